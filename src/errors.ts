@@ -1,0 +1,119 @@
+/**
+ * Typed errors with stable codes, a hint for the user and an exit code.
+ *
+ * Every failure a user can meet is a {@link HoopError}: `code` is stable (scripts and the
+ * gateway's JSON error bodies rely on it), `message` says what went wrong, `hint` says what to
+ * do about it. Messages and hints never contain a token, password or other secret.
+ *
+ * @see https://github.com/nodejs/undici/blob/main/lib/core/errors.js (pattern: coded error classes)
+ */
+
+/** Stable error codes. The string values are part of the public interface: never rename one. */
+export const ErrorCode = {
+  /** Invalid command-line usage. */
+  USAGE: 'HOOP_USAGE',
+  /** A configuration file is missing, unreadable or invalid. */
+  CONFIG_INVALID: 'HOOP_CONFIG_INVALID',
+  /** A `${env:...}` or `${file:...}` secret reference could not be resolved. */
+  SECRET_UNRESOLVED: 'HOOP_SECRET_UNRESOLVED',
+  /** No token is available to the CLI. */
+  NOT_LOGGED_IN: 'HOOP_NOT_LOGGED_IN',
+  /** The gateway rejected the bearer token. */
+  TOKEN_REJECTED: 'HOOP_TOKEN_REJECTED',
+  /** The caller is authenticated but may not use this connection. */
+  ACCESS_DENIED: 'HOOP_ACCESS_DENIED',
+  /** The gateway knows no connection by that name. */
+  CONNECTION_UNKNOWN: 'HOOP_CONNECTION_UNKNOWN',
+  /** The gateway could not be reached (DNS, refused, TLS failure, timeout). */
+  GATEWAY_UNREACHABLE: 'HOOP_GATEWAY_UNREACHABLE',
+  /** The gateway answered something this client does not understand. */
+  GATEWAY_PROTOCOL: 'HOOP_GATEWAY_PROTOCOL',
+  /** The gateway could not reach or authenticate to the upstream server. */
+  UPSTREAM_UNAVAILABLE: 'HOOP_UPSTREAM_UNAVAILABLE',
+  /** The upstream server rejected the gateway's stored credentials. */
+  UPSTREAM_AUTH_FAILED: 'HOOP_UPSTREAM_AUTH_FAILED',
+  /** A peer sent bytes that violate the wire protocol. */
+  PROTOCOL_VIOLATION: 'HOOP_PROTOCOL_VIOLATION',
+  /** A listener could not be opened. */
+  LISTEN_FAILED: 'HOOP_LISTEN_FAILED',
+  /** A deadline passed. */
+  TIMEOUT: 'HOOP_TIMEOUT',
+  /** A bug: something that should not happen did. */
+  INTERNAL: 'HOOP_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Process exit codes, after sysexits(3) where one fits. */
+export const ExitCode = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 64,
+  DATA: 65,
+  UNAVAILABLE: 69,
+  SOFTWARE: 70,
+  NOPERM: 77,
+  CONFIG: 78,
+} as const;
+
+const defaultExit: Record<ErrorCode, number> = {
+  HOOP_USAGE: ExitCode.USAGE,
+  HOOP_CONFIG_INVALID: ExitCode.CONFIG,
+  HOOP_SECRET_UNRESOLVED: ExitCode.CONFIG,
+  HOOP_NOT_LOGGED_IN: ExitCode.NOPERM,
+  HOOP_TOKEN_REJECTED: ExitCode.NOPERM,
+  HOOP_ACCESS_DENIED: ExitCode.NOPERM,
+  HOOP_CONNECTION_UNKNOWN: ExitCode.DATA,
+  HOOP_GATEWAY_UNREACHABLE: ExitCode.UNAVAILABLE,
+  HOOP_GATEWAY_PROTOCOL: ExitCode.UNAVAILABLE,
+  HOOP_UPSTREAM_UNAVAILABLE: ExitCode.UNAVAILABLE,
+  HOOP_UPSTREAM_AUTH_FAILED: ExitCode.UNAVAILABLE,
+  HOOP_PROTOCOL_VIOLATION: ExitCode.DATA,
+  HOOP_LISTEN_FAILED: ExitCode.UNAVAILABLE,
+  HOOP_TIMEOUT: ExitCode.UNAVAILABLE,
+  HOOP_INTERNAL: ExitCode.SOFTWARE,
+};
+
+/** Options of a {@link HoopError}. */
+export interface HoopErrorOptions {
+  /** What the user can do about it, one sentence. */
+  hint?: string;
+  /** Overrides the exit code implied by the error code. */
+  exitCode?: number;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/** An error a user can meet, with a stable code and a hint. */
+export class HoopError extends Error {
+  override readonly name = 'HoopError';
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly exitCode: number;
+
+  constructor(code: ErrorCode, message: string, options: HoopErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? defaultExit[code];
+  }
+
+  /** The JSON body the gateway sends for this error. */
+  toJSON(): { error: { code: ErrorCode; message: string; hint?: string } } {
+    return { error: { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) } };
+  }
+}
+
+/** True when `err` is a {@link HoopError}, optionally with the given code. */
+export function isHoopError(err: unknown, code?: ErrorCode): err is HoopError {
+  return err instanceof HoopError && (code === undefined || err.code === code);
+}
+
+/** A short description of any thrown value, for logs and messages. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}
