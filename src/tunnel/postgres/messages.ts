@@ -1,0 +1,241 @@
+/**
+ * Encoders for PostgreSQL v3 wire-protocol messages. Each returns a Buffer holding one complete
+ * message (type byte, Int32 length that counts itself, body); the startup-phase packets have no
+ * type byte.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+import { PgProtocolError } from './protocol-error.js';
+
+/** The request code of an SSLRequest packet (1234 << 16 | 5679). @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
+export const SSL_REQUEST_CODE = 80877103;
+/** The request code of a GSSENCRequest packet (1234 << 16 | 5680). @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
+export const GSSENC_REQUEST_CODE = 80877104;
+/** The request code of a CancelRequest packet (1234 << 16 | 5678). @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
+export const CANCEL_REQUEST_CODE = 80877102;
+/** Protocol version 3.0 as sent in a StartupMessage (3 << 16). @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
+export const PROTOCOL_3_0 = 196608;
+
+/**
+ * The SQLSTATE codes hoop reports.
+ *
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+export const SqlState = {
+  PROTOCOL_VIOLATION: '08P01',
+  FEATURE_NOT_SUPPORTED: '0A000',
+  INVALID_AUTHORIZATION: '28000',
+  INVALID_PASSWORD: '28P01',
+  CONNECTION_FAILURE: '08006',
+  CANNOT_CONNECT_NOW: '57P03',
+  INSUFFICIENT_PRIVILEGE: '42501',
+  QUERY_CANCELED: '57014',
+  ADMIN_SHUTDOWN: '57P01',
+  TOO_MANY_CONNECTIONS: '53300',
+  INVALID_CATALOG_NAME: '3D000',
+  SERVER_REJECTED_CONNECTION: '08004',
+  UNABLE_TO_CONNECT: '08001',
+  INTERNAL_ERROR: 'XX000',
+} as const;
+
+/** The severities of an ErrorResponse or NoticeResponse (the non-localized `V` field). */
+export type PgSeverity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'DEBUG' | 'INFO' | 'LOG';
+
+/**
+ * The fields of an ErrorResponse / NoticeResponse that hoop writes.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+export interface PgErrorFields {
+  severity: PgSeverity;
+  /** SQLSTATE, five characters. */
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+}
+
+/** Builds one message: collects body parts, then prefixes type and length. */
+class Builder {
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+
+  int32(n: number): this {
+    const b = Buffer.allocUnsafe(4);
+    if (n < 0) b.writeInt32BE(n);
+    else b.writeUInt32BE(n);
+    return this.bytes(b);
+  }
+
+  int16(n: number): this {
+    const b = Buffer.allocUnsafe(2);
+    b.writeUInt16BE(n);
+    return this.bytes(b);
+  }
+
+  byte(c: string | number): this {
+    return this.bytes(Buffer.from([typeof c === 'number' ? c : c.charCodeAt(0)]));
+  }
+
+  /** A NUL-terminated string; a NUL inside it would end the string early, so it is refused. */
+  cstr(s: string): this {
+    const b = Buffer.from(s, 'utf8');
+    if (b.includes(0)) throw new PgProtocolError('a protocol string may not contain a NUL byte');
+    this.bytes(b);
+    return this.byte(0);
+  }
+
+  bytes(b: Buffer): this {
+    this.parts.push(b);
+    this.size += b.length;
+    return this;
+  }
+
+  /** The message with a type byte, or without one when `type` is undefined (startup packets). */
+  finish(type?: string): Buffer {
+    const head = type === undefined ? 0 : 1;
+    const out = Buffer.allocUnsafe(head + 4 + this.size);
+    if (type !== undefined) out[0] = type.charCodeAt(0);
+    out.writeUInt32BE(4 + this.size, head);
+    let at = head + 4;
+    for (const p of this.parts) at += p.copy(out, at);
+    return out;
+  }
+}
+
+function checkInt32(name: string, n: number): number {
+  if (!Number.isInteger(n) || n < -0x80000000 || n > 0xffffffff) throw new RangeError(`${name} must be a 32-bit integer`);
+  return n >>> 0;
+}
+
+function fields(type: 'E' | 'N', f: PgErrorFields): Buffer {
+  const b = new Builder();
+  b.byte('S').cstr(f.severity).byte('V').cstr(f.severity).byte('C').cstr(f.code).byte('M').cstr(f.message);
+  if (f.detail !== undefined) b.byte('D').cstr(f.detail);
+  if (f.hint !== undefined) b.byte('H').cstr(f.hint);
+  return b.byte(0).finish(type);
+}
+
+/** ErrorResponse ('E'), with both the localized `S` and non-localized `V` severity. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ERRORRESPONSE */
+export function errorResponse(f: PgErrorFields): Buffer {
+  return fields('E', f);
+}
+
+/** NoticeResponse ('N'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NOTICERESPONSE */
+export function noticeResponse(f: PgErrorFields): Buffer {
+  return fields('N', f);
+}
+
+/** AuthenticationOk ('R', 0). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONOK */
+export function authenticationOk(): Buffer {
+  return new Builder().int32(0).finish('R');
+}
+
+/** AuthenticationCleartextPassword ('R', 3). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONCLEARTEXTPASSWORD */
+export function authenticationCleartextPassword(): Buffer {
+  return new Builder().int32(3).finish('R');
+}
+
+/** AuthenticationMD5Password ('R', 5) with its 4-byte salt. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONMD5PASSWORD */
+export function authenticationMD5Password(salt: Buffer): Buffer {
+  if (salt.length !== 4) throw new RangeError('an MD5 salt is 4 bytes');
+  return new Builder().int32(5).bytes(salt).finish('R');
+}
+
+/** AuthenticationSASL ('R', 10) listing the mechanisms, in the server's order of preference. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONSASL */
+export function authenticationSASL(mechanisms: string[]): Buffer {
+  const b = new Builder().int32(10);
+  for (const m of mechanisms) {
+    if (m === '') throw new RangeError('a SASL mechanism name may not be empty');
+    b.cstr(m);
+  }
+  return b.byte(0).finish('R');
+}
+
+/** AuthenticationSASLContinue ('R', 11). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONSASLCONTINUE */
+export function authenticationSASLContinue(data: Buffer): Buffer {
+  return new Builder().int32(11).bytes(data).finish('R');
+}
+
+/** AuthenticationSASLFinal ('R', 12). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONSASLFINAL */
+export function authenticationSASLFinal(data: Buffer): Buffer {
+  return new Builder().int32(12).bytes(data).finish('R');
+}
+
+/** ParameterStatus ('S'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS */
+export function parameterStatus(name: string, value: string): Buffer {
+  return new Builder().cstr(name).cstr(value).finish('S');
+}
+
+/** BackendKeyData ('K') with a 32-bit key, as in protocol 3.0. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BACKENDKEYDATA */
+export function backendKeyData(processId: number, secretKey: number): Buffer {
+  return new Builder().int32(checkInt32('processId', processId)).int32(checkInt32('secretKey', secretKey)).finish('K');
+}
+
+/** ReadyForQuery ('Z'): idle, in a transaction block, or in a failed transaction block. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY */
+export function readyForQuery(status: 'I' | 'T' | 'E'): Buffer {
+  return new Builder().byte(status).finish('Z');
+}
+
+/** NegotiateProtocolVersion ('v'): the newest minor version supported and the `_pq_.` options not recognized. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NEGOTIATEPROTOCOLVERSION */
+export function negotiateProtocolVersion(newestMinor: number, unrecognized: string[]): Buffer {
+  const b = new Builder().int32(checkInt32('newestMinor', newestMinor)).int32(unrecognized.length);
+  for (const o of unrecognized) b.cstr(o);
+  return b.finish('v');
+}
+
+/** StartupMessage (no type byte): protocol 3.`minor`, then name/value pairs and a terminating NUL. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE */
+export function startupMessage(params: Iterable<[string, string]>, minor = 0): Buffer {
+  if (!Number.isInteger(minor) || minor < 0 || minor > 0xffff) throw new RangeError('minor must be a 16-bit integer');
+  const b = new Builder().int16(3).int16(minor);
+  for (const [name, value] of params) {
+    if (name === '') throw new RangeError('a startup parameter name may not be empty');
+    b.cstr(name).cstr(value);
+  }
+  return b.byte(0).finish();
+}
+
+/** SSLRequest (no type byte). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SSLREQUEST */
+export function sslRequest(): Buffer {
+  return new Builder().int32(SSL_REQUEST_CODE).finish();
+}
+
+/** GSSENCRequest (no type byte). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-GSSENCREQUEST */
+export function gssEncRequest(): Buffer {
+  return new Builder().int32(GSSENC_REQUEST_CODE).finish();
+}
+
+/** CancelRequest (no type byte) with a 32-bit key, as in protocol 3.0. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-CANCELREQUEST */
+export function cancelRequest(processId: number, secretKey: number): Buffer {
+  return new Builder()
+    .int32(CANCEL_REQUEST_CODE)
+    .int32(checkInt32('processId', processId))
+    .int32(checkInt32('secretKey', secretKey))
+    .finish();
+}
+
+/** PasswordMessage ('p') carrying a cleartext or MD5-hashed password. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PASSWORDMESSAGE */
+export function passwordMessage(password: string): Buffer {
+  return new Builder().cstr(password).finish('p');
+}
+
+/** SASLInitialResponse ('p'): mechanism name, Int32 length of the data, the data. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SASLINITIALRESPONSE */
+export function saslInitialResponse(mechanism: string, data: Buffer): Buffer {
+  return new Builder().cstr(mechanism).int32(data.length).bytes(data).finish('p');
+}
+
+/** SASLResponse ('p'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SASLRESPONSE */
+export function saslResponse(data: Buffer): Buffer {
+  return new Builder().bytes(data).finish('p');
+}
+
+/** Terminate ('X'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-TERMINATE */
+export function terminate(): Buffer {
+  return new Builder().finish('X');
+}
+
+/** Query ('Q'), a simple-protocol query string. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-QUERY */
+export function query(sql: string): Buffer {
+  return new Builder().cstr(sql).finish('Q');
+}

@@ -1,0 +1,413 @@
+/**
+ * Reading typed PostgreSQL v3 messages (type byte, Int32 length, body) from a byte stream, and
+ * parsers for the message bodies hoop needs to understand during authentication.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ * @see https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS
+ */
+import type { PgErrorFields, PgSeverity } from './messages.js';
+import { PgProtocolError } from './protocol-error.js';
+
+/**
+ * One typed message. `raw` is the whole message (type, length, body), `body` the part after the
+ * length; both are views into the received bytes when the message arrived in one chunk.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS
+ */
+export interface PgMessage {
+  type: number;
+  body: Buffer;
+  raw: Buffer;
+}
+
+/** PostgreSQL's PQ_SMALL_MESSAGE_LIMIT. */
+const SMALL = 10_000;
+/** PostgreSQL's PQ_LARGE_MESSAGE_LIMIT (MaxAllocSize - 1). */
+const LARGE = 0x3fffffff;
+/** PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, the limit it applies to PasswordMessage and SASL messages. */
+const AUTH_TOKEN = 65_535;
+
+/** Largest length field (which counts itself) allowed per frontend message type; 4 means "no body". */
+const frontendLimits = new Map<number, number>(
+  Object.entries({
+    B: LARGE, // Bind
+    C: SMALL, // Close
+    c: 4, // CopyDone
+    d: LARGE, // CopyData
+    D: SMALL, // Describe
+    E: SMALL, // Execute
+    H: 4, // Flush
+    F: LARGE, // FunctionCall
+    f: SMALL, // CopyFail
+    p: AUTH_TOKEN, // PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse
+    P: LARGE, // Parse
+    Q: LARGE, // Query
+    S: 4, // Sync
+    X: 4, // Terminate
+  }).map(([k, v]) => [k.charCodeAt(0), v]),
+);
+
+/** Backend message types, with exact lengths for those whose size is fixed. */
+const backendLimits = new Map<number, number>(
+  [...'RKSZTDCENA123nsItVGHWdcv'].map((k) => [k.charCodeAt(0), LARGE] as [number, number]),
+);
+for (const k of '123nsIc') backendLimits.set(k.charCodeAt(0), 4);
+backendLimits.set('Z'.charCodeAt(0), 5);
+
+/** Message types whose length must be exactly their limit (no body, or a fixed one). */
+const exactFrontend = new Set([...'cHSX'].map((k) => k.charCodeAt(0)));
+const exactBackend = new Set([...'123nsIcZ'].map((k) => k.charCodeAt(0)));
+
+function typeName(type: number): string {
+  return type >= 0x20 && type < 0x7f ? `'${String.fromCharCode(type)}'` : `0x${type.toString(16).padStart(2, '0')}`;
+}
+
+/** Options of a {@link MessageReader}. */
+export interface MessageReaderOptions {
+  /** Whose messages are read: `frontend` (a client's) or `backend` (a server's). */
+  side: 'frontend' | 'backend';
+}
+
+/**
+ * Splits a byte stream into typed messages. Push chunks as they arrive and call `next()` until it
+ * returns null. A message inside one chunk is returned as views into it (no copy); a message that
+ * spans chunks is copied once, when complete. Type and length are checked as soon as the 5-byte
+ * header is in, so an oversized claim is refused before any of it is buffered. After an error the
+ * reader stays failed.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+export class MessageReader {
+  private readonly limits: Map<number, number>;
+  private readonly exact: Set<number>;
+  private readonly side: 'frontend' | 'backend';
+  private chunks: Buffer[] = [];
+  private head = 0;
+  /** Offset of the first unread byte in `chunks[head]`. */
+  private offset = 0;
+  private total = 0;
+  /** Length of the message whose header has been read, else -1. */
+  private pending = -1;
+  private pendingType = 0;
+  private failure: PgProtocolError | undefined;
+
+  constructor(options: MessageReaderOptions) {
+    this.side = options.side;
+    this.limits = options.side === 'frontend' ? frontendLimits : backendLimits;
+    this.exact = options.side === 'frontend' ? exactFrontend : exactBackend;
+  }
+
+  /** Bytes received but not yet returned by `next()`: after `next()` returns null, the bytes of an incomplete message. */
+  get bufferedBytes(): number {
+    return this.total;
+  }
+
+  /** Appends received bytes. */
+  push(chunk: Buffer): void {
+    if (this.failure || chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+  }
+
+  /**
+   * Removes and returns every byte received but not yet returned by `next()` (an incomplete
+   * message's header included), to hand the stream over to another reader or a relay.
+   */
+  takeBuffered(): Buffer {
+    const parts = this.chunks.slice(this.head);
+    if (parts.length > 0) parts[0] = parts[0]!.subarray(this.offset);
+    this.chunks = [];
+    this.head = 0;
+    this.offset = 0;
+    this.total = 0;
+    this.pending = -1;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** The next complete message, or null when more bytes are needed. @throws PgProtocolError */
+  next(): PgMessage | null {
+    if (this.failure) throw this.failure;
+    try {
+      return this.read();
+    } catch (err) {
+      if (err instanceof PgProtocolError) {
+        this.failure = err;
+        this.chunks = [];
+        this.head = 0;
+        this.offset = 0;
+        this.total = 0;
+      }
+      throw err;
+    }
+  }
+
+  private read(): PgMessage | null {
+    if (this.pending < 0) {
+      if (this.total === 0) return null;
+      const type = this.chunks[this.head]![this.offset]!;
+      const limit = this.limits.get(type);
+      if (limit === undefined) {
+        throw new PgProtocolError(`unexpected ${this.side} message type ${typeName(type)}`);
+      }
+      if (this.total < 5) return null;
+      const len = this.peekInt32(1);
+      if (len < 4) throw new PgProtocolError(`invalid message length ${len} for ${typeName(type)}`);
+      if (this.exact.has(type) ? len !== limit : len > limit) {
+        throw new PgProtocolError(
+          this.exact.has(type)
+            ? `invalid message length ${len} for ${typeName(type)} (must be ${limit})`
+            : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
+        );
+      }
+      this.pending = len;
+      this.pendingType = type;
+    }
+    const size = 1 + this.pending;
+    if (this.total < size) return null;
+    const raw = this.take(size);
+    this.pending = -1;
+    return { type: this.pendingType, body: raw.subarray(5), raw };
+  }
+
+  /** Reads a big-endian Int32 at `at` bytes past the cursor, across chunk boundaries. */
+  private peekInt32(at: number): number {
+    const first = this.chunks[this.head]!;
+    if (this.offset + at + 4 <= first.length) return first.readInt32BE(this.offset + at);
+    let n = 0;
+    let i = this.head;
+    let o = this.offset + at;
+    for (let k = 0; k < 4; k++) {
+      while (o >= this.chunks[i]!.length) {
+        o -= this.chunks[i]!.length;
+        i++;
+      }
+      n = (n << 8) | this.chunks[i]![o]!;
+      o++;
+    }
+    return n;
+  }
+
+  /** Removes and returns the next `size` bytes: a view when they lie in one chunk, else one copy. */
+  private take(size: number): Buffer {
+    const first = this.chunks[this.head]!;
+    let out: Buffer;
+    if (this.offset + size <= first.length) {
+      out = first.subarray(this.offset, this.offset + size);
+      this.offset += size;
+    } else {
+      out = Buffer.allocUnsafe(size);
+      let filled = 0;
+      while (filled < size) {
+        const c = this.chunks[this.head]!;
+        const n = Math.min(c.length - this.offset, size - filled);
+        c.copy(out, filled, this.offset, this.offset + n);
+        filled += n;
+        this.offset += n;
+        if (this.offset === c.length && filled < size) this.advance();
+      }
+    }
+    if (this.offset === this.chunks[this.head]!.length) this.advance();
+    this.total -= size;
+    return out;
+  }
+
+  private advance(): void {
+    this.chunks[this.head] = undefined as unknown as Buffer;
+    this.head++;
+    this.offset = 0;
+    if (this.head === this.chunks.length) {
+      this.chunks = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+/** A bounds-checked cursor over a message body. */
+class BodyCursor {
+  at = 0;
+  constructor(
+    private readonly body: Buffer,
+    private readonly what: string,
+  ) {}
+
+  get remaining(): number {
+    return this.body.length - this.at;
+  }
+
+  private need(n: number): void {
+    if (this.remaining < n) throw new PgProtocolError(`${this.what} message is truncated`);
+  }
+
+  int32(): number {
+    this.need(4);
+    const n = this.body.readInt32BE(this.at);
+    this.at += 4;
+    return n;
+  }
+
+  uint32(): number {
+    this.need(4);
+    const n = this.body.readUInt32BE(this.at);
+    this.at += 4;
+    return n;
+  }
+
+  byte(): number {
+    this.need(1);
+    return this.body[this.at++]!;
+  }
+
+  bytes(n: number): Buffer {
+    this.need(n);
+    const b = this.body.subarray(this.at, this.at + n);
+    this.at += n;
+    return b;
+  }
+
+  rest(): Buffer {
+    return this.bytes(this.remaining);
+  }
+
+  cstrBytes(): Buffer {
+    const end = this.body.indexOf(0, this.at);
+    if (end < 0) throw new PgProtocolError(`${this.what} message has an unterminated string`);
+    const b = this.body.subarray(this.at, end);
+    this.at = end + 1;
+    return b;
+  }
+
+  cstr(): string {
+    return this.cstrBytes().toString('utf8');
+  }
+
+  end(): void {
+    if (this.remaining !== 0) throw new PgProtocolError(`${this.what} message has ${this.remaining} unexpected trailing bytes`);
+  }
+}
+
+/**
+ * The body of an Authentication ('R') message: the code, and the MD5 salt (5), SASL mechanisms
+ * (10), or SASL / GSS data (8, 11, 12) when the code carries them.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONOK
+ */
+export function parseAuthentication(body: Buffer): { code: number; salt?: Buffer; mechanisms?: string[]; data?: Buffer } {
+  const c = new BodyCursor(body, 'Authentication');
+  const code = c.int32();
+  switch (code) {
+    case 5: {
+      const salt = c.bytes(4);
+      c.end();
+      return { code, salt };
+    }
+    case 10: {
+      const mechanisms: string[] = [];
+      for (;;) {
+        const m = c.cstr();
+        if (m === '') break;
+        mechanisms.push(m);
+      }
+      c.end();
+      return { code, mechanisms };
+    }
+    case 8:
+    case 11:
+    case 12:
+      return { code, data: c.rest() };
+    default:
+      c.end();
+      return { code };
+  }
+}
+
+const severities = new Set<string>(['ERROR', 'FATAL', 'PANIC', 'WARNING', 'NOTICE', 'DEBUG', 'INFO', 'LOG']);
+
+/**
+ * The fields of an ErrorResponse ('E') or NoticeResponse ('N'). `severity` comes from the
+ * non-localized `V` field when present, else `S`; `fields` holds every field by its type letter.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+export function parseErrorFields(body: Buffer): PgErrorFields & { fields: Map<string, string> } {
+  const c = new BodyCursor(body, 'ErrorResponse');
+  const fields = new Map<string, string>();
+  for (;;) {
+    const t = c.byte();
+    if (t === 0) break;
+    fields.set(String.fromCharCode(t), c.cstr());
+  }
+  c.end();
+  const v = fields.get('V');
+  const s = fields.get('S');
+  const severity = (v && severities.has(v) ? v : s && severities.has(s) ? s : 'ERROR') as PgSeverity;
+  const out: PgErrorFields & { fields: Map<string, string> } = {
+    severity,
+    code: fields.get('C') ?? 'XX000',
+    message: fields.get('M') ?? '',
+    fields,
+  };
+  const detail = fields.get('D');
+  const hint = fields.get('H');
+  if (detail !== undefined) out.detail = detail;
+  if (hint !== undefined) out.hint = hint;
+  return out;
+}
+
+/** The name and value of a ParameterStatus ('S') message. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS */
+export function parseParameterStatus(body: Buffer): [string, string] {
+  const c = new BodyCursor(body, 'ParameterStatus');
+  const name = c.cstr();
+  const value = c.cstr();
+  c.end();
+  return [name, value];
+}
+
+/** The process id and 32-bit secret key of a BackendKeyData ('K') message (protocol 3.0). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BACKENDKEYDATA */
+export function parseBackendKeyData(body: Buffer): { processId: number; secretKey: number } {
+  const c = new BodyCursor(body, 'BackendKeyData');
+  const processId = c.uint32();
+  const secretKey = c.uint32();
+  c.end();
+  return { processId, secretKey };
+}
+
+/** The transaction status of a ReadyForQuery ('Z') message. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY */
+export function parseReadyForQuery(body: Buffer): 'I' | 'T' | 'E' {
+  const c = new BodyCursor(body, 'ReadyForQuery');
+  const s = String.fromCharCode(c.byte());
+  c.end();
+  if (s !== 'I' && s !== 'T' && s !== 'E') throw new PgProtocolError(`invalid transaction status ${JSON.stringify(s)} in ReadyForQuery`);
+  return s;
+}
+
+/**
+ * The password bytes of a PasswordMessage ('p'), without the terminating NUL (cleartext or
+ * `md5...` hash; not decoded, as the server does not decode it either).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PASSWORDMESSAGE
+ */
+export function parsePasswordMessage(body: Buffer): Buffer {
+  const c = new BodyCursor(body, 'PasswordMessage');
+  const password = c.cstrBytes();
+  c.end();
+  return password;
+}
+
+/**
+ * The mechanism and initial data of a SASLInitialResponse ('p'); a data length of -1 (no data)
+ * gives an empty buffer.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SASLINITIALRESPONSE
+ */
+export function parseSaslInitialResponse(body: Buffer): { mechanism: string; data: Buffer } {
+  const c = new BodyCursor(body, 'SASLInitialResponse');
+  const mechanism = c.cstr();
+  const len = c.int32();
+  if (len < -1) throw new PgProtocolError(`invalid SASL data length ${len}`);
+  const data = len === -1 ? Buffer.alloc(0) : c.bytes(len);
+  c.end();
+  return { mechanism, data };
+}
