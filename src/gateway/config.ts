@@ -1,0 +1,605 @@
+/**
+ * The gateway's configuration file: where it listens, which OpenID issuers it trusts, which
+ * upstream servers it can reach and who may use them.
+ *
+ * The file is YAML. Relative paths are resolved against the directory of the file. Unknown keys
+ * are errors, so a typo never passes silently. Every problem is reported at once, each as
+ * `<file>:<line>:<col>: <dotted.field.path>: <what is wrong>`.
+ *
+ * ```yaml
+ * listen: 127.0.0.1:8443              # host:port, IPv6 as "[::1]:8443"; port 0 picks a free port
+ * tls: { cert: ./gateway.crt, key: ./gateway.key }   # required unless listen is loopback
+ * log: { level: info }                # debug | info | warn | error
+ * issuers:                            # OpenID providers whose tokens are accepted
+ *   - issuer: https://idp.example.com # exactly as in the tokens' `iss`; https unless loopback
+ *     audience: hoop                  # one or a list; a token must carry one of them in `aud`
+ *     algorithms: [RS256, ES256]      # default RS256, PS256, ES256, EdDSA (asymmetric only)
+ *     subjectClaim: sub               # defaults: sub, groups, email
+ *     groupsClaim: groups
+ *     emailClaim: email
+ *     clockToleranceSeconds: 30       # 0..60, default 30
+ * connections:
+ *   - name: prod-db                   # [a-z0-9][a-z0-9-_.]{0,62}, unique
+ *     type: postgres
+ *     host: db.internal
+ *     port: 5432                      # default 5432
+ *     database: app
+ *     user: app_rw
+ *     password: ${env:PROD_DB_PASSWORD}   # or ${file:./prod-db.pass}; never a literal
+ *     tls: { mode: verify-full, ca: ./db-ca.pem, serverName: db.internal }  # mode default prefer
+ *     allowCleartextWithoutTls: false # send a cleartext password over a non-TLS link? default no
+ *     allow: { subjects: [], emails: [], groups: [dba] }   # '*' in subjects: anyone signed in
+ * ```
+ *
+ * Secret references must be resolvable when the file is loaded, but their values are not kept:
+ * {@link resolveSecret} is called again whenever a connection is opened, so rotation needs no
+ * restart.
+ *
+ * @see https://yaml.org/spec/1.2.2/
+ * @see https://openid.net/specs/openid-connect-discovery-1_0.html#IssuerDiscovery (issuer form)
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLMODE
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
+import { z } from 'zod';
+import { HoopError, ErrorCode } from '../errors.js';
+
+/** The loaded gateway configuration. */
+export interface GatewayConfig {
+  /** Absolute path of the file it was loaded from. */
+  file: string;
+  listen: { host: string; port: number };
+  /** Absent only when `listen` is a loopback address. */
+  tls?: { cert: Buffer; key: Buffer; certFile: string; keyFile: string };
+  issuers: IssuerConfig[];
+  connections: ConnectionConfig[];
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+/**
+ * One trusted OpenID provider.
+ *
+ * @see https://openid.net/specs/openid-connect-core-1_0.html#IDToken
+ * @see https://www.rfc-editor.org/rfc/rfc9068 (JWT access tokens)
+ */
+export interface IssuerConfig {
+  /** Compared exactly with the token's `iss` claim and the discovery document's `issuer`. */
+  issuer: string;
+  /** A token must carry at least one of these in `aud`. */
+  audience: string[];
+  /** JWS algorithms accepted; asymmetric only. */
+  algorithms: string[];
+  subjectClaim: string;
+  groupsClaim: string;
+  emailClaim: string;
+  clockToleranceSeconds: number;
+}
+
+/**
+ * Where a secret lives. Only the gateway resolves it, with {@link resolveSecret}.
+ *
+ * Written `${env:NAME}` or `${file:path}` in the file.
+ */
+export type SecretRef = { kind: 'env'; name: string } | { kind: 'file'; path: string };
+
+/**
+ * One upstream PostgreSQL server the gateway can open sessions to.
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+ */
+export interface ConnectionConfig {
+  name: string;
+  type: 'postgres';
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: SecretRef;
+  /** `mode` follows libpq's `sslmode` (default `prefer`, as in libpq). */
+  tls: { mode: 'disable' | 'prefer' | 'require' | 'verify-full'; ca?: Buffer; caFile?: string; serverName?: string };
+  /** Whether a cleartext password may be sent when the upstream link is not encrypted. */
+  allowCleartextWithoutTls: boolean;
+  /** Who may use it. `*` in `subjects` admits any authenticated identity; all empty admits nobody. */
+  allow: { subjects: string[]; emails: string[]; groups: string[] };
+}
+
+/** Algorithms accepted by default. */
+export const DEFAULT_ALGORITHMS: readonly string[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+
+/** Asymmetric JWS algorithms an issuer may be configured with (no `none`, no HMAC). @see https://www.rfc-editor.org/rfc/rfc7518#section-3.1 */
+export const ALLOWED_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+] as const;
+
+const HINT = 'fix the file and start the gateway again';
+const SECRET_REF = /^\$\{(env|file):([^}]*)\}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const CONNECTION_NAME = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
+
+/**
+ * Parses a `${env:NAME}` or `${file:path}` reference; file paths are resolved against `baseDir`.
+ * Returns undefined when `text` is not a well-formed reference.
+ *
+ * @see https://12factor.net/config (configuration from the environment)
+ */
+export function parseSecretRef(text: string, baseDir: string): SecretRef | undefined {
+  const m = SECRET_REF.exec(text.trim());
+  if (!m) return undefined;
+  const [, kind, arg = ''] = m;
+  if (kind === 'env') return ENV_NAME.test(arg) ? { kind: 'env', name: arg } : undefined;
+  return arg.trim() === '' ? undefined : { kind: 'file', path: resolve(baseDir, arg.trim()) };
+}
+
+/**
+ * Resolves a secret reference to its value: the environment variable, or the file's content
+ * without one trailing newline. Errors name the variable or file, never the value.
+ *
+ * @see https://docs.docker.com/engine/swarm/secrets/ (secrets mounted as files)
+ * @throws HoopError SECRET_UNRESOLVED
+ */
+export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (ref.kind === 'env') {
+    const value = env[ref.name];
+    if (value === undefined || value === '') {
+      throw new HoopError(ErrorCode.SECRET_UNRESOLVED, `environment variable ${ref.name} is ${value === undefined ? 'not set' : 'empty'}`, {
+        hint: `set ${ref.name} in the gateway's environment`,
+      });
+    }
+    return value;
+  }
+  let text: string;
+  try {
+    text = await readFile(ref.path, 'utf8');
+  } catch (err) {
+    throw new HoopError(ErrorCode.SECRET_UNRESOLVED, `cannot read secret file ${ref.path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      hint: 'make the file exist and readable by the gateway',
+      cause: err,
+    });
+  }
+  const value = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+  if (value === '') {
+    throw new HoopError(ErrorCode.SECRET_UNRESOLVED, `secret file ${ref.path} is empty`, { hint: 'write the secret into the file' });
+  }
+  return value;
+}
+
+/**
+ * True for 127.0.0.0/8, ::1 (and IPv4-mapped loopback) and `localhost`.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc1122#section-3.2.1.3
+ * @see https://www.rfc-editor.org/rfc/rfc4291#section-2.5.3
+ * @see https://www.rfc-editor.org/rfc/rfc6761#section-6.3
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h.toLowerCase() === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) {
+    const lower = h.toLowerCase();
+    if (lower === '::1' || lower === '0:0:0:0:0:0:0:1') return true;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+    return mapped !== null && mapped[1]!.startsWith('127.');
+  }
+  return false;
+}
+
+/** Parses `host:port` or `[v6]:port`; undefined when malformed. */
+function parseListen(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
+  const port = Number(m[3]);
+  return port <= 65535 ? { host, port } : undefined;
+}
+
+function issuerProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'must be an absolute URL such as https://idp.example.com';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL';
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) return 'must use https (plain http is only allowed for a loopback issuer)';
+  if (url.search || url.hash || value.includes('?') || value.includes('#')) return 'must not have a query or fragment';
+  if (url.username || url.password) return 'must not contain credentials';
+  return undefined;
+}
+
+const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim().min(1, { error: `must be ${what}` });
+const stringList = z.array(nonEmpty('a non-empty string')).default([]);
+
+const listenSchema = z.string({ error: 'must be host:port, e.g. 127.0.0.1:8443 or [::1]:8443' }).transform((v, ctx) => {
+  const parsed = parseListen(v);
+  if (!parsed) {
+    ctx.addIssue({ code: 'custom', message: 'must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8443 or [::1]:8443' });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const issuerSchema = z.strictObject({
+  issuer: z.string({ error: 'must be the issuer URL' }).check((ctx) => {
+    const problem = issuerProblem(ctx.value);
+    if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+  }),
+  audience: z
+    .union([nonEmpty('a non-empty string'), z.array(nonEmpty('a non-empty string')).min(1, { error: 'must list at least one audience' })], {
+      error: 'must be a string or a list of strings',
+    })
+    .transform((v) => (typeof v === 'string' ? [v] : v)),
+  algorithms: z
+    .array(z.enum(ALLOWED_ALGORITHMS, { error: `must be one of ${ALLOWED_ALGORITHMS.join(', ')} (symmetric and "none" are refused)` }))
+    .min(1, { error: 'must list at least one algorithm' })
+    .default([...DEFAULT_ALGORITHMS] as (typeof ALLOWED_ALGORITHMS)[number][]),
+  subjectClaim: nonEmpty('a claim name').default('sub'),
+  groupsClaim: nonEmpty('a claim name').default('groups'),
+  emailClaim: nonEmpty('a claim name').default('email'),
+  clockToleranceSeconds: z
+    .number({ error: 'must be a number of seconds' })
+    .int({ error: 'must be a whole number of seconds' })
+    .min(0, { error: 'must be at least 0' })
+    .max(60, { error: 'must be at most 60 seconds' })
+    .default(30),
+});
+
+const secretSchema = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:path}' }).check((ctx) => {
+  if (!SECRET_REF.test(ctx.value.trim())) {
+    ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be a secret reference like ${env:NAME} or ${file:path}, not a literal password' });
+  } else if (parseSecretRef(ctx.value, '/') === undefined) {
+    ctx.issues.push({ code: 'custom', input: ctx.value, message: 'malformed secret reference: ${env:NAME} needs a variable name of letters, digits and _, ${file:path} a path' });
+  }
+});
+
+const port = (min: number) =>
+  z
+    .number({ error: 'must be a port number' })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be from ${min} to 65535` })
+    .max(65535, { error: `must be from ${min} to 65535` });
+
+const connectionSchema = z.strictObject({
+  name: z.string({ error: 'must be a name' }).regex(CONNECTION_NAME, {
+    error: 'must be 1-63 characters of a-z, 0-9, "-", "_", "." starting with a letter or digit',
+  }),
+  type: z.literal('postgres', { error: 'must be postgres (the only type supported)' }),
+  host: nonEmpty('a host name or address').refine((v) => !/\s/.test(v), { error: 'must not contain spaces' }),
+  port: port(1).default(5432),
+  database: nonEmpty('a database name'),
+  user: nonEmpty('a user name'),
+  password: secretSchema,
+  tls: z
+    .strictObject({
+      mode: z.enum(['disable', 'prefer', 'require', 'verify-full'], { error: 'must be one of disable, prefer, require, verify-full' }).default('prefer'),
+      ca: nonEmpty('a path to a PEM file').optional(),
+      serverName: nonEmpty('a host name').optional(),
+    })
+    .default({ mode: 'prefer' }),
+  allowCleartextWithoutTls: z.boolean({ error: 'must be true or false' }).default(false),
+  allow: z
+    .strictObject({ subjects: stringList, emails: stringList, groups: stringList })
+    .default({ subjects: [], emails: [], groups: [] }),
+});
+
+const fileSchema = z.strictObject(
+  {
+    listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
+    tls: z
+      .strictObject({ cert: nonEmpty('a path to a PEM certificate'), key: nonEmpty('a path to a PEM private key') })
+      .optional(),
+    issuers: z.array(issuerSchema, { error: 'must be a list of issuers' }).min(1, { error: 'must list at least one issuer' }),
+    connections: z.array(connectionSchema, { error: 'must be a list of connections' }).default([]),
+    log: z
+      .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') })
+      .default({ level: 'info' }),
+  },
+  { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
+);
+
+const KNOWN_KEYS = [
+  ...Object.keys(fileSchema.shape),
+  ...Object.keys(issuerSchema.shape),
+  ...Object.keys(connectionSchema.shape),
+  'cert', 'key', 'mode', 'ca', 'serverName', 'subjects', 'emails', 'groups', 'level',
+];
+
+type Path = (string | number)[];
+interface Problem {
+  /** The field the message is about. */
+  path: Path;
+  message: string;
+  /** Where to point when that is not the field itself. */
+  at?: Path;
+  /** Point at the key of the field rather than its value. */
+  atKey?: boolean;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function unknownKeyMessage(key: string): string {
+  const best = KNOWN_KEYS.map((k) => ({ k, d: editDistance(key, k) })).sort((x, y) => x.d - y.d)[0];
+  return best && best.d <= Math.max(1, Math.floor(key.length / 3)) ? `unknown key (did you mean "${best.k}"?)` : 'unknown key';
+}
+
+function dotted(path: Path): string {
+  return path.length === 0 ? '(top level)' : path.map(String).join('.');
+}
+
+/** A YAML syntax error message without the source excerpt the library appends (it may hold a secret). */
+function yamlMessage(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?\s*$/, '');
+}
+
+class Locator {
+  constructor(
+    private readonly doc: ReturnType<typeof parseDocument>,
+    private readonly lines: LineCounter,
+  ) {}
+
+  /** 1-based line and column of the node at `path`, or of its nearest existing ancestor. */
+  position(path: Path, atKey = false): { line: number; col: number } {
+    for (let n = path.length; n >= 0; n--) {
+      const sub = path.slice(0, n);
+      if (atKey && n === path.length && n > 0) {
+        const parent = sub.length > 1 ? this.doc.getIn(sub.slice(0, -1), true) : this.doc.contents;
+        if (isMap(parent)) {
+          const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === sub[sub.length - 1]);
+          if (pair && isNode(pair.key) && pair.key.range) return this.lines.linePos(pair.key.range[0]);
+        }
+        continue;
+      }
+      const node = sub.length === 0 ? this.doc.contents : this.doc.getIn(sub, true);
+      if (isNode(node) && node.range) return this.lines.linePos(node.range[0]);
+    }
+    return { line: 1, col: 1 };
+  }
+}
+
+function configError(lines: string[]): HoopError {
+  const n = lines.length;
+  return new HoopError(
+    ErrorCode.CONFIG_INVALID,
+    `invalid gateway configuration (${n} problem${n === 1 ? '' : 's'}):\n${lines.map((l) => `  ${l}`).join('\n')}`,
+    { hint: HINT },
+  );
+}
+
+function valueAt(raw: unknown, path: Path): unknown {
+  let v = raw;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[p];
+  }
+  return v;
+}
+
+function zodProblems(error: z.ZodError, raw: unknown): Problem[] {
+  const out: Problem[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ path: [...path, key], message: unknownKeyMessage(key), atKey: true });
+    } else if (path.length > 0 && valueAt(raw, path) === undefined) {
+      out.push({ path, message: `is missing (${issue.message})` });
+    } else {
+      out.push({ path, message: issue.message });
+    }
+  }
+  return out;
+}
+
+function asRecord(v: unknown): Record<string, unknown> | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function readErrorMessage(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return code ?? 'unreadable';
+}
+
+type PemKind = 'certificate' | 'key';
+
+async function readPem(abs: string, kind: PemKind): Promise<{ data?: Buffer; problem?: string }> {
+  let data: Buffer;
+  try {
+    data = await readFile(abs);
+  } catch (err) {
+    return { problem: `cannot read ${abs}: ${readErrorMessage(err)}` };
+  }
+  try {
+    if (kind === 'certificate') new X509Certificate(data);
+    else createPrivateKey(data);
+  } catch {
+    return { problem: `${abs} does not hold a PEM ${kind === 'certificate' ? 'certificate' : 'private key (unencrypted)'}` };
+  }
+  return { data };
+}
+
+/**
+ * Parses and validates the text of a gateway configuration file. Reads the files it names and
+ * checks that every secret reference resolves (without keeping the values).
+ *
+ * @throws HoopError CONFIG_INVALID listing every problem with its file, line and column.
+ */
+export async function parseGatewayConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
+  const abs = resolve(file);
+  const baseDir = dirname(abs);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw configError(
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
+        return `${abs}:${pos.line}:${pos.col}: ${yamlMessage(e.message)}`;
+      }),
+    );
+  }
+  const locator = new Locator(doc, lineCounter);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    let pos = { line: 1, col: 1 };
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.range && (err as Error).message.includes(node.source)) {
+          pos = lineCounter.linePos(node.range[0]);
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    throw configError([`${abs}:${pos.line}:${pos.col}: ${yamlMessage((err as Error).message)}`]);
+  }
+  const problems: Problem[] = [];
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) problems.push(...zodProblems(parsed.error, raw));
+
+  const root = asRecord(raw);
+  const rawListen = typeof root?.listen === 'string' ? parseListen(root.listen) : root?.listen === undefined ? { host: '127.0.0.1', port: 0 } : undefined;
+  if (rawListen && root?.tls === undefined && !isLoopbackHost(rawListen.host)) {
+    problems.push({
+      path: ['tls'],
+      at: root?.listen === undefined ? [] : ['listen'],
+      message: `is required because ${rawListen.host} is not a loopback address (add tls: { cert: ..., key: ... })`,
+    });
+  }
+
+  const files = new Map<string, { file: string; data: Buffer }>();
+  const pending: Promise<void>[] = [];
+  const wantFile = (path: Path, value: unknown, kind: PemKind): void => {
+    if (typeof value !== 'string' || value.trim() === '') return;
+    const target = resolve(baseDir, value.trim());
+    pending.push(
+      readPem(target, kind).then(({ data, problem }) => {
+        if (problem) problems.push({ path, message: problem });
+        else files.set(path.join('.'), { file: target, data: data! });
+      }),
+    );
+  };
+  const tls = asRecord(root?.tls);
+  wantFile(['tls', 'cert'], tls?.cert, 'certificate');
+  wantFile(['tls', 'key'], tls?.key, 'key');
+
+  const rawConnections = Array.isArray(root?.connections) ? root.connections : [];
+  const seen = new Map<string, number>();
+  rawConnections.forEach((c: unknown, i) => {
+    const conn = asRecord(c);
+    if (!conn) return;
+    if (typeof conn.name === 'string') {
+      const first = seen.get(conn.name);
+      if (first === undefined) seen.set(conn.name, i);
+      else {
+        const where = locator.position(['connections', first, 'name']);
+        problems.push({ path: ['connections', i, 'name'], message: `duplicate connection name "${conn.name}" (first defined at line ${where.line})` });
+      }
+    }
+    wantFile(['connections', i, 'tls', 'ca'], asRecord(conn.tls)?.ca, 'certificate');
+    const mode = asRecord(conn.tls)?.mode;
+    if (mode === 'disable') {
+      for (const k of ['ca', 'serverName'] as const) {
+        if (asRecord(conn.tls)?.[k] !== undefined) problems.push({ path: ['connections', i, 'tls', k], message: 'has no effect with mode: disable; remove it or choose another mode', atKey: true });
+      }
+    }
+    if (typeof conn.password === 'string') {
+      const ref = parseSecretRef(conn.password, baseDir);
+      if (ref) {
+        pending.push(
+          resolveSecret(ref, env).then(
+            () => undefined,
+            (err: unknown) => {
+              problems.push({ path: ['connections', i, 'password'], message: `secret reference does not resolve: ${(err as Error).message}` });
+            },
+          ),
+        );
+      }
+    }
+  });
+
+  const rawIssuers = Array.isArray(root?.issuers) ? root.issuers : [];
+  const seenIssuers = new Set<string>();
+  rawIssuers.forEach((iss: unknown, i) => {
+    const name = asRecord(iss)?.issuer;
+    if (typeof name !== 'string') return;
+    if (seenIssuers.has(name)) problems.push({ path: ['issuers', i, 'issuer'], message: 'duplicate issuer; list each issuer once with all its audiences' });
+    seenIssuers.add(name);
+  });
+
+  await Promise.all(pending);
+
+  if (problems.length > 0 || !parsed.success) {
+    const located = problems.map((p) => ({ p, pos: locator.position(p.at ?? p.path, p.atKey) }));
+    located.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
+    throw configError(
+      located.map(({ p, pos }) => `${abs}:${pos.line}:${pos.col}: ${dotted(p.path)}: ${p.message}`),
+    );
+  }
+
+  const data = parsed.data;
+  const cert = files.get('tls.cert');
+  const key = files.get('tls.key');
+  return {
+    file: abs,
+    listen: data.listen,
+    ...(cert && key ? { tls: { cert: cert.data, key: key.data, certFile: cert.file, keyFile: key.file } } : {}),
+    issuers: data.issuers.map((i) => ({ ...i, algorithms: [...i.algorithms] })),
+    connections: data.connections.map((c, i) => {
+      const ca = files.get(`connections.${i}.tls.ca`);
+      return {
+        name: c.name,
+        type: c.type,
+        host: c.host,
+        port: c.port,
+        database: c.database,
+        user: c.user,
+        password: parseSecretRef(c.password, baseDir)!,
+        tls: {
+          mode: c.tls.mode,
+          ...(ca ? { ca: ca.data, caFile: ca.file } : {}),
+          ...(c.tls.serverName !== undefined ? { serverName: c.tls.serverName } : {}),
+        },
+        allowCleartextWithoutTls: c.allowCleartextWithoutTls,
+        allow: c.allow,
+      };
+    }),
+    log: data.log,
+  };
+}
+
+/**
+ * Reads and validates the gateway configuration file.
+ *
+ * @throws HoopError CONFIG_INVALID when the file is unreadable or invalid (every problem listed).
+ */
+export async function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (err) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read gateway configuration ${abs}: ${readErrorMessage(err)}`, {
+      hint: 'check the path given to the gateway',
+      cause: err,
+    });
+  }
+  return parseGatewayConfig(text, abs, env);
+}

@@ -1,0 +1,366 @@
+/**
+ * Bearer-token verification: who is calling.
+ *
+ * A token is accepted when its `iss` is exactly a configured issuer, its signature verifies
+ * against a key that issuer publishes (found through OpenID discovery and the JWKS it names),
+ * its algorithm is allowed, it is inside its validity window and it is meant for one of the
+ * configured audiences. Keys the token brings itself (`jku`, `jwk`, `x5u`, `x5c`) are never
+ * trusted. The token is never logged nor echoed in an error.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
+ * @see https://www.rfc-editor.org/rfc/rfc7519 (JWT)
+ * @see https://www.rfc-editor.org/rfc/rfc8725 (JWT best current practices)
+ * @see https://openid.net/specs/openid-connect-discovery-1_0.html
+ */
+import {
+  createRemoteJWKSet,
+  customFetch,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
+import { ErrorCode, HoopError } from '../errors.js';
+import type { IssuerConfig } from './config.js';
+
+/**
+ * The caller, as the token says and the issuer vouches.
+ *
+ * @see https://openid.net/specs/openid-connect-core-1_0.html#StandardClaims
+ */
+export interface Identity {
+  subject: string;
+  issuer: string;
+  /** Absent when the token has none, or says `email_verified: false`. */
+  email?: string;
+  groups: string[];
+  expiresAt: Date;
+  /** Every claim of the verified token. */
+  claims: Record<string, unknown>;
+}
+
+/**
+ * Why a token was refused. Stable values: logged and sent to clients.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 (all of them are `invalid_token`)
+ */
+export type TokenRejection =
+  | 'missing'
+  | 'malformed'
+  | 'untrusted-issuer'
+  | 'discovery-failed'
+  | 'unknown-key'
+  | 'bad-signature'
+  | 'algorithm-not-allowed'
+  | 'expired'
+  | 'not-yet-valid'
+  | 'wrong-audience'
+  | 'wrong-issuer'
+  | 'missing-claim';
+
+const hints: Record<TokenRejection, string> = {
+  missing: 'log in (hoop login) so requests carry a bearer token',
+  malformed: 'log in again (hoop login) to get a fresh token',
+  'untrusted-issuer': 'log in with an identity provider the gateway trusts, or add the issuer to the gateway configuration',
+  'discovery-failed': 'try again later; if it persists, check that the gateway can reach the identity provider',
+  'unknown-key': 'log in again (hoop login) to get a fresh token',
+  'bad-signature': 'log in again (hoop login) to get a fresh token',
+  'algorithm-not-allowed': 'log in again (hoop login); if it persists, add the algorithm to the issuer in the gateway configuration',
+  expired: 'log in again (hoop login) to get a fresh token',
+  'not-yet-valid': 'check the clocks of this machine, the gateway and the identity provider, then get a fresh token',
+  'wrong-audience': 'get a token for the gateway\'s audience (check the client configuration of hoop login)',
+  'wrong-issuer': 'set the issuer in the gateway configuration exactly as it appears in tokens',
+  'missing-claim': 'ask the identity provider administrator to include the claim, or change the claim names in the gateway configuration',
+};
+
+/**
+ * The gateway refused the bearer token; `reason` says why, the hint what to do.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3
+ */
+export class TokenRejectedError extends HoopError {
+  readonly reason: TokenRejection;
+
+  constructor(reason: TokenRejection, message: string, options: { cause?: unknown } = {}) {
+    super(ErrorCode.TOKEN_REJECTED, message, { hint: hints[reason], ...(options.cause !== undefined ? { cause: options.cause } : {}) });
+    this.reason = reason;
+  }
+}
+
+/**
+ * Options of a {@link TokenVerifier}.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc7519#section-4.1.4 (clock for exp / nbf)
+ */
+export interface TokenVerifierOptions {
+  /** The current time (tests move it). */
+  clock?: () => Date;
+  /** Used for discovery and JWKS requests. */
+  fetch?: typeof fetch;
+  /** Milliseconds before a discovery or JWKS request is abandoned (default 5000). */
+  timeoutMs?: number;
+  /** Milliseconds a discovery document is reused (default 1 hour). */
+  discoveryMaxAgeMs?: number;
+}
+
+interface IssuerState {
+  config: IssuerConfig;
+  keys?: { getKey: JWTVerifyGetKey; fetchedAt: number };
+  pending?: Promise<JWTVerifyGetKey>;
+}
+
+class DiscoveryError extends Error {}
+
+/** Header parameters by which a token would bring or point to its own verification key. */
+const SELF_KEY_HEADERS = ['jku', 'jwk', 'x5u', 'x5c'] as const;
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
+/** A token-supplied value for a message: quoted, control characters escaped, length capped. */
+function quote(value: string): string {
+  return JSON.stringify(value.length > 120 ? `${value.slice(0, 120)}...` : value);
+}
+
+function normalizeIssuer(issuer: string): string {
+  try {
+    const u = new URL(issuer);
+    return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
+  } catch {
+    return issuer.replace(/\/+$/, '');
+  }
+}
+
+function readClaim(claims: Record<string, unknown>, name: string): unknown {
+  if (name in claims) return claims[name];
+  if (!name.includes('.')) return undefined;
+  let v: unknown = claims;
+  for (const part of name.split('.')) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v;
+}
+
+/**
+ * Verifies bearer tokens against the configured issuers. Discovery documents and key sets are
+ * fetched on first use and cached; an unknown `kid` refetches the key set (with a cooldown), so
+ * key rotation at the provider needs no restart.
+ *
+ * @see https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfig
+ * @see https://www.rfc-editor.org/rfc/rfc7517 (JWK sets)
+ */
+export class TokenVerifier {
+  readonly #issuers = new Map<string, IssuerState>();
+  readonly #clock: () => Date;
+  readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
+  readonly #discoveryMaxAgeMs: number;
+
+  constructor(issuers: IssuerConfig[], options: TokenVerifierOptions = {}) {
+    for (const config of issuers) this.#issuers.set(config.issuer, { config });
+    this.#clock = options.clock ?? (() => new Date());
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#timeoutMs = options.timeoutMs ?? 5000;
+    this.#discoveryMaxAgeMs = options.discoveryMaxAgeMs ?? 3_600_000;
+  }
+
+  /**
+   * The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), or
+   * undefined when there is none.
+   *
+   * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1
+   */
+  static bearerFromHeader(header: string | undefined): string | undefined {
+    if (header === undefined) return undefined;
+    const m = /^\s*bearer +([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header);
+    return m?.[1];
+  }
+
+  /**
+   * Verifies `token` and returns who it identifies.
+   *
+   * @throws TokenRejectedError with the reason it was refused.
+   */
+  async verify(token: string | undefined): Promise<Identity> {
+    if (token === undefined || token === '') throw new TokenRejectedError('missing', 'no bearer token was presented');
+    if (token.length > MAX_TOKEN_LENGTH) throw new TokenRejectedError('malformed', `the bearer token is longer than ${MAX_TOKEN_LENGTH} characters`);
+
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let unverified: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch (err) {
+      throw new TokenRejectedError('malformed', 'the bearer token is not a signed JWT', { cause: err });
+    }
+    if (token.split('.').length !== 3) throw new TokenRejectedError('malformed', 'the bearer token is not a signed JWT (JWS compact form)');
+
+    const iss = unverified.iss;
+    if (typeof iss !== 'string' || iss === '') throw new TokenRejectedError('missing-claim', 'the token has no "iss" claim');
+    const state = this.#issuers.get(iss);
+    if (!state) {
+      const near = [...this.#issuers.keys()].find((k) => normalizeIssuer(k) === normalizeIssuer(iss));
+      if (near !== undefined) {
+        throw new TokenRejectedError('wrong-issuer', `the token's issuer ${quote(iss)} is not written exactly as the configured issuer "${near}"`);
+      }
+      throw new TokenRejectedError('untrusted-issuer', `the token's issuer ${quote(iss)} is not trusted by this gateway`);
+    }
+    const { config } = state;
+
+    if (typeof header.alg !== 'string') throw new TokenRejectedError('malformed', 'the token\'s header names no algorithm');
+    if (!config.algorithms.includes(header.alg)) {
+      throw new TokenRejectedError('algorithm-not-allowed', `the token is signed with ${quote(header.alg)}, which is not allowed for ${config.issuer}`);
+    }
+    for (const h of SELF_KEY_HEADERS) {
+      if (h in header) throw new TokenRejectedError('unknown-key', `the token names its own key ("${h}" header); only keys published by ${config.issuer} are trusted`);
+    }
+
+    const getKey = await this.#keysFor(state);
+    const now = this.#clock();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, getKey, {
+        issuer: config.issuer,
+        audience: config.audience,
+        algorithms: config.algorithms,
+        clockTolerance: config.clockToleranceSeconds,
+        currentDate: now,
+        requiredClaims: ['exp'],
+      }));
+    } catch (err) {
+      throw this.#mapError(err, config);
+    }
+
+    const tolerance = config.clockToleranceSeconds;
+    if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + tolerance) {
+      throw new TokenRejectedError('not-yet-valid', 'the token was issued in the future (clocks disagree)');
+    }
+
+    const claims = payload as Record<string, unknown>;
+    const subject = readClaim(claims, config.subjectClaim);
+    if (typeof subject !== 'string' || subject === '') {
+      throw new TokenRejectedError('missing-claim', `the token has no "${config.subjectClaim}" claim (the subject)`);
+    }
+    const rawGroups = readClaim(claims, config.groupsClaim);
+    const groups = typeof rawGroups === 'string' ? [rawGroups] : Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === 'string') : [];
+    const email = readClaim(claims, config.emailClaim);
+    const emailOk = typeof email === 'string' && email !== '' && claims.email_verified !== false && claims.email_verified !== 'false';
+    return {
+      subject,
+      issuer: config.issuer,
+      ...(emailOk ? { email } : {}),
+      groups,
+      expiresAt: new Date((payload.exp as number) * 1000),
+      claims: { ...claims },
+    };
+  }
+
+  #mapError(err: unknown, config: IssuerConfig): TokenRejectedError {
+    if (err instanceof TokenRejectedError) return err;
+    if (err instanceof DiscoveryError) {
+      return new TokenRejectedError('discovery-failed', `cannot fetch the signing keys of ${config.issuer}: ${err.message}`, { cause: err });
+    }
+    if (err instanceof joseErrors.JWTExpired) return new TokenRejectedError('expired', 'the token has expired', { cause: err });
+    if (err instanceof joseErrors.JWTClaimValidationFailed) {
+      if (err.reason === 'missing') return new TokenRejectedError('missing-claim', `the token has no "${err.claim}" claim`, { cause: err });
+      switch (err.claim) {
+        case 'nbf':
+        case 'iat':
+          return new TokenRejectedError('not-yet-valid', 'the token is not valid yet', { cause: err });
+        case 'aud':
+          return new TokenRejectedError('wrong-audience', `the token is not meant for this gateway (audience must include ${config.audience.map((a) => `"${a}"`).join(' or ')})`, { cause: err });
+        case 'iss':
+          return new TokenRejectedError('wrong-issuer', `the token's issuer is not "${config.issuer}"`, { cause: err });
+        default:
+          return new TokenRejectedError('malformed', `the token's "${err.claim}" claim is invalid`, { cause: err });
+      }
+    }
+    if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenRejectedError('algorithm-not-allowed', 'the token\'s signing algorithm is not allowed', { cause: err });
+    if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+      return new TokenRejectedError('unknown-key', `the token is signed with a key ${config.issuer} does not publish`, { cause: err });
+    }
+    if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenRejectedError('bad-signature', 'the token\'s signature does not verify', { cause: err });
+    if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
+      return new TokenRejectedError('discovery-failed', `cannot fetch the signing keys of ${config.issuer}`, { cause: err });
+    }
+    if (err instanceof joseErrors.JOSENotSupported) return new TokenRejectedError('algorithm-not-allowed', 'the token uses an unsupported algorithm or key type', { cause: err });
+    if (err instanceof joseErrors.JOSEError || err instanceof TypeError) {
+      return new TokenRejectedError('malformed', 'the bearer token is not a valid signed JWT', { cause: err });
+    }
+    return new TokenRejectedError('discovery-failed', `cannot verify the token against ${config.issuer}`, { cause: err });
+  }
+
+  async #keysFor(state: IssuerState): Promise<JWTVerifyGetKey> {
+    const fresh = state.keys && Date.now() - state.keys.fetchedAt < this.#discoveryMaxAgeMs;
+    if (fresh) return state.keys!.getKey;
+    state.pending ??= this.#discover(state.config).then(
+      (getKey) => {
+        state.keys = { getKey, fetchedAt: Date.now() };
+        state.pending = undefined;
+        return getKey;
+      },
+      (err: unknown) => {
+        state.pending = undefined;
+        throw err;
+      },
+    );
+    try {
+      return await state.pending;
+    } catch (err) {
+      if (state.keys) return state.keys.getKey;
+      throw new TokenRejectedError('discovery-failed', `OpenID discovery for ${state.config.issuer} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async #discover(config: IssuerConfig): Promise<JWTVerifyGetKey> {
+    const url = `${config.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+    let doc: unknown;
+    try {
+      const res = await this.#fetch(url, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(this.#timeoutMs) });
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        throw new DiscoveryError(`${url} answered HTTP ${res.status}`);
+      }
+      doc = await res.json();
+    } catch (err) {
+      if (err instanceof DiscoveryError) throw err;
+      throw new DiscoveryError(`cannot fetch ${url}: ${(err as Error).message}`);
+    }
+    const meta = doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>) : {};
+    if (meta.issuer !== config.issuer) {
+      throw new DiscoveryError(`the discovery document names issuer ${JSON.stringify(meta.issuer)}, not ${config.issuer}`);
+    }
+    if (typeof meta.jwks_uri !== 'string') throw new DiscoveryError('the discovery document has no jwks_uri');
+    let jwksUri: URL;
+    try {
+      jwksUri = new URL(meta.jwks_uri);
+    } catch {
+      throw new DiscoveryError('the discovery document\'s jwks_uri is not a URL');
+    }
+    if (jwksUri.origin !== new URL(config.issuer).origin) {
+      throw new DiscoveryError(`the jwks_uri ${jwksUri.href} is not on the issuer's origin`);
+    }
+    const remote = createRemoteJWKSet(jwksUri, {
+      timeoutDuration: this.#timeoutMs,
+      cooldownDuration: 30_000,
+      cacheMaxAge: 600_000,
+      [customFetch]: (u, init) => this.#fetch(u, init),
+    });
+    return async (protectedHeader, token) => {
+      try {
+        return await remote(protectedHeader, token);
+      } catch (err) {
+        if (
+          err instanceof joseErrors.JWKSNoMatchingKey ||
+          err instanceof joseErrors.JWKSMultipleMatchingKeys ||
+          err instanceof joseErrors.JOSEAlgNotAllowed ||
+          err instanceof joseErrors.JOSENotSupported
+        ) {
+          throw err;
+        }
+        throw new DiscoveryError(`cannot fetch ${jwksUri.href}: ${(err as Error).message}`);
+      }
+    };
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * Bearer-token verification against a real OpenID provider (oidc-provider on loopback): tokens
+ * it issues are accepted; expired, early, mis-addressed, forged and tampered ones are refused
+ * with the exact reason, and never echoed.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, exportJWK, exportSPKI, importJWK, type JWTPayload } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/errors.js';
+import type { IssuerConfig } from '../../src/gateway/config.js';
+import { TokenRejectedError, TokenVerifier, type TokenRejection } from '../../src/gateway/verify-token.js';
+import { startOidc, type TestOidc } from '../harness/oidc.js';
+
+let op: TestOidc;
+let other: TestOidc;
+
+beforeAll(async () => {
+  [op, other] = await Promise.all([startOidc(), startOidc({ audience: 'elsewhere' })]);
+});
+
+afterAll(async () => {
+  await Promise.all([op?.close(), other?.close()]);
+});
+
+function issuer(overrides: Partial<IssuerConfig> = {}): IssuerConfig {
+  return {
+    issuer: op.issuer,
+    audience: ['hoop-test'],
+    algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    subjectClaim: 'sub',
+    groupsClaim: 'groups',
+    emailClaim: 'email',
+    clockToleranceSeconds: 30,
+    ...overrides,
+  };
+}
+
+function b64(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function claims(extra: JWTPayload = {}): JWTPayload {
+  const now = Math.floor(Date.now() / 1000);
+  return { iss: op.issuer, sub: 'mallory', aud: 'hoop-test', iat: now, exp: now + 600, groups: ['dba'], ...extra };
+}
+
+/** A token signed with the provider's own key, with claims the provider would not issue. */
+function signedByProvider(payload: JWTPayload, header: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: op.signingKey.kid, ...header }).sign(op.signingKey.privateKey);
+}
+
+async function rejection(verifier: TokenVerifier, token: string | undefined): Promise<TokenRejectedError> {
+  const err = await verifier.verify(token).then(
+    () => {
+      throw new Error('expected the token to be rejected');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(TokenRejectedError);
+  const rejected = err as TokenRejectedError;
+  expect(rejected.code).toBe(ErrorCode.TOKEN_REJECTED);
+  expect(rejected.hint).toBeTruthy();
+  if (token) {
+    expect(rejected.message).not.toContain(token);
+    expect(JSON.stringify(rejected.toJSON())).not.toContain(token);
+    const signature = token.split('.')[2];
+    if (signature && signature.length > 16) expect(JSON.stringify(rejected.toJSON())).not.toContain(signature);
+  }
+  return rejected;
+}
+
+async function reason(verifier: TokenVerifier, token: string | undefined): Promise<TokenRejection> {
+  return (await rejection(verifier, token)).reason;
+}
+
+describe('tokens the provider issues', () => {
+  it('give the identity with groups and email', async () => {
+    const token = await op.token({ subject: 'alice', groups: ['dba', 'oncall'], email: 'alice@example.com' });
+    const before = Date.now();
+    const identity = await new TokenVerifier([issuer()]).verify(token);
+    expect(identity).toMatchObject({ subject: 'alice', issuer: op.issuer, email: 'alice@example.com', groups: ['dba', 'oncall'] });
+    expect(identity.expiresAt.getTime()).toBeGreaterThan(before + 590_000);
+    expect(identity.expiresAt.getTime()).toBeLessThan(before + 610_000);
+    expect(identity.claims.aud).toBe('hoop-test');
+  });
+
+  it('give no groups and no email when the token has none', async () => {
+    const identity = await new TokenVerifier([issuer()]).verify(await op.token({ subject: 'ci-bot' }));
+    expect(identity.subject).toBe('ci-bot');
+    expect(identity.groups).toEqual([]);
+    expect(identity).not.toHaveProperty('email');
+  });
+
+  it('are accepted from any of several issuers, each with its audience', async () => {
+    const verifier = new TokenVerifier([issuer(), issuer({ issuer: other.issuer, audience: ['elsewhere'] })]);
+    expect((await verifier.verify(await op.token({ subject: 'a' }))).issuer).toBe(op.issuer);
+    expect((await verifier.verify(await other.token({ subject: 'b' }))).issuer).toBe(other.issuer);
+  });
+
+  it('use the configured claim names, including a nested one', async () => {
+    const token = await signedByProvider(claims({ uid: 'u-42', realm_access: { roles: ['admin'] }, mail: 'x@example.com' }));
+    const identity = await new TokenVerifier([issuer({ subjectClaim: 'uid', groupsClaim: 'realm_access.roles', emailClaim: 'mail' })]).verify(token);
+    expect(identity).toMatchObject({ subject: 'u-42', groups: ['admin'], email: 'x@example.com' });
+  });
+
+  it('drop an email the provider says is not verified', async () => {
+    const token = await signedByProvider(claims({ email: 'spoof@example.com', email_verified: false }));
+    expect(await new TokenVerifier([issuer()]).verify(token)).not.toHaveProperty('email');
+  });
+});
+
+describe('rejections', () => {
+  it('missing and malformed', async () => {
+    const verifier = new TokenVerifier([issuer()]);
+    expect(await reason(verifier, undefined)).toBe('missing');
+    expect(await reason(verifier, '')).toBe('missing');
+    expect(await reason(verifier, 'not-a-jwt')).toBe('malformed');
+    expect(await reason(verifier, 'a.b.c')).toBe('malformed');
+    expect(await reason(verifier, 'x'.repeat(20_000))).toBe('malformed');
+    const token = await op.token({ subject: 'alice' });
+    expect(await reason(verifier, `${token}.extra`)).toBe('malformed');
+  });
+
+  it('expired, by the verifier\'s clock', async () => {
+    const token = await op.token({ subject: 'alice', expiresInSeconds: 60 });
+    const later = new TokenVerifier([issuer()], { clock: () => new Date(Date.now() + 95_000) });
+    expect(await reason(later, token)).toBe('expired');
+    const withinTolerance = new TokenVerifier([issuer()], { clock: () => new Date(Date.now() + 80_000) });
+    expect((await withinTolerance.verify(token)).subject).toBe('alice');
+  });
+
+  it('not yet valid: issued in the verifier\'s future, or nbf ahead', async () => {
+    const token = await op.token({ subject: 'alice' });
+    const earlier = new TokenVerifier([issuer()], { clock: () => new Date(Date.now() - 120_000) });
+    expect(await reason(earlier, token)).toBe('not-yet-valid');
+    const now = Math.floor(Date.now() / 1000);
+    const verifier = new TokenVerifier([issuer()]);
+    expect(await reason(verifier, await signedByProvider(claims({ nbf: now + 300 })))).toBe('not-yet-valid');
+    expect((await verifier.verify(await signedByProvider(claims({ nbf: now + 20 })))).subject).toBe('mallory');
+  });
+
+  it('wrong audience', async () => {
+    const verifier = new TokenVerifier([issuer()]);
+    const err = await rejection(verifier, await op.token({ subject: 'alice', audience: 'some-other-api' }));
+    expect(err.reason).toBe('wrong-audience');
+    expect(err.message).toContain('"hoop-test"');
+    expect(await reason(verifier, await signedByProvider(claims({ aud: undefined })))).toBe('missing-claim');
+  });
+
+  it('wrong issuer: configured, but not written exactly as in the token', async () => {
+    const verifier = new TokenVerifier([issuer({ issuer: `${op.issuer}/` })]);
+    expect(await reason(verifier, await op.token({ subject: 'alice' }))).toBe('wrong-issuer');
+  });
+
+  it('untrusted issuer, without contacting it', async () => {
+    let asked = 0;
+    const counting: typeof fetch = (input, init) => {
+      asked++;
+      return fetch(input, init);
+    };
+    const verifier = new TokenVerifier([issuer()], { fetch: counting });
+    const err = await rejection(verifier, await other.token({ subject: 'alice', audience: 'hoop-test' }));
+    expect(err.reason).toBe('untrusted-issuer');
+    expect(err.message).toContain(other.issuer);
+    expect(asked).toBe(0);
+    expect(await reason(verifier, await signedByProvider(claims({ iss: undefined })))).toBe('missing-claim');
+  });
+
+  it('tampered payload', async () => {
+    const [h, p, s] = (await op.token({ subject: 'alice', groups: ['readers'] })).split('.');
+    const payload = JSON.parse(Buffer.from(p!, 'base64url').toString()) as JWTPayload;
+    const forged = `${h}.${b64({ ...payload, groups: ['dba'] })}.${s}`;
+    expect(await reason(new TokenVerifier([issuer()]), forged)).toBe('bad-signature');
+    const flipped = `${h}.${p}.${s!.slice(0, 10)}${s![10] === 'A' ? 'B' : 'A'}${s!.slice(11)}`;
+    expect(await reason(new TokenVerifier([issuer()]), flipped)).toBe('bad-signature');
+  });
+
+  it('alg: none', async () => {
+    const verifier = new TokenVerifier([issuer()]);
+    const payload = b64(claims());
+    expect(await reason(verifier, `${b64({ alg: 'none', typ: 'JWT' })}.${payload}.`)).toBe('algorithm-not-allowed');
+    expect(await reason(verifier, `${b64({ alg: 'none', kid: op.signingKey.kid })}.${payload}.`)).toBe('algorithm-not-allowed');
+    expect(await reason(verifier, `${b64({ typ: 'JWT' })}.${payload}.`)).toBe('malformed');
+  });
+
+  it('HS256 signed with the provider\'s public key as the HMAC secret', async () => {
+    const jwks = (await (await fetch(`${op.issuer}/jwks`)).json()) as { keys: Record<string, unknown>[] };
+    const published = jwks.keys.find((k) => k.kid === op.signingKey.kid)!;
+    const pem = await exportSPKI((await importJWK(published as never, 'RS256', { extractable: true })) as Parameters<typeof exportSPKI>[0]);
+    for (const secret of [pem, JSON.stringify(published)]) {
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: op.signingKey.kid }).sign(new TextEncoder().encode(secret));
+      expect(await reason(new TokenVerifier([issuer()]), token)).toBe('algorithm-not-allowed');
+      // Even a verifier misconfigured to allow HS256 never uses a published key as an HMAC secret.
+      expect(await reason(new TokenVerifier([issuer({ algorithms: ['HS256', 'RS256'] })]), token)).toBe('algorithm-not-allowed');
+    }
+  });
+
+  describe('keys the token brings itself', () => {
+    let attacker: Server;
+    let attackerUrl: string;
+    let attackerHits = 0;
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+    beforeAll(async () => {
+      const jwk = { ...(await exportJWK(publicKey)), kid: 'attacker', alg: 'RS256', use: 'sig' };
+      attacker = createServer((_req, res) => {
+        attackerHits++;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ keys: [jwk] }));
+      });
+      await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
+      attackerUrl = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}/jwks`;
+    });
+
+    afterAll(() => new Promise<void>((resolve) => attacker.close(() => resolve())));
+
+    it('jku pointing at the attacker\'s key set', async () => {
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'attacker', jku: attackerUrl }).sign(privateKey);
+      expect(await reason(new TokenVerifier([issuer()]), token)).toBe('unknown-key');
+      expect(attackerHits).toBe(0);
+    });
+
+    it('x5u pointing at the attacker\'s certificate', async () => {
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: op.signingKey.kid, x5u: attackerUrl }).sign(privateKey);
+      expect(await reason(new TokenVerifier([issuer()]), token)).toBe('unknown-key');
+      expect(attackerHits).toBe(0);
+    });
+
+    it('jwk embedding the attacker\'s public key', async () => {
+      const jwk = await exportJWK(publicKey);
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', jwk }).sign(privateKey);
+      expect(await reason(new TokenVerifier([issuer()]), token)).toBe('unknown-key');
+      const withKid = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: op.signingKey.kid, jwk }).sign(privateKey);
+      expect(await reason(new TokenVerifier([issuer()]), withKid)).toBe('unknown-key');
+    });
+
+    it('an unknown kid, signed by a key the provider never published', async () => {
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'never-published' }).sign(privateKey);
+      const err = await rejection(new TokenVerifier([issuer()]), token);
+      expect(err.reason).toBe('unknown-key');
+      expect(err.message).toContain(op.issuer);
+    });
+
+    it('the provider\'s kid, signed by another key', async () => {
+      const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: op.signingKey.kid }).sign(privateKey);
+      expect(await reason(new TokenVerifier([issuer()]), token)).toBe('bad-signature');
+    });
+  });
+
+  it('algorithms the issuer is not configured for', async () => {
+    const token = await op.token({ subject: 'alice' });
+    expect(await reason(new TokenVerifier([issuer({ algorithms: ['ES256'] })]), token)).toBe('algorithm-not-allowed');
+  });
+
+  it('missing claims: subject, expiry', async () => {
+    const verifier = new TokenVerifier([issuer()]);
+    expect(await reason(verifier, await signedByProvider(claims({ sub: undefined })))).toBe('missing-claim');
+    expect(await reason(verifier, await signedByProvider(claims({ sub: '' })))).toBe('missing-claim');
+    expect(await reason(verifier, await signedByProvider(claims({ exp: undefined })))).toBe('missing-claim');
+    expect(await reason(new TokenVerifier([issuer({ subjectClaim: 'oid' })]), await op.token({ subject: 'alice' }))).toBe('missing-claim');
+  });
+
+  it('discovery failures: unreachable issuer, or a document naming another issuer', async () => {
+    const gone = await startOidc();
+    const token = await gone.token({ subject: 'alice' });
+    await gone.close();
+    const err = await rejection(new TokenVerifier([issuer({ issuer: gone.issuer })], { timeoutMs: 2000 }), token);
+    expect(err.reason).toBe('discovery-failed');
+
+    const port = new URL(op.issuer).port;
+    const alias = `http://localhost:${port}`;
+    const aliased = await signedByProvider(claims({ iss: alias }));
+    const mismatch = await rejection(new TokenVerifier([issuer({ issuer: alias })]), aliased);
+    expect(mismatch.reason).toBe('discovery-failed');
+    expect(mismatch.message).toContain(`names issuer "${op.issuer}"`);
+  });
+
+  it('discovery: a jwks_uri off the issuer\'s origin is refused', async () => {
+    const evil: typeof fetch = async (input, init) => {
+      const url = String(input);
+      if (url.endsWith('/.well-known/openid-configuration')) {
+        return Response.json({ issuer: op.issuer, jwks_uri: 'http://127.0.0.2:1/jwks' });
+      }
+      return fetch(input, init);
+    };
+    const err = await rejection(new TokenVerifier([issuer()], { fetch: evil }), await op.token({ subject: 'alice' }));
+    expect(err.reason).toBe('discovery-failed');
+    expect(err.message).toContain('not on the issuer\'s origin');
+  });
+
+  it('discovers once and reuses the keys', async () => {
+    const urls: string[] = [];
+    const counting: typeof fetch = (input, init) => {
+      urls.push(String(input));
+      return fetch(input, init);
+    };
+    const verifier = new TokenVerifier([issuer()], { fetch: counting });
+    const tokens = await Promise.all([1, 2, 3].map((i) => op.token({ subject: `u${i}` })));
+    await Promise.all(tokens.map((t) => verifier.verify(t)));
+    await verifier.verify(tokens[0]);
+    expect(urls.filter((u) => u.endsWith('/.well-known/openid-configuration'))).toHaveLength(1);
+    expect(urls.filter((u) => u.endsWith('/jwks')).length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('bearerFromHeader', () => {
+  it('takes the token of a Bearer header, any case of the scheme', () => {
+    expect(TokenVerifier.bearerFromHeader('Bearer abc.def.ghi')).toBe('abc.def.ghi');
+    expect(TokenVerifier.bearerFromHeader('bearer abc')).toBe('abc');
+    expect(TokenVerifier.bearerFromHeader('BEARER a-b_c~d+e/f==')).toBe('a-b_c~d+e/f==');
+    for (const h of [undefined, '', 'Bearer', 'Bearer ', 'Basic abc', 'Bearerabc', 'Bearer a b', 'Bearer a,b']) {
+      expect(TokenVerifier.bearerFromHeader(h), String(h)).toBeUndefined();
+    }
+  });
+});

@@ -1,0 +1,369 @@
+/**
+ * The gateway configuration file: a good file loads with defaults filled in, and every kind of
+ * problem is reported with its file, line, column and field, all at once.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, HoopError } from '../../src/errors.js';
+import { isLoopbackHost, loadGatewayConfig, parseGatewayConfig, parseSecretRef, resolveSecret } from '../../src/gateway/config.js';
+
+let dir: string;
+const env = { PROD_DB_PASSWORD: 's3cr3t-from-env' };
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hoop-config-'));
+  mkdirSync(join(dir, 'certs'));
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=gateway.test',
+    '-keyout', join(dir, 'certs', 'gateway.key'), '-out', join(dir, 'certs', 'gateway.crt'),
+  ], { stdio: 'ignore' });
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=db-ca',
+    '-keyout', join(dir, 'db-ca.key'), '-out', join(dir, 'db-ca.pem'),
+  ], { stdio: 'ignore' });
+  writeFileSync(join(dir, 'replica.pass'), 'from-a-file\n');
+  writeFileSync(join(dir, 'not-a-cert.pem'), 'hello\n');
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const good = `# hoop gateway
+listen: 0.0.0.0:8443
+tls: { cert: ./certs/gateway.crt, key: certs/gateway.key }
+issuers:
+  - issuer: https://idp.example.com
+    audience: hoop
+  - issuer: http://127.0.0.1:9000/realms/dev
+    audience: [hoop, hoop-ci]
+    algorithms: [ES256]
+    groupsClaim: realm_access.roles
+    clockToleranceSeconds: 5
+connections:
+  - name: prod-db
+    type: postgres
+    host: db.internal
+    database: app
+    user: app_rw
+    password: \${env:PROD_DB_PASSWORD}
+    tls: { mode: verify-full, ca: ./db-ca.pem }
+    allow: { groups: [dba] }
+  - name: replica_1.eu
+    type: postgres
+    host: 10.0.0.7
+    port: 6432
+    database: app
+    user: app_ro
+    password: \${file:replica.pass}
+    allowCleartextWithoutTls: true
+    allow: { subjects: ['*'] }
+log:
+  level: debug
+`;
+
+/** 1-based line and column of `needle` in `text` (first occurrence after `after`). */
+function at(text: string, needle: string, after = ''): string {
+  const start = after ? text.indexOf(after) : 0;
+  const i = text.indexOf(needle, start);
+  if (i < 0) throw new Error(`no ${needle}`);
+  const before = text.slice(0, i).split('\n');
+  return `${before.length}:${before[before.length - 1]!.length + 1}`;
+}
+
+async function problems(text: string, environment: NodeJS.ProcessEnv = env): Promise<{ err: HoopError; lines: string[] }> {
+  const file = join(dir, 'gateway.yaml');
+  const err = await Promise.resolve()
+    .then(() => parseGatewayConfig(text, file, environment))
+    .then(
+      () => {
+        throw new Error('expected the configuration to be refused');
+      },
+      (e: unknown) => e,
+    );
+  expect(err).toBeInstanceOf(HoopError);
+  const hoop = err as HoopError;
+  expect(hoop.code).toBe(ErrorCode.CONFIG_INVALID);
+  expect(hoop.hint).toMatch(/fix the file/);
+  const lines = hoop.message
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().slice(file.length + 1));
+  return { err: hoop, lines };
+}
+
+describe('a good file', () => {
+  it('loads with defaults, files read and paths resolved against the file', async () => {
+    const file = join(dir, 'gateway.yaml');
+    writeFileSync(file, good);
+    const config = await loadGatewayConfig(file, env);
+    expect(config.file).toBe(file);
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(config.tls?.certFile).toBe(join(dir, 'certs', 'gateway.crt'));
+    expect(config.tls?.keyFile).toBe(join(dir, 'certs', 'gateway.key'));
+    expect(config.tls?.cert.toString()).toContain('BEGIN CERTIFICATE');
+    expect(config.tls?.key.toString()).toContain('PRIVATE KEY');
+    expect(config.issuers).toEqual([
+      {
+        issuer: 'https://idp.example.com',
+        audience: ['hoop'],
+        algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+        subjectClaim: 'sub',
+        groupsClaim: 'groups',
+        emailClaim: 'email',
+        clockToleranceSeconds: 30,
+      },
+      {
+        issuer: 'http://127.0.0.1:9000/realms/dev',
+        audience: ['hoop', 'hoop-ci'],
+        algorithms: ['ES256'],
+        subjectClaim: 'sub',
+        groupsClaim: 'realm_access.roles',
+        emailClaim: 'email',
+        clockToleranceSeconds: 5,
+      },
+    ]);
+    const [prod, replica] = config.connections;
+    expect(prod).toMatchObject({
+      name: 'prod-db',
+      type: 'postgres',
+      host: 'db.internal',
+      port: 5432,
+      database: 'app',
+      user: 'app_rw',
+      password: { kind: 'env', name: 'PROD_DB_PASSWORD' },
+      allowCleartextWithoutTls: false,
+      allow: { subjects: [], emails: [], groups: ['dba'] },
+    });
+    expect(prod!.tls.mode).toBe('verify-full');
+    expect(prod!.tls.caFile).toBe(join(dir, 'db-ca.pem'));
+    expect(prod!.tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
+    expect(replica).toMatchObject({
+      name: 'replica_1.eu',
+      port: 6432,
+      password: { kind: 'file', path: join(dir, 'replica.pass') },
+      tls: { mode: 'prefer' },
+      allowCleartextWithoutTls: true,
+      allow: { subjects: ['*'], emails: [], groups: [] },
+    });
+    expect(config.log).toEqual({ level: 'debug' });
+  });
+
+  it('does not keep secret values in the config', async () => {
+    const config = await parseGatewayConfig(good, join(dir, 'gateway.yaml'), env);
+    const dump = JSON.stringify(config);
+    expect(dump).not.toContain('s3cr3t-from-env');
+    expect(dump).not.toContain('from-a-file');
+  });
+
+  it('needs no tls on loopback, takes IPv6 and port 0, and fills the defaults', async () => {
+    const minimal = 'listen: "[::1]:0"\nissuers:\n  - { issuer: "http://localhost:8080", audience: hoop }\n';
+    const config = await parseGatewayConfig(minimal, join(dir, 'min.yaml'), {});
+    expect(config.listen).toEqual({ host: '::1', port: 0 });
+    expect(config.tls).toBeUndefined();
+    expect(config.connections).toEqual([]);
+    expect(config.log).toEqual({ level: 'info' });
+    for (const listen of ['127.0.0.1:1', '127.9.9.9:65535', 'localhost:8443']) {
+      const c = await parseGatewayConfig(`listen: ${listen}\nissuers: [{ issuer: "https://idp", audience: a }]\n`, join(dir, 'x.yaml'), {});
+      expect(c.tls).toBeUndefined();
+    }
+  });
+});
+
+describe('problems are reported with file:line:col and the field', () => {
+  it('names the file in every line', async () => {
+    const { err } = await problems('issuers: []\n');
+    expect(err.message).toContain(`${join(dir, 'gateway.yaml')}:1:10: issuers: must list at least one issuer`);
+  });
+
+  it('refuses unknown keys, at the key, suggesting the near one', async () => {
+    const text = good.replace('    audience: hoop\n', '    audince: hoop\n    audience: hoop\n').replace('log:\n  level: debug', 'log:\n  level: debug\n  format: json');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, 'audince')}: issuers.0.audince: unknown key (did you mean "audience"?)`,
+      `${at(text, 'format')}: log.format: unknown key`,
+    ]);
+  });
+
+  it('refuses a literal password without echoing it', async () => {
+    const text = good.replace('${env:PROD_DB_PASSWORD}', 'hunter2-literal');
+    const { err, lines } = await problems(text);
+    expect(lines).toEqual([`${at(text, 'hunter2-literal')}: connections.0.password: must be a secret reference like \${env:NAME} or \${file:path}, not a literal password`]);
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('refuses malformed references', async () => {
+    const text = good.replace('${env:PROD_DB_PASSWORD}', '${env:NOT-A-NAME}').replace('${file:replica.pass}', '${vault:x}');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, '${env:NOT')}: connections.0.password: malformed secret reference: \${env:NAME} needs a variable name of letters, digits and _, \${file:path} a path`,
+      `${at(text, '${vault')}: connections.1.password: must be a secret reference like \${env:NAME} or \${file:path}, not a literal password`,
+    ]);
+  });
+
+  it('requires every secret reference to resolve, naming the variable or file, never a value', async () => {
+    const text = good.replace('${file:replica.pass}', '${file:./missing.pass}');
+    const { err, lines } = await problems(text, {});
+    expect(lines).toEqual([
+      `${at(text, '${env:PROD')}: connections.0.password: secret reference does not resolve: environment variable PROD_DB_PASSWORD is not set`,
+      `${at(text, '${file:./missing')}: connections.1.password: secret reference does not resolve: cannot read secret file ${join(dir, 'missing.pass')} (ENOENT)`,
+    ]);
+    expect(err.message).not.toContain('from-a-file');
+  });
+
+  it('points at the parent when a required field is missing', async () => {
+    const text = good.replace('    user: app_rw\n', '');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([`${at(text, 'name: prod-db')}: connections.0.user: is missing (must be a user name)`]);
+  });
+
+  it('checks types, ranges and enumerations', async () => {
+    const text = good
+      .replace('port: 6432', 'port: 70000')
+      .replace('clockToleranceSeconds: 5', 'clockToleranceSeconds: 61')
+      .replace('algorithms: [ES256]', 'algorithms: [ES256, HS256, none]')
+      .replace('mode: verify-full', 'mode: verify-ca')
+      .replace('type: postgres\n    host: 10', 'type: mysql\n    host: 10')
+      .replace('allowCleartextWithoutTls: true', 'allowCleartextWithoutTls: "yes"')
+      .replace('level: debug', 'level: loud');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, 'HS256')}: issuers.1.algorithms.1: must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519 (symmetric and "none" are refused)`,
+      `${at(text, 'none]')}: issuers.1.algorithms.2: must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519 (symmetric and "none" are refused)`,
+      `${at(text, '61')}: issuers.1.clockToleranceSeconds: must be at most 60 seconds`,
+      `${at(text, 'verify-ca')}: connections.0.tls.mode: must be one of disable, prefer, require, verify-full`,
+      `${at(text, 'mysql')}: connections.1.type: must be postgres (the only type supported)`,
+      `${at(text, '70000')}: connections.1.port: must be from 1 to 65535`,
+      `${at(text, '"yes"')}: connections.1.allowCleartextWithoutTls: must be true or false`,
+      `${at(text, 'loud')}: log.level: must be one of debug, info, warn, error`,
+    ]);
+  });
+
+  it('checks listen, and requires tls off loopback', async () => {
+    const bad = await problems(good.replace('0.0.0.0:8443', '0.0.0.0:65536'));
+    expect(bad.lines).toEqual([`2:9: listen: must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8443 or [::1]:8443`]);
+    const noTls = good.replace(/^tls: .*\n/m, '');
+    const { lines } = await problems(noTls);
+    expect(lines).toEqual([`2:9: tls: is required because 0.0.0.0 is not a loopback address (add tls: { cert: ..., key: ... })`]);
+    const v6 = await problems(noTls.replace('0.0.0.0:8443', '"[2001:db8::1]:8443"'));
+    expect(v6.lines[0]).toMatch(/^2:9: tls: is required because 2001:db8::1 is not a loopback/);
+  });
+
+  it('requires https issuers unless loopback, without query', async () => {
+    const text = good.replace('https://idp.example.com', 'http://idp.example.com').replace('http://127.0.0.1:9000/realms/dev', 'https://idp?x=1');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, 'http://idp.example')}: issuers.0.issuer: must use https (plain http is only allowed for a loopback issuer)`,
+      `${at(text, 'https://idp?')}: issuers.1.issuer: must not have a query or fragment`,
+    ]);
+  });
+
+  it('refuses duplicate connection names and issuers', async () => {
+    const text = good.replace('name: replica_1.eu', 'name: prod-db').replace('http://127.0.0.1:9000/realms/dev', 'https://idp.example.com');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, 'https://idp.example.com', 'audience: hoop')}: issuers.1.issuer: duplicate issuer; list each issuer once with all its audiences`,
+      `${at(text, 'prod-db', 'allow: { groups')}: connections.1.name: duplicate connection name "prod-db" (first defined at line 13)`,
+    ]);
+  });
+
+  it('resolves file paths against the file and checks their content', async () => {
+    const text = good.replace('./db-ca.pem', './nope/ca.pem').replace('key: certs/gateway.key', 'key: not-a-cert.pem');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, 'not-a-cert.pem')}: tls.key: ${join(dir, 'not-a-cert.pem')} does not hold a PEM private key (unencrypted)`,
+      `${at(text, './nope')}: connections.0.tls.ca: cannot read ${join(dir, 'nope', 'ca.pem')}: no such file`,
+    ]);
+  });
+
+  it('refuses TLS settings that mode: disable would ignore', async () => {
+    const text = good.replace('mode: verify-full, ca: ./db-ca.pem', 'mode: disable, ca: ./db-ca.pem');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([`${at(text, 'ca: ./db-ca')}: connections.0.tls.ca: has no effect with mode: disable; remove it or choose another mode`]);
+  });
+
+  it('reports every problem at once, in file order', async () => {
+    const text = good.replace('audience: hoop\n', 'audence: hoop\n').replace('user: app_ro', 'user: ""').replace('${env:PROD_DB_PASSWORD}', 'pw');
+    const { err, lines } = await problems(text);
+    expect(lines.map((l) => l.replace(/^\d+:\d+: /, '').split(':')[0])).toEqual([
+      'issuers.0.audience',
+      'issuers.0.audence',
+      'connections.0.password',
+      'connections.1.user',
+    ]);
+    expect(err.message.split('\n')[0]).toBe('invalid gateway configuration (4 problems):');
+  });
+
+  it('reports YAML syntax errors with their position and without quoting the source', async () => {
+    const text = 'listen: 127.0.0.1:8443\nissuers:\n  - issuer: "https://idp\n    password: hunter2\n';
+    const { err, lines } = await problems(text);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines[0]).toMatch(/^\d+:\d+: /);
+    expect(err.message).not.toContain('hunter2');
+    const dup = await problems('listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n');
+    expect(dup.lines[0]).toMatch(/^2:1: Map keys must be unique/);
+    const alias = await problems('listen: &l 127.0.0.1:1\nlog: *nope\n');
+    expect(alias.lines).toEqual(['2:6: Unresolved alias (the anchor must be set before the alias): nope']);
+  });
+
+  it('refuses an empty file and a file that is not a mapping', async () => {
+    expect((await problems('')).lines).toEqual(['1:1: issuers: is missing (must be a list of issuers)']);
+    expect((await problems('- a\n- b\n')).lines).toEqual(['1:1: (top level): the file must be a mapping (key: value) at the top level']);
+  });
+
+  it('says so when the file cannot be read', async () => {
+    await expect(loadGatewayConfig(join(dir, 'absent.yaml'))).rejects.toMatchObject({
+      code: ErrorCode.CONFIG_INVALID,
+      message: `cannot read gateway configuration ${join(dir, 'absent.yaml')}: no such file`,
+    });
+  });
+});
+
+describe('secret references', () => {
+  it('parses env and file references, resolving relative paths', () => {
+    expect(parseSecretRef('${env:A_1}', '/etc/hoop')).toEqual({ kind: 'env', name: 'A_1' });
+    expect(parseSecretRef('${file:db.pass}', '/etc/hoop')).toEqual({ kind: 'file', path: '/etc/hoop/db.pass' });
+    expect(parseSecretRef('${file:/run/secrets/pw}', '/etc/hoop')).toEqual({ kind: 'file', path: '/run/secrets/pw' });
+    for (const bad of ['plain', '${env:}', '${env:1A}', '${file:}', '$env:A', '${env:A}x']) expect(parseSecretRef(bad, '/')).toBeUndefined();
+  });
+
+  it('resolves env vars and files, trimming exactly one trailing newline', async () => {
+    expect(await resolveSecret({ kind: 'env', name: 'X' }, { X: 'v' })).toBe('v');
+    const f = join(dir, 's.pass');
+    writeFileSync(f, 'pw\n\n');
+    expect(await resolveSecret({ kind: 'file', path: f })).toBe('pw\n');
+    writeFileSync(f, 'pw\r\n');
+    expect(await resolveSecret({ kind: 'file', path: f })).toBe('pw');
+    writeFileSync(f, ' pw ');
+    expect(await resolveSecret({ kind: 'file', path: f })).toBe(' pw ');
+  });
+
+  it('re-reads the file each time, so rotation needs no reload', async () => {
+    const f = join(dir, 'rotating.pass');
+    writeFileSync(f, 'one\n');
+    const ref = { kind: 'file', path: f } as const;
+    expect(await resolveSecret(ref)).toBe('one');
+    writeFileSync(f, 'two\n');
+    expect(await resolveSecret(ref)).toBe('two');
+  });
+
+  it('fails with SECRET_UNRESOLVED naming the variable or file', async () => {
+    await expect(resolveSecret({ kind: 'env', name: 'NOPE' }, {})).rejects.toMatchObject({ code: ErrorCode.SECRET_UNRESOLVED, message: 'environment variable NOPE is not set' });
+    await expect(resolveSecret({ kind: 'env', name: 'E' }, { E: '' })).rejects.toMatchObject({ message: 'environment variable E is empty' });
+    await expect(resolveSecret({ kind: 'file', path: join(dir, 'none') })).rejects.toMatchObject({
+      code: ErrorCode.SECRET_UNRESOLVED,
+      message: `cannot read secret file ${join(dir, 'none')} (ENOENT)`,
+    });
+    const empty = join(dir, 'empty.pass');
+    writeFileSync(empty, '\n');
+    await expect(resolveSecret({ kind: 'file', path: empty })).rejects.toMatchObject({ message: `secret file ${empty} is empty` });
+  });
+});
+
+describe('isLoopbackHost', () => {
+  it('knows 127.0.0.0/8, ::1 and localhost', () => {
+    for (const h of ['127.0.0.1', '127.255.0.3', '::1', '[::1]', 'localhost', 'LOCALHOST', '::ffff:127.0.0.1']) expect(isLoopbackHost(h), h).toBe(true);
+    for (const h of ['0.0.0.0', '10.0.0.1', '::', '128.0.0.1', 'localhost.example.com', '::ffff:10.0.0.1', '1127.0.0.1']) expect(isLoopbackHost(h), h).toBe(false);
+  });
+});
