@@ -1,0 +1,406 @@
+/**
+ * Ephemeral, real PostgreSQL clusters for tests and benchmarks.
+ *
+ * {@link startPgCluster} runs `initdb` into a temporary directory, writes a `pg_hba.conf` that
+ * gives each test user its own password method over TCP on 127.0.0.1, starts the server on a free
+ * port with durability turned off for speed, and creates the `app` database. PostgreSQL refuses to
+ * run as root, so when this process is root the server binaries run as the `postgres` OS user.
+ *
+ * A cluster never outlives the process that started it: `stop()` is idempotent, an `exit` handler
+ * stops every live cluster synchronously, and a detached watchdog shell stops it if the process is
+ * killed outright (SIGKILL, OOM).
+ *
+ * @see https://www.postgresql.org/docs/15/app-initdb.html
+ * @see https://www.postgresql.org/docs/15/auth-pg-hba-conf.html
+ * @see https://www.postgresql.org/docs/15/auth-password.html
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A login role and its password. */
+export interface PgUser {
+  user: string;
+  password: string;
+}
+
+/** A running throwaway cluster. */
+export interface PgCluster {
+  host: '127.0.0.1';
+  port: number;
+  /** Directory of the server's unix socket (`unix_socket_directories`). */
+  socketDir: string;
+  dataDir: string;
+  /** Directory of the server binaries (initdb, pg_ctl, postgres, pgbench, psql). */
+  bin: string;
+  /** Password-authenticated (scram-sha-256) superuser. */
+  superuser: PgUser;
+  /**
+   * One user per password method over TCP: `scram` (scram-sha-256, owns `app`), `md5` (password
+   * stored as an md5 hash, `md5` method), `cleartext` (`password` method), `tlsOnly`
+   * (`hostnossl ... reject`, `hostssl ... scram-sha-256`).
+   */
+  users: { scram: PgUser; md5: PgUser; cleartext: PgUser; tlsOnly: PgUser };
+  /** `app`, owned by the scram user, with `items(id int primary key, name text)` readable by all. */
+  database: string;
+  ssl: boolean;
+  /** A `postgresql://` URI for `user` (default database `app`). @see https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNSTRING */
+  url(user: PgUser, options?: { database?: string; sslmode?: string }): string;
+  /** Runs the real `psql -X -A -t -v ON_ERROR_STOP=1` over TCP; resolves stdout, rejects with stderr. */
+  psql(sql: string, options?: { user?: PgUser; database?: string }): Promise<string>;
+  /** Fast shutdown, then removes the data directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startPgCluster}. */
+export interface StartPgClusterOptions {
+  /** Turn on TLS with this certificate and key (PEM files); `caFile` becomes `ssl_ca_file`. */
+  ssl?: { certFile: string; keyFile: string; caFile?: string };
+  /** Extra `postgresql.conf` settings. */
+  config?: Record<string, string>;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+/**
+ * The directory of the newest installed PostgreSQL server binaries: `$HOOP_PG_BIN`, else the
+ * newest `/usr/lib/postgresql/<major>/bin`, else `pg_config --bindir`.
+ * @see https://www.postgresql.org/docs/15/app-pgconfig.html
+ */
+export function pgBinDir(): string {
+  const fromEnv = process.env.HOOP_PG_BIN;
+  if (fromEnv && existsSync(join(fromEnv, 'pg_ctl'))) return fromEnv;
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root)) {
+    const majors = readdirSync(root)
+      .filter((d) => /^\d+(\.\d+)?$/.test(d) && existsSync(join(root, d, 'bin', 'pg_ctl')))
+      .sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+    if (majors[0]) return join(root, majors[0], 'bin');
+  }
+  try {
+    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (dir && existsSync(join(dir, 'pg_ctl'))) return dir;
+  } catch {
+    /* fall through */
+  }
+  throw new Error('PostgreSQL server binaries not found (looked in $HOOP_PG_BIN, /usr/lib/postgresql/*/bin, pg_config --bindir); install the postgresql package');
+}
+
+/** uid/gid of the `postgres` OS user, from /etc/passwd. */
+function postgresOsUser(): { uid: number; gid: number } {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  if (!line) throw new Error('running as root but there is no `postgres` OS user to run the server as');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** A free TCP port on 127.0.0.1 (bound to port 0, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `file args`, as the postgres OS user when `asPostgres` and we are root. */
+function run(file: string, args: string[], opts: { asPostgres?: boolean; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+  const [cmd, argv] = opts.asPostgres && isRoot ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd as string, argv as string[], { env: opts.env ?? process.env, cwd: opts.cwd ?? tmpdir(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+function sqlLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+function sqlIdent(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
+}
+
+function confValue(s: string): string {
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+function newPassword(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+/** Environment for libpq clients without inherited PG* settings that would change their behaviour. */
+function cleanPgEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  return { ...env, PGCONNECT_TIMEOUT: '10', ...extra };
+}
+
+interface LiveCluster {
+  dataDir: string;
+  root: string;
+  pgCtl: string;
+}
+
+const live = new Set<LiveCluster>();
+let exitHookInstalled = false;
+
+/** Synchronous last-resort stop of every live cluster when the process exits. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) {
+      try {
+        const [cmd, argv] = isRoot ? ['runuser', ['-u', 'postgres', '--', c.pgCtl]] : [c.pgCtl, []];
+        execFileSync(cmd as string, [...(argv as string[]), 'stop', '-D', c.dataDir, '-m', 'immediate', '-w', '-s'], { stdio: 'ignore', cwd: tmpdir(), timeout: 10_000 });
+      } catch {
+        /* already stopped */
+      }
+      try {
+        rmSync(c.root, { recursive: true, force: true });
+      } catch {
+        /* best effort */
+      }
+    }
+    live.clear();
+  });
+}
+
+/** A detached shell that stops the cluster if this process dies without running its exit handlers. */
+function startWatchdog(c: LiveCluster): number | undefined {
+  const script = [
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
+    'if [ "$2" = 1 ]; then runuser -u postgres -- "$3" stop -D "$4" -m immediate -s >/dev/null 2>&1; else "$3" stop -D "$4" -m immediate -s >/dev/null 2>&1; fi',
+    'rm -rf "$5"',
+  ].join('\n');
+  try {
+    const child = spawn('sh', ['-c', script, 'hoop-pg-watchdog', String(process.pid), isRoot ? '1' : '0', c.pgCtl, c.dataDir, c.root], {
+      detached: true,
+      stdio: 'ignore',
+      cwd: tmpdir(),
+    });
+    child.on('error', () => {});
+    child.unref();
+    return child.pid;
+  } catch {
+    return undefined;
+  }
+}
+
+const bindFailure = /could not bind|Address already in use|could not create any TCP\/IP sockets|could not create listen socket/i;
+
+/**
+ * Starts a throwaway PostgreSQL cluster on 127.0.0.1 and a free port, with four password users and
+ * an `app` database. Takes about one second.
+ * @see https://www.postgresql.org/docs/15/app-pg-ctl.html
+ * @see https://www.postgresql.org/docs/15/ssl-tcp.html
+ */
+export async function startPgCluster(options: StartPgClusterOptions = {}): Promise<PgCluster> {
+  const bin = pgBinDir();
+  const pgCtl = join(bin, 'pg_ctl');
+  const psqlBin = existsSync(join(bin, 'psql')) ? join(bin, 'psql') : 'psql';
+  const owner = isRoot ? postgresOsUser() : undefined;
+
+  const root = mkdtempSync(join(tmpdir(), 'hoop-pg-'));
+  const dataDir = join(root, 'data');
+  const socketDir = join(root, 'sock');
+  const logFile = join(root, 'postgres.log');
+  mkdirSync(socketDir, { mode: 0o700 });
+  if (owner) {
+    chownSync(root, owner.uid, owner.gid);
+    chownSync(socketDir, owner.uid, owner.gid);
+  }
+  const entry: LiveCluster = { dataDir, root, pgCtl };
+  let watchdog: number | undefined;
+  const cleanupFailedStart = async (): Promise<void> => {
+    await run(pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-s'], { asPostgres: true, cwd: root }).catch(() => undefined);
+    live.delete(entry);
+    if (watchdog) killQuietly(watchdog);
+    rmSync(root, { recursive: true, force: true });
+  };
+
+  try {
+    const init = await run(
+      join(bin, 'initdb'),
+      ['-D', dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+      { asPostgres: true, cwd: root, env: cleanPgEnv({}) },
+    );
+    if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}): ${init.stderr.trim() || init.stdout.trim()}`);
+
+    const superuser: PgUser = { user: 'postgres', password: newPassword() };
+    const users = {
+      scram: { user: 'app_scram', password: newPassword() },
+      md5: { user: 'app_md5', password: newPassword() },
+      cleartext: { user: 'app_cleartext', password: newPassword() },
+      tlsOnly: { user: 'app_tls_only', password: newPassword() },
+    };
+    const database = 'app';
+
+    writeFileSync(
+      join(dataDir, 'pg_hba.conf'),
+      [
+        '# TYPE     DATABASE  USER                 ADDRESS        METHOD',
+        'local      all       postgres                            trust',
+        `hostnossl  all       ${users.tlsOnly.user}  127.0.0.1/32   reject`,
+        `hostssl    all       ${users.tlsOnly.user}  127.0.0.1/32   scram-sha-256`,
+        `host       all       ${users.md5.user}      127.0.0.1/32   md5`,
+        `host       all       ${users.cleartext.user} 127.0.0.1/32   password`,
+        'host       all       all                  127.0.0.1/32   scram-sha-256',
+        '',
+      ].join('\n'),
+    );
+
+    const settings: Record<string, string> = {
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: socketDir,
+      fsync: 'off',
+      full_page_writes: 'off',
+      synchronous_commit: 'off',
+      password_encryption: 'scram-sha-256',
+      logging_collector: 'off',
+      log_min_messages: 'warning',
+    };
+    if (options.ssl) {
+      const certDst = join(dataDir, 'server.crt');
+      const keyDst = join(dataDir, 'server.key');
+      copyFileSync(options.ssl.certFile, certDst);
+      copyFileSync(options.ssl.keyFile, keyDst);
+      chmodSync(keyDst, 0o600);
+      if (owner) {
+        chownSync(certDst, owner.uid, owner.gid);
+        chownSync(keyDst, owner.uid, owner.gid);
+      }
+      settings.ssl = 'on';
+      settings.ssl_cert_file = certDst;
+      settings.ssl_key_file = keyDst;
+      if (options.ssl.caFile) {
+        const caDst = join(dataDir, 'root.crt');
+        copyFileSync(options.ssl.caFile, caDst);
+        if (owner) chownSync(caDst, owner.uid, owner.gid);
+        settings.ssl_ca_file = caDst;
+      }
+    }
+    Object.assign(settings, options.config ?? {});
+    appendFileSync(
+      join(dataDir, 'postgresql.conf'),
+      ['', '# hoop test harness', ...Object.entries(settings).map(([k, v]) => `${k} = ${confValue(v)}`), "include_if_exists = 'hoop-port.conf'", ''].join('\n'),
+    );
+
+    live.add(entry);
+    installExitHook();
+    watchdog = startWatchdog(entry);
+
+    let port = 0;
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      const portConf = join(dataDir, 'hoop-port.conf');
+      writeFileSync(portConf, `port = ${port}\n`);
+      if (owner) chownSync(portConf, owner.uid, owner.gid);
+      const start = await run(pgCtl, ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '30', '-s'], { asPostgres: true, cwd: root, env: cleanPgEnv({}) });
+      if (start.code === 0) break;
+      const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
+      if (attempt < 5 && bindFailure.test(log)) {
+        await run(pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-s'], { asPostgres: true, cwd: root }).catch(() => undefined);
+        writeFileSync(logFile, '');
+        continue;
+      }
+      throw new Error(`PostgreSQL did not start (exit ${start.code}): ${start.stderr.trim()}\n${log.split('\n').slice(-20).join('\n')}`);
+    }
+
+    const setup = [
+      `ALTER ROLE postgres PASSWORD ${sqlLiteral(superuser.password)};`,
+      `CREATE ROLE ${sqlIdent(users.scram.user)} LOGIN PASSWORD ${sqlLiteral(users.scram.password)};`,
+      `CREATE ROLE ${sqlIdent(users.cleartext.user)} LOGIN PASSWORD ${sqlLiteral(users.cleartext.password)};`,
+      `CREATE ROLE ${sqlIdent(users.tlsOnly.user)} LOGIN PASSWORD ${sqlLiteral(users.tlsOnly.password)};`,
+      `SET password_encryption = 'md5';`,
+      `CREATE ROLE ${sqlIdent(users.md5.user)} LOGIN PASSWORD ${sqlLiteral(users.md5.password)};`,
+      `RESET password_encryption;`,
+      `CREATE DATABASE ${sqlIdent(database)} OWNER ${sqlIdent(users.scram.user)};`,
+      `\\connect ${database}`,
+      `SET ROLE ${sqlIdent(users.scram.user)};`,
+      `CREATE TABLE items (id int PRIMARY KEY, name text);`,
+      `INSERT INTO items VALUES (1, 'apple'), (2, 'banana'), (3, 'cherry');`,
+      `GRANT SELECT ON items TO PUBLIC;`,
+      '',
+    ].join('\n');
+    const res = await run(psqlBin, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
+      asPostgres: true,
+      cwd: root,
+      input: setup,
+      env: cleanPgEnv({}),
+    });
+    if (res.code !== 0) throw new Error(`cluster setup failed: ${res.stderr.trim()}`);
+
+    const ssl = Boolean(options.ssl);
+    let stopping: Promise<void> | undefined;
+
+    const cluster: PgCluster = {
+      host: '127.0.0.1',
+      port,
+      socketDir,
+      dataDir,
+      bin,
+      superuser,
+      users,
+      database,
+      ssl,
+      url(user, opts = {}) {
+        const db = opts.database ?? database;
+        const query = opts.sslmode ? `?sslmode=${encodeURIComponent(opts.sslmode)}` : '';
+        return `postgresql://${encodeURIComponent(user.user)}:${encodeURIComponent(user.password)}@127.0.0.1:${port}/${encodeURIComponent(db)}${query}`;
+      },
+      async psql(sql, opts = {}) {
+        const user = opts.user ?? superuser;
+        const r = await run(
+          psqlBin,
+          ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', user.user, '-d', opts.database ?? database, '-f', '-'],
+          { input: sql, env: cleanPgEnv({ PGPASSWORD: user.password, PGSSLMODE: 'prefer' }), cwd: root },
+        );
+        if (r.code !== 0) throw new Error(r.stderr.trim() || `psql exited with ${r.code}`);
+        return r.stdout;
+      },
+      stop() {
+        stopping ??= (async () => {
+          await run(pgCtl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '30', '-s'], { asPostgres: true, cwd: root }).catch(() => undefined);
+          live.delete(entry);
+          if (watchdog) killQuietly(watchdog);
+          rmSync(root, { recursive: true, force: true });
+        })();
+        return stopping;
+      },
+    };
+    return cluster;
+  } catch (err) {
+    await cleanupFailedStart();
+    throw err;
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    /* already gone */
+  }
+}
