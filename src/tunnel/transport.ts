@@ -1,0 +1,364 @@
+/**
+ * The CLI side of the hoop-tunnel/1 handshake: an HTTP/1.1 Upgrade to the gateway's tunnel
+ * endpoint, authenticated with a bearer token, turned into a {@link TunnelChannel} on `101`.
+ *
+ * TLS is required, except to a gateway on this machine (`http://localhost`, `127.0.0.0/8`,
+ * `[::1]`) in dev mode. Every failure becomes a HoopError with a hint; none carries the token.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Tunnel")
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade (HTTP Upgrade)
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (Bearer token in the Authorization header)
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../errors.js';
+import { TunnelChannel } from './channel.js';
+
+/** The protocol token of the `Upgrade` header. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+export const TUNNEL_PROTOCOL = 'hoop-tunnel/1';
+
+/** Header names of the tunnel handshake (lower case, as node:http reports them). @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+export const TunnelHeader = {
+  SESSION_ID: 'hoop-session-id',
+  RUN_ID: 'hoop-run-id',
+  CLIENT_VERSION: 'hoop-client-version',
+  GATEWAY_VERSION: 'hoop-gateway-version',
+  POLICY_COMMIT: 'hoop-policy-commit',
+} as const;
+
+/** Options of {@link openTunnel}. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+export interface OpenTunnelOptions {
+  /** The gateway's base URL, e.g. `https://gateway.example.com` (a path prefix is kept). */
+  gateway: string | URL;
+  /** The connection's name, as the policy declares it. */
+  connection: string;
+  /** The bearer token (OIDC access or ID token). Never appears in an error or log. */
+  token: string;
+  /** The session id chosen by the CLI. */
+  sessionId: string;
+  /** The `hoop run` id, when the tunnel belongs to one. */
+  runId?: string;
+  /** The policy commit the CLI evaluated with. */
+  policyCommit?: string;
+  /** This CLI's version. */
+  clientVersion: string;
+  /** CA certificates (PEM) to trust instead of the system's, from `--ca-file` / `HOOP_CA_FILE`. */
+  ca?: Buffer;
+  /** Deadline for the whole handshake, in milliseconds (default 10 000). */
+  timeoutMs?: number;
+  /** Aborts the handshake (not an opened tunnel); the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** An opened tunnel and what the gateway said in its `101`. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+export interface OpenedTunnel {
+  channel: TunnelChannel;
+  /** The session id the gateway confirmed (the CLI's own if the gateway did not echo one). */
+  sessionId: string;
+  gatewayVersion?: string;
+  /** The gateway's policy commit, so the CLI can tell whether its own bundle is current. */
+  policyCommit?: string;
+}
+
+/**
+ * The gateway refused the tunnel with an HTTP error. `status` is the HTTP status; `reason` and
+ * `gatewayCode` are the body's `error.reason` and `error.code`, when it sent them.
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-status-codes
+ */
+export class TunnelRefusedError extends HoopError {
+  readonly status: number;
+  readonly reason: string | undefined;
+  readonly gatewayCode: string | undefined;
+
+  constructor(code: ErrorCode, message: string, status: number, details: { reason?: string; gatewayCode?: string; hint?: string }) {
+    super(code, message, details.hint === undefined ? {} : { hint: details.hint });
+    this.status = status;
+    this.reason = details.reason;
+    this.gatewayCode = details.gatewayCode;
+  }
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MAX_ERROR_BODY = 64 * 1024;
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/**
+ * True for `localhost` and loopback IP literals (127.0.0.0/8, ::1), the only hosts a plain
+ * `http:` gateway URL may name.
+ * @see https://www.rfc-editor.org/rfc/rfc6761#section-6.3
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
+  if (host.toLowerCase() === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 4) return host.startsWith('127.');
+  if (family === 6) return host === '::1' || /^(0{1,4}:){7}0{0,3}1$/.test(host);
+  return false;
+}
+
+/**
+ * The gateway's base URL, normalised (no credentials, query or fragment; a trailing `/` so
+ * relative API paths keep any path prefix). Throws HoopError(USAGE) for a URL that is not
+ * `https:` (or `http:` to a loopback host).
+ * @see /work/shared/ARCHITECTURE.md ("Tunnel")
+ */
+export function gatewayBaseUrl(gateway: string | URL): URL {
+  let base: URL;
+  try {
+    base = new URL(String(gateway));
+  } catch {
+    throw new HoopError(ErrorCode.USAGE, 'the gateway URL is not a valid URL', { hint: 'give it as https://host[:port]' });
+  }
+  base.username = '';
+  base.password = '';
+  base.search = '';
+  base.hash = '';
+  if (base.protocol === 'http:') {
+    if (!isLoopbackHost(base.hostname)) {
+      throw new HoopError(ErrorCode.USAGE, `TLS is required: refusing to send a token over plain http to ${base.host}`, {
+        hint: 'use an https:// gateway URL; plain http is allowed only to a gateway on this machine (localhost, 127.0.0.1, [::1])',
+      });
+    }
+  } else if (base.protocol !== 'https:') {
+    throw new HoopError(ErrorCode.USAGE, `the gateway URL must use https:, not ${base.protocol}`, { hint: 'give it as https://host[:port]' });
+  }
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  return base;
+}
+
+/**
+ * The tunnel endpoint `<gateway>/v1/connections/{name}/tunnel` for a gateway base URL. Throws
+ * HoopError(USAGE) for a URL {@link gatewayBaseUrl} refuses or a bad connection name.
+ * @see /work/shared/ARCHITECTURE.md ("Tunnel")
+ */
+export function tunnelUrl(gateway: string | URL, connection: string): URL {
+  const base = gatewayBaseUrl(gateway);
+  if (connection === '' || connection === '.' || connection === '..') {
+    throw new HoopError(ErrorCode.USAGE, `invalid connection name "${connection}"`, { hint: 'give the name of a connection declared in the policy' });
+  }
+  return new URL(`v1/connections/${encodeURIComponent(connection)}/tunnel`, base);
+}
+
+/**
+ * Opens a tunnel to `connection` through the gateway: sends the Upgrade request and resolves
+ * with the channel once the gateway answers `101 Switching Protocols` with `hoop-tunnel/1`.
+ * Rejects with a HoopError: GATEWAY_UNREACHABLE (network, TLS, timeout), TOKEN_REJECTED (401),
+ * ACCESS_DENIED (403), CONNECTION_UNKNOWN (404), UPSTREAM_UNAVAILABLE (502/503), GATEWAY_PROTOCOL
+ * (anything else); HTTP refusals are {@link TunnelRefusedError}s carrying the body's `reason`.
+ * @see /work/shared/ARCHITECTURE.md ("Tunnel")
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade
+ */
+export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunnel> {
+  const url = tunnelUrl(options.gateway, options.connection);
+  const origin = url.origin;
+  options.signal?.throwIfAborted();
+  if (!BEARER_TOKEN.test(options.token)) {
+    throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'the stored token is not a valid bearer token', { hint: 'run `hoop login` again' });
+  }
+  const headers: Record<string, string> = {
+    Connection: 'Upgrade',
+    Upgrade: TUNNEL_PROTOCOL,
+    Authorization: `Bearer ${options.token}`,
+    'Hoop-Session-Id': options.sessionId,
+    'Hoop-Client-Version': options.clientVersion,
+    'User-Agent': `hoop/${options.clientVersion}`,
+  };
+  if (options.runId !== undefined) headers['Hoop-Run-Id'] = options.runId;
+  if (options.policyCommit !== undefined) headers['Hoop-Policy-Commit'] = options.policyCommit;
+  for (const [name, value] of Object.entries(headers)) {
+    try {
+      http.validateHeaderValue(name, value);
+    } catch {
+      throw new HoopError(ErrorCode.USAGE, `the ${name} header would contain characters HTTP does not allow`);
+    }
+  }
+  const requestOptions: https.RequestOptions = { method: 'GET', agent: false, headers };
+  if (options.ca) requestOptions.ca = options.ca;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const signal = options.signal;
+
+  return new Promise<OpenedTunnel>((resolve, reject) => {
+    let settled = false;
+    const request = url.protocol === 'https:' ? https.request(url, requestOptions) : http.request(url, requestOptions);
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      return true;
+    };
+    const fail = (err: unknown): void => {
+      if (!settle()) return;
+      request.destroy();
+      reject(err);
+    };
+    const onAbort = (): void => fail(signal?.reason);
+    const timer = setTimeout(() => {
+      fail(
+        new HoopError(ErrorCode.GATEWAY_UNREACHABLE, `the gateway at ${origin} did not answer within ${timeoutMs / 1000} s`, {
+          hint: `is the gateway running at ${origin}, and reachable from here?`,
+        }),
+      );
+    }, timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    request.on('error', (err) => fail(requestError(err, origin)));
+    request.on('upgrade', (res: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (settled) {
+        socket.destroy();
+        return;
+      }
+      const upgrade = String(res.headers.upgrade ?? '').trim().toLowerCase();
+      if (res.statusCode !== 101 || upgrade !== TUNNEL_PROTOCOL) {
+        socket.destroy();
+        fail(
+          new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the gateway at ${origin} switched to "${upgrade}" instead of ${TUNNEL_PROTOCOL}`, {
+            hint: 'check that the URL points at a hoop gateway compatible with this client',
+          }),
+        );
+        return;
+      }
+      settle();
+      const channel = new TunnelChannel(socket, head, { peer: 'gateway' });
+      const opened: OpenedTunnel = { channel, sessionId: headerValue(res, TunnelHeader.SESSION_ID) ?? options.sessionId };
+      const gatewayVersion = headerValue(res, TunnelHeader.GATEWAY_VERSION);
+      const policyCommit = headerValue(res, TunnelHeader.POLICY_COMMIT);
+      if (gatewayVersion !== undefined) opened.gatewayVersion = gatewayVersion;
+      if (policyCommit !== undefined) opened.policyCommit = policyCommit;
+      resolve(opened);
+    });
+    request.on('response', (res: http.IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const done = (): void => fail(statusError(status, Buffer.concat(chunks), options.connection, origin));
+      res.on('data', (chunk: Buffer) => {
+        if (size >= MAX_ERROR_BODY) return;
+        chunks.push(chunk);
+        size += chunk.length;
+      });
+      res.on('end', done);
+      res.on('close', done);
+      res.on('error', done);
+    });
+    request.end();
+  });
+}
+
+function headerValue(res: http.IncomingMessage, name: string): string | undefined {
+  const value = res.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function clean(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const printable = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return printable.length > 1000 ? `${printable.slice(0, 1000)}…` : printable;
+}
+
+interface ErrorBody {
+  code?: string;
+  message?: string;
+  hint?: string;
+  reason?: string;
+}
+
+function parseErrorBody(body: Buffer): ErrorBody {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.subarray(0, MAX_ERROR_BODY).toString('utf8'));
+  } catch {
+    return {};
+  }
+  const error = (value as { error?: unknown } | null)?.error;
+  if (typeof error !== 'object' || error === null) return {};
+  const out: ErrorBody = {};
+  for (const key of ['code', 'message', 'hint', 'reason'] as const) {
+    const field = (error as Record<string, unknown>)[key];
+    if (typeof field === 'string' && field !== '') out[key] = clean(field);
+  }
+  return out;
+}
+
+/**
+ * The HoopError for a gateway's HTTP refusal (`status` and its JSON error body) of a request about
+ * `connection`: 401 TOKEN_REJECTED, 403 ACCESS_DENIED, 404 CONNECTION_UNKNOWN, 502/503
+ * UPSTREAM_UNAVAILABLE, anything else GATEWAY_PROTOCOL.
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-status-codes
+ */
+export function statusError(status: number, body: Buffer, connection: string, origin: string): HoopError {
+  const parsed = parseErrorBody(body);
+  let code: ErrorCode;
+  let message: string;
+  let hint: string;
+  switch (status) {
+    case 401:
+      code = ErrorCode.TOKEN_REJECTED;
+      message = 'the gateway rejected the token';
+      hint = 'run `hoop login` to get a new token';
+      break;
+    case 403:
+      code = ErrorCode.ACCESS_DENIED;
+      message = `you may not use the connection "${connection}"`;
+      hint = 'ask an administrator to grant you access to it in the policy';
+      break;
+    case 404:
+      code = ErrorCode.CONNECTION_UNKNOWN;
+      message = `the gateway knows no connection named "${connection}"`;
+      hint = 'check the connection name against the policy';
+      break;
+    case 502:
+    case 503:
+      code = ErrorCode.UPSTREAM_UNAVAILABLE;
+      message = `the gateway could not reach the server behind "${connection}"`;
+      hint = 'try again later; if it persists, ask an administrator to check the connection';
+      break;
+    case 200:
+      code = ErrorCode.GATEWAY_PROTOCOL;
+      message = `the gateway at ${origin} answered 200 without switching to ${TUNNEL_PROTOCOL}`;
+      hint = 'check that the URL points at a hoop gateway and that no proxy drops the Upgrade header';
+      break;
+    default:
+      code = ErrorCode.GATEWAY_PROTOCOL;
+      message = `unexpected answer from the gateway at ${origin}: HTTP ${status}`;
+      hint = 'check that the URL points at a hoop gateway compatible with this client';
+  }
+  const details: { reason?: string; gatewayCode?: string; hint?: string } = { hint: parsed.hint ?? hint };
+  if (parsed.reason !== undefined) details.reason = parsed.reason;
+  if (parsed.code !== undefined) details.gatewayCode = parsed.code;
+  return new TunnelRefusedError(code, parsed.message ?? message, status, details);
+}
+
+const UNTRUSTED = /^(UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_UNTRUSTED|CERT_REJECTED|INVALID_CA|CERT_SIGNATURE_FAILURE)$/;
+const CERT_INVALID = /^(CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_REVOKED|INVALID_PURPOSE|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)$/;
+
+/**
+ * The HoopError for a request to the gateway that got no HTTP answer (network, TLS, HTTP parse).
+ * @see https://nodejs.org/api/errors.html#common-system-errors
+ */
+export function requestError(err: Error, origin: string): HoopError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const unreachable = (message: string, hint: string, extra: HoopErrorOptions = {}): HoopError =>
+    new HoopError(ErrorCode.GATEWAY_UNREACHABLE, message, { hint, cause: err, ...extra });
+  if (UNTRUSTED.test(code)) {
+    return unreachable(`cannot verify the TLS certificate of the gateway at ${origin}: ${describeError(err)}`, 'if the gateway uses a private CA, pass its certificate with --ca-file <path> or HOOP_CA_FILE');
+  }
+  if (CERT_INVALID.test(code)) {
+    return unreachable(
+      `the TLS certificate of the gateway at ${origin} is not valid: ${describeError(err)}`,
+      'check the gateway certificate (host names, dates, server auth usage) and this machine\'s clock; pass its CA with --ca-file <path> or HOOP_CA_FILE if it is private',
+    );
+  }
+  if (code.startsWith('ERR_SSL_') || code === 'EPROTO' || code.startsWith('ERR_TLS_')) {
+    return unreachable(`the TLS handshake with the gateway at ${origin} failed: ${describeError(err)}`, `check that ${origin} serves HTTPS`);
+  }
+  if (code.startsWith('HPE_')) {
+    return new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the gateway at ${origin} answered something that is not HTTP/1.1: ${describeError(err)}`, {
+      hint: 'check that the URL points at a hoop gateway',
+      cause: err,
+    });
+  }
+  return unreachable(`cannot reach the gateway at ${origin}: ${describeError(err)}`, `is the gateway running at ${origin}?`);
+}
