@@ -1,0 +1,620 @@
+/**
+ * PostgreSQL data-path benchmark: what does each way of reaching a database cost?
+ *
+ * Starts a throwaway PostgreSQL cluster and measures, with the real `pgbench` and `psql`, four
+ * paths to it: direct TCP, the hoop gateway (`hoop gateway` + `hoop connect`), an OpenSSH local
+ * forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
+ * select-only TPS at 8 clients, and COPY-out throughput of a ~100 MB table; then prints one table
+ * with each path's ratio to direct.
+ *
+ * Environment: BENCH_SECONDS (pgbench duration per run, default 10), BENCH_SCALE (pgbench scale,
+ * default 10), BENCH_COPY_ROWS (rows of the COPY table, default 1000000), BENCH_COPY_RUNS (COPY
+ * runs per path, median reported, default 3), BENCH_PATHS (comma list, default all).
+ *
+ * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
+ *
+ * @see https://www.postgresql.org/docs/15/pgbench.html
+ * @see https://www.postgresql.org/docs/15/sql-copy.html
+ * @see https://www.pgbouncer.org/config.html
+ * @see https://man.openbsd.org/sshd_config
+ */
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { availableParallelism, cpus, tmpdir, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort, startPgCluster, type PgCluster } from '../test/harness/postgres.js';
+
+const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
+const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
+const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
+const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
+const ALL_PATHS = ['direct', 'hoop', 'ssh -L', 'pgbouncer'] as const;
+type PathName = (typeof ALL_PATHS)[number];
+const PATHS: PathName[] = process.env.BENCH_PATHS
+  ? ALL_PATHS.filter((p) => process.env.BENCH_PATHS!.split(',').map((s) => s.trim()).includes(p))
+  : [...ALL_PATHS];
+
+const isRoot = process.getuid?.() === 0;
+const repoRoot = resolve(import.meta.dirname, '..');
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : fallback;
+}
+
+/* ------------------------------------------------------------------ cleanup */
+
+const cleanups: Array<{ name: string; fn: () => Promise<void> | void }> = [];
+const children = new Set<ChildProcess>();
+let cleaning: Promise<void> | undefined;
+
+function onCleanup(name: string, fn: () => Promise<void> | void): () => Promise<void> {
+  const entry = { name, fn };
+  cleanups.push(entry);
+  return async () => {
+    const i = cleanups.indexOf(entry);
+    if (i >= 0) {
+      cleanups.splice(i, 1);
+      await entry.fn();
+    }
+  };
+}
+
+function cleanupAll(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length > 0) {
+      const { name, fn } = cleanups.pop()!;
+      try {
+        await fn();
+      } catch (err) {
+        process.stderr.write(`bench: cleanup of ${name} failed: ${(err as Error).message}\n`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`\nbench: ${signal}, cleaning up...\n`);
+    for (const child of children) child.kill('SIGTERM');
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+/* ------------------------------------------------------------------ processes */
+
+interface Spawned {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+  stop: () => Promise<void>;
+}
+
+/** Starts a long-running helper process, tracked for cleanup. */
+function start(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; name: string }): Spawned {
+  const child = spawn(file, args, { env: opts.env ?? process.env, cwd: opts.cwd ?? repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-65536)));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err = (err + s).slice(-65536)));
+  const exited = new Promise<number | null>((res) => {
+    child.once('error', (e) => {
+      err += `\n${e.message}`;
+      res(-1);
+    });
+    child.once('exit', (code, signal) => res(code ?? (signal ? 128 : null)));
+  });
+  void exited.then(() => children.delete(child));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  };
+  onCleanup(opts.name, stop);
+  return { child, stdout: () => out, stderr: () => err, exited, stop };
+}
+
+/** Runs a command to completion; rejects with its stderr tail on a non-zero exit. */
+function runToEnd(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string; ms: number }> {
+  return new Promise((res, rej) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(file, args, { env: opts.env ?? process.env, cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-1 << 20)));
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (err = (err + s).slice(-65536)));
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    child.once('error', (e) => {
+      children.delete(child);
+      rej(e);
+    });
+    child.once('close', (code, signal) => {
+      children.delete(child);
+      if (timer) clearTimeout(timer);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (code === 0) res({ stdout: out, stderr: err, ms });
+      else rej(new Error(`${file.split('/').pop()} ${signal ? `killed by ${signal}` : `exited ${code}`}: ${lastLines(err || out, 3)}`));
+    });
+  });
+}
+
+function lastLines(s: string, n: number): string {
+  return s.trim().split('\n').slice(-n).join(' | ');
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
+async function waitForPort(port: number, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = netConnect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        res(true);
+      });
+      s.once('error', () => res(false));
+    });
+    if (ok) return;
+    if (!alive()) throw new Error('process exited before listening');
+    if (Date.now() > deadline) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function which(cmd: string, extra: string[] = []): string | undefined {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), ...extra]) {
+    if (dir && existsSync(join(dir, cmd))) return join(dir, cmd);
+  }
+  return undefined;
+}
+
+function versionOf(file: string | undefined, args: string[]): string {
+  if (!file) return 'missing';
+  const r = spawnSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n')[0] || '?';
+}
+
+/* ------------------------------------------------------------------ measurement */
+
+/** Where a client connects to reach the database. */
+interface Endpoint {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+interface Result {
+  latencyMs?: number;
+  tps1?: number;
+  tps8?: number;
+  copyMBps?: number;
+  error?: string;
+}
+
+function clientEnv(ep: Endpoint): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  return {
+    ...env,
+    PGHOST: ep.host,
+    PGPORT: String(ep.port),
+    PGUSER: ep.user,
+    PGPASSWORD: ep.password,
+    PGDATABASE: ep.database,
+    PGSSLMODE: 'disable',
+    PGCONNECT_TIMEOUT: '15',
+    PGAPPNAME: 'hoop-bench',
+  };
+}
+
+function parsePgbench(out: string): { latencyMs: number; tps: number } {
+  const lat = /latency average = ([\d.]+) ms/.exec(out);
+  const tps = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(out) ?? /tps = ([\d.]+)/.exec(out);
+  if (!lat || !tps) throw new Error(`cannot parse pgbench output: ${lastLines(out, 3)}`);
+  const failed = /number of failed transactions: (\d+)/.exec(out);
+  if (failed && Number(failed[1]) > 0) throw new Error(`pgbench reported ${failed[1]} failed transactions`);
+  return { latencyMs: Number(lat[1]), tps: Number(tps[1]) };
+}
+
+async function pgbench(bin: string, ep: Endpoint, args: string[]): Promise<{ latencyMs: number; tps: number }> {
+  const { stdout } = await runToEnd(join(bin, 'pgbench'), [...args, ep.database], { env: clientEnv(ep), timeoutMs: (SECONDS + 60) * 1000 });
+  return parsePgbench(stdout);
+}
+
+async function copyOut(psql: string, ep: Endpoint): Promise<number> {
+  const { ms } = await runToEnd(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', '\\copy copybench to /dev/null'], { env: clientEnv(ep), timeoutMs: 600_000 });
+  return ms;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: number, log: (s: string) => void): Promise<Result> {
+  const r: Result = {};
+  const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
+  r.latencyMs = one.latencyMs;
+  r.tps1 = one.tps;
+  log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
+  const eight = await pgbench(bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
+  r.tps8 = eight.tps;
+  log(`tps ${eight.tps.toFixed(0)} at 8 clients`);
+  const times: number[] = [];
+  for (let i = 0; i < COPY_RUNS; i++) times.push(await copyOut(psql, ep));
+  r.copyMBps = copyBytes / 1e6 / (median(times) / 1000);
+  log(`COPY ${r.copyMBps.toFixed(1)} MB/s (runs: ${times.map((t) => `${t.toFixed(0)} ms`).join(', ')})`);
+  return r;
+}
+
+/* ------------------------------------------------------------------ paths */
+
+/** An endpoint plus what to stop when done with it. */
+interface PathSetup {
+  endpoint: Endpoint;
+  close: () => Promise<void>;
+}
+
+function tempDir(prefix: string, forPostgres = false): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (forPostgres && isRoot) {
+    const { uid, gid } = postgresIds();
+    chownSync(dir, uid, gid);
+  }
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  onCleanup(`temp dir ${dir}`, remove);
+  return { dir, remove };
+}
+
+function postgresIds(): { uid: number; gid: number } {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  if (!line) throw new Error('no postgres OS user');
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+async function setupSsh(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
+  const sshd = which('sshd', ['/usr/sbin', '/usr/local/sbin']);
+  const ssh = which('ssh');
+  const keygen = which('ssh-keygen');
+  if (!sshd || !ssh || !keygen) throw new Error('skipped: sshd/ssh/ssh-keygen not installed (apt-get install openssh-server openssh-client)');
+  const { dir } = tempDir('hoop-bench-ssh-');
+  execFileSync(keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', 'hoop-bench-host', '-f', join(dir, 'host_key')]);
+  execFileSync(keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', 'hoop-bench-client', '-f', join(dir, 'client_key')]);
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')), { mode: 0o600 });
+  if (isRoot && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755, recursive: true });
+
+  const sshPort = await freePort();
+  const config = [
+    `Port ${sshPort}`,
+    'ListenAddress 127.0.0.1',
+    `HostKey ${join(dir, 'host_key')}`,
+    'PidFile none',
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'StrictModes no',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin prohibit-password',
+    'UsePAM no',
+    'AllowTcpForwarding local',
+    'X11Forwarding no',
+    'PermitTTY no',
+    'PrintMotd no',
+    'LogLevel ERROR',
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'sshd_config'), config);
+  const daemon = start(sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], { name: 'sshd' });
+  await waitForPort(sshPort, 10_000, () => daemon.child.exitCode === null).catch((e: Error) => {
+    throw new Error(`sshd did not start: ${e.message}: ${lastLines(daemon.stderr(), 3)}`);
+  });
+
+  const localPort = await freePort();
+  const tunnel = start(
+    ssh,
+    [
+      '-N',
+      '-F', '/dev/null',
+      '-i', join(dir, 'client_key'),
+      '-o', 'IdentitiesOnly=yes',
+      '-o', 'BatchMode=yes',
+      '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'GlobalKnownHostsFile=/dev/null',
+      '-o', 'StrictHostKeyChecking=no',
+      '-o', 'ExitOnForwardFailure=yes',
+      '-o', 'LogLevel=ERROR',
+      '-p', String(sshPort),
+      '-L', `127.0.0.1:${localPort}:127.0.0.1:${pg.port}`,
+      `${userInfo().username}@127.0.0.1`,
+    ],
+    { name: 'ssh -L' },
+  );
+  await waitForPort(localPort, 15_000, () => tunnel.child.exitCode === null).catch((e: Error) => {
+    throw new Error(`ssh -L did not come up: ${e.message}: ${lastLines(tunnel.stderr() || daemon.stderr(), 3)}`);
+  });
+  return {
+    endpoint: { ...ep, port: localPort },
+    close: async () => {
+      await tunnel.stop();
+      await daemon.stop();
+    },
+  };
+}
+
+async function setupPgbouncer(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
+  const bouncer = which('pgbouncer', ['/usr/sbin']);
+  if (!bouncer) throw new Error('skipped: pgbouncer not installed (apt-get install pgbouncer)');
+  const { dir } = tempDir('hoop-bench-pgbouncer-', true);
+  const port = await freePort();
+  const quote = (s: string): string => `"${s.replace(/"/g, '""')}"`;
+  const authFile = join(dir, 'userlist.txt');
+  writeFileSync(authFile, `${quote(ep.user)} ${quote(ep.password)}\n`, { mode: 0o600 });
+  const ini = [
+    '[databases]',
+    `${ep.database} = host=127.0.0.1 port=${pg.port} dbname=${ep.database}`,
+    '',
+    '[pgbouncer]',
+    'listen_addr = 127.0.0.1',
+    `listen_port = ${port}`,
+    'unix_socket_dir =',
+    'auth_type = scram-sha-256',
+    `auth_file = ${authFile}`,
+    'pool_mode = session',
+    'max_client_conn = 100',
+    'default_pool_size = 20',
+    'ignore_startup_parameters = extra_float_digits',
+    'server_tls_sslmode = disable',
+    'client_tls_sslmode = disable',
+    'log_connections = 0',
+    'log_disconnections = 0',
+    'log_pooler_errors = 1',
+    'stats_period = 3600',
+    '',
+  ].join('\n');
+  const iniFile = join(dir, 'pgbouncer.ini');
+  writeFileSync(iniFile, ini, { mode: 0o600 });
+  if (isRoot) {
+    const { uid, gid } = postgresIds();
+    chownSync(authFile, uid, gid);
+    chownSync(iniFile, uid, gid);
+  }
+  const [file, args] = isRoot ? ['runuser', ['-u', 'postgres', '--', bouncer, iniFile]] : [bouncer, [iniFile]];
+  const daemon = start(file as string, args as string[], { name: 'pgbouncer', cwd: dir });
+  await waitForPort(port, 10_000, () => daemon.child.exitCode === null).catch((e: Error) => {
+    throw new Error(`pgbouncer did not start: ${e.message}: ${lastLines(daemon.stderr(), 3)}`);
+  });
+  return { endpoint: { ...ep, port }, close: () => daemon.stop() };
+}
+
+async function setupHoop(pg: PgCluster): Promise<PathSetup> {
+  const hoopBin = join(repoRoot, 'bin', 'hoop.js');
+  if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: run `npm run build` first');
+  const { createTestPki } = await import('../test/harness/certs.js');
+  const { startOidc } = await import('../test/harness/oidc.js');
+
+  const pki = await createTestPki();
+  onCleanup('test PKI', () => pki.cleanup());
+  const leaf = await pki.issue('gateway', ['IP:127.0.0.1', 'DNS:localhost']);
+  const oidc = await startOidc({ audience: 'hoop-bench' });
+  onCleanup('oidc provider', async () => {
+    await oidc.close();
+  });
+  const { dir } = tempDir('hoop-bench-gateway-');
+  const configFile = join(dir, 'gateway.yaml');
+  const yamlString = (s: string): string => JSON.stringify(s);
+  writeFileSync(
+    configFile,
+    [
+      'listen: 127.0.0.1:0',
+      `tls: { cert: ${yamlString(leaf.certFile)}, key: ${yamlString(leaf.keyFile)} }`,
+      `issuers: [{ issuer: ${yamlString(oidc.issuer)}, audience: hoop-bench }]`,
+      'connections:',
+      `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
+      '',
+    ].join('\n'),
+  );
+  const gateway = start(process.execPath, [hoopBin, 'gateway', '--config', configFile], {
+    name: 'hoop gateway',
+    env: { ...process.env, BENCH_PG_PASSWORD: pg.users.scram.password, HOOP_LOG_LEVEL: process.env.HOOP_LOG_LEVEL ?? 'info' },
+  });
+  const url = await waitFor(20_000, () => {
+    for (const line of gateway.stderr().split('\n')) {
+      if (!line.includes('gateway.listening')) continue;
+      try {
+        const ev = JSON.parse(line) as { event?: string; url?: string };
+        if (ev.event === 'gateway.listening' && ev.url) return ev.url;
+      } catch {
+        /* partial line */
+      }
+    }
+    if (gateway.child.exitCode !== null) throw new Error(`gateway exited ${gateway.child.exitCode}: ${lastLines(gateway.stderr(), 3)}`);
+    return undefined;
+  }).catch((e: Error) => {
+    throw new Error(`gateway did not start: ${e.message}`);
+  });
+
+  const token = await oidc.token({ subject: 'bench', groups: [] });
+  const client = start(process.execPath, [hoopBin, 'connect', 'bench', '--gateway', url, '--ca-file', pki.caFile, '--json'], {
+    name: 'hoop connect',
+    env: { ...process.env, HOOP_TOKEN: token },
+  });
+  const info = await waitFor(20_000, () => {
+    const first = client.stdout().split('\n')[0];
+    if (first && client.stdout().includes('\n')) return JSON.parse(first) as { host: string; port: number; user: string; database: string; password: string };
+    if (client.child.exitCode !== null) throw new Error(`hoop connect exited ${client.child.exitCode}: ${lastLines(client.stderr(), 3)}`);
+    return undefined;
+  }).catch((e: Error) => {
+    throw new Error(`hoop connect did not start: ${e.message}`);
+  });
+  return {
+    endpoint: { host: info.host, port: info.port, user: info.user, password: info.password, database: info.database },
+    close: async () => {
+      await client.stop();
+      await gateway.stop();
+    },
+  };
+}
+
+async function waitFor<T>(timeoutMs: number, probe: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/* ------------------------------------------------------------------ report */
+
+function fmt(n: number | undefined, digits: number): string {
+  return n === undefined ? '-' : n.toFixed(digits);
+}
+
+function ratio(v: number | undefined, base: number | undefined): string {
+  return v === undefined || base === undefined || base === 0 ? '' : `x${(v / base).toFixed(2)}`;
+}
+
+function printTable(results: Map<PathName, Result>, machine: string[]): void {
+  const base = results.get('direct');
+  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct'];
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const [name, r] of results) {
+    if (r.error && r.latencyMs === undefined) {
+      rows.push([name, 'failed', '', '', '', '', '']);
+      notes.push(`${name}: ${r.error}`);
+      continue;
+    }
+    rows.push([
+      name,
+      fmt(r.latencyMs, 3),
+      name === 'direct' ? '' : ratio(r.latencyMs, base?.latencyMs),
+      fmt(r.tps8, 0),
+      name === 'direct' ? '' : ratio(r.tps8, base?.tps8),
+      fmt(r.copyMBps, 1),
+      name === 'direct' ? '' : ratio(r.copyMBps, base?.copyMBps),
+    ]);
+    if (r.error) notes.push(`${name}: ${r.error}`);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const out = [
+    '',
+    ...machine,
+    '',
+    line(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map(line),
+    '',
+    'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2; COPY: median of psql \\copy to /dev/null.',
+    'Ratios: path / direct (latency: higher is slower; TPS and MB/s: lower is slower).',
+    ...(notes.length ? ['', ...notes.map((n) => `note: ${n}`)] : []),
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+}
+
+/* ------------------------------------------------------------------ main */
+
+async function main(): Promise<number> {
+  const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
+  const t0 = Date.now();
+  const pg = await startPgCluster();
+  onCleanup('postgres cluster', () => pg.stop());
+  const psql = existsSync(join(pg.bin, 'psql')) ? join(pg.bin, 'psql') : 'psql';
+  const direct: Endpoint = { host: '127.0.0.1', port: pg.port, user: pg.users.scram.user, password: pg.users.scram.password, database: pg.database };
+  log(`postgres up on 127.0.0.1:${pg.port} in ${Date.now() - t0} ms`);
+
+  log(`pgbench -i -s ${SCALE} ...`);
+  await runToEnd(join(pg.bin, 'pgbench'), ['-i', '-q', '-s', String(SCALE), direct.database], { env: clientEnv(direct), timeoutMs: 600_000 });
+  log(`creating copybench (${COPY_ROWS} rows) ...`);
+  await runToEnd(
+    psql,
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', `create table copybench as select g, repeat('x', 92) as pad from generate_series(1, ${COPY_ROWS}) g`, '-c', 'vacuum analyze copybench'],
+    { env: clientEnv(direct), timeoutMs: 600_000 },
+  );
+  const copyBytes = await countCopyBytes(psql, direct);
+  const relSize = (await runToEnd(psql, ['-X', '-A', '-t', '-c', "select pg_size_pretty(pg_total_relation_size('copybench'))"], { env: clientEnv(direct) })).stdout.trim();
+  log(`copybench: ${(copyBytes / 1e6).toFixed(1)} MB as COPY text, ${relSize} on disk`);
+
+  const machine = [
+    `machine: ${availableParallelism()} CPUs (nproc), ${cpus()[0]?.model.trim() ?? 'unknown CPU'}; node ${process.version}`,
+    `postgres: ${versionOf(join(pg.bin, 'postgres'), ['--version'])}; pgbench scale ${SCALE}; ${SECONDS} s per pgbench run; COPY ${(copyBytes / 1e6).toFixed(1)} MB x ${COPY_RUNS}`,
+    `ssh: ${versionOf(which('ssh'), ['-V'])}; pgbouncer: ${versionOf(which('pgbouncer', ['/usr/sbin']), ['--version'])}`,
+  ];
+
+  const results = new Map<PathName, Result>();
+  for (const path of PATHS) {
+    if (interrupted) return 130;
+    const plog = (s: string): void => log(`[${path}] ${s}`);
+    let setup: PathSetup | undefined;
+    try {
+      plog('setting up');
+      if (path === 'direct') setup = { endpoint: direct, close: async () => {} };
+      else if (path === 'ssh -L') setup = await setupSsh(pg, direct);
+      else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
+      else setup = await setupHoop(pg);
+      results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog));
+    } catch (err) {
+      if (interrupted) return 130;
+      const message = (err as Error).message;
+      plog(`failed: ${message}`);
+      results.set(path, { error: message });
+    } finally {
+      await setup?.close().catch(() => undefined);
+    }
+  }
+  if (interrupted) return 130;
+  printTable(results, machine);
+  return results.get('direct')?.error ? 1 : 0;
+}
+
+/** Bytes of `COPY copybench TO STDOUT` (text format), counted once on the direct path. */
+function countCopyBytes(psql: string, ep: Endpoint): Promise<number> {
+  return new Promise((res, rej) => {
+    const child = spawn(psql, ['-X', '-q', '-c', 'COPY copybench TO STDOUT'], { env: clientEnv(ep), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let bytes = 0;
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (bytes += b.length));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    child.once('error', rej);
+    child.once('close', (code) => {
+      children.delete(child);
+      if (code === 0) res(bytes);
+      else rej(new Error(`COPY failed: ${lastLines(err, 3)}`));
+    });
+  });
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+} finally {
+  await cleanupAll();
+}
+process.exit(exitCode);

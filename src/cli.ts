@@ -1,0 +1,49 @@
+/**
+ * Builds the `hoop` program and runs it. `main(argv, io)` never exits the process: it returns
+ * the exit code, so tests can run every command in-process (`bin/hoop.js` alone calls exit).
+ *
+ * @see https://github.com/tj/commander.js#readme
+ */
+import { Command, CommanderError } from 'commander';
+import { commands } from './commands/index.js';
+import { ExitCode, HoopError, describeError } from './errors.js';
+import type { CliIo } from './io.js';
+import { VERSION } from './version.js';
+
+/** Builds the commander program for one invocation. */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('hoop')
+    .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    });
+  for (const make of commands) program.addCommand(make(io));
+  return program;
+}
+
+/** Formats an error for the terminal: what went wrong, then what to do. */
+export function formatError(err: unknown): string {
+  if (err instanceof HoopError) return `hoop: ${err.message}${err.hint ? `\n  hint: ${err.hint}` : ''}\n`;
+  return `hoop: unexpected error: ${describeError(err)}\n  hint: run again with HOOP_DEBUG=1 and report it\n`;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ExitCode.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
+      return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    }
+    io.stderr.write(formatError(err));
+    if (!(err instanceof HoopError) && io.env.HOOP_DEBUG && err instanceof Error) io.stderr.write(`${err.stack}\n`);
+    return err instanceof HoopError ? err.exitCode : ExitCode.SOFTWARE;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * `hoop connect <name>`: a local PostgreSQL port that forwards every client through its own
+ * authenticated, audited tunnel to the gateway. Prints how to connect (a psql command, a URI and
+ * a PGPASSFILE holding the per-session password) and runs until interrupted.
+ */
+import { randomBytes } from 'node:crypto';
+import { Command, Option } from 'commander';
+import { gatewayFromEnv, loadClientCredentials } from '../client-config.js';
+import { ErrorCode, HoopError } from '../errors.js';
+import { whenAborted, type CliIo } from '../io.js';
+import { createLogger, levelFromEnv } from '../log.js';
+import { getConnection } from '../tunnel/gateway-api.js';
+import { LocalPostgresListener, type ListenerEvent } from '../tunnel/postgres/local-listener.js';
+import { removePgpass, writePgpass } from '../tunnel/postgres/pgpass.js';
+import { makeScramSecret } from '../tunnel/postgres/scram.js';
+import { openTunnel } from '../tunnel/transport.js';
+import { VERSION } from '../version.js';
+
+interface ConnectOptions {
+  port?: number;
+  socket?: string;
+  gateway?: string;
+  tokenFile?: string;
+  caFile?: string;
+  json?: boolean;
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new HoopError(ErrorCode.USAGE, `--port must be a number from 0 to 65535, not "${value}"`);
+  return n;
+}
+
+/** Single-quotes `s` for a POSIX shell. */
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Builds the `connect` command. */
+export function connectCommand(io: CliIo): Command {
+  return new Command('connect')
+    .description('open a local PostgreSQL port that tunnels to a connection of the gateway')
+    .argument('<name>', 'connection name, as the gateway lists it')
+    .addOption(new Option('-p, --port <port>', 'local TCP port on 127.0.0.1 (default: any free port)').argParser(parsePort))
+    .option('--socket <dir>', 'listen on a unix socket in this directory instead of TCP')
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY)')
+    .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN)')
+    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE)')
+    .option('--json', 'print the connection details as one JSON line (including the local password) and nothing else on stdout')
+    .action(async (name: string, opts: ConnectOptions) => {
+      const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'connect' } });
+      const gateway = opts.gateway ?? gatewayFromEnv(io.env);
+      const credentials = await loadClientCredentials({ env: io.env, cwd: io.cwd, tokenFile: opts.tokenFile, caFile: opts.caFile });
+      const info = await getConnection({ gateway, token: credentials.token, ca: credentials.ca }, name);
+      if (info.type !== 'postgres') {
+        throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; hoop connect serves postgres connections`);
+      }
+
+      const password = randomBytes(24).toString('base64url');
+      const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+      const onEvent = (e: ListenerEvent): void => {
+        if (e.kind === 'tunnel-failed') say(`${e.error.message}${e.error.hint ? ` (${e.error.hint})` : ''}`);
+        else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
+        else if (e.kind === 'protocol-error') say(`a local client broke the protocol and was disconnected: ${e.message}`);
+        else if (e.kind === 'client-closed' && e.message) say(`session ${e.session} closed: ${e.message}`);
+        else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
+      };
+      const listener = new LocalPostgresListener({
+        secret: makeScramSecret(password),
+        ...(opts.port !== undefined ? { port: opts.port } : {}),
+        ...(opts.socket ? { socketDir: opts.socket, socketPort: opts.port || 5432 } : {}),
+        log,
+        onEvent,
+        openTunnel: (sessionId) =>
+          openTunnel({ gateway, connection: name, token: credentials.token, sessionId, clientVersion: VERSION, ...(credentials.ca ? { ca: credentials.ca } : {}) }),
+      });
+      const address = await listener.listen();
+      const pgpassFile = await writePgpass({ env: io.env, name, host: address.socketPath ? '*' : address.host, port: address.port, password });
+      try {
+        const user = 'hoop';
+        const host = address.host;
+        const uri = `postgresql://${user}@${address.socketPath ? `/${encodeURIComponent(info.database)}?host=${encodeURIComponent(host)}&port=${address.port}` : `${host}:${address.port}/${encodeURIComponent(info.database)}?sslmode=disable`}`;
+        if (opts.json) {
+          io.stdout.write(`${JSON.stringify({ connection: name, host, port: address.port, user, database: info.database, password, pgpassFile, uri })}\n`);
+        } else {
+          const conninfo = `host=${host} port=${address.port} user=${user} dbname=${info.database}${address.socketPath ? '' : ' sslmode=disable'}`;
+          io.stdout.write(
+            [
+              `Connected to "${name}" through ${gateway}.`,
+              `Listening on ${address.socketPath ?? `${host}:${address.port}`}; the password is in ${pgpassFile}.`,
+              '',
+              'Connect with:',
+              `  PGPASSFILE=${shellQuote(pgpassFile)} psql ${shellQuote(conninfo)}`,
+              '',
+              `or export PGPASSFILE=${shellQuote(pgpassFile)} and use ${uri}`,
+              'Press Ctrl-C to stop.',
+              '',
+            ].join('\n'),
+          );
+        }
+        await whenAborted(io.signal);
+      } finally {
+        await listener.close();
+        await removePgpass(pgpassFile);
+      }
+    });
+}

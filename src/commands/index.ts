@@ -1,0 +1,10 @@
+/**
+ * The command registry: every command is one file under `src/commands/`, registered here once.
+ */
+import type { Command } from 'commander';
+import type { CliIo } from '../io.js';
+import { connectCommand } from './connect.js';
+import { gatewayCommand } from './gateway.js';
+
+/** Factories of the top-level commands, in help order. */
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [connectCommand, gatewayCommand];

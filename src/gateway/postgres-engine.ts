@@ -1,0 +1,251 @@
+/**
+ * The gateway's PostgreSQL engine. The client has already authenticated to the tunnel (its
+ * bearer token) and to its local listener; here the gateway reads the client's StartupMessage
+ * from the tunnel with the same caps and allow-list as the CLI, signs in to the upstream server
+ * with credentials only it holds, answers the client with AuthenticationOk, the server's
+ * parameters and a cancel key minted for this session, and relays. Failures are said inside the
+ * protocol (an ErrorResponse psql prints) and in a `close` control message the CLI prints.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+import type { TunnelChannel } from '../tunnel/channel.js';
+import { HandshakeStream } from '../tunnel/postgres/handshake.js';
+import {
+  authenticationOk,
+  backendKeyData,
+  errorResponse,
+  negotiateProtocolVersion,
+  parameterStatus,
+  readyForQuery,
+  SqlState,
+  terminate,
+} from '../tunnel/postgres/messages.js';
+import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
+import type { MessageReader } from '../tunnel/postgres/reader.js';
+import { drainMessages, validateFrontend } from '../tunnel/postgres/relay.js';
+import { filterStartupParams } from '../tunnel/postgres/startup.js';
+import { pump } from '../tunnel/pump.js';
+import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
+import type { CancelRegistry } from './cancel-registry.js';
+import type { ConnectionConfig, SecretRef } from './config.js';
+import type { CloseReason, Engine, SessionOutcome, TunnelSession } from './engine.js';
+import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream-postgres.js';
+
+const TERMINATE = 0x58; // 'X'
+
+/** Options of the {@link PostgresEngine}. */
+export interface PostgresEngineOptions {
+  cancels: CancelRegistry;
+  resolveSecret: (ref: SecretRef) => Promise<string>;
+  /** Deadline for the client's StartupMessage. */
+  handshakeTimeoutMs?: number;
+  /** Deadline for the rest of a message once its first bytes arrived. */
+  messageTimeoutMs?: number;
+  /** Deadline for connecting and signing in to the upstream. */
+  upstreamTimeoutMs?: number;
+}
+
+function upstreamTarget(c: ConnectionConfig): { host: string; port: number; tls: { mode: ConnectionConfig['tls']['mode']; ca?: Buffer; serverName?: string } } {
+  return {
+    host: c.host,
+    port: c.port,
+    tls: { mode: c.tls.mode, ...(c.tls.ca ? { ca: c.tls.ca } : {}), ...(c.tls.serverName ? { serverName: c.tls.serverName } : {}) },
+  };
+}
+
+/** Sends a fatal ErrorResponse and a `close` control message, then ends the tunnel. */
+function closeWithError(channel: TunnelChannel, reason: CloseReason, sqlstate: string, message: string, hint?: string): void {
+  if (channel.destroyed || channel.writableEnded) return;
+  channel.sendControl({ type: 'close', reason, message, ...(hint ? { hint } : {}) });
+  channel.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
+}
+
+/** The gateway side of PostgreSQL sessions. */
+export class PostgresEngine implements Engine {
+  readonly #o: Required<PostgresEngineOptions>;
+
+  constructor(options: PostgresEngineOptions) {
+    this.#o = { handshakeTimeoutMs: 15_000, messageTimeoutMs: 60_000, upstreamTimeoutMs: 10_000, ...options };
+  }
+
+  async serve(session: TunnelSession): Promise<SessionOutcome> {
+    const { channel, connection, identity } = session;
+    const outcome = (reason: CloseReason, detail?: string): SessionOutcome => ({
+      reason,
+      bytesFromClient: 0,
+      bytesToClient: 0,
+      ...(detail ? { detail } : {}),
+    });
+    channel.on('error', (err) => session.log.debug('tunnel.error', { session: session.id, error: describeError(err) }));
+
+    const handshake = new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
+    let startup;
+    let params;
+    try {
+      const first = await handshake.startup();
+      if (first.kind === 'cancel') {
+        handshake.release();
+        const target = this.#o.cancels.lookup(first, identity);
+        if (target) await target.cancel().catch((err) => session.log.warn('cancel.failed', { session: session.id, error: describeError(err) }));
+        channel.end();
+        return outcome('cancel-request', target ? 'forwarded' : 'no matching session');
+      }
+      startup = first;
+      params = filterStartupParams(first.params);
+    } catch (err) {
+      handshake.release();
+      if (isHoopError(err, ErrorCode.TIMEOUT)) {
+        closeWithError(channel, 'handshake-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
+        return outcome('handshake-timeout');
+      }
+      const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+      closeWithError(channel, 'protocol-violation', sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+      return outcome('protocol-violation', describeError(err));
+    }
+
+    let upstream: UpstreamPostgres;
+    try {
+      const password = await this.#o.resolveSecret(connection.password);
+      upstream = await connectUpstreamPostgres({
+        ...upstreamTarget(connection),
+        user: connection.user,
+        database: connection.database,
+        password,
+        params: params.forward,
+        timeoutMs: this.#o.upstreamTimeoutMs,
+        allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
+        signal: session.signal,
+      });
+    } catch (err) {
+      handshake.release();
+      const authFailed = isHoopError(err, ErrorCode.UPSTREAM_AUTH_FAILED);
+      const reason: CloseReason = authFailed ? 'upstream-auth-failed' : 'upstream-unavailable';
+      const what = authFailed
+        ? `hoop: the gateway could not sign in to "${connection.name}": ${describeError(err)}`
+        : `hoop: the gateway could not reach "${connection.name}": ${describeError(err)}`;
+      closeWithError(
+        channel,
+        reason,
+        authFailed ? SqlState.SERVER_REJECTED_CONNECTION : SqlState.UNABLE_TO_CONNECT,
+        what,
+        'this is a problem of the gateway or the database, not of your login: tell the gateway operator',
+      );
+      return outcome(reason, describeError(err));
+    }
+
+    const { key, release } = this.#o.cancels.register({
+      subject: identity.subject,
+      issuer: identity.issuer,
+      cancel: () => cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey),
+    });
+    try {
+      const greeting: Buffer[] = [];
+      if (startup.minorVersion > 0 || params.protocolOptions.length > 0) {
+        greeting.push(negotiateProtocolVersion(0, params.protocolOptions));
+      }
+      greeting.push(authenticationOk());
+      for (const [name, value] of upstream.serverParams) greeting.push(parameterStatus(name, value));
+      greeting.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
+      if (upstream.leftover.length > 0) greeting.push(upstream.leftover);
+      channel.write(Buffer.concat(greeting));
+      return await this.#relay(session, handshake.release(), upstream);
+    } finally {
+      release();
+    }
+  }
+
+  /** Relays until either side ends, the client breaks the protocol, or the gateway stops. */
+  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres): Promise<SessionOutcome> {
+    const { channel } = session;
+    const socket = upstream.socket;
+    return new Promise((resolve) => {
+      let terminated = false;
+      let done = false;
+      let partialTimer: NodeJS.Timeout | undefined;
+      const finish = (reason: CloseReason, detail?: string): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(partialTimer);
+        session.signal.removeEventListener('abort', onAbort);
+        resolve({ reason, bytesFromClient: fromClient.bytes, bytesToClient: toClient.bytes, ...(detail ? { detail } : {}) });
+      };
+      /** Ends the upstream session politely: a Terminate unless the client already sent one. */
+      const endUpstream = (): void => {
+        if (socket.destroyed || socket.writableEnded) return;
+        if (terminated) socket.end();
+        else socket.end(terminate());
+      };
+      const fail = (reason: CloseReason, sqlstate: string, message: string, detail?: string): void => {
+        endUpstream();
+        closeWithError(channel, reason, sqlstate, message);
+        finish(reason, detail);
+      };
+      const armPartialTimer = (): void => {
+        if (reader.bufferedBytes === 0) {
+          clearTimeout(partialTimer);
+          partialTimer = undefined;
+        } else if (partialTimer) {
+          partialTimer.refresh();
+        } else {
+          partialTimer = setTimeout(() => {
+            fail('read-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the client stopped in the middle of a message');
+          }, this.#o.messageTimeoutMs);
+        }
+      };
+      const validate = validateFrontend(reader, (msg) => {
+        if (msg.type === TERMINATE) terminated = true;
+      });
+      const fromClient = pump(channel, socket, {
+        handle: (chunk) => {
+          const out = validate(chunk);
+          armPartialTimer();
+          return out;
+        },
+        onError: (err) => {
+          const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+          fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
+        },
+      });
+      const toClient = pump(socket, channel);
+
+      const early = drainMessages(reader);
+      for (const raw of early) socket.write(raw);
+      armPartialTimer();
+
+      const onAbort = (): void => {
+        endUpstream();
+        closeWithError(channel, 'gateway-shutdown', SqlState.ADMIN_SHUTDOWN, 'hoop: the gateway is shutting down', 'connect again in a moment');
+        finish('gateway-shutdown');
+      };
+      session.signal.addEventListener('abort', onAbort, { once: true });
+
+      const clientGone = (): void => {
+        endUpstream();
+        finish(terminated ? 'client-terminated' : 'client-disconnected');
+      };
+      channel.on('end', clientGone);
+      channel.on('close', clientGone);
+      socket.on('end', () => {
+        if (!done && !terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
+        channel.end();
+        finish(terminated ? 'client-terminated' : 'upstream-closed');
+      });
+      socket.on('error', (err) => {
+        session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
+        if (!channel.destroyed) {
+          closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
+        }
+        finish('upstream-closed', describeError(err));
+      });
+      socket.on('close', () => {
+        if (!channel.writableEnded) channel.end();
+        finish(terminated ? 'client-terminated' : 'upstream-closed');
+      });
+    });
+  }
+}
+
+/** Thrown when a session is started on a connection type no engine serves. */
+export function unsupportedConnectionType(type: string): HoopError {
+  return new HoopError(ErrorCode.INTERNAL, `no engine serves connections of type "${type}"`);
+}

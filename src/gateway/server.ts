@@ -1,0 +1,276 @@
+/**
+ * The gateway's HTTP(S) server: `GET /healthz`, `GET /v1/connections[/{name}]` and the tunnel
+ * endpoint `GET /v1/connections/{name}/tunnel` (`Upgrade: hoop-tunnel/1`). Every API and tunnel
+ * call carries a bearer token that is verified before anything else happens; the tunnel is then
+ * handed to the engine of the connection's type. One structured log line is written when a tunnel
+ * opens and one when it closes (who, which connection, from where, bytes each way, duration, why).
+ *
+ * Plain HTTP is served only on a loopback address and only when the operator asked for it.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade (HTTP/1.1 Upgrade)
+ * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
+ */
+import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { acceptTunnel, isTunnelUpgrade, rejectUpgrade } from '../tunnel/accept.js';
+import type { TunnelChannel } from '../tunnel/channel.js';
+import { VERSION } from '../version.js';
+import { mayUse } from './access.js';
+import { CancelRegistry } from './cancel-registry.js';
+import { isLoopbackHost, resolveSecret, type ConnectionConfig, type GatewayConfig } from './config.js';
+import type { Engine, SessionOutcome } from './engine.js';
+import { PostgresEngine, type PostgresEngineOptions } from './postgres-engine.js';
+import { TokenRejectedError, TokenVerifier, type Identity } from './verify-token.js';
+
+/** Options of {@link startGateway}. */
+export interface GatewayOptions {
+  config: GatewayConfig;
+  log: Logger;
+  /** Serve plain HTTP (loopback only). */
+  insecureDevHttp?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** Overrides for tests: timeouts of the PostgreSQL engine, a token verifier. */
+  postgres?: Partial<PostgresEngineOptions>;
+  verifier?: TokenVerifier;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  /** e.g. `https://127.0.0.1:8443` */
+  url: string;
+  port: number;
+  /** Sessions currently relayed. */
+  readonly activeSessions: number;
+  /** Stops accepting, ends every session with a shutdown error, and resolves when all are gone. */
+  close(): Promise<void>;
+}
+
+/** How long a finished session's tunnel may stay open for the client to read its last bytes. */
+const SESSION_LINGER_MS = 5_000;
+
+const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
+const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
+
+function errorStatus(err: HoopError): number {
+  switch (err.code) {
+    case ErrorCode.TOKEN_REJECTED:
+    case ErrorCode.NOT_LOGGED_IN:
+      return 401;
+    case ErrorCode.ACCESS_DENIED:
+      return 403;
+    case ErrorCode.CONNECTION_UNKNOWN:
+      return 404;
+    case ErrorCode.USAGE:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+function errorBody(err: HoopError): { error: { code: string; message: string; hint?: string; reason?: string } } {
+  const body = err.toJSON();
+  return err instanceof TokenRejectedError ? { error: { ...body.error, reason: err.reason } } : body;
+}
+
+function authenticateHeaders(err: HoopError): Record<string, string> {
+  return err instanceof TokenRejectedError
+    ? { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${err.reason}"` }
+    : {};
+}
+
+function describeConnection(c: ConnectionConfig): { name: string; type: string; database: string } {
+  return { name: c.name, type: c.type, database: c.database };
+}
+
+/** Starts the gateway and resolves once it listens. */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config, log } = options;
+  const env = options.env ?? process.env;
+  const useTls = !options.insecureDevHttp;
+  if (useTls && !config.tls) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${config.file}: no tls certificate and key are configured`, {
+      hint: 'add `tls: { cert: ..., key: ... }`, or for local development on a loopback address start with --insecure-dev-http',
+    });
+  }
+  if (!useTls && !isLoopbackHost(config.listen.host)) {
+    throw new HoopError(ErrorCode.USAGE, `--insecure-dev-http refused: ${config.listen.host} is not a loopback address`, {
+      hint: 'plain HTTP would expose tokens on the network; configure tls, or listen on 127.0.0.1',
+    });
+  }
+
+  const verifier = options.verifier ?? new TokenVerifier(config.issuers);
+  const cancels = new CancelRegistry();
+  const shutdown = new AbortController();
+  const engines: Record<ConnectionConfig['type'], Engine> = {
+    postgres: new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...options.postgres }),
+  };
+  const connections = new Map(config.connections.map((c) => [c.name, c]));
+  const live = new Set<Promise<unknown>>();
+  /** Channels whose session ended, waiting for the client to close its side. */
+  const lingering = new Set<TunnelChannel>();
+
+  const authenticate = async (authorization: string | undefined): Promise<Identity> =>
+    verifier.verify(TokenVerifier.bearerFromHeader(authorization));
+
+  const lookup = (identity: Identity, name: string): ConnectionConfig => {
+    const connection = connections.get(name);
+    if (!connection) {
+      throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
+        hint: 'list the connections you may use with GET /v1/connections (or ask your administrator)',
+      });
+    }
+    if (!mayUse(identity, connection)) {
+      throw new HoopError(ErrorCode.ACCESS_DENIED, `${identity.subject} may not use the connection "${name}"`, {
+        hint: 'ask an administrator to grant you access in the gateway configuration',
+      });
+    }
+    return connection;
+  };
+
+  const sendJson = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', ...headers });
+    res.end(text);
+  };
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    if (req.method !== 'GET') {
+      sendJson(res, 405, { error: { code: ErrorCode.USAGE, message: `${req.method} is not supported here` } }, { Allow: 'GET' });
+      return;
+    }
+    if (path === '/healthz') {
+      sendJson(res, 200, { status: 'ok', version: VERSION });
+      return;
+    }
+    if (TUNNEL_PATH.test(path)) {
+      sendJson(res, 426, { error: { code: ErrorCode.USAGE, message: 'this endpoint needs Upgrade: hoop-tunnel/1' } }, { Upgrade: 'hoop-tunnel/1', Connection: 'Upgrade' });
+      return;
+    }
+    const one = CONNECTION_PATH.exec(path);
+    if (path !== '/v1/connections' && !one) {
+      sendJson(res, 404, { error: { code: ErrorCode.USAGE, message: `no such endpoint: ${path}` } });
+      return;
+    }
+    authenticate(req.headers.authorization)
+      .then((identity) => {
+        if (one) {
+          sendJson(res, 200, describeConnection(lookup(identity, decodeURIComponent(one[1]!))));
+        } else {
+          sendJson(res, 200, { connections: config.connections.filter((c) => mayUse(identity, c)).map(describeConnection) });
+        }
+      })
+      .catch((err: unknown) => {
+        const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
+        if (!(err instanceof HoopError)) log.error('api.error', { path, error: describeError(err) });
+        sendJson(res, errorStatus(e), errorBody(e), authenticateHeaders(e));
+      });
+  };
+
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => undefined);
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    const match = TUNNEL_PATH.exec(path);
+    if (!match || !isTunnelUpgrade(req)) {
+      rejectUpgrade(socket, 404, { error: { code: ErrorCode.USAGE, message: `no tunnel endpoint at ${path}` } });
+      return;
+    }
+    if (shutdown.signal.aborted) {
+      rejectUpgrade(socket, 503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } });
+      return;
+    }
+    const name = decodeURIComponent(match[1]!);
+    const remoteAddress = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const started = Date.now();
+    const task = (async () => {
+      let identity: Identity;
+      let connection: ConnectionConfig;
+      try {
+        identity = await authenticate(req.headers.authorization);
+        connection = lookup(identity, name);
+      } catch (err) {
+        const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
+        log.warn('tunnel.refused', { connection: name, remote: remoteAddress, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
+        rejectUpgrade(socket, errorStatus(e), errorBody(e), authenticateHeaders(e));
+        return;
+      }
+      const requested = req.headers['hoop-session-id'];
+      const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
+      const runId = typeof req.headers['hoop-run-id'] === 'string' ? req.headers['hoop-run-id'] : undefined;
+      const channel = acceptTunnel(req, socket, head, { 'Hoop-Session-Id': sessionId, 'Hoop-Gateway-Version': VERSION });
+      const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };
+      log.info('tunnel.open', { ...who, type: connection.type, client: req.headers['hoop-client-version'] });
+      let outcome: SessionOutcome;
+      try {
+        outcome = await engines[connection.type].serve({ id: sessionId, identity, connection, channel, remoteAddress, log, signal: shutdown.signal });
+      } catch (err) {
+        log.error('engine.error', { ...who, error: describeError(err) });
+        channel.destroy();
+        outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
+      }
+      if (!channel.destroyed) {
+        // The session is over: give the client a moment to read the last bytes and close, then cut it.
+        if (!channel.writableEnded) channel.end();
+        lingering.add(channel);
+        channel.once('close', () => lingering.delete(channel));
+        setTimeout(() => channel.destroy(), SESSION_LINGER_MS).unref();
+      }
+      log.info('tunnel.close', {
+        ...who,
+        reason: outcome.reason,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+        bytesFromClient: outcome.bytesFromClient,
+        bytesToClient: outcome.bytesToClient,
+        durationMs: Date.now() - started,
+      });
+    })();
+    live.add(task);
+    void task.finally(() => live.delete(task));
+  };
+
+  const serverOptions: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, noDelay: true };
+  const server = useTls
+    ? https.createServer({ ...serverOptions, cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2' }, onRequest)
+    : http.createServer(serverOptions, onRequest);
+  server.on('upgrade', onUpgrade);
+  server.on('clientError', (err, socket) => {
+    log.debug('http.client-error', { error: describeError(err) });
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeError(err)}`, { cause: err })),
+    );
+    server.listen(config.listen.port, config.listen.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const url = `${useTls ? 'https' : 'http'}://${host}:${port}`;
+  log.info('gateway.listening', { url, tls: useTls, connections: config.connections.map((c) => c.name) });
+
+  return {
+    url,
+    port,
+    get activeSessions() {
+      return live.size;
+    },
+    async close() {
+      shutdown.abort();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await Promise.allSettled([...live]);
+      for (const channel of lingering) channel.destroy();
+      const grace = setTimeout(() => server.closeAllConnections(), 5_000);
+      await closed;
+      clearTimeout(grace);
+      log.info('gateway.stopped', {});
+    },
+  };
+}

@@ -1,0 +1,267 @@
+/**
+ * The local end of `hoop connect` for PostgreSQL: a listener on 127.0.0.1 (or a unix socket)
+ * that any PostgreSQL client can use. It declines SSL/GSS encryption (the hop is loopback; the
+ * tunnel is TLS), reads the StartupMessage with the protocol's caps and hoop's parameter
+ * allow-list, authenticates the local client with SCRAM-SHA-256 against a per-session secret (so
+ * no other local process or user can ride the tunnel), then opens one tunnel per client and
+ * relays. CancelRequests are forwarded through a tunnel of their own; the gateway honours them
+ * only for the caller's own sessions.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ * @see https://www.postgresql.org/docs/current/sasl-authentication.html
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, rm } from 'node:fs/promises';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import { ErrorCode, HoopError, describeError, isHoopError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { ControlMessage } from '../frames.js';
+import { pump } from '../pump.js';
+import type { OpenedTunnel } from '../transport.js';
+import { HandshakeStream } from './handshake.js';
+import {
+  authenticationSASL,
+  authenticationSASLContinue,
+  authenticationSASLFinal,
+  cancelRequest,
+  errorResponse,
+  SqlState,
+  startupMessage,
+} from './messages.js';
+import { PgProtocolError } from './protocol-error.js';
+import { parseSaslInitialResponse } from './reader.js';
+import { drainMessages, validateFrontend } from './relay.js';
+import { ScramAuthError, ScramServer, type ScramSecret } from './scram.js';
+import { filterStartupParams } from './startup.js';
+
+const PASSWORD_MESSAGE = 0x70; // 'p'
+const SCRAM = 'SCRAM-SHA-256';
+
+/** Something the user should hear about (the CLI prints these). */
+export type ListenerEvent =
+  | { kind: 'client-connected'; session: string; user: string; database: string }
+  | { kind: 'client-closed'; session: string; reason: string; message?: string }
+  | { kind: 'tunnel-failed'; session: string; error: HoopError }
+  | { kind: 'auth-failed'; session: string }
+  | { kind: 'protocol-error'; session: string; message: string };
+
+/** Options of a {@link LocalPostgresListener}. */
+export interface LocalPostgresListenerOptions {
+  /** Opens a tunnel to the gateway for one client session. */
+  openTunnel: (sessionId: string) => Promise<OpenedTunnel>;
+  /** The SCRAM secret of the per-session password local clients must present. */
+  secret: ScramSecret;
+  /** TCP port on 127.0.0.1 (0: any free port). Ignored when `socketDir` is set. */
+  port?: number;
+  /** Listen on `<socketDir>/.s.PGSQL.<socketPort>` instead of TCP (libpq's naming). */
+  socketDir?: string;
+  socketPort?: number;
+  log: Logger;
+  onEvent?: (event: ListenerEvent) => void;
+  /** Deadline for the startup phase and local authentication. */
+  handshakeTimeoutMs?: number;
+}
+
+/** Where the listener is reachable. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+  socketPath?: string;
+}
+
+function sqlstateFor(err: HoopError): string {
+  switch (err.code) {
+    case ErrorCode.TOKEN_REJECTED:
+    case ErrorCode.NOT_LOGGED_IN:
+      return SqlState.INVALID_AUTHORIZATION;
+    case ErrorCode.ACCESS_DENIED:
+      return SqlState.INSUFFICIENT_PRIVILEGE;
+    case ErrorCode.CONNECTION_UNKNOWN:
+      return SqlState.INVALID_CATALOG_NAME;
+    case ErrorCode.UPSTREAM_AUTH_FAILED:
+      return SqlState.SERVER_REJECTED_CONNECTION;
+    default:
+      return SqlState.UNABLE_TO_CONNECT;
+  }
+}
+
+/** Sends a fatal ErrorResponse to a local client and closes its socket. */
+function refuse(socket: net.Socket, sqlstate: string, message: string, hint?: string): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  socket.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
+}
+
+/** A local PostgreSQL listener that forwards each client through its own tunnel. */
+export class LocalPostgresListener {
+  readonly #o: LocalPostgresListenerOptions;
+  readonly #server: net.Server;
+  readonly #clients = new Set<net.Socket>();
+  #socketPath: string | undefined;
+
+  constructor(options: LocalPostgresListenerOptions) {
+    this.#o = options;
+    this.#server = net.createServer({ noDelay: true }, (socket) => this.#accept(socket));
+  }
+
+  /** Number of connected local clients. */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** Starts listening. */
+  async listen(): Promise<ListenAddress> {
+    const { socketDir } = this.#o;
+    const path = socketDir ? join(socketDir, `.s.PGSQL.${this.#o.socketPort ?? 5432}`) : undefined;
+    const target: net.ListenOptions = path ? { path } : { host: '127.0.0.1', port: this.#o.port ?? 0 };
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', (err) => {
+        const where = path ?? `${target.host}:${target.port}`;
+        reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${where}: ${describeError(err)}`, {
+          hint: (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'pick another --port, or omit it to use any free port' : undefined,
+          cause: err,
+        }));
+      });
+      this.#server.listen(target, () => resolve());
+    });
+    if (path) {
+      this.#socketPath = path;
+      await chmod(path, 0o600);
+      return { host: socketDir!, port: this.#o.socketPort ?? 5432, socketPath: path };
+    }
+    const addr = this.#server.address() as net.AddressInfo;
+    return { host: '127.0.0.1', port: addr.port };
+  }
+
+  /** Stops listening and closes every client. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#clients) {
+      refuse(socket, SqlState.ADMIN_SHUTDOWN, 'hoop: hoop connect is shutting down');
+      socket.destroySoon();
+    }
+    await closed;
+    if (this.#socketPath) await rm(this.#socketPath, { force: true });
+  }
+
+  #accept(socket: net.Socket): void {
+    this.#clients.add(socket);
+    socket.on('close', () => this.#clients.delete(socket));
+    socket.on('error', (err) => this.#o.log.debug('local.error', { error: describeError(err) }));
+    const session = randomBytes(12).toString('base64url');
+    this.#serve(socket, session).catch((err) => {
+      this.#o.log.error('local.internal-error', { session, error: describeError(err) });
+      socket.destroy();
+    });
+  }
+
+  async #serve(socket: net.Socket, session: string): Promise<void> {
+    const { log, onEvent } = this.#o;
+    const handshake = new HandshakeStream(socket, this.#o.handshakeTimeoutMs ?? 15_000);
+    let user: string;
+    let database: string;
+    let forward: Array<[string, string]>;
+    try {
+      const first = await handshake.startup();
+      if (first.kind === 'cancel') {
+        handshake.release();
+        await this.#forwardCancel(session, first.processId, first.secretKey);
+        socket.end();
+        return;
+      }
+      ({ user, database, forward } = filterStartupParams(first.params));
+      await this.#authenticate(socket, handshake);
+    } catch (err) {
+      handshake.release();
+      if (err instanceof ScramAuthError) {
+        onEvent?.({ kind: 'auth-failed', session });
+        refuse(socket, SqlState.INVALID_PASSWORD, 'hoop: password authentication failed for the local tunnel', 'use the password hoop connect wrote to its PGPASSFILE (or printed with --json)');
+      } else if (isHoopError(err, ErrorCode.TIMEOUT)) {
+        refuse(socket, SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
+      } else {
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
+        refuse(socket, sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+      }
+      return;
+    }
+
+    let tunnel: OpenedTunnel;
+    try {
+      tunnel = await this.#o.openTunnel(session);
+    } catch (err) {
+      handshake.release();
+      const e = isHoopError(err) ? err : new HoopError(ErrorCode.INTERNAL, describeError(err), { cause: err });
+      onEvent?.({ kind: 'tunnel-failed', session, error: e });
+      refuse(socket, sqlstateFor(e), `hoop: ${e.message}`, e.hint);
+      return;
+    }
+    onEvent?.({ kind: 'client-connected', session, user, database });
+    const { channel } = tunnel;
+    let closeReason: ControlMessage | undefined;
+    channel.on('control', (msg: ControlMessage) => {
+      if (msg.type === 'close') closeReason = msg;
+    });
+    channel.on('error', (err) => log.debug('tunnel.error', { session, error: describeError(err) }));
+    channel.write(startupMessage([['user', user], ['database', database], ...forward]));
+
+    const reader = handshake.release();
+    for (const raw of drainMessages(reader)) channel.write(raw);
+    pump(socket, channel, {
+      handle: validateFrontend(reader),
+      onError: (err) => {
+        onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        refuse(socket, sqlstate, `hoop: ${describeError(err)}`);
+        channel.destroy();
+      },
+    });
+    pump(channel, socket);
+    let reported = false;
+    const report = (reason: string): void => {
+      if (reported) return;
+      reported = true;
+      const message = typeof closeReason?.message === 'string' ? closeReason.message : undefined;
+      const why = typeof closeReason?.reason === 'string' ? closeReason.reason : reason;
+      onEvent?.({ kind: 'client-closed', session, reason: why, ...(message ? { message } : {}) });
+    };
+    socket.on('end', () => channel.end());
+    socket.on('close', () => {
+      if (!channel.writableEnded) channel.end();
+      report('client-disconnected');
+    });
+    channel.on('end', () => socket.end());
+    channel.on('close', () => {
+      if (!socket.writableEnded) socket.end();
+      report('tunnel-closed');
+    });
+  }
+
+  /** SCRAM-SHA-256 with the per-session secret; throws ScramAuthError on a wrong password. */
+  async #authenticate(socket: net.Socket, handshake: HandshakeStream): Promise<void> {
+    const scram = new ScramServer(this.#o.secret);
+    socket.write(authenticationSASL([SCRAM]));
+    const initial = await handshake.message();
+    if (initial.type !== PASSWORD_MESSAGE) throw new PgProtocolError(`expected a SASLInitialResponse, got message type '${String.fromCharCode(initial.type)}'`);
+    const { mechanism, data } = parseSaslInitialResponse(initial.body);
+    if (mechanism !== SCRAM) throw new PgProtocolError(`unsupported SASL mechanism "${mechanism}"; hoop connect offers ${SCRAM}`);
+    socket.write(authenticationSASLContinue(scram.handleClientFirst(data)));
+    const final = await handshake.message();
+    if (final.type !== PASSWORD_MESSAGE) throw new PgProtocolError(`expected a SASLResponse, got message type '${String.fromCharCode(final.type)}'`);
+    socket.write(authenticationSASLFinal(scram.handleClientFinal(final.body)));
+  }
+
+  async #forwardCancel(session: string, processId: number, secretKey: number): Promise<void> {
+    try {
+      const { channel } = await this.#o.openTunnel(session);
+      await new Promise<void>((resolve) => {
+        channel.on('error', () => resolve());
+        channel.on('close', () => resolve());
+        channel.resume();
+        channel.end(cancelRequest(processId, secretKey));
+      });
+    } catch (err) {
+      this.#o.log.debug('cancel.failed', { session, error: describeError(err) });
+    }
+  }
+}

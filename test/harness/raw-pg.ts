@@ -1,0 +1,103 @@
+/**
+ * A hand-driven PostgreSQL frontend for tests that must send what no well-behaved client sends:
+ * it speaks over any duplex stream (a TCP socket to `hoop connect`, or a tunnel channel straight to
+ * the gateway) and collects the backend messages it gets back.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { saslInitialResponse, saslResponse, startupMessage } from '../../src/tunnel/postgres/messages.js';
+import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { ScramClient } from '../../src/tunnel/postgres/scram.js';
+
+/** A raw frontend over `stream`. */
+export class RawFrontend {
+  readonly stream: Duplex;
+  readonly #reader = new MessageReader({ side: 'backend' });
+  readonly #messages: PgMessage[] = [];
+  #wake: (() => void) | undefined;
+  ended = false;
+  raw = Buffer.alloc(0);
+
+  constructor(stream: Duplex) {
+    this.stream = stream;
+    stream.on('data', (chunk: Buffer) => {
+      this.raw = Buffer.concat([this.raw, chunk]);
+      if (this.raw.length === 1 && chunk.length === 1) return;
+      this.#reader.push(chunk);
+      for (let m = this.#reader.next(); m; m = this.#reader.next()) this.#messages.push({ type: m.type, body: Buffer.from(m.body), raw: Buffer.from(m.raw) });
+      this.#wake?.();
+    });
+    const end = (): void => {
+      this.ended = true;
+      this.#wake?.();
+    };
+    stream.on('end', end);
+    stream.on('close', end);
+    stream.on('error', end);
+  }
+
+  /** Opens a TCP connection to 127.0.0.1:port. */
+  static async tcp(port: number): Promise<RawFrontend> {
+    const socket: Socket = connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    return new RawFrontend(socket);
+  }
+
+  write(bytes: Buffer): void {
+    this.stream.write(bytes);
+  }
+
+  /** Waits for a message of `type` (a character), or for the stream to end (then undefined). */
+  async waitFor(type: string, timeoutMs = 10_000): Promise<PgMessage | undefined> {
+    const code = type.charCodeAt(0);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.#messages.findIndex((m) => m.type === code);
+      if (i >= 0) return this.#messages.splice(0, i + 1).at(-1);
+      if (this.ended) return undefined;
+      if (Date.now() > deadline) throw new Error(`no '${type}' message within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 50);
+        this.#wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Waits for an ErrorResponse and returns its fields. */
+  async error(timeoutMs?: number): Promise<ReturnType<typeof parseErrorFields> | undefined> {
+    const m = await this.waitFor('E', timeoutMs);
+    return m ? parseErrorFields(m.body) : undefined;
+  }
+
+  /** Waits until the peer closes. */
+  async closed(timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.ended;
+  }
+
+  /** Sends a StartupMessage and signs in with SCRAM-SHA-256 (if asked), up to ReadyForQuery. */
+  async startup(password: string, params: Array<[string, string]> = [['user', 'hoop'], ['database', 'app']]): Promise<void> {
+    this.write(startupMessage(params));
+    const auth = await this.waitFor('R');
+    if (!auth) throw new Error(`closed during startup: ${JSON.stringify(this.#messages.map((m) => String.fromCharCode(m.type)))}`);
+    const first = parseAuthentication(auth.body);
+    if (first.code === 10) {
+      const scram = new ScramClient(password);
+      this.write(saslInitialResponse('SCRAM-SHA-256', scram.clientFirstMessage()));
+      const cont = parseAuthentication((await this.waitFor('R'))!.body);
+      this.write(saslResponse(scram.handleServerFirst(cont.data!)));
+      const fin = parseAuthentication((await this.waitFor('R'))!.body);
+      scram.verifyServerFinal(fin.data!);
+    }
+    const ready = await this.waitFor('Z');
+    if (!ready) throw new Error('closed before ReadyForQuery');
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+}

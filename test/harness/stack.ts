@@ -1,0 +1,178 @@
+/**
+ * A whole hoop stack for integration tests, from real parts: a test CA (openssl), a PostgreSQL
+ * cluster, an OpenID provider, the gateway (in-process, TLS, config loaded from a YAML file) and
+ * `hoop connect` run through the CLI's own `main()`.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { main } from '../../src/cli.js';
+import { loadGatewayConfig } from '../../src/gateway/config.js';
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
+import { createLogger } from '../../src/log.js';
+import { createTestPki, type TestPki } from './certs.js';
+import { startOidc, type TestOidc } from './oidc.js';
+import { startPgCluster, type PgCluster } from './postgres.js';
+
+/** The JSON line `hoop connect --json` prints. */
+export interface ConnectInfo {
+  connection: string;
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password: string;
+  pgpassFile: string;
+  uri: string;
+}
+
+/** A `hoop connect` running in-process. */
+export interface RunningConnect {
+  info: ConnectInfo;
+  stderr(): string;
+  /** Stops it (as Ctrl-C would) and resolves its exit code. */
+  stop(): Promise<number>;
+}
+
+/** A running stack. */
+export interface HoopStack {
+  pki: TestPki;
+  pg: PgCluster;
+  oidc: TestOidc;
+  gateway: Gateway;
+  dir: string;
+  configFile: string;
+  /** Every JSON line the gateway logged so far. */
+  logs(): Array<Record<string, unknown>>;
+  token(subject?: string, groups?: string[]): Promise<string>;
+  /** Runs `hoop connect <name> --json` with `token`; resolves once it listens. */
+  connect(name: string, token: string, extraArgs?: string[]): Promise<RunningConnect>;
+  /** Runs any hoop command in-process; resolves its exit code and output. */
+  run(argv: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }>;
+  close(): Promise<void>;
+}
+
+const AUDIENCE = 'hoop-test';
+
+/** Starts PostgreSQL, an OpenID provider and the gateway with the connections tests use. */
+export async function startStack(options: { gateway?: Partial<GatewayOptions>; pgConfig?: Record<string, string> } = {}): Promise<HoopStack> {
+  const dir = await mkdtemp(join(tmpdir(), 'hoop-stack-'));
+  const pki = await createTestPki();
+  const pg = await startPgCluster(options.pgConfig ? { config: options.pgConfig } : {});
+  const oidc = await startOidc({ audience: AUDIENCE });
+  const gatewayCert = await pki.issue('gateway', ['IP:127.0.0.1', 'DNS:localhost']);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    APP_PASSWORD: pg.users.scram.password,
+    MD5_PASSWORD: pg.users.md5.password,
+    PLAIN_PASSWORD: pg.users.cleartext.password,
+    WRONG_PASSWORD: 'not-the-password',
+  };
+  const conn = (name: string, user: string, password: string, extra = ''): string =>
+    `  - name: ${name}
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: app
+    user: ${user}
+    password: \${env:${password}}
+    tls: { mode: disable }
+    allow: { subjects: [alice, bob], groups: [dba] }
+${extra}`;
+  const configFile = join(dir, 'gateway.yaml');
+  await writeFile(
+    configFile,
+    `listen: 127.0.0.1:0
+tls: { cert: ${gatewayCert.certFile}, key: ${gatewayCert.keyFile} }
+issuers:
+  - issuer: ${oidc.issuer}
+    audience: ${AUDIENCE}
+connections:
+${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md5.user, 'MD5_PASSWORD')}${conn('app-cleartext', pg.users.cleartext.user, 'PLAIN_PASSWORD', '    allowCleartextWithoutTls: true\n')}${conn('wrong-password', pg.users.scram.user, 'WRONG_PASSWORD')}  - name: down
+    type: postgres
+    host: 127.0.0.1
+    port: 1
+    database: app
+    user: nobody
+    password: \${env:APP_PASSWORD}
+    tls: { mode: disable }
+    allow: { subjects: ["*"] }
+  - name: carol-only
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: app
+    user: ${pg.users.scram.user}
+    password: \${env:APP_PASSWORD}
+    tls: { mode: disable }
+    allow: { subjects: [carol] }
+`,
+  );
+  const config = await loadGatewayConfig(configFile, env);
+  const lines: string[] = [];
+  const log = createLogger({ level: 'debug', sink: { write: (l: string) => lines.push(l) } });
+  const gateway = await startGateway({ config, log, env, ...options.gateway });
+
+  const run: HoopStack['run'] = async (argv, extraEnv = {}) => {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = '';
+    let err = '';
+    stdout.on('data', (d: Buffer) => (out += d.toString()));
+    stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await main(argv, { stdout, stderr, env: { ...extraEnv }, cwd: dir, signal: new AbortController().signal });
+    return { code, stdout: out, stderr: err };
+  };
+
+  const connect: HoopStack['connect'] = async (name, token, extraArgs = []) => {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let err = '';
+    stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const controller = new AbortController();
+    const firstLine = new Promise<string>((resolve) => {
+      let buf = '';
+      stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) resolve(buf.slice(0, nl));
+      });
+    });
+    const done = main(['connect', name, '--json', '--gateway', gateway.url, '--ca-file', pki.caFile, ...extraArgs], {
+      stdout,
+      stderr,
+      env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir },
+      cwd: dir,
+      signal: controller.signal,
+    });
+    const line = await Promise.race([firstLine, done.then((code) => Promise.reject(new Error(`hoop connect exited ${code}: ${err}`)))]);
+    return {
+      info: JSON.parse(line) as ConnectInfo,
+      stderr: () => err,
+      stop: async () => {
+        controller.abort();
+        return done;
+      },
+    };
+  };
+
+  return {
+    pki,
+    pg,
+    oidc,
+    gateway,
+    dir,
+    configFile,
+    logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    token: (subject = 'alice', groups = []) => oidc.token({ subject, groups }),
+    connect,
+    run,
+    async close() {
+      await gateway.close();
+      await Promise.allSettled([oidc.close(), pg.stop()]);
+      await pki.cleanup();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

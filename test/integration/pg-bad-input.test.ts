@@ -1,0 +1,144 @@
+/**
+ * Bad input closes that one connection with a protocol error; the gateway and `hoop connect`
+ * keep serving everyone else. Checked both through `hoop connect` and by a client that talks to the
+ * gateway's tunnel directly, bypassing the CLI.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { query, sslRequest, startupMessage, terminate } from '../../src/tunnel/postgres/messages.js';
+import { openTunnel } from '../../src/tunnel/transport.js';
+import { pgClient } from '../harness/clients.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+let stack: HoopStack;
+let app: RunningConnect;
+let token: string;
+
+beforeAll(async () => {
+  stack = await startStack({ gateway: { postgres: { handshakeTimeoutMs: 1500, messageTimeoutMs: 1500 } } });
+  token = await stack.token('alice');
+  app = await stack.connect('app', token);
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await stack?.close();
+});
+
+function message(type: string, length: number, body = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeUInt32BE(length >>> 0, 1);
+  return Buffer.concat([head, body]);
+}
+
+const malformed: Array<[string, Buffer]> = [
+  ['an unknown message type', message('?', 4)],
+  ['a length of 0x7fffffff', message('Q', 0x7fffffff)],
+  ['a length below 4', message('Q', 3)],
+  ['a Sync with a body', message('S', 8, Buffer.alloc(4))],
+  ['a backend message type from a client', message('T', 6, Buffer.from([0, 0]))],
+];
+
+/** A healthy client that must keep working while others misbehave. */
+async function stillServes(): Promise<void> {
+  const client = await pgClient(app.info);
+  try {
+    expect((await client.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('through hoop connect', () => {
+  it.each(malformed)('%s closes that connection with 08P01', async (_what, bytes) => {
+    const bystander = await pgClient(app.info);
+    const raw = await RawFrontend.tcp(app.info.port);
+    await raw.startup(app.info.password);
+    raw.write(bytes);
+    const err = await raw.error();
+    expect(err?.code).toBe('08P01');
+    expect(await raw.closed()).toBe(true);
+    expect((await bystander.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
+    await bystander.end();
+    await stillServes();
+  });
+
+  it('refuses bytes sent after an SSLRequest before its answer', async () => {
+    const raw = await RawFrontend.tcp(app.info.port);
+    raw.write(Buffer.concat([sslRequest(), startupMessage([['user', 'hoop']])]));
+    expect((await raw.error())?.code).toBe('08P01');
+    expect(await raw.closed()).toBe(true);
+    await stillServes();
+  });
+
+  it('refuses an oversized or garbage startup packet', async () => {
+    const big = Buffer.alloc(8);
+    big.writeUInt32BE(0x7fffffff, 0);
+    big.writeUInt32BE(196608, 4);
+    for (const bytes of [big, Buffer.from([0, 0, 0, 8, 1, 2, 3, 4])]) {
+      const raw = await RawFrontend.tcp(app.info.port);
+      raw.write(bytes);
+      expect((await raw.error())?.code).toMatch(/08P01|0A000/);
+      expect(await raw.closed()).toBe(true);
+    }
+    await stillServes();
+  });
+
+  it('refuses replication and unknown startup parameters with 0A000', async () => {
+    for (const extra of [['replication', 'database'], ['options', '-c role=postgres']] as Array<[string, string]>) {
+      const raw = await RawFrontend.tcp(app.info.port);
+      raw.write(startupMessage([['user', 'hoop'], ['database', 'app'], extra]));
+      const err = await raw.error();
+      expect(err?.code).toBe('0A000');
+      expect(err?.message).toContain(extra[0]);
+    }
+  });
+});
+
+describe('straight to the gateway tunnel (no CLI)', () => {
+  async function tunnel(): Promise<RawFrontend> {
+    const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token, sessionId: `raw-${Date.now()}-x`, clientVersion: 'test', ca: stack.pki.ca });
+    return new RawFrontend(channel);
+  }
+
+  it.each(malformed)('%s closes that tunnel with 08P01', async (_what, bytes) => {
+    const raw = await tunnel();
+    await raw.startup('');
+    raw.write(bytes);
+    expect((await raw.error())?.code).toBe('08P01');
+    expect(await raw.closed()).toBe(true);
+    await stillServes();
+  });
+
+  it('applies the same startup allow-list as the CLI', async () => {
+    const raw = await tunnel();
+    raw.write(startupMessage([['user', 'x'], ['replication', 'true']]));
+    expect((await raw.error())?.code).toBe('0A000');
+  });
+
+  it('gives the gateway credential, not the client-chosen user', async () => {
+    const raw = await tunnel();
+    await raw.startup('', [['user', 'postgres'], ['database', 'postgres']]);
+    raw.write(query('select current_user'));
+    const row = await raw.waitFor('D');
+    expect(row!.body.toString()).toContain(stack.pg.users.scram.user);
+    raw.write(terminate());
+  });
+
+  it('closes a tunnel whose client never sends its startup packet (handshake deadline)', async () => {
+    const raw = await tunnel();
+    const started = Date.now();
+    expect((await raw.error(5000))?.message).toContain('in time');
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(await raw.closed()).toBe(true);
+  });
+
+  it('closes a tunnel whose client stops in the middle of a message (read deadline)', async () => {
+    const raw = await tunnel();
+    await raw.startup('');
+    raw.write(message('Q', 1000, Buffer.from('select')));
+    expect((await raw.error(5000))?.message).toContain('middle of a message');
+    expect(await raw.closed()).toBe(true);
+  });
+});

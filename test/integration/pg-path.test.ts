@@ -1,0 +1,151 @@
+/**
+ * The PostgreSQL data path end to end: real PostgreSQL, real OpenID provider, the gateway with
+ * TLS, `hoop connect`, and real clients (psql, pgbench, the pg driver).
+ */
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgbench, pgClient, psql, spawnPsql } from '../harness/clients.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+let stack: HoopStack;
+let app: RunningConnect;
+let aliceToken: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  await stack.pg.psql(`create table notes(id serial primary key, body text); grant all on notes, notes_id_seq to public`, { database: 'app' });
+  aliceToken = await stack.token('alice');
+  app = await stack.connect('app', aliceToken);
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await stack?.close();
+});
+
+describe('psql through hoop connect', () => {
+  it('runs queries and never sees the database password', async () => {
+    const r = await psql(app.info, ['-At', '-c', 'select current_user, current_database(), 40 + 2']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`${stack.pg.users.scram.user}|app|42`);
+    expect(JSON.stringify(app.info)).not.toContain(stack.pg.users.scram.password);
+  });
+
+  it('keeps the session usable after an error and runs multi-statement messages', async () => {
+    const r = await psql(app.info, ['-At', '-v', 'ON_ERROR_STOP=0'], { input: 'select 1/0;\nselect 1; select 2;\n' });
+    expect(r.stderr).toContain('division by zero');
+    expect(r.stdout.trim().split('\n')).toEqual(['1', '2']);
+  });
+
+  it('copies in and out', async () => {
+    const rows = Array.from({ length: 5000 }, (_, i) => `${i}\tline ${i}`).join('\n');
+    const load = await psql(app.info, ['-c', 'create temp table t(id int, body text)', '-c', "\\copy t from stdin", '-c', 'select count(*), sum(id) from t', '-At'], { input: `${rows}\n\\.\n` });
+    expect(load.stderr).toBe('');
+    expect(load.stdout).toContain('5000|12497500');
+    const out = await psql(app.info, ['-At', '-c', 'copy (select g, md5(g::text) from generate_series(1, 20000) g) to stdout']);
+    expect(out.stdout.split('\n').filter(Boolean)).toHaveLength(20000);
+  });
+
+  it('relays notices and notifications', async () => {
+    const r = await psql(app.info, ['-At'], {
+      input: "do $$ begin raise notice 'hello from plpgsql'; end $$;\nlisten ch;\nnotify ch, 'payload-1';\nselect 1;\n",
+    });
+    expect(r.stderr).toContain('NOTICE:  hello from plpgsql');
+    expect(r.stdout).toContain('Asynchronous notification "ch" with payload "payload-1"');
+  });
+
+  it('cancels a running query with Ctrl-C (CancelRequest through the gateway)', async () => {
+    const child = spawnPsql(app.info, ['-c', 'select pg_sleep(30)']);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    await new Promise((r) => setTimeout(r, 1000));
+    const started = Date.now();
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('canceling statement due to user request');
+  });
+});
+
+describe('the pg driver through hoop connect', () => {
+  it('speaks the extended protocol: parameters, named statements, pipelining, binary', async () => {
+    const client = await pgClient(app.info);
+    try {
+      const r = await client.query('select $1::int + $2::int as sum, $3::text as t', [40, 2, 'x']);
+      expect(r.rows).toEqual([{ sum: 42, t: 'x' }]);
+      const named = { name: 'by-id', text: 'select $1::int * 2 as v' };
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => client.query({ ...named, values: [i] })));
+      expect(results.map((x) => x.rows[0].v)).toEqual(Array.from({ length: 50 }, (_, i) => i * 2));
+      // pg asks for binary result columns (Bind result format 1) when `binary` is set.
+      const binaryQuery = { text: "select 42::int4 as i, true as b, $1::text as t", values: ['héllo'], binary: true } as pg.QueryConfig;
+      const bin = await client.query(binaryQuery);
+      expect(bin.rows).toEqual([{ i: 42, b: true, t: "héllo" }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('moves rows of many megabytes intact', async () => {
+    const client = await pgClient(app.info);
+    try {
+      const r = await client.query("select repeat('abcdefgh', 4 * 1024 * 1024) as big, md5(repeat('abcdefgh', 4 * 1024 * 1024)) as sum");
+      const big = r.rows[0].big as string;
+      expect(big.length).toBe(32 * 1024 * 1024);
+      expect(createHash('md5').update(big).digest('hex')).toBe(r.rows[0].sum);
+      const payload = 'z'.repeat(8 * 1024 * 1024);
+      const echo = await client.query('select length($1::text) as n, md5($1::text) as sum', [payload]);
+      expect(echo.rows[0]).toEqual({ n: payload.length, sum: createHash('md5').update(payload).digest('hex') });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('serves many clients at once, each with its own tunnel and backend', async () => {
+    const clients = await Promise.all(Array.from({ length: 12 }, () => pgClient(app.info)));
+    try {
+      const pids = await Promise.all(clients.map(async (c, i) => {
+        await c.query('insert into notes(body) values ($1)', [`client ${i}`]);
+        return (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      }));
+      expect(new Set(pids).size).toBe(12);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+    const opens = stack.logs().filter((l) => l.event === 'tunnel.open');
+    expect(opens.length).toBeGreaterThanOrEqual(12);
+  });
+
+  it('refuses a wrong local password with 28P01', async () => {
+    await expect(pgClient(app.info, 'wrong')).rejects.toMatchObject({ code: '28P01' });
+  });
+});
+
+describe('pgbench through hoop connect', () => {
+  it('initialises and runs select-only with 4 clients', async () => {
+    const init = await pgbench(app.info, ['-i', '-s', '1', '-q']);
+    expect(init.code, init.stderr).toBe(0);
+    const run = await pgbench(app.info, ['-S', '-n', '-c', '4', '-j', '2', '-T', '3']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/number of failed transactions: 0/);
+    expect(Number(/tps = ([\d.]+)/.exec(run.stdout)?.[1])).toBeGreaterThan(100);
+  });
+});
+
+describe('gateway logs', () => {
+  it('logs one line per tunnel opened and closed, with no secrets', async () => {
+    await psql(app.info, ['-c', 'select 1']);
+    await new Promise((r) => setTimeout(r, 200));
+    const logs = stack.logs();
+    const close = logs.filter((l) => l.event === 'tunnel.close' && l.reason === 'client-terminated').at(-1);
+    expect(close).toMatchObject({ subject: 'alice', connection: 'app' });
+    expect(close!.bytesFromClient).toBeGreaterThan(0);
+    expect(close!.bytesToClient).toBeGreaterThan(0);
+    expect(typeof close!.durationMs).toBe('number');
+    expect(typeof close!.remote).toBe('string');
+    const all = JSON.stringify(logs);
+    expect(all).not.toContain(stack.pg.users.scram.password);
+    expect(all).not.toContain(aliceToken.split('.')[2]);
+  });
+});
