@@ -9,7 +9,8 @@
  *
  * Environment: BENCH_SECONDS (pgbench duration per run, default 10), BENCH_SCALE (pgbench scale,
  * default 10), BENCH_COPY_ROWS (rows of the COPY table, default 1000000), BENCH_COPY_RUNS (COPY
- * runs per path, median reported, default 3), BENCH_PATHS (comma list, default all).
+ * runs per path, median reported, default 3), BENCH_PATHS (comma list, default all),
+ * BENCH_HOOP_NODE_ARGS (node flags for the hoop processes, e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -434,7 +435,7 @@ async function setupHoop(pg: PgCluster): Promise<PathSetup> {
       '',
     ].join('\n'),
   );
-  const gateway = start(process.execPath, [hoopBin, 'gateway', '--config', configFile], {
+  const gateway = start(process.execPath, [...hoopNodeArgs(), hoopBin, 'gateway', '--config', configFile], {
     name: 'hoop gateway',
     env: { ...process.env, BENCH_PG_PASSWORD: pg.users.scram.password, HOOP_LOG_LEVEL: process.env.HOOP_LOG_LEVEL ?? 'info' },
   });
@@ -455,7 +456,7 @@ async function setupHoop(pg: PgCluster): Promise<PathSetup> {
   });
 
   const token = await oidc.token({ subject: 'bench', groups: [] });
-  const client = start(process.execPath, [hoopBin, 'connect', 'bench', '--gateway', url, '--ca-file', pki.caFile, '--json'], {
+  const client = start(process.execPath, [...hoopNodeArgs(), hoopBin, 'connect', 'bench', '--gateway', url, '--ca-file', pki.caFile, '--json'], {
     name: 'hoop connect',
     env: { ...process.env, HOOP_TOKEN: token },
   });
@@ -474,6 +475,11 @@ async function setupHoop(pg: PgCluster): Promise<PathSetup> {
       await gateway.stop();
     },
   };
+}
+
+/** Node flags for the hoop processes alone, from BENCH_HOOP_NODE_ARGS (e.g. `--cpu-prof`). */
+function hoopNodeArgs(): string[] {
+  return process.env.BENCH_HOOP_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
 }
 
 async function waitFor<T>(timeoutMs: number, probe: () => T | undefined): Promise<T> {

@@ -21,7 +21,8 @@ export function buildProgram(io: CliIo): Command {
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     });
-  for (const make of commands) program.addCommand(make(io));
+  // addCommand() does not pass on exitOverride and output settings (command() would): copy them.
+  for (const make of commands) program.addCommand(make(io).copyInheritedSettings(program));
   return program;
 }
 

@@ -141,9 +141,10 @@ const hex = (type: number): string => `0x${type.toString(16).padStart(2, '0')}`;
 
 /**
  * Incremental frame decoder: feed received chunks with {@link FrameReader.push}, take frames
- * with {@link FrameReader.next} until it returns null. Keeps a queue of chunks and a cursor;
- * a payload lying within one chunk is returned as a view of it (no copy), one spanning chunks
- * is copied once. A header is validated as soon as its 5 bytes are in, so an oversize length
+ * with {@link FrameReader.next} until it returns null. Keeps a queue of chunks and a cursor.
+ * DATA is a byte stream whose frame boundaries mean nothing, so a DATA payload is handed out
+ * piece by piece as its bytes arrive, each piece a view of a received chunk (never a copy); a
+ * CONTROL payload is returned whole, copied once if it spans chunks. A header is validated as soon as its 5 bytes are in, so an oversize length
  * fails before its payload is buffered. After a violation every call throws it again.
  * @see https://github.com/brianc/node-postgres/blob/master/packages/pg-protocol/src/parser.ts
  */
@@ -154,11 +155,6 @@ export class FrameReader {
   #type = 0;
   #length = -1;
   #error: HoopError | null = null;
-
-  /** Bytes received and not yet returned in a frame (including a parsed header's payload so far). */
-  get bufferedLength(): number {
-    return this.#available + (this.#length >= 0 ? FRAME_HEADER_LENGTH : 0);
-  }
 
   /** True when no partial frame is pending (a clean place for the stream to end). */
   get idle(): boolean {
@@ -195,11 +191,23 @@ export class FrameReader {
       this.#type = type;
       this.#length = length;
     }
+    if (this.#type === FrameType.DATA) {
+      // DATA is a byte stream: hand out what has arrived without waiting for (or copying into) the whole frame.
+      if (this.#length === 0) {
+        this.#length = -1;
+        return { type: FrameType.DATA, payload: EMPTY };
+      }
+      if (this.#available === 0) return null;
+      const first = this.#chunks[0]!;
+      const n = Math.min(first.length - this.#offset, this.#length);
+      const payload = this.#take(n);
+      this.#length -= n;
+      if (this.#length === 0) this.#length = -1;
+      return { type: FrameType.DATA, payload };
+    }
     if (this.#available < this.#length) return null;
     const payload = this.#take(this.#length);
-    const type = this.#type;
     this.#length = -1;
-    if (type === FrameType.DATA) return { type: FrameType.DATA, payload };
     let control: ControlMessage;
     try {
       control = decodeControl(payload);

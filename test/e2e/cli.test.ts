@@ -1,0 +1,168 @@
+/**
+ * The built CLI as a user runs it: `node bin/hoop.js gateway` and `node bin/hoop.js connect` as
+ * separate processes, psql through them, Ctrl-C to stop, and the errors a user sees.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runProcess } from '../harness/clients.js';
+import { createTestPki, type TestPki } from '../harness/certs.js';
+import { startOidc, type TestOidc } from '../harness/oidc.js';
+import { startPgCluster, type PgCluster } from '../harness/postgres.js';
+
+const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
+
+let dir: string;
+let pki: TestPki;
+let pg: PgCluster;
+let oidc: TestOidc;
+let token: string;
+const children: ChildProcess[] = [];
+
+/** Starts `node bin/hoop.js args` and resolves with the first stdout/stderr line matching `ready`. */
+function start(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; line: string; output: () => string }> {
+  const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  return new Promise((resolveStart, reject) => {
+    const onData = (d: Buffer): void => {
+      output += d.toString();
+      const line = output.split('\n').find((l) => ready.test(l));
+      if (line) resolveStart({ child, line, output: () => output });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`hoop ${args[0]} exited ${code}: ${output}`)));
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((r) => child.on('exit', (code) => r(code)));
+}
+
+beforeAll(async () => {
+  if (!existsSync(resolve(import.meta.dirname, '../../dist/cli.js'))) throw new Error('run `npm run build` first (npm test does)');
+  dir = await mkdtemp(join(tmpdir(), 'hoop-e2e-'));
+  pki = await createTestPki();
+  pg = await startPgCluster();
+  oidc = await startOidc({ audience: 'hoop-e2e' });
+  token = await oidc.token({ subject: 'dana', groups: ['dev'] });
+  const cert = await pki.issue('gateway', ['IP:127.0.0.1']);
+  await writeFile(join(dir, 'db.password'), `${pg.users.scram.password}\n`);
+  await writeFile(
+    join(dir, 'gateway.yaml'),
+    `listen: 127.0.0.1:0
+tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }
+issuers:
+  - issuer: ${oidc.issuer}
+    audience: hoop-e2e
+connections:
+  - name: app
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: app
+    user: ${pg.users.scram.user}
+    password: \${file:db.password}
+    tls: { mode: prefer }
+    allow: { groups: [dev] }
+`,
+  );
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await Promise.allSettled([oidc?.close(), pg?.stop()]);
+  await pki?.cleanup();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('hoop gateway + hoop connect as processes', () => {
+  it('serves psql end to end, and stops cleanly on Ctrl-C', async () => {
+    const gw = await start(['gateway', '--config', join(dir, 'gateway.yaml')], {}, /gateway\.listening/);
+    const url = (JSON.parse(gw.line) as { url: string }).url;
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+
+    const health = await runProcess(process.execPath, ['-e', `fetch(${JSON.stringify(`${url}/healthz`)}).then(r=>r.json()).then(j=>console.log(JSON.stringify(j)))`], {
+      env: { NODE_EXTRA_CA_CERTS: pki.caFile },
+    });
+    expect(JSON.parse(health.stdout)).toMatchObject({ status: 'ok' });
+
+    const runtime = join(dir, 'run');
+    const conn = await start(['connect', 'app', '--gateway', url, '--ca-file', pki.caFile], { HOOP_TOKEN: token, XDG_RUNTIME_DIR: runtime }, /PGPASSFILE=\S+ psql/);
+    const text = conn.output();
+    expect(text).toContain('Connected to "app"');
+    const pgpass = /PGPASSFILE=(\S+)/.exec(conn.line)![1]!;
+    const conninfo = /psql '([^']+)'/.exec(conn.line)![1]!;
+    expect((await stat(pgpass)).mode & 0o777).toBe(0o600);
+    expect(await readFile(pgpass, 'utf8')).not.toContain(pg.users.scram.password);
+
+    // Exactly what the user is told to paste.
+    const r = await runProcess('psql', ['-X', '-At', conninfo, '-c', 'select current_user, count(*) from items'], { env: { PGPASSFILE: pgpass } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`${pg.users.scram.user}|3`);
+
+    conn.child.kill('SIGINT');
+    expect(await exited(conn.child)).toBe(0);
+    expect(existsSync(pgpass)).toBe(false);
+
+    gw.child.kill('SIGTERM');
+    expect(await exited(gw.child)).toBe(0);
+    const logs = gw.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logs.find((l) => l.event === 'tunnel.close')).toMatchObject({ subject: 'dana', connection: 'app', reason: 'client-terminated' });
+    expect(gw.output()).not.toContain(pg.users.scram.password);
+    expect(gw.output()).not.toContain(token);
+  });
+
+  it('listens on a unix socket with --socket', async () => {
+    const gw = await start(['gateway', '--config', join(dir, 'gateway.yaml')], {}, /gateway\.listening/);
+    const url = (JSON.parse(gw.line) as { url: string }).url;
+    const sockets = await mkdtemp(join(tmpdir(), 'hoop-sock-'));
+    const conn = await start(['connect', 'app', '--gateway', url, '--ca-file', pki.caFile, '--socket', sockets, '--json'], { HOOP_TOKEN: token, XDG_RUNTIME_DIR: join(dir, 'run') }, /^\{/);
+    const info = JSON.parse(conn.line) as { host: string; port: number; pgpassFile: string };
+    expect(info.host).toBe(sockets);
+    const r = await runProcess('psql', ['-X', '-At', '-h', sockets, '-p', String(info.port), '-U', 'hoop', '-d', 'app', '-c', 'select 7'], { env: { PGPASSFILE: info.pgpassFile } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('7');
+    conn.child.kill('SIGINT');
+    gw.child.kill('SIGINT');
+    await Promise.all([exited(conn.child), exited(gw.child)]);
+    await rm(sockets, { recursive: true, force: true });
+  });
+});
+
+describe('what a user sees when something is wrong', () => {
+  it('a bad gateway config: one error naming file, line and field; exit 78; nothing listens', async () => {
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(bad, `listen: 127.0.0.1:0\nissuers:\n  - issuer: ${oidc.issuer}\n    audiense: hoop\nconnections: []\n`);
+    const r = await runProcess(process.execPath, [bin, 'gateway', '--config', bad]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:4:5: .*audiense`));
+    expect(r.stderr).not.toContain('gateway.listening');
+  });
+
+  it('plain HTTP only on loopback and only with --insecure-dev-http', async () => {
+    const noTls = join(dir, 'notls.yaml');
+    await writeFile(noTls, `listen: 127.0.0.1:0\nissuers:\n  - issuer: ${oidc.issuer}\n    audience: hoop\n`);
+    const refused = await runProcess(process.execPath, [bin, 'gateway', '--config', noTls]);
+    expect(refused.code).toBe(78);
+    expect(refused.stderr).toContain('--insecure-dev-http');
+    const dev = await start(['gateway', '--config', noTls, '--insecure-dev-http'], {}, /gateway\.listening/);
+    expect((JSON.parse(dev.line) as { url: string }).url).toMatch(/^http:\/\/127\.0\.0\.1:/);
+    dev.child.kill('SIGINT');
+    expect(await exited(dev.child)).toBe(0);
+  });
+
+  it('--help lists the commands, and a usage error exits 64', async () => {
+    const help = await runProcess(process.execPath, [bin, '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('connect');
+    expect(help.stdout).toContain('gateway');
+    const usage = await runProcess(process.execPath, [bin, 'connect']);
+    expect(usage.code).toBe(64);
+    expect(usage.stderr).toContain("missing required argument 'name'");
+  });
+});
