@@ -42,6 +42,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { isLoopbackHost } from '../loopback.js';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
@@ -166,25 +167,6 @@ export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = pro
   return value;
 }
 
-/**
- * True for 127.0.0.0/8, ::1 (and IPv4-mapped loopback) and `localhost`.
- *
- * @see https://www.rfc-editor.org/rfc/rfc1122#section-3.2.1.3
- * @see https://www.rfc-editor.org/rfc/rfc4291#section-2.5.3
- * @see https://www.rfc-editor.org/rfc/rfc6761#section-6.3
- */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (h.toLowerCase() === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) {
-    const lower = h.toLowerCase();
-    if (lower === '::1' || lower === '0:0:0:0:0:0:0:1') return true;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-    return mapped !== null && mapped[1]!.startsWith('127.');
-  }
-  return false;
-}
 
 /** Parses `host:port` or `[v6]:port`; undefined when malformed. */
 function parseListen(text: string): { host: string; port: number } | undefined {

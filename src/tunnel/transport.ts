@@ -11,7 +11,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { isIP } from 'node:net';
+import { isLoopbackHost } from '../loopback.js';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../errors.js';
 import { TunnelChannel } from './channel.js';
@@ -84,19 +84,6 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_ERROR_BODY = 64 * 1024;
 const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-/**
- * True for `localhost` and loopback IP literals (127.0.0.0/8, ::1), the only hosts a plain
- * `http:` gateway URL may name.
- * @see https://www.rfc-editor.org/rfc/rfc6761#section-6.3
- */
-export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
-  if (host.toLowerCase() === 'localhost') return true;
-  const family = isIP(host);
-  if (family === 4) return host.startsWith('127.');
-  if (family === 6) return host === '::1' || /^(0{1,4}:){7}0{0,3}1$/.test(host);
-  return false;
-}
 
 /**
  * The gateway's base URL, normalised (no credentials, query or fragment; a trailing `/` so

@@ -186,3 +186,46 @@ describe('pipelining and back-pressure', () => {
     }
   });
 });
+
+describe('the gateway API and cancel keys', () => {
+  it('lists only the connections the caller may use', async () => {
+    const list = async (token: string): Promise<unknown> => {
+      const { request } = await import('node:https');
+      return new Promise((resolve, reject) => {
+        const req = request(`${stack.gateway.url}/v1/connections`, { ca: stack.pki.ca, headers: { Authorization: `Bearer ${token}` } }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(body) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    };
+    const alice = (await list(aliceToken)) as { status: number; body: { connections: Array<{ name: string }> } };
+    expect(alice.status).toBe(200);
+    expect(alice.body.connections.map((c) => c.name)).toEqual(expect.arrayContaining(['app', 'down']));
+    expect(alice.body.connections.map((c) => c.name)).not.toContain('carol-only');
+    const carol = (await list(await stack.token('carol'))) as { body: { connections: Array<{ name: string }> } };
+    expect(carol.body.connections.map((c) => c.name).sort()).toEqual(['carol-only', 'down']);
+    expect(((await list('not-a-token')) as { status: number }).status).toBe(401);
+  });
+
+  it("one identity cannot cancel another's query, even with its cancel key", async () => {
+    const { openTunnel } = await import('../../src/tunnel/transport.js');
+    const { cancelRequest } = await import('../../src/tunnel/postgres/messages.js');
+    const client = await pgClient(app.info);
+    try {
+      const key = client as unknown as { processID: number; secretKey: number };
+      const running = client.query('select pg_sleep(2) as slept');
+      await new Promise((r) => setTimeout(r, 300));
+      const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token: await stack.token('bob'), sessionId: 'bob-cancel-1', clientVersion: 'test', ca: stack.pki.ca });
+      channel.resume();
+      channel.end(cancelRequest(key.processID, key.secretKey));
+      await expect(running).resolves.toMatchObject({ rowCount: 1 });
+    } finally {
+      await client.end();
+    }
+    const bobs = stack.logs().filter((l) => l.event === 'tunnel.close' && l.subject === 'bob' && l.reason === 'cancel-request');
+    expect(bobs.at(-1)?.detail).toBe('no matching session');
+  });
+});

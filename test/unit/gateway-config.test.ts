@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
-import { isLoopbackHost, loadGatewayConfig, parseGatewayConfig, parseSecretRef, resolveSecret } from '../../src/gateway/config.js';
+import { loadGatewayConfig, parseGatewayConfig, parseSecretRef, resolveSecret } from '../../src/gateway/config.js';
+import { isLoopbackHost } from '../../src/loopback.js';
 
 let dir: string;
 const env = { PROD_DB_PASSWORD: 's3cr3t-from-env' };

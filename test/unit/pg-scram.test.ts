@@ -10,6 +10,7 @@ import {
   md5Password,
   saslPrep,
 } from '../../src/tunnel/postgres/scram.js';
+import { thrown } from '../harness/thrown.js';
 
 // RFC 7677 section 3. The ServerSignature printed in the RFC is wrong (see
 // https://www.rfc-editor.org/errata/rfc7677); this is the corrected value every implementation computes.
@@ -27,12 +28,7 @@ const vector = {
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
 
 function rejects(fn: () => unknown, cls: typeof PgProtocolError | typeof ScramAuthError): Error {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(cls);
   return caught as Error;
 }

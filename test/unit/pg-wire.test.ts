@@ -14,6 +14,7 @@ import {
   type PgMessage,
 } from '../../src/tunnel/postgres/reader.js';
 import { filterStartupParams, readStartupPacket, type StartupPacket } from '../../src/tunnel/postgres/startup.js';
+import { thrown } from '../harness/thrown.js';
 
 const ch = (c: string): number => c.charCodeAt(0);
 
@@ -30,12 +31,7 @@ function readOne(side: 'frontend' | 'backend', bytes: Buffer): PgMessage {
 
 /** Expects `fn` to throw a PgProtocolError with the given SQLSTATE; returns it. */
 function protocolError(fn: () => unknown, sqlstate = '08P01'): PgProtocolError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(PgProtocolError);
   const e = caught as PgProtocolError;
   expect(e.sqlstate).toBe(sqlstate);

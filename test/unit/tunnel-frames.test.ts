@@ -12,6 +12,7 @@ import {
   encodeFrameHeader,
   type Frame,
 } from '../../src/tunnel/frames.js';
+import { thrown } from '../harness/thrown.js';
 
 function drain(reader: FrameReader): Frame[] {
   const out: Frame[] = [];
@@ -27,12 +28,7 @@ function rawHeader(type: number, length: number): Buffer {
 }
 
 function expectViolation(fn: () => unknown, pattern: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(HoopError);
   expect((caught as HoopError).code).toBe(ErrorCode.PROTOCOL_VIOLATION);
   expect((caught as HoopError).message).toMatch(pattern);
