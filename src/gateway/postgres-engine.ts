@@ -25,7 +25,7 @@ import type { MessageReader } from '../tunnel/postgres/reader.js';
 import { drainMessages, validateFrontend } from '../tunnel/postgres/relay.js';
 import { filterStartupParams } from '../tunnel/postgres/startup.js';
 import { pump } from '../tunnel/pump.js';
-import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
+import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { ConnectionConfig, SecretRef } from './config.js';
 import type { CloseReason, Engine, SessionOutcome, TunnelSession } from './engine.js';
@@ -225,6 +225,7 @@ export class PostgresEngine implements Engine {
       };
       channel.on('end', clientGone);
       channel.on('close', clientGone);
+      if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
       socket.on('end', () => {
         if (!done && !terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
         channel.end();
@@ -243,9 +244,4 @@ export class PostgresEngine implements Engine {
       });
     });
   }
-}
-
-/** Thrown when a session is started on a connection type no engine serves. */
-export function unsupportedConnectionType(type: string): HoopError {
-  return new HoopError(ErrorCode.INTERNAL, `no engine serves connections of type "${type}"`);
 }

@@ -37,8 +37,12 @@ export interface TunnelChannelOptions {
   writableHighWaterMark?: number;
 }
 
-/** Below this many bytes a batch of frames is copied into one buffer; above, it is written corked. */
-const COPY_LIMIT = 64 * 1024;
+/**
+ * Below this many bytes a batch of frames is copied into one buffer (small copies come from
+ * Buffer's pool); above, header and payload are written corked, without copying, so bulk
+ * transfers (COPY, big rows) allocate nothing per chunk.
+ */
+const COPY_LIMIT = 4 * 1024;
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
 const MAX_PENDING_CONTROLS = 256;
 

@@ -235,6 +235,11 @@ export class LocalPostgresListener {
       if (!socket.writableEnded) socket.end();
       report('tunnel-closed');
     });
+    if (socket.destroyed || socket.readableEnded) {
+      // The client left while the tunnel was being opened.
+      channel.end();
+      report('client-disconnected');
+    }
   }
 
   /** SCRAM-SHA-256 with the per-session secret; throws ScramAuthError on a wrong password. */
