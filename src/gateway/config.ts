@@ -18,6 +18,21 @@
  *     groupsClaim: groups
  *     emailClaim: email
  *     clockToleranceSeconds: 30       # 0..60, default 30
+ *     kind: user                      # user (people, via hoop login; default) | workload (CI, services)
+ *     tokenType: access               # access (RFC 9068 typ at+jwt) | id (not at+jwt) | any (default)
+ *   - issuer: https://token.actions.githubusercontent.com
+ *     audience: hoop
+ *     kind: workload
+ *     rules:                          # required for kind workload; any rule may match, all its claims must
+ *       - claims: { repository: acme/api, ref: "refs/heads/*" }   # exact values, or globs with *
+ *         groups: [deployers]         # the identity's groups: those of every matching rule
+ *         subject: "ci:{repository}"  # optional template over claims; default: the subject claim
+ * login:                              # what `hoop login` uses (GET /v1/auth/config); optional
+ *   issuer: https://idp.example.com   # one of `issuers`, of kind user
+ *   clientId: hoop-cli                # a public client (PKCE), no secret
+ *   scopes: [openid, profile, email, offline_access]   # the default; must include openid
+ *   resource: https://hoop.example.com                 # optional RFC 8707 resource indicator
+ * dataDir: ./hoop-data                # the gateway's state (device keys); default <dir of this file>/hoop-data
  * connections:
  *   - name: prod-db                   # [a-z0-9][a-z0-9-_.]{0,62}, unique
  *     type: postgres
@@ -38,6 +53,8 @@
  * @see https://yaml.org/spec/1.2.2/
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html#IssuerDiscovery (issuer form)
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLMODE
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.1 (the at+jwt type of JWT access tokens)
+ * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -47,6 +64,7 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { HoopError, ErrorCode } from '../errors.js';
+import { parseSubjectTemplate } from './workload-rules.js';
 
 /** The loaded gateway configuration. */
 export interface GatewayConfig {
@@ -58,6 +76,38 @@ export interface GatewayConfig {
   issuers: IssuerConfig[];
   connections: ConnectionConfig[];
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  /** Absolute path of the directory that holds the gateway's state. */
+  dataDir: string;
+  /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
+  login?: LoginConfig;
+}
+
+/**
+ * How `hoop login` signs people in: the OpenID provider (one of the user issuers), the public
+ * client registered there for the CLI, the scopes to ask for and an optional resource indicator.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc8252 (OAuth for native apps)
+ * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
+ */
+export interface LoginConfig {
+  issuer: string;
+  clientId: string;
+  scopes: string[];
+  resource?: string;
+}
+
+/**
+ * A claim rule of a workload issuer: every claim listed must match (exact value, or a glob where
+ * `*` matches any run of characters); the groups of every matching rule are the identity's groups.
+ *
+ * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token
+ */
+export interface WorkloadRule {
+  /** Claim name (dots reach into objects) to pattern. */
+  claims: Record<string, string>;
+  groups: string[];
+  /** A template such as `ci:{repository}`; absent: the token's subject claim. */
+  subject?: string;
 }
 
 /**
@@ -77,6 +127,12 @@ export interface IssuerConfig {
   groupsClaim: string;
   emailClaim: string;
   clockToleranceSeconds: number;
+  /** `user`: people signing in with `hoop login`; `workload`: CI jobs and services, mapped by {@link IssuerConfig.rules}. */
+  kind: 'user' | 'workload';
+  /** Which tokens are accepted: JWT access tokens (`typ: at+jwt`), ID tokens (anything else), or both. */
+  tokenType: 'access' | 'id' | 'any';
+  /** Empty for user issuers; at least one for workload issuers. */
+  rules: WorkloadRule[];
 }
 
 /**
@@ -109,6 +165,9 @@ export interface ConnectionConfig {
 
 /** Algorithms accepted by default. */
 export const DEFAULT_ALGORITHMS: readonly string[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+
+/** Scopes `hoop login` asks for unless the configuration says otherwise. @see https://openid.net/specs/openid-connect-core-1_0.html#ScopeClaims */
+export const DEFAULT_LOGIN_SCOPES: readonly string[] = ['openid', 'profile', 'email', 'offline_access'];
 
 /** Asymmetric JWS algorithms an issuer may be configured with (no `none`, no HMAC). @see https://www.rfc-editor.org/rfc/rfc7518#section-3.1 */
 export const ALLOWED_ALGORITHMS = [
@@ -204,6 +263,25 @@ const listenSchema = z.string({ error: 'must be host:port, e.g. 127.0.0.1:8443 o
   return parsed;
 });
 
+const claimPattern = z
+  .union([z.string(), z.number(), z.boolean()], { error: 'must be a value or a pattern with * (a string, number or boolean)' })
+  .transform((v) => String(v))
+  .refine((v) => v !== '', { error: 'must not be empty (write "*" to require only that the claim exists)' });
+
+const ruleSchema = z.strictObject({
+  claims: z
+    .record(z.string().trim().min(1, { error: 'claim names must not be empty' }), claimPattern, { error: 'must map claim names to values, e.g. { repository: acme/api }' })
+    .refine((v) => Object.keys(v).length > 0, { error: 'must list at least one claim (write sub: "*" to match every token of the issuer)' }),
+  groups: stringList,
+  subject: z
+    .string({ error: 'must be a template such as "ci:{repository}"' })
+    .check((ctx) => {
+      const parsed = parseSubjectTemplate(ctx.value);
+      if ('problem' in parsed) ctx.issues.push({ code: 'custom', input: ctx.value, message: parsed.problem });
+    })
+    .optional(),
+});
+
 const issuerSchema = z.strictObject({
   issuer: z.string({ error: 'must be the issuer URL' }).check((ctx) => {
     const problem = issuerProblem(ctx.value);
@@ -227,6 +305,9 @@ const issuerSchema = z.strictObject({
     .min(0, { error: 'must be at least 0' })
     .max(60, { error: 'must be at most 60 seconds' })
     .default(30),
+  kind: z.enum(['user', 'workload'], { error: 'must be user or workload' }).default('user'),
+  tokenType: z.enum(['access', 'id', 'any'], { error: 'must be access, id or any' }).default('any'),
+  rules: z.array(ruleSchema, { error: 'must be a list of rules' }).optional(),
 });
 
 const secretSchema = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:path}' }).check((ctx) => {
@@ -267,6 +348,28 @@ const connectionSchema = z.strictObject({
     .default({ subjects: [], emails: [], groups: [] }),
 });
 
+const loginSchema = z.strictObject({
+  issuer: nonEmpty('the URL of a configured issuer of kind user'),
+  clientId: nonEmpty('the client id registered for hoop at the identity provider'),
+  scopes: z
+    .array(z.string({ error: 'must be a scope name' }).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, { error: 'must be a scope name (no spaces or quotes)' }), { error: 'must be a list of scopes' })
+    .min(1, { error: 'must list at least one scope' })
+    .refine((v) => v.includes('openid'), { error: 'must include openid (hoop login uses OpenID Connect)' })
+    .default([...DEFAULT_LOGIN_SCOPES]),
+  resource: z
+    .string({ error: 'must be an absolute URL' })
+    .check((ctx) => {
+      let ok = false;
+      try {
+        ok = new URL(ctx.value).protocol !== '' && !ctx.value.includes('#');
+      } catch {
+        ok = false;
+      }
+      if (!ok) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be an absolute URL without a fragment (RFC 8707)' });
+    })
+    .optional(),
+});
+
 const fileSchema = z.strictObject(
   {
     listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
@@ -278,6 +381,8 @@ const fileSchema = z.strictObject(
     log: z
       .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') })
       .default({ level: 'info' }),
+    dataDir: nonEmpty('a directory path').optional(),
+    login: loginSchema.optional(),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
@@ -286,6 +391,8 @@ const KNOWN_KEYS = [
   ...Object.keys(fileSchema.shape),
   ...Object.keys(issuerSchema.shape),
   ...Object.keys(connectionSchema.shape),
+  ...Object.keys(ruleSchema.shape),
+  ...Object.keys(loginSchema.shape),
   'cert', 'key', 'mode', 'ca', 'serverName', 'subjects', 'emails', 'groups', 'level',
 ];
 
@@ -526,6 +633,36 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     seenIssuers.add(name);
   });
 
+  rawIssuers.forEach((iss: unknown, i) => {
+    const entry = asRecord(iss);
+    if (!entry) return;
+    const rules = entry.rules;
+    if (entry.kind === 'workload' && (rules === undefined || rules === null)) {
+      problems.push({ path: ['issuers', i, 'rules'], at: ['issuers', i, 'kind'], message: 'is missing: a workload issuer needs rules that map its claims to identities (rules: [{ claims: {...}, groups: [...] }])' });
+    } else if (entry.kind === 'workload' && Array.isArray(rules) && rules.length === 0) {
+      problems.push({ path: ['issuers', i, 'rules'], message: 'must list at least one rule: a workload issuer with no rules admits nobody' });
+    } else if (entry.kind !== 'workload' && rules !== undefined) {
+      problems.push({ path: ['issuers', i, 'rules'], message: 'only workload issuers have rules; add kind: workload, or remove the rules', atKey: true });
+    }
+  });
+
+  const login = asRecord(root?.login);
+  if (login && typeof login.issuer === 'string') {
+    const index = rawIssuers.findIndex((iss: unknown) => asRecord(iss)?.issuer === login.issuer);
+    const target = index >= 0 ? asRecord(rawIssuers[index]) : undefined;
+    const names = rawIssuers.map((iss: unknown) => asRecord(iss)?.issuer).filter((n): n is string => typeof n === 'string');
+    if (!target) {
+      problems.push({ path: ['login', 'issuer'], message: `must be one of the configured issuers${names.length > 0 ? ` (${names.join(', ')})` : ''}` });
+    } else if (target.kind === 'workload') {
+      problems.push({ path: ['login', 'issuer'], message: `names a workload issuer; login needs an issuer of kind user (issuers.${index})` });
+    } else if (target.tokenType === 'id' && typeof login.clientId === 'string') {
+      const audience = typeof target.audience === 'string' ? [target.audience] : Array.isArray(target.audience) ? target.audience : [];
+      if (!audience.includes(login.clientId)) {
+        problems.push({ path: ['login', 'clientId'], message: `issuers.${index} accepts ID tokens, whose audience is the client id: add "${login.clientId}" to its audience` });
+      }
+    }
+  }
+
   await Promise.all(pending);
 
   if (problems.length > 0 || !parsed.success) {
@@ -543,7 +680,11 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     file: abs,
     listen: data.listen,
     ...(cert && key ? { tls: { cert: cert.data, key: key.data, certFile: cert.file, keyFile: key.file } } : {}),
-    issuers: data.issuers.map((i) => ({ ...i, algorithms: [...i.algorithms] })),
+    issuers: data.issuers.map((i) => ({
+      ...i,
+      algorithms: [...i.algorithms],
+      rules: (i.rules ?? []).map((r) => ({ claims: { ...r.claims }, groups: [...r.groups], ...(r.subject !== undefined ? { subject: r.subject } : {}) })),
+    })),
     connections: data.connections.map((c, i) => {
       const ca = files.get(`connections.${i}.tls.ca`);
       return {
@@ -564,6 +705,17 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
       };
     }),
     log: data.log,
+    dataDir: resolve(baseDir, data.dataDir ?? 'hoop-data'),
+    ...(data.login
+      ? {
+          login: {
+            issuer: data.login.issuer,
+            clientId: data.login.clientId,
+            scopes: [...data.login.scopes],
+            ...(data.login.resource !== undefined ? { resource: data.login.resource } : {}),
+          },
+        }
+      : {}),
   };
 }
 

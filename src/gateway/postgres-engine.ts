@@ -28,10 +28,16 @@ import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { ConnectionConfig, SecretRef } from './config.js';
-import type { CloseReason, Engine, SessionOutcome, TunnelSession } from './engine.js';
+import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from './engine.js';
+import { MessageBoundary } from './message-boundary.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream-postgres.js';
 
 const TERMINATE = 0x58; // 'X'
+/** How long an ending session may wait for the server's current message to finish before it is cut. */
+const CUT_TIMEOUT_MS = 5_000;
+/** How long the server of an ended session has to act on its Terminate (a running query delays it) before the link is cut. */
+const UPSTREAM_END_GRACE_MS = 1_000;
+const NOTHING: readonly Buffer[] = [];
 
 /** Options of the {@link PostgresEngine}. */
 export interface PostgresEngineOptions {
@@ -60,6 +66,16 @@ function closeWithError(channel: TunnelChannel, reason: CloseReason, sqlstate: s
   channel.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
 }
 
+/** The SQLSTATE of a session the gateway ends: 57P01 for a shutdown, 28000 when the identity no longer holds. */
+function endState(end: SessionEnd): string {
+  return end.reason === 'gateway-shutdown' ? SqlState.ADMIN_SHUTDOWN : SqlState.INVALID_AUTHORIZATION;
+}
+
+/** Says inside the protocol and in a `close` control message why the gateway ends the session. */
+function closeForEnd(channel: TunnelChannel, end: SessionEnd): void {
+  closeWithError(channel, end.reason, endState(end), end.message, end.hint);
+}
+
 /** The gateway side of PostgreSQL sessions. */
 export class PostgresEngine implements Engine {
   readonly #o: Required<PostgresEngineOptions>;
@@ -69,7 +85,7 @@ export class PostgresEngine implements Engine {
   }
 
   async serve(session: TunnelSession): Promise<SessionOutcome> {
-    const { channel, connection, identity } = session;
+    const { channel } = session;
     const outcome = (reason: CloseReason, detail?: string): SessionOutcome => ({
       reason,
       bytesFromClient: 0,
@@ -78,6 +94,22 @@ export class PostgresEngine implements Engine {
     });
     channel.on('error', (err) => session.log.debug('tunnel.error', { session: session.id, error: describeError(err) }));
 
+    // Until the relay takes over, a session the gateway ends is told at once; the handshake or
+    // the upstream connection then fails and the outcome is the gateway's reason.
+    const onEarlyEnd = (): void => closeForEnd(channel, sessionEndOf(session.signal));
+    if (session.signal.aborted) onEarlyEnd();
+    else session.signal.addEventListener('abort', onEarlyEnd, { once: true });
+    const relaying = (): void => session.signal.removeEventListener('abort', onEarlyEnd);
+    try {
+      return await this.#serve(session, outcome, relaying);
+    } finally {
+      relaying();
+    }
+  }
+
+  async #serve(session: TunnelSession, outcome: (reason: CloseReason, detail?: string) => SessionOutcome, relaying: () => void): Promise<SessionOutcome> {
+    const { channel, connection, identity } = session;
+    const ended = (): SessionOutcome | undefined => (session.signal.aborted ? outcome(sessionEndOf(session.signal).reason) : undefined);
     const handshake = new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
     let startup;
     let params;
@@ -94,6 +126,8 @@ export class PostgresEngine implements Engine {
       params = filterStartupParams(first.params);
     } catch (err) {
       handshake.release();
+      const end = ended();
+      if (end) return end;
       if (isHoopError(err, ErrorCode.TIMEOUT)) {
         closeWithError(channel, 'handshake-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
         return outcome('handshake-timeout');
@@ -118,6 +152,8 @@ export class PostgresEngine implements Engine {
       });
     } catch (err) {
       handshake.release();
+      const end = ended();
+      if (end) return end;
       const authFailed = isHoopError(err, ErrorCode.UPSTREAM_AUTH_FAILED);
       const reason: CloseReason = authFailed ? 'upstream-auth-failed' : 'upstream-unavailable';
       const what = authFailed
@@ -139,6 +175,11 @@ export class PostgresEngine implements Engine {
       cancel: () => cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey),
     });
     try {
+      const end = ended();
+      if (end) {
+        upstream.socket.end(terminate());
+        return end;
+      }
       const greeting: Buffer[] = [];
       if (startup.minorVersion > 0 || params.protocolOptions.length > 0) {
         greeting.push(negotiateProtocolVersion(0, params.protocolOptions));
@@ -146,26 +187,41 @@ export class PostgresEngine implements Engine {
       greeting.push(authenticationOk());
       for (const [name, value] of upstream.serverParams) greeting.push(parameterStatus(name, value));
       greeting.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
-      if (upstream.leftover.length > 0) greeting.push(upstream.leftover);
+      const boundary = new MessageBoundary();
+      if (upstream.leftover.length > 0) {
+        greeting.push(upstream.leftover);
+        boundary.advance(upstream.leftover);
+      }
       channel.write(Buffer.concat(greeting));
-      return await this.#relay(session, handshake.release(), upstream);
+      relaying();
+      return await this.#relay(session, handshake.release(), upstream, boundary);
     } finally {
       release();
     }
   }
 
-  /** Relays until either side ends, the client breaks the protocol, or the gateway stops. */
-  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres): Promise<SessionOutcome> {
+  /**
+   * Relays until either side ends, the client breaks the protocol, or the gateway ends the
+   * session. The server's bytes are forwarded as they come while `boundary` follows where its
+   * messages begin, so that a session the gateway ends in the middle of a result gets its
+   * ErrorResponse after a whole message.
+   */
+  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, boundary: MessageBoundary): Promise<SessionOutcome> {
     const { channel } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {
       let terminated = false;
       let done = false;
       let partialTimer: NodeJS.Timeout | undefined;
+      /** Set when the gateway ends the session; what to do at the next boundary of the server's stream. */
+      let cutting: (() => void) | undefined;
+      let cut = false;
+      let cutTimer: NodeJS.Timeout | undefined;
       const finish = (reason: CloseReason, detail?: string): void => {
         if (done) return;
         done = true;
         clearTimeout(partialTimer);
+        clearTimeout(cutTimer);
         session.signal.removeEventListener('abort', onAbort);
         resolve({ reason, bytesFromClient: fromClient.bytes, bytesToClient: toClient.bytes, ...(detail ? { detail } : {}) });
       };
@@ -197,6 +253,7 @@ export class PostgresEngine implements Engine {
       });
       const fromClient = pump(channel, socket, {
         handle: (chunk) => {
+          if (cutting) return NOTHING;
           const out = validate(chunk);
           armPartialTimer();
           return out;
@@ -206,18 +263,59 @@ export class PostgresEngine implements Engine {
           fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
         },
       });
-      const toClient = pump(socket, channel);
+      const toClient = pump(socket, channel, {
+        handle: (chunk) => {
+          if (cut) return NOTHING;
+          if (!cutting) {
+            boundary.advance(chunk);
+            return chunk;
+          }
+          const at = boundary.advance(chunk, true);
+          if (at < 0) return chunk;
+          cut = true;
+          // The pump writes the returned bytes first; the ErrorResponse follows them.
+          process.nextTick(cutting);
+          return at === chunk.length ? chunk : chunk.subarray(0, at);
+        },
+      });
 
       const early = drainMessages(reader);
       for (const raw of early) socket.write(raw);
       armPartialTimer();
 
       const onAbort = (): void => {
+        if (done || cutting) return;
+        const end = sessionEndOf(session.signal);
+        const close = (): void => {
+          closeForEnd(channel, end);
+          finish(end.reason);
+          // The server reads the Terminate only once a running query is over; meanwhile its rows
+          // are read and dropped. A query that goes on is cut off with the connection.
+          if (!socket.destroyed) {
+            const grace = setTimeout(() => socket.destroy(), UPSTREAM_END_GRACE_MS).unref();
+            socket.once('close', () => clearTimeout(grace));
+          }
+        };
+        cutting = close;
         endUpstream();
-        closeWithError(channel, 'gateway-shutdown', SqlState.ADMIN_SHUTDOWN, 'hoop: the gateway is shutting down', 'connect again in a moment');
-        finish('gateway-shutdown');
+        session.log.debug('tunnel.ending', { session: session.id, reason: end.reason, betweenMessages: boundary.atBoundary });
+        if (boundary.atBoundary) {
+          cut = true;
+          close();
+          return;
+        }
+        cutTimer = setTimeout(() => abandonCut(end.reason, 'the rest of a server message did not reach the client in time'), CUT_TIMEOUT_MS);
       };
+      /** Ends a session whose end waits for a message boundary that will not come. */
+      const abandonCut = (reason: CloseReason, detail: string): void => {
+        cut = true;
+        channel.destroy();
+        socket.destroy();
+        finish(reason, detail);
+      };
+      const pendingCut = (): boolean => cutting !== undefined && !cut;
       session.signal.addEventListener('abort', onAbort, { once: true });
+      if (session.signal.aborted) onAbort();
 
       const clientGone = (): void => {
         endUpstream();
@@ -227,18 +325,21 @@ export class PostgresEngine implements Engine {
       channel.on('close', clientGone);
       if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
       socket.on('end', () => {
+        if (pendingCut()) return abandonCut(sessionEndOf(session.signal).reason, 'the server closed in the middle of a message');
         if (!done && !terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
         channel.end();
         finish(terminated ? 'client-terminated' : 'upstream-closed');
       });
       socket.on('error', (err) => {
         session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
-        if (!channel.destroyed) {
+        if (pendingCut()) return abandonCut(sessionEndOf(session.signal).reason, describeError(err));
+        if (!channel.destroyed && !cut) {
           closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
         }
         finish('upstream-closed', describeError(err));
       });
       socket.on('close', () => {
+        if (pendingCut()) return abandonCut(sessionEndOf(session.signal).reason, 'the server closed in the middle of a message');
         if (!channel.writableEnded) channel.end();
         finish(terminated ? 'client-terminated' : 'upstream-closed');
       });

@@ -1,14 +1,29 @@
 /**
- * The gateway's HTTP(S) server: `GET /healthz`, `GET /v1/connections[/{name}]` and the tunnel
- * endpoint `GET /v1/connections/{name}/tunnel` (`Upgrade: hoop-tunnel/1`). Every API and tunnel
- * call carries a bearer token that is verified before anything else happens; the tunnel is then
- * handed to the engine of the connection's type. One structured log line is written when a tunnel
- * opens and one when it closes (who, which connection, from where, bytes each way, duration, why).
+ * The gateway's HTTP(S) server:
+ *
+ * - `GET /healthz`
+ * - `GET /v1/auth/config` (no token): what `hoop login` needs, `{ issuer, clientId, scopes,
+ *   resource?, tokenType, workloadAudience? }`; 404 when the gateway has no `login` configured
+ * - `GET /v1/whoami`: `{ subject, issuer, kind, email?, groups, expiresAt }`
+ * - `POST /v1/devices` `{ publicKey, name }` (JSON, at most 16 KiB): registers the caller's device
+ *   key, 201 `{ deviceId, fingerprint }` (200 with the same body when it was already registered);
+ *   `GET /v1/devices`: `{ devices: [{ deviceId, name, fingerprint, publicKey, createdAt }] }`, the
+ *   caller's only
+ * - `GET /v1/connections[/{name}]`, and the tunnel endpoint `GET /v1/connections/{name}/tunnel`
+ *   (`Upgrade: hoop-tunnel/1`)
+ *
+ * Every call but the first two carries a bearer token that is verified before anything else
+ * happens; errors are `{ error: { code, message, hint?, reason? } }`. A tunnel is handed to the
+ * engine of the connection's type and lives as long as its token (exp plus clock tolerance),
+ * unless the client renews it with a `token` control message. One structured log line is written
+ * when a tunnel opens and one when it closes (who, which connection, from where, bytes each way,
+ * duration, why).
  *
  * Plain HTTP is served only on a loopback address and only when the operator asked for it.
  *
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade (HTTP/1.1 Upgrade)
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-413-content-too-large
  */
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
@@ -25,8 +40,10 @@ import { mayUse } from './access.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { isLoopbackHost } from '../loopback.js';
 import { resolveSecret, type ConnectionConfig, type GatewayConfig } from './config.js';
-import type { Engine, SessionOutcome } from './engine.js';
+import { SessionEnd, type Engine, type SessionOutcome, type TunnelSession } from './engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from './postgres-engine.js';
+import { watchSessionToken } from './session-token.js';
+import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { TokenRejectedError, TokenVerifier, type Identity } from './verify-token.js';
 
 /** Options of {@link startGateway}. */
@@ -39,6 +56,8 @@ export interface GatewayOptions {
   /** Overrides for tests: timeouts of the PostgreSQL engine, a token verifier. */
   postgres?: Partial<PostgresEngineOptions>;
   verifier?: TokenVerifier;
+  /** The state store; default: a {@link FileGatewayStore} in `config.dataDir` (closed with the gateway). */
+  store?: GatewayStore;
 }
 
 /** A running gateway. */
@@ -65,7 +84,23 @@ const SESSION_LINGER_MS = 5_000;
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
 const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
 
+/** Largest request body accepted (the device registration is the only one). */
+const MAX_BODY_BYTES = 16 * 1024;
+
+/** An API error with its own HTTP status (and headers). */
+class HttpError extends HoopError {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, message: string, options: { hint?: string; headers?: Record<string, string> } = {}) {
+    super(ErrorCode.USAGE, message, options.hint === undefined ? {} : { hint: options.hint });
+    this.status = status;
+    this.headers = options.headers ?? {};
+  }
+}
+
 function errorStatus(err: HoopError): number {
+  if (err instanceof HttpError) return err.status;
   switch (err.code) {
     case ErrorCode.TOKEN_REJECTED:
     case ErrorCode.NOT_LOGGED_IN:
@@ -87,9 +122,64 @@ function errorBody(err: HoopError): { error: { code: string; message: string; hi
 }
 
 function authenticateHeaders(err: HoopError): Record<string, string> {
+  if (err instanceof HttpError) return err.headers;
   return err instanceof TokenRejectedError
     ? { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${err.reason}"` }
     : {};
+}
+
+/**
+ * Reads a JSON request body of at most `limit` bytes.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc8259
+ * @throws HttpError 413 (too large), 415 (not JSON), 400 (malformed)
+ */
+function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const type = req.headers['content-type'];
+  if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+    return Promise.reject(new HttpError(415, 'the request body must be JSON', { hint: 'send Content-Type: application/json' }));
+  }
+  const tooLarge = (): HttpError =>
+    new HttpError(413, `the request body is larger than ${limit} bytes`, { hint: 'send only the fields the endpoint takes', headers: { Connection: 'close' } });
+  if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new HttpError(400, 'the request body is not valid JSON'));
+      }
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+function describeDevice(d: Device): { deviceId: string; name: string; fingerprint: string; publicKey: string; createdAt: string } {
+  return { deviceId: d.deviceId, name: d.name, fingerprint: d.fingerprint, publicKey: d.publicKey, createdAt: d.createdAt };
 }
 
 function describeConnection(c: ConnectionConfig): { name: string; type: string; database: string } {
@@ -113,8 +203,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   const verifier = options.verifier ?? new TokenVerifier(config.issuers);
+  const ownStore = options.store === undefined;
+  const store = options.store ?? (await FileGatewayStore.open(config.dataDir));
   const cancels = new CancelRegistry();
-  const shutdown = new AbortController();
+  let closing = false;
+  /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
+  const sessions = new Set<AbortController>();
   const engines: Record<ConnectionConfig['type'], Engine> = {
     postgres: new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...options.postgres }),
   };
@@ -147,38 +241,94 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.end(text);
   };
 
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
-    if (req.method !== 'GET') {
-      sendJson(res, 405, { error: { code: ErrorCode.USAGE, message: `${req.method} is not supported here` } }, { Allow: 'GET' });
-      return;
+  const authConfig = (): Record<string, unknown> => {
+    const login = config.login;
+    if (!login) {
+      throw new HttpError(404, 'this gateway has no login configured', {
+        hint: 'use a token from a workload identity (hoop login --id-token-file, HOOP_ID_TOKEN) or ask the gateway operator to configure login',
+      });
     }
+    const issuer = config.issuers.find((i) => i.issuer === login.issuer);
+    const workload = config.issuers.find((i) => i.kind === 'workload');
+    return {
+      issuer: login.issuer,
+      clientId: login.clientId,
+      scopes: login.scopes,
+      ...(login.resource !== undefined ? { resource: login.resource } : {}),
+      tokenType: issuer?.tokenType ?? 'any',
+      ...(workload ? { workloadAudience: workload.audience[0] } : {}),
+    };
+  };
+
+  const registerDevice = async (req: http.IncomingMessage, identity: Identity): Promise<{ status: number; body: unknown }> => {
+    const body = await readJsonBody(req, MAX_BODY_BYTES);
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new HttpError(400, 'the request body must be a JSON object { publicKey, name }');
+    }
+    const fields = body as Record<string, unknown>;
+    const key = parseDevicePublicKey(fields.publicKey);
+    const name = parseDeviceName(fields.name);
+    const { device, created } = await store.registerDevice({ issuer: identity.issuer, subject: identity.subject }, { ...key, name });
+    if (created) log.info('device.registered', { subject: identity.subject, issuer: identity.issuer, deviceId: device.deviceId, fingerprint: device.fingerprint });
+    return { status: created ? 201 : 200, body: { deviceId: device.deviceId, fingerprint: device.fingerprint } };
+  };
+
+  /** Answers one API request; throws HoopErrors that become JSON error bodies. */
+  const route = async (req: http.IncomingMessage, path: string): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> => {
+    const method = req.method ?? 'GET';
+    const only = (...methods: string[]): void => {
+      if (!methods.includes(method)) throw new HttpError(405, `${method} is not supported here`, { headers: { Allow: methods.join(', ') } });
+    };
     if (path === '/healthz') {
-      sendJson(res, 200, { status: 'ok', version: VERSION });
-      return;
+      only('GET');
+      return { status: 200, body: { status: 'ok', version: VERSION } };
     }
     if (TUNNEL_PATH.test(path)) {
-      sendJson(res, 426, { error: { code: ErrorCode.USAGE, message: 'this endpoint needs Upgrade: hoop-tunnel/1' } }, { Upgrade: 'hoop-tunnel/1', Connection: 'Upgrade' });
-      return;
+      only('GET');
+      throw new HttpError(426, 'this endpoint needs Upgrade: hoop-tunnel/1', { headers: { Upgrade: 'hoop-tunnel/1', Connection: 'Upgrade' } });
+    }
+    if (path === '/v1/auth/config') {
+      only('GET');
+      return { status: 200, body: authConfig() };
     }
     const one = CONNECTION_PATH.exec(path);
-    if (path !== '/v1/connections' && !one) {
-      sendJson(res, 404, { error: { code: ErrorCode.USAGE, message: `no such endpoint: ${path}` } });
-      return;
+    if (path === '/v1/whoami' || path === '/v1/connections' || one) only('GET');
+    else if (path === '/v1/devices') only('GET', 'POST');
+    else throw new HttpError(404, `no such endpoint: ${path}`);
+
+    const identity = await authenticate(req.headers.authorization);
+    if (path === '/v1/whoami') {
+      return {
+        status: 200,
+        body: {
+          subject: identity.subject,
+          issuer: identity.issuer,
+          kind: identity.kind,
+          ...(identity.email !== undefined ? { email: identity.email } : {}),
+          groups: identity.groups,
+          expiresAt: identity.expiresAt.toISOString(),
+        },
+      };
     }
-    authenticate(req.headers.authorization)
-      .then((identity) => {
-        if (one) {
-          sendJson(res, 200, describeConnection(lookup(identity, decodeURIComponent(one[1]!))));
-        } else {
-          sendJson(res, 200, { connections: config.connections.filter((c) => mayUse(identity, c)).map(describeConnection) });
-        }
-      })
-      .catch((err: unknown) => {
+    if (path === '/v1/devices') {
+      if (method === 'POST') return registerDevice(req, identity);
+      const devices = await store.listDevices({ issuer: identity.issuer, subject: identity.subject });
+      return { status: 200, body: { devices: devices.map(describeDevice) } };
+    }
+    if (one) return { status: 200, body: describeConnection(lookup(identity, decodeURIComponent(one[1]!))) };
+    return { status: 200, body: { connections: config.connections.filter((c) => mayUse(identity, c)).map(describeConnection) } };
+  };
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    route(req, path).then(
+      ({ status, body, headers }) => sendJson(res, status, body, headers),
+      (err: unknown) => {
         const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
         if (!(err instanceof HoopError)) log.error('api.error', { path, error: describeError(err) });
-        sendJson(res, errorStatus(e), errorBody(e), authenticateHeaders(e));
-      });
+        if (!res.headersSent) sendJson(res, errorStatus(e), errorBody(e), authenticateHeaders(e));
+      },
+    );
   };
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -189,7 +339,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       rejectUpgrade(socket, 404, { error: { code: ErrorCode.USAGE, message: `no tunnel endpoint at ${path}` } });
       return;
     }
-    if (shutdown.signal.aborted) {
+    if (closing) {
       rejectUpgrade(socket, 503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } });
       return;
     }
@@ -208,19 +358,38 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         rejectUpgrade(socket, errorStatus(e), errorBody(e), authenticateHeaders(e));
         return;
       }
+      if (closing) {
+        rejectUpgrade(socket, 503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } });
+        return;
+      }
       const requested = req.headers['hoop-session-id'];
       const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
       const runId = typeof req.headers['hoop-run-id'] === 'string' ? req.headers['hoop-run-id'] : undefined;
       const channel = acceptTunnel(req, socket, head, { 'Hoop-Session-Id': sessionId, 'Hoop-Gateway-Version': VERSION });
       const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };
-      log.info('tunnel.open', { ...who, type: connection.type, client: req.headers['hoop-client-version'] });
+      log.info('tunnel.open', { ...who, type: connection.type, kind: identity.kind, expiresAt: identity.expiresAt.toISOString(), client: req.headers['hoop-client-version'] });
+      const controller = new AbortController();
+      sessions.add(controller);
+      const session: TunnelSession = { id: sessionId, identity, connection, channel, remoteAddress, log, signal: controller.signal };
+      const watch = watchSessionToken({
+        session,
+        verifier,
+        toleranceSeconds: (id) => verifier.issuerConfig(id.issuer)?.clockToleranceSeconds ?? config.issuers.find((i) => i.issuer === id.issuer)?.clockToleranceSeconds ?? 0,
+        mayUse: (id) => mayUse(id, connection),
+        end: (reason) => controller.abort(reason),
+        log,
+        logFields: who,
+      });
       let outcome: SessionOutcome;
       try {
-        outcome = await engines[connection.type].serve({ id: sessionId, identity, connection, channel, remoteAddress, log, signal: shutdown.signal });
+        outcome = await engines[connection.type].serve(session);
       } catch (err) {
         log.error('engine.error', { ...who, error: describeError(err) });
         channel.destroy();
         outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
+      } finally {
+        watch.stop();
+        sessions.delete(controller);
       }
       if (!channel.destroyed) {
         // The session is over: give the client a moment to read the last bytes and close, then cut it.
@@ -253,12 +422,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeError(err)}`, { cause: err })),
-    );
-    server.listen(config.listen.port, config.listen.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeError(err)}`, { cause: err })),
+      );
+      server.listen(config.listen.port, config.listen.host, () => resolve());
+    });
+  } catch (err) {
+    if (ownStore) await store.close();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   const url = `${useTls ? 'https' : 'http'}://${host}:${port}`;
@@ -271,7 +445,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return live.size;
     },
     async close() {
-      shutdown.abort();
+      closing = true;
+      const end = new SessionEnd('gateway-shutdown', 'hoop: the gateway is shutting down', 'connect again in a moment');
+      for (const controller of sessions) controller.abort(end);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.allSettled([...live]);
@@ -279,6 +455,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(grace);
+      if (ownStore) await store.close();
       log.info('gateway.stopped', {});
     },
   };

@@ -5,12 +5,16 @@
  * against a key that issuer publishes (found through OpenID discovery and the JWKS it names),
  * its algorithm is allowed, it is inside its validity window and it is meant for one of the
  * configured audiences. Keys the token brings itself (`jku`, `jwk`, `x5u`, `x5c`) are never
- * trusted. The token is never logged nor echoed in an error.
+ * trusted; a published key that names its algorithm (`alg` in the JWK) verifies only that one.
+ * An issuer may accept only JWT access tokens (`typ: at+jwt`), only ID tokens, or both. Tokens of
+ * workload issuers are mapped to an identity by the issuer's claim rules. The token is never
+ * logged nor echoed in an error.
  *
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
  * @see https://www.rfc-editor.org/rfc/rfc7519 (JWT)
  * @see https://www.rfc-editor.org/rfc/rfc8725 (JWT best current practices)
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-4 (validating JWT access tokens)
  */
 import {
   createRemoteJWKSet,
@@ -19,11 +23,13 @@ import {
   decodeProtectedHeader,
   errors as joseErrors,
   jwtVerify,
+  type JWTHeaderParameters,
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { IssuerConfig } from './config.js';
+import { applyWorkloadRules, readClaim } from './workload-rules.js';
 
 /**
  * The caller, as the token says and the issuer vouches.
@@ -31,8 +37,11 @@ import type { IssuerConfig } from './config.js';
  * @see https://openid.net/specs/openid-connect-core-1_0.html#StandardClaims
  */
 export interface Identity {
+  /** The subject claim, or for a workload the subject its matching rule gives. */
   subject: string;
   issuer: string;
+  /** `user` for people, `workload` for CI jobs and services (from the issuer's configuration). */
+  kind: 'user' | 'workload';
   /** Absent when the token has none, or says `email_verified: false`. */
   email?: string;
   groups: string[];
@@ -58,7 +67,9 @@ export type TokenRejection =
   | 'not-yet-valid'
   | 'wrong-audience'
   | 'wrong-issuer'
-  | 'missing-claim';
+  | 'missing-claim'
+  | 'wrong-token-type'
+  | 'no-matching-rule';
 
 const hints: Record<TokenRejection, string> = {
   missing: 'log in (hoop login) so requests carry a bearer token',
@@ -73,6 +84,8 @@ const hints: Record<TokenRejection, string> = {
   'wrong-audience': 'get a token for the gateway\'s audience (check the client configuration of hoop login)',
   'wrong-issuer': 'set the issuer in the gateway configuration exactly as it appears in tokens',
   'missing-claim': 'ask the identity provider administrator to include the claim, or change the claim names in the gateway configuration',
+  'wrong-token-type': 'log in with hoop login, which gets the kind of token this gateway accepts (see tokenType in its configuration)',
+  'no-matching-rule': 'ask the gateway operator to add a rule for this workload (repository, branch, namespace...) to the issuer in the gateway configuration',
 };
 
 /**
@@ -103,12 +116,21 @@ export interface TokenVerifierOptions {
   timeoutMs?: number;
   /** Milliseconds a discovery document is reused (default 1 hour). */
   discoveryMaxAgeMs?: number;
+  /**
+   * Milliseconds after a failed discovery or key-set fetch during which requests fail at once
+   * instead of asking the issuer again (default 5000): an issuer that is down is not hammered.
+   */
+  failureCooldownMs?: number;
+  /** Minimum milliseconds between two key-set refetches for an unknown `kid` (default 30 000). */
+  jwksCooldownMs?: number;
 }
 
 interface IssuerState {
   config: IssuerConfig;
   keys?: { getKey: JWTVerifyGetKey; fetchedAt: number };
   pending?: Promise<JWTVerifyGetKey>;
+  /** The last failed discovery, while it is remembered. */
+  failure?: { at: number; error: Error };
 }
 
 class DiscoveryError extends Error {}
@@ -131,15 +153,17 @@ function normalizeIssuer(issuer: string): string {
   }
 }
 
-function readClaim(claims: Record<string, unknown>, name: string): unknown {
-  if (name in claims) return claims[name];
-  if (!name.includes('.')) return undefined;
-  let v: unknown = claims;
-  for (const part of name.split('.')) {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-    v = (v as Record<string, unknown>)[part];
-  }
-  return v;
+/**
+ * True when a JOSE `typ` header value names a JWT access token (`at+jwt`, optionally with the
+ * `application/` prefix, compared without regard to case as media types are).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.1
+ * @see https://www.rfc-editor.org/rfc/rfc7515#section-4.1.9
+ */
+export function isAccessTokenType(typ: unknown): boolean {
+  if (typeof typ !== 'string') return false;
+  const t = typ.trim().toLowerCase();
+  return t === 'at+jwt' || t === 'application/at+jwt';
 }
 
 /**
@@ -156,6 +180,8 @@ export class TokenVerifier {
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
   readonly #discoveryMaxAgeMs: number;
+  readonly #failureCooldownMs: number;
+  readonly #jwksCooldownMs: number;
 
   constructor(issuers: IssuerConfig[], options: TokenVerifierOptions = {}) {
     for (const config of issuers) this.#issuers.set(config.issuer, { config });
@@ -163,6 +189,13 @@ export class TokenVerifier {
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#timeoutMs = options.timeoutMs ?? 5000;
     this.#discoveryMaxAgeMs = options.discoveryMaxAgeMs ?? 3_600_000;
+    this.#failureCooldownMs = options.failureCooldownMs ?? 5000;
+    this.#jwksCooldownMs = options.jwksCooldownMs ?? 30_000;
+  }
+
+  /** The configuration of a trusted issuer (as written in `iss`), if it is one. */
+  issuerConfig(issuer: string): IssuerConfig | undefined {
+    return this.#issuers.get(issuer)?.config;
   }
 
   /**
@@ -219,8 +252,9 @@ export class TokenVerifier {
     const getKey = await this.#keysFor(state);
     const now = this.#clock();
     let payload: JWTPayload;
+    let protectedHeader: JWTHeaderParameters;
     try {
-      ({ payload } = await jwtVerify(token, getKey, {
+      ({ payload, protectedHeader } = await jwtVerify(token, getKey, {
         issuer: config.issuer,
         audience: config.audience,
         algorithms: config.algorithms,
@@ -237,18 +271,40 @@ export class TokenVerifier {
       throw new TokenRejectedError('not-yet-valid', 'the token was issued in the future (clocks disagree)');
     }
 
+    const access = isAccessTokenType(protectedHeader.typ);
+    if (config.tokenType === 'access' && !access) {
+      throw new TokenRejectedError(
+        'wrong-token-type',
+        `${config.issuer} is configured to accept only access tokens (JWT typ "at+jwt", RFC 9068); this token's typ is ${typeof protectedHeader.typ === 'string' ? quote(protectedHeader.typ) : 'absent'}, an ID token is not accepted`,
+      );
+    }
+    if (config.tokenType === 'id' && access) {
+      throw new TokenRejectedError('wrong-token-type', `${config.issuer} is configured to accept only ID tokens; this is an access token (typ "at+jwt")`);
+    }
+
     const claims = payload as Record<string, unknown>;
-    const subject = readClaim(claims, config.subjectClaim);
-    if (typeof subject !== 'string' || subject === '') {
+    const tokenSubject = readClaim(claims, config.subjectClaim);
+    if (typeof tokenSubject !== 'string' || tokenSubject === '') {
       throw new TokenRejectedError('missing-claim', `the token has no "${config.subjectClaim}" claim (the subject)`);
     }
-    const rawGroups = readClaim(claims, config.groupsClaim);
-    const groups = typeof rawGroups === 'string' ? [rawGroups] : Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === 'string') : [];
+    let subject = tokenSubject;
+    let groups: string[];
+    if (config.kind === 'workload') {
+      const mapped = applyWorkloadRules(config.rules, claims, tokenSubject);
+      if (!mapped) {
+        throw new TokenRejectedError('no-matching-rule', `no rule of ${config.issuer} in the gateway configuration matches this workload token (subject ${quote(tokenSubject)})`);
+      }
+      ({ subject, groups } = mapped);
+    } else {
+      const rawGroups = readClaim(claims, config.groupsClaim);
+      groups = typeof rawGroups === 'string' ? [rawGroups] : Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === 'string') : [];
+    }
     const email = readClaim(claims, config.emailClaim);
     const emailOk = typeof email === 'string' && email !== '' && claims.email_verified !== false && claims.email_verified !== 'false';
     return {
       subject,
       issuer: config.issuer,
+      kind: config.kind,
       ...(emailOk ? { email } : {}),
       groups,
       expiresAt: new Date((payload.exp as number) * 1000),
@@ -294,14 +350,21 @@ export class TokenVerifier {
   async #keysFor(state: IssuerState): Promise<JWTVerifyGetKey> {
     const fresh = state.keys && Date.now() - state.keys.fetchedAt < this.#discoveryMaxAgeMs;
     if (fresh) return state.keys!.getKey;
+    const failure = state.failure && Date.now() - state.failure.at < this.#failureCooldownMs ? state.failure : undefined;
+    if (failure) {
+      if (state.keys) return state.keys.getKey;
+      throw new TokenRejectedError('discovery-failed', `OpenID discovery for ${state.config.issuer} failed: ${failure.error.message}`, { cause: failure.error });
+    }
     state.pending ??= this.#discover(state.config).then(
       (getKey) => {
         state.keys = { getKey, fetchedAt: Date.now() };
         state.pending = undefined;
+        state.failure = undefined;
         return getKey;
       },
       (err: unknown) => {
         state.pending = undefined;
+        state.failure = { at: Date.now(), error: err as Error };
         throw err;
       },
     );
@@ -343,24 +406,43 @@ export class TokenVerifier {
     }
     const remote = createRemoteJWKSet(jwksUri, {
       timeoutDuration: this.#timeoutMs,
-      cooldownDuration: 30_000,
+      cooldownDuration: this.#jwksCooldownMs,
       cacheMaxAge: 600_000,
       [customFetch]: (u, init) => this.#fetch(u, init),
     });
+    let failure: { at: number; error: DiscoveryError } | undefined;
     return async (protectedHeader, token) => {
+      // Without a key set yet, every request would refetch it: remember a failure for a while.
+      if (failure && remote.jwks() === undefined && Date.now() - failure.at < this.#failureCooldownMs) throw failure.error;
       try {
         return await remote(protectedHeader, token);
       } catch (err) {
-        if (
-          err instanceof joseErrors.JWKSNoMatchingKey ||
-          err instanceof joseErrors.JWKSMultipleMatchingKeys ||
-          err instanceof joseErrors.JOSEAlgNotAllowed ||
-          err instanceof joseErrors.JOSENotSupported
-        ) {
+        if (err instanceof joseErrors.JWKSNoMatchingKey) throw this.#noMatchingKey(remote.jwks(), protectedHeader, config, err);
+        if (err instanceof joseErrors.JWKSMultipleMatchingKeys || err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
           throw err;
         }
-        throw new DiscoveryError(`cannot fetch ${jwksUri.href}: ${(err as Error).message}`);
+        const error = new DiscoveryError(`cannot fetch ${jwksUri.href}: ${(err as Error).message}`);
+        failure = { at: Date.now(), error };
+        throw error;
       }
     };
+  }
+
+  /**
+   * A published key with the token's `kid` that names another algorithm pins it: say so
+   * rather than that the key is unknown.
+   *
+   * @see https://www.rfc-editor.org/rfc/rfc7517#section-4.4 (the `alg` member of a JWK)
+   */
+  #noMatchingKey(jwks: { keys: Array<Record<string, unknown>> } | undefined, header: { alg?: string; kid?: string }, config: IssuerConfig, err: Error): Error {
+    const pinned = jwks?.keys.find((k) => header.kid !== undefined && k.kid === header.kid && typeof k.alg === 'string' && k.alg !== header.alg);
+    if (pinned) {
+      return new TokenRejectedError(
+        'algorithm-not-allowed',
+        `the token is signed with ${quote(String(header.alg))}, but ${config.issuer} publishes the key ${quote(header.kid!)} for ${quote(String(pinned.alg))} only`,
+        { cause: err },
+      );
+    }
+    return err;
   }
 }

@@ -55,8 +55,18 @@ export interface HoopStack {
 
 const AUDIENCE = 'hoop-test';
 
+/** Options of {@link startStack}. */
+export interface StackOptions {
+  gateway?: Partial<GatewayOptions>;
+  pgConfig?: Record<string, string>;
+  /** More fields of the provider's issuer entry, e.g. `{ clockToleranceSeconds: 0, tokenType: 'access' }`. */
+  issuer?: Record<string, unknown>;
+  /** More top-level YAML of the gateway configuration (e.g. a `login:` block). */
+  extraConfig?: string;
+}
+
 /** Starts PostgreSQL, an OpenID provider and the gateway with the connections tests use. */
-export async function startStack(options: { gateway?: Partial<GatewayOptions>; pgConfig?: Record<string, string> } = {}): Promise<HoopStack> {
+export async function startStack(options: StackOptions = {}): Promise<HoopStack> {
   const dir = await mkdtemp(join(tmpdir(), 'hoop-stack-'));
   const pki = await createTestPki();
   const pg = await startPgCluster(options.pgConfig ? { config: options.pgConfig } : {});
@@ -88,7 +98,9 @@ tls: { cert: ${gatewayCert.certFile}, key: ${gatewayCert.keyFile} }
 issuers:
   - issuer: ${oidc.issuer}
     audience: ${AUDIENCE}
-connections:
+${Object.entries(options.issuer ?? {})
+  .map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`)
+  .join('')}${options.extraConfig ?? ''}${options.extraConfig && !options.extraConfig.endsWith('\n') ? '\n' : ''}connections:
 ${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md5.user, 'MD5_PASSWORD')}${conn('app-cleartext', pg.users.cleartext.user, 'PLAIN_PASSWORD', '    allowCleartextWithoutTls: true\n')}${conn('wrong-password', pg.users.scram.user, 'WRONG_PASSWORD')}  - name: down
     type: postgres
     host: 127.0.0.1

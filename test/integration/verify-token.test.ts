@@ -1,12 +1,14 @@
 /**
  * Bearer-token verification against a real OpenID provider (oidc-provider on loopback): tokens
  * it issues are accepted; expired, early, mis-addressed, forged and tampered ones are refused
- * with the exact reason, and never echoed.
+ * with the exact reason, and never echoed. Access and ID tokens are told apart as configured;
+ * workload tokens are mapped by claim rules; keys rotate, are pinned to their algorithm, and an
+ * issuer that is down is not asked again on every request.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SignJWT, exportJWK, exportSPKI, importJWK, type JWTPayload } from 'jose';
+import { SignJWT, exportJWK, exportSPKI, importJWK, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import type { IssuerConfig } from '../../src/gateway/config.js';
@@ -33,6 +35,9 @@ function issuer(overrides: Partial<IssuerConfig> = {}): IssuerConfig {
     groupsClaim: 'groups',
     emailClaim: 'email',
     clockToleranceSeconds: 30,
+    kind: 'user',
+    tokenType: 'any',
+    rules: [],
     ...overrides,
   };
 }
@@ -80,7 +85,7 @@ describe('tokens the provider issues', () => {
     const token = await op.token({ subject: 'alice', groups: ['dba', 'oncall'], email: 'alice@example.com' });
     const before = Date.now();
     const identity = await new TokenVerifier([issuer()]).verify(token);
-    expect(identity).toMatchObject({ subject: 'alice', issuer: op.issuer, email: 'alice@example.com', groups: ['dba', 'oncall'] });
+    expect(identity).toMatchObject({ subject: 'alice', issuer: op.issuer, kind: 'user', email: 'alice@example.com', groups: ['dba', 'oncall'] });
     expect(identity.expiresAt.getTime()).toBeGreaterThan(before + 590_000);
     expect(identity.expiresAt.getTime()).toBeLessThan(before + 610_000);
     expect(identity.claims.aud).toBe('hoop-test');
@@ -302,6 +307,248 @@ describe('rejections', () => {
     await verifier.verify(tokens[0]);
     expect(urls.filter((u) => u.endsWith('/.well-known/openid-configuration'))).toHaveLength(1);
     expect(urls.filter((u) => u.endsWith('/jwks')).length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('token types: access tokens (RFC 9068 at+jwt) and ID tokens told apart', () => {
+  it('access: the provider\'s at+jwt access tokens pass; ID-token-shaped tokens are refused', async () => {
+    const verifier = new TokenVerifier([issuer({ tokenType: 'access' })]);
+    expect((await verifier.verify(await op.token({ subject: 'alice' }))).subject).toBe('alice');
+    for (const typ of ['at+JWT', 'application/at+jwt']) {
+      expect((await verifier.verify(await signedByProvider(claims(), { typ }))).subject, typ).toBe('mallory');
+    }
+    const idShaped = await rejection(verifier, await signedByProvider(claims(), { typ: 'JWT' }));
+    expect(idShaped.reason).toBe('wrong-token-type');
+    expect(idShaped.message).toContain('only access tokens');
+    expect(idShaped.message).toContain('"JWT"');
+    expect(await reason(verifier, await signedByProvider(claims()))).toBe('wrong-token-type');
+  });
+
+  it('id: at+jwt access tokens are refused, ID tokens pass', async () => {
+    const verifier = new TokenVerifier([issuer({ tokenType: 'id' })]);
+    const err = await rejection(verifier, await op.token({ subject: 'alice' }));
+    expect(err.reason).toBe('wrong-token-type');
+    expect(err.message).toContain('only ID tokens');
+    expect(await reason(verifier, await signedByProvider(claims(), { typ: 'application/AT+JWT' }))).toBe('wrong-token-type');
+    expect((await verifier.verify(await signedByProvider(claims(), { typ: 'JWT' }))).subject).toBe('mallory');
+    expect((await verifier.verify(await signedByProvider(claims()))).subject).toBe('mallory');
+  });
+
+  it('any: both', async () => {
+    const verifier = new TokenVerifier([issuer({ tokenType: 'any' })]);
+    expect((await verifier.verify(await op.token({ subject: 'alice' }))).subject).toBe('alice');
+    expect((await verifier.verify(await signedByProvider(claims(), { typ: 'JWT' }))).subject).toBe('mallory');
+  });
+
+  it('the type is checked only on a token whose signature verified', async () => {
+    const verifier = new TokenVerifier([issuer({ tokenType: 'access' })]);
+    const [h, p] = (await signedByProvider(claims(), { typ: 'JWT' })).split('.');
+    expect(await reason(verifier, `${h}.${p}.${'A'.repeat(342)}`)).toBe('bad-signature');
+  });
+});
+
+describe('workload issuers: claim rules make the identity', () => {
+  const github = (extra: JWTPayload = {}): JWTPayload =>
+    claims({
+      sub: 'repo:acme/api:ref:refs/heads/main',
+      repository: 'acme/api',
+      repository_owner: 'acme',
+      ref: 'refs/heads/main',
+      environment: 'prod',
+      groups: ['admins'],
+      ...extra,
+    });
+  const workload = (rules: IssuerConfig['rules']): TokenVerifier => new TokenVerifier([issuer({ kind: 'workload', tokenType: 'id', rules })]);
+
+  it('a matching rule gives the subject (its template) and its groups; the token\'s own groups claim is ignored', async () => {
+    const verifier = workload([{ claims: { repository: 'acme/api', ref: 'refs/heads/main' }, groups: ['deployers'], subject: 'ci:{repository}' }]);
+    const identity = await verifier.verify(await signedByProvider(github(), { typ: 'JWT' }));
+    expect(identity).toMatchObject({ kind: 'workload', subject: 'ci:acme/api', issuer: op.issuer, groups: ['deployers'] });
+    expect(identity.claims.sub).toBe('repo:acme/api:ref:refs/heads/main');
+  });
+
+  it('globs, and the token\'s subject when the rule has no template', async () => {
+    const verifier = workload([{ claims: { repository: 'acme/*', ref: 'refs/heads/*' }, groups: ['ci'] }]);
+    const identity = await verifier.verify(await signedByProvider(github({ repository: 'acme/web', ref: 'refs/heads/feature/x' })));
+    expect(identity).toMatchObject({ subject: 'repo:acme/api:ref:refs/heads/main', groups: ['ci'] });
+    expect(await reason(verifier, await signedByProvider(github({ repository: 'evil/acme' })))).toBe('no-matching-rule');
+  });
+
+  it('several matching rules: the union of their groups, the first one\'s subject', async () => {
+    const verifier = workload([
+      { claims: { repository: 'other/repo' }, groups: ['never'] },
+      { claims: { repository: 'acme/api' }, groups: ['api-ci'], subject: 'ci:{repository}@{ref}' },
+      { claims: { repository_owner: 'acme' }, groups: ['acme-ci', 'api-ci'] },
+      { claims: { environment: 'prod' }, groups: ['prod-deployers'], subject: 'env:{environment}' },
+    ]);
+    const identity = await verifier.verify(await signedByProvider(github()));
+    expect(identity.subject).toBe('ci:acme/api@refs/heads/main');
+    expect(identity.groups).toEqual(['api-ci', 'acme-ci', 'prod-deployers']);
+  });
+
+  it('no rule matches: no-matching-rule, naming the issuer, with a hint for the operator', async () => {
+    const verifier = workload([{ claims: { repository: 'acme/api', ref: 'refs/heads/main' }, groups: ['deployers'] }]);
+    const err = await rejection(verifier, await signedByProvider(github({ ref: 'refs/heads/dev' })));
+    expect(err.reason).toBe('no-matching-rule');
+    expect(err.message).toContain(op.issuer);
+    expect(err.hint).toContain('rule');
+    expect(await reason(verifier, await signedByProvider(github({ ref: undefined })))).toBe('no-matching-rule');
+  });
+
+  it('the issuer\'s token type still applies', async () => {
+    const verifier = workload([{ claims: { sub: '*' }, groups: [] }]);
+    expect(await reason(verifier, await op.token({ subject: 'alice' }))).toBe('wrong-token-type');
+  });
+});
+
+/** A minimal OpenID issuer with a key set the test can change: discovery and JWKS over HTTP on loopback. */
+async function startKeyIssuer(): Promise<{
+  issuer: string;
+  keys: JWK[];
+  hits: string[];
+  failing: { discovery: number; jwks: number };
+  close(): Promise<void>;
+}> {
+  const state = { keys: [] as JWK[], hits: [] as string[], failing: { discovery: 0, jwks: 0 } };
+  const server = createServer((req, res) => {
+    state.hits.push(req.url ?? '');
+    res.setHeader('content-type', 'application/json');
+    if (req.url === '/.well-known/openid-configuration') {
+      if (state.failing.discovery > 0) {
+        state.failing.discovery--;
+        res.statusCode = 503;
+        res.end('{}');
+        return;
+      }
+      res.end(JSON.stringify({ issuer: base, jwks_uri: `${base}/jwks` }));
+    } else if (req.url === '/jwks') {
+      if (state.failing.jwks > 0) {
+        state.failing.jwks--;
+        res.statusCode = 500;
+        res.end('{}');
+        return;
+      }
+      res.end(JSON.stringify({ keys: state.keys }));
+    } else {
+      res.statusCode = 404;
+      res.end('{}');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    issuer: base,
+    get keys() {
+      return state.keys;
+    },
+    set keys(k: JWK[]) {
+      state.keys = k;
+    },
+    hits: state.hits,
+    failing: state.failing,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function rsaKey(kid: string, alg?: string): Promise<{ kid: string; privateKey: KeyObject; jwk: JWK }> {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, use: 'sig', ...(alg ? { alg } : {}) } };
+}
+
+describe('keys: rotation, algorithm pinning, failures', () => {
+  const sign = (iss: string, key: { kid: string; privateKey: KeyObject }, alg = 'RS256'): Promise<string> =>
+    new SignJWT(claims({ iss })).setProtectedHeader({ alg, kid: key.kid, typ: 'at+jwt' }).sign(key.privateKey);
+
+  it('a key the provider rotates in is picked up on an unknown kid, once the refetch cooldown allows', async () => {
+    const idp = await startKeyIssuer();
+    try {
+      const first = await rsaKey('k1', 'RS256');
+      const second = await rsaKey('k2', 'RS256');
+      idp.keys = [first.jwk];
+      const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })], { jwksCooldownMs: 300 });
+      expect((await verifier.verify(await sign(idp.issuer, first))).subject).toBe('mallory');
+      const jwksFetches = (): number => idp.hits.filter((h) => h === '/jwks').length;
+      expect(jwksFetches()).toBe(1);
+
+      idp.keys = [second.jwk];
+      // Within the cooldown an unknown kid does not refetch (a flood of made-up kids cannot hammer the provider).
+      expect(await reason(verifier, await sign(idp.issuer, second))).toBe('unknown-key');
+      expect(await reason(verifier, await sign(idp.issuer, second))).toBe('unknown-key');
+      expect(jwksFetches()).toBe(1);
+
+      await new Promise((r) => setTimeout(r, 350));
+      expect((await verifier.verify(await sign(idp.issuer, second))).subject).toBe('mallory');
+      expect(jwksFetches()).toBe(2);
+      // The retired key is gone with the old key set.
+      expect(await reason(verifier, await sign(idp.issuer, first))).toBe('unknown-key');
+      expect(idp.hits.filter((h) => h.endsWith('/openid-configuration'))).toHaveLength(1);
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('a key published with "alg" verifies only that algorithm; one without it any allowed algorithm of its type', async () => {
+    const idp = await startKeyIssuer();
+    try {
+      const pinned = await rsaKey('pinned', 'RS256');
+      const open = await rsaKey('open');
+      idp.keys = [pinned.jwk, open.jwk];
+      const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })], { jwksCooldownMs: 0 });
+      expect((await verifier.verify(await sign(idp.issuer, pinned, 'RS256'))).subject).toBe('mallory');
+      const err = await rejection(verifier, await sign(idp.issuer, pinned, 'PS256'));
+      expect(err.reason).toBe('algorithm-not-allowed');
+      expect(err.message).toContain('"pinned" for "RS256" only');
+      expect((await verifier.verify(await sign(idp.issuer, open, 'PS256'))).subject).toBe('mallory');
+      expect((await verifier.verify(await sign(idp.issuer, open, 'RS256'))).subject).toBe('mallory');
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('an issuer whose discovery fails is not asked again on every request, and is asked again after a while', async () => {
+    const idp = await startKeyIssuer();
+    try {
+      const key = await rsaKey('k', 'RS256');
+      idp.keys = [key.jwk];
+      idp.failing.discovery = 1;
+      const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })], { failureCooldownMs: 300 });
+      const token = await sign(idp.issuer, key);
+      const discoveries = (): number => idp.hits.filter((h) => h.endsWith('/openid-configuration')).length;
+      const err = await rejection(verifier, token);
+      expect(err.reason).toBe('discovery-failed');
+      expect(err.message).toContain('HTTP 503');
+      expect(await reason(verifier, token)).toBe('discovery-failed');
+      expect(await reason(verifier, token)).toBe('discovery-failed');
+      expect(discoveries()).toBe(1);
+      await new Promise((r) => setTimeout(r, 350));
+      expect((await verifier.verify(token)).subject).toBe('mallory');
+      expect(discoveries()).toBe(2);
+    } finally {
+      await idp.close();
+    }
+  });
+
+  it('a key set that cannot be fetched is not refetched on every request either', async () => {
+    const idp = await startKeyIssuer();
+    try {
+      const key = await rsaKey('k', 'RS256');
+      idp.keys = [key.jwk];
+      idp.failing.jwks = 1;
+      const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })], { failureCooldownMs: 300 });
+      const token = await sign(idp.issuer, key);
+      expect(await reason(verifier, token)).toBe('discovery-failed');
+      expect(await reason(verifier, token)).toBe('discovery-failed');
+      expect(idp.hits.filter((h) => h === '/jwks')).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 350));
+      expect((await verifier.verify(token)).subject).toBe('mallory');
+      expect(idp.hits.filter((h) => h === '/jwks')).toHaveLength(2);
+    } finally {
+      await idp.close();
+    }
   });
 });
 

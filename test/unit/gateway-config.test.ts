@@ -114,6 +114,9 @@ describe('a good file', () => {
         groupsClaim: 'groups',
         emailClaim: 'email',
         clockToleranceSeconds: 30,
+        kind: 'user',
+        tokenType: 'any',
+        rules: [],
       },
       {
         issuer: 'http://127.0.0.1:9000/realms/dev',
@@ -123,6 +126,9 @@ describe('a good file', () => {
         groupsClaim: 'realm_access.roles',
         emailClaim: 'email',
         clockToleranceSeconds: 5,
+        kind: 'user',
+        tokenType: 'any',
+        rules: [],
       },
     ]);
     const [prod, replica] = config.connections;
@@ -149,6 +155,8 @@ describe('a good file', () => {
       allow: { subjects: ['*'], emails: [], groups: [] },
     });
     expect(config.log).toEqual({ level: 'debug' });
+    expect(config.dataDir).toBe(join(dir, 'hoop-data'));
+    expect(config).not.toHaveProperty('login');
   });
 
   it('does not keep secret values in the config', async () => {
@@ -318,6 +326,124 @@ describe('problems are reported with file:line:col and the field', () => {
       code: ErrorCode.CONFIG_INVALID,
       message: `cannot read gateway configuration ${join(dir, 'absent.yaml')}: no such file`,
     });
+  });
+});
+
+describe('identity: login, issuer kinds, token types, workload rules, dataDir', () => {
+  const identity = `listen: 127.0.0.1:0
+dataDir: ./state
+login:
+  issuer: https://idp.example.com
+  clientId: hoop-cli
+  resource: https://hoop.example.com
+issuers:
+  - issuer: https://idp.example.com
+    audience: hoop
+    tokenType: access
+  - issuer: https://token.actions.githubusercontent.com
+    audience: [hoop-ci]
+    kind: workload
+    tokenType: id
+    rules:
+      - claims: { repository: acme/api, ref: "refs/heads/*" }
+        groups: [deployers]
+        subject: "ci:{repository}"
+      - claims: { repository_owner: acme, run_attempt: 1, fork: false }
+`;
+
+  it('loads, filling the defaults', async () => {
+    const config = await parseGatewayConfig(identity, join(dir, 'id.yaml'), {});
+    expect(config.dataDir).toBe(join(dir, 'state'));
+    expect(config.login).toEqual({
+      issuer: 'https://idp.example.com',
+      clientId: 'hoop-cli',
+      scopes: ['openid', 'profile', 'email', 'offline_access'],
+      resource: 'https://hoop.example.com',
+    });
+    expect(config.issuers[0]).toMatchObject({ kind: 'user', tokenType: 'access', rules: [] });
+    expect(config.issuers[1]).toMatchObject({
+      kind: 'workload',
+      tokenType: 'id',
+      audience: ['hoop-ci'],
+      rules: [
+        { claims: { repository: 'acme/api', ref: 'refs/heads/*' }, groups: ['deployers'], subject: 'ci:{repository}' },
+        { claims: { repository_owner: 'acme', run_attempt: '1', fork: 'false' }, groups: [] },
+      ],
+    });
+    expect(config.issuers[1]!.rules[1]).not.toHaveProperty('subject');
+    const absolute = await parseGatewayConfig(identity.replace('./state', '/var/lib/hoop'), join(dir, 'id.yaml'), {});
+    expect(absolute.dataDir).toBe('/var/lib/hoop');
+    const scoped = await parseGatewayConfig(identity.replace('  clientId: hoop-cli\n', '  clientId: hoop-cli\n  scopes: [openid, groups]\n'), join(dir, 'id.yaml'), {});
+    expect(scoped.login?.scopes).toEqual(['openid', 'groups']);
+  });
+
+  it('login must name a configured issuer of kind user', async () => {
+    const unknown = identity.replace('  issuer: https://idp.example.com\n  clientId', '  issuer: https://other.example.com\n  clientId');
+    expect((await problems(unknown, {})).lines).toEqual([
+      `${at(unknown, 'https://other')}: login.issuer: must be one of the configured issuers (https://idp.example.com, https://token.actions.githubusercontent.com)`,
+    ]);
+    const workload = identity.replace('  issuer: https://idp.example.com\n  clientId', '  issuer: https://token.actions.githubusercontent.com\n  clientId');
+    expect((await problems(workload, {})).lines).toEqual([
+      `${at(workload, 'https://token')}: login.issuer: names a workload issuer; login needs an issuer of kind user (issuers.1)`,
+    ]);
+  });
+
+  it('checks the login block itself', async () => {
+    const text = identity
+      .replace('  clientId: hoop-cli\n', '  scopes: [openid, "has space"]\n  client: x\n')
+      .replace('https://hoop.example.com', 'not a url');
+    expect((await problems(text, {})).lines).toEqual([
+      `${at(text, 'issuer: https://idp')}: login.clientId: is missing (must be the client id registered for hoop at the identity provider)`,
+      `${at(text, '"has space"')}: login.scopes.1: must be a scope name (no spaces or quotes)`,
+      `${at(text, 'client: x')}: login.client: unknown key (did you mean "clientId"?)`,
+      `${at(text, 'not a url')}: login.resource: must be an absolute URL without a fragment (RFC 8707)`,
+    ]);
+    const noOpenid = identity.replace('  clientId: hoop-cli\n', '  clientId: hoop-cli\n  scopes: [profile]\n');
+    expect((await problems(noOpenid, {})).lines).toEqual([`${at(noOpenid, '[profile]')}: login.scopes: must include openid (hoop login uses OpenID Connect)`]);
+  });
+
+  it('an ID-token login issuer must list the client id as an audience', async () => {
+    const text = identity.replace('    tokenType: access\n', '    tokenType: id\n');
+    expect((await problems(text, {})).lines).toEqual([
+      `${at(text, 'hoop-cli')}: login.clientId: issuers.0 accepts ID tokens, whose audience is the client id: add "hoop-cli" to its audience`,
+    ]);
+    await expect(parseGatewayConfig(text.replace('    audience: hoop\n    tokenType: id', '    audience: [hoop, hoop-cli]\n    tokenType: id'), join(dir, 'id.yaml'), {})).resolves.toBeTruthy();
+  });
+
+  it('a workload issuer needs rules; a user issuer has none', async () => {
+    const none = identity.replace(/    rules:\n[\s\S]*$/, '');
+    expect((await problems(none, {})).lines).toEqual([
+      `${at(none, 'workload')}: issuers.1.rules: is missing: a workload issuer needs rules that map its claims to identities (rules: [{ claims: {...}, groups: [...] }])`,
+    ]);
+    const empty = identity.replace(/    rules:\n[\s\S]*$/, '    rules: []\n');
+    expect((await problems(empty, {})).lines).toEqual([`${at(empty, '[]')}: issuers.1.rules: must list at least one rule: a workload issuer with no rules admits nobody`]);
+    const userRules = identity.replace('    tokenType: access\n', '    tokenType: access\n    rules: [{ claims: { sub: "*" } }]\n');
+    expect((await problems(userRules, {})).lines).toEqual([
+      `${at(userRules, 'rules: [{')}: issuers.0.rules: only workload issuers have rules; add kind: workload, or remove the rules`,
+    ]);
+  });
+
+  it('checks kinds, token types, rules and subject templates', async () => {
+    const text = identity
+      .replace('    tokenType: access\n', '    tokenType: jwt\n    kind: robot\n')
+      .replace('{ repository: acme/api, ref: "refs/heads/*" }', '{ repository: "", ref: [a, b] }')
+      .replace('subject: "ci:{repository}"', 'subject: "ci:{repository"')
+      .replace('{ repository_owner: acme, run_attempt: 1, fork: false }', '{}\n        group: [x]\n      - claims: { sub: "*" }\n        subject: ci');
+    expect((await problems(text, {})).lines).toEqual([
+      `${at(text, 'jwt')}: issuers.0.tokenType: must be access, id or any`,
+      `${at(text, 'robot')}: issuers.0.kind: must be user or workload`,
+      `${at(text, '""')}: issuers.1.rules.0.claims.repository: must not be empty (write "*" to require only that the claim exists)`,
+      `${at(text, '[a, b]')}: issuers.1.rules.0.claims.ref: must be a value or a pattern with * (a string, number or boolean)`,
+      `${at(text, '"ci:{repository"')}: issuers.1.rules.0.subject: has a "{" without its "}" at position 4`,
+      `${at(text, '{}')}: issuers.1.rules.1.claims: must list at least one claim (write sub: "*" to match every token of the issuer)`,
+      `${at(text, 'group: [x]')}: issuers.1.rules.1.group: unknown key (did you mean "groups"?)`,
+      `${at(text, 'ci', 'subject: ci')}: issuers.1.rules.2.subject: names no claim; write the claims to insert in braces, e.g. "ci:{repository}"`,
+    ]);
+  });
+
+  it('refuses an empty dataDir', async () => {
+    const text = identity.replace('dataDir: ./state', 'dataDir: ""');
+    expect((await problems(text, {})).lines).toEqual([`${at(text, '""')}: dataDir: must be a directory path`]);
   });
 });
 

@@ -1,0 +1,327 @@
+/**
+ * The gateway's state behind one interface. Today: the device keys that `hoop login` registers
+ * (the public half of an Ed25519 key pair per CLI installation, with which the CLI signs its
+ * recordings). The embedded default keeps it in JSON files under the gateway's data directory;
+ * a shared store (PostgreSQL) can implement the same interface for several replicas.
+ *
+ * The file store writes atomically (a temporary file, fsync, rename, fsync of the directory),
+ * with files 0600 in a 0700 directory, serializes its writes so concurrent requests never lose
+ * one another's device, and takes a lock file so a second gateway process cannot share it.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("State", "Identity")
+ * @see https://www.rfc-editor.org/rfc/rfc8410 (Ed25519 public keys in SubjectPublicKeyInfo)
+ */
+import { createHash, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+
+/** Who owns a device: an identity, by issuer and subject. */
+export interface DeviceOwner {
+  issuer: string;
+  subject: string;
+}
+
+/** A registered device key. */
+export interface Device {
+  deviceId: string;
+  issuer: string;
+  subject: string;
+  /** A label the CLI chose (host name, user), for people. */
+  name: string;
+  /** The Ed25519 public key, SPKI PEM as the gateway re-encoded it. */
+  publicKey: string;
+  /** `SHA256:` and the unpadded base64 SHA-256 of the raw 32-byte key, as OpenSSH prints fingerprints. */
+  fingerprint: string;
+  /** ISO 8601. */
+  createdAt: string;
+}
+
+/** A device to register, already validated with {@link parseDevicePublicKey} and {@link parseDeviceName}. */
+export interface NewDevice {
+  publicKey: string;
+  fingerprint: string;
+  name: string;
+}
+
+/** The gateway's state. @see /work/shared/ARCHITECTURE.md ("State") */
+export interface GatewayStore {
+  /**
+   * Registers a device key for `owner`. Idempotent: the same key for the same owner returns the
+   * existing device with `created: false`.
+   */
+  registerDevice(owner: DeviceOwner, device: NewDevice): Promise<{ device: Device; created: boolean }>;
+  /** The devices of `owner`, oldest first. */
+  listDevices(owner: DeviceOwner): Promise<Device[]>;
+  /** One device by id, whoever owns it. */
+  getDevice(deviceId: string): Promise<Device | undefined>;
+  /** Flushes and releases the store. */
+  close(): Promise<void>;
+}
+
+/** Longest device name accepted, in characters. */
+export const MAX_DEVICE_NAME = 128;
+/** Most devices one identity may register. */
+export const MAX_DEVICES_PER_IDENTITY = 1000;
+const MAX_PEM_LENGTH = 1024;
+
+function usage(message: string, hint: string): HoopError {
+  return new HoopError(ErrorCode.USAGE, message, { hint });
+}
+
+/**
+ * The OpenSSH-style fingerprint of a raw Ed25519 public key: `SHA256:` and the base64 of its
+ * SHA-256 digest, without padding.
+ *
+ * @see https://man.openbsd.org/ssh-keygen#l (fingerprint format)
+ */
+export function deviceFingerprint(rawKey: Uint8Array): string {
+  return `SHA256:${createHash('sha256').update(rawKey).digest('base64').replace(/=+$/, '')}`;
+}
+
+/**
+ * Checks that `pem` is one Ed25519 public key in SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`),
+ * and returns it re-encoded with its fingerprint. A private key is refused, not turned into its
+ * public half.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc8410#section-4
+ * @see https://www.rfc-editor.org/rfc/rfc7468#section-13 (the PUBLIC KEY label)
+ * @throws HoopError USAGE saying what is wrong.
+ */
+export function parseDevicePublicKey(pem: unknown): { publicKey: string; fingerprint: string } {
+  const hint = 'send the public half of the device key as an Ed25519 SPKI PEM ("-----BEGIN PUBLIC KEY-----")';
+  if (typeof pem !== 'string' || pem.trim() === '') throw usage('publicKey must be a PEM string', hint);
+  if (pem.length > MAX_PEM_LENGTH) throw usage(`publicKey is longer than ${MAX_PEM_LENGTH} characters; an Ed25519 public key PEM is about 113`, hint);
+  const text = pem.trim();
+  const blocks = text.match(/-----BEGIN [A-Z0-9 ]+-----/g) ?? [];
+  if (blocks.length !== 1 || blocks[0] !== '-----BEGIN PUBLIC KEY-----' || !text.startsWith('-----BEGIN PUBLIC KEY-----') || !text.endsWith('-----END PUBLIC KEY-----')) {
+    if (blocks.some((b) => b.includes('PRIVATE'))) throw usage('publicKey holds a private key; send only the public key', hint);
+    throw usage('publicKey must be exactly one PEM block labelled PUBLIC KEY', hint);
+  }
+  let key;
+  try {
+    key = createPublicKey({ key: text, format: 'pem' });
+  } catch {
+    throw usage('publicKey is not a valid PEM public key', hint);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw usage(`publicKey is a${key.asymmetricKeyType === 'ec' || key.asymmetricKeyType === 'ed448' ? 'n' : ''} ${key.asymmetricKeyType ?? 'unknown'} key; device keys must be Ed25519`, hint);
+  const jwk = key.export({ format: 'jwk' });
+  const raw = Buffer.from(jwk.x ?? '', 'base64url');
+  if (raw.length !== 32) throw usage('publicKey is not a 32-byte Ed25519 key', hint);
+  return { publicKey: key.export({ type: 'spki', format: 'pem' }).toString(), fingerprint: deviceFingerprint(raw) };
+}
+
+/**
+ * Checks a device name: 1 to {@link MAX_DEVICE_NAME} printable characters.
+ *
+ * @see https://www.unicode.org/reports/tr18/#General_Category_Property (control characters refused)
+ * @throws HoopError USAGE
+ */
+export function parseDeviceName(name: unknown): string {
+  const hint = `name the device in 1 to ${MAX_DEVICE_NAME} printable characters, e.g. the host name`;
+  if (typeof name !== 'string') throw usage('name must be a string', hint);
+  const trimmed = name.trim();
+  if (trimmed === '' || [...trimmed].length > MAX_DEVICE_NAME) throw usage(`name must be 1 to ${MAX_DEVICE_NAME} characters`, hint);
+  if (/\p{Cc}|\p{Cf}/u.test(trimmed)) throw usage('name must not contain control or format characters', hint);
+  return trimmed;
+}
+
+interface DevicesFile {
+  version: 1;
+  devices: Device[];
+}
+
+const DEVICES_FILE = 'devices.json';
+const LOCK_FILE = 'gateway.lock';
+/** Directories opened by a store of this process. */
+const openDirs = new Set<string>();
+
+function isDevice(v: unknown): v is Device {
+  const d = v as Record<string, unknown> | null;
+  return (
+    d !== null &&
+    typeof d === 'object' &&
+    ['deviceId', 'issuer', 'subject', 'name', 'publicKey', 'fingerprint', 'createdAt'].every((k) => typeof d[k] === 'string')
+  );
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Writes `data` to `file` atomically: a temporary file in the same directory (0600), fsync,
+ * rename over the target, fsync of the directory.
+ *
+ * @see https://man7.org/linux/man-pages/man2/rename.2.html (atomic replacement)
+ */
+export async function writeFileAtomic(file: string, data: string, dir: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(tmp, 'wx', 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync().catch(() => undefined);
+  } finally {
+    await d.close();
+  }
+}
+
+/**
+ * The embedded store: JSON files in the gateway's data directory, for a single gateway process.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("State")
+ */
+export class FileGatewayStore implements GatewayStore {
+  readonly dir: string;
+  readonly #devices: Device[];
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(dir: string, devices: Device[]) {
+    this.dir = dir;
+    this.#devices = devices;
+  }
+
+  /**
+   * Opens (creating it 0700 if needed) the data directory `dir` and loads its state.
+   *
+   * @throws HoopError CONFIG_INVALID when the directory cannot be used, its files are corrupt, or
+   *   another gateway process holds it.
+   */
+  static async open(dir: string): Promise<FileGatewayStore> {
+    const fail = (message: string, hint: string, cause?: unknown): HoopError =>
+      new HoopError(ErrorCode.CONFIG_INVALID, message, { hint, ...(cause !== undefined ? { cause } : {}) });
+    if (openDirs.has(dir)) throw fail(`the data directory ${dir} is already open in this process`, 'give each gateway its own dataDir');
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const s = await stat(dir);
+      if (!s.isDirectory()) throw new Error('not a directory');
+      if ((s.mode & 0o077) !== 0) await chmod(dir, 0o700);
+    } catch (err) {
+      throw fail(`cannot use the data directory ${dir}: ${describeError(err)}`, 'set dataDir in the gateway configuration to a directory the gateway may write', err);
+    }
+    await FileGatewayStore.#lock(dir, fail);
+    openDirs.add(dir);
+    try {
+      const devices = await FileGatewayStore.#load(join(dir, DEVICES_FILE), fail);
+      return new FileGatewayStore(dir, devices);
+    } catch (err) {
+      openDirs.delete(dir);
+      await rm(join(dir, LOCK_FILE), { force: true });
+      throw err;
+    }
+  }
+
+  static async #lock(dir: string, fail: (message: string, hint: string, cause?: unknown) => HoopError): Promise<void> {
+    const lock = join(dir, LOCK_FILE);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const handle = await open(lock, 'wx', 0o600);
+        await handle.writeFile(`${process.pid}\n`);
+        await handle.close();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fail(`cannot lock the data directory ${dir}: ${describeError(err)}`, 'check the permissions of dataDir', err);
+      }
+      const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw fail(`the data directory ${dir} is in use by another gateway process (pid ${pid})`, 'stop the other gateway, or give this one its own dataDir');
+      }
+      await rm(lock, { force: true });
+    }
+    throw fail(`cannot lock the data directory ${dir}`, 'check that no other gateway starts at the same time');
+  }
+
+  static async #load(file: string, fail: (message: string, hint: string, cause?: unknown) => HoopError): Promise<Device[]> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw fail(`cannot read ${file}: ${describeError(err)}`, 'check the permissions of dataDir', err);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw fail(`${file} is not valid JSON`, 'restore it from a backup, or move it aside to start with no registered devices', err);
+    }
+    const data = parsed as Partial<DevicesFile> | null;
+    if (data === null || typeof data !== 'object' || data.version !== 1 || !Array.isArray(data.devices) || !data.devices.every(isDevice)) {
+      throw fail(`${file} is not a hoop devices file (version 1)`, 'restore it from a backup, or move it aside to start with no registered devices');
+    }
+    return data.devices.map((d) => ({ ...d }));
+  }
+
+  /** Runs `task` after every earlier write, so no two writes interleave. */
+  #serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new HoopError(ErrorCode.INTERNAL, 'the gateway store is closed');
+  }
+
+  async registerDevice(owner: DeviceOwner, device: NewDevice): Promise<{ device: Device; created: boolean }> {
+    this.#check();
+    return this.#serialized(async () => {
+      const mine = this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject);
+      const existing = mine.find((d) => d.fingerprint === device.fingerprint);
+      if (existing) return { device: { ...existing }, created: false };
+      if (mine.length >= MAX_DEVICES_PER_IDENTITY) {
+        throw usage(`${owner.subject} already has ${MAX_DEVICES_PER_IDENTITY} registered devices`, 'ask the gateway operator to remove old devices');
+      }
+      const record: Device = {
+        deviceId: randomUUID(),
+        issuer: owner.issuer,
+        subject: owner.subject,
+        name: device.name,
+        publicKey: device.publicKey,
+        fingerprint: device.fingerprint,
+        createdAt: new Date().toISOString(),
+      };
+      const next: DevicesFile = { version: 1, devices: [...this.#devices, record] };
+      await writeFileAtomic(join(this.dir, DEVICES_FILE), `${JSON.stringify(next, null, 2)}\n`, this.dir);
+      this.#devices.push(record);
+      return { device: { ...record }, created: true };
+    });
+  }
+
+  async listDevices(owner: DeviceOwner): Promise<Device[]> {
+    this.#check();
+    return this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject).map((d) => ({ ...d }));
+  }
+
+  async getDevice(deviceId: string): Promise<Device | undefined> {
+    this.#check();
+    const d = this.#devices.find((x) => x.deviceId === deviceId);
+    return d ? { ...d } : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue;
+    openDirs.delete(this.dir);
+    await rm(join(this.dir, LOCK_FILE), { force: true });
+  }
+}
