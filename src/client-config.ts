@@ -1,13 +1,19 @@
 /**
- * Where the CLI finds its gateway, token and trusted CA. Until `hoop login` keeps tokens in the
- * keychain, the token comes from `HOOP_TOKEN` or `--token-file`.
+ * Where the CLI finds its gateway, token and trusted CA. The token comes from a
+ * {@link TokenProvider}: `--token-file` / `HOOP_TOKEN`, a workload token, or the profile
+ * `hoop login` saved (refreshed as needed). Long-running commands use the provider itself so
+ * they can renew; one-shot commands can take a single token with {@link loadClientCredentials}.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Identity")
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { ErrorCode, HoopError, describeError } from './errors.js';
+import { ErrorCode, HoopError } from './errors.js';
+import { resolveTokenProvider, type ResolveTokenProviderOptions, type TokenProvider } from './auth/token-provider.js';
 
-/** The token and CA the CLI uses to reach the gateway. */
+export type { TokenProvider } from './auth/token-provider.js';
+
+/** The gateway, token and CA the CLI uses to reach the gateway. */
 export interface ClientCredentials {
+  gateway: string;
   token: string;
   ca?: Buffer;
 }
@@ -21,26 +27,18 @@ export function gatewayFromEnv(env: NodeJS.ProcessEnv): string {
   return url;
 }
 
-async function readNamed(file: string, what: string, flag: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    throw new HoopError(ErrorCode.USAGE, `cannot read the ${what} file ${file}: ${describeError(err)}`, { hint: `check ${flag}` });
-  }
+/** The token provider for a command (see {@link resolveTokenProvider} for the order of sources). */
+export function clientTokenProvider(options: ResolveTokenProviderOptions): Promise<TokenProvider> {
+  return resolveTokenProvider(options);
 }
 
-/** Reads the token (`--token-file` or `HOOP_TOKEN`) and the CA (`--ca-file` or `HOOP_CA_FILE`). */
-export async function loadClientCredentials(options: { env: NodeJS.ProcessEnv; cwd: string; tokenFile?: string | undefined; caFile?: string | undefined }): Promise<ClientCredentials> {
-  const { env, cwd } = options;
-  let token: string | undefined;
-  if (options.tokenFile) token = (await readNamed(resolve(cwd, options.tokenFile), 'token', '--token-file')).toString('utf8').trim();
-  else token = env.HOOP_TOKEN?.trim();
-  if (!token) {
-    throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'no token to present to the gateway', {
-      hint: 'set HOOP_TOKEN or pass --token-file with an OIDC token the gateway trusts',
-    });
+/** One valid token (and the gateway and CA) for a short command that does not need renewal. */
+export async function loadClientCredentials(options: ResolveTokenProviderOptions): Promise<ClientCredentials> {
+  const provider = await resolveTokenProvider(options);
+  try {
+    const { token } = await provider.current();
+    return { gateway: provider.gateway, token, ...(provider.ca ? { ca: provider.ca } : {}) };
+  } finally {
+    provider.close();
   }
-  const caFile = options.caFile ?? env.HOOP_CA_FILE;
-  const ca = caFile ? await readNamed(resolve(cwd, caFile), 'CA', '--ca-file / HOOP_CA_FILE') : undefined;
-  return { token, ...(ca ? { ca } : {}) };
 }

@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
-import { gatewayFromEnv, loadClientCredentials } from '../client-config.js';
+import { isInteractive } from '../auth/login.js';
+import { clientTokenProvider } from '../client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
@@ -13,6 +14,8 @@ import { getConnection } from '../tunnel/gateway-api.js';
 import { LocalPostgresListener, type ListenerEvent } from '../tunnel/postgres/local-listener.js';
 import { removePgpass, writePgpass } from '../tunnel/postgres/pgpass.js';
 import { makeScramSecret } from '../tunnel/postgres/scram.js';
+import type { TunnelChannel } from '../tunnel/channel.js';
+import type { ControlMessage } from '../tunnel/frames.js';
 import { openTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 
@@ -43,21 +46,67 @@ export function connectCommand(io: CliIo): Command {
     .argument('<name>', 'connection name, as the gateway lists it')
     .addOption(new Option('-p, --port <port>', 'local TCP port on 127.0.0.1 (default: any free port)').argParser(parsePort))
     .option('--socket <dir>', 'listen on a unix socket in this directory instead of TCP')
-    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY)')
-    .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN)')
-    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE)')
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
+    .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
+    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
     .option('--json', 'print the connection details as one JSON line (including the local password) and nothing else on stdout')
     .action(async (name: string, opts: ConnectOptions) => {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'connect' } });
-      const gateway = opts.gateway ?? gatewayFromEnv(io.env);
-      const credentials = await loadClientCredentials({ env: io.env, cwd: io.cwd, tokenFile: opts.tokenFile, caFile: opts.caFile });
-      const info = await getConnection({ gateway, token: credentials.token, ca: credentials.ca }, name);
+      const provider = await clientTokenProvider({
+        env: io.env,
+        cwd: io.cwd,
+        gateway: opts.gateway,
+        tokenFile: opts.tokenFile,
+        caFile: opts.caFile,
+        isTTY: isInteractive(io.stdin as { isTTY?: boolean } | undefined, io.env),
+      });
+      const gateway = provider.gateway;
+      const ca = provider.ca;
+      let info;
+      try {
+        info = await getConnection({ gateway, token: (await provider.current()).token, ca }, name);
+      } catch (err) {
+        provider.close();
+        throw err;
+      }
       if (info.type !== 'postgres') {
+        provider.close();
         throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; hoop connect serves postgres connections`);
       }
 
       const password = randomBytes(24).toString('base64url');
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+
+      // Every open tunnel gets each renewed token, so sessions outlive the token they began with.
+      const tunnels = new Map<TunnelChannel, string>();
+      let latest: string | undefined;
+      let rejectionSaid = false;
+      const sendToken = (channel: TunnelChannel, token: string): void => {
+        if (tunnels.get(channel) === token) return;
+        tunnels.set(channel, token);
+        channel.sendControl({ type: 'token', token });
+      };
+      const track = (channel: TunnelChannel, token: string): void => {
+        tunnels.set(channel, token);
+        channel.on('close', () => tunnels.delete(channel));
+        channel.on('control', (msg: ControlMessage) => {
+          if (msg.type === 'token-accepted') log.debug('token.accepted', { expiresAt: msg.expiresAt });
+          else if (msg.type === 'token-rejected' && !rejectionSaid) {
+            rejectionSaid = true;
+            say(`the gateway did not accept the renewed token (${typeof msg.reason === 'string' ? msg.reason : 'no reason given'}); open sessions end when the old one expires (run \`hoop login\`, then connect again)`);
+          }
+        });
+        if (latest !== undefined && latest !== token) sendToken(channel, latest);
+      };
+      const stopRenewed = provider.onRenewed((grant) => {
+        latest = grant.token;
+        rejectionSaid = false;
+        for (const channel of tunnels.keys()) sendToken(channel, grant.token);
+        log.debug('token.renewed', { tunnels: tunnels.size, expiresAt: grant.expiresAt?.toISOString() });
+      });
+      const stopFailed = provider.onRenewFailed((err) => {
+        say(`could not renew the token: ${err.message}; open sessions end when it expires${err.hint ? ` (${err.hint})` : ''}`);
+      });
       const onEvent = (e: ListenerEvent): void => {
         if (e.kind === 'tunnel-failed') say(`${e.error.message}${e.error.hint ? ` (${e.error.hint})` : ''}`);
         else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
@@ -71,10 +120,25 @@ export function connectCommand(io: CliIo): Command {
         ...(opts.socket ? { socketDir: opts.socket, socketPort: opts.port || 5432 } : {}),
         log,
         onEvent,
-        openTunnel: (sessionId) =>
-          openTunnel({ gateway, connection: name, token: credentials.token, sessionId, clientVersion: VERSION, ...(credentials.ca ? { ca: credentials.ca } : {}) }),
+        openTunnel: async (sessionId) => {
+          const { token } = await provider.current();
+          const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, ...(ca ? { ca } : {}) });
+          track(opened.channel, token);
+          return opened;
+        },
       });
-      const address = await listener.listen();
+      const stopProvider = (): void => {
+        stopRenewed();
+        stopFailed();
+        provider.close();
+      };
+      let address;
+      try {
+        address = await listener.listen();
+      } catch (err) {
+        stopProvider();
+        throw err;
+      }
       const pgpassFile = await writePgpass({ env: io.env, name, host: address.socketPath ? '*' : address.host, port: address.port, password });
       try {
         const user = 'hoop';
@@ -100,6 +164,7 @@ export function connectCommand(io: CliIo): Command {
         }
         await whenAborted(io.signal);
       } finally {
+        stopProvider();
         await listener.close();
         await removePgpass(pgpassFile);
       }

@@ -5,6 +5,9 @@ import type { Command } from 'commander';
 import type { CliIo } from '../io.js';
 import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
+import { loginCommand } from './login.js';
+import { logoutCommand } from './logout.js';
+import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [connectCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [loginCommand, whoamiCommand, logoutCommand, connectCommand, gatewayCommand];

@@ -1,0 +1,259 @@
+/**
+ * The gateway's identity API as the CLI uses it: `GET /v1/auth/config` (which OpenID provider,
+ * client and scopes to log in with), `GET /v1/whoami` (what the gateway makes of a token) and
+ * `POST /v1/devices` (register the device key). Same TLS rules and error mapping as the tunnel:
+ * https only (http to loopback), a private CA when given, HoopErrors with hints, never a token
+ * in a message.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (bearer token)
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { ErrorCode, HoopError } from '../errors.js';
+import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
+import { VERSION } from '../version.js';
+import type { TokenKind } from './profiles.js';
+
+/** How to reach the gateway. @see /work/shared/ARCHITECTURE.md ("Identity") */
+export interface GatewayEndpoint {
+  gateway: string | URL;
+  ca?: Buffer | undefined;
+  timeoutMs?: number;
+}
+
+/**
+ * `GET /v1/auth/config`: how users log in to this gateway.
+ * @see https://openid.net/specs/openid-connect-discovery-1_0.html
+ */
+export interface AuthConfig {
+  issuer: string;
+  clientId: string;
+  scopes: string[];
+  resource?: string;
+  tokenType: TokenKind;
+  /** The audience workload tokens must carry (GitHub Actions asks for it). */
+  workloadAudience?: string;
+}
+
+/**
+ * `GET /v1/whoami`: the identity the gateway makes of the caller's token.
+ * @see https://openid.net/specs/openid-connect-core-1_0.html#StandardClaims
+ */
+export interface WhoAmI {
+  subject: string;
+  issuer: string;
+  kind: 'user' | 'workload';
+  email?: string;
+  groups: string[];
+  expiresAt: string;
+}
+
+/** `POST /v1/devices`'s answer. @see https://man.openbsd.org/ssh-keygen#l (fingerprint format) */
+export interface RegisteredDevice {
+  deviceId: string;
+  fingerprint: string;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+interface GatewayErrorBody {
+  code?: string;
+  message?: string;
+  hint?: string;
+  reason?: string;
+}
+
+/**
+ * The gateway refused an identity API request. `reason` is the token rejection reason of a 401.
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
+ */
+export class GatewayApiError extends HoopError {
+  readonly status: number;
+  readonly reason: string | undefined;
+
+  constructor(code: ErrorCode, message: string, status: number, hint: string | undefined, reason?: string) {
+    super(code, message, hint === undefined ? {} : { hint });
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+function clean(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const printable = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return printable.length > 500 ? `${printable.slice(0, 500)}…` : printable;
+}
+
+function errorBody(body: Buffer): GatewayErrorBody {
+  try {
+    const error = (JSON.parse(body.toString('utf8')) as { error?: unknown }).error;
+    if (typeof error !== 'object' || error === null) return {};
+    const out: GatewayErrorBody = {};
+    for (const key of ['code', 'message', 'hint', 'reason'] as const) {
+      const v = (error as Record<string, unknown>)[key];
+      if (typeof v === 'string' && v !== '') out[key] = clean(v);
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * What a user should read for a token rejection `reason` from gateway `origin`.
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
+ */
+export function rejectionText(reason: string | undefined, origin: string): { message: string; hint: string } | undefined {
+  const login = `run \`hoop login --gateway ${origin}\``;
+  switch (reason) {
+    case 'expired':
+      return { message: `your token for ${origin} has expired`, hint: login };
+    case 'missing':
+      return { message: `${origin} needs a token and got none`, hint: login };
+    case 'malformed':
+    case 'unknown-key':
+    case 'bad-signature':
+      return { message: `${origin} could not verify your token`, hint: `${login} to get a fresh one` };
+    case 'untrusted-issuer':
+      return { message: `${origin} does not trust the identity provider that issued your token`, hint: `${login}; it asks the gateway which provider to use` };
+    case 'wrong-audience':
+      return { message: `your token was issued for another audience than ${origin}`, hint: `${login}; for a workload token, request it for the gateway's audience` };
+    case 'wrong-token-type':
+      return { message: `${origin} wants another kind of token (access token vs ID token)`, hint: login };
+    case 'no-matching-rule':
+      return {
+        message: `${origin} trusts the issuer of this workload token, but none of its rules matches the token's claims`,
+        hint: 'ask a gateway administrator to add a rule for this workload (repository, ref, namespace, ...)',
+      };
+    case 'not-yet-valid':
+      return { message: `${origin} says your token is not valid yet`, hint: 'check this machine\'s clock, then log in again' };
+    default:
+      return undefined;
+  }
+}
+
+function apiError(status: number, body: Buffer, origin: string, path: string): HoopError {
+  const parsed = errorBody(body);
+  if (status === 401) {
+    const text = rejectionText(parsed.reason, origin);
+    return new GatewayApiError(
+      ErrorCode.TOKEN_REJECTED,
+      text?.message ?? parsed.message ?? `${origin} rejected the token`,
+      status,
+      text?.hint ?? parsed.hint ?? `run \`hoop login --gateway ${origin}\``,
+      parsed.reason,
+    );
+  }
+  if (status === 403) return new GatewayApiError(ErrorCode.ACCESS_DENIED, parsed.message ?? `${origin} refused the request`, status, parsed.hint);
+  if (status === 404 && path === 'v1/auth/config') {
+    return new GatewayApiError(ErrorCode.USAGE, `${origin} has no login configured`, status, parsed.hint ?? 'ask its administrator to add a `login` block to the gateway configuration, or log in with a workload token (--id-token-file)');
+  }
+  if (status === 404) {
+    return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, `${origin} does not serve /${path}`, status, 'upgrade the gateway to a version with identity support, or check the URL');
+  }
+  if (status >= 500) return new GatewayApiError(ErrorCode.GATEWAY_UNREACHABLE, parsed.message ?? `${origin} failed with HTTP ${status}`, status, parsed.hint ?? 'try again later');
+  return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, parsed.message ?? `unexpected answer from ${origin}: HTTP ${status}`, status, parsed.hint ?? 'check that the URL points at a hoop gateway compatible with this client');
+}
+
+async function requestJson(endpoint: GatewayEndpoint, method: 'GET' | 'POST', path: string, options: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: unknown }> {
+  const base = gatewayBaseUrl(endpoint.gateway);
+  const url = new URL(path, base);
+  const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8');
+  const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': `hoop/${VERSION}` };
+  if (options.token !== undefined) {
+    if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(options.token)) {
+      throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'the token is not a valid bearer token', { hint: `run \`hoop login --gateway ${base.origin}\`` });
+    }
+    headers.Authorization = `Bearer ${options.token}`;
+  }
+  if (payload) {
+    headers['Content-Type'] = 'application/json';
+    headers['Content-Length'] = String(payload.length);
+  }
+  const requestOptions: https.RequestOptions = { method, agent: false, headers, timeout: endpoint.timeoutMs ?? 10_000, ...(endpoint.ca ? { ca: endpoint.ca } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? https : http).request(url, requestOptions, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_BODY) chunks.push(c);
+      });
+      res.on('error', (err) => reject(requestError(err, url.origin)));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        const body = Buffer.concat(chunks);
+        if (status < 200 || status > 299) {
+          reject(apiError(status, body, url.origin, path));
+          return;
+        }
+        try {
+          resolve({ status, body: JSON.parse(body.toString('utf8')) });
+        } catch {
+          reject(new HoopError(ErrorCode.GATEWAY_PROTOCOL, `${url.origin} answered /${path} with invalid JSON`, { hint: 'check that the URL points at a hoop gateway' }));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', (err) => reject(requestError(err, url.origin)));
+    req.end(payload);
+  });
+}
+
+function protocolError(origin: string, what: string): HoopError {
+  return new HoopError(ErrorCode.GATEWAY_PROTOCOL, `${origin} described ${what} in a form this client does not understand`, { hint: 'upgrade hoop to match the gateway' });
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+/**
+ * `GET /v1/auth/config`. Throws HoopError(USAGE) when the gateway has no login configured.
+ * @see /work/shared/ARCHITECTURE.md ("Identity")
+ */
+export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConfig> {
+  const origin = gatewayBaseUrl(endpoint.gateway).origin;
+  const { body } = await requestJson(endpoint, 'GET', 'v1/auth/config');
+  const b = body as Partial<Record<keyof AuthConfig, unknown>>;
+  if (typeof b.issuer !== 'string' || typeof b.clientId !== 'string' || !isStringArray(b.scopes)) throw protocolError(origin, 'its login configuration');
+  const tokenType = b.tokenType === 'access' || b.tokenType === 'id' ? b.tokenType : 'any';
+  return {
+    issuer: b.issuer,
+    clientId: b.clientId,
+    scopes: b.scopes,
+    tokenType,
+    ...(typeof b.resource === 'string' && b.resource !== '' ? { resource: b.resource } : {}),
+    ...(typeof b.workloadAudience === 'string' && b.workloadAudience !== '' ? { workloadAudience: b.workloadAudience } : {}),
+  };
+}
+
+/**
+ * `GET /v1/whoami` with `token`. Throws HoopError(TOKEN_REJECTED) with a helpful message on 401.
+ * @see /work/shared/ARCHITECTURE.md ("Identity")
+ */
+export async function getWhoAmI(endpoint: GatewayEndpoint, token: string): Promise<WhoAmI> {
+  const origin = gatewayBaseUrl(endpoint.gateway).origin;
+  const { body } = await requestJson(endpoint, 'GET', 'v1/whoami', { token });
+  const b = body as Partial<Record<keyof WhoAmI, unknown>>;
+  if (typeof b.subject !== 'string' || typeof b.issuer !== 'string' || typeof b.expiresAt !== 'string') throw protocolError(origin, 'your identity');
+  return {
+    subject: b.subject,
+    issuer: b.issuer,
+    kind: b.kind === 'workload' ? 'workload' : 'user',
+    groups: isStringArray(b.groups) ? b.groups : [],
+    expiresAt: b.expiresAt,
+    ...(typeof b.email === 'string' ? { email: b.email } : {}),
+  };
+}
+
+/**
+ * `POST /v1/devices`: registers the public half of the device key (idempotent).
+ * @see https://www.rfc-editor.org/rfc/rfc8410 (SPKI PEM of an Ed25519 key)
+ */
+export async function registerDevice(endpoint: GatewayEndpoint, token: string, device: { publicKey: string; name: string }): Promise<RegisteredDevice> {
+  const origin = gatewayBaseUrl(endpoint.gateway).origin;
+  const { body } = await requestJson(endpoint, 'POST', 'v1/devices', { token, body: device });
+  const b = body as Partial<Record<keyof RegisteredDevice, unknown>>;
+  if (typeof b.deviceId !== 'string' || typeof b.fingerprint !== 'string') throw protocolError(origin, 'the registered device');
+  return { deviceId: b.deviceId, fingerprint: b.fingerprint };
+}

@@ -1,0 +1,229 @@
+/**
+ * `hoop login` as a user runs it: the built CLI (`node bin/hoop.js`) as a child process on a
+ * pseudo-terminal (util-linux `script`), the test reading the URL it prints (or the one it hands
+ * to $BROWSER) and signing in with the headless browser; then `whoami`, `connect` + psql and
+ * `logout` as separate processes, against `hoop gateway` running as a process too.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestBrowser } from '../harness/browser.js';
+import { createTestPki, type TestPki } from '../harness/certs.js';
+import { runProcess } from '../harness/clients.js';
+import { startOidc, type TestOidc } from '../harness/oidc.js';
+import { startPgCluster, type PgCluster } from '../harness/postgres.js';
+
+const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
+
+let dir: string;
+let pki: TestPki;
+let pg: PgCluster;
+let op: TestOidc;
+let gatewayUrl: string;
+const children: ChildProcess[] = [];
+const outputs: string[] = [];
+
+/** A child process and everything it printed so far. */
+interface Child {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the first match of `re` in the output. */
+  waitFor(re: RegExp): Promise<RegExpExecArray>;
+  exited: Promise<number | null>;
+}
+
+function watch(child: ChildProcess, what: string): Child {
+  children.push(child);
+  let output = '';
+  const waiters: Array<() => void> = [];
+  const onData = (d: Buffer): void => {
+    output += d.toString();
+    for (const w of [...waiters]) w();
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<number | null>((r) =>
+    child.on('exit', (code) => {
+      outputs.push(output);
+      r(code);
+      for (const w of [...waiters]) w();
+    }),
+  );
+  return {
+    child,
+    output: () => output,
+    exited,
+    waitFor: (re) =>
+      new Promise((resolveMatch, reject) => {
+        const check = (): void => {
+          const m = re.exec(output);
+          if (m) resolveMatch(m);
+          else if (child.exitCode !== null) reject(new Error(`${what} exited ${child.exitCode} without printing ${re}: ${output}`));
+          else return;
+          waiters.splice(waiters.indexOf(check), 1);
+        };
+        waiters.push(check);
+        check();
+      }),
+  };
+}
+
+const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** `node bin/hoop.js args` on a pseudo-terminal, so it sees a TTY as in a person's shell. */
+function onTerminal(args: string[], env: NodeJS.ProcessEnv): Child {
+  // Without a terminal of its own, `script` makes a 0x0 one: give it a size as a shell would have.
+  const command = `stty cols 100 rows 30; exec ${[process.execPath, bin, ...args].map(shellQuote).join(' ')}`;
+  const child = spawn('script', ['-qefc', command, '/dev/null'], { env: { PATH: process.env.PATH, TERM: 'dumb', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  return watch(child, `hoop ${args[0]}`);
+}
+
+/** `node bin/hoop.js args` with pipes (no TTY), run to the end. */
+async function hoop(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await runProcess(process.execPath, [bin, ...args], { env: { ...env, CI: '' } });
+  outputs.push(r.stdout, r.stderr);
+  return r;
+}
+
+beforeAll(async () => {
+  if (!existsSync(resolve(import.meta.dirname, '../../dist/cli.js'))) throw new Error('run `npm run build` first (npm test does)');
+  dir = await mkdtemp(join(tmpdir(), 'hoop-e2e-login-'));
+  pki = await createTestPki();
+  pg = await startPgCluster();
+  op = await startOidc({ audience: 'hoop-e2e', accounts: { dana: { groups: ['dev'], email: 'dana@example.com' } } });
+  const cert = await pki.issue('gateway', ['IP:127.0.0.1']);
+  await writeFile(join(dir, 'db.password'), `${pg.users.scram.password}\n`);
+  await writeFile(
+    join(dir, 'gateway.yaml'),
+    `listen: 127.0.0.1:0
+tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }
+login:
+  issuer: ${op.issuer}
+  clientId: ${op.clientId}
+  resource: ${op.resource}
+issuers:
+  - issuer: ${op.issuer}
+    audience: hoop-e2e
+    tokenType: access
+connections:
+  - name: app
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: app
+    user: ${pg.users.scram.user}
+    password: \${file:db.password}
+    tls: { mode: prefer }
+    allow: { groups: [dev] }
+`,
+  );
+  const gw = watch(spawn(process.execPath, [bin, 'gateway', '--config', join(dir, 'gateway.yaml')], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] }), 'hoop gateway');
+  const [line] = await gw.waitFor(/^\{.*"gateway\.listening".*\}$/m);
+  gatewayUrl = (JSON.parse(line) as { url: string }).url;
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await Promise.allSettled([op?.close(), pg?.stop()]);
+  await pki?.cleanup();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('hoop login as a process', () => {
+  it('--no-browser on a terminal: the user opens the printed URL; then whoami, connect + psql, logout', async () => {
+    const env = { HOOP_CONFIG_DIR: join(dir, 'conf-a'), HOOP_TOKEN_STORE: 'file', HOOP_CA_FILE: pki.caFile };
+    const login = onTerminal(['login', '--gateway', gatewayUrl, '--no-browser'], env);
+    const [, url] = await login.waitFor(/^\s+(http:\/\/127\.0\.0\.1:\d+\/auth\S+?)\r?$/m);
+    const page = await new TestBrowser().authorize(url!, 'dana');
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('You are logged in to hoop');
+    expect(await login.exited).toBe(0);
+    expect(login.output()).toContain(`Logged in to ${gatewayUrl} as dana <dana@example.com> (user).`);
+    expect(login.output()).toContain('tokens are kept in');
+
+    const who = await hoop(['whoami', '--json'], env);
+    expect(who.code).toBe(0);
+    expect(JSON.parse(who.stdout)).toMatchObject({ subject: 'dana', kind: 'user', groups: ['dev'], gateway: gatewayUrl, tokenSource: 'profile' });
+
+    const conn = watch(spawn(process.execPath, [bin, 'connect', 'app', '--json'], { env: { PATH: process.env.PATH, ...env, XDG_RUNTIME_DIR: join(dir, 'run') }, stdio: ['ignore', 'pipe', 'pipe'] }), 'hoop connect');
+    const [line] = await conn.waitFor(/^\{.*\}$/m);
+    const info = JSON.parse(line) as { host: string; port: number; pgpassFile: string };
+    const r = await runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', 'hoop', '-d', 'app', '-c', 'select count(*) from items'], {
+      env: { PGPASSFILE: info.pgpassFile, PGSSLMODE: 'disable' },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('3');
+    conn.child.kill('SIGINT');
+    expect(await conn.exited).toBe(0);
+
+    const out = await hoop(['logout'], env);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain('revoked at the identity provider');
+    const after = await hoop(['whoami'], env);
+    expect(after.code).toBe(77);
+    expect(after.stderr).toContain('hoop login');
+
+    const secrets = await readFile(join(dir, 'conf-a', 'profiles.json'), 'utf8');
+    expect(secrets).not.toContain(gatewayUrl);
+  });
+
+  it('opens the browser through $BROWSER, with the URL as its only argument', async () => {
+    const env = { HOOP_CONFIG_DIR: join(dir, 'conf-b'), HOOP_TOKEN_STORE: 'file', HOOP_CA_FILE: pki.caFile, BROWSER: join(dir, 'browser.sh') };
+    const opened = join(dir, 'opened-url');
+    await writeFile(env.BROWSER, `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`);
+    await chmod(env.BROWSER, 0o755);
+    const login = onTerminal(['login', '--gateway', gatewayUrl], env);
+    await login.waitFor(/Waiting for the browser/);
+    let url = '';
+    for (let i = 0; i < 100 && !url; i++) {
+      url = await readFile(opened, 'utf8').catch(() => '');
+      if (!url) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(login.output()).toContain(url);
+    expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
+    expect(await login.exited).toBe(0);
+    expect(login.output()).toContain(`Logged in to ${gatewayUrl} as dana`);
+  });
+
+  it('--device on a terminal: the live view shows the code; approving it on another device logs in', async () => {
+    const env = { HOOP_CONFIG_DIR: join(dir, 'conf-d'), HOOP_TOKEN_STORE: 'file', HOOP_CA_FILE: pki.caFile };
+    const login = onTerminal(['login', '--gateway', gatewayUrl, '--device'], env);
+    // eslint-disable-next-line no-control-regex
+    const plain = (): string => login.output().replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '');
+    await login.waitFor(/enter the code/);
+    let match: RegExpExecArray | null = null;
+    for (let i = 0; i < 100 && !match; i++) {
+      match = /Open (\S+) and enter the code\s+([A-Z0-9]{4}-[A-Z0-9]{4})/.exec(plain());
+      if (!match) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(match).not.toBeNull();
+    expect(plain()).toMatch(/Waiting for approval · \d+:\d\d left · checking every 1 s/);
+    await new TestBrowser().approveDevice(match![1]!, match![2]!, 'dana');
+    expect(await login.exited).toBe(0);
+    expect(plain()).toContain('✔ Approved.');
+    expect(plain()).toContain(`Logged in to ${gatewayUrl} as dana`);
+  });
+
+  it('refuses to wait for a browser without a terminal', async () => {
+    const r = await hoop(['login', '--gateway', gatewayUrl, '--no-browser'], { HOOP_CONFIG_DIR: join(dir, 'conf-c'), HOOP_CA_FILE: pki.caFile });
+    expect(r.code).toBe(77);
+    expect(r.stderr).toContain('not at a terminal');
+    expect(r.stderr).toContain('--id-token-file');
+  });
+
+  it('printed no token', async () => {
+    const files = [join(dir, 'conf-b'), join(dir, 'conf-d')];
+    const text = outputs.join('\n');
+    for (const f of files) {
+      const tokenDir = join(f, 'tokens');
+      if (!existsSync(tokenDir)) continue;
+      for (const name of await readdir(tokenDir)) {
+        const { secrets } = JSON.parse(await readFile(join(tokenDir, name), 'utf8')) as { secrets: Record<string, string> };
+        for (const key of ['accessToken', 'idToken', 'refreshToken']) if (secrets[key]) expect(text.includes(secrets[key])).toBe(false);
+      }
+    }
+  });
+});
