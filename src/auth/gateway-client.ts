@@ -133,8 +133,13 @@ export function rejectionText(reason: string | undefined, origin: string): { mes
   }
 }
 
-function apiError(status: number, body: Buffer, origin: string, path: string): HoopError {
+function apiError(status: number, body: Buffer, origin: string, path: string, connection?: string): HoopError {
   const parsed = errorBody(body);
+  if (connection !== undefined && (status === 403 || status === 404)) {
+    return status === 403
+      ? new GatewayApiError(ErrorCode.ACCESS_DENIED, parsed.message ?? `you may not use the connection "${connection}"`, status, parsed.hint ?? 'ask an administrator to grant you access to it')
+      : new GatewayApiError(ErrorCode.CONNECTION_UNKNOWN, parsed.message ?? `the gateway knows no connection named "${connection}"`, status, parsed.hint ?? 'check the connection name');
+  }
   if (status === 401) {
     const text = rejectionText(parsed.reason, origin);
     return new GatewayApiError(
@@ -156,7 +161,12 @@ function apiError(status: number, body: Buffer, origin: string, path: string): H
   return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, parsed.message ?? `unexpected answer from ${origin}: HTTP ${status}`, status, parsed.hint ?? 'check that the URL points at a hoop gateway compatible with this client');
 }
 
-async function requestJson(endpoint: GatewayEndpoint, method: 'GET' | 'POST', path: string, options: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: unknown }> {
+async function requestJson(
+  endpoint: GatewayEndpoint,
+  method: 'GET' | 'POST',
+  path: string,
+  options: { token?: string; body?: unknown; connection?: string } = {},
+): Promise<{ status: number; body: unknown }> {
   const base = gatewayBaseUrl(endpoint.gateway);
   const url = new URL(path, base);
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8');
@@ -185,7 +195,7 @@ async function requestJson(endpoint: GatewayEndpoint, method: 'GET' | 'POST', pa
         const status = res.statusCode ?? 0;
         const body = Buffer.concat(chunks);
         if (status < 200 || status > 299) {
-          reject(apiError(status, body, url.origin, path));
+          reject(apiError(status, body, url.origin, path, options.connection));
           return;
         }
         try {
@@ -256,4 +266,24 @@ export async function registerDevice(endpoint: GatewayEndpoint, token: string, d
   const b = body as Partial<Record<keyof RegisteredDevice, unknown>>;
   if (typeof b.deviceId !== 'string' || typeof b.fingerprint !== 'string') throw protocolError(origin, 'the registered device');
   return { deviceId: b.deviceId, fingerprint: b.fingerprint };
+}
+
+/** A connection as the gateway describes it to a caller who may use it. */
+export interface ConnectionInfo {
+  name: string;
+  type: string;
+  database: string;
+}
+
+/**
+ * `GET /v1/connections/{name}`: fails fast when the token, the name or the access is wrong
+ * (TOKEN_REJECTED, CONNECTION_UNKNOWN, ACCESS_DENIED).
+ * @see /work/shared/ARCHITECTURE.md ("The data path")
+ */
+export async function getConnection(endpoint: GatewayEndpoint, token: string, name: string): Promise<ConnectionInfo> {
+  const origin = gatewayBaseUrl(endpoint.gateway).origin;
+  const { body } = await requestJson(endpoint, 'GET', `v1/connections/${encodeURIComponent(name)}`, { token, connection: name });
+  const info = body as Partial<ConnectionInfo>;
+  if (typeof info.name !== 'string' || typeof info.type !== 'string' || typeof info.database !== 'string') throw protocolError(origin, 'the connection');
+  return { name: info.name, type: info.type, database: info.database };
 }

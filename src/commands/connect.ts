@@ -10,7 +10,7 @@ import { clientTokenProvider } from '../client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { getConnection } from '../tunnel/gateway-api.js';
+import { getConnection } from '../auth/gateway-client.js';
 import { LocalPostgresListener, type ListenerEvent } from '../tunnel/postgres/local-listener.js';
 import { removePgpass, writePgpass } from '../tunnel/postgres/pgpass.js';
 import { makeScramSecret } from '../tunnel/postgres/scram.js';
@@ -64,7 +64,7 @@ export function connectCommand(io: CliIo): Command {
       const ca = provider.ca;
       let info;
       try {
-        info = await getConnection({ gateway, token: (await provider.current()).token, ca }, name);
+        info = await getConnection({ gateway, ca }, (await provider.current()).token, name);
       } catch (err) {
         provider.close();
         throw err;
