@@ -14,8 +14,7 @@ import { getConnection } from '../auth/gateway-client.js';
 import { LocalPostgresListener, type ListenerEvent } from '../tunnel/postgres/local-listener.js';
 import { removePgpass, writePgpass } from '../tunnel/postgres/pgpass.js';
 import { makeScramSecret } from '../tunnel/postgres/scram.js';
-import type { TunnelChannel } from '../tunnel/channel.js';
-import type { ControlMessage } from '../tunnel/frames.js';
+import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
 import { openTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 
@@ -77,36 +76,7 @@ export function connectCommand(io: CliIo): Command {
       const password = randomBytes(24).toString('base64url');
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
 
-      // Every open tunnel gets each renewed token, so sessions outlive the token they began with.
-      const tunnels = new Map<TunnelChannel, string>();
-      let latest: string | undefined;
-      let rejectionSaid = false;
-      const sendToken = (channel: TunnelChannel, token: string): void => {
-        if (tunnels.get(channel) === token) return;
-        tunnels.set(channel, token);
-        channel.sendControl({ type: 'token', token });
-      };
-      const track = (channel: TunnelChannel, token: string): void => {
-        tunnels.set(channel, token);
-        channel.on('close', () => tunnels.delete(channel));
-        channel.on('control', (msg: ControlMessage) => {
-          if (msg.type === 'token-accepted') log.debug('token.accepted', { expiresAt: msg.expiresAt });
-          else if (msg.type === 'token-rejected' && !rejectionSaid) {
-            rejectionSaid = true;
-            say(`the gateway did not accept the renewed token (${typeof msg.reason === 'string' ? msg.reason : 'no reason given'}); open sessions end when the old one expires (run \`hoop login\`, then connect again)`);
-          }
-        });
-        if (latest !== undefined && latest !== token) sendToken(channel, latest);
-      };
-      const stopRenewed = provider.onRenewed((grant) => {
-        latest = grant.token;
-        rejectionSaid = false;
-        for (const channel of tunnels.keys()) sendToken(channel, grant.token);
-        log.debug('token.renewed', { tunnels: tunnels.size, expiresAt: grant.expiresAt?.toISOString() });
-      });
-      const stopFailed = provider.onRenewFailed((err) => {
-        say(`could not renew the token: ${err.message}; open sessions end when it expires${err.hint ? ` (${err.hint})` : ''}`);
-      });
+      const renewal = new TunnelTokenRenewal(provider, log, say);
       const onEvent = (e: ListenerEvent): void => {
         if (e.kind === 'tunnel-failed') say(`${e.error.message}${e.error.hint ? ` (${e.error.hint})` : ''}`);
         else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
@@ -123,13 +93,12 @@ export function connectCommand(io: CliIo): Command {
         openTunnel: async (sessionId) => {
           const { token } = await provider.current();
           const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, ...(ca ? { ca } : {}) });
-          track(opened.channel, token);
+          renewal.track(opened.channel, token);
           return opened;
         },
       });
       const stopProvider = (): void => {
-        stopRenewed();
-        stopFailed();
+        renewal.close();
         provider.close();
       };
       let address;
