@@ -97,6 +97,8 @@ export class LocalPostgresListener {
   readonly #o: LocalPostgresListenerOptions;
   readonly #server: net.Server;
   readonly #clients = new Set<net.Socket>();
+  /** Clients whose bytes are being relayed: a message of ours could land inside one of the server's. */
+  readonly #relaying = new Set<net.Socket>();
   #socketPath: string | undefined;
 
   constructor(options: LocalPostgresListenerOptions) {
@@ -137,7 +139,8 @@ export class LocalPostgresListener {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#clients) {
-      refuse(socket, SqlState.ADMIN_SHUTDOWN, 'hoop: hoop connect is shutting down');
+      if (this.#relaying.has(socket)) socket.end();
+      else refuse(socket, SqlState.ADMIN_SHUTDOWN, 'hoop: hoop connect is shutting down');
       socket.destroySoon();
     }
     await closed;
@@ -146,7 +149,10 @@ export class LocalPostgresListener {
 
   #accept(socket: net.Socket): void {
     this.#clients.add(socket);
-    socket.on('close', () => this.#clients.delete(socket));
+    socket.on('close', () => {
+      this.#clients.delete(socket);
+      this.#relaying.delete(socket);
+    });
     socket.on('error', (err) => this.#o.log.debug('local.error', { error: describeError(err) }));
     const session = randomBytes(12).toString('base64url');
     this.#serve(socket, session).catch((err) => {
@@ -206,6 +212,7 @@ export class LocalPostgresListener {
     channel.write(startupMessage([['user', user], ['database', database], ...forward]));
 
     const reader = handshake.release();
+    this.#relaying.add(socket);
     for (const raw of drainMessages(reader)) channel.write(raw);
     pump(socket, channel, {
       handle: validateFrontend(reader),
