@@ -1,0 +1,299 @@
+/**
+ * Statement decisions: what the policy's statement rules say about a SQL string sent by one
+ * identity on one connection.
+ *
+ * The SQL is analysed on the PostgreSQL parse tree ({@link analyzeSql}); every statement of a
+ * multi-statement string is judged on its own and the most restrictive outcome wins
+ * (deny > review > allow; ties go to the earlier statement, then to the rule first in file
+ * order). Before any rule, statements that would change how the server lexes later SQL are denied (rule
+ * `parser-consistency`) and read-only access denies statements that write or change the session's
+ * privileges (rule `read-only-access`); SQL the parser rejects gets the policy's `unparseable`
+ * action (rule `unparseable`, deny by default). No matching rule means allow: whether the
+ * identity may use the connection at all is decided by `access`, not here.
+ *
+ * What the parse tree cannot tell: whether a function has side effects (`SELECT f()` of a
+ * volatile function may write, so read-only access also opens the upstream session with
+ * `default_transaction_read_only=on`), what a DO block or function body does (reported as
+ * `opaqueBody`; match `kinds: [do, create-function]`), what a prepared statement runs (the
+ * caller judges PREPARE / Parse and applies that decision at EXECUTE / Bind), and which schema
+ * an unqualified name resolves to (see `./sql/match.ts`).
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Who decides what", "Policy as code")
+ * @see https://www.postgresql.org/docs/17/sql-commands.html
+ */
+import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
+import { functionsMatch, tablesMatch } from './sql/match.js';
+import { LruCache } from './sql/lru.js';
+import { expandKind, type Action, type Policy, type StatementKind, type StatementRule, type Who } from './schema.js';
+
+/**
+ * The outcome of judging one SQL string.
+ * @see https://www.postgresql.org/docs/17/errcodes-appendix.html (deny and review are sent as 42501)
+ */
+export interface Decision {
+  action: Action;
+  /** The rule that decided: a rule's name, `read-only-access` or `unparseable`; absent when no rule matched. */
+  rule?: string;
+  /** The deciding rule's message, for the client (never contains the SQL text). */
+  message?: string;
+  /** One sentence for humans and logs: which rule, on which statement, why. Never contains the SQL text. */
+  reason: string;
+  /** The 0-based index of the statement that decided, when one did. */
+  statement?: number;
+  /**
+   * What the analysis found (empty when the SQL did not parse). Frozen. Absent when the decision
+   * came from the shape cache (the text was not parsed): call `analyzeSql` if you need it then.
+   */
+  statements?: readonly StatementFacts[];
+}
+
+/** Rule name of decisions made by read-only access. */
+export const READ_ONLY_RULE = 'read-only-access';
+
+/**
+ * Rule name of the built-in denial of statements that would make the server split later SQL
+ * text differently from the gateway's parser (`standard_conforming_strings` off, an encoding
+ * that is not ASCII-safe): see `changesLexing` in {@link StatementFacts}. It applies whatever
+ * the policy says, because every later decision would be made on a misread text.
+ * @see https://www.postgresql.org/docs/17/sql-syntax-lexical.html#SQL-SYNTAX-STRINGS-ESCAPE
+ * @see https://www.postgresql.org/docs/17/multibyte.html#MULTIBYTE-CHARSET-SUPPORTED
+ */
+export const LEXING_RULE = 'parser-consistency';
+
+/** Rule name of decisions about SQL that does not parse. */
+export const UNPARSEABLE_RULE = 'unparseable';
+
+/**
+ * Kinds that read-only access denies: writes (`write`), DDL (`ddl`), GRANT/REVOKE, changing the
+ * role or session authorization, and running code whose effects cannot be seen (DO, CALL).
+ * COPY ... TO/FROM PROGRAM (it runs a shell command on the server) is denied too.
+ * @see https://www.postgresql.org/docs/17/sql-set-transaction.html (what a read-only transaction refuses)
+ */
+export const READ_ONLY_DENIED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>([
+  ...expandKind('write'),
+  ...expandKind('ddl'),
+  'grant',
+  'revoke',
+  'set-role',
+  'set-session-authorization',
+  'do',
+  'call',
+]);
+
+/** Options of a {@link StatementJudge}. */
+export interface JudgeOptions {
+  /** Decisions kept per judge (LRU); default 1000. */
+  cacheSize?: number;
+  /** SQL texts longer than this are judged every time and not cached; default 8192 characters. */
+  maxCachedText?: number;
+}
+
+const RANK: Readonly<Record<Action, number>> = { allow: 0, review: 1, deny: 2 };
+
+interface PreparedRule {
+  rule: StatementRule;
+  kinds?: ReadonlySet<StatementKind>;
+}
+
+/**
+ * Judges SQL for one (policy, identity, connection, access mode). Rules that name other
+ * connections, subjects or groups are dropped up front. Decisions are cached by exact SQL text
+ * and, for plain queries and DML, by shape: a text that differs from a judged one only in
+ * numeric literals (`... WHERE aid = 4711` / `= 99`) gets its decision without being parsed,
+ * once the parse tree has shown that every replaced digit run was a numeric constant.
+ * Requires `await loadSqlParser()` once before the first {@link StatementJudge.judge}.
+ * @see /work/shared/ARCHITECTURE.md ("Policy as code")
+ */
+export class StatementJudge {
+  readonly #rules: PreparedRule[];
+  readonly #unparseable: Action;
+  readonly #mode: 'read-only' | 'read-write';
+  readonly #connection: string;
+  readonly #cache: LruCache<string, Decision>;
+  readonly #shapes: LruCache<string, Decision>;
+  readonly #maxCachedText: number;
+
+  constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
+    this.#connection = connection;
+    this.#mode = mode;
+    this.#unparseable = policy.statements.unparseable;
+    this.#rules = policy.statements.rules
+      .filter((r) => appliesTo(r, who, connection))
+      .map((rule) => ({
+        rule,
+        ...(rule.match.kinds ? { kinds: new Set(rule.match.kinds.flatMap((k) => expandKind(k))) } : {}),
+      }));
+    this.#cache = new LruCache(options.cacheSize ?? 1000);
+    this.#shapes = new LruCache(options.cacheSize ?? 1000);
+    this.#maxCachedText = options.maxCachedText ?? 8192;
+  }
+
+  /** How many decisions are cached (by exact text, and by shape). */
+  get cacheSize(): number {
+    return this.#cache.size + this.#shapes.size;
+  }
+
+  /**
+   * The decision for `sql` (one Query message's text, one Parse's query, ...).
+   * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT
+   */
+  judge(sql: string): Decision {
+    const cacheable = sql.length <= this.#maxCachedText;
+    if (cacheable) {
+      const hit = this.#cache.get(sql) ?? this.#shapes.get(shapeOf(sql)?.key ?? '');
+      if (hit) return hit;
+    }
+    const decision = Object.freeze(this.#decide(sql, cacheable));
+    if (cacheable) this.#cache.set(sql, decision);
+    return decision;
+  }
+
+  #decide(sql: string, cacheable: boolean): Decision {
+    const analysis = analyzeSql(sql);
+    const decision = this.#decideAnalysis(analysis);
+    const shape = cacheable ? shapeOf(sql) : undefined;
+    if (shape && analysis.ok && shapeCacheable(analysis.statements) && sameOffsets(shape.runs, analysis.numericLiterals)) {
+      const { statements: _omitted, ...rest } = decision;
+      this.#shapes.set(shape.key, Object.freeze(rest));
+    }
+    return decision;
+  }
+
+  #decideAnalysis(analysis: Analysis): Decision {
+    if (!analysis.ok) {
+      const action = this.#unparseable;
+      return {
+        action,
+        rule: UNPARSEABLE_RULE,
+        message: `the statement could not be parsed as PostgreSQL SQL (${analysis.error})`,
+        reason: `the PostgreSQL parser rejected the SQL (${analysis.error}); the policy's "unparseable" setting is ${action}`,
+        statements: [],
+      };
+    }
+    const statements = analysis.statements;
+    if (statements.length === 0) return { action: 'allow', reason: 'no statement to judge (empty or comments only)', statements };
+    let best: Decision | undefined;
+    statements.forEach((facts, i) => {
+      const d = this.#judgeStatement(facts, i, statements);
+      if (!best || RANK[d.action] > RANK[best.action]) best = d;
+    });
+    return best!;
+  }
+
+  #judgeStatement(facts: StatementFacts, index: number, all: readonly StatementFacts[]): Decision {
+    const where = all.length > 1 ? `statement ${index + 1} of ${all.length}` : 'the statement';
+    const what = describe(facts);
+    if (facts.changesLexing) {
+      return {
+        action: 'deny',
+        rule: LEXING_RULE,
+        message: 'standard_conforming_strings must stay on and client_encoding must stay ASCII-safe (e.g. UTF8) through the gateway',
+        reason: `${where} (${what}) would make the server read later SQL text differently from the gateway's parser`,
+        statement: index,
+        statements: all,
+      };
+    }
+    if (this.#mode === 'read-only') {
+      const kind = facts.kinds.find((k) => READ_ONLY_DENIED_KINDS.has(k));
+      const refused = kind ?? (facts.program ? `${facts.kinds[0]} with PROGRAM` : undefined);
+      if (refused !== undefined) {
+        return {
+          action: 'deny',
+          rule: READ_ONLY_RULE,
+          message: `read-only access to "${this.#connection}" does not allow ${refused} statements`,
+          reason: `${where} (${what}) needs write access (${refused}) but access to "${this.#connection}" is read-only`,
+          statement: index,
+          statements: all,
+        };
+      }
+    }
+    let winner: PreparedRule | undefined;
+    for (const prepared of this.#rules) {
+      if (!matches(prepared, facts, all.length > 1)) continue;
+      if (!winner || RANK[prepared.rule.action] > RANK[winner.rule.action]) winner = prepared;
+      if (winner.rule.action === 'deny') break;
+    }
+    if (!winner) {
+      return { action: 'allow', reason: `no statement rule matched ${where} (${what}); allowed by default`, statements: all };
+    }
+    const { rule } = winner;
+    return {
+      action: rule.action,
+      rule: rule.name,
+      ...(rule.message !== undefined ? { message: rule.message } : {}),
+      reason: `rule "${rule.name}" (${rule.action}) matched ${where} (${what})${rule.message ? `: ${rule.message}` : ''}`,
+      statement: index,
+      statements: all,
+    };
+  }
+}
+
+/** Whether a rule's identity and connection conditions hold for this judge (fixed per judge). */
+function appliesTo(rule: StatementRule, who: Who, connection: string): boolean {
+  const m = rule.match;
+  if (m.connections && !m.connections.includes('*') && !m.connections.includes(connection)) return false;
+  if (m.subjects && !m.subjects.includes('*') && !m.subjects.includes(who.subject)) return false;
+  if (m.groups && !who.groups.some((g) => m.groups!.includes(g))) return false;
+  return true;
+}
+
+function matches(prepared: PreparedRule, facts: StatementFacts, multiStatement: boolean): boolean {
+  const m = prepared.rule.match;
+  if (prepared.kinds && !facts.kinds.some((k) => prepared.kinds!.has(k))) return false;
+  if (m.tables && !tablesMatch(m.tables, facts.tables)) return false;
+  if (m.functions && !functionsMatch(m.functions, facts.functions)) return false;
+  if (m.missingWhere && !facts.missingWhere) return false;
+  if (m.cteDml && !facts.cteDml) return false;
+  if (m.multiStatement && !multiStatement) return false;
+  return true;
+}
+
+function describe(facts: StatementFacts): string {
+  const parts = [facts.kinds.join('+')];
+  if (facts.tables.length > 0) parts.push(`on ${facts.tables.slice(0, 5).join(', ')}${facts.tables.length > 5 ? ', ...' : ''}`);
+  if (facts.functions.length > 0) parts.push(`calling ${facts.functions.slice(0, 5).join(', ')}${facts.functions.length > 5 ? ', ...' : ''}`);
+  if (facts.missingWhere) parts.push('without a WHERE');
+  if (facts.cteDml) parts.push('with DML in a WITH');
+  if (facts.program) parts.push('with PROGRAM');
+  if (facts.opaqueBody) parts.push('with an opaque body');
+  return parts.join(' ');
+}
+
+/** Numeric literals: digit runs that do not continue an identifier, a parameter (`$1`) or a fraction. */
+const DIGIT_RUN = /(?<![\w$.])\d+(?:\.\d+)?/g;
+
+/**
+ * The shape of an ASCII text: its numeric literals replaced by `?`, and where they were. Two
+ * texts with one shape differ only in those digit runs; whether each run really is a numeric
+ * constant (and not part of a string, comment or quoted name) is proved against the parse tree
+ * before a shape is cached ({@link sameOffsets}).
+ */
+function shapeOf(sql: string): { key: string; runs: number[] } | undefined {
+  if (!/^[\x00-\x7f]*$/.test(sql)) return undefined;
+  const runs: number[] = [];
+  const key = sql.replace(DIGIT_RUN, (_m, offset: number) => {
+    runs.push(offset);
+    return '?';
+  });
+  return runs.length > 0 ? { key, runs } : undefined;
+}
+
+function sameOffsets(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+const SHAPE_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge']);
+
+/**
+ * Decisions on plain queries and DML depend on no numeric value (kinds, tables, functions,
+ * missing WHERE, DML in WITH). Settings and set_config() do (`standard_conforming_strings = 0`),
+ * so those are only ever cached by exact text.
+ */
+function shapeCacheable(statements: readonly StatementFacts[]): boolean {
+  return statements.every(
+    (f) =>
+      !f.changesLexing &&
+      f.kinds.every((k) => SHAPE_KINDS.has(k)) &&
+      !f.functions.some((fn) => fn === 'set_config' || fn.endsWith('.set_config')),
+  );
+}

@@ -1,0 +1,335 @@
+/**
+ * The policy bundle of a config repo: its types and the zod schemas of one YAML file.
+ *
+ * A config repo holds `hoop.yaml` at its root, or several `policy/*.yaml` files that are merged
+ * (lists concatenated, names unique across files), and test cases in `policy/tests/*.yaml`.
+ * Every file says `version: 1`. Keys are camelCase; unknown keys are errors. Reading, merging and
+ * cross-checking the files is {@link loadPolicyDir} in `./load.ts`.
+ *
+ * ```yaml
+ * version: 1
+ * connections:                  # as in the gateway configuration, without `allow`
+ *   - { name: prod-db, type: postgres, host: db.internal, database: app, user: app_rw,
+ *       password: "${env:PROD_DB_PASSWORD}" }      # secret references only; ${file:/abs/path}
+ * access:                       # deny by default
+ *   - { name: dbas, groups: [dba], connections: [prod-db], mode: read-write, maxSessionSeconds: 28800 }
+ * statements:
+ *   unparseable: deny           # deny (default) | allow | review
+ *   rules:
+ *     - { name: no-drop, match: { kinds: [drop] }, action: review, message: "needs a reviewer" }
+ * masking:
+ *   key: ${env:HOOP_MASK_KEY}   # required when a strategy is hash
+ *   columns:   [{ table: public.customers, column: email, strategy: redact }]
+ *   names:     [{ pattern: "^(ssn|social_security)", strategy: last4 }]
+ *   detectors: [{ detector: payment-card, strategy: last4 }]
+ *   derived: mask               # mask | deny
+ * recording: { results: masked, rowCap: 1000, onFailure: close }
+ * ```
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Policy as code")
+ * @see https://yaml.org/spec/1.2.2/
+ */
+import { z } from 'zod';
+import { connectionSchema, type ConnectionConfig, type SecretRef } from '../gateway/config.js';
+
+/** What a matching statement rule does. */
+export type Action = 'allow' | 'deny' | 'review';
+
+/** Actions from least to most restrictive (the most restrictive matching rule wins). */
+export const ACTIONS: readonly Action[] = ['allow', 'review', 'deny'];
+
+/**
+ * Statement kinds a rule can match, as the SQL analysis names them.
+ *
+ * @see https://www.postgresql.org/docs/current/sql-commands.html
+ */
+export const STATEMENT_KINDS = [
+  'select', 'insert', 'update', 'delete', 'merge', 'create', 'alter', 'drop', 'truncate', 'copy-in', 'copy-out',
+  'grant', 'revoke', 'set-role', 'set-session-authorization', 'set', 'do', 'call', 'create-function', 'explain',
+  'prepare', 'execute', 'deallocate', 'transaction', 'lock', 'listen', 'notify', 'vacuum', 'cursor', 'other',
+] as const;
+
+/** One statement kind. */
+export type StatementKind = (typeof STATEMENT_KINDS)[number];
+
+/** Umbrella kinds usable in rules and what they stand for. */
+export const KIND_UMBRELLAS: Readonly<Record<'ddl' | 'write', readonly StatementKind[]>> = {
+  ddl: ['create', 'alter', 'drop', 'create-function'],
+  write: ['insert', 'update', 'delete', 'merge', 'truncate', 'copy-in'],
+};
+
+/** A kind in a rule's `match.kinds`: a statement kind or an umbrella. */
+export type RuleKind = StatementKind | keyof typeof KIND_UMBRELLAS;
+
+/** The statement kinds `kind` stands for (itself, or the members of an umbrella). */
+export function expandKind(kind: RuleKind): readonly StatementKind[] {
+  return kind === 'ddl' || kind === 'write' ? KIND_UMBRELLAS[kind] : [kind];
+}
+
+/**
+ * What a statement rule matches; every field given must match, a rule with no fields matches
+ * every statement. Tables and functions are lowercase globs (`*` any run of characters).
+ */
+export interface RuleMatch {
+  kinds?: RuleKind[];
+  /** Schema-qualified globs, e.g. `public.cards`, `billing.*`. */
+  tables?: string[];
+  /** Function names or globs, e.g. `pg_read_file`, `dblink*`. */
+  functions?: string[];
+  missingWhere?: true;
+  cteDml?: true;
+  multiStatement?: true;
+  connections?: string[];
+  subjects?: string[];
+  groups?: string[];
+}
+
+/** One statement rule. */
+export interface StatementRule {
+  name: string;
+  match: RuleMatch;
+  action: Action;
+  message?: string;
+}
+
+/** The PostgreSQL statement rules. */
+export interface StatementPolicy {
+  /** What happens to SQL the PostgreSQL parser rejects. */
+  unparseable: Action;
+  rules: StatementRule[];
+}
+
+/** Who may use which connections, how and for how long. */
+export interface AccessRule {
+  name: string;
+  /** `*` admits any authenticated identity. */
+  subjects: string[];
+  emails: string[];
+  groups: string[];
+  /** Connection names, or `*` for all. */
+  connections: string[];
+  mode: 'read-only' | 'read-write';
+  maxSessionSeconds?: number;
+}
+
+/** The identity a decision is about. */
+export interface Who {
+  subject: string;
+  email?: string;
+  groups: string[];
+}
+
+/** How a masked value is rewritten. `hash` is a keyed HMAC, so equal values still join. */
+export type MaskStrategy = 'redact' | 'last4' | 'hash' | 'null';
+
+/** The content detectors masking can use. */
+export const DETECTORS = ['payment-card', 'email', 'us-ssn', 'iban', 'secret-token'] as const;
+
+/** One content detector. */
+export type Detector = (typeof DETECTORS)[number];
+
+/** What to mask and how. */
+export interface MaskingPolicy {
+  /** HMAC key reference for `hash`; resolved by whoever masks. */
+  key?: SecretRef;
+  /** By origin; `table` is schema-qualified and lowercase, `column` lowercase. */
+  columns: { table: string; column: string; strategy: MaskStrategy }[];
+  /** By column name: `pattern` as written, `regex` compiled case-insensitively. */
+  names: { pattern: string; regex: RegExp; strategy: MaskStrategy }[];
+  detectors: { detector: Detector; strategy: MaskStrategy }[];
+  /** Values computed from masked columns (expressions, aggregates, whole rows): mask them or deny the statement. */
+  derived: 'mask' | 'deny';
+}
+
+/** What recordings keep of results. */
+export interface RecordingPolicy {
+  results: 'full' | 'masked' | 'none';
+  rowCap: number;
+  onFailure: 'close' | 'continue';
+}
+
+/** One test case from `policy/tests/*.yaml`: identity + statement -> expected decision. */
+export interface PolicyTest {
+  name: string;
+  as: Who;
+  connection: string;
+  sql: string;
+  expect: Action;
+  /** The rule expected to decide, when the case names one. */
+  rule?: string;
+  /** `file:line:col` of the case. */
+  source: string;
+}
+
+/**
+ * A connection of the bundle. `allow` is always empty: access is decided by the bundle's
+ * `access` rules ({@link accessFor} in `./access.ts`), never by the connection.
+ */
+export type PolicyConnection = ConnectionConfig;
+
+/** A loaded, validated policy bundle. */
+export interface Policy {
+  /** The git commit it was loaded from, when it came from a repo. */
+  commit?: string;
+  connections: PolicyConnection[];
+  access: AccessRule[];
+  statements: StatementPolicy;
+  masking: MaskingPolicy;
+  recording: RecordingPolicy;
+  tests: PolicyTest[];
+}
+
+/** Names of access rules, statement rules and tests. */
+export const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9-_.:]{0,62}$/;
+
+const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim().min(1, { error: `must be ${what}` });
+const nameSchema = z.string({ error: 'must be a name' }).regex(RULE_NAME, {
+  error: 'must be 1-63 characters of letters, digits, "-", "_", ".", ":" starting with a letter or digit',
+});
+const list = (what: string) => z.array(nonEmpty(what), { error: 'must be a list' });
+const lowerList = (what: string, min?: string) =>
+  (min ? list(what).min(1, { error: min }) : list(what)).transform((v) => v.map((s) => s.toLowerCase()));
+const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny or review' });
+const strategy = z.enum(['redact', 'last4', 'hash', 'null'], { error: 'must be redact, last4, hash or null' });
+const onlyTrue = (field: string) => z.literal(true, { error: `write ${field}: true, or leave it out` });
+const secretText = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:/absolute/path}' });
+
+/** A connection entry of the bundle: the gateway's connection fields without `allow`. */
+export const policyConnectionSchema = connectionSchema.omit({ allow: true });
+
+/** An access rule. */
+export const accessRuleSchema = z.strictObject({
+  name: nameSchema,
+  subjects: list('a subject or "*"').default([]),
+  emails: lowerList('an email address').default([]),
+  groups: list('a group name').default([]),
+  connections: list('a connection name or "*"').min(1, { error: 'must list at least one connection (or "*")' }),
+  mode: z.enum(['read-only', 'read-write'], { error: 'must be read-only or read-write' }).default('read-only'),
+  maxSessionSeconds: z
+    .number({ error: 'must be a number of seconds' })
+    .int({ error: 'must be a whole number of seconds' })
+    .min(60, { error: 'must be at least 60 seconds' })
+    .max(7 * 24 * 3600, { error: 'must be at most 604800 seconds (7 days)' })
+    .optional(),
+});
+
+const kindSchema = z.enum([...STATEMENT_KINDS, 'ddl', 'write'], {
+  error: `must be one of ${[...STATEMENT_KINDS, 'ddl', 'write'].join(', ')}`,
+});
+
+/** What a statement rule matches. */
+export const ruleMatchSchema = z.strictObject({
+  kinds: z.array(kindSchema, { error: 'must be a list of statement kinds' }).min(1, { error: 'must list at least one kind' }).optional(),
+  tables: lowerList('a table name or glob', 'must list at least one table').optional(),
+  functions: lowerList('a function name or glob', 'must list at least one function').optional(),
+  missingWhere: onlyTrue('missingWhere').optional(),
+  cteDml: onlyTrue('cteDml').optional(),
+  multiStatement: onlyTrue('multiStatement').optional(),
+  connections: list('a connection name').min(1, { error: 'must list at least one connection' }).optional(),
+  subjects: list('a subject').min(1, { error: 'must list at least one subject' }).optional(),
+  groups: list('a group name').min(1, { error: 'must list at least one group' }).optional(),
+});
+
+/** A statement rule. */
+export const statementRuleSchema = z.strictObject({
+  name: nameSchema,
+  match: ruleMatchSchema.default({}),
+  action,
+  message: nonEmpty('a message').optional(),
+});
+
+const tableName = nonEmpty('a table name such as public.customers')
+  .transform((v) => v.toLowerCase())
+  .refine((v) => /^[^.\s]+(\.[^.\s]+)?$/.test(v), { error: 'must be schema.table or table (no spaces)' })
+  .transform((v) => (v.includes('.') ? v : `public.${v}`));
+
+const patternSchema = z.string({ error: 'must be a regular expression' }).check((ctx) => {
+  try {
+    new RegExp(ctx.value, 'i');
+  } catch (err) {
+    ctx.issues.push({ code: 'custom', input: ctx.value, message: `is not a valid regular expression (${(err as Error).message})` });
+  }
+});
+
+/** The masking section. */
+export const maskingSchema = z.strictObject({
+  key: secretText.optional(),
+  columns: z
+    .array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy }), { error: 'must be a list' })
+    .default([]),
+  names: z.array(z.strictObject({ pattern: patternSchema, strategy }), { error: 'must be a list' }).default([]),
+  detectors: z
+    .array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy }), { error: 'must be a list' })
+    .default([]),
+  derived: z.enum(['mask', 'deny'], { error: 'must be mask or deny' }).optional(),
+});
+
+/** The recording section. */
+export const recordingSchema = z.strictObject({
+  results: z.enum(['full', 'masked', 'none'], { error: 'must be full, masked or none' }).optional(),
+  rowCap: z.number({ error: 'must be a number of rows' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be at least 0' }).max(1_000_000, { error: 'must be at most 1000000' }).optional(),
+  onFailure: z.enum(['close', 'continue'], { error: 'must be close or continue' }).optional(),
+});
+
+const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });
+
+/** One policy file (`hoop.yaml` or `policy/*.yaml`); scalar settings are optional so files can be merged. */
+export const policyFileSchema = z.strictObject(
+  {
+    version: versionSchema,
+    connections: z.array(policyConnectionSchema, { error: 'must be a list of connections' }).default([]),
+    access: z.array(accessRuleSchema, { error: 'must be a list of access rules' }).default([]),
+    statements: z
+      .strictObject({
+        unparseable: action.optional(),
+        rules: z.array(statementRuleSchema, { error: 'must be a list of rules' }).default([]),
+      })
+      .optional(),
+    masking: maskingSchema.optional(),
+    recording: recordingSchema.optional(),
+  },
+  { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
+);
+
+/** The identity of a test case. */
+export const testIdentitySchema = z.strictObject({
+  subject: nonEmpty('a subject'),
+  email: nonEmpty('an email address').transform((v) => v.toLowerCase()).optional(),
+  groups: list('a group name').default([]),
+});
+
+/** One test case. */
+export const policyTestSchema = z.strictObject({
+  name: nonEmpty('a test name'),
+  as: testIdentitySchema,
+  connection: nonEmpty('a connection name'),
+  sql: nonEmpty('the SQL to judge'),
+  expect: action,
+  rule: nonEmpty('a rule name').optional(),
+});
+
+/** A test file (`policy/tests/*.yaml`). */
+export const policyTestFileSchema = z.strictObject(
+  {
+    version: versionSchema.optional(),
+    tests: z.array(policyTestSchema, { error: 'must be a list of test cases' }).min(1, { error: 'must list at least one test case' }),
+  },
+  { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping with a tests: list' : undefined) },
+);
+
+/** Every key a policy or test file may use (for "did you mean" hints). */
+export const POLICY_KEYS: readonly string[] = [
+  ...new Set([
+    ...Object.keys(policyFileSchema.shape),
+    ...Object.keys(policyConnectionSchema.shape),
+    ...Object.keys(accessRuleSchema.shape),
+    ...Object.keys(ruleMatchSchema.shape),
+    ...Object.keys(statementRuleSchema.shape),
+    ...Object.keys(maskingSchema.shape),
+    ...Object.keys(recordingSchema.shape),
+    ...Object.keys(policyTestFileSchema.shape),
+    ...Object.keys(policyTestSchema.shape),
+    ...Object.keys(testIdentitySchema.shape),
+    'unparseable', 'rules', 'table', 'column', 'strategy', 'pattern', 'detector', 'mode', 'ca', 'serverName',
+  ]),
+];

@@ -1,0 +1,728 @@
+/**
+ * What a SQL string *is*, according to PostgreSQL's own grammar: the statements it holds, their
+ * kinds, the tables they touch and the functions they call.
+ *
+ * The text is never inspected directly: it goes through libpg-query (the PostgreSQL 17 parser
+ * compiled to WebAssembly) and everything here is read off the raw parse tree, so comments,
+ * case, whitespace, quoting, unicode escapes and dollar quoting are handled exactly as the
+ * server handles them. What a raw parse tree cannot say is said in the facts instead of guessed:
+ * a DO block or a function body is opaque (`opaqueBody`), the prepared statement an EXECUTE runs
+ * is only named (`executeName`), a view is just a table name, and a function's side effects are
+ * unknown (a `SELECT f()` of a volatile function may write; read-only access therefore also
+ * opens the upstream session read-only).
+ *
+ * @see https://www.postgresql.org/docs/17/sql-commands.html
+ * @see https://github.com/pganalyze/libpg_query
+ */
+import { loadModule, parseSync } from 'libpg-query';
+import { BARE_FIELDS } from './node-fields.js';
+import { LruCache } from './lru.js';
+import type { StatementKind } from '../schema.js';
+
+/**
+ * The kind of a statement as rules name it (defined with the policy schema).
+ * @see https://www.postgresql.org/docs/17/sql-commands.html
+ */
+export type { StatementKind };
+
+/**
+ * What one statement is and what it touches. Objects returned by {@link analyzeSql} are frozen
+ * and may be shared between callers (they are cached by SQL text).
+ * @see https://www.postgresql.org/docs/17/sql-commands.html
+ */
+export interface StatementFacts {
+  /**
+   * The statement's own kind first, then the kinds of what it runs: DML in a WITH, the target
+   * of EXPLAIN ANALYZE, a PREPARE body, the query of COPY (...) TO / DECLARE CURSOR / CREATE
+   * TABLE AS, the actions of MERGE (update, delete, insert). No duplicates. A SELECT inside
+   * another statement (subquery, INSERT ... SELECT) does not add `select`.
+   */
+  kinds: StatementKind[];
+  /**
+   * Tables (and views, sequences, ...) read or written, lower-case: `schema.table` when the SQL
+   * qualifies the name, the bare `table` when it does not (the search path decides), and
+   * `schema.*` for GRANT ... ON ALL TABLES IN SCHEMA. CTE names are not tables. A database
+   * (catalog) prefix is dropped. Quoted names are lower-cased too, so a rule over `cards` also
+   * covers `"Cards"` (matching errs towards matching more, never less).
+   */
+  tables: string[];
+  /** Functions called anywhere (incl. FROM, CALL), lower-case, qualified as written. */
+  functions: string[];
+  /**
+   * An UPDATE or DELETE (that runs) has no WHERE, or a WHERE that does not depend on the rows
+   * (no column reference, e.g. `WHERE true`, `WHERE 1=1`, `WHERE $1`), or an OR with such an
+   * arm (`WHERE id = 1 OR 1=1`). `WHERE false` and `WHERE CURRENT OF c` are not missing.
+   */
+  missingWhere: boolean;
+  /** A data-modifying statement (that runs) inside a WITH. */
+  cteDml: boolean;
+  /** COPY ... FROM PROGRAM / TO PROGRAM: the server runs a shell command. */
+  program: boolean;
+  /** A body hoop cannot see into: DO, CREATE FUNCTION/PROCEDURE with a string body. */
+  opaqueBody: boolean;
+  /**
+   * The statement may change how the server splits *later* SQL text into tokens, so that it
+   * would no longer read it as this parser does: `standard_conforming_strings` set to anything
+   * but on (backslashes then escape quotes: `select '\'' ; drop table t; -- '` is one string
+   * here but a DROP on the server), or `client_encoding` set to an encoding that is not
+   * ASCII-safe (SJIS, BIG5, GBK, UHC, GB18030, JOHAB: a trailing byte can be a backslash),
+   * by SET or by set_config() (a name that is not a constant counts too).
+   */
+  changesLexing: boolean;
+  /** PREPARE / DEALLOCATE: the prepared statement's name (`*` for DEALLOCATE ALL and DISCARD ALL). */
+  preparedName?: string;
+  /** EXECUTE that runs (also inside EXPLAIN ANALYZE or CREATE TABLE AS): the name executed. */
+  executeName?: string;
+  /** DECLARE / FETCH / MOVE / CLOSE: the cursor's name (`*` for CLOSE ALL and DISCARD ALL). */
+  cursorName?: string;
+  /** SET / RESET / SHOW: the setting's name, lower-case (`all` for RESET ALL). */
+  setting?: string;
+  /** The statement's own text (as sliced by the parser, trimmed). */
+  text: string;
+}
+
+/**
+ * The outcome of {@link analyzeSql}: every statement, or why the text is not SQL.
+ * An empty or comment-only string is `ok` with no statements (the server answers it with
+ * EmptyQueryResponse).
+ * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
+ */
+export type Analysis =
+  | {
+      ok: true;
+      statements: StatementFacts[];
+      /**
+       * Byte offsets of the numeric constants (A_Const integer / float) the analysis walked, in
+       * text order: lets a caller prove that two texts differ only in numeric literals (see the
+       * shape cache of `StatementJudge`).
+       */
+      numericLiterals: number[];
+    }
+  | { ok: false; error: string };
+
+let loaded: Promise<void> | undefined;
+let ready = false;
+
+/**
+ * Loads the PostgreSQL parser (WebAssembly). Call once at start-up; {@link analyzeSql} is
+ * synchronous afterwards. Safe to call again.
+ * @see https://github.com/constructive-io/libpg-query-node
+ */
+export async function loadSqlParser(): Promise<void> {
+  loaded ??= loadModule().then(() => {
+    ready = true;
+  });
+  await loaded;
+}
+
+/**
+ * SQL texts longer than this are analysed every time rather than cached (1000 cached texts of
+ * this size at most hold about 8 MB).
+ * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
+ */
+export const ANALYSIS_CACHE_MAX_TEXT = 8192;
+const analysisCache = new LruCache<string, Analysis>(1000);
+
+/**
+ * Analyses a SQL string (one Query message, one Parse, ...) on the real PostgreSQL parse tree.
+ * Results for texts up to {@link ANALYSIS_CACHE_MAX_TEXT} characters are cached (LRU, 1000).
+ * Throws only if {@link loadSqlParser} was not awaited first.
+ * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT
+ */
+export function analyzeSql(sql: string): Analysis {
+  if (!ready) throw new Error('analyzeSql: await loadSqlParser() first');
+  const cacheable = sql.length <= ANALYSIS_CACHE_MAX_TEXT;
+  if (cacheable) {
+    const hit = analysisCache.get(sql);
+    if (hit) return hit;
+  }
+  const result = deepFreeze(analyzeUncached(sql));
+  if (cacheable) analysisCache.set(sql, result);
+  return result;
+}
+
+interface RawStmt {
+  stmt?: Record<string, unknown>;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+
+function analyzeUncached(sql: string): Analysis {
+  if (sql.trim() === '') return { ok: true, statements: [], numericLiterals: [] };
+  let tree: { stmts?: RawStmt[] };
+  try {
+    tree = parseSync(sql) as { stmts?: RawStmt[] };
+  } catch (err) {
+    return { ok: false, error: parseErrorText(err) };
+  }
+  const raws = tree.stmts ?? [];
+  const statements: StatementFacts[] = [];
+  const numericLiterals: number[] = [];
+  try {
+    for (const raw of raws) {
+      const node = raw.stmt;
+      if (!node) continue;
+      const [type, body] = unwrap(node);
+      if (!type) return { ok: false, error: 'unrecognised parse tree' };
+      const acc = new Acc();
+      statement(type, body, acc, { scope: EMPTY_SCOPE, runs: true, inCte: false });
+      statements.push(acc.facts(sliceStatement(sql, raw)));
+      numericLiterals.push(...acc.numericLiterals);
+    }
+  } catch (err) {
+    if (err instanceof RangeError) return { ok: false, error: 'statement nested too deeply to analyse' };
+    throw err;
+  }
+  numericLiterals.sort((a, b) => a - b);
+  return { ok: true, statements, numericLiterals };
+}
+
+function parseErrorText(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const e = err as { message?: unknown; sqlDetails?: { cursorPosition?: number } };
+    const msg = typeof e.message === 'string' ? e.message : 'syntax error';
+    const pos = e.sqlDetails?.cursorPosition;
+    return typeof pos === 'number' && pos >= 0 ? `${msg} (at character ${pos + 1})` : msg;
+  }
+  return 'syntax error';
+}
+
+function sliceStatement(sql: string, raw: RawStmt): string {
+  const start = raw.stmt_location ?? 0;
+  const len = raw.stmt_len ?? 0;
+  // Locations are byte offsets into the UTF-8 text.
+  if (/^[\x00-\x7f]*$/.test(sql)) return (len > 0 ? sql.slice(start, start + len) : sql.slice(start)).trim();
+  const bytes = Buffer.from(sql, 'utf8');
+  return (len > 0 ? bytes.subarray(start, start + len) : bytes.subarray(start)).toString('utf8').trim();
+}
+
+type Body = Record<string, unknown>;
+type Scope = ReadonlySet<string>;
+const EMPTY_SCOPE: Scope = new Set();
+
+interface Ctx {
+  /** CTE names visible here (exact, as the parser normalised them). */
+  scope: Scope;
+  /** Whether what is walked here runs now (not: a view body, plain EXPLAIN's target, ...). */
+  runs: boolean;
+  /** Inside the query of a common table expression. */
+  inCte: boolean;
+}
+
+class Acc {
+  kinds: StatementKind[] = [];
+  tables = new Set<string>();
+  functions = new Set<string>();
+  missingWhere = false;
+  cteDml = false;
+  program = false;
+  opaqueBody = false;
+  changesLexing = false;
+  numericLiterals: number[] = [];
+  preparedName: string | undefined;
+  executeName: string | undefined;
+  cursorName: string | undefined;
+  setting: string | undefined;
+
+  kind(k: StatementKind, ctx: Ctx): void {
+    if (ctx.runs && !this.kinds.includes(k)) this.kinds.push(k);
+  }
+
+  facts(text: string): StatementFacts {
+    const f: StatementFacts = {
+      kinds: this.kinds.length > 0 ? this.kinds : ['other'],
+      tables: [...this.tables],
+      functions: [...this.functions],
+      missingWhere: this.missingWhere,
+      cteDml: this.cteDml,
+      program: this.program,
+      opaqueBody: this.opaqueBody,
+      changesLexing: this.changesLexing,
+      text,
+    };
+    if (this.preparedName !== undefined) f.preparedName = this.preparedName;
+    if (this.executeName !== undefined) f.executeName = this.executeName;
+    if (this.cursorName !== undefined) f.cursorName = this.cursorName;
+    if (this.setting !== undefined) f.setting = this.setting;
+    return f;
+  }
+}
+
+function unwrap(node: unknown): [string | undefined, Body] {
+  if (node && typeof node === 'object' && !Array.isArray(node)) {
+    const keys = Object.keys(node);
+    if (keys.length === 1 && /^[A-Z]/.test(keys[0]!)) {
+      const inner = (node as Body)[keys[0]!];
+      return [keys[0], inner && typeof inner === 'object' ? (inner as Body) : {}];
+    }
+  }
+  return [undefined, {}];
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** The `sval`s of a list of String nodes (a qualified name). */
+function names(v: unknown): string[] {
+  const out: string[] = [];
+  for (const item of list(v)) {
+    const [t, b] = unwrap(item);
+    if (t === 'String' && typeof b.sval === 'string') out.push(b.sval);
+  }
+  return out;
+}
+
+const DML: Readonly<Record<string, StatementKind>> = {
+  InsertStmt: 'insert',
+  UpdateStmt: 'update',
+  DeleteStmt: 'delete',
+  MergeStmt: 'merge',
+};
+
+const TABLE_OBJECTS = new Set([
+  'OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE',
+]);
+
+const FIXED_KINDS: Readonly<Record<string, StatementKind>> = {
+  TruncateStmt: 'truncate',
+  TransactionStmt: 'transaction',
+  LockStmt: 'lock',
+  ListenStmt: 'listen',
+  UnlistenStmt: 'listen',
+  NotifyStmt: 'notify',
+  VacuumStmt: 'vacuum',
+  FetchStmt: 'cursor',
+  ClosePortalStmt: 'cursor',
+  DeallocateStmt: 'deallocate',
+  ConstraintsSetStmt: 'set',
+  VariableShowStmt: 'other',
+  CheckPointStmt: 'other',
+  LoadStmt: 'other',
+  DiscardStmt: 'other',
+  IndexStmt: 'create',
+  RuleStmt: 'create',
+  DefineStmt: 'create',
+  CompositeTypeStmt: 'create',
+  ImportForeignSchemaStmt: 'create',
+  CreatedbStmt: 'create',
+  RenameStmt: 'alter',
+  CommentStmt: 'alter',
+  SecLabelStmt: 'alter',
+  ClusterStmt: 'alter',
+  ReindexStmt: 'alter',
+  RefreshMatViewStmt: 'alter',
+  ReassignOwnedStmt: 'alter',
+  AlterDefaultPrivilegesStmt: 'alter',
+  DropOwnedStmt: 'drop',
+  DropdbStmt: 'drop',
+};
+
+function kindOfUtility(type: string): StatementKind {
+  const fixed = FIXED_KINDS[type];
+  if (fixed) return fixed;
+  if (type.startsWith('Create')) return 'create';
+  if (type.startsWith('Alter')) return 'alter';
+  if (type.startsWith('Drop')) return 'drop';
+  return 'other';
+}
+
+function tableName(rv: Body): string | undefined {
+  const rel = str(rv.relname);
+  if (rel === undefined) return undefined;
+  const schema = str(rv.schemaname);
+  return (schema ? `${schema}.${rel}` : rel).toLowerCase();
+}
+
+function addTable(acc: Acc, name: string | undefined): void {
+  if (name !== undefined) acc.tables.add(name);
+}
+
+function addRangeVar(rv: Body, acc: Acc, ctx: Ctx): void {
+  const rel = str(rv.relname);
+  if (rel === undefined) return;
+  if (!rv.schemaname && !rv.catalogname && ctx.scope.has(rel)) return;
+  acc.tables.add(tableName(rv)!);
+}
+
+function explainAnalyzes(options: unknown): boolean {
+  let analyze = false;
+  for (const opt of list(options)) {
+    const [t, b] = unwrap(opt);
+    if (t !== 'DefElem' || str(b.defname)?.toLowerCase() !== 'analyze') continue;
+    analyze = defElemTrue(b.arg);
+  }
+  return analyze;
+}
+
+/** A DefElem's boolean value as PostgreSQL's defGetBoolean reads it (absent = true). */
+function defElemTrue(arg: unknown): boolean {
+  if (arg === undefined) return true;
+  const [t, b] = unwrap(arg);
+  if (t === 'Integer') return (b.ival ?? 0) !== 0;
+  if (t === 'Boolean') return b.boolval === true;
+  if (t === 'String') return !['false', 'off', 'no', '0', 'of', 'fa', 'f', 'n'].includes(String(b.sval).toLowerCase());
+  return true;
+}
+
+/**
+ * Handles a statement whose own kind is reported (top level, or wrapped by EXPLAIN ANALYZE,
+ * PREPARE, COPY (...), DECLARE CURSOR, CREATE TABLE AS).
+ */
+function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
+  switch (type) {
+    case 'SelectStmt':
+      if (body.intoClause) acc.kind('create', ctx);
+      acc.kind('select', ctx);
+      query(type, body, acc, ctx);
+      return;
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      dml(type, body, acc, ctx);
+      return;
+    case 'ExplainStmt': {
+      acc.kind('explain', ctx);
+      const [t, b] = unwrap(body.query);
+      if (t) statement(t, b, acc, { ...ctx, runs: ctx.runs && explainAnalyzes(body.options) });
+      return;
+    }
+    case 'PrepareStmt': {
+      acc.kind('prepare', ctx);
+      acc.preparedName ??= str(body.name);
+      const [t, b] = unwrap(body.query);
+      if (t) statement(t, b, acc, ctx);
+      return;
+    }
+    case 'ExecuteStmt':
+      acc.kind('execute', ctx);
+      if (ctx.runs) acc.executeName ??= str(body.name);
+      walkFields(type, body, acc, ctx, ['name']);
+      return;
+    case 'DeallocateStmt':
+      acc.kind('deallocate', ctx);
+      acc.preparedName ??= body.isall ? '*' : str(body.name);
+      return;
+    case 'CopyStmt': {
+      acc.kind(body.is_from === true ? 'copy-in' : 'copy-out', ctx);
+      if (body.is_program === true) acc.program = true;
+      if (body.relation) addRangeVar(body.relation as Body, acc, ctx);
+      const [t, b] = unwrap(body.query);
+      if (t) statement(t, b, acc, ctx);
+      walkFields(type, body, acc, ctx, ['relation', 'query']);
+      return;
+    }
+    case 'DeclareCursorStmt': {
+      acc.kind('cursor', ctx);
+      acc.cursorName ??= str(body.portalname);
+      const [t, b] = unwrap(body.query);
+      if (t) statement(t, b, acc, ctx);
+      return;
+    }
+    case 'FetchStmt':
+    case 'ClosePortalStmt':
+      acc.kind('cursor', ctx);
+      acc.cursorName ??= str(body.portalname) ?? '*';
+      return;
+    case 'CreateTableAsStmt': {
+      acc.kind('create', ctx);
+      const into = body.into as Body | undefined;
+      if (into?.rel) addTable(acc, tableName(into.rel as Body));
+      const [t, b] = unwrap(body.query);
+      if (t) statement(t, b, acc, ctx);
+      walkFields(type, body, acc, ctx, ['into', 'query']);
+      return;
+    }
+    case 'ViewStmt':
+      acc.kind('create', ctx);
+      walkFields(type, body, acc, { ...ctx, runs: false });
+      return;
+    case 'DoStmt':
+      acc.kind('do', ctx);
+      acc.opaqueBody = true;
+      return;
+    case 'CreateFunctionStmt':
+      acc.kind('create-function', ctx);
+      if (!body.sql_body) acc.opaqueBody = true;
+      walkFields(type, body, acc, { ...ctx, runs: false }, ['funcname']);
+      return;
+    case 'CallStmt':
+      acc.kind('call', ctx);
+      walkFields(type, body, acc, ctx);
+      return;
+    case 'VariableSetStmt': {
+      const name = str(body.name)?.toLowerCase();
+      if (name === 'role') acc.kind('set-role', ctx);
+      else if (name === 'session_authorization') acc.kind('set-session-authorization', ctx);
+      else if (name === 'transaction') acc.kind('transaction', ctx);
+      else acc.kind('set', ctx);
+      acc.setting ??= name ?? (body.kind === 'VAR_RESET_ALL' ? 'all' : undefined);
+      if (name !== undefined && LEXING_SETTINGS.has(name)) {
+        const value = body.kind === 'VAR_SET_VALUE' ? constText(list(body.args)[0]) : 'default';
+        if (!lexingSafe(name, value)) acc.changesLexing = true;
+      }
+      walkFields(type, body, acc, ctx);
+      return;
+    }
+    case 'VariableShowStmt':
+      acc.kind('other', ctx);
+      acc.setting ??= str(body.name)?.toLowerCase();
+      return;
+    case 'DiscardStmt':
+      acc.kind('other', ctx);
+      // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT, DEALLOCATE ALL and CLOSE ALL.
+      if (body.target === 'DISCARD_ALL') {
+        acc.kind('set-session-authorization', ctx);
+        acc.preparedName ??= '*';
+        acc.cursorName ??= '*';
+      }
+      return;
+    case 'GrantStmt':
+      acc.kind(body.is_grant === true ? 'grant' : 'revoke', ctx);
+      if (body.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' && TABLE_OBJECTS.has(String(body.objtype))) {
+        for (const schema of names(body.objects)) acc.tables.add(`${schema}.*`.toLowerCase());
+        return;
+      }
+      walkFields(type, body, acc, ctx);
+      return;
+    case 'GrantRoleStmt':
+      acc.kind(body.is_grant === true ? 'grant' : 'revoke', ctx);
+      return;
+    case 'AlterDefaultPrivilegesStmt': {
+      acc.kind('alter', ctx);
+      const action = body.action as Body | undefined;
+      acc.kind(action?.is_grant === true ? 'grant' : 'revoke', ctx);
+      return;
+    }
+    case 'DropStmt':
+      acc.kind('drop', ctx);
+      if (TABLE_OBJECTS.has(String(body.removeType))) {
+        for (const obj of list(body.objects)) {
+          const [t, b] = unwrap(obj);
+          if (t === 'List') {
+            const parts = names(b.items);
+            if (parts.length > 0) acc.tables.add(parts.slice(-2).join('.').toLowerCase());
+          }
+        }
+      }
+      return;
+    case 'CommentStmt':
+    case 'SecLabelStmt': {
+      acc.kind('alter', ctx);
+      const [t, b] = unwrap(body.object);
+      if (TABLE_OBJECTS.has(String(body.objtype)) && t === 'List') {
+        const parts = names(b.items);
+        if (parts.length > 0) acc.tables.add(parts.slice(-2).join('.').toLowerCase());
+      }
+      return;
+    }
+    default:
+      acc.kind(kindOfUtility(type), ctx);
+      walkFields(type, body, acc, ctx);
+  }
+}
+
+/** INSERT / UPDATE / DELETE / MERGE: own kind, target table, missing WHERE, MERGE actions. */
+function dml(type: string, body: Body, acc: Acc, ctx: Ctx): void {
+  acc.kind(DML[type]!, ctx);
+  if (type === 'MergeStmt') {
+    for (const clause of list(body.mergeWhenClauses)) {
+      const [, b] = unwrap(clause);
+      if (b.commandType === 'CMD_UPDATE') acc.kind('update', ctx);
+      else if (b.commandType === 'CMD_DELETE') acc.kind('delete', ctx);
+      else if (b.commandType === 'CMD_INSERT') acc.kind('insert', ctx);
+    }
+  }
+  if (ctx.runs && (type === 'UpdateStmt' || type === 'DeleteStmt') && whereIsMissing(body.whereClause)) {
+    acc.missingWhere = true;
+  }
+  query(type, body, acc, ctx);
+}
+
+/** A query with an optional WITH: CTE names are in scope for the rest of it. */
+function query(type: string, body: Body, acc: Acc, ctx: Ctx): void {
+  let scope = ctx.scope;
+  const withClause = body.withClause as Body | undefined;
+  if (withClause) {
+    const ctes = list(withClause.ctes).map(unwrap).filter(([t]) => t === 'CommonTableExpr').map(([, b]) => b);
+    const cteNames = ctes.map((b) => str(b.ctename) ?? '');
+    const all = new Set([...scope, ...cteNames]);
+    ctes.forEach((cte, i) => {
+      // A non-recursive CTE sees only the CTEs before it; a same-named table inside its own
+      // body is the real table.
+      const visible = withClause.recursive === true ? all : new Set([...scope, ...cteNames.slice(0, i)]);
+      const [t, b] = unwrap(cte.ctequery);
+      if (t) nested(t, b, acc, { scope: visible, runs: ctx.runs, inCte: true });
+      walkFields('CommonTableExpr', cte, acc, { ...ctx, scope: visible }, ['ctequery']);
+    });
+    scope = all;
+  }
+  // The target of INSERT/UPDATE/DELETE/MERGE and SELECT INTO is always a real table.
+  if (DML[type] && body.relation) addTable(acc, tableName(body.relation as Body));
+  const into = body.intoClause as Body | undefined;
+  if (into?.rel) addTable(acc, tableName(into.rel as Body));
+  walkFields(type, body, acc, { ...ctx, scope }, ['withClause', 'relation', 'intoClause']);
+}
+
+/** A statement met inside another one (subquery, CTE body, INSERT ... SELECT). */
+function nested(type: string, body: Body, acc: Acc, ctx: Ctx): void {
+  if (type === 'SelectStmt') {
+    query(type, body, acc, ctx);
+  } else if (DML[type]) {
+    if (ctx.runs && ctx.inCte) acc.cteDml = true;
+    dml(type, body, acc, ctx);
+  } else {
+    walkFields(type, body, acc, ctx);
+  }
+}
+
+function walkFields(type: string, body: Body, acc: Acc, ctx: Ctx, skip: readonly string[] = []): void {
+  const bare = Object.hasOwn(BARE_FIELDS, type) ? BARE_FIELDS[type] : undefined;
+  for (const key of Object.keys(body)) {
+    if (skip.includes(key)) continue;
+    const value = body[key];
+    if (value === null || typeof value !== 'object') continue;
+    const bareType = bare && Object.hasOwn(bare, key) ? bare[key] : undefined;
+    if (bareType) {
+      for (const item of Array.isArray(value) ? value : [value]) {
+        if (item && typeof item === 'object') walkNode(bareType, item as Body, acc, ctx);
+      }
+    } else {
+      walkValue(value, acc, ctx);
+    }
+  }
+}
+
+function walkValue(value: unknown, acc: Acc, ctx: Ctx): void {
+  if (Array.isArray(value)) {
+    for (const item of value) walkValue(item, acc, ctx);
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  const [type, body] = unwrap(value);
+  if (type) {
+    walkNode(type, body, acc, ctx);
+  } else if (typeof (value as Body).relname === 'string') {
+    addRangeVar(value as Body, acc, ctx);
+  } else {
+    walkFields('', value as Body, acc, ctx);
+  }
+}
+
+function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
+  switch (type) {
+    case 'RangeVar':
+      addRangeVar(body, acc, ctx);
+      return;
+    case 'FuncCall': {
+      const parts = names(body.funcname);
+      if (parts.length > 0) acc.functions.add(parts.slice(-2).join('.').toLowerCase());
+      if (parts.at(-1)?.toLowerCase() === 'set_config') {
+        const [nameArg, valueArg] = list(body.args);
+        const name = constText(nameArg);
+        if (name === undefined || (LEXING_SETTINGS.has(name) && !lexingSafe(name, constText(valueArg)))) acc.changesLexing = true;
+      }
+      walkFields(type, body, acc, ctx, ['funcname']);
+      return;
+    }
+    case 'SelectStmt':
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      nested(type, body, acc, ctx);
+      return;
+    case 'A_Const':
+      if ((body.ival !== undefined || body.fval !== undefined) && typeof body.location === 'number') {
+        acc.numericLiterals.push(body.location);
+      }
+      return;
+    case 'String':
+    case 'Integer':
+    case 'Float':
+    case 'Boolean':
+    case 'BitString':
+    case 'ColumnRef':
+    case 'ParamRef':
+    case 'TypeName':
+    case 'RoleSpec':
+    case 'Alias':
+      return;
+    default:
+      walkFields(type, body, acc, ctx);
+  }
+}
+
+const LEXING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding']);
+
+const ASCII_SAFE_ENCODING =
+  /^(default|utf8|unicode|sqlascii|latin\d+|iso8859\d+|(win|windows|cp)(125\d|866|874)|koi8[ru]?|euc(jp|cn|kr|tw|jis2004)|mule(internal)?)$/;
+
+/** A constant's text, lower-case and trimmed (strings and numbers); undefined otherwise. */
+function constText(node: unknown): string | undefined {
+  let [type, body] = unwrap(node);
+  if (type === 'TypeCast') [type, body] = unwrap(body.arg);
+  if (type !== 'A_Const' || body.isnull === true) return undefined;
+  const sval = (body.sval as Body | undefined)?.sval;
+  if (typeof sval === 'string') return sval.trim().toLowerCase();
+  const ival = body.ival as Body | undefined;
+  if (ival) return String(ival.ival ?? 0);
+  return undefined;
+}
+
+/** Whether setting `name` to `value` keeps the server's lexing equal to this parser's. */
+function lexingSafe(name: string, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (name === 'standard_conforming_strings') {
+    return value === 'default' || ['on', 'true', 'yes', '1', 't', 'tr', 'tru', 'y', 'ye'].includes(value);
+  }
+  return ASCII_SAFE_ENCODING.test(value.replace(/[-_\s]/g, ''));
+}
+
+/** True when the expression mentions no column of any row (and no cursor position). */
+function rowIndependent(node: unknown): boolean {
+  if (Array.isArray(node)) return node.every(rowIndependent);
+  if (!node || typeof node !== 'object') return true;
+  const [type, body] = unwrap(node);
+  if (type === 'ColumnRef' || type === 'CurrentOfExpr') return false;
+  return Object.values(type ? body : (node as Body)).every(rowIndependent);
+}
+
+/** A constant that is certainly false or NULL (so the WHERE selects no row). */
+function certainlyNotTrue(node: unknown): boolean {
+  const [type, body] = unwrap(node);
+  if (type === 'A_Const') {
+    if (body.isnull === true) return true;
+    const b = body.boolval as Body | undefined;
+    return b !== undefined && b.boolval !== true;
+  }
+  if (type === 'BoolExpr' && body.boolop === 'NOT_EXPR') {
+    const [t, b] = unwrap(list(body.args)[0]);
+    return t === 'A_Const' && (b.boolval as Body | undefined)?.boolval === true;
+  }
+  return false;
+}
+
+function mayBeAllRows(node: unknown): boolean {
+  if (rowIndependent(node)) return !certainlyNotTrue(node);
+  const [type, body] = unwrap(node);
+  if (type === 'BoolExpr' && body.boolop === 'OR_EXPR') return list(body.args).some(mayBeAllRows);
+  return false;
+}
+
+function whereIsMissing(where: unknown): boolean {
+  return where === undefined || where === null || mayBeAllRows(where);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

@@ -1,0 +1,503 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LEXING_RULE, READ_ONLY_RULE, StatementJudge, UNPARSEABLE_RULE, type Decision } from '../../src/policy/decide.js';
+import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import { loadPolicyDir } from '../../src/policy/load.js';
+import type { Action, Policy, StatementRule, Who } from '../../src/policy/schema.js';
+
+beforeAll(async () => {
+  await loadSqlParser();
+});
+
+function policy(rules: StatementRule[], unparseable: Action = 'deny'): Policy {
+  return {
+    connections: [],
+    access: [],
+    statements: { unparseable, rules },
+    masking: { columns: [], names: [], detectors: [], derived: 'mask' },
+    recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+    tests: [],
+  };
+}
+
+const alice: Who = { subject: 'alice', email: 'alice@example.com', groups: ['dba'] };
+const carol: Who = { subject: 'carol', groups: ['contractors'] };
+
+/** The rules of the contract's example, plus a few more. */
+const rules: StatementRule[] = [
+  { name: 'drop-needs-review', match: { kinds: ['drop', 'truncate'] }, action: 'review', message: 'DROP and TRUNCATE need a reviewer' },
+  { name: 'no-unbounded-writes', match: { kinds: ['update', 'delete'], missingWhere: true }, action: 'deny', message: 'UPDATE/DELETE without WHERE' },
+  { name: 'contractors-no-cards', match: { tables: ['public.cards', 'billing.*'], groups: ['contractors'] }, action: 'deny', message: 'no card data for contractors' },
+  { name: 'no-file-access', match: { functions: ['pg_read_file', 'pg_read_binary_file', 'lo_import', 'dblink*'] }, action: 'deny' },
+  { name: 'no-set-config', match: { functions: ['set_config'] }, action: 'deny', message: 'use SET, not set_config' },
+  { name: 'no-role-switch', match: { kinds: ['set-role', 'set-session-authorization'] }, action: 'deny', message: 'no role switching' },
+  { name: 'no-cte-writes', match: { cteDml: true }, action: 'review', message: 'writes inside WITH need review' },
+  { name: 'no-batches-with-ddl', match: { multiStatement: true, kinds: ['ddl'] }, action: 'deny', message: 'no DDL in a batch' },
+  { name: 'do-needs-review', match: { kinds: ['do', 'call', 'create-function'] }, action: 'review', message: 'code needs review' },
+  { name: 'program-copy', match: { kinds: ['copy-in', 'copy-out'], subjects: ['alice'] }, action: 'allow', message: 'alice may COPY' },
+  { name: 'copy-review', match: { kinds: ['copy-in', 'copy-out'], groups: ['contractors'] }, action: 'review', message: 'COPY needs review' },
+  { name: 'prod-only-grants', match: { kinds: ['grant', 'revoke'], connections: ['prod-db'] }, action: 'deny', message: 'no grants on prod' },
+];
+
+function judge(who: Who = alice, mode: 'read-only' | 'read-write' = 'read-write', connection = 'prod-db', r = rules): StatementJudge {
+  return new StatementJudge(policy(r), who, connection, mode);
+}
+
+function expectDecision(d: Decision, action: Action, rule?: string): void {
+  expect({ action: d.action, rule: d.rule }).toEqual({ action, rule });
+}
+
+describe('rule matching (read-write)', () => {
+  const j = judge();
+  it.each([
+    ['select 1', 'allow', undefined],
+    ['select * from public.cards', 'allow', undefined],
+    ['drop table x', 'review', 'drop-needs-review'],
+    ['DROP TABLE IF EXISTS x CASCADE', 'review', 'drop-needs-review'],
+    ['/* harmless */ drop -- sneaky\n table x', 'review', 'drop-needs-review'],
+    ['truncate t', 'review', 'drop-needs-review'],
+    ['delete from t', 'deny', 'no-unbounded-writes'],
+    ['DeLeTe FrOm t WHERE 1=1', 'deny', 'no-unbounded-writes'],
+    ['update t set a = 1 where true', 'deny', 'no-unbounded-writes'],
+    ['update t set a = 1 where id = 1 or 1 = 1', 'deny', 'no-unbounded-writes'],
+    ['update t set a = 1 where id = 1', 'allow', undefined],
+    ['delete from t where current of c', 'allow', undefined],
+    ['explain delete from t', 'allow', undefined],
+    ['explain analyze delete from t', 'deny', 'no-unbounded-writes'],
+    ['EXPLAIN (ANALYZE, COSTS OFF) DELETE FROM t', 'deny', 'no-unbounded-writes'],
+    ['explain (analyze false) delete from t', 'allow', undefined],
+    ['prepare p as delete from t', 'deny', 'no-unbounded-writes'],
+    ['with d as (delete from t returning *) select * from d', 'deny', 'no-unbounded-writes'],
+    ['with d as (delete from t where id = 1 returning *) select * from d', 'review', 'no-cte-writes'],
+    ['WITH u AS (UPDATE t SET a = 1 WHERE id = 1 RETURNING *) SELECT * FROM u', 'review', 'no-cte-writes'],
+    ["select pg_read_file('/etc/passwd')", 'deny', 'no-file-access'],
+    ["select * from pg_catalog.pg_read_binary_file('/etc/passwd')", 'deny', 'no-file-access'],
+    ["select * from dblink('host=x', 'select 1') as t(a int)", 'deny', 'no-file-access'],
+    ["select dblink_exec('host=x', 'drop table y')", 'deny', 'no-file-access'],
+    ["select set_config('role', 'postgres', false)", 'deny', 'no-set-config'],
+    ["SELECT pg_catalog.SET_CONFIG('role', 'postgres', false)", 'deny', 'no-set-config'],
+    ["select \"set_config\"('search_path', 'billing', false)", 'deny', 'no-set-config'],
+    ['set role postgres', 'deny', 'no-role-switch'],
+    ['SET LOCAL ROLE postgres', 'deny', 'no-role-switch'],
+    ['reset role', 'deny', 'no-role-switch'],
+    ['set session authorization postgres', 'deny', 'no-role-switch'],
+    ['set search_path = billing', 'allow', undefined],
+    ['select 1; drop table x', 'deny', 'no-batches-with-ddl'],
+    ['select 1; create table y (a int)', 'deny', 'no-batches-with-ddl'],
+    ['drop table x', 'review', 'drop-needs-review'],
+    ['select 1; select 2', 'allow', undefined],
+    ["select ';drop table x;'", 'allow', undefined],
+    ['select $$; drop table x; $$', 'allow', undefined],
+    ['do $$ begin drop table x; end $$', 'review', 'do-needs-review'],
+    ['call p()', 'review', 'do-needs-review'],
+    ['create function f() returns int language sql as $$ select 1 $$', 'review', 'do-needs-review'],
+    ['copy t from stdin', 'allow', 'program-copy'],
+    ["copy t from program 'id'", 'allow', 'program-copy'],
+    ['grant select on t to bob', 'deny', 'prod-only-grants'],
+    ['junk', 'deny', UNPARSEABLE_RULE],
+    ['', 'allow', undefined],
+  ] as const)('%j -> %s %s', (sql, action, rule) => {
+    expectDecision(j.judge(sql), action, rule);
+  });
+});
+
+describe('identity, group and connection conditions', () => {
+  it('contractors may not touch cards or billing, whatever the spelling', () => {
+    const j = judge(carol);
+    for (const sql of [
+      'select * from cards',
+      'select * from public.cards',
+      'select * from "public"."cards"',
+      'select * from "Cards"',
+      'select * from PUBLIC.CARDS',
+      'select * from U&"c\\0061rds"',
+      'select * from billing.invoices',
+      'select * from orders o join billing.x b on b.id = o.id',
+      'select * from orders where id in (select order_id from billing.items)',
+      'with x as (select * from cards) select * from x',
+      'with cards as (select * from cards) select * from cards',
+      'copy (select * from cards) to stdout',
+      'copy cards to stdout',
+      'insert into billing.audit values (1)',
+      'explain select * from cards',
+      'prepare p as select * from cards',
+      'declare c cursor for select * from cards',
+      'select 1; select * from cards',
+      'grant select on all tables in schema billing to carol',
+      'create table t2 as select * from cards',
+      'select * into t3 from cards',
+      '/* cards */ select * from -- x\n cards',
+    ]) {
+      expectDecision(judge(carol).judge(sql), 'deny', 'contractors-no-cards');
+      expect(j.judge(sql).action).toBe('deny');
+    }
+  });
+
+  it('the same statements are not denied for others, and other tables are fine for contractors', () => {
+    expectDecision(judge(alice).judge('select * from cards'), 'allow', undefined);
+    expectDecision(judge(carol).judge('select * from orders'), 'allow', undefined);
+    expectDecision(judge(carol).judge('select * from other.cards_x'), 'allow', undefined);
+    expectDecision(judge(carol).judge('with cards as (select 1) select * from cards'), 'allow', undefined);
+  });
+
+  it('subjects and connections narrow a rule', () => {
+    expectDecision(judge(carol).judge('copy t from stdin'), 'review', 'copy-review');
+    expectDecision(judge(alice).judge('copy t from stdin'), 'allow', 'program-copy');
+    expectDecision(judge(alice, 'read-write', 'staging-db').judge('grant select on t to bob'), 'allow', undefined);
+    expectDecision(judge(alice, 'read-write', 'prod-db').judge('grant select on t to bob'), 'deny', 'prod-only-grants');
+  });
+
+  it('a "*" subject or connection matches everyone / everything', () => {
+    const r: StatementRule[] = [{ name: 'all', match: { subjects: ['*'], connections: ['*'], kinds: ['select'] }, action: 'review' }];
+    expectDecision(judge(carol, 'read-write', 'x', r).judge('select 1'), 'review', 'all');
+  });
+});
+
+describe('precedence', () => {
+  it('deny beats review beats allow, whatever the file order', () => {
+    const r: StatementRule[] = [
+      { name: 'a-allow', match: { kinds: ['delete'] }, action: 'allow' },
+      { name: 'b-review', match: { kinds: ['delete'] }, action: 'review' },
+      { name: 'c-deny', match: { tables: ['t'] }, action: 'deny' },
+      { name: 'd-review', match: { tables: ['u'] }, action: 'review' },
+    ];
+    const j = judge(alice, 'read-write', 'db', r);
+    expectDecision(j.judge('delete from t where id = 1'), 'deny', 'c-deny');
+    expectDecision(j.judge('delete from u where id = 1'), 'review', 'b-review');
+    expectDecision(j.judge('delete from v where id = 1'), 'review', 'b-review');
+    expectDecision(j.judge('select * from u'), 'review', 'd-review');
+    expectDecision(j.judge('select * from w'), 'allow', undefined);
+  });
+
+  it('ties go to the rule first in file order', () => {
+    const r: StatementRule[] = [
+      { name: 'first', match: { kinds: ['drop'] }, action: 'deny', message: 'one' },
+      { name: 'second', match: { tables: ['x'] }, action: 'deny', message: 'two' },
+    ];
+    const d = judge(alice, 'read-write', 'db', r).judge('drop table x');
+    expect(d).toMatchObject({ action: 'deny', rule: 'first', message: 'one' });
+    expect(d.reason).toContain('rule "first" (deny)');
+  });
+
+  it('an allow never overrides a matching review or deny', () => {
+    const r: StatementRule[] = [
+      { name: 'alice-may-drop', match: { kinds: ['drop'], subjects: ['alice'] }, action: 'allow' },
+      { name: 'drop-review', match: { kinds: ['drop'] }, action: 'review' },
+    ];
+    expectDecision(judge(alice, 'read-write', 'db', r).judge('drop table x'), 'review', 'drop-review');
+  });
+
+  it('an explicit allow is reported when it is the only match', () => {
+    const r: StatementRule[] = [{ name: 'ok-selects', match: { kinds: ['select'] }, action: 'allow' }];
+    expectDecision(judge(alice, 'read-write', 'db', r).judge('select 1'), 'allow', 'ok-selects');
+  });
+
+  it('a rule with no match fields matches every statement', () => {
+    const r: StatementRule[] = [{ name: 'everything', match: {}, action: 'review' }];
+    expectDecision(judge(alice, 'read-write', 'db', r).judge('select 1'), 'review', 'everything');
+  });
+
+  it('the most restrictive statement of a multi-statement string decides; ties go to the earlier one', () => {
+    const r: StatementRule[] = [
+      { name: 'r-drop', match: { kinds: ['drop'] }, action: 'review' },
+      { name: 'd-trunc', match: { kinds: ['truncate'] }, action: 'deny' },
+      { name: 'r-alter', match: { kinds: ['alter'] }, action: 'review' },
+    ];
+    const j = judge(alice, 'read-write', 'db', r);
+    const d = j.judge('select 1; drop table x; truncate t; select 2');
+    expect(d).toMatchObject({ action: 'deny', rule: 'd-trunc', statement: 2 });
+    expect(d.reason).toContain('statement 3 of 4');
+    expect(j.judge('alter table t add c int; drop table x')).toMatchObject({ action: 'review', rule: 'r-alter', statement: 0 });
+    expect(j.judge('select 1; select 2')).toMatchObject({ action: 'allow' });
+  });
+
+  it('multiStatement matches only strings with more than one statement', () => {
+    const r: StatementRule[] = [{ name: 'no-batches', match: { multiStatement: true }, action: 'deny' }];
+    const j = judge(alice, 'read-write', 'db', r);
+    expectDecision(j.judge('select 1; select 2'), 'deny', 'no-batches');
+    expectDecision(j.judge('select 1;'), 'allow', undefined);
+    expectDecision(j.judge('select 1; -- and a comment'), 'allow', undefined);
+    expectDecision(j.judge("select 'a;b'"), 'allow', undefined);
+  });
+
+  it('umbrella kinds', () => {
+    const r: StatementRule[] = [
+      { name: 'ddl', match: { kinds: ['ddl'] }, action: 'deny' },
+      { name: 'write', match: { kinds: ['write'] }, action: 'review' },
+    ];
+    const j = judge(alice, 'read-write', 'db', r);
+    for (const sql of ['create table x (a int)', 'alter table x add b int', 'drop view v', 'create function f() returns int language sql return 1']) {
+      expectDecision(j.judge(sql), 'deny', 'ddl');
+    }
+    for (const sql of [
+      'insert into t values (1)',
+      'update t set a = 1 where id = 1',
+      'delete from t where id = 1',
+      'merge into t using s on t.id = s.id when matched then delete',
+      'truncate t',
+      'copy t from stdin',
+      'with d as (delete from t where id = 1 returning *) select * from d',
+      'explain analyze insert into t values (1)',
+      'prepare p as insert into t values (1)',
+    ]) {
+      expectDecision(j.judge(sql), 'review', 'write');
+    }
+    for (const sql of ['select 1', 'copy t to stdout', 'explain insert into t values (1)', 'set role x', 'grant select on t to x']) {
+      expectDecision(j.judge(sql), 'allow', undefined);
+    }
+  });
+});
+
+describe('read-only access', () => {
+  const j = judge(alice, 'read-only', 'prod-db', []);
+  it.each([
+    'insert into t values (1)',
+    'update t set a = 1 where id = 1',
+    'delete from t where id = 1',
+    'merge into t using s on t.id = s.id when matched then delete',
+    'truncate t',
+    'copy t from stdin',
+    "copy t to program 'cat > /tmp/x'",
+    'create table x (a int)',
+    'select * into x from t',
+    'create table x as select 1',
+    'alter table t add column b int',
+    'drop table t',
+    'create function f() returns int language sql return 1',
+    'grant select on t to bob',
+    'revoke select on t from bob',
+    'set role postgres',
+    'reset role',
+    'set session authorization postgres',
+    'do $$ begin null; end $$',
+    'call p()',
+    'with d as (delete from t where id = 1 returning *) select * from d',
+    'explain analyze delete from t where id = 1',
+    'prepare p as update t set a = 1 where id = 1',
+    'select 1; delete from t where id = 1',
+    'discard all',
+  ])('%j is denied', (sql) => {
+    const d = j.judge(sql);
+    expectDecision(d, 'deny', READ_ONLY_RULE);
+    expect(d.message).toMatch(/^read-only access to "prod-db" does not allow /);
+  });
+
+  it.each([
+    'select * from t',
+    'select 1; select 2',
+    'explain delete from t',
+    'copy t to stdout',
+    'copy (select * from t) to stdout',
+    'set search_path = public',
+    'show work_mem',
+    'begin',
+    'commit',
+    'prepare p as select 1',
+    'execute p',
+    'declare c cursor for select 1',
+    'fetch 10 from c',
+    'listen x',
+    'select pg_sleep(0)',
+  ])('%j is allowed (a volatile function called by SELECT cannot be known: the upstream session is read-only too)', (sql) => {
+    expectDecision(j.judge(sql), 'allow', undefined);
+  });
+
+  it('read-only decides before any rule', () => {
+    const r: StatementRule[] = [{ name: 'also-deny', match: { kinds: ['drop'] }, action: 'deny' }];
+    expectDecision(judge(alice, 'read-only', 'db', r).judge('drop table x'), 'deny', READ_ONLY_RULE);
+  });
+});
+
+describe('parser consistency', () => {
+  it.each([
+    'set standard_conforming_strings = off',
+    "set client_encoding = 'SJIS'",
+    "select set_config('standard_conforming_strings', 'off', false)",
+    'select 1; set standard_conforming_strings = off',
+  ])('%j is denied whatever the rules say', (sql) => {
+    const r: StatementRule[] = [{ name: 'allow-everything', match: {}, action: 'allow' }];
+    for (const mode of ['read-write', 'read-only'] as const) {
+      const d = judge(alice, mode, 'db', r).judge(sql);
+      expectDecision(d, 'deny', LEXING_RULE);
+      expect(d.message).toContain('standard_conforming_strings');
+    }
+  });
+
+  it('the statement the setting would hide is seen as the server would see it with the setting on', () => {
+    // With standard_conforming_strings=off the server reads this as a SELECT and a DROP; the
+    // gateway reads it as one SELECT of a string. That is why the setting itself is refused.
+    const sql = "select '\\'' ; drop table victim; -- '";
+    expect(judge().judge(sql).statements?.map((s) => s.kinds)).toEqual([['select']]);
+  });
+
+  it('safe values pass', () => {
+    expectDecision(judge().judge("set client_encoding = 'UTF8'"), 'allow', undefined);
+    expectDecision(judge().judge('set standard_conforming_strings = on'), 'allow', undefined);
+  });
+});
+
+describe('unparseable SQL', () => {
+  it.each(['deny', 'review', 'allow'] as const)('follows the policy (%s)', (unparseable) => {
+    const j = new StatementJudge(policy([], unparseable), alice, 'db', 'read-write');
+    for (const sql of ['junk', 'selec 1', "select 'unterminated", 'select 1; junk', '/* open comment']) {
+      const d = j.judge(sql);
+      expect(d).toMatchObject({ action: unparseable, rule: UNPARSEABLE_RULE });
+      expect(d.message).toContain('could not be parsed');
+    }
+  });
+
+  it('defaults to deny in the loaded policy', () => {
+    expectDecision(judge().judge('junk'), 'deny', UNPARSEABLE_RULE);
+  });
+});
+
+describe('decisions', () => {
+  it('say which rule and why, without the SQL text', () => {
+    const d = judge(carol).judge("select * from cards where number = 'sekret'");
+    expect(d.reason).toBe('rule "contractors-no-cards" (deny) matched the statement (select on cards): no card data for contractors');
+    expect(d.reason).not.toContain('sekret');
+    expect(judge().judge('select 1').reason).toBe('no statement rule matched the statement (select); allowed by default');
+    expect(d.statements?.[0]?.tables).toEqual(['cards']);
+  });
+
+  it('carry what the engine needs for PREPARE / EXECUTE', () => {
+    const j = judge();
+    expect(j.judge('prepare p1 as select * from t').statements?.[0]?.preparedName).toBe('p1');
+    expect(j.judge('execute p1').statements?.[0]?.executeName).toBe('p1');
+  });
+});
+
+describe('cache', () => {
+  it('returns the cached decision for the same text and stays bounded', () => {
+    const j = new StatementJudge(policy(rules), alice, 'db', 'read-write', { cacheSize: 3 });
+    const a = j.judge('select a from t');
+    expect(j.judge('select a from t')).toBe(a);
+    j.judge('select b from t');
+    j.judge('select c from t');
+    j.judge('select d from t');
+    expect(j.cacheSize).toBe(3);
+    expect(j.judge('select a from t')).not.toBe(a);
+    expect(j.judge('select a from t')).toEqual(a);
+  });
+
+  it('does not cache very long texts', () => {
+    const j = new StatementJudge(policy(rules), alice, 'db', 'read-write', { maxCachedText: 10 });
+    j.judge('select 1 + 1 + 1');
+    expect(j.cacheSize).toBe(0);
+  });
+
+  it('measures parse + judge time and a cache hit', () => {
+    const sql = (i: number) =>
+      `select c.id, c.name, sum(o.total) from public.customers c join orders o on o.customer_id = c.id where c.id = ${i} and o.created_at > now() - interval '30 days' group by c.id, c.name order by 3 desc limit 10`;
+    const j = judge(carol);
+    for (let i = 0; i < 200; i++) j.judge(sql(i)); // warm up the JIT
+    const n = 2000;
+    let t0 = performance.now();
+    for (let i = 1000; i < 1000 + n; i++) new StatementJudge(policy(rules), carol, 'prod-db', 'read-write').judge(sql(i));
+    const miss = ((performance.now() - t0) / n) * 1000;
+    t0 = performance.now();
+    for (let i = 0; i < 100_000; i++) j.judge(sql(5));
+    const hit = ((performance.now() - t0) / 100_000) * 1000;
+    process.stdout.write(`policy judge: parse+judge (cache miss) ${miss.toFixed(1)} µs/statement, cache hit ${hit.toFixed(2)} µs/statement\n`);
+    expect(hit).toBeLessThan(miss);
+  });
+});
+
+describe('shape cache (statements that differ only in numeric literals)', () => {
+  const cardRules: StatementRule[] = [
+    { name: 'no-cards', match: { tables: ['public.cards'] }, action: 'deny' },
+    { name: 'unbounded', match: { kinds: ['delete'], missingWhere: true }, action: 'deny' },
+    { name: 'no-t7', match: { tables: ['t7'] }, action: 'deny' },
+  ];
+
+  it('reuses the decision of a query that differs only in numbers, without parsing', () => {
+    const j = judge(alice, 'read-write', 'db', cardRules);
+    const first = j.judge('SELECT abalance FROM pgbench_accounts WHERE aid = 4711;');
+    expect(first.statements).toHaveLength(1);
+    const second = j.judge('SELECT abalance FROM pgbench_accounts WHERE aid = 99;');
+    expect(second).toMatchObject({ action: 'allow' });
+    expect(second.statements).toBeUndefined();
+    expect(j.judge('update t set a = 1.5 where id = 2').action).toBe('allow');
+    expect(j.judge('update t set a = 22.75 where id = 3').statements).toBeUndefined();
+    expect(j.judge('select * from t where id in (1, 2, 3) limit 10').action).toBe('allow');
+    expect(j.judge('select * from t where id in (4, 5, 6) limit 20').statements).toBeUndefined();
+  });
+
+  it.each([
+    // [first text (allowed), second text (same shape, must be judged on its own)]
+    ['select 1, * from U&"c\\0062rds"', 'select 2, * from U&"c\\0061rds"'],
+    ["select 1, * from t where a = '1'", "select 2, * from t where a = '2'; select * from cards"],
+    ['select 1 from t6', 'select 1 from t7'],
+    ['select 1 /* 1 */ from t', 'select 1 /* 2 */ from t; delete from t'],
+    ['explain (analyze 0) delete from t', 'explain (analyze 1) delete from t'],
+    ['select 1 from t where id = -1', 'select 1 from t7 where id = -2'],
+    ['select $1::int from t', 'select $2::int from cards'],
+  ])('%j then %j', (a, b) => {
+    const j = judge(alice, 'read-write', 'db', cardRules);
+    expect(j.judge(a).action).toBe('allow');
+    const fresh = judge(alice, 'read-write', 'db', cardRules).judge(b);
+    const d = j.judge(b);
+    expect({ action: d.action, rule: d.rule }).toEqual({ action: fresh.action, rule: fresh.rule });
+  });
+
+  it('a denial is still a denial for another number; settings are never shape-cached', () => {
+    const j = judge(alice, 'read-write', 'db', cardRules);
+    expectDecision(j.judge('select * from cards where id = 1'), 'deny', 'no-cards');
+    expectDecision(j.judge('select * from cards where id = 2'), 'deny', 'no-cards');
+    expectDecision(j.judge('set standard_conforming_strings = 1'), 'allow', undefined);
+    expectDecision(j.judge('set standard_conforming_strings = 0'), 'deny', LEXING_RULE);
+    expectDecision(j.judge("select set_config('standard_conforming_strings', 1::text, false)"), 'allow', undefined);
+    expectDecision(j.judge("select set_config('standard_conforming_strings', 0::text, false)"), 'deny', LEXING_RULE);
+  });
+
+  it('measures a shape hit (pgbench -S)', () => {
+    const j = judge(carol);
+    j.judge('SELECT abalance FROM pgbench_accounts WHERE aid = 1;');
+    const n = 100_000;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) j.judge(`SELECT abalance FROM pgbench_accounts WHERE aid = ${i};`);
+    const us = ((performance.now() - t0) / n) * 1000;
+    process.stdout.write(`policy judge: shape-cache hit ${us.toFixed(2)} µs/statement\n`);
+    expect(us).toBeLessThan(50);
+  });
+});
+
+describe('with a policy loaded from YAML', () => {
+  it('judges against the rules of a hoop.yaml', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hoop-decide-'));
+    try {
+      await writeFile(
+        join(dir, 'hoop.yaml'),
+        [
+          'version: 1',
+          'connections:',
+          '  - { name: prod-db, type: postgres, host: 127.0.0.1, database: app, user: app, password: "${env:PW}" }',
+          'access:',
+          '  - { name: everyone, subjects: ["*"], connections: [prod-db] }',
+          'statements:',
+          '  rules:',
+          '    - name: no-unbounded-writes',
+          '      match: { kinds: [update, delete], missingWhere: true }',
+          '      action: deny',
+          '      message: "UPDATE/DELETE without WHERE"',
+          '    - name: contractors-no-cards',
+          '      match: { tables: ["public.cards", "billing.*"], groups: [contractors] }',
+          '      action: deny',
+          '',
+        ].join('\n'),
+      );
+      const p = await loadPolicyDir(dir, { PW: 'x' });
+      expect(p.statements.unparseable).toBe('deny');
+      const j = new StatementJudge(p, carol, 'prod-db', 'read-write');
+      expect(j.judge('delete from t')).toMatchObject({ action: 'deny', rule: 'no-unbounded-writes', message: 'UPDATE/DELETE without WHERE' });
+      expectDecision(j.judge('select * from Cards'), 'deny', 'contractors-no-cards');
+      expectDecision(j.judge('select * from orders'), 'allow', undefined);
+      expectDecision(j.judge('junk'), 'deny', UNPARSEABLE_RULE);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

