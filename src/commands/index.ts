@@ -7,7 +7,8 @@ import { connectCommand } from './connect.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
+import { policyCommand } from './policy.js';
 import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [loginCommand, whoamiCommand, logoutCommand, connectCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [loginCommand, whoamiCommand, logoutCommand, connectCommand, policyCommand, gatewayCommand];

@@ -325,7 +325,12 @@ const port = (min: number) =>
     .min(min, { error: `must be from ${min} to 65535` })
     .max(65535, { error: `must be from ${min} to 65535` });
 
-const connectionSchema = z.strictObject({
+/**
+ * The schema of one connection entry (shared with the policy bundle, which omits `allow`).
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+ */
+export const connectionSchema = z.strictObject({
   name: z.string({ error: 'must be a name' }).regex(CONNECTION_NAME, {
     error: 'must be 1-63 characters of a-z, 0-9, "-", "_", "." starting with a letter or digit',
   }),
@@ -396,8 +401,10 @@ const KNOWN_KEYS = [
   'cert', 'key', 'mode', 'ca', 'serverName', 'subjects', 'emails', 'groups', 'level',
 ];
 
-type Path = (string | number)[];
-interface Problem {
+/** A field's path in a parsed YAML document. */
+export type Path = (string | number)[];
+/** One validation problem, located later with {@link Locator}. */
+export interface Problem {
   /** The field the message is about. */
   path: Path;
   message: string;
@@ -421,8 +428,8 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-function unknownKeyMessage(key: string): string {
-  const best = KNOWN_KEYS.map((k) => ({ k, d: editDistance(key, k) })).sort((x, y) => x.d - y.d)[0];
+function unknownKeyMessage(key: string, knownKeys: readonly string[] = KNOWN_KEYS): string {
+  const best = knownKeys.map((k) => ({ k, d: editDistance(key, k) })).sort((x, y) => x.d - y.d)[0];
   return best && best.d <= Math.max(1, Math.floor(key.length / 3)) ? `unknown key (did you mean "${best.k}"?)` : 'unknown key';
 }
 
@@ -430,12 +437,21 @@ function dotted(path: Path): string {
   return path.length === 0 ? '(top level)' : path.map(String).join('.');
 }
 
-/** A YAML syntax error message without the source excerpt the library appends (it may hold a secret). */
-function yamlMessage(message: string): string {
+/**
+ * A YAML syntax error message without the source excerpt the library appends (it may hold a secret).
+ *
+ * @see https://eemeli.org/yaml/#errors
+ */
+export function yamlMessage(message: string): string {
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?\s*$/, '');
 }
 
-class Locator {
+/**
+ * Finds the 1-based line and column of a field of a parsed YAML document.
+ *
+ * @see https://eemeli.org/yaml/#linecounter
+ */
+export class Locator {
   constructor(
     private readonly doc: ReturnType<typeof parseDocument>,
     private readonly lines: LineCounter,
@@ -478,12 +494,17 @@ function valueAt(raw: unknown, path: Path): unknown {
   return v;
 }
 
-function zodProblems(error: z.ZodError, raw: unknown): Problem[] {
+/**
+ * Turns zod issues into problems; unknown keys get a "did you mean" from `knownKeys`.
+ *
+ * @see https://zod.dev/error-customization
+ */
+export function zodProblems(error: z.ZodError, raw: unknown, knownKeys: readonly string[] = KNOWN_KEYS): Problem[] {
   const out: Problem[] = [];
   for (const issue of error.issues) {
     const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: [...path, key], message: unknownKeyMessage(key), atKey: true });
+      for (const key of issue.keys) out.push({ path: [...path, key], message: unknownKeyMessage(key, knownKeys), atKey: true });
     } else if (path.length > 0 && valueAt(raw, path) === undefined) {
       out.push({ path, message: `is missing (${issue.message})` });
     } else {
@@ -505,9 +526,15 @@ function readErrorMessage(err: unknown): string {
   return code ?? 'unreadable';
 }
 
-type PemKind = 'certificate' | 'key';
+/** What {@link readPem} expects the file to hold. */
+export type PemKind = 'certificate' | 'key';
 
-async function readPem(abs: string, kind: PemKind): Promise<{ data?: Buffer; problem?: string }> {
+/**
+ * Reads a PEM file and checks it holds a certificate or an unencrypted private key.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc7468
+ */
+export async function readPem(abs: string, kind: PemKind): Promise<{ data?: Buffer; problem?: string }> {
   let data: Buffer;
   try {
     data = await readFile(abs);

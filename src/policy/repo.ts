@@ -1,0 +1,392 @@
+/**
+ * The config repo as the gateway (and `hoop policy pull`) uses it: a bare mirror under a work
+ * directory, fetched from a git URL or path, a ref resolved to a commit, that commit checked out
+ * into a fresh worktree, loaded and validated, and only then swapped in. A commit that fails
+ * validation (or, with an allowed-signers file, whose SSH signature does not verify) is refused
+ * and the policy in force stays. Runs the real `git` CLI (no shell).
+ *
+ * Work directory layout: `mirror.git/` (bare; `refs/heads/*` and `refs/tags/*` of the remote),
+ * `trees/` (short-lived checkouts), `accepted.json` (the last commit accepted, used when the
+ * remote is unreachable or its head is refused at start-up).
+ *
+ * @see https://git-scm.com/docs/git-fetch
+ * @see https://git-scm.com/docs/git-worktree
+ * @see https://git-scm.com/docs/git-verify-commit
+ * @see https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
+ * @see https://man.openbsd.org/ssh-keygen#ALLOWED_SIGNERS
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { access, mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { PolicyInvalidError, loadPolicyDir } from './load.js';
+import type { Policy } from './schema.js';
+
+/** Options of {@link PolicyRepo.open}. Give exactly one of `url` and `path`. */
+export interface PolicyRepoOptions {
+  /** A git URL (https, ssh, file). */
+  url?: string;
+  /** A local git repository. */
+  path?: string;
+  /** Branch, tag or commit to follow. */
+  ref: string;
+  /** Where the mirror and checkouts live; created if missing. */
+  workDir: string;
+  /** Only commits signed (git SSH signing) by a key in this file are accepted. */
+  allowedSignersFile?: string;
+  /** How often {@link PolicyRepo.start} pulls; default 60 s. */
+  pullIntervalMs?: number;
+  log?: Logger;
+  /** Environment for git, and for checking that secret references resolve. */
+  env?: NodeJS.ProcessEnv;
+  /** Check that the bundle's secret references resolve in `env` (the gateway: yes, default; the CLI: no). */
+  checkSecrets?: boolean;
+  /** The git executable; default `git`. */
+  git?: string;
+}
+
+/** The outcome of one {@link PolicyRepo.refresh}. */
+export interface RefreshResult {
+  /** True when a new commit was accepted and is now in force. */
+  changed: boolean;
+  /** The commit in force afterwards (undefined only before any was accepted). */
+  commit: string | undefined;
+  /** Why the fetched commit was not taken (fetch failure, unknown ref, refused commit). */
+  error?: string;
+  /** The commit the ref pointed to, when it could be resolved. */
+  candidate?: string;
+}
+
+const DEFAULT_PULL_INTERVAL_MS = 60_000;
+/** A refused commit is tried again after this long (a secret file may have appeared meanwhile). */
+const REFUSAL_RETRY_MS = 10 * 60_000;
+const GIT_TIMEOUT_MS = 120_000;
+const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+const GIT_ENV_DROP = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT'];
+
+class GitError extends Error {
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The first meaningful line of git's stderr, for messages (git never prints secrets there, but keep it short). */
+function firstLine(stderr: string): string {
+  const line = stderr.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('hint:')) ?? '';
+  return line.length > 300 ? `${line.slice(0, 300)}...` : line;
+}
+
+/**
+ * Checks a ref name the user gave: a branch, tag, `refs/...` or a commit id; never an option.
+ *
+ * @see https://git-scm.com/docs/git-check-ref-format
+ */
+export function refProblem(ref: string): string | undefined {
+  if (ref === '' || ref.startsWith('-')) return 'must be a branch, tag or commit (and not start with "-")';
+  if (/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\/|\.$/.test(ref)) return 'is not a valid git ref name';
+  return undefined;
+}
+
+function remoteProblem(url: string): string | undefined {
+  if (url === '' || url.startsWith('-')) return 'must be a git URL or path (and not start with "-")';
+  if (/^ext::/i.test(url)) return 'the ext:: transport is not allowed';
+  return undefined;
+}
+
+/**
+ * A policy kept in sync with a config repo. Emits `change` (new policy, previous) after a swap
+ * and `refused` (commit, problems) when a commit is not taken.
+ */
+export class PolicyRepo extends EventEmitter {
+  private policy: Policy | undefined;
+  private readonly remote: string;
+  private readonly mirror: string;
+  private readonly log: Logger;
+  private readonly gitEnv: NodeJS.ProcessEnv;
+  /** Commits refused, with when: not retried (nor logged again) for REFUSAL_RETRY_MS. */
+  private readonly refused = new Map<string, { error: string; at: number }>();
+  private readonly shown: string;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<RefreshResult> | undefined;
+  private stopped = false;
+  private last: RefreshResult | undefined;
+
+  private constructor(private readonly options: PolicyRepoOptions) {
+    super();
+    this.remote = options.url ?? resolve(options.path!);
+    this.mirror = join(options.workDir, 'mirror.git');
+    this.shown = displayRemote(this.remote);
+    this.log = (options.log ?? silentLogger).child({ component: 'policy' });
+    const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env), GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never', LC_ALL: 'C' };
+    for (const k of GIT_ENV_DROP) delete env[k];
+    this.gitEnv = env;
+  }
+
+  /**
+   * Fetches the repo, loads the commit `ref` points to and returns a repo with that policy in
+   * force. When that commit is refused (or the remote is unreachable) the last commit accepted
+   * in `workDir` is used instead, if there is one.
+   *
+   * @throws HoopError USAGE for bad options; CONFIG_INVALID when no acceptable policy exists.
+   */
+  static async open(options: PolicyRepoOptions): Promise<PolicyRepo> {
+    if ((options.url === undefined) === (options.path === undefined)) {
+      throw new HoopError(ErrorCode.USAGE, 'give the policy repo as a URL or as a path (one of them)');
+    }
+    const remote = options.url ?? options.path!;
+    const rp = remoteProblem(remote);
+    if (rp) throw new HoopError(ErrorCode.USAGE, `policy repo ${JSON.stringify(displayRemote(remote))}: ${rp}`);
+    const refp = refProblem(options.ref);
+    if (refp) throw new HoopError(ErrorCode.USAGE, `policy ref ${JSON.stringify(options.ref)}: ${refp}`);
+    if (options.allowedSignersFile !== undefined) {
+      try {
+        await access(options.allowedSignersFile);
+      } catch {
+        throw new HoopError(ErrorCode.CONFIG_INVALID, `allowed signers file ${options.allowedSignersFile} cannot be read`, {
+          hint: 'give a file in ssh-keygen ALLOWED SIGNERS format (principal namespaces="git" key)',
+        });
+      }
+    }
+    const repo = new PolicyRepo({ ...options, workDir: resolve(options.workDir), ...(options.allowedSignersFile ? { allowedSignersFile: resolve(options.allowedSignersFile) } : {}) });
+    await repo.init();
+    const result = await repo.refresh();
+    if (!repo.policy) await repo.fallback();
+    if (!repo.policy) {
+      throw new HoopError(ErrorCode.CONFIG_INVALID, `no acceptable policy at ${options.ref} of ${displayRemote(remote)}: ${result.error ?? 'unknown error'}`, {
+        hint: 'fix the policy repo (see the problems above), or check the ref and the allowed signers',
+      });
+    }
+    return repo;
+  }
+
+  /** The policy in force, with its `commit`. */
+  current(): Policy {
+    return this.policy!;
+  }
+
+  /** The commit in force. */
+  get commit(): string {
+    return this.policy!.commit!;
+  }
+
+  /** The outcome of the latest pull (at open: says why the head was refused when a fallback is in force). */
+  lastRefresh(): RefreshResult | undefined {
+    return this.last;
+  }
+
+  /** Pulls every `pullIntervalMs` until {@link PolicyRepo.stop}. */
+  start(): void {
+    if (this.timer || this.stopped) return;
+    const every = this.options.pullIntervalMs ?? DEFAULT_PULL_INTERVAL_MS;
+    const tick = (): void => {
+      this.timer = setTimeout(() => {
+        void this.refresh().finally(() => {
+          if (!this.stopped) tick();
+        });
+      }, every);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  /** Stops pulling and waits for a pull in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  /**
+   * Fetches, resolves the ref and, when it points to a new commit, verifies, loads and swaps it
+   * in. Never throws: failures are in the result (and logged); the policy in force stays.
+   * Concurrent calls share one pull.
+   */
+  refresh(): Promise<RefreshResult> {
+    if (!this.running) {
+      this.running = this.pull()
+        .then((result) => (this.last = result))
+        .finally(() => {
+          this.running = undefined;
+        });
+    }
+    return this.running;
+  }
+
+  private async git(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<string> {
+    return new Promise((resolvePromise, reject) => {
+      execFile(
+        this.options.git ?? 'git',
+        ['-c', 'core.hooksPath=/dev/null', '-c', 'protocol.ext.allow=never', ...args],
+        { cwd: options.cwd ?? this.options.workDir, env: this.gitEnv, timeout: options.timeoutMs ?? GIT_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          if (err) reject(new GitError(firstLine(stderr) || describeError(err), stderr));
+          else resolvePromise(stdout);
+        },
+      );
+    });
+  }
+
+  private async init(): Promise<void> {
+    await mkdir(this.options.workDir, { recursive: true });
+    try {
+      await access(join(this.mirror, 'HEAD'));
+    } catch {
+      await this.git(['init', '--bare', '--quiet', this.mirror]);
+    }
+    await rm(join(this.options.workDir, 'trees'), { recursive: true, force: true });
+    await this.git(['--git-dir', this.mirror, 'worktree', 'prune']).catch(() => undefined);
+  }
+
+  private async pull(): Promise<RefreshResult> {
+    const commit = this.policy?.commit;
+    try {
+      await this.git(['--git-dir', this.mirror, 'fetch', '--quiet', '--prune', '--force', '--no-tags', '--', this.remote, '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*']);
+    } catch (err) {
+      const error = `cannot fetch ${this.shown}: ${displayRemote((err as Error).message)}`;
+      this.log.warn('policy.fetch_failed', { remote: this.shown, error });
+      return { changed: false, commit, error };
+    }
+    let candidate: string;
+    try {
+      candidate = (await this.git(['--git-dir', this.mirror, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${this.options.ref}^{commit}`])).trim();
+    } catch {
+      const error = `ref ${this.options.ref} not found in ${this.shown}`;
+      this.log.warn('policy.ref_missing', { remote: this.shown, ref: this.options.ref });
+      return { changed: false, commit, error };
+    }
+    if (candidate === commit) return { changed: false, commit, candidate };
+    const known = this.refused.get(candidate);
+    if (known !== undefined && Date.now() - known.at < REFUSAL_RETRY_MS) return { changed: false, commit, candidate, error: known.error };
+    this.refused.delete(candidate);
+    const outcome = await this.accept(candidate);
+    if ('error' in outcome) {
+      this.refused.set(candidate, { error: outcome.error, at: Date.now() });
+      if (this.refused.size > 100) this.refused.delete(this.refused.keys().next().value!);
+      return { changed: false, commit, candidate, error: outcome.error };
+    }
+    return { changed: true, commit: candidate, candidate };
+  }
+
+  /** Verifies and loads `sha`; on success swaps it in. */
+  private async accept(sha: string): Promise<{ ok: true } | { error: string }> {
+    const refuse = (error: string, problems: string[] = [error]): { error: string } => {
+      this.log.warn('policy.refused', { commit: sha, ref: this.options.ref, kept: this.policy?.commit ?? null, errors: problems });
+      this.emit('refused', sha, problems);
+      return { error };
+    };
+    if (!SHA.test(sha)) return refuse(`git answered ${JSON.stringify(sha.slice(0, 80))} for the ref, not a commit id`);
+    if (this.options.allowedSignersFile) {
+      const problem = await this.verifySignature(sha);
+      if (problem) return refuse(problem);
+    }
+    const tree = join(this.options.workDir, 'trees', `${sha.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
+    let policy: Policy;
+    try {
+      await mkdir(join(this.options.workDir, 'trees'), { recursive: true });
+      await this.git(['--git-dir', this.mirror, 'worktree', 'add', '--detach', '--force', '--quiet', tree, sha]);
+      policy = await loadPolicyDir(tree, this.options.checkSecrets === false ? undefined : this.gitEnv);
+    } catch (err) {
+      if (err instanceof PolicyInvalidError) return refuse(`commit ${sha.slice(0, 12)} has an invalid policy:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, err.problems);
+      return refuse(`commit ${sha.slice(0, 12)} cannot be loaded: ${describeError(err)}`);
+    } finally {
+      await this.git(['--git-dir', this.mirror, 'worktree', 'remove', '--force', tree]).catch(() => undefined);
+      await rm(tree, { recursive: true, force: true });
+    }
+    policy.commit = sha;
+    const previous = this.policy;
+    this.policy = policy;
+    await this.remember(sha);
+    this.log.info('policy.loaded', { commit: sha, ref: this.options.ref, previous: previous?.commit ?? null });
+    this.emit('change', policy, previous);
+    return { ok: true };
+  }
+
+  /**
+   * Accepts only commits carrying an SSH signature that verifies against the allowed signers.
+   * The signature's kind is checked first: git would hand an OpenPGP signature to gpg and its
+   * keyring, whatever `gpg.format` says.
+   */
+  private async verifySignature(sha: string): Promise<string | undefined> {
+    const file = this.options.allowedSignersFile!;
+    let raw: string;
+    try {
+      raw = await this.git(['--git-dir', this.mirror, 'cat-file', 'commit', sha]);
+    } catch (err) {
+      return `cannot read commit ${sha.slice(0, 12)}: ${(err as Error).message}`;
+    }
+    const header = raw.slice(0, raw.indexOf('\n\n') >= 0 ? raw.indexOf('\n\n') : raw.length);
+    const sig = /^gpgsig(?:-sha256)? (.*)$/m.exec(header);
+    if (!sig) return `commit ${sha.slice(0, 12)} is not signed (signatures are required by ${file})`;
+    if (sig[1]!.trim() !== '-----BEGIN SSH SIGNATURE-----') return `commit ${sha.slice(0, 12)} is not signed with an SSH key (only SSH signatures are accepted)`;
+    try {
+      await this.git([
+        '--git-dir', this.mirror,
+        '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${file}`, '-c', 'gpg.ssh.program=ssh-keygen',
+        'verify-commit', sha,
+      ]);
+      return undefined;
+    } catch (err) {
+      const detail = (err as GitError).stderr ? firstLine((err as GitError).stderr.replace(/^Good "git" signature.*$/m, '')) : (err as Error).message;
+      return `commit ${sha.slice(0, 12)} is not signed by a key in ${file}${detail ? ` (${detail})` : ''}`;
+    }
+  }
+
+  private async remember(sha: string): Promise<void> {
+    const file = join(this.options.workDir, 'accepted.json');
+    const tmp = `${file}.${randomBytes(4).toString('hex')}`;
+    try {
+      await writeFile(tmp, `${JSON.stringify({ remote: this.shown, ref: this.options.ref, commit: sha, acceptedAt: new Date().toISOString() })}\n`);
+      await rename(tmp, file);
+    } catch (err) {
+      this.log.warn('policy.state_unwritable', { file, error: describeError(err) });
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Loads the last accepted commit of this remote and ref, if the mirror still has it. */
+  private async fallback(): Promise<void> {
+    let state: { remote?: unknown; ref?: unknown; commit?: unknown };
+    try {
+      state = JSON.parse(await readFile(join(this.options.workDir, 'accepted.json'), 'utf8')) as typeof state;
+    } catch {
+      return;
+    }
+    if (state.remote !== this.shown || state.ref !== this.options.ref || typeof state.commit !== 'string' || !SHA.test(state.commit)) return;
+    try {
+      await this.git(['--git-dir', this.mirror, 'cat-file', '-e', `${state.commit}^{commit}`]);
+    } catch {
+      return;
+    }
+    this.log.warn('policy.fallback', { commit: state.commit, ref: this.options.ref });
+    await this.accept(state.commit);
+  }
+}
+
+/**
+ * `text` (a remote, or a message holding URLs) with the password of `scheme://user:password@host`
+ * URLs replaced by `***`, for logs and messages.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc3986#section-3.2.1 (userinfo; passwords in URIs are deprecated)
+ */
+export function displayRemote(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^/@:\s]*):[^/@\s]*@/gi, '$1:***@');
+}
+
+/**
+ * The CLI's own copy of a config repo: `<configDir>/policy/<hash of the remote>`.
+ */
+export function cliPolicyWorkDir(configDir: string, remote: string): string {
+  return join(configDir, 'policy', createHash('sha256').update(remote).digest('hex').slice(0, 16));
+}
+
+/** True when `text` is written as a git URL (scheme or scp-like `user@host:path`) rather than a local path. */
+export function looksLikeGitUrl(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || (/^[^/\\:]+@[^/\\:]+:/.test(text) && !isAbsolute(text));
+}

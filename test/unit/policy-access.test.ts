@@ -1,0 +1,58 @@
+/**
+ * Access rules: deny by default; subjects, "*", emails and groups admit; the least restrictive
+ * mode and the longest session among admitting rules apply.
+ */
+import { describe, expect, it } from 'vitest';
+import { accessFor, admits } from '../../src/policy/access.js';
+import type { AccessRule, Policy } from '../../src/policy/schema.js';
+
+const conn = (name: string) => ({
+  name, type: 'postgres' as const, host: 'h', port: 5432, database: 'd', user: 'u', password: { kind: 'env' as const, name: 'P' },
+  tls: { mode: 'prefer' as const }, allowCleartextWithoutTls: false, allow: { subjects: [], emails: [], groups: [] },
+});
+
+function policy(access: Partial<AccessRule>[]): Policy {
+  return {
+    connections: [conn('prod'), conn('staging')],
+    access: access.map((a, i) => ({ name: `r${i}`, subjects: [], emails: [], groups: [], connections: ['*'], mode: 'read-only', ...a })),
+    statements: { unparseable: 'deny', rules: [] },
+    masking: { columns: [], names: [], detectors: [], derived: 'mask' },
+    recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+    tests: [],
+  };
+}
+
+describe('accessFor', () => {
+  it('denies by default', () => {
+    expect(accessFor(policy([]), { subject: 'alice', groups: [] }, 'prod')).toBeUndefined();
+    expect(accessFor(policy([{ groups: ['dba'] }]), { subject: 'alice', groups: ['dev'] }, 'prod')).toBeUndefined();
+  });
+
+  it('admits by subject, "*", email (case-insensitive) or group', () => {
+    const who = { subject: 'alice', email: 'Alice@Example.org', groups: ['dev'] };
+    expect(admits({ ...policy([{ subjects: ['alice'] }]).access[0]! }, who)).toBe(true);
+    expect(accessFor(policy([{ subjects: ['*'] }]), { subject: 'anyone', groups: [] }, 'prod')).toMatchObject({ mode: 'read-only', rule: 'r0' });
+    expect(accessFor(policy([{ emails: ['alice@example.org'] }]), who, 'prod')?.rule).toBe('r0');
+    expect(accessFor(policy([{ groups: ['ops', 'dev'] }]), who, 'prod')?.rule).toBe('r0');
+    expect(accessFor(policy([{ subjects: ['bob'] }]), who, 'prod')).toBeUndefined();
+  });
+
+  it('matches connections by name or "*", and never for an undefined connection', () => {
+    const p = policy([{ subjects: ['alice'], connections: ['staging'] }]);
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'staging')?.rule).toBe('r0');
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toBeUndefined();
+    expect(accessFor(policy([{ subjects: ['*'] }]), { subject: 'alice', groups: [] }, 'ghost')).toBeUndefined();
+  });
+
+  it('gives the least restrictive mode and the longest session of the admitting rules', () => {
+    const p = policy([
+      { subjects: ['alice'], mode: 'read-only', maxSessionSeconds: 3600 },
+      { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 600, connections: ['prod'] },
+      { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 1200, connections: ['staging'] },
+    ]);
+    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')).toEqual({ mode: 'read-write', rule: 'r1', maxSessionSeconds: 3600, rules: ['r0', 'r1'] });
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', maxSessionSeconds: 3600, rules: ['r0'] });
+    const unlimited = policy([{ subjects: ['alice'], maxSessionSeconds: 60 }, { groups: ['dev'] }]);
+    expect(accessFor(unlimited, { subject: 'alice', groups: ['dev'] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', rules: ['r0', 'r1'] });
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * `hoop policy show | test | check` in-process on a bundle directory: the summary never shows a
+ * secret value; test cases print ✓/✗ with the deciding rule and fail with exit 1; check prints
+ * the decision, rule and reason with exit 0 (allow), 1 (deny) or 2 (review).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
+
+let base: string;
+let n = 0;
+
+beforeAll(() => {
+  base = mkdtempSync(join(tmpdir(), 'hoop-policy-cli-'));
+});
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+function tree(files: Record<string, string>): string {
+  const dir = join(base, `t${n++}`);
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  return dir;
+}
+
+async function run(args: string[], cwd = base, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => (out += d.toString()));
+  stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await main(args, { stdout, stderr, env: { HOOP_CONFIG_DIR: join(base, 'config'), ...env }, cwd, signal: new AbortController().signal });
+  return { code, out, err };
+}
+
+const POLICY = `version: 1
+connections:
+  - { name: prod, type: postgres, host: db.internal, database: app, user: app_rw, password: "\${env:PROD_PASSWORD}" }
+  - { name: staging, type: postgres, host: staging.internal, database: app, user: app, password: "\${file:/run/secrets/staging}", tls: { mode: require } }
+access:
+  - { name: dbas, groups: [dba], connections: ["*"], mode: read-write, maxSessionSeconds: 28800 }
+  - { name: analysts, groups: [analysts], connections: [prod] }
+statements:
+  rules:
+    - name: drop-needs-review
+      match: { kinds: [drop, truncate] }
+      action: review
+      message: DROP and TRUNCATE need a reviewer
+    - name: no-unbounded-writes
+      match: { kinds: [update, delete], missingWhere: true }
+      action: deny
+      message: UPDATE/DELETE without WHERE
+masking:
+  key: \${env:HOOP_MASK_KEY}
+  columns: [{ table: public.customers, column: email, strategy: hash }]
+  detectors: [{ detector: payment-card, strategy: last4 }]
+`;
+
+const TESTS = `tests:
+  - { name: dba drops, as: { subject: alice, groups: [dba] }, connection: prod, sql: "DROP TABLE t", expect: review, rule: drop-needs-review }
+  - { name: analyst reads, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "select * from customers", expect: allow }
+  - { name: analyst cannot write, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "update t set a = 1 where id = 2", expect: deny }
+  - { name: stranger, as: { subject: eve }, connection: prod, sql: "select 1", expect: deny }
+  - { name: unbounded delete, as: { subject: alice, groups: [dba] }, connection: staging, sql: "delete from t", expect: deny, rule: no-unbounded-writes }
+`;
+
+describe('hoop policy', () => {
+  it('show summarises the bundle without secret values', async () => {
+    const dir = tree({ 'hoop.yaml': POLICY });
+    const { code, out } = await run(['policy', 'show', '--dir', dir], base, { PROD_PASSWORD: 'very-secret-value' });
+    expect(code).toBe(0);
+    expect(out).toContain(`policy  working tree (${dir})`);
+    expect(out).toMatch(/prod\s+postgres app_rw@db\.internal:5432\/app\s+password \$\{env:PROD_PASSWORD\}\s+tls prefer/);
+    expect(out).toMatch(/dbas\s+read-write\s+on \*\s+groups dba\s+max 8h/);
+    expect(out).toMatch(/drop-needs-review\s+review\s+kinds drop,truncate\s+"DROP and TRUNCATE need a reviewer"/);
+    expect(out).toMatch(/column\s+public\.customers\.email\s+hash/);
+    expect(out).toContain('recording  results masked, row cap 1000, on failure close');
+    expect(out).not.toContain('very-secret-value');
+    const json = await run(['policy', 'show', '--json'], dir);
+    expect(JSON.parse(json.out)).toMatchObject({ connections: [{ name: 'prod', password: { kind: 'env', name: 'PROD_PASSWORD' } }, { name: 'staging' }] });
+  });
+
+  it('show reports an invalid bundle with file:line:col and exit 78', async () => {
+    const dir = tree({ 'hoop.yaml': 'version: 1\naccess:\n  - { name: a, groups: [x], connections: [nope] }\n' });
+    const { code, err } = await run(['policy', 'show', '--dir', dir]);
+    expect(code).toBe(78);
+    expect(err).toContain('hoop.yaml:3:43: access.0.connections.0: unknown connection "nope" (known: none defined)');
+  });
+
+  it('test runs the cases, prints ✓ with the deciding rule, and exits 0', async () => {
+    const dir = tree({ 'hoop.yaml': POLICY, 'policy/tests/cases.yaml': TESTS });
+    const { code, out } = await run(['policy', 'test'], dir);
+    expect(out).toContain('✓ dba drops: review by rule "drop-needs-review"');
+    expect(out).toContain('✓ analyst reads: allow');
+    expect(out).toContain('✓ stranger: deny');
+    expect(out).toContain('✓ unbounded delete: deny by rule "no-unbounded-writes"');
+    expect(out).toContain('5 passed, 0 failed');
+    expect(code).toBe(0);
+  });
+
+  it('test prints ✗ with where the case is and exits 1 on a failure', async () => {
+    const failing = `${TESTS}  - { name: wrong, as: { subject: alice, groups: [dba] }, connection: prod, sql: "select 1", expect: deny }\n  - { name: wrong rule, as: { subject: alice, groups: [dba] }, connection: prod, sql: "truncate t", expect: review, rule: other }\n`;
+    const dir = tree({ 'hoop.yaml': POLICY, 'policy/tests/cases.yaml': failing });
+    const { code, out, err } = await run(['policy', 'test', '--dir', dir]);
+    expect(out).toContain('✗ wrong (policy/tests/cases.yaml:7:5): expected deny, got allow');
+    expect(out).toContain('✗ wrong rule (policy/tests/cases.yaml:8:5): expected review by rule "other", got review by rule "drop-needs-review"');
+    expect(out).toContain('5 passed, 2 failed');
+    expect(err).toContain('2 of 7 policy tests failed');
+    expect(code).toBe(1);
+  });
+
+  it('check prints decision, rule and reason; exit 0 allow, 1 deny, 2 review', async () => {
+    const dir = tree({ 'hoop.yaml': POLICY });
+    const allow = await run(['policy', 'check', '--dir', dir, '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'SELECT * FROM customers']);
+    expect(allow.code).toBe(0);
+    expect(allow.out).toMatch(/^decision {2}allow$/m);
+    expect(allow.out).toMatch(/^access {4}read-only by rule "analysts"$/m);
+
+    const review = await run(['policy', 'check', '--dir', dir, '--as', 'alice', '--group', 'dba', '--connection', 'prod', '/* x */ drop TABLE t']);
+    expect(review.code).toBe(2);
+    expect(review.out).toMatch(/^decision {2}review$/m);
+    expect(review.out).toMatch(/^rule {6}drop-needs-review$/m);
+    expect(review.out).toMatch(/^message {3}DROP and TRUNCATE need a reviewer$/m);
+    expect(review.out).toMatch(/^reason {4}\S/m);
+
+    const readOnly = await run(['policy', 'check', '--dir', dir, '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'insert into t values (1)']);
+    expect(readOnly.code).toBe(1);
+    expect(readOnly.out).toMatch(/^decision {2}deny$/m);
+
+    const stranger = await run(['policy', 'check', '--dir', dir, '--as', 'eve', '--connection', 'prod', 'select 1']);
+    expect(stranger.code).toBe(1);
+    expect(stranger.out).toContain('no access rule admits eve to connection "prod"');
+    expect(stranger.out).toMatch(/^access {4}none$/m);
+
+    const noIdentity = await run(['policy', 'check', '--dir', dir, '--connection', 'staging', 'delete from t']);
+    expect(noIdentity.code).toBe(1);
+    expect(noIdentity.out).toMatch(/^rule {6}no-unbounded-writes$/m);
+    expect(noIdentity.out).toContain('not checked (no --as)');
+  });
+
+  it('check asks for a connection when there are several, and for --as with --group', async () => {
+    const dir = tree({ 'hoop.yaml': POLICY });
+    const which = await run(['policy', 'check', '--dir', dir, 'select 1']);
+    expect(which.code).toBe(64);
+    expect(which.err).toContain('pass --connection (one of: prod, staging)');
+    const group = await run(['policy', 'check', '--dir', dir, '--connection', 'prod', '--group', 'dba', 'select 1']);
+    expect(group.code).toBe(64);
+  });
+});
