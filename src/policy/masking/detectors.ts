@@ -1,0 +1,331 @@
+/**
+ * Content detectors for masking: pure functions that find sensitive values inside a text.
+ *
+ * Each detector returns the spans it found (start inclusive, end exclusive, UTF-16 offsets) in
+ * order and without overlap. Detectors are tuned to keep false positives low: a hit must pass a
+ * checksum (Luhn, ISO 7064 mod 97), a known-prefix check, or a documented entropy heuristic.
+ *
+ * @see https://www.iso.org/standard/70484.html (ISO/IEC 7812, card numbers and the Luhn check)
+ * @see https://www.swift.com/standards/data-standards/iban (ISO 13616 IBAN registry)
+ * @see https://www.ssa.gov/employer/randomization.html (SSN assignment and never-issued ranges)
+ * @see https://datatracker.ietf.org/doc/html/rfc7519 (JWT compact serialization)
+ * @see https://datatracker.ietf.org/doc/html/rfc7468 (PEM textual encoding)
+ */
+
+/** The detector names a policy can use. */
+export type DetectorName = 'payment-card' | 'email' | 'us-ssn' | 'iban' | 'secret-token';
+
+/** Every detector name, in the order they are applied. */
+export const DETECTOR_NAMES: readonly DetectorName[] = ['secret-token', 'payment-card', 'iban', 'us-ssn', 'email'];
+
+/** One sensitive value found in a text. */
+export interface DetectorMatch {
+  detector: DetectorName;
+  /** UTF-16 offset of the first character. */
+  start: number;
+  /** UTF-16 offset past the last character. */
+  end: number;
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isUpper = (c: number): boolean => c >= 65 && c <= 90;
+const isLower = (c: number): boolean => c >= 97 && c <= 122;
+const isAlnum = (c: number): boolean => isDigit(c) || isUpper(c) || isLower(c);
+
+/**
+ * The Luhn (mod 10) check over a string of decimal digits.
+ *
+ * @see https://www.iso.org/standard/70484.html (ISO/IEC 7812-1 Annex B)
+ */
+export function luhnValid(digits: string): boolean {
+  if (!/^\d+$/.test(digits)) return false;
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+/**
+ * Whether a card number's issuer identification number (its leading digits) belongs to a known
+ * scheme, and its length fits that scheme: Visa, Mastercard, American Express, Discover, JCB,
+ * Diners Club, UnionPay, Maestro, Mir.
+ *
+ * @see https://www.iso.org/standard/70484.html
+ */
+export function knownCardPrefix(digits: string): boolean {
+  const n = digits.length;
+  const p = (k: number): number => Number(digits.slice(0, k));
+  if (digits[0] === '4') return n === 13 || n === 16 || n === 19; // Visa
+  if ((p(2) >= 51 && p(2) <= 55) || (p(4) >= 2221 && p(4) <= 2720)) return n === 16; // Mastercard
+  if (p(2) === 34 || p(2) === 37) return n === 15; // Amex
+  if (p(4) === 6011 || (p(3) >= 644 && p(3) <= 649) || p(2) === 65) return n >= 16 && n <= 19; // Discover
+  if (p(4) >= 3528 && p(4) <= 3589) return n >= 16 && n <= 19; // JCB
+  if ((p(3) >= 300 && p(3) <= 305) || p(2) === 36 || p(2) === 38 || p(2) === 39) return n >= 14 && n <= 19; // Diners
+  if (p(2) === 62 || p(2) === 81) return n >= 16 && n <= 19; // UnionPay
+  if (p(4) >= 2200 && p(4) <= 2204) return n === 16; // Mir
+  if (p(2) === 50 || (p(2) >= 56 && p(2) <= 69)) return n >= 12 && n <= 19; // Maestro
+  return false;
+}
+
+const cardCandidate = /(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])/g;
+
+/**
+ * Payment card numbers: 13 to 19 digits, optionally grouped by single spaces or dashes, not
+ * adjacent to a letter or digit, with a known issuer prefix and a valid Luhn check digit.
+ *
+ * @see https://www.iso.org/standard/70484.html
+ */
+export function findPaymentCards(text: string): DetectorMatch[] {
+  const out: DetectorMatch[] = [];
+  for (const m of text.matchAll(cardCandidate)) {
+    const digits = m[0].replace(/[ -]/g, '');
+    if (knownCardPrefix(digits) && luhnValid(digits)) out.push({ detector: 'payment-card', start: m.index, end: m.index + m[0].length });
+  }
+  return out;
+}
+
+const emailCandidate = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))+/g;
+
+/**
+ * Email addresses (the common dot-atom form): a local part of letters, digits and `._%+-`, an
+ * `@`, and a domain of at least two labels whose last label (the TLD) is at least two letters.
+ *
+ * @see https://datatracker.ietf.org/doc/html/rfc5322#section-3.4.1
+ */
+export function findEmails(text: string): DetectorMatch[] {
+  if (!text.includes('@')) return [];
+  const out: DetectorMatch[] = [];
+  for (const m of text.matchAll(emailCandidate)) {
+    let value = m[0];
+    while (value.endsWith('-')) value = value.slice(0, -1);
+    const tld = value.slice(value.lastIndexOf('.') + 1);
+    if (!/^[A-Za-z]{2,63}$/.test(tld) || value.length > 254) continue;
+    out.push({ detector: 'email', start: m.index, end: m.index + value.length });
+  }
+  return out;
+}
+
+const ssnCandidate = /(?<![0-9A-Za-z-])(\d{3})-(\d{2})-(\d{4})(?![0-9A-Za-z-])/g;
+
+/**
+ * US Social Security numbers written `NNN-NN-NNNN`, excluding what the SSA never issues: area
+ * 000, 666 and 900–999, group 00, serial 0000, and the publicly used 078-05-1120 and 219-09-9999.
+ *
+ * @see https://www.ssa.gov/employer/randomization.html
+ * @see https://www.ssa.gov/history/ssn/misused.html
+ */
+export function findUsSsns(text: string): DetectorMatch[] {
+  if (!text.includes('-')) return [];
+  const out: DetectorMatch[] = [];
+  for (const m of text.matchAll(ssnCandidate)) {
+    const [, area, group, serial] = m as unknown as [string, string, string, string];
+    if (area === '000' || area === '666' || area[0] === '9' || group === '00' || serial === '0000') continue;
+    if (m[0] === '078-05-1120' || m[0] === '219-09-9999') continue;
+    out.push({ detector: 'us-ssn', start: m.index, end: m.index + m[0].length });
+  }
+  return out;
+}
+
+/**
+ * IBAN lengths per country code (ISO 13616 registry).
+ *
+ * @see https://www.swift.com/standards/data-standards/iban
+ */
+const ibanLengths: Record<string, number> = {
+  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28, CH: 21, CR: 22, CY: 28, CZ: 24,
+  DE: 22, DJ: 27, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FK: 18, FO: 18, FR: 27, GB: 22, GE: 22, GI: 23, GL: 18, GR: 27,
+  GT: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23, IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20,
+  LV: 21, LY: 25, MC: 27, MD: 24, ME: 22, MK: 19, MN: 20, MR: 27, MT: 31, MU: 30, NI: 28, NL: 18, NO: 15, OM: 23, PK: 24, PL: 28,
+  PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, RU: 33, SA: 24, SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27, SO: 23, ST: 25, SV: 28,
+  TL: 23, TN: 24, TR: 26, UA: 29, VA: 22, VG: 24, XK: 20, YE: 30,
+};
+
+/**
+ * The ISO 7064 MOD 97-10 check of an IBAN (without spaces, uppercase): move the first four
+ * characters to the end, letters to numbers (A=10 … Z=35), and the remainder mod 97 must be 1.
+ *
+ * @see https://www.swift.com/standards/data-standards/iban
+ */
+export function ibanValid(iban: string): boolean {
+  if (!/^[A-Z]{2}\d{2}[A-Z0-9]+$/.test(iban) || ibanLengths[iban.slice(0, 2)] !== iban.length) return false;
+  const moved = iban.slice(4) + iban.slice(0, 4);
+  let rem = 0;
+  for (const ch of moved) {
+    const c = ch.charCodeAt(0);
+    const v = isDigit(c) ? c - 48 : c - 55;
+    rem = v > 9 ? (rem * 100 + v) % 97 : (rem * 10 + v) % 97;
+  }
+  return rem === 1;
+}
+
+const ibanStart = /(?<![0-9A-Za-z])([A-Z]{2})(\d{2})/g;
+
+/**
+ * IBANs: a country code with a known length, two check digits, then the BBAN, optionally in
+ * groups separated by single spaces, not followed by a letter or digit, passing MOD 97-10.
+ *
+ * @see https://www.swift.com/standards/data-standards/iban
+ */
+export function findIbans(text: string): DetectorMatch[] {
+  const out: DetectorMatch[] = [];
+  ibanStart.lastIndex = 0;
+  for (let m = ibanStart.exec(text); m; m = ibanStart.exec(text)) {
+    const length = ibanLengths[m[1]!];
+    if (length === undefined) continue;
+    let i = m.index + 4;
+    let compact = m[1]! + m[2]!;
+    while (compact.length < length && i < text.length) {
+      let c = text.charCodeAt(i);
+      if (c === 32 && i + 1 < text.length && (isUpper(text.charCodeAt(i + 1)) || isDigit(text.charCodeAt(i + 1)))) {
+        i++;
+        c = text.charCodeAt(i);
+      }
+      if (!isUpper(c) && !isDigit(c)) break;
+      compact += text[i];
+      i++;
+    }
+    if (compact.length !== length || (i < text.length && isAlnum(text.charCodeAt(i)))) continue;
+    if (!ibanValid(compact)) continue;
+    out.push({ detector: 'iban', start: m.index, end: i });
+    ibanStart.lastIndex = i;
+  }
+  return out;
+}
+
+/** Shannon entropy in bits per character of a string. */
+export function shannonEntropy(s: string): number {
+  if (s.length === 0) return 0;
+  const counts = new Map<string, number>();
+  for (const ch of s) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let h = 0;
+  for (const n of counts.values()) {
+    const p = n / s.length;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+/** Tokens with a recognizable, vendor-documented shape. */
+const knownTokens: RegExp[] = [
+  // JWT / JWS compact serialization: base64url JSON header `{"...` is always `eyJ`.
+  /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g,
+  // AWS access key ids (long-term AKIA, temporary ASIA).
+  /(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])/g,
+  // GitHub tokens: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained.
+  /(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255}(?![A-Za-z0-9_])/g,
+  /(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{22,255}/g,
+  // Slack tokens (bot, app, user, refresh, legacy).
+  /(?<![A-Za-z0-9])xox[abprse]-[A-Za-z0-9-]{10,250}/g,
+  // Stripe secret and restricted keys.
+  /(?<![A-Za-z0-9_])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,247}/g,
+];
+
+/** How often consecutive characters change class (upper, lower, digit, other). */
+function classChanges(s: string): number {
+  const cls = (c: number): number => (isUpper(c) ? 0 : isLower(c) ? 1 : isDigit(c) ? 2 : 3);
+  let n = 0;
+  for (let i = 1; i < s.length; i++) if (cls(s.charCodeAt(i)) !== cls(s.charCodeAt(i - 1))) n++;
+  return n;
+}
+
+/** The minimum length of an anonymous base64 or hex run considered a secret. */
+const B64_MIN = 40;
+const HEX_MIN = 48;
+const b64Run = new RegExp(`(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{${B64_MIN},}={0,2}`, 'g');
+const hexRun = new RegExp(`(?<![A-Za-z0-9])[0-9a-fA-F]{${HEX_MIN},}(?![A-Za-z0-9])`, 'g');
+
+/**
+ * Whether an anonymous run looks like random key material rather than a word, a path or a
+ * hash-like identifier. The heuristic: a base64/base64url run of at least 40 characters that
+ * mixes upper case, lower case and digits, has at least 4.2 bits of entropy per character
+ * (English words stay well below; 40 random base64 characters average about 4.9), and changes
+ * character class (upper, lower, digit, other) between at least 45% of neighbouring characters
+ * (random base64 about 64%; camelCase identifiers and words far less); a hex run of at least 48 characters (so 40-character git object ids are not flagged)
+ * with at least 3.3 bits per character (random hex averages about 3.8).
+ */
+export function looksRandom(run: string): boolean {
+  const body = run.replace(/=+$/, '');
+  if (/^[0-9a-fA-F]+$/.test(body)) return body.length >= HEX_MIN && shannonEntropy(body.toLowerCase()) >= 3.3;
+  if (body.length < B64_MIN || !/[A-Z]/.test(body) || !/[a-z]/.test(body) || !/\d/.test(body)) return false;
+  return shannonEntropy(body) >= 4.2 && classChanges(body) >= 0.45 * (body.length - 1);
+}
+
+/**
+ * Secrets and tokens: JWTs, AWS access key ids, GitHub, Slack and Stripe tokens, PEM private key
+ * blocks (to the END line, or to the end of the text when it is cut short), and long anonymous
+ * base64 or hex runs that pass {@link looksRandom}.
+ *
+ * @see https://datatracker.ietf.org/doc/html/rfc7519#section-3
+ * @see https://datatracker.ietf.org/doc/html/rfc7468#section-10
+ * @see https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids
+ * @see https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/about-authentication-to-github#githubs-token-formats
+ */
+export function findSecretTokens(text: string): DetectorMatch[] {
+  const spans: Array<[number, number]> = [];
+  let from = 0;
+  for (;;) {
+    const begin = text.indexOf('-----BEGIN ', from);
+    if (begin < 0) break;
+    const headEnd = text.indexOf('-----', begin + 11);
+    if (headEnd < 0) break;
+    const label = text.slice(begin + 11, headEnd);
+    if (!/^[A-Z0-9 ]*PRIVATE KEY$/.test(label)) {
+      from = headEnd;
+      continue;
+    }
+    const endMarker = `-----END ${label}-----`;
+    const end = text.indexOf(endMarker, headEnd + 5);
+    const stop = end < 0 ? text.length : end + endMarker.length;
+    spans.push([begin, stop]);
+    from = stop;
+  }
+  for (const re of knownTokens) for (const m of text.matchAll(re)) spans.push([m.index, m.index + m[0].length]);
+  for (const re of [hexRun, b64Run]) {
+    for (const m of text.matchAll(re)) if (looksRandom(m[0])) spans.push([m.index, m.index + m[0].length]);
+  }
+  return mergeSpans(spans).map(([start, end]) => ({ detector: 'secret-token' as const, start, end }));
+}
+
+function mergeSpans(spans: Array<[number, number]>): Array<[number, number]> {
+  spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  const out: Array<[number, number]> = [];
+  for (const s of spans) {
+    const last = out[out.length - 1];
+    if (last && s[0] < last[1]) last[1] = Math.max(last[1], s[1]);
+    else out.push([s[0], s[1]]);
+  }
+  return out;
+}
+
+const finders: Record<DetectorName, (text: string) => DetectorMatch[]> = {
+  'payment-card': findPaymentCards,
+  email: findEmails,
+  'us-ssn': findUsSsns,
+  iban: findIbans,
+  'secret-token': findSecretTokens,
+};
+
+/**
+ * Runs the given detectors over a text and returns their matches sorted by position, without
+ * overlap: where two matches overlap, the one that starts first (then the longer) wins, in the
+ * order of `detectors`.
+ */
+export function detect(text: string, detectors: readonly DetectorName[]): DetectorMatch[] {
+  if (text.length < 6) return [];
+  const all: DetectorMatch[] = [];
+  for (const d of detectors) all.push(...finders[d](text));
+  if (all.length < 2) return all;
+  const rank = (d: DetectorName): number => detectors.indexOf(d);
+  all.sort((a, b) => a.start - b.start || b.end - a.end || rank(a.detector) - rank(b.detector));
+  const out: DetectorMatch[] = [];
+  for (const m of all) if (out.length === 0 || m.start >= out[out.length - 1]!.end) out.push(m);
+  return out;
+}

@@ -1,0 +1,585 @@
+/**
+ * Masking the server→client direction of a PostgreSQL session, one message at a time.
+ *
+ * A {@link ResultMasker} watches the client's messages ({@link ResultMasker.frontend}) to know
+ * which statement, portal and result formats each backend response belongs to, and rewrites the
+ * backend messages that carry data ({@link ResultMasker.backend}):
+ *
+ * - RowDescription ('T'): decides per column: a column rule by origin (table OID + attribute
+ *   number, resolved through a {@link CatalogResolver}), else a name rule (over the result column
+ *   name and the origin column name), else — for a column without an origin (table OID 0: an
+ *   expression, cast, aggregate, whole-row value) — the statement's
+ *   {@link OriginUnknownPolicy}. A column whose origin lookup fails is masked (fail closed).
+ * - DataRow ('D'): masks those columns (text and binary format; see values.ts for what a binary
+ *   value becomes) and runs the content detectors over every other value.
+ * - CopyOutResponse / CopyData / CopyDone ('H', 'd', 'c'): masks COPY rows by column position
+ *   when the engine passes the columns' origins ({@link StatementHints.copy}); otherwise, as
+ *   COPY has no RowDescription, only the detectors run (and with `originUnknownPolicy: 'mask'`
+ *   every field is masked).
+ * - NoticeResponse, ErrorResponse ('N', 'E'): detectors over message, detail, hint, context and
+ *   internal query; key values and failing rows of a table with column rules are redacted.
+ * - NotificationResponse ('A'): detectors over the payload.
+ *
+ * Result formats come from Bind (per portal); a RowDescription answering Describe of a portal
+ * carries them too. The masker never holds more than one message: a RowDescription that needs a
+ * catalog lookup is answered with a Promise, and the caller must not feed the next message before
+ * it settles (the stream wrapper in stream.ts does that, which back-pressures the upstream).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+import type { PgMessage } from '../../tunnel/postgres/reader.js';
+import { parseErrorFields } from '../../tunnel/postgres/reader.js';
+import { PgProtocolError } from '../../tunnel/postgres/protocol-error.js';
+import type { CatalogResolver } from './catalog.js';
+import { CopyOutMasker, type CopyOptions } from './copy.js';
+import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from './rules.js';
+import { REDACTED, type MaskStrategy } from './strategies.js';
+import { detectInField, maskField, type FieldType } from './values.js';
+
+/**
+ * What to do with a result column that has no origin (table OID 0 in RowDescription: an
+ * expression, cast, aggregate, function result or whole-row value): `mask` masks every such
+ * column (fail closed: the engine chooses it when the statement reads a table with masked
+ * columns), `detect-only` applies only name rules and content detectors.
+ */
+export type OriginUnknownPolicy = 'mask' | 'detect-only';
+
+/** What the engine knows about a statement from its parse tree, passed with its Query or Parse message. */
+export interface StatementHints {
+  originUnknownPolicy?: OriginUnknownPolicy;
+  /** For COPY ... TO STDOUT: the format options and, when known, the origin of each column by position. */
+  copy?: CopyOptions & { columns?: Array<ColumnOrigin | undefined> };
+}
+
+/** Options of a {@link ResultMasker}. */
+export interface ResultMaskerOptions {
+  /** The policy's masking section, or rules compiled from it. */
+  rules: MaskingRules | MaskingPolicyLike;
+  /** The resolved HMAC key for `hash`, when `rules` is a policy section whose key is a secret reference. */
+  key?: string;
+  /** Resolves column origins; without it, columns with an origin are treated as failed lookups when column rules exist. */
+  catalog?: CatalogResolver;
+  /** For statements whose hints do not say; default `mask`. */
+  originUnknownPolicy?: OriginUnknownPolicy;
+  /** The strategy for columns masked because their origin is unknown; default `redact`. */
+  originUnknownStrategy?: MaskStrategy;
+}
+
+/** One result column as the masker sees it. */
+interface ColumnPlan {
+  typeOid: number;
+  format: number;
+  /** From an origin or name rule, or a failed origin lookup. */
+  strategy: MaskStrategy | undefined;
+  /** No table origin (expression, aggregate, ...). */
+  originLess: boolean;
+}
+
+interface Statement {
+  hints: StatementHints;
+  plan?: ColumnPlan[];
+}
+
+interface Portal {
+  hints: StatementHints;
+  formats: number[];
+  plan?: ColumnPlan[];
+}
+
+type Op =
+  | { k: 'parse'; name: string; hints: StatementHints }
+  | { k: 'bind'; portal: string; statement: string; formats: number[] }
+  | { k: 'describe'; what: 'S' | 'P'; name: string }
+  | { k: 'execute'; portal: string }
+  | { k: 'close'; what: 'S' | 'P'; name: string }
+  | { k: 'sync' }
+  | { k: 'query'; hints: StatementHints };
+
+/** Most client messages awaiting a response before the client is considered abusive. */
+const MAX_PENDING_OPS = 100_000;
+
+const ch = (s: string): number => s.charCodeAt(0);
+const T = {
+  parseComplete: ch('1'),
+  bindComplete: ch('2'),
+  closeComplete: ch('3'),
+  rowDescription: ch('T'),
+  noData: ch('n'),
+  dataRow: ch('D'),
+  commandComplete: ch('C'),
+  portalSuspended: ch('s'),
+  emptyQuery: ch('I'),
+  copyOut: ch('H'),
+  copyBoth: ch('W'),
+  copyData: ch('d'),
+  copyDone: ch('c'),
+  error: ch('E'),
+  notice: ch('N'),
+  notification: ch('A'),
+  ready: ch('Z'),
+} as const;
+
+/** Error/notice fields that can echo data. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
+const DATA_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
+
+function message(type: string | number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = typeof type === 'number' ? type : ch(type);
+  out.writeUInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function cstr(body: Buffer, at: number): [string, number] {
+  const end = body.indexOf(0, at);
+  if (end < 0) throw new PgProtocolError('unterminated string in a message');
+  return [body.toString('utf8', at, end), end + 1];
+}
+
+function need(body: Buffer, at: number, n: number): void {
+  if (at + n > body.length) throw new PgProtocolError('message is truncated');
+}
+
+/** The format of column `i` given Bind's result-format codes (none: all text; one: all that one). */
+function formatAt(formats: number[], i: number): number {
+  if (formats.length === 0) return 0;
+  if (formats.length === 1) return formats[0]!;
+  return formats[i] ?? 0;
+}
+
+/** Parsed RowDescription fields. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION */
+export interface RowDescriptionField {
+  name: string;
+  tableOid: number;
+  attnum: number;
+  typeOid: number;
+  typlen: number;
+  typmod: number;
+  format: number;
+}
+
+/**
+ * The fields of a RowDescription ('T') body.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
+ */
+export function parseRowDescription(body: Buffer): RowDescriptionField[] {
+  need(body, 0, 2);
+  const n = body.readInt16BE(0);
+  let at = 2;
+  const out: RowDescriptionField[] = [];
+  for (let i = 0; i < n; i++) {
+    const [name, next] = cstr(body, at);
+    at = next;
+    need(body, at, 18);
+    out.push({
+      name,
+      tableOid: body.readUInt32BE(at),
+      attnum: body.readInt16BE(at + 4),
+      typeOid: body.readUInt32BE(at + 6),
+      typlen: body.readInt16BE(at + 10),
+      typmod: body.readInt32BE(at + 12),
+      format: body.readInt16BE(at + 16),
+    });
+    at += 18;
+  }
+  if (at !== body.length) throw new PgProtocolError('RowDescription has trailing bytes');
+  return out;
+}
+
+/**
+ * The fields of a DataRow ('D') body, null for SQL NULL (views into `body`).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DATAROW
+ */
+export function parseDataRow(body: Buffer): Array<Buffer | null> {
+  need(body, 0, 2);
+  const n = body.readInt16BE(0);
+  let at = 2;
+  const out: Array<Buffer | null> = [];
+  for (let i = 0; i < n; i++) {
+    need(body, at, 4);
+    const len = body.readInt32BE(at);
+    at += 4;
+    if (len === -1) {
+      out.push(null);
+      continue;
+    }
+    if (len < 0) throw new PgProtocolError(`DataRow field length ${len}`);
+    need(body, at, len);
+    out.push(body.subarray(at, at + len));
+    at += len;
+  }
+  if (at !== body.length) throw new PgProtocolError('DataRow has trailing bytes');
+  return out;
+}
+
+/**
+ * A whole DataRow ('D') message with these fields.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DATAROW
+ */
+export function dataRow(fields: Array<Buffer | null>): Buffer {
+  let size = 2;
+  for (const f of fields) size += 4 + (f ? f.length : 0);
+  const out = Buffer.allocUnsafe(5 + size);
+  out[0] = T.dataRow;
+  out.writeUInt32BE(4 + size, 1);
+  out.writeInt16BE(fields.length, 5);
+  let at = 7;
+  for (const f of fields) {
+    out.writeInt32BE(f ? f.length : -1, at);
+    at += 4;
+    if (f) at += f.copy(out, at);
+  }
+  return out;
+}
+
+/**
+ * Masks the server→client messages of one PostgreSQL session.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+export class ResultMasker {
+  /** The compiled rules. */
+  readonly rules: MaskingRules;
+  /** Policy for origin-less columns of statements whose hints do not say. */
+  originUnknownPolicy: OriginUnknownPolicy;
+  private readonly catalog: CatalogResolver | undefined;
+  private readonly unknownStrategy: MaskStrategy;
+  private readonly ops: Op[] = [];
+  private readonly statements = new Map<string, Statement>();
+  private readonly portals = new Map<string, Portal>();
+  /** The result being returned for a simple Query (or when the client's messages are not tracked). */
+  private current: { plan: ColumnPlan[]; hints: StatementHints } | undefined;
+  private copy: { masker: CopyOutMasker } | undefined;
+
+  constructor(options: ResultMaskerOptions) {
+    this.rules = options.rules instanceof MaskingRules ? options.rules : new MaskingRules(options.rules, options.key);
+    this.catalog = options.catalog;
+    this.originUnknownPolicy = options.originUnknownPolicy ?? 'mask';
+    this.unknownStrategy = options.originUnknownStrategy ?? 'redact';
+  }
+
+  /**
+   * Records a client message on its way to the server (call it in order, for every message after
+   * the startup phase). `hints` apply to a Query ('Q') or Parse ('P').
+   *
+   * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+   */
+  frontend(msg: PgMessage, hints?: StatementHints): void {
+    const b = msg.body;
+    const h = hints ?? {};
+    switch (String.fromCharCode(msg.type)) {
+      case 'Q':
+      case 'F':
+        this.push({ k: 'query', hints: h });
+        break;
+      case 'P':
+        this.push({ k: 'parse', name: cstr(b, 0)[0], hints: h });
+        break;
+      case 'B': {
+        const [portal, a1] = cstr(b, 0);
+        const [statement, a2] = cstr(b, a1);
+        let at = a2;
+        need(b, at, 2);
+        at += 2 + 2 * b.readInt16BE(at);
+        need(b, at, 2);
+        const nParams = b.readInt16BE(at);
+        at += 2;
+        for (let i = 0; i < nParams; i++) {
+          need(b, at, 4);
+          const len = b.readInt32BE(at);
+          at += 4 + Math.max(0, len);
+        }
+        need(b, at, 2);
+        const nFormats = b.readInt16BE(at);
+        at += 2;
+        need(b, at, 2 * nFormats);
+        const formats: number[] = [];
+        for (let i = 0; i < nFormats; i++) formats.push(b.readInt16BE(at + 2 * i));
+        this.push({ k: 'bind', portal, statement, formats });
+        break;
+      }
+      case 'D':
+      case 'C': {
+        need(b, 0, 1);
+        const what = b[0] === ch('S') ? 'S' : 'P';
+        const name = cstr(b, 1)[0];
+        this.push(msg.type === ch('D') ? { k: 'describe', what, name } : { k: 'close', what, name });
+        break;
+      }
+      case 'E':
+        this.push({ k: 'execute', portal: cstr(b, 0)[0] });
+        break;
+      case 'S':
+        this.push({ k: 'sync' });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * The bytes to send to the client for one server message: `msg.raw` when nothing changed, a
+   * rewritten message, several messages, or nothing. A Promise only for a RowDescription that
+   * needs a catalog lookup; do not feed the next message before it settles.
+   *
+   * @throws PgProtocolError on a malformed message
+   * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+   */
+  backend(msg: PgMessage): Buffer | Promise<Buffer> {
+    const head = this.ops[0];
+    switch (msg.type) {
+      case T.parseComplete:
+        if (head?.k === 'parse') {
+          this.ops.shift();
+          this.statements.set(head.name, { hints: head.hints });
+        }
+        return msg.raw;
+      case T.bindComplete:
+        if (head?.k === 'bind') {
+          this.ops.shift();
+          const st = this.statements.get(head.statement);
+          const portal: Portal = { hints: st?.hints ?? {}, formats: head.formats };
+          if (st?.plan) portal.plan = st.plan.map((c, i) => ({ ...c, format: formatAt(head.formats, i) }));
+          this.portals.set(head.portal, portal);
+        }
+        return msg.raw;
+      case T.rowDescription:
+        return this.rowDescription(msg);
+      case T.noData:
+        if (head?.k === 'describe') this.ops.shift();
+        return msg.raw;
+      case T.dataRow:
+        return this.dataRow(msg);
+      case T.commandComplete:
+      case T.emptyQuery:
+      case T.portalSuspended:
+        if (head?.k === 'execute') this.ops.shift();
+        else this.current = undefined;
+        return msg.raw;
+      case T.closeComplete:
+        if (head?.k === 'close') {
+          this.ops.shift();
+          if (head.what === 'S') this.statements.delete(head.name);
+          else this.portals.delete(head.name);
+        }
+        return msg.raw;
+      case T.copyOut:
+        return this.copyOut(msg);
+      case T.copyData:
+        if (!this.copy) return msg.raw;
+        return this.wrapCopy(this.copy.masker.push(msg.body));
+      case T.copyDone: {
+        if (!this.copy) return msg.raw;
+        const rest = this.copy.masker.end();
+        this.copy = undefined;
+        return rest.length ? Buffer.concat([message('d', rest), msg.raw]) : msg.raw;
+      }
+      case T.error:
+        this.copy = undefined;
+        if (head && head.k !== 'query') while (this.ops.length && this.ops[0]!.k !== 'sync') this.ops.shift();
+        return this.errorOrNotice(msg);
+      case T.notice:
+        return this.errorOrNotice(msg);
+      case T.notification:
+        return this.notification(msg);
+      case T.ready: {
+        while (this.ops.length) {
+          const op = this.ops.shift()!;
+          if (op.k === 'sync' || op.k === 'query') break;
+        }
+        if (msg.body[0] === ch('I')) this.portals.clear();
+        this.current = undefined;
+        this.copy = undefined;
+        return msg.raw;
+      }
+      default:
+        return msg.raw;
+    }
+  }
+
+  private push(op: Op): void {
+    if (this.ops.length >= MAX_PENDING_OPS) throw new PgProtocolError('too many client messages awaiting a response');
+    this.ops.push(op);
+  }
+
+  private hintsOf(head: Op | undefined): StatementHints {
+    if (head?.k === 'query') return head.hints;
+    if (head?.k === 'execute') return this.portals.get(head.portal)?.hints ?? {};
+    return {};
+  }
+
+  private policyOf(hints: StatementHints): OriginUnknownPolicy {
+    return hints.originUnknownPolicy ?? this.originUnknownPolicy;
+  }
+
+  private rowDescription(msg: PgMessage): Buffer | Promise<Buffer> {
+    const fields = parseRowDescription(msg.body);
+    const done = (plan: ColumnPlan[]): Buffer => {
+      const head = this.ops[0];
+      if (head?.k === 'describe') {
+        this.ops.shift();
+        if (head.what === 'S') {
+          const st = this.statements.get(head.name);
+          if (st) st.plan = plan.map((c) => ({ ...c, format: 0 }));
+        } else {
+          const portal = this.portals.get(head.name);
+          if (portal) portal.plan = plan.map((c, i) => ({ ...c, format: portal.formats.length ? formatAt(portal.formats, i) : c.format }));
+        }
+      } else this.current = { plan, hints: this.hintsOf(head) };
+      return msg.raw;
+    };
+    const plan = this.plan(fields);
+    return plan instanceof Promise ? plan.then(done) : done(plan);
+  }
+
+  /** Decides each column's whole-column strategy; async only when origins must be looked up. */
+  private plan(fields: RowDescriptionField[]): ColumnPlan[] | Promise<ColumnPlan[]> {
+    const byName = (f: RowDescriptionField, origin?: ColumnOrigin): MaskStrategy | undefined =>
+      this.rules.forName(f.name) ?? (origin ? this.rules.forName(origin.column) : undefined);
+    const base = (f: RowDescriptionField, strategy: MaskStrategy | undefined): ColumnPlan => ({
+      typeOid: f.typeOid,
+      format: f.format,
+      strategy,
+      originLess: f.tableOid === 0,
+    });
+    const needsLookup = this.rules.hasColumnRules && fields.some((f) => f.tableOid !== 0);
+    if (!needsLookup) return fields.map((f) => base(f, byName(f)));
+    const catalog = this.catalog;
+    return Promise.all(
+      fields.map(async (f): Promise<ColumnPlan> => {
+        if (f.tableOid === 0) return base(f, byName(f));
+        if (!catalog) return base(f, this.unknownStrategy);
+        let origin: ColumnOrigin | undefined;
+        try {
+          origin = await catalog.columnName(f.tableOid, f.attnum);
+        } catch {
+          return base(f, this.unknownStrategy);
+        }
+        if (!origin) return { ...base(f, byName(f)), originLess: true };
+        return base(f, this.rules.forOrigin(origin) ?? byName(f, origin));
+      }),
+    );
+  }
+
+  private dataRow(msg: PgMessage): Buffer {
+    const head = this.ops[0];
+    let plan: ColumnPlan[] | undefined;
+    let hints: StatementHints;
+    let formats: number[] = [];
+    if (head?.k === 'execute') {
+      const portal = this.portals.get(head.portal);
+      plan = portal?.plan;
+      hints = portal?.hints ?? {};
+      formats = portal?.formats ?? [];
+    } else {
+      plan = this.current?.plan;
+      hints = this.current?.hints ?? this.hintsOf(head);
+    }
+    const mask = this.policyOf(hints) === 'mask';
+    const rules = this.rules;
+    if (plan && rules.detectors.length === 0 && !plan.some((c) => c.strategy || (mask && c.originLess))) return msg.raw;
+    const fields = parseDataRow(msg.body);
+    let changed = false;
+    const out = fields.map((value, i) => {
+      const col: ColumnPlan = plan?.[i] ?? { typeOid: 0, format: formatAt(formats, i), strategy: undefined, originLess: true };
+      if (value === null) return null;
+      const t: FieldType = col.typeOid === 0 && col.format === 0 ? { typeOid: 25, format: 0 } : col;
+      const strategy = col.strategy ?? (mask && col.originLess ? this.unknownStrategy : undefined);
+      if (strategy) {
+        changed = true;
+        return maskField(value, t, strategy, rules);
+      }
+      const d = detectInField(value, t, rules);
+      if (d === undefined) return value;
+      changed = true;
+      return d;
+    });
+    return changed ? dataRow(out) : msg.raw;
+  }
+
+  private copyOut(msg: PgMessage): Buffer {
+    const b = msg.body;
+    need(b, 0, 3);
+    const overall = b[0]!;
+    const n = b.readInt16BE(1);
+    need(b, 3, 2 * n);
+    const hints = this.hintsOf(this.ops[0]);
+    const copyHints = hints.copy;
+    const options: CopyOptions = overall === 1 ? { ...copyHints, format: 'binary' } : copyHints && copyHints.format !== 'binary' ? copyHints : { format: 'text' };
+    const mask = this.policyOf(hints) === 'mask';
+    const strategies: Array<MaskStrategy | undefined> = [];
+    for (let i = 0; i < n; i++) {
+      const origin = copyHints?.columns?.[i];
+      strategies.push(origin ? (this.rules.forOrigin(origin) ?? this.rules.forName(origin.column)) : mask ? this.unknownStrategy : undefined);
+    }
+    const rules = this.rules;
+    const text = (value: string | null, i: number): string | null | undefined => {
+      if (value === null) return undefined;
+      const s = strategies[i];
+      if (s) return rules.apply(value, s, true);
+      const r = rules.maskText(value);
+      return r.changed ? (r.nullify ? null : r.text) : undefined;
+    };
+    const binary = (value: Buffer | null, i: number): Buffer | null | undefined => {
+      if (value === null) return undefined;
+      if (strategies[i]) return null;
+      return detectInField(value, { typeOid: 0, format: 0 }, rules) === undefined ? undefined : null;
+    };
+    this.copy = { masker: new CopyOutMasker(options, text, binary, (s) => rules.maskText(s).text) };
+    return msg.raw;
+  }
+
+  private wrapCopy(payload: Buffer): Buffer {
+    return payload.length === 0 ? Buffer.alloc(0) : message('d', payload);
+  }
+
+  private errorOrNotice(msg: PgMessage): Buffer {
+    const { fields } = parseErrorFields(msg.body);
+    const table = fields.get('t');
+    const keyed = table !== undefined && (this.rules.tableHasRules(fields.get('s') ?? 'public', table) || this.rules.hasNameRules);
+    let changed = false;
+    const parts: Buffer[] = [];
+    for (const [k, v] of fields) {
+      let value = v;
+      if (DATA_FIELDS.has(k)) {
+        if (k === 'D' && keyed) value = redactKeyValues(value);
+        const r = this.rules.maskText(value);
+        value = r.text;
+      }
+      if (value !== v) changed = true;
+      parts.push(Buffer.from(k, 'latin1'), Buffer.from(value, 'utf8'), Buffer.from([0]));
+    }
+    if (!changed) return msg.raw;
+    parts.push(Buffer.from([0]));
+    return message(msg.type, Buffer.concat(parts));
+  }
+
+  private notification(msg: PgMessage): Buffer {
+    const b = msg.body;
+    need(b, 0, 4);
+    const [channel, at] = cstr(b, 4);
+    const [payload, end] = cstr(b, at);
+    if (end !== b.length) throw new PgProtocolError('NotificationResponse has trailing bytes');
+    const r = this.rules.maskText(payload);
+    if (!r.changed) return msg.raw;
+    return message(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${r.text}\0`, 'utf8')]));
+  }
+}
+
+/**
+ * Replaces the values PostgreSQL echoes in an error detail for a table with masked columns:
+ * `Key (col)=(value) ...` and `Failing row contains (...)`.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+export function redactKeyValues(detail: string): string {
+  const key = /^(Key \(.*?\)=\()(.*)(\)(?: [a-z].*)?\.?)$/s.exec(detail);
+  if (key) return `${key[1]}${REDACTED}${key[3]}`;
+  const row = /^(Failing row contains \()(.*)(\)\.?)$/s.exec(detail);
+  if (row) return `${row[1]}${REDACTED}${row[3]}`;
+  return detail;
+}

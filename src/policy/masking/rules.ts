@@ -1,0 +1,138 @@
+/**
+ * The masking section of a policy, compiled for fast lookups: by column origin, by column name,
+ * and by content.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
+ */
+import { detect, type DetectorName } from './detectors.js';
+import { applyStrategy, type MaskStrategy } from './strategies.js';
+
+/**
+ * The shape of the policy's `masking` section this module needs (the policy schema's
+ * `MaskingPolicy` satisfies it). `table` is `schema.table` (globs with `*`; without a schema it
+ * matches the table in any schema), `column` a column name or `*`, `pattern` a case-insensitive
+ * regular expression over the column name as the result reports it.
+ */
+export interface MaskingPolicyLike {
+  /** The HMAC key when already resolved (a string); the policy schema's unresolved secret reference is ignored. */
+  key?: unknown;
+  columns?: ReadonlyArray<{ table: string; column: string; strategy: MaskStrategy }>;
+  names?: ReadonlyArray<{ pattern: string; strategy: MaskStrategy }>;
+  detectors?: ReadonlyArray<{ detector: DetectorName; strategy: MaskStrategy }>;
+}
+
+/** Where a result column comes from: a table column, by name. */
+export interface ColumnOrigin {
+  schema: string;
+  table: string;
+  column: string;
+}
+
+/** The result of masking one text. */
+export interface MaskedText {
+  text: string;
+  changed: boolean;
+  /** A match's strategy is `null`: where the text is a whole field, the field should become NULL. */
+  nullify: boolean;
+}
+
+function globToRegExp(glob: string): RegExp {
+  const body = glob
+    .toLowerCase()
+    .split('*')
+    .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * A compiled masking policy.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
+ */
+export class MaskingRules {
+  /** The HMAC key for `hash`. */
+  readonly key: string | undefined;
+  /** Detectors in the order they run. */
+  readonly detectors: readonly DetectorName[];
+  private readonly detectorStrategy = new Map<DetectorName, MaskStrategy>();
+  private readonly columns: Array<{ table: RegExp; column: string; strategy: MaskStrategy }>;
+  private readonly names: Array<{ pattern: RegExp; strategy: MaskStrategy }>;
+
+  /**
+   * `key` is the resolved HMAC key for `hash` (else `policy.key` when it is a string); without
+   * one, `hash` falls back to `redact`.
+   *
+   * @throws Error when a name pattern is not a valid regular expression.
+   */
+  constructor(policy: MaskingPolicyLike, key?: string) {
+    this.key = key ?? (typeof policy.key === 'string' ? policy.key : undefined);
+    this.columns = (policy.columns ?? []).map((c) => ({
+      table: globToRegExp(c.table.includes('.') ? c.table : `*.${c.table}`),
+      column: c.column.toLowerCase(),
+      strategy: c.strategy,
+    }));
+    this.names = (policy.names ?? []).map((n) => ({ pattern: new RegExp(n.pattern, 'i'), strategy: n.strategy }));
+    for (const d of policy.detectors ?? []) if (!this.detectorStrategy.has(d.detector)) this.detectorStrategy.set(d.detector, d.strategy);
+    this.detectors = [...this.detectorStrategy.keys()];
+  }
+
+  /** Whether the policy masks nothing at all. */
+  get empty(): boolean {
+    return this.columns.length === 0 && this.names.length === 0 && this.detectors.length === 0;
+  }
+
+  /** Whether any rule names columns by origin (then result columns need a catalog lookup). */
+  get hasColumnRules(): boolean {
+    return this.columns.length > 0;
+  }
+
+  /** Whether any rule names columns by name pattern. */
+  get hasNameRules(): boolean {
+    return this.names.length > 0;
+  }
+
+  /** The strategy of the first column rule that names this origin. */
+  forOrigin(origin: ColumnOrigin): MaskStrategy | undefined {
+    const table = `${origin.schema}.${origin.table}`.toLowerCase();
+    const column = origin.column.toLowerCase();
+    for (const c of this.columns) if ((c.column === '*' || c.column === column) && c.table.test(table)) return c.strategy;
+    return undefined;
+  }
+
+  /** The strategy of the first name rule whose pattern matches the column name. */
+  forName(name: string): MaskStrategy | undefined {
+    for (const n of this.names) if (n.pattern.test(name)) return n.strategy;
+    return undefined;
+  }
+
+  /** Whether some column rule covers a column of `schema.table`. */
+  tableHasRules(schema: string, table: string): boolean {
+    const t = `${schema}.${table}`.toLowerCase();
+    return this.columns.some((c) => c.table.test(t));
+  }
+
+  /** Applies a strategy to a whole value (`allowNull`: the value is a field that may become NULL). */
+  apply(value: string, strategy: MaskStrategy, allowNull: boolean): string | null {
+    return applyStrategy(value, strategy, this.key, allowNull);
+  }
+
+  /** Runs the content detectors over `text` and replaces every match by its strategy. */
+  maskText(text: string): MaskedText {
+    if (this.detectors.length === 0) return { text, changed: false, nullify: false };
+    const matches = detect(text, this.detectors);
+    if (matches.length === 0) return { text, changed: false, nullify: false };
+    let out = '';
+    let at = 0;
+    let nullify = false;
+    for (const m of matches) {
+      const strategy = this.detectorStrategy.get(m.detector)!;
+      if (strategy === 'null') nullify = true;
+      let value = text.slice(m.start, m.end);
+      if (strategy === 'hash' && (m.detector === 'payment-card' || m.detector === 'iban')) value = value.replace(/[ -]/g, '');
+      out += text.slice(at, m.start) + applyStrategy(value, strategy, this.key, false);
+      at = m.end;
+    }
+    return { text: out + text.slice(at), changed: true, nullify };
+  }
+}

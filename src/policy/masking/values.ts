@@ -1,0 +1,126 @@
+/**
+ * Masking one field value of a known type and wire format (0 text, 1 binary), so that what goes
+ * back to the client is still a valid value of the column's type, or NULL.
+ *
+ * The rule: a value of a text-like type (text, varchar, bpchar, name, unknown, json, jsonb, xml)
+ * is rewritten in place; in binary format such a value is its text bytes (jsonb: a version byte
+ * 1, then the text), so the same rewrite applies. A value of any other type that must be masked
+ * becomes NULL, since `[redacted]` or `****1111` is not a valid integer, date or uuid. Content
+ * detectors inspect text-format values of every type (a hit in a scalar non-text type such as
+ * int8 or numeric makes the field NULL; arrays and composites are rewritten in place, as the
+ * replacements contain no array or record syntax), binary text-like values, and binary int8 and
+ * numeric (decoded to decimal). Other binary values are not inspected.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-FORMAT-CODES
+ * @see https://www.postgresql.org/docs/current/datatype-json.html
+ */
+import type { MaskingRules } from './rules.js';
+import type { MaskStrategy } from './strategies.js';
+
+/** Well-known type OIDs (pg_type.dat). @see https://www.postgresql.org/docs/current/catalog-pg-type.html */
+export const TypeOid = {
+  NAME: 19,
+  INT8: 20,
+  TEXT: 25,
+  JSON: 114,
+  XML: 142,
+  UNKNOWN: 705,
+  BPCHAR: 1042,
+  VARCHAR: 1043,
+  NUMERIC: 1700,
+  JSONB: 3802,
+} as const;
+
+const textLike = new Set<number>([TypeOid.TEXT, TypeOid.VARCHAR, TypeOid.BPCHAR, TypeOid.NAME, TypeOid.UNKNOWN, TypeOid.JSON, TypeOid.JSONB, TypeOid.XML]);
+
+/** Scalar types whose text form cannot hold a replacement text: a masked value becomes NULL. */
+const scalarNonText = new Set<number>([
+  16, 17, 18, 20, 21, 23, 26, 28, 29, 650, 700, 701, 774, 790, 829, 869, 1082, 1083, 1114, 1184, 1186, 1266, 1560, 1562, 1700, 2950,
+]);
+
+/** Whether values of the type (by OID) are text on the wire in both formats. */
+export function isTextLike(typeOid: number): boolean {
+  return textLike.has(typeOid);
+}
+
+/** A column's type and wire format. */
+export interface FieldType {
+  typeOid: number;
+  /** 0 text, 1 binary. */
+  format: number;
+}
+
+function decodeText(value: Buffer, t: FieldType): string {
+  if (t.format === 1 && t.typeOid === TypeOid.JSONB) return value.subarray(1).toString('utf8');
+  return value.toString('utf8');
+}
+
+function encodeText(text: string, t: FieldType): Buffer {
+  const b = Buffer.from(text, 'utf8');
+  if (t.format === 1 && t.typeOid === TypeOid.JSONB) return Buffer.concat([Buffer.from([1]), b]);
+  return b;
+}
+
+const isJson = (oid: number): boolean => oid === TypeOid.JSON || oid === TypeOid.JSONB;
+
+/**
+ * A whole field masked by `strategy`: the rewritten bytes, or null for SQL NULL.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DATAROW
+ */
+export function maskField(value: Buffer, t: FieldType, strategy: MaskStrategy, rules: MaskingRules): Buffer | null {
+  if (!textLike.has(t.typeOid)) return null;
+  let text = decodeText(value, t);
+  if (isJson(t.typeOid)) {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed === 'string') text = parsed;
+    } catch {
+      /* mask the raw text */
+    }
+  }
+  const masked = rules.apply(text, strategy, true);
+  if (masked === null) return null;
+  return encodeText(isJson(t.typeOid) ? JSON.stringify(masked) : masked, t);
+}
+
+/** Decimal text of a binary numeric value, or undefined for NaN/infinities/malformed input. */
+export function numericBinaryToString(value: Buffer): string | undefined {
+  if (value.length < 8) return undefined;
+  const ndigits = value.readInt16BE(0);
+  const weight = value.readInt16BE(2);
+  const sign = value.readUInt16BE(4);
+  const dscale = value.readInt16BE(6);
+  if (ndigits < 0 || value.length !== 8 + 2 * ndigits || (sign !== 0 && sign !== 0x4000) || dscale < 0) return undefined;
+  const digit = (i: number): number => (i < ndigits ? value.readInt16BE(8 + 2 * i) : 0);
+  let int = '';
+  for (let i = 0; i <= weight; i++) int += i === 0 ? String(digit(i)) : String(digit(i)).padStart(4, '0');
+  if (int === '') int = '0';
+  let frac = '';
+  for (let i = weight + 1; frac.length < dscale; i++) frac += i < 0 ? '0000' : String(digit(i)).padStart(4, '0');
+  frac = frac.slice(0, dscale);
+  return (sign === 0x4000 ? '-' : '') + int + (frac ? `.${frac}` : '');
+}
+
+/**
+ * A field with the content detectors applied: undefined when nothing was found (keep the bytes),
+ * the rewritten bytes, or null for SQL NULL (a match whose strategy is `null`, or a match in a
+ * value whose type cannot hold the replacement).
+ */
+export function detectInField(value: Buffer, t: FieldType, rules: MaskingRules): Buffer | null | undefined {
+  if (rules.detectors.length === 0 || value.length < 6) return undefined;
+  let text: string;
+  if (t.format === 0 || textLike.has(t.typeOid)) text = decodeText(value, t);
+  else if (t.typeOid === TypeOid.INT8 && value.length === 8) text = value.readBigInt64BE(0).toString();
+  else if (t.typeOid === TypeOid.NUMERIC) {
+    const s = numericBinaryToString(value);
+    if (s === undefined) return undefined;
+    text = s;
+  } else return undefined;
+  const r = rules.maskText(text);
+  if (!r.changed) return undefined;
+  if (r.nullify) return null;
+  if (t.format === 1 && !textLike.has(t.typeOid)) return null;
+  if (t.format === 0 && scalarNonText.has(t.typeOid)) return null;
+  return encodeText(r.text, t);
+}

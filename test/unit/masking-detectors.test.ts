@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  detect,
+  findEmails,
+  findIbans,
+  findPaymentCards,
+  findSecretTokens,
+  findUsSsns,
+  ibanValid,
+  looksRandom,
+  luhnValid,
+} from '../../src/policy/masking/detectors.js';
+import { MaskingRules } from '../../src/policy/masking/rules.js';
+import { applyStrategy, keyedHash, last4 } from '../../src/policy/masking/strategies.js';
+
+const hits = (f: (s: string) => Array<{ start: number; end: number }>, s: string): string[] => f(s).map((m) => s.slice(m.start, m.end));
+
+describe('payment cards', () => {
+  it('finds Luhn-valid numbers of known schemes, grouped or not', () => {
+    for (const n of [
+      '4111 1111 1111 1111',
+      '4111-1111-1111-1111',
+      '4111111111111111',
+      '5555555555554444',
+      '2223003122003222',
+      '3782 822463 10005',
+      '6011111111111117',
+      '3530111333300000',
+      '30569309025904',
+      '4222222222222',
+    ]) {
+      expect(hits(findPaymentCards, `card: ${n}.`), n).toEqual([n]);
+    }
+    expect(luhnValid('79927398713')).toBe(true);
+  });
+
+  it('ignores Luhn failures, unknown prefixes, timestamps, and digits glued to letters', () => {
+    for (const s of [
+      '4111 1111 1111 1112',
+      '1234567812345670',
+      'epoch 1700000000000 ms',
+      'order ABC4111111111111111',
+      '4111111111111111X',
+      'phone +1 555 123 4567',
+    ]) {
+      expect(hits(findPaymentCards, s), s).toEqual([]);
+    }
+  });
+});
+
+describe('email', () => {
+  it('finds addresses', () => {
+    expect(hits(findEmails, 'to alice@example.com, Bob.Smith+tag@mail.example.co.uk;')).toEqual(['alice@example.com', 'Bob.Smith+tag@mail.example.co.uk']);
+    expect(hits(findEmails, '{"email":"carol@example.org"}')).toEqual(['carol@example.org']);
+  });
+  it('ignores things that are not addresses', () => {
+    for (const s of ['user@localhost', 'a @ b.com', '@example.com', 'x@y.c1', 'git@github', 'price 5@3.50']) expect(hits(findEmails, s), s).toEqual([]);
+  });
+});
+
+describe('US SSN', () => {
+  it('finds valid dashed numbers', () => {
+    expect(hits(findUsSsns, 'ssn 123-45-6789 and 536-90-4399')).toEqual(['123-45-6789', '536-90-4399']);
+  });
+  it('skips never-issued ranges, dates and longer digit runs', () => {
+    for (const s of ['000-12-3456', '666-12-3456', '912-34-5678', '123-00-4567', '123-45-0000', '078-05-1120', '2023-01-15', '1123-45-6789', '123-45-67890', 'A123-45-6789'])
+      expect(hits(findUsSsns, s), s).toEqual([]);
+  });
+});
+
+describe('IBAN', () => {
+  it('finds valid IBANs, compact or grouped', () => {
+    for (const n of ['DE89 3704 0044 0532 0130 00', 'GB82WEST12345698765432', 'FR1420041010050500013M02606', 'NL91ABNA0417164300']) {
+      expect(hits(findIbans, `iban ${n} ok`), n).toEqual([n]);
+    }
+    expect(ibanValid('GB82WEST12345698765432')).toBe(true);
+  });
+  it('rejects bad check digits, wrong lengths and unknown countries', () => {
+    for (const s of ['DE89370400440532013001', 'GB82WEST1234569876543', 'GB82WEST123456987654321', 'ZZ82WEST12345698765432', 'de89370400440532013000'])
+      expect(hits(findIbans, s), s).toEqual([]);
+  });
+});
+
+describe('secrets and tokens', () => {
+  const jwt = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
+  const pem = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----';
+  it('finds vendor tokens, JWTs and PEM private keys', () => {
+    for (const t of [
+      jwt,
+      'AKIAIOSFODNN7EXAMPLE',
+      `ghp_${'a1B2'.repeat(9)}`,
+      `github_pat_11ABCDEFG0123456789_${'x'.repeat(40)}`,
+      'xoxb-123456789012-123456789012-abcdefABCDEF',
+      'sk_live_4eC39HqLyjWDarjtT1zdp7dc',
+      pem,
+    ]) {
+      expect(hits(findSecretTokens, `token=${t} end`), t).toEqual([t]);
+    }
+    expect(hits(findSecretTokens, `x ${pem.slice(0, 50)}`)).toEqual([pem.slice(0, 50)]);
+  });
+  it('finds random base64 and hex runs', () => {
+    let found = 0;
+    for (let i = 0; i < 200; i++) if (findSecretTokens(`k=${randomBytes(36).toString('base64')}`).length === 1) found++;
+    expect(found).toBeGreaterThanOrEqual(195);
+    expect(findSecretTokens(randomBytes(32).toString('hex'))).toHaveLength(1);
+  });
+  it('leaves words, identifiers, git ids, UUIDs and paths alone', () => {
+    for (const s of [
+      'internationalizationAndLocalizationSupport1',
+      'ThisIsAVeryLongCamelCaseIdentifierName123',
+      'da39a3ee5e6b4b0d3255bfef95601890afd80709',
+      '123e4567-e89b-12d3-a456-426614174000',
+      '/home/user123/projects/hoop/src/policy/masking/detectors',
+      'AKIAIOSFODNN7EXAMPLEX',
+      'ghp_short',
+      '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----',
+    ]) {
+      expect(findSecretTokens(s), s).toEqual([]);
+    }
+    expect(looksRandom('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')).toBe(false);
+  });
+});
+
+describe('detect', () => {
+  it('returns sorted, non-overlapping matches from several detectors', () => {
+    const s = 'alice@example.com paid with 4111 1111 1111 1111, ssn 123-45-6789';
+    expect(detect(s, ['payment-card', 'email', 'us-ssn']).map((m) => m.detector)).toEqual(['email', 'payment-card', 'us-ssn']);
+    expect(detect(s, ['email'])).toHaveLength(1);
+    expect(detect('short', ['email'])).toEqual([]);
+  });
+});
+
+describe('strategies', () => {
+  it('last4 keeps separators and the last four letters or digits', () => {
+    expect(last4('4111 1111 1111 1111')).toBe('**** **** **** 1111');
+    expect(last4('123-45-6789')).toBe('***-**-6789');
+    expect(last4('alice@example.com')).toBe('*****@******e.com');
+    expect(last4('abc')).toBe('***');
+  });
+  it('hash is keyed, stable, fixed-length and prefixed', () => {
+    const a = keyedHash('alice@example.com', 'k1');
+    expect(a).toMatch(/^h:[0-9a-f]{16}$/);
+    expect(keyedHash('alice@example.com', 'k1')).toBe(a);
+    expect(keyedHash('alice@example.com', 'k2')).not.toBe(a);
+    expect(keyedHash('bob@example.com', 'k1')).not.toBe(a);
+  });
+  it('null is NULL only for whole fields; redact without a key for hash', () => {
+    expect(applyStrategy('x', 'null', 'k', true)).toBeNull();
+    expect(applyStrategy('x', 'null', 'k', false)).toBe('[redacted]');
+    expect(applyStrategy('x', 'redact', 'k', true)).toBe('[redacted]');
+    expect(applyStrategy('x', 'hash', undefined, true)).toBe('[redacted]');
+  });
+});
+
+describe('MaskingRules', () => {
+  const rules = new MaskingRules({
+    key: 'secret-key',
+    columns: [
+      { table: 'public.customers', column: 'email', strategy: 'redact' },
+      { table: 'billing.*', column: '*', strategy: 'null' },
+      { table: 'accounts', column: 'iban', strategy: 'last4' },
+    ],
+    names: [{ pattern: '^(ssn|social_security)', strategy: 'last4' }],
+    detectors: [
+      { detector: 'payment-card', strategy: 'last4' },
+      { detector: 'email', strategy: 'hash' },
+    ],
+  });
+  it('matches by origin, with globs and schema-less tables', () => {
+    expect(rules.forOrigin({ schema: 'public', table: 'customers', column: 'EMAIL' })).toBe('redact');
+    expect(rules.forOrigin({ schema: 'public', table: 'customers', column: 'notes' })).toBeUndefined();
+    expect(rules.forOrigin({ schema: 'billing', table: 'cards', column: 'x' })).toBe('null');
+    expect(rules.forOrigin({ schema: 'other', table: 'accounts', column: 'iban' })).toBe('last4');
+    expect(rules.tableHasRules('public', 'customers')).toBe(true);
+    expect(rules.tableHasRules('public', 'items')).toBe(false);
+  });
+  it('matches by name, case-insensitively', () => {
+    expect(rules.forName('SSN_last')).toBe('last4');
+    expect(rules.forName('my_ssn')).toBeUndefined();
+  });
+  it('masks text by content, hashing cards without separators', () => {
+    const r = rules.maskText('pay 4111-1111-1111-1111 from bob@example.com');
+    expect(r.text).toBe(`pay ****-****-****-1111 from ${keyedHash('bob@example.com', 'secret-key')}`);
+    expect(r.changed).toBe(true);
+    expect(rules.maskText('nothing here').changed).toBe(false);
+  });
+});

@@ -1,0 +1,392 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { CatalogResolver } from '../../src/policy/masking/catalog.js';
+import { dataRow, parseDataRow, parseRowDescription, redactKeyValues, ResultMasker, type StatementHints } from '../../src/policy/masking/result-masker.js';
+import type { ColumnOrigin, MaskingPolicyLike } from '../../src/policy/masking/rules.js';
+import { BackendMaskingPipe, createMaskingTransform } from '../../src/policy/masking/stream.js';
+import { keyedHash } from '../../src/policy/masking/strategies.js';
+import { errorResponse, noticeResponse, readyForQuery } from '../../src/tunnel/postgres/messages.js';
+import { MessageReader, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+
+const KEY = 'unit-key';
+const policy: MaskingPolicyLike = {
+  key: KEY,
+  columns: [
+    { table: 'public.customers', column: 'email', strategy: 'redact' },
+    { table: 'public.customers', column: 'card_number', strategy: 'last4' },
+    { table: 'public.customers', column: 'balance', strategy: 'hash' },
+  ],
+  names: [{ pattern: '^ssn', strategy: 'last4' }],
+  detectors: [
+    { detector: 'payment-card', strategy: 'last4' },
+    { detector: 'email', strategy: 'hash' },
+    { detector: 'us-ssn', strategy: 'redact' },
+  ],
+};
+
+const CUSTOMERS = 16400;
+const origins = new Map<string, ColumnOrigin>([
+  ['16400:1', { schema: 'public', table: 'customers', column: 'id' }],
+  ['16400:2', { schema: 'public', table: 'customers', column: 'email' }],
+  ['16400:3', { schema: 'public', table: 'customers', column: 'ssn' }],
+  ['16400:4', { schema: 'public', table: 'customers', column: 'card_number' }],
+  ['16400:5', { schema: 'public', table: 'customers', column: 'notes' }],
+  ['16400:6', { schema: 'public', table: 'customers', column: 'balance' }],
+]);
+
+/** A catalog over a fixed map that answers after a macrotask, and counts lookups. */
+class MapCatalog implements CatalogResolver {
+  lookups = 0;
+  fail = false;
+  async columnName(tableOid: number, attnum: number): Promise<ColumnOrigin | undefined> {
+    this.lookups++;
+    await new Promise((r) => setTimeout(r, 1));
+    if (this.fail) throw new Error('catalog down');
+    return origins.get(`${tableOid}:${attnum}`);
+  }
+}
+
+interface Col {
+  name: string;
+  table?: number;
+  attnum?: number;
+  type: number;
+  format?: number;
+}
+
+function msg(type: string, body: Buffer): Buffer {
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  out.writeUInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function rowDescription(cols: Col[]): Buffer {
+  const parts: Buffer[] = [Buffer.from([cols.length >> 8, cols.length & 0xff])];
+  for (const c of cols) {
+    const f = Buffer.alloc(18);
+    f.writeUInt32BE(c.table ?? 0, 0);
+    f.writeInt16BE(c.attnum ?? 0, 4);
+    f.writeUInt32BE(c.type, 6);
+    f.writeInt16BE(-1, 10);
+    f.writeInt32BE(-1, 12);
+    f.writeInt16BE(c.format ?? 0, 16);
+    parts.push(Buffer.from(`${c.name}\0`), f);
+  }
+  return msg('T', Buffer.concat(parts));
+}
+
+const text = (...vals: Array<string | null>): Buffer => dataRow(vals.map((v) => (v === null ? null : Buffer.from(v))));
+const complete = (tag: string): Buffer => msg('C', Buffer.from(`${tag}\0`));
+const cstr = (s: string): Buffer => Buffer.from(`${s}\0`);
+const int16 = (n: number): Buffer => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
+const int32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+
+const fe = {
+  query: (sql: string) => msg('Q', cstr(sql)),
+  parse: (name: string, sql: string) => msg('P', Buffer.concat([cstr(name), cstr(sql), int16(0)])),
+  bind: (portal: string, stmt: string, formats: number[]) =>
+    msg('B', Buffer.concat([cstr(portal), cstr(stmt), int16(0), int16(0), int16(formats.length), ...formats.map(int16)])),
+  describe: (what: 'S' | 'P', name: string) => msg('D', Buffer.concat([Buffer.from(what), cstr(name)])),
+  execute: (portal: string, max = 0) => msg('E', Buffer.concat([cstr(portal), int32(max)])),
+  sync: () => msg('S', Buffer.alloc(0)),
+};
+
+function messages(bytes: Buffer, side: 'frontend' | 'backend' = 'backend'): PgMessage[] {
+  const r = new MessageReader({ side });
+  r.push(bytes);
+  const out: PgMessage[] = [];
+  for (let m = r.next(); m; m = r.next()) out.push(m);
+  expect(r.bufferedBytes).toBe(0);
+  return out;
+}
+
+/** Feeds the client messages to the masker, then the server bytes; returns the masked server messages. */
+async function run(masker: ResultMasker, client: Buffer[], server: Buffer[], hints?: StatementHints): Promise<PgMessage[]> {
+  for (const m of messages(Buffer.concat(client), 'frontend')) masker.frontend(m, hints);
+  const pipe = new BackendMaskingPipe(masker);
+  return messages(await pipe.write(Buffer.concat(server)));
+}
+
+const rows = (ms: PgMessage[]): Array<Array<string | null>> =>
+  ms.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body).map((v) => (v === null ? null : v.toString('utf8'))));
+
+const customerCols: Col[] = [
+  { name: 'id', table: CUSTOMERS, attnum: 1, type: 23 },
+  { name: 'e', table: CUSTOMERS, attnum: 2, type: 25 },
+  { name: 'ssn', table: CUSTOMERS, attnum: 3, type: 25 },
+  { name: 'card_number', table: CUSTOMERS, attnum: 4, type: 1043 },
+  { name: 'notes', table: CUSTOMERS, attnum: 5, type: 25 },
+  { name: 'upper', type: 25 },
+];
+
+describe('ResultMasker, simple query, text format', () => {
+  it('masks by origin (through an alias), by name, by content; keeps NULLs', async () => {
+    const catalog = new MapCatalog();
+    const masker = new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' });
+    const out = await run(masker, [fe.query('select ...')], [
+      rowDescription(customerCols),
+      text('1', 'alice@example.com', '123-45-6789', '4111 1111 1111 1111', 'call 4000 0000 0000 0002 or mail bob@example.com', 'ALICE@EXAMPLE.COM'),
+      text('2', null, null, null, null, null),
+      text('3', 'x', '536-90-4399', '5555555555554444', 'nothing to see', 'PLAIN'),
+      complete('SELECT 3'),
+      readyForQuery('I'),
+    ]);
+    expect(rows(out)).toEqual([
+      ['1', '[redacted]', '***-**-6789', '**** **** **** 1111', `call **** **** **** 0002 or mail ${keyedHash('bob@example.com', KEY)}`, keyedHash('ALICE@EXAMPLE.COM', KEY)],
+      ['2', null, null, null, null, null],
+      ['3', '[redacted]', '***-**-4399', '************4444', 'nothing to see', 'PLAIN'],
+    ]);
+    expect(catalog.lookups).toBe(5);
+  });
+
+  it("masks every origin-less column under 'mask', only by content under 'detect-only'", async () => {
+    const cols: Col[] = [{ name: 'x', type: 25 }, { name: 'n', type: 20 }, { name: 'j', type: 114 }];
+    const row = text('hello', '42', '{"a":"carol@example.org"}');
+    const mask = await run(new ResultMasker({ rules: policy }), [fe.query('q')], [rowDescription(cols), row, complete('SELECT 1')], { originUnknownPolicy: 'mask' });
+    expect(rows(mask)).toEqual([['[redacted]', null, '"[redacted]"']]);
+    const detectOnly = await run(new ResultMasker({ rules: policy, originUnknownPolicy: 'mask' }), [fe.query('q')], [rowDescription(cols), row], { originUnknownPolicy: 'detect-only' });
+    expect(rows(detectOnly)).toEqual([['hello', '42', `{"a":"${keyedHash('carol@example.org', KEY)}"}`]]);
+  });
+
+  it('fails closed when the catalog lookup fails or there is no catalog', async () => {
+    const catalog = new MapCatalog();
+    catalog.fail = true;
+    const out = await run(new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' }), [fe.query('q')], [
+      rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]),
+      text('1'),
+    ]);
+    expect(rows(out)).toEqual([['[redacted]']]);
+    const none = await run(new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' }), [fe.query('q')], [
+      rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]),
+      text('1'),
+    ]);
+    expect(rows(none)).toEqual([['[redacted]']]);
+  });
+
+  it('turns a detector hit in a scalar non-text column into NULL, and masks many columns', async () => {
+    const cols: Col[] = Array.from({ length: 300 }, (_, i) => ({ name: `c${i}`, type: i % 2 ? 20 : 25 }));
+    const vals = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? '4111111111111111' : i % 3 === 1 ? null : `v${i}`));
+    const out = await run(new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' }), [fe.query('q')], [rowDescription(cols), text(...vals)]);
+    const got = rows(out)[0]!;
+    expect(got).toHaveLength(300);
+    got.forEach((v, i) => {
+      if (i % 3 === 1) expect(v).toBeNull();
+      else if (i % 3 === 2) expect(v).toBe(`v${i}`);
+      else expect(v).toBe(i % 2 ? null : '************1111');
+    });
+  });
+
+  it('passes rows through untouched when nothing applies', async () => {
+    const masker = new ResultMasker({ rules: { names: [{ pattern: '^ssn', strategy: 'redact' }] }, originUnknownPolicy: 'detect-only' });
+    const row = text('a', 'b');
+    const out = await run(masker, [fe.query('q')], [rowDescription([{ name: 'a', type: 25 }, { name: 'b', type: 25 }]), row]);
+    expect(out[1]!.raw.equals(row)).toBe(true);
+  });
+});
+
+describe('ResultMasker, extended protocol', () => {
+  const binCols: Col[] = [
+    { name: 'email', table: CUSTOMERS, attnum: 2, type: 25, format: 1 },
+    { name: 'balance', table: CUSTOMERS, attnum: 6, type: 1700, format: 1 },
+    { name: 'doc', type: 3802, format: 1 },
+    { name: 'big', type: 20, format: 1 },
+    { name: 'id', table: CUSTOMERS, attnum: 1, type: 23, format: 1 },
+  ];
+  const big = Buffer.alloc(8);
+  big.writeBigInt64BE(4111111111111111n);
+  const small = Buffer.alloc(8);
+  small.writeBigInt64BE(42n);
+  const id = int32(7);
+  const jsonb = Buffer.concat([Buffer.from([1]), Buffer.from('{"mail": "dave@example.com"}')]);
+
+  it('masks binary values: text-like rewritten, other types NULL, int8 inspected', async () => {
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    const out = await run(masker, [fe.parse('', 'q'), fe.bind('', '', [1]), fe.describe('P', ''), fe.execute(''), fe.sync()], [
+      msg('1', Buffer.alloc(0)),
+      msg('2', Buffer.alloc(0)),
+      rowDescription(binCols),
+      dataRow([Buffer.from('alice@example.com'), Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 42]), jsonb, big, id]),
+      dataRow([null, null, null, small, id]),
+      complete('SELECT 2'),
+      readyForQuery('I'),
+    ]);
+    const [r1, r2] = out.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body));
+    expect(r1![0]!.toString()).toBe('[redacted]');
+    expect(r1![1]).toBeNull();
+    expect(r1![2]![0]).toBe(1);
+    expect(r1![2]!.subarray(1).toString()).toBe(`{"mail": "${keyedHash('dave@example.com', KEY)}"}`);
+    expect(r1![3]).toBeNull();
+    expect(r1![4]!.equals(id)).toBe(true);
+    expect(r2).toEqual([null, null, null, small, id]);
+  });
+
+  it('uses Bind formats for a statement described before binding, across portal suspension', async () => {
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    const cols: Col[] = [{ name: 'email', table: CUSTOMERS, attnum: 2, type: 25 }, { name: 'b', type: 20 }];
+    const out = await run(
+      masker,
+      [fe.parse('s1', 'q'), fe.describe('S', 's1'), fe.sync(), fe.bind('p1', 's1', [0, 1]), fe.execute('p1', 1), fe.execute('p1', 1), fe.sync()],
+      [
+        msg('1', Buffer.alloc(0)),
+        msg('t', int16(0)),
+        rowDescription(cols),
+        readyForQuery('I'),
+        msg('2', Buffer.alloc(0)),
+        dataRow([Buffer.from('a@example.com'), big]),
+        msg('s', Buffer.alloc(0)),
+        dataRow([Buffer.from('b@example.com'), small]),
+        msg('s', Buffer.alloc(0)),
+        readyForQuery('T'),
+      ],
+    );
+    const got = out.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body));
+    expect(got[0]).toEqual([Buffer.from('[redacted]'), null]);
+    expect(got[1]).toEqual([Buffer.from('[redacted]'), small]);
+  });
+
+  it('after an error skips to Sync and keeps tracking', async () => {
+    const masker = new ResultMasker({ rules: policy, originUnknownPolicy: 'mask' });
+    const out = await run(
+      masker,
+      [fe.parse('', 'bad'), fe.bind('', '', []), fe.execute(''), fe.sync(), fe.query('select')],
+      [
+        errorResponse({ severity: 'ERROR', code: '42601', message: 'syntax error' }),
+        readyForQuery('I'),
+        rowDescription([{ name: 'x', type: 25 }]),
+        text('secret'),
+        complete('SELECT 1'),
+        readyForQuery('I'),
+      ],
+      { originUnknownPolicy: 'mask' },
+    );
+    expect(rows(out)).toEqual([['[redacted]']]);
+  });
+});
+
+describe('ResultMasker, notices, notifications, errors', () => {
+  it('masks message, detail, hint and notification payloads', async () => {
+    const masker = new ResultMasker({ rules: policy });
+    const out = await run(masker, [], [
+      noticeResponse({ severity: 'NOTICE', code: '00000', message: 'card 4111 1111 1111 1111', hint: 'ssn 123-45-6789' }),
+      msg('A', Buffer.concat([int32(99), cstr('ch'), cstr('pay 5555555555554444')])),
+      errorResponse({ severity: 'ERROR', code: '23505', message: 'duplicate key', detail: 'Key (email)=(alice@example.com) already exists.' }),
+    ]);
+    const n = parseErrorFields(out[0]!.body);
+    expect(n.message).toBe('card **** **** **** 1111');
+    expect(n.hint).toBe('ssn [redacted]');
+    expect(out[1]!.body.subarray(4).toString()).toBe('ch\0pay ************4444\0');
+    expect(parseErrorFields(out[2]!.body).detail).toBe(`Key (email)=(${keyedHash('alice@example.com', KEY)}) already exists.`);
+  });
+
+  it('redacts key values and failing rows of tables with column rules', async () => {
+    const fields = Buffer.concat([
+      ...['SERROR', 'C23502', 'Mnull value in column "id"', 'DFailing row contains (null, some secret note).', 'spublic', 'tcustomers'].map(cstr),
+      Buffer.from([0]),
+    ]);
+    const out = await run(new ResultMasker({ rules: policy }), [], [msg('E', fields)]);
+    const f = parseErrorFields(out[0]!.body);
+    expect(f.detail).toBe('Failing row contains ([redacted]).');
+    expect(f.fields.get('t')).toBe('customers');
+    expect(redactKeyValues('Key (lower(email))=(x, y) is not present in table "t".')).toBe('Key (lower(email))=([redacted]) is not present in table "t".');
+  });
+});
+
+describe('ResultMasker, COPY out', () => {
+  const copyOut = (format: number, n: number): Buffer => msg('H', Buffer.concat([Buffer.from([format]), int16(n), ...Array.from({ length: n }, () => int16(format))]));
+  const copyData = (s: string | Buffer): Buffer => msg('d', typeof s === 'string' ? Buffer.from(s) : s);
+  const copyText = (ms: PgMessage[]): string => ms.filter((m) => m.type === 0x64).map((m) => m.body.toString()).join('');
+  const cols = (...c: string[]): Array<ColumnOrigin | undefined> => c.map((column) => (column ? { schema: 'public', table: 'customers', column } : undefined));
+
+  it('text format: by column position when origins are known, detectors otherwise; escapes kept', async () => {
+    const masker = new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' });
+    const out = await run(masker, [fe.query('copy')], [
+      copyOut(0, 4),
+      copyData('1\talice@example.com\t4111111111111111\tline\\none\\tbob@example.com\n'),
+      copyData('2\t\\N\t\\N\t\\N\n'),
+      msg('c', Buffer.alloc(0)),
+      complete('COPY 2'),
+    ], { copy: { format: 'text', columns: cols('id', 'email', 'card_number', 'notes') } });
+    expect(copyText(out)).toBe(`1\t[redacted]\t************1111\tline\\none\\t${keyedHash('bob@example.com', KEY)}\n2\t\\N\t\\N\t\\N\n`);
+  });
+
+  it("csv format, with a header, quotes, rows split across CopyData, and 'mask' for unknown columns", async () => {
+    const masker = new ResultMasker({ rules: policy });
+    const out = await run(masker, [fe.query('copy')], [
+      copyOut(0, 3),
+      copyData('id,email,notes\n'),
+      copyData('1,"alice@example.com","a, ""quoted"" note'),
+      copyData(' with 4111 1111 1111 1111"\n2,,\n'),
+      msg('c', Buffer.alloc(0)),
+    ], { originUnknownPolicy: 'detect-only', copy: { format: 'csv', header: true } });
+    expect(copyText(out)).toBe(`id,email,notes\n1,${keyedHash('alice@example.com', KEY)},"a, ""quoted"" note with **** **** **** 1111"\n2,,\n`);
+    const all = await run(new ResultMasker({ rules: policy }), [fe.query('copy')], [copyOut(0, 2), copyData('1,x\n'), msg('c', Buffer.alloc(0))], {
+      originUnknownPolicy: 'mask',
+      copy: { format: 'csv' },
+    });
+    expect(copyText(all)).toBe('[redacted],[redacted]\n');
+  });
+
+  it('binary format: masked columns and detector hits become NULL', async () => {
+    const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), int32(0), int32(0)]);
+    const tuple = (...f: Array<string | null>): Buffer => Buffer.concat([int16(f.length), ...f.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v)]))]);
+    const masker = new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' });
+    const body = Buffer.concat([header, tuple('1', 'alice@example.com', 'ok'), tuple('2', 'x', 'card 4111111111111111'), int16(-1)]);
+    const out = await run(masker, [fe.query('copy')], [copyOut(1, 3), copyData(body.subarray(0, 30)), copyData(body.subarray(30)), msg('c', Buffer.alloc(0))], {
+      copy: { format: 'binary', columns: cols('id', 'email', 'notes') },
+    });
+    const got = Buffer.concat(out.filter((m) => m.type === 0x64).map((m) => m.body));
+    expect(got.equals(Buffer.concat([header, tuple('1', null, 'ok'), tuple('2', null, null), int16(-1)]))).toBe(true);
+  });
+});
+
+describe('streaming', () => {
+  const stream = (): Buffer[] => [
+    rowDescription(customerCols),
+    text('1', 'alice@example.com', '123-45-6789', '4111 1111 1111 1111', 'n 5555555555554444', 'X'),
+    text('2', 'é€😀@example.com', null, '', 'ünïcödé', 'plain'),
+    complete('SELECT 2'),
+    noticeResponse({ severity: 'NOTICE', code: '00000', message: 'x 123-45-6789' }),
+    msg('A', Buffer.concat([int32(1), cstr('c'), cstr('bob@example.com')])),
+    readyForQuery('I'),
+  ];
+
+  it('gives the same, well-framed output at every split point', async () => {
+    const whole = Buffer.concat(stream());
+    const mk = (): ResultMasker => {
+      const m = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+      m.frontend(messages(fe.query('q'), 'frontend')[0]!);
+      return m;
+    };
+    const expected = await new BackendMaskingPipe(mk()).write(whole);
+    const parsed = messages(expected);
+    expect(parsed.map((m) => String.fromCharCode(m.type)).join('')).toBe('TDDCNAZ');
+    expect(parsed[1]!.raw.length).not.toBe(stream()[1]!.length);
+    for (let i = 1; i < whole.length; i++) {
+      const pipe = new BackendMaskingPipe(mk());
+      const a = await pipe.write(whole.subarray(0, i));
+      const b = await pipe.write(whole.subarray(i));
+      expect(Buffer.concat([a, b]).equals(expected), `split at ${i}`).toBe(true);
+    }
+  });
+
+  it('a Transform holds the stream during catalog lookups and keeps order', async () => {
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    masker.frontend(messages(fe.query('q'), 'frontend')[0]!);
+    masker.frontend(messages(fe.query('q'), 'frontend')[0]!);
+    const input = Buffer.concat([...stream(), ...stream()]);
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < input.length; i += 7) chunks.push(input.subarray(i, i + 7));
+    const out: Buffer[] = [];
+    for await (const c of Readable.from(chunks).pipe(createMaskingTransform(masker))) out.push(c as Buffer);
+    const ms = messages(Buffer.concat(out));
+    expect(ms.map((m) => String.fromCharCode(m.type)).join('')).toBe('TDDCNAZTDDCNAZ');
+    expect(rows(ms)[2]![1]).toBe('[redacted]');
+    expect(parseRowDescription(ms[0]!.body)).toHaveLength(6);
+  });
+});
