@@ -68,7 +68,9 @@ export function expandKind(kind: RuleKind): readonly StatementKind[] {
 
 /**
  * What a statement rule matches; every field given must match, a rule with no fields matches
- * every statement. Tables and functions are lowercase globs (`*` any run of characters).
+ * every statement. Tables and functions are lowercase globs: `*` matches any run of characters
+ * within one name part (`billing.*` is every table of `billing`; a pattern without a dot names a
+ * table in any schema). See src/policy/sql/match.ts.
  */
 export interface RuleMatch {
   kinds?: RuleKind[];
