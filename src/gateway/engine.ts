@@ -55,6 +55,29 @@ export function sessionEndOf(signal: AbortSignal): SessionEnd {
   return reason instanceof SessionEnd ? reason : new SessionEnd('gateway-shutdown', 'hoop: the gateway is shutting down', 'connect again in a moment');
 }
 
+/**
+ * What a statement judge answers for one piece of SQL: structurally the policy's `Decision`
+ * (src/policy/decide.ts), so a `StatementJudge` can be handed to an engine as it is.
+ */
+export interface StatementVerdict {
+  action: 'allow' | 'deny' | 'review';
+  /** The rule that decided, if one did. */
+  rule?: string;
+  /** The rule's message for the user. */
+  message?: string;
+  /** A human sentence: which rule, and why. */
+  reason: string;
+}
+
+/**
+ * Judges SQL for one session (one policy, identity, connection and access mode). Called on the
+ * relay's hot path for every Query, Parse, Bind and Execute, so it must be synchronous and cheap
+ * for repeated statements; it may throw, which the engine treats as a denial.
+ */
+export interface SessionJudge {
+  judge(sql: string): StatementVerdict;
+}
+
 /** One authenticated tunnel, handed to an engine. */
 export interface TunnelSession {
   id: string;
@@ -69,6 +92,16 @@ export interface TunnelSession {
    * gateway shuts down, the token expired, or a renewal changed who is calling.
    */
   signal: AbortSignal;
+  /**
+   * Judges every statement the client sends (PostgreSQL: Query, Parse, Bind, Execute, SQL
+   * PREPARE/EXECUTE); without one, statements are relayed uninspected.
+   */
+  judge?: SessionJudge;
+  /**
+   * Read-only access: besides the judge's own refusal of writes, the upstream session is opened
+   * read-only (PostgreSQL: startup parameter `default_transaction_read_only=on`).
+   */
+  readOnly?: boolean;
 }
 
 /** How a session ended. */

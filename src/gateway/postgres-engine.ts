@@ -21,7 +21,7 @@ import {
   terminate,
 } from '../tunnel/postgres/messages.js';
 import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
-import type { MessageReader } from '../tunnel/postgres/reader.js';
+import type { MessageReader, PgMessage } from '../tunnel/postgres/reader.js';
 import { drainMessages, validateFrontend } from '../tunnel/postgres/relay.js';
 import { filterStartupParams } from '../tunnel/postgres/startup.js';
 import { pump } from '../tunnel/pump.js';
@@ -30,6 +30,7 @@ import type { CancelRegistry } from './cancel-registry.js';
 import type { ConnectionConfig, SecretRef } from './config.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from './engine.js';
 import { MessageBoundary } from './message-boundary.js';
+import { loadStatementGate, StatementGate } from './postgres-statements.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream-postgres.js';
 
 const TERMINATE = 0x58; // 'X'
@@ -139,13 +140,15 @@ export class PostgresEngine implements Engine {
 
     let upstream: UpstreamPostgres;
     try {
+      if (session.judge) await loadStatementGate();
       const password = await this.#o.resolveSecret(connection.password);
       upstream = await connectUpstreamPostgres({
         ...upstreamTarget(connection),
         user: connection.user,
         database: connection.database,
         password,
-        params: params.forward,
+        // Read-only access is enforced by the server too; the client cannot send this parameter itself.
+        params: session.readOnly ? [...params.forward, ['default_transaction_read_only', 'on']] : params.forward,
         timeoutMs: this.#o.upstreamTimeoutMs,
         allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
         signal: session.signal,
@@ -188,13 +191,21 @@ export class PostgresEngine implements Engine {
       for (const [name, value] of upstream.serverParams) greeting.push(parameterStatus(name, value));
       greeting.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
       const boundary = new MessageBoundary();
+      const gate = session.judge
+        ? new StatementGate(session.judge, {
+            onRefusal: (r) => session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r }),
+          })
+        : undefined;
       if (upstream.leftover.length > 0) {
-        greeting.push(upstream.leftover);
-        boundary.advance(upstream.leftover);
+        const leftover = gate ? gate.backend(upstream.leftover) : upstream.leftover;
+        for (const b of Buffer.isBuffer(leftover) ? [leftover] : leftover) {
+          greeting.push(b);
+          boundary.advance(b);
+        }
       }
       channel.write(Buffer.concat(greeting));
       relaying();
-      return await this.#relay(session, handshake.release(), upstream, boundary);
+      return await this.#relay(session, handshake.release(), upstream, boundary, gate);
     } finally {
       release();
     }
@@ -204,9 +215,12 @@ export class PostgresEngine implements Engine {
    * Relays until either side ends, the client breaks the protocol, or the gateway ends the
    * session. The server's bytes are forwarded as they come while `boundary` follows where its
    * messages begin, so that a session the gateway ends in the middle of a result gets its
-   * ErrorResponse after a whole message.
+   * ErrorResponse after a whole message. With a `gate`, the client's messages are judged and
+   * the server's stream passes through the gate's backend stage first (it replaces the answers
+   * to refused messages); `boundary` follows the stream the client gets. Further backend stages
+   * (masking) chain after the gate's in `toClient`.
    */
-  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, boundary: MessageBoundary): Promise<SessionOutcome> {
+  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, boundary: MessageBoundary, gate?: StatementGate): Promise<SessionOutcome> {
     const { channel } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {
@@ -248,9 +262,11 @@ export class PostgresEngine implements Engine {
           }, this.#o.messageTimeoutMs);
         }
       };
-      const validate = validateFrontend(reader, (msg) => {
+      const onMessage = (msg: PgMessage): void => {
         if (msg.type === TERMINATE) terminated = true;
-      });
+      };
+      const validate = gate ? gate.frontendHandler(reader, onMessage) : validateFrontend(reader, onMessage);
+      const rewrite = gate ? (chunk: Buffer) => gate.backend(chunk) : undefined;
       const fromClient = pump(channel, socket, {
         handle: (chunk) => {
           if (cutting) return NOTHING;
@@ -266,20 +282,31 @@ export class PostgresEngine implements Engine {
       const toClient = pump(socket, channel, {
         handle: (chunk) => {
           if (cut) return NOTHING;
+          const out = rewrite ? rewrite(chunk) : chunk;
           if (!cutting) {
-            boundary.advance(chunk);
-            return chunk;
+            if (Buffer.isBuffer(out)) boundary.advance(out);
+            else for (const b of out) boundary.advance(b);
+            return out;
           }
-          const at = boundary.advance(chunk, true);
-          if (at < 0) return chunk;
-          cut = true;
-          // The pump writes the returned bytes first; the ErrorResponse follows them.
-          process.nextTick(cutting);
-          return at === chunk.length ? chunk : chunk.subarray(0, at);
+          const parts: readonly Buffer[] = Buffer.isBuffer(out) ? [out] : out;
+          const sent: Buffer[] = [];
+          for (const b of parts) {
+            const at = boundary.advance(b, true);
+            if (at < 0) {
+              sent.push(b);
+              continue;
+            }
+            cut = true;
+            // The pump writes the returned bytes first; the ErrorResponse follows them.
+            process.nextTick(cutting);
+            if (at > 0) sent.push(at === b.length ? b : b.subarray(0, at));
+            break;
+          }
+          return sent;
         },
       });
 
-      const early = drainMessages(reader);
+      const early = gate ? gate.drain(reader, onMessage) : drainMessages(reader);
       for (const raw of early) socket.write(raw);
       armPartialTimer();
 

@@ -40,7 +40,7 @@ import { mayUse } from './access.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { isLoopbackHost } from '../loopback.js';
 import { resolveSecret, type ConnectionConfig, type GatewayConfig } from './config.js';
-import { SessionEnd, type Engine, type SessionOutcome, type TunnelSession } from './engine.js';
+import { SessionEnd, type Engine, type SessionJudge, type SessionOutcome, type TunnelSession } from './engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from './postgres-engine.js';
 import { watchSessionToken } from './session-token.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
@@ -58,6 +58,18 @@ export interface GatewayOptions {
   verifier?: TokenVerifier;
   /** The state store; default: a {@link FileGatewayStore} in `config.dataDir` (closed with the gateway). */
   store?: GatewayStore;
+  /**
+   * Statement enforcement for a new session: the judge of its statements and whether its access
+   * is read-only. Without it (or when it returns undefined) statements are relayed uninspected.
+   * A stand-in until the gateway loads its policy repository.
+   */
+  sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
+}
+
+/** What {@link GatewayOptions.sessionPolicy} gives a session. */
+export interface SessionPolicy {
+  judge?: SessionJudge;
+  readOnly?: boolean;
 }
 
 /** A running gateway. */
@@ -349,9 +361,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const task = (async () => {
       let identity: Identity;
       let connection: ConnectionConfig;
+      let policy: SessionPolicy | undefined;
       try {
         identity = await authenticate(req.headers.authorization);
         connection = lookup(identity, name);
+        policy = options.sessionPolicy?.(identity, connection);
       } catch (err) {
         const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
         log.warn('tunnel.refused', { connection: name, remote: remoteAddress, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
@@ -370,7 +384,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       log.info('tunnel.open', { ...who, type: connection.type, kind: identity.kind, expiresAt: identity.expiresAt.toISOString(), client: req.headers['hoop-client-version'] });
       const controller = new AbortController();
       sessions.add(controller);
-      const session: TunnelSession = { id: sessionId, identity, connection, channel, remoteAddress, log, signal: controller.signal };
+      const session: TunnelSession = {
+        id: sessionId,
+        identity,
+        connection,
+        channel,
+        remoteAddress,
+        log,
+        signal: controller.signal,
+        ...(policy?.judge ? { judge: policy.judge } : {}),
+        ...(policy?.readOnly ? { readOnly: true } : {}),
+      };
       const watch = watchSessionToken({
         session,
         verifier,

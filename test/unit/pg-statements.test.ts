@@ -1,0 +1,308 @@
+/**
+ * The gateway's statement gate: what it forwards for each frontend message (Query, Parse, Bind,
+ * Execute, Close, FunctionCall, SQL PREPARE/EXECUTE/DEALLOCATE), how it drops the rest of an
+ * extended-protocol batch after a refusal, and how it replaces the server's answer to its own
+ * Describe with the refusal, at every split point of both streams.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { SessionJudge, StatementVerdict } from '../../src/gateway/engine.js';
+import { loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/gateway/postgres-statements.js';
+import { errorResponse, query } from '../../src/tunnel/postgres/messages.js';
+import { MessageReader, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+
+function message(type: string, ...parts: Array<Buffer | string | number>): Buffer {
+  const body = Buffer.concat(
+    parts.map((p) => {
+      if (typeof p === 'number') {
+        const b = Buffer.alloc(2);
+        b.writeInt16BE(p);
+        return b;
+      }
+      return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;
+    }),
+  );
+  const header = Buffer.alloc(5);
+  header.write(type, 0, 'latin1');
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
+
+const int32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+const parse = (name: string, sql: string): Buffer => message('P', name, sql, 0);
+const bind = (portal: string, stmt: string): Buffer => message('B', portal, stmt, 0, 0, 0);
+const execute = (portal: string): Buffer => message('E', portal, int32(0));
+const describePortal = (portal: string): Buffer => message('D', Buffer.from('P'), portal);
+const close = (kind: 'S' | 'P', name: string): Buffer => message('C', Buffer.from(kind), name);
+const sync = (): Buffer => message('S');
+const flush = (): Buffer => message('H');
+
+function msg(raw: Buffer): PgMessage {
+  return { type: raw[0]!, body: raw.subarray(5), raw };
+}
+
+/** A judge that denies SQL mentioning `drop`, asks review for `truncate`, and what `extra` says. */
+class TestJudge implements SessionJudge {
+  calls: string[] = [];
+  extra: RegExp | undefined;
+  judge(sql: string): StatementVerdict {
+    this.calls.push(sql);
+    if (/\bdrop\b/i.test(sql) || (this.extra && this.extra.test(sql))) return { action: 'deny', rule: 'no-drop', message: 'DROP is not allowed', reason: 'rule no-drop matched' };
+    if (/\btruncate\b/i.test(sql)) return { action: 'review', rule: 'truncate-review', message: 'TRUNCATE needs a reviewer', reason: 'rule truncate-review matched' };
+    if (/\bthrow\b/i.test(sql)) throw new Error('judge bug');
+    return { action: 'allow', reason: 'no rule matched' };
+  }
+}
+
+/** Is `b` the gateway's Describe of one of its own statements? Returns the name. */
+function poisonName(b: Buffer): string | undefined {
+  if (b[0] !== 0x44 || b[5] !== 0x53) return undefined;
+  const name = b.subarray(6, b.length - 1).toString();
+  return name.startsWith(RESERVED_STATEMENT_PREFIX) ? name : undefined;
+}
+
+/** The server's answer to a Describe of a statement that does not exist. */
+function serverMissing(name: string): Buffer {
+  return errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` });
+}
+
+function sent(out: Buffer | readonly Buffer[]): Buffer[] {
+  return Buffer.isBuffer(out) ? [out] : [...out];
+}
+
+/** Runs the backend stage over `stream` cut at `cuts`, and returns what the client gets. */
+function throughBackend(gate: StatementGate, stream: Buffer, cuts: number[]): Buffer {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const c of [...cuts, stream.length]) {
+    out.push(...sent(gate.backend(stream.subarray(at, c))));
+    at = c;
+  }
+  return Buffer.concat(out);
+}
+
+function errorOf(b: Buffer): ReturnType<typeof parseErrorFields> {
+  expect(String.fromCharCode(b[0]!)).toBe('E');
+  return parseErrorFields(b.subarray(5));
+}
+
+beforeAll(async () => {
+  await loadStatementGate();
+});
+
+describe('the frontend side', () => {
+  it('forwards an allowed Query as it is and refuses a denied one with a Describe and a Sync', () => {
+    const judge = new TestJudge();
+    const gate = new StatementGate(judge);
+    const ok = query('select 1');
+    expect(gate.frontend(msg(ok))).toBe(ok);
+    const out = sent(gate.frontend(msg(query('select 1; DROP TABLE t'))));
+    expect(out).toHaveLength(2);
+    expect(poisonName(out[0]!)).toBeDefined();
+    expect(out[1]).toEqual(sync());
+    expect(gate.discarding).toBe(false);
+    expect(gate.pendingRefusals).toBe(1);
+    expect(judge.calls).toEqual(['select 1', 'select 1; DROP TABLE t']);
+  });
+
+  it('drops the rest of an extended batch after a refused Parse, up to and including nothing but the Sync', () => {
+    const gate = new StatementGate(new TestJudge());
+    for (const m of [parse('', 'insert into t values (1)'), bind('', ''), execute('')]) expect(gate.frontend(msg(m))).toBe(m);
+    const refused = sent(gate.frontend(msg(parse('', 'drop table t'))));
+    expect(refused).toHaveLength(1);
+    expect(poisonName(refused[0]!)).toBeDefined();
+    expect(gate.discarding).toBe(true);
+    for (const m of [bind('', ''), describePortal(''), execute(''), flush(), query('select 1'), parse('x', 'select 1')]) expect(sent(gate.frontend(msg(m)))).toEqual([]);
+    const s = sync();
+    expect(gate.frontend(msg(s))).toBe(s);
+    expect(gate.discarding).toBe(false);
+    // The refused unnamed statement is gone, as PostgreSQL drops it before parsing a new one.
+    const again = sent(gate.frontend(msg(bind('', ''))));
+    expect(poisonName(again[0]!)).toBeDefined();
+    expect(gate.discarding).toBe(true);
+    gate.frontend(msg(sync()));
+    // 'x' was dropped with the batch: it never existed.
+    expect(poisonName(sent(gate.frontend(msg(bind('', 'x'))))[0]!)).toBeDefined();
+  });
+
+  it('judges a named statement again at Bind and its portal again at Execute', () => {
+    const judge = new TestJudge();
+    const gate = new StatementGate(judge);
+    const p = parse('s1', 'delete from t where id = $1');
+    expect(gate.frontend(msg(p))).toBe(p);
+    const b = bind('p1', 's1');
+    expect(gate.frontend(msg(b))).toBe(b);
+    judge.extra = /delete/;
+    expect(poisonName(sent(gate.frontend(msg(execute('p1'))))[0]!)).toBeDefined();
+    gate.frontend(msg(sync()));
+    expect(poisonName(sent(gate.frontend(msg(bind('p2', 's1'))))[0]!)).toBeDefined();
+    gate.frontend(msg(sync()));
+    judge.extra = undefined;
+    const b2 = bind('p2', 's1');
+    expect(gate.frontend(msg(b2))).toBe(b2);
+    // Close forgets the statement.
+    const c = close('S', 's1');
+    expect(gate.frontend(msg(c))).toBe(c);
+    expect(poisonName(sent(gate.frontend(msg(bind('p3', 's1'))))[0]!)).toBeDefined();
+  });
+
+  it('passes Execute of a portal it did not bind (a SQL cursor) to the server', () => {
+    const gate = new StatementGate(new TestJudge());
+    const e = execute('c1');
+    expect(gate.frontend(msg(e))).toBe(e);
+  });
+
+  it('follows SQL PREPARE, EXECUTE (also in EXPLAIN ANALYZE) and DEALLOCATE', () => {
+    const judge = new TestJudge();
+    const gate = new StatementGate(judge);
+    const pass = (sql: string): void => {
+      const q = query(sql);
+      expect(gate.frontend(msg(q)), sql).toBe(q);
+    };
+    const refused = (sql: string): void => {
+      const out = sent(gate.frontend(msg(query(sql))));
+      expect(poisonName(out[0]!), sql).toBeDefined();
+    };
+    pass('PREPARE q1(int) AS SELECT $1');
+    pass('execute Q1(1)');
+    refused('PREPARE q2 AS DROP TABLE t');
+    refused('EXECUTE q2');
+    pass('prepare q3 as select 1; execute q3');
+    judge.extra = /select 1/;
+    refused('EXECUTE q3');
+    refused('EXPLAIN ANALYZE EXECUTE q3');
+    refused('CREATE TABLE z AS EXECUTE q3');
+    judge.extra = undefined;
+    pass('DEALLOCATE q3');
+    refused('EXECUTE q3');
+    pass('DEALLOCATE ALL');
+    refused('EXECUTE q1(1)');
+    // The protocol and SQL share one namespace.
+    pass('PREPARE q4 AS SELECT 4');
+    const b = bind('', 'q4');
+    expect(gate.frontend(msg(b))).toBe(b);
+    const p = parse('s5', 'select 5');
+    expect(gate.frontend(msg(p))).toBe(p);
+    pass('EXECUTE s5');
+    pass('DISCARD ALL');
+    refused('EXECUTE s5');
+    // A statement the judge allows, but whose name is the gateway's, is refused.
+    refused(`PREPARE ${RESERVED_STATEMENT_PREFIX}x AS SELECT 1`);
+  });
+
+  it('finds prepared-statement operations only where PostgreSQL would', () => {
+    expect(preparedOps("select 'no prepare here'")).toEqual([]);
+    expect(preparedOps('select 1')).toEqual([]);
+    expect(preparedOps('PREPARE "MiXed" AS SELECT 1; /* c */ execute "MiXed"; deallocate prepare "MiXed"')).toEqual([
+      { op: 'prepare', name: 'MiXed', text: 'PREPARE "MiXed" AS SELECT 1' },
+      { op: 'execute', name: 'MiXed' },
+      { op: 'deallocate', name: 'MiXed' },
+    ]);
+    expect(preparedOps('select 1; prepare é AS select \'ü\'')).toEqual([{ op: 'prepare', name: 'é', text: "prepare é AS select 'ü'" }]);
+    expect(preparedOps('prepare broken as selec')).toBeUndefined();
+  });
+
+  it('refuses FunctionCall, names it reserves, SQL that is not UTF-8, and a judge that throws', () => {
+    const seen: string[] = [];
+    const gate = new StatementGate(new TestJudge(), { onRefusal: (r) => seen.push(`${r.message} ${r.action} ${r.rule}`) });
+    const f = sent(gate.frontend(msg(message('F', int32(1234), 0, 0, 0))));
+    expect(f).toHaveLength(2);
+    expect(poisonName(f[0]!)).toBeDefined();
+    expect(f[1]).toEqual(sync());
+    expect(poisonName(sent(gate.frontend(msg(parse(`${RESERVED_STATEMENT_PREFIX}1`, 'select 1'))))[0]!)).toBeDefined();
+    gate.frontend(msg(sync()));
+    const latin1 = Buffer.concat([Buffer.from('Q'), int32(4 + 14), Buffer.from('select \'caf\xe9\'\0', 'latin1')]);
+    expect(poisonName(sent(gate.frontend(msg(latin1)))[0]!)).toBeDefined();
+    expect(poisonName(sent(gate.frontend(msg(query('select throw'))))[0]!)).toBeDefined();
+    expect(gate.refusals).toEqual({ deny: 0, review: 0, builtin: 4 });
+    expect(seen).toEqual(['F deny hoop:function-call', 'P deny hoop:reserved-name', 'Q deny hoop:not-utf8', 'Q deny hoop:judge-failed']);
+  });
+
+  it('refuses malformed bodies as protocol violations', () => {
+    const gate = new StatementGate(new TestJudge());
+    expect(() => gate.frontend(msg(Buffer.concat([Buffer.from('Q'), int32(7), Buffer.from('abc')])))).toThrow(/unterminated/);
+    expect(() => gate.frontend(msg(Buffer.concat([Buffer.from('C'), int32(5), Buffer.from('S')])))).toThrow(/truncated/);
+  });
+
+  it('gives the same output for a pipeline at every split point', () => {
+    const pipeline = [
+      parse('', 'select 1'),
+      bind('', ''),
+      execute(''),
+      sync(),
+      parse('a', 'select 2'),
+      parse('', 'DROP TABLE t'),
+      bind('', ''),
+      execute(''),
+      sync(),
+      query('select 3'),
+      message('X'),
+    ];
+    const stream = Buffer.concat(pipeline);
+    const strip = (b: Buffer): string => b.toString('latin1').replace(new RegExp(`${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_\\d+`, 'g'), 'POISON');
+    const run = (cuts: number[]): string => {
+      const gate = new StatementGate(new TestJudge());
+      const reader = new MessageReader({ side: 'frontend' });
+      const handle = gate.frontendHandler(reader);
+      const out: Buffer[] = [];
+      let at = 0;
+      for (const c of [...cuts, stream.length]) {
+        out.push(...sent(handle(stream.subarray(at, c))));
+        at = c;
+      }
+      expect(reader.bufferedBytes).toBe(0);
+      return strip(Buffer.concat(out));
+    };
+    const whole = run([]);
+    const poison = Buffer.concat([Buffer.from('D'), int32(4 + 1 + `${RESERVED_STATEMENT_PREFIX}0123456789ab_0`.length + 1), Buffer.from('SPOISON\0')]).toString('latin1');
+    expect(whole).toBe(Buffer.concat(pipeline.slice(0, 5)).toString('latin1') + poison + Buffer.concat(pipeline.slice(8)).toString('latin1'));
+    for (let i = 0; i <= stream.length; i++) {
+      expect(run([i]), `split at ${i}`).toBe(whole);
+      expect(run([i, Math.min(stream.length, i + 3)]), `split at ${i}, ${i + 3}`).toBe(whole);
+    }
+  });
+});
+
+describe('the backend side', () => {
+  it('replaces the answer to its Describe with the refusal, at every split point, and leaves other errors alone', () => {
+    const deny = { action: 'deny', rule: 'no-drop', message: 'DROP is not allowed', reason: 'rule no-drop matched' } as const;
+    const setup = (): { gate: StatementGate; name: string } => {
+      const gate = new StatementGate(new TestJudge());
+      const name = poisonName(sent(gate.frontend(msg(query('drop table t'))))[0]!)!;
+      return { gate, name };
+    };
+    const { name } = setup();
+    const before = [message('1'), message('2'), message('T', Buffer.alloc(30, 1)), message('D', Buffer.alloc(200, 2)), message('C', 'SELECT 1')];
+    const other = errorResponse({ severity: 'ERROR', code: '42P01', message: 'relation "x" does not exist' });
+    const stream = Buffer.concat([...before, message('N', 'notice'), other, serverMissing(name), message('Z', Buffer.from('I'))]);
+    const expected = Buffer.concat([...before, message('N', 'notice'), other, refusalError(deny), message('Z', Buffer.from('I'))]);
+    for (let i = 0; i <= stream.length; i++) {
+      for (const j of [i, Math.min(stream.length, i + 1), Math.min(stream.length, i + 7)]) {
+        const { gate, name: n } = setup();
+        const s = Buffer.from(stream.toString('latin1').replace(name, n), 'latin1');
+        expect(throughBackend(gate, s, [i, j]).equals(expected), `split at ${i}, ${j}`).toBe(true);
+        expect(gate.pendingRefusals).toBe(0);
+      }
+    }
+    const e = errorOf(refusalError(deny));
+    expect(e.code).toBe('42501');
+    expect(e.message).toBe('hoop: denied by rule "no-drop": DROP is not allowed');
+    expect(e.detail).toBe('rule no-drop matched');
+    expect(e.hint).toContain('hoop policy check');
+  });
+
+  it('says review as approval required', () => {
+    const e = errorOf(refusalError({ action: 'review', rule: 'drop-needs-review', message: 'DROP and TRUNCATE need a reviewer', reason: 'x' }));
+    expect(e.code).toBe('42501');
+    expect(e.message).toBe('hoop: approval required (rule "drop-needs-review"): DROP and TRUNCATE need a reviewer');
+  });
+
+  it('forwards chunks untouched while nothing is pending, without copying', () => {
+    const gate = new StatementGate(new TestJudge());
+    const chunk = Buffer.concat([message('E', 'S', 'ERROR\0'), message('Z', Buffer.from('I'))]);
+    expect(gate.backend(chunk)).toBe(chunk);
+  });
+});
