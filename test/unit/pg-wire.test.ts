@@ -500,3 +500,16 @@ describe('body parsers are bounds-checked', () => {
     protocolError(() => parseSaslInitialResponse(Buffer.concat([cstrs('SCRAM-SHA-256'), Buffer.from([0xff, 0xff, 0xff, 0xfe])])));
   });
 });
+
+describe('client encodings that could make SQL lex differently', () => {
+  it.each(['SJIS', 'sjis', 'Shift_JIS', 'BIG5', 'GBK', 'UHC', 'GB18030', 'JOHAB', 'WIN932'])('refuses client_encoding %s with 0A000', (enc) => {
+    const e = thrown(() => filterStartupParams(new Map([['user', 'u'], ['client_encoding', enc]]))) as PgProtocolError;
+    expect(e).toBeInstanceOf(PgProtocolError);
+    expect(e.sqlstate).toBe('0A000');
+    expect(e.message).toContain('client_encoding');
+  });
+
+  it.each(['UTF8', 'utf-8', 'LATIN1', 'SQL_ASCII', 'EUC_JP', 'auto'])('accepts client_encoding %s', (enc) => {
+    expect(filterStartupParams(new Map([['user', 'u'], ['client_encoding', enc]])).forward).toEqual([['client_encoding', enc]]);
+  });
+});

@@ -113,6 +113,14 @@ export const FORWARDED_STARTUP_PARAMS: readonly string[] = [
 const forwarded = new Set(FORWARDED_STARTUP_PARAMS);
 
 /**
+ * Client encodings whose multibyte characters may contain the byte 0x5C (backslash): with them the
+ * server's lexer and hoop's parser (which reads UTF-8) could split a string literal differently.
+ * PostgreSQL refuses them as server encodings for the same reason. Spelled without separators.
+ * @see https://www.postgresql.org/docs/current/multibyte.html#MULTIBYTE-CHARSET-SUPPORTED
+ */
+const BACKSLASH_UNSAFE_ENCODINGS = new Set(['SJIS', 'SHIFTJIS', 'MSKANJI', 'WIN932', 'BIG5', 'WIN950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'GB18030', 'JOHAB']);
+
+/**
  * Splits a StartupMessage's parameters: `user` and `database` are consumed (the database
  * defaults to the user name, as libpq and the server do), `_pq_.*` protocol options are
  * returned for NegotiateProtocolVersion, allowed parameters are forwarded.
@@ -146,6 +154,12 @@ export function filterStartupParams(params: Map<string, string>): {
       throw new PgProtocolError(`startup parameter "${name}" is not supported through hoop`, {
         sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
         hint: `Allowed startup parameters: user, database, ${FORWARDED_STARTUP_PARAMS.join(', ')}.`,
+      });
+    }
+    if (lower === 'client_encoding' && BACKSLASH_UNSAFE_ENCODINGS.has(value.toUpperCase().replace(/[^A-Z0-9]/g, ''))) {
+      throw new PgProtocolError(`client_encoding "${value}" is not supported through hoop`, {
+        sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+        hint: 'its multibyte characters can contain a backslash byte, so SQL would read differently at the gateway and at the server; use UTF8',
       });
     }
     forward.push([name, value]);
