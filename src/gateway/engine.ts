@@ -6,6 +6,7 @@
  * @see https://github.com/gravitational/teleport/tree/master/lib/srv/db/common (Engine pattern)
  */
 import type { Logger } from '../log.js';
+import type { MaskingPolicy } from '../policy/schema.js';
 import type { TunnelChannel } from '../tunnel/channel.js';
 import type { ConnectionConfig } from './config.js';
 import type { Identity } from './verify-token.js';
@@ -28,7 +29,7 @@ export type CloseReason =
  * Why the gateway itself ends a live session: it shuts down, the session's token expired without
  * being renewed, a renewal brought another identity, or a renewed token no longer grants access.
  */
-export type SessionEndReason = 'gateway-shutdown' | 'token-expired' | 'identity-changed' | 'access-revoked';
+export type SessionEndReason = 'gateway-shutdown' | 'token-expired' | 'identity-changed' | 'access-revoked' | 'session-limit';
 
 /**
  * The reason a {@link TunnelSession.signal} is aborted with. Engines tell the client inside its
@@ -102,6 +103,18 @@ export interface TunnelSession {
    * read-only (PostgreSQL: startup parameter `default_transaction_read_only=on`).
    */
   readOnly?: boolean;
+  /**
+   * Masking of what the server sends back (rows, COPY, notices, notifications, errors); without
+   * it results are relayed as they come.
+   */
+  masking?: SessionMasking;
+}
+
+/** The masking a session applies: the policy's `masking` section and its resolved HMAC key. */
+export interface SessionMasking {
+  policy: MaskingPolicy;
+  /** The resolved `masking.key` (for the `hash` strategy); never logged. */
+  key?: string;
 }
 
 /** How a session ended. */

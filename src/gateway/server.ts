@@ -40,7 +40,7 @@ import { mayUse } from './access.js';
 import { CancelRegistry } from './cancel-registry.js';
 import { isLoopbackHost } from '../loopback.js';
 import { resolveSecret, type ConnectionConfig, type GatewayConfig } from './config.js';
-import { SessionEnd, type Engine, type SessionJudge, type SessionOutcome, type TunnelSession } from './engine.js';
+import { SessionEnd, type Engine, type SessionJudge, type SessionMasking, type SessionOutcome, type TunnelSession } from './engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from './postgres-engine.js';
 import { watchSessionToken } from './session-token.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
@@ -70,6 +70,9 @@ export interface GatewayOptions {
 export interface SessionPolicy {
   judge?: SessionJudge;
   readOnly?: boolean;
+  masking?: SessionMasking;
+  /** The session ends (reason `session-limit`) this many seconds after it opened. */
+  maxSessionSeconds?: number;
 }
 
 /** A running gateway. */
@@ -394,6 +397,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         signal: controller.signal,
         ...(policy?.judge ? { judge: policy.judge } : {}),
         ...(policy?.readOnly ? { readOnly: true } : {}),
+        ...(policy?.masking ? { masking: policy.masking } : {}),
       };
       const watch = watchSessionToken({
         session,
