@@ -44,6 +44,12 @@
  *     tls: { mode: verify-full, ca: ./db-ca.pem, serverName: db.internal }  # mode default prefer
  *     allowCleartextWithoutTls: false # send a cleartext password over a non-TLS link? default no
  *     allow: { subjects: [], emails: [], groups: [dba] }   # '*' in subjects: anyone signed in
+ * policy:                             # instead of `connections`: load them, access and rules from a config repo
+ *   repo: https://git.example.com/acme/hoop-policy.git   # a git URL, or a path (relative to this file)
+ *   ref: main                         # branch, tag or commit; default main
+ *   allowedSigners: ./allowed_signers # optional: only commits SSH-signed by these keys are accepted
+ *   pullIntervalSeconds: 60           # 1..86400, default 60
+ *   workDir: ./hoop-data/policy       # default <dataDir>/policy
  * ```
  *
  * Secret references must be resolvable when the file is loaded, but their values are not kept:
@@ -60,7 +66,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isLoopbackHost } from '../loopback.js';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { HoopError, ErrorCode } from '../errors.js';
@@ -80,6 +86,25 @@ export interface GatewayConfig {
   dataDir: string;
   /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
   login?: LoginConfig;
+  /** The config repo the policy (connections, access, rules) comes from; then `connections` is empty. */
+  policy?: PolicySourceConfig;
+}
+
+/**
+ * Where the gateway loads its policy bundle from.
+ *
+ * @see https://git-scm.com/docs/git-fetch
+ * @see https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
+ */
+export interface PolicySourceConfig {
+  /** A git URL as written, or an absolute path (a relative one resolved against the config file's directory). */
+  repo: string;
+  ref: string;
+  /** Absolute path of the allowed-signers file, when commits must be signed. */
+  allowedSignersFile?: string;
+  pullIntervalSeconds: number;
+  /** Absolute path of the mirror and checkouts. */
+  workDir: string;
 }
 
 /**
@@ -375,6 +400,28 @@ const loginSchema = z.strictObject({
     .optional(),
 });
 
+/** True for `scheme://...` and scp-like `user@host:path`; anything else is a local path. */
+function isGitUrl(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || (/^[^/\\:]+@[^/\\:]+:/.test(text) && !text.startsWith('/'));
+}
+
+const policySourceSchema = z.strictObject({
+  repo: nonEmpty('a git URL or the path of a git repository').refine((v) => !v.startsWith('-') && !/^ext::/i.test(v), {
+    error: 'must be a git URL or path (not starting with "-", no ext:: transport)',
+  }),
+  ref: nonEmpty('a branch, tag or commit')
+    .refine((v) => !v.startsWith('-') && !/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\/|\.$/.test(v), { error: 'is not a valid git ref name' })
+    .default('main'),
+  allowedSigners: nonEmpty('a path to an allowed-signers file').optional(),
+  pullIntervalSeconds: z
+    .number({ error: 'must be a number of seconds' })
+    .int({ error: 'must be a whole number of seconds' })
+    .min(1, { error: 'must be from 1 to 86400' })
+    .max(86400, { error: 'must be from 1 to 86400' })
+    .default(60),
+  workDir: nonEmpty('a directory path').optional(),
+});
+
 const fileSchema = z.strictObject(
   {
     listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
@@ -388,6 +435,7 @@ const fileSchema = z.strictObject(
       .default({ level: 'info' }),
     dataDir: nonEmpty('a directory path').optional(),
     login: loginSchema.optional(),
+    policy: policySourceSchema.optional(),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
@@ -398,6 +446,7 @@ const KNOWN_KEYS = [
   ...Object.keys(connectionSchema.shape),
   ...Object.keys(ruleSchema.shape),
   ...Object.keys(loginSchema.shape),
+  ...Object.keys(policySourceSchema.shape),
   'cert', 'key', 'mode', 'ca', 'serverName', 'subjects', 'emails', 'groups', 'level',
 ];
 
@@ -690,6 +739,26 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     }
   }
 
+  if (root?.policy !== undefined && Array.isArray(root?.connections) && root.connections.length > 0) {
+    problems.push({
+      path: ['connections'],
+      atKey: true,
+      message: 'cannot be given together with policy: with a policy repo the connections come from its bundle (move them to hoop.yaml there, or remove policy)',
+    });
+  }
+  const rawPolicy = asRecord(root?.policy);
+  if (typeof rawPolicy?.allowedSigners === 'string' && rawPolicy.allowedSigners.trim() !== '') {
+    const signers = resolve(baseDir, rawPolicy.allowedSigners.trim());
+    pending.push(
+      readFile(signers).then(
+        () => undefined,
+        (err: unknown) => {
+          problems.push({ path: ['policy', 'allowedSigners'], message: `cannot read ${signers}: ${readErrorMessage(err)}` });
+        },
+      ),
+    );
+  }
+
   await Promise.all(pending);
 
   if (problems.length > 0 || !parsed.success) {
@@ -701,6 +770,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
   }
 
   const data = parsed.data;
+  const dataDir = resolve(baseDir, data.dataDir ?? 'hoop-data');
   const cert = files.get('tls.cert');
   const key = files.get('tls.key');
   return {
@@ -732,7 +802,18 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
       };
     }),
     log: data.log,
-    dataDir: resolve(baseDir, data.dataDir ?? 'hoop-data'),
+    dataDir,
+    ...(data.policy
+      ? {
+          policy: {
+            repo: isGitUrl(data.policy.repo) ? data.policy.repo : resolve(baseDir, data.policy.repo),
+            ref: data.policy.ref,
+            ...(data.policy.allowedSigners !== undefined ? { allowedSignersFile: resolve(baseDir, data.policy.allowedSigners) } : {}),
+            pullIntervalSeconds: data.policy.pullIntervalSeconds,
+            workDir: data.policy.workDir !== undefined ? resolve(baseDir, data.policy.workDir) : join(dataDir, 'policy'),
+          },
+        }
+      : {}),
     ...(data.login
       ? {
           login: {

@@ -9,8 +9,10 @@
  *   key, 201 `{ deviceId, fingerprint }` (200 with the same body when it was already registered);
  *   `GET /v1/devices`: `{ devices: [{ deviceId, name, fingerprint, publicKey, createdAt }] }`, the
  *   caller's only
- * - `GET /v1/connections[/{name}]`, and the tunnel endpoint `GET /v1/connections/{name}/tunnel`
- *   (`Upgrade: hoop-tunnel/1`)
+ * - `GET /v1/connections[/{name}]` (with a policy repo: what its access rules admit, each with its
+ *   `mode`), and the tunnel endpoint `GET /v1/connections/{name}/tunnel` (`Upgrade: hoop-tunnel/1`;
+ *   with a policy repo the 101 carries `Hoop-Policy-Commit: <sha>`)
+ * - `GET /v1/policy`: `{ commit, loadedAt }` of the policy in force (404 without a policy repo)
  *
  * Every call but the first two carries a bearer token that is verified before anything else
  * happens; errors are `{ error: { code, message, hint?, reason? } }`. A tunnel is handed to the
@@ -42,7 +44,9 @@ import { isLoopbackHost } from '../loopback.js';
 import { resolveSecret, type ConnectionConfig, type GatewayConfig } from './config.js';
 import { SessionEnd, type Engine, type SessionJudge, type SessionMasking, type SessionOutcome, type TunnelSession } from './engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from './postgres-engine.js';
+import { GatewayPolicySource, whoOf } from './policy-source.js';
 import { watchSessionToken } from './session-token.js';
+import { accessFor } from '../policy/access.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { TokenRejectedError, TokenVerifier, type Identity } from './verify-token.js';
 
@@ -64,6 +68,8 @@ export interface GatewayOptions {
    * A stand-in until the gateway loads its policy repository.
    */
   sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
+  /** Tests only: multiplies every maximum session length (e.g. 0.02 turns 60 s into 1.2 s). */
+  sessionLimitScale?: number;
 }
 
 /** What {@link GatewayOptions.sessionPolicy} gives a session. */
@@ -82,6 +88,8 @@ export interface Gateway {
   port: number;
   /** Sessions currently relayed. */
   readonly activeSessions: number;
+  /** The config repo the policy comes from, when `config.policy` is set. */
+  readonly policy: GatewayPolicySource | undefined;
   /** Stops accepting, ends every session with a shutdown error, and resolves when all are gone. */
   close(): Promise<void>;
 }
@@ -197,9 +205,18 @@ function describeDevice(d: Device): { deviceId: string; name: string; fingerprin
   return { deviceId: d.deviceId, name: d.name, fingerprint: d.fingerprint, publicKey: d.publicKey, createdAt: d.createdAt };
 }
 
-function describeConnection(c: ConnectionConfig): { name: string; type: string; database: string } {
-  return { name: c.name, type: c.type, database: c.database };
+function describeConnection(c: ConnectionConfig, mode?: string): { name: string; type: string; database: string; mode?: string } {
+  return { name: c.name, type: c.type, database: c.database, ...(mode !== undefined ? { mode } : {}) };
 }
+
+/** `N minutes` (or seconds when not a whole number of minutes), for the session-limit message. */
+function describeLength(seconds: number): string {
+  if (seconds % 60 === 0) return seconds === 60 ? '1 minute' : `${seconds / 60} minutes`;
+  return seconds === 1 ? '1 second' : `${seconds} seconds`;
+}
+
+/** The longest delay `setTimeout` takes; a session limit is at most 7 days, so clamp. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Starts the gateway and resolves once it listens. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
@@ -220,6 +237,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const verifier = options.verifier ?? new TokenVerifier(config.issuers);
   const ownStore = options.store === undefined;
   const store = options.store ?? (await FileGatewayStore.open(config.dataDir));
+  let policySource: GatewayPolicySource | undefined;
+  if (config.policy) {
+    try {
+      policySource = await GatewayPolicySource.open(config.policy, { log, env });
+    } catch (err) {
+      if (ownStore) await store.close();
+      throw err;
+    }
+  }
   const cancels = new CancelRegistry();
   let closing = false;
   /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
@@ -236,6 +262,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     verifier.verify(TokenVerifier.bearerFromHeader(authorization));
 
   const lookup = (identity: Identity, name: string): ConnectionConfig => {
+    if (policySource) return policySource.lookup(identity, name).connection;
     const connection = connections.get(name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
@@ -307,7 +334,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return { status: 200, body: authConfig() };
     }
     const one = CONNECTION_PATH.exec(path);
-    if (path === '/v1/whoami' || path === '/v1/connections' || one) only('GET');
+    if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || one) only('GET');
     else if (path === '/v1/devices') only('GET', 'POST');
     else throw new HttpError(404, `no such endpoint: ${path}`);
 
@@ -330,8 +357,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const devices = await store.listDevices({ issuer: identity.issuer, subject: identity.subject });
       return { status: 200, body: { devices: devices.map(describeDevice) } };
     }
+    if (path === '/v1/policy') {
+      if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo');
+      const { commit, loadedAt } = policySource.current();
+      return { status: 200, body: { commit, loadedAt: loadedAt.toISOString() } };
+    }
+    if (policySource) {
+      if (one) {
+        const { connection, grant } = policySource.lookup(identity, decodeURIComponent(one[1]!));
+        return { status: 200, body: describeConnection(connection, grant.mode) };
+      }
+      return { status: 200, body: { connections: policySource.connectionsFor(identity).map(({ connection, grant }) => describeConnection(connection, grant.mode)) } };
+    }
     if (one) return { status: 200, body: describeConnection(lookup(identity, decodeURIComponent(one[1]!))) };
-    return { status: 200, body: { connections: config.connections.filter((c) => mayUse(identity, c)).map(describeConnection) } };
+    return { status: 200, body: { connections: config.connections.filter((c) => mayUse(identity, c)).map((c) => describeConnection(c)) } };
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -365,10 +404,30 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       let identity: Identity;
       let connection: ConnectionConfig;
       let policy: SessionPolicy | undefined;
+      let policyCommit: string | undefined;
+      let stillAllowed: (id: Identity) => boolean;
       try {
         identity = await authenticate(req.headers.authorization);
-        connection = lookup(identity, name);
-        policy = options.sessionPolicy?.(identity, connection);
+        if (policySource) {
+          const ps = await policySource.forSession(identity, name);
+          connection = ps.connection;
+          policyCommit = ps.snapshot.commit;
+          policy = {
+            judge: ps.judge,
+            readOnly: ps.readOnly,
+            ...(ps.masking ? { masking: ps.masking } : {}),
+            ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
+          };
+          const pinned = ps.snapshot.policy;
+          const mode = ps.grant.mode;
+          // A renewed token keeps the session only with the same access under the policy the session started with.
+          stillAllowed = (id) => accessFor(pinned, whoOf(id), name)?.mode === mode;
+        } else {
+          const conn = lookup(identity, name);
+          connection = conn;
+          policy = options.sessionPolicy?.(identity, conn);
+          stillAllowed = (id) => mayUse(id, conn);
+        }
       } catch (err) {
         const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
         log.warn('tunnel.refused', { connection: name, remote: remoteAddress, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
@@ -382,9 +441,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const requested = req.headers['hoop-session-id'];
       const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
       const runId = typeof req.headers['hoop-run-id'] === 'string' ? req.headers['hoop-run-id'] : undefined;
-      const channel = acceptTunnel(req, socket, head, { 'Hoop-Session-Id': sessionId, 'Hoop-Gateway-Version': VERSION });
+      const channel = acceptTunnel(req, socket, head, {
+        'Hoop-Session-Id': sessionId,
+        'Hoop-Gateway-Version': VERSION,
+        ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
+      });
       const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };
-      log.info('tunnel.open', { ...who, type: connection.type, kind: identity.kind, expiresAt: identity.expiresAt.toISOString(), client: req.headers['hoop-client-version'] });
+      log.info('tunnel.open', {
+        ...who,
+        type: connection.type,
+        kind: identity.kind,
+        expiresAt: identity.expiresAt.toISOString(),
+        client: req.headers['hoop-client-version'],
+        ...(policyCommit !== undefined ? { policyCommit } : {}),
+        ...(policy?.readOnly ? { readOnly: true } : {}),
+        ...(policy?.maxSessionSeconds !== undefined ? { maxSessionSeconds: policy.maxSessionSeconds } : {}),
+      });
       const controller = new AbortController();
       sessions.add(controller);
       const session: TunnelSession = {
@@ -403,11 +475,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         session,
         verifier,
         toleranceSeconds: (id) => verifier.issuerConfig(id.issuer)?.clockToleranceSeconds ?? config.issuers.find((i) => i.issuer === id.issuer)?.clockToleranceSeconds ?? 0,
-        mayUse: (id) => mayUse(id, connection),
+        mayUse: stillAllowed,
         end: (reason) => controller.abort(reason),
         log,
         logFields: who,
       });
+      let limit: NodeJS.Timeout | undefined;
+      if (policy?.maxSessionSeconds !== undefined) {
+        const seconds = policy.maxSessionSeconds;
+        const ms = Math.min(MAX_TIMER_MS, Math.max(0, Math.round(seconds * 1000 * (options.sessionLimitScale ?? 1))));
+        limit = setTimeout(() => {
+          log.info('tunnel.session-limit', { ...who, maxSessionSeconds: seconds });
+          controller.abort(new SessionEnd('session-limit', `hoop: this session reached its maximum length of ${describeLength(seconds)}`, 'connect again'));
+        }, ms);
+        limit.unref();
+      }
       let outcome: SessionOutcome;
       try {
         outcome = await engines[connection.type].serve(session);
@@ -417,6 +499,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
       } finally {
         watch.stop();
+        clearTimeout(limit);
         sessions.delete(controller);
       }
       if (!channel.destroyed) {
@@ -458,13 +541,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       server.listen(config.listen.port, config.listen.host, () => resolve());
     });
   } catch (err) {
+    await policySource?.close();
     if (ownStore) await store.close();
     throw err;
   }
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   const url = `${useTls ? 'https' : 'http'}://${host}:${port}`;
-  log.info('gateway.listening', { url, tls: useTls, connections: config.connections.map((c) => c.name) });
+  log.info('gateway.listening', {
+    url,
+    tls: useTls,
+    connections: (policySource ? policySource.current().policy.connections : config.connections).map((c) => c.name),
+    ...(policySource ? { policyCommit: policySource.current().commit } : {}),
+  });
 
   return {
     url,
@@ -472,6 +561,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     get activeSessions() {
       return live.size;
     },
+    policy: policySource,
     async close() {
       closing = true;
       const end = new SessionEnd('gateway-shutdown', 'hoop: the gateway is shutting down', 'connect again in a moment');
@@ -483,6 +573,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(grace);
+      await policySource?.close();
       if (ownStore) await store.close();
       log.info('gateway.stopped', {});
     },

@@ -63,6 +63,11 @@ export interface StackOptions {
   issuer?: Record<string, unknown>;
   /** More top-level YAML of the gateway configuration (e.g. a `login:` block). */
   extraConfig?: string;
+  /**
+   * A `policy:` block for the gateway configuration (made once PostgreSQL runs); when given, the
+   * configuration lists no connections (they come from the policy bundle).
+   */
+  policy?: (ctx: { pg: PgCluster; dir: string }) => string | Promise<string>;
 }
 
 /** Starts PostgreSQL, an OpenID provider and the gateway with the connections tests use. */
@@ -91,16 +96,8 @@ export async function startStack(options: StackOptions = {}): Promise<HoopStack>
     allow: { subjects: [alice, bob], groups: [dba] }
 ${extra}`;
   const configFile = join(dir, 'gateway.yaml');
-  await writeFile(
-    configFile,
-    `listen: 127.0.0.1:0
-tls: { cert: ${gatewayCert.certFile}, key: ${gatewayCert.keyFile} }
-issuers:
-  - issuer: ${oidc.issuer}
-    audience: ${AUDIENCE}
-${Object.entries(options.issuer ?? {})
-  .map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`)
-  .join('')}${options.extraConfig ?? ''}${options.extraConfig && !options.extraConfig.endsWith('\n') ? '\n' : ''}connections:
+  const policyBlock = options.policy ? await options.policy({ pg, dir }) : undefined;
+  const connectionsBlock = `connections:
 ${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md5.user, 'MD5_PASSWORD')}${conn('app-cleartext', pg.users.cleartext.user, 'PLAIN_PASSWORD', '    allowCleartextWithoutTls: true\n')}${conn('wrong-password', pg.users.scram.user, 'WRONG_PASSWORD')}  - name: down
     type: postgres
     host: 127.0.0.1
@@ -119,7 +116,17 @@ ${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md
     password: \${env:APP_PASSWORD}
     tls: { mode: disable }
     allow: { subjects: [carol] }
-`,
+`;
+  await writeFile(
+    configFile,
+    `listen: 127.0.0.1:0
+tls: { cert: ${gatewayCert.certFile}, key: ${gatewayCert.keyFile} }
+issuers:
+  - issuer: ${oidc.issuer}
+    audience: ${AUDIENCE}
+${Object.entries(options.issuer ?? {})
+  .map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`)
+  .join('')}${options.extraConfig ?? ''}${options.extraConfig && !options.extraConfig.endsWith('\n') ? '\n' : ''}${policyBlock ?? connectionsBlock}${policyBlock && !policyBlock.endsWith('\n') ? '\n' : ''}`,
   );
   const config = await loadGatewayConfig(configFile, env);
   const lines: string[] = [];

@@ -1,0 +1,178 @@
+/**
+ * The gateway's policy, loaded from the config repo named by the `policy:` block of its
+ * configuration: opened at start (no valid commit, no gateway), pulled on an interval, swapped
+ * atomically for new sessions while open sessions keep the commit they started with.
+ *
+ * Per session, {@link GatewayPolicySource.forSession} decides access with the bundle's `access`
+ * rules (deny by default) and builds what the engine enforces: a {@link StatementJudge}, read-only
+ * upstream sessions, masking with its resolved key, and the maximum session length.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Policy as code")
+ * @see https://git-scm.com/docs/git-fetch
+ */
+import { ErrorCode, HoopError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { accessFor, type AccessGrant } from '../policy/access.js';
+import { StatementJudge } from '../policy/decide.js';
+import { PolicyRepo, looksLikeGitUrl, type RefreshResult } from '../policy/repo.js';
+import type { Policy, Who } from '../policy/schema.js';
+import { loadSqlParser } from '../policy/sql/analyze.js';
+import { resolveSecret, type ConnectionConfig, type PolicySourceConfig } from './config.js';
+import type { SessionMasking } from './engine.js';
+import type { Identity } from './verify-token.js';
+
+/** The policy in force and when it was swapped in. */
+export interface PolicySnapshot {
+  policy: Policy;
+  commit: string;
+  loadedAt: Date;
+}
+
+/** What one session gets from the policy in force when it opened. */
+export interface PolicySession {
+  snapshot: PolicySnapshot;
+  connection: ConnectionConfig;
+  grant: AccessGrant;
+  judge: StatementJudge;
+  readOnly: boolean;
+  masking?: SessionMasking;
+  maxSessionSeconds?: number;
+}
+
+/** Options of {@link GatewayPolicySource.open}. */
+export interface PolicySourceOptions {
+  log: Logger;
+  /** The gateway's environment: git runs with it, and the bundle's secrets resolve in it. */
+  env: NodeJS.ProcessEnv;
+}
+
+/** True when the masking section has any rule (columns, names or detectors). */
+export function hasMaskingRules(policy: Policy): boolean {
+  const m = policy.masking;
+  return m.columns.length > 0 || m.names.length > 0 || m.detectors.length > 0;
+}
+
+/** The identity as the policy sees it. */
+export function whoOf(identity: Identity): Who {
+  return { subject: identity.subject, ...(identity.email !== undefined ? { email: identity.email } : {}), groups: identity.groups };
+}
+
+/** A gateway's view of its config repo. */
+export class GatewayPolicySource {
+  #snapshot: PolicySnapshot;
+  readonly #repo: PolicyRepo;
+  readonly #env: NodeJS.ProcessEnv;
+
+  private constructor(repo: PolicyRepo, options: PolicySourceOptions) {
+    this.#repo = repo;
+    this.#env = options.env;
+    this.#snapshot = { policy: repo.current(), commit: repo.commit, loadedAt: new Date() };
+    options.log.info('policy.applied', { commit: repo.commit, connections: repo.current().connections.map((c) => c.name) });
+    repo.on('change', (policy: Policy, previous: Policy | undefined) => {
+      this.#snapshot = { policy, commit: policy.commit!, loadedAt: new Date() };
+      options.log.info('policy.applied', { commit: policy.commit, previous: previous?.commit ?? null, connections: policy.connections.map((c) => c.name) });
+    });
+  }
+
+  /**
+   * Loads the SQL parser, opens the repo (fetch, verify, load) and starts pulling.
+   *
+   * @throws HoopError CONFIG_INVALID when no acceptable commit can be loaded (one error, the reason in it).
+   */
+  static async open(config: PolicySourceConfig, options: PolicySourceOptions): Promise<GatewayPolicySource> {
+    await loadSqlParser();
+    let repo: PolicyRepo;
+    try {
+      repo = await PolicyRepo.open({
+        ...(looksLikeGitUrl(config.repo) ? { url: config.repo } : { path: config.repo }),
+        ref: config.ref,
+        workDir: config.workDir,
+        ...(config.allowedSignersFile !== undefined ? { allowedSignersFile: config.allowedSignersFile } : {}),
+        pullIntervalMs: config.pullIntervalSeconds * 1000,
+        log: options.log,
+        env: options.env,
+        checkSecrets: true,
+      });
+    } catch (err) {
+      if (err instanceof HoopError && err.code === ErrorCode.CONFIG_INVALID) {
+        throw new HoopError(ErrorCode.CONFIG_INVALID, `the gateway cannot start without a policy: ${err.message}`, err.hint === undefined ? { cause: err } : { hint: err.hint, cause: err });
+      }
+      throw err;
+    }
+    const source = new GatewayPolicySource(repo, options);
+    repo.start();
+    return source;
+  }
+
+  /** The policy in force for new sessions. */
+  current(): PolicySnapshot {
+    return this.#snapshot;
+  }
+
+  /** Pulls now (as the interval would); the policy in force stays when the new commit is refused. */
+  refresh(): Promise<RefreshResult> {
+    return this.#repo.refresh();
+  }
+
+  /** Stops pulling. */
+  async close(): Promise<void> {
+    await this.#repo.stop();
+  }
+
+  /** The connections of the current policy `identity` may use, with the access mode of each. */
+  connectionsFor(identity: Identity): { connection: ConnectionConfig; grant: AccessGrant }[] {
+    const { policy } = this.#snapshot;
+    const who = whoOf(identity);
+    return policy.connections.flatMap((connection) => {
+      const grant = accessFor(policy, who, connection.name);
+      return grant ? [{ connection, grant }] : [];
+    });
+  }
+
+  /**
+   * Access to `name` under the current policy.
+   *
+   * @throws HoopError CONNECTION_UNKNOWN (no such connection), ACCESS_DENIED (no access rule admits)
+   */
+  lookup(identity: Identity, name: string, snapshot: PolicySnapshot = this.#snapshot): { connection: ConnectionConfig; grant: AccessGrant } {
+    const connection = snapshot.policy.connections.find((c) => c.name === name);
+    if (!connection) {
+      throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
+        hint: 'list the connections you may use with GET /v1/connections (or ask your administrator)',
+      });
+    }
+    const grant = accessFor(snapshot.policy, whoOf(identity), name);
+    if (!grant) {
+      throw new HoopError(ErrorCode.ACCESS_DENIED, `${identity.subject} may not use the connection "${name}"`, {
+        hint: `ask an administrator to grant you access in the policy repo (policy commit ${snapshot.commit.slice(0, 12)})`,
+      });
+    }
+    return { connection, grant };
+  }
+
+  /**
+   * Everything a new session on `name` enforces, from the policy in force now (the session keeps
+   * it even when a newer commit is applied later).
+   *
+   * @throws HoopError CONNECTION_UNKNOWN, ACCESS_DENIED, SECRET_UNRESOLVED (the masking key)
+   */
+  async forSession(identity: Identity, name: string): Promise<PolicySession> {
+    const snapshot = this.#snapshot;
+    const { connection, grant } = this.lookup(identity, name, snapshot);
+    const { policy } = snapshot;
+    let masking: SessionMasking | undefined;
+    if (hasMaskingRules(policy)) {
+      const key = policy.masking.key ? await resolveSecret(policy.masking.key, this.#env) : undefined;
+      masking = { policy: policy.masking, ...(key !== undefined ? { key } : {}) };
+    }
+    return {
+      snapshot,
+      connection,
+      grant,
+      judge: new StatementJudge(policy, whoOf(identity), name, grant.mode),
+      readOnly: grant.mode === 'read-only',
+      ...(masking ? { masking } : {}),
+      ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
+    };
+  }
+}

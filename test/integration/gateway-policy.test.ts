@@ -1,0 +1,236 @@
+/**
+ * The gateway with its policy from a config repo: a real git repository made here, the bundle's
+ * connections pointing at the stack's PostgreSQL, access by the bundle's rules (deny by default),
+ * statements judged through psql, the commit announced in the tunnel's 101 and at /v1/policy, a
+ * pulled commit applied to new sessions only, an invalid commit refused, the session limit.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, HoopError } from '../../src/errors.js';
+import { parseGatewayConfig } from '../../src/gateway/config.js';
+import { startGateway } from '../../src/gateway/server.js';
+import { silentLogger } from '../../src/log.js';
+import { openTunnel, TunnelRefusedError } from '../../src/tunnel/transport.js';
+import { pgClient, psql } from '../harness/clients.js';
+import type { PgCluster } from '../harness/postgres.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+let base: string;
+let repo: string;
+let gitEnv: NodeJS.ProcessEnv;
+let stack: HoopStack;
+let first: string;
+const running: RunningConnect[] = [];
+
+function git(...args: string[]): string {
+  return execFileSync('git', args, { cwd: repo, env: gitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+function commit(text: string): string {
+  writeFileSync(join(repo, 'hoop.yaml'), text);
+  git('add', '-A');
+  git('commit', '-q', '-m', 'policy change');
+  return git('rev-parse', 'HEAD');
+}
+
+const bundle = (pg: PgCluster, extraRules = ''): string => `version: 1
+connections:
+  - name: app
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: app
+    user: ${pg.users.scram.user}
+    password: \${env:APP_PASSWORD}
+    tls: { mode: disable }
+access:
+  - { name: writers, subjects: [alice], connections: [app], mode: read-write }
+  - { name: readers, subjects: [rita], connections: [app], mode: read-only }
+  - { name: short, subjects: [sam], connections: [app], mode: read-write, maxSessionSeconds: 60 }
+statements:
+  rules:
+    - name: no-secrets
+      match: { tables: [public.secrets] }
+      action: deny
+      message: the secrets table is off limits
+${extraRules}`;
+
+async function get(path: string, token: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${stack.gateway.url}${path}`, { ca: stack.pki.ca, headers: { Authorization: `Bearer ${token}` } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) as Record<string, unknown> }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function connect(subject: string): Promise<RunningConnect> {
+  const c = await stack.connect('app', await stack.token(subject));
+  running.push(c);
+  return c;
+}
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'hoop-gw-policy-'));
+  repo = join(base, 'repo');
+  mkdirSync(repo);
+  mkdirSync(join(base, 'home'));
+  gitEnv = {
+    PATH: process.env.PATH,
+    HOME: join(base, 'home'),
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_AUTHOR_NAME: 'Policy Author',
+    GIT_AUTHOR_EMAIL: 'author@example.org',
+    GIT_COMMITTER_NAME: 'Policy Author',
+    GIT_COMMITTER_EMAIL: 'author@example.org',
+  };
+  git('init', '-q', '-b', 'main');
+  stack = await startStack({
+    gateway: { sessionLimitScale: 0.02 },
+    policy: ({ pg }) => {
+      first = commit(bundle(pg));
+      return `policy:\n  repo: ${repo}\n  ref: main\n  pullIntervalSeconds: 3600\n`;
+    },
+  });
+  await stack.pg.psql(
+    `create table notes(id serial primary key, body text);
+     create table secrets(id int, value text);
+     insert into notes(body) values ('hello');
+     grant all on notes, notes_id_seq, secrets to public`,
+    { database: 'app' },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of running) await c.stop();
+  await stack?.close();
+  if (base) rmSync(base, { recursive: true, force: true });
+});
+
+describe('the gateway with a policy repo', () => {
+  it('announces the commit in the 101 and at /v1/policy, and lists what access admits', async () => {
+    const alice = await stack.token('alice');
+    const { channel, policyCommit } = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token: alice, sessionId: 'policy-header-1', clientVersion: 'test', ca: stack.pki.ca });
+    channel.destroy();
+    expect(policyCommit).toBe(first);
+    const policy = await get('/v1/policy', alice);
+    expect(policy.status).toBe(200);
+    expect(policy.body.commit).toBe(first);
+    expect(Number.isNaN(Date.parse(String(policy.body.loadedAt)))).toBe(false);
+    expect((await get('/v1/connections', alice)).body.connections).toEqual([{ name: 'app', type: 'postgres', database: 'app', mode: 'read-write' }]);
+    expect((await get('/v1/connections', await stack.token('rita'))).body.connections).toEqual([{ name: 'app', type: 'postgres', database: 'app', mode: 'read-only' }]);
+    expect((await get('/v1/connections', await stack.token('mallory'))).body.connections).toEqual([]);
+    expect((await get('/v1/connections/app', await stack.token('mallory'))).status).toBe(403);
+    expect((await get('/v1/policy', 'not-a-token')).status).toBe(401);
+    expect(stack.logs().some((l) => l.event === 'policy.applied' && l.commit === first)).toBe(true);
+  });
+
+  it('refuses an identity no access rule admits (403; hoop connect says so)', async () => {
+    const token = await stack.token('mallory');
+    const refused = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token, sessionId: 'policy-refused-1', clientVersion: 'test', ca: stack.pki.ca }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(TunnelRefusedError);
+    expect((refused as TunnelRefusedError).status).toBe(403);
+    await expect(connect('mallory')).rejects.toThrow(/mallory may not use the connection "app"/);
+  });
+
+  it('judges statements: a deny rule, and read-only access refusing an INSERT', async () => {
+    const alice = await connect('alice');
+    const denied = await psql(alice.info, ['-c', 'select * from secrets']);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toContain('hoop: denied by rule "no-secrets": the secrets table is off limits');
+    expect((await psql(alice.info, ['-At', '-c', 'select body from notes order by id limit 1'])).stdout.trim()).toBe('hello');
+
+    const rita = await connect('rita');
+    const insert = await psql(rita.info, ['-c', "insert into notes(body) values ('nope')"]);
+    expect(insert.code).not.toBe(0);
+    expect(insert.stderr).toContain('denied by rule "read-only-access"');
+    expect((await psql(rita.info, ['-At', '-c', 'show default_transaction_read_only'])).stdout.trim()).toBe('on');
+  });
+
+  it('ends a session at its maximum length', async () => {
+    const sam = await connect('sam');
+    const r = await psql(sam.info, ['-c', 'select pg_sleep(10)']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('hoop: this session reached its maximum length of 1 minute');
+    expect(stack.logs().some((l) => l.event === 'tunnel.close' && l.subject === 'sam' && l.reason === 'session-limit')).toBe(true);
+  });
+
+  it('applies a pulled commit to new sessions only, and refuses an invalid one', async () => {
+    const alice = await connect('alice');
+    const open = await pgClient(alice.info);
+    try {
+      await open.query('select 1');
+      const second = commit(
+        bundle(stack.pg, `    - name: no-notes\n      match: { tables: [notes] }\n      action: deny\n      message: notes are closed\n`),
+      );
+      expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: second });
+      expect(stack.logs().some((l) => l.event === 'policy.applied' && l.commit === second && l.previous === first)).toBe(true);
+      expect((await get('/v1/policy', await stack.token('alice'))).body.commit).toBe(second);
+
+      // The session opened before keeps the commit it started with.
+      expect((await open.query('select body from notes order by id limit 1')).rows).toEqual([{ body: 'hello' }]);
+      const fresh = await psql(alice.info, ['-c', 'select body from notes']);
+      expect(fresh.stderr).toContain('hoop: denied by rule "no-notes": notes are closed');
+
+      const bad = commit('version: 1\naccess:\n  - { name: team, connections: [app], mode: sometimes }\n');
+      const refused = await stack.gateway.policy!.refresh();
+      expect(refused).toMatchObject({ changed: false, commit: second, candidate: bad });
+      expect(refused.error).toContain('mode');
+      expect((await get('/v1/policy', await stack.token('alice'))).body.commit).toBe(second);
+      const still = await psql(alice.info, ['-c', 'select body from notes']);
+      expect(still.stderr).toContain('denied by rule "no-notes"');
+    } finally {
+      await open.end();
+    }
+  });
+});
+
+describe('gateway configuration with policy', () => {
+  const header = `listen: 127.0.0.1:0\nissuers:\n  - { issuer: "http://127.0.0.1:1", audience: hoop }\n`;
+
+  it('rejects a configuration that lists connections as well as a policy repo, naming both', async () => {
+    const text = `${header}policy: { repo: ./policy }\nconnections:\n  - { name: a, type: postgres, host: h, database: d, user: u, password: "\${env:X}" }\n`;
+    const err = await parseGatewayConfig(text, join(base, 'both.yaml'), { X: 'x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HoopError);
+    expect((err as HoopError).code).toBe(ErrorCode.CONFIG_INVALID);
+    expect((err as HoopError).message).toMatch(/both\.yaml:5:1: connections: cannot be given together with policy/);
+  });
+
+  it('reads the policy block with defaults, and locates its errors', async () => {
+    const ok = await parseGatewayConfig(`${header}policy: { repo: ./policy }\n`, join(base, 'ok.yaml'), {});
+    expect(ok.policy).toEqual({ repo: join(base, 'policy'), ref: 'main', pullIntervalSeconds: 60, workDir: join(base, 'hoop-data', 'policy') });
+    expect(ok.connections).toEqual([]);
+    const url = await parseGatewayConfig(`${header}policy: { repo: "https://git.example.com/p.git", ref: v1, pullIntervalSeconds: 5 }\n`, join(base, 'url.yaml'), {});
+    expect(url.policy).toMatchObject({ repo: 'https://git.example.com/p.git', ref: 'v1', pullIntervalSeconds: 5 });
+    const bad = await parseGatewayConfig(`${header}policy:\n  repo: ./p\n  pullIntervalSeconds: 0\n  reff: main\n  allowedSigners: ./missing\n`, join(base, 'bad.yaml'), {}).catch(
+      (e: unknown) => e,
+    ) as HoopError;
+    expect(bad.message).toContain('bad.yaml:6:24: policy.pullIntervalSeconds: must be from 1 to 86400');
+    expect(bad.message).toContain('bad.yaml:7:3: policy.reff: unknown key (did you mean "ref"?)');
+    expect(bad.message).toMatch(/bad\.yaml:8:19: policy\.allowedSigners: cannot read .*missing: no such file/);
+  });
+
+  it('refuses to start when no valid commit can be loaded', async () => {
+    const broken = join(base, 'broken');
+    mkdirSync(broken);
+    execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: broken, env: gitEnv });
+    writeFileSync(join(broken, 'hoop.yaml'), 'version: 1\nnonsense: true\n');
+    execFileSync('git', ['add', '-A'], { cwd: broken, env: gitEnv });
+    execFileSync('git', ['commit', '-q', '-m', 'broken'], { cwd: broken, env: gitEnv });
+    const config = await parseGatewayConfig(`${header}dataDir: ./broken-data\npolicy: { repo: ./broken }\n`, join(base, 'broken.yaml'), {});
+    const err = (await startGateway({ config, log: silentLogger, insecureDevHttp: true }).catch((e: unknown) => e)) as HoopError;
+    expect(err).toBeInstanceOf(HoopError);
+    expect(err.code).toBe(ErrorCode.CONFIG_INVALID);
+    expect(err.message).toMatch(/^the gateway cannot start without a policy: no acceptable policy at main of .*broken: .*nonsense/s);
+  });
+});
