@@ -30,7 +30,9 @@ import type { CancelRegistry } from './cancel-registry.js';
 import type { ConnectionConfig, SecretRef } from './config.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from './engine.js';
 import { MessageBoundary } from './message-boundary.js';
+import { PgSessionMasking, pumpAsync } from './postgres-masking.js';
 import { loadStatementGate, StatementGate } from './postgres-statements.js';
+import { loadSqlParser } from '../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream-postgres.js';
 
 const TERMINATE = 0x58; // 'X'
@@ -139,9 +141,11 @@ export class PostgresEngine implements Engine {
     }
 
     let upstream: UpstreamPostgres;
+    let password: string;
     try {
       if (session.judge) await loadStatementGate();
-      const password = await this.#o.resolveSecret(connection.password);
+      if (session.masking) await loadSqlParser();
+      password = await this.#o.resolveSecret(connection.password);
       upstream = await connectUpstreamPostgres({
         ...upstreamTarget(connection),
         user: connection.user,
@@ -177,6 +181,29 @@ export class PostgresEngine implements Engine {
       issuer: identity.issuer,
       cancel: () => cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey),
     });
+    // One masker per session; its catalog lookups run on a connection of the gateway's own,
+    // opened on the first lookup with the session's credentials and closed with the session.
+    const masking = session.masking
+      ? new PgSessionMasking({
+          masking: session.masking,
+          log: session.log,
+          sessionId: session.id,
+          openCatalogConnection: () =>
+            connectUpstreamPostgres({
+              ...upstreamTarget(connection),
+              user: connection.user,
+              database: connection.database,
+              password,
+              params: [
+                ['application_name', 'hoop-catalog'],
+                ['default_transaction_read_only', 'on'],
+              ],
+              timeoutMs: this.#o.upstreamTimeoutMs,
+              allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
+              signal: session.signal,
+            }),
+        })
+      : undefined;
     try {
       const end = ended();
       if (end) {
@@ -197,7 +224,15 @@ export class PostgresEngine implements Engine {
           })
         : undefined;
       if (upstream.leftover.length > 0) {
-        const leftover = gate ? gate.backend(upstream.leftover) : upstream.leftover;
+        const gated = gate ? gate.backend(upstream.leftover) : upstream.leftover;
+        let leftover: Buffer | readonly Buffer[];
+        try {
+          leftover = masking ? await masking.backend(gated) : gated;
+        } catch (err) {
+          upstream.socket.end(terminate());
+          closeWithError(channel, 'protocol-violation', SqlState.PROTOCOL_VIOLATION, `hoop: ${describeError(err)}`);
+          return outcome('protocol-violation', describeError(err));
+        }
         for (const b of Buffer.isBuffer(leftover) ? [leftover] : leftover) {
           greeting.push(b);
           boundary.advance(b);
@@ -205,8 +240,9 @@ export class PostgresEngine implements Engine {
       }
       channel.write(Buffer.concat(greeting));
       relaying();
-      return await this.#relay(session, handshake.release(), upstream, boundary, gate);
+      return await this.#relay(session, handshake.release(), upstream, boundary, gate, masking);
     } finally {
+      masking?.close();
       release();
     }
   }
@@ -219,8 +255,25 @@ export class PostgresEngine implements Engine {
    * the server's stream passes through the gate's backend stage first (it replaces the answers
    * to refused messages); `boundary` follows the stream the client gets. Further backend stages
    * (masking) chain after the gate's in `toClient`.
+   *
+   * With `masking`, every message forwarded upstream (after the gate: what the server receives,
+   * its replacements for refused messages included) is recorded by the masker, and the server's
+   * stream goes gate -> masker -> boundary. The gate comes first because it must see the
+   * server's own 26000 answer to its Describe unchanged (the masker's detectors could rewrite
+   * the statement name it looks for); it replaces one ErrorResponse by one, so the masker still
+   * sees the response sequence of the messages the server received, and the gate's refusal
+   * text is then masked like any error. The masker may answer with a Promise (a catalog
+   * lookup): the server's socket is paused until it settles and bytes are never reordered.
+   * Without `masking` the path is the synchronous `pump` as before.
    */
-  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, boundary: MessageBoundary, gate?: StatementGate): Promise<SessionOutcome> {
+  #relay(
+    session: TunnelSession,
+    reader: MessageReader,
+    upstream: UpstreamPostgres,
+    boundary: MessageBoundary,
+    gate?: StatementGate,
+    masking?: PgSessionMasking,
+  ): Promise<SessionOutcome> {
     const { channel } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {
@@ -268,45 +321,80 @@ export class PostgresEngine implements Engine {
       const validate = gate ? gate.frontendHandler(reader, onMessage) : validateFrontend(reader, onMessage);
       const rewrite = gate ? (chunk: Buffer) => gate.backend(chunk) : undefined;
       const fromClient = pump(channel, socket, {
-        handle: (chunk) => {
-          if (cutting) return NOTHING;
-          const out = validate(chunk);
-          armPartialTimer();
-          return out;
-        },
+        handle: masking
+          ? (chunk) => {
+              if (cutting) return NOTHING;
+              const out = validate(chunk);
+              armPartialTimer();
+              masking.frontend(out);
+              return out;
+            }
+          : (chunk) => {
+              if (cutting) return NOTHING;
+              const out = validate(chunk);
+              armPartialTimer();
+              return out;
+            },
         onError: (err) => {
           const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
           fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
         },
       });
-      const toClient = pump(socket, channel, {
-        handle: (chunk) => {
-          if (cut) return NOTHING;
-          const out = rewrite ? rewrite(chunk) : chunk;
-          if (!cutting) {
-            if (Buffer.isBuffer(out)) boundary.advance(out);
-            else for (const b of out) boundary.advance(b);
-            return out;
+      /** Passes the bytes for the client through `boundary`, cut at the next message boundary when the session is ending. */
+      const deliver = (out: Buffer | readonly Buffer[]): Buffer | readonly Buffer[] => {
+        if (cut) return NOTHING;
+        if (!cutting) {
+          if (Buffer.isBuffer(out)) boundary.advance(out);
+          else for (const b of out) boundary.advance(b);
+          return out;
+        }
+        const parts: readonly Buffer[] = Buffer.isBuffer(out) ? [out] : out;
+        const sent: Buffer[] = [];
+        for (const b of parts) {
+          const at = boundary.advance(b, true);
+          if (at < 0) {
+            sent.push(b);
+            continue;
           }
-          const parts: readonly Buffer[] = Buffer.isBuffer(out) ? [out] : out;
-          const sent: Buffer[] = [];
-          for (const b of parts) {
-            const at = boundary.advance(b, true);
-            if (at < 0) {
-              sent.push(b);
-              continue;
-            }
-            cut = true;
-            // The pump writes the returned bytes first; the ErrorResponse follows them.
-            process.nextTick(cutting);
-            if (at > 0) sent.push(at === b.length ? b : b.subarray(0, at));
-            break;
-          }
-          return sent;
-        },
-      });
+          cut = true;
+          // The pump writes the returned bytes first; the ErrorResponse follows them.
+          process.nextTick(cutting);
+          if (at > 0) sent.push(at === b.length ? b : b.subarray(0, at));
+          break;
+        }
+        return sent;
+      };
+      const onBackendError = (err: unknown): void => {
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        session.log.warn('masking.failed', { session: session.id, error: describeError(err) });
+        fail('protocol-violation', sqlstate, `hoop: the server's answer could not be masked: ${describeError(err)}`, describeError(err));
+      };
+      const toClient = masking
+        ? pumpAsync(socket, channel, {
+            handle: (chunk) => {
+              if (cut) return NOTHING;
+              const masked = masking.backend(rewrite ? rewrite(chunk) : chunk);
+              return masked instanceof Promise ? masked.then(deliver) : deliver(masked);
+            },
+            onError: onBackendError,
+          })
+        : pump(socket, channel, {
+            handle: (chunk) => {
+              if (cut) return NOTHING;
+              return deliver(rewrite ? rewrite(chunk) : chunk);
+            },
+          });
 
       const early = gate ? gate.drain(reader, onMessage) : drainMessages(reader);
+      if (masking) {
+        try {
+          masking.frontend(early);
+        } catch (err) {
+          const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+          fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
+          return;
+        }
+      }
       for (const raw of early) socket.write(raw);
       armPartialTimer();
 

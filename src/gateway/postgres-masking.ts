@@ -1,0 +1,499 @@
+/**
+ * Masking in the gateway's PostgreSQL relay: one {@link ResultMasker} per session, fed with
+ * every message the server receives (so it knows which statement, portal and formats each
+ * response belongs to) and run over everything the server sends back.
+ *
+ * - Column origins are resolved through the catalog on a separate upstream connection of the
+ *   gateway's own (same credentials, opened on the first lookup, closed with the session), over
+ *   the simple Query protocol.
+ * - Each Query / Parse gets hints from its parse tree ({@link analyzeSql}, cached): when the SQL
+ *   reads a table that has column rules (or does not parse), columns without an origin
+ *   (expressions, casts, aggregates, whole-row values) are masked; otherwise only name rules and
+ *   content detectors apply to them.
+ * - `COPY table [(cols)] TO STDOUT`: format, delimiter, quote, NULL string and header come from
+ *   the parse tree; the columns' origins from the column list, or else from the table's catalog
+ *   order, looked up when the COPY is forwarded: the server's answer is held until that lookup
+ *   settles. `COPY (query) TO` masks every field when the query reads a table with rules.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ * @see https://www.postgresql.org/docs/current/sql-copy.html
+ */
+import type { Readable, Writable } from 'node:stream';
+import { parseSync } from 'libpg-query';
+import type { Logger } from '../log.js';
+import { PgCatalogResolver } from '../policy/masking/catalog.js';
+import type { CopyOptions } from '../policy/masking/copy.js';
+import { ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
+import type { ColumnOrigin } from '../policy/masking/rules.js';
+import { BackendMaskingPipe } from '../policy/masking/stream.js';
+import { analyzeSql } from '../policy/sql/analyze.js';
+import { describeError } from '../errors.js';
+import { query as queryMessage, terminate } from '../tunnel/postgres/messages.js';
+import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
+import { MessageReader, parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
+import type { PumpStats } from '../tunnel/pump.js';
+import type { SessionMasking } from './engine.js';
+import type { UpstreamPostgres } from './upstream-postgres.js';
+
+const QUERY = 0x51; // 'Q'
+const PARSE = 0x50; // 'P'
+/** How long one catalog query may take before the lookup fails (and the column is masked). */
+const CATALOG_TIMEOUT_MS = 10_000;
+/** Most SQL texts whose hints are remembered per session. */
+const MAX_HINTS = 256;
+
+/** Escapes a string as a SQL literal (standard_conforming_strings on: only quotes double). */
+function literal(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/** Escapes an identifier. */
+function ident(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
+}
+
+/** Replaces `$n` placeholders by integer parameters (the catalog queries take only OIDs and numbers). */
+function inline(sql: string, params: unknown[]): string {
+  return sql.replace(/\$(\d+)/g, (_m, n: string) => {
+    const v = Number(params[Number(n) - 1]);
+    if (!Number.isSafeInteger(v)) throw new Error('catalog queries take integer parameters only');
+    return String(v);
+  });
+}
+
+/**
+ * A minimal client of the simple Query protocol over an upstream connection the gateway opened:
+ * one query at a time, text results as string records.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
+ */
+export class CatalogConnection {
+  readonly #open: () => Promise<UpstreamPostgres>;
+  #upstream: Promise<UpstreamPostgres> | undefined;
+  #chain: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(open: () => Promise<UpstreamPostgres>) {
+    this.#open = open;
+  }
+
+  /** Runs `sql` (no parameters) and resolves its rows; serialised with earlier queries. */
+  query(sql: string): Promise<Array<Record<string, string | null>>> {
+    const run = this.#chain.then(
+      () => this.#run(sql),
+      () => this.#run(sql),
+    );
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Ends the connection (Terminate) if it was opened. */
+  close(): void {
+    this.#closed = true;
+    this.#upstream?.then(
+      (u) => {
+        if (!u.socket.destroyed && !u.socket.writableEnded) u.socket.end(terminate());
+      },
+      () => undefined,
+    );
+  }
+
+  async #run(sql: string): Promise<Array<Record<string, string | null>>> {
+    if (this.#closed) throw new Error('the session ended');
+    this.#upstream ??= this.#open();
+    let upstream: UpstreamPostgres;
+    try {
+      upstream = await this.#upstream;
+    } catch (err) {
+      this.#upstream = undefined;
+      throw err;
+    }
+    const socket = upstream.socket;
+    if (socket.destroyed || socket.writableEnded) {
+      this.#upstream = undefined;
+      throw new Error('the catalog connection is closed');
+    }
+    return new Promise((resolve, reject) => {
+      const reader = new MessageReader({ side: 'backend' });
+      let names: string[] = [];
+      const rows: Array<Record<string, string | null>> = [];
+      let error: Error | undefined;
+      const done = (err?: Error): void => {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('close', onClose);
+        socket.off('error', onClose);
+        if (err) reject(err);
+        else resolve(rows);
+      };
+      const onClose = (): void => {
+        this.#upstream = undefined;
+        done(new Error('the catalog connection closed'));
+      };
+      const timer = setTimeout(() => {
+        this.#upstream = undefined;
+        socket.destroy();
+        done(new Error('the catalog query timed out'));
+      }, CATALOG_TIMEOUT_MS);
+      const onData = (chunk: Buffer): void => {
+        try {
+          reader.push(chunk);
+          for (let m = reader.next(); m; m = reader.next()) {
+            if (m.type === 0x54) names = rowDescriptionNames(m);
+            else if (m.type === 0x44) rows.push(dataRowRecord(m, names));
+            else if (m.type === 0x45) error = new Error(`catalog query failed: ${parseErrorFields(m.body).message}`);
+            else if (m.type === 0x5a) return done(error);
+          }
+        } catch (err) {
+          socket.destroy();
+          done(err as Error);
+        }
+      };
+      socket.on('data', onData);
+      socket.resume();
+      socket.once('close', onClose);
+      socket.once('error', onClose);
+      if (upstream.leftover.length > 0) {
+        const left = upstream.leftover;
+        upstream.leftover = Buffer.alloc(0);
+        reader.push(left);
+      }
+      socket.write(queryMessage(sql));
+    });
+  }
+}
+
+function rowDescriptionNames(m: PgMessage): string[] {
+  const b = m.body;
+  const n = b.readInt16BE(0);
+  const names: string[] = [];
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    const end = b.indexOf(0, at);
+    if (end < 0) throw new PgProtocolError('RowDescription is truncated');
+    names.push(b.toString('utf8', at, end));
+    at = end + 1 + 18;
+  }
+  return names;
+}
+
+function dataRowRecord(m: PgMessage, names: string[]): Record<string, string | null> {
+  const b = m.body;
+  const n = b.readInt16BE(0);
+  const out: Record<string, string | null> = {};
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    const len = b.readInt32BE(at);
+    at += 4;
+    out[names[i] ?? String(i)] = len < 0 ? null : b.toString('utf8', at, at + len);
+    if (len > 0) at += len;
+  }
+  return out;
+}
+
+interface CopyTarget {
+  options: CopyOptions;
+  /** schema (when written) and table of `COPY table TO`. */
+  relation?: { schema?: string; table: string };
+  /** The column list, when written. */
+  columns?: string[];
+}
+
+type Json = Record<string, unknown>;
+
+/** The first `COPY ... TO` of `sql` as the parse tree says, or undefined. */
+function copyTarget(sql: string): CopyTarget | undefined {
+  let tree: { stmts?: Array<{ stmt?: Json }> };
+  try {
+    tree = parseSync(sql) as typeof tree;
+  } catch {
+    return undefined;
+  }
+  for (const s of tree.stmts ?? []) {
+    const copy = s.stmt?.CopyStmt as Json | undefined;
+    if (!copy || copy.is_from === true) continue;
+    const options: CopyOptions = { format: 'text' };
+    for (const o of (copy.options as Json[] | undefined) ?? []) {
+      const d = o.DefElem as { defname?: string; arg?: Json } | undefined;
+      if (!d?.defname) continue;
+      const str = (d.arg?.String as { sval?: string } | undefined)?.sval;
+      const bool = (d.arg?.Boolean as { boolval?: boolean } | undefined)?.boolval;
+      switch (d.defname) {
+        case 'format':
+          if (str === 'csv' || str === 'binary' || str === 'text') options.format = str;
+          break;
+        case 'delimiter':
+          if (str !== undefined) options.delimiter = str;
+          break;
+        case 'quote':
+          if (str !== undefined) options.quote = str;
+          break;
+        case 'escape':
+          if (str !== undefined) options.escape = str;
+          break;
+        case 'null':
+          if (str !== undefined) options.null = str;
+          break;
+        case 'header':
+          options.header = d.arg === undefined ? true : bool ?? (str !== undefined && /^(true|on|1|match)$/i.test(str));
+          break;
+        default:
+          break;
+      }
+    }
+    const target: CopyTarget = { options };
+    const rel = copy.relation as { schemaname?: string; relname?: string } | undefined;
+    if (rel?.relname) target.relation = { table: rel.relname, ...(rel.schemaname ? { schema: rel.schemaname } : {}) };
+    const att = copy.attlist as Json[] | undefined;
+    if (att) target.columns = att.map((a) => String((a.String as { sval?: string } | undefined)?.sval ?? ''));
+    return target;
+  }
+  return undefined;
+}
+
+/** A {@link PgSessionMasking}'s options. */
+export interface PgSessionMaskingOptions {
+  masking: SessionMasking;
+  /** Opens the gateway's own upstream connection for catalog lookups (same credentials as the session's). */
+  openCatalogConnection: () => Promise<UpstreamPostgres>;
+  log?: Logger;
+  sessionId?: string;
+}
+
+/**
+ * The masking of one PostgreSQL session: {@link frontend} records what is forwarded to the
+ * server, {@link backend} masks what the server sends (a Promise while a catalog lookup runs;
+ * the caller must not pass the next chunk before it settles).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+export class PgSessionMasking {
+  readonly masker: ResultMasker;
+  readonly #pipe: BackendMaskingPipe;
+  readonly #frontend = new MessageReader({ side: 'frontend' });
+  readonly #catalog: CatalogConnection;
+  readonly #hints = new Map<string, StatementHints>();
+  readonly #columnRules: Array<{ schema: RegExp; table: RegExp }>;
+  /** Lookups the server's answer must wait for (COPY column order). */
+  #barriers: Array<Promise<void>> = [];
+  readonly #log: Logger | undefined;
+  readonly #sessionId: string | undefined;
+
+  constructor(options: PgSessionMaskingOptions) {
+    this.#catalog = new CatalogConnection(options.openCatalogConnection);
+    const resolver = new PgCatalogResolver(async (sql, params) => this.#catalog.query(inline(sql, params)));
+    const { policy, key } = options.masking;
+    this.masker = new ResultMasker({ rules: policy, ...(key !== undefined ? { key } : {}), catalog: resolver, originUnknownPolicy: 'detect-only' });
+    this.#pipe = new BackendMaskingPipe(this.masker);
+    const glob = (g: string): RegExp =>
+      new RegExp(`^${g.toLowerCase().split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    this.#columnRules = policy.columns.map((c) => {
+      const dot = c.table.indexOf('.');
+      return dot < 0 ? { schema: /^.*$/, table: glob(c.table) } : { schema: glob(c.table.slice(0, dot)), table: glob(c.table.slice(dot + 1)) };
+    });
+    this.#log = options.log;
+    this.#sessionId = options.sessionId;
+  }
+
+  /** Whether a table named in SQL (`schema.table` or bare `table`: any schema) has column rules. */
+  tableHasColumnRules(name: string): boolean {
+    const dot = name.lastIndexOf('.');
+    const schema = dot < 0 ? undefined : name.slice(0, dot);
+    const table = dot < 0 ? name : name.slice(dot + 1);
+    return this.#columnRules.some((r) => r.table.test(table) && (schema === undefined || r.schema.test(schema) || schema.endsWith('*')));
+  }
+
+  /** The hints for one Query or Parse SQL text. */
+  hintsFor(sql: string): StatementHints {
+    const hit = this.#hints.get(sql);
+    if (hit) return hit;
+    const analysis = analyzeSql(sql);
+    let mask = !analysis.ok;
+    let copyOut = false;
+    if (analysis.ok) {
+      for (const s of analysis.statements) {
+        if (s.tables.some((t) => this.tableHasColumnRules(t))) mask = true;
+        if (s.kinds[0] === 'copy-out') copyOut = true;
+      }
+    }
+    const hints: StatementHints = { originUnknownPolicy: mask ? 'mask' : 'detect-only' };
+    if (copyOut) {
+      const target = copyTarget(sql);
+      if (target) {
+        hints.copy = { ...target.options };
+        if (target.relation && target.columns) {
+          const { schema = 'public', table } = target.relation;
+          hints.copy.columns = target.columns.map((column) => ({ schema, table, column }));
+        }
+        if (target.relation && !target.columns && this.tableHasColumnRules(target.relation.schema ? `${target.relation.schema}.${target.relation.table}` : target.relation.table)) {
+          // The column order comes from the catalog per COPY; such hints are not cached.
+          return { ...hints, copy: { ...hints.copy, columns: [] } };
+        }
+      }
+    }
+    if (this.#hints.size >= MAX_HINTS) this.#hints.delete(this.#hints.keys().next().value!);
+    this.#hints.set(sql, hints);
+    return hints;
+  }
+
+  /**
+   * Records bytes forwarded to the server (whole messages, in order, exactly what the server
+   * receives, including the gate's replacements for refused messages).
+   *
+   * @throws PgProtocolError on a malformed message
+   */
+  frontend(forwarded: Buffer | readonly Buffer[]): void {
+    if (Buffer.isBuffer(forwarded)) this.#frontend.push(forwarded);
+    else for (const b of forwarded) this.#frontend.push(b);
+    for (let m = this.#frontend.next(); m; m = this.#frontend.next()) {
+      let hints: StatementHints | undefined;
+      if (m.type === QUERY || m.type === PARSE) {
+        const b = m.body;
+        let at = 0;
+        if (m.type === PARSE) at = b.indexOf(0) + 1;
+        const end = b.indexOf(0, at);
+        const sql = b.toString('utf8', at, end < 0 ? b.length : end);
+        hints = this.hintsFor(sql);
+        if (hints.copy?.columns && hints.copy.columns.length === 0) this.#copyColumns(sql, hints.copy.columns);
+      }
+      this.masker.frontend(m, hints);
+    }
+  }
+
+  /** Fills `into` with the catalog order of the COPY's table before the server's answer is masked. */
+  #copyColumns(sql: string, into: Array<ColumnOrigin | undefined>): void {
+    const rel = copyTarget(sql)?.relation;
+    if (!rel) return;
+    const name = rel.schema ? `${ident(rel.schema)}.${ident(rel.table)}` : ident(rel.table);
+    const q =
+      'select n.nspname as schema, c.relname as table, a.attname as column from pg_catalog.pg_attribute a ' +
+      'join pg_catalog.pg_class c on c.oid = a.attrelid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+      `where a.attrelid = pg_catalog.to_regclass(${literal(name)}) and a.attnum > 0 and not a.attisdropped order by a.attnum`;
+    const barrier = this.#catalog.query(q).then(
+      (rows) => {
+        for (const r of rows) into.push({ schema: r.schema ?? '', table: r.table ?? '', column: r.column ?? '' });
+      },
+      // Without the order every field is masked: the statement reads a table with column rules.
+      (err) => this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) }),
+    );
+    this.#barriers.push(barrier);
+  }
+
+  /**
+   * Masks server bytes (whole or partial messages); a Promise while a catalog lookup runs.
+   *
+   * @throws PgProtocolError on malformed server bytes
+   */
+  backend(chunk: Buffer | readonly Buffer[]): Buffer | Promise<Buffer> {
+    if (this.#barriers.length > 0) {
+      const waits = this.#barriers;
+      this.#barriers = [];
+      return Promise.all(waits).then(() => this.backend(chunk));
+    }
+    if (Buffer.isBuffer(chunk)) return this.#pipe.write(chunk);
+    if (chunk.length === 0) return Buffer.alloc(0);
+    if (chunk.length === 1) return this.#pipe.write(chunk[0]!);
+    return this.#pipe.write(Buffer.concat(chunk));
+  }
+
+  /** Closes the catalog connection. */
+  close(): void {
+    this.#catalog.close();
+  }
+}
+
+/** Turns one received chunk into the bytes to forward, possibly later. */
+export type AsyncChunkHandler = (chunk: Buffer) => readonly Buffer[] | Buffer | Promise<readonly Buffer[] | Buffer>;
+
+/**
+ * Like `pump` (src/tunnel/pump.ts), for a handler that may answer with a Promise: the source is
+ * paused until it settles, chunks are handled one after the other in order, and a destination
+ * whose `write()` returns false pauses the source until `drain`.
+ *
+ * @see https://nodejs.org/api/stream.html#event-drain
+ */
+export function pumpAsync(from: Readable, to: Writable, options: { handle: AsyncChunkHandler; onError?: (err: unknown) => void }): PumpStats {
+  const stats: PumpStats = { bytes: 0 };
+  const { handle, onError } = options;
+  const queue: Buffer[] = [];
+  let busy = false;
+  let waiting = false;
+  let failed = false;
+  let paused = false;
+  const pause = (): void => {
+    if (!paused) {
+      paused = true;
+      from.pause();
+    }
+  };
+  const maybeResume = (): void => {
+    if (paused && !busy && !waiting && !failed) {
+      paused = false;
+      from.resume();
+    }
+  };
+  const fail = (err: unknown): void => {
+    if (failed) return;
+    failed = true;
+    from.off('data', onData);
+    onError?.(err);
+  };
+  const write = (out: readonly Buffer[] | Buffer): void => {
+    let ok = true;
+    if (Buffer.isBuffer(out)) ok = out.length === 0 ? true : to.write(out);
+    else if (out.length === 1) ok = to.write(out[0]!);
+    else if (out.length > 1) {
+      to.cork();
+      for (const b of out) ok = to.write(b) && ok;
+      to.uncork();
+    }
+    if (!ok && !waiting && !to.destroyed) {
+      waiting = true;
+      pause();
+      to.once('drain', () => {
+        waiting = false;
+        maybeResume();
+      });
+    }
+  };
+  const run = (): void => {
+    while (queue.length > 0 && !failed) {
+      const chunk = queue.shift()!;
+      let out: readonly Buffer[] | Buffer | Promise<readonly Buffer[] | Buffer>;
+      try {
+        out = handle(chunk);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (out instanceof Promise) {
+        busy = true;
+        pause();
+        out.then(
+          (o) => {
+            busy = false;
+            if (failed) return;
+            write(o);
+            run();
+          },
+          (err) => {
+            busy = false;
+            fail(err);
+          },
+        );
+        return;
+      }
+      write(out);
+    }
+    maybeResume();
+  };
+  const onData = (chunk: Buffer): void => {
+    if (failed) return;
+    stats.bytes += chunk.length;
+    queue.push(chunk);
+    if (!busy) run();
+  };
+  from.on('data', onData);
+  from.resume();
+  return stats;
+}
