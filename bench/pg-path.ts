@@ -2,8 +2,10 @@
  * PostgreSQL data-path benchmark: what does each way of reaching a database cost?
  *
  * Starts a throwaway PostgreSQL cluster and measures, with the real `pgbench` and `psql`, four
- * paths to it: direct TCP, the hoop gateway (`hoop gateway` + `hoop connect`), an OpenSSH local
- * forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
+ * paths to it: direct TCP, the hoop gateway (`hoop gateway` + `hoop connect`), the same gateway
+ * with a policy repo (`hoop+policy`: statement rules that judge every statement but match none of
+ * pgbench's, and a masking rule on a table pgbench does not read, so the masking code path is
+ * present), an OpenSSH local forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
  * select-only TPS at 8 clients, and COPY-out throughput of a ~100 MB table; then prints one table
  * with each path's ratio to direct.
  *
@@ -30,7 +32,7 @@ const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
 const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
 const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
-const ALL_PATHS = ['direct', 'hoop', 'ssh -L', 'pgbouncer'] as const;
+const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
   ? ALL_PATHS.filter((p) => process.env.BENCH_PATHS!.split(',').map((s) => s.trim()).includes(p))
@@ -408,7 +410,60 @@ async function setupPgbouncer(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
   return { endpoint: { ...ep, port }, close: () => daemon.stop() };
 }
 
-async function setupHoop(pg: PgCluster): Promise<PathSetup> {
+/**
+ * A policy bundle for the `hoop+policy` path: read-write access for every identity, statement
+ * rules (one deny among them) that match none of pgbench's or COPY's statements, and a masking
+ * rule on a table the benchmark does not read.
+ */
+function benchPolicy(pg: PgCluster): string {
+  return `version: 1
+connections:
+  - name: bench
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: ${pg.database}
+    user: ${pg.users.scram.user}
+    password: \${env:BENCH_PG_PASSWORD}
+    tls: { mode: disable }
+access:
+  - { name: bench, subjects: ["*"], connections: [bench], mode: read-write }
+statements:
+  unparseable: deny
+  rules:
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
+    - { name: truncate-review, match: { kinds: [truncate] }, action: review, message: TRUNCATE needs a reviewer }
+    - { name: no-unbounded-writes, match: { kinds: [update, delete], missingWhere: true }, action: deny }
+    - { name: no-file-reads, match: { functions: [pg_read_file, pg_read_binary_file, lo_import] }, action: deny }
+    - { name: no-secrets, match: { tables: [public.bench_secrets] }, action: deny }
+masking:
+  columns:
+    - { table: public.bench_secrets, column: ssn, strategy: redact }
+`;
+}
+
+/** Commits `text` as hoop.yaml of a new git repo in `dir`; returns the repo's path. */
+function benchPolicyRepo(dir: string, text: string): string {
+  const repo = join(dir, 'policy-repo');
+  mkdirSync(repo);
+  const env = {
+    PATH: process.env.PATH,
+    HOME: dir,
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_AUTHOR_NAME: 'hoop bench',
+    GIT_AUTHOR_EMAIL: 'bench@example.invalid',
+    GIT_COMMITTER_NAME: 'hoop bench',
+    GIT_COMMITTER_EMAIL: 'bench@example.invalid',
+  };
+  const git = (...args: string[]): void => void execFileSync('git', args, { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  git('init', '-q', '-b', 'main');
+  writeFileSync(join(repo, 'hoop.yaml'), text);
+  git('add', '-A');
+  git('commit', '-q', '-m', 'bench policy');
+  return repo;
+}
+
+async function setupHoop(pg: PgCluster, withPolicy = false): Promise<PathSetup> {
   const hoopBin = join(repoRoot, 'bin', 'hoop.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: run `npm run build` first');
   const { createTestPki } = await import('../test/harness/certs.js');
@@ -430,8 +485,12 @@ async function setupHoop(pg: PgCluster): Promise<PathSetup> {
       'listen: 127.0.0.1:0',
       `tls: { cert: ${yamlString(leaf.certFile)}, key: ${yamlString(leaf.keyFile)} }`,
       `issuers: [{ issuer: ${yamlString(oidc.issuer)}, audience: hoop-bench }]`,
-      'connections:',
-      `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
+      ...(withPolicy
+        ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg)))}`, '  ref: main', '  pullIntervalSeconds: 3600']
+        : [
+            'connections:',
+            `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
+          ]),
       '',
     ].join('\n'),
   );
@@ -581,7 +640,7 @@ async function main(): Promise<number> {
       if (path === 'direct') setup = { endpoint: direct, close: async () => {} };
       else if (path === 'ssh -L') setup = await setupSsh(pg, direct);
       else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
-      else setup = await setupHoop(pg);
+      else setup = await setupHoop(pg, path === 'hoop+policy');
       results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog));
     } catch (err) {
       if (interrupted) return 130;

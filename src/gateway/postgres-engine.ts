@@ -31,7 +31,7 @@ import type { ConnectionConfig, SecretRef } from './config.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from './engine.js';
 import { MessageBoundary } from './message-boundary.js';
 import { PgSessionMasking, pumpAsync } from './postgres-masking.js';
-import { loadStatementGate, StatementGate } from './postgres-statements.js';
+import { loadStatementGate, StatementGate, unsafeSettingValue } from './postgres-statements.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream-postgres.js';
 
@@ -41,6 +41,11 @@ const CUT_TIMEOUT_MS = 5_000;
 /** How long the server of an ended session has to act on its Terminate (a running query delays it) before the link is cut. */
 const UPSTREAM_END_GRACE_MS = 1_000;
 const NOTHING: readonly Buffer[] = [];
+
+/** Said when a judged session's server reports a setting under which SQL would read differently at the gateway and the server. */
+function unsafeSettingMessage(setting: string): string {
+  return `hoop: the session changed ${setting}, which would let SQL read differently at the gateway and the server; the session is closed`;
+}
 
 /** Options of the {@link PostgresEngine}. */
 export interface PostgresEngineOptions {
@@ -70,7 +75,7 @@ function closeWithError(channel: TunnelChannel, reason: CloseReason, sqlstate: s
 }
 
 /** The SQLSTATE of a session the gateway ends: 57P01 for a shutdown, 28000 when the identity no longer holds. */
-function endState(end: SessionEnd): string {
+function endState(end: { reason: CloseReason }): string {
   return end.reason === 'gateway-shutdown' ? SqlState.ADMIN_SHUTDOWN : SqlState.INVALID_AUTHORIZATION;
 }
 
@@ -210,6 +215,18 @@ export class PostgresEngine implements Engine {
         upstream.socket.end(terminate());
         return end;
       }
+      if (session.judge) {
+        const unsafe = [...upstream.serverParams].find(([name, value]) => unsafeSettingValue(name, value));
+        const missing = [...upstream.serverParams].every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
+        if (unsafe || missing) {
+          upstream.socket.end(terminate());
+          const message = unsafe
+            ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, under which SQL would read differently at the gateway and the server`
+            : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
+          closeWithError(channel, 'protocol-violation', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on and a UTF-8-safe client_encoding');
+          return outcome('protocol-violation', message);
+        }
+      }
       const greeting: Buffer[] = [];
       if (startup.minorVersion > 0 || params.protocolOptions.length > 0) {
         greeting.push(negotiateProtocolVersion(0, params.protocolOptions));
@@ -237,6 +254,12 @@ export class PostgresEngine implements Engine {
           greeting.push(b);
           boundary.advance(b);
         }
+      }
+      if (gate?.unsafeSetting) {
+        upstream.socket.end(terminate());
+        const message = unsafeSettingMessage(gate.unsafeSetting);
+        closeWithError(channel, 'protocol-violation', SqlState.FEATURE_NOT_SUPPORTED, message);
+        return outcome('protocol-violation', message);
       }
       channel.write(Buffer.concat(greeting));
       relaying();
@@ -284,6 +307,8 @@ export class PostgresEngine implements Engine {
       let cutting: (() => void) | undefined;
       let cut = false;
       let cutTimer: NodeJS.Timeout | undefined;
+      /** Why the session is ending, once the gateway ends it. */
+      let endingReason: CloseReason | undefined;
       const finish = (reason: CloseReason, detail?: string): void => {
         if (done) return;
         done = true;
@@ -319,7 +344,18 @@ export class PostgresEngine implements Engine {
         if (msg.type === TERMINATE) terminated = true;
       };
       const validate = gate ? gate.frontendHandler(reader, onMessage) : validateFrontend(reader, onMessage);
-      const rewrite = gate ? (chunk: Buffer) => gate.backend(chunk) : undefined;
+      const rewrite = gate
+        ? (chunk: Buffer) => {
+            const out = gate.backend(chunk);
+            // A DO block or a function can change what the analyzer refuses in SET: end the session.
+            const setting = gate.unsafeSetting;
+            if (setting !== undefined && !cutting) {
+              session.log.warn('session.unsafe-setting', { session: session.id, subject: session.identity.subject, setting });
+              endSession({ reason: 'protocol-violation', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
+            }
+            return out;
+          }
+        : undefined;
       const fromClient = pump(channel, socket, {
         handle: masking
           ? (chunk) => {
@@ -398,12 +434,14 @@ export class PostgresEngine implements Engine {
       for (const raw of early) socket.write(raw);
       armPartialTimer();
 
-      const onAbort = (): void => {
+      const onAbort = (): void => endSession(sessionEndOf(session.signal));
+      /** Ends the session at the next message boundary of the server's stream, saying why. */
+      const endSession = (end: { reason: CloseReason; message: string; hint?: string | undefined; sqlstate?: string }): void => {
         if (done || cutting) return;
-        const end = sessionEndOf(session.signal);
+        endingReason = end.reason;
         const close = (): void => {
-          closeForEnd(channel, end);
-          finish(end.reason);
+          closeWithError(channel, end.reason, end.sqlstate ?? endState(end), end.message, end.hint);
+          finish(end.reason, end.sqlstate ? end.message : undefined);
           // The server reads the Terminate only once a running query is over; meanwhile its rows
           // are read and dropped. A query that goes on is cut off with the connection.
           if (!socket.destroyed) {
@@ -440,21 +478,21 @@ export class PostgresEngine implements Engine {
       channel.on('close', clientGone);
       if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
       socket.on('end', () => {
-        if (pendingCut()) return abandonCut(sessionEndOf(session.signal).reason, 'the server closed in the middle of a message');
+        if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');
         if (!done && !terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
         channel.end();
         finish(terminated ? 'client-terminated' : 'upstream-closed');
       });
       socket.on('error', (err) => {
         session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
-        if (pendingCut()) return abandonCut(sessionEndOf(session.signal).reason, describeError(err));
+        if (pendingCut()) return abandonCut(endingReason!, describeError(err));
         if (!channel.destroyed && !cut) {
           closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
         }
         finish('upstream-closed', describeError(err));
       });
       socket.on('close', () => {
-        if (pendingCut()) return abandonCut(sessionEndOf(session.signal).reason, 'the server closed in the middle of a message');
+        if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');
         if (!channel.writableEnded) channel.end();
         finish(terminated ? 'client-terminated' : 'upstream-closed');
       });

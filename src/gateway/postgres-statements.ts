@@ -54,6 +54,7 @@ import type { ChunkHandler } from '../tunnel/pump.js';
 import { errorResponse, SqlState } from '../tunnel/postgres/messages.js';
 import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
 import { parseErrorFields, type MessageReader, type PgMessage } from '../tunnel/postgres/reader.js';
+import { BACKSLASH_UNSAFE_ENCODINGS } from '../tunnel/postgres/startup.js';
 import type { SessionJudge, StatementVerdict } from './engine.js';
 
 const QUERY = 0x51; // 'Q'
@@ -65,6 +66,9 @@ const FUNCTION_CALL = 0x46; // 'F'
 const SYNC = 0x53; // 'S'
 const TERMINATE = 0x58; // 'X'
 const ERROR_RESPONSE = 0x45; // 'E' (backend)
+const PARAMETER_STATUS = 0x53; // 'S' (backend)
+/** Longest ParameterStatus body the gate reads; the settings it watches report short values. */
+const MAX_PARAMETER_STATUS = 1024;
 
 /** The names of the gateway's own never-existing statements start with this; clients may not use it. */
 export const RESERVED_STATEMENT_PREFIX = 'hoop_denied_';
@@ -246,6 +250,35 @@ export interface Refusal {
 }
 
 /**
+ * The setting named by a ParameterStatus body (`name\0value\0`) when its value would let the
+ * server's lexer read SQL differently from the gateway's parser: `standard_conforming_strings`
+ * other than `on` (backslashes in '...' become escapes), or a `client_encoding` whose multibyte
+ * characters may contain a backslash byte. Undefined for anything else.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS
+ * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
+ */
+export function unsafeParameter(body: Buffer): string | undefined {
+  const end = body.indexOf(0);
+  if (end < 0) return undefined;
+  const name = body.toString('latin1', 0, end).toLowerCase();
+  const valueEnd = body.indexOf(0, end + 1);
+  const value = body.toString('latin1', end + 1, valueEnd < 0 ? body.length : valueEnd);
+  return unsafeSettingValue(name, value) ? name : undefined;
+}
+
+/**
+ * True when `name = value` is a server setting under which SQL would read differently at the
+ * gateway and at the server (see {@link unsafeParameter}).
+ */
+export function unsafeSettingValue(name: string, value: string): boolean {
+  const lower = name.toLowerCase();
+  if (lower === 'standard_conforming_strings') return value.trim().toLowerCase() !== 'on';
+  if (lower === 'client_encoding') return BACKSLASH_UNSAFE_ENCODINGS.has(value.toUpperCase().replace(/[^A-Z0-9]/g, ''));
+  return false;
+}
+
+/**
  * The per-session enforcement state machine: judges the client's messages
  * ({@link StatementGate.frontend}) and turns the server's answer to a refused message into the
  * gateway's error ({@link StatementGate.backend}). See the module documentation for the design.
@@ -272,13 +305,27 @@ export class StatementGate {
   #broken = false;
   /** Parts of a server ErrorResponse held back, while one of the gateway's Describes is pending. */
   #held: Buffer[] | undefined;
+  /** Body of the server's ParameterStatus being read, when it is short enough to check. */
+  #param: Buffer[] | undefined;
+  #unsafeSetting: string | undefined;
   /** Refusals so far, by action, for the session log. */
   readonly refusals = { deny: 0, review: 0, builtin: 0 };
   readonly #onRefusal: ((refusal: Refusal) => void) | undefined;
+  readonly #onUnsafeSetting: ((setting: string) => void) | undefined;
 
-  constructor(judge: SessionJudge, options: { onRefusal?: (refusal: Refusal) => void } = {}) {
+  constructor(judge: SessionJudge, options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void } = {}) {
     this.#judge = judge;
     this.#onRefusal = options.onRefusal;
+    this.#onUnsafeSetting = options.onUnsafeSetting;
+  }
+
+  /**
+   * The first setting the server reported (ParameterStatus) with a value under which its lexer
+   * and the gateway's parser could read SQL differently (see {@link unsafeParameter}); the session
+   * must end.
+   */
+  get unsafeSetting(): string | undefined {
+    return this.#unsafeSetting;
   }
 
   /** True while messages are dropped until the client's Sync, after a refusal in the extended protocol. */
@@ -431,8 +478,10 @@ export class StatementGate {
     while (i < length) {
       if (this.#remaining > 0) {
         const n = Math.min(this.#remaining, length - i);
+        if (this.#param) this.#param.push(chunk.subarray(i, i + n));
         this.#remaining -= n;
         i += n;
+        if (this.#remaining === 0 && this.#param) this.#checkParameter();
         if (this.#remaining === 0 && this.#held) {
           this.#held.push(chunk.subarray(from, i));
           (out ??= []).push(this.#release());
@@ -456,6 +505,7 @@ export class StatementGate {
         break;
       }
       this.#remaining = declared - 4;
+      if (this.#header[0] === PARAMETER_STATUS && this.#remaining > 0 && this.#remaining <= MAX_PARAMETER_STATUS) this.#param = [];
       if (this.#held && (declared > MAX_HELD_ERROR || this.#remaining === 0)) {
         this.#held.push(chunk.subarray(from, i));
         (out ??= []).push(...this.#held);
@@ -474,6 +524,16 @@ export class StatementGate {
     if (!out) return chunk;
     if (from < length) out.push(chunk.subarray(from));
     return out;
+  }
+
+  /** Checks the ParameterStatus just read; reports the first unsafe setting once. */
+  #checkParameter(): void {
+    const body = Buffer.concat(this.#param!);
+    this.#param = undefined;
+    const setting = unsafeParameter(body);
+    if (setting === undefined || this.#unsafeSetting !== undefined) return;
+    this.#unsafeSetting = setting;
+    this.#onUnsafeSetting?.(setting);
   }
 
   /** The held ErrorResponse, or the refusal it answers. */

@@ -118,7 +118,7 @@ const forwarded = new Set(FORWARDED_STARTUP_PARAMS);
  * PostgreSQL refuses them as server encodings for the same reason. Spelled without separators.
  * @see https://www.postgresql.org/docs/current/multibyte.html#MULTIBYTE-CHARSET-SUPPORTED
  */
-const BACKSLASH_UNSAFE_ENCODINGS = new Set(['SJIS', 'SHIFTJIS', 'MSKANJI', 'WIN932', 'BIG5', 'WIN950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'GB18030', 'JOHAB']);
+export const BACKSLASH_UNSAFE_ENCODINGS: ReadonlySet<string> = new Set(['SJIS', 'SHIFTJIS', 'MSKANJI', 'WIN932', 'BIG5', 'WIN950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'GB18030', 'JOHAB']);
 
 /**
  * Splits a StartupMessage's parameters: `user` and `database` are consumed (the database

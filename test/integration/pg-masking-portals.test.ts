@@ -1,0 +1,237 @@
+/**
+ * Masking of row data that comes back in pieces: SQL cursors (DECLARE / FETCH, also WITH HOLD
+ * and through the pg driver) and extended-protocol portals suspended mid-result (Execute with a
+ * row limit, PortalSuspended, then Execute again), in text and binary format. Every DataRow of
+ * every piece is masked.
+ *
+ * @see https://www.postgresql.org/docs/current/sql-declare.html
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REDACTED } from '../../src/policy/masking/strategies.js';
+import type { MaskingPolicy } from '../../src/policy/schema.js';
+import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import type { PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { MessageReader } from '../../src/tunnel/postgres/reader.js';
+import { pgClient, psql } from '../harness/clients.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+const policy: MaskingPolicy = {
+  columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
+  names: [{ pattern: '^ssn$', regex: /^ssn$/i, strategy: 'last4' }],
+  detectors: [{ detector: 'payment-card', strategy: 'last4' }],
+  derived: 'mask',
+};
+
+const SECRETS = ['alice@example.com', 'bob@example.com', 'dave@example.com', '123-45', '536-90', '078-05', '4111 1111 1111 1111'];
+
+let stack: HoopStack;
+let masked: RunningConnect;
+
+beforeAll(async () => {
+  await loadSqlParser();
+  stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy } }) } });
+  await stack.pg.psql(
+    `create table customers (id int primary key, email text unique, ssn text, note text);
+     insert into customers values
+       (1, 'alice@example.com', '123-45-6789', 'card 4111 1111 1111 1111 on file'),
+       (2, 'bob@example.com', '536-90-4399', 'nothing'),
+       (3, 'dave@example.com', '078-05-1120', 'card 4111 1111 1111 1111 again');
+     grant all on customers to public`,
+    { database: 'app' },
+  );
+  masked = await stack.connect('app', await stack.token('alice'));
+}, 120_000);
+
+afterAll(async () => {
+  await masked?.stop();
+  await stack?.close();
+});
+
+const expectNoSecrets = (text: string): void => {
+  for (const s of SECRETS) expect(text).not.toContain(s);
+};
+
+describe('SQL cursors', () => {
+  it('masks every FETCH of a cursor (psql), also WITH HOLD after COMMIT and with an alias', async () => {
+    const r = await psql(masked.info, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1'], {
+      input: `begin;
+declare c cursor for select id, email, ssn, note from customers order by id;
+fetch 2 from c;
+fetch next from c;
+close c;
+commit;
+declare h cursor with hold for select id, email as contact, ssn from customers order by id;
+fetch 1 from h;
+fetch all from h;
+close h;
+`,
+    });
+    expect(r.stderr).toBe('');
+    expectNoSecrets(r.stdout);
+    const lines = r.stdout.split('\n').filter((l) => /^\d\|/.test(l));
+    expect(lines.map((l) => l.split('|')[0])).toEqual(['1', '2', '3', '1', '2', '3']);
+    for (const l of lines) expect(l.split('|')[1]).toBe(REDACTED);
+    expect(lines[0]).toMatch(/\|[^|]*6789\|/);
+  });
+
+  it('masks FETCH through the pg driver', async () => {
+    const c = await pgClient(masked.info);
+    try {
+      await c.query('begin');
+      await c.query('declare c cursor for select id, email, ssn, note from customers order by id');
+      const first = (await c.query('fetch 2 from c')).rows;
+      const rest = (await c.query('fetch 2 from c')).rows;
+      await c.query('commit');
+      expect([...first, ...rest].map((r) => r.id)).toEqual([1, 2, 3]);
+      for (const row of [...first, ...rest]) expect(row.email).toBe(REDACTED);
+      expectNoSecrets(JSON.stringify([first, rest]));
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+function msg(type: string, ...parts: Array<Buffer | string | number>): Buffer {
+  const body = Buffer.concat(
+    parts.map((p) => {
+      if (typeof p === 'number') {
+        const b = Buffer.alloc(2);
+        b.writeInt16BE(p);
+        return b;
+      }
+      return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;
+    }),
+  );
+  const header = Buffer.alloc(5);
+  header.write(type, 0, 'latin1');
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
+const int32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+};
+const parse = (name: string, sql: string): Buffer => msg('P', name, sql, 0);
+/** Bind with all results in `format` (0 text, 1 binary). */
+const bind = (portal: string, stmt: string, format: 0 | 1): Buffer => msg('B', portal, stmt, 0, 0, 1, format);
+const describePortal = (portal: string): Buffer => msg('D', Buffer.from('P'), portal);
+const execute = (portal: string, maxRows: number): Buffer => msg('E', portal, int32(maxRows));
+const sync = (): Buffer => msg('S');
+
+/** The columns of a DataRow, null as null. */
+function dataRow(m: PgMessage): Array<Buffer | null> {
+  const cols: Array<Buffer | null> = [];
+  const n = m.body.readInt16BE(0);
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    const len = m.body.readInt32BE(at);
+    at += 4;
+    if (len < 0) cols.push(null);
+    else {
+      cols.push(m.body.subarray(at, at + len));
+      at += len;
+    }
+  }
+  return cols;
+}
+
+async function messagesUntil(f: RawFrontend, from: number, zs: number): Promise<PgMessage[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const reader = new MessageReader({ side: 'backend' });
+    reader.push(f.raw.subarray(from));
+    const all: PgMessage[] = [];
+    for (let m = reader.next(); m; m = reader.next()) all.push(m);
+    if (all.filter((m) => m.type === 0x5a).length >= zs) return all;
+    if (Date.now() > deadline || f.ended) throw new Error(`only ${all.map((m) => String.fromCharCode(m.type)).join('')} arrived`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('portals suspended mid-result (raw extended protocol)', () => {
+  for (const format of [0, 1] as const) {
+    it(`masks each DataRow of Execute(maxRows=1), Execute(maxRows=1), Execute(0) (${format ? 'binary' : 'text'})`, async () => {
+      const f = await RawFrontend.tcp(masked.info.port);
+      try {
+        await f.startup(masked.info.password, [
+          ['user', masked.info.user],
+          ['database', masked.info.database],
+        ]);
+        const from = f.raw.length;
+        f.write(
+          Buffer.concat([
+            parse('s1', 'select id, email, ssn, note from customers order by id'),
+            bind('p1', 's1', format),
+            describePortal('p1'),
+            execute('p1', 1),
+            execute('p1', 1),
+            execute('p1', 0),
+            sync(),
+          ]),
+        );
+        const all = await messagesUntil(f, from, 1);
+        const types = all.map((m) => String.fromCharCode(m.type)).join('');
+        expect(types).toBe('12TDsDsDCZ');
+        const rows = all.filter((m) => m.type === 0x44).map(dataRow);
+        expect(rows.map((r) => (format ? String(r[0]!.readInt32BE(0)) : r[0]!.toString()))).toEqual(['1', '2', '3']);
+        for (const r of rows) {
+          expect(r[1]!.toString()).toBe(REDACTED);
+          expect(r[2]!.toString()).toMatch(/\d{4}$/);
+        }
+        expect(rows[1]![3]!.toString()).toBe('nothing');
+        expect(rows[0]![3]!.toString()).toContain('1111');
+        expectNoSecrets(Buffer.concat(all.map((m) => m.raw)).toString('latin1'));
+      } finally {
+        f.destroy();
+      }
+    });
+  }
+
+  it('masks a portal resumed in a later Sync batch inside a transaction', async () => {
+    const f = await RawFrontend.tcp(masked.info.port);
+    try {
+      await f.startup(masked.info.password, [
+        ['user', masked.info.user],
+        ['database', masked.info.database],
+      ]);
+      let from = f.raw.length;
+      f.write(Buffer.concat([msg('Q', 'begin'), parse('', 'select email, id from customers order by id'), bind('p', '', 0), describePortal('p'), execute('p', 2), sync()]));
+      const first = await messagesUntil(f, from, 2);
+      from = f.raw.length;
+      f.write(Buffer.concat([execute('p', 0), sync(), msg('Q', 'commit')]));
+      const second = await messagesUntil(f, from, 2);
+      const rows = [...first, ...second].filter((m) => m.type === 0x44).map(dataRow);
+      expect(rows.map((r) => r[1]!.toString())).toEqual(['1', '2', '3']);
+      for (const r of rows) expect(r[0]!.toString()).toBe(REDACTED);
+      expect(first.map((m) => String.fromCharCode(m.type)).join('')).toContain('DDs');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('masks a suspended portal the client never described, and origin-less columns of a masked table fail closed', async () => {
+    const f = await RawFrontend.tcp(masked.info.port);
+    try {
+      await f.startup(masked.info.password, [
+        ['user', masked.info.user],
+        ['database', masked.info.database],
+      ]);
+      const from = f.raw.length;
+      f.write(Buffer.concat([parse('', 'select id::text, email, ssn from customers order by id'), bind('', '', 0), execute('', 1), execute('', 0), sync()]));
+      const all = await messagesUntil(f, from, 1);
+      expect(all.map((m) => String.fromCharCode(m.type)).join('')).toBe('12DsDDCZ');
+      const rows = all.filter((m) => m.type === 0x44).map(dataRow);
+      expect(rows).toHaveLength(3);
+      for (const r of rows) {
+        expect(r[0]!.toString()).toBe(REDACTED);
+        expect(r[1]!.toString()).toBe(REDACTED);
+      }
+      expectNoSecrets(Buffer.concat(all.map((m) => m.raw)).toString('latin1'));
+    } finally {
+      f.destroy();
+    }
+  });
+});

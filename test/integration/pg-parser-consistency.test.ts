@@ -1,0 +1,122 @@
+/**
+ * Parser consistency at run time: the gateway judges SQL as PostgreSQL reads it with
+ * `standard_conforming_strings = on` and a backslash-safe client encoding. The analyzer refuses
+ * `SET` of those settings, but a DO block or a function can still change them; the server then
+ * reports the change (ParameterStatus) and the gateway ends the session. A server that starts
+ * the session with them already unsafe is refused before the client gets ReadyForQuery.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StatementJudge } from '../../src/policy/decide.js';
+import type { Policy } from '../../src/policy/schema.js';
+import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import { query } from '../../src/tunnel/postgres/messages.js';
+import { psql } from '../harness/clients.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+const policy: Policy = {
+  connections: [],
+  access: [],
+  statements: { unparseable: 'deny', rules: [] },
+  masking: { columns: [], names: [], detectors: [], derived: 'mask' },
+  recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+  tests: [],
+};
+
+let stack: HoopStack;
+let judged: RunningConnect;
+let plain: RunningConnect;
+
+beforeAll(async () => {
+  await loadSqlParser();
+  stack = await startStack({
+    gateway: {
+      sessionPolicy: (identity, connection) =>
+        identity.groups.includes('nojudge') ? undefined : { judge: new StatementJudge(policy, { subject: identity.subject, groups: identity.groups }, connection.name, 'read-write') },
+    },
+  });
+  await stack.pg.psql(
+    `create function flip(is_local boolean) returns text language plpgsql as $$ begin return set_config('standard_conforming_strings', 'off', is_local); end $$`,
+    { database: 'app' },
+  );
+  judged = await stack.connect('app', await stack.token('alice'));
+  plain = await stack.connect('app', await stack.token('bob', ['nojudge']));
+}, 120_000);
+
+afterAll(async () => {
+  await judged?.stop();
+  await plain?.stop();
+  await stack?.close();
+});
+
+async function raw(c: RunningConnect): Promise<RawFrontend> {
+  const f = await RawFrontend.tcp(c.info.port);
+  await f.startup(c.info.password, [
+    ['user', c.info.user],
+    ['database', c.info.database],
+  ]);
+  return f;
+}
+
+const said = (setting: string): string => `hoop: the session changed ${setting}, which would let SQL read differently at the gateway and the server; the session is closed`;
+
+describe('a judged session whose SQL changes how the server reads SQL', () => {
+  it('is ended when a DO block turns standard_conforming_strings off', async () => {
+    const f = await raw(judged);
+    f.write(query("do $$ begin perform set_config('standard_conforming_strings', 'off', false); end $$"));
+    const e = await f.error();
+    expect(e).toMatchObject({ severity: 'FATAL', code: '0A000', message: said('standard_conforming_strings') });
+    expect(await f.closed()).toBe(true);
+    expect(stack.logs().some((l) => l.event === 'session.unsafe-setting' && l.setting === 'standard_conforming_strings')).toBe(true);
+  });
+
+  it('is ended when a function does it, also for the transaction only', async () => {
+    // A change local to a transaction counts once the server reports it (at ReadyForQuery), i.e.
+    // when a later message could be read with it.
+    for (const sql of [['select flip(false)'], ['begin', 'select flip(true)']]) {
+      const r = await psql(judged.info, ['-At', '-v', 'ON_ERROR_STOP=1', ...sql.flatMap((c) => ['-c', c]), '-c', 'select 1']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(said('standard_conforming_strings'));
+    }
+    // Within one Query message the server parsed the whole string before running any of it, and
+    // reports nothing when the value is back to on at its end: nothing to close.
+    const r = await psql(judged.info, ['-At', '-v', 'ON_ERROR_STOP=1', '-c', 'begin; select flip(true); commit', '-c', 'select 42']);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('42');
+  });
+
+  it('is ended when a DO block switches client_encoding to an encoding whose characters can hold a backslash', async () => {
+    const f = await raw(judged);
+    f.write(query("do $$ begin perform set_config('client_encoding', 'SJIS', false); end $$"));
+    const e = await f.error();
+    expect(e).toMatchObject({ severity: 'FATAL', message: said('client_encoding') });
+    expect(await f.closed()).toBe(true);
+  });
+
+  it('goes on when the change is harmless (LATIN1, standard_conforming_strings on)', async () => {
+    const r = await psql(judged.info, ['-At', '-v', 'ON_ERROR_STOP=1', '-c', "do $$ begin perform set_config('standard_conforming_strings', 'on', false); perform set_config('client_encoding', 'LATIN1', false); end $$", '-c', 'select 40 + 2']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('42');
+  });
+
+  it('is not watched without a judge', async () => {
+    const r = await psql(plain.info, ['-At', '-v', 'ON_ERROR_STOP=1', '-c', "do $$ begin perform set_config('standard_conforming_strings', 'off', false); end $$", '-c', 'show standard_conforming_strings']);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('off');
+  });
+});
+
+describe('a server that starts the session unsafe', () => {
+  it('is refused before ReadyForQuery for a judged session', async () => {
+    await stack.pg.psql('alter database app set standard_conforming_strings = off', { database: 'postgres' });
+    try {
+      const r = await psql(judged.info, ['-At', '-c', 'select 1']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('hoop: the server reports standard_conforming_strings = off');
+      const p = await psql(plain.info, ['-At', '-c', 'show standard_conforming_strings']);
+      expect(p.stdout.trim()).toBe('off');
+    } finally {
+      await stack.pg.psql('alter database app reset standard_conforming_strings', { database: 'postgres' });
+    }
+    const ok = await psql(judged.info, ['-At', '-c', 'select 1']);
+    expect(ok.stdout.trim()).toBe('1');
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * The statement gate's watch over the server's ParameterStatus messages: a setting under which
+ * the server would read SQL differently from the gateway's parser is reported once, wherever the
+ * server's stream is split, and the bytes pass unchanged.
+ */
+import { describe, expect, it } from 'vitest';
+import type { SessionJudge } from '../../src/gateway/engine.js';
+import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/gateway/postgres-statements.js';
+import { parameterStatus, readyForQuery } from '../../src/tunnel/postgres/messages.js';
+
+/** A CommandComplete ('C') message. */
+function commandComplete(tag: string): Buffer {
+  const body = Buffer.from(`${tag}\0`);
+  const header = Buffer.from([0x43, 0, 0, 0, 0]);
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
+
+const allowAll: SessionJudge = { judge: () => ({ action: 'allow', reason: 'test' }) };
+
+describe('unsafeSettingValue / unsafeParameter', () => {
+  it('flags standard_conforming_strings other than on and backslash-unsafe encodings only', () => {
+    expect(unsafeSettingValue('standard_conforming_strings', 'on')).toBe(false);
+    expect(unsafeSettingValue('Standard_Conforming_Strings', 'off')).toBe(true);
+    expect(unsafeSettingValue('client_encoding', 'UTF8')).toBe(false);
+    expect(unsafeSettingValue('client_encoding', 'LATIN1')).toBe(false);
+    expect(unsafeSettingValue('client_encoding', 'SJIS')).toBe(true);
+    expect(unsafeSettingValue('client_encoding', 'gb18030')).toBe(true);
+    expect(unsafeSettingValue('client_encoding', 'Shift_JIS')).toBe(true);
+    expect(unsafeSettingValue('application_name', 'off')).toBe(false);
+    expect(unsafeParameter(Buffer.from('standard_conforming_strings\0off\0'))).toBe('standard_conforming_strings');
+    expect(unsafeParameter(Buffer.from('TimeZone\0UTC\0'))).toBeUndefined();
+    expect(unsafeParameter(Buffer.from('no terminator'))).toBeUndefined();
+  });
+});
+
+describe('StatementGate.backend and ParameterStatus', () => {
+  const stream = Buffer.concat([
+    commandComplete('DO'),
+    parameterStatus('application_name', 'psql'),
+    parameterStatus('standard_conforming_strings', 'off'),
+    parameterStatus('client_encoding', 'SJIS'),
+    readyForQuery('I'),
+  ]);
+
+  it('reports the first unsafe setting once at every split point, bytes unchanged', () => {
+    for (let a = 0; a <= stream.length; a++) {
+      for (const b of [a, Math.min(stream.length, a + 1), Math.min(stream.length, a + 7)]) {
+        const seen: string[] = [];
+        const gate = new StatementGate(allowAll, { onUnsafeSetting: (s) => seen.push(s) });
+        const out: Buffer[] = [];
+        for (const part of [stream.subarray(0, a), stream.subarray(a, b), stream.subarray(b)]) {
+          const r = gate.backend(part);
+          out.push(...(Buffer.isBuffer(r) ? [r] : r));
+        }
+        expect(Buffer.concat(out).equals(stream)).toBe(true);
+        expect(seen).toEqual(['standard_conforming_strings']);
+        expect(gate.unsafeSetting).toBe('standard_conforming_strings');
+      }
+    }
+  });
+
+  it('says nothing for safe values, and ignores oversized ParameterStatus bodies', () => {
+    const gate = new StatementGate(allowAll);
+    gate.backend(Buffer.concat([parameterStatus('standard_conforming_strings', 'on'), parameterStatus('client_encoding', 'UTF8'), parameterStatus('x', 'y'.repeat(5000))]));
+    expect(gate.unsafeSetting).toBeUndefined();
+  });
+});
