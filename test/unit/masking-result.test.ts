@@ -332,6 +332,18 @@ describe('ResultMasker, COPY out', () => {
     expect(copyText(all)).toBe('[redacted],[redacted]\n');
   });
 
+  it('passes a COPY with nothing to mask through unparsed (no detectors, no masked column)', async () => {
+    const columnsOnly: MaskingPolicyLike = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }] };
+    const masker = new ResultMasker({ rules: columnsOnly });
+    for (const m of messages(fe.query('copy'), 'frontend')) masker.frontend(m, { originUnknownPolicy: 'detect-only', copy: { format: 'text' } });
+    const pipe = new BackendMaskingPipe(masker);
+    // Half a row: a masking COPY parser would hold it back until the row is complete; a pass-through does not.
+    const first = messages(await pipe.write(Buffer.concat([copyOut(0, 2), copyData('1\tnot an email 4111 ')])));
+    expect(copyText(first)).toBe('1\tnot an email 4111 ');
+    const rest = messages(await pipe.write(Buffer.concat([copyData('1111 1111 1111\n'), msg('c', Buffer.alloc(0))])));
+    expect(copyText(rest)).toBe('1111 1111 1111\n');
+  });
+
   it('binary format: masked columns and detector hits become NULL', async () => {
     const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), int32(0), int32(0)]);
     const tuple = (...f: Array<string | null>): Buffer => Buffer.concat([int16(f.length), ...f.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v)]))]);

@@ -517,6 +517,11 @@ export class ResultMasker {
       strategies.push(origin ? (this.rules.forOrigin(origin) ?? this.rules.forName(origin.column)) : mask ? this.unknownStrategy : undefined);
     }
     const rules = this.rules;
+    if (rules.detectors.length === 0 && strategies.every((st) => st === undefined)) {
+      // Nothing in this COPY can be masked: its rows pass as they come, unparsed.
+      this.copy = undefined;
+      return msg.raw;
+    }
     const text = (value: string | null, i: number): string | null | undefined => {
       if (value === null) return undefined;
       const s = strategies[i];
