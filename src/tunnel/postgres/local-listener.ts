@@ -16,6 +16,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { StatementGate } from '../../gateway/postgres-statements.js';
 import type { ControlMessage } from '../frames.js';
 import { pump } from '../pump.js';
 import type { OpenedTunnel } from '../transport.js';
@@ -61,6 +62,12 @@ export interface LocalPostgresListenerOptions {
   onEvent?: (event: ListenerEvent) => void;
   /** Deadline for the startup phase and local authentication. */
   handshakeTimeoutMs?: number;
+  /**
+   * Early statement checks: called once per client session, after its tunnel opened, for the
+   * gate that judges what the client sends before it leaves the machine (undefined: none). The
+   * gate's refusals are rewritten on the way back, as the gateway's are.
+   */
+  statementGate?: (sessionId: string, tunnel: OpenedTunnel) => StatementGate | undefined;
 }
 
 /** Where the listener is reachable. */
@@ -213,9 +220,19 @@ export class LocalPostgresListener {
 
     const reader = handshake.release();
     this.#relaying.add(socket);
-    for (const raw of drainMessages(reader)) channel.write(raw);
+    let gate: StatementGate | undefined;
+    try {
+      gate = this.#o.statementGate?.(session, tunnel);
+      for (const raw of gate ? gate.drain(reader) : drainMessages(reader)) channel.write(raw);
+    } catch (err) {
+      onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
+      const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+      refuse(socket, sqlstate, `hoop: ${describeError(err)}`);
+      channel.destroy();
+      return;
+    }
     pump(socket, channel, {
-      handle: validateFrontend(reader),
+      handle: gate ? gate.frontendHandler(reader) : validateFrontend(reader),
       onError: (err) => {
         onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
         const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
@@ -223,7 +240,7 @@ export class LocalPostgresListener {
         channel.destroy();
       },
     });
-    pump(channel, socket);
+    pump(channel, socket, gate ? { handle: (chunk) => gate.backend(chunk) } : {});
     let reported = false;
     const report = (reason: string): void => {
       if (reported) return;
