@@ -3,34 +3,25 @@
  * statement is refused on this machine (same 42501 message, the gateway never sees it), allowed
  * statements run, and a CLI bundle at another commit than the gateway's is announced once.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { pgClient, psql } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
 import type { PgCluster } from '../harness/postgres.js';
 import { startStack, type ConnectInfo, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let base: string;
 let repo: string;
-let gitEnv: NodeJS.ProcessEnv;
+let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
 let first: string;
 const running: RunningConnect[] = [];
 
-function git(...args: string[]): string {
-  return execFileSync('git', args, { cwd: repo, env: gitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-function commit(text: string): string {
-  writeFileSync(join(repo, 'hoop.yaml'), text);
-  git('add', '-A');
-  git('commit', '-q', '-m', 'policy change');
-  return git('rev-parse', 'HEAD');
-}
+const git = (...args: string[]): string => policyRepo.git(...args);
+const commit = (text: string): string => policyRepo.commit(text);
 
 const bundle = (pg: PgCluster, extraRules = ''): string => `version: 1
 connections:
@@ -86,20 +77,8 @@ function refusedAtGateway(): Array<Record<string, unknown>> {
 }
 
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'hoop-connect-policy-'));
-  repo = join(base, 'repo');
-  mkdirSync(repo);
-  mkdirSync(join(base, 'home'));
-  gitEnv = {
-    PATH: process.env.PATH,
-    HOME: join(base, 'home'),
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Policy Author',
-    GIT_AUTHOR_EMAIL: 'author@example.org',
-    GIT_COMMITTER_NAME: 'Policy Author',
-    GIT_COMMITTER_EMAIL: 'author@example.org',
-  };
-  git('init', '-q', '-b', 'main');
+  policyRepo = new PolicyGitRepo('hoop-connect-policy-');
+  ({ base, dir: repo } = policyRepo);
   stack = await startStack({
     policy: ({ pg }) => {
       first = commit(bundle(pg));

@@ -4,10 +4,8 @@
  * statements judged through psql, the commit announced in the tunnel's 101 and at /v1/policy, a
  * pulled commit applied to new sessions only, an invalid commit refused, the session limit.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
@@ -16,26 +14,18 @@ import { startGateway } from '../../src/gateway/server.js';
 import { silentLogger } from '../../src/log.js';
 import { openTunnel, TunnelRefusedError } from '../../src/tunnel/transport.js';
 import { pgClient, psql } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
 import type { PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let base: string;
 let repo: string;
-let gitEnv: NodeJS.ProcessEnv;
+let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
 let first: string;
 const running: RunningConnect[] = [];
 
-function git(...args: string[]): string {
-  return execFileSync('git', args, { cwd: repo, env: gitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-
-function commit(text: string): string {
-  writeFileSync(join(repo, 'hoop.yaml'), text);
-  git('add', '-A');
-  git('commit', '-q', '-m', 'policy change');
-  return git('rev-parse', 'HEAD');
-}
+const commit = (text: string): string => policyRepo.commit(text);
 
 const bundle = (pg: PgCluster, extraRules = ''): string => `version: 1
 connections:
@@ -78,20 +68,8 @@ async function connect(subject: string): Promise<RunningConnect> {
 }
 
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'hoop-gw-policy-'));
-  repo = join(base, 'repo');
-  mkdirSync(repo);
-  mkdirSync(join(base, 'home'));
-  gitEnv = {
-    PATH: process.env.PATH,
-    HOME: join(base, 'home'),
-    GIT_CONFIG_NOSYSTEM: '1',
-    GIT_AUTHOR_NAME: 'Policy Author',
-    GIT_AUTHOR_EMAIL: 'author@example.org',
-    GIT_COMMITTER_NAME: 'Policy Author',
-    GIT_COMMITTER_EMAIL: 'author@example.org',
-  };
-  git('init', '-q', '-b', 'main');
+  policyRepo = new PolicyGitRepo('hoop-gw-policy-');
+  ({ base, dir: repo } = policyRepo);
   stack = await startStack({
     gateway: { sessionLimitScale: 0.02 },
     policy: ({ pg }) => {
@@ -221,16 +199,14 @@ describe('gateway configuration with policy', () => {
   });
 
   it('refuses to start when no valid commit can be loaded', async () => {
-    const broken = join(base, 'broken');
-    mkdirSync(broken);
-    execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: broken, env: gitEnv });
-    writeFileSync(join(broken, 'hoop.yaml'), 'version: 1\nnonsense: true\n');
-    execFileSync('git', ['add', '-A'], { cwd: broken, env: gitEnv });
-    execFileSync('git', ['commit', '-q', '-m', 'broken'], { cwd: broken, env: gitEnv });
-    const config = await parseGatewayConfig(`${header}dataDir: ./broken-data\npolicy: { repo: ./broken }\n`, join(base, 'broken.yaml'), {});
+    const brokenRepo = new PolicyGitRepo('hoop-gw-policy-broken-');
+    brokenRepo.commit('version: 1\nnonsense: true\n');
+    const config = await parseGatewayConfig(`${header}dataDir: ./broken-data\npolicy: { repo: ${brokenRepo.dir} }\n`, join(base, 'broken.yaml'), {});
     const err = (await startGateway({ config, log: silentLogger, insecureDevHttp: true }).catch((e: unknown) => e)) as HoopError;
     expect(err).toBeInstanceOf(HoopError);
     expect(err.code).toBe(ErrorCode.CONFIG_INVALID);
-    expect(err.message).toMatch(/^the gateway cannot start without a policy: no acceptable policy at main of .*broken: .*nonsense/s);
+    expect(err.message).toMatch(/^the gateway cannot start without a policy: no acceptable policy at main of .*: .*nonsense/s);
+    expect(err.message).toContain(brokenRepo.dir);
+    brokenRepo.remove();
   });
 });

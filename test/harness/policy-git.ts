@@ -1,0 +1,51 @@
+/**
+ * A throwaway config repo for policy tests: a real `git init` in a temp directory with its own
+ * HOME and author, so the machine's git configuration never leaks in.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A git repo holding `hoop.yaml`. */
+export class PolicyGitRepo {
+  /** The temp directory that holds the repo (`repo`) and its HOME. */
+  readonly base: string;
+  /** The repo's work tree. */
+  readonly dir: string;
+  readonly env: NodeJS.ProcessEnv;
+
+  constructor(prefix: string) {
+    this.base = mkdtempSync(join(tmpdir(), prefix));
+    this.dir = join(this.base, 'repo');
+    mkdirSync(this.dir);
+    mkdirSync(join(this.base, 'home'));
+    this.env = {
+      PATH: process.env.PATH,
+      HOME: join(this.base, 'home'),
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_AUTHOR_NAME: 'Policy Author',
+      GIT_AUTHOR_EMAIL: 'author@example.org',
+      GIT_COMMITTER_NAME: 'Policy Author',
+      GIT_COMMITTER_EMAIL: 'author@example.org',
+    };
+    this.git('init', '-q', '-b', 'main');
+  }
+
+  /** Runs git in the repo and returns its trimmed stdout. */
+  git(...args: string[]): string {
+    return execFileSync('git', args, { cwd: this.dir, env: this.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  }
+
+  /** Commits `text` as `hoop.yaml` and returns the commit id. */
+  commit(text: string): string {
+    writeFileSync(join(this.dir, 'hoop.yaml'), text);
+    this.git('add', '-A');
+    this.git('commit', '-q', '-m', 'policy change');
+    return this.git('rev-parse', 'HEAD');
+  }
+
+  remove(): void {
+    rmSync(this.base, { recursive: true, force: true });
+  }
+}
