@@ -16,6 +16,7 @@ import { MessageReader } from '../../src/tunnel/postgres/reader.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { bind, describePortal, execute, frontendMessage as msg, parse, sync } from '../harness/pg-frontend.js';
 
 const policy: MaskingPolicy = {
   columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
@@ -92,34 +93,6 @@ close h;
     }
   });
 });
-
-function msg(type: string, ...parts: Array<Buffer | string | number>): Buffer {
-  const body = Buffer.concat(
-    parts.map((p) => {
-      if (typeof p === 'number') {
-        const b = Buffer.alloc(2);
-        b.writeInt16BE(p);
-        return b;
-      }
-      return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;
-    }),
-  );
-  const header = Buffer.alloc(5);
-  header.write(type, 0, 'latin1');
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
-const int32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
-const parse = (name: string, sql: string): Buffer => msg('P', name, sql, 0);
-/** Bind with all results in `format` (0 text, 1 binary). */
-const bind = (portal: string, stmt: string, format: 0 | 1): Buffer => msg('B', portal, stmt, 0, 0, 1, format);
-const describePortal = (portal: string): Buffer => msg('D', Buffer.from('P'), portal);
-const execute = (portal: string, maxRows: number): Buffer => msg('E', portal, int32(maxRows));
-const sync = (): Buffer => msg('S');
 
 /** The columns of a DataRow, null as null. */
 function dataRow(m: PgMessage): Array<Buffer | null> {

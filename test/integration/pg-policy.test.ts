@@ -16,6 +16,7 @@ import { MessageReader, parseErrorFields, parseReadyForQuery, type PgMessage } f
 import { pgbench, pgClient, psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { bind, execute, frontendMessage as msg, parse, sync } from '../harness/pg-frontend.js';
 
 const baseRules: StatementRule[] = [
   { name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny', message: 'DROP is not allowed here' },
@@ -114,28 +115,6 @@ async function messagesUntil(f: RawFrontend, zs: number, from: number): Promise<
 }
 
 const types = (ms: PgMessage[]): string => ms.map((m) => String.fromCharCode(m.type)).join('');
-
-function msg(type: string, ...parts: Array<Buffer | string | number>): Buffer {
-  const body = Buffer.concat(
-    parts.map((p) => {
-      if (typeof p === 'number') {
-        const b = Buffer.alloc(2);
-        b.writeInt16BE(p);
-        return b;
-      }
-      return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;
-    }),
-  );
-  const header = Buffer.alloc(5);
-  header.write(type, 0, 'latin1');
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
-const zero32 = Buffer.alloc(4);
-const parse = (name: string, sql: string): Buffer => msg('P', name, sql, 0);
-const bind = (portal: string, stmt: string): Buffer => msg('B', portal, stmt, 0, 0, 0);
-const execute = (portal: string): Buffer => msg('E', portal, zero32);
-const sync = (): Buffer => msg('S');
 
 describe('the simple protocol (psql)', () => {
   it('refuses DROP with 42501 naming the rule, and the session goes on', async () => {

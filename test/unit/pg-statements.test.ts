@@ -9,36 +9,7 @@ import type { SessionJudge, StatementVerdict } from '../../src/gateway/engine.js
 import { loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/gateway/postgres-statements.js';
 import { errorResponse, query } from '../../src/tunnel/postgres/messages.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
-
-function message(type: string, ...parts: Array<Buffer | string | number>): Buffer {
-  const body = Buffer.concat(
-    parts.map((p) => {
-      if (typeof p === 'number') {
-        const b = Buffer.alloc(2);
-        b.writeInt16BE(p);
-        return b;
-      }
-      return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;
-    }),
-  );
-  const header = Buffer.alloc(5);
-  header.write(type, 0, 'latin1');
-  header.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([header, body]);
-}
-
-const int32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-};
-const parse = (name: string, sql: string): Buffer => message('P', name, sql, 0);
-const bind = (portal: string, stmt: string): Buffer => message('B', portal, stmt, 0, 0, 0);
-const execute = (portal: string): Buffer => message('E', portal, int32(0));
-const describePortal = (portal: string): Buffer => message('D', Buffer.from('P'), portal);
-const close = (kind: 'S' | 'P', name: string): Buffer => message('C', Buffer.from(kind), name);
-const sync = (): Buffer => message('S');
-const flush = (): Buffer => message('H');
+import { bind, close, describePortal, execute, flush, frontendMessage as message, int32, parse, sync } from '../harness/pg-frontend.js';
 
 function msg(raw: Buffer): PgMessage {
   return { type: raw[0]!, body: raw.subarray(5), raw };
