@@ -11,6 +11,7 @@ import { main } from '../../src/cli.js';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
+import { runCli } from './run-cli.js';
 import { createTestPki, type TestPki } from './certs.js';
 import { startOidc, type TestOidc } from './oidc.js';
 import { startPgCluster, type PgCluster } from './postgres.js';
@@ -133,16 +134,7 @@ ${Object.entries(options.issuer ?? {})
   const log = createLogger({ level: 'debug', sink: { write: (l: string) => lines.push(l) } });
   const gateway = await startGateway({ config, log, env, ...options.gateway });
 
-  const run: HoopStack['run'] = async (argv, extraEnv = {}) => {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d: Buffer) => (out += d.toString()));
-    stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await main(argv, { stdout, stderr, env: { ...extraEnv }, cwd: dir, signal: new AbortController().signal });
-    return { code, stdout: out, stderr: err };
-  };
+  const run: HoopStack['run'] = (argv, extraEnv = {}) => runCli(argv, { ...extraEnv }, dir);
 
   const connect: HoopStack['connect'] = async (name, token, extraArgs = []) => {
     const stdout = new PassThrough();

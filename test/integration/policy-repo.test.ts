@@ -8,8 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PassThrough } from 'node:stream';
-import { main } from '../../src/cli.js';
+import { runCli } from '../harness/run-cli.js';
 import { ErrorCode, HoopError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { PolicyRepo, cliPolicyWorkDir, displayRemote } from '../../src/policy/repo.js';
@@ -226,14 +225,8 @@ describe('PolicyRepo', () => {
 
 describe('hoop policy pull / show --repo', () => {
   async function run(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (d: Buffer) => (out += d.toString()));
-    stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await main(args, { stdout, stderr, env: { ...gitEnv, HOOP_CONFIG_DIR: join(base, 'cli-config'), ...extraEnv }, cwd: base, signal: new AbortController().signal });
-    return { code, out, err };
+    const r = await runCli(args, { ...gitEnv, HOOP_CONFIG_DIR: join(base, 'cli-config'), ...extraEnv }, base);
+    return { code: r.code, out: r.stdout, err: r.stderr };
   }
 
   it('pulls into $HOOP_CONFIG_DIR/policy/<hash>, prints the commit, and applies the signature rules', async () => {

@@ -6,9 +6,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
+import { runCli } from '../harness/run-cli.js';
 
 let base: string;
 let n = 0;
@@ -28,14 +27,8 @@ function tree(files: Record<string, string>): string {
 }
 
 async function run(args: string[], cwd = base, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await main(args, { stdout, stderr, env: { HOOP_CONFIG_DIR: join(base, 'config'), ...env }, cwd, signal: new AbortController().signal });
-  return { code, out, err };
+  const r = await runCli(args, { HOOP_CONFIG_DIR: join(base, 'config'), ...env }, cwd);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 const POLICY = `version: 1
