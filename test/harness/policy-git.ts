@@ -37,12 +37,30 @@ export class PolicyGitRepo {
     return execFileSync('git', args, { cwd: this.dir, env: this.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   }
 
-  /** Commits `text` as `hoop.yaml` and returns the commit id. */
-  commit(text: string): string {
+  /**
+   * Commits `text` as `hoop.yaml` and returns the commit id; with `signingKey` (a private key
+   * file, see {@link PolicyGitRepo.sshKey}) the commit carries that key's SSH signature.
+   *
+   * @see https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgformat
+   */
+  commit(text: string, signingKey?: string): string {
     writeFileSync(join(this.dir, 'hoop.yaml'), text);
     this.git('add', '-A');
-    this.git('commit', '-q', '-m', 'policy change');
+    const sign = signingKey ? ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${signingKey}`] : [];
+    this.git(...sign, 'commit', '-q', ...(signingKey ? ['-S'] : []), '-m', 'policy change');
     return this.git('rev-parse', 'HEAD');
+  }
+
+  /**
+   * Makes an ed25519 key pair (no passphrase) next to the repo; returns the private key's path
+   * (the public key is `<path>.pub`).
+   *
+   * @see https://man.openbsd.org/ssh-keygen
+   */
+  sshKey(name: string): string {
+    const file = join(this.base, name);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', file], { stdio: 'ignore' });
+    return file;
   }
 
   remove(): void {
