@@ -5,95 +5,35 @@
  *
  * With a policy bundle (`--policy-dir DIR`, or `--policy-repo` / `$HOOP_POLICY_REPO` pulled as
  * `hoop policy pull` does), statements are judged on this machine first, by the same gate the
- * gateway runs: a refused statement never leaves it. The gateway still decides; when the commit
- * its tunnel announces differs from the CLI's, the CLI pulls once (repo) or says so once.
+ * gateway runs: a refused statement never leaves it. The gateway still decides: each tunnel's
+ * policy commit is compared with the CLI's, and a session whose commit the CLI cannot match is
+ * judged by the gateway only (see {@link EarlyChecks}).
  *
  * @see /work/shared/ARCHITECTURE.md ("Who decides what")
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { Command, Option } from 'commander';
+import { getConnection } from '../auth/gateway-client.js';
 import { isInteractive } from '../auth/login.js';
 import { clientTokenProvider } from '../client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { getConnection, getWhoAmI } from '../auth/gateway-client.js';
-import { configDir } from '../auth/paths.js';
-import { loadStatementGate, StatementGate } from '../gateway/postgres-statements.js';
-import { accessFor } from '../policy/access.js';
-import { StatementJudge } from '../policy/decide.js';
-import { loadPolicyDir } from '../policy/load.js';
-import { PolicyRepo, cliPolicyWorkDir, looksLikeGitUrl } from '../policy/repo.js';
-import type { Policy } from '../policy/schema.js';
-import { loadSqlParser } from '../policy/sql/analyze.js';
-import type { Logger } from '../log.js';
 import { LocalPostgresListener, type ListenerEvent } from '../tunnel/postgres/local-listener.js';
 import { removePgpass, writePgpass } from '../tunnel/postgres/pgpass.js';
 import { makeScramSecret } from '../tunnel/postgres/scram.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
-import { openTunnel } from '../tunnel/transport.js';
+import { openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
+import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
 import { VERSION } from '../version.js';
 
-interface ConnectOptions {
+interface ConnectOptions extends LocalPolicyOptions {
   port?: number;
   socket?: string;
   gateway?: string;
   tokenFile?: string;
   caFile?: string;
   json?: boolean;
-  policyDir?: string;
-  policyRepo?: string;
-  policyRef?: string;
-  policyAllowedSigners?: string;
-}
-
-/** The commit of a clean git work tree at `dir` (undefined when it is not one, or has changes). */
-async function cleanCommit(dir: string): Promise<string | undefined> {
-  const run = promisify(execFile);
-  try {
-    const opts = { cwd: dir, timeout: 10_000, env: { PATH: process.env.PATH ?? '' } };
-    const [{ stdout: head }, { stdout: status }] = await Promise.all([run('git', ['rev-parse', 'HEAD'], opts), run('git', ['status', '--porcelain'], opts)]);
-    return status.trim() === '' ? head.trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The CLI's policy bundle for early checks, and where it came from. */
-interface LocalPolicy {
-  policy: Policy;
-  /** The bundle's commit; undefined for a working tree with changes. */
-  commit: string | undefined;
-  /** Set when the bundle was pulled from a config repo (it can be pulled again). */
-  repo?: PolicyRepo;
-  source: string;
-}
-
-async function loadLocalPolicy(io: CliIo, opts: ConnectOptions, log: Logger): Promise<LocalPolicy | undefined> {
-  if (opts.policyDir !== undefined && opts.policyRepo !== undefined) throw new HoopError(ErrorCode.USAGE, 'give --policy-dir or --policy-repo, not both');
-  if (opts.policyDir !== undefined) {
-    const dir = resolve(io.cwd, opts.policyDir);
-    const policy = await loadPolicyDir(dir);
-    return { policy, commit: policy.commit ?? (await cleanCommit(dir)), source: dir };
-  }
-  const repo = opts.policyRepo ?? io.env.HOOP_POLICY_REPO?.trim();
-  if (!repo) return undefined;
-  const isUrl = looksLikeGitUrl(repo);
-  const remote = isUrl ? repo : resolve(io.cwd, repo);
-  const signers = opts.policyAllowedSigners ?? io.env.HOOP_POLICY_ALLOWED_SIGNERS?.trim();
-  const pr = await PolicyRepo.open({
-    ...(isUrl ? { url: remote } : { path: remote }),
-    ref: opts.policyRef ?? (io.env.HOOP_POLICY_REF?.trim() || 'main'),
-    workDir: cliPolicyWorkDir(configDir(io.env, io.cwd), remote),
-    ...(signers ? { allowedSignersFile: resolve(io.cwd, signers) } : {}),
-    log,
-    env: io.env,
-    checkSecrets: false,
-  });
-  return { policy: pr.current(), commit: pr.commit, repo: pr, source: repo };
 }
 
 function parsePort(value: string): number {
@@ -150,41 +90,13 @@ export function connectCommand(io: CliIo): Command {
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
 
       // Early checks: the same gate as the gateway's, on the CLI's copy of the policy.
-      let local: LocalPolicy | undefined;
-      let makeJudge: (() => StatementJudge | undefined) | undefined;
-      let commitChecked = false;
+      let early: EarlyChecks | undefined;
       try {
-        local = await loadLocalPolicy(io, opts, log);
-        if (local) {
-          await Promise.all([loadSqlParser(), loadStatementGate()]);
-          const me = await getWhoAmI({ gateway, ca }, (await provider.current()).token);
-          const who = { subject: me.subject, groups: me.groups, ...(me.email !== undefined ? { email: me.email.toLowerCase() } : {}) };
-          makeJudge = () => {
-            const grant = accessFor(local!.policy, who, name);
-            return grant ? new StatementJudge(local!.policy, who, name, grant.mode) : undefined;
-          };
-          if (!makeJudge()) say(`the policy of ${local.source} grants ${me.subject} no access to "${name}"; statements are judged by the gateway only`);
-        }
+        early = await EarlyChecks.start({ io, options: opts, log, endpoint: { gateway, ca }, token: async () => (await provider.current()).token, connection: name, say });
       } catch (err) {
         provider.close();
         throw err;
       }
-      /** Once, on the first tunnel: align with the gateway's commit, or say that early checks use another. */
-      const checkCommit = async (gatewayCommit: string | undefined): Promise<void> => {
-        if (!local || commitChecked || gatewayCommit === local.commit) return;
-        commitChecked = true;
-        if (local.repo && gatewayCommit !== undefined) {
-          const result = await local.repo.refresh().catch(() => undefined);
-          if (result && local.repo.commit === gatewayCommit) {
-            local.policy = local.repo.current();
-            local.commit = local.repo.commit;
-            return;
-          }
-        }
-        const ours = local.commit ? `commit ${local.commit}` : `the working tree of ${local.source}`;
-        const theirs = gatewayCommit ? `commit ${gatewayCommit}` : 'no policy commit';
-        say(`early statement checks use ${ours} while the gateway uses ${theirs}; the gateway still decides`);
-      };
 
       const renewal = new TunnelTokenRenewal(provider, log, say);
       const onEvent = (e: ListenerEvent): void => {
@@ -204,19 +116,10 @@ export function connectCommand(io: CliIo): Command {
           const { token } = await provider.current();
           const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, ...(ca ? { ca } : {}) });
           renewal.track(opened.channel, token);
-          if (local && !commitChecked) await checkCommit(opened.policyCommit);
+          await early?.admit(opened);
           return opened;
         },
-        ...(makeJudge
-          ? {
-              statementGate: (session: string) => {
-                const judge = makeJudge!();
-                return judge
-                  ? new StatementGate(judge, { onRefusal: (r) => log.info('statement.refused', { session, rule: r.rule, action: r.action, message: r.message }) })
-                  : undefined;
-              },
-            }
-          : {}),
+        ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel) => early.gate(session, tunnel) } : {}),
       });
       const stopProvider = (): void => {
         renewal.close();

@@ -1,11 +1,16 @@
 /**
  * Early statement checks in `hoop connect`: with the policy bundle given to both ends, a denied
  * statement is refused on this machine (same 42501 message, the gateway never sees it), allowed
- * statements run, and a CLI bundle at another commit than the gateway's is announced once.
+ * statements run. Every tunnel's policy commit is compared with the CLI's: a config repo is
+ * pulled when the gateway moves on; when the CLI cannot reach the gateway's commit its sessions
+ * are judged by the gateway only (said once), and early checks come back when the commits match
+ * again. A working tree without a commit is still used (said once); a failing `/v1/whoami`
+ * leaves the gateway's checks only.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { pgClient, psql } from '../harness/clients.js';
@@ -43,8 +48,8 @@ statements:
       message: the secrets table is off limits
 ${extraRules}`;
 
-/** `hoop connect app --json` with the config repo in the environment (its copy under HOOP_CONFIG_DIR). */
-async function connectWithRepo(token: string): Promise<RunningConnect> {
+/** `hoop connect app --json <args>` with exactly `env` (plus the token); resolves once it listens. */
+async function startConnect(token: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunningConnect> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   let err = '';
@@ -57,8 +62,8 @@ async function connectWithRepo(token: string): Promise<RunningConnect> {
       if (buf.includes('\n')) resolve(buf.slice(0, buf.indexOf('\n')));
     });
   });
-  const env = { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, HOOP_CONFIG_DIR: join(base, 'cli-config'), HOOP_POLICY_REPO: repo, HOOP_POLICY_REF: 'main', PATH: process.env.PATH };
-  const done = main(['connect', 'app', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { stdout, stderr, env, cwd: stack.dir, signal: controller.signal });
+  const env = { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, HOOP_CONFIG_DIR: join(base, 'cli-config'), PATH: process.env.PATH, ...extraEnv };
+  const done = main(['connect', 'app', '--json', '--ca-file', stack.pki.caFile, ...args], { stdout, stderr, env, cwd: stack.dir, signal: controller.signal });
   const line = await Promise.race([firstLine, done.then((code) => Promise.reject(new Error(`hoop connect exited ${code}: ${err}`)))]);
   const c: RunningConnect = {
     info: JSON.parse(line) as ConnectInfo,
@@ -71,6 +76,42 @@ async function connectWithRepo(token: string): Promise<RunningConnect> {
   running.push(c);
   return c;
 }
+
+/** `hoop connect app --json` with a config repo in the environment (its copy under HOOP_CONFIG_DIR). */
+function connectWithRepo(token: string, policyRepoPath = repo): Promise<RunningConnect> {
+  return startConnect(token, ['--gateway', stack.gateway.url], { HOOP_POLICY_REPO: policyRepoPath, HOOP_POLICY_REF: 'main' });
+}
+
+/**
+ * A TLS front of the gateway that answers `GET /v1/whoami` with 404 (as a gateway without it
+ * would) and relays every other connection byte for byte. The CLI opens one connection per request.
+ */
+async function gatewayWithoutWhoami(): Promise<{ url: string; close(): Promise<void> }> {
+  const cert = await stack.pki.issue('no-whoami', ['IP:127.0.0.1']);
+  const server = tls.createServer({ cert: cert.cert, key: cert.key }, (client) => {
+    client.on('error', () => client.destroy());
+    client.once('data', (first: Buffer) => {
+      client.pause();
+      if (first.toString('latin1').startsWith('GET /v1/whoami ')) {
+        const body = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no such endpoint: /v1/whoami' } });
+        client.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+        return;
+      }
+      const upstream = tls.connect({ host: '127.0.0.1', port: stack.gateway.port, ca: stack.pki.ca });
+      upstream.on('error', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+      upstream.write(first);
+      client.pipe(upstream).pipe(client);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `https://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** The `hoop: ...` lines of `stderr` that contain `text`. */
+const linesWith = (stderr: string, text: string): string[] => stderr.split('\n').filter((l) => l.includes(text));
 
 function refusedAtGateway(): Array<Record<string, unknown>> {
   return stack.logs().filter((l) => l.event === 'statement.refused');
@@ -88,8 +129,10 @@ beforeAll(async () => {
   await stack.pg.psql(
     `create table notes(id serial primary key, body text);
      create table secrets(id int, value text);
+     create table drafts(id int, body text);
      insert into notes(body) values ('hello');
-     grant all on notes, notes_id_seq, secrets to public`,
+     insert into drafts values (1, 'draft');
+     grant all on notes, notes_id_seq, secrets, drafts to public`,
     { database: 'app' },
   );
 }, 120_000);
@@ -143,15 +186,21 @@ describe('hoop connect with the policy bundle', () => {
     expect(c.stderr()).not.toContain('early statement checks use');
   });
 
-  it('says once that early checks use another commit than the gateway; the gateway still decides', async () => {
+  it('a --policy-dir at another commit than the gateway\'s: the gateway alone judges, said once', async () => {
     const second = commit(bundle(stack.pg, `    - name: no-notes\n      match: { tables: [notes] }\n      action: deny\n      message: notes are closed\n`));
     const c = await stack.connect('app', await stack.token('alice'), ['--policy-dir', repo]);
     running.push(c);
-    const a = await psql(c.info, ['-c', 'select body from notes']);
-    expect(a.stderr).toContain('hoop: denied by rule "no-notes": notes are closed');
-    await psql(c.info, ['-c', 'select 1']);
-    const notices = c.stderr().split('\n').filter((l) => l.includes('early statement checks use'));
-    expect(notices).toEqual([`hoop: early statement checks use commit ${second} while the gateway uses commit ${first}; the gateway still decides`]);
+    const before = refusedAtGateway().length;
+    // Denied by the CLI's (newer) commit, allowed by the gateway's: it runs.
+    const a = await psql(c.info, ['-At', '-c', 'select body from notes order by id limit 1']);
+    expect(a.stderr).toBe('');
+    expect(a.stdout.trim()).toBe('hello');
+    const b = await psql(c.info, ['-c', 'select * from secrets']);
+    expect(b.stderr).toContain('hoop: denied by rule "no-secrets": the secrets table is off limits');
+    expect(refusedAtGateway().length).toBe(before + 1);
+    expect(linesWith(c.stderr(), 'judged by the gateway only')).toEqual([
+      `hoop: the gateway uses commit ${first} but early statement checks have commit ${second} of ${repo}; statements are now judged by the gateway only`,
+    ]);
   });
 
   it('pulls the config repo once when the gateway announces a newer commit, and judges with it', async () => {
@@ -164,5 +213,97 @@ describe('hoop connect with the policy bundle', () => {
     expect(a.stderr).toContain('hoop: denied by rule "no-notes-2": notes are closed again');
     expect(refusedAtGateway().length).toBe(before);
     expect(c.stderr()).not.toContain('early statement checks use');
+  });
+
+  it('judges a later client with the commit the gateway pulled meanwhile', async () => {
+    const c = await connectWithRepo(await stack.token('alice'));
+    const before = refusedAtGateway().length;
+    const a = await psql(c.info, ['-c', 'select body from notes']);
+    expect(a.stderr).toContain('hoop: denied by rule "no-notes-2": notes are closed again');
+
+    const third = commit(bundle(stack.pg, `    - name: no-drafts\n      match: { tables: [drafts] }\n      action: deny\n      message: drafts stay private\n`));
+    expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: third });
+    // The same hoop connect, a new client: notes are open under the new commit, drafts closed, both judged here.
+    const b = await psql(c.info, ['-At', '-c', 'select body from notes order by id limit 1']);
+    expect(b.stderr).toBe('');
+    expect(b.stdout.trim()).toBe('hello');
+    const d = await psql(c.info, ['-c', 'select * from drafts']);
+    expect(d.stderr).toContain('hoop: denied by rule "no-drafts": drafts stay private');
+    expect(refusedAtGateway().length).toBe(before);
+    expect(c.stderr()).not.toContain('gateway only');
+    expect(c.stderr()).not.toContain('early statement checks');
+  });
+
+  it('a config repo that lacks the gateway\'s commit: the gateway alone judges until a later commit matches again', async () => {
+    const lagging = join(base, 'lagging');
+    policyRepo.git('clone', '-q', repo, lagging);
+    const laggingGit = (...args: string[]): string => policyRepo.git('-C', lagging, ...args);
+    const behind = laggingGit('rev-parse', 'HEAD');
+    const ahead = commit(bundle(stack.pg));
+    expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: ahead });
+
+    const c = await connectWithRepo(await stack.token('alice'), lagging);
+    const before = refusedAtGateway().length;
+    // The CLI's commit denies drafts, the gateway's allows them: they are read.
+    for (let i = 0; i < 2; i++) {
+      const r = await psql(c.info, ['-At', '-c', 'select body from drafts']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('draft');
+    }
+    const s = await psql(c.info, ['-c', 'select * from secrets']);
+    expect(s.stderr).toContain('hoop: denied by rule "no-secrets"');
+    expect(refusedAtGateway().length).toBe(before + 1);
+    expect(linesWith(c.stderr(), 'judged by the gateway only')).toEqual([
+      `hoop: the gateway uses commit ${ahead} but early statement checks have commit ${behind} of ${lagging}; statements are now judged by the gateway only`,
+    ]);
+
+    // The clone catches up and the gateway moves on: the next client is judged here again.
+    const latest = commit(bundle(stack.pg, `    - name: no-drafts-again\n      match: { tables: [drafts] }\n      action: deny\n      message: drafts are closed again\n`));
+    laggingGit('pull', '-q', '--ff-only');
+    expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: latest });
+    const again = refusedAtGateway().length;
+    const d = await psql(c.info, ['-c', 'select * from drafts']);
+    expect(d.stderr).toContain('hoop: denied by rule "no-drafts-again": drafts are closed again');
+    expect(refusedAtGateway().length).toBe(again);
+    expect(linesWith(c.stderr(), 'judged here first again')).toEqual([`hoop: statements are judged here first again: early checks and the gateway both use commit ${latest}`]);
+    expect(linesWith(c.stderr(), 'judged by the gateway only')).toHaveLength(1);
+  });
+
+  it('a working tree without a commit is still used for early checks, said once', async () => {
+    const tree = join(base, 'tree');
+    mkdirSync(tree);
+    writeFileSync(join(tree, 'hoop.yaml'), bundle(stack.pg, `    - name: tree-notes\n      match: { tables: [notes] }\n      action: deny\n      message: notes are closed in this tree\n`));
+    const gatewayCommit = stack.gateway.policy!.current().commit;
+    const c = await stack.connect('app', await stack.token('alice'), ['--policy-dir', tree]);
+    running.push(c);
+    const before = refusedAtGateway().length;
+    for (let i = 0; i < 2; i++) {
+      const r = await psql(c.info, ['-c', 'select body from notes']);
+      expect(r.stderr).toContain('hoop: denied by rule "tree-notes": notes are closed in this tree');
+    }
+    expect(refusedAtGateway().length).toBe(before);
+    expect(linesWith(c.stderr(), 'early statement checks')).toEqual([
+      `hoop: early statement checks use the working tree of ${tree} while the gateway uses commit ${gatewayCommit}; the gateway still decides`,
+    ]);
+  });
+
+  it('when /v1/whoami fails, hoop connect still starts and the gateway alone judges', async () => {
+    const front = await gatewayWithoutWhoami();
+    try {
+      const token = await stack.token('alice');
+      const c = await startConnect(token, ['--gateway', front.url, '--policy-dir', repo]);
+      const before = refusedAtGateway().length;
+      const s = await psql(c.info, ['-c', 'select * from secrets']);
+      expect(s.stderr).toContain('hoop: denied by rule "no-secrets"');
+      expect(refusedAtGateway().length).toBe(before + 1);
+      expect((await psql(c.info, ['-At', '-c', 'select body from notes order by id limit 1'])).stdout.trim()).toBe('hello');
+      expect(linesWith(c.stderr(), 'hoop:')).toEqual([
+        `hoop: cannot ask the gateway who you are (${front.url} does not serve /v1/whoami); statements are judged by the gateway only`,
+      ]);
+      expect(c.stderr()).not.toContain(token);
+      await c.stop();
+    } finally {
+      await front.close();
+    }
   });
 });
