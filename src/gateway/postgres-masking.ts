@@ -6,10 +6,11 @@
  * - Column origins are resolved through the catalog on a separate upstream connection of the
  *   gateway's own (same credentials, opened on the first lookup, closed with the session), over
  *   the simple Query protocol.
- * - Each Query / Parse gets hints from its parse tree ({@link analyzeSql}, cached): when the SQL
- *   reads a table that has column rules (or does not parse), columns without an origin
- *   (expressions, casts, aggregates, whole-row values) are masked; otherwise only name rules and
- *   content detectors apply to them.
+ * - Each Query / Parse gets hints from its parse tree ({@link analyzeSql}, cached): when an
+ *   output may carry a masked value without an origin (see `#originLessMayBeMasked`: computed
+ *   from a masked column, a view over one, a UNION over a masked table, ...) or the SQL does not
+ *   parse, columns without an origin are masked; otherwise only name rules and content
+ *   detectors apply to them.
  * - `COPY table [(cols)] TO STDOUT`: format, delimiter, quote, NULL string and header come from
  *   the parse tree; the columns' origins from the column list, or else from the table's catalog
  *   order, looked up when the COPY is forwarded: the server's answer is held until that lookup
@@ -21,15 +22,15 @@
 import type { Readable, Writable } from 'node:stream';
 import { parseSync } from 'libpg-query';
 import type { Logger } from '../log.js';
-import { PgCatalogResolver } from '../policy/masking/catalog.js';
+import { PgCatalogResolver, VIEW_READS_SQL } from '../policy/masking/catalog.js';
 import type { CopyOptions } from '../policy/masking/copy.js';
-import { ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
+import { parseRowDescription, ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
 import type { ColumnOrigin } from '../policy/masking/rules.js';
 import { BackendMaskingPipe } from '../policy/masking/stream.js';
-import { analyzeSql } from '../policy/sql/analyze.js';
+import { DerivedValueCheck } from '../policy/masking/derived.js';
+import { analyzeSql, type StatementFacts } from '../policy/sql/analyze.js';
 import { describeError } from '../errors.js';
-import { query as queryMessage, terminate } from '../tunnel/postgres/messages.js';
-import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
+import { describeUnnamed, parseUnnamed, query as queryMessage, sync, terminate } from '../tunnel/postgres/messages.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
 import type { PumpStats } from '../tunnel/pump.js';
 import type { SessionMasking } from './engine.js';
@@ -61,11 +62,20 @@ function inline(sql: string, params: unknown[]): string {
   });
 }
 
+/** What one catalog round trip returned. */
+interface CatalogResult {
+  rows: Array<Record<string, string | null>>;
+  /** The RowDescription's origins (table OID, attribute number), when there was one. */
+  origins: Array<{ tableOid: number; attnum: number }>;
+}
+
 /**
- * A minimal client of the simple Query protocol over an upstream connection the gateway opened:
- * one query at a time, text results as string records.
+ * A minimal client over an upstream connection the gateway opened: simple queries with text
+ * results as string records, and Parse + Describe of a statement that is never executed. One
+ * round trip at a time.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
 export class CatalogConnection {
   readonly #open: () => Promise<UpstreamPostgres>;
@@ -78,10 +88,22 @@ export class CatalogConnection {
   }
 
   /** Runs `sql` (no parameters) and resolves its rows; serialised with earlier queries. */
-  query(sql: string): Promise<Array<Record<string, string | null>>> {
+  async query(sql: string): Promise<Array<Record<string, string | null>>> {
+    return (await this.#serial(queryMessage(sql))).rows;
+  }
+
+  /**
+   * The result columns' origins of `sql` as the server would report them, from Parse and
+   * Describe of the unnamed statement: nothing is executed.
+   */
+  async describe(sql: string): Promise<Array<{ tableOid: number; attnum: number }>> {
+    return (await this.#serial(Buffer.concat([parseUnnamed(sql), describeUnnamed(), sync()]))).origins;
+  }
+
+  #serial(messages: Buffer): Promise<CatalogResult> {
     const run = this.#chain.then(
-      () => this.#run(sql),
-      () => this.#run(sql),
+      () => this.#run(messages),
+      () => this.#run(messages),
     );
     this.#chain = run.catch(() => undefined);
     return run;
@@ -98,7 +120,7 @@ export class CatalogConnection {
     );
   }
 
-  async #run(sql: string): Promise<Array<Record<string, string | null>>> {
+  async #run(messages: Buffer): Promise<CatalogResult> {
     if (this.#closed) throw new Error('the session ended');
     this.#upstream ??= this.#open();
     let upstream: UpstreamPostgres;
@@ -116,6 +138,7 @@ export class CatalogConnection {
     return new Promise((resolve, reject) => {
       const reader = new MessageReader({ side: 'backend' });
       let names: string[] = [];
+      let origins: CatalogResult['origins'] = [];
       const rows: Array<Record<string, string | null>> = [];
       let error: Error | undefined;
       const done = (err?: Error): void => {
@@ -124,7 +147,7 @@ export class CatalogConnection {
         socket.off('close', onClose);
         socket.off('error', onClose);
         if (err) reject(err);
-        else resolve(rows);
+        else resolve({ rows, origins });
       };
       const onClose = (): void => {
         this.#upstream = undefined;
@@ -139,7 +162,11 @@ export class CatalogConnection {
         try {
           reader.push(chunk);
           for (let m = reader.next(); m; m = reader.next()) {
-            if (m.type === 0x54) names = rowDescriptionNames(m);
+            if (m.type === 0x54) {
+              const fields = parseRowDescription(m.body);
+              names = fields.map((f) => f.name);
+              origins = fields.map((f) => ({ tableOid: f.tableOid, attnum: f.attnum }));
+            }
             else if (m.type === 0x44) rows.push(dataRowRecord(m, names));
             else if (m.type === 0x45) error = new Error(`catalog query failed: ${parseErrorFields(m.body).message}`);
             else if (m.type === 0x5a) return done(error);
@@ -158,23 +185,9 @@ export class CatalogConnection {
         upstream.leftover = Buffer.alloc(0);
         reader.push(left);
       }
-      socket.write(queryMessage(sql));
+      socket.write(messages);
     });
   }
-}
-
-function rowDescriptionNames(m: PgMessage): string[] {
-  const b = m.body;
-  const n = b.readInt16BE(0);
-  const names: string[] = [];
-  let at = 2;
-  for (let i = 0; i < n; i++) {
-    const end = b.indexOf(0, at);
-    if (end < 0) throw new PgProtocolError('RowDescription is truncated');
-    names.push(b.toString('utf8', at, end));
-    at = end + 1 + 18;
-  }
-  return names;
 }
 
 function dataRowRecord(m: PgMessage, names: string[]): Record<string, string | null> {
@@ -251,6 +264,23 @@ function copyTarget(sql: string): CopyTarget | undefined {
   return undefined;
 }
 
+/** What {@link PgSessionMasking} remembers of one SQL text. */
+interface HintsEntry {
+  hints: StatementHints;
+  /** Relations read that no column rule names (checked for views over masked columns). */
+  others: string[];
+}
+
+/** Whether one relation name is a view over masked columns (or unresolvable); `masked` once known. */
+interface RelationEntry {
+  at: number;
+  masked: boolean | undefined;
+  lookup: Promise<boolean>;
+}
+
+/** How long a relation's kind is remembered per session. */
+const RELATION_TTL_MS = 60_000;
+
 /** A {@link PgSessionMasking}'s options. */
 export interface PgSessionMaskingOptions {
   masking: SessionMasking;
@@ -272,8 +302,10 @@ export class PgSessionMasking {
   readonly #pipe: BackendMaskingPipe;
   readonly #frontend = new MessageReader({ side: 'frontend' });
   readonly #catalog: CatalogConnection;
-  readonly #hints = new Map<string, StatementHints>();
+  readonly #hints = new Map<string, HintsEntry>();
+  readonly #relations = new Map<string, RelationEntry>();
   readonly #columnRules: Array<{ schema: RegExp; table: RegExp }>;
+  readonly #derived: DerivedValueCheck;
   /** Lookups the server's answer must wait for (COPY column order). */
   #barriers: Array<Promise<void>> = [];
   readonly #log: Logger | undefined;
@@ -281,7 +313,9 @@ export class PgSessionMasking {
 
   constructor(options: PgSessionMaskingOptions) {
     this.#catalog = new CatalogConnection(options.openCatalogConnection);
-    const resolver = new PgCatalogResolver(async (sql, params) => this.#catalog.query(inline(sql, params)));
+    const resolver = new PgCatalogResolver(async (sql, params) => this.#catalog.query(inline(sql, params)), {
+      describe: async (sql) => this.#catalog.describe(sql),
+    });
     const { policy, key } = options.masking;
     this.masker = new ResultMasker({ rules: policy, ...(key !== undefined ? { key } : {}), catalog: resolver, originUnknownPolicy: 'detect-only' });
     this.#pipe = new BackendMaskingPipe(this.masker);
@@ -291,6 +325,7 @@ export class PgSessionMasking {
       const dot = c.table.indexOf('.');
       return dot < 0 ? { schema: /^.*$/, table: glob(c.table) } : { schema: glob(c.table.slice(0, dot)), table: glob(c.table.slice(dot + 1)) };
     });
+    this.#derived = new DerivedValueCheck(policy);
     this.#log = options.log;
     this.#sessionId = options.sessionId;
   }
@@ -303,20 +338,41 @@ export class PgSessionMasking {
     return this.#columnRules.some((r) => r.table.test(table) && (schema === undefined || r.schema.test(schema) || schema.endsWith('*')));
   }
 
-  /** The hints for one Query or Parse SQL text. */
-  hintsFor(sql: string): StatementHints {
+  /**
+   * Whether a result column without an origin may carry a masked value: an output computed from
+   * a masked column or a whole row ({@link DerivedValueCheck}), an output whose source the parse
+   * tree does not show (set operations, join USING, functions in FROM: `outputs.opaque`) in a
+   * statement that reads a table with column rules, or the rows of a prepared statement or
+   * cursor, whose query was judged elsewhere. `count(*)` or `now()` next to masked columns are
+   * not.
+   */
+  #originLessMayBeMasked(s: StatementFacts): boolean {
+    if (this.#derived.find(s) !== undefined) return true;
+    if (s.executeName !== undefined || s.kinds.includes('cursor') || s.kinds.includes('execute')) return true;
+    return s.outputs.opaque && s.tables.some((t) => this.tableHasColumnRules(t));
+  }
+
+  /**
+   * The hints for one Query or Parse SQL text, and the relations it reads that no column rule
+   * names (any of them may be a view over masked columns: see {@link #viewsReadMasked}).
+   */
+  #entryFor(sql: string): HintsEntry {
     const hit = this.#hints.get(sql);
     if (hit) return hit;
     const analysis = analyzeSql(sql);
     let mask = !analysis.ok;
     let copyOut = false;
+    const others = new Set<string>();
     if (analysis.ok) {
       for (const s of analysis.statements) {
-        if (s.tables.some((t) => this.tableHasColumnRules(t))) mask = true;
+        if (this.#originLessMayBeMasked(s)) mask = true;
+        const o = s.outputs;
+        if (o.derived.length > 0 || o.bare.length > 0 || o.opaque) for (const t of s.tables) if (!t.endsWith('*')) others.add(t);
         if (s.kinds[0] === 'copy-out') copyOut = true;
       }
     }
     const hints: StatementHints = { originUnknownPolicy: mask ? 'mask' : 'detect-only' };
+    const entry: HintsEntry = { hints, others: mask ? [] : [...others] };
     if (copyOut) {
       const target = copyTarget(sql);
       if (target) {
@@ -327,13 +383,57 @@ export class PgSessionMasking {
         }
         if (target.relation && !target.columns && this.tableHasColumnRules(target.relation.schema ? `${target.relation.schema}.${target.relation.table}` : target.relation.table)) {
           // The column order comes from the catalog per COPY; such hints are not cached.
-          return { ...hints, copy: { ...hints.copy, columns: [] } };
+          return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } } };
         }
       }
     }
     if (this.#hints.size >= MAX_HINTS) this.#hints.delete(this.#hints.keys().next().value!);
-    this.#hints.set(sql, hints);
-    return hints;
+    this.#hints.set(sql, entry);
+    return entry;
+  }
+
+  /**
+   * Whether any of these relations is a view (or materialized view) that reads a masked column,
+   * or does not resolve through the catalog connection (a temporary table, a name with
+   * upper-case letters: fail closed). A computed column of such a view, or an expression over
+   * one of its columns, has no origin in the result and must be masked like any origin-less
+   * column of a statement that reads a masked table. Remembered per session for a minute.
+   */
+  #viewsReadMasked(names: readonly string[]): boolean | Promise<boolean> {
+    const now = Date.now();
+    const pending: Array<Promise<boolean>> = [];
+    for (const name of names) {
+      let r = this.#relations.get(name);
+      if (!r || now - r.at > RELATION_TTL_MS) {
+        const entry: RelationEntry = { at: now, masked: undefined, lookup: this.#lookupRelation(name) };
+        entry.lookup.then((m) => (entry.masked = m));
+        this.#relations.set(name, entry);
+        r = entry;
+      }
+      if (r.masked === true) return true;
+      if (r.masked === undefined) pending.push(r.lookup);
+    }
+    return pending.length === 0 ? false : Promise.all(pending).then((all) => all.some(Boolean));
+  }
+
+  async #lookupRelation(name: string): Promise<boolean> {
+    const dot = name.lastIndexOf('.');
+    const qualified = dot < 0 ? ident(name) : `${ident(name.slice(0, dot))}.${ident(name.slice(dot + 1))}`;
+    try {
+      const [row] = await this.#catalog.query(
+        `select c.oid as oid, c.relkind as kind from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(${literal(qualified)})`,
+      );
+      if (!row?.oid) return true;
+      if (row.kind !== 'v' && row.kind !== 'm') return false;
+      const rules = this.masker.rules;
+      const reads = await this.#catalog.query(inline(VIEW_READS_SQL, [Number(row.oid)]));
+      return reads.some((c) =>
+        c.column === '*' ? rules.tableHasRules(c.schema ?? '', c.table ?? '') : rules.forOrigin({ schema: c.schema ?? '', table: c.table ?? '', column: c.column ?? '' }) !== undefined || rules.forName(c.column ?? '') !== undefined,
+      );
+    } catch (err) {
+      this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) });
+      return true;
+    }
   }
 
   /**
@@ -353,8 +453,18 @@ export class PgSessionMasking {
         if (m.type === PARSE) at = b.indexOf(0) + 1;
         const end = b.indexOf(0, at);
         const sql = b.toString('utf8', at, end < 0 ? b.length : end);
-        hints = this.hintsFor(sql);
+        const entry = this.#entryFor(sql);
+        hints = entry.hints;
         if (hints.copy?.columns && hints.copy.columns.length === 0) this.#copyColumns(sql, hints.copy.columns);
+        if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
+          const masked = this.#viewsReadMasked(entry.others);
+          if (masked === true) hints = { ...hints, originUnknownPolicy: 'mask' };
+          else if (masked instanceof Promise) {
+            const late: StatementHints = { ...hints };
+            hints = late;
+            this.#barriers.push(masked.then((m) => void (m && (late.originUnknownPolicy = 'mask'))));
+          }
+        }
       }
       this.masker.frontend(m, hints);
     }

@@ -7,8 +7,9 @@
  * (deny > review > allow; ties go to the earlier statement, then to the rule first in file
  * order). Before any rule, statements that would change how the server lexes later SQL are denied (rule
  * `parser-consistency`) and read-only access denies statements that write or change the session's
- * privileges (rule `read-only-access`); SQL the parser rejects gets the policy's `unparseable`
- * action (rule `unparseable`, deny by default). No matching rule means allow: whether the
+ * privileges (rule `read-only-access`); with `masking.derived: deny`, statements that return a
+ * value computed from a masked column are denied (rule `masking-derived`); SQL the parser
+ * rejects gets the policy's `unparseable` action (rule `unparseable`, deny by default). No matching rule means allow: whether the
  * identity may use the connection at all is decided by `access`, not here.
  *
  * What the parse tree cannot tell: whether a function has side effects (`SELECT f()` of a
@@ -24,6 +25,7 @@
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { LruCache } from './sql/lru.js';
+import { DerivedValueCheck } from './masking/derived.js';
 import { expandKind, type Action, type Policy, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
@@ -59,6 +61,13 @@ export const READ_ONLY_RULE = 'read-only-access';
  * @see https://www.postgresql.org/docs/17/multibyte.html#MULTIBYTE-CHARSET-SUPPORTED
  */
 export const LEXING_RULE = 'parser-consistency';
+
+/**
+ * Rule name of the denial of statements that return a value computed from a masked column
+ * (`masking.derived: deny`): see {@link DerivedValueCheck}.
+ * @see https://www.postgresql.org/docs/17/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
+ */
+export const DERIVED_RULE = 'masking-derived';
 
 /** Rule name of decisions about SQL that does not parse. */
 export const UNPARSEABLE_RULE = 'unparseable';
@@ -112,6 +121,7 @@ export class StatementJudge {
   readonly #cache: LruCache<string, Decision>;
   readonly #shapes: LruCache<string, Decision>;
   readonly #maxCachedText: number;
+  readonly #derived: DerivedValueCheck | undefined;
 
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
     this.#connection = connection;
@@ -126,6 +136,8 @@ export class StatementJudge {
     this.#cache = new LruCache(options.cacheSize ?? 1000);
     this.#shapes = new LruCache(options.cacheSize ?? 1000);
     this.#maxCachedText = options.maxCachedText ?? 8192;
+    const derived = policy.masking.derived === 'deny' ? new DerivedValueCheck(policy.masking) : undefined;
+    this.#derived = derived?.active ? derived : undefined;
   }
 
   /** How many decisions are cached (by exact text, and by shape). */
@@ -206,6 +218,17 @@ export class StatementJudge {
           statements: all,
         };
       }
+    }
+    const derived = this.#derived?.find(facts);
+    if (derived !== undefined) {
+      return {
+        action: 'deny',
+        rule: DERIVED_RULE,
+        message: `a value computed from the masked column ${derived} cannot be returned (the policy says masking.derived: deny); select the column itself to get it masked`,
+        reason: `${where} (${what}) returns a value computed from the masked column ${derived}, and masking.derived is deny`,
+        statement: index,
+        statements: all,
+      };
     }
     let winner: PreparedRule | undefined;
     for (const prepared of this.#rules) {

@@ -23,28 +23,41 @@ let stack: HoopStack;
 let masked: RunningConnect;
 let plain: RunningConnect;
 let judged: RunningConnect;
+let denyDerived: RunningConnect;
+let namesOnly: RunningConnect;
+
+const namesPolicy: MaskingPolicy = { columns: [], names: policy.names, detectors: [], derived: 'mask' };
+
+function judgeWith(masking: MaskingPolicy, identity: { subject: string; groups: string[] }, connection: string): StatementJudge {
+  return new StatementJudge(
+    {
+      connections: [],
+      access: [],
+      statements: { unparseable: 'deny', rules: [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny', message: 'DROP is not allowed here' }] },
+      masking,
+      recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+      tests: [],
+    },
+    identity,
+    connection,
+    'read-write',
+  );
+}
 
 beforeAll(async () => {
   await loadSqlParser();
   stack = await startStack({
     gateway: {
       sessionPolicy: (identity, connection) => {
+        const who = { subject: identity.subject, groups: identity.groups };
         if (identity.groups.includes('nomask')) return undefined;
+        if (identity.groups.includes('names')) return { masking: { policy: namesPolicy } };
+        if (identity.groups.includes('deny-derived')) {
+          const strict: MaskingPolicy = { ...policy, derived: 'deny' };
+          return { judge: judgeWith(strict, who, connection.name), masking: { policy: strict } };
+        }
         if (!identity.groups.includes('judged')) return { masking: { policy } };
-        const judge = new StatementJudge(
-          {
-            connections: [],
-            access: [],
-            statements: { unparseable: 'deny', rules: [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny', message: 'DROP is not allowed here' }] },
-            masking: policy,
-            recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
-            tests: [],
-          },
-          { subject: identity.subject, groups: identity.groups },
-          connection.name,
-          'read-write',
-        );
-        return { judge, masking: { policy } };
+        return { judge: judgeWith(policy, who, connection.name), masking: { policy } };
       },
     },
   });
@@ -55,23 +68,31 @@ beforeAll(async () => {
        (2, 'bob@example.com', '536-90-4399', 'nothing');
      create table orders (id int, email text, total int);
      insert into orders values (1, 'carol@example.com', 10);
-     grant all on customers, orders to public`,
+     create view customer_view as select id, email, upper(email) as shout, note, ssn from customers;
+     create view contacts as select id as ident, email as contact, shout from customer_view;
+     create view safe_view as select id, note from customers;
+     create materialized view customer_snapshot as select id, email from customers;
+     grant all on customers, orders, customer_view, contacts, safe_view, customer_snapshot to public`,
     { database: 'app' },
   );
   masked = await stack.connect('app', await stack.token('alice'));
   plain = await stack.connect('app', await stack.token('bob', ['nomask']));
   judged = await stack.connect('app', await stack.token('alice', ['judged']));
+  denyDerived = await stack.connect('app', await stack.token('alice', ['deny-derived']));
+  namesOnly = await stack.connect('app', await stack.token('bob', ['names']));
 }, 120_000);
 
 afterAll(async () => {
   await masked?.stop();
   await plain?.stop();
   await judged?.stop();
+  await denyDerived?.stop();
+  await namesOnly?.stop();
   await stack?.close();
 });
 
-async function rows(sql: string, options: { binary?: boolean } = {}): Promise<Array<Record<string, unknown>>> {
-  const c = await pgClient(masked.info);
+async function rows(sql: string, options: { binary?: boolean; via?: RunningConnect } = {}): Promise<Array<Record<string, unknown>>> {
+  const c = await pgClient((options.via ?? masked).info);
   try {
     return (await c.query({ text: sql, ...(options.binary ? { binary: true } : {}) })).rows;
   } finally {
@@ -188,4 +209,96 @@ describe('masking through the gateway', () => {
       await client.end();
     }
   }, 60_000);
+});
+
+describe('masking through views, aliases and derived values', () => {
+  it('traces view columns to the table behind them, through nested views and materialized views', async () => {
+    const v = await rows('select id, email, shout, note, ssn from customer_view where id = 1');
+    expect(v[0]).toMatchObject({ id: 1, email: REDACTED, shout: REDACTED });
+    expect(String(v[0]!.ssn)).not.toContain('123-45');
+    const nested = await rows('select ident, contact, shout from contacts where ident = 1');
+    expect(nested[0]).toEqual({ ident: 1, contact: REDACTED, shout: REDACTED });
+    const snap = await rows('select id, email from customer_snapshot where id = 1');
+    expect(snap[0]).toEqual({ id: 1, email: REDACTED });
+    // A view that reads no masked column, and a view's unmasked columns, stay as they are.
+    expect((await rows('select id, note from safe_view where id = 2'))[0]).toEqual({ id: 2, note: 'nothing' });
+  });
+
+  it('masks expressions over view columns and whole rows of views', async () => {
+    const r = await rows("select upper(email) as up, email || '!' as bang, v::text as whole, to_jsonb(v) as j from customer_view v where id = 1");
+    for (const value of Object.values(r[0]!)) expect(JSON.stringify(value)).not.toMatch(/alice/i);
+  });
+
+  it('leaves values computed from unmasked columns alone next to masked ones', async () => {
+    const r = await rows("select id::text as i, count(*) over () as n, email, now() is not null as t from customers where id = 1");
+    expect(r[0]).toEqual({ i: '1', n: '1', email: REDACTED, t: true });
+    // A UNION's columns have no origin: over a masked table they are masked.
+    const u = await rows("select email from customers union all select 'x' order by 1 limit 1");
+    expect(u[0]!.email).toBe(REDACTED);
+    const j = await rows("select key, value from customers c, jsonb_each_text(to_jsonb(c)) where id = 1 and key = 'email'");
+    expect(j[0]!.value).not.toContain('alice');
+  });
+
+  it('masks computed values read through EXECUTE and FETCH', async () => {
+    const out = await run(
+      masked.info,
+      'prepare p as select upper(email) as up from customers order by id; execute p; ' +
+        'begin; declare c cursor for select lower(email) as low from customers order by id; fetch 1 from c; commit',
+    );
+    expect(out).not.toMatch(/alice/i);
+    expect(out).toContain(REDACTED);
+  });
+
+  it('masks JSON functions and aggregates over a masked column', async () => {
+    const r = await rows("select json_agg(email) as ja, jsonb_build_object('e', email) as jb, string_agg(email, ',') as sa, max(email) as mx, count(email) as n from customers group by email order by email limit 1");
+    for (const value of Object.values(r[0]!)) expect(JSON.stringify(value)).not.toMatch(/alice|bob/i);
+  });
+
+  it('applies name rules through an alias and to values computed from a named column', async () => {
+    const r = await rows('select ssn as x, upper(ssn) as y, id from customers where id = 1', { via: namesOnly });
+    expect(r[0]!.id).toBe(1);
+    expect(String(r[0]!.x)).toMatch(/6789$/);
+    expect(String(r[0]!.x)).not.toContain('123-45');
+    expect(String(r[0]!.y)).not.toContain('123-45');
+    // Without column rules nothing else is masked.
+    expect((await rows('select email from customers where id = 1', { via: namesOnly }))[0]).toEqual({ email: 'alice@example.com' });
+  });
+
+  it('with derived: deny, refuses statements that compute a value from a masked column', async () => {
+    const c = await pgClient(denyDerived.info);
+    try {
+      for (const sql of [
+        'select upper(email) from customers',
+        'select email::varchar(10) from customers',
+        'select count(email) from customers',
+        'select json_agg(email) from customers',
+        'select row_to_json(c) from customers c',
+        'select to_jsonb(customers.*) from customers',
+        'select (select email from customers limit 1) as e',
+        'select x from (select lower(email) as x from customers) s',
+        'with e as (select md5(email) as h from customers) select h from e',
+        'select upper(ssn) from orders, customers',
+        'update customers set note = note where id = 0 returning upper(email)',
+      ]) {
+        const err = await c.query(sql).then(
+          () => undefined,
+          (e: { code?: string; message?: string }) => e,
+        );
+        expect(err?.code, sql).toBe('42501');
+        expect(err?.message, sql).toContain('masking-derived');
+      }
+      // The column itself is returned, masked; other columns and tables are not affected.
+      expect((await c.query('select id, email from customers where id = 1')).rows[0]).toEqual({ id: 1, email: REDACTED });
+      expect((await c.query('select upper(email) as e from orders')).rows[0]).toEqual({ e: 'CAROL@EXAMPLE.COM' });
+      expect((await c.query('select count(*)::int as n from customers')).rows[0]).toEqual({ n: 2 });
+      // Inside a transaction the refusal fails the block like any error, and the session goes on.
+      await c.query('begin');
+      await expect(c.query('select lower(email) from customers')).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query('select 1')).rejects.toMatchObject({ code: '25P02' });
+      await c.query('rollback');
+      expect((await c.query('select 1 as one')).rows[0]).toEqual({ one: 1 });
+    } finally {
+      await c.end();
+    }
+  });
 });

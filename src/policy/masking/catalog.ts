@@ -2,11 +2,35 @@
  * Resolving a result column's origin (table OID + attribute number, as RowDescription reports
  * them) to `schema.table.column` through the catalog, with a cache.
  *
+ * PostgreSQL reports a view's column as the view's own, not as the table column behind it, so a
+ * column rule on `customers.email` would not see `SELECT email FROM customer_view`. Views and
+ * materialized views are therefore traced: the view's definition (`pg_get_viewdef`) is described
+ * (Parse + Describe, never executed), which names the origin of each of its columns, followed
+ * through further views; a column the view computes gets every column the view reads, through
+ * views, from the rewrite rule's dependencies in `pg_depend`.
+ *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
  * @see https://www.postgresql.org/docs/current/catalog-pg-attribute.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-class.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ * @see https://www.postgresql.org/docs/current/functions-info.html (pg_get_viewdef)
  */
 import type { ColumnOrigin } from './rules.js';
+
+/**
+ * A resolved result column: the relation column RowDescription named, and for a view's column
+ * what is behind it.
+ * @see https://www.postgresql.org/docs/current/rules-views.html
+ */
+export interface ResolvedColumn extends ColumnOrigin {
+  /** A view column that is a column of a table: that column (through any number of views). */
+  base?: ColumnOrigin;
+  /**
+   * A view column the view computes (or one that could not be traced): every column the view
+   * reads, through views; `column` is `*` where it reads a whole row.
+   */
+  computedFrom?: ColumnOrigin[];
+}
 
 /**
  * Resolves a table OID and attribute number to the column's schema, table and name; undefined
@@ -15,14 +39,22 @@ import type { ColumnOrigin } from './rules.js';
  * @see https://www.postgresql.org/docs/current/catalog-pg-attribute.html
  */
 export interface CatalogResolver {
-  columnName(tableOid: number, attnum: number): Promise<ColumnOrigin | undefined>;
+  columnName(tableOid: number, attnum: number): Promise<ResolvedColumn | undefined>;
 }
 
 /** Runs one parameterized query on a connection of the gateway's own and resolves its rows. */
 export type CatalogQuery = (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>;
 
+/** The result columns' origins of a statement, from Parse + Describe (nothing executed). */
+export type CatalogDescribe = (sql: string) => Promise<Array<{ tableOid: number; attnum: number }>>;
+
 /** Options of a {@link PgCatalogResolver}. */
 export interface PgCatalogResolverOptions {
+  /**
+   * Describes a statement without running it; used to trace a view's columns to its tables.
+   * Without it, every column of a view is treated as computed from all the view reads.
+   */
+  describe?: CatalogDescribe;
   /** How long a relation's columns stay cached (renames and drops become visible after it). Default 60 s. */
   ttlMs?: number;
   /** Most relations cached at once; the oldest is evicted first. Default 1024. */
@@ -31,17 +63,42 @@ export interface PgCatalogResolverOptions {
   now?: () => number;
 }
 
-/** All live user columns of one relation. */
+/** All live user columns of one relation, and its kind. */
 const COLUMNS_SQL =
-  'select n.nspname as schema, c.relname as table, a.attnum as attnum, a.attname as column ' +
+  'select n.nspname as schema, c.relname as table, c.relkind as kind, a.attnum as attnum, a.attname as column ' +
   'from pg_catalog.pg_attribute a ' +
   'join pg_catalog.pg_class c on c.oid = a.attrelid ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   'where a.attrelid = $1::oid and a.attnum > 0 and not a.attisdropped';
 
+/** The definition of a view or materialized view. */
+const VIEWDEF_SQL = 'select pg_catalog.pg_get_viewdef($1::oid) as def';
+
+/**
+ * Every relation column a view reads, through other views (depth-capped): the dependencies of
+ * its rewrite rule; `*` where it depends on a whole relation (a whole-row reference).
+ * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-rewrite.html
+ */
+export const VIEW_READS_SQL =
+  'with recursive reads(relid, attnum, depth) as (' +
+  'select d.refobjid, d.refobjsubid, 1 from pg_catalog.pg_rewrite r ' +
+  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+  "where r.ev_class = $1::oid and d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class " +
+  'union ' +
+  'select d.refobjid, d.refobjsubid, reads.depth + 1 from reads join pg_catalog.pg_rewrite r on r.ev_class = reads.relid ' +
+  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+  "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32) " +
+  "select distinct n.nspname as schema, c.relname as table, coalesce(a.attname, '*') as column " +
+  'from reads join pg_catalog.pg_class c on c.oid = reads.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0';
+
+/** How many views deep a column is traced before it counts as computed. */
+const MAX_VIEW_DEPTH = 16;
+
 interface Entry {
   at: number;
-  columns: Promise<Map<number, ColumnOrigin>>;
+  columns: Promise<Map<number, ResolvedColumn>>;
 }
 
 /**
@@ -56,6 +113,7 @@ export class PgCatalogResolver implements CatalogResolver {
   private readonly ttlMs: number;
   private readonly maxRelations: number;
   private readonly now: () => number;
+  private readonly describe: CatalogDescribe | undefined;
 
   constructor(
     private readonly query: CatalogQuery,
@@ -64,6 +122,7 @@ export class PgCatalogResolver implements CatalogResolver {
     this.ttlMs = options.ttlMs ?? 60_000;
     this.maxRelations = options.maxRelations ?? 1024;
     this.now = options.now ?? Date.now;
+    this.describe = options.describe;
   }
 
   /** Forgets every cached relation (e.g. after DDL). */
@@ -71,18 +130,24 @@ export class PgCatalogResolver implements CatalogResolver {
     this.cache.clear();
   }
 
-  columnName(tableOid: number, attnum: number): Promise<ColumnOrigin | undefined> {
-    return this.relation(tableOid).then((cols) => cols.get(attnum));
+  columnName(tableOid: number, attnum: number): Promise<ResolvedColumn | undefined> {
+    return this.column(tableOid, attnum, 0);
   }
 
-  private relation(oid: number): Promise<Map<number, ColumnOrigin>> {
+  private column(tableOid: number, attnum: number, depth: number): Promise<ResolvedColumn | undefined> {
+    return this.relation(tableOid, depth).then((cols) => cols.get(attnum));
+  }
+
+  private relation(oid: number, depth: number): Promise<Map<number, ResolvedColumn>> {
     const hit = this.cache.get(oid);
     const now = this.now();
     if (hit && now - hit.at < this.ttlMs) return hit.columns;
     if (hit) this.cache.delete(oid);
-    const columns = this.query(COLUMNS_SQL, [oid]).then((rows) => {
-      const map = new Map<number, ColumnOrigin>();
+    const columns = this.query(COLUMNS_SQL, [oid]).then(async (rows) => {
+      const map = new Map<number, ResolvedColumn>();
       for (const r of rows) map.set(Number(r.attnum), { schema: String(r.schema), table: String(r.table), column: String(r.column) });
+      const kind = rows[0]?.kind;
+      if (kind === 'v' || kind === 'm') await this.traceView(oid, map, depth);
       return map;
     });
     const entry: Entry = { at: now, columns };
@@ -92,5 +157,21 @@ export class PgCatalogResolver implements CatalogResolver {
     });
     while (this.cache.size > this.maxRelations) this.cache.delete(this.cache.keys().next().value!);
     return columns;
+  }
+
+  /** Fills in `base` or `computedFrom` for each column of the view `oid`. */
+  private async traceView(oid: number, columns: Map<number, ResolvedColumn>, depth: number): Promise<void> {
+    const reads = (await this.query(VIEW_READS_SQL, [oid])).map((r) => ({ schema: String(r.schema), table: String(r.table), column: String(r.column) }));
+    let origins: Array<{ tableOid: number; attnum: number }> = [];
+    if (this.describe && depth < MAX_VIEW_DEPTH) {
+      const def = (await this.query(VIEWDEF_SQL, [oid]))[0]?.def;
+      if (typeof def === 'string') origins = await this.describe(def);
+    }
+    for (const [attnum, col] of columns) {
+      const o = origins[attnum - 1];
+      const behind = o && o.tableOid !== 0 ? await this.column(o.tableOid, o.attnum, depth + 1) : undefined;
+      if (behind && !behind.computedFrom) col.base = behind.base ?? { schema: behind.schema, table: behind.table, column: behind.column };
+      else col.computedFrom = behind?.computedFrom ?? reads;
+    }
   }
 }

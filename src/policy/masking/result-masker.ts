@@ -31,7 +31,7 @@
 import type { PgMessage } from '../../tunnel/postgres/reader.js';
 import { parseErrorFields } from '../../tunnel/postgres/reader.js';
 import { PgProtocolError } from '../../tunnel/postgres/protocol-error.js';
-import type { CatalogResolver } from './catalog.js';
+import type { CatalogResolver, ResolvedColumn } from './catalog.js';
 import { CopyOutMasker, type CopyOptions } from './copy.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from './rules.js';
 import { REDACTED, type MaskStrategy } from './strategies.js';
@@ -446,21 +446,29 @@ export class ResultMasker {
       strategy,
       originLess: f.tableOid === 0,
     });
-    const needsLookup = this.rules.hasColumnRules && fields.some((f) => f.tableOid !== 0);
+    // Name rules need the origin too: `SELECT ssn AS x` is reported as `x`.
+    const needsLookup = (this.rules.hasColumnRules || this.rules.hasNameRules) && fields.some((f) => f.tableOid !== 0);
     if (!needsLookup) return fields.map((f) => base(f, byName(f)));
     const catalog = this.catalog;
     return Promise.all(
       fields.map(async (f): Promise<ColumnPlan> => {
         if (f.tableOid === 0) return base(f, byName(f));
         if (!catalog) return base(f, this.unknownStrategy);
-        let origin: ColumnOrigin | undefined;
+        let origin: ResolvedColumn | undefined;
         try {
           origin = await catalog.columnName(f.tableOid, f.attnum);
         } catch {
           return base(f, this.unknownStrategy);
         }
         if (!origin) return { ...base(f, byName(f)), originLess: true };
-        return base(f, this.rules.forOrigin(origin) ?? byName(f, origin));
+        const own = this.rules.forOrigin(origin);
+        if (own) return base(f, own);
+        if (origin.computedFrom) {
+          const rules = this.rules;
+          const masked = origin.computedFrom.some((c) => (c.column === '*' ? rules.tableHasRules(c.schema, c.table) : rules.forOrigin(c) ?? rules.forName(c.column)));
+          return base(f, masked ? this.unknownStrategy : byName(f, origin));
+        }
+        return base(f, (origin.base && this.rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin));
       }),
     );
   }

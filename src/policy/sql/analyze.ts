@@ -77,8 +77,44 @@ export interface StatementFacts {
   cursorName?: string;
   /** SET / RESET / SHOW: the setting's name, lower-case (`all` for RESET ALL). */
   setting?: string;
+  /** What the statement's result columns are computed from (see {@link OutputFacts}). */
+  outputs: OutputFacts;
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
+}
+
+/**
+ * What the result columns of a statement are computed from, read off every SELECT list (at
+ * every level: subqueries, CTEs, set operations) and every RETURNING list of what runs. Lets a
+ * masking policy tell a masked column returned as it is (RowDescription then names its origin)
+ * from a value computed from it (`upper(email)`, `email::text`, `count(email)`,
+ * `row_to_json(c)`), which PostgreSQL reports without an origin.
+ * @see https://www.postgresql.org/docs/17/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
+ * @see https://www.postgresql.org/docs/17/sql-expressions.html
+ */
+export interface OutputFacts {
+  /**
+   * Every column reference inside an output that is not a plain column reference, lower-case
+   * and as written: `col`, `qualifier.col`, `qualifier.*`, or a lone `name` (a column, or a
+   * whole-row reference to a table or alias: `row_to_json(c)`).
+   */
+  derived: string[];
+  /** Outputs that are a single bare name (`SELECT c FROM customers c` returns the whole row of `c`). */
+  bare: string[];
+  /** Table aliases in scope anywhere in the statement, alias -> table as in {@link StatementFacts.tables}. */
+  aliases: Record<string, string>;
+  /**
+   * Some result column may carry a table's value without an origin and without an expression
+   * that names it: a set operation (UNION, INTERSECT, EXCEPT: the server reports no origin for
+   * its columns), the merged column of a join USING / NATURAL, a function or table function in
+   * FROM (`jsonb_each_text(to_jsonb(c))`, JSON_TABLE), or VALUES.
+   */
+  opaque: boolean;
+  /**
+   * Names of row sources whose columns are outputs of a query (subqueries in FROM, CTEs), lower
+   * case: a column read through one may be a masked column under another name.
+   */
+  subqueries: string[];
 }
 
 /**
@@ -223,6 +259,11 @@ class Acc {
   executeName: string | undefined;
   cursorName: string | undefined;
   setting: string | undefined;
+  derived = new Set<string>();
+  bare = new Set<string>();
+  aliases = new Map<string, string>();
+  opaqueOutputs = false;
+  subqueries = new Set<string>();
 
   kind(k: StatementKind, ctx: Ctx): void {
     if (ctx.runs && !this.kinds.includes(k)) this.kinds.push(k);
@@ -238,6 +279,7 @@ class Acc {
       program: this.program,
       opaqueBody: this.opaqueBody,
       changesLexing: this.changesLexing,
+      outputs: { derived: [...this.derived], bare: [...this.bare], aliases: Object.fromEntries(this.aliases), opaque: this.opaqueOutputs, subqueries: [...this.subqueries] },
       text,
     };
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;
@@ -346,7 +388,53 @@ function addRangeVar(rv: Body, acc: Acc, ctx: Ctx): void {
   const rel = str(rv.relname);
   if (rel === undefined) return;
   if (!rv.schemaname && !rv.catalogname && ctx.scope.has(rel)) return;
-  acc.tables.add(tableName(rv)!);
+  const name = tableName(rv)!;
+  acc.tables.add(name);
+  addAlias(rv, name, acc);
+}
+
+function addAlias(rv: Body, table: string, acc: Acc): void {
+  const alias = str((rv.alias as Body | undefined)?.aliasname);
+  if (alias !== undefined) acc.aliases.set(alias.toLowerCase(), table);
+}
+
+/** A ColumnRef as written, lower-case: `a`, `a.b`, `a.*`, `*`. */
+function columnRefText(ref: Body): string {
+  return list(ref.fields)
+    .map((f) => {
+      const [t, b] = unwrap(f);
+      return t === 'A_Star' ? '*' : (str(b.sval) ?? '?').toLowerCase();
+    })
+    .join('.');
+}
+
+/** Every ColumnRef under a node (subqueries included). */
+function columnRefsIn(node: unknown, into: Set<string>): void {
+  if (Array.isArray(node)) {
+    for (const item of node) columnRefsIn(item, into);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const [type, body] = unwrap(node);
+  if (type === 'ColumnRef') {
+    into.add(columnRefText(body));
+    return;
+  }
+  for (const value of Object.values(type ? body : (node as Body))) if (value && typeof value === 'object') columnRefsIn(value, into);
+}
+
+/** Records what a SELECT list or RETURNING list is computed from ({@link OutputFacts}). */
+function addOutputs(targets: unknown, acc: Acc): void {
+  for (const target of list(targets)) {
+    const [, res] = unwrap(target);
+    const [type, val] = unwrap(res.val);
+    if (type === 'ColumnRef') {
+      const text = columnRefText(val);
+      if (!text.includes('.') && text !== '*') acc.bare.add(text);
+      continue;
+    }
+    columnRefsIn(res.val, acc.derived);
+  }
 }
 
 function explainAnalyzes(options: unknown): boolean {
@@ -551,6 +639,7 @@ function query(type: string, body: Body, acc: Acc, ctx: Ctx): void {
   if (withClause) {
     const ctes = list(withClause.ctes).map(unwrap).filter(([t]) => t === 'CommonTableExpr').map(([, b]) => b);
     const cteNames = ctes.map((b) => str(b.ctename) ?? '');
+    for (const n of cteNames) acc.subqueries.add(n.toLowerCase());
     const all = new Set([...scope, ...cteNames]);
     ctes.forEach((cte, i) => {
       // A non-recursive CTE sees only the CTEs before it; a same-named table inside its own
@@ -563,7 +652,16 @@ function query(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     scope = all;
   }
   // The target of INSERT/UPDATE/DELETE/MERGE and SELECT INTO is always a real table.
-  if (DML[type] && body.relation) addTable(acc, tableName(body.relation as Body));
+  if (DML[type] && body.relation) {
+    const table = tableName(body.relation as Body);
+    addTable(acc, table);
+    if (table !== undefined) addAlias(body.relation as Body, table, acc);
+  }
+  if (ctx.runs) {
+    addOutputs(type === 'SelectStmt' ? body.targetList : body.returningList, acc);
+    if (type === 'SelectStmt' && ((typeof body.op === 'string' && body.op !== 'SETOP_NONE') || body.valuesLists)) acc.opaqueOutputs = true;
+    if (body.valuesLists) columnRefsIn(body.valuesLists, acc.derived);
+  }
   const into = body.intoClause as Body | undefined;
   if (into?.rel) addTable(acc, tableName(into.rel as Body));
   walkFields(type, body, acc, { ...ctx, scope }, ['withClause', 'relation', 'intoClause']);
@@ -630,6 +728,20 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
       walkFields(type, body, acc, ctx, ['funcname']);
       return;
     }
+    case 'JoinExpr':
+      if (body.usingClause || body.isNatural === true) acc.opaqueOutputs = true;
+      walkFields(type, body, acc, ctx);
+      return;
+    case 'RangeSubselect':
+      acc.subqueries.add((str((body.alias as Body | undefined)?.aliasname) ?? '').toLowerCase());
+      walkFields(type, body, acc, ctx);
+      return;
+    case 'RangeFunction':
+    case 'RangeTableFunc':
+    case 'JsonTable':
+      acc.opaqueOutputs = true;
+      walkFields(type, body, acc, ctx);
+      return;
     case 'SelectStmt':
     case 'InsertStmt':
     case 'UpdateStmt':

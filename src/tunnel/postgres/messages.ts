@@ -239,3 +239,18 @@ export function terminate(): Buffer {
 export function query(sql: string): Buffer {
   return new Builder().cstr(sql).finish('Q');
 }
+
+/** Parse ('P') of `sql` as the unnamed statement, no parameter types. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARSE */
+export function parseUnnamed(sql: string): Buffer {
+  return new Builder().cstr('').cstr(sql).int16(0).finish('P');
+}
+
+/** Describe ('D') of the unnamed statement. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE */
+export function describeUnnamed(): Buffer {
+  return new Builder().byte('S').cstr('').finish('D');
+}
+
+/** Sync ('S'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SYNC */
+export function sync(): Buffer {
+  return new Builder().finish('S');
+}

@@ -1,0 +1,105 @@
+/**
+ * Values computed from masked columns, told from the parse tree ({@link DerivedValueCheck}), and
+ * the judge's `masking.derived: deny`.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DerivedValueCheck } from '../../src/policy/masking/derived.js';
+import { analyzeSql, loadSqlParser, type StatementFacts } from '../../src/policy/sql/analyze.js';
+import { DERIVED_RULE, StatementJudge } from '../../src/policy/decide.js';
+import type { MaskingPolicy, Policy } from '../../src/policy/schema.js';
+
+const masking: MaskingPolicy = {
+  columns: [
+    { table: 'public.customers', column: 'email', strategy: 'redact' },
+    { table: 'vault.keys', column: '*', strategy: 'redact' },
+  ],
+  names: [{ pattern: '^ssn$', regex: /^ssn$/i, strategy: 'last4' }],
+  detectors: [],
+  derived: 'deny',
+};
+
+function facts(sql: string): StatementFacts {
+  const a = analyzeSql(sql);
+  if (!a.ok) throw new Error(a.error);
+  return a.statements[0]!;
+}
+
+beforeAll(loadSqlParser);
+
+describe('DerivedValueCheck', () => {
+  const check = new DerivedValueCheck(masking);
+
+  it.each([
+    ['select upper(email) from customers', 'customers.email'],
+    ['select upper(EMAIL) from public.customers', 'public.customers.email'],
+    ['select "email"::text from customers', 'customers.email'],
+    ['select c.email || \'\' from customers c', 'customers.email'],
+    ['select count(email) from customers', 'customers.email'],
+    ['select json_build_object(\'e\', email) from customers', 'customers.email'],
+    ['select row_to_json(c) from customers c', 'customers.*'],
+    ['select c from customers c', 'customers.*'],
+    ['select to_jsonb(customers.*) from customers', 'customers.*'],
+    ['select (c).email from customers c', 'customers.*'],
+    ['select (select email from customers limit 1)', 'customers.email'],
+    ['select x from (select lower(email) as x from customers) s', 'customers.email'],
+    ['select s.e || \'\' from (select email as e from customers) s', 'customers.? (as s.e, through a subquery or CTE)'],
+    ['with x(e) as (select email from customers) select upper(e) from x', 'customers.? (as e, through a subquery or CTE)'],
+    ['with e as (select md5(email) as h from customers) select h from e', 'customers.email'],
+    ['select upper(x) from (select ssn as x from people) p', '?.? (as x, through a subquery or CTE)'],
+    ['select upper(ssn) from people', 'ssn'],
+    ['select upper(x.ssn) from people x', 'ssn'],
+    ['select length(anything) from vault.keys', 'vault.keys.anything'],
+    ['update customers set note = \'\' where id = 1 returning upper(email)', 'customers.email'],
+    ['select * from (values ((select email from customers limit 1))) v', 'customers.email'],
+  ])('%s -> %s', (sql, expected) => {
+    expect(check.find(facts(sql))).toBe(expected);
+  });
+
+  it.each([
+    'select email from customers',
+    'select c.email, c.id from customers c',
+    'select * from customers',
+    'select count(*), max(id) from customers',
+    'select upper(email) from orders',
+    'select id + 1, now() from customers',
+    'select email from customers where upper(email) = \'X\'',
+    'select ssn from people',
+  ])('%s: nothing derived', (sql) => {
+    expect(check.find(facts(sql))).toBeUndefined();
+  });
+
+  it('marks outputs whose source the parse tree does not show', () => {
+    expect(facts('select email from customers union select \'x\'').outputs.opaque).toBe(true);
+    expect(facts('select * from a full join b using (x)').outputs.opaque).toBe(true);
+    expect(facts('select * from customers c, jsonb_each_text(to_jsonb(c))').outputs.opaque).toBe(true);
+    expect(facts('select email from customers c join orders o on o.id = c.id').outputs.opaque).toBe(false);
+  });
+});
+
+describe('StatementJudge with masking.derived: deny', () => {
+  const policy = (derived: 'mask' | 'deny'): Policy => ({
+    connections: [],
+    access: [],
+    statements: { unparseable: 'deny', rules: [] },
+    masking: { ...masking, derived },
+    recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+    tests: [],
+  });
+  const who = { subject: 'agent', groups: [] };
+
+  it('denies a computed value of a masked column and names it', () => {
+    const judge = new StatementJudge(policy('deny'), who, 'prod', 'read-write');
+    const d = judge.judge('select 1; select lower(email) from customers');
+    expect(d).toMatchObject({ action: 'deny', rule: DERIVED_RULE, statement: 1 });
+    expect(d.message).toContain('customers.email');
+    expect(judge.judge('select email from customers where id = 7').action).toBe('allow');
+    // The shape cache keeps the decision for other literals.
+    expect(judge.judge('select lower(email) from customers where id = 8').action).toBe('deny');
+    expect(judge.judge('select lower(email) from customers where id = 9').action).toBe('deny');
+  });
+
+  it('allows them when the policy masks derived values', () => {
+    const judge = new StatementJudge(policy('mask'), who, 'prod', 'read-write');
+    expect(judge.judge('select lower(email) from customers').action).toBe('allow');
+  });
+});
