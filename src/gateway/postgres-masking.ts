@@ -28,7 +28,8 @@ import { parseRowDescription, ResultMasker, type StatementHints } from '../polic
 import type { ColumnOrigin } from '../policy/masking/rules.js';
 import { BackendMaskingPipe } from '../policy/masking/stream.js';
 import { DerivedValueCheck } from '../policy/masking/derived.js';
-import { analyzeSql, type StatementFacts } from '../policy/sql/analyze.js';
+import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type StatementFacts } from '../policy/sql/analyze.js';
+import { ShapeCache } from '../policy/sql/shape.js';
 import { describeError } from '../errors.js';
 import { describeUnnamed, parseUnnamed, query as queryMessage, sync, terminate } from '../tunnel/postgres/messages.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
@@ -40,7 +41,7 @@ const QUERY = 0x51; // 'Q'
 const PARSE = 0x50; // 'P'
 /** How long one catalog query may take before the lookup fails (and the column is masked). */
 const CATALOG_TIMEOUT_MS = 10_000;
-/** Most SQL texts whose hints are remembered per session. */
+/** Most SQL texts (and as many statement shapes) whose hints are remembered per session. */
 const MAX_HINTS = 256;
 
 /** Escapes a string as a SQL literal (standard_conforming_strings on: only quotes double). */
@@ -302,7 +303,7 @@ export class PgSessionMasking {
   readonly #pipe: BackendMaskingPipe;
   readonly #frontend = new MessageReader({ side: 'frontend' });
   readonly #catalog: CatalogConnection;
-  readonly #hints = new Map<string, HintsEntry>();
+  readonly #hints = new ShapeCache<HintsEntry>(MAX_HINTS, ANALYSIS_CACHE_MAX_TEXT);
   readonly #relations = new Map<string, RelationEntry>();
   readonly #columnRules: Array<{ schema: RegExp; table: RegExp }>;
   readonly #derived: DerivedValueCheck;
@@ -387,8 +388,7 @@ export class PgSessionMasking {
         }
       }
     }
-    if (this.#hints.size >= MAX_HINTS) this.#hints.delete(this.#hints.keys().next().value!);
-    this.#hints.set(sql, entry);
+    this.#hints.set(sql, analysis, entry);
     return entry;
   }
 

@@ -24,7 +24,7 @@
  */
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
-import { LruCache } from './sql/lru.js';
+import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
 import { expandKind, type Action, type Policy, type StatementKind, type StatementRule, type Who } from './schema.js';
 
@@ -118,9 +118,7 @@ export class StatementJudge {
   readonly #unparseable: Action;
   readonly #mode: 'read-only' | 'read-write';
   readonly #connection: string;
-  readonly #cache: LruCache<string, Decision>;
-  readonly #shapes: LruCache<string, Decision>;
-  readonly #maxCachedText: number;
+  readonly #cache: ShapeCache<Decision>;
   readonly #derived: DerivedValueCheck | undefined;
 
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
@@ -133,16 +131,14 @@ export class StatementJudge {
         rule,
         ...(rule.match.kinds ? { kinds: new Set(rule.match.kinds.flatMap((k) => expandKind(k))) } : {}),
       }));
-    this.#cache = new LruCache(options.cacheSize ?? 1000);
-    this.#shapes = new LruCache(options.cacheSize ?? 1000);
-    this.#maxCachedText = options.maxCachedText ?? 8192;
+    this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
     const derived = policy.masking.derived === 'deny' ? new DerivedValueCheck(policy.masking) : undefined;
     this.#derived = derived?.active ? derived : undefined;
   }
 
   /** How many decisions are cached (by exact text, and by shape). */
   get cacheSize(): number {
-    return this.#cache.size + this.#shapes.size;
+    return this.#cache.size;
   }
 
   /**
@@ -150,24 +146,12 @@ export class StatementJudge {
    * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT
    */
   judge(sql: string): Decision {
-    const cacheable = sql.length <= this.#maxCachedText;
-    if (cacheable) {
-      const hit = this.#cache.get(sql) ?? this.#shapes.get(shapeOf(sql)?.key ?? '');
-      if (hit) return hit;
-    }
-    const decision = Object.freeze(this.#decide(sql, cacheable));
-    if (cacheable) this.#cache.set(sql, decision);
-    return decision;
-  }
-
-  #decide(sql: string, cacheable: boolean): Decision {
+    const hit = this.#cache.get(sql);
+    if (hit) return hit;
     const analysis = analyzeSql(sql);
-    const decision = this.#decideAnalysis(analysis);
-    const shape = cacheable ? shapeOf(sql) : undefined;
-    if (shape && analysis.ok && shapeCacheable(analysis.statements) && sameOffsets(shape.runs, analysis.numericLiterals)) {
-      const { statements: _omitted, ...rest } = decision;
-      this.#shapes.set(shape.key, Object.freeze(rest));
-    }
+    const decision = Object.freeze(this.#decideAnalysis(analysis));
+    const { statements: _omitted, ...shared } = decision;
+    this.#cache.set(sql, analysis, decision, Object.freeze(shared));
     return decision;
   }
 
@@ -280,43 +264,4 @@ function describe(facts: StatementFacts): string {
   if (facts.program) parts.push('with PROGRAM');
   if (facts.opaqueBody) parts.push('with an opaque body');
   return parts.join(' ');
-}
-
-/** Numeric literals: digit runs that do not continue an identifier, a parameter (`$1`) or a fraction. */
-const DIGIT_RUN = /(?<![\w$.])\d+(?:\.\d+)?/g;
-
-/**
- * The shape of an ASCII text: its numeric literals replaced by `?`, and where they were. Two
- * texts with one shape differ only in those digit runs; whether each run really is a numeric
- * constant (and not part of a string, comment or quoted name) is proved against the parse tree
- * before a shape is cached ({@link sameOffsets}).
- */
-function shapeOf(sql: string): { key: string; runs: number[] } | undefined {
-  if (!/^[\x00-\x7f]*$/.test(sql)) return undefined;
-  const runs: number[] = [];
-  const key = sql.replace(DIGIT_RUN, (_m, offset: number) => {
-    runs.push(offset);
-    return '?';
-  });
-  return runs.length > 0 ? { key, runs } : undefined;
-}
-
-function sameOffsets(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-const SHAPE_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge']);
-
-/**
- * Decisions on plain queries and DML depend on no numeric value (kinds, tables, functions,
- * missing WHERE, DML in WITH). Settings and set_config() do (`standard_conforming_strings = 0`),
- * so those are only ever cached by exact text.
- */
-function shapeCacheable(statements: readonly StatementFacts[]): boolean {
-  return statements.every(
-    (f) =>
-      !f.changesLexing &&
-      f.kinds.every((k) => SHAPE_KINDS.has(k)) &&
-      !f.functions.some((fn) => fn === 'set_config' || fn.endsWith('.set_config')),
-  );
 }

@@ -40,6 +40,11 @@ export interface ResolvedColumn extends ColumnOrigin {
  */
 export interface CatalogResolver {
   columnName(tableOid: number, attnum: number): Promise<ResolvedColumn | undefined>;
+  /**
+   * The answer {@link columnName} would give, when it is known without a query (the relation
+   * is cached and loaded); undefined when a query is needed.
+   */
+  cached?(tableOid: number, attnum: number): { column: ResolvedColumn | undefined } | undefined;
 }
 
 /** Runs one parameterized query on a connection of the gateway's own and resolves its rows. */
@@ -99,6 +104,8 @@ const MAX_VIEW_DEPTH = 16;
 interface Entry {
   at: number;
   columns: Promise<Map<number, ResolvedColumn>>;
+  /** The columns, once loaded. */
+  loaded?: Map<number, ResolvedColumn>;
 }
 
 /**
@@ -134,6 +141,12 @@ export class PgCatalogResolver implements CatalogResolver {
     return this.column(tableOid, attnum, 0);
   }
 
+  cached(tableOid: number, attnum: number): { column: ResolvedColumn | undefined } | undefined {
+    const hit = this.cache.get(tableOid);
+    if (!hit?.loaded || this.now() - hit.at >= this.ttlMs) return undefined;
+    return { column: hit.loaded.get(attnum) };
+  }
+
   private column(tableOid: number, attnum: number, depth: number): Promise<ResolvedColumn | undefined> {
     return this.relation(tableOid, depth).then((cols) => cols.get(attnum));
   }
@@ -152,9 +165,12 @@ export class PgCatalogResolver implements CatalogResolver {
     });
     const entry: Entry = { at: now, columns };
     this.cache.set(oid, entry);
-    columns.catch(() => {
-      if (this.cache.get(oid) === entry) this.cache.delete(oid);
-    });
+    columns.then(
+      (loaded) => void (entry.loaded = loaded),
+      () => {
+        if (this.cache.get(oid) === entry) this.cache.delete(oid);
+      },
+    );
     while (this.cache.size > this.maxRelations) this.cache.delete(this.cache.keys().next().value!);
     return columns;
   }

@@ -450,25 +450,29 @@ export class ResultMasker {
     const needsLookup = (this.rules.hasColumnRules || this.rules.hasNameRules) && fields.some((f) => f.tableOid !== 0);
     if (!needsLookup) return fields.map((f) => base(f, byName(f)));
     const catalog = this.catalog;
+    if (!catalog) return fields.map((f) => (f.tableOid === 0 ? base(f, byName(f)) : base(f, this.unknownStrategy)));
+    const resolved = (f: RowDescriptionField, origin: ResolvedColumn | undefined): ColumnPlan => {
+      if (!origin) return { ...base(f, byName(f)), originLess: true };
+      const own = this.rules.forOrigin(origin);
+      if (own) return base(f, own);
+      if (origin.computedFrom) {
+        const rules = this.rules;
+        const masked = origin.computedFrom.some((c) => (c.column === '*' ? rules.tableHasRules(c.schema, c.table) : rules.forOrigin(c) ?? rules.forName(c.column)));
+        return base(f, masked ? this.unknownStrategy : byName(f, origin));
+      }
+      return base(f, (origin.base && this.rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin));
+    };
+    // Relations already in the catalog cache are planned at once, without a Promise.
+    const known = catalog.cached ? fields.map((f) => (f.tableOid === 0 ? null : catalog.cached!(f.tableOid, f.attnum))) : undefined;
+    if (known?.every((k) => k !== undefined)) return fields.map((f, i) => (f.tableOid === 0 ? base(f, byName(f)) : resolved(f, known[i]!.column)));
     return Promise.all(
       fields.map(async (f): Promise<ColumnPlan> => {
         if (f.tableOid === 0) return base(f, byName(f));
-        if (!catalog) return base(f, this.unknownStrategy);
-        let origin: ResolvedColumn | undefined;
         try {
-          origin = await catalog.columnName(f.tableOid, f.attnum);
+          return resolved(f, await catalog.columnName(f.tableOid, f.attnum));
         } catch {
           return base(f, this.unknownStrategy);
         }
-        if (!origin) return { ...base(f, byName(f)), originLess: true };
-        const own = this.rules.forOrigin(origin);
-        if (own) return base(f, own);
-        if (origin.computedFrom) {
-          const rules = this.rules;
-          const masked = origin.computedFrom.some((c) => (c.column === '*' ? rules.tableHasRules(c.schema, c.table) : rules.forOrigin(c) ?? rules.forName(c.column)));
-          return base(f, masked ? this.unknownStrategy : byName(f, origin));
-        }
-        return base(f, (origin.base && this.rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin));
       }),
     );
   }

@@ -1,0 +1,86 @@
+/**
+ * Statement shapes: a SQL text with its numeric literals replaced, so that texts which differ
+ * only in those literals (`... WHERE aid = 4711` / `= 99`, as pgbench and most ORMs without
+ * bind parameters send them) share what was learnt from one of them without being parsed again.
+ * A shape is trusted only once a parse tree has shown that every replaced digit run was a
+ * numeric constant (not part of a string, a comment or a quoted name), and only for plain
+ * queries and DML, whose facts (kinds, tables, functions, outputs, missing WHERE) depend on no
+ * numeric value.
+ *
+ * @see https://www.postgresql.org/docs/17/sql-syntax-lexical.html#SQL-SYNTAX-CONSTANTS-NUMERIC
+ */
+import type { Analysis, StatementKind } from './analyze.js';
+import { LruCache } from './lru.js';
+
+/** Numeric literals: digit runs that do not continue an identifier, a parameter (`$1`) or a fraction. */
+const DIGIT_RUN = /(?<![\w$.])\d+(?:\.\d+)?/g;
+
+/** Statement kinds whose facts depend on no numeric literal. */
+const SHAPE_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge']);
+
+/** The shape of an ASCII text: its digit runs replaced by `?`, and where they were; undefined when it has none. */
+export function sqlShape(sql: string): { key: string; runs: number[] } | undefined {
+  if (!/^[\x00-\x7f]*$/.test(sql)) return undefined;
+  const runs: number[] = [];
+  const key = sql.replace(DIGIT_RUN, (_m, offset: number) => {
+    runs.push(offset);
+    return '?';
+  });
+  return runs.length > 0 ? { key, runs } : undefined;
+}
+
+/**
+ * Whether `analysis` (of the text whose shape has these `runs`) proves the shape: every run is a
+ * numeric constant of the parse tree, and every statement is a plain query or DML that changes
+ * no setting (`set_config()` takes its value from a literal).
+ */
+export function shapeProven(runs: readonly number[], analysis: Analysis): boolean {
+  if (!analysis.ok) return false;
+  const lits = analysis.numericLiterals;
+  if (lits.length !== runs.length || !lits.every((v, i) => v === runs[i])) return false;
+  return analysis.statements.every(
+    (f) => !f.changesLexing && f.kinds.every((k) => SHAPE_KINDS.has(k)) && !f.functions.some((fn) => fn === 'set_config' || fn.endsWith('.set_config')),
+  );
+}
+
+/**
+ * An LRU cache by exact text and by proven shape.
+ * @see https://www.postgresql.org/docs/17/sql-syntax-lexical.html#SQL-SYNTAX-CONSTANTS-NUMERIC
+ */
+export class ShapeCache<T> {
+  readonly #exact: LruCache<string, T>;
+  readonly #shapes: LruCache<string, T>;
+  readonly #maxText: number;
+
+  /** `size` entries of each kind; texts longer than `maxText` are never cached. */
+  constructor(size: number, maxText: number) {
+    this.#exact = new LruCache(size);
+    this.#shapes = new LruCache(size);
+    this.#maxText = maxText;
+  }
+
+  /** How many entries are cached (by text, and by shape). */
+  get size(): number {
+    return this.#exact.size + this.#shapes.size;
+  }
+
+  /** What was cached for `sql` or for a text of the same proven shape. */
+  get(sql: string): T | undefined {
+    if (sql.length > this.#maxText) return undefined;
+    const hit = this.#exact.get(sql);
+    if (hit !== undefined) return hit;
+    const shape = sqlShape(sql);
+    return shape ? this.#shapes.get(shape.key) : undefined;
+  }
+
+  /**
+   * Caches `value` for `sql`, and for its shape when `analysis` proves it (`shapeValue` when the
+   * value kept for other texts of the shape must differ, e.g. without per-text details).
+   */
+  set(sql: string, analysis: Analysis, value: T, shapeValue: T = value): void {
+    if (sql.length > this.#maxText) return;
+    this.#exact.set(sql, value);
+    const shape = sqlShape(sql);
+    if (shape && shapeProven(shape.runs, analysis)) this.#shapes.set(shape.key, shapeValue);
+  }
+}
