@@ -11,7 +11,11 @@ import type { TunnelChannel } from '../tunnel/channel.js';
 import type { ConnectionConfig } from './config.js';
 import type { Identity } from './verify-token.js';
 
-/** Why a session ended; logged and sent to the CLI in a `close` control message. */
+/**
+ * Why a session ended; logged and sent to the CLI in a `close` control message.
+ * `unsafe-setting`: with statements judged, the server reported (at start or after a DO block or
+ * function) a setting under which it would read SQL differently from the gateway's parser.
+ */
 export type CloseReason =
   | 'client-terminated'
   | 'client-disconnected'
@@ -19,6 +23,7 @@ export type CloseReason =
   | 'upstream-unavailable'
   | 'upstream-auth-failed'
   | 'protocol-violation'
+  | 'unsafe-setting'
   | 'handshake-timeout'
   | 'read-timeout'
   | 'cancel-request'

@@ -223,8 +223,8 @@ export class PostgresEngine implements Engine {
           const message = unsafe
             ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, under which SQL would read differently at the gateway and the server`
             : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
-          closeWithError(channel, 'protocol-violation', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on and a UTF-8-safe client_encoding');
-          return outcome('protocol-violation', message);
+          closeWithError(channel, 'unsafe-setting', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on and a UTF-8-safe client_encoding');
+          return outcome('unsafe-setting', message);
         }
       }
       const greeting: Buffer[] = [];
@@ -351,7 +351,7 @@ export class PostgresEngine implements Engine {
             const setting = gate.unsafeSetting;
             if (setting !== undefined && !cutting) {
               session.log.warn('session.unsafe-setting', { session: session.id, subject: session.identity.subject, setting });
-              endSession({ reason: 'protocol-violation', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
+              endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
             }
             return out;
           }

@@ -68,6 +68,7 @@ describe('a judged session whose SQL changes how the server reads SQL', () => {
     expect(e).toMatchObject({ severity: 'FATAL', code: '0A000', message: said('standard_conforming_strings') });
     expect(await f.closed()).toBe(true);
     expect(stack.logs().some((l) => l.event === 'session.unsafe-setting' && l.setting === 'standard_conforming_strings')).toBe(true);
+    await expect.poll(() => stack.logs().some((l) => l.event === 'tunnel.close' && l.reason === 'unsafe-setting')).toBe(true);
   });
 
   it('is ended when a function does it, also for the transaction only', async () => {
@@ -111,6 +112,7 @@ describe('a server that starts the session unsafe', () => {
       const r = await psql(judged.info, ['-At', '-c', 'select 1']);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain('hoop: the server reports standard_conforming_strings = off');
+      expect(stack.logs().filter((l) => l.event === 'tunnel.close' && l.reason === 'unsafe-setting').length).toBeGreaterThan(0);
       const p = await psql(plain.info, ['-At', '-c', 'show standard_conforming_strings']);
       expect(p.stdout.trim()).toBe('off');
     } finally {
