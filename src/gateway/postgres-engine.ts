@@ -170,7 +170,9 @@ export class PostgresEngine implements Engine {
       const reason: CloseReason = authFailed ? 'upstream-auth-failed' : 'upstream-unavailable';
       const what = authFailed
         ? `hoop: the gateway could not sign in to "${connection.name}": ${describeError(err)}`
-        : `hoop: the gateway could not reach "${connection.name}": ${describeError(err)}`;
+        : isHoopError(err, ErrorCode.SECRET_UNRESOLVED)
+          ? `hoop: the gateway could not read the password of "${connection.name}": ${describeError(err)}`
+          : `hoop: the gateway could not reach "${connection.name}": ${describeError(err)}`;
       closeWithError(
         channel,
         reason,

@@ -168,7 +168,7 @@ describe('a ${file:} password in the policy bundle', () => {
       for (const [why, breakIt] of broken) {
         breakIt();
         const failed = await query(vault, 'select 1');
-        expect(failed.error).toContain(`"vault"`);
+        expect(failed.error).toContain(`hoop: the gateway could not read the password of "vault"`);
         expect(failed.error).toMatch(new RegExp(`secret file ${secretFile}.*${why.replace(/[()]/g, '\\$&')}`));
         expect(await query(app, 'select 1 as ok')).toEqual({ rows: [{ ok: 1 }] });
         const closed = stack.logs().filter((l) => l.event === 'tunnel.close' && l.connection === 'vault');
