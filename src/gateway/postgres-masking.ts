@@ -14,7 +14,9 @@
  * - `COPY table [(cols)] TO STDOUT`: format, delimiter, quote, NULL string and header come from
  *   the parse tree; the columns' origins from the column list, or else from the table's catalog
  *   order, looked up when the COPY is forwarded: the server's answer is held until that lookup
- *   settles. `COPY (query) TO` masks every field when the query reads a table with rules.
+ *   settles. `COPY (query) TO`: the query is described on that connection (Parse + Describe,
+ *   not executed) for its columns' origins; fields without one are masked when the COPY reads
+ *   a table with column rules.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/sql-copy.html
@@ -207,6 +209,8 @@ function dataRowRecord(m: PgMessage, names: string[]): Record<string, string | n
 
 interface CopyTarget {
   options: CopyOptions;
+  /** The query of `COPY (query) TO`, as written. */
+  query?: string;
   /** schema (when written) and table of `COPY table TO`. */
   relation?: { schema?: string; table: string };
   /** The column list, when written. */
@@ -256,6 +260,10 @@ function copyTarget(sql: string): CopyTarget | undefined {
       }
     }
     const target: CopyTarget = { options };
+    if (copy.query) {
+      const query = queryText(sql, copy.query);
+      if (query !== undefined) target.query = query;
+    }
     const rel = copy.relation as { schemaname?: string; relname?: string } | undefined;
     if (rel?.relname) target.relation = { table: rel.relname, ...(rel.schemaname ? { schema: rel.schemaname } : {}) };
     const att = copy.attlist as Json[] | undefined;
@@ -268,6 +276,8 @@ function copyTarget(sql: string): CopyTarget | undefined {
 /** What {@link PgSessionMasking} remembers of one SQL text. */
 interface HintsEntry {
   hints: StatementHints;
+  /** The query of `COPY (query) TO`, described per COPY for its fields' origins. */
+  copyQuery?: string;
   /** Relations read that no column rule names (checked for views over masked columns). */
   others: string[];
 }
@@ -281,6 +291,44 @@ interface RelationEntry {
 
 /** How long a relation's kind is remembered per session. */
 const RELATION_TTL_MS = 60_000;
+
+/** Most candidate texts tried by {@link queryText}. */
+const MAX_QUERY_TEXT_TRIES = 200;
+
+/** A parse tree as JSON without the `location` fields (which depend on where the text starts). */
+function treeKey(node: unknown): string {
+  return JSON.stringify(node, (key, value: unknown) => (key === 'location' ? undefined : value));
+}
+
+/**
+ * The text of the query inside `COPY (query) TO`, found as the parenthesised span whose own
+ * parse tree is the COPY's query node (the parser gives no location for it); undefined when
+ * no span of the first {@link MAX_QUERY_TEXT_TRIES} candidates is.
+ */
+function queryText(sql: string, query: unknown): string | undefined {
+  const want = treeKey(query);
+  const opens: number[] = [];
+  const closes: number[] = [];
+  for (let i = 0; i < sql.length; i++) {
+    if (sql[i] === '(') opens.push(i);
+    else if (sql[i] === ')') closes.push(i);
+  }
+  let tries = 0;
+  for (const open of opens) {
+    for (const close of closes) {
+      if (close <= open) continue;
+      if (++tries > MAX_QUERY_TEXT_TRIES) return undefined;
+      const text = sql.slice(open + 1, close);
+      try {
+        const stmts = (parseSync(text) as { stmts?: Array<{ stmt?: unknown }> }).stmts ?? [];
+        if (stmts.length === 1 && treeKey(stmts[0]!.stmt) === want) return text;
+      } catch {
+        // not this span
+      }
+    }
+  }
+  return undefined;
+}
 
 /** A {@link PgSessionMasking}'s options. */
 export interface PgSessionMaskingOptions {
@@ -303,6 +351,7 @@ export class PgSessionMasking {
   readonly #pipe: BackendMaskingPipe;
   readonly #frontend = new MessageReader({ side: 'frontend' });
   readonly #catalog: CatalogConnection;
+  readonly #resolver: PgCatalogResolver;
   readonly #hints = new ShapeCache<HintsEntry>(MAX_HINTS, ANALYSIS_CACHE_MAX_TEXT);
   readonly #relations = new Map<string, RelationEntry>();
   readonly #columnRules: Array<{ schema: RegExp; table: RegExp }>;
@@ -317,6 +366,7 @@ export class PgSessionMasking {
     const resolver = new PgCatalogResolver(async (sql, params) => this.#catalog.query(inline(sql, params)), {
       describe: async (sql) => this.#catalog.describe(sql),
     });
+    this.#resolver = resolver;
     const { policy, key } = options.masking;
     this.masker = new ResultMasker({ rules: policy, ...(key !== undefined ? { key } : {}), catalog: resolver, originUnknownPolicy: 'detect-only' });
     this.#pipe = new BackendMaskingPipe(this.masker);
@@ -367,8 +417,10 @@ export class PgSessionMasking {
     if (analysis.ok) {
       for (const s of analysis.statements) {
         if (this.#originLessMayBeMasked(s)) mask = true;
+        // COPY has no RowDescription: a field whose origin is not found is masked when the COPY reads a masked table.
+        if (s.kinds[0] === 'copy-out' && s.tables.some((t) => this.tableHasColumnRules(t))) mask = true;
         const o = s.outputs;
-        if (o.derived.length > 0 || o.bare.length > 0 || o.opaque) for (const t of s.tables) if (!t.endsWith('*')) others.add(t);
+        if (o.derived.length > 0 || o.bare.length > 0 || o.opaque || s.kinds[0] === 'copy-out') for (const t of s.tables) if (!t.endsWith('*')) others.add(t);
         if (s.kinds[0] === 'copy-out') copyOut = true;
       }
     }
@@ -385,6 +437,10 @@ export class PgSessionMasking {
         if (target.relation && !target.columns && this.tableHasColumnRules(target.relation.schema ? `${target.relation.schema}.${target.relation.table}` : target.relation.table)) {
           // The column order comes from the catalog per COPY; such hints are not cached.
           return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } } };
+        }
+        if (target.query !== undefined && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
+          // The fields' origins come from describing the query per COPY; not cached either.
+          return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyQuery: target.query };
         }
       }
     }
@@ -455,7 +511,6 @@ export class PgSessionMasking {
         const sql = b.toString('utf8', at, end < 0 ? b.length : end);
         const entry = this.#entryFor(sql);
         hints = entry.hints;
-        if (hints.copy?.columns && hints.copy.columns.length === 0) this.#copyColumns(sql, hints.copy.columns);
         if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
           const masked = this.#viewsReadMasked(entry.others);
           if (masked === true) hints = { ...hints, originUnknownPolicy: 'mask' };
@@ -465,9 +520,42 @@ export class PgSessionMasking {
             this.#barriers.push(masked.then((m) => void (m && (late.originUnknownPolicy = 'mask'))));
           }
         }
+        // After the view check: the lookups below may still mark these hints.
+        if (hints.copy?.columns && hints.copy.columns.length === 0) {
+          if (entry.copyQuery !== undefined) this.#copyQueryColumns(entry.copyQuery, hints);
+          else this.#copyColumns(sql, hints.copy.columns);
+        }
       }
       this.masker.frontend(m, hints);
     }
+  }
+
+  /**
+   * Fills the COPY's columns with the origins of its query's result columns (Parse + Describe
+   * on the catalog connection: the query is not run again), traced through views, before the
+   * server's answer is masked. A computed column is left without an origin; one computed from a
+   * masked column, or a failed lookup, masks every field without one.
+   */
+  #copyQueryColumns(query: string, hints: StatementHints): void {
+    const into = hints.copy!.columns!;
+    const rules = this.masker.rules;
+    const barrier = (async () => {
+      const origins = await this.#catalog.describe(query);
+      for (const o of origins) {
+        const col = o.tableOid === 0 ? undefined : await this.#resolver.columnName(o.tableOid, o.attnum);
+        if (col?.computedFrom) {
+          if (col.computedFrom.some((c) => (c.column === '*' ? rules.tableHasRules(c.schema, c.table) : rules.forOrigin(c) ?? rules.forName(c.column)))) {
+            hints.originUnknownPolicy = 'mask';
+          }
+          into.push(undefined);
+        } else into.push(col ? (col.base ?? { schema: col.schema, table: col.table, column: col.column }) : undefined);
+      }
+    })().catch((err: unknown) => {
+      into.length = 0;
+      hints.originUnknownPolicy = 'mask';
+      this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) });
+    });
+    this.#barriers.push(barrier);
   }
 
   /** Fills `into` with the catalog order of the COPY's table before the server's answer is masked. */

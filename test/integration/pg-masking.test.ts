@@ -239,6 +239,21 @@ describe('masking through views, aliases and derived values', () => {
     expect(j[0]!.value).not.toContain('alice');
   });
 
+  it('masks COPY (query) TO STDOUT by the origins of the query\'s columns, through views', async () => {
+    const plainCols = await run(masked.info, 'copy (select id, email, note from customers order by id) to stdout');
+    expect(plainCols).toContain(`1\t${REDACTED}\tcard`);
+    expect(plainCols).not.toContain('alice@example.com');
+    const viaView = await run(masked.info, 'copy (select id, email, shout from customer_view order by id) to stdout with (format csv)');
+    expect(viaView).toContain(`1,${REDACTED},${REDACTED}`);
+    const computed = await run(masked.info, "copy (select upper(email), id from customers order by id) to stdout");
+    expect(computed).not.toMatch(/alice/i);
+    const safe = await run(masked.info, 'copy (select id, note from safe_view order by id) to stdout');
+    expect(safe).toContain('2\tnothing');
+    // A query whose text contains parentheses in strings and comments is found all the same.
+    const tricky = await run(masked.info, "copy /* ( */ (select id, email from customers where note <> '(' and note <> ')' order by id) to stdout");
+    expect(tricky).toContain(`1\t${REDACTED}\n`);
+  });
+
   it('masks computed values read through EXECUTE and FETCH', async () => {
     const out = await run(
       masked.info,
