@@ -208,8 +208,8 @@ export class StatementJudge {
       return {
         action: 'deny',
         rule: DERIVED_RULE,
-        message: `a value computed from the masked column ${derived} cannot be returned (the policy says masking.derived: deny); select the column itself to get it masked`,
-        reason: `${where} (${what}) returns a value computed from the masked column ${derived}, and masking.derived is deny`,
+        message: `a value computed from ${derived} cannot be returned (masking.derived is deny); select masked columns as they are to get them masked`,
+        reason: `${where} (${what}) returns a value computed from ${derived}, and masking.derived is deny`,
         statement: index,
         statements: all,
       };

@@ -30,27 +30,27 @@ describe('DerivedValueCheck', () => {
   const check = new DerivedValueCheck(masking);
 
   it.each([
-    ['select upper(email) from customers', 'customers.email'],
-    ['select upper(EMAIL) from public.customers', 'public.customers.email'],
-    ['select "email"::text from customers', 'customers.email'],
-    ['select c.email || \'\' from customers c', 'customers.email'],
-    ['select count(email) from customers', 'customers.email'],
-    ['select json_build_object(\'e\', email) from customers', 'customers.email'],
-    ['select row_to_json(c) from customers c', 'customers.*'],
-    ['select c from customers c', 'customers.*'],
-    ['select to_jsonb(customers.*) from customers', 'customers.*'],
-    ['select (c).email from customers c', 'customers.*'],
-    ['select (select email from customers limit 1)', 'customers.email'],
-    ['select x from (select lower(email) as x from customers) s', 'customers.email'],
-    ['select s.e || \'\' from (select email as e from customers) s', 'customers.? (as s.e, through a subquery or CTE)'],
-    ['with x(e) as (select email from customers) select upper(e) from x', 'customers.? (as e, through a subquery or CTE)'],
-    ['with e as (select md5(email) as h from customers) select h from e', 'customers.email'],
-    ['select upper(x) from (select ssn as x from people) p', '?.? (as x, through a subquery or CTE)'],
-    ['select upper(ssn) from people', 'ssn'],
-    ['select upper(x.ssn) from people x', 'ssn'],
-    ['select length(anything) from vault.keys', 'vault.keys.anything'],
-    ['update customers set note = \'\' where id = 1 returning upper(email)', 'customers.email'],
-    ['select * from (values ((select email from customers limit 1))) v', 'customers.email'],
+    ['select upper(email) from customers', 'the masked column customers.email'],
+    ['select upper(EMAIL) from public.customers', 'the masked column public.customers.email'],
+    ['select "email"::text from customers', 'the masked column customers.email'],
+    ['select c.email || \'\' from customers c', 'the masked column customers.email'],
+    ['select count(email) from customers', 'the masked column customers.email'],
+    ['select json_build_object(\'e\', email) from customers', 'the masked column customers.email'],
+    ['select row_to_json(c) from customers c', 'the whole row of customers'],
+    ['select c from customers c', 'the whole row of customers'],
+    ['select to_jsonb(customers.*) from customers', 'the whole row of customers'],
+    ['select (c).email from customers c', 'the whole row of customers'],
+    ['select (select email from customers limit 1)', 'the masked column customers.email'],
+    ['select x from (select lower(email) as x from customers) s', 'the masked column customers.email'],
+    ['select s.e || \'\' from (select email as e from customers) s', 's.e, which a subquery or CTE may have renamed from a masked column of customers'],
+    ['with x(e) as (select email from customers) select upper(e) from x', 'e, which a subquery or CTE may have renamed from a masked column of customers'],
+    ['with e as (select md5(email) as h from customers) select h from e', 'the masked column customers.email'],
+    ['select upper(x) from (select ssn as x from people) p', 'x, which a subquery or CTE may have renamed from a masked column'],
+    ['select upper(ssn) from people', 'the column ssn (masked by name)'],
+    ['select upper(x.ssn) from people x', 'the column ssn (masked by name)'],
+    ['select length(anything) from vault.keys', 'the masked column vault.keys.anything'],
+    ['update customers set note = \'\' where id = 1 returning upper(email)', 'the masked column customers.email'],
+    ['select * from (values ((select email from customers limit 1))) v', 'the masked column customers.email'],
   ])('%s -> %s', (sql, expected) => {
     expect(check.find(facts(sql))).toBe(expected);
   });
@@ -91,7 +91,7 @@ describe('StatementJudge with masking.derived: deny', () => {
     const judge = new StatementJudge(policy('deny'), who, 'prod', 'read-write');
     const d = judge.judge('select 1; select lower(email) from customers');
     expect(d).toMatchObject({ action: 'deny', rule: DERIVED_RULE, statement: 1 });
-    expect(d.message).toContain('customers.email');
+    expect(d.message).toContain('the masked column customers.email');
     expect(judge.judge('select email from customers where id = 7').action).toBe('allow');
     // The shape cache keeps the decision for other literals.
     expect(judge.judge('select lower(email) from customers where id = 8').action).toBe('deny');

@@ -57,8 +57,9 @@ export class DerivedValueCheck {
   }
 
   /**
-   * The masked column (`table.column`, `table.*` for a whole row, or the column name a name
-   * rule matched) that an output of `facts` is computed from; undefined when none is.
+   * What an output of `facts` is computed from, as a phrase for messages (`the masked column
+   * customers.email`, `the whole row of customers`, ...); undefined when no output is computed
+   * from a masked column.
    */
   find(facts: StatementFacts): string | undefined {
     const masked = new Map<string, Set<string>>();
@@ -68,8 +69,11 @@ export class DerivedValueCheck {
     }
     const { derived, bare, aliases, subqueries } = facts.outputs;
     if (masked.size === 0 && this.#names.length === 0) return undefined;
-    /** A column that may be a renamed masked column: named after the first masked table, or `?`. */
-    const renamed = (ref: string): string => `${masked.keys().next().value ?? '?'}.? (as ${ref}, through a subquery or CTE)`;
+    const renamed = (ref: string): string => {
+      const table = masked.keys().next().value;
+      return `${ref}, which a subquery or CTE may have renamed from a masked column${table ? ` of ${table}` : ''}`;
+    };
+    const row = (table: string): string => `the whole row of ${table}`;
     /** The masked table a qualifier (alias, table name, or schema.table) names. */
     const tableOf = (qualifier: string): string | undefined => {
       const table = aliases[qualifier] ?? qualifier;
@@ -77,15 +81,15 @@ export class DerivedValueCheck {
       return undefined;
     };
     const column = (name: string, table?: string): string | undefined => {
-      for (const [t, cols] of masked) if ((table === undefined || t === table) && (cols.has('*') || cols.has(name))) return `${t}.${name}`;
-      return this.#names.some((p) => p.test(name)) ? name : undefined;
+      for (const [t, cols] of masked) if ((table === undefined || t === table) && (cols.has('*') || cols.has(name))) return `the masked column ${t}.${name}`;
+      return this.#names.some((p) => p.test(name)) ? `the column ${name} (masked by name)` : undefined;
     };
     for (const ref of derived) {
       const parts = ref.split('.');
       const last = parts.at(-1)!;
       if (parts.length === 1) {
         const whole = tableOf(last);
-        const hit = whole ? `${whole}.*` : column(last);
+        const hit = whole ? row(whole) : column(last);
         if (hit) return hit;
         if (subqueries.length > 0) return renamed(ref);
         continue;
@@ -94,7 +98,7 @@ export class DerivedValueCheck {
       if (subqueries.includes(parts.at(-2)!) && !tableOf(parts.at(-2)!)) return renamed(ref);
       const table = tableOf(qualifier) ?? tableOf(parts.at(-2)!);
       if (last === '*') {
-        if (table) return `${table}.*`;
+        if (table) return row(table);
         continue;
       }
       // A qualifier that names no masked table (a subquery or CTE alias) may still carry one.
@@ -103,7 +107,7 @@ export class DerivedValueCheck {
     }
     for (const name of bare) {
       const whole = tableOf(name);
-      if (whole && !column(name)) return `${whole}.*`;
+      if (whole && !column(name)) return row(whole);
     }
     return undefined;
   }
