@@ -486,7 +486,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false): Promise<PathSetup> 
       `tls: { cert: ${yamlString(leaf.certFile)}, key: ${yamlString(leaf.keyFile)} }`,
       `issuers: [{ issuer: ${yamlString(oidc.issuer)}, audience: hoop-bench }]`,
       ...(withPolicy
-        ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg)))}`, '  ref: main', '  pullIntervalSeconds: 3600']
+        ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
         : [
             'connections:',
             `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,

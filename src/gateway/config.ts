@@ -48,6 +48,9 @@
  *   repo: https://git.example.com/acme/hoop-policy.git   # a git URL, or a path (relative to this file)
  *   ref: main                         # branch, tag or commit; default main
  *   allowedSigners: ./allowed_signers # optional: only commits SSH-signed by these keys are accepted
+ *   allowedSecrets:                   # the secret references the bundle may use; none by default
+ *     - "${env:PROD_DB_*}"            # * in a name: any run of letters, digits and _
+ *     - "${file:/run/secrets/hoop/*}" # * in a path: any run of characters within one segment (never /)
  *   pullIntervalSeconds: 60           # 1..86400, default 60
  *   workDir: ./hoop-data/policy       # default <dataDir>/policy
  * ```
@@ -55,6 +58,16 @@
  * Secret references must be resolvable when the file is loaded, but their values are not kept:
  * {@link resolveSecret} is called again whenever a connection is opened, so rotation needs no
  * restart.
+ *
+ * `policy.allowedSecrets` guards the gateway's secrets from the config repo: whoever can commit
+ * there could otherwise point a connection at a server of theirs with `${file:/any/path}` or
+ * `${env:ANY_VAR}` as its password. A bundle whose connection password or `masking.key` uses a
+ * reference no entry admits is refused like any invalid commit. Entries are `${env:NAME}` or
+ * `${file:/absolute/path}`, where `*` matches any run (including none) of the characters of a
+ * variable name, or of one path segment (never `/`; `**` is refused). A `${file:}` reference is
+ * matched once normalised (`..` and `.` resolved, as the gateway opens it), so
+ * `${file:/run/secrets/hoop/../../../etc/passwd}` is `/etc/passwd` and not under
+ * `/run/secrets/hoop/*`. Symbolic links are not followed: keep the allowed directories the gateway's.
  *
  * @see https://yaml.org/spec/1.2.2/
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html#IssuerDiscovery (issuer form)
@@ -102,6 +115,8 @@ export interface PolicySourceConfig {
   ref: string;
   /** Absolute path of the allowed-signers file, when commits must be signed. */
   allowedSignersFile?: string;
+  /** The secret references the bundle may use, as written (validated by {@link parseSecretPattern}); empty: none. */
+  allowedSecrets: string[];
   pullIntervalSeconds: number;
   /** Absolute path of the mirror and checkouts. */
   workDir: string;
@@ -251,6 +266,111 @@ export async function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv = pro
   return value;
 }
 
+/**
+ * Whether `ref` can be resolved in `env`: undefined when it can, else the problem, prefixed with
+ * `what` (it names the variable or file, never a value).
+ *
+ * @see https://12factor.net/config (configuration from the environment)
+ */
+export async function unresolvedSecret(ref: SecretRef, env: NodeJS.ProcessEnv, what = 'secret reference'): Promise<string | undefined> {
+  try {
+    await resolveSecret(ref, env);
+    return undefined;
+  } catch (err) {
+    return `${what} does not resolve: ${(err as Error).message}`;
+  }
+}
+
+/**
+ * A secret reference in its canonical form: `${env:NAME}`, or `${file:/path}` with the path normalised.
+ *
+ * @see https://nodejs.org/api/path.html#pathresolvepaths (normalisation)
+ */
+export function formatSecretRef(ref: SecretRef): string {
+  return ref.kind === 'env' ? `\${env:${ref.name}}` : `\${file:${resolve('/', ref.path)}}`;
+}
+
+/**
+ * One entry of the gateway's `policy.allowedSecrets`: the secret references a policy bundle may
+ * use. In `${env:PROD_DB_*}` a `*` stands for any run (including none) of letters, digits and
+ * `_`; in `${file:/run/secrets/hoop/*}` for any run of characters within one path segment (never
+ * `/`). File references are compared once normalised (see {@link secretAllowed}).
+ *
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/V1_chap08.html (environment variable names)
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/V1_chap04.html#tag_04_16 (pathname resolution)
+ */
+export interface SecretPattern {
+  /** As written (trimmed). */
+  text: string;
+  kind: SecretRef['kind'];
+  /** The whole variable name or normalised absolute path must match. */
+  regex: RegExp;
+}
+
+const ENV_PATTERN = /^[A-Za-z0-9_*]+$/;
+
+const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+function globRegex(glob: string, star: string): RegExp {
+  return new RegExp(`^${glob.split('*').map(escapeRegex).join(star)}$`);
+}
+
+/**
+ * Parses an entry of `policy.allowedSecrets` (see {@link SecretPattern}): `${env:...}` with a
+ * variable name that may hold `*` (not `*` alone: that would admit the whole environment), or
+ * `${file:/...}` with an absolute, normalised path (no empty, `.` or `..` segments, no trailing
+ * `/`) that may hold `*` but not `**`.
+ *
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/V1_chap08.html (environment variable names)
+ * @returns the pattern, or what is wrong with the entry
+ */
+export function parseSecretPattern(text: string): SecretPattern | { problem: string } {
+  const trimmed = text.trim();
+  const m = SECRET_REF.exec(trimmed);
+  if (!m) return { problem: 'must be a secret reference or a glob of them, like "${env:PROD_DB_*}" or "${file:/run/secrets/hoop/*}"' };
+  const kind = m[1] as SecretRef['kind'];
+  const arg = kind === 'file' ? m[2]!.trim() : m[2]!;
+  if (kind === 'env') {
+    if (!ENV_PATTERN.test(arg) || !ENV_NAME.test(arg.replaceAll('*', 'A'))) {
+      return { problem: '${env:...} takes a variable name of letters, digits and _ (not starting with a digit), with * for any run of them' };
+    }
+    if (!/[^*]/.test(arg)) return { problem: "would admit every variable of the gateway's environment; name them, e.g. ${env:PROD_DB_*}" };
+    return { text: trimmed, kind, regex: globRegex(arg, '[A-Za-z0-9_]*') };
+  }
+  if (!arg.startsWith('/')) return { problem: '${file:...} takes an absolute path on the gateway host, e.g. ${file:/run/secrets/hoop/*}' };
+  if (/[\x00-\x1f\x7f]/.test(arg)) return { problem: 'the path must not contain control characters' };
+  if (arg.slice(1).split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
+    return { problem: 'the path must be normalised: no empty, "." or ".." segments and no trailing /' };
+  }
+  if (arg.includes('**')) return { problem: '** is not supported: * matches within one path segment (list each directory)' };
+  return { text: trimmed, kind, regex: globRegex(arg, '[^/]*') };
+}
+
+/**
+ * Parses every entry of an allow-list of secret references (see {@link parseSecretPattern}).
+ *
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/V1_chap04.html#tag_04_16 (pathname resolution)
+ * @throws HoopError USAGE naming each malformed entry.
+ */
+export function parseSecretPatterns(list: readonly string[]): SecretPattern[] {
+  const parsed = list.map((text) => ({ text, result: parseSecretPattern(text) }));
+  const bad = parsed.filter((p) => 'problem' in p.result);
+  if (bad.length > 0) {
+    throw new HoopError(ErrorCode.USAGE, `allowed secrets: ${bad.map((p) => `${JSON.stringify(p.text)} ${(p.result as { problem: string }).problem}`).join('; ')}`);
+  }
+  return parsed.map((p) => p.result as SecretPattern);
+}
+
+/**
+ * True when a pattern admits `ref`. A file path is normalised first (`.` and `..` resolved, as
+ * opening it would), so a reference can never climb out of an allowed directory by its spelling.
+ *
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/basedefs/V1_chap04.html#tag_04_16 (pathname resolution)
+ */
+export function secretAllowed(ref: SecretRef, patterns: readonly SecretPattern[]): boolean {
+  const value = ref.kind === 'env' ? ref.name : resolve('/', ref.path);
+  return patterns.some((p) => p.kind === ref.kind && p.regex.test(value));
+}
 
 /** Parses `host:port` or `[v6]:port`; undefined when malformed. */
 function parseListen(text: string): { host: string; port: number } | undefined {
@@ -378,6 +498,54 @@ export const connectionSchema = z.strictObject({
     .default({ subjects: [], emails: [], groups: [] }),
 });
 
+/**
+ * A connection entry as {@link connectionSchema} parses it; a policy bundle's entries have no `allow`.
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+ */
+export type ConnectionEntry = Omit<z.output<typeof connectionSchema>, 'allow'> & { allow?: ConnectionConfig['allow'] };
+
+/**
+ * The {@link ConnectionConfig} of a validated entry, for the gateway configuration and a policy
+ * bundle alike: the password reference parsed (a relative `${file:}` path against `baseDir`), the
+ * CA as read (`data` absent when only its path is known), `allow` empty when the entry has none.
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+ */
+export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?: { file: string; data?: Buffer }): ConnectionConfig {
+  return {
+    name: entry.name,
+    type: entry.type,
+    host: entry.host,
+    port: entry.port,
+    database: entry.database,
+    user: entry.user,
+    password: parseSecretRef(entry.password, baseDir)!,
+    tls: {
+      mode: entry.tls.mode,
+      ...(ca?.data ? { ca: ca.data } : {}),
+      ...(ca ? { caFile: ca.file } : {}),
+      ...(entry.tls.serverName !== undefined ? { serverName: entry.tls.serverName } : {}),
+    },
+    allowCleartextWithoutTls: entry.allowCleartextWithoutTls,
+    allow: entry.allow ?? { subjects: [], emails: [], groups: [] },
+  };
+}
+
+/**
+ * The keys of a connection's `tls` (`tls` as written, at `path`) that `mode: disable` makes
+ * meaningless, as problems located at the key.
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLMODE
+ */
+export function disabledTlsProblems(tls: unknown, path: Path): Problem[] {
+  const t = asRecord(tls);
+  if (t?.mode !== 'disable') return [];
+  return (['ca', 'serverName'] as const)
+    .filter((k) => t[k] !== undefined)
+    .map((k) => ({ path: [...path, k], message: 'has no effect with mode: disable; remove it or choose another mode', atKey: true }));
+}
+
 const loginSchema = z.strictObject({
   issuer: nonEmpty('the URL of a configured issuer of kind user'),
   clientId: nonEmpty('the client id registered for hoop at the identity provider'),
@@ -413,6 +581,15 @@ const policySourceSchema = z.strictObject({
     .refine((v) => !v.startsWith('-') && !/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\/|\.$/.test(v), { error: 'is not a valid git ref name' })
     .default('main'),
   allowedSigners: nonEmpty('a path to an allowed-signers file').optional(),
+  allowedSecrets: z
+    .array(
+      z.string({ error: 'must be a secret reference or a glob of them, like "${env:PROD_DB_*}" or "${file:/run/secrets/hoop/*}"' }).check((ctx) => {
+        const parsed = parseSecretPattern(ctx.value);
+        if ('problem' in parsed) ctx.issues.push({ code: 'custom', input: ctx.value, message: parsed.problem });
+      }),
+      { error: 'must be a list of secret references or globs of them, like ["${env:PROD_DB_*}", "${file:/run/secrets/hoop/*}"]' },
+    )
+    .default([]),
   pullIntervalSeconds: z
     .number({ error: 'must be a number of seconds' })
     .int({ error: 'must be a whole number of seconds' })
@@ -679,24 +856,14 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
       }
     }
     wantFile(['connections', i, 'tls', 'ca'], asRecord(conn.tls)?.ca, 'certificate');
-    const mode = asRecord(conn.tls)?.mode;
-    if (mode === 'disable') {
-      for (const k of ['ca', 'serverName'] as const) {
-        if (asRecord(conn.tls)?.[k] !== undefined) problems.push({ path: ['connections', i, 'tls', k], message: 'has no effect with mode: disable; remove it or choose another mode', atKey: true });
-      }
-    }
-    if (typeof conn.password === 'string') {
-      const ref = parseSecretRef(conn.password, baseDir);
-      if (ref) {
-        pending.push(
-          resolveSecret(ref, env).then(
-            () => undefined,
-            (err: unknown) => {
-              problems.push({ path: ['connections', i, 'password'], message: `secret reference does not resolve: ${(err as Error).message}` });
-            },
-          ),
-        );
-      }
+    problems.push(...disabledTlsProblems(conn.tls, ['connections', i, 'tls']));
+    const ref = typeof conn.password === 'string' ? parseSecretRef(conn.password, baseDir) : undefined;
+    if (ref) {
+      pending.push(
+        unresolvedSecret(ref, env).then((message) => {
+          if (message) problems.push({ path: ['connections', i, 'password'], message });
+        }),
+      );
     }
   });
 
@@ -782,25 +949,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
       algorithms: [...i.algorithms],
       rules: (i.rules ?? []).map((r) => ({ claims: { ...r.claims }, groups: [...r.groups], ...(r.subject !== undefined ? { subject: r.subject } : {}) })),
     })),
-    connections: data.connections.map((c, i) => {
-      const ca = files.get(`connections.${i}.tls.ca`);
-      return {
-        name: c.name,
-        type: c.type,
-        host: c.host,
-        port: c.port,
-        database: c.database,
-        user: c.user,
-        password: parseSecretRef(c.password, baseDir)!,
-        tls: {
-          mode: c.tls.mode,
-          ...(ca ? { ca: ca.data, caFile: ca.file } : {}),
-          ...(c.tls.serverName !== undefined ? { serverName: c.tls.serverName } : {}),
-        },
-        allowCleartextWithoutTls: c.allowCleartextWithoutTls,
-        allow: c.allow,
-      };
-    }),
+    connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),
     log: data.log,
     dataDir,
     ...(data.policy
@@ -809,6 +958,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
             repo: isGitUrl(data.policy.repo) ? data.policy.repo : resolve(baseDir, data.policy.repo),
             ref: data.policy.ref,
             ...(data.policy.allowedSigners !== undefined ? { allowedSignersFile: resolve(baseDir, data.policy.allowedSigners) } : {}),
+            allowedSecrets: data.policy.allowedSecrets.map((t) => t.trim()),
             pullIntervalSeconds: data.policy.pullIntervalSeconds,
             workDir: data.policy.workDir !== undefined ? resolve(baseDir, data.policy.workDir) : join(dataDir, 'policy'),
           },

@@ -1,7 +1,9 @@
 /**
  * The gateway's policy, loaded from the config repo named by the `policy:` block of its
  * configuration: opened at start (no valid commit, no gateway), pulled on an interval, swapped
- * atomically for new sessions while open sessions keep the commit they started with.
+ * atomically for new sessions while open sessions keep the commit they started with. A commit
+ * whose secret references are not all admitted by `policy.allowedSecrets` is refused (none are
+ * admitted by default), so the config repo cannot make the gateway send it a secret it holds.
  *
  * Per session, {@link GatewayPolicySource.forSession} decides access with the bundle's `access`
  * rules (deny by default) and builds what the engine enforces: a {@link StatementJudge}, read-only
@@ -92,6 +94,7 @@ export class GatewayPolicySource {
         log: options.log,
         env: options.env,
         checkSecrets: true,
+        allowedSecrets: config.allowedSecrets,
       });
     } catch (err) {
       if (err instanceof HoopError && err.code === ErrorCode.CONFIG_INVALID) {

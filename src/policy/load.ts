@@ -3,9 +3,10 @@
  * plus the test cases in `policy/tests/*.yaml`.
  *
  * Every problem is reported at once, each as `<file>:<line>:<col>: <dotted.field>: <what>`, with
- * the file relative to the repo. Secret references are kept as references; when an environment
- * is given (the gateway), they must resolve, but their values are not kept. Files must be
- * regular files inside the tree (no symlinks), at most 1 MiB each.
+ * the file relative to the repo. Secret references are kept as references; when an allow-list is
+ * given (the gateway's `policy.allowedSecrets`) each must match it, and when an environment is
+ * given (the gateway) each must resolve, but their values are not kept. Files must be regular
+ * files inside the tree (no symlinks), at most 1 MiB each.
  *
  * @see ./schema.ts for the format
  * @see https://yaml.org/spec/1.2.2/
@@ -15,7 +16,22 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
-import { Locator, parseSecretRef, readPem, resolveSecret, yamlMessage, zodProblems, type Path, type Problem } from '../gateway/config.js';
+import {
+  Locator,
+  disabledTlsProblems,
+  formatSecretRef,
+  normaliseConnection,
+  parseSecretRef,
+  readPem,
+  secretAllowed,
+  unresolvedSecret,
+  yamlMessage,
+  zodProblems,
+  type Path,
+  type Problem,
+  type SecretPattern,
+  type SecretRef,
+} from '../gateway/config.js';
 import {
   POLICY_KEYS,
   policyFileSchema,
@@ -84,6 +100,10 @@ class Problems {
     this.list.push({ file, path, message, ...extra });
   }
 
+  addAll(file: SourceFile, list: readonly Problem[]): void {
+    for (const p of list) this.add(file, p.path, p.message, { ...(p.at ? { at: p.at } : {}), ...(p.atKey ? { atKey: true } : {}) });
+  }
+
   format(): string[] {
     const located = this.list.map((p) => ({ p, pos: p.pos ?? p.file.locator?.position(p.at ?? p.path, p.atKey) ?? { line: 1, col: 1 } }));
     located.sort((a, b) => (a.p.file.name < b.p.file.name ? -1 : a.p.file.name > b.p.file.name ? 1 : 0) || a.pos.line - b.pos.line || a.pos.col - b.pos.col);
@@ -132,7 +152,7 @@ function parseFile<S extends z.ZodType>(text: string, file: SourceFile, schema: 
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    for (const p of zodProblems(parsed.error, raw, POLICY_KEYS)) problems.add(file, p.path, p.message, { ...(p.at ? { at: p.at } : {}), ...(p.atKey ? { atKey: true } : {}) });
+    problems.addAll(file, zodProblems(parsed.error, raw, POLICY_KEYS));
     return undefined;
   }
   return parsed.data;
@@ -175,14 +195,36 @@ type PolicyFileData = z.output<typeof policyFileSchema>;
 type TestFileData = z.output<typeof policyTestFileSchema>;
 
 /**
+ * Options of {@link loadPolicyDir}.
+ *
+ * @see ../gateway/config.ts (`policy.allowedSecrets`, `parseSecretPattern`)
+ */
+export interface LoadPolicyOptions {
+  /**
+   * The secret references the bundle may use (the gateway's `policy.allowedSecrets`): every
+   * connection password and `masking.key` must match one of them, or the bundle is refused and
+   * that reference is never resolved. Absent: not checked (the CLI, which resolves none).
+   */
+  allowedSecrets?: readonly SecretPattern[];
+}
+
+/** Why `ref` (written `text`) is refused by the allow-list, and what to add to it. */
+function notAllowed(text: string, ref: SecretRef): string {
+  const canonical = formatSecretRef(ref);
+  const written = text.trim();
+  return `${written}${written === canonical ? '' : ` (that is ${canonical})`} is not allowed by the gateway's policy.allowedSecrets; add "${canonical}" (or a glob) there`;
+}
+
+/**
  * Loads and validates the policy bundle in `dir` (a checked-out config repo).
  *
+ * With `options.allowedSecrets` (the gateway), every secret reference must match one of them.
  * With `env` (the gateway), every secret reference must resolve in it and `tls.ca` files outside
  * the repo must be readable; without it (the CLI), references are only checked for form.
  *
  * @throws PolicyInvalidError (HoopError CONFIG_INVALID) listing every problem.
  */
-export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv): Promise<Policy> {
+export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, options: LoadPolicyOptions = {}): Promise<Policy> {
   const root = resolve(dir);
   const problems = new Problems();
   const rootFile: SourceFile = { name: '.' };
@@ -332,35 +374,34 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv): Promi
       problems.add(at.file, at.path, 'must be a secret reference like ${env:NAME} or ${file:/absolute/path}, not a literal');
       return;
     }
+    if (options.allowedSecrets && !secretAllowed(ref, options.allowedSecrets)) {
+      problems.add(at.file, at.path, notAllowed(text, ref));
+      return;
+    }
     if (env) {
       pending.push(
-        resolveSecret(ref, env).then(
-          () => undefined,
-          (err: unknown) => problems.add(at.file, at.path, `${what} does not resolve: ${(err as Error).message}`),
-        ),
+        unresolvedSecret(ref, env, what).then((message) => {
+          if (message) problems.add(at.file, at.path, message);
+        }),
       );
     }
   };
-  const cas = new Map<number, { ca?: Buffer; caFile: string }>();
+  const cas = new Map<number, { data?: Buffer; file: string }>();
   connections.forEach(({ value, at }, i) => {
     checkSecret(value.password, { file: at.file, path: [...at.path, 'password'] }, 'secret reference');
-    if (value.tls.mode === 'disable') {
-      for (const k of ['ca', 'serverName'] as const) {
-        if (value.tls[k] !== undefined) problems.add(at.file, [...at.path, 'tls', k], 'has no effect with mode: disable; remove it or choose another mode', { atKey: true });
-      }
-    }
+    problems.addAll(at.file, disabledTlsProblems(value.tls, [...at.path, 'tls']));
     const ca = value.tls.ca;
     if (ca === undefined || value.tls.mode === 'disable') return;
     const caAt: Path = [...at.path, 'tls', 'ca'];
     if (isAbsolute(ca)) {
       if (!env) {
-        cas.set(i, { caFile: ca });
+        cas.set(i, { file: ca });
         return;
       }
       pending.push(
         readPem(ca, 'certificate').then(({ data, problem }) => {
           if (problem) problems.add(at.file, caAt, problem);
-          else cas.set(i, { ca: data!, caFile: ca });
+          else cas.set(i, { data: data!, file: ca });
         }),
       );
       return;
@@ -381,7 +422,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv): Promi
         }
         const { data, problem } = await readPem(target, 'certificate');
         if (problem) problems.add(at.file, caAt, problem.replace(root + sep, ''));
-        else cas.set(i, { ca: data!, caFile: target });
+        else cas.set(i, { data: data!, file: target });
       })(),
     );
   });
@@ -419,26 +460,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv): Promi
     onFailure: scalar('recording.onFailure', 'close'),
   };
   return {
-    connections: connections.map(({ value: c }, i): PolicyConnection => {
-      const ca = cas.get(i);
-      return {
-        name: c.name,
-        type: c.type,
-        host: c.host,
-        port: c.port,
-        database: c.database,
-        user: c.user,
-        password: parseSecretRef(c.password, root)!,
-        tls: {
-          mode: c.tls.mode,
-          ...(ca?.ca ? { ca: ca.ca } : {}),
-          ...(ca ? { caFile: ca.caFile } : {}),
-          ...(c.tls.serverName !== undefined ? { serverName: c.tls.serverName } : {}),
-        },
-        allowCleartextWithoutTls: c.allowCleartextWithoutTls,
-        allow: { subjects: [], emails: [], groups: [] },
-      };
-    }),
+    connections: connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),
     access: access.map((a) => a.value),
     statements: { unparseable: scalar('statements.unparseable', 'deny'), rules: rules.map((r) => r.value) },
     masking: {

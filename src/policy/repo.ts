@@ -2,8 +2,9 @@
  * The config repo as the gateway (and `hoop policy pull`) uses it: a bare mirror under a work
  * directory, fetched from a git URL or path, a ref resolved to a commit, that commit checked out
  * into a fresh worktree, loaded and validated, and only then swapped in. A commit that fails
- * validation (or, with an allowed-signers file, whose SSH signature does not verify) is refused
- * and the policy in force stays. Runs the real `git` CLI (no shell).
+ * validation (or, with an allowed-signers file, whose SSH signature does not verify; or, for the
+ * gateway, that uses a secret reference outside its allow-list) is refused and the policy in force
+ * stays. Runs the real `git` CLI (no shell).
  *
  * Work directory layout: `mirror.git/` (bare; `refs/heads/*` and `refs/tags/*` of the remote),
  * `trees/` (short-lived checkouts), `accepted.json` (the last commit accepted, used when the
@@ -22,6 +23,7 @@ import { access, mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises
 import { isAbsolute, join, resolve } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { parseSecretPatterns, type SecretPattern } from '../gateway/config.js';
 import { PolicyInvalidError, loadPolicyDir } from './load.js';
 import type { Policy } from './schema.js';
 
@@ -42,8 +44,17 @@ export interface PolicyRepoOptions {
   log?: Logger;
   /** Environment for git, and for checking that secret references resolve. */
   env?: NodeJS.ProcessEnv;
-  /** Check that the bundle's secret references resolve in `env` (the gateway: yes, default; the CLI: no). */
+  /**
+   * Check the bundle's secret references: each must be admitted by `allowedSecrets` and resolve
+   * in `env` (the gateway: yes, default; the CLI, which never resolves them: no).
+   */
   checkSecrets?: boolean;
+  /**
+   * With `checkSecrets`, the references the bundle may use, as in the gateway's
+   * `policy.allowedSecrets` (`${env:PROD_DB_*}`, `${file:/run/secrets/hoop/*}`). Absent or empty:
+   * none, so a bundle that references any secret is refused.
+   */
+  allowedSecrets?: readonly string[];
   /** The git executable; default `git`. */
   git?: string;
 }
@@ -109,6 +120,8 @@ export class PolicyRepo extends EventEmitter {
   private readonly mirror: string;
   private readonly log: Logger;
   private readonly gitEnv: NodeJS.ProcessEnv;
+  /** Undefined when secrets are not checked (the CLI). */
+  private readonly allowedSecrets: readonly SecretPattern[] | undefined;
   /** Commits refused, with when: not retried (nor logged again) for REFUSAL_RETRY_MS. */
   private readonly refused = new Map<string, { error: string; at: number }>();
   private readonly shown: string;
@@ -126,6 +139,7 @@ export class PolicyRepo extends EventEmitter {
     const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env), GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never', LC_ALL: 'C' };
     for (const k of GIT_ENV_DROP) delete env[k];
     this.gitEnv = env;
+    this.allowedSecrets = options.checkSecrets === false ? undefined : parseSecretPatterns(options.allowedSecrets ?? []);
   }
 
   /**
@@ -159,7 +173,7 @@ export class PolicyRepo extends EventEmitter {
     if (!repo.policy) await repo.fallback();
     if (!repo.policy) {
       throw new HoopError(ErrorCode.CONFIG_INVALID, `no acceptable policy at ${options.ref} of ${displayRemote(remote)}: ${result.error ?? 'unknown error'}`, {
-        hint: 'fix the policy repo (see the problems above), or check the ref and the allowed signers',
+        hint: `fix the policy repo (see the problems above), or check the ref${options.checkSecrets === false ? ' and the allowed signers' : ', the allowed signers and the allowed secrets'}`,
       });
     }
     return repo;
@@ -291,7 +305,7 @@ export class PolicyRepo extends EventEmitter {
     try {
       await mkdir(join(this.options.workDir, 'trees'), { recursive: true });
       await this.git(['--git-dir', this.mirror, 'worktree', 'add', '--detach', '--force', '--quiet', tree, sha]);
-      policy = await loadPolicyDir(tree, this.options.checkSecrets === false ? undefined : this.gitEnv);
+      policy = this.allowedSecrets === undefined ? await loadPolicyDir(tree) : await loadPolicyDir(tree, this.gitEnv, { allowedSecrets: this.allowedSecrets });
     } catch (err) {
       if (err instanceof PolicyInvalidError) return refuse(`commit ${sha.slice(0, 12)} has an invalid policy:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, err.problems);
       return refuse(`commit ${sha.slice(0, 12)} cannot be loaded: ${describeError(err)}`);

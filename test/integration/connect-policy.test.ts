@@ -123,7 +123,7 @@ beforeAll(async () => {
   stack = await startStack({
     policy: ({ pg }) => {
       first = commit(bundle(pg));
-      return `policy:\n  repo: ${repo}\n  ref: main\n  pullIntervalSeconds: 3600\n`;
+      return `policy:\n  repo: ${repo}\n  ref: main\n  allowedSecrets: ["\${env:APP_PASSWORD}"]\n  pullIntervalSeconds: 3600\n`;
     },
   });
   await stack.pg.psql(

@@ -2,8 +2,10 @@
  * The gateway's config repo end to end, with a real PostgreSQL and `hoop connect` + pg: a
  * connection of the bundle whose password is a `${file:/abs/path}` reference (resolved per
  * session, rotated without a restart, a missing file failing only that connection and never
- * showing a secret), and `policy.allowedSigners` (unsigned or foreign-signed commits refused while
- * the old commit stays in force, a correctly signed one adopted, no start on an unsigned head).
+ * showing a secret), `policy.allowedSigners` (unsigned or foreign-signed commits refused while
+ * the old commit stays in force, a correctly signed one adopted, no start on an unsigned head), and
+ * `policy.allowedSecrets` (an exact entry and a glob admitted; a commit reaching for another
+ * variable, or climbing out of the allowed directory with `..`, refused while the old one stays).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -124,7 +126,7 @@ beforeAll(async () => {
   stack = await startStack({
     policy: ({ pg }) => {
       first = repo.commit(bundle(pg, { rules: NO_SECRETS }), keyA);
-      return `policy:\n  repo: ${repo.dir}\n  ref: main\n  allowedSigners: ${signers}\n  pullIntervalSeconds: 3600\n`;
+      return `policy:\n  repo: ${repo.dir}\n  ref: main\n  allowedSigners: ${signers}\n  allowedSecrets:\n    - "\${env:APP_PASSWORD}"\n    - "\${file:${repo.base}/secrets/*}"\n  pullIntervalSeconds: 3600\n`;
     },
   });
   await stack.pg.psql(
@@ -240,20 +242,44 @@ describe('signed commits through the gateway (policy.allowedSigners)', () => {
   });
 });
 
+describe('policy.allowedSecrets through the gateway', () => {
+  it('admits an exact entry and a glob; refuses a commit reaching for another variable or climbing out of the allowed directory, and keeps the policy in force', async () => {
+    const inForce = await policyCommit();
+    const passwords = Object.fromEntries(stack.gateway.policy!.current().policy.connections.map((c) => [c.name, c.password]));
+    expect(passwords).toEqual({ app: { kind: 'env', name: 'APP_PASSWORD' }, vault: { kind: 'file', path: secretFile } });
+
+    // Both references would resolve on the gateway (the file exists, PATH is set): only the allow-list stops them.
+    const escape = `${repo.base}/secrets/../allowed_signers`;
+    const candidate = repo.commit(bundle(stack.pg, { rules: `${NO_SECRETS}masking:\n  key: "\${env:PATH}"\n`, vaultPassword: `\${file:${escape}}` }), keyA);
+    const result = await stack.gateway.policy!.refresh();
+    expect(result).toMatchObject({ changed: false, commit: inForce, candidate });
+    const problems = [
+      `hoop.yaml:17:15: connections.1.password: \${file:${escape}} (that is \${file:${signers}}) is not allowed by the gateway's policy.allowedSecrets; add "\${file:${signers}}" (or a glob) there`,
+      `hoop.yaml:28:8: masking.key: \${env:PATH} is not allowed by the gateway's policy.allowedSecrets; add "\${env:PATH}" (or a glob) there`,
+    ];
+    expect(result.error).toBe(`commit ${candidate.slice(0, 12)} has an invalid policy:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: false, commit: inForce, candidate });
+    expect(refusedLogs(candidate)).toHaveLength(1);
+    expect(refusedLogs(candidate)[0]).toMatchObject({ kept: inForce, errors: problems });
+    expect(await policyCommit()).toBe(inForce);
+    expect(await query(await connect('vault'), 'select current_user as who')).toEqual({ rows: [{ who: ROLE }] });
+  });
+});
+
 describe('gateway start-up with policy.allowedSigners', () => {
   it('refuses to start on an unsigned head with nothing accepted before, and falls back to the last accepted commit otherwise', async () => {
     const other = new PolicyGitRepo('hoop-gw-policy-start-');
     try {
       const key = other.sshKey('key');
       const allowed = join(other.base, 'allowed_signers');
-          writeSigners(allowed, key);
+      writeSigners(allowed, key);
       const text = 'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
       const env = { ...process.env, DB_PASSWORD: 'x' };
       const lines: string[] = [];
       const log = createLogger({ level: 'debug', sink: { write: (l: string) => lines.push(l) } });
       const start = async (dataDir: string) => {
         const config = await parseGatewayConfig(
-          `listen: 127.0.0.1:0\nissuers:\n  - { issuer: "http://127.0.0.1:1", audience: hoop }\ndataDir: ${dataDir}\npolicy: { repo: ${other.dir}, allowedSigners: ${allowed} }\n`,
+          `listen: 127.0.0.1:0\nissuers:\n  - { issuer: "http://127.0.0.1:1", audience: hoop }\ndataDir: ${dataDir}\npolicy: { repo: ${other.dir}, allowedSigners: ${allowed}, allowedSecrets: ["\${env:DB_PASSWORD}"] }\n`,
           join(other.base, 'gateway.yaml'),
           env,
         );

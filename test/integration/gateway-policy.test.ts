@@ -2,7 +2,9 @@
  * The gateway with its policy from a config repo: a real git repository made here, the bundle's
  * connections pointing at the stack's PostgreSQL, access by the bundle's rules (deny by default),
  * statements judged through psql, the commit announced in the tunnel's 101 and at /v1/policy, a
- * pulled commit applied to new sessions only, an invalid commit refused, the session limit.
+ * pulled commit applied to new sessions only, an invalid commit refused, the session limit; and
+ * `policy.allowedSecrets`: validated in the gateway configuration, no start on a bundle using a
+ * secret it does not admit (none by default), exact entries and globs, `..` never escaping a glob.
  */
 import { rmSync } from 'node:fs';
 import { request } from 'node:https';
@@ -74,7 +76,7 @@ beforeAll(async () => {
     gateway: { sessionLimitScale: 0.02 },
     policy: ({ pg }) => {
       first = commit(bundle(pg));
-      return `policy:\n  repo: ${repo}\n  ref: main\n  pullIntervalSeconds: 3600\n`;
+      return `policy:\n  repo: ${repo}\n  ref: main\n  allowedSecrets: ["\${env:APP_*}"]\n  pullIntervalSeconds: 3600\n`;
     },
   });
   await stack.pg.psql(
@@ -186,7 +188,7 @@ describe('gateway configuration with policy', () => {
 
   it('reads the policy block with defaults, and locates its errors', async () => {
     const ok = await parseGatewayConfig(`${header}policy: { repo: ./policy }\n`, join(base, 'ok.yaml'), {});
-    expect(ok.policy).toEqual({ repo: join(base, 'policy'), ref: 'main', pullIntervalSeconds: 60, workDir: join(base, 'hoop-data', 'policy') });
+    expect(ok.policy).toEqual({ repo: join(base, 'policy'), ref: 'main', allowedSecrets: [], pullIntervalSeconds: 60, workDir: join(base, 'hoop-data', 'policy') });
     expect(ok.connections).toEqual([]);
     const url = await parseGatewayConfig(`${header}policy: { repo: "https://git.example.com/p.git", ref: v1, pullIntervalSeconds: 5 }\n`, join(base, 'url.yaml'), {});
     expect(url.policy).toMatchObject({ repo: 'https://git.example.com/p.git', ref: 'v1', pullIntervalSeconds: 5 });
@@ -196,6 +198,88 @@ describe('gateway configuration with policy', () => {
     expect(bad.message).toContain('bad.yaml:6:24: policy.pullIntervalSeconds: must be from 1 to 86400');
     expect(bad.message).toContain('bad.yaml:7:3: policy.reff: unknown key (did you mean "ref"?)');
     expect(bad.message).toMatch(/bad\.yaml:8:19: policy\.allowedSigners: cannot read .*missing: no such file/);
+  });
+
+  it('validates policy.allowedSecrets, locating each malformed entry', async () => {
+    const entries = [
+      '"${env:DB_*}"',
+      '" ${file:/run/secrets/hoop/*} "',
+      'plain',
+      '"${env:*}"',
+      '"${env:1X}"',
+      '"${file:secrets/*}"',
+      '"${file:/run/secrets/hoop/../x}"',
+      '"${file:/run/secrets/**}"',
+      '"${file:/run/secrets/}"',
+      '42',
+    ];
+    const text = `${header}policy:\n  repo: ./p\n  allowedSecrets:\n${entries.map((e) => `    - ${e}\n`).join('')}`;
+    const err = (await parseGatewayConfig(text, join(base, 'secrets.yaml'), {}).catch((e: unknown) => e)) as HoopError;
+    expect(err).toBeInstanceOf(HoopError);
+    expect(err.code).toBe(ErrorCode.CONFIG_INVALID);
+    const at = (i: number): string => `${join(base, 'secrets.yaml')}:${7 + i}:7: policy.allowedSecrets.${i}:`;
+    const reference = 'must be a secret reference or a glob of them, like "${env:PROD_DB_*}" or "${file:/run/secrets/hoop/*}"';
+    const normalised = 'the path must be normalised: no empty, "." or ".." segments and no trailing /';
+    expect(err.message).toBe(
+      [
+        'invalid gateway configuration (8 problems):',
+        `${at(2)} ${reference}`,
+        `${at(3)} would admit every variable of the gateway's environment; name them, e.g. \${env:PROD_DB_*}`,
+        `${at(4)} \${env:...} takes a variable name of letters, digits and _ (not starting with a digit), with * for any run of them`,
+        `${at(5)} \${file:...} takes an absolute path on the gateway host, e.g. \${file:/run/secrets/hoop/*}`,
+        `${at(6)} ${normalised}`,
+        `${at(7)} ** is not supported: * matches within one path segment (list each directory)`,
+        `${at(8)} ${normalised}`,
+        `${at(9)} ${reference}`,
+      ].join('\n  '),
+    );
+    const ok = await parseGatewayConfig(`${header}policy:\n  repo: ./p\n  allowedSecrets:\n${entries.slice(0, 2).map((e) => `    - ${e}\n`).join('')}`, join(base, 'ok-secrets.yaml'), {});
+    expect(ok.policy!.allowedSecrets).toEqual(['${env:DB_*}', '${file:/run/secrets/hoop/*}']);
+  });
+
+  it('refuses to start on a bundle using a secret policy.allowedSecrets does not admit (none by default); starts with an exact entry or a glob', async () => {
+    const secretsRepo = new PolicyGitRepo('hoop-gw-policy-secrets-');
+    try {
+      const text = 'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
+      const env = { ...process.env, DB_PASSWORD: 'x' };
+      const start = async (name: string, allowed?: string) => {
+        const allowList = allowed === undefined ? '' : `  allowedSecrets: [${allowed}]\n`;
+        const config = await parseGatewayConfig(`${header}dataDir: ./${name}\npolicy:\n  repo: ${secretsRepo.dir}\n${allowList}`, join(secretsRepo.base, `${name}.yaml`), env);
+        return startGateway({ config, log: silentLogger, env, insecureDevHttp: true });
+      };
+      const refused = async (name: string, allowed?: string): Promise<HoopError> => {
+        const err = (await start(name, allowed).catch((e: unknown) => e)) as HoopError;
+        expect(err).toBeInstanceOf(HoopError);
+        expect(err.code).toBe(ErrorCode.CONFIG_INVALID);
+        return err;
+      };
+      const notAllowed = (written: string, canonical = written): string =>
+        `hoop.yaml:3:82: connections.0.password: ${written}${written === canonical ? '' : ` (that is ${canonical})`} is not allowed by the gateway's policy.allowedSecrets; add "${canonical}" (or a glob) there`;
+
+      const sha = secretsRepo.commit(text);
+      const none = await refused('none');
+      expect(none.message).toBe(
+        `the gateway cannot start without a policy: no acceptable policy at main of ${secretsRepo.dir}: commit ${sha.slice(0, 12)} has an invalid policy:\n  ${notAllowed('${env:DB_PASSWORD}')}`,
+      );
+      expect(none.hint).toContain('the allowed secrets');
+      expect((await refused('other', '"${env:DB_PASSWORD_OLD}", "${env:DB}", "${file:/run/secrets/DB_PASSWORD}"')).message).toContain(notAllowed('${env:DB_PASSWORD}'));
+      for (const [name, allowed] of [['exact', '"${env:OTHER}", "${env:DB_PASSWORD}"'], ['glob', '"${env:DB_*}"']] as const) {
+        const gateway = await start(name, allowed);
+        expect(gateway.policy!.current().commit).toBe(sha);
+        await gateway.close();
+      }
+
+      // `..` is resolved before matching: the reference means /etc/passwd, outside /run/secrets/hoop/*.
+      const escape = secretsRepo.commit(text.replace('${env:DB_PASSWORD}', '${file:/run/secrets/hoop/../../../etc/passwd}'));
+      expect((await refused('escape', '"${file:/run/secrets/hoop/*}"')).message).toBe(
+        `the gateway cannot start without a policy: no acceptable policy at main of ${secretsRepo.dir}: commit ${escape.slice(0, 12)} has an invalid policy:\n  ${notAllowed('${file:/run/secrets/hoop/../../../etc/passwd}', '${file:/etc/passwd}')}`,
+      );
+      const etc = await start('etc', '"${file:/etc/*}"');
+      expect(etc.policy!.current().policy.connections[0]!.password).toEqual({ kind: 'file', path: '/etc/passwd' });
+      await etc.close();
+    } finally {
+      secretsRepo.remove();
+    }
   });
 
   it('refuses to start when no valid commit can be loaded', async () => {

@@ -81,13 +81,15 @@ beforeAll(() => {
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 const env = () => ({ ...gitEnv, DB_PASSWORD: 'pw' });
+/** The gateway's `policy.allowedSecrets` for {@link policyText}. */
+const SECRETS = ['${env:DB_PASSWORD}'];
 
 describe('PolicyRepo', () => {
   it('loads a branch, pulls new commits, refuses an invalid one and keeps the old policy', async () => {
     const repo = newRepo();
     const first = commit(repo, { 'hoop.yaml': policyText('dev') });
     const { log, lines } = logSink();
-    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), log, env: env() });
+    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), log, env: env(), allowedSecrets: SECRETS });
     expect(pr.commit).toBe(first);
     expect(pr.current().commit).toBe(first);
     expect(pr.current().access[0]!.groups).toEqual(['dev']);
@@ -120,7 +122,7 @@ describe('PolicyRepo', () => {
   it('refuses a commit whose secret references do not resolve for the gateway (and not for the CLI)', async () => {
     const repo = newRepo();
     commit(repo, { 'hoop.yaml': policyText('dev') });
-    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: gitEnv })).rejects.toMatchObject({
+    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: gitEnv, allowedSecrets: SECRETS })).rejects.toMatchObject({
       code: ErrorCode.CONFIG_INVALID,
       message: expect.stringContaining('environment variable DB_PASSWORD is not set'),
     });
@@ -128,12 +130,31 @@ describe('PolicyRepo', () => {
     expect(cli.current().connections[0]!.password).toEqual({ kind: 'env', name: 'DB_PASSWORD' });
   });
 
+  it('refuses, for the gateway, a secret reference outside allowedSecrets (none by default), and checks the entries', async () => {
+    const repo = newRepo();
+    const first = commit(repo, { 'hoop.yaml': policyText('dev') });
+    const refusal = `hoop.yaml:3:74: connections.0.password: \${env:DB_PASSWORD} is not allowed by the gateway's policy.allowedSecrets; add "\${env:DB_PASSWORD}" (or a glob) there`;
+    for (const allowedSecrets of [undefined, [], ['${env:DB_PASSWORD_*}', '${file:/run/secrets/*}']]) {
+      await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: env(), ...(allowedSecrets ? { allowedSecrets } : {}) })).rejects.toMatchObject({
+        code: ErrorCode.CONFIG_INVALID,
+        message: `no acceptable policy at main of ${repo}: commit ${first.slice(0, 12)} has an invalid policy:\n  ${refusal}`,
+      });
+    }
+    const glob = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: env(), allowedSecrets: ['${env:DB_*}'] });
+    expect(glob.commit).toBe(first);
+    await glob.stop();
+    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: env(), allowedSecrets: ['${env:*}', '${file:../x}'] })).rejects.toMatchObject({
+      code: ErrorCode.USAGE,
+      message: expect.stringMatching(/^allowed secrets: "\$\{env:\*\}" would admit every variable.*; "\$\{file:\.\.\/x\}" \$\{file:\.\.\.\} takes an absolute path/),
+    });
+  });
+
   it('follows a tag given as the ref, over a file:// URL', async () => {
     const repo = newRepo();
     const v1 = commit(repo, { 'policy/main.yaml': policyText('dev') });
     git(repo, 'tag', 'v1');
     commit(repo, { 'policy/main.yaml': policyText('ops') });
-    const pr = await PolicyRepo.open({ url: `file://${repo}`, ref: 'v1', workDir: join(base, `work${n++}`), env: env() });
+    const pr = await PolicyRepo.open({ url: `file://${repo}`, ref: 'v1', workDir: join(base, `work${n++}`), env: env(), allowedSecrets: SECRETS });
     expect(pr.commit).toBe(v1);
     expect(pr.current().access[0]!.groups).toEqual(['dev']);
     const head = git(repo, 'rev-parse', 'HEAD');
@@ -145,7 +166,7 @@ describe('PolicyRepo', () => {
   it('pulls on the interval once started', async () => {
     const repo = newRepo();
     commit(repo, { 'hoop.yaml': policyText('dev') });
-    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: env(), pullIntervalMs: 50 });
+    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: env(), allowedSecrets: SECRETS, pullIntervalMs: 50 });
     const changed = new Promise<Policy>((resolve) => pr.once('change', resolve));
     pr.start();
     const next = commit(repo, { 'hoop.yaml': policyText('ops') });
@@ -157,12 +178,12 @@ describe('PolicyRepo', () => {
     const repo = newRepo();
     const unsigned = commit(repo, { 'hoop.yaml': policyText('dev') });
     const workDir = join(base, `work${n++}`);
-    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSignersFile: signers })).rejects.toMatchObject({
+    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSecrets: SECRETS, allowedSignersFile: signers })).rejects.toMatchObject({
       message: expect.stringContaining(`commit ${unsigned.slice(0, 12)} is not signed`),
     });
     const good = commit(repo, { 'hoop.yaml': policyText('ops') }, keyA);
     const { log, lines } = logSink();
-    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSignersFile: signers, log });
+    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSecrets: SECRETS, allowedSignersFile: signers, log });
     expect(pr.commit).toBe(good);
 
     const other = commit(repo, { 'hoop.yaml': policyText('everyone') }, keyB);
@@ -201,14 +222,14 @@ describe('PolicyRepo', () => {
     const repo = newRepo();
     const good = commit(repo, { 'hoop.yaml': policyText('dev') });
     const workDir = join(base, `work${n++}`);
-    await (await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env() })).stop();
+    await (await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSecrets: SECRETS })).stop();
     commit(repo, { 'hoop.yaml': BROKEN });
     const { log, lines } = logSink();
-    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), log });
+    const pr = await PolicyRepo.open({ path: repo, ref: 'main', workDir, env: env(), allowedSecrets: SECRETS, log });
     expect(pr.commit).toBe(good);
     expect(lines().map((l) => l.event)).toEqual(expect.arrayContaining(['policy.refused', 'policy.fallback', 'policy.loaded']));
     // A fresh work directory has nothing to fall back to.
-    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: env() })).rejects.toBeInstanceOf(HoopError);
+    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: env(), allowedSecrets: SECRETS })).rejects.toBeInstanceOf(HoopError);
   });
 
   it('refuses bad options: no repo, both, an option-like ref, an unknown ref', async () => {
@@ -219,7 +240,7 @@ describe('PolicyRepo', () => {
     await expect(PolicyRepo.open({ path: repo, url: repo, ref: 'main', workDir })).rejects.toMatchObject({ code: ErrorCode.USAGE });
     await expect(PolicyRepo.open({ path: repo, ref: '--upload-pack=x', workDir })).rejects.toMatchObject({ code: ErrorCode.USAGE });
     await expect(PolicyRepo.open({ url: '--upload-pack=touch /tmp/x', ref: 'main', workDir })).rejects.toMatchObject({ code: ErrorCode.USAGE });
-    await expect(PolicyRepo.open({ path: repo, ref: 'nope', workDir, env: env() })).rejects.toMatchObject({ message: expect.stringContaining('ref nope not found') });
+    await expect(PolicyRepo.open({ path: repo, ref: 'nope', workDir, env: env(), allowedSecrets: SECRETS })).rejects.toMatchObject({ message: expect.stringContaining('ref nope not found') });
   });
 });
 
