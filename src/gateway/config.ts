@@ -42,7 +42,7 @@
  *     user: app_rw
  *     password: ${env:PROD_DB_PASSWORD}   # or ${file:./prod-db.pass}; never a literal
  *     tls: { mode: verify-full, ca: ./db-ca.pem, serverName: db.internal }  # mode default prefer
- *     allowCleartextWithoutTls: false # send a cleartext password over a non-TLS link? default no
+ *     allowCleartextWithoutTls: false # send a cleartext password without TLS that verified the server? default no
  *     allow: { subjects: [], emails: [], groups: [dba] }   # '*' in subjects: anyone signed in
  * policy:                             # instead of `connections`: load them, access and rules from a config repo
  *   repo: https://git.example.com/acme/hoop-policy.git   # a git URL, or a path (relative to this file)

@@ -53,7 +53,11 @@ export interface UpstreamPostgresOptions {
   params: Array<[string, string]>;
   /** Deadline for connect, TLS and authentication together, in ms; default 10 000. */
   timeoutMs?: number;
-  /** Send a cleartext password over an unencrypted connection (refused by default). */
+  /**
+   * Send a cleartext password to a server whose identity TLS did not verify (refused by default:
+   * a cleartext password goes only over TLS whose certificate chain was checked, `verify-full`
+   * or `require` with a `ca`, so that a server that is not the database cannot collect it).
+   */
   allowCleartextWithoutTls?: boolean;
   /** Aborts the attempt. */
   signal?: AbortSignal;
@@ -277,6 +281,11 @@ class Link {
 
 function ignore(): void {}
 
+/** Whether TLS in this mode checks the server's certificate chain (`verify-full`, or `require` with a CA). */
+function verifiesServer(tls: UpstreamPostgresOptions['tls']): boolean {
+  return tls.mode === 'verify-full' || (tls.mode === 'require' && tls.ca !== undefined);
+}
+
 function hintUnavailable(where: string): string {
   return `Check that the database at ${where.replace(/^upstream /, '')} is running and reachable from the gateway.`;
 }
@@ -376,9 +385,10 @@ export async function connectUpstreamPostgres(o: UpstreamPostgresOptions): Promi
             authenticated = true;
             break;
           case 3:
-            if (!link.encrypted && !o.allowCleartextWithoutTls) {
-              throw unavailable(`${link.where} asks for a cleartext password over an unencrypted connection; hoop refuses to send it`, {
-                hint: "Use TLS for this connection (tls mode require or verify-full), switch the server to scram-sha-256, or set allowCleartextWithoutTls.",
+            if (!o.allowCleartextWithoutTls && !(link.encrypted && verifiesServer(o.tls))) {
+              const over = link.encrypted ? 'TLS that did not verify its certificate' : 'an unencrypted connection';
+              throw unavailable(`${link.where} asks for a cleartext password over ${over}; hoop refuses to send it`, {
+                hint: 'Use tls mode verify-full (or require with a ca) for this connection, switch the server to scram-sha-256, or set allowCleartextWithoutTls.',
               });
             }
             link.write(passwordMessage(o.password));

@@ -141,14 +141,17 @@ describe('authentication against PostgreSQL 15', () => {
     close(up);
   });
 
-  it('sends a cleartext password only over TLS unless allowed', async () => {
+  it('sends a cleartext password only over verified TLS unless allowed', async () => {
     const refused = await failure(connectUpstreamPostgres(options(plain, plain.users.cleartext)));
     expect(refused.code).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
     expect(refused.message).toMatch(/cleartext password over an unencrypted connection/);
     const allowed = await connectUpstreamPostgres(options(plain, plain.users.cleartext, { allowCleartextWithoutTls: true }));
     expect(await simpleQuery(allowed, 'select 1')).toEqual({ rows: [['1']] });
     close(allowed);
-    const overTls = await connectUpstreamPostgres(options(secure, secure.users.cleartext, { tls: { mode: 'require' } }));
+    // TLS that does not check the server's certificate is not enough: it could be anyone's server.
+    const unverified = await failure(connectUpstreamPostgres(options(secure, secure.users.cleartext, { tls: { mode: 'require' } })));
+    expect(unverified.message).toMatch(/cleartext password over TLS that did not verify its certificate/);
+    const overTls = await connectUpstreamPostgres(options(secure, secure.users.cleartext, { tls: { mode: 'verify-full', ca: pki.ca } }));
     expect(overTls.tls).toBe(true);
     expect(await simpleQuery(overTls, 'select current_user')).toEqual({ rows: [[secure.users.cleartext.user]] });
     close(overTls);
