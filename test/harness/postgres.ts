@@ -404,3 +404,23 @@ function killQuietly(pid: number): void {
     /* already gone */
   }
 }
+
+/**
+ * One entry of a `connections:` list, in a gateway config or a policy bundle, for database
+ * `app` of `pg` on loopback without TLS; `password` is the secret reference as YAML text,
+ * `extra` more lines of the entry (e.g. `allow: { subjects: [alice] }`).
+ */
+export function connectionYaml(pg: PgCluster, c: { name: string; user?: string; password: string; extra?: string[] }): string {
+  const lines = [
+    `- name: ${c.name}`,
+    '  type: postgres',
+    '  host: 127.0.0.1',
+    `  port: ${pg.port}`,
+    '  database: app',
+    `  user: ${c.user ?? pg.users.scram.user}`,
+    `  password: ${c.password}`,
+    '  tls: { mode: disable }',
+    ...(c.extra ?? []).map((l) => `  ${l}`),
+  ];
+  return lines.map((l) => `  ${l}\n`).join('');
+}

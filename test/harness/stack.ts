@@ -14,7 +14,7 @@ import { createLogger } from '../../src/log.js';
 import { runCli } from './run-cli.js';
 import { createTestPki, type TestPki } from './certs.js';
 import { startOidc, type TestOidc } from './oidc.js';
-import { startPgCluster, type PgCluster } from './postgres.js';
+import { connectionYaml, startPgCluster, type PgCluster } from './postgres.js';
 
 /** The JSON line `hoop connect --json` prints. */
 export interface ConnectInfo {
@@ -85,21 +85,12 @@ export async function startStack(options: StackOptions = {}): Promise<HoopStack>
     PLAIN_PASSWORD: pg.users.cleartext.password,
     WRONG_PASSWORD: 'not-the-password',
   };
-  const conn = (name: string, user: string, password: string, extra = ''): string =>
-    `  - name: ${name}
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: app
-    user: ${user}
-    password: \${env:${password}}
-    tls: { mode: disable }
-    allow: { subjects: [alice, bob], groups: [dba] }
-${extra}`;
+  const conn = (name: string, user: string, password: string, extra: string[] = []): string =>
+    connectionYaml(pg, { name, user, password: `\${env:${password}}`, extra: ['allow: { subjects: [alice, bob], groups: [dba] }', ...extra] });
   const configFile = join(dir, 'gateway.yaml');
   const policyBlock = options.policy ? await options.policy({ pg, dir }) : undefined;
   const connectionsBlock = `connections:
-${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md5.user, 'MD5_PASSWORD')}${conn('app-cleartext', pg.users.cleartext.user, 'PLAIN_PASSWORD', '    allowCleartextWithoutTls: true\n')}${conn('wrong-password', pg.users.scram.user, 'WRONG_PASSWORD')}  - name: down
+${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md5.user, 'MD5_PASSWORD')}${conn('app-cleartext', pg.users.cleartext.user, 'PLAIN_PASSWORD', ['allowCleartextWithoutTls: true'])}${conn('wrong-password', pg.users.scram.user, 'WRONG_PASSWORD')}  - name: down
     type: postgres
     host: 127.0.0.1
     port: 1

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
-import type { PgCluster } from '../harness/postgres.js';
+import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type ConnectInfo, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let base: string;
@@ -30,15 +30,7 @@ const commit = (text: string): string => policyRepo.commit(text);
 
 const bundle = (pg: PgCluster, extraRules = ''): string => `version: 1
 connections:
-  - name: app
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: app
-    user: ${pg.users.scram.user}
-    password: \${env:APP_PASSWORD}
-    tls: { mode: disable }
-access:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
   - { name: writers, subjects: [alice], connections: [app], mode: read-write }
 statements:
   rules:

@@ -20,7 +20,7 @@ import { createLogger } from '../../src/log.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
-import type { PgCluster } from '../harness/postgres.js';
+import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let repo: PolicyGitRepo;
@@ -44,23 +44,7 @@ const newPassword = (): string => {
 /** Two connections: `app` (env secret) and `vault` (file secret); `rules` is more top-level YAML (statement rules). */
 const bundle = (pg: PgCluster, options: { rules?: string; vaultPassword?: string } = {}): string => `version: 1
 connections:
-  - name: app
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: app
-    user: ${pg.users.scram.user}
-    password: \${env:APP_PASSWORD}
-    tls: { mode: disable }
-  - name: vault
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: app
-    user: ${ROLE}
-    password: "${options.vaultPassword ?? `\${file:${secretFile}}`}"
-    tls: { mode: disable }
-access:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}${connectionYaml(pg, { name: 'vault', user: ROLE, password: `"${options.vaultPassword ?? `\${file:${secretFile}}`}"` })}access:
   - { name: team, subjects: [alice], connections: [app, vault], mode: read-write }
 ${options.rules ?? ''}`;
 

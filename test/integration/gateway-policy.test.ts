@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/log.js';
 import { openTunnel, TunnelRefusedError } from '../../src/tunnel/transport.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
-import type { PgCluster } from '../harness/postgres.js';
+import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let base: string;
@@ -31,15 +31,7 @@ const commit = (text: string): string => policyRepo.commit(text);
 
 const bundle = (pg: PgCluster, extraRules = ''): string => `version: 1
 connections:
-  - name: app
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg.port}
-    database: app
-    user: ${pg.users.scram.user}
-    password: \${env:APP_PASSWORD}
-    tls: { mode: disable }
-access:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
   - { name: writers, subjects: [alice], connections: [app], mode: read-write }
   - { name: readers, subjects: [rita], connections: [app], mode: read-only }
   - { name: short, subjects: [sam], connections: [app], mode: read-write, maxSessionSeconds: 60 }
