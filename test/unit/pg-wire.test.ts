@@ -473,6 +473,50 @@ describe('MessageReader', () => {
   });
 });
 
+describe('MessageReader.takeRun', () => {
+  const copyData = (text: string): Buffer => Buffer.concat([header('d', 4 + text.length), Buffer.from(text)]);
+  const stream = Buffer.concat([
+    Buffer.concat([header('H', 11), Buffer.from([0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 7))]),
+    copyData('1\talice\n'),
+    copyData('2\tbob\n'),
+    copyData('3\tcarol\n'),
+    Buffer.concat([header('c', 4)]),
+    Buffer.concat([header('C', 4 + 7), Buffer.from('COPY 3\0')]),
+    Buffer.concat([header('Z', 5), Buffer.from('I')]),
+  ]);
+
+  it('hands on runs of whole messages of one type as views, at every split point, with next() for the rest', () => {
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const r = new MessageReader({ side: 'backend' });
+      const out: Buffer[] = [];
+      const types: string[] = [];
+      for (const part of [stream.subarray(0, cut), stream.subarray(cut)]) {
+        r.push(part);
+        for (;;) {
+          const run = r.takeRun(ch('d'));
+          if (run.length > 0) {
+            out.push(run);
+            for (let at = 0; at < run.length; at += 1 + run.readInt32BE(at + 1)) types.push('d');
+          }
+          const msg = r.next();
+          if (!msg) break;
+          out.push(msg.raw);
+          types.push(String.fromCharCode(msg.type));
+        }
+      }
+      expect(Buffer.concat(out).equals(stream), `cut at ${cut}`).toBe(true);
+      expect(types.join(''), `cut at ${cut}`).toBe('HdddcCZ');
+    }
+  });
+
+  it('leaves a bad length to next(), which refuses it', () => {
+    const r = new MessageReader({ side: 'backend' });
+    r.push(Buffer.concat([copyData('ok\n'), header('d', 2)]));
+    expect(r.takeRun(ch('d')).length).toBe(8);
+    expect(protocolError(() => r.next()).message).toMatch(/invalid message length 2/);
+  });
+});
+
 describe('body parsers are bounds-checked', () => {
   it('throws PgProtocolError on truncated or malformed bodies', () => {
     protocolError(() => parseAuthentication(Buffer.alloc(3)));

@@ -255,6 +255,11 @@ export class ResultMasker {
   private current: { plan: ColumnPlan[]; hints: StatementHints } | undefined;
   private copy: { masker: CopyOutMasker } | undefined;
 
+  /** Whether a CopyData message would be passed on unchanged now (no COPY being masked): it may skip {@link backend}. */
+  get copyDataUntouched(): boolean {
+    return this.copy === undefined;
+  }
+
   constructor(options: ResultMaskerOptions) {
     this.rules = options.rules instanceof MaskingRules ? options.rules : new MaskingRules(options.rules, options.key);
     this.catalog = options.catalog;

@@ -29,21 +29,60 @@ export class BackendMaskingPipe {
   /** @throws PgProtocolError on malformed server bytes */
   write(chunk: Buffer): Buffer | Promise<Buffer> {
     this.reader.push(chunk);
-    return this.drain([]);
+    return this.drain(new Run());
   }
 
-  private drain(out: Buffer[]): Buffer | Promise<Buffer> {
-    for (let msg = this.reader.next(); msg; msg = this.reader.next()) {
+  private drain(out: Run): Buffer | Promise<Buffer> {
+    for (;;) {
+      // A COPY with nothing to mask: runs of whole CopyData messages go on as they are.
+      if (this.masker.copyDataUntouched) out.add(this.reader.takeRun(COPY_DATA));
+      const msg = this.reader.next();
+      if (!msg) break;
       const r = this.masker.backend(msg);
       if (r instanceof Promise) {
         return r.then((b) => {
-          out.push(b);
+          out.add(b);
           return this.drain(out);
         });
       }
-      out.push(r);
+      out.add(r);
     }
-    return out.length === 1 ? out[0]! : Buffer.concat(out);
+    return out.bytes();
+  }
+}
+
+const COPY_DATA = 0x64; // 'd'
+/**
+ * The bytes to hand on, gathered without copies where possible: unchanged messages are views
+ * into the same received chunk, so a run of them that follow each other in memory is kept as
+ * one range and handed on as one view (a chunk with nothing to mask is passed on as itself).
+ */
+class Run {
+  readonly #parts: Buffer[] = [];
+  #buf: ArrayBufferLike | undefined;
+  #start = 0;
+  #end = 0;
+
+  add(b: Buffer): void {
+    if (b.length === 0) return;
+    if (b.buffer === this.#buf && b.byteOffset === this.#end) {
+      this.#end += b.length;
+      return;
+    }
+    this.#flush();
+    this.#buf = b.buffer;
+    this.#start = b.byteOffset;
+    this.#end = b.byteOffset + b.length;
+  }
+
+  bytes(): Buffer {
+    this.#flush();
+    return this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts);
+  }
+
+  #flush(): void {
+    if (this.#buf !== undefined && this.#end > this.#start) this.#parts.push(Buffer.from(this.#buf, this.#start, this.#end - this.#start));
+    this.#buf = undefined;
   }
 }
 

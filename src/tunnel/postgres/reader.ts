@@ -54,6 +54,8 @@ const backendLimits = new Map<number, number>(
 for (const k of '123nsIc') backendLimits.set(k.charCodeAt(0), 4);
 backendLimits.set('Z'.charCodeAt(0), 5);
 
+const EMPTY = Buffer.alloc(0);
+
 /** Message types whose length must be exactly their limit (no body, or a fixed one). */
 const exactFrontend = new Set([...'cHSX'].map((k) => k.charCodeAt(0)));
 const exactBackend = new Set([...'123nsIcZ'].map((k) => k.charCodeAt(0)));
@@ -185,6 +187,26 @@ export class MessageReader {
       o++;
     }
     return n;
+  }
+
+  /**
+   * Removes and returns, as one view and without parsing them into messages, the whole messages
+   * of `type` that come next within one received chunk (checked against the same length limit
+   * as `next()`); an empty Buffer when the next message is of another type or incomplete. For
+   * passing a run of messages on untouched (e.g. CopyData with nothing to mask).
+   */
+  takeRun(type: number): Buffer {
+    if (this.failure || this.pending >= 0 || this.total === 0) return EMPTY;
+    const chunk = this.chunks[this.head]!;
+    const limit = this.limits.get(type);
+    if (limit === undefined || this.exact.has(type)) return EMPTY;
+    let at = this.offset;
+    while (at + 5 <= chunk.length && chunk[at] === type) {
+      const len = chunk.readInt32BE(at + 1);
+      if (len < 4 || len > limit || at + 1 + len > chunk.length) break;
+      at += 1 + len;
+    }
+    return at === this.offset ? EMPTY : this.take(at - this.offset);
   }
 
   /** Removes and returns the next `size` bytes: a view when they lie in one chunk, else one copy. */
