@@ -264,6 +264,21 @@ describe('masking through views, aliases and derived values', () => {
     expect(out).toContain(REDACTED);
   });
 
+  it('masks a masked column read as it is through a subquery, a CTE, a LATERAL and grouping sets', async () => {
+    for (const sql of [
+      'select s.e from (select email as e from customers where id = 1) s',
+      'with x as materialized (select email from customers where id = 1) select email from x',
+      'with x as (select email from customers where id = 1) select * from x',
+      'select x.e from customers c cross join lateral (select c.email as e) x where c.id = 1',
+      'select e from customers c, lateral (select c.email) as x(e) where c.id = 1',
+      'select email from customers where id = 1 group by cube(email)',
+      'select t.email from (table customers) t where t.id = 1',
+    ]) {
+      const r = await rows(sql);
+      expect(JSON.stringify(r), sql).not.toContain('alice');
+    }
+  });
+
   it('masks JSON functions and aggregates over a masked column', async () => {
     const r = await rows("select json_agg(email) as ja, jsonb_build_object('e', email) as jb, string_agg(email, ',') as sa, max(email) as mx, count(email) as n from customers group by email order by email limit 1");
     for (const value of Object.values(r[0]!)) expect(JSON.stringify(value)).not.toMatch(/alice|bob/i);
