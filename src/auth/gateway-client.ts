@@ -8,6 +8,7 @@
  * @see /work/shared/ARCHITECTURE.md ("Identity")
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (bearer token)
  */
+import { signDeviceProof } from '../device-proof.js';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { ErrorCode, HoopError } from '../errors.js';
@@ -257,12 +258,14 @@ export async function getWhoAmI(endpoint: GatewayEndpoint, token: string): Promi
 }
 
 /**
- * `POST /v1/devices`: registers the public half of the device key (idempotent).
+ * `POST /v1/devices`: registers the public half of the device key (idempotent), with a proof of
+ * possession signed by its private half (src/device-proof.ts); the private key is never sent.
  * @see https://www.rfc-editor.org/rfc/rfc8410 (SPKI PEM of an Ed25519 key)
  */
-export async function registerDevice(endpoint: GatewayEndpoint, token: string, device: { publicKey: string; name: string }): Promise<RegisteredDevice> {
+export async function registerDevice(endpoint: GatewayEndpoint, token: string, device: { publicKey: string; privateKey: string; name: string }): Promise<RegisteredDevice> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
-  const { body } = await requestJson(endpoint, 'POST', 'v1/devices', { token, body: device });
+  const proof = signDeviceProof(device.privateKey, device.publicKey, token);
+  const { body } = await requestJson(endpoint, 'POST', 'v1/devices', { token, body: { publicKey: device.publicKey, name: device.name, proof } });
   const b = body as Partial<Record<keyof RegisteredDevice, unknown>>;
   if (typeof b.deviceId !== 'string' || typeof b.fingerprint !== 'string') throw protocolError(origin, 'the registered device');
   return { deviceId: b.deviceId, fingerprint: b.fingerprint };

@@ -171,7 +171,7 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
   let device: RegisteredDevice | undefined;
   let deviceError: HoopError | undefined;
   try {
-    device = await registerDevice(endpoint, token, { publicKey: deviceKey.publicKey, name: defaultDeviceName() });
+    device = await registerDevice(endpoint, token, { publicKey: deviceKey.publicKey, privateKey: deviceKey.privateKey, name: defaultDeviceName() });
   } catch (err) {
     deviceError = isHoopError(err) ? err : new HoopError(ErrorCode.INTERNAL, describeError(err), { cause: err });
   }

@@ -5,8 +5,8 @@
  * - `GET /v1/auth/config` (no token): what `hoop login` needs, `{ issuer, clientId, scopes,
  *   resource?, tokenType, workloadAudience? }`; 404 when the gateway has no `login` configured
  * - `GET /v1/whoami`: `{ subject, issuer, kind, email?, groups, expiresAt }`
- * - `POST /v1/devices` `{ publicKey, name }` (JSON, at most 16 KiB): registers the caller's device
- *   key, 201 `{ deviceId, fingerprint }` (200 with the same body when it was already registered);
+ * - `POST /v1/devices` `{ publicKey, name, proof }` (JSON, at most 16 KiB): registers the caller's
+ *   device key once `proof` shows possession of its private half (src/device-proof.ts), 201 `{ deviceId, fingerprint }` (200 with the same body when it was already registered);
  *   `GET /v1/devices`: `{ devices: [{ deviceId, name, fingerprint, publicKey, createdAt }] }`, the
  *   caller's only
  * - `GET /v1/connections[/{name}]` (with a policy repo: what its access rules admit, each with its
@@ -27,6 +27,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-413-content-too-large
  */
+import { deviceProofProblem } from '../device-proof.js';
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -305,11 +306,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const registerDevice = async (req: http.IncomingMessage, identity: Identity): Promise<{ status: number; body: unknown }> => {
     const body = await readJsonBody(req, MAX_BODY_BYTES);
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw new HttpError(400, 'the request body must be a JSON object { publicKey, name }');
+      throw new HttpError(400, 'the request body must be a JSON object { publicKey, name, proof }');
     }
     const fields = body as Record<string, unknown>;
     const key = parseDevicePublicKey(fields.publicKey);
     const name = parseDeviceName(fields.name);
+    const problem = deviceProofProblem(fields.proof, key.publicKey, TokenVerifier.bearerFromHeader(req.headers.authorization) ?? '');
+    if (problem) throw new HttpError(400, `the device key's proof of possession was refused: ${problem}`);
     const { device, created } = await store.registerDevice({ issuer: identity.issuer, subject: identity.subject }, { ...key, name });
     if (created) log.info('device.registered', { subject: identity.subject, issuer: identity.issuer, deviceId: device.deviceId, fingerprint: device.fingerprint });
     return { status: created ? 201 : 200, body: { deviceId: device.deviceId, fingerprint: device.fingerprint } };

@@ -9,6 +9,7 @@
  *   while another goes on; a `token` control message renews it past the old expiry; a renewal
  *   with another identity's token ends it; the error always comes after a whole server message.
  */
+import { signDeviceProof } from '../../src/device-proof.js';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,6 +74,11 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
     return new SignJWT({ iss: ci.issuer, aud: 'hoop-ci', iat: now, exp: now + 300, sub: 'repo:acme/api:ref:refs/heads/main', ...claims })
       .setProtectedHeader({ alg: 'RS256', kid: ci.signingKey.kid, typ: 'JWT' })
       .sign(ci.signingKey.privateKey);
+  }
+
+  /** A registration body for `key`, with its proof of possession for `token`. */
+  function device(token: string, key: { pem: string; privatePem: string }, name: string, publicKey = key.pem): Record<string, unknown> {
+    return { publicKey, name, proof: signDeviceProof(key.privatePem, key.pem, token) };
   }
 
   function ed25519(): { pem: string; fingerprint: string; privatePem: string } {
@@ -177,11 +183,11 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
 
     it('registers an Ed25519 public key: 201 with its id and OpenSSH-style fingerprint; idempotent', async () => {
       const key = ed25519();
-      const first = await api('/v1/devices', { token: alice, body: { publicKey: key.pem, name: 'alice-laptop' } });
+      const first = await api('/v1/devices', { token: alice, body: device(alice, key, 'alice-laptop') });
       expect(first.status).toBe(201);
       expect(first.body).toEqual({ deviceId: expect.any(String), fingerprint: key.fingerprint });
       expect(key.fingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
-      const again = await api('/v1/devices', { token: alice, body: { publicKey: key.pem.replace(/\n/g, '\r\n'), name: 'renamed' } });
+      const again = await api('/v1/devices', { token: alice, body: device(alice, key, 'renamed', key.pem.replace(/\n/g, '\r\n')) });
       expect(again.status).toBe(200);
       expect(again.body).toEqual(first.body);
       const list = await api('/v1/devices', { token: alice });
@@ -193,7 +199,7 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
 
     it('lists only the caller\'s devices', async () => {
       const key = ed25519();
-      const bobs = await api('/v1/devices', { token: bob, body: { publicKey: key.pem, name: 'bob-desktop' } });
+      const bobs = await api('/v1/devices', { token: bob, body: device(bob, key, 'bob-desktop') });
       expect(bobs.status).toBe(201);
       const aliceList = (await api('/v1/devices', { token: alice })).body.devices as Array<{ deviceId: string; name: string }>;
       expect(aliceList.length).toBeGreaterThan(0);
@@ -202,7 +208,7 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
       const bobList = (await api('/v1/devices', { token: bob })).body.devices as Array<{ deviceId: string }>;
       expect(bobList.map((d) => d.deviceId)).toEqual([bobs.body.deviceId]);
       // The same public key under another identity is that identity's own device.
-      const shared = await api('/v1/devices', { token: alice, body: { publicKey: key.pem, name: 'shared' } });
+      const shared = await api('/v1/devices', { token: alice, body: device(alice, key, 'shared') });
       expect(shared.status).toBe(201);
       expect(shared.body.deviceId).not.toBe(bobs.body.deviceId);
     });
@@ -237,6 +243,28 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
       }
     });
 
+    it('registers a key only with proof of possession of its private half, for this token, now', async () => {
+      const key = ed25519();
+      const other = ed25519();
+      const missing = await api('/v1/devices', { token: alice, body: { publicKey: key.pem, name: 'n' } });
+      expect(missing.status).toBe(400);
+      expect(missing.body.error.message).toMatch(/proof of possession was refused: the request must carry proof/);
+      const cases: Array<[unknown, RegExp]> = [
+        [signDeviceProof(other.privatePem, key.pem, alice), /does not verify/],
+        [signDeviceProof(key.privatePem, key.pem, bob), /does not verify/],
+        [signDeviceProof(key.privatePem, key.pem, alice, new Date(Date.now() - 10 * 60_000)), /more than 5 minutes/],
+        [{ signedAt: 'yesterday', signature: 'AAAA' }, /ISO 8601/],
+        [{ signedAt: new Date().toISOString() }, /must be strings/],
+      ];
+      for (const [proof, message] of cases) {
+        const r = await api('/v1/devices', { token: alice, body: { publicKey: key.pem, name: 'n', proof } });
+        expect(r.status, String(message)).toBe(400);
+        expect(r.body.error.message).toMatch(message);
+      }
+      expect((await api('/v1/devices', { token: alice })).body.devices).not.toContainEqual(expect.objectContaining({ publicKey: key.pem }));
+      expect((await api('/v1/devices', { token: alice, body: device(alice, key, 'n') })).status).toBe(201);
+    });
+
     it('refuses bodies that are too large, not JSON, or not an object; other methods; no token', async () => {
       const huge = await api('/v1/devices', { token: alice, raw: JSON.stringify({ publicKey: 'x'.repeat(20_000), name: 'n' }), headers: { 'content-type': 'application/json' } });
       expect(huge.status).toBe(413);
@@ -255,7 +283,7 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
     it('concurrent registrations all persist, in a 0600 file in a 0700 directory, across a restart', async () => {
       const carol = await op.token({ subject: 'carol' });
       const keys = Array.from({ length: 25 }, () => ed25519());
-      const results = await Promise.all(keys.map((k, i) => api('/v1/devices', { token: carol, body: { publicKey: k.pem, name: `runner-${i}` } })));
+      const results = await Promise.all(keys.map((k, i) => api('/v1/devices', { token: carol, body: device(carol, k, `runner-${i}`) })));
       expect(results.map((r) => r.status)).toEqual(keys.map(() => 201));
       const listed = (await api('/v1/devices', { token: carol })).body.devices as Array<{ fingerprint: string }>;
       expect(listed.map((d) => d.fingerprint).sort()).toEqual(keys.map((k) => k.fingerprint).sort());
