@@ -63,6 +63,23 @@ export class PolicyGitRepo {
     return file;
   }
 
+  /**
+   * The gateway config's `policy:` block for this repo at `main`, pulled hourly (tests pull with
+   * `refresh()`), admitting `allowedSecrets`.
+   */
+  gatewayBlock(allowedSecrets: string[], allowedSigners?: string): string {
+    return [
+      'policy:',
+      `  repo: ${this.dir}`,
+      '  ref: main',
+      ...(allowedSigners ? [`  allowedSigners: ${allowedSigners}`] : []),
+      '  allowedSecrets:',
+      ...allowedSecrets.map((s) => `    - ${JSON.stringify(s)}`),
+      '  pullIntervalSeconds: 3600',
+      '',
+    ].join('\n');
+  }
+
   remove(): void {
     rmSync(this.base, { recursive: true, force: true });
   }

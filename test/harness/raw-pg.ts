@@ -97,6 +97,20 @@ export class RawFrontend {
     if (!ready) throw new Error('closed before ReadyForQuery');
   }
 
+  /** Every backend message received from byte `from` of {@link raw} on, once `readyForQuery` ReadyForQuery have arrived there. */
+  async messagesSince(from: number, readyForQuery: number, timeoutMs = 10_000): Promise<PgMessage[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const reader = new MessageReader({ side: 'backend' });
+      reader.push(this.raw.subarray(from));
+      const all: PgMessage[] = [];
+      for (let m = reader.next(); m; m = reader.next()) all.push(m);
+      if (all.filter((m) => m.type === 0x5a).length >= readyForQuery) return all;
+      if (Date.now() > deadline || this.ended) throw new Error(`only ${all.map((m) => String.fromCharCode(m.type)).join('')} arrived`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   destroy(): void {
     this.stream.destroy();
   }

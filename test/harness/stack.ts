@@ -47,8 +47,11 @@ export interface HoopStack {
   /** Every JSON line the gateway logged so far. */
   logs(): Array<Record<string, unknown>>;
   token(subject?: string, groups?: string[]): Promise<string>;
-  /** Runs `hoop connect <name> --json` with `token`; resolves once it listens. */
-  connect(name: string, token: string, extraArgs?: string[]): Promise<RunningConnect>;
+  /**
+   * Runs `hoop connect <name> --json` with `token` (and `env`, added to its environment); resolves
+   * once it listens. A `--gateway` in `extraArgs` overrides the stack's gateway.
+   */
+  connect(name: string, token: string, extraArgs?: string[], env?: NodeJS.ProcessEnv): Promise<RunningConnect>;
   /** Runs any hoop command in-process; resolves its exit code and output. */
   run(argv: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }>;
   close(): Promise<void>;
@@ -127,7 +130,7 @@ ${Object.entries(options.issuer ?? {})
 
   const run: HoopStack['run'] = (argv, extraEnv = {}) => runCli(argv, { ...extraEnv }, dir);
 
-  const connect: HoopStack['connect'] = async (name, token, extraArgs = []) => {
+  const connect: HoopStack['connect'] = async (name, token, extraArgs = [], extraEnv = {}) => {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     let err = '';
@@ -144,7 +147,7 @@ ${Object.entries(options.issuer ?? {})
     const done = main(['connect', name, '--json', '--gateway', gateway.url, '--ca-file', pki.caFile, ...extraArgs], {
       stdout,
       stderr,
-      env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir },
+      env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir, ...extraEnv },
       cwd: dir,
       signal: controller.signal,
     });

@@ -9,14 +9,12 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, type PgCluster } from '../harness/postgres.js';
-import { startStack, type ConnectInfo, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let base: string;
 let repo: string;
@@ -40,31 +38,9 @@ statements:
       message: the secrets table is off limits
 ${extraRules}`;
 
-/** `hoop connect app --json <args>` with exactly `env` (plus the token); resolves once it listens. */
+/** `hoop connect app --json <args>` with the CLI's own config dir and PATH (for git); resolves once it listens. */
 async function startConnect(token: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<RunningConnect> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let err = '';
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const controller = new AbortController();
-  const firstLine = new Promise<string>((resolve) => {
-    let buf = '';
-    stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('\n')) resolve(buf.slice(0, buf.indexOf('\n')));
-    });
-  });
-  const env = { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, HOOP_CONFIG_DIR: join(base, 'cli-config'), PATH: process.env.PATH, ...extraEnv };
-  const done = main(['connect', 'app', '--json', '--ca-file', stack.pki.caFile, ...args], { stdout, stderr, env, cwd: stack.dir, signal: controller.signal });
-  const line = await Promise.race([firstLine, done.then((code) => Promise.reject(new Error(`hoop connect exited ${code}: ${err}`)))]);
-  const c: RunningConnect = {
-    info: JSON.parse(line) as ConnectInfo,
-    stderr: () => err,
-    stop: async () => {
-      controller.abort();
-      return done;
-    },
-  };
+  const c = await stack.connect('app', token, args, { HOOP_CONFIG_DIR: join(base, 'cli-config'), PATH: process.env.PATH, ...extraEnv });
   running.push(c);
   return c;
 }
@@ -115,7 +91,7 @@ beforeAll(async () => {
   stack = await startStack({
     policy: ({ pg }) => {
       first = commit(bundle(pg));
-      return `policy:\n  repo: ${repo}\n  ref: main\n  allowedSecrets: ["\${env:APP_PASSWORD}"]\n  pullIntervalSeconds: 3600\n`;
+      return policyRepo.gatewayBlock(['${env:APP_PASSWORD}']);
     },
   });
   await stack.pg.psql(

@@ -110,7 +110,7 @@ beforeAll(async () => {
   stack = await startStack({
     policy: ({ pg }) => {
       first = repo.commit(bundle(pg, { rules: NO_SECRETS }), keyA);
-      return `policy:\n  repo: ${repo.dir}\n  ref: main\n  allowedSigners: ${signers}\n  allowedSecrets:\n    - "\${env:APP_PASSWORD}"\n    - "\${file:${repo.base}/secrets/*}"\n  pullIntervalSeconds: 3600\n`;
+      return repo.gatewayBlock(['${env:APP_PASSWORD}', `\${file:${repo.base}/secrets/*}`], signers);
     },
   });
   await stack.pg.psql(

@@ -21,7 +21,6 @@ import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let base: string;
-let repo: string;
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
 let first: string;
@@ -63,12 +62,12 @@ async function connect(subject: string): Promise<RunningConnect> {
 
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-gw-policy-');
-  ({ base, dir: repo } = policyRepo);
+  ({ base } = policyRepo);
   stack = await startStack({
     gateway: { sessionLimitScale: 0.02 },
     policy: ({ pg }) => {
       first = commit(bundle(pg));
-      return `policy:\n  repo: ${repo}\n  ref: main\n  allowedSecrets: ["\${env:APP_*}"]\n  pullIntervalSeconds: 3600\n`;
+      return policyRepo.gatewayBlock(['${env:APP_*}']);
     },
   });
   await stack.pg.psql(

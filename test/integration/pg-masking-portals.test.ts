@@ -11,8 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import type { PgMessage } from '../../src/tunnel/postgres/reader.js';
-import { MessageReader } from '../../src/tunnel/postgres/reader.js';
+import { parseDataRow } from '../../src/policy/masking/result-masker.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -94,36 +93,6 @@ close h;
   });
 });
 
-/** The columns of a DataRow, null as null. */
-function dataRow(m: PgMessage): Array<Buffer | null> {
-  const cols: Array<Buffer | null> = [];
-  const n = m.body.readInt16BE(0);
-  let at = 2;
-  for (let i = 0; i < n; i++) {
-    const len = m.body.readInt32BE(at);
-    at += 4;
-    if (len < 0) cols.push(null);
-    else {
-      cols.push(m.body.subarray(at, at + len));
-      at += len;
-    }
-  }
-  return cols;
-}
-
-async function messagesUntil(f: RawFrontend, from: number, zs: number): Promise<PgMessage[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const reader = new MessageReader({ side: 'backend' });
-    reader.push(f.raw.subarray(from));
-    const all: PgMessage[] = [];
-    for (let m = reader.next(); m; m = reader.next()) all.push(m);
-    if (all.filter((m) => m.type === 0x5a).length >= zs) return all;
-    if (Date.now() > deadline || f.ended) throw new Error(`only ${all.map((m) => String.fromCharCode(m.type)).join('')} arrived`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('portals suspended mid-result (raw extended protocol)', () => {
   for (const format of [0, 1] as const) {
     it(`masks each DataRow of Execute(maxRows=1), Execute(maxRows=1), Execute(0) (${format ? 'binary' : 'text'})`, async () => {
@@ -145,10 +114,10 @@ describe('portals suspended mid-result (raw extended protocol)', () => {
             sync(),
           ]),
         );
-        const all = await messagesUntil(f, from, 1);
+        const all = await f.messagesSince(from, 1);
         const types = all.map((m) => String.fromCharCode(m.type)).join('');
         expect(types).toBe('12TDsDsDCZ');
-        const rows = all.filter((m) => m.type === 0x44).map(dataRow);
+        const rows = all.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body));
         expect(rows.map((r) => (format ? String(r[0]!.readInt32BE(0)) : r[0]!.toString()))).toEqual(['1', '2', '3']);
         for (const r of rows) {
           expect(r[1]!.toString()).toBe(REDACTED);
@@ -172,11 +141,11 @@ describe('portals suspended mid-result (raw extended protocol)', () => {
       ]);
       let from = f.raw.length;
       f.write(Buffer.concat([msg('Q', 'begin'), parse('', 'select email, id from customers order by id'), bind('p', '', 0), describePortal('p'), execute('p', 2), sync()]));
-      const first = await messagesUntil(f, from, 2);
+      const first = await f.messagesSince(from, 2);
       from = f.raw.length;
       f.write(Buffer.concat([execute('p', 0), sync(), msg('Q', 'commit')]));
-      const second = await messagesUntil(f, from, 2);
-      const rows = [...first, ...second].filter((m) => m.type === 0x44).map(dataRow);
+      const second = await f.messagesSince(from, 2);
+      const rows = [...first, ...second].filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body));
       expect(rows.map((r) => r[1]!.toString())).toEqual(['1', '2', '3']);
       for (const r of rows) expect(r[0]!.toString()).toBe(REDACTED);
       expect(first.map((m) => String.fromCharCode(m.type)).join('')).toContain('DDs');
@@ -194,9 +163,9 @@ describe('portals suspended mid-result (raw extended protocol)', () => {
       ]);
       const from = f.raw.length;
       f.write(Buffer.concat([parse('', 'select email::text, email, id::text, ssn from customers order by id'), bind('', '', 0), execute('', 1), execute('', 0), sync()]));
-      const all = await messagesUntil(f, from, 1);
+      const all = await f.messagesSince(from, 1);
       expect(all.map((m) => String.fromCharCode(m.type)).join('')).toBe('12DsDDCZ');
-      const rows = all.filter((m) => m.type === 0x44).map(dataRow);
+      const rows = all.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body));
       expect(rows).toHaveLength(3);
       rows.forEach((r, i) => {
         expect(r[0]!.toString()).toBe(REDACTED);
