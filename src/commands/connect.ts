@@ -14,8 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { getConnection } from '../auth/gateway-client.js';
-import { isInteractive } from '../auth/login.js';
-import { clientTokenProvider } from '../client-config.js';
+import { commandTokenProvider } from '../client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
@@ -64,14 +63,7 @@ export function connectCommand(io: CliIo): Command {
     .option('--policy-allowed-signers <file>', 'accept only policy commits signed by these SSH keys (default: $HOOP_POLICY_ALLOWED_SIGNERS)')
     .action(async (name: string, opts: ConnectOptions) => {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'connect' } });
-      const provider = await clientTokenProvider({
-        env: io.env,
-        cwd: io.cwd,
-        gateway: opts.gateway,
-        tokenFile: opts.tokenFile,
-        caFile: opts.caFile,
-        isTTY: isInteractive(io.stdin as { isTTY?: boolean } | undefined, io.env),
-      });
+      const provider = await commandTokenProvider(io, opts);
       const gateway = provider.gateway;
       const ca = provider.ca;
       let info;

@@ -6,8 +6,7 @@ import { Command } from 'commander';
 import { configDir } from '../auth/paths.js';
 import { FileSecretStore } from '../auth/secret-store.js';
 import { getWhoAmI } from '../auth/gateway-client.js';
-import { isInteractive } from '../auth/login.js';
-import { resolveTokenProvider } from '../auth/token-provider.js';
+import { commandTokenProvider } from '../client-config.js';
 import type { CliIo } from '../io.js';
 
 interface WhoamiOptions {
@@ -34,14 +33,7 @@ export function whoamiCommand(io: CliIo): Command {
     .option('--token-file <file>', 'ask about the token in this file instead (default: $HOOP_TOKEN, else the login)')
     .option('--json', 'print one JSON object')
     .action(async (opts: WhoamiOptions) => {
-      const provider = await resolveTokenProvider({
-        env: io.env,
-        cwd: io.cwd,
-        gateway: opts.gateway,
-        tokenFile: opts.tokenFile,
-        caFile: opts.caFile,
-        isTTY: isInteractive(io.stdin as { isTTY?: boolean } | undefined, io.env),
-      });
+      const provider = await commandTokenProvider(io, opts);
       try {
         const grant = await provider.current();
         const who = await getWhoAmI({ gateway: provider.gateway, ca: provider.ca }, grant.token);
