@@ -345,7 +345,17 @@ export class PostgresEngine implements Engine {
       const onMessage = (msg: PgMessage): void => {
         if (msg.type === TERMINATE) terminated = true;
       };
-      const validate = gate ? gate.frontendHandler(reader, onMessage) : validateFrontend(reader, onMessage);
+      // Masking sees each message as the server gets it, parsed once by the gate or the validator.
+      const onForward = masking
+        ? (sent: PgMessage | readonly Buffer[]): void => (Array.isArray(sent) ? masking.frontend(sent) : masking.frontendMessage(sent as PgMessage))
+        : undefined;
+      const onValidated = masking
+        ? (msg: PgMessage): void => {
+            onMessage(msg);
+            masking.frontendMessage(msg);
+          }
+        : onMessage;
+      const validate = gate ? gate.frontendHandler(reader, onMessage, onForward) : validateFrontend(reader, onValidated);
       const rewrite = gate
         ? (chunk: Buffer) => {
             const out = gate.backend(chunk);
@@ -359,20 +369,12 @@ export class PostgresEngine implements Engine {
           }
         : undefined;
       const fromClient = pump(channel, socket, {
-        handle: masking
-          ? (chunk) => {
-              if (cutting) return NOTHING;
-              const out = validate(chunk);
-              armPartialTimer();
-              masking.frontend(out);
-              return out;
-            }
-          : (chunk) => {
-              if (cutting) return NOTHING;
-              const out = validate(chunk);
-              armPartialTimer();
-              return out;
-            },
+        handle: (chunk) => {
+          if (cutting) return NOTHING;
+          const out = validate(chunk);
+          armPartialTimer();
+          return out;
+        },
         onError: (err) => {
           const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
           fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
@@ -423,15 +425,13 @@ export class PostgresEngine implements Engine {
             },
           });
 
-      const early = gate ? gate.drain(reader, onMessage) : drainMessages(reader);
-      if (masking) {
-        try {
-          masking.frontend(early);
-        } catch (err) {
-          const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-          fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
-          return;
-        }
+      let early: Buffer[];
+      try {
+        early = gate ? gate.drain(reader, onMessage, onForward) : drainMessages(reader, onValidated);
+      } catch (err) {
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
+        return;
       }
       for (const raw of early) socket.write(raw);
       armPartialTimer();

@@ -493,41 +493,49 @@ export class PgSessionMasking {
   }
 
   /**
-   * Records bytes forwarded to the server (whole messages, in order, exactly what the server
-   * receives, including the gate's replacements for refused messages).
+   * Records whole messages forwarded to the server as bytes (the gate's replacements for refused
+   * messages); see {@link frontendMessage}.
    *
    * @throws PgProtocolError on a malformed message
    */
   frontend(forwarded: Buffer | readonly Buffer[]): void {
     if (Buffer.isBuffer(forwarded)) this.#frontend.push(forwarded);
     else for (const b of forwarded) this.#frontend.push(b);
-    for (let m = this.#frontend.next(); m; m = this.#frontend.next()) {
-      let hints: StatementHints | undefined;
-      if (m.type === QUERY || m.type === PARSE) {
-        const b = m.body;
-        let at = 0;
-        if (m.type === PARSE) at = b.indexOf(0) + 1;
-        const end = b.indexOf(0, at);
-        const sql = b.toString('utf8', at, end < 0 ? b.length : end);
-        const entry = this.#entryFor(sql);
-        hints = entry.hints;
-        if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
-          const masked = this.#viewsReadMasked(entry.others);
-          if (masked === true) hints = { ...hints, originUnknownPolicy: 'mask' };
-          else if (masked instanceof Promise) {
-            const late: StatementHints = { ...hints };
-            hints = late;
-            this.#barriers.push(masked.then((m) => void (m && (late.originUnknownPolicy = 'mask'))));
-          }
-        }
-        // After the view check: the lookups below may still mark these hints.
-        if (hints.copy?.columns && hints.copy.columns.length === 0) {
-          if (entry.copyQuery !== undefined) this.#copyQueryColumns(entry.copyQuery, hints);
-          else this.#copyColumns(sql, hints.copy.columns);
+    for (let m = this.#frontend.next(); m; m = this.#frontend.next()) this.frontendMessage(m);
+  }
+
+  /**
+   * Records one message forwarded to the server, in order, exactly as the server receives it, so
+   * that the answers can be told apart (which statement, portal and formats each belongs to).
+   *
+   * @throws PgProtocolError when too many messages await an answer
+   */
+  frontendMessage(m: PgMessage): void {
+    let hints: StatementHints | undefined;
+    if (m.type === QUERY || m.type === PARSE) {
+      const b = m.body;
+      let at = 0;
+      if (m.type === PARSE) at = b.indexOf(0) + 1;
+      const end = b.indexOf(0, at);
+      const sql = b.toString('utf8', at, end < 0 ? b.length : end);
+      const entry = this.#entryFor(sql);
+      hints = entry.hints;
+      if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
+        const masked = this.#viewsReadMasked(entry.others);
+        if (masked === true) hints = { ...hints, originUnknownPolicy: 'mask' };
+        else if (masked instanceof Promise) {
+          const late: StatementHints = { ...hints };
+          hints = late;
+          this.#barriers.push(masked.then((m) => void (m && (late.originUnknownPolicy = 'mask'))));
         }
       }
-      this.masker.frontend(m, hints);
+      // After the view check: the lookups below may still mark these hints.
+      if (hints.copy?.columns && hints.copy.columns.length === 0) {
+        if (entry.copyQuery !== undefined) this.#copyQueryColumns(entry.copyQuery, hints);
+        else this.#copyColumns(sql, hints.copy.columns);
+      }
     }
+    this.masker.frontend(m, hints);
   }
 
   /**

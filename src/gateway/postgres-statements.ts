@@ -279,6 +279,13 @@ export function unsafeSettingValue(name: string, value: string): boolean {
 }
 
 /**
+ * Told what goes upstream for one client message: the message itself, or whole messages
+ * replacing it.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+export type Forwarded = (sent: PgMessage | readonly Buffer[]) => void;
+
+/**
  * The per-session enforcement state machine: judges the client's messages
  * ({@link StatementGate.frontend}) and turns the server's answer to a refused message into the
  * gateway's error ({@link StatementGate.backend}). See the module documentation for the design.
@@ -425,39 +432,44 @@ export class StatementGate {
   /**
    * A chunk handler for the client -> server direction: validates framing with `reader` (as
    * `validateFrontend` does) and passes each message through {@link frontend}; a chunk whose
-   * messages all pass is forwarded as it came.
+   * messages all pass is forwarded as it came. `onMessage` sees each message as the client sent
+   * it, `onForward` what goes upstream for it (the message itself, or the gate's replacement).
    *
    * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
    */
-  frontendHandler(reader: MessageReader, onMessage?: (msg: PgMessage) => void): ChunkHandler {
+  frontendHandler(reader: MessageReader, onMessage?: (msg: PgMessage) => void, onForward?: Forwarded): ChunkHandler {
     return (chunk) => {
       const wasEmpty = reader.bufferedBytes === 0;
       reader.push(chunk);
       const out: Buffer[] = [];
-      let untouched = true;
-      for (let msg = reader.next(); msg; msg = reader.next()) {
-        onMessage?.(msg);
-        const sent = this.frontend(msg);
-        if (sent === msg.raw) out.push(msg.raw);
-        else {
-          untouched = false;
-          for (const b of sent as readonly Buffer[]) out.push(b);
-        }
-      }
+      const untouched = this.#pass(reader, out, onMessage, onForward);
       return untouched && wasEmpty && reader.bufferedBytes === 0 ? chunk : out;
     };
   }
 
   /** What to send upstream for the whole messages `reader` already holds (bytes that came with the handshake). */
-  drain(reader: MessageReader, onMessage?: (msg: PgMessage) => void): Buffer[] {
+  drain(reader: MessageReader, onMessage?: (msg: PgMessage) => void, onForward?: Forwarded): Buffer[] {
     const out: Buffer[] = [];
+    this.#pass(reader, out, onMessage, onForward);
+    return out;
+  }
+
+  /** Passes every whole message of `reader` into `out`; whether all went as they came. */
+  #pass(reader: MessageReader, out: Buffer[], onMessage?: (msg: PgMessage) => void, onForward?: Forwarded): boolean {
+    let untouched = true;
     for (let msg = reader.next(); msg; msg = reader.next()) {
       onMessage?.(msg);
       const sent = this.frontend(msg);
-      if (sent === msg.raw) out.push(msg.raw);
-      else out.push(...(sent as readonly Buffer[]));
+      if (sent === msg.raw) {
+        onForward?.(msg);
+        out.push(msg.raw);
+      } else {
+        untouched = false;
+        onForward?.(sent as readonly Buffer[]);
+        for (const b of sent as readonly Buffer[]) out.push(b);
+      }
     }
-    return out;
+    return untouched;
   }
 
   /**

@@ -23,8 +23,11 @@ export function validateFrontend(reader: MessageReader, onMessage?: (msg: PgMess
 }
 
 /** Drains the whole messages `reader` already holds (bytes that arrived with the handshake). */
-export function drainMessages(reader: MessageReader): Buffer[] {
+export function drainMessages(reader: MessageReader, onMessage?: (msg: PgMessage) => void): Buffer[] {
   const out: Buffer[] = [];
-  for (let msg = reader.next(); msg; msg = reader.next()) out.push(msg.raw);
+  for (let msg = reader.next(); msg; msg = reader.next()) {
+    onMessage?.(msg);
+    out.push(msg.raw);
+  }
   return out;
 }
