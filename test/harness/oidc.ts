@@ -35,9 +35,9 @@
  * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
  * @see https://www.rfc-editor.org/rfc/rfc9068 (JWT access tokens)
  */
+import { listenOnLoopback } from './listen.js';
 import { generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 
 /** What a test can ask the provider to put into a client_credentials token. */
@@ -343,14 +343,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
   const Provider = await loadProvider();
 
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   const issuer = `http://127.0.0.1:${port}`;
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

@@ -7,6 +7,7 @@
  * again. A working tree without a commit is still used (said once); a failing `/v1/whoami`
  * leaves the gateway's checks only.
  */
+import { listenOnLoopback } from '../harness/listen.js';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
@@ -73,8 +74,7 @@ async function gatewayWithoutWhoami(): Promise<{ url: string; close(): Promise<v
       client.pipe(upstream).pipe(client);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
+  const port = await listenOnLoopback(server);
   return { url: `https://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 

@@ -4,8 +4,8 @@
  * listener, refresh, revocation, the device grant with `slow_down`), and the workload issuer
  * with its fake GitHub Actions token endpoint.
  */
+import { listenOnLoopback } from '../harness/listen.js';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +24,7 @@ async function loopback(): Promise<{ server: Server; port: number; redirectUri: 
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     server,
     port,

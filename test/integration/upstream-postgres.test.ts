@@ -1,3 +1,4 @@
+import { listenOnLoopback } from '../harness/listen.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
@@ -418,9 +419,7 @@ async function withFakeServer(onConnection: (socket: Socket) => void, body: (por
     socket.on('error', () => undefined);
     onConnection(socket);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenOnLoopback(server);
   try {
     await body(port);
   } finally {

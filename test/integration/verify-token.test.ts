@@ -5,6 +5,7 @@
  * workload tokens are mapped by claim rules; keys rotate, are pinned to their algorithm, and an
  * issuer that is down is not asked again on every request.
  */
+import { listenOnLoopback } from '../harness/listen.js';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -434,8 +435,7 @@ async function startKeyIssuer(): Promise<{
       res.end('{}');
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const base = `http://127.0.0.1:${await listenOnLoopback(server)}`;
   return {
     issuer: base,
     get keys() {
