@@ -4,28 +4,15 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgCatalogResolver } from '../../src/policy/masking/catalog.js';
 import { ResultMasker, type StatementHints } from '../../src/policy/masking/result-masker.js';
-import type { MaskingPolicyLike } from '../../src/policy/masking/rules.js';
 import { createMaskingTransform } from '../../src/policy/masking/stream.js';
 import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { MessageReader } from '../../src/tunnel/postgres/reader.js';
 import { runProcess } from '../harness/clients.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { customersMaskingPolicy } from '../harness/masking-policy.js';
 
 const KEY = 'integration-mask-key';
-const policy: MaskingPolicyLike = {
-  key: KEY,
-  columns: [
-    { table: 'public.customers', column: 'email', strategy: 'redact' },
-    { table: 'public.customers', column: 'card_number', strategy: 'last4' },
-    { table: 'public.customers', column: 'balance', strategy: 'hash' },
-  ],
-  names: [{ pattern: '^(ssn|social_security)', strategy: 'last4' }],
-  detectors: [
-    { detector: 'payment-card', strategy: 'last4' },
-    { detector: 'email', strategy: 'hash' },
-    { detector: 'us-ssn', strategy: 'redact' },
-  ],
-};
+const policy = customersMaskingPolicy(KEY);
 const h = (s: string): string => keyedHash(s, KEY);
 
 let cluster: PgCluster;

@@ -7,22 +7,10 @@ import { BackendMaskingPipe, createMaskingTransform } from '../../src/policy/mas
 import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { errorResponse, noticeResponse, readyForQuery } from '../../src/tunnel/postgres/messages.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { customersMaskingPolicy } from '../harness/masking-policy.js';
 
 const KEY = 'unit-key';
-const policy: MaskingPolicyLike = {
-  key: KEY,
-  columns: [
-    { table: 'public.customers', column: 'email', strategy: 'redact' },
-    { table: 'public.customers', column: 'card_number', strategy: 'last4' },
-    { table: 'public.customers', column: 'balance', strategy: 'hash' },
-  ],
-  names: [{ pattern: '^ssn', strategy: 'last4' }],
-  detectors: [
-    { detector: 'payment-card', strategy: 'last4' },
-    { detector: 'email', strategy: 'hash' },
-    { detector: 'us-ssn', strategy: 'redact' },
-  ],
-};
+const policy = customersMaskingPolicy(KEY);
 
 const CUSTOMERS = 16400;
 const origins = new Map<string, ColumnOrigin>([
