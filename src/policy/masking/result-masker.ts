@@ -253,11 +253,12 @@ export class ResultMasker {
   private readonly portals = new Map<string, Portal>();
   /** The result being returned for a simple Query (or when the client's messages are not tracked). */
   private current: { plan: ColumnPlan[]; hints: StatementHints } | undefined;
-  private copy: { masker: CopyOutMasker } | undefined;
+  /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
+  private copy: { masker: CopyOutMasker } | 'pass' | undefined;
 
-  /** Whether a CopyData message would be passed on unchanged now (no COPY being masked): it may skip {@link backend}. */
-  get copyDataUntouched(): boolean {
-    return this.copy === undefined;
+  /** Whether a COPY out is in progress whose CopyData messages pass unchanged: they may skip {@link backend}. */
+  get copyPassingThrough(): boolean {
+    return this.copy === 'pass';
   }
 
   constructor(options: ResultMaskerOptions) {
@@ -375,12 +376,13 @@ export class ResultMasker {
       case T.copyOut:
         return this.copyOut(msg);
       case T.copyData:
-        if (!this.copy) return msg.raw;
+        if (this.copy === undefined || this.copy === 'pass') return msg.raw;
         return this.wrapCopy(this.copy.masker.push(msg.body));
       case T.copyDone: {
-        if (!this.copy) return msg.raw;
-        const rest = this.copy.masker.end();
+        const copy = this.copy;
         this.copy = undefined;
+        if (copy === undefined || copy === 'pass') return msg.raw;
+        const rest = copy.masker.end();
         return rest.length ? Buffer.concat([message('d', rest), msg.raw]) : msg.raw;
       }
       case T.error:
@@ -536,7 +538,7 @@ export class ResultMasker {
     const rules = this.rules;
     if (rules.detectors.length === 0 && strategies.every((st) => st === undefined)) {
       // Nothing in this COPY can be masked: its rows pass as they come, unparsed.
-      this.copy = undefined;
+      this.copy = 'pass';
       return msg.raw;
     }
     const text = (value: string | null, i: number): string | null | undefined => {

@@ -35,7 +35,7 @@ export class BackendMaskingPipe {
   private drain(out: Run): Buffer | Promise<Buffer> {
     for (;;) {
       // A COPY with nothing to mask: runs of whole CopyData messages go on as they are.
-      if (this.masker.copyDataUntouched) out.add(this.reader.takeRun(COPY_DATA));
+      if (this.masker.copyPassingThrough) out.add(this.reader.takeRun(COPY_DATA));
       const msg = this.reader.next();
       if (!msg) break;
       const r = this.masker.backend(msg);
