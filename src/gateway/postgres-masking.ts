@@ -354,7 +354,6 @@ export class PgSessionMasking {
   readonly #resolver: PgCatalogResolver;
   readonly #hints = new ShapeCache<HintsEntry>(MAX_HINTS, ANALYSIS_CACHE_MAX_TEXT);
   readonly #relations = new Map<string, RelationEntry>();
-  readonly #columnRules: Array<{ schema: RegExp; table: RegExp }>;
   readonly #derived: DerivedValueCheck;
   /** Lookups the server's answer must wait for (COPY column order). */
   #barriers: Array<Promise<void>> = [];
@@ -370,23 +369,14 @@ export class PgSessionMasking {
     const { policy, key } = options.masking;
     this.masker = new ResultMasker({ rules: policy, ...(key !== undefined ? { key } : {}), catalog: resolver, originUnknownPolicy: 'detect-only' });
     this.#pipe = new BackendMaskingPipe(this.masker);
-    const glob = (g: string): RegExp =>
-      new RegExp(`^${g.toLowerCase().split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-    this.#columnRules = policy.columns.map((c) => {
-      const dot = c.table.indexOf('.');
-      return dot < 0 ? { schema: /^.*$/, table: glob(c.table) } : { schema: glob(c.table.slice(0, dot)), table: glob(c.table.slice(dot + 1)) };
-    });
-    this.#derived = new DerivedValueCheck(policy);
+    this.#derived = new DerivedValueCheck(this.masker.rules);
     this.#log = options.log;
     this.#sessionId = options.sessionId;
   }
 
   /** Whether a table named in SQL (`schema.table` or bare `table`: any schema) has column rules. */
   tableHasColumnRules(name: string): boolean {
-    const dot = name.lastIndexOf('.');
-    const schema = dot < 0 ? undefined : name.slice(0, dot);
-    const table = dot < 0 ? name : name.slice(dot + 1);
-    return this.#columnRules.some((r) => r.table.test(table) && (schema === undefined || r.schema.test(schema) || schema.endsWith('*')));
+    return this.masker.rules.columnsOfSqlTable(name).size > 0;
   }
 
   /**

@@ -17,17 +17,7 @@
  * @see https://www.postgresql.org/docs/17/sql-expressions.html
  */
 import type { StatementFacts } from '../sql/analyze.js';
-import type { MaskingPolicyLike } from './rules.js';
-
-function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${glob.toLowerCase().split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-}
-
-interface TableRule {
-  schema: RegExp;
-  table: RegExp;
-  column: string;
-}
+import { MaskingRules, type MaskingPolicyLike } from './rules.js';
 
 /**
  * Finds the masked column a statement's computed output is derived from.
@@ -35,25 +25,15 @@ interface TableRule {
  * @see https://www.postgresql.org/docs/17/sql-expressions.html
  */
 export class DerivedValueCheck {
-  readonly #tables: TableRule[];
-  readonly #names: RegExp[];
+  readonly #rules: MaskingRules;
 
-  constructor(policy: MaskingPolicyLike) {
-    this.#tables = (policy.columns ?? []).map((c) => {
-      const t = c.table.toLowerCase();
-      const dot = t.lastIndexOf('.');
-      return {
-        schema: dot < 0 ? /^.*$/ : globToRegExp(t.slice(0, dot)),
-        table: globToRegExp(dot < 0 ? t : t.slice(dot + 1)),
-        column: c.column.toLowerCase(),
-      };
-    });
-    this.#names = (policy.names ?? []).map((n) => new RegExp(n.pattern, 'i'));
+  constructor(policy: MaskingPolicyLike | MaskingRules) {
+    this.#rules = policy instanceof MaskingRules ? policy : new MaskingRules(policy);
   }
 
   /** Whether the policy has anything a derived value could come from. */
   get active(): boolean {
-    return this.#tables.length > 0 || this.#names.length > 0;
+    return this.#rules.hasColumnRules || this.#rules.hasNameRules;
   }
 
   /**
@@ -64,11 +44,11 @@ export class DerivedValueCheck {
   find(facts: StatementFacts): string | undefined {
     const masked = new Map<string, Set<string>>();
     for (const table of facts.tables) {
-      const columns = this.#maskedColumns(table);
+      const columns = this.#rules.columnsOfSqlTable(table);
       if (columns.size > 0) masked.set(table, columns);
     }
     const { derived, bare, aliases, subqueries } = facts.outputs;
-    if (masked.size === 0 && this.#names.length === 0) return undefined;
+    if (masked.size === 0 && !this.#rules.hasNameRules) return undefined;
     const renamed = (ref: string): string => {
       const table = masked.keys().next().value;
       return `${ref}, which a subquery or CTE may have renamed from a masked column${table ? ` of ${table}` : ''}`;
@@ -82,7 +62,7 @@ export class DerivedValueCheck {
     };
     const column = (name: string, table?: string): string | undefined => {
       for (const [t, cols] of masked) if ((table === undefined || t === table) && (cols.has('*') || cols.has(name))) return `the masked column ${t}.${name}`;
-      return this.#names.some((p) => p.test(name)) ? `the column ${name} (masked by name)` : undefined;
+      return this.#rules.forName(name) ? `the column ${name} (masked by name)` : undefined;
     };
     for (const ref of derived) {
       const parts = ref.split('.');
@@ -110,15 +90,5 @@ export class DerivedValueCheck {
       if (whole && !column(name)) return row(whole);
     }
     return undefined;
-  }
-
-  /** The masked column names (`*` for all) of a table as the statement names it. */
-  #maskedColumns(name: string): Set<string> {
-    const dot = name.lastIndexOf('.');
-    const schema = dot < 0 ? undefined : name.slice(0, dot);
-    const table = dot < 0 ? name : name.slice(dot + 1);
-    const out = new Set<string>();
-    for (const r of this.#tables) if (r.table.test(table) && (schema === undefined || r.schema.test(schema))) out.add(r.column);
-    return out;
   }
 }

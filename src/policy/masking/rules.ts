@@ -36,7 +36,8 @@ export interface MaskedText {
   nullify: boolean;
 }
 
-function globToRegExp(glob: string): RegExp {
+/** A lowercase glob (`*`: any run of characters) as an anchored regular expression. */
+export function globToRegExp(glob: string): RegExp {
   const body = glob
     .toLowerCase()
     .split('*')
@@ -56,7 +57,7 @@ export class MaskingRules {
   /** Detectors in the order they run. */
   readonly detectors: readonly DetectorName[];
   private readonly detectorStrategy = new Map<DetectorName, MaskStrategy>();
-  private readonly columns: Array<{ table: RegExp; column: string; strategy: MaskStrategy }>;
+  private readonly columns: Array<{ schema: RegExp; table: RegExp; column: string; strategy: MaskStrategy }>;
   private readonly names: Array<{ pattern: RegExp; strategy: MaskStrategy }>;
 
   /**
@@ -67,11 +68,15 @@ export class MaskingRules {
    */
   constructor(policy: MaskingPolicyLike, key?: string) {
     this.key = key ?? (typeof policy.key === 'string' ? policy.key : undefined);
-    this.columns = (policy.columns ?? []).map((c) => ({
-      table: globToRegExp(c.table.includes('.') ? c.table : `*.${c.table}`),
-      column: c.column.toLowerCase(),
-      strategy: c.strategy,
-    }));
+    this.columns = (policy.columns ?? []).map((c) => {
+      const dot = c.table.lastIndexOf('.');
+      return {
+        schema: globToRegExp(dot < 0 ? '*' : c.table.slice(0, dot)),
+        table: globToRegExp(dot < 0 ? c.table : c.table.slice(dot + 1)),
+        column: c.column.toLowerCase(),
+        strategy: c.strategy,
+      };
+    });
     this.names = (policy.names ?? []).map((n) => ({ pattern: new RegExp(n.pattern, 'i'), strategy: n.strategy }));
     for (const d of policy.detectors ?? []) if (!this.detectorStrategy.has(d.detector)) this.detectorStrategy.set(d.detector, d.strategy);
     this.detectors = [...this.detectorStrategy.keys()];
@@ -94,9 +99,10 @@ export class MaskingRules {
 
   /** The strategy of the first column rule that names this origin. */
   forOrigin(origin: ColumnOrigin): MaskStrategy | undefined {
-    const table = `${origin.schema}.${origin.table}`.toLowerCase();
+    const schema = origin.schema.toLowerCase();
+    const table = origin.table.toLowerCase();
     const column = origin.column.toLowerCase();
-    for (const c of this.columns) if ((c.column === '*' || c.column === column) && c.table.test(table)) return c.strategy;
+    for (const c of this.columns) if ((c.column === '*' || c.column === column) && c.schema.test(schema) && c.table.test(table)) return c.strategy;
     return undefined;
   }
 
@@ -108,8 +114,24 @@ export class MaskingRules {
 
   /** Whether some column rule covers a column of `schema.table`. */
   tableHasRules(schema: string, table: string): boolean {
-    const t = `${schema}.${table}`.toLowerCase();
-    return this.columns.some((c) => c.table.test(t));
+    return this.columnsOfSqlTable(`${schema}.${table}`).size > 0;
+  }
+
+  /**
+   * The masked column names (`*`: all of them) of a table as SQL text names it (see
+   * `StatementFacts.tables`): `schema.table`, a bare `table` (any schema: the search path
+   * decides), or `schema.*` (every table of the schema).
+   */
+  columnsOfSqlTable(name: string): Set<string> {
+    const lower = name.toLowerCase();
+    const dot = lower.lastIndexOf('.');
+    const schema = dot < 0 ? undefined : lower.slice(0, dot);
+    const table = dot < 0 ? lower : lower.slice(dot + 1);
+    const out = new Set<string>();
+    for (const c of this.columns) {
+      if ((schema === undefined || c.schema.test(schema)) && (table === '*' || c.table.test(table))) out.add(c.column);
+    }
+    return out;
   }
 
   /** Applies a strategy to a whole value (`allowNull`: the value is a field that may become NULL). */
