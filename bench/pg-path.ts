@@ -209,6 +209,8 @@ interface Result {
   latencyMs?: number;
   tps1?: number;
   tps8?: number;
+  /** TPS at 8 clients over the extended protocol with prepared statements (`-M prepared`). */
+  tps8Prepared?: number;
   copyMBps?: number;
   error?: string;
 }
@@ -263,6 +265,9 @@ async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: numbe
   const eight = await pgbench(bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8 = eight.tps;
   log(`tps ${eight.tps.toFixed(0)} at 8 clients`);
+  const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
+  r.tps8Prepared = prepared.tps;
+  log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
   const times: number[] = [];
   for (let i = 0; i < COPY_RUNS; i++) times.push(await copyOut(psql, ep));
   r.copyMBps = copyBytes / 1e6 / (median(times) / 1000);
@@ -563,12 +568,12 @@ function ratio(v: number | undefined, base: number | undefined): string {
 
 function printTable(results: Map<PathName, Result>, machine: string[]): void {
   const base = results.get('direct');
-  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct'];
+  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'COPY out (MB/s)', 'vs direct'];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const [name, r] of results) {
     if (r.error && r.latencyMs === undefined) {
-      rows.push([name, 'failed', '', '', '', '', '']);
+      rows.push([name, 'failed', '', '', '', '', '', '', '']);
       notes.push(`${name}: ${r.error}`);
       continue;
     }
@@ -578,6 +583,8 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
       name === 'direct' ? '' : ratio(r.latencyMs, base?.latencyMs),
       fmt(r.tps8, 0),
       name === 'direct' ? '' : ratio(r.tps8, base?.tps8),
+      fmt(r.tps8Prepared, 0),
+      name === 'direct' ? '' : ratio(r.tps8Prepared, base?.tps8Prepared),
       fmt(r.copyMBps, 1),
       name === 'direct' ? '' : ratio(r.copyMBps, base?.copyMBps),
     ]);
@@ -593,7 +600,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.map(line),
     '',
-    'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2; COPY: median of psql \\copy to /dev/null.',
+    'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2 (prepared: -M prepared); COPY: median of psql \\copy to /dev/null.',
     'Ratios: path / direct (latency: higher is slower; TPS and MB/s: lower is slower).',
     ...(notes.length ? ['', ...notes.map((n) => `note: ${n}`)] : []),
     '',
