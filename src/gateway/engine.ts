@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../log.js';
 import type { MaskingPolicy } from '../policy/schema.js';
+import type { Analysis } from '../policy/sql/analyze.js';
 import type { TunnelChannel } from '../tunnel/channel.js';
 import type { ConnectionConfig } from './config.js';
 import type { Identity } from './verify-token.js';
@@ -81,7 +82,8 @@ export interface StatementVerdict {
  * for repeated statements; it may throw, which the engine treats as a denial.
  */
 export interface SessionJudge {
-  judge(sql: string): StatementVerdict;
+  /** `analysis` is the SQL's analysis when the caller already made it (a long text, analysed off the event loop). */
+  judge(sql: string, analysis?: Analysis): StatementVerdict;
 }
 
 /** One authenticated tunnel, handed to an engine. */

@@ -21,26 +21,27 @@ import {
   terminate,
 } from '../tunnel/postgres/messages.js';
 import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
-import type { MessageReader, PgMessage } from '../tunnel/postgres/reader.js';
-import { drainMessages, validateFrontend } from '../tunnel/postgres/relay.js';
+import { MessageReader } from '../tunnel/postgres/reader.js';
+import { BackendPath, FrontendPath, ServerState } from '../tunnel/postgres/relay.js';
 import { filterStartupParams } from '../tunnel/postgres/startup.js';
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { ConnectionConfig, SecretRef } from './config.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from './engine.js';
-import { MessageBoundary } from './message-boundary.js';
-import { PgSessionMasking, pumpAsync } from './postgres-masking.js';
+import { PgSessionMasking } from './postgres-masking.js';
 import { loadStatementGate, StatementGate, unsafeSettingValue } from './postgres-statements.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream-postgres.js';
 
-const TERMINATE = 0x58; // 'X'
 /** How long an ending session may wait for the server's current message to finish before it is cut. */
 const CUT_TIMEOUT_MS = 5_000;
-/** How long the server of an ended session has to act on its Terminate (a running query delays it) before the link is cut. */
+/** How long the server of an ended session has to act on its Terminate (after a CancelRequest when it was busy) before the link is cut. */
 const UPSTREAM_END_GRACE_MS = 1_000;
-const NOTHING: readonly Buffer[] = [];
+/** Default of {@link PostgresEngineOptions.maxStatementBytes}: 64 MiB. */
+export const DEFAULT_MAX_STATEMENT_BYTES = 64 * 1024 * 1024;
+/** Default of {@link PostgresEngineOptions.maxMaskedMessageBytes}: 64 MiB. */
+export const DEFAULT_MAX_MASKED_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /** Said when a judged session's server reports a setting under which SQL would read differently at the gateway and the server. */
 function unsafeSettingMessage(setting: string): string {
@@ -57,6 +58,10 @@ export interface PostgresEngineOptions {
   messageTimeoutMs?: number;
   /** Deadline for connecting and signing in to the upstream. */
   upstreamTimeoutMs?: number;
+  /** Longest SQL text of a Query or Parse judged; a longer one is refused unread. */
+  maxStatementBytes?: number;
+  /** Largest server message masking reads whole; a larger one it would have to change ends the session. */
+  maxMaskedMessageBytes?: number;
 }
 
 function upstreamTarget(c: ConnectionConfig): { host: string; port: number; tls: { mode: ConnectionConfig['tls']['mode']; ca?: Buffer; serverName?: string } } {
@@ -89,7 +94,14 @@ export class PostgresEngine implements Engine {
   readonly #o: Required<PostgresEngineOptions>;
 
   constructor(options: PostgresEngineOptions) {
-    this.#o = { handshakeTimeoutMs: 15_000, messageTimeoutMs: 60_000, upstreamTimeoutMs: 10_000, ...options };
+    this.#o = {
+      handshakeTimeoutMs: 15_000,
+      messageTimeoutMs: 60_000,
+      upstreamTimeoutMs: 10_000,
+      maxStatementBytes: DEFAULT_MAX_STATEMENT_BYTES,
+      maxMaskedMessageBytes: DEFAULT_MAX_MASKED_MESSAGE_BYTES,
+      ...options,
+    };
   }
 
   async serve(session: TunnelSession): Promise<SessionOutcome> {
@@ -195,6 +207,7 @@ export class PostgresEngine implements Engine {
           masking: session.masking,
           log: session.log,
           sessionId: session.id,
+          maxMessageBytes: this.#o.maxMaskedMessageBytes,
           openCatalogConnection: () =>
             connectUpstreamPostgres({
               ...upstreamTarget(connection),
@@ -236,36 +249,9 @@ export class PostgresEngine implements Engine {
       greeting.push(authenticationOk());
       for (const [name, value] of upstream.serverParams) greeting.push(parameterStatus(name, value));
       greeting.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
-      const boundary = new MessageBoundary();
-      const gate = session.judge
-        ? new StatementGate(session.judge, {
-            onRefusal: (r) => session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r }),
-          })
-        : undefined;
-      if (upstream.leftover.length > 0) {
-        const gated = gate ? gate.backend(upstream.leftover) : upstream.leftover;
-        let leftover: Buffer | readonly Buffer[];
-        try {
-          leftover = masking ? await masking.backend(gated) : gated;
-        } catch (err) {
-          upstream.socket.end(terminate());
-          closeWithError(channel, 'protocol-violation', SqlState.PROTOCOL_VIOLATION, `hoop: ${describeError(err)}`);
-          return outcome('protocol-violation', describeError(err));
-        }
-        for (const b of Buffer.isBuffer(leftover) ? [leftover] : leftover) {
-          greeting.push(b);
-          boundary.advance(b);
-        }
-      }
-      if (gate?.unsafeSetting) {
-        upstream.socket.end(terminate());
-        const message = unsafeSettingMessage(gate.unsafeSetting);
-        closeWithError(channel, 'protocol-violation', SqlState.FEATURE_NOT_SUPPORTED, message);
-        return outcome('protocol-violation', message);
-      }
       channel.write(Buffer.concat(greeting));
       relaying();
-      return await this.#relay(session, handshake.release(), upstream, boundary, gate, masking);
+      return await this.#relay(session, handshake.release(), upstream, masking);
     } finally {
       masking?.close();
       release();
@@ -274,43 +260,24 @@ export class PostgresEngine implements Engine {
 
   /**
    * Relays until either side ends, the client breaks the protocol, or the gateway ends the
-   * session. The server's bytes are forwarded as they come while `boundary` follows where its
-   * messages begin, so that a session the gateway ends in the middle of a result gets its
-   * ErrorResponse after a whole message. With a `gate`, the client's messages are judged and
-   * the server's stream passes through the gate's backend stage first (it replaces the answers
-   * to refused messages); `boundary` follows the stream the client gets. Further backend stages
-   * (masking) chain after the gate's in `toClient`.
-   *
-   * With `masking`, every message forwarded upstream (after the gate: what the server receives,
-   * its replacements for refused messages included) is recorded by the masker, and the server's
-   * stream goes gate -> masker -> boundary. The gate comes first because it must see the
-   * server's own 26000 answer to its Describe unchanged (the masker's detectors could rewrite
-   * the statement name it looks for); it replaces one ErrorResponse by one, so the masker still
-   * sees the response sequence of the messages the server received, and the gate's refusal
-   * text is then masked like any error. The masker may answer with a Promise (a catalog
-   * lookup): the server's socket is paused until it settles and bytes are never reordered.
-   * Without `masking` the path is the synchronous `pump` as before.
+   * session. Each direction is read once, by a {@link FrontendPath} and a {@link BackendPath}
+   * (src/tunnel/postgres/relay.ts) whose stages are the statement gate (with a judge), masking
+   * (with a masking policy) and the {@link ServerState}. A session the gateway ends in the middle
+   * of a result gets its ErrorResponse after a whole message; a server still busy when the client
+   * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within
+   * {@link UPSTREAM_END_GRACE_MS} after the Terminate.
    */
-  #relay(
-    session: TunnelSession,
-    reader: MessageReader,
-    upstream: UpstreamPostgres,
-    boundary: MessageBoundary,
-    gate?: StatementGate,
-    masking?: PgSessionMasking,
-  ): Promise<SessionOutcome> {
-    const { channel } = session;
+  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, masking?: PgSessionMasking): Promise<SessionOutcome> {
+    const { channel, connection, identity } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {
-      let terminated = false;
       let done = false;
       let partialTimer: NodeJS.Timeout | undefined;
-      /** Set when the gateway ends the session; what to do at the next boundary of the server's stream. */
-      let cutting: (() => void) | undefined;
-      let cut = false;
       let cutTimer: NodeJS.Timeout | undefined;
       /** Why the session is ending, once the gateway ends it. */
       let endingReason: CloseReason | undefined;
+      let cancelled = false;
+      const state = new ServerState();
       const finish = (reason: CloseReason, detail?: string): void => {
         if (done) return;
         done = true;
@@ -319,19 +286,38 @@ export class PostgresEngine implements Engine {
         session.signal.removeEventListener('abort', onAbort);
         resolve({ reason, bytesFromClient: fromClient.bytes, bytesToClient: toClient.bytes, ...(detail ? { detail } : {}) });
       };
-      /** Ends the upstream session politely: a Terminate unless the client already sent one. */
+      /**
+       * Ends the upstream session: a CancelRequest first when the server is still busy with what
+       * it was sent (a long query would delay the Terminate), then the Terminate (unless the
+       * client sent its own).
+       */
       const endUpstream = (): void => {
-        if (socket.destroyed || socket.writableEnded) return;
-        if (terminated) socket.end();
+        if (socket.destroyed) return;
+        if (!state.idle && !cancelled) {
+          cancelled = true;
+          cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey).catch((err: unknown) =>
+            session.log.debug('upstream.cancel-failed', { session: session.id, error: describeError(err) }),
+          );
+        }
+        if (socket.writableEnded) return;
+        if (frontend.terminated) socket.end();
         else socket.end(terminate());
       };
-      const fail = (reason: CloseReason, sqlstate: string, message: string, detail?: string): void => {
+      /** Cuts the upstream link if the server has not closed it within {@link UPSTREAM_END_GRACE_MS}. */
+      const cutUpstreamSoon = (): void => {
+        if (socket.destroyed) return;
+        const grace = setTimeout(() => socket.destroy(), UPSTREAM_END_GRACE_MS).unref();
+        socket.once('close', () => clearTimeout(grace));
+      };
+      const fail = (reason: CloseReason, sqlstate: string, message: string, detail?: string, hint?: string): void => {
+        frontend.stop();
         endUpstream();
-        closeWithError(channel, reason, sqlstate, message);
+        cutUpstreamSoon();
+        closeWithError(channel, reason, sqlstate, message, hint);
         finish(reason, detail);
       };
       const armPartialTimer = (): void => {
-        if (reader.bufferedBytes === 0) {
+        if (frontend.reader.atBoundary) {
           clearTimeout(partialTimer);
           partialTimer = undefined;
         } else if (partialTimer) {
@@ -342,153 +328,91 @@ export class PostgresEngine implements Engine {
           }, this.#o.messageTimeoutMs);
         }
       };
-      const onMessage = (msg: PgMessage): void => {
-        if (msg.type === TERMINATE) terminated = true;
-      };
-      // Masking sees each message as the server gets it, parsed once by the gate or the validator.
-      const onForward = masking
-        ? (sent: PgMessage | readonly Buffer[]): void => (Array.isArray(sent) ? masking.frontend(sent) : masking.frontendMessage(sent as PgMessage))
-        : undefined;
-      const onValidated = masking
-        ? (msg: PgMessage): void => {
-            onMessage(msg);
-            masking.frontendMessage(msg);
-          }
-        : onMessage;
-      const validate = gate ? gate.frontendHandler(reader, onMessage, onForward) : validateFrontend(reader, onValidated);
-      const rewrite = gate
-        ? (chunk: Buffer) => {
-            const out = gate.backend(chunk);
+      const gate = session.judge
+        ? new StatementGate(session.judge, {
+            onRefusal: (r) => session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r }),
             // A DO block or a function can change what the analyzer refuses in SET: end the session.
-            const setting = gate.unsafeSetting;
-            if (setting !== undefined && !cutting) {
-              session.log.warn('session.unsafe-setting', { session: session.id, subject: session.identity.subject, setting });
+            onUnsafeSetting: (setting) => {
+              session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
               endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
-            }
-            return out;
-          }
+            },
+          })
         : undefined;
+      const frontend = new FrontendPath({
+        reader,
+        state,
+        ...(gate ? { gate, guardLexing: true } : {}),
+        ...(masking ? { masking } : {}),
+        maxStatementBytes: this.#o.maxStatementBytes,
+      });
+      const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate } : {}), ...(masking ? { masking } : {}) });
       const fromClient = pump(channel, socket, {
-        handle: (chunk) => {
-          if (cutting) return NOTHING;
-          const out = validate(chunk);
+        initial: Buffer.alloc(0),
+        step: (chunk, out) => {
+          const r = frontend.step(chunk, out);
           armPartialTimer();
-          return out;
+          return r;
         },
         onError: (err) => {
           const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-          fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
+          fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
         },
       });
-      /** Passes the bytes for the client through `boundary`, cut at the next message boundary when the session is ending. */
-      const deliver = (out: Buffer | readonly Buffer[]): Buffer | readonly Buffer[] => {
-        if (cut) return NOTHING;
-        if (!cutting) {
-          if (Buffer.isBuffer(out)) boundary.advance(out);
-          else for (const b of out) boundary.advance(b);
-          return out;
-        }
-        const parts: readonly Buffer[] = Buffer.isBuffer(out) ? [out] : out;
-        const sent: Buffer[] = [];
-        for (const b of parts) {
-          const at = boundary.advance(b, true);
-          if (at < 0) {
-            sent.push(b);
-            continue;
-          }
-          cut = true;
-          // The pump writes the returned bytes first; the ErrorResponse follows them.
-          process.nextTick(cutting);
-          if (at > 0) sent.push(at === b.length ? b : b.subarray(0, at));
-          break;
-        }
-        return sent;
-      };
-      const onBackendError = (err: unknown): void => {
-        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-        session.log.warn('masking.failed', { session: session.id, error: describeError(err) });
-        fail('protocol-violation', sqlstate, `hoop: the server's answer could not be masked: ${describeError(err)}`, describeError(err));
-      };
-      const toClient = masking
-        ? pumpAsync(socket, channel, {
-            handle: (chunk) => {
-              if (cut) return NOTHING;
-              const masked = masking.backend(rewrite ? rewrite(chunk) : chunk);
-              return masked instanceof Promise ? masked.then(deliver) : deliver(masked);
-            },
-            onError: onBackendError,
-          })
-        : pump(socket, channel, {
-            handle: (chunk) => {
-              if (cut) return NOTHING;
-              return deliver(rewrite ? rewrite(chunk) : chunk);
-            },
-          });
-
-      let early: Buffer[];
-      try {
-        early = gate ? gate.drain(reader, onMessage, onForward) : drainMessages(reader, onValidated);
-      } catch (err) {
-        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-        fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err));
-        return;
-      }
-      for (const raw of early) socket.write(raw);
-      armPartialTimer();
+      const toClient = pump(socket, channel, {
+        initial: upstream.leftover,
+        step: backend.step,
+        onError: (err) => {
+          const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+          session.log.warn('upstream.message-refused', { session: session.id, error: describeError(err) });
+          fail('protocol-violation', sqlstate, `hoop: the server's answer could not be relayed: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
+        },
+      });
 
       const onAbort = (): void => endSession(sessionEndOf(session.signal));
       /** Ends the session at the next message boundary of the server's stream, saying why. */
       const endSession = (end: { reason: CloseReason; message: string; hint?: string | undefined; sqlstate?: string }): void => {
-        if (done || cutting) return;
+        if (done || endingReason) return;
         endingReason = end.reason;
-        const close = (): void => {
+        frontend.stop();
+        endUpstream();
+        session.log.debug('tunnel.ending', { session: session.id, reason: end.reason, betweenMessages: backend.atBoundary });
+        backend.cut(() => {
           closeWithError(channel, end.reason, end.sqlstate ?? endState(end), end.message, end.hint);
           finish(end.reason, end.sqlstate ? end.message : undefined);
-          // The server reads the Terminate only once a running query is over; meanwhile its rows
-          // are read and dropped. A query that goes on is cut off with the connection.
-          if (!socket.destroyed) {
-            const grace = setTimeout(() => socket.destroy(), UPSTREAM_END_GRACE_MS).unref();
-            socket.once('close', () => clearTimeout(grace));
-          }
-        };
-        cutting = close;
-        endUpstream();
-        session.log.debug('tunnel.ending', { session: session.id, reason: end.reason, betweenMessages: boundary.atBoundary });
-        if (boundary.atBoundary) {
-          cut = true;
-          close();
-          return;
-        }
-        cutTimer = setTimeout(() => abandonCut(end.reason, 'the rest of a server message did not reach the client in time'), CUT_TIMEOUT_MS);
+          // Rows still coming are read and dropped; a server that goes on is cut off.
+          cutUpstreamSoon();
+        });
+        if (!done) cutTimer = setTimeout(() => abandonCut(end.reason, 'the rest of a server message did not reach the client in time'), CUT_TIMEOUT_MS);
       };
       /** Ends a session whose end waits for a message boundary that will not come. */
       const abandonCut = (reason: CloseReason, detail: string): void => {
-        cut = true;
         channel.destroy();
         socket.destroy();
         finish(reason, detail);
       };
-      const pendingCut = (): boolean => cutting !== undefined && !cut;
+      const pendingCut = (): boolean => endingReason !== undefined && !backend.stopped;
       session.signal.addEventListener('abort', onAbort, { once: true });
       if (session.signal.aborted) onAbort();
 
       const clientGone = (): void => {
+        frontend.stop();
         endUpstream();
-        finish(terminated ? 'client-terminated' : 'client-disconnected');
+        cutUpstreamSoon();
+        finish(frontend.terminated ? 'client-terminated' : 'client-disconnected');
       };
       channel.on('end', clientGone);
       channel.on('close', clientGone);
       if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
       socket.on('end', () => {
         if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');
-        if (!done && !terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
+        if (!done && !frontend.terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
         channel.end();
-        finish(terminated ? 'client-terminated' : 'upstream-closed');
+        finish(frontend.terminated ? 'client-terminated' : 'upstream-closed');
       });
       socket.on('error', (err) => {
         session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
         if (pendingCut()) return abandonCut(endingReason!, describeError(err));
-        if (!channel.destroyed && !cut) {
+        if (!channel.destroyed && !backend.stopped) {
           closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
         }
         finish('upstream-closed', describeError(err));
@@ -496,7 +420,7 @@ export class PostgresEngine implements Engine {
       socket.on('close', () => {
         if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');
         if (!channel.writableEnded) channel.end();
-        finish(terminated ? 'client-terminated' : 'upstream-closed');
+        finish(frontend.terminated ? 'client-terminated' : 'upstream-closed');
       });
     });
   }

@@ -21,26 +21,26 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/sql-copy.html
  */
-import type { Readable, Writable } from 'node:stream';
-import { parseSync } from 'libpg-query';
 import type { Logger } from '../log.js';
 import { PgCatalogResolver, VIEW_READS_SQL } from '../policy/masking/catalog.js';
-import type { CopyOptions } from '../policy/masking/copy.js';
 import { parseRowDescription, ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
 import type { ColumnOrigin } from '../policy/masking/rules.js';
-import { BackendMaskingPipe } from '../policy/masking/stream.js';
 import { DerivedValueCheck } from '../policy/masking/derived.js';
-import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type StatementFacts } from '../policy/sql/analyze.js';
+import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, type StatementFacts } from '../policy/sql/analyze.js';
 import { ShapeCache } from '../policy/sql/shape.js';
 import { describeError } from '../errors.js';
-import { describeUnnamed, parseUnnamed, query as queryMessage, sync, terminate } from '../tunnel/postgres/messages.js';
-import { MessageReader, parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
-import type { PumpStats } from '../tunnel/pump.js';
+import type { FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
+import { describeUnnamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../tunnel/postgres/messages.js';
+import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
+import { MessageReader, parseErrorFields, type Framing, type PgMessage } from '../tunnel/postgres/reader.js';
+import type { MaskingStage } from '../tunnel/postgres/relay.js';
 import type { SessionMasking } from './engine.js';
 import type { UpstreamPostgres } from './upstream-postgres.js';
 
-const QUERY = 0x51; // 'Q'
-const PARSE = 0x50; // 'P'
+const DATA_ROW = 0x44; // 'D'
+const COPY_DATA = 0x64; // 'd'
+/** Default of {@link PgSessionMaskingOptions.maxMessageBytes}. */
+const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 /** How long one catalog query may take before the lookup fails (and the column is masked). */
 const CATALOG_TIMEOUT_MS = 10_000;
 /** Most SQL texts (and as many statement shapes) whose hints are remembered per session. */
@@ -207,77 +207,13 @@ function dataRowRecord(m: PgMessage, names: string[]): Record<string, string | n
   return out;
 }
 
-interface CopyTarget {
-  options: CopyOptions;
-  /** The query of `COPY (query) TO`, as written. */
-  query?: string;
-  /** schema (when written) and table of `COPY table TO`. */
-  relation?: { schema?: string; table: string };
-  /** The column list, when written. */
-  columns?: string[];
-}
-
-type Json = Record<string, unknown>;
-
-/** The first `COPY ... TO` of `sql` as the parse tree says, or undefined. */
-function copyTarget(sql: string): CopyTarget | undefined {
-  let tree: { stmts?: Array<{ stmt?: Json }> };
-  try {
-    tree = parseSync(sql) as typeof tree;
-  } catch {
-    return undefined;
-  }
-  for (const s of tree.stmts ?? []) {
-    const copy = s.stmt?.CopyStmt as Json | undefined;
-    if (!copy || copy.is_from === true) continue;
-    const options: CopyOptions = { format: 'text' };
-    for (const o of (copy.options as Json[] | undefined) ?? []) {
-      const d = o.DefElem as { defname?: string; arg?: Json } | undefined;
-      if (!d?.defname) continue;
-      const str = (d.arg?.String as { sval?: string } | undefined)?.sval;
-      const bool = (d.arg?.Boolean as { boolval?: boolean } | undefined)?.boolval;
-      switch (d.defname) {
-        case 'format':
-          if (str === 'csv' || str === 'binary' || str === 'text') options.format = str;
-          break;
-        case 'delimiter':
-          if (str !== undefined) options.delimiter = str;
-          break;
-        case 'quote':
-          if (str !== undefined) options.quote = str;
-          break;
-        case 'escape':
-          if (str !== undefined) options.escape = str;
-          break;
-        case 'null':
-          if (str !== undefined) options.null = str;
-          break;
-        case 'header':
-          options.header = d.arg === undefined ? true : bool ?? (str !== undefined && /^(true|on|1|match)$/i.test(str));
-          break;
-        default:
-          break;
-      }
-    }
-    const target: CopyTarget = { options };
-    if (copy.query) {
-      const query = queryText(sql, copy.query);
-      if (query !== undefined) target.query = query;
-    }
-    const rel = copy.relation as { schemaname?: string; relname?: string } | undefined;
-    if (rel?.relname) target.relation = { table: rel.relname, ...(rel.schemaname ? { schema: rel.schemaname } : {}) };
-    const att = copy.attlist as Json[] | undefined;
-    if (att) target.columns = att.map((a) => String((a.String as { sval?: string } | undefined)?.sval ?? ''));
-    return target;
-  }
-  return undefined;
-}
-
 /** What {@link PgSessionMasking} remembers of one SQL text. */
 interface HintsEntry {
   hints: StatementHints;
   /** The query of `COPY (query) TO`, described per COPY for its fields' origins. */
   copyQuery?: string;
+  /** The table of `COPY table TO` whose column order is looked up per COPY. */
+  copyRelation?: { schema?: string; table: string };
   /** Relations read that no column rule names (checked for views over masked columns). */
   others: string[];
 }
@@ -292,47 +228,11 @@ interface RelationEntry {
 /** How long a relation's kind is remembered per session. */
 const RELATION_TTL_MS = 60_000;
 
-/** Most candidate texts tried by {@link queryText}. */
-const MAX_QUERY_TEXT_TRIES = 200;
-
-/** A parse tree as JSON without the `location` fields (which depend on where the text starts). */
-function treeKey(node: unknown): string {
-  return JSON.stringify(node, (key, value: unknown) => (key === 'location' ? undefined : value));
-}
-
-/**
- * The text of the query inside `COPY (query) TO`, found as the parenthesised span whose own
- * parse tree is the COPY's query node (the parser gives no location for it); undefined when
- * no span of the first {@link MAX_QUERY_TEXT_TRIES} candidates is.
- */
-function queryText(sql: string, query: unknown): string | undefined {
-  const want = treeKey(query);
-  const opens: number[] = [];
-  const closes: number[] = [];
-  for (let i = 0; i < sql.length; i++) {
-    if (sql[i] === '(') opens.push(i);
-    else if (sql[i] === ')') closes.push(i);
-  }
-  let tries = 0;
-  for (const open of opens) {
-    for (const close of closes) {
-      if (close <= open) continue;
-      if (++tries > MAX_QUERY_TEXT_TRIES) return undefined;
-      const text = sql.slice(open + 1, close);
-      try {
-        const stmts = (parseSync(text) as { stmts?: Array<{ stmt?: unknown }> }).stmts ?? [];
-        if (stmts.length === 1 && treeKey(stmts[0]!.stmt) === want) return text;
-      } catch {
-        // not this span
-      }
-    }
-  }
-  return undefined;
-}
-
 /** A {@link PgSessionMasking}'s options. */
 export interface PgSessionMaskingOptions {
   masking: SessionMasking;
+  /** The largest server message masking reads whole (a row or COPY line it may change, an error, a notice). */
+  maxMessageBytes?: number;
   /** Opens the gateway's own upstream connection for catalog lookups (same credentials as the session's). */
   openCatalogConnection: () => Promise<UpstreamPostgres>;
   log?: Logger;
@@ -346,10 +246,9 @@ export interface PgSessionMaskingOptions {
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
-export class PgSessionMasking {
+export class PgSessionMasking implements MaskingStage {
   readonly masker: ResultMasker;
-  readonly #pipe: BackendMaskingPipe;
-  readonly #frontend = new MessageReader({ side: 'frontend' });
+  readonly #maxMessage: number;
   readonly #catalog: CatalogConnection;
   readonly #resolver: PgCatalogResolver;
   readonly #hints = new ShapeCache<HintsEntry>(MAX_HINTS, ANALYSIS_CACHE_MAX_TEXT);
@@ -367,8 +266,14 @@ export class PgSessionMasking {
     });
     this.#resolver = resolver;
     const { policy, key } = options.masking;
-    this.masker = new ResultMasker({ rules: policy, ...(key !== undefined ? { key } : {}), catalog: resolver, originUnknownPolicy: 'detect-only' });
-    this.#pipe = new BackendMaskingPipe(this.masker);
+    this.masker = new ResultMasker({
+      rules: policy,
+      ...(key !== undefined ? { key } : {}),
+      catalog: resolver,
+      originUnknownPolicy: 'detect-only',
+      onUnknownRow: () => options.log?.warn('masking.unknown-row', { session: options.sessionId }),
+    });
+    this.#maxMessage = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE;
     this.#derived = new DerivedValueCheck(this.masker.rules);
     this.#log = options.log;
     this.#sessionId = options.sessionId;
@@ -397,12 +302,12 @@ export class PgSessionMasking {
    * The hints for one Query or Parse SQL text, and the relations it reads that no column rule
    * names (any of them may be a view over masked columns: see {@link #viewsReadMasked}).
    */
-  #entryFor(sql: string): HintsEntry {
+  #entryFor(sql: string, analyzed?: Analysis): HintsEntry {
     const hit = this.#hints.get(sql);
     if (hit) return hit;
-    const analysis = analyzeSql(sql);
+    const analysis = analyzed ?? analyzeSql(sql);
     let mask = !analysis.ok;
-    let copyOut = false;
+    let copy: CopyFacts | undefined;
     const others = new Set<string>();
     if (analysis.ok) {
       for (const s of analysis.statements) {
@@ -411,27 +316,25 @@ export class PgSessionMasking {
         if (s.kinds[0] === 'copy-out' && s.tables.some((t) => this.tableHasColumnRules(t))) mask = true;
         const o = s.outputs;
         if (o.derived.length > 0 || o.bare.length > 0 || o.opaque || s.kinds[0] === 'copy-out') for (const t of s.tables) if (!t.endsWith('*')) others.add(t);
-        if (s.kinds[0] === 'copy-out') copyOut = true;
+        if (s.kinds[0] === 'copy-out') copy ??= s.copy;
       }
     }
     const hints: StatementHints = { originUnknownPolicy: mask ? 'mask' : 'detect-only' };
     const entry: HintsEntry = { hints, others: mask ? [] : [...others] };
-    if (copyOut) {
-      const target = copyTarget(sql);
-      if (target) {
-        hints.copy = { ...target.options };
-        if (target.relation && target.columns) {
-          const { schema = 'public', table } = target.relation;
-          hints.copy.columns = target.columns.map((column) => ({ schema, table, column }));
-        }
-        if (target.relation && !target.columns && this.tableHasColumnRules(target.relation.schema ? `${target.relation.schema}.${target.relation.table}` : target.relation.table)) {
-          // The column order comes from the catalog per COPY; such hints are not cached.
-          return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } } };
-        }
-        if (target.query !== undefined && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
-          // The fields' origins come from describing the query per COPY; not cached either.
-          return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyQuery: target.query };
-        }
+    if (copy && copy.target === 'client') {
+      const { direction: _d, target: _t, relation, columns, query, ...options } = copy;
+      hints.copy = options;
+      if (relation && columns) {
+        const { schema = 'public', table } = relation;
+        hints.copy.columns = columns.map((column) => ({ schema, table, column }));
+      }
+      if (relation && !columns && this.tableHasColumnRules(relation.schema ? `${relation.schema}.${relation.table}` : relation.table)) {
+        // The column order comes from the catalog per COPY; such hints are not cached.
+        return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyRelation: relation };
+      }
+      if (query !== undefined && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
+        // The fields' origins come from describing the query per COPY; not cached either.
+        return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyQuery: query };
       }
     }
     this.#hints.set(sql, analysis, entry);
@@ -483,32 +386,16 @@ export class PgSessionMasking {
   }
 
   /**
-   * Records whole messages forwarded to the server as bytes (the gate's replacements for refused
-   * messages); see {@link frontendMessage}.
-   *
-   * @throws PgProtocolError on a malformed message
-   */
-  frontend(forwarded: Buffer | readonly Buffer[]): void {
-    if (Buffer.isBuffer(forwarded)) this.#frontend.push(forwarded);
-    else for (const b of forwarded) this.#frontend.push(b);
-    for (let m = this.#frontend.next(); m; m = this.#frontend.next()) this.frontendMessage(m);
-  }
-
-  /**
-   * Records one message forwarded to the server, in order, exactly as the server receives it, so
-   * that the answers can be told apart (which statement, portal and formats each belongs to).
+   * Records one message the server receives, in order, exactly as it receives it, so that the
+   * answers can be told apart (which statement, portal and formats each belongs to); returns the
+   * messages to send before it (a Describe of a portal nobody described), if any.
    *
    * @throws PgProtocolError when too many messages await an answer
    */
-  frontendMessage(m: PgMessage): void {
+  frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined {
     let hints: StatementHints | undefined;
-    if (m.type === QUERY || m.type === PARSE) {
-      const b = m.body;
-      let at = 0;
-      if (m.type === PARSE) at = b.indexOf(0) + 1;
-      const end = b.indexOf(0, at);
-      const sql = b.toString('utf8', at, end < 0 ? b.length : end);
-      const entry = this.#entryFor(sql);
+    if (m.kind === 'query' || m.kind === 'parse') {
+      const entry = this.#entryFor(m.sql, analysis);
       hints = entry.hints;
       if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
         const masked = this.#viewsReadMasked(entry.others);
@@ -522,10 +409,45 @@ export class PgSessionMasking {
       // After the view check: the lookups below may still mark these hints.
       if (hints.copy?.columns && hints.copy.columns.length === 0) {
         if (entry.copyQuery !== undefined) this.#copyQueryColumns(entry.copyQuery, hints);
-        else this.#copyColumns(sql, hints.copy.columns);
+        else if (entry.copyRelation) this.#copyColumns(entry.copyRelation, hints.copy.columns);
       }
     }
-    this.masker.frontend(m, hints);
+    return this.masker.frontend(m, hints);
+  }
+
+  /**
+   * How a server message must be read: a DataRow or CopyData that nothing can change passes as
+   * it arrives (never held, whatever its size); anything else is read whole, up to the limit.
+   *
+   * @throws PgProtocolError (54000) for a message masking would have to hold that is over the limit
+   */
+  framing(type: number, length: number): Framing {
+    if ((type === DATA_ROW || type === COPY_DATA) && this.masker.passes(type)) return 'pass';
+    if (length > this.#maxMessage) {
+      const what = type === DATA_ROW ? 'a row' : type === COPY_DATA ? 'a COPY line' : `a message ('${String.fromCharCode(type)}')`;
+      throw new PgProtocolError(`the server sent ${what} of ${length - 4} bytes that masking would have to hold; the gateway holds at most ${this.#maxMessage} bytes`, {
+        sqlstate: SqlState.PROGRAM_LIMIT_EXCEEDED,
+        hint: 'select fewer or smaller values, or ask the gateway operator to raise postgres.maxMaskedMessageBytes',
+      });
+    }
+    return 'whole';
+  }
+
+  /** Catalog lookups the server's next message must wait for (COPY column order), if any; taken once. */
+  takeBarrier(): Promise<void> | undefined {
+    if (this.#barriers.length === 0) return undefined;
+    const waits = this.#barriers;
+    this.#barriers = [];
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  /**
+   * Masks one server message; a Promise while a catalog lookup runs.
+   *
+   * @throws PgProtocolError on a malformed message
+   */
+  backend(msg: PgMessage): Buffer | Promise<Buffer> {
+    return this.masker.backend(msg);
   }
 
   /**
@@ -557,9 +479,7 @@ export class PgSessionMasking {
   }
 
   /** Fills `into` with the catalog order of the COPY's table before the server's answer is masked. */
-  #copyColumns(sql: string, into: Array<ColumnOrigin | undefined>): void {
-    const rel = copyTarget(sql)?.relation;
-    if (!rel) return;
+  #copyColumns(rel: { schema?: string; table: string }, into: Array<ColumnOrigin | undefined>): void {
     const name = rel.schema ? `${ident(rel.schema)}.${ident(rel.table)}` : ident(rel.table);
     const q =
       'select n.nspname as schema, c.relname as table, a.attname as column from pg_catalog.pg_attribute a ' +
@@ -575,121 +495,8 @@ export class PgSessionMasking {
     this.#barriers.push(barrier);
   }
 
-  /**
-   * Masks server bytes (whole or partial messages); a Promise while a catalog lookup runs.
-   *
-   * @throws PgProtocolError on malformed server bytes
-   */
-  backend(chunk: Buffer | readonly Buffer[]): Buffer | Promise<Buffer> {
-    if (this.#barriers.length > 0) {
-      const waits = this.#barriers;
-      this.#barriers = [];
-      return Promise.all(waits).then(() => this.backend(chunk));
-    }
-    if (Buffer.isBuffer(chunk)) return this.#pipe.write(chunk);
-    if (chunk.length === 0) return Buffer.alloc(0);
-    if (chunk.length === 1) return this.#pipe.write(chunk[0]!);
-    return this.#pipe.write(Buffer.concat(chunk));
-  }
-
   /** Closes the catalog connection. */
   close(): void {
     this.#catalog.close();
   }
-}
-
-/** Turns one received chunk into the bytes to forward, possibly later. */
-export type AsyncChunkHandler = (chunk: Buffer) => readonly Buffer[] | Buffer | Promise<readonly Buffer[] | Buffer>;
-
-/**
- * Like `pump` (src/tunnel/pump.ts), for a handler that may answer with a Promise: the source is
- * paused until it settles, chunks are handled one after the other in order, and a destination
- * whose `write()` returns false pauses the source until `drain`.
- *
- * @see https://nodejs.org/api/stream.html#event-drain
- */
-export function pumpAsync(from: Readable, to: Writable, options: { handle: AsyncChunkHandler; onError?: (err: unknown) => void }): PumpStats {
-  const stats: PumpStats = { bytes: 0 };
-  const { handle, onError } = options;
-  const queue: Buffer[] = [];
-  let busy = false;
-  let waiting = false;
-  let failed = false;
-  let paused = false;
-  const pause = (): void => {
-    if (!paused) {
-      paused = true;
-      from.pause();
-    }
-  };
-  const maybeResume = (): void => {
-    if (paused && !busy && !waiting && !failed) {
-      paused = false;
-      from.resume();
-    }
-  };
-  const fail = (err: unknown): void => {
-    if (failed) return;
-    failed = true;
-    from.off('data', onData);
-    onError?.(err);
-  };
-  const write = (out: readonly Buffer[] | Buffer): void => {
-    let ok = true;
-    if (Buffer.isBuffer(out)) ok = out.length === 0 ? true : to.write(out);
-    else if (out.length === 1) ok = to.write(out[0]!);
-    else if (out.length > 1) {
-      to.cork();
-      for (const b of out) ok = to.write(b) && ok;
-      to.uncork();
-    }
-    if (!ok && !waiting && !to.destroyed) {
-      waiting = true;
-      pause();
-      to.once('drain', () => {
-        waiting = false;
-        maybeResume();
-      });
-    }
-  };
-  const run = (): void => {
-    while (queue.length > 0 && !failed) {
-      const chunk = queue.shift()!;
-      let out: readonly Buffer[] | Buffer | Promise<readonly Buffer[] | Buffer>;
-      try {
-        out = handle(chunk);
-      } catch (err) {
-        fail(err);
-        return;
-      }
-      if (out instanceof Promise) {
-        busy = true;
-        pause();
-        out.then(
-          (o) => {
-            busy = false;
-            if (failed) return;
-            write(o);
-            run();
-          },
-          (err) => {
-            busy = false;
-            fail(err);
-          },
-        );
-        return;
-      }
-      write(out);
-    }
-    maybeResume();
-  };
-  const onData = (chunk: Buffer): void => {
-    if (failed) return;
-    stats.bytes += chunk.length;
-    queue.push(chunk);
-    if (!busy) run();
-  };
-  from.on('data', onData);
-  from.resume();
-  return stats;
 }

@@ -47,24 +47,19 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { loadModule, parseSync } from 'libpg-query';
-import type { ChunkHandler } from '../tunnel/pump.js';
+import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
+import type { FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
 import { errorResponse, SqlState } from '../tunnel/postgres/messages.js';
-import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
-import { parseErrorFields, type MessageReader, type PgMessage } from '../tunnel/postgres/reader.js';
+import { parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
+import type { GateStage } from '../tunnel/postgres/relay.js';
 import { BACKSLASH_UNSAFE_ENCODINGS } from '../tunnel/postgres/startup.js';
 import type { SessionJudge, StatementVerdict } from './engine.js';
 
 const QUERY = 0x51; // 'Q'
-const PARSE = 0x50; // 'P'
 const BIND = 0x42; // 'B'
-const EXECUTE = 0x45; // 'E'
-const CLOSE = 0x43; // 'C'
 const FUNCTION_CALL = 0x46; // 'F'
 const SYNC = 0x53; // 'S'
-const TERMINATE = 0x58; // 'X'
 const ERROR_RESPONSE = 0x45; // 'E' (backend)
 const PARAMETER_STATUS = 0x53; // 'S' (backend)
 /** Longest ParameterStatus body the gate reads; the settings it watches report short values. */
@@ -80,8 +75,9 @@ const MAX_PENDING = 256;
 const MAX_HELD_ERROR = 64 * 1024;
 /** How deep `EXECUTE a` whose body is again an EXECUTE is followed. */
 const MAX_DEPTH = 4;
-const NOTHING: readonly Buffer[] = [];
-const SYNC_MESSAGE = Buffer.from([SYNC, 0, 0, 0, 4]);
+const NOTHING: readonly FrontendMessage[] = [];
+const SYNC_RAW = Buffer.from([SYNC, 0, 0, 0, 4]);
+const SYNC_MESSAGE: FrontendMessage = { kind: 'sync', msg: { type: SYNC, body: SYNC_RAW.subarray(5), raw: SYNC_RAW } };
 const PREPARED_WORDS = /prepare|execute|deallocate|discard/i;
 
 /** The built-in rule names of refusals that do not come from the policy. */
@@ -91,16 +87,17 @@ export const BuiltinRule = {
   RESERVED_NAME: 'reserved-name',
   TOO_MANY_NAMES: 'too-many-names',
   JUDGE_FAILED: 'judge-failed',
+  TOO_LONG: 'too-long',
+  LEXING_PENDING: 'lexing-pending',
 } as const;
 
 /**
- * Loads the SQL parser the gate uses to find SQL-level PREPARE / EXECUTE / DEALLOCATE names
- * (once per process; later calls return at once).
+ * Loads the SQL parser the gate judges with (once per process; later calls return at once).
  *
  * @see https://github.com/constructive-io/libpg-query-node
  */
 export async function loadStatementGate(): Promise<void> {
-  await loadModule();
+  await loadSqlParser();
 }
 
 /**
@@ -115,55 +112,22 @@ export async function loadStatementGate(): Promise<void> {
  */
 export type PreparedOp = { op: 'prepare'; name: string; text: string } | { op: 'execute'; name: string } | { op: 'deallocate'; name?: string };
 
-function collectExecutes(node: unknown, into: PreparedOp[]): void {
-  if (Array.isArray(node)) {
-    for (const n of node) collectExecutes(n, into);
-    return;
-  }
-  if (node === null || typeof node !== 'object') return;
-  for (const [key, value] of Object.entries(node)) {
-    if (key === 'ExecuteStmt' && value && typeof value === 'object' && typeof (value as { name?: unknown }).name === 'string') {
-      into.push({ op: 'execute', name: (value as { name: string }).name });
-    }
-    collectExecutes(value, into);
-  }
-}
-
 /**
- * The prepared-statement operations in `sql` (parsed with libpg-query, so names are folded as
- * PostgreSQL folds them), or undefined when `sql` does not parse. Cheap for SQL without the
- * words PREPARE, EXECUTE, DEALLOCATE or DISCARD: it is not parsed at all. Needs
- * {@link loadStatementGate} first.
+ * The prepared-statement operations in `sql`, read off its analysis (names folded as PostgreSQL
+ * folds them), or undefined when `sql` does not parse. SQL without the words PREPARE, EXECUTE,
+ * DEALLOCATE or DISCARD has none and is not looked at. Needs {@link loadStatementGate} first.
  *
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-export function preparedOps(sql: string): PreparedOp[] | undefined {
+export function preparedOps(sql: string, analysis?: Analysis): PreparedOp[] | undefined {
   if (!PREPARED_WORDS.test(sql)) return [];
-  let tree: { stmts?: Array<{ stmt?: Record<string, unknown>; stmt_location?: number; stmt_len?: number }> };
-  try {
-    tree = parseSync(sql) as typeof tree;
-  } catch {
-    return undefined;
-  }
+  const a = analysis ?? analyzeSql(sql);
+  if (!a.ok) return undefined;
   const ops: PreparedOp[] = [];
-  let bytes: Buffer | undefined;
-  for (const raw of tree.stmts ?? []) {
-    const stmt = raw.stmt ?? {};
-    const prepare = stmt.PrepareStmt as { name?: string } | undefined;
-    const deallocate = stmt.DeallocateStmt as { name?: string; isall?: boolean } | undefined;
-    const discard = stmt.DiscardStmt as { target?: string } | undefined;
-    if (prepare?.name !== undefined) {
-      bytes ??= Buffer.from(sql, 'utf8');
-      const start = raw.stmt_location ?? 0;
-      const end = raw.stmt_len ? start + raw.stmt_len : bytes.length;
-      ops.push({ op: 'prepare', name: prepare.name, text: bytes.toString('utf8', start, end).trimStart() });
-    } else if (deallocate) {
-      ops.push(deallocate.isall || deallocate.name === undefined ? { op: 'deallocate' } : { op: 'deallocate', name: deallocate.name });
-    } else if (discard?.target === 'DISCARD_ALL') {
-      ops.push({ op: 'deallocate' });
-    } else {
-      collectExecutes(stmt, ops);
-    }
+  for (const s of a.statements) {
+    if (s.kinds[0] === 'prepare' && s.preparedName !== undefined) ops.push({ op: 'prepare', name: s.preparedName, text: s.text });
+    else if (s.preparedName !== undefined) ops.push(s.preparedName === '*' ? { op: 'deallocate' } : { op: 'deallocate', name: s.preparedName });
+    else for (const name of s.executes) ops.push({ op: 'execute', name });
   }
   return ops;
 }
@@ -220,13 +184,6 @@ function unknownStatementError(name: string): Buffer {
   });
 }
 
-/** A C string of a message body at `at`: its bytes and the offset after its NUL. */
-function cstr(body: Buffer, at: number, what: string): [Buffer, number] {
-  const end = body.indexOf(0, at);
-  if (end < 0) throw new PgProtocolError(`${what} message has an unterminated string`);
-  return [body.subarray(at, end), end + 1];
-}
-
 /** The backend's Describe ('D') of the prepared statement `name`. */
 function describeStatement(name: string): Buffer {
   const n = Buffer.from(name, 'utf8');
@@ -279,20 +236,13 @@ export function unsafeSettingValue(name: string, value: string): boolean {
 }
 
 /**
- * Told what goes upstream for one client message: the message itself, or whole messages
- * replacing it.
- * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
- */
-export type Forwarded = (sent: PgMessage | readonly Buffer[]) => void;
-
-/**
  * The per-session enforcement state machine: judges the client's messages
  * ({@link StatementGate.frontend}) and turns the server's answer to a refused message into the
  * gateway's error ({@link StatementGate.backend}). See the module documentation for the design.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
-export class StatementGate {
+export class StatementGate implements GateStage {
   readonly #judge: SessionJudge;
   /** Prepared statements (protocol and SQL level, '' for the unnamed one) -> the SQL to judge again. */
   readonly #statements = new Map<string, string>();
@@ -305,15 +255,6 @@ export class StatementGate {
   #discarding = false;
   /** The type of the frontend message being judged. */
   #current = 0;
-  // Backend scanner: header bytes of the current message seen (0..5), body bytes still to come.
-  readonly #header = Buffer.alloc(5);
-  #headerSeen = 0;
-  #remaining = 0;
-  #broken = false;
-  /** Parts of a server ErrorResponse held back, while one of the gateway's Describes is pending. */
-  #held: Buffer[] | undefined;
-  /** Body of the server's ParameterStatus being read, when it is short enough to check. */
-  #param: Buffer[] | undefined;
   #unsafeSetting: string | undefined;
   /** Refusals so far, by action, for the session log. */
   readonly refusals = { deny: 0, review: 0, builtin: 0 };
@@ -346,50 +287,40 @@ export class StatementGate {
   }
 
   /**
-   * What to send upstream for one complete frontend message: `msg.raw` itself when it passes
-   * (callers may compare by identity), else the replacement (possibly nothing).
-   *
-   * @throws PgProtocolError for a malformed Query, Parse, Bind, Execute or Close body.
+   * What to send upstream for one complete frontend message: `m` itself when it passes
+   * (callers may compare by identity), else the replacement (possibly nothing). `analysis` is the
+   * analysis of a Query's or Parse's SQL when the caller made it (a long text).
    */
-  frontend(msg: PgMessage): Buffer | readonly Buffer[] {
+  frontend(m: FrontendMessage, analysis?: Analysis): FrontendMessage | readonly FrontendMessage[] {
     if (this.#discarding) {
-      if (msg.type === SYNC) {
+      if (m.kind === 'sync') {
         this.#discarding = false;
-        return msg.raw;
+        return m;
       }
-      return msg.type === TERMINATE ? msg.raw : NOTHING;
+      return m.kind === 'terminate' ? m : NOTHING;
     }
-    const body = msg.body;
-    this.#current = msg.type;
-    switch (msg.type) {
-      case QUERY: {
-        const [sql] = cstr(body, 0, 'Query');
-        const refusal = this.#judgeText(sql, true);
-        return refusal ? [this.#refuse(refusal), SYNC_MESSAGE] : msg.raw;
+    this.#current = m.msg?.type ?? BIND;
+    switch (m.kind) {
+      case 'query': {
+        const refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis) : this.#builtin(BuiltinRule.NOT_UTF8);
+        return refusal ? [this.#refuse(refusal), SYNC_MESSAGE] : m;
       }
-      case PARSE: {
-        const [nameBytes, at] = cstr(body, 0, 'Parse');
-        const [sql] = cstr(body, at, 'Parse');
-        const name = this.#name(nameBytes);
-        const refusal = name === undefined ? this.#builtin(BuiltinRule.NOT_UTF8) : (this.#checkNewName(name, this.#statements) ?? this.#judgeText(sql, true));
+      case 'parse': {
+        const refusal = !m.utf8 ? this.#builtin(BuiltinRule.NOT_UTF8) : (this.#checkNewName(m.name, this.#statements) ?? this.#judgeString(m.sql, true, 0, analysis));
         if (refusal) {
           // PostgreSQL drops the unnamed statement before it parses a new one, even one that fails.
-          if (nameBytes.length === 0) this.#statements.delete('');
+          if (m.name === '') this.#statements.delete('');
           this.#discarding = true;
           return [this.#refuse(refusal)];
         }
-        this.#statements.set(name!, sql.toString('utf8'));
-        return msg.raw;
+        this.#statements.set(m.name, m.sql);
+        return m;
       }
-      case BIND: {
-        const [portalBytes, at] = cstr(body, 0, 'Bind');
-        const [stmtBytes] = cstr(body, at, 'Bind');
-        const portal = this.#name(portalBytes);
-        const stmt = this.#name(stmtBytes);
-        const sql = stmt === undefined ? undefined : this.#statements.get(stmt);
+      case 'bind': {
+        const sql = m.utf8 ? this.#statements.get(m.statement) : undefined;
         let refusal: Buffer | undefined;
-        if (portal === undefined) refusal = this.#builtin(BuiltinRule.NOT_UTF8);
-        else if (sql === undefined) refusal = this.#count('builtin', unknownStatementError(stmt ?? stmtBytes.toString('latin1')), 'hoop:unknown-statement', 'Bind of a statement hoop did not see prepared');
+        if (!m.utf8) refusal = this.#builtin(BuiltinRule.NOT_UTF8);
+        else if (sql === undefined) refusal = this.#count('builtin', unknownStatementError(m.statement), 'hoop:unknown-statement', 'Bind of a statement hoop did not see prepared');
         else refusal = this.#judgeString(sql, false, 0);
         if (refusal) {
           this.#discarding = true;
@@ -397,183 +328,104 @@ export class StatementGate {
         }
         // Portals end with their transaction, unseen here: past the cap the oldest is forgotten (an
         // Execute of a forgotten portal is left to the server; its Bind was judged).
-        this.#portals.delete(portal!);
-        this.#portals.set(portal!, sql!);
+        this.#portals.delete(m.portal);
+        this.#portals.set(m.portal, sql!);
         if (this.#portals.size > MAX_NAMES) this.#portals.delete(this.#portals.keys().next().value!);
-        return msg.raw;
+        return m;
       }
-      case EXECUTE: {
-        const [portalBytes] = cstr(body, 0, 'Execute');
-        const portal = this.#name(portalBytes);
-        const sql = portal === undefined ? undefined : this.#portals.get(portal);
+      case 'execute': {
+        const sql = m.utf8 ? this.#portals.get(m.portal) : undefined;
         // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist.
         const refusal = sql === undefined ? undefined : this.#judgeString(sql, false, 0);
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];
         }
-        return msg.raw;
+        return m;
       }
-      case CLOSE: {
-        if (body.length < 2) throw new PgProtocolError('Close message is truncated');
-        const [nameBytes] = cstr(body, 1, 'Close');
-        const name = nameBytes.toString('utf8');
-        if (body[0] === 0x53) this.#statements.delete(name);
-        else this.#portals.delete(name);
-        return msg.raw;
-      }
-      case FUNCTION_CALL:
-        return [this.#refuse(this.#count('builtin', functionCallError, `hoop:${BuiltinRule.FUNCTION_CALL}`, 'FunctionCall is not supported')), SYNC_MESSAGE];
+      case 'close':
+        if (m.target === 'S') this.#statements.delete(m.name);
+        else this.#portals.delete(m.name);
+        return m;
+      case 'function-call':
+        return this.refuseUnread(FUNCTION_CALL, 0);
       default:
-        return msg.raw;
+        return m;
     }
   }
 
   /**
-   * A chunk handler for the client -> server direction: validates framing with `reader` (as
-   * `validateFrontend` does) and passes each message through {@link frontend}; a chunk whose
-   * messages all pass is forwarded as it came. `onMessage` sees each message as the client sent
-   * it, `onForward` what goes upstream for it (the message itself, or the gate's replacement).
-   *
-   * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+   * What to send instead of a message refused before it was read whole: a FunctionCall, or a
+   * Query or Parse whose text is longer than the gateway reads (the rest of it is dropped).
    */
-  frontendHandler(reader: MessageReader, onMessage?: (msg: PgMessage) => void, onForward?: Forwarded): ChunkHandler {
-    return (chunk) => {
-      const wasEmpty = reader.bufferedBytes === 0;
-      reader.push(chunk);
-      const out: Buffer[] = [];
-      const untouched = this.#pass(reader, out, onMessage, onForward);
-      return untouched && wasEmpty && reader.bufferedBytes === 0 ? chunk : out;
-    };
-  }
-
-  /** What to send upstream for the whole messages `reader` already holds (bytes that came with the handshake). */
-  drain(reader: MessageReader, onMessage?: (msg: PgMessage) => void, onForward?: Forwarded): Buffer[] {
-    const out: Buffer[] = [];
-    this.#pass(reader, out, onMessage, onForward);
-    return out;
-  }
-
-  /** Passes every whole message of `reader` into `out`; whether all went as they came. */
-  #pass(reader: MessageReader, out: Buffer[], onMessage?: (msg: PgMessage) => void, onForward?: Forwarded): boolean {
-    let untouched = true;
-    for (let msg = reader.next(); msg; msg = reader.next()) {
-      onMessage?.(msg);
-      const sent = this.frontend(msg);
-      if (sent === msg.raw) {
-        onForward?.(msg);
-        out.push(msg.raw);
-      } else {
-        untouched = false;
-        onForward?.(sent as readonly Buffer[]);
-        for (const b of sent as readonly Buffer[]) out.push(b);
-      }
-    }
-    return untouched;
+  refuseUnread(type: number, length: number, limit = 0): readonly FrontendMessage[] {
+    if (this.#discarding) return NOTHING;
+    this.#current = type;
+    if (type === FUNCTION_CALL) return [this.#refuse(this.#count('builtin', functionCallError, `hoop:${BuiltinRule.FUNCTION_CALL}`, 'FunctionCall is not supported')), SYNC_MESSAGE];
+    const refusal = this.#builtin(BuiltinRule.TOO_LONG, `the statement is ${length - 4} bytes long; the gateway judges statements of at most ${limit} bytes (postgres.maxStatementBytes in its configuration)`);
+    if (type === QUERY) return [this.#refuse(refusal), SYNC_MESSAGE];
+    this.#discarding = true;
+    return [this.#refuse(refusal)];
   }
 
   /**
-   * Passes one chunk of the server -> client stream: forwarded as it came, except that while a
-   * refusal is pending each ErrorResponse is held until complete and, when it is the server's
-   * answer to one of the gateway's Describes (26000, naming it), replaced with the refusal.
-   * Reads only message headers otherwise.
+   * What to send instead of a Query or Parse whose text has a backslash while a Bind or Execute
+   * before it in the same unsynced batch may still change `standard_conforming_strings` (its
+   * ParameterStatus only comes with the batch's ReadyForQuery).
+   */
+  refuseLexingPending(m: FrontendMessage): readonly FrontendMessage[] {
+    if (this.#discarding) return NOTHING;
+    this.#current = m.msg?.type ?? 0;
+    const refusal = this.#builtin(BuiltinRule.LEXING_PENDING);
+    if (m.kind === 'query') return [this.#refuse(refusal), SYNC_MESSAGE];
+    this.#discarding = true;
+    return [this.#refuse(refusal)];
+  }
+
+  /**
+   * The server message to hand on for `msg`: an ErrorResponse that answers one of the gateway's
+   * Describes (26000, naming it) becomes the refusal; a ParameterStatus is checked for a setting
+   * under which SQL would read differently. Everything else passes.
    *
    * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ERRORRESPONSE
    */
-  backend(chunk: Buffer): Buffer | readonly Buffer[] {
-    if (this.#broken) return chunk;
-    const length = chunk.length;
-    let out: Buffer[] | undefined;
-    /** Start of the bytes not yet given to `out` or `#held`. */
-    let from = 0;
-    let i = 0;
-    while (i < length) {
-      if (this.#remaining > 0) {
-        const n = Math.min(this.#remaining, length - i);
-        if (this.#param) this.#param.push(chunk.subarray(i, i + n));
-        this.#remaining -= n;
-        i += n;
-        if (this.#remaining === 0 && this.#param) this.#checkParameter();
-        if (this.#remaining === 0 && this.#held) {
-          this.#held.push(chunk.subarray(from, i));
-          (out ??= []).push(this.#release());
-          from = i;
-        }
-        continue;
-      }
-      const byte = chunk[i]!;
-      if (this.#headerSeen === 0 && byte === ERROR_RESPONSE && this.#pending.size > 0) {
-        if (i > from) (out ??= []).push(chunk.subarray(from, i));
-        from = i;
-        this.#held = [];
-      }
-      this.#header[this.#headerSeen++] = byte;
-      i++;
-      if (this.#headerSeen < 5) continue;
-      this.#headerSeen = 0;
-      const declared = this.#header.readInt32BE(1);
-      if (declared < 4) {
-        this.#broken = true;
-        break;
-      }
-      this.#remaining = declared - 4;
-      if (this.#header[0] === PARAMETER_STATUS && this.#remaining > 0 && this.#remaining <= MAX_PARAMETER_STATUS) this.#param = [];
-      if (this.#held && (declared > MAX_HELD_ERROR || this.#remaining === 0)) {
-        this.#held.push(chunk.subarray(from, i));
-        (out ??= []).push(...this.#held);
-        this.#held = undefined;
-        from = i;
+  backend(msg: PgMessage): PgMessage {
+    if (msg.type === PARAMETER_STATUS) {
+      if (msg.body.length <= MAX_PARAMETER_STATUS) this.#checkParameter(msg.body);
+      return msg;
+    }
+    if (msg.type !== ERROR_RESPONSE || this.#pending.size === 0 || msg.raw.length > MAX_HELD_ERROR) return msg;
+    let fields;
+    try {
+      fields = parseErrorFields(msg.body);
+    } catch {
+      return msg;
+    }
+    if (fields.code !== '26000') return msg;
+    for (const [name, refusal] of this.#pending) {
+      if (fields.message.includes(name)) {
+        this.#pending.delete(name);
+        return { type: refusal[0]!, body: refusal.subarray(5), raw: refusal };
       }
     }
-    if (this.#held) {
-      if (i > from) this.#held.push(chunk.subarray(from, i));
-      if (this.#broken) {
-        (out ??= []).push(...this.#held, chunk.subarray(i));
-        this.#held = undefined;
-      }
-      return out ?? NOTHING;
-    }
-    if (!out) return chunk;
-    if (from < length) out.push(chunk.subarray(from));
-    return out;
+    return msg;
   }
 
-  /** Checks the ParameterStatus just read; reports the first unsafe setting once. */
-  #checkParameter(): void {
-    const body = Buffer.concat(this.#param!);
-    this.#param = undefined;
+  /** Checks a ParameterStatus body; reports the first unsafe setting once. */
+  #checkParameter(body: Buffer): void {
     const setting = unsafeParameter(body);
     if (setting === undefined || this.#unsafeSetting !== undefined) return;
     this.#unsafeSetting = setting;
     this.#onUnsafeSetting?.(setting);
   }
 
-  /** The held ErrorResponse, or the refusal it answers. */
-  #release(): Buffer {
-    const message = this.#held!.length === 1 ? this.#held![0]! : Buffer.concat(this.#held!);
-    this.#held = undefined;
-    let fields;
-    try {
-      fields = parseErrorFields(message.subarray(5));
-    } catch {
-      return message;
-    }
-    if (fields.code !== '26000') return message;
-    for (const [name, refusal] of this.#pending) {
-      if (fields.message.includes(name)) {
-        this.#pending.delete(name);
-        return refusal;
-      }
-    }
-    return message;
-  }
-
   /** Registers `error` as the answer to a new Describe and returns that Describe. */
-  #refuse(error: Buffer): Buffer {
+  #refuse(error: Buffer): FrontendMessage {
     const name = `${this.#prefix}${this.#seq++}`;
     this.#pending.set(name, error);
     if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
-    return describeStatement(name);
+    const raw = describeStatement(name);
+    return { kind: 'describe', msg: { type: raw[0]!, body: raw.subarray(5), raw }, target: 'S', name, utf8: true };
   }
 
   #count(kind: 'deny' | 'review' | 'builtin', error: Buffer, rule: string, reason: string): Buffer {
@@ -589,13 +441,11 @@ export class StatementGate {
       [BuiltinRule.RESERVED_NAME]: `statement names starting with "${RESERVED_STATEMENT_PREFIX}" are reserved by hoop`,
       [BuiltinRule.TOO_MANY_NAMES]: `a session may hold at most ${MAX_NAMES} named statements and portals through hoop`,
       [BuiltinRule.JUDGE_FAILED]: 'the gateway could not judge the statement',
+      [BuiltinRule.TOO_LONG]: 'the statement is longer than the gateway judges',
+      [BuiltinRule.LEXING_PENDING]:
+        'the statement has a backslash and follows, in the same pipeline, statements that may still change standard_conforming_strings; send it after their Sync',
     }[rule];
     return this.#count('builtin', refusalError({ action: 'deny', rule: `hoop:${rule}`, message: message ?? said, reason: message ?? said }), `hoop:${rule}`, message ?? said);
-  }
-
-  /** A name as UTF-8, or undefined when its bytes are not UTF-8. */
-  #name(bytes: Buffer): string | undefined {
-    return bytes.length === 0 ? '' : isUtf8(bytes) ? bytes.toString('utf8') : undefined;
   }
 
   #checkNewName(name: string, map: Map<string, string>): Buffer | undefined {
@@ -604,20 +454,16 @@ export class StatementGate {
     return undefined;
   }
 
-  #judgeText(sql: Buffer, record: boolean): Buffer | undefined {
-    if (!isUtf8(sql)) return this.#builtin(BuiltinRule.NOT_UTF8);
-    return this.#judgeString(sql.toString('utf8'), record, 0);
-  }
-
   /** The refusal for `sql`, or undefined when it may run; with `record`, remembers what an allowed PREPARE / DEALLOCATE does. */
-  #judgeString(sql: string, record: boolean, depth: number): Buffer | undefined {
+  #judgeString(sql: string, record: boolean, depth: number, analysis?: Analysis): Buffer | undefined {
     let verdict: StatementVerdict;
+    let ops: PreparedOp[] | undefined;
     try {
-      verdict = this.#judge.judge(sql);
+      verdict = this.#judge.judge(sql, analysis);
+      ops = preparedOps(sql, analysis);
     } catch {
       return this.#builtin(BuiltinRule.JUDGE_FAILED);
     }
-    const ops = preparedOps(sql);
     if (ops && ops.length > 0) {
       const local = new Map<string, string | null>();
       for (const op of ops) {

@@ -142,13 +142,14 @@ export class StatementJudge {
   }
 
   /**
-   * The decision for `sql` (one Query message's text, one Parse's query, ...).
+   * The decision for `sql` (one Query message's text, one Parse's query, ...); `analyzed` is its
+   * analysis when the caller already made it.
    * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT
    */
-  judge(sql: string): Decision {
+  judge(sql: string, analyzed?: Analysis): Decision {
     const hit = this.#cache.get(sql);
     if (hit) return hit;
-    const analysis = analyzeSql(sql);
+    const analysis = analyzed ?? analyzeSql(sql);
     const decision = Object.freeze(this.#decideAnalysis(analysis));
     const { statements: _omitted, ...shared } = decision;
     this.#cache.set(sql, analysis, decision, Object.freeze(shared));

@@ -1,64 +1,129 @@
 /**
- * Moves bytes from a readable to a writable, honouring back-pressure: when the destination's
- * `write()` returns false the source is paused until `drain`, so a slow reader never makes a
- * hop buffer without bound.
+ * Moves bytes from a readable to a writable through a step that may rewrite them, honouring
+ * back-pressure: when the destination's `write()` returns false the source is paused until
+ * `drain`, so a slow reader never makes a hop buffer without bound. A step may also wait (a
+ * catalog lookup, a statement held until the server answers what came before it): the source is
+ * paused until it settles, chunks are handled one after the other, and bytes are never reordered.
  *
  * @see https://nodejs.org/api/stream.html#event-drain
  */
 import type { Readable, Writable } from 'node:stream';
+import { ByteRun } from './byte-run.js';
 
-/** Turns one received chunk into the buffers to forward (may be none, may throw). */
-export type ChunkHandler = (chunk: Buffer) => readonly Buffer[] | Buffer;
+/** Where a step puts the bytes to forward; `flush()` writes what it holds now (before a wait). */
+export interface PumpOutput {
+  readonly run: ByteRun;
+  flush(): void;
+}
+
+/** Handles one received chunk: adds the bytes to forward to `out`; may return a Promise to wait. */
+export type PumpStep = (chunk: Buffer, out: PumpOutput) => void | Promise<void>;
 
 /** Counts what a pump moved. */
 export interface PumpStats {
+  /** Bytes received from the source. */
   bytes: number;
 }
 
 /**
- * Forwards every chunk of `from` to `to` (through `handle` if given) until `from` ends.
- * Errors thrown by `handle` go to `onError`; the pump stops forwarding after one.
+ * Forwards every chunk of `from` to `to` through `step` until `from` ends; `initial` is handled
+ * first, as if it had been received. A step that throws or rejects goes to `onError`, and the
+ * pump stops forwarding.
  */
-export function pump(from: Readable, to: Writable, options: { handle?: ChunkHandler; onError?: (err: unknown) => void } = {}): PumpStats {
+export function pump(from: Readable, to: Writable, options: { step: PumpStep; onError?: (err: unknown) => void; initial?: Buffer }): PumpStats {
   const stats: PumpStats = { bytes: 0 };
-  const { handle, onError } = options;
+  const { step, onError } = options;
+  const queue: Buffer[] = [];
+  let busy = false;
   let waiting = false;
   let failed = false;
-  const resume = (): void => {
+  let paused = false;
+  const pause = (): void => {
+    if (!paused) {
+      paused = true;
+      from.pause();
+    }
+  };
+  const maybeResume = (): void => {
+    if (paused && !busy && !waiting && !failed) {
+      paused = false;
+      from.resume();
+    }
+  };
+  const onDrain = (): void => {
     waiting = false;
-    from.resume();
+    maybeResume();
+  };
+  const out: PumpOutput = {
+    run: new ByteRun(),
+    flush() {
+      const parts = out.run.take();
+      if (parts.length === 0 || to.destroyed) return;
+      let ok = true;
+      if (parts.length === 1) ok = to.write(parts[0]!);
+      else {
+        to.cork();
+        for (const b of parts) ok = to.write(b) && ok;
+        to.uncork();
+      }
+      if (!ok && !waiting) {
+        waiting = true;
+        pause();
+        to.once('drain', onDrain);
+      }
+    },
+  };
+  const fail = (err: unknown): void => {
+    if (failed) return;
+    failed = true;
+    out.run.take();
+    from.off('data', onData);
+    onError?.(err);
+  };
+  const run = (): void => {
+    while (queue.length > 0 && !failed) {
+      const chunk = queue.shift()!;
+      let r: void | Promise<void>;
+      try {
+        r = step(chunk, out);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (r instanceof Promise) {
+        busy = true;
+        pause();
+        r.then(
+          () => {
+            busy = false;
+            if (failed) return;
+            out.flush();
+            run();
+          },
+          (err: unknown) => {
+            busy = false;
+            fail(err);
+          },
+        );
+        return;
+      }
+      out.flush();
+    }
+    maybeResume();
   };
   const onData = (chunk: Buffer): void => {
     if (failed) return;
     stats.bytes += chunk.length;
-    let ok = true;
-    if (handle) {
-      let out: readonly Buffer[] | Buffer;
-      try {
-        out = handle(chunk);
-      } catch (err) {
-        failed = true;
-        from.off('data', onData);
-        onError?.(err);
-        return;
-      }
-      if (Buffer.isBuffer(out)) ok = to.write(out);
-      else if (out.length === 1) ok = to.write(out[0]!);
-      else if (out.length > 1) {
-        to.cork();
-        for (const b of out) ok = to.write(b) && ok;
-        to.uncork();
-      }
-    } else {
-      ok = to.write(chunk);
-    }
-    if (!ok && !waiting && !to.destroyed) {
-      waiting = true;
-      from.pause();
-      to.once('drain', resume);
-    }
+    queue.push(chunk);
+    if (!busy) run();
   };
   from.on('data', onData);
-  from.resume();
+  if (options.initial) {
+    // Bytes that came before the pump (or none, to let the step handle what its reader holds);
+    // the source is resumed once they are handled.
+    paused = true;
+    queue.push(options.initial);
+    run();
+  } else from.resume();
   return stats;
 }

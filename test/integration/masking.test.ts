@@ -4,9 +4,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgCatalogResolver } from '../../src/policy/masking/catalog.js';
 import { ResultMasker, type StatementHints } from '../../src/policy/masking/result-masker.js';
-import { createMaskingTransform } from '../../src/policy/masking/stream.js';
 import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { MessageReader } from '../../src/tunnel/postgres/reader.js';
+import { BackendPath } from '../../src/tunnel/postgres/relay.js';
+import { pump } from '../../src/tunnel/pump.js';
+import { decoded, maskingStageOf } from '../harness/relay.js';
 import { runProcess } from '../harness/clients.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { customersMaskingPolicy } from '../harness/masking-policy.js';
@@ -44,12 +46,12 @@ function startProxy(): Promise<number> {
       }
       frontend.push(chunk);
       for (let m = frontend.next(); m; m = frontend.next()) {
-        masker.frontend(m, hints);
+        for (const before of masker.frontend(decoded(m.raw), hints) ?? []) server.write(before.msg!.raw);
         if (!server.write(m.raw)) client.pause();
       }
     });
     server.on('drain', () => client.resume());
-    server.pipe(createMaskingTransform(masker)).pipe(client);
+    pump(server, client, { step: new BackendPath({ reader: new MessageReader({ side: 'backend' }), masking: maskingStageOf(masker) }).step });
     const close = (): void => {
       client.destroy();
       server.destroy();

@@ -1,12 +1,14 @@
-import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it, vi } from 'vitest';
 import type { CatalogResolver } from '../../src/policy/masking/catalog.js';
 import { dataRow, parseDataRow, parseRowDescription, redactKeyValues, ResultMasker, type StatementHints } from '../../src/policy/masking/result-masker.js';
 import type { ColumnOrigin, MaskingPolicyLike } from '../../src/policy/masking/rules.js';
-import { BackendMaskingPipe, createMaskingTransform } from '../../src/policy/masking/stream.js';
 import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { errorResponse, noticeResponse, readyForQuery } from '../../src/tunnel/postgres/messages.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { BackendPath } from '../../src/tunnel/postgres/relay.js';
+import { pump } from '../../src/tunnel/pump.js';
+import { collectingOutput, decoded, maskingStageOf, throughMasker } from '../harness/relay.js';
 import { customersMaskingPolicy } from '../harness/masking-policy.js';
 
 const KEY = 'unit-key';
@@ -96,9 +98,8 @@ function messages(bytes: Buffer, side: 'frontend' | 'backend' = 'backend'): PgMe
 
 /** Feeds the client messages to the masker, then the server bytes; returns the masked server messages. */
 async function run(masker: ResultMasker, client: Buffer[], server: Buffer[], hints?: StatementHints): Promise<PgMessage[]> {
-  for (const m of messages(Buffer.concat(client), 'frontend')) masker.frontend(m, hints);
-  const pipe = new BackendMaskingPipe(masker);
-  return messages(await pipe.write(Buffer.concat(server)));
+  for (const m of messages(Buffer.concat(client), 'frontend')) masker.frontend(decoded(m.raw), hints);
+  return messages(await throughMasker(masker, Buffer.concat(server)));
 }
 
 const rows = (ms: PgMessage[]): Array<Array<string | null>> =>
@@ -323,13 +324,22 @@ describe('ResultMasker, COPY out', () => {
   it('passes a COPY with nothing to mask through unparsed (no detectors, no masked column)', async () => {
     const columnsOnly: MaskingPolicyLike = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }] };
     const masker = new ResultMasker({ rules: columnsOnly });
-    for (const m of messages(fe.query('copy'), 'frontend')) masker.frontend(m, { originUnknownPolicy: 'detect-only', copy: { format: 'text' } });
-    const pipe = new BackendMaskingPipe(masker);
+    masker.frontend(decoded(fe.query('copy')), { originUnknownPolicy: 'detect-only', copy: { format: 'text' } });
+    const path = new BackendPath({ reader: new MessageReader({ side: 'backend' }), masking: maskingStageOf(masker) });
+    const out = collectingOutput();
     // Half a row: a masking COPY parser would hold it back until the row is complete; a pass-through does not.
-    const first = messages(await pipe.write(Buffer.concat([copyOut(0, 2), copyData('1\tnot an email 4111 ')])));
-    expect(copyText(first)).toBe('1\tnot an email 4111 ');
-    const rest = messages(await pipe.write(Buffer.concat([copyData('1111 1111 1111\n'), msg('c', Buffer.alloc(0))])));
-    expect(copyText(rest)).toBe('1111 1111 1111\n');
+    const half = copyData('1\tnot an email 4111 ');
+    await path.step(Buffer.concat([copyOut(0, 2), half]), out);
+    out.flush();
+    expect(copyText(messages(Buffer.concat(out.writes.splice(0))))).toBe('1\tnot an email 4111 ');
+    // A CopyData that nothing can change goes on as its bytes arrive, even before it is complete.
+    const rest = copyData('1111 1111 1111\n');
+    await path.step(rest.subarray(0, 9), out);
+    out.flush();
+    expect(Buffer.concat(out.writes.splice(0)).equals(rest.subarray(0, 9))).toBe(true);
+    await path.step(Buffer.concat([rest.subarray(9), msg('c', Buffer.alloc(0))]), out);
+    out.flush();
+    expect(Buffer.concat(out.writes).equals(Buffer.concat([rest.subarray(9), msg('c', Buffer.alloc(0))]))).toBe(true);
   });
 
   it('binary format: masked columns and detector hits become NULL', async () => {
@@ -360,30 +370,32 @@ describe('streaming', () => {
     const whole = Buffer.concat(stream());
     const mk = (): ResultMasker => {
       const m = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
-      m.frontend(messages(fe.query('q'), 'frontend')[0]!);
+      m.frontend(decoded(fe.query('q')));
       return m;
     };
-    const expected = await new BackendMaskingPipe(mk()).write(whole);
+    const expected = await throughMasker(mk(), whole);
     const parsed = messages(expected);
     expect(parsed.map((m) => String.fromCharCode(m.type)).join('')).toBe('TDDCNAZ');
     expect(parsed[1]!.raw.length).not.toBe(stream()[1]!.length);
     for (let i = 1; i < whole.length; i++) {
-      const pipe = new BackendMaskingPipe(mk());
-      const a = await pipe.write(whole.subarray(0, i));
-      const b = await pipe.write(whole.subarray(i));
-      expect(Buffer.concat([a, b]).equals(expected), `split at ${i}`).toBe(true);
+      expect((await throughMasker(mk(), whole, [i])).equals(expected), `split at ${i}`).toBe(true);
     }
   });
 
-  it('a Transform holds the stream during catalog lookups and keeps order', async () => {
+  it('the pump holds the stream during catalog lookups and keeps order', async () => {
     const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
-    masker.frontend(messages(fe.query('q'), 'frontend')[0]!);
-    masker.frontend(messages(fe.query('q'), 'frontend')[0]!);
+    masker.frontend(decoded(fe.query('q')));
+    masker.frontend(decoded(fe.query('q')));
     const input = Buffer.concat([...stream(), ...stream()]);
     const chunks: Buffer[] = [];
     for (let i = 0; i < input.length; i += 7) chunks.push(input.subarray(i, i + 7));
+    const to = new PassThrough();
     const out: Buffer[] = [];
-    for await (const c of Readable.from(chunks).pipe(createMaskingTransform(masker))) out.push(c as Buffer);
+    to.on('data', (c: Buffer) => out.push(c));
+    const from = Readable.from(chunks);
+    const path = new BackendPath({ reader: new MessageReader({ side: 'backend' }), masking: maskingStageOf(masker) });
+    pump(from, to, { step: path.step });
+    await vi.waitFor(() => expect(messages(Buffer.concat(out))).toHaveLength(14));
     const ms = messages(Buffer.concat(out));
     expect(ms.map((m) => String.fromCharCode(m.type)).join('')).toBe('TDDCNAZTDDCNAZ');
     expect(rows(ms)[2]![1]).toBe('[redacted]');

@@ -8,11 +8,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { SessionJudge, StatementVerdict } from '../../src/gateway/engine.js';
 import { loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/gateway/postgres-statements.js';
 import { errorResponse, query } from '../../src/tunnel/postgres/messages.js';
-import { MessageReader, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { MessageReader, parseErrorFields } from '../../src/tunnel/postgres/reader.js';
+import { BackendPath, FrontendPath } from '../../src/tunnel/postgres/relay.js';
 import { bind, close, describePortal, execute, flush, frontendMessage as message, int32, parse, sync } from '../harness/pg-frontend.js';
+import { collectingOutput, decoded as msg, sentBytes as sent, through } from '../harness/relay.js';
 
-function msg(raw: Buffer): PgMessage {
-  return { type: raw[0]!, body: raw.subarray(5), raw };
+/** Whether the gate passes the message as it is. */
+function passes(gate: StatementGate, raw: Buffer): boolean {
+  const m = msg(raw);
+  return gate.frontend(m) === m;
 }
 
 /** A judge that denies SQL mentioning `drop`, asks review for `truncate`, and what `extra` says. */
@@ -40,19 +44,9 @@ function serverMissing(name: string): Buffer {
   return errorResponse({ severity: 'ERROR', code: '26000', message: `prepared statement "${name}" does not exist` });
 }
 
-function sent(out: Buffer | readonly Buffer[]): Buffer[] {
-  return Buffer.isBuffer(out) ? [out] : [...out];
-}
-
-/** Runs the backend stage over `stream` cut at `cuts`, and returns what the client gets. */
-function throughBackend(gate: StatementGate, stream: Buffer, cuts: number[]): Buffer {
-  const out: Buffer[] = [];
-  let at = 0;
-  for (const c of [...cuts, stream.length]) {
-    out.push(...sent(gate.backend(stream.subarray(at, c))));
-    at = c;
-  }
-  return Buffer.concat(out);
+/** Runs the backend path with `gate` over `stream` cut at `cuts`, and returns what the client gets. */
+function throughBackend(gate: StatementGate, stream: Buffer, cuts: number[]): Promise<Buffer> {
+  return through(new BackendPath({ reader: new MessageReader({ side: 'backend' }), gate }).step, stream, cuts);
 }
 
 function errorOf(b: Buffer): ReturnType<typeof parseErrorFields> {
@@ -68,8 +62,7 @@ describe('the frontend side', () => {
   it('forwards an allowed Query as it is and refuses a denied one with a Describe and a Sync', () => {
     const judge = new TestJudge();
     const gate = new StatementGate(judge);
-    const ok = query('select 1');
-    expect(gate.frontend(msg(ok))).toBe(ok);
+    expect(passes(gate, query('select 1'))).toBe(true);
     const out = sent(gate.frontend(msg(query('select 1; DROP TABLE t'))));
     expect(out).toHaveLength(2);
     expect(poisonName(out[0]!)).toBeDefined();
@@ -81,14 +74,13 @@ describe('the frontend side', () => {
 
   it('drops the rest of an extended batch after a refused Parse, up to and including nothing but the Sync', () => {
     const gate = new StatementGate(new TestJudge());
-    for (const m of [parse('', 'insert into t values (1)'), bind('', ''), execute('')]) expect(gate.frontend(msg(m))).toBe(m);
+    for (const m of [parse('', 'insert into t values (1)'), bind('', ''), execute('')]) expect(passes(gate, m)).toBe(true);
     const refused = sent(gate.frontend(msg(parse('', 'drop table t'))));
     expect(refused).toHaveLength(1);
     expect(poisonName(refused[0]!)).toBeDefined();
     expect(gate.discarding).toBe(true);
     for (const m of [bind('', ''), describePortal(''), execute(''), flush(), query('select 1'), parse('x', 'select 1')]) expect(sent(gate.frontend(msg(m)))).toEqual([]);
-    const s = sync();
-    expect(gate.frontend(msg(s))).toBe(s);
+    expect(passes(gate, sync())).toBe(true);
     expect(gate.discarding).toBe(false);
     // The refused unnamed statement is gone, as PostgreSQL drops it before parsing a new one.
     const again = sent(gate.frontend(msg(bind('', ''))));
@@ -102,36 +94,30 @@ describe('the frontend side', () => {
   it('judges a named statement again at Bind and its portal again at Execute', () => {
     const judge = new TestJudge();
     const gate = new StatementGate(judge);
-    const p = parse('s1', 'delete from t where id = $1');
-    expect(gate.frontend(msg(p))).toBe(p);
-    const b = bind('p1', 's1');
-    expect(gate.frontend(msg(b))).toBe(b);
+    expect(passes(gate, parse('s1', 'delete from t where id = $1'))).toBe(true);
+    expect(passes(gate, bind('p1', 's1'))).toBe(true);
     judge.extra = /delete/;
     expect(poisonName(sent(gate.frontend(msg(execute('p1'))))[0]!)).toBeDefined();
     gate.frontend(msg(sync()));
     expect(poisonName(sent(gate.frontend(msg(bind('p2', 's1'))))[0]!)).toBeDefined();
     gate.frontend(msg(sync()));
     judge.extra = undefined;
-    const b2 = bind('p2', 's1');
-    expect(gate.frontend(msg(b2))).toBe(b2);
+    expect(passes(gate, bind('p2', 's1'))).toBe(true);
     // Close forgets the statement.
-    const c = close('S', 's1');
-    expect(gate.frontend(msg(c))).toBe(c);
+    expect(passes(gate, close('S', 's1'))).toBe(true);
     expect(poisonName(sent(gate.frontend(msg(bind('p3', 's1'))))[0]!)).toBeDefined();
   });
 
   it('passes Execute of a portal it did not bind (a SQL cursor) to the server', () => {
     const gate = new StatementGate(new TestJudge());
-    const e = execute('c1');
-    expect(gate.frontend(msg(e))).toBe(e);
+    expect(passes(gate, execute('c1'))).toBe(true);
   });
 
   it('follows SQL PREPARE, EXECUTE (also in EXPLAIN ANALYZE) and DEALLOCATE', () => {
     const judge = new TestJudge();
     const gate = new StatementGate(judge);
     const pass = (sql: string): void => {
-      const q = query(sql);
-      expect(gate.frontend(msg(q)), sql).toBe(q);
+      expect(passes(gate, query(sql)), sql).toBe(true);
     };
     const refused = (sql: string): void => {
       const out = sent(gate.frontend(msg(query(sql))));
@@ -153,10 +139,8 @@ describe('the frontend side', () => {
     refused('EXECUTE q1(1)');
     // The protocol and SQL share one namespace.
     pass('PREPARE q4 AS SELECT 4');
-    const b = bind('', 'q4');
-    expect(gate.frontend(msg(b))).toBe(b);
-    const p = parse('s5', 'select 5');
-    expect(gate.frontend(msg(p))).toBe(p);
+    expect(passes(gate, bind('', 'q4'))).toBe(true);
+    expect(passes(gate, parse('s5', 'select 5'))).toBe(true);
     pass('EXECUTE s5');
     pass('DISCARD ALL');
     refused('EXECUTE s5');
@@ -193,12 +177,11 @@ describe('the frontend side', () => {
   });
 
   it('refuses malformed bodies as protocol violations', () => {
-    const gate = new StatementGate(new TestJudge());
-    expect(() => gate.frontend(msg(Buffer.concat([Buffer.from('Q'), int32(7), Buffer.from('abc')])))).toThrow(/unterminated/);
-    expect(() => gate.frontend(msg(Buffer.concat([Buffer.from('C'), int32(5), Buffer.from('S')])))).toThrow(/truncated/);
+    expect(() => msg(Buffer.concat([Buffer.from('Q'), int32(7), Buffer.from('abc')]))).toThrow(/unterminated/);
+    expect(() => msg(Buffer.concat([Buffer.from('C'), int32(5), Buffer.from('S')]))).toThrow(/truncated/);
   });
 
-  it('gives the same output for a pipeline at every split point', () => {
+  it('gives the same output for a pipeline at every split point', async () => {
     const pipeline = [
       parse('', 'select 1'),
       bind('', ''),
@@ -214,31 +197,25 @@ describe('the frontend side', () => {
     ];
     const stream = Buffer.concat(pipeline);
     const strip = (b: Buffer): string => b.toString('latin1').replace(new RegExp(`${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_\\d+`, 'g'), 'POISON');
-    const run = (cuts: number[]): string => {
+    const run = async (cuts: number[]): Promise<string> => {
       const gate = new StatementGate(new TestJudge());
       const reader = new MessageReader({ side: 'frontend' });
-      const handle = gate.frontendHandler(reader);
-      const out: Buffer[] = [];
-      let at = 0;
-      for (const c of [...cuts, stream.length]) {
-        out.push(...sent(handle(stream.subarray(at, c))));
-        at = c;
-      }
+      const out = await through(new FrontendPath({ reader, gate }).step, stream, cuts);
       expect(reader.bufferedBytes).toBe(0);
-      return strip(Buffer.concat(out));
+      return strip(out);
     };
-    const whole = run([]);
+    const whole = await run([]);
     const poison = Buffer.concat([Buffer.from('D'), int32(4 + 1 + `${RESERVED_STATEMENT_PREFIX}0123456789ab_0`.length + 1), Buffer.from('SPOISON\0')]).toString('latin1');
     expect(whole).toBe(Buffer.concat(pipeline.slice(0, 5)).toString('latin1') + poison + Buffer.concat(pipeline.slice(8)).toString('latin1'));
     for (let i = 0; i <= stream.length; i++) {
-      expect(run([i]), `split at ${i}`).toBe(whole);
-      expect(run([i, Math.min(stream.length, i + 3)]), `split at ${i}, ${i + 3}`).toBe(whole);
+      expect(await run([i]), `split at ${i}`).toBe(whole);
+      expect(await run([i, Math.min(stream.length, i + 3)]), `split at ${i}, ${i + 3}`).toBe(whole);
     }
   });
 });
 
 describe('the backend side', () => {
-  it('replaces the answer to its Describe with the refusal, at every split point, and leaves other errors alone', () => {
+  it('replaces the answer to its Describe with the refusal, at every split point, and leaves other errors alone', async () => {
     const deny = { action: 'deny', rule: 'no-drop', message: 'DROP is not allowed', reason: 'rule no-drop matched' } as const;
     const setup = (): { gate: StatementGate; name: string } => {
       const gate = new StatementGate(new TestJudge());
@@ -254,7 +231,7 @@ describe('the backend side', () => {
       for (const j of [i, Math.min(stream.length, i + 1), Math.min(stream.length, i + 7)]) {
         const { gate, name: n } = setup();
         const s = Buffer.from(stream.toString('latin1').replace(name, n), 'latin1');
-        expect(throughBackend(gate, s, [i, j]).equals(expected), `split at ${i}, ${j}`).toBe(true);
+        expect((await throughBackend(gate, s, [i, j])).equals(expected), `split at ${i}, ${j}`).toBe(true);
         expect(gate.pendingRefusals).toBe(0);
       }
     }
@@ -271,9 +248,14 @@ describe('the backend side', () => {
     expect(e.message).toBe('hoop: approval required (rule "drop-needs-review"): DROP and TRUNCATE need a reviewer');
   });
 
-  it('forwards chunks untouched while nothing is pending, without copying', () => {
+  it('forwards chunks untouched while nothing is pending, without copying', async () => {
     const gate = new StatementGate(new TestJudge());
     const chunk = Buffer.concat([message('E', 'S', 'ERROR\0'), message('Z', Buffer.from('I'))]);
-    expect(gate.backend(chunk)).toBe(chunk);
+    const out = collectingOutput();
+    await new BackendPath({ reader: new MessageReader({ side: 'backend' }), gate }).step(chunk, out);
+    out.flush();
+    expect(out.writes).toHaveLength(1);
+    expect(out.writes[0]!.buffer).toBe(chunk.buffer);
+    expect(out.writes[0]!.equals(chunk)).toBe(true);
   });
 });

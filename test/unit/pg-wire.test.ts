@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import * as m from '../../src/tunnel/postgres/messages.js';
+import { ByteRun } from '../../src/tunnel/byte-run.js';
 import { PgProtocolError } from '../../src/tunnel/postgres/protocol-error.js';
 import {
   MessageReader,
+  type Framing,
   parseAuthentication,
   parseBackendKeyData,
   parseErrorFields,
@@ -473,7 +475,7 @@ describe('MessageReader', () => {
   });
 });
 
-describe('MessageReader.takeRun', () => {
+describe('MessageReader.frame', () => {
   const copyData = (text: string): Buffer => Buffer.concat([header('d', 4 + text.length), Buffer.from(text)]);
   const stream = Buffer.concat([
     Buffer.concat([header('H', 11), Buffer.from([0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 7))]),
@@ -485,35 +487,85 @@ describe('MessageReader.takeRun', () => {
     Buffer.concat([header('Z', 5), Buffer.from('I')]),
   ]);
 
-  it('hands on runs of whole messages of one type as views, at every split point, with next() for the rest', () => {
-    for (let cut = 0; cut <= stream.length; cut++) {
-      const r = new MessageReader({ side: 'backend' });
-      const out: Buffer[] = [];
-      const types: string[] = [];
-      for (const part of [stream.subarray(0, cut), stream.subarray(cut)]) {
-        r.push(part);
-        for (;;) {
-          const run = r.takeRun(ch('d'));
-          if (run.length > 0) {
-            out.push(run);
-            for (let at = 0; at < run.length; at += 1 + run.readInt32BE(at + 1)) types.push('d');
-          }
-          const msg = r.next();
-          if (!msg) break;
-          out.push(msg.raw);
-          types.push(String.fromCharCode(msg.type));
+  /** Frames `stream` cut at `cuts` with `decide`; returns the bytes handed on in order and what the caller saw. */
+  function frameAll(cuts: number[], decide: (type: number) => Framing): { bytes: Buffer; seen: string[]; runs: number } {
+    const r = new MessageReader({ side: 'backend' });
+    const run = new ByteRun();
+    const out: Buffer[] = [];
+    const seen: string[] = [];
+    let at = 0;
+    for (const c of [...cuts, stream.length]) {
+      r.push(stream.subarray(at, c));
+      at = c;
+      for (let f = r.frame(decide, run); f; f = r.frame(decide, run)) {
+        out.push(...run.take());
+        if ('part' in f) {
+          seen.push(`${String.fromCharCode(f.type)}${f.first ? '<' : ''}${f.last ? '>' : ''}`);
+          out.push(f.bytes);
+        } else {
+          seen.push(String.fromCharCode(f.type));
+          out.push(f.raw);
         }
       }
-      expect(Buffer.concat(out).equals(stream), `cut at ${cut}`).toBe(true);
-      expect(types.join(''), `cut at ${cut}`).toBe('HdddcCZ');
+      out.push(...run.take());
+    }
+    expect(r.atBoundary).toBe(true);
+    return { bytes: Buffer.concat(out), seen, runs: out.length };
+  }
+
+  it('passes, streams or returns whole each message as decided, at every split point, losing and reordering nothing', () => {
+    const passCopy = (t: number): Framing => (t === ch('d') ? 'pass' : 'whole');
+    const streamCopy = (t: number): Framing => (t === ch('d') ? 'stream' : 'whole');
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const passed = frameAll([cut], passCopy);
+      expect(passed.bytes.equals(stream), `cut at ${cut}`).toBe(true);
+      expect(passed.seen.join(''), `cut at ${cut}`).toBe('HcCZ');
+      const streamed = frameAll([cut], streamCopy);
+      expect(streamed.bytes.equals(stream), `cut at ${cut}`).toBe(true);
+      const parts = streamed.seen.join(' ');
+      expect(parts.match(/d</g), `cut at ${cut}`).toHaveLength(3);
+      expect(parts.match(/d<?>/g), `cut at ${cut}`).toHaveLength(3);
     }
   });
 
-  it('leaves a bad length to next(), which refuses it', () => {
+  it('hands on a run of passed messages in one chunk as one view of it', () => {
+    const r = new MessageReader({ side: 'backend' });
+    const run = new ByteRun();
+    const copies = stream.subarray(12, 12 + 3 * 13);
+    r.push(stream);
+    const seen: number[] = [];
+    for (let f = r.frame((t) => (t === ch('d') ? 'pass' : 'whole'), run); f; f = r.frame((t) => (t === ch('d') ? 'pass' : 'whole'), run)) {
+      if (!('part' in f)) seen.push(f.type);
+      if (f && !('part' in f) && f.type === ch('c')) {
+        const [view] = run.take();
+        expect(view!.buffer).toBe(stream.buffer);
+        expect(view!.length).toBe(stream.indexOf(header('c', 4)) - 12);
+      }
+    }
+    expect(copies.length).toBeGreaterThan(0);
+    expect(seen.map((t) => String.fromCharCode(t)).join('')).toBe('HcCZ');
+  });
+
+  it('passes a message as it arrives, without holding it until it is complete', () => {
+    const r = new MessageReader({ side: 'backend' });
+    const run = new ByteRun();
+    const big = Buffer.concat([header('D', 4 + 1000), Buffer.alloc(1000, 7)]);
+    r.push(big.subarray(0, 300));
+    expect(r.frame(() => 'pass', run)).toBeNull();
+    expect(run.size).toBe(300);
+    expect(r.bufferedBytes).toBe(0);
+    expect(r.atBoundary).toBe(false);
+    r.push(big.subarray(300));
+    expect(r.frame(() => 'pass', run)).toBeNull();
+    expect(Buffer.concat(run.take()).equals(big)).toBe(true);
+    expect(r.atBoundary).toBe(true);
+  });
+
+  it('still refuses a bad length, whatever the decision', () => {
     const r = new MessageReader({ side: 'backend' });
     r.push(Buffer.concat([copyData('ok\n'), header('d', 2)]));
-    expect(r.takeRun(ch('d')).length).toBe(8);
-    expect(protocolError(() => r.next()).message).toMatch(/invalid message length 2/);
+    const run = new ByteRun();
+    expect(protocolError(() => r.frame(() => 'pass', run)).message).toMatch(/invalid message length 2/);
   });
 });
 

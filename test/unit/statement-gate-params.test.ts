@@ -7,6 +7,9 @@ import { describe, expect, it } from 'vitest';
 import type { SessionJudge } from '../../src/gateway/engine.js';
 import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/gateway/postgres-statements.js';
 import { parameterStatus, readyForQuery } from '../../src/tunnel/postgres/messages.js';
+import { MessageReader } from '../../src/tunnel/postgres/reader.js';
+import { BackendPath } from '../../src/tunnel/postgres/relay.js';
+import { through } from '../harness/relay.js';
 
 /** A CommandComplete ('C') message. */
 function commandComplete(tag: string): Buffer {
@@ -43,26 +46,23 @@ describe('StatementGate.backend and ParameterStatus', () => {
     readyForQuery('I'),
   ]);
 
-  it('reports the first unsafe setting once at every split point, bytes unchanged', () => {
+  it('reports the first unsafe setting once at every split point, bytes unchanged', async () => {
     for (let a = 0; a <= stream.length; a++) {
       for (const b of [a, Math.min(stream.length, a + 1), Math.min(stream.length, a + 7)]) {
         const seen: string[] = [];
         const gate = new StatementGate(allowAll, { onUnsafeSetting: (s) => seen.push(s) });
-        const out: Buffer[] = [];
-        for (const part of [stream.subarray(0, a), stream.subarray(a, b), stream.subarray(b)]) {
-          const r = gate.backend(part);
-          out.push(...(Buffer.isBuffer(r) ? [r] : r));
-        }
-        expect(Buffer.concat(out).equals(stream)).toBe(true);
+        const out = await through(new BackendPath({ reader: new MessageReader({ side: 'backend' }), gate }).step, stream, [a, b]);
+        expect(out.equals(stream)).toBe(true);
         expect(seen).toEqual(['standard_conforming_strings']);
         expect(gate.unsafeSetting).toBe('standard_conforming_strings');
       }
     }
   });
 
-  it('says nothing for safe values, and ignores oversized ParameterStatus bodies', () => {
+  it('says nothing for safe values, and ignores oversized ParameterStatus bodies', async () => {
     const gate = new StatementGate(allowAll);
-    gate.backend(Buffer.concat([parameterStatus('standard_conforming_strings', 'on'), parameterStatus('client_encoding', 'UTF8'), parameterStatus('x', 'y'.repeat(5000))]));
+    const stream = Buffer.concat([parameterStatus('standard_conforming_strings', 'on'), parameterStatus('client_encoding', 'UTF8'), parameterStatus('x', 'y'.repeat(5000))]);
+    await through(new BackendPath({ reader: new MessageReader({ side: 'backend' }), gate }).step, stream);
     expect(gate.unsafeSetting).toBeUndefined();
   });
 });

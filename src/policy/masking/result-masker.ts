@@ -28,6 +28,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
+import type { FrontendMessage } from '../../tunnel/postgres/frontend-messages.js';
 import type { PgMessage } from '../../tunnel/postgres/reader.js';
 import { parseErrorFields } from '../../tunnel/postgres/reader.js';
 import { PgProtocolError } from '../../tunnel/postgres/protocol-error.js';
@@ -64,6 +65,8 @@ export interface ResultMaskerOptions {
   originUnknownPolicy?: OriginUnknownPolicy;
   /** The strategy for columns masked because their origin is unknown; default `redact`. */
   originUnknownStrategy?: MaskStrategy;
+  /** Told when a DataRow came with no known row shape (it was handed on as NULLs). */
+  onUnknownRow?: () => void;
 }
 
 /** One result column as the masker sees it. */
@@ -90,11 +93,27 @@ interface Portal {
 type Op =
   | { k: 'parse'; name: string; hints: StatementHints }
   | { k: 'bind'; portal: string; statement: string; formats: number[] }
-  | { k: 'describe'; what: 'S' | 'P'; name: string }
+  | { k: 'describe'; what: 'S' | 'P'; name: string; injected?: true }
   | { k: 'execute'; portal: string }
   | { k: 'close'; what: 'S' | 'P'; name: string }
   | { k: 'sync' }
   | { k: 'query'; hints: StatementHints };
+
+/** A SQL cursor's portal: origin-less columns are masked, as for FETCH. */
+const CURSOR_HINTS: StatementHints = { originUnknownPolicy: 'mask' };
+const EMPTY = Buffer.alloc(0);
+
+/** Describe ('D') of a portal. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE */
+function describePortalMessage(name: string): Buffer {
+  const n = Buffer.from(name, 'utf8');
+  const out = Buffer.allocUnsafe(7 + n.length);
+  out[0] = 0x44;
+  out.writeUInt32BE(out.length - 1, 1);
+  out[5] = 0x50;
+  n.copy(out, 6);
+  out[out.length - 1] = 0;
+  return out;
+}
 
 /** Most client messages awaiting a response before the client is considered abusive. */
 const MAX_PENDING_OPS = 100_000;
@@ -248,83 +267,97 @@ export class ResultMasker {
   originUnknownPolicy: OriginUnknownPolicy;
   private readonly catalog: CatalogResolver | undefined;
   private readonly unknownStrategy: MaskStrategy;
+  private readonly onUnknownRow: (() => void) | undefined;
   private readonly ops: Op[] = [];
   private readonly statements = new Map<string, Statement>();
   private readonly portals = new Map<string, Portal>();
   /** The result being returned for a simple Query (or when the client's messages are not tracked). */
   private current: { plan: ColumnPlan[]; hints: StatementHints } | undefined;
+  /** What the client sent, as the server will see it: portals bound (-> statement), and what was described since. */
+  private readonly sent = { portals: new Map<string, string>(), describedPortals: new Set<string>(), describedStatements: new Set<string>() };
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
   private copy: { masker: CopyOutMasker } | 'pass' | undefined;
-
-  /** Whether a COPY out is in progress whose CopyData messages pass unchanged: they may skip {@link backend}. */
-  get copyPassingThrough(): boolean {
-    return this.copy === 'pass';
-  }
 
   constructor(options: ResultMaskerOptions) {
     this.rules = options.rules instanceof MaskingRules ? options.rules : new MaskingRules(options.rules, options.key);
     this.catalog = options.catalog;
     this.originUnknownPolicy = options.originUnknownPolicy ?? 'mask';
     this.unknownStrategy = options.originUnknownStrategy ?? 'redact';
+    this.onUnknownRow = options.onUnknownRow;
   }
 
   /**
    * Records a client message on its way to the server (call it in order, for every message after
-   * the startup phase). `hints` apply to a Query ('Q') or Parse ('P').
+   * the startup phase, exactly as the server receives it). `hints` apply to a Query or Parse.
+   * Returns the messages to send to the server before this one, if any: a Describe of the
+   * portal before an Execute of a portal whose row shape would otherwise be unknown (neither the
+   * portal nor its statement was described: a client that sends Parse / Bind / Execute with no
+   * Describe, or a cursor's portal executed by name); its answer is consumed here, never handed
+   * to the client.
    *
    * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
    */
-  frontend(msg: PgMessage, hints?: StatementHints): void {
-    const b = msg.body;
-    const h = hints ?? {};
-    switch (String.fromCharCode(msg.type)) {
-      case 'Q':
-      case 'F':
-        this.push({ k: 'query', hints: h });
-        break;
-      case 'P':
-        this.push({ k: 'parse', name: cstr(b, 0)[0], hints: h });
-        break;
-      case 'B': {
-        const [portal, a1] = cstr(b, 0);
-        const [statement, a2] = cstr(b, a1);
-        let at = a2;
-        need(b, at, 2);
-        at += 2 + 2 * b.readInt16BE(at);
-        need(b, at, 2);
-        const nParams = b.readInt16BE(at);
-        at += 2;
-        for (let i = 0; i < nParams; i++) {
-          need(b, at, 4);
-          const len = b.readInt32BE(at);
-          at += 4 + Math.max(0, len);
+  frontend(m: FrontendMessage, hints?: StatementHints): readonly FrontendMessage[] | undefined {
+    const sent = this.sent;
+    switch (m.kind) {
+      case 'query':
+      case 'function-call':
+        // SQL can declare, close or end what the portal names mean.
+        sent.portals.clear();
+        sent.describedPortals.clear();
+        this.push({ k: 'query', hints: hints ?? {} });
+        return undefined;
+      case 'parse':
+        sent.describedStatements.delete(m.name);
+        this.push({ k: 'parse', name: m.name, hints: hints ?? {} });
+        return undefined;
+      case 'bind':
+        sent.portals.set(m.portal, m.statement);
+        sent.describedPortals.delete(m.portal);
+        this.push({ k: 'bind', portal: m.portal, statement: m.statement, formats: m.resultFormats });
+        return undefined;
+      case 'describe':
+        (m.target === 'S' ? sent.describedStatements : sent.describedPortals).add(m.name);
+        this.push({ k: 'describe', what: m.target, name: m.name });
+        return undefined;
+      case 'close':
+        if (m.target === 'S') sent.describedStatements.delete(m.name);
+        else {
+          sent.portals.delete(m.name);
+          sent.describedPortals.delete(m.name);
         }
-        need(b, at, 2);
-        const nFormats = b.readInt16BE(at);
-        at += 2;
-        need(b, at, 2 * nFormats);
-        const formats: number[] = [];
-        for (let i = 0; i < nFormats; i++) formats.push(b.readInt16BE(at + 2 * i));
-        this.push({ k: 'bind', portal, statement, formats });
-        break;
+        this.push({ k: 'close', what: m.target, name: m.name });
+        return undefined;
+      case 'execute': {
+        const statement = sent.portals.get(m.portal);
+        const described = sent.describedPortals.has(m.portal) || (statement !== undefined && sent.describedStatements.has(statement));
+        let before: FrontendMessage[] | undefined;
+        if (!described) {
+          const raw = describePortalMessage(m.portal);
+          before = [{ kind: 'describe', msg: { type: raw[0]!, body: raw.subarray(5), raw }, target: 'P', name: m.portal, utf8: true }];
+          this.push({ k: 'describe', what: 'P', name: m.portal, injected: true });
+          sent.describedPortals.add(m.portal);
+        }
+        this.push({ k: 'execute', portal: m.portal });
+        return before;
       }
-      case 'D':
-      case 'C': {
-        need(b, 0, 1);
-        const what = b[0] === ch('S') ? 'S' : 'P';
-        const name = cstr(b, 1)[0];
-        this.push(msg.type === ch('D') ? { k: 'describe', what, name } : { k: 'close', what, name });
-        break;
-      }
-      case 'E':
-        this.push({ k: 'execute', portal: cstr(b, 0)[0] });
-        break;
-      case 'S':
+      case 'sync':
         this.push({ k: 'sync' });
-        break;
+        return undefined;
       default:
-        break;
+        return undefined;
     }
+  }
+
+  /**
+   * Whether a DataRow or CopyData message of the current result can go to the client as it is,
+   * unread (so that a huge row is never held): nothing in it can be masked.
+   */
+  passes(type: number): boolean {
+    if (type === T.copyData) return this.copy === 'pass';
+    if (type !== T.dataRow || this.rules.detectors.length > 0) return false;
+    const { plan, hints } = this.result();
+    return plan !== undefined && !plan.some((c) => c.strategy || (c.originLess && this.policyOf(hints) === 'mask'));
   }
 
   /**
@@ -356,7 +389,10 @@ export class ResultMasker {
       case T.rowDescription:
         return this.rowDescription(msg);
       case T.noData:
-        if (head?.k === 'describe') this.ops.shift();
+        if (head?.k === 'describe') {
+          this.ops.shift();
+          if (head.injected) return EMPTY;
+        }
         return msg.raw;
       case T.dataRow:
         return this.dataRow(msg);
@@ -433,9 +469,13 @@ export class ResultMasker {
           const st = this.statements.get(head.name);
           if (st) st.plan = plan.map((c) => ({ ...c, format: 0 }));
         } else {
-          const portal = this.portals.get(head.name);
-          if (portal) portal.plan = plan.map((c, i) => ({ ...c, format: portal.formats.length ? formatAt(portal.formats, i) : c.format }));
+          // A portal no Bind of this session made is a SQL cursor: masked as FETCH is.
+          let portal = this.portals.get(head.name);
+          if (!portal) this.portals.set(head.name, (portal = { hints: CURSOR_HINTS, formats: [] }));
+          const formats = portal.formats;
+          portal.plan = plan.map((c, i) => ({ ...c, format: formats.length ? formatAt(formats, i) : c.format }));
         }
+        if (head.injected) return EMPTY;
       } else this.current = { plan, hints: this.hintsOf(head) };
       return msg.raw;
     };
@@ -484,27 +524,31 @@ export class ResultMasker {
     );
   }
 
-  private dataRow(msg: PgMessage): Buffer {
+  /** The row shape and hints of the result the next DataRow belongs to. */
+  private result(): { plan: ColumnPlan[] | undefined; hints: StatementHints } {
     const head = this.ops[0];
-    let plan: ColumnPlan[] | undefined;
-    let hints: StatementHints;
-    let formats: number[] = [];
     if (head?.k === 'execute') {
       const portal = this.portals.get(head.portal);
-      plan = portal?.plan;
-      hints = portal?.hints ?? {};
-      formats = portal?.formats ?? [];
-    } else {
-      plan = this.current?.plan;
-      hints = this.current?.hints ?? this.hintsOf(head);
+      return { plan: portal?.plan, hints: portal?.hints ?? {} };
     }
+    return { plan: this.current?.plan, hints: this.current?.hints ?? this.hintsOf(head) };
+  }
+
+  private dataRow(msg: PgMessage): Buffer {
+    const { plan, hints } = this.result();
     const mask = this.policyOf(hints) === 'mask';
     const rules = this.rules;
     if (plan && rules.detectors.length === 0 && !plan.some((c) => c.strategy || (mask && c.originLess))) return msg.raw;
     const fields = parseDataRow(msg.body);
+    if (!plan) {
+      // No RowDescription told what these values are (the server answered a Describe it was
+      // never sent, or a portal's shape was lost): nothing of them is handed on.
+      this.onUnknownRow?.();
+      return dataRow(fields.map(() => null));
+    }
     let changed = false;
     const out = fields.map((value, i) => {
-      const col: ColumnPlan = plan?.[i] ?? { typeOid: 0, format: formatAt(formats, i), strategy: undefined, originLess: true };
+      const col: ColumnPlan = plan[i] ?? { typeOid: 0, format: 0, strategy: this.unknownStrategy, originLess: true };
       if (value === null) return null;
       const t: FieldType = col.typeOid === 0 && col.format === 0 ? { typeOid: 25, format: 0 } : col;
       const strategy = col.strategy ?? (mask && col.originLess ? this.unknownStrategy : undefined);

@@ -73,6 +73,13 @@ export interface StatementFacts {
   preparedName?: string;
   /** EXECUTE that runs (also inside EXPLAIN ANALYZE or CREATE TABLE AS): the name executed. */
   executeName?: string;
+  /**
+   * Every prepared statement named by an EXECUTE, whether it runs or is only planned (plain
+   * EXPLAIN EXECUTE), in order: what a statement gate must judge with the prepared body.
+   */
+  executes: string[];
+  /** COPY: its direction, source or target, format options, and what it reads or writes. */
+  copy?: CopyFacts;
   /** DECLARE / FETCH / MOVE / CLOSE: the cursor's name (`*` for CLOSE ALL and DISCARD ALL). */
   cursorName?: string;
   /** SET / RESET / SHOW: the setting's name, lower-case (`all` for RESET ALL). */
@@ -81,6 +88,33 @@ export interface StatementFacts {
   outputs: OutputFacts;
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
+}
+
+/**
+ * A COPY statement as its options say: which way, to or from where, in which format, and the
+ * table (and column list) or query it copies.
+ * @see https://www.postgresql.org/docs/17/sql-copy.html
+ */
+export interface CopyFacts {
+  direction: 'to' | 'from';
+  /** STDIN / STDOUT through the client, a file on the server, or a program the server runs. */
+  target: 'client' | 'file' | 'program';
+  format: 'text' | 'csv' | 'binary';
+  delimiter?: string;
+  quote?: string;
+  escape?: string;
+  null?: string;
+  /** csv: the first row is a header. */
+  header?: boolean;
+  /** `COPY table`: the name as the parser folded it (schema when written). */
+  relation?: { schema?: string; table: string };
+  /** The column list, when written. */
+  columns?: string[];
+  /**
+   * `COPY (query)`: the query's text, found as the parenthesised span whose own parse tree is the
+   * COPY's query; absent when it could not be found (callers fail closed).
+   */
+  query?: string;
 }
 
 /**
@@ -200,9 +234,9 @@ function analyzeUncached(sql: string): Analysis {
       if (!node) continue;
       const [type, body] = unwrap(node);
       if (!type) return { ok: false, error: 'unrecognised parse tree' };
-      const acc = new Acc();
+      const acc = new Acc(sliceStatement(sql, raw));
       statement(type, body, acc, { scope: EMPTY_SCOPE, runs: true, inCte: false });
-      statements.push(acc.facts(sliceStatement(sql, raw)));
+      statements.push(acc.facts());
       numericLiterals.push(...acc.numericLiterals);
     }
   } catch (err) {
@@ -246,6 +280,8 @@ interface Ctx {
 }
 
 class Acc {
+  /** The statement's own text. */
+  readonly source: string;
   kinds: StatementKind[] = [];
   tables = new Set<string>();
   functions = new Set<string>();
@@ -257,6 +293,8 @@ class Acc {
   numericLiterals: number[] = [];
   preparedName: string | undefined;
   executeName: string | undefined;
+  executes: string[] = [];
+  copy: CopyFacts | undefined;
   cursorName: string | undefined;
   setting: string | undefined;
   derived = new Set<string>();
@@ -265,11 +303,16 @@ class Acc {
   opaqueOutputs = false;
   subqueries = new Set<string>();
 
+  constructor(source: string) {
+    this.source = source;
+  }
+
   kind(k: StatementKind, ctx: Ctx): void {
     if (ctx.runs && !this.kinds.includes(k)) this.kinds.push(k);
   }
 
-  facts(text: string): StatementFacts {
+  facts(): StatementFacts {
+    const text = this.source;
     const f: StatementFacts = {
       kinds: this.kinds.length > 0 ? this.kinds : ['other'],
       tables: [...this.tables],
@@ -280,8 +323,10 @@ class Acc {
       opaqueBody: this.opaqueBody,
       changesLexing: this.changesLexing,
       outputs: { derived: [...this.derived], bare: [...this.bare], aliases: Object.fromEntries(this.aliases), opaque: this.opaqueOutputs, subqueries: [...this.subqueries] },
+      executes: this.executes,
       text,
     };
+    if (this.copy !== undefined) f.copy = this.copy;
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;
     if (this.executeName !== undefined) f.executeName = this.executeName;
     if (this.cursorName !== undefined) f.cursorName = this.cursorName;
@@ -437,6 +482,129 @@ function addOutputs(targets: unknown, acc: Acc): void {
   }
 }
 
+/** The COPY facts of a CopyStmt whose statement text is `source`. @see https://www.postgresql.org/docs/17/sql-copy.html */
+function copyFacts(body: Body, source: string): CopyFacts {
+  const facts: CopyFacts = {
+    direction: body.is_from === true ? 'from' : 'to',
+    target: body.is_program === true ? 'program' : typeof body.filename === 'string' ? 'file' : 'client',
+    format: 'text',
+  };
+  for (const o of list(body.options)) {
+    const [t, d] = unwrap(o);
+    if (t !== 'DefElem') continue;
+    const [at, ab] = unwrap(d.arg);
+    const text = at === 'String' ? str(ab.sval) : undefined;
+    switch (str(d.defname)) {
+      case 'format':
+        if (text === 'csv' || text === 'binary' || text === 'text') facts.format = text;
+        break;
+      case 'delimiter':
+        if (text !== undefined) facts.delimiter = text;
+        break;
+      case 'quote':
+        if (text !== undefined) facts.quote = text;
+        break;
+      case 'escape':
+        if (text !== undefined) facts.escape = text;
+        break;
+      case 'null':
+        if (text !== undefined) facts.null = text;
+        break;
+      case 'header':
+        facts.header = d.arg === undefined || (at === 'String' ? /^(true|on|1|match)$/i.test(text ?? '') : defElemTrue(d.arg));
+        break;
+      default:
+        break;
+    }
+  }
+  const rel = body.relation as Body | undefined;
+  const table = str(rel?.relname);
+  if (table !== undefined) facts.relation = { table, ...(str(rel!.schemaname) ? { schema: str(rel!.schemaname)! } : {}) };
+  if (body.attlist) facts.columns = names(body.attlist);
+  if (body.query) {
+    const query = copyQueryText(source, body.query);
+    if (query !== undefined) facts.query = query;
+  }
+  return facts;
+}
+
+/** A parse tree as JSON without the `location` fields (which depend on where the text starts). */
+function treeKey(node: unknown): string {
+  return JSON.stringify(node, (key, value: unknown) => (key === 'location' ? undefined : value));
+}
+
+/**
+ * The text of the query of `COPY (query) ...`: the span inside the first parenthesis of the
+ * statement (found with the lexing rules of standard_conforming_strings on: quoted strings,
+ * quoted names, dollar quotes and comments are skipped), accepted only when it parses to the
+ * COPY's own query node.
+ * @see https://www.postgresql.org/docs/17/sql-syntax-lexical.html
+ */
+function copyQueryText(source: string, query: unknown): string | undefined {
+  const open = scanFor(source, 0, '(');
+  if (open < 0) return undefined;
+  let depth = 0;
+  for (let i = open; i >= 0 && i < source.length; i = scanFor(source, i + 1, '()')) {
+    depth += source[i] === '(' ? 1 : -1;
+    if (depth > 0) continue;
+    const text = source.slice(open + 1, i);
+    try {
+      const stmts = (parseSync(text) as { stmts?: Array<{ stmt?: unknown }> }).stmts ?? [];
+      return stmts.length === 1 && treeKey(stmts[0]!.stmt) === treeKey(query) ? text : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The index of the next of `chars` at or after `from` that is not inside a quoted string, a
+ * quoted name, a dollar-quoted string or a comment; -1 when there is none.
+ * @see https://www.postgresql.org/docs/17/sql-syntax-lexical.html
+ */
+const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/y;
+
+function scanFor(s: string, from: number, chars: string): number {
+  for (let i = from; i < s.length; i++) {
+    const c = s[i]!;
+    if (chars.includes(c)) return i;
+    if (c === "'" || c === '"') {
+      const escapes = c === "'" && /[eE]/.test(s[i - 1] ?? '') && !/[\w$]/.test(s[i - 2] ?? '');
+      for (i++; i < s.length; i++) {
+        if (escapes && s[i] === '\\') i++;
+        else if (s[i] === c) {
+          if (s[i + 1] === c) i++;
+          else break;
+        }
+      }
+    } else if (c === '-' && s[i + 1] === '-') {
+      while (i < s.length && s[i] !== '\n') i++;
+    } else if (c === '/' && s[i + 1] === '*') {
+      let depth = 1;
+      for (i += 2; i < s.length && depth > 0; i++) {
+        if (s[i] === '/' && s[i + 1] === '*') {
+          depth++;
+          i++;
+        } else if (s[i] === '*' && s[i + 1] === '/') {
+          depth--;
+          i++;
+        }
+      }
+      i--;
+    } else if (c === '$' && !/[\w$]/.test(s[i - 1] ?? '')) {
+      DOLLAR_TAG.lastIndex = i;
+      const tag = DOLLAR_TAG.exec(s);
+      if (tag) {
+        const end = s.indexOf(tag[0], i + tag[0].length);
+        if (end < 0) return -1;
+        i = end + tag[0].length - 1;
+      }
+    }
+  }
+  return -1;
+}
+
 function explainAnalyzes(options: unknown): boolean {
   let analyze = false;
   for (const opt of list(options)) {
@@ -490,6 +658,7 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     case 'ExecuteStmt':
       acc.kind('execute', ctx);
       if (ctx.runs) acc.executeName ??= str(body.name);
+      if (str(body.name) !== undefined) acc.executes.push(str(body.name)!);
       walkFields(type, body, acc, ctx, ['name']);
       return;
     case 'DeallocateStmt':
@@ -499,6 +668,7 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     case 'CopyStmt': {
       acc.kind(body.is_from === true ? 'copy-in' : 'copy-out', ctx);
       if (body.is_program === true) acc.program = true;
+      acc.copy ??= copyFacts(body, acc.source);
       if (body.relation) addRangeVar(body.relation as Body, acc, ctx);
       const [t, b] = unwrap(body.query);
       if (t) statement(t, b, acc, ctx);

@@ -31,8 +31,8 @@ import {
   startupMessage,
 } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
-import { parseSaslInitialResponse } from './reader.js';
-import { drainMessages, validateFrontend } from './relay.js';
+import { MessageReader, parseSaslInitialResponse } from './reader.js';
+import { BackendPath, FrontendPath } from './relay.js';
 import { ScramAuthError, ScramServer, type ScramSecret } from './scram.js';
 import { filterStartupParams } from './startup.js';
 
@@ -62,6 +62,8 @@ export interface LocalPostgresListenerOptions {
   onEvent?: (event: ListenerEvent) => void;
   /** Deadline for the startup phase and local authentication. */
   handshakeTimeoutMs?: number;
+  /** Deadline for the rest of a message once its first bytes arrived (as at the gateway); default 60 s. */
+  messageTimeoutMs?: number;
   /**
    * Early statement checks: called once per client session, after its tunnel opened, for the
    * gate that judges what the client sends before it leaves the machine (undefined: none). The
@@ -223,24 +225,52 @@ export class LocalPostgresListener {
     let gate: StatementGate | undefined;
     try {
       gate = this.#o.statementGate?.(session, tunnel);
-      for (const raw of gate ? gate.drain(reader) : drainMessages(reader)) channel.write(raw);
     } catch (err) {
       onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
-      const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-      refuse(socket, sqlstate, `hoop: ${describeError(err)}`);
+      refuse(socket, SqlState.INTERNAL_ERROR, `hoop: ${describeError(err)}`);
       channel.destroy();
       return;
     }
+    const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}) });
+    const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), ...(gate ? { gate } : {}) });
+    let partialTimer: NodeJS.Timeout | undefined;
+    const protocolError = (err: unknown): void => {
+      clearTimeout(partialTimer);
+      frontend.stop();
+      onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
+      const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+      refuse(socket, sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+      channel.destroy();
+    };
+    // A client that stops in the middle of a message is cut off, as the gateway would.
+    const armPartialTimer = (): void => {
+      if (frontend.reader.atBoundary) {
+        clearTimeout(partialTimer);
+        partialTimer = undefined;
+      } else if (partialTimer) partialTimer.refresh();
+      else {
+        partialTimer = setTimeout(() => protocolError(new PgProtocolError('the client stopped in the middle of a message')), this.#o.messageTimeoutMs ?? 60_000);
+        partialTimer.unref();
+      }
+    };
     pump(socket, channel, {
-      handle: gate ? gate.frontendHandler(reader) : validateFrontend(reader),
+      initial: Buffer.alloc(0),
+      step: (chunk, out) => {
+        const r = frontend.step(chunk, out);
+        armPartialTimer();
+        return r;
+      },
+      onError: protocolError,
+    });
+    pump(channel, socket, {
+      step: backend.step,
       onError: (err) => {
-        onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
-        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-        refuse(socket, sqlstate, `hoop: ${describeError(err)}`);
+        onEvent?.({ kind: 'protocol-error', session, message: `the gateway's answer broke the protocol: ${describeError(err)}` });
+        socket.destroy();
         channel.destroy();
       },
     });
-    pump(channel, socket, gate ? { handle: (chunk) => gate.backend(chunk) } : {});
+    socket.once('close', () => clearTimeout(partialTimer));
     let reported = false;
     const report = (reason: string): void => {
       if (reported) return;

@@ -7,6 +7,7 @@
  */
 import type { PgErrorFields, PgSeverity } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
+import { ByteRun } from '../byte-run.js';
 
 /**
  * One typed message. `raw` is the whole message (type, length, body), `body` the part after the
@@ -54,8 +55,6 @@ const backendLimits = new Map<number, number>(
 for (const k of '123nsIc') backendLimits.set(k.charCodeAt(0), 4);
 backendLimits.set('Z'.charCodeAt(0), 5);
 
-const EMPTY = Buffer.alloc(0);
-
 /** Message types whose length must be exactly their limit (no body, or a fixed one). */
 const exactFrontend = new Set([...'cHSX'].map((k) => k.charCodeAt(0)));
 const exactBackend = new Set([...'123nsIcZ'].map((k) => k.charCodeAt(0)));
@@ -71,11 +70,37 @@ export interface MessageReaderOptions {
 }
 
 /**
- * Splits a byte stream into typed messages. Push chunks as they arrive and call `next()` until it
- * returns null. A message inside one chunk is returned as views into it (no copy); a message that
- * spans chunks is copied once, when complete. Type and length are checked as soon as the 5-byte
- * header is in, so an oversized claim is refused before any of it is buffered. After an error the
- * reader stays failed.
+ * What {@link MessageReader.frame} does with one message, decided when its 5-byte header is in:
+ * - `whole`: returned as one {@link PgMessage} (views into the received bytes when it came in one
+ *   chunk, else copied once when complete);
+ * - `pass`: its bytes go to the output {@link ByteRun} as they arrive, never parsed nor held;
+ * - `stream`: returned in {@link StreamPart}s as they arrive, for the caller to forward or drop,
+ *   so that a message larger than anything the caller may hold still goes through.
+ */
+export type Framing = 'whole' | 'pass' | 'stream';
+
+/**
+ * A piece of a message read in `stream` mode: the first part starts with the 5-byte header, the
+ * last one ends the message.
+ */
+export interface StreamPart {
+  part: true;
+  type: number;
+  /** The message's length field (which counts itself but not the type byte). */
+  length: number;
+  bytes: Buffer;
+  first: boolean;
+  last: boolean;
+}
+
+/**
+ * Splits a byte stream into typed messages. Push chunks as they arrive; then either call
+ * `next()` until it returns null (every message whole), or `frame()` with a decision per message
+ * (see {@link Framing}), which lets a relay pass or stream what it need not hold. A message
+ * inside one chunk is returned as views into it (no copy); a whole message that spans chunks is
+ * copied once, when complete. Type and length are checked as soon as the 5-byte header is in, so
+ * an oversized claim is refused before any of it is buffered. After an error the reader stays
+ * failed.
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
@@ -91,6 +116,12 @@ export class MessageReader {
   /** Length of the message whose header has been read, else -1. */
   private pending = -1;
   private pendingType = 0;
+  /** How the message whose header has been read is framed; for pass and stream, its bytes still to come. */
+  private mode: Framing = 'whole';
+  private left = 0;
+  /** The length field of the message last begun (kept after `pending` is cleared). */
+  private length = 0;
+  private streamedFirst = false;
   private failure: PgProtocolError | undefined;
 
   constructor(options: MessageReaderOptions) {
@@ -99,9 +130,17 @@ export class MessageReader {
     this.exact = options.side === 'frontend' ? exactFrontend : exactBackend;
   }
 
-  /** Bytes received but not yet returned by `next()`: after `next()` returns null, the bytes of an incomplete message. */
+  /**
+   * Bytes received but not yet returned: after `next()` or `frame()` returns null, the bytes of an
+   * incomplete message (of a passed or streamed message, only what has not been handed on).
+   */
   get bufferedBytes(): number {
     return this.total;
+  }
+
+  /** True between two messages: no byte of a started message is held or still expected. */
+  get atBoundary(): boolean {
+    return this.total === 0 && this.pending < 0 && this.failure === undefined;
   }
 
   /** Appends received bytes. */
@@ -128,9 +167,47 @@ export class MessageReader {
 
   /** The next complete message, or null when more bytes are needed. @throws PgProtocolError */
   next(): PgMessage | null {
+    return this.frame(WHOLE, NO_RUN) as PgMessage | null;
+  }
+
+  /**
+   * The next message to hand to the caller: a whole message, or a part of a streamed one; null
+   * when more bytes are needed. `decide` is asked once per message, when its header is in
+   * (messages already complete in the buffer are still offered to it, so that a relay passes
+   * what it need not parse); the bytes of passed messages are added to `out` on the way.
+   *
+   * @throws PgProtocolError on an unknown type or a length beyond the type's limit
+   */
+  frame(decide: (type: number, length: number) => Framing, out: ByteRun): PgMessage | StreamPart | null {
     if (this.failure) throw this.failure;
     try {
-      return this.read();
+      for (;;) {
+        if (this.pending < 0) {
+          if (!this.readHeader()) return null;
+          this.mode = decide(this.pendingType, this.pending);
+          this.left = 1 + this.pending;
+          this.streamedFirst = true;
+        }
+        if (this.mode === 'whole') {
+          const size = 1 + this.pending;
+          if (this.total < size) return null;
+          const raw = this.take(size);
+          this.pending = -1;
+          return { type: this.pendingType, body: raw.subarray(5), raw };
+        }
+        if (this.total === 0) return null;
+        const bytes = this.takeUpTo(this.left);
+        this.left -= bytes.length;
+        const last = this.left === 0;
+        if (last) this.pending = -1;
+        if (this.mode === 'pass') {
+          out.add(bytes);
+          continue;
+        }
+        const first = this.streamedFirst;
+        this.streamedFirst = false;
+        return { part: true, type: this.pendingType, length: this.length, bytes, first, last };
+      }
     } catch (err) {
       if (err instanceof PgProtocolError) {
         this.failure = err;
@@ -143,32 +220,28 @@ export class MessageReader {
     }
   }
 
-  private read(): PgMessage | null {
-    if (this.pending < 0) {
-      if (this.total === 0) return null;
-      const type = this.chunks[this.head]![this.offset]!;
-      const limit = this.limits.get(type);
-      if (limit === undefined) {
-        throw new PgProtocolError(`unexpected ${this.side} message type ${typeName(type)}`);
-      }
-      if (this.total < 5) return null;
-      const len = this.peekInt32(1);
-      if (len < 4) throw new PgProtocolError(`invalid message length ${len} for ${typeName(type)}`);
-      if (this.exact.has(type) ? len !== limit : len > limit) {
-        throw new PgProtocolError(
-          this.exact.has(type)
-            ? `invalid message length ${len} for ${typeName(type)} (must be ${limit})`
-            : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
-        );
-      }
-      this.pending = len;
-      this.pendingType = type;
+  /** Reads and checks the next header; false when it is not all in yet. */
+  private readHeader(): boolean {
+    if (this.total === 0) return false;
+    const type = this.chunks[this.head]![this.offset]!;
+    const limit = this.limits.get(type);
+    if (limit === undefined) {
+      throw new PgProtocolError(`unexpected ${this.side} message type ${typeName(type)}`);
     }
-    const size = 1 + this.pending;
-    if (this.total < size) return null;
-    const raw = this.take(size);
-    this.pending = -1;
-    return { type: this.pendingType, body: raw.subarray(5), raw };
+    if (this.total < 5) return false;
+    const len = this.peekInt32(1);
+    if (len < 4) throw new PgProtocolError(`invalid message length ${len} for ${typeName(type)}`);
+    if (this.exact.has(type) ? len !== limit : len > limit) {
+      throw new PgProtocolError(
+        this.exact.has(type)
+          ? `invalid message length ${len} for ${typeName(type)} (must be ${limit})`
+          : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
+      );
+    }
+    this.pending = len;
+    this.length = len;
+    this.pendingType = type;
+    return true;
   }
 
   /** Reads a big-endian Int32 at `at` bytes past the cursor, across chunk boundaries. */
@@ -189,24 +262,15 @@ export class MessageReader {
     return n;
   }
 
-  /**
-   * Removes and returns, as one view and without parsing them into messages, the whole messages
-   * of `type` that come next within one received chunk (checked against the same length limit
-   * as `next()`); an empty Buffer when the next message is of another type or incomplete. For
-   * passing a run of messages on untouched (e.g. CopyData with nothing to mask).
-   */
-  takeRun(type: number): Buffer {
-    if (this.failure || this.pending >= 0 || this.total === 0) return EMPTY;
-    const chunk = this.chunks[this.head]!;
-    const limit = this.limits.get(type);
-    if (limit === undefined || this.exact.has(type)) return EMPTY;
-    let at = this.offset;
-    while (at + 5 <= chunk.length && chunk[at] === type) {
-      const len = chunk.readInt32BE(at + 1);
-      if (len < 4 || len > limit || at + 1 + len > chunk.length) break;
-      at += 1 + len;
-    }
-    return at === this.offset ? EMPTY : this.take(at - this.offset);
+  /** Removes and returns at most `max` bytes, as a view of the first chunk (never copies). */
+  private takeUpTo(max: number): Buffer {
+    const first = this.chunks[this.head]!;
+    const n = Math.min(max, first.length - this.offset);
+    const out = first.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    this.total -= n;
+    if (this.offset === first.length) this.advance();
+    return out;
   }
 
   /** Removes and returns the next `size` bytes: a view when they lie in one chunk, else one copy. */
@@ -246,6 +310,9 @@ export class MessageReader {
     }
   }
 }
+
+const WHOLE = (): Framing => 'whole';
+const NO_RUN = new ByteRun();
 
 /** A bounds-checked cursor over a message body. */
 class BodyCursor {

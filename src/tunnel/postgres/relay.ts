@@ -1,33 +1,491 @@
 /**
- * The frontend half of a PostgreSQL relay: every chunk a client sends is cut into messages and
- * validated (type, length caps) before it is forwarded. A chunk that holds only whole messages is
- * forwarded as it came, without copying.
+ * The two directions of a PostgreSQL relay, each read once: a {@link FrontendPath} (client ->
+ * server) and a {@link BackendPath} (server -> client), each over one {@link MessageReader}. The
+ * concerns of a session are stages that see that one read, in a fixed order:
  *
+ * - client -> server: framing and limits (reader), then for a Query or Parse the SQL analysis
+ *   (in a worker thread for long texts), the lexing guard, the statement gate (judge; refusals
+ *   replace the message), masking (records what the server receives, may add a Describe before
+ *   an Execute), and the {@link ServerState} (what the server has yet to answer);
+ * - server -> client: framing (a message no stage needs to see is passed on as its bytes arrive,
+ *   never held), the {@link ServerState} (ReadyForQuery), the statement gate (its refusals'
+ *   errors, the server's settings), masking, and the cut at a message boundary when the session
+ *   ends.
+ *
+ * Both the gateway's engine and `hoop connect`'s local listener build their relay from these, with
+ * the stages they have.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import type { ChunkHandler } from '../pump.js';
-import type { MessageReader, PgMessage } from './reader.js';
+import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
+import { analyzeSqlInWorker } from '../../policy/sql/worker.js';
+import type { PumpOutput } from '../pump.js';
+import { BindDecoder, decodeFrontend, type FrontendMessage } from './frontend-messages.js';
+import { PgProtocolError } from './protocol-error.js';
+import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js';
 
-/** A chunk handler that validates frontend messages with `reader` and forwards them. */
-export function validateFrontend(reader: MessageReader, onMessage?: (msg: PgMessage) => void): ChunkHandler {
-  return (chunk) => {
-    const wasEmpty = reader.bufferedBytes === 0;
-    reader.push(chunk);
-    const out: Buffer[] = [];
-    for (let msg = reader.next(); msg; msg = reader.next()) {
-      onMessage?.(msg);
-      out.push(msg.raw);
+const QUERY = 0x51; // 'Q'
+const PARSE = 0x50; // 'P'
+const BIND = 0x42; // 'B'
+const EXECUTE = 0x45; // 'E'
+const SYNC = 0x53; // 'S'
+const FLUSH = 0x48; // 'H'
+const TERMINATE = 0x58; // 'X'
+const FUNCTION_CALL = 0x46; // 'F'
+const COPY_DATA = 0x64; // 'd'
+const COPY_DONE = 0x63; // 'c'
+const COPY_FAIL = 0x66; // 'f'
+const READY = 0x5a; // 'Z'
+const ERROR = 0x45; // 'E' (backend)
+const PARAMETER_STATUS = 0x53; // 'S' (backend)
+const BACKSLASH = 0x5c;
+
+/** A Bind longer than this is decoded as it streams instead of being held whole. */
+const BIND_HELD_MAX = 1024 * 1024;
+/** A Query or Parse longer than this is analysed in a worker thread, off the event loop. */
+export const ANALYSIS_WORKER_ABOVE = 64 * 1024;
+
+/**
+ * Where the server is in answering what it was sent: how many Sync / Query / FunctionCall
+ * messages still await their ReadyForQuery, and what the extended-protocol batch not yet synced
+ * holds. Fed by both paths; read by the lexing guard and by whoever ends a session (a busy
+ * server gets a CancelRequest).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+ */
+export class ServerState {
+  #pendingReady = 0;
+  #batch = 0;
+  #batchRunsCode = false;
+  #status: 'I' | 'T' | 'E' = 'I';
+  #waiters: Array<() => void> = [];
+
+  /** Notes a message the server receives. */
+  forwarded(type: number): void {
+    switch (type) {
+      case QUERY:
+      case SYNC:
+      case FUNCTION_CALL:
+        this.#pendingReady++;
+        this.#batch = 0;
+        this.#batchRunsCode = false;
+        return;
+      case FLUSH:
+      case TERMINATE:
+      case COPY_DATA:
+      case COPY_DONE:
+      case COPY_FAIL:
+        return;
+      default:
+        this.#batch++;
+        if (type === BIND || type === EXECUTE) this.#batchRunsCode = true;
     }
-    return wasEmpty && reader.bufferedBytes === 0 ? chunk : out;
-  };
+  }
+
+  /** Notes a ReadyForQuery and its transaction status. */
+  ready(status: number): void {
+    if (this.#pendingReady > 0) this.#pendingReady--;
+    this.#status = status === 0x54 ? 'T' : status === 0x45 ? 'E' : 'I';
+    if (this.#pendingReady === 0) for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** True when the server has answered everything it was sent (it is idle, between transactions or in one). */
+  get idle(): boolean {
+    return this.#pendingReady === 0 && this.#batch === 0;
+  }
+
+  /** ReadyForQuery messages still to come. */
+  get pendingReady(): number {
+    return this.#pendingReady;
+  }
+
+  /** Whether the extended-protocol batch sent since the last Sync may run code (a Bind or Execute). */
+  get batchRunsCode(): boolean {
+    return this.#batchRunsCode;
+  }
+
+  /** Messages sent since the last Sync or Query. */
+  get unsynced(): number {
+    return this.#batch;
+  }
+
+  /** The transaction status of the last ReadyForQuery: idle, in a transaction block, or in a failed one. */
+  get transactionStatus(): 'I' | 'T' | 'E' {
+    return this.#status;
+  }
+
+  /** Resolves once every Sync / Query sent so far has its ReadyForQuery. */
+  answered(): Promise<void> {
+    if (this.#pendingReady === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
 }
 
-/** Drains the whole messages `reader` already holds (bytes that arrived with the handshake). */
-export function drainMessages(reader: MessageReader, onMessage?: (msg: PgMessage) => void): Buffer[] {
-  const out: Buffer[] = [];
-  for (let msg = reader.next(); msg; msg = reader.next()) {
-    onMessage?.(msg);
-    out.push(msg.raw);
+/** The statement gate as the paths use it (src/gateway/postgres-statements.ts). */
+export interface GateStage {
+  /** What to send upstream for one whole message: `m` itself when it passes, else its replacement. */
+  frontend(m: FrontendMessage, analysis?: Analysis): FrontendMessage | readonly FrontendMessage[];
+  /**
+   * What to send instead of a message refused without being read whole: a Query or Parse longer
+   * than the limit, a FunctionCall.
+   */
+  refuseUnread(type: number, length: number, limit?: number): readonly FrontendMessage[];
+  /**
+   * What to send instead of a Query or Parse whose text has a backslash and that follows, in the
+   * same unsynced batch, a message that may change how the server reads it.
+   */
+  refuseLexingPending(m: FrontendMessage): readonly FrontendMessage[];
+  /** True while messages are dropped until the client's Sync (after a refusal in a batch). */
+  readonly discarding: boolean;
+  /** Refusals whose ErrorResponse has not come back yet. */
+  readonly pendingRefusals: number;
+  /** The server message to hand on for `msg` (an ErrorResponse or ParameterStatus; others pass). */
+  backend(msg: PgMessage): PgMessage;
+}
+
+/** Masking as the paths use it (src/gateway/postgres-masking.ts). */
+export interface MaskingStage {
+  /** Records a message the server receives; returns messages to send before it (a Describe), if any. */
+  frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined;
+  /** How a server message whose header just arrived must be read (`pass` when it cannot change). @throws PgProtocolError over a limit */
+  framing(type: number, length: number): Framing;
+  /** Lookups the server's next message must wait for, if any (each is handed out once). */
+  takeBarrier(): Promise<void> | undefined;
+  /** The bytes to hand on for one server message; a Promise while a catalog lookup runs. */
+  backend(msg: PgMessage): Buffer | Promise<Buffer>;
+}
+
+/** Options of a {@link FrontendPath}. */
+export interface FrontendPathOptions {
+  /** The reader of the client's messages; may already hold bytes (those that came with the startup). */
+  reader: MessageReader;
+  gate?: GateStage;
+  masking?: MaskingStage;
+  state?: ServerState;
+  /**
+   * Hold a Query or Parse whose text has a backslash until the server has answered what came
+   * before it (see {@link FrontendPath}); for sessions whose statements are judged.
+   */
+  guardLexing?: boolean;
+  /** Longest SQL text (bytes) of a Query or Parse the gate reads; longer ones are refused unread. Default: the reader's limit. */
+  maxStatementBytes?: number;
+}
+
+/**
+ * The client -> server direction. For each message, in order:
+ * 1. framing: type and length limits; a CopyData, and everything when no stage looks, passes as
+ *    it arrives; a Bind over 1 MiB is decoded as it streams (its parameters are never held); a
+ *    Query or Parse over `maxStatementBytes` is refused unread;
+ * 2. a Query's or Parse's SQL is analysed once for every stage (in a worker thread above
+ *    {@link ANALYSIS_WORKER_ABOVE} bytes; stages use the per-text cache below that);
+ * 3. the lexing guard: a Query or Parse with a backslash is only forwarded once the server has
+ *    answered everything before it, so that a DO block or function that turned
+ *    `standard_conforming_strings` off is seen (its ParameterStatus comes with ReadyForQuery)
+ *    before the text is judged; behind an unsynced Bind or Execute it is refused;
+ * 4. the statement gate; 5. masking; 6. the server state.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-PIPELINING
+ * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
+ */
+export class FrontendPath {
+  readonly reader: MessageReader;
+  readonly #gate: GateStage | undefined;
+  readonly #masking: MaskingStage | undefined;
+  readonly #state: ServerState | undefined;
+  readonly #guardLexing: boolean;
+  readonly #maxStatement: number;
+  readonly #looks: boolean;
+  /** The streamed message in progress: a Bind being decoded, or a message being dropped. */
+  #stream: { bind?: BindDecoder; forward: boolean; held: Buffer[] } | undefined;
+  #terminated = false;
+  #stopped = false;
+
+  constructor(o: FrontendPathOptions) {
+    this.reader = o.reader;
+    this.#gate = o.gate;
+    this.#masking = o.masking;
+    this.#state = o.state;
+    this.#guardLexing = o.guardLexing === true && o.gate !== undefined;
+    this.#maxStatement = o.maxStatementBytes ?? Number.POSITIVE_INFINITY;
+    this.#looks = o.gate !== undefined || o.masking !== undefined;
   }
-  return out;
+
+  /** True once the client sent Terminate. */
+  get terminated(): boolean {
+    return this.#terminated;
+  }
+
+  /** Stops forwarding: whatever the client sends from now on (or is held) is dropped. */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /** The pump step: reads `chunk` and adds what to send upstream to `out`. */
+  readonly step = (chunk: Buffer, out: PumpOutput): void | Promise<void> => {
+    if (this.#stopped) return;
+    this.reader.push(chunk);
+    return this.#drain(out);
+  };
+
+  readonly #decide = (type: number, length: number): Framing => {
+    if (type === TERMINATE) this.#terminated = true;
+    if (!this.#looks) {
+      this.#state?.forwarded(type);
+      return 'pass';
+    }
+    switch (type) {
+      case COPY_DATA:
+        return 'pass';
+      case QUERY:
+      case PARSE:
+        return length - 4 > this.#maxStatement ? 'stream' : 'whole';
+      case BIND:
+        return length > BIND_HELD_MAX ? 'stream' : 'whole';
+      case FUNCTION_CALL:
+        return this.#gate ? 'stream' : 'whole';
+      default:
+        return 'whole';
+    }
+  };
+
+  #drain(out: PumpOutput): void | Promise<void> {
+    for (;;) {
+      if (this.#stopped) {
+        out.run.take();
+        return;
+      }
+      const f = this.reader.frame(this.#decide, out.run);
+      if (!f) return;
+      if ('part' in f) {
+        this.#part(f, out);
+        continue;
+      }
+      const m = decodeFrontend(f);
+      if (m.kind === 'query' || m.kind === 'parse') {
+        const waiting = this.#sql(m, out);
+        if (waiting) return waiting.then(() => this.#drain(out));
+        continue;
+      }
+      this.#pass(m, out, undefined);
+    }
+  }
+
+  /**
+   * A Query or Parse: analysed once (in a worker for a long text), held behind unanswered
+   * messages when it could lex differently, then passed on. A Promise when it must wait.
+   */
+  #sql(m: Extract<FrontendMessage, { kind: 'query' | 'parse' }>, out: PumpOutput): Promise<void> | undefined {
+    if (this.#gate?.discarding) {
+      this.#pass(m, out, undefined);
+      return undefined;
+    }
+    const long = m.sql.length > ANALYSIS_WORKER_ABOVE;
+    const guard = this.#guardLexing && this.#state !== undefined && m.msg.body.includes(BACKSLASH) && !this.#state.idle;
+    if (!long && !guard) {
+      this.#pass(m, out, m.sql.length > ANALYSIS_CACHE_MAX_TEXT ? analyzeSql(m.sql) : undefined);
+      return undefined;
+    }
+    out.flush();
+    return (async () => {
+      const analysis = long ? await analyzeSqlInWorker(m.sql) : undefined;
+      if (this.#guardLexing && this.#state && m.msg.body.includes(BACKSLASH)) {
+        if (this.#state.unsynced > 0 && this.#state.batchRunsCode) {
+          this.#send(this.#gate!.refuseLexingPending(m), out);
+          return;
+        }
+        await this.#state.answered();
+      }
+      this.#pass(m, out, analysis);
+    })();
+  }
+
+  /** Passes one whole message through the gate and masking into `out`. */
+  #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): void {
+    const sent = this.#gate ? this.#gate.frontend(m, analysis) : m;
+    if (sent === m) this.#forward(m, out, analysis);
+    else this.#send(sent as readonly FrontendMessage[], out);
+  }
+
+  #send(messages: readonly FrontendMessage[], out: PumpOutput): void {
+    for (const s of messages) this.#forward(s, out, undefined);
+  }
+
+  /** One message the server will receive: masking first (it may put a Describe before it), then the state. */
+  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): void {
+    const before = this.#masking?.frontend(m, analysis);
+    if (before) for (const b of before) this.#emit(b.msg!, out);
+    this.#emit(m.msg!, out);
+  }
+
+  #emit(msg: PgMessage, out: PumpOutput): void {
+    this.#state?.forwarded(msg.type);
+    out.run.add(msg.raw);
+  }
+
+  /** A part of a streamed message: a Bind decoded on the fly, or a message refused unread. */
+  #part(p: StreamPart, out: PumpOutput): void {
+    if (p.first) {
+      if (p.type === BIND) this.#stream = { bind: new BindDecoder(), forward: false, held: [] };
+      else {
+        this.#stream = { forward: false, held: [] };
+        const gate = this.#gate;
+        if (gate && !gate.discarding) this.#send(gate.refuseUnread(p.type, p.length, this.#maxStatement), out);
+        else if (!gate) throw new PgProtocolError(`a ${p.type === QUERY ? 'Query' : 'Parse'} message of ${p.length - 4} bytes is longer than hoop reads`, { sqlstate: '54000' });
+      }
+    }
+    const s = this.#stream!;
+    if (s.bind) this.#bindPart(p, s as Required<typeof s>, out);
+    if (p.last) this.#stream = undefined;
+  }
+
+  /**
+   * A streamed Bind: its first bytes are held until both names are in and the gate has decided;
+   * then its bytes go on as they come (or are dropped), and masking records it at its end.
+   */
+  #bindPart(p: StreamPart, s: { bind: BindDecoder; forward: boolean; held: Buffer[] }, out: PumpOutput): void {
+    const body = p.first ? p.bytes.subarray(5) : p.bytes;
+    const hadNames = s.bind.names !== undefined;
+    s.bind.push(body);
+    if (!hadNames) {
+      s.held.push(p.bytes);
+      const names = s.bind.names;
+      if (!names) return;
+      const head: FrontendMessage = { kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 };
+      const sent = this.#gate ? this.#gate.frontend(head) : head;
+      if (sent !== head) {
+        this.#send(sent as readonly FrontendMessage[], out);
+        s.held = [];
+        return;
+      }
+      s.forward = true;
+      this.#state?.forwarded(BIND);
+      for (const b of s.held.splice(0)) out.run.add(b);
+    } else if (s.forward) out.run.add(p.bytes);
+    if (p.last && s.forward) this.#masking?.frontend(s.bind.finish());
+  }
+}
+
+/** Options of a {@link BackendPath}. */
+export interface BackendPathOptions {
+  /** The reader of the server's messages. */
+  reader: MessageReader;
+  gate?: GateStage;
+  masking?: MaskingStage;
+  state?: ServerState;
+}
+
+/**
+ * The server -> client direction. For each message, in order: framing (a message no stage must
+ * see passes as it arrives: DataRow and CopyData unless masking must change them, everything
+ * without stages), the {@link ServerState} on ReadyForQuery, the statement gate (the server's
+ * answer to a refused message becomes the refusal; ParameterStatus is watched), masking, and the
+ * cut: when the session is ending, nothing after the next message boundary is handed on.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+export class BackendPath {
+  readonly reader: MessageReader;
+  readonly #gate: GateStage | undefined;
+  readonly #masking: MaskingStage | undefined;
+  readonly #state: ServerState | undefined;
+  /** A step is waiting (a catalog lookup): the stream is not at a boundary the client has seen. */
+  #busy = false;
+  #cut: (() => void) | undefined;
+  #stopped = false;
+  /** No stage reads the stream (a `hoop connect` without early checks). */
+  readonly #plain: boolean;
+
+  constructor(o: BackendPathOptions) {
+    this.reader = o.reader;
+    this.#gate = o.gate;
+    this.#masking = o.masking;
+    this.#state = o.state;
+    this.#plain = !o.gate && !o.masking && !o.state;
+  }
+
+  /** True when the client has been handed whole messages only (no step is waiting, no message is half read). */
+  get atBoundary(): boolean {
+    return !this.#busy && this.reader.atBoundary;
+  }
+
+  /** True once the cut was made: nothing more is handed on. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /**
+   * Ends the stream at the next message boundary: `onCut` runs once the client has been handed
+   * the bytes up to it (at once when already there), and nothing after it is handed on.
+   */
+  cut(onCut: () => void): void {
+    if (this.#cut || this.#stopped) return;
+    this.#cut = onCut;
+    if (this.atBoundary) this.#stop();
+  }
+
+  /** The pump step: reads `chunk` and adds what to hand to the client to `out`. */
+  readonly step = (chunk: Buffer, out: PumpOutput): void | Promise<void> => {
+    if (this.#stopped) return;
+    if (this.#plain) {
+      // No stage and no cut: the bytes go on as they came, unread.
+      out.run.add(chunk);
+      return;
+    }
+    this.reader.push(chunk);
+    return this.#drain(out);
+  };
+
+  readonly #decide = (type: number, length: number): Framing => {
+    if (this.#cut) {
+      // A new message begins: the boundary the cut waits for.
+      this.#stopped = true;
+      return 'stream';
+    }
+    if (this.#masking) return this.#masking.framing(type, length);
+    if (type === READY) return this.#state ? 'whole' : 'pass';
+    if (type === ERROR) return this.#gate && this.#gate.pendingRefusals > 0 ? 'whole' : 'pass';
+    if (type === PARAMETER_STATUS) return this.#gate ? 'whole' : 'pass';
+    return 'pass';
+  };
+
+  #drain(out: PumpOutput): void | Promise<void> {
+    for (;;) {
+      if (this.#stopped) return this.#stop(out);
+      const barrier = this.#masking?.takeBarrier();
+      if (barrier) return this.#wait(barrier.then(() => undefined), out);
+      const f = this.reader.frame(this.#decide, out.run);
+      if (this.#stopped) return this.#stop(out);
+      if (!f) {
+        if (this.#cut && this.reader.atBoundary) return this.#stop(out);
+        return;
+      }
+      if ('part' in f) continue; // the backend direction never streams
+      if (f.type === READY) this.#state?.ready(f.body[0]!);
+      const m = this.#gate ? this.#gate.backend(f) : f;
+      const r = this.#masking ? this.#masking.backend(m) : m.raw;
+      if (r instanceof Promise) return this.#wait(r, out);
+      out.run.add(r);
+      if (this.#cut && this.reader.atBoundary) return this.#stop(out);
+    }
+  }
+
+  #wait(p: Promise<Buffer | undefined>, out: PumpOutput): Promise<void> {
+    out.flush();
+    this.#busy = true;
+    return p.then((b) => {
+      this.#busy = false;
+      if (b) out.run.add(b);
+      return this.#drain(out);
+    });
+  }
+
+  /** Makes the cut: hands on what is gathered, then lets `onCut` speak. */
+  #stop(out?: PumpOutput): void {
+    this.#stopped = true;
+    out?.flush();
+    const onCut = this.#cut;
+    this.#cut = undefined;
+    if (onCut) process.nextTick(onCut);
+  }
 }

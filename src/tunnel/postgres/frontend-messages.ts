@@ -1,0 +1,272 @@
+/**
+ * The frontend (client -> server) messages a relay looks into, decoded once per message so that
+ * every stage (statement gate, masking, recording) reads the same fields: Query, Parse, Bind,
+ * Describe, Execute, Close, Sync. Bind can also be decoded as it streams in
+ * ({@link BindDecoder}), for Bind messages too large to hold (parameters of hundreds of MB).
+ *
+ * Strings are decoded as UTF-8; `utf8` says whether every string of the message was valid
+ * UTF-8 (the statement gate refuses messages that are not).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+import { isUtf8 } from 'node:buffer';
+import { PgProtocolError } from './protocol-error.js';
+import type { PgMessage } from './reader.js';
+
+/** A frontend message, decoded. `msg` is the message as received (absent for a streamed Bind). */
+export type FrontendMessage =
+  | { kind: 'query'; msg: PgMessage; sql: string; utf8: boolean }
+  | { kind: 'parse'; msg: PgMessage; name: string; sql: string; utf8: boolean }
+  | BindMessage
+  | { kind: 'describe' | 'close'; msg: PgMessage; target: 'S' | 'P'; name: string; utf8: boolean }
+  | { kind: 'execute'; msg: PgMessage; portal: string; maxRows: number; utf8: boolean }
+  | { kind: 'sync' | 'flush' | 'terminate' | 'function-call' | 'copy-data' | 'copy-done' | 'copy-fail' | 'other'; msg: PgMessage };
+
+/** A decoded Bind. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
+export interface BindMessage {
+  kind: 'bind';
+  msg?: PgMessage;
+  portal: string;
+  statement: string;
+  /** Result-column format codes: none (all text), one (for all), or one per column. */
+  resultFormats: number[];
+  utf8: boolean;
+}
+
+const Q = 0x51;
+const P = 0x50;
+const B = 0x42;
+const D = 0x44;
+const E = 0x45;
+const C = 0x43;
+const S = 0x53;
+const H = 0x48;
+const X = 0x58;
+const F = 0x46;
+const d = 0x64;
+const c = 0x63;
+const f = 0x66;
+
+/** A C string of `body` at `at`: its text, whether it is UTF-8, and the offset after its NUL. */
+function cstr(body: Buffer, at: number, what: string): [string, boolean, number] {
+  const end = body.indexOf(0, at);
+  if (end < 0) throw new PgProtocolError(`${what} message has an unterminated string`);
+  const bytes = body.subarray(at, end);
+  return [bytes.toString('utf8'), bytes.length === 0 || isUtf8(bytes), end + 1];
+}
+
+function need(body: Buffer, at: number, n: number, what: string): void {
+  if (at + n > body.length) throw new PgProtocolError(`${what} message is truncated`);
+}
+
+/**
+ * Decodes the frontend message `msg` (its type and length already checked by the reader).
+ *
+ * @throws PgProtocolError for a malformed Query, Parse, Bind, Describe, Execute or Close body
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+export function decodeFrontend(msg: PgMessage): FrontendMessage {
+  const b = msg.body;
+  switch (msg.type) {
+    case Q: {
+      const [sql, utf8] = cstr(b, 0, 'Query');
+      return { kind: 'query', msg, sql, utf8 };
+    }
+    case P: {
+      const [name, u1, at] = cstr(b, 0, 'Parse');
+      const [sql, u2] = cstr(b, at, 'Parse');
+      return { kind: 'parse', msg, name, sql, utf8: u1 && u2 };
+    }
+    case B:
+      return decodeBind(msg);
+    case D:
+    case C: {
+      const what = msg.type === D ? 'Describe' : 'Close';
+      need(b, 0, 2, what);
+      const target = b[0] === S ? 'S' : b[0] === P ? 'P' : undefined;
+      if (target === undefined) throw new PgProtocolError(`${what} message must name a statement ('S') or a portal ('P')`);
+      const [name, utf8] = cstr(b, 1, what);
+      return { kind: msg.type === D ? 'describe' : 'close', msg, target, name, utf8 };
+    }
+    case E: {
+      const [portal, utf8, at] = cstr(b, 0, 'Execute');
+      need(b, at, 4, 'Execute');
+      return { kind: 'execute', msg, portal, maxRows: b.readInt32BE(at), utf8 };
+    }
+    case S:
+      return { kind: 'sync', msg };
+    case H:
+      return { kind: 'flush', msg };
+    case X:
+      return { kind: 'terminate', msg };
+    case F:
+      return { kind: 'function-call', msg };
+    case d:
+      return { kind: 'copy-data', msg };
+    case c:
+      return { kind: 'copy-done', msg };
+    case f:
+      return { kind: 'copy-fail', msg };
+    default:
+      return { kind: 'other', msg };
+  }
+}
+
+/** A whole Bind message. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
+function decodeBind(msg: PgMessage): BindMessage {
+  const b = msg.body;
+  const [portal, u1, a1] = cstr(b, 0, 'Bind');
+  const [statement, u2, a2] = cstr(b, a1, 'Bind');
+  let at = a2;
+  need(b, at, 2, 'Bind');
+  const nFormats = b.readInt16BE(at);
+  if (nFormats < 0) throw new PgProtocolError(`Bind message has ${nFormats} parameter format codes`);
+  at += 2 + 2 * nFormats;
+  need(b, at, 2, 'Bind');
+  const nParams = b.readInt16BE(at);
+  if (nParams < 0) throw new PgProtocolError(`Bind message has ${nParams} parameters`);
+  at += 2;
+  for (let i = 0; i < nParams; i++) {
+    need(b, at, 4, 'Bind');
+    const len = b.readInt32BE(at);
+    if (len < -1) throw new PgProtocolError(`Bind message has a parameter of length ${len}`);
+    at += 4 + Math.max(0, len);
+  }
+  need(b, at, 2, 'Bind');
+  const nResults = b.readInt16BE(at);
+  if (nResults < 0) throw new PgProtocolError(`Bind message has ${nResults} result format codes`);
+  at += 2;
+  need(b, at, 2 * nResults, 'Bind');
+  const resultFormats: number[] = [];
+  for (let i = 0; i < nResults; i++) resultFormats.push(b.readInt16BE(at + 2 * i));
+  at += 2 * nResults;
+  if (at !== b.length) throw new PgProtocolError('Bind message has unexpected trailing bytes');
+  return { kind: 'bind', msg, portal, statement, resultFormats, utf8: u1 && u2 };
+}
+
+/** Longest portal or statement name a streamed Bind may have before its parameters (PostgreSQL's are at most 63 bytes). */
+const MAX_BIND_NAMES = 64 * 1024;
+
+/**
+ * Decodes a Bind body as it arrives, holding only its names and format codes: push the body's
+ * bytes in order; {@link names} is known once both names are in, {@link finish} after the last
+ * byte. Parameter values are skipped, never held.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND
+ */
+export class BindDecoder {
+  /** Bytes of the names (until both are complete), then of the current fixed-size field. */
+  #held: Buffer[] = [];
+  #heldLength = 0;
+  #names: { portal: string; statement: string; utf8: boolean } | undefined;
+  /** What is being read after the names. */
+  #step: 'param-formats-count' | 'param-formats' | 'params-count' | 'param-length' | 'param-value' | 'result-formats-count' | 'result-formats' | 'done' = 'param-formats-count';
+  /** Format codes of the current list still to read, or bytes of the current value still to skip. */
+  #count = 0;
+  /** Parameters still to read. */
+  #params = 0;
+  #resultFormats: number[] = [];
+
+  /** The portal and statement names, once both are in. */
+  get names(): { portal: string; statement: string; utf8: boolean } | undefined {
+    return this.#names;
+  }
+
+  /** Feeds the next bytes of the body. @throws PgProtocolError on a malformed body */
+  push(bytes: Buffer): void {
+    let at = 0;
+    if (!this.#names) {
+      this.#hold(bytes);
+      const all = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
+      const first = all.indexOf(0);
+      const second = first < 0 ? -1 : all.indexOf(0, first + 1);
+      if (second < 0) {
+        if (all.length > MAX_BIND_NAMES) throw new PgProtocolError('Bind message has an unterminated string');
+        this.#held = [all];
+        return;
+      }
+      const [portal, u1] = cstr(all, 0, 'Bind');
+      const [statement, u2] = cstr(all, first + 1, 'Bind');
+      this.#names = { portal, statement, utf8: u1 && u2 };
+      this.#held = [];
+      this.#heldLength = 0;
+      bytes = all;
+      at = second + 1;
+    }
+    while (at < bytes.length) {
+      if (this.#step === 'done') throw new PgProtocolError('Bind message has unexpected trailing bytes');
+      if (this.#step === 'param-value') {
+        const n = Math.min(this.#count, bytes.length - at);
+        this.#count -= n;
+        at += n;
+        if (this.#count === 0) this.#paramDone();
+        continue;
+      }
+      const size = this.#step === 'param-length' ? 4 : 2;
+      const take = Math.min(size - this.#heldLength, bytes.length - at);
+      this.#hold(bytes.subarray(at, at + take));
+      at += take;
+      if (this.#heldLength < size) continue;
+      const field = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
+      this.#held = [];
+      this.#heldLength = 0;
+      this.#field(size === 4 ? field.readInt32BE(0) : field.readInt16BE(0));
+    }
+  }
+
+  /** The decoded Bind, after its last byte. @throws PgProtocolError when the body ended early */
+  finish(msg?: PgMessage): BindMessage {
+    if (!this.#names) throw new PgProtocolError('Bind message has an unterminated string');
+    if (this.#step !== 'done' || this.#heldLength > 0) throw new PgProtocolError('Bind message is truncated');
+    const { portal, statement, utf8 } = this.#names;
+    return { kind: 'bind', ...(msg ? { msg } : {}), portal, statement, resultFormats: this.#resultFormats, utf8 };
+  }
+
+  #hold(b: Buffer): void {
+    if (b.length === 0) return;
+    this.#held.push(b);
+    this.#heldLength += b.length;
+  }
+
+  #field(n: number): void {
+    switch (this.#step) {
+      case 'param-formats-count':
+        if (n < 0) throw new PgProtocolError(`Bind message has ${n} parameter format codes`);
+        this.#count = n;
+        this.#step = n > 0 ? 'param-formats' : 'params-count';
+        return;
+      case 'param-formats':
+        if (--this.#count === 0) this.#step = 'params-count';
+        return;
+      case 'params-count':
+        if (n < 0) throw new PgProtocolError(`Bind message has ${n} parameters`);
+        this.#params = n;
+        this.#step = n > 0 ? 'param-length' : 'result-formats-count';
+        return;
+      case 'param-length':
+        if (n < -1) throw new PgProtocolError(`Bind message has a parameter of length ${n}`);
+        if (n > 0) {
+          this.#step = 'param-value';
+          this.#count = n;
+        } else this.#paramDone();
+        return;
+      case 'result-formats-count':
+        if (n < 0) throw new PgProtocolError(`Bind message has ${n} result format codes`);
+        this.#count = n;
+        this.#step = n > 0 ? 'result-formats' : 'done';
+        return;
+      case 'result-formats':
+        this.#resultFormats.push(n);
+        if (--this.#count === 0) this.#step = 'done';
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** After one parameter: the next parameter's length, or the result formats. */
+  #paramDone(): void {
+    this.#params--;
+    this.#step = this.#params > 0 ? 'param-length' : 'result-formats-count';
+  }
+}
