@@ -11,6 +11,8 @@
  */
 export class ByteRun {
   readonly #parts: Buffer[] = [];
+  /** The one Buffer the current range was added as, while nothing was merged into it. */
+  #single: Buffer | undefined;
   #buf: ArrayBufferLike | undefined;
   #start = 0;
   #end = 0;
@@ -26,9 +28,11 @@ export class ByteRun {
     this.#size += b.length;
     if (b.buffer === this.#buf && b.byteOffset === this.#end) {
       this.#end += b.length;
+      this.#single = undefined;
       return;
     }
     this.#flush();
+    this.#single = b;
     this.#buf = b.buffer;
     this.#start = b.byteOffset;
     this.#end = b.byteOffset + b.length;
@@ -37,13 +41,13 @@ export class ByteRun {
   /** Everything gathered, in order (no copy), and empties the run. */
   take(): Buffer[] {
     this.#flush();
-    const out = this.#parts.splice(0);
     this.#size = 0;
-    return out;
+    return this.#parts.length === 0 ? [] : this.#parts.splice(0);
   }
 
   #flush(): void {
-    if (this.#buf !== undefined && this.#end > this.#start) this.#parts.push(Buffer.from(this.#buf, this.#start, this.#end - this.#start));
+    if (this.#buf !== undefined && this.#end > this.#start) this.#parts.push(this.#single ?? Buffer.from(this.#buf, this.#start, this.#end - this.#start));
     this.#buf = undefined;
+    this.#single = undefined;
   }
 }

@@ -80,42 +80,44 @@ export function pump(from: Readable, to: Writable, options: { step: PumpStep; on
     from.off('data', onData);
     onError?.(err);
   };
-  const run = (): void => {
-    while (queue.length > 0 && !failed) {
-      const chunk = queue.shift()!;
-      let r: void | Promise<void>;
-      try {
-        r = step(chunk, out);
-      } catch (err) {
-        fail(err);
-        return;
-      }
-      if (r instanceof Promise) {
-        busy = true;
-        pause();
-        r.then(
-          () => {
-            busy = false;
-            if (failed) return;
-            out.flush();
-            run();
-          },
-          (err: unknown) => {
-            busy = false;
-            fail(err);
-          },
-        );
-        return;
-      }
-      out.flush();
+  /** Handles one chunk; false when the step must be waited for (or failed). */
+  const handle = (chunk: Buffer): boolean => {
+    let r: void | Promise<void>;
+    try {
+      r = step(chunk, out);
+    } catch (err) {
+      fail(err);
+      return false;
     }
+    if (r instanceof Promise) {
+      busy = true;
+      pause();
+      r.then(
+        () => {
+          busy = false;
+          if (failed) return;
+          out.flush();
+          run();
+        },
+        (err: unknown) => {
+          busy = false;
+          fail(err);
+        },
+      );
+      return false;
+    }
+    out.flush();
+    return true;
+  };
+  const run = (): void => {
+    while (queue.length > 0 && !failed) if (!handle(queue.shift()!)) return;
     maybeResume();
   };
   const onData = (chunk: Buffer): void => {
     if (failed) return;
     stats.bytes += chunk.length;
-    queue.push(chunk);
-    if (!busy) run();
+    if (busy || queue.length > 0) queue.push(chunk);
+    else handle(chunk);
   };
   from.on('data', onData);
   if (options.initial) {

@@ -356,8 +356,13 @@ export class ResultMasker {
   passes(type: number): boolean {
     if (type === T.copyData) return this.copy === 'pass';
     if (type !== T.dataRow || this.rules.detectors.length > 0) return false;
-    const { plan, hints } = this.result();
-    return plan !== undefined && !plan.some((c) => c.strategy || (c.originLess && this.policyOf(hints) === 'mask'));
+    const head = this.ops[0];
+    const source = head?.k === 'execute' ? this.portals.get(head.portal) : this.current;
+    const plan = source?.plan;
+    if (plan === undefined) return false;
+    const mask = this.policyOf(source!.hints) === 'mask';
+    for (const c of plan) if (c.strategy || (mask && c.originLess)) return false;
+    return true;
   }
 
   /**

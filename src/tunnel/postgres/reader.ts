@@ -28,9 +28,19 @@ const LARGE = 0x3fffffff;
 /** PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, the limit it applies to PasswordMessage and SASL messages. */
 const AUTH_TOKEN = 65_535;
 
-/** Largest length field (which counts itself) allowed per frontend message type; 4 means "no body". */
-const frontendLimits = new Map<number, number>(
-  Object.entries({
+/**
+ * Largest length field (which counts itself) allowed per message type, indexed by the type byte
+ * (0: not a message of that side); negative for types whose length must be exactly that value
+ * (no body, or a fixed one).
+ */
+function limitTable(limits: Record<string, number>, exact: string): Int32Array {
+  const table = new Int32Array(256);
+  for (const [k, v] of Object.entries(limits)) table[k.charCodeAt(0)] = exact.includes(k) ? -v : v;
+  return table;
+}
+
+const frontendLimits = limitTable(
+  {
     B: LARGE, // Bind
     C: SMALL, // Close
     c: 4, // CopyDone
@@ -45,19 +55,18 @@ const frontendLimits = new Map<number, number>(
     Q: LARGE, // Query
     S: 4, // Sync
     X: 4, // Terminate
-  }).map(([k, v]) => [k.charCodeAt(0), v]),
+  },
+  'cHSX',
 );
 
-/** Backend message types, with exact lengths for those whose size is fixed. */
-const backendLimits = new Map<number, number>(
-  [...'RKSZTDCENA123nsItVGHWdcv'].map((k) => [k.charCodeAt(0), LARGE] as [number, number]),
+const backendLimits = limitTable(
+  {
+    ...Object.fromEntries([...'RKSTDCENAtVGHWdv'].map((k) => [k, LARGE])),
+    ...Object.fromEntries([...'123nsIc'].map((k) => [k, 4])),
+    Z: 5,
+  },
+  '123nsIcZ',
 );
-for (const k of '123nsIc') backendLimits.set(k.charCodeAt(0), 4);
-backendLimits.set('Z'.charCodeAt(0), 5);
-
-/** Message types whose length must be exactly their limit (no body, or a fixed one). */
-const exactFrontend = new Set([...'cHSX'].map((k) => k.charCodeAt(0)));
-const exactBackend = new Set([...'123nsIcZ'].map((k) => k.charCodeAt(0)));
 
 function typeName(type: number): string {
   return type >= 0x20 && type < 0x7f ? `'${String.fromCharCode(type)}'` : `0x${type.toString(16).padStart(2, '0')}`;
@@ -105,8 +114,7 @@ export interface StreamPart {
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 export class MessageReader {
-  private readonly limits: Map<number, number>;
-  private readonly exact: Set<number>;
+  private readonly limits: Int32Array;
   private readonly side: 'frontend' | 'backend';
   private chunks: Buffer[] = [];
   private head = 0;
@@ -122,12 +130,13 @@ export class MessageReader {
   /** The length field of the message last begun (kept after `pending` is cleared). */
   private length = 0;
   private streamedFirst = false;
+  /** Where, in `chunks[head]`, the bytes of passed messages not yet added to the output begin (-1: none). */
+  private passStart = -1;
   private failure: PgProtocolError | undefined;
 
   constructor(options: MessageReaderOptions) {
     this.side = options.side;
     this.limits = options.side === 'frontend' ? frontendLimits : backendLimits;
-    this.exact = options.side === 'frontend' ? exactFrontend : exactBackend;
   }
 
   /**
@@ -183,11 +192,31 @@ export class MessageReader {
     try {
       for (;;) {
         if (this.pending < 0) {
-          if (!this.readHeader()) return null;
+          if (!this.readHeader()) {
+            this.flushPass(out);
+            return null;
+          }
           this.mode = decide(this.pendingType, this.pending);
           this.left = 1 + this.pending;
           this.streamedFirst = true;
         }
+        if (this.mode === 'pass') {
+          // Passed bytes are handed on as one view per received chunk, however many messages it holds.
+          if (this.total === 0) return null;
+          const chunk = this.chunks[this.head]!;
+          const n = Math.min(this.left, chunk.length - this.offset);
+          if (this.passStart < 0) this.passStart = this.offset;
+          this.offset += n;
+          this.total -= n;
+          this.left -= n;
+          if (this.left === 0) this.pending = -1;
+          if (this.offset === chunk.length) {
+            this.flushPass(out);
+            this.advance();
+          }
+          continue;
+        }
+        this.flushPass(out);
         if (this.mode === 'whole') {
           const size = 1 + this.pending;
           if (this.total < size) return null;
@@ -200,10 +229,6 @@ export class MessageReader {
         this.left -= bytes.length;
         const last = this.left === 0;
         if (last) this.pending = -1;
-        if (this.mode === 'pass') {
-          out.add(bytes);
-          continue;
-        }
         const first = this.streamedFirst;
         this.streamedFirst = false;
         return { part: true, type: this.pendingType, length: this.length, bytes, first, last };
@@ -215,27 +240,33 @@ export class MessageReader {
         this.head = 0;
         this.offset = 0;
         this.total = 0;
+        this.passStart = -1;
       }
       throw err;
     }
+  }
+
+  /** Adds the passed bytes of the current chunk not yet added to `out`. */
+  private flushPass(out: ByteRun): void {
+    if (this.passStart < 0) return;
+    out.add(this.chunks[this.head]!.subarray(this.passStart, this.offset));
+    this.passStart = -1;
   }
 
   /** Reads and checks the next header; false when it is not all in yet. */
   private readHeader(): boolean {
     if (this.total === 0) return false;
     const type = this.chunks[this.head]![this.offset]!;
-    const limit = this.limits.get(type);
-    if (limit === undefined) {
+    const limit = this.limits[type]!;
+    if (limit === 0) {
       throw new PgProtocolError(`unexpected ${this.side} message type ${typeName(type)}`);
     }
     if (this.total < 5) return false;
     const len = this.peekInt32(1);
     if (len < 4) throw new PgProtocolError(`invalid message length ${len} for ${typeName(type)}`);
-    if (this.exact.has(type) ? len !== limit : len > limit) {
+    if (limit < 0 ? len !== -limit : len > limit) {
       throw new PgProtocolError(
-        this.exact.has(type)
-          ? `invalid message length ${len} for ${typeName(type)} (must be ${limit})`
-          : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
+        limit < 0 ? `invalid message length ${len} for ${typeName(type)} (must be ${-limit})` : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
       );
     }
     this.pending = len;

@@ -281,7 +281,7 @@ export class FrontendPath {
       return undefined;
     }
     const long = m.sql.length > ANALYSIS_WORKER_ABOVE;
-    const guard = this.#guardLexing && this.#state !== undefined && m.msg.body.includes(BACKSLASH) && !this.#state.idle;
+    const guard = this.#guardLexing && this.#state !== undefined && !this.#state.idle && m.msg.body.includes(BACKSLASH);
     if (!long && !guard) {
       this.#pass(m, out, m.sql.length > ANALYSIS_CACHE_MAX_TEXT ? analyzeSql(m.sql) : undefined);
       return undefined;
