@@ -208,6 +208,7 @@ export class PostgresEngine implements Engine {
           log: session.log,
           sessionId: session.id,
           maxMessageBytes: this.#o.maxMaskedMessageBytes,
+          sessionPid: upstream.backendKey.processId,
           openCatalogConnection: () =>
             connectUpstreamPostgres({
               ...upstreamTarget(connection),

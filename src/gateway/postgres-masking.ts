@@ -22,7 +22,7 @@
  * @see https://www.postgresql.org/docs/current/sql-copy.html
  */
 import type { Logger } from '../log.js';
-import { PgCatalogResolver, VIEW_READS_SQL } from '../policy/masking/catalog.js';
+import { PgCatalogResolver } from '../policy/masking/catalog.js';
 import { parseRowDescription, ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
 import type { ColumnOrigin } from '../policy/masking/rules.js';
 import { DerivedValueCheck } from '../policy/masking/derived.js';
@@ -51,17 +51,16 @@ function literal(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
-/** Escapes an identifier. */
-function ident(s: string): string {
-  return `"${s.replace(/"/g, '""')}"`;
-}
-
-/** Replaces `$n` placeholders by integer parameters (the catalog queries take only OIDs and numbers). */
+/** Replaces `$n` placeholders by integer parameters or arrays of them (the catalog queries take only OIDs and numbers). */
 function inline(sql: string, params: unknown[]): string {
-  return sql.replace(/\$(\d+)/g, (_m, n: string) => {
-    const v = Number(params[Number(n) - 1]);
+  const integer = (value: unknown): string => {
+    const v = Number(value);
     if (!Number.isSafeInteger(v)) throw new Error('catalog queries take integer parameters only');
     return String(v);
+  };
+  return sql.replace(/\$(\d+)/g, (_m, n: string) => {
+    const p = params[Number(n) - 1];
+    return Array.isArray(p) ? `'{${p.map(integer).join(',')}}'` : integer(p);
   });
 }
 
@@ -210,29 +209,51 @@ function dataRowRecord(m: PgMessage, names: string[]): Record<string, string | n
 /** What {@link PgSessionMasking} remembers of one SQL text. */
 interface HintsEntry {
   hints: StatementHints;
-  /** The query of `COPY (query) TO`, described per COPY for its fields' origins. */
-  copyQuery?: string;
+  /** The query of `COPY (query) TO` and the relations it names, described per COPY for its fields' origins. */
+  copyQuery?: { text: string; tables: readonly string[] };
   /** The table of `COPY table TO` whose column order is looked up per COPY. */
   copyRelation?: { schema?: string; table: string };
   /** Relations read that no column rule names (checked for views over masked columns). */
   others: string[];
 }
 
-/** Whether one relation name is a view over masked columns (or unresolvable); `masked` once known. */
-interface RelationEntry {
-  at: number;
-  masked: boolean | undefined;
-  lookup: Promise<boolean>;
+/**
+ * Every relation the (lower-case) `names` may mean, in any schema, with, for views and
+ * materialized views, every column they read through other views (`*` for a whole row): rows of
+ * `name, oid, kind` and `schema, table, column` of what is read (null for tables).
+ * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ */
+function relationsNamedSql(names: readonly string[]): string {
+  const wanted = names.map((n) => {
+    const dot = n.lastIndexOf('.');
+    return dot < 0 ? `(${literal(n)}, null, ${literal(n)})` : `(${literal(n)}, ${literal(n.slice(0, dot))}, ${literal(n.slice(dot + 1))})`;
+  });
+  const cand =
+    `cand as (select w.name, c.oid, c.relkind from (values ${wanted.join(', ')}) as w(name, schema, rel) ` +
+    'join pg_catalog.pg_class c on lower(c.relname) = w.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+    "where (w.schema is null or lower(n.nspname) = w.schema) and c.relkind in ('r','p','v','m','f'))";
+  return (
+    `with recursive ${cand}, reads(root, relid, attnum, depth) as (` +
+    'select cand.oid, d.refobjid, d.refobjsubid, 1 from cand join pg_catalog.pg_rewrite r on r.ev_class = cand.oid ' +
+    "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+    "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class " +
+    'union select reads.root, d.refobjid, d.refobjsubid, reads.depth + 1 from reads join pg_catalog.pg_rewrite r on r.ev_class = reads.relid ' +
+    "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+    "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32) " +
+    "select distinct cand.name, cand.oid::int8 as oid, cand.relkind as kind, n.nspname as schema, c.relname as table, case when reads.relid is null then null else coalesce(a.attname, '*') end as column " +
+    'from cand left join reads on reads.root = cand.oid left join pg_catalog.pg_class c on c.oid = reads.relid ' +
+    'left join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+    'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0'
+  );
 }
-
-/** How long a relation's kind is remembered per session. */
-const RELATION_TTL_MS = 60_000;
 
 /** A {@link PgSessionMasking}'s options. */
 export interface PgSessionMaskingOptions {
   masking: SessionMasking;
   /** The largest server message masking reads whole (a row or COPY line it may change, an error, a notice). */
   maxMessageBytes?: number;
+  /** The process id of the session's own backend (its open transaction's locks tell a view it is replacing). */
+  sessionPid?: number;
   /** Opens the gateway's own upstream connection for catalog lookups (same credentials as the session's). */
   openCatalogConnection: () => Promise<UpstreamPostgres>;
   log?: Logger;
@@ -252,7 +273,6 @@ export class PgSessionMasking implements MaskingStage {
   readonly #catalog: CatalogConnection;
   readonly #resolver: PgCatalogResolver;
   readonly #hints = new ShapeCache<HintsEntry>(MAX_HINTS, ANALYSIS_CACHE_MAX_TEXT);
-  readonly #relations = new Map<string, RelationEntry>();
   readonly #derived: DerivedValueCheck;
   /** Lookups the server's answer must wait for (COPY column order). */
   #barriers: Array<Promise<void>> = [];
@@ -263,6 +283,7 @@ export class PgSessionMasking implements MaskingStage {
     this.#catalog = new CatalogConnection(options.openCatalogConnection);
     const resolver = new PgCatalogResolver(async (sql, params) => this.#catalog.query(inline(sql, params)), {
       describe: async (sql) => this.#catalog.describe(sql),
+      sessionPid: () => options.sessionPid,
     });
     this.#resolver = resolver;
     const { policy, key } = options.masking;
@@ -308,6 +329,7 @@ export class PgSessionMasking implements MaskingStage {
     const analysis = analyzed ?? analyzeSql(sql);
     let mask = !analysis.ok;
     let copy: CopyFacts | undefined;
+    let copyTables: string[] = [];
     const others = new Set<string>();
     if (analysis.ok) {
       for (const s of analysis.statements) {
@@ -315,8 +337,13 @@ export class PgSessionMasking implements MaskingStage {
         // COPY has no RowDescription: a field whose origin is not found is masked when the COPY reads a masked table.
         if (s.kinds[0] === 'copy-out' && s.tables.some((t) => this.tableHasColumnRules(t))) mask = true;
         const o = s.outputs;
-        if (o.derived.length > 0 || o.bare.length > 0 || o.opaque || s.kinds[0] === 'copy-out') for (const t of s.tables) if (!t.endsWith('*')) others.add(t);
-        if (s.kinds[0] === 'copy-out') copy ??= s.copy;
+        // A bare output is a whole row only when it names a relation or alias in scope (else it is a column).
+        const wholeRows = o.bare.some((n) => n in o.aliases || o.subqueries.includes(n) || s.tables.some((t) => t === n || t.endsWith(`.${n}`)));
+        if (o.derived.length > 0 || wholeRows || o.opaque || s.kinds[0] === 'copy-out') for (const t of s.tables) if (!t.endsWith('*')) others.add(t);
+        if (s.kinds[0] === 'copy-out' && !copy) {
+          copy = s.copy;
+          copyTables = s.tables;
+        }
       }
     }
     const hints: StatementHints = { originUnknownPolicy: mask ? 'mask' : 'detect-only' };
@@ -334,7 +361,7 @@ export class PgSessionMasking implements MaskingStage {
       }
       if (query !== undefined && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
         // The fields' origins come from describing the query per COPY; not cached either.
-        return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyQuery: query };
+        return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyQuery: { text: query, tables: copyTables } };
       }
     }
     this.#hints.set(sql, analysis, entry);
@@ -342,42 +369,26 @@ export class PgSessionMasking implements MaskingStage {
   }
 
   /**
-   * Whether any of these relations is a view (or materialized view) that reads a masked column,
-   * or does not resolve through the catalog connection (a temporary table, a name with
-   * upper-case letters: fail closed). A computed column of such a view, or an expression over
-   * one of its columns, has no origin in the result and must be masked like any origin-less
-   * column of a statement that reads a masked table. Remembered per session for a minute.
+   * Whether any relation these names may mean is a view (or materialized view) that reads a
+   * masked column, or whether a name means no relation the gateway's connection can see (one made
+   * in the session's open transaction): fail closed. A name means every relation so named in any
+   * schema (compared without case), since the session's search_path decides which one it reads.
+   * A computed column of such a view, or an expression over one of its columns, has no origin in
+   * the result and must be masked like any origin-less column of a statement that reads a masked
+   * table. Looked up for every statement that needs it: a view can be replaced at any time.
    */
-  #viewsReadMasked(names: readonly string[]): boolean | Promise<boolean> {
-    const now = Date.now();
-    const pending: Array<Promise<boolean>> = [];
-    for (const name of names) {
-      let r = this.#relations.get(name);
-      if (!r || now - r.at > RELATION_TTL_MS) {
-        const entry: RelationEntry = { at: now, masked: undefined, lookup: this.#lookupRelation(name) };
-        entry.lookup.then((m) => (entry.masked = m));
-        this.#relations.set(name, entry);
-        r = entry;
-      }
-      if (r.masked === true) return true;
-      if (r.masked === undefined) pending.push(r.lookup);
-    }
-    return pending.length === 0 ? false : Promise.all(pending).then((all) => all.some(Boolean));
-  }
-
-  async #lookupRelation(name: string): Promise<boolean> {
-    const dot = name.lastIndexOf('.');
-    const qualified = dot < 0 ? ident(name) : `${ident(name.slice(0, dot))}.${ident(name.slice(dot + 1))}`;
+  async #relationsMayCarryMasked(names: readonly string[]): Promise<boolean> {
     try {
-      const [row] = await this.#catalog.query(
-        `select c.oid as oid, c.relkind as kind from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass(${literal(qualified)})`,
-      );
-      if (!row?.oid) return true;
-      if (row.kind !== 'v' && row.kind !== 'm') return false;
+      const rows = await this.#catalog.query(relationsNamedSql(names));
+      const found = new Set(rows.map((r) => r.name));
+      if (names.some((n) => !found.has(n))) return true;
       const rules = this.masker.rules;
-      const reads = await this.#catalog.query(inline(VIEW_READS_SQL, [Number(row.oid)]));
-      return reads.some((c) =>
-        c.column === '*' ? rules.tableHasRules(c.schema ?? '', c.table ?? '') : rules.forOrigin({ schema: c.schema ?? '', table: c.table ?? '', column: c.column ?? '' }) !== undefined || rules.forName(c.column ?? '') !== undefined,
+      return rows.some(
+        (c) =>
+          c.column !== null &&
+          (c.column === '*'
+            ? rules.tableHasRules(c.schema ?? '', c.table ?? '')
+            : rules.forOrigin({ schema: c.schema ?? '', table: c.table ?? '', column: c.column ?? '' }) !== undefined || rules.forName(c.column ?? '') !== undefined),
       );
     } catch (err) {
       this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) });
@@ -398,17 +409,13 @@ export class PgSessionMasking implements MaskingStage {
       const entry = this.#entryFor(m.sql, analysis);
       hints = entry.hints;
       if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
-        const masked = this.#viewsReadMasked(entry.others);
-        if (masked === true) hints = { ...hints, originUnknownPolicy: 'mask' };
-        else if (masked instanceof Promise) {
-          const late: StatementHints = { ...hints };
-          hints = late;
-          this.#barriers.push(masked.then((m) => void (m && (late.originUnknownPolicy = 'mask'))));
-        }
+        const late: StatementHints = { ...hints };
+        hints = late;
+        this.#barriers.push(this.#relationsMayCarryMasked(entry.others).then((m) => void (m && (late.originUnknownPolicy = 'mask'))));
       }
       // After the view check: the lookups below may still mark these hints.
       if (hints.copy?.columns && hints.copy.columns.length === 0) {
-        if (entry.copyQuery !== undefined) this.#copyQueryColumns(entry.copyQuery, hints);
+        if (entry.copyQuery !== undefined) this.#copyQueryColumns(entry.copyQuery.text, entry.copyQuery.tables, hints);
         else if (entry.copyRelation) this.#copyColumns(entry.copyRelation, hints.copy.columns);
       }
     }
@@ -456,10 +463,19 @@ export class PgSessionMasking implements MaskingStage {
    * server's answer is masked. A computed column is left without an origin; one computed from a
    * masked column, or a failed lookup, masks every field without one.
    */
-  #copyQueryColumns(query: string, hints: StatementHints): void {
+  #copyQueryColumns(query: string, tables: readonly string[], hints: StatementHints): void {
     const into = hints.copy!.columns!;
     const rules = this.masker.rules;
     const barrier = (async () => {
+      // The gateway's connection reads names with its own search_path: its description holds
+      // for the session only when every name the query reads without a schema means one relation.
+      const bare = tables.filter((t) => !t.includes('.'));
+      if (tables.some((t) => t.startsWith('pg_temp.'))) throw new Error('the COPY reads a temporary relation by its pg_temp name');
+      if (bare.length > 0) {
+        const counts = await this.#catalog.query(`select x.name, (select count(*) from pg_catalog.pg_class c where lower(c.relname) = x.name and c.relkind in ('r','p','v','m','f')) as n from unnest(array[${bare.map(literal).join(',')}]::text[]) as x(name)`);
+        const ambiguous = counts.find((r) => r.n !== '1');
+        if (ambiguous) throw new Error(`${ambiguous.n === '0' ? 'no' : 'more than one'} relation is named ${ambiguous.name}`);
+      }
       const origins = await this.#catalog.describe(query);
       for (const o of origins) {
         const col = o.tableOid === 0 ? undefined : await this.#resolver.columnName(o.tableOid, o.attnum);
@@ -478,16 +494,32 @@ export class PgSessionMasking implements MaskingStage {
     this.#barriers.push(barrier);
   }
 
-  /** Fills `into` with the catalog order of the COPY's table before the server's answer is masked. */
+  /**
+   * Fills `into` with the columns of the COPY's table in catalog order before the server's answer
+   * is masked. The name may mean a table of any schema (the session's search_path decides): with
+   * several, a field is masked when the column at its position is masked in any of them.
+   */
   #copyColumns(rel: { schema?: string; table: string }, into: Array<ColumnOrigin | undefined>): void {
-    const name = rel.schema ? `${ident(rel.schema)}.${ident(rel.table)}` : ident(rel.table);
     const q =
-      'select n.nspname as schema, c.relname as table, a.attname as column from pg_catalog.pg_attribute a ' +
+      'select c.oid::int8 as oid, n.nspname as schema, c.relname as table, a.attname as column from pg_catalog.pg_attribute a ' +
       'join pg_catalog.pg_class c on c.oid = a.attrelid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
-      `where a.attrelid = pg_catalog.to_regclass(${literal(name)}) and a.attnum > 0 and not a.attisdropped order by a.attnum`;
+      `where lower(c.relname) = ${literal(rel.table.toLowerCase())}${rel.schema ? ` and lower(n.nspname) = ${literal(rel.schema.toLowerCase())}` : ''} ` +
+      "and c.relkind in ('r','p') and a.attnum > 0 and not a.attisdropped order by c.oid, a.attnum";
+    const rules = this.masker.rules;
     const barrier = this.#catalog.query(q).then(
       (rows) => {
-        for (const r of rows) into.push({ schema: r.schema ?? '', table: r.table ?? '', column: r.column ?? '' });
+        const tables = new Map<string, ColumnOrigin[]>();
+        for (const r of rows) {
+          const cols = tables.get(r.oid!) ?? [];
+          cols.push({ schema: r.schema ?? '', table: r.table ?? '', column: r.column ?? '' });
+          tables.set(r.oid!, cols);
+        }
+        const candidates = [...tables.values()];
+        const width = Math.max(0, ...candidates.map((c) => c.length));
+        for (let i = 0; i < width; i++) {
+          const here = candidates.map((c) => c[i]).filter((c): c is ColumnOrigin => c !== undefined);
+          into.push(here.find((c) => rules.forOrigin(c) ?? rules.forName(c.column)) ?? (here.length === candidates.length ? here[0] : undefined));
+        }
       },
       // Without the order every field is masked: the statement reads a table with column rules.
       (err) => this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) }),

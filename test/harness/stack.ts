@@ -3,6 +3,7 @@
  * cluster, an OpenID provider, the gateway (in-process, TLS, config loaded from a YAML file) and
  * `hoop connect` run through the CLI's own `main()`.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,8 @@ import { main } from '../../src/cli.js';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
+import { openTunnel } from '../../src/tunnel/transport.js';
+import { RawFrontend } from './raw-pg.js';
 import { runCli } from './run-cli.js';
 import { createTestPki, type TestPki } from './certs.js';
 import { startOidc, type TestOidc } from './oidc.js';
@@ -54,6 +57,11 @@ export interface HoopStack {
   connect(name: string, token: string, extraArgs?: string[], env?: NodeJS.ProcessEnv): Promise<RunningConnect>;
   /** Runs any hoop command in-process; resolves its exit code and output. */
   run(argv: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * A raw frontend straight on a tunnel to `connection` (no CLI), signed in up to ReadyForQuery
+   * unless `startup` is false.
+   */
+  tunnel(connection: string, token: string, options?: { startup?: boolean; params?: Array<[string, string]> }): Promise<RawFrontend>;
   close(): Promise<void>;
 }
 
@@ -173,6 +181,12 @@ ${Object.entries(options.issuer ?? {})
     token: (subject = 'alice', groups = []) => oidc.token({ subject, groups }),
     connect,
     run,
+    async tunnel(connection, token, o = {}) {
+      const { channel } = await openTunnel({ gateway: gateway.url, connection, token, sessionId: `raw-${randomBytes(8).toString('hex')}`, clientVersion: 'test', ca: pki.ca });
+      const raw = new RawFrontend(channel);
+      if (o.startup !== false) await raw.startup('', o.params);
+      return raw;
+    },
     async close() {
       await gateway.close();
       await Promise.allSettled([oidc.close(), pg.stop()]);

@@ -355,6 +355,32 @@ describe('ResultMasker, COPY out', () => {
   });
 });
 
+describe('rows whose shape is not known, and portals nobody described', () => {
+  it('adds a Describe before an Execute of an undescribed portal, consumes its answer, and masks by it', async () => {
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    const sent: string[] = [];
+    for (const raw of [fe.parse('', 'q'), fe.bind('', '', []), fe.execute(''), fe.sync()]) {
+      for (const b of masker.frontend(decoded(raw)) ?? []) sent.push(`${String.fromCharCode(b.msg!.type)}${b.msg!.body.toString('latin1')}`);
+      sent.push(String.fromCharCode(raw[0]!));
+    }
+    expect(sent).toEqual(['P', 'B', 'DP\0', 'E', 'S']);
+    const out = messages(await throughMasker(masker, Buffer.concat([msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), rowDescription(customerCols.slice(0, 2)), text('1', 'alice@example.com'), complete('SELECT 1'), readyForQuery('I')])));
+    expect(out.map((m) => String.fromCharCode(m.type)).join('')).toBe('12DCZ');
+    expect(rows(out)).toEqual([['1', '[redacted]']]);
+    // A described portal, or one whose statement was described, gets no extra Describe.
+    for (const raw of [fe.parse('s', 'q'), fe.describe('S', 's'), fe.bind('p', 's', []), fe.execute('p'), fe.describe('P', 'p'), fe.execute('p')]) expect(masker.frontend(decoded(raw))).toBeUndefined();
+  });
+
+  it('hands on a DataRow that no RowDescription described as NULLs (fail closed)', async () => {
+    let unknown = 0;
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only', onUnknownRow: () => unknown++ });
+    masker.frontend(decoded(fe.query('q')));
+    const out = messages(await throughMasker(masker, Buffer.concat([text('1', 'alice@example.com'), complete('SELECT 1'), readyForQuery('I')])));
+    expect(rows(out)).toEqual([[null, null]]);
+    expect(unknown).toBe(1);
+  });
+});
+
 describe('streaming', () => {
   const stream = (): Buffer[] => [
     rowDescription(customerCols),

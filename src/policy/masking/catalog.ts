@@ -30,6 +30,11 @@ export interface ResolvedColumn extends ColumnOrigin {
    * reads, through views; `column` is `*` where it reads a whole row.
    */
   computedFrom?: ColumnOrigin[];
+  /**
+   * A view column whose definition the gateway cannot see as the session sees it (the session
+   * replaced or altered a view it reads through, in its open transaction): masked.
+   */
+  unresolved?: true;
 }
 
 /**
@@ -66,11 +71,18 @@ export interface PgCatalogResolverOptions {
   maxRelations?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /**
+   * The backend process id of the session whose results are planned: a view its open
+   * transaction replaced (it holds the view's AccessExclusiveLock) is not traced from the
+   * committed definition the gateway's connection sees.
+   */
+  sessionPid?: () => number | undefined;
 }
 
-/** All live user columns of one relation, and its kind. */
+/** All live user columns of one relation, its kind, and for a view the version (xmin) of its rewrite rule. */
 const COLUMNS_SQL =
-  'select n.nspname as schema, c.relname as table, c.relkind as kind, a.attnum as attnum, a.attname as column ' +
+  'select n.nspname as schema, c.relname as table, c.relkind as kind, a.attnum as attnum, a.attname as column, ' +
+  "(select r.xmin::text from pg_catalog.pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN') as rule " +
   'from pg_catalog.pg_attribute a ' +
   'join pg_catalog.pg_class c on c.oid = a.attrelid ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
@@ -85,7 +97,7 @@ const VIEWDEF_SQL = 'select pg_catalog.pg_get_viewdef($1::oid) as def';
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-rewrite.html
  */
-export const VIEW_READS_SQL =
+const VIEW_READS_SQL =
   'with recursive reads(relid, attnum, depth) as (' +
   'select d.refobjid, d.refobjsubid, 1 from pg_catalog.pg_rewrite r ' +
   "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
@@ -98,6 +110,16 @@ export const VIEW_READS_SQL =
   'from reads join pg_catalog.pg_class c on c.oid = reads.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0';
 
+/**
+ * The current version of the rewrite rules of some views, and whether the session's backend
+ * holds one of them with AccessExclusiveLock (it replaced or altered it in its open transaction).
+ * @see https://www.postgresql.org/docs/current/view-pg-locks.html
+ */
+const VIEWS_CHANGED_SQL =
+  'select r.ev_class::int8 as oid, r.xmin::text as rule, exists (select 1 from pg_catalog.pg_locks l where l.pid = $2 and ' +
+  "l.locktype = 'relation' and l.relation = r.ev_class and l.mode = 'AccessExclusiveLock') as locked " +
+  "from pg_catalog.pg_rewrite r where r.ev_class = any($1::oid[]) and r.rulename = '_RETURN'";
+
 /** How many views deep a column is traced before it counts as computed. */
 const MAX_VIEW_DEPTH = 16;
 
@@ -106,14 +128,24 @@ interface Entry {
   columns: Promise<Map<number, ResolvedColumn>>;
   /** The columns, once loaded. */
   loaded?: Map<number, ResolvedColumn>;
+  /**
+   * For a view or materialized view: every view its columns were traced through (itself
+   * included), with the version of its rewrite rule then; checked again before each use.
+   */
+  views?: Map<number, string>;
+  /** A check of `views` under way (shared by the columns of one result). */
+  checking?: Promise<'same' | 'changed' | 'locked'>;
 }
 
 /**
  * A {@link CatalogResolver} over `pg_catalog`, queried through a separate upstream connection.
- * The first lookup of a table loads all of its columns at once; concurrent lookups of the same
- * table share one query; a failed query is not cached.
+ * The first lookup of a relation loads all of its columns at once; concurrent lookups of the same
+ * relation share one query; a failed query is not cached. A table's columns are kept for `ttlMs`;
+ * a view's trace is used only after one query has shown that no view it goes through was replaced
+ * since it was traced (and that the session is not replacing one in its open transaction).
  *
  * @see https://www.postgresql.org/docs/current/catalog-pg-attribute.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-rewrite.html
  */
 export class PgCatalogResolver implements CatalogResolver {
   private readonly cache = new Map<number, Entry>();
@@ -121,6 +153,7 @@ export class PgCatalogResolver implements CatalogResolver {
   private readonly maxRelations: number;
   private readonly now: () => number;
   private readonly describe: CatalogDescribe | undefined;
+  private readonly sessionPid: () => number | undefined;
 
   constructor(
     private readonly query: CatalogQuery,
@@ -130,6 +163,7 @@ export class PgCatalogResolver implements CatalogResolver {
     this.maxRelations = options.maxRelations ?? 1024;
     this.now = options.now ?? Date.now;
     this.describe = options.describe;
+    this.sessionPid = options.sessionPid ?? (() => undefined);
   }
 
   /** Forgets every cached relation (e.g. after DDL). */
@@ -138,45 +172,67 @@ export class PgCatalogResolver implements CatalogResolver {
   }
 
   columnName(tableOid: number, attnum: number): Promise<ResolvedColumn | undefined> {
-    return this.column(tableOid, attnum, 0);
+    return this.current(tableOid).then((cols) => cols.get(attnum));
   }
 
+  /** Known without a query only for tables: a view's trace is checked before every use. */
   cached(tableOid: number, attnum: number): { column: ResolvedColumn | undefined } | undefined {
     const hit = this.cache.get(tableOid);
-    if (!hit?.loaded || this.now() - hit.at >= this.ttlMs) return undefined;
+    if (!hit?.loaded || hit.views || this.now() - hit.at >= this.ttlMs) return undefined;
     return { column: hit.loaded.get(attnum) };
   }
 
-  private column(tableOid: number, attnum: number, depth: number): Promise<ResolvedColumn | undefined> {
-    return this.relation(tableOid, depth).then((cols) => cols.get(attnum));
+  /** A relation's columns for a result about to be handed on: a view's trace checked first. */
+  private async current(oid: number): Promise<Map<number, ResolvedColumn>> {
+    const entry = this.entry(oid, 0);
+    const cols = await entry.columns;
+    if (!entry.views) return cols;
+    entry.checking ??= this.check(entry.views).finally(() => (entry.checking = undefined));
+    const state = await entry.checking;
+    if (state === 'same') return cols;
+    if (state === 'locked') return new Map([...cols].map(([n, c]) => [n, { schema: c.schema, table: c.table, column: c.column, unresolved: true as const }]));
+    for (const view of entry.views.keys()) this.cache.delete(view);
+    return this.entry(oid, 0).columns;
   }
 
-  private relation(oid: number, depth: number): Promise<Map<number, ResolvedColumn>> {
+  /** Whether the views of a trace are as they were traced. */
+  private async check(views: Map<number, string>): Promise<'same' | 'changed' | 'locked'> {
+    const rows = await this.query(VIEWS_CHANGED_SQL, [[...views.keys()], this.sessionPid() ?? 0]);
+    if (rows.some((r) => r.locked === true || r.locked === 't')) return 'locked';
+    const now = new Map(rows.map((r) => [Number(r.oid), String(r.rule)]));
+    for (const [oid, rule] of views) if (now.get(oid) !== rule) return 'changed';
+    return 'same';
+  }
+
+  private entry(oid: number, depth: number): Entry {
     const hit = this.cache.get(oid);
     const now = this.now();
-    if (hit && now - hit.at < this.ttlMs) return hit.columns;
+    if (hit && (hit.views || now - hit.at < this.ttlMs)) return hit;
     if (hit) this.cache.delete(oid);
-    const columns = this.query(COLUMNS_SQL, [oid]).then(async (rows) => {
+    const entry: Entry = { at: now, columns: undefined as unknown as Entry['columns'] };
+    entry.columns = this.query(COLUMNS_SQL, [oid]).then(async (rows) => {
       const map = new Map<number, ResolvedColumn>();
       for (const r of rows) map.set(Number(r.attnum), { schema: String(r.schema), table: String(r.table), column: String(r.column) });
       const kind = rows[0]?.kind;
-      if (kind === 'v' || kind === 'm') await this.traceView(oid, map, depth);
+      if (kind === 'v' || kind === 'm') {
+        entry.views = new Map([[oid, String(rows[0]!.rule)]]);
+        await this.traceView(oid, map, depth, entry.views);
+      }
       return map;
     });
-    const entry: Entry = { at: now, columns };
     this.cache.set(oid, entry);
-    columns.then(
+    entry.columns.then(
       (loaded) => void (entry.loaded = loaded),
       () => {
         if (this.cache.get(oid) === entry) this.cache.delete(oid);
       },
     );
     while (this.cache.size > this.maxRelations) this.cache.delete(this.cache.keys().next().value!);
-    return columns;
+    return entry;
   }
 
-  /** Fills in `base` or `computedFrom` for each column of the view `oid`. */
-  private async traceView(oid: number, columns: Map<number, ResolvedColumn>, depth: number): Promise<void> {
+  /** Fills in `base` or `computedFrom` for each column of the view `oid`; adds the views traced through to `views`. */
+  private async traceView(oid: number, columns: Map<number, ResolvedColumn>, depth: number, views: Map<number, string>): Promise<void> {
     const reads = (await this.query(VIEW_READS_SQL, [oid])).map((r) => ({ schema: String(r.schema), table: String(r.table), column: String(r.column) }));
     let origins: Array<{ tableOid: number; attnum: number }> = [];
     if (this.describe && depth < MAX_VIEW_DEPTH) {
@@ -185,7 +241,12 @@ export class PgCatalogResolver implements CatalogResolver {
     }
     for (const [attnum, col] of columns) {
       const o = origins[attnum - 1];
-      const behind = o && o.tableOid !== 0 ? await this.column(o.tableOid, o.attnum, depth + 1) : undefined;
+      let behind: ResolvedColumn | undefined;
+      if (o && o.tableOid !== 0) {
+        const inner = this.entry(o.tableOid, depth + 1);
+        behind = (await inner.columns).get(o.attnum);
+        for (const [v, rule] of inner.views ?? []) views.set(v, rule);
+      }
       if (behind && !behind.computedFrom) col.base = behind.base ?? { schema: behind.schema, table: behind.table, column: behind.column };
       else col.computedFrom = behind?.computedFrom ?? reads;
     }

@@ -77,11 +77,15 @@ interface ColumnPlan {
   strategy: MaskStrategy | undefined;
   /** No table origin (expression, aggregate, ...). */
   originLess: boolean;
+  /** A column of a view: its trace is checked again before a later result uses this plan. */
+  view?: true;
 }
 
 interface Statement {
   hints: StatementHints;
   plan?: ColumnPlan[];
+  /** The RowDescription the plan was made from (planned again for a portal when it reads views). */
+  fields?: RowDescriptionField[];
 }
 
 interface Portal {
@@ -387,8 +391,15 @@ export class ResultMasker {
           this.ops.shift();
           const st = this.statements.get(head.statement);
           const portal: Portal = { hints: st?.hints ?? {}, formats: head.formats };
-          if (st?.plan) portal.plan = st.plan.map((c, i) => ({ ...c, format: formatAt(head.formats, i) }));
           this.portals.set(head.portal, portal);
+          const withFormats = (plan: ColumnPlan[]): ColumnPlan[] => plan.map((c, i) => ({ ...c, format: formatAt(head.formats, i) }));
+          if (st?.plan && st.fields && st.plan.some((c) => c.view)) {
+            // A view may have been replaced since the statement was described: the portal, planned
+            // by the server now, is planned here again too.
+            const plan = this.plan(st.fields);
+            if (plan instanceof Promise) return plan.then((p) => ((portal.plan = withFormats(p)), msg.raw));
+            portal.plan = withFormats(plan);
+          } else if (st?.plan) portal.plan = withFormats(st.plan);
         }
         return msg.raw;
       case T.rowDescription:
@@ -472,7 +483,10 @@ export class ResultMasker {
         this.ops.shift();
         if (head.what === 'S') {
           const st = this.statements.get(head.name);
-          if (st) st.plan = plan.map((c) => ({ ...c, format: 0 }));
+          if (st) {
+            st.plan = plan.map((c) => ({ ...c, format: 0 }));
+            st.fields = fields;
+          }
         } else {
           // A portal no Bind of this session made is a SQL cursor: masked as FETCH is.
           let portal = this.portals.get(head.name);
@@ -504,7 +518,15 @@ export class ResultMasker {
     const catalog = this.catalog;
     if (!catalog) return fields.map((f) => (f.tableOid === 0 ? base(f, byName(f)) : base(f, this.unknownStrategy)));
     const resolved = (f: RowDescriptionField, origin: ResolvedColumn | undefined): ColumnPlan => {
-      if (!origin) return { ...base(f, byName(f)), originLess: true };
+      // The result names a relation column the catalog does not know (a relation created in the
+      // session's open transaction, or dropped since), or a view the session is replacing: what
+      // it is cannot be told, so it is masked.
+      if (!origin) return base(f, this.unknownStrategy);
+      if (origin.base || origin.computedFrom || origin.unresolved) return { ...resolvedPlan(f, origin), view: true };
+      return resolvedPlan(f, origin);
+    };
+    const resolvedPlan = (f: RowDescriptionField, origin: ResolvedColumn): ColumnPlan => {
+      if (origin.unresolved) return base(f, this.unknownStrategy);
       const own = this.rules.forOrigin(origin);
       if (own) return base(f, own);
       if (origin.computedFrom) {

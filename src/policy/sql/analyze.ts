@@ -145,8 +145,9 @@ export interface OutputFacts {
    */
   opaque: boolean;
   /**
-   * Names of row sources whose columns are outputs of a query (subqueries in FROM, CTEs), lower
-   * case: a column read through one may be a masked column under another name.
+   * Names of row sources whose columns are outputs of a query or renamed (subqueries in FROM,
+   * CTEs, aliases with a column list such as `t AS x(a, b)`, aliased joins), lower case: a column
+   * read through one may be a masked column under another name.
    */
   subqueries: string[];
 }
@@ -439,8 +440,12 @@ function addRangeVar(rv: Body, acc: Acc, ctx: Ctx): void {
 }
 
 function addAlias(rv: Body, table: string, acc: Acc): void {
-  const alias = str((rv.alias as Body | undefined)?.aliasname);
-  if (alias !== undefined) acc.aliases.set(alias.toLowerCase(), table);
+  const alias = rv.alias as Body | undefined;
+  const name = str(alias?.aliasname);
+  if (name === undefined) return;
+  // `t AS x(a, b)` renames t's columns: what is read through x is named as a subquery's outputs are.
+  if (list(alias!.colnames).length > 0) acc.subqueries.add(name.toLowerCase());
+  else acc.aliases.set(name.toLowerCase(), table);
 }
 
 /** A ColumnRef as written, lower-case: `a`, `a.b`, `a.*`, `*`. */
@@ -898,10 +903,14 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
       walkFields(type, body, acc, ctx, ['funcname']);
       return;
     }
-    case 'JoinExpr':
+    case 'JoinExpr': {
       if (body.usingClause || body.isNatural === true) acc.opaqueOutputs = true;
+      // `(a JOIN b) AS j(x, y)`: j's columns are a's and b's, renamed.
+      const alias = str((body.alias as Body | undefined)?.aliasname);
+      if (alias !== undefined) acc.subqueries.add(alias.toLowerCase());
       walkFields(type, body, acc, ctx);
       return;
+    }
     case 'RangeSubselect':
       acc.subqueries.add((str((body.alias as Body | undefined)?.aliasname) ?? '').toLowerCase());
       walkFields(type, body, acc, ctx);

@@ -1,0 +1,181 @@
+/**
+ * Column origins resolved as the session's server resolves them: the session's own search_path
+ * (at startup or set later), the current definition of a view (replaced in another session, or in
+ * the session's own open transaction), a prepared statement whose view changed after it was
+ * described, and column alias lists. Through `hoop connect` and straight to the tunnel; the
+ * assertions are on the bytes the client received.
+ *
+ * @see https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PATH
+ * @see https://www.postgresql.org/docs/current/sql-createview.html
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDataRow } from '../../src/policy/masking/result-masker.js';
+import { REDACTED } from '../../src/policy/masking/strategies.js';
+import type { MaskingPolicy } from '../../src/policy/schema.js';
+import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import type { PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { bind, execute, frontendMessage as msg, parse, sync } from '../harness/pg-frontend.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+const policy: MaskingPolicy = {
+  columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
+  names: [],
+  detectors: [],
+  derived: 'mask',
+};
+const EMAILS = ['alice@example.com', 'bob@example.com'];
+const ALICE_UPPER = 'ALICE@EXAMPLE.COM';
+
+let stack: HoopStack;
+let connected: RunningConnect;
+let token: string;
+let owner: string;
+
+beforeAll(async () => {
+  await loadSqlParser();
+  stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy } }) } });
+  owner = stack.pg.users.scram.user;
+  // A decoy schema first on the role's default search_path (the gateway's own catalog connection
+  // uses it), with a harmless customers table whose columns are in another order and a table v;
+  // sessions below read public, where the masked customers and a view v over it live.
+  await stack.pg.psql(
+    `create table public.customers (id int primary key, email text, note text);
+     insert into public.customers values (1, 'alice@example.com', 'one'), (2, 'bob@example.com', 'two');
+     create schema decoy authorization ${owner};
+     create table decoy.customers (id int, note text, email text);
+     insert into decoy.customers values (9, 'decoy', 'decoy@decoy.test');
+     create table decoy.v (id int, e text);
+     create view public.v as select id, note as info, email as e from public.customers;
+     alter view public.v owner to ${owner};
+     alter role ${owner} set search_path = decoy, public;
+     grant usage on schema decoy to public;
+     grant all on all tables in schema public, decoy to public`,
+    { database: 'app' },
+  );
+  token = await stack.token('alice');
+  connected = await stack.connect('app', token);
+}, 120_000);
+
+afterAll(async () => {
+  await connected?.stop();
+  await stack?.close();
+});
+
+const VIA = ['hoop connect', 'the tunnel'] as const;
+
+async function open(via: (typeof VIA)[number], params: Array<[string, string]> = []): Promise<RawFrontend> {
+  if (via === 'the tunnel') return stack.tunnel('app', token, { params: [['user', 'x'], ['database', 'app'], ...params] });
+  const f = await RawFrontend.tcp(connected.info.port);
+  await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database], ...params]);
+  return f;
+}
+
+/** Sends one simple Query and returns every message up to its ReadyForQuery. */
+async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
+  const from = f.raw.length;
+  f.write(msg('Q', sql));
+  return f.messagesSince(from, 1);
+}
+
+const received = (ms: PgMessage[]): string => Buffer.concat(ms.map((m) => m.raw)).toString('latin1');
+const rowsOf = (ms: PgMessage[]): string[][] => ms.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body).map((v) => v?.toString() ?? 'NULL'));
+
+function expectNoEmails(ms: PgMessage[]): void {
+  const bytes = received(ms);
+  for (const e of [...EMAILS, ALICE_UPPER]) expect(bytes).not.toContain(e);
+}
+
+describe.each(VIA)('through %s', (via) => {
+  it('follows the search_path the session sets, not the one the gateway connection has', async () => {
+    for (const f of [await open(via, [['search_path', 'public']]), await open(via)]) {
+      try {
+        if (!(await simple(f, 'show search_path')).some((m) => m.type === 0x44 && m.body.toString().includes('public') && !m.body.toString().includes('decoy'))) {
+          await simple(f, 'set search_path = public');
+        }
+        // COPY table: the column order is the session's table's, not the decoy's.
+        const copy = await simple(f, 'copy customers to stdout');
+        expect(received(copy)).toContain('1\t[redacted]\tone');
+        // COPY (query): the query's names are read as the session reads them.
+        const copyQuery = await simple(f, 'copy (select id, email from customers order by id) to stdout');
+        expectNoEmails(copyQuery);
+        // A value computed from a view's column: the view is the session's public.v.
+        const derived = await simple(f, 'select upper(e) from v order by id');
+        expect(rowsOf(derived)).toEqual([[REDACTED], [REDACTED]]);
+        expectNoEmails([...copy, ...copyQuery, ...derived]);
+      } finally {
+        f.destroy();
+      }
+    }
+  });
+
+  it('masks what a view reads now, after another session replaced it', async () => {
+    const f = await open(via, [['search_path', 'public']]);
+    try {
+      await stack.pg.psql('create or replace view public.v as select id, note as info, email as e from public.customers', { database: 'app' });
+      expect(rowsOf(await simple(f, 'select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
+      await stack.pg.psql('create or replace view public.v as select id, email as info, note as e from public.customers', { database: 'app' });
+      const after = await simple(f, 'select id, info from v order by id');
+      expect(rowsOf(after)).toEqual([['1', REDACTED], ['2', REDACTED]]);
+      expectNoEmails(after);
+    } finally {
+      f.destroy();
+      await stack.pg.psql('create or replace view public.v as select id, note as info, email as e from public.customers', { database: 'app' });
+    }
+  });
+
+  it('masks a view the session itself replaces or creates in its open transaction', async () => {
+    const f = await open(via, [['search_path', 'public']]);
+    try {
+      expect(rowsOf(await simple(f, 'select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
+      // The gateway cannot see an uncommitted definition: every column of the view is masked (an
+      // integer becomes NULL, text is redacted).
+      const replaced = await simple(f, 'begin; create or replace view v as select id, email as info, note as e from customers; select id, info from v order by id');
+      expect(rowsOf(replaced)).toEqual([['NULL', REDACTED], ['NULL', REDACTED]]);
+      const created = await simple(f, 'create view w as select id, email as contact from customers; select id, contact from w order by id');
+      expect(rowsOf(created)).toEqual([['NULL', REDACTED], ['NULL', REDACTED]]);
+      expectNoEmails([...replaced, ...created]);
+      await simple(f, 'rollback');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('masks a prepared statement whose view was replaced after it was described', async () => {
+    const f = await open(via, [['search_path', 'public']]);
+    try {
+      let from = f.raw.length;
+      f.write(Buffer.concat([parse('s', 'select id, info from v order by id'), msg('D', Buffer.from('S'), 's'), sync()]));
+      await f.messagesSince(from, 1);
+      from = f.raw.length;
+      f.write(Buffer.concat([bind('', 's'), execute(''), sync()]));
+      expect(rowsOf(await f.messagesSince(from, 1))).toEqual([['1', 'one'], ['2', 'two']]);
+      await stack.pg.psql('create or replace view public.v as select id, email as info, note as e from public.customers', { database: 'app' });
+      from = f.raw.length;
+      f.write(Buffer.concat([bind('', 's'), execute(''), sync()]));
+      const after = await f.messagesSince(from, 1);
+      expect(rowsOf(after)).toEqual([['1', REDACTED], ['2', REDACTED]]);
+      expectNoEmails(after);
+    } finally {
+      f.destroy();
+      await stack.pg.psql('create or replace view public.v as select id, note as info, email as e from public.customers', { database: 'app' });
+    }
+  });
+
+  it('follows column alias lists', async () => {
+    const f = await open(via, [['search_path', 'public']]);
+    try {
+      const got = [
+        ...(await simple(f, 'select upper(b) from customers as x(a, b, c) order by a')),
+        ...(await simple(f, "select x.b || '' from customers x(a, b, c) order by a")),
+        ...(await simple(f, 'select j.y from (customers cross join (select 1) s) as j(x, y) order by x')),
+        ...(await simple(f, 'select b from customers as x(a, b, c) order by a')),
+      ];
+      expect(rowsOf(got).flat().every((v) => v === REDACTED)).toBe(true);
+      expect(rowsOf(got)).toHaveLength(8);
+      expectNoEmails(got);
+    } finally {
+      f.destroy();
+    }
+  });
+});
