@@ -328,12 +328,14 @@ export class PgSessionMasking implements MaskingStage {
     if (hit) return hit;
     const analysis = analyzed ?? analyzeSql(sql);
     let mask = !analysis.ok;
+    let withhold = false;
     let copy: CopyFacts | undefined;
     let copyTables: string[] = [];
     const others = new Set<string>();
     if (analysis.ok) {
       for (const s of analysis.statements) {
         if (this.#originLessMayBeMasked(s)) mask = true;
+        if (this.#derived.findIn(s, s.refs) !== undefined) withhold = true;
         // COPY has no RowDescription: a field whose origin is not found is masked when the COPY reads a masked table.
         if (s.kinds[0] === 'copy-out' && s.tables.some((t) => this.tableHasColumnRules(t))) mask = true;
         const o = s.outputs;
@@ -346,7 +348,7 @@ export class PgSessionMasking implements MaskingStage {
         }
       }
     }
-    const hints: StatementHints = { originUnknownPolicy: mask ? 'mask' : 'detect-only' };
+    const hints: StatementHints = { originUnknownPolicy: mask ? 'mask' : 'detect-only', ...(withhold ? { withholdMessages: true } : {}) };
     const entry: HintsEntry = { hints, others: mask ? [] : [...others] };
     if (copy && copy.target === 'client') {
       const { direction: _d, target: _t, relation, columns, query, ...options } = copy;

@@ -69,6 +69,15 @@ export const LEXING_RULE = 'parser-consistency';
  */
 export const DERIVED_RULE = 'masking-derived';
 
+/**
+ * Rule name of the denial of statements that pass a value computed from a masked column to a
+ * channel masking cannot reach: a NOTIFY payload (`pg_notify`) or a reported setting
+ * (`set_config('application_name', ...)` comes back in ParameterStatus). Applies whatever
+ * `masking.derived` says.
+ * @see https://www.postgresql.org/docs/17/sql-notify.html
+ */
+export const SIDE_CHANNEL_RULE = 'masking-side-channel';
+
 /** Rule name of decisions about SQL that does not parse. */
 export const UNPARSEABLE_RULE = 'unparseable';
 
@@ -120,6 +129,8 @@ export class StatementJudge {
   readonly #connection: string;
   readonly #cache: ShapeCache<Decision>;
   readonly #derived: DerivedValueCheck | undefined;
+  /** Masked values by reference, for side channels (whenever masking has column or name rules). */
+  readonly #masked: DerivedValueCheck | undefined;
 
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
     this.#connection = connection;
@@ -132,8 +143,9 @@ export class StatementJudge {
         ...(rule.match.kinds ? { kinds: new Set(rule.match.kinds.flatMap((k) => expandKind(k))) } : {}),
       }));
     this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
-    const derived = policy.masking.derived === 'deny' ? new DerivedValueCheck(policy.masking) : undefined;
-    this.#derived = derived?.active ? derived : undefined;
+    const masked = new DerivedValueCheck(policy.masking);
+    this.#masked = masked.active ? masked : undefined;
+    this.#derived = policy.masking.derived === 'deny' ? this.#masked : undefined;
   }
 
   /** How many decisions are cached (by exact text, and by shape). */
@@ -203,6 +215,18 @@ export class StatementJudge {
           statements: all,
         };
       }
+    }
+    const side = facts.sideChannel && this.#masked?.findIn(facts, facts.sideChannel.refs);
+    if (side !== undefined && facts.sideChannel) {
+      const through = facts.sideChannel.name === 'pg_notify' ? 'a NOTIFY payload' : 'a setting the server reports back';
+      return {
+        action: 'deny',
+        rule: SIDE_CHANNEL_RULE,
+        message: `a value computed from ${side} cannot be passed to ${facts.sideChannel.name}(): it would reach the client in ${through}, which masking cannot change`,
+        reason: `${where} (${what}) passes a value computed from ${side} to ${facts.sideChannel.name}()`,
+        statement: index,
+        statements: all,
+      };
     }
     const derived = this.#derived?.find(facts);
     if (derived !== undefined) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LEXING_RULE, READ_ONLY_RULE, StatementJudge, UNPARSEABLE_RULE, type Decision } from '../../src/policy/decide.js';
+import { LEXING_RULE, READ_ONLY_RULE, SIDE_CHANNEL_RULE, StatementJudge, UNPARSEABLE_RULE, type Decision } from '../../src/policy/decide.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import type { Action, Policy, StatementRule, Who } from '../../src/policy/schema.js';
@@ -336,6 +336,26 @@ describe('parser consistency', () => {
   it('safe values pass', () => {
     expectDecision(judge().judge("set client_encoding = 'UTF8'"), 'allow', undefined);
     expectDecision(judge().judge('set standard_conforming_strings = on'), 'allow', undefined);
+  });
+});
+
+describe('side channels of masked values', () => {
+  it.each(['mask', 'deny'] as const)('with derived: %s, refuses pg_notify / set_config of a masked value, not of others', (derived) => {
+    const p: Policy = { ...policy([]), masking: { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived } };
+    const j = new StatementJudge(p, alice, 'prod-db', 'read-write');
+    for (const sql of [
+      "select pg_notify('ch', email) from customers",
+      "select 1 from customers where pg_notify('ch', upper(email)) is null",
+      "select set_config('application_name', c::text, false) from customers c",
+      "select pg_notify('ch', s.e) from (select email as e from customers) s",
+    ]) {
+      const d = j.judge(sql);
+      expectDecision(d, 'deny', SIDE_CHANNEL_RULE);
+      expect(d.message).toContain('masking cannot change');
+    }
+    expectDecision(j.judge("select pg_notify('ch', note) from customers"), 'allow');
+    expectDecision(j.judge("select pg_notify('ch', email) from orders"), 'allow');
+    expectDecision(j.judge("select pg_notify('ch', 'literal')"), 'allow');
   });
 });
 

@@ -378,6 +378,32 @@ describe('COPY, DO, functions, prepared statements, cursors, settings', () => {
     expect(one('discard plans').preparedName).toBeUndefined();
   });
 
+  it('COPY options, target, table, columns and the text of its query', () => {
+    expect(one("copy t (a, b) to stdout with (format csv, header, delimiter ';', null 'NULL')").copy).toEqual({
+      direction: 'to', target: 'client', format: 'csv', header: true, delimiter: ';', null: 'NULL', relation: { table: 't' }, columns: ['a', 'b'],
+    });
+    expect(one("copy s.t from '/tmp/x'").copy).toMatchObject({ direction: 'from', target: 'file', relation: { schema: 's', table: 't' } });
+    expect(one("copy t to program 'gzip'").copy?.target).toBe('program');
+    expect(one("COPY ( select ')' as p, $$(x$$ /* ) */ from t -- )\n ) TO STDOUT").copy?.query).toBe(" select ')' as p, $$(x$$ /* ) */ from t -- )\n ");
+    expect(one('copy (select (1 + (2)) * 3) to stdout').copy?.query).toBe('select (1 + (2)) * 3');
+  });
+
+  it('every EXECUTE, run or only explained, in order', () => {
+    expect(one('explain execute p1(5)').executes).toEqual(['p1']);
+    expect(one('create table x as execute p2').executes).toEqual(['p2']);
+    expect(one('select 1').executes).toEqual([]);
+  });
+
+  it('column references anywhere, and values passed to pg_notify or set_config', () => {
+    const s = one("select id from customers c where c.email::int = 1 and exists (select 1 from orders o where o.x = lower(c.note)) order by upper(name)");
+    expect(new Set(s.refs)).toEqual(new Set(['id', 'c.email', 'o.x', 'c.note', 'name']));
+    expect(one("select pg_notify('ch', email) from customers").sideChannel).toEqual({ name: 'pg_notify', refs: ['email'] });
+    expect(one("select 1 from t where pg_catalog.pg_notify('ch', (select e from u)) is null").sideChannel).toEqual({ name: 'pg_notify', refs: ['e'] });
+    expect(one("select set_config('application_name', c::text, false) from customers c").sideChannel).toEqual({ name: 'set_config', refs: ['c'] });
+    expect(one("create view v as select pg_notify('x', email) from customers").sideChannel).toBeUndefined();
+    expect(one('select 1').sideChannel).toBeUndefined();
+  });
+
   it('cursors', () => {
     expect(one('declare c1 cursor for select * from cards').cursorName).toBe('c1');
     expect(one('fetch forward 5 from c1').cursorName).toBe('c1');

@@ -19,6 +19,16 @@
 import type { StatementFacts } from '../sql/analyze.js';
 import { MaskingRules, type MaskingPolicyLike } from './rules.js';
 
+/** How a statement's column references resolve to masked columns (phrases for messages). */
+interface MaskedNames {
+  /** The masked column (or whole row) a column reference may read. */
+  ref(ref: string): string | undefined;
+  /** The masked table a qualifier names. */
+  tableOf(qualifier: string): string | undefined;
+  column(name: string, table?: string): string | undefined;
+  row(table: string): string;
+}
+
 /**
  * Finds the masked column a statement's computed output is derived from.
  *
@@ -42,12 +52,41 @@ export class DerivedValueCheck {
    * from a masked column.
    */
   find(facts: StatementFacts): string | undefined {
+    const names = this.#names(facts);
+    if (!names) return undefined;
+    for (const ref of facts.outputs.derived) {
+      const hit = names.ref(ref);
+      if (hit) return hit;
+    }
+    for (const name of facts.outputs.bare) {
+      const whole = names.tableOf(name);
+      if (whole && !names.column(name)) return names.row(whole);
+    }
+    return undefined;
+  }
+
+  /**
+   * The masked column (as a phrase, see {@link find}) one of `refs` (column references of
+   * `facts`, as the analysis writes them) may read; undefined when none may.
+   */
+  findIn(facts: StatementFacts, refs: readonly string[]): string | undefined {
+    const names = this.#names(facts);
+    if (!names) return undefined;
+    for (const ref of refs) {
+      const hit = names.ref(ref);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+
+  /** How the references of `facts` resolve to masked columns; undefined when none can. */
+  #names(facts: StatementFacts): MaskedNames | undefined {
     const masked = new Map<string, Set<string>>();
     for (const table of facts.tables) {
       const columns = this.#rules.columnsOfSqlTable(table);
       if (columns.size > 0) masked.set(table, columns);
     }
-    const { derived, bare, aliases, subqueries } = facts.outputs;
+    const { aliases, subqueries } = facts.outputs;
     if (masked.size === 0 && !this.#rules.hasNameRules) return undefined;
     const renamed = (ref: string): string => {
       const table = masked.keys().next().value;
@@ -64,31 +103,22 @@ export class DerivedValueCheck {
       for (const [t, cols] of masked) if ((table === undefined || t === table) && (cols.has('*') || cols.has(name))) return `the masked column ${t}.${name}`;
       return this.#rules.forName(name) ? `the column ${name} (masked by name)` : undefined;
     };
-    for (const ref of derived) {
-      const parts = ref.split('.');
+    const ref = (text: string): string | undefined => {
+      const parts = text.split('.');
       const last = parts.at(-1)!;
       if (parts.length === 1) {
         const whole = tableOf(last);
         const hit = whole ? row(whole) : column(last);
         if (hit) return hit;
-        if (subqueries.length > 0) return renamed(ref);
-        continue;
+        return subqueries.length > 0 ? renamed(text) : undefined;
       }
       const qualifier = parts.slice(0, -1).join('.');
-      if (subqueries.includes(parts.at(-2)!) && !tableOf(parts.at(-2)!)) return renamed(ref);
+      if (subqueries.includes(parts.at(-2)!) && !tableOf(parts.at(-2)!)) return renamed(text);
       const table = tableOf(qualifier) ?? tableOf(parts.at(-2)!);
-      if (last === '*') {
-        if (table) return row(table);
-        continue;
-      }
+      if (last === '*') return table ? row(table) : undefined;
       // A qualifier that names no masked table (a subquery or CTE alias) may still carry one.
-      const hit = column(last, table);
-      if (hit) return hit;
-    }
-    for (const name of bare) {
-      const whole = tableOf(name);
-      if (whole && !column(name)) return row(whole);
-    }
-    return undefined;
+      return column(last, table);
+    };
+    return { ref, tableOf, column, row };
   }
 }

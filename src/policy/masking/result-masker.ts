@@ -49,6 +49,12 @@ export type OriginUnknownPolicy = 'mask' | 'detect-only';
 /** What the engine knows about a statement from its parse tree, passed with its Query or Parse message. */
 export interface StatementHints {
   originUnknownPolicy?: OriginUnknownPolicy;
+  /**
+   * The statement evaluates expressions over values that may be masked: the text of its errors
+   * and notices (which can quote a value, e.g. `invalid input syntax for type integer: "..."`) is
+   * withheld; the SQLSTATE stays.
+   */
+  withholdMessages?: boolean;
   /** For COPY ... TO STDOUT: the format options and, when known, the origin of each column by position. */
   copy?: CopyOptions & { columns?: Array<ColumnOrigin | undefined> };
 }
@@ -437,12 +443,14 @@ export class ResultMasker {
         const rest = copy.masker.end();
         return rest.length ? Buffer.concat([message('d', rest), msg.raw]) : msg.raw;
       }
-      case T.error:
+      case T.error: {
+        const withhold = this.withholds(head);
         this.copy = undefined;
         if (head && head.k !== 'query') while (this.ops.length && this.ops[0]!.k !== 'sync') this.ops.shift();
-        return this.errorOrNotice(msg);
+        return this.errorOrNotice(msg, withhold);
+      }
       case T.notice:
-        return this.errorOrNotice(msg);
+        return this.errorOrNotice(msg, this.withholds(head));
       case T.notification:
         return this.notification(msg);
       case T.ready: {
@@ -463,6 +471,13 @@ export class ResultMasker {
   private push(op: Op): void {
     if (this.ops.length >= MAX_PENDING_OPS) throw new PgProtocolError('too many client messages awaiting a response');
     this.ops.push(op);
+  }
+
+  /** Whether the text of an error or notice raised now is withheld (see {@link StatementHints.withholdMessages}). */
+  private withholds(head: Op | undefined): boolean {
+    if (head?.k === 'query') return head.hints.withholdMessages === true;
+    if (head?.k === 'execute') return this.portals.get(head.portal)?.hints.withholdMessages === true;
+    return false;
   }
 
   private hintsOf(head: Op | undefined): StatementHints {
@@ -632,8 +647,9 @@ export class ResultMasker {
     return payload.length === 0 ? Buffer.alloc(0) : message('d', payload);
   }
 
-  private errorOrNotice(msg: PgMessage): Buffer {
+  private errorOrNotice(msg: PgMessage, withhold: boolean): Buffer {
     const { fields } = parseErrorFields(msg.body);
+    if (withhold) return withheldMessage(msg.type, fields);
     const table = fields.get('t');
     const keyed = table !== undefined && (this.rules.tableHasRules(fields.get('s') ?? 'public', table) || this.rules.hasNameRules);
     let changed = false;
@@ -663,6 +679,26 @@ export class ResultMasker {
     if (!r.changed) return msg.raw;
     return message(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${r.text}\0`, 'utf8')]));
   }
+}
+
+/** Error and notice fields that name where and what (never a value): kept when the text is withheld. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
+const KEPT_WHEN_WITHHELD = new Set(['S', 'V', 'C', 'P', 'F', 'L', 'R', 's', 't', 'c', 'd', 'n']);
+
+/**
+ * An ErrorResponse or NoticeResponse with its text withheld: severity, SQLSTATE, position and the
+ * names of schema, table, column, type and constraint stay; message, detail, hint, context and
+ * internal query (which can quote values) are replaced by hoop's explanation.
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+function withheldMessage(type: number, fields: Map<string, string>): Buffer {
+  const code = fields.get('C') ?? 'XX000';
+  const parts: Buffer[] = [];
+  for (const [k, v] of fields) if (KEPT_WHEN_WITHHELD.has(k)) parts.push(Buffer.from(`${k}${v}\0`, 'utf8'));
+  parts.push(
+    Buffer.from(`Mhoop: the server's ${type === T.error ? 'error' : 'notice'} text is withheld (SQLSTATE ${code}): the statement computes over masked values, which the text could quote\0`, 'utf8'),
+    Buffer.from('Hrun the statement without the masked columns to see the server\'s own text\0\0', 'utf8'),
+  );
+  return message(type, Buffer.concat(parts));
 }
 
 /**

@@ -86,6 +86,19 @@ export interface StatementFacts {
   setting?: string;
   /** What the statement's result columns are computed from (see {@link OutputFacts}). */
   outputs: OutputFacts;
+  /**
+   * Every column reference in what the statement runs, anywhere (outputs, WHERE, JOIN, ORDER BY,
+   * function arguments, subqueries), as written and lower-case: what an error or notice raised
+   * while evaluating it may quote.
+   */
+  refs: string[];
+  /**
+   * Column references in the arguments of calls that send a value out of band, to this or
+   * another session: `pg_notify` (a NotificationResponse payload) and `set_config` (a reported
+   * setting such as application_name comes back in ParameterStatus); `name` is the first such
+   * function called.
+   */
+  sideChannel?: { name: string; refs: string[] };
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
 }
@@ -300,6 +313,8 @@ class Acc {
   setting: string | undefined;
   derived = new Set<string>();
   bare = new Set<string>();
+  refs = new Set<string>();
+  sideChannel: { name: string; refs: Set<string> } | undefined;
   aliases = new Map<string, string>();
   opaqueOutputs = false;
   subqueries = new Set<string>();
@@ -325,8 +340,10 @@ class Acc {
       changesLexing: this.changesLexing,
       outputs: { derived: [...this.derived], bare: [...this.bare], aliases: Object.fromEntries(this.aliases), opaque: this.opaqueOutputs, subqueries: [...this.subqueries] },
       executes: this.executes,
+      refs: [...this.refs],
       text,
     };
+    if (this.sideChannel !== undefined) f.sideChannel = { name: this.sideChannel.name, refs: [...this.sideChannel.refs] };
     if (this.copy !== undefined) f.copy = this.copy;
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;
     if (this.executeName !== undefined) f.executeName = this.executeName;
@@ -895,6 +912,11 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     case 'FuncCall': {
       const parts = names(body.funcname);
       if (parts.length > 0) acc.functions.add(parts.slice(-2).join('.').toLowerCase());
+      const fn = parts.at(-1)?.toLowerCase();
+      if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) {
+        acc.sideChannel ??= { name: fn, refs: new Set() };
+        columnRefsIn(body.args, acc.sideChannel.refs);
+      }
       if (parts.at(-1)?.toLowerCase() === 'set_config') {
         const [nameArg, valueArg] = list(body.args);
         const name = constText(nameArg);
@@ -933,12 +955,14 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
         acc.numericLiterals.push(body.location);
       }
       return;
+    case 'ColumnRef':
+      if (ctx.runs) acc.refs.add(columnRefText(body));
+      return;
     case 'String':
     case 'Integer':
     case 'Float':
     case 'Boolean':
     case 'BitString':
-    case 'ColumnRef':
     case 'ParamRef':
     case 'TypeName':
     case 'RoleSpec':
@@ -950,6 +974,9 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
 }
 
 const LEXING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding']);
+
+/** Functions whose arguments leave through another channel than the result (see `StatementFacts.sideChannel`). */
+const SIDE_CHANNELS = new Set(['pg_notify', 'set_config']);
 
 const ASCII_SAFE_ENCODING =
   /^(default|utf8|unicode|sqlascii|latin\d+|iso8859\d+|(win|windows|cp)(125\d|866|874)|koi8[ru]?|euc(jp|cn|kr|tw|jis2004)|mule(internal)?)$/;

@@ -1,0 +1,155 @@
+/**
+ * Side channels a statement controls: a value computed from a masked column must not come back
+ * in a NOTIFY payload (pg_notify in the select list or in WHERE, heard by this session or another
+ * one), in a setting the server reports back (set_config of application_name), or in the text of
+ * an error or notice raised while evaluating an expression over it (a failing cast, an unknown
+ * setting or relation named by the value). With `derived: mask` and `derived: deny` alike; through
+ * `hoop connect` and straight to the tunnel; the assertions are on the bytes received.
+ *
+ * @see https://www.postgresql.org/docs/current/sql-notify.html
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StatementJudge } from '../../src/policy/decide.js';
+import type { MaskingPolicy } from '../../src/policy/schema.js';
+import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import { parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { frontendMessage as msg } from '../harness/pg-frontend.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+const base: MaskingPolicy = {
+  columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
+  names: [],
+  detectors: [],
+  derived: 'mask',
+};
+const SECRETS = ['alice@example.com', 'ALICE@EXAMPLE.COM', 'alice@example'];
+
+let stack: HoopStack;
+const connects = new Map<string, RunningConnect>();
+const tokens = new Map<string, string>();
+
+function judgeFor(masking: MaskingPolicy, who: { subject: string; groups: string[] }): StatementJudge {
+  return new StatementJudge(
+    { connections: [], access: [], statements: { unparseable: 'deny', rules: [] }, masking, recording: { results: 'masked', rowCap: 1000, onFailure: 'close' }, tests: [] },
+    who,
+    'app',
+    'read-write',
+  );
+}
+
+beforeAll(async () => {
+  await loadSqlParser();
+  stack = await startStack({
+    gateway: {
+      sessionPolicy: (identity) => {
+        const masking: MaskingPolicy = { ...base, derived: identity.groups.includes('deny') ? 'deny' : 'mask' };
+        return { judge: judgeFor(masking, { subject: identity.subject, groups: identity.groups }), masking: { policy: masking } };
+      },
+    },
+  });
+  await stack.pg.psql(
+    `create table customers (id int primary key, email text, note text);
+     insert into customers values (1, 'alice@example.com', 'n1');
+     create function shout(t text) returns boolean language plpgsql as $$ begin raise notice 'saw %', t; return true; end $$;
+     grant all on customers to public`,
+    { database: 'app' },
+  );
+  for (const mode of ['mask', 'deny']) {
+    const token = await stack.token('alice', mode === 'deny' ? ['deny'] : []);
+    tokens.set(mode, token);
+    connects.set(mode, await stack.connect('app', token));
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of connects.values()) await c.stop();
+  await stack?.close();
+});
+
+async function open(mode: string, via: string): Promise<RawFrontend> {
+  if (via === 'the tunnel') return stack.tunnel('app', tokens.get(mode)!);
+  const info = connects.get(mode)!.info;
+  const f = await RawFrontend.tcp(info.port);
+  await f.startup(info.password, [['user', info.user], ['database', info.database]]);
+  return f;
+}
+
+async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
+  const from = f.raw.length;
+  f.write(msg('Q', sql));
+  return f.messagesSince(from, 1);
+}
+
+const bytes = (ms: PgMessage[]): string => Buffer.concat(ms.map((m) => m.raw)).toString('latin1');
+const errorOf = (ms: PgMessage[]): ReturnType<typeof parseErrorFields> | undefined => {
+  const e = ms.find((m) => m.type === 0x45);
+  return e ? parseErrorFields(e.body) : undefined;
+};
+
+describe.each(['mask', 'deny'])('derived: %s', (mode) => {
+  describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
+    it('refuses pg_notify and set_config of a value computed from a masked column (select list and WHERE); the listener hears nothing', async () => {
+      const listener = await open(mode, via);
+      const f = await open(mode, via);
+      try {
+        await simple(listener, 'listen ch');
+        for (const sql of [
+          "select pg_notify('ch', email) from customers",
+          "select 1 from customers where pg_notify('ch', upper(email)) is null",
+          "select pg_notify('ch', (select email from customers limit 1))",
+          "select pg_notify('ch', c::text) from customers c",
+          "select set_config('application_name', email, false) from customers",
+        ]) {
+          const got = await simple(f, sql);
+          const e = errorOf(got);
+          expect(e?.code, sql).toBe('42501');
+          expect(e?.message, sql).toContain('masking-side-channel');
+          for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
+        }
+        // A literal payload is no side channel, and the session goes on.
+        const ok = await simple(f, "select pg_notify('ch', 'hello')");
+        expect(errorOf(ok)).toBeUndefined();
+        await listener.waitFor('A');
+        await simple(listener, 'select 1');
+        expect(listener.raw.toString('latin1')).toContain('hello');
+        for (const s of SECRETS) expect(listener.raw.toString('latin1')).not.toContain(s);
+        const name = await simple(f, 'show application_name');
+        for (const s of SECRETS) expect(bytes(name) + f.raw.toString('latin1')).not.toContain(s);
+      } finally {
+        listener.destroy();
+        f.destroy();
+      }
+    });
+
+    it('withholds the text of errors and notices raised while evaluating a masked value; the SQLSTATE stays', async () => {
+      const f = await open(mode, via);
+      try {
+        for (const [sql, code] of [
+          ['select 1 from customers where email::int = 1', '22P02'],
+          ['select 1 from customers where email::regclass is not null', '3F000'],
+          ["select 1 from customers where current_setting(email) = 'x'", '42704'],
+          ['select 1 from customers where length(email::int::text) > 0 order by 1', '22P02'],
+        ] as const) {
+          const got = await simple(f, sql);
+          const e = errorOf(got);
+          expect(e?.code, sql).toBe(code);
+          expect(e?.message, sql).toContain('withheld');
+          for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
+        }
+        // Errors of statements that read no masked value keep their text.
+        const plain = await simple(f, "select 'abc'::int");
+        expect(errorOf(plain)?.message).toContain('invalid input syntax for type integer: "abc"');
+        // A notice raised by a function evaluated over a masked value.
+        const notice = await simple(f, 'select id from customers where shout(email)');
+        const n = notice.find((m) => m.type === 0x4e);
+        expect(n && parseErrorFields(n.body).message).toContain('withheld');
+        expect(errorOf(notice)).toBeUndefined();
+        for (const s of SECRETS) expect(bytes(notice)).not.toContain(s);
+      } finally {
+        f.destroy();
+      }
+    });
+  });
+});
