@@ -3,13 +3,17 @@
  * `standard_conforming_strings = on` and a backslash-safe client encoding. The analyzer refuses
  * `SET` of those settings, but a DO block or a function can still change them; the server then
  * reports the change (ParameterStatus) and the gateway ends the session. A server that starts
- * the session with them already unsafe is refused before the client gets ReadyForQuery.
+ * the session with them already unsafe is refused before the client gets ReadyForQuery. A
+ * statement pipelined behind the change is never judged under the old lexing: one whose text
+ * has a backslash waits until the server has answered what came before it (or, behind an
+ * unsynced Bind or Execute, is refused).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { query } from '../../src/tunnel/postgres/messages.js';
+import { bind, execute, parse, sync } from '../harness/pg-frontend.js';
 import { psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -17,7 +21,7 @@ import { startStack, type HoopStack, type RunningConnect } from '../harness/stac
 const policy: Policy = {
   connections: [],
   access: [],
-  statements: { unparseable: 'deny', rules: [] },
+  statements: { unparseable: 'deny', rules: [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny' }] },
   masking: { columns: [], names: [], detectors: [], derived: 'mask' },
   recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
   tests: [],
@@ -36,7 +40,8 @@ beforeAll(async () => {
     },
   });
   await stack.pg.psql(
-    `create function flip(is_local boolean) returns text language plpgsql as $$ begin return set_config('standard_conforming_strings', 'off', is_local); end $$`,
+    `create function flip(is_local boolean) returns text language plpgsql as $$ begin return set_config('standard_conforming_strings', 'off', is_local); end $$;
+     create table victim (id int); alter table victim owner to ${stack.pg.users.scram.user}`,
     { database: 'app' },
   );
   judged = await stack.connect('app', await stack.token('alice'));
@@ -102,6 +107,50 @@ describe('a judged session whose SQL changes how the server reads SQL', () => {
   it('is not watched without a judge', async () => {
     const r = await psql(plain.info, ['-At', '-v', 'ON_ERROR_STOP=1', '-c', "do $$ begin perform set_config('standard_conforming_strings', 'off', false); end $$", '-c', 'show standard_conforming_strings']);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('off');
+  });
+});
+
+describe('a statement pipelined behind a change of standard_conforming_strings', () => {
+  // With standard_conforming_strings on (how the gateway reads it) this selects two strings;
+  // with it off (how the server would read it after flip) the second quote is escaped and a DROP runs.
+  const EVIL = "select 'a\\' , ' ; drop table victim ; -- '";
+  const victimExists = async (): Promise<boolean> =>
+    (await stack.pg.psql("select to_regclass('public.victim') is not null", { database: 'app' })).trim() === 't';
+
+  it('is held until the server answered, in one write of simple Queries: the session ends, the table stays', async () => {
+    const f = await raw(judged);
+    f.write(Buffer.concat([query('select flip(false)'), query(EVIL)]));
+    expect(await f.error()).toMatchObject({ severity: 'FATAL', message: said('standard_conforming_strings') });
+    expect(await f.closed()).toBe(true);
+    expect(await victimExists()).toBe(true);
+  });
+
+  it('is held behind an earlier Sync batch of the extended protocol', async () => {
+    const f = await raw(judged);
+    f.write(Buffer.concat([parse('', 'select flip(false)'), bind('', ''), execute(''), sync(), parse('', EVIL), bind('', ''), execute(''), sync()]));
+    expect(await f.error()).toMatchObject({ severity: 'FATAL', message: said('standard_conforming_strings') });
+    expect(await f.closed()).toBe(true);
+    expect(await victimExists()).toBe(true);
+  });
+
+  it('is refused behind an Execute of the same unsynced batch', async () => {
+    const f = await raw(judged);
+    f.write(Buffer.concat([parse('', 'select flip(false)'), bind('', ''), execute(''), parse('', EVIL), bind('', ''), execute(''), sync()]));
+    const e = await f.error();
+    expect(e).toMatchObject({ code: '42501' });
+    expect(e?.message).toContain('hoop:lexing-pending');
+    expect(await victimExists()).toBe(true);
+  });
+
+  it('costs a backslash-free pipeline nothing, and a backslash statement in its own batch runs', async () => {
+    const f = await raw(judged);
+    const from = f.raw.length;
+    f.write(Buffer.concat([query('select 1'), query("select 'a\\b' as v"), parse('', "select 'c\\d'"), bind('', ''), execute(''), sync()]));
+    const all = await f.messagesSince(from, 3);
+    expect(all.filter((m) => m.type === 0x45)).toHaveLength(0);
+    expect(Buffer.concat(all.map((m) => m.raw)).toString('latin1')).toContain('a\\b');
+    expect(Buffer.concat(all.map((m) => m.raw)).toString('latin1')).toContain('c\\d');
+    f.destroy();
   });
 });
 
