@@ -78,13 +78,27 @@ export const DERIVED_RULE = 'masking-derived';
  */
 export const SIDE_CHANNEL_RULE = 'masking-side-channel';
 
+/**
+ * Rule name of the built-in denial of functions that signal other backends
+ * (`pg_terminate_backend`, `pg_cancel_backend`, `pg_signal_backend`): every identity shares the
+ * gateway's database role, so one could end or cancel another's session. A policy rule whose
+ * `functions` name the function and whose action is allow lifts it.
+ * @see https://www.postgresql.org/docs/17/functions-admin.html#FUNCTIONS-ADMIN-SIGNAL
+ */
+export const BACKEND_SIGNAL_RULE = 'backend-signal';
+
+/** Functions that signal other server processes. */
+const SIGNAL_FUNCTIONS = new Set(['pg_terminate_backend', 'pg_cancel_backend', 'pg_signal_backend']);
+
 /** Rule name of decisions about SQL that does not parse. */
 export const UNPARSEABLE_RULE = 'unparseable';
 
 /**
  * Kinds that read-only access denies: writes (`write`), DDL (`ddl`), GRANT/REVOKE, changing the
- * role or session authorization, and running code whose effects cannot be seen (DO, CALL).
- * COPY ... TO/FROM PROGRAM (it runs a shell command on the server) is denied too.
+ * role or session authorization (SET ROLE, SET SESSION AUTHORIZATION, set_config of either, or
+ * of a setting named by an expression), and running code whose effects cannot be seen (DO, CALL).
+ * COPY to or from a server file or program, and asking for read-write transactions
+ * (`default_transaction_read_only` off, BEGIN READ WRITE, ...), are denied too.
  * @see https://www.postgresql.org/docs/17/sql-set-transaction.html (what a read-only transaction refuses)
  */
 export const READ_ONLY_DENIED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>([
@@ -204,7 +218,9 @@ export class StatementJudge {
     }
     if (this.#mode === 'read-only') {
       const kind = facts.kinds.find((k) => READ_ONLY_DENIED_KINDS.has(k));
-      const refused = kind ?? (facts.program ? `${facts.kinds[0]} with PROGRAM` : undefined);
+      const refused =
+        kind ??
+        (facts.program ? `${facts.kinds[0]} with PROGRAM` : facts.copy?.target === 'file' ? `${facts.kinds[0]} with a server file` : facts.readWrite ? 'read-write transaction' : undefined);
       if (refused !== undefined) {
         return {
           action: 'deny',
@@ -235,6 +251,17 @@ export class StatementJudge {
         rule: DERIVED_RULE,
         message: `a value computed from ${derived} cannot be returned (masking.derived is deny); select masked columns as they are to get them masked`,
         reason: `${where} (${what}) returns a value computed from ${derived}, and masking.derived is deny`,
+        statement: index,
+        statements: all,
+      };
+    }
+    const signal = facts.functions.find((f) => SIGNAL_FUNCTIONS.has(f.slice(f.lastIndexOf('.') + 1)));
+    if (signal !== undefined && !this.#rules.some((p) => p.rule.action === 'allow' && p.rule.match.functions && functionsMatch(p.rule.match.functions, [signal]) && matches(p, facts, all.length > 1))) {
+      return {
+        action: 'deny',
+        rule: BACKEND_SIGNAL_RULE,
+        message: `${signal}() is refused: every identity shares the gateway's database role, so it could end or cancel someone else's session`,
+        reason: `${where} (${what}) calls ${signal}(), which no allow rule names`,
         statement: index,
         statements: all,
       };
@@ -277,6 +304,7 @@ function matches(prepared: PreparedRule, facts: StatementFacts, multiStatement: 
   if (m.missingWhere && !facts.missingWhere) return false;
   if (m.cteDml && !facts.cteDml) return false;
   if (m.multiStatement && !multiStatement) return false;
+  if (m.copyTarget && !(facts.copy && m.copyTarget.includes(facts.copy.target))) return false;
   return true;
 }
 
@@ -287,6 +315,8 @@ function describe(facts: StatementFacts): string {
   if (facts.missingWhere) parts.push('without a WHERE');
   if (facts.cteDml) parts.push('with DML in a WITH');
   if (facts.program) parts.push('with PROGRAM');
+  else if (facts.copy?.target === 'file') parts.push('with a server file');
+  if (facts.readWrite) parts.push('asking for read-write transactions');
   if (facts.opaqueBody) parts.push('with an opaque body');
   return parts.join(' ');
 }

@@ -78,9 +78,12 @@ export interface RuleMatch {
   tables?: string[];
   /** Function names or globs, e.g. `pg_read_file`, `dblink*`. */
   functions?: string[];
+  /** UPDATE / DELETE / MERGE / INSERT ... ON CONFLICT DO UPDATE that may reach every row (see `StatementFacts.missingWhere`). */
   missingWhere?: true;
   cteDml?: true;
   multiStatement?: true;
+  /** COPY to or from these: `client` (STDIN / STDOUT), `file` (a file on the server), `program` (a command the server runs). */
+  copyTarget?: Array<'client' | 'file' | 'program'>;
   connections?: string[];
   subjects?: string[];
   groups?: string[];
@@ -227,6 +230,10 @@ export const ruleMatchSchema = z.strictObject({
   missingWhere: onlyTrue('missingWhere').optional(),
   cteDml: onlyTrue('cteDml').optional(),
   multiStatement: onlyTrue('multiStatement').optional(),
+  copyTarget: z
+    .array(z.enum(['client', 'file', 'program'], { error: 'must be client, file or program' }), { error: 'must be a list of client, file, program' })
+    .min(1, { error: 'must list at least one of client, file, program' })
+    .optional(),
   connections: list('a connection name').min(1, { error: 'must list at least one connection' }).optional(),
   subjects: list('a subject').min(1, { error: 'must list at least one subject' }).optional(),
   groups: list('a group name').min(1, { error: 'must list at least one group' }).optional(),

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LEXING_RULE, READ_ONLY_RULE, SIDE_CHANNEL_RULE, StatementJudge, UNPARSEABLE_RULE, type Decision } from '../../src/policy/decide.js';
+import { BACKEND_SIGNAL_RULE, LEXING_RULE, READ_ONLY_RULE, SIDE_CHANNEL_RULE, StatementJudge, UNPARSEABLE_RULE, type Decision } from '../../src/policy/decide.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import type { Action, Policy, StatementRule, Who } from '../../src/policy/schema.js';
@@ -279,6 +279,21 @@ describe('read-only access', () => {
     'prepare p as update t set a = 1 where id = 1',
     'select 1; delete from t where id = 1',
     'discard all',
+    "copy t to '/tmp/x'",
+    "copy t from '/tmp/x'",
+    "copy (select * from t) to '/tmp/x' with (format csv)",
+    "select set_config('role', 'postgres', false)",
+    "select pg_catalog.set_config('ROLE', 'postgres', true)",
+    "select set_config('session_authorization', 'postgres', false)",
+    'set local role postgres',
+    'set default_transaction_read_only = off',
+    'set default_transaction_read_only to false',
+    'set transaction_read_only = 0',
+    "select set_config('default_transaction_read_only', 'off', false)",
+    'begin read write',
+    'start transaction isolation level serializable, read write',
+    'set transaction read write',
+    'set session characteristics as transaction read write',
   ])('%j is denied', (sql) => {
     const d = j.judge(sql);
     expectDecision(d, 'deny', READ_ONLY_RULE);
@@ -301,6 +316,12 @@ describe('read-only access', () => {
     'fetch 10 from c',
     'listen x',
     'select pg_sleep(0)',
+    'begin read only',
+    'begin isolation level serializable',
+    'set default_transaction_read_only = on',
+    'set default_transaction_read_only to default',
+    'reset default_transaction_read_only',
+    "select set_config('application_name', 'x', false)",
   ])('%j is allowed (a volatile function called by SELECT cannot be known: the upstream session is read-only too)', (sql) => {
     expectDecision(j.judge(sql), 'allow', undefined);
   });
@@ -308,6 +329,39 @@ describe('read-only access', () => {
   it('read-only decides before any rule', () => {
     const r: StatementRule[] = [{ name: 'also-deny', match: { kinds: ['drop'] }, action: 'deny' }];
     expectDecision(judge(alice, 'read-only', 'db', r).judge('drop table x'), 'deny', READ_ONLY_RULE);
+  });
+});
+
+describe('COPY to and from server files and programs', () => {
+  const r: StatementRule[] = [{ name: 'no-server-files', match: { copyTarget: ['file', 'program'] }, action: 'deny', message: 'COPY through the client only' }];
+  it.each([
+    ["copy t to '/tmp/x'", 'deny'],
+    ["copy t from '/tmp/x'", 'deny'],
+    ["copy t from program 'curl x'", 'deny'],
+    ["copy (select 1) to program 'cat'", 'deny'],
+    ['copy t to stdout', 'allow'],
+    ['copy t from stdin', 'allow'],
+    ['select 1', 'allow'],
+  ] as const)('with read-write access, a copyTarget rule matches %j -> %s', (sql, action) => {
+    expect(judge(alice, 'read-write', 'db', r).judge(sql).action).toBe(action);
+  });
+});
+
+describe('functions that signal other backends', () => {
+  it.each(['select pg_terminate_backend(123)', 'select pg_catalog.pg_cancel_backend(pid) from pg_stat_activity', 'select pg_signal_backend(1, 15)', 'select 1 where pg_cancel_backend(2)'])(
+    '%j is refused by default, also for read-write access',
+    (sql) => {
+      const d = judge(alice, 'read-write', 'db', []).judge(sql);
+      expectDecision(d, 'deny', BACKEND_SIGNAL_RULE);
+      expect(d.message).toContain('shares the gateway');
+    },
+  );
+
+  it('an allow rule naming the function lifts it, for whom it matches', () => {
+    const r: StatementRule[] = [{ name: 'dba-may-terminate', match: { functions: ['pg_terminate_backend'], groups: ['dba'] }, action: 'allow' }];
+    expectDecision(judge(alice, 'read-write', 'db', r).judge('select pg_terminate_backend(123)'), 'allow', 'dba-may-terminate');
+    expectDecision(judge(carol, 'read-write', 'db', r).judge('select pg_terminate_backend(123)'), 'deny', BACKEND_SIGNAL_RULE);
+    expectDecision(judge(alice, 'read-write', 'db', r).judge('select pg_cancel_backend(123)'), 'deny', BACKEND_SIGNAL_RULE);
   });
 });
 

@@ -84,6 +84,20 @@ export interface StatementFacts {
   cursorName?: string;
   /** SET / RESET / SHOW: the setting's name, lower-case (`all` for RESET ALL). */
   setting?: string;
+  /**
+   * Every setting the statement changes for the session or its transaction, by SET / RESET /
+   * SET LOCAL, set_config(), or BEGIN / SET TRANSACTION options: `name` lower-case (undefined when
+   * set_config names it with an expression), `value` the constant it is set to, lower-case
+   * (`default` for RESET and SET ... TO DEFAULT; undefined for an expression).
+   */
+  settings: Array<{ name?: string; value?: string }>;
+  /**
+   * The statement asks for read-write transactions: `default_transaction_read_only` or
+   * `transaction_read_only` set to anything but on (also through set_config, or a name that is an
+   * expression), BEGIN / START TRANSACTION / SET TRANSACTION / SET SESSION CHARACTERISTICS ...
+   * READ WRITE.
+   */
+  readWrite: boolean;
   /** What the statement's result columns are computed from (see {@link OutputFacts}). */
   outputs: OutputFacts;
   /**
@@ -304,6 +318,8 @@ class Acc {
   program = false;
   opaqueBody = false;
   changesLexing = false;
+  readWrite = false;
+  settings: Array<{ name?: string; value?: string }> = [];
   numericLiterals: number[] = [];
   preparedName: string | undefined;
   executeName: string | undefined;
@@ -338,6 +354,8 @@ class Acc {
       program: this.program,
       opaqueBody: this.opaqueBody,
       changesLexing: this.changesLexing,
+      settings: this.settings,
+      readWrite: this.readWrite,
       outputs: { derived: [...this.derived], bare: [...this.bare], aliases: Object.fromEntries(this.aliases), opaque: this.opaqueOutputs, subqueries: [...this.subqueries] },
       executes: this.executes,
       refs: [...this.refs],
@@ -640,7 +658,13 @@ function explainAnalyzes(options: unknown): boolean {
 /** A DefElem's boolean value as PostgreSQL's defGetBoolean reads it (absent = true). */
 function defElemTrue(arg: unknown): boolean {
   if (arg === undefined) return true;
-  const [t, b] = unwrap(arg);
+  let [t, b] = unwrap(arg);
+  if (t === 'A_Const') {
+    // An A_Const holds one of ival / boolval / sval (protobuf leaves a zero out: `ival: {}` is 0).
+    if (b.ival !== undefined) return ((b.ival as Body).ival ?? 0) !== 0;
+    if (b.boolval !== undefined) return (b.boolval as Body).boolval === true;
+    [t, b] = ['String', { sval: (b.sval as Body | undefined)?.sval }];
+  }
   if (t === 'Integer') return (b.ival ?? 0) !== 0;
   if (t === 'Boolean') return b.boolval === true;
   if (t === 'String') return !['false', 'off', 'no', '0', 'of', 'fa', 'f', 'n'].includes(String(b.sval).toLowerCase());
@@ -742,11 +766,19 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
       else if (name === 'transaction') acc.kind('transaction', ctx);
       else acc.kind('set', ctx);
       acc.setting ??= name ?? (body.kind === 'VAR_RESET_ALL' ? 'all' : undefined);
-      if (name !== undefined && LEXING_SETTINGS.has(name)) {
-        const value = body.kind === 'VAR_SET_VALUE' ? constText(list(body.args)[0]) : 'default';
-        if (!lexingSafe(name, value)) acc.changesLexing = true;
+      if (body.kind === 'VAR_SET_MULTI') transactionOptions(body.args, acc, ctx);
+      else if (name !== undefined) {
+        const args = list(body.args);
+        // SET x = a, b (a list, as for search_path) is one value; only its text matters for single values.
+        const value = body.kind === 'VAR_SET_VALUE' ? (args.length === 1 ? constText(args[0]) : args.map(constText).join(',')) : body.kind === 'VAR_SET_CURRENT' ? undefined : 'default';
+        settingChanged(name, value, acc, ctx);
       }
       walkFields(type, body, acc, ctx);
+      return;
+    }
+    case 'TransactionStmt': {
+      acc.kind('transaction', ctx);
+      if (body.kind === 'TRANS_STMT_BEGIN' || body.kind === 'TRANS_STMT_START') transactionOptions(body.options, acc, ctx);
       return;
     }
     case 'VariableShowStmt':
@@ -810,17 +842,32 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
 /** INSERT / UPDATE / DELETE / MERGE: own kind, target table, missing WHERE, MERGE actions. */
 function dml(type: string, body: Body, acc: Acc, ctx: Ctx): void {
   acc.kind(DML[type]!, ctx);
+  let touchesAll = false;
   if (type === 'MergeStmt') {
+    // A MERGE may reach every row of its target when its join is always true, or when one of its
+    // UPDATE / DELETE actions has no condition of its own (a source that is the target itself
+    // matches every row: the join alone does not bound it).
+    let writes = false;
     for (const clause of list(body.mergeWhenClauses)) {
       const [, b] = unwrap(clause);
       if (b.commandType === 'CMD_UPDATE') acc.kind('update', ctx);
       else if (b.commandType === 'CMD_DELETE') acc.kind('delete', ctx);
       else if (b.commandType === 'CMD_INSERT') acc.kind('insert', ctx);
+      if ((b.commandType === 'CMD_UPDATE' || b.commandType === 'CMD_DELETE') && b.matchKind !== 'MERGE_WHEN_NOT_MATCHED_BY_TARGET') {
+        writes = true;
+        if (whereIsMissing(b.condition)) touchesAll = true;
+      }
     }
-  }
-  if (ctx.runs && (type === 'UpdateStmt' || type === 'DeleteStmt') && whereIsMissing(body.whereClause)) {
-    acc.missingWhere = true;
-  }
+    if (writes && mayBeAllRows(body.joinCondition)) touchesAll = true;
+  } else if (type === 'InsertStmt') {
+    // INSERT ... SELECT ... ON CONFLICT DO UPDATE updates every existing row the SELECT names.
+    const conflict = body.onConflictClause as Body | undefined;
+    if (conflict?.action === 'ONCONFLICT_UPDATE') {
+      acc.kind('update', ctx);
+      if (whereIsMissing(conflict.whereClause) && selectMayBeAllRows(body.selectStmt)) touchesAll = true;
+    }
+  } else touchesAll = whereIsMissing(body.whereClause);
+  if (ctx.runs && touchesAll) acc.missingWhere = true;
   query(type, body, acc, ctx);
 }
 
@@ -917,10 +964,9 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
         acc.sideChannel ??= { name: fn, refs: new Set() };
         columnRefsIn(body.args, acc.sideChannel.refs);
       }
-      if (parts.at(-1)?.toLowerCase() === 'set_config') {
+      if (fn === 'set_config') {
         const [nameArg, valueArg] = list(body.args);
-        const name = constText(nameArg);
-        if (name === undefined || (LEXING_SETTINGS.has(name) && !lexingSafe(name, constText(valueArg)))) acc.changesLexing = true;
+        settingChanged(constText(nameArg), constText(valueArg), acc, ctx);
       }
       walkFields(type, body, acc, ctx, ['funcname']);
       return;
@@ -975,6 +1021,38 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
 
 const LEXING_SETTINGS = new Set(['standard_conforming_strings', 'client_encoding']);
 
+/** Settings whose value says whether new transactions may write. */
+const READ_ONLY_SETTINGS = new Set(['default_transaction_read_only', 'transaction_read_only']);
+
+/**
+ * Records that a statement sets `name` (undefined: an expression names it) to `value` (lower-case
+ * constant, `default`, or undefined for an expression): the settings list, lexing, role changes
+ * and read-write transactions.
+ */
+function settingChanged(name: string | undefined, value: string | undefined, acc: Acc, ctx: Ctx): void {
+  if (!ctx.runs) return;
+  acc.settings.push({ ...(name !== undefined ? { name } : {}), ...(value !== undefined ? { value } : {}) });
+  if (name === undefined || (LEXING_SETTINGS.has(name) && !lexingSafe(name, value))) acc.changesLexing = true;
+  if (name === undefined || name === 'role') acc.kind('set-role', ctx);
+  if (name === undefined || name === 'session_authorization') acc.kind('set-session-authorization', ctx);
+  if (name === undefined || (READ_ONLY_SETTINGS.has(name) && !isOn(value))) acc.readWrite = true;
+}
+
+/** The options of BEGIN / START TRANSACTION / SET TRANSACTION / SET SESSION CHARACTERISTICS (DefElems). */
+function transactionOptions(options: unknown, acc: Acc, ctx: Ctx): void {
+  for (const o of list(options)) {
+    const [t, d] = unwrap(o);
+    if (t !== 'DefElem') continue;
+    const name = str(d.defname)?.toLowerCase();
+    if (name === 'transaction_read_only') settingChanged(name, defElemTrue(d.arg) ? 'on' : 'off', acc, ctx);
+  }
+}
+
+/** Whether a boolean setting's constant text (or `default`, the session's start value) means on. */
+function isOn(value: string | undefined): boolean {
+  return value === 'default' || (value !== undefined && ['on', 'true', 'yes', '1', 't', 'tr', 'tru', 'y', 'ye'].includes(value));
+}
+
 /** Functions whose arguments leave through another channel than the result (see `StatementFacts.sideChannel`). */
 const SIDE_CHANNELS = new Set(['pg_notify', 'set_config']);
 
@@ -996,9 +1074,7 @@ function constText(node: unknown): string | undefined {
 /** Whether setting `name` to `value` keeps the server's lexing equal to this parser's. */
 function lexingSafe(name: string, value: string | undefined): boolean {
   if (value === undefined) return false;
-  if (name === 'standard_conforming_strings') {
-    return value === 'default' || ['on', 'true', 'yes', '1', 't', 'tr', 'tru', 'y', 'ye'].includes(value);
-  }
+  if (name === 'standard_conforming_strings') return isOn(value);
   return ASCII_SAFE_ENCODING.test(value.replace(/[-_\s]/g, ''));
 }
 
@@ -1026,11 +1102,97 @@ function certainlyNotTrue(node: unknown): boolean {
   return false;
 }
 
+/**
+ * Whether a condition may hold for every row: it depends on no row (and is not certainly
+ * false), or the parse tree shows a tautology: `a = a` (and `>=`, `<=`, IS NOT DISTINCT FROM),
+ * `a LIKE '%'`, an OR with an arm that may hold for every row or with two arms that complement
+ * each other (`x IS NULL OR x IS NOT NULL`, `p OR NOT p`, `a = b OR a <> b`, `a < b OR a >= b`,
+ * `x IS TRUE OR x IS NOT TRUE`), an AND of such conditions, or NOT of a contradiction.
+ * @see https://www.postgresql.org/docs/17/functions-comparison.html
+ */
 function mayBeAllRows(node: unknown): boolean {
   if (rowIndependent(node)) return !certainlyNotTrue(node);
   const [type, body] = unwrap(node);
-  if (type === 'BoolExpr' && body.boolop === 'OR_EXPR') return list(body.args).some(mayBeAllRows);
+  if (type === 'BoolExpr') {
+    const args = list(body.args);
+    if (body.boolop === 'OR_EXPR') {
+      const arms = orArms(node);
+      if (arms.some(mayBeAllRows)) return true;
+      for (let i = 0; i < arms.length; i++) for (let j = i + 1; j < arms.length; j++) if (complements(arms[i], arms[j])) return true;
+      return false;
+    }
+    if (body.boolop === 'AND_EXPR') return args.every(mayBeAllRows);
+    if (body.boolop === 'NOT_EXPR') return alwaysFalse(args[0]);
+  }
+  if (type === 'A_Expr') {
+    const op = names(body.name).at(-1);
+    if (body.kind === 'AEXPR_OP' && (op === '=' || op === '>=' || op === '<=') && sameExpr(body.lexpr, body.rexpr)) return true;
+    if (body.kind === 'AEXPR_NOT_DISTINCT' && sameExpr(body.lexpr, body.rexpr)) return true;
+    if ((body.kind === 'AEXPR_LIKE' || body.kind === 'AEXPR_ILIKE') && (op === '~~' || op === '~~*')) {
+      const pattern = constText(body.rexpr);
+      return pattern !== undefined && /^%+$/.test(pattern);
+    }
+  }
   return false;
+}
+
+/** Whether a condition holds for no row (`a <> a`, `a < a`, `a IS DISTINCT FROM a`, false, NULL). */
+function alwaysFalse(node: unknown): boolean {
+  if (rowIndependent(node)) return certainlyNotTrue(node);
+  const [type, body] = unwrap(node);
+  if (type !== 'A_Expr') return false;
+  const op = names(body.name).at(-1);
+  if (body.kind === 'AEXPR_OP' && (op === '<>' || op === '<' || op === '>')) return sameExpr(body.lexpr, body.rexpr);
+  return body.kind === 'AEXPR_DISTINCT' && sameExpr(body.lexpr, body.rexpr);
+}
+
+/** The arms of an OR, nested ORs flattened. */
+function orArms(node: unknown): unknown[] {
+  const [type, body] = unwrap(node);
+  return type === 'BoolExpr' && body.boolop === 'OR_EXPR' ? list(body.args).flatMap(orArms) : [node];
+}
+
+/** Opposite operators over the same operands. */
+const OPPOSITES: Readonly<Record<string, string>> = { '=': '<>', '<>': '=', '<': '>=', '>=': '<', '>': '<=', '<=': '>' };
+const OPPOSITE_TESTS: Readonly<Record<string, string>> = {
+  IS_NULL: 'IS_NOT_NULL',
+  IS_NOT_NULL: 'IS_NULL',
+  IS_TRUE: 'IS_NOT_TRUE',
+  IS_NOT_TRUE: 'IS_TRUE',
+  IS_FALSE: 'IS_NOT_FALSE',
+  IS_NOT_FALSE: 'IS_FALSE',
+  IS_UNKNOWN: 'IS_NOT_UNKNOWN',
+  IS_NOT_UNKNOWN: 'IS_UNKNOWN',
+};
+
+/** Whether one of two conditions holds whenever the other does not (for operands that are not NULL). */
+function complements(a: unknown, b: unknown): boolean {
+  const [ta, ba] = unwrap(a);
+  const [tb, bb] = unwrap(b);
+  if (ta === 'BoolExpr' && ba.boolop === 'NOT_EXPR' && sameExpr(list(ba.args)[0], b)) return true;
+  if (tb === 'BoolExpr' && bb.boolop === 'NOT_EXPR' && sameExpr(list(bb.args)[0], a)) return true;
+  if (ta !== tb) return false;
+  if (ta === 'NullTest') return OPPOSITE_TESTS[String(ba.nulltesttype)] === bb.nulltesttype && sameExpr(ba.arg, bb.arg);
+  if (ta === 'BooleanTest') return OPPOSITE_TESTS[String(ba.booltesttype)] === bb.booltesttype && sameExpr(ba.arg, bb.arg);
+  if (ta === 'A_Expr' && ba.kind === 'AEXPR_OP' && bb.kind === 'AEXPR_OP') {
+    const oa = names(ba.name).at(-1) ?? '';
+    const ob = names(bb.name).at(-1) ?? '';
+    return OPPOSITES[oa] === ob && sameExpr(ba.lexpr, bb.lexpr) && sameExpr(ba.rexpr, bb.rexpr);
+  }
+  return false;
+}
+
+/** Whether two expressions are written the same (locations aside). */
+function sameExpr(a: unknown, b: unknown): boolean {
+  return a !== undefined && b !== undefined && treeKey(a) === treeKey(b);
+}
+
+/** Whether an INSERT's source (a SELECT, not VALUES) may read every row of what it reads. */
+function selectMayBeAllRows(select: unknown): boolean {
+  const [type, body] = unwrap(select);
+  if (type !== 'SelectStmt' || body.valuesLists) return false;
+  if (typeof body.op === 'string' && body.op !== 'SETOP_NONE') return true;
+  return list(body.fromClause).length > 0 && whereIsMissing(body.whereClause);
 }
 
 function whereIsMissing(where: unknown): boolean {
