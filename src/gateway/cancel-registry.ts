@@ -1,8 +1,10 @@
 /**
- * Cancel keys minted by the gateway. Each client session gets its own random BackendKeyData;
- * a CancelRequest is honoured only when its (process id, secret key) pair matches a live session
- * of the same identity, and is then sent to that session's upstream backend. No client can cancel
- * another's query: the upstream's real key never leaves the gateway.
+ * Cancel keys minted by the gateway. Each client session is told the real process id of its
+ * upstream backend (so `pg_backend_pid()`, `pg_stat_activity` and NotificationResponse agree
+ * with BackendKeyData) and a secret key the gateway mints; a CancelRequest is honoured only when
+ * its (process id, secret key) pair matches a live session of the same identity, and is then
+ * sent to that session's upstream backend with the server's own key. No client can cancel
+ * another's query: the upstream's secret key never leaves the gateway.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
@@ -25,12 +27,13 @@ export interface CancelTarget {
 export class CancelRegistry {
   readonly #targets = new Map<string, CancelTarget>();
 
-  /** Mints a fresh key for `target`; call the returned function when the session ends. */
-  register(target: CancelTarget): { key: CancelKey; release: () => void } {
+  /**
+   * A key for `target`: the upstream backend's `processId` and a fresh secret; call the returned
+   * function when the session ends.
+   */
+  register(target: CancelTarget, processId: number): { key: CancelKey; release: () => void } {
     for (;;) {
-      const bytes = randomBytes(8);
-      // Process ids are positive int32 values; some clients print them as such.
-      const key = { processId: (bytes.readUInt32BE(0) & 0x7fffffff) || 1, secretKey: bytes.readUInt32BE(4) };
+      const key = { processId, secretKey: randomBytes(4).readUInt32BE(0) };
       const id = `${key.processId}:${key.secretKey}`;
       if (this.#targets.has(id)) continue;
       this.#targets.set(id, target);

@@ -44,6 +44,10 @@
  *     tls: { mode: verify-full, ca: ./db-ca.pem, serverName: db.internal }  # mode default prefer
  *     allowCleartextWithoutTls: false # send a cleartext password without TLS that verified the server? default no
  *     allow: { subjects: [], emails: [], groups: [dba] }   # '*' in subjects: anyone signed in
+ * postgres:                           # limits of PostgreSQL sessions; all optional
+ *   maxStatementBytes: 64MiB          # longest SQL text judged (bytes, or with kB/MB/GB); longer is refused
+ *   maxMaskedMessageBytes: 64MiB      # largest row / COPY line / error masking may hold whole
+ *   startupSettings: [application_name, search_path]   # settings a client may set at startup (default list in startup.ts)
  * policy:                             # instead of `connections`: load them, access and rules from a config repo
  *   repo: https://git.example.com/acme/hoop-policy.git   # a git URL, or a path (relative to this file)
  *   ref: main                         # branch, tag or commit; default main
@@ -101,6 +105,22 @@ export interface GatewayConfig {
   login?: LoginConfig;
   /** The config repo the policy (connections, access, rules) comes from; then `connections` is empty. */
   policy?: PolicySourceConfig;
+  /** Limits of the PostgreSQL engine. */
+  postgres: PostgresLimitsConfig;
+}
+
+/**
+ * What the gateway holds and lets through for PostgreSQL sessions.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+export interface PostgresLimitsConfig {
+  /** Longest SQL text (bytes) of a Query or Parse the gateway judges; a longer one is refused. */
+  maxStatementBytes?: number;
+  /** Largest server message (a row, a COPY line, an error) masking may hold whole; a larger one ends the session. */
+  maxMaskedMessageBytes?: number;
+  /** Settings a client may give at startup (parameters, or options -c), lower-case; absent: the default list. */
+  startupSettings?: string[];
 }
 
 /**
@@ -599,6 +619,34 @@ const policySourceSchema = z.strictObject({
   workDir: nonEmpty('a directory path').optional(),
 });
 
+const BYTE_UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** A size in bytes: a number, or a string such as 64MiB, 512kB, 1GB (1024-based, as PostgreSQL's units). */
+const bytesSchema = (min: number, max: number) =>
+  z.union([z.number(), z.string()], { error: 'must be a size in bytes, such as 67108864 or 64MiB' }).transform((v, ctx) => {
+    const m = typeof v === 'number' ? [String(v), String(v), 'b'] : /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(v);
+    const unit = BYTE_UNITS[(m?.[2] || 'b').toLowerCase()];
+    const n = m && unit ? Number(m[1]) * unit : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `must be a size from ${min} bytes to ${max / 1024 ** 3} GiB, such as 64MiB` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const postgresLimitsSchema = z.strictObject({
+  maxStatementBytes: bytesSchema(1024, 1024 ** 3 - 1).optional(),
+  maxMaskedMessageBytes: bytesSchema(64 * 1024, 1024 ** 3 - 1).optional(),
+  startupSettings: z
+    .array(
+      nonEmpty('a setting name')
+        .transform((v) => v.toLowerCase())
+        .refine((v) => /^[a-z_][a-z0-9_.]*$/.test(v), { error: 'must be a setting name such as application_name' }),
+      { error: 'must be a list of setting names' },
+    )
+    .optional(),
+});
+
 const fileSchema = z.strictObject(
   {
     listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
@@ -613,6 +661,7 @@ const fileSchema = z.strictObject(
     dataDir: nonEmpty('a directory path').optional(),
     login: loginSchema.optional(),
     policy: policySourceSchema.optional(),
+    postgres: postgresLimitsSchema.default({}),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
@@ -624,6 +673,7 @@ const KNOWN_KEYS = [
   ...Object.keys(ruleSchema.shape),
   ...Object.keys(loginSchema.shape),
   ...Object.keys(policySourceSchema.shape),
+  ...Object.keys(postgresLimitsSchema.shape),
   'cert', 'key', 'mode', 'ca', 'serverName', 'subjects', 'emails', 'groups', 'level',
 ];
 
@@ -952,6 +1002,11 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),
     log: data.log,
     dataDir,
+    postgres: {
+      ...(data.postgres.maxStatementBytes !== undefined ? { maxStatementBytes: data.postgres.maxStatementBytes } : {}),
+      ...(data.postgres.maxMaskedMessageBytes !== undefined ? { maxMaskedMessageBytes: data.postgres.maxMaskedMessageBytes } : {}),
+      ...(data.postgres.startupSettings !== undefined ? { startupSettings: data.postgres.startupSettings } : {}),
+    },
     ...(data.policy
       ? {
           policy: {

@@ -8,6 +8,7 @@
 import type { Logger } from '../log.js';
 import type { MaskingPolicy } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
+import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from '../tunnel/channel.js';
 import type { ConnectionConfig } from './config.js';
 import type { Identity } from './verify-token.js';
@@ -115,6 +116,11 @@ export interface TunnelSession {
    * it results are relayed as they come.
    */
   masking?: SessionMasking;
+  /**
+   * Server timeouts of the access, set when the upstream session opens (PostgreSQL: startup
+   * parameters); a client may lower them, never raise them.
+   */
+  limits?: SessionLimits;
 }
 
 /** The masking a session applies: the policy's `masking` section and its resolved HMAC key. */

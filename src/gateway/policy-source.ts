@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import { accessFor, type AccessGrant } from '../policy/access.js';
 import { StatementJudge } from '../policy/decide.js';
 import { PolicyRepo, looksLikeGitUrl, type RefreshResult } from '../policy/repo.js';
+import type { SessionLimits } from '../policy/limits.js';
 import type { Policy, Who } from '../policy/schema.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
 import { resolveSecret, type ConnectionConfig, type PolicySourceConfig } from './config.js';
@@ -39,6 +40,8 @@ export interface PolicySession {
   readOnly: boolean;
   masking?: SessionMasking;
   maxSessionSeconds?: number;
+  /** Server timeouts of the access (also known to the judge, which refuses raising them). */
+  limits: SessionLimits;
 }
 
 /** Options of {@link GatewayPolicySource.open}. */
@@ -172,7 +175,8 @@ export class GatewayPolicySource {
       snapshot,
       connection,
       grant,
-      judge: new StatementJudge(policy, whoOf(identity), name, grant.mode),
+      judge: new StatementJudge(policy, whoOf(identity), name, grant.mode, { limits: grant.limits }),
+      limits: grant.limits,
       readOnly: grant.mode === 'read-only',
       ...(masking ? { masking } : {}),
       ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),

@@ -23,7 +23,7 @@ import {
 import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
 import { MessageReader } from '../tunnel/postgres/reader.js';
 import { BackendPath, FrontendPath, ServerState } from '../tunnel/postgres/relay.js';
-import { filterStartupParams } from '../tunnel/postgres/startup.js';
+import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../tunnel/postgres/startup.js';
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
@@ -62,6 +62,8 @@ export interface PostgresEngineOptions {
   maxStatementBytes?: number;
   /** Largest server message masking reads whole; a larger one it would have to change ends the session. */
   maxMaskedMessageBytes?: number;
+  /** Settings a client may give at startup; default {@link DEFAULT_STARTUP_SETTINGS}. */
+  startupSettings?: readonly string[];
 }
 
 function upstreamTarget(c: ConnectionConfig): { host: string; port: number; tls: { mode: ConnectionConfig['tls']['mode']; ca?: Buffer; serverName?: string } } {
@@ -92,6 +94,7 @@ function closeForEnd(channel: TunnelChannel, end: SessionEnd): void {
 /** The gateway side of PostgreSQL sessions. */
 export class PostgresEngine implements Engine {
   readonly #o: Required<PostgresEngineOptions>;
+  readonly #startupSettings: ReadonlySet<string>;
 
   constructor(options: PostgresEngineOptions) {
     this.#o = {
@@ -100,8 +103,10 @@ export class PostgresEngine implements Engine {
       upstreamTimeoutMs: 10_000,
       maxStatementBytes: DEFAULT_MAX_STATEMENT_BYTES,
       maxMaskedMessageBytes: DEFAULT_MAX_MASKED_MESSAGE_BYTES,
+      startupSettings: DEFAULT_STARTUP_SETTINGS,
       ...options,
     };
+    this.#startupSettings = new Set(this.#o.startupSettings.map((n) => n.toLowerCase()));
   }
 
   async serve(session: TunnelSession): Promise<SessionOutcome> {
@@ -143,7 +148,7 @@ export class PostgresEngine implements Engine {
         return outcome('cancel-request', target ? 'forwarded' : 'no matching session');
       }
       startup = first;
-      params = filterStartupParams(first.params);
+      params = filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {} });
     } catch (err) {
       handshake.release();
       const end = ended();
@@ -151,6 +156,12 @@ export class PostgresEngine implements Engine {
       if (isHoopError(err, ErrorCode.TIMEOUT)) {
         closeWithError(channel, 'handshake-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
         return outcome('handshake-timeout');
+      }
+      if (err instanceof PgProtocolError && err.unanswered) {
+        // As PostgreSQL: no ErrorResponse; the CLI still hears why in a control message.
+        channel.sendControl({ type: 'close', reason: 'protocol-violation', message: `hoop: ${describeError(err)}` });
+        channel.end();
+        return outcome('protocol-violation', describeError(err));
       }
       const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
       closeWithError(channel, 'protocol-violation', sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
@@ -195,11 +206,14 @@ export class PostgresEngine implements Engine {
       return outcome(reason, describeError(err));
     }
 
-    const { key, release } = this.#o.cancels.register({
-      subject: identity.subject,
-      issuer: identity.issuer,
-      cancel: () => cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey),
-    });
+    const { key, release } = this.#o.cancels.register(
+      {
+        subject: identity.subject,
+        issuer: identity.issuer,
+        cancel: () => cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey),
+      },
+      upstream.backendKey.processId,
+    );
     // One masker per session; its catalog lookups run on a connection of the gateway's own,
     // opened on the first lookup with the session's credentials and closed with the session.
     const masking = session.masking

@@ -48,6 +48,7 @@ import { PostgresEngine, type PostgresEngineOptions } from './postgres-engine.js
 import { GatewayPolicySource, whoOf } from './policy-source.js';
 import { watchSessionToken } from './session-token.js';
 import { accessFor } from '../policy/access.js';
+import type { SessionLimits } from '../policy/limits.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { TokenRejectedError, TokenVerifier, type Identity } from './verify-token.js';
 
@@ -80,6 +81,8 @@ export interface SessionPolicy {
   masking?: SessionMasking;
   /** The session ends (reason `session-limit`) this many seconds after it opened. */
   maxSessionSeconds?: number;
+  /** Server timeouts of the access. */
+  limits?: SessionLimits;
 }
 
 /** A running gateway. */
@@ -252,7 +255,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
   const sessions = new Set<AbortController>();
   const engines: Record<ConnectionConfig['type'], Engine> = {
-    postgres: new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...options.postgres }),
+    postgres: new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...config.postgres, ...options.postgres }),
   };
   const connections = new Map(config.connections.map((c) => [c.name, c]));
   const live = new Set<Promise<unknown>>();
@@ -420,6 +423,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             readOnly: ps.readOnly,
             ...(ps.masking ? { masking: ps.masking } : {}),
             ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
+            limits: ps.limits,
           };
           const pinned = ps.snapshot.policy;
           const mode = ps.grant.mode;
@@ -473,6 +477,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(policy?.judge ? { judge: policy.judge } : {}),
         ...(policy?.readOnly ? { readOnly: true } : {}),
         ...(policy?.masking ? { masking: policy.masking } : {}),
+        ...(policy?.limits ? { limits: policy.limits } : {}),
       };
       const watch = watchSessionToken({
         session,

@@ -4,6 +4,7 @@
  *
  * @see /work/shared/ARCHITECTURE.md ("Policy as code": access)
  */
+import { loosestLimits, type SessionLimits } from './limits.js';
 import type { AccessRule, Policy, Who } from './schema.js';
 
 /** What an identity may do on a connection. */
@@ -15,6 +16,8 @@ export interface AccessGrant {
   maxSessionSeconds?: number;
   /** Every admitting rule, in policy order. */
   rules: string[];
+  /** Server timeouts: the longest among admitting rules; a setting one of them leaves unlimited is unlimited. */
+  limits: SessionLimits;
 }
 
 /** True when `rule` admits `who` (by subject, `*`, email or group), whatever the connection. */
@@ -37,5 +40,5 @@ export function accessFor(policy: Policy, who: Who, connection: string): AccessG
   const rule = admitting.find((r) => r.mode === mode)!.name;
   const unlimited = admitting.some((r) => r.maxSessionSeconds === undefined);
   const maxSessionSeconds = unlimited ? undefined : Math.max(...admitting.map((r) => r.maxSessionSeconds!));
-  return { mode, rule, ...(maxSessionSeconds !== undefined ? { maxSessionSeconds } : {}), rules: admitting.map((r) => r.name) };
+  return { mode, rule, ...(maxSessionSeconds !== undefined ? { maxSessionSeconds } : {}), rules: admitting.map((r) => r.name), limits: loosestLimits(admitting.map((r) => r.limits ?? {})) };
 }

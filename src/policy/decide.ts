@@ -26,6 +26,7 @@ import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
+import { limitProblem, type SessionLimits } from './limits.js';
 import { expandKind, type Action, type Policy, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
@@ -90,6 +91,13 @@ export const BACKEND_SIGNAL_RULE = 'backend-signal';
 /** Functions that signal other server processes. */
 const SIGNAL_FUNCTIONS = new Set(['pg_terminate_backend', 'pg_cancel_backend', 'pg_signal_backend']);
 
+/**
+ * Rule name of the refusal of a `SET` / `set_config` that would raise a server timeout above the
+ * access's limit (`statementTimeout`, `lockTimeout`, `idleInTransactionTimeout`).
+ * @see https://www.postgresql.org/docs/17/runtime-config-client.html#GUC-STATEMENT-TIMEOUT
+ */
+export const LIMIT_RULE = 'session-limit';
+
 /** Rule name of decisions about SQL that does not parse. */
 export const UNPARSEABLE_RULE = 'unparseable';
 
@@ -118,6 +126,8 @@ export interface JudgeOptions {
   cacheSize?: number;
   /** SQL texts longer than this are judged every time and not cached; default 8192 characters. */
   maxCachedText?: number;
+  /** Server timeouts of the access: a SET above them (or to 0, or from an expression) is refused. */
+  limits?: SessionLimits;
 }
 
 const RANK: Readonly<Record<Action, number>> = { allow: 0, review: 1, deny: 2 };
@@ -145,6 +155,7 @@ export class StatementJudge {
   readonly #derived: DerivedValueCheck | undefined;
   /** Masked values by reference, for side channels (whenever masking has column or name rules). */
   readonly #masked: DerivedValueCheck | undefined;
+  readonly #limits: SessionLimits;
 
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
     this.#connection = connection;
@@ -157,6 +168,7 @@ export class StatementJudge {
         ...(rule.match.kinds ? { kinds: new Set(rule.match.kinds.flatMap((k) => expandKind(k))) } : {}),
       }));
     this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
+    this.#limits = options.limits ?? {};
     const masked = new DerivedValueCheck(policy.masking);
     this.#masked = masked.active ? masked : undefined;
     this.#derived = policy.masking.derived === 'deny' ? this.#masked : undefined;
@@ -230,6 +242,12 @@ export class StatementJudge {
           statement: index,
           statements: all,
         };
+      }
+    }
+    for (const { name, value } of facts.settings) {
+      const problem = name !== undefined ? limitProblem(this.#limits, name, value) : undefined;
+      if (problem !== undefined) {
+        return { action: 'deny', rule: LIMIT_RULE, message: problem, reason: `${where} (${what}) sets ${name}: ${problem}`, statement: index, statements: all };
       }
     }
     const side = facts.sideChannel && this.#masked?.findIn(facts, facts.sideChannel.refs);

@@ -294,6 +294,11 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
         connections: value.connections,
         mode: value.mode,
         ...(value.maxSessionSeconds !== undefined ? { maxSessionSeconds: value.maxSessionSeconds } : {}),
+        limits: {
+          ...(value.statementTimeout !== undefined ? { statement_timeout: value.statementTimeout } : {}),
+          ...(value.lockTimeout !== undefined ? { lock_timeout: value.lockTimeout } : {}),
+          ...(value.idleInTransactionTimeout !== undefined ? { idle_in_transaction_session_timeout: value.idleInTransactionTimeout } : {}),
+        },
       };
       access.push({ value: rule, at: { file, path: ['access', i] } });
     });

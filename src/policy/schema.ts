@@ -13,6 +13,7 @@
  *       password: "${env:PROD_DB_PASSWORD}" }      # secret references only; ${file:/abs/path}
  * access:                       # deny by default
  *   - { name: dbas, groups: [dba], connections: [prod-db], mode: read-write, maxSessionSeconds: 28800 }
+ *   - { name: agents, groups: [agents], connections: [prod-db], statementTimeout: 30s, lockTimeout: 5s, idleInTransactionTimeout: 1min }
  * statements:
  *   unparseable: deny           # deny (default) | allow | review
  *   rules:
@@ -31,6 +32,7 @@
  */
 import { z } from 'zod';
 import { connectionSchema, type ConnectionConfig, type SecretRef } from '../gateway/config.js';
+import { parseTimeSetting, type SessionLimits } from './limits.js';
 
 /** What a matching statement rule does. */
 export type Action = 'allow' | 'deny' | 'review';
@@ -115,6 +117,8 @@ export interface AccessRule {
   connections: string[];
   mode: 'read-only' | 'read-write';
   maxSessionSeconds?: number;
+  /** Server timeouts of the sessions it admits (`statementTimeout`, `lockTimeout`, `idleInTransactionTimeout` in the file), in ms. */
+  limits?: SessionLimits;
 }
 
 /** The identity a decision is about. */
@@ -202,6 +206,18 @@ const secretText = z.string({ error: 'must be a secret reference like ${env:NAME
 /** A connection entry of the bundle: the gateway's connection fields without `allow`. */
 export const policyConnectionSchema = connectionSchema.omit({ allow: true });
 
+/** A server timeout: a number of seconds, or a PostgreSQL time such as "30s", "500ms", "5min"; in ms. */
+const timeoutSchema = z
+  .union([z.number(), z.string()], { error: 'must be a time such as 30s, 500ms, 5min (or a number of seconds)' })
+  .transform((v, ctx) => {
+    const ms = typeof v === 'number' ? Math.round(v * 1000) : parseTimeSetting(v);
+    if (ms === undefined || !Number.isFinite(ms) || ms <= 0 || ms > 86_400_000) {
+      ctx.addIssue({ code: 'custom', message: 'must be a time from 1ms to 24h, such as 30s, 500ms, 5min (or a number of seconds)' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
 /** An access rule. */
 export const accessRuleSchema = z.strictObject({
   name: nameSchema,
@@ -216,6 +232,9 @@ export const accessRuleSchema = z.strictObject({
     .min(60, { error: 'must be at least 60 seconds' })
     .max(7 * 24 * 3600, { error: 'must be at most 604800 seconds (7 days)' })
     .optional(),
+  statementTimeout: timeoutSchema.optional(),
+  lockTimeout: timeoutSchema.optional(),
+  idleInTransactionTimeout: timeoutSchema.optional(),
 });
 
 const kindSchema = z.enum([...STATEMENT_KINDS, 'ddl', 'write'], {

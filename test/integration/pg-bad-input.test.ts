@@ -3,6 +3,7 @@
  * keep serving everyone else. Checked both through `hoop connect` and by a client that talks to the
  * gateway's tunnel directly, bypassing the CLI.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { query, sslRequest, startupMessage, terminate } from '../../src/tunnel/postgres/messages.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
@@ -72,27 +73,60 @@ describe('through hoop connect', () => {
     await stillServes();
   });
 
-  it('refuses an oversized or garbage startup packet', async () => {
+  it('closes on an impossible startup length (a Terminate before any startup too) without an ErrorResponse, as PostgreSQL does', async () => {
     const big = Buffer.alloc(8);
     big.writeUInt32BE(0x7fffffff, 0);
     big.writeUInt32BE(196608, 4);
-    for (const bytes of [big, Buffer.from([0, 0, 0, 8, 1, 2, 3, 4])]) {
+    for (const bytes of [big, terminate(), Buffer.alloc(0)]) {
       const raw = await RawFrontend.tcp(app.info.port);
-      raw.write(bytes);
-      expect((await raw.error())?.code).toMatch(/08P01|0A000/);
+      if (bytes.length > 0) raw.write(bytes);
+      else raw.stream.end();
       expect(await raw.closed()).toBe(true);
+      expect(raw.raw.length).toBe(0);
     }
+    // A packet of a sane length for another protocol version is answered, as PostgreSQL answers it.
+    const raw = await RawFrontend.tcp(app.info.port);
+    raw.write(Buffer.from([0, 0, 0, 8, 1, 2, 3, 4]));
+    expect((await raw.error())?.code).toBe('0A000');
     await stillServes();
   });
 
-  it('refuses replication and unknown startup parameters with 0A000', async () => {
-    for (const extra of [['replication', 'database'], ['options', '-c role=postgres']] as Array<[string, string]>) {
+  it('lets node-postgres end a client before its startup without an error', async () => {
+    const errors: unknown[] = [];
+    const client = new pg.Client({ host: app.info.host, port: app.info.port, user: app.info.user, database: app.info.database, password: app.info.password, ssl: false });
+    client.on('error', (e) => errors.push(e));
+    const connecting = client.connect().catch((e: unknown) => errors.push(e));
+    await client.end();
+    // (node-postgres leaves the promise of a connect it abandoned pending, whatever the server does.)
+    await Promise.race([connecting, new Promise((r) => setTimeout(r, 500))]);
+    expect(errors.map(String).filter((e) => e.includes('FATAL') || e.includes('hoop'))).toEqual([]);
+    await stillServes();
+  });
+
+  it('refuses replication and startup settings the gateway does not let through with 0A000, naming them', async () => {
+    for (const extra of [['replication', 'database'], ['options', '-c role=postgres'], ['work_mem', '1GB'], ['options', '-c work_mem=1GB']] as Array<[string, string]>) {
       const raw = await RawFrontend.tcp(app.info.port);
-      raw.write(startupMessage([['user', 'hoop'], ['database', 'app'], extra]));
+      // replication is refused before the local sign-in; the gateway refuses the others after it.
+      await raw.startup(app.info.password, [['user', 'hoop'], ['database', 'app'], extra]).catch(() => undefined);
       const err = await raw.error();
       expect(err?.code).toBe('0A000');
-      expect(err?.message).toContain(extra[0]);
+      expect(err?.message).toContain(extra[1]!.includes('-c') ? extra[1]!.slice(3, extra[1]!.indexOf('=')) : extra[0]);
     }
+  });
+
+  it('passes the startup settings drivers send, also as options -c, to the server', async () => {
+    const raw = await RawFrontend.tcp(app.info.port);
+    await raw.startup(app.info.password, [
+      ['user', 'hoop'],
+      ['database', 'app'],
+      ['statement_timeout', '45s'],
+      ['options', '-c lock_timeout=3s --search-path=public'],
+    ]);
+    const from = raw.raw.length;
+    raw.write(query("select current_setting('statement_timeout') || ' ' || current_setting('lock_timeout') || ' ' || current_setting('search_path')"));
+    const row = (await raw.messagesSince(from, 1)).find((m) => m.type === 0x44);
+    expect(row?.body.toString()).toContain('45s 3s public');
+    raw.destroy();
   });
 });
 
@@ -111,10 +145,19 @@ describe('straight to the gateway tunnel (no CLI)', () => {
     await stillServes();
   });
 
-  it('applies the same startup allow-list as the CLI', async () => {
+  it('applies the startup allow-list', async () => {
+    for (const extra of [['replication', 'true'], ['options', '-c default_transaction_read_only=off'], ['session_authorization', 'postgres']] as Array<[string, string]>) {
+      const raw = await tunnel();
+      raw.write(startupMessage([['user', 'x'], extra]));
+      expect((await raw.error())?.code).toBe('0A000');
+    }
+  });
+
+  it('closes on a Terminate before the startup without an ErrorResponse', async () => {
     const raw = await tunnel();
-    raw.write(startupMessage([['user', 'x'], ['replication', 'true']]));
-    expect((await raw.error())?.code).toBe('0A000');
+    raw.write(terminate());
+    expect(await raw.closed()).toBe(true);
+    expect(raw.raw.length).toBe(0);
   });
 
   it('gives the gateway credential, not the client-chosen user', async () => {

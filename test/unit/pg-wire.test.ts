@@ -280,15 +280,40 @@ describe('filterStartupParams', () => {
     expect(filterStartupParams(new Map([['user', 'bob'], ['database', '']])).database).toBe('bob');
   });
 
-  it('refuses replication and unknown parameters with 0A000', () => {
+  it('refuses replication, unknown parameters and what the gateway decides, naming the parameter and why', () => {
     const rep = protocolError(() => filterStartupParams(new Map([['user', 'u'], ['replication', 'database']])), '0A000');
     expect(rep.message).toBe('replication connections are not supported through hoop');
     protocolError(() => filterStartupParams(new Map([['user', 'u'], ['Replication', 'true']])), '0A000');
-    const opt = protocolError(() => filterStartupParams(new Map([['user', 'u'], ['options', '-c statement_timeout=0']])), '0A000');
-    expect(opt.message).toMatch(/"options"/);
-    expect(opt.message).not.toMatch(/statement_timeout/);
-    expect(opt.hint).toMatch(/search_path/);
-    protocolError(() => filterStartupParams(new Map([['user', 'u'], ['default_transaction_read_only', 'off']])), '0A000');
+    const unknown = protocolError(() => filterStartupParams(new Map([['user', 'u'], ['work_mem', '1GB']])), '0A000');
+    expect(unknown.message).toBe('startup parameter "work_mem" is not allowed through hoop: it is not on the gateway\'s list of startup settings');
+    expect(unknown.hint).toMatch(/search_path/);
+    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['default_transaction_read_only', 'off']])), '0A000').message).toContain('the gateway decides it');
+    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['options', '-c role=postgres']])), '0A000').message).toContain('"options" (-c role)');
+    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['standard_conforming_strings', 'off']])), '0A000').message).toContain('must stay on');
+  });
+
+  it('reads -c settings from options, within the allow-list', () => {
+    const r = filterStartupParams(new Map([['user', 'u'], ['options', '-c search_path=app\\,public  --lock-timeout=2s -cstatement_timeout=1min']]));
+    expect(r.forward).toEqual([
+      ['search_path', 'app,public'],
+      ['lock_timeout', '2s'],
+      ['statement_timeout', '1min'],
+    ]);
+    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['options', '-D /tmp']])), '0A000').message).toContain('"-D"');
+    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['application_name', 'x']]), { settings: new Set(['work_mem']) }), '0A000').message).toContain('application_name');
+    expect(filterStartupParams(new Map([['user', 'u'], ['work_mem', '64MB']]), { settings: new Set(['work_mem']) }).forward).toEqual([['work_mem', '64MB']]);
+  });
+
+  it('keeps timeouts within the access limits: lower ones pass, missing ones are set, higher ones and 0 are refused', () => {
+    const limits = { statement_timeout: 30_000, lock_timeout: 5000 };
+    expect(filterStartupParams(new Map([['user', 'u'], ['statement_timeout', '10s']]), { limits }).forward).toEqual([
+      ['statement_timeout', '10s'],
+      ['lock_timeout', '5000ms'],
+    ]);
+    for (const [name, value] of [['statement_timeout', '0'], ['statement_timeout', '31s'], ['lock_timeout', '1min'], ['options', '-c statement_timeout=1h']]) {
+      const e = protocolError(() => filterStartupParams(new Map([['user', 'u'], [name!, value!]]), { limits }), '0A000');
+      expect(e.message).toMatch(/is limited to (30 s|5 s) for this access/);
+    }
   });
 });
 

@@ -50,9 +50,18 @@ describe('accessFor', () => {
       { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 600, connections: ['prod'] },
       { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 1200, connections: ['staging'] },
     ]);
-    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')).toEqual({ mode: 'read-write', rule: 'r1', maxSessionSeconds: 3600, rules: ['r0', 'r1'] });
-    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', maxSessionSeconds: 3600, rules: ['r0'] });
+    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')).toEqual({ mode: 'read-write', rule: 'r1', maxSessionSeconds: 3600, rules: ['r0', 'r1'], limits: {} });
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', maxSessionSeconds: 3600, rules: ['r0'], limits: {} });
     const unlimited = policy([{ subjects: ['alice'], maxSessionSeconds: 60 }, { groups: ['dev'] }]);
-    expect(accessFor(unlimited, { subject: 'alice', groups: ['dev'] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', rules: ['r0', 'r1'] });
+    expect(accessFor(unlimited, { subject: 'alice', groups: ['dev'] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', rules: ['r0', 'r1'], limits: {} });
+  });
+
+  it('gives the longest server timeouts of the admitting rules; one without a limit lifts it', () => {
+    const p = policy([
+      { subjects: ['alice'], limits: { statement_timeout: 10_000, lock_timeout: 1000 } },
+      { groups: ['dba'], limits: { statement_timeout: 60_000 } },
+    ]);
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')?.limits).toEqual({ statement_timeout: 10_000, lock_timeout: 1000 });
+    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')?.limits).toEqual({ statement_timeout: 60_000 });
   });
 });

@@ -66,6 +66,9 @@ access:
   - name: everyone-replica
     subjects: ["*"]
     connections: ["*"]
+    statementTimeout: 30s
+    lockTimeout: 1.5
+    idleInTransactionTimeout: 5 min
 statements:
   unparseable: review
   rules:
@@ -107,8 +110,9 @@ describe('loadPolicyDir', () => {
     expect(p.connections[0]).toMatchObject({ port: 5432, password: { kind: 'env', name: 'PROD_DB_PASSWORD' }, tls: { mode: 'prefer' }, allow: { subjects: [], emails: [], groups: [] } });
     expect(p.connections[1]!.password).toEqual({ kind: 'file', path: '/run/secrets/replica' });
     expect(p.connections[1]!.tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
-    expect(p.access[0]).toEqual({ name: 'dbas', subjects: ['alice'], emails: [], groups: ['dba'], connections: ['prod-db'], mode: 'read-write', maxSessionSeconds: 28800 });
+    expect(p.access[0]).toEqual({ name: 'dbas', subjects: ['alice'], emails: [], groups: ['dba'], connections: ['prod-db'], mode: 'read-write', maxSessionSeconds: 28800, limits: {} });
     expect(p.access[1]!.mode).toBe('read-only');
+    expect(p.access[1]!.limits).toEqual({ statement_timeout: 30_000, lock_timeout: 1500, idle_in_transaction_session_timeout: 300_000 });
     expect(p.statements.unparseable).toBe('review');
     expect(p.statements.rules[1]).toEqual({ name: 'no-unbounded-writes', match: { kinds: ['update', 'delete'], missingWhere: true }, action: 'deny' });
     expect(p.statements.rules[2]!.match.tables).toEqual(['public.cards', 'billing.*']);
@@ -257,7 +261,7 @@ statements:
     const list = await problems(dir, { PROD_DB_PASSWORD: 'x' });
     expect(list).toEqual([
       expect.stringMatching(/^hoop\.yaml:15:15: connections\.1\.password: secret reference does not resolve: cannot read secret file \/run\/secrets\/replica/),
-      expect.stringMatching(/^hoop\.yaml:41:8: masking\.key: masking key does not resolve: environment variable HOOP_MASK_KEY is not set$/),
+      expect.stringMatching(/^hoop\.yaml:44:8: masking\.key: masking key does not resolve: environment variable HOOP_MASK_KEY is not set$/),
     ]);
     writeFileSync(join(base, 'replica.pass'), 'pw\n');
     const ok = await loadPolicyDir(tree({ 'hoop.yaml': GOOD.replace('./ca.pem', join(base, 'ca', 'ca.pem')).replace('/run/secrets/replica', join(base, 'replica.pass')) }), {

@@ -32,7 +32,7 @@ export class HandshakeStream {
     else this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     this.#wake?.();
   };
-  readonly #onEnd = (): void => this.#fail(new HoopError(ErrorCode.PROTOCOL_VIOLATION, 'the client closed the connection during the startup phase'));
+  readonly #onEnd = (): void => this.#fail(new PgProtocolError('the client closed the connection during the startup phase', { unanswered: true }));
   readonly #onError = (err: Error): void => this.#fail(err);
 
   /** Starts reading `stream`; everything must be read within `timeoutMs`. */

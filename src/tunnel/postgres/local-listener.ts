@@ -1,8 +1,8 @@
 /**
  * The local end of `hoop connect` for PostgreSQL: a listener on 127.0.0.1 (or a unix socket)
  * that any PostgreSQL client can use. It declines SSL/GSS encryption (the hop is loopback; the
- * tunnel is TLS), reads the StartupMessage with the protocol's caps and hoop's parameter
- * allow-list, authenticates the local client with SCRAM-SHA-256 against a per-session secret (so
+ * tunnel is TLS), reads the StartupMessage with the protocol's caps (the gateway decides which
+ * of its settings pass), authenticates the local client with SCRAM-SHA-256 against a per-session secret (so
  * no other local process or user can ride the tunnel), then opens one tunnel per client and
  * relays. CancelRequests are forwarded through a tunnel of their own; the gateway honours them
  * only for the caller's own sessions.
@@ -34,7 +34,7 @@ import { PgProtocolError } from './protocol-error.js';
 import { MessageReader, parseSaslInitialResponse } from './reader.js';
 import { BackendPath, FrontendPath } from './relay.js';
 import { ScramAuthError, ScramServer, type ScramSecret } from './scram.js';
-import { filterStartupParams } from './startup.js';
+import { startupIdentity } from './startup.js';
 
 const PASSWORD_MESSAGE = 0x70; // 'p'
 const SCRAM = 'SCRAM-SHA-256';
@@ -175,7 +175,7 @@ export class LocalPostgresListener {
     const handshake = new HandshakeStream(socket, this.#o.handshakeTimeoutMs ?? 15_000);
     let user: string;
     let database: string;
-    let forward: Array<[string, string]>;
+    let params: ReadonlyMap<string, string>;
     try {
       const first = await handshake.startup();
       if (first.kind === 'cancel') {
@@ -184,7 +184,9 @@ export class LocalPostgresListener {
         socket.end();
         return;
       }
-      ({ user, database, forward } = filterStartupParams(first.params));
+      // The gateway decides which startup settings it lets through (its list is configurable).
+      ({ user, database } = startupIdentity(first.params));
+      params = first.params;
       await this.#authenticate(socket, handshake);
     } catch (err) {
       handshake.release();
@@ -193,6 +195,9 @@ export class LocalPostgresListener {
         refuse(socket, SqlState.INVALID_PASSWORD, 'hoop: password authentication failed for the local tunnel', 'use the password hoop connect wrote to its PGPASSFILE (or printed with --json)');
       } else if (isHoopError(err, ErrorCode.TIMEOUT)) {
         refuse(socket, SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
+      } else if (err instanceof PgProtocolError && err.unanswered) {
+        log.debug('local.startup-abandoned', { session, error: describeError(err) });
+        socket.end();
       } else {
         const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
         onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
@@ -218,7 +223,7 @@ export class LocalPostgresListener {
       if (msg.type === 'close') closeReason = msg;
     });
     channel.on('error', (err) => log.debug('tunnel.error', { session, error: describeError(err) }));
-    channel.write(startupMessage([['user', user], ['database', database], ...forward]));
+    channel.write(startupMessage([['user', user], ['database', database], ...[...params].filter(([k]) => k !== 'user' && k !== 'database')]));
 
     const reader = handshake.release();
     this.#relaying.add(socket);

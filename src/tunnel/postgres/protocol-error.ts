@@ -10,6 +10,11 @@ import { ErrorCode, HoopError, type HoopErrorOptions } from '../../errors.js';
 export interface PgProtocolErrorOptions extends HoopErrorOptions {
   /** The SQLSTATE to report to the peer in an ErrorResponse; default `08P01` (protocol_violation). */
   sqlstate?: string;
+  /**
+   * PostgreSQL answers this by closing the connection without an ErrorResponse (it only logs it):
+   * a startup packet with an impossible length, or a client gone before its startup finished.
+   */
+  unanswered?: boolean;
 }
 
 /**
@@ -21,10 +26,13 @@ export interface PgProtocolErrorOptions extends HoopErrorOptions {
 export class PgProtocolError extends HoopError {
   /** The SQLSTATE for the ErrorResponse, e.g. `08P01` or `0A000`. */
   readonly sqlstate: string;
+  /** Close without an ErrorResponse, as PostgreSQL does (see {@link PgProtocolErrorOptions.unanswered}). */
+  readonly unanswered: boolean;
 
   constructor(message: string, options: PgProtocolErrorOptions = {}) {
-    const { sqlstate, ...rest } = options;
+    const { sqlstate, unanswered, ...rest } = options;
     super(ErrorCode.PROTOCOL_VIOLATION, message, rest);
     this.sqlstate = sqlstate ?? '08P01';
+    this.unanswered = unanswered === true;
   }
 }

@@ -7,6 +7,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE, SqlState } from './messages.js';
+import { limitProblem, type LimitedSetting, type SessionLimits } from '../../policy/limits.js';
 import { PgProtocolError } from './protocol-error.js';
 
 /**
@@ -36,7 +37,8 @@ export function readStartupPacket(buf: Buffer): { packet: StartupPacket; size: n
   if (buf.length < 4) return null;
   const size = buf.readInt32BE(0);
   if (size < 8 || size > MAX_STARTUP_PACKET) {
-    throw new PgProtocolError(`invalid length of startup packet: ${size} (must be 8 to ${MAX_STARTUP_PACKET} bytes)`);
+    // PostgreSQL only logs this and closes (a Terminate sent before any startup lands here too).
+    throw new PgProtocolError(`invalid length of startup packet: ${size} (must be 8 to ${MAX_STARTUP_PACKET} bytes)`, { unanswered: true });
   }
   if (buf.length < size) return null;
   const code = buf.readUInt32BE(4);
@@ -94,13 +96,16 @@ function readParams(body: Buffer): Map<string, string> {
 }
 
 /**
- * Startup parameters hoop forwards to the upstream server (compared case-insensitively, sent
- * with the client's spelling). Everything else is refused, so a client cannot change server
- * settings (`options=-c ...`) or open a replication connection.
+ * Settings a client may give at startup (StartupMessage parameters, or `-c name=value` in
+ * `options`) unless the gateway's configuration lists others (`postgres.startupSettings`): what
+ * drivers send to shape their session, and the timeouts (within the access's limits). Never
+ * `user` / `database` (the gateway's to choose), `replication`, `role`,
+ * `session_authorization` or `default_transaction_read_only`, whatever the list says.
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-OPTIONS
  */
-export const FORWARDED_STARTUP_PARAMS: readonly string[] = [
+export const DEFAULT_STARTUP_SETTINGS: readonly string[] = [
   'application_name',
   'client_encoding',
   'datestyle',
@@ -108,9 +113,17 @@ export const FORWARDED_STARTUP_PARAMS: readonly string[] = [
   'intervalstyle',
   'extra_float_digits',
   'search_path',
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'client_min_messages',
+  'bytea_output',
+  'default_transaction_isolation',
+  'standard_conforming_strings',
 ];
 
-const forwarded = new Set(FORWARDED_STARTUP_PARAMS);
+/** Settings no client sets at startup, whatever the gateway's list says. */
+const NEVER_AT_STARTUP = new Set(['replication', 'role', 'session_authorization', 'default_transaction_read_only', 'transaction_read_only']);
 
 /**
  * Client encodings whose multibyte characters may contain the byte 0x5C (backslash): with them the
@@ -120,49 +133,136 @@ const forwarded = new Set(FORWARDED_STARTUP_PARAMS);
  */
 export const BACKSLASH_UNSAFE_ENCODINGS: ReadonlySet<string> = new Set(['SJIS', 'SHIFTJIS', 'MSKANJI', 'WIN932', 'BIG5', 'WIN950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'GB18030', 'JOHAB']);
 
+/** What the gateway lets a client set at startup. */
+export interface StartupPolicy {
+  /** Settings a client may give (lower-case); default {@link DEFAULT_STARTUP_SETTINGS}. */
+  settings?: ReadonlySet<string>;
+  /** Server timeouts of the access: a larger value is refused; the limit is set when the client gives none. */
+  limits?: SessionLimits;
+}
+
 /**
- * Splits a StartupMessage's parameters: `user` and `database` are consumed (the database
- * defaults to the user name, as libpq and the server do), `_pq_.*` protocol options are
- * returned for NegotiateProtocolVersion, allowed parameters are forwarded.
+ * The user and database a StartupMessage names (the database defaults to the user name, as libpq
+ * and the server do); `replication` is refused at once.
  *
- * @throws PgProtocolError `0A000` for `replication` or any parameter not allowed.
+ * @throws PgProtocolError `0A000` for `replication`
+ */
+export function startupIdentity(params: ReadonlyMap<string, string>): { user: string; database: string } {
+  for (const name of params.keys()) {
+    if (name.toLowerCase() === 'replication') {
+      throw new PgProtocolError('replication connections are not supported through hoop', { sqlstate: SqlState.FEATURE_NOT_SUPPORTED });
+    }
+  }
+  const user = params.get('user') ?? '';
+  return { user, database: params.get('database') || user };
+}
+
+/**
+ * The settings of a libpq `options` value: whitespace-separated words (a backslash escapes the
+ * next character) of the form `-c name=value`, `-cname=value` or `--name=value`; a name's dashes
+ * read as underscores, as the server reads them.
+ *
+ * @throws PgProtocolError `0A000` for any other command-line switch
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-OPTIONS
+ */
+export function parseStartupOptions(options: string): Array<[string, string]> {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < options.length; i++) {
+    const c = options[i]!;
+    if (c === '\\' && i + 1 < options.length) {
+      word += options[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < words.length; i++) {
+    let setting: string | undefined;
+    const w = words[i]!;
+    if (w === '-c') setting = words[++i];
+    else if (w.startsWith('--')) setting = w.slice(2);
+    else if (w.startsWith('-c')) setting = w.slice(2);
+    const eq = setting?.indexOf('=') ?? -1;
+    if (setting === undefined || eq <= 0) {
+      throw new PgProtocolError(`startup option "${w}" is not supported through hoop`, {
+        sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+        hint: 'options may only set run-time settings, as -c name=value',
+      });
+    }
+    out.push([setting.slice(0, eq).replace(/-/g, '_'), setting.slice(eq + 1)]);
+  }
+  return out;
+}
+
+/**
+ * Splits a StartupMessage's parameters as the gateway forwards them: `user` and `database` are
+ * consumed, `_pq_.*` protocol options are returned for NegotiateProtocolVersion, `options` is
+ * read as `-c name=value` settings, and every setting must be one the policy allows, with a
+ * safe value: a client encoding that is ASCII-safe, `standard_conforming_strings` on, a timeout
+ * within the access's limit. A timeout the client does not give is set to the limit.
+ *
+ * @throws PgProtocolError `0A000` naming the parameter and why, for anything refused
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE
  */
-export function filterStartupParams(params: Map<string, string>): {
+export function filterStartupParams(
+  params: ReadonlyMap<string, string>,
+  policy: StartupPolicy = {},
+): {
   forward: Array<[string, string]>;
   user: string;
   database: string;
   protocolOptions: string[];
 } {
-  const user = params.get('user') ?? '';
-  const database = params.get('database') || user;
+  const { user, database } = startupIdentity(params);
+  const allowed = policy.settings ?? DEFAULT_SETTINGS;
+  const limits = policy.limits ?? {};
   const forward: Array<[string, string]> = [];
   const protocolOptions: string[] = [];
+  const given = new Set<string>();
+  const refuse = (what: string, why: string, hint?: string): never => {
+    throw new PgProtocolError(`startup parameter ${what} is not allowed through hoop: ${why}`, { sqlstate: SqlState.FEATURE_NOT_SUPPORTED, ...(hint ? { hint } : {}) });
+  };
+  const add = (name: string, value: string, what: string): void => {
+    const lower = name.toLowerCase();
+    if (NEVER_AT_STARTUP.has(lower) || !allowed.has(lower)) {
+      refuse(what, NEVER_AT_STARTUP.has(lower) ? 'the gateway decides it' : 'it is not on the gateway\'s list of startup settings', `Allowed: user, database, options (-c), ${[...allowed].filter((n) => !NEVER_AT_STARTUP.has(n)).join(', ')}; the gateway operator can change the list (postgres.startupSettings).`);
+    }
+    if (lower === 'client_encoding' && BACKSLASH_UNSAFE_ENCODINGS.has(value.toUpperCase().replace(/[^A-Z0-9]/g, ''))) {
+      refuse(what, `client_encoding "${value}" has multibyte characters that can contain a backslash byte, so SQL would read differently at the gateway and at the server`, 'use UTF8');
+    }
+    if (lower === 'standard_conforming_strings' && !/^(on|true|yes|1)$/i.test(value.trim())) {
+      refuse(what, 'standard_conforming_strings must stay on, so that the gateway and the server read SQL alike');
+    }
+    const over = limitProblem(limits, lower, value.trim().toLowerCase());
+    if (over !== undefined) refuse(what, over);
+    given.add(lower);
+    forward.push([name, value]);
+  };
   for (const [name, value] of params) {
     if (name === 'user' || name === 'database') continue;
     if (name.startsWith('_pq_.')) {
       protocolOptions.push(name);
       continue;
     }
-    const lower = name.toLowerCase();
-    if (lower === 'replication') {
-      throw new PgProtocolError('replication connections are not supported through hoop', {
-        sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
-      });
+    if (name.toLowerCase() === 'options') {
+      for (const [n, v] of parseStartupOptions(value)) add(n, v, `"options" (-c ${n})`);
+      continue;
     }
-    if (!forwarded.has(lower)) {
-      throw new PgProtocolError(`startup parameter "${name}" is not supported through hoop`, {
-        sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
-        hint: `Allowed startup parameters: user, database, ${FORWARDED_STARTUP_PARAMS.join(', ')}.`,
-      });
-    }
-    if (lower === 'client_encoding' && BACKSLASH_UNSAFE_ENCODINGS.has(value.toUpperCase().replace(/[^A-Z0-9]/g, ''))) {
-      throw new PgProtocolError(`client_encoding "${value}" is not supported through hoop`, {
-        sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
-        hint: 'its multibyte characters can contain a backslash byte, so SQL would read differently at the gateway and at the server; use UTF8',
-      });
-    }
-    forward.push([name, value]);
+    add(name, value, `"${name}"`);
+  }
+  for (const [name, ms] of Object.entries(limits) as Array<[LimitedSetting, number | undefined]>) {
+    if (ms !== undefined && !given.has(name)) forward.push([name, `${ms}ms`]);
   }
   return { forward, user, database, protocolOptions };
 }
+
+const DEFAULT_SETTINGS: ReadonlySet<string> = new Set(DEFAULT_STARTUP_SETTINGS);
