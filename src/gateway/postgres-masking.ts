@@ -323,10 +323,10 @@ export class PgSessionMasking implements MaskingStage {
    * The hints for one Query or Parse SQL text, and the relations it reads that no column rule
    * names (any of them may be a view over masked columns: see {@link #viewsReadMasked}).
    */
-  #entryFor(sql: string, analyzed?: Analysis): HintsEntry {
-    const hit = this.#hints.get(sql);
+  #entryFor(sql: string | undefined, analyzed?: Analysis): HintsEntry {
+    const hit = sql === undefined ? undefined : this.#hints.get(sql);
     if (hit) return hit;
-    const analysis = analyzed ?? analyzeSql(sql);
+    const analysis = analyzed ?? analyzeSql(sql!);
     let mask = !analysis.ok;
     let withhold = false;
     let copy: CopyFacts | undefined;
@@ -366,7 +366,7 @@ export class PgSessionMasking implements MaskingStage {
         return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyQuery: { text: query, tables: copyTables } };
       }
     }
-    this.#hints.set(sql, analysis, entry);
+    if (sql !== undefined) this.#hints.set(sql, analysis, entry);
     return entry;
   }
 
@@ -408,7 +408,8 @@ export class PgSessionMasking implements MaskingStage {
   frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined {
     let hints: StatementHints | undefined;
     if (m.kind === 'query' || m.kind === 'parse') {
-      const entry = this.#entryFor(m.sql, analysis);
+      // A long text was analysed off the relay's thread and is not decoded here (nor cached).
+      const entry = this.#entryFor(m.long ? undefined : m.sql, analysis);
       hints = entry.hints;
       if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
         const late: StatementHints = { ...hints };

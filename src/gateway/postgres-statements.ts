@@ -65,6 +65,9 @@ const PARAMETER_STATUS = 0x53; // 'S' (backend)
 /** Longest ParameterStatus body the gate reads; the settings it watches report short values. */
 const MAX_PARAMETER_STATUS = 1024;
 
+/** A statement's SQL as remembered: its text, or for a long one (not decoded on the relay's thread) its analysis. */
+type Sql = string | Analysis;
+
 /** The names of the gateway's own never-existing statements start with this; clients may not use it. */
 export const RESERVED_STATEMENT_PREFIX = 'hoop_denied_';
 /** Named statements and portals remembered per session; beyond this a new name is refused. */
@@ -120,7 +123,7 @@ export type PreparedOp = { op: 'prepare'; name: string; text: string } | { op: '
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
 export function preparedOps(sql: string, analysis?: Analysis): PreparedOp[] | undefined {
-  if (!PREPARED_WORDS.test(sql)) return [];
+  if (!analysis && !PREPARED_WORDS.test(sql)) return [];
   const a = analysis ?? analyzeSql(sql);
   if (!a.ok) return undefined;
   const ops: PreparedOp[] = [];
@@ -244,10 +247,10 @@ export function unsafeSettingValue(name: string, value: string): boolean {
  */
 export class StatementGate implements GateStage {
   readonly #judge: SessionJudge;
-  /** Prepared statements (protocol and SQL level, '' for the unnamed one) -> the SQL to judge again. */
-  readonly #statements = new Map<string, string>();
+  /** Prepared statements (protocol and SQL level, '' for the unnamed one) -> the SQL to judge again (a long one's analysis). */
+  readonly #statements = new Map<string, Sql>();
   /** Portals -> the SQL of their statement. */
-  readonly #portals = new Map<string, string>();
+  readonly #portals = new Map<string, Sql>();
   /** Names of the gateway's pending Describes -> the ErrorResponse that replaces the server's. */
   readonly #pending = new Map<string, Buffer>();
   readonly #prefix = `${RESERVED_STATEMENT_PREFIX}${randomBytes(6).toString('hex')}_`;
@@ -313,7 +316,7 @@ export class StatementGate implements GateStage {
           this.#discarding = true;
           return [this.#refuse(refusal)];
         }
-        this.#statements.set(m.name, m.sql);
+        this.#statements.set(m.name, m.long && analysis ? analysis : m.sql);
         return m;
       }
       case 'bind': {
@@ -321,7 +324,7 @@ export class StatementGate implements GateStage {
         let refusal: Buffer | undefined;
         if (!m.utf8) refusal = this.#builtin(BuiltinRule.NOT_UTF8);
         else if (sql === undefined) refusal = this.#count('builtin', unknownStatementError(m.statement), 'hoop:unknown-statement', 'Bind of a statement hoop did not see prepared');
-        else refusal = this.#judgeString(sql, false, 0);
+        else refusal = this.#judgeSql(sql);
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];
@@ -336,7 +339,7 @@ export class StatementGate implements GateStage {
       case 'execute': {
         const sql = m.utf8 ? this.#portals.get(m.portal) : undefined;
         // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist.
-        const refusal = sql === undefined ? undefined : this.#judgeString(sql, false, 0);
+        const refusal = sql === undefined ? undefined : this.#judgeSql(sql);
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];
@@ -362,7 +365,8 @@ export class StatementGate implements GateStage {
     if (this.#discarding) return NOTHING;
     this.#current = type;
     if (type === FUNCTION_CALL) return [this.#refuse(this.#count('builtin', functionCallError, `hoop:${BuiltinRule.FUNCTION_CALL}`, 'FunctionCall is not supported')), SYNC_MESSAGE];
-    const refusal = this.#builtin(BuiltinRule.TOO_LONG, `the statement is ${length - 4} bytes long; the gateway judges statements of at most ${limit} bytes (postgres.maxStatementBytes in its configuration)`);
+    const size = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MiB` : `${n} bytes`);
+    const refusal = this.#builtin(BuiltinRule.TOO_LONG, `the statement is ${size(length - 4)} long; the gateway judges statements of at most ${size(limit)} (postgres.maxStatementBytes in its configuration)`);
     if (type === QUERY) return [this.#refuse(refusal), SYNC_MESSAGE];
     this.#discarding = true;
     return [this.#refuse(refusal)];
@@ -448,7 +452,12 @@ export class StatementGate implements GateStage {
     return this.#count('builtin', refusalError({ action: 'deny', rule: `hoop:${rule}`, message: message ?? said, reason: message ?? said }), `hoop:${rule}`, message ?? said);
   }
 
-  #checkNewName(name: string, map: Map<string, string>): Buffer | undefined {
+  /** The refusal for a remembered statement (judged again: a test judge may change its mind). */
+  #judgeSql(sql: Sql): Buffer | undefined {
+    return typeof sql === 'string' ? this.#judgeString(sql, false, 0) : this.#judgeString('', false, 0, sql);
+  }
+
+  #checkNewName(name: string, map: Map<string, Sql>): Buffer | undefined {
     if (name.startsWith(RESERVED_STATEMENT_PREFIX)) return this.#builtin(BuiltinRule.RESERVED_NAME);
     if (name !== '' && map.size >= MAX_NAMES && !map.has(name)) return this.#builtin(BuiltinRule.TOO_MANY_NAMES);
     return undefined;
@@ -480,7 +489,7 @@ export class StatementGate implements GateStage {
           const body = local.has(op.name) ? local.get(op.name) : this.#statements.get(op.name);
           if (body === undefined || body === null) return this.#count('builtin', unknownStatementError(op.name), 'hoop:unknown-statement', 'EXECUTE of a statement hoop did not see prepared');
           if (depth < MAX_DEPTH) {
-            const inner = this.#judgeString(body, false, depth + 1);
+            const inner = typeof body === 'string' ? this.#judgeString(body, false, depth + 1) : this.#judgeString('', false, depth + 1, body);
             if (inner) return inner;
           } else return this.#builtin(BuiltinRule.JUDGE_FAILED, 'prepared statements nest too deep to judge');
         }

@@ -181,13 +181,15 @@ export class StatementJudge {
 
   /**
    * The decision for `sql` (one Query message's text, one Parse's query, ...); `analyzed` is its
-   * analysis when the caller already made it.
+   * analysis when the caller already made it (a long text: then `sql` is not read).
    * @see https://www.postgresql.org/docs/17/protocol-flow.html#PROTOCOL-FLOW-MULTI-STATEMENT
    */
   judge(sql: string, analyzed?: Analysis): Decision {
+    // A text the caller analysed itself is long: not cached (and `sql` may be left empty).
+    if (analyzed) return Object.freeze(this.#decideAnalysis(analyzed));
     const hit = this.#cache.get(sql);
     if (hit) return hit;
-    const analysis = analyzed ?? analyzeSql(sql);
+    const analysis = analyzeSql(sql);
     const decision = Object.freeze(this.#decideAnalysis(analysis));
     const { statements: _omitted, ...shared } = decision;
     this.#cache.set(sql, analysis, decision, Object.freeze(shared));

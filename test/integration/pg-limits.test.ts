@@ -10,9 +10,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { SessionLimits } from '../../src/policy/limits.js';
-import type { Policy } from '../../src/policy/schema.js';
+import type { MaskingPolicy, Policy } from '../../src/policy/schema.js';
+import { psql } from '../harness/clients.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import { createLogger } from '../../src/log.js';
+import { LocalPostgresListener } from '../../src/tunnel/postgres/local-listener.js';
 import { parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { makeScramSecret } from '../../src/tunnel/postgres/scram.js';
+import { openTunnel } from '../../src/tunnel/transport.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -26,6 +31,7 @@ const policy: Policy = {
   tests: [],
 };
 const limits: SessionLimits = { statement_timeout: 1500, lock_timeout: 1000, idle_in_transaction_session_timeout: 2000 };
+const masking: MaskingPolicy = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived: 'mask' };
 
 let stack: HoopStack;
 let connected: RunningConnect;
@@ -35,10 +41,19 @@ beforeAll(async () => {
   await loadSqlParser();
   stack = await startStack({
     gateway: {
-      sessionPolicy: (identity, connection) =>
-        identity.groups.includes('free') ? undefined : { judge: new StatementJudge(policy, { subject: identity.subject, groups: identity.groups }, connection.name, 'read-write', { limits }), limits },
+      sessionPolicy: (identity, connection) => {
+        if (identity.groups.includes('free')) return undefined;
+        const judge = new StatementJudge(policy, { subject: identity.subject, groups: identity.groups }, connection.name, 'read-write', identity.groups.includes('big') ? {} : { limits });
+        if (identity.groups.includes('big')) return { judge, masking: { policy: masking } };
+        return { judge, limits };
+      },
+      postgres: { maxStatementBytes: 110 * 1024 * 1024, maxMaskedMessageBytes: 1024 * 1024 },
     },
   });
+  await stack.pg.psql(
+    `create table customers (id int, email text); insert into customers values (1, 'alice@example.com'); grant all on customers to public`,
+    { database: 'app' },
+  );
   token = await stack.token('alice');
   connected = await stack.connect('app', token);
 }, 120_000);
@@ -180,6 +195,101 @@ describe.each(['hoop connect', 'the tunnel'])('the cancel key, through %s', (via
       expect(note.body.readUInt32BE(0)).toBe(pid);
     } finally {
       f.destroy();
+    }
+  });
+});
+
+describe('huge statements and rows (a judged, masked session through hoop connect)', () => {
+  let big: RunningConnect;
+  beforeAll(async () => {
+    big = await stack.connect('app', await stack.token('alice', ['big']));
+  });
+  afterAll(async () => {
+    await big?.stop();
+  });
+
+  async function bigSession(): Promise<RawFrontend> {
+    const f = await RawFrontend.tcp(big.info.port);
+    await f.startup(big.info.password, [['user', big.info.user], ['database', big.info.database]]);
+    return f;
+  }
+
+  it('judges a 100 MB statement off the event loop: another session keeps answering meanwhile', async () => {
+    const f = await bigSession();
+    const other = await bigSession();
+    try {
+      const n = 100 * 1024 * 1024;
+      const from = f.raw.length;
+      f.write(msg('Q', `select length('${'x'.repeat(n)}') as n`));
+      const started = Date.now();
+      let worst = 0;
+      let answers = 0;
+      let done = false;
+      void f.messagesSince(from, 1, 120_000).then(() => (done = true));
+      while (!done && Date.now() - started < 120_000) {
+        const t = Date.now();
+        expect(errorOf(await simple(other, 'select 1'))).toBeUndefined();
+        worst = Math.max(worst, Date.now() - t);
+        answers++;
+      }
+      const got = await f.messagesSince(from, 1);
+      expect(value(got)).toBe(String(n));
+      expect(answers).toBeGreaterThan(3);
+      // Without the worker, the parse alone held every session for seconds.
+      expect(worst).toBeLessThan(1000);
+    } finally {
+      f.destroy();
+      other.destroy();
+    }
+  }, 180_000);
+
+  it('refuses a statement over postgres.maxStatementBytes unread, with a clear error; the session goes on', async () => {
+    const f = await bigSession();
+    try {
+      const got = await simple(f, `select length('${'y'.repeat(111 * 1024 * 1024)}')`);
+      const e = errorOf(got);
+      expect(e?.code).toBe('42501');
+      expect(e?.message).toMatch(/hoop:too-long.*statement is 111 MiB long.*at most 110 MiB \(postgres\.maxStatementBytes/);
+      expect(value(await simple(f, 'select 42'))).toBe('42');
+    } finally {
+      f.destroy();
+    }
+  }, 120_000);
+
+  it('streams a 200 MB row nothing masks; a row masking must hold over postgres.maxMaskedMessageBytes ends the session saying so', async () => {
+    const ok = await psql(big.info, ['-At', '-o', '/dev/null', '-c', "select repeat('z', 200 * 1024 * 1024) as big"]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const over = await psql(big.info, ['-At', '-o', '/dev/null', '-c', "select email || repeat('z', 2 * 1024 * 1024) from customers"]);
+    expect(over.code).not.toBe(0);
+    expect(over.stderr).toContain('masking would have to hold');
+    expect(over.stderr).toContain('postgres.maxMaskedMessageBytes');
+    expect(over.stderr).not.toContain('alice@example.com');
+  }, 120_000);
+});
+
+describe("hoop connect's read deadline", () => {
+  it('closes a local client that stops in the middle of a message, as the gateway would', async () => {
+    const password = 'local-secret';
+    const listener = new LocalPostgresListener({
+      secret: makeScramSecret(password),
+      log: createLogger({ level: 'error', sink: { write: () => undefined } }),
+      messageTimeoutMs: 1500,
+      openTunnel: (sessionId) => openTunnel({ gateway: stack.gateway.url, connection: 'app', token, sessionId, clientVersion: 'test', ca: stack.pki.ca }),
+    });
+    const { port } = await listener.listen();
+    try {
+      const f = await RawFrontend.tcp(port);
+      await f.startup(password);
+      const started = Date.now();
+      f.write(Buffer.concat([Buffer.from('Q'), Buffer.from([0, 0, 3, 232]), Buffer.from('select')]));
+      const e = await f.error(5000);
+      expect(e?.code).toBe('08P01');
+      expect(e?.message).toContain('middle of a message');
+      expect(Date.now() - started).toBeLessThan(4000);
+      expect(await f.closed()).toBe(true);
+    } finally {
+      await listener.close();
     }
   });
 });

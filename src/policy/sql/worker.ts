@@ -1,57 +1,130 @@
 /**
- * Analysing long SQL texts off the event loop. Parsing a statement of many megabytes takes the
- * PostgreSQL parser seconds; run on the relay's thread it would stall every other session of the
- * process. {@link analyzeSqlInWorker} runs {@link analyzeSql} in one worker thread (started on
- * first use, unreferenced while idle), one text at a time in arrival order. A worker that fails
- * answers "does not parse", which the policy denies (fail closed), and is started again for the
- * next text.
+ * Analysing long SQL texts off the event loop. Decoding and parsing a statement of many
+ * megabytes takes the PostgreSQL parser seconds; done on the relay's thread it would stall every
+ * other session of the process. {@link analyzeLongSql} hands the message's bytes to one worker
+ * thread (moved, not copied, when the message has a buffer of its own) which checks them, decodes
+ * and analyses the SQL, and hands the bytes back. The worker is started on first use,
+ * unreferenced while idle, and is handed one text at a time in arrival order; one that fails (or
+ * whose parser gave up on a text too large for its memory) is replaced for the next text.
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
 import { Worker } from 'node:worker_threads';
 import type { Analysis } from './analyze.js';
 
-interface Job {
-  resolve: (analysis: Analysis) => void;
+/** What the worker found in a long SQL text. */
+export interface LongSqlFacts {
+  /** The analysis (statement texts kept for PREPARE only; no literal offsets). */
+  analysis: Analysis;
+  /** Whether the text is valid UTF-8 (it is not analysed otherwise). */
+  utf8: boolean;
+  /** Whether the text holds a backslash byte. */
+  backslash: boolean;
+  /** Whether the text has its terminating NUL (a malformed message otherwise). */
+  terminated: boolean;
+  /** The message, whose bytes may have moved to the worker and back: use this one. */
+  raw: Buffer;
 }
 
+/** The worker's answer for one message. */
+export interface WorkerReply {
+  id: number;
+  analysis: Analysis;
+  utf8: boolean;
+  backslash: boolean;
+  terminated: boolean;
+  buffer: ArrayBuffer;
+  offset: number;
+  length: number;
+}
+
+interface Job {
+  message: { id: number; buffer: ArrayBuffer; offset: number; length: number; from: number };
+  resolve: (reply: WorkerReply | undefined) => void;
+}
+
+/** The worker and the one job it holds; jobs wait in `queue` and are handed over one at a time. */
 let worker: Worker | undefined;
-const jobs = new Map<number, Job>();
+let current: Job | undefined;
+const queue: Job[] = [];
 let seq = 0;
 
-/** The worker's script: the compiled `.js` beside this module, or the `.ts` source under tsx (tests). */
+/**
+ * Runs the TypeScript source of the worker when this module itself runs from source (tests, the
+ * dev stack): tsx's loader is registered in the worker first. The built package never takes this
+ * path.
+ */
+const FROM_SOURCE = "import('tsx/esm/api').then((t) => { t.register(); return import(require('node:worker_threads').workerData.url); })";
+
+/** The worker: the compiled `worker-thread.js` beside this module, or its `.ts` source. */
 function start(): Worker {
-  const ts = import.meta.url.endsWith('.ts');
-  const w = new Worker(new URL(ts ? './worker-thread.ts' : './worker-thread.js', import.meta.url), ts ? { execArgv: ['--import', 'tsx'] } : {});
-  w.unref();
-  w.on('message', (m: { id: number; analysis: Analysis }) => {
-    const job = jobs.get(m.id);
-    jobs.delete(m.id);
-    if (jobs.size === 0) w.unref();
-    job?.resolve(m.analysis);
+  const w = import.meta.url.endsWith('.ts')
+    ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL('./worker-thread.ts', import.meta.url).href } })
+    : new Worker(new URL('./worker-thread.js', import.meta.url));
+  w.on('message', (m: WorkerReply) => {
+    const job = current;
+    current = undefined;
+    // The parser ends its module when a statement exhausts its memory: that worker is replaced.
+    if (!m.analysis.ok && /terminated/i.test(m.analysis.error)) retire(w);
+    job?.resolve(m);
+    next();
   });
-  const failed = (why: string): void => {
-    if (worker === w) worker = undefined;
-    for (const job of jobs.values()) job.resolve({ ok: false, error: `the SQL analysis worker ${why}` });
-    jobs.clear();
+  const failed = (): void => {
+    if (worker !== w) return;
+    worker = undefined;
+    const job = current;
+    current = undefined;
+    job?.resolve(undefined);
+    next();
   };
-  w.on('error', (err) => failed(`failed: ${err.message}`));
-  w.on('exit', (code) => failed(`exited (${code})`));
+  w.on('error', failed);
+  w.on('exit', failed);
   return w;
 }
 
-/**
- * The analysis of `sql` ({@link analyzeSql}), made in a worker thread. Never rejects: a failure
- * of the worker resolves to `{ ok: false }`.
- *
- * @see https://nodejs.org/api/worker_threads.html#class-worker
- */
-export function analyzeSqlInWorker(sql: string): Promise<Analysis> {
+function retire(w: Worker): void {
+  if (worker === w) worker = undefined;
+  void w.terminate();
+}
+
+/** Hands the next job to the worker (started when needed); the worker holds the process only while it works. */
+function next(): void {
+  if (current) return;
+  const job = queue.shift();
+  if (!job) {
+    worker?.unref();
+    return;
+  }
   worker ??= start();
   worker.ref();
-  const id = ++seq;
-  return new Promise((resolve) => {
-    jobs.set(id, { resolve });
-    worker!.postMessage({ id, sql });
+  current = job;
+  worker.postMessage(job.message, [job.message.buffer]);
+}
+
+/**
+ * Checks and analyses the SQL of the message `raw` (a Query or Parse), which starts at byte
+ * `from` of its body and ends at the next NUL, in a worker thread.
+ *
+ * @throws Error when the worker failed while it held the message's bytes (the session must end)
+ * @see https://nodejs.org/api/worker_threads.html#portpostmessagevalue-transferlist
+ */
+export async function analyzeLongSql(raw: Buffer, from: number): Promise<LongSqlFacts> {
+  // A buffer of its own is moved to the worker and back; a view into a larger one is copied.
+  const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.buffer instanceof ArrayBuffer;
+  const sent = own ? raw : Buffer.from(raw);
+  const reply = await new Promise<WorkerReply | undefined>((resolve) => {
+    queue.push({ message: { id: ++seq, buffer: sent.buffer as ArrayBuffer, offset: sent.byteOffset, length: sent.length, from }, resolve });
+    next();
   });
+  if (!reply) {
+    if (own) throw new Error('the SQL analysis worker failed while it held the statement');
+    return { analysis: { ok: false, error: 'the SQL analysis worker failed' }, utf8: true, backslash: true, terminated: true, raw };
+  }
+  return {
+    analysis: reply.analysis,
+    utf8: reply.utf8,
+    backslash: reply.backslash,
+    terminated: reply.terminated,
+    raw: own ? Buffer.from(reply.buffer, reply.offset, reply.length) : raw,
+  };
 }

@@ -14,10 +14,19 @@ import { PgProtocolError } from './protocol-error.js';
 import type { PgMessage } from './reader.js';
 
 /** A frontend message, decoded. `msg` is the message as received (absent for a streamed Bind). */
-export type FrontendMessage =
-  | { kind: 'query'; msg: PgMessage; sql: string; utf8: boolean }
-  | { kind: 'parse'; msg: PgMessage; name: string; sql: string; utf8: boolean }
-  | BindMessage
+export type FrontendMessage = SqlMessage | BindMessage | OtherMessage;
+
+/**
+ * A Query or Parse. Its SQL is decoded here unless it is longer than {@link LONG_SQL} bytes:
+ * then `sql` is empty, `long` says where it starts in the body, and the relay has it checked and
+ * analysed off the event loop (`utf8` is only known after that).
+ */
+export type SqlMessage =
+  | { kind: 'query'; msg: PgMessage; sql: string; utf8: boolean; long?: { from: number } }
+  | { kind: 'parse'; msg: PgMessage; name: string; sql: string; utf8: boolean; long?: { from: number } };
+
+/** The other frontend messages the relay reads. */
+export type OtherMessage =
   | { kind: 'describe' | 'close'; msg: PgMessage; target: 'S' | 'P'; name: string; utf8: boolean }
   | { kind: 'execute'; msg: PgMessage; portal: string; maxRows: number; utf8: boolean }
   | { kind: 'sync' | 'flush' | 'terminate' | 'function-call' | 'copy-data' | 'copy-done' | 'copy-fail' | 'other'; msg: PgMessage };
@@ -32,6 +41,9 @@ export interface BindMessage {
   resultFormats: number[];
   utf8: boolean;
 }
+
+/** SQL longer than this (bytes) is not decoded on the relay's thread (see {@link SqlMessage}). */
+export const LONG_SQL = 64 * 1024;
 
 const Q = 0x51;
 const P = 0x50;
@@ -69,11 +81,13 @@ export function decodeFrontend(msg: PgMessage): FrontendMessage {
   const b = msg.body;
   switch (msg.type) {
     case Q: {
+      if (b.length > LONG_SQL) return { kind: 'query', msg, sql: '', utf8: true, long: { from: 0 } };
       const [sql, utf8] = cstr(b, 0, 'Query');
       return { kind: 'query', msg, sql, utf8 };
     }
     case P: {
       const [name, u1, at] = cstr(b, 0, 'Parse');
+      if (b.length - at > LONG_SQL) return { kind: 'parse', msg, name, sql: '', utf8: u1, long: { from: at } };
       const [sql, u2] = cstr(b, at, 'Parse');
       return { kind: 'parse', msg, name, sql, utf8: u1 && u2 };
     }

@@ -132,6 +132,9 @@ export class MessageReader {
   private streamedFirst = false;
   /** Where, in `chunks[head]`, the bytes of passed messages not yet added to the output begin (-1: none). */
   private passStart = -1;
+  /** A large whole message being assembled as its bytes arrive (so its copy is spread over them), and how much is in. */
+  private assembly: Buffer | undefined;
+  private assembled = 0;
   private failure: PgProtocolError | undefined;
 
   constructor(options: MessageReaderOptions) {
@@ -219,6 +222,21 @@ export class MessageReader {
         this.flushPass(out);
         if (this.mode === 'whole') {
           const size = 1 + this.pending;
+          if (size > ASSEMBLE_ABOVE && !(this.assembled === 0 && this.offset + size <= this.chunks[this.head]!.length)) {
+            // Copied as it arrives: no stall of the event loop for one big copy at the end.
+            this.assembly ??= Buffer.allocUnsafeSlow(size);
+            while (this.total > 0 && this.assembled < size) {
+              const bytes = this.takeUpTo(size - this.assembled);
+              bytes.copy(this.assembly, this.assembled);
+              this.assembled += bytes.length;
+            }
+            if (this.assembled < size) return null;
+            const raw = this.assembly;
+            this.assembly = undefined;
+            this.assembled = 0;
+            this.pending = -1;
+            return { type: this.pendingType, body: raw.subarray(5), raw };
+          }
           if (this.total < size) return null;
           const raw = this.take(size);
           this.pending = -1;
@@ -241,6 +259,7 @@ export class MessageReader {
         this.offset = 0;
         this.total = 0;
         this.passStart = -1;
+        this.assembly = undefined;
       }
       throw err;
     }
@@ -343,6 +362,8 @@ export class MessageReader {
 }
 
 const WHOLE = (): Framing => 'whole';
+/** A whole message larger than this is copied into its buffer as its bytes arrive. */
+const ASSEMBLE_ABOVE = 1024 * 1024;
 const NO_RUN = new ByteRun();
 
 /** A bounds-checked cursor over a message body. */

@@ -19,9 +19,9 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
-import { analyzeSqlInWorker } from '../../policy/sql/worker.js';
+import { analyzeLongSql } from '../../policy/sql/worker.js';
 import type { PumpOutput } from '../pump.js';
-import { BindDecoder, decodeFrontend, type FrontendMessage } from './frontend-messages.js';
+import { BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js';
 
@@ -43,8 +43,6 @@ const BACKSLASH = 0x5c;
 
 /** A Bind longer than this is decoded as it streams instead of being held whole. */
 const BIND_HELD_MAX = 1024 * 1024;
-/** A Query or Parse longer than this is analysed in a worker thread, off the event loop. */
-export const ANALYSIS_WORKER_ABOVE = 64 * 1024;
 
 /**
  * Where the server is in answering what it was sent: how many Sync / Query / FunctionCall
@@ -177,8 +175,9 @@ export interface FrontendPathOptions {
  * 1. framing: type and length limits; a CopyData, and everything when no stage looks, passes as
  *    it arrives; a Bind over 1 MiB is decoded as it streams (its parameters are never held); a
  *    Query or Parse over `maxStatementBytes` is refused unread;
- * 2. a Query's or Parse's SQL is analysed once for every stage (in a worker thread above
- *    {@link ANALYSIS_WORKER_ABOVE} bytes; stages use the per-text cache below that);
+ * 2. a Query's or Parse's SQL is analysed once for every stage: above `LONG_SQL` (64 KiB) its
+ *    bytes go to a worker thread that checks, decodes and analyses them off the event loop;
+ *    below, stages use the per-text cache;
  * 3. the lexing guard: a Query or Parse with a backslash is only forwarded once the server has
  *    answered everything before it, so that a DO block or function that turned
  *    `standard_conforming_strings` off is seen (its ParameterStatus comes with ReadyForQuery)
@@ -272,31 +271,39 @@ export class FrontendPath {
   }
 
   /**
-   * A Query or Parse: analysed once (in a worker for a long text), held behind unanswered
+   * A Query or Parse: analysed once (a long text off the event loop), held behind unanswered
    * messages when it could lex differently, then passed on. A Promise when it must wait.
    */
-  #sql(m: Extract<FrontendMessage, { kind: 'query' | 'parse' }>, out: PumpOutput): Promise<void> | undefined {
+  #sql(m: SqlMessage, out: PumpOutput): Promise<void> | undefined {
     if (this.#gate?.discarding) {
       this.#pass(m, out, undefined);
       return undefined;
     }
-    const long = m.sql.length > ANALYSIS_WORKER_ABOVE;
-    const guard = this.#guardLexing && this.#state !== undefined && !this.#state.idle && m.msg.body.includes(BACKSLASH);
-    if (!long && !guard) {
+    const guarding = this.#guardLexing && this.#state !== undefined && !this.#state.idle;
+    if (!m.long && !(guarding && m.msg.body.includes(BACKSLASH))) {
       this.#pass(m, out, m.sql.length > ANALYSIS_CACHE_MAX_TEXT ? analyzeSql(m.sql) : undefined);
       return undefined;
     }
     out.flush();
     return (async () => {
-      const analysis = long ? await analyzeSqlInWorker(m.sql) : undefined;
-      if (this.#guardLexing && this.#state && m.msg.body.includes(BACKSLASH)) {
+      let msg = m;
+      let analysis: Analysis | undefined;
+      let backslash = true;
+      if (m.long) {
+        const facts = await analyzeLongSql(m.msg.raw, m.long.from);
+        if (!facts.terminated) throw new PgProtocolError(`${m.kind === 'query' ? 'Query' : 'Parse'} message has an unterminated string`);
+        msg = { ...m, msg: { type: m.msg.type, body: facts.raw.subarray(5), raw: facts.raw }, utf8: m.utf8 && facts.utf8 };
+        analysis = facts.analysis;
+        backslash = facts.backslash;
+      }
+      if (this.#guardLexing && this.#state && backslash) {
         if (this.#state.unsynced > 0 && this.#state.batchRunsCode) {
-          this.#send(this.#gate!.refuseLexingPending(m), out);
+          this.#send(this.#gate!.refuseLexingPending(msg), out);
           return;
         }
         await this.#state.answered();
       }
-      this.#pass(m, out, analysis);
+      if (!this.#stopped) this.#pass(msg, out, analysis);
     })();
   }
 
