@@ -1,7 +1,8 @@
 /**
  * `hoop connect <name>`: a local PostgreSQL port that forwards every client through its own
- * authenticated, audited tunnel to the gateway. Prints how to connect (a psql command, a URI and
- * a PGPASSFILE holding the per-session password) and runs until interrupted.
+ * authenticated, audited tunnel to the gateway. Prints how to connect (a psql command, a URI, a
+ * PGPASSFILE holding the per-session password, and the certificate of the port's TLS for
+ * `sslmode=verify-full`) and runs until interrupted.
  *
  * With a policy bundle (`--policy-dir DIR`, or `--policy-repo` / `$HOOP_POLICY_REPO` pulled as
  * `hoop policy pull` does), statements are judged on this machine first, by the same gate the
@@ -19,7 +20,9 @@ import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { LocalPostgresListener, type ListenerEvent } from '../tunnel/postgres/local-listener.js';
-import { removePgpass, writePgpass } from '../tunnel/postgres/pgpass.js';
+import { createSecureContext } from 'node:tls';
+import { removeRunFile, writePgpass, writeRootCert } from '../tunnel/postgres/pgpass.js';
+import { mintCertificate } from '../x509.js';
 import { makeScramSecret } from '../tunnel/postgres/scram.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
 import { openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
@@ -98,8 +101,11 @@ export function connectCommand(io: CliIo): Command {
         else if (e.kind === 'client-closed' && e.message) say(`session ${e.session} closed: ${e.message}`);
         else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
       };
+      // A certificate for this run's local port, its own root: clients that insist on TLS verify it.
+      const certificate = mintCertificate({ commonName: `hoop connect ${name}`, altNames: ['127.0.0.1', 'localhost'], ca: true, validDays: 30 });
       const listener = new LocalPostgresListener({
         secret: makeScramSecret(password),
+        tls: createSecureContext({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2' }),
         ...(opts.port !== undefined ? { port: opts.port } : {}),
         ...(opts.socket ? { socketDir: opts.socket, socketPort: opts.port || 5432 } : {}),
         log,
@@ -124,15 +130,23 @@ export function connectCommand(io: CliIo): Command {
         stopProvider();
         throw err;
       }
-      const pgpassFile = await writePgpass({ env: io.env, name, host: address.socketPath ? '*' : address.host, port: address.port, password });
+      const files: string[] = [];
       try {
+        const pgpassFile = await writePgpass({ env: io.env, name, host: address.socketPath ? '*' : address.host, port: address.port, password });
+        files.push(pgpassFile);
+        // TLS on TCP (libpq does not use it over a unix socket): clients verify the per-session certificate.
+        const sslrootcert = address.socketPath ? undefined : await writeRootCert({ env: io.env, name, port: address.port, pem: certificate.cert });
+        if (sslrootcert) files.push(sslrootcert);
         const user = 'hoop';
         const host = address.host;
-        const uri = `postgresql://${user}@${address.socketPath ? `/${encodeURIComponent(info.database)}?host=${encodeURIComponent(host)}&port=${address.port}` : `${host}:${address.port}/${encodeURIComponent(info.database)}?sslmode=disable`}`;
+        const uri = address.socketPath
+          ? `postgresql://${user}@/${encodeURIComponent(info.database)}?host=${encodeURIComponent(host)}&port=${address.port}`
+          : `postgresql://${user}@${host}:${address.port}/${encodeURIComponent(info.database)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(sslrootcert!)}`;
         if (opts.json) {
-          io.stdout.write(`${JSON.stringify({ connection: name, host, port: address.port, user, database: info.database, password, pgpassFile, uri })}\n`);
+          const tls = sslrootcert ? { sslmode: 'verify-full', sslrootcert } : {};
+          io.stdout.write(`${JSON.stringify({ connection: name, host, port: address.port, user, database: info.database, password, pgpassFile, ...tls, uri })}\n`);
         } else {
-          const conninfo = `host=${host} port=${address.port} user=${user} dbname=${info.database}${address.socketPath ? '' : ' sslmode=disable'}`;
+          const conninfo = `host=${host} port=${address.port} user=${user} dbname=${info.database}${sslrootcert ? ` sslmode=verify-full sslrootcert=${sslrootcert}` : ''}`;
           io.stdout.write(
             [
               `Connected to "${name}" through ${gateway}.`,
@@ -151,7 +165,7 @@ export function connectCommand(io: CliIo): Command {
       } finally {
         stopProvider();
         await listener.close();
-        await removePgpass(pgpassFile);
+        for (const file of files) await removeRunFile(file);
       }
     });
 }

@@ -100,14 +100,18 @@ describe('hoop gateway + hoop connect as processes', () => {
     expect((await stat(pgpass)).mode & 0o777).toBe(0o600);
     expect(await readFile(pgpass, 'utf8')).not.toContain(pg.users.scram.password);
 
-    // Exactly what the user is told to paste.
-    const r = await runProcess('psql', ['-X', '-At', conninfo, '-c', 'select current_user, count(*) from items'], { env: { PGPASSFILE: pgpass } });
+    // Exactly what the user is told to paste: TLS to the local port, its certificate verified.
+    expect(conninfo).toMatch(/sslmode=verify-full sslrootcert=\S+\.crt$/);
+    const rootcert = /sslrootcert=(\S+)/.exec(conninfo)![1]!;
+    const r = await runProcess('psql', ['-X', '-At', conninfo, '-c', 'select current_user, count(*) from items', '-c', '\\conninfo'], { env: { PGPASSFILE: pgpass } });
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim()).toBe(`${pg.users.scram.user}|3`);
+    expect(r.stdout.trim().split('\n')[0]).toBe(`${pg.users.scram.user}|3`);
+    expect(r.stdout).toMatch(/SSL connection \(protocol: TLSv1\.[23]/);
 
     conn.child.kill('SIGINT');
     expect(await exited(conn.child)).toBe(0);
     expect(existsSync(pgpass)).toBe(false);
+    expect(existsSync(rootcert)).toBe(false);
 
     gw.child.kill('SIGTERM');
     expect(await exited(gw.child)).toBe(0);

@@ -28,6 +28,9 @@ export interface ConnectInfo {
   database: string;
   password: string;
   pgpassFile: string;
+  /** `verify-full` and the certificate of the local port's TLS (absent on a unix socket). */
+  sslmode?: string;
+  sslrootcert?: string;
   uri: string;
 }
 

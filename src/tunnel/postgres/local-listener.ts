@@ -14,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, rm } from 'node:fs/promises';
 import * as net from 'node:net';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { StatementGate } from '../../gateway/postgres-statements.js';
@@ -64,6 +66,8 @@ export interface LocalPostgresListenerOptions {
   handshakeTimeoutMs?: number;
   /** Deadline for the rest of a message once its first bytes arrived (as at the gateway); default 60 s. */
   messageTimeoutMs?: number;
+  /** Accept clients that ask for TLS (SSLRequest) with this certificate; without it, TLS is declined. */
+  tls?: SecureContext;
   /**
    * Early statement checks: called once per client session, after its tunnel opened, for the
    * gate that judges what the client sends before it leaves the machine (undefined: none). The
@@ -95,8 +99,8 @@ function sqlstateFor(err: HoopError): string {
   }
 }
 
-/** Sends a fatal ErrorResponse to a local client and closes its socket. */
-function refuse(socket: net.Socket, sqlstate: string, message: string, hint?: string): void {
+/** Sends a fatal ErrorResponse to a local client and closes its connection. */
+function refuse(socket: Duplex, sqlstate: string, message: string, hint?: string): void {
   if (socket.destroyed || socket.writableEnded) return;
   socket.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
 }
@@ -105,9 +109,8 @@ function refuse(socket: net.Socket, sqlstate: string, message: string, hint?: st
 export class LocalPostgresListener {
   readonly #o: LocalPostgresListenerOptions;
   readonly #server: net.Server;
-  readonly #clients = new Set<net.Socket>();
-  /** Clients whose bytes are being relayed: a message of ours could land inside one of the server's. */
-  readonly #relaying = new Set<net.Socket>();
+  /** Each client's socket -> the stream it speaks on (the socket, or TLS over it) and whether its bytes are relayed (a message of ours could land inside one of the server's). */
+  readonly #clients = new Map<net.Socket, { stream: Duplex; relaying: boolean }>();
   #socketPath: string | undefined;
 
   constructor(options: LocalPostgresListenerOptions) {
@@ -147,9 +150,9 @@ export class LocalPostgresListener {
   /** Stops listening and closes every client. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const socket of this.#clients) {
-      if (this.#relaying.has(socket)) socket.end();
-      else refuse(socket, SqlState.ADMIN_SHUTDOWN, 'hoop: hoop connect is shutting down');
+    for (const [socket, { stream, relaying }] of this.#clients) {
+      if (relaying) stream.end();
+      else refuse(stream, SqlState.ADMIN_SHUTDOWN, 'hoop: hoop connect is shutting down');
       socket.destroySoon();
     }
     await closed;
@@ -157,11 +160,8 @@ export class LocalPostgresListener {
   }
 
   #accept(socket: net.Socket): void {
-    this.#clients.add(socket);
-    socket.on('close', () => {
-      this.#clients.delete(socket);
-      this.#relaying.delete(socket);
-    });
+    this.#clients.set(socket, { stream: socket, relaying: false });
+    socket.on('close', () => this.#clients.delete(socket));
     socket.on('error', (err) => this.#o.log.debug('local.error', { error: describeError(err) }));
     const session = randomBytes(12).toString('base64url');
     this.#serve(socket, session).catch((err) => {
@@ -170,9 +170,11 @@ export class LocalPostgresListener {
     });
   }
 
-  async #serve(socket: net.Socket, session: string): Promise<void> {
+  async #serve(raw: net.Socket, session: string): Promise<void> {
     const { log, onEvent } = this.#o;
-    const handshake = new HandshakeStream(socket, this.#o.handshakeTimeoutMs ?? 15_000);
+    const handshake = new HandshakeStream(raw, this.#o.handshakeTimeoutMs ?? 15_000, this.#o.tls);
+    /** The client's stream: the socket, or TLS over it once the client asked for it. */
+    const client = (): Duplex => handshake.stream;
     let user: string;
     let database: string;
     let params: ReadonlyMap<string, string>;
@@ -181,27 +183,28 @@ export class LocalPostgresListener {
       if (first.kind === 'cancel') {
         handshake.release();
         await this.#forwardCancel(session, first.processId, first.secretKey);
-        socket.end();
+        client().end();
         return;
       }
       // The gateway decides which startup settings it lets through (its list is configurable).
       ({ user, database } = startupIdentity(first.params));
       params = first.params;
-      await this.#authenticate(socket, handshake);
+      this.#clients.set(raw, { stream: client(), relaying: false });
+      await this.#authenticate(client(), handshake);
     } catch (err) {
       handshake.release();
       if (err instanceof ScramAuthError) {
         onEvent?.({ kind: 'auth-failed', session });
-        refuse(socket, SqlState.INVALID_PASSWORD, 'hoop: password authentication failed for the local tunnel', 'use the password hoop connect wrote to its PGPASSFILE (or printed with --json)');
+        refuse(client(), SqlState.INVALID_PASSWORD, 'hoop: password authentication failed for the local tunnel', 'use the password hoop connect wrote to its PGPASSFILE (or printed with --json)');
       } else if (isHoopError(err, ErrorCode.TIMEOUT)) {
-        refuse(socket, SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
+        refuse(client(), SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
       } else if (err instanceof PgProtocolError && err.unanswered) {
         log.debug('local.startup-abandoned', { session, error: describeError(err) });
-        socket.end();
+        client().end();
       } else {
         const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
         onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
-        refuse(socket, sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+        refuse(client(), sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
       }
       return;
     }
@@ -213,7 +216,7 @@ export class LocalPostgresListener {
       handshake.release();
       const e = isHoopError(err) ? err : new HoopError(ErrorCode.INTERNAL, describeError(err), { cause: err });
       onEvent?.({ kind: 'tunnel-failed', session, error: e });
-      refuse(socket, sqlstateFor(e), `hoop: ${e.message}`, e.hint);
+      refuse(client(), sqlstateFor(e), `hoop: ${e.message}`, e.hint);
       return;
     }
     onEvent?.({ kind: 'client-connected', session, user, database });
@@ -226,7 +229,8 @@ export class LocalPostgresListener {
     channel.write(startupMessage([['user', user], ['database', database], ...[...params].filter(([k]) => k !== 'user' && k !== 'database')]));
 
     const reader = handshake.release();
-    this.#relaying.add(socket);
+    this.#clients.set(raw, { stream: client(), relaying: true });
+    const socket = client();
     let gate: StatementGate | undefined;
     try {
       gate = this.#o.statementGate?.(session, tunnel);
@@ -302,7 +306,7 @@ export class LocalPostgresListener {
   }
 
   /** SCRAM-SHA-256 with the per-session secret; throws ScramAuthError on a wrong password. */
-  async #authenticate(socket: net.Socket, handshake: HandshakeStream): Promise<void> {
+  async #authenticate(socket: Duplex, handshake: HandshakeStream): Promise<void> {
     const scram = new ScramServer(this.#o.secret);
     socket.write(authenticationSASL([SCRAM]));
     const initial = await handshake.message();

@@ -1,10 +1,14 @@
 /**
- * A private password file for libpq clients (psql, pgbench, and every driver built on libpq),
- * holding the per-session password of `hoop connect`. It lives in a 0700 directory of the user
- * (`$XDG_RUNTIME_DIR/hoop`, else the temp dir), is 0600, and is removed when the tunnel stops.
+ * The files `hoop connect` gives its local clients: a private password file for libpq clients
+ * (psql, pgbench, and every driver built on libpq) holding the per-session password, and the
+ * certificate of its local port (the `sslrootcert` of `sslmode=verify-full`). They live in a
+ * 0700 directory of the user (`$XDG_RUNTIME_DIR/hoop`, else the temp dir), are 0600, carry a
+ * random part in their names (two `hoop connect`s never share, overwrite or delete each other's),
+ * are created exclusively, and are removed when the tunnel stops.
  *
  * @see https://www.postgresql.org/docs/current/libpq-pgpass.html
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,17 +25,32 @@ export function runtimeDir(env: NodeJS.ProcessEnv): string {
   return join(tmpdir(), `hoop-${uid}`);
 }
 
-/** Writes a pgpass file for one listener and returns its path. */
-export async function writePgpass(options: { env: NodeJS.ProcessEnv; name: string; host: string; port: number; password: string }): Promise<string> {
-  const dir = runtimeDir(options.env);
+/** Writes a file of this run in the runtime directory (never an existing one) and returns its path. */
+async function writeRunFile(env: NodeJS.ProcessEnv, stem: string, extension: string, text: string): Promise<string> {
+  const dir = runtimeDir(env);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = join(dir, `${options.name}-${options.port}.pgpass`);
-  await rm(file, { force: true });
-  await writeFile(file, `${field(options.host)}:${options.port}:*:*:${field(options.password)}\n`, { mode: 0o600 });
+  const file = join(dir, `${stem}-${randomBytes(6).toString('hex')}${extension}`);
+  await writeFile(file, text, { mode: 0o600, flag: 'wx' });
   return file;
 }
 
-/** Removes a pgpass file written by {@link writePgpass}. */
-export async function removePgpass(file: string): Promise<void> {
+/**
+ * Writes a pgpass file for one listener and returns its path.
+ * @see https://www.postgresql.org/docs/current/libpq-pgpass.html
+ */
+export function writePgpass(options: { env: NodeJS.ProcessEnv; name: string; host: string; port: number; password: string }): Promise<string> {
+  return writeRunFile(options.env, `${options.name}-${options.port}`, '.pgpass', `${field(options.host)}:${options.port}:*:*:${field(options.password)}\n`);
+}
+
+/**
+ * Writes the certificate of one listener's TLS (a PEM file, its clients' `sslrootcert`) and returns its path.
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLROOTCERT
+ */
+export function writeRootCert(options: { env: NodeJS.ProcessEnv; name: string; port: number; pem: string }): Promise<string> {
+  return writeRunFile(options.env, `${options.name}-${options.port}`, '.crt', options.pem);
+}
+
+/** Removes a file written by {@link writePgpass} or {@link writeRootCert}. */
+export async function removeRunFile(file: string): Promise<void> {
   await rm(file, { force: true });
 }

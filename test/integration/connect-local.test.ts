@@ -1,0 +1,101 @@
+/**
+ * The local port of `hoop connect`: TLS with a per-session certificate that clients verify
+ * (`sslmode=verify-full`), for apps that insist on TLS, next to plain clients; and the files it
+ * hands out (password, certificate) are each run's own.
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-PROTECTION
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { psql, runProcess } from '../harness/clients.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+let stack: HoopStack;
+let connected: RunningConnect;
+let token: string;
+
+beforeAll(async () => {
+  stack = await startStack();
+  token = await stack.token('alice');
+  connected = await stack.connect('app', token);
+}, 120_000);
+
+afterAll(async () => {
+  await connected?.stop();
+  await stack?.close();
+});
+
+describe('TLS on the local port', () => {
+  it('is offered with a per-session certificate: the printed URI works with verify-full (psql)', async () => {
+    const { info } = connected;
+    expect(info.sslmode).toBe('verify-full');
+    expect(info.uri).toContain(`sslmode=verify-full&sslrootcert=${encodeURIComponent(info.sslrootcert!)}`);
+    const r = await runProcess('psql', ['-X', '-At', info.uri, '-c', 'select 1', '-c', '\\conninfo'], { env: { PGPASSFILE: info.pgpassFile } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^1\n/);
+    expect(r.stdout).toMatch(/SSL connection/);
+    // A certificate that is not this session's is refused by the client.
+    const other = await stack.connect('app', token);
+    try {
+      const wrong = await runProcess('psql', ['-X', '-At', info.uri.replace(encodeURIComponent(info.sslrootcert!), encodeURIComponent(other.info.sslrootcert!)), '-c', 'select 1'], { env: { PGPASSFILE: info.pgpassFile } });
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toMatch(/certificate verify failed/);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('serves the pg and postgres drivers over verified TLS, and plain clients still', async () => {
+    const { info } = connected;
+    const ca = readFileSync(info.sslrootcert!, 'utf8');
+    const c = new pg.Client({ host: info.host, port: info.port, user: info.user, database: info.database, password: info.password, ssl: { ca, rejectUnauthorized: true } });
+    await c.connect();
+    try {
+      expect((await c.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
+    } finally {
+      await c.end();
+    }
+    const sql = postgres({ host: info.host, port: info.port, user: info.user, database: info.database, pass: info.password, ssl: { ca, rejectUnauthorized: true }, max: 1 });
+    try {
+      expect((await sql`select 3 as three`)[0]).toEqual({ three: 3 });
+    } finally {
+      await sql.end();
+    }
+    const plain = await psql(info, ['-At', '-c', 'select 4']);
+    expect(plain.stdout.trim()).toBe('4');
+  });
+});
+
+describe('files a run hands out', () => {
+  it('are its own: two hoop connects on the same port number (unix sockets in two directories) never share, overwrite or delete each other\'s password file', async () => {
+    const [da, db] = await Promise.all([mkdtemp(join(tmpdir(), 'hoop-a-')), mkdtemp(join(tmpdir(), 'hoop-b-'))]);
+    const a = await stack.connect('app', token, ['--socket', da]);
+    const b = await stack.connect('app', token, ['--socket', db]);
+    try {
+      expect(a.info.port).toBe(b.info.port);
+      expect(a.info.pgpassFile).not.toBe(b.info.pgpassFile);
+      expect(readFileSync(a.info.pgpassFile, 'utf8')).toContain(a.info.password);
+      expect(readFileSync(b.info.pgpassFile, 'utf8')).toContain(b.info.password);
+      await a.stop();
+      expect(existsSync(a.info.pgpassFile)).toBe(false);
+      expect(existsSync(b.info.pgpassFile)).toBe(true);
+      const r = await psql(b.info, ['-At', '-c', 'select 5']);
+      expect(r.stdout.trim()).toBe('5');
+    } finally {
+      await b.stop();
+      await Promise.all([rm(da, { recursive: true, force: true }), rm(db, { recursive: true, force: true })]);
+    }
+  });
+
+  it('on TCP include the certificate, removed with the password file', async () => {
+    const c = await stack.connect('app', token);
+    await c.stop();
+    expect(existsSync(c.info.sslrootcert!)).toBe(false);
+    expect(existsSync(c.info.pgpassFile)).toBe(false);
+  });
+});
