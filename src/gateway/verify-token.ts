@@ -162,7 +162,8 @@ function normalizeIssuer(issuer: string): string {
  */
 export function isAccessTokenType(typ: unknown): boolean {
   if (typeof typ !== 'string') return false;
-  const t = typ.trim().toLowerCase();
+  // Media types compare without regard to case; nothing else (spaces, parameters) is tolerated.
+  const t = typ.toLowerCase();
   return t === 'at+jwt' || t === 'application/at+jwt';
 }
 

@@ -22,7 +22,7 @@ import { silentLogger } from '../../src/log.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import type { ControlMessage } from '../../src/tunnel/frames.js';
 import { query, terminate } from '../../src/tunnel/postgres/messages.js';
-import { openTunnel } from '../../src/tunnel/transport.js';
+import { openTunnel, type TunnelRefusedError } from '../../src/tunnel/transport.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
@@ -402,6 +402,28 @@ describe('sessions live as long as their token', () => {
     const text = JSON.stringify(stack.logs());
     expect(text).not.toContain(fresh.split('.')[2]);
     expect(text).not.toContain('not-a-token');
+  });
+
+  it('refuses tokens that are not JWT access tokens (typ at+jwt) when the issuer says tokenType: access, at the tunnel and in a renewal', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const signed = (typ: string | undefined): Promise<string> =>
+      new SignJWT({ iss: stack.oidc.issuer, aud: 'hoop-test', sub: 'alice', iat: now, exp: now + 600 })
+        .setProtectedHeader({ alg: 'RS256', kid: stack.oidc.signingKey.kid, ...(typ !== undefined ? { typ } : {}) })
+        .sign(stack.oidc.signingKey.privateKey);
+    for (const typ of ['JWT', undefined, ' at+jwt', 'at+jwt; x=1', 'application/jwt']) {
+      const err = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token: await signed(typ), sessionId: `typ-${randomBytes(4).toString('hex')}`, clientVersion: 'test', ca: stack.pki.ca }).then(
+        () => undefined,
+        (e: TunnelRefusedError) => e,
+      );
+      expect(err?.status, String(typ)).toBe(401);
+      expect(err?.reason, String(typ)).toBe('wrong-token-type');
+    }
+    // A session opened with an access token cannot be renewed with an ID token: it ends at its own expiry.
+    const s = await session(await stack.oidc.token({ subject: 'alice', expiresInSeconds: 3 }), 'typ-renewal');
+    s.channel.sendControl({ type: 'token', token: await signed('JWT') });
+    expect(await s.control('token-rejected')).toMatchObject({ reason: 'wrong-token-type' });
+    expect(await s.raw.error(8000)).toMatchObject({ severity: 'FATAL', code: '28000' });
+    expect(await s.control('close')).toMatchObject({ reason: 'token-expired' });
   });
 
   it('a renewal with another identity\'s token ends the session', async () => {
