@@ -12,7 +12,8 @@
  * Environment: BENCH_SECONDS (pgbench duration per run, default 10), BENCH_SCALE (pgbench scale,
  * default 10), BENCH_COPY_ROWS (rows of the COPY table, default 1000000), BENCH_COPY_RUNS (COPY
  * runs per path, median reported, default 3), BENCH_PATHS (comma list, default all),
- * BENCH_HOOP_NODE_ARGS (node flags for the hoop processes, e.g. `--cpu-prof --cpu-prof-dir=DIR`).
+ * BENCH_HOOP_NODE_ARGS (node flags for the hoop processes, e.g. `--cpu-prof --cpu-prof-dir=DIR`),
+ * BENCH_LIMITS=0 (skip the measurements under a heavy session, see ./pg-limits.ts).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -27,6 +28,7 @@ import { connect as netConnect } from 'node:net';
 import { availableParallelism, cpus, tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, startPgCluster, type PgCluster } from '../test/harness/postgres.js';
+import { formatLimits, measureLimits, type LimitsResult } from './pg-limits.js';
 
 const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
 const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
@@ -281,6 +283,8 @@ async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: numbe
 interface PathSetup {
   endpoint: Endpoint;
   close: () => Promise<void>;
+  /** The hoop processes, for the measurements under a heavy session. */
+  pids?: { gateway: number; connect: number };
 }
 
 function tempDir(prefix: string, forPostgres = false): { dir: string; remove: () => void } {
@@ -490,6 +494,8 @@ async function setupHoop(pg: PgCluster, withPolicy = false): Promise<PathSetup> 
       'listen: 127.0.0.1:0',
       `tls: { cert: ${yamlString(leaf.certFile)}, key: ${yamlString(leaf.keyFile)} }`,
       `issuers: [{ issuer: ${yamlString(oidc.issuer)}, audience: hoop-bench }]`,
+      // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
+      'postgres: { maxStatementBytes: 128MiB }',
       ...(withPolicy
         ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
         : [
@@ -538,6 +544,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false): Promise<PathSetup> 
       await client.stop();
       await gateway.stop();
     },
+    pids: { gateway: gateway.child.pid!, connect: client.child.pid! },
   };
 }
 
@@ -638,6 +645,7 @@ async function main(): Promise<number> {
   ];
 
   const results = new Map<PathName, Result>();
+  let limits: LimitsResult | undefined;
   for (const path of PATHS) {
     if (interrupted) return 130;
     const plog = (s: string): void => log(`[${path}] ${s}`);
@@ -649,6 +657,9 @@ async function main(): Promise<number> {
       else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
       else setup = await setupHoop(pg, path === 'hoop+policy');
       results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog));
+      if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
+        limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);
+      }
     } catch (err) {
       if (interrupted) return 130;
       const message = (err as Error).message;
@@ -660,6 +671,7 @@ async function main(): Promise<number> {
   }
   if (interrupted) return 130;
   printTable(results, machine);
+  if (limits) process.stdout.write(`${formatLimits(limits).join('\n')}\n\n`);
   return results.get('direct')?.error ? 1 : 0;
 }
 

@@ -48,6 +48,8 @@ let worker: Worker | undefined;
 let current: Job | undefined;
 const queue: Job[] = [];
 let seq = 0;
+/** A worker that analysed a message larger than this is replaced (see the 'message' handler). */
+const RETIRE_AFTER = 8 * 1024 * 1024;
 
 /**
  * Runs the TypeScript source of the worker when this module itself runs from source (tests, the
@@ -64,8 +66,10 @@ function start(): Worker {
   w.on('message', (m: WorkerReply) => {
     const job = current;
     current = undefined;
-    // The parser ends its module when a statement exhausts its memory: that worker is replaced.
-    if (!m.analysis.ok && /terminated/i.test(m.analysis.error)) retire(w);
+    // The parser's memory only grows (WebAssembly): after a text this large, or after the parser
+    // gave up on one (it ends its module when a statement exhausts its memory), that worker goes
+    // and its memory with it.
+    if (m.length > RETIRE_AFTER || (!m.analysis.ok && /terminated/i.test(m.analysis.error))) retire(w);
     job?.resolve(m);
     next();
   });
