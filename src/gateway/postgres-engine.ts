@@ -45,7 +45,7 @@ export const DEFAULT_MAX_MASKED_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /** Said when a judged session's server reports a setting under which SQL would read differently at the gateway and the server. */
 function unsafeSettingMessage(setting: string): string {
-  return `hoop: the session changed ${setting}, which would let SQL read differently at the gateway and the server; the session is closed`;
+  return `hoop: the session changed ${setting}, which the gateway's checks rely on (how SQL reads, or read-only access); the session is closed`;
 }
 
 /** Options of the {@link PostgresEngine}. */
@@ -246,14 +246,14 @@ export class PostgresEngine implements Engine {
         return end;
       }
       if (session.judge) {
-        const unsafe = [...upstream.serverParams].find(([name, value]) => unsafeSettingValue(name, value));
+        const unsafe = [...upstream.serverParams].find(([name, value]) => unsafeSettingValue(name, value, session.readOnly));
         const missing = [...upstream.serverParams].every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
         if (unsafe || missing) {
           upstream.socket.end(terminate());
           const message = unsafe
-            ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, under which SQL would read differently at the gateway and the server`
+            ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, which undoes what the gateway's checks rely on`
             : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
-          closeWithError(channel, 'unsafe-setting', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on and a UTF-8-safe client_encoding');
+          closeWithError(channel, 'unsafe-setting', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on');
           return outcome('unsafe-setting', message);
         }
       }
@@ -345,8 +345,9 @@ export class PostgresEngine implements Engine {
       };
       const gate = session.judge
         ? new StatementGate(session.judge, {
+            readOnly: session.readOnly === true,
             onRefusal: (r) => session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r }),
-            // A DO block or a function can change what the analyzer refuses in SET: end the session.
+            // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
             onUnsafeSetting: (setting) => {
               session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
               endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });

@@ -22,7 +22,7 @@
  * @see https://www.postgresql.org/docs/current/sql-copy.html
  */
 import type { Logger } from '../log.js';
-import { PgCatalogResolver } from '../policy/masking/catalog.js';
+import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../policy/masking/catalog.js';
 import { parseRowDescription, ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
 import type { ColumnOrigin } from '../policy/masking/rules.js';
 import { DerivedValueCheck } from '../policy/masking/derived.js';
@@ -212,15 +212,16 @@ interface HintsEntry {
   /** The query of `COPY (query) TO` and the relations it names, described per COPY for its fields' origins. */
   copyQuery?: { text: string; tables: readonly string[] };
   /** The table of `COPY table TO` whose column order is looked up per COPY. */
-  copyRelation?: { schema?: string; table: string };
+  copyRelation?: { schema?: string; table: string; columns?: readonly string[] };
   /** Relations read that no column rule names (checked for views over masked columns). */
   others: string[];
 }
 
 /**
  * Every relation the (lower-case) `names` may mean, in any schema, with, for views and
- * materialized views, every column they read through other views (`*` for a whole row): rows of
- * `name, oid, kind` and `schema, table, column` of what is read (null for tables).
+ * materialized views, every column they read through other views (`*` for a whole row), and the
+ * tables any of these inherit from (partitioned tables, inheritance parents: `*`): rows of
+ * `name, oid, kind` and `schema, table, column` of what is read (null for a plain table).
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  */
 function relationsNamedSql(names: readonly string[]): string {
@@ -239,11 +240,17 @@ function relationsNamedSql(names: readonly string[]): string {
     "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class " +
     'union select reads.root, d.refobjid, d.refobjsubid, reads.depth + 1 from reads join pg_catalog.pg_rewrite r on r.ev_class = reads.relid ' +
     "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
-    "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32) " +
+    "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32), " +
+    // The tables a relation (or one a view reads) inherits from: read as whole rows.
+    'anc(root, relid, depth) as (select x.root, i.inhparent, 1 from (select cand.oid as root, cand.oid as rel from cand union select root, relid from reads) x ' +
+    'join pg_catalog.pg_inherits i on i.inhrelid = x.rel union select anc.root, i.inhparent, anc.depth + 1 from anc ' +
+    'join pg_catalog.pg_inherits i on i.inhrelid = anc.relid where anc.depth < 32) ' +
     "select distinct cand.name, cand.oid::int8 as oid, cand.relkind as kind, n.nspname as schema, c.relname as table, case when reads.relid is null then null else coalesce(a.attname, '*') end as column " +
     'from cand left join reads on reads.root = cand.oid left join pg_catalog.pg_class c on c.oid = reads.relid ' +
     'left join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
-    'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0'
+    'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0 ' +
+    "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, '*' from cand join anc on anc.root = cand.oid " +
+    'join pg_catalog.pg_class c on c.oid = anc.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace'
   );
 }
 
@@ -328,14 +335,22 @@ export class PgSessionMasking implements MaskingStage {
     if (hit) return hit;
     const analysis = analyzed ?? analyzeSql(sql!);
     let mask = !analysis.ok;
-    let withhold = false;
+    let withhold = !analysis.ok;
+    const changes = { statements: !analysis.ok, portals: !analysis.ok };
     let copy: CopyFacts | undefined;
     let copyTables: string[] = [];
     const others = new Set<string>();
     if (analysis.ok) {
       for (const s of analysis.statements) {
         if (this.#originLessMayBeMasked(s)) mask = true;
-        if (this.#derived.findIn(s, s.refs) !== undefined) withhold = true;
+        // A prepared statement's or cursor's query was judged elsewhere: its errors may quote masked values.
+        if (this.#derived.findIn(s, s.refs) !== undefined || s.executeName !== undefined || s.kinds.includes('cursor') || s.kinds.includes('execute')) withhold = true;
+        // Code hoop cannot read (a DO block, a procedure) may raise or return any value: its notices,
+        // errors and OUT parameters are treated as masked.
+        const opaque = s.kinds.includes('do') || s.kinds.includes('call');
+        if (opaque) mask = withhold = true;
+        if (opaque || s.preparedName !== undefined) changes.statements = true;
+        if (opaque || s.cursorName !== undefined || s.kinds.includes('cursor') || s.kinds.includes('transaction')) changes.portals = true;
         // COPY has no RowDescription: a field whose origin is not found is masked when the COPY reads a masked table.
         if (s.kinds[0] === 'copy-out' && s.tables.some((t) => this.tableHasColumnRules(t))) mask = true;
         const o = s.outputs;
@@ -348,20 +363,22 @@ export class PgSessionMasking implements MaskingStage {
         }
       }
     }
-    const hints: StatementHints = { originUnknownPolicy: mask ? 'mask' : 'detect-only', ...(withhold ? { withholdMessages: true } : {}) };
+    const hints: StatementHints = {
+      originUnknownPolicy: mask ? 'mask' : 'detect-only',
+      ...(withhold ? { withholdMessages: true } : {}),
+      ...(changes.statements || changes.portals ? { changes } : {}),
+    };
     const entry: HintsEntry = { hints, others: mask ? [] : [...others] };
     if (copy && copy.target === 'client') {
       const { direction: _d, target: _t, relation, columns, query, ...options } = copy;
       hints.copy = options;
-      if (relation && columns) {
-        const { schema = 'public', table } = relation;
-        hints.copy.columns = columns.map((column) => ({ schema, table, column }));
+      const byOrigin = this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules;
+      if (relation && byOrigin) {
+        // The columns come from the catalog per COPY (which tables the name may mean, their column
+        // order, the tables they inherit from); such hints are not cached.
+        return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyRelation: { ...relation, ...(columns ? { columns } : {}) } };
       }
-      if (relation && !columns && this.tableHasColumnRules(relation.schema ? `${relation.schema}.${relation.table}` : relation.table)) {
-        // The column order comes from the catalog per COPY; such hints are not cached.
-        return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyRelation: relation };
-      }
-      if (query !== undefined && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
+      if (query !== undefined && byOrigin) {
         // The fields' origins come from describing the query per COPY; not cached either.
         return { ...entry, hints: { ...hints, copy: { ...hints.copy, columns: [] } }, copyQuery: { text: query, tables: copyTables } };
       }
@@ -385,13 +402,7 @@ export class PgSessionMasking implements MaskingStage {
       const found = new Set(rows.map((r) => r.name));
       if (names.some((n) => !found.has(n))) return true;
       const rules = this.masker.rules;
-      return rows.some(
-        (c) =>
-          c.column !== null &&
-          (c.column === '*'
-            ? rules.tableHasRules(c.schema ?? '', c.table ?? '')
-            : rules.forOrigin({ schema: c.schema ?? '', table: c.table ?? '', column: c.column ?? '' }) !== undefined || rules.forName(c.column ?? '') !== undefined),
-      );
+      return rows.some((c) => c.column !== null && rules.readsMasked({ schema: c.schema ?? '', table: c.table ?? '', column: c.column }));
     } catch (err) {
       this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) });
       return true;
@@ -419,7 +430,7 @@ export class PgSessionMasking implements MaskingStage {
       // After the view check: the lookups below may still mark these hints.
       if (hints.copy?.columns && hints.copy.columns.length === 0) {
         if (entry.copyQuery !== undefined) this.#copyQueryColumns(entry.copyQuery.text, entry.copyQuery.tables, hints);
-        else if (entry.copyRelation) this.#copyColumns(entry.copyRelation, hints.copy.columns);
+        else if (entry.copyRelation) this.#copyColumns(entry.copyRelation, hints);
       }
     }
     return this.masker.frontend(m, hints);
@@ -483,11 +494,11 @@ export class PgSessionMasking implements MaskingStage {
       for (const o of origins) {
         const col = o.tableOid === 0 ? undefined : await this.#resolver.columnName(o.tableOid, o.attnum);
         if (col?.computedFrom) {
-          if (col.computedFrom.some((c) => (c.column === '*' ? rules.tableHasRules(c.schema, c.table) : rules.forOrigin(c) ?? rules.forName(c.column)))) {
+          if (col.computedFrom.some((c) => rules.readsMasked(c))) {
             hints.originUnknownPolicy = 'mask';
           }
           into.push(undefined);
-        } else into.push(col ? (col.base ?? { schema: col.schema, table: col.table, column: col.column }) : undefined);
+        } else into.push(col ? (col.base ?? col) : undefined);
       }
     })().catch((err: unknown) => {
       into.length = 0;
@@ -498,34 +509,42 @@ export class PgSessionMasking implements MaskingStage {
   }
 
   /**
-   * Fills `into` with the columns of the COPY's table in catalog order before the server's answer
-   * is masked. The name may mean a table of any schema (the session's search_path decides): with
-   * several, a field is masked when the column at its position is masked in any of them.
+   * Fills `into` with the columns of the COPY's table, in catalog order or as its column list
+   * names them, before the server's answer is masked; each with the tables it inherits from. The
+   * name may mean a table of any schema (the session's search_path decides): with several, a
+   * field is masked when the column at its position is masked in any of them.
    */
-  #copyColumns(rel: { schema?: string; table: string }, into: Array<ColumnOrigin | undefined>): void {
+  #copyColumns(rel: { schema?: string; table: string; columns?: readonly string[] }, hints: StatementHints): void {
+    const into = hints.copy!.columns!;
     const q =
-      'select c.oid::int8 as oid, n.nspname as schema, c.relname as table, a.attname as column from pg_catalog.pg_attribute a ' +
-      'join pg_catalog.pg_class c on c.oid = a.attrelid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+      `select c.oid::int8 as oid, n.nspname as schema, c.relname as table, a.attname as column, ${ancestorsJsonSql('c.oid')} as ancestors ` +
+      'from pg_catalog.pg_attribute a join pg_catalog.pg_class c on c.oid = a.attrelid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
       `where lower(c.relname) = ${literal(rel.table.toLowerCase())}${rel.schema ? ` and lower(n.nspname) = ${literal(rel.schema.toLowerCase())}` : ''} ` +
-      "and c.relkind in ('r','p') and a.attnum > 0 and not a.attisdropped order by c.oid, a.attnum";
+      "and c.relkind in ('r','p','f') and a.attnum > 0 and not a.attisdropped order by c.oid, a.attnum";
     const rules = this.masker.rules;
     const barrier = this.#catalog.query(q).then(
       (rows) => {
         const tables = new Map<string, ColumnOrigin[]>();
         for (const r of rows) {
           const cols = tables.get(r.oid!) ?? [];
-          cols.push({ schema: r.schema ?? '', table: r.table ?? '', column: r.column ?? '' });
+          const inheritsFrom = parseAncestors(r.ancestors);
+          cols.push({ schema: r.schema ?? '', table: r.table ?? '', column: r.column ?? '', ...(inheritsFrom ? { inheritsFrom } : {}) });
           tables.set(r.oid!, cols);
         }
-        const candidates = [...tables.values()];
+        // With a column list, the COPY's fields are those columns, in its order.
+        const listed = rel.columns;
+        const candidates = listed ? [...tables.values()].map((cols) => listed.map((name) => cols.find((c) => c.column === name))) : [...tables.values()];
         const width = Math.max(0, ...candidates.map((c) => c.length));
         for (let i = 0; i < width; i++) {
           const here = candidates.map((c) => c[i]).filter((c): c is ColumnOrigin => c !== undefined);
-          into.push(here.find((c) => rules.forOrigin(c) ?? rules.forName(c.column)) ?? (here.length === candidates.length ? here[0] : undefined));
+          into.push(here.find((c) => rules.readsMasked(c)) ?? (here.length === candidates.length ? here[0] : undefined));
         }
       },
-      // Without the order every field is masked: the statement reads a table with column rules.
-      (err) => this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) }),
+      // Without the columns every field is masked.
+      (err) => {
+        hints.originUnknownPolicy = 'mask';
+        this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) });
+      },
     );
     this.#barriers.push(barrier);
   }

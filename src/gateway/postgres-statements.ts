@@ -53,7 +53,7 @@ import type { FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
 import { errorResponse, SqlState } from '../tunnel/postgres/messages.js';
 import { parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
 import type { GateStage } from '../tunnel/postgres/relay.js';
-import { BACKSLASH_UNSAFE_ENCODINGS } from '../tunnel/postgres/startup.js';
+import { lexingSafeSetting } from '../policy/sql/lexing.js';
 import type { SessionJudge, StatementVerdict } from './engine.js';
 
 const QUERY = 0x51; // 'Q'
@@ -67,11 +67,25 @@ const MAX_PARAMETER_STATUS = 1024;
 
 /** A statement's SQL as remembered: its text, or for a long one (not decoded on the relay's thread) its analysis. */
 type Sql = string | Analysis;
+/**
+ * The SQL a statement or portal name may hold at the server. Usually one; a Parse or PREPARE of
+ * a name already held adds to it, since the gateway does not know whether the first one failed
+ * (then the server holds the second) or the second will (then it keeps the first). Each is judged.
+ */
+type Held = readonly Sql[];
 
 /** The names of the gateway's own never-existing statements start with this; clients may not use it. */
 export const RESERVED_STATEMENT_PREFIX = 'hoop_denied_';
 /** Named statements and portals remembered per session; beyond this a new name is refused. */
 const MAX_NAMES = 10_000;
+/** SQL texts one name may hold (see {@link Held}) before a new Parse of it is refused. */
+const MAX_HELD = 8;
+/**
+ * PostgreSQL keys prepared statements and portals by their first NAMEDATALEN - 1 bytes: longer
+ * names could mean one statement to the server and two to the gateway, so they are refused.
+ * @see https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS
+ */
+const MAX_NAME_BYTES = 63;
 /** Refusals whose ErrorResponse may still come back; older ones are forgotten (their batch failed earlier). */
 const MAX_PENDING = 256;
 /** The largest server ErrorResponse held back to see whether it answers one of the gateway's Describes. */
@@ -88,6 +102,7 @@ export const BuiltinRule = {
   FUNCTION_CALL: 'function-call',
   NOT_UTF8: 'not-utf8',
   RESERVED_NAME: 'reserved-name',
+  NAME_TOO_LONG: 'name-too-long',
   TOO_MANY_NAMES: 'too-many-names',
   JUDGE_FAILED: 'judge-failed',
   TOO_LONG: 'too-long',
@@ -210,32 +225,33 @@ export interface Refusal {
 }
 
 /**
- * The setting named by a ParameterStatus body (`name\0value\0`) when its value would let the
- * server's lexer read SQL differently from the gateway's parser: `standard_conforming_strings`
- * other than `on` (backslashes in '...' become escapes), or a `client_encoding` whose multibyte
- * characters may contain a backslash byte. Undefined for anything else.
+ * The setting named by a ParameterStatus body (`name\0value\0`) when its value undoes what the
+ * gateway's checks rely on (see {@link unsafeSettingValue}). Undefined for anything else.
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS
- * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
  */
-export function unsafeParameter(body: Buffer): string | undefined {
+export function unsafeParameter(body: Buffer, readOnly = false): string | undefined {
   const end = body.indexOf(0);
   if (end < 0) return undefined;
   const name = body.toString('latin1', 0, end).toLowerCase();
   const valueEnd = body.indexOf(0, end + 1);
   const value = body.toString('latin1', end + 1, valueEnd < 0 ? body.length : valueEnd);
-  return unsafeSettingValue(name, value) ? name : undefined;
+  return unsafeSettingValue(name, value, readOnly) ? name : undefined;
 }
 
 /**
- * True when `name = value` is a server setting under which SQL would read differently at the
- * gateway and at the server (see {@link unsafeParameter}).
+ * True when the server reporting `name = value` undoes what the gateway's checks rely on: a
+ * setting under which SQL would lex differently at the gateway and at the server
+ * (`standard_conforming_strings` off, a client encoding whose characters can hold a backslash
+ * byte: see {@link lexingSafeSetting}), or, for read-only access, `default_transaction_read_only`
+ * off (reported by PostgreSQL 14 and later).
+ *
+ * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
+ * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-DEFAULT-TRANSACTION-READ-ONLY
  */
-export function unsafeSettingValue(name: string, value: string): boolean {
-  const lower = name.toLowerCase();
-  if (lower === 'standard_conforming_strings') return value.trim().toLowerCase() !== 'on';
-  if (lower === 'client_encoding') return BACKSLASH_UNSAFE_ENCODINGS.has(value.toUpperCase().replace(/[^A-Z0-9]/g, ''));
-  return false;
+export function unsafeSettingValue(name: string, value: string, readOnly = false): boolean {
+  if (readOnly && name.toLowerCase() === 'default_transaction_read_only' && value.trim().toLowerCase() !== 'on') return true;
+  return !lexingSafeSetting(name, value);
 }
 
 /**
@@ -248,9 +264,9 @@ export function unsafeSettingValue(name: string, value: string): boolean {
 export class StatementGate implements GateStage {
   readonly #judge: SessionJudge;
   /** Prepared statements (protocol and SQL level, '' for the unnamed one) -> the SQL to judge again (a long one's analysis). */
-  readonly #statements = new Map<string, Sql>();
+  readonly #statements = new Map<string, Held>();
   /** Portals -> the SQL of their statement. */
-  readonly #portals = new Map<string, Sql>();
+  readonly #portals = new Map<string, Held>();
   /** Names of the gateway's pending Describes -> the ErrorResponse that replaces the server's. */
   readonly #pending = new Map<string, Buffer>();
   readonly #prefix = `${RESERVED_STATEMENT_PREFIX}${randomBytes(6).toString('hex')}_`;
@@ -263,11 +279,14 @@ export class StatementGate implements GateStage {
   readonly refusals = { deny: 0, review: 0, builtin: 0 };
   readonly #onRefusal: ((refusal: Refusal) => void) | undefined;
   readonly #onUnsafeSetting: ((setting: string) => void) | undefined;
+  readonly #readOnly: boolean;
 
-  constructor(judge: SessionJudge, options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void } = {}) {
+  /** `readOnly`: the session's access is read-only (the server turning it off ends the session). */
+  constructor(judge: SessionJudge, options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void; readOnly?: boolean } = {}) {
     this.#judge = judge;
     this.#onRefusal = options.onRefusal;
     this.#onUnsafeSetting = options.onUnsafeSetting;
+    this.#readOnly = options.readOnly === true;
   }
 
   /**
@@ -316,15 +335,16 @@ export class StatementGate implements GateStage {
           this.#discarding = true;
           return [this.#refuse(refusal)];
         }
-        this.#statements.set(m.name, m.long && analysis ? analysis : m.sql);
+        this.#statements.set(m.name, this.#hold(m.name, m.long && analysis ? analysis : m.sql));
         return m;
       }
       case 'bind': {
         const sql = m.utf8 ? this.#statements.get(m.statement) : undefined;
         let refusal: Buffer | undefined;
         if (!m.utf8) refusal = this.#builtin(BuiltinRule.NOT_UTF8);
+        else if (Buffer.byteLength(m.portal) > MAX_NAME_BYTES) refusal = this.#builtin(BuiltinRule.NAME_TOO_LONG);
         else if (sql === undefined) refusal = this.#count('builtin', unknownStatementError(m.statement), 'hoop:unknown-statement', 'Bind of a statement hoop did not see prepared');
-        else refusal = this.#judgeSql(sql);
+        else refusal = this.#judgeHeld(sql);
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];
@@ -339,7 +359,7 @@ export class StatementGate implements GateStage {
       case 'execute': {
         const sql = m.utf8 ? this.#portals.get(m.portal) : undefined;
         // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist.
-        const refusal = sql === undefined ? undefined : this.#judgeSql(sql);
+        const refusal = sql === undefined ? undefined : this.#judgeHeld(sql);
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];
@@ -417,7 +437,7 @@ export class StatementGate implements GateStage {
 
   /** Checks a ParameterStatus body; reports the first unsafe setting once. */
   #checkParameter(body: Buffer): void {
-    const setting = unsafeParameter(body);
+    const setting = unsafeParameter(body, this.#readOnly);
     if (setting === undefined || this.#unsafeSetting !== undefined) return;
     this.#unsafeSetting = setting;
     this.#onUnsafeSetting?.(setting);
@@ -443,6 +463,7 @@ export class StatementGate implements GateStage {
       [BuiltinRule.FUNCTION_CALL]: 'the fast-path function call interface is not supported',
       [BuiltinRule.NOT_UTF8]: 'the statement is not valid UTF-8; hoop judges SQL as UTF-8 (set client_encoding to UTF8)',
       [BuiltinRule.RESERVED_NAME]: `statement names starting with "${RESERVED_STATEMENT_PREFIX}" are reserved by hoop`,
+      [BuiltinRule.NAME_TOO_LONG]: `statement and portal names are limited to ${MAX_NAME_BYTES} bytes (PostgreSQL reads only that many)`,
       [BuiltinRule.TOO_MANY_NAMES]: `a session may hold at most ${MAX_NAMES} named statements and portals through hoop`,
       [BuiltinRule.JUDGE_FAILED]: 'the gateway could not judge the statement',
       [BuiltinRule.TOO_LONG]: 'the statement is longer than the gateway judges',
@@ -452,14 +473,26 @@ export class StatementGate implements GateStage {
     return this.#count('builtin', refusalError({ action: 'deny', rule: `hoop:${rule}`, message: message ?? said, reason: message ?? said }), `hoop:${rule}`, message ?? said);
   }
 
-  /** The refusal for a remembered statement (judged again: a test judge may change its mind). */
-  #judgeSql(sql: Sql): Buffer | undefined {
-    return typeof sql === 'string' ? this.#judgeString(sql, false, 0) : this.#judgeString('', false, 0, sql);
+  /** The refusal for what a remembered name may hold (judged again: a test judge may change its mind). */
+  #judgeHeld(held: Held, depth = 0): Buffer | undefined {
+    for (const sql of held) {
+      const refusal = typeof sql === 'string' ? this.#judgeString(sql, false, depth) : this.#judgeString('', false, depth, sql);
+      if (refusal) return refusal;
+    }
+    return undefined;
   }
 
-  #checkNewName(name: string, map: Map<string, Sql>): Buffer | undefined {
+  /** What statement `name` may hold once `sql` is prepared under it (see {@link Held}); the unnamed statement is replaced. */
+  #hold(name: string, sql: Sql, held: Held | undefined = this.#statements.get(name)): Held {
+    if (name === '' || held === undefined) return [sql];
+    return held.includes(sql) ? held : [...held, sql];
+  }
+
+  #checkNewName(name: string, map: Map<string, Held>): Buffer | undefined {
     if (name.startsWith(RESERVED_STATEMENT_PREFIX)) return this.#builtin(BuiltinRule.RESERVED_NAME);
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) return this.#builtin(BuiltinRule.NAME_TOO_LONG);
     if (name !== '' && map.size >= MAX_NAMES && !map.has(name)) return this.#builtin(BuiltinRule.TOO_MANY_NAMES);
+    if (name !== '' && (map.get(name)?.length ?? 0) >= MAX_HELD) return this.#builtin(BuiltinRule.TOO_MANY_NAMES, `statement "${name}" was prepared ${MAX_HELD} times without being closed; close or deallocate it first`);
     return undefined;
   }
 
@@ -474,24 +507,24 @@ export class StatementGate implements GateStage {
       return this.#builtin(BuiltinRule.JUDGE_FAILED);
     }
     if (ops && ops.length > 0) {
-      const local = new Map<string, string | null>();
+      const local = new Map<string, Held | null>();
+      const held = (name: string): Held | undefined => (local.has(name) ? (local.get(name) ?? undefined) : this.#statements.get(name));
       for (const op of ops) {
         if (op.op === 'prepare') {
           const bad = this.#checkNewName(op.name, this.#statements);
           if (bad) return bad;
-          local.set(op.name, op.text);
+          local.set(op.name, this.#hold(op.name, op.text, held(op.name)));
         } else if (op.op === 'deallocate') {
           if (op.name !== undefined) local.set(op.name, null);
           else {
             for (const name of [...this.#statements.keys(), ...local.keys()]) if (name !== '') local.set(name, null);
           }
         } else {
-          const body = local.has(op.name) ? local.get(op.name) : this.#statements.get(op.name);
-          if (body === undefined || body === null) return this.#count('builtin', unknownStatementError(op.name), 'hoop:unknown-statement', 'EXECUTE of a statement hoop did not see prepared');
-          if (depth < MAX_DEPTH) {
-            const inner = typeof body === 'string' ? this.#judgeString(body, false, depth + 1) : this.#judgeString('', false, depth + 1, body);
-            if (inner) return inner;
-          } else return this.#builtin(BuiltinRule.JUDGE_FAILED, 'prepared statements nest too deep to judge');
+          const body = held(op.name);
+          if (body === undefined) return this.#count('builtin', unknownStatementError(op.name), 'hoop:unknown-statement', 'EXECUTE of a statement hoop did not see prepared');
+          if (depth >= MAX_DEPTH) return this.#builtin(BuiltinRule.JUDGE_FAILED, 'prepared statements nest too deep to judge');
+          const inner = this.#judgeHeld(body, depth + 1);
+          if (inner) return inner;
         }
       }
       if (record && verdict.action === 'allow') {

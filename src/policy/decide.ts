@@ -6,9 +6,14 @@
  * multi-statement string is judged on its own and the most restrictive outcome wins
  * (deny > review > allow; ties go to the earlier statement, then to the rule first in file
  * order). Before any rule, statements that would change how the server lexes later SQL are denied (rule
- * `parser-consistency`) and read-only access denies statements that write or change the session's
- * privileges (rule `read-only-access`); with `masking.derived: deny`, statements that return a
- * value computed from a masked column are denied (rule `masking-derived`); SQL the parser
+ * `parser-consistency`), read-only access denies statements that write, change the session's
+ * privileges, or reach beyond the database's tables (rule `read-only-access`), and an access
+ * with server timeouts denies statements that would raise them or could do so unseen (rule
+ * `session-limit`); functions that read tables named in a string are denied when some rule names
+ * tables (rule `unseen-read`), and with masking rules, as are reads of the planner's statistics
+ * and values passed to a side channel (rule `masking-side-channel`); with `masking.derived: deny`,
+ * statements that return a value computed from a masked column are denied (rule
+ * `masking-derived`); SQL the parser
  * rejects gets the policy's `unparseable` action (rule `unparseable`, deny by default). No matching rule means allow: whether the
  * identity may use the connection at all is decided by `access`, not here.
  *
@@ -54,6 +59,133 @@ export interface Decision {
 export const READ_ONLY_RULE = 'read-only-access';
 
 /**
+ * Functions that run SQL handed to them as text, which the gateway never parses (so no rule, no
+ * limit and no read-only check sees what it does): `query_to_xml` and its kin, `ts_stat`, and
+ * tablefunc's `crosstab` / `connectby` and xml2's `xpath_table`, which build or take a query.
+ * Refused under read-only access and under server timeouts, as DO blocks are.
+ * @see https://www.postgresql.org/docs/current/functions-xml.html#FUNCTIONS-XML-MAPPING
+ * @see https://www.postgresql.org/docs/current/textsearch-features.html#TEXTSEARCH-STATISTICS
+ * @see https://www.postgresql.org/docs/current/tablefunc.html
+ * @see https://www.postgresql.org/docs/current/xml2.html
+ */
+export const SQL_TEXT_FUNCTIONS: ReadonlySet<string> = new Set([
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'ts_stat',
+  'crosstab*',
+  'connectby',
+  'xpath_table',
+]);
+
+/**
+ * Built-in (and contrib) functions read-only access refuses, by name in any schema; a name
+ * ending in `*` stands for every name it starts. A read-only transaction does not stop them
+ * (PostgreSQL 15 runs each of lo_create, lo_import, lo_export, pg_stat_reset,
+ * pg_logical_emit_message, pg_switch_wal in one), and they act beyond the database's tables:
+ * - server files: pg_read_file, pg_read_binary_file, pg_stat_file, pg_ls_*, lo_import,
+ *   lo_export, adminpack's pg_file_* and pg_logdir_ls, the configuration files' views
+ *   (pg_hba_file_rules, pg_ident_file_mappings, pg_show_all_file_settings);
+ * - large objects written: lo_create, lo_creat, lo_unlink, lowrite, lo_put, lo_truncate*,
+ *   lo_from_bytea;
+ * - other databases, or SQL text run unseen: dblink*, {@link SQL_TEXT_FUNCTIONS};
+ * - the server's state: configuration reload, log rotation, WAL switch, restore points,
+ *   promotion, backups, WAL replay, statistics resets, memory-context logging, collation
+ *   import, logical messages, the OID counter, pg_upgrade's binary_upgrade_*, pg_surgery and
+ *   pg_visibility's repairs, replication origins and slots (created, dropped, copied, advanced,
+ *   consumed).
+ * Functions that signal other backends are refused for everyone (see {@link BACKEND_SIGNAL_RULE});
+ * set_config is judged by the setting it changes. A function the database already holds that
+ * calls one of these cannot be seen (the upstream session's read-only transactions still refuse
+ * its table writes).
+ * @see https://www.postgresql.org/docs/current/functions-admin.html
+ * @see https://www.postgresql.org/docs/current/lo-funcs.html
+ * @see https://www.postgresql.org/docs/current/dblink.html
+ * @see https://www.postgresql.org/docs/current/adminpack.html
+ * @see https://www.postgresql.org/docs/current/pgsurgery.html
+ * @see https://www.postgresql.org/docs/current/pgvisibility.html
+ */
+export const READ_ONLY_DENIED_FUNCTIONS: ReadonlySet<string> = new Set([
+  // Server files.
+  'pg_read_file',
+  'pg_read_file_old',
+  'pg_read_binary_file',
+  'pg_stat_file',
+  'pg_ls_*',
+  'pg_file_*',
+  'pg_logdir_ls',
+  'lo_import',
+  'lo_export',
+  'pg_hba_file_rules',
+  'pg_ident_file_mappings',
+  'pg_show_all_file_settings',
+  // Large objects written.
+  'lo_create',
+  'lo_creat',
+  'lo_unlink',
+  'lowrite',
+  'lo_put',
+  'lo_truncate*',
+  'lo_from_bytea',
+  // Other databases, SQL text.
+  'dblink*',
+  ...SQL_TEXT_FUNCTIONS,
+  // Server state.
+  'pg_reload_conf',
+  'pg_rotate_logfile*',
+  'pg_switch_wal',
+  'pg_switch_xlog',
+  'pg_create_restore_point',
+  'pg_promote',
+  'pg_start_backup',
+  'pg_stop_backup',
+  'pg_backup_start',
+  'pg_backup_stop',
+  'pg_wal_replay_*',
+  'pg_xlog_replay_*',
+  'pg_stat_reset*',
+  'pg_stat_statements_reset',
+  'pg_log_backend_memory_contexts',
+  'pg_import_system_collations',
+  'pg_logical_emit_message',
+  'pg_nextoid',
+  'binary_upgrade_*',
+  'heap_force_*',
+  'pg_truncate_visibility_map',
+  // Replication.
+  'pg_replication_origin_*',
+  'pg_create_physical_replication_slot',
+  'pg_create_logical_replication_slot',
+  'pg_drop_replication_slot',
+  'pg_copy_physical_replication_slot',
+  'pg_copy_logical_replication_slot',
+  'pg_replication_slot_advance',
+  'pg_logical_slot_get_*',
+  'pg_sync_replication_slots',
+]);
+
+/** The first of `functions` (as in StatementFacts: `schema.name` or `name`) that `set` names, in any schema. */
+function findFunction(functions: readonly string[], set: ReadonlySet<string>): string | undefined {
+  return functions.find((f) => {
+    const name = f.slice(f.lastIndexOf('.') + 1);
+    if (set.has(name)) return true;
+    for (const entry of set) if (entry.endsWith('*') && name.startsWith(entry.slice(0, -1))) return true;
+    return false;
+  });
+}
+
+/**
+ * The strongest table lock read-only access may take with LOCK: ACCESS SHARE, the lock a SELECT
+ * takes, which only conflicts with ACCESS EXCLUSIVE (most ALTER TABLE, DROP, VACUUM FULL), as
+ * a long SELECT does. Every stronger mode holds up more of what other sessions do: ROW SHARE
+ * (what SELECT FOR UPDATE takes, which a read-only transaction refuses) conflicts with EXCLUSIVE
+ * too, ROW EXCLUSIVE with CREATE INDEX, SHARE UPDATE EXCLUSIVE with VACUUM and ANALYZE, SHARE and
+ * stronger with every write. A read-only transaction itself takes any of them.
+ * @see https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES
+ */
+export const READ_ONLY_LOCK_MODE = 'ACCESS SHARE';
+
+/**
  * Rule name of the built-in denial of statements that would make the server split later SQL
  * text differently from the gateway's parser (`standard_conforming_strings` off, an encoding
  * that is not ASCII-safe): see `changesLexing` in {@link StatementFacts}. It applies whatever
@@ -93,7 +225,12 @@ const SIGNAL_FUNCTIONS = new Set(['pg_terminate_backend', 'pg_cancel_backend', '
 
 /**
  * Rule name of the refusal of a `SET` / `set_config` that would raise a server timeout above the
- * access's limit (`statementTimeout`, `lockTimeout`, `idleInTransactionTimeout`).
+ * access's limit (`statementTimeout`, `lockTimeout`, `idleInTransactionTimeout`), turn it off
+ * (any value the server reads as 0: see `parseTimeSetting`), or set it from an expression; a
+ * set_config stored in a view or function, a function's SET clause, and a write to pg_settings
+ * count (see `StatementFacts.settings`). With any limit, code the gateway cannot read is refused
+ * too: a DO block, a function body given as a string (not BEGIN ATOMIC or RETURN), a call of
+ * {@link SQL_TEXT_FUNCTIONS}. (What a function the database already holds does is not seen.)
  * @see https://www.postgresql.org/docs/17/runtime-config-client.html#GUC-STATEMENT-TIMEOUT
  */
 export const LIMIT_RULE = 'session-limit';
@@ -102,11 +239,15 @@ export const LIMIT_RULE = 'session-limit';
 export const UNPARSEABLE_RULE = 'unparseable';
 
 /**
- * Kinds that read-only access denies: writes (`write`), DDL (`ddl`), GRANT/REVOKE, changing the
- * role or session authorization (SET ROLE, SET SESSION AUTHORIZATION, set_config of either, or
- * of a setting named by an expression), and running code whose effects cannot be seen (DO, CALL).
- * COPY to or from a server file or program, and asking for read-write transactions
- * (`default_transaction_read_only` off, BEGIN READ WRITE, ...), are denied too.
+ * Kinds that read-only access denies: writes (`write`), DDL (`ddl`: CLUSTER, REINDEX and REFRESH
+ * MATERIALIZED VIEW are `alter`), GRANT/REVOKE, changing the role or session authorization (SET
+ * ROLE, SET SESSION AUTHORIZATION, set_config of either, or of a setting named by an expression),
+ * running code whose effects cannot be seen (DO, CALL), and VACUUM / ANALYZE (`vacuum`: they
+ * write to the table and its statistics, and a read-only transaction runs them). COPY to or from
+ * a server file or program, asking for read-write transactions (`default_transaction_read_only`
+ * off, `transaction_read_only` reset, BEGIN READ WRITE, ...), LOCK in a mode stronger than
+ * {@link READ_ONLY_LOCK_MODE}, CHECKPOINT, LOAD and calls of {@link READ_ONLY_DENIED_FUNCTIONS}
+ * are denied too.
  * @see https://www.postgresql.org/docs/17/sql-set-transaction.html (what a read-only transaction refuses)
  */
 export const READ_ONLY_DENIED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>([
@@ -118,6 +259,7 @@ export const READ_ONLY_DENIED_KINDS: ReadonlySet<StatementKind> = new Set<Statem
   'set-session-authorization',
   'do',
   'call',
+  'vacuum',
 ]);
 
 /** Options of a {@link StatementJudge}. */
@@ -156,6 +298,8 @@ export class StatementJudge {
   /** Masked values by reference, for side channels (whenever masking has column or name rules). */
   readonly #masked: DerivedValueCheck | undefined;
   readonly #limits: SessionLimits;
+  /** Some rule for this identity names tables: SQL that reads tables unseen is refused (see {@link UNSEEN_READ_RULE}). */
+  readonly #tableRules: boolean;
 
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
     this.#connection = connection;
@@ -167,6 +311,7 @@ export class StatementJudge {
         rule,
         ...(rule.match.kinds ? { kinds: new Set(rule.match.kinds.flatMap((k) => expandKind(k))) } : {}),
       }));
+    this.#tableRules = this.#rules.some((r) => (r.rule.match.tables?.length ?? 0) > 0);
     this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
     this.#limits = options.limits ?? {};
     const masked = new DerivedValueCheck(policy.masking);
@@ -224,23 +369,22 @@ export class StatementJudge {
       return {
         action: 'deny',
         rule: LEXING_RULE,
-        message: 'standard_conforming_strings must stay on and client_encoding must stay ASCII-safe (e.g. UTF8) through the gateway',
-        reason: `${where} (${what}) would make the server read later SQL text differently from the gateway's parser`,
+        message: `standard_conforming_strings must stay on and client_encoding must stay ASCII-safe (e.g. UTF8) through the gateway${
+          facts.settings.some((s) => s.name === undefined) ? '; a setting the gateway cannot name (set_config of an expression, a write to pg_settings or a view of it) could be either' : ''
+        }`,
+        reason: `${where} (${what}) would, or could, make the server read later SQL text differently from the gateway's parser`,
         statement: index,
         statements: all,
       };
     }
     if (this.#mode === 'read-only') {
-      const kind = facts.kinds.find((k) => READ_ONLY_DENIED_KINDS.has(k));
-      const refused =
-        kind ??
-        (facts.program ? `${facts.kinds[0]} with PROGRAM` : facts.copy?.target === 'file' ? `${facts.kinds[0]} with a server file` : facts.readWrite ? 'read-write transaction' : undefined);
+      const refused = readOnlyRefusal(facts);
       if (refused !== undefined) {
         return {
           action: 'deny',
           rule: READ_ONLY_RULE,
-          message: `read-only access to "${this.#connection}" does not allow ${refused} statements`,
-          reason: `${where} (${what}) needs write access (${refused}) but access to "${this.#connection}" is read-only`,
+          message: `read-only access to "${this.#connection}" does not allow ${refused}`,
+          reason: `${where} (${what}) needs more than read access (${refused}) but access to "${this.#connection}" is read-only`,
           statement: index,
           statements: all,
         };
@@ -252,6 +396,13 @@ export class StatementJudge {
         return { action: 'deny', rule: LIMIT_RULE, message: problem, reason: `${where} (${what}) sets ${name}: ${problem}`, statement: index, statements: all };
       }
     }
+    const limited = Object.keys(this.#limits).filter((n) => this.#limits[n as keyof SessionLimits] !== undefined);
+    const unseen = limited.length > 0 ? (facts.opaqueBody ? 'a body the gateway cannot read (a DO block, or a function body given as a string)' : findFunction(facts.functions, SQL_TEXT_FUNCTIONS)) : undefined;
+    if (unseen !== undefined) {
+      const runs = facts.opaqueBody ? unseen : `${unseen}(), which runs SQL given as text,`;
+      const message = `${limited.join(', ')} ${limited.length > 1 ? 'are' : 'is'} limited for this access, and ${runs} could change ${limited.length > 1 ? 'them' : 'it'} unseen`;
+      return { action: 'deny', rule: LIMIT_RULE, message, reason: `${where} (${what}): ${message}`, statement: index, statements: all };
+    }
     const side = facts.sideChannel && this.#masked?.findIn(facts, facts.sideChannel.refs);
     if (side !== undefined && facts.sideChannel) {
       const through = facts.sideChannel.name === 'pg_notify' ? 'a NOTIFY payload' : 'a setting the server reports back';
@@ -260,6 +411,28 @@ export class StatementJudge {
         rule: SIDE_CHANNEL_RULE,
         message: `a value computed from ${side} cannot be passed to ${facts.sideChannel.name}(): it would reach the client in ${through}, which masking cannot change`,
         reason: `${where} (${what}) passes a value computed from ${side} to ${facts.sideChannel.name}()`,
+        statement: index,
+        statements: all,
+      };
+    }
+    const unseenRead = this.#tableRules ? findFunction(facts.functions, UNSEEN_READ_FUNCTIONS) : undefined;
+    if (unseenRead !== undefined) {
+      return {
+        action: 'deny',
+        rule: UNSEEN_READ_RULE,
+        message: `${unseenRead}() reads tables named in a string, which the gateway cannot judge; the policy has rules on tables`,
+        reason: `${where} (${what}) calls ${unseenRead}(), whose tables the rules on tables cannot see`,
+        statement: index,
+        statements: all,
+      };
+    }
+    const unmaskable = this.#masked ? unmaskableRead(facts) : undefined;
+    if (unmaskable !== undefined) {
+      return {
+        action: 'deny',
+        rule: SIDE_CHANNEL_RULE,
+        message: `${unmaskable} returns column values masking cannot trace to their columns; with masking rules on this connection it is refused`,
+        reason: `${where} (${what}) reads through ${unmaskable}, whose values masking cannot trace`,
         statement: index,
         statements: all,
       };
@@ -305,6 +478,55 @@ export class StatementJudge {
       statements: all,
     };
   }
+}
+
+/**
+ * What read-only access refuses in a statement (a phrase for messages), or undefined when it may
+ * run. See {@link READ_ONLY_DENIED_KINDS}.
+ */
+function readOnlyRefusal(facts: StatementFacts): string | undefined {
+  const kind = facts.kinds.find((k) => READ_ONLY_DENIED_KINDS.has(k));
+  if (kind !== undefined) return `${kind} statements`;
+  if (facts.program) return `${facts.kinds[0]} with PROGRAM statements`;
+  if (facts.copy?.target === 'file') return `${facts.kinds[0]} with a server file statements`;
+  if (facts.readWrite) return 'read-write transaction statements';
+  if (facts.lockMode !== undefined && facts.lockMode !== READ_ONLY_LOCK_MODE) return `LOCK in ${facts.lockMode} mode (only ${READ_ONLY_LOCK_MODE}, what a SELECT takes)`;
+  if (facts.serverCommand !== undefined) return `${facts.serverCommand.toUpperCase()} statements`;
+  const fn = findFunction(facts.functions, READ_ONLY_DENIED_FUNCTIONS);
+  if (fn !== undefined) return `calling ${fn}() (it reaches server files, other databases or the server's state, or runs SQL unseen)`;
+  return undefined;
+}
+
+/**
+ * Functions that read tables named in a string (a table or schema name, a query, another
+ * database's query) and return their values as one opaque value (XML, records): rules on
+ * tables cannot see what they read, masking sees no column origin in what they return.
+ * @see https://www.postgresql.org/docs/current/functions-xml.html#FUNCTIONS-XML-MAPPING
+ * @see https://www.postgresql.org/docs/current/dblink.html
+ */
+export const UNSEEN_READ_FUNCTIONS: ReadonlySet<string> = new Set([...SQL_TEXT_FUNCTIONS, 'table_to_xml*', 'cursor_to_xml*', 'schema_to_xml*', 'database_to_xml*', 'dblink*']);
+
+/**
+ * Rule name of the refusal of {@link UNSEEN_READ_FUNCTIONS} when some statement rule of the
+ * identity names tables: what they read is not in the statement's text.
+ */
+export const UNSEEN_READ_RULE = 'unseen-read';
+
+/**
+ * Catalogs that hold values of other tables' columns (the planner's statistics: most common
+ * values, histogram bounds), readable for any column the role may read.
+ * @see https://www.postgresql.org/docs/current/view-pg-stats.html
+ */
+const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext', 'pg_statistic_ext_data']);
+
+/**
+ * What, in a statement, reads column values past masking (undefined when nothing does): a call
+ * of {@link UNSEEN_READ_FUNCTIONS} or a read of the planner's statistics.
+ */
+function unmaskableRead(facts: StatementFacts): string | undefined {
+  const fn = findFunction(facts.functions, UNSEEN_READ_FUNCTIONS);
+  if (fn !== undefined) return `${fn}()`;
+  return facts.tables.find((t) => STATISTICS_RELATIONS.has(t.slice(t.lastIndexOf('.') + 1)));
 }
 
 /** Whether a rule's identity and connection conditions hold for this judge (fixed per judge). */

@@ -8,6 +8,7 @@ import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { MessageReader } from '../../src/tunnel/postgres/reader.js';
 import { BackendPath } from '../../src/tunnel/postgres/relay.js';
 import { pump } from '../../src/tunnel/pump.js';
+import { sync } from '../harness/pg-frontend.js';
 import { decoded, maskingStageOf } from '../harness/relay.js';
 import { runProcess } from '../harness/clients.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
@@ -33,6 +34,8 @@ function startProxy(): Promise<number> {
     const server = connect({ host: '127.0.0.1', port: cluster.port });
     sockets.add(server);
     const masker = new ResultMasker({ rules: policy, catalog });
+    // This proxy relays the startup phase too: its ReadyForQuery answers the StartupMessage, as a Sync's would.
+    masker.frontend(decoded(sync()));
     const frontend = new MessageReader({ side: 'frontend' });
     let startup: Buffer | undefined = Buffer.alloc(0);
     client.on('data', (chunk: Buffer) => {

@@ -120,12 +120,12 @@ describe('through hoop connect', () => {
       ['user', 'hoop'],
       ['database', 'app'],
       ['statement_timeout', '45s'],
-      ['options', '-c lock_timeout=3s --search-path=public'],
+      ['options', '-c lock_timeout=3s --application-name=drv'],
     ]);
     const from = raw.raw.length;
-    raw.write(query("select current_setting('statement_timeout') || ' ' || current_setting('lock_timeout') || ' ' || current_setting('search_path')"));
+    raw.write(query("select current_setting('statement_timeout') || ' ' || current_setting('lock_timeout') || ' ' || current_setting('application_name')"));
     const row = (await raw.messagesSince(from, 1)).find((m) => m.type === 0x44);
-    expect(row?.body.toString()).toContain('45s 3s public');
+    expect(row?.body.toString()).toContain('45s 3s drv');
     raw.destroy();
   });
 });

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
-import type { SessionLimits } from '../../src/policy/limits.js';
+import { parseTimeSetting, type SessionLimits } from '../../src/policy/limits.js';
 import type { MaskingPolicy, Policy } from '../../src/policy/schema.js';
 import { psql } from '../harness/clients.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
@@ -120,6 +120,53 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
     }
   });
 
+  it('cannot be turned off by a value the server rounds to 0, nor through pg_settings, a stored body or code the gateway cannot read', async () => {
+    const f = await open(via);
+    try {
+      for (const sql of [
+        "set statement_timeout = '0.5'",
+        'set statement_timeout = 0.5',
+        "set statement_timeout = '500us'",
+        "select set_config('statement_timeout', '0.5ms', false)",
+        "set lock_timeout = '2.5us'",
+        "update pg_settings set setting = '0' where name = 'statement_timeout'",
+        "update pg_catalog.pg_settings set setting = '0' where name = 'lock_timeout'",
+        'create view hoop_settings as select * from pg_settings',
+        "create view hoop_off as select set_config('statement_timeout', '0', false) as x",
+        "create function hoop_off() returns text language sql begin atomic select set_config('statement_timeout', '0', false); end",
+        "create function hoop_off2() returns text language sql return set_config('lock_timeout', '0', false)",
+        "do $$ begin perform set_config('statement_timeout', '0', false); end $$",
+        "select query_to_xml('select set_config(''statement_timeout'', ''0'', false)', true, true, '')",
+      ]) {
+        const e = errorOf(await simple(f, sql));
+        expect(e?.code, sql).toBe('42501');
+        expect(e?.message, sql).toMatch(/session-limit|parser-consistency/);
+      }
+      // Nothing was stored to run later, and the server still holds the limits.
+      expect((await stack.pg.psql("select count(*) from pg_views where viewname like 'hoop_%'", { database: 'app' })).trim()).toBe('0');
+      expect((await stack.pg.psql("select count(*) from pg_proc where proname like 'hoop_off%'", { database: 'app' })).trim()).toBe('0');
+      expect(value(await simple(f, 'show statement_timeout'))).toBe('1500ms');
+      expect(value(await simple(f, 'show lock_timeout'))).toBe('1s');
+      expect(errorOf(await simple(f, 'select pg_sleep(3)'))?.code).toBe('57014');
+      // A value the server rounds up to a time within the limit is fine.
+      expect(errorOf(await simple(f, "set statement_timeout = '1.5'"))).toBeUndefined();
+      expect(value(await simple(f, 'show statement_timeout'))).toBe('2ms');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('refuse a startup value the server rounds to 0', async () => {
+    for (const params of [[['lock_timeout', '0.5']], [['options', '-c statement_timeout=500us']]] as Array<Array<[string, string]>>) {
+      const f = via === 'the tunnel' ? await stack.tunnel('app', token, { startup: false }) : await RawFrontend.tcp(connected.info.port);
+      const start = via === 'the tunnel' ? f.startup('', [['user', 'x'], ['database', 'app'], ...params]) : f.startup(connected.info.password, [['user', 'u'], ['database', 'app'], ...params]);
+      await start.catch(() => undefined);
+      const e = await f.error();
+      expect(e?.code).toBe('0A000');
+      expect(e?.message).toMatch(/(statement_timeout|lock_timeout) is limited to .* 0 would turn the limit off/);
+    }
+  });
+
   it('refuse a higher value given at startup, naming the parameter and why', async () => {
     for (const params of [[['statement_timeout', '0']], [['options', '-c lock_timeout=1h']]] as Array<Array<[string, string]>>) {
       const f = via === 'the tunnel' ? await stack.tunnel('app', token, { startup: false }) : await RawFrontend.tcp(connected.info.port);
@@ -141,6 +188,32 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
     } finally {
       f.destroy();
     }
+  });
+});
+
+describe('time values', () => {
+  it('are read by hoop exactly as the server reads them (rint: halves to even; next smaller unit first)', async () => {
+    const values = [
+      '0.5', '1.5', '2.5', '3.5', '0.4', '0.6', '500us', '1500us', '2500us', '2.5us', '0.5ms', '1.5ms', '0.5004ms', '0.5006ms',
+      '1.4996ms', '1e-3s', '5e-4s', '1.5e-3s', '0.0005s', '0.5 s', '1.0000005s', '0.00001min', '1.0000083min', '0.5min', '1.5 h',
+      '1d', '1500.5', '1501.5', '1e3', '.5', '5.', '+3', ' 7 ms ', '010', '010.5', '0x10', '0x10.8', '0x1.8p1', '-0.4', '-0.5',
+      '-0.6', '-1', '2147483647', '7MS', '5 mins', '0x', '08', '1e', '-.5', ' .5', 'inf', '1e-310', '25d', '2147483648', '',
+    ];
+    const sql = values.map((v) => `select pg_temp.try_time('${v}');`).join('\n');
+    const server = await stack.pg.psql(
+      `create function pg_temp.try_time(v text) returns text language plpgsql as $$
+       begin perform set_config('lock_timeout', v, true); return current_setting('lock_timeout') || '|' || (select setting from pg_settings where name = 'lock_timeout');
+       exception when others then return 'refused'; end $$;
+       begin;\n${sql}\nrollback;`,
+      { database: 'app' },
+    );
+    const got = server.split('\n').filter((l) => l !== '' && !/^(BEGIN|ROLLBACK|CREATE FUNCTION)$/.test(l));
+    expect(got).toHaveLength(values.length);
+    values.forEach((v, i) => {
+      const ms = parseTimeSetting(v);
+      // The server refuses a value below the setting's minimum (0) too.
+      expect(got[i]!.split('|')[1] ?? 'refused', JSON.stringify(v)).toBe(ms === undefined || ms < 0 ? 'refused' : String(ms));
+    });
   });
 });
 

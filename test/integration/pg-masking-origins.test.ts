@@ -19,7 +19,13 @@ import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 const policy: MaskingPolicy = {
-  columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
+  columns: [
+    { table: 'public.customers', column: 'email', strategy: 'redact' },
+    // A partitioned table and an inheritance parent: their partitions and children are read by their own names.
+    { table: 'public.accounts', column: 'email', strategy: 'redact' },
+    { table: 'public.legacy', column: 'email', strategy: 'redact' },
+    { table: 'decoy.cards', column: 'number', strategy: 'redact' },
+  ],
   names: [],
   detectors: [],
   derived: 'mask',
@@ -48,6 +54,14 @@ beforeAll(async () => {
      create table decoy.v (id int, e text);
      create view public.v as select id, note as info, email as e from public.customers;
      alter view public.v owner to ${owner};
+     create table public.accounts (id int, email text) partition by range (id);
+     create table public.accounts_1 partition of public.accounts for values from (0) to (100);
+     insert into public.accounts values (1, 'alice@example.com');
+     create table public.legacy (id int, email text);
+     create table public.legacy_child (extra int) inherits (public.legacy);
+     insert into public.legacy_child values (2, 'bob@example.com', 7);
+     create table decoy.cards (id int, number text);
+     insert into decoy.cards values (1, 'alice@example.com');
      alter role ${owner} set search_path = decoy, public;
      grant usage on schema decoy to public;
      grant all on all tables in schema public, decoy to public`,
@@ -64,10 +78,15 @@ afterAll(async () => {
 
 const VIA = ['hoop connect', 'the tunnel'] as const;
 
-async function open(via: (typeof VIA)[number], params: Array<[string, string]> = []): Promise<RawFrontend> {
-  if (via === 'the tunnel') return stack.tunnel('app', token, { params: [['user', 'x'], ['database', 'app'], ...params] });
-  const f = await RawFrontend.tcp(connected.info.port);
-  await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database], ...params]);
+/** A session through `via`; with `searchPath`, it sets it first (the gateway takes no search_path at startup). */
+async function open(via: (typeof VIA)[number], searchPath?: string): Promise<RawFrontend> {
+  let f: RawFrontend;
+  if (via === 'the tunnel') f = await stack.tunnel('app', token, { params: [['user', 'x'], ['database', 'app']] });
+  else {
+    f = await RawFrontend.tcp(connected.info.port);
+    await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database]]);
+  }
+  if (searchPath !== undefined) await simple(f, `set search_path = ${searchPath}`);
   return f;
 }
 
@@ -87,8 +106,42 @@ function expectNoEmails(ms: PgMessage[]): void {
 }
 
 describe.each(VIA)('through %s', (via) => {
+  it("masks a partition and an inheritance child by their parent's rules, however they are read", async () => {
+    const f = await open(via, 'public');
+    try {
+      for (const sql of [
+        'select id, email from accounts_1',
+        "select id, email || '' as e from accounts_1",
+        'select id, email from public.legacy_child',
+        'select id, upper(email) from legacy_child',
+        'copy accounts_1 to stdout',
+        'copy accounts_1 (email) to stdout',
+        'copy (select email from legacy_child) to stdout',
+        'select * from (select email from accounts_1) s',
+      ]) {
+        const got = await simple(f, sql);
+        expect(received(got), sql).toContain(REDACTED);
+        expectNoEmails(got);
+      }
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('masks COPY of a column list by the table the bare name means for the session', async () => {
+    // The session's search_path is the role's: decoy first, where cards is.
+    const f = await open(via);
+    try {
+      const got = await simple(f, 'copy cards (id, number) to stdout');
+      expect(received(got)).toContain(`1\t${REDACTED}`);
+      expectNoEmails(got);
+    } finally {
+      f.destroy();
+    }
+  });
+
   it('follows the search_path the session sets, not the one the gateway connection has', async () => {
-    for (const f of [await open(via, [['search_path', 'public']]), await open(via)]) {
+    for (const f of [await open(via, 'public'), await open(via)]) {
       try {
         if (!(await simple(f, 'show search_path')).some((m) => m.type === 0x44 && m.body.toString().includes('public') && !m.body.toString().includes('decoy'))) {
           await simple(f, 'set search_path = public');
@@ -110,7 +163,7 @@ describe.each(VIA)('through %s', (via) => {
   });
 
   it('masks what a view reads now, after another session replaced it', async () => {
-    const f = await open(via, [['search_path', 'public']]);
+    const f = await open(via, 'public');
     try {
       await stack.pg.psql('create or replace view public.v as select id, note as info, email as e from public.customers', { database: 'app' });
       expect(rowsOf(await simple(f, 'select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
@@ -125,7 +178,7 @@ describe.each(VIA)('through %s', (via) => {
   });
 
   it('masks a view the session itself replaces or creates in its open transaction', async () => {
-    const f = await open(via, [['search_path', 'public']]);
+    const f = await open(via, 'public');
     try {
       expect(rowsOf(await simple(f, 'select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
       // The gateway cannot see an uncommitted definition: every column of the view is masked (an
@@ -142,7 +195,7 @@ describe.each(VIA)('through %s', (via) => {
   });
 
   it('masks a prepared statement whose view was replaced after it was described', async () => {
-    const f = await open(via, [['search_path', 'public']]);
+    const f = await open(via, 'public');
     try {
       let from = f.raw.length;
       f.write(Buffer.concat([parse('s', 'select id, info from v order by id'), msg('D', Buffer.from('S'), 's'), sync()]));
@@ -163,7 +216,7 @@ describe.each(VIA)('through %s', (via) => {
   });
 
   it('follows column alias lists', async () => {
-    const f = await open(via, [['search_path', 'public']]);
+    const f = await open(via, 'public');
     try {
       const got = [
         ...(await simple(f, 'select upper(b) from customers as x(a, b, c) order by a')),

@@ -153,3 +153,96 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
     });
   });
 });
+
+describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s', (via) => {
+  /** Bytes of the frontend messages. */
+  const P = (name: string, sql: string): Buffer => msg('P', name, sql, 0);
+  const B = (portal: string, statement: string): Buffer => msg('B', portal, statement, 0, 0, 0);
+  const E = (portal: string): Buffer => msg('E', portal, Buffer.alloc(4));
+  const D = (what: 'S' | 'P', name: string): Buffer => msg('D', Buffer.from(what), name);
+  const S = (): Buffer => msg('S');
+  const Q = (sql: string): Buffer => msg('Q', sql);
+  const DERIVED = "select email || '' as e from customers";
+
+  async function send(f: RawFrontend, parts: Buffer[], readyForQuery: number): Promise<PgMessage[]> {
+    const from = f.raw.length;
+    f.write(Buffer.concat(parts));
+    return f.messagesSince(from, readyForQuery);
+  }
+
+  it('a Query the server discards after an extended-protocol error (no Sync yet) does not shift which answer is which', async () => {
+    const f = await open('mask', via);
+    try {
+      const from = f.raw.length;
+      f.write(P('', 'select * from no_such_table'));
+      f.write(msg('H'));
+      await f.waitFor('E');
+      // The server discards this Query (it waits for a Sync); the next one must be masked as itself.
+      const got = await send(f, [Q('select 1'), S(), Q(DERIVED)], 2);
+      expect(f.raw.subarray(from).toString('latin1')).toContain('no_such_table');
+      for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
+      expect(bytes(got)).toContain('[redacted]');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('a Sync sent during COPY FROM STDIN (which the server ignores) does not shift which answer is which', async () => {
+    const f = await open('mask', via);
+    try {
+      await simple(f, 'create temp table sink (t text)');
+      const from = f.raw.length;
+      f.write(Q('copy sink from stdin'));
+      await f.waitFor('G');
+      const got = await send(f, [S(), msg('d', Buffer.from('x\n')), msg('c'), Q(DERIVED)], 2);
+      expect(f.raw.subarray(from).toString('latin1')).toContain('COPY 1');
+      for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
+      expect(bytes(got)).toContain('[redacted]');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('a statement replaced by SQL PREPARE after the client described it is masked as what it is now', async () => {
+    const f = await open('mask', via);
+    try {
+      await send(f, [P('s1', 'select id::text as e from customers'), D('S', 's1'), S()], 1);
+      await simple(f, `deallocate s1; prepare s1 as ${DERIVED}`);
+      const got = await send(f, [B('p', 's1'), E('p'), S()], 1);
+      for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
+      expect(bytes(got)).toContain('[redacted]');
+      // Nothing of the masker's own Describe reaches the client.
+      expect(got.map((m) => String.fromCharCode(m.type)).join('')).toBe('2DCZ');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('withholds error text of a cursor FETCH and notices of a DO block, and refuses reads masking cannot trace', async () => {
+    const f = await open('mask', via);
+    try {
+      const fetch = await simple(f, 'begin; declare c cursor for select email::int from customers; fetch c');
+      expect(errorOf(fetch)?.code).toBe('22P02');
+      expect(errorOf(fetch)?.message).toContain('withheld');
+      for (const s of SECRETS) expect(bytes(fetch)).not.toContain(s);
+      await simple(f, 'rollback');
+      const notice = await simple(f, "do $$ begin raise notice '%', (select email from customers limit 1); end $$");
+      expect(notice.some((m) => m.type === 0x4e)).toBe(true);
+      expect(errorOf(notice)).toBeUndefined();
+      for (const s of SECRETS) expect(bytes(notice)).not.toContain(s);
+      await stack.pg.psql('analyze customers', { database: 'app' });
+      for (const sql of [
+        "select query_to_xml('select email from customers', true, false, '')",
+        "select table_to_xml('customers', true, false, '')",
+        "select most_common_vals::text from pg_stats where tablename = 'customers'",
+        'select * from pg_catalog.pg_statistic',
+      ]) {
+        const got = await simple(f, sql);
+        expect(errorOf(got)?.message, sql).toContain('masking-side-channel');
+        for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
+      }
+    } finally {
+      f.destroy();
+    }
+  });
+});

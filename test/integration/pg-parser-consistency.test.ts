@@ -13,7 +13,7 @@ import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { query } from '../../src/tunnel/postgres/messages.js';
-import { bind, execute, parse, sync } from '../harness/pg-frontend.js';
+import { bind, execute, frontendMessage, parse, sync } from '../harness/pg-frontend.js';
 import { psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -63,7 +63,7 @@ async function raw(c: RunningConnect): Promise<RawFrontend> {
   return f;
 }
 
-const said = (setting: string): string => `hoop: the session changed ${setting}, which would let SQL read differently at the gateway and the server; the session is closed`;
+const said = (setting: string): string => `hoop: the session changed ${setting}, which the gateway's checks rely on (how SQL reads, or read-only access); the session is closed`;
 
 describe('a judged session whose SQL changes how the server reads SQL', () => {
   it('is ended when a DO block turns standard_conforming_strings off', async () => {
@@ -96,6 +96,26 @@ describe('a judged session whose SQL changes how the server reads SQL', () => {
     const e = await f.error();
     expect(e).toMatchObject({ severity: 'FATAL', message: said('client_encoding') });
     expect(await f.closed()).toBe(true);
+  });
+
+  it('is ended for SHIFT_JIS_2004 too, before a statement smuggled behind a backslash runs; the table stays', async () => {
+    const f = await raw(judged);
+    // In SHIFT_JIS_2004, 0x81 0x5C is one character: the backslash would vanish and the literal end early.
+    const smuggled = Buffer.concat([Buffer.from("SELECT E'"), Buffer.from([0xc2, 0x81]), Buffer.from("\\'; DROP TABLE victim; --'\0")]);
+    f.write(Buffer.concat([query("do $$ begin perform set_config('client_encoding', 'SHIFT_JIS_2004', false); end $$"), frontendMessage('Q', smuggled)]));
+    const e = await f.error();
+    expect(e).toMatchObject({ severity: 'FATAL', message: said('client_encoding') });
+    expect(await f.closed()).toBe(true);
+    expect((await stack.pg.psql("select count(*) from pg_tables where tablename = 'victim'", { database: 'app' })).trim()).toBe('1');
+  });
+
+  it('is refused at startup with an encoding whose characters can hold a backslash, under any alias', async () => {
+    for (const encoding of ['SHIFT_JIS_2004', 'shift-jis-2004', 'windows932']) {
+      const r = await psql(judged.info, ['-At', '-c', 'select 1'], { env: { PGCLIENTENCODING: encoding } });
+      expect(r.code, encoding).not.toBe(0);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`startup parameter "client_encoding" is not allowed through hoop: client_encoding "${encoding}"`);
+    }
   });
 
   it('goes on when the change is harmless (LATIN1, standard_conforming_strings on)', async () => {

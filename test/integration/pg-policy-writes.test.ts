@@ -109,6 +109,36 @@ describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
     }
   });
 
+  it('refuses writes whose condition reads only other sources or is a tautology, also after a same-shaped bounded one; the rows stay', async () => {
+    const f = await open('rw', via);
+    try {
+      // Judged first and allowed: a text of the same shape as the tautology below must not lend it its verdict.
+      expect(errorOf(await simple(f, 'update accounts set balance = 100 where id < 3 or id >= 4'))).toBeUndefined();
+      for (const sql of [
+        'update accounts set balance = 0 where id < 3 or id >= 3',
+        'delete from accounts using (select 1 as one) s where s.one = 1',
+        'update accounts set balance = 0 from (values (1)) v(a) where v.a = 1',
+        'with s as (select 1 k) delete from accounts using s where s.k = 1',
+        'merge into accounts using (select 1 x) s on s.x = 1 when matched and s.x = 1 then delete',
+        'delete from accounts where exists (select 1 from pg_class c where c.oid > 0)',
+        'delete from accounts where id between id and id',
+        'delete from accounts where ctid is not null',
+        'insert into accounts select generate_series(1, 5), 0 on conflict (id) do update set balance = excluded.balance',
+      ]) {
+        const e = errorOf(await simple(f, sql));
+        expect(e?.code, sql).toBe('42501');
+        expect(e?.message, sql).toContain('no-unbounded-writes');
+      }
+      expect(await db('select count(*), sum(balance) from accounts')).toBe('5|500');
+      // Joined to the target, they run.
+      expect(errorOf(await simple(f, 'update accounts set balance = balance from (values (1)) v(a) where accounts.id = v.a'))).toBeUndefined();
+      expect(errorOf(await simple(f, 'delete from accounts using (select 1 as one) s where accounts.id = s.one + 100'))).toBeUndefined();
+      expect(await db('select count(*), sum(balance) from accounts')).toBe('5|500');
+    } finally {
+      f.destroy();
+    }
+  });
+
   it('matches COPY to or from a server file or program with copyTarget, for read-write access too', async () => {
     const f = await open('rw', via);
     try {

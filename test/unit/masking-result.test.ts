@@ -227,8 +227,11 @@ describe('ResultMasker, extended protocol', () => {
         rowDescription(cols),
         readyForQuery('I'),
         msg('2', Buffer.alloc(0)),
+        // The masker's own Describe of the portal before each Execute (the statement's may be stale).
+        rowDescription(cols),
         dataRow([Buffer.from('a@example.com'), big]),
         msg('s', Buffer.alloc(0)),
+        rowDescription(cols),
         dataRow([Buffer.from('b@example.com'), small]),
         msg('s', Buffer.alloc(0)),
         readyForQuery('T'),
@@ -367,8 +370,12 @@ describe('rows whose shape is not known, and portals nobody described', () => {
     const out = messages(await throughMasker(masker, Buffer.concat([msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), rowDescription(customerCols.slice(0, 2)), text('1', 'alice@example.com'), complete('SELECT 1'), readyForQuery('I')])));
     expect(out.map((m) => String.fromCharCode(m.type)).join('')).toBe('12DCZ');
     expect(rows(out)).toEqual([['1', '[redacted]']]);
-    // A described portal, or one whose statement was described, gets no extra Describe.
-    for (const raw of [fe.parse('s', 'q'), fe.describe('S', 's'), fe.bind('p', 's', []), fe.execute('p'), fe.describe('P', 'p'), fe.execute('p')]) expect(masker.frontend(decoded(raw))).toBeUndefined();
+    // A portal described after its Bind gets no extra Describe; one whose statement only was
+    // described does (SQL may have replaced the statement since), and so does a second Execute.
+    for (const raw of [fe.parse('s', 'q'), fe.describe('S', 's'), fe.bind('p', 's', []), fe.describe('P', 'p'), fe.execute('p')]) expect(masker.frontend(decoded(raw))).toBeUndefined();
+    expect(masker.frontend(decoded(fe.execute('p')))).toHaveLength(1);
+    for (const raw of [fe.bind('p2', 's', [])]) expect(masker.frontend(decoded(raw))).toBeUndefined();
+    expect(masker.frontend(decoded(fe.execute('p2')))).toHaveLength(1);
   });
 
   it('hands on a DataRow that no RowDescription described as NULLs (fail closed)', async () => {

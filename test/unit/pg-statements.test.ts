@@ -148,6 +148,37 @@ describe('the frontend side', () => {
     refused(`PREPARE ${RESERVED_STATEMENT_PREFIX}x AS SELECT 1`);
   });
 
+  it('refuses names PostgreSQL would cut to 63 bytes, and judges every text a name may hold', () => {
+    const judge = new TestJudge();
+    const gate = new StatementGate(judge);
+    const long = 'a'.repeat(63);
+    // The server keys statements and portals by their first 63 bytes: `${long}X` and `${long}Y` are one name there.
+    expect(poisonName(sent(gate.frontend(msg(parse(`${long}X`, 'select 1'))))[0]!)).toBeDefined();
+    gate.frontend(msg(sync()));
+    expect(passes(gate, parse(long, 'select 1'))).toBe(true);
+    expect(poisonName(sent(gate.frontend(msg(bind(`${'é'.repeat(32)}`, long))))[0]!)).toBeDefined();
+    gate.frontend(msg(sync()));
+    expect(passes(gate, bind('p', long))).toBe(true);
+    // A second Parse of a held name: the server keeps the first unless it failed; both are judged.
+    expect(passes(gate, parse('s', 'select 2'))).toBe(true);
+    expect(passes(gate, parse('s', 'select 3'))).toBe(true);
+    judge.extra = /select 2/;
+    expect(poisonName(sent(gate.frontend(msg(bind('p2', 's'))))[0]!)).toBeDefined();
+    gate.frontend(msg(sync()));
+    judge.extra = /select 3/;
+    expect(poisonName(sent(gate.frontend(msg(bind('p2', 's'))))[0]!)).toBeDefined();
+    gate.frontend(msg(sync()));
+    judge.extra = undefined;
+    expect(passes(gate, bind('p2', 's'))).toBe(true);
+    // SQL PREPARE of a held name adds to it too; Close forgets all.
+    expect(passes(gate, query('PREPARE s AS SELECT 4'))).toBe(true);
+    judge.extra = /select 4/i;
+    expect(poisonName(sent(gate.frontend(msg(query('EXECUTE s'))))[0]!)).toBeDefined();
+    judge.extra = undefined;
+    expect(passes(gate, close('S', 's'))).toBe(true);
+    expect(poisonName(sent(gate.frontend(msg(bind('p3', 's'))))[0]!)).toBeDefined();
+  });
+
   it('finds prepared-statement operations only where PostgreSQL would', () => {
     expect(preparedOps("select 'no prepare here'")).toEqual([]);
     expect(preparedOps('select 1')).toEqual([]);

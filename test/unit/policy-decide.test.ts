@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BACKEND_SIGNAL_RULE, LEXING_RULE, READ_ONLY_RULE, SIDE_CHANNEL_RULE, StatementJudge, UNPARSEABLE_RULE, type Decision } from '../../src/policy/decide.js';
+import { BACKEND_SIGNAL_RULE, LEXING_RULE, LIMIT_RULE, READ_ONLY_RULE, SIDE_CHANNEL_RULE, StatementJudge, UNPARSEABLE_RULE, UNSEEN_READ_RULE, type Decision } from '../../src/policy/decide.js';
+import { limitProblem, parseTimeSetting, rint, type SessionLimits } from '../../src/policy/limits.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import type { Action, Policy, StatementRule, Who } from '../../src/policy/schema.js';
@@ -294,6 +295,62 @@ describe('read-only access', () => {
     'start transaction isolation level serializable, read write',
     'set transaction read write',
     'set session characteristics as transaction read write',
+    // transaction_read_only's reset value is off: RESET / DEFAULT make the transaction read-write.
+    'reset transaction_read_only',
+    'set transaction_read_only to default',
+    'set local transaction_read_only = default',
+    'begin; reset transaction_read_only; select bump(); commit',
+    "select set_config('transaction_read_only', 'off', true)",
+    // Locks that block other sessions, maintenance, commands on the server.
+    'lock t',
+    'lock table t in row share mode',
+    'lock t in row exclusive mode',
+    'lock t in share mode nowait',
+    'lock table t in access exclusive mode',
+    'vacuum',
+    'vacuum full t',
+    'analyze t',
+    'vacuum (analyze, verbose) t',
+    'cluster t using t_pkey',
+    'reindex table t',
+    'refresh materialized view m',
+    'checkpoint',
+    "load 'auto_explain'",
+    // Functions that reach server files, other databases or the server's state.
+    "select lo_export(16400, '/tmp/x')",
+    "select pg_catalog.lo_import('/etc/hostname')",
+    "select pg_read_file('/etc/passwd')",
+    "select pg_read_binary_file('global/pg_control')",
+    "select * from pg_ls_dir('.')",
+    'select * from pg_catalog.pg_ls_waldir()',
+    "select pg_stat_file('postgresql.conf')",
+    "select pg_file_write('/tmp/x', 'y', false)",
+    "select * from dblink('dbname=app', 'select 1') as t(a int)",
+    "select dblink_exec('dbname=app', 'delete from t')",
+    'select pg_reload_conf()',
+    'select pg_rotate_logfile()',
+    'select pg_switch_wal()',
+    "select pg_create_restore_point('x')",
+    'select pg_promote()',
+    "select pg_backup_start('x')",
+    "select pg_start_backup('x')",
+    "select pg_replication_origin_create('x')",
+    "select pg_create_logical_replication_slot('s', 'test_decoding')",
+    "select pg_drop_replication_slot('s')",
+    "select * from pg_logical_slot_get_changes('s', null, null)",
+    'select lo_create(0)',
+    "select lo_from_bytea(0, 'x')",
+    'select lo_unlink(16400)',
+    "select lo_put(16400, 0, 'x')",
+    'select lowrite(0, $1)',
+    'select lo_truncate64(0, 0)',
+    'select pg_stat_reset()',
+    "select pg_stat_reset_shared('bgwriter')",
+    "select pg_logical_emit_message(true, 'x', 'y')",
+    "select pg_import_system_collations('pg_catalog')",
+    "select query_to_xml('select lo_export(16400, $$/tmp/x$$)', true, true, '')",
+    "select * from ts_stat('select to_tsvector(body) from notes')",
+    'select 1 where exists (select pg_read_file($1))',
   ])('%j is denied', (sql) => {
     const d = j.judge(sql);
     expectDecision(d, 'deny', READ_ONLY_RULE);
@@ -322,6 +379,16 @@ describe('read-only access', () => {
     'set default_transaction_read_only to default',
     'reset default_transaction_read_only',
     "select set_config('application_name', 'x', false)",
+    'set transaction_read_only = on',
+    'reset all',
+    'lock table t in access share mode',
+    'begin; lock t in access share mode nowait',
+    'select lo_get(16400)',
+    'select loread(lo_open(16400, 262144), 10)',
+    "select * from pg_settings where name = 'statement_timeout'",
+    "select current_setting('transaction_read_only')",
+    'select pg_current_logfile()',
+    'show transaction_read_only',
   ])('%j is allowed (a volatile function called by SELECT cannot be known: the upstream session is read-only too)', (sql) => {
     expectDecision(j.judge(sql), 'allow', undefined);
   });
@@ -329,6 +396,175 @@ describe('read-only access', () => {
   it('read-only decides before any rule', () => {
     const r: StatementRule[] = [{ name: 'also-deny', match: { kinds: ['drop'] }, action: 'deny' }];
     expectDecision(judge(alice, 'read-only', 'db', r).judge('drop table x'), 'deny', READ_ONLY_RULE);
+  });
+});
+
+describe('read-only refusals name what they refuse', () => {
+  const j = judge(alice, 'read-only', 'db', []);
+  it.each([
+    ['lock t', 'LOCK in ACCESS EXCLUSIVE mode (only ACCESS SHARE'],
+    ['checkpoint', 'CHECKPOINT statements'],
+    ["load 'x'", 'LOAD statements'],
+    ['vacuum t', 'vacuum statements'],
+    ["select x.lo_export(1, '/tmp/x')", 'calling x.lo_export()'],
+    ['reset transaction_read_only', 'read-write transaction statements'],
+  ])('%j: %s', (sql, said) => {
+    const d = j.judge(sql);
+    expectDecision(d, 'deny', READ_ONLY_RULE);
+    expect(d.message).toContain(said);
+  });
+
+  it('read-write access is not affected', () => {
+    for (const sql of ['lock t', 'checkpoint', 'vacuum t', "select lo_export(1, '/tmp/x')", 'reset transaction_read_only']) {
+      expectDecision(judge(alice, 'read-write', 'db', []).judge(sql), 'allow', undefined);
+    }
+  });
+});
+
+describe('PostgreSQL time settings, read as the server reads them (parse_int: rint, half to even)', () => {
+  // Each value as PostgreSQL 15 stores it (SET lock_timeout = '<text>'; SHOW / pg_settings.setting);
+  // undefined where the server refuses the value. test/integration/pg-limits.test.ts checks the
+  // same list against a running server.
+  it.each([
+    ['0.5', 0],
+    ['1.5', 2],
+    ['2.5', 2],
+    ['3.5', 4],
+    ['0.4', 0],
+    ['0.6', 1],
+    ['500us', 0],
+    ['1500us', 2],
+    ['2500us', 2],
+    ['2.5us', 0],
+    ['0.5ms', 0],
+    ['1.5ms', 2],
+    ['0.5004ms', 0],
+    ['0.5006ms', 1],
+    ['1.4996ms', 2],
+    ['1e-3s', 1],
+    ['5e-4s', 0],
+    ['1.5e-3s', 2],
+    ['0.0005s', 0],
+    ['0.5 s', 500],
+    ['1.0000005s', 1000],
+    ['0.00001min', 0],
+    ['1.0000083min', 60_000],
+    ['0.5min', 30_000],
+    ['1.5 h', 5_400_000],
+    ['1d', 86_400_000],
+    ['1500.5', 1500],
+    ['1501.5', 1502],
+    ['1e3', 1000],
+    ['.5', 0],
+    ['5.', 5],
+    ['+3', 3],
+    [' 7 ms ', 7],
+    ['010', 8],
+    ['010.5', 10],
+    ['0x10', 16],
+    ['0x10.8', 16],
+    ['0x1.8p1', 3],
+    ['-0.4', 0],
+    ['-0.5', 0],
+    ['-0.6', -1],
+    ['-1', -1],
+    ['2147483647', 2_147_483_647],
+    ['7MS', undefined],
+    ['5 mins', undefined],
+    ['0x', undefined],
+    ['08', undefined],
+    ['1e', undefined],
+    ['-.5', undefined],
+    [' .5', undefined],
+    ['inf', undefined],
+    ['1e-310', undefined],
+    ['25d', undefined],
+    ['2147483648', undefined],
+    ['', undefined],
+  ] as const)('%j is %s ms', (text, ms) => {
+    expect(parseTimeSetting(text)).toBe(ms);
+  });
+
+  it('rint rounds halves to the even integer', () => {
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999, 2.5001].map(rint)).toEqual([0, 2, 2, 0, -2, -2, 2, 3]);
+  });
+
+  it('a value the server reads as 0 or less turns the limit off and is refused', () => {
+    const limits: SessionLimits = { statement_timeout: 1500 };
+    for (const v of ['0', '0.5', '500us', '0.5ms', '0.00001min', '-0.4', '-1']) {
+      expect(limitProblem(limits, 'statement_timeout', v), v).toMatch(/would turn the limit off|which is no time/);
+    }
+    for (const v of ['1', '0.6', '1.5', '1500', '1500.5', '1.5s', 'default']) expect(limitProblem(limits, 'statement_timeout', v), v).toBeUndefined();
+    expect(limitProblem(limits, 'statement_timeout', '1501.5')).toMatch(/1502 ms is more/);
+  });
+});
+
+describe('server timeouts (access limits)', () => {
+  const limits: SessionLimits = { statement_timeout: 1500, lock_timeout: 1000 };
+  const j = new StatementJudge(policy([]), alice, 'db', 'read-write', { limits });
+  const free = new StatementJudge(policy([]), alice, 'db', 'read-write');
+
+  it.each([
+    "set statement_timeout = '0.5'",
+    'set statement_timeout = 0.5',
+    "set statement_timeout = '500us'",
+    "set lock_timeout = '2.5us'",
+    "select set_config('statement_timeout', '0.5ms', false)",
+    "select set_config('lock_timeout', '0.00001min', false)",
+    "set statement_timeout = '1501.5'",
+    "select set_config('statement_timeout', '1'::char(1), false)",
+    // Stored to run later: judged as if the statement set it.
+    "create view v as select set_config('statement_timeout', '0', false)",
+    "create or replace view v as select set_config('lock_timeout', '0.5', false) as x",
+    "create function f() returns text language sql begin atomic select set_config('statement_timeout', '0', false); end",
+    "create function f() returns text language sql return set_config('lock_timeout', '0', false)",
+    "create materialized view m as select set_config('statement_timeout', '0', false)",
+    "create table t (a text default set_config('statement_timeout', '0', false))",
+    'create function f() returns int language sql set lock_timeout = 0 return 1',
+    "alter function f() set statement_timeout = '1h'",
+    // Code the gateway cannot read.
+    "do $$ begin perform set_config('statement_timeout', '0', false); end $$",
+    "create function f() returns void language plpgsql as $$ begin perform set_config('statement_timeout', '0', false); end $$",
+    "create function f() returns text language sql as $$ select set_config('statement_timeout', '0', false) $$",
+    "select query_to_xml('select set_config(''statement_timeout'', ''0'', false)', true, true, '')",
+  ])('%j is refused (session-limit)', (sql) => {
+    const d = j.judge(sql);
+    expectDecision(d, 'deny', LIMIT_RULE);
+    expect(d.message).toMatch(/is limited|are limited/);
+  });
+
+  it.each([
+    "update pg_settings set setting = '0' where name = 'statement_timeout'",
+    "update pg_catalog.pg_settings set setting = '0' where name = 'lock_timeout'",
+    "insert into pg_settings (name, setting) values ('statement_timeout', '0')",
+    'create view v as select * from pg_settings',
+    "select set_config((select 'statement_timeout'), '0', false)",
+  ])('%j is refused as a set_config of a name hoop cannot know is', (sql) => {
+    const unknown = j.judge("select set_config($1, '0', false)");
+    expect(unknown.action).toBe('deny');
+    expectDecision(j.judge(sql), 'deny', unknown.rule);
+    expectDecision(judge(alice, 'read-only', 'db', []).judge(sql), 'deny', unknown.rule);
+  });
+
+  it.each([
+    "set statement_timeout = '1s'",
+    "set statement_timeout = '1.5'",
+    "set statement_timeout = '1500.5'",
+    "set statement_timeout = '1.5005s'",
+    'reset statement_timeout',
+    "set work_mem = '64MB'",
+    'create view v as select 1',
+    "create function f() returns int language sql set lock_timeout = '500ms' return 1",
+    "select * from pg_settings where name = 'statement_timeout'",
+    "select set_config('application_name', 'x', false)",
+  ])('%j is allowed', (sql) => {
+    expectDecision(j.judge(sql), 'allow', undefined);
+  });
+
+  it('code the gateway cannot read is refused only when the access has limits', () => {
+    expectDecision(free.judge('do $$ begin null; end $$'), 'allow', undefined);
+    expectDecision(free.judge("select query_to_xml('select 1', true, true, '')"), 'allow', undefined);
+    expect(j.judge('do $$ begin null; end $$').message).toMatch(/statement_timeout, lock_timeout are limited .*a DO block/);
   });
 });
 
@@ -410,6 +646,35 @@ describe('side channels of masked values', () => {
     expectDecision(j.judge("select pg_notify('ch', note) from customers"), 'allow');
     expectDecision(j.judge("select pg_notify('ch', email) from orders"), 'allow');
     expectDecision(j.judge("select pg_notify('ch', 'literal')"), 'allow');
+  });
+});
+
+describe('reads the gateway cannot see', () => {
+  const reads = [
+    "select query_to_xml('select * from cards', true, false, '')",
+    "select table_to_xml('cards', true, false, '')",
+    "select cursor_to_xml('c', 10, true, false, '')",
+    "select pg_catalog.schema_to_xml('public', true, false, '')",
+    "select * from dblink('dbname=app', 'select * from cards') as t(x text)",
+  ];
+
+  it.each(reads)('%j is refused when a rule names tables, allowed otherwise', (sql) => {
+    const deny: StatementRule[] = [{ name: 'no-cards', match: { tables: ['cards'] }, action: 'deny' }];
+    const d = judge(alice, 'read-write', 'db', deny).judge(sql);
+    expectDecision(d, 'deny', UNSEEN_READ_RULE);
+    expect(d.message).toContain('cannot judge');
+    expectDecision(judge(alice, 'read-write', 'db', [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny' }]).judge(sql), 'allow');
+  });
+
+  it('with masking rules, refuses those and reads of the planner statistics, which hold column values', () => {
+    const p: Policy = { ...policy([]), masking: { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived: 'mask' } };
+    const j = new StatementJudge(p, alice, 'prod-db', 'read-write');
+    for (const sql of [...reads, "select most_common_vals from pg_stats where tablename = 'customers'", 'select * from pg_catalog.pg_statistic', 'select * from pg_stats_ext']) {
+      const d = j.judge(sql);
+      expectDecision(d, 'deny', SIDE_CHANNEL_RULE);
+      expect(d.message).toContain('cannot trace');
+    }
+    expectDecision(j.judge('select relname from pg_class'), 'allow');
   });
 });
 

@@ -489,6 +489,136 @@ describe('settings that change how the server lexes later SQL', () => {
   });
 });
 
+describe('settings stored to run later, and writes to pg_settings', () => {
+  it.each([
+    ["create view v as select set_config('statement_timeout', '0', false)", 'statement_timeout', '0'],
+    ["create or replace view v as with c as (select 1) select set_config('lock_timeout', '0', false) from c", 'lock_timeout', '0'],
+    ["create function f() returns text language sql begin atomic select set_config('lock_timeout', '0', false); end", 'lock_timeout', '0'],
+    ["create function f() returns text language sql return set_config('statement_timeout', '0', false)", 'statement_timeout', '0'],
+    ["create function f(a text default set_config('statement_timeout', '0', false)) returns int language sql return 1", 'statement_timeout', '0'],
+    ["create materialized view m as select set_config('statement_timeout', '0', false) with no data", 'statement_timeout', '0'],
+    ["create rule r as on insert to t do also select set_config('statement_timeout', '0', false)", 'statement_timeout', '0'],
+    ["create table t (a text default set_config('idle_in_transaction_session_timeout', '0', false))", 'idle_in_transaction_session_timeout', '0'],
+    ["create trigger tr before insert on t for each row when (set_config('lock_timeout', '0', false) is not null) execute function f()", 'lock_timeout', '0'],
+    ["create policy p on t using (set_config('statement_timeout', '0', false) is not null)", 'statement_timeout', '0'],
+    ["explain select set_config('statement_timeout', '0', false)", 'statement_timeout', '0'],
+    ['create function f() returns int language sql set lock_timeout = 0 return 1', 'lock_timeout', '0'],
+    ["create procedure p() language sql set statement_timeout to '1h' begin atomic select 1; end", 'statement_timeout', '1h'],
+    ["alter function f() set statement_timeout = '0.5'", 'statement_timeout', '0.5'],
+    ['alter routine f set lock_timeout from current', 'lock_timeout', undefined],
+  ] as const)('%s records %s = %s', (sql, name, value) => {
+    expect(one(sql).settings).toEqual([{ name, ...(value !== undefined ? { value } : {}) }]);
+  });
+
+  it("a function's RESET or SET TO DEFAULT drops its own value and changes nothing", () => {
+    expect(one('alter function f() reset all').settings).toEqual([]);
+    expect(one('alter function f() reset statement_timeout').settings).toEqual([]);
+    expect(one('alter function f() set statement_timeout to default').settings).toEqual([]);
+  });
+
+  it('a stored role change counts as one', () => {
+    expect(one("create view v as select set_config('role', 'postgres', false)").kinds).toEqual(['create', 'set-role']);
+    expect(one("create function f() returns text language sql return set_config('session_authorization', 'x', false)").kinds).toEqual(['create-function', 'set-session-authorization']);
+  });
+
+  it.each([
+    "update pg_settings set setting = '0' where name = 'statement_timeout'",
+    "UPDATE pg_catalog.pg_settings SET setting = '0' WHERE name = 'statement_timeout'",
+    'update "pg_settings" s set setting = 0 where s.name = \'lock_timeout\'',
+    "insert into pg_settings (name, setting) values ('statement_timeout', '0')",
+    'delete from pg_settings',
+    "merge into pg_settings s using (select 'statement_timeout' n) v on s.name = v.n when matched then update set setting = '0'",
+    "with u as (update pg_settings set setting = '0' where name = 'statement_timeout' returning 1) select * from u",
+    "create function f() returns void language sql begin atomic update pg_settings set setting = '0' where name = 'lock_timeout'; end",
+    "create rule r as on insert to t do also update pg_settings set setting = '0' where name = 'statement_timeout'",
+    'create view v as select * from pg_settings',
+    'create view v as select name, setting from (select * from pg_catalog.pg_settings) s',
+    'create rule "_RETURN" as on select to t do instead select * from pg_settings',
+    "explain update pg_settings set setting = '0' where name = 'statement_timeout'",
+  ])('%s sets a setting hoop cannot name (as set_config of an expression does)', (sql) => {
+    const f = one(sql);
+    expect(f.settings).toContainEqual({});
+    const unknown = one("select set_config($1, '0', false)");
+    expect({ changesLexing: f.changesLexing, readWrite: f.readWrite }).toEqual({ changesLexing: unknown.changesLexing, readWrite: unknown.readWrite });
+    expect(f.changesLexing).toBe(true);
+    expect(f.readWrite).toBe(true);
+  });
+
+  it('reading pg_settings (and a view of something else) sets nothing', () => {
+    expect(one("select * from pg_settings where name = 'statement_timeout'").settings).toEqual([]);
+    expect(one('create view v as select * from t').settings).toEqual([]);
+    expect(one('create rule r as on insert to t do also select * from pg_settings').settings).toEqual([]);
+  });
+});
+
+describe('the text a setting is given', () => {
+  it.each([
+    ['set statement_timeout = 0.5', '0.5'],
+    ['set statement_timeout = -0.4', '-0.4'],
+    ["set statement_timeout = '500us'", '500us'],
+    ['set statement_timeout = 10', '10'],
+    ["select set_config('statement_timeout', '0.5ms', false)", '0.5ms'],
+    ["select set_config('statement_timeout', '0'::text, false)", '0'],
+    ["select set_config('statement_timeout', '0'::pg_catalog.varchar, false)", '0'],
+    ["select set_config('statement_timeout', '0.59'::char(3), false)", undefined],
+    ["select set_config('statement_timeout', '0.59'::varchar(3), false)", undefined],
+    ["select set_config('statement_timeout', '1'::int::text, false)", undefined],
+  ] as const)('%s -> %s', (sql, value) => {
+    expect(one(sql).settings).toEqual([{ name: 'statement_timeout', ...(value !== undefined ? { value } : {}) }]);
+  });
+
+  it('a name cast to a type that can cut it is not known', () => {
+    // 'lock_timeoutxyz'::char(12) is lock_timeout to the server.
+    expect(one("select set_config('lock_timeoutxyz'::char(12), '0', false)").settings).toEqual([{ value: '0' }]);
+    expect(one("select set_config('lock_timeout'::name, '0', false)").settings).toEqual([{ value: '0' }]);
+    expect(one("select set_config('lock_timeout'::text, '0', false)").settings).toEqual([{ name: 'lock_timeout', value: '0' }]);
+  });
+});
+
+describe('read-write transactions', () => {
+  it.each([
+    ['reset transaction_read_only', true],
+    ['set transaction_read_only to default', true],
+    ['set local transaction_read_only = default', true],
+    ['begin; reset transaction_read_only; commit', true],
+    ["select set_config('transaction_read_only', 'off', false)", true],
+    ['set session characteristics as transaction read write', true],
+    ['set transaction_read_only = on', false],
+    ['reset default_transaction_read_only', false],
+    ['set default_transaction_read_only = default', false],
+    ['set default_transaction_read_only to off', true],
+    ['reset all', false],
+    ['set transaction read only', false],
+  ] as const)('%s -> %s', (sql, readWrite) => {
+    expect(all(sql).some((s) => s.readWrite)).toBe(readWrite);
+  });
+});
+
+describe('locks and server commands', () => {
+  it.each([
+    ['lock t', 'ACCESS EXCLUSIVE'],
+    ['lock table t in access share mode', 'ACCESS SHARE'],
+    ['LOCK TABLE t IN ROW SHARE MODE', 'ROW SHARE'],
+    ['lock t, u in row exclusive mode nowait', 'ROW EXCLUSIVE'],
+    ['lock only t in share update exclusive mode', 'SHARE UPDATE EXCLUSIVE'],
+    ['lock t in share mode', 'SHARE'],
+    ['lock t in share row exclusive mode', 'SHARE ROW EXCLUSIVE'],
+    ['lock t in exclusive mode', 'EXCLUSIVE'],
+    ['lock t in access exclusive mode', 'ACCESS EXCLUSIVE'],
+  ] as const)('%s takes %s', (sql, mode) => {
+    expect(one(sql)).toMatchObject({ kinds: ['lock'], lockMode: mode });
+  });
+
+  it('CHECKPOINT and LOAD act on the server; VACUUM and ANALYZE are vacuum', () => {
+    expect(one('checkpoint')).toMatchObject({ kinds: ['other'], serverCommand: 'checkpoint' });
+    expect(one("load 'auto_explain'")).toMatchObject({ kinds: ['other'], serverCommand: 'load' });
+    expect(one('show work_mem').serverCommand).toBeUndefined();
+    expect(one('select 1').lockMode).toBeUndefined();
+    for (const sql of ['vacuum', 'vacuum full t', 'analyze t', 'vacuum (analyze) t']) expect(one(sql).kinds).toEqual(['vacuum']);
+    for (const sql of ['cluster t using i', 'reindex table t', 'refresh materialized view m']) expect(one(sql).kinds).toEqual(['alter']);
+  });
+});
+
 describe('unparseable input', () => {
   it.each([
     'junk',

@@ -1,5 +1,7 @@
 /** Statement shapes ({@link ShapeCache}): texts that differ only in numeric literals share an entry once proven. */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { StatementJudge } from '../../src/policy/decide.js';
+import type { Policy } from '../../src/policy/schema.js';
 import { analyzeSql, loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { ShapeCache, shapeProven, sqlShape } from '../../src/policy/sql/shape.js';
 
@@ -36,5 +38,57 @@ describe('ShapeCache', () => {
     const sql = 'select * from accounts where id = 1';
     cache.set(sql, analyzeSql(sql), 'v');
     expect(cache.get(sql)).toBeUndefined();
+  });
+
+  it('shares pgbench statements (negative constants too) between texts of one shape', () => {
+    const pairs = [
+      ['UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 56789;', 'UPDATE pgbench_accounts SET abalance = abalance + -7 WHERE aid = 1;'],
+      ['UPDATE pgbench_accounts SET abalance = abalance + 1234 WHERE aid = 56789;', 'UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid = 1;'],
+      ['UPDATE pgbench_tellers SET tbalance = tbalance + - 99 WHERE tid = 3;', 'UPDATE pgbench_tellers SET tbalance = tbalance + - 1 WHERE tid = 8;'],
+      ['INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP)', 'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (7, 1, 99, 5, CURRENT_TIMESTAMP)'],
+      ['SELECT abalance FROM pgbench_accounts WHERE aid = 5', 'SELECT abalance FROM pgbench_accounts WHERE aid = 123456'],
+    ];
+    for (const [first, second] of pairs) {
+      const shape = sqlShape(first!)!;
+      expect(shapeProven(shape.runs, analyzeSql(first!), shape.signs), first).toBe(true);
+      const cache = new ShapeCache<string>(10, 1000);
+      cache.set(first!, analyzeSql(first!), 'exact', 'shared');
+      expect(cache.get(second!), second).toBe('shared');
+    }
+  });
+
+  it('never shares a missing-WHERE verdict that compared numeric constants (either order)', () => {
+    const policy: Policy = {
+      connections: [],
+      access: [],
+      statements: { unparseable: 'deny', rules: [{ name: 'no-unbounded-writes', match: { kinds: ['update', 'delete', 'merge'], missingWhere: true }, action: 'deny' }] },
+      masking: { columns: [], names: [], detectors: [], derived: 'mask' },
+      recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+      tests: [],
+    };
+    const pairs: Array<[string, string]> = [
+      ['DELETE FROM t WHERE id < 5 OR id >= 6', 'DELETE FROM t WHERE id < 5 OR id >= 5'],
+      ['DELETE FROM t WHERE id+0 = id+1', 'DELETE FROM t WHERE id+0 = id+0'],
+      ['UPDATE t SET v = 0 WHERE id + 0 BETWEEN id + 1 AND id + 2', 'UPDATE t SET v = 0 WHERE id + 0 BETWEEN id + 0 AND id + 0'],
+      ['DELETE FROM t WHERE (id > 1) OR NOT (id > 2)', 'DELETE FROM t WHERE (id > 1) OR NOT (id > 1)'],
+      ['DELETE FROM t WHERE CASE WHEN id = 1 THEN id + 0 = id + 1 ELSE true END', 'DELETE FROM t WHERE CASE WHEN id = 1 THEN id + 0 = id + 0 ELSE true END'],
+      ['MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND t.id * 2 = t.id * 3 THEN DELETE', 'MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND t.id * 2 = t.id * 2 THEN DELETE'],
+    ];
+    for (const [restricting, tautology] of pairs) {
+      expect(sqlShape(restricting)!.key).toBe(sqlShape(tautology)!.key);
+      for (const order of [
+        [restricting, tautology],
+        [tautology, restricting],
+      ]) {
+        const judge = new StatementJudge(policy, { subject: 'alice', groups: [] }, 'db', 'read-write');
+        for (const sql of order) {
+          expect(judge.judge(sql).action, `${sql} after ${order[0]}`).toBe(sql === tautology ? 'deny' : 'allow');
+        }
+      }
+      for (const sql of [restricting, tautology]) {
+        const shape = sqlShape(sql)!;
+        expect(shapeProven(shape.runs, analyzeSql(sql), shape.signs), sql).toBe(false);
+      }
+    }
   });
 });

@@ -31,6 +31,18 @@ describe('unsafeSettingValue / unsafeParameter', () => {
     expect(unsafeSettingValue('client_encoding', 'gb18030')).toBe(true);
     expect(unsafeSettingValue('client_encoding', 'Shift_JIS')).toBe(true);
     expect(unsafeSettingValue('application_name', 'off')).toBe(false);
+    // An allow-list: every encoding whose characters can hold a backslash byte, under any alias.
+    for (const e of ['SHIFT_JIS_2004', 'shift-jis-2004', 'ShiftJIS2004', 'windows932', 'WIN936', 'windows949', 'win950', 'BIG5', 'GBK', 'UHC', 'JOHAB', 'mskanji', 'no-such-encoding']) {
+      expect(unsafeSettingValue('client_encoding', e), e).toBe(true);
+    }
+    for (const e of ['UTF8', 'unicode', 'SQL_ASCII', 'LATIN9', 'ISO-8859-15', 'WIN1252', 'windows-1251', 'KOI8-R', 'EUC_JP', 'EUC_JIS_2004', 'MULE_INTERNAL']) {
+      expect(unsafeSettingValue('client_encoding', e), e).toBe(false);
+    }
+    // Read-only access relies on the server's own read-only default.
+    expect(unsafeSettingValue('default_transaction_read_only', 'off', true)).toBe(true);
+    expect(unsafeSettingValue('default_transaction_read_only', 'off')).toBe(false);
+    expect(unsafeParameter(Buffer.from('default_transaction_read_only\0off\0'), true)).toBe('default_transaction_read_only');
+    expect(unsafeParameter(Buffer.from('default_transaction_read_only\0on\0'), true)).toBeUndefined();
     expect(unsafeParameter(Buffer.from('standard_conforming_strings\0off\0'))).toBe('standard_conforming_strings');
     expect(unsafeParameter(Buffer.from('TimeZone\0UTC\0'))).toBeUndefined();
     expect(unsafeParameter(Buffer.from('no terminator'))).toBeUndefined();

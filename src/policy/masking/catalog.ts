@@ -79,10 +79,36 @@ export interface PgCatalogResolverOptions {
   sessionPid?: () => number | undefined;
 }
 
-/** All live user columns of one relation, its kind, and for a view the version (xmin) of its rewrite rule. */
+/**
+ * A scalar subquery: the tables the relation whose OID is `oid` (a SQL expression) inherits
+ * from, through any number of levels (partitioned tables, inheritance parents), as JSON
+ * `[[schema, table], ...]`, or NULL.
+ * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
+ */
+export function ancestorsJsonSql(oid: string): string {
+  return (
+    `(with recursive anc(oid, depth) as (select i.inhparent, 1 from pg_catalog.pg_inherits i where i.inhrelid = ${oid} ` +
+    'union select i.inhparent, anc.depth + 1 from anc join pg_catalog.pg_inherits i on i.inhrelid = anc.oid where anc.depth < 32) ' +
+    'select pg_catalog.json_agg(pg_catalog.json_build_array(an.nspname, ac.relname))::text from anc ' +
+    'join pg_catalog.pg_class ac on ac.oid = anc.oid join pg_catalog.pg_namespace an on an.oid = ac.relnamespace)'
+  );
+}
+
+/** What {@link ancestorsJsonSql} returned, as ColumnOrigin.inheritsFrom. */
+export function parseAncestors(json: unknown): Array<{ schema: string; table: string }> | undefined {
+  if (typeof json !== 'string') return undefined;
+  const list = JSON.parse(json) as Array<[string, string]>;
+  return list.length > 0 ? list.map(([schema, table]) => ({ schema, table })) : undefined;
+}
+
+/**
+ * All live user columns of one relation, its kind, for a view the version (xmin) of its rewrite
+ * rule, and the tables it inherits from.
+ */
 const COLUMNS_SQL =
   'select n.nspname as schema, c.relname as table, c.relkind as kind, a.attnum as attnum, a.attname as column, ' +
-  "(select r.xmin::text from pg_catalog.pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN') as rule " +
+  "(select r.xmin::text from pg_catalog.pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN') as rule, " +
+  `${ancestorsJsonSql('c.oid')} as ancestors ` +
   'from pg_catalog.pg_attribute a ' +
   'join pg_catalog.pg_class c on c.oid = a.attrelid ' +
   'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
@@ -93,7 +119,8 @@ const VIEWDEF_SQL = 'select pg_catalog.pg_get_viewdef($1::oid) as def';
 
 /**
  * Every relation column a view reads, through other views (depth-capped): the dependencies of
- * its rewrite rule; `*` where it depends on a whole relation (a whole-row reference).
+ * its rewrite rule; `*` where it depends on a whole relation (a whole-row reference); with the
+ * tables each relation inherits from.
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-rewrite.html
  */
@@ -106,7 +133,8 @@ const VIEW_READS_SQL =
   'select d.refobjid, d.refobjsubid, reads.depth + 1 from reads join pg_catalog.pg_rewrite r on r.ev_class = reads.relid ' +
   "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
   "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32) " +
-  "select distinct n.nspname as schema, c.relname as table, coalesce(a.attname, '*') as column " +
+  "select distinct n.nspname as schema, c.relname as table, coalesce(a.attname, '*') as column, " +
+  `${ancestorsJsonSql('reads.relid')} as ancestors ` +
   'from reads join pg_catalog.pg_class c on c.oid = reads.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0';
 
@@ -212,7 +240,8 @@ export class PgCatalogResolver implements CatalogResolver {
     const entry: Entry = { at: now, columns: undefined as unknown as Entry['columns'] };
     entry.columns = this.query(COLUMNS_SQL, [oid]).then(async (rows) => {
       const map = new Map<number, ResolvedColumn>();
-      for (const r of rows) map.set(Number(r.attnum), { schema: String(r.schema), table: String(r.table), column: String(r.column) });
+      const inheritsFrom = parseAncestors(rows[0]?.ancestors);
+      for (const r of rows) map.set(Number(r.attnum), { schema: String(r.schema), table: String(r.table), column: String(r.column), ...(inheritsFrom ? { inheritsFrom } : {}) });
       const kind = rows[0]?.kind;
       if (kind === 'v' || kind === 'm') {
         entry.views = new Map([[oid, String(rows[0]!.rule)]]);
@@ -233,7 +262,10 @@ export class PgCatalogResolver implements CatalogResolver {
 
   /** Fills in `base` or `computedFrom` for each column of the view `oid`; adds the views traced through to `views`. */
   private async traceView(oid: number, columns: Map<number, ResolvedColumn>, depth: number, views: Map<number, string>): Promise<void> {
-    const reads = (await this.query(VIEW_READS_SQL, [oid])).map((r) => ({ schema: String(r.schema), table: String(r.table), column: String(r.column) }));
+    const reads = (await this.query(VIEW_READS_SQL, [oid])).map((r): ColumnOrigin => {
+      const inheritsFrom = parseAncestors(r.ancestors);
+      return { schema: String(r.schema), table: String(r.table), column: String(r.column), ...(inheritsFrom ? { inheritsFrom } : {}) };
+    });
     let origins: Array<{ tableOid: number; attnum: number }> = [];
     if (this.describe && depth < MAX_VIEW_DEPTH) {
       const def = (await this.query(VIEWDEF_SQL, [oid]))[0]?.def;
@@ -247,7 +279,9 @@ export class PgCatalogResolver implements CatalogResolver {
         behind = (await inner.columns).get(o.attnum);
         for (const [v, rule] of inner.views ?? []) views.set(v, rule);
       }
-      if (behind && !behind.computedFrom) col.base = behind.base ?? { schema: behind.schema, table: behind.table, column: behind.column };
+      if (behind && !behind.computedFrom) {
+        col.base = behind.base ?? { schema: behind.schema, table: behind.table, column: behind.column, ...(behind.inheritsFrom ? { inheritsFrom: behind.inheritsFrom } : {}) };
+      }
       else col.computedFrom = behind?.computedFrom ?? reads;
     }
   }

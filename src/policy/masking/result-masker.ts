@@ -20,10 +20,14 @@
  *   internal query; key values and failing rows of a table with column rules are redacted.
  * - NotificationResponse ('A'): detectors over the payload.
  *
- * Result formats come from Bind (per portal); a RowDescription answering Describe of a portal
- * carries them too. The masker never holds more than one message: a RowDescription that needs a
- * catalog lookup is answered with a Promise, and the caller must not feed the next message before
- * it settles (the stream wrapper in stream.ts does that, which back-pressures the upstream).
+ * Which statement, portal and result formats each answer belongs to comes from an
+ * {@link AnswerQueue} of the client's messages (an answer that fits none ends the session). The
+ * row shape of an Execute always comes from a Describe of its portal made after its Bind and
+ * after any statement that ran since (the client's, or one the masker adds and consumes), never
+ * from an earlier description that SQL could have made stale. The masker never holds more than
+ * one message: a RowDescription that needs a catalog lookup is answered with a Promise, and the
+ * caller must not feed the next message before it settles (the relay's BackendPath does that,
+ * which back-pressures the upstream).
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
@@ -32,6 +36,7 @@ import type { FrontendMessage } from '../../tunnel/postgres/frontend-messages.js
 import type { PgMessage } from '../../tunnel/postgres/reader.js';
 import { parseErrorFields } from '../../tunnel/postgres/reader.js';
 import { PgProtocolError } from '../../tunnel/postgres/protocol-error.js';
+import { AnswerQueue } from '../../tunnel/postgres/answers.js';
 import type { CatalogResolver, ResolvedColumn } from './catalog.js';
 import { CopyOutMasker, type CopyOptions } from './copy.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from './rules.js';
@@ -57,6 +62,13 @@ export interface StatementHints {
   withholdMessages?: boolean;
   /** For COPY ... TO STDOUT: the format options and, when known, the origin of each column by position. */
   copy?: CopyOptions & { columns?: Array<ColumnOrigin | undefined> };
+  /**
+   * What the statement may create, replace or drop besides its result: prepared statements
+   * (PREPARE, DEALLOCATE, DISCARD, code hoop cannot read: DO, CALL, SQL that does not parse) or
+   * portals (DECLARE, CLOSE, transaction control, and the same code). Once it has run, what the
+   * masker knew of them is dropped: their later results are masked as of unknown statements.
+   */
+  changes?: { statements?: boolean; portals?: boolean };
 }
 
 /** Options of a {@link ResultMasker}. */
@@ -87,16 +99,10 @@ interface ColumnPlan {
   view?: true;
 }
 
-interface Statement {
-  hints: StatementHints;
-  plan?: ColumnPlan[];
-  /** The RowDescription the plan was made from (planned again for a portal when it reads views). */
-  fields?: RowDescriptionField[];
-}
-
 interface Portal {
   hints: StatementHints;
   formats: number[];
+  /** From the Describe of this portal that precedes each Execute. */
   plan?: ColumnPlan[];
 }
 
@@ -107,10 +113,21 @@ type Op =
   | { k: 'execute'; portal: string }
   | { k: 'close'; what: 'S' | 'P'; name: string }
   | { k: 'sync' }
-  | { k: 'query'; hints: StatementHints };
+  | { k: 'query'; hints: StatementHints }
+  | { k: 'function' }
+  | { k: 'copy-end' };
 
-/** A SQL cursor's portal: origin-less columns are masked, as for FETCH. */
-const CURSOR_HINTS: StatementHints = { originUnknownPolicy: 'mask' };
+/**
+ * For a statement or portal whose SQL the masker did not see judged (a SQL cursor, a statement
+ * prepared in SQL or replaced since): columns without an origin are masked, as for FETCH, and
+ * error and notice text is withheld.
+ */
+const UNKNOWN_HINTS: StatementHints = { originUnknownPolicy: 'mask', withholdMessages: true };
+const SYNC_OP: Op = { k: 'sync' };
+const FUNCTION_OP: Op = { k: 'function' };
+const COPY_END_OP: Op = { k: 'copy-end' };
+/** A FunctionCall may have changed anything. */
+const CHANGES_ALL: StatementHints = { changes: { statements: true, portals: true } };
 const EMPTY = Buffer.alloc(0);
 
 /** Describe ('D') of a portal. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE */
@@ -124,9 +141,6 @@ function describePortalMessage(name: string): Buffer {
   out[out.length - 1] = 0;
   return out;
 }
-
-/** Most client messages awaiting a response before the client is considered abusive. */
-const MAX_PENDING_OPS = 100_000;
 
 const ch = (s: string): number => s.charCodeAt(0);
 const T = {
@@ -278,13 +292,18 @@ export class ResultMasker {
   private readonly catalog: CatalogResolver | undefined;
   private readonly unknownStrategy: MaskStrategy;
   private readonly onUnknownRow: (() => void) | undefined;
-  private readonly ops: Op[] = [];
-  private readonly statements = new Map<string, Statement>();
+  private readonly answers = new AnswerQueue<Op>();
+  /** Prepared statements -> the hints of the SQL they were parsed from. */
+  private readonly statements = new Map<string, StatementHints>();
   private readonly portals = new Map<string, Portal>();
-  /** The result being returned for a simple Query (or when the client's messages are not tracked). */
+  /** The result being returned for a simple Query. */
   private current: { plan: ColumnPlan[]; hints: StatementHints } | undefined;
-  /** What the client sent, as the server will see it: portals bound (-> statement), and what was described since. */
-  private readonly sent = { portals: new Map<string, string>(), describedPortals: new Set<string>(), describedStatements: new Set<string>() };
+  /**
+   * Portals whose Describe the server will have answered before their next Execute, as the
+   * client's messages go: described after their Bind, with no Execute, Query or FunctionCall
+   * since (any of which can close and re-open a portal under the same name).
+   */
+  private readonly described = new Set<string>();
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
   private copy: { masker: CopyOutMasker } | 'pass' | undefined;
 
@@ -300,59 +319,58 @@ export class ResultMasker {
    * Records a client message on its way to the server (call it in order, for every message after
    * the startup phase, exactly as the server receives it). `hints` apply to a Query or Parse.
    * Returns the messages to send to the server before this one, if any: a Describe of the
-   * portal before an Execute of a portal whose row shape would otherwise be unknown (neither the
-   * portal nor its statement was described: a client that sends Parse / Bind / Execute with no
-   * Describe, or a cursor's portal executed by name); its answer is consumed here, never handed
-   * to the client.
+   * portal before an Execute whose portal was not described since its Bind and since the last
+   * statement that ran (a client that describes only the statement, or none, a cursor's portal
+   * executed by name, the second Execute of a portal); its answer is consumed here, never handed
+   * to the client. libpq-based clients and node-postgres describe the portal before each Execute
+   * themselves, so they get none.
    *
+   * @throws PgProtocolError when too many messages await an answer
    * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
    */
   frontend(m: FrontendMessage, hints?: StatementHints): readonly FrontendMessage[] | undefined {
-    const sent = this.sent;
+    const described = this.described;
     switch (m.kind) {
       case 'query':
+        described.clear();
+        this.answers.push({ k: 'query', hints: hints ?? {} });
+        return undefined;
       case 'function-call':
-        // SQL can declare, close or end what the portal names mean.
-        sent.portals.clear();
-        sent.describedPortals.clear();
-        this.push({ k: 'query', hints: hints ?? {} });
+        described.clear();
+        this.answers.push(FUNCTION_OP);
         return undefined;
       case 'parse':
-        sent.describedStatements.delete(m.name);
-        this.push({ k: 'parse', name: m.name, hints: hints ?? {} });
+        this.answers.push({ k: 'parse', name: m.name, hints: hints ?? {} });
         return undefined;
       case 'bind':
-        sent.portals.set(m.portal, m.statement);
-        sent.describedPortals.delete(m.portal);
-        this.push({ k: 'bind', portal: m.portal, statement: m.statement, formats: m.resultFormats });
+        described.delete(m.portal);
+        this.answers.push({ k: 'bind', portal: m.portal, statement: m.statement, formats: m.resultFormats });
         return undefined;
       case 'describe':
-        (m.target === 'S' ? sent.describedStatements : sent.describedPortals).add(m.name);
-        this.push({ k: 'describe', what: m.target, name: m.name });
+        if (m.target === 'P') described.add(m.name);
+        this.answers.push({ k: 'describe', what: m.target, name: m.name });
         return undefined;
       case 'close':
-        if (m.target === 'S') sent.describedStatements.delete(m.name);
-        else {
-          sent.portals.delete(m.name);
-          sent.describedPortals.delete(m.name);
-        }
-        this.push({ k: 'close', what: m.target, name: m.name });
+        if (m.target === 'P') described.delete(m.name);
+        this.answers.push({ k: 'close', what: m.target, name: m.name });
         return undefined;
       case 'execute': {
-        const statement = sent.portals.get(m.portal);
-        const described = sent.describedPortals.has(m.portal) || (statement !== undefined && sent.describedStatements.has(statement));
         let before: FrontendMessage[] | undefined;
-        if (!described) {
+        if (!described.has(m.portal)) {
           const raw = describePortalMessage(m.portal);
           before = [{ kind: 'describe', msg: { type: raw[0]!, body: raw.subarray(5), raw }, target: 'P', name: m.portal, utf8: true }];
-          this.push({ k: 'describe', what: 'P', name: m.portal, injected: true });
-          sent.describedPortals.add(m.portal);
+          this.answers.push({ k: 'describe', what: 'P', name: m.portal, injected: true });
         }
-        this.push({ k: 'execute', portal: m.portal });
+        described.clear();
+        this.answers.push({ k: 'execute', portal: m.portal });
         return before;
       }
       case 'sync':
-        this.push({ k: 'sync' });
+        this.answers.push(SYNC_OP);
+        return undefined;
+      case 'copy-done':
+      case 'copy-fail':
+        this.answers.push(COPY_END_OP);
         return undefined;
       default:
         return undefined;
@@ -366,7 +384,7 @@ export class ResultMasker {
   passes(type: number): boolean {
     if (type === T.copyData) return this.copy === 'pass';
     if (type !== T.dataRow || this.rules.detectors.length > 0) return false;
-    const head = this.ops[0];
+    const head = this.answers.head;
     const source = head?.k === 'execute' ? this.portals.get(head.portal) : this.current;
     const plan = source?.plan;
     if (plan === undefined) return false;
@@ -380,55 +398,38 @@ export class ResultMasker {
    * rewritten message, several messages, or nothing. A Promise only for a RowDescription that
    * needs a catalog lookup; do not feed the next message before it settles.
    *
-   * @throws PgProtocolError on a malformed message
+   * @throws PgProtocolError on a malformed message, or one that answers nothing the client sent
    * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
    */
   backend(msg: PgMessage): Buffer | Promise<Buffer> {
-    const head = this.ops[0];
+    // What the message answers (the queue moves past what it ends).
+    const op = this.answers.answer(msg.type);
     switch (msg.type) {
       case T.parseComplete:
-        if (head?.k === 'parse') {
-          this.ops.shift();
-          this.statements.set(head.name, { hints: head.hints });
-        }
+        if (op?.k === 'parse') this.statements.set(op.name, op.hints);
         return msg.raw;
       case T.bindComplete:
-        if (head?.k === 'bind') {
-          this.ops.shift();
-          const st = this.statements.get(head.statement);
-          const portal: Portal = { hints: st?.hints ?? {}, formats: head.formats };
-          this.portals.set(head.portal, portal);
-          const withFormats = (plan: ColumnPlan[]): ColumnPlan[] => plan.map((c, i) => ({ ...c, format: formatAt(head.formats, i) }));
-          if (st?.plan && st.fields && st.plan.some((c) => c.view)) {
-            // A view may have been replaced since the statement was described: the portal, planned
-            // by the server now, is planned here again too.
-            const plan = this.plan(st.fields);
-            if (plan instanceof Promise) return plan.then((p) => ((portal.plan = withFormats(p)), msg.raw));
-            portal.plan = withFormats(plan);
-          } else if (st?.plan) portal.plan = withFormats(st.plan);
+        if (op?.k === 'bind') {
+          // A statement the masker did not see parsed (prepared in SQL, or dropped since): unknown.
+          this.portals.set(op.portal, { hints: this.statements.get(op.statement) ?? UNKNOWN_HINTS, formats: op.formats });
         }
         return msg.raw;
       case T.rowDescription:
-        return this.rowDescription(msg);
+        return op?.k === 'describe' ? this.describedRow(op, msg) : this.queryResult(op, msg);
       case T.noData:
-        if (head?.k === 'describe') {
-          this.ops.shift();
-          if (head.injected) return EMPTY;
-        }
-        return msg.raw;
+        return op?.k === 'describe' && op.injected ? EMPTY : msg.raw;
       case T.dataRow:
         return this.dataRow(msg);
       case T.commandComplete:
       case T.emptyQuery:
       case T.portalSuspended:
-        if (head?.k === 'execute') this.ops.shift();
+        if (op?.k === 'execute') this.ended(this.portals.get(op.portal)?.hints);
         else this.current = undefined;
         return msg.raw;
       case T.closeComplete:
-        if (head?.k === 'close') {
-          this.ops.shift();
-          if (head.what === 'S') this.statements.delete(head.name);
-          else this.portals.delete(head.name);
+        if (op?.k === 'close') {
+          if (op.what === 'S') this.statements.delete(op.name);
+          else this.portals.delete(op.name);
         }
         return msg.raw;
       case T.copyOut:
@@ -444,45 +445,42 @@ export class ResultMasker {
         return rest.length ? Buffer.concat([message('d', rest), msg.raw]) : msg.raw;
       }
       case T.error: {
-        const withhold = this.withholds(head);
+        const withhold = this.withholds(op);
         this.copy = undefined;
-        if (head && head.k !== 'query') while (this.ops.length && this.ops[0]!.k !== 'sync') this.ops.shift();
+        if (op?.k === 'execute') this.ended(this.portals.get(op.portal)?.hints);
         return this.errorOrNotice(msg, withhold);
       }
       case T.notice:
-        return this.errorOrNotice(msg, this.withholds(head));
+        return this.errorOrNotice(msg, this.withholds(this.answers.head));
       case T.notification:
         return this.notification(msg);
-      case T.ready: {
-        while (this.ops.length) {
-          const op = this.ops.shift()!;
-          if (op.k === 'sync' || op.k === 'query') break;
-        }
-        if (msg.body[0] === ch('I')) this.portals.clear();
+      case T.ready:
+        // Portals end with their transaction (a holdable cursor is described again, as unknown).
+        this.portals.clear();
+        if (op?.k === 'query') this.ended(op.hints);
+        else if (op?.k === 'function') this.ended(CHANGES_ALL);
         this.current = undefined;
         this.copy = undefined;
         return msg.raw;
-      }
       default:
         return msg.raw;
     }
   }
 
-  private push(op: Op): void {
-    if (this.ops.length >= MAX_PENDING_OPS) throw new PgProtocolError('too many client messages awaiting a response');
-    this.ops.push(op);
+  /** A Query, Execute or FunctionCall is done: drops what it may have replaced (see {@link StatementHints.changes}). */
+  private ended(hints: StatementHints | undefined): void {
+    if (hints?.changes?.statements) this.statements.clear();
+    if (hints?.changes?.portals) this.portals.clear();
   }
 
   /** Whether the text of an error or notice raised now is withheld (see {@link StatementHints.withholdMessages}). */
-  private withholds(head: Op | undefined): boolean {
-    if (head?.k === 'query') return head.hints.withholdMessages === true;
-    if (head?.k === 'execute') return this.portals.get(head.portal)?.hints.withholdMessages === true;
-    return false;
+  private withholds(op: Op | undefined): boolean {
+    return this.hintsOf(op).withholdMessages === true;
   }
 
-  private hintsOf(head: Op | undefined): StatementHints {
-    if (head?.k === 'query') return head.hints;
-    if (head?.k === 'execute') return this.portals.get(head.portal)?.hints ?? {};
+  private hintsOf(op: Op | undefined): StatementHints {
+    if (op?.k === 'query') return op.hints;
+    if (op?.k === 'execute') return this.portals.get(op.portal)?.hints ?? UNKNOWN_HINTS;
     return {};
   }
 
@@ -490,30 +488,31 @@ export class ResultMasker {
     return hints.originUnknownPolicy ?? this.originUnknownPolicy;
   }
 
-  private rowDescription(msg: PgMessage): Buffer | Promise<Buffer> {
-    const fields = parseRowDescription(msg.body);
+  /**
+   * A RowDescription answering a Describe. Of a statement: handed on (an Execute's row shape
+   * always comes from a Describe of its portal). Of a portal: planned for its Execute; a portal
+   * no Bind of this session made is a SQL cursor (or one some SQL replaced), masked as unknown.
+   */
+  private describedRow(op: Extract<Op, { k: 'describe' }>, msg: PgMessage): Buffer | Promise<Buffer> {
+    if (op.what === 'S') return msg.raw;
     const done = (plan: ColumnPlan[]): Buffer => {
-      const head = this.ops[0];
-      if (head?.k === 'describe') {
-        this.ops.shift();
-        if (head.what === 'S') {
-          const st = this.statements.get(head.name);
-          if (st) {
-            st.plan = plan.map((c) => ({ ...c, format: 0 }));
-            st.fields = fields;
-          }
-        } else {
-          // A portal no Bind of this session made is a SQL cursor: masked as FETCH is.
-          let portal = this.portals.get(head.name);
-          if (!portal) this.portals.set(head.name, (portal = { hints: CURSOR_HINTS, formats: [] }));
-          const formats = portal.formats;
-          portal.plan = plan.map((c, i) => ({ ...c, format: formats.length ? formatAt(formats, i) : c.format }));
-        }
-        if (head.injected) return EMPTY;
-      } else this.current = { plan, hints: this.hintsOf(head) };
+      let portal = this.portals.get(op.name);
+      if (!portal) this.portals.set(op.name, (portal = { hints: UNKNOWN_HINTS, formats: [] }));
+      const formats = portal.formats;
+      portal.plan = plan.map((c, i) => ({ ...c, format: formats.length ? formatAt(formats, i) : c.format }));
+      return op.injected ? EMPTY : msg.raw;
+    };
+    const plan = this.plan(parseRowDescription(msg.body));
+    return plan instanceof Promise ? plan.then(done) : done(plan);
+  }
+
+  /** A RowDescription of one statement of a simple Query. */
+  private queryResult(op: Op | undefined, msg: PgMessage): Buffer | Promise<Buffer> {
+    const done = (plan: ColumnPlan[]): Buffer => {
+      this.current = { plan, hints: this.hintsOf(op) };
       return msg.raw;
     };
-    const plan = this.plan(fields);
+    const plan = this.plan(parseRowDescription(msg.body));
     return plan instanceof Promise ? plan.then(done) : done(plan);
   }
 
@@ -546,7 +545,7 @@ export class ResultMasker {
       if (own) return base(f, own);
       if (origin.computedFrom) {
         const rules = this.rules;
-        const masked = origin.computedFrom.some((c) => (c.column === '*' ? rules.tableHasRules(c.schema, c.table) : rules.forOrigin(c) ?? rules.forName(c.column)));
+        const masked = origin.computedFrom.some((c) => rules.readsMasked(c));
         return base(f, masked ? this.unknownStrategy : byName(f, origin));
       }
       return base(f, (origin.base && this.rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin));
@@ -568,10 +567,10 @@ export class ResultMasker {
 
   /** The row shape and hints of the result the next DataRow belongs to. */
   private result(): { plan: ColumnPlan[] | undefined; hints: StatementHints } {
-    const head = this.ops[0];
+    const head = this.answers.head;
     if (head?.k === 'execute') {
       const portal = this.portals.get(head.portal);
-      return { plan: portal?.plan, hints: portal?.hints ?? {} };
+      return { plan: portal?.plan, hints: portal?.hints ?? UNKNOWN_HINTS };
     }
     return { plan: this.current?.plan, hints: this.current?.hints ?? this.hintsOf(head) };
   }
@@ -612,7 +611,7 @@ export class ResultMasker {
     const overall = b[0]!;
     const n = b.readInt16BE(1);
     need(b, 3, 2 * n);
-    const hints = this.hintsOf(this.ops[0]);
+    const hints = this.hintsOf(this.answers.head);
     const copyHints = hints.copy;
     const options: CopyOptions = overall === 1 ? { ...copyHints, format: 'binary' } : copyHints && copyHints.format !== 'binary' ? copyHints : { format: 'text' };
     const mask = this.policyOf(hints) === 'mask';

@@ -26,6 +26,13 @@ export interface ColumnOrigin {
   schema: string;
   table: string;
   column: string;
+  /**
+   * The tables the column's table inherits it from (a partition's partitioned tables, an
+   * inheritance child's parents; the column has the same name there), whose rules apply to it too.
+   * @see https://www.postgresql.org/docs/current/ddl-partitioning.html
+   * @see https://www.postgresql.org/docs/current/ddl-inherit.html
+   */
+  inheritsFrom?: ReadonlyArray<{ schema: string; table: string }>;
 }
 
 /** The result of masking one text. */
@@ -97,13 +104,24 @@ export class MaskingRules {
     return this.names.length > 0;
   }
 
-  /** The strategy of the first column rule that names this origin. */
+  /** The strategy of the first column rule that names this origin (or the column in a table it inherits from). */
   forOrigin(origin: ColumnOrigin): MaskStrategy | undefined {
-    const schema = origin.schema.toLowerCase();
-    const table = origin.table.toLowerCase();
     const column = origin.column.toLowerCase();
-    for (const c of this.columns) if ((c.column === '*' || c.column === column) && c.schema.test(schema) && c.table.test(table)) return c.strategy;
+    for (const t of origin.inheritsFrom ? [origin, ...origin.inheritsFrom] : [origin]) {
+      const schema = t.schema.toLowerCase();
+      const table = t.table.toLowerCase();
+      for (const c of this.columns) if ((c.column === '*' || c.column === column) && c.schema.test(schema) && c.table.test(table)) return c.strategy;
+    }
     return undefined;
+  }
+
+  /**
+   * Whether a value read from `origin` is masked: a column by its origin or name rules, a whole
+   * row (`column` is `*`) when its table (or one it inherits from) has column rules.
+   */
+  readsMasked(origin: ColumnOrigin): boolean {
+    if (origin.column !== '*') return (this.forOrigin(origin) ?? this.forName(origin.column)) !== undefined;
+    return [origin, ...(origin.inheritsFrom ?? [])].some((t) => this.tableHasRules(t.schema, t.table));
   }
 
   /** The strategy of the first name rule whose pattern matches the column name. */

@@ -17,6 +17,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { BARE_FIELDS } from './node-fields.js';
 import { LruCache } from './lru.js';
+import { lexingSafeSetting } from './lexing.js';
 import type { StatementKind } from '../schema.js';
 
 /**
@@ -49,9 +50,53 @@ export interface StatementFacts {
   /** Functions called anywhere (incl. FROM, CALL), lower-case, qualified as written. */
   functions: string[];
   /**
-   * An UPDATE or DELETE (that runs) has no WHERE, or a WHERE that does not depend on the rows
-   * (no column reference, e.g. `WHERE true`, `WHERE 1=1`, `WHERE $1`), or an OR with such an
-   * arm (`WHERE id = 1 OR 1=1`). `WHERE false` and `WHERE CURRENT OF c` are not missing.
+   * A write (that runs) that may reach every row of its target, as far as the parse tree shows:
+   * - an UPDATE or DELETE without a WHERE, or whose WHERE cannot restrict the target's rows;
+   * - a MERGE whose join condition cannot, or with a WHEN MATCHED / WHEN NOT MATCHED BY SOURCE
+   *   UPDATE or DELETE whose own condition is missing or cannot (an unconditioned action reaches
+   *   every row the join matches, all of them when the source is the target itself);
+   * - an INSERT ... SELECT ... ON CONFLICT DO UPDATE whose DO UPDATE WHERE is missing or cannot
+   *   restrict, and whose SELECT may yield every row it reads or many rows: a set operation, or
+   *   a WHERE that does not restrict the rows of its FROM list, or of no FROM list when a
+   *   function is called anywhere in its SELECT list (`SELECT generate_series(1, 100000), 0`).
+   *   VALUES and a SELECT of constants do not.
+   *
+   * A condition cannot restrict when it reads none of the target's rows: constants, parameters
+   * and functions of them, columns of other row sources (FROM / USING items, the MERGE source,
+   * subqueries, VALUES, CTEs), which single out no row of the target, and subqueries that do not
+   * reference the target (`WHERE 1=1`, `WHERE $1`, `USING (SELECT 1 AS one) s WHERE
+   * s.one = 1`, `WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid > 0)`); `WHERE false`,
+   * `WHERE NULL` and `WHERE CURRENT OF c` do restrict. A reference is the target's when it is
+   * qualified with the target's alias (its name when it has none; `excluded` too in ON CONFLICT,
+   * the proposed row that pairs with one existing row), or unqualified and not a column name that
+   * a VALUES list, subquery, CTE or alias column list among the row sources of its query level
+   * is known to output (such a name cannot also be one of the target's columns: the server
+   * rejects it as ambiguous); in a subquery, a name its own sources are known to output is
+   * theirs, and one that may be a column of its tables or functions counts as the target's.
+   *
+   * Nor can a tautology restrict, in these forms (operands read as not NULL): `a = a`, `a >= a`,
+   * `a <= a`, `a IS NOT DISTINCT FROM a`, `a LIKE '%'`, `a BETWEEN a AND a`, `a BETWEEN SYMMETRIC
+   * a AND b`, a CASE whose every result (an ELSE included) is one, `p IS TRUE` / `p IS NOT FALSE`
+   * of one, `p IS FALSE` / `p IS NOT TRUE` / `NOT p` of a contradiction (`a <> a`, `a < a`,
+   * `a > a`, `a IS DISTINCT FROM a`, `a NOT BETWEEN a AND a`, false, NULL, ...), a system column
+   * (`ctid`, `tableoid`, `xmin`, `xmax`, `cmin`, `cmax`, and `oid`, also when it is a user
+   * column) IS NOT NULL, an AND of them, an OR with one such arm or with two arms that complement
+   * each other (`x IS NULL OR x IS NOT NULL`, `p OR NOT p`, `a = b OR a <> b`, `a < b OR a >= b`,
+   * `a IN (...) OR a NOT IN (...)`, `a LIKE b OR a NOT LIKE b`, `a BETWEEN b AND c OR a NOT
+   * BETWEEN b AND c`, `x IS TRUE OR x IS NOT TRUE`, `a IS DISTINCT FROM b OR a IS NOT DISTINCT
+   * FROM b`).
+   *
+   * It is a syntactic check, not a proof: hoop knows no table's columns, keys, constraints or
+   * data, nor what a function returns. A condition that reads the target's rows in any other form
+   * counts as restricting, even when it holds for every row: `WHERE id IN (SELECT id FROM t)`,
+   * `WHERE id NOT IN (SELECT 1 WHERE false)`, `WHERE id > -2147483649`, `WHERE abs(id) >= 0`,
+   * `WHERE id = id + 0`, a join with a source that holds every key (`USING t AS s WHERE t.id =
+   * s.id`), or a NOT NULL column `IS NOT NULL`. So does an unqualified name that may be a column
+   * of another table or of a function, whose columns are as unknown as the target's (`USING u
+   * WHERE flag`, `EXISTS (SELECT 1 FROM u WHERE flag)`, `EXISTS (SELECT 1 FROM
+   * generate_series(1, 3) g WHERE g > 1)`), a composite column's field written `c.f`, or a name
+   * it cannot resolve. A verdict that compared numeric constants (`id < 5 OR id >= 5` against
+   * `id < 5 OR id >= 6`, `id + 0 = id + 1`) makes the analysis `literalSensitive`.
    */
   missingWhere: boolean;
   /** A data-modifying statement (that runs) inside a WITH. */
@@ -89,15 +134,44 @@ export interface StatementFacts {
    * SET LOCAL, set_config(), or BEGIN / SET TRANSACTION options: `name` lower-case (undefined when
    * set_config names it with an expression), `value` the constant it is set to, lower-case
    * (`default` for RESET and SET ... TO DEFAULT; undefined for an expression).
+   *
+   * Also what it stores to be run later, judged as if the statement set it itself: a set_config()
+   * anywhere in the statement, whether it runs now or not (a view's query, a function's body or
+   * default, a rule's action, the target of a plain EXPLAIN), and a function's `SET name = value`
+   * clause (CREATE / ALTER FUNCTION or PROCEDURE). A write to `pg_settings` (UPDATE, INSERT,
+   * DELETE, MERGE: its UPDATE rule calls set_config), or a view or ON SELECT rule that reads it
+   * (a view over it passes updates on), counts as a set_config of a name hoop cannot know (no
+   * `name`, no `value`).
+   * @see https://www.postgresql.org/docs/current/view-pg-settings.html
+   * @see https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADMIN-SET
    */
   settings: Array<{ name?: string; value?: string }>;
   /**
    * The statement asks for read-write transactions: `default_transaction_read_only` or
    * `transaction_read_only` set to anything but on (also through set_config, or a name that is an
-   * expression), BEGIN / START TRANSACTION / SET TRANSACTION / SET SESSION CHARACTERISTICS ...
-   * READ WRITE.
+   * expression), `transaction_read_only` RESET or set TO DEFAULT (its reset value is off: a
+   * read-only session's transactions are read-only because default_transaction_read_only was on
+   * when they began, not because of that value), BEGIN / START TRANSACTION / SET TRANSACTION /
+   * SET SESSION CHARACTERISTICS ... READ WRITE. `default_transaction_read_only` RESET or set TO
+   * DEFAULT is not read-write: it returns to its value at the session's start (read-only access
+   * opens the session with it on). RESET ALL / DISCARD ALL leave `transaction_read_only` alone
+   * (the server does not reset it with the others).
+   * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-DEFAULT-TRANSACTION-READ-ONLY
+   * @see https://www.postgresql.org/docs/current/sql-reset.html
    */
   readWrite: boolean;
+  /**
+   * LOCK: the lock mode it takes, as SQL spells it (`ACCESS EXCLUSIVE` when LOCK names none).
+   * @see https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES
+   */
+  lockMode?: LockMode;
+  /**
+   * A command that acts on the server rather than on data: CHECKPOINT (writes out every dirty
+   * buffer: I/O for every session) or LOAD (loads a shared library into the backend).
+   * @see https://www.postgresql.org/docs/current/sql-checkpoint.html
+   * @see https://www.postgresql.org/docs/current/sql-load.html
+   */
+  serverCommand?: 'checkpoint' | 'load';
   /** What the statement's result columns are computed from (see {@link OutputFacts}). */
   outputs: OutputFacts;
   /**
@@ -116,6 +190,25 @@ export interface StatementFacts {
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
 }
+
+/**
+ * A table lock mode, weakest first (the order of PostgreSQL's lock mode numbers, which the parse
+ * tree gives: 1 is ACCESS SHARE).
+ * @see https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES
+ */
+export const LOCK_MODES = [
+  'ACCESS SHARE',
+  'ROW SHARE',
+  'ROW EXCLUSIVE',
+  'SHARE UPDATE EXCLUSIVE',
+  'SHARE',
+  'SHARE ROW EXCLUSIVE',
+  'EXCLUSIVE',
+  'ACCESS EXCLUSIVE',
+] as const;
+
+/** One table lock mode (see {@link LOCK_MODES}). */
+export type LockMode = (typeof LOCK_MODES)[number];
 
 /**
  * A COPY statement as its options say: which way, to or from where, in which format, and the
@@ -195,6 +288,13 @@ export type Analysis =
        * shape cache of `StatementJudge`).
        */
       numericLiterals: number[];
+      /**
+       * A fact was decided by comparing the values of numeric constants, not only their places
+       * (the `missingWhere` tautology `id < 5 OR id >= 5`, where `id < 5 OR id >= 6` restricts):
+       * a text differing only in numeric literals may have other facts, so this analysis proves
+       * no shape.
+       */
+      literalSensitive?: boolean;
     }
   | { ok: false; error: string };
 
@@ -256,6 +356,7 @@ function analyzeUncached(sql: string): Analysis {
   const raws = tree.stmts ?? [];
   const statements: StatementFacts[] = [];
   const numericLiterals: number[] = [];
+  let literalSensitive = false;
   try {
     for (const raw of raws) {
       const node = raw.stmt;
@@ -266,13 +367,14 @@ function analyzeUncached(sql: string): Analysis {
       statement(type, body, acc, { scope: EMPTY_SCOPE, runs: true, inCte: false });
       statements.push(acc.facts());
       numericLiterals.push(...acc.numericLiterals);
+      if (acc.literalSensitive) literalSensitive = true;
     }
   } catch (err) {
     if (err instanceof RangeError) return { ok: false, error: 'statement nested too deeply to analyse' };
     throw err;
   }
   numericLiterals.sort((a, b) => a - b);
-  return { ok: true, statements, numericLiterals };
+  return literalSensitive ? { ok: true, statements, numericLiterals, literalSensitive } : { ok: true, statements, numericLiterals };
 }
 
 function parseErrorText(err: unknown): string {
@@ -320,7 +422,11 @@ class Acc {
   changesLexing = false;
   readWrite = false;
   settings: Array<{ name?: string; value?: string }> = [];
+  lockMode: LockMode | undefined;
+  serverCommand: 'checkpoint' | 'load' | undefined;
   numericLiterals: number[] = [];
+  /** A fact was decided by comparing numeric constants' values (see `Analysis.literalSensitive`). */
+  literalSensitive = false;
   preparedName: string | undefined;
   executeName: string | undefined;
   executes: string[] = [];
@@ -367,6 +473,8 @@ class Acc {
     if (this.executeName !== undefined) f.executeName = this.executeName;
     if (this.cursorName !== undefined) f.cursorName = this.cursorName;
     if (this.setting !== undefined) f.setting = this.setting;
+    if (this.lockMode !== undefined) f.lockMode = this.lockMode;
+    if (this.serverCommand !== undefined) f.serverCommand = this.serverCommand;
     return f;
   }
 }
@@ -745,6 +853,13 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     case 'ViewStmt':
       acc.kind('create', ctx);
       walkFields(type, body, acc, { ...ctx, runs: false });
+      if (readsPgSettings(body.query)) settingChanged(undefined, undefined, acc, ctx);
+      return;
+    case 'RuleStmt':
+      acc.kind('create', ctx);
+      walkFields(type, body, acc, ctx);
+      // An ON SELECT rule makes its table a view: one over pg_settings passes updates on to it.
+      if (body.event === 'CMD_SELECT' && readsPgSettings(body.actions)) settingChanged(undefined, undefined, acc, ctx);
       return;
     case 'DoStmt':
       acc.kind('do', ctx);
@@ -753,7 +868,23 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     case 'CreateFunctionStmt':
       acc.kind('create-function', ctx);
       if (!body.sql_body) acc.opaqueBody = true;
+      functionSettings(body.options, acc, ctx);
       walkFields(type, body, acc, { ...ctx, runs: false }, ['funcname']);
+      return;
+    case 'AlterFunctionStmt':
+      acc.kind('alter', ctx);
+      functionSettings(body.actions, acc, ctx);
+      walkFields(type, body, acc, ctx);
+      return;
+    case 'LockStmt':
+      acc.kind('lock', ctx);
+      acc.lockMode ??= LOCK_MODES[Number(body.mode) - 1] ?? 'ACCESS EXCLUSIVE';
+      walkFields(type, body, acc, ctx);
+      return;
+    case 'CheckPointStmt':
+    case 'LoadStmt':
+      acc.kind('other', ctx);
+      acc.serverCommand ??= type === 'LoadStmt' ? 'load' : 'checkpoint';
       return;
     case 'CallStmt':
       acc.kind('call', ctx);
@@ -770,7 +901,7 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
       else if (name !== undefined) {
         const args = list(body.args);
         // SET x = a, b (a list, as for search_path) is one value; only its text matters for single values.
-        const value = body.kind === 'VAR_SET_VALUE' ? (args.length === 1 ? constText(args[0]) : args.map(constText).join(',')) : body.kind === 'VAR_SET_CURRENT' ? undefined : 'default';
+        const value = body.kind === 'VAR_SET_VALUE' ? (args.length === 1 ? settingText(args[0]) : args.map(settingText).join(',')) : body.kind === 'VAR_SET_CURRENT' ? undefined : 'default';
         settingChanged(name, value, acc, ctx);
       }
       walkFields(type, body, acc, ctx);
@@ -842,8 +973,12 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
 /** INSERT / UPDATE / DELETE / MERGE: own kind, target table, missing WHERE, MERGE actions. */
 function dml(type: string, body: Body, acc: Acc, ctx: Ctx): void {
   acc.kind(DML[type]!, ctx);
+  // pg_settings' UPDATE rule calls set_config: a write to it sets a setting hoop cannot name.
+  if (isPgSettings(body.relation as Body | undefined)) settingChanged(undefined, undefined, acc, ctx);
   let touchesAll = false;
+  const literals = { compared: false };
   if (type === 'MergeStmt') {
+    const w = writeScope(type, body, literals);
     // A MERGE may reach every row of its target when its join is always true, or when one of its
     // UPDATE / DELETE actions has no condition of its own (a source that is the target itself
     // matches every row: the join alone does not bound it).
@@ -855,19 +990,20 @@ function dml(type: string, body: Body, acc: Acc, ctx: Ctx): void {
       else if (b.commandType === 'CMD_INSERT') acc.kind('insert', ctx);
       if ((b.commandType === 'CMD_UPDATE' || b.commandType === 'CMD_DELETE') && b.matchKind !== 'MERGE_WHEN_NOT_MATCHED_BY_TARGET') {
         writes = true;
-        if (whereIsMissing(b.condition)) touchesAll = true;
+        if (!touchesAll && whereIsMissing(b.condition, w)) touchesAll = true;
       }
     }
-    if (writes && mayBeAllRows(body.joinCondition)) touchesAll = true;
+    if (writes && !touchesAll && mayBeAllRows(body.joinCondition, w)) touchesAll = true;
   } else if (type === 'InsertStmt') {
     // INSERT ... SELECT ... ON CONFLICT DO UPDATE updates every existing row the SELECT names.
     const conflict = body.onConflictClause as Body | undefined;
     if (conflict?.action === 'ONCONFLICT_UPDATE') {
       acc.kind('update', ctx);
-      if (whereIsMissing(conflict.whereClause) && selectMayBeAllRows(body.selectStmt)) touchesAll = true;
+      if (selectMayBeAllRows(body.selectStmt, literals) && whereIsMissing(conflict.whereClause, writeScope(type, body, literals))) touchesAll = true;
     }
-  } else touchesAll = whereIsMissing(body.whereClause);
+  } else touchesAll = whereIsMissing(body.whereClause, writeScope(type, body, literals));
   if (ctx.runs && touchesAll) acc.missingWhere = true;
+  if (literals.compared) acc.literalSensitive = true;
   query(type, body, acc, ctx);
 }
 
@@ -966,7 +1102,7 @@ function walkNode(type: string, body: Body, acc: Acc, ctx: Ctx): void {
       }
       if (fn === 'set_config') {
         const [nameArg, valueArg] = list(body.args);
-        settingChanged(constText(nameArg), constText(valueArg), acc, ctx);
+        settingChanged(settingText(nameArg), settingText(valueArg), acc, ctx);
       }
       walkFields(type, body, acc, ctx, ['funcname']);
       return;
@@ -1027,15 +1163,65 @@ const READ_ONLY_SETTINGS = new Set(['default_transaction_read_only', 'transactio
 /**
  * Records that a statement sets `name` (undefined: an expression names it) to `value` (lower-case
  * constant, `default`, or undefined for an expression): the settings list, lexing, role changes
- * and read-write transactions.
+ * and read-write transactions. Whether or not what sets it runs now: a set_config() in a view, a
+ * function body or a plain EXPLAIN's target is recorded too (the first two run later; see
+ * `StatementFacts.settings`).
  */
 function settingChanged(name: string | undefined, value: string | undefined, acc: Acc, ctx: Ctx): void {
-  if (!ctx.runs) return;
+  const now: Ctx = { ...ctx, runs: true };
   acc.settings.push({ ...(name !== undefined ? { name } : {}), ...(value !== undefined ? { value } : {}) });
   if (name === undefined || (LEXING_SETTINGS.has(name) && !lexingSafe(name, value))) acc.changesLexing = true;
-  if (name === undefined || name === 'role') acc.kind('set-role', ctx);
-  if (name === undefined || name === 'session_authorization') acc.kind('set-session-authorization', ctx);
-  if (name === undefined || (READ_ONLY_SETTINGS.has(name) && !isOn(value))) acc.readWrite = true;
+  if (name === undefined || name === 'role') acc.kind('set-role', now);
+  if (name === undefined || name === 'session_authorization') acc.kind('set-session-authorization', now);
+  if (name === undefined || (READ_ONLY_SETTINGS.has(name) && !keepsReadOnly(name, value))) acc.readWrite = true;
+}
+
+/**
+ * Whether setting `name` (one of {@link READ_ONLY_SETTINGS}) to `value` keeps transactions
+ * read-only: an on value, or `default` (RESET, TO DEFAULT) for `default_transaction_read_only`
+ * only. `transaction_read_only`'s reset value is off (a transaction starts read-only because
+ * default_transaction_read_only is on, not from that reset value): RESET makes it read-write.
+ * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-DEFAULT-TRANSACTION-READ-ONLY
+ */
+function keepsReadOnly(name: string, value: string | undefined): boolean {
+  return name === 'transaction_read_only' && value === 'default' ? false : isOn(value);
+}
+
+/**
+ * The `SET name = value` clauses of CREATE FUNCTION / ALTER FUNCTION (DefElems `set`): the value
+ * is in force whenever the function runs. `SET name TO DEFAULT` and RESET there only drop the
+ * function's own value, so they change nothing.
+ * @see https://www.postgresql.org/docs/current/sql-createfunction.html
+ */
+function functionSettings(options: unknown, acc: Acc, ctx: Ctx): void {
+  for (const o of list(options)) {
+    const [t, d] = unwrap(o);
+    if (t !== 'DefElem' || str(d.defname) !== 'set') continue;
+    const [vt, v] = unwrap(d.arg);
+    const name = str(v.name)?.toLowerCase();
+    if (vt !== 'VariableSetStmt' || name === undefined) continue;
+    const args = list(v.args);
+    if (v.kind === 'VAR_SET_VALUE') settingChanged(name, args.length === 1 ? settingText(args[0]) : args.map(settingText).join(','), acc, ctx);
+    else if (v.kind === 'VAR_SET_CURRENT') settingChanged(name, undefined, acc, ctx);
+  }
+}
+
+/**
+ * Whether a view's query (or an ON SELECT rule's actions) reads `pg_settings`, in any schema
+ * (a same-named relation elsewhere counts too): such a view passes an UPDATE on to pg_settings,
+ * whose rule calls set_config.
+ * @see https://www.postgresql.org/docs/current/view-pg-settings.html
+ */
+function readsPgSettings(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(readsPgSettings);
+  if (!node || typeof node !== 'object') return false;
+  if (isPgSettings(node as Body)) return true;
+  return Object.values(node as Body).some((v) => v !== null && typeof v === 'object' && readsPgSettings(v));
+}
+
+/** Whether a RangeVar names `pg_settings` (any schema, any case). */
+function isPgSettings(rv: Body | undefined): boolean {
+  return str(rv?.relname)?.toLowerCase() === 'pg_settings';
 }
 
 /** The options of BEGIN / START TRANSACTION / SET TRANSACTION / SET SESSION CHARACTERISTICS (DefElems). */
@@ -1056,8 +1242,30 @@ function isOn(value: string | undefined): boolean {
 /** Functions whose arguments leave through another channel than the result (see `StatementFacts.sideChannel`). */
 const SIDE_CHANNELS = new Set(['pg_notify', 'set_config']);
 
-const ASCII_SAFE_ENCODING =
-  /^(default|utf8|unicode|sqlascii|latin\d+|iso8859\d+|(win|windows|cp)(125\d|866|874)|koi8[ru]?|euc(jp|cn|kr|tw|jis2004)|mule(internal)?)$/;
+/**
+ * The text a constant argument hands the server as a setting's name or value, lower-case and
+ * trimmed: a string or number constant as written (`SET x = 0.5` passes `0.5`), possibly cast to
+ * `text` or `varchar` without a length (which leave the text as it is). Undefined for anything
+ * else, casts that could change the text included (`'0.59'::char(3)` is `0.5`, a `name` is cut
+ * at 63 bytes).
+ * @see https://www.postgresql.org/docs/current/sql-set.html
+ */
+function settingText(node: unknown): string | undefined {
+  let [type, body] = unwrap(node);
+  if (type === 'TypeCast') {
+    const typeName = body.typeName as Body | undefined;
+    const parts = names(typeName?.names).map((n) => n.toLowerCase());
+    const plain = parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog');
+    if (!plain || !['text', 'varchar'].includes(parts.at(-1)!) || list(typeName?.typmods).length > 0 || typeName?.arrayBounds !== undefined) return undefined;
+    [type, body] = unwrap(body.arg);
+  }
+  if (type !== 'A_Const' || body.isnull === true) return undefined;
+  const text = (body.sval as Body | undefined)?.sval ?? (body.fval as Body | undefined)?.fval;
+  if (typeof text === 'string') return text.trim().toLowerCase();
+  const ival = body.ival as Body | undefined;
+  if (ival) return String(ival.ival ?? 0);
+  return undefined;
+}
 
 /** A constant's text, lower-case and trimmed (strings and numbers); undefined otherwise. */
 function constText(node: unknown): string | undefined {
@@ -1074,17 +1282,259 @@ function constText(node: unknown): string | undefined {
 /** Whether setting `name` to `value` keeps the server's lexing equal to this parser's. */
 function lexingSafe(name: string, value: string | undefined): boolean {
   if (value === undefined) return false;
-  if (name === 'standard_conforming_strings') return isOn(value);
-  return ASCII_SAFE_ENCODING.test(value.replace(/[-_\s]/g, ''));
+  return lexingSafeSetting(name, value);
 }
 
-/** True when the expression mentions no column of any row (and no cursor position). */
-function rowIndependent(node: unknown): boolean {
-  if (Array.isArray(node)) return node.every(rowIndependent);
-  if (!node || typeof node !== 'object') return true;
+/**
+ * Where the conditions of one write are judged: the row sources in scope, innermost query level
+ * last; the CTEs visible; and whether a verdict compared numeric constants.
+ */
+interface WhereCtx {
+  readonly levels: readonly Level[];
+  /** CTEs in scope by name, with their output columns as far as known. */
+  readonly ctes: ReadonlyMap<string, Columns>;
+  /** `compared` is set when a verdict compared subtrees that differ at most in numeric constants. */
+  readonly literals: { compared: boolean };
+}
+
+/** The row sources of one query level: a FROM list, or a write's target with its FROM / USING / MERGE source. */
+interface Level {
+  /** Source names visible here (the alias, else the table's name): whether each stands for the judged rows. */
+  readonly names: Map<string, boolean>;
+  /** Column names a source here certainly outputs: whether that source stands for the judged rows. */
+  readonly columns: Map<string, boolean>;
+  /** Some source here has columns whose names are not known (a table, a function, `SELECT *`). */
+  opaque: boolean;
+}
+
+/** A row source's output columns in order (undefined where a name is not known); `complete` when every name is known. */
+interface Columns {
+  readonly names: ReadonlyArray<string | undefined>;
+  readonly complete: boolean;
+}
+
+const UNKNOWN_COLUMNS: Columns = { names: [], complete: false };
+
+/** Columns every table row has and that are never NULL (`oid` included: a catalog's, or a user column of that name). */
+const SYSTEM_COLUMNS = new Set(['ctid', 'tableoid', 'xmin', 'xmax', 'cmin', 'cmax', 'oid']);
+
+const newLevel = (): Level => ({ names: new Map(), columns: new Map(), opaque: false });
+
+/**
+ * The scope of a write's conditions: its target, by its alias (else its name; plus `excluded`
+ * for ON CONFLICT, the proposed row, which pairs with exactly one existing row), stands for the
+ * judged rows; FROM / USING items and the MERGE source are other sources.
+ */
+function writeScope(type: string, body: Body, literals: { compared: boolean }): WhereCtx {
+  const w = withCtes(body.withClause, { levels: [], ctes: new Map(), literals });
+  const level = newLevel();
+  const others = type === 'UpdateStmt' ? list(body.fromClause) : type === 'DeleteStmt' ? list(body.usingClause) : type === 'MergeStmt' ? [body.sourceRelation] : [];
+  for (const item of others) addSource(item, level, w, false);
+  const rel = body.relation as Body | undefined;
+  const visible = str((rel?.alias as Body | undefined)?.aliasname) ?? str(rel?.relname);
+  if (visible !== undefined) level.names.set(visible, true);
+  if (type === 'InsertStmt') level.names.set('excluded', true);
+  level.opaque = true;
+  return { ...w, levels: [level] };
+}
+
+/** `w` with the CTEs of a WITH clause in scope. */
+function withCtes(withClause: unknown, w: WhereCtx): WhereCtx {
+  const ctes = list((withClause as Body | undefined)?.ctes);
+  if (ctes.length === 0) return w;
+  const map = new Map(w.ctes);
+  for (const c of ctes) {
+    const [t, cte] = unwrap(c);
+    const name = str(cte.ctename);
+    if (t === 'CommonTableExpr' && name !== undefined) map.set(name, renamed(outputColumns(cte.ctequery), names(cte.aliascolnames)));
+  }
+  return { ...w, ctes: map };
+}
+
+/** Columns renamed by an alias's column list (`AS x(a, b)` renames the first ones). */
+function renamed(columns: Columns, aliases: readonly string[]): Columns {
+  if (aliases.length === 0) return columns;
+  const out: Array<string | undefined> = [...columns.names];
+  aliases.forEach((a, i) => {
+    out[i] = a;
+  });
+  for (let i = 0; i < out.length; i++) if (!(i in out)) out[i] = undefined;
+  return { names: out, complete: columns.complete && out.every((n) => n !== undefined) };
+}
+
+/** The output columns of a query (a SELECT or VALUES; anything else: unknown). */
+function outputColumns(query: unknown): Columns {
+  const [type, body] = unwrap(query);
+  return type === 'SelectStmt' ? selectColumns(body) : UNKNOWN_COLUMNS;
+}
+
+/**
+ * The output column names of a SELECT body as the server names them, where this can tell
+ * (`AS` names, column references, function calls, casts of those or of constants; VALUES:
+ * column1, column2, ...; a set operation: its first SELECT's). A `*` ends what is known.
+ * @see https://www.postgresql.org/docs/17/sql-select.html#SQL-SELECT-LIST
+ */
+function selectColumns(body: Body): Columns {
+  if (typeof body.op === 'string' && body.op !== 'SETOP_NONE') {
+    return body.larg && typeof body.larg === 'object' ? selectColumns(body.larg as Body) : UNKNOWN_COLUMNS;
+  }
+  const values = list(body.valuesLists);
+  if (values.length > 0) return { names: list(unwrap(values[0])[1].items).map((_, i) => `column${i + 1}`), complete: true };
+  const out: Array<string | undefined> = [];
+  for (const target of list(body.targetList)) {
+    const [, res] = unwrap(target);
+    const [t, val] = unwrap(res.val);
+    if (t === 'ColumnRef' && list(val.fields).some((f) => unwrap(f)[0] === 'A_Star')) return { names: out, complete: false };
+    out.push(str(res.name) ?? columnName(res.val));
+  }
+  return { names: out, complete: out.every((n) => n !== undefined) };
+}
+
+/** The name the server gives an unnamed output, for the forms where it is certain. */
+function columnName(node: unknown): string | undefined {
   const [type, body] = unwrap(node);
-  if (type === 'ColumnRef' || type === 'CurrentOfExpr') return false;
-  return Object.values(type ? body : (node as Body)).every(rowIndependent);
+  if (type === 'ColumnRef') {
+    const [t, last] = unwrap(list(body.fields).at(-1));
+    return t === 'String' ? str(last.sval) : undefined;
+  }
+  if (type === 'FuncCall') return names(body.funcname).at(-1);
+  if (type === 'TypeCast') {
+    const [argType] = unwrap(body.arg);
+    if (argType === 'ColumnRef' || argType === 'FuncCall') return columnName(body.arg);
+    if (argType === 'A_Const') return names((body.typeName as Body | undefined)?.names).at(-1);
+  }
+  return undefined;
+}
+
+/** Adds a FROM item's visible names and known columns to `level`; `judged`: it stands for the judged rows. */
+function addSource(item: unknown, level: Level, w: WhereCtx, judged: boolean): void {
+  const [type, body] = unwrap(item);
+  const alias = body.alias as Body | undefined;
+  let name = str(alias?.aliasname);
+  const aliasColumns = names(alias?.colnames);
+  let columns = UNKNOWN_COLUMNS;
+  switch (type) {
+    case 'RangeVar': {
+      const rel = str(body.relname);
+      name ??= rel;
+      const cte = rel !== undefined && !body.schemaname && !body.catalogname ? w.ctes.get(rel) : undefined;
+      if (cte) columns = cte;
+      break;
+    }
+    case 'RangeSubselect':
+      columns = outputColumns(body.subquery);
+      break;
+    case 'RangeTableSample':
+      addSource(body.relation, level, w, judged);
+      return;
+    case 'JoinExpr': {
+      // Without an alias both sides stay visible by their names; with one, only the alias is.
+      const inner = name === undefined ? level : newLevel();
+      addSource(body.larg, inner, w, judged);
+      addSource(body.rarg, inner, w, judged);
+      if (name === undefined) return;
+      level.names.set(name, judged);
+      if (aliasColumns.length > 0) {
+        for (const c of aliasColumns) level.columns.set(c, judged);
+        level.opaque = true;
+      } else {
+        for (const [c, j] of inner.columns) level.columns.set(c, j);
+        if (inner.opaque) level.opaque = true;
+      }
+      return;
+    }
+    case 'RangeFunction': {
+      // Without an alias, a single function is known by its name.
+      const fns = list(body.functions);
+      if (fns.length === 1) name ??= names(unwrap(list(unwrap(fns[0])[1].items)[0])[1].funcname).at(-1);
+      break;
+    }
+    default:
+      break;
+  }
+  const cols = renamed(columns, aliasColumns);
+  if (name !== undefined) level.names.set(name, judged);
+  for (const c of cols.names) if (c !== undefined) level.columns.set(c, judged);
+  if (!cols.complete) level.opaque = true;
+}
+
+/**
+ * Whether a column reference may read the judged rows: qualified, as the innermost source of
+ * that name says (a name no source has, e.g. a composite column's field, counts); unqualified,
+ * as the innermost level that certainly outputs a column of that name says, unless a level
+ * before it has a source whose columns are unknown (a table, a function: the name may be the
+ * judged rows' column, so it counts). A write's own level always has such a source, its target.
+ */
+function refReadsRows(ref: Body, w: WhereCtx): boolean {
+  const fields = list(ref.fields).map((f) => {
+    const [t, b] = unwrap(f);
+    return t === 'String' ? str(b.sval) : undefined;
+  });
+  if (fields.length >= 2) {
+    // a.b: table a; a.b.c: table a (column b, field c) or schema a, table b; a.b.c.d: ... table c.
+    const candidates = fields.length >= 3 ? [fields[0], fields[fields.length - 2]] : [fields[0]];
+    for (const q of candidates) {
+      if (q === undefined) continue;
+      for (let i = w.levels.length - 1; i >= 0; i--) {
+        const judged = w.levels[i]!.names.get(q);
+        if (judged !== undefined) return judged;
+      }
+    }
+    return true;
+  }
+  const name = fields[0];
+  if (name === undefined) return true;
+  for (let i = w.levels.length - 1; i >= 0; i--) {
+    const level = w.levels[i]!;
+    const judged = level.columns.get(name);
+    if (judged !== undefined) return judged;
+    if (level.opaque) return true;
+  }
+  return true;
+}
+
+/** Whether an expression may read the judged rows (a column of theirs, a cursor position, a subquery that does). */
+function readsRows(node: unknown, w: WhereCtx): boolean {
+  if (Array.isArray(node)) return node.some((n) => readsRows(n, w));
+  if (!node || typeof node !== 'object') return false;
+  const [type, body] = unwrap(node);
+  if (type === 'ColumnRef') return refReadsRows(body, w);
+  if (type === 'CurrentOfExpr') return true;
+  if (type === 'SelectStmt') return queryReadsRows(body, w);
+  return Object.values(type ? body : (node as Body)).some((v) => readsRows(v, w));
+}
+
+/** Whether a subquery (a SELECT body) references the judged rows, its own FROM list shadowing outer names. */
+function queryReadsRows(body: Body, outer: WhereCtx): boolean {
+  const withClause = body.withClause as Body | undefined;
+  const w = withCtes(withClause, outer);
+  if (list(withClause?.ctes).some((c) => readsRows(unwrap(c)[1].ctequery, w))) return true;
+  if (typeof body.op === 'string' && body.op !== 'SETOP_NONE') {
+    if ([body.larg, body.rarg].some((b) => b && typeof b === 'object' && queryReadsRows(b as Body, w))) return true;
+    return readsRows([body.sortClause, body.limitOffset, body.limitCount], w);
+  }
+  const level = newLevel();
+  const from = list(body.fromClause);
+  for (const item of from) addSource(item, level, w, false);
+  const inner: WhereCtx = { ...w, levels: [...w.levels, level] };
+  if (from.some((item) => fromItemReadsRows(item, w, inner))) return true;
+  return Object.entries(body).some(([k, v]) => k !== 'withClause' && k !== 'fromClause' && readsRows(v, inner));
+}
+
+/** Whether a FROM item references the judged rows: a non-LATERAL subquery sees only outer levels. */
+function fromItemReadsRows(item: unknown, outer: WhereCtx, inner: WhereCtx): boolean {
+  const [type, body] = unwrap(item);
+  switch (type) {
+    case 'RangeVar':
+      return false;
+    case 'RangeSubselect':
+      return readsRows(body.subquery, body.lateral === true ? inner : outer);
+    case 'JoinExpr':
+      return fromItemReadsRows(body.larg, outer, inner) || fromItemReadsRows(body.rarg, outer, inner) || readsRows(body.quals, inner);
+    default:
+      // Functions in FROM (LATERAL implicitly), table samples, XMLTABLE, JSON_TABLE.
+      return readsRows(body, inner);
+  }
 }
 
 /** A constant that is certainly false or NULL (so the WHERE selects no row). */
@@ -1102,48 +1552,119 @@ function certainlyNotTrue(node: unknown): boolean {
   return false;
 }
 
-/**
- * Whether a condition may hold for every row: it depends on no row (and is not certainly
- * false), or the parse tree shows a tautology: `a = a` (and `>=`, `<=`, IS NOT DISTINCT FROM),
- * `a LIKE '%'`, an OR with an arm that may hold for every row or with two arms that complement
- * each other (`x IS NULL OR x IS NOT NULL`, `p OR NOT p`, `a = b OR a <> b`, `a < b OR a >= b`,
- * `x IS TRUE OR x IS NOT TRUE`), an AND of such conditions, or NOT of a contradiction.
- * @see https://www.postgresql.org/docs/17/functions-comparison.html
- */
-function mayBeAllRows(node: unknown): boolean {
-  if (rowIndependent(node)) return !certainlyNotTrue(node);
-  const [type, body] = unwrap(node);
-  if (type === 'BoolExpr') {
-    const args = list(body.args);
-    if (body.boolop === 'OR_EXPR') {
-      const arms = orArms(node);
-      if (arms.some(mayBeAllRows)) return true;
-      for (let i = 0; i < arms.length; i++) for (let j = i + 1; j < arms.length; j++) if (complements(arms[i], arms[j])) return true;
-      return false;
-    }
-    if (body.boolop === 'AND_EXPR') return args.every(mayBeAllRows);
-    if (body.boolop === 'NOT_EXPR') return alwaysFalse(args[0]);
-  }
-  if (type === 'A_Expr') {
-    const op = names(body.name).at(-1);
-    if (body.kind === 'AEXPR_OP' && (op === '=' || op === '>=' || op === '<=') && sameExpr(body.lexpr, body.rexpr)) return true;
-    if (body.kind === 'AEXPR_NOT_DISTINCT' && sameExpr(body.lexpr, body.rexpr)) return true;
-    if ((body.kind === 'AEXPR_LIKE' || body.kind === 'AEXPR_ILIKE') && (op === '~~' || op === '~~*')) {
-      const pattern = constText(body.rexpr);
-      return pattern !== undefined && /^%+$/.test(pattern);
-    }
-  }
-  return false;
+/** The two bounds of a BETWEEN. */
+function betweenBounds(rexpr: unknown): [unknown, unknown] {
+  const items = list(unwrap(rexpr)[1].items);
+  return [items[0], items[1]];
 }
 
-/** Whether a condition holds for no row (`a <> a`, `a < a`, `a IS DISTINCT FROM a`, false, NULL). */
-function alwaysFalse(node: unknown): boolean {
-  if (rowIndependent(node)) return certainlyNotTrue(node);
+/** A reference to a system column of the judged rows (never NULL). */
+function systemColumn(node: unknown, w: WhereCtx): boolean {
   const [type, body] = unwrap(node);
-  if (type !== 'A_Expr') return false;
-  const op = names(body.name).at(-1);
-  if (body.kind === 'AEXPR_OP' && (op === '<>' || op === '<' || op === '>')) return sameExpr(body.lexpr, body.rexpr);
-  return body.kind === 'AEXPR_DISTINCT' && sameExpr(body.lexpr, body.rexpr);
+  if (type !== 'ColumnRef') return false;
+  const [t, last] = unwrap(list(body.fields).at(-1));
+  return t === 'String' && SYSTEM_COLUMNS.has(String(last.sval)) && refReadsRows(body, w);
+}
+
+/**
+ * Whether a condition may hold for every judged row: it reads none of them (and is not certainly
+ * false), or it is one of the tautologies listed at `StatementFacts.missingWhere`. Errs towards
+ * true: every form here only ever adds rows to what is flagged.
+ * @see https://www.postgresql.org/docs/17/functions-comparison.html
+ */
+function mayBeAllRows(node: unknown, w: WhereCtx): boolean {
+  if (!readsRows(node, w)) return !certainlyNotTrue(node);
+  const [type, body] = unwrap(node);
+  switch (type) {
+    case 'BoolExpr': {
+      const args = list(body.args);
+      if (body.boolop === 'OR_EXPR') {
+        const arms = orArms(node);
+        if (arms.some((a) => mayBeAllRows(a, w))) return true;
+        for (let i = 0; i < arms.length; i++) for (let j = i + 1; j < arms.length; j++) if (complements(arms[i], arms[j], w)) return true;
+        return false;
+      }
+      if (body.boolop === 'AND_EXPR') return args.every((a) => mayBeAllRows(a, w));
+      return body.boolop === 'NOT_EXPR' && alwaysFalse(args[0], w);
+    }
+    case 'A_Expr': {
+      const op = names(body.name).at(-1);
+      const [lo, hi] = betweenBounds(body.rexpr);
+      switch (body.kind) {
+        case 'AEXPR_OP':
+          return (op === '=' || op === '>=' || op === '<=') && sameExpr(body.lexpr, body.rexpr, w);
+        case 'AEXPR_NOT_DISTINCT':
+          return sameExpr(body.lexpr, body.rexpr, w);
+        case 'AEXPR_BETWEEN':
+          return sameExpr(body.lexpr, lo, w) && sameExpr(body.lexpr, hi, w);
+        case 'AEXPR_BETWEEN_SYM':
+          return sameExpr(body.lexpr, lo, w) || sameExpr(body.lexpr, hi, w);
+        case 'AEXPR_LIKE':
+        case 'AEXPR_ILIKE': {
+          const pattern = op === '~~' || op === '~~*' ? constText(body.rexpr) : undefined;
+          return pattern !== undefined && /^%+$/.test(pattern);
+        }
+        default:
+          return false;
+      }
+    }
+    case 'CaseExpr':
+      // Without an ELSE, a row no WHEN matches gets NULL.
+      return body.defresult !== undefined && [...list(body.args).map((a) => unwrap(a)[1].result), body.defresult].every((r) => mayBeAllRows(r, w));
+    case 'BooleanTest':
+      if (body.booltesttype === 'IS_TRUE' || body.booltesttype === 'IS_NOT_FALSE') return mayBeAllRows(body.arg, w);
+      if (body.booltesttype === 'IS_FALSE' || body.booltesttype === 'IS_NOT_TRUE') return alwaysFalse(body.arg, w);
+      return false;
+    case 'NullTest':
+      return body.nulltesttype === 'IS_NOT_NULL' && systemColumn(body.arg, w);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Whether a condition may hold for no judged row: false or NULL, or a contradiction (`a <> a`,
+ * `a < a`, `a > a`, `a IS DISTINCT FROM a`, `a NOT BETWEEN a AND a`, `NOT` / `IS FALSE` /
+ * `IS NOT TRUE` of a condition that may hold for every row, ...). Used only under a negation,
+ * so it too errs towards flagging.
+ */
+function alwaysFalse(node: unknown, w: WhereCtx): boolean {
+  if (!readsRows(node, w)) return certainlyNotTrue(node);
+  const [type, body] = unwrap(node);
+  switch (type) {
+    case 'BoolExpr': {
+      const args = list(body.args);
+      if (body.boolop === 'AND_EXPR') return args.some((a) => alwaysFalse(a, w));
+      if (body.boolop === 'OR_EXPR') return args.every((a) => alwaysFalse(a, w));
+      return body.boolop === 'NOT_EXPR' && mayBeAllRows(args[0], w);
+    }
+    case 'A_Expr': {
+      const op = names(body.name).at(-1);
+      const [lo, hi] = betweenBounds(body.rexpr);
+      switch (body.kind) {
+        case 'AEXPR_OP':
+          return (op === '<>' || op === '<' || op === '>') && sameExpr(body.lexpr, body.rexpr, w);
+        case 'AEXPR_DISTINCT':
+          return sameExpr(body.lexpr, body.rexpr, w);
+        case 'AEXPR_NOT_BETWEEN':
+          return sameExpr(body.lexpr, lo, w) && sameExpr(body.lexpr, hi, w);
+        case 'AEXPR_NOT_BETWEEN_SYM':
+          return sameExpr(body.lexpr, lo, w) || sameExpr(body.lexpr, hi, w);
+        default:
+          return false;
+      }
+    }
+    case 'CaseExpr':
+      return [...list(body.args).map((a) => unwrap(a)[1].result), body.defresult].every((r) => r === undefined || alwaysFalse(r, w));
+    case 'BooleanTest':
+      if (body.booltesttype === 'IS_TRUE' || body.booltesttype === 'IS_NOT_FALSE') return alwaysFalse(body.arg, w);
+      if (body.booltesttype === 'IS_FALSE' || body.booltesttype === 'IS_NOT_TRUE') return mayBeAllRows(body.arg, w);
+      return false;
+    case 'NullTest':
+      return body.nulltesttype === 'IS_NULL' && systemColumn(body.arg, w);
+    default:
+      return false;
+  }
 }
 
 /** The arms of an OR, nested ORs flattened. */
@@ -1152,8 +1673,34 @@ function orArms(node: unknown): unknown[] {
   return type === 'BoolExpr' && body.boolop === 'OR_EXPR' ? list(body.args).flatMap(orArms) : [node];
 }
 
-/** Opposite operators over the same operands. */
-const OPPOSITES: Readonly<Record<string, string>> = { '=': '<>', '<>': '=', '<': '>=', '>=': '<', '>': '<=', '<=': '>' };
+/** Opposite operators over the same operands (comparison, IN / NOT IN, LIKE, ILIKE, SIMILAR TO, regular expressions). */
+const OPPOSITES: Readonly<Record<string, string>> = {
+  '=': '<>',
+  '<>': '=',
+  '<': '>=',
+  '>=': '<',
+  '>': '<=',
+  '<=': '>',
+  '~~': '!~~',
+  '!~~': '~~',
+  '~~*': '!~~*',
+  '!~~*': '~~*',
+  '~': '!~',
+  '!~': '~',
+  '~*': '!~*',
+  '!~*': '~*',
+};
+/** A_Expr kinds whose operator is negated by the opposite operator. */
+const OPPOSABLE_KINDS = new Set(['AEXPR_OP', 'AEXPR_IN', 'AEXPR_LIKE', 'AEXPR_ILIKE', 'AEXPR_SIMILAR']);
+/** A_Expr kinds that are each other's negation. */
+const OPPOSITE_KINDS: Readonly<Record<string, string>> = {
+  AEXPR_DISTINCT: 'AEXPR_NOT_DISTINCT',
+  AEXPR_NOT_DISTINCT: 'AEXPR_DISTINCT',
+  AEXPR_BETWEEN: 'AEXPR_NOT_BETWEEN',
+  AEXPR_NOT_BETWEEN: 'AEXPR_BETWEEN',
+  AEXPR_BETWEEN_SYM: 'AEXPR_NOT_BETWEEN_SYM',
+  AEXPR_NOT_BETWEEN_SYM: 'AEXPR_BETWEEN_SYM',
+};
 const OPPOSITE_TESTS: Readonly<Record<string, string>> = {
   IS_NULL: 'IS_NOT_NULL',
   IS_NOT_NULL: 'IS_NULL',
@@ -1166,37 +1713,76 @@ const OPPOSITE_TESTS: Readonly<Record<string, string>> = {
 };
 
 /** Whether one of two conditions holds whenever the other does not (for operands that are not NULL). */
-function complements(a: unknown, b: unknown): boolean {
+function complements(a: unknown, b: unknown, w: WhereCtx): boolean {
   const [ta, ba] = unwrap(a);
   const [tb, bb] = unwrap(b);
-  if (ta === 'BoolExpr' && ba.boolop === 'NOT_EXPR' && sameExpr(list(ba.args)[0], b)) return true;
-  if (tb === 'BoolExpr' && bb.boolop === 'NOT_EXPR' && sameExpr(list(bb.args)[0], a)) return true;
+  if (ta === 'BoolExpr' && ba.boolop === 'NOT_EXPR' && sameExpr(list(ba.args)[0], b, w)) return true;
+  if (tb === 'BoolExpr' && bb.boolop === 'NOT_EXPR' && sameExpr(list(bb.args)[0], a, w)) return true;
   if (ta !== tb) return false;
-  if (ta === 'NullTest') return OPPOSITE_TESTS[String(ba.nulltesttype)] === bb.nulltesttype && sameExpr(ba.arg, bb.arg);
-  if (ta === 'BooleanTest') return OPPOSITE_TESTS[String(ba.booltesttype)] === bb.booltesttype && sameExpr(ba.arg, bb.arg);
-  if (ta === 'A_Expr' && ba.kind === 'AEXPR_OP' && bb.kind === 'AEXPR_OP') {
-    const oa = names(ba.name).at(-1) ?? '';
-    const ob = names(bb.name).at(-1) ?? '';
-    return OPPOSITES[oa] === ob && sameExpr(ba.lexpr, bb.lexpr) && sameExpr(ba.rexpr, bb.rexpr);
+  if (ta === 'NullTest') return OPPOSITE_TESTS[String(ba.nulltesttype)] === bb.nulltesttype && sameExpr(ba.arg, bb.arg, w);
+  if (ta === 'BooleanTest') return OPPOSITE_TESTS[String(ba.booltesttype)] === bb.booltesttype && sameExpr(ba.arg, bb.arg, w);
+  if (ta === 'A_Expr') {
+    const ka = String(ba.kind);
+    const opposite = ka === bb.kind ? OPPOSABLE_KINDS.has(ka) && OPPOSITES[names(ba.name).at(-1) ?? ''] === names(bb.name).at(-1) : OPPOSITE_KINDS[ka] === bb.kind;
+    return opposite && sameExpr(ba.lexpr, bb.lexpr, w) && sameExpr(ba.rexpr, bb.rexpr, w);
   }
   return false;
 }
 
-/** Whether two expressions are written the same (locations aside). */
-function sameExpr(a: unknown, b: unknown): boolean {
-  return a !== undefined && b !== undefined && treeKey(a) === treeKey(b);
+/**
+ * Whether two expressions are written the same (locations aside). When they are alike except
+ * perhaps in numeric constants, the answer depends on those values: noted in `w.literals`, so
+ * that texts differing only in them share no verdict.
+ */
+function sameExpr(a: unknown, b: unknown, w: WhereCtx): boolean {
+  if (a === undefined || b === undefined) return false;
+  const ka = treeKey(a);
+  const kb = treeKey(b);
+  if (!w.literals.compared) {
+    const ma = literalFreeKey(a);
+    if (ma === literalFreeKey(b) && (ma !== ka || ka !== kb)) w.literals.compared = true;
+  }
+  return ka === kb;
 }
 
-/** Whether an INSERT's source (a SELECT, not VALUES) may read every row of what it reads. */
-function selectMayBeAllRows(select: unknown): boolean {
+/** {@link treeKey} with every numeric constant (its value and whether integer or float) made alike. */
+function literalFreeKey(node: unknown): string {
+  return JSON.stringify(node, (key, value: unknown) => {
+    if (key === 'location') return undefined;
+    if (key === 'A_Const' && value && typeof value === 'object' && ('ival' in value || 'fval' in value)) return '#';
+    return value;
+  });
+}
+
+/**
+ * Whether an INSERT's source may yield every row of what it reads, or many rows: a set
+ * operation; a FROM list whose WHERE does not restrict the rows of that FROM list; no FROM and a
+ * function call in its SELECT list (it may return a set: `generate_series`, `unnest`, or any
+ * function of the database). VALUES, and a SELECT of constants, yield the rows written.
+ */
+function selectMayBeAllRows(select: unknown, literals: { compared: boolean }): boolean {
   const [type, body] = unwrap(select);
   if (type !== 'SelectStmt' || body.valuesLists) return false;
   if (typeof body.op === 'string' && body.op !== 'SETOP_NONE') return true;
-  return list(body.fromClause).length > 0 && whereIsMissing(body.whereClause);
+  const from = list(body.fromClause);
+  if (from.length === 0 && !callsFunction(body.targetList)) return false;
+  const w = withCtes(body.withClause, { levels: [], ctes: new Map(), literals });
+  const level = newLevel();
+  for (const item of from) addSource(item, level, w, true);
+  return whereIsMissing(body.whereClause, { ...w, levels: [level] });
 }
 
-function whereIsMissing(where: unknown): boolean {
-  return where === undefined || where === null || mayBeAllRows(where);
+/** Whether a function is called anywhere under a node. */
+function callsFunction(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(callsFunction);
+  if (!node || typeof node !== 'object') return false;
+  const [type, body] = unwrap(node);
+  if (type === 'FuncCall') return true;
+  return Object.values(type ? body : (node as Body)).some(callsFunction);
+}
+
+function whereIsMissing(where: unknown, w: WhereCtx): boolean {
+  return where === undefined || where === null || mayBeAllRows(where, w);
 }
 
 function deepFreeze<T>(value: T): T {

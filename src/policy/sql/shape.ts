@@ -4,8 +4,10 @@
  * bind parameters send them) share what was learnt from one of them without being parsed again.
  * A shape is trusted only once a parse tree has shown that every replaced digit run was a
  * numeric constant (not part of a string, a comment or a quoted name), and only for plain
- * queries and DML, whose facts (kinds, tables, functions, outputs, missing WHERE) depend on no
- * numeric value.
+ * queries and DML whose facts (kinds, tables, functions, outputs, missing WHERE) the analysis
+ * decided without comparing numeric values: a text whose `missingWhere` verdict compared
+ * constants (`id < 5 OR id >= 6` is restricting, `id < 5 OR id >= 5` is not) is marked
+ * `literalSensitive` and proves no shape, so each such text is parsed on its own.
  *
  * @see https://www.postgresql.org/docs/17/sql-syntax-lexical.html#SQL-SYNTAX-CONSTANTS-NUMERIC
  */
@@ -15,29 +17,41 @@ import { LruCache } from './lru.js';
 /** Numeric literals: digit runs that do not continue an identifier, a parameter (`$1`) or a fraction. */
 const DIGIT_RUN = /(?<![\w$.])\d+(?:\.\d+)?/g;
 
-/** Statement kinds whose facts depend on no numeric literal. */
+/** Statement kinds whose facts may be shared by shape (unless the analysis is `literalSensitive`). */
 const SHAPE_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge']);
 
-/** The shape of an ASCII text: its digit runs replaced by `?`, and where they were; undefined when it has none. */
-export function sqlShape(sql: string): { key: string; runs: number[] } | undefined {
+/**
+ * The shape of an ASCII text: its digit runs replaced by `?`, where they were, and for each the
+ * offset of a minus sign right before it (only blanks between), or -1: the parser folds `-5`
+ * into one negative constant located at the sign (`abalance + -1234`, as pgbench sends it).
+ * Undefined when the text has no digit run.
+ */
+export function sqlShape(sql: string): { key: string; runs: number[]; signs: number[] } | undefined {
   if (!/^[\x00-\x7f]*$/.test(sql)) return undefined;
   const runs: number[] = [];
+  const signs: number[] = [];
   const key = sql.replace(DIGIT_RUN, (_m, offset: number) => {
     runs.push(offset);
+    let i = offset - 1;
+    while (i >= 0 && (sql[i] === ' ' || sql[i] === '\t' || sql[i] === '\n' || sql[i] === '\r')) i--;
+    signs.push(i >= 0 && sql[i] === '-' ? i : -1);
     return '?';
   });
-  return runs.length > 0 ? { key, runs } : undefined;
+  return runs.length > 0 ? { key, runs, signs } : undefined;
 }
 
 /**
- * Whether `analysis` (of the text whose shape has these `runs`) proves the shape: every run is a
- * numeric constant of the parse tree, and every statement is a plain query or DML that changes
- * no setting (`set_config()` takes its value from a literal).
+ * Whether `analysis` (of the text whose shape has these `runs`, and these minus `signs` as
+ * {@link sqlShape} found them) proves the shape: every run is a numeric constant of the parse
+ * tree (located at the run, or at the sign before it when the parser folded a negation into the
+ * constant), no fact was decided by comparing numeric values (`literalSensitive`), and every
+ * statement is a plain query or DML that changes no setting (`set_config()` takes its value from
+ * a literal).
  */
-export function shapeProven(runs: readonly number[], analysis: Analysis): boolean {
-  if (!analysis.ok) return false;
+export function shapeProven(runs: readonly number[], analysis: Analysis, signs: readonly number[] = []): boolean {
+  if (!analysis.ok || analysis.literalSensitive === true) return false;
   const lits = analysis.numericLiterals;
-  if (lits.length !== runs.length || !lits.every((v, i) => v === runs[i])) return false;
+  if (lits.length !== runs.length || !lits.every((v, i) => v === runs[i] || (v === signs[i] && v >= 0))) return false;
   return analysis.statements.every(
     (f) => !f.changesLexing && f.kinds.every((k) => SHAPE_KINDS.has(k)) && !f.functions.some((fn) => fn === 'set_config' || fn.endsWith('.set_config')),
   );
@@ -81,6 +95,6 @@ export class ShapeCache<T> {
     if (sql.length > this.#maxText) return;
     this.#exact.set(sql, value);
     const shape = sqlShape(sql);
-    if (shape && shapeProven(shape.runs, analysis)) this.#shapes.set(shape.key, shapeValue);
+    if (shape && shapeProven(shape.runs, analysis, shape.signs)) this.#shapes.set(shape.key, shapeValue);
   }
 }

@@ -20,6 +20,7 @@
  */
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
 import { analyzeLongSql } from '../../policy/sql/worker.js';
+import { AnswerQueue, askKindOf, type Ask, type AskKind } from './answers.js';
 import type { PumpOutput } from '../pump.js';
 import { BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
@@ -28,14 +29,9 @@ import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js'
 const QUERY = 0x51; // 'Q'
 const PARSE = 0x50; // 'P'
 const BIND = 0x42; // 'B'
-const EXECUTE = 0x45; // 'E'
-const SYNC = 0x53; // 'S'
-const FLUSH = 0x48; // 'H'
 const TERMINATE = 0x58; // 'X'
 const FUNCTION_CALL = 0x46; // 'F'
 const COPY_DATA = 0x64; // 'd'
-const COPY_DONE = 0x63; // 'c'
-const COPY_FAIL = 0x66; // 'f'
 const READY = 0x5a; // 'Z'
 const ERROR = 0x45; // 'E' (backend)
 const PARAMETER_STATUS = 0x53; // 'S' (backend)
@@ -44,58 +40,58 @@ const BACKSLASH = 0x5c;
 /** A Bind longer than this is decoded as it streams instead of being held whole. */
 const BIND_HELD_MAX = 1024 * 1024;
 
+/** One shared record per kind: the state needs no more of a message than its kind. */
+const ASKS = new Map<AskKind, Ask>((['parse', 'bind', 'describe', 'execute', 'close', 'sync', 'query', 'function', 'copy-end'] as const).map((k) => [k, { k }]));
+
 /**
- * Where the server is in answering what it was sent: how many Sync / Query / FunctionCall
- * messages still await their ReadyForQuery, and what the extended-protocol batch not yet synced
- * holds. Fed by both paths; read by the lexing guard and by whoever ends a session (a busy
- * server gets a CancelRequest).
+ * Where the server is in answering what it was sent (an {@link AnswerQueue} of every message it
+ * received, matched against every message it sends back), and what the extended-protocol batch
+ * not yet synced holds. Fed by both paths; read by the lexing guard and by whoever ends a session
+ * (a busy server gets a CancelRequest). A server message that answers nothing it was sent ends
+ * the session (PgProtocolError).
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
 export class ServerState {
-  #pendingReady = 0;
+  readonly #answers = new AnswerQueue<Ask>();
   #batch = 0;
   #batchRunsCode = false;
   #status: 'I' | 'T' | 'E' = 'I';
   #waiters: Array<() => void> = [];
 
-  /** Notes a message the server receives. */
+  /** Notes a message the server receives. @throws PgProtocolError when too many await an answer */
   forwarded(type: number): void {
-    switch (type) {
-      case QUERY:
-      case SYNC:
-      case FUNCTION_CALL:
-        this.#pendingReady++;
-        this.#batch = 0;
-        this.#batchRunsCode = false;
-        return;
-      case FLUSH:
-      case TERMINATE:
-      case COPY_DATA:
-      case COPY_DONE:
-      case COPY_FAIL:
-        return;
-      default:
-        this.#batch++;
-        if (type === BIND || type === EXECUTE) this.#batchRunsCode = true;
+    const kind = askKindOf(type);
+    if (kind === undefined) return;
+    this.#answers.push(ASKS.get(kind)!);
+    if (kind === 'sync' || kind === 'query' || kind === 'function') {
+      this.#batch = 0;
+      this.#batchRunsCode = false;
+    } else if (kind !== 'copy-end') {
+      this.#batch++;
+      if (kind === 'bind' || kind === 'execute') this.#batchRunsCode = true;
     }
   }
 
-  /** Notes a ReadyForQuery and its transaction status. */
+  /** Notes a server message by its type, when its header arrives. @throws PgProtocolError when it answers nothing the server was sent */
+  serverSent(type: number): void {
+    this.#answers.answer(type);
+  }
+
+  /** Notes a ReadyForQuery's transaction status (after {@link serverSent} of its type). */
   ready(status: number): void {
-    if (this.#pendingReady > 0) this.#pendingReady--;
     this.#status = status === 0x54 ? 'T' : status === 0x45 ? 'E' : 'I';
-    if (this.#pendingReady === 0) for (const wake of this.#waiters.splice(0)) wake();
+    if (this.#answers.pendingReady === 0) for (const wake of this.#waiters.splice(0)) wake();
   }
 
   /** True when the server has answered everything it was sent (it is idle, between transactions or in one). */
   get idle(): boolean {
-    return this.#pendingReady === 0 && this.#batch === 0;
+    return this.#answers.length === 0;
   }
 
   /** ReadyForQuery messages still to come. */
   get pendingReady(): number {
-    return this.#pendingReady;
+    return this.#answers.pendingReady;
   }
 
   /** Whether the extended-protocol batch sent since the last Sync may run code (a Bind or Execute). */
@@ -115,7 +111,7 @@ export class ServerState {
 
   /** Resolves once every Sync / Query sent so far has its ReadyForQuery. */
   answered(): Promise<void> {
-    if (this.#pendingReady === 0) return Promise.resolve();
+    if (this.#answers.pendingReady === 0) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 }
@@ -449,6 +445,7 @@ export class BackendPath {
       this.#stopped = true;
       return 'stream';
     }
+    this.#state?.serverSent(type);
     if (this.#masking) return this.#masking.framing(type, length);
     if (type === READY) return this.#state ? 'whole' : 'pass';
     if (type === ERROR) return this.#gate && this.#gate.pendingRefusals > 0 ? 'whole' : 'pass';

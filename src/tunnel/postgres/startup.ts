@@ -7,6 +7,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE, SqlState } from './messages.js';
+import { lexingSafeSetting } from '../../policy/sql/lexing.js';
 import { limitProblem, type LimitedSetting, type SessionLimits } from '../../policy/limits.js';
 import { PgProtocolError } from './protocol-error.js';
 
@@ -112,7 +113,6 @@ export const DEFAULT_STARTUP_SETTINGS: readonly string[] = [
   'timezone',
   'intervalstyle',
   'extra_float_digits',
-  'search_path',
   'statement_timeout',
   'lock_timeout',
   'idle_in_transaction_session_timeout',
@@ -124,14 +124,6 @@ export const DEFAULT_STARTUP_SETTINGS: readonly string[] = [
 
 /** Settings no client sets at startup, whatever the gateway's list says. */
 const NEVER_AT_STARTUP = new Set(['replication', 'role', 'session_authorization', 'default_transaction_read_only', 'transaction_read_only']);
-
-/**
- * Client encodings whose multibyte characters may contain the byte 0x5C (backslash): with them the
- * server's lexer and hoop's parser (which reads UTF-8) could split a string literal differently.
- * PostgreSQL refuses them as server encodings for the same reason. Spelled without separators.
- * @see https://www.postgresql.org/docs/current/multibyte.html#MULTIBYTE-CHARSET-SUPPORTED
- */
-export const BACKSLASH_UNSAFE_ENCODINGS: ReadonlySet<string> = new Set(['SJIS', 'SHIFTJIS', 'MSKANJI', 'WIN932', 'BIG5', 'WIN950', 'GBK', 'WIN936', 'CP936', 'UHC', 'WIN949', 'GB18030', 'JOHAB']);
 
 /** What the gateway lets a client set at startup. */
 export interface StartupPolicy {
@@ -236,11 +228,14 @@ export function filterStartupParams(
     if (NEVER_AT_STARTUP.has(lower) || !allowed.has(lower)) {
       refuse(what, NEVER_AT_STARTUP.has(lower) ? 'the gateway decides it' : 'it is not on the gateway\'s list of startup settings', `Allowed: user, database, options (-c), ${[...allowed].filter((n) => !NEVER_AT_STARTUP.has(n)).join(', ')}; the gateway operator can change the list (postgres.startupSettings).`);
     }
-    if (lower === 'client_encoding' && BACKSLASH_UNSAFE_ENCODINGS.has(value.toUpperCase().replace(/[^A-Z0-9]/g, ''))) {
-      refuse(what, `client_encoding "${value}" has multibyte characters that can contain a backslash byte, so SQL would read differently at the gateway and at the server`, 'use UTF8');
-    }
-    if (lower === 'standard_conforming_strings' && !/^(on|true|yes|1)$/i.test(value.trim())) {
-      refuse(what, 'standard_conforming_strings must stay on, so that the gateway and the server read SQL alike');
+    if (!lexingSafeSetting(lower, value)) {
+      refuse(
+        what,
+        lower === 'client_encoding'
+          ? `client_encoding "${value}" is not one whose characters never hold a backslash or quote byte, so SQL could read differently at the gateway and at the server`
+          : 'standard_conforming_strings must stay on, so that the gateway and the server read SQL alike',
+        lower === 'client_encoding' ? 'use UTF8' : undefined,
+      );
     }
     const over = limitProblem(limits, lower, value.trim().toLowerCase());
     if (over !== undefined) refuse(what, over);

@@ -1,0 +1,245 @@
+/**
+ * Read-only access against a real server: no way back to read-write transactions (RESET and
+ * DEFAULT of transaction_read_only included), no lock that blocks other sessions, no maintenance
+ * or server command, no function that reaches server files, large objects, other databases or
+ * the server's state. The gateway's database role is a superuser here, so the server itself
+ * would run every one of them (a read-only transaction does not stop them): the assertions are
+ * on what the database holds and reports afterwards, through `hoop connect` and straight to the
+ * tunnel.
+ *
+ * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-DEFAULT-TRANSACTION-READ-ONLY
+ * @see https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES
+ * @see https://www.postgresql.org/docs/current/functions-admin.html
+ * @see https://www.postgresql.org/docs/current/lo-funcs.html
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StatementJudge } from '../../src/policy/decide.js';
+import type { Policy } from '../../src/policy/schema.js';
+import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import { parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import { frontendMessage as msg } from '../harness/pg-frontend.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+const policy: Policy = {
+  connections: [],
+  access: [],
+  statements: { unparseable: 'deny', rules: [] },
+  masking: { columns: [], names: [], detectors: [], derived: 'mask' },
+  recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+  tests: [],
+};
+
+/** The large object every test reads (and none may change). */
+const LO = 424242;
+
+let stack: HoopStack;
+let connected: RunningConnect;
+let token: string;
+
+beforeAll(async () => {
+  await loadSqlParser();
+  stack = await startStack({
+    pgConfig: { autovacuum: 'off' },
+    gateway: {
+      sessionPolicy: (identity, connection) => ({
+        judge: new StatementJudge(policy, { subject: identity.subject, groups: identity.groups }, connection.name, 'read-only'),
+        readOnly: true,
+      }),
+    },
+  });
+  await stack.pg.psql(
+    `alter role ${stack.pg.users.scram.user} superuser;
+     create table victim (id int primary key, v int); insert into victim select g, g from generate_series(1, 10) g;
+     create table audit (at timestamptz default now());
+     create function bump() returns int language sql as 'insert into audit default values returning 1';
+     create materialized view mv as select * from victim with no data;
+     select lo_from_bytea(${LO}, 'secret');`,
+    { database: 'app' },
+  );
+  token = await stack.token('alice');
+  connected = await stack.connect('app', token);
+}, 120_000);
+
+afterAll(async () => {
+  await connected?.stop();
+  await stack?.close();
+});
+
+async function open(via: string): Promise<RawFrontend> {
+  if (via === 'the tunnel') return stack.tunnel('app', token);
+  const f = await RawFrontend.tcp(connected.info.port);
+  await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database]]);
+  return f;
+}
+
+async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
+  const from = f.raw.length;
+  f.write(msg('Q', sql));
+  return f.messagesSince(from, 1);
+}
+
+const errorOf = (ms: PgMessage[]): ReturnType<typeof parseErrorFields> | undefined => {
+  const e = ms.find((m) => m.type === 0x45);
+  return e ? parseErrorFields(e.body) : undefined;
+};
+const value = (ms: PgMessage[]): string | undefined => ms.find((m) => m.type === 0x44)?.body.subarray(6).toString();
+
+/** What the database holds, asked as the superuser, straight to the server. */
+const db = async (sql: string): Promise<string> => (await stack.pg.psql(sql, { database: 'app' })).trim();
+
+/** Sends each statement and expects the gateway to refuse it (42501, naming `rule`); rolls back after each. */
+async function refused(f: RawFrontend, statements: readonly string[], rule: RegExp = /read-only-access/): Promise<void> {
+  for (const sql of statements) {
+    const got = await simple(f, sql);
+    const e = errorOf(got);
+    expect(e?.code, sql).toBe('42501');
+    expect(e?.message, sql).toMatch(rule);
+    expect(got.some((m) => m.type === 0x44), sql).toBe(false);
+    await simple(f, 'rollback');
+  }
+}
+
+describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (via) => {
+  it('refuses every way back to read-write transactions; nothing is written and the server still reports read-only', async () => {
+    // The server itself lets a read-only session's transaction turn read-write this way.
+    await expect(db('set default_transaction_read_only = on; begin; reset transaction_read_only; select bump(); rollback')).resolves.toMatch(/^1$/m);
+    const f = await open(via);
+    try {
+      await refused(f, [
+        'begin; reset transaction_read_only; select bump(); commit',
+        'begin; set transaction_read_only to default; select bump(); commit',
+        'begin; set local transaction_read_only = default; select bump(); commit',
+        'reset transaction_read_only; select bump()',
+        "begin; select set_config('transaction_read_only', 'off', false); select bump(); commit",
+        'set transaction_read_only to default',
+        'set session characteristics as transaction read write',
+        "select set_config('default_transaction_read_only', 'off', false)",
+        'set default_transaction_read_only = off',
+        'begin read write',
+      ]);
+      // Step by step, too: the RESET is refused, so the write fails at the server.
+      expect(errorOf(await simple(f, 'begin'))).toBeUndefined();
+      expect(errorOf(await simple(f, 'reset transaction_read_only'))?.message).toMatch(/read-only-access/);
+      await simple(f, 'rollback');
+      expect(errorOf(await simple(f, 'begin'))).toBeUndefined();
+      expect(value(await simple(f, 'show transaction_read_only'))).toBe('on');
+      expect(errorOf(await simple(f, 'select bump()'))?.code).toBe('25006');
+      await simple(f, 'rollback');
+      // A write to pg_settings is refused as a set_config of a name the gateway cannot know.
+      await refused(f, ["update pg_settings set setting = 'off' where name = 'default_transaction_read_only'"], /parser-consistency|read-only-access/);
+      expect(value(await simple(f, 'show default_transaction_read_only'))).toBe('on');
+      expect(await db('select count(*) from audit')).toBe('0');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('lets RESET ALL and DEFAULT of default_transaction_read_only through: they return to the session start, read-only', async () => {
+    const f = await open(via);
+    try {
+      for (const sql of ['reset all', 'set default_transaction_read_only = default', 'reset default_transaction_read_only', 'set transaction_read_only = on']) {
+        expect(errorOf(await simple(f, sql)), sql).toBeUndefined();
+        expect(value(await simple(f, 'show default_transaction_read_only')), sql).toBe('on');
+        expect(errorOf(await simple(f, 'begin')), sql).toBeUndefined();
+        expect(value(await simple(f, 'show transaction_read_only')), sql).toBe('on');
+        expect(errorOf(await simple(f, 'select bump()'))?.code, sql).toBe('25006');
+        await simple(f, 'rollback');
+      }
+      expect(await db('select count(*) from audit')).toBe('0');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('refuses a LOCK stronger than ACCESS SHARE: the server holds none; ACCESS SHARE is taken', async () => {
+    const f = await open(via);
+    const held = (mode: string): Promise<string> => db(`select count(*) from pg_locks where relation = 'victim'::regclass and mode = '${mode}'`);
+    try {
+      expect(errorOf(await simple(f, 'begin'))).toBeUndefined();
+      for (const sql of ['lock table victim in access exclusive mode', 'lock victim', 'lock victim in row exclusive mode', 'lock victim in share mode nowait', 'lock victim in row share mode']) {
+        const e = errorOf(await simple(f, sql));
+        expect(e?.code, sql).toBe('42501');
+        expect(e?.message, sql).toMatch(/read-only-access.*LOCK in .* mode/);
+        await simple(f, 'rollback');
+        await simple(f, 'begin');
+      }
+      expect(await held('AccessExclusiveLock')).toBe('0');
+      expect(errorOf(await simple(f, 'lock table victim in access share mode'))).toBeUndefined();
+      expect(await held('AccessShareLock')).toBe('1');
+      await simple(f, 'rollback');
+      expect(await held('AccessShareLock')).toBe('0');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('refuses maintenance and server commands: no table file, statistic or checkpoint changes', async () => {
+    const files = async (): Promise<string> => db("select pg_relation_filenode('victim') || ',' || pg_relation_filenode('victim_pkey')");
+    const checkpoints = async (): Promise<string> => db('select checkpoints_req from pg_stat_bgwriter').catch(() => db('select num_requested from pg_stat_checkpointer'));
+    const before = { files: await files(), checkpoints: await checkpoints() };
+    const f = await open(via);
+    try {
+      await refused(f, [
+        'vacuum victim',
+        'vacuum full victim',
+        'analyze victim',
+        'vacuum (analyze) victim',
+        'cluster victim using victim_pkey',
+        'reindex table victim',
+        'refresh materialized view mv',
+        'checkpoint',
+        "load 'auto_explain'",
+      ]);
+      expect(await files()).toBe(before.files);
+      expect(await db("select coalesce(last_vacuum::text, 'never') || ',' || coalesce(last_analyze::text, 'never') from pg_stat_user_tables where relname = 'victim'")).toBe('never,never');
+      expect(await db("select ispopulated from pg_matviews where matviewname = 'mv'")).toBe('f');
+      expect(await checkpoints()).toBe(before.checkpoints);
+      expect(value(await simple(f, "select count(*) from pg_settings where name like 'auto_explain.%'"))).toBe('0');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('refuses functions that reach server files, large objects or the server state; the server holds what it held', async () => {
+    const target = `/tmp/hoop-ro-${randomBytes(6).toString('hex')}`;
+    // The server itself runs lo_export in a read-only transaction.
+    await db(`begin read only; select lo_export(${LO}, '${target}'); rollback`);
+    expect(existsSync(target)).toBe(true);
+    rmSync(target, { force: true });
+    const lo = async (): Promise<string> => db(`select count(*) || ',' || convert_from(lo_get(${LO}), 'UTF8') from pg_largeobject_metadata`);
+    expect(await lo()).toBe('1,secret');
+    const f = await open(via);
+    try {
+      await refused(f, [
+        `select lo_export(${LO}, '${target}')`,
+        `select pg_catalog.lo_export(${LO}, '${target}')`,
+        `select query_to_xml('select lo_export(${LO}, ''${target}'')', true, true, '')`,
+        "select pg_read_file('/etc/hostname')",
+        "select pg_read_binary_file('/etc/hostname')",
+        "select * from pg_ls_dir('.')",
+        "select pg_stat_file('postgresql.conf')",
+        "select lo_import('/etc/hostname')",
+        "select lo_from_bytea(0, 'x')",
+        'select lo_create(0)',
+        `select lo_unlink(${LO})`,
+        `select lo_put(${LO}, 0, 'X')`,
+        'select pg_stat_reset()',
+        'select pg_reload_conf()',
+        'select pg_switch_wal()',
+        "select pg_create_restore_point('hoop')",
+        "select pg_logical_emit_message(true, 'hoop', 'x')",
+      ]);
+      expect(existsSync(target)).toBe(false);
+      expect(await lo()).toBe('1,secret');
+      // Reading the database's own large objects and settings is fine.
+      expect(value(await simple(f, `select convert_from(lo_get(${LO}), 'UTF8')`))).toBe('secret');
+      expect(value(await simple(f, "select setting from pg_settings where name = 'default_transaction_read_only'"))).toBe('on');
+    } finally {
+      f.destroy();
+      rmSync(target, { force: true });
+    }
+  });
+});
