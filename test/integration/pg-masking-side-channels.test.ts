@@ -203,6 +203,22 @@ describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s'
     }
   });
 
+  it('COPY FROM STDIN in the extended protocol, as libpq sends it (a Sync before the data, one after CopyDone)', async () => {
+    const f = await open('mask', via);
+    try {
+      await simple(f, 'create temp table sink2 (t text)');
+      const from = f.raw.length;
+      f.write(Buffer.concat([P('', 'copy sink2 from stdin'), B('', ''), E(''), S()]));
+      await f.waitFor('G');
+      const got = await send(f, [msg('d', Buffer.from('a\nb\n')), msg('c'), S(), Q(`select count(*) from sink2; ${DERIVED}`)], 2);
+      expect(f.raw.subarray(from).toString('latin1')).toContain('COPY 2');
+      expect(bytes(got)).toContain('[redacted]');
+      for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
+    } finally {
+      f.destroy();
+    }
+  });
+
   it('a statement replaced by SQL PREPARE after the client described it is masked as what it is now', async () => {
     const f = await open('mask', via);
     try {

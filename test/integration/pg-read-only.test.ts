@@ -55,6 +55,7 @@ beforeAll(async () => {
      create table victim (id int primary key, v int); insert into victim select g, g from generate_series(1, 10) g;
      create table audit (at timestamptz default now());
      create function bump() returns int language sql as 'insert into audit default values returning 1';
+     create function writable() returns text language plpgsql as $$ begin return set_config('default_transaction_read_only', 'off', false); end $$;
      create materialized view mv as select * from victim with no data;
      select lo_from_bytea(${LO}, 'secret');`,
     { database: 'app' },
@@ -131,6 +132,20 @@ describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (v
       // A write to pg_settings is refused as a set_config of a name the gateway cannot know.
       await refused(f, ["update pg_settings set setting = 'off' where name = 'default_transaction_read_only'"], /parser-consistency|read-only-access/);
       expect(value(await simple(f, 'show default_transaction_read_only'))).toBe('on');
+      expect(await db('select count(*) from audit')).toBe('0');
+    } finally {
+      f.destroy();
+    }
+  });
+
+  it('ends the session when a function the gateway cannot read turns default_transaction_read_only off', async () => {
+    const f = await open(via);
+    try {
+      f.write(msg('Q', 'select writable()'));
+      const e = await f.error();
+      expect(e).toMatchObject({ severity: 'FATAL', code: '0A000' });
+      expect(e?.message).toContain('default_transaction_read_only');
+      expect(await f.closed()).toBe(true);
       expect(await db('select count(*) from audit')).toBe('0');
     } finally {
       f.destroy();
