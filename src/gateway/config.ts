@@ -47,7 +47,7 @@
  * postgres:                           # limits of PostgreSQL sessions; all optional
  *   maxStatementBytes: 64MiB          # longest SQL text judged (bytes, or with kB/MB/GB); longer is refused
  *   maxMaskedMessageBytes: 64MiB      # largest row / COPY line / error masking may hold whole
- *   startupSettings: [application_name, search_path]   # settings a client may set at startup (default list in startup.ts)
+ *   startupSettings: [application_name, timezone]      # settings a client may set at startup (default list in startup.ts)
  * policy:                             # instead of `connections`: load them, access and rules from a config repo
  *   repo: https://git.example.com/acme/hoop-policy.git   # a git URL, or a path (relative to this file)
  *   ref: main                         # branch, tag or commit; default main

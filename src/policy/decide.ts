@@ -554,7 +554,7 @@ function describe(facts: StatementFacts): string {
   const parts = [facts.kinds.join('+')];
   if (facts.tables.length > 0) parts.push(`on ${facts.tables.slice(0, 5).join(', ')}${facts.tables.length > 5 ? ', ...' : ''}`);
   if (facts.functions.length > 0) parts.push(`calling ${facts.functions.slice(0, 5).join(', ')}${facts.functions.length > 5 ? ', ...' : ''}`);
-  if (facts.missingWhere) parts.push('without a WHERE');
+  if (facts.missingWhere) parts.push('that may reach every row (no WHERE that restricts it)');
   if (facts.cteDml) parts.push('with DML in a WITH');
   if (facts.program) parts.push('with PROGRAM');
   else if (facts.copy?.target === 'file') parts.push('with a server file');

@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { saslInitialResponse, saslResponse, startupMessage } from '../../src/tunnel/postgres/messages.js';
+import { query as queryMessage, saslInitialResponse, saslResponse, startupMessage } from '../../src/tunnel/postgres/messages.js';
 import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
 import { ScramClient } from '../../src/tunnel/postgres/scram.js';
 
@@ -43,8 +43,22 @@ export class RawFrontend {
     return new RawFrontend(socket);
   }
 
+  /** A frontend signed in to a `hoop connect` listener (its user and database), up to ReadyForQuery. */
+  static async signedIn(info: { port: number; password: string; user: string; database: string }, params: Array<[string, string]> = []): Promise<RawFrontend> {
+    const f = await RawFrontend.tcp(info.port);
+    await f.startup(info.password, [['user', info.user], ['database', info.database], ...params]);
+    return f;
+  }
+
   write(bytes: Buffer): void {
     this.stream.write(bytes);
+  }
+
+  /** Sends one simple Query and returns every message up to its ReadyForQuery. */
+  async simple(sql: string, timeoutMs = 15_000): Promise<PgMessage[]> {
+    const from = this.raw.length;
+    this.write(queryMessage(sql));
+    return this.messagesSince(from, 1, timeoutMs);
   }
 
   /** Waits for a message of `type` (a character), or for the stream to end (then undefined). */
@@ -114,4 +128,10 @@ export class RawFrontend {
   destroy(): void {
     this.stream.destroy();
   }
+}
+
+/** The fields of the first ErrorResponse among `messages`, if any. */
+export function errorIn(messages: readonly PgMessage[]): ReturnType<typeof parseErrorFields> | undefined {
+  const e = messages.find((m) => m.type === 0x45);
+  return e ? parseErrorFields(e.body) : undefined;
 }

@@ -15,11 +15,11 @@ import { psql } from '../harness/clients.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { createLogger } from '../../src/log.js';
 import { LocalPostgresListener } from '../../src/tunnel/postgres/local-listener.js';
-import { parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import type { PgMessage } from '../../src/tunnel/postgres/reader.js';
 import { makeScramSecret } from '../../src/tunnel/postgres/scram.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
-import { RawFrontend } from '../harness/raw-pg.js';
+import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 const policy: Policy = {
@@ -65,31 +65,20 @@ afterAll(async () => {
 
 async function open(via: string, params: Array<[string, string]> = []): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', token, { params: [['user', 'x'], ['database', 'app'], ...params] });
-  const f = await RawFrontend.tcp(connected.info.port);
-  await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database], ...params]);
-  return f;
+  return RawFrontend.signedIn(connected.info, params);
 }
 
-async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
-  const from = f.raw.length;
-  f.write(msg('Q', sql));
-  return f.messagesSince(from, 1, 15_000);
-}
-
-const errorOf = (ms: PgMessage[]): ReturnType<typeof parseErrorFields> | undefined => {
-  const e = ms.find((m) => m.type === 0x45);
-  return e ? parseErrorFields(e.body) : undefined;
-};
+const errorOf = errorIn;
 const value = (ms: PgMessage[]): string | undefined => ms.find((m) => m.type === 0x44)?.body.subarray(6).toString();
 
 describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, through %s', (via) => {
   it('are in force from the start, and the server applies them', async () => {
     const f = await open(via);
     try {
-      expect(value(await simple(f, 'show statement_timeout'))).toBe('1500ms');
-      expect(value(await simple(f, 'show lock_timeout'))).toBe('1s');
-      expect(value(await simple(f, 'show idle_in_transaction_session_timeout'))).toBe('2s');
-      expect(errorOf(await simple(f, 'select pg_sleep(3)'))?.code).toBe('57014');
+      expect(value(await f.simple('show statement_timeout'))).toBe('1500ms');
+      expect(value(await f.simple('show lock_timeout'))).toBe('1s');
+      expect(value(await f.simple('show idle_in_transaction_session_timeout'))).toBe('2s');
+      expect(errorOf(await f.simple('select pg_sleep(3)'))?.code).toBe('57014');
     } finally {
       f.destroy();
     }
@@ -106,15 +95,15 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
         "select set_config('idle_in_transaction_session_timeout', '0', false)",
         "select set_config('statement_timeout', (select '0'), false)",
       ]) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.code, sql).toBe('42501');
         expect(e?.message, sql).toMatch(/session-limit.*is limited to/);
-        await simple(f, 'rollback');
+        await f.simple('rollback');
       }
-      expect(errorOf(await simple(f, "set statement_timeout = '500ms'"))).toBeUndefined();
-      expect(value(await simple(f, 'show statement_timeout'))).toBe('500ms');
-      expect(errorOf(await simple(f, 'reset statement_timeout'))).toBeUndefined();
-      expect(value(await simple(f, 'show statement_timeout'))).toBe('1500ms');
+      expect(errorOf(await f.simple("set statement_timeout = '500ms'"))).toBeUndefined();
+      expect(value(await f.simple('show statement_timeout'))).toBe('500ms');
+      expect(errorOf(await f.simple('reset statement_timeout'))).toBeUndefined();
+      expect(value(await f.simple('show statement_timeout'))).toBe('1500ms');
     } finally {
       f.destroy();
     }
@@ -138,19 +127,19 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
         "do $$ begin perform set_config('statement_timeout', '0', false); end $$",
         "select query_to_xml('select set_config(''statement_timeout'', ''0'', false)', true, true, '')",
       ]) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.code, sql).toBe('42501');
         expect(e?.message, sql).toMatch(/session-limit|parser-consistency/);
       }
       // Nothing was stored to run later, and the server still holds the limits.
       expect((await stack.pg.psql("select count(*) from pg_views where viewname like 'hoop_%'", { database: 'app' })).trim()).toBe('0');
       expect((await stack.pg.psql("select count(*) from pg_proc where proname like 'hoop_off%'", { database: 'app' })).trim()).toBe('0');
-      expect(value(await simple(f, 'show statement_timeout'))).toBe('1500ms');
-      expect(value(await simple(f, 'show lock_timeout'))).toBe('1s');
-      expect(errorOf(await simple(f, 'select pg_sleep(3)'))?.code).toBe('57014');
+      expect(value(await f.simple('show statement_timeout'))).toBe('1500ms');
+      expect(value(await f.simple('show lock_timeout'))).toBe('1s');
+      expect(errorOf(await f.simple('select pg_sleep(3)'))?.code).toBe('57014');
       // A value the server rounds up to a time within the limit is fine.
-      expect(errorOf(await simple(f, "set statement_timeout = '1.5'"))).toBeUndefined();
-      expect(value(await simple(f, 'show statement_timeout'))).toBe('2ms');
+      expect(errorOf(await f.simple("set statement_timeout = '1.5'"))).toBeUndefined();
+      expect(value(await f.simple('show statement_timeout'))).toBe('2ms');
     } finally {
       f.destroy();
     }
@@ -181,7 +170,7 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
   it('end a transaction left idle longer than allowed', async () => {
     const f = await open(via);
     try {
-      await simple(f, 'begin');
+      await f.simple('begin');
       const e = await f.error(10_000);
       expect(e?.code).toBe('25P03');
       expect(await f.closed()).toBe(true);
@@ -261,7 +250,7 @@ describe.each(['hoop connect', 'the tunnel'])('the cancel key, through %s', (via
     try {
       const key = f.raw.subarray(f.raw.indexOf(Buffer.from([0x4b, 0, 0, 0, 12])) + 5);
       const pid = key.readUInt32BE(0);
-      expect(Number(value(await simple(f, 'select pg_backend_pid()')))).toBe(pid);
+      expect(Number(value(await f.simple('select pg_backend_pid()')))).toBe(pid);
       const from = f.raw.length;
       f.write(msg('Q', "listen hoop_pid; notify hoop_pid, 'x'"));
       const note = (await f.messagesSince(from, 1)).find((m) => m.type === 0x41)!;
@@ -301,7 +290,7 @@ describe('huge statements and rows (a judged, masked session through hoop connec
       void f.messagesSince(from, 1, 120_000).then(() => (done = true));
       while (!done && Date.now() - started < 120_000) {
         const t = Date.now();
-        expect(errorOf(await simple(other, 'select 1'))).toBeUndefined();
+        expect(errorOf(await other.simple('select 1'))).toBeUndefined();
         worst = Math.max(worst, Date.now() - t);
         answers++;
       }
@@ -319,11 +308,11 @@ describe('huge statements and rows (a judged, masked session through hoop connec
   it('refuses a statement over postgres.maxStatementBytes unread, with a clear error; the session goes on', async () => {
     const f = await bigSession();
     try {
-      const got = await simple(f, `select length('${'y'.repeat(111 * 1024 * 1024)}')`);
+      const got = await f.simple(`select length('${'y'.repeat(111 * 1024 * 1024)}')`);
       const e = errorOf(got);
       expect(e?.code).toBe('42501');
       expect(e?.message).toMatch(/hoop:too-long.*statement is 111 MiB long.*at most 110 MiB \(postgres\.maxStatementBytes/);
-      expect(value(await simple(f, 'select 42'))).toBe('42');
+      expect(value(await f.simple('select 42'))).toBe('42');
     } finally {
       f.destroy();
     }

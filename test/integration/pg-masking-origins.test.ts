@@ -86,15 +86,8 @@ async function open(via: (typeof VIA)[number], searchPath?: string): Promise<Raw
     f = await RawFrontend.tcp(connected.info.port);
     await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database]]);
   }
-  if (searchPath !== undefined) await simple(f, `set search_path = ${searchPath}`);
+  if (searchPath !== undefined) await f.simple(`set search_path = ${searchPath}`);
   return f;
-}
-
-/** Sends one simple Query and returns every message up to its ReadyForQuery. */
-async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
-  const from = f.raw.length;
-  f.write(msg('Q', sql));
-  return f.messagesSince(from, 1);
 }
 
 const received = (ms: PgMessage[]): string => Buffer.concat(ms.map((m) => m.raw)).toString('latin1');
@@ -119,7 +112,7 @@ describe.each(VIA)('through %s', (via) => {
         'copy (select email from legacy_child) to stdout',
         'select * from (select email from accounts_1) s',
       ]) {
-        const got = await simple(f, sql);
+        const got = await f.simple(sql);
         expect(received(got), sql).toContain(REDACTED);
         expectNoEmails(got);
       }
@@ -132,7 +125,7 @@ describe.each(VIA)('through %s', (via) => {
     // The session's search_path is the role's: decoy first, where cards is.
     const f = await open(via);
     try {
-      const got = await simple(f, 'copy cards (id, number) to stdout');
+      const got = await f.simple('copy cards (id, number) to stdout');
       expect(received(got)).toContain(`1\t${REDACTED}`);
       expectNoEmails(got);
     } finally {
@@ -143,17 +136,17 @@ describe.each(VIA)('through %s', (via) => {
   it('follows the search_path the session sets, not the one the gateway connection has', async () => {
     for (const f of [await open(via, 'public'), await open(via)]) {
       try {
-        if (!(await simple(f, 'show search_path')).some((m) => m.type === 0x44 && m.body.toString().includes('public') && !m.body.toString().includes('decoy'))) {
-          await simple(f, 'set search_path = public');
+        if (!(await f.simple('show search_path')).some((m) => m.type === 0x44 && m.body.toString().includes('public') && !m.body.toString().includes('decoy'))) {
+          await f.simple('set search_path = public');
         }
         // COPY table: the column order is the session's table's, not the decoy's.
-        const copy = await simple(f, 'copy customers to stdout');
+        const copy = await f.simple('copy customers to stdout');
         expect(received(copy)).toContain('1\t[redacted]\tone');
         // COPY (query): the query's names are read as the session reads them.
-        const copyQuery = await simple(f, 'copy (select id, email from customers order by id) to stdout');
+        const copyQuery = await f.simple('copy (select id, email from customers order by id) to stdout');
         expectNoEmails(copyQuery);
         // A value computed from a view's column: the view is the session's public.v.
-        const derived = await simple(f, 'select upper(e) from v order by id');
+        const derived = await f.simple('select upper(e) from v order by id');
         expect(rowsOf(derived)).toEqual([[REDACTED], [REDACTED]]);
         expectNoEmails([...copy, ...copyQuery, ...derived]);
       } finally {
@@ -166,9 +159,9 @@ describe.each(VIA)('through %s', (via) => {
     const f = await open(via, 'public');
     try {
       await stack.pg.psql('create or replace view public.v as select id, note as info, email as e from public.customers', { database: 'app' });
-      expect(rowsOf(await simple(f, 'select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
+      expect(rowsOf(await f.simple('select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
       await stack.pg.psql('create or replace view public.v as select id, email as info, note as e from public.customers', { database: 'app' });
-      const after = await simple(f, 'select id, info from v order by id');
+      const after = await f.simple('select id, info from v order by id');
       expect(rowsOf(after)).toEqual([['1', REDACTED], ['2', REDACTED]]);
       expectNoEmails(after);
     } finally {
@@ -180,15 +173,15 @@ describe.each(VIA)('through %s', (via) => {
   it('masks a view the session itself replaces or creates in its open transaction', async () => {
     const f = await open(via, 'public');
     try {
-      expect(rowsOf(await simple(f, 'select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
+      expect(rowsOf(await f.simple('select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
       // The gateway cannot see an uncommitted definition: every column of the view is masked (an
       // integer becomes NULL, text is redacted).
-      const replaced = await simple(f, 'begin; create or replace view v as select id, email as info, note as e from customers; select id, info from v order by id');
+      const replaced = await f.simple('begin; create or replace view v as select id, email as info, note as e from customers; select id, info from v order by id');
       expect(rowsOf(replaced)).toEqual([['NULL', REDACTED], ['NULL', REDACTED]]);
-      const created = await simple(f, 'create view w as select id, email as contact from customers; select id, contact from w order by id');
+      const created = await f.simple('create view w as select id, email as contact from customers; select id, contact from w order by id');
       expect(rowsOf(created)).toEqual([['NULL', REDACTED], ['NULL', REDACTED]]);
       expectNoEmails([...replaced, ...created]);
-      await simple(f, 'rollback');
+      await f.simple('rollback');
     } finally {
       f.destroy();
     }
@@ -219,10 +212,10 @@ describe.each(VIA)('through %s', (via) => {
     const f = await open(via, 'public');
     try {
       const got = [
-        ...(await simple(f, 'select upper(b) from customers as x(a, b, c) order by a')),
-        ...(await simple(f, "select x.b || '' from customers x(a, b, c) order by a")),
-        ...(await simple(f, 'select j.y from (customers cross join (select 1) s) as j(x, y) order by x')),
-        ...(await simple(f, 'select b from customers as x(a, b, c) order by a')),
+        ...(await f.simple('select upper(b) from customers as x(a, b, c) order by a')),
+        ...(await f.simple("select x.b || '' from customers x(a, b, c) order by a")),
+        ...(await f.simple('select j.y from (customers cross join (select 1) s) as j(x, y) order by x')),
+        ...(await f.simple('select b from customers as x(a, b, c) order by a')),
       ];
       expect(rowsOf(got).flat().every((v) => v === REDACTED)).toBe(true);
       expect(rowsOf(got)).toHaveLength(8);

@@ -15,7 +15,7 @@ import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
-import { RawFrontend } from '../harness/raw-pg.js';
+import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 const base: MaskingPolicy = {
@@ -71,22 +71,11 @@ afterAll(async () => {
 async function open(mode: string, via: string): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', tokens.get(mode)!);
   const info = connects.get(mode)!.info;
-  const f = await RawFrontend.tcp(info.port);
-  await f.startup(info.password, [['user', info.user], ['database', info.database]]);
-  return f;
-}
-
-async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
-  const from = f.raw.length;
-  f.write(msg('Q', sql));
-  return f.messagesSince(from, 1);
+  return RawFrontend.signedIn(info);
 }
 
 const bytes = (ms: PgMessage[]): string => Buffer.concat(ms.map((m) => m.raw)).toString('latin1');
-const errorOf = (ms: PgMessage[]): ReturnType<typeof parseErrorFields> | undefined => {
-  const e = ms.find((m) => m.type === 0x45);
-  return e ? parseErrorFields(e.body) : undefined;
-};
+const errorOf = errorIn;
 
 describe.each(['mask', 'deny'])('derived: %s', (mode) => {
   describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
@@ -94,7 +83,7 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
       const listener = await open(mode, via);
       const f = await open(mode, via);
       try {
-        await simple(listener, 'listen ch');
+        await listener.simple('listen ch');
         for (const sql of [
           "select pg_notify('ch', email) from customers",
           "select 1 from customers where pg_notify('ch', upper(email)) is null",
@@ -102,20 +91,20 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
           "select pg_notify('ch', c::text) from customers c",
           "select set_config('application_name', email, false) from customers",
         ]) {
-          const got = await simple(f, sql);
+          const got = await f.simple(sql);
           const e = errorOf(got);
           expect(e?.code, sql).toBe('42501');
           expect(e?.message, sql).toContain('masking-side-channel');
           for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
         }
         // A literal payload is no side channel, and the session goes on.
-        const ok = await simple(f, "select pg_notify('ch', 'hello')");
+        const ok = await f.simple("select pg_notify('ch', 'hello')");
         expect(errorOf(ok)).toBeUndefined();
         await listener.waitFor('A');
-        await simple(listener, 'select 1');
+        await listener.simple('select 1');
         expect(listener.raw.toString('latin1')).toContain('hello');
         for (const s of SECRETS) expect(listener.raw.toString('latin1')).not.toContain(s);
-        const name = await simple(f, 'show application_name');
+        const name = await f.simple('show application_name');
         for (const s of SECRETS) expect(bytes(name) + f.raw.toString('latin1')).not.toContain(s);
       } finally {
         listener.destroy();
@@ -132,17 +121,17 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
           ["select 1 from customers where current_setting(email) = 'x'", '42704'],
           ['select 1 from customers where length(email::int::text) > 0 order by 1', '22P02'],
         ] as const) {
-          const got = await simple(f, sql);
+          const got = await f.simple(sql);
           const e = errorOf(got);
           expect(e?.code, sql).toBe(code);
           expect(e?.message, sql).toContain('withheld');
           for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
         }
         // Errors of statements that read no masked value keep their text.
-        const plain = await simple(f, "select 'abc'::int");
+        const plain = await f.simple("select 'abc'::int");
         expect(errorOf(plain)?.message).toContain('invalid input syntax for type integer: "abc"');
         // A notice raised by a function evaluated over a masked value.
-        const notice = await simple(f, 'select id from customers where shout(email)');
+        const notice = await f.simple('select id from customers where shout(email)');
         const n = notice.find((m) => m.type === 0x4e);
         expect(n && parseErrorFields(n.body).message).toContain('withheld');
         expect(errorOf(notice)).toBeUndefined();
@@ -190,7 +179,7 @@ describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s'
   it('a Sync sent during COPY FROM STDIN (which the server ignores) does not shift which answer is which', async () => {
     const f = await open('mask', via);
     try {
-      await simple(f, 'create temp table sink (t text)');
+      await f.simple('create temp table sink (t text)');
       const from = f.raw.length;
       f.write(Q('copy sink from stdin'));
       await f.waitFor('G');
@@ -206,7 +195,7 @@ describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s'
   it('COPY FROM STDIN in the extended protocol, as libpq sends it (a Sync before the data, one after CopyDone)', async () => {
     const f = await open('mask', via);
     try {
-      await simple(f, 'create temp table sink2 (t text)');
+      await f.simple('create temp table sink2 (t text)');
       const from = f.raw.length;
       f.write(Buffer.concat([P('', 'copy sink2 from stdin'), B('', ''), E(''), S()]));
       await f.waitFor('G');
@@ -223,7 +212,7 @@ describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s'
     const f = await open('mask', via);
     try {
       await send(f, [P('s1', 'select id::text as e from customers'), D('S', 's1'), S()], 1);
-      await simple(f, `deallocate s1; prepare s1 as ${DERIVED}`);
+      await f.simple(`deallocate s1; prepare s1 as ${DERIVED}`);
       const got = await send(f, [B('p', 's1'), E('p'), S()], 1);
       for (const s of SECRETS) expect(bytes(got)).not.toContain(s);
       expect(bytes(got)).toContain('[redacted]');
@@ -237,12 +226,12 @@ describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s'
   it('withholds error text of a cursor FETCH and notices of a DO block, and refuses reads masking cannot trace', async () => {
     const f = await open('mask', via);
     try {
-      const fetch = await simple(f, 'begin; declare c cursor for select email::int from customers; fetch c');
+      const fetch = await f.simple('begin; declare c cursor for select email::int from customers; fetch c');
       expect(errorOf(fetch)?.code).toBe('22P02');
       expect(errorOf(fetch)?.message).toContain('withheld');
       for (const s of SECRETS) expect(bytes(fetch)).not.toContain(s);
-      await simple(f, 'rollback');
-      const notice = await simple(f, "do $$ begin raise notice '%', (select email from customers limit 1); end $$");
+      await f.simple('rollback');
+      const notice = await f.simple("do $$ begin raise notice '%', (select email from customers limit 1); end $$");
       expect(notice.some((m) => m.type === 0x4e)).toBe(true);
       expect(errorOf(notice)).toBeUndefined();
       for (const s of SECRETS) expect(bytes(notice)).not.toContain(s);
@@ -253,7 +242,7 @@ describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s'
         "select most_common_vals::text from pg_stats where tablename = 'customers'",
         'select * from pg_catalog.pg_statistic',
       ]) {
-        const got = await simple(f, sql);
+        const got = await f.simple(sql);
         expect(errorOf(got)?.message, sql).toContain('masking-side-channel');
         for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
       }

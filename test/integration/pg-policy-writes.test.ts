@@ -11,9 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy, StatementRule } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
-import { frontendMessage as msg } from '../harness/pg-frontend.js';
-import { RawFrontend } from '../harness/raw-pg.js';
+import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 const rules: StatementRule[] = [
@@ -67,21 +65,10 @@ afterAll(async () => {
 async function open(who: string, via: string): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', tokens.get(who)!);
   const info = connects.get(who)!.info;
-  const f = await RawFrontend.tcp(info.port);
-  await f.startup(info.password, [['user', info.user], ['database', info.database]]);
-  return f;
+  return RawFrontend.signedIn(info);
 }
 
-async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
-  const from = f.raw.length;
-  f.write(msg('Q', sql));
-  return f.messagesSince(from, 1);
-}
-
-const errorOf = (ms: PgMessage[]): ReturnType<typeof parseErrorFields> | undefined => {
-  const e = ms.find((m) => m.type === 0x45);
-  return e ? parseErrorFields(e.body) : undefined;
-};
+const errorOf = errorIn;
 
 const db = async (sql: string): Promise<string> => (await stack.pg.psql(sql, { database: 'app' })).trim();
 
@@ -96,14 +83,14 @@ describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
         'merge into accounts using (select 1) s on true when matched then delete',
         'insert into accounts select * from accounts on conflict (id) do update set balance = 0',
       ]) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.code, sql).toBe('42501');
         expect(e?.message, sql).toContain('no-unbounded-writes');
       }
       expect(await db('select count(*), sum(balance) from accounts')).toBe('5|500');
       // Bounded ones run.
-      expect(errorOf(await simple(f, 'update accounts set balance = balance where id = 1'))).toBeUndefined();
-      expect(errorOf(await simple(f, 'insert into accounts values (1, 100) on conflict (id) do update set balance = excluded.balance'))).toBeUndefined();
+      expect(errorOf(await f.simple('update accounts set balance = balance where id = 1'))).toBeUndefined();
+      expect(errorOf(await f.simple('insert into accounts values (1, 100) on conflict (id) do update set balance = excluded.balance'))).toBeUndefined();
     } finally {
       f.destroy();
     }
@@ -113,7 +100,7 @@ describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
     const f = await open('rw', via);
     try {
       // Judged first and allowed: a text of the same shape as the tautology below must not lend it its verdict.
-      expect(errorOf(await simple(f, 'update accounts set balance = 100 where id < 3 or id >= 4'))).toBeUndefined();
+      expect(errorOf(await f.simple('update accounts set balance = 100 where id < 3 or id >= 4'))).toBeUndefined();
       for (const sql of [
         'update accounts set balance = 0 where id < 3 or id >= 3',
         'delete from accounts using (select 1 as one) s where s.one = 1',
@@ -125,14 +112,14 @@ describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
         'delete from accounts where ctid is not null',
         'insert into accounts select generate_series(1, 5), 0 on conflict (id) do update set balance = excluded.balance',
       ]) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.code, sql).toBe('42501');
         expect(e?.message, sql).toContain('no-unbounded-writes');
       }
       expect(await db('select count(*), sum(balance) from accounts')).toBe('5|500');
       // Joined to the target, they run.
-      expect(errorOf(await simple(f, 'update accounts set balance = balance from (values (1)) v(a) where accounts.id = v.a'))).toBeUndefined();
-      expect(errorOf(await simple(f, 'delete from accounts using (select 1 as one) s where accounts.id = s.one + 100'))).toBeUndefined();
+      expect(errorOf(await f.simple('update accounts set balance = balance from (values (1)) v(a) where accounts.id = v.a'))).toBeUndefined();
+      expect(errorOf(await f.simple('delete from accounts using (select 1 as one) s where accounts.id = s.one + 100'))).toBeUndefined();
       expect(await db('select count(*), sum(balance) from accounts')).toBe('5|500');
     } finally {
       f.destroy();
@@ -143,10 +130,10 @@ describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
     const f = await open('rw', via);
     try {
       for (const sql of ["copy accounts to '/tmp/hoop-accounts'", "copy accounts from '/etc/hostname'", "copy accounts to program 'cat'"]) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.message, sql).toContain('no-server-files');
       }
-      expect(errorOf(await simple(f, 'copy accounts to stdout'))).toBeUndefined();
+      expect(errorOf(await f.simple('copy accounts to stdout'))).toBeUndefined();
     } finally {
       f.destroy();
     }
@@ -165,11 +152,11 @@ describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
         'set session authorization postgres',
         "copy accounts to '/tmp/hoop-x'",
       ]) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.code, sql).toBe('42501');
         expect(e?.message, sql).toContain('read-only-access');
       }
-      expect((await simple(f, 'begin; select bump(); rollback')).map((m) => m.raw.toString('latin1')).join('')).toContain('25006');
+      expect((await f.simple('begin; select bump(); rollback')).map((m) => m.raw.toString('latin1')).join('')).toContain('25006');
       expect(await db('select count(*) from audit')).toBe('0');
       expect(await db("select current_setting('default_transaction_read_only')")).toBe('off');
     } finally {
@@ -181,13 +168,13 @@ describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
     const victim = await open('rw', via);
     const f = await open('rw', via);
     try {
-      const pidRow = (await simple(victim, 'select pg_backend_pid()')).find((m) => m.type === 0x44)!;
+      const pidRow = (await victim.simple('select pg_backend_pid()')).find((m) => m.type === 0x44)!;
       const pid = pidRow.body.subarray(6).toString();
       for (const sql of [`select pg_terminate_backend(${pid})`, `select pg_cancel_backend(${pid})`, `select pg_signal_backend(${pid}, 15)`]) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.message, sql).toContain('backend-signal');
       }
-      expect(errorOf(await simple(victim, 'select 1'))).toBeUndefined();
+      expect(errorOf(await victim.simple('select 1'))).toBeUndefined();
     } finally {
       victim.destroy();
       f.destroy();

@@ -18,9 +18,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { parseErrorFields, type PgMessage } from '../../src/tunnel/postgres/reader.js';
+import type { PgMessage } from '../../src/tunnel/postgres/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
-import { RawFrontend } from '../harness/raw-pg.js';
+import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 const policy: Policy = {
@@ -71,21 +71,10 @@ afterAll(async () => {
 
 async function open(via: string): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', token);
-  const f = await RawFrontend.tcp(connected.info.port);
-  await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database]]);
-  return f;
+  return RawFrontend.signedIn(connected.info);
 }
 
-async function simple(f: RawFrontend, sql: string): Promise<PgMessage[]> {
-  const from = f.raw.length;
-  f.write(msg('Q', sql));
-  return f.messagesSince(from, 1);
-}
-
-const errorOf = (ms: PgMessage[]): ReturnType<typeof parseErrorFields> | undefined => {
-  const e = ms.find((m) => m.type === 0x45);
-  return e ? parseErrorFields(e.body) : undefined;
-};
+const errorOf = errorIn;
 const value = (ms: PgMessage[]): string | undefined => ms.find((m) => m.type === 0x44)?.body.subarray(6).toString();
 
 /** What the database holds, asked as the superuser, straight to the server. */
@@ -94,12 +83,12 @@ const db = async (sql: string): Promise<string> => (await stack.pg.psql(sql, { d
 /** Sends each statement and expects the gateway to refuse it (42501, naming `rule`); rolls back after each. */
 async function refused(f: RawFrontend, statements: readonly string[], rule: RegExp = /read-only-access/): Promise<void> {
   for (const sql of statements) {
-    const got = await simple(f, sql);
+    const got = await f.simple(sql);
     const e = errorOf(got);
     expect(e?.code, sql).toBe('42501');
     expect(e?.message, sql).toMatch(rule);
     expect(got.some((m) => m.type === 0x44), sql).toBe(false);
-    await simple(f, 'rollback');
+    await f.simple('rollback');
   }
 }
 
@@ -122,16 +111,16 @@ describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (v
         'begin read write',
       ]);
       // Step by step, too: the RESET is refused, so the write fails at the server.
-      expect(errorOf(await simple(f, 'begin'))).toBeUndefined();
-      expect(errorOf(await simple(f, 'reset transaction_read_only'))?.message).toMatch(/read-only-access/);
-      await simple(f, 'rollback');
-      expect(errorOf(await simple(f, 'begin'))).toBeUndefined();
-      expect(value(await simple(f, 'show transaction_read_only'))).toBe('on');
-      expect(errorOf(await simple(f, 'select bump()'))?.code).toBe('25006');
-      await simple(f, 'rollback');
+      expect(errorOf(await f.simple('begin'))).toBeUndefined();
+      expect(errorOf(await f.simple('reset transaction_read_only'))?.message).toMatch(/read-only-access/);
+      await f.simple('rollback');
+      expect(errorOf(await f.simple('begin'))).toBeUndefined();
+      expect(value(await f.simple('show transaction_read_only'))).toBe('on');
+      expect(errorOf(await f.simple('select bump()'))?.code).toBe('25006');
+      await f.simple('rollback');
       // A write to pg_settings is refused as a set_config of a name the gateway cannot know.
       await refused(f, ["update pg_settings set setting = 'off' where name = 'default_transaction_read_only'"], /parser-consistency|read-only-access/);
-      expect(value(await simple(f, 'show default_transaction_read_only'))).toBe('on');
+      expect(value(await f.simple('show default_transaction_read_only'))).toBe('on');
       expect(await db('select count(*) from audit')).toBe('0');
     } finally {
       f.destroy();
@@ -156,12 +145,12 @@ describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (v
     const f = await open(via);
     try {
       for (const sql of ['reset all', 'set default_transaction_read_only = default', 'reset default_transaction_read_only', 'set transaction_read_only = on']) {
-        expect(errorOf(await simple(f, sql)), sql).toBeUndefined();
-        expect(value(await simple(f, 'show default_transaction_read_only')), sql).toBe('on');
-        expect(errorOf(await simple(f, 'begin')), sql).toBeUndefined();
-        expect(value(await simple(f, 'show transaction_read_only')), sql).toBe('on');
-        expect(errorOf(await simple(f, 'select bump()'))?.code, sql).toBe('25006');
-        await simple(f, 'rollback');
+        expect(errorOf(await f.simple(sql)), sql).toBeUndefined();
+        expect(value(await f.simple('show default_transaction_read_only')), sql).toBe('on');
+        expect(errorOf(await f.simple('begin')), sql).toBeUndefined();
+        expect(value(await f.simple('show transaction_read_only')), sql).toBe('on');
+        expect(errorOf(await f.simple('select bump()'))?.code, sql).toBe('25006');
+        await f.simple('rollback');
       }
       expect(await db('select count(*) from audit')).toBe('0');
     } finally {
@@ -173,18 +162,18 @@ describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (v
     const f = await open(via);
     const held = (mode: string): Promise<string> => db(`select count(*) from pg_locks where relation = 'victim'::regclass and mode = '${mode}'`);
     try {
-      expect(errorOf(await simple(f, 'begin'))).toBeUndefined();
+      expect(errorOf(await f.simple('begin'))).toBeUndefined();
       for (const sql of ['lock table victim in access exclusive mode', 'lock victim', 'lock victim in row exclusive mode', 'lock victim in share mode nowait', 'lock victim in row share mode']) {
-        const e = errorOf(await simple(f, sql));
+        const e = errorOf(await f.simple(sql));
         expect(e?.code, sql).toBe('42501');
         expect(e?.message, sql).toMatch(/read-only-access.*LOCK in .* mode/);
-        await simple(f, 'rollback');
-        await simple(f, 'begin');
+        await f.simple('rollback');
+        await f.simple('begin');
       }
       expect(await held('AccessExclusiveLock')).toBe('0');
-      expect(errorOf(await simple(f, 'lock table victim in access share mode'))).toBeUndefined();
+      expect(errorOf(await f.simple('lock table victim in access share mode'))).toBeUndefined();
       expect(await held('AccessShareLock')).toBe('1');
-      await simple(f, 'rollback');
+      await f.simple('rollback');
       expect(await held('AccessShareLock')).toBe('0');
     } finally {
       f.destroy();
@@ -212,7 +201,7 @@ describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (v
       expect(await db("select coalesce(last_vacuum::text, 'never') || ',' || coalesce(last_analyze::text, 'never') from pg_stat_user_tables where relname = 'victim'")).toBe('never,never');
       expect(await db("select ispopulated from pg_matviews where matviewname = 'mv'")).toBe('f');
       expect(await checkpoints()).toBe(before.checkpoints);
-      expect(value(await simple(f, "select count(*) from pg_settings where name like 'auto_explain.%'"))).toBe('0');
+      expect(value(await f.simple("select count(*) from pg_settings where name like 'auto_explain.%'"))).toBe('0');
     } finally {
       f.destroy();
     }
@@ -250,8 +239,8 @@ describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (v
       expect(existsSync(target)).toBe(false);
       expect(await lo()).toBe('1,secret');
       // Reading the database's own large objects and settings is fine.
-      expect(value(await simple(f, `select convert_from(lo_get(${LO}), 'UTF8')`))).toBe('secret');
-      expect(value(await simple(f, "select setting from pg_settings where name = 'default_transaction_read_only'"))).toBe('on');
+      expect(value(await f.simple(`select convert_from(lo_get(${LO}), 'UTF8')`))).toBe('secret');
+      expect(value(await f.simple("select setting from pg_settings where name = 'default_transaction_read_only'"))).toBe('on');
     } finally {
       f.destroy();
       rmSync(target, { force: true });

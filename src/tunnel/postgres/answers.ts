@@ -61,26 +61,31 @@ export function askKindOf(type: number): AskKind | undefined {
 /** The extended-protocol messages after whose error the server discards up to the next Sync. */
 const EXTENDED = new Set<AskKind>(['parse', 'bind', 'describe', 'execute', 'close']);
 
+const KIND_BIT: Record<AskKind, number> = { parse: 1, bind: 2, describe: 4, execute: 8, close: 16, sync: 32, query: 64, function: 128, 'copy-end': 256 };
+
 /** What may be answered by each server message type that answers something (others: notices, notifications, ParameterStatus, errors). */
-const ANSWERS: ReadonlyMap<number, readonly AskKind[]> = new Map<number, readonly AskKind[]>([
-  [ch('1'), ['parse']],
-  [ch('2'), ['bind']],
-  [ch('3'), ['close']],
-  [ch('t'), ['describe']],
-  [ch('n'), ['describe']],
-  [ch('T'), ['describe', 'query']],
-  [ch('D'), ['execute', 'query']],
-  [ch('C'), ['execute', 'query']],
-  [ch('I'), ['execute', 'query']],
-  [ch('s'), ['execute']],
-  [ch('G'), ['execute', 'query']],
-  [ch('H'), ['execute', 'query']],
-  [ch('W'), ['execute', 'query']],
-  [ch('d'), ['execute', 'query']],
-  [ch('c'), ['execute', 'query']],
-  [ch('V'), ['function']],
-  [ch('Z'), ['sync', 'query', 'function']],
-]);
+const ANSWERS: ReadonlyArray<readonly [string, readonly AskKind[]]> = [
+  ['1', ['parse']],
+  ['2', ['bind']],
+  ['3', ['close']],
+  ['t', ['describe']],
+  ['n', ['describe']],
+  ['T', ['describe', 'query']],
+  ['D', ['execute', 'query']],
+  ['C', ['execute', 'query']],
+  ['I', ['execute', 'query']],
+  ['s', ['execute']],
+  ['G', ['execute', 'query']],
+  ['H', ['execute', 'query']],
+  ['W', ['execute', 'query']],
+  ['d', ['execute', 'query']],
+  ['c', ['execute', 'query']],
+  ['V', ['function']],
+  ['Z', ['sync', 'query', 'function']],
+];
+/** {@link ANSWERS} as a bit mask of kinds per type byte (0: answers nothing). */
+const ANSWER_MASK = new Int32Array(256);
+for (const [type, kinds] of ANSWERS) ANSWER_MASK[ch(type)] = kinds.reduce((m, k) => m | KIND_BIT[k], 0);
 
 /** Server message types after which the message they answer is done. */
 const ENDS = new Set([ch('1'), ch('2'), ch('3'), ch('n'), ch('s'), ch('Z')]);
@@ -169,10 +174,10 @@ export class AnswerQueue<T extends Ask> {
    */
   answer(type: number): T | undefined {
     if (type === ERROR) return this.#error();
-    const kinds = ANSWERS.get(type);
-    if (kinds === undefined) return undefined;
+    const kinds = ANSWER_MASK[type]!;
+    if (kinds === 0) return undefined;
     const head = this.head;
-    if (head === undefined || !kinds.includes(head.k)) {
+    if (head === undefined || (kinds & KIND_BIT[head.k]) === 0) {
       throw new PgProtocolError(
         `the server sent '${String.fromCharCode(type)}' where hoop expected ${head ? `the answer to a ${NAMES[head.k]}` : 'nothing'}; hoop cannot tell what it belongs to, so the session is closed`,
       );

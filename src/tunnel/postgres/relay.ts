@@ -32,6 +32,7 @@ const BIND = 0x42; // 'B'
 const TERMINATE = 0x58; // 'X'
 const FUNCTION_CALL = 0x46; // 'F'
 const COPY_DATA = 0x64; // 'd'
+const DATA_ROW = 0x44; // 'D' (backend)
 const READY = 0x5a; // 'Z'
 const ERROR = 0x45; // 'E' (backend)
 const PARAMETER_STATUS = 0x53; // 'S' (backend)
@@ -75,6 +76,8 @@ export class ServerState {
 
   /** Notes a server message by its type, when its header arrives. @throws PgProtocolError when it answers nothing the server was sent */
   serverSent(type: number): void {
+    // Rows and COPY data, most of the stream, never move the queue (masking checks them against it).
+    if (type === DATA_ROW || type === COPY_DATA) return;
     this.#answers.answer(type);
   }
 
