@@ -49,7 +49,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
-import type { FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
+import { describeMessage, type FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
 import { errorResponse, SqlState } from '../tunnel/postgres/messages.js';
 import { parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
 import type { GateStage } from '../tunnel/postgres/relay.js';
@@ -200,18 +200,6 @@ function unknownStatementError(name: string): Buffer {
     message: name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`,
     detail: 'hoop did not see this statement prepared (or refused it) in this session, so it does not let it run',
   });
-}
-
-/** The backend's Describe ('D') of the prepared statement `name`. */
-function describeStatement(name: string): Buffer {
-  const n = Buffer.from(name, 'utf8');
-  const out = Buffer.allocUnsafe(1 + 4 + 1 + n.length + 1);
-  out[0] = 0x44;
-  out.writeUInt32BE(out.length - 1, 1);
-  out[5] = 0x53;
-  n.copy(out, 6);
-  out[out.length - 1] = 0;
-  return out;
 }
 
 /** One refusal, for the gateway's log: never the SQL text. */
@@ -448,8 +436,7 @@ export class StatementGate implements GateStage {
     const name = `${this.#prefix}${this.#seq++}`;
     this.#pending.set(name, error);
     if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
-    const raw = describeStatement(name);
-    return { kind: 'describe', msg: { type: raw[0]!, body: raw.subarray(5), raw }, target: 'S', name, utf8: true };
+    return describeMessage('S', name);
   }
 
   #count(kind: 'deny' | 'review' | 'builtin', error: Buffer, rule: string, reason: string): Buffer {

@@ -32,7 +32,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import type { FrontendMessage } from '../../tunnel/postgres/frontend-messages.js';
+import { describeMessage, type FrontendMessage } from '../../tunnel/postgres/frontend-messages.js';
 import type { PgMessage } from '../../tunnel/postgres/reader.js';
 import { parseErrorFields } from '../../tunnel/postgres/reader.js';
 import { PgProtocolError } from '../../tunnel/postgres/protocol-error.js';
@@ -129,18 +129,6 @@ const COPY_END_OP: Op = { k: 'copy-end' };
 /** A FunctionCall may have changed anything. */
 const CHANGES_ALL: StatementHints = { changes: { statements: true, portals: true } };
 const EMPTY = Buffer.alloc(0);
-
-/** Describe ('D') of a portal. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE */
-function describePortalMessage(name: string): Buffer {
-  const n = Buffer.from(name, 'utf8');
-  const out = Buffer.allocUnsafe(7 + n.length);
-  out[0] = 0x44;
-  out.writeUInt32BE(out.length - 1, 1);
-  out[5] = 0x50;
-  n.copy(out, 6);
-  out[out.length - 1] = 0;
-  return out;
-}
 
 const ch = (s: string): number => s.charCodeAt(0);
 const T = {
@@ -357,8 +345,7 @@ export class ResultMasker {
       case 'execute': {
         let before: FrontendMessage[] | undefined;
         if (!described.has(m.portal)) {
-          const raw = describePortalMessage(m.portal);
-          before = [{ kind: 'describe', msg: { type: raw[0]!, body: raw.subarray(5), raw }, target: 'P', name: m.portal, utf8: true }];
+          before = [describeMessage('P', m.portal)];
           this.answers.push({ k: 'describe', what: 'P', name: m.portal, injected: true });
         }
         described.clear();

@@ -18,6 +18,7 @@ import { loadModule, parseSync } from 'libpg-query';
 import { BARE_FIELDS } from './node-fields.js';
 import { LruCache } from './lru.js';
 import { lexingSafeSetting } from './lexing.js';
+import type { CopyOptions } from '../masking/copy.js';
 import type { StatementKind } from '../schema.js';
 
 /**
@@ -215,17 +216,10 @@ export type LockMode = (typeof LOCK_MODES)[number];
  * table (and column list) or query it copies.
  * @see https://www.postgresql.org/docs/17/sql-copy.html
  */
-export interface CopyFacts {
+export interface CopyFacts extends CopyOptions {
   direction: 'to' | 'from';
   /** STDIN / STDOUT through the client, a file on the server, or a program the server runs. */
   target: 'client' | 'file' | 'program';
-  format: 'text' | 'csv' | 'binary';
-  delimiter?: string;
-  quote?: string;
-  escape?: string;
-  null?: string;
-  /** csv: the first row is a header. */
-  header?: boolean;
   /** `COPY table`: the name as the parser folded it (schema when written). */
   relation?: { schema?: string; table: string };
   /** The column list, when written. */

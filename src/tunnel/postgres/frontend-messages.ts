@@ -284,3 +284,19 @@ export class BindDecoder {
     this.#step = this.#params > 0 ? 'param-length' : 'result-formats-count';
   }
 }
+
+/**
+ * A Describe ('D') of statement (`S`) or portal (`P`) `name`, made by hoop itself, as the paths
+ * forward it.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE
+ */
+export function describeMessage(target: 'S' | 'P', name: string): FrontendMessage {
+  const n = Buffer.from(name, 'utf8');
+  const raw = Buffer.allocUnsafe(7 + n.length);
+  raw[0] = 0x44;
+  raw.writeUInt32BE(raw.length - 1, 1);
+  raw[5] = target.charCodeAt(0);
+  n.copy(raw, 6);
+  raw[raw.length - 1] = 0;
+  return { kind: 'describe', msg: { type: raw[0], body: raw.subarray(5), raw }, target, name, utf8: true };
+}
