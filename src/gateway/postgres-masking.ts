@@ -327,6 +327,21 @@ export class PgSessionMasking implements MaskingStage {
   }
 
   /**
+   * For a plain SELECT whose result columns the analysis lists (see `OutputFacts.columns`), which
+   * of them may carry a masked value when they have no origin: one computed from a masked
+   * column (or a whole row, or a name a subquery may have renamed), and every plain column
+   * reference (without an origin it came through a subquery, CTE or function). `count(*)` or
+   * `now()` next to them are not. Undefined when the statement is masked as a whole (set
+   * operations, joins USING, functions in FROM, EXECUTE, FETCH) or every column is masked.
+   */
+  #maskedColumns(s: StatementFacts): boolean[] | undefined {
+    const columns = s.outputs.columns;
+    if (!columns || s.kinds[0] !== 'select' || s.kinds.length > 1 || s.outputs.opaque || s.executeName !== undefined) return undefined;
+    const masked = columns.map((refs) => refs === null || this.#derived.findIn(s, refs) !== undefined);
+    return masked.every(Boolean) ? undefined : masked;
+  }
+
+  /**
    * The hints for one Query or Parse SQL text, and the relations it reads that no column rule
    * names (any of them may be a view over masked columns: see {@link #viewsReadMasked}).
    */
@@ -363,12 +378,15 @@ export class PgSessionMasking implements MaskingStage {
         }
       }
     }
+    const maskedColumns = mask && analysis.ok && analysis.statements.length === 1 ? this.#maskedColumns(analysis.statements[0]!) : undefined;
     const hints: StatementHints = {
       originUnknownPolicy: mask ? 'mask' : 'detect-only',
+      ...(maskedColumns ? { maskedColumns } : {}),
       ...(withhold ? { withholdMessages: true } : {}),
       ...(changes.statements || changes.portals ? { changes } : {}),
     };
-    const entry: HintsEntry = { hints, others: mask ? [] : [...others] };
+    // Columns left unmasked by name may still read a view over masked columns: looked up below.
+    const entry: HintsEntry = { hints, others: mask && !maskedColumns ? [] : [...others] };
     if (copy && copy.target === 'client') {
       const { direction: _d, target: _t, relation, columns, query, ...options } = copy;
       hints.copy = options;
@@ -425,7 +443,13 @@ export class PgSessionMasking implements MaskingStage {
       if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
         const late: StatementHints = { ...hints };
         hints = late;
-        this.#barriers.push(this.#relationsMayCarryMasked(entry.others).then((m) => void (m && (late.originUnknownPolicy = 'mask'))));
+        this.#barriers.push(
+          this.#relationsMayCarryMasked(entry.others).then((m) => {
+            if (!m) return;
+            late.originUnknownPolicy = 'mask';
+            delete late.maskedColumns;
+          }),
+        );
       }
       // After the view check: the lookups below may still mark these hints.
       if (hints.copy?.columns && hints.copy.columns.length === 0) {

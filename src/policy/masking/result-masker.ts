@@ -55,6 +55,12 @@ export type OriginUnknownPolicy = 'mask' | 'detect-only';
 export interface StatementHints {
   originUnknownPolicy?: OriginUnknownPolicy;
   /**
+   * With `originUnknownPolicy: 'mask'`, which result columns (by position) the mask applies to
+   * when they have no origin: `false` for one computed from no masked value (`count(*)` next to
+   * `upper(email)`). Unlisted positions are masked.
+   */
+  maskedColumns?: readonly boolean[];
+  /**
    * The statement evaluates expressions over values that may be masked: the text of its errors
    * and notices (which can quote a value, e.g. `invalid input syntax for type integer: "..."`) is
    * withheld; the SQLSTATE stays.
@@ -375,8 +381,8 @@ export class ResultMasker {
     const source = head?.k === 'execute' ? this.portals.get(head.portal) : this.current;
     const plan = source?.plan;
     if (plan === undefined) return false;
-    const mask = this.policyOf(source!.hints) === 'mask';
-    for (const c of plan) if (c.strategy || (mask && c.originLess)) return false;
+    const hints = source!.hints;
+    for (let i = 0; i < plan.length; i++) if (plan[i]!.strategy || (plan[i]!.originLess && this.masksOriginLess(hints, i))) return false;
     return true;
   }
 
@@ -475,6 +481,11 @@ export class ResultMasker {
     return hints.originUnknownPolicy ?? this.originUnknownPolicy;
   }
 
+  /** Whether result column `i`, when it has no origin, is masked under `hints`. */
+  private masksOriginLess(hints: StatementHints, i: number): boolean {
+    return this.policyOf(hints) === 'mask' && hints.maskedColumns?.[i] !== false;
+  }
+
   /**
    * A RowDescription answering a Describe. Of a statement: handed on (an Execute's row shape
    * always comes from a Describe of its portal). Of a portal: planned for its Execute; a portal
@@ -564,9 +575,8 @@ export class ResultMasker {
 
   private dataRow(msg: PgMessage): Buffer {
     const { plan, hints } = this.result();
-    const mask = this.policyOf(hints) === 'mask';
     const rules = this.rules;
-    if (plan && rules.detectors.length === 0 && !plan.some((c) => c.strategy || (mask && c.originLess))) return msg.raw;
+    if (plan && rules.detectors.length === 0 && !plan.some((c, i) => c.strategy || (c.originLess && this.masksOriginLess(hints, i)))) return msg.raw;
     const fields = parseDataRow(msg.body);
     if (!plan) {
       // No RowDescription told what these values are (the server answered a Describe it was
@@ -579,7 +589,7 @@ export class ResultMasker {
       const col: ColumnPlan = plan[i] ?? { typeOid: 0, format: 0, strategy: this.unknownStrategy, originLess: true };
       if (value === null) return null;
       const t: FieldType = col.typeOid === 0 && col.format === 0 ? { typeOid: 25, format: 0 } : col;
-      const strategy = col.strategy ?? (mask && col.originLess ? this.unknownStrategy : undefined);
+      const strategy = col.strategy ?? (col.originLess && this.masksOriginLess(hints, i) ? this.unknownStrategy : undefined);
       if (strategy) {
         changed = true;
         return maskField(value, t, strategy, rules);

@@ -249,6 +249,14 @@ export interface OutputFacts {
   derived: string[];
   /** Outputs that are a single bare name (`SELECT c FROM customers c` returns the whole row of `c`). */
   bare: string[];
+  /**
+   * The statement's own result columns in order, when a plain SELECT (no set operation, VALUES or
+   * INTO) lists them without `*`: `null` for a column reference (RowDescription gives it an
+   * origin when it names a table column), else the column references its expression reads (none
+   * for `count(*)` or `now()`). Lets masking decide column by column which values computed
+   * without an origin may carry a masked one.
+   */
+  columns?: ReadonlyArray<readonly string[] | null>;
   /** Table aliases in scope anywhere in the statement, alias -> table as in {@link StatementFacts.tables}. */
   aliases: Record<string, string>;
   /**
@@ -359,7 +367,10 @@ function analyzeUncached(sql: string): Analysis {
       if (!type) return { ok: false, error: 'unrecognised parse tree' };
       const acc = new Acc(sliceStatement(sql, raw));
       statement(type, body, acc, { scope: EMPTY_SCOPE, runs: true, inCte: false });
-      statements.push(acc.facts());
+      const facts = acc.facts();
+      const columns = type === 'SelectStmt' ? resultColumns(body) : undefined;
+      if (columns) facts.outputs.columns = columns;
+      statements.push(facts);
       numericLiterals.push(...acc.numericLiterals);
       if (acc.literalSensitive) literalSensitive = true;
     }
@@ -608,6 +619,25 @@ function columnRefsIn(node: unknown, into: Set<string>): void {
     return;
   }
   for (const value of Object.values(type ? body : (node as Body))) if (value && typeof value === 'object') columnRefsIn(value, into);
+}
+
+/** {@link OutputFacts.columns} of a top-level SELECT; undefined when its columns cannot be told by position. */
+function resultColumns(select: Body): Array<readonly string[] | null> | undefined {
+  if ((typeof select.op === 'string' && select.op !== 'SETOP_NONE') || select.valuesLists || select.intoClause) return undefined;
+  const columns: Array<readonly string[] | null> = [];
+  for (const target of list(select.targetList)) {
+    const [, res] = unwrap(target);
+    const [type, val] = unwrap(res.val);
+    if (type === 'ColumnRef') {
+      if (columnRefText(val).endsWith('*')) return undefined;
+      columns.push(null);
+      continue;
+    }
+    const refs = new Set<string>();
+    columnRefsIn(res.val, refs);
+    columns.push([...refs]);
+  }
+  return columns;
 }
 
 /** Records what a SELECT list or RETURNING list is computed from ({@link OutputFacts}). */
