@@ -139,7 +139,7 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   if (connection !== undefined && (status === 403 || status === 404)) {
     return status === 403
       ? new GatewayApiError(ErrorCode.ACCESS_DENIED, parsed.message ?? `you may not use the connection "${connection}"`, status, parsed.hint ?? 'ask an administrator to grant you access to it')
-      : new GatewayApiError(ErrorCode.CONNECTION_UNKNOWN, parsed.message ?? `the gateway knows no connection named "${connection}"`, status, parsed.hint ?? 'check the connection name');
+      : new GatewayApiError(ErrorCode.CONNECTION_UNKNOWN, parsed.message ?? `the gateway knows no connection named "${connection}"`, status, parsed.hint ?? 'check the name; `hoop connections` lists the ones you may use');
   }
   if (status === 401) {
     const text = rejectionText(parsed.reason, origin);
@@ -276,6 +276,33 @@ export interface ConnectionInfo {
   name: string;
   type: string;
   database: string;
+  /** The caller's access (`read-only`, `read-write`), when the gateway's policy repo decides it. */
+  mode?: string;
+}
+
+/** A connection of a gateway answer, or undefined when it lacks a field this client needs. */
+function connectionInfo(value: unknown): ConnectionInfo | undefined {
+  const info = (typeof value === 'object' && value !== null ? value : {}) as Partial<Record<keyof ConnectionInfo, unknown>>;
+  if (typeof info.name !== 'string' || typeof info.type !== 'string' || typeof info.database !== 'string') return undefined;
+  return { name: info.name, type: info.type, database: info.database, ...(typeof info.mode === 'string' ? { mode: info.mode } : {}) };
+}
+
+/**
+ * `GET /v1/connections`: the connections the token's identity may use (TOKEN_REJECTED on 401).
+ * @see /work/shared/ARCHITECTURE.md ("The data path")
+ */
+export async function listConnections(endpoint: GatewayEndpoint, token: string): Promise<ConnectionInfo[]> {
+  const origin = gatewayBaseUrl(endpoint.gateway).origin;
+  const { body } = await requestJson(endpoint, 'GET', 'v1/connections', { token });
+  const list = (typeof body === 'object' && body !== null ? (body as { connections?: unknown }).connections : undefined) as unknown;
+  if (!Array.isArray(list)) throw protocolError(origin, 'its connections');
+  const out: ConnectionInfo[] = [];
+  for (const c of list) {
+    const info = connectionInfo(c);
+    if (!info) throw protocolError(origin, 'its connections');
+    out.push(info);
+  }
+  return out;
 }
 
 /**

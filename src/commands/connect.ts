@@ -53,7 +53,7 @@ function shellQuote(s: string): string {
 export function connectCommand(io: CliIo): Command {
   return new Command('connect')
     .description('open a local PostgreSQL port that tunnels to a connection of the gateway')
-    .argument('<name>', 'connection name, as the gateway lists it')
+    .argument('<name>', 'connection name, as `hoop connections` lists it')
     .addOption(new Option('-p, --port <port>', 'local TCP port on 127.0.0.1 (default: any free port)').argParser(parsePort))
     .option('--socket <dir>', 'listen on a unix socket in this directory instead of TCP')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')

@@ -1,9 +1,10 @@
 /**
  * `hoop policy show | pull | test | check`: look at, fetch and exercise a policy bundle.
  *
- * The bundle comes from a directory (`--dir`, default the current one: a checked-out config repo)
- * or from git (`--repo URL|PATH --ref REF`, default `$HOOP_POLICY_REPO`, `$HOOP_POLICY_REF`, `main`),
- * kept under `$HOOP_CONFIG_DIR/policy/<hash>` with the same validation and signature rules as
+ * The bundle comes from a directory (`--dir`: a checked-out config repo) or from git (`--repo
+ * URL|PATH --ref REF`, ref default `$HOOP_POLICY_REF`, else `main`). With neither, every subcommand
+ * pulls `$HOOP_POLICY_REPO` when it is set, and reads the current directory otherwise. Pulled repos
+ * are kept under `$HOOP_CONFIG_DIR/policy/<hash>` with the same validation and signature rules as
  * the gateway (`--allowed-signers FILE` or `$HOOP_POLICY_ALLOWED_SIGNERS`). Secret references are
  * never resolved by the CLI.
  *
@@ -29,10 +30,10 @@ interface SourceOptions {
   allowedSigners?: string;
 }
 
-function withSource(cmd: Command, dirHelp = 'a checked-out config repo (default: the current directory)'): Command {
+function withSource(cmd: Command, dirHelp = 'a checked-out config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)'): Command {
   return cmd
     .option('--dir <dir>', dirHelp)
-    .option('--repo <url>', 'a config repo URL or path to pull instead (default: $HOOP_POLICY_REPO with pull)')
+    .option('--repo <url>', 'a config repo URL or path to pull instead (default: $HOOP_POLICY_REPO, unless --dir is given)')
     .option('--ref <ref>', 'branch, tag or commit of --repo (default: $HOOP_POLICY_REF, else main)')
     .option('--allowed-signers <file>', 'accept only commits signed by these SSH keys (default: $HOOP_POLICY_ALLOWED_SIGNERS)');
 }
@@ -53,11 +54,27 @@ async function openRepo(io: CliIo, repo: string, opts: SourceOptions): Promise<P
   });
 }
 
+/** Says on stderr when the ref's newest commit was refused and an older accepted one is used. */
+function warnIfRefused(io: CliIo, pr: PolicyRepo): void {
+  const last = pr.lastRefresh();
+  if (last?.error && last.candidate !== pr.commit) {
+    io.stderr.write(`hoop: warning: the ref's newest commit was refused; keeping the last accepted one\n  ${last.error.replace(/\n/g, '\n  ')}\n`);
+  }
+}
+
+/** The bundle of `--repo` (pulled), else `--dir`, else `$HOOP_POLICY_REPO` (pulled), else the current directory. */
 async function loadSource(io: CliIo, opts: SourceOptions): Promise<{ policy: Policy; source: string }> {
   if (opts.dir !== undefined && opts.repo !== undefined) throw new HoopError(ErrorCode.USAGE, 'give --dir or --repo, not both');
-  if (opts.repo !== undefined) {
-    const repo = await openRepo(io, opts.repo, opts);
-    return { policy: repo.current(), source: opts.repo };
+  const repo = opts.dir === undefined ? (opts.repo ?? (io.env.HOOP_POLICY_REPO?.trim() || undefined)) : undefined;
+  if (repo !== undefined) {
+    const pr = await openRepo(io, repo, opts);
+    warnIfRefused(io, pr);
+    return { policy: pr.current(), source: repo };
+  }
+  if (opts.ref !== undefined || opts.allowedSigners !== undefined) {
+    throw new HoopError(ErrorCode.USAGE, `${opts.ref !== undefined ? '--ref' : '--allowed-signers'} applies to a pulled config repo, not to --dir or the current directory`, {
+      hint: 'pass --repo URL (or set HOOP_POLICY_REPO and leave out --dir)',
+    });
   }
   const dir = resolve(io.cwd, opts.dir ?? '.');
   return { policy: await loadPolicyDir(dir), source: dir };
@@ -90,16 +107,13 @@ export function policyCommand(io: CliIo): Command {
         const repo = opts.repo ?? io.env.HOOP_POLICY_REPO?.trim();
         if (!repo) throw new HoopError(ErrorCode.USAGE, 'no config repo given', { hint: 'pass --repo URL or set HOOP_POLICY_REPO' });
         const pr = await openRepo(io, repo, opts);
-        const last = pr.lastRefresh();
-        if (last?.error && last.candidate !== pr.commit) {
-          io.stderr.write(`hoop: warning: the ref's newest commit was refused; keeping the last accepted one\n  ${last.error.replace(/\n/g, '\n  ')}\n`);
-        }
+        warnIfRefused(io, pr);
         io.stdout.write(`${pr.commit}\n`);
       }),
   );
 
   policy.addCommand(
-    withSource(new Command('test').description("run the bundle's test cases (policy/tests/*.yaml); exit 1 if any fails"), 'the config repo (default: the current directory)').action(
+    withSource(new Command('test').description("run the bundle's test cases (policy/tests/*.yaml); exit 1 if any fails"), 'the config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)').action(
       async (opts: SourceOptions) => {
         const { policy: p } = await loadSource(io, opts);
         if (p.tests.length === 0) throw new HoopError(ErrorCode.USAGE, 'the bundle has no test cases', { hint: 'add policy/tests/*.yaml with a tests: list' });

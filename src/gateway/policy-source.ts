@@ -80,7 +80,9 @@ export class GatewayPolicySource {
   }
 
   /**
-   * Loads the SQL parser, opens the repo (fetch, verify, load) and starts pulling.
+   * Loads the SQL parser, opens the repo (fetch, verify, load) and starts pulling. Without
+   * `allowedSignersFile` it logs once (warn, `policy.unsigned_accepted`) that unsigned commits are
+   * applied, and how to require signatures.
    *
    * @throws HoopError CONFIG_INVALID when no acceptable commit can be loaded (one error, the reason in it).
    */
@@ -106,6 +108,13 @@ export class GatewayPolicySource {
       throw err;
     }
     const source = new GatewayPolicySource(repo, options);
+    if (config.allowedSignersFile === undefined) {
+      options.log.warn('policy.unsigned_accepted', {
+        ref: config.ref,
+        message: `policy.allowedSigners is not set: every commit on ${config.ref} of the config repo is applied without a signature check`,
+        hint: 'to accept only signed commits, set policy.allowedSigners in the gateway configuration to an allowed-signers file (lines of "<principal> <ssh public key>", see ssh-keygen(1) ALLOWED SIGNERS) and sign commits with git commit -S',
+      });
+    }
     repo.start();
     return source;
   }
@@ -144,7 +153,7 @@ export class GatewayPolicySource {
     const connection = snapshot.policy.connections.find((c) => c.name === name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
-        hint: 'list the connections you may use with GET /v1/connections (or ask your administrator)',
+        hint: 'run `hoop connections` to list the ones you may use (or ask your administrator)',
       });
     }
     const grant = accessFor(snapshot.policy, whoOf(identity), name);

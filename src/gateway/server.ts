@@ -270,7 +270,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const connection = connections.get(name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
-        hint: 'list the connections you may use with GET /v1/connections (or ask your administrator)',
+        hint: 'run `hoop connections` to list the ones you may use (or ask your administrator)',
       });
     }
     if (!mayUse(identity, connection)) {

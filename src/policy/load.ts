@@ -22,6 +22,7 @@ import {
   formatSecretRef,
   normaliseConnection,
   parseSecretRef,
+  parseWithSchema,
   readPem,
   secretAllowed,
   unresolvedSecret,
@@ -33,7 +34,6 @@ import {
   type SecretRef,
 } from '../gateway/config.js';
 import {
-  POLICY_KEYS,
   policyFileSchema,
   policyTestFileSchema,
   type AccessRule,
@@ -150,9 +150,9 @@ function parseFile<S extends z.ZodType>(text: string, file: SourceFile, schema: 
     problems.add(file, [], yamlMessage((err as Error).message));
     return undefined;
   }
-  const parsed = schema.safeParse(raw);
+  const parsed = parseWithSchema(schema, raw);
   if (!parsed.success) {
-    problems.addAll(file, zodProblems(parsed.error, raw, POLICY_KEYS));
+    problems.addAll(file, zodProblems(parsed.error, raw, schema));
     return undefined;
   }
   return parsed.data;

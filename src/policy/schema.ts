@@ -195,7 +195,7 @@ const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim()
 const nameSchema = z.string({ error: 'must be a name' }).regex(RULE_NAME, {
   error: 'must be 1-63 characters of letters, digits, "-", "_", ".", ":" starting with a letter or digit',
 });
-const list = (what: string) => z.array(nonEmpty(what), { error: 'must be a list' });
+const list = (what: string) => z.array(nonEmpty(what));
 const lowerList = (what: string, min?: string) =>
   (min ? list(what).min(1, { error: min }) : list(what)).transform((v) => v.map((s) => s.toLowerCase()));
 const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny or review' });
@@ -283,11 +283,11 @@ const patternSchema = z.string({ error: 'must be a regular expression' }).check(
 export const maskingSchema = z.strictObject({
   key: secretText.optional(),
   columns: z
-    .array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy }), { error: 'must be a list' })
+    .array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy }))
     .default([]),
-  names: z.array(z.strictObject({ pattern: patternSchema, strategy }), { error: 'must be a list' }).default([]),
+  names: z.array(z.strictObject({ pattern: patternSchema, strategy })).default([]),
   detectors: z
-    .array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy }), { error: 'must be a list' })
+    .array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy }))
     .default([]),
   derived: z.enum(['mask', 'deny'], { error: 'must be mask or deny' }).optional(),
 });
@@ -344,20 +344,3 @@ export const policyTestFileSchema = z.strictObject(
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping with a tests: list' : undefined) },
 );
-
-/** Every key a policy or test file may use (for "did you mean" hints). */
-export const POLICY_KEYS: readonly string[] = [
-  ...new Set([
-    ...Object.keys(policyFileSchema.shape),
-    ...Object.keys(policyConnectionSchema.shape),
-    ...Object.keys(accessRuleSchema.shape),
-    ...Object.keys(ruleMatchSchema.shape),
-    ...Object.keys(statementRuleSchema.shape),
-    ...Object.keys(maskingSchema.shape),
-    ...Object.keys(recordingSchema.shape),
-    ...Object.keys(policyTestFileSchema.shape),
-    ...Object.keys(policyTestSchema.shape),
-    ...Object.keys(testIdentitySchema.shape),
-    'unparseable', 'rules', 'table', 'column', 'strategy', 'pattern', 'detector', 'mode', 'ca', 'serverName',
-  ]),
-];

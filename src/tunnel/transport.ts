@@ -294,7 +294,7 @@ export function statusError(status: number, body: Buffer, connection: string, or
     case 404:
       code = ErrorCode.CONNECTION_UNKNOWN;
       message = `the gateway knows no connection named "${connection}"`;
-      hint = 'check the connection name against the policy';
+      hint = 'check the name; `hoop connections` lists the ones you may use';
       break;
     case 502:
     case 503:

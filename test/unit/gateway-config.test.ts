@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
-import { loadGatewayConfig, parseGatewayConfig, parseSecretRef, resolveSecret } from '../../src/gateway/config.js';
+import { z } from 'zod';
+import { loadGatewayConfig, parseGatewayConfig, parseSecretRef, parseWithSchema, resolveSecret, zodProblems } from '../../src/gateway/config.js';
 import { isLoopbackHost } from '../../src/loopback.js';
 
 let dir: string;
@@ -192,6 +193,70 @@ describe('problems are reported with file:line:col and the field', () => {
     expect(lines).toEqual([
       `${at(text, 'audince')}: issuers.0.audince: unknown key (did you mean "audience"?)`,
       `${at(text, 'format')}: log.format: unknown key`,
+    ]);
+  });
+
+  it('suggests only keys valid where the key was written, never the key itself', async () => {
+    const text = good
+      .replace('    audience: hoop\n', '    audience: hoop\n    groups: [dba]\n')
+      .replace('    tls: { mode: verify-full, ca: ./db-ca.pem }\n', '    mode: verify-full\n')
+      .replace('log:\n  level: debug', 'log:\n  levl: debug');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, 'groups: [dba]')}: issuers.0.groups: unknown key`,
+      `${at(text, 'mode: verify-full')}: connections.0.mode: unknown key`,
+      `${at(text, 'levl')}: log.levl: unknown key (did you mean "level"?)`,
+    ]);
+  });
+
+  it('says in words what a field of the wrong type expects', async () => {
+    const text = good
+      .replace('algorithms: [ES256]', 'algorithms: ES256')
+      .replace('allow: { groups: [dba] }', 'allow: { groups: dba }')
+      .replace('port: 6432', 'port: "6432"')
+      .replace('log:\n  level: debug', 'log: debug');
+    const { lines } = await problems(text);
+    expect(lines).toEqual([
+      `${at(text, 'ES256')}: issuers.1.algorithms: expected a list like [ES256]`,
+      `${at(text, 'dba }')}: connections.0.allow.groups: expected a list like [dba]`,
+      `${at(text, '"6432"')}: connections.1.port: must be a port number (write 6432 without quotes)`,
+      `${at(text, 'debug')}: log: expected an object like { level: debug }`,
+    ]);
+  });
+
+  it('words the common type mistakes of any schema: object, list, string, number, true/false', () => {
+    const schema = z.strictObject({
+      name: z.string(),
+      port: z.number(),
+      on: z.boolean(),
+      tags: z.array(z.string()),
+      as: z.strictObject({ subject: z.string(), email: z.string().optional(), groups: z.array(z.string()).default([]) }),
+    });
+    const worded = (raw: unknown): string[] => {
+      const parsed = parseWithSchema(schema, raw);
+      expect(parsed.success).toBe(false);
+      return zodProblems(parsed.error!, raw, schema).map((p) => `${p.path.join('.')}: ${p.message}`);
+    };
+    expect(worded({ name: ['a'], port: '5432', on: 'yes', tags: 'x', as: 'alice' })).toEqual([
+      'name: expected a string, not a list',
+      'port: expected a number, not a string (write 5432 without quotes)',
+      'on: expected true or false, not a string',
+      'tags: expected a list like [x]',
+      'as: expected an object like { subject: alice, groups: [...] }',
+    ]);
+    expect(worded({ name: 1, port: 'many', on: null, tags: { a: 1 }, as: ['alice'] })).toEqual([
+      'name: expected a string, not a number',
+      'port: expected a number, not a string',
+      'on: expected true or false, not an empty value',
+      'tags: expected a list like [...]',
+      'as: expected an object like { subject: ..., groups: [...] }',
+    ]);
+    expect(worded({})).toEqual([
+      'name: is missing (expected a string)',
+      'port: is missing (expected a number)',
+      'on: is missing (expected true or false)',
+      'tags: is missing (expected a list like [...])',
+      'as: is missing (expected an object like { subject: ..., groups: [...] })',
     ]);
   });
 

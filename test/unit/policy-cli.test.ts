@@ -1,12 +1,14 @@
 /**
  * `hoop policy show | test | check` in-process on a bundle directory: the summary never shows a
  * secret value; test cases print ✓/✗ with the deciding rule and fail with exit 1; check prints
- * the decision, rule and reason with exit 0 (allow), 1 (deny) or 2 (review).
+ * the decision, rule and reason with exit 0 (allow), 1 (deny) or 2 (review). Without --dir or
+ * --repo, every subcommand pulls $HOOP_POLICY_REPO (at $HOOP_POLICY_REF) when it is set.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PolicyGitRepo } from '../harness/policy-git.js';
 import { runCli } from '../harness/run-cli.js';
 
 let base: string;
@@ -143,5 +145,71 @@ describe('hoop policy', () => {
     expect(which.err).toContain('pass --connection (one of: prod, staging)');
     const group = await run(['policy', 'check', '--dir', dir, '--connection', 'prod', '--group', 'dba', 'select 1']);
     expect(group.code).toBe(64);
+  });
+});
+
+describe('hoop policy show | test | check with $HOOP_POLICY_REPO', () => {
+  let repo: PolicyGitRepo;
+  let main: string;
+  let strict: string;
+  /** A directory with no bundle: reading the current directory there fails. */
+  let empty: string;
+
+  beforeAll(() => {
+    repo = new PolicyGitRepo('hoop-policy-cli-repo-');
+    mkdirSync(join(repo.dir, 'policy', 'tests'), { recursive: true });
+    writeFileSync(join(repo.dir, 'policy', 'tests', 'cases.yaml'), TESTS);
+    main = repo.commit(POLICY);
+    repo.git('checkout', '-q', '-b', 'strict');
+    strict = repo.commit(POLICY.replace('  - { name: analysts, groups: [analysts], connections: [prod] }\n', ''));
+    repo.git('checkout', '-q', 'main');
+    empty = tree({ 'README.md': 'no policy here\n' });
+  });
+  afterAll(() => repo.remove());
+
+  const withRepo = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ ...repo.env, HOOP_POLICY_REPO: repo.dir, ...extra });
+
+  it('show, test and check pull $HOOP_POLICY_REPO when neither --dir nor --repo is given', async () => {
+    const show = await run(['policy', 'show'], empty, withRepo());
+    expect(show.err).toBe('');
+    expect(show.code).toBe(0);
+    expect(show.out).toContain(`policy  commit ${main} (${repo.dir})`);
+
+    const test = await run(['policy', 'test'], empty, withRepo());
+    expect(test.out).toContain('5 passed, 0 failed');
+    expect(test.code).toBe(0);
+
+    const check = await run(['policy', 'check', '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'select 1'], empty, withRepo());
+    expect(check.out).toMatch(/^access {4}read-only by rule "analysts"$/m);
+    expect(check.out).toMatch(new RegExp(`^policy {4}${main}$`, 'm'));
+    expect(check.code).toBe(0);
+
+    const pulled = await run(['policy', 'pull'], empty, withRepo());
+    expect(pulled.out).toBe(`${main}\n`);
+  });
+
+  it('$HOOP_POLICY_REF picks the ref, --ref overrides it, and --dir or --repo win over $HOOP_POLICY_REPO', async () => {
+    const show = await run(['policy', 'show'], empty, withRepo({ HOOP_POLICY_REF: 'strict' }));
+    expect(show.out).toContain(`policy  commit ${strict} (${repo.dir})`);
+    const check = await run(['policy', 'check', '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'select 1'], empty, withRepo({ HOOP_POLICY_REF: 'strict' }));
+    expect(check.out).toMatch(/^access {4}none$/m);
+    expect(check.code).toBe(1);
+    const ref = await run(['policy', 'show', '--ref', 'main'], empty, withRepo({ HOOP_POLICY_REF: 'strict' }));
+    expect(ref.out).toContain(`policy  commit ${main} (${repo.dir})`);
+
+    const dir = tree({ 'hoop.yaml': POLICY });
+    const local = await run(['policy', 'show', '--dir', dir], empty, withRepo());
+    expect(local.out).toContain(`policy  working tree (${dir})`);
+    const other = await run(['policy', 'show', '--repo', repo.dir, '--ref', 'strict'], empty, { ...repo.env, HOOP_POLICY_REPO: join(base, 'no-such-repo') });
+    expect(other.out).toContain(`policy  commit ${strict} (${repo.dir})`);
+  });
+
+  it('without $HOOP_POLICY_REPO reads the current directory, and refuses --ref there', async () => {
+    const none = await run(['policy', 'show'], empty, repo.env);
+    expect(none.code).toBe(78);
+    expect(none.err).toContain('no hoop.yaml and no policy/*.yaml');
+    const ref = await run(['policy', 'test', '--ref', 'strict'], empty, repo.env);
+    expect(ref.code).toBe(64);
+    expect(ref.err).toContain('--ref applies to a pulled config repo');
   });
 });

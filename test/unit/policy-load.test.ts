@@ -190,6 +190,42 @@ recordin: {}
     expect(list.join('\n')).not.toContain('hunter2');
   });
 
+  it('suggests only keys valid where the key was written, and says what a field of the wrong type expects', async () => {
+    const dir = tree({
+      'hoop.yaml': `version: 1
+connections:
+  - { name: db, type: postgres, host: h, database: d, user: u, password: "\${env:P}", port: "5432" }
+access:
+  - { name: a, groups: dba, connections: [db] }
+statements:
+  rules:
+    - { name: r, action: deny, match: { name: x } }
+masking:
+  groups: [x]
+  column: []
+rules: []
+`,
+      'policy/tests/t.yaml': `tests:
+  - name: as a string
+    as: alice
+    connection: db
+    sql: select 1
+    expect: allow
+  - { name: no identity, connection: db, sql: select 1, expect: allow }
+`,
+    });
+    expect(await problems(dir)).toEqual([
+      'hoop.yaml:3:92: connections.0.port: must be a port number (write 5432 without quotes)',
+      'hoop.yaml:5:24: access.0.groups: expected a list like [dba]',
+      'hoop.yaml:8:41: statements.rules.0.match.name: unknown key',
+      'hoop.yaml:10:3: masking.groups: unknown key',
+      'hoop.yaml:11:3: masking.column: unknown key (did you mean "columns"?)',
+      'hoop.yaml:12:1: rules: unknown key',
+      'policy/tests/t.yaml:3:9: tests.0.as: expected an object like { subject: alice, groups: [...] }',
+      'policy/tests/t.yaml:7:5: tests.1.as: is missing (expected an object like { subject: ..., groups: [...] })',
+    ]);
+  });
+
   it('cross-checks names, references and secrets after the files parse', async () => {
     const dir = tree({
       'policy/a.yaml': `version: 1

@@ -1,0 +1,58 @@
+/**
+ * `hoop connections` (alias `hoop ls`): the connections of the gateway you may use, as
+ * `GET /v1/connections` answers for your token: name, type, database and, when the gateway's
+ * policy repo decides access, your mode (read-only or read-write). Same gateway, profile and
+ * token resolution as `hoop whoami`.
+ */
+import { Command } from 'commander';
+import { listConnections } from '../auth/gateway-client.js';
+import { commandTokenProvider } from '../client-config.js';
+import type { CliIo } from '../io.js';
+
+interface ConnectionsOptions {
+  gateway?: string;
+  caFile?: string;
+  tokenFile?: string;
+  json?: boolean;
+}
+
+/** Rows padded into columns two spaces apart (the last column not padded). */
+function columns(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+/** Builds the `connections` command (alias `ls`). */
+export function connectionsCommand(io: CliIo): Command {
+  return new Command('connections')
+    .alias('ls')
+    .description('list the connections of the gateway you may use (name, type, database, access mode)')
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
+    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)')
+    .option('--json', 'print one JSON object: { gateway, connections: [{ name, type, database, mode? }] }')
+    .action(async (opts: ConnectionsOptions) => {
+      const provider = await commandTokenProvider(io, opts);
+      try {
+        const grant = await provider.current();
+        const connections = await listConnections({ gateway: provider.gateway, ca: provider.ca }, grant.token);
+        if (opts.json) {
+          io.stdout.write(`${JSON.stringify({ gateway: provider.origin, connections })}\n`);
+          return;
+        }
+        if (connections.length === 0) {
+          io.stdout.write(`no connections of ${provider.origin} admit you; ask an administrator to grant you access\n`);
+          return;
+        }
+        const withMode = connections.some((c) => c.mode !== undefined);
+        const rows = [
+          ['NAME', 'TYPE', 'DATABASE', ...(withMode ? ['MODE'] : [])],
+          ...connections.map((c) => [c.name, c.type, c.database, ...(withMode ? [c.mode ?? '-'] : [])]),
+        ];
+        io.stdout.write(`${columns(rows).join('\n')}\n`);
+      } finally {
+        provider.close();
+      }
+    });
+}
