@@ -7,7 +7,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc5280 (certificate and extension syntax)
  * @see https://www.itu.int/rec/T-REC-X.690 (DER)
  */
-import { X509Certificate, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 
 /** A certificate and its private key, PEM-encoded. */
@@ -133,4 +133,9 @@ export function mintCertificate(request: CertificateRequest): MintedCertificate 
     privateKey,
     x509,
   };
+}
+
+/** A certificate and key minted earlier (PEM), to issue more from or to check. */
+export function certificateFromPem(cert: string, key: string): MintedCertificate {
+  return { cert, key, privateKey: createPrivateKey(key), x509: new X509Certificate(cert) };
 }

@@ -23,6 +23,17 @@ export function configDir(env: NodeJS.ProcessEnv, cwd = process.cwd()): string {
 }
 
 /**
+ * The CLI's state directory for `env` (data that outlives a run but is not configuration, such as
+ * `hoop demo`'s cluster): `$XDG_STATE_HOME/hoop`, else `~/.local/state/hoop`.
+ * @see https://specifications.freedesktop.org/basedir-spec/latest/#variables
+ */
+export function stateDir(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_STATE_HOME?.trim();
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'hoop');
+  return join(env.HOME?.trim() || homedir(), '.local', 'state', 'hoop');
+}
+
+/**
  * The key of a gateway's profile and secrets: the origin of its normalised base URL
  * (`https://host[:port]`). Throws HoopError(USAGE) for a URL the CLI would not talk to.
  * @see https://url.spec.whatwg.org/#origin

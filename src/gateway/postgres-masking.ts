@@ -23,7 +23,7 @@
  */
 import type { Logger } from '../log.js';
 import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../policy/masking/catalog.js';
-import { parseRowDescription, ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
+import { ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
 import type { ColumnOrigin } from '../policy/masking/rules.js';
 import { DerivedValueCheck } from '../policy/masking/derived.js';
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, type StatementFacts } from '../policy/sql/analyze.js';
@@ -32,7 +32,8 @@ import { describeError } from '../errors.js';
 import type { FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
 import { describeUnnamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../tunnel/postgres/messages.js';
 import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
-import { MessageReader, parseErrorFields, type Framing, type PgMessage } from '../tunnel/postgres/reader.js';
+import type { Framing, PgMessage } from '../tunnel/postgres/reader.js';
+import { roundTrip, type RoundTrip } from '../tunnel/postgres/round-trip.js';
 import type { MaskingStage } from '../tunnel/postgres/relay.js';
 import type { SessionMasking } from './engine.js';
 import type { UpstreamPostgres } from './upstream-postgres.js';
@@ -132,78 +133,20 @@ export class CatalogConnection {
       this.#upstream = undefined;
       throw err;
     }
-    const socket = upstream.socket;
-    if (socket.destroyed || socket.writableEnded) {
+    let answer: RoundTrip;
+    try {
+      answer = await roundTrip(upstream, messages, CATALOG_TIMEOUT_MS);
+    } catch (err) {
       this.#upstream = undefined;
-      throw new Error('the catalog connection is closed');
+      throw new Error(`catalog connection: ${describeError(err)}`);
     }
-    return new Promise((resolve, reject) => {
-      const reader = new MessageReader({ side: 'backend' });
-      let names: string[] = [];
-      let origins: CatalogResult['origins'] = [];
-      const rows: Array<Record<string, string | null>> = [];
-      let error: Error | undefined;
-      const done = (err?: Error): void => {
-        clearTimeout(timer);
-        socket.off('data', onData);
-        socket.off('close', onClose);
-        socket.off('error', onClose);
-        if (err) reject(err);
-        else resolve({ rows, origins });
-      };
-      const onClose = (): void => {
-        this.#upstream = undefined;
-        done(new Error('the catalog connection closed'));
-      };
-      const timer = setTimeout(() => {
-        this.#upstream = undefined;
-        socket.destroy();
-        done(new Error('the catalog query timed out'));
-      }, CATALOG_TIMEOUT_MS);
-      const onData = (chunk: Buffer): void => {
-        try {
-          reader.push(chunk);
-          for (let m = reader.next(); m; m = reader.next()) {
-            if (m.type === 0x54) {
-              const fields = parseRowDescription(m.body);
-              names = fields.map((f) => f.name);
-              origins = fields.map((f) => ({ tableOid: f.tableOid, attnum: f.attnum }));
-            }
-            else if (m.type === 0x44) rows.push(dataRowRecord(m, names));
-            else if (m.type === 0x45) error = new Error(`catalog query failed: ${parseErrorFields(m.body).message}`);
-            else if (m.type === 0x5a) return done(error);
-          }
-        } catch (err) {
-          socket.destroy();
-          done(err as Error);
-        }
-      };
-      socket.on('data', onData);
-      socket.resume();
-      socket.once('close', onClose);
-      socket.once('error', onClose);
-      if (upstream.leftover.length > 0) {
-        const left = upstream.leftover;
-        upstream.leftover = Buffer.alloc(0);
-        reader.push(left);
-      }
-      socket.write(messages);
-    });
+    if (answer.error) throw new Error(`catalog query failed: ${answer.error.message}`);
+    const names = answer.fields.map((f) => f.name);
+    return {
+      rows: answer.rows.map((row) => Object.fromEntries(row.map((v, i) => [names[i] ?? String(i), v]))),
+      origins: answer.fields.map((f) => ({ tableOid: f.tableOid, attnum: f.attnum })),
+    };
   }
-}
-
-function dataRowRecord(m: PgMessage, names: string[]): Record<string, string | null> {
-  const b = m.body;
-  const n = b.readInt16BE(0);
-  const out: Record<string, string | null> = {};
-  let at = 2;
-  for (let i = 0; i < n; i++) {
-    const len = b.readInt32BE(at);
-    at += 4;
-    out[names[i] ?? String(i)] = len < 0 ? null : b.toString('utf8', at, at + len);
-    if (len > 0) at += len;
-  }
-  return out;
 }
 
 /** What {@link PgSessionMasking} remembers of one SQL text. */

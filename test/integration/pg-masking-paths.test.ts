@@ -9,7 +9,7 @@
  */
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDataRow } from '../../src/policy/masking/result-masker.js';
+import { parseDataRow } from '../../src/tunnel/postgres/rows.js';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';

@@ -1,7 +1,8 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import type { CatalogResolver } from '../../src/policy/masking/catalog.js';
-import { dataRow, parseDataRow, parseRowDescription, redactKeyValues, ResultMasker, type StatementHints } from '../../src/policy/masking/result-masker.js';
+import { redactKeyValues, ResultMasker, type StatementHints } from '../../src/policy/masking/result-masker.js';
+import { dataRow, parseDataRow, parseRowDescription } from '../../src/tunnel/postgres/rows.js';
 import type { ColumnOrigin, MaskingPolicyLike } from '../../src/policy/masking/rules.js';
 import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { errorResponse, noticeResponse, readyForQuery } from '../../src/tunnel/postgres/messages.js';
