@@ -118,11 +118,15 @@ function readProblem(err: unknown): string {
   return code ?? 'unreadable';
 }
 
-/** Reads a file of the bundle, refusing symlinks and oversized files. */
-async function readBundleFile(abs: string): Promise<{ text?: string; problem?: string }> {
+/**
+ * Reads a file of the bundle, refusing symlinks (the file's own, or a directory's on its way: a
+ * `policy` that links out of the repo) and oversized files.
+ */
+async function readBundleFile(root: string, abs: string): Promise<{ text?: string; problem?: string }> {
   try {
     const st = await lstat(abs);
     if (st.isSymbolicLink()) return { problem: 'is a symbolic link (policy files must be regular files in the repo)' };
+    if (!(await insideTree(root, abs))) return { problem: 'lies outside the repository (a directory on its way is a symbolic link)' };
     if (!st.isFile()) return { problem: 'is not a regular file' };
     if (st.size > MAX_POLICY_FILE_BYTES) return { problem: `is larger than ${MAX_POLICY_FILE_BYTES} bytes` };
     return { text: await readFile(abs, 'utf8') };
@@ -250,7 +254,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const parsedFiles: { file: SourceFile; data: PolicyFileData }[] = [];
   for (const name of names) {
     const file: SourceFile = { name };
-    const { text, problem } = await readBundleFile(join(root, name));
+    const { text, problem } = await readBundleFile(root, join(root, name));
     if (problem) {
       problems.add(file, [], problem);
       continue;
@@ -261,7 +265,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const parsedTests: { file: SourceFile; data: TestFileData }[] = [];
   for (const t of testFiles) {
     const file: SourceFile = { name: `policy/tests/${t}` };
-    const { text, problem } = await readBundleFile(join(root, 'policy', 'tests', t));
+    const { text, problem } = await readBundleFile(root, join(root, 'policy', 'tests', t));
     if (problem) {
       problems.add(file, [], problem);
       continue;

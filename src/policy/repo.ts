@@ -4,26 +4,34 @@
  * into a fresh worktree, loaded and validated, and only then swapped in. A commit that fails
  * validation (or, with an allowed-signers file, whose SSH signature does not verify; or, for the
  * gateway, that uses a secret reference outside its allow-list) is refused and the policy in force
- * stays. Runs the real `git` CLI (no shell).
+ * stays.
  *
- * Work directory layout: `mirror.git/` (bare; `refs/heads/*` and `refs/tags/*` of the remote),
- * `trees/` (short-lived checkouts), `accepted.json` (the last commit accepted, used when the
- * remote is unreachable or its head is refused at start-up).
+ * Two backends ({@link PolicyGit}): the real `git` CLI (no shell), whenever `git` runs; and, on a
+ * host without git, isomorphic-git reading a local repository (a path or a `file://` URL) in
+ * place (./git-js.ts). Without git, a remote URL, and allowed signers (signatures are verified by
+ * git and ssh-keygen), are refused at open with a message saying so.
+ *
+ * Work directory layout: `mirror.git/` (CLI only; bare; `refs/heads/*` and `refs/tags/*` of the
+ * remote), `trees/` (short-lived checkouts), `accepted.json` (the last commit accepted, used when
+ * the remote is unreachable or its head is refused at start-up; shared by both backends).
  *
  * @see https://git-scm.com/docs/git-fetch
  * @see https://git-scm.com/docs/git-worktree
  * @see https://git-scm.com/docs/git-verify-commit
  * @see https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
  * @see https://man.openbsd.org/ssh-keygen#ALLOWED_SIGNERS
+ * @see ./git-js.ts (the backend without git)
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { access, mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { parseSecretPatterns, type SecretPattern } from '../gateway/config.js';
+import { JsPolicyGit, type PolicyGit } from './git-js.js';
 import { PolicyInvalidError, loadPolicyDir } from './load.js';
 import type { Policy } from './schema.js';
 
@@ -57,6 +65,11 @@ export interface PolicyRepoOptions {
   allowedSecrets?: readonly string[];
   /** The git executable; default `git`. */
   git?: string;
+  /**
+   * Which backend reads the repo (internal; not in the gateway config): `auto` (default) the git
+   * CLI when `git` runs, else isomorphic-git for a local repo; `cli` or `js` to force one (tests).
+   */
+  backend?: 'auto' | 'cli' | 'js';
 }
 
 /** The outcome of one {@link PolicyRepo.refresh}. */
@@ -111,13 +124,159 @@ function remoteProblem(url: string): string | undefined {
 }
 
 /**
+ * The `git` CLI backend: a bare mirror in the work directory, fetched from the remote; checkouts
+ * are detached worktrees of it; SSH signatures are verified by `git verify-commit` (ssh-keygen).
+ */
+class CliPolicyGit implements PolicyGit {
+  readonly kind = 'cli' as const;
+  private readonly mirror: string;
+
+  constructor(
+    private readonly program: string,
+    private readonly workDir: string,
+    private readonly remote: string,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {
+    this.mirror = join(workDir, 'mirror.git');
+  }
+
+  private git(args: string[]): Promise<string> {
+    return new Promise((resolvePromise, reject) => {
+      execFile(
+        this.program,
+        ['-c', 'core.hooksPath=/dev/null', '-c', 'protocol.ext.allow=never', ...args],
+        { cwd: this.workDir, env: this.env, timeout: GIT_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          if (err) reject(new GitError(firstLine(stderr) || describeError(err), stderr));
+          else resolvePromise(stdout);
+        },
+      );
+    });
+  }
+
+  async init(): Promise<void> {
+    try {
+      await access(join(this.mirror, 'HEAD'));
+    } catch {
+      await this.git(['init', '--bare', '--quiet', this.mirror]);
+    }
+    await this.git(['--git-dir', this.mirror, 'worktree', 'prune']).catch(() => undefined);
+  }
+
+  async update(): Promise<void> {
+    await this.git(['--git-dir', this.mirror, 'fetch', '--quiet', '--prune', '--force', '--no-tags', '--', this.remote, '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*']);
+  }
+
+  async resolveCommit(ref: string): Promise<string | undefined> {
+    try {
+      return (await this.git(['--git-dir', this.mirror, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`])).trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  async hasCommit(sha: string): Promise<boolean> {
+    try {
+      await this.git(['--git-dir', this.mirror, 'cat-file', '-e', `${sha}^{commit}`]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async checkout(sha: string, dest: string): Promise<void> {
+    await this.git(['--git-dir', this.mirror, 'worktree', 'add', '--detach', '--force', '--quiet', dest, sha]);
+  }
+
+  async release(dest: string): Promise<void> {
+    await this.git(['--git-dir', this.mirror, 'worktree', 'remove', '--force', dest]).catch(() => undefined);
+    await rm(dest, { recursive: true, force: true });
+  }
+
+  /**
+   * Accepts only commits carrying an SSH signature that verifies against the allowed signers.
+   * The signature's kind is checked first: git would hand an OpenPGP signature to gpg and its
+   * keyring, whatever `gpg.format` says.
+   */
+  async verifySshSignature(sha: string, file: string): Promise<string | undefined> {
+    let raw: string;
+    try {
+      raw = await this.git(['--git-dir', this.mirror, 'cat-file', 'commit', sha]);
+    } catch (err) {
+      return `cannot read commit ${sha.slice(0, 12)}: ${(err as Error).message}`;
+    }
+    const header = raw.slice(0, raw.indexOf('\n\n') >= 0 ? raw.indexOf('\n\n') : raw.length);
+    const sig = /^gpgsig(?:-sha256)? (.*)$/m.exec(header);
+    if (!sig) return `commit ${sha.slice(0, 12)} is not signed (signatures are required by ${file})`;
+    if (sig[1]!.trim() !== '-----BEGIN SSH SIGNATURE-----') return `commit ${sha.slice(0, 12)} is not signed with an SSH key (only SSH signatures are accepted)`;
+    try {
+      await this.git([
+        '--git-dir', this.mirror,
+        '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${file}`, '-c', 'gpg.ssh.program=ssh-keygen',
+        'verify-commit', sha,
+      ]);
+      return undefined;
+    } catch (err) {
+      const detail = (err as GitError).stderr ? firstLine((err as GitError).stderr.replace(/^Good "git" signature.*$/m, '')) : (err as Error).message;
+      return `commit ${sha.slice(0, 12)} is not signed by a key in ${file}${detail ? ` (${detail})` : ''}`;
+    }
+  }
+}
+
+/** Whether a program could be started: undefined when it could, else why not. */
+type ProbeResult = undefined | { missing: boolean; detail: string };
+const probes = new Map<string, Promise<ProbeResult>>();
+
+/**
+ * Starts `program args` once per program and PATH (the answer is cached for the process); any
+ * exit status counts as started. Lookup uses `env.PATH`, as the later runs do.
+ */
+function probe(program: string, args: string[], env: NodeJS.ProcessEnv): Promise<ProbeResult> {
+  const key = `${program}\0${env.PATH ?? ''}\0${env.Path ?? ''}`;
+  let result = probes.get(key);
+  if (!result) {
+    result = new Promise((resolvePromise) => {
+      execFile(program, args, { env, timeout: 10_000, windowsHide: true }, (err) => {
+        const code = (err as NodeJS.ErrnoException | null)?.code;
+        if (!err || typeof code === 'number' || (err as { killed?: boolean }).killed) resolvePromise(undefined);
+        else resolvePromise({ missing: code === 'ENOENT', detail: describeError(err) });
+      }).stdin?.end();
+    });
+    probes.set(key, result);
+  }
+  return result;
+}
+
+/**
+ * The local repository a remote names, for the JS backend: a path (relative to the work
+ * directory, where the CLI backend runs git) or a `file://` URL (percent-decoded, as git does);
+ * undefined for any other URL.
+ */
+function localRepoPath(remote: string, workDir: string): string | undefined {
+  if (/^file:\/\//i.test(remote)) {
+    try {
+      return fileURLToPath(remote);
+    } catch {
+      const rest = remote.slice('file://'.length);
+      let path = rest;
+      try {
+        path = decodeURIComponent(rest);
+      } catch {
+        // git leaves a bad escape as it is
+      }
+      return path.startsWith('/') ? resolve(path) : undefined;
+    }
+  }
+  return looksLikeGitUrl(remote) ? undefined : resolve(workDir, remote);
+}
+
+/**
  * A policy kept in sync with a config repo. Emits `change` (new policy, previous) after a swap
  * and `refused` (commit, problems) when a commit is not taken.
  */
 export class PolicyRepo extends EventEmitter {
   private policy: Policy | undefined;
   private readonly remote: string;
-  private readonly mirror: string;
   private readonly log: Logger;
   private readonly gitEnv: NodeJS.ProcessEnv;
   /** Undefined when secrets are not checked (the CLI). */
@@ -129,11 +288,12 @@ export class PolicyRepo extends EventEmitter {
   private running: Promise<RefreshResult> | undefined;
   private stopped = false;
   private last: RefreshResult | undefined;
+  /** Set by {@link PolicyRepo.open} before the first pull. */
+  private backend!: PolicyGit;
 
   private constructor(private readonly options: PolicyRepoOptions) {
     super();
     this.remote = options.url ?? resolve(options.path!);
-    this.mirror = join(options.workDir, 'mirror.git');
     this.shown = displayRemote(this.remote);
     this.log = (options.log ?? silentLogger).child({ component: 'policy' });
     const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env), GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never', LC_ALL: 'C' };
@@ -168,6 +328,7 @@ export class PolicyRepo extends EventEmitter {
       }
     }
     const repo = new PolicyRepo({ ...options, workDir: resolve(options.workDir), ...(options.allowedSignersFile ? { allowedSignersFile: resolve(options.allowedSignersFile) } : {}) });
+    repo.backend = await repo.chooseBackend();
     await repo.init();
     const result = await repo.refresh();
     if (!repo.policy) await repo.fallback();
@@ -192,6 +353,11 @@ export class PolicyRepo extends EventEmitter {
   /** The outcome of the latest pull (at open: says why the head was refused when a fallback is in force). */
   lastRefresh(): RefreshResult | undefined {
     return this.last;
+  }
+
+  /** How the repo is read: the git CLI, or isomorphic-git (no git on this host). */
+  get backendKind(): 'cli' | 'js' {
+    return this.backend.kind;
   }
 
   /** Pulls every `pullIntervalMs` until {@link PolicyRepo.stop}. */
@@ -233,44 +399,69 @@ export class PolicyRepo extends EventEmitter {
     return this.running;
   }
 
-  private async git(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<string> {
-    return new Promise((resolvePromise, reject) => {
-      execFile(
-        this.options.git ?? 'git',
-        ['-c', 'core.hooksPath=/dev/null', '-c', 'protocol.ext.allow=never', ...args],
-        { cwd: options.cwd ?? this.options.workDir, env: this.gitEnv, timeout: options.timeoutMs ?? GIT_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' },
-        (err, stdout, stderr) => {
-          if (err) reject(new GitError(firstLine(stderr) || describeError(err), stderr));
-          else resolvePromise(stdout);
-        },
-      );
-    });
+  /**
+   * The backend for this host and remote: the git CLI when `git` runs (and, with allowed
+   * signers, `ssh-keygen` too); else isomorphic-git for a local repo without allowed signers.
+   *
+   * @throws HoopError CONFIG_INVALID when neither can serve (no git and a remote URL, or allowed signers).
+   */
+  private async chooseBackend(): Promise<PolicyGit> {
+    const { backend = 'auto', allowedSignersFile, workDir } = this.options;
+    const program = this.options.git ?? 'git';
+    const cli = (): PolicyGit => new CliPolicyGit(program, workDir, this.remote, this.gitEnv);
+    if (backend === 'cli') return cli();
+    const noGit = backend === 'js' ? undefined : await probe(program, ['--version'], this.gitEnv);
+    if (backend === 'auto' && noGit === undefined) {
+      if (allowedSignersFile !== undefined) {
+        const noKeygen = await probe('ssh-keygen', ['-?'], this.gitEnv);
+        if (noKeygen) {
+          throw new HoopError(ErrorCode.CONFIG_INVALID, `allowed signers are set (${allowedSignersFile}), but verifying signed commits needs the ssh-keygen program, which ${noKeygen.missing ? 'was not found on PATH' : `could not be run (${noKeygen.detail})`}`, {
+            hint: 'install OpenSSH (ssh-keygen) on this host; unsigned commits are never accepted while allowed signers are set',
+          });
+        }
+      }
+      return cli();
+    }
+    const why = backend === 'js' ? 'the JS backend was chosen' : noGit!.missing ? `${program === 'git' ? 'git was not found on PATH' : `git (${program}) was not found`}` : `git (${program}) could not be run: ${noGit!.detail}`;
+    if (allowedSignersFile !== undefined) {
+      throw new HoopError(ErrorCode.CONFIG_INVALID, `allowed signers are set (${allowedSignersFile}), but verifying signed commits needs the git and ssh-keygen programs, and ${why}`, {
+        hint: 'install git and OpenSSH (ssh-keygen) on this host; unsigned commits are never accepted while allowed signers are set',
+      });
+    }
+    const local = localRepoPath(this.remote, workDir);
+    if (local === undefined) {
+      throw new HoopError(ErrorCode.CONFIG_INVALID, `fetching ${this.shown} needs the git program, which ${noGit?.missing === false ? `could not be run (${noGit.detail})` : 'was not found on PATH'}`, {
+        hint: 'install git on this host, or give the policy repo as a local path',
+      });
+    }
+    if (backend === 'auto') this.log.info('policy.git_missing', { remote: this.shown, message: `${why}: reading the local repo without it (isomorphic-git)` });
+    return new JsPolicyGit(local);
   }
 
   private async init(): Promise<void> {
     await mkdir(this.options.workDir, { recursive: true });
-    try {
-      await access(join(this.mirror, 'HEAD'));
-    } catch {
-      await this.git(['init', '--bare', '--quiet', this.mirror]);
-    }
     await rm(join(this.options.workDir, 'trees'), { recursive: true, force: true });
-    await this.git(['--git-dir', this.mirror, 'worktree', 'prune']).catch(() => undefined);
+    await this.backend.init();
   }
 
   private async pull(): Promise<RefreshResult> {
     const commit = this.policy?.commit;
     try {
-      await this.git(['--git-dir', this.mirror, 'fetch', '--quiet', '--prune', '--force', '--no-tags', '--', this.remote, '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*']);
+      await this.backend.update();
     } catch (err) {
-      const error = `cannot fetch ${this.shown}: ${displayRemote((err as Error).message)}`;
+      const error = `cannot ${this.backend.kind === 'cli' ? 'fetch' : 'read'} ${this.shown}: ${displayRemote((err as Error).message)}`;
       this.log.warn('policy.fetch_failed', { remote: this.shown, error });
       return { changed: false, commit, error };
     }
-    let candidate: string;
+    let candidate: string | undefined;
     try {
-      candidate = (await this.git(['--git-dir', this.mirror, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${this.options.ref}^{commit}`])).trim();
-    } catch {
+      candidate = await this.backend.resolveCommit(this.options.ref);
+    } catch (err) {
+      const error = `cannot resolve ref ${this.options.ref} in ${this.shown}: ${displayRemote(describeError(err))}`;
+      this.log.warn('policy.ref_unreadable', { remote: this.shown, ref: this.options.ref, error });
+      return { changed: false, commit, error };
+    }
+    if (candidate === undefined) {
       const error = `ref ${this.options.ref} not found in ${this.shown}`;
       this.log.warn('policy.ref_missing', { remote: this.shown, ref: this.options.ref });
       return { changed: false, commit, error };
@@ -297,20 +488,23 @@ export class PolicyRepo extends EventEmitter {
     };
     if (!SHA.test(sha)) return refuse(`git answered ${JSON.stringify(sha.slice(0, 80))} for the ref, not a commit id`);
     if (this.options.allowedSignersFile) {
-      const problem = await this.verifySignature(sha);
+      // chooseBackend never picks a backend that cannot verify when signers are set; fail closed anyway.
+      const problem = this.backend.verifySshSignature
+        ? await this.backend.verifySshSignature(sha, this.options.allowedSignersFile)
+        : `commit ${sha.slice(0, 12)} cannot be verified without the git program`;
       if (problem) return refuse(problem);
     }
     const tree = join(this.options.workDir, 'trees', `${sha.slice(0, 12)}-${randomBytes(4).toString('hex')}`);
     let policy: Policy;
     try {
       await mkdir(join(this.options.workDir, 'trees'), { recursive: true });
-      await this.git(['--git-dir', this.mirror, 'worktree', 'add', '--detach', '--force', '--quiet', tree, sha]);
+      await this.backend.checkout(sha, tree);
       policy = this.allowedSecrets === undefined ? await loadPolicyDir(tree) : await loadPolicyDir(tree, this.gitEnv, { allowedSecrets: this.allowedSecrets });
     } catch (err) {
       if (err instanceof PolicyInvalidError) return refuse(`commit ${sha.slice(0, 12)} has an invalid policy:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, err.problems);
       return refuse(`commit ${sha.slice(0, 12)} cannot be loaded: ${describeError(err)}`);
     } finally {
-      await this.git(['--git-dir', this.mirror, 'worktree', 'remove', '--force', tree]).catch(() => undefined);
+      await this.backend.release(tree).catch(() => undefined);
       await rm(tree, { recursive: true, force: true });
     }
     policy.commit = sha;
@@ -320,36 +514,6 @@ export class PolicyRepo extends EventEmitter {
     this.log.info('policy.loaded', { commit: sha, ref: this.options.ref, previous: previous?.commit ?? null });
     this.emit('change', policy, previous);
     return { ok: true };
-  }
-
-  /**
-   * Accepts only commits carrying an SSH signature that verifies against the allowed signers.
-   * The signature's kind is checked first: git would hand an OpenPGP signature to gpg and its
-   * keyring, whatever `gpg.format` says.
-   */
-  private async verifySignature(sha: string): Promise<string | undefined> {
-    const file = this.options.allowedSignersFile!;
-    let raw: string;
-    try {
-      raw = await this.git(['--git-dir', this.mirror, 'cat-file', 'commit', sha]);
-    } catch (err) {
-      return `cannot read commit ${sha.slice(0, 12)}: ${(err as Error).message}`;
-    }
-    const header = raw.slice(0, raw.indexOf('\n\n') >= 0 ? raw.indexOf('\n\n') : raw.length);
-    const sig = /^gpgsig(?:-sha256)? (.*)$/m.exec(header);
-    if (!sig) return `commit ${sha.slice(0, 12)} is not signed (signatures are required by ${file})`;
-    if (sig[1]!.trim() !== '-----BEGIN SSH SIGNATURE-----') return `commit ${sha.slice(0, 12)} is not signed with an SSH key (only SSH signatures are accepted)`;
-    try {
-      await this.git([
-        '--git-dir', this.mirror,
-        '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${file}`, '-c', 'gpg.ssh.program=ssh-keygen',
-        'verify-commit', sha,
-      ]);
-      return undefined;
-    } catch (err) {
-      const detail = (err as GitError).stderr ? firstLine((err as GitError).stderr.replace(/^Good "git" signature.*$/m, '')) : (err as Error).message;
-      return `commit ${sha.slice(0, 12)} is not signed by a key in ${file}${detail ? ` (${detail})` : ''}`;
-    }
   }
 
   private async remember(sha: string): Promise<void> {
@@ -364,7 +528,7 @@ export class PolicyRepo extends EventEmitter {
     }
   }
 
-  /** Loads the last accepted commit of this remote and ref, if the mirror still has it. */
+  /** Loads the last accepted commit of this remote and ref, if the mirror (or, JS backend, the repo) still has it. */
   private async fallback(): Promise<void> {
     let state: { remote?: unknown; ref?: unknown; commit?: unknown };
     try {
@@ -373,11 +537,7 @@ export class PolicyRepo extends EventEmitter {
       return;
     }
     if (state.remote !== this.shown || state.ref !== this.options.ref || typeof state.commit !== 'string' || !SHA.test(state.commit)) return;
-    try {
-      await this.git(['--git-dir', this.mirror, 'cat-file', '-e', `${state.commit}^{commit}`]);
-    } catch {
-      return;
-    }
+    if (!(await this.backend.hasCommit(state.commit))) return;
     this.log.warn('policy.fallback', { commit: state.commit, ref: this.options.ref });
     await this.accept(state.commit);
   }

@@ -284,6 +284,11 @@ statements:
     const linked = tree({ 'real.yaml': 'version: 1\n' });
     symlinkSync(join(linked, 'real.yaml'), join(linked, 'hoop.yaml'));
     expect(await problems(linked)).toEqual(['hoop.yaml:1:1: (top level): is a symbolic link (policy files must be regular files in the repo)']);
+    // A policy directory that links out of the repo: its files are not the repo's.
+    const elsewhere = tree({ 'x.yaml': 'version: 1\n' });
+    const linkedDir = tree({ 'README.md': 'hi' });
+    symlinkSync(elsewhere, join(linkedDir, 'policy'));
+    expect(await problems(linkedDir)).toEqual([expect.stringMatching(/^policy\/x\.yaml:1:1: \(top level\): lies outside the repository/)]);
     const outside = tree({
       'hoop.yaml': 'version: 1\nconnections:\n  - { name: db, type: postgres, host: h, database: d, user: u, password: "${env:P}", tls: { mode: require, ca: ../ca/ca.pem } }\n',
     });
