@@ -154,7 +154,7 @@ describe('portals suspended mid-result (raw extended protocol)', () => {
     }
   });
 
-  it('masks a suspended portal the client never described, and a value computed from a masked column', async () => {
+  it('masks a suspended portal the client never described, and a value computed from a masked column (only that one)', async () => {
     const f = await RawFrontend.tcp(masked.info.port);
     try {
       await f.startup(masked.info.password, [
@@ -170,9 +170,9 @@ describe('portals suspended mid-result (raw extended protocol)', () => {
       rows.forEach((r, i) => {
         expect(r[0]!.toString()).toBe(REDACTED);
         expect(r[1]!.toString()).toBe(REDACTED);
-        // Where one output is computed from a masked column, every column without an origin is
-        // masked (the result does not say which output is which expression).
-        expect(r[2]!.toString()).toBe(REDACTED);
+        // email::text is computed from a masked column and masked; id::text is computed from no
+        // masked value and stays readable (the plain SELECT says which output is which expression).
+        expect(r[2]!.toString()).toBe(String(i + 1));
         expect(i).toBeLessThan(3);
       });
       expectNoSecrets(Buffer.concat(all.map((m) => m.raw)).toString('latin1'));
