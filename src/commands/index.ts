@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { CliIo } from '../io.js';
 import { connectCommand } from './connect.js';
 import { connectionsCommand } from './connections.js';
+import { demoCommand } from './demo.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
@@ -12,4 +13,4 @@ import { policyCommand } from './policy.js';
 import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, policyCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, policyCommand, gatewayCommand];

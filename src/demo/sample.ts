@@ -1,0 +1,175 @@
+/**
+ * What the demo holds: its accounts, the `shop` database (customers with emails, card numbers
+ * and SSNs; their orders), and the config repo's policy that guards it (mask emails, card
+ * numbers and SSNs; deny DROP and TRUNCATE; ask a reviewer for UPDATE / DELETE that may touch
+ * every row; read-write engineers, read-only analysts), with its own test cases.
+ *
+ * The data is made up and the same on every run: card numbers pass the Luhn check (so the
+ * payment-card detector sees them as cards) and SSNs are in the issued ranges.
+ *
+ * @see https://en.wikipedia.org/wiki/Luhn_algorithm
+ */
+import type { DemoAccount } from './issuer.js';
+
+/** Who can sign in to the demo. */
+export const DEMO_ACCOUNTS: Record<string, DemoAccount> = {
+  demo: { name: 'Dana Demo (engineer)', email: 'demo@hoop.example', groups: ['engineers'] },
+  analyst: { name: 'Ari Analyst', email: 'analyst@hoop.example', groups: ['analysts'] },
+};
+
+/** The account the demo signs in as. */
+export const DEMO_USER = 'demo';
+/** The demo's connection, database and the role the gateway signs in with. */
+export const DEMO_CONNECTION = 'demo-db';
+export const DEMO_DATABASE = 'shop';
+export const DEMO_ROLE = 'shop_app';
+
+const FIRST = ['Ada', 'Grace', 'Alan', 'Barbara', 'Linus', 'Margaret', 'Dennis', 'Frances', 'Ken', 'Radia', 'Edsger', 'Sophie', 'Tim', 'Hedy', 'Guido', 'Karen', 'Bjarne', 'Anita', 'John', 'Katherine'];
+const LAST = ['Lovelace', 'Hopper', 'Turing', 'Liskov', 'Torvalds', 'Hamilton', 'Ritchie', 'Allen', 'Thompson', 'Perlman', 'Dijkstra', 'Wilson', 'Berners-Lee', 'Lamarr', 'van Rossum', 'Sparck Jones', 'Stroustrup', 'Borg', 'Backus', 'Johnson'];
+const COUNTRIES = ['GB', 'US', 'FR', 'DE', 'NL', 'SE', 'IE', 'CA'];
+const STATUSES = ['paid', 'shipped', 'delivered', 'refunded'];
+
+/** `digits` followed by its Luhn check digit. */
+function withLuhn(digits: string): string {
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = Number(digits[digits.length - 1 - i]);
+    if (i % 2 === 0) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return `${digits}${(10 - (sum % 10)) % 10}`;
+}
+
+function sql(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** The `shop` schema and its rows, as one SQL script run by the database's owner. */
+export function sampleSchemaSql(): string {
+  const customers: string[] = [];
+  for (let i = 1; i <= FIRST.length; i++) {
+    const first = FIRST[i - 1]!;
+    const last = LAST[i - 1]!;
+    const email = `${first}.${last}`.toLowerCase().replace(/[^a-z.]/g, '') + '@example.com';
+    const card = withLuhn(`4${String(100000000000000 + i * 7_919_731).slice(0, 14)}`).replace(/(\d{4})(?=\d)/g, '$1 ');
+    const ssn = `${String(100 + ((i * 37) % 500)).padStart(3, '0')}-${String(10 + ((i * 13) % 89)).padStart(2, '0')}-${String(1000 + ((i * 271) % 8999)).padStart(4, '0')}`;
+    customers.push(`(${i}, ${sql(`${first} ${last}`)}, ${sql(email)}, ${sql(card)}, ${sql(ssn)}, ${sql(COUNTRIES[i % COUNTRIES.length]!)})`);
+  }
+  const orders: string[] = [];
+  for (let i = 1; i <= 60; i++) {
+    const customer = ((i * 7) % FIRST.length) + 1;
+    const total = ((i * 1937) % 50000) / 100 + 5;
+    orders.push(`(${i}, ${customer}, ${total.toFixed(2)}, ${sql(STATUSES[i % STATUSES.length]!)}, timestamptz '2026-01-01 09:00+00' + interval '${i * 17} hours')`);
+  }
+  return `create table customers (
+  id int primary key,
+  name text not null,
+  email text not null unique,
+  card_number text,
+  ssn text,
+  country text
+);
+create table orders (
+  id int primary key,
+  customer_id int not null references customers,
+  total numeric(10, 2) not null,
+  status text not null,
+  placed_at timestamptz not null
+);
+insert into customers values
+  ${customers.join(',\n  ')};
+insert into orders values
+  ${orders.join(',\n  ')};
+`;
+}
+
+/** Where the demo's connection is and how the gateway signs in to it. */
+export interface SampleTarget {
+  port: number;
+  /** The file holding the role's password (the bundle refers to it as a secret). */
+  passwordFile: string;
+}
+
+/**
+ * The files of the demo's config repo: `hoop.yaml` (connection, access, statement rules,
+ * masking) and `policy/tests/demo.yaml` (what `hoop policy test` checks).
+ */
+export function samplePolicyFiles(target: SampleTarget): Record<string, string> {
+  return {
+    'hoop.yaml': `# The demo's policy: who may reach demo-db, what they may run, what they may see.
+# hoop reads it from this git repository; commit a change and the gateway picks it up.
+version: 1
+
+connections:
+  - name: ${DEMO_CONNECTION}
+    type: postgres
+    host: 127.0.0.1
+    port: ${target.port}
+    database: ${DEMO_DATABASE}
+    user: ${DEMO_ROLE}
+    password: \${file:${target.passwordFile}}   # a secret reference: only the gateway reads it
+    tls: { mode: disable }                      # the demo's server is on this machine
+
+access:                                         # nobody gets in unless a rule admits them
+  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}], mode: read-write, maxSessionSeconds: 28800 }
+  - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}], mode: read-only, statementTimeout: 30s }
+
+statements:
+  unparseable: deny
+  rules:
+    - name: no-drop-or-truncate
+      match: { kinds: [drop, truncate] }
+      action: deny
+      message: dropping or emptying tables is not allowed through hoop
+    - name: review-mass-writes
+      match: { kinds: [update, delete, merge], missingWhere: true }
+      action: review
+      message: an UPDATE or DELETE that may touch every row needs a reviewer
+
+masking:
+  columns:
+    - { table: public.customers, column: email, strategy: redact }
+    - { table: public.customers, column: card_number, strategy: last4 }
+  names:
+    - { pattern: "^(ssn|social_security_number)$", strategy: last4 }
+  detectors:
+    - { detector: payment-card, strategy: last4 }
+    - { detector: email, strategy: redact }
+  derived: mask
+`,
+    'policy/tests/demo.yaml': `# Run with: hoop policy test --dir <this repository>
+tests:
+  - name: engineers read customers
+    as: { subject: demo, groups: [engineers] }
+    connection: ${DEMO_CONNECTION}
+    sql: select name, email from customers
+    expect: allow
+  - name: nobody drops tables
+    as: { subject: demo, groups: [engineers] }
+    connection: ${DEMO_CONNECTION}
+    sql: drop table orders
+    expect: deny
+    rule: no-drop-or-truncate
+  - name: a delete of every row waits for a reviewer
+    as: { subject: demo, groups: [engineers] }
+    connection: ${DEMO_CONNECTION}
+    sql: delete from orders
+    expect: review
+    rule: review-mass-writes
+  - name: a delete of one row runs
+    as: { subject: demo, groups: [engineers] }
+    connection: ${DEMO_CONNECTION}
+    sql: delete from orders where id = 7
+    expect: allow
+  - name: analysts only read
+    as: { subject: analyst, groups: [analysts] }
+    connection: ${DEMO_CONNECTION}
+    sql: update orders set status = 'paid' where id = 7
+    expect: deny
+    rule: read-only-access
+`,
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * `hoop demo --script`: an "agent" session played through `hoop connect`'s local port, as any
+ * PostgreSQL client would, with what the demo's policy must make of each statement checked on
+ * the bytes that came back: it reads customers (emails, card numbers and SSNs masked), is
+ * denied a DROP, meets the review rule with a DELETE of every row, runs a DELETE of one row (in
+ * a transaction it rolls back), and finds every order still there.
+ */
+import type { RoundTrip } from '../tunnel/postgres/round-trip.js';
+import type { SqlSession } from './session.js';
+
+/** One step: a statement and what must have come back. */
+interface Step {
+  sql: string;
+  /** Undefined when the outcome is as expected, else what went wrong. */
+  check(answer: RoundTrip): string | undefined;
+  /** What the step shows, said when it went as expected. */
+  shows: string;
+}
+
+const REFUSED = '42501';
+
+function refusedBy(rule: string, words: string): (a: RoundTrip) => string | undefined {
+  return (a) => {
+    if (!a.error) return `it ran (${a.commands.join(', ') || 'no result'}); it should have been refused`;
+    if (a.error.code !== REFUSED || !a.error.message.includes(`"${rule}"`) || !a.error.message.includes(words)) return `the error was ${a.error.code} ${a.error.message}`;
+    return undefined;
+  };
+}
+
+const STEPS: Step[] = [
+  {
+    sql: 'select name, email, card_number, ssn from customers order by id limit 3',
+    check: (a) => {
+      if (a.error) return `${a.error.code} ${a.error.message}`;
+      if (a.rows.length !== 3) return `${a.rows.length} rows came back, not 3`;
+      for (const [name, email, card, ssn] of a.rows) {
+        if (email !== '[redacted]') return `the email of ${name} came back as ${email}`;
+        if (!/^[*]+[0-9]{4}$/.test((card ?? '').replace(/ /g, ''))) return `the card number of ${name} came back as ${card}`;
+        if (!/^[*-]+[0-9]{4}$/.test(ssn ?? '')) return `the SSN of ${name} came back as ${ssn}`;
+      }
+      return undefined;
+    },
+    shows: 'emails are redacted, card numbers and SSNs keep their last four digits: the gateway masked them before they left',
+  },
+  {
+    sql: 'drop table orders',
+    check: refusedBy('no-drop-or-truncate', 'denied'),
+    shows: 'the gateway refused the DROP; it never reached the database, and the session goes on',
+  },
+  {
+    sql: 'delete from orders',
+    check: refusedBy('review-mass-writes', 'approval required'),
+    shows: 'a DELETE that would touch every row waits for a reviewer (refused until reviews are built)',
+  },
+  {
+    sql: 'begin; delete from orders where id = 7; rollback',
+    check: (a) => (a.error ? `${a.error.code} ${a.error.message}` : a.commands.includes('DELETE 1') ? undefined : `it said ${a.commands.join(', ')}`),
+    shows: 'a DELETE of one row is an ordinary statement: it runs (and is rolled back here)',
+  },
+  {
+    sql: 'select count(*) from orders',
+    check: (a) => (a.error ? `${a.error.code} ${a.error.message}` : a.rows[0]?.[0] === '60' ? undefined : `${a.rows[0]?.[0]} orders are left, not 60`),
+    shows: 'all 60 orders are still there',
+  },
+];
+
+/** Shows a result the way psql's unaligned output would, a few rows at most. */
+function shown(a: RoundTrip): string[] {
+  if (a.error) return [`ERROR ${a.error.code}: ${a.error.message}`];
+  if (a.rows.length > 0) return a.rows.slice(0, 5).map((r) => r.map((v) => v ?? 'NULL').join(' | '));
+  return [a.commands.join(', ')];
+}
+
+/** Plays the agent on `session`; resolves the transcript and whether every outcome was as expected. */
+export async function runDemoScript(session: SqlSession): Promise<{ transcript: string[]; ok: boolean }> {
+  const transcript: string[] = [];
+  let passed = 0;
+  for (const step of STEPS) {
+    const answer = await session.run(step.sql);
+    transcript.push(`agent> ${step.sql}`);
+    for (const line of shown(answer)) transcript.push(`        ${line}`);
+    const problem = step.check(answer);
+    if (problem === undefined) passed++;
+    transcript.push(problem === undefined ? `   ok   ${step.shows}` : `   FAIL ${problem}`, '');
+  }
+  const ok = passed === STEPS.length;
+  transcript.push(`${passed} of ${STEPS.length} expected outcomes happened.`);
+  return { transcript, ok };
+}
