@@ -168,7 +168,7 @@ export class EarlyChecks {
     const policy = this.#decided.get(tunnel);
     const grant = policy && accessFor(policy, this.#who, this.#connection);
     if (!policy || !grant) return undefined;
-    const judge = new StatementJudge(policy, this.#who, this.#connection, grant.mode);
+    const judge = new StatementJudge(policy, this.#who, this.#connection, grant.mode, { limits: grant.limits });
     return new StatementGate(judge, {
       onRefusal: (r) => this.#log.info('statement.refused', { session, rule: r.rule, action: r.action, message: r.message }),
     });

@@ -39,7 +39,7 @@ export async function evaluateStatement(policy: Policy, who: Who | undefined, co
       };
     }
   }
-  const judge = new StatementJudge(policy, who ?? { subject: '', groups: [] }, connection, access?.mode ?? 'read-write');
+  const judge = new StatementJudge(policy, who ?? { subject: '', groups: [] }, connection, access?.mode ?? 'read-write', access ? { limits: access.limits } : {});
   return { ...(access ? { access } : {}), admitted: true, decision: judge.judge(sql) };
 }
 

@@ -25,6 +25,7 @@ function matchText(m: RuleMatch): string {
   if (m.missingWhere) parts.push('missing WHERE');
   if (m.cteDml) parts.push('DML in WITH');
   if (m.multiStatement) parts.push('several statements');
+  if (m.copyTarget) parts.push(`COPY ${m.copyTarget.join(',')}`);
   if (m.connections) parts.push(`connections ${m.connections.join(',')}`);
   if (m.subjects) parts.push(`subjects ${m.subjects.join(',')}`);
   if (m.groups) parts.push(`groups ${m.groups.join(',')}`);
@@ -61,7 +62,8 @@ export function describePolicy(policy: Policy, source: string): string {
           a.emails.length ? `emails ${a.emails.join(',')}` : '',
           a.groups.length ? `groups ${a.groups.join(',')}` : '',
         ].filter(Boolean);
-        return [a.name, a.mode, `on ${a.connections.join(',')}`, who.join('; '), a.maxSessionSeconds !== undefined ? `max ${duration(a.maxSessionSeconds)}` : 'no session limit'];
+        const limits = Object.entries(a.limits ?? {}).map(([setting, ms]) => `${setting} ${ms % 1000 === 0 ? duration(ms / 1000) : `${ms}ms`}`);
+        return [a.name, a.mode, `on ${a.connections.join(',')}`, who.join('; '), [a.maxSessionSeconds !== undefined ? `max ${duration(a.maxSessionSeconds)}` : 'no session limit', ...limits].join('; ')];
       }),
     ),
   );

@@ -138,6 +138,20 @@ describe('hoop policy', () => {
     expect(noIdentity.out).toContain('not checked (no --as)');
   });
 
+  it('check and test apply the access\'s server timeouts as the gateway does (session-limit)', async () => {
+    const dir = tree({
+      'hoop.yaml': POLICY.replace('  - { name: analysts, groups: [analysts], connections: [prod] }', '  - { name: analysts, groups: [analysts], connections: [prod], statementTimeout: 30s }'),
+      'policy/tests/limits.yaml': 'tests:\n  - { name: no unlimited queries, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "set statement_timeout = 0", expect: deny, rule: session-limit }\n',
+    });
+    const off = await run(['policy', 'check', '--dir', dir, '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'set statement_timeout = 0']);
+    expect(off.code).toBe(1);
+    expect(off.out).toMatch(/^rule {6}session-limit$/m);
+    const lower = await run(['policy', 'check', '--dir', dir, '--as', 'bob', '--group', 'analysts', '--connection', 'prod', "set statement_timeout = '5s'"]);
+    expect(lower.code).toBe(0);
+    const tests = await run(['policy', 'test', '--dir', dir]);
+    expect(tests.out).toContain('✓ no unlimited queries: deny by rule "session-limit"');
+  });
+
   it('check asks for a connection when there are several, and for --as with --group', async () => {
     const dir = tree({ 'hoop.yaml': POLICY });
     const which = await run(['policy', 'check', '--dir', dir, 'select 1']);
