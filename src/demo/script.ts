@@ -33,14 +33,15 @@ const STEPS: Step[] = [
     check: (a) => {
       if (a.error) return `${a.error.code} ${a.error.message}`;
       if (a.rows.length !== 3) return `${a.rows.length} rows came back, not 3`;
+      // Masked as the policy says, whatever the strategy: no address, no more than four digits of a number.
       for (const [name, email, card, ssn] of a.rows) {
-        if (email !== '[redacted]') return `the email of ${name} came back as ${email}`;
-        if (!/^[*]+[0-9]{4}$/.test((card ?? '').replace(/ /g, ''))) return `the card number of ${name} came back as ${card}`;
-        if (!/^[*-]+[0-9]{4}$/.test(ssn ?? '')) return `the SSN of ${name} came back as ${ssn}`;
+        if (email !== null && email.includes('@')) return `the email of ${name} came back as ${email}`;
+        if (card !== null && /[0-9](?:[ -]?[0-9]){4}/.test(card)) return `the card number of ${name} came back as ${card}`;
+        if (ssn !== null && /[0-9](?:[ -]?[0-9]){4}/.test(ssn)) return `the SSN of ${name} came back as ${ssn}`;
       }
       return undefined;
     },
-    shows: 'emails are redacted, card numbers and SSNs keep their last four digits: the gateway masked them before they left',
+    shows: 'emails, card numbers and SSNs came back masked: the gateway rewrote them before they left',
   },
   {
     sql: 'drop table orders',

@@ -25,7 +25,7 @@ const children: ChildProcess[] = [];
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   // As root, the demo keeps PostgreSQL's data where the postgres OS user can reach it.
-  for (const dir of ['scripted', 'running']) rmSync(join('/var/lib/hoop-demo', createHash('sha256').update(join(base, dir)).digest('hex').slice(0, 16)), { recursive: true, force: true });
+  for (const dir of ['scripted', 'running']) rmSync(join('/var/lib/hoop-demo', createHash('sha256').update(join(base, dir, 'postgres')).digest('hex').slice(0, 16)), { recursive: true, force: true });
   rmSync(base, { recursive: true, force: true });
 });
 

@@ -1,0 +1,401 @@
+/**
+ * Every command of the README, run as written, by a bash in which `npx hoop` is the built CLI
+ * (`node bin/hoop.js`): the five-minute tour on `hoop demo`, the policy repo commands on
+ * `examples/policy-repo`, and the real setup — the README's gateway.yaml, logins in the browser and
+ * with a device code, `hoop connect`, the GitHub Actions workflow's `run:` steps — against real
+ * parts started here, with only the README's example addresses replaced by theirs (see
+ * {@link realSetup}). The last test fails when the README holds a command no test ran.
+ *
+ * Not run here, by design: `npm ci` and `.ci/run` (what CI itself runs before this suite).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { TestBrowser } from '../harness/browser.js';
+import { createTestPki, type TestPki } from '../harness/certs.js';
+import { startOidc, type TestOidc } from '../harness/oidc.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { freePort, pgBinDir, startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const bin = join(root, 'bin/hoop.js');
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+const exampleReadme = readFileSync(join(root, 'examples/policy-repo/README.md'), 'utf8');
+/** Run by CI before this suite (`.ci/run` is CI's entry point; it runs `npm ci`, then `npm test`). */
+const RUN_BY_CI = new Set(['npm ci', '.ci/run']);
+
+/** The command lines of the ```sh blocks of a markdown text. */
+function shCommands(markdown: string): string[] {
+  return [...markdown.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#')));
+}
+
+/** The ```yaml block whose first line is `first`. */
+function yamlBlock(first: string): string {
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.startsWith(first));
+  if (!block) throw new Error(`the README has no yaml block starting with ${first}`);
+  return block;
+}
+
+const ran = new Set<string>();
+const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-readme-'));
+const home = join(base, 'home');
+mkdirSync(home);
+const children: ChildProcess[] = [];
+
+/** A bash prelude: `npx hoop` (and `npm run bench`) are this checkout's, as they are in its directory. */
+const prelude = `
+npx() { if [ "$1" = hoop ]; then shift; ${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} "$@"; else command npx "$@"; fi; }
+npm() { if [ "$*" = "run bench" ]; then ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, 'bench/pg-path.mjs'))}; else command npm "$@"; fi; }
+export -f npx npm
+`;
+
+interface Shell {
+  child: ChildProcess;
+  output: () => string;
+  stdout: () => string;
+  waitFor(re: RegExp, ms?: number): Promise<RegExpExecArray>;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Runs README `lines` (recorded as run) in one bash, after `before` (setup that is not a README
+ * command); `tty` runs it on a pseudo-terminal (util-linux `script`), as a person's shell.
+ */
+function bash(lines: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; before?: string; tty?: boolean } = {}): Shell {
+  for (const l of lines) ran.add(l);
+  const script = `${prelude}\n${o.before ?? ''}\n${lines.join('\n')}\n`;
+  const env = { PATH: `${pgBinDir()}:${process.env.PATH}`, HOME: home, TERM: 'dumb', LANG: 'C.UTF-8', ...o.env };
+  const child = o.tty
+    ? spawn('script', ['-qefc', `stty cols 120 rows 30; bash -c ${shellQuote(script)}`, '/dev/null'], { cwd: o.cwd ?? root, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+    : spawn('bash', ['-c', script], { cwd: o.cwd ?? root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  children.push(child);
+  let all = '';
+  let out = '';
+  const waiters: Array<() => void> = [];
+  child.stdout!.on('data', (b: Buffer) => {
+    all += b.toString();
+    out += b.toString();
+    for (const w of [...waiters]) w();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    all += b.toString();
+    for (const w of [...waiters]) w();
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    output: () => all.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, ''),
+    stdout: () => out,
+    exited,
+    waitFor: (re, ms = 60_000) =>
+      new Promise((resolveWait, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${all}`)), ms);
+        const check = (): void => {
+          const m = re.exec(all.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, ''));
+          if (m) {
+            clearTimeout(timer);
+            waiters.splice(waiters.indexOf(check), 1);
+            resolveWait(m);
+          }
+        };
+        waiters.push(check);
+        check();
+        void exited.then(() => setTimeout(() => reject(new Error(`exited before ${re}:\n${all}`)), 50));
+      }),
+  };
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Runs README `lines` to the end; resolves the exit code and everything printed. */
+async function run(lines: string[], o: Parameters<typeof bash>[1] = {}): Promise<{ code: number | null; output: string; stdout: string }> {
+  const sh = bash(lines, o);
+  const code = await sh.exited;
+  return { code, output: sh.output(), stdout: sh.stdout() };
+}
+
+/** Ctrl-C to a process group started by {@link bash}. */
+async function interrupt(sh: Shell): Promise<number | null> {
+  process.kill(-sh.child.pid!, 'SIGINT');
+  return sh.exited;
+}
+
+afterAll(async () => {
+  for (const c of children) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  // As root, the demo keeps PostgreSQL's data where the postgres OS user can reach it.
+  rmSync(join('/var/lib/hoop-demo', createHash('sha256').update(join(home, '.local/state/hoop/demo/postgres')).digest('hex').slice(0, 16)), { recursive: true, force: true });
+  rmSync(base, { recursive: true, force: true });
+});
+
+beforeAll(() => {
+  if (!existsSync(join(root, 'dist/cli.js'))) throw new Error('run `npm run build` first (npm test does)');
+});
+
+describe('the README, run as written', () => {
+  it('the top: install and run the demo; the whole suite is what CI runs', () => {
+    const [first, second] = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)][0]![1]!.trim().split('\n');
+    expect(first).toBe('npm ci && npx hoop demo');
+    expect(second).toBe('.ci/run');
+    const ci = readFileSync(join(root, '.ci/run'), 'utf8');
+    expect(ci).toContain('npm ci');
+    expect(ci.trimEnd().split('\n').filter((l) => /^npm /.test(l))).toEqual(['npm test']);
+    expect(statSync(join(root, '.ci/run')).mode & 0o111).not.toBe(0);
+    expect(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.prepare).toBe('npm run build'); // npm ci builds
+    ran.add(first!);
+    ran.add(second!);
+  });
+
+  it('five minutes with the demo', async () => {
+    const demo = bash(['npx hoop demo']);
+    await demo.waitFor(/hoop demo is running/);
+    const printed = demo.stdout();
+    expect(printed).toContain(`source ${home}/.local/state/hoop/demo/env`);
+
+    const second = shCommands(readme).filter((l) => l.startsWith('psql -c') || l.startsWith('source '));
+    const [source, masked, drop, del, update] = second;
+    expect(source).toBe('source ~/.local/state/hoop/demo/env');
+    const sourced = async (line: string) => run([source!, line]);
+    const rows = await sourced(masked!);
+    expect(rows.output).toMatch(/Ada Lovelace \| \[redacted\] \| \*{4} \*{4} \*{4} \d{4} \| \*{3}-\*{2}-\d{4}/);
+    expect(rows.output).toContain('(3 rows)');
+    const dropped = await sourced(drop!);
+    expect(dropped.code).not.toBe(0);
+    expect(dropped.output).toContain('ERROR:  hoop: denied by rule "no-drop-or-truncate"');
+    const deleted = await sourced(del!);
+    expect(deleted.output).toContain('ERROR:  hoop: approval required (rule "review-mass-writes")');
+    expect((await sourced(update!)).output.trim()).toBe('UPDATE 1');
+
+    const cli = shCommands(readme).filter((l) => /^npx hoop (whoami|connections|policy (check|test))/.test(l) && !l.includes('--dir'));
+    expect(cli).toHaveLength(6); // the tour's four, and whoami/connections again in "Identity" and "hoop connect"
+    const whoami = await sourced('npx hoop whoami');
+    expect(whoami.code).toBe(0);
+    expect(whoami.output).toMatch(/^demo <demo@hoop\.example>/);
+    expect(whoami.output).toMatch(/groups: +engineers/);
+    expect((await sourced('npx hoop connections')).output).toMatch(/demo-db +postgres +shop +read-write/);
+    const check = await sourced(cli.find((l) => l.startsWith('npx hoop policy check'))!);
+    expect(check.code).toBe(1);
+    expect(check.output).toMatch(/decision +deny\nrule +read-only-access/);
+    const test = await sourced('npx hoop policy test');
+    expect(test.code).toBe(0);
+    expect(test.output).toContain('5 passed, 0 failed');
+
+    // The policy is code: $EDITOR makes the change the README's comment names.
+    const [edit, commit, again] = shCommands(readme).filter((l) => l.startsWith('$EDITOR') || l.startsWith('git -C') || l.startsWith('sleep 6'));
+    writeFileSync(join(base, 'editor'), `#!/bin/sh\nsed -i 's/column: card_number, strategy: last4/column: card_number, strategy: redact/' "$1"\n`, { mode: 0o755 });
+    const gitEnv = { EDITOR: join(base, 'editor'), GIT_AUTHOR_NAME: 'You', GIT_AUTHOR_EMAIL: 'you@example.invalid', GIT_COMMITTER_NAME: 'You', GIT_COMMITTER_EMAIL: 'you@example.invalid' };
+    const changed = await run([source!, edit!, commit!, again!], { env: gitEnv });
+    expect(changed.code).toBe(0);
+    expect(changed.output).toMatch(/Ada Lovelace \| \[redacted\]/);
+
+    expect(await interrupt(demo)).toBe(0);
+    const scripted = await run(['npx hoop demo --script']);
+    expect(scripted.code).toBe(0);
+    expect(scripted.output).toContain('5 of 5 expected outcomes happened.');
+  }, 120_000);
+
+  it('the policy repo: examples/policy-repo passes its tests, and check/show answer as shown', async () => {
+    const lines = [...shCommands(readme), ...shCommands(exampleReadme)].filter((l) => l.includes('--dir examples/policy-repo'));
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    for (const line of new Set(lines)) {
+      const r = await run([line]);
+      const want = line.includes('policy check') ? (line.includes('"delete from orders"') ? 2 : 1) : 0;
+      expect({ line, code: r.code }).toEqual({ line, code: want });
+      if (line.includes('policy test')) expect(r.output).toMatch(/^\d+ passed, 0 failed$/m);
+      if (line.includes('masking-derived')) expect(r.output).toMatch(/rule +masking-derived/);
+      if (line.includes('truncate')) expect(r.output).toMatch(/rule +no-drop-or-truncate/);
+      if (line.includes('policy show')) expect(r.output).toMatch(/^connections \(3\)$/m);
+    }
+  });
+
+  describe('setting hoop up for real', () => {
+    let pki: TestPki;
+    let pg: PgCluster;
+    let oidc: TestOidc;
+    let wl: WorkloadIssuer;
+    let repo: PolicyGitRepo;
+    let gatewayUrl: string;
+    let gateway: Shell;
+    const dir = join(base, 'real');
+    const secrets = join(dir, 'secrets');
+    /** The README's example addresses and paths, and what stands in for them here. */
+    const stand: Array<[string, string]> = [];
+    const substitute = (text: string): string => stand.reduce((t, [from, to]) => t.split(from).join(to), text);
+    const cliEnv = (name: string): NodeJS.ProcessEnv => ({ HOOP_CONFIG_DIR: join(dir, name), HOOP_TOKEN_STORE: 'file', HOOP_CA_FILE: pki.caFile });
+
+    beforeAll(async () => {
+      mkdirSync(secrets, { recursive: true });
+      [pki, pg, oidc, wl] = await Promise.all([createTestPki(), startPgCluster(), startOidc({ audience: 'hoop', accounts: { dana: { groups: ['dba'], email: 'dana@acme.example' } } }), startWorkloadIssuer()]);
+      await pg.psql(
+        `create table customers (id int primary key, name text, email text, card_number text);
+         insert into customers values (1, 'Ada', 'ada@acme.example', '4111 1111 1111 1111'), (2, 'Alan', 'alan@acme.example', '5500 0000 0000 0004');
+         create table orders (id int primary key, status text);
+         insert into orders select g, case when g % 3 = 0 then 'paid' else 'shipped' end from generate_series(1, 30) g;`,
+        { user: pg.users.scram },
+      );
+      const cert = await pki.issue('gateway', ['IP:127.0.0.1']);
+      const port = await freePort();
+      gatewayUrl = `https://127.0.0.1:${port}`;
+
+      // The config repo: examples/policy-repo, its prod-db at this test's database, commits signed.
+      repo = new PolicyGitRepo('hoop-e2e-readme-policy-');
+      cpSync(join(root, 'examples/policy-repo'), repo.dir, { recursive: true });
+      const connections = join(repo.dir, 'policy/connections.yaml');
+      const text = readFileSync(connections, 'utf8');
+      const prod = /- name: prod-db[\s\S]*?\n\n/.exec(text)![0];
+      writeFileSync(
+        connections,
+        text.replace(
+          prod,
+          prod
+            .replace('host: prod-db.internal.acme.example', 'host: 127.0.0.1')
+            .replace(/port: 5432/, `port: ${pg.port}`)
+            .replace('user: hoop_gateway', `user: ${pg.users.scram.user}`)
+            .replace(/tls:\n(\s+\S.*\n){3}/, 'tls: { mode: disable }\n'),
+        ),
+      );
+      stand.push(
+        ['0.0.0.0:8443', `127.0.0.1:${port}`],
+        ['/etc/hoop/tls/gateway.crt', cert.certFile],
+        ['/etc/hoop/tls/gateway.key', cert.keyFile],
+        ['/var/lib/hoop', join(dir, 'data')],
+        ['https://login.acme.example', oidc.issuer],
+        ['https://token.actions.githubusercontent.com', wl.issuer],
+        ['https://git.acme.example/platform/hoop-policy.git', repo.dir],
+        ['/etc/hoop/allowed_signers', join(dir, 'allowed_signers')],
+        ['/run/secrets/hoop/', `${secrets}/`],
+        ['https://hoop.acme.example', gatewayUrl],
+      );
+      for (const file of ['policy/connections.yaml']) writeFileSync(join(repo.dir, file), substitute(readFileSync(join(repo.dir, file), 'utf8')));
+      writeFileSync(join(secrets, 'analytics-replica'), 'unused\n');
+      const key = repo.sshKey('policy-admin');
+      writeFileSync(join(dir, 'allowed_signers'), `author@example.org namespaces="git" ${readFileSync(`${key}.pub`, 'utf8')}`);
+      repo.git('add', '-A');
+      repo.git('-c', 'gpg.format=ssh', '-c', `user.signingkey=${key}`, 'commit', '-q', '-S', '-m', 'The policy');
+      writeFileSync(join(dir, 'gateway.yaml'), substitute(yamlBlock('# gateway.yaml')));
+
+      const command = shCommands(readme).find((l) => l.startsWith('npx hoop gateway'))!;
+      expect(command).toBe('npx hoop gateway --config gateway.yaml');
+      gateway = bash([command], { cwd: dir, env: { PROD_DB_PASSWORD: pg.users.scram.password, STAGING_DB_PASSWORD: 'unused', HOOP_MASK_KEY: 'a mask key for the README test' } });
+      await gateway.waitFor(/"event":"gateway.listening"/);
+    }, 60_000);
+
+    afterAll(async () => {
+      if (gateway) await interrupt(gateway);
+      await Promise.all([pg?.stop(), oidc?.close(), wl?.close(), pki?.cleanup()]);
+      repo?.remove();
+    });
+
+    it('the gateway loads the README\'s gateway.yaml with the signed example policy repo', () => {
+      expect(gateway.output()).toContain('"connections":["prod-db","analytics-replica","staging-db"]');
+      expect(gateway.output()).not.toContain('unsigned');
+    });
+
+    it('identity: browser and device logins as the README gives them, then whoami', async () => {
+      const [browser, whoami, device] = shCommands(readme).filter((l) => /^npx hoop (login|whoami)/.test(l)).slice(1);
+      expect([browser, whoami, device]).toEqual(['npx hoop login --gateway https://hoop.acme.example', 'npx hoop whoami', 'npx hoop login --gateway https://hoop.acme.example --device']);
+
+      const opened = join(dir, 'opened-url');
+      writeFileSync(join(dir, 'browser'), `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`, { mode: 0o755 });
+      const env = { ...cliEnv('person'), BROWSER: join(dir, 'browser') };
+      const login = bash([substitute(browser!)], { env, tty: true });
+      ran.add(browser!);
+      await login.waitFor(/Waiting for the browser/);
+      expect((await new TestBrowser().authorize(readFileSync(opened, 'utf8'), 'dana')).status).toBe(200);
+      expect(await login.exited).toBe(0);
+      expect(login.output()).toContain(`Logged in to ${gatewayUrl} as dana`);
+      const who = await run([whoami!], { env });
+      expect(who.output).toMatch(/^dana <dana@acme\.example>/);
+      expect(who.output).toMatch(/groups: +dba/);
+
+      const onDevice = bash([substitute(device!)], { env: cliEnv('device'), tty: true });
+      ran.add(device!);
+      const code = await onDevice.waitFor(/Open (\S+) and enter the code\s+([A-Z0-9]{4}-[A-Z0-9]{4})/);
+      await new TestBrowser().approveDevice(code[1]!, code[2]!, 'dana');
+      expect(await onDevice.exited).toBe(0);
+      expect(onDevice.output()).toContain(`Logged in to ${gatewayUrl} as dana`);
+    }, 60_000);
+
+    it('hoop connect: connections, then psql through the local port sees masked values', async () => {
+      const [connections, connect] = shCommands(readme).filter((l) => /^npx hoop conn/.test(l)).slice(-2);
+      expect(connect).toBe('npx hoop connect prod-db --port 6432');
+      const env = cliEnv('person');
+      const ls = await run([connections!], { env });
+      expect(ls.output).toMatch(/prod-db +postgres +app +read-write/);
+      const open = bash([connect!], { env });
+      const line = await open.waitFor(/^ {2}(PGPASSFILE=\S+ psql '[^']+')$/m);
+      const r = await run([`${line[1]} -XAt -c 'select email, card_number from customers order by id'`]);
+      ran.delete(`${line[1]} -XAt -c 'select email, card_number from customers order by id'`);
+      expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 0004$/)]);
+      expect(await interrupt(open)).toBe(0);
+    }, 60_000);
+
+    it('CI: the GitHub Actions workflow\'s run steps sign in as ci:acme/api and report through hoop', async () => {
+      const workflow = parseYaml(yamlBlock('# .github/workflows/')) as {
+        permissions: Record<string, string>;
+        jobs: Record<string, { env: Record<string, string>; steps: Array<{ uses?: string; run?: string; 'working-directory'?: string }> }>;
+      };
+      expect(workflow.permissions['id-token']).toBe('write');
+      const job = Object.values(workflow.jobs)[0]!;
+      // The workspace: this checkout where the workflow checks hoop out.
+      const workspace = join(dir, 'workspace');
+      mkdirSync(join(workspace, 'runner-temp'), { recursive: true });
+      symlinkSync(root, join(workspace, 'hoop'));
+      const endpoint = wl.githubActionsEndpoint();
+      const env = {
+        ...cliEnv('ci'),
+        HOOP_CA_FILE: pki.caFile,
+        CI: 'true',
+        GITHUB_ACTIONS: 'true',
+        RUNNER_TEMP: join(workspace, 'runner-temp'),
+        ACTIONS_ID_TOKEN_REQUEST_URL: endpoint.url,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: endpoint.bearer,
+        ...Object.fromEntries(Object.entries(job.env).map(([k, v]) => [k, substitute(v)])),
+      };
+      const outputs: string[] = [];
+      for (const step of job.steps) {
+        if (step.uses) {
+          expect(step.uses).toMatch(/^actions\/(checkout|setup-node)@v\d+$/); // GitHub's own: a checkout and Node
+          continue;
+        }
+        const lines = step.run!.trimEnd().split('\n');
+        if (lines.join('\n') === 'npm ci') {
+          ran.add('npm ci');
+          continue;
+        }
+        const sh = bash(lines, { env, cwd: join(workspace, step['working-directory'] ?? '.'), before: 'set -e' });
+        expect({ step: lines[0], code: await sh.exited, output: sh.output() }).toMatchObject({ step: lines[0], code: 0 });
+        outputs.push(sh.output());
+      }
+      expect(outputs.join('\n')).toContain('as ci:acme/api (workload)');
+      expect(outputs.at(-1)).toMatch(/paid +\| +10/);
+      expect(outputs.at(-1)).toMatch(/shipped +\| +20/);
+    }, 60_000);
+  });
+
+  it('the benchmark runs (briefly here)', async () => {
+    const r = await run(['npm run bench'], { env: { BENCH_SECONDS: '1', BENCH_SCALE: '1', BENCH_COPY_ROWS: '10000', BENCH_COPY_RUNS: '1', BENCH_PATHS: 'direct,hoop', BENCH_LIMITS: '0' } });
+    expect(r.code).toBe(0);
+    expect(r.output).toMatch(/^hoop +\d+\.\d+ +x/m);
+  }, 120_000);
+
+  it('ran every command of the README', () => {
+    const workflowRuns = (
+      Object.values((parseYaml(yamlBlock('# .github/workflows/')) as { jobs: Record<string, { steps: Array<{ run?: string }> }> }).jobs)[0]!.steps
+    ).flatMap((s) => (s.run ? s.run.trimEnd().split('\n') : []));
+    const all = [...shCommands(readme), ...shCommands(exampleReadme), ...workflowRuns].flatMap((l) => l.split(' && '));
+    expect(all.filter((l) => !ran.has(l) && !RUN_BY_CI.has(l))).toEqual([]);
+  });
+});
