@@ -44,9 +44,25 @@ function parsePort(value: string): number {
   return n;
 }
 
-/** Single-quotes `s` for a POSIX shell. */
-function shellQuote(s: string): string {
+/** Single-quotes `s` for a POSIX shell when it holds anything but safe characters. */
+export function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The one line `hoop connect --json` prints. */
+export interface ConnectJson {
+  connection: string;
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  /** The local port's password for this run (also in `pgpassFile`). */
+  password: string;
+  pgpassFile: string;
+  /** `verify-full` and the certificate of the local port's TLS (absent on a unix socket). */
+  sslmode?: string;
+  sslrootcert?: string;
+  uri: string;
 }
 
 /** Builds the `connect` command. */
@@ -144,7 +160,8 @@ export function connectCommand(io: CliIo): Command {
           : `postgresql://${user}@${host}:${address.port}/${encodeURIComponent(info.database)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(sslrootcert!)}`;
         if (opts.json) {
           const tls = sslrootcert ? { sslmode: 'verify-full', sslrootcert } : {};
-          io.stdout.write(`${JSON.stringify({ connection: name, host, port: address.port, user, database: info.database, password, pgpassFile, ...tls, uri })}\n`);
+          const details: ConnectJson = { connection: name, host, port: address.port, user, database: info.database, password, pgpassFile, ...tls, uri };
+          io.stdout.write(`${JSON.stringify(details)}\n`);
         } else {
           const conninfo = `host=${host} port=${address.port} user=${user} dbname=${info.database}${sslrootcert ? ` sslmode=verify-full sslrootcert=${sslrootcert}` : ''}`;
           io.stdout.write(

@@ -16,18 +16,20 @@
  * @see /work/shared/ARCHITECTURE.md
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { login } from '../auth/login.js';
 import { main } from '../cli.js';
+import { shellQuote, type ConnectJson } from '../commands/connect.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { startGateway, type Gateway } from '../gateway/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPolicyRepo } from '../policy/git-js.js';
+import { processExists } from '../pid.js';
 import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
@@ -49,19 +51,6 @@ export interface DemoOptions {
   say: (line: string) => void;
 }
 
-/** What `hoop connect --json` said about the local port. */
-export interface DemoConnectInfo {
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-  password: string;
-  pgpassFile: string;
-  sslmode?: string;
-  sslrootcert?: string;
-  uri: string;
-}
-
 /** A running demo. */
 export interface RunningDemo {
   dir: string;
@@ -71,7 +60,7 @@ export interface RunningDemo {
   env: Record<string, string>;
   /** A psql command line that works as it is (also after `source <dir>/env`: plain `psql`). */
   psql: string;
-  connection: DemoConnectInfo;
+  connection: ConnectJson;
   connections: string[];
   postgres: { source: 'npm' | 'local'; version: string; port: number };
   /** A session through the local port, as the demo user (for the scripted agent). */
@@ -109,20 +98,11 @@ interface DemoState {
   issuerPort?: number;
 }
 
-/** Whether process `pid` is alive (signal 0 checks without sending anything). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Claims the directory for this process, or says which demo holds it. */
 async function claim(dir: string, lock: string): Promise<void> {
   const held = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-  if (Number.isInteger(held) && held > 0 && held !== process.pid && alive(held)) {
+  if (Number.isInteger(held) && held > 0 && held !== process.pid && processExists(held)) {
     throw new HoopError(ErrorCode.USAGE, `hoop demo is already running in ${dir} (process ${held})`, {
       hint: `use that one (\`source ${join(dir, 'env')}\` in another terminal), stop it with Ctrl-C, or start another with --dir`,
     });
@@ -151,11 +131,6 @@ function portHint(what: string, port: number, flag: string): HoopError {
   return new HoopError(ErrorCode.LISTEN_FAILED, `port ${port} on 127.0.0.1 is in use, so the demo's ${what} cannot listen there`, {
     hint: `stop what uses it, or pick another port with ${flag}`,
   });
-}
-
-/** Shell-quotes a word for the env file and printed commands. */
-function sh(word: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
 }
 
 /** Starts everything; see the module documentation. */
@@ -225,26 +200,27 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
     stops.push(() => issuer.close());
     state.issuerPort = Number(new URL(issuer.issuer).port);
     await writeFile(p.state, `${JSON.stringify(state)}\n`);
+    const q = (value: string): string => JSON.stringify(value); // a YAML string, quoted as JSON
     await writeFile(
       p.gatewayConfig,
       `# written by hoop demo on each start
 listen: 127.0.0.1:${gatewayPort}
-tls: { cert: ${sh(p.gatewayCert)}, key: ${sh(p.gatewayKey)} }
-dataDir: ${sh(p.gatewayData)}
+tls: { cert: ${q(p.gatewayCert)}, key: ${q(p.gatewayKey)} }
+dataDir: ${q(p.gatewayData)}
 log: { level: info }
-login: { issuer: ${sh(issuer.issuer)}, clientId: ${issuer.clientId}, resource: ${sh(gatewayUrl)} }
+login: { issuer: ${q(issuer.issuer)}, clientId: ${q(issuer.clientId)}, resource: ${q(gatewayUrl)} }
 issuers:
-  - { issuer: ${sh(issuer.issuer)}, audience: hoop-demo, tokenType: access }
+  - { issuer: ${q(issuer.issuer)}, audience: hoop-demo, tokenType: access }
 policy:
-  repo: ${sh(p.repo)}
+  repo: ${q(p.repo)}
   ref: main
   pullIntervalSeconds: 5
-  allowedSecrets: ["\${file:${p.secrets}/*}"]
+  allowedSecrets: [${q(`\${file:${p.secrets}/*}`)}]
 `,
     );
     options.say(`starting the gateway on ${gatewayUrl}`);
-    const gatewayLog = new PassThrough();
-    gatewayLog.on('data', (b: Buffer) => void writeFile(p.gatewayLog, b, { flag: 'a' }).catch(() => undefined));
+    const gatewayLog = createWriteStream(p.gatewayLog, { flags: 'a', mode: 0o600 });
+    stops.push(() => new Promise<void>((resolve) => gatewayLog.end(resolve)));
     const log: Logger = createLogger({ level: 'info', sink: gatewayLog, fields: { component: 'gateway' } });
     let gateway: Gateway;
     try {
@@ -290,12 +266,12 @@ policy:
     const err = new PassThrough();
     let said = '';
     err.on('data', (b: Buffer) => (said += b.toString('utf8')));
-    const ready = new Promise<DemoConnectInfo>((resolve, reject) => {
+    const ready = new Promise<ConnectJson>((resolve, reject) => {
       let buffered = '';
       out.on('data', (b: Buffer) => {
         buffered += b.toString('utf8');
         const line = buffered.split('\n').find((l) => l.startsWith('{'));
-        if (line) resolve(JSON.parse(line) as DemoConnectInfo);
+        if (line) resolve(JSON.parse(line) as ConnectJson);
       });
       void main(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: cliEnv, cwd: dir, signal: connectStop.signal }).then((code) =>
         reject(/in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`)),
@@ -320,12 +296,12 @@ policy:
       p.env,
       `# hoop demo: \`source ${p.env}\` to use hoop, psql and PostgreSQL drivers as "${DEMO_USER}" through the demo\n` +
         Object.entries(env)
-          .map(([k, v]) => `export ${k}=${sh(v)}`)
+          .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
           .join('\n') +
         '\n',
     );
     await chmod(p.env, 0o600);
-    const psql = `PGPASSFILE=${sh(p.pgpass)} psql ${sh(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
+    const psql = `PGPASSFILE=${shellQuote(p.pgpass)} psql ${shellQuote(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
     const sessionTarget = {
       host: connection.host,
       port: connection.port,

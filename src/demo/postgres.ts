@@ -32,6 +32,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { processExists } from '../pid.js';
 import { connectUpstreamPostgres } from '../gateway/upstream-postgres.js';
 import { query as queryMessage, terminate } from '../tunnel/postgres/messages.js';
 import { roundTrip } from '../tunnel/postgres/round-trip.js';
@@ -523,14 +524,6 @@ function writeCredentials(file: string, c: { user: string; password: string }): 
   fs.renameSync(tmp, file);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Whether `pid` is a postmaster for `dataDir`: on Linux its working directory is the data
@@ -552,10 +545,10 @@ async function isPostmasterOf(pid: number, dataDir: string): Promise<boolean | u
 async function waitGone(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (!alive(pid)) return true;
+    if (!processExists(pid)) return true;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return !alive(pid);
+  return !processExists(pid);
 }
 
 /**
@@ -572,7 +565,7 @@ async function stopLeftover(dataDir: string, log: (line: string) => void): Promi
   } catch {
     return;
   }
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !alive(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !processExists(pid)) return;
   const ours = await isPostmasterOf(pid, dataDir);
   if (ours === false) {
     if (process.platform === 'linux') {

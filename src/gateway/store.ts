@@ -15,6 +15,7 @@ import { createHash, createPublicKey, randomBytes, randomUUID } from 'node:crypt
 import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { processExists } from '../pid.js';
 
 /** Who owns a device: an identity, by issuer and subject. */
 export interface DeviceOwner {
@@ -145,14 +146,6 @@ function isDevice(v: unknown): v is Device {
   );
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Writes `data` to `file` atomically: a temporary file in the same directory (0600), fsync,
@@ -241,7 +234,7 @@ export class FileGatewayStore implements GatewayStore {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fail(`cannot lock the data directory ${dir}: ${describeError(err)}`, 'check the permissions of dataDir', err);
       }
       const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processExists(pid)) {
         throw fail(`the data directory ${dir} is in use by another gateway process (pid ${pid})`, 'stop the other gateway, or give this one its own dataDir');
       }
       await rm(lock, { force: true });

@@ -18,21 +18,10 @@ import { runCli } from './run-cli.js';
 import { createTestPki, type TestPki } from './certs.js';
 import { startOidc, type TestOidc } from './oidc.js';
 import { connectionYaml, startPgCluster, type PgCluster } from './postgres.js';
+import type { ConnectJson } from '../../src/commands/connect.js';
 
 /** The JSON line `hoop connect --json` prints. */
-export interface ConnectInfo {
-  connection: string;
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-  password: string;
-  pgpassFile: string;
-  /** `verify-full` and the certificate of the local port's TLS (absent on a unix socket). */
-  sslmode?: string;
-  sslrootcert?: string;
-  uri: string;
-}
+export type ConnectInfo = ConnectJson;
 
 /** A `hoop connect` running in-process. */
 export interface RunningConnect {
