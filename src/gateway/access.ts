@@ -2,7 +2,7 @@
  * Who may use which connection. Deny by default: a connection with an empty allow list is
  * usable by nobody, and `*` must be written out to admit every authenticated identity.
  */
-import type { ConnectionConfig } from './config.js';
+import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from './verify-token.js';
 
 /** True when `identity` is admitted by the connection's allow list. */

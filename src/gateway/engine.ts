@@ -10,7 +10,7 @@ import type { MaskingPolicy } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from '../tunnel/channel.js';
-import type { ConnectionConfig } from './config.js';
+import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from './verify-token.js';
 
 /**

@@ -20,7 +20,9 @@ import { PolicyRepo, looksLikeGitUrl, type RefreshResult } from '../policy/repo.
 import type { SessionLimits } from '../policy/limits.js';
 import type { Policy, Who } from '../policy/schema.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
-import { resolveSecret, type ConnectionConfig, type PolicySourceConfig } from './config.js';
+import { type ConnectionConfig } from '../config/connection.js';
+import { resolveSecret } from '../config/secrets.js';
+import { type PolicySourceConfig } from './config.js';
 import type { SessionMasking } from './engine.js';
 import type { Identity } from './verify-token.js';
 

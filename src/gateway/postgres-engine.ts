@@ -27,7 +27,8 @@ import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../tunnel/postgre
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
-import type { ConnectionConfig, SecretRef } from './config.js';
+import type { ConnectionConfig } from '../config/connection.js';
+import type { SecretRef } from '../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from './engine.js';
 import { PgSessionMasking } from './postgres-masking.js';
 import { loadStatementGate, StatementGate, unsafeSettingValue } from './postgres-statements.js';

@@ -16,23 +16,10 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
-import {
-  Locator,
-  disabledTlsProblems,
-  formatSecretRef,
-  normaliseConnection,
-  parseSecretRef,
-  parseWithSchema,
-  readPem,
-  secretAllowed,
-  unresolvedSecret,
-  yamlMessage,
-  zodProblems,
-  type Path,
-  type Problem,
-  type SecretPattern,
-  type SecretRef,
-} from '../gateway/config.js';
+import { disabledTlsProblems, normaliseConnection } from '../config/connection.js';
+import { readPem } from '../config/pem.js';
+import { formatSecretRef, parseSecretRef, secretAllowed, unresolvedSecret, type SecretPattern, type SecretRef } from '../config/secrets.js';
+import { Locator, parseWithSchema, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
 import {
   policyFileSchema,
   policyTestFileSchema,

@@ -30,7 +30,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { parseSecretPatterns, type SecretPattern } from '../gateway/config.js';
+import { parseSecretPatterns, type SecretPattern } from '../config/secrets.js';
 import { JsPolicyGit, type PolicyGit } from './git-js.js';
 import { PolicyInvalidError, loadPolicyDir } from './load.js';
 import type { Policy } from './schema.js';

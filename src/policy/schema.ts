@@ -31,7 +31,8 @@
  * @see https://yaml.org/spec/1.2.2/
  */
 import { z } from 'zod';
-import { connectionSchema, type ConnectionConfig, type SecretRef } from '../gateway/config.js';
+import { connectionSchema, type ConnectionConfig } from '../config/connection.js';
+import { type SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';
 
 /** What a matching statement rule does. */

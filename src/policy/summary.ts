@@ -3,7 +3,7 @@
  * statement rules, masking, recording and tests. Secret references are shown as written
  * (`${env:NAME}`), never resolved.
  */
-import type { SecretRef } from '../gateway/config.js';
+import type { SecretRef } from '../config/secrets.js';
 import type { Policy, RuleMatch } from './schema.js';
 
 function ref(r: SecretRef): string {

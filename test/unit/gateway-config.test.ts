@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
 import { z } from 'zod';
-import { loadGatewayConfig, parseGatewayConfig, parseSecretRef, parseWithSchema, resolveSecret, zodProblems } from '../../src/gateway/config.js';
+import { parseSecretRef, resolveSecret } from '../../src/config/secrets.js';
+import { parseWithSchema, zodProblems } from '../../src/config/yaml.js';
+import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config.js';
 import { isLoopbackHost } from '../../src/loopback.js';
 
 let dir: string;

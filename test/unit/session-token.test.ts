@@ -5,7 +5,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ConnectionConfig } from '../../src/gateway/config.js';
+import type { ConnectionConfig } from '../../src/config/connection.js';
 import type { SessionEnd, TunnelSession } from '../../src/gateway/engine.js';
 import { tokenExpiredEnd, watchSessionToken } from '../../src/gateway/session-token.js';
 import { TokenVerifier, type Identity } from '../../src/gateway/verify-token.js';
