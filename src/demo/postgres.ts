@@ -33,9 +33,9 @@ import * as net from 'node:net';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { processExists } from '../pid.js';
-import { connectUpstreamPostgres } from '../gateway/upstream-postgres.js';
-import { query as queryMessage, terminate } from '../tunnel/postgres/messages.js';
-import { roundTrip } from '../tunnel/postgres/round-trip.js';
+import { connectUpstreamPostgres } from '../postgres/upstream.js';
+import { query as queryMessage, terminate } from '../postgres/messages.js';
+import { roundTrip } from '../postgres/round-trip.js';
 
 /** Which server binaries to use: `auto` tries npm, then a local installation. */
 export type DemoPostgresBinaries = 'auto' | 'npm' | 'local';

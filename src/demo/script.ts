@@ -5,7 +5,7 @@
  * denied a DROP, meets the review rule with a DELETE of every row, runs a DELETE of one row (in
  * a transaction it rolls back), and finds every order still there.
  */
-import type { RoundTrip } from '../tunnel/postgres/round-trip.js';
+import type { RoundTrip } from '../postgres/round-trip.js';
 import type { SqlSession } from './session.js';
 
 /** One step: a statement and what must have come back. */

@@ -3,7 +3,7 @@
  * usable by nobody, and `*` must be written out to admit every authenticated identity.
  */
 import type { ConnectionConfig } from '../config/connection.js';
-import type { Identity } from './verify-token.js';
+import type { Identity } from '../identity.js';
 
 /** True when `identity` is admitted by the connection's allow list. */
 export function mayUse(identity: Identity, connection: ConnectionConfig): boolean {

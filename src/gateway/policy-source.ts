@@ -23,8 +23,8 @@ import { loadSqlParser } from '../policy/sql/analyze.js';
 import { type ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
 import { type PolicySourceConfig } from './config.js';
-import type { SessionMasking } from './engine.js';
-import type { Identity } from './verify-token.js';
+import type { SessionMasking } from '../tunnel/engine.js';
+import type { Identity } from '../identity.js';
 
 /** The policy in force and when it was swapped in. */
 export interface PolicySnapshot {

@@ -40,19 +40,20 @@ import { acceptTunnel, isTunnelUpgrade, rejectUpgrade } from '../tunnel/accept.j
 import type { TunnelChannel } from '../tunnel/channel.js';
 import { VERSION } from '../version.js';
 import { mayUse } from './access.js';
-import { CancelRegistry } from './cancel-registry.js';
+import { CancelRegistry } from '../postgres/cancel-registry.js';
 import { isLoopbackHost } from '../loopback.js';
 import { type ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
 import { type GatewayConfig } from './config.js';
-import { SessionEnd, type Engine, type SessionJudge, type SessionMasking, type SessionOutcome, type TunnelSession } from './engine.js';
-import { PostgresEngine, type PostgresEngineOptions } from './postgres-engine.js';
+import { SessionEnd, type Engine, type SessionJudge, type SessionMasking, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
+import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
 import { GatewayPolicySource, whoOf } from './policy-source.js';
 import { watchSessionToken } from './session-token.js';
 import { accessFor } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
-import { TokenRejectedError, TokenVerifier, type Identity } from './verify-token.js';
+import type { Identity } from '../identity.js';
+import { TokenRejectedError, TokenVerifier } from './verify-token.js';
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {

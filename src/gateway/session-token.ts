@@ -13,8 +13,9 @@
  */
 import type { LogFields, Logger } from '../log.js';
 import type { ControlMessage } from '../tunnel/frames.js';
-import { SessionEnd, type TunnelSession } from './engine.js';
-import { TokenRejectedError, type Identity, type TokenVerifier } from './verify-token.js';
+import { SessionEnd, type TunnelSession } from '../tunnel/engine.js';
+import type { Identity } from '../identity.js';
+import { TokenRejectedError, type TokenVerifier } from './verify-token.js';
 
 /** The longest delay `setTimeout` takes (about 24.8 days); longer waits are re-armed. @see https://nodejs.org/api/timers.html#settimeoutcallback-delay-args */
 const MAX_TIMER_MS = 2 ** 31 - 1;

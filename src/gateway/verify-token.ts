@@ -30,25 +30,7 @@ import {
 import { ErrorCode, HoopError } from '../errors.js';
 import type { IssuerConfig } from './config.js';
 import { applyWorkloadRules, readClaim } from './workload-rules.js';
-
-/**
- * The caller, as the token says and the issuer vouches.
- *
- * @see https://openid.net/specs/openid-connect-core-1_0.html#StandardClaims
- */
-export interface Identity {
-  /** The subject claim, or for a workload the subject its matching rule gives. */
-  subject: string;
-  issuer: string;
-  /** `user` for people, `workload` for CI jobs and services (from the issuer's configuration). */
-  kind: 'user' | 'workload';
-  /** Absent when the token has none, or says `email_verified: false`. */
-  email?: string;
-  groups: string[];
-  expiresAt: Date;
-  /** Every claim of the verified token. */
-  claims: Record<string, unknown>;
-}
+import type { Identity } from '../identity.js';
 
 /**
  * Why a token was refused. Stable values: logged and sent to clients.

@@ -1,13 +1,13 @@
 /**
- * Driving one direction of the PostgreSQL relay (src/tunnel/postgres/relay.ts) by hand: a stream
+ * Driving one direction of the PostgreSQL relay (src/postgres/relay.ts) by hand: a stream
  * cut into chunks at chosen points goes through a path's pump step, and what it hands on comes
  * back as one Buffer (with the writes it was split into).
  */
 import type { ResultMasker } from '../../src/policy/masking/result-masker.js';
 import { ByteRun } from '../../src/tunnel/byte-run.js';
-import { MessageReader } from '../../src/tunnel/postgres/reader.js';
-import { BackendPath, type MaskingStage } from '../../src/tunnel/postgres/relay.js';
-import { decodeFrontend, type FrontendMessage } from '../../src/tunnel/postgres/frontend-messages.js';
+import { MessageReader } from '../../src/postgres/reader.js';
+import { BackendPath, type MaskingStage } from '../../src/postgres/relay.js';
+import { decodeFrontend, type FrontendMessage } from '../../src/postgres/frontend-messages.js';
 import type { PumpOutput, PumpStep } from '../../src/tunnel/pump.js';
 
 /** A {@link PumpOutput} that keeps every write. */

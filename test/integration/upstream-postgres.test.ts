@@ -8,7 +8,7 @@ import {
   connectUpstreamPostgres,
   type UpstreamPostgres,
   type UpstreamPostgresOptions,
-} from '../../src/gateway/upstream-postgres.js';
+} from '../../src/postgres/upstream.js';
 import {
   authenticationOk,
   authenticationSASL,
@@ -18,15 +18,15 @@ import {
   query,
   readyForQuery,
   terminate,
-} from '../../src/tunnel/postgres/messages.js';
+} from '../../src/postgres/messages.js';
 import {
   MessageReader,
   parseErrorFields,
   parseSaslInitialResponse,
   type PgMessage,
-} from '../../src/tunnel/postgres/reader.js';
-import { ScramServer, makeScramSecret } from '../../src/tunnel/postgres/scram.js';
-import { readStartupPacket } from '../../src/tunnel/postgres/startup.js';
+} from '../../src/postgres/reader.js';
+import { ScramServer, makeScramSecret } from '../../src/postgres/scram.js';
+import { readStartupPacket } from '../../src/postgres/startup.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { freePort, startPgCluster, type PgCluster, type PgUser } from '../harness/postgres.js';
 

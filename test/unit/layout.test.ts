@@ -31,6 +31,18 @@ describe('source layout', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('the libraries both ends use (config, policy, postgres, tunnel, auth) never import the gateway\'s own code', () => {
+    const shared = ['src/config/', 'src/policy/', 'src/postgres/', 'src/tunnel/', 'src/auth/'];
+    const offenders: string[] = [];
+    for (const file of files.filter((f) => shared.some((d) => relative(root, f).startsWith(d)))) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*['"](\.[^'"]+)['"]/g)) {
+        const target = relative(root, resolve(dirname(file), m[1]!));
+        if (target.startsWith('src/gateway/')) offenders.push(`${relative(root, file)} imports ${m[1]}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+
   it('only bin/ calls process.exit', () => {
     expect(files.filter((f) => /process\.exit\(/.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f))).toEqual([]);
   });

@@ -5,8 +5,8 @@
  * and a server message that answers nothing ends the session.
  */
 import { describe, expect, it } from 'vitest';
-import { AnswerQueue, askKindOf, type Ask } from '../../src/tunnel/postgres/answers.js';
-import { PgProtocolError } from '../../src/tunnel/postgres/protocol-error.js';
+import { AnswerQueue, askKindOf, type Ask } from '../../src/postgres/answers.js';
+import { PgProtocolError } from '../../src/postgres/protocol-error.js';
 
 interface Named extends Ask {
   id: string;

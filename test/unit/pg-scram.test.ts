@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import { PgProtocolError } from '../../src/tunnel/postgres/protocol-error.js';
+import { PgProtocolError } from '../../src/postgres/protocol-error.js';
 import {
   ScramAuthError,
   ScramClient,
@@ -9,7 +9,7 @@ import {
   makeScramSecret,
   md5Password,
   saslPrep,
-} from '../../src/tunnel/postgres/scram.js';
+} from '../../src/postgres/scram.js';
 import { thrown } from '../harness/thrown.js';
 
 // RFC 7677 section 3. The ServerSignature printed in the RFC is wrong (see

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import * as m from '../../src/tunnel/postgres/messages.js';
+import * as m from '../../src/postgres/messages.js';
 import { ByteRun } from '../../src/tunnel/byte-run.js';
-import { PgProtocolError } from '../../src/tunnel/postgres/protocol-error.js';
+import { PgProtocolError } from '../../src/postgres/protocol-error.js';
 import {
   MessageReader,
   type Framing,
@@ -14,8 +14,8 @@ import {
   parseReadyForQuery,
   parseSaslInitialResponse,
   type PgMessage,
-} from '../../src/tunnel/postgres/reader.js';
-import { filterStartupParams, readStartupPacket, type StartupPacket } from '../../src/tunnel/postgres/startup.js';
+} from '../../src/postgres/reader.js';
+import { filterStartupParams, readStartupPacket, type StartupPacket } from '../../src/postgres/startup.js';
 import { thrown } from '../harness/thrown.js';
 
 const ch = (c: string): number => c.charCodeAt(0);

@@ -6,9 +6,10 @@
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConnectionConfig } from '../../src/config/connection.js';
-import type { SessionEnd, TunnelSession } from '../../src/gateway/engine.js';
+import type { SessionEnd, TunnelSession } from '../../src/tunnel/engine.js';
 import { tokenExpiredEnd, watchSessionToken } from '../../src/gateway/session-token.js';
-import { TokenVerifier, type Identity } from '../../src/gateway/verify-token.js';
+import type { Identity } from '../../src/identity.js';
+import { TokenVerifier } from '../../src/gateway/verify-token.js';
 import { silentLogger } from '../../src/log.js';
 import { TunnelChannel } from '../../src/tunnel/channel.js';
 

@@ -4,11 +4,11 @@
  * server's stream is split, and the bytes pass unchanged.
  */
 import { describe, expect, it } from 'vitest';
-import type { SessionJudge } from '../../src/gateway/engine.js';
-import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/gateway/postgres-statements.js';
-import { parameterStatus, readyForQuery } from '../../src/tunnel/postgres/messages.js';
-import { MessageReader } from '../../src/tunnel/postgres/reader.js';
-import { BackendPath } from '../../src/tunnel/postgres/relay.js';
+import type { SessionJudge } from '../../src/tunnel/engine.js';
+import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/postgres/statement-gate.js';
+import { parameterStatus, readyForQuery } from '../../src/postgres/messages.js';
+import { MessageReader } from '../../src/postgres/reader.js';
+import { BackendPath } from '../../src/postgres/relay.js';
 import { through } from '../harness/relay.js';
 
 /** A CommandComplete ('C') message. */

@@ -10,7 +10,7 @@
  * @see https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9 (file formats)
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
  */
-import { PgProtocolError } from '../../tunnel/postgres/protocol-error.js';
+import { PgProtocolError } from '../../postgres/protocol-error.js';
 
 /** How the COPY statement formats its rows (from its options). */
 export interface CopyOptions {

@@ -32,12 +32,12 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { describeMessage, type FrontendMessage } from '../../tunnel/postgres/frontend-messages.js';
-import type { PgMessage } from '../../tunnel/postgres/reader.js';
-import { parseErrorFields } from '../../tunnel/postgres/reader.js';
-import { PgProtocolError } from '../../tunnel/postgres/protocol-error.js';
-import { AnswerQueue } from '../../tunnel/postgres/answers.js';
-import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../../tunnel/postgres/rows.js';
+import { describeMessage, type FrontendMessage } from '../../postgres/frontend-messages.js';
+import type { PgMessage } from '../../postgres/reader.js';
+import { parseErrorFields } from '../../postgres/reader.js';
+import { PgProtocolError } from '../../postgres/protocol-error.js';
+import { AnswerQueue } from '../../postgres/answers.js';
+import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../../postgres/rows.js';
 import type { CatalogResolver, ResolvedColumn } from './catalog.js';
 import { CopyOutMasker, type CopyOptions } from './copy.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from './rules.js';

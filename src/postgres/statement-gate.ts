@@ -49,12 +49,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
-import { describeMessage, type FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
-import { errorResponse, SqlState } from '../tunnel/postgres/messages.js';
-import { parseErrorFields, type PgMessage } from '../tunnel/postgres/reader.js';
-import type { GateStage } from '../tunnel/postgres/relay.js';
+import { describeMessage, type FrontendMessage } from './frontend-messages.js';
+import { errorResponse, SqlState } from './messages.js';
+import { parseErrorFields, type PgMessage } from './reader.js';
+import type { GateStage } from './relay.js';
 import { lexingSafeSetting } from '../policy/sql/lexing.js';
-import type { SessionJudge, StatementVerdict } from './engine.js';
+import type { SessionJudge, StatementVerdict } from '../tunnel/engine.js';
 
 const QUERY = 0x51; // 'Q'
 const BIND = 0x42; // 'B'

@@ -16,12 +16,12 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { SecureContext } from 'node:tls';
-import { ErrorCode, HoopError, describeError, isHoopError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { StatementGate } from '../../gateway/postgres-statements.js';
-import type { ControlMessage } from '../frames.js';
-import { pump } from '../pump.js';
-import type { OpenedTunnel } from '../transport.js';
+import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { StatementGate } from './statement-gate.js';
+import type { ControlMessage } from '../tunnel/frames.js';
+import { pump } from '../tunnel/pump.js';
+import type { OpenedTunnel } from '../tunnel/transport.js';
 import { HandshakeStream } from './handshake.js';
 import {
   authenticationSASL,

@@ -18,10 +18,10 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
-import { analyzeLongSql } from '../../policy/sql/worker.js';
+import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../policy/sql/analyze.js';
+import { analyzeLongSql } from '../policy/sql/worker.js';
 import { AnswerQueue, askKindOf, type Ask, type AskKind } from './answers.js';
-import type { PumpOutput } from '../pump.js';
+import type { PumpOutput } from '../tunnel/pump.js';
 import { BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js';
@@ -119,7 +119,7 @@ export class ServerState {
   }
 }
 
-/** The statement gate as the paths use it (src/gateway/postgres-statements.ts). */
+/** The statement gate as the paths use it (src/postgres/statement-gate.ts). */
 export interface GateStage {
   /** What to send upstream for one whole message: `m` itself when it passes, else its replacement. */
   frontend(m: FrontendMessage, analysis?: Analysis): FrontendMessage | readonly FrontendMessage[];
@@ -141,7 +141,7 @@ export interface GateStage {
   backend(msg: PgMessage): PgMessage;
 }
 
-/** Masking as the paths use it (src/gateway/postgres-masking.ts). */
+/** Masking as the paths use it (src/postgres/masking-stage.ts). */
 export interface MaskingStage {
   /** Records a message the server receives; returns messages to send before it (a Describe), if any. */
   frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined;

@@ -29,14 +29,14 @@ import { DerivedValueCheck } from '../policy/masking/derived.js';
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, type StatementFacts } from '../policy/sql/analyze.js';
 import { ShapeCache } from '../policy/sql/shape.js';
 import { describeError } from '../errors.js';
-import type { FrontendMessage } from '../tunnel/postgres/frontend-messages.js';
-import { describeUnnamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../tunnel/postgres/messages.js';
-import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
-import type { Framing, PgMessage } from '../tunnel/postgres/reader.js';
-import { roundTrip, type RoundTrip } from '../tunnel/postgres/round-trip.js';
-import type { MaskingStage } from '../tunnel/postgres/relay.js';
-import type { SessionMasking } from './engine.js';
-import type { UpstreamPostgres } from './upstream-postgres.js';
+import type { FrontendMessage } from './frontend-messages.js';
+import { describeUnnamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from './messages.js';
+import { PgProtocolError } from './protocol-error.js';
+import type { Framing, PgMessage } from './reader.js';
+import { roundTrip, type RoundTrip } from './round-trip.js';
+import type { MaskingStage } from './relay.js';
+import type { SessionMasking } from '../tunnel/engine.js';
+import type { UpstreamPostgres } from './upstream.js';
 
 const DATA_ROW = 0x44; // 'D'
 const COPY_DATA = 0x64; // 'd'

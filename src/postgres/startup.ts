@@ -7,8 +7,8 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE, SqlState } from './messages.js';
-import { lexingSafeSetting } from '../../policy/sql/lexing.js';
-import { limitProblem, type LimitedSetting, type SessionLimits } from '../../policy/limits.js';
+import { lexingSafeSetting } from '../policy/sql/lexing.js';
+import { limitProblem, type LimitedSetting, type SessionLimits } from '../policy/limits.js';
 import { PgProtocolError } from './protocol-error.js';
 
 /**

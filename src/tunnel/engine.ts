@@ -9,9 +9,9 @@ import type { Logger } from '../log.js';
 import type { MaskingPolicy } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
 import type { SessionLimits } from '../policy/limits.js';
-import type { TunnelChannel } from '../tunnel/channel.js';
+import type { TunnelChannel } from './channel.js';
 import type { ConnectionConfig } from '../config/connection.js';
-import type { Identity } from './verify-token.js';
+import type { Identity } from '../identity.js';
 
 /**
  * Why a session ended; logged and sent to the CLI in a `close` control message.

@@ -19,8 +19,8 @@ import {
   sslRequest,
   startupMessage,
   SqlState,
-} from '../tunnel/postgres/messages.js';
-import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
+} from './messages.js';
+import { PgProtocolError } from './protocol-error.js';
 import {
   MessageReader,
   parseAuthentication,
@@ -28,8 +28,8 @@ import {
   parseErrorFields,
   parseParameterStatus,
   type PgMessage,
-} from '../tunnel/postgres/reader.js';
-import { ScramAuthError, ScramClient, md5Password } from '../tunnel/postgres/scram.js';
+} from './reader.js';
+import { ScramAuthError, ScramClient, md5Password } from './scram.js';
 
 /**
  * How the gateway reaches one upstream server.

@@ -9,7 +9,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import type { TunnelChannel } from '../tunnel/channel.js';
-import { HandshakeStream } from '../tunnel/postgres/handshake.js';
+import { HandshakeStream } from './handshake.js';
 import {
   authenticationOk,
   backendKeyData,
@@ -19,21 +19,21 @@ import {
   readyForQuery,
   SqlState,
   terminate,
-} from '../tunnel/postgres/messages.js';
-import { PgProtocolError } from '../tunnel/postgres/protocol-error.js';
-import { MessageReader } from '../tunnel/postgres/reader.js';
-import { BackendPath, FrontendPath, ServerState } from '../tunnel/postgres/relay.js';
-import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../tunnel/postgres/startup.js';
+} from './messages.js';
+import { PgProtocolError } from './protocol-error.js';
+import { MessageReader } from './reader.js';
+import { BackendPath, FrontendPath, ServerState } from './relay.js';
+import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from './startup.js';
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
-import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from './engine.js';
-import { PgSessionMasking } from './postgres-masking.js';
-import { loadStatementGate, StatementGate, unsafeSettingValue } from './postgres-statements.js';
+import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
+import { PgSessionMasking } from './masking-stage.js';
+import { loadStatementGate, StatementGate, unsafeSettingValue } from './statement-gate.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
-import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream-postgres.js';
+import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 
 /** How long an ending session may wait for the server's current message to finish before it is cut. */
 const CUT_TIMEOUT_MS = 5_000;
@@ -277,7 +277,7 @@ export class PostgresEngine implements Engine {
   /**
    * Relays until either side ends, the client breaks the protocol, or the gateway ends the
    * session. Each direction is read once, by a {@link FrontendPath} and a {@link BackendPath}
-   * (src/tunnel/postgres/relay.ts) whose stages are the statement gate (with a judge), masking
+   * (src/postgres/relay.ts) whose stages are the statement gate (with a judge), masking
    * (with a masking policy) and the {@link ServerState}. A session the gateway ends in the middle
    * of a result gets its ErrorResponse after a whole message; a server still busy when the client
    * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within

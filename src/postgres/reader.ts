@@ -7,7 +7,7 @@
  */
 import type { PgErrorFields, PgSeverity } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
-import { ByteRun } from '../byte-run.js';
+import { ByteRun } from '../tunnel/byte-run.js';
 
 /**
  * One typed message. `raw` is the whole message (type, length, body), `body` the part after the

@@ -10,7 +10,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
-import { ErrorCode, HoopError } from '../../errors.js';
+import { ErrorCode, HoopError } from '../errors.js';
 import { PgProtocolError } from './protocol-error.js';
 import { MessageReader, type PgMessage } from './reader.js';
 import { readStartupPacket, type StartupPacket } from './startup.js';
