@@ -1,0 +1,155 @@
+/**
+ * Checks a recording written by {@link RecordingWriter}: the signature of its manifest (the final
+ * `SHA256SUMS`, or else the newest checkpoint, which makes the result "truncated") against trusted
+ * keys, the SHA-256 of every chunk the manifest names, and the chain inside the chunks (each names
+ * the recording, its number and the hash of the chunk before it). Every problem is said in words
+ * that name the file; any problem makes the recording fail.
+ *
+ * @see ./writer.ts for the format; docs/recording-format.md
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip as gunzipCallback } from 'node:zlib';
+import { sshVerify } from './sshsig.js';
+import { MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, chunkName, type ChunkHeader } from './writer.js';
+
+const gunzip = promisify(gunzipCallback);
+const CHUNK_FILE = /^events-\d{6}\.jsonl\.gz$/;
+const CHECKPOINT_FILE = /^checkpoint-(\d{6})\.SHA256SUMS$/;
+const SUM_LINE = /^([0-9a-f]{64}) {2}(\S+)$/;
+
+/** The outcome of {@link verifyRecording}. */
+export interface RecordingCheck {
+  ok: boolean;
+  /** The recording's id, from its chunks. */
+  id?: string;
+  /** The final manifest verified: the session ended and was closed properly. */
+  complete: boolean;
+  /** Only a checkpoint verified: the recording holds up to it, and what came after is unverified. */
+  truncated: boolean;
+  /** Which manifest was checked. */
+  manifest?: string;
+  /** `SHA256:…` of the key that signed it. */
+  signer?: string;
+  /** Chunks that verified. */
+  chunks: number;
+  /** Events in those chunks (chunk headers not counted). */
+  events: number;
+  /** Chunk files on disk that no verified manifest covers (written after the last checkpoint). */
+  unverified: string[];
+  /** What failed, one line each. */
+  problems: string[];
+}
+
+async function readIfThere(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Verifies the recording in `dir` against `trusted` keys; see the module documentation. */
+export async function verifyRecording(dir: string, trusted: readonly KeyObject[]): Promise<RecordingCheck> {
+  const result: RecordingCheck = { ok: false, complete: false, truncated: false, chunks: 0, events: 0, unverified: [], problems: [] };
+  const problem = (text: string): void => void result.problems.push(text);
+  let files: string[];
+  try {
+    files = await readdir(dir);
+  } catch (err) {
+    problem(`cannot read the recording directory ${dir}: ${(err as Error).message}`);
+    return result;
+  }
+
+  // The manifest: the final one, else the newest checkpoint whose pair is complete.
+  const candidates = [MANIFEST, ...files.filter((f) => CHECKPOINT_FILE.test(f)).sort().reverse()];
+  let manifest: Buffer | undefined;
+  for (const name of candidates) {
+    const [text, sig] = await Promise.all([readIfThere(join(dir, name)), readIfThere(join(dir, `${name}.sig`))]);
+    if (!text && !sig) continue;
+    if (!text || !sig) {
+      // A checkpoint whose pair was being written when the writer stopped; an older one may hold.
+      if (name === MANIFEST) problem(`${!text ? MANIFEST : `${MANIFEST}.sig`} is missing`);
+      continue;
+    }
+    try {
+      result.signer = sshVerify(sig.toString('utf8'), RECORDING_NAMESPACE, text, trusted).fingerprint;
+    } catch (err) {
+      problem(`${name}: ${(err as Error).message}`);
+      break; // a manifest that exists but does not verify is a failure, not a reason to fall back
+    }
+    manifest = text;
+    result.manifest = name;
+    result.complete = name === MANIFEST;
+    result.truncated = !result.complete;
+    break;
+  }
+  if (!manifest) {
+    if (result.problems.length === 0) problem(`no signed ${MANIFEST} and no signed checkpoint: nothing in ${dir} can be verified`);
+    return result;
+  }
+
+  // Every chunk it names, in order, by hash; then the chain inside them.
+  const named = new Set<string>();
+  let prev = NO_PREVIOUS;
+  const lines = manifest.toString('utf8').split('\n').filter((l) => l !== '');
+  for (const [i, line] of lines.entries()) {
+    const m = SUM_LINE.exec(line);
+    const expected = chunkName(i + 1);
+    if (!m) {
+      problem(`${result.manifest} line ${i + 1} is not "<sha256>  <file>"`);
+      break;
+    }
+    const [, sum, name] = m as unknown as [string, string, string];
+    named.add(name);
+    if (name !== expected) {
+      problem(`${result.manifest} line ${i + 1} names ${name} where ${expected} belongs`);
+      continue;
+    }
+    const data = await readIfThere(join(dir, name));
+    if (!data) {
+      problem(`${name} is missing`);
+      prev = sum;
+      continue;
+    }
+    if (createHash('sha256').update(data).digest('hex') !== sum) {
+      problem(`${name} does not match its SHA-256 in ${result.manifest} (it was changed or cut short)`);
+      prev = sum;
+      continue;
+    }
+    let text: string;
+    try {
+      text = (await gunzip(data)).toString('utf8');
+    } catch {
+      problem(`${name} is not a gzip file`);
+      prev = sum;
+      continue;
+    }
+    const events = text.split('\n').filter((l) => l !== '');
+    let header: ChunkHeader | undefined;
+    try {
+      header = JSON.parse(events[0] ?? '') as ChunkHeader;
+      for (const e of events.slice(1)) JSON.parse(e);
+    } catch {
+      problem(`${name} holds a line that is not JSON`);
+    }
+    if (header) {
+      if (header.t !== 'chunk' || header.seq !== i + 1) problem(`${name} says it is chunk ${header.seq}, not ${i + 1}`);
+      if (header.prev !== prev) problem(`${name} does not follow the chunk before it (the chain is broken)`);
+      result.id ??= header.recording;
+      if (header.recording !== result.id) problem(`${name} belongs to recording ${header.recording}, not ${result.id}`);
+    }
+    result.chunks += 1;
+    result.events += Math.max(0, events.length - 1);
+    prev = sum;
+  }
+  for (const f of files.filter((f) => CHUNK_FILE.test(f) && !named.has(f)).sort()) {
+    if (result.complete) problem(`${f} is not in ${MANIFEST}`);
+    else result.unverified.push(f);
+  }
+  result.ok = result.problems.length === 0;
+  return result;
+}

@@ -1,0 +1,241 @@
+/**
+ * Writes a recording as the session runs: an append-only stream of events (one JSON object per
+ * line) cut into chunks by size and time. Each chunk is a gzip file whose first line names the
+ * recording, the chunk's number and the SHA-256 of the chunk before it, so chunks cannot be dropped,
+ * reordered or swapped between recordings without the chain showing it. A chunk is fsynced before
+ * the manifest names it.
+ *
+ * The manifest is `SHA256SUMS` (the `sha256sum` format: `<hex>  <file>` per chunk), signed as an
+ * OpenSSH signature (`SHA256SUMS.sig`, namespace `hoop-recording`), so a recording checks with
+ * `sha256sum -c SHA256SUMS` and `ssh-keygen -Y verify` and no hoop. While the session runs, a signed
+ * checkpoint of the manifest so far (`checkpoint-<chunks>.SHA256SUMS` and `.sig`) is written at
+ * least every `checkpointMs`; the one before is removed only once the new pair is on disk. So a
+ * recording cut short by a crash verifies up to its last checkpoint and is reported as truncated.
+ * {@link RecordingWriter.close} writes the final manifest, then removes the checkpoints. The format is documented in docs/recording-format.md.
+ *
+ * Memory: events are held until their chunk is written (at most `chunkBytes`, then the chunk is
+ * written in the background); {@link RecordingWriter.append} returns false while more than
+ * `maxPendingBytes` wait for the disk, so a caller can stop reading until {@link RecordingWriter.drained}.
+ *
+ * @see https://www.gnu.org/software/coreutils/manual/html_node/sha2-utilities.html
+ * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL.sshsig
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { sshSign } from './sshsig.js';
+
+const gzip = promisify(gzipCallback);
+
+/** The namespace of every recording signature. */
+export const RECORDING_NAMESPACE = 'hoop-recording';
+export const MANIFEST = 'SHA256SUMS';
+
+/** `checkpoint-000012.SHA256SUMS`: the signed manifest of the first 12 chunks. */
+export function checkpointName(chunks: number): string {
+  return `checkpoint-${String(chunks).padStart(6, '0')}.SHA256SUMS`;
+}
+/** The `prev` of the first chunk. */
+export const NO_PREVIOUS = '0'.repeat(64);
+
+/** `events-000001.jsonl.gz`, ... */
+export function chunkName(seq: number): string {
+  return `events-${String(seq).padStart(6, '0')}.jsonl.gz`;
+}
+
+/** The first line of every chunk. */
+export interface ChunkHeader {
+  t: 'chunk';
+  recording: string;
+  seq: number;
+  /** SHA-256 (hex) of the previous chunk's file, or {@link NO_PREVIOUS}. */
+  prev: string;
+}
+
+/** An event: a type, the time in ms since the epoch, and its fields. */
+export type RecordingEvent = { t: string; at: number } & Record<string, unknown>;
+
+export interface RecordingWriterOptions {
+  /** The recording's directory (created; must not hold a recording yet). */
+  dir: string;
+  /** The recording's id, in every chunk header. */
+  id: string;
+  /** The Ed25519 key that signs checkpoints and the manifest. */
+  key: KeyObject;
+  /** Cut a chunk when this many bytes of events wait (default 256 KiB). */
+  chunkBytes?: number;
+  /** Cut a chunk of what waits at least this often (default 1000 ms). */
+  chunkMs?: number;
+  /** Sign a checkpoint at least this often while events come (default 10 000 ms). */
+  checkpointMs?: number;
+  /** append() says false beyond this many bytes not yet on disk (default 4 MiB). */
+  maxPendingBytes?: number;
+}
+
+async function writeDurably(file: string, data: Buffer | string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** See the module documentation. */
+export class RecordingWriter {
+  readonly dir: string;
+  readonly id: string;
+  readonly #key: KeyObject;
+  readonly #chunkBytes: number;
+  readonly #checkpointMs: number;
+  readonly #maxPending: number;
+  #lines: string[] = [];
+  #lineBytes = 0;
+  #pending = 0;
+  #seq = 0;
+  #prev = NO_PREVIOUS;
+  #sums: string[] = [];
+  #checkpoints: string[] = [];
+  #lastCheckpoint = Date.now();
+  #queue: Promise<void> = Promise.resolve();
+  #failure: Error | undefined;
+  #timer: NodeJS.Timeout;
+  #closed = false;
+  #drainWaiters: Array<() => void> = [];
+
+  private constructor(o: RecordingWriterOptions) {
+    this.dir = o.dir;
+    this.id = o.id;
+    this.#key = o.key;
+    this.#chunkBytes = o.chunkBytes ?? 256 * 1024;
+    this.#checkpointMs = o.checkpointMs ?? 10_000;
+    this.#maxPending = o.maxPendingBytes ?? 4 * 1024 * 1024;
+    this.#timer = setInterval(() => this.#cut(), o.chunkMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  /** Creates the directory (0700) and a writer for it. */
+  static async create(o: RecordingWriterOptions): Promise<RecordingWriter> {
+    await mkdir(o.dir, { recursive: true, mode: 0o700 });
+    return new RecordingWriter(o);
+  }
+
+  /** The first error writing to disk, if any: from then on nothing more is written. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  /**
+   * Adds an event. Returns false when the caller should wait for {@link drained} before adding
+   * more (the disk is behind), and throws once the writer failed or was closed.
+   */
+  append(event: RecordingEvent): boolean {
+    if (this.#failure) throw this.#failure;
+    if (this.#closed) throw new Error('the recording is closed');
+    const line = `${JSON.stringify(event)}\n`;
+    this.#lines.push(line);
+    this.#lineBytes += Buffer.byteLength(line);
+    if (this.#lineBytes >= this.#chunkBytes) this.#cut();
+    return this.#pending + this.#lineBytes <= this.#maxPending;
+  }
+
+  /** Resolves once no more than `maxPendingBytes` wait for the disk. */
+  drained(): Promise<void> {
+    if (this.#pending + this.#lineBytes <= this.#maxPending || this.#failure) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Writes what waits as a chunk now (and a checkpoint when one is due). */
+  flush(): Promise<void> {
+    this.#cut();
+    return this.#queue.then(() => {
+      if (this.#failure) throw this.#failure;
+    });
+  }
+
+  /** Cuts a chunk of the waiting events and queues its write. */
+  #cut(): void {
+    if (this.#lines.length === 0 || this.#failure) return;
+    const lines = this.#lines;
+    const bytes = this.#lineBytes;
+    this.#lines = [];
+    this.#lineBytes = 0;
+    this.#pending += bytes;
+    const seq = ++this.#seq;
+    this.#queue = this.#queue.then(async () => {
+      if (this.#failure) return;
+      try {
+        const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev };
+        const data = await gzip(Buffer.from(`${JSON.stringify(header)}\n${lines.join('')}`));
+        const name = chunkName(seq);
+        await writeDurably(join(this.dir, name), data);
+        this.#prev = createHash('sha256').update(data).digest('hex');
+        this.#sums.push(`${this.#prev}  ${name}\n`);
+        if (Date.now() - this.#lastCheckpoint >= this.#checkpointMs) await this.#signCheckpoint();
+      } catch (err) {
+        this.#failure = err instanceof Error ? err : new Error(String(err));
+      } finally {
+        this.#pending -= bytes;
+        if (this.#pending + this.#lineBytes <= this.#maxPending || this.#failure) for (const wake of this.#drainWaiters.splice(0)) wake();
+      }
+    });
+  }
+
+  /** Writes the manifest so far as `file` with its signature. */
+  async #sign(file: string): Promise<void> {
+    const manifest = Buffer.from(this.#sums.join(''));
+    await writeDurably(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest));
+    await writeDurably(join(this.dir, file), manifest);
+    await syncDir(this.dir);
+    this.#lastCheckpoint = Date.now();
+  }
+
+  /** Signs a checkpoint of the chunks on disk, then removes the checkpoint before it. */
+  async #signCheckpoint(): Promise<void> {
+    const name = checkpointName(this.#sums.length);
+    await this.#sign(name);
+    for (const old of this.#checkpoints.splice(0)) if (old !== name) await this.#removePair(old);
+    this.#checkpoints.push(name);
+  }
+
+  async #removePair(name: string): Promise<void> {
+    await rm(join(this.dir, name), { force: true });
+    await rm(join(this.dir, `${name}.sig`), { force: true });
+  }
+
+  /** Signs a checkpoint of what is on disk now. */
+  async checkpoint(): Promise<void> {
+    await this.flush();
+    await this.#signCheckpoint();
+  }
+
+  /** Writes everything, then the signed final manifest; removes the checkpoint. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return this.#queue;
+    clearInterval(this.#timer);
+    await this.flush();
+    this.#closed = true;
+    await this.#sign(MANIFEST);
+    for (const old of this.#checkpoints.splice(0)) await this.#removePair(old);
+  }
+
+  /** Stops without a final manifest (what a crash leaves: chunks and the last checkpoint). */
+  abandon(): void {
+    clearInterval(this.#timer);
+    this.#closed = true;
+  }
+}
