@@ -38,6 +38,12 @@ export const ErrorCode = {
   LISTEN_FAILED: 'HOOP_LISTEN_FAILED',
   /** A deadline passed. */
   TIMEOUT: 'HOOP_TIMEOUT',
+  /** The gateway cannot record sessions (disk full, not writable), so it refuses new ones. */
+  RECORDING_UNAVAILABLE: 'HOOP_RECORDING_UNAVAILABLE',
+  /** No session (or recording) by that id that the caller may see. */
+  SESSION_UNKNOWN: 'HOOP_SESSION_UNKNOWN',
+  /** A recording failed verification. */
+  RECORDING_INVALID: 'HOOP_RECORDING_INVALID',
   /** A bug: something that should not happen did. */
   INTERNAL: 'HOOP_INTERNAL',
 } as const;
@@ -71,6 +77,9 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_PROTOCOL_VIOLATION: ExitCode.DATA,
   HOOP_LISTEN_FAILED: ExitCode.UNAVAILABLE,
   HOOP_TIMEOUT: ExitCode.UNAVAILABLE,
+  HOOP_RECORDING_UNAVAILABLE: ExitCode.UNAVAILABLE,
+  HOOP_SESSION_UNKNOWN: ExitCode.DATA,
+  HOOP_RECORDING_INVALID: ExitCode.FAILURE,
   HOOP_INTERNAL: ExitCode.SOFTWARE,
 };
 

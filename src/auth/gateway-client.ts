@@ -15,6 +15,8 @@ import { ErrorCode, HoopError } from '../errors.js';
 import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import type { TokenKind } from './profiles.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /** How to reach the gateway. @see /work/shared/ARCHITECTURE.md ("Identity") */
 export interface GatewayEndpoint {
@@ -155,6 +157,12 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   if (status === 404 && path === 'v1/auth/config') {
     return new GatewayApiError(ErrorCode.USAGE, `${origin} has no login configured`, status, parsed.hint ?? 'ask its administrator to add a `login` block to the gateway configuration, or log in with a workload token (--id-token-file)');
   }
+  if (status === 404 && parsed.code === ErrorCode.SESSION_UNKNOWN) {
+    return new GatewayApiError(ErrorCode.SESSION_UNKNOWN, parsed.message ?? 'no such session', status, parsed.hint ?? '`hoop sessions ls` lists the sessions you may see');
+  }
+  if (status === 503 && parsed.code === ErrorCode.RECORDING_UNAVAILABLE) {
+    return new GatewayApiError(ErrorCode.RECORDING_UNAVAILABLE, parsed.message ?? `${origin} cannot record sessions now`, status, parsed.hint ?? 'try again later');
+  }
   if (status === 404) {
     return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, `${origin} does not serve /${path}`, status, 'upgrade the gateway to a version with identity support, or check the URL');
   }
@@ -168,6 +176,22 @@ async function requestJson(
   path: string,
   options: { token?: string; body?: unknown; connection?: string } = {},
 ): Promise<{ status: number; body: unknown }> {
+  const { status, bytes } = await request(endpoint, method, path, options, MAX_BODY);
+  try {
+    return { status, body: JSON.parse(bytes.toString('utf8')) };
+  } catch {
+    throw new HoopError(ErrorCode.GATEWAY_PROTOCOL, `${gatewayBaseUrl(endpoint.gateway).origin} answered /${path} with invalid JSON`, { hint: 'check that the URL points at a hoop gateway' });
+  }
+}
+
+/** One API request; resolves the body's bytes (at most `maxBody`), rejects with a HoopError for a non-2xx answer. */
+async function request(
+  endpoint: GatewayEndpoint,
+  method: 'GET' | 'POST',
+  path: string,
+  options: { token?: string; body?: unknown; connection?: string },
+  maxBody: number,
+): Promise<{ status: number; bytes: Buffer }> {
   const base = gatewayBaseUrl(endpoint.gateway);
   const url = new URL(path, base);
   const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8');
@@ -189,7 +213,8 @@ async function requestJson(
       let size = 0;
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size <= MAX_BODY) chunks.push(c);
+        if (size <= maxBody) chunks.push(c);
+        else res.destroy(new Error(`the answer is larger than ${maxBody} bytes`));
       });
       res.on('error', (err) => reject(requestError(err, url.origin)));
       res.on('end', () => {
@@ -199,11 +224,7 @@ async function requestJson(
           reject(apiError(status, body, url.origin, path, options.connection));
           return;
         }
-        try {
-          resolve({ status, body: JSON.parse(body.toString('utf8')) });
-        } catch {
-          reject(new HoopError(ErrorCode.GATEWAY_PROTOCOL, `${url.origin} answered /${path} with invalid JSON`, { hint: 'check that the URL points at a hoop gateway' }));
-        }
+        resolve({ status, bytes: body });
       });
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
@@ -316,4 +337,56 @@ export async function getConnection(endpoint: GatewayEndpoint, token: string, na
   const info = body as Partial<ConnectionInfo>;
   if (typeof info.name !== 'string' || typeof info.type !== 'string' || typeof info.database !== 'string') throw protocolError(origin, 'the connection');
   return { name: info.name, type: info.type, database: info.database };
+}
+
+/** A session in the gateway's index (`GET /v1/sessions`). */
+export type SessionSummary = Record<string, unknown> & { id: string; subject: string; connection: string; startedAt: string; endedAt: string; reason: string; statements: number; refused: number; recording: string };
+
+/**
+ * `GET /v1/sessions`: the ended sessions the caller may see (their own; everyone's for an
+ * auditor), newest first, filtered by `user`, `connection`, `since`, `until`, `denied`.
+ */
+export async function listSessions(endpoint: GatewayEndpoint, token: string, filter: Record<string, string> = {}): Promise<{ sessions: SessionSummary[]; auditor: boolean }> {
+  const q = new URLSearchParams(filter).toString();
+  const { body } = await requestJson(endpoint, 'GET', `v1/sessions${q ? `?${q}` : ''}`, { token });
+  const b = body as { sessions?: unknown; auditor?: unknown };
+  if (!Array.isArray(b.sessions)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its sessions');
+  return { sessions: b.sessions as SessionSummary[], auditor: b.auditor === true };
+}
+
+/** `GET /v1/sessions/{id}`. */
+export async function getSession(endpoint: GatewayEndpoint, token: string, id: string): Promise<SessionSummary> {
+  const { body } = await requestJson(endpoint, 'GET', `v1/sessions/${encodeURIComponent(id)}`, { token });
+  return body as SessionSummary;
+}
+
+/** Largest recording file downloaded. */
+const MAX_RECORDING_FILE = 256 * 1024 * 1024;
+
+/** Downloads the files of session `id`'s recording into `dir` (`GET /v1/sessions/{id}/files[/name]`); resolves their names. */
+export async function downloadRecording(endpoint: GatewayEndpoint, token: string, id: string, dir: string): Promise<string[]> {
+  const { body } = await requestJson(endpoint, 'GET', `v1/sessions/${encodeURIComponent(id)}/files`, { token });
+  const files = (body as { files?: unknown }).files;
+  if (!isStringArray(files) || files.some((f) => !/^[A-Za-z0-9._-]+$/.test(f))) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'the recording');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (const f of files) {
+    const { bytes } = await request(endpoint, 'GET', `v1/sessions/${encodeURIComponent(id)}/files/${f}`, { token }, MAX_RECORDING_FILE);
+    await writeFile(join(dir, f), bytes, { mode: 0o600 });
+  }
+  return files;
+}
+
+/** A recording key the gateway publishes (`GET /v1/keys`). */
+export interface RecordingKey {
+  publicKey: string;
+  fingerprint: string;
+  status: 'current' | 'retired';
+}
+
+/** `GET /v1/keys`: the keys the gateway signs recordings with, current and retired (no token needed). */
+export async function getRecordingKeys(endpoint: GatewayEndpoint): Promise<RecordingKey[]> {
+  const { body } = await requestJson(endpoint, 'GET', 'v1/keys');
+  const keys = (body as { keys?: unknown }).keys;
+  if (!Array.isArray(keys)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its recording keys');
+  return keys as RecordingKey[];
 }

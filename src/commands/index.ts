@@ -10,7 +10,8 @@ import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
 import { policyCommand } from './policy.js';
+import { sessionsCommand } from './sessions.js';
 import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, policyCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, sessionsCommand, policyCommand, gatewayCommand];

@@ -44,6 +44,9 @@
  *     tls: { mode: verify-full, ca: ./db-ca.pem, serverName: db.internal }  # mode default prefer
  *     allowCleartextWithoutTls: false # send a cleartext password without TLS that verified the server? default no
  *     allow: { subjects: [], emails: [], groups: [dba] }   # '*' in subjects: anyone signed in
+ * recording:                          # the gateway's recordings of sessions, in dataDir
+ *   enabled: true                     # default true
+ *   minFreeBytes: 1GiB                # refuse new sessions below this much free disk; default 1GiB
  * postgres:                           # limits of PostgreSQL sessions; all optional
  *   maxStatementBytes: 64MiB          # longest SQL text judged (bytes, or with kB/MB/GB); longer is refused
  *   maxMaskedMessageBytes: 64MiB      # largest row / COPY line / error masking may hold whole
@@ -110,6 +113,16 @@ export interface GatewayConfig {
   policy?: PolicySourceConfig;
   /** Limits of the PostgreSQL engine. */
   postgres: PostgresLimitsConfig;
+  /** The gateway's recordings of sessions (in `dataDir`). */
+  recording: GatewayRecordingConfig;
+}
+
+/** `recording:` in the gateway file. */
+export interface GatewayRecordingConfig {
+  /** Record every session (default true). */
+  enabled: boolean;
+  /** New sessions are refused while the data directory's disk has less free space than this (bytes; default 1 GiB). */
+  minFreeBytes: number;
 }
 
 /**
@@ -386,6 +399,12 @@ const fileSchema = z.strictObject(
     login: loginSchema.optional(),
     policy: policySourceSchema.optional(),
     postgres: postgresLimitsSchema.default({}),
+    recording: z
+      .strictObject({
+        enabled: z.boolean({ error: 'must be true or false' }).default(true),
+        minFreeBytes: bytesSchema(0, 1024 ** 4).default(1024 ** 3),
+      })
+      .default({ enabled: true, minFreeBytes: 1024 ** 3 }),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
@@ -575,6 +594,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),
     log: data.log,
     dataDir,
+    recording: data.recording,
     postgres: {
       ...(data.postgres.maxStatementBytes !== undefined ? { maxStatementBytes: data.postgres.maxStatementBytes } : {}),
       ...(data.postgres.maxMaskedMessageBytes !== undefined ? { maxMaskedMessageBytes: data.postgres.maxMaskedMessageBytes } : {}),

@@ -52,6 +52,12 @@ import { watchSessionToken } from './session-token.js';
 import { accessFor } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
+import { GatewayRecordings, type SessionSummary } from './recordings.js';
+import type { RecordingPolicy } from '../policy/schema.js';
+import type { EventSink, RecordingEvent, RecordingWriter } from '../recording/writer.js';
+import { createReadStream } from 'node:fs';
+import { readdir, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Identity } from '../identity.js';
 import { TokenRejectedError, TokenVerifier } from './verify-token.js';
 
@@ -86,7 +92,15 @@ export interface SessionPolicy {
   maxSessionSeconds?: number;
   /** Server timeouts of the access. */
   limits?: SessionLimits;
+  /** What the session's recording keeps (default: masked results, 1000 rows, close on failure). */
+  recording?: RecordingPolicy;
 }
+
+/** Recording without a policy repo. */
+const DEFAULT_RECORDING: RecordingPolicy = { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] };
+const SESSION_PATH = /^\/v1\/sessions\/([A-Za-z0-9_-]{8,64})(?:\/files(?:\/([A-Za-z0-9._-]+))?)?$/;
+/** The files of a recording the API hands out (docs/recording-format.md). */
+const RECORDING_FILE = /^(events-\d{6}\.jsonl\.gz|SHA256SUMS(\.sig)?|checkpoint-\d{6}\.SHA256SUMS(\.sig)?)$/;
 
 /** A running gateway. */
 export interface Gateway {
@@ -138,7 +152,10 @@ function errorStatus(err: HoopError): number {
     case ErrorCode.ACCESS_DENIED:
       return 403;
     case ErrorCode.CONNECTION_UNKNOWN:
+    case ErrorCode.SESSION_UNKNOWN:
       return 404;
+    case ErrorCode.RECORDING_UNAVAILABLE:
+      return 503;
     case ErrorCode.USAGE:
       return 400;
     default:
@@ -253,6 +270,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       throw err;
     }
   }
+  let recordings: GatewayRecordings | undefined;
+  if (config.recording.enabled) {
+    try {
+      recordings = await GatewayRecordings.open(config.dataDir);
+    } catch (err) {
+      if (ownStore) await store.close();
+      await policySource?.close();
+      throw err;
+    }
+  }
   const cancels = new CancelRegistry();
   let closing = false;
   /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
@@ -324,8 +351,57 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return { status: created ? 201 : 200, body: { deviceId: device.deviceId, fingerprint: device.fingerprint } };
   };
 
+  /**
+   * `GET /v1/sessions[?user=&connection=&since=&until=&denied=1]`, `GET /v1/sessions/{id}`, and a
+   * recording's files (`…/files`, `…/files/{name}`). A caller sees their own sessions; members of
+   * the policy's `recording.auditors` groups see everyone's. A session the caller may not see is
+   * answered as unknown.
+   */
+  const sessionsApi = async (req: http.IncomingMessage, identity: Identity, path: string, recorded: RegExpExecArray | null): Promise<{ status: number; body: unknown; file?: string }> => {
+    if (!recordings) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
+    const auditors = policySource?.current().policy.recording.auditors ?? [];
+    const auditor = identity.groups.some((g) => auditors.includes(g));
+    const visible = (s: SessionSummary): boolean => auditor || (s.issuer === identity.issuer && s.subject === identity.subject);
+    const all = (await recordings.sessions()).filter(visible);
+    if (!recorded) {
+      const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
+      const time = (name: string): number | undefined => {
+        const v = q.get(name);
+        if (v === null) return undefined;
+        const t = Date.parse(v);
+        if (Number.isNaN(t)) throw new HttpError(400, `${name} must be a date or time, such as 2026-11-22 or 2026-11-22T10:00:00Z`);
+        return t;
+      };
+      const since = time('since');
+      const until = time('until');
+      const user = q.get('user');
+      const connection = q.get('connection');
+      const sessions = all.filter(
+        (s) =>
+          (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
+          (connection === null || s.connection === connection) &&
+          (since === undefined || Date.parse(s.endedAt) >= since) &&
+          (until === undefined || Date.parse(s.startedAt) <= until) &&
+          (q.get('denied') === null || s.refused > 0),
+      );
+      return { status: 200, body: { sessions, auditor } };
+    }
+    const id = recorded[1]!;
+    const summary = all.find((s) => s.id === id);
+    if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
+    if (!path.includes('/files')) return { status: 200, body: summary };
+    const dir = recordings.recordingDir(id)!;
+    const name = recorded[2];
+    if (name === undefined) {
+      const files = (await readdir(dir).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
+      return { status: 200, body: { files } };
+    }
+    if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a recording holds no file ${name}`);
+    return { status: 200, body: undefined, file: join(dir, name) };
+  };
+
   /** Answers one API request; throws HoopErrors that become JSON error bodies. */
-  const route = async (req: http.IncomingMessage, path: string): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> => {
+  const route = async (req: http.IncomingMessage, path: string): Promise<{ status: number; body: unknown; headers?: Record<string, string>; file?: string }> => {
     const method = req.method ?? 'GET';
     const only = (...methods: string[]): void => {
       if (!methods.includes(method)) throw new HttpError(405, `${method} is not supported here`, { headers: { Allow: methods.join(', ') } });
@@ -342,8 +418,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       only('GET');
       return { status: 200, body: authConfig() };
     }
+    if (path === '/v1/keys') {
+      only('GET');
+      if (!recordings) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
+      return { status: 200, body: { namespace: 'hoop-recording', keys: recordings.publicKeys() } };
+    }
     const one = CONNECTION_PATH.exec(path);
-    if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || one) only('GET');
+    const recorded = SESSION_PATH.exec(path);
+    if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || path === '/v1/sessions' || one || recorded) only('GET');
     else if (path === '/v1/devices') only('GET', 'POST');
     else throw new HttpError(404, `no such endpoint: ${path}`);
 
@@ -366,6 +448,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const devices = await store.listDevices({ issuer: identity.issuer, subject: identity.subject });
       return { status: 200, body: { devices: devices.map(describeDevice) } };
     }
+    if (path === '/v1/sessions' || recorded) return sessionsApi(req, identity, path, recorded);
     if (path === '/v1/policy') {
       if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo');
       const { commit, loadedAt } = policySource.current();
@@ -385,13 +468,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     route(req, path).then(
-      ({ status, body, headers }) => sendJson(res, status, body, headers),
+      ({ status, body, headers, file }) => {
+        if (!file) return sendJson(res, status, body, headers);
+        const stream = createReadStream(file);
+        stream.once('open', () => {
+          res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
+          stream.pipe(res);
+        });
+        stream.once('error', (err) => {
+          if (res.headersSent) res.destroy();
+          else sendJson(res, 404, { error: { code: ErrorCode.SESSION_UNKNOWN, message: `no such file in this recording: ${describeError(err)}` } });
+        });
+      },
       (err: unknown) => {
         const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
         if (!(err instanceof HoopError)) log.error('api.error', { path, error: describeError(err) });
         if (!res.headersSent) sendJson(res, errorStatus(e), errorBody(e), authenticateHeaders(e));
       },
     );
+  };
+
+  /** A new session's recording, unless the data disk is below its free-space floor. */
+  const startRecording = async (sessionId: string): Promise<RecordingWriter> => {
+    const fs = await statfs(config.dataDir);
+    const free = fs.bavail * fs.bsize;
+    if (free < config.recording.minFreeBytes) {
+      throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `hoop: the gateway's data disk has ${Math.floor(free / 1024 / 1024)} MiB free, under its floor of ${Math.floor(config.recording.minFreeBytes / 1024 / 1024)} MiB, so it cannot record new sessions`, {
+        hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)",
+      });
+    }
+    return recordings!.start(sessionId);
   };
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -424,6 +530,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           policy = {
             judge: ps.judge,
             readOnly: ps.readOnly,
+            recording: ps.snapshot.policy.recording,
             ...(ps.masking ? { masking: ps.masking } : {}),
             ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
             limits: ps.limits,
@@ -451,6 +558,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const requested = req.headers['hoop-session-id'];
       const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
       const runId = typeof req.headers['hoop-run-id'] === 'string' ? req.headers['hoop-run-id'] : undefined;
+      const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
+      let writer: RecordingWriter | undefined;
+      if (recordings) {
+        try {
+          writer = await startRecording(sessionId);
+        } catch (err) {
+          const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
+          log.error('recording.unavailable', { session: sessionId, connection: name, subject: identity.subject, message: e.message, onFailure: recordingPolicy.onFailure });
+          if (recordingPolicy.onFailure !== 'continue') {
+            rejectUpgrade(socket, 503, errorBody(e));
+            return;
+          }
+        }
+      }
       const channel = acceptTunnel(req, socket, head, {
         'Hoop-Session-Id': sessionId,
         'Hoop-Gateway-Version': VERSION,
@@ -482,6 +603,43 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(policy?.masking ? { masking: policy.masking } : {}),
         ...(policy?.limits ? { limits: policy.limits } : {}),
       };
+      const counts = { statements: 0, refused: 0 };
+      let recordingFailed = recordings !== undefined && writer === undefined;
+      if (writer) {
+        const w = writer;
+        const sink: EventSink = {
+          append(event: RecordingEvent): boolean {
+            if (event.t === 'query' || event.t === 'execute') counts.statements++;
+            else if (event.t === 'decision') counts.refused++;
+            if (recordingFailed) return true;
+            try {
+              return w.append(event);
+            } catch (err) {
+              recordingFailed = true;
+              log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
+              if (recordingPolicy.onFailure === 'close') {
+                controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
+              }
+              return true;
+            }
+          },
+          drained: () => w.drained(),
+        };
+        sink.append({
+          t: 'start',
+          at: started,
+          session: sessionId,
+          identity: { subject: identity.subject, issuer: identity.issuer, kind: identity.kind, groups: identity.groups, ...(identity.email !== undefined ? { email: identity.email } : {}) },
+          connection: name,
+          type: connection.type,
+          remote: remoteAddress,
+          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+          ...(policyCommit !== undefined ? { policyCommit } : {}),
+          ...(runId ? { runId } : {}),
+          gateway: VERSION,
+        });
+        session.recording = { sink, results: recordingPolicy.results, rowCap: recordingPolicy.rowCap };
+      }
       const watch = watchSessionToken({
         session,
         verifier,
@@ -528,6 +686,38 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         bytesToClient: outcome.bytesToClient,
         durationMs: Date.now() - started,
       });
+      if (recordings) {
+        if (writer) {
+          session.recording!.sink.append({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
+          await writer.close().catch((err: unknown) => {
+            recordingFailed = true;
+            log.error('recording.failed', { ...who, error: describeError(err) });
+          });
+        }
+        const summary: SessionSummary = {
+          id: sessionId,
+          subject: identity.subject,
+          issuer: identity.issuer,
+          ...(identity.email !== undefined ? { email: identity.email } : {}),
+          groups: identity.groups,
+          kind: identity.kind,
+          connection: name,
+          type: connection.type,
+          remote: remoteAddress,
+          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+          ...(policyCommit !== undefined ? { policyCommit } : {}),
+          ...(runId ? { runId } : {}),
+          startedAt: new Date(started).toISOString(),
+          endedAt: new Date().toISOString(),
+          reason: outcome.reason,
+          statements: counts.statements,
+          refused: counts.refused,
+          recording: writer === undefined ? 'none' : recordingFailed ? 'failed' : 'complete',
+          bytesFromClient: outcome.bytesFromClient,
+          bytesToClient: outcome.bytesToClient,
+        };
+        await recordings.index(summary).catch((err: unknown) => log.error('recording.index-failed', { ...who, error: describeError(err) }));
+      }
     })();
     live.add(task);
     void task.finally(() => live.delete(task));

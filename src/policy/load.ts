@@ -268,6 +268,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const scalars = new Map<string, { value: unknown; at: Origin }>();
   const masking: Omit<MaskingPolicy, 'key' | 'derived'> & { key?: { text: string; at: Origin } } = { columns: [], names: [], detectors: [] };
   const hashAt: Origin[] = [];
+  const auditors: string[] = [];
   const setScalar = (key: string, value: unknown, at: Origin): void => {
     if (value === undefined) return;
     const prev = scalars.get(key);
@@ -323,6 +324,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
     }
     if (data.recording) {
       for (const k of ['results', 'rowCap', 'onFailure'] as const) setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
+      if (data.recording.auditors) auditors.push(...data.recording.auditors);
     }
   }
 
@@ -454,6 +456,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
     results: scalar('recording.results', 'masked'),
     rowCap: scalar('recording.rowCap', 1000),
     onFailure: scalar('recording.onFailure', 'close'),
+    auditors: [...new Set(auditors)],
   };
   return {
     connections: connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),

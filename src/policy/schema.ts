@@ -151,11 +151,19 @@ export interface MaskingPolicy {
   derived: 'mask' | 'deny';
 }
 
-/** What recordings keep of results. */
+/** What the gateway's recordings of sessions keep, and what happens when one cannot be written. */
 export interface RecordingPolicy {
-  results: 'full' | 'masked' | 'none';
+  /** `masked`: rows as the client received them; `none`: statements, shapes and outcomes without rows. */
+  results: 'masked' | 'none';
+  /** Rows recorded per result (the rest are counted). */
   rowCap: number;
-  onFailure: 'close' | 'continue';
+  /**
+   * When the recording cannot be written: `close` ends the session with an error, `refuse` refuses
+   * new sessions and lets running ones go on unrecorded (flagged), `continue` goes on (flagged).
+   */
+  onFailure: 'close' | 'refuse' | 'continue';
+  /** Groups whose members may list and read everyone's sessions (others see their own). */
+  auditors: string[];
 }
 
 /** One test case from `policy/tests/*.yaml`: identity + statement -> expected decision. */
@@ -295,9 +303,10 @@ export const maskingSchema = z.strictObject({
 
 /** The recording section. */
 export const recordingSchema = z.strictObject({
-  results: z.enum(['full', 'masked', 'none'], { error: 'must be full, masked or none' }).optional(),
+  results: z.enum(['masked', 'none'], { error: 'must be masked (rows as the client received them) or none (no rows)' }).optional(),
   rowCap: z.number({ error: 'must be a number of rows' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be at least 0' }).max(1_000_000, { error: 'must be at most 1000000' }).optional(),
-  onFailure: z.enum(['close', 'continue'], { error: 'must be close or continue' }).optional(),
+  onFailure: z.enum(['close', 'refuse', 'continue'], { error: 'must be close, refuse or continue' }).optional(),
+  auditors: z.array(z.string({ error: 'must be a group name' }).trim().min(1, { error: 'must be a group name' }), { error: 'must be a list of groups' }).optional(),
 });
 
 const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });

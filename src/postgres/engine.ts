@@ -23,6 +23,7 @@ import {
 import { PgProtocolError } from './protocol-error.js';
 import { MessageReader } from './reader.js';
 import { BackendPath, FrontendPath, ServerState } from './relay.js';
+import { PostgresRecorder } from './recorder.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from './startup.js';
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
@@ -82,9 +83,10 @@ function closeWithError(channel: TunnelChannel, reason: CloseReason, sqlstate: s
   channel.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
 }
 
-/** The SQLSTATE of a session the gateway ends: 57P01 for a shutdown, 28000 when the identity no longer holds. */
+/** The SQLSTATE of a session the gateway ends: 57P01 for a shutdown, 58030 when it can no longer be recorded, 28000 when the identity no longer holds. */
 function endState(end: { reason: CloseReason }): string {
-  return end.reason === 'gateway-shutdown' ? SqlState.ADMIN_SHUTDOWN : SqlState.INVALID_AUTHORIZATION;
+  if (end.reason === 'gateway-shutdown') return SqlState.ADMIN_SHUTDOWN;
+  return end.reason === 'recording-failed' ? SqlState.IO_ERROR : SqlState.INVALID_AUTHORIZATION;
 }
 
 /** Says inside the protocol and in a `close` control message why the gateway ends the session. */
@@ -344,10 +346,16 @@ export class PostgresEngine implements Engine {
           }, this.#o.messageTimeoutMs);
         }
       };
+      const recorder = session.recording
+        ? new PostgresRecorder({ sink: session.recording.sink, results: session.recording.results, rowCap: session.recording.rowCap })
+        : undefined;
       const gate = session.judge
         ? new StatementGate(session.judge, {
             readOnly: session.readOnly === true,
-            onRefusal: (r) => session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r }),
+            onRefusal: (r) => {
+              session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r });
+              recorder?.refused(r);
+            },
             // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
             onUnsafeSetting: (setting) => {
               session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
@@ -360,9 +368,10 @@ export class PostgresEngine implements Engine {
         state,
         ...(gate ? { gate, guardLexing: true } : {}),
         ...(masking ? { masking } : {}),
+        ...(recorder ? { recorder } : {}),
         maxStatementBytes: this.#o.maxStatementBytes,
       });
-      const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate } : {}), ...(masking ? { masking } : {}) });
+      const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate } : {}), ...(masking ? { masking } : {}), ...(recorder ? { recorder } : {}) });
       const fromClient = pump(channel, socket, {
         initial: Buffer.alloc(0),
         step: (chunk, out) => {

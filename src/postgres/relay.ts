@@ -25,6 +25,7 @@ import type { PumpOutput } from '../tunnel/pump.js';
 import { BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js';
+import type { RecorderStage } from './recorder.js';
 
 const QUERY = 0x51; // 'Q'
 const PARSE = 0x50; // 'P'
@@ -160,6 +161,8 @@ export interface FrontendPathOptions {
   gate?: GateStage;
   masking?: MaskingStage;
   state?: ServerState;
+  /** Records each message the gate judges, as the client sent it. */
+  recorder?: RecorderStage;
   /**
    * Hold a Query or Parse whose text has a backslash until the server has answered what came
    * before it (see {@link FrontendPath}); for sessions whose statements are judged.
@@ -191,6 +194,7 @@ export class FrontendPath {
   readonly #gate: GateStage | undefined;
   readonly #masking: MaskingStage | undefined;
   readonly #state: ServerState | undefined;
+  readonly #recorder: RecorderStage | undefined;
   readonly #guardLexing: boolean;
   readonly #maxStatement: number;
   readonly #looks: boolean;
@@ -204,9 +208,10 @@ export class FrontendPath {
     this.#gate = o.gate;
     this.#masking = o.masking;
     this.#state = o.state;
+    this.#recorder = o.recorder;
     this.#guardLexing = o.guardLexing === true && o.gate !== undefined;
     this.#maxStatement = o.maxStatementBytes ?? Number.POSITIVE_INFINITY;
-    this.#looks = o.gate !== undefined || o.masking !== undefined;
+    this.#looks = o.gate !== undefined || o.masking !== undefined || o.recorder !== undefined;
   }
 
   /** True once the client sent Terminate. */
@@ -308,6 +313,7 @@ export class FrontendPath {
 
   /** Passes one whole message through the gate and masking into `out`. */
   #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): void {
+    this.#recorder?.client(m);
     const sent = this.#gate ? this.#gate.frontend(m, analysis) : m;
     if (sent === m) this.#forward(m, out, analysis);
     else this.#send(sent as readonly FrontendMessage[], out);
@@ -358,6 +364,7 @@ export class FrontendPath {
       const names = s.bind.names;
       if (!names) return;
       const head: FrontendMessage = { kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 };
+      this.#recorder?.client(head);
       const sent = this.#gate ? this.#gate.frontend(head) : head;
       if (sent !== head) {
         this.#send(sent as readonly FrontendMessage[], out);
@@ -379,6 +386,8 @@ export interface BackendPathOptions {
   gate?: GateStage;
   masking?: MaskingStage;
   state?: ServerState;
+  /** Records what the client receives (after masking). */
+  recorder?: RecorderStage;
 }
 
 /**
@@ -395,6 +404,7 @@ export class BackendPath {
   readonly #gate: GateStage | undefined;
   readonly #masking: MaskingStage | undefined;
   readonly #state: ServerState | undefined;
+  readonly #recorder: RecorderStage | undefined;
   /** A step is waiting (a catalog lookup): the stream is not at a boundary the client has seen. */
   #busy = false;
   #cut: (() => void) | undefined;
@@ -407,7 +417,8 @@ export class BackendPath {
     this.#gate = o.gate;
     this.#masking = o.masking;
     this.#state = o.state;
-    this.#plain = !o.gate && !o.masking && !o.state;
+    this.#recorder = o.recorder;
+    this.#plain = !o.gate && !o.masking && !o.state && !o.recorder;
   }
 
   /** True when the client has been handed whole messages only (no step is waiting, no message is half read). */
@@ -449,12 +460,20 @@ export class BackendPath {
       return 'stream';
     }
     this.#state?.serverSent(type);
+    const framing = this.#framing(type, length);
+    if (framing !== 'pass' || !this.#recorder) return framing;
+    if (this.#recorder.wants(type)) return 'whole';
+    this.#recorder.passed(type);
+    return 'pass';
+  };
+
+  #framing(type: number, length: number): Framing {
     if (this.#masking) return this.#masking.framing(type, length);
     if (type === READY) return this.#state ? 'whole' : 'pass';
     if (type === ERROR) return this.#gate && this.#gate.pendingRefusals > 0 ? 'whole' : 'pass';
     if (type === PARAMETER_STATUS) return this.#gate ? 'whole' : 'pass';
     return 'pass';
-  };
+  }
 
   #drain(out: PumpOutput): void | Promise<void> {
     for (;;) {
@@ -473,6 +492,8 @@ export class BackendPath {
       const r = this.#masking ? this.#masking.backend(m) : m.raw;
       if (r instanceof Promise) return this.#wait(r, out);
       out.run.add(r);
+      const recording = this.#recorder?.server(r);
+      if (recording) return this.#wait(recording.then(() => undefined), out);
       if (this.#cut && this.reader.atBoundary) return this.#stop(out);
     }
   }
@@ -480,9 +501,12 @@ export class BackendPath {
   #wait(p: Promise<Buffer | undefined>, out: PumpOutput): Promise<void> {
     out.flush();
     this.#busy = true;
-    return p.then((b) => {
+    return p.then(async (b) => {
+      if (b) {
+        out.run.add(b);
+        await this.#recorder?.server(b);
+      }
       this.#busy = false;
-      if (b) out.run.add(b);
       return this.#drain(out);
     });
   }

@@ -57,6 +57,13 @@ export interface ChunkHeader {
 /** An event: a type, the time in ms since the epoch, and its fields. */
 export type RecordingEvent = { t: string; at: number } & Record<string, unknown>;
 
+/** Where a protocol's recorder writes its events: a {@link RecordingWriter}, or anything that takes events. */
+export interface EventSink {
+  /** False when the sink wants the caller to wait for {@link EventSink.drained}. */
+  append(event: RecordingEvent): boolean;
+  drained(): Promise<void>;
+}
+
 export interface RecordingWriterOptions {
   /** The recording's directory (created; must not hold a recording yet). */
   dir: string;
@@ -96,7 +103,7 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /** See the module documentation. */
-export class RecordingWriter {
+export class RecordingWriter implements EventSink {
   readonly dir: string;
   readonly id: string;
   readonly #key: KeyObject;

@@ -12,6 +12,7 @@ import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from './channel.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from '../identity.js';
+import type { EventSink } from '../recording/writer.js';
 
 /**
  * Why a session ended; logged and sent to the CLI in a `close` control message.
@@ -36,7 +37,7 @@ export type CloseReason =
  * Why the gateway itself ends a live session: it shuts down, the session's token expired without
  * being renewed, a renewal brought another identity, or a renewed token no longer grants access.
  */
-export type SessionEndReason = 'gateway-shutdown' | 'token-expired' | 'identity-changed' | 'access-revoked' | 'session-limit';
+export type SessionEndReason = 'gateway-shutdown' | 'token-expired' | 'identity-changed' | 'access-revoked' | 'session-limit' | 'recording-failed';
 
 /**
  * The reason a {@link TunnelSession.signal} is aborted with. Engines tell the client inside its
@@ -121,6 +122,17 @@ export interface TunnelSession {
    * parameters); a client may lower them, never raise them.
    */
   limits?: SessionLimits;
+  /** Where the engine records the session (src/recording/); without it nothing is recorded. */
+  recording?: SessionRecording;
+}
+
+/** A session's recording as an engine writes it: the events go to `sink`, as the policy's `recording` section says. */
+export interface SessionRecording {
+  sink: EventSink;
+  /** `masked`: results as the client received them; `none`: statements and shapes, no rows. */
+  results: 'masked' | 'none';
+  /** Rows recorded per result. */
+  rowCap: number;
 }
 
 /** The masking a session applies: the policy's `masking` section and its resolved HMAC key. */

@@ -27,7 +27,7 @@ const policy: Policy = {
   access: [],
   statements: { unparseable: 'deny', rules: [] },
   masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-  recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+  recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
   tests: [],
 };
 const limits: SessionLimits = { statement_timeout: 1500, lock_timeout: 1000, idle_in_transaction_session_timeout: 2000 };

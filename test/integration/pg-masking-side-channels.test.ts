@@ -32,7 +32,7 @@ const tokens = new Map<string, string>();
 
 function judgeFor(masking: MaskingPolicy, who: { subject: string; groups: string[] }): StatementJudge {
   return new StatementJudge(
-    { connections: [], access: [], statements: { unparseable: 'deny', rules: [] }, masking, recording: { results: 'masked', rowCap: 1000, onFailure: 'close' }, tests: [] },
+    { connections: [], access: [], statements: { unparseable: 'deny', rules: [] }, masking, recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] }, tests: [] },
     who,
     'app',
     'read-write',

@@ -35,7 +35,7 @@ function judgeWith(masking: MaskingPolicy, identity: { subject: string; groups: 
       access: [],
       statements: { unparseable: 'deny', rules: [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny', message: 'DROP is not allowed here' }] },
       masking,
-      recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+      recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
       tests: [],
     },
     identity,

@@ -23,7 +23,7 @@ const policy: Policy = {
   access: [],
   statements: { unparseable: 'deny', rules: [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny' }] },
   masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-  recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+  recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
   tests: [],
 };
 

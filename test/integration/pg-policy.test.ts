@@ -31,7 +31,7 @@ function policyWith(rules: StatementRule[]): Policy {
     access: [],
     statements: { unparseable: 'deny', rules },
     masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
     tests: [],
   };
 }

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import v8 from 'node:v8';
+import * as v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';

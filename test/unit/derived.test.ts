@@ -82,7 +82,7 @@ describe('StatementJudge with masking.derived: deny', () => {
     access: [],
     statements: { unparseable: 'deny', rules: [] },
     masking: { ...masking, derived },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
     tests: [],
   });
   const who = { subject: 'agent', groups: [] };

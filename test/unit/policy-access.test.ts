@@ -17,7 +17,7 @@ function policy(access: Partial<AccessRule>[]): Policy {
     access: access.map((a, i) => ({ name: `r${i}`, subjects: [], emails: [], groups: [], connections: ['*'], mode: 'read-only', ...a })),
     statements: { unparseable: 'deny', rules: [] },
     masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
     tests: [],
   };
 }

@@ -19,7 +19,7 @@ function policy(rules: StatementRule[], unparseable: Action = 'deny'): Policy {
     access: [],
     statements: { unparseable, rules },
     masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
     tests: [],
   };
 }

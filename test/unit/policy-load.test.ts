@@ -91,7 +91,7 @@ masking:
   detectors:
     - { detector: payment-card, strategy: hash }
   derived: deny
-recording: { results: full, rowCap: 50 }
+recording: { results: none, rowCap: 50, auditors: [security] }
 `;
 
 let ca: string;
@@ -120,7 +120,7 @@ describe('loadPolicyDir', () => {
     expect(p.masking.columns).toEqual([{ table: 'public.customers', column: 'email', strategy: 'redact' }]);
     expect(p.masking.names[0]!.regex.test('SSN_last')).toBe(true);
     expect(p.masking.derived).toBe('deny');
-    expect(p.recording).toEqual({ results: 'full', rowCap: 50, onFailure: 'close' });
+    expect(p.recording).toEqual({ results: 'none', rowCap: 50, onFailure: 'close', auditors: ['security'] });
     expect(p.tests).toEqual([]);
     expect(p.commit).toBeUndefined();
   });
@@ -130,7 +130,7 @@ describe('loadPolicyDir', () => {
     expect(p).toMatchObject({
       connections: [], access: [], statements: { unparseable: 'deny', rules: [] },
       masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-      recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+      recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
     });
   });
 

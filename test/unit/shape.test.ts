@@ -63,7 +63,7 @@ describe('ShapeCache', () => {
       access: [],
       statements: { unparseable: 'deny', rules: [{ name: 'no-unbounded-writes', match: { kinds: ['update', 'delete', 'merge'], missingWhere: true }, action: 'deny' }] },
       masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-      recording: { results: 'masked', rowCap: 1000, onFailure: 'close' },
+      recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
       tests: [],
     };
     const pairs: Array<[string, string]> = [

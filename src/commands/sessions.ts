@@ -1,0 +1,249 @@
+/**
+ * `hoop sessions ls|show|verify|replay|export`: the gateway's recordings of sessions. `ls` reads
+ * the gateway's index; the others download the recording and check it here, against the keys the
+ * gateway publishes (`GET /v1/keys`), before showing anything of it: a recording that does not
+ * verify is refused with what failed (exit 1). `verify --file DIR` checks a recording on disk.
+ *
+ * @see docs/recording-format.md
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { downloadRecording, getRecordingKeys, getSession, listSessions, type SessionSummary } from '../auth/gateway-client.js';
+import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
+import { ErrorCode, HoopError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { readEvents, TranscriptRenderer, type TranscriptLine } from '../recording/read.js';
+import { parseSshPublicKey } from '../recording/sshsig.js';
+import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
+import type { RecordingEvent } from '../recording/writer.js';
+
+interface CommonFlags extends GatewayFlags {
+  json?: boolean;
+}
+
+const gatewayOptions = (c: Command): Command =>
+  c
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
+    .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)');
+
+/** Rows padded into columns two spaces apart. */
+function columns(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return `${rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')}\n`;
+}
+
+function when(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** What a verification says, in one line. */
+function verdict(check: RecordingCheck): string {
+  if (!check.ok) return `FAILED: ${check.problems.join('; ')}`;
+  const state = check.complete ? 'complete' : `truncated at its last checkpoint${check.unverified.length ? ` (${check.unverified.length} later chunk(s) unverified)` : ''}`;
+  return `verified: ${check.chunks} chunk(s), ${check.events} events, ${state}, signed by ${check.signer}`;
+}
+
+/**
+ * Downloads session `id`'s recording to a temporary directory, verifies it against the gateway's
+ * published keys, and hands it to `use` (the directory is removed after).
+ */
+async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: string, use: (dir: string, check: RecordingCheck, summary: SessionSummary) => Promise<T>): Promise<T> {
+  const provider = await commandTokenProvider(io, flags);
+  const dir = await mkdtemp(join(tmpdir(), 'hoop-recording-'));
+  try {
+    const endpoint = { gateway: provider.gateway, ca: provider.ca };
+    const { token } = await provider.current();
+    const summary = await getSession(endpoint, token, id);
+    await downloadRecording(endpoint, token, id, dir);
+    const keys = (await getRecordingKeys(endpoint)).map((k) => parseSshPublicKey(k.publicKey));
+    const check = await verifyRecording(dir, keys);
+    return await use(dir, check, summary);
+  } finally {
+    provider.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function refuseInvalid(check: RecordingCheck, id: string): void {
+  if (!check.ok) {
+    throw new HoopError(ErrorCode.RECORDING_INVALID, `the recording of session ${id} does not verify: ${check.problems.join('; ')}`, {
+      hint: 'it was altered or damaged after the gateway signed it; `hoop sessions verify` says what failed',
+    });
+  }
+}
+
+async function* transcript(dir: string, check: RecordingCheck): AsyncGenerator<TranscriptLine> {
+  const renderer = new TranscriptRenderer();
+  for await (const e of readEvents(dir, check.manifest!)) yield* renderer.render(e);
+  if (check.truncated) yield { at: Date.now(), text: '-- the recording ends here: the session was cut short (its last checkpoint)' };
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+}
+
+/** Builds the `sessions` command. */
+export function sessionsCommand(io: CliIo): Command {
+  const cmd = new Command('sessions').description('list, show, verify, replay and export the recordings of sessions through the gateway');
+
+  cmd.addCommand(
+    gatewayOptions(new Command('ls'))
+      .description('list the ended sessions you may see (your own; everyone\'s for an auditor), newest first')
+      .option('--user <subject>', 'only this subject (or email)')
+      .option('--connection <name>', 'only this connection')
+      .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
+      .option('--until <time>', 'started at or before this date or time')
+      .option('--denied', 'only sessions in which the policy refused a statement')
+      .option('--json', 'print one JSON document { sessions: [...] }')
+      .action(async (flags: CommonFlags & { user?: string; connection?: string; since?: string; until?: string; denied?: boolean }) => {
+        const provider = await commandTokenProvider(io, flags);
+        try {
+          const filter: Record<string, string> = {};
+          for (const k of ['user', 'connection', 'since', 'until'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+          if (flags.denied) filter.denied = '1';
+          const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
+          if (flags.json) {
+            io.stdout.write(`${JSON.stringify({ sessions })}\n`);
+            return;
+          }
+          if (sessions.length === 0) {
+            io.stdout.write('no recorded sessions match\n');
+            return;
+          }
+          const rows = [['ID', 'STARTED', 'USER', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING']];
+          for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, s.connection, String(s.statements), String(s.refused), s.reason, s.recording]);
+          io.stdout.write(columns(rows));
+        } finally {
+          provider.close();
+        }
+      }),
+  );
+
+  cmd.addCommand(
+    gatewayOptions(new Command('show'))
+      .argument('<id>', 'the session id, as `hoop sessions ls` lists it')
+      .description('the session: who, where, when, whether its recording verifies, and each statement with its decision and outcome')
+      .option('--json', 'print one JSON document { session, verification, events }')
+      .action(async (id: string, flags: CommonFlags) => {
+        await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
+          refuseInvalid(check, id);
+          if (flags.json) {
+            const events: RecordingEvent[] = [];
+            for await (const e of readEvents(dir, check.manifest!)) events.push(e);
+            io.stdout.write(`${JSON.stringify({ session: summary, verification: check, events })}\n`);
+            return;
+          }
+          io.stdout.write(
+            columns([
+              ['session', summary.id],
+              ['user', `${summary.subject}${Array.isArray(summary.groups) && summary.groups.length ? ` (${(summary.groups as string[]).join(', ')})` : ''}`],
+              ['connection', summary.connection],
+              ['from', String(summary.remote ?? '?')],
+              ['started', when(summary.startedAt)],
+              ['ended', `${when(summary.endedAt)} (${summary.reason})`],
+              ['statements', `${summary.statements}, ${summary.refused} refused`],
+              ['recording', verdict(check)],
+            ]),
+          );
+          io.stdout.write('\n');
+          for await (const line of transcript(dir, check)) io.stdout.write(`${line.text}\n`);
+        });
+      }),
+  );
+
+  cmd.addCommand(
+    gatewayOptions(new Command('verify'))
+      .argument('[id]', 'the session id; its recording is downloaded and checked against the gateway\'s published keys')
+      .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
+      .option('--file <dir>', 'check this recording directory instead (with --key, or the gateway\'s published keys)')
+      .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
+      .option('--json', 'print the verification as one JSON document')
+      .action(async (id: string | undefined, flags: CommonFlags & { file?: string; key?: string[] }) => {
+        if ((id === undefined) === (flags.file === undefined)) throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR (one of them)', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording --key "ssh-ed25519 AAAA..."' });
+        const report = (check: RecordingCheck, what: string): void => {
+          if (flags.json) io.stdout.write(`${JSON.stringify(check)}\n`);
+          else io.stdout.write(`${what}: ${verdict(check)}\n`);
+          if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+        };
+        if (flags.file !== undefined) {
+          let keys;
+          if (flags.key?.length) keys = flags.key.map((k) => parseSshPublicKey(k));
+          else {
+            const provider = await commandTokenProvider(io, flags);
+            try {
+              keys = (await getRecordingKeys({ gateway: provider.gateway, ca: provider.ca })).map((k) => parseSshPublicKey(k.publicKey));
+            } finally {
+              provider.close();
+            }
+          }
+          report(await verifyRecording(resolve(io.cwd, flags.file), keys), flags.file);
+          return;
+        }
+        await withVerifiedRecording(io, flags, id!, async (_dir, check) => report(check, `session ${id}`));
+      }),
+  );
+
+  cmd.addCommand(
+    gatewayOptions(new Command('replay'))
+      .argument('<id>', 'the session id')
+      .description('the session as psql would have shown it, with its timing: statements, results, errors, notices, and hoop\'s refusals')
+      .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
+      .option('--skip-idle', 'wait at most 1 s between lines')
+      .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
+      .action(async (id: string, flags: CommonFlags & { speed: number; skipIdle?: boolean; tty: boolean }) => {
+        const timed = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
+        await withVerifiedRecording(io, flags, id, async (dir, check) => {
+          refuseInvalid(check, id);
+          let last: number | undefined;
+          for await (const line of transcript(dir, check)) {
+            if (timed && last !== undefined && line.at > last) {
+              const wait = (line.at - last) / flags.speed;
+              await sleep(flags.skipIdle ? Math.min(wait, 1000) : wait, undefined, { signal: io.signal });
+            }
+            last = line.at;
+            io.stdout.write(`${line.text}\n`);
+          }
+        });
+      }),
+  );
+
+  cmd.addCommand(
+    gatewayOptions(new Command('export'))
+      .argument('<id>', 'the session id')
+      .description('the recording for other tools: its events as JSON or JSON lines, or the psql transcript as an asciicast v3 recording')
+      .addOption(new Option('--format <format>', 'json, jsonl or asciicast').choices(['json', 'jsonl', 'asciicast']).default('jsonl'))
+      .action(async (id: string, flags: CommonFlags & { format: 'json' | 'jsonl' | 'asciicast' }) => {
+        await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
+          refuseInvalid(check, id);
+          if (flags.format === 'asciicast') {
+            // asciicast v3: a header, then [interval since the previous event, "o", text].
+            const start = Date.parse(summary.startedAt);
+            io.stdout.write(`${JSON.stringify({ version: 3, term: { cols: 120, rows: 40 }, timestamp: Math.floor(start / 1000), title: `hoop session ${id}` })}\n`);
+            let last = start;
+            for await (const line of transcript(dir, check)) {
+              const at = Math.max(line.at, last);
+              io.stdout.write(`${JSON.stringify([Number(((at - last) / 1000).toFixed(3)), 'o', `${line.text}\r\n`])}\n`);
+              last = at;
+            }
+            return;
+          }
+          if (flags.format === 'json') io.stdout.write('[');
+          let first = true;
+          for await (const e of readEvents(dir, check.manifest!)) {
+            if (flags.format === 'json') io.stdout.write(`${first ? '' : ','}\n${JSON.stringify(e)}`);
+            else io.stdout.write(`${JSON.stringify(e)}\n`);
+            first = false;
+          }
+          if (flags.format === 'json') io.stdout.write('\n]\n');
+        });
+      }),
+  );
+  return cmd;
+}

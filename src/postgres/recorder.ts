@@ -1,0 +1,303 @@
+/**
+ * The recording stage of a PostgreSQL session: it sees the relay's one read of each direction and
+ * writes what happened as events (docs/recording-format.md):
+ *
+ * - from the client, each message the statement gate judges, as the client sent it: `query`
+ *   (simple protocol), `parse` (a prepared statement's SQL), `bind` (the portal, its statement and
+ *   the parameters, text as text and binary as base64, each cut at 4 KiB), `execute` (the portal,
+ *   with the SQL it runs resolved through its statement); and the gate's `decision` when it refused
+ *   one (action, rule, reason);
+ * - from the server, what the client received (after masking): `columns` (RowDescription), up to
+ *   `rowCap` `row`s per result (values as text, NULL as null; binary as base64), `complete` (the
+ *   command tag, the rows sent and how many went unrecorded beyond the cap, timing from the
+ *   statement to its first row and to its end), `error` and `notice` (SQLSTATE, message, detail,
+ *   hint), `notification`, `copy` (COPY out/in begins) and `ready` (the transaction status).
+ *
+ * With `results: none` no row or COPY data is recorded, only statements, shapes and outcomes.
+ * Rows beyond the cap pass unread and are only counted, so recording costs nothing per row there.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+import type { EventSink, RecordingEvent } from '../recording/writer.js';
+import type { FrontendMessage } from './frontend-messages.js';
+import type { Refusal } from './statement-gate.js';
+
+const ROW_DESCRIPTION = 0x54; // 'T'
+const DATA_ROW = 0x44; // 'D'
+const COMMAND_COMPLETE = 0x43; // 'C'
+const ERROR = 0x45; // 'E'
+const NOTICE = 0x4e; // 'N'
+const READY = 0x5a; // 'Z'
+const EMPTY_QUERY = 0x49; // 'I'
+const PORTAL_SUSPENDED = 0x73; // 's'
+const NOTIFICATION = 0x41; // 'A'
+const COPY_OUT = 0x48; // 'H'
+const COPY_IN = 0x47; // 'G'
+const COPY_BOTH = 0x57; // 'W'
+const COPY_DATA = 0x64; // 'd'
+
+/** Longest parameter or value text kept in a recording. */
+const VALUE_MAX = 4096;
+
+/** The stage as the relay's paths use it. */
+export interface RecorderStage {
+  /** A message the client sent, before the gate judges it. */
+  client(m: FrontendMessage): void;
+  /** The gate refused the client's last message (or one it could not read). */
+  refused(r: Refusal): void;
+  /** Whether a server message of this type must be read whole for the recording (else it passes, counted). */
+  wants(type: number): boolean;
+  /** A server message that passes unread. */
+  passed(type: number): void;
+  /** Bytes handed to the client: whole server messages. A Promise when the recording's disk is behind. */
+  server(bytes: Buffer): Promise<void> | undefined;
+}
+
+export interface PostgresRecorderOptions {
+  sink: EventSink;
+  /** `masked`: rows as the client received them; `none`: no rows. */
+  results: 'masked' | 'none';
+  /** Rows (and COPY data messages) recorded per result. */
+  rowCap: number;
+  now?: () => number;
+}
+
+function cut(text: string): string {
+  return text.length > VALUE_MAX ? `${text.slice(0, VALUE_MAX)}…` : text;
+}
+
+function value(bytes: Buffer, binary: boolean): string {
+  return binary ? `base64:${cut(bytes.toString('base64'))}` : cut(bytes.toString('utf8'));
+}
+
+/** Reads the C strings and fields of a server message body. */
+function cstrings(body: Buffer, at = 0): string[] {
+  const out: string[] = [];
+  while (at < body.length) {
+    const end = body.indexOf(0, at);
+    if (end < 0) break;
+    out.push(body.toString('utf8', at, end));
+    at = end + 1;
+  }
+  return out;
+}
+
+/** ErrorResponse / NoticeResponse fields by their one-letter codes. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
+function noticeFields(body: Buffer): Record<string, string> {
+  const f: Record<string, string> = {};
+  let at = 0;
+  while (at < body.length && body[at] !== 0) {
+    const code = String.fromCharCode(body[at]!);
+    const end = body.indexOf(0, at + 1);
+    if (end < 0) break;
+    f[code] = body.toString('utf8', at + 1, end);
+    at = end + 1;
+  }
+  return { ...(f.C ? { code: f.C } : {}), ...(f.S ? { severity: f.S } : {}), message: f.M ?? '', ...(f.D ? { detail: f.D } : {}), ...(f.H ? { hint: f.H } : {}) };
+}
+
+/** Bind parameters: text as text, binary as base64. */
+function bindParams(body: Buffer): Array<string | null> | undefined {
+  try {
+    let at = body.indexOf(0) + 1;
+    at = body.indexOf(0, at) + 1;
+    const nFormats = body.readInt16BE(at);
+    const formats: number[] = [];
+    for (let i = 0; i < nFormats; i++) formats.push(body.readInt16BE(at + 2 + 2 * i));
+    at += 2 + 2 * nFormats;
+    const n = body.readInt16BE(at);
+    at += 2;
+    const params: Array<string | null> = [];
+    for (let i = 0; i < n; i++) {
+      const len = body.readInt32BE(at);
+      at += 4;
+      if (len < 0) params.push(null);
+      else {
+        const format = nFormats === 1 ? formats[0] : formats[i] ?? 0;
+        params.push(value(body.subarray(at, at + len), format === 1));
+        at += len;
+      }
+    }
+    return params;
+  } catch {
+    return undefined;
+  }
+}
+
+/** See the module documentation. */
+export class PostgresRecorder implements RecorderStage {
+  readonly #sink: EventSink;
+  readonly #rows: boolean;
+  readonly #cap: number;
+  readonly #now: () => number;
+  /** Prepared statement name -> SQL; portal -> its statement's name. */
+  readonly #statements = new Map<string, string>();
+  readonly #portals = new Map<string, string>();
+  /** The result being received: its rows and the formats of its columns. */
+  #sent = 0;
+  #recorded = 0;
+  #binary: boolean[] = [];
+  #started: number | undefined;
+  #firstRow: number | undefined;
+  #waiting: Promise<void> | undefined;
+
+  constructor(o: PostgresRecorderOptions) {
+    this.#sink = o.sink;
+    this.#rows = o.results !== 'none';
+    this.#cap = o.rowCap;
+    this.#now = o.now ?? Date.now;
+  }
+
+  #emit(event: Record<string, unknown> & { t: string }): void {
+    if (!this.#sink.append({ ...event, at: this.#now() } as RecordingEvent) && !this.#waiting) {
+      this.#waiting = this.#sink.drained().then(() => {
+        this.#waiting = undefined;
+      });
+    }
+  }
+
+  client(m: FrontendMessage): void {
+    switch (m.kind) {
+      case 'query':
+        this.#started = this.#now();
+        this.#emit({ t: 'query', sql: m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql });
+        return;
+      case 'parse':
+        this.#statements.set(m.name, m.long ? '' : m.sql);
+        this.#emit({ t: 'parse', statement: m.name, sql: m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql });
+        return;
+      case 'bind': {
+        this.#portals.set(m.portal, m.statement);
+        const params = m.msg ? bindParams(m.msg.body) : undefined;
+        this.#emit({ t: 'bind', portal: m.portal, statement: m.statement, ...(params ? { params } : { params: 'not recorded (streamed)' }) });
+        return;
+      }
+      case 'execute': {
+        this.#started = this.#now();
+        const statement = this.#portals.get(m.portal);
+        this.#emit({ t: 'execute', portal: m.portal, ...(statement !== undefined ? { statement, sql: this.#statements.get(statement) ?? null } : {}), ...(m.maxRows ? { maxRows: m.maxRows } : {}) });
+        return;
+      }
+      case 'function-call':
+        this.#emit({ t: 'function-call' });
+        return;
+      default:
+        return;
+    }
+  }
+
+  refused(r: Refusal): void {
+    this.#emit({ t: 'decision', action: r.action, rule: r.rule, reason: r.reason, message: r.message });
+  }
+
+  wants(type: number): boolean {
+    if (type === DATA_ROW || type === COPY_DATA) return this.#rows && this.#recorded < this.#cap;
+    return true;
+  }
+
+  passed(type: number): void {
+    if (type === DATA_ROW) {
+      this.#firstRow ??= this.#now();
+      this.#sent++;
+    }
+  }
+
+  server(bytes: Buffer): Promise<void> | undefined {
+    let at = 0;
+    while (at + 5 <= bytes.length) {
+      const type = bytes[at]!;
+      const length = bytes.readUInt32BE(at + 1);
+      this.#message(type, bytes.subarray(at + 5, at + 1 + length));
+      at += 1 + length;
+    }
+    return this.#waiting;
+  }
+
+  #message(type: number, body: Buffer): void {
+    switch (type) {
+      case ROW_DESCRIPTION: {
+        const n = body.readInt16BE(0);
+        const names: string[] = [];
+        this.#binary = [];
+        let at = 2;
+        for (let i = 0; i < n; i++) {
+          const end = body.indexOf(0, at);
+          names.push(body.toString('utf8', at, end));
+          this.#binary.push(body.readInt16BE(end + 1 + 16) === 1);
+          at = end + 1 + 18;
+        }
+        this.#emit({ t: 'columns', names });
+        return;
+      }
+      case DATA_ROW: {
+        this.#firstRow ??= this.#now();
+        this.#sent++;
+        if (!this.#rows || this.#recorded >= this.#cap) return;
+        this.#recorded++;
+        const n = body.readInt16BE(0);
+        const values: Array<string | null> = [];
+        let at = 2;
+        for (let i = 0; i < n; i++) {
+          const len = body.readInt32BE(at);
+          at += 4;
+          if (len < 0) values.push(null);
+          else {
+            values.push(value(body.subarray(at, at + len), this.#binary[i] === true));
+            at += len;
+          }
+        }
+        this.#emit({ t: 'row', values });
+        return;
+      }
+      case COPY_DATA:
+        this.#sent++;
+        if (this.#rows && this.#recorded < this.#cap) {
+          this.#recorded++;
+          this.#emit({ t: 'copy-data', data: cut(body.toString('utf8')) });
+        }
+        return;
+      case COMMAND_COMPLETE:
+      case EMPTY_QUERY:
+      case PORTAL_SUSPENDED:
+        this.#emit({
+          t: 'complete',
+          tag: type === COMMAND_COMPLETE ? (cstrings(body)[0] ?? '') : type === EMPTY_QUERY ? '(empty query)' : '(portal suspended)',
+          rows: this.#sent,
+          ...(this.#sent > this.#recorded ? { unrecorded: this.#sent - this.#recorded } : {}),
+          ...(this.#started !== undefined ? { ms: this.#now() - this.#started } : {}),
+          ...(this.#started !== undefined && this.#firstRow !== undefined ? { firstRowMs: this.#firstRow - this.#started } : {}),
+        });
+        this.#endResult();
+        return;
+      case ERROR:
+        this.#emit({ t: 'error', ...noticeFields(body) });
+        this.#endResult();
+        return;
+      case NOTICE:
+        this.#emit({ t: 'notice', ...noticeFields(body) });
+        return;
+      case NOTIFICATION: {
+        const [channel = '', payload = ''] = cstrings(body, 4);
+        this.#emit({ t: 'notification', channel, payload: cut(payload) });
+        return;
+      }
+      case COPY_OUT:
+      case COPY_IN:
+      case COPY_BOTH:
+        this.#emit({ t: 'copy', direction: type === COPY_OUT ? 'out' : type === COPY_IN ? 'in' : 'both' });
+        return;
+      case READY:
+        this.#emit({ t: 'ready', status: String.fromCharCode(body[0] ?? 0x49) });
+        return;
+      default:
+        return;
+    }
+  }
+
+  #endResult(): void {
+    this.#sent = 0;
+    this.#recorded = 0;
+    this.#started = undefined;
+    this.#firstRow = undefined;
+  }
+}

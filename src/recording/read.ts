@@ -1,0 +1,113 @@
+/**
+ * Reading a recording's events back, one chunk at a time (never a whole recording in memory), in
+ * the order a verified manifest names the chunks; and the session as psql would have shown it.
+ *
+ * @see ./writer.ts for the format
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip as gunzipCallback } from 'node:zlib';
+import type { RecordingEvent } from './writer.js';
+
+const gunzip = promisify(gunzipCallback);
+
+/** The events of the chunks `manifest` names (a verified SHA256SUMS or checkpoint), headers left out. */
+export async function* readEvents(dir: string, manifest: string): AsyncGenerator<RecordingEvent> {
+  const text = await readFile(join(dir, manifest), 'utf8');
+  for (const line of text.split('\n')) {
+    const name = line.split('  ')[1];
+    if (!name) continue;
+    const lines = (await gunzip(await readFile(join(dir, name)))).toString('utf8').split('\n');
+    for (const l of lines.slice(1)) if (l) yield JSON.parse(l) as RecordingEvent;
+  }
+}
+
+/** A value as psql prints it in a table cell. */
+function cell(v: unknown): string {
+  return v === null || v === undefined ? '' : String(v);
+}
+
+/** Rows as psql's aligned format draws them. */
+function table(names: string[], rows: unknown[][]): string[] {
+  const widths = names.map((n, i) => Math.max(n.length, ...rows.map((r) => cell(r[i]).length)));
+  const line = (cells: string[]): string => ` ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')}`.trimEnd();
+  return [line(names.map((n, i) => n.padStart(Math.floor((widths[i]! + n.length) / 2)).padEnd(widths[i]!))), widths.map((w) => '-'.repeat(w + 2)).join('+'), ...rows.map((r) => line(r.map(cell)))];
+}
+
+/** One piece of a transcript: what to print, and when (ms since the epoch). */
+export interface TranscriptLine {
+  at: number;
+  text: string;
+  /** The statement was refused by the policy. */
+  denied?: boolean;
+}
+
+/**
+ * Turns events into what a psql user would have seen, statement by statement: the prompt and SQL,
+ * then the result table, the command tag, errors and notices as psql prints them, and hoop's
+ * decision when the policy refused the statement.
+ */
+export class TranscriptRenderer {
+  #names: string[] | undefined;
+  #rows: unknown[][] = [];
+  #rowsAt = 0;
+  #database = 'db';
+
+  /** The lines event `e` adds, if any. */
+  render(e: RecordingEvent): TranscriptLine[] {
+    const at = e.at;
+    switch (e.t) {
+      case 'start': {
+        const id = e.identity as { subject?: string; groups?: string[] } | undefined;
+        this.#database = String(e.connection ?? 'db');
+        return [{ at, text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}` }];
+      }
+      case 'query':
+        return [{ at, text: `${this.#database}=> ${String(e.sql)}` }];
+      case 'execute':
+        return e.sql === null || e.sql === undefined ? [] : [{ at, text: `${this.#database}=> ${String(e.sql)}${e.portal ? `   -- portal ${String(e.portal)}` : ''}` }];
+      case 'bind': {
+        const params = e.params;
+        return Array.isArray(params) && params.length > 0 ? [{ at, text: `   -- parameters: ${params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}` }] : [];
+      }
+      case 'decision':
+        return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];
+      case 'columns':
+        this.#names = (e.names as string[]) ?? [];
+        this.#rows = [];
+        this.#rowsAt = at;
+        return [];
+      case 'row':
+        this.#rows.push((e.values as unknown[]) ?? []);
+        return [];
+      case 'complete': {
+        const out: TranscriptLine[] = [];
+        if (this.#names) {
+          out.push(...table(this.#names, this.#rows).map((text) => ({ at: this.#rowsAt || at, text })));
+          const n = Number(e.rows ?? this.#rows.length);
+          out.push({ at, text: `(${n} row${n === 1 ? '' : 's'})${e.unrecorded ? `   -- ${String(e.unrecorded)} not recorded (row cap)` : ''}` }, { at, text: '' });
+        } else out.push({ at, text: String(e.tag) });
+        this.#names = undefined;
+        this.#rows = [];
+        return out;
+      }
+      case 'error':
+        this.#names = undefined;
+        this.#rows = [];
+        return [
+          { at, text: `ERROR:  ${String(e.message)}` },
+          ...(e.detail ? [{ at, text: `DETAIL:  ${String(e.detail)}` }] : []),
+          ...(e.hint ? [{ at, text: `HINT:  ${String(e.hint)}` }] : []),
+        ];
+      case 'notice':
+        return [{ at, text: `${String(e.severity ?? 'NOTICE')}:  ${String(e.message)}` }];
+      case 'notification':
+        return [{ at, text: `Asynchronous notification "${String(e.channel)}" with payload "${String(e.payload)}" received.` }];
+      case 'end':
+        return [{ at, text: `-- session ended: ${String(e.reason)}` }];
+      default:
+        return [];
+    }
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Sessions recorded at the gateway, end to end: psql through `hoop connect` and the pg driver with
+ * the extended protocol; the recording holds each statement (with bind parameters), the policy's
+ * refusals, the rows as the client received them (masked), tags, errors and timing; `hoop sessions
+ * ls|show|verify|replay|export` read it back; a recording altered on the gateway's disk is refused;
+ * a user sees only their own sessions and an auditor everyone's; `results: none` keeps no rows.
+ */
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { pgClient, psql } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+
+function policy(pgPart: string, extra = ''): string {
+  return `version: 1
+connections:
+${pgPart}access:
+  - { name: people, subjects: [alice, bob, audrey], connections: [app], mode: read-write }
+statements:
+  rules:
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
+masking:
+  columns:
+    - { table: public.customers, column: email, strategy: redact }
+recording:
+  auditors: [auditors]
+${extra}`;
+}
+
+/** `hoop <argv>` against the stack as `subject` (in `groups`). */
+async function hoop(argv: string[], subject: string, groups: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+}
+
+/** Waits until the index holds `count` sessions of `subject` (sessions are indexed once they end); resolves them, newest first. */
+async function sessionsOf(subject: string, count: number): Promise<Array<{ id: string; statements: number; refused: number }>> {
+  for (let i = 0; i < 100; i++) {
+    const r = await hoop(['sessions', 'ls', '--json'], subject);
+    const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; statements: number; refused: number }> }).sessions;
+    if (sessions.length >= count) return sessions;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`fewer than ${count} sessions of ${subject} in the index`);
+}
+
+beforeAll(async () => {
+  repo = new PolicyGitRepo('hoop-recording-policy-');
+  stack = await startStack({
+    policy: async ({ pg }) => {
+      await pg.psql(
+        `create table customers (id int primary key, name text, email text);
+         insert into customers select g, 'name ' || g, 'user' || g || '@example.com' from generate_series(1, 1500) g;`,
+        { user: pg.users.scram },
+      );
+      repo.commit(policy(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })));
+      return repo.gatewayBlock(['${env:APP_*}']);
+    },
+  });
+}, 120_000);
+afterAll(async () => {
+  await stack?.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
+});
+
+describe('recorded sessions', () => {
+  let id: string;
+
+  it('records what psql and the pg driver did and saw, and hoop sessions shows and verifies it', async () => {
+    const c = await stack.connect('app', await stack.token('alice'));
+    const r = await psql(c.info, ['-c', 'select id, email from customers order by id limit 2', '-c', "select count(*) from customers where name like 'name 1%'"]);
+    expect(r.code).toBe(0);
+    const denied = await psql(c.info, ['-c', 'drop table customers']);
+    expect(denied.stderr).toContain('DROP is not allowed');
+    const client = await pgClient(c.info);
+    await client.query('select name, email from customers where id = $1', [7]);
+    await client.query('select id from customers order by id'); // 1500 rows: beyond the row cap
+    await client.end();
+    await c.stop();
+
+    // Each client connection is a session: psql twice, then the pg driver (newest first).
+    const all = await sessionsOf('alice', 3);
+    expect(all).toHaveLength(3);
+    expect(all.map((s) => [s.statements, s.refused])).toEqual([[2, 0], [1, 1], [2, 0]]);
+    id = all[0]!.id;
+    const psqlSession = all[2]!.id;
+    const ls = await hoop(['sessions', 'ls'], 'alice');
+    expect(ls.code).toBe(0);
+    expect(ls.stdout.split('\n')[0]).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATEMENTS\s+REFUSED\s+ENDED\s+RECORDING$/);
+    expect(ls.stdout).toMatch(new RegExp(`${id}\\s+\\S+ \\S+\\s+alice\\s+app\\s+2\\s+0\\s+client-terminated\\s+complete`));
+    const refusedSession = (JSON.parse((await hoop(['sessions', 'ls', '--json', '--denied'], 'alice')).stdout) as { sessions: Array<{ id: string; refused: number }> }).sessions;
+    expect(refusedSession).toHaveLength(1);
+    expect(refusedSession[0]!.refused).toBe(1);
+
+    const show = await hoop(['sessions', 'show', refusedSession[0]!.id], 'alice');
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^recording\s+verified: \d+ chunk\(s\), \d+ events, complete, signed by SHA256:/m);
+    expect(show.stdout).toContain('app=> drop table customers');
+    expect(show.stdout).toContain('-- hoop: denied by rule "no-drop"');
+
+    const first = await hoop(['sessions', 'show', id, '--json'], 'alice');
+    const doc = JSON.parse(first.stdout) as { events: Array<Record<string, unknown>>; verification: { ok: boolean } };
+    expect(doc.verification.ok).toBe(true);
+    const types = doc.events.map((e) => e.t);
+    expect(types[0]).toBe('start');
+    expect(types.at(-1)).toBe('end');
+    expect(doc.events[0]).toMatchObject({ identity: { subject: 'alice' }, connection: 'app' });
+    // The extended protocol: the statement, its parameter, and the masked row the client received.
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'parse', sql: 'select name, email from customers where id = $1' }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'bind', params: ['7'] }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'row', values: ['name 7', '[redacted]'] }));
+    expect(JSON.stringify(doc.events)).not.toContain('@example.com');
+    // 1500 rows sent, 1000 recorded (the default cap), timing kept.
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'complete', tag: 'SELECT 1500', rows: 1500, unrecorded: 500 }));
+    const complete = doc.events.find((e) => e.t === 'complete' && e.tag === 'SELECT 1500')!;
+    expect(typeof complete.ms).toBe('number');
+    expect(doc.events.filter((e) => e.t === 'row').length).toBe(1 + 1000); // the pg session: id 7, then the capped result
+
+    const verify = await hoop(['sessions', 'verify', id], 'alice');
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(new RegExp(`^session ${id}: verified: \\d+ chunk\\(s\\), \\d+ events, complete, signed by SHA256:\\S+$`, 'm'));
+
+    const replay = await hoop(['sessions', 'replay', psqlSession, '--no-tty'], 'alice');
+    expect(replay.stdout).toContain('app=> select id, email from customers order by id limit 2');
+    expect(replay.stdout).toMatch(/^ 1 +\| \[redacted\]$/m);
+    expect(replay.stdout).toContain('(2 rows)');
+
+    const cast = (await hoop(['sessions', 'export', id, '--format', 'asciicast'], 'alice')).stdout.trim().split('\n');
+    expect(JSON.parse(cast[0]!)).toMatchObject({ version: 3 });
+    expect(cast.slice(1).every((l) => Array.isArray(JSON.parse(l)) && JSON.parse(l)[1] === 'o')).toBe(true);
+    const jsonl = (await hoop(['sessions', 'export', id], 'alice')).stdout.trim().split('\n');
+    expect(jsonl.length).toBe(doc.events.length);
+  }, 60_000);
+
+  it('others see only their own sessions; an auditor sees everyone\'s', async () => {
+    const bob = await hoop(['sessions', 'ls', '--json'], 'bob');
+    expect((JSON.parse(bob.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).not.toContain(id);
+    const peek = await hoop(['sessions', 'show', id], 'bob');
+    expect(peek.code).toBe(ExitCode.DATA);
+    expect(peek.stderr).toContain(`no session ${id} that you may see`);
+    const audrey = await hoop(['sessions', 'ls', '--user', 'alice', '--json'], 'audrey', ['auditors']);
+    expect((JSON.parse(audrey.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).toContain(id);
+    expect((await hoop(['sessions', 'verify', id], 'audrey', ['auditors'])).code).toBe(0);
+  });
+
+  it('a recording altered on the gateway\'s disk is refused, saying what failed', async () => {
+    const dir = join(stack.dir, 'hoop-data', 'recordings', id);
+    const chunk = join(dir, readdirSync(dir).find((f) => f.startsWith('events-'))!);
+    const original = readFileSync(chunk);
+    const bytes = Buffer.from(original);
+    bytes[bytes.length >> 1] ^= 0x20;
+    writeFileSync(chunk, bytes);
+    try {
+      const verify = await hoop(['sessions', 'verify', id], 'alice');
+      expect(verify.code).toBe(1);
+      expect(verify.stdout).toContain('FAILED: events-000001.jsonl.gz does not match its SHA-256 in SHA256SUMS');
+      const show = await hoop(['sessions', 'show', id], 'alice');
+      expect(show.code).toBe(1);
+      expect(show.stderr).toContain(`the recording of session ${id} does not verify`);
+    } finally {
+      writeFileSync(chunk, original);
+    }
+  });
+
+  it('verify --file checks a recording on disk with a given key, and refuses another key', async () => {
+    const dir = join(stack.dir, 'hoop-data', 'recordings', id);
+    const pem = readFileSync(join(stack.dir, 'hoop-data', 'keys', 'recording-ed25519.pem'), 'utf8');
+    const { createPrivateKey } = await import('node:crypto');
+    const { sshPublicKeyLine } = await import('../../src/recording/sshsig.js');
+    const line = sshPublicKeyLine(createPrivateKey(pem));
+    const ok = await stack.run(['sessions', 'verify', '--file', dir, '--key', line]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('verified:');
+    const other = await stack.run(['sessions', 'verify', '--file', dir, '--key', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKnTgBz2uMe2mHZkvFcvkd2fzvQoa4XcNdn93vSKCvc2']);
+    expect(other.code).toBe(1);
+    expect(other.stdout).toMatch(/FAILED: SHA256SUMS: signed by SHA256:\S+, which is not a trusted key/);
+  });
+
+  it('results: none keeps statements and shapes, no rows', async () => {
+    repo.commit(policy(readFileSync(join(repo.dir, 'hoop.yaml'), 'utf8').split('connections:\n')[1]!.split('access:')[0]!, '  results: none\n'));
+    await stack.gateway.policy!.refresh();
+    const known = (await sessionsOf('bob', 0)).length;
+    const c = await stack.connect('app', await stack.token('bob'));
+    expect((await psql(c.info, ['-c', 'select id, name from customers order by id limit 3'])).code).toBe(0);
+    await c.stop();
+    const bobs = (await sessionsOf('bob', known + 1))[0]!.id;
+    const doc = JSON.parse((await hoop(['sessions', 'show', bobs, '--json'], 'bob')).stdout) as { events: Array<Record<string, unknown>> };
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'columns', names: ['id', 'name'] }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'complete', tag: 'SELECT 3', rows: 3, unrecorded: 3 }));
+    expect(doc.events.filter((e) => e.t === 'row')).toEqual([]);
+  }, 60_000);
+});
