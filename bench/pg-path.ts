@@ -5,7 +5,9 @@
  * paths to it: direct TCP, the hoop gateway (`hoop gateway` + `hoop connect`), the same gateway
  * with a policy repo (`hoop+policy`: statement rules that judge every statement but match none of
  * pgbench's, and a masking rule on a table pgbench does not read, so the masking code path is
- * present), an OpenSSH local forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
+ * present), the same with every session recorded (`hoop+policy+recording`: the gateway's recorder
+ * writing each statement and up to 1000 rows per result, signed chunks on disk; the other hoop
+ * paths run with `recording: { enabled: false }`), an OpenSSH local forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
  * select-only TPS at 8 clients, and COPY-out throughput of a ~100 MB table; then prints one table
  * with each path's ratio to direct.
  *
@@ -34,7 +36,7 @@ const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
 const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
 const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
-const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'ssh -L', 'pgbouncer'] as const;
+const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
   ? ALL_PATHS.filter((p) => process.env.BENCH_PATHS!.split(',').map((s) => s.trim()).includes(p))
@@ -472,7 +474,7 @@ function benchPolicyRepo(dir: string, text: string): string {
   return repo;
 }
 
-async function setupHoop(pg: PgCluster, withPolicy = false): Promise<PathSetup> {
+async function setupHoop(pg: PgCluster, withPolicy = false, recording = false): Promise<PathSetup> {
   const hoopBin = join(repoRoot, 'bin', 'hoop.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: run `npm run build` first');
   const { createTestPki } = await import('../test/harness/certs.js');
@@ -496,6 +498,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false): Promise<PathSetup> 
       `issuers: [{ issuer: ${yamlString(oidc.issuer)}, audience: hoop-bench }]`,
       // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
       'postgres: { maxStatementBytes: 128MiB }',
+      `recording: { enabled: ${recording} }`,
       ...(withPolicy
         ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
         : [
@@ -655,7 +658,7 @@ async function main(): Promise<number> {
       if (path === 'direct') setup = { endpoint: direct, close: async () => {} };
       else if (path === 'ssh -L') setup = await setupSsh(pg, direct);
       else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
-      else setup = await setupHoop(pg, path === 'hoop+policy');
+      else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording');
       results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);

@@ -58,6 +58,11 @@ async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: stri
   try {
     const endpoint = { gateway: provider.gateway, ca: provider.ca };
     const { token } = await provider.current();
+    if (id === 'last') {
+      const newest = (await listSessions(endpoint, token)).sessions[0];
+      if (!newest) throw new HoopError(ErrorCode.SESSION_UNKNOWN, 'you have no recorded sessions yet', { hint: 'sessions are listed once they end' });
+      id = newest.id;
+    }
     const summary = await getSession(endpoint, token, id);
     await downloadRecording(endpoint, token, id, dir);
     const keys = (await getRecordingKeys(endpoint)).map((k) => parseSshPublicKey(k.publicKey));
@@ -128,12 +133,12 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('show'))
-      .argument('<id>', 'the session id, as `hoop sessions ls` lists it')
+      .argument('<id>', 'the session id, as `hoop sessions ls` lists it, or `last` for your newest')
       .description('the session: who, where, when, whether its recording verifies, and each statement with its decision and outcome')
       .option('--json', 'print one JSON document { session, verification, events }')
       .action(async (id: string, flags: CommonFlags) => {
         await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, id);
+          refuseInvalid(check, summary.id);
           if (flags.json) {
             const events: RecordingEvent[] = [];
             for await (const e of readEvents(dir, check.manifest!)) events.push(e);
@@ -160,7 +165,7 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('verify'))
-      .argument('[id]', 'the session id; its recording is downloaded and checked against the gateway\'s published keys')
+      .argument('[id]', 'the session id (or `last`); its recording is downloaded and checked against the gateway\'s published keys')
       .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
       .option('--file <dir>', 'check this recording directory instead (with --key, or the gateway\'s published keys)')
       .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
@@ -186,21 +191,21 @@ export function sessionsCommand(io: CliIo): Command {
           report(await verifyRecording(resolve(io.cwd, flags.file), keys), flags.file);
           return;
         }
-        await withVerifiedRecording(io, flags, id!, async (_dir, check) => report(check, `session ${id}`));
+        await withVerifiedRecording(io, flags, id!, async (_dir, check, summary) => report(check, `session ${summary.id}`));
       }),
   );
 
   cmd.addCommand(
     gatewayOptions(new Command('replay'))
-      .argument('<id>', 'the session id')
+      .argument('<id>', 'the session id, or `last` for your newest')
       .description('the session as psql would have shown it, with its timing: statements, results, errors, notices, and hoop\'s refusals')
       .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
       .option('--skip-idle', 'wait at most 1 s between lines')
       .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
       .action(async (id: string, flags: CommonFlags & { speed: number; skipIdle?: boolean; tty: boolean }) => {
         const timed = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
-        await withVerifiedRecording(io, flags, id, async (dir, check) => {
-          refuseInvalid(check, id);
+        await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
+          refuseInvalid(check, summary.id);
           let last: number | undefined;
           for await (const line of transcript(dir, check)) {
             if (timed && last !== undefined && line.at > last) {
@@ -216,16 +221,16 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('export'))
-      .argument('<id>', 'the session id')
+      .argument('<id>', 'the session id, or `last` for your newest')
       .description('the recording for other tools: its events as JSON or JSON lines, or the psql transcript as an asciicast v3 recording')
       .addOption(new Option('--format <format>', 'json, jsonl or asciicast').choices(['json', 'jsonl', 'asciicast']).default('jsonl'))
       .action(async (id: string, flags: CommonFlags & { format: 'json' | 'jsonl' | 'asciicast' }) => {
         await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, id);
+          refuseInvalid(check, summary.id);
           if (flags.format === 'asciicast') {
             // asciicast v3: a header, then [interval since the previous event, "o", text].
             const start = Date.parse(summary.startedAt);
-            io.stdout.write(`${JSON.stringify({ version: 3, term: { cols: 120, rows: 40 }, timestamp: Math.floor(start / 1000), title: `hoop session ${id}` })}\n`);
+            io.stdout.write(`${JSON.stringify({ version: 3, term: { cols: 120, rows: 40 }, timestamp: Math.floor(start / 1000), title: `hoop session ${summary.id}` })}\n`);
             let last = start;
             for await (const line of transcript(dir, check)) {
               const at = Math.max(line.at, last);

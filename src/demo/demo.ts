@@ -273,7 +273,10 @@ policy:
         const line = buffered.split('\n').find((l) => l.startsWith('{'));
         if (line) resolve(JSON.parse(line) as ConnectJson);
       });
-      void main(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: cliEnv, cwd: dir, signal: connectStop.signal }).then((code) =>
+      // Without the policy repo: every statement goes to the gateway, which judges and records it
+      // (an early check on this side would refuse a DROP before the gateway's recording sees it).
+      const { HOOP_POLICY_REPO: _repo, ...connectEnv } = cliEnv;
+      void main(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: connectEnv, cwd: dir, signal: connectStop.signal }).then((code) =>
         reject(/in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`)),
       );
     });

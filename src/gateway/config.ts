@@ -47,6 +47,7 @@
  * recording:                          # the gateway's recordings of sessions, in dataDir
  *   enabled: true                     # default true
  *   minFreeBytes: 1GiB                # refuse new sessions below this much free disk; default 1GiB
+ *   checkpointSeconds: 10             # sign a checkpoint at least this often during a session (1..60)
  * postgres:                           # limits of PostgreSQL sessions; all optional
  *   maxStatementBytes: 64MiB          # longest SQL text judged (bytes, or with kB/MB/GB); longer is refused
  *   maxMaskedMessageBytes: 64MiB      # largest row / COPY line / error masking may hold whole
@@ -123,6 +124,8 @@ export interface GatewayRecordingConfig {
   enabled: boolean;
   /** New sessions are refused while the data directory's disk has less free space than this (bytes; default 1 GiB). */
   minFreeBytes: number;
+  /** A signed checkpoint at least this often while a session runs (default 10). */
+  checkpointSeconds: number;
 }
 
 /**
@@ -403,8 +406,9 @@ const fileSchema = z.strictObject(
       .strictObject({
         enabled: z.boolean({ error: 'must be true or false' }).default(true),
         minFreeBytes: bytesSchema(0, 1024 ** 4).default(1024 ** 3),
+        checkpointSeconds: z.number({ error: 'must be a number of seconds' }).int({ error: 'must be a whole number of seconds' }).min(1, { error: 'must be from 1 to 60' }).max(60, { error: 'must be from 1 to 60' }).default(10),
       })
-      .default({ enabled: true, minFreeBytes: 1024 ** 3 }),
+      .default({ enabled: true, minFreeBytes: 1024 ** 3, checkpointSeconds: 10 }),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );

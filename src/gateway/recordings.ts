@@ -8,7 +8,8 @@
  * @see docs/recording-format.md
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdir, open, readdir, readFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
@@ -47,8 +48,12 @@ export interface SessionSummary {
   statements: number;
   /** Statements the policy refused. */
   refused: number;
-  /** The recording could not be written (onFailure: continue / refuse), or was closed early. */
-  recording: 'complete' | 'failed' | 'none';
+  /**
+   * `complete`: closed and signed; `truncated`: the gateway stopped before the session ended (it
+   * verifies up to its last checkpoint); `failed`: it could not be written (onFailure continue or
+   * refuse); `none`: not recorded.
+   */
+  recording: 'complete' | 'truncated' | 'failed' | 'none';
   bytesFromClient: number;
   bytesToClient: number;
 }
@@ -110,11 +115,69 @@ export class GatewayRecordings {
     return SESSION_ID.test(id) ? join(this.dir, 'recordings', id) : undefined;
   }
 
-  /** Starts the recording of session `id`. */
-  start(id: string): Promise<RecordingWriter> {
+  /** Starts the recording of session `id`, with a signed checkpoint at least every `checkpointMs`. */
+  start(id: string, checkpointMs = 10_000): Promise<RecordingWriter> {
     const dir = this.recordingDir(id);
     if (!dir) throw new Error(`not a session id: ${id}`);
-    return RecordingWriter.create({ dir, id, key: this.key });
+    return RecordingWriter.create({ dir, id, key: this.key, checkpointMs });
+  }
+
+  /**
+   * Indexes the recordings a gateway that stopped without ending its sessions (killed, crashed)
+   * left behind: each as `truncated`, ended `gateway-stopped` at its last write, with who and where
+   * from its `start` event. Call at start, before any session runs. Resolves how many it found.
+   */
+  async recoverUnindexed(): Promise<number> {
+    const indexed = new Set((await this.sessions()).map((s) => s.id));
+    const root = join(this.dir, 'recordings');
+    let found = 0;
+    for (const id of (await readdir(root)).filter((d) => SESSION_ID.test(d) && !indexed.has(d)).sort()) {
+      const dir = join(root, id);
+      const chunks = (await readdir(dir)).filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f)).sort();
+      let start: Record<string, unknown> | undefined;
+      let statements = 0;
+      let refused = 0;
+      let last = 0;
+      for (const f of chunks) {
+        try {
+          last = Math.max(last, (await stat(join(dir, f))).mtimeMs);
+          for (const line of gunzipSync(await readFile(join(dir, f))).toString('utf8').split('\n').slice(1)) {
+            if (!line) continue;
+            const e = JSON.parse(line) as Record<string, unknown>;
+            if (e.t === 'start') start = e;
+            else if (e.t === 'query' || e.t === 'execute') statements++;
+            else if (e.t === 'decision') refused++;
+          }
+        } catch {
+          /* a chunk cut by the crash: the verifier says so */
+        }
+      }
+      const who = (start?.identity ?? {}) as { subject?: string; issuer?: string; email?: string; groups?: string[]; kind?: 'user' | 'workload' };
+      await this.index({
+        id,
+        subject: who.subject ?? '?',
+        issuer: who.issuer ?? '?',
+        ...(who.email !== undefined ? { email: who.email } : {}),
+        groups: who.groups ?? [],
+        kind: who.kind ?? 'user',
+        connection: String(start?.connection ?? '?'),
+        type: String(start?.type ?? 'postgres'),
+        remote: String(start?.remote ?? '?'),
+        ...(typeof start?.client === 'string' ? { client: start.client } : {}),
+        ...(typeof start?.policyCommit === 'string' ? { policyCommit: start.policyCommit } : {}),
+        ...(typeof start?.runId === 'string' ? { runId: start.runId } : {}),
+        startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
+        endedAt: new Date(last || Date.now()).toISOString(),
+        reason: 'gateway-stopped',
+        statements,
+        refused,
+        recording: 'truncated',
+        bytesFromClient: 0,
+        bytesToClient: 0,
+      });
+      found++;
+    }
+    return found;
   }
 
   /** Adds an ended session to the index (one line, fsynced). */

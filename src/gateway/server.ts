@@ -274,6 +274,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   if (config.recording.enabled) {
     try {
       recordings = await GatewayRecordings.open(config.dataDir);
+      const recovered = await recordings.recoverUnindexed();
+      if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} session(s) were cut short when the gateway stopped; their recordings verify up to their last checkpoint` });
     } catch (err) {
       if (ownStore) await store.close();
       await policySource?.close();
@@ -497,7 +499,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)",
       });
     }
-    return recordings!.start(sessionId);
+    return recordings!.start(sessionId, config.recording.checkpointSeconds * 1000);
   };
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {

@@ -79,7 +79,7 @@ export function describePolicy(policy: Policy, source: string): string {
     ]),
   );
   const r = policy.recording;
-  out.push('', `recording  results ${r.results}, row cap ${r.rowCap}, on failure ${r.onFailure}`);
+  out.push('', `recording  results ${r.results}, row cap ${r.rowCap}, on failure ${r.onFailure}${r.auditors.length ? `, auditors ${r.auditors.join(',')}` : ''}`);
   out.push('', `tests  ${policy.tests.length} case${policy.tests.length === 1 ? '' : 's'}`);
   return `${out.join('\n')}\n`;
 }

@@ -121,6 +121,50 @@ describe('hoop gateway + hoop connect as processes', () => {
     expect(gw.output()).not.toContain(token);
   });
 
+  it('a gateway killed mid-session: after a restart the session is listed as truncated and its recording verifies up to its last checkpoint', async () => {
+    const config = join(dir, 'gateway-crash.yaml');
+    await writeFile(config, `${await readFile(join(dir, 'gateway.yaml'), 'utf8')}dataDir: crash-data\nrecording: { checkpointSeconds: 1 }\n`);
+    const gw = await start(['gateway', '--config', config], {}, /gateway\.listening/);
+    const url = (JSON.parse(gw.line) as { url: string }).url;
+    const conn = await start(['connect', 'app', '--gateway', url, '--ca-file', pki.caFile, '--json'], { HOOP_TOKEN: token, XDG_RUNTIME_DIR: join(dir, 'run') }, /^\{/);
+    const info = JSON.parse(conn.line) as { host: string; port: number; user: string; database: string; pgpassFile: string };
+    const psql = spawn('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, info.database], { env: { PATH: process.env.PATH, PGPASSFILE: info.pgpassFile, PGSSLMODE: 'require' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(psql);
+    let out = '';
+    psql.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const answered = async (n: number): Promise<void> => {
+      for (let i = 0; i < 100 && out.split('\n').filter(Boolean).length < n; i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    psql.stdin!.write('select count(*) from items;\n');
+    await answered(1);
+    await new Promise((r) => setTimeout(r, 1500));
+    psql.stdin!.write("select name from items order by id limit 1;\n");
+    await answered(2);
+    await new Promise((r) => setTimeout(r, 1500)); // a chunk and a signed checkpoint after it
+    gw.child.kill('SIGKILL');
+    await exited(gw.child);
+    psql.kill('SIGKILL');
+    conn.child.kill('SIGINT');
+    await exited(conn.child);
+
+    const again = await start(['gateway', '--config', config], {}, /gateway\.listening/);
+    expect(again.output()).toContain('"event":"recording.recovered"');
+    const url2 = (JSON.parse(again.line) as { url: string }).url;
+    const cli = (args: string[]) => runProcess(process.execPath, [bin, ...args, '--gateway', url2, '--ca-file', pki.caFile], { env: { HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(dir, 'cfg-crash') } });
+    const ls = JSON.parse((await cli(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<{ id: string; subject: string; recording: string; reason: string; statements: number }> };
+    expect(ls.sessions).toHaveLength(1);
+    expect(ls.sessions[0]).toMatchObject({ subject: 'dana', recording: 'truncated', reason: 'gateway-stopped', statements: 2 });
+    const verify = await cli(['sessions', 'verify', ls.sessions[0]!.id]);
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/verified: \d+ chunk\(s\), \d+ events, truncated at its last checkpoint/);
+    const replay = await cli(['sessions', 'replay', ls.sessions[0]!.id, '--no-tty']);
+    expect(replay.stdout).toContain('db=> select count(*) from items'.replace('db', 'app'));
+    expect(replay.stdout).toContain('-- the recording ends here: the session was cut short (its last checkpoint)');
+    again.child.kill('SIGTERM');
+    expect(await exited(again.child)).toBe(0);
+  }, 60_000);
+
   it('listens on a unix socket with --socket', async () => {
     const gw = await start(['gateway', '--config', join(dir, 'gateway.yaml')], {}, /gateway\.listening/);
     const url = (JSON.parse(gw.line) as { url: string }).url;

@@ -200,6 +200,21 @@ describe('the README, run as written', () => {
     expect(changed.code).toBe(0);
     expect(changed.output).toMatch(/Ada Lovelace \| \[redacted\]/);
 
+    // The recordings of those sessions.
+    const [ls, replay, verify] = shCommands(readme).filter((l) => l.startsWith('npx hoop sessions'));
+    expect([ls, replay, verify]).toEqual(['npx hoop sessions ls', 'npx hoop sessions replay last', 'npx hoop sessions verify last']);
+    let listed = '';
+    for (let i = 0; i < 50 && !/client-terminated/.test(listed); i++) listed = (await sourced(ls!)).output;
+    expect(listed).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION/m);
+    expect(listed).toMatch(/\s+demo\s+demo-db\s+1\s+1\s+client-terminated\s+complete/); // the DROP, refused
+    const replayed = await sourced(replay!);
+    expect(replayed.code).toBe(0);
+    expect(replayed.output).toContain('demo-db=> select name, card_number from customers limit 2');
+    expect(replayed.output).not.toMatch(/\d{4} \d{4} \d{4} \d{4}/);
+    const verified = await sourced(verify!);
+    expect(verified.code).toBe(0);
+    expect(verified.output).toMatch(/verified: \d+ chunk\(s\), \d+ events, complete, signed by SHA256:/);
+
     expect(await interrupt(demo)).toBe(0);
     const scripted = await run(['npx hoop demo --script']);
     expect(scripted.code).toBe(0);
