@@ -13,6 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
+import { analyzeSql, loadSqlParser } from '../policy/sql/analyze.js';
 import { RecordingWriter } from '../recording/writer.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
@@ -48,6 +49,12 @@ export interface SessionSummary {
   statements: number;
   /** Statements the policy refused. */
   refused: number;
+  /** Tables (and views) the session's statements named, refused ones included; lower-case as written (`schema.table` or `table`). */
+  tables: string[];
+  /** Of those, the ones a statement wrote to or tried to (DML, COPY FROM, DDL). */
+  written: string[];
+  /** False when the session ran more distinct statements than were analysed for `tables`. */
+  tablesComplete: boolean;
   /**
    * `complete`: closed and signed; `truncated`: the gateway stopped before the session ended (it
    * verifies up to its last checkpoint); `failed`: it could not be written (onFailure continue or
@@ -171,6 +178,9 @@ export class GatewayRecordings {
         reason: 'gateway-stopped',
         statements,
         refused,
+        tables: [],
+        written: [],
+        tablesComplete: false,
         recording: 'truncated',
         bytesFromClient: 0,
         bytesToClient: 0,
@@ -210,5 +220,43 @@ export class GatewayRecordings {
       }
     }
     return out.reverse();
+  }
+}
+
+/** Distinct SQL texts of a session analysed for the index; beyond this the index says it is incomplete. */
+const MAX_TEXTS = 500;
+const WRITE_KINDS = new Set(['insert', 'update', 'delete', 'merge', 'truncate', 'copy-in', 'create', 'alter', 'drop']);
+
+/**
+ * Collects a session's distinct SQL texts on the data path (a Set insert, capped) and analyses them
+ * once the session is over, off the data path, for the index's `tables` and `written`.
+ */
+export class TablesTouched {
+  readonly #texts = new Set<string>();
+  #complete = true;
+
+  add(sql: unknown): void {
+    if (typeof sql !== 'string' || sql === '' || this.#texts.has(sql)) return;
+    if (this.#texts.size >= MAX_TEXTS) this.#complete = false;
+    else this.#texts.add(sql);
+  }
+
+  async summary(): Promise<{ tables: string[]; written: string[]; tablesComplete: boolean }> {
+    await loadSqlParser();
+    const tables = new Set<string>();
+    const written = new Set<string>();
+    let complete = this.#complete;
+    for (const sql of this.#texts) {
+      const a = analyzeSql(sql);
+      if (!a.ok) {
+        complete = false;
+        continue;
+      }
+      for (const st of a.statements) {
+        for (const t of st.tables) tables.add(t);
+        if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
+      }
+    }
+    return { tables: [...tables].sort(), written: [...written].sort(), tablesComplete: complete };
   }
 }

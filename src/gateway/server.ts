@@ -52,7 +52,7 @@ import { watchSessionToken } from './session-token.js';
 import { accessFor } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
-import { GatewayRecordings, type SessionSummary } from './recordings.js';
+import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import type { RecordingPolicy } from '../policy/schema.js';
 import type { EventSink, RecordingEvent, RecordingWriter } from '../recording/writer.js';
 import { createReadStream } from 'node:fs';
@@ -378,13 +378,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const until = time('until');
       const user = q.get('user');
       const connection = q.get('connection');
+      const table = q.get('table')?.toLowerCase() ?? null;
       const sessions = all.filter(
         (s) =>
           (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
           (connection === null || s.connection === connection) &&
           (since === undefined || Date.parse(s.endedAt) >= since) &&
           (until === undefined || Date.parse(s.startedAt) <= until) &&
-          (q.get('denied') === null || s.refused > 0),
+          (q.get('denied') === null || s.refused > 0) &&
+          (table === null || (s.tables ?? []).some((t) => t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))),
       );
       return { status: 200, body: { sessions, auditor } };
     }
@@ -606,6 +608,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(policy?.limits ? { limits: policy.limits } : {}),
       };
       const counts = { statements: 0, refused: 0 };
+      const touched = new TablesTouched();
       let recordingFailed = recordings !== undefined && writer === undefined;
       if (writer) {
         const w = writer;
@@ -613,6 +616,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           append(event: RecordingEvent): boolean {
             if (event.t === 'query' || event.t === 'execute') counts.statements++;
             else if (event.t === 'decision') counts.refused++;
+            if (event.t === 'query' || event.t === 'parse') touched.add(event.sql);
             if (recordingFailed) return true;
             try {
               return w.append(event);
@@ -714,6 +718,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           reason: outcome.reason,
           statements: counts.statements,
           refused: counts.refused,
+          ...(await touched.summary().catch(() => ({ tables: [], written: [], tablesComplete: false }))),
           recording: writer === undefined ? 'none' : recordingFailed ? 'failed' : 'complete',
           bytesFromClient: outcome.bytesFromClient,
           bytesToClient: outcome.bytesToClient,

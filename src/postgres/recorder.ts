@@ -148,8 +148,10 @@ export class PostgresRecorder implements RecorderStage {
     this.#now = o.now ?? Date.now;
   }
 
+  /** Stamps `event` (a fresh object) with the time and hands it to the sink. */
   #emit(event: Record<string, unknown> & { t: string }): void {
-    if (!this.#sink.append({ ...event, at: this.#now() } as RecordingEvent) && !this.#waiting) {
+    event.at = this.#now();
+    if (!this.#sink.append(event as RecordingEvent) && !this.#waiting) {
       this.#waiting = this.#sink.drained().then(() => {
         this.#waiting = undefined;
       });

@@ -89,6 +89,11 @@ describe('recorded sessions', () => {
     expect(all.map((s) => [s.statements, s.refused])).toEqual([[2, 0], [1, 1], [2, 0]]);
     id = all[0]!.id;
     const psqlSession = all[2]!.id;
+    const byTable = JSON.parse((await hoop(['sessions', 'ls', '--json', '--table', 'public.customers'], 'alice')).stdout) as { sessions: Array<{ id: string; tables: string[]; written: string[] }> };
+    expect(byTable.sessions.map((s) => s.id)).toEqual(all.map((s) => s.id));
+    expect(byTable.sessions[2]).toMatchObject({ tables: ['customers'], written: [] });
+    expect(byTable.sessions[1]).toMatchObject({ tables: ['customers'], written: ['customers'] }); // the DROP it tried
+    expect((JSON.parse((await hoop(['sessions', 'ls', '--json', '--table', 'orders'], 'alice')).stdout) as { sessions: unknown[] }).sessions).toEqual([]);
     const ls = await hoop(['sessions', 'ls'], 'alice');
     expect(ls.code).toBe(0);
     expect(ls.stdout.split('\n')[0]).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATEMENTS\s+REFUSED\s+ENDED\s+RECORDING$/);
