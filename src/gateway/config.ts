@@ -44,6 +44,11 @@
  *     tls: { mode: verify-full, ca: ./db-ca.pem, serverName: db.internal }  # mode default prefer
  *     allowCleartextWithoutTls: false # send a cleartext password without TLS that verified the server? default no
  *     allow: { subjects: [], emails: [], groups: [dba] }   # '*' in subjects: anyone signed in
+ * audit:                              # the audit stream for SIEMs (docs/audit.md); optional
+ *   file: ./audit.jsonl               # append JSON lines here, and/or
+ *   url: https://siem.example.com/in  # POST them in batches (application/x-ndjson); https unless loopback
+ *   headers: { Authorization: "${env:SIEM_TOKEN}" }   # values may be secret references
+ *   batchSize: 500                    # events per batch; flushSeconds: 1; maxQueue: 100000 (oldest dropped, counted)
  * recording:                          # the gateway's recordings of sessions, in dataDir
  *   enabled: true                     # default true
  *   minFreeBytes: 1GiB                # refuse new sessions below this much free disk; default 1GiB
@@ -94,6 +99,7 @@ import { parseSecretPattern, parseSecretRef, resolveSecret, unresolvedSecret } f
 import { Locator, asRecord, dotted, nonEmpty, parseWithSchema, readErrorMessage, stringList, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
 import { HoopError, ErrorCode } from '../errors.js';
 import { isLoopbackHost } from '../loopback.js';
+import type { AuditConfig } from './audit.js';
 import { parseSubjectTemplate } from './workload-rules.js';
 
 /** The loaded gateway configuration. */
@@ -116,6 +122,8 @@ export interface GatewayConfig {
   postgres: PostgresLimitsConfig;
   /** The gateway's recordings of sessions (in `dataDir`). */
   recording: GatewayRecordingConfig;
+  /** The audit stream (src/gateway/audit.ts); absent: none. Header values may be secret references, resolved at start. */
+  audit?: Omit<AuditConfig, 'headers'> & { headers?: Record<string, string> };
 }
 
 /** `recording:` in the gateway file. */
@@ -402,6 +410,31 @@ const fileSchema = z.strictObject(
     login: loginSchema.optional(),
     policy: policySourceSchema.optional(),
     postgres: postgresLimitsSchema.default({}),
+    audit: z
+      .strictObject({
+        file: nonEmpty('a file path').optional(),
+        url: z
+          .string({ error: 'must be an https URL (http only to a loopback address)' })
+          .refine(
+            (v) => {
+              try {
+                const u = new URL(v);
+                return u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname.replace(/^\[|\]$/g, '')));
+              } catch {
+                return false;
+              }
+            },
+            { error: 'must be an https URL (http only to a loopback address)' },
+          )
+          .optional(),
+        headers: z.record(z.string(), z.string({ error: 'must be a text or a secret reference like ${env:SIEM_TOKEN}' }), { error: 'must map header names to values' }).optional(),
+        ca: nonEmpty('a path to a PEM certificate').optional(),
+        batchSize: z.number({ error: 'must be a number of events' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be from 1 to 10000' }).max(10_000, { error: 'must be from 1 to 10000' }).default(500),
+        flushSeconds: z.number({ error: 'must be a number of seconds' }).min(0.1, { error: 'must be from 0.1 to 60' }).max(60, { error: 'must be from 0.1 to 60' }).default(1),
+        maxQueue: z.number({ error: 'must be a number of events' }).int({ error: 'must be a whole number' }).min(100, { error: 'must be at least 100' }).max(10_000_000, { error: 'must be at most 10000000' }).default(100_000),
+      })
+      .refine((a) => a.file !== undefined || a.url !== undefined, { error: 'needs a file or a url (or both)' })
+      .optional(),
     recording: z
       .strictObject({
         enabled: z.boolean({ error: 'must be true or false' }).default(true),
@@ -487,6 +520,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
   const tls = asRecord(root?.tls);
   wantFile(['tls', 'cert'], tls?.cert, 'certificate');
   wantFile(['tls', 'key'], tls?.key, 'key');
+  wantFile(['audit', 'ca'], asRecord(root?.audit)?.ca, 'certificate');
 
   const rawConnections = Array.isArray(root?.connections) ? root.connections : [];
   const seen = new Map<string, number>();
@@ -599,6 +633,19 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     log: data.log,
     dataDir,
     recording: data.recording,
+    ...(data.audit
+      ? {
+          audit: {
+            ...(data.audit.file !== undefined ? { file: resolve(baseDir, data.audit.file) } : {}),
+            ...(data.audit.url !== undefined ? { url: data.audit.url } : {}),
+            ...(data.audit.headers ? { headers: data.audit.headers } : {}),
+            ...(files.get('audit.ca') ? { ca: files.get('audit.ca')!.data } : {}),
+            batchSize: data.audit.batchSize,
+            flushMs: Math.round(data.audit.flushSeconds * 1000),
+            maxQueue: data.audit.maxQueue,
+          },
+        }
+      : {}),
     postgres: {
       ...(data.postgres.maxStatementBytes !== undefined ? { maxStatementBytes: data.postgres.maxStatementBytes } : {}),
       ...(data.postgres.maxMaskedMessageBytes !== undefined ? { maxMaskedMessageBytes: data.postgres.maxMaskedMessageBytes } : {}),

@@ -8,7 +8,7 @@
  * @see docs/recording-format.md
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
@@ -58,9 +58,9 @@ export interface SessionSummary {
   /**
    * `complete`: closed and signed; `truncated`: the gateway stopped before the session ended (it
    * verifies up to its last checkpoint); `failed`: it could not be written (onFailure continue or
-   * refuse); `none`: not recorded.
+   * refuse); `none`: not recorded; `deleted`: removed after the policy's `retentionDays`.
    */
-  recording: 'complete' | 'truncated' | 'failed' | 'none';
+  recording: 'complete' | 'truncated' | 'failed' | 'none' | 'deleted';
   bytesFromClient: number;
   bytesToClient: number;
 }
@@ -191,17 +191,38 @@ export class GatewayRecordings {
   }
 
   /** Adds an ended session to the index (one line, fsynced). */
-  async index(summary: SessionSummary): Promise<void> {
+  index(summary: SessionSummary): Promise<void> {
+    return this.#append(summary);
+  }
+
+  /**
+   * Deletes the recordings of sessions that ended more than `days` days before `now`, and notes
+   * each deletion in the index (`{ id, deleted }`; the session stays listed, its recording
+   * `deleted`). Resolves the ids deleted.
+   */
+  async prune(days: number, now = Date.now()): Promise<string[]> {
+    const cutoff = now - days * 86_400_000;
+    const deleted: string[] = [];
+    for (const s of await this.sessions()) {
+      if (s.recording === 'deleted' || s.recording === 'none' || Date.parse(s.endedAt) >= cutoff) continue;
+      await rm(join(this.dir, 'recordings', s.id), { recursive: true, force: true });
+      await this.#append({ id: s.id, deleted: new Date(now).toISOString() });
+      deleted.push(s.id);
+    }
+    return deleted;
+  }
+
+  async #append(line: unknown): Promise<void> {
     const handle = await open(join(this.dir, INDEX_FILE), 'a', 0o600);
     try {
-      await handle.write(`${JSON.stringify(summary)}\n`);
+      await handle.write(`${JSON.stringify(line)}\n`);
       await handle.sync();
     } finally {
       await handle.close();
     }
   }
 
-  /** The index, newest first. */
+  /** The index, newest first (a deletion marks its session's recording `deleted`). */
   async sessions(): Promise<SessionSummary[]> {
     let text: string;
     try {
@@ -211,15 +232,18 @@ export class GatewayRecordings {
       throw err;
     }
     const out: SessionSummary[] = [];
+    const deleted = new Set<string>();
     for (const line of text.split('\n')) {
       if (!line) continue;
       try {
-        out.push(JSON.parse(line) as SessionSummary);
+        const entry = JSON.parse(line) as SessionSummary | { id: string; deleted: string };
+        if ('deleted' in entry) deleted.add(entry.id);
+        else out.push(entry);
       } catch {
         /* a line cut by a crash mid-write */
       }
     }
-    return out.reverse();
+    return out.map((s) => (deleted.has(s.id) ? { ...s, recording: 'deleted' as const } : s)).reverse();
   }
 }
 

@@ -43,7 +43,7 @@ import { mayUse } from './access.js';
 import { CancelRegistry } from '../postgres/cancel-registry.js';
 import { isLoopbackHost } from '../loopback.js';
 import { type ConnectionConfig } from '../config/connection.js';
-import { resolveSecret } from '../config/secrets.js';
+import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import { type GatewayConfig } from './config.js';
 import { SessionEnd, type Engine, type SessionJudge, type SessionMasking, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
@@ -53,11 +53,12 @@ import { accessFor } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
 import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
+import { AuditStream } from './audit.js';
 import type { RecordingPolicy } from '../policy/schema.js';
 import type { EventSink, RecordingEvent, RecordingWriter } from '../recording/writer.js';
 import { createReadStream } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Identity } from '../identity.js';
 import { TokenRejectedError, TokenVerifier } from './verify-token.js';
 
@@ -281,6 +282,28 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await policySource?.close();
       throw err;
     }
+  }
+  /** Deletes recordings older than the policy's `recording.retentionDays`, at start and hourly. */
+  const prune = async (): Promise<void> => {
+    const days = policySource?.current().policy.recording.retentionDays;
+    if (!recordings || days === undefined) return;
+    try {
+      for (const id of await recordings.prune(days)) log.info('recording.deleted', { session: id, retentionDays: days });
+    } catch (err) {
+      log.error('recording.prune-failed', { error: describeError(err) });
+    }
+  };
+  await prune();
+  const pruning = setInterval(() => void prune(), 3_600_000);
+  pruning.unref();
+  let audit: AuditStream | undefined;
+  if (config.audit) {
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(config.audit.headers ?? {})) {
+      const ref = parseSecretRef(value, dirname(config.file));
+      headers[name] = ref ? await resolveSecret(ref, env) : value;
+    }
+    audit = new AuditStream({ ...config.audit, headers }, log);
   }
   const cancels = new CancelRegistry();
   let closing = false;
@@ -592,6 +615,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(policy?.readOnly ? { readOnly: true } : {}),
         ...(policy?.maxSessionSeconds !== undefined ? { maxSessionSeconds: policy.maxSessionSeconds } : {}),
       });
+      audit?.emit('session.start', {
+        ...who,
+        kind: identity.kind,
+        groups: identity.groups,
+        ...(identity.email !== undefined ? { email: identity.email } : {}),
+        type: connection.type,
+        ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+        ...(policyCommit !== undefined ? { policyCommit } : {}),
+        recorded: writer !== undefined,
+      });
       const controller = new AbortController();
       sessions.add(controller);
       const session: TunnelSession = {
@@ -606,6 +639,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(policy?.readOnly ? { readOnly: true } : {}),
         ...(policy?.masking ? { masking: policy.masking } : {}),
         ...(policy?.limits ? { limits: policy.limits } : {}),
+        ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
       };
       const counts = { statements: 0, refused: 0 };
       const touched = new TablesTouched();
@@ -692,6 +726,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         bytesToClient: outcome.bytesToClient,
         durationMs: Date.now() - started,
       });
+      audit?.emit('session.end', {
+        ...who,
+        reason: outcome.reason,
+        statements: counts.statements,
+        refused: counts.refused,
+        bytesFromClient: outcome.bytesFromClient,
+        bytesToClient: outcome.bytesToClient,
+        durationMs: Date.now() - started,
+      });
       if (recordings) {
         if (writer) {
           session.recording!.sink.append({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
@@ -772,11 +815,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     policy: policySource,
     async close() {
       closing = true;
+      clearInterval(pruning);
       const end = new SessionEnd('gateway-shutdown', 'hoop: the gateway is shutting down', 'connect again in a moment');
       for (const controller of sessions) controller.abort(end);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.allSettled([...live]);
+      await audit?.close(); // the ended sessions' last events
       for (const channel of lingering) channel.destroy();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;

@@ -323,7 +323,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       });
     }
     if (data.recording) {
-      for (const k of ['results', 'rowCap', 'onFailure'] as const) setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
+      for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays'] as const) setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
       if (data.recording.auditors) auditors.push(...data.recording.auditors);
     }
   }
@@ -457,6 +457,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
     rowCap: scalar('recording.rowCap', 1000),
     onFailure: scalar('recording.onFailure', 'close'),
     auditors: [...new Set(auditors)],
+    ...(scalars.has('recording.retentionDays') ? { retentionDays: scalar('recording.retentionDays', 0) } : {}),
   };
   return {
     connections: connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),

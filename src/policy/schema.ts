@@ -164,6 +164,8 @@ export interface RecordingPolicy {
   onFailure: 'close' | 'refuse' | 'continue';
   /** Groups whose members may list and read everyone's sessions (others see their own). */
   auditors: string[];
+  /** Recordings of sessions that ended longer ago are deleted (the deletion is logged); absent: kept. */
+  retentionDays?: number;
 }
 
 /** One test case from `policy/tests/*.yaml`: identity + statement -> expected decision. */
@@ -307,6 +309,7 @@ export const recordingSchema = z.strictObject({
   rowCap: z.number({ error: 'must be a number of rows' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be at least 0' }).max(1_000_000, { error: 'must be at most 1000000' }).optional(),
   onFailure: z.enum(['close', 'refuse', 'continue'], { error: 'must be close, refuse or continue' }).optional(),
   auditors: z.array(z.string({ error: 'must be a group name' }).trim().min(1, { error: 'must be a group name' }), { error: 'must be a list of groups' }).optional(),
+  retentionDays: z.number({ error: 'must be a number of days' }).int({ error: 'must be a whole number of days' }).min(1, { error: 'must be at least 1' }).max(36500, { error: 'must be at most 36500' }).optional(),
 });
 
 const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });

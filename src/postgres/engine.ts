@@ -355,6 +355,7 @@ export class PostgresEngine implements Engine {
             onRefusal: (r) => {
               session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r });
               recorder?.refused(r);
+              session.onRefusal?.(r);
             },
             // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
             onUnsafeSetting: (setting) => {

@@ -124,6 +124,8 @@ export interface TunnelSession {
   limits?: SessionLimits;
   /** Where the engine records the session (src/recording/); without it nothing is recorded. */
   recording?: SessionRecording;
+  /** Called for each statement the policy refused (the audit stream); must not block. */
+  onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
 }
 
 /** A session's recording as an engine writes it: the events go to `sink`, as the policy's `recording` section says. */

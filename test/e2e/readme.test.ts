@@ -292,6 +292,7 @@ describe('the README, run as written', () => {
         ['/etc/hoop/allowed_signers', join(dir, 'allowed_signers')],
         ['/run/secrets/hoop/', `${secrets}/`],
         ['https://hoop.acme.example', gatewayUrl],
+        ['/var/log/hoop/audit.jsonl', join(dir, 'audit.jsonl')],
       );
       for (const file of ['policy/connections.yaml']) writeFileSync(join(repo.dir, file), substitute(readFileSync(join(repo.dir, file), 'utf8')));
       writeFileSync(join(secrets, 'analytics-replica'), 'unused\n');
@@ -397,6 +398,14 @@ describe('the README, run as written', () => {
       expect(outputs.join('\n')).toContain('as ci:acme/api (workload)');
       expect(outputs.at(-1)).toMatch(/paid +\| +10/);
       expect(outputs.at(-1)).toMatch(/shipped +\| +20/);
+      // The gateway's audit stream saw the sessions of this setup (file sink, flushed each second).
+      let audit: Array<Record<string, unknown>> = [];
+      for (let i = 0; i < 50 && !audit.some((e) => e.event === 'session.start' && e.subject === 'ci:acme/api'); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        audit = existsSync(join(dir, 'audit.jsonl')) ? readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+      }
+      expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.start', subject: 'ci:acme/api', connection: 'prod-db' }));
+      expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.end', subject: 'dana', connection: 'prod-db' }));
     }, 60_000);
   });
 

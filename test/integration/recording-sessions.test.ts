@@ -200,3 +200,34 @@ describe('recorded sessions', () => {
     expect(doc.events.filter((e) => e.t === 'row')).toEqual([]);
   }, 60_000);
 });
+
+describe('retention', () => {
+  it('recording.retentionDays deletes older recordings, keeps the sessions listed as deleted, and logs it', async () => {
+    const { GatewayRecordings } = await import('../../src/gateway/recordings.js');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const data = mkdtempSync(join(tmpdir(), 'hoop-retention-'));
+    try {
+      const recordings = await GatewayRecordings.open(data);
+      const base = { subject: 'alice', issuer: 'i', groups: [], kind: 'user' as const, connection: 'app', type: 'postgres', remote: 'r', reason: 'client-terminated', statements: 1, refused: 0, tables: [], written: [], tablesComplete: true, recording: 'complete' as const, bytesFromClient: 0, bytesToClient: 0 };
+      const day = 86_400_000;
+      const now = Date.parse('2026-11-22T12:00:00Z');
+      for (const [id, ago] of [['old-session-1', 40], ['new-session-1', 3]] as const) {
+        const w = await recordings.start(id);
+        w.append({ t: 'start', at: now - ago * day });
+        await w.close();
+        await recordings.index({ ...base, id, startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });
+      }
+      expect(await recordings.prune(30, now)).toEqual(['old-session-1']);
+      expect(readdirSync(join(data, 'recordings'))).toEqual(['new-session-1']);
+      const listed = await recordings.sessions();
+      expect(listed.map((s) => [s.id, s.recording])).toEqual([
+        ['new-session-1', 'complete'],
+        ['old-session-1', 'deleted'],
+      ]);
+      expect(await recordings.prune(30, now)).toEqual([]); // once
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+});

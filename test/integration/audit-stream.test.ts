@@ -1,0 +1,95 @@
+/**
+ * The audit stream: session start and end and each refused statement as JSON lines with stable
+ * fields, to a file and to an HTTP endpoint that fails at first (delivered once it recovers, the
+ * data path never waiting); a full queue drops the oldest events and says how many.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditStream } from '../../src/gateway/audit.js';
+import { createLogger } from '../../src/log.js';
+import { psql } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+
+const received: string[] = [];
+let failFirst = 2;
+const receiver = createServer((req: IncomingMessage, res) => {
+  let body = '';
+  req.on('data', (b: Buffer) => (body += b.toString()));
+  req.on('end', () => {
+    if (failFirst > 0) {
+      failFirst--;
+      res.writeHead(503).end();
+      return;
+    }
+    expect(req.headers['content-type']).toBe('application/x-ndjson');
+    expect(req.headers.authorization).toBe('Bearer siem-token');
+    received.push(...body.split('\n').filter(Boolean));
+    res.writeHead(204).end();
+  });
+});
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+
+beforeAll(async () => {
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/in`;
+  process.env.SIEM_AUTH = 'Bearer siem-token'; // the header's secret reference
+  repo = new PolicyGitRepo('hoop-audit-policy-');
+  stack = await startStack({
+    extraConfig: `audit: { file: audit.jsonl, url: ${JSON.stringify(url)}, headers: { Authorization: "\${env:SIEM_AUTH}" }, flushSeconds: 0.2 }`,
+    policy: ({ pg }) => {
+      repo.commit(`version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice], connections: [app], mode: read-write }
+statements:
+  rules:
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
+`);
+      return repo.gatewayBlock(['${env:APP_PASSWORD}']);
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  receiver.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
+});
+
+describe('audit stream', () => {
+  it('sends session start, the refused statement and session end to the file and, after its failures, the endpoint', async () => {
+    const c = await stack.connect('app', await stack.token('alice'));
+    const r = await psql(c.info, ['-c', 'select 1', '-c', 'drop table items']);
+    expect(r.stderr).toContain('DROP is not allowed');
+    await c.stop();
+    const events = async (): Promise<Array<Record<string, unknown>>> => received.map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (let i = 0; i < 100 && !(await events()).some((e) => e.event === 'session.end'); i++) await new Promise((r) => setTimeout(r, 100));
+    const got = await events();
+    expect(got.map((e) => e.event)).toEqual(['session.start', 'statement.refused', 'session.end']);
+    for (const e of got) expect(e).toMatchObject({ v: 1, time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), subject: 'alice', connection: 'app', session: got[0]!.session });
+    expect(got[0]).toMatchObject({ kind: 'user', recorded: true, type: 'postgres' });
+    expect(got[1]).toMatchObject({ action: 'deny', rule: 'no-drop', message: 'Q' });
+    expect(got[2]).toMatchObject({ reason: 'client-terminated', statements: 2, refused: 1 });
+    expect(failFirst).toBe(0); // it was refused twice and retried
+    const file = readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(file.map((e) => e.event)).toEqual(['session.start', 'statement.refused', 'session.end']);
+  }, 60_000);
+
+  it('a full queue drops the oldest events and says how many, never blocking', async () => {
+    const file = join(stack.dir, 'overflow.jsonl');
+    const stream = new AuditStream({ file, batchSize: 1000, flushMs: 60_000, maxQueue: 100 }, createLogger({ level: 'error', sink: { write: () => undefined } }));
+    const t0 = performance.now();
+    for (let i = 0; i < 10_000; i++) stream.emit('statement.refused', { i });
+    expect(performance.now() - t0).toBeLessThan(1000);
+    await stream.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({ v: 1, event: 'audit.dropped', count: 9900 });
+    expect(lines.slice(1).map((l) => l.i)).toEqual(Array.from({ length: 100 }, (_, k) => 9900 + k));
+  });
+});
