@@ -18,6 +18,7 @@ import type { CliIo } from '../io.js';
 import { readEvents, TranscriptRenderer, type TranscriptLine } from '../recording/read.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
+import { playReplay } from '../ui/ReplayPlayer.js';
 import type { RecordingEvent } from '../recording/writer.js';
 
 interface CommonFlags extends GatewayFlags {
@@ -200,14 +201,22 @@ export function sessionsCommand(io: CliIo): Command {
   cmd.addCommand(
     gatewayOptions(new Command('replay'))
       .argument('<id>', 'the session id, or `last` for your newest')
-      .description('the session as psql would have shown it, with its timing: statements, results, errors, notices, and hoop\'s refusals')
+      .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, q quit); else the transcript')
       .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
       .option('--skip-idle', 'wait at most 1 s between lines')
       .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
       .action(async (id: string, flags: CommonFlags & { speed: number; skipIdle?: boolean; tty: boolean }) => {
-        const timed = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
+        const terminal = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
+        const interactive = terminal && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
         await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
           refuseInvalid(check, summary.id);
+          if (interactive) {
+            const lines: TranscriptLine[] = [];
+            for await (const line of transcript(dir, check)) lines.push(line);
+            await playReplay(lines, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: `${summary.subject} on ${summary.connection}` });
+            return;
+          }
+          const timed = terminal;
           let last: number | undefined;
           for await (const line of transcript(dir, check)) {
             if (timed && last !== undefined && line.at > last) {

@@ -186,6 +186,22 @@ describe('recorded sessions', () => {
     expect(other.stdout).toMatch(/FAILED: SHA256SUMS: signed by SHA256:\S+, which is not a trusted key/);
   });
 
+  it('a million-row result: 1000 rows recorded, the rest counted, the recording small', async () => {
+    const known = (await sessionsOf('bob', 0)).length;
+    const c = await stack.connect('app', await stack.token('bob'));
+    const r = await psql(c.info, ['-At', '-o', '/dev/null', '-c', 'select g, md5(g::text) from generate_series(1, 1000000) g']);
+    expect(r.code).toBe(0);
+    await c.stop();
+    const id = (await sessionsOf('bob', known + 1))[0]!.id;
+    const doc = JSON.parse((await hoop(['sessions', 'show', id, '--json'], 'bob')).stdout) as { events: Array<Record<string, unknown>>; verification: { ok: boolean } };
+    expect(doc.verification.ok).toBe(true);
+    expect(doc.events.filter((e) => e.t === 'row')).toHaveLength(1000);
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'complete', tag: 'SELECT 1000000', rows: 1_000_000, unrecorded: 999_000 }));
+    const dir = join(stack.dir, 'hoop-data', 'recordings', id);
+    const bytes = readdirSync(dir).reduce((n, f) => n + readFileSync(join(dir, f)).length, 0);
+    expect(bytes).toBeLessThan(200_000);
+  }, 60_000);
+
   it('results: none keeps statements and shapes, no rows', async () => {
     repo.commit(policy(readFileSync(join(repo.dir, 'hoop.yaml'), 'utf8').split('connections:\n')[1]!.split('access:')[0]!, '  results: none\n'));
     await stack.gateway.policy!.refresh();

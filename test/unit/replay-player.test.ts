@@ -1,0 +1,91 @@
+/**
+ * The replay player's screens (ink-testing-library frames): it plays steps with their timing,
+ * pauses, steps back and forth, jumps to the next refused statement, changes speed, and quits.
+ */
+import { render } from 'ink-testing-library';
+import { createElement } from 'react';
+import { describe, expect, it } from 'vitest';
+import type { TranscriptLine } from '../../src/recording/read.js';
+import { ReplayPlayer, replaySteps } from '../../src/ui/ReplayPlayer.js';
+
+const t0 = Date.parse('2026-11-22T10:00:00Z');
+const lines: TranscriptLine[] = [
+  { at: t0, text: '-- session s1 of devin on app' },
+  { at: t0 + 400, text: 'app=> select email from customers limit 1' },
+  { at: t0 + 400, text: ' [redacted]' },
+  { at: t0 + 1200, text: 'app=> drop table customers' },
+  { at: t0 + 1200, text: '-- hoop: denied by rule "no-drop": DROP is not allowed', denied: true },
+  { at: t0 + 2400, text: 'app=> select 1' },
+  { at: t0 + 2400, text: '-- session ended: client-terminated' },
+];
+
+const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (up to 3 s, for a loaded machine) until the frame holds `text`. */
+async function until(frame: () => string | undefined, text: string): Promise<void> {
+  for (let i = 0; i < 300 && !(frame() ?? '').includes(text); i++) await tick(10);
+  expect(frame()).toContain(text);
+}
+
+describe('replay player', () => {
+  it('cuts the transcript into a step per statement, marking refused ones', () => {
+    const steps = replaySteps(lines);
+    expect(steps.map((s) => [s.lines.length, s.denied])).toEqual([
+      [1, false],
+      [2, false],
+      [2, true],
+      [2, false],
+    ]);
+  });
+
+  it('plays with the session\'s timing and the speed asked for', async () => {
+    const ui = render(createElement(ReplayPlayer, { steps: replaySteps(lines), speed: 2 }));
+    expect(ui.lastFrame()).toContain('step 1/4 · playing ×2');
+    expect(ui.lastFrame()).not.toContain('select email');
+    const started = performance.now();
+    await tick(100); // well before 400 ms of the session at ×2
+    expect(ui.lastFrame()).toContain('step 1/4');
+    await until(ui.lastFrame, 'app=> select email from customers limit 1');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+    expect(ui.lastFrame()).toContain('step 2/4');
+    await until(ui.lastFrame, 'denied by rule "no-drop"');
+    await until(ui.lastFrame, 'step 4/4 · end');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1190);
+    ui.unmount();
+  });
+
+  it('pauses, steps back and forth, jumps to the next refused statement, changes speed, quits', async () => {
+    const ui = render(createElement(ReplayPlayer, { steps: replaySteps(lines) }));
+    const key = async (k: string): Promise<void> => {
+      ui.stdin.write(k);
+      await tick(30);
+    };
+    await key(' ');
+    await until(ui.lastFrame, 'step 1/4 · paused');
+    await tick(600);
+    expect(ui.lastFrame()).toContain('step 1/4 · paused'); // nothing moves while paused
+    await key('n');
+    await until(ui.lastFrame, 'step 2/4');
+    await key('p');
+    await until(ui.lastFrame, 'step 1/4');
+    expect(ui.lastFrame()).not.toContain('select email');
+    await key('d');
+    await until(ui.lastFrame, 'step 3/4 · paused');
+    await until(ui.lastFrame, '-- hoop: denied by rule "no-drop"');
+    await key('+');
+    await key(' ');
+    await until(ui.lastFrame, 'playing ×2');
+    await key('q');
+    await until(ui.lastFrame, 'step 3/4');
+    ui.unmount();
+  });
+
+  it('shows only the last lines that fit', () => {
+    const many: TranscriptLine[] = Array.from({ length: 50 }, (_, i) => ({ at: t0, text: i === 0 ? 'app=> select g from generate_series(1, 49) g' : ` ${i}` }));
+    const ui = render(createElement(ReplayPlayer, { steps: replaySteps(many), rows: 5 }));
+    const frame = ui.lastFrame()!.split('\n');
+    expect(frame).toHaveLength(6);
+    expect(frame.slice(0, 5)).toEqual([' 45', ' 46', ' 47', ' 48', ' 49']);
+    ui.unmount();
+  });
+});
