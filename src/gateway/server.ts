@@ -641,6 +641,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(policy?.limits ? { limits: policy.limits } : {}),
         ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
       };
+      /** What the recording's start and the index say of where the session came from. */
+      const facts = {
+        connection: name,
+        type: connection.type,
+        remote: remoteAddress,
+        ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+        ...(policyCommit !== undefined ? { policyCommit } : {}),
+        ...(runId ? { runId } : {}),
+      };
       const counts = { statements: 0, refused: 0 };
       const touched = new TablesTouched();
       let recordingFailed = recordings !== undefined && writer === undefined;
@@ -670,12 +679,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           at: started,
           session: sessionId,
           identity: { subject: identity.subject, issuer: identity.issuer, kind: identity.kind, groups: identity.groups, ...(identity.email !== undefined ? { email: identity.email } : {}) },
-          connection: name,
-          type: connection.type,
-          remote: remoteAddress,
-          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
-          ...(policyCommit !== undefined ? { policyCommit } : {}),
-          ...(runId ? { runId } : {}),
+          ...facts,
           gateway: VERSION,
         });
         session.recording = { sink, results: recordingPolicy.results, rowCap: recordingPolicy.rowCap };
@@ -750,12 +754,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...(identity.email !== undefined ? { email: identity.email } : {}),
           groups: identity.groups,
           kind: identity.kind,
-          connection: name,
-          type: connection.type,
-          remote: remoteAddress,
-          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
-          ...(policyCommit !== undefined ? { policyCommit } : {}),
-          ...(runId ? { runId } : {}),
+          ...facts,
           startedAt: new Date(started).toISOString(),
           endedAt: new Date().toISOString(),
           reason: outcome.reason,

@@ -11,11 +11,12 @@
  * @see /work/shared/ARCHITECTURE.md ("State", "Identity")
  * @see https://www.rfc-editor.org/rfc/rfc8410 (Ed25519 public keys in SubjectPublicKeyInfo)
  */
-import { createHash, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createHash, createPublicKey, randomUUID } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { processExists } from '../pid.js';
+import { writeFileAtomic } from '../durable-file.js';
 
 /** Who owns a device: an identity, by issuer and subject. */
 export interface DeviceOwner {
@@ -146,35 +147,6 @@ function isDevice(v: unknown): v is Device {
   );
 }
 
-
-/**
- * Writes `data` to `file` atomically: a temporary file in the same directory (0600), fsync,
- * rename over the target, fsync of the directory.
- *
- * @see https://man7.org/linux/man-pages/man2/rename.2.html (atomic replacement)
- */
-export async function writeFileAtomic(file: string, data: string, dir: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync().catch(() => undefined);
-  } finally {
-    await d.close();
-  }
-}
 
 /**
  * The embedded store: JSON files in the gateway's data directory, for a single gateway process.

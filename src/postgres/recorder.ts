@@ -11,7 +11,8 @@
  *   `rowCap` `row`s per result (values as text, NULL as null; binary as base64), `complete` (the
  *   command tag, the rows sent and how many went unrecorded beyond the cap, timing from the
  *   statement to its first row and to its end), `error` and `notice` (SQLSTATE, message, detail,
- *   hint), `notification`, `copy` (COPY out/in begins) and `ready` (the transaction status).
+ *   hint), `notification`, `copy` (COPY out/in begins) and `ready` when the transaction status
+ *   changes (`I` idle, `T` in a block, `E` in a failed block).
  *
  * With `results: none` no row or COPY data is recorded, only statements, shapes and outcomes.
  * Rows beyond the cap pass unread and are only counted, so recording costs nothing per row there.
@@ -140,6 +141,8 @@ export class PostgresRecorder implements RecorderStage {
   #started: number | undefined;
   #firstRow: number | undefined;
   #waiting: Promise<void> | undefined;
+  /** The transaction status of the last ReadyForQuery (`I` before the first). */
+  #status = 'I';
 
   constructor(o: PostgresRecorderOptions) {
     this.#sink = o.sink;
@@ -288,9 +291,13 @@ export class PostgresRecorder implements RecorderStage {
       case COPY_BOTH:
         this.#emit({ t: 'copy', direction: type === COPY_OUT ? 'out' : type === COPY_IN ? 'in' : 'both' });
         return;
-      case READY:
-        this.#emit({ t: 'ready', status: String.fromCharCode(body[0] ?? 0x49) });
+      case READY: {
+        // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
+        const status = String.fromCharCode(body[0] ?? 0x49);
+        if (status !== this.#status) this.#emit({ t: 'ready', status });
+        this.#status = status;
         return;
+      }
       default:
         return;
     }

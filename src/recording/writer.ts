@@ -21,10 +21,11 @@
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL.sshsig
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
+import { writeFileAtomic } from '../durable-file.js';
 import { sshSign } from './sshsig.js';
 
 const gzip = promisify(gzipCallback);
@@ -79,27 +80,6 @@ export interface RecordingWriterOptions {
   checkpointMs?: number;
   /** append() says false beyond this many bytes not yet on disk (default 4 MiB). */
   maxPendingBytes?: number;
-}
-
-async function writeDurably(file: string, data: Buffer | string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  const handle = await open(tmp, 'w', 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, file);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** See the module documentation. */
@@ -190,7 +170,7 @@ export class RecordingWriter implements EventSink {
         const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev };
         const data = await gzip(Buffer.from(`${JSON.stringify(header)}\n${lines.join('')}`));
         const name = chunkName(seq);
-        await writeDurably(join(this.dir, name), data);
+        await writeFileAtomic(join(this.dir, name), data, this.dir);
         this.#prev = createHash('sha256').update(data).digest('hex');
         this.#sums.push(`${this.#prev}  ${name}\n`);
         if (Date.now() - this.#lastCheckpoint >= this.#checkpointMs) await this.#signCheckpoint();
@@ -206,9 +186,8 @@ export class RecordingWriter implements EventSink {
   /** Writes the manifest so far as `file` with its signature. */
   async #sign(file: string): Promise<void> {
     const manifest = Buffer.from(this.#sums.join(''));
-    await writeDurably(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest));
-    await writeDurably(join(this.dir, file), manifest);
-    await syncDir(this.dir);
+    await writeFileAtomic(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest), this.dir);
+    await writeFileAtomic(join(this.dir, file), manifest, this.dir);
     this.#lastCheckpoint = Date.now();
   }
 

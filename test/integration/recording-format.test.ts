@@ -40,6 +40,17 @@ async function recording(count = 200, o: { close?: boolean; checkpointEvery?: nu
   return dir;
 }
 
+/** Swaps the first two chunks' files (and, with `andManifest`, their manifest lines, so only the chain can tell). */
+function swapFirstChunks(d: string, o: { andManifest?: boolean } = {}): void {
+  renameSync(join(d, chunkName(1)), join(d, 'x'));
+  renameSync(join(d, chunkName(2)), join(d, chunkName(1)));
+  renameSync(join(d, 'x'), join(d, chunkName(2)));
+  if (!o.andManifest) return;
+  const sums = readFileSync(join(d, MANIFEST), 'utf8').split('\n');
+  [sums[0], sums[1]] = [sums[1]!.replace(chunkName(2), chunkName(1)), sums[0]!.replace(chunkName(1), chunkName(2))];
+  writeFileSync(join(d, MANIFEST), sums.join('\n'));
+}
+
 function copy(dir: string): string {
   const to = join(base, `c${n++}`);
   cpSync(dir, to, { recursive: true });
@@ -78,9 +89,7 @@ describe('recordings', () => {
     expect(dropped.problems).toContain(`${chunkName(3)} is missing`);
 
     const swapped = await check((d) => {
-      renameSync(join(d, chunkName(1)), join(d, 'x'));
-      renameSync(join(d, chunkName(2)), join(d, chunkName(1)));
-      renameSync(join(d, 'x'), join(d, chunkName(2)));
+      swapFirstChunks(d);
     });
     expect(swapped.problems.filter((p) => p.includes('does not match its SHA-256'))).toHaveLength(2);
 
@@ -89,24 +98,14 @@ describe('recordings', () => {
 
     // A manifest rewritten to match swapped chunks, signed by a key nobody trusts.
     const resigned = await check((d) => {
-      const sums = readFileSync(join(d, MANIFEST), 'utf8').split('\n');
-      [sums[0], sums[1]] = [sums[1]!.replace(chunkName(2), chunkName(1)), sums[0]!.replace(chunkName(1), chunkName(2))];
-      renameSync(join(d, chunkName(1)), join(d, 'x'));
-      renameSync(join(d, chunkName(2)), join(d, chunkName(1)));
-      renameSync(join(d, 'x'), join(d, chunkName(2)));
-      writeFileSync(join(d, MANIFEST), sums.join('\n'));
+      swapFirstChunks(d, { andManifest: true });
       writeFileSync(join(d, `${MANIFEST}.sig`), sshSign(other, 'hoop-recording', readFileSync(join(d, MANIFEST))));
     });
     expect(resigned.problems[0]).toMatch(/^SHA256SUMS: signed by SHA256:\S+, which is not a trusted key$/);
 
     // The same, signed by the trusted key (as someone holding it could): the chain still shows it.
     const chained = await check((d) => {
-      const sums = readFileSync(join(d, MANIFEST), 'utf8').split('\n');
-      [sums[0], sums[1]] = [sums[1]!.replace(chunkName(2), chunkName(1)), sums[0]!.replace(chunkName(1), chunkName(2))];
-      renameSync(join(d, chunkName(1)), join(d, 'x'));
-      renameSync(join(d, chunkName(2)), join(d, chunkName(1)));
-      renameSync(join(d, 'x'), join(d, chunkName(2)));
-      writeFileSync(join(d, MANIFEST), sums.join('\n'));
+      swapFirstChunks(d, { andManifest: true });
       writeFileSync(join(d, `${MANIFEST}.sig`), sshSign(key, 'hoop-recording', readFileSync(join(d, MANIFEST))));
     });
     expect(chained.problems).toContain(`${chunkName(1)} says it is chunk 2, not 1`);
