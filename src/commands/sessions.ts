@@ -108,12 +108,13 @@ export function sessionsCommand(io: CliIo): Command {
       .option('--until <time>', 'started at or before this date or time')
       .option('--denied', 'only sessions in which the policy refused a statement')
       .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
+      .option('--column <table.column>', 'only sessions that received this column masked (e.g. customers.card_number)')
       .option('--json', 'print one JSON document { sessions: [...] }')
-      .action(async (flags: CommonFlags & { user?: string; connection?: string; since?: string; until?: string; denied?: boolean; table?: string }) => {
+      .action(async (flags: CommonFlags & { user?: string; connection?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string }) => {
         const provider = await commandTokenProvider(io, flags);
         try {
           const filter: Record<string, string> = {};
-          for (const k of ['user', 'connection', 'since', 'until', 'table'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+          for (const k of ['user', 'connection', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
           if (flags.denied) filter.denied = '1';
           const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
           if (flags.json) {
@@ -157,6 +158,7 @@ export function sessionsCommand(io: CliIo): Command {
               ['ended', `${when(summary.endedAt)} (${summary.reason})`],
               ['statements', `${summary.statements}, ${summary.refused} refused`],
               ['tables', `${Array.isArray(summary.tables) && summary.tables.length ? (summary.tables as string[]).join(', ') : '-'}${Array.isArray(summary.written) && summary.written.length ? ` (written: ${(summary.written as string[]).join(', ')})` : ''}${summary.tablesComplete === false ? ' (not all statements analysed)' : ''}`],
+              ['masked', Array.isArray(summary.maskedColumns) && summary.maskedColumns.length ? (summary.maskedColumns as Array<{ column: string; strategy: string }>).map((m) => `${m.column} (${m.strategy})`).join(', ') : '-'],
               ['recording', verdict(check)],
             ]),
           );

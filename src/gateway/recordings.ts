@@ -56,6 +56,11 @@ export interface SessionSummary {
   /** False when the session ran more distinct statements than were analysed for `tables`. */
   tablesComplete: boolean;
   /**
+   * Columns masking masked as a whole in results the client received (`schema.table.column`, or
+   * the result column's name when it has no origin), each with the strategy: their values left masked.
+   */
+  maskedColumns: Array<{ column: string; strategy: string }>;
+  /**
    * `complete`: closed and signed; `truncated`: the gateway stopped before the session ended (it
    * verifies up to its last checkpoint); `failed`: it could not be written (onFailure continue or
    * refuse); `none`: not recorded; `deleted`: removed after the policy's `retentionDays`.
@@ -181,6 +186,7 @@ export class GatewayRecordings {
         tables: [],
         written: [],
         tablesComplete: false,
+        maskedColumns: [],
         recording: 'truncated',
         bytesFromClient: 0,
         bytesToClient: 0,

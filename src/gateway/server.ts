@@ -402,6 +402,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const user = q.get('user');
       const connection = q.get('connection');
       const table = q.get('table')?.toLowerCase() ?? null;
+      const column = q.get('column')?.toLowerCase() ?? null;
       const sessions = all.filter(
         (s) =>
           (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
@@ -409,7 +410,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           (since === undefined || Date.parse(s.endedAt) >= since) &&
           (until === undefined || Date.parse(s.startedAt) <= until) &&
           (q.get('denied') === null || s.refused > 0) &&
-          (table === null || (s.tables ?? []).some((t) => t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))),
+          (table === null || (s.tables ?? []).some((t) => t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
+          (column === null || (s.maskedColumns ?? []).some((m) => m.column === column || m.column.endsWith(`.${column}`))),
       );
       return { status: 200, body: { sessions, auditor } };
     }
@@ -652,6 +654,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       };
       const counts = { statements: 0, refused: 0 };
       const touched = new TablesTouched();
+      const maskedColumns = new Map<string, string>();
       let recordingFailed = recordings !== undefined && writer === undefined;
       if (writer) {
         const w = writer;
@@ -660,6 +663,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             if (event.t === 'query' || event.t === 'execute') counts.statements++;
             else if (event.t === 'decision') counts.refused++;
             if (event.t === 'query' || event.t === 'parse') touched.add(event.sql);
+            else if (event.t === 'columns' && Array.isArray(event.masked)) {
+              (event.masked as Array<{ strategy: string; origin?: string } | null>).forEach((m, i) => {
+                if (m && maskedColumns.size < 1000) maskedColumns.set(m.origin ?? String((event.names as string[])[i]), m.strategy);
+              });
+            }
             if (recordingFailed) return true;
             try {
               return w.append(event);
@@ -761,6 +769,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           statements: counts.statements,
           refused: counts.refused,
           ...(await touched.summary().catch(() => ({ tables: [], written: [], tablesComplete: false }))),
+          maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
           recording: writer === undefined ? 'none' : recordingFailed ? 'failed' : 'complete',
           bytesFromClient: outcome.bytesFromClient,
           bytesToClient: outcome.bytesToClient,

@@ -347,7 +347,12 @@ export class PostgresEngine implements Engine {
         }
       };
       const recorder = session.recording
-        ? new PostgresRecorder({ sink: session.recording.sink, results: session.recording.results, rowCap: session.recording.rowCap })
+        ? new PostgresRecorder({
+            sink: session.recording.sink,
+            results: session.recording.results,
+            rowCap: session.recording.rowCap,
+            ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
+          })
         : undefined;
       const gate = session.judge
         ? new StatementGate(session.judge, {

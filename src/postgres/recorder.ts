@@ -7,7 +7,8 @@
  *   the parameters, text as text and binary as base64, each cut at 4 KiB), `execute` (the portal,
  *   with the SQL it runs resolved through its statement); and the gate's `decision` when it refused
  *   one (action, rule, reason);
- * - from the server, what the client received (after masking): `columns` (RowDescription), up to
+ * - from the server, what the client received (after masking): `columns` (RowDescription, with
+ *   how masking treated each column: its strategy and origin `schema.table.column`), up to
  *   `rowCap` `row`s per result (values as text, NULL as null; binary as base64), `complete` (the
  *   command tag, the rows sent and how many went unrecorded beyond the cap, timing from the
  *   statement to its first row and to its end), `error` and `notice` (SQLSTATE, message, detail,
@@ -60,6 +61,8 @@ export interface PostgresRecorderOptions {
   results: 'masked' | 'none';
   /** Rows (and COPY data messages) recorded per result. */
   rowCap: number;
+  /** Per column of the RowDescription just handed on: how masking treats it (see ResultMasker.lastMaskedColumns). */
+  maskedColumns?: () => Array<{ strategy: string; origin?: string } | null>;
   now?: () => number;
 }
 
@@ -131,6 +134,7 @@ export class PostgresRecorder implements RecorderStage {
   readonly #rows: boolean;
   readonly #cap: number;
   readonly #now: () => number;
+  readonly #maskedColumns: PostgresRecorderOptions['maskedColumns'];
   /** Prepared statement name -> SQL; portal -> its statement's name. */
   readonly #statements = new Map<string, string>();
   readonly #portals = new Map<string, string>();
@@ -149,6 +153,7 @@ export class PostgresRecorder implements RecorderStage {
     this.#rows = o.results !== 'none';
     this.#cap = o.rowCap;
     this.#now = o.now ?? Date.now;
+    this.#maskedColumns = o.maskedColumns;
   }
 
   /** Stamps `event` (a fresh object) with the time and hands it to the sink. */
@@ -231,7 +236,8 @@ export class PostgresRecorder implements RecorderStage {
           this.#binary.push(body.readInt16BE(end + 1 + 16) === 1);
           at = end + 1 + 18;
         }
-        this.#emit({ t: 'columns', names });
+        const masked = this.#maskedColumns?.();
+        this.#emit({ t: 'columns', names, ...(masked?.some((m) => m !== null) ? { masked } : {}) });
         return;
       }
       case DATA_ROW: {

@@ -94,6 +94,10 @@ describe('recorded sessions', () => {
     expect(byTable.sessions[2]).toMatchObject({ tables: ['customers'], written: [] });
     expect(byTable.sessions[1]).toMatchObject({ tables: ['customers'], written: ['customers'] }); // the DROP it tried
     expect((JSON.parse((await hoop(['sessions', 'ls', '--json', '--table', 'orders'], 'alice')).stdout) as { sessions: unknown[] }).sessions).toEqual([]);
+    // The reviewer's question: which sessions received customers.email, and did it leave masked?
+    const byColumn = JSON.parse((await hoop(['sessions', 'ls', '--json', '--column', 'customers.email'], 'alice')).stdout) as { sessions: Array<{ id: string; maskedColumns: unknown }> };
+    expect(byColumn.sessions.map((s) => s.id)).toEqual([all[0]!.id, all[2]!.id]); // the pg driver's and the first psql's
+    expect(byColumn.sessions[0]!.maskedColumns).toEqual([{ column: 'public.customers.email', strategy: 'redact' }]);
     const ls = await hoop(['sessions', 'ls'], 'alice');
     expect(ls.code).toBe(0);
     expect(ls.stdout.split('\n')[0]).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATEMENTS\s+REFUSED\s+ENDED\s+RECORDING$/);
@@ -119,6 +123,7 @@ describe('recorded sessions', () => {
     expect(doc.events).toContainEqual(expect.objectContaining({ t: 'parse', sql: 'select name, email from customers where id = $1' }));
     expect(doc.events).toContainEqual(expect.objectContaining({ t: 'bind', params: ['7'] }));
     expect(doc.events).toContainEqual(expect.objectContaining({ t: 'row', values: ['name 7', '[redacted]'] }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'columns', names: ['name', 'email'], masked: [null, { strategy: 'redact', origin: 'public.customers.email' }] }));
     expect(JSON.stringify(doc.events)).not.toContain('@example.com');
     // 1500 rows sent, 1000 recorded (the default cap), timing kept.
     expect(doc.events).toContainEqual(expect.objectContaining({ t: 'complete', tag: 'SELECT 1500', rows: 1500, unrecorded: 500 }));
@@ -225,7 +230,7 @@ describe('retention', () => {
     const data = mkdtempSync(join(tmpdir(), 'hoop-retention-'));
     try {
       const recordings = await GatewayRecordings.open(data);
-      const base = { subject: 'alice', issuer: 'i', groups: [], kind: 'user' as const, connection: 'app', type: 'postgres', remote: 'r', reason: 'client-terminated', statements: 1, refused: 0, tables: [], written: [], tablesComplete: true, recording: 'complete' as const, bytesFromClient: 0, bytesToClient: 0 };
+      const base = { subject: 'alice', issuer: 'i', groups: [], kind: 'user' as const, connection: 'app', type: 'postgres', remote: 'r', reason: 'client-terminated', statements: 1, refused: 0, tables: [], written: [], tablesComplete: true, maskedColumns: [], recording: 'complete' as const, bytesFromClient: 0, bytesToClient: 0 };
       const day = 86_400_000;
       const now = Date.parse('2026-11-22T12:00:00Z');
       for (const [id, ago] of [['old-session-1', 40], ['new-session-1', 3]] as const) {

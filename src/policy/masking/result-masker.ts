@@ -94,6 +94,10 @@ export interface ResultMaskerOptions {
   onUnknownRow?: () => void;
 }
 
+function originName(o: ColumnOrigin): string {
+  return `${o.schema}.${o.table}.${o.column}`;
+}
+
 /** One result column as the masker sees it. */
 interface ColumnPlan {
   typeOid: number;
@@ -104,6 +108,8 @@ interface ColumnPlan {
   originLess: boolean;
   /** A column of a view: its trace is checked again before a later result uses this plan. */
   view?: true;
+  /** `schema.table.column` the values come from, when the catalog says. */
+  origin?: string;
 }
 
 interface Portal {
@@ -401,15 +407,28 @@ export class ResultMasker {
       if (!portal) this.portals.set(op.name, (portal = { hints: UNKNOWN_HINTS, formats: [] }));
       const formats = portal.formats;
       portal.plan = plan.map((c, i) => ({ ...c, format: formats.length ? formatAt(formats, i) : c.format }));
+      this.lastPlan = portal.plan;
       return op.injected ? EMPTY : msg.raw;
     };
     const plan = this.plan(parseRowDescription(msg.body));
     return plan instanceof Promise ? plan.then(done) : done(plan);
   }
 
+  /**
+   * Per column of the last RowDescription planned: the whole-column strategy masking applies to it
+   * and where its values come from, or null when the column is not masked as a whole (content
+   * detectors may still mask values in it). For recordings and the session index.
+   */
+  get lastMaskedColumns(): Array<{ strategy: string; origin?: string } | null> {
+    return (this.lastPlan ?? []).map((c) => (c.strategy ? { strategy: c.strategy, ...(c.origin ? { origin: c.origin } : {}) } : null));
+  }
+
+  private lastPlan: ColumnPlan[] | undefined;
+
   /** A RowDescription of one statement of a simple Query. */
   private queryResult(op: Op | undefined, msg: PgMessage): Buffer | Promise<Buffer> {
     const done = (plan: ColumnPlan[]): Buffer => {
+      this.lastPlan = plan;
       this.current = { plan, hints: this.hintsOf(op) };
       return msg.raw;
     };
@@ -440,7 +459,8 @@ export class ResultMasker {
       if (origin.base || origin.computedFrom || origin.unresolved) return { ...resolvedPlan(f, origin), view: true };
       return resolvedPlan(f, origin);
     };
-    const resolvedPlan = (f: RowDescriptionField, origin: ResolvedColumn): ColumnPlan => {
+    const resolvedPlan = (f: RowDescriptionField, origin: ResolvedColumn): ColumnPlan => ({ ...decide(f, origin), origin: originName(origin.base ?? origin) });
+    const decide = (f: RowDescriptionField, origin: ResolvedColumn): ColumnPlan => {
       if (origin.unresolved) return base(f, this.unknownStrategy);
       const own = this.rules.forOrigin(origin);
       if (own) return base(f, own);
