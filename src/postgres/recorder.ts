@@ -38,6 +38,9 @@ const COPY_IN = 0x47; // 'G'
 const COPY_BOTH = 0x57; // 'W'
 const COPY_DATA = 0x64; // 'd'
 
+/** Server messages the recording reads (others pass unread: ParseComplete, BindComplete, NoData, ParameterStatus, ...). */
+const RECORDED = new Set([ROW_DESCRIPTION, COMMAND_COMPLETE, ERROR, NOTICE, READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH]);
+
 /** Longest parameter or value text kept in a recording. */
 const VALUE_MAX = 4096;
 
@@ -135,8 +138,7 @@ export class PostgresRecorder implements RecorderStage {
   readonly #cap: number;
   readonly #now: () => number;
   readonly #maskedColumns: PostgresRecorderOptions['maskedColumns'];
-  /** Prepared statement name -> SQL; portal -> its statement's name. */
-  readonly #statements = new Map<string, string>();
+  /** Portal -> its statement's name. */
   readonly #portals = new Map<string, string>();
   /** The result being received: its rows and the formats of its columns. */
   #sent = 0;
@@ -173,7 +175,6 @@ export class PostgresRecorder implements RecorderStage {
         this.#emit({ t: 'query', sql: m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql });
         return;
       case 'parse':
-        this.#statements.set(m.name, m.long ? '' : m.sql);
         this.#emit({ t: 'parse', statement: m.name, sql: m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql });
         return;
       case 'bind': {
@@ -185,7 +186,8 @@ export class PostgresRecorder implements RecorderStage {
       case 'execute': {
         this.#started = this.#now();
         const statement = this.#portals.get(m.portal);
-        this.#emit({ t: 'execute', portal: m.portal, ...(statement !== undefined ? { statement, sql: this.#statements.get(statement) ?? null } : {}), ...(m.maxRows ? { maxRows: m.maxRows } : {}) });
+        // The statement's SQL is in its `parse` event; readers resolve it (see TranscriptRenderer).
+        this.#emit({ t: 'execute', portal: m.portal, ...(statement !== undefined ? { statement } : {}), ...(m.maxRows ? { maxRows: m.maxRows } : {}) });
         return;
       }
       case 'function-call':
@@ -202,7 +204,7 @@ export class PostgresRecorder implements RecorderStage {
 
   wants(type: number): boolean {
     if (type === DATA_ROW || type === COPY_DATA) return this.#rows && this.#recorded < this.#cap;
-    return true;
+    return RECORDED.has(type);
   }
 
   passed(type: number): void {

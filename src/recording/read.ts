@@ -53,6 +53,10 @@ export class TranscriptRenderer {
   #rows: unknown[][] = [];
   #rowsAt = 0;
   #database = 'db';
+  /** The parameters of the last Bind, said after the statement its Execute runs. */
+  #params: string | undefined;
+  /** Prepared statements' SQL, from their `parse` events. */
+  readonly #statements = new Map<string, string>();
 
   /** The lines event `e` adds, if any. */
   render(e: RecordingEvent): TranscriptLine[] {
@@ -65,11 +69,20 @@ export class TranscriptRenderer {
       }
       case 'query':
         return [{ at, text: `${this.#database}=> ${String(e.sql)}` }];
-      case 'execute':
-        return e.sql === null || e.sql === undefined ? [] : [{ at, text: `${this.#database}=> ${String(e.sql)}${e.portal ? `   -- portal ${String(e.portal)}` : ''}` }];
+      case 'parse':
+        this.#statements.set(String(e.statement ?? ''), String(e.sql ?? ''));
+        return [];
+      case 'execute': {
+        const sql = typeof e.statement === 'string' ? this.#statements.get(e.statement) : undefined;
+        const params = this.#params;
+        this.#params = undefined;
+        if (sql === undefined) return [];
+        return [{ at, text: `${this.#database}=> ${sql}${e.portal ? `   -- portal ${String(e.portal)}` : ''}` }, ...(params ? [{ at, text: params }] : [])];
+      }
       case 'bind': {
         const params = e.params;
-        return Array.isArray(params) && params.length > 0 ? [{ at, text: `   -- parameters: ${params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}` }] : [];
+        this.#params = Array.isArray(params) && params.length > 0 ? `   -- parameters: ${params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}` : undefined;
+        return [];
       }
       case 'decision':
         return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];

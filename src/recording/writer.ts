@@ -168,7 +168,7 @@ export class RecordingWriter implements EventSink {
       if (this.#failure) return;
       try {
         const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev };
-        const data = await gzip(Buffer.from(`${JSON.stringify(header)}\n${lines.join('')}`));
+        const data = await gzip(Buffer.from(`${JSON.stringify(header)}\n${lines.join('')}`), { level: 1 });
         const name = chunkName(seq);
         await writeFileAtomic(join(this.dir, name), data, this.dir);
         this.#prev = createHash('sha256').update(data).digest('hex');

@@ -140,6 +140,8 @@ describe('recorded sessions', () => {
     expect(replay.stdout).toMatch(/^ 1 +\| \[redacted\]$/m);
     expect(replay.stdout).toContain('(2 rows)');
 
+    const extended = await hoop(['sessions', 'replay', id, '--no-tty'], 'alice');
+    expect(extended.stdout).toMatch(/^app=> select name, email from customers where id = \$1\n {3}-- parameters: "7"\n/m);
     const cast = (await hoop(['sessions', 'export', id, '--format', 'asciicast'], 'alice')).stdout.trim().split('\n');
     expect(JSON.parse(cast[0]!)).toMatchObject({ version: 3 });
     expect(cast.slice(1).every((l) => Array.isArray(JSON.parse(l)) && JSON.parse(l)[1] === 'o')).toBe(true);
