@@ -75,9 +75,10 @@ export function demoCommand(io: CliIo): Command {
       const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say });
       try {
         if (flags.script) {
+          const before = await demo.recordedSessions();
           const session = await demo.openSession();
           try {
-            const { transcript, ok } = await runDemoScript(session);
+            const { transcript, ok } = await runDemoScript(session, () => demo.verifyLastSession(before));
             io.stdout.write(`${transcript.join('\n')}\n`);
             if (!ok) throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', { hint: `the gateway's log is in ${demo.dir}/gateway.log`, exitCode: 1 });
           } finally {

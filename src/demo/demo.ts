@@ -34,6 +34,7 @@ import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
 import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
+import type { RecordingCheckResult } from './script.js';
 import { openSqlSession, type SqlSession } from './session.js';
 
 /** Options of {@link startDemo}. */
@@ -65,6 +66,13 @@ export interface RunningDemo {
   postgres: { source: 'npm' | 'local'; version: string; port: number };
   /** A session through the local port, as the demo user (for the scripted agent). */
   openSession(): Promise<SqlSession>;
+  /**
+   * Waits (up to 10 s) until the gateway has indexed one more session of the demo user than it
+   * had `before` (sessions are indexed when they end), then runs `hoop sessions verify last`.
+   */
+  verifyLastSession(before: number): Promise<RecordingCheckResult>;
+  /** How many recorded sessions of the demo user the gateway lists. */
+  recordedSessions(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -305,6 +313,19 @@ policy:
     );
     await chmod(p.env, 0o600);
     const psql = `PGPASSFILE=${shellQuote(p.pgpass)} psql ${shellQuote(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
+    /** The CLI as the demo user, in this process; resolves its exit code and output. */
+    const cli = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+      let out = '';
+      let err = '';
+      const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
+      const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
+      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env }, cwd: dir, signal: new AbortController().signal });
+      return { code, out, err };
+    };
+    const recordedSessions = async (): Promise<number> => {
+      const r = await cli(['sessions', 'ls', '--json']);
+      return r.code === 0 ? (JSON.parse(r.out) as { sessions: unknown[] }).sessions.length : 0;
+    };
     const sessionTarget = {
       host: connection.host,
       port: connection.port,
@@ -323,6 +344,12 @@ policy:
       connections: [DEMO_CONNECTION],
       postgres: { source: pg.source, version: pg.version, port: pg.port },
       openSession: () => openSqlSession(sessionTarget),
+      recordedSessions,
+      async verifyLastSession(before) {
+        for (let i = 0; i < 100 && (await recordedSessions()) <= before; i++) await new Promise((r) => setTimeout(r, 100));
+        const r = await cli(['sessions', 'verify', 'last']);
+        return { ok: r.code === 0, detail: (r.out || r.err).trim().split('\n')[0] ?? '' };
+      },
       stop: stopAll,
     };
   } catch (err) {

@@ -3,7 +3,8 @@
  * PostgreSQL client would, with what the demo's policy must make of each statement checked on
  * the bytes that came back: it reads customers (emails, card numbers and SSNs masked), is
  * denied a DROP, meets the review rule with a DELETE of every row, runs a DELETE of one row (in
- * a transaction it rolls back), and finds every order still there.
+ * a transaction it rolls back), and finds every order still there; then, once it disconnects, the
+ * gateway's recording of the session must verify.
  */
 import type { RoundTrip } from '../postgres/round-trip.js';
 import type { SqlSession } from './session.js';
@@ -72,8 +73,18 @@ function shown(a: RoundTrip): string[] {
   return [a.commands.join(', ')];
 }
 
-/** Plays the agent on `session`; resolves the transcript and whether every outcome was as expected. */
-export async function runDemoScript(session: SqlSession): Promise<{ transcript: string[]; ok: boolean }> {
+/** What checking the session's recording found: whether it verifies, and what the check said. */
+export interface RecordingCheckResult {
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * Plays the agent on `session`, then ends the session and, with `recording`, checks that the
+ * gateway recorded it and that the recording verifies. Resolves the transcript and whether every
+ * outcome was as expected.
+ */
+export async function runDemoScript(session: SqlSession, recording?: () => Promise<RecordingCheckResult>): Promise<{ transcript: string[]; ok: boolean }> {
   const transcript: string[] = [];
   let passed = 0;
   for (const step of STEPS) {
@@ -84,7 +95,15 @@ export async function runDemoScript(session: SqlSession): Promise<{ transcript: 
     if (problem === undefined) passed++;
     transcript.push(problem === undefined ? `   ok   ${step.shows}` : `   FAIL ${problem}`, '');
   }
-  const ok = passed === STEPS.length;
-  transcript.push(`${passed} of ${STEPS.length} expected outcomes happened.`);
-  return { transcript, ok };
+  session.close();
+  let total = STEPS.length;
+  if (recording) {
+    total++;
+    const r = await recording();
+    transcript.push('agent> (disconnects; hoop sessions verify last)', `        ${r.detail}`);
+    if (r.ok) passed++;
+    transcript.push(r.ok ? '   ok   the gateway recorded the session, with the rows as the agent saw them, and signed it: the recording verifies' : `   FAIL ${r.detail}`, '');
+  }
+  transcript.push(`${passed} of ${total} expected outcomes happened.`);
+  return { transcript, ok: passed === total };
 }
