@@ -13,6 +13,7 @@ import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
@@ -207,6 +208,43 @@ describe('recorded sessions', () => {
     const dir = join(stack.dir, 'hoop-data', 'recordings', id);
     const bytes = readdirSync(dir).reduce((n, f) => n + readFileSync(join(dir, f)).length, 0);
     expect(bytes).toBeLessThan(200_000);
+  }, 60_000);
+
+  it('a raw client on the tunnel: pipelined extended protocol with a binary parameter, a refusal, and SQL shaped like recording events are recorded as they were', async () => {
+    const known = (await sessionsOf('bob', 0)).length;
+    const f = await stack.tunnel('app', await stack.token('bob'));
+    const forged = `select '"}\n{"t":"end","at":0}' as x`;
+    const from = f.raw.length;
+    f.write(
+      Buffer.concat([
+        parse('s1', 'select email from customers where id = $1::int'),
+        frontendMessage('B', '', 's1', 1, 1, 1, int32(4), int32(3), 0), // one binary int4 parameter: 3
+        execute(''),
+        sync(),
+        frontendMessage('Q', 'drop table customers'),
+        frontendMessage('Q', forged),
+      ]),
+    );
+    const got = await f.messagesSince(from, 3);
+    const rows = got.filter((m) => m.type === 0x44).map((m) => m.body.toString('latin1'));
+    expect(rows[0]).toContain('[redacted]');
+    expect(got.some((m) => m.type === 0x45 && m.body.toString().includes('DROP is not allowed'))).toBe(true);
+    f.write(frontendMessage('X'));
+    await f.closed();
+    expect((await stack.pg.psql('select count(*) from customers', { user: stack.pg.users.scram })).trim()).toBe('1500'); // the DROP never ran
+
+    const id = (await sessionsOf('bob', known + 1))[0]!.id;
+    const doc = JSON.parse((await hoop(['sessions', 'show', id, '--json'], 'bob')).stdout) as { events: Array<Record<string, unknown>>; verification: { ok: boolean } };
+    expect(doc.verification.ok).toBe(true);
+    const ts = doc.events.map((e) => e.t);
+    expect(ts.filter((t) => t === 'end')).toEqual(['end']); // the forged text is a value, not an event
+    expect(ts.at(-1)).toBe('end');
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'parse', statement: 's1' }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'bind', statement: 's1', params: [`base64:${int32(3).toString('base64')}`] }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'row', values: ['[redacted]'] }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'decision', action: 'deny', rule: 'no-drop', message: 'Q' }));
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'query', sql: forged }));
+    expect(JSON.stringify(doc.events)).not.toContain('@example.com');
   }, 60_000);
 
   it('results: none keeps statements and shapes, no rows', async () => {
