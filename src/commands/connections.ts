@@ -17,7 +17,7 @@ interface ConnectionsOptions {
 }
 
 /** Rows padded into columns two spaces apart (the last column not padded). */
-function columns(rows: string[][]): string[] {
+export function columns(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());

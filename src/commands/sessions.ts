@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadRecording, getRecordingKeys, getSession, listSessions, type SessionSummary } from '../auth/gateway-client.js';
 import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
+import { columns } from './connections.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { readEvents, TranscriptRenderer, type TranscriptLine } from '../recording/read.js';
@@ -31,12 +32,8 @@ const gatewayOptions = (c: Command): Command =>
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)');
 
-/** Rows padded into columns two spaces apart. */
-function columns(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return `${rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')}\n`;
-}
+/** Rows as `hoop connections` lays them out, as one text. */
+const table = (rows: string[][]): string => `${columns(rows).join('\n')}\n`;
 
 function when(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
@@ -127,7 +124,7 @@ export function sessionsCommand(io: CliIo): Command {
           }
           const rows = [['ID', 'STARTED', 'USER', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING']];
           for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, s.connection, String(s.statements), String(s.refused), s.reason, s.recording]);
-          io.stdout.write(columns(rows));
+          io.stdout.write(table(rows));
         } finally {
           provider.close();
         }
@@ -149,7 +146,7 @@ export function sessionsCommand(io: CliIo): Command {
             return;
           }
           io.stdout.write(
-            columns([
+            table([
               ['session', summary.id],
               ['user', `${summary.subject}${Array.isArray(summary.groups) && summary.groups.length ? ` (${(summary.groups as string[]).join(', ')})` : ''}`],
               ['connection', summary.connection],

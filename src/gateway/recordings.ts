@@ -13,6 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
+import { KIND_UMBRELLAS } from '../policy/schema.js';
 import { analyzeSql, loadSqlParser } from '../policy/sql/analyze.js';
 import { RecordingWriter } from '../recording/writer.js';
 
@@ -255,7 +256,8 @@ export class GatewayRecordings {
 
 /** Distinct SQL texts of a session analysed for the index; beyond this the index says it is incomplete. */
 const MAX_TEXTS = 500;
-const WRITE_KINDS = new Set(['insert', 'update', 'delete', 'merge', 'truncate', 'copy-in', 'create', 'alter', 'drop']);
+/** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
+const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.ddl]);
 
 /**
  * Collects a session's distinct SQL texts on the data path (a Set insert, capped) and analyses them

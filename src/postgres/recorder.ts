@@ -22,6 +22,8 @@
  */
 import type { EventSink, RecordingEvent } from '../recording/writer.js';
 import type { FrontendMessage } from './frontend-messages.js';
+import { parseErrorFields } from './reader.js';
+import { cstr, parseDataRow, parseRowDescription } from './rows.js';
 import type { Refusal } from './statement-gate.js';
 
 const ROW_DESCRIPTION = 0x54; // 'T'
@@ -77,30 +79,10 @@ function value(bytes: Buffer, binary: boolean): string {
   return binary ? `base64:${cut(bytes.toString('base64'))}` : cut(bytes.toString('utf8'));
 }
 
-/** Reads the C strings and fields of a server message body. */
-function cstrings(body: Buffer, at = 0): string[] {
-  const out: string[] = [];
-  while (at < body.length) {
-    const end = body.indexOf(0, at);
-    if (end < 0) break;
-    out.push(body.toString('utf8', at, end));
-    at = end + 1;
-  }
-  return out;
-}
-
-/** ErrorResponse / NoticeResponse fields by their one-letter codes. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
+/** ErrorResponse / NoticeResponse as an event's fields. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 function noticeFields(body: Buffer): Record<string, string> {
-  const f: Record<string, string> = {};
-  let at = 0;
-  while (at < body.length && body[at] !== 0) {
-    const code = String.fromCharCode(body[at]!);
-    const end = body.indexOf(0, at + 1);
-    if (end < 0) break;
-    f[code] = body.toString('utf8', at + 1, end);
-    at = end + 1;
-  }
-  return { ...(f.C ? { code: f.C } : {}), ...(f.S ? { severity: f.S } : {}), message: f.M ?? '', ...(f.D ? { detail: f.D } : {}), ...(f.H ? { hint: f.H } : {}) };
+  const { severity, code, message, detail, hint } = parseErrorFields(body);
+  return { code, severity, message, ...(detail !== undefined ? { detail } : {}), ...(hint !== undefined ? { hint } : {}) };
 }
 
 /** Bind parameters: text as text, binary as base64. */
@@ -228,18 +210,10 @@ export class PostgresRecorder implements RecorderStage {
   #message(type: number, body: Buffer): void {
     switch (type) {
       case ROW_DESCRIPTION: {
-        const n = body.readInt16BE(0);
-        const names: string[] = [];
-        this.#binary = [];
-        let at = 2;
-        for (let i = 0; i < n; i++) {
-          const end = body.indexOf(0, at);
-          names.push(body.toString('utf8', at, end));
-          this.#binary.push(body.readInt16BE(end + 1 + 16) === 1);
-          at = end + 1 + 18;
-        }
+        const fields = parseRowDescription(body);
+        this.#binary = fields.map((f) => f.format === 1);
         const masked = this.#maskedColumns?.();
-        this.#emit({ t: 'columns', names, ...(masked?.some((m) => m !== null) ? { masked } : {}) });
+        this.#emit({ t: 'columns', names: fields.map((f) => f.name), ...(masked?.some((m) => m !== null) ? { masked } : {}) });
         return;
       }
       case DATA_ROW: {
@@ -247,19 +221,7 @@ export class PostgresRecorder implements RecorderStage {
         this.#sent++;
         if (!this.#rows || this.#recorded >= this.#cap) return;
         this.#recorded++;
-        const n = body.readInt16BE(0);
-        const values: Array<string | null> = [];
-        let at = 2;
-        for (let i = 0; i < n; i++) {
-          const len = body.readInt32BE(at);
-          at += 4;
-          if (len < 0) values.push(null);
-          else {
-            values.push(value(body.subarray(at, at + len), this.#binary[i] === true));
-            at += len;
-          }
-        }
-        this.#emit({ t: 'row', values });
+        this.#emit({ t: 'row', values: parseDataRow(body).map((v, i) => (v === null ? null : value(v, this.#binary[i] === true))) });
         return;
       }
       case COPY_DATA:
@@ -274,7 +236,7 @@ export class PostgresRecorder implements RecorderStage {
       case PORTAL_SUSPENDED:
         this.#emit({
           t: 'complete',
-          tag: type === COMMAND_COMPLETE ? (cstrings(body)[0] ?? '') : type === EMPTY_QUERY ? '(empty query)' : '(portal suspended)',
+          tag: type === COMMAND_COMPLETE ? cstr(body, 0)[0] : type === EMPTY_QUERY ? '(empty query)' : '(portal suspended)',
           rows: this.#sent,
           ...(this.#sent > this.#recorded ? { unrecorded: this.#sent - this.#recorded } : {}),
           ...(this.#started !== undefined ? { ms: this.#now() - this.#started } : {}),
@@ -290,7 +252,8 @@ export class PostgresRecorder implements RecorderStage {
         this.#emit({ t: 'notice', ...noticeFields(body) });
         return;
       case NOTIFICATION: {
-        const [channel = '', payload = ''] = cstrings(body, 4);
+        const [channel, at] = cstr(body, 4);
+        const [payload] = cstr(body, at);
         this.#emit({ t: 'notification', channel, payload: cut(payload) });
         return;
       }
