@@ -329,7 +329,13 @@ describe('the README, run as written', () => {
       const login = bash([substitute(browser!)], { env, tty: true });
       ran.add(browser!);
       await login.waitFor(/Waiting for the browser/);
-      expect((await new TestBrowser().authorize(readFileSync(opened, 'utf8'), 'dana')).status).toBe(200);
+      // $BROWSER runs beside hoop: its file may come a moment after hoop says it is waiting.
+      let url = '';
+      for (let i = 0; i < 200 && !url; i++) {
+        url = existsSync(opened) ? readFileSync(opened, 'utf8') : '';
+        if (!url) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
       expect(await login.exited).toBe(0);
       expect(login.output()).toContain(`Logged in to ${gatewayUrl} as dana`);
       const who = await run([whoami!], { env });
