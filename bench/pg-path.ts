@@ -216,6 +216,9 @@ interface Result {
   /** TPS at 8 clients over the extended protocol with prepared statements (`-M prepared`). */
   tps8Prepared?: number;
   copyMBps?: number;
+  /** CPU time (user + system, all threads) the gateway and `hoop connect` spent per transaction of the c=8 run, in µs. */
+  gatewayCpuUs?: number;
+  connectCpuUs?: number;
   error?: string;
 }
 
@@ -235,16 +238,26 @@ function clientEnv(ep: Endpoint): NodeJS.ProcessEnv {
   };
 }
 
-function parsePgbench(out: string): { latencyMs: number; tps: number } {
+/** CPU seconds (user + system, all threads) process `pid` has used. @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 (utime, stime) in clock ticks; `fields` starts at field 3.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+function parsePgbench(out: string): { latencyMs: number; tps: number; transactions: number } {
   const lat = /latency average = ([\d.]+) ms/.exec(out);
   const tps = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(out) ?? /tps = ([\d.]+)/.exec(out);
   if (!lat || !tps) throw new Error(`cannot parse pgbench output: ${lastLines(out, 3)}`);
   const failed = /number of failed transactions: (\d+)/.exec(out);
   if (failed && Number(failed[1]) > 0) throw new Error(`pgbench reported ${failed[1]} failed transactions`);
-  return { latencyMs: Number(lat[1]), tps: Number(tps[1]) };
+  const transactions = /number of transactions actually processed: (\d+)/.exec(out);
+  return { latencyMs: Number(lat[1]), tps: Number(tps[1]), transactions: Number(transactions?.[1] ?? 0) };
 }
 
-async function pgbench(bin: string, ep: Endpoint, args: string[]): Promise<{ latencyMs: number; tps: number }> {
+async function pgbench(bin: string, ep: Endpoint, args: string[]): Promise<{ latencyMs: number; tps: number; transactions: number }> {
   const { stdout } = await runToEnd(join(bin, 'pgbench'), [...args, ep.database], { env: clientEnv(ep), timeoutMs: (SECONDS + 60) * 1000 });
   return parsePgbench(stdout);
 }
@@ -260,15 +273,20 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: number, log: (s: string) => void): Promise<Result> {
+async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: number, log: (s: string) => void, pids?: PathSetup['pids']): Promise<Result> {
   const r: Result = {};
   const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
   r.latencyMs = one.latencyMs;
   r.tps1 = one.tps;
   log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
+  const cpuBefore = pids && { gateway: cpuSeconds(pids.gateway), connect: cpuSeconds(pids.connect) };
   const eight = await pgbench(bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8 = eight.tps;
-  log(`tps ${eight.tps.toFixed(0)} at 8 clients`);
+  if (pids && cpuBefore && eight.transactions > 0) {
+    r.gatewayCpuUs = ((cpuSeconds(pids.gateway) - cpuBefore.gateway) * 1e6) / eight.transactions;
+    r.connectCpuUs = ((cpuSeconds(pids.connect) - cpuBefore.connect) * 1e6) / eight.transactions;
+  }
+  log(`tps ${eight.tps.toFixed(0)} at 8 clients${r.gatewayCpuUs !== undefined ? ` (CPU per transaction: gateway ${r.gatewayCpuUs.toFixed(1)} µs, hoop connect ${r.connectCpuUs!.toFixed(1)} µs)` : ''}`);
   const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8Prepared = prepared.tps;
   log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
@@ -578,12 +596,12 @@ function ratio(v: number | undefined, base: number | undefined): string {
 
 function printTable(results: Map<PathName, Result>, machine: string[]): void {
   const base = results.get('direct');
-  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'COPY out (MB/s)', 'vs direct'];
+  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'hoop CPU µs/txn'];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const [name, r] of results) {
     if (r.error && r.latencyMs === undefined) {
-      rows.push([name, 'failed', '', '', '', '', '', '', '']);
+      rows.push([name, 'failed', '', '', '', '', '', '', '', '']);
       notes.push(`${name}: ${r.error}`);
       continue;
     }
@@ -597,6 +615,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
       name === 'direct' ? '' : ratio(r.tps8Prepared, base?.tps8Prepared),
       fmt(r.copyMBps, 1),
       name === 'direct' ? '' : ratio(r.copyMBps, base?.copyMBps),
+      r.gatewayCpuUs === undefined ? '' : `${fmt(r.gatewayCpuUs, 1)} + ${fmt(r.connectCpuUs, 1)}`,
     ]);
     if (r.error) notes.push(`${name}: ${r.error}`);
   }
@@ -612,6 +631,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
     '',
     'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2 (prepared: -M prepared); COPY: median of psql \\copy to /dev/null.',
     'Ratios: path / direct (latency: higher is slower; TPS and MB/s: lower is slower).',
+    'hoop CPU: user + system time of the gateway + hoop connect (all threads) per transaction of the c=8 run.',
     ...(notes.length ? ['', ...notes.map((n) => `note: ${n}`)] : []),
     '',
   ];
@@ -659,7 +679,7 @@ async function main(): Promise<number> {
       else if (path === 'ssh -L') setup = await setupSsh(pg, direct);
       else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
       else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording');
-      results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog));
+      results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.pids));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);
       }

@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
-import { KIND_UMBRELLAS } from '../policy/schema.js';
+import { tablesTouched } from '../policy/decide.js';
 import { analyzeSql, loadSqlParser } from '../policy/sql/analyze.js';
 import { RecordingWriter } from '../recording/writer.js';
 
@@ -254,41 +254,45 @@ export class GatewayRecordings {
   }
 }
 
-/** Distinct SQL texts of a session analysed for the index; beyond this the index says it is incomplete. */
+/** Distinct SQL texts of a session without a judge analysed for the index; beyond this the index says it is incomplete. */
 const MAX_TEXTS = 500;
-/** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
-const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.ddl]);
 
 /**
- * Collects a session's distinct SQL texts on the data path (a Set insert, capped) and analyses them
- * once the session is over, off the data path, for the index's `tables` and `written`.
+ * The tables a session's statements named and wrote to, for the index: from the judge's verdicts
+ * as they come (the policy analysed each text once already, and caches it by shape), or, in a
+ * session without a judge, from its distinct SQL texts (a Set insert on the data path, capped),
+ * analysed once the session is over.
  */
 export class TablesTouched {
+  readonly #tables = new Set<string>();
+  readonly #written = new Set<string>();
   readonly #texts = new Set<string>();
   #complete = true;
 
-  add(sql: unknown): void {
+  /** A judge's verdict on one statement. */
+  addVerdict(touched: { tables: readonly string[]; written: readonly string[] } | undefined): void {
+    if (!touched) return;
+    for (const t of touched.tables) this.#tables.add(t);
+    for (const t of touched.written) this.#written.add(t);
+  }
+
+  /** The SQL text of a statement no judge saw. */
+  addText(sql: unknown): void {
     if (typeof sql !== 'string' || sql === '' || this.#texts.has(sql)) return;
     if (this.#texts.size >= MAX_TEXTS) this.#complete = false;
     else this.#texts.add(sql);
   }
 
   async summary(): Promise<{ tables: string[]; written: string[]; tablesComplete: boolean }> {
-    await loadSqlParser();
-    const tables = new Set<string>();
-    const written = new Set<string>();
     let complete = this.#complete;
-    for (const sql of this.#texts) {
-      const a = analyzeSql(sql);
-      if (!a.ok) {
-        complete = false;
-        continue;
-      }
-      for (const st of a.statements) {
-        for (const t of st.tables) tables.add(t);
-        if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
+    if (this.#texts.size > 0) {
+      await loadSqlParser();
+      for (const sql of this.#texts) {
+        const a = analyzeSql(sql);
+        if (!a.ok) complete = false;
+        this.addVerdict(tablesTouched(a));
       }
     }
-    return { tables: [...tables].sort(), written: [...written].sort(), tablesComplete: complete };
+    return { tables: [...this.#tables].sort(), written: [...this.#written].sort(), tablesComplete: complete };
   }
 }

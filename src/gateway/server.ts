@@ -629,6 +629,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
       const controller = new AbortController();
       sessions.add(controller);
+      /** The tables the session's statements name, for the index: from the judge's verdicts. */
+      const touched = new TablesTouched();
+      const judge = policy?.judge;
       const session: TunnelSession = {
         id: sessionId,
         identity,
@@ -637,7 +640,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         remoteAddress,
         log,
         signal: controller.signal,
-        ...(policy?.judge ? { judge: policy.judge } : {}),
+        ...(judge
+          ? {
+              judge: {
+                judge: (sql, analysis) => {
+                  const verdict = judge.judge(sql, analysis);
+                  touched.addVerdict(verdict.touched);
+                  return verdict;
+                },
+              },
+            }
+          : {}),
         ...(policy?.readOnly ? { readOnly: true } : {}),
         ...(policy?.masking ? { masking: policy.masking } : {}),
         ...(policy?.limits ? { limits: policy.limits } : {}),
@@ -653,7 +666,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ...(runId ? { runId } : {}),
       };
       const counts = { statements: 0, refused: 0 };
-      const touched = new TablesTouched();
       const maskedColumns = new Map<string, string>();
       let recordingFailed = recordings !== undefined && writer === undefined;
       if (writer) {
@@ -662,8 +674,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           append(event: RecordingEvent): boolean {
             if (event.t === 'query' || event.t === 'execute') counts.statements++;
             else if (event.t === 'decision') counts.refused++;
-            if (event.t === 'query' || event.t === 'parse') touched.add(event.sql);
-            else if (event.t === 'columns' && Array.isArray(event.masked)) {
+            if (!session.judge && (event.t === 'query' || event.t === 'parse')) touched.addText(event.sql);
+            else if ((event.t === 'columns' || event.t === 'result') && Array.isArray(event.masked)) {
               (event.masked as Array<{ strategy: string; origin?: string } | null>).forEach((m, i) => {
                 if (m && maskedColumns.size < 1000) maskedColumns.set(m.origin ?? String((event.names as string[])[i]), m.strategy);
               });

@@ -32,7 +32,7 @@ import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
 import { limitProblem, type SessionLimits } from './limits.js';
-import { expandKind, type Action, type Policy, type StatementKind, type StatementRule, type Who } from './schema.js';
+import { expandKind, KIND_UMBRELLAS, type Action, type Policy, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
  * The outcome of judging one SQL string.
@@ -53,6 +53,29 @@ export interface Decision {
    * came from the shape cache (the text was not parsed): call `analyzeSql` if you need it then.
    */
   statements?: readonly StatementFacts[];
+  /** The tables the SQL names, and of those the ones it writes to (see {@link tablesTouched}); kept with cached decisions. */
+  touched?: TablesTouchedBy;
+}
+
+/** Tables (and views) SQL names, lower-case as written; `written`: the ones a write or DDL statement names. */
+export interface TablesTouchedBy {
+  tables: readonly string[];
+  written: readonly string[];
+}
+
+/** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
+const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.ddl]);
+
+/** What {@link Decision.touched} says of an analysis (nothing for SQL that did not parse). */
+export function tablesTouched(analysis: Analysis): TablesTouchedBy {
+  if (!analysis.ok) return { tables: [], written: [] };
+  const tables = new Set<string>();
+  const written = new Set<string>();
+  for (const st of analysis.statements) {
+    for (const t of st.tables) tables.add(t);
+    if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
+  }
+  return { tables: [...tables], written: [...written] };
 }
 
 /** Rule name of decisions made by read-only access. */
@@ -331,11 +354,11 @@ export class StatementJudge {
    */
   judge(sql: string, analyzed?: Analysis): Decision {
     // A text the caller analysed itself is long: not cached (and `sql` may be left empty).
-    if (analyzed) return Object.freeze(this.#decideAnalysis(analyzed));
+    if (analyzed) return Object.freeze({ ...this.#decideAnalysis(analyzed), touched: tablesTouched(analyzed) });
     const hit = this.#cache.get(sql);
     if (hit) return hit;
     const analysis = analyzeSql(sql);
-    const decision = Object.freeze(this.#decideAnalysis(analysis));
+    const decision = Object.freeze({ ...this.#decideAnalysis(analysis), touched: tablesTouched(analysis) });
     const { statements: _omitted, ...shared } = decision;
     this.#cache.set(sql, analysis, decision, Object.freeze(shared));
     return decision;

@@ -296,9 +296,12 @@ export class PostgresEngine implements Engine {
       let endingReason: CloseReason | undefined;
       let cancelled = false;
       const state = new ServerState();
+      /** The session's recording stage, once the relay runs. */
+      let recorder: PostgresRecorder | undefined;
       const finish = (reason: CloseReason, detail?: string): void => {
         if (done) return;
         done = true;
+        recorder?.end();
         clearTimeout(partialTimer);
         clearTimeout(cutTimer);
         session.signal.removeEventListener('abort', onAbort);
@@ -346,7 +349,7 @@ export class PostgresEngine implements Engine {
           }, this.#o.messageTimeoutMs);
         }
       };
-      const recorder = session.recording
+      recorder = session.recording
         ? new PostgresRecorder({
             sink: session.recording.sink,
             results: session.recording.results,

@@ -15,6 +15,11 @@
  *   hint), `notification`, `copy` (COPY out/in begins) and `ready` when the transaction status
  *   changes (`I` idle, `T` in a block, `E` in a failed block).
  *
+ * A small result (at most {@link SMALL_ROWS} rows, {@link SMALL_BYTES} of values, nothing else in
+ * between) is written as one `result` event when it completes, holding its columns, rows and
+ * outcome: the common one-row statement costs one event instead of three. A larger one streams as
+ * `columns`, `row`s and `complete`; readers see both the same way (src/recording/read.ts).
+ *
  * With `results: none` no row or COPY data is recorded, only statements, shapes and outcomes.
  * Rows beyond the cap pass unread and are only counted, so recording costs nothing per row there.
  *
@@ -45,6 +50,9 @@ const RECORDED = new Set([ROW_DESCRIPTION, COMMAND_COMPLETE, ERROR, NOTICE, READ
 
 /** Longest parameter or value text kept in a recording. */
 const VALUE_MAX = 4096;
+/** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
+const SMALL_ROWS = 16;
+const SMALL_BYTES = 8192;
 
 /** The stage as the relay's paths use it. */
 export interface RecorderStage {
@@ -58,6 +66,8 @@ export interface RecorderStage {
   passed(type: number): void;
   /** Bytes handed to the client: whole server messages. A Promise when the recording's disk is behind. */
   server(bytes: Buffer): Promise<void> | undefined;
+  /** The session is over: writes the part of a result it still holds. */
+  end(): void;
 }
 
 export interface PostgresRecorderOptions {
@@ -128,6 +138,8 @@ export class PostgresRecorder implements RecorderStage {
   #binary: boolean[] = [];
   #started: number | undefined;
   #firstRow: number | undefined;
+  /** The result being received while it is small: its columns and rows, written with its outcome. */
+  #held: { names: string[]; masked?: Array<{ strategy: string; origin?: string } | null>; rows: Array<Array<string | null>>; bytes: number } | undefined;
   #waiting: Promise<void> | undefined;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
   #status = 'I';
@@ -140,8 +152,13 @@ export class PostgresRecorder implements RecorderStage {
     this.#maskedColumns = o.maskedColumns;
   }
 
-  /** Stamps `event` (a fresh object) with the time and hands it to the sink. */
+  /** Stamps `event` (a fresh object) with the time and hands it to the sink, after the result held so far. */
   #emit(event: Record<string, unknown> & { t: string }): void {
+    if (this.#held) this.#release();
+    this.#write(event);
+  }
+
+  #write(event: Record<string, unknown> & { t: string }): void {
     event.at = this.#now();
     if (!this.#sink.append(event as RecordingEvent) && !this.#waiting) {
       this.#waiting = this.#sink.drained().then(() => {
@@ -213,7 +230,8 @@ export class PostgresRecorder implements RecorderStage {
         const fields = parseRowDescription(body);
         this.#binary = fields.map((f) => f.format === 1);
         const masked = this.#maskedColumns?.();
-        this.#emit({ t: 'columns', names: fields.map((f) => f.name), ...(masked?.some((m) => m !== null) ? { masked } : {}) });
+        if (this.#held) this.#release();
+        this.#held = { names: fields.map((f) => f.name), ...(masked?.some((m) => m !== null) ? { masked } : {}), rows: [], bytes: 0 };
         return;
       }
       case DATA_ROW: {
@@ -221,7 +239,12 @@ export class PostgresRecorder implements RecorderStage {
         this.#sent++;
         if (!this.#rows || this.#recorded >= this.#cap) return;
         this.#recorded++;
-        this.#emit({ t: 'row', values: parseDataRow(body).map((v, i) => (v === null ? null : value(v, this.#binary[i] === true))) });
+        const values = parseDataRow(body).map((v, i) => (v === null ? null : value(v, this.#binary[i] === true)));
+        const held = this.#held;
+        if (held && held.rows.length < SMALL_ROWS && held.bytes + body.length <= SMALL_BYTES) {
+          held.rows.push(values);
+          held.bytes += body.length;
+        } else this.#emit({ t: 'row', values });
         return;
       }
       case COPY_DATA:
@@ -233,17 +256,23 @@ export class PostgresRecorder implements RecorderStage {
         return;
       case COMMAND_COMPLETE:
       case EMPTY_QUERY:
-      case PORTAL_SUSPENDED:
-        this.#emit({
-          t: 'complete',
-          tag: type === COMMAND_COMPLETE ? cstr(body, 0)[0] : type === EMPTY_QUERY ? '(empty query)' : '(portal suspended)',
-          rows: this.#sent,
-          ...(this.#sent > this.#recorded ? { unrecorded: this.#sent - this.#recorded } : {}),
-          ...(this.#started !== undefined ? { ms: this.#now() - this.#started } : {}),
-          ...(this.#started !== undefined && this.#firstRow !== undefined ? { firstRowMs: this.#firstRow - this.#started } : {}),
-        });
+      case PORTAL_SUSPENDED: {
+        const held = this.#held;
+        this.#held = undefined;
+        const outcome: Record<string, unknown> & { t: string } = held ? { t: 'result', names: held.names } : { t: 'complete' };
+        if (held?.masked) outcome.masked = held.masked;
+        if (held) outcome.values = held.rows;
+        outcome.tag = type === COMMAND_COMPLETE ? cstr(body, 0)[0] : type === EMPTY_QUERY ? '(empty query)' : '(portal suspended)';
+        outcome.rows = this.#sent;
+        if (this.#sent > this.#recorded) outcome.unrecorded = this.#sent - this.#recorded;
+        if (this.#started !== undefined) {
+          outcome.ms = this.#now() - this.#started;
+          if (this.#firstRow !== undefined) outcome.firstRowMs = this.#firstRow - this.#started;
+        }
+        this.#write(outcome);
         this.#endResult();
         return;
+      }
       case ERROR:
         this.#emit({ t: 'error', ...noticeFields(body) });
         this.#endResult();
@@ -272,6 +301,18 @@ export class PostgresRecorder implements RecorderStage {
       default:
         return;
     }
+  }
+
+  end(): void {
+    if (this.#held) this.#release();
+  }
+
+  /** Writes the result held so far as `columns` and `row`s: it is no longer small, or something else comes first. */
+  #release(): void {
+    const held = this.#held!;
+    this.#held = undefined;
+    this.#write({ t: 'columns', names: held.names, ...(held.masked ? { masked: held.masked } : {}) });
+    for (const values of held.rows) this.#write({ t: 'row', values });
   }
 
   #endResult(): void {

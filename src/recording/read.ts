@@ -12,15 +12,35 @@ import type { RecordingEvent } from './writer.js';
 
 const gunzip = promisify(gunzipCallback);
 
-/** The events of the chunks `manifest` names (a verified SHA256SUMS or checkpoint), headers left out. */
+/**
+ * The events of the chunks `manifest` names (a verified SHA256SUMS or checkpoint), headers left
+ * out. A small result's one `result` event is read as the `columns`, `row`s and `complete` a
+ * larger result is written as, so every reader sees results one way.
+ */
 export async function* readEvents(dir: string, manifest: string): AsyncGenerator<RecordingEvent> {
   const text = await readFile(join(dir, manifest), 'utf8');
   for (const line of text.split('\n')) {
     const name = line.split('  ')[1];
     if (!name) continue;
     const lines = (await gunzip(await readFile(join(dir, name)))).toString('utf8').split('\n');
-    for (const l of lines.slice(1)) if (l) yield JSON.parse(l) as RecordingEvent;
+    for (const l of lines.slice(1)) {
+      if (!l) continue;
+      const e = JSON.parse(l) as RecordingEvent;
+      if (e.t === 'result') yield* expandResult(e);
+      else yield e;
+    }
   }
+}
+
+/** A `result` event as `columns`, `row`s (at the first row's time) and `complete`. */
+function expandResult(e: RecordingEvent): RecordingEvent[] {
+  const { names, masked, values, at, t: _t, ...outcome } = e;
+  const rowsAt = typeof outcome.ms === 'number' && typeof outcome.firstRowMs === 'number' ? at - outcome.ms + outcome.firstRowMs : at;
+  return [
+    { t: 'columns', at: rowsAt, names, ...(masked !== undefined ? { masked } : {}) },
+    ...(Array.isArray(values) ? values : []).map((v: unknown) => ({ t: 'row', at: rowsAt, values: v })),
+    { t: 'complete', at, ...outcome },
+  ];
 }
 
 /** A value as psql prints it in a table cell. */

@@ -13,9 +13,12 @@
  * recording cut short by a crash verifies up to its last checkpoint and is reported as truncated.
  * {@link RecordingWriter.close} writes the final manifest, then removes the checkpoints. The format is documented in docs/recording-format.md.
  *
- * Memory: events are held until their chunk is written (at most `chunkBytes`, then the chunk is
- * written in the background); {@link RecordingWriter.append} returns false while more than
- * `maxPendingBytes` wait for the disk, so a caller can stop reading until {@link RecordingWriter.drained}.
+ * Memory: each event is encoded at once into UTF-8 blocks outside the JavaScript heap, so the
+ * garbage collector never copies what waits for a chunk (keeping lines as strings for up to a
+ * second cost more than the rest of recording together). Events are held until their chunk is
+ * written (at most `chunkBytes`, then the chunk is written in the background);
+ * {@link RecordingWriter.append} returns false while more than `maxPendingBytes` wait for the
+ * disk, so a caller can stop reading until {@link RecordingWriter.drained}.
  *
  * @see https://www.gnu.org/software/coreutils/manual/html_node/sha2-utilities.html
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL.sshsig
@@ -82,6 +85,64 @@ export interface RecordingWriterOptions {
   maxPendingBytes?: number;
 }
 
+/** Size of the blocks events are encoded into. */
+const BLOCK = 16 * 1024;
+/** Text gathered before it is encoded into a block. */
+const TEXT_MAX = 4 * 1024;
+
+/** Lines gathered as text, then encoded as UTF-8 into fixed blocks a few KiB at a time: no copy until the chunk is cut. */
+class LineBlocks {
+  #done: Buffer[] = [];
+  #block: Buffer | undefined;
+  #used = 0;
+  /** Lines not yet encoded (short-lived: at most {@link TEXT_MAX} UTF-16 units). */
+  #text = '';
+  /** Bytes held (UTF-16 units for the text not yet encoded: its bytes for ASCII). */
+  bytes = 0;
+
+  add(line: string): void {
+    this.#text += `${line}\n`;
+    this.bytes += line.length + 1;
+    if (this.#text.length >= TEXT_MAX) this.#encode();
+  }
+
+  /** The lines so far, in order; empties the blocks. */
+  take(): Buffer[] {
+    this.#encode();
+    this.#close();
+    this.bytes = 0;
+    return this.#done.splice(0);
+  }
+
+  #encode(): void {
+    const text = this.#text;
+    if (text === '') return;
+    this.#text = '';
+    // A UTF-16 unit is at most 3 bytes of UTF-8.
+    const most = text.length * 3;
+    if (most > BLOCK) {
+      this.#close();
+      const b = Buffer.from(text);
+      this.#done.push(b);
+      this.bytes += b.length - text.length;
+      return;
+    }
+    if (!this.#block || this.#used + most > BLOCK) {
+      this.#close();
+      this.#block = Buffer.allocUnsafeSlow(BLOCK);
+    }
+    const n = this.#block.write(text, this.#used);
+    this.#used += n;
+    this.bytes += n - text.length;
+  }
+
+  #close(): void {
+    if (this.#block && this.#used > 0) this.#done.push(this.#block.subarray(0, this.#used));
+    this.#block = undefined;
+    this.#used = 0;
+  }
+}
+
 /** See the module documentation. */
 export class RecordingWriter implements EventSink {
   readonly dir: string;
@@ -90,8 +151,7 @@ export class RecordingWriter implements EventSink {
   readonly #chunkBytes: number;
   readonly #checkpointMs: number;
   readonly #maxPending: number;
-  #lines: string[] = [];
-  #lineBytes = 0;
+  readonly #lines = new LineBlocks();
   #pending = 0;
   #seq = 0;
   #prev = NO_PREVIOUS;
@@ -133,17 +193,14 @@ export class RecordingWriter implements EventSink {
   append(event: RecordingEvent): boolean {
     if (this.#failure) throw this.#failure;
     if (this.#closed) throw new Error('the recording is closed');
-    const line = `${JSON.stringify(event)}\n`;
-    this.#lines.push(line);
-    // UTF-16 units: the bytes for ASCII, at most a third of them otherwise; enough to cut chunks by.
-    this.#lineBytes += line.length;
-    if (this.#lineBytes >= this.#chunkBytes) this.#cut();
-    return this.#pending + this.#lineBytes <= this.#maxPending;
+    this.#lines.add(JSON.stringify(event));
+    if (this.#lines.bytes >= this.#chunkBytes) this.#cut();
+    return this.#pending + this.#lines.bytes <= this.#maxPending;
   }
 
   /** Resolves once no more than `maxPendingBytes` wait for the disk. */
   drained(): Promise<void> {
-    if (this.#pending + this.#lineBytes <= this.#maxPending || this.#failure) return Promise.resolve();
+    if (this.#pending + this.#lines.bytes <= this.#maxPending || this.#failure) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
@@ -157,18 +214,16 @@ export class RecordingWriter implements EventSink {
 
   /** Cuts a chunk of the waiting events and queues its write. */
   #cut(): void {
-    if (this.#lines.length === 0 || this.#failure) return;
-    const lines = this.#lines;
-    const bytes = this.#lineBytes;
-    this.#lines = [];
-    this.#lineBytes = 0;
+    if (this.#lines.bytes === 0 || this.#failure) return;
+    const bytes = this.#lines.bytes;
+    const lines = this.#lines.take();
     this.#pending += bytes;
     const seq = ++this.#seq;
     this.#queue = this.#queue.then(async () => {
       if (this.#failure) return;
       try {
         const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev };
-        const data = await gzip(Buffer.from(`${JSON.stringify(header)}\n${lines.join('')}`), { level: 1 });
+        const data = await gzip(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]), { level: 1 });
         const name = chunkName(seq);
         await writeFileAtomic(join(this.dir, name), data, this.dir);
         this.#prev = createHash('sha256').update(data).digest('hex');
@@ -178,7 +233,7 @@ export class RecordingWriter implements EventSink {
         this.#failure = err instanceof Error ? err : new Error(String(err));
       } finally {
         this.#pending -= bytes;
-        if (this.#pending + this.#lineBytes <= this.#maxPending || this.#failure) for (const wake of this.#drainWaiters.splice(0)) wake();
+        if (this.#pending + this.#lines.bytes <= this.#maxPending || this.#failure) for (const wake of this.#drainWaiters.splice(0)) wake();
       }
     });
   }

@@ -76,6 +76,8 @@ export interface StatementVerdict {
   message?: string;
   /** A human sentence: which rule, and why. */
   reason: string;
+  /** The tables the SQL names and, of those, the ones it writes to (for the sessions index). */
+  touched?: { tables: readonly string[]; written: readonly string[] };
 }
 
 /**

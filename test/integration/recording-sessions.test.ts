@@ -7,6 +7,7 @@
  */
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { pgClient, psql } from '../harness/clients.js';
@@ -131,6 +132,15 @@ describe('recorded sessions', () => {
     const complete = doc.events.find((e) => e.t === 'complete' && e.tag === 'SELECT 1500')!;
     expect(typeof complete.ms).toBe('number');
     expect(doc.events.filter((e) => e.t === 'row').length).toBe(1 + 1000); // the pg session: id 7, then the capped result
+    // As written: the one-row result is one `result` event; the large one streams as columns, rows, complete.
+    const raw = readdirSync(join(stack.dir, 'hoop-data', 'recordings', id))
+      .filter((f) => f.endsWith('.jsonl.gz'))
+      .sort()
+      .flatMap((f) => gunzipSync(readFileSync(join(stack.dir, 'hoop-data', 'recordings', id, f))).toString('utf8').split('\n').slice(1).filter(Boolean))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(raw).toContainEqual(expect.objectContaining({ t: 'result', names: ['name', 'email'], values: [['name 7', '[redacted]']], tag: 'SELECT 1', rows: 1 }));
+    expect(raw.filter((e) => e.t === 'row')).toHaveLength(1000);
+    expect(raw).toContainEqual(expect.objectContaining({ t: 'complete', tag: 'SELECT 1500', rows: 1500, unrecorded: 500 }));
 
     const verify = await hoop(['sessions', 'verify', id], 'alice');
     expect(verify.code).toBe(0);

@@ -1,0 +1,65 @@
+/**
+ * The PostgreSQL recording stage on its own: a small result is one `result` event, a larger one
+ * streams, anything else in between (a notice, the session's end) writes what was held first, in
+ * the order the client received it.
+ */
+import { describe, expect, it } from 'vitest';
+import { PostgresRecorder } from '../../src/postgres/recorder.js';
+import type { RecordingEvent } from '../../src/recording/writer.js';
+
+function message(type: string, body: Buffer): Buffer {
+  const b = Buffer.alloc(5 + body.length);
+  b[0] = type.charCodeAt(0);
+  b.writeUInt32BE(4 + body.length, 1);
+  body.copy(b, 5);
+  return b;
+}
+const cstring = (s: string): Buffer => Buffer.from(`${s}\0`);
+function rowDescription(...names: string[]): Buffer {
+  const count = Buffer.alloc(2);
+  count.writeInt16BE(names.length);
+  return message('T', Buffer.concat([count, ...names.map((n) => Buffer.concat([cstring(n), Buffer.alloc(18)]))]));
+}
+function dataRow(...values: string[]): Buffer {
+  const count = Buffer.alloc(2);
+  count.writeInt16BE(values.length);
+  return message('D', Buffer.concat([count, ...values.flatMap((v) => [Buffer.from([0, 0, 0, Buffer.byteLength(v)]), Buffer.from(v)])]));
+}
+const complete = (tag: string): Buffer => message('C', cstring(tag));
+const notice = (text: string): Buffer => message('N', Buffer.concat([cstring(`SNOTICE`), cstring('C00000'), cstring(`M${text}`), Buffer.from([0])]));
+
+function recorder(): { events: RecordingEvent[]; rec: PostgresRecorder } {
+  const events: RecordingEvent[] = [];
+  const rec = new PostgresRecorder({ sink: { append: (e) => events.push(e) > 0, drained: async () => {} }, results: 'masked', rowCap: 1000, now: () => 1 });
+  return { events, rec };
+}
+
+describe('the recording stage', () => {
+  it('writes a small result as one event with its columns, rows and outcome', () => {
+    const { events, rec } = recorder();
+    rec.server(Buffer.concat([rowDescription('id', 'name'), dataRow('1', 'a'), dataRow('2', 'b'), complete('SELECT 2')]));
+    expect(events).toEqual([{ t: 'result', names: ['id', 'name'], values: [['1', 'a'], ['2', 'b']], tag: 'SELECT 2', rows: 2, at: 1 }]);
+  });
+
+  it('streams a larger result as columns, rows and complete', () => {
+    const { events, rec } = recorder();
+    const rows = Array.from({ length: 20 }, (_, i) => dataRow(String(i)));
+    rec.server(Buffer.concat([rowDescription('n'), ...rows, complete('SELECT 20')]));
+    expect(events.map((e) => e.t)).toEqual(['columns', ...Array(20).fill('row'), 'complete']);
+    expect(events.filter((e) => e.t === 'row').map((e) => e.values)).toEqual(Array.from({ length: 20 }, (_, i) => [String(i)]));
+  });
+
+  it('keeps the order the client saw when a notice comes mid-result, and writes a held result when the session ends', () => {
+    const { events, rec } = recorder();
+    rec.server(Buffer.concat([rowDescription('n'), dataRow('1'), notice('careful'), dataRow('2'), complete('SELECT 2')]));
+    expect(events.map((e) => e.t)).toEqual(['columns', 'row', 'notice', 'row', 'complete']);
+    const cut = recorder();
+    cut.rec.server(Buffer.concat([rowDescription('n'), dataRow('1')]));
+    expect(cut.events).toEqual([]);
+    cut.rec.end();
+    expect(cut.events).toEqual([
+      { t: 'columns', names: ['n'], at: 1 },
+      { t: 'row', values: ['1'], at: 1 },
+    ]);
+  });
+});
