@@ -6,27 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { PostgresRecorder } from '../../src/postgres/recorder.js';
 import type { RecordingEvent } from '../../src/recording/writer.js';
+import { frontendMessage as msg, int32 } from '../harness/pg-frontend.js';
 
-function message(type: string, body: Buffer): Buffer {
-  const b = Buffer.alloc(5 + body.length);
-  b[0] = type.charCodeAt(0);
-  b.writeUInt32BE(4 + body.length, 1);
-  body.copy(b, 5);
-  return b;
-}
-const cstring = (s: string): Buffer => Buffer.from(`${s}\0`);
-function rowDescription(...names: string[]): Buffer {
-  const count = Buffer.alloc(2);
-  count.writeInt16BE(names.length);
-  return message('T', Buffer.concat([count, ...names.map((n) => Buffer.concat([cstring(n), Buffer.alloc(18)]))]));
-}
-function dataRow(...values: string[]): Buffer {
-  const count = Buffer.alloc(2);
-  count.writeInt16BE(values.length);
-  return message('D', Buffer.concat([count, ...values.flatMap((v) => [Buffer.from([0, 0, 0, Buffer.byteLength(v)]), Buffer.from(v)])]));
-}
-const complete = (tag: string): Buffer => message('C', cstring(tag));
-const notice = (text: string): Buffer => message('N', Buffer.concat([cstring(`SNOTICE`), cstring('C00000'), cstring(`M${text}`), Buffer.from([0])]));
+const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
+const dataRow = (...values: string[]): Buffer => msg('D', values.length, ...values.flatMap((v) => [int32(Buffer.byteLength(v)), Buffer.from(v)]));
+const complete = (tag: string): Buffer => msg('C', tag);
+const notice = (text: string): Buffer => msg('N', 'SNOTICE', 'C00000', `M${text}`, Buffer.from([0]));
 
 function recorder(): { events: RecordingEvent[]; rec: PostgresRecorder } {
   const events: RecordingEvent[] = [];
