@@ -20,7 +20,7 @@ import { readEvents, TranscriptRenderer, type TranscriptLine } from '../recordin
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
 import { playReplay } from '../ui/ReplayPlayer.js';
-import type { RecordingEvent } from '../recording/writer.js';
+import type { RecordingEvent } from '../recording/event-line.js';
 
 interface CommonFlags extends GatewayFlags {
   json?: boolean;

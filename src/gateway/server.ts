@@ -55,7 +55,8 @@ import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, t
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
 import type { RecordingPolicy } from '../policy/schema.js';
-import type { EventSink, RecordingEvent, RecordingWriter } from '../recording/writer.js';
+import { DISCARDED, type EventSink, type RecordingEvent } from '../recording/event-line.js';
+import type { RecordingWriter } from '../recording/writer.js';
 import { createReadStream } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -670,26 +671,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       let recordingFailed = recordings !== undefined && writer === undefined;
       if (writer) {
         const w = writer;
+        /** A failure to write: from then on nothing more is written; the policy's `onFailure` says what becomes of the session. */
+        const failed = (err: unknown): void => {
+          recordingFailed = true;
+          log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
+          if (recordingPolicy.onFailure === 'close') {
+            controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
+          }
+        };
         const sink: EventSink = {
           append(event: RecordingEvent): boolean {
-            if (event.t === 'query' || event.t === 'execute') counts.statements++;
-            else if (event.t === 'decision') counts.refused++;
-            if (!session.judge && (event.t === 'query' || event.t === 'parse')) touched.addText(event.sql);
-            else if ((event.t === 'columns' || event.t === 'result') && Array.isArray(event.masked)) {
-              (event.masked as Array<{ strategy: string; origin?: string } | null>).forEach((m, i) => {
-                if (m && maskedColumns.size < 1000) maskedColumns.set(m.origin ?? String((event.names as string[])[i]), m.strategy);
-              });
-            }
             if (recordingFailed) return true;
             try {
               return w.append(event);
             } catch (err) {
-              recordingFailed = true;
-              log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
-              if (recordingPolicy.onFailure === 'close') {
-                controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
-              }
+              failed(err);
               return true;
+            }
+          },
+          begin(t: string, at: number) {
+            if (recordingFailed) return DISCARDED;
+            try {
+              return w.begin(t, at);
+            } catch (err) {
+              failed(err);
+              return DISCARDED;
             }
           },
           drained: () => w.drained(),
@@ -702,7 +708,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...facts,
           gateway: VERSION,
         });
-        session.recording = { sink, results: recordingPolicy.results, rowCap: recordingPolicy.rowCap };
+        session.recording = {
+          sink,
+          results: recordingPolicy.results,
+          rowCap: recordingPolicy.rowCap,
+          notes: {
+            statement: () => counts.statements++,
+            sql: (text) => {
+              // With a judge, its verdicts name the tables (see above); without one the SQL is read at the end.
+              if (!session.judge) touched.addText(text);
+            },
+            refused: () => counts.refused++,
+            masked: (column, strategy) => {
+              if (maskedColumns.size < 1000) maskedColumns.set(column, strategy);
+            },
+          },
+        };
       }
       const watch = watchSessionToken({
         session,

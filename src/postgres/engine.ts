@@ -354,6 +354,7 @@ export class PostgresEngine implements Engine {
             sink: session.recording.sink,
             results: session.recording.results,
             rowCap: session.recording.rowCap,
+            ...(session.recording.notes ? { notes: session.recording.notes } : {}),
             ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
           })
         : undefined;

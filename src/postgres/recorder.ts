@@ -25,10 +25,12 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import type { EventSink, RecordingEvent } from '../recording/writer.js';
+import { cutValue, type EventLine, type EventSink, type RecordingEvent } from '../recording/event-line.js';
+import type { RecordingNotes } from '../tunnel/engine.js';
 import type { FrontendMessage } from './frontend-messages.js';
+import { PgProtocolError } from './protocol-error.js';
 import { parseErrorFields } from './reader.js';
-import { cstr, parseDataRow, parseRowDescription } from './rows.js';
+import { cstr, need, parseRowDescription } from './rows.js';
 import type { Refusal } from './statement-gate.js';
 
 const ROW_DESCRIPTION = 0x54; // 'T'
@@ -48,8 +50,6 @@ const COPY_DATA = 0x64; // 'd'
 /** Server messages the recording reads (others pass unread: ParseComplete, BindComplete, NoData, ParameterStatus, ...). */
 const RECORDED = new Set([ROW_DESCRIPTION, COMMAND_COMPLETE, ERROR, NOTICE, READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH]);
 
-/** Longest parameter or value text kept in a recording. */
-const VALUE_MAX = 4096;
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
 const SMALL_ROWS = 16;
 const SMALL_BYTES = 8192;
@@ -77,16 +77,18 @@ export interface PostgresRecorderOptions {
   /** Rows (and COPY data messages) recorded per result. */
   rowCap: number;
   /** Per column of the RowDescription just handed on: how masking treats it (see ResultMasker.lastMaskedColumns). */
-  maskedColumns?: () => Array<{ strategy: string; origin?: string } | null>;
+  maskedColumns?: () => Array<{ strategy: string; origin?: string } | null> | undefined;
+  /** Told what the session's index keeps. */
+  notes?: RecordingNotes;
   now?: () => number;
 }
 
-function cut(text: string): string {
-  return text.length > VALUE_MAX ? `${text.slice(0, VALUE_MAX)}…` : text;
-}
-
-function value(bytes: Buffer, binary: boolean): string {
-  return binary ? `base64:${cut(bytes.toString('base64'))}` : cut(bytes.toString('utf8'));
+/** A small result as it came: its RowDescription and DataRows (checked), and how masking treated its columns. */
+interface HeldResult {
+  desc: Buffer;
+  masked: Array<{ strategy: string; origin?: string } | null> | undefined;
+  rows: Buffer[];
+  bytes: number;
 }
 
 /** ErrorResponse / NoticeResponse as an event's fields. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
@@ -95,32 +97,88 @@ function noticeFields(body: Buffer): Record<string, string> {
   return { code, severity, message, ...(detail !== undefined ? { detail } : {}), ...(hint !== undefined ? { hint } : {}) };
 }
 
-/** Bind parameters: text as text, binary as base64. */
-function bindParams(body: Buffer): Array<string | null> | undefined {
-  try {
-    let at = body.indexOf(0) + 1;
-    at = body.indexOf(0, at) + 1;
-    const nFormats = body.readInt16BE(at);
-    const formats: number[] = [];
-    for (let i = 0; i < nFormats; i++) formats.push(body.readInt16BE(at + 2 + 2 * i));
-    at += 2 + 2 * nFormats;
-    const n = body.readInt16BE(at);
-    at += 2;
-    const params: Array<string | null> = [];
-    for (let i = 0; i < n; i++) {
-      const len = body.readInt32BE(at);
-      at += 4;
-      if (len < 0) params.push(null);
-      else {
-        const format = nFormats === 1 ? formats[0] : formats[i] ?? 0;
-        params.push(value(body.subarray(at, at + len), format === 1));
-        at += len;
-      }
-    }
-    return params;
-  } catch {
-    return undefined;
+/** Throws unless `body` is a whole DataRow, so that it can be written later without a check. */
+function checkDataRow(body: Buffer): void {
+  need(body, 0, 2);
+  let at = 2;
+  for (let i = body.readInt16BE(0); i > 0; i--) {
+    need(body, at, 4);
+    at += 4 + Math.max(0, body.readInt32BE(at));
   }
+  if (at !== body.length) throw new PgProtocolError('DataRow does not match its length');
+}
+
+/** A DataRow's values as an array: text as text, binary as base64, NULL as null. */
+function writeValues(line: EventLine, body: Buffer, binary: readonly boolean[]): void {
+  line.array();
+  let at = 2;
+  for (let i = 0, n = body.readInt16BE(0); i < n; i++) {
+    const len = body.readInt32BE(at);
+    at += 4;
+    if (len < 0) line.null();
+    else {
+      if (binary[i] === true) line.binary(body, at, at + len);
+      else line.text(body, at, at + len);
+      at += len;
+    }
+  }
+  line.close();
+}
+
+/** A checked RowDescription's column names as an array. */
+function writeNames(line: EventLine, desc: Buffer): void {
+  line.array();
+  let at = 2;
+  for (let i = 0, n = desc.readInt16BE(0); i < n; i++) {
+    const end = desc.indexOf(0, at);
+    line.text(desc, at, end);
+    at = end + 19;
+  }
+  line.close();
+}
+
+/** A held result's `names` and, when masking changed some, how (`masked`). */
+function writeColumns(line: EventLine, held: HeldResult): EventLine {
+  writeNames(line.key('names'), held.desc);
+  if (held.masked) line.key('masked').json(held.masked);
+  return line;
+}
+
+/** Bind parameters (docs: `params`): text as text, binary as base64, NULL as null; a Bind the server will refuse is noted as unreadable. */
+function writeBindParams(line: EventLine, body: Buffer): void {
+  // Checked first: a line is written in one go.
+  let at = body.indexOf(0, body.indexOf(0) + 1) + 1;
+  const formatsAt = at + 2;
+  const nFormats = at > 1 && at + 2 <= body.length ? body.readInt16BE(at) : -1;
+  at = formatsAt + 2 * nFormats;
+  const paramsAt = at + 2;
+  let ok = nFormats >= 0 && paramsAt <= body.length;
+  const n = ok ? body.readInt16BE(at) : 0;
+  at = paramsAt;
+  for (let i = 0; ok && i < n; i++) {
+    ok = at + 4 <= body.length;
+    if (ok) at += 4 + Math.max(0, body.readInt32BE(at));
+    ok &&= at <= body.length;
+  }
+  if (!ok || n < 0) {
+    line.string('unreadable');
+    return;
+  }
+  line.array();
+  at = paramsAt;
+  for (let i = 0; i < n; i++) {
+    const len = body.readInt32BE(at);
+    at += 4;
+    if (len < 0) {
+      line.null();
+      continue;
+    }
+    const format = nFormats === 1 ? body.readInt16BE(formatsAt) : i < nFormats ? body.readInt16BE(formatsAt + 2 * i) : 0;
+    if (format === 1) line.binary(body, at, at + len);
+    else line.text(body, at, at + len);
+    at += len;
+  }
+  line.close();
 }
 
 /** See the module documentation. */
@@ -130,16 +188,17 @@ export class PostgresRecorder implements RecorderStage {
   readonly #cap: number;
   readonly #now: () => number;
   readonly #maskedColumns: PostgresRecorderOptions['maskedColumns'];
+  readonly #notes: RecordingNotes | undefined;
   /** Portal -> its statement's name. */
   readonly #portals = new Map<string, string>();
-  /** The result being received: its rows and the formats of its columns. */
+  /** The result being received: rows sent and recorded, whether each column is binary. */
   #sent = 0;
   #recorded = 0;
-  #binary: boolean[] = [];
+  readonly #binary: boolean[] = [];
   #started: number | undefined;
   #firstRow: number | undefined;
-  /** The result being received while it is small: its columns and rows, written with its outcome. */
-  #held: { names: string[]; masked?: Array<{ strategy: string; origin?: string } | null>; rows: Array<Array<string | null>>; bytes: number } | undefined;
+  /** The result being received while it is small: its RowDescription and DataRows as they came, written with its outcome. */
+  #held: HeldResult | undefined;
   #waiting: Promise<void> | undefined;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
   #status = 'I';
@@ -150,43 +209,71 @@ export class PostgresRecorder implements RecorderStage {
     this.#cap = o.rowCap;
     this.#now = o.now ?? Date.now;
     this.#maskedColumns = o.maskedColumns;
+    this.#notes = o.notes;
   }
 
-  /** Stamps `event` (a fresh object) with the time and hands it to the sink, after the result held so far. */
+  /** Starts an event, after the result held so far. */
+  #begin(t: string): EventLine {
+    if (this.#held) this.#release();
+    return this.#sink.begin(t, this.#now());
+  }
+
+  /** Writes a whole event (a rare one), after the result held so far. */
   #emit(event: Record<string, unknown> & { t: string }): void {
     if (this.#held) this.#release();
-    this.#write(event);
+    event.at = this.#now();
+    this.#ended(this.#sink.append(event as RecordingEvent));
   }
 
-  #write(event: Record<string, unknown> & { t: string }): void {
-    event.at = this.#now();
-    if (!this.#sink.append(event as RecordingEvent) && !this.#waiting) {
-      this.#waiting = this.#sink.drained().then(() => {
-        this.#waiting = undefined;
-      });
-    }
+  /** An event was written: when the sink is behind, the relay waits for it. */
+  #ended(ok: boolean): void {
+    if (ok || this.#waiting) return;
+    this.#waiting = this.#sink.drained().then(() => {
+      this.#waiting = undefined;
+    });
   }
 
   client(m: FrontendMessage): void {
     switch (m.kind) {
       case 'query':
         this.#started = this.#now();
-        this.#emit({ t: 'query', sql: m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql });
+        this.#notes?.statement();
+        if (!m.long) this.#notes?.sql(m.sql);
+        this.#ended(
+          this.#begin('query')
+            .key('sql')
+            .string(m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql)
+            .end(),
+        );
         return;
       case 'parse':
-        this.#emit({ t: 'parse', statement: m.name, sql: m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql });
+        if (!m.long) this.#notes?.sql(m.sql);
+        this.#ended(
+          this.#begin('parse')
+            .key('statement')
+            .string(m.name)
+            .key('sql')
+            .string(m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql)
+            .end(),
+        );
         return;
       case 'bind': {
         this.#portals.set(m.portal, m.statement);
-        const params = m.msg ? bindParams(m.msg.body) : undefined;
-        this.#emit({ t: 'bind', portal: m.portal, statement: m.statement, ...(params ? { params } : { params: 'not recorded (streamed)' }) });
+        const line = this.#begin('bind').key('portal').string(m.portal).key('statement').string(m.statement).key('params');
+        if (m.msg) writeBindParams(line, m.msg.body);
+        else line.string('not recorded (streamed)');
+        this.#ended(line.end());
         return;
       }
       case 'execute': {
         this.#started = this.#now();
-        const statement = this.#portals.get(m.portal);
+        this.#notes?.statement();
         // The statement's SQL is in its `parse` event; readers resolve it (see TranscriptRenderer).
-        this.#emit({ t: 'execute', portal: m.portal, ...(statement !== undefined ? { statement } : {}), ...(m.maxRows ? { maxRows: m.maxRows } : {}) });
+        const statement = this.#portals.get(m.portal);
+        const line = this.#begin('execute').key('portal').string(m.portal);
+        if (statement !== undefined) line.key('statement').string(statement);
+        if (m.maxRows) line.key('maxRows').number(m.maxRows);
+        this.#ended(line.end());
         return;
       }
       case 'function-call':
@@ -198,6 +285,7 @@ export class PostgresRecorder implements RecorderStage {
   }
 
   refused(r: Refusal): void {
+    this.#notes?.refused();
     this.#emit({ t: 'decision', action: r.action, rule: r.rule, reason: r.reason, message: r.message });
   }
 
@@ -218,20 +306,36 @@ export class PostgresRecorder implements RecorderStage {
     while (at + 5 <= bytes.length) {
       const type = bytes[at]!;
       const length = bytes.readUInt32BE(at + 1);
-      this.#message(type, bytes.subarray(at + 5, at + 1 + length));
+      this.#message(type, bytes, at + 5, at + 1 + length);
       at += 1 + length;
     }
     return this.#waiting;
   }
 
-  #message(type: number, body: Buffer): void {
+  /** The message of `type` whose body is `bytes` from `start` to `end`. */
+  #message(type: number, bytes: Buffer, start: number, end: number): void {
+    if (type === READY) {
+      // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
+      const status = String.fromCharCode(bytes[start] ?? 0x49);
+      if (status !== this.#status) this.#emit({ t: 'ready', status });
+      this.#status = status;
+      return;
+    }
+    if (type === COMMAND_COMPLETE || type === EMPTY_QUERY || type === PORTAL_SUSPENDED) {
+      this.#complete(type, bytes, start, end);
+      return;
+    }
+    const body = bytes.subarray(start, end);
     switch (type) {
       case ROW_DESCRIPTION: {
-        const fields = parseRowDescription(body);
-        this.#binary = fields.map((f) => f.format === 1);
-        const masked = this.#maskedColumns?.();
         if (this.#held) this.#release();
-        this.#held = { names: fields.map((f) => f.name), ...(masked?.some((m) => m !== null) ? { masked } : {}), rows: [], bytes: 0 };
+        this.#describe(body);
+        const masked = this.#maskedColumns?.();
+        if (masked && this.#notes) {
+          const fields = parseRowDescription(body);
+          masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
+        }
+        this.#held = { desc: body, masked, rows: [], bytes: 0 };
         return;
       }
       case DATA_ROW: {
@@ -239,40 +343,25 @@ export class PostgresRecorder implements RecorderStage {
         this.#sent++;
         if (!this.#rows || this.#recorded >= this.#cap) return;
         this.#recorded++;
-        const values = parseDataRow(body).map((v, i) => (v === null ? null : value(v, this.#binary[i] === true)));
+        checkDataRow(body);
         const held = this.#held;
         if (held && held.rows.length < SMALL_ROWS && held.bytes + body.length <= SMALL_BYTES) {
-          held.rows.push(values);
+          held.rows.push(body);
           held.bytes += body.length;
-        } else this.#emit({ t: 'row', values });
+          return;
+        }
+        const line = this.#begin('row').key('values');
+        writeValues(line, body, this.#binary);
+        this.#ended(line.end());
         return;
       }
       case COPY_DATA:
         this.#sent++;
         if (this.#rows && this.#recorded < this.#cap) {
           this.#recorded++;
-          this.#emit({ t: 'copy-data', data: cut(body.toString('utf8')) });
+          this.#ended(this.#begin('copy-data').key('data').text(body, 0, body.length).end());
         }
         return;
-      case COMMAND_COMPLETE:
-      case EMPTY_QUERY:
-      case PORTAL_SUSPENDED: {
-        const held = this.#held;
-        this.#held = undefined;
-        const outcome: Record<string, unknown> & { t: string } = held ? { t: 'result', names: held.names } : { t: 'complete' };
-        if (held?.masked) outcome.masked = held.masked;
-        if (held) outcome.values = held.rows;
-        outcome.tag = type === COMMAND_COMPLETE ? cstr(body, 0)[0] : type === EMPTY_QUERY ? '(empty query)' : '(portal suspended)';
-        outcome.rows = this.#sent;
-        if (this.#sent > this.#recorded) outcome.unrecorded = this.#sent - this.#recorded;
-        if (this.#started !== undefined) {
-          outcome.ms = this.#now() - this.#started;
-          if (this.#firstRow !== undefined) outcome.firstRowMs = this.#firstRow - this.#started;
-        }
-        this.#write(outcome);
-        this.#endResult();
-        return;
-      }
       case ERROR:
         this.#emit({ t: 'error', ...noticeFields(body) });
         this.#endResult();
@@ -283,7 +372,7 @@ export class PostgresRecorder implements RecorderStage {
       case NOTIFICATION: {
         const [channel, at] = cstr(body, 4);
         const [payload] = cstr(body, at);
-        this.#emit({ t: 'notification', channel, payload: cut(payload) });
+        this.#emit({ t: 'notification', channel, payload: cutValue(payload) });
         return;
       }
       case COPY_OUT:
@@ -291,16 +380,48 @@ export class PostgresRecorder implements RecorderStage {
       case COPY_BOTH:
         this.#emit({ t: 'copy', direction: type === COPY_OUT ? 'out' : type === COPY_IN ? 'in' : 'both' });
         return;
-      case READY: {
-        // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
-        const status = String.fromCharCode(body[0] ?? 0x49);
-        if (status !== this.#status) this.#emit({ t: 'ready', status });
-        this.#status = status;
-        return;
-      }
       default:
         return;
     }
+  }
+
+  /** Checks a RowDescription and notes which of its columns are binary. */
+  #describe(desc: Buffer): void {
+    need(desc, 0, 2);
+    const n = desc.readInt16BE(0);
+    this.#binary.length = 0;
+    let at = 2;
+    for (let i = 0; i < n; i++) {
+      const end = desc.indexOf(0, at);
+      if (end < 0) throw new PgProtocolError('unterminated string in a message');
+      need(desc, end + 1, 18);
+      this.#binary.push(desc.readInt16BE(end + 17) === 1);
+      at = end + 19;
+    }
+    if (at !== desc.length) throw new PgProtocolError('RowDescription has trailing bytes');
+  }
+
+  /** A result's outcome: with its columns and rows when it was small enough to hold (`result`), else `complete`. */
+  #complete(type: number, bytes: Buffer, start: number, end: number): void {
+    const held = this.#held;
+    this.#held = undefined;
+    const line = this.#sink.begin(held ? 'result' : 'complete', this.#now());
+    if (held) {
+      writeColumns(line, held).key('values').array();
+      for (const row of held.rows) writeValues(line, row, this.#binary);
+      line.close();
+    }
+    line.key('tag');
+    if (type === COMMAND_COMPLETE) line.text(bytes, start, Math.max(start, Math.min(end, bytes.indexOf(0, start))));
+    else line.string(type === EMPTY_QUERY ? '(empty query)' : '(portal suspended)');
+    line.key('rows').number(this.#sent);
+    if (this.#sent > this.#recorded) line.key('unrecorded').number(this.#sent - this.#recorded);
+    if (this.#started !== undefined) {
+      line.key('ms').number(this.#now() - this.#started);
+      if (this.#firstRow !== undefined) line.key('firstRowMs').number(this.#firstRow - this.#started);
+    }
+    this.#ended(line.end());
+    this.#endResult();
   }
 
   end(): void {
@@ -311,8 +432,12 @@ export class PostgresRecorder implements RecorderStage {
   #release(): void {
     const held = this.#held!;
     this.#held = undefined;
-    this.#write({ t: 'columns', names: held.names, ...(held.masked ? { masked: held.masked } : {}) });
-    for (const values of held.rows) this.#write({ t: 'row', values });
+    this.#ended(writeColumns(this.#sink.begin('columns', this.#now()), held).end());
+    for (const row of held.rows) {
+      const line = this.#sink.begin('row', this.#now()).key('values');
+      writeValues(line, row, this.#binary);
+      this.#ended(line.end());
+    }
   }
 
   #endResult(): void {

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
-import type { RecordingEvent } from './writer.js';
+import type { RecordingEvent } from './event-line.js';
 
 const gunzip = promisify(gunzipCallback);
 

@@ -13,11 +13,10 @@
  * recording cut short by a crash verifies up to its last checkpoint and is reported as truncated.
  * {@link RecordingWriter.close} writes the final manifest, then removes the checkpoints. The format is documented in docs/recording-format.md.
  *
- * Memory: each event is encoded at once into UTF-8 blocks outside the JavaScript heap, so the
- * garbage collector never copies what waits for a chunk (keeping lines as strings for up to a
- * second cost more than the rest of recording together). Events are held until their chunk is
- * written (at most `chunkBytes`, then the chunk is written in the background);
- * {@link RecordingWriter.append} returns false while more than `maxPendingBytes` wait for the
+ * Memory: each event is written at once into UTF-8 blocks outside the JavaScript heap
+ * (./event-line.ts), so the garbage collector never copies what waits for a chunk. Events are held
+ * until their chunk is written (at most `chunkBytes`, then the chunk is written in the background);
+ * {@link RecordingWriter.append} and {@link EventLine.end} return false while more than `maxPendingBytes` wait for the
  * disk, so a caller can stop reading until {@link RecordingWriter.drained}.
  *
  * @see https://www.gnu.org/software/coreutils/manual/html_node/sha2-utilities.html
@@ -29,6 +28,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { writeFileAtomic } from '../durable-file.js';
+import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
 import { sshSign } from './sshsig.js';
 
 const gzip = promisify(gzipCallback);
@@ -58,16 +58,6 @@ export interface ChunkHeader {
   prev: string;
 }
 
-/** An event: a type, the time in ms since the epoch, and its fields. */
-export type RecordingEvent = { t: string; at: number } & Record<string, unknown>;
-
-/** Where a protocol's recorder writes its events: a {@link RecordingWriter}, or anything that takes events. */
-export interface EventSink {
-  /** False when the sink wants the caller to wait for {@link EventSink.drained}. */
-  append(event: RecordingEvent): boolean;
-  drained(): Promise<void>;
-}
-
 export interface RecordingWriterOptions {
   /** The recording's directory (created; must not hold a recording yet). */
   dir: string;
@@ -85,64 +75,6 @@ export interface RecordingWriterOptions {
   maxPendingBytes?: number;
 }
 
-/** Size of the blocks events are encoded into. */
-const BLOCK = 16 * 1024;
-/** Text gathered before it is encoded into a block. */
-const TEXT_MAX = 4 * 1024;
-
-/** Lines gathered as text, then encoded as UTF-8 into fixed blocks a few KiB at a time: no copy until the chunk is cut. */
-class LineBlocks {
-  #done: Buffer[] = [];
-  #block: Buffer | undefined;
-  #used = 0;
-  /** Lines not yet encoded (short-lived: at most {@link TEXT_MAX} UTF-16 units). */
-  #text = '';
-  /** Bytes held (UTF-16 units for the text not yet encoded: its bytes for ASCII). */
-  bytes = 0;
-
-  add(line: string): void {
-    this.#text += `${line}\n`;
-    this.bytes += line.length + 1;
-    if (this.#text.length >= TEXT_MAX) this.#encode();
-  }
-
-  /** The lines so far, in order; empties the blocks. */
-  take(): Buffer[] {
-    this.#encode();
-    this.#close();
-    this.bytes = 0;
-    return this.#done.splice(0);
-  }
-
-  #encode(): void {
-    const text = this.#text;
-    if (text === '') return;
-    this.#text = '';
-    // A UTF-16 unit is at most 3 bytes of UTF-8.
-    const most = text.length * 3;
-    if (most > BLOCK) {
-      this.#close();
-      const b = Buffer.from(text);
-      this.#done.push(b);
-      this.bytes += b.length - text.length;
-      return;
-    }
-    if (!this.#block || this.#used + most > BLOCK) {
-      this.#close();
-      this.#block = Buffer.allocUnsafeSlow(BLOCK);
-    }
-    const n = this.#block.write(text, this.#used);
-    this.#used += n;
-    this.bytes += n - text.length;
-  }
-
-  #close(): void {
-    if (this.#block && this.#used > 0) this.#done.push(this.#block.subarray(0, this.#used));
-    this.#block = undefined;
-    this.#used = 0;
-  }
-}
-
 /** See the module documentation. */
 export class RecordingWriter implements EventSink {
   readonly dir: string;
@@ -151,7 +83,7 @@ export class RecordingWriter implements EventSink {
   readonly #chunkBytes: number;
   readonly #checkpointMs: number;
   readonly #maxPending: number;
-  readonly #lines = new LineBlocks();
+  readonly #lines = new LineBlocks(() => this.#ended());
   #pending = 0;
   #seq = 0;
   #prev = NO_PREVIOUS;
@@ -191,9 +123,23 @@ export class RecordingWriter implements EventSink {
    * more (the disk is behind), and throws once the writer failed or was closed.
    */
   append(event: RecordingEvent): boolean {
+    this.#open();
+    return this.#lines.add(JSON.stringify(event));
+  }
+
+  /** Starts an event written field by field (see {@link EventLine}); throws as {@link append} does. */
+  begin(t: string, at: number): EventLine {
+    this.#open();
+    return this.#lines.begin(t, at);
+  }
+
+  #open(): void {
     if (this.#failure) throw this.#failure;
     if (this.#closed) throw new Error('the recording is closed');
-    this.#lines.add(JSON.stringify(event));
+  }
+
+  /** An event was added: cuts a chunk when enough waits; false when the disk is behind. */
+  #ended(): boolean {
     if (this.#lines.bytes >= this.#chunkBytes) this.#cut();
     return this.#pending + this.#lines.bytes <= this.#maxPending;
   }

@@ -12,7 +12,7 @@ import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from './channel.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from '../identity.js';
-import type { EventSink } from '../recording/writer.js';
+import type { EventSink } from '../recording/event-line.js';
 
 /**
  * Why a session ended; logged and sent to the CLI in a `close` control message.
@@ -137,6 +137,20 @@ export interface SessionRecording {
   results: 'masked' | 'none';
   /** Rows recorded per result. */
   rowCap: number;
+  /** Told what the session's index keeps as the engine records it. */
+  notes?: RecordingNotes;
+}
+
+/** What a session's index keeps (src/gateway/recordings.ts), told by the engine's recorder as it writes. */
+export interface RecordingNotes {
+  /** A statement ran (a query, or a portal executed). */
+  statement(): void;
+  /** SQL the client sent (a query, or a statement it prepared). */
+  sql(text: string): void;
+  /** The policy refused a message. */
+  refused(): void;
+  /** The client received a column masked as a whole: its origin (`schema.table.column`) or name. */
+  masked(column: string, strategy: string): void;
 }
 
 /** The masking a session applies: the policy's `masking` section and its resolved HMAC key. */

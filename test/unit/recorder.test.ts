@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PostgresRecorder } from '../../src/postgres/recorder.js';
-import type { RecordingEvent } from '../../src/recording/writer.js';
+import type { RecordingEvent } from '../../src/recording/event-line.js';
+import { memorySink } from '../harness/memory-sink.js';
 import { frontendMessage as msg, int32 } from '../harness/pg-frontend.js';
 
 const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
@@ -13,36 +14,36 @@ const dataRow = (...values: string[]): Buffer => msg('D', values.length, ...valu
 const complete = (tag: string): Buffer => msg('C', tag);
 const notice = (text: string): Buffer => msg('N', 'SNOTICE', 'C00000', `M${text}`, Buffer.from([0]));
 
-function recorder(): { events: RecordingEvent[]; rec: PostgresRecorder } {
-  const events: RecordingEvent[] = [];
-  const rec = new PostgresRecorder({ sink: { append: (e) => events.push(e) > 0, drained: async () => {} }, results: 'masked', rowCap: 1000, now: () => 1 });
-  return { events, rec };
+function recorder(): { events: () => RecordingEvent[]; rec: PostgresRecorder } {
+  const sink = memorySink();
+  const rec = new PostgresRecorder({ sink, results: 'masked', rowCap: 1000, now: () => 1 });
+  return { events: () => sink.events(), rec };
 }
 
 describe('the recording stage', () => {
   it('writes a small result as one event with its columns, rows and outcome', () => {
     const { events, rec } = recorder();
     rec.server(Buffer.concat([rowDescription('id', 'name'), dataRow('1', 'a'), dataRow('2', 'b'), complete('SELECT 2')]));
-    expect(events).toEqual([{ t: 'result', names: ['id', 'name'], values: [['1', 'a'], ['2', 'b']], tag: 'SELECT 2', rows: 2, at: 1 }]);
+    expect(events()).toEqual([{ t: 'result', names: ['id', 'name'], values: [['1', 'a'], ['2', 'b']], tag: 'SELECT 2', rows: 2, at: 1 }]);
   });
 
   it('streams a larger result as columns, rows and complete', () => {
     const { events, rec } = recorder();
     const rows = Array.from({ length: 20 }, (_, i) => dataRow(String(i)));
     rec.server(Buffer.concat([rowDescription('n'), ...rows, complete('SELECT 20')]));
-    expect(events.map((e) => e.t)).toEqual(['columns', ...Array(20).fill('row'), 'complete']);
-    expect(events.filter((e) => e.t === 'row').map((e) => e.values)).toEqual(Array.from({ length: 20 }, (_, i) => [String(i)]));
+    expect(events().map((e) => e.t)).toEqual(['columns', ...Array(20).fill('row'), 'complete']);
+    expect(events().filter((e) => e.t === 'row').map((e) => e.values)).toEqual(Array.from({ length: 20 }, (_, i) => [String(i)]));
   });
 
   it('keeps the order the client saw when a notice comes mid-result, and writes a held result when the session ends', () => {
     const { events, rec } = recorder();
     rec.server(Buffer.concat([rowDescription('n'), dataRow('1'), notice('careful'), dataRow('2'), complete('SELECT 2')]));
-    expect(events.map((e) => e.t)).toEqual(['columns', 'row', 'notice', 'row', 'complete']);
+    expect(events().map((e) => e.t)).toEqual(['columns', 'row', 'notice', 'row', 'complete']);
     const cut = recorder();
     cut.rec.server(Buffer.concat([rowDescription('n'), dataRow('1')]));
-    expect(cut.events).toEqual([]);
+    expect(cut.events()).toEqual([]);
     cut.rec.end();
-    expect(cut.events).toEqual([
+    expect(cut.events()).toEqual([
       { t: 'columns', names: ['n'], at: 1 },
       { t: 'row', values: ['1'], at: 1 },
     ]);

@@ -417,10 +417,13 @@ export class ResultMasker {
   /**
    * Per column of the last RowDescription planned: the whole-column strategy masking applies to it
    * and where its values come from, or null when the column is not masked as a whole (content
-   * detectors may still mask values in it). For recordings and the session index.
+   * detectors may still mask values in it); undefined when no column is. For recordings and the
+   * session index.
    */
-  get lastMaskedColumns(): Array<{ strategy: string; origin?: string } | null> {
-    return (this.lastPlan ?? []).map((c) => (c.strategy ? { strategy: c.strategy, ...(c.origin ? { origin: c.origin } : {}) } : null));
+  get lastMaskedColumns(): Array<{ strategy: string; origin?: string } | null> | undefined {
+    const plan = this.lastPlan;
+    if (!plan?.some((c) => c.strategy)) return undefined;
+    return plan.map((c) => (c.strategy ? { strategy: c.strategy, ...(c.origin ? { origin: c.origin } : {}) } : null));
   }
 
   private lastPlan: ColumnPlan[] | undefined;

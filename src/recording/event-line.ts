@@ -1,0 +1,301 @@
+/**
+ * Events written as JSON lines (RFC 8259) straight into UTF-8 blocks outside the JavaScript heap.
+ *
+ * A recorder on the data path writes an event field by field ({@link EventLine}): a value read from
+ * the wire (a column name, a row's value, a bind parameter) goes from the message's bytes to the
+ * block without becoming a string or an object, and nothing waits on the heap for the chunk to be
+ * cut: the garbage collector never copies what a recording holds. Rare events can still be written
+ * whole as objects ({@link LineBlocks.add}).
+ *
+ * Values read from the wire are cut at {@link VALUE_MAX} characters (`…` marks the cut), and
+ * binary ones are written as `base64:…` (docs/recording-format.md).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc8259
+ */
+
+/** Longest value read from the wire that a recording keeps (in UTF-16 units, as JavaScript counts). */
+export const VALUE_MAX = 4096;
+
+/** A value cut at {@link VALUE_MAX}. */
+export function cutValue(text: string): string {
+  return text.length > VALUE_MAX ? `${text.slice(0, VALUE_MAX)}…` : text;
+}
+
+/**
+ * One event being written: `{"t":…,"at":…` is written by {@link EventSink.begin}, then fields as
+ * `key(name)` and a value, arrays as `array()` … `close()`, and {@link EventLine.end} closes it.
+ */
+export interface EventLine {
+  /** A field's name (a plain ASCII identifier); its value comes next. */
+  key(name: string): this;
+  string(text: string): this;
+  /** UTF-8 bytes as a string, cut at {@link VALUE_MAX} (invalid sequences become U+FFFD, as Buffer#toString does). */
+  text(bytes: Buffer, start: number, end: number): this;
+  /** Binary bytes as `base64:…`, cut at {@link VALUE_MAX}. */
+  binary(bytes: Buffer, start: number, end: number): this;
+  number(n: number): this;
+  null(): this;
+  /** Any JSON value, written as JSON.stringify writes it. */
+  json(value: unknown): this;
+  array(): this;
+  /** Ends the array opened last. */
+  close(): this;
+  /** Ends the event. False when the sink wants the writer to wait for {@link EventSink.drained}. */
+  end(): boolean;
+}
+
+/** An event: a type, the time in ms since the epoch, and its fields. */
+export type RecordingEvent = { t: string; at: number } & Record<string, unknown>;
+
+/** Where a protocol's recorder writes its events: a {@link RecordingWriter}, or anything that takes events. */
+export interface EventSink {
+  /** Writes a whole event. False when the sink wants the caller to wait for {@link EventSink.drained}. */
+  append(event: RecordingEvent): boolean;
+  /** Starts an event written field by field; the one started before must have ended. */
+  begin(t: string, at: number): EventLine;
+  drained(): Promise<void>;
+}
+
+/** An {@link EventLine} that writes nothing (a recording that failed). */
+export const DISCARDED: EventLine = new (class implements EventLine {
+  key(): this {
+    return this;
+  }
+  string(): this {
+    return this;
+  }
+  text(): this {
+    return this;
+  }
+  binary(): this {
+    return this;
+  }
+  number(): this {
+    return this;
+  }
+  null(): this {
+    return this;
+  }
+  json(): this {
+    return this;
+  }
+  array(): this {
+    return this;
+  }
+  close(): this {
+    return this;
+  }
+  end(): boolean {
+    return true;
+  }
+})();
+
+/** Size of the blocks lines are written into (a longer line gets a block of its own). */
+const BLOCK = 16 * 1024;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+
+/**
+ * JSON lines in blocks. A line never spans two blocks (one that does not fit moves to a new block
+ * as it grows), so a line left unfinished by an exception is simply dropped by the next
+ * {@link LineBlocks.begin}. {@link LineBlocks.take} hands over whole lines without copying them.
+ */
+export class LineBlocks implements EventLine {
+  #done: Buffer[] = [];
+  #doneBytes = 0;
+  #block = Buffer.allocUnsafeSlow(BLOCK);
+  /** Where the lines not yet taken begin in the block. */
+  #from = 0;
+  /** Where the line being written begins. */
+  #mark = 0;
+  #used = 0;
+  /** A value was written at this level: the next one needs a comma. */
+  #comma = false;
+  readonly #onEnd: () => boolean;
+
+  /** `onEnd` runs when a line ends; its answer is {@link EventLine.end}'s. */
+  constructor(onEnd: () => boolean = () => true) {
+    this.#onEnd = onEnd;
+  }
+
+  /** Bytes of whole lines held. */
+  get bytes(): number {
+    return this.#doneBytes + this.#mark - this.#from;
+  }
+
+  /** The whole lines so far, in order, and forgets them. */
+  take(): Buffer[] {
+    if (this.#mark > this.#from) this.#done.push(this.#block.subarray(this.#from, this.#mark));
+    this.#from = this.#mark;
+    this.#doneBytes = 0;
+    return this.#done.splice(0);
+  }
+
+  /** Starts a line (dropping one left unfinished): `{"t":"<t>","at":<at>`. */
+  begin(t: string, at: number): EventLine {
+    this.#used = this.#mark;
+    this.#comma = false;
+    this.#ascii('{"t":');
+    this.string(t);
+    this.#ascii(',"at":');
+    this.#ascii(String(at));
+    this.#comma = true;
+    return this;
+  }
+
+  /** A whole line of JSON. */
+  add(json: string): boolean {
+    this.#used = this.#mark;
+    this.#utf16(json);
+    this.#ascii('\n');
+    this.#mark = this.#used;
+    return this.#onEnd();
+  }
+
+  key(name: string): this {
+    this.#separate();
+    this.#room(name.length + 3);
+    this.#block[this.#used++] = QUOTE;
+    this.#ascii(name);
+    this.#block[this.#used++] = QUOTE;
+    this.#block[this.#used++] = 0x3a; // ':'
+    return this;
+  }
+
+  string(text: string): this {
+    this.#separate();
+    const n = text.length;
+    if (n <= VALUE_MAX) {
+      // Printable ASCII without a quote or a backslash is its own JSON text: copied as it is.
+      this.#room(n + 2);
+      const block = this.#block;
+      let u = this.#used;
+      block[u++] = QUOTE;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = text.charCodeAt(i);
+        if (c < 0x20 || c > 0x7e || c === QUOTE || c === BACKSLASH) break;
+        block[u++] = c;
+      }
+      if (i === n) {
+        block[u++] = QUOTE;
+        this.#used = u;
+        this.#comma = true;
+        return this;
+      }
+    }
+    this.#utf16(JSON.stringify(text));
+    this.#comma = true;
+    return this;
+  }
+
+  text(bytes: Buffer, start: number, end: number): this {
+    this.#separate();
+    const n = end - start;
+    if (n <= VALUE_MAX) {
+      // Printable ASCII without a quote or a backslash is its own JSON text: copied as it is.
+      this.#room(n + 2);
+      const block = this.#block;
+      let u = this.#used;
+      block[u++] = QUOTE;
+      let i = start;
+      for (; i < end; i++) {
+        const c = bytes[i]!;
+        if (c < 0x20 || c > 0x7e || c === QUOTE || c === BACKSLASH) break;
+        block[u++] = c;
+      }
+      if (i === end) {
+        block[u++] = QUOTE;
+        this.#used = u;
+        this.#comma = true;
+        return this;
+      }
+    }
+    // Anything else as Buffer#toString reads it; no more bytes than the cut can keep (a UTF-16 unit is at most 3 bytes).
+    return this.string(cutValue(bytes.toString('utf8', start, Math.min(end, start + 3 * VALUE_MAX + 4))));
+  }
+
+  binary(bytes: Buffer, start: number, end: number): this {
+    // 3 bytes are 4 base64 characters: no more bytes than the cut can keep.
+    return this.string(`base64:${cutValue(bytes.toString('base64', start, Math.min(end, start + (VALUE_MAX / 4) * 3 + 3)))}`);
+  }
+
+  number(n: number): this {
+    this.#separate();
+    this.#ascii(Number.isFinite(n) ? String(n) : 'null');
+    this.#comma = true;
+    return this;
+  }
+
+  null(): this {
+    this.#separate();
+    this.#ascii('null');
+    this.#comma = true;
+    return this;
+  }
+
+  json(value: unknown): this {
+    this.#separate();
+    this.#utf16(JSON.stringify(value) ?? 'null');
+    this.#comma = true;
+    return this;
+  }
+
+  array(): this {
+    this.#separate();
+    this.#ascii('[');
+    return this;
+  }
+
+  close(): this {
+    this.#ascii(']');
+    this.#comma = true;
+    return this;
+  }
+
+  end(): boolean {
+    this.#ascii('}\n');
+    this.#mark = this.#used;
+    this.#comma = false;
+    return this.#onEnd();
+  }
+
+  #separate(): void {
+    if (!this.#comma) return;
+    this.#room(1);
+    this.#block[this.#used++] = COMMA;
+    this.#comma = false;
+  }
+
+  /** ASCII text (names, numbers, punctuation). */
+  #ascii(s: string): void {
+    this.#room(s.length);
+    const block = this.#block;
+    let u = this.#used;
+    for (let i = 0; i < s.length; i++) block[u++] = s.charCodeAt(i);
+    this.#used = u;
+  }
+
+  /** Any text, as UTF-8 (a UTF-16 unit is at most 3 bytes). */
+  #utf16(s: string): void {
+    this.#room(s.length * 3);
+    this.#used += this.#block.write(s, this.#used);
+  }
+
+  /** Makes room for `n` more bytes of the line being written: a new block when the line would not fit. */
+  #room(n: number): void {
+    if (this.#used + n <= this.#block.length) return;
+    const line = this.#used - this.#mark;
+    const next = Buffer.allocUnsafeSlow(Math.max(BLOCK, line + n));
+    this.#block.copy(next, 0, this.#mark, this.#used);
+    if (this.#mark > this.#from) {
+      this.#done.push(this.#block.subarray(this.#from, this.#mark));
+      this.#doneBytes += this.#mark - this.#from;
+    }
+    this.#block = next;
+    this.#from = 0;
+    this.#mark = 0;
+    this.#used = line;
+  }
+}
