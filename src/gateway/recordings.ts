@@ -15,7 +15,7 @@ import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
 import { tablesTouched } from '../policy/decide.js';
 import { analyzeSql, loadSqlParser } from '../policy/sql/analyze.js';
-import { RecordingWriter } from '../recording/writer.js';
+import { RecordingThread, type RecordingStream } from '../recording/thread.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
 const INDEX_FILE = 'sessions.jsonl';
@@ -76,6 +76,8 @@ export class GatewayRecordings {
   readonly dir: string;
   readonly key: KeyObject;
   readonly #retired: KeyObject[];
+  /** Where recordings are written, off the event loop that relays sessions. */
+  readonly #thread = new RecordingThread();
 
   private constructor(dir: string, key: KeyObject, retired: KeyObject[]) {
     this.dir = dir;
@@ -128,11 +130,16 @@ export class GatewayRecordings {
     return SESSION_ID.test(id) ? join(this.dir, 'recordings', id) : undefined;
   }
 
-  /** Starts the recording of session `id`, with a signed checkpoint at least every `checkpointMs`. */
-  start(id: string, checkpointMs = 10_000): Promise<RecordingWriter> {
+  /** Starts the recording of session `id` on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
+  start(id: string, checkpointMs = 10_000): Promise<RecordingStream> {
     const dir = this.recordingDir(id);
     if (!dir) throw new Error(`not a session id: ${id}`);
-    return RecordingWriter.create({ dir, id, key: this.key, checkpointMs });
+    return this.#thread.open({ dir, id, key: this.key, protocol: 'postgres', checkpointMs });
+  }
+
+  /** Stops the recording thread (the gateway is stopping; its sessions have ended). */
+  stop(): Promise<void> {
+    return this.#thread.stop();
   }
 
   /**

@@ -55,8 +55,7 @@ import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, t
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
 import type { RecordingPolicy } from '../policy/schema.js';
-import { DISCARDED, type EventSink, type RecordingEvent } from '../recording/event-line.js';
-import type { RecordingWriter } from '../recording/writer.js';
+import type { RecordingStream } from '../recording/thread.js';
 import { createReadStream } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -519,7 +518,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   /** A new session's recording, unless the data disk is below its free-space floor. */
-  const startRecording = async (sessionId: string): Promise<RecordingWriter> => {
+  const startRecording = async (sessionId: string): Promise<RecordingStream> => {
     const fs = await statfs(config.dataDir);
     const free = fs.bavail * fs.bsize;
     if (free < config.recording.minFreeBytes) {
@@ -589,7 +588,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
       const runId = typeof req.headers['hoop-run-id'] === 'string' ? req.headers['hoop-run-id'] : undefined;
       const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
-      let writer: RecordingWriter | undefined;
+      let writer: RecordingStream | undefined;
       if (recordings) {
         try {
           writer = await startRecording(sessionId);
@@ -670,37 +669,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const maskedColumns = new Map<string, string>();
       let recordingFailed = recordings !== undefined && writer === undefined;
       if (writer) {
-        const w = writer;
-        /** A failure to write: from then on nothing more is written; the policy's `onFailure` says what becomes of the session. */
-        const failed = (err: unknown): void => {
+        // A failure to write: from then on nothing more is written; the policy's `onFailure` says what becomes of the session.
+        writer.onFailure = (err) => {
           recordingFailed = true;
           log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
           if (recordingPolicy.onFailure === 'close') {
             controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
           }
         };
-        const sink: EventSink = {
-          append(event: RecordingEvent): boolean {
-            if (recordingFailed) return true;
-            try {
-              return w.append(event);
-            } catch (err) {
-              failed(err);
-              return true;
-            }
-          },
-          begin(t: string, at: number) {
-            if (recordingFailed) return DISCARDED;
-            try {
-              return w.begin(t, at);
-            } catch (err) {
-              failed(err);
-              return DISCARDED;
-            }
-          },
-          drained: () => w.drained(),
-        };
-        sink.append({
+        writer.event({
           t: 'start',
           at: started,
           session: sessionId,
@@ -709,7 +686,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           gateway: VERSION,
         });
         session.recording = {
-          sink,
+          stream: writer,
           results: recordingPolicy.results,
           rowCap: recordingPolicy.rowCap,
           notes: {
@@ -782,10 +759,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
       if (recordings) {
         if (writer) {
-          session.recording!.sink.append({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
+          writer.event({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
           await writer.close().catch((err: unknown) => {
+            if (!recordingFailed) log.error('recording.failed', { ...who, error: describeError(err) });
             recordingFailed = true;
-            log.error('recording.failed', { ...who, error: describeError(err) });
           });
         }
         const summary: SessionSummary = {
@@ -863,6 +840,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       server.closeIdleConnections();
       await Promise.allSettled([...live]);
       await audit?.close(); // the ended sessions' last events
+      await recordings?.stop();
       for (const channel of lingering) channel.destroy();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;

@@ -23,7 +23,7 @@ import {
 import { PgProtocolError } from './protocol-error.js';
 import { MessageReader } from './reader.js';
 import { BackendPath, FrontendPath, ServerState } from './relay.js';
-import { PostgresRecorder } from './recorder.js';
+import { PostgresRecordingStage } from './recorder.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from './startup.js';
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
@@ -297,7 +297,7 @@ export class PostgresEngine implements Engine {
       let cancelled = false;
       const state = new ServerState();
       /** The session's recording stage, once the relay runs. */
-      let recorder: PostgresRecorder | undefined;
+      let recorder: PostgresRecordingStage | undefined;
       const finish = (reason: CloseReason, detail?: string): void => {
         if (done) return;
         done = true;
@@ -350,8 +350,8 @@ export class PostgresEngine implements Engine {
         }
       };
       recorder = session.recording
-        ? new PostgresRecorder({
-            sink: session.recording.sink,
+        ? new PostgresRecordingStage({
+            stream: session.recording.stream,
             results: session.recording.results,
             rowCap: session.recording.rowCap,
             ...(session.recording.notes ? { notes: session.recording.notes } : {}),

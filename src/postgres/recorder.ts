@@ -1,19 +1,24 @@
 /**
- * The recording stage of a PostgreSQL session: it sees the relay's one read of each direction and
- * writes what happened as events (docs/recording-format.md):
+ * The recording of a PostgreSQL session, in two halves (docs/recording-format.md):
  *
- * - from the client, each message the statement gate judges, as the client sent it: `query`
- *   (simple protocol), `parse` (a prepared statement's SQL), `bind` (the portal, its statement and
- *   the parameters, text as text and binary as base64, each cut at 4 KiB), `execute` (the portal,
- *   with the SQL it runs resolved through its statement); and the gate's `decision` when it refused
- *   one (action, rule, reason);
- * - from the server, what the client received (after masking): `columns` (RowDescription, with
- *   how masking treated each column: its strategy and origin `schema.table.column`), up to
- *   `rowCap` `row`s per result (values as text, NULL as null; binary as base64), `complete` (the
- *   command tag, the rows sent and how many went unrecorded beyond the cap, timing from the
- *   statement to its first row and to its end), `error` and `notice` (SQLSTATE, message, detail,
- *   hint), `notification`, `copy` (COPY out/in begins) and `ready` when the transaction status
- *   changes (`I` idle, `T` in a block, `E` in a failed block).
+ * - {@link PostgresRecordingStage}, a stage on the relay's one read of each direction, copies the
+ *   messages a recording needs, whole and as they came, to the session's
+ *   {@link RecordingStream} (src/recording/thread.ts): what the client sent that the statement gate
+ *   judges, the gate's refusals, and what the client received (after masking) up to `rowCap`
+ *   rows per result (rows beyond it pass unread and are only counted). It also tells the
+ *   session's index what it needs ({@link RecordingNotes}).
+ * - {@link PostgresRecorder}, on the recording thread, turns those records into events:
+ *
+ * - from the client: `query` (simple protocol), `parse` (a prepared statement's SQL), `bind` (the
+ *   portal, its statement and the parameters, text as text and binary as base64, each cut at
+ *   4 KiB), `execute` (the portal and its statement, whose SQL is in its `parse`); and the gate's
+ *   `decision` when it refused one (action, rule, reason);
+ * - from the server: `columns` (RowDescription, with how masking treated each column: its
+ *   strategy and origin `schema.table.column`), `row`s (values as text, NULL as null; binary as
+ *   base64), `complete` (the command tag, the rows sent and how many went unrecorded beyond the
+ *   cap, timing from the statement to its first row and to its end), `error` and `notice`
+ *   (SQLSTATE, message, detail, hint), `notification`, `copy` (COPY out/in begins) and `ready` when
+ *   the transaction status changes (`I` idle, `T` in a block, `E` in a failed block).
  *
  * A small result (at most {@link SMALL_ROWS} rows, {@link SMALL_BYTES} of values, nothing else in
  * between) is written as one `result` event when it completes, holding its columns, rows and
@@ -21,11 +26,11 @@
  * `columns`, `row`s and `complete`; readers see both the same way (src/recording/read.ts).
  *
  * With `results: none` no row or COPY data is recorded, only statements, shapes and outcomes.
- * Rows beyond the cap pass unread and are only counted, so recording costs nothing per row there.
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { cutValue, type EventLine, type EventSink, type RecordingEvent } from '../recording/event-line.js';
+import { cutValue, type EventLine, type EventSink } from '../recording/event-line.js';
+import type { RecordingStream } from '../recording/thread.js';
 import type { RecordingNotes } from '../tunnel/engine.js';
 import type { FrontendMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
@@ -46,9 +51,33 @@ const COPY_OUT = 0x48; // 'H'
 const COPY_IN = 0x47; // 'G'
 const COPY_BOTH = 0x57; // 'W'
 const COPY_DATA = 0x64; // 'd'
+const QUERY = 0x51; // 'Q'
+const PARSE = 0x50; // 'P'
+const BIND = 0x42; // 'B'
+const EXECUTE = 0x45; // 'E' (from the client)
+const FUNCTION_CALL = 0x46; // 'F'
 
 /** Server messages the recording reads (others pass unread: ParseComplete, BindComplete, NoData, ParameterStatus, ...). */
 const RECORDED = new Set([ROW_DESCRIPTION, COMMAND_COMPLETE, ERROR, NOTICE, READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH]);
+/** Server messages that end a result. */
+const RESULT_ENDS = new Set([COMMAND_COMPLETE, EMPTY_QUERY, PORTAL_SUSPENDED, ERROR]);
+
+/**
+ * The records the stage hands the recording thread (src/recording/thread.ts); each has the time
+ * it was seen. A client message: the message as it came (`CLIENT`), or for a Query or Parse too
+ * long to keep, its type, length and statement name (`CLIENT_LONG`), or for a Bind streamed
+ * through, its portal and statement (`BIND_STREAMED`). A refusal as JSON (`REFUSED`). Server
+ * messages as the client received them (`SERVER`); how masking treated the columns of the next
+ * RowDescription, as JSON (`MASKED`); rows that passed unread (`PASSED`: their count; the time of
+ * the first).
+ */
+const CLIENT = 16;
+const CLIENT_LONG = 17;
+const BIND_STREAMED = 18;
+const REFUSED = 19;
+const SERVER = 20;
+const MASKED = 21;
+const PASSED = 22;
 
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
 const SMALL_ROWS = 16;
@@ -64,14 +93,14 @@ export interface RecorderStage {
   wants(type: number): boolean;
   /** A server message that passes unread. */
   passed(type: number): void;
-  /** Bytes handed to the client: whole server messages. A Promise when the recording's disk is behind. */
+  /** Bytes handed to the client: whole server messages. A Promise while the recording is behind. */
   server(bytes: Buffer): Promise<void> | undefined;
-  /** The session is over: writes the part of a result it still holds. */
+  /** The session is over. */
   end(): void;
 }
 
-export interface PostgresRecorderOptions {
-  sink: EventSink;
+export interface PostgresRecordingStageOptions {
+  stream: RecordingStream;
   /** `masked`: rows as the client received them; `none`: no rows. */
   results: 'masked' | 'none';
   /** Rows (and COPY data messages) recorded per result. */
@@ -81,6 +110,151 @@ export interface PostgresRecorderOptions {
   /** Told what the session's index keeps. */
   notes?: RecordingNotes;
   now?: () => number;
+}
+
+/** The stage on the data path: see the module documentation. */
+export class PostgresRecordingStage implements RecorderStage {
+  readonly #stream: RecordingStream;
+  readonly #rows: boolean;
+  readonly #cap: number;
+  readonly #now: () => number;
+  readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
+  readonly #notes: RecordingNotes | undefined;
+  /** Rows (and COPY data) of the current result copied to the recording. */
+  #recorded = 0;
+  /** Rows passed unread since the last record, and when the first of them came. */
+  #passed = 0;
+  #passedAt = 0;
+  /** The transaction status of the last ReadyForQuery (`I` before the first). */
+  #status = 0x49;
+
+  constructor(o: PostgresRecordingStageOptions) {
+    this.#stream = o.stream;
+    this.#rows = o.results !== 'none';
+    this.#cap = o.rowCap;
+    this.#now = o.now ?? Date.now;
+    this.#maskedColumns = o.maskedColumns;
+    this.#notes = o.notes;
+  }
+
+  /** Copies a record, after the count of rows passed before it. */
+  #record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
+    this.#flushPassed();
+    this.#stream.record(kind, at, bytes, start, end);
+  }
+
+  client(m: FrontendMessage): void {
+    const at = this.#now();
+    switch (m.kind) {
+      case 'query':
+      case 'parse':
+        if (m.kind === 'query') this.#notes?.statement();
+        if (m.long) {
+          const name = m.kind === 'parse' ? m.name : '';
+          const long = Buffer.alloc(5 + Buffer.byteLength(name) + 1);
+          long[0] = m.msg.type;
+          long.writeUInt32LE(m.msg.body.length, 1);
+          long.write(name, 5);
+          this.#record(CLIENT_LONG, at, long, 0, long.length);
+        } else {
+          this.#notes?.sql(m.sql);
+          this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+        }
+        return;
+      case 'bind': {
+        if (m.msg) {
+          this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+          return;
+        }
+        const names = Buffer.from(`${m.portal}\0${m.statement}\0`);
+        this.#record(BIND_STREAMED, at, names, 0, names.length);
+        return;
+      }
+      case 'execute':
+        this.#notes?.statement();
+        this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+        return;
+      case 'function-call':
+        // Only that it was called: its arguments may be large.
+        this.#record(CLIENT, at, m.msg.raw, 0, 5);
+        return;
+      default:
+        return;
+    }
+  }
+
+  refused(r: Refusal): void {
+    this.#notes?.refused();
+    const json = Buffer.from(JSON.stringify({ action: r.action, rule: r.rule, reason: r.reason, message: r.message }));
+    this.#record(REFUSED, this.#now(), json, 0, json.length);
+  }
+
+  wants(type: number): boolean {
+    if (type === DATA_ROW || type === COPY_DATA) return this.#rows && this.#recorded < this.#cap;
+    return RECORDED.has(type);
+  }
+
+  passed(type: number): void {
+    if (type !== DATA_ROW) return;
+    if (this.#passed++ === 0) this.#passedAt = this.#now();
+  }
+
+  server(bytes: Buffer): Promise<void> | undefined {
+    const at = this.#now();
+    let i = 0;
+    while (i + 5 <= bytes.length) {
+      const type = bytes[i]!;
+      const end = i + 1 + bytes.readUInt32BE(i + 1);
+      if (this.#copies(type, bytes, i, end)) this.#record(SERVER, at, bytes, i, end);
+      else if (type === DATA_ROW) this.passed(type);
+      i = end;
+    }
+    return this.#stream.behind;
+  }
+
+  /** Whether the server message of `type` at `start` goes to the recording (and what it changes). */
+  #copies(type: number, bytes: Buffer, start: number, end: number): boolean {
+    switch (type) {
+      case DATA_ROW:
+      case COPY_DATA:
+        if (!this.#rows || this.#recorded >= this.#cap) return false;
+        this.#recorded++;
+        return true;
+      case ROW_DESCRIPTION: {
+        const masked = this.#maskedColumns?.();
+        if (masked) {
+          const fields = parseRowDescription(bytes.subarray(start + 5, end));
+          if (this.#notes) masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
+          const json = Buffer.from(JSON.stringify(masked));
+          this.#record(MASKED, 0, json, 0, json.length);
+        }
+        return true;
+      }
+      case READY: {
+        // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
+        const status = bytes[start + 5] ?? 0x49;
+        const changed = status !== this.#status;
+        this.#status = status;
+        return changed;
+      }
+      default:
+        if (RESULT_ENDS.has(type)) this.#recorded = 0;
+        return RECORDED.has(type);
+    }
+  }
+
+  end(): void {
+    this.#flushPassed();
+  }
+
+  /** Rows passed since the last record: their count, with the time of the first. */
+  #flushPassed(): void {
+    if (this.#passed === 0) return;
+    const count = Buffer.allocUnsafe(4);
+    count.writeUInt32LE(this.#passed);
+    this.#passed = 0;
+    this.#stream.record(PASSED, this.#passedAt, count, 0, 4);
+  }
 }
 
 /** A small result as it came: its RowDescription and DataRows (checked), and how masking treated its columns. */
@@ -181,102 +355,122 @@ function writeBindParams(line: EventLine, body: Buffer): void {
   line.close();
 }
 
-/** See the module documentation. */
-export class PostgresRecorder implements RecorderStage {
+/**
+ * The encoder on the recording thread: see the module documentation.
+ */
+export class PostgresRecorder {
   readonly #sink: EventSink;
-  readonly #rows: boolean;
-  readonly #cap: number;
-  readonly #now: () => number;
-  readonly #maskedColumns: PostgresRecorderOptions['maskedColumns'];
-  readonly #notes: RecordingNotes | undefined;
   /** Portal -> its statement's name. */
   readonly #portals = new Map<string, string>();
+  /** The time of the record being read. */
+  #at = 0;
   /** The result being received: rows sent and recorded, whether each column is binary. */
   #sent = 0;
   #recorded = 0;
   readonly #binary: boolean[] = [];
   #started: number | undefined;
   #firstRow: number | undefined;
+  /** How masking treats the columns of the next RowDescription. */
+  #masked: HeldResult['masked'];
   /** The result being received while it is small: its RowDescription and DataRows as they came, written with its outcome. */
   #held: HeldResult | undefined;
-  #waiting: Promise<void> | undefined;
-  /** The transaction status of the last ReadyForQuery (`I` before the first). */
-  #status = 'I';
 
-  constructor(o: PostgresRecorderOptions) {
-    this.#sink = o.sink;
-    this.#rows = o.results !== 'none';
-    this.#cap = o.rowCap;
-    this.#now = o.now ?? Date.now;
-    this.#maskedColumns = o.maskedColumns;
-    this.#notes = o.notes;
+  constructor(sink: EventSink) {
+    this.#sink = sink;
+  }
+
+  /** Reads one record of the stage (see {@link PostgresRecordingStage}). */
+  record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
+    this.#at = at;
+    switch (kind) {
+      case CLIENT:
+        this.#client(bytes[start]!, bytes.subarray(start + 5, end));
+        return;
+      case CLIENT_LONG: {
+        const what = `(${bytes.readUInt32LE(start + 1)} bytes, not recorded)`;
+        if (bytes[start] === QUERY) {
+          this.#started = this.#at;
+          this.#begin('query').key('sql').string(what).end();
+        } else this.#begin('parse').key('statement').text(bytes, start + 5, end - 1).key('sql').string(what).end();
+        return;
+      }
+      case BIND_STREAMED: {
+        const [portal, next] = cstr(bytes, start);
+        const [statement] = cstr(bytes, next);
+        this.#portals.set(portal, statement);
+        this.#begin('bind').key('portal').string(portal).key('statement').string(statement).key('params').string('not recorded (streamed)').end();
+        return;
+      }
+      case REFUSED:
+        this.#emit({ t: 'decision', ...(JSON.parse(bytes.toString('utf8', start, end)) as object) });
+        return;
+      case SERVER:
+        this.#message(bytes[start]!, bytes, start + 5, end);
+        return;
+      case MASKED:
+        this.#masked = JSON.parse(bytes.toString('utf8', start, end)) as HeldResult['masked'];
+        return;
+      case PASSED:
+        this.#firstRow ??= at;
+        this.#sent += bytes.readUInt32LE(start);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Writes the result it holds (before an event that is not the stage's: the session's end). */
+  flush(): void {
+    if (this.#held) this.#release();
   }
 
   /** Starts an event, after the result held so far. */
   #begin(t: string): EventLine {
     if (this.#held) this.#release();
-    return this.#sink.begin(t, this.#now());
+    return this.#sink.begin(t, this.#at);
   }
 
   /** Writes a whole event (a rare one), after the result held so far. */
   #emit(event: Record<string, unknown> & { t: string }): void {
     if (this.#held) this.#release();
-    event.at = this.#now();
-    this.#ended(this.#sink.append(event as RecordingEvent));
+    this.#sink.append({ ...event, at: this.#at });
   }
 
-  /** An event was written: when the sink is behind, the relay waits for it. */
-  #ended(ok: boolean): void {
-    if (ok || this.#waiting) return;
-    this.#waiting = this.#sink.drained().then(() => {
-      this.#waiting = undefined;
-    });
-  }
 
-  client(m: FrontendMessage): void {
-    switch (m.kind) {
-      case 'query':
-        this.#started = this.#now();
-        this.#notes?.statement();
-        if (!m.long) this.#notes?.sql(m.sql);
-        this.#ended(
-          this.#begin('query')
-            .key('sql')
-            .string(m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql)
-            .end(),
-        );
+  /** A client message: a Query, Parse, Bind, Execute or FunctionCall (checked by the relay's reader). */
+  #client(type: number, body: Buffer): void {
+    switch (type) {
+      case QUERY:
+        this.#started = this.#at;
+        this.#begin('query').key('sql').utf8(body, 0, Math.max(0, body.indexOf(0))).end();
         return;
-      case 'parse':
-        if (!m.long) this.#notes?.sql(m.sql);
-        this.#ended(
-          this.#begin('parse')
-            .key('statement')
-            .string(m.name)
-            .key('sql')
-            .string(m.long ? `(${m.msg.body.length} bytes, not recorded)` : m.sql)
-            .end(),
-        );
-        return;
-      case 'bind': {
-        this.#portals.set(m.portal, m.statement);
-        const line = this.#begin('bind').key('portal').string(m.portal).key('statement').string(m.statement).key('params');
-        if (m.msg) writeBindParams(line, m.msg.body);
-        else line.string('not recorded (streamed)');
-        this.#ended(line.end());
+      case PARSE: {
+        const name = body.indexOf(0);
+        this.#begin('parse').key('statement').utf8(body, 0, name).key('sql').utf8(body, name + 1, Math.max(name + 1, body.indexOf(0, name + 1))).end();
         return;
       }
-      case 'execute': {
-        this.#started = this.#now();
-        this.#notes?.statement();
+      case BIND: {
+        const [portal, at] = cstr(body, 0);
+        const [statement] = cstr(body, at);
+        this.#portals.set(portal, statement);
+        const line = this.#begin('bind').key('portal').string(portal).key('statement').string(statement).key('params');
+        writeBindParams(line, body);
+        line.end();
+        return;
+      }
+      case EXECUTE: {
+        const [portal, at] = cstr(body, 0);
+        this.#started = this.#at;
         // The statement's SQL is in its `parse` event; readers resolve it (see TranscriptRenderer).
-        const statement = this.#portals.get(m.portal);
-        const line = this.#begin('execute').key('portal').string(m.portal);
+        const statement = this.#portals.get(portal);
+        const line = this.#begin('execute').key('portal').string(portal);
         if (statement !== undefined) line.key('statement').string(statement);
-        if (m.maxRows) line.key('maxRows').number(m.maxRows);
-        this.#ended(line.end());
+        const maxRows = at + 4 <= body.length ? body.readInt32BE(at) : 0;
+        if (maxRows) line.key('maxRows').number(maxRows);
+        line.end();
         return;
       }
-      case 'function-call':
+      case FUNCTION_CALL:
         this.#emit({ t: 'function-call' });
         return;
       default:
@@ -284,43 +478,8 @@ export class PostgresRecorder implements RecorderStage {
     }
   }
 
-  refused(r: Refusal): void {
-    this.#notes?.refused();
-    this.#emit({ t: 'decision', action: r.action, rule: r.rule, reason: r.reason, message: r.message });
-  }
-
-  wants(type: number): boolean {
-    if (type === DATA_ROW || type === COPY_DATA) return this.#rows && this.#recorded < this.#cap;
-    return RECORDED.has(type);
-  }
-
-  passed(type: number): void {
-    if (type === DATA_ROW) {
-      this.#firstRow ??= this.#now();
-      this.#sent++;
-    }
-  }
-
-  server(bytes: Buffer): Promise<void> | undefined {
-    let at = 0;
-    while (at + 5 <= bytes.length) {
-      const type = bytes[at]!;
-      const length = bytes.readUInt32BE(at + 1);
-      this.#message(type, bytes, at + 5, at + 1 + length);
-      at += 1 + length;
-    }
-    return this.#waiting;
-  }
-
-  /** The message of `type` whose body is `bytes` from `start` to `end`. */
+  /** The server message of `type` whose body is `bytes` from `start` to `end`. */
   #message(type: number, bytes: Buffer, start: number, end: number): void {
-    if (type === READY) {
-      // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
-      const status = String.fromCharCode(bytes[start] ?? 0x49);
-      if (status !== this.#status) this.#emit({ t: 'ready', status });
-      this.#status = status;
-      return;
-    }
     if (type === COMMAND_COMPLETE || type === EMPTY_QUERY || type === PORTAL_SUSPENDED) {
       this.#complete(type, bytes, start, end);
       return;
@@ -330,18 +489,13 @@ export class PostgresRecorder implements RecorderStage {
       case ROW_DESCRIPTION: {
         if (this.#held) this.#release();
         this.#describe(body);
-        const masked = this.#maskedColumns?.();
-        if (masked && this.#notes) {
-          const fields = parseRowDescription(body);
-          masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
-        }
-        this.#held = { desc: body, masked, rows: [], bytes: 0 };
+        this.#held = { desc: body, masked: this.#masked, rows: [], bytes: 0 };
+        this.#masked = undefined;
         return;
       }
       case DATA_ROW: {
-        this.#firstRow ??= this.#now();
+        this.#firstRow ??= this.#at;
         this.#sent++;
-        if (!this.#rows || this.#recorded >= this.#cap) return;
         this.#recorded++;
         checkDataRow(body);
         const held = this.#held;
@@ -352,15 +506,13 @@ export class PostgresRecorder implements RecorderStage {
         }
         const line = this.#begin('row').key('values');
         writeValues(line, body, this.#binary);
-        this.#ended(line.end());
+        line.end();
         return;
       }
       case COPY_DATA:
         this.#sent++;
-        if (this.#rows && this.#recorded < this.#cap) {
-          this.#recorded++;
-          this.#ended(this.#begin('copy-data').key('data').text(body, 0, body.length).end());
-        }
+        this.#recorded++;
+        this.#begin('copy-data').key('data').text(body, 0, body.length).end();
         return;
       case ERROR:
         this.#emit({ t: 'error', ...noticeFields(body) });
@@ -379,6 +531,10 @@ export class PostgresRecorder implements RecorderStage {
       case COPY_IN:
       case COPY_BOTH:
         this.#emit({ t: 'copy', direction: type === COPY_OUT ? 'out' : type === COPY_IN ? 'in' : 'both' });
+        return;
+      case READY:
+        // The stage sends only changes of transaction status.
+        this.#emit({ t: 'ready', status: String.fromCharCode(body[0] ?? 0x49) });
         return;
       default:
         return;
@@ -405,7 +561,7 @@ export class PostgresRecorder implements RecorderStage {
   #complete(type: number, bytes: Buffer, start: number, end: number): void {
     const held = this.#held;
     this.#held = undefined;
-    const line = this.#sink.begin(held ? 'result' : 'complete', this.#now());
+    const line = this.#sink.begin(held ? 'result' : 'complete', this.#at);
     if (held) {
       writeColumns(line, held).key('values').array();
       for (const row of held.rows) writeValues(line, row, this.#binary);
@@ -417,26 +573,22 @@ export class PostgresRecorder implements RecorderStage {
     line.key('rows').number(this.#sent);
     if (this.#sent > this.#recorded) line.key('unrecorded').number(this.#sent - this.#recorded);
     if (this.#started !== undefined) {
-      line.key('ms').number(this.#now() - this.#started);
+      line.key('ms').number(this.#at - this.#started);
       if (this.#firstRow !== undefined) line.key('firstRowMs').number(this.#firstRow - this.#started);
     }
-    this.#ended(line.end());
+    line.end();
     this.#endResult();
-  }
-
-  end(): void {
-    if (this.#held) this.#release();
   }
 
   /** Writes the result held so far as `columns` and `row`s: it is no longer small, or something else comes first. */
   #release(): void {
     const held = this.#held!;
     this.#held = undefined;
-    this.#ended(writeColumns(this.#sink.begin('columns', this.#now()), held).end());
+    writeColumns(this.#sink.begin('columns', this.#at), held).end();
     for (const row of held.rows) {
-      const line = this.#sink.begin('row', this.#now()).key('values');
+      const line = this.#sink.begin('row', this.#at).key('values');
       writeValues(line, row, this.#binary);
-      this.#ended(line.end());
+      line.end();
     }
   }
 

@@ -31,6 +31,8 @@ export interface EventLine {
   string(text: string): this;
   /** UTF-8 bytes as a string, cut at {@link VALUE_MAX} (invalid sequences become U+FFFD, as Buffer#toString does). */
   text(bytes: Buffer, start: number, end: number): this;
+  /** UTF-8 bytes as a string, whole (a statement's SQL). */
+  utf8(bytes: Buffer, start: number, end: number): this;
   /** Binary bytes as `base64:…`, cut at {@link VALUE_MAX}. */
   binary(bytes: Buffer, start: number, end: number): this;
   number(n: number): this;
@@ -55,40 +57,6 @@ export interface EventSink {
   begin(t: string, at: number): EventLine;
   drained(): Promise<void>;
 }
-
-/** An {@link EventLine} that writes nothing (a recording that failed). */
-export const DISCARDED: EventLine = new (class implements EventLine {
-  key(): this {
-    return this;
-  }
-  string(): this {
-    return this;
-  }
-  text(): this {
-    return this;
-  }
-  binary(): this {
-    return this;
-  }
-  number(): this {
-    return this;
-  }
-  null(): this {
-    return this;
-  }
-  json(): this {
-    return this;
-  }
-  array(): this {
-    return this;
-  }
-  close(): this {
-    return this;
-  }
-  end(): boolean {
-    return true;
-  }
-})();
 
 /** Size of the blocks lines are written into (a longer line gets a block of its own). */
 const BLOCK = 16 * 1024;
@@ -139,7 +107,7 @@ export class LineBlocks implements EventLine {
     this.#ascii('{"t":');
     this.string(t);
     this.#ascii(',"at":');
-    this.#ascii(String(at));
+    this.#number(at);
     this.#comma = true;
     return this;
   }
@@ -191,30 +159,33 @@ export class LineBlocks implements EventLine {
   }
 
   text(bytes: Buffer, start: number, end: number): this {
-    this.#separate();
-    const n = end - start;
-    if (n <= VALUE_MAX) {
-      // Printable ASCII without a quote or a backslash is its own JSON text: copied as it is.
-      this.#room(n + 2);
-      const block = this.#block;
-      let u = this.#used;
-      block[u++] = QUOTE;
-      let i = start;
-      for (; i < end; i++) {
-        const c = bytes[i]!;
-        if (c < 0x20 || c > 0x7e || c === QUOTE || c === BACKSLASH) break;
-        block[u++] = c;
-      }
-      if (i === end) {
-        block[u++] = QUOTE;
-        this.#used = u;
-        this.#comma = true;
-        return this;
-      }
-    }
+    if (end - start <= VALUE_MAX && this.#plain(bytes, start, end)) return this;
     // Anything else as Buffer#toString reads it; no more bytes than the cut can keep (a UTF-16 unit is at most 3 bytes).
     return this.string(cutValue(bytes.toString('utf8', start, Math.min(end, start + 3 * VALUE_MAX + 4))));
   }
+
+  utf8(bytes: Buffer, start: number, end: number): this {
+    return this.#plain(bytes, start, end) ? this : this.string(bytes.toString('utf8', start, end));
+  }
+
+  /** Writes the bytes as a JSON string if they are printable ASCII without a quote or a backslash (their own JSON text); false, having written nothing, if not. */
+  #plain(bytes: Buffer, start: number, end: number): boolean {
+    this.#separate();
+    this.#room(end - start + 2);
+    const block = this.#block;
+    let u = this.#used;
+    block[u++] = QUOTE;
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      if (c < 0x20 || c > 0x7e || c === QUOTE || c === BACKSLASH) return false;
+      block[u++] = c;
+    }
+    block[u++] = QUOTE;
+    this.#used = u;
+    this.#comma = true;
+    return true;
+  }
+
 
   binary(bytes: Buffer, start: number, end: number): this {
     // 3 bytes are 4 base64 characters: no more bytes than the cut can keep.
@@ -223,9 +194,23 @@ export class LineBlocks implements EventLine {
 
   number(n: number): this {
     this.#separate();
-    this.#ascii(Number.isFinite(n) ? String(n) : 'null');
+    this.#number(n);
     this.#comma = true;
     return this;
+  }
+
+  /** A number as JSON writes it; the digits of a non-negative integer (a time, a count) without a string between. */
+  #number(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) {
+      this.#ascii(Number.isFinite(n) ? String(n) : 'null');
+      return;
+    }
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    this.#room(digits);
+    let u = this.#used + digits;
+    this.#used = u;
+    for (let x = n; digits-- > 0; x = Math.floor(x / 10)) this.#block[--u] = 0x30 + (x % 10);
   }
 
   null(): this {

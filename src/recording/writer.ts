@@ -25,13 +25,11 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { writeFileAtomic } from '../durable-file.js';
 import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
 import { sshSign } from './sshsig.js';
 
-const gzip = promisify(gzipCallback);
 
 /** The namespace of every recording signature. */
 export const RECORDING_NAMESPACE = 'hoop-recording';
@@ -73,6 +71,8 @@ export interface RecordingWriterOptions {
   checkpointMs?: number;
   /** append() says false beyond this many bytes not yet on disk (default 4 MiB). */
   maxPendingBytes?: number;
+  /** Called once, with the first error writing to disk (see {@link RecordingWriter.failure}). */
+  onFailure?: (err: Error) => void;
 }
 
 /** See the module documentation. */
@@ -83,6 +83,7 @@ export class RecordingWriter implements EventSink {
   readonly #chunkBytes: number;
   readonly #checkpointMs: number;
   readonly #maxPending: number;
+  readonly #onFailure: ((err: Error) => void) | undefined;
   readonly #lines = new LineBlocks(() => this.#ended());
   #pending = 0;
   #seq = 0;
@@ -103,6 +104,7 @@ export class RecordingWriter implements EventSink {
     this.#chunkBytes = o.chunkBytes ?? 256 * 1024;
     this.#checkpointMs = o.checkpointMs ?? 10_000;
     this.#maxPending = o.maxPendingBytes ?? 4 * 1024 * 1024;
+    this.#onFailure = o.onFailure;
     this.#timer = setInterval(() => this.#cut(), o.chunkMs ?? 1000);
     this.#timer.unref();
   }
@@ -123,8 +125,13 @@ export class RecordingWriter implements EventSink {
    * more (the disk is behind), and throws once the writer failed or was closed.
    */
   append(event: RecordingEvent): boolean {
+    return this.appendJson(JSON.stringify(event));
+  }
+
+  /** Adds an event given as its JSON text (one line); as {@link append}. */
+  appendJson(json: string): boolean {
     this.#open();
-    return this.#lines.add(JSON.stringify(event));
+    return this.#lines.add(json);
   }
 
   /** Starts an event written field by field (see {@link EventLine}); throws as {@link append} does. */
@@ -169,14 +176,17 @@ export class RecordingWriter implements EventSink {
       if (this.#failure) return;
       try {
         const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev };
-        const data = await gzip(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]), { level: 1 });
+        // On the recording thread (./thread.ts), so compressing in place blocks no session.
+        const data = gzipSync(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]), { level: 1 });
         const name = chunkName(seq);
-        await writeFileAtomic(join(this.dir, name), data, this.dir);
+        // The directory is fsynced when a manifest is signed (#sign), before it names this chunk.
+        await writeFileAtomic(join(this.dir, name), data, this.dir, false);
         this.#prev = createHash('sha256').update(data).digest('hex');
         this.#sums.push(`${this.#prev}  ${name}\n`);
         if (Date.now() - this.#lastCheckpoint >= this.#checkpointMs) await this.#signCheckpoint();
       } catch (err) {
         this.#failure = err instanceof Error ? err : new Error(String(err));
+        this.#onFailure?.(this.#failure);
       } finally {
         this.#pending -= bytes;
         if (this.#pending + this.#lines.bytes <= this.#maxPending || this.#failure) for (const wake of this.#drainWaiters.splice(0)) wake();
@@ -184,7 +194,7 @@ export class RecordingWriter implements EventSink {
     });
   }
 
-  /** Writes the manifest so far as `file` with its signature. */
+  /** Writes the manifest so far as `file` with its signature (the first write fsyncs the directory: the chunks' names are durable before the manifest names them). */
   async #sign(file: string): Promise<void> {
     const manifest = Buffer.from(this.#sums.join(''));
     await writeFileAtomic(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest), this.dir);

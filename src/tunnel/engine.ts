@@ -12,7 +12,7 @@ import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from './channel.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from '../identity.js';
-import type { EventSink } from '../recording/event-line.js';
+import type { RecordingStream } from '../recording/thread.js';
 
 /**
  * Why a session ended; logged and sent to the CLI in a `close` control message.
@@ -130,9 +130,9 @@ export interface TunnelSession {
   onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
 }
 
-/** A session's recording as an engine writes it: the events go to `sink`, as the policy's `recording` section says. */
+/** A session's recording as an engine writes it: its records go to `stream`, as the policy's `recording` section says. */
 export interface SessionRecording {
-  sink: EventSink;
+  stream: RecordingStream;
   /** `masked`: results as the client received them; `none`: statements and shapes, no rows. */
   results: 'masked' | 'none';
   /** Rows recorded per result. */

@@ -1,8 +1,10 @@
 /**
- * A recording sink that keeps its lines in memory, written by the real line encoder
- * (src/recording/event-line.ts): `events()` parses back what a recording's chunk would hold.
+ * Recordings kept in memory, written by the real line encoder (src/recording/event-line.ts):
+ * `events()` parses back what a recording's chunk would hold. {@link loopbackStream} hands a
+ * stage's records straight to a protocol's encoder, as the recording thread would.
  */
 import { type EventSink, LineBlocks, type RecordingEvent } from '../../src/recording/event-line.js';
+import type { RecordingStream } from '../../src/recording/thread.js';
 
 export interface MemorySink extends EventSink {
   /** The events written so far, parsed from their JSON lines. */
@@ -19,6 +21,23 @@ export function memorySink(): MemorySink {
     events() {
       lines.push(...Buffer.concat(blocks.take()).toString('utf8').split('\n').filter(Boolean));
       return lines.map((l) => JSON.parse(l) as RecordingEvent);
+    },
+  };
+}
+
+/** A stream whose records go at once (copied, as staging copies them) to `encoder`, which writes to `sink`. */
+export function loopbackStream(sink: EventSink, encoder: { record(kind: number, at: number, bytes: Buffer, start: number, end: number): void; flush(): void }): RecordingStream {
+  return {
+    record: (kind, at, bytes, start, end) => encoder.record(kind, at, Buffer.from(bytes.subarray(start, end)), 0, end - start),
+    event(event) {
+      encoder.flush();
+      sink.append(event);
+    },
+    behind: undefined,
+    failure: undefined,
+    onFailure: undefined,
+    async close() {
+      encoder.flush();
     },
   };
 }

@@ -285,7 +285,7 @@ describe('retention', () => {
       const now = Date.parse('2026-11-22T12:00:00Z');
       for (const [id, ago] of [['old-session-1', 40], ['new-session-1', 3]] as const) {
         const w = await recordings.start(id);
-        w.append({ t: 'start', at: now - ago * day });
+        w.event({ t: 'start', at: now - ago * day });
         await w.close();
         await recordings.index({ ...base, id, startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });
       }
@@ -297,6 +297,7 @@ describe('retention', () => {
         ['old-session-1', 'deleted'],
       ]);
       expect(await recordings.prune(30, now)).toEqual([]); // once
+      await recordings.stop();
     } finally {
       rmSync(data, { recursive: true, force: true });
     }

@@ -50,3 +50,14 @@ describe('event lines', () => {
     expect(blocks.bytes).toBe(0);
   });
 });
+
+describe('numbers in event lines', () => {
+  it('writes integers digit by digit and any other number as JSON does', () => {
+    const numbers = [0, 7, 10, 99, 1000, 1795359456192, Number.MAX_SAFE_INTEGER, -1, 1.5, -0.25, 1e21, Number.NaN, Number.POSITIVE_INFINITY];
+    const blocks = new LineBlocks();
+    blocks.begin('n', 1795359456192).key('values').array();
+    for (const n of numbers) blocks.number(n);
+    blocks.close().end();
+    expect(lines(blocks)).toEqual([{ t: 'n', at: 1795359456192, values: JSON.parse(JSON.stringify(numbers)) as unknown }]);
+  });
+});

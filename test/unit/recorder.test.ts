@@ -4,9 +4,10 @@
  * the order the client received it.
  */
 import { describe, expect, it } from 'vitest';
-import { PostgresRecorder } from '../../src/postgres/recorder.js';
+import { PostgresRecorder, PostgresRecordingStage } from '../../src/postgres/recorder.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
-import { memorySink } from '../harness/memory-sink.js';
+import type { RecordingStream } from '../../src/recording/thread.js';
+import { loopbackStream, memorySink } from '../harness/memory-sink.js';
 import { frontendMessage as msg, int32 } from '../harness/pg-frontend.js';
 
 const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
@@ -14,10 +15,11 @@ const dataRow = (...values: string[]): Buffer => msg('D', values.length, ...valu
 const complete = (tag: string): Buffer => msg('C', tag);
 const notice = (text: string): Buffer => msg('N', 'SNOTICE', 'C00000', `M${text}`, Buffer.from([0]));
 
-function recorder(): { events: () => RecordingEvent[]; rec: PostgresRecorder } {
+function recorder(): { events: () => RecordingEvent[]; rec: PostgresRecordingStage; stream: RecordingStream } {
   const sink = memorySink();
-  const rec = new PostgresRecorder({ sink, results: 'masked', rowCap: 1000, now: () => 1 });
-  return { events: () => sink.events(), rec };
+  const stream = loopbackStream(sink, new PostgresRecorder(sink));
+  const rec = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 1000, now: () => 1 });
+  return { events: () => sink.events(), rec, stream };
 }
 
 describe('the recording stage', () => {
@@ -35,7 +37,7 @@ describe('the recording stage', () => {
     expect(events().filter((e) => e.t === 'row').map((e) => e.values)).toEqual(Array.from({ length: 20 }, (_, i) => [String(i)]));
   });
 
-  it('keeps the order the client saw when a notice comes mid-result, and writes a held result when the session ends', () => {
+  it('keeps the order the client saw when a notice comes mid-result, and writes a held result when the session ends', async () => {
     const { events, rec } = recorder();
     rec.server(Buffer.concat([rowDescription('n'), dataRow('1'), notice('careful'), dataRow('2'), complete('SELECT 2')]));
     expect(events().map((e) => e.t)).toEqual(['columns', 'row', 'notice', 'row', 'complete']);
@@ -43,6 +45,7 @@ describe('the recording stage', () => {
     cut.rec.server(Buffer.concat([rowDescription('n'), dataRow('1')]));
     expect(cut.events()).toEqual([]);
     cut.rec.end();
+    await cut.stream.close();
     expect(cut.events()).toEqual([
       { t: 'columns', names: ['n'], at: 1 },
       { t: 'row', values: ['1'], at: 1 },

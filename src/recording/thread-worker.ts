@@ -1,0 +1,103 @@
+/**
+ * The recording thread (see ./thread.ts): for each open recording, its writer (./writer.ts) and
+ * its protocol's encoder, fed the staged records in the order they were staged. A block is acked
+ * once its events are written and the writer is not behind the disk; the first failure is reported
+ * and the recording writes nothing more.
+ *
+ * @see https://nodejs.org/api/worker_threads.html#workerparentport
+ */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
+import { parentPort } from 'node:worker_threads';
+import { PostgresRecorder } from '../postgres/recorder.js';
+import type { EventSink } from './event-line.js';
+import { EVENT, forEachRecord, type FromThread, type ToThread } from './thread.js';
+import { RecordingWriter } from './writer.js';
+
+/** What turns a protocol's records into events. */
+interface RecordEncoder {
+  record(kind: number, at: number, bytes: Buffer, start: number, end: number): void;
+  /** Writes what it holds, before an event of the session's own (its end). */
+  flush(): void;
+}
+
+const ENCODERS: Record<'postgres', (sink: EventSink) => RecordEncoder> = {
+  postgres: (sink) => new PostgresRecorder(sink),
+};
+
+interface Open {
+  writer: RecordingWriter;
+  encoder: RecordEncoder;
+  /** The work on this recording, in order. */
+  queue: Promise<void>;
+  failed: boolean;
+}
+
+/** The nice value of the recording thread: it gives way to the threads that relay sessions (Linux sets it per thread). */
+const NICE = 19;
+try {
+  // `/proc/thread-self` is `<pid>/task/<tid>`; setpriority(2) on a thread id changes that thread alone.
+  setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), NICE);
+} catch {
+  /* not Linux: the thread keeps the process's priority */
+}
+
+const port = parentPort!;
+const recordings = new Map<number, Open>();
+const say = (m: FromThread): void => port.postMessage(m);
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The recording cannot be written: said once; it writes nothing more. */
+function fail(id: number, err: unknown): void {
+  const r = recordings.get(id);
+  if (r?.failed) return;
+  if (r) {
+    r.failed = true;
+    r.writer.abandon();
+  }
+  say({ op: 'failed', id, error: message(err) });
+}
+
+port.on('message', (m: ToThread) => {
+  if (m.op === 'open') {
+    const { protocol, ...options } = m.options;
+    RecordingWriter.create({ ...options, onFailure: (err) => fail(m.id, err) }).then(
+      (writer) => {
+        recordings.set(m.id, { writer, encoder: ENCODERS[protocol](writer), queue: Promise.resolve(), failed: false });
+        say({ op: 'opened', id: m.id });
+      },
+      (err: unknown) => say({ op: 'opened', id: m.id, error: message(err) }),
+    );
+    return;
+  }
+  const r = recordings.get(m.id);
+  if (!r) return;
+  if (m.op === 'data') {
+    r.queue = r.queue.then(async () => {
+      if (r.failed) return;
+      try {
+        forEachRecord(Buffer.from(m.buffer, 0, m.length), m.length, (kind, at, bytes, start, end) => {
+          if (kind !== EVENT) return r.encoder.record(kind, at, bytes, start, end);
+          r.encoder.flush();
+          r.writer.appendJson(bytes.toString('utf8', start, end));
+        });
+        await r.writer.drained();
+        if (!r.failed) say({ op: 'written', id: m.id, bytes: m.length });
+      } catch (err) {
+        fail(m.id, err);
+      }
+    });
+    return;
+  }
+  r.queue = r.queue.then(async () => {
+    recordings.delete(m.id);
+    if (r.failed) return say({ op: 'closed', id: m.id, error: 'the recording failed' });
+    try {
+      r.encoder.flush();
+      await r.writer.close();
+      say({ op: 'closed', id: m.id });
+    } catch (err) {
+      say({ op: 'closed', id: m.id, error: message(err) });
+    }
+  });
+});

@@ -1,0 +1,290 @@
+/**
+ * Recordings written on their own thread. The data path only copies what a protocol's recorder
+ * needs (whole messages, as bytes) into a staging block with the time; the recording thread
+ * (./thread-worker.ts) turns them into events (the protocol's encoder, e.g.
+ * src/postgres/recorder.ts), compresses, hashes, writes, fsyncs and signs (./writer.ts). So a
+ * session pays a copy per recorded message, and the event loop that relays every session never
+ * waits for a recording.
+ *
+ * Staged records: `[kind u8][length u32 LE][at f64 LE][payload]`. Kind {@link EVENT} is a whole
+ * event as JSON; the others are the protocol's. Blocks go to the thread when full or every
+ * {@link FLUSH_MS}, moved (not copied); the thread says how many staged bytes are on disk, and
+ * {@link RecordingStream.behind} is a Promise while more than `maxPendingBytes` are not.
+ *
+ * @see https://nodejs.org/api/worker_threads.html#portpostmessagevalue-transferlist
+ */
+import type { KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import type { RecordingEvent } from './event-line.js';
+
+/** A whole event, as JSON. */
+export const EVENT = 1;
+/** Bytes of a record's header: kind, length, time. */
+export const HEADER = 13;
+/** Size of a staging block; a block is sent to the thread once this full. */
+const BLOCK = 256 * 1024;
+const SEND_AT = 192 * 1024;
+/** Staged records wait at most this long for the recording thread. */
+const FLUSH_MS = 1000;
+
+/** Reads the records of a staging block in order. */
+export function forEachRecord(block: Buffer, length: number, fn: (kind: number, at: number, bytes: Buffer, start: number, end: number) => void): void {
+  let at = 0;
+  while (at + HEADER <= length) {
+    const kind = block[at]!;
+    const n = block.readUInt32LE(at + 1);
+    const time = block.readDoubleLE(at + 5);
+    fn(kind, time, block, at + HEADER, at + HEADER + n);
+    at += HEADER + n;
+  }
+}
+
+/** What the data path writes a recording with. */
+export interface RecordingStream {
+  /** Copies a record of the protocol's `kind`: the bytes of `bytes` from `start` to `end`. */
+  record(kind: number, at: number, bytes: Buffer, start: number, end: number): void;
+  /** A whole event (the session's start and end, for instance). */
+  event(event: RecordingEvent): void;
+  /** A Promise while the recording thread is behind; wait for it before reading more. */
+  readonly behind: Promise<void> | undefined;
+  /** The first error the recording thread had writing; from then on nothing more is written. */
+  readonly failure: Error | undefined;
+  /** Called once, on that error. */
+  onFailure: ((err: Error) => void) | undefined;
+  /** Writes everything and the signed manifest. */
+  close(): Promise<void>;
+}
+
+/** A recording to open on the thread. */
+export interface ThreadRecordingOptions {
+  dir: string;
+  id: string;
+  key: KeyObject;
+  /** The protocol whose encoder reads the records (see ./thread-worker.ts). */
+  protocol: 'postgres';
+  checkpointMs?: number;
+  chunkBytes?: number;
+  chunkMs?: number;
+  /** Staged bytes not yet on disk beyond which {@link RecordingStream.behind} says wait (default 4 MiB). */
+  maxPendingBytes?: number;
+}
+
+/** Messages to the thread. */
+export type ToThread =
+  | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes'> }
+  | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
+  | { op: 'close'; id: number };
+
+/** Messages from the thread. */
+export type FromThread =
+  | { op: 'opened'; id: number; error?: string }
+  | { op: 'written'; id: number; bytes: number }
+  | { op: 'failed'; id: number; error: string }
+  | { op: 'closed'; id: number; error?: string };
+
+/**
+ * Runs the TypeScript source of the worker when this module itself runs from source (tests, the
+ * dev stack): tsx's loader is registered in the worker first. The built package never takes this path.
+ */
+const FROM_SOURCE = "import('tsx/esm/api').then((t) => { t.register(); return import(require('node:worker_threads').workerData.url); })";
+
+/** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
+export class RecordingThread {
+  #worker: Worker | undefined;
+  readonly #open = new Map<number, ThreadStream>();
+  #seq = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #dead: Error | undefined;
+
+  /** Opens a recording (its directory is created); rejects when it cannot be. */
+  async open(o: ThreadRecordingOptions): Promise<RecordingStream> {
+    if (this.#dead) throw this.#dead;
+    const id = ++this.#seq;
+    const stream = new ThreadStream(id, (m, transfer) => this.#post(m, transfer), o.maxPendingBytes ?? 4 * 1024 * 1024, () => this.#closed(id));
+    this.#open.set(id, stream);
+    const { maxPendingBytes: _, ...options } = o;
+    try {
+      await stream.opened(() => this.#post({ op: 'open', id, options }));
+    } catch (err) {
+      this.#closed(id);
+      throw err;
+    }
+    this.#worker?.ref();
+    this.#timer ??= setInterval(() => {
+      for (const s of this.#open.values()) s.send();
+    }, FLUSH_MS).unref();
+    return stream;
+  }
+
+  /** Stops the thread (recordings still open are left as a crash leaves them). */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    const w = this.#worker;
+    this.#worker = undefined;
+    await w?.terminate();
+  }
+
+  #post(m: ToThread, transfer?: ArrayBuffer[]): void {
+    const w = (this.#worker ??= this.#start());
+    w.postMessage(m, transfer);
+  }
+
+  #start(): Worker {
+    const w = import.meta.url.endsWith('.ts')
+      ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL('./thread-worker.ts', import.meta.url).href } })
+      : new Worker(new URL('./thread-worker.js', import.meta.url));
+    w.on('message', (m: FromThread) => this.#open.get(m.id)?.answer(m));
+    const died = (why: unknown): void => {
+      if (this.#worker !== w) return;
+      this.#worker = undefined;
+      this.#dead = new Error(`the recording thread stopped: ${why instanceof Error ? why.message : String(why)}`);
+      for (const s of [...this.#open.values()]) s.answer({ op: 'failed', id: 0, error: this.#dead.message });
+    };
+    w.on('error', died);
+    w.on('exit', (code) => died(`exit code ${code}`));
+    return w;
+  }
+
+  #closed(id: number): void {
+    this.#open.delete(id);
+    if (this.#open.size > 0) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#worker?.unref();
+  }
+}
+
+/** A recording as the data path sees it: a staging block, and what the thread answered. */
+class ThreadStream implements RecordingStream {
+  readonly #id: number;
+  readonly #post: (m: ToThread, transfer?: ArrayBuffer[]) => void;
+  readonly #maxPending: number;
+  readonly #onClosed: () => void;
+  /** The staging block, allocated when a record comes (an idle session holds none). */
+  #block: Buffer | undefined;
+  #used = 0;
+  /** Staged bytes sent to the thread and not yet on disk. */
+  #unwritten = 0;
+  #behind: { promise: Promise<void>; resolve: () => void } | undefined;
+  #failure: Error | undefined;
+  #closing: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  #opening: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  #closed = false;
+  onFailure: ((err: Error) => void) | undefined;
+
+  constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void) {
+    this.#id = id;
+    this.#post = post;
+    this.#maxPending = maxPending;
+    this.#onClosed = onClosed;
+  }
+
+  opened(open: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#opening = { resolve, reject };
+      open();
+    });
+  }
+
+  get behind(): Promise<void> | undefined {
+    return this.#behind?.promise;
+  }
+
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
+    if (this.#failure || this.#closed) return;
+    const n = end - start;
+    if (!this.#block || this.#used + HEADER + n > this.#block.length) {
+      this.send();
+      this.#block = Buffer.allocUnsafeSlow(Math.max(BLOCK, HEADER + n));
+    }
+    const block = this.#block;
+    let u = this.#used;
+    block[u] = kind;
+    block.writeUInt32LE(n, u + 1);
+    block.writeDoubleLE(at, u + 5);
+    u += HEADER;
+    if (n < 64) for (let i = start; i < end; i++) block[u++] = bytes[i]!;
+    else u += bytes.copy(block, u, start, end);
+    this.#used = u;
+    if (u >= SEND_AT) this.send();
+  }
+
+  event(event: RecordingEvent): void {
+    const json = Buffer.from(JSON.stringify(event));
+    this.record(EVENT, event.at, json, 0, json.length);
+  }
+
+  /** Sends the staged block to the thread (moved, not copied). */
+  send(): void {
+    if (!this.#block || this.#used === 0 || this.#failure) return;
+    const length = this.#used;
+    const buffer = this.#block.buffer as ArrayBuffer;
+    this.#block = undefined;
+    this.#used = 0;
+    this.#unwritten += length;
+    if (this.#unwritten > this.#maxPending && !this.#behind) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#behind = { promise, resolve };
+    }
+    this.#post({ op: 'data', id: this.#id, buffer, length }, [buffer]);
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.send();
+    this.#closed = true;
+    if (this.#failure) {
+      this.#onClosed();
+      return Promise.reject(this.#failure);
+    }
+    return new Promise((resolve, reject) => {
+      this.#closing = { resolve, reject };
+      this.#post({ op: 'close', id: this.#id });
+    });
+  }
+
+  /** What the thread said about this recording. */
+  answer(m: FromThread): void {
+    switch (m.op) {
+      case 'opened':
+        if (m.error) this.#opening?.reject(new Error(m.error));
+        else this.#opening?.resolve();
+        this.#opening = undefined;
+        return;
+      case 'written':
+        this.#unwritten -= m.bytes;
+        if (this.#behind && this.#unwritten <= this.#maxPending) this.#wake();
+        return;
+      case 'failed': {
+        if (this.#failure) return;
+        this.#failure = new Error(m.error);
+        this.#wake();
+        this.#opening?.reject(this.#failure);
+        this.#opening = undefined;
+        this.onFailure?.(this.#failure);
+        if (this.#closing) this.answer({ op: 'closed', id: m.id, error: m.error });
+        return;
+      }
+      case 'closed': {
+        const closing = this.#closing;
+        this.#closing = undefined;
+        this.#onClosed();
+        if (m.error) closing?.reject(new Error(m.error));
+        else closing?.resolve();
+        return;
+      }
+    }
+  }
+
+  #wake(): void {
+    const b = this.#behind;
+    this.#behind = undefined;
+    b?.resolve();
+  }
+}

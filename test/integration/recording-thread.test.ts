@@ -1,0 +1,88 @@
+/**
+ * The recording thread (src/recording/thread.ts) as the data path uses it: a PostgreSQL stage
+ * copies messages, the thread writes events, the recording verifies and reads back as the client
+ * saw it; a staging block moved to the thread makes `behind` wait until it is on disk; a failure
+ * to write reaches the session at once and the close says so.
+ */
+import { createPublicKey } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { decodeFrontend } from '../../src/postgres/frontend-messages.js';
+import { PostgresRecordingStage } from '../../src/postgres/recorder.js';
+import { readEvents } from '../../src/recording/read.js';
+import { generateSigningKey } from '../../src/recording/sshsig.js';
+import { RecordingThread } from '../../src/recording/thread.js';
+import { verifyRecording } from '../../src/recording/verify.js';
+import { MANIFEST } from '../../src/recording/writer.js';
+import { frontendMessage as msg, int32 } from '../harness/pg-frontend.js';
+
+const { privateKey: key } = generateSigningKey();
+const root = mkdtempSync(join(tmpdir(), 'hoop-thread-'));
+const thread = new RecordingThread();
+afterAll(async () => {
+  await thread.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const query = (sql: string) => {
+  const raw = msg('Q', sql);
+  return decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw });
+};
+const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
+const dataRow = (...values: Array<string | null>): Buffer => msg('D', values.length, ...values.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v)])));
+
+describe('the recording thread', () => {
+  it('writes what the stage copied as events, in order, in a recording that verifies', async () => {
+    const dir = join(root, 'one');
+    const stream = await thread.open({ dir, id: 'one', key, protocol: 'postgres' });
+    const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 2, now: () => 5 });
+    stream.event({ t: 'start', at: 1, who: 'alice' });
+    for (let i = 0; i < 300; i++) {
+      stage.client(query(`select name from "customers" where id = ${i}`));
+      for (const m of [rowDescription('name'), dataRow(`Zoë "${i}"`), dataRow(null), dataRow('beyond the cap'), msg('C', 'SELECT 3'), msg('Z', 'I')]) {
+        if (stage.wants(m[0]!)) await stage.server(m);
+        else stage.passed(m[0]!);
+      }
+    }
+    stage.end();
+    stream.event({ t: 'end', at: 9, reason: 'client-terminated' });
+    await stream.close();
+
+    const check = await verifyRecording(dir, [createPublicKey(key)]);
+    expect(check).toMatchObject({ ok: true, complete: true, problems: [] });
+    const events = [];
+    for await (const e of readEvents(dir, MANIFEST)) events.push(e);
+    expect(events[0]).toEqual({ t: 'start', at: 1, who: 'alice' });
+    expect(events.at(-1)).toEqual({ t: 'end', at: 9, reason: 'client-terminated' });
+    expect(events.filter((e) => e.t === 'query')).toHaveLength(300);
+    expect(events.slice(1, 6)).toEqual([
+      { t: 'query', at: 5, sql: 'select name from "customers" where id = 0' },
+      { t: 'columns', at: 5, names: ['name'] },
+      { t: 'row', at: 5, values: ['Zoë "0"'] },
+      { t: 'row', at: 5, values: [null] },
+      { t: 'complete', at: 5, tag: 'SELECT 3', rows: 3, unrecorded: 1, ms: 0, firstRowMs: 0 },
+    ]);
+  });
+
+  it('says it is behind until what it was handed is on disk', async () => {
+    const stream = await thread.open({ dir: join(root, 'behind'), id: 'behind', key, protocol: 'postgres', maxPendingBytes: 1 });
+    stream.event({ t: 'start', at: 1, pad: 'x'.repeat(300_000) });
+    expect(stream.behind).toBeInstanceOf(Promise);
+    await stream.behind;
+    expect(stream.behind).toBeUndefined();
+    await stream.close();
+  });
+
+  it('tells the session when the recording cannot be written, and its close fails', async () => {
+    const dir = join(root, 'gone');
+    const stream = await thread.open({ dir, id: 'gone', key, protocol: 'postgres', chunkMs: 10 });
+    const failed = new Promise<Error>((resolve) => (stream.onFailure = resolve));
+    rmSync(dir, { recursive: true, force: true });
+    stream.event({ t: 'start', at: 1, pad: 'x'.repeat(300_000) });
+    expect((await failed).message).toMatch(/ENOENT/);
+    expect(stream.failure).toBeInstanceOf(Error);
+    await expect(stream.close()).rejects.toThrow(/ENOENT/);
+  });
+});
