@@ -14,7 +14,8 @@
  * @see https://nodejs.org/api/worker_threads.html#portpostmessagevalue-transferlist
  */
 import type { KeyObject } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.js';
 import type { RecordingEvent } from './event-line.js';
 
 /** A whole event, as JSON. */
@@ -82,23 +83,15 @@ export type FromThread =
   | { op: 'failed'; id: number; error: string }
   | { op: 'closed'; id: number; error?: string };
 
-/**
- * Runs the TypeScript source of the worker when this module itself runs from source (tests, the
- * dev stack): tsx's loader is registered in the worker first. The built package never takes this path.
- */
-const FROM_SOURCE = "import('tsx/esm/api').then((t) => { t.register(); return import(require('node:worker_threads').workerData.url); })";
-
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
   #worker: Worker | undefined;
   readonly #open = new Map<number, ThreadStream>();
   #seq = 0;
   #timer: NodeJS.Timeout | undefined;
-  #dead: Error | undefined;
 
   /** Opens a recording (its directory is created); rejects when it cannot be. */
   async open(o: ThreadRecordingOptions): Promise<RecordingStream> {
-    if (this.#dead) throw this.#dead;
     const id = ++this.#seq;
     const stream = new ThreadStream(id, (m, transfer) => this.#post(m, transfer), o.maxPendingBytes ?? 4 * 1024 * 1024, () => this.#closed(id));
     this.#open.set(id, stream);
@@ -131,15 +124,14 @@ export class RecordingThread {
   }
 
   #start(): Worker {
-    const w = import.meta.url.endsWith('.ts')
-      ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL('./thread-worker.ts', import.meta.url).href } })
-      : new Worker(new URL('./thread-worker.js', import.meta.url));
+    const w = startWorker(import.meta.url, 'thread-worker');
     w.on('message', (m: FromThread) => this.#open.get(m.id)?.answer(m));
+    // The recordings it held fail (their sessions follow `recording.onFailure`); the next one starts a new thread.
     const died = (why: unknown): void => {
       if (this.#worker !== w) return;
       this.#worker = undefined;
-      this.#dead = new Error(`the recording thread stopped: ${why instanceof Error ? why.message : String(why)}`);
-      for (const s of [...this.#open.values()]) s.answer({ op: 'failed', id: 0, error: this.#dead.message });
+      const error = `the recording thread stopped: ${why instanceof Error ? why.message : String(why)}`;
+      for (const s of [...this.#open.values()]) s.answer({ op: 'failed', id: 0, error });
     };
     w.on('error', died);
     w.on('exit', (code) => died(`exit code ${code}`));

@@ -9,7 +9,8 @@
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../../worker-thread.js';
 import type { Analysis } from './analyze.js';
 
 /** What the worker found in a long SQL text. */
@@ -51,18 +52,9 @@ let seq = 0;
 /** A worker that analysed a message larger than this is replaced (see the 'message' handler). */
 const RETIRE_AFTER = 8 * 1024 * 1024;
 
-/**
- * Runs the TypeScript source of the worker when this module itself runs from source (tests, the
- * dev stack): tsx's loader is registered in the worker first. The built package never takes this
- * path.
- */
-const FROM_SOURCE = "import('tsx/esm/api').then((t) => { t.register(); return import(require('node:worker_threads').workerData.url); })";
-
 /** The worker: the compiled `worker-thread.js` beside this module, or its `.ts` source. */
 function start(): Worker {
-  const w = import.meta.url.endsWith('.ts')
-    ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL('./worker-thread.ts', import.meta.url).href } })
-    : new Worker(new URL('./worker-thread.js', import.meta.url));
+  const w = startWorker(import.meta.url, 'worker-thread');
   w.on('message', (m: WorkerReply) => {
     const job = current;
     current = undefined;

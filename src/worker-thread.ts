@@ -1,0 +1,19 @@
+/**
+ * Starting a worker thread whose module sits beside the caller's, from the built package or from
+ * source.
+ *
+ * @see https://nodejs.org/api/worker_threads.html
+ */
+import { Worker } from 'node:worker_threads';
+
+/** Runs a TypeScript module in a worker: tsx's loader is registered there first. */
+const FROM_SOURCE = "import('tsx/esm/api').then((t) => { t.register(); return import(require('node:worker_threads').workerData.url); })";
+
+/**
+ * Starts the worker `name` (no extension) beside the module `from` (its `import.meta.url`): the
+ * compiled `name.js`, or `name.ts` when `from` itself runs from source (tests, the dev stack). The
+ * built package never takes the source path.
+ */
+export function startWorker(from: string, name: string): Worker {
+  return from.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL(`./${name}.ts`, from).href } }) : new Worker(new URL(`./${name}.js`, from));
+}
