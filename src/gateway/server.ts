@@ -588,10 +588,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
       const runId = typeof req.headers['hoop-run-id'] === 'string' ? req.headers['hoop-run-id'] : undefined;
       const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
-      let writer: RecordingStream | undefined;
+      let recording: RecordingStream | undefined;
       if (recordings) {
         try {
-          writer = await startRecording(sessionId);
+          recording = await startRecording(sessionId);
         } catch (err) {
           const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
           log.error('recording.unavailable', { session: sessionId, connection: name, subject: identity.subject, message: e.message, onFailure: recordingPolicy.onFailure });
@@ -625,7 +625,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         type: connection.type,
         ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
         ...(policyCommit !== undefined ? { policyCommit } : {}),
-        recorded: writer !== undefined,
+        recorded: recording !== undefined,
       });
       const controller = new AbortController();
       sessions.add(controller);
@@ -667,17 +667,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       };
       const counts = { statements: 0, refused: 0 };
       const maskedColumns = new Map<string, string>();
-      let recordingFailed = recordings !== undefined && writer === undefined;
-      if (writer) {
+      let recordingFailed = recordings !== undefined && recording === undefined;
+      if (recording) {
         // A failure to write: from then on nothing more is written; the policy's `onFailure` says what becomes of the session.
-        writer.onFailure = (err) => {
+        recording.onFailure = (err) => {
           recordingFailed = true;
           log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
           if (recordingPolicy.onFailure === 'close') {
             controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
           }
         };
-        writer.event({
+        recording.event({
           t: 'start',
           at: started,
           session: sessionId,
@@ -686,7 +686,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           gateway: VERSION,
         });
         session.recording = {
-          stream: writer,
+          stream: recording,
           results: recordingPolicy.results,
           rowCap: recordingPolicy.rowCap,
           notes: {
@@ -758,9 +758,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         durationMs: Date.now() - started,
       });
       if (recordings) {
-        if (writer) {
-          writer.event({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
-          await writer.close().catch((err: unknown) => {
+        if (recording) {
+          recording.event({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
+          await recording.close().catch((err: unknown) => {
             if (!recordingFailed) log.error('recording.failed', { ...who, error: describeError(err) });
             recordingFailed = true;
           });
@@ -780,7 +780,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           refused: counts.refused,
           ...(await touched.summary().catch(() => ({ tables: [], written: [], tablesComplete: false }))),
           maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
-          recording: writer === undefined ? 'none' : recordingFailed ? 'failed' : 'complete',
+          recording: recording === undefined ? 'none' : recordingFailed ? 'failed' : 'complete',
           bytesFromClient: outcome.bytesFromClient,
           bytesToClient: outcome.bytesToClient,
         };
