@@ -6,8 +6,12 @@
  */
 import { Worker } from 'node:worker_threads';
 
-/** Runs a TypeScript module in a worker: tsx's loader is registered there first. */
-const FROM_SOURCE = "import('tsx/esm/api').then((t) => { t.register(); return import(require('node:worker_threads').workerData.url); })";
+/**
+ * Runs a TypeScript module in a worker with tsx's require hook. Not its ESM loader: that one runs on
+ * a loader thread that exits with the worker and takes the process with it (Node 20's hooks proxy
+ * calls `process.exit` when its thread exits), which ended test processes at random.
+ */
+const FROM_SOURCE = "require('tsx/cjs/api').register(); require(require('node:url').fileURLToPath(require('node:worker_threads').workerData.url));";
 
 /**
  * Starts the worker `name` (no extension) beside the module `from` (its `import.meta.url`): the
