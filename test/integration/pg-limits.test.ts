@@ -21,15 +21,9 @@ import { openTunnel } from '../../src/tunnel/transport.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { emptyPolicy } from '../harness/policy.js';
 
-const policy: Policy = {
-  connections: [],
-  access: [],
-  statements: { unparseable: 'deny', rules: [] },
-  masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-  recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-  tests: [],
-};
+const policy: Policy = emptyPolicy();
 const limits: SessionLimits = { statement_timeout: 1500, lock_timeout: 1000, idle_in_transaction_session_timeout: 2000 };
 const masking: MaskingPolicy = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived: 'mask' };
 

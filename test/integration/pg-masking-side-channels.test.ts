@@ -17,6 +17,7 @@ import { parseErrorFields, type PgMessage } from '../../src/postgres/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { emptyPolicy } from '../harness/policy.js';
 
 const base: MaskingPolicy = {
   columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
@@ -32,7 +33,7 @@ const tokens = new Map<string, string>();
 
 function judgeFor(masking: MaskingPolicy, who: { subject: string; groups: string[] }): StatementJudge {
   return new StatementJudge(
-    { connections: [], access: [], statements: { unparseable: 'deny', rules: [] }, masking, recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] }, tests: [] },
+    emptyPolicy({ masking }),
     who,
     'app',
     'read-write',

@@ -22,15 +22,9 @@ import type { PgMessage } from '../../src/postgres/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { emptyPolicy } from '../harness/policy.js';
 
-const policy: Policy = {
-  connections: [],
-  access: [],
-  statements: { unparseable: 'deny', rules: [] },
-  masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-  recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-  tests: [],
-};
+const policy: Policy = emptyPolicy();
 
 /** The large object every test reads (and none may change). */
 const LO = 424242;

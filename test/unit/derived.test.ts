@@ -7,6 +7,7 @@ import { DerivedValueCheck } from '../../src/policy/masking/derived.js';
 import { analyzeSql, loadSqlParser, type StatementFacts } from '../../src/policy/sql/analyze.js';
 import { DERIVED_RULE, StatementJudge } from '../../src/policy/decide.js';
 import type { MaskingPolicy, Policy } from '../../src/policy/schema.js';
+import { emptyPolicy } from '../harness/policy.js';
 
 const masking: MaskingPolicy = {
   columns: [
@@ -77,14 +78,7 @@ describe('DerivedValueCheck', () => {
 });
 
 describe('StatementJudge with masking.derived: deny', () => {
-  const policy = (derived: 'mask' | 'deny'): Policy => ({
-    connections: [],
-    access: [],
-    statements: { unparseable: 'deny', rules: [] },
-    masking: { ...masking, derived },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-    tests: [],
-  });
+  const policy = (derived: 'mask' | 'deny'): Policy => (emptyPolicy({ masking: { ...masking, derived } }));
   const who = { subject: 'agent', groups: [] };
 
   it('denies a computed value of a masked column and names it', () => {

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { accessFor, admits } from '../../src/policy/access.js';
 import type { AccessRule, Policy } from '../../src/policy/schema.js';
+import { emptyPolicy } from '../harness/policy.js';
 
 const conn = (name: string) => ({
   name, type: 'postgres' as const, host: 'h', port: 5432, database: 'd', user: 'u', password: { kind: 'env' as const, name: 'P' },
@@ -12,14 +13,10 @@ const conn = (name: string) => ({
 });
 
 function policy(access: Partial<AccessRule>[]): Policy {
-  return {
+  return emptyPolicy({
     connections: [conn('prod'), conn('staging')],
     access: access.map((a, i) => ({ name: `r${i}`, subjects: [], emails: [], groups: [], connections: ['*'], mode: 'read-only', ...a })),
-    statements: { unparseable: 'deny', rules: [] },
-    masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-    tests: [],
-  };
+  });
 }
 
 describe('accessFor', () => {

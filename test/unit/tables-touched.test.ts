@@ -7,15 +7,9 @@ import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { TablesTouched } from '../../src/gateway/recordings.js';
+import { emptyPolicy } from '../harness/policy.js';
 
-const policy: Policy = {
-  connections: [],
-  access: [],
-  statements: { unparseable: 'deny', rules: [] },
-  masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-  recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-  tests: [],
-};
+const policy: Policy = emptyPolicy();
 
 beforeAll(async () => {
   await loadSqlParser();
