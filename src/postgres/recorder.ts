@@ -11,8 +11,9 @@
  *
  * - from the client: `query` (simple protocol), `parse` (a prepared statement's SQL), `bind` (the
  *   portal, its statement and the parameters, text as text and binary as base64, each cut at
- *   4 KiB), `execute` (the portal and its statement, whose SQL is in its `parse`); and the gate's
- *   `decision` when it refused one (action, rule, reason);
+ *   4 KiB), `execute` (the portal and its statement, whose SQL is in its `parse`; with the
+ *   `params` of its Bind when that came right before it, as drivers send them: one event, not
+ *   two); and the gate's `decision` when it refused one (action, rule, reason);
  * - from the server: `columns` (RowDescription, with how masking treated each column: its
  *   strategy and origin `schema.table.column`), `row`s (values as text, NULL as null; binary as
  *   base64), `complete` (the command tag, the rows sent and how many went unrecorded beyond the
@@ -374,6 +375,8 @@ export class PostgresRecorder {
   #masked: HeldResult['masked'];
   /** The result being received while it is small: its RowDescription and DataRows as they came, written with its outcome. */
   #held: HeldResult | undefined;
+  /** A Bind not written yet: with its Execute if that comes next (one `execute` event with `params`), else on its own. */
+  #bind: { body: Buffer; at: number; portal: string; statement: string } | undefined;
 
   constructor(sink: EventSink) {
     this.#sink = sink;
@@ -419,23 +422,33 @@ export class PostgresRecorder {
     }
   }
 
-  /** Writes the result it holds (before an event that is not the stage's: the session's end). */
+  /** Writes what it holds (before an event that is not the stage's: the session's end). */
   flush(): void {
-    if (this.#held) this.#release();
+    this.#writeHeld();
   }
 
-  /** Starts an event, after the result held so far. */
+  /** Starts an event, after what is held so far. */
   #begin(t: string): EventLine {
-    if (this.#held) this.#release();
+    this.#writeHeld();
     return this.#sink.begin(t, this.#at);
   }
 
-  /** Writes a whole event (a rare one), after the result held so far. */
+  /** Writes a whole event (a rare one), after what is held so far. */
   #emit(event: Record<string, unknown> & { t: string }): void {
-    if (this.#held) this.#release();
+    this.#writeHeld();
     this.#sink.append({ ...event, at: this.#at });
   }
 
+  /** Writes the result or the Bind held so far (never both: each is written before the other is held). */
+  #writeHeld(): void {
+    if (this.#held) this.#release();
+    const bind = this.#bind;
+    if (!bind) return;
+    this.#bind = undefined;
+    const line = this.#sink.begin('bind', bind.at).key('portal').string(bind.portal).key('statement').string(bind.statement).key('params');
+    writeBindParams(line, bind.body);
+    line.end();
+  }
 
   /** A client message: a Query, Parse, Bind, Execute or FunctionCall (checked by the relay's reader). */
   #client(type: number, body: Buffer): void {
@@ -453,13 +466,15 @@ export class PostgresRecorder {
         const [portal, at] = cstr(body, 0);
         const [statement] = cstr(body, at);
         this.#portals.set(portal, statement);
-        const line = this.#begin('bind').key('portal').string(portal).key('statement').string(statement).key('params');
-        writeBindParams(line, body);
-        line.end();
+        this.#writeHeld();
+        this.#bind = { body, at: this.#at, portal, statement };
         return;
       }
       case EXECUTE: {
         const [portal, at] = cstr(body, 0);
+        // A Bind and the Execute of its portal right after it (as drivers send them) are one event.
+        const bind = this.#bind?.portal === portal ? this.#bind : undefined;
+        if (bind) this.#bind = undefined;
         this.#started = this.#at;
         // The statement's SQL is in its `parse` event; readers resolve it (see TranscriptRenderer).
         const statement = this.#portals.get(portal);
@@ -467,6 +482,7 @@ export class PostgresRecorder {
         if (statement !== undefined) line.key('statement').string(statement);
         const maxRows = at + 4 <= body.length ? body.readInt32BE(at) : 0;
         if (maxRows) line.key('maxRows').number(maxRows);
+        if (bind) writeBindParams(line.key('params'), bind.body);
         line.end();
         return;
       }
@@ -487,7 +503,7 @@ export class PostgresRecorder {
     const body = bytes.subarray(start, end);
     switch (type) {
       case ROW_DESCRIPTION: {
-        if (this.#held) this.#release();
+        this.#writeHeld();
         this.#describe(body);
         this.#held = { desc: body, masked: this.#masked, rows: [], bytes: 0 };
         this.#masked = undefined;
@@ -561,6 +577,7 @@ export class PostgresRecorder {
   #complete(type: number, bytes: Buffer, start: number, end: number): void {
     const held = this.#held;
     this.#held = undefined;
+    this.#writeHeld(); // a Bind without its Execute
     const line = this.#sink.begin(held ? 'result' : 'complete', this.#at);
     if (held) {
       writeColumns(line, held).key('values').array();

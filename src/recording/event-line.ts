@@ -64,6 +64,9 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
 
+/** `{"t":"<type>","at":` per event type, encoded once (there are a few types). */
+const BEGINNINGS = new Map<string, Buffer>();
+
 /**
  * JSON lines in blocks. A line never spans two blocks (one that does not fit moves to a new block
  * as it grows), so a line left unfinished by an exception is simply dropped by the next
@@ -80,6 +83,9 @@ export class LineBlocks implements EventLine {
   #used = 0;
   /** A value was written at this level: the next one needs a comma. */
   #comma = false;
+  /** The time of the last line begun, and its digits (undefined for a time that is not a whole number of ms). */
+  #at = Number.NaN;
+  #atDigits: Buffer | undefined;
   readonly #onEnd: () => boolean;
 
   /** `onEnd` runs when a line ends; its answer is {@link EventLine.end}'s. */
@@ -103,11 +109,16 @@ export class LineBlocks implements EventLine {
   /** Starts a line (dropping one left unfinished): `{"t":"<t>","at":<at>`. */
   begin(t: string, at: number): EventLine {
     this.#used = this.#mark;
-    this.#comma = false;
-    this.#ascii('{"t":');
-    this.string(t);
-    this.#ascii(',"at":');
-    this.#number(at);
+    let start = BEGINNINGS.get(t);
+    if (!start) BEGINNINGS.set(t, (start = Buffer.from(`{"t":${JSON.stringify(t)},"at":`)));
+    this.#copy(start);
+    // Events come many to a millisecond: the time's digits are written once for all of them.
+    if (at !== this.#at) {
+      this.#at = at;
+      this.#atDigits = Number.isSafeInteger(at) && at >= 0 ? Buffer.from(String(at)) : undefined;
+    }
+    if (this.#atDigits) this.#copy(this.#atDigits);
+    else this.#number(at);
     this.#comma = true;
     return this;
   }
@@ -251,6 +262,15 @@ export class LineBlocks implements EventLine {
     this.#room(1);
     this.#block[this.#used++] = COMMA;
     this.#comma = false;
+  }
+
+  /** Bytes already encoded (a few: copied one by one, cheaper than a native copy). */
+  #copy(bytes: Uint8Array): void {
+    this.#room(bytes.length);
+    const block = this.#block;
+    let u = this.#used;
+    for (let i = 0; i < bytes.length; i++) block[u++] = bytes[i]!;
+    this.#used = u;
   }
 
   /** ASCII text (names, numbers, punctuation). */

@@ -15,7 +15,8 @@ const gunzip = promisify(gunzipCallback);
 /**
  * The events of the chunks `manifest` names (a verified SHA256SUMS or checkpoint), headers left
  * out. A small result's one `result` event is read as the `columns`, `row`s and `complete` a
- * larger result is written as, so every reader sees results one way.
+ * larger result is written as, and an `execute` with `params` as its `bind` and `execute`, so
+ * every reader sees one shape.
  */
 export async function* readEvents(dir: string, manifest: string): AsyncGenerator<RecordingEvent> {
   const text = await readFile(join(dir, manifest), 'utf8');
@@ -27,6 +28,7 @@ export async function* readEvents(dir: string, manifest: string): AsyncGenerator
       if (!l) continue;
       const e = JSON.parse(l) as RecordingEvent;
       if (e.t === 'result') yield* expandResult(e);
+      else if (e.t === 'execute' && 'params' in e) yield* expandExecute(e);
       else yield e;
     }
   }
@@ -41,6 +43,12 @@ function expandResult(e: RecordingEvent): RecordingEvent[] {
     ...(Array.isArray(values) ? values : []).map((v: unknown) => ({ t: 'row', at: rowsAt, values: v })),
     { t: 'complete', at, ...outcome },
   ];
+}
+
+/** An `execute` with its Bind's `params` as the `bind` and `execute` it stands for. */
+function expandExecute(e: RecordingEvent): RecordingEvent[] {
+  const { params, ...execute } = e;
+  return [{ t: 'bind', at: e.at, portal: e.portal, statement: e.statement, params }, execute];
 }
 
 /** A value as psql prints it in a table cell. */

@@ -8,7 +8,8 @@ import { PostgresRecorder, PostgresRecordingStage } from '../../src/postgres/rec
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 import type { RecordingStream } from '../../src/recording/thread.js';
 import { loopbackStream, memorySink } from '../harness/memory-sink.js';
-import { frontendMessage as msg, int32 } from '../harness/pg-frontend.js';
+import { decodeFrontend } from '../../src/postgres/frontend-messages.js';
+import { bind, execute, frontendMessage as msg, int32, parse } from '../harness/pg-frontend.js';
 
 const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
 const dataRow = (...values: string[]): Buffer => msg('D', values.length, ...values.flatMap((v) => [int32(Buffer.byteLength(v)), Buffer.from(v)]));
@@ -49,6 +50,27 @@ describe('the recording stage', () => {
     expect(cut.events()).toEqual([
       { t: 'columns', names: ['n'], at: 1 },
       { t: 'row', values: ['1'], at: 1 },
+    ]);
+  });
+
+  it('writes a Bind and the Execute of its portal right after it as one execute event; any other Bind on its own, in order', () => {
+    const { events, rec } = recorder();
+    const send = (raw: Buffer): void => rec.client(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
+    const withParam = msg('B', '', 's1', 0, 1, int32(1), Buffer.from('7'), 0); // no formats (text), one parameter, no result formats
+    send(parse('s1', 'select $1'));
+    send(withParam);
+    send(execute(''));
+    send(bind('p2', 's1'));
+    send(parse('s2', 'select 2'));
+    send(execute('p2', 10));
+    rec.server(complete('SELECT 1'));
+    expect(events()).toEqual([
+      { t: 'parse', statement: 's1', sql: 'select $1', at: 1 },
+      { t: 'execute', portal: '', statement: 's1', params: ['7'], at: 1 },
+      { t: 'bind', portal: 'p2', statement: 's1', params: [], at: 1 },
+      { t: 'parse', statement: 's2', sql: 'select 2', at: 1 },
+      { t: 'execute', portal: 'p2', statement: 's1', maxRows: 10, at: 1 },
+      { t: 'complete', tag: 'SELECT 1', rows: 0, ms: 0, at: 1 },
     ]);
   });
 });
