@@ -340,11 +340,13 @@ export async function getConnection(endpoint: GatewayEndpoint, token: string, na
 }
 
 /** A session in the gateway's index (`GET /v1/sessions`). */
-export type SessionSummary = Record<string, unknown> & { id: string; subject: string; connection: string; startedAt: string; endedAt: string; reason: string; statements: number; refused: number; recording: string };
+/** A session as `GET /v1/sessions` lists it: `endedAt` absent, `reason` and `recording` `running`, while it runs. */
+export type SessionSummary = Record<string, unknown> & { id: string; subject: string; connection: string; startedAt: string; endedAt?: string; reason: string; statements: number; refused: number; recording: string };
 
 /**
- * `GET /v1/sessions`: the ended sessions the caller may see (their own; everyone's for an
- * auditor), newest first, filtered by `user`, `connection`, `since`, `until`, `denied`.
+ * `GET /v1/sessions`: the sessions the caller may see (their own; everyone's for an auditor),
+ * running ones first, then ended ones newest first, filtered by `user`, `connection`, `since`,
+ * `until`, `denied`, `table`, `column`.
  */
 export async function listSessions(endpoint: GatewayEndpoint, token: string, filter: Record<string, string> = {}): Promise<{ sessions: SessionSummary[]; auditor: boolean }> {
   const q = new URLSearchParams(filter).toString();

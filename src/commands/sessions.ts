@@ -40,9 +40,10 @@ function when(iso: string): string {
 }
 
 /** What a verification says, in one line. */
-function verdict(check: RecordingCheck): string {
+function verdict(check: RecordingCheck, running = false): string {
   if (!check.ok) return `FAILED: ${check.problems.join('; ')}`;
-  const state = check.complete ? 'complete' : `truncated at its last checkpoint${check.unverified.length ? ` (${check.unverified.length} later chunk(s) unverified)` : ''}`;
+  const later = check.unverified.length ? ` (${check.unverified.length} later chunk(s) unverified)` : '';
+  const state = check.complete ? 'complete' : running ? `running: verified to its last checkpoint${later}` : `truncated at its last checkpoint${later}`;
   return `verified: ${check.chunks} chunk(s), ${check.events} events, ${state}, signed by ${check.signer}`;
 }
 
@@ -57,8 +58,9 @@ async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: stri
     const endpoint = { gateway: provider.gateway, ca: provider.ca };
     const { token } = await provider.current();
     if (id === 'last') {
-      const newest = (await listSessions(endpoint, token)).sessions[0];
-      if (!newest) throw new HoopError(ErrorCode.SESSION_UNKNOWN, 'you have no recorded sessions yet', { hint: 'sessions are listed once they end' });
+      // The newest session that ended (a running one is named by its id).
+      const newest = (await listSessions(endpoint, token)).sessions.find((s) => s.endedAt !== undefined);
+      if (!newest) throw new HoopError(ErrorCode.SESSION_UNKNOWN, 'you have no ended sessions yet', { hint: '`hoop sessions ls` lists them, running ones too' });
       id = newest.id;
     }
     const summary = await getSession(endpoint, token, id);
@@ -72,7 +74,12 @@ async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: stri
   }
 }
 
-function refuseInvalid(check: RecordingCheck, id: string): void {
+function refuseInvalid(check: RecordingCheck, id: string, summary: SessionSummary): void {
+  if (!check.ok && summary.recording === 'running' && check.manifest === undefined) {
+    throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${id} is running and its recording has no signed checkpoint yet`, {
+      hint: 'the gateway signs one at least every recording.checkpointSeconds (10 s by default): try again in a moment',
+    });
+  }
   if (!check.ok) {
     throw new HoopError(ErrorCode.RECORDING_INVALID, `the recording of session ${id} does not verify: ${check.problems.join('; ')}`, {
       hint: 'it was altered or damaged after the gateway signed it; `hoop sessions verify` says what failed',
@@ -80,10 +87,11 @@ function refuseInvalid(check: RecordingCheck, id: string): void {
   }
 }
 
-async function* transcript(dir: string, check: RecordingCheck): AsyncGenerator<TranscriptLine> {
+async function* transcript(dir: string, check: RecordingCheck, summary: SessionSummary): AsyncGenerator<TranscriptLine> {
   const renderer = new TranscriptRenderer();
   for await (const e of readEvents(dir, check.manifest!)) yield* renderer.render(e);
-  if (check.truncated) yield { at: Date.now(), text: '-- the recording ends here: the session was cut short (its last checkpoint)' };
+  if (summary.recording === 'running') yield { at: Date.now(), text: '-- the session is still running: this is its recording to its last checkpoint' };
+  else if (check.truncated) yield { at: Date.now(), text: '-- the recording ends here: the session was cut short (its last checkpoint)' };
 }
 
 function positive(value: string): number {
@@ -98,7 +106,7 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('ls'))
-      .description('list the ended sessions you may see (your own; everyone\'s for an auditor), newest first')
+      .description('list the sessions you may see (your own; everyone\'s for an auditor): running ones first, then ended ones, newest first')
       .option('--user <subject>', 'only this subject (or email)')
       .option('--connection <name>', 'only this connection')
       .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
@@ -133,12 +141,12 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('show'))
-      .argument('<id>', 'the session id, as `hoop sessions ls` lists it, or `last` for your newest')
+      .argument('<id>', 'the session id, as `hoop sessions ls` lists it, or `last` for your newest ended one')
       .description('the session: who, where, when, whether its recording verifies, and each statement with its decision and outcome')
       .option('--json', 'print one JSON document { session, verification, events }')
       .action(async (id: string, flags: CommonFlags) => {
         await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, summary.id);
+          refuseInvalid(check, summary.id, summary);
           if (flags.json) {
             const events: RecordingEvent[] = [];
             for await (const e of readEvents(dir, check.manifest!)) events.push(e);
@@ -152,31 +160,31 @@ export function sessionsCommand(io: CliIo): Command {
               ['connection', summary.connection],
               ['from', String(summary.remote ?? '?')],
               ['started', when(summary.startedAt)],
-              ['ended', `${when(summary.endedAt)} (${summary.reason})`],
+              ['ended', summary.endedAt ? `${when(summary.endedAt)} (${summary.reason})` : 'not yet: the session is running'],
               ['statements', `${summary.statements}, ${summary.refused} refused`],
               ['tables', `${Array.isArray(summary.tables) && summary.tables.length ? (summary.tables as string[]).join(', ') : '-'}${Array.isArray(summary.written) && summary.written.length ? ` (written: ${(summary.written as string[]).join(', ')})` : ''}${summary.tablesComplete === false ? ' (not all statements analysed)' : ''}`],
               ['masked', Array.isArray(summary.maskedColumns) && summary.maskedColumns.length ? (summary.maskedColumns as Array<{ column: string; strategy: string }>).map((m) => `${m.column} (${m.strategy})`).join(', ') : '-'],
-              ['recording', verdict(check)],
+              ['recording', verdict(check, summary.recording === 'running')],
             ]),
           );
           io.stdout.write('\n');
-          for await (const line of transcript(dir, check)) io.stdout.write(`${line.text}\n`);
+          for await (const line of transcript(dir, check, summary)) io.stdout.write(`${line.text}\n`);
         });
       }),
   );
 
   cmd.addCommand(
     gatewayOptions(new Command('verify'))
-      .argument('[id]', 'the session id (or `last`); its recording is downloaded and checked against the gateway\'s published keys')
+      .argument('[id]', 'the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway\'s published keys')
       .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
       .option('--file <dir>', 'check this recording directory instead (with --key, or the gateway\'s published keys)')
       .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
       .option('--json', 'print the verification as one JSON document')
       .action(async (id: string | undefined, flags: CommonFlags & { file?: string; key?: string[] }) => {
         if ((id === undefined) === (flags.file === undefined)) throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR (one of them)', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording --key "ssh-ed25519 AAAA..."' });
-        const report = (check: RecordingCheck, what: string): void => {
+        const report = (check: RecordingCheck, what: string, running = false): void => {
           if (flags.json) io.stdout.write(`${JSON.stringify(check)}\n`);
-          else io.stdout.write(`${what}: ${verdict(check)}\n`);
+          else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
           if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
         };
         if (flags.file !== undefined) {
@@ -193,13 +201,13 @@ export function sessionsCommand(io: CliIo): Command {
           report(await verifyRecording(resolve(io.cwd, flags.file), keys), flags.file);
           return;
         }
-        await withVerifiedRecording(io, flags, id!, async (_dir, check, summary) => report(check, `session ${summary.id}`));
+        await withVerifiedRecording(io, flags, id!, async (_dir, check, summary) => report(check, `session ${summary.id}`, summary.recording === 'running'));
       }),
   );
 
   cmd.addCommand(
     gatewayOptions(new Command('replay'))
-      .argument('<id>', 'the session id, or `last` for your newest')
+      .argument('<id>', 'the session id, or `last` for your newest ended one')
       .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, q quit); else the transcript')
       .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
       .option('--skip-idle', 'wait at most 1 s between lines')
@@ -208,16 +216,16 @@ export function sessionsCommand(io: CliIo): Command {
         const terminal = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
         const interactive = terminal && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
         await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, summary.id);
+          refuseInvalid(check, summary.id, summary);
           if (interactive) {
             const lines: TranscriptLine[] = [];
-            for await (const line of transcript(dir, check)) lines.push(line);
+            for await (const line of transcript(dir, check, summary)) lines.push(line);
             await playReplay(lines, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: `${summary.subject} on ${summary.connection}` });
             return;
           }
           const timed = terminal;
           let last: number | undefined;
-          for await (const line of transcript(dir, check)) {
+          for await (const line of transcript(dir, check, summary)) {
             if (timed && last !== undefined && line.at > last) {
               const wait = (line.at - last) / flags.speed;
               await sleep(flags.skipIdle ? Math.min(wait, 1000) : wait, undefined, { signal: io.signal });
@@ -231,18 +239,18 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('export'))
-      .argument('<id>', 'the session id, or `last` for your newest')
+      .argument('<id>', 'the session id, or `last` for your newest ended one')
       .description('the recording for other tools: its events as JSON or JSON lines, or the psql transcript as an asciicast v3 recording')
       .addOption(new Option('--format <format>', 'json, jsonl or asciicast').choices(['json', 'jsonl', 'asciicast']).default('jsonl'))
       .action(async (id: string, flags: CommonFlags & { format: 'json' | 'jsonl' | 'asciicast' }) => {
         await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, summary.id);
+          refuseInvalid(check, summary.id, summary);
           if (flags.format === 'asciicast') {
             // asciicast v3: a header, then [interval since the previous event, "o", text].
             const start = Date.parse(summary.startedAt);
             io.stdout.write(`${JSON.stringify({ version: 3, term: { cols: 120, rows: 40 }, timestamp: Math.floor(start / 1000), title: `hoop session ${summary.id}` })}\n`);
             let last = start;
-            for await (const line of transcript(dir, check)) {
+            for await (const line of transcript(dir, check, summary)) {
               const at = Math.max(line.at, last);
               io.stdout.write(`${JSON.stringify([Number(((at - last) / 1000).toFixed(3)), 'o', `${line.text}\r\n`])}\n`);
               last = at;

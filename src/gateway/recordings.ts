@@ -29,7 +29,7 @@ export interface PublishedKey {
   status: 'current' | 'retired';
 }
 
-/** One ended session in the index. */
+/** One session: in the index once it ended; while it runs, as the gateway sees it so far. */
 export interface SessionSummary {
   id: string;
   subject: string;
@@ -44,7 +44,9 @@ export interface SessionSummary {
   policyCommit?: string;
   runId?: string;
   startedAt: string;
-  endedAt: string;
+  /** Absent while the session runs. */
+  endedAt?: string;
+  /** Why it ended (`running` while it runs). */
   reason: string;
   /** Statements the client sent (Query and Execute). */
   statements: number;
@@ -62,11 +64,12 @@ export interface SessionSummary {
    */
   maskedColumns: Array<{ column: string; strategy: string }>;
   /**
-   * `complete`: closed and signed; `truncated`: the gateway stopped before the session ended (it
-   * verifies up to its last checkpoint); `failed`: it could not be written (onFailure continue or
-   * refuse); `none`: not recorded; `deleted`: removed after the policy's `retentionDays`.
+   * `complete`: closed and signed; `running`: being written (it verifies up to its last
+   * checkpoint); `truncated`: the gateway stopped before the session ended (it verifies up to its
+   * last checkpoint); `failed`: it could not be written (onFailure continue or refuse); `none`: not
+   * recorded; `deleted`: removed after the policy's `retentionDays`.
    */
-  recording: 'complete' | 'truncated' | 'failed' | 'none' | 'deleted';
+  recording: 'complete' | 'running' | 'truncated' | 'failed' | 'none' | 'deleted';
   bytesFromClient: number;
   bytesToClient: number;
 }
@@ -218,7 +221,7 @@ export class GatewayRecordings {
     const cutoff = now - days * 86_400_000;
     const deleted: string[] = [];
     for (const s of await this.sessions()) {
-      if (s.recording === 'deleted' || s.recording === 'none' || Date.parse(s.endedAt) >= cutoff) continue;
+      if (s.recording === 'deleted' || s.recording === 'none' || !s.endedAt || Date.parse(s.endedAt) >= cutoff) continue;
       await rm(join(this.dir, 'recordings', s.id), { recursive: true, force: true });
       await this.#append({ id: s.id, deleted: new Date(now).toISOString() });
       deleted.push(s.id);

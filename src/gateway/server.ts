@@ -309,6 +309,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let closing = false;
   /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
   const sessions = new Set<AbortController>();
+  /** Sessions running now, as `GET /v1/sessions` lists them until they are in the index. */
+  const running = new Map<string, () => SessionSummary>();
   const engines: Record<ConnectionConfig['type'], Engine> = {
     postgres: new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...config.postgres, ...options.postgres }),
   };
@@ -387,7 +389,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const auditors = policySource?.current().policy.recording.auditors ?? [];
     const auditor = identity.groups.some((g) => auditors.includes(g));
     const visible = (s: SessionSummary): boolean => auditor || (s.issuer === identity.issuer && s.subject === identity.subject);
-    const all = (await recordings.sessions()).filter(visible);
+    const now = [...running.values()].map((summary) => summary()).reverse();
+    const all = [...now, ...(await recordings.sessions())].filter(visible);
     if (!recorded) {
       const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
       const time = (name: string): number | undefined => {
@@ -407,7 +410,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (s) =>
           (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
           (connection === null || s.connection === connection) &&
-          (since === undefined || Date.parse(s.endedAt) >= since) &&
+          (since === undefined || s.endedAt === undefined || Date.parse(s.endedAt) >= since) &&
           (until === undefined || Date.parse(s.startedAt) <= until) &&
           (q.get('denied') === null || s.refused > 0) &&
           (table === null || (s.tables ?? []).some((t) => t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
@@ -668,6 +671,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const counts = { statements: 0, refused: 0 };
       const maskedColumns = new Map<string, string>();
       let recordingFailed = recordings !== undefined && recording === undefined;
+      /** The index's line for the session: as it ends, or while it runs. */
+      const summarize = (end?: SessionOutcome, tables?: { tables: string[]; written: string[]; tablesComplete: boolean }): SessionSummary => ({
+        id: sessionId,
+        subject: identity.subject,
+        issuer: identity.issuer,
+        ...(identity.email !== undefined ? { email: identity.email } : {}),
+        groups: identity.groups,
+        kind: identity.kind,
+        ...facts,
+        startedAt: new Date(started).toISOString(),
+        ...(end ? { endedAt: new Date().toISOString() } : {}),
+        reason: end?.reason ?? 'running',
+        statements: counts.statements,
+        refused: counts.refused,
+        // While it runs, the tables are not known yet: they are read from its statements at the end.
+        ...(tables ?? { tables: [], written: [], tablesComplete: false }),
+        maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
+        recording: recording === undefined ? 'none' : recordingFailed ? 'failed' : end ? 'complete' : 'running',
+        bytesFromClient: end?.bytesFromClient ?? 0,
+        bytesToClient: end?.bytesToClient ?? 0,
+      });
       if (recording) {
         // A failure to write: from then on nothing more is written; the policy's `onFailure` says what becomes of the session.
         recording.onFailure = (err) => {
@@ -722,6 +746,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         limit.unref();
       }
       let outcome: SessionOutcome;
+      if (recordings) running.set(sessionId, summarize);
       try {
         outcome = await engines[connection.type].serve(session);
       } catch (err) {
@@ -765,26 +790,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             recordingFailed = true;
           });
         }
-        const summary: SessionSummary = {
-          id: sessionId,
-          subject: identity.subject,
-          issuer: identity.issuer,
-          ...(identity.email !== undefined ? { email: identity.email } : {}),
-          groups: identity.groups,
-          kind: identity.kind,
-          ...facts,
-          startedAt: new Date(started).toISOString(),
-          endedAt: new Date().toISOString(),
-          reason: outcome.reason,
-          statements: counts.statements,
-          refused: counts.refused,
-          ...(await touched.summary().catch(() => ({ tables: [], written: [], tablesComplete: false }))),
-          maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
-          recording: recording === undefined ? 'none' : recordingFailed ? 'failed' : 'complete',
-          bytesFromClient: outcome.bytesFromClient,
-          bytesToClient: outcome.bytesToClient,
-        };
-        await recordings.index(summary).catch((err: unknown) => log.error('recording.index-failed', { ...who, error: describeError(err) }));
+        const summary = summarize(outcome, await touched.summary().catch(() => undefined));
+        // Listed as running until the index has it: never neither.
+        await recordings
+          .index(summary)
+          .catch((err: unknown) => log.error('recording.index-failed', { ...who, error: describeError(err) }))
+          .finally(() => running.delete(sessionId));
       }
     })();
     live.add(task);

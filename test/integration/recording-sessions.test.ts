@@ -40,12 +40,12 @@ async function hoop(argv: string[], subject: string, groups: string[] = []): Pro
   return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
 }
 
-/** Waits until the index holds `count` sessions of `subject` (sessions are indexed once they end); resolves them, newest first. */
+/** Waits until the index holds `count` ended sessions of `subject` and none runs; resolves them, newest first. */
 async function sessionsOf(subject: string, count: number): Promise<Array<{ id: string; statements: number; refused: number }>> {
   for (let i = 0; i < 100; i++) {
     const r = await hoop(['sessions', 'ls', '--json'], subject);
-    const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; statements: number; refused: number }> }).sessions;
-    if (sessions.length >= count) return sessions;
+    const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; statements: number; refused: number; endedAt?: string }> }).sessions;
+    if (sessions.length >= count && sessions.every((s) => s.endedAt !== undefined)) return sessions;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`fewer than ${count} sessions of ${subject} in the index`);
@@ -61,7 +61,7 @@ beforeAll(async () => {
         { user: pg.users.scram },
       );
       repo.commit(policy(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })));
-      return repo.gatewayBlock(['${env:APP_*}']);
+      return `${repo.gatewayBlock(['${env:APP_*}'])}recording: { checkpointSeconds: 1 }\n`;
     },
   });
 }, 120_000);
@@ -158,6 +158,41 @@ describe('recorded sessions', () => {
     expect(cast.slice(1).every((l) => Array.isArray(JSON.parse(l)) && JSON.parse(l)[1] === 'o')).toBe(true);
     const jsonl = (await hoop(['sessions', 'export', id], 'alice')).stdout.trim().split('\n');
     expect(jsonl.length).toBe(doc.events.length);
+  }, 60_000);
+
+  it('a running session is listed from its start, and shows and verifies to its last checkpoint', async () => {
+    const c = await stack.connect('app', await stack.token('alice'));
+    const client = await pgClient(c.info);
+    try {
+      await client.query('select count(*) from customers');
+      type Listed = { id: string; reason: string; recording: string; statements: number; endedAt?: string };
+      let now: Listed | undefined;
+      for (let i = 0; i < 50 && !now; i++) now = (JSON.parse((await hoop(['sessions', 'ls', '--json'], 'alice')).stdout) as { sessions: Listed[] }).sessions.find((s) => s.endedAt === undefined);
+      expect(now).toMatchObject({ reason: 'running', recording: 'running', statements: 1 });
+      const ls = await hoop(['sessions', 'ls'], 'alice');
+      expect(ls.stdout.split('\n')[1]).toMatch(new RegExp(`^${now!.id}\\s+\\S+ \\S+\\s+alice\\s+app\\s+1\\s+0\\s+running\\s+running$`)); // first
+      expect((await hoop(['sessions', 'ls', '--json'], 'bob')).stdout).not.toContain(now!.id);
+      // A checkpoint is signed at least every second here (checkpointSeconds: 1).
+      let show = await hoop(['sessions', 'show', now!.id], 'alice');
+      for (let i = 0; i < 30 && show.code !== 0; i++) {
+        expect(show.stderr).toContain('is running and its recording has no signed checkpoint yet');
+        await new Promise((r) => setTimeout(r, 200));
+        show = await hoop(['sessions', 'show', now!.id], 'alice');
+      }
+      expect(show.code).toBe(0);
+      expect(show.stdout).toMatch(/^ended\s+not yet: the session is running$/m);
+      expect(show.stdout).toMatch(/^recording\s+verified: \d+ chunk\(s\), \d+ events, running: verified to its last checkpoint/m);
+      expect(show.stdout).toContain('app=> select count(*) from customers');
+      expect(show.stdout).toContain('-- the session is still running: this is its recording to its last checkpoint');
+      const verify = await hoop(['sessions', 'verify', now!.id], 'alice');
+      expect(verify.code).toBe(0);
+      expect(verify.stdout).toContain('running: verified to its last checkpoint');
+    } finally {
+      await client.end();
+      await c.stop();
+    }
+    const ended = (await sessionsOf('alice', 4))[0]!;
+    expect(ended).toMatchObject({ statements: 1, reason: 'client-terminated', recording: 'complete' });
   }, 60_000);
 
   it('others see only their own sessions; an auditor sees everyone\'s', async () => {
