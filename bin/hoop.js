@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // Thin launcher: the only place that calls process.exit. Everything else lives in dist/cli.js.
 import { main } from '../dist/cli.js';
+import { FORWARDED_SIGNALS } from '../dist/io.js';
 
 const controller = new AbortController();
 let interrupts = 0;
+/** Set while a command (`hoop run`) hands the signals on to its child. */
+let taker;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
+    if (taker) return taker(signal);
     interrupts += 1;
     if (interrupts > 1) process.exit(130);
     controller.abort(signal);
@@ -19,5 +23,17 @@ const code = await main(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
   signal: controller.signal,
+  takeSignals(listener) {
+    taker = listener;
+    const others = FORWARDED_SIGNALS.filter((s) => s !== 'SIGINT' && s !== 'SIGTERM').map((s) => {
+      const handler = () => listener(s);
+      process.on(s, handler);
+      return () => process.off(s, handler);
+    });
+    return () => {
+      taker = undefined;
+      for (const give of others) give();
+    };
+  },
 });
 process.exit(code);

@@ -6,7 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.js';
-import { ExitCode, HoopError, describeError } from './errors.js';
+import { CommandExit, ExitCode, HoopError, describeError } from './errors.js';
 import type { CliIo } from './io.js';
 import { VERSION } from './version.js';
 
@@ -16,6 +16,8 @@ export function buildProgram(io: CliIo): Command {
     .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // `hoop run [options] -- <command>`: options after the command are the command's.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -39,6 +41,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
   } catch (err) {
+    if (err instanceof CommandExit) return err.exitCode;
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
       return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;

@@ -126,3 +126,14 @@ export function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+/** Ends a command with an exit code of its own and nothing more to say (`hoop run`: its command's code). */
+export class CommandExit extends Error {
+  override readonly name = 'CommandExit';
+  readonly exitCode: number;
+
+  constructor(exitCode: number) {
+    super(`exit ${exitCode}`);
+    this.exitCode = exitCode;
+  }
+}

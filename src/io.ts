@@ -16,7 +16,16 @@ export interface CliIo {
   cwd: string;
   /** Aborted on SIGINT/SIGTERM: long-running commands stop cleanly and return. */
   signal: AbortSignal;
+  /**
+   * Takes the process's signals ({@link FORWARDED_SIGNALS}) over, for a command that hands them
+   * on to a child of its own (`hoop run`): until the returned function is called they go to
+   * `listener`, not to {@link signal}. Absent when there is no process to take them from.
+   */
+  takeSignals?: (listener: (signal: NodeJS.Signals) => void) => () => void;
 }
+
+/** The signals `hoop run` hands on to its command. */
+export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 /** Resolves when `signal` aborts (immediately if it already has). */
 export function whenAborted(signal: AbortSignal): Promise<void> {

@@ -12,22 +12,14 @@
  *
  * @see /work/shared/ARCHITECTURE.md ("Who decides what")
  */
-import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
-import { getConnection } from '../auth/gateway-client.js';
 import { commandTokenProvider } from '../client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-listener.js';
-import { createSecureContext } from 'node:tls';
-import { removeRunFile, writePgpass, writeRootCert } from '../postgres/pgpass.js';
-import { mintCertificate } from '../x509.js';
-import { makeScramSecret } from '../postgres/scram.js';
-import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
-import { openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
-import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
-import { VERSION } from '../version.js';
+import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
+import type { LocalPolicyOptions } from './connect-policy.js';
+import { localUri, openLocalPort } from './local-port.js';
 
 interface ConnectOptions extends LocalPolicyOptions {
   port?: number;
@@ -82,107 +74,42 @@ export function connectCommand(io: CliIo): Command {
     .option('--policy-allowed-signers <file>', 'accept only policy commits signed by these SSH keys (default: $HOOP_POLICY_ALLOWED_SIGNERS)')
     .action(async (name: string, opts: ConnectOptions) => {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'connect' } });
-      const provider = await commandTokenProvider(io, opts);
-      const gateway = provider.gateway;
-      const ca = provider.ca;
-      let info;
-      try {
-        info = await getConnection({ gateway, ca }, (await provider.current()).token, name);
-      } catch (err) {
-        provider.close();
-        throw err;
-      }
-      if (info.type !== 'postgres') {
-        provider.close();
-        throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; hoop connect serves postgres connections`);
-      }
-
-      const password = randomBytes(24).toString('base64url');
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
-
-      // Early checks: the same gate as the gateway's, on the CLI's copy of the policy.
-      let early: EarlyChecks | undefined;
+      const provider = await commandTokenProvider(io, opts);
       try {
-        early = await EarlyChecks.start({ io, options: opts, log, endpoint: { gateway, ca }, token: async () => (await provider.current()).token, connection: name, say });
-      } catch (err) {
-        provider.close();
-        throw err;
-      }
-
-      const renewal = new TunnelTokenRenewal(provider, log, say);
-      const onEvent = (e: ListenerEvent): void => {
-        if (e.kind === 'tunnel-failed') say(`${e.error.message}${e.error.hint ? ` (${e.error.hint})` : ''}`);
-        else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
-        else if (e.kind === 'protocol-error') say(`a local client broke the protocol and was disconnected: ${e.message}`);
-        else if (e.kind === 'client-closed' && e.message) say(`session ${e.session} closed: ${e.message}`);
-        else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
-      };
-      // A certificate for this run's local port, its own root: clients that insist on TLS verify it.
-      const certificate = mintCertificate({ commonName: `hoop connect ${name}`, altNames: ['127.0.0.1', 'localhost'], ca: true, validDays: 30 });
-      const listener = new LocalPostgresListener({
-        secret: makeScramSecret(password),
-        tls: createSecureContext({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2' }),
-        ...(opts.port !== undefined ? { port: opts.port } : {}),
-        ...(opts.socket ? { socketDir: opts.socket, socketPort: opts.port || 5432 } : {}),
-        log,
-        onEvent,
-        openTunnel: async (sessionId) => {
-          const { token } = await provider.current();
-          const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, ...(ca ? { ca } : {}) });
-          renewal.track(opened.channel, token);
-          await early?.admit(opened);
-          return opened;
-        },
-        ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel) => early.gate(session, tunnel) } : {}),
-      });
-      const stopProvider = (): void => {
-        renewal.close();
-        provider.close();
-      };
-      let address;
-      try {
-        address = await listener.listen();
-      } catch (err) {
-        stopProvider();
-        throw err;
-      }
-      const files: string[] = [];
-      try {
-        const pgpassFile = await writePgpass({ env: io.env, name, host: address.socketPath ? '*' : address.host, port: address.port, password });
-        files.push(pgpassFile);
-        // TLS on TCP (libpq does not use it over a unix socket): clients verify the per-session certificate.
-        const sslrootcert = address.socketPath ? undefined : await writeRootCert({ env: io.env, name, port: address.port, pem: certificate.cert });
-        if (sslrootcert) files.push(sslrootcert);
-        const user = 'hoop';
-        const host = address.host;
-        const uri = address.socketPath
-          ? `postgresql://${user}@/${encodeURIComponent(info.database)}?host=${encodeURIComponent(host)}&port=${address.port}`
-          : `postgresql://${user}@${host}:${address.port}/${encodeURIComponent(info.database)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(sslrootcert!)}`;
-        if (opts.json) {
-          const tls = sslrootcert ? { sslmode: 'verify-full', sslrootcert } : {};
-          const details: ConnectJson = { connection: name, host, port: address.port, user, database: info.database, password, pgpassFile, ...tls, uri };
-          io.stdout.write(`${JSON.stringify(details)}\n`);
-        } else {
-          const conninfo = `host=${host} port=${address.port} user=${user} dbname=${info.database}${sslrootcert ? ` sslmode=verify-full sslrootcert=${sslrootcert}` : ''}`;
-          io.stdout.write(
-            [
-              `Connected to "${name}" through ${gateway}.`,
-              `Listening on ${address.socketPath ?? `${host}:${address.port}`}; the password is in ${pgpassFile}.`,
-              '',
-              'Connect with:',
-              `  PGPASSFILE=${shellQuote(pgpassFile)} psql ${shellQuote(conninfo)}`,
-              '',
-              `or export PGPASSFILE=${shellQuote(pgpassFile)} and use ${uri}`,
-              'Press Ctrl-C to stop.',
-              '',
-            ].join('\n'),
-          );
+        const local = await openLocalPort({ io, provider, name, policy: opts, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.socket ? { socket: opts.socket } : {}), log, say });
+        let pgpassFile: string | undefined;
+        try {
+          pgpassFile = await writePgpass({ env: io.env, name, entries: [local] });
+          const { host, port, user, database, password, sslrootcert } = local;
+          const uri = localUri(local);
+          if (opts.json) {
+            const tls = sslrootcert ? { sslmode: 'verify-full', sslrootcert } : {};
+            const details: ConnectJson = { connection: name, host, port, user, database, password, pgpassFile, ...tls, uri };
+            io.stdout.write(`${JSON.stringify(details)}\n`);
+          } else {
+            const conninfo = `host=${host} port=${port} user=${user} dbname=${database}${sslrootcert ? ` sslmode=verify-full sslrootcert=${sslrootcert}` : ''}`;
+            io.stdout.write(
+              [
+                `Connected to "${name}" through ${provider.gateway}.`,
+                `Listening on ${local.socketPath ?? `${host}:${port}`}; the password is in ${pgpassFile}.`,
+                '',
+                'Connect with:',
+                `  PGPASSFILE=${shellQuote(pgpassFile)} psql ${shellQuote(conninfo)}`,
+                '',
+                `or export PGPASSFILE=${shellQuote(pgpassFile)} and use ${uri}`,
+                'Press Ctrl-C to stop.',
+                '',
+              ].join('\n'),
+            );
+          }
+          await whenAborted(io.signal);
+        } finally {
+          await local.close();
+          if (pgpassFile) await removeRunFile(pgpassFile);
         }
-        await whenAborted(io.signal);
       } finally {
-        stopProvider();
-        await listener.close();
-        for (const file of files) await removeRunFile(file);
+        provider.close();
       }
     });
 }

@@ -109,17 +109,18 @@ export function sessionsCommand(io: CliIo): Command {
       .description('list the sessions you may see (your own; everyone\'s for an auditor): running ones first, then ended ones, newest first')
       .option('--user <subject>', 'only this subject (or email)')
       .option('--connection <name>', 'only this connection')
+      .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
       .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
       .option('--until <time>', 'started at or before this date or time')
       .option('--denied', 'only sessions in which the policy refused a statement')
       .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
       .option('--column <table.column>', 'only sessions that received this column masked (e.g. customers.card_number)')
       .option('--json', 'print one JSON document { sessions: [...] }')
-      .action(async (flags: CommonFlags & { user?: string; connection?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string }) => {
+      .action(async (flags: CommonFlags & { user?: string; connection?: string; run?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string }) => {
         const provider = await commandTokenProvider(io, flags);
         try {
           const filter: Record<string, string> = {};
-          for (const k of ['user', 'connection', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+          for (const k of ['user', 'connection', 'run', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
           if (flags.denied) filter.denied = '1';
           const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
           if (flags.json) {

@@ -125,6 +125,8 @@ const TLS_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CH
 
 /** How long a finished session's tunnel may stay open for the client to read its last bytes. */
 const SESSION_LINGER_MS = 5_000;
+/** A run id as a tunnel may give it (`Hoop-Run-Id`): what `hoop run` makes, and no other shape. */
+const RUN_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
 const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
@@ -389,8 +391,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const auditors = policySource?.current().policy.recording.auditors ?? [];
     const auditor = identity.groups.some((g) => auditors.includes(g));
     const visible = (s: SessionSummary): boolean => auditor || (s.issuer === identity.issuer && s.subject === identity.subject);
+    // Running ones first taken, then the index: a session that ends in between is in both (and listed once), never in neither.
     const now = [...running.values()].map((summary) => summary()).reverse();
-    const all = [...now, ...(await recordings.sessions())].filter(visible);
+    const ended = await recordings.sessions();
+    const indexed = new Set(ended.map((s) => s.id));
+    const all = [...now.filter((s) => !indexed.has(s.id)), ...ended].filter(visible);
     if (!recorded) {
       const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
       const time = (name: string): number | undefined => {
@@ -403,6 +408,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const since = time('since');
       const until = time('until');
       const user = q.get('user');
+      const run = q.get('run');
       const connection = q.get('connection');
       const table = q.get('table')?.toLowerCase() ?? null;
       const column = q.get('column')?.toLowerCase() ?? null;
@@ -410,6 +416,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (s) =>
           (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
           (connection === null || s.connection === connection) &&
+          (run === null || s.runId === run) &&
           (since === undefined || s.endedAt === undefined || Date.parse(s.endedAt) >= since) &&
           (until === undefined || Date.parse(s.startedAt) <= until) &&
           (q.get('denied') === null || s.refused > 0) &&
@@ -589,7 +596,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       const requested = req.headers['hoop-session-id'];
       const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
-      const runId = typeof req.headers['hoop-run-id'] === 'string' ? req.headers['hoop-run-id'] : undefined;
+      const requestedRun = req.headers['hoop-run-id'];
+      // A run id is a client's claim that links its sessions: kept only in the shape `hoop run` makes.
+      const runId = typeof requestedRun === 'string' && RUN_ID.test(requestedRun) ? requestedRun : undefined;
       const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
       let recording: RecordingStream | undefined;
       if (recordings) {

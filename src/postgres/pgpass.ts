@@ -35,11 +35,12 @@ async function writeRunFile(env: NodeJS.ProcessEnv, stem: string, extension: str
 }
 
 /**
- * Writes a pgpass file for one listener and returns its path.
+ * Writes a pgpass file for listeners (a line each; `*` matches any host, for a unix socket) and returns its path.
  * @see https://www.postgresql.org/docs/current/libpq-pgpass.html
  */
-export function writePgpass(options: { env: NodeJS.ProcessEnv; name: string; host: string; port: number; password: string }): Promise<string> {
-  return writeRunFile(options.env, `${options.name}-${options.port}`, '.pgpass', `${field(options.host)}:${options.port}:*:*:${field(options.password)}\n`);
+export function writePgpass(options: { env: NodeJS.ProcessEnv; name: string; entries: ReadonlyArray<{ host: string; port: number; password: string; socketPath?: string }> }): Promise<string> {
+  const lines = options.entries.map((e) => `${e.socketPath ? '*' : field(e.host)}:${e.port}:*:*:${field(e.password)}\n`);
+  return writeRunFile(options.env, `${options.name}-${options.entries[0]?.port ?? 0}`, '.pgpass', lines.join(''));
 }
 
 /**

@@ -1,0 +1,140 @@
+/**
+ * One connection of the gateway served on a local PostgreSQL port for as long as a command runs:
+ * `hoop connect` prints how to reach it, `hoop run` puts it in its command's environment. Each
+ * client of the port gets its own authenticated tunnel to the gateway; local clients prove the
+ * per-run password (SCRAM), and on TCP the port speaks TLS with a certificate minted for this run
+ * (the `sslrootcert` of `sslmode=verify-full`).
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Data path")
+ */
+import { randomBytes } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
+import { getConnection } from '../auth/gateway-client.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import { ErrorCode, HoopError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import type { Logger } from '../log.js';
+import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-listener.js';
+import { removeRunFile, writeRootCert } from '../postgres/pgpass.js';
+import { makeScramSecret } from '../postgres/scram.js';
+import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
+import { openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
+import { VERSION } from '../version.js';
+import { mintCertificate } from '../x509.js';
+import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
+
+export interface LocalPortOptions {
+  io: CliIo;
+  provider: ResolvedTokenProvider;
+  /** The connection, as `hoop connections` lists it. */
+  name: string;
+  /** Where the CLI's policy bundle comes from, if it judges statements first. */
+  policy: LocalPolicyOptions;
+  /** A TCP port on 127.0.0.1 (default: any free one). */
+  port?: number;
+  /** A directory to listen in on a unix socket instead of TCP. */
+  socket?: string;
+  /** Sent with every tunnel (`Hoop-Run-Id`): the gateway's session records carry it. */
+  runId?: string;
+  log: Logger;
+  /** Tells the user something (a line on stderr). */
+  say: (line: string) => void;
+}
+
+/** A local port serving one connection. */
+export interface LocalPort {
+  connection: string;
+  /** 127.0.0.1, or the socket's directory. */
+  host: string;
+  port: number;
+  /** Set when the port is a unix socket (no TLS: libpq does not use it there). */
+  socketPath?: string;
+  user: string;
+  database: string;
+  /** The per-run password local clients must give. */
+  password: string;
+  /** The certificate of the port's TLS, as a file (absent on a unix socket). */
+  sslrootcert?: string;
+  /** Stops listening, ends the tunnels, removes the files it wrote. */
+  close(): Promise<void>;
+}
+
+/** The user name local clients give (the gateway connects as the connection's own user). */
+const LOCAL_USER = 'hoop';
+
+/** Opens a local port for connection `o.name`; see the module documentation. */
+export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
+  const { provider, name, log, say } = o;
+  const { gateway, ca } = provider;
+  const info = await getConnection({ gateway, ca }, (await provider.current()).token, name);
+  if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; a local port serves postgres connections`);
+
+  // Early checks: the same gate as the gateway's, on the CLI's copy of the policy.
+  const early = await EarlyChecks.start({ io: o.io, options: o.policy, log, endpoint: { gateway, ca }, token: async () => (await provider.current()).token, connection: name, say });
+  const password = randomBytes(24).toString('base64url');
+  const renewal = new TunnelTokenRenewal(provider, log, say);
+  const onEvent = (e: ListenerEvent): void => {
+    if (e.kind === 'tunnel-failed') say(`${e.error.message}${e.error.hint ? ` (${e.error.hint})` : ''}`);
+    else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
+    else if (e.kind === 'protocol-error') say(`a local client broke the protocol and was disconnected: ${e.message}`);
+    else if (e.kind === 'client-closed' && e.message) say(`session ${e.session} closed: ${e.message}`);
+    else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
+  };
+  // A certificate for this run's local port, its own root: clients that insist on TLS verify it.
+  const certificate = mintCertificate({ commonName: `hoop connect ${name}`, altNames: ['127.0.0.1', 'localhost'], ca: true, validDays: 30 });
+  const listener = new LocalPostgresListener({
+    secret: makeScramSecret(password),
+    tls: createSecureContext({ cert: certificate.cert, key: certificate.key, minVersion: 'TLSv1.2' }),
+    ...(o.port !== undefined ? { port: o.port } : {}),
+    ...(o.socket ? { socketDir: o.socket, socketPort: o.port || 5432 } : {}),
+    log,
+    onEvent,
+    openTunnel: async (sessionId) => {
+      const { token } = await provider.current();
+      const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, ...(o.runId ? { runId: o.runId } : {}), ...(ca ? { ca } : {}) });
+      renewal.track(opened.channel, token);
+      await early?.admit(opened);
+      return opened;
+    },
+    ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel) => early.gate(session, tunnel) } : {}),
+  });
+  let sslrootcert: string | undefined;
+  const close = async (): Promise<void> => {
+    renewal.close();
+    await listener.close();
+    if (sslrootcert) await removeRunFile(sslrootcert);
+  };
+  try {
+    const address = await listener.listen();
+    // TLS on TCP (libpq does not use it over a unix socket): clients verify the per-run certificate.
+    if (!address.socketPath) sslrootcert = await writeRootCert({ env: o.io.env, name, port: address.port, pem: certificate.cert });
+    return {
+      connection: name,
+      host: address.host,
+      port: address.port,
+      ...(address.socketPath ? { socketPath: address.socketPath } : {}),
+      user: LOCAL_USER,
+      database: info.database,
+      password,
+      ...(sslrootcert ? { sslrootcert } : {}),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
+ * A libpq connection URI for `port` (RFC 3986; libpq's `host` parameter for a socket directory).
+ * With `password`, it is in the URI, for drivers that read no PGPASSFILE.
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS
+ */
+export function localUri(port: LocalPort, password?: string): string {
+  const user = password === undefined ? port.user : `${port.user}:${encodeURIComponent(password)}`;
+  const database = encodeURIComponent(port.database);
+  return port.socketPath
+    ? `postgresql://${user}@/${database}?host=${encodeURIComponent(port.host)}&port=${port.port}`
+    : `postgresql://${user}@${port.host}:${port.port}/${database}?sslmode=verify-full&sslrootcert=${encodeURIComponent(port.sslrootcert!)}`;
+}

@@ -1,0 +1,192 @@
+/**
+ * `hoop run [--connect NAME]... -- <command> [args...]`: runs a command (an AI agent, a CI job,
+ * a script) whose only way to the connections it names is through the gateway. Each connection is
+ * served on a local port for the length of the run (as `hoop connect` serves it), and the command
+ * starts with the environment its clients read: libpq's `PGHOST`, `PGPORT`, `PGUSER`,
+ * `PGDATABASE`, `PGPASSFILE` (the per-run password), `PGSSLMODE`/`PGSSLROOTCERT` on TCP;
+ * `DATABASE_URL` (one connection) or `DATABASE_URL_<NAME>` (several); and `HOOP_RUN_ID`, which
+ * every tunnel of the run carries, so the gateway's session records name the run.
+ *
+ * No credential of a database is in that environment: the gateway alone holds them. Inherited
+ * libpq variables (`PG*`) and `DATABASE_URL*` are removed first, so none can point the command
+ * around the gateway. Stdio is the command's own (a TTY stays a TTY); the signals hoop receives
+ * are handed on (on a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal, so hoop
+ * does not send them again); hoop exits with the command's exit code (128 + n for signal n), and
+ * the ports close when the command exits.
+ *
+ * Without `--connect`, the connections are the `connections:` of `.hoop.yaml` in the working
+ * directory, else of `hoop.yaml` in the user's hoop config directory.
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-envars.html
+ * @see https://github.com/sindresorhus/execa#readme
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { execa } from 'execa';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { configDir } from '../auth/paths.js';
+import { commandTokenProvider } from '../client-config.js';
+import { CommandExit, ErrorCode, HoopError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { createLogger, levelFromEnv } from '../log.js';
+import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
+import type { LocalPolicyOptions } from './connect-policy.js';
+import { localUri, openLocalPort, type LocalPort } from './local-port.js';
+
+interface RunOptions extends LocalPolicyOptions {
+  connect?: string[];
+  socket?: string;
+  gateway?: string;
+  tokenFile?: string;
+  caFile?: string;
+}
+
+/** The file in a working directory (and in the user's config directory, `hoop.yaml`) that names a run's connections. */
+export const RUN_FILE = '.hoop.yaml';
+
+const RunFile = z.object({ connections: z.array(z.string().min(1)).min(1, { error: 'name at least one connection' }) }, { error: 'must be a mapping with `connections: [NAME, ...]`' }).strict();
+
+/** The connections of `file` (undefined when it does not exist). */
+async function connectionsIn(file: string): Promise<string[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${file}: ${(err as Error).message}`);
+  }
+  let parsed;
+  try {
+    parsed = RunFile.safeParse(parseYaml(text));
+  } catch (err) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`, { hint: 'it reads: connections: [prod-db]' });
+  }
+  return parsed.data.connections;
+}
+
+/** The connections a run serves: `--connect`, else `.hoop.yaml` here, else the user's `hoop.yaml`. */
+async function runConnections(io: CliIo, named: string[] | undefined): Promise<string[]> {
+  if (named?.length) return [...new Set(named)];
+  const here = await connectionsIn(join(io.cwd, RUN_FILE));
+  if (here) return here;
+  const mine = await connectionsIn(join(configDir(io.env, io.cwd), 'hoop.yaml'));
+  if (mine) return mine;
+  throw new HoopError(ErrorCode.USAGE, 'hoop run needs to know which connections to serve', {
+    hint: `name them with --connect NAME (as \`hoop connections\` lists them), or in ${RUN_FILE} here: connections: [NAME]`,
+  });
+}
+
+/** `DATABASE_URL_<NAME>`: the name upper-cased, anything but letters and digits as `_`. */
+export function databaseUrlName(connection: string): string {
+  return `DATABASE_URL_${connection.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+}
+
+/** Whether an inherited variable could point a client elsewhere or carry a credential: libpq's, and DATABASE_URL*. */
+function clientVariable(name: string): boolean {
+  return name.startsWith('PG') || name.startsWith('DATABASE_URL');
+}
+
+/** The command's environment: the inherited one without client variables, then the run's ports (the first named is libpq's default). */
+export function runEnvironment(inherited: NodeJS.ProcessEnv, ports: readonly LocalPort[], pgpassFile: string, runId: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(inherited)) if (!clientVariable(k)) env[k] = v;
+  const first = ports[0]!;
+  Object.assign(env, {
+    PGHOST: first.host,
+    PGPORT: String(first.port),
+    PGUSER: first.user,
+    PGDATABASE: first.database,
+    PGPASSFILE: pgpassFile,
+    ...(first.sslrootcert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: first.sslrootcert } : {}),
+    HOOP_RUN_ID: runId,
+  });
+  // The per-run password in the URL too: drivers that read no PGPASSFILE (most outside libpq) need it.
+  if (ports.length === 1) env.DATABASE_URL = localUri(first, first.password);
+  else for (const p of ports) env[databaseUrlName(p.connection)] = localUri(p, p.password);
+  return env;
+}
+
+/** The process's own stdio stream (file descriptor `fd`) is inherited: the command shares it, a TTY stays a TTY. Another stream is piped. */
+function inherited<T extends object>(stream: T, fd: 0 | 1 | 2): T | 'inherit' {
+  return (stream as { fd?: unknown }).fd === fd ? 'inherit' : stream;
+}
+
+/** A shell's exit code for how a command ended: its own code, or 128 + the signal's number. */
+function exitCodeOf(result: { exitCode?: number | undefined; signal?: string | undefined }): number {
+  if (result.signal) return 128 + (constants.signals[result.signal as NodeJS.Signals] ?? 0);
+  return result.exitCode ?? 1;
+}
+
+/** Builds the `run` command. */
+export function runCommand(io: CliIo): Command {
+  return new Command('run')
+    .description('run a command (an agent, a CI job) whose connections go through the gateway: local ports for them, their details in its environment')
+    .usage('[options] -- <command> [args...]')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .addOption(new Option('-c, --connect <name>', 'serve this connection (repeat for several; default: connections: in .hoop.yaml)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
+    .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
+    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--policy-dir <dir>', 'judge statements here first with the policy bundle in this checked-out config repo (the gateway still decides)')
+    .option('--policy-repo <url>', 'the same with a config repo pulled as `hoop policy pull` does (default: $HOOP_POLICY_REPO)')
+    .option('--policy-ref <ref>', 'branch, tag or commit of --policy-repo (default: $HOOP_POLICY_REF, else main)')
+    .option('--policy-allowed-signers <file>', 'accept only policy commits signed by these SSH keys (default: $HOOP_POLICY_ALLOWED_SIGNERS)')
+    .passThroughOptions()
+    .action(async (argv: string[], opts: RunOptions) => {
+      const [file, ...args] = argv;
+      const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'run' } });
+      const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+      const names = await runConnections(io, opts.connect);
+      const runId = `run-${randomBytes(12).toString('base64url')}`;
+      const provider = await commandTokenProvider(io, opts);
+      const ports: LocalPort[] = [];
+      let pgpassFile: string | undefined;
+      let giveSignals: (() => void) | undefined;
+      try {
+        for (const name of names) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket } : {}), runId, log, say }));
+        pgpassFile = await writePgpass({ env: io.env, name: 'run', entries: ports });
+        log.info('run.start', { run: runId, connections: names, command: file });
+        const child = execa(file!, args, {
+          env: runEnvironment(io.env, ports, pgpassFile, runId),
+          extendEnv: false,
+          cwd: io.cwd,
+          stdin: io.stdin ? inherited(io.stdin, 0) : 'ignore',
+          stdout: inherited(io.stdout, 1),
+          stderr: inherited(io.stderr, 2),
+          reject: false,
+          // The command may take its time to end after a signal: hoop waits for it.
+          forceKillAfterDelay: false,
+        });
+        // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
+        const terminal = [io.stdin, io.stdout, io.stderr].some((s) => (s as { isTTY?: boolean } | undefined)?.isTTY === true);
+        giveSignals = io.takeSignals?.((signal) => {
+          if (!(terminal && (signal === 'SIGINT' || signal === 'SIGQUIT'))) child.kill(signal);
+        });
+        const result = await child;
+        if (result.failed && result.exitCode === undefined && !result.signal) {
+          const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
+          const missing = code === 'ENOENT';
+          throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: ${missing ? 'command not found' : (result.cause as Error | undefined)?.message ?? result.shortMessage}`, {
+            hint: missing ? 'check the command name and PATH' : 'check that it is an executable the current user may run',
+            exitCode: missing ? 127 : 126,
+          });
+        }
+        log.info('run.end', { run: runId, exitCode: result.exitCode, signal: result.signal });
+        throw new CommandExit(exitCodeOf(result));
+      } finally {
+        giveSignals?.();
+        for (const port of ports) await port.close();
+        if (pgpassFile) await removeRunFile(pgpassFile);
+        provider.close();
+      }
+    });
+}
