@@ -215,6 +215,14 @@ describe('the README, run as written', () => {
     expect(verified.code).toBe(0);
     expect(verified.output).toMatch(/verified: \d+ chunk\(s\), \d+ events, complete, signed by SHA256:/);
 
+    // An agent wrapped by hoop run.
+    const wrapped = shCommands(readme).filter((l) => l.startsWith('npx hoop run --connect demo-db'));
+    expect(wrapped).toEqual(["npx hoop run --connect demo-db -- psql -c 'select name, card_number from customers limit 2'"]);
+    const agentRun = await sourced(wrapped[0]!);
+    expect(agentRun.code).toBe(0);
+    expect(agentRun.output).toMatch(/Ada Lovelace \| \*{4} \*{4} \*{4} \d{4}|Ada Lovelace \| \[redacted\]/);
+    expect(agentRun.output).toContain('(2 rows)');
+
     expect(await interrupt(demo)).toBe(0);
     const scripted = await run(['npx hoop demo --script']);
     expect(scripted.code).toBe(0);
@@ -362,6 +370,14 @@ describe('the README, run as written', () => {
       ran.delete(`${line[1]} -XAt -c 'select email, card_number from customers order by id'`);
       expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 0004$/)]);
       expect(await interrupt(open)).toBe(0);
+    }, 60_000);
+
+    it('hoop run: psql wrapped, its connection in its environment, masked values', async () => {
+      const wrapped = shCommands(readme).filter((l) => l.startsWith('npx hoop run --connect prod-db'));
+      expect(wrapped).toEqual(["npx hoop run --connect prod-db -- psql -XAt -c 'select email, card_number from customers order by id'"]);
+      const r = await run(wrapped, { env: cliEnv('person') });
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 0004$/)]);
     }, 60_000);
 
     it('CI: the GitHub Actions workflow\'s run steps sign in as ci:acme/api and report through hoop', async () => {
