@@ -6,6 +6,7 @@ import type { CliIo } from '../io.js';
 import { connectCommand } from './connect.js';
 import { connectionsCommand } from './connections.js';
 import { demoCommand } from './demo.js';
+import { execCommand } from './exec.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
@@ -15,4 +16,4 @@ import { sessionsCommand } from './sessions.js';
 import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, sessionsCommand, policyCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, sessionsCommand, policyCommand, gatewayCommand];

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
+import { alignedTable, rowCount, serverMessageLines } from '../postgres/psql-format.js';
 import type { RecordingEvent } from './event-line.js';
 
 const gunzip = promisify(gunzipCallback);
@@ -49,18 +50,6 @@ function expandResult(e: RecordingEvent): RecordingEvent[] {
 function expandExecute(e: RecordingEvent): RecordingEvent[] {
   const { params, ...execute } = e;
   return [{ t: 'bind', at: e.at, portal: e.portal, statement: e.statement, params }, execute];
-}
-
-/** A value as psql prints it in a table cell. */
-function cell(v: unknown): string {
-  return v === null || v === undefined ? '' : String(v);
-}
-
-/** Rows as psql's aligned format draws them. */
-function table(names: string[], rows: unknown[][]): string[] {
-  const widths = names.map((n, i) => Math.max(n.length, ...rows.map((r) => cell(r[i]).length)));
-  const line = (cells: string[]): string => ` ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')}`.trimEnd();
-  return [line(names.map((n, i) => n.padStart(Math.floor((widths[i]! + n.length) / 2)).padEnd(widths[i]!))), widths.map((w) => '-'.repeat(w + 2)).join('+'), ...rows.map((r) => line(r.map(cell)))];
 }
 
 /** One piece of a transcript: what to print, and when (ms since the epoch). */
@@ -125,9 +114,9 @@ export class TranscriptRenderer {
       case 'complete': {
         const out: TranscriptLine[] = [];
         if (this.#names) {
-          out.push(...table(this.#names, this.#rows).map((text) => ({ at: this.#rowsAt || at, text })));
+          out.push(...alignedTable(this.#names, this.#rows).map((text) => ({ at: this.#rowsAt || at, text })));
           const n = Number(e.rows ?? this.#rows.length);
-          out.push({ at, text: `(${n} row${n === 1 ? '' : 's'})${e.unrecorded ? `   -- ${String(e.unrecorded)} not recorded (row cap)` : ''}` }, { at, text: '' });
+          out.push({ at, text: `${rowCount(n)}${e.unrecorded ? `   -- ${String(e.unrecorded)} not recorded (row cap)` : ''}` }, { at, text: '' });
         } else out.push({ at, text: String(e.tag) });
         this.#names = undefined;
         this.#rows = [];
@@ -136,11 +125,12 @@ export class TranscriptRenderer {
       case 'error':
         this.#names = undefined;
         this.#rows = [];
-        return [
-          { at, text: `ERROR:  ${String(e.message)}` },
-          ...(e.detail ? [{ at, text: `DETAIL:  ${String(e.detail)}` }] : []),
-          ...(e.hint ? [{ at, text: `HINT:  ${String(e.hint)}` }] : []),
-        ];
+        return serverMessageLines({
+          severity: 'ERROR',
+          message: String(e.message),
+          ...(e.detail ? { detail: String(e.detail) } : {}),
+          ...(e.hint ? { hint: String(e.hint) } : {}),
+        }).map((text) => ({ at, text }));
       case 'notice':
         return [{ at, text: `${String(e.severity ?? 'NOTICE')}:  ${String(e.message)}` }];
       case 'notification':

@@ -372,6 +372,14 @@ describe('the README, run as written', () => {
       expect(await interrupt(open)).toBe(0);
     }, 60_000);
 
+    it('hoop exec: the same rows as CSV, masked', async () => {
+      const exec = shCommands(readme).filter((l) => l.startsWith('npx hoop exec'));
+      expect(exec).toEqual(["npx hoop exec prod-db --csv -c 'select email, card_number from customers order by id'"]);
+      const r = await run(exec, { env: cliEnv('person') });
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim().split('\n')).toEqual(['email,card_number', expect.stringMatching(/^h:[0-9a-f]{16},\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16},\*{4} \*{4} \*{4} 0004$/)]);
+    }, 60_000);
+
     it('hoop run: psql wrapped, its connection in its environment, masked values', async () => {
       const wrapped = shCommands(readme).filter((l) => l.startsWith('npx hoop run --connect prod-db'));
       expect(wrapped).toEqual(["npx hoop run --connect prod-db -- psql -XAt -c 'select email, card_number from customers order by id'"]);

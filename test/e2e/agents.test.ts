@@ -1,44 +1,36 @@
 /**
- * `hoop run -- <command>` as a user runs it: the built CLI wraps psql, a shell and a small agent
- * on the `pg` driver; the command finds its connections in its environment and nothing else, its
- * exit code and signals pass through, the ports close when it exits, and the gateway's sessions
- * carry the run id.
+ * Agents' commands as a user or an agent runs them, the built CLI in its own process:
+ * - `hoop run -- <command>` wraps psql, a shell and a small agent on the `pg` driver: the command
+ *   finds its connections in its environment and nothing else, its exit code and signals pass
+ *   through, the ports close when it exits, and the gateway's sessions carry the run id;
+ * - `hoop exec` prints what psql prints (aligned, CSV), JSON lines, exits with documented codes,
+ *   and streams a result larger than its heap.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frontendMessage } from '../harness/pg-frontend.js';
+import { spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 
-const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 const nodeModules = resolve(import.meta.dirname, '../../node_modules');
 let stack: HoopStack;
 let token: string;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+let repo: PolicyGitRepo;
+
+/** The gateway's flags and this user's token, for a spawned hoop. */
+function gatewayArgs(): string[] {
+  return ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
 }
 
-/** Starts `node bin/hoop.js run <args>` with only `env` (and PATH); `onStdout` sees its output as it comes. */
-function hoopRun(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Ran> {
-  const child = spawn(process.execPath, [bin, 'run', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, ...args], {
-    env: { PATH: process.env.PATH, HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, ...options.env },
-    cwd: options.cwd ?? stack.dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    stdout += d.toString();
-    options.onStdout?.(stdout, child);
-  });
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((r) => child.on('close', (code) => r({ code, stdout, stderr })));
+/** `hoop run <args>` with only `env` (and PATH). */
+function hoopRun(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
+  return spawnHoop(['run', ...gatewayArgs(), ...args], { env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, ...options.env }, cwd: options.cwd ?? stack.dir, ...(options.onStdout ? { onStdout: options.onStdout } : {}) });
 }
 
 /** Whether something listens on 127.0.0.1:`port`. */
@@ -55,11 +47,32 @@ function listening(port: number): Promise<boolean> {
 
 beforeAll(async () => {
   if (!existsSync(resolve(import.meta.dirname, '../../dist/cli.js'))) throw new Error('run `npm run build` first (npm test does)');
-  stack = await startStack();
+  repo = new PolicyGitRepo('hoop-agents-policy-');
+  stack = await startStack({
+    policy: async ({ pg }) => {
+      await pg.psql(
+        `create table agent_items (id int primary key, name text, price numeric, active bool, tags jsonb, note text);
+         insert into agent_items values (1, 'pen', 1.50, true, '{"colour": "blue"}', null), (2, 'Zoë''s "pad", ruled', 12, false, '[]', 'two
+lines'), (3, '', 100.25, null, null, 'x');`,
+        { user: pg.users.scram },
+      );
+      repo.commit(`version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '\${env:APP_PASSWORD}' })}${connectionYaml(pg, { name: 'app-md5', user: pg.users.md5.user, password: '\${env:MD5_PASSWORD}' })}access:
+  - { name: people, subjects: [alice], connections: [app, app-md5], mode: read-write }
+statements:
+  rules:
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
+    - { name: review-deletes, match: { kinds: [delete] }, action: review, message: deletes need a reviewer }
+`);
+      return repo.gatewayBlock(['\${env:APP_*}', '\${env:MD5_*}']);
+    },
+  });
   token = await stack.token('alice');
 }, 120_000);
 afterAll(async () => {
   await stack?.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
 });
 
 describe('hoop run', () => {
@@ -71,11 +84,11 @@ describe('hoop run', () => {
     const runId = /^run=(run-[A-Za-z0-9_-]+)$/m.exec(r.stdout)![1]!;
     let sessions: Array<{ runId?: string; statements: number; endedAt?: string }> = [];
     for (let i = 0; i < 50 && !sessions.some((s) => s.endedAt); i++) {
-      const ls = await stack.run(['sessions', 'ls', '--json', '--run', runId, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+      const ls = await stack.run(['sessions', 'ls', '--json', '--run', runId, ...gatewayArgs()], { HOOP_TOKEN: token });
       sessions = (JSON.parse(ls.stdout) as { sessions: typeof sessions }).sessions;
     }
     expect(sessions).toEqual([expect.objectContaining({ runId, statements: 1 })]);
-    const other = await stack.run(['sessions', 'ls', '--json', '--run', 'run-of-someone-else', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+    const other = await stack.run(['sessions', 'ls', '--json', '--run', 'run-of-someone-else', ...gatewayArgs()], { HOOP_TOKEN: token });
     expect((JSON.parse(other.stdout) as { sessions: unknown[] }).sessions).toEqual([]);
   });
 
@@ -87,7 +100,7 @@ describe('hoop run', () => {
     }
     const ran = new Set<string>();
     for (let i = 0; i < 50 && !ran.has('run-ok_12345'); i++) {
-      const ls = await stack.run(['sessions', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+      const ls = await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token });
       for (const s of (JSON.parse(ls.stdout) as { sessions: Array<{ runId?: string }> }).sessions) if (s.runId) ran.add(s.runId);
     }
     expect([...ran].filter((r) => !r.startsWith('run-') || r.length !== 20)).toEqual(['run-ok_12345']);
@@ -180,4 +193,61 @@ describe('hoop run', () => {
     expect(ok.stderr).toBe('');
     expect(ok.stdout).toBe('5\n');
   });
+});
+
+describe('hoop exec', () => {
+  /** `hoop exec <args>` with alice's token. */
+  const hoopExec = (args: string[], o: { input?: string; nodeArgs?: string[] } = {}): Promise<HoopProcessResult> =>
+    spawnHoop(['exec', ...args, ...gatewayArgs()], { env: { HOOP_TOKEN: token }, cwd: stack.dir, ...o });
+  /** What psql prints for the same statements, through hoop run. */
+  const psqlSays = (args: string[]): Promise<HoopProcessResult> => hoopRun(['--connect', 'app', '--', 'psql', '-X', ...args]);
+
+  it('prints results as psql does: aligned tables with numbers on the right, command tags, CSV', async () => {
+    const sql = 'select id, name, price, active, tags, note from agent_items order by id; create temp table t (a int); select 1 as one where false';
+    const [exec, psql] = await Promise.all([hoopExec(['app', '-c', sql]), psqlSays(['-c', sql])]);
+    expect(exec.stderr).toBe('');
+    expect(exec.code).toBe(0);
+    expect(exec.stdout).toBe(psql.stdout);
+    expect(exec.stdout).toContain(' id |');
+    const [csv, psqlCsv] = await Promise.all([hoopExec(['app', '--csv', '-c', 'select id, name, note, active from agent_items order by id']), psqlSays(['--csv', '-c', 'select id, name, note, active from agent_items order by id'])]);
+    expect(csv.stdout).toBe(psqlCsv.stdout);
+    expect(csv.stdout.split('\n')[0]).toBe('id,name,note,active');
+  });
+
+  it('--json: one object per row, numbers, booleans and JSON as themselves; statements from a file or stdin', async () => {
+    const r = await hoopExec(['app', '--json', '-c', "select id, name, price, active, tags, note, 9007199254740993::int8 as big from agent_items order by id"]);
+    expect(r.code).toBe(0);
+    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows[0]).toEqual({ id: 1, name: 'pen', price: '1.50', active: true, tags: { colour: 'blue' }, note: null, big: '9007199254740993' });
+    expect(rows[1]).toMatchObject({ name: 'Zoë\'s "pad", ruled', active: false, tags: [], note: 'two\nlines' });
+    await writeFile(join(stack.dir, 'q.sql'), 'select count(*) from agent_items;\n');
+    expect((await hoopExec(['app', '-f', 'q.sql', '--csv'])).stdout).toBe('count\n3\n');
+    expect((await hoopExec(['app', '--csv'], { input: 'select 2 * 21 as answer' })).stdout).toBe('answer\n42\n');
+  });
+
+  it('exits 1 on a database error, 3 when the policy refuses, 4 when a reviewer must approve, saying why on stderr', async () => {
+    const failed = await hoopExec(['app', '-c', 'select * from no_such_table']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('ERROR:  relation "no_such_table" does not exist');
+    const refused = await hoopExec(['app', '-c', 'drop table agent_items']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('ERROR:  hoop: denied by rule "no-drop": DROP is not allowed');
+    const review = await hoopExec(['app', '-c', 'delete from agent_items']);
+    expect(review.code).toBe(4);
+    expect(review.stderr).toContain('ERROR:  hoop: approval required (rule "review-deletes")');
+    expect((await hoopExec(['app', '--csv', '-c', 'select count(*) from agent_items'])).stdout).toBe('count\n3\n'); // nothing was dropped or deleted
+    const nothing = await hoopExec(['app']);
+    expect(nothing.code).toBe(64);
+    expect(nothing.stderr).toContain('no statements: give -c SQL, -f FILE, or pipe them in');
+  });
+
+  it('streams a result larger than its heap', async () => {
+    // ~60 MB of rows through a CLI whose heap may not exceed 48 MB: only streaming fits.
+    const r = await hoopExec(['app', '--csv', '-c', "select g, repeat('x', 50) from generate_series(1, 1000000) g"], { nodeArgs: ['--max-old-space-size=48'] });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines.length).toBe(1_000_002); // header, a million rows, the final newline
+    expect(lines[1_000_000]).toBe(`1000000,${'x'.repeat(50)}`);
+  }, 120_000);
 });

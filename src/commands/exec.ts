@@ -1,0 +1,226 @@
+/**
+ * `hoop exec <connection> (-c SQL | -f FILE | stdin) [--json | --csv]`: statements through the
+ * gateway, under its policy and recording, without a local port: one tunnel, one session, the
+ * results printed as psql prints them (an aligned table, `--csv` as `psql --csv`, or `--json`: one
+ * JSON object per row). Results stream: a table is laid out from its first
+ * {@link TABLE_LAYOUT_ROWS} rows, and every row after them is printed as it comes, so a result of
+ * any size runs in bounded memory, and a slow reader of the output holds the rows back at the
+ * gateway.
+ *
+ * Exit codes (stable, for scripts and agents): 0 every statement ran; 1 the database reported an
+ * error; 3 the policy refused a statement; 4 a statement needs a reviewer's approval; and hoop's own
+ * codes for the rest (64 usage, 69 gateway unreachable, 77 not signed in or not allowed).
+ *
+ * @see https://www.postgresql.org/docs/current/app-psql.html
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { text } from 'node:stream/consumers';
+import type { Writable } from 'node:stream';
+import { Command, Option } from 'commander';
+import { getConnection } from '../auth/gateway-client.js';
+import { commandTokenProvider } from '../client-config.js';
+import { CommandExit, ErrorCode, HoopError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import type { PgErrorFields } from '../postgres/messages.js';
+import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, tableHeader, tableRow } from '../postgres/psql-format.js';
+import type { RowDescriptionField } from '../postgres/rows.js';
+import { QueryError, SimpleQuerySession, type ResultHandler } from '../postgres/simple-query.js';
+import { openTunnel } from '../tunnel/transport.js';
+import { VERSION } from '../version.js';
+
+/** `hoop exec`'s exit codes beyond hoop's own (see the module documentation). */
+export const ExecExit = {
+  /** The database reported an error. */
+  STATEMENT_FAILED: 1,
+  /** The policy refused a statement. */
+  REFUSED: 3,
+  /** A statement needs a reviewer's approval. */
+  REVIEW: 4,
+} as const;
+
+/** Rows a table is laid out from; later rows keep those widths (psql's FETCH_COUNT does the same). */
+export const TABLE_LAYOUT_ROWS = 1000;
+
+type Format = 'table' | 'csv' | 'json';
+
+interface ExecOptions {
+  command?: string[];
+  file?: string;
+  json?: boolean;
+  csv?: boolean;
+  gateway?: string;
+  tokenFile?: string;
+  caFile?: string;
+}
+
+/** Writes `s`; resolves once the stream takes more (back-pressure reaches the tunnel through the reader). */
+function write(out: Writable, s: string): Promise<void> | undefined {
+  if (out.write(s)) return undefined;
+  return new Promise((r) => out.once('drain', r));
+}
+
+/** A row's values for `--json`: numbers, booleans and JSON as themselves where they fit, anything else as text. */
+function jsonValue(v: string | null, typeOid: number): unknown {
+  if (v === null) return null;
+  switch (typeOid) {
+    case 16: // bool
+      return v === 't';
+    case 21: // int2
+    case 23: // int4
+    case 26: // oid
+      return Number(v);
+    case 20: // int8: a number while it is exact
+    case 700: // float4
+    case 701: {
+      // float8 (NaN and Infinity stay text)
+      const n = Number(v);
+      return Number.isFinite(n) && (typeOid !== 20 || Number.isSafeInteger(n)) ? n : v;
+    }
+    case 114: // json
+    case 3802: // jsonb
+      return JSON.parse(v) as unknown;
+    default:
+      return v;
+  }
+}
+
+/** Prints results in `format` to `out` (see the module documentation). */
+class ResultPrinter implements ResultHandler {
+  readonly #out: Writable;
+  readonly #err: Writable;
+  readonly #format: Format;
+  #fields: RowDescriptionField[] = [];
+  /** The table's first rows, held to lay it out; undefined once laid out. */
+  #held: Array<Array<string | null>> | undefined;
+  #widths: number[] = [];
+  #right: boolean[] = [];
+  #rows = 0;
+
+  constructor(out: Writable, err: Writable, format: Format) {
+    this.#out = out;
+    this.#err = err;
+    this.#format = format;
+  }
+
+  columns(fields: RowDescriptionField[]): Promise<void> | undefined {
+    this.#fields = fields;
+    this.#rows = 0;
+    if (this.#format === 'table') {
+      this.#held = [];
+      this.#right = fields.map((f) => NUMERIC_TYPES.has(f.typeOid));
+      return undefined;
+    }
+    if (this.#format === 'csv') return write(this.#out, `${fields.map((f) => csvField(f.name)).join(',')}\n`);
+    return undefined;
+  }
+
+  row(values: Array<string | null>): Promise<void> | undefined {
+    this.#rows++;
+    switch (this.#format) {
+      case 'table':
+        if (this.#held) {
+          this.#held.push(values);
+          return this.#held.length >= TABLE_LAYOUT_ROWS ? this.#layOut() : undefined;
+        }
+        return write(this.#out, `${tableRow(values, this.#widths, this.#right).join('\n')}\n`);
+      case 'csv':
+        return write(this.#out, `${values.map(csvField).join(',')}\n`);
+      case 'json':
+        return write(this.#out, `${JSON.stringify(Object.fromEntries(values.map((v, i) => [this.#fields[i]?.name ?? `?column${i}?`, jsonValue(v, this.#fields[i]?.typeOid ?? 0)])))}\n`);
+    }
+  }
+
+  async complete(tag: string): Promise<void> {
+    if (this.#format !== 'table') return;
+    if (this.#held) await this.#layOut();
+    // psql prints a result's rows and count, and the tag of a statement that returns none.
+    if (this.#widths.length || this.#fields.length) await write(this.#out, `${rowCount(this.#rows)}\n\n`);
+    else await write(this.#out, `${tag}\n`);
+    this.#fields = [];
+    this.#widths = [];
+  }
+
+  notice(fields: PgErrorFields): void {
+    this.#err.write(`${serverMessageLines(fields).join('\n')}\n`);
+  }
+
+  /** Prints the held rows under a header laid out from them. */
+  #layOut(): Promise<void> | undefined {
+    const rows = this.#held!;
+    this.#held = undefined;
+    const names = this.#fields.map((f) => f.name);
+    this.#widths = columnWidths(names, rows);
+    return write(this.#out, `${[...tableHeader(names, this.#widths), ...rows.flatMap((r) => tableRow(r, this.#widths, this.#right))].join('\n')}\n`);
+  }
+}
+
+/** The exit code for the error that stopped the statements. */
+function exitFor(f: PgErrorFields): number {
+  if (f.code === '42501' && f.message.startsWith('hoop: denied')) return ExecExit.REFUSED;
+  if (f.code === '42501' && f.message.startsWith('hoop: approval required')) return ExecExit.REVIEW;
+  return ExecExit.STATEMENT_FAILED;
+}
+
+/** Builds the `exec` command. */
+export function execCommand(io: CliIo): Command {
+  return new Command('exec')
+    .description('run SQL through the gateway (its policy, masking and recording) and print the results as psql does; exit 0 ok, 1 SQL error, 3 refused, 4 needs approval')
+    .argument('<connection>', 'connection name, as `hoop connections` lists it')
+    .addOption(new Option('-c, --command <sql>', 'run these statements (repeat for several, each its own query)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .option('-f, --file <file>', 'run the statements in this file')
+    .addOption(new Option('--json', 'print each row as one JSON object per line').conflicts('csv'))
+    .option('--csv', 'print CSV as psql --csv does (a header line per result)')
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
+    .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
+    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .action(async (name: string, opts: ExecOptions) => {
+      if (opts.command?.length && opts.file !== undefined) throw new HoopError(ErrorCode.USAGE, 'give -c SQL or -f FILE, not both');
+      let statements: string[];
+      if (opts.command?.length) statements = opts.command;
+      else if (opts.file !== undefined) statements = [await readFile(resolve(io.cwd, opts.file), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.file}: ${err.message}`)))];
+      else statements = io.stdin && !(io.stdin as { isTTY?: boolean }).isTTY ? [await text(io.stdin)] : [];
+      if (statements.every((sql) => sql.trim() === '')) throw new HoopError(ErrorCode.USAGE, 'no statements: give -c SQL, -f FILE, or pipe them in', { hint: `hoop exec ${name} -c 'select 1'` });
+      const format: Format = opts.json ? 'json' : opts.csv ? 'csv' : 'table';
+
+      const provider = await commandTokenProvider(io, opts);
+      try {
+        const { gateway, ca } = provider;
+        const { token } = await provider.current();
+        const info = await getConnection({ gateway, ca }, token, name);
+        if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; hoop exec runs SQL on postgres connections`);
+        const { channel } = await openTunnel({
+          gateway,
+          connection: name,
+          token,
+          sessionId: randomBytes(12).toString('base64url'),
+          clientVersion: VERSION,
+          ...(io.env.HOOP_RUN_ID ? { runId: io.env.HOOP_RUN_ID } : {}),
+          ...(ca ? { ca } : {}),
+        });
+        let session: SimpleQuerySession;
+        try {
+          session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', 'hoop exec']]);
+        } catch (err) {
+          channel.destroy();
+          if (err instanceof QueryError) throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${err.message}`);
+          throw err;
+        }
+        try {
+          const printer = new ResultPrinter(io.stdout, io.stderr, format);
+          for (const sql of statements) {
+            const failure = await session.run(sql, printer);
+            if (failure) {
+              io.stderr.write(`${serverMessageLines(failure).join('\n')}\n`);
+              throw new CommandExit(exitFor(failure));
+            }
+          }
+        } finally {
+          session.close();
+        }
+      } finally {
+        provider.close();
+      }
+    });
+}

@@ -1,0 +1,130 @@
+/**
+ * A minimal PostgreSQL frontend for one-shot statements (`hoop exec`): over a tunnel to the
+ * gateway (which signs in to the database itself, so the tunnel's startup needs no password) it
+ * sends the statements as one simple Query and hands each result to a handler as it arrives.
+ * Reading waits for the handler, so a slow consumer (a pipe to `head`, a slow disk) holds the
+ * rows back in the tunnel's flow control instead of in memory.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
+ */
+import type { Duplex } from 'node:stream';
+import { query, startupMessage, terminate, type PgErrorFields } from './messages.js';
+import { PgProtocolError } from './protocol-error.js';
+import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from './reader.js';
+import { cstr, parseDataRow, parseRowDescription, type RowDescriptionField } from './rows.js';
+
+/** What a statement's results are handed to, in order. A returned Promise holds the reading back. */
+export interface ResultHandler {
+  columns(fields: RowDescriptionField[]): void | Promise<void>;
+  /** A row, its values as text (NULL as null). */
+  row(values: Array<string | null>): void | Promise<void>;
+  /** A statement ended with this command tag (`SELECT 3`, `UPDATE 1`, ...). */
+  complete(tag: string): void | Promise<void>;
+  notice(fields: PgErrorFields): void;
+}
+
+const ROW_DESCRIPTION = 0x54;
+const DATA_ROW = 0x44;
+const COMMAND_COMPLETE = 0x43;
+const EMPTY_QUERY = 0x49;
+const ERROR = 0x45;
+const NOTICE = 0x4e;
+const READY = 0x5a;
+const AUTHENTICATION = 0x52;
+const COPY_IN = 0x47;
+const COPY_OUT = 0x48;
+const COPY_BOTH = 0x57;
+
+/** The backend's messages on `stream`, one at a time, read only as fast as they are asked for. */
+async function* messagesOf(stream: Duplex): AsyncGenerator<PgMessage> {
+  const reader = new MessageReader({ side: 'backend' });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    reader.push(chunk);
+    for (let m = reader.next(); m; m = reader.next()) yield m;
+  }
+}
+
+/** A signed-in session on a tunnel: statements run one Query at a time. */
+export class SimpleQuerySession {
+  readonly #stream: Duplex;
+  readonly #messages: AsyncGenerator<PgMessage>;
+
+  private constructor(stream: Duplex) {
+    this.#stream = stream;
+    this.#messages = messagesOf(stream);
+  }
+
+  /** Sends the StartupMessage and reads up to the first ReadyForQuery; rejects with the server's error if it refuses. */
+  static async start(stream: Duplex, params: Array<[string, string]>): Promise<SimpleQuerySession> {
+    const s = new SimpleQuerySession(stream);
+    stream.write(startupMessage(params));
+    for (;;) {
+      const m = await s.#next('while signing in');
+      if (m.type === ERROR) throw new QueryError(parseErrorFields(m.body));
+      if (m.type === AUTHENTICATION && parseAuthentication(m.body).code !== 0) throw new PgProtocolError('the gateway asked for a password on a tunnel');
+      if (m.type === READY) return s;
+    }
+  }
+
+  /**
+   * Runs `sql` (one or more statements) and hands every result to `handler`; resolves when the
+   * server is ready again, with the error that stopped the statements if one did (the server runs
+   * none after it).
+   */
+  async run(sql: string, handler: ResultHandler): Promise<PgErrorFields | undefined> {
+    this.#stream.write(query(sql));
+    let failure: PgErrorFields | undefined;
+    for (;;) {
+      const m = await this.#next('before the statements ended');
+      switch (m.type) {
+        case ROW_DESCRIPTION:
+          await handler.columns(parseRowDescription(m.body));
+          break;
+        case DATA_ROW:
+          await handler.row(parseDataRow(m.body).map((v) => (v === null ? null : v.toString('utf8'))));
+          break;
+        case COMMAND_COMPLETE:
+          await handler.complete(cstr(m.body, 0)[0]);
+          break;
+        case EMPTY_QUERY:
+          break;
+        case NOTICE:
+          handler.notice(parseErrorFields(m.body));
+          break;
+        case ERROR:
+          failure = parseErrorFields(m.body);
+          break;
+        case COPY_IN:
+        case COPY_OUT:
+        case COPY_BOTH:
+          // A COPY needs a data stream this client does not have: end it as psql's -c does without one.
+          throw new PgProtocolError('COPY is not supported by hoop exec: use psql through hoop connect or hoop run');
+        case READY:
+          return failure;
+        default:
+          break; // ParameterStatus, NotificationResponse, ...
+      }
+    }
+  }
+
+  /** Ends the session (Terminate) and the stream. */
+  close(): void {
+    if (this.#stream.writable) this.#stream.end(terminate());
+  }
+
+  async #next(when: string): Promise<PgMessage> {
+    const { value, done } = await this.#messages.next();
+    if (done) throw new PgProtocolError(`the gateway closed the session ${when}`);
+    return value;
+  }
+}
+
+/** The server refused the session (its ErrorResponse). */
+export class QueryError extends Error {
+  readonly fields: PgErrorFields;
+
+  constructor(fields: PgErrorFields) {
+    super(fields.message);
+    this.fields = fields;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The built CLI as a separate process (`node bin/hoop.js …`), as a user or an agent runs it:
+ * only the environment it is given (and PATH), its output collected as it comes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+
+export const HOOP_BIN = resolve(import.meta.dirname, '../../bin/hoop.js');
+
+/** How a spawned hoop ended, and what it printed. */
+export interface HoopProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node [nodeArgs] bin/hoop.js args`; `onStdout` sees the output so far as it grows; `input` goes to its stdin. */
+export function spawnHoop(
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; nodeArgs?: string[]; onStdout?: (text: string, child: ChildProcess) => void },
+): Promise<HoopProcessResult> {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), HOOP_BIN, ...args], {
+    env: { PATH: process.env.PATH, ...o.env },
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+    stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  if (o.input !== undefined) child.stdin!.end(o.input);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    o.onStdout?.(stdout, child);
+  });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((r) => child.on('close', (code) => r({ code, stdout, stderr })));
+}
