@@ -71,7 +71,7 @@ export interface RunningDemo {
    * had `before` (sessions are indexed when they end), then runs `hoop sessions verify last`.
    */
   verifyLastSession(before: number): Promise<RecordingCheckResult>;
-  /** How many recorded sessions of the demo user the gateway lists. */
+  /** How many ended sessions of the demo user the gateway lists. */
   recordedSessions(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -324,7 +324,7 @@ policy:
     };
     const recordedSessions = async (): Promise<number> => {
       const r = await cli(['sessions', 'ls', '--json']);
-      return r.code === 0 ? (JSON.parse(r.out) as { sessions: unknown[] }).sessions.length : 0;
+      return r.code === 0 ? (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string }> }).sessions.filter((s) => s.endedAt !== undefined).length : 0;
     };
     const sessionTarget = {
       host: connection.host,
