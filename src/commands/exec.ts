@@ -13,22 +13,19 @@
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html
  */
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { text } from 'node:stream/consumers';
 import type { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
-import { getConnection } from '../auth/gateway-client.js';
 import { commandTokenProvider } from '../client-config.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { PgErrorFields } from '../postgres/messages.js';
 import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, tableHeader, tableRow } from '../postgres/psql-format.js';
 import type { RowDescriptionField } from '../postgres/rows.js';
-import { QueryError, SimpleQuerySession, type ResultHandler } from '../postgres/simple-query.js';
-import { openTunnel } from '../tunnel/transport.js';
-import { VERSION } from '../version.js';
+import type { ResultHandler } from '../postgres/simple-query.js';
+import { openGatewaySql, refusalOf } from './gateway-sql.js';
 
 /** `hoop exec`'s exit codes beyond hoop's own (see the module documentation). */
 export const ExecExit = {
@@ -158,9 +155,8 @@ class ResultPrinter implements ResultHandler {
 
 /** The exit code for the error that stopped the statements. */
 function exitFor(f: PgErrorFields): number {
-  if (f.code === '42501' && f.message.startsWith('hoop: denied')) return ExecExit.REFUSED;
-  if (f.code === '42501' && f.message.startsWith('hoop: approval required')) return ExecExit.REVIEW;
-  return ExecExit.STATEMENT_FAILED;
+  const refusal = refusalOf(f);
+  return refusal === 'denied' ? ExecExit.REFUSED : refusal === 'review' ? ExecExit.REVIEW : ExecExit.STATEMENT_FAILED;
 }
 
 /** Builds the `exec` command. */
@@ -186,38 +182,18 @@ export function execCommand(io: CliIo): Command {
 
       const provider = await commandTokenProvider(io, opts);
       try {
-        const { gateway, ca } = provider;
-        const { token } = await provider.current();
-        const info = await getConnection({ gateway, ca }, token, name);
-        if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; hoop exec runs SQL on postgres connections`);
-        const { channel } = await openTunnel({
-          gateway,
-          connection: name,
-          token,
-          sessionId: randomBytes(12).toString('base64url'),
-          clientVersion: VERSION,
-          ...(io.env.HOOP_RUN_ID ? { runId: io.env.HOOP_RUN_ID } : {}),
-          ...(ca ? { ca } : {}),
-        });
-        let session: SimpleQuerySession;
-        try {
-          session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', 'hoop exec']]);
-        } catch (err) {
-          channel.destroy();
-          if (err instanceof QueryError) throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${err.message}`);
-          throw err;
-        }
+        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env });
         try {
           const printer = new ResultPrinter(io.stdout, io.stderr, format);
-          for (const sql of statements) {
-            const failure = await session.run(sql, printer);
+          for (const statement of statements) {
+            const failure = await sql.session.run(statement, printer);
             if (failure) {
               io.stderr.write(`${serverMessageLines(failure).join('\n')}\n`);
               throw new CommandExit(exitFor(failure));
             }
           }
         } finally {
-          session.close();
+          sql.close();
         }
       } finally {
         provider.close();

@@ -10,10 +10,11 @@ import { execCommand } from './exec.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
+import { mcpCommand } from './mcp.js';
 import { policyCommand } from './policy.js';
 import { runCommand } from './run.js';
 import { sessionsCommand } from './sessions.js';
 import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, sessionsCommand, policyCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, mcpCommand, sessionsCommand, policyCommand, gatewayCommand];

@@ -55,7 +55,9 @@ import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, t
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
 import type { RecordingPolicy } from '../policy/schema.js';
+import { cutValue } from '../recording/event-line.js';
 import type { RecordingStream } from '../recording/thread.js';
+import type { ControlMessage } from '../tunnel/frames.js';
 import { createReadStream } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -125,6 +127,29 @@ const TLS_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CH
 
 /** How long a finished session's tunnel may stay open for the client to read its last bytes. */
 const SESSION_LINGER_MS = 5_000;
+/** Context messages a session records (the rest are ignored). */
+const MAX_CONTEXTS = 10_000;
+/** A context message's field names: short identifiers; at most {@link MAX_CONTEXT_FIELDS} of them. */
+const CONTEXT_FIELD = /^[a-z][A-Za-z0-9_]{0,31}$/;
+const MAX_CONTEXT_FIELDS = 8;
+
+/**
+ * The fields of a client's `context` control message (`{ type: 'context', fields: { tool, intent, … } }`)
+ * as a recording keeps them: string values cut at 4 KiB, names that cannot clash with an event's
+ * own (`t`, `at`); undefined for anything else.
+ */
+export function clientContext(fields: unknown): Record<string, string> | undefined {
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return undefined;
+  const entries = Object.entries(fields);
+  if (entries.length === 0 || entries.length > MAX_CONTEXT_FIELDS) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (!CONTEXT_FIELD.test(k) || k === 't' || k === 'at' || typeof v !== 'string') return undefined;
+    out[k] = cutValue(v);
+  }
+  return out;
+}
+
 /** A run id as a tunnel may give it (`Hoop-Run-Id`): what `hoop run` makes, and no other shape. */
 const RUN_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
@@ -734,6 +759,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             },
           },
         };
+      }
+      if (recording) {
+        // What the client says about why (an MCP tool call and the agent's intent): recorded as its claim, bounded.
+        let contexts = 0;
+        channel.on('control', (m: ControlMessage) => {
+          if (m.type !== 'context' || contexts >= MAX_CONTEXTS) return;
+          const fields = clientContext(m.fields);
+          if (!fields) return;
+          contexts++;
+          recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
+        });
       }
       const watch = watchSessionToken({
         session,

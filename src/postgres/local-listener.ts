@@ -10,7 +10,6 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/sasl-authentication.html
  */
-import { randomBytes } from 'node:crypto';
 import { chmod, rm } from 'node:fs/promises';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -21,7 +20,7 @@ import type { Logger } from '../log.js';
 import type { StatementGate } from './statement-gate.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { pump } from '../tunnel/pump.js';
-import type { OpenedTunnel } from '../tunnel/transport.js';
+import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
 import { HandshakeStream } from './handshake.js';
 import {
   authenticationSASL,
@@ -163,7 +162,7 @@ export class LocalPostgresListener {
     this.#clients.set(socket, { stream: socket, relaying: false });
     socket.on('close', () => this.#clients.delete(socket));
     socket.on('error', (err) => this.#o.log.debug('local.error', { error: describeError(err) }));
-    const session = randomBytes(12).toString('base64url');
+    const session = newSessionId();
     this.#serve(socket, session).catch((err) => {
       this.#o.log.error('local.internal-error', { session, error: describeError(err) });
       socket.destroy();

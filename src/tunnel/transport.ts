@@ -9,6 +9,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade (HTTP Upgrade)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (Bearer token in the Authorization header)
  */
+import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { isLoopbackHost } from '../loopback.js';
@@ -53,6 +54,18 @@ export interface OpenTunnelOptions {
 }
 
 /** An opened tunnel and what the gateway said in its `101`. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+/**
+ * A new session id for `Hoop-Session-Id`: 16 URL-safe characters (96 random bits) that never
+ * begin with `-` or `_`, so the id can be given to a command as an argument (`hoop sessions show
+ * <id>`) without being read as an option.
+ */
+export function newSessionId(): string {
+  for (;;) {
+    const id = randomBytes(12).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
+}
+
 export interface OpenedTunnel {
   channel: TunnelChannel;
   /** The session id the gateway confirmed (the CLI's own if the gateway did not echo one). */

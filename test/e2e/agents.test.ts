@@ -4,7 +4,9 @@
  *   finds its connections in its environment and nothing else, its exit code and signals pass
  *   through, the ports close when it exits, and the gateway's sessions carry the run id;
  * - `hoop exec` prints what psql prints (aligned, CSV), JSON lines, exits with documented codes,
- *   and streams a result larger than its heap.
+ *   and streams a result larger than its heap;
+ * - `hoop mcp` driven by the MCP SDK's own client: masked rows, refusals as tool errors, the
+ *   agent's intent in the gateway's recording.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -12,7 +14,9 @@ import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frontendMessage } from '../harness/pg-frontend.js';
-import { spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { HOOP_BIN, spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
@@ -53,7 +57,9 @@ beforeAll(async () => {
       await pg.psql(
         `create table agent_items (id int primary key, name text, price numeric, active bool, tags jsonb, note text);
          insert into agent_items values (1, 'pen', 1.50, true, '{"colour": "blue"}', null), (2, 'Zoë''s "pad", ruled', 12, false, '[]', 'two
-lines'), (3, '', 100.25, null, null, 'x');`,
+lines'), (3, '', 100.25, null, null, 'x');
+         create table agent_people (id int primary key, email text);
+         insert into agent_people values (1, 'ada@example.com'), (2, 'grace@example.com');`,
         { user: pg.users.scram },
       );
       repo.commit(`version: 1
@@ -64,6 +70,9 @@ statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
     - { name: review-deletes, match: { kinds: [delete] }, action: review, message: deletes need a reviewer }
+masking:
+  columns:
+    - { table: public.agent_people, column: email, strategy: redact }
 `);
       return repo.gatewayBlock(['\${env:APP_*}', '\${env:MD5_*}']);
     },
@@ -250,4 +259,60 @@ describe('hoop exec', () => {
     expect(lines.length).toBe(1_000_002); // header, a million rows, the final newline
     expect(lines[1_000_000]).toBe(`1000000,${'x'.repeat(50)}`);
   }, 120_000);
+});
+
+describe('hoop mcp', () => {
+  it('an MCP client lists connections, describes a table, and runs SQL: rows masked, refusals as tool errors, its intent recorded', async () => {
+    const transport = new StdioClientTransport({ command: process.execPath, args: [HOOP_BIN, 'mcp', ...gatewayArgs()], env: { PATH: process.env.PATH!, HOOP_TOKEN: token }, stderr: 'pipe' });
+    const client = new Client({ name: 'test-agent', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      type Answer = { content: Array<{ type: string; text: string }>; isError?: boolean };
+      const call = async (name: string, args: Record<string, unknown> = {}): Promise<Answer> => (await client.callTool({ name, arguments: args })) as Answer;
+      const json = (a: Answer): unknown => JSON.parse(a.content[0]!.text);
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['describe_schema', 'list_connections', 'run_sql']);
+      expect(json(await call('list_connections'))).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'app', type: 'postgres', database: 'app' })]));
+
+      const schema = json(await call('describe_schema', { connection: 'app', table: 'agent_people' })) as { rows: string[][] };
+      expect(schema.rows).toEqual([
+        ['public', 'agent_people', 'id', 'integer', 'NO'],
+        ['public', 'agent_people', 'email', 'text', 'YES'],
+      ]);
+      const injected = await call('describe_schema', { connection: 'app', table: "x' or '1'='1" });
+      expect(injected.isError).toBe(true);
+      expect(injected.content[0]!.text).toContain('table must be a plain identifier');
+
+      const intent = 'find who to email about the outage';
+      const people = await call('run_sql', { connection: 'app', sql: 'select id, email from agent_people order by id', intent });
+      expect(people.isError).toBeFalsy();
+      expect(json(people)).toEqual({ columns: ['id', 'email'], rows: [['1', '[redacted]'], ['2', '[redacted]']], rowCount: 2, truncated: false, tag: 'SELECT 2' });
+
+      const many = json(await call('run_sql', { connection: 'app', sql: 'select g from generate_series(1, 5000) g', max_rows: 10 })) as { rows: unknown[]; rowCount: number; truncated: boolean };
+      expect([many.rows.length, many.rowCount, many.truncated]).toEqual([10, 5000, true]);
+
+      const dropped = await call('run_sql', { connection: 'app', sql: 'drop table agent_people', intent: 'clean up' });
+      expect(dropped.isError).toBe(true);
+      expect(dropped.content[0]!.text).toContain('ERROR:  hoop: denied by rule "no-drop": DROP is not allowed');
+      const deleted = await call('run_sql', { connection: 'app', sql: 'delete from agent_people' });
+      expect(deleted.isError).toBe(true);
+      expect(deleted.content[0]!.text).toContain('hoop: approval required (rule "review-deletes")');
+      expect(json(await call('run_sql', { connection: 'app', sql: 'select count(*) from agent_people' }))).toMatchObject({ rows: [['2']] }); // nothing dropped or deleted
+
+      // The gateway's recording of the first run_sql holds the agent's intent before the statement.
+      let doc: { events: Array<Record<string, unknown>> } | undefined;
+      for (let i = 0; i < 50 && !doc; i++) {
+        const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; endedAt?: string }> };
+        for (const s of ls.sessions.filter((x) => x.endedAt)) {
+          const shown = JSON.parse((await stack.run(['sessions', 'show', s.id, '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { events: Array<Record<string, unknown>> };
+          if (shown.events.some((e) => e.t === 'context' && e.intent === intent)) doc = shown;
+        }
+      }
+      const types = doc!.events.map((e) => e.t);
+      expect(doc!.events[types.indexOf('context')]).toMatchObject({ t: 'context', source: 'mcp', tool: 'run_sql', intent });
+      expect(doc!.events[types.indexOf('context') + 1]).toMatchObject({ t: 'query', sql: 'select id, email from agent_people order by id' });
+      expect(JSON.stringify(doc!.events)).not.toContain('@example.com');
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
+import { newSessionId } from '../../src/tunnel/transport.js';
 import {
   FRAME_HEADER_LENGTH,
   FrameReader,
@@ -243,5 +244,13 @@ describe('FrameReader', () => {
     r.push(f.subarray(7));
     expect(r.next()?.payload.toString()).toBe('cdef');
     expect(r.idle).toBe(true);
+  });
+});
+
+describe('session ids', () => {
+  it('are what the gateway accepts, and never begin with - or _ (they are given to commands as arguments)', () => {
+    const ids = Array.from({ length: 5000 }, () => newSessionId());
+    expect(ids.every((id) => /^[A-Za-z0-9][A-Za-z0-9_-]{15}$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

@@ -1,0 +1,52 @@
+/**
+ * A SQL session on a connection of the gateway with no local port: one tunnel, signed in, for
+ * `hoop exec` and `hoop mcp`. The gateway applies its policy, masking and recording as to any
+ * session; inside `hoop run` the tunnel carries the run's id.
+ */
+import { getConnection } from '../auth/gateway-client.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import { ErrorCode, HoopError } from '../errors.js';
+import { QueryError, SimpleQuerySession } from '../postgres/simple-query.js';
+import { newSessionId, openTunnel } from '../tunnel/transport.js';
+import { VERSION } from '../version.js';
+
+/** What the client says about why it runs what it runs; the gateway records it as the client's claim (`context` events). */
+export type ClientContext = Record<string, string>;
+
+/** A signed-in session and the tunnel under it. */
+export interface GatewaySql {
+  session: SimpleQuerySession;
+  /** Records `fields` in the session's recording, before what runs next. */
+  context(fields: ClientContext): void;
+  close(): void;
+}
+
+/** Opens a session on connection `name` as `application` (its `application_name`). */
+export async function openGatewaySql(o: { provider: ResolvedTokenProvider; name: string; application: string; env: NodeJS.ProcessEnv }): Promise<GatewaySql> {
+  const { gateway, ca } = o.provider;
+  const { token } = await o.provider.current();
+  const info = await getConnection({ gateway, ca }, token, o.name);
+  if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres connections`);
+  const runId = o.env.HOOP_RUN_ID;
+  const { channel } = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}) });
+  try {
+    const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', o.application]]);
+    return {
+      session,
+      context: (fields) => channel.sendControl({ type: 'context', fields }),
+      close: () => session.close(),
+    };
+  } catch (err) {
+    channel.destroy();
+    if (err instanceof QueryError) throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The exit code (and MCP answer) for the error that stopped the statements: a refusal by the policy, a review, or the database's. */
+export function refusalOf(f: { code: string; message: string }): 'denied' | 'review' | undefined {
+  if (f.code !== '42501') return undefined;
+  if (f.message.startsWith('hoop: denied')) return 'denied';
+  if (f.message.startsWith('hoop: approval required')) return 'review';
+  return undefined;
+}

@@ -1,0 +1,158 @@
+/**
+ * `hoop mcp`: a Model Context Protocol server on stdio, so agents that speak MCP (Claude Code,
+ * Cursor, …) reach data through the gateway with no password and no local port. Its tools:
+ *
+ * - `list_connections`: the connections the caller may use;
+ * - `describe_schema`: the tables and columns of a connection (information_schema, through the gateway);
+ * - `run_sql`: statements through the gateway under its policy: rows come back masked as the
+ *   policy says, a refusal comes back as a tool error with the rule's message, and the call (its
+ *   arguments and the agent's stated `intent`) is in the session's recording at the gateway.
+ *
+ * Each call is a session of its own (no transaction outlives a call). Rows handed to the agent are
+ * capped (`max_rows`); the rest are read, counted and dropped, never held.
+ *
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/server/tools
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { listConnections } from '../auth/gateway-client.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import { commandTokenProvider } from '../client-config.js';
+import { describeError } from '../errors.js';
+import { whenAborted, type CliIo } from '../io.js';
+import { serverMessageLines } from '../postgres/psql-format.js';
+import { VERSION } from '../version.js';
+import { openGatewaySql, refusalOf, type ClientContext } from './gateway-sql.js';
+
+/** Rows `run_sql` hands back by default, and at most. */
+const DEFAULT_ROWS = 100;
+const MAX_ROWS = 1000;
+
+/** One statement's result as `run_sql` returns it. */
+interface SqlResult {
+  columns: string[];
+  rows: Array<Array<string | null>>;
+  /** Rows the statement returned; more than `rows` when capped. */
+  rowCount: number;
+  truncated: boolean;
+  tag: string;
+}
+
+type ToolAnswer = { content: Array<{ type: 'text'; text: string }>; isError?: boolean };
+
+const answer = (value: unknown): ToolAnswer => ({ content: [{ type: 'text', text: typeof value === 'string' ? value : JSON.stringify(value, null, 2) }] });
+const failure = (text: string): ToolAnswer => ({ content: [{ type: 'text', text }], isError: true });
+
+/** Runs `sql` on `connection` in a session of its own; the results, or the error that stopped them, as a tool answer. */
+async function runSql(provider: ResolvedTokenProvider, env: NodeJS.ProcessEnv, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
+  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', env });
+  try {
+    gw.context(context);
+    const results: SqlResult[] = [];
+    let current: SqlResult | undefined;
+    const failed = await gw.session.run(sql, {
+      columns: (fields) => {
+        current = { columns: fields.map((f) => f.name), rows: [], rowCount: 0, truncated: false, tag: '' };
+      },
+      row: (values) => {
+        if (!current) return;
+        current.rowCount++;
+        if (current.rows.length < maxRows) current.rows.push(values);
+        else current.truncated = true;
+      },
+      complete: (tag) => {
+        results.push(current ? { ...current, tag } : { columns: [], rows: [], rowCount: 0, truncated: false, tag });
+        current = undefined;
+      },
+      notice: () => {},
+    });
+    if (failed) {
+      const refusal = refusalOf(failed);
+      const said = serverMessageLines(failed).join('\n');
+      if (refusal === 'review') return failure(`${said}\nThe statement needs a reviewer's approval; hoop does not hold statements for review yet, so it did not run.`);
+      return failure(refusal === 'denied' ? `${said}\nThe gateway's policy refused the statement; it did not run.` : said);
+    }
+    return answer(results.length === 1 ? results[0] : results);
+  } finally {
+    gw.close();
+  }
+}
+
+/** An identifier as `describe_schema` takes it (it goes into SQL: nothing else is accepted). */
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+
+/** Builds the `mcp` command. */
+export function mcpCommand(io: CliIo): Command {
+  return new Command('mcp')
+    .description('serve the Model Context Protocol on stdio: agents list connections, describe schemas and run SQL through the gateway')
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
+    .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
+    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .action(async (opts: { gateway?: string; tokenFile?: string; caFile?: string }) => {
+      const provider = await commandTokenProvider(io, opts);
+      const server = new McpServer({ name: 'hoop', version: VERSION });
+      const guarded = async (work: () => Promise<ToolAnswer>): Promise<ToolAnswer> => {
+        try {
+          return await work();
+        } catch (err) {
+          return failure(describeError(err));
+        }
+      };
+
+      server.registerTool(
+        'list_connections',
+        { title: 'Connections', description: 'The database connections you may use through the hoop gateway, with their type, database and access mode.', annotations: { readOnlyHint: true } },
+        () => guarded(async () => answer(await listConnections({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token))),
+      );
+
+      server.registerTool(
+        'describe_schema',
+        {
+          title: 'Describe a schema',
+          description: 'The tables and columns of a connection (from information_schema, through the gateway), optionally of one schema or table.',
+          inputSchema: { connection: z.string().describe('a connection name from list_connections'), schema: z.string().optional().describe('only this schema'), table: z.string().optional().describe('only this table') },
+          annotations: { readOnlyHint: true },
+        },
+        ({ connection, schema, table }) =>
+          guarded(async () => {
+            for (const [what, v] of [['schema', schema], ['table', table]] as const) if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
+            const where = [`table_schema not in ('pg_catalog', 'information_schema')`, ...(schema ? [`table_schema = '${schema}'`] : []), ...(table ? [`table_name = '${table}'`] : [])].join(' and ');
+            const sql = `select table_schema, table_name, column_name, data_type, is_nullable from information_schema.columns where ${where} order by table_schema, table_name, ordinal_position`;
+            return runSql(provider, io.env, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
+          }),
+      );
+
+      server.registerTool(
+        'run_sql',
+        {
+          title: 'Run SQL',
+          description:
+            'Run SQL on a connection through the hoop gateway, under its policy: sensitive columns come back masked, statements the policy refuses are not run and come back as errors naming the rule. Each call is its own session. Say why in `intent`: it is recorded with the statements.',
+          inputSchema: {
+            connection: z.string().describe('a connection name from list_connections'),
+            sql: z.string().min(1).describe('one or more statements'),
+            intent: z.string().optional().describe('why you run this, in a sentence: recorded with the statements'),
+            max_rows: z.number().int().min(1).max(MAX_ROWS).optional().describe(`rows returned per result (default ${DEFAULT_ROWS}, at most ${MAX_ROWS}); the rest are counted`),
+          },
+        },
+        ({ connection, sql, intent, max_rows }) =>
+          guarded(() => runSql(provider, io.env, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent } : {}) })),
+      );
+
+      const transport = new StdioServerTransport(io.stdin, io.stdout);
+      // The client is gone when it closes our stdin (or closes the transport, or we are interrupted).
+      const closed = new Promise<void>((resolve) => {
+        server.server.onclose = resolve;
+        io.stdin?.once('end', resolve);
+      });
+      try {
+        await server.connect(transport);
+        await Promise.race([closed, whenAborted(io.signal)]);
+      } finally {
+        await server.close();
+        provider.close();
+      }
+    });
+}
