@@ -52,12 +52,6 @@ interface ExecOptions {
   caFile?: string;
 }
 
-/** Writes `s`; resolves once the stream takes more (back-pressure reaches the tunnel through the reader). */
-function write(out: Writable, s: string): Promise<void> | undefined {
-  if (out.write(s)) return undefined;
-  return new Promise((r) => out.once('drain', r));
-}
-
 /** A row's values for `--json`: numbers, booleans and JSON as themselves where they fit, anything else as text. */
 function jsonValue(v: string | null, typeOid: number): unknown {
   if (v === null) return null;
@@ -83,11 +77,21 @@ function jsonValue(v: string | null, typeOid: number): unknown {
   }
 }
 
+/** The reader of the output went away (`hoop exec … | head`): exit as a Unix tool killed by SIGPIPE does, 128 + 13. */
+const OUTPUT_CLOSED = 141;
+
 /** Prints results in `format` to `out` (see the module documentation). */
 class ResultPrinter implements ResultHandler {
   readonly #out: Writable;
   readonly #err: Writable;
   readonly #format: Format;
+  /** Why the output can take no more (a closed pipe), and the write waiting for it to drain. */
+  #broken: Error | undefined;
+  #waiting: (() => void) | undefined;
+  readonly #onError = (err: Error): void => {
+    this.#broken = err;
+    this.#waiting?.();
+  };
   #fields: RowDescriptionField[] = [];
   /** The table's first rows, held to lay it out; undefined once laid out. */
   #held: Array<Array<string | null>> | undefined;
@@ -99,6 +103,27 @@ class ResultPrinter implements ResultHandler {
     this.#out = out;
     this.#err = err;
     this.#format = format;
+    // Kept to the end of the process: a closed pipe is reported after the writes that found it.
+    out.on('error', this.#onError);
+  }
+
+  /** Writes `s`; a Promise while the output is full, so reading waits (back-pressure reaches the gateway). */
+  #write(s: string): Promise<void> | undefined {
+    this.#check();
+    if (this.#out.write(s)) return undefined;
+    return new Promise<void>((resolve) => {
+      this.#waiting = resolve;
+      this.#out.once('drain', resolve);
+    }).then(() => {
+      this.#waiting = undefined;
+      this.#check();
+    });
+  }
+
+  #check(): void {
+    if (!this.#broken) return;
+    if ((this.#broken as NodeJS.ErrnoException).code === 'EPIPE') throw new CommandExit(OUTPUT_CLOSED);
+    throw new HoopError(ErrorCode.INTERNAL, `cannot write the results: ${this.#broken.message}`, { hint: 'check where the output goes (a full disk, a closed terminal)', exitCode: 74 });
   }
 
   columns(fields: RowDescriptionField[]): Promise<void> | undefined {
@@ -109,7 +134,7 @@ class ResultPrinter implements ResultHandler {
       this.#right = fields.map((f) => NUMERIC_TYPES.has(f.typeOid));
       return undefined;
     }
-    if (this.#format === 'csv') return write(this.#out, `${fields.map((f) => csvField(f.name)).join(',')}\n`);
+    if (this.#format === 'csv') return this.#write(`${fields.map((f) => csvField(f.name)).join(',')}\n`);
     return undefined;
   }
 
@@ -121,11 +146,11 @@ class ResultPrinter implements ResultHandler {
           this.#held.push(values);
           return this.#held.length >= TABLE_LAYOUT_ROWS ? this.#layOut() : undefined;
         }
-        return write(this.#out, `${tableRow(values, this.#widths, this.#right).join('\n')}\n`);
+        return this.#write(`${tableRow(values, this.#widths, this.#right).join('\n')}\n`);
       case 'csv':
-        return write(this.#out, `${values.map(csvField).join(',')}\n`);
+        return this.#write(`${values.map(csvField).join(',')}\n`);
       case 'json':
-        return write(this.#out, `${JSON.stringify(Object.fromEntries(values.map((v, i) => [this.#fields[i]?.name ?? `?column${i}?`, jsonValue(v, this.#fields[i]?.typeOid ?? 0)])))}\n`);
+        return this.#write(`${JSON.stringify(Object.fromEntries(values.map((v, i) => [this.#fields[i]?.name ?? `?column${i}?`, jsonValue(v, this.#fields[i]?.typeOid ?? 0)])))}\n`);
     }
   }
 
@@ -133,8 +158,8 @@ class ResultPrinter implements ResultHandler {
     if (this.#format !== 'table') return;
     if (this.#held) await this.#layOut();
     // psql prints a result's rows and count, and the tag of a statement that returns none.
-    if (this.#widths.length || this.#fields.length) await write(this.#out, `${rowCount(this.#rows)}\n\n`);
-    else await write(this.#out, `${tag}\n`);
+    if (this.#widths.length || this.#fields.length) await this.#write(`${rowCount(this.#rows)}\n\n`);
+    else await this.#write(`${tag}\n`);
     this.#fields = [];
     this.#widths = [];
   }
@@ -149,7 +174,7 @@ class ResultPrinter implements ResultHandler {
     this.#held = undefined;
     const names = this.#fields.map((f) => f.name);
     this.#widths = columnWidths(names, rows);
-    return write(this.#out, `${[...tableHeader(names, this.#widths), ...rows.flatMap((r) => tableRow(r, this.#widths, this.#right))].join('\n')}\n`);
+    return this.#write(`${[...tableHeader(names, this.#widths), ...rows.flatMap((r) => tableRow(r, this.#widths, this.#right))].join('\n')}\n`);
   }
 }
 

@@ -142,10 +142,11 @@ export function mcpCommand(io: CliIo): Command {
       );
 
       const transport = new StdioServerTransport(io.stdin, io.stdout);
-      // The client is gone when it closes our stdin (or closes the transport, or we are interrupted).
+      // The client is gone when it closes our stdin or stdout (or closes the transport, or we are interrupted).
       const closed = new Promise<void>((resolve) => {
         server.server.onclose = resolve;
         io.stdin?.once('end', resolve);
+        io.stdout.on('error', () => resolve());
       });
       try {
         await server.connect(transport);

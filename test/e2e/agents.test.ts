@@ -13,6 +13,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runProcess } from '../harness/clients.js';
 import { frontendMessage } from '../harness/pg-frontend.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -249,6 +250,13 @@ describe('hoop exec', () => {
     expect(nothing.code).toBe(64);
     expect(nothing.stderr).toContain('no statements: give -c SQL, -f FILE, or pipe them in');
   });
+
+  it('stops quietly when the reader of its output goes away (| head), as Unix tools do (141)', async () => {
+    const script = `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)} exec app --csv -c 'select g from generate_series(1, 2000000) g' --gateway ${stack.gateway.url} --ca-file ${stack.pki.caFile} | head -2; echo "status=\${PIPESTATUS[0]}"`;
+    const r = await runProcess('bash', ['-c', script], { env: { HOOP_TOKEN: token } }); // not spawnSync: the gateway runs in this process
+    expect(r.stdout).toBe('g\n1\nstatus=141\n');
+    expect(r.stderr).toBe('');
+  }, 60_000);
 
   it('streams a result larger than its heap', async () => {
     // ~60 MB of rows through a CLI whose heap may not exceed 48 MB: only streaming fits.
