@@ -101,6 +101,12 @@ export class TranscriptRenderer {
         this.#params = Array.isArray(params) && params.length > 0 ? `   -- parameters: ${params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}` : undefined;
         return [];
       }
+      case 'context': {
+        // What the client said about why (its claim): shown before the statements it came with.
+        const { t: _t, at: _at, source, tool, intent, ...more } = e;
+        const said = [intent, ...Object.entries(more).map(([k, v]) => `${k}: ${String(v)}`)].filter((x) => x !== undefined && x !== '');
+        return [{ at, text: `-- ${[source, tool].filter(Boolean).join(' ') || 'client'} says: ${said.map(String).join('; ') || '(nothing)'}` }];
+      }
       case 'decision':
         return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];
       case 'columns':

@@ -86,18 +86,22 @@ afterAll(async () => {
 });
 
 describe('hoop run', () => {
-  it('runs psql against the connection through the gateway, and the gateway\'s sessions carry the run id', async () => {
-    const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select current_user, 40 + 2"']);
+  it('runs psql (and hoop exec) against the connection through the gateway, and the gateway\'s sessions carry the run id', async () => {
+    const exec = `${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)} exec app -c "select 1" -c "select 2"`;
+    const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', `echo "run=$HOOP_RUN_ID"; psql -X -At -c "select current_user, 40 + 2"; ${exec} >/dev/null`], {
+      env: { HOOP_GATEWAY: stack.gateway.url, HOOP_CA_FILE: stack.pki.caFile },
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`${stack.pg.users.scram.user}|42`);
     const runId = /^run=(run-[A-Za-z0-9_-]+)$/m.exec(r.stdout)![1]!;
     let sessions: Array<{ runId?: string; statements: number; endedAt?: string }> = [];
-    for (let i = 0; i < 50 && !sessions.some((s) => s.endedAt); i++) {
+    for (let i = 0; i < 50 && sessions.filter((s) => s.endedAt).length < 2; i++) {
       const ls = await stack.run(['sessions', 'ls', '--json', '--run', runId, ...gatewayArgs()], { HOOP_TOKEN: token });
       sessions = (JSON.parse(ls.stdout) as { sessions: typeof sessions }).sessions;
     }
-    expect(sessions).toEqual([expect.objectContaining({ runId, statements: 1 })]);
+    // Newest first: hoop exec's session (two statements), then psql's.
+    expect(sessions).toEqual([expect.objectContaining({ runId, statements: 2 }), expect.objectContaining({ runId, statements: 1 })]);
     const other = await stack.run(['sessions', 'ls', '--json', '--run', 'run-of-someone-else', ...gatewayArgs()], { HOOP_TOKEN: token });
     expect((JSON.parse(other.stdout) as { sessions: unknown[] }).sessions).toEqual([]);
   });
@@ -185,6 +189,13 @@ describe('hoop run', () => {
     expect(r.stdout).toContain('got-int');
     expect(r.code).toBe(3);
     expect(await listening(port)).toBe(false);
+  });
+
+  it('--socket serves the connection on a unix socket: PGHOST is its directory, no TLS variables', async () => {
+    const sockets = await mkdtemp(join(stack.dir, 'sock-'));
+    const r = await hoopRun(['--connect', 'app', '--socket', sockets, '--', 'sh', '-c', 'echo "$PGHOST|$PGSSLMODE|$DATABASE_URL"; psql -X -At -c "select 7"']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(new RegExp(`^${sockets}\\|\\|postgresql://hoop:[^@]+@/app\\?host=${encodeURIComponent(sockets)}&port=5432\n7\n$`));
   });
 
   it('takes its connections from .hoop.yaml in the working directory, and says what to do without any', async () => {
@@ -319,6 +330,9 @@ describe('hoop mcp', () => {
       expect(doc!.events[types.indexOf('context')]).toMatchObject({ t: 'context', source: 'mcp', tool: 'run_sql', intent });
       expect(doc!.events[types.indexOf('context') + 1]).toMatchObject({ t: 'query', sql: 'select id, email from agent_people order by id' });
       expect(JSON.stringify(doc!.events)).not.toContain('@example.com');
+      const id = (JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string }> }).sessions.find((x) => doc!.events[0]!.session === x.id)!.id;
+      const transcript = (await stack.run(['sessions', 'replay', id, '--no-tty', '--speed', '1000', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout;
+      expect(transcript).toContain(`-- mcp run_sql says: ${intent}\napp=> select id, email from agent_people order by id`);
     } finally {
       await client.close();
     }
