@@ -127,8 +127,8 @@ const TLS_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CH
 
 /** How long a finished session's tunnel may stay open for the client to read its last bytes. */
 const SESSION_LINGER_MS = 5_000;
-/** Context messages a session records (the rest are ignored). */
-const MAX_CONTEXTS = 10_000;
+/** Context messages a session records (the rest are ignored): with 8 fields of 4 KiB, at most 32 MiB of claims. */
+const MAX_CONTEXTS = 1000;
 /** A context message's field names: short identifiers; at most {@link MAX_CONTEXT_FIELDS} of them. */
 const CONTEXT_FIELD = /^[a-z][A-Za-z0-9_]{0,31}$/;
 const MAX_CONTEXT_FIELDS = 8;
