@@ -21,6 +21,7 @@ import { Command, Option } from 'commander';
 import { commandTokenProvider } from '../client-config.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { createLogger, levelFromEnv } from '../log.js';
 import type { PgErrorFields } from '../postgres/messages.js';
 import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, tableHeader, tableRow } from '../postgres/psql-format.js';
 import type { RowDescriptionField } from '../postgres/rows.js';
@@ -98,6 +99,8 @@ class ResultPrinter implements ResultHandler {
   #widths: number[] = [];
   #right: boolean[] = [];
   #rows = 0;
+  /** The statement being printed returns rows (it sent a RowDescription, even of no columns). */
+  #result = false;
 
   constructor(out: Writable, err: Writable, format: Format) {
     this.#out = out;
@@ -129,6 +132,7 @@ class ResultPrinter implements ResultHandler {
   columns(fields: RowDescriptionField[]): Promise<void> | undefined {
     this.#fields = fields;
     this.#rows = 0;
+    this.#result = true;
     if (this.#format === 'table') {
       this.#held = [];
       this.#right = fields.map((f) => NUMERIC_TYPES.has(f.typeOid));
@@ -146,7 +150,7 @@ class ResultPrinter implements ResultHandler {
           this.#held.push(values);
           return this.#held.length >= TABLE_LAYOUT_ROWS ? this.#layOut() : undefined;
         }
-        return this.#write(`${tableRow(values, this.#widths, this.#right).join('\n')}\n`);
+        return this.#write(tableRow(values, this.#widths, this.#right).map((l) => `${l}\n`).join(''));
       case 'csv':
         return this.#write(`${values.map(csvField).join(',')}\n`);
       case 'json':
@@ -158,8 +162,9 @@ class ResultPrinter implements ResultHandler {
     if (this.#format !== 'table') return;
     if (this.#held) await this.#layOut();
     // psql prints a result's rows and count, and the tag of a statement that returns none.
-    if (this.#widths.length || this.#fields.length) await this.#write(`${rowCount(this.#rows)}\n\n`);
+    if (this.#result) await this.#write(`${rowCount(this.#rows)}\n\n`);
     else await this.#write(`${tag}\n`);
+    this.#result = false;
     this.#fields = [];
     this.#widths = [];
   }
@@ -207,7 +212,8 @@ export function execCommand(io: CliIo): Command {
 
       const provider = await commandTokenProvider(io, opts);
       try {
-        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env });
+        const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'exec' } });
+        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`) });
         try {
           const printer = new ResultPrinter(io.stdout, io.stderr, format);
           for (const statement of statements) {

@@ -6,7 +6,9 @@
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { ErrorCode, HoopError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { QueryError, SimpleQuerySession } from '../postgres/simple-query.js';
+import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
 import { newSessionId, openTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 
@@ -22,21 +24,28 @@ export interface GatewaySql {
 }
 
 /** Opens a session on connection `name` as `application` (its `application_name`). */
-export async function openGatewaySql(o: { provider: ResolvedTokenProvider; name: string; application: string; env: NodeJS.ProcessEnv }): Promise<GatewaySql> {
+export async function openGatewaySql(o: { provider: ResolvedTokenProvider; name: string; application: string; env: NodeJS.ProcessEnv; log: Logger; say: (line: string) => void }): Promise<GatewaySql> {
   const { gateway, ca } = o.provider;
   const { token } = await o.provider.current();
   const info = await getConnection({ gateway, ca }, token, o.name);
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres connections`);
   const runId = o.env.HOOP_RUN_ID;
   const { channel } = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}) });
+  // A long result outlives a token: renewed ones go to the gateway, as for hoop connect.
+  const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
+  renewal.track(channel, token);
   try {
     const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', o.application]]);
     return {
       session,
       context: (fields) => channel.sendControl({ type: 'context', fields }),
-      close: () => session.close(),
+      close: () => {
+        renewal.close();
+        session.close();
+      },
     };
   } catch (err) {
+    renewal.close();
     channel.destroy();
     if (err instanceof QueryError) throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${err.message}`);
     throw err;

@@ -74,14 +74,21 @@ async function connectionsIn(file: string): Promise<string[] | undefined> {
 
 /** The connections a run serves: `--connect`, else `.hoop.yaml` here, else the user's `hoop.yaml`. */
 async function runConnections(io: CliIo, named: string[] | undefined): Promise<string[]> {
-  if (named?.length) return [...new Set(named)];
-  const here = await connectionsIn(join(io.cwd, RUN_FILE));
-  if (here) return here;
-  const mine = await connectionsIn(join(configDir(io.env, io.cwd), 'hoop.yaml'));
-  if (mine) return mine;
-  throw new HoopError(ErrorCode.USAGE, 'hoop run needs to know which connections to serve', {
-    hint: `name them with --connect NAME (as \`hoop connections\` lists them), or in ${RUN_FILE} here: connections: [NAME]`,
-  });
+  const names = named?.length ? named : ((await connectionsIn(join(io.cwd, RUN_FILE))) ?? (await connectionsIn(join(configDir(io.env, io.cwd), 'hoop.yaml'))));
+  if (!names) {
+    throw new HoopError(ErrorCode.USAGE, 'hoop run needs to know which connections to serve', {
+      hint: `name them with --connect NAME (as \`hoop connections\` lists them), or in ${RUN_FILE} here: connections: [NAME]`,
+    });
+  }
+  const unique = [...new Set(names)];
+  // Two names, one variable (`a-b` and `a_b`): the command could not tell them apart.
+  const seen = new Map<string, string>();
+  for (const name of unique) {
+    const other = seen.get(databaseUrlName(name));
+    if (other !== undefined) throw new HoopError(ErrorCode.USAGE, `connections "${other}" and "${name}" would both be ${databaseUrlName(name)}`, { hint: 'run them in separate hoop runs' });
+    seen.set(databaseUrlName(name), name);
+  }
+  return unique;
 }
 
 /** `DATABASE_URL_<NAME>`: the name upper-cased, anything but letters and digits as `_`. */
@@ -152,7 +159,10 @@ export function runCommand(io: CliIo): Command {
       let pgpassFile: string | undefined;
       let giveSignals: (() => void) | undefined;
       try {
-        for (const name of names) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket } : {}), runId, log, say }));
+        // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
+        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, log, say }));
+        // Interrupted while the ports opened: the command never starts.
+        if (io.signal.aborted) throw new CommandExit(130);
         pgpassFile = await writePgpass({ env: io.env, name: 'run', entries: ports });
         log.info('run.start', { run: runId, connections: names, command: file });
         const child = execa(file!, args, {

@@ -133,6 +133,12 @@ export class GatewayRecordings {
     return SESSION_ID.test(id) ? join(this.dir, 'recordings', id) : undefined;
   }
 
+  /** Whether session `id` was recorded here: its directory exists (retention empties it but keeps it). */
+  async recorded(id: string): Promise<boolean> {
+    const dir = this.recordingDir(id);
+    return dir !== undefined && (await stat(dir).then(() => true, () => false));
+  }
+
   /** Starts the recording of session `id` on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
   start(id: string, checkpointMs = 10_000): Promise<RecordingStream> {
     const dir = this.recordingDir(id);
@@ -222,7 +228,9 @@ export class GatewayRecordings {
     const deleted: string[] = [];
     for (const s of await this.sessions()) {
       if (s.recording === 'deleted' || s.recording === 'none' || !s.endedAt || Date.parse(s.endedAt) >= cutoff) continue;
-      await rm(join(this.dir, 'recordings', s.id), { recursive: true, force: true });
+      // The files go; the empty directory stays, so the id is never given to another session.
+      const dir = join(this.dir, 'recordings', s.id);
+      for (const f of await readdir(dir).catch(() => [])) await rm(join(dir, f), { recursive: true, force: true });
       await this.#append({ id: s.id, deleted: new Date(now).toISOString() });
       deleted.push(s.id);
     }

@@ -127,8 +127,8 @@ const TLS_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CH
 
 /** How long a finished session's tunnel may stay open for the client to read its last bytes. */
 const SESSION_LINGER_MS = 5_000;
-/** Context messages a session records (the rest are ignored): with 8 fields of 4 KiB, at most 32 MiB of claims. */
-const MAX_CONTEXTS = 1000;
+/** Characters of context messages a session records; past it they are dropped (a client's claims cannot fill the disk). */
+const CONTEXT_BUDGET = 256 * 1024;
 /** A context message's field names: short identifiers; at most {@link MAX_CONTEXT_FIELDS} of them. */
 const CONTEXT_FIELD = /^[a-z][A-Za-z0-9_]{0,31}$/;
 const MAX_CONTEXT_FIELDS = 8;
@@ -150,6 +150,8 @@ export function clientContext(fields: unknown): Record<string, string> | undefin
   return out;
 }
 
+/** A session id as a tunnel may propose it (`Hoop-Session-Id`). */
+const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 /** A run id as a tunnel may give it (`Hoop-Run-Id`): what `hoop run` makes, and no other shape. */
 const RUN_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
@@ -338,6 +340,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const sessions = new Set<AbortController>();
   /** Sessions running now, as `GET /v1/sessions` lists them until they are in the index. */
   const running = new Map<string, () => SessionSummary>();
+  /** Session ids in use: running, or being opened. */
+  const claimed = new Set<string>();
+  /**
+   * The id of a new session: the one the client proposed when it is well formed, not in use, and
+   * never recorded (a recording is never written over), else a new random one. The gateway echoes
+   * the id it chose, and the client uses that.
+   */
+  const claimSessionId = async (requested: unknown): Promise<string> => {
+    if (typeof requested === 'string' && SESSION_ID.test(requested) && !claimed.has(requested)) {
+      claimed.add(requested);
+      if (!(await recordings?.recorded(requested))) return requested;
+      claimed.delete(requested);
+    }
+    const id = randomUUID();
+    claimed.add(id);
+    return id;
+  };
   const engines: Record<ConnectionConfig['type'], Engine> = {
     postgres: new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...config.postgres, ...options.postgres }),
   };
@@ -417,10 +436,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const auditor = identity.groups.some((g) => auditors.includes(g));
     const visible = (s: SessionSummary): boolean => auditor || (s.issuer === identity.issuer && s.subject === identity.subject);
     // Running ones first taken, then the index: a session that ends in between is in both (and listed once), never in neither.
-    const now = [...running.values()].map((summary) => summary()).reverse();
+    const now = [...running.values()].map((summary) => summary());
     const ended = await recordings.sessions();
     const indexed = new Set(ended.map((s) => s.id));
-    const all = [...now.filter((s) => !indexed.has(s.id)), ...ended].filter(visible);
+    // Running ones first, then ended ones, each newest (by start) first.
+    const newest = (a: SessionSummary, b: SessionSummary): number => b.startedAt.localeCompare(a.startedAt);
+    const all = [...now.filter((s) => !indexed.has(s.id)).sort(newest), ...ended.sort(newest)].filter(visible);
     if (!recorded) {
       const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
       const time = (name: string): number | undefined => {
@@ -619,228 +640,240 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         rejectUpgrade(socket, 503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } });
         return;
       }
-      const requested = req.headers['hoop-session-id'];
-      const sessionId = typeof requested === 'string' && /^[A-Za-z0-9_-]{8,64}$/.test(requested) ? requested : randomUUID();
-      const requestedRun = req.headers['hoop-run-id'];
-      // A run id is a client's claim that links its sessions: kept only in the shape `hoop run` makes.
-      const runId = typeof requestedRun === 'string' && RUN_ID.test(requestedRun) ? requestedRun : undefined;
-      const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
-      let recording: RecordingStream | undefined;
-      if (recordings) {
-        try {
-          recording = await startRecording(sessionId);
-        } catch (err) {
-          const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
-          log.error('recording.unavailable', { session: sessionId, connection: name, subject: identity.subject, message: e.message, onFailure: recordingPolicy.onFailure });
-          if (recordingPolicy.onFailure !== 'continue') {
-            rejectUpgrade(socket, 503, errorBody(e));
-            return;
+      // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
+      const sessionId = await claimSessionId(req.headers['hoop-session-id']);
+      try {
+        const requestedRun = req.headers['hoop-run-id'];
+        // A run id is a client's claim that links its sessions: kept only in the shape `hoop run` makes.
+        const runId = typeof requestedRun === 'string' && RUN_ID.test(requestedRun) ? requestedRun : undefined;
+        const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
+        let recording: RecordingStream | undefined;
+        if (recordings) {
+          try {
+            recording = await startRecording(sessionId);
+          } catch (err) {
+            const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
+            log.error('recording.unavailable', { session: sessionId, connection: name, subject: identity.subject, message: e.message, onFailure: recordingPolicy.onFailure });
+            if (recordingPolicy.onFailure !== 'continue') {
+              rejectUpgrade(socket, 503, errorBody(e));
+              return;
+            }
           }
         }
-      }
-      const channel = acceptTunnel(req, socket, head, {
-        'Hoop-Session-Id': sessionId,
-        'Hoop-Gateway-Version': VERSION,
-        ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
-      });
-      const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };
-      log.info('tunnel.open', {
-        ...who,
-        type: connection.type,
-        kind: identity.kind,
-        expiresAt: identity.expiresAt.toISOString(),
-        client: req.headers['hoop-client-version'],
-        ...(policyCommit !== undefined ? { policyCommit } : {}),
-        ...(policy?.readOnly ? { readOnly: true } : {}),
-        ...(policy?.maxSessionSeconds !== undefined ? { maxSessionSeconds: policy.maxSessionSeconds } : {}),
-      });
-      audit?.emit('session.start', {
-        ...who,
-        kind: identity.kind,
-        groups: identity.groups,
-        ...(identity.email !== undefined ? { email: identity.email } : {}),
-        type: connection.type,
-        ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
-        ...(policyCommit !== undefined ? { policyCommit } : {}),
-        recorded: recording !== undefined,
-      });
-      const controller = new AbortController();
-      sessions.add(controller);
-      /** The tables the session's statements name, for the index: from the judge's verdicts. */
-      const touched = new TablesTouched();
-      const judge = policy?.judge;
-      const session: TunnelSession = {
-        id: sessionId,
-        identity,
-        connection,
-        channel,
-        remoteAddress,
-        log,
-        signal: controller.signal,
-        ...(judge
-          ? {
-              judge: {
-                judge: (sql, analysis) => {
-                  const verdict = judge.judge(sql, analysis);
-                  touched.addVerdict(verdict.touched);
-                  return verdict;
+        const channel = acceptTunnel(req, socket, head, {
+          'Hoop-Session-Id': sessionId,
+          'Hoop-Gateway-Version': VERSION,
+          ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
+        });
+        const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };
+        log.info('tunnel.open', {
+          ...who,
+          type: connection.type,
+          kind: identity.kind,
+          expiresAt: identity.expiresAt.toISOString(),
+          client: req.headers['hoop-client-version'],
+          ...(policyCommit !== undefined ? { policyCommit } : {}),
+          ...(policy?.readOnly ? { readOnly: true } : {}),
+          ...(policy?.maxSessionSeconds !== undefined ? { maxSessionSeconds: policy.maxSessionSeconds } : {}),
+        });
+        audit?.emit('session.start', {
+          ...who,
+          kind: identity.kind,
+          groups: identity.groups,
+          ...(identity.email !== undefined ? { email: identity.email } : {}),
+          type: connection.type,
+          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+          ...(policyCommit !== undefined ? { policyCommit } : {}),
+          recorded: recording !== undefined,
+        });
+        const controller = new AbortController();
+        sessions.add(controller);
+        /** The tables the session's statements name, for the index: from the judge's verdicts. */
+        const touched = new TablesTouched();
+        const judge = policy?.judge;
+        const session: TunnelSession = {
+          id: sessionId,
+          identity,
+          connection,
+          channel,
+          remoteAddress,
+          log,
+          signal: controller.signal,
+          ...(judge
+            ? {
+                judge: {
+                  judge: (sql, analysis) => {
+                    const verdict = judge.judge(sql, analysis);
+                    touched.addVerdict(verdict.touched);
+                    return verdict;
+                  },
                 },
-              },
-            }
-          : {}),
-        ...(policy?.readOnly ? { readOnly: true } : {}),
-        ...(policy?.masking ? { masking: policy.masking } : {}),
-        ...(policy?.limits ? { limits: policy.limits } : {}),
-        ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
-      };
-      /** What the recording's start and the index say of where the session came from. */
-      const facts = {
-        connection: name,
-        type: connection.type,
-        remote: remoteAddress,
-        ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
-        ...(policyCommit !== undefined ? { policyCommit } : {}),
-        ...(runId ? { runId } : {}),
-      };
-      const counts = { statements: 0, refused: 0 };
-      const maskedColumns = new Map<string, string>();
-      let recordingFailed = recordings !== undefined && recording === undefined;
-      /** The index's line for the session: as it ends, or while it runs. */
-      const summarize = (end?: SessionOutcome, tables?: { tables: string[]; written: string[]; tablesComplete: boolean }): SessionSummary => ({
-        id: sessionId,
-        subject: identity.subject,
-        issuer: identity.issuer,
-        ...(identity.email !== undefined ? { email: identity.email } : {}),
-        groups: identity.groups,
-        kind: identity.kind,
-        ...facts,
-        startedAt: new Date(started).toISOString(),
-        ...(end ? { endedAt: new Date().toISOString() } : {}),
-        reason: end?.reason ?? 'running',
-        statements: counts.statements,
-        refused: counts.refused,
-        // While it runs, the tables are not known yet: they are read from its statements at the end.
-        ...(tables ?? { tables: [], written: [], tablesComplete: false }),
-        maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
-        recording: recording === undefined ? 'none' : recordingFailed ? 'failed' : end ? 'complete' : 'running',
-        bytesFromClient: end?.bytesFromClient ?? 0,
-        bytesToClient: end?.bytesToClient ?? 0,
-      });
-      if (recording) {
-        // A failure to write: from then on nothing more is written; the policy's `onFailure` says what becomes of the session.
-        recording.onFailure = (err) => {
-          recordingFailed = true;
-          log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
-          if (recordingPolicy.onFailure === 'close') {
-            controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
-          }
+              }
+            : {}),
+          ...(policy?.readOnly ? { readOnly: true } : {}),
+          ...(policy?.masking ? { masking: policy.masking } : {}),
+          ...(policy?.limits ? { limits: policy.limits } : {}),
+          ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
         };
-        recording.event({
-          t: 'start',
-          at: started,
-          session: sessionId,
-          identity: { subject: identity.subject, issuer: identity.issuer, kind: identity.kind, groups: identity.groups, ...(identity.email !== undefined ? { email: identity.email } : {}) },
+        /** What the recording's start and the index say of where the session came from. */
+        const facts = {
+          connection: name,
+          type: connection.type,
+          remote: remoteAddress,
+          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+          ...(policyCommit !== undefined ? { policyCommit } : {}),
+          ...(runId ? { runId } : {}),
+        };
+        const counts = { statements: 0, refused: 0 };
+        const maskedColumns = new Map<string, string>();
+        let recordingFailed = recordings !== undefined && recording === undefined;
+        /** The index's line for the session: as it ends, or while it runs. */
+        const summarize = (end?: SessionOutcome, tables?: { tables: string[]; written: string[]; tablesComplete: boolean }): SessionSummary => ({
+          id: sessionId,
+          subject: identity.subject,
+          issuer: identity.issuer,
+          ...(identity.email !== undefined ? { email: identity.email } : {}),
+          groups: identity.groups,
+          kind: identity.kind,
           ...facts,
-          gateway: VERSION,
+          startedAt: new Date(started).toISOString(),
+          ...(end ? { endedAt: new Date().toISOString() } : {}),
+          reason: end?.reason ?? 'running',
+          statements: counts.statements,
+          refused: counts.refused,
+          // While it runs, the tables are not known yet: they are read from its statements at the end.
+          ...(tables ?? { tables: [], written: [], tablesComplete: false }),
+          maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
+          recording: recording === undefined ? 'none' : recordingFailed ? 'failed' : end ? 'complete' : 'running',
+          bytesFromClient: end?.bytesFromClient ?? 0,
+          bytesToClient: end?.bytesToClient ?? 0,
         });
-        session.recording = {
-          stream: recording,
-          results: recordingPolicy.results,
-          rowCap: recordingPolicy.rowCap,
-          notes: {
-            statement: () => counts.statements++,
-            sql: (text) => {
-              // With a judge, its verdicts name the tables (see above); without one the SQL is read at the end.
-              if (!session.judge) touched.addText(text);
-            },
-            refused: () => counts.refused++,
-            masked: (column, strategy) => {
-              if (maskedColumns.size < 1000) maskedColumns.set(column, strategy);
-            },
-          },
-        };
-      }
-      if (recording) {
-        // What the client says about why (an MCP tool call and the agent's intent): recorded as its claim, bounded.
-        let contexts = 0;
-        channel.on('control', (m: ControlMessage) => {
-          if (m.type !== 'context' || contexts >= MAX_CONTEXTS) return;
-          const fields = clientContext(m.fields);
-          if (!fields) return;
-          contexts++;
-          recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
-        });
-      }
-      const watch = watchSessionToken({
-        session,
-        verifier,
-        toleranceSeconds: (id) => verifier.issuerConfig(id.issuer)?.clockToleranceSeconds ?? config.issuers.find((i) => i.issuer === id.issuer)?.clockToleranceSeconds ?? 0,
-        mayUse: stillAllowed,
-        end: (reason) => controller.abort(reason),
-        log,
-        logFields: who,
-      });
-      let limit: NodeJS.Timeout | undefined;
-      if (policy?.maxSessionSeconds !== undefined) {
-        const seconds = policy.maxSessionSeconds;
-        const ms = Math.min(MAX_TIMER_MS, Math.max(0, Math.round(seconds * 1000 * (options.sessionLimitScale ?? 1))));
-        limit = setTimeout(() => {
-          log.info('tunnel.session-limit', { ...who, maxSessionSeconds: seconds });
-          controller.abort(new SessionEnd('session-limit', `hoop: this session reached its maximum length of ${describeLength(seconds)}`, 'connect again'));
-        }, ms);
-        limit.unref();
-      }
-      let outcome: SessionOutcome;
-      if (recordings) running.set(sessionId, summarize);
-      try {
-        outcome = await engines[connection.type].serve(session);
-      } catch (err) {
-        log.error('engine.error', { ...who, error: describeError(err) });
-        channel.destroy();
-        outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
-      } finally {
-        watch.stop();
-        clearTimeout(limit);
-        sessions.delete(controller);
-      }
-      if (!channel.destroyed) {
-        // The session is over: give the client a moment to read the last bytes and close, then cut it.
-        if (!channel.writableEnded) channel.end();
-        lingering.add(channel);
-        channel.once('close', () => lingering.delete(channel));
-        setTimeout(() => channel.destroy(), SESSION_LINGER_MS).unref();
-      }
-      log.info('tunnel.close', {
-        ...who,
-        reason: outcome.reason,
-        ...(outcome.detail ? { detail: outcome.detail } : {}),
-        bytesFromClient: outcome.bytesFromClient,
-        bytesToClient: outcome.bytesToClient,
-        durationMs: Date.now() - started,
-      });
-      audit?.emit('session.end', {
-        ...who,
-        reason: outcome.reason,
-        statements: counts.statements,
-        refused: counts.refused,
-        bytesFromClient: outcome.bytesFromClient,
-        bytesToClient: outcome.bytesToClient,
-        durationMs: Date.now() - started,
-      });
-      if (recordings) {
         if (recording) {
-          recording.event({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
-          await recording.close().catch((err: unknown) => {
-            if (!recordingFailed) log.error('recording.failed', { ...who, error: describeError(err) });
+          // A failure to write: from then on nothing more is written; the policy's `onFailure` says what becomes of the session.
+          recording.onFailure = (err) => {
             recordingFailed = true;
+            log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
+            if (recordingPolicy.onFailure === 'close') {
+              controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
+            }
+          };
+          recording.event({
+            t: 'start',
+            at: started,
+            session: sessionId,
+            identity: { subject: identity.subject, issuer: identity.issuer, kind: identity.kind, groups: identity.groups, ...(identity.email !== undefined ? { email: identity.email } : {}) },
+            ...facts,
+            gateway: VERSION,
+          });
+          session.recording = {
+            stream: recording,
+            results: recordingPolicy.results,
+            rowCap: recordingPolicy.rowCap,
+            notes: {
+              statement: () => counts.statements++,
+              sql: (text) => {
+                // With a judge, its verdicts name the tables (see above); without one the SQL is read at the end.
+                if (!session.judge) touched.addText(text);
+              },
+              refused: () => counts.refused++,
+              masked: (column, strategy) => {
+                if (maskedColumns.size < 1000) maskedColumns.set(column, strategy);
+              },
+            },
+          };
+        }
+        if (recording) {
+          // What the client says about why (an MCP tool call and the agent's intent): recorded as its claim, bounded.
+          let budget = CONTEXT_BUDGET;
+          channel.on('control', (m: ControlMessage) => {
+            if (m.type !== 'context' || budget <= 0) return;
+            const fields = clientContext(m.fields);
+            if (!fields) return;
+            budget -= Object.values(fields).reduce((n, v) => n + v.length, 0);
+            // Past its budget, or while the disk is behind, a session's claims are no longer recorded: said once.
+            if (budget <= 0 || recording.behind) {
+              budget = 0;
+              recording.event({ t: 'context-dropped', at: Date.now() });
+              return;
+            }
+            recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
           });
         }
-        const summary = summarize(outcome, await touched.summary().catch(() => undefined));
-        // Listed as running until the index has it: never neither.
-        await recordings
-          .index(summary)
-          .catch((err: unknown) => log.error('recording.index-failed', { ...who, error: describeError(err) }))
-          .finally(() => running.delete(sessionId));
+        const watch = watchSessionToken({
+          session,
+          verifier,
+          toleranceSeconds: (id) => verifier.issuerConfig(id.issuer)?.clockToleranceSeconds ?? config.issuers.find((i) => i.issuer === id.issuer)?.clockToleranceSeconds ?? 0,
+          mayUse: stillAllowed,
+          end: (reason) => controller.abort(reason),
+          log,
+          logFields: who,
+        });
+        let limit: NodeJS.Timeout | undefined;
+        if (policy?.maxSessionSeconds !== undefined) {
+          const seconds = policy.maxSessionSeconds;
+          const ms = Math.min(MAX_TIMER_MS, Math.max(0, Math.round(seconds * 1000 * (options.sessionLimitScale ?? 1))));
+          limit = setTimeout(() => {
+            log.info('tunnel.session-limit', { ...who, maxSessionSeconds: seconds });
+            controller.abort(new SessionEnd('session-limit', `hoop: this session reached its maximum length of ${describeLength(seconds)}`, 'connect again'));
+          }, ms);
+          limit.unref();
+        }
+        let outcome: SessionOutcome;
+        if (recordings) running.set(sessionId, summarize);
+        try {
+          outcome = await engines[connection.type].serve(session);
+        } catch (err) {
+          log.error('engine.error', { ...who, error: describeError(err) });
+          channel.destroy();
+          outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
+        } finally {
+          watch.stop();
+          clearTimeout(limit);
+          sessions.delete(controller);
+        }
+        if (!channel.destroyed) {
+          // The session is over: give the client a moment to read the last bytes and close, then cut it.
+          if (!channel.writableEnded) channel.end();
+          lingering.add(channel);
+          channel.once('close', () => lingering.delete(channel));
+          setTimeout(() => channel.destroy(), SESSION_LINGER_MS).unref();
+        }
+        log.info('tunnel.close', {
+          ...who,
+          reason: outcome.reason,
+          ...(outcome.detail ? { detail: outcome.detail } : {}),
+          bytesFromClient: outcome.bytesFromClient,
+          bytesToClient: outcome.bytesToClient,
+          durationMs: Date.now() - started,
+        });
+        audit?.emit('session.end', {
+          ...who,
+          reason: outcome.reason,
+          statements: counts.statements,
+          refused: counts.refused,
+          bytesFromClient: outcome.bytesFromClient,
+          bytesToClient: outcome.bytesToClient,
+          durationMs: Date.now() - started,
+        });
+        if (recordings) {
+          if (recording) {
+            recording.event({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
+            await recording.close().catch((err: unknown) => {
+              if (!recordingFailed) log.error('recording.failed', { ...who, error: describeError(err) });
+              recordingFailed = true;
+            });
+          }
+          const summary = summarize(outcome, await touched.summary().catch(() => undefined));
+          // Listed as running until the index has it: never neither.
+          await recordings
+            .index(summary)
+            .catch((err: unknown) => log.error('recording.index-failed', { ...who, error: describeError(err) }))
+            .finally(() => running.delete(sessionId));
+        }
+      } finally {
+        // Whatever happened above: the id is free again and the session no longer listed as running.
+        claimed.delete(sessionId);
+        running.delete(sessionId);
       }
     })();
     live.add(task);

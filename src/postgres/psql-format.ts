@@ -23,6 +23,7 @@ export function columnWidths(names: readonly string[], rows: readonly (readonly 
 
 /** The header and rule of an aligned table: names centred, every cell padded. */
 export function tableHeader(names: readonly string[], widths: readonly number[]): string[] {
+  if (names.length === 0) return ['--']; // a result of no columns (`select;`): psql draws only this
   const cells = names.map((n, i) => n.padStart(Math.floor((widths[i]! + n.length) / 2)).padEnd(widths[i]!));
   return [cells.map((c) => ` ${c} `).join('|'), widths.map((w) => '-'.repeat(w + 2)).join('+')];
 }
@@ -33,6 +34,7 @@ export function tableHeader(names: readonly string[], widths: readonly number[])
  * with `+` where it goes on.
  */
 export function tableRow(values: readonly unknown[], widths: readonly number[], right: readonly boolean[] = []): string[] {
+  if (widths.length === 0) return [];
   const cells = widths.map((_, i) => cellLines(values[i]));
   const height = Math.max(1, ...cells.map((c) => c.length));
   const out: string[] = [];

@@ -59,7 +59,8 @@ export class SimpleQuerySession {
     const s = new SimpleQuerySession(stream);
     stream.write(startupMessage(params));
     for (;;) {
-      const m = await s.#next('while signing in');
+      const m = await s.#next();
+      if (!m) throw new PgProtocolError('the gateway closed the session while signing in');
       if (m.type === ERROR) throw new QueryError(parseErrorFields(m.body));
       if (m.type === AUTHENTICATION && parseAuthentication(m.body).code !== 0) throw new PgProtocolError('the gateway asked for a password on a tunnel');
       if (m.type === READY) return s;
@@ -75,7 +76,12 @@ export class SimpleQuerySession {
     this.#stream.write(query(sql));
     let failure: PgErrorFields | undefined;
     for (;;) {
-      const m = await this.#next('before the statements ended');
+      const m = await this.#next();
+      if (!m) {
+        // The gateway ends a session with a FATAL error, then closes: that error is the answer.
+        if (failure) return failure;
+        throw new PgProtocolError('the gateway closed the session before the statements ended');
+      }
       switch (m.type) {
         case ROW_DESCRIPTION:
           await handler.columns(parseRowDescription(m.body));
@@ -112,10 +118,10 @@ export class SimpleQuerySession {
     if (this.#stream.writable) this.#stream.end(terminate());
   }
 
-  async #next(when: string): Promise<PgMessage> {
+  /** The next message, undefined at the end of the stream. */
+  async #next(): Promise<PgMessage | undefined> {
     const { value, done } = await this.#messages.next();
-    if (done) throw new PgProtocolError(`the gateway closed the session ${when}`);
-    return value;
+    return done ? undefined : value;
   }
 }
 

@@ -102,10 +102,11 @@ export class TranscriptRenderer {
         return [];
       }
       case 'context': {
-        // What the client said about why (its claim): shown before the statements it came with.
+        // What the client said about why (its claim), quoted as JSON so that it cannot pass for anything else on the screen.
         const { t: _t, at: _at, source, tool, intent, ...more } = e;
-        const said = [intent, ...Object.entries(more).map(([k, v]) => `${k}: ${String(v)}`)].filter((x) => x !== undefined && x !== '');
-        return [{ at, text: `-- ${[source, tool].filter(Boolean).join(' ') || 'client'} says: ${said.map(String).join('; ') || '(nothing)'}` }];
+        const who = [source, tool].filter((x) => typeof x === 'string' && x !== '').map((x) => (/^[\w.-]+$/.test(x as string) ? x : JSON.stringify(x)));
+        const said = [...(intent !== undefined ? [JSON.stringify(intent)] : []), ...Object.entries(more).map(([k, v]) => `${k}=${JSON.stringify(v)}`)];
+        return [{ at, text: `-- client${who.length ? ` (${who.join(' ')})` : ''} says: ${said.join(' ') || '(nothing)'}` }];
       }
       case 'decision':
         return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];

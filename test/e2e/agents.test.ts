@@ -191,11 +191,15 @@ describe('hoop run', () => {
     expect(await listening(port)).toBe(false);
   });
 
-  it('--socket serves the connection on a unix socket: PGHOST is its directory, no TLS variables', async () => {
+  it('--socket serves each connection on a unix socket of its own: PGHOST is their directory, no TLS variables', async () => {
     const sockets = await mkdtemp(join(stack.dir, 'sock-'));
-    const r = await hoopRun(['--connect', 'app', '--socket', sockets, '--', 'sh', '-c', 'echo "$PGHOST|$PGSSLMODE|$DATABASE_URL"; psql -X -At -c "select 7"']);
+    const r = await hoopRun(['--connect', 'app', '--connect', 'app-md5', '--socket', sockets, '--', 'sh', '-c', 'echo "$PGHOST|$PGPORT|$PGSSLMODE|$DATABASE_URL_APP_MD5"; psql -X -At -c "select current_user"; psql -X -At -p 5433 -c "select current_user"']);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(new RegExp(`^${sockets}\\|\\|postgresql://hoop:[^@]+@/app\\?host=${encodeURIComponent(sockets)}&port=5432\n7\n$`));
+    expect(r.stdout).toMatch(new RegExp(`^${sockets}\\|5432\\|\\|postgresql://hoop:[^@]+@/app\\?host=${encodeURIComponent(sockets)}&port=5433\n${stack.pg.users.scram.user}\n${stack.pg.users.md5.user}\n$`));
+    // Two connections that would share one variable are refused before anything starts.
+    const clash = await hoopRun(['--connect', 'app-md5', '--connect', 'app_md5', '--', 'true']);
+    expect(clash.code).toBe(64);
+    expect(clash.stderr).toContain('connections "app-md5" and "app_md5" would both be DATABASE_URL_APP_MD5');
   });
 
   it('takes its connections from .hoop.yaml in the working directory, and says what to do without any', async () => {
@@ -224,7 +228,7 @@ describe('hoop exec', () => {
   const psqlSays = (args: string[]): Promise<HoopProcessResult> => hoopRun(['--connect', 'app', '--', 'psql', '-X', ...args]);
 
   it('prints results as psql does: aligned tables with numbers on the right, command tags, CSV', async () => {
-    const sql = 'select id, name, price, active, tags, note from agent_items order by id; create temp table t (a int); select 1 as one where false';
+    const sql = 'select id, name, price, active, tags, note from agent_items order by id; create temp table t (a int); select 1 as one where false; select';
     const [exec, psql] = await Promise.all([hoopExec(['app', '-c', sql]), psqlSays(['-c', sql])]);
     expect(exec.stderr).toBe('');
     expect(exec.code).toBe(0);
@@ -332,7 +336,7 @@ describe('hoop mcp', () => {
       expect(JSON.stringify(doc!.events)).not.toContain('@example.com');
       const id = (JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string }> }).sessions.find((x) => doc!.events[0]!.session === x.id)!.id;
       const transcript = (await stack.run(['sessions', 'replay', id, '--no-tty', '--speed', '1000', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout;
-      expect(transcript).toContain(`-- mcp run_sql says: ${intent}\napp=> select id, email from agent_people order by id`);
+      expect(transcript).toContain(`-- client (mcp run_sql) says: "${intent}"\napp=> select id, email from agent_people order by id`);
     } finally {
       await client.close();
     }

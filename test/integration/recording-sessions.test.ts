@@ -292,6 +292,30 @@ describe('recorded sessions', () => {
     expect(JSON.stringify(doc.events)).not.toContain('@example.com');
   }, 60_000);
 
+  it('a session id already used is never given again: a recording is never written over, even by two tunnels at once', async () => {
+    const token = await stack.token('bob');
+    const known = (await sessionsOf('bob', 0)).length;
+    const first = await stack.tunnel('app', token, { sessionId: 'reused-id-0001' });
+    await first.simple('select 1 as first');
+    first.write(frontendMessage('X'));
+    await first.closed();
+    await sessionsOf('bob', known + 1);
+    // The same id again, twice at once.
+    const again = await Promise.all([stack.tunnel('app', token, { sessionId: 'reused-id-0001' }), stack.tunnel('app', token, { sessionId: 'reused-id-0001' })]);
+    for (const f of again) {
+      await f.simple('select 2 as again');
+      f.write(frontendMessage('X'));
+      await f.closed();
+    }
+    const ids = (await sessionsOf('bob', known + 3)).map((s) => s.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.filter((id) => id === 'reused-id-0001')).toHaveLength(1);
+    const doc = JSON.parse((await hoop(['sessions', 'show', 'reused-id-0001', '--json'], 'bob')).stdout) as { events: Array<Record<string, unknown>>; verification: { ok: boolean } };
+    expect(doc.verification.ok).toBe(true);
+    expect(doc.events).toContainEqual(expect.objectContaining({ t: 'query', sql: 'select 1 as first' }));
+    expect(JSON.stringify(doc.events)).not.toContain('again');
+  }, 60_000);
+
   it('results: none keeps statements and shapes, no rows', async () => {
     repo.commit(policy(readFileSync(join(repo.dir, 'hoop.yaml'), 'utf8').split('connections:\n')[1]!.split('access:')[0]!, '  results: none\n'));
     await stack.gateway.policy!.refresh();
@@ -325,7 +349,10 @@ describe('retention', () => {
         await recordings.index({ ...base, id, startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });
       }
       expect(await recordings.prune(30, now)).toEqual(['old-session-1']);
-      expect(readdirSync(join(data, 'recordings'))).toEqual(['new-session-1']);
+      // The old recording's files are gone; its empty directory stays, so its id is never reused.
+      expect(readdirSync(join(data, 'recordings')).sort()).toEqual(['new-session-1', 'old-session-1']);
+      expect(readdirSync(join(data, 'recordings', 'old-session-1'))).toEqual([]);
+      expect(await recordings.recorded('old-session-1')).toBe(true);
       const listed = await recordings.sessions();
       expect(listed.map((s) => [s.id, s.recording])).toEqual([
         ['new-session-1', 'complete'],
