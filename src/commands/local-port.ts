@@ -36,6 +36,8 @@ export interface LocalPortOptions {
   socket?: string;
   /** Sent with every tunnel (`Hoop-Run-Id`): the gateway's session records carry it. */
   runId?: string;
+  /** Said at the start of every session (a `context` control message): recorded by the gateway as the client's claim. */
+  context?: Record<string, string>;
   log: Logger;
   /** Tells the user something (a line on stderr). */
   say: (line: string) => void;
@@ -93,6 +95,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
       const { token } = await provider.current();
       const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, ...(o.runId ? { runId: o.runId } : {}), ...(ca ? { ca } : {}) });
       renewal.track(opened.channel, token);
+      if (o.context) opened.channel.sendControl({ type: 'context', fields: o.context });
       await early?.admit(opened);
       return opened;
     },

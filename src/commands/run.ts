@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { execa } from 'execa';
 import { parse as parseYaml } from 'yaml';
@@ -34,11 +34,15 @@ import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
+import { cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
+import { shellQuote } from './connect.js';
 import { localUri, openLocalPort, type LocalPort } from './local-port.js';
 
 interface RunOptions extends LocalPolicyOptions {
   connect?: string[];
+  prompt?: string;
+  promptFile?: string;
   socket?: string;
   gateway?: string;
   tokenFile?: string;
@@ -139,6 +143,8 @@ export function runCommand(io: CliIo): Command {
     .usage('[options] -- <command> [args...]')
     .argument('<command...>', 'the command and its arguments (after --)')
     .addOption(new Option('-c, --connect <name>', 'serve this connection (repeat for several; default: connections: in .hoop.yaml)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .addOption(new Option('--prompt <text>', 'what the command was asked to do: recorded at the start of each of its sessions').conflicts('promptFile'))
+    .option('--prompt-file <file>', 'the same, read from a file')
     .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
@@ -154,13 +160,17 @@ export function runCommand(io: CliIo): Command {
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
       const names = await runConnections(io, opts.connect);
       const runId = `run-${randomBytes(12).toString('base64url')}`;
+      const prompt = opts.promptFile !== undefined ? await readFile(resolve(io.cwd, opts.promptFile), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.promptFile}: ${err.message}`))) : opts.prompt;
+      // What only the CLI knows, said at the start of every session of the run (the gateway keeps 4 KiB of each).
+      const said: Record<string, string> = { source: 'run', run: runId, command: [file!, ...args].map(shellQuote).join(' '), cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
+      const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
       const provider = await commandTokenProvider(io, opts);
       const ports: LocalPort[] = [];
       let pgpassFile: string | undefined;
       let giveSignals: (() => void) | undefined;
       try {
         // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
-        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, log, say }));
+        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say }));
         // Interrupted while the ports opened: the command never starts.
         if (io.signal.aborted) throw new CommandExit(130);
         pgpassFile = await writePgpass({ env: io.env, name: 'run', entries: ports });

@@ -74,6 +74,18 @@ async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: stri
   }
 }
 
+/** The sessions of run `runId` the caller may see, the first first. */
+async function sessionsOfRun(io: CliIo, flags: GatewayFlags, runId: string): Promise<string[]> {
+  const provider = await commandTokenProvider(io, flags);
+  try {
+    const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, { run: runId });
+    if (sessions.length === 0) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no sessions of run ${runId} that you may see`, { hint: '`hoop sessions ls --run ID` lists them; the id is the HOOP_RUN_ID hoop run gave its command' });
+    return sessions.sort((a, b) => a.startedAt.localeCompare(b.startedAt)).map((s) => s.id);
+  } finally {
+    provider.close();
+  }
+}
+
 function refuseInvalid(check: RecordingCheck, id: string, summary: SessionSummary): void {
   if (!check.ok && summary.recording === 'running' && check.manifest === undefined) {
     throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${id} is running and its recording has no signed checkpoint yet`, {
@@ -208,24 +220,38 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('replay'))
-      .argument('<id>', 'the session id, or `last` for your newest ended one')
+      .argument('<id>', 'the session id, or `last` for your newest ended one (with --run: a run id)')
       .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, q quit); else the transcript')
+      .option('--run', 'the id is a `hoop run`\'s (its HOOP_RUN_ID): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each')
       .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
       .option('--skip-idle', 'wait at most 1 s between lines')
       .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
-      .action(async (id: string, flags: CommonFlags & { speed: number; skipIdle?: boolean; tty: boolean }) => {
+      .action(async (id: string, flags: CommonFlags & { run?: boolean; speed: number; skipIdle?: boolean; tty: boolean }) => {
         const terminal = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
         const interactive = terminal && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
-        await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, summary.id, summary);
-          if (interactive) {
-            const lines: TranscriptLine[] = [];
-            for await (const line of transcript(dir, check, summary)) lines.push(line);
-            await playReplay(lines, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: `${summary.subject} on ${summary.connection}` });
-            return;
+        const ids = flags.run ? await sessionsOfRun(io, flags, id) : [id];
+        /** Each session's verified recording in turn. */
+        const each = async (use: (dir: string, check: RecordingCheck, summary: SessionSummary) => Promise<void>): Promise<void> => {
+          for (const one of ids) {
+            await withVerifiedRecording(io, flags, one, async (dir, check, summary) => {
+              refuseInvalid(check, summary.id, summary);
+              await use(dir, check, summary);
+            });
           }
-          const timed = terminal;
-          let last: number | undefined;
+        };
+        if (interactive) {
+          const lines: TranscriptLine[] = [];
+          let title: string | undefined;
+          await each(async (dir, check, summary) => {
+            title ??= flags.run ? `run ${id} of ${summary.subject}` : `${summary.subject} on ${summary.connection}`;
+            for await (const line of transcript(dir, check, summary)) lines.push(line);
+          });
+          await playReplay(lines, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: title ?? id });
+          return;
+        }
+        const timed = terminal;
+        let last: number | undefined;
+        await each(async (dir, check, summary) => {
           for await (const line of transcript(dir, check, summary)) {
             if (timed && last !== undefined && line.at > last) {
               const wait = (line.at - last) / flags.speed;

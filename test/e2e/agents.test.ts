@@ -106,6 +106,27 @@ describe('hoop run', () => {
     expect((JSON.parse(other.stdout) as { sessions: unknown[] }).sessions).toEqual([]);
   });
 
+  it('--prompt: each session of the run starts with what the run was for; sessions replay --run plays them in order, the prompt first', async () => {
+    await writeFile(join(stack.dir, 'prompt.txt'), 'Count the items, then the people.\n');
+    const r = await hoopRun(['--connect', 'app', '--prompt-file', 'prompt.txt', '--', 'sh', '-c', 'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items"; psql -X -At -c "select count(*) from agent_people"']);
+    expect(r.code).toBe(0);
+    const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
+    let replay = '';
+    for (let i = 0; i < 50 && !replay.includes('agent_people'); i++) {
+      replay = (await stack.run(['sessions', 'replay', runId, '--run', '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout;
+    }
+    const lines = replay.split('\n');
+    const context = `-- client (run) says: run="${runId}" command="sh -c 'echo \\"run=$HOOP_RUN_ID\\"; psql`;
+    expect(lines[1]).toContain(context);
+    expect(lines[1]).toContain('prompt="Count the items, then the people."');
+    expect(lines[2]).toBe('app=> select count(*) from agent_items');
+    expect(replay.indexOf('agent_items')).toBeLessThan(replay.indexOf('agent_people'));
+    expect(lines.filter((l) => l.startsWith('-- client (run) says:'))).toHaveLength(2); // at the start of each session
+    const none = await stack.run(['sessions', 'replay', 'run-nobody-made', '--run', '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token });
+    expect(none.code).toBe(65);
+    expect(none.stderr).toContain('no sessions of run run-nobody-made that you may see');
+  });
+
   it('the gateway keeps a tunnel\'s run id only in the shape hoop run makes', async () => {
     for (const runId of ['x', 'run id with spaces', `run-${'a'.repeat(80)}`, 'run-ok_12345']) {
       const raw = await stack.tunnel('app', token, { runId });
