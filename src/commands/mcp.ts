@@ -22,7 +22,7 @@ import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { commandTokenProvider } from '../client-config.js';
 import { describeError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
-import { createLogger, levelFromEnv } from '../log.js';
+import { createLogger, levelFromEnv, type Logger } from '../log.js';
 import { cutValue } from '../recording/event-line.js';
 import { serverMessageLines } from '../postgres/psql-format.js';
 import { VERSION } from '../version.js';
@@ -48,9 +48,7 @@ const answer = (value: unknown): ToolAnswer => ({ content: [{ type: 'text', text
 const failure = (text: string): ToolAnswer => ({ content: [{ type: 'text', text }], isError: true });
 
 /** Runs `sql` on `connection` in a session of its own; the results, or the error that stopped them, as a tool answer. */
-async function runSql(io: CliIo, provider: ResolvedTokenProvider, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
-  // stdout carries the protocol: anything hoop has to say goes to stderr.
-  const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
+async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
   const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`) });
   try {
     gw.context(context);
@@ -95,6 +93,8 @@ export function mcpCommand(io: CliIo): Command {
     .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
     .action(async (opts: { gateway?: string; tokenFile?: string; caFile?: string }) => {
+      // stdout carries the protocol: anything hoop has to say goes to stderr.
+      const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
       const provider = await commandTokenProvider(io, opts);
       const server = new McpServer({ name: 'hoop', version: VERSION });
       const guarded = async (work: () => Promise<ToolAnswer>): Promise<ToolAnswer> => {
@@ -124,7 +124,7 @@ export function mcpCommand(io: CliIo): Command {
             for (const [what, v] of [['schema', schema], ['table', table]] as const) if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
             const where = [`table_schema not in ('pg_catalog', 'information_schema')`, ...(schema ? [`table_schema = '${schema}'`] : []), ...(table ? [`table_name = '${table}'`] : [])].join(' and ');
             const sql = `select table_schema, table_name, column_name, data_type, is_nullable from information_schema.columns where ${where} order by table_schema, table_name, ordinal_position`;
-            return runSql(io, provider, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
+            return runSql(io, log, provider, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
           }),
       );
 
@@ -143,7 +143,7 @@ export function mcpCommand(io: CliIo): Command {
         },
         ({ connection, sql, intent, max_rows }) =>
           // The gateway keeps 4 KiB of each field: no more is sent.
-          guarded(() => runSql(io, provider, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
+          guarded(() => runSql(io, log, provider, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
       );
 
       const transport = new StdioServerTransport(io.stdin, io.stdout);

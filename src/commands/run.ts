@@ -26,9 +26,10 @@ import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { execa } from 'execa';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { configDir } from '../auth/paths.js';
+import { dotted, parseWithSchema, readErrorMessage, yamlMessage, zodProblems } from '../config/yaml.js';
 import { commandTokenProvider } from '../client-config.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -54,24 +55,22 @@ export const RUN_FILE = '.hoop.yaml';
 
 const RunFile = z.object({ connections: z.array(z.string().min(1)).min(1, { error: 'name at least one connection' }) }, { error: 'must be a mapping with `connections: [NAME, ...]`' }).strict();
 
-/** The connections of `file` (undefined when it does not exist). */
+/** The connections of `file` (undefined when it does not exist), checked as the gateway and policy files are (src/config/yaml.ts). */
 async function connectionsIn(file: string): Promise<string[] | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${file}: ${(err as Error).message}`);
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${file}: ${readErrorMessage(err)}`);
   }
-  let parsed;
-  try {
-    parsed = RunFile.safeParse(parseYaml(text));
-  } catch (err) {
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} is not valid YAML: ${(err as Error).message}`);
-  }
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} is not valid YAML: ${yamlMessage(doc.errors[0]!.message)}`);
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const parsed = parseWithSchema(RunFile, raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`, { hint: 'it reads: connections: [prod-db]' });
+    const problem = zodProblems(parsed.error, raw, RunFile)[0]!;
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}: ${problem.path.length ? `${dotted(problem.path)}: ` : ''}${problem.message}`, { hint: 'it reads: connections: [prod-db]' });
   }
   return parsed.data.connections;
 }

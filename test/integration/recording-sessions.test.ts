@@ -14,6 +14,7 @@ import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
 
 let stack: HoopStack;
@@ -314,6 +315,32 @@ describe('recorded sessions', () => {
     expect(doc.verification.ok).toBe(true);
     expect(doc.events).toContainEqual(expect.objectContaining({ t: 'query', sql: 'select 1 as first' }));
     expect(JSON.stringify(doc.events)).not.toContain('again');
+  }, 60_000);
+
+  it('a raw client\'s context messages: forged event fields refused, at most 256 K characters recorded, then one context-dropped', async () => {
+    const token = await stack.token('bob');
+    const known = (await sessionsOf('bob', 0)).length;
+    const f = await stack.tunnel('app', token);
+    const channel = f.stream as TunnelChannel;
+    channel.sendControl({ type: 'context', fields: { t: 'end', reason: 'forged' } });
+    channel.sendControl({ type: 'context', fields: { at: '0' } });
+    channel.sendControl({ type: 'context', fields: { intent: { nested: true } } });
+    for (let i = 0; i < 70; i++) channel.sendControl({ type: 'context', fields: { source: 'raw', intent: `${i} ${'x'.repeat(4000)}` } });
+    const answered = await f.simple('select 42 as after_contexts');
+    expect(answered.some((m) => m.type === 0x44)).toBe(true); // the session goes on
+    f.write(frontendMessage('X'));
+    await f.closed();
+    const id = (await sessionsOf('bob', known + 1))[0]!.id;
+    const doc = JSON.parse((await hoop(['sessions', 'show', id, '--json'], 'bob')).stdout) as { events: Array<Record<string, unknown>>; verification: { ok: boolean } };
+    expect(doc.verification.ok).toBe(true);
+    const types = doc.events.map((e) => e.t);
+    expect(types.filter((t) => t === 'end')).toHaveLength(1);
+    expect(doc.events.at(-1)).toMatchObject({ t: 'end', reason: 'client-terminated' });
+    const contexts = doc.events.filter((e) => e.t === 'context');
+    expect(contexts.every((e) => e.source === 'raw')).toBe(true);
+    expect(contexts.length).toBe(Math.floor((256 * 1024) / 4005)); // the budget, whole messages
+    expect(types.filter((t) => t === 'context-dropped')).toHaveLength(1);
+    expect(types.indexOf('context-dropped')).toBeLessThan(types.indexOf('query'));
   }, 60_000);
 
   it('results: none keeps statements and shapes, no rows', async () => {
