@@ -58,16 +58,22 @@ const BIND = 0x42; // 'B'
 const EXECUTE = 0x45; // 'E' (from the client)
 const FUNCTION_CALL = 0x46; // 'F'
 
-/** Server messages the recording reads (others pass unread: ParseComplete, BindComplete, NoData, ParameterStatus, ...). */
-const RECORDED = new Set([ROW_DESCRIPTION, COMMAND_COMPLETE, ERROR, NOTICE, READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH]);
-/** Server messages that end a result. */
-const RESULT_ENDS = new Set([COMMAND_COMPLETE, EMPTY_QUERY, PORTAL_SUSPENDED, ERROR]);
+/**
+ * Per server message type (one lookup on the data path): {@link READS} for the messages the
+ * recording reads (others pass unread: ParseComplete, BindComplete, NoData, ParameterStatus, ...),
+ * with {@link ENDS} for those that end a result.
+ */
+const SERVER_KIND = new Uint8Array(256);
+const READS = 1;
+const ENDS = 2;
+for (const t of [ROW_DESCRIPTION, NOTICE, READY, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH]) SERVER_KIND[t] = READS;
+for (const t of [COMMAND_COMPLETE, EMPTY_QUERY, PORTAL_SUSPENDED, ERROR]) SERVER_KIND[t] = READS | ENDS;
 
 /**
  * The records the stage hands the recording thread (src/recording/thread.ts); each has the time
  * it was seen. A client message: the message as it came (`CLIENT`), or for a Query or Parse too
  * long to keep, its type, length and statement name (`CLIENT_LONG`), or for a Bind streamed
- * through, its portal and statement (`BIND_STREAMED`). A refusal as JSON (`REFUSED`). Server
+ * through, its portal and statement (`BIND_STREAMED`). (A refusal is a whole `decision` event.) Server
  * messages as the client received them (`SERVER`); how masking treated the columns of the next
  * RowDescription, as JSON (`MASKED`); rows that passed unread (`PASSED`: their count; the time of
  * the first).
@@ -75,10 +81,10 @@ const RESULT_ENDS = new Set([COMMAND_COMPLETE, EMPTY_QUERY, PORTAL_SUSPENDED, ER
 const CLIENT = 16;
 const CLIENT_LONG = 17;
 const BIND_STREAMED = 18;
-const REFUSED = 19;
 const SERVER = 20;
 const MASKED = 21;
 const PASSED = 22;
+const PASSED_COUNT = Buffer.alloc(4);
 
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
 const SMALL_ROWS = 16;
@@ -186,13 +192,14 @@ export class PostgresRecordingStage implements RecorderStage {
 
   refused(r: Refusal): void {
     this.#notes?.refused();
-    const json = Buffer.from(JSON.stringify({ action: r.action, rule: r.rule, reason: r.reason, message: r.message }));
-    this.#record(REFUSED, this.#now(), json, 0, json.length);
+    // A whole event, after what the thread holds (as the session's own events are).
+    this.#flushPassed();
+    this.#stream.event({ t: 'decision', at: this.#now(), action: r.action, rule: r.rule, reason: r.reason, message: r.message });
   }
 
   wants(type: number): boolean {
     if (type === DATA_ROW || type === COPY_DATA) return this.#rows && this.#recorded < this.#cap;
-    return RECORDED.has(type);
+    return (SERVER_KIND[type]! & READS) !== 0;
   }
 
   passed(type: number): void {
@@ -238,9 +245,11 @@ export class PostgresRecordingStage implements RecorderStage {
         this.#status = status;
         return changed;
       }
-      default:
-        if (RESULT_ENDS.has(type)) this.#recorded = 0;
-        return RECORDED.has(type);
+      default: {
+        const kind = SERVER_KIND[type]!;
+        if (kind & ENDS) this.#recorded = 0;
+        return (kind & READS) !== 0;
+      }
     }
   }
 
@@ -251,10 +260,9 @@ export class PostgresRecordingStage implements RecorderStage {
   /** Rows passed since the last record: their count, with the time of the first. */
   #flushPassed(): void {
     if (this.#passed === 0) return;
-    const count = Buffer.allocUnsafe(4);
-    count.writeUInt32LE(this.#passed);
+    PASSED_COUNT.writeUInt32LE(this.#passed); // copied by record() at once: one buffer serves every stage
     this.#passed = 0;
-    this.#stream.record(PASSED, this.#passedAt, count, 0, 4);
+    this.#stream.record(PASSED, this.#passedAt, PASSED_COUNT, 0, 4);
   }
 }
 
@@ -404,9 +412,6 @@ export class PostgresRecorder {
         this.#begin('bind').key('portal').string(portal).key('statement').string(statement).key('params').string('not recorded (streamed)').end();
         return;
       }
-      case REFUSED:
-        this.#emit({ t: 'decision', ...(JSON.parse(bytes.toString('utf8', start, end)) as object) });
-        return;
       case SERVER:
         this.#message(bytes[start]!, bytes, start + 5, end);
         return;
