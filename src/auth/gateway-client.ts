@@ -172,9 +172,9 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
 
 async function requestJson(
   endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   path: string,
-  options: { token?: string; body?: unknown; connection?: string } = {},
+  options: { token?: string; body?: unknown; raw?: Buffer; connection?: string } = {},
 ): Promise<{ status: number; body: unknown }> {
   const { status, bytes } = await request(endpoint, method, path, options, MAX_BODY);
   try {
@@ -187,14 +187,14 @@ async function requestJson(
 /** One API request; resolves the body's bytes (at most `maxBody`), rejects with a HoopError for a non-2xx answer. */
 async function request(
   endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT',
   path: string,
-  options: { token?: string; body?: unknown; connection?: string },
+  options: { token?: string; body?: unknown; raw?: Buffer; connection?: string },
   maxBody: number,
 ): Promise<{ status: number; bytes: Buffer }> {
   const base = gatewayBaseUrl(endpoint.gateway);
   const url = new URL(path, base);
-  const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8');
+  const payload = options.raw ?? (options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8'));
   const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': `hoop/${VERSION}` };
   if (options.token !== undefined) {
     if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(options.token)) {
@@ -203,7 +203,7 @@ async function request(
     headers.Authorization = `Bearer ${options.token}`;
   }
   if (payload) {
-    headers['Content-Type'] = 'application/json';
+    headers['Content-Type'] = options.raw ? 'application/octet-stream' : 'application/json';
     headers['Content-Length'] = String(payload.length);
   }
   const requestOptions: https.RequestOptions = { method, agent: false, headers, timeout: endpoint.timeoutMs ?? 10_000, ...(endpoint.ca ? { ca: endpoint.ca } : {}) };
@@ -283,10 +283,10 @@ export async function getWhoAmI(endpoint: GatewayEndpoint, token: string): Promi
  * possession signed by its private half (src/device-proof.ts); the private key is never sent.
  * @see https://www.rfc-editor.org/rfc/rfc8410 (SPKI PEM of an Ed25519 key)
  */
-export async function registerDevice(endpoint: GatewayEndpoint, token: string, device: { publicKey: string; privateKey: string; name: string }): Promise<RegisteredDevice> {
+export async function registerDevice(endpoint: GatewayEndpoint, token: string, device: { publicKey: string; privateKey: string; name: string; ephemeral?: boolean }): Promise<RegisteredDevice> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
   const proof = signDeviceProof(device.privateKey, device.publicKey, token);
-  const { body } = await requestJson(endpoint, 'POST', 'v1/devices', { token, body: { publicKey: device.publicKey, name: device.name, proof } });
+  const { body } = await requestJson(endpoint, 'POST', 'v1/devices', { token, body: { publicKey: device.publicKey, name: device.name, proof, ...(device.ephemeral ? { ephemeral: true } : {}) } });
   const b = body as Partial<Record<keyof RegisteredDevice, unknown>>;
   if (typeof b.deviceId !== 'string' || typeof b.fingerprint !== 'string') throw protocolError(origin, 'the registered device');
   return { deviceId: b.deviceId, fingerprint: b.fingerprint };
@@ -368,14 +368,50 @@ const MAX_RECORDING_FILE = 256 * 1024 * 1024;
 /** Downloads the files of session `id`'s recording into `dir` (`GET /v1/sessions/{id}/files[/name]`); resolves their names. */
 export async function downloadRecording(endpoint: GatewayEndpoint, token: string, id: string, dir: string): Promise<string[]> {
   const { body } = await requestJson(endpoint, 'GET', `v1/sessions/${encodeURIComponent(id)}/files`, { token });
-  const files = (body as { files?: unknown }).files;
+  return downloadFiles(endpoint, token, (body as { files?: unknown }).files, (f) => `v1/sessions/${encodeURIComponent(id)}/files/${f}`, dir);
+}
+
+async function downloadFiles(endpoint: GatewayEndpoint, token: string, files: unknown, path: (file: string) => string, dir: string): Promise<string[]> {
   if (!isStringArray(files) || files.some((f) => !/^[A-Za-z0-9._-]+$/.test(f))) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'the recording');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   for (const f of files) {
-    const { bytes } = await request(endpoint, 'GET', `v1/sessions/${encodeURIComponent(id)}/files/${f}`, { token }, MAX_RECORDING_FILE);
+    const { bytes } = await request(endpoint, 'GET', path(f), { token }, MAX_RECORDING_FILE);
     await writeFile(join(dir, f), bytes, { mode: 0o600 });
   }
   return files;
+}
+
+/** A CLI's own record: of one session's side (`sessions`), or of one `hoop run` (`runs`). */
+export type ClientRecordKind = 'sessions' | 'runs';
+
+/** What the gateway holds of a CLI's record (src/gateway/client-records.ts). */
+export interface ClientRecordInfo {
+  record: { state: 'uploading' | 'complete' | 'truncated'; subject: string; issuer: string; signer?: string; fingerprint?: string; chunks?: number; events?: number; updatedAt: string } | null;
+  files: string[];
+}
+
+const recordPath = (kind: ClientRecordKind, id: string, file?: string): string =>
+  kind === 'sessions' ? `v1/sessions/${encodeURIComponent(id)}/client${file ? `/${file}` : ''}` : `v1/runs/${encodeURIComponent(id)}${file ? `/files/${file}` : ''}`;
+
+/** `GET /v1/sessions/{id}/client` or `GET /v1/runs/{id}`: how much of a CLI's record the gateway holds. */
+export async function getClientRecord(endpoint: GatewayEndpoint, token: string, kind: ClientRecordKind, id: string): Promise<ClientRecordInfo> {
+  const { body } = await requestJson(endpoint, 'GET', recordPath(kind, id), { token });
+  const b = body as { record?: unknown; files?: unknown };
+  if (!isStringArray(b.files) || typeof b.record !== 'object') throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'the record');
+  return { record: b.record as ClientRecordInfo['record'], files: b.files };
+}
+
+/** Uploads one file of a CLI's record (`PUT`); idempotent: resolves `stored: false` when the gateway had the same bytes. */
+export async function putClientRecordFile(endpoint: GatewayEndpoint, token: string, kind: ClientRecordKind, id: string, file: string, data: Buffer): Promise<{ stored: boolean; record: ClientRecordInfo['record'] }> {
+  const { body } = await requestJson(endpoint, 'PUT', recordPath(kind, id, file), { token, raw: data });
+  return body as { stored: boolean; record: ClientRecordInfo['record'] };
+}
+
+/** Downloads a CLI's record into `dir`; resolves what the gateway says of it. */
+export async function downloadClientRecord(endpoint: GatewayEndpoint, token: string, kind: ClientRecordKind, id: string, dir: string): Promise<ClientRecordInfo> {
+  const info = await getClientRecord(endpoint, token, kind, id);
+  await downloadFiles(endpoint, token, info.files, (f) => recordPath(kind, id, f), dir);
+  return info;
 }
 
 /** A recording key the gateway publishes (`GET /v1/keys`). */

@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import { getWhoAmI, type GatewayEndpoint } from '../auth/gateway-client.js';
 import { configDir } from '../auth/paths.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
-import { loadStatementGate, StatementGate } from '../postgres/statement-gate.js';
+import { loadStatementGate, StatementGate, type Refusal } from '../postgres/statement-gate.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { accessFor } from '../policy/access.js';
@@ -164,13 +164,16 @@ export class EarlyChecks {
   }
 
   /** The gate for a session on an admitted tunnel; undefined: the gateway's checks only. */
-  gate(session: string, tunnel: OpenedTunnel): StatementGate | undefined {
+  gate(session: string, tunnel: OpenedTunnel, onRefusal?: (r: Refusal) => void): StatementGate | undefined {
     const policy = this.#decided.get(tunnel);
     const grant = policy && accessFor(policy, this.#who, this.#connection);
     if (!policy || !grant) return undefined;
     const judge = new StatementJudge(policy, this.#who, this.#connection, grant.mode, { limits: grant.limits });
     return new StatementGate(judge, {
-      onRefusal: (r) => this.#log.info('statement.refused', { session, rule: r.rule, action: r.action, message: r.message }),
+      onRefusal: (r) => {
+        this.#log.info('statement.refused', { session, rule: r.rule, action: r.action, message: r.message });
+        onRefusal?.(r);
+      },
     });
   }
 

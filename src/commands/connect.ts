@@ -20,6 +20,7 @@ import { createLogger, levelFromEnv } from '../log.js';
 import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { localUri, openLocalPort } from './local-port.js';
+import { CommandRecords } from './client-records.js';
 
 interface ConnectOptions extends LocalPolicyOptions {
   port?: number;
@@ -76,8 +77,10 @@ export function connectCommand(io: CliIo): Command {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'connect' } });
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
       const provider = await commandTokenProvider(io, opts);
+      const records = new CommandRecords(io, provider, log);
+      records.resume();
       try {
-        const local = await openLocalPort({ io, provider, name, policy: opts, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.socket ? { socket: opts.socket } : {}), log, say });
+        const local = await openLocalPort({ io, provider, name, policy: opts, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.socket ? { socket: opts.socket } : {}), log, say, records });
         let pgpassFile: string | undefined;
         try {
           pgpassFile = await writePgpass({ env: io.env, name, entries: [local] });
@@ -109,6 +112,7 @@ export function connectCommand(io: CliIo): Command {
           if (pgpassFile) await removeRunFile(pgpassFile);
         }
       } finally {
+        await records.finish(say);
         provider.close();
       }
     });

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-listener.js';
@@ -22,6 +22,9 @@ import { openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
+import type { CommandRecords } from './client-records.js';
+import type { Refusal } from '../postgres/statement-gate.js';
+import { hostname } from 'node:os';
 
 export interface LocalPortOptions {
   io: CliIo;
@@ -41,6 +44,8 @@ export interface LocalPortOptions {
   log: Logger;
   /** Tells the user something (a line on stderr). */
   say: (line: string) => void;
+  /** The command's own records: each session the port relays is recorded by the CLI too, when the gateway takes it. */
+  records?: CommandRecords;
 }
 
 /** A local port serving one connection. */
@@ -66,13 +71,15 @@ const LOCAL_USER = 'hoop';
 
 /** Opens a local port for connection `o.name`; see the module documentation. */
 export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
-  const { provider, name, log, say } = o;
+  const { provider, name, log, say, records } = o;
   const { gateway, ca } = provider;
   const info = await getConnection({ gateway, ca }, (await provider.current()).token, name);
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; a local port serves postgres connections`);
 
   // Early checks: the same gate as the gateway's, on the CLI's copy of the policy.
   const early = await EarlyChecks.start({ io: o.io, options: o.policy, log, endpoint: { gateway, ca }, token: async () => (await provider.current()).token, connection: name, say });
+  // The signing key of this command's records (an ephemeral one is registered once): ready before the first client.
+  records?.recorder.key().catch((err: unknown) => log.warn('record.key-failed', { error: describeError(err) }));
   const password = randomBytes(24).toString('base64url');
   const renewal = new TunnelTokenRenewal(provider, log, say);
   const onEvent = (e: ListenerEvent): void => {
@@ -81,6 +88,11 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     else if (e.kind === 'protocol-error') say(`a local client broke the protocol and was disconnected: ${e.message}`);
     else if (e.kind === 'client-closed' && e.message) say(`session ${e.session} closed: ${e.message}`);
     else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
+    else if (e.kind === 'session-recorded') o.records?.closed('sessions', e.session);
+    else if (e.kind === 'record-failed') {
+      o.records?.failed('sessions', e.session);
+      say(`this machine's record of session ${e.session} stopped: ${e.message} (the gateway's record is not affected)`);
+    }
   };
   // A certificate for this run's local port, its own root: clients that insist on TLS verify it.
   const certificate = mintCertificate({ commonName: `hoop connect ${name}`, altNames: ['127.0.0.1', 'localhost'], ca: true, validDays: 30 });
@@ -99,7 +111,31 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
       await early?.admit(opened);
       return opened;
     },
-    ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel) => early.gate(session, tunnel) } : {}),
+    ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel, onRefusal: (r: Refusal) => void) => early.gate(session, tunnel, onRefusal) } : {}),
+    ...(records
+      ? {
+          record: async (session: { id: string; user: string; database: string }) => {
+            const stream = await records.recorder.session(session.id);
+            records.opened('sessions', session.id);
+            stream.event({
+              t: 'start',
+              at: Date.now(),
+              side: 'client',
+              session: session.id,
+              connection: name,
+              gateway: provider.origin,
+              ...(provider.profile?.subject ? { subject: provider.profile.subject } : {}),
+              localUser: session.user,
+              database: session.database,
+              cliVersion: VERSION,
+              host: hostname(),
+              pid: process.pid,
+              ...(o.runId ? { runId: o.runId } : {}),
+            });
+            return stream;
+          },
+        }
+      : {}),
   });
   let sslrootcert: string | undefined;
   const close = async (): Promise<void> => {

@@ -22,7 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { constants } from 'node:os';
+import { constants, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { execa } from 'execa';
@@ -31,7 +31,12 @@ import { z } from 'zod';
 import { configDir } from '../auth/paths.js';
 import { dotted, parseWithSchema, readErrorMessage, yamlMessage, zodProblems } from '../config/yaml.js';
 import { commandTokenProvider } from '../client-config.js';
-import { CommandExit, ErrorCode, HoopError } from '../errors.js';
+import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
+import { getRecordingKeys } from '../auth/gateway-client.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import type { RecordingWriter } from '../recording/writer.js';
+import { VERSION } from '../version.js';
+import { CommandRecords } from './client-records.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
@@ -135,6 +140,41 @@ function exitCodeOf(result: { exitCode?: number | undefined; signal?: string | u
   return result.exitCode ?? 1;
 }
 
+/**
+ * Opens the run's own record (src/recording/spool.ts) and writes its start: who ran what, where,
+ * with which prompt and connections. Resolves undefined when the gateway keeps no records.
+ */
+async function openRunRecord(
+  records: CommandRecords,
+  provider: ResolvedTokenProvider,
+  runId: string,
+  run: { command: string[]; cwd: string; connections: string[]; prompt?: string },
+): Promise<RecordingWriter | undefined> {
+  // A gateway that records publishes its keys; one that does not would never take the record.
+  const recording = await getRecordingKeys({ gateway: provider.gateway, ca: provider.ca }).then(
+    () => true,
+    () => false,
+  );
+  if (!recording) return undefined;
+  const writer = await records.recorder.run(runId);
+  records.opened('runs', runId);
+  writer.append({
+    t: 'start',
+    at: Date.now(),
+    side: 'run',
+    run: runId,
+    ...(provider.profile?.subject ? { subject: provider.profile.subject } : {}),
+    command: run.command.map(cutValue),
+    cwd: cutValue(run.cwd),
+    connections: run.connections,
+    ...(run.prompt !== undefined ? { prompt: run.prompt } : {}),
+    host: hostname(),
+    pid: process.pid,
+    cliVersion: VERSION,
+  });
+  return writer;
+}
+
 /** Builds the `run` command. */
 export function runCommand(io: CliIo): Command {
   return new Command('run')
@@ -164,14 +204,26 @@ export function runCommand(io: CliIo): Command {
       const said: Record<string, string> = { source: 'run', run: runId, command: [file!, ...args].map(shellQuote).join(' '), cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
       const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
       const provider = await commandTokenProvider(io, opts);
+      const records = new CommandRecords(io, provider, log);
+      records.resume();
       const ports: LocalPort[] = [];
       let pgpassFile: string | undefined;
       let giveSignals: (() => void) | undefined;
+      /** The run as one unit, signed by this CLI (when the gateway keeps records). */
+      let runRecord: RecordingWriter | undefined;
+      const started = Date.now();
       try {
+        runRecord = await openRunRecord(records, provider, runId, { command: [file!, ...args], cwd: io.cwd, connections: names, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) }).catch((err: unknown) => {
+          say(`this run is not recorded on this machine: ${describeError(err)} (the gateway records its sessions)`);
+          return undefined;
+        });
         // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
-        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say }));
+        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say, records }));
         // Interrupted while the ports opened: the command never starts.
-        if (io.signal.aborted) throw new CommandExit(130);
+        if (io.signal.aborted) {
+          runRecord?.append({ t: 'end', at: Date.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: Date.now() - started });
+          throw new CommandExit(130);
+        }
         pgpassFile = await writePgpass({ env: io.env, name: 'run', entries: ports });
         log.info('run.start', { run: runId, connections: names, command: file });
         const child = execa(file!, args, {
@@ -194,17 +246,26 @@ export function runCommand(io: CliIo): Command {
         if (result.failed && result.exitCode === undefined && !result.signal) {
           const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
           const missing = code === 'ENOENT';
+          runRecord?.append({ t: 'end', at: Date.now(), exitCode: missing ? 127 : 126, reason: missing ? 'command not found' : 'cannot run the command', durationMs: Date.now() - started });
           throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: ${missing ? 'command not found' : (result.cause as Error | undefined)?.message ?? result.shortMessage}`, {
             hint: missing ? 'check the command name and PATH' : 'check that it is an executable the current user may run',
             exitCode: missing ? 127 : 126,
           });
         }
         log.info('run.end', { run: runId, exitCode: result.exitCode, signal: result.signal });
+        runRecord?.append({ t: 'end', at: Date.now(), exitCode: exitCodeOf(result), ...(result.signal ? { signal: result.signal } : {}), durationMs: Date.now() - started });
         throw new CommandExit(exitCodeOf(result));
       } finally {
         giveSignals?.();
         for (const port of ports) await port.close();
         if (pgpassFile) await removeRunFile(pgpassFile);
+        if (runRecord) {
+          await runRecord.close().then(
+            () => records.closed('runs', runId),
+            (err: unknown) => say(`this machine's record of the run could not be closed: ${describeError(err)}`),
+          );
+        }
+        await records.finish(say);
         provider.close();
       }
     });

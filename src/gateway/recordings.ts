@@ -70,6 +70,8 @@ export interface SessionSummary {
    * recorded; `deleted`: removed after the policy's `retentionDays`.
    */
   recording: 'complete' | 'running' | 'truncated' | 'failed' | 'none' | 'deleted';
+  /** How much of the CLI's own record of the session the gateway holds (absent: none of it). */
+  clientRecord?: 'uploading' | 'complete' | 'truncated';
   bytesFromClient: number;
   bytesToClient: number;
 }

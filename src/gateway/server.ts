@@ -51,9 +51,12 @@ import { GatewayPolicySource, whoOf } from './policy-source.js';
 import { watchSessionToken } from './session-token.js';
 import { accessFor } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
-import { FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
+import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
+import { HttpError } from './http-error.js';
+import { ClientRecords, MAX_RECORD_FILE_BYTES, type ClientRecordKind } from './client-records.js';
+import { RECORDING_FILE } from '../recording/writer.js';
 import type { RecordingPolicy } from '../policy/schema.js';
 import { cutValue } from '../recording/event-line.js';
 import type { RecordingStream } from '../recording/thread.js';
@@ -102,8 +105,10 @@ export interface SessionPolicy {
 /** Recording without a policy repo. */
 const DEFAULT_RECORDING: RecordingPolicy = { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] };
 const SESSION_PATH = /^\/v1\/sessions\/([A-Za-z0-9_-]{8,64})(?:\/files(?:\/([A-Za-z0-9._-]+))?)?$/;
-/** The files of a recording the API hands out (docs/recording-format.md). */
-const RECORDING_FILE = /^(events-\d{6}\.jsonl\.gz|SHA256SUMS(\.sig)?|checkpoint-\d{6}\.SHA256SUMS(\.sig)?)$/;
+/** A session's record made by the CLI (`…/client`, `…/client/{file}`). */
+const CLIENT_RECORD_PATH = /^\/v1\/sessions\/([A-Za-z0-9_-]{8,64})\/client(?:\/([A-Za-z0-9._-]+))?$/;
+/** A `hoop run`'s record (`/v1/runs/{id}`, `…/files/{file}`). */
+const RUN_PATH = /^\/v1\/runs\/([A-Za-z0-9_-]{8,64})(?:\/files\/([A-Za-z0-9._-]+))?$/;
 
 /** A running gateway. */
 export interface Gateway {
@@ -161,17 +166,6 @@ const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
 /** Largest request body accepted (the device registration is the only one). */
 const MAX_BODY_BYTES = 16 * 1024;
 
-/** An API error with its own HTTP status (and headers). */
-class HttpError extends HoopError {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-
-  constructor(status: number, message: string, options: { hint?: string; headers?: Record<string, string> } = {}) {
-    super(ErrorCode.USAGE, message, options.hint === undefined ? {} : { hint: options.hint });
-    this.status = status;
-    this.headers = options.headers ?? {};
-  }
-}
 
 function errorStatus(err: HoopError): number {
   if (err instanceof HttpError) return err.status;
@@ -211,13 +205,26 @@ function authenticateHeaders(err: HoopError): Record<string, string> {
  * @see https://www.rfc-editor.org/rfc/rfc8259
  * @throws HttpError 413 (too large), 415 (not JSON), 400 (malformed)
  */
-function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
   const type = req.headers['content-type'];
   if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    return Promise.reject(new HttpError(415, 'the request body must be JSON', { hint: 'send Content-Type: application/json' }));
+    throw new HttpError(415, 'the request body must be JSON', { hint: 'send Content-Type: application/json' });
   }
-  const tooLarge = (): HttpError =>
-    new HttpError(413, `the request body is larger than ${limit} bytes`, { hint: 'send only the fields the endpoint takes', headers: { Connection: 'close' } });
+  const body = await readBody(req, limit, 'send only the fields the endpoint takes');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'the request body is not valid JSON');
+  }
+}
+
+/**
+ * Reads a request body of at most `limit` bytes.
+ *
+ * @throws HttpError 413 (too large; the connection is closed after the answer)
+ */
+function readBody(req: http.IncomingMessage, limit: number, hint: string): Promise<Buffer> {
+  const tooLarge = (): HttpError => new HttpError(413, `the request body is larger than ${limit} bytes`, { hint, headers: { Connection: 'close' } });
   if (Number(req.headers['content-length'] ?? 0) > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -239,11 +246,7 @@ function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown
     };
     const onEnd = (): void => {
       cleanup();
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new HttpError(400, 'the request body is not valid JSON'));
-      }
+      resolve(Buffer.concat(chunks));
     };
     const onError = (err: Error): void => {
       cleanup();
@@ -301,9 +304,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
   let recordings: GatewayRecordings | undefined;
+  let clientRecords: ClientRecords | undefined;
   if (config.recording.enabled) {
     try {
       recordings = await GatewayRecordings.open(config.dataDir);
+      clientRecords = await ClientRecords.open(config.dataDir);
       const recovered = await recordings.recoverUnindexed();
       if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} session(s) were cut short when the gateway stopped; their recordings verify up to their last checkpoint` });
     } catch (err) {
@@ -317,7 +322,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const days = policySource?.current().policy.recording.retentionDays;
     if (!recordings || days === undefined) return;
     try {
-      for (const id of await recordings.prune(days)) log.info('recording.deleted', { session: id, retentionDays: days });
+      for (const id of await recordings.prune(days)) {
+        await clientRecords?.remove('sessions', id);
+        log.info('recording.deleted', { session: id, retentionDays: days });
+      }
     } catch (err) {
       log.error('recording.prune-failed', { error: describeError(err) });
     }
@@ -419,7 +427,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const name = parseDeviceName(fields.name);
     const problem = deviceProofProblem(fields.proof, key.publicKey, TokenVerifier.bearerFromHeader(req.headers.authorization) ?? '');
     if (problem) throw new HttpError(400, `the device key's proof of possession was refused: ${problem}`);
-    const { device, created } = await store.registerDevice({ issuer: identity.issuer, subject: identity.subject }, { ...key, name });
+    if (fields.ephemeral !== undefined && typeof fields.ephemeral !== 'boolean') throw new HttpError(400, 'ephemeral must be true or false');
+    // An ephemeral key (a CLI with a token from the environment) signs that CLI's records for a while, then goes.
+    const expiresAt = fields.ephemeral === true ? new Date(Date.now() + EPHEMERAL_DEVICE_MS).toISOString() : undefined;
+    const { device, created } = await store.registerDevice({ issuer: identity.issuer, subject: identity.subject }, { ...key, name, ...(expiresAt ? { expiresAt } : {}) });
     if (created) log.info('device.registered', { subject: identity.subject, issuer: identity.issuer, deviceId: device.deviceId, fingerprint: device.fingerprint });
     return { status: created ? 201 : 200, body: { deviceId: device.deviceId, fingerprint: device.fingerprint } };
   };
@@ -430,18 +441,34 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    * the policy's `recording.auditors` groups see everyone's. A session the caller may not see is
    * answered as unknown.
    */
-  const sessionsApi = async (req: http.IncomingMessage, identity: Identity, path: string, recorded: RegExpExecArray | null): Promise<{ status: number; body: unknown; file?: string }> => {
-    if (!recordings) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
+  const isAuditor = (identity: Identity): boolean => {
     const auditors = policySource?.current().policy.recording.auditors ?? [];
-    const auditor = identity.groups.some((g) => auditors.includes(g));
-    const visible = (s: SessionSummary): boolean => auditor || (s.issuer === identity.issuer && s.subject === identity.subject);
+    return identity.groups.some((g) => auditors.includes(g));
+  };
+  const owns = (identity: Identity, of: { issuer: string; subject: string }): boolean => of.issuer === identity.issuer && of.subject === identity.subject;
+  /**
+   * The sessions `identity` may see (its own; an auditor's: everyone's), running ones first, then
+   * ended ones, each newest (by start) first; each says how much of the CLI's record of it was uploaded.
+   */
+  const visibleSessions = async (identity: Identity): Promise<SessionSummary[]> => {
+    if (!recordings) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
+    const auditor = isAuditor(identity);
     // Running ones first taken, then the index: a session that ends in between is in both (and listed once), never in neither.
     const now = [...running.values()].map((summary) => summary());
     const ended = await recordings.sessions();
     const indexed = new Set(ended.map((s) => s.id));
-    // Running ones first, then ended ones, each newest (by start) first.
     const newest = (a: SessionSummary, b: SessionSummary): number => b.startedAt.localeCompare(a.startedAt);
-    const all = [...now.filter((s) => !indexed.has(s.id)).sort(newest), ...ended.sort(newest)].filter(visible);
+    return [...now.filter((s) => !indexed.has(s.id)).sort(newest), ...ended.sort(newest)]
+      .filter((s) => auditor || owns(identity, s))
+      .map((s) => {
+        const client = clientRecords?.state('sessions', s.id)?.state;
+        return client ? { ...s, clientRecord: client } : s;
+      });
+  };
+
+  const sessionsApi = async (req: http.IncomingMessage, identity: Identity, path: string, recorded: RegExpExecArray | null): Promise<{ status: number; body: unknown; file?: string }> => {
+    const all = await visibleSessions(identity);
+    const auditor = isAuditor(identity);
     if (!recorded) {
       const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
       const time = (name: string): number | undefined => {
@@ -475,7 +502,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const summary = all.find((s) => s.id === id);
     if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
     if (!path.includes('/files')) return { status: 200, body: summary };
-    const dir = recordings.recordingDir(id)!;
+    const dir = recordings!.recordingDir(id)!;
     const name = recorded[2];
     if (name === undefined) {
       const files = (await readdir(dir).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
@@ -483,6 +510,41 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a recording holds no file ${name}`);
     return { status: 200, body: undefined, file: join(dir, name) };
+  };
+
+  /**
+   * The CLIs' records (./client-records.ts). `PUT /v1/sessions/{id}/client/{file}` and
+   * `PUT /v1/runs/{id}/files/{file}` store one file (raw bytes, at most 16 MiB): a session's
+   * record only from its owner, a run's from whoever uploaded to it first. `GET …/client` and
+   * `GET /v1/runs/{id}` say `{ record, files }`; `GET …/{file}` hands one out, to whoever may see
+   * the session (a run: its uploader, or an auditor).
+   */
+  const clientRecordApi = async (req: http.IncomingMessage, identity: Identity, kind: ClientRecordKind, id: string, name: string | undefined): Promise<{ status: number; body: unknown; file?: string }> => {
+    if (!recordings || !clientRecords) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
+    const what = kind === 'sessions' ? `session ${id}` : `run ${id}`;
+    const unknown = (): HoopError =>
+      new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} that you may see`, { hint: kind === 'sessions' ? '`hoop sessions ls` lists the sessions you may see' : 'the id is the HOOP_RUN_ID hoop run gave its command' });
+    const put = req.method === 'PUT';
+    if (kind === 'sessions') {
+      const summary = (await visibleSessions(identity)).find((s) => s.id === id);
+      if (!summary) throw unknown();
+      if (put && !owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
+    } else if (!put) {
+      const state = clientRecords.state('runs', id);
+      if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknown();
+    }
+    if (put) {
+      if (name === undefined) throw new HttpError(405, 'PUT a file of the record, at …/{file}', { headers: { Allow: 'GET' } });
+      await checkFreeSpace('store more records');
+      const data = await readBody(req, MAX_RECORD_FILE_BYTES, 'a record\'s files are its chunks, manifests and signatures, as hoop wrote them');
+      const owner = { issuer: identity.issuer, subject: identity.subject };
+      const { stored, state } = await clientRecords.put(kind, id, name, data, owner, () => store.listDevices(owner));
+      if (stored && name.endsWith('.sig')) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
+      return { status: stored ? 201 : 200, body: { stored, record: state } };
+    }
+    if (name === undefined) return { status: 200, body: { record: clientRecords.state(kind, id) ?? null, files: await clientRecords.files(kind, id) } };
+    if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a record holds no file ${name}`);
+    return { status: 200, body: undefined, file: join(clientRecords.dir(kind, id)!, name) };
   };
 
   /** Answers one API request; throws HoopErrors that become JSON error bodies. */
@@ -510,8 +572,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     const one = CONNECTION_PATH.exec(path);
     const recorded = SESSION_PATH.exec(path);
+    const clientRecord = CLIENT_RECORD_PATH.exec(path) ?? RUN_PATH.exec(path);
     if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || path === '/v1/sessions' || one || recorded) only('GET');
     else if (path === '/v1/devices') only('GET', 'POST');
+    else if (clientRecord) only('GET', ...(clientRecord[2] !== undefined ? ['PUT'] : []));
     else throw new HttpError(404, `no such endpoint: ${path}`);
 
     const identity = await authenticate(req.headers.authorization);
@@ -533,6 +597,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const devices = await store.listDevices({ issuer: identity.issuer, subject: identity.subject });
       return { status: 200, body: { devices: devices.map(describeDevice) } };
     }
+    if (clientRecord) return clientRecordApi(req, identity, path.startsWith('/v1/runs/') ? 'runs' : 'sessions', clientRecord[1]!, clientRecord[2]);
     if (path === '/v1/sessions' || recorded) return sessionsApi(req, identity, path, recorded);
     if (path === '/v1/policy') {
       if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo');
@@ -573,15 +638,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
   };
 
-  /** A new session's recording, unless the data disk is below its free-space floor. */
-  const startRecording = async (sessionId: string): Promise<RecordingStream> => {
+  /** Throws RECORDING_UNAVAILABLE when the data disk is below its free-space floor (`what`: what it then cannot do). */
+  const checkFreeSpace = async (what: string): Promise<void> => {
     const fs = await statfs(config.dataDir);
     const free = fs.bavail * fs.bsize;
     if (free < config.recording.minFreeBytes) {
-      throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `hoop: the gateway's data disk has ${Math.floor(free / 1024 / 1024)} MiB free, under its floor of ${Math.floor(config.recording.minFreeBytes / 1024 / 1024)} MiB, so it cannot record new sessions`, {
+      throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `hoop: the gateway's data disk has ${Math.floor(free / 1024 / 1024)} MiB free, under its floor of ${Math.floor(config.recording.minFreeBytes / 1024 / 1024)} MiB, so it cannot ${what}`, {
         hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)",
       });
     }
+  };
+  /** A new session's recording, unless the data disk is below its free-space floor. */
+  const startRecording = async (sessionId: string): Promise<RecordingStream> => {
+    await checkFreeSpace('record new sessions');
     return recordings!.start(sessionId, config.recording.checkpointSeconds * 1000);
   };
 
@@ -663,6 +732,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const channel = acceptTunnel(req, socket, head, {
           'Hoop-Session-Id': sessionId,
           'Hoop-Gateway-Version': VERSION,
+          // The gateway records this session, and takes the CLI's record of it (PUT …/client/{file}).
+          ...(recording !== undefined ? { 'Hoop-Client-Record': 'accepted' } : {}),
           ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
         });
         const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };

@@ -37,6 +37,8 @@ export interface Device {
   fingerprint: string;
   /** ISO 8601. */
   createdAt: string;
+  /** An ephemeral key (a CLI with a token from the environment and no login): ISO 8601 end of its use. */
+  expiresAt?: string;
 }
 
 /** A device to register, already validated with {@link parseDevicePublicKey} and {@link parseDeviceName}. */
@@ -44,6 +46,8 @@ export interface NewDevice {
   publicKey: string;
   fingerprint: string;
   name: string;
+  /** An ephemeral key ends its use then (see {@link EPHEMERAL_DEVICE_MS}). */
+  expiresAt?: string;
 }
 
 /** The gateway's state. @see /work/shared/ARCHITECTURE.md ("State") */
@@ -53,7 +57,7 @@ export interface GatewayStore {
    * existing device with `created: false`.
    */
   registerDevice(owner: DeviceOwner, device: NewDevice): Promise<{ device: Device; created: boolean }>;
-  /** The devices of `owner`, oldest first. */
+  /** The devices of `owner` whose keys are still accepted, oldest first. */
   listDevices(owner: DeviceOwner): Promise<Device[]>;
   /** One device by id, whoever owns it. */
   getDevice(deviceId: string): Promise<Device | undefined>;
@@ -65,6 +69,8 @@ export interface GatewayStore {
 export const MAX_DEVICE_NAME = 128;
 /** Most devices one identity may register. */
 export const MAX_DEVICES_PER_IDENTITY = 1000;
+/** How long an ephemeral device key is accepted: long enough for its CLI to upload what it signed. */
+export const EPHEMERAL_DEVICE_MS = 7 * 86_400_000;
 const MAX_PEM_LENGTH = 1024;
 
 function usage(message: string, hint: string): HoopError {
@@ -143,8 +149,14 @@ function isDevice(v: unknown): v is Device {
   return (
     d !== null &&
     typeof d === 'object' &&
-    ['deviceId', 'issuer', 'subject', 'name', 'publicKey', 'fingerprint', 'createdAt'].every((k) => typeof d[k] === 'string')
+    ['deviceId', 'issuer', 'subject', 'name', 'publicKey', 'fingerprint', 'createdAt'].every((k) => typeof d[k] === 'string') &&
+    (d.expiresAt === undefined || typeof d.expiresAt === 'string')
   );
+}
+
+/** Whether a device key is still accepted at `now`. */
+function live(d: Device, now: number): boolean {
+  return d.expiresAt === undefined || Date.parse(d.expiresAt) > now;
 }
 
 
@@ -249,7 +261,8 @@ export class FileGatewayStore implements GatewayStore {
   async registerDevice(owner: DeviceOwner, device: NewDevice): Promise<{ device: Device; created: boolean }> {
     this.#check();
     return this.#serialized(async () => {
-      const mine = this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject);
+      const now = Date.now();
+      const mine = this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject && live(d, now));
       const existing = mine.find((d) => d.fingerprint === device.fingerprint);
       if (existing) return { device: { ...existing }, created: false };
       if (mine.length >= MAX_DEVICES_PER_IDENTITY) {
@@ -262,18 +275,22 @@ export class FileGatewayStore implements GatewayStore {
         name: device.name,
         publicKey: device.publicKey,
         fingerprint: device.fingerprint,
-        createdAt: new Date().toISOString(),
+        createdAt: new Date(now).toISOString(),
+        ...(device.expiresAt !== undefined ? { expiresAt: device.expiresAt } : {}),
       };
-      const next: DevicesFile = { version: 1, devices: [...this.#devices, record] };
+      // Expired ephemeral keys go when the file is next written.
+      const kept = this.#devices.filter((d) => live(d, now));
+      const next: DevicesFile = { version: 1, devices: [...kept, record] };
       await writeFileAtomic(join(this.dir, DEVICES_FILE), `${JSON.stringify(next, null, 2)}\n`, this.dir);
-      this.#devices.push(record);
+      this.#devices.splice(0, this.#devices.length, ...kept, record);
       return { device: { ...record }, created: true };
     });
   }
 
   async listDevices(owner: DeviceOwner): Promise<Device[]> {
     this.#check();
-    return this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject).map((d) => ({ ...d }));
+    const now = Date.now();
+    return this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject && live(d, now)).map((d) => ({ ...d }));
   }
 
   async getDevice(deviceId: string): Promise<Device | undefined> {

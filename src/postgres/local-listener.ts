@@ -17,7 +17,9 @@ import type { Duplex } from 'node:stream';
 import type { SecureContext } from 'node:tls';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { StatementGate } from './statement-gate.js';
+import type { Refusal, StatementGate } from './statement-gate.js';
+import type { RecordingStream } from '../recording/thread.js';
+import { PostgresRecordingStage } from './recorder.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { pump } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
@@ -46,7 +48,11 @@ export type ListenerEvent =
   | { kind: 'client-closed'; session: string; reason: string; message?: string }
   | { kind: 'tunnel-failed'; session: string; error: HoopError }
   | { kind: 'auth-failed'; session: string }
-  | { kind: 'protocol-error'; session: string; message: string };
+  | { kind: 'protocol-error'; session: string; message: string }
+  /** The CLI's own record of the session cannot be written (the session goes on; the gateway's record stands). */
+  | { kind: 'record-failed'; session: string; message: string }
+  /** The CLI's own record of the session is closed and signed, ready to upload. */
+  | { kind: 'session-recorded'; session: string };
 
 /** Options of a {@link LocalPostgresListener}. */
 export interface LocalPostgresListenerOptions {
@@ -72,8 +78,17 @@ export interface LocalPostgresListenerOptions {
    * gate that judges what the client sends before it leaves the machine (undefined: none). The
    * gate's refusals are rewritten on the way back, as the gateway's are.
    */
-  statementGate?: (sessionId: string, tunnel: OpenedTunnel) => StatementGate | undefined;
+  statementGate?: (sessionId: string, tunnel: OpenedTunnel, onRefusal: (r: Refusal) => void) => StatementGate | undefined;
+  /**
+   * The CLI's own record of a session the gateway accepts it for (`OpenedTunnel.clientRecord`):
+   * opens it (with its start event), or resolves undefined when this CLI keeps none. The listener
+   * feeds it what the local client sent and received, and closes it with the session's end.
+   */
+  record?: (session: { id: string; user: string; database: string }) => Promise<RecordingStream | undefined>;
 }
+
+/** Rows (and COPY data messages) per result the CLI's own record keeps: enough to show what came back, not a second copy of the data. */
+export const CLIENT_RECORD_ROW_CAP = 100;
 
 /** Where the listener is reachable. */
 export interface ListenAddress {
@@ -227,20 +242,33 @@ export class LocalPostgresListener {
     channel.on('error', (err) => log.debug('tunnel.error', { session, error: describeError(err) }));
     channel.write(startupMessage([['user', user], ['database', database], ...[...params].filter(([k]) => k !== 'user' && k !== 'database')]));
 
+    // The CLI's own record, when the gateway takes one: a failure to keep it never stops the session.
+    let recording: RecordingStream | undefined;
+    if (tunnel.clientRecord && this.#o.record) {
+      try {
+        recording = await this.#o.record({ id: tunnel.sessionId, user, database });
+      } catch (err) {
+        onEvent?.({ kind: 'record-failed', session: tunnel.sessionId, message: describeError(err) });
+      }
+    }
+    const recorder = recording ? new PostgresRecordingStage({ stream: recording, results: 'masked', rowCap: CLIENT_RECORD_ROW_CAP }) : undefined;
+    if (recording) recording.onFailure = (err) => onEvent?.({ kind: 'record-failed', session: tunnel.sessionId, message: describeError(err) });
+
     const reader = handshake.release();
     this.#clients.set(raw, { stream: client(), relaying: true });
     const socket = client();
     let gate: StatementGate | undefined;
     try {
-      gate = this.#o.statementGate?.(session, tunnel);
+      gate = this.#o.statementGate?.(session, tunnel, (r) => recorder?.refused(r));
     } catch (err) {
       onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
       refuse(socket, SqlState.INTERNAL_ERROR, `hoop: ${describeError(err)}`);
       channel.destroy();
+      void recording?.close();
       return;
     }
-    const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}) });
-    const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), ...(gate ? { gate } : {}) });
+    const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
+    const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
     let partialTimer: NodeJS.Timeout | undefined;
     const protocolError = (err: unknown): void => {
       clearTimeout(partialTimer);
@@ -261,7 +289,7 @@ export class LocalPostgresListener {
         partialTimer.unref();
       }
     };
-    pump(socket, channel, {
+    const fromClient = pump(socket, channel, {
       initial: Buffer.alloc(0),
       step: (chunk, out) => {
         const r = frontend.step(chunk, out);
@@ -270,7 +298,7 @@ export class LocalPostgresListener {
       },
       onError: protocolError,
     });
-    pump(channel, socket, {
+    const toClient = pump(channel, socket, {
       step: backend.step,
       onError: (err) => {
         onEvent?.({ kind: 'protocol-error', session, message: `the gateway's answer broke the protocol: ${describeError(err)}` });
@@ -286,6 +314,15 @@ export class LocalPostgresListener {
       const message = typeof closeReason?.message === 'string' ? closeReason.message : undefined;
       const why = typeof closeReason?.reason === 'string' ? closeReason.reason : reason;
       onEvent?.({ kind: 'client-closed', session, reason: why, ...(message ? { message } : {}) });
+      if (recording) {
+        recorder!.end();
+        recording.event({ t: 'end', at: Date.now(), reason: why, ...(message ? { detail: message } : {}), bytesFromClient: fromClient.bytes, bytesToClient: toClient.bytes });
+        const id = tunnel.sessionId;
+        recording.close().then(
+          () => onEvent?.({ kind: 'session-recorded', session: id }),
+          (err: unknown) => onEvent?.({ kind: 'record-failed', session: id, message: describeError(err) }),
+        );
+      }
     };
     socket.on('end', () => channel.end());
     socket.on('close', () => {

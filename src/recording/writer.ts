@@ -42,6 +42,9 @@ export function checkpointName(chunks: number): string {
 /** The `prev` of the first chunk. */
 export const NO_PREVIOUS = '0'.repeat(64);
 
+/** Every file a recording holds (chunks, manifests, checkpoints, signatures). */
+export const RECORDING_FILE = /^(events-\d{6}\.jsonl\.gz|SHA256SUMS(\.sig)?|checkpoint-\d{6}\.SHA256SUMS(\.sig)?)$/;
+
 /** `events-000001.jsonl.gz`, ... */
 export function chunkName(seq: number): string {
   return `events-${String(seq).padStart(6, '0')}.jsonl.gz`;

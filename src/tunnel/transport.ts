@@ -27,6 +27,7 @@ export const TunnelHeader = {
   CLIENT_VERSION: 'hoop-client-version',
   GATEWAY_VERSION: 'hoop-gateway-version',
   POLICY_COMMIT: 'hoop-policy-commit',
+  CLIENT_RECORD: 'hoop-client-record',
 } as const;
 
 /** Options of {@link openTunnel}. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
@@ -73,6 +74,8 @@ export interface OpenedTunnel {
   gatewayVersion?: string;
   /** The gateway's policy commit, so the CLI can tell whether its own bundle is current. */
   policyCommit?: string;
+  /** The gateway records the session and takes the CLI's own record of it (`Hoop-Client-Record: accepted`). */
+  clientRecord?: boolean;
 }
 
 /**
@@ -227,6 +230,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunn
       const policyCommit = headerValue(res, TunnelHeader.POLICY_COMMIT);
       if (gatewayVersion !== undefined) opened.gatewayVersion = gatewayVersion;
       if (policyCommit !== undefined) opened.policyCommit = policyCommit;
+      if (headerValue(res, TunnelHeader.CLIENT_RECORD) === 'accepted') opened.clientRecord = true;
       resolve(opened);
     });
     request.on('response', (res: http.IncomingMessage) => {

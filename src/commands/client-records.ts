@@ -1,0 +1,115 @@
+/**
+ * A command's own records (src/recording/spool.ts): written to the spool as its sessions and run
+ * happen, uploaded to the gateway as soon as each closes (src/recording/uploader.ts), and waited
+ * for, within a deadline, when the command ends; what is still not uploaded then stays in the
+ * spool, and any later hoop command that talks to the same gateway uploads it, as it uploads
+ * what a killed hoop left behind.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Recordings")
+ */
+import { configDir, gatewayOrigin } from '../auth/paths.js';
+import { recordingKey } from '../auth/recording-key.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import { describeError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import type { Logger } from '../log.js';
+import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
+import { uploadSpool, type UploadReport, type UploadTarget } from '../recording/uploader.js';
+import { join } from 'node:path';
+
+/** How long a command waits, when it ends, for its records to reach the gateway. */
+export const UPLOAD_DEADLINE_MS = 15_000;
+/** How long a command waits, when it ends, for its open records to close. */
+const CLOSE_WAIT_MS = 5_000;
+
+/** The spool of the CLI configured by `env` (in its config directory, beside the profiles). */
+export function spoolOf(io: CliIo): Spool {
+  return new Spool(join(configDir(io.env, io.cwd), 'spool'));
+}
+
+/** See the module documentation. */
+export class CommandRecords {
+  readonly recorder: ClientRecorder;
+  readonly spool: Spool;
+  readonly #target: UploadTarget;
+  readonly #log: Logger;
+  /** Uploads under way. */
+  readonly #uploads = new Set<Promise<UploadReport>>();
+  /** Records this command wrote, by `kind/id`, until uploaded. */
+  readonly #mine = new Set<string>();
+  /** Records of this command not closed yet, each with what settles when it is (closed or failed). */
+  readonly #open = new Map<string, () => void>();
+  readonly #closing: Array<Promise<void>> = [];
+
+  constructor(io: CliIo, provider: ResolvedTokenProvider, log: Logger) {
+    this.spool = spoolOf(io);
+    this.#log = log;
+    const origin = gatewayOrigin(provider.gateway);
+    this.#target = { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin };
+    this.recorder = new ClientRecorder({ spool: this.spool, gateway: origin, key: () => recordingKey(provider, io.env, io.cwd) });
+  }
+
+  /** Uploads, in the background, what earlier hoop commands left in the spool (closed, or cut short by a kill). */
+  resume(): void {
+    this.#upload({ statuses: ['closed', 'abandoned'] });
+  }
+
+  /** A record of this command is being written (so {@link finish} waits for it). */
+  opened(kind: RecordKind, id: string): void {
+    const key = `${kind}/${id}`;
+    this.#mine.add(key);
+    this.#closing.push(new Promise((resolve) => this.#open.set(key, resolve)));
+  }
+
+  /** A record of this command is closed and signed: upload it now, in the background. */
+  closed(kind: RecordKind, id: string): void {
+    this.#settle(`${kind}/${id}`);
+    this.#upload({ only: new Set([`${kind}/${id}`]) });
+  }
+
+  /** A record of this command could not be written to the end (what it holds is uploaded by a later command, as truncated). */
+  failed(kind: RecordKind, id: string): void {
+    this.#settle(`${kind}/${id}`);
+  }
+
+  #settle(key: string): void {
+    this.#open.get(key)?.();
+    this.#open.delete(key);
+  }
+
+  #upload(o: { statuses?: Array<'closed' | 'abandoned'>; only?: Set<string> }): void {
+    const task = uploadSpool(this.spool, this.#target, { deadline: Date.now() + UPLOAD_DEADLINE_MS, ...o }).then(
+      (report) => {
+        for (const e of report.uploaded) {
+          this.#mine.delete(`${e.meta.kind}/${e.meta.id}`);
+          this.#log.info('record.uploaded', { kind: e.meta.kind, id: e.meta.id, status: e.status });
+        }
+        for (const { entry, error, dir } of report.setAside) this.#log.error('record.refused', { kind: entry.meta.kind, id: entry.meta.id, error, keptIn: dir });
+        return report;
+      },
+      (err: unknown) => {
+        this.#log.warn('record.upload-failed', { error: describeError(err) });
+        return { uploaded: [], left: [], setAside: [] };
+      },
+    );
+    this.#uploads.add(task);
+    void task.finally(() => this.#uploads.delete(task));
+  }
+
+  /**
+   * Waits for the uploads under way (each retries until its own deadline), then tries once more
+   * for this command's records still in the spool; says what stays there, and stops the recording thread.
+   */
+  async finish(say: (line: string) => void): Promise<void> {
+    // Records close as their sessions' last bytes are written: a moment after the ports closed.
+    await Promise.race([Promise.all(this.#closing), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+    while (this.#uploads.size > 0) await Promise.all([...this.#uploads]);
+    if (this.#mine.size > 0) {
+      this.#upload({ only: new Set(this.#mine) });
+      while (this.#uploads.size > 0) await Promise.all([...this.#uploads]);
+    }
+    await this.recorder.stop();
+    const left = (await this.spool.entries(this.#target.origin)).filter((e) => e.status !== 'live' || this.#mine.has(`${e.meta.kind}/${e.meta.id}`));
+    if (left.length > 0) say(`${left.length} of this machine's records of sessions are not uploaded yet (in ${this.spool.root}); the next hoop command that reaches the gateway uploads them`);
+  }
+}

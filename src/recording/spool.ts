@@ -1,0 +1,160 @@
+/**
+ * The CLI's spool: its own records, written on this machine as the sessions and runs happen, in
+ * the recording format (./writer.ts: chunks fsynced, signed checkpoints every second, a signed
+ * manifest at the end), signed with the device key, and kept until the gateway holds them
+ * (./uploader.ts). One directory per record under `<config dir>/spool/`: `<kind>-<id>/`, with
+ * `spool.json` saying whose it is (gateway, process id, signer).
+ *
+ * A record is `closed` once its manifest is signed; `live` while the process that writes it
+ * runs; `abandoned` when that process is gone without closing it (killed): it verifies to its last
+ * checkpoint and is uploaded as truncated by the next hoop command.
+ *
+ * @see docs/recording-format.md ("The CLI's records")
+ */
+import { type KeyObject } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../durable-file.js';
+import { sshPublicKeyLine } from './sshsig.js';
+import { RecordingThread, type RecordingStream } from './thread.js';
+import { MANIFEST, RecordingWriter } from './writer.js';
+
+/** A record's kind, as the gateway files it: one session's CLI side, or one `hoop run`. */
+export type RecordKind = 'sessions' | 'runs';
+
+/** `spool.json`. */
+export interface SpoolMeta {
+  kind: RecordKind;
+  id: string;
+  /** The gateway's origin the record goes to. */
+  gateway: string;
+  pid: number;
+  host: string;
+  startedAt: string;
+  /** The public key that signs it (`ssh-ed25519 …`). */
+  signer: string;
+}
+
+/** A record in the spool. */
+export interface SpoolEntry {
+  dir: string;
+  meta: SpoolMeta;
+  status: 'closed' | 'live' | 'abandoned';
+}
+
+const META = 'spool.json';
+/** The CLI signs a checkpoint with every chunk it writes (chunks are cut every second): a CLI killed mid-session leaves at most its last second unverified. */
+export const CLIENT_CHECKPOINT_MS = 500;
+
+/** Whether process `pid` runs (on this host). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** See the module documentation. */
+export class Spool {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  /** The directory of a record. */
+  dir(kind: RecordKind, id: string): string {
+    return join(this.root, `${kind}-${id}`);
+  }
+
+  /** Creates a record's directory and its `spool.json`. */
+  async create(meta: Omit<SpoolMeta, 'pid' | 'host' | 'startedAt'>): Promise<string> {
+    const dir = this.dir(meta.kind, meta.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const full: SpoolMeta = { ...meta, pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+    await writeFileAtomic(join(dir, META), `${JSON.stringify(full)}\n`, dir);
+    return dir;
+  }
+
+  /** The records in the spool (of gateway `origin` when given), oldest first. */
+  async entries(origin?: string): Promise<SpoolEntry[]> {
+    const names = await readdir(this.root).catch(() => [] as string[]);
+    const out: SpoolEntry[] = [];
+    for (const name of names) {
+      if (!/^(sessions|runs)-[A-Za-z0-9_-]{8,64}$/.test(name)) continue;
+      const dir = join(this.root, name);
+      const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as SpoolMeta, () => undefined);
+      if (!meta || (origin !== undefined && meta.gateway !== origin)) continue;
+      const closed = await stat(join(dir, `${MANIFEST}.sig`)).then(() => true, () => false);
+      const status = closed ? 'closed' : meta.host === hostname() && alive(meta.pid) ? 'live' : 'abandoned';
+      out.push({ dir, meta, status });
+    }
+    return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));
+  }
+
+  /** The gateway holds a record: it leaves the spool. */
+  async remove(entry: SpoolEntry): Promise<void> {
+    await rm(entry.dir, { recursive: true, force: true });
+  }
+
+  /** A record the gateway will never take: kept aside (`failed/`) with why, for a person to look at. */
+  async setAside(entry: SpoolEntry, why: string): Promise<string> {
+    const to = join(this.root, 'failed', `${entry.meta.kind}-${entry.meta.id}`);
+    await mkdir(join(this.root, 'failed'), { recursive: true, mode: 0o700 });
+    await rm(to, { recursive: true, force: true });
+    await rename(entry.dir, to);
+    await writeFileAtomic(join(to, 'failed.txt'), `${why}\n`, to);
+    return to;
+  }
+}
+
+/** How a CLI writes its records into the spool. */
+export interface ClientRecorderOptions {
+  spool: Spool;
+  /** The gateway's origin. */
+  gateway: string;
+  /** The device key (or an ephemeral one registered for this process), resolved once when first needed. */
+  key: () => Promise<KeyObject>;
+}
+
+/**
+ * Writes one CLI's records: sessions on the recording thread (the same encoder as the gateway's),
+ * a run's few events in this thread.
+ */
+export class ClientRecorder {
+  readonly #o: ClientRecorderOptions;
+  readonly #thread = new RecordingThread();
+  #key: Promise<KeyObject> | undefined;
+
+  constructor(o: ClientRecorderOptions) {
+    this.#o = o;
+  }
+
+  /** The signing key, asked for once. */
+  key(): Promise<KeyObject> {
+    this.#key ??= this.#o.key();
+    return this.#key;
+  }
+
+  /** Opens the record of session `id` (the gateway's id), on the recording thread. */
+  async session(id: string): Promise<RecordingStream> {
+    const key = await this.key();
+    const dir = await this.#o.spool.create({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
+    return this.#thread.open({ dir, id, key, protocol: 'postgres', checkpointMs: CLIENT_CHECKPOINT_MS });
+  }
+
+  /** Opens the record of run `id`. */
+  async run(id: string): Promise<RecordingWriter> {
+    const key = await this.key();
+    const dir = await this.#o.spool.create({ kind: 'runs', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
+    return RecordingWriter.create({ dir, id, key, checkpointMs: CLIENT_CHECKPOINT_MS });
+  }
+
+  /** Stops the recording thread (every record is closed). */
+  stop(): Promise<void> {
+    return this.#thread.stop();
+  }
+}
