@@ -11,10 +11,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { downloadRecording, getRecordingKeys, getSession, listSessions, type SessionSummary } from '../auth/gateway-client.js';
+import { downloadClientRecord, downloadRecording, getRecordingKeys, getSession, listSessions, type ClientRecordInfo, type GatewayEndpoint, type SessionSummary } from '../auth/gateway-client.js';
+import { gatewayOrigin } from '../auth/paths.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
+import { uploadSpool } from '../recording/uploader.js';
+import { spoolOf } from './client-records.js';
 import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
 import { columns } from './connections.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { readEvents, TranscriptRenderer, type TranscriptLine } from '../recording/read.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
@@ -47,11 +52,40 @@ function verdict(check: RecordingCheck, running = false): string {
   return `verified: ${check.chunks} chunk(s), ${check.events} events, ${state}, signed by ${check.signer}`;
 }
 
+/** How a command that already holds a token reaches the gateway. */
+interface GatewayApi {
+  endpoint: GatewayEndpoint;
+  token: string;
+}
+
+/** The CLI's record of a session (or a run) checked: downloaded, verified against the key that signed it. */
+interface ClientRecordCheck {
+  /** What the gateway holds of it (null: nothing uploaded). */
+  info: ClientRecordInfo['record'];
+  check?: RecordingCheck;
+}
+
+/**
+ * Downloads the CLI's record of a session or run into `dir` and verifies it against the device
+ * key the gateway accepted it with (registered to its uploader, who is the session's owner).
+ */
+async function verifiedClientRecord(api: GatewayApi, kind: 'sessions' | 'runs', id: string, dir: string): Promise<ClientRecordCheck> {
+  let info: ClientRecordInfo;
+  try {
+    info = await downloadClientRecord(api.endpoint, api.token, kind, id, dir);
+  } catch (err) {
+    if (kind === 'runs' && isHoopError(err, ErrorCode.SESSION_UNKNOWN)) return { info: null };
+    throw err;
+  }
+  if (!info.record?.signer) return { info: info.record };
+  return { info: info.record, check: await verifyRecording(dir, [parseSshPublicKey(info.record.signer)]) };
+}
+
 /**
  * Downloads session `id`'s recording to a temporary directory, verifies it against the gateway's
  * published keys, and hands it to `use` (the directory is removed after).
  */
-async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: string, use: (dir: string, check: RecordingCheck, summary: SessionSummary) => Promise<T>): Promise<T> {
+async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: string, use: (dir: string, check: RecordingCheck, summary: SessionSummary, api: GatewayApi) => Promise<T>): Promise<T> {
   const provider = await commandTokenProvider(io, flags);
   const dir = await mkdtemp(join(tmpdir(), 'hoop-recording-'));
   try {
@@ -63,11 +97,63 @@ async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: stri
       if (!newest) throw new HoopError(ErrorCode.SESSION_UNKNOWN, 'you have no ended sessions yet', { hint: '`hoop sessions ls` lists them, running ones too' });
       id = newest.id;
     }
+    await uploadLeftovers(io, provider).catch(() => undefined);
     const summary = await getSession(endpoint, token, id);
     await downloadRecording(endpoint, token, id, dir);
     const keys = (await getRecordingKeys(endpoint)).map((k) => parseSshPublicKey(k.publicKey));
     const check = await verifyRecording(dir, keys);
-    return await use(dir, check, summary);
+    return await use(dir, check, summary, { endpoint, token });
+  } finally {
+    provider.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What earlier hoop commands on this machine left in its spool for this gateway (closed records,
+ * or ones a killed hoop cut short), uploaded now, once each; resolves the records still here
+ * (`kind/id`), which `ls` marks as local.
+ */
+async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider): Promise<Set<string>> {
+  const spool = spoolOf(io);
+  const origin = gatewayOrigin(provider.gateway);
+  await uploadSpool(spool, { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin }, { deadline: Date.now() });
+  return new Set((await spool.entries(origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
+}
+
+/** The CLI's record of a session as `ls` shows it. */
+function clientRecordLabel(s: SessionSummary, local: Set<string>): string {
+  if (local.has(`sessions/${s.id}`)) return 'local';
+  const state = s.clientRecord;
+  return state === 'complete' ? 'signed' : typeof state === 'string' ? state : '-';
+}
+
+/**
+ * The run's own record (signed by the CLI that ran it), as lines before and after its sessions:
+ * who ran what, where, with which prompt; then how the command ended. Nothing when no record of the
+ * run was uploaded; an error when one was and does not verify.
+ */
+async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Promise<{ head: TranscriptLine[]; tail: TranscriptLine[] }> {
+  const provider = await commandTokenProvider(io, flags);
+  const dir = await mkdtemp(join(tmpdir(), 'hoop-run-'));
+  try {
+    const { check } = await verifiedClientRecord({ endpoint: { gateway: provider.gateway, ca: provider.ca }, token: (await provider.current()).token }, 'runs', runId, dir);
+    if (!check) return { head: [], tail: [] };
+    if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `the record of run ${runId} does not verify: ${check.problems.join('; ')}`, { hint: 'it was altered or damaged after the CLI signed it' });
+    const head: TranscriptLine[] = [];
+    const tail: TranscriptLine[] = [];
+    const quoted = (v: unknown): string => JSON.stringify(String(v ?? ''));
+    for await (const e of readEvents(dir, check.manifest!)) {
+      if (e.t === 'start') {
+        const command = Array.isArray(e.command) ? (e.command as unknown[]).map(String).join(' ') : '';
+        head.push({ at: e.at, text: `-- run ${runId}${typeof e.subject === 'string' ? ` by ${e.subject}` : ''} on ${String(e.host ?? '?')} (signed by its CLI, ${check.signer}): ${quoted(command)} in ${quoted(e.cwd)}` });
+        if (typeof e.prompt === 'string') head.push({ at: e.at, text: `-- the run's prompt: ${quoted(e.prompt)}` });
+      } else if (e.t === 'end') {
+        tail.push({ at: e.at, text: `-- the run's command exited with ${String(e.exitCode)}${typeof e.signal === 'string' ? ` (${e.signal})` : ''}${typeof e.reason === 'string' ? `: ${e.reason}` : ''} after ${((Number(e.durationMs) || 0) / 1000).toFixed(1)} s` });
+      }
+    }
+    if (check.truncated) tail.push({ at: Date.now(), text: '-- the run\'s record ends here: its CLI was stopped before the command ended' });
+    return { head, tail };
   } finally {
     provider.close();
     await rm(dir, { recursive: true, force: true });
@@ -134,7 +220,9 @@ export function sessionsCommand(io: CliIo): Command {
           const filter: Record<string, string> = {};
           for (const k of ['user', 'connection', 'run', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
           if (flags.denied) filter.denied = '1';
+          const local = await uploadLeftovers(io, provider);
           const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
+          for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
           if (flags.json) {
             io.stdout.write(`${JSON.stringify({ sessions })}\n`);
             return;
@@ -143,8 +231,8 @@ export function sessionsCommand(io: CliIo): Command {
             io.stdout.write('no recorded sessions match\n');
             return;
           }
-          const rows = [['ID', 'STARTED', 'USER', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING']];
-          for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, s.connection, String(s.statements), String(s.refused), s.reason, s.recording]);
+          const rows = [['ID', 'STARTED', 'USER', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
+          for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
           io.stdout.write(table(rows));
         } finally {
           provider.close();
@@ -214,7 +302,42 @@ export function sessionsCommand(io: CliIo): Command {
           report(await verifyRecording(resolve(io.cwd, flags.file), keys), flags.file);
           return;
         }
-        await withVerifiedRecording(io, flags, id!, async (_dir, check, summary) => report(check, `session ${summary.id}`, summary.recording === 'running'));
+        await withVerifiedRecording(io, flags, id!, async (dir, check, summary, api) => {
+          if (!flags.json) report(check, `session ${summary.id}`, summary.recording === 'running');
+          // The CLI's own record of the session, when one was uploaded: verified, then checked against the gateway's.
+          const clientDir = `${dir}-client`;
+          try {
+            const client = await verifiedClientRecord(api, 'sessions', summary.id, clientDir);
+            let cross: CrossCheckResult | undefined;
+            if (check.ok && client.check?.ok) {
+              cross = await crossCheck((side) => (side === 'gateway' ? readEvents(dir, check.manifest!) : readEvents(clientDir, client.check!.manifest!)), {
+                gateway: !check.complete,
+                client: !client.check.complete,
+              });
+            }
+            if (flags.json) {
+              io.stdout.write(`${JSON.stringify({ ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) })}\n`);
+              if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${summary.id} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+            } else if (!client.info) {
+              io.stdout.write(`CLI record: none uploaded${(await spoolOf(io).entries()).some((e) => e.meta.kind === 'sessions' && e.meta.id === summary.id) ? ' (this machine holds it; it is uploaded by the next hoop command that reaches the gateway)' : ' (the session was not made through hoop connect or hoop run, or their record is still on the machine that made it)'}\n`);
+            } else if (!client.check) {
+              io.stdout.write(`CLI record: ${client.info.state}, not signed yet: nothing of it can be verified\n`);
+            } else {
+              io.stdout.write(`CLI record: ${verdict(client.check)}\n`);
+            }
+            if (client.check && !client.check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `the CLI's record of session ${summary.id} does not verify`, { hint: client.check.problems[0] ?? 'see above', exitCode: 1 });
+            if (cross && !flags.json) {
+              io.stdout.write(
+                cross.agree
+                  ? `cross-check: the gateway's and the CLI's records agree on ${cross.statements} statement(s) and ${cross.outcomes} outcome(s)${cross.partial ? `; ${cross.partial}` : ''}\n`
+                  : `cross-check: the records DIFFER:\n${cross.differences.map((d) => `  ${d}`).join('\n')}\n`,
+              );
+            }
+            if (cross && !cross.agree) throw new HoopError(ErrorCode.RECORDING_INVALID, `the gateway's and the CLI's records of session ${summary.id} differ`, { hint: 'one of them does not tell what happened: keep both for an investigation', exitCode: 1 });
+          } finally {
+            await rm(clientDir, { recursive: true, force: true });
+          }
+        });
       }),
   );
 
@@ -230,36 +353,35 @@ export function sessionsCommand(io: CliIo): Command {
         const terminal = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
         const interactive = terminal && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
         const ids = flags.run ? await sessionsOfRun(io, flags, id) : [id];
-        /** Each session's verified recording in turn. */
-        const each = async (use: (dir: string, check: RecordingCheck, summary: SessionSummary) => Promise<void>): Promise<void> => {
+        const run = flags.run ? await runRecordLines(io, flags, id) : { head: [], tail: [] };
+        let title: string | undefined;
+        /** The run's start (its own record), each session's verified recording in turn (streamed), then how the run ended. */
+        const play = async (emit: (line: TranscriptLine) => Promise<void>): Promise<void> => {
+          for (const line of run.head) await emit(line);
           for (const one of ids) {
             await withVerifiedRecording(io, flags, one, async (dir, check, summary) => {
               refuseInvalid(check, summary.id, summary);
-              await use(dir, check, summary);
+              title ??= flags.run ? `run ${id} of ${summary.subject}` : `${summary.subject} on ${summary.connection}`;
+              for await (const line of transcript(dir, check, summary)) await emit(line);
             });
           }
+          for (const line of run.tail) await emit(line);
         };
         if (interactive) {
-          const lines: TranscriptLine[] = [];
-          let title: string | undefined;
-          await each(async (dir, check, summary) => {
-            title ??= flags.run ? `run ${id} of ${summary.subject}` : `${summary.subject} on ${summary.connection}`;
-            for await (const line of transcript(dir, check, summary)) lines.push(line);
-          });
-          await playReplay(lines, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: title ?? id });
+          const all: TranscriptLine[] = [];
+          await play(async (line) => void all.push(line));
+          await playReplay(all, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: title ?? id });
           return;
         }
         const timed = terminal;
         let last: number | undefined;
-        await each(async (dir, check, summary) => {
-          for await (const line of transcript(dir, check, summary)) {
-            if (timed && last !== undefined && line.at > last) {
-              const wait = (line.at - last) / flags.speed;
-              await sleep(flags.skipIdle ? Math.min(wait, 1000) : wait, undefined, { signal: io.signal });
-            }
-            last = line.at;
-            io.stdout.write(`${line.text}\n`);
+        await play(async (line) => {
+          if (timed && last !== undefined && line.at > last) {
+            const wait = (line.at - last) / flags.speed;
+            await sleep(flags.skipIdle ? Math.min(wait, 1000) : wait, undefined, { signal: io.signal });
           }
+          last = line.at;
+          io.stdout.write(`${line.text}\n`);
         });
       }),
   );

@@ -9,8 +9,8 @@
  * stored, with other bytes as a conflict (a record is never written over). Only a session's owner
  * may upload its record; a run belongs to whoever uploaded to it first. When a signature arrives
  * (the final manifest's or a checkpoint's), the record is verified against the uploader's device
- * keys and must name the session or run it is uploaded as; one that does not verify is refused
- * and its signature not kept. `record.json` then says who signed it and whether it is complete
+ * keys and must name the session or run it is uploaded as; one that does not verify is refused:
+ * a record that never verified is dropped whole, otherwise only that signature is not kept. `record.json` then says who signed it and whether it is complete
  * (a CLI killed mid-session leaves a record that verifies to its last checkpoint: truncated).
  *
  * @see docs/recording-format.md ("The CLI's records")
@@ -106,7 +106,7 @@ export class ClientRecords {
    * to this record at all (a session's owner). Resolves `stored: false` when the same bytes were
    * already there. Verifies the record when `name` is a signature, against `keys`.
    *
-   * @throws HoopError USAGE (a name that is not a record's file, a conflict, a record that does not verify), ACCESS_DENIED
+   * @throws HttpError 403 (another's record), 409 (other bytes under a held name; a complete record), 413, 422 (does not verify); HoopError USAGE (not a record's file)
    */
   put(kind: ClientRecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
     const key = `${kind}/${id}`;
@@ -148,7 +148,9 @@ export class ClientRecords {
     const problems = [...check.problems];
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
     if (problems.length > 0 || !check.manifest || `${check.manifest}.sig` !== name) {
-      await rm(file, { force: true });
+      // Nothing of a record that never verified is kept (its owner may upload the right one); of one that did, only the new signature goes.
+      if (state.state === 'uploading') await this.remove(kind, id);
+      else await rm(file, { force: true });
       throw new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
         hint: trusted.length === 0 ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)' : 'upload its chunks before the manifest, signed by a device key you registered',
       });

@@ -44,8 +44,9 @@ export interface SpoolEntry {
 }
 
 const META = 'spool.json';
-/** The CLI signs a checkpoint with every chunk it writes (chunks are cut every second): a CLI killed mid-session leaves at most its last second unverified. */
-export const CLIENT_CHECKPOINT_MS = 500;
+/** The CLI cuts a chunk of what waits this often, and signs a checkpoint with each: a CLI killed mid-session leaves about its last second unverified. */
+export const CLIENT_CHUNK_MS = 500;
+export const CLIENT_CHECKPOINT_MS = 400;
 
 /** Whether process `pid` runs (on this host). */
 function alive(pid: number): boolean {
@@ -126,7 +127,8 @@ export interface ClientRecorderOptions {
  */
 export class ClientRecorder {
   readonly #o: ClientRecorderOptions;
-  readonly #thread = new RecordingThread();
+  /** Records reach the thread within a quarter second, and a chunk with its checkpoint is cut every half second: a killed CLI loses about a second. */
+  readonly #thread = new RecordingThread({ flushMs: 250 });
   #key: Promise<KeyObject> | undefined;
 
   constructor(o: ClientRecorderOptions) {
@@ -143,14 +145,14 @@ export class ClientRecorder {
   async session(id: string): Promise<RecordingStream> {
     const key = await this.key();
     const dir = await this.#o.spool.create({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
-    return this.#thread.open({ dir, id, key, protocol: 'postgres', checkpointMs: CLIENT_CHECKPOINT_MS });
+    return this.#thread.open({ dir, id, key, protocol: 'postgres', checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS });
   }
 
   /** Opens the record of run `id`. */
   async run(id: string): Promise<RecordingWriter> {
     const key = await this.key();
     const dir = await this.#o.spool.create({ kind: 'runs', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
-    return RecordingWriter.create({ dir, id, key, checkpointMs: CLIENT_CHECKPOINT_MS });
+    return RecordingWriter.create({ dir, id, key, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS });
   }
 
   /** Stops the recording thread (every record is closed). */

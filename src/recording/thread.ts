@@ -85,10 +85,16 @@ export type FromThread =
 
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
+  readonly #flushMs: number;
   #worker: Worker | undefined;
   readonly #open = new Map<number, ThreadStream>();
   #seq = 0;
   #timer: NodeJS.Timeout | undefined;
+
+  /** `flushMs`: staged records wait at most this long for the thread (default {@link FLUSH_MS}). */
+  constructor(o: { flushMs?: number } = {}) {
+    this.#flushMs = o.flushMs ?? FLUSH_MS;
+  }
 
   /** Opens a recording (its directory is created); rejects when it cannot be. */
   async open(o: ThreadRecordingOptions): Promise<RecordingStream> {
@@ -105,7 +111,7 @@ export class RecordingThread {
     this.#worker?.ref();
     this.#timer ??= setInterval(() => {
       for (const s of this.#open.values()) s.send();
-    }, FLUSH_MS).unref();
+    }, this.#flushMs).unref();
     return stream;
   }
 

@@ -103,7 +103,7 @@ describe('recorded sessions', () => {
     expect(byColumn.sessions[0]!.maskedColumns).toEqual([{ column: 'public.customers.email', strategy: 'redact' }]);
     const ls = await hoop(['sessions', 'ls'], 'alice');
     expect(ls.code).toBe(0);
-    expect(ls.stdout.split('\n')[0]).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATEMENTS\s+REFUSED\s+ENDED\s+RECORDING$/);
+    expect(ls.stdout.split('\n')[0]).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATEMENTS\s+REFUSED\s+ENDED\s+RECORDING\s+CLI RECORD$/);
     expect(ls.stdout).toMatch(new RegExp(`${id}\\s+\\S+ \\S+\\s+alice\\s+app\\s+2\\s+0\\s+client-terminated\\s+complete`));
     const refusedSession = (JSON.parse((await hoop(['sessions', 'ls', '--json', '--denied'], 'alice')).stdout) as { sessions: Array<{ id: string; refused: number }> }).sessions;
     expect(refusedSession).toHaveLength(1);

@@ -1,0 +1,294 @@
+/**
+ * The CLI's own records, the built CLI in its own process against a real gateway and PostgreSQL:
+ * - `hoop run` records its sessions' side and the run as a unit, signs them with a key the gateway
+ *   knows, uploads them; `sessions ls` marks them, `sessions verify` checks each record and the
+ *   two against each other, `sessions replay --run` shows the run's command, prompt and exit code;
+ * - a `hoop connect` killed with SIGKILL mid-session leaves a spool that the next command uploads
+ *   as truncated, and it still verifies to its last checkpoint;
+ * - uploads retry until the gateway answers, and are idempotent per file;
+ * - the gateway takes a record only from the session's owner, signed by a key they registered,
+ *   naming the session it is uploaded as; a record that tells another story is caught by verify.
+ */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { createServer, connect as netConnect, type Server } from 'node:net';
+import { join } from 'node:path';
+import { createPrivateKey } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerDevice, putClientRecordFile, getClientRecord, GatewayApiError } from '../../src/auth/gateway-client.js';
+import { createDeviceKey } from '../../src/auth/device-key.js';
+import { RecordingWriter } from '../../src/recording/writer.js';
+import { Spool } from '../../src/recording/spool.js';
+import { uploadSpool } from '../../src/recording/uploader.js';
+import { runProcess } from '../harness/clients.js';
+import { spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+
+let stack: HoopStack;
+let token: string;
+let repo: PolicyGitRepo;
+/** This test's CLI configuration (and so its spool). */
+let configDir: string;
+
+const cliEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HOOP_TOKEN: token,
+  HOOP_GATEWAY: stack.gateway.url,
+  HOOP_CA_FILE: stack.pki.caFile,
+  HOOP_CONFIG_DIR: configDir,
+  XDG_RUNTIME_DIR: stack.dir,
+  ...extra,
+});
+const hoop = (args: string[], extra: NodeJS.ProcessEnv = {}, o: { onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> =>
+  spawnHoop(args, { env: cliEnv(extra), cwd: stack.dir, ...o });
+const spoolEntries = (): string[] => (existsSync(join(configDir, 'spool')) ? readdirSync(join(configDir, 'spool')).filter((f) => f !== 'failed') : []);
+const endpoint = () => ({ gateway: stack.gateway.url, ca: stack.pki.ca });
+
+interface Listed {
+  id: string;
+  runId?: string;
+  clientRecord?: string;
+  endedAt?: string;
+}
+async function sessionsOfRun(runId: string): Promise<Listed[]> {
+  let sessions: Listed[] = [];
+  for (let i = 0; i < 50; i++) {
+    const ls = await hoop(['sessions', 'ls', '--json', '--run', runId]);
+    sessions = (JSON.parse(ls.stdout) as { sessions: Listed[] }).sessions;
+    if (sessions.length > 0 && sessions.every((s) => s.endedAt && s.clientRecord)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return sessions;
+}
+
+beforeAll(async () => {
+  repo = new PolicyGitRepo('hoop-client-records-policy-');
+  stack = await startStack({
+    policy: async ({ pg }) => {
+      await pg.psql('create table cr_items (id int primary key, name text); insert into cr_items values (1, \'pen\'), (2, \'pad\');', { user: pg.users.scram });
+      repo.commit(`version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '\${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice, bob], connections: [app], mode: read-write }
+statements:
+  rules:
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
+`);
+      return repo.gatewayBlock(['\${env:APP_*}']);
+    },
+  });
+  token = await stack.token('alice');
+  configDir = await mkdtemp(join(stack.dir, 'cli-'));
+}, 120_000);
+afterAll(async () => {
+  await stack?.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
+});
+
+describe("the CLI's own records", () => {
+  it('hoop run records its sessions and itself, signed, uploaded; verify cross-checks the two records; replay --run shows the prompt and the exit code', async () => {
+    const agent = `psql -X -At -c "select name from cr_items order by id" -c "drop table cr_items" ; psql -X -At -c "select count(*) from cr_items"; echo "run=$HOOP_RUN_ID"; exit 7`;
+    const r = await hoop(['run', '--connect', 'app', '--prompt', 'List the items, then try to drop them.', '--', 'sh', '-c', agent]);
+    expect(r.code).toBe(7);
+    expect(r.stdout).toContain('pen\npad\n');
+    expect(r.stderr).toContain('denied by rule "no-drop"');
+    expect(r.stderr).not.toContain('not uploaded');
+    const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
+    // Everything reached the gateway before hoop exited: the spool is empty.
+    expect(spoolEntries()).toEqual([]);
+
+    const sessions = await sessionsOfRun(runId);
+    expect(sessions).toHaveLength(2);
+    expect(sessions.map((s) => s.clientRecord)).toEqual(['complete', 'complete']);
+    const table = await hoop(['sessions', 'ls', '--run', runId]);
+    expect(table.stdout.split('\n')[0]).toMatch(/RECORDING\s+CLI RECORD$/);
+    expect(table.stdout.split('\n')[1]).toMatch(/signed$/);
+
+    // The first session (the one with the refusal): both records verify, and they agree.
+    const first = sessions[sessions.length - 1]!.id;
+    const verify = await hoop(['sessions', 'verify', first]);
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+    const out = verify.stdout.split('\n');
+    expect(out[0]).toMatch(new RegExp(`^session ${first}: verified: \\d+ chunk\\(s\\), \\d+ events, complete, signed by SHA256:`));
+    expect(out[1]).toMatch(/^CLI record: verified: \d+ chunk\(s\), \d+ events, complete, signed by SHA256:/);
+    expect(out[0].split('signed by ')[1]).not.toBe(out[1]!.split('signed by ')[1]); // two different keys
+    expect(out[2]).toMatch(/^cross-check: the gateway's and the CLI's records agree on 2 statement\(s\) and \d+ outcome\(s\)$/);
+    const json = JSON.parse((await hoop(['sessions', 'verify', first, '--json'])).stdout) as { ok: boolean; client: { ok: boolean; complete: boolean }; crossCheck: { agree: boolean; statements: number } };
+    expect(json).toMatchObject({ ok: true, client: { ok: true, complete: true }, crossCheck: { agree: true, statements: 2 } });
+
+    // The gateway keeps the CLI's record in the same format: sha256sum and ssh-keygen check it without hoop.
+    const recordDir = join(stack.dir, 'hoop-data', 'client-records', 'sessions', first);
+    const check = await runProcess('sh', ['-c', `cd ${recordDir} && sha256sum -c SHA256SUMS`]);
+    expect(check.code).toBe(0);
+    const signer = (JSON.parse(await readFile(join(recordDir, 'record.json'), 'utf8')) as { signer: string }).signer;
+    const keygen = await runProcess('sh', ['-c', `cd ${recordDir} && echo "alice ${signer}" > /tmp/hoop-cr-signers && ssh-keygen -Y verify -f /tmp/hoop-cr-signers -I alice -n hoop-recording -s SHA256SUMS.sig < SHA256SUMS`]);
+    expect(keygen.stdout).toContain('Good "hoop-recording" signature for alice');
+
+    // The run as a unit: who ran what, with which prompt, and how it ended, around its sessions.
+    const replay = await hoop(['sessions', 'replay', runId, '--run', '--no-tty']);
+    expect(replay.code).toBe(0);
+    const lines = replay.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} on \\S+ \\(signed by its CLI, SHA256:[^)]+\\): "sh -c psql -X -At`));
+    expect(lines[0]).toContain(`in ${JSON.stringify(stack.dir)}`);
+    expect(lines[1]).toBe('-- the run\'s prompt: "List the items, then try to drop them."');
+    expect(lines[lines.length - 1]).toMatch(/^-- the run's command exited with 7 after \d+\.\d s$/);
+    expect(replay.stdout.indexOf('drop table cr_items')).toBeLessThan(replay.stdout.indexOf('select count(*) from cr_items'));
+  });
+
+  it('a hoop connect killed with SIGKILL mid-session leaves its record in the spool; the next command uploads it as truncated, and it verifies to its last checkpoint', async () => {
+    let session = '';
+    const killed = await hoop(['connect', 'app', '--json'], {}, {
+      onStdout: (text, child) => {
+        if (session || !text.includes('\n')) return;
+        session = 'starting';
+        const info = JSON.parse(text.split('\n')[0]!) as { host: string; port: number; pgpassFile: string; user: string; database: string; sslrootcert: string };
+        const env = { PGPASSFILE: info.pgpassFile, PGSSLMODE: 'verify-full', PGSSLROOTCERT: info.sslrootcert };
+        // A session that stays open: one statement, then a wait while hoop is killed.
+        void runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, '-d', info.database, '-c', 'select 41 + 1', '-c', 'select pg_sleep(3)'], { env: { ...process.env, ...env } });
+        setTimeout(() => child.kill('SIGKILL'), 2500);
+      },
+    });
+    expect(killed.code).toBe(null); // killed
+    const left = spoolEntries();
+    expect(left).toHaveLength(1);
+    const dir = join(configDir, 'spool', left[0]!);
+    const files = await readdir(dir);
+    expect(files).not.toContain('SHA256SUMS.sig');
+    expect(files.some((f) => /^checkpoint-\d{6}\.SHA256SUMS\.sig$/.test(f))).toBe(true);
+    const id = left[0]!.replace(/^sessions-/, '');
+
+    // The next hoop command (here `sessions ls`) uploads it.
+    let listed: Listed | undefined;
+    for (let i = 0; i < 50 && listed?.clientRecord !== 'truncated'; i++) {
+      listed = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Listed[] }).sessions.find((s) => s.id === id);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(listed?.clientRecord).toBe('truncated');
+    expect(spoolEntries()).toEqual([]);
+    const verify = await hoop(['sessions', 'verify', id]);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/CLI record: verified: \d+ chunk\(s\), \d+ events, truncated at its last checkpoint/);
+    expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on [12] statement\(s\) and \d+ outcome\(s\); the CLI's record was cut short: compared up to the end of the shorter/);
+  }, 60_000);
+
+  it('uploads retry until the gateway answers, and a file sent twice is stored once', async () => {
+    const raw = await stack.tunnel('app', token);
+    await raw.simple('select 7');
+    raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
+    await raw.closed();
+    let id = '';
+    for (let i = 0; i < 50 && !id; i++) {
+      const all = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<Listed & { statements: number }> }).sessions;
+      id = all.find((s) => s.endedAt && !s.clientRecord && s.statements === 1)?.id ?? '';
+    }
+    expect(id).not.toBe('');
+
+    // The gateway behind a port where nothing listens for a while, then a forwarder to it.
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const port = (holder.address() as { port: number }).port;
+    await new Promise<void>((r) => holder.close(() => r()));
+    const origin = `https://127.0.0.1:${port}`;
+
+    // A closed record in a spool, as hoop writes one, signed by a key alice registered.
+    const pair = createDeviceKey();
+    await registerDevice(endpoint(), token, { ...pair, name: 'test device' });
+    const spool = new Spool(await mkdtemp(join(stack.dir, 'spool-')));
+    const dir = await spool.create({ kind: 'sessions', id, gateway: origin, signer: 'test' });
+    const writer = await RecordingWriter.create({ dir, id, key: createPrivateKey(pair.privateKey) });
+    writer.append({ t: 'start', at: Date.now(), side: 'client' });
+    writer.append({ t: 'query', at: Date.now(), sql: 'select 7' });
+    writer.append({ t: 'complete', at: Date.now(), tag: 'SELECT 1' });
+    await writer.close();
+
+    const gatewayPort = Number(new URL(stack.gateway.url).port);
+    let forwarder: Server | undefined;
+    setTimeout(() => {
+      forwarder = createServer((c) => {
+        const up = netConnect(gatewayPort, '127.0.0.1');
+        c.pipe(up).pipe(c);
+        c.on('error', () => up.destroy());
+        up.on('error', () => c.destroy());
+      }).listen(port, '127.0.0.1');
+    }, 1200);
+    const started = Date.now();
+    const report = await uploadSpool(spool, { endpoint: { gateway: origin, ca: stack.pki.ca }, token: async () => token, origin }, { deadline: Date.now() + 20_000 });
+    forwarder?.close();
+    expect(report).toMatchObject({ left: [], setAside: [] });
+    expect(report.uploaded).toHaveLength(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(await spool.entries()).toEqual([]);
+    const held = await getClientRecord(endpoint(), token, 'sessions', id);
+    expect(held.record).toMatchObject({ state: 'complete', subject: 'alice', chunks: 1, events: 3 });
+
+    // Idempotent: the same bytes again are "already stored"; other bytes under the same name are refused.
+    const chunk = held.files.find((f) => f.startsWith('events-'))!;
+    const bytes = await readFile(join(stack.dir, 'hoop-data', 'client-records', 'sessions', id, chunk));
+    expect(await putClientRecordFile(endpoint(), token, 'sessions', id, chunk, bytes)).toMatchObject({ stored: false });
+    const conflict = await putClientRecordFile(endpoint(), token, 'sessions', id, chunk, Buffer.from('other')).catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(GatewayApiError);
+    expect((conflict as GatewayApiError).status).toBe(409);
+    expect((await getClientRecord(endpoint(), token, 'sessions', id)).record).toMatchObject({ state: 'complete' });
+
+    const verify = await hoop(['sessions', 'verify', id]);
+    expect(verify.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 1 statement(s) and 1 outcome(s)");
+  }, 60_000);
+
+  it('the gateway takes a record only from the session\'s owner, signed by their registered key, as the record of that session; a record that differs is caught', async () => {
+    const sessionOf = async (sql: string): Promise<string> => {
+      const raw = await stack.tunnel('app', token);
+      await raw.simple(sql);
+      raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
+      await raw.closed();
+      for (let i = 0; i < 50; i++) {
+        const all = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<Listed & { statements: number }> }).sessions;
+        const found = all.find((s) => s.endedAt && !s.clientRecord);
+        if (found) return found.id;
+      }
+      throw new Error('no session');
+    };
+    const a = await sessionOf('select 1');
+    const record = async (key: string, id: string, sql: string): Promise<string> => {
+      const dir = await mkdtemp(join(stack.dir, 'forged-'));
+      const w = await RecordingWriter.create({ dir, id, key: createPrivateKey(key) });
+      w.append({ t: 'start', at: Date.now(), side: 'client' });
+      w.append({ t: 'query', at: Date.now(), sql });
+      await w.close();
+      return dir;
+    };
+    const upload = async (dir: string, id: string, who = token): Promise<unknown> => {
+      for (const f of ['events-000001.jsonl.gz', 'SHA256SUMS', 'SHA256SUMS.sig']) {
+        const r = await putClientRecordFile(endpoint(), who, 'sessions', id, f, await readFile(join(dir, f))).catch((e: unknown) => e);
+        if (r instanceof Error) return r;
+      }
+      return undefined;
+    };
+    // Signed by a key nobody registered: refused, and its signature not kept.
+    const stranger = createDeviceKey();
+    const unregistered = (await upload(await record(stranger.privateKey, a, 'select 1'), a)) as GatewayApiError;
+    expect(unregistered.status).toBe(422);
+    expect(unregistered.message).toContain('does not verify with SHA256SUMS.sig');
+    expect((await getClientRecord(endpoint(), token, 'sessions', a)).files).not.toContain('SHA256SUMS.sig');
+    // Bob may not upload alice's session's record.
+    const bob = await stack.token('bob');
+    const asBob = (await upload(await record(stranger.privateKey, a, 'select 1'), a, bob)) as GatewayApiError;
+    expect(asBob.status).toBe(404); // he may not even see it
+    // Alice's key, but the record of another session uploaded as this one: refused.
+    const mine = createDeviceKey();
+    await registerDevice(endpoint(), token, { ...mine, name: 'alice laptop' });
+    const b = await sessionOf('select 2');
+    const swapped = (await upload(await record(mine.privateKey, a, 'select 2'), b)) as GatewayApiError;
+    expect(swapped.status).toBe(422);
+    expect(swapped.message).toContain(`it is the record of ${a}, not of ${b}`);
+    // Alice's own key over a record that says something else happened: accepted (she signed it), and verify shows the difference.
+    expect(await upload(await record(mine.privateKey, a, 'select 42'), a)).toBeUndefined();
+    const verify = await hoop(['sessions', 'verify', a]);
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toContain('cross-check: the records DIFFER:');
+    expect(verify.stdout).toContain('statement 1: the gateway recorded "query select 1", the CLI "query select 42"');
+    expect(verify.stderr).toContain("the gateway's and the CLI's records of session");
+  }, 60_000);
+});
+
