@@ -21,6 +21,8 @@ import { join } from 'node:path';
 export const UPLOAD_DEADLINE_MS = 15_000;
 /** How long a command waits, when it ends, for its open records to close. */
 const CLOSE_WAIT_MS = 5_000;
+/** How long a command that ends still retries uploads (a gateway out of reach must not hold the user's shell). */
+const EXIT_RETRY_MS = 3_000;
 
 /** The spool of the CLI configured by `env` (in its config directory, beside the profiles). */
 export function spoolOf(io: CliIo): Spool {
@@ -40,6 +42,8 @@ export class CommandRecords {
   /** Records of this command not closed yet, each with what settles when it is (closed or failed). */
   readonly #open = new Map<string, () => void>();
   readonly #closing: Array<Promise<void>> = [];
+  /** Aborted when the command is about to end: retries stop, what is left stays in the spool. */
+  readonly #stop = new AbortController();
 
   constructor(io: CliIo, provider: ResolvedTokenProvider, log: Logger) {
     this.spool = spoolOf(io);
@@ -51,7 +55,7 @@ export class CommandRecords {
 
   /** Uploads, in the background, what earlier hoop commands left in the spool (closed, or cut short by a kill). */
   resume(): void {
-    this.#upload({ statuses: ['closed', 'abandoned'] });
+    this.#upload({ statuses: ['closed', 'abandoned'], once: true });
   }
 
   /** A record of this command is being written (so {@link finish} waits for it). */
@@ -77,8 +81,10 @@ export class CommandRecords {
     this.#open.delete(key);
   }
 
-  #upload(o: { statuses?: Array<'closed' | 'abandoned'>; only?: Set<string> }): void {
-    const task = uploadSpool(this.spool, this.#target, { deadline: Date.now() + UPLOAD_DEADLINE_MS, ...o }).then(
+  /** Uploads in the background: retried until {@link UPLOAD_DEADLINE_MS}, or tried `once`. */
+  #upload(o: { statuses?: Array<'closed' | 'abandoned'>; only?: Set<string>; once?: boolean }): void {
+    const { once, ...which } = o;
+    const task = uploadSpool(this.spool, this.#target, { deadline: once ? Date.now() : Date.now() + UPLOAD_DEADLINE_MS, signal: this.#stop.signal, ...which }).then(
       (report) => {
         for (const e of report.uploaded) {
           this.#mine.delete(`${e.meta.kind}/${e.meta.id}`);
@@ -97,17 +103,20 @@ export class CommandRecords {
   }
 
   /**
-   * Waits for the uploads under way (each retries until its own deadline), then tries once more
-   * for this command's records still in the spool; says what stays there, and stops the recording thread.
+   * Waits for this command's records to close and for the uploads under way (retries stop after
+   * {@link EXIT_RETRY_MS}), then tries once more for its records still in the spool; says what
+   * stays there, and stops the recording thread.
    */
   async finish(say: (line: string) => void): Promise<void> {
     // Records close as their sessions' last bytes are written: a moment after the ports closed.
     await Promise.race([Promise.all(this.#closing), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+    const stop = setTimeout(() => this.#stop.abort(), EXIT_RETRY_MS).unref();
     while (this.#uploads.size > 0) await Promise.all([...this.#uploads]);
-    if (this.#mine.size > 0) {
+    if (this.#mine.size > 0 && !this.#stop.signal.aborted) {
       this.#upload({ only: new Set(this.#mine) });
       while (this.#uploads.size > 0) await Promise.all([...this.#uploads]);
     }
+    clearTimeout(stop);
     await this.recorder.stop();
     const left = (await this.spool.entries(this.#target.origin)).filter((e) => e.status !== 'live' || this.#mine.has(`${e.meta.kind}/${e.meta.id}`));
     if (left.length > 0) say(`${left.length} of this machine's records of sessions are not uploaded yet (in ${this.spool.root}); the next hoop command that reaches the gateway uploads them`);

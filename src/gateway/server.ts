@@ -13,6 +13,9 @@
  *   `mode`), and the tunnel endpoint `GET /v1/connections/{name}/tunnel` (`Upgrade: hoop-tunnel/1`;
  *   with a policy repo the 101 carries `Hoop-Policy-Commit: <sha>`)
  * - `GET /v1/policy`: `{ commit, loadedAt }` of the policy in force (404 without a policy repo)
+ * - `GET /v1/sessions…` and `GET /v1/keys`: recordings (see sessionsApi); `PUT|GET
+ *   /v1/sessions/{id}/client[/{file}]` and `PUT|GET /v1/runs/{id}[/files/{file}]`: the CLIs' own
+ *   records (./client-records.ts)
  *
  * Every call but the first two carries a bearer token that is verified before anything else
  * happens; errors are `{ error: { code, message, hint?, reason? } }`. A tunnel is handed to the

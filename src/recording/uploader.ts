@@ -82,7 +82,8 @@ function failureKind(err: unknown): 'retry' | 'later' | 'never' {
 /**
  * Uploads the spool's records of `target.origin` whose status is in `statuses` (by default the
  * closed ones and those a killed process left), or only those of `only`. Transient failures are
- * retried with backoff (250 ms doubling, at most 4 s apart) until `deadline` (epoch ms).
+ * retried with backoff (250 ms doubling, at most 4 s apart) until `deadline` (epoch ms) or until
+ * `signal` aborts.
  */
 export async function uploadSpool(
   spool: Spool,
@@ -107,11 +108,10 @@ export async function uploadSpool(
           break;
         }
         const wait = Math.min(250 * 2 ** attempt, 4000);
-        if (kind === 'later' || o.signal?.aborted || Date.now() + wait > o.deadline) {
+        if (kind === 'later' || o.signal?.aborted || Date.now() + wait > o.deadline || !(await sleep(wait, true, o.signal ? { signal: o.signal } : {}).catch(() => false))) {
           report.left.push({ entry, error });
           break;
         }
-        await sleep(wait);
       }
     }
   }

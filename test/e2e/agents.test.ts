@@ -116,10 +116,15 @@ describe('hoop run', () => {
       replay = (await stack.run(['sessions', 'replay', runId, '--run', '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout;
     }
     const lines = replay.split('\n');
+    // The run's own record (signed by its CLI) first: the command and its prompt.
+    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} on \\S+ \\(signed by its CLI, SHA256:`));
+    expect(lines[1]).toBe('-- the run\'s prompt: "Count the items, then the people."');
+    // Then each session, opening with the same claim as the gateway recorded it.
     const context = `-- client (run) says: run="${runId}" command="sh -c 'echo \\"run=$HOOP_RUN_ID\\"; psql`;
-    expect(lines[1]).toContain(context);
-    expect(lines[1]).toContain('prompt="Count the items, then the people."');
-    expect(lines[2]).toBe('app=> select count(*) from agent_items');
+    expect(lines[3]).toContain(context);
+    expect(lines[3]).toContain('prompt="Count the items, then the people."');
+    expect(lines[4]).toBe('app=> select count(*) from agent_items');
+    expect(lines.filter(Boolean).at(-1)).toMatch(/^-- the run's command exited with 0 after/);
     expect(replay.indexOf('agent_items')).toBeLessThan(replay.indexOf('agent_people'));
     expect(lines.filter((l) => l.startsWith('-- client (run) says:'))).toHaveLength(2); // at the start of each session
     const none = await stack.run(['sessions', 'replay', 'run-nobody-made', '--run', '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token });

@@ -171,7 +171,7 @@ describe('recorded sessions', () => {
       for (let i = 0; i < 50 && !now; i++) now = (JSON.parse((await hoop(['sessions', 'ls', '--json'], 'alice')).stdout) as { sessions: Listed[] }).sessions.find((s) => s.endedAt === undefined);
       expect(now).toMatchObject({ reason: 'running', recording: 'running', statements: 1 });
       const ls = await hoop(['sessions', 'ls'], 'alice');
-      expect(ls.stdout.split('\n')[1]).toMatch(new RegExp(`^${now!.id}\\s+\\S+ \\S+\\s+alice\\s+app\\s+1\\s+0\\s+running\\s+running$`)); // first
+      expect(ls.stdout.split('\n')[1]).toMatch(new RegExp(`^${now!.id}\\s+\\S+ \\S+\\s+alice\\s+app\\s+1\\s+0\\s+running\\s+running\\s+local$`)); // first
       expect((await hoop(['sessions', 'ls', '--json'], 'bob')).stdout).not.toContain(now!.id);
       // A checkpoint is signed at least every second here (checkpointSeconds: 1).
       let show = await hoop(['sessions', 'show', now!.id], 'alice');
