@@ -29,6 +29,18 @@ export function spoolOf(io: CliIo): Spool {
   return new Spool(join(configDir(io.env, io.cwd), 'spool'));
 }
 
+/**
+ * What earlier hoop commands on this machine left in its spool for this gateway (closed records,
+ * or ones a killed hoop cut short), uploaded now, each tried once; resolves the records still here
+ * (`kind/id`), which `sessions ls` marks as local. Commands that keep no records of their own call it.
+ */
+export async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider): Promise<Set<string>> {
+  const spool = spoolOf(io);
+  const origin = gatewayOrigin(provider.gateway);
+  await uploadSpool(spool, { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin }, { deadline: Date.now() });
+  return new Set((await spool.entries(origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
+}
+
 /** See the module documentation. */
 export class CommandRecords {
   readonly recorder: ClientRecorder;

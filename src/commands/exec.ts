@@ -19,6 +19,7 @@ import { text } from 'node:stream/consumers';
 import type { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { commandTokenProvider } from '../client-config.js';
+import { uploadLeftovers } from './client-records.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
@@ -225,6 +226,8 @@ export function execCommand(io: CliIo): Command {
           }
         } finally {
           sql.close();
+          // What an earlier hoop (one killed, say) left in this machine's spool goes up now.
+          await uploadLeftovers(io, provider).catch(() => undefined);
         }
       } finally {
         provider.close();

@@ -46,6 +46,8 @@ export interface LocalPortOptions {
   say: (line: string) => void;
   /** The command's own records: each session the port relays is recorded by the CLI too, when the gateway takes it. */
   records?: CommandRecords;
+  /** Told each session this port records (the gateway's session id). */
+  onSession?: (id: string) => void;
 }
 
 /** A local port serving one connection. */
@@ -132,6 +134,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
               pid: process.pid,
               ...(o.runId ? { runId: o.runId } : {}),
             });
+            o.onSession?.(session.id);
             return stream;
           },
         }

@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { listConnections } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { commandTokenProvider } from '../client-config.js';
+import { uploadLeftovers } from './client-records.js';
 import { describeError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv, type Logger } from '../log.js';
@@ -96,6 +97,8 @@ export function mcpCommand(io: CliIo): Command {
       // stdout carries the protocol: anything hoop has to say goes to stderr.
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
       const provider = await commandTokenProvider(io, opts);
+      // What an earlier hoop (one killed, say) left in this machine's spool goes up, in the background.
+      const leftovers = uploadLeftovers(io, provider).catch(() => undefined);
       const server = new McpServer({ name: 'hoop', version: VERSION });
       const guarded = async (work: () => Promise<ToolAnswer>): Promise<ToolAnswer> => {
         try {
@@ -158,6 +161,7 @@ export function mcpCommand(io: CliIo): Command {
         await Promise.race([closed, whenAborted(io.signal)]);
       } finally {
         await server.close();
+        await leftovers;
         provider.close();
       }
     });

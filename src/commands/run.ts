@@ -218,7 +218,7 @@ export function runCommand(io: CliIo): Command {
           return undefined;
         });
         // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
-        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say, records }));
+        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say, records, onSession: (id) => runRecord?.append({ t: 'session', at: Date.now(), id, connection: name }) }));
         // Interrupted while the ports opened: the command never starts.
         if (io.signal.aborted) {
           runRecord?.append({ t: 'end', at: Date.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: Date.now() - started });

@@ -12,11 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadClientRecord, downloadRecording, getRecordingKeys, getSession, listSessions, type ClientRecordInfo, type GatewayEndpoint, type SessionSummary } from '../auth/gateway-client.js';
-import { gatewayOrigin } from '../auth/paths.js';
-import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
-import { uploadSpool } from '../recording/uploader.js';
-import { spoolOf } from './client-records.js';
+import { spoolOf, uploadLeftovers } from './client-records.js';
 import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
 import { columns } from './connections.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
@@ -109,18 +106,6 @@ async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: stri
   }
 }
 
-/**
- * What earlier hoop commands on this machine left in its spool for this gateway (closed records,
- * or ones a killed hoop cut short), uploaded now, once each; resolves the records still here
- * (`kind/id`), which `ls` marks as local.
- */
-async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider): Promise<Set<string>> {
-  const spool = spoolOf(io);
-  const origin = gatewayOrigin(provider.gateway);
-  await uploadSpool(spool, { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin }, { deadline: Date.now() });
-  return new Set((await spool.entries(origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
-}
-
 /** The CLI's record of a session as `ls` shows it. */
 function clientRecordLabel(s: SessionSummary, local: Set<string>): string {
   if (local.has(`sessions/${s.id}`)) return 'local';
@@ -143,12 +128,16 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
     const head: TranscriptLine[] = [];
     const tail: TranscriptLine[] = [];
     const quoted = (v: unknown): string => JSON.stringify(String(v ?? ''));
+    const sessions: string[] = [];
     for await (const e of readEvents(dir, check.manifest!)) {
       if (e.t === 'start') {
         const command = Array.isArray(e.command) ? (e.command as unknown[]).map(String).join(' ') : '';
         head.push({ at: e.at, text: `-- run ${runId}${typeof e.subject === 'string' ? ` by ${e.subject}` : ''} on ${String(e.host ?? '?')} (signed by its CLI, ${check.signer}): ${quoted(command)} in ${quoted(e.cwd)}` });
         if (typeof e.prompt === 'string') head.push({ at: e.at, text: `-- the run's prompt: ${quoted(e.prompt)}` });
+      } else if (e.t === 'session') {
+        sessions.push(String(e.id));
       } else if (e.t === 'end') {
+        if (sessions.length > 0) tail.push({ at: e.at, text: `-- the run's tunnels carried ${sessions.length} session(s): ${sessions.join(', ')}` });
         tail.push({ at: e.at, text: `-- the run's command exited with ${String(e.exitCode)}${typeof e.signal === 'string' ? ` (${e.signal})` : ''}${typeof e.reason === 'string' ? `: ${e.reason}` : ''} after ${((Number(e.durationMs) || 0) / 1000).toFixed(1)} s` });
       }
     }
