@@ -9,9 +9,9 @@
  *   refusal by the gateway's policy is the error the client got), each ReadyForQuery's status.
  *
  * The two are compared as two sequences, not event by event: each end sees the client's next
- * statement and the server's last answer in its own order. Statements the CLI's own early checks
- * refused never reached the gateway, and are left out of the CLI's side with their errors. When one
- * record is truncated (a process was killed), only what both hold is compared, and the result says so.
+ * statement and the server's last answer in its own order. When one record is truncated (a
+ * process was killed), only what both hold is compared, and the result says so; so too when the
+ * CLI's own early checks refused a statement, which never reached the gateway.
  *
  * @see ./read.ts for the events
  */
@@ -48,33 +48,25 @@ function outcomeKey(e: RecordingEvent): string | undefined {
 }
 
 /**
- * The statements and outcomes of one record, in order. `local`: the record is the CLI's, whose
- * own early checks may have refused statements (a `decision` it recorded) that never left the machine.
+ * The statements and outcomes of one record, in order. In the CLI's record (`local`), a statement
+ * its own early checks refused (`decision`) never reached the gateway, nor did what the client
+ * pipelined behind it: the record is read up to there, and `stopped` says so.
  */
-async function* steps(events: AsyncIterable<RecordingEvent>, which: 'statements' | 'outcomes', local: boolean): AsyncGenerator<string> {
+async function* steps(events: AsyncIterable<RecordingEvent>, which: 'statements' | 'outcomes', stopped?: { at?: number }): AsyncGenerator<string> {
+  let statements = 0;
+  /** The last statement, held back until the next event shows whether the CLI refused it. */
   let held: string | undefined;
-  /** Errors of statements refused here: the client got them, the gateway never saw them. */
-  let skipErrors = 0;
   for await (const e of events) {
-    if (e.t === 'decision' && local) {
-      // Refused by this CLI's own checks: neither it nor its error went to the gateway.
-      held = undefined;
-      skipErrors++;
-      continue;
+    if (e.t === 'decision' && stopped) {
+      stopped.at = statements;
+      return;
     }
-    if (which === 'statements') {
-      if (!STATEMENTS.has(String(e.t))) continue;
-      if (held !== undefined) yield held;
-      held = statementKey(e);
-    } else {
-      const key = outcomeKey(e);
-      if (key === undefined) continue;
-      if (local && skipErrors > 0 && e.t === 'error') {
-        skipErrors--;
-        continue;
-      }
-      yield key;
-    }
+    const statement = STATEMENTS.has(String(e.t));
+    if (statement) statements++;
+    const key = which === 'statements' ? (statement ? statementKey(e) : undefined) : outcomeKey(e);
+    if (key === undefined) continue;
+    if (held !== undefined) yield held;
+    held = key;
   }
   if (held !== undefined) yield held;
 }
@@ -105,10 +97,16 @@ async function compare(what: string, a: AsyncGenerator<string>, b: AsyncGenerato
  */
 export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIterable<RecordingEvent>, truncated: { gateway: boolean; client: boolean }): Promise<CrossCheckResult> {
   const out: CrossCheckResult = { agree: false, statements: 0, outcomes: 0, differences: [] };
-  out.statements = await compare('statement', steps(read('gateway'), 'statements', false), steps(read('client'), 'statements', true), out, truncated);
-  out.outcomes = await compare('outcome', steps(read('gateway'), 'outcomes', false), steps(read('client'), 'outcomes', true), out, truncated);
-  const cut = truncated.gateway && truncated.client ? 'both records were' : truncated.gateway ? "the gateway's record was" : truncated.client ? "the CLI's record was" : undefined;
-  if (cut) out.partial = `${cut} cut short: compared up to the end of the shorter`;
+  const local: { at?: number } = {};
+  // A statement the CLI refused itself ends its comparable part, as a cut would.
+  const cut = { gateway: truncated.gateway, get client(): boolean { return truncated.client || local.at !== undefined; } };
+  out.statements = await compare('statement', steps(read('gateway'), 'statements'), steps(read('client'), 'statements', local), out, cut);
+  out.outcomes = await compare('outcome', steps(read('gateway'), 'outcomes'), steps(read('client'), 'outcomes', {}), out, cut);
+  const partial = [
+    ...(truncated.gateway && truncated.client ? ['both records were cut short'] : truncated.gateway ? ["the gateway's record was cut short"] : truncated.client ? ["the CLI's record was cut short"] : []),
+    ...(local.at !== undefined ? [`the CLI's own early checks refused statement ${local.at} (it never reached the gateway)`] : []),
+  ];
+  if (partial.length > 0) out.partial = `${partial.join('; ')}: compared up to there`;
   out.agree = out.differences.length === 0;
   return out;
 }
