@@ -14,7 +14,7 @@ import { describeError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
-import { uploadSpool, type UploadReport, type UploadTarget } from '../recording/uploader.js';
+import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from '../recording/uploader.js';
 import { join } from 'node:path';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
@@ -43,6 +43,8 @@ export async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider
 
 /** See the module documentation. */
 export class CommandRecords {
+  /** Whether this command keeps records of its own: yes, unless `HOOP_CLIENT_RECORD=off` (the gateway's records stand either way). */
+  readonly keeps: boolean;
   readonly recorder: ClientRecorder;
   readonly spool: Spool;
   readonly #target: UploadTarget;
@@ -59,6 +61,7 @@ export class CommandRecords {
 
   constructor(io: CliIo, provider: ResolvedTokenProvider, log: Logger) {
     this.spool = spoolOf(io);
+    this.keeps = io.env.HOOP_CLIENT_RECORD?.trim().toLowerCase() !== 'off';
     this.#log = log;
     const origin = gatewayOrigin(provider.gateway);
     this.#target = { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin };
@@ -75,6 +78,16 @@ export class CommandRecords {
     const key = `${kind}/${id}`;
     this.#mine.add(key);
     this.#closing.push(new Promise((resolve) => this.#open.set(key, resolve)));
+  }
+
+  /**
+   * Uploads what a record of this command holds so far (a signed checkpoint), now: the gateway then
+   * holds it as this key's, so nothing started after (the command `hoop run` runs, with the same
+   * token) can claim that id with another record.
+   */
+  async claim(kind: RecordKind, id: string): Promise<void> {
+    const entry = (await this.spool.entries(this.#target.origin)).find((e) => e.meta.kind === kind && e.meta.id === id);
+    if (entry) await uploadRecord(entry, this.#target);
   }
 
   /** A record of this command is closed and signed: upload it now, in the background. */

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { describeError, ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-listener.js';
@@ -73,15 +73,14 @@ const LOCAL_USER = 'hoop';
 
 /** Opens a local port for connection `o.name`; see the module documentation. */
 export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
-  const { provider, name, log, say, records } = o;
+  const { provider, name, log, say } = o;
+  const records = o.records?.keeps ? o.records : undefined;
   const { gateway, ca } = provider;
   const info = await getConnection({ gateway, ca }, (await provider.current()).token, name);
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; a local port serves postgres connections`);
 
   // Early checks: the same gate as the gateway's, on the CLI's copy of the policy.
   const early = await EarlyChecks.start({ io: o.io, options: o.policy, log, endpoint: { gateway, ca }, token: async () => (await provider.current()).token, connection: name, say });
-  // The signing key of this command's records (an ephemeral one is registered once): ready before the first client.
-  records?.recorder.key().catch((err: unknown) => log.warn('record.key-failed', { error: describeError(err) }));
   const password = randomBytes(24).toString('base64url');
   const renewal = new TunnelTokenRenewal(provider, log, say);
   const onEvent = (e: ListenerEvent): void => {

@@ -150,6 +150,7 @@ async function openRunRecord(
   runId: string,
   run: { command: string[]; cwd: string; connections: string[]; prompt?: string },
 ): Promise<RecordingWriter | undefined> {
+  if (!records.keeps) return undefined;
   // A gateway that records publishes its keys; one that does not would never take the record.
   const recording = await getRecordingKeys({ gateway: provider.gateway, ca: provider.ca }).then(
     () => true,
@@ -172,6 +173,9 @@ async function openRunRecord(
     pid: process.pid,
     cliVersion: VERSION,
   });
+  // Signed and at the gateway before the command starts: the command, which holds the same token, cannot claim the run first.
+  await writer.checkpoint();
+  await records.claim('runs', runId);
   return writer;
 }
 

@@ -122,7 +122,7 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
   const provider = await commandTokenProvider(io, flags);
   const dir = await mkdtemp(join(tmpdir(), 'hoop-run-'));
   try {
-    const { check } = await verifiedClientRecord({ endpoint: { gateway: provider.gateway, ca: provider.ca }, token: (await provider.current()).token }, 'runs', runId, dir);
+    const { check, info } = await verifiedClientRecord({ endpoint: { gateway: provider.gateway, ca: provider.ca }, token: (await provider.current()).token }, 'runs', runId, dir);
     if (!check) return { head: [], tail: [] };
     if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `the record of run ${runId} does not verify: ${check.problems.join('; ')}`, { hint: 'it was altered or damaged after the CLI signed it' });
     const head: TranscriptLine[] = [];
@@ -132,7 +132,8 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
     for await (const e of readEvents(dir, check.manifest!)) {
       if (e.t === 'start') {
         const command = Array.isArray(e.command) ? (e.command as unknown[]).map(String).join(' ') : '';
-        head.push({ at: e.at, text: `-- run ${runId}${typeof e.subject === 'string' ? ` by ${e.subject}` : ''} on ${String(e.host ?? '?')} (signed by its CLI, ${check.signer}): ${quoted(command)} in ${quoted(e.cwd)}` });
+        // Who: the identity that uploaded it (the gateway authenticated it), not what the record says.
+        head.push({ at: e.at, text: `-- run ${runId} by ${info?.subject ?? '?'} on ${String(e.host ?? '?')} (signed by its CLI, ${check.signer}): ${quoted(command)} in ${quoted(e.cwd)}` });
         if (typeof e.prompt === 'string') head.push({ at: e.at, text: `-- the run's prompt: ${quoted(e.prompt)}` });
       } else if (e.t === 'session') {
         sessions.push(String(e.id));
@@ -318,7 +319,7 @@ export function sessionsCommand(io: CliIo): Command {
             if (cross && !flags.json) {
               io.stdout.write(
                 cross.agree
-                  ? `cross-check: the gateway's and the CLI's records agree on ${cross.statements} statement(s) and ${cross.outcomes} outcome(s)${cross.partial ? `; ${cross.partial}` : ''}\n`
+                  ? `cross-check: the gateway's and the CLI's records agree on ${cross.statements} statement(s) and ${cross.outcomes} outcome(s)${cross.partial ? `; ${cross.partial}` : ''}${cross.uncompared ? `; ${cross.uncompared} later statement(s) of the gateway's record are in no CLI record` : ''}\n`
                   : `cross-check: the records DIFFER:\n${cross.differences.map((d) => `  ${d}`).join('\n')}\n`,
               );
             }

@@ -31,10 +31,18 @@ export type ClientRecordKind = 'sessions' | 'runs';
 
 const ID = /^[A-Za-z0-9_-]{8,64}$/;
 const STATE_FILE = 'record.json';
-/** Largest file of a record accepted (a chunk is cut at 256 KiB of events; one event may pass it). */
-export const MAX_RECORD_FILE_BYTES = 16 * 1024 * 1024;
-/** Most files one record may hold. */
-const MAX_FILES = 20_000;
+/**
+ * Largest file and most files of a record, per kind: a session's chunk is cut at 256 KiB of
+ * events (gzip makes it smaller; one event may pass it); a run holds a few events per session.
+ */
+const LIMITS: Record<ClientRecordKind, { fileBytes: number; files: number }> = {
+  sessions: { fileBytes: 4 * 1024 * 1024, files: 20_000 },
+  runs: { fileBytes: 256 * 1024, files: 64 },
+};
+/** Largest request body an upload may have. */
+export const MAX_RECORD_FILE_BYTES = LIMITS.sessions.fileBytes;
+/** Verifications that run at once (each reads a whole record): the rest wait their turn. */
+const MAX_VERIFYING = 2;
 
 /** What `record.json` holds. */
 export interface ClientRecordState {
@@ -50,6 +58,8 @@ export interface ClientRecordState {
   fingerprint?: string;
   chunks?: number;
   events?: number;
+  /** The signature it was last verified with. */
+  verified?: string;
   updatedAt: string;
 }
 
@@ -65,6 +75,8 @@ export class ClientRecords {
   readonly #states = new Map<string, ClientRecordState>();
   /** Uploads to one record run one after the other. */
   readonly #queues = new Map<string, Promise<unknown>>();
+  #verifying = 0;
+  readonly #waiting: Array<() => void> = [];
 
   private constructor(root: string) {
     this.#root = root;
@@ -126,31 +138,40 @@ export class ClientRecords {
     if (state && (state.issuer !== owner.issuer || state.subject !== owner.subject)) {
       throw new HttpError(403, `the ${kind === 'runs' ? 'run' : 'session'} ${id} has a record uploaded by someone else`, { hint: 'a record is uploaded by the identity that made it' });
     }
+    const limits = LIMITS[kind];
+    if (data.length > limits.fileBytes) throw new HttpError(413, `${name} is larger than the ${limits.fileBytes / 1024} KiB a file of this record may be`);
     const file = join(dir, name);
     const held = await readFile(file).catch(() => undefined);
     if (held) {
       if (!held.equals(data)) throw new HttpError(409, `${name} of ${id} is already uploaded with other bytes; a record is never written over`, { hint: 'this spool does not match what was uploaded before: keep it for an investigation' });
-      return { stored: false, state: state! };
+      // A signature held but not yet acted on (the gateway stopped in between) is verified again.
+      if (state === undefined) throw new HttpError(409, `${name} of ${id} is held without its record's state; ask the gateway's operators`);
+      if (!name.endsWith('.sig') || state.state === 'complete' || state.verified === name) return { stored: false, state };
+    } else {
+      if (state?.state === 'complete') throw new HttpError(409, `the record of ${id} is complete; it takes no more files`);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      if (!state) {
+        state = { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() };
+        await this.#save(dir, state);
+      }
+      if ((await readdir(dir)).length >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
+      await writeFileAtomic(file, data, dir);
+      if (!name.endsWith('.sig')) return { stored: true, state };
     }
-    if (state?.state === 'complete') throw new HttpError(409, `the record of ${id} is complete; it takes no more files`);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    if (!state) {
-      state = { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() };
-      await this.#save(dir, state);
-    }
-    if ((await readdir(dir)).length >= MAX_FILES) throw new HttpError(413, `the record of ${id} already holds ${MAX_FILES} files`);
-    await writeFileAtomic(file, data, dir);
-    if (!name.endsWith('.sig')) return { stored: true, state };
 
-    // A signature: the record must verify with it, as the record of this id, by a key of the uploader.
+    // A signature: the record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
-    const check = await verifyRecording(dir, trusted);
+    const check = await this.#verify(dir, trusted);
     const problems = [...check.problems];
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
+    if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);
     if (problems.length > 0 || !check.manifest || `${check.manifest}.sig` !== name) {
-      // Nothing of a record that never verified is kept (its owner may upload the right one); of one that did, only the new signature goes.
+      // Nothing of a record that never verified is kept (its owner may upload the right one); of one that did, only the new manifest and signature go.
       if (state.state === 'uploading') await this.remove(kind, id);
-      else await rm(file, { force: true });
+      else {
+        await rm(file, { force: true });
+        await rm(file.slice(0, -'.sig'.length), { force: true });
+      }
       throw new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
         hint: trusted.length === 0 ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)' : 'upload its chunks before the manifest, signed by a device key you registered',
       });
@@ -162,10 +183,23 @@ export class ClientRecords {
       ...(signer ? { signer: sshPublicKeyLine(signer), fingerprint: sshFingerprint(signer) } : {}),
       chunks: check.chunks,
       events: check.events,
+      verified: name,
       updatedAt: new Date().toISOString(),
     };
     await this.#save(dir, state);
-    return { stored: true, state };
+    return { stored: !held, state };
+  }
+
+  /** Verifies a record, at most {@link MAX_VERIFYING} at once. */
+  async #verify(dir: string, trusted: KeyObject[]): Promise<RecordingCheck> {
+    if (this.#verifying >= MAX_VERIFYING) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#verifying++;
+    try {
+      return await verifyRecording(dir, trusted);
+    } finally {
+      this.#verifying--;
+      this.#waiting.shift()?.();
+    }
   }
 
   async #save(dir: string, state: ClientRecordState): Promise<void> {

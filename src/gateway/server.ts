@@ -59,6 +59,7 @@ import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordi
 import { AuditStream } from './audit.js';
 import { HttpError } from './http-error.js';
 import { ClientRecords, MAX_RECORD_FILE_BYTES, type ClientRecordKind } from './client-records.js';
+import { CLIENT_RECORD_ROW_CAP } from '../postgres/recorder.js';
 import { RECORDING_FILE } from '../recording/writer.js';
 import type { RecordingPolicy } from '../policy/schema.js';
 import { cutValue } from '../recording/event-line.js';
@@ -532,6 +533,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const summary = (await visibleSessions(identity)).find((s) => s.id === id);
       if (!summary) throw unknown();
       if (put && !owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
+      // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
+      if (put && !['running', 'complete', 'truncated'].includes(summary.recording)) throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
     } else if (!put) {
       const state = clientRecords.state('runs', id);
       if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknown();
@@ -735,8 +738,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const channel = acceptTunnel(req, socket, head, {
           'Hoop-Session-Id': sessionId,
           'Hoop-Gateway-Version': VERSION,
-          // The gateway records this session, and takes the CLI's record of it (PUT …/client/{file}).
-          ...(recording !== undefined ? { 'Hoop-Client-Record': 'accepted' } : {}),
+          // The gateway records this session, and takes the CLI's record of it (PUT …/client/{file}), with as many rows as the policy keeps (at most 100).
+          ...(recording !== undefined ? { 'Hoop-Client-Record': `rows=${recordingPolicy.results === 'none' ? 0 : Math.min(recordingPolicy.rowCap, CLIENT_RECORD_ROW_CAP)}` } : {}),
           ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
         });
         const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };

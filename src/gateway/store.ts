@@ -71,6 +71,8 @@ export const MAX_DEVICE_NAME = 128;
 export const MAX_DEVICES_PER_IDENTITY = 1000;
 /** How long an ephemeral device key is accepted: long enough for its CLI to upload what it signed. */
 export const EPHEMERAL_DEVICE_MS = 7 * 86_400_000;
+/** Most ephemeral keys one identity holds at once (a CI job registers one per hoop process); apart from {@link MAX_DEVICES_PER_IDENTITY}. */
+export const MAX_EPHEMERAL_DEVICES_PER_IDENTITY = 2000;
 const MAX_PEM_LENGTH = 1024;
 
 function usage(message: string, hint: string): HoopError {
@@ -265,8 +267,10 @@ export class FileGatewayStore implements GatewayStore {
       const mine = this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject && live(d, now));
       const existing = mine.find((d) => d.fingerprint === device.fingerprint);
       if (existing) return { device: { ...existing }, created: false };
-      if (mine.length >= MAX_DEVICES_PER_IDENTITY) {
-        throw usage(`${owner.subject} already has ${MAX_DEVICES_PER_IDENTITY} registered devices`, 'ask the gateway operator to remove old devices');
+      const ephemeral = device.expiresAt !== undefined;
+      const max = ephemeral ? MAX_EPHEMERAL_DEVICES_PER_IDENTITY : MAX_DEVICES_PER_IDENTITY;
+      if (mine.filter((d) => (d.expiresAt !== undefined) === ephemeral).length >= max) {
+        throw usage(`${owner.subject} already has ${max} registered ${ephemeral ? 'ephemeral keys (one per hoop process with a token from the environment, for 7 days)' : 'devices'}`, ephemeral ? 'log in with `hoop login --id-token-file` so the CI job keeps one device key, or wait for older keys to expire' : 'ask the gateway operator to remove old devices');
       }
       const record: Device = {
         deviceId: randomUUID(),

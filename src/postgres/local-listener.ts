@@ -19,7 +19,7 @@ import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Refusal, StatementGate } from './statement-gate.js';
 import type { RecordingStream } from '../recording/thread.js';
-import { PostgresRecordingStage } from './recorder.js';
+import { CLIENT_RECORD_ROW_CAP, PostgresRecordingStage } from './recorder.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { pump } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
@@ -86,9 +86,6 @@ export interface LocalPostgresListenerOptions {
    */
   record?: (session: { id: string; user: string; database: string }) => Promise<RecordingStream | undefined>;
 }
-
-/** Rows (and COPY data messages) per result the CLI's own record keeps: enough to show what came back, not a second copy of the data. */
-export const CLIENT_RECORD_ROW_CAP = 100;
 
 /** Where the listener is reachable. */
 export interface ListenAddress {
@@ -251,7 +248,8 @@ export class LocalPostgresListener {
         onEvent?.({ kind: 'record-failed', session: tunnel.sessionId, message: describeError(err) });
       }
     }
-    const recorder = recording ? new PostgresRecordingStage({ stream: recording, results: 'masked', rowCap: CLIENT_RECORD_ROW_CAP }) : undefined;
+    const rows = Math.min(tunnel.clientRecord?.rows ?? 0, CLIENT_RECORD_ROW_CAP);
+    const recorder = recording ? new PostgresRecordingStage({ stream: recording, results: rows > 0 ? 'masked' : 'none', rowCap: rows }) : undefined;
     if (recording) recording.onFailure = (err) => onEvent?.({ kind: 'record-failed', session: tunnel.sessionId, message: describeError(err) });
 
     const reader = handshake.release();

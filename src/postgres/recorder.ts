@@ -87,6 +87,9 @@ const PASSED = 22;
 const PASSED_COUNT = Buffer.alloc(4);
 
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
+/** Most rows (and COPY data messages) per result a CLI's own record keeps (fewer when the gateway says so): enough to show what came back, not a second copy of the data. */
+export const CLIENT_RECORD_ROW_CAP = 100;
+
 const SMALL_ROWS = 16;
 const SMALL_BYTES = 8192;
 

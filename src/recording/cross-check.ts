@@ -27,6 +27,8 @@ export interface CrossCheckResult {
   differences: string[];
   /** Set when one record holds less than the other because it was cut short. */
   partial?: string;
+  /** Statements of the gateway's record after the part both hold: not compared. */
+  uncompared: number;
 }
 
 const STATEMENTS = new Set(['query', 'parse', 'bind', 'execute', 'function-call']);
@@ -80,7 +82,10 @@ async function compare(what: string, a: AsyncGenerator<string>, b: AsyncGenerato
       if (x.done && y.done) return n;
       // One side holds more: fine only when the other was cut short.
       const shorter = x.done ? 'gateway' : 'client';
-      if (cut[shorter]) return n;
+      if (cut[shorter]) {
+        if (shorter === 'client' && what === 'statement') for (out.uncompared = 1; !(await a.next()).done; ) out.uncompared++;
+        return n;
+      }
       if (out.differences.length < MAX_DIFFERENCES) out.differences.push(`${what} ${n + 1}: the ${shorter === 'gateway' ? "gateway's record ends" : "CLI's record ends"} here, the other goes on with ${JSON.stringify(((x.done ? y.value : x.value) as string).slice(0, 200))}`);
       return n;
     }
@@ -96,7 +101,7 @@ async function compare(what: string, a: AsyncGenerator<string>, b: AsyncGenerato
  * afresh (each is read twice, a chunk at a time); `truncated` says which was cut short.
  */
 export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIterable<RecordingEvent>, truncated: { gateway: boolean; client: boolean }): Promise<CrossCheckResult> {
-  const out: CrossCheckResult = { agree: false, statements: 0, outcomes: 0, differences: [] };
+  const out: CrossCheckResult = { agree: false, statements: 0, outcomes: 0, differences: [], uncompared: 0 };
   const local: { at?: number } = {};
   // A statement the CLI refused itself ends its comparable part, as a cut would.
   const cut = { gateway: truncated.gateway, get client(): boolean { return truncated.client || local.at !== undefined; } };

@@ -6,12 +6,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { gunzip as gunzipCallback } from 'node:zlib';
 import { alignedTable, rowCount, serverMessageLines } from '../postgres/psql-format.js';
 import type { RecordingEvent } from './event-line.js';
+import { chunkText } from './verify.js';
 
-const gunzip = promisify(gunzipCallback);
 
 /**
  * The events of the chunks `manifest` names (a verified SHA256SUMS or checkpoint), headers left
@@ -24,7 +22,7 @@ export async function* readEvents(dir: string, manifest: string): AsyncGenerator
   for (const line of text.split('\n')) {
     const name = line.split('  ')[1];
     if (!name) continue;
-    const lines = (await gunzip(await readFile(join(dir, name)))).toString('utf8').split('\n');
+    const lines = (await chunkText(await readFile(join(dir, name)))).split('\n');
     for (const l of lines.slice(1)) {
       if (!l) continue;
       const e = JSON.parse(l) as RecordingEvent;

@@ -5,9 +5,10 @@
  * (./uploader.ts). One directory per record under `<config dir>/spool/`: `<kind>-<id>/`, with
  * `spool.json` saying whose it is (gateway, process id, signer).
  *
- * A record is `closed` once its manifest is signed; `live` while the process that writes it
- * runs; `abandoned` when that process is gone without closing it (killed): it verifies to its last
- * checkpoint and is uploaded as truncated by the next hoop command.
+ * A record is `closed` once its manifest is signed and written; `live` while the process that
+ * writes it runs (or when another host wrote it: that host uploads it); `abandoned` when that
+ * process is gone without closing it (killed): it verifies to its last checkpoint and is uploaded
+ * as truncated by the next hoop command on the same host.
  *
  * @see docs/recording-format.md ("The CLI's records")
  */
@@ -89,8 +90,10 @@ export class Spool {
       const dir = join(this.root, name);
       const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as SpoolMeta, () => undefined);
       if (!meta || (origin !== undefined && meta.gateway !== origin)) continue;
-      const closed = await stat(join(dir, `${MANIFEST}.sig`)).then(() => true, () => false);
-      const status = closed ? 'closed' : meta.host === hostname() && alive(meta.pid) ? 'live' : 'abandoned';
+      // The writer signs, then writes the manifest: a record is closed once both are there.
+      const closed = await stat(join(dir, MANIFEST)).then(() => true, () => false);
+      // A record of another host (a shared config directory) is that host's to upload.
+      const status = closed ? 'closed' : meta.host !== hostname() || alive(meta.pid) ? 'live' : 'abandoned';
       out.push({ dir, meta, status });
     }
     return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));

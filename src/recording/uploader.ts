@@ -37,10 +37,16 @@ export interface UploadReport {
   setAside: Array<{ entry: SpoolEntry; error: string; dir: string }>;
 }
 
-/** The upload order: chunks, then checkpoints (manifest before signature), then the final manifest and its signature. */
+/**
+ * The upload order: chunks, then checkpoints (manifest before signature), then the final manifest
+ * and its signature. A manifest without its signature, or a signature without its manifest (the
+ * writer was stopped between the two), is left out: the gateway could not verify it.
+ */
 function uploadOrder(files: string[]): string[] {
+  const present = new Set(files);
+  const paired = (f: string): boolean => f.startsWith('events-') || (f.endsWith('.sig') ? present.has(f.slice(0, -4)) : present.has(`${f}.sig`));
   const rank = (f: string): number => (f.startsWith('events-') ? 0 : f.startsWith('checkpoint-') ? 1 : 2);
-  return files.filter((f) => RECORDING_FILE.test(f)).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return files.filter((f) => RECORDING_FILE.test(f) && paired(f)).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
 /** Uploads one record; resolves once the gateway holds every file of it. */

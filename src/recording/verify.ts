@@ -16,6 +16,17 @@ import { sshVerify } from './sshsig.js';
 import { MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, chunkName, type ChunkHeader } from './writer.js';
 
 const gunzip = promisify(gunzipCallback);
+/**
+ * Most bytes a chunk may hold once decompressed. The writer cuts a chunk at 256 KiB of events (one
+ * event can pass that, its values cut at 4 KiB each); a chunk made to inflate without bound (a
+ * "zip bomb") is refused instead of filling the memory of whoever verifies it.
+ */
+export const MAX_CHUNK_TEXT = 64 * 1024 * 1024;
+
+/** A chunk's text, at most {@link MAX_CHUNK_TEXT} bytes of it. @throws RangeError beyond that */
+export async function chunkText(data: Buffer): Promise<string> {
+  return (await gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT })).toString('utf8');
+}
 const CHUNK_FILE = /^events-\d{6}\.jsonl\.gz$/;
 const CHECKPOINT_FILE = /^checkpoint-(\d{6})\.SHA256SUMS$/;
 const SUM_LINE = /^([0-9a-f]{64}) {2}(\S+)$/;
@@ -122,9 +133,9 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
     }
     let text: string;
     try {
-      text = (await gunzip(data)).toString('utf8');
-    } catch {
-      problem(`${name} is not a gzip file`);
+      text = await chunkText(data);
+    } catch (err) {
+      problem(err instanceof RangeError ? `${name} decompresses to more than ${MAX_CHUNK_TEXT / 1024 / 1024} MiB: not a chunk hoop writes` : `${name} is not a gzip file`);
       prev = sum;
       continue;
     }

@@ -74,8 +74,11 @@ export interface OpenedTunnel {
   gatewayVersion?: string;
   /** The gateway's policy commit, so the CLI can tell whether its own bundle is current. */
   policyCommit?: string;
-  /** The gateway records the session and takes the CLI's own record of it (`Hoop-Client-Record: accepted`). */
-  clientRecord?: boolean;
+  /**
+   * The gateway records the session and takes the CLI's own record of it (`Hoop-Client-Record:
+   * rows=N`): with at most N rows per result (0: the policy keeps no rows).
+   */
+  clientRecord?: { rows: number };
 }
 
 /**
@@ -230,7 +233,8 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunn
       const policyCommit = headerValue(res, TunnelHeader.POLICY_COMMIT);
       if (gatewayVersion !== undefined) opened.gatewayVersion = gatewayVersion;
       if (policyCommit !== undefined) opened.policyCommit = policyCommit;
-      if (headerValue(res, TunnelHeader.CLIENT_RECORD) === 'accepted') opened.clientRecord = true;
+      const clientRecord = /^rows=(\d{1,6})$/.exec(headerValue(res, TunnelHeader.CLIENT_RECORD) ?? '');
+      if (clientRecord) opened.clientRecord = { rows: Number(clientRecord[1]) };
       resolve(opened);
     });
     request.on('response', (res: http.IncomingMessage) => {

@@ -117,7 +117,7 @@ describe('hoop run', () => {
     }
     const lines = replay.split('\n');
     // The run's own record (signed by its CLI) first: the command and its prompt.
-    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} on \\S+ \\(signed by its CLI, SHA256:`));
+    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} by alice on \\S+ \\(signed by its CLI, SHA256:`));
     expect(lines[1]).toBe('-- the run\'s prompt: "Count the items, then the people."');
     // Then each session, opening with the same claim as the gateway recorded it.
     const context = `-- client (run) says: run="${runId}" command="sh -c 'echo \\"run=$HOOP_RUN_ID\\"; psql`;

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerDevice, putClientRecordFile, getClientRecord, GatewayApiError } from '../../src/auth/gateway-client.js';
 import { createDeviceKey } from '../../src/auth/device-key.js';
 import { RecordingWriter } from '../../src/recording/writer.js';
+import { sshSign } from '../../src/recording/sshsig.js';
 import { Spool } from '../../src/recording/spool.js';
 import { uploadSpool } from '../../src/recording/uploader.js';
 import { runProcess } from '../harness/clients.js';
@@ -130,7 +131,7 @@ describe("the CLI's own records", () => {
     const replay = await hoop(['sessions', 'replay', runId, '--run', '--no-tty']);
     expect(replay.code).toBe(0);
     const lines = replay.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} on \\S+ \\(signed by its CLI, SHA256:[^)]+\\): "sh -c psql -X -At`));
+    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} by alice on \\S+ \\(signed by its CLI, SHA256:[^)]+\\): "sh -c psql -X -At`));
     expect(lines[0]).toContain(`in ${JSON.stringify(stack.dir)}`);
     expect(lines[1]).toBe('-- the run\'s prompt: "List the items, then try to drop them."');
     expect(lines[lines.length - 2]).toBe(`-- the run's tunnels carried 2 session(s): ${[...sessions].reverse().map((s) => s.id).join(', ')}`);
@@ -283,6 +284,24 @@ describe("the CLI's own records", () => {
     const swapped = (await upload(await record(mine.privateKey, a, 'select 2'), b)) as GatewayApiError;
     expect(swapped.status).toBe(422);
     expect(swapped.message).toContain(`it is the record of ${a}, not of ${b}`);
+    // A record first signed (to a checkpoint) with one of alice's keys is not finished with another of hers.
+    const second = createDeviceKey();
+    await registerDevice(endpoint(), token, { ...second, name: 'alice desktop' });
+    const partDir = await mkdtemp(join(stack.dir, 'part-'));
+    const part = await RecordingWriter.create({ dir: partDir, id: b, key: createPrivateKey(mine.privateKey) });
+    part.append({ t: 'query', at: Date.now(), sql: 'select 2' });
+    await part.checkpoint();
+    for (const f of ['events-000001.jsonl.gz', 'checkpoint-000001.SHA256SUMS', 'checkpoint-000001.SHA256SUMS.sig']) await putClientRecordFile(endpoint(), token, 'sessions', b, f, await readFile(join(partDir, f)));
+    expect((await getClientRecord(endpoint(), token, 'sessions', b)).record).toMatchObject({ state: 'truncated' });
+    part.abandon();
+    // The same chunks, their final manifest signed by alice's other key.
+    const manifest = await readFile(join(partDir, 'checkpoint-000001.SHA256SUMS'));
+    await putClientRecordFile(endpoint(), token, 'sessions', b, 'SHA256SUMS', manifest);
+    const resigned = await putClientRecordFile(endpoint(), token, 'sessions', b, 'SHA256SUMS.sig', Buffer.from(sshSign(createPrivateKey(second.privateKey), 'hoop-recording', manifest))).catch((e: unknown) => e as GatewayApiError);
+    expect((resigned as GatewayApiError).status).toBe(422);
+    expect((resigned as GatewayApiError).message).toContain('as it was first');
+    expect((await getClientRecord(endpoint(), token, 'sessions', b)).record).toMatchObject({ state: 'truncated' });
+
     // Alice's own key over a record that says something else happened: accepted (she signed it), and verify shows the difference.
     expect(await upload(await record(mine.privateKey, a, 'select 42'), a)).toBeUndefined();
     const verify = await hoop(['sessions', 'verify', a]);

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import * as v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, sshPublicKeyLine, sshSign } from '../../src/recording/sshsig.js';
 import { verifyRecording } from '../../src/recording/verify.js';
@@ -116,6 +118,18 @@ describe('recordings', () => {
 
     const unsigned = await check((d) => rmSync(join(d, `${MANIFEST}.sig`)));
     expect(unsigned.problems).toContain('SHA256SUMS.sig is missing');
+
+    // A signed chunk made to inflate without bound (80 MiB of zeros in 80 KiB): refused, not inflated.
+    const bomb = await check((d) => {
+      const data = gzipSync(Buffer.concat([Buffer.from('{"t":"chunk","recording":"x","seq":1,"prev":"0"}\n'), Buffer.alloc(80 * 1024 * 1024)]));
+      expect(data.length).toBeLessThan(200 * 1024);
+      writeFileSync(join(d, chunkName(1)), data);
+      const sums = readFileSync(join(d, MANIFEST), 'utf8').split('\n');
+      sums[0] = `${createHash('sha256').update(data).digest('hex')}  ${chunkName(1)}`;
+      writeFileSync(join(d, MANIFEST), sums.join('\n'));
+      writeFileSync(join(d, `${MANIFEST}.sig`), sshSign(key, 'hoop-recording', readFileSync(join(d, MANIFEST))));
+    });
+    expect(bomb.problems).toContain(`${chunkName(1)} decompresses to more than 64 MiB: not a chunk hoop writes`);
   });
 
   it('a writer that stops without closing leaves a recording verified up to its last checkpoint, marked truncated', async () => {
