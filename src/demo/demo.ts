@@ -326,6 +326,11 @@ policy:
       const r = await cli(['sessions', 'ls', '--json']);
       return r.code === 0 ? (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string }> }).sessions.filter((s) => s.endedAt !== undefined).length : 0;
     };
+    /** Whether the newest ended session's CLI record reached the gateway. */
+    const newestHasClientRecord = async (): Promise<boolean> => {
+      const r = await cli(['sessions', 'ls', '--json']);
+      return r.code === 0 && (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string; clientRecord?: string }> }).sessions.find((s) => s.endedAt !== undefined)?.clientRecord === 'complete';
+    };
     const sessionTarget = {
       host: connection.host,
       port: connection.port,
@@ -347,8 +352,10 @@ policy:
       recordedSessions,
       async verifyLastSession(before) {
         for (let i = 0; i < 100 && (await recordedSessions()) <= before; i++) await new Promise((r) => setTimeout(r, 100));
+        // hoop connect uploads its own record of the session as it ends: verify checks both, and that they agree.
+        for (let i = 0; i < 50 && !(await newestHasClientRecord()); i++) await new Promise((r) => setTimeout(r, 100));
         const r = await cli(['sessions', 'verify', 'last']);
-        return { ok: r.code === 0, detail: (r.out || r.err).trim().split('\n')[0] ?? '' };
+        return { ok: r.code === 0 && r.out.includes('cross-check: the gateway\'s and the CLI\'s records agree'), detail: (r.out || r.err).trim() };
       },
       stop: stopAll,
     };

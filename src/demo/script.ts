@@ -4,7 +4,7 @@
  * the bytes that came back: it reads customers (emails, card numbers and SSNs masked), is
  * denied a DROP, meets the review rule with a DELETE of every row, runs a DELETE of one row (in
  * a transaction it rolls back), and finds every order still there; then, once it disconnects, the
- * gateway's recording of the session must verify.
+ * gateway's recording of the session must verify, and agree with hoop connect's own record of it.
  */
 import type { RoundTrip } from '../postgres/round-trip.js';
 import type { SqlSession } from './session.js';
@@ -100,9 +100,14 @@ export async function runDemoScript(session: SqlSession, recording?: () => Promi
   if (recording) {
     total++;
     const r = await recording();
-    transcript.push('agent> (disconnects; hoop sessions verify last)', `        ${r.detail}`);
+    transcript.push('agent> (disconnects; hoop sessions verify last)', ...r.detail.split('\n').map((l) => `        ${l}`));
     if (r.ok) passed++;
-    transcript.push(r.ok ? '   ok   the gateway recorded the session, with the rows as the agent saw them, and signed it: the recording verifies' : `   FAIL ${r.detail}`, '');
+    transcript.push(
+      r.ok
+        ? "   ok   the gateway recorded the session, with the rows as the agent saw them, and signed it; hoop connect's own record, signed with this machine's key, tells the same story"
+        : `   FAIL ${r.detail.split('\n').at(-1) ?? ''}`,
+      '',
+    );
   }
   transcript.push(`${passed} of ${total} expected outcomes happened.`);
   return { transcript, ok: passed === total };
