@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,12 +122,20 @@ describe('hoop gateway + hoop connect as processes', () => {
     expect(gw.output()).not.toContain(token);
   });
 
-  it('a gateway killed mid-session: after a restart the session is listed as truncated and its recording verifies up to its last checkpoint', async () => {
+  it('a gateway killed mid-session: after a restart the session is listed as truncated and its recording verifies up to its last checkpoint; the CLI\'s record waits in the spool and goes up when the gateway is back', async () => {
     const config = join(dir, 'gateway-crash.yaml');
-    await writeFile(config, `${await readFile(join(dir, 'gateway.yaml'), 'utf8')}dataDir: crash-data\nrecording: { checkpointSeconds: 1 }\n`);
+    // A fixed port, so the restarted gateway is the one the CLI's spool names.
+    const port = await new Promise<number>((r) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as { port: number }).port;
+        probe.close(() => r(p));
+      });
+    });
+    await writeFile(config, `${(await readFile(join(dir, 'gateway.yaml'), 'utf8')).replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${port}`)}dataDir: crash-data\nrecording: { checkpointSeconds: 1 }\n`);
     const gw = await start(['gateway', '--config', config], {}, /gateway\.listening/);
     const url = (JSON.parse(gw.line) as { url: string }).url;
-    const conn = await start(['connect', 'app', '--gateway', url, '--ca-file', pki.caFile, '--json'], { HOOP_TOKEN: token, XDG_RUNTIME_DIR: join(dir, 'run') }, /^\{/);
+    const cliConfig = join(dir, 'cfg-crash');
+    const conn = await start(['connect', 'app', '--gateway', url, '--ca-file', pki.caFile, '--json'], { HOOP_TOKEN: token, XDG_RUNTIME_DIR: join(dir, 'run'), HOOP_CONFIG_DIR: cliConfig }, /^\{/);
     const info = JSON.parse(conn.line) as { host: string; port: number; user: string; database: string; pgpassFile: string };
     const psql = spawn('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, info.database], { env: { PATH: process.env.PATH, PGPASSFILE: info.pgpassFile, PGSSLMODE: 'require' }, stdio: ['pipe', 'pipe', 'pipe'] });
     children.push(psql);
@@ -146,18 +155,27 @@ describe('hoop gateway + hoop connect as processes', () => {
     psql.kill('SIGKILL');
     conn.child.kill('SIGINT');
     await exited(conn.child);
+    // The gateway was gone: hoop connect kept its record of the session, closed and signed, in its spool.
+    expect(conn.output()).toContain("1 of this machine's records of sessions are not uploaded yet");
+    const spooled = (await readdir(join(cliConfig, 'spool'))).filter((f) => f.startsWith('sessions-'));
+    expect(spooled).toHaveLength(1);
+    expect(await readdir(join(cliConfig, 'spool', spooled[0]!))).toContain('SHA256SUMS.sig');
 
     const again = await start(['gateway', '--config', config], {}, /gateway\.listening/);
     expect(again.output()).toContain('"event":"recording.recovered"');
     const url2 = (JSON.parse(again.line) as { url: string }).url;
-    const cli = (args: string[]) => runProcess(process.execPath, [bin, ...args, '--gateway', url2, '--ca-file', pki.caFile], { env: { HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(dir, 'cfg-crash') } });
-    const ls = JSON.parse((await cli(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<{ id: string; subject: string; recording: string; reason: string; statements: number }> };
+    const cli = (args: string[]) => runProcess(process.execPath, [bin, ...args, '--gateway', url2, '--ca-file', pki.caFile], { env: { HOOP_TOKEN: token, HOOP_CONFIG_DIR: cliConfig } });
+    // The next hoop command uploads what waited in the spool.
+    const ls = JSON.parse((await cli(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<{ id: string; subject: string; recording: string; reason: string; statements: number; clientRecord?: string }> };
     expect(ls.sessions).toHaveLength(1);
-    expect(ls.sessions[0]).toMatchObject({ subject: 'dana', recording: 'truncated', reason: 'gateway-stopped', statements: 2 });
+    expect(ls.sessions[0]).toMatchObject({ subject: 'dana', recording: 'truncated', reason: 'gateway-stopped', statements: 2, clientRecord: 'complete' });
+    expect((await readdir(join(cliConfig, 'spool'))).filter((f) => f.startsWith('sessions-'))).toEqual([]);
     const verify = await cli(['sessions', 'verify', ls.sessions[0]!.id]);
     expect(verify.stderr).toBe('');
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/verified: \d+ chunk\(s\), \d+ events, truncated at its last checkpoint/);
+    expect(verify.stdout).toMatch(/CLI record: verified: \d+ chunk\(s\), \d+ events, complete/);
+    expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on [12] statement\(s\) and \d+ outcome\(s\); the gateway's record was cut short/);
     const replay = await cli(['sessions', 'replay', ls.sessions[0]!.id, '--no-tty']);
     expect(replay.stdout).toContain('db=> select count(*) from items'.replace('db', 'app'));
     expect(replay.stdout).toContain('-- the recording ends here: the session was cut short (its last checkpoint)');
