@@ -130,8 +130,8 @@ export function runEnvironment(inherited: NodeJS.ProcessEnv, ports: readonly Loc
 }
 
 /** The process's own stdio stream (file descriptor `fd`) is inherited: the command shares it, a TTY stays a TTY. Another stream is piped. */
-function inherited<T extends object>(stream: T, fd: 0 | 1 | 2): T | 'inherit' {
-  return (stream as { fd?: unknown }).fd === fd ? 'inherit' : stream;
+function inherited(stream: object, fd: 0 | 1 | 2): 'inherit' | 'pipe' {
+  return (stream as { fd?: unknown }).fd === fd ? 'inherit' : 'pipe';
 }
 
 /** A shell's exit code for how a command ended: its own code, or 128 + the signal's number. */
@@ -246,6 +246,10 @@ export function runCommand(io: CliIo): Command {
         giveSignals = io.takeSignals?.((signal) => {
           if (!(terminal && (signal === 'SIGINT' || signal === 'SIGQUIT'))) child.kill(signal);
         });
+        // Streams that are not this process's own descriptors (hoop run called from another program) are piped.
+        if (child.stdout) child.stdout.pipe(io.stdout, { end: false });
+        if (child.stderr) child.stderr.pipe(io.stderr, { end: false });
+        if (child.stdin && io.stdin) io.stdin.pipe(child.stdin);
         const result = await child;
         if (result.failed && result.exitCode === undefined && !result.signal) {
           const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;

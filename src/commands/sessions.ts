@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadClientRecord, downloadRecording, getRecordingKeys, getSession, listSessions, type ClientRecordInfo, type GatewayEndpoint, type SessionSummary } from '../auth/gateway-client.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { spoolOf, uploadLeftovers } from './client-records.js';
+import { shellQuote } from './connect.js';
 import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
 import { columns } from './connections.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
@@ -131,7 +132,7 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
     const sessions: string[] = [];
     for await (const e of readEvents(dir, check.manifest!)) {
       if (e.t === 'start') {
-        const command = Array.isArray(e.command) ? (e.command as unknown[]).map(String).join(' ') : '';
+        const command = Array.isArray(e.command) ? (e.command as unknown[]).map((a) => shellQuote(String(a))).join(' ') : '';
         // Who: the identity that uploaded it (the gateway authenticated it), not what the record says.
         head.push({ at: e.at, text: `-- run ${runId} by ${info?.subject ?? '?'} on ${String(e.host ?? '?')} (signed by its CLI, ${check.signer}): ${quoted(command)} in ${quoted(e.cwd)}` });
         if (typeof e.prompt === 'string') head.push({ at: e.at, text: `-- the run's prompt: ${quoted(e.prompt)}` });

@@ -20,6 +20,7 @@ import { createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { login } from '../auth/login.js';
 import { main } from '../cli.js';
@@ -73,8 +74,24 @@ export interface RunningDemo {
   verifyLastSession(before: number): Promise<RecordingCheckResult>;
   /** How many ended sessions of the demo user the gateway lists. */
   recordedSessions(): Promise<number>;
+  /**
+   * An agent wrapped by `hoop run` with `prompt`: `hoop exec <connection> --csv -c <sql>` as its
+   * command; resolves what it printed and its exit code, and the replay of the run (its own record first).
+   */
+  runAgent(prompt: string, sql: string): Promise<AgentRun>;
   stop(): Promise<void>;
 }
+
+/** What {@link RunningDemo.runAgent} saw. */
+export interface AgentRun {
+  code: number;
+  stdout: string;
+  /** `hoop sessions replay <run> --run --no-tty`. */
+  replay: string;
+}
+
+/** The CLI's launcher, beside the built code (dist/) or the sources (src/). */
+const HOOP_BIN = fileURLToPath(new URL('../../bin/hoop.js', import.meta.url));
 
 /** The files under the demo directory. */
 function paths(dir: string) {
@@ -350,6 +367,13 @@ policy:
       postgres: { source: pg.source, version: pg.version, port: pg.port },
       openSession: () => openSqlSession(sessionTarget),
       recordedSessions,
+      async runAgent(prompt, sql) {
+        const run = await cli(['run', '--connect', DEMO_CONNECTION, '--prompt', prompt, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--csv', '-c', sql]);
+        const ls = await cli(['sessions', 'ls', '--json']);
+        const runId = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ runId?: string }> }).sessions.find((s) => s.runId)?.runId : undefined;
+        const replay = runId ? await cli(['sessions', 'replay', runId, '--run', '--no-tty']) : { out: '', err: 'no session of the run is listed' };
+        return { code: run.code, stdout: run.out, replay: replay.out || replay.err };
+      },
       async verifyLastSession(before) {
         for (let i = 0; i < 100 && (await recordedSessions()) <= before; i++) await new Promise((r) => setTimeout(r, 100));
         // hoop connect uploads its own record of the session as it ends: verify checks both, and that they agree.

@@ -84,7 +84,20 @@ export interface RecordingCheckResult {
  * gateway recorded it and that the recording verifies. Resolves the transcript and whether every
  * outcome was as expected.
  */
-export async function runDemoScript(session: SqlSession, recording?: () => Promise<RecordingCheckResult>): Promise<{ transcript: string[]; ok: boolean }> {
+/** The wrapped agent's step: its prompt, its statement, and what {@link AgentRun} must show. */
+const AGENT_PROMPT = 'How many orders are there?';
+const AGENT_SQL = 'select count(*) from orders';
+
+/** What the scripted session needs of the demo besides its SQL session. */
+export interface DemoScriptChecks {
+  /** `hoop sessions verify last`, once the session ended. */
+  recording?: () => Promise<RecordingCheckResult>;
+  /** An agent wrapped by `hoop run`. */
+  runAgent?: (prompt: string, sql: string) => Promise<{ code: number; stdout: string; replay: string }>;
+}
+
+export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
+  const { recording, runAgent } = checks;
   const transcript: string[] = [];
   let passed = 0;
   for (const step of STEPS) {
@@ -108,6 +121,22 @@ export async function runDemoScript(session: SqlSession, recording?: () => Promi
         : `   FAIL ${r.detail.split('\n').at(-1) ?? ''}`,
       '',
     );
+  }
+  if (runAgent) {
+    total++;
+    const r = await runAgent(AGENT_PROMPT, AGENT_SQL);
+    transcript.push(`agent> hoop run --connect demo-db --prompt ${JSON.stringify(AGENT_PROMPT)} -- hoop exec demo-db --csv -c ${JSON.stringify(AGENT_SQL)}`);
+    for (const line of [...r.stdout.trim().split('\n'), ...r.replay.split('\n').filter((l) => l.startsWith("-- run ") || l.startsWith("-- the run's"))]) transcript.push(`        ${line}`);
+    const problem =
+      r.code !== 0
+        ? `hoop run exited ${r.code}`
+        : r.stdout !== 'count\n60\n'
+          ? `the agent printed ${JSON.stringify(r.stdout)}`
+          : !r.replay.includes(`-- the run's prompt: ${JSON.stringify(AGENT_PROMPT)}`) || !r.replay.includes("-- the run's command exited with 0")
+            ? `the run's own record was not replayed: ${r.replay.split('\n')[0] ?? ''}`
+            : undefined;
+    if (problem === undefined) passed++;
+    transcript.push(problem === undefined ? "   ok   hoop run wrapped the agent: its session is linked to the run, and the run's own record (its prompt, its exit code) is signed by this machine and uploaded" : `   FAIL ${problem}`, '');
   }
   transcript.push(`${passed} of ${total} expected outcomes happened.`);
   return { transcript, ok: passed === total };

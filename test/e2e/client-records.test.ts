@@ -131,7 +131,7 @@ describe("the CLI's own records", () => {
     const replay = await hoop(['sessions', 'replay', runId, '--run', '--no-tty']);
     expect(replay.code).toBe(0);
     const lines = replay.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} by alice on \\S+ \\(signed by its CLI, SHA256:[^)]+\\): "sh -c psql -X -At`));
+    expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} by alice on \\S+ \\(signed by its CLI, SHA256:[^)]+\\): "sh -c 'psql -X -At`));
     expect(lines[0]).toContain(`in ${JSON.stringify(stack.dir)}`);
     expect(lines[1]).toBe('-- the run\'s prompt: "List the items, then try to drop them."');
     expect(lines[lines.length - 2]).toBe(`-- the run's tunnels carried 2 session(s): ${[...sessions].reverse().map((s) => s.id).join(', ')}`);

@@ -226,7 +226,7 @@ describe('the README, run as written', () => {
     expect(await interrupt(demo)).toBe(0);
     const scripted = await run(['npx hoop demo --script']);
     expect(scripted.code).toBe(0);
-    expect(scripted.output).toContain('6 of 6 expected outcomes happened.');
+    expect(scripted.output).toContain('7 of 7 expected outcomes happened.');
   }, 120_000);
 
   it('the policy repo: examples/policy-repo passes its tests, and check/show answer as shown', async () => {
