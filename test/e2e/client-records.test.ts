@@ -148,8 +148,8 @@ describe("the CLI's own records", () => {
         const info = JSON.parse(text.split('\n')[0]!) as { host: string; port: number; pgpassFile: string; user: string; database: string; sslrootcert: string };
         const env = { PGPASSFILE: info.pgpassFile, PGSSLMODE: 'verify-full', PGSSLROOTCERT: info.sslrootcert };
         // A session that stays open: one statement, then a wait while hoop is killed.
-        void runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, '-d', info.database, '-c', 'select 41 + 1', '-c', 'select pg_sleep(3)'], { env: { ...process.env, ...env } });
-        setTimeout(() => child.kill('SIGKILL'), 2500);
+        void runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, '-d', info.database, '-c', 'select 41 + 1', '-c', 'select pg_sleep(5)'], { env: { ...process.env, ...env } });
+        setTimeout(() => child.kill('SIGKILL'), 3500);
       },
     });
     expect(killed.code).toBe(null); // killed
