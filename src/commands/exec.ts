@@ -19,7 +19,7 @@ import { text } from 'node:stream/consumers';
 import type { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { commandTokenProvider } from '../client-config.js';
-import { uploadLeftovers } from './client-records.js';
+import { CommandRecords } from './client-records.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
@@ -212,9 +212,13 @@ export function execCommand(io: CliIo): Command {
       const format: Format = opts.json ? 'json' : opts.csv ? 'csv' : 'table';
 
       const provider = await commandTokenProvider(io, opts);
+      const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'exec' } });
+      const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+      // Its own record of the session, and what an earlier hoop (one killed, say) left in this machine's spool, go up as it ends.
+      const records = new CommandRecords(io, provider, log);
+      records.resume();
       try {
-        const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'exec' } });
-        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`) });
+        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say, records });
         try {
           const printer = new ResultPrinter(io.stdout, io.stderr, format);
           for (const statement of statements) {
@@ -226,10 +230,9 @@ export function execCommand(io: CliIo): Command {
           }
         } finally {
           sql.close();
-          // What an earlier hoop (one killed, say) left in this machine's spool goes up now.
-          await uploadLeftovers(io, provider).catch(() => undefined);
         }
       } finally {
+        await records.finish(say);
         provider.close();
       }
     });

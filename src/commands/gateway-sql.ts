@@ -5,11 +5,15 @@
  */
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
+import { hostname } from 'node:os';
+import { CLIENT_RECORD_ROW_CAP, PostgresRecordingStage } from '../postgres/recorder.js';
+import type { RecordingStream } from '../recording/thread.js';
+import type { CommandRecords } from './client-records.js';
 import type { Logger } from '../log.js';
 import { QueryError, SimpleQuerySession } from '../postgres/simple-query.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
-import { newSessionId, openTunnel } from '../tunnel/transport.js';
+import { newSessionId, openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 
 /** What the client says about why it runs what it runs; the gateway records it as the client's claim (`context` events). */
@@ -24,32 +28,88 @@ export interface GatewaySql {
 }
 
 /** Opens a session on connection `name` as `application` (its `application_name`). */
-export async function openGatewaySql(o: { provider: ResolvedTokenProvider; name: string; application: string; env: NodeJS.ProcessEnv; log: Logger; say: (line: string) => void }): Promise<GatewaySql> {
+export async function openGatewaySql(o: {
+  provider: ResolvedTokenProvider;
+  name: string;
+  application: string;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  say: (line: string) => void;
+  /** The command's own records: the session is recorded by the CLI too, when the gateway takes it. */
+  records?: CommandRecords;
+}): Promise<GatewaySql> {
   const { gateway, ca } = o.provider;
   const { token } = await o.provider.current();
   const info = await getConnection({ gateway, ca }, token, o.name);
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres connections`);
   const runId = o.env.HOOP_RUN_ID;
-  const { channel } = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}) });
+  const tunnel = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}) });
+  const { channel } = tunnel;
   // A long result outlives a token: renewed ones go to the gateway, as for hoop connect.
   const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
   renewal.track(channel, token);
+  const record = await openSessionRecord(o, tunnel, info.database);
   try {
-    const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', o.application]]);
+    const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', o.application]], record?.stage);
     return {
       session,
-      context: (fields) => channel.sendControl({ type: 'context', fields }),
+      context: (fields) => {
+        record?.stream.event({ ...fields, t: 'context', at: Date.now() });
+        channel.sendControl({ type: 'context', fields });
+      },
       close: () => {
         renewal.close();
         session.close();
+        record?.close('client-terminated');
       },
     };
   } catch (err) {
     renewal.close();
     channel.destroy();
+    record?.close('tunnel-closed');
     if (err instanceof QueryError) throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${err.message}`);
     throw err;
   }
+}
+
+/** The CLI's own record of a session with no local port, when the gateway takes one; a failure to open it never stops the session. */
+async function openSessionRecord(
+  o: { records?: CommandRecords; name: string; log: Logger; say: (line: string) => void },
+  tunnel: OpenedTunnel,
+  database: string,
+): Promise<{ stream: RecordingStream; stage: PostgresRecordingStage; close: (reason: string) => void } | undefined> {
+  const { records } = o;
+  if (!records?.keeps || !tunnel.clientRecord) return undefined;
+  const id = tunnel.sessionId;
+  let stream: RecordingStream;
+  try {
+    stream = await records.recorder.session(id);
+  } catch (err) {
+    o.say(`this session is not recorded on this machine: ${describeError(err)} (the gateway records it)`);
+    return undefined;
+  }
+  records.opened('sessions', id);
+  stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, connection: o.name, database, cliVersion: VERSION, host: hostname(), pid: process.pid });
+  const rows = Math.min(tunnel.clientRecord.rows, CLIENT_RECORD_ROW_CAP);
+  const stage = new PostgresRecordingStage({ stream, results: rows > 0 ? 'masked' : 'none', rowCap: rows });
+  let closed = false;
+  return {
+    stream,
+    stage,
+    close: (reason) => {
+      if (closed) return;
+      closed = true;
+      stage.end();
+      stream.event({ t: 'end', at: Date.now(), reason });
+      stream.close().then(
+        () => records.closed('sessions', id),
+        (err: unknown) => {
+          records.failed('sessions', id);
+          o.log.warn('record.failed', { session: id, error: describeError(err) });
+        },
+      );
+    },
+  };
 }
 
 /** The exit code (and MCP answer) for the error that stopped the statements: a refusal by the policy, a review, or the database's. */

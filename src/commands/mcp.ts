@@ -20,7 +20,7 @@ import { z } from 'zod';
 import { listConnections } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { commandTokenProvider } from '../client-config.js';
-import { uploadLeftovers } from './client-records.js';
+import { CommandRecords } from './client-records.js';
 import { describeError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv, type Logger } from '../log.js';
@@ -49,8 +49,8 @@ const answer = (value: unknown): ToolAnswer => ({ content: [{ type: 'text', text
 const failure = (text: string): ToolAnswer => ({ content: [{ type: 'text', text }], isError: true });
 
 /** Runs `sql` on `connection` in a session of its own; the results, or the error that stopped them, as a tool answer. */
-async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
-  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`) });
+async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, records: CommandRecords, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
+  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`), records });
   try {
     gw.context(context);
     const results: SqlResult[] = [];
@@ -97,8 +97,9 @@ export function mcpCommand(io: CliIo): Command {
       // stdout carries the protocol: anything hoop has to say goes to stderr.
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
       const provider = await commandTokenProvider(io, opts);
-      // What an earlier hoop (one killed, say) left in this machine's spool goes up, in the background.
-      const leftovers = uploadLeftovers(io, provider).catch(() => undefined);
+      // Each call's own record, and what an earlier hoop (one killed, say) left in this machine's spool, go up in the background.
+      const records = new CommandRecords(io, provider, log);
+      records.resume();
       const server = new McpServer({ name: 'hoop', version: VERSION });
       const guarded = async (work: () => Promise<ToolAnswer>): Promise<ToolAnswer> => {
         try {
@@ -127,7 +128,7 @@ export function mcpCommand(io: CliIo): Command {
             for (const [what, v] of [['schema', schema], ['table', table]] as const) if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
             const where = [`table_schema not in ('pg_catalog', 'information_schema')`, ...(schema ? [`table_schema = '${schema}'`] : []), ...(table ? [`table_name = '${table}'`] : [])].join(' and ');
             const sql = `select table_schema, table_name, column_name, data_type, is_nullable from information_schema.columns where ${where} order by table_schema, table_name, ordinal_position`;
-            return runSql(io, log, provider, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
+            return runSql(io, log, provider, records, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
           }),
       );
 
@@ -146,7 +147,7 @@ export function mcpCommand(io: CliIo): Command {
         },
         ({ connection, sql, intent, max_rows }) =>
           // The gateway keeps 4 KiB of each field: no more is sent.
-          guarded(() => runSql(io, log, provider, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
+          guarded(() => runSql(io, log, provider, records, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
       );
 
       const transport = new StdioServerTransport(io.stdin, io.stdout);
@@ -161,7 +162,7 @@ export function mcpCommand(io: CliIo): Command {
         await Promise.race([closed, whenAborted(io.signal)]);
       } finally {
         await server.close();
-        await leftovers;
+        await records.finish((line) => void io.stderr.write(`hoop: ${line}\n`));
         provider.close();
       }
     });

@@ -12,6 +12,7 @@ import { query, startupMessage, terminate, type PgErrorFields } from './messages
 import { PgProtocolError } from './protocol-error.js';
 import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from './reader.js';
 import { cstr, parseDataRow, parseRowDescription, type RowDescriptionField } from './rows.js';
+import type { RecorderStage } from './recorder.js';
 
 /** What a statement's results are handed to, in order. A returned Promise holds the reading back. */
 export interface ResultHandler {
@@ -48,14 +49,19 @@ async function* messagesOf(stream: Duplex): AsyncGenerator<PgMessage> {
 export class SimpleQuerySession {
   readonly #stream: Duplex;
   readonly #messages: AsyncGenerator<PgMessage>;
+  /** Set once signed in: the CLI's own record of what is sent and received from then on. */
+  #recorder: RecorderStage | undefined;
 
   private constructor(stream: Duplex) {
     this.#stream = stream;
     this.#messages = messagesOf(stream);
   }
 
-  /** Sends the StartupMessage and reads up to the first ReadyForQuery; rejects with the server's error if it refuses. */
-  static async start(stream: Duplex, params: Array<[string, string]>): Promise<SimpleQuerySession> {
+  /**
+   * Sends the StartupMessage and reads up to the first ReadyForQuery; rejects with the server's
+   * error if it refuses. With `recorder`, every statement and what came back is recorded after that.
+   */
+  static async start(stream: Duplex, params: Array<[string, string]>, recorder?: RecorderStage): Promise<SimpleQuerySession> {
     const s = new SimpleQuerySession(stream);
     stream.write(startupMessage(params));
     for (;;) {
@@ -63,7 +69,10 @@ export class SimpleQuerySession {
       if (!m) throw new PgProtocolError('the gateway closed the session while signing in');
       if (m.type === ERROR) throw new QueryError(parseErrorFields(m.body));
       if (m.type === AUTHENTICATION && parseAuthentication(m.body).code !== 0) throw new PgProtocolError('the gateway asked for a password on a tunnel');
-      if (m.type === READY) return s;
+      if (m.type === READY) {
+        s.#recorder = recorder;
+        return s;
+      }
     }
   }
 
@@ -73,7 +82,10 @@ export class SimpleQuerySession {
    * none after it).
    */
   async run(sql: string, handler: ResultHandler): Promise<PgErrorFields | undefined> {
-    this.#stream.write(query(sql));
+    const sent = query(sql);
+    this.#stream.write(sent);
+    const recorder = this.#recorder;
+    recorder?.client({ kind: 'query', msg: { type: sent[0]!, body: sent.subarray(5), raw: sent }, sql, utf8: true });
     let failure: PgErrorFields | undefined;
     for (;;) {
       const m = await this.#next();
@@ -81,6 +93,10 @@ export class SimpleQuerySession {
         // The gateway ends a session with a FATAL error, then closes: that error is the answer.
         if (failure) return failure;
         throw new PgProtocolError('the gateway closed the session before the statements ended');
+      }
+      if (recorder) {
+        if (recorder.wants(m.type)) await recorder.server(m.raw);
+        else recorder.passed(m.type);
       }
       switch (m.type) {
         case ROW_DESCRIPTION:

@@ -139,6 +139,21 @@ describe("the CLI's own records", () => {
     expect(replay.stdout.indexOf('drop table cr_items')).toBeLessThan(replay.stdout.indexOf('select count(*) from cr_items'));
   });
 
+  it('hoop exec records its session too, uploads it before it exits, and the two records agree', async () => {
+    const r = await hoop(['exec', 'app', '--csv', '-c', 'select count(*) from cr_items', '-c', 'select 2 as two']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('count\n2\ntwo\n2\n');
+    expect(spoolEntries()).toEqual([]);
+    let session: Listed | undefined;
+    for (let i = 0; i < 50 && !session; i++) {
+      session = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<Listed & { statements: number }> }).sessions.find((s) => s.endedAt && s.statements === 2 && s.clientRecord === 'complete');
+    }
+    expect(session).toBeDefined();
+    const verify = await hoop(['sessions', 'verify', session!.id]);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree on 2 statement\(s\) and 2 outcome\(s\)\n/);
+  });
+
   it('a hoop connect killed with SIGKILL mid-session leaves its record in the spool; the next command uploads it as truncated, and it verifies to its last checkpoint', async () => {
     let session = '';
     const killed = await hoop(['connect', 'app', '--json'], {}, {
