@@ -16,6 +16,7 @@ import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import type { TokenKind } from './profiles.js';
 import { mkdir, writeFile } from 'node:fs/promises';
+import type { RecordKind } from '../recording/spool.js';
 import { join } from 'node:path';
 
 /** How to reach the gateway. @see /work/shared/ARCHITECTURE.md ("Identity") */
@@ -381,8 +382,6 @@ async function downloadFiles(endpoint: GatewayEndpoint, token: string, files: un
   return files;
 }
 
-/** A CLI's own record: of one session's side (`sessions`), or of one `hoop run` (`runs`). */
-export type ClientRecordKind = 'sessions' | 'runs';
 
 /** What the gateway holds of a CLI's record (src/gateway/client-records.ts). */
 export interface ClientRecordInfo {
@@ -390,11 +389,11 @@ export interface ClientRecordInfo {
   files: string[];
 }
 
-const recordPath = (kind: ClientRecordKind, id: string, file?: string): string =>
+const recordPath = (kind: RecordKind, id: string, file?: string): string =>
   kind === 'sessions' ? `v1/sessions/${encodeURIComponent(id)}/client${file ? `/${file}` : ''}` : `v1/runs/${encodeURIComponent(id)}${file ? `/files/${file}` : ''}`;
 
 /** `GET /v1/sessions/{id}/client` or `GET /v1/runs/{id}`: how much of a CLI's record the gateway holds. */
-export async function getClientRecord(endpoint: GatewayEndpoint, token: string, kind: ClientRecordKind, id: string): Promise<ClientRecordInfo> {
+export async function getClientRecord(endpoint: GatewayEndpoint, token: string, kind: RecordKind, id: string): Promise<ClientRecordInfo> {
   const { body } = await requestJson(endpoint, 'GET', recordPath(kind, id), { token });
   const b = body as { record?: unknown; files?: unknown };
   if (!isStringArray(b.files) || typeof b.record !== 'object') throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'the record');
@@ -402,13 +401,13 @@ export async function getClientRecord(endpoint: GatewayEndpoint, token: string, 
 }
 
 /** Uploads one file of a CLI's record (`PUT`); idempotent: resolves `stored: false` when the gateway had the same bytes. */
-export async function putClientRecordFile(endpoint: GatewayEndpoint, token: string, kind: ClientRecordKind, id: string, file: string, data: Buffer): Promise<{ stored: boolean; record: ClientRecordInfo['record'] }> {
+export async function putClientRecordFile(endpoint: GatewayEndpoint, token: string, kind: RecordKind, id: string, file: string, data: Buffer): Promise<{ stored: boolean; record: ClientRecordInfo['record'] }> {
   const { body } = await requestJson(endpoint, 'PUT', recordPath(kind, id, file), { token, raw: data });
   return body as { stored: boolean; record: ClientRecordInfo['record'] };
 }
 
 /** Downloads a CLI's record into `dir`; resolves what the gateway says of it. */
-export async function downloadClientRecord(endpoint: GatewayEndpoint, token: string, kind: ClientRecordKind, id: string, dir: string): Promise<ClientRecordInfo> {
+export async function downloadClientRecord(endpoint: GatewayEndpoint, token: string, kind: RecordKind, id: string, dir: string): Promise<ClientRecordInfo> {
   const info = await getClientRecord(endpoint, token, kind, id);
   await downloadFiles(endpoint, token, info.files, (f) => recordPath(kind, id, f), dir);
   return info;

@@ -25,9 +25,8 @@ import { sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
 import { RECORDING_FILE } from '../recording/writer.js';
 import { HttpError } from './http-error.js';
+import type { RecordKind } from '../recording/spool.js';
 
-/** A record's kind: one session's CLI side, or one `hoop run`. */
-export type ClientRecordKind = 'sessions' | 'runs';
 
 const ID = /^[A-Za-z0-9_-]{8,64}$/;
 const STATE_FILE = 'record.json';
@@ -35,7 +34,7 @@ const STATE_FILE = 'record.json';
  * Largest file and most files of a record, per kind: a session's chunk is cut at 256 KiB of
  * events (gzip makes it smaller; one event may pass it); a run holds a few events per session.
  */
-const LIMITS: Record<ClientRecordKind, { fileBytes: number; files: number }> = {
+const LIMITS: Record<RecordKind, { fileBytes: number; files: number }> = {
   sessions: { fileBytes: 4 * 1024 * 1024, files: 20_000 },
   runs: { fileBytes: 256 * 1024, files: 64 },
 };
@@ -46,7 +45,7 @@ const MAX_VERIFYING = 2;
 
 /** What `record.json` holds. */
 export interface ClientRecordState {
-  kind: ClientRecordKind;
+  kind: RecordKind;
   id: string;
   /** Who uploaded it (a session's owner; a run's first uploader). */
   issuer: string;
@@ -97,30 +96,30 @@ export class ClientRecords {
   }
 
   /** The state of a record, if any of it was uploaded. */
-  state(kind: ClientRecordKind, id: string): ClientRecordState | undefined {
+  state(kind: RecordKind, id: string): ClientRecordState | undefined {
     return this.#states.get(`${kind}/${id}`);
   }
 
   /** The directory of a record (undefined for an id that is not one). */
-  dir(kind: ClientRecordKind, id: string): string | undefined {
+  dir(kind: RecordKind, id: string): string | undefined {
     return ID.test(id) ? join(this.#root, kind, id) : undefined;
   }
 
   /** The files of a record held so far, sorted. */
-  async files(kind: ClientRecordKind, id: string): Promise<string[]> {
+  async files(kind: RecordKind, id: string): Promise<string[]> {
     const dir = this.dir(kind, id);
     if (!dir) return [];
     return (await readdir(dir).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
   }
 
   /**
-   * Stores one file of a record uploaded by `owner`. `mayUpload` says whether `owner` may upload
-   * to this record at all (a session's owner). Resolves `stored: false` when the same bytes were
-   * already there. Verifies the record when `name` is a signature, against `keys`.
+   * Stores one file of a record uploaded by `owner` (the caller checked that `owner` may upload to
+   * it: a session's owner). Resolves `stored: false` when the same bytes were already there.
+   * Verifies the record when `name` is a signature, against `keys` (the uploader's device keys).
    *
    * @throws HttpError 403 (another's record), 409 (other bytes under a held name; a complete record), 413, 422 (does not verify); HoopError USAGE (not a record's file)
    */
-  put(kind: ClientRecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
+  put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
     const key = `${kind}/${id}`;
     const run = (this.#queues.get(key) ?? Promise.resolve()).then(() => this.#put(kind, id, name, data, owner, keys));
     const settled = run.catch(() => undefined);
@@ -131,7 +130,7 @@ export class ClientRecords {
     return run;
   }
 
-  async #put(kind: ClientRecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
+  async #put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
     const dir = this.dir(kind, id);
     if (!dir || !RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' });
     let state = this.state(kind, id);
@@ -208,7 +207,7 @@ export class ClientRecords {
   }
 
   /** Removes a record (retention: the session's gateway recording went). */
-  async remove(kind: ClientRecordKind, id: string): Promise<void> {
+  async remove(kind: RecordKind, id: string): Promise<void> {
     const dir = this.dir(kind, id);
     if (!dir || !(await stat(dir).then(() => true, () => false))) return;
     await rm(dir, { recursive: true, force: true });

@@ -58,7 +58,8 @@ import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePubl
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
 import { HttpError } from './http-error.js';
-import { ClientRecords, MAX_RECORD_FILE_BYTES, type ClientRecordKind } from './client-records.js';
+import { ClientRecords, MAX_RECORD_FILE_BYTES } from './client-records.js';
+import type { RecordKind } from '../recording/spool.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/recorder.js';
 import { RECORDING_FILE } from '../recording/writer.js';
 import type { RecordingPolicy } from '../policy/schema.js';
@@ -523,7 +524,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    * `GET /v1/runs/{id}` say `{ record, files }`; `GET …/{file}` hands one out, to whoever may see
    * the session (a run: its uploader, or an auditor).
    */
-  const clientRecordApi = async (req: http.IncomingMessage, identity: Identity, kind: ClientRecordKind, id: string, name: string | undefined): Promise<{ status: number; body: unknown; file?: string }> => {
+  const clientRecordApi = async (req: http.IncomingMessage, identity: Identity, kind: RecordKind, id: string, name: string | undefined): Promise<{ status: number; body: unknown; file?: string }> => {
     if (!recordings || !clientRecords) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
     const what = kind === 'sessions' ? `session ${id}` : `run ${id}`;
     const unknown = (): HoopError =>
