@@ -83,6 +83,8 @@ export class GatewayRecordings {
   readonly #retired: KeyObject[];
   /** Where recordings are written, off the event loop that relays sessions. */
   readonly #thread = new RecordingThread();
+  /** The parsed index and the file size it was parsed at. */
+  #index: { size: number; sessions: SessionSummary[] } | undefined;
 
   private constructor(dir: string, key: KeyObject, retired: KeyObject[]) {
     this.dir = dir;
@@ -249,15 +251,20 @@ export class GatewayRecordings {
     }
   }
 
-  /** The index, newest first (a deletion marks its session's recording `deleted`). */
+  /**
+   * The index, newest first (a deletion marks its session's recording `deleted`). The parsed index
+   * is kept while the file keeps its size (it is only appended to), so listing and uploads do not
+   * read it again each time.
+   */
   async sessions(): Promise<SessionSummary[]> {
-    let text: string;
-    try {
-      text = await readFile(join(this.dir, INDEX_FILE), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+    const file = join(this.dir, INDEX_FILE);
+    const size = await stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 0 : Promise.reject(err)));
+    if (size === 0) return [];
+    if (this.#index?.size !== size) this.#index = { size, sessions: this.#parse(await readFile(file, 'utf8')) };
+    return [...this.#index.sessions];
+  }
+
+  #parse(text: string): SessionSummary[] {
     const out: SessionSummary[] = [];
     const deleted = new Set<string>();
     for (const line of text.split('\n')) {
