@@ -16,6 +16,9 @@ import type { Logger } from '../log.js';
 import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
 import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from '../recording/uploader.js';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { CLIENT_RECORD_ROW_CAP, PostgresRecordingStage } from '../postgres/recorder.js';
+import { VERSION } from '../version.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
 export const UPLOAD_DEADLINE_MS = 15_000;
@@ -36,9 +39,23 @@ export function spoolOf(io: CliIo): Spool {
  */
 export async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider): Promise<Set<string>> {
   const spool = spoolOf(io);
-  const origin = gatewayOrigin(provider.gateway);
-  await uploadSpool(spool, { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin }, { deadline: Date.now() });
-  return new Set((await spool.entries(origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
+  const target = uploadTarget(provider);
+  await uploadSpool(spool, target, { deadline: Date.now() });
+  return new Set((await spool.entries(target.origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
+}
+
+/** Where `provider`'s records go: its gateway, with its (renewed) token. */
+function uploadTarget(provider: ResolvedTokenProvider): UploadTarget {
+  return { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin: gatewayOrigin(provider.gateway) };
+}
+
+/** The CLI's record of one session as its relay feeds it: the recording stage, and how it ends. */
+export interface SessionRecord {
+  stage: PostgresRecordingStage;
+  /** What the client says it runs things for (the MCP intent), as the gateway records it too. */
+  context(fields: Record<string, string>): void;
+  /** Writes the end event (`reason`, and what else is known), closes, signs and uploads the record. Once. */
+  close(end: { reason: string } & Record<string, unknown>): void;
 }
 
 /** See the module documentation. */
@@ -53,9 +70,8 @@ export class CommandRecords {
   readonly #uploads = new Set<Promise<UploadReport>>();
   /** Records this command wrote, by `kind/id`, until uploaded. */
   readonly #mine = new Set<string>();
-  /** Records of this command not closed yet, each with what settles when it is (closed or failed). */
-  readonly #open = new Map<string, () => void>();
-  readonly #closing: Array<Promise<void>> = [];
+  /** Records of this command not closed yet: settled when closed (or failed), and what settles it. */
+  readonly #open = new Map<string, { settled: Promise<void>; settle: () => void }>();
   /** Aborted when the command is about to end: retries stop, what is left stays in the spool. */
   readonly #stop = new AbortController();
 
@@ -63,9 +79,42 @@ export class CommandRecords {
     this.spool = spoolOf(io);
     this.keeps = io.env.HOOP_CLIENT_RECORD?.trim().toLowerCase() !== 'off';
     this.#log = log;
-    const origin = gatewayOrigin(provider.gateway);
-    this.#target = { endpoint: { gateway: provider.gateway, ca: provider.ca }, token: async () => (await provider.current()).token, origin };
-    this.recorder = new ClientRecorder({ spool: this.spool, gateway: origin, key: () => recordingKey(provider, io.env, io.cwd) });
+    this.#target = uploadTarget(provider);
+    this.recorder = new ClientRecorder({ spool: this.spool, gateway: this.#target.origin, key: () => recordingKey(provider, io.env, io.cwd) });
+  }
+
+  /**
+   * Opens the record of session `id` (the gateway's id) with its start event (`start` adds to what
+   * every record says), keeping as many rows per result as the gateway allows (`rows`, at most
+   * {@link CLIENT_RECORD_ROW_CAP}). `onFailure` hears when it cannot be written to the end (the
+   * session goes on; what it holds is uploaded by a later command, as truncated).
+   */
+  async session(id: string, rows: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SessionRecord> {
+    const stream = await this.recorder.session(id);
+    this.opened('sessions', id);
+    stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
+    const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);
+    const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap });
+    const failed = (err: Error): void => {
+      this.failed('sessions', id);
+      onFailure(err);
+    };
+    stream.onFailure = failed;
+    let closed = false;
+    return {
+      stage,
+      context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
+      close: (end) => {
+        if (closed) return;
+        closed = true;
+        stage.end();
+        stream.event({ t: 'end', at: Date.now(), ...end });
+        stream.close().then(
+          () => this.closed('sessions', id),
+          (err: unknown) => failed(err instanceof Error ? err : new Error(String(err))),
+        );
+      },
+    };
   }
 
   /** Uploads, in the background, what earlier hoop commands left in the spool (closed, or cut short by a kill). */
@@ -77,7 +126,9 @@ export class CommandRecords {
   opened(kind: RecordKind, id: string): void {
     const key = `${kind}/${id}`;
     this.#mine.add(key);
-    this.#closing.push(new Promise((resolve) => this.#open.set(key, resolve)));
+    let settle = (): void => undefined;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    this.#open.set(key, { settled, settle });
   }
 
   /**
@@ -102,7 +153,7 @@ export class CommandRecords {
   }
 
   #settle(key: string): void {
-    this.#open.get(key)?.();
+    this.#open.get(key)?.settle();
     this.#open.delete(key);
   }
 
@@ -134,7 +185,7 @@ export class CommandRecords {
    */
   async finish(say: (line: string) => void): Promise<void> {
     // Records close as their sessions' last bytes are written: a moment after the ports closed.
-    await Promise.race([Promise.all(this.#closing), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+    await Promise.race([Promise.all([...this.#open.values()].map((o) => o.settled)), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
     const stop = setTimeout(() => this.#stop.abort(), EXIT_RETRY_MS).unref();
     while (this.#uploads.size > 0) await Promise.all([...this.#uploads]);
     if (this.#mine.size > 0 && !this.#stop.signal.aborted) {

@@ -6,10 +6,7 @@
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
-import { hostname } from 'node:os';
-import { CLIENT_RECORD_ROW_CAP, PostgresRecordingStage } from '../postgres/recorder.js';
-import type { RecordingStream } from '../recording/thread.js';
-import type { CommandRecords } from './client-records.js';
+import type { CommandRecords, SessionRecord } from './client-records.js';
 import type { Logger } from '../log.js';
 import { QueryError, SimpleQuerySession } from '../postgres/simple-query.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
@@ -54,62 +51,32 @@ export async function openGatewaySql(o: {
     return {
       session,
       context: (fields) => {
-        record?.stream.event({ ...fields, t: 'context', at: Date.now() });
+        record?.context(fields);
         channel.sendControl({ type: 'context', fields });
       },
       close: () => {
         renewal.close();
         session.close();
-        record?.close('client-terminated');
+        record?.close({ reason: 'client-terminated' });
       },
     };
   } catch (err) {
     renewal.close();
     channel.destroy();
-    record?.close('tunnel-closed');
+    record?.close({ reason: 'tunnel-closed' });
     if (err instanceof QueryError) throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the gateway could not open the session: ${err.message}`);
     throw err;
   }
 }
 
 /** The CLI's own record of a session with no local port, when the gateway takes one; a failure to open it never stops the session. */
-async function openSessionRecord(
-  o: { records?: CommandRecords; name: string; log: Logger; say: (line: string) => void },
-  tunnel: OpenedTunnel,
-  database: string,
-): Promise<{ stream: RecordingStream; stage: PostgresRecordingStage; close: (reason: string) => void } | undefined> {
-  const { records } = o;
-  if (!records?.keeps || !tunnel.clientRecord) return undefined;
-  const id = tunnel.sessionId;
-  let stream: RecordingStream;
-  try {
-    stream = await records.recorder.session(id);
-  } catch (err) {
-    o.say(`this session is not recorded on this machine: ${describeError(err)} (the gateway records it)`);
+async function openSessionRecord(o: { records?: CommandRecords; name: string; say: (line: string) => void }, tunnel: OpenedTunnel, database: string): Promise<SessionRecord | undefined> {
+  if (!o.records?.keeps || !tunnel.clientRecord) return undefined;
+  const stopped = (err: unknown): void => o.say(`this machine's record of session ${tunnel.sessionId} stopped: ${describeError(err)} (the gateway records it)`);
+  return o.records.session(tunnel.sessionId, tunnel.clientRecord.rows, { connection: o.name, database }, stopped).catch((err: unknown) => {
+    stopped(err);
     return undefined;
-  }
-  records.opened('sessions', id);
-  stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, connection: o.name, database, cliVersion: VERSION, host: hostname(), pid: process.pid });
-  const rows = Math.min(tunnel.clientRecord.rows, CLIENT_RECORD_ROW_CAP);
-  const stage = new PostgresRecordingStage({ stream, results: rows > 0 ? 'masked' : 'none', rowCap: rows });
-  let closed = false;
-  return {
-    stream,
-    stage,
-    close: (reason) => {
-      if (closed) return;
-      closed = true;
-      stage.end();
-      stream.event({ t: 'end', at: Date.now(), reason });
-      stream.close().then(
-        () => records.closed('sessions', id),
-        (err: unknown) => {
-          records.failed('sessions', id);
-          o.log.warn('record.failed', { session: id, error: describeError(err) });
-        },
-      );
-    },
-  };
+  });
 }
 
 /** The exit code (and MCP answer) for the error that stopped the statements: a refusal by the policy, a review, or the database's. */

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-listener.js';
@@ -24,7 +24,6 @@ import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
 import type { CommandRecords } from './client-records.js';
 import type { Refusal } from '../postgres/statement-gate.js';
-import { hostname } from 'node:os';
 
 export interface LocalPortOptions {
   io: CliIo;
@@ -89,12 +88,8 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     else if (e.kind === 'protocol-error') say(`a local client broke the protocol and was disconnected: ${e.message}`);
     else if (e.kind === 'client-closed' && e.message) say(`session ${e.session} closed: ${e.message}`);
     else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
-    else if (e.kind === 'session-recorded') o.records?.closed('sessions', e.session);
-    else if (e.kind === 'record-failed') {
-      o.records?.failed('sessions', e.session);
-      say(`this machine's record of session ${e.session} stopped: ${e.message} (the gateway's record is not affected)`);
-    }
   };
+  const recordFailed = (session: string, err: unknown): void => say(`this machine's record of session ${session} stopped: ${describeError(err)} (the gateway's record is not affected)`);
   // A certificate for this run's local port, its own root: clients that insist on TLS verify it.
   const certificate = mintCertificate({ commonName: `hoop connect ${name}`, altNames: ['127.0.0.1', 'localhost'], ca: true, validDays: 30 });
   const listener = new LocalPostgresListener({
@@ -115,26 +110,15 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel, onRefusal: (r: Refusal) => void) => early.gate(session, tunnel, onRefusal) } : {}),
     ...(records
       ? {
-          record: async (session: { id: string; user: string; database: string }) => {
-            const stream = await records.recorder.session(session.id);
-            records.opened('sessions', session.id);
-            stream.event({
-              t: 'start',
-              at: Date.now(),
-              side: 'client',
-              session: session.id,
-              connection: name,
-              gateway: provider.origin,
-              ...(provider.profile?.subject ? { subject: provider.profile.subject } : {}),
-              localUser: session.user,
-              database: session.database,
-              cliVersion: VERSION,
-              host: hostname(),
-              pid: process.pid,
-              ...(o.runId ? { runId: o.runId } : {}),
-            });
-            o.onSession?.(session.id);
-            return stream;
+          record: async (session: { id: string; user: string; database: string; rows: number }) => {
+            try {
+              const record = await records.session(session.id, session.rows, { connection: name, gateway: provider.origin, ...(provider.profile?.subject ? { subject: provider.profile.subject } : {}), localUser: session.user, database: session.database, ...(o.runId ? { runId: o.runId } : {}) }, (err) => recordFailed(session.id, err));
+              o.onSession?.(session.id);
+              return record;
+            } catch (err) {
+              recordFailed(session.id, err);
+              return undefined;
+            }
           },
         }
       : {}),

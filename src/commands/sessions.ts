@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadClientRecord, downloadRecording, getRecordingKeys, getSession, listSessions, type ClientRecordInfo, type GatewayEndpoint, type SessionSummary } from '../auth/gateway-client.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { spoolOf, uploadLeftovers } from './client-records.js';
+import type { RecordKind } from '../recording/spool.js';
 import { shellQuote } from './connect.js';
 import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
 import { columns } from './connections.js';
@@ -67,7 +68,7 @@ interface ClientRecordCheck {
  * Downloads the CLI's record of a session or run into `dir` and verifies it against the device
  * key the gateway accepted it with (registered to its uploader, who is the session's owner).
  */
-async function verifiedClientRecord(api: GatewayApi, kind: 'sessions' | 'runs', id: string, dir: string): Promise<ClientRecordCheck> {
+async function verifiedClientRecord(api: GatewayApi, kind: RecordKind, id: string, dir: string): Promise<ClientRecordCheck> {
   let info: ClientRecordInfo;
   try {
     info = await downloadClientRecord(api.endpoint, api.token, kind, id, dir);

@@ -18,8 +18,7 @@ import type { SecureContext } from 'node:tls';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Refusal, StatementGate } from './statement-gate.js';
-import type { RecordingStream } from '../recording/thread.js';
-import { CLIENT_RECORD_ROW_CAP, PostgresRecordingStage } from './recorder.js';
+import type { RecorderStage } from './recorder.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { pump } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
@@ -48,11 +47,14 @@ export type ListenerEvent =
   | { kind: 'client-closed'; session: string; reason: string; message?: string }
   | { kind: 'tunnel-failed'; session: string; error: HoopError }
   | { kind: 'auth-failed'; session: string }
-  | { kind: 'protocol-error'; session: string; message: string }
-  /** The CLI's own record of the session cannot be written (the session goes on; the gateway's record stands). */
-  | { kind: 'record-failed'; session: string; message: string }
-  /** The CLI's own record of the session is closed and signed, ready to upload. */
-  | { kind: 'session-recorded'; session: string };
+  | { kind: 'protocol-error'; session: string; message: string };
+
+/** The CLI's own record of a session, as the listener feeds it. */
+export interface ClientSessionRecord {
+  stage: RecorderStage;
+  /** The session is over: writes its end and closes the record. */
+  close(end: { reason: string } & Record<string, unknown>): void;
+}
 
 /** Options of a {@link LocalPostgresListener}. */
 export interface LocalPostgresListenerOptions {
@@ -84,7 +86,7 @@ export interface LocalPostgresListenerOptions {
    * opens it (with its start event), or resolves undefined when this CLI keeps none. The listener
    * feeds it what the local client sent and received, and closes it with the session's end.
    */
-  record?: (session: { id: string; user: string; database: string }) => Promise<RecordingStream | undefined>;
+  record?: (session: { id: string; user: string; database: string; rows: number }) => Promise<ClientSessionRecord | undefined>;
 }
 
 /** Where the listener is reachable. */
@@ -239,18 +241,9 @@ export class LocalPostgresListener {
     channel.on('error', (err) => log.debug('tunnel.error', { session, error: describeError(err) }));
     channel.write(startupMessage([['user', user], ['database', database], ...[...params].filter(([k]) => k !== 'user' && k !== 'database')]));
 
-    // The CLI's own record, when the gateway takes one: a failure to keep it never stops the session.
-    let recording: RecordingStream | undefined;
-    if (tunnel.clientRecord && this.#o.record) {
-      try {
-        recording = await this.#o.record({ id: tunnel.sessionId, user, database });
-      } catch (err) {
-        onEvent?.({ kind: 'record-failed', session: tunnel.sessionId, message: describeError(err) });
-      }
-    }
-    const rows = Math.min(tunnel.clientRecord?.rows ?? 0, CLIENT_RECORD_ROW_CAP);
-    const recorder = recording ? new PostgresRecordingStage({ stream: recording, results: rows > 0 ? 'masked' : 'none', rowCap: rows }) : undefined;
-    if (recording) recording.onFailure = (err) => onEvent?.({ kind: 'record-failed', session: tunnel.sessionId, message: describeError(err) });
+    // The CLI's own record, when the gateway takes one (the hook says why when it cannot keep one; the session goes on).
+    const record = tunnel.clientRecord ? await this.#o.record?.({ id: tunnel.sessionId, user, database, rows: tunnel.clientRecord.rows }) : undefined;
+    const recorder = record?.stage;
 
     const reader = handshake.release();
     this.#clients.set(raw, { stream: client(), relaying: true });
@@ -262,7 +255,7 @@ export class LocalPostgresListener {
       onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
       refuse(socket, SqlState.INTERNAL_ERROR, `hoop: ${describeError(err)}`);
       channel.destroy();
-      void recording?.close();
+      record?.close({ reason: 'protocol-error' });
       return;
     }
     const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
@@ -312,15 +305,7 @@ export class LocalPostgresListener {
       const message = typeof closeReason?.message === 'string' ? closeReason.message : undefined;
       const why = typeof closeReason?.reason === 'string' ? closeReason.reason : reason;
       onEvent?.({ kind: 'client-closed', session, reason: why, ...(message ? { message } : {}) });
-      if (recording) {
-        recorder!.end();
-        recording.event({ t: 'end', at: Date.now(), reason: why, ...(message ? { detail: message } : {}), bytesFromClient: fromClient.bytes, bytesToClient: toClient.bytes });
-        const id = tunnel.sessionId;
-        recording.close().then(
-          () => onEvent?.({ kind: 'session-recorded', session: id }),
-          (err: unknown) => onEvent?.({ kind: 'record-failed', session: id, message: describeError(err) }),
-        );
-      }
+      record?.close({ reason: why, ...(message ? { detail: message } : {}), bytesFromClient: fromClient.bytes, bytesToClient: toClient.bytes });
     };
     socket.on('end', () => channel.end());
     socket.on('close', () => {
