@@ -32,7 +32,19 @@ import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
 import { limitProblem, type SessionLimits } from './limits.js';
-import { expandKind, KIND_UMBRELLAS, type Action, type Policy, type StatementKind, type StatementRule, type Who } from './schema.js';
+import { expandKind, KIND_UMBRELLAS, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type StatementKind, type StatementRule, type Who } from './schema.js';
+
+/**
+ * The review settings of a rule on `connection`: the rule's own over the first entry of
+ * `statements.reviewers` that names the connection (or names none), over {@link REVIEW_DEFAULTS}.
+ * Undefined when no group may decide (the statement is then refused, as nobody could approve it).
+ */
+export function reviewSettingsFor(policy: Policy, connection: string, rule?: Partial<ReviewSettings>): ReviewSettings | undefined {
+  const entry = (policy.statements.reviewers ?? []).find((r) => !r.connections || r.connections.includes(connection) || r.connections.includes('*'));
+  const { connections: _c, ...base } = entry ?? {};
+  const merged = { ...REVIEW_DEFAULTS, ...base, ...rule };
+  return merged.groups && merged.groups.length > 0 ? { ...merged, groups: merged.groups } : undefined;
+}
 
 /**
  * The outcome of judging one SQL string.
@@ -55,6 +67,8 @@ export interface Decision {
   statements?: readonly StatementFacts[];
   /** The tables the SQL names, and of those the ones it writes to (see {@link tablesTouched}); kept with cached decisions. */
   touched?: TablesTouchedBy;
+  /** For a `review` decision: how it is reviewed (absent when the policy names no reviewers for it: it is refused). */
+  review?: ReviewSettings;
 }
 
 /** Tables (and views) SQL names, lower-case as written; `written`: the ones a write or DDL statement names. */
@@ -314,6 +328,7 @@ interface PreparedRule {
 export class StatementJudge {
   readonly #rules: PreparedRule[];
   readonly #unparseable: Action;
+  readonly #policy: Policy;
   readonly #mode: 'read-only' | 'read-write';
   readonly #connection: string;
   readonly #cache: ShapeCache<Decision>;
@@ -326,6 +341,7 @@ export class StatementJudge {
 
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
     this.#connection = connection;
+    this.#policy = policy;
     this.#mode = mode;
     this.#unparseable = policy.statements.unparseable;
     this.#rules = policy.statements.rules
@@ -367,8 +383,10 @@ export class StatementJudge {
   #decideAnalysis(analysis: Analysis): Decision {
     if (!analysis.ok) {
       const action = this.#unparseable;
+      const review = action === 'review' ? reviewSettingsFor(this.#policy, this.#connection) : undefined;
       return {
         action,
+        ...(review ? { review } : {}),
         rule: UNPARSEABLE_RULE,
         message: `the statement could not be parsed as PostgreSQL SQL (${analysis.error})`,
         reason: `the PostgreSQL parser rejected the SQL (${analysis.error}); the policy's "unparseable" setting is ${action}`,
@@ -492,8 +510,10 @@ export class StatementJudge {
       return { action: 'allow', reason: `no statement rule matched ${where} (${what}); allowed by default`, statements: all };
     }
     const { rule } = winner;
+    const review = rule.action === 'review' ? reviewSettingsFor(this.#policy, this.#connection, rule.review) : undefined;
     return {
       action: rule.action,
+      ...(review ? { review } : {}),
       rule: rule.name,
       ...(rule.message !== undefined ? { message: rule.message } : {}),
       reason: `rule "${rule.name}" (${rule.action}) matched ${where} (${what})${rule.message ? `: ${rule.message}` : ''}`,

@@ -23,7 +23,9 @@ import { Locator, parseWithSchema, yamlMessage, zodProblems, type Path, type Pro
 import {
   policyFileSchema,
   policyTestFileSchema,
+  reviewSettingsOf,
   type AccessRule,
+  type Reviewers,
   type MaskingPolicy,
   type Policy,
   type PolicyConnection,
@@ -265,6 +267,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const connections: { value: PolicyFileData['connections'][number]; at: Origin }[] = [];
   const access: { value: AccessRule; at: Origin }[] = [];
   const rules: { value: StatementRule; at: Origin }[] = [];
+  const reviewers: Reviewers[] = [];
   const scalars = new Map<string, { value: unknown; at: Origin }>();
   const masking: Omit<MaskingPolicy, 'key' | 'derived'> & { key?: { text: string; at: Origin } } = { columns: [], names: [], detectors: [] };
   const hashAt: Origin[] = [];
@@ -297,9 +300,17 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
     if (data.statements) {
       setScalar('statements.unparseable', data.statements.unparseable, { file, path: ['statements', 'unparseable'] });
       data.statements.rules.forEach((value, i) => {
-        const rule: StatementRule = { name: value.name, match: value.match as StatementRule['match'], action: value.action, ...(value.message !== undefined ? { message: value.message } : {}) };
+        const rule: StatementRule = {
+          name: value.name,
+          match: value.match as StatementRule['match'],
+          action: value.action,
+          ...(value.message !== undefined ? { message: value.message } : {}),
+          ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+        };
+        if (value.review !== undefined && value.action !== 'review') problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
         rules.push({ value: rule, at: { file, path: ['statements', 'rules', i] } });
       });
+      for (const r of data.statements.reviewers) reviewers.push({ ...(r.connections ? { connections: r.connections } : {}), ...reviewSettingsOf(r) });
     }
     const m = data.masking;
     if (m) {
@@ -462,7 +473,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   return {
     connections: connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),
     access: access.map((a) => a.value),
-    statements: { unparseable: scalar('statements.unparseable', 'deny'), rules: rules.map((r) => r.value) },
+    statements: { unparseable: scalar('statements.unparseable', 'deny'), rules: rules.map((r) => r.value), reviewers },
     masking: {
       ...(masking.key ? { key: parseSecretRef(masking.key.text, root)! } : {}),
       columns: masking.columns,

@@ -16,8 +16,12 @@
  *   - { name: agents, groups: [agents], connections: [prod-db], statementTimeout: 30s, lockTimeout: 5s, idleInTransactionTimeout: 1min }
  * statements:
  *   unparseable: deny           # deny (default) | allow | review
+ *   reviewers:                  # who reviews statements held by `review` (first entry naming the connection, or without connections)
+ *     - { groups: [dba], approvals: 1, timeout: 10min, selfApprove: false, window: 0,
+ *         notify: [{ url: "${env:SLACK_WEBHOOK}", format: slack }] }
  *   rules:
- *     - { name: no-drop, match: { kinds: [drop] }, action: review, message: "needs a reviewer" }
+ *     - { name: no-drop, match: { kinds: [drop] }, action: review, message: "needs a reviewer",
+ *         review: { approvals: 2 } }   # over the connection's reviewers
  * masking:
  *   key: ${env:HOOP_MASK_KEY}   # required when a strategy is hash
  *   columns:   [{ table: public.customers, column: email, strategy: redact }]
@@ -98,13 +102,50 @@ export interface StatementRule {
   match: RuleMatch;
   action: Action;
   message?: string;
+  /** For `action: review`: who reviews and how, over the connection's {@link Reviewers}. */
+  review?: Partial<ReviewSettings>;
 }
+
+/** Where a review's request and decision are sent: a generic JSON body, or one Slack's incoming webhooks take. */
+export interface ReviewNotify {
+  /** An http(s) URL, or a secret reference to one (`${env:SLACK_WEBHOOK}`), resolved by the gateway. */
+  url: string;
+  format: 'json' | 'slack';
+}
+
+/**
+ * How a statement held by a `review` rule is reviewed: who may decide, how many approvals it
+ * needs, how long it waits, and who is told.
+ */
+export interface ReviewSettings {
+  /** Groups whose members may approve or deny (a review no group can decide is refused at once). */
+  groups: string[];
+  /** Approvals from distinct reviewers needed; one denial decides. Default 1. */
+  approvals: number;
+  /** How long the statement is held waiting for a decision, in ms. Default 10 minutes. */
+  timeoutMs: number;
+  /** Whether the requester may approve their own statement. Default false. */
+  selfApprove: boolean;
+  /** An approval also lets statements of the same shape run in that session for this long (ms); 0: only the held one. */
+  windowMs: number;
+  notify: ReviewNotify[];
+}
+
+/** Review settings for the connections they name (all when `connections` is absent); the first that names a connection is its default. */
+export interface Reviewers extends Partial<ReviewSettings> {
+  connections?: string[];
+}
+
+/** Defaults of {@link ReviewSettings} a policy does not set. */
+export const REVIEW_DEFAULTS: Omit<ReviewSettings, 'groups'> = { approvals: 1, timeoutMs: 10 * 60_000, selfApprove: false, windowMs: 0, notify: [] };
 
 /** The PostgreSQL statement rules. */
 export interface StatementPolicy {
   /** What happens to SQL the PostgreSQL parser rejects. */
   unparseable: Action;
   rules: StatementRule[];
+  /** Review defaults, by connection (`statements.reviewers`). */
+  reviewers?: Reviewers[];
 }
 
 /** Who may use which connections, how and for how long. */
@@ -269,13 +310,53 @@ export const ruleMatchSchema = z.strictObject({
   groups: list('a group name').min(1, { error: 'must list at least one group' }).optional(),
 });
 
+const notifySchema = z.strictObject({
+  url: z.string({ error: 'must be an http(s) URL or a secret reference like ${env:SLACK_WEBHOOK}' }).check((ctx) => {
+    if (/^\$\{(env|file):[^}]+\}$/.test(ctx.value)) return;
+    let ok = false;
+    try {
+      ok = ['http:', 'https:'].includes(new URL(ctx.value).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be an http(s) URL or a secret reference like ${env:SLACK_WEBHOOK}' });
+  }),
+  format: z.enum(['json', 'slack'], { error: 'must be json (a generic body) or slack (an incoming webhook\'s body)' }).default('json'),
+});
+
+/** The review settings of a rule or a connection (all optional: they are merged over the defaults). */
+const reviewFields = {
+  groups: list('a group name').min(1, { error: 'must list at least one group of reviewers' }).optional(),
+  approvals: z.number({ error: 'must be a number of approvals' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(10, { error: 'must be at most 10' }).optional(),
+  timeout: timeoutSchema.optional(),
+  selfApprove: z.boolean({ error: 'must be true or false' }).optional(),
+  window: timeoutSchema.optional(),
+  notify: z.array(notifySchema, { error: 'must be a list of { url, format }' }).max(10, { error: 'must list at most 10 targets' }).optional(),
+};
+const reviewSchema = z.strictObject(reviewFields);
+/** One entry of `statements.reviewers`. */
+export const reviewersSchema = z.strictObject({ connections: list('a connection name').min(1, { error: 'must list at least one connection' }).optional(), ...reviewFields });
+
 /** A statement rule. */
 export const statementRuleSchema = z.strictObject({
   name: nameSchema,
   match: ruleMatchSchema.default({}),
   action,
   message: nonEmpty('a message').optional(),
+  review: reviewSchema.optional(),
 });
+
+/** Review settings as the policy keeps them, from their YAML fields. */
+export function reviewSettingsOf(v: z.infer<typeof reviewSchema>): Partial<ReviewSettings> {
+  return {
+    ...(v.groups !== undefined ? { groups: v.groups } : {}),
+    ...(v.approvals !== undefined ? { approvals: v.approvals } : {}),
+    ...(v.timeout !== undefined ? { timeoutMs: v.timeout } : {}),
+    ...(v.selfApprove !== undefined ? { selfApprove: v.selfApprove } : {}),
+    ...(v.window !== undefined ? { windowMs: v.window } : {}),
+    ...(v.notify !== undefined ? { notify: v.notify } : {}),
+  };
+}
 
 const tableName = nonEmpty('a table name such as public.customers')
   .transform((v) => v.toLowerCase())
@@ -324,6 +405,7 @@ export const policyFileSchema = z.strictObject(
       .strictObject({
         unparseable: action.optional(),
         rules: z.array(statementRuleSchema, { error: 'must be a list of rules' }).default([]),
+        reviewers: z.array(reviewersSchema, { error: 'must be a list of review settings' }).default([]),
       })
       .optional(),
     masking: maskingSchema.optional(),

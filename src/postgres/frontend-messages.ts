@@ -126,6 +126,38 @@ export function decodeFrontend(msg: PgMessage): FrontendMessage {
   }
 }
 
+/**
+ * Where each parameter of a Bind's body lies (null for NULL) and its format (0 text, 1 binary),
+ * or undefined when the body is not a well-formed Bind (the server will refuse it).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND
+ */
+export function bindParameterSpans(body: Buffer): Array<{ format: number; start: number; end: number } | null> | undefined {
+  let at = body.indexOf(0, body.indexOf(0) + 1) + 1;
+  const formatsAt = at + 2;
+  const nFormats = at > 1 && at + 2 <= body.length ? body.readInt16BE(at) : -1;
+  at = formatsAt + 2 * nFormats;
+  if (nFormats < 0 || at + 2 > body.length) return undefined;
+  const n = body.readInt16BE(at);
+  if (n < 0) return undefined;
+  at += 2;
+  const spans: Array<{ format: number; start: number; end: number } | null> = [];
+  for (let i = 0; i < n; i++) {
+    if (at + 4 > body.length) return undefined;
+    const len = body.readInt32BE(at);
+    at += 4;
+    if (len < 0) {
+      spans.push(null);
+      continue;
+    }
+    if (at + len > body.length) return undefined;
+    const format = nFormats === 1 ? body.readInt16BE(formatsAt) : i < nFormats ? body.readInt16BE(formatsAt + 2 * i) : 0;
+    spans.push({ format, start: at, end: at + len });
+    at += len;
+  }
+  return spans;
+}
+
 /** A whole Bind message. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
 function decodeBind(msg: PgMessage): BindMessage {
   const b = msg.body;

@@ -33,7 +33,7 @@
 import { cutValue, type EventLine, type EventSink } from '../recording/event-line.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { RecordingNotes } from '../tunnel/engine.js';
-import type { FrontendMessage } from './frontend-messages.js';
+import { bindParameterSpans, type FrontendMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import { parseErrorFields } from './reader.js';
 import { cstr, need, parseRowDescription } from './rows.js';
@@ -333,36 +333,16 @@ function writeColumns(line: EventLine, held: HeldResult): EventLine {
 /** Bind parameters (docs: `params`): text as text, binary as base64, NULL as null; a Bind the server will refuse is noted as unreadable. */
 function writeBindParams(line: EventLine, body: Buffer): void {
   // Checked first: a line is written in one go.
-  let at = body.indexOf(0, body.indexOf(0) + 1) + 1;
-  const formatsAt = at + 2;
-  const nFormats = at > 1 && at + 2 <= body.length ? body.readInt16BE(at) : -1;
-  at = formatsAt + 2 * nFormats;
-  const paramsAt = at + 2;
-  let ok = nFormats >= 0 && paramsAt <= body.length;
-  const n = ok ? body.readInt16BE(at) : 0;
-  at = paramsAt;
-  for (let i = 0; ok && i < n; i++) {
-    ok = at + 4 <= body.length;
-    if (ok) at += 4 + Math.max(0, body.readInt32BE(at));
-    ok &&= at <= body.length;
-  }
-  if (!ok || n < 0) {
+  const spans = bindParameterSpans(body);
+  if (!spans) {
     line.string('unreadable');
     return;
   }
   line.array();
-  at = paramsAt;
-  for (let i = 0; i < n; i++) {
-    const len = body.readInt32BE(at);
-    at += 4;
-    if (len < 0) {
-      line.null();
-      continue;
-    }
-    const format = nFormats === 1 ? body.readInt16BE(formatsAt) : i < nFormats ? body.readInt16BE(formatsAt + 2 * i) : 0;
-    if (format === 1) line.binary(body, at, at + len);
-    else line.text(body, at, at + len);
-    at += len;
+  for (const p of spans) {
+    if (!p) line.null();
+    else if (p.format === 1) line.binary(body, p.start, p.end);
+    else line.text(body, p.start, p.end);
   }
   line.close();
 }

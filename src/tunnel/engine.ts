@@ -6,7 +6,7 @@
  * @see https://github.com/gravitational/teleport/tree/master/lib/srv/db/common (Engine pattern)
  */
 import type { Logger } from '../log.js';
-import type { MaskingPolicy } from '../policy/schema.js';
+import type { MaskingPolicy, ReviewSettings } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from './channel.js';
@@ -78,6 +78,8 @@ export interface StatementVerdict {
   reason: string;
   /** The tables the SQL names and, of those, the ones it writes to (for the sessions index). */
   touched?: { tables: readonly string[]; written: readonly string[] };
+  /** For `review`: who reviews it and how; without, a review verdict is refused (nobody could approve it). */
+  review?: ReviewSettings;
 }
 
 /**
