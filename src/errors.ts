@@ -42,6 +42,8 @@ export const ErrorCode = {
   RECORDING_UNAVAILABLE: 'HOOP_RECORDING_UNAVAILABLE',
   /** No session (or recording) by that id that the caller may see. */
   SESSION_UNKNOWN: 'HOOP_SESSION_UNKNOWN',
+  /** No review by that id that the caller may see. */
+  REVIEW_UNKNOWN: 'HOOP_REVIEW_UNKNOWN',
   /** A recording failed verification. */
   RECORDING_INVALID: 'HOOP_RECORDING_INVALID',
   /** A bug: something that should not happen did. */
@@ -79,6 +81,7 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_TIMEOUT: ExitCode.UNAVAILABLE,
   HOOP_RECORDING_UNAVAILABLE: ExitCode.UNAVAILABLE,
   HOOP_SESSION_UNKNOWN: ExitCode.DATA,
+  HOOP_REVIEW_UNKNOWN: ExitCode.DATA,
   HOOP_RECORDING_INVALID: ExitCode.FAILURE,
   HOOP_INTERNAL: ExitCode.SOFTWARE,
 };

@@ -161,6 +161,10 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   if (status === 404 && parsed.code === ErrorCode.SESSION_UNKNOWN) {
     return new GatewayApiError(ErrorCode.SESSION_UNKNOWN, parsed.message ?? 'no such session', status, parsed.hint ?? '`hoop sessions ls` lists the sessions you may see');
   }
+  if (status === 404 && parsed.code === ErrorCode.REVIEW_UNKNOWN) {
+    return new GatewayApiError(ErrorCode.REVIEW_UNKNOWN, parsed.message ?? 'no such review', status, parsed.hint ?? '`hoop review ls` lists the reviews you may see');
+  }
+  if (status === 409 || (status === 400 && path.startsWith('v1/reviews'))) return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
   if (status === 503 && parsed.code === ErrorCode.RECORDING_UNAVAILABLE) {
     return new GatewayApiError(ErrorCode.RECORDING_UNAVAILABLE, parsed.message ?? `${origin} cannot record sessions now`, status, parsed.hint ?? 'try again later');
   }
@@ -426,4 +430,47 @@ export async function getRecordingKeys(endpoint: GatewayEndpoint): Promise<Recor
   const keys = (body as { keys?: unknown }).keys;
   if (!Array.isArray(keys)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its recording keys');
   return keys as RecordingKey[];
+}
+
+/** A review as `GET /v1/reviews` answers it (src/gateway/reviews.ts `Review`). */
+export type ReviewInfo = Record<string, unknown> & {
+  id: string;
+  state: 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
+  session: string;
+  connection: string;
+  requester: { subject: string; issuer: string; email?: string; groups: string[] };
+  sql: string;
+  params?: Array<string | null>;
+  rule?: string;
+  message?: string;
+  reason: string;
+  groups: string[];
+  approvals: number;
+  selfApprove: boolean;
+  decisions: Array<{ subject: string; email?: string; decision: 'approve' | 'deny'; reason?: string; at: string }>;
+  createdAt: string;
+  expiresAt: string;
+  decidedAt?: string;
+  closedBecause?: string;
+};
+
+/** `GET /v1/reviews[?state=]`: the reviews the caller may see (theirs, those they may decide; an auditor's: all), newest first. */
+export async function listReviews(endpoint: GatewayEndpoint, token: string, state?: string): Promise<ReviewInfo[]> {
+  const { body } = await requestJson(endpoint, 'GET', `v1/reviews${state ? `?state=${encodeURIComponent(state)}` : ''}`, { token });
+  const b = body as { reviews?: unknown };
+  if (!Array.isArray(b.reviews)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its reviews');
+  return b.reviews as ReviewInfo[];
+}
+
+/** `GET /v1/reviews/{id}[?wait=S]`: one review, after waiting up to `waitSeconds` (60 at most) for its decision. */
+export async function getReview(endpoint: GatewayEndpoint, token: string, id: string, waitSeconds = 0): Promise<ReviewInfo> {
+  const wait = Math.min(60, Math.max(0, Math.floor(waitSeconds)));
+  const { body } = await requestJson({ ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) }, 'GET', `v1/reviews/${encodeURIComponent(id)}${wait > 0 ? `?wait=${wait}` : ''}`, { token });
+  return body as ReviewInfo;
+}
+
+/** `POST /v1/reviews/{id}/approve|deny`: records the caller's decision; resolves the review as it then stands. */
+export async function decideReview(endpoint: GatewayEndpoint, token: string, id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> {
+  const { body } = await requestJson(endpoint, 'POST', `v1/reviews/${encodeURIComponent(id)}/${decision}`, { token, body: reason !== undefined ? { reason } : {} });
+  return body as ReviewInfo;
 }

@@ -32,8 +32,9 @@ import { StatementJudge } from '../policy/decide.js';
 import { loadPolicyDir } from '../policy/load.js';
 import { PolicyRepo, cliPolicyWorkDir, displayRemote, looksLikeGitUrl } from '../policy/repo.js';
 import type { Policy, Who } from '../policy/schema.js';
-import { loadSqlParser } from '../policy/sql/analyze.js';
+import { loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
 import type { OpenedTunnel } from '../tunnel/transport.js';
+import type { StatementVerdict } from '../tunnel/engine.js';
 
 /** A gateway commit already pulled for is pulled for again only after this long. */
 export const PULL_AGAIN_MS = 30_000;
@@ -168,7 +169,14 @@ export class EarlyChecks {
     const policy = this.#decided.get(tunnel);
     const grant = policy && accessFor(policy, this.#who, this.#connection);
     if (!policy || !grant) return undefined;
-    const judge = new StatementJudge(policy, this.#who, this.#connection, grant.mode, { limits: grant.limits });
+    const local = new StatementJudge(policy, this.#who, this.#connection, grant.mode, { limits: grant.limits });
+    // A statement a review rule holds goes on: the gateway holds it and asks the reviewers.
+    const judge = {
+      judge: (sql: string, analysis?: Analysis): StatementVerdict => {
+        const v = local.judge(sql, analysis);
+        return v.action === 'review' ? { ...v, action: 'allow' } : v;
+      },
+    };
     return new StatementGate(judge, {
       onRefusal: (r) => {
         this.#log.info('statement.refused', { session, rule: r.rule, action: r.action, message: r.message });

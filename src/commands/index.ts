@@ -7,6 +7,7 @@ import { connectCommand } from './connect.js';
 import { connectionsCommand } from './connections.js';
 import { demoCommand } from './demo.js';
 import { execCommand } from './exec.js';
+import { reviewCommand } from './review.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
@@ -17,4 +18,4 @@ import { sessionsCommand } from './sessions.js';
 import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, mcpCommand, sessionsCommand, policyCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, mcpCommand, sessionsCommand, reviewCommand, policyCommand, gatewayCommand];

@@ -70,6 +70,8 @@ import { createReadStream } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Identity } from '../identity.js';
+import { REVIEW_PATH, ReviewRegistry, reviewRecordingEvent, reviewsApi } from './reviews.js';
+import { ReviewNotifier } from './review-notify.js';
 import { TokenRejectedError, TokenVerifier } from './verify-token.js';
 
 /** Options of {@link startGateway}. */
@@ -182,6 +184,7 @@ function errorStatus(err: HoopError): number {
       return 403;
     case ErrorCode.CONNECTION_UNKNOWN:
     case ErrorCode.SESSION_UNKNOWN:
+    case ErrorCode.REVIEW_UNKNOWN:
       return 404;
     case ErrorCode.RECORDING_UNAVAILABLE:
       return 503;
@@ -347,6 +350,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     audit = new AuditStream({ ...config.audit, headers }, log);
   }
+  const reviews = await ReviewRegistry.open(config.dataDir, log);
+  const notifier = new ReviewNotifier({
+    log,
+    resolveUrl: async (url) => {
+      const ref = parseSecretRef(url, dirname(config.file));
+      return ref ? resolveSecret(ref, env) : url;
+    },
+  });
+  reviews.onChange((event, review, settings) => {
+    const { sql: _sql, params: _params, ...fields } = review;
+    // The audit stream never carries SQL text (as for refusals); the review API and the recording do.
+    audit?.emit(`review.${event}`, { ...fields, requester: review.requester.subject });
+    if (settings?.notify.length) notifier.notify(settings.notify, event, review);
+  });
   const cancels = new CancelRegistry();
   let closing = false;
   /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
@@ -580,7 +597,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const one = CONNECTION_PATH.exec(path);
     const recorded = SESSION_PATH.exec(path);
     const clientRecord = CLIENT_RECORD_PATH.exec(path) ?? RUN_PATH.exec(path);
-    if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || path === '/v1/sessions' || one || recorded) only('GET');
+    const review = REVIEW_PATH.exec(path);
+    if (review) only(...(review[2] !== undefined ? ['POST'] : ['GET']));
+    else if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || path === '/v1/sessions' || one || recorded) only('GET');
     else if (path === '/v1/devices') only('GET', 'POST');
     else if (clientRecord) only('GET', ...(clientRecord[2] !== undefined ? ['PUT'] : []));
     else throw new HttpError(404, `no such endpoint: ${path}`);
@@ -603,6 +622,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (method === 'POST') return registerDevice(req, identity);
       const devices = await store.listDevices({ issuer: identity.issuer, subject: identity.subject });
       return { status: 200, body: { devices: devices.map(describeDevice) } };
+    }
+    if (review) {
+      const readBody = async (): Promise<unknown> => ((req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? null : readJsonBody(req, MAX_BODY_BYTES));
+      return reviewsApi(reviews, req, identity, isAuditor(identity), review, readBody);
     }
     if (clientRecord) return clientRecordApi(req, identity, path.startsWith('/v1/runs/') ? 'runs' : 'sessions', clientRecord[1]!, clientRecord[2]);
     if (path === '/v1/sessions' || recorded) return sessionsApi(req, identity, path, recorded);
@@ -792,6 +815,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...(policy?.masking ? { masking: policy.masking } : {}),
           ...(policy?.limits ? { limits: policy.limits } : {}),
           ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
+          reviews: {
+            // Each review's request and end are in the session's recording as `review` events.
+            request: (ask) =>
+              reviews.request(ask, { session: sessionId, ...(runId ? { run: runId } : {}), connection: name, requester: session.identity, observe: (r) => recording?.event(reviewRecordingEvent(r)) }),
+          },
         };
         /** What the recording's start and the index say of where the session came from. */
         const facts = {
@@ -1006,6 +1034,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await Promise.allSettled([...live]);
+      reviews.close();
+      await reviews.flushed();
       await audit?.close(); // the ended sessions' last events
       await recordings?.stop();
       for (const channel of lingering) channel.destroy();

@@ -268,6 +268,8 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const access: { value: AccessRule; at: Origin }[] = [];
   const rules: { value: StatementRule; at: Origin }[] = [];
   const reviewers: Reviewers[] = [];
+  /** Review notification URLs given as secret references, checked with the other secrets. */
+  const notifySecrets: { text: string; at: Origin }[] = [];
   const scalars = new Map<string, { value: unknown; at: Origin }>();
   const masking: Omit<MaskingPolicy, 'key' | 'derived'> & { key?: { text: string; at: Origin } } = { columns: [], names: [], detectors: [] };
   const hashAt: Origin[] = [];
@@ -307,10 +309,18 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
           ...(value.message !== undefined ? { message: value.message } : {}),
           ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
         };
+        value.review?.notify?.forEach((n, j) => {
+          if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['statements', 'rules', i, 'review', 'notify', j, 'url'] } });
+        });
         if (value.review !== undefined && value.action !== 'review') problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
         rules.push({ value: rule, at: { file, path: ['statements', 'rules', i] } });
       });
-      for (const r of data.statements.reviewers) reviewers.push({ ...(r.connections ? { connections: r.connections } : {}), ...reviewSettingsOf(r) });
+      data.statements.reviewers.forEach((r, i) => {
+        reviewers.push({ ...(r.connections ? { connections: r.connections } : {}), ...reviewSettingsOf(r) });
+        r.notify?.forEach((n, j) => {
+          if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['statements', 'reviewers', i, 'notify', j, 'url'] } });
+        });
+      });
     }
     const m = data.masking;
     if (m) {
@@ -395,6 +405,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       );
     }
   };
+  for (const n of notifySecrets) checkSecret(n.text, n.at, 'secret reference');
   const cas = new Map<number, { data?: Buffer; file: string }>();
   connections.forEach(({ value, at }, i) => {
     checkSecret(value.password, { file: at.file, path: [...at.path, 'password'] }, 'secret reference');

@@ -30,9 +30,9 @@ import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
-import { sessionEndOf, type CloseReason, type Engine, type SessionEnd, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
+import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
 import { PgSessionMasking } from './masking-stage.js';
-import { loadStatementGate, StatementGate, unsafeSettingValue } from './statement-gate.js';
+import { loadStatementGate, reviewNotice, StatementGate, unsafeSettingValue } from './statement-gate.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 
@@ -209,11 +209,17 @@ export class PostgresEngine implements Engine {
       return outcome(reason, describeError(err));
     }
 
+    /** The relay's gate, once it runs: a CancelRequest withdraws the review it holds a statement for. */
+    const relayed: { gate?: StatementGate; idle?: () => boolean } = {};
     const { key, release } = this.#o.cancels.register(
       {
         subject: identity.subject,
         issuer: identity.issuer,
-        cancel: () => cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey),
+        cancel: async () => {
+          // As PostgreSQL cancels the running statement: here the one held for review, and whatever runs before it.
+          if (relayed.gate?.withdraw('cancel') && relayed.idle?.()) return;
+          await cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey);
+        },
       },
       upstream.backendKey.processId,
     );
@@ -269,11 +275,28 @@ export class PostgresEngine implements Engine {
       greeting.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
       channel.write(Buffer.concat(greeting));
       relaying();
-      return await this.#relay(session, handshake.release(), upstream, masking);
+      return await this.#relay(session, handshake.release(), upstream, masking, relayed);
     } finally {
       masking?.close();
       release();
     }
+  }
+
+  /**
+   * Raises the review of a statement the gate holds (session.reviews), and tells the client: a
+   * NoticeResponse at the next message boundary (psql prints it while it waits) and `review`
+   * control messages as it stands (`pending`, then its outcome) for `hoop connect`'s status line.
+   */
+  #review(session: TunnelSession, ask: ReviewAsk, backend: BackendPath): PendingReview {
+    const { channel } = session;
+    const pending = session.reviews!.request(ask);
+    backend.inject(reviewNotice(pending.id, ask), (b) => channel.write(b));
+    const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };
+    channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
+    void pending.decided.then((o) => {
+      if (!channel.destroyed && !channel.writableEnded) channel.sendControl({ type: 'review', state: o.state, ...said, ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}) });
+    });
+    return pending;
   }
 
   /**
@@ -285,7 +308,7 @@ export class PostgresEngine implements Engine {
    * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within
    * {@link UPSTREAM_END_GRACE_MS} after the Terminate.
    */
-  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, masking?: PgSessionMasking): Promise<SessionOutcome> {
+  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, masking: PgSessionMasking | undefined, relayed: { gate?: StatementGate; idle?: () => boolean }): Promise<SessionOutcome> {
     const { channel, connection, identity } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {
@@ -301,6 +324,8 @@ export class PostgresEngine implements Engine {
       const finish = (reason: CloseReason, detail?: string): void => {
         if (done) return;
         done = true;
+        // A statement held for review never runs once its session is gone.
+        gate?.withdraw('session-ended');
         recorder?.end();
         clearTimeout(partialTimer);
         clearTimeout(cutTimer);
@@ -358,7 +383,7 @@ export class PostgresEngine implements Engine {
             ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
           })
         : undefined;
-      const gate = session.judge
+      const gate: StatementGate | undefined = session.judge
         ? new StatementGate(session.judge, {
             readOnly: session.readOnly === true,
             onRefusal: (r) => {
@@ -371,8 +396,11 @@ export class PostgresEngine implements Engine {
               session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
               endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
             },
+            ...(session.reviews ? { review: (ask: ReviewAsk): PendingReview => this.#review(session, ask, backend) } : {}),
           })
         : undefined;
+      relayed.gate = gate;
+      relayed.idle = () => state.idle;
       const frontend = new FrontendPath({
         reader,
         state,
@@ -381,13 +409,16 @@ export class PostgresEngine implements Engine {
         ...(recorder ? { recorder } : {}),
         maxStatementBytes: this.#o.maxStatementBytes,
       });
-      const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate } : {}), ...(masking ? { masking } : {}), ...(recorder ? { recorder } : {}) });
+      const backend: BackendPath = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate } : {}), ...(masking ? { masking } : {}), ...(recorder ? { recorder } : {}) });
       const fromClient = pump(channel, socket, {
         initial: Buffer.alloc(0),
         step: (chunk, out) => {
           const r = frontend.step(chunk, out);
-          armPartialTimer();
-          return r;
+          if (!r) return armPartialTimer();
+          // A held message (a review, the lexing guard) pauses reading: what the client sent behind it is not late.
+          clearTimeout(partialTimer);
+          partialTimer = undefined;
+          return r.then(armPartialTimer);
         },
         onError: (err) => {
           const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
@@ -410,6 +441,7 @@ export class PostgresEngine implements Engine {
         if (done || endingReason) return;
         endingReason = end.reason;
         frontend.stop();
+        gate?.withdraw('session-ended');
         endUpstream();
         session.log.debug('tunnel.ending', { session: session.id, reason: end.reason, betweenMessages: backend.atBoundary });
         backend.cut(() => {
@@ -438,6 +470,11 @@ export class PostgresEngine implements Engine {
       };
       channel.on('end', clientGone);
       channel.on('close', clientGone);
+      // While a statement is held for review the client's side is not read, so its leaving is
+      // seen on the socket: the review is withdrawn and the statement never runs.
+      const peerGone = (): void => void gate?.withdraw('session-ended');
+      channel.socket.once('end', peerGone);
+      channel.socket.once('close', peerGone);
       if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
       socket.on('end', () => {
         if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');

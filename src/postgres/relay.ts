@@ -122,8 +122,12 @@ export class ServerState {
 
 /** The statement gate as the paths use it (src/postgres/statement-gate.ts). */
 export interface GateStage {
-  /** What to send upstream for one whole message: `m` itself when it passes, else its replacement. */
-  frontend(m: FrontendMessage, analysis?: Analysis): FrontendMessage | readonly FrontendMessage[];
+  /**
+   * What to send upstream for one whole message: `m` itself when it passes, else its
+   * replacement; a Promise of either while it is held for a review. `canHold` false: it cannot be
+   * held (a Bind streamed on), so a review refuses it.
+   */
+  frontend(m: FrontendMessage, analysis?: Analysis, canHold?: boolean): FrontendMessage | readonly FrontendMessage[] | Promise<FrontendMessage | readonly FrontendMessage[]>;
   /**
    * What to send instead of a message refused without being read whole: a Query or Parse longer
    * than the limit, a FunctionCall.
@@ -184,7 +188,9 @@ export interface FrontendPathOptions {
  *    answered everything before it, so that a DO block or function that turned
  *    `standard_conforming_strings` off is seen (its ParameterStatus comes with ReadyForQuery)
  *    before the text is judged; behind an unsynced Bind or Execute it is refused;
- * 4. the statement gate; 5. masking; 6. the server state.
+ * 4. the statement gate (a message held for a review holds everything behind it, in order,
+ *    until it is decided: the source is paused, so the client's bytes wait in the tunnel's
+ *    window); 5. masking; 6. the server state.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-PIPELINING
  * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
@@ -270,7 +276,8 @@ export class FrontendPath {
         if (waiting) return waiting.then(() => this.#drain(out));
         continue;
       }
-      this.#pass(m, out, undefined);
+      const held = this.#pass(m, out, undefined);
+      if (held) return held.then(() => this.#drain(out));
     }
   }
 
@@ -279,14 +286,10 @@ export class FrontendPath {
    * messages when it could lex differently, then passed on. A Promise when it must wait.
    */
   #sql(m: SqlMessage, out: PumpOutput): Promise<void> | undefined {
-    if (this.#gate?.discarding) {
-      this.#pass(m, out, undefined);
-      return undefined;
-    }
+    if (this.#gate?.discarding) return this.#pass(m, out, undefined);
     const guarding = this.#guardLexing && this.#state !== undefined && !this.#state.idle;
     if (!m.long && !(guarding && m.msg.body.includes(BACKSLASH))) {
-      this.#pass(m, out, m.sql.length > ANALYSIS_CACHE_MAX_TEXT ? analyzeSql(m.sql) : undefined);
-      return undefined;
+      return this.#pass(m, out, m.sql.length > ANALYSIS_CACHE_MAX_TEXT ? analyzeSql(m.sql) : undefined);
     }
     out.flush();
     return (async () => {
@@ -307,14 +310,30 @@ export class FrontendPath {
         }
         await this.#state.answered();
       }
-      if (!this.#stopped) this.#pass(msg, out, analysis);
+      if (!this.#stopped) await this.#pass(msg, out, analysis);
     })();
   }
 
-  /** Passes one whole message through the gate and masking into `out`. */
-  #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): void {
+  /**
+   * Passes one whole message through the gate and masking into `out`; a Promise while the gate
+   * holds it for a review (what was gathered before it is written first). A decision that comes
+   * after the session stopped sends nothing.
+   */
+  #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
     this.#recorder?.client(m);
     const sent = this.#gate ? this.#gate.frontend(m, analysis) : m;
+    if (sent instanceof Promise) {
+      out.flush();
+      return sent.then((decided) => {
+        if (!this.#stopped) this.#sendFor(m, decided, out, analysis);
+      });
+    }
+    this.#sendFor(m, sent, out, analysis);
+    return undefined;
+  }
+
+  /** Sends `m` when the gate passed it, else its replacement. */
+  #sendFor(m: FrontendMessage, sent: FrontendMessage | readonly FrontendMessage[], out: PumpOutput, analysis: Analysis | undefined): void {
     if (sent === m) this.#forward(m, out, analysis);
     else this.#send(sent as readonly FrontendMessage[], out);
   }
@@ -365,7 +384,7 @@ export class FrontendPath {
       if (!names) return;
       const head: FrontendMessage = { kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 };
       this.#recorder?.client(head);
-      const sent = this.#gate ? this.#gate.frontend(head) : head;
+      const sent = this.#gate ? (this.#gate.frontend(head, undefined, false) as FrontendMessage | readonly FrontendMessage[]) : head;
       if (sent !== head) {
         this.#send(sent as readonly FrontendMessage[], out);
         s.held = [];
@@ -409,6 +428,8 @@ export class BackendPath {
   #busy = false;
   #cut: (() => void) | undefined;
   #stopped = false;
+  /** The gateway's own messages waiting for a message boundary (see {@link inject}). */
+  readonly #injected: Buffer[] = [];
   /** No stage reads the stream (a `hoop connect` without early checks). */
   readonly #plain: boolean;
 
@@ -439,6 +460,22 @@ export class BackendPath {
     if (this.#cut || this.#stopped) return;
     this.#cut = onCut;
     if (this.atBoundary) this.#stop();
+  }
+
+  /**
+   * Hands the client whole messages of the gateway's own (a NoticeResponse) between two of the
+   * server's: through `write` at once when the stream is at a message boundary, else with the
+   * next one.
+   */
+  inject(bytes: Buffer, write: (b: Buffer) => void): void {
+    if (this.#stopped || this.#cut) return;
+    if (this.atBoundary && this.#injected.length === 0) write(bytes);
+    else this.#injected.push(bytes);
+  }
+
+  /** Adds what waits to be injected, when the stream is at a message boundary. */
+  #addInjected(out: PumpOutput): void {
+    if (this.#injected.length > 0 && this.reader.atBoundary) for (const b of this.#injected.splice(0)) out.run.add(b);
   }
 
   /** The pump step: reads `chunk` and adds what to hand to the client to `out`. */
@@ -480,10 +517,12 @@ export class BackendPath {
       if (this.#stopped) return this.#stop(out);
       const barrier = this.#masking?.takeBarrier();
       if (barrier) return this.#wait(barrier.then(() => undefined), out);
+      this.#addInjected(out);
       const f = this.reader.frame(this.#decide, out.run);
       if (this.#stopped) return this.#stop(out);
       if (!f) {
         if (this.#cut && this.reader.atBoundary) return this.#stop(out);
+        this.#addInjected(out);
         return;
       }
       if ('part' in f) continue; // the backend direction never streams

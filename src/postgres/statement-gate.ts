@@ -49,12 +49,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
-import { describeMessage, type FrontendMessage } from './frontend-messages.js';
-import { errorResponse, SqlState } from './messages.js';
+import { bindParameterSpans, describeMessage, type FrontendMessage } from './frontend-messages.js';
+import { errorResponse, noticeResponse, SqlState } from './messages.js';
 import { parseErrorFields, type PgMessage } from './reader.js';
 import type { GateStage } from './relay.js';
 import { lexingSafeSetting } from '../policy/sql/lexing.js';
-import type { SessionJudge, StatementVerdict } from '../tunnel/engine.js';
+import { sqlShape } from '../policy/sql/shape.js';
+import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, StatementVerdict } from '../tunnel/engine.js';
 
 const QUERY = 0x51; // 'Q'
 const BIND = 0x42; // 'B'
@@ -96,6 +97,14 @@ const NOTHING: readonly FrontendMessage[] = [];
 const SYNC_RAW = Buffer.from([SYNC, 0, 0, 0, 4]);
 const SYNC_MESSAGE: FrontendMessage = { kind: 'sync', msg: { type: SYNC, body: SYNC_RAW.subarray(5), raw: SYNC_RAW } };
 const PREPARED_WORDS = /prepare|execute|deallocate|discard/i;
+/** A judgement that holds the message for a reviewer's decision (see {@link StatementGate}). */
+const REVIEW = Symbol('review');
+/** What a review verdict does: hold the message for a reviewer, let it pass (a Parse runs nothing), or refuse it. */
+type OnReview = 'hold' | 'pass' | 'refuse';
+/** Longest parameter value a reviewer is shown. */
+const REVIEW_PARAM_MAX = 1024;
+/** Statement shapes an approval's window lets run without a review, per session. */
+const MAX_WINDOWS = 100;
 
 /** The built-in rule names of refusals that do not come from the policy. */
 export const BuiltinRule = {
@@ -174,7 +183,9 @@ export function refusalError(v: StatementVerdict): Buffer {
       code: SqlState.INSUFFICIENT_PRIVILEGE,
       message: v.rule !== undefined ? `hoop: approval required (rule "${v.rule}"): ${said}` : `hoop: approval required: ${said}`,
       ...(detail ? { detail } : {}),
-      hint: 'just-in-time approval is not available yet: ask the owners of the policy, or someone whose access allows this statement',
+      hint: v.review
+        ? 'it could not be held for review here (a Bind of more than 1 MiB, or no reviewer service): send it as a smaller statement, or ask someone whose access allows it'
+        : 'the policy names no reviewers for this rule (statements.reviewers, or the rule\'s review.groups), so nobody can approve it: ask the owners of the policy',
     });
   }
   return errorResponse({
@@ -184,6 +195,68 @@ export function refusalError(v: StatementVerdict): Buffer {
     ...(detail ? { detail } : {}),
     hint: 'the gateway policy refuses this statement; `hoop policy check "SQL"` explains why; the session is still usable',
   });
+}
+
+/** How long, said for people: `90 s`, `10 min`, `1.5 h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
+}
+
+/**
+ * The NoticeResponse that tells the client at once that its statement is held (psql prints it
+ * while it waits): the review's id, the rule, who may approve, how long it waits, and the
+ * command a reviewer runs.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-ASYNC
+ */
+export function reviewNotice(id: string, ask: ReviewAsk): Buffer {
+  const s = ask.settings;
+  const groups = s.groups.map((g) => `"${g}"`).join(', ');
+  return noticeResponse({
+    severity: 'NOTICE',
+    code: '01000',
+    message: `hoop: statement held for review ${id}${ask.rule !== undefined ? ` (rule "${ask.rule}")` : ''}: ${ask.message ?? ask.reason}`,
+    detail: `${s.approvals === 1 ? 'one approval' : `${s.approvals} approvals`} from the group${s.groups.length > 1 ? 's' : ''} ${groups}${s.selfApprove ? '' : ' (not yours)'} within ${formatDuration(s.timeoutMs)}; the statement waits here and runs as sent once approved`,
+    hint: `a reviewer runs: hoop review approve ${id}   (or: hoop review deny ${id} --reason "…"); cancelling the query withdraws it`,
+  });
+}
+
+/**
+ * The ErrorResponse for a held statement whose review did not approve it: denied (42501, `hoop:
+ * denied by reviewer …` with their reason), not decided in time (42501, `hoop: approval
+ * required …`), or withdrawn by the client's CancelRequest (57014, as PostgreSQL cancels).
+ *
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+export function reviewOutcomeError(v: StatementVerdict, id: string, o: Exclude<ReviewOutcome, { state: 'approved' }>): Buffer {
+  const rule = v.rule !== undefined ? `rule "${v.rule}"` : 'the policy';
+  switch (o.state) {
+    case 'denied':
+      return errorResponse({
+        severity: 'ERROR',
+        code: SqlState.INSUFFICIENT_PRIVILEGE,
+        message: `hoop: denied by reviewer ${o.by} (review ${id})${o.reason ? `: ${o.reason}` : ''}`,
+        detail: `${rule} held the statement for review: ${v.message ?? v.reason}`,
+        hint: 'the statement did not run; the session is still usable',
+      });
+    case 'expired':
+      return errorResponse({
+        severity: 'ERROR',
+        code: SqlState.INSUFFICIENT_PRIVILEGE,
+        message: `hoop: approval required (${rule}): review ${id} was not decided within ${formatDuration(o.afterMs)}, so the statement did not run`,
+        detail: v.message ?? v.reason,
+        hint: 'send it again when a reviewer is at hand (`hoop review ls` shows them what waits); the session is still usable',
+      });
+    case 'withdrawn':
+      return errorResponse({
+        severity: 'ERROR',
+        code: SqlState.QUERY_CANCELED,
+        message: 'canceling statement due to user request',
+        detail: `hoop withdrew review ${id}; the statement did not run`,
+      });
+  }
 }
 
 const functionCallError = errorResponse({
@@ -200,6 +273,20 @@ function unknownStatementError(name: string): Buffer {
     message: name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`,
     detail: 'hoop did not see this statement prepared (or refused it) in this session, so it does not let it run',
   });
+}
+
+/** What a reviewer is shown of a remembered statement. */
+function heldText(held: Held): string | undefined {
+  const text = held.find((s): s is string => typeof s === 'string');
+  return text;
+}
+
+/** A Bind's parameters as a reviewer sees them: text, binary as `\x…` hex, each cut at {@link REVIEW_PARAM_MAX}. */
+function reviewParams(body: Buffer): Array<string | null> | undefined {
+  const spans = bindParameterSpans(body);
+  if (!spans) return undefined;
+  const cut = (v: string): string => (v.length > REVIEW_PARAM_MAX ? `${v.slice(0, REVIEW_PARAM_MAX)}…` : v);
+  return spans.map((p) => (p === null ? null : cut(p.format === 1 ? `\\x${body.toString('hex', p.start, Math.min(p.end, p.start + REVIEW_PARAM_MAX))}` : body.toString('utf8', p.start, Math.min(p.end, p.start + REVIEW_PARAM_MAX * 4)))));
 }
 
 /** One refusal, for the gateway's log: never the SQL text. */
@@ -268,13 +355,42 @@ export class StatementGate implements GateStage {
   readonly #onRefusal: ((refusal: Refusal) => void) | undefined;
   readonly #onUnsafeSetting: ((setting: string) => void) | undefined;
   readonly #readOnly: boolean;
+  readonly #review: ((ask: ReviewAsk) => PendingReview) | undefined;
+  /** The review the session's next message waits for. */
+  #held: PendingReview | undefined;
+  /** Set while an approved message is judged again: its review verdicts let it pass. */
+  #approving = false;
+  /** The review verdict met while judging the current message. */
+  #asking: StatementVerdict | undefined;
+  /** Portals an approved Bind made: their Executes run what was approved. */
+  readonly #approvedPortals = new Set<string>();
+  /** Statement shapes an approval's window lets run -> until when (ms since the epoch). */
+  readonly #windows = new Map<string, number>();
 
-  /** `readOnly`: the session's access is read-only (the server turning it off ends the session). */
-  constructor(judge: SessionJudge, options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void; readOnly?: boolean } = {}) {
+  /**
+   * `readOnly`: the session's access is read-only (the server turning it off ends the session).
+   * `review`: raises the review of a message a `review` verdict holds; without it such messages are refused.
+   */
+  constructor(
+    judge: SessionJudge,
+    options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void; readOnly?: boolean; review?: (ask: ReviewAsk) => PendingReview } = {},
+  ) {
     this.#judge = judge;
     this.#onRefusal = options.onRefusal;
     this.#onUnsafeSetting = options.onUnsafeSetting;
     this.#readOnly = options.readOnly === true;
+    this.#review = options.review;
+  }
+
+  /**
+   * Withdraws the review the session waits for, if any (the client's CancelRequest, or the
+   * session ends): the held message is then refused, or dropped with the session. True when one was.
+   */
+  withdraw(why: 'cancel' | 'session-ended'): boolean {
+    const held = this.#held;
+    if (!held) return false;
+    held.withdraw(why);
+    return true;
   }
 
   /**
@@ -298,10 +414,18 @@ export class StatementGate implements GateStage {
 
   /**
    * What to send upstream for one complete frontend message: `m` itself when it passes
-   * (callers may compare by identity), else the replacement (possibly nothing). `analysis` is the
-   * analysis of a Query's or Parse's SQL when the caller made it (a long text).
+   * (callers may compare by identity), else the replacement (possibly nothing); a Promise of
+   * either while the message is held for a review. `analysis` is the analysis of a Query's or
+   * Parse's SQL when the caller made it (a long text). `canHold` false: a review verdict refuses
+   * (a Bind streamed past the gate cannot be held).
+   *
+   * Held for review: a Query (whole), a Bind (with its parameters: the first message that runs a
+   * statement) and an Execute of a portal no approved Bind made. A Parse a review rule matches
+   * passes, as it runs nothing. On approval the message is judged again with its review verdicts
+   * passing (a deny still refuses) and sent as the client sent it; a Bind's portal then runs.
    */
-  frontend(m: FrontendMessage, analysis?: Analysis): FrontendMessage | readonly FrontendMessage[] {
+  frontend(m: FrontendMessage, analysis?: Analysis, canHold = true): FrontendMessage | readonly FrontendMessage[] | Promise<FrontendMessage | readonly FrontendMessage[]> {
+    const onReview: OnReview = canHold ? 'hold' : 'refuse';
     if (this.#discarding) {
       if (m.kind === 'sync') {
         this.#discarding = false;
@@ -312,11 +436,12 @@ export class StatementGate implements GateStage {
     this.#current = m.msg?.type ?? BIND;
     switch (m.kind) {
       case 'query': {
-        const refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis) : this.#builtin(BuiltinRule.NOT_UTF8);
+        const refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis, onReview) : this.#builtin(BuiltinRule.NOT_UTF8);
+        if (refusal === REVIEW) return this.#holdForReview(m, analysis, m.long ? undefined : m.sql);
         return refusal ? [this.#refuse(refusal), SYNC_MESSAGE] : m;
       }
       case 'parse': {
-        const refusal = !m.utf8 ? this.#builtin(BuiltinRule.NOT_UTF8) : (this.#checkNewName(m.name, this.#statements) ?? this.#judgeString(m.sql, true, 0, analysis));
+        const refusal = !m.utf8 ? this.#builtin(BuiltinRule.NOT_UTF8) : (this.#checkNewName(m.name, this.#statements) ?? (this.#judgeString(m.sql, true, 0, analysis, 'pass') as Buffer | undefined));
         if (refusal) {
           // PostgreSQL drops the unnamed statement before it parses a new one, even one that fails.
           if (m.name === '') this.#statements.delete('');
@@ -328,11 +453,12 @@ export class StatementGate implements GateStage {
       }
       case 'bind': {
         const sql = m.utf8 ? this.#statements.get(m.statement) : undefined;
-        let refusal: Buffer | undefined;
+        let refusal: Buffer | typeof REVIEW | undefined;
         if (!m.utf8) refusal = this.#builtin(BuiltinRule.NOT_UTF8);
         else if (Buffer.byteLength(m.portal) > MAX_NAME_BYTES) refusal = this.#builtin(BuiltinRule.NAME_TOO_LONG);
         else if (sql === undefined) refusal = this.#count('builtin', unknownStatementError(m.statement), 'hoop:unknown-statement', 'Bind of a statement hoop did not see prepared');
-        else refusal = this.#judgeHeld(sql);
+        else refusal = this.#judgeHeld(sql, 0, onReview);
+        if (refusal === REVIEW) return this.#holdForReview(m, undefined, heldText(sql!), m.msg ? reviewParams(m.msg.body) : undefined);
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];
@@ -342,12 +468,15 @@ export class StatementGate implements GateStage {
         this.#portals.delete(m.portal);
         this.#portals.set(m.portal, sql!);
         if (this.#portals.size > MAX_NAMES) this.#portals.delete(this.#portals.keys().next().value!);
+        if (this.#approving) this.#approvedPortals.add(m.portal);
+        else this.#approvedPortals.delete(m.portal);
         return m;
       }
       case 'execute': {
         const sql = m.utf8 ? this.#portals.get(m.portal) : undefined;
         // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist.
-        const refusal = sql === undefined ? undefined : this.#judgeHeld(sql);
+        const refusal = sql === undefined ? undefined : this.#judgeHeld(sql, 0, this.#approvedPortals.has(m.portal) ? 'pass' : onReview);
+        if (refusal === REVIEW) return this.#holdForReview(m, undefined, heldText(sql!));
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];
@@ -356,7 +485,10 @@ export class StatementGate implements GateStage {
       }
       case 'close':
         if (m.target === 'S') this.#statements.delete(m.name);
-        else this.#portals.delete(m.name);
+        else {
+          this.#portals.delete(m.name);
+          this.#approvedPortals.delete(m.name);
+        }
         return m;
       case 'function-call':
         return this.refuseUnread(FUNCTION_CALL, 0);
@@ -460,10 +592,62 @@ export class StatementGate implements GateStage {
     return this.#count('builtin', refusalError({ action: 'deny', rule: `hoop:${rule}`, message: message ?? said, reason: message ?? said }), `hoop:${rule}`, message ?? said);
   }
 
+  /**
+   * Holds `m` for the review its judgement asked for ({@link #asking}): raises it, and settles
+   * with what to send once it is decided (see {@link frontend}). `sql`: the statement's text for
+   * the reviewer (undefined for a text too long to decode here), `params` a Bind's.
+   */
+  #holdForReview(m: FrontendMessage, analysis: Analysis | undefined, sql: string | undefined, params?: Array<string | null>): Promise<FrontendMessage | readonly FrontendMessage[]> {
+    const verdict = this.#asking!;
+    this.#asking = undefined;
+    const type = this.#current;
+    const pending = this.#review!({
+      sql: sql ?? '(a statement longer than 64 KiB: its text is in the session\'s recording)',
+      ...(params ? { params } : {}),
+      ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}),
+      ...(verdict.message !== undefined ? { message: verdict.message } : {}),
+      reason: verdict.reason,
+      settings: verdict.review!,
+    });
+    this.#held = pending;
+    return pending.decided.then((outcome) => {
+      this.#held = undefined;
+      if (outcome.state === 'approved') {
+        if (outcome.windowMs > 0 && sql !== undefined) this.#openWindow(sql, outcome.windowMs);
+        this.#approving = true;
+        try {
+          return this.frontend(m, analysis) as FrontendMessage | readonly FrontendMessage[];
+        } finally {
+          this.#approving = false;
+        }
+      }
+      this.#current = type;
+      const refusal = this.#count('review', reviewOutcomeError(verdict, pending.id, outcome), verdict.rule ?? '(none)', `review ${pending.id}: ${outcome.state}`);
+      if (m.kind === 'query') return [this.#refuse(refusal), SYNC_MESSAGE];
+      this.#discarding = true;
+      return [this.#refuse(refusal)];
+    });
+  }
+
+  /** Lets statements of `sql`'s shape (its numbers aside) run without a review for `ms`. */
+  #openWindow(sql: string, ms: number): void {
+    const key = sqlShape(sql)?.key ?? sql;
+    this.#windows.delete(key);
+    this.#windows.set(key, Date.now() + ms);
+    if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
+  }
+
+  /** Whether an approval's window lets `sql` run now. */
+  #inWindow(sql: string): boolean {
+    if (this.#windows.size === 0) return false;
+    const until = this.#windows.get(sqlShape(sql)?.key ?? sql);
+    return until !== undefined && until > Date.now();
+  }
+
   /** The refusal for what a remembered name may hold (judged again: a test judge may change its mind). */
-  #judgeHeld(held: Held, depth = 0): Buffer | undefined {
+  #judgeHeld(held: Held, depth = 0, onReview: OnReview = 'refuse'): Buffer | typeof REVIEW | undefined {
     for (const sql of held) {
-      const refusal = typeof sql === 'string' ? this.#judgeString(sql, false, depth) : this.#judgeString('', false, depth, sql);
+      const refusal = typeof sql === 'string' ? this.#judgeString(sql, false, depth, undefined, onReview) : this.#judgeString('', false, depth, sql, onReview);
       if (refusal) return refusal;
     }
     return undefined;
@@ -483,8 +667,11 @@ export class StatementGate implements GateStage {
     return undefined;
   }
 
-  /** The refusal for `sql`, or undefined when it may run; with `record`, remembers what an allowed PREPARE / DEALLOCATE does. */
-  #judgeString(sql: string, record: boolean, depth: number, analysis?: Analysis): Buffer | undefined {
+  /**
+   * The refusal for `sql`, {@link REVIEW} when a review must decide (see {@link OnReview}), or
+   * undefined when it may run; with `record`, remembers what an allowed PREPARE / DEALLOCATE does.
+   */
+  #judgeString(sql: string, record: boolean, depth: number, analysis?: Analysis, onReview: OnReview = 'refuse'): Buffer | typeof REVIEW | undefined {
     let verdict: StatementVerdict;
     let ops: PreparedOp[] | undefined;
     try {
@@ -510,18 +697,28 @@ export class StatementGate implements GateStage {
           const body = held(op.name);
           if (body === undefined) return this.#count('builtin', unknownStatementError(op.name), 'hoop:unknown-statement', 'EXECUTE of a statement hoop did not see prepared');
           if (depth >= MAX_DEPTH) return this.#builtin(BuiltinRule.JUDGE_FAILED, 'prepared statements nest too deep to judge');
-          const inner = this.#judgeHeld(body, depth + 1);
+          const inner = this.#judgeHeld(body, depth + 1, onReview);
           if (inner) return inner;
         }
       }
-      if (record && verdict.action === 'allow') {
+      if (record && this.#passes(verdict, sql, onReview)) {
         for (const [name, body] of local) {
           if (body === null) this.#statements.delete(name);
           else this.#statements.set(name, body);
         }
       }
     }
-    if (verdict.action === 'allow') return undefined;
-    return this.#count(verdict.action, refusalError(verdict), verdict.rule ?? '(none)', verdict.reason);
+    if (this.#passes(verdict, sql, onReview)) return undefined;
+    if (verdict.action === 'review' && onReview === 'hold' && verdict.review && this.#review) {
+      this.#asking = verdict;
+      return REVIEW;
+    }
+    return this.#count(verdict.action as 'deny' | 'review', refusalError(verdict), verdict.rule ?? '(none)', verdict.reason);
+  }
+
+  /** Whether a verdict lets `sql` run: allow, or a review that was approved (or whose window is open), or one on a Parse. */
+  #passes(verdict: StatementVerdict, sql: string, onReview: OnReview): boolean {
+    if (verdict.action === 'allow') return true;
+    return verdict.action === 'review' && (this.#approving || onReview === 'pass' || this.#inWindow(sql));
   }
 }

@@ -92,6 +92,44 @@ export interface SessionJudge {
   judge(sql: string, analysis?: Analysis): StatementVerdict;
 }
 
+/** What an engine asks reviewers about: a statement it holds, as the client sent it. */
+export interface ReviewAsk {
+  /** The SQL as the client sent it; with `params`, the statement a Bind runs. */
+  sql: string;
+  /** A Bind's parameters as text (binary ones as `\x…` hex), NULL as null; each cut at 1 KiB. */
+  params?: Array<string | null>;
+  /** The rule that asked for the review, its message, and the judge's reason. */
+  rule?: string;
+  message?: string;
+  reason: string;
+  settings: ReviewSettings;
+}
+
+/** How a review ended, as the engine acts on it. */
+export type ReviewOutcome =
+  | { state: 'approved'; by: string[]; windowMs: number }
+  | { state: 'denied'; by: string; reason?: string }
+  | { state: 'expired'; afterMs: number }
+  | { state: 'withdrawn'; why: 'cancel' | 'session-ended' };
+
+/** A review raised for a held statement. */
+export interface PendingReview {
+  /** Its id (`rv-…`), for `hoop review approve <id>`. */
+  id: string;
+  /** Settles once, with the decision (never rejects). */
+  decided: Promise<ReviewOutcome>;
+  /** Withdraws it (the client cancelled, or the session ended); the statement never runs. */
+  withdraw(why: 'cancel' | 'session-ended'): void;
+}
+
+/**
+ * Raises reviews of a session's held statements (src/gateway/reviews.ts): records them, tells
+ * the reviewers and the client, and settles each with its decision.
+ */
+export interface SessionReviews {
+  request(ask: ReviewAsk): PendingReview;
+}
+
 /** One authenticated tunnel, handed to an engine. */
 export interface TunnelSession {
   id: string;
@@ -126,6 +164,11 @@ export interface TunnelSession {
    * parameters); a client may lower them, never raise them.
    */
   limits?: SessionLimits;
+  /**
+   * Where statements a `review` rule holds are reviewed; without it (or without reviewers in the
+   * verdict) they are refused.
+   */
+  reviews?: SessionReviews;
   /** Where the engine records the session (src/recording/); without it nothing is recorded. */
   recording?: SessionRecording;
   /** Called for each statement the policy refused (the audit stream); must not block. */

@@ -41,7 +41,8 @@ export function decoded(raw: Buffer): FrontendMessage {
 }
 
 /** The bytes a stage sends upstream for a message: itself, or its replacements. */
-export function sentBytes(out: FrontendMessage | readonly FrontendMessage[]): Buffer[] {
+export function sentBytes(out: FrontendMessage | readonly FrontendMessage[] | Promise<unknown>): Buffer[] {
+  if (out instanceof Promise) throw new Error('the gate held the message for a review');
   return (Array.isArray(out) ? (out as readonly FrontendMessage[]) : [out as FrontendMessage]).map((m) => m.msg!.raw);
 }
 

@@ -1,0 +1,389 @@
+/**
+ * Just-in-time reviews: a statement a `review` rule holds waits at the gateway until reviewers
+ * decide. The registry keeps every review (pending ones in memory with their waiters), decides
+ * who may see and decide each, counts approvals, expires what waits too long, and appends every
+ * change to `<dataDir>/reviews.jsonl` (one JSON object per line, the review as it now stands), the
+ * history `hoop review` reads after a restart. A review still pending when the gateway stopped
+ * is marked `expired` when it starts again, never approved: its statement's session is gone.
+ *
+ * Who may do what:
+ * - see a review: its requester, members of its `groups`, and the policy's auditors;
+ * - approve: a member of its `groups`, not the requester unless `selfApprove`; each reviewer
+ *   once; it is approved once `approvals` distinct reviewers approved;
+ * - deny: a member of its `groups` (the requester too, if one); one denial decides.
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Identity } from '../identity.js';
+import type { Logger } from '../log.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
+import type { ReviewSettings } from '../policy/schema.js';
+import type { RecordingEvent } from '../recording/event-line.js';
+import type { PendingReview, ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
+import { HttpError } from './http-error.js';
+
+/** Where a review stands. */
+export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
+
+/** Someone, as a review names them. */
+export interface ReviewPerson {
+  subject: string;
+  issuer: string;
+  email?: string;
+}
+
+/** One reviewer's decision. */
+export interface ReviewDecision extends ReviewPerson {
+  decision: 'approve' | 'deny';
+  reason?: string;
+  at: string;
+}
+
+/** A review as the API answers it and the history file keeps it. */
+export interface Review {
+  id: string;
+  state: ReviewState;
+  /** What waits: a statement of a session. */
+  kind: 'statement';
+  session: string;
+  run?: string;
+  connection: string;
+  requester: ReviewPerson & { groups: string[] };
+  sql: string;
+  params?: Array<string | null>;
+  rule?: string;
+  message?: string;
+  reason: string;
+  /** The settings it is decided under (without the notification targets). */
+  groups: string[];
+  approvals: number;
+  selfApprove: boolean;
+  windowMs: number;
+  decisions: ReviewDecision[];
+  createdAt: string;
+  expiresAt: string;
+  decidedAt?: string;
+  /** Why it was withdrawn or expired without a decision, in words. */
+  closedBecause?: string;
+}
+
+/** What the registry is told of a new review besides the ask. */
+export interface ReviewOrigin {
+  session: string;
+  run?: string;
+  connection: string;
+  requester: Identity;
+  /** Told, synchronously, of the review as it is raised and as it ends (the session's recording). */
+  observe?: (review: Review) => void;
+}
+
+/** Told of each new review and of each end (the audit stream, the recording, webhooks). */
+export type ReviewListener = (event: 'requested' | 'decided', review: Review, settings?: ReviewSettings) => void;
+
+/** Reviews kept in memory; older decided ones are only in the history file. */
+const MAX_KEPT = 10_000;
+/** Pending reviews at once, gateway-wide: beyond, a new one is refused (the statement with it). */
+const MAX_PENDING = 1_000;
+/** Longest a `?wait=` long-poll waits. */
+export const MAX_WAIT_MS = 60_000;
+const REVIEW_ID = /^rv-[0-9a-f]{16}$/;
+
+/** The in-memory and on-disk registry of reviews (see the module documentation). */
+export class ReviewRegistry {
+  readonly #file: string;
+  readonly #log: Logger;
+  readonly #listeners: ReviewListener[] = [];
+  readonly #reviews = new Map<string, Review>();
+  /** Pending reviews' settlers and timers. */
+  readonly #live = new Map<string, { settle: (o: ReviewOutcome) => void; timer: NodeJS.Timeout; settings: ReviewSettings; observe?: (review: Review) => void }>();
+  /** Long-polls waiting for a review to leave `pending`. */
+  readonly #waiters = new Map<string, Set<() => void>>();
+  #writing: Promise<void> = Promise.resolve();
+
+  private constructor(file: string, log: Logger) {
+    this.#file = file;
+    this.#log = log;
+  }
+
+  /** Opens the registry of `dataDir`, reading its history; reviews left pending by a stopped gateway become `expired`. */
+  static async open(dataDir: string, log: Logger): Promise<ReviewRegistry> {
+    const r = new ReviewRegistry(join(dataDir, 'reviews.jsonl'), log);
+    await r.#load();
+    return r;
+  }
+
+  /** Adds a listener of new and decided reviews; it must not throw or block. */
+  onChange(listener: ReviewListener): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * Raises a review of a held statement. The decision settles once: approved, denied, expired
+   * after `settings.timeoutMs`, or withdrawn. Over {@link MAX_PENDING} pending reviews it is
+   * refused at once (expired, saying why).
+   */
+  request(ask: ReviewAsk, origin: ReviewOrigin): PendingReview {
+    const id = `rv-${randomBytes(8).toString('hex')}`;
+    const now = Date.now();
+    const { requester } = origin;
+    const s = ask.settings;
+    const review: Review = {
+      id,
+      state: 'pending',
+      kind: 'statement',
+      session: origin.session,
+      ...(origin.run !== undefined ? { run: origin.run } : {}),
+      connection: origin.connection,
+      requester: { subject: requester.subject, issuer: requester.issuer, ...(requester.email !== undefined ? { email: requester.email } : {}), groups: requester.groups },
+      sql: ask.sql,
+      ...(ask.params ? { params: ask.params } : {}),
+      ...(ask.rule !== undefined ? { rule: ask.rule } : {}),
+      ...(ask.message !== undefined ? { message: ask.message } : {}),
+      reason: ask.reason,
+      groups: s.groups,
+      approvals: s.approvals,
+      selfApprove: s.selfApprove,
+      windowMs: s.windowMs,
+      decisions: [],
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + s.timeoutMs).toISOString(),
+    };
+    let settle!: (o: ReviewOutcome) => void;
+    const decided = new Promise<ReviewOutcome>((resolve) => (settle = resolve));
+    this.#keep(review);
+    if (this.#live.size >= MAX_PENDING) {
+      this.#close(review, 'expired', `the gateway holds ${MAX_PENDING} statements for review already`);
+      settle({ state: 'expired', afterMs: 0 });
+      return { id, decided, withdraw: () => undefined };
+    }
+    const timer = setTimeout(() => this.#end(id, { state: 'expired', afterMs: s.timeoutMs }, `not decided within ${Math.round(s.timeoutMs / 1000)} s`), s.timeoutMs);
+    timer.unref();
+    this.#live.set(id, { settle, timer, settings: s, ...(origin.observe ? { observe: origin.observe } : {}) });
+    this.#persist(review);
+    origin.observe?.(review);
+    this.#log.info('review.requested', { id, session: origin.session, subject: requester.subject, connection: origin.connection, rule: ask.rule, groups: s.groups, approvals: s.approvals });
+    this.#tell('requested', review, s);
+    return {
+      id,
+      decided,
+      withdraw: (why) => this.#end(id, { state: 'withdrawn', why }, why === 'cancel' ? 'the client cancelled the statement' : 'the session ended'),
+    };
+  }
+
+  /** The reviews `viewer` may see, newest first; `state` filters. */
+  list(viewer: Identity, auditor: boolean, state?: ReviewState): Review[] {
+    const out: Review[] = [];
+    for (const r of this.#reviews.values()) if ((state === undefined || r.state === state) && mayView(r, viewer, auditor)) out.push(r);
+    return out.reverse();
+  }
+
+  /** One review `viewer` may see. @throws HoopError REVIEW_UNKNOWN (404) otherwise */
+  get(id: string, viewer: Identity, auditor: boolean): Review {
+    const r = REVIEW_ID.test(id) ? this.#reviews.get(id) : undefined;
+    if (!r || !mayView(r, viewer, auditor)) throw new HoopError(ErrorCode.REVIEW_UNKNOWN, `no review ${id} that you may see`, { hint: '`hoop review ls` lists the reviews you may see' });
+    return r;
+  }
+
+  /** Resolves with the review once it is no longer pending, or after `ms`, as it then stands. */
+  async wait(id: string, viewer: Identity, auditor: boolean, ms: number): Promise<Review> {
+    const r = this.get(id, viewer, auditor);
+    if (r.state !== 'pending' || ms <= 0) return r;
+    await new Promise<void>((resolve) => {
+      const set = this.#waiters.get(id) ?? new Set();
+      this.#waiters.set(id, set);
+      const done = (): void => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0) this.#waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(ms, MAX_WAIT_MS));
+      set.add(done);
+    });
+    return this.#reviews.get(id) ?? r;
+  }
+
+  /**
+   * Records `reviewer`'s decision. @throws HttpError 403 (not a reviewer of it, or approving one's
+   * own statement), 409 (no longer pending, or already approved by them); HoopError 404 (unknown)
+   */
+  decide(id: string, reviewer: Identity, auditor: boolean, decision: 'approve' | 'deny', reason?: string): Review {
+    const r = this.get(id, reviewer, auditor);
+    if (r.state !== 'pending') throw new HttpError(409, `review ${id} is ${r.state} already${r.decidedAt ? ` (since ${r.decidedAt})` : ''}`);
+    const own = r.requester.issuer === reviewer.issuer && r.requester.subject === reviewer.subject;
+    if (!reviewer.groups.some((g) => r.groups.includes(g))) {
+      throw new HttpError(403, `${reviewer.subject} may not decide review ${id}: its reviewers are the group${r.groups.length > 1 ? 's' : ''} ${r.groups.join(', ')}`, {
+        hint: 'ask a member of those groups (`hoop review show` names them)',
+      });
+    }
+    if (decision === 'approve' && own && !r.selfApprove) {
+      throw new HttpError(403, `${reviewer.subject} may not approve their own statement (review ${id})`, { hint: 'another member of its reviewer groups must approve it; the rule\'s review.selfApprove is false' });
+    }
+    if (decision === 'approve' && r.decisions.some((d) => d.issuer === reviewer.issuer && d.subject === reviewer.subject)) {
+      throw new HttpError(409, `${reviewer.subject} approved review ${id} already; it needs ${r.approvals - r.decisions.length} more from others`);
+    }
+    const d: ReviewDecision = {
+      subject: reviewer.subject,
+      issuer: reviewer.issuer,
+      ...(reviewer.email !== undefined ? { email: reviewer.email } : {}),
+      decision,
+      ...(reason ? { reason } : {}),
+      at: new Date().toISOString(),
+    };
+    const next: Review = { ...r, decisions: [...r.decisions, d] };
+    this.#reviews.set(id, next);
+    this.#log.info('review.decision', { id, reviewer: reviewer.subject, decision });
+    if (decision === 'deny') this.#end(id, { state: 'denied', by: nameOf(d), ...(reason ? { reason } : {}) });
+    else if (next.decisions.length >= next.approvals) this.#end(id, { state: 'approved', by: next.decisions.map(nameOf), windowMs: next.windowMs });
+    else this.#persist(next);
+    return this.#reviews.get(id)!;
+  }
+
+  /** Settles every pending review as withdrawn (the gateway stops: their sessions end). */
+  close(): void {
+    for (const id of [...this.#live.keys()]) this.#end(id, { state: 'withdrawn', why: 'session-ended' }, 'the gateway stopped');
+  }
+
+  /** Waits for the history file's writes so far. */
+  flushed(): Promise<void> {
+    return this.#writing;
+  }
+
+  /** Ends a pending review with `outcome`; a no-op once it is not pending. */
+  #end(id: string, outcome: ReviewOutcome, because?: string): void {
+    const live = this.#live.get(id);
+    const r = this.#reviews.get(id);
+    if (!live || !r) return;
+    this.#live.delete(id);
+    clearTimeout(live.timer);
+    live.observe?.(this.#close(r, outcome.state, because, live.settings));
+    live.settle(outcome);
+  }
+
+  #close(r: Review, state: ReviewState, because: string | undefined, settings?: ReviewSettings): Review {
+    const done: Review = { ...r, state, decidedAt: new Date().toISOString(), ...(because ? { closedBecause: because } : {}) };
+    this.#reviews.set(r.id, done);
+    this.#persist(done);
+    this.#log.info('review.decided', { id: r.id, state, ...(because ? { because } : {}) });
+    this.#tell('decided', done, settings);
+    for (const wake of [...(this.#waiters.get(r.id) ?? [])]) wake();
+    return done;
+  }
+
+  #tell(event: 'requested' | 'decided', review: Review, settings?: ReviewSettings): void {
+    for (const l of this.#listeners) {
+      try {
+        l(event, review, settings);
+      } catch (err) {
+        this.#log.warn('review.listener-failed', { error: describeError(err) });
+      }
+    }
+  }
+
+  #keep(r: Review): void {
+    this.#reviews.set(r.id, r);
+    if (this.#reviews.size <= MAX_KEPT) return;
+    for (const [id, old] of this.#reviews) {
+      if (old.state !== 'pending') {
+        this.#reviews.delete(id);
+        break;
+      }
+    }
+  }
+
+  /** Appends the review as it stands to the history file, in order, without holding anyone up. */
+  #persist(r: Review): void {
+    const line = `${JSON.stringify(r)}\n`;
+    this.#writing = this.#writing.then(() => appendFile(this.#file, line, { mode: 0o600 })).catch((err: unknown) => this.#log.error('review.persist-failed', { id: r.id, error: describeError(err) }));
+  }
+
+  async #load(): Promise<void> {
+    const stale: Review[] = [];
+    try {
+      const lines = createInterface({ input: createReadStream(this.#file), crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        let r: Review;
+        try {
+          r = JSON.parse(line) as Review;
+        } catch {
+          continue; // a line cut short by a crash
+        }
+        if (typeof r?.id !== 'string' || !REVIEW_ID.test(r.id)) continue;
+        this.#reviews.delete(r.id);
+        this.#keep(r);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const r of this.#reviews.values()) if (r.state === 'pending') stale.push(r);
+    for (const r of stale) this.#close(r, 'expired', 'the gateway restarted while it waited; its statement did not run');
+  }
+}
+
+function mayView(r: Review, viewer: Identity, auditor: boolean): boolean {
+  return auditor || (r.requester.issuer === viewer.issuer && r.requester.subject === viewer.subject) || viewer.groups.some((g) => r.groups.includes(g));
+}
+
+/** How a decision names its reviewer: their email, else their subject. */
+function nameOf(p: ReviewPerson): string {
+  return p.email ?? p.subject;
+}
+
+/**
+ * A review as the session's recording keeps it (docs/recording-format.md, `review`): raised
+ * (`pending`, with the statement and who may decide), then how it ended and by whom.
+ */
+export function reviewRecordingEvent(r: Review): RecordingEvent {
+  const common = { t: 'review', at: Date.now(), id: r.id, state: r.state };
+  if (r.state === 'pending') {
+    return { ...common, ...(r.rule !== undefined ? { rule: r.rule } : {}), reason: r.reason, sql: r.sql, ...(r.params ? { params: r.params } : {}), groups: r.groups, approvals: r.approvals, expiresAt: r.expiresAt };
+  }
+  return { ...common, decisions: r.decisions, ...(r.closedBecause ? { because: r.closedBecause } : {}) };
+}
+
+/** `/v1/reviews`, `/v1/reviews/{id}`, `/v1/reviews/{id}/approve|deny`. */
+export const REVIEW_PATH = /^\/v1\/reviews(?:\/([A-Za-z0-9-]{1,64})(?:\/(approve|deny))?)?$/;
+/** Longest reason a reviewer gives. */
+const MAX_REASON = 1_000;
+const STATES: readonly ReviewState[] = ['pending', 'approved', 'denied', 'expired', 'withdrawn'];
+
+/**
+ * The reviews API: `GET /v1/reviews[?state=pending]` lists what the caller may see (`{ reviews }`,
+ * newest first); `GET /v1/reviews/{id}[?wait=S]` answers one, after waiting up to S seconds (60
+ * at most) for it to be decided; `POST /v1/reviews/{id}/approve|deny` with `{ "reason": "…" }`
+ * (optional for approve) records the caller's decision and answers the review as it then stands.
+ */
+export async function reviewsApi(
+  registry: ReviewRegistry,
+  req: { method?: string | undefined; url?: string | undefined },
+  identity: Identity,
+  auditor: boolean,
+  match: RegExpExecArray,
+  readBody: () => Promise<unknown>,
+): Promise<{ status: number; body: unknown }> {
+  const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
+  const [, id, action] = match;
+  if (id === undefined) {
+    const state = q.get('state');
+    if (state !== null && !STATES.includes(state as ReviewState)) throw new HttpError(400, `state must be one of ${STATES.join(', ')}`);
+    return { status: 200, body: { reviews: registry.list(identity, auditor, (state ?? undefined) as ReviewState | undefined) } };
+  }
+  if (action === undefined) {
+    const wait = q.get('wait');
+    const seconds = wait === null ? 0 : Number(wait);
+    if (!Number.isFinite(seconds) || seconds < 0) throw new HttpError(400, 'wait must be a number of seconds');
+    return { status: 200, body: await registry.wait(id, identity, auditor, seconds * 1000) };
+  }
+  const body = await readBody();
+  if (body !== null && body !== undefined && (typeof body !== 'object' || Array.isArray(body))) throw new HttpError(400, 'the request body must be a JSON object { "reason": "…" }');
+  const reason = (body as { reason?: unknown } | null)?.reason;
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_REASON)) throw new HttpError(400, `reason must be a text of at most ${MAX_REASON} characters`);
+  if (action === 'deny' && (typeof reason !== 'string' || reason.trim() === '')) throw new HttpError(400, 'a denial needs a reason', { hint: 'hoop review deny <id> --reason "why"' });
+  return { status: 200, body: registry.decide(id, identity, auditor, action as 'approve' | 'deny', typeof reason === 'string' && reason.trim() !== '' ? reason.trim() : undefined) };
+}

@@ -1,0 +1,257 @@
+/**
+ * Just-in-time reviews against real PostgreSQL: a statement a `review` rule holds waits at the
+ * gateway while psql shows the notice; reviewers approve or deny with `hoop review`; approved
+ * bytes run as sent, in order with what was pipelined behind them; denial, timeout, the client's
+ * cancel (psql's Ctrl-C) and its disconnect never run the statement; self-approval is refused,
+ * two approvals are counted; the extended protocol is held at the Bind with its parameters; the
+ * webhook (a real local HTTP server) receives the request and the decision; the recording holds
+ * the review.
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { psql, spawnPsql, pgClient } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { query as queryMessage } from '../../src/postgres/messages.js';
+import { parseErrorFields } from '../../src/postgres/reader.js';
+
+let policyRepo: PolicyGitRepo;
+let stack: HoopStack;
+let hook: Server;
+const hooked: Array<{ path: string; body: Record<string, unknown> }> = [];
+const running: RunningConnect[] = [];
+
+const bundle = (connection: string, hookUrl: string): string => `version: 1
+connections:
+${connection}access:
+  - { name: everyone, subjects: [alice, bob, carol, dave], connections: [app], mode: read-write }
+statements:
+  reviewers:
+    - groups: [dba]
+      timeout: 30s
+      notify:
+        - { url: "${hookUrl}/json", format: json }
+        - { url: "\${env:REVIEW_SLACK_URL}", format: slack }
+  rules:
+    - { name: wide-delete, match: { kinds: [delete], missingWhere: true }, action: review, message: a DELETE of every row needs a DBA }
+    - { name: drop, match: { kinds: [drop] }, action: review, review: { approvals: 2 } }
+    - { name: truncate, match: { kinds: [truncate] }, action: review, review: { timeout: 1s } }
+    - { name: touch-ledger, match: { tables: [public.ledger], kinds: [update] }, action: review, review: { window: 1min } }
+`;
+
+async function reviewCli(subject: string, groups: string[], argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return stack.run(['review', ...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+}
+const approve = (id: string, as = 'bob'): ReturnType<typeof reviewCli> => reviewCli(as, ['dba'], ['approve', id]);
+
+/** The id of the one pending review whose SQL contains `text`, once it exists. */
+async function pendingReview(text: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const ls = await reviewCli('bob', ['dba'], ['ls', '--json']);
+    const found = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string }> }).reviews.find((r) => r.sql.includes(text));
+    if (found) return found.id;
+    await sleep(100);
+  }
+  throw new Error(`no pending review of ${text}`);
+}
+
+async function connect(subject = 'alice', groups: string[] = []): Promise<RunningConnect> {
+  const c = await stack.connect('app', await stack.token(subject, groups));
+  running.push(c);
+  return c;
+}
+
+const count = async (table: string): Promise<number> => Number((await stack.pg.psql(`select count(*) from ${table}`, { database: 'app' })).trim());
+const refill = (): Promise<string> => stack.pg.psql(`truncate notes; insert into notes(body) select 'n' || g from generate_series(1, 5) g`, { database: 'app' });
+
+beforeAll(async () => {
+  hook = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      hooked.push({ path: req.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
+      res.end('ok');
+    });
+  });
+  hook.listen(0, '127.0.0.1');
+  await once(hook, 'listening');
+  const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}`;
+  process.env.REVIEW_SLACK_URL = `${hookUrl}/slack`;
+  policyRepo = new PolicyGitRepo('hoop-reviews-');
+  stack = await startStack({
+    policy: ({ pg }) => {
+      policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' }), hookUrl));
+      return policyRepo.gatewayBlock(['${env:APP_*}', '${env:REVIEW_*}']);
+    },
+  });
+  await stack.pg.psql(
+    `create table notes(id serial primary key, body text);
+     create table ledger(id int primary key, amount int);
+     insert into ledger values (1, 10), (2, 20);
+     create table scratch(id int);
+     grant all on notes, notes_id_seq, ledger, scratch to public`,
+    { database: 'app' },
+  );
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of running) await c.stop();
+  await stack?.close();
+  hook?.close();
+  policyRepo?.remove();
+  delete process.env.REVIEW_SLACK_URL;
+});
+
+describe('a statement held for review', () => {
+  it('tells psql at once, waits, and runs exactly what was sent once a reviewer approves', async () => {
+    await refill();
+    const c = await connect();
+    const child = spawnPsql(c.info, ['-v', 'ON_ERROR_STOP=1', '-c', 'DELETE FROM notes', '-c', "select 'after' as step"]);
+    let err = '';
+    let out = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const id = await pendingReview('DELETE FROM notes');
+    // The notice reached psql while it waits, and the statement has not run.
+    for (let i = 0; i < 50 && !err.includes(id); i++) await sleep(100);
+    expect(err).toContain(`NOTICE:  hoop: statement held for review ${id} (rule "wide-delete"): a DELETE of every row needs a DBA`);
+    expect(err).toContain(`hoop review approve ${id}`);
+    expect(await count('notes')).toBe(5);
+    const show = await reviewCli('bob', ['dba'], ['show', id]);
+    expect(show.stdout).toContain('DELETE FROM notes');
+    expect(show.stdout).toContain('requested by alice');
+
+    const approved = await approve(id);
+    expect(approved.stdout).toContain(`review ${id}: approved by bob`);
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(out).toContain('DELETE 5');
+    expect(out).toContain('after');
+    expect(await count('notes')).toBe(0);
+    // The webhook got the request and the decision, both bodies.
+    await expect.poll(() => hooked.filter((h) => (h.body.review as { id?: string } | undefined)?.id === id).map((h) => h.body.event)).toEqual(['review.requested', 'review.decided']);
+    const slack = hooked.filter((h) => h.path === '/slack' && String(h.body.text).includes(id));
+    expect(slack).toHaveLength(2);
+    expect(String(slack[0]!.body.text)).toContain('alice waits for approval on app');
+  });
+
+  it('a denial reaches the client with the reviewer\'s reason, and the statement never runs', async () => {
+    await refill();
+    const c = await connect();
+    const result = psql(c.info, ['-c', 'DELETE FROM notes']);
+    const id = await pendingReview('DELETE FROM notes');
+    const nobody = await reviewCli('bob', ['dba'], ['deny', id]);
+    expect(nobody.code).not.toBe(0);
+    expect(nobody.stderr).toContain('needs a reason');
+    const denied = await reviewCli('bob', ['dba'], ['deny', id, '--reason', 'not on a Friday']);
+    expect(denied.stdout).toContain('denied by bob: not on a Friday');
+    const r = await result;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`ERROR:  hoop: denied by reviewer bob (review ${id}): not on a Friday`);
+    expect(await count('notes')).toBe(5);
+    const again = await reviewCli('carol', ['dba'], ['approve', id]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain(`review ${id} is denied already`);
+  });
+
+  it('pipelined messages behind a held one wait, in order, and keep the transaction', async () => {
+    await refill();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    // One write: BEGIN; the held DELETE; a SELECT behind it; ROLLBACK.
+    raw.write(Buffer.concat([queryMessage('BEGIN'), queryMessage('DELETE FROM notes'), queryMessage('select count(*) from notes'), queryMessage('ROLLBACK')]));
+    const id = await pendingReview('DELETE FROM notes');
+    const notice = await raw.waitFor('N');
+    expect(parseErrorFields(notice!.body).message).toContain(id);
+    expect(await count('notes')).toBe(5);
+    await approve(id);
+    const messages = await raw.messagesSince(0, 4);
+    const tags = messages.filter((m) => m.type === 0x43).map((m) => m.body.toString('latin1').replace(/\0$/, ''));
+    expect(tags).toEqual(['BEGIN', 'DELETE 5', 'SELECT 1', 'ROLLBACK']);
+    const row = messages.find((m) => m.type === 0x44)!;
+    expect(row.body.toString('latin1')).toContain('0'); // inside the transaction the DELETE had run
+    const statuses = messages.filter((m) => m.type === 0x5a).map((m) => String.fromCharCode(m.body[0]!));
+    expect(statuses).toEqual(['I', 'T', 'T', 'T', 'I']); // the first: the startup's
+    expect(await count('notes')).toBe(5); // rolled back
+    raw.destroy();
+  });
+
+  it('holds the extended protocol at the Bind, with its parameters, and runs the portal once approved', async () => {
+    const client = await pgClient((await connect()).info);
+    try {
+      const pending = client.query('UPDATE ledger SET amount = amount + $1 WHERE id > $2', [5, 0]);
+      const id2 = await pendingReview('WHERE id > $2');
+      const show = JSON.parse((await reviewCli('bob', ['dba'], ['show', id2, '--json'])).stdout) as { params: unknown[] };
+      expect(show.params).toEqual(['5', '0']);
+      await approve(id2);
+      expect((await pending).rowCount).toBe(2);
+      // The window: the same statement shape in this session runs without a new review for a minute.
+      const again = await client.query('UPDATE ledger SET amount = amount + $1 WHERE id > $2', [1, 1]);
+      expect(again.rowCount).toBe(1);
+    } finally {
+      await client.end();
+    }
+    expect((await stack.pg.psql('select sum(amount) from ledger', { database: 'app' })).trim()).toBe(String(30 + 10 + 1));
+  });
+
+  it('psql\'s cancel (SIGINT) withdraws the review, and the statement never runs', async () => {
+    await refill();
+    const c = await connect();
+    const child = spawnPsql(c.info, ['-c', 'DELETE FROM notes']);
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const id = await pendingReview('DELETE FROM notes');
+    for (let i = 0; i < 50 && !err.includes('NOTICE'); i++) await sleep(100);
+    child.kill('SIGINT');
+    await once(child, 'exit');
+    expect(err).toContain('ERROR:  canceling statement due to user request');
+    expect(err).toContain(`hoop withdrew review ${id}`);
+    const show = JSON.parse((await reviewCli('alice', [], ['show', id, '--json'])).stdout) as { state: string; closedBecause: string };
+    expect(show).toMatchObject({ state: 'withdrawn', closedBecause: 'the client cancelled the statement' });
+    const late = await approve(id);
+    expect(late.stderr).toContain('withdrawn already');
+    expect(await count('notes')).toBe(5);
+  });
+
+  it('a client that goes away withdraws its review; approving later runs nothing', async () => {
+    await refill();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    raw.write(queryMessage('DELETE FROM notes'));
+    const id = await pendingReview('DELETE FROM notes');
+    raw.destroy();
+    await expect.poll(async () => (JSON.parse((await reviewCli('alice', [], ['show', id, '--json'])).stdout) as { state: string }).state).toBe('withdrawn');
+    expect((await approve(id)).code).not.toBe(0);
+    await sleep(200);
+    expect(await count('notes')).toBe(5);
+  });
+
+  it('times out with an error that says so', async () => {
+    const c = await connect();
+    const r = await psql(c.info, ['-c', 'TRUNCATE scratch']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR: {2}hoop: approval required \(rule "truncate"\): review rv-[0-9a-f]+ was not decided within 1 s, so the statement did not run/);
+  });
+
+  it('refuses self-approval, and counts two approvals from distinct reviewers', async () => {
+    await stack.pg.psql('create table if not exists doomed(id int); grant all on doomed to public', { database: 'app' });
+    const c = await connect('dave', ['dba']);
+    const result = psql(c.info, ['-c', 'DROP TABLE doomed']);
+    const id = await pendingReview('DROP TABLE doomed');
+    const self = await reviewCli('dave', ['dba'], ['approve', id]);
+    expect(self.code).not.toBe(0);
+    expect(self.stderr).toContain('may not approve their own statement');
+    const outsider = await reviewCli('carol', [], ['approve', id]);
+    expect(outsider.code).not.toBe(0);
+    const one = await approve(id, 'bob');
+    expect(one.stdout).toContain('pending (1 of 2 approvals');
+    expect((await approve(id, 'bob')).stderr).toContain('approved review');
+    expect(await stack.pg.psql("select count(*) from pg_tables where tablename = 'doomed'", { database: 'app' })).toContain('1');
+    const two = await approve(id, 'carol');
+    expect(two.stdout).toContain('approved by bob, carol');
+    expect((await result).code).toBe(0);
+    expect((await stack.pg.psql("select count(*) from pg_tables where tablename = 'doomed'", { database: 'app' })).trim()).toBe('0');
+  });
+});
