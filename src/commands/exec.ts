@@ -28,6 +28,7 @@ import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, ta
 import type { RowDescriptionField } from '../postgres/rows.js';
 import type { ResultHandler } from '../postgres/simple-query.js';
 import { openGatewaySql, refusalOf } from './gateway-sql.js';
+import { reviewStatusLine } from './review.js';
 
 /** `hoop exec`'s exit codes beyond hoop's own (see the module documentation). */
 export const ExecExit = {
@@ -218,7 +219,8 @@ export function execCommand(io: CliIo): Command {
       const records = new CommandRecords(io, provider, log);
       records.resume();
       try {
-        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say, records });
+        // A statement held for review: exec waits, saying where its review stands.
+        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say, records, onReview: (r) => say(reviewStatusLine(r)) });
         try {
           const printer = new ResultPrinter(io.stdout, io.stderr, format);
           for (const statement of statements) {

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import { QueryError, SimpleQuerySession } from '../postgres/simple-query.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
 import { newSessionId, openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
+import type { ControlMessage } from '../tunnel/frames.js';
 import { VERSION } from '../version.js';
 
 /** What the client says about why it runs what it runs; the gateway records it as the client's claim (`context` events). */
@@ -34,6 +35,8 @@ export async function openGatewaySql(o: {
   say: (line: string) => void;
   /** The command's own records: the session is recorded by the CLI too, when the gateway takes it. */
   records?: CommandRecords;
+  /** Told of each `review` control message: a statement held for review, and how its review ended. */
+  onReview?: (review: ControlMessage) => void;
 }): Promise<GatewaySql> {
   const { gateway, ca } = o.provider;
   const { token } = await o.provider.current();
@@ -42,6 +45,12 @@ export async function openGatewaySql(o: {
   const runId = o.env.HOOP_RUN_ID;
   const tunnel = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}) });
   const { channel } = tunnel;
+  if (o.onReview) {
+    const onReview = o.onReview;
+    channel.on('control', (m: ControlMessage) => {
+      if (m.type === 'review') onReview(m);
+    });
+  }
   // A long result outlives a token: renewed ones go to the gateway, as for hoop connect.
   const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
   renewal.track(channel, token);

@@ -24,6 +24,7 @@ import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
 import type { CommandRecords } from './client-records.js';
 import type { Refusal } from '../postgres/statement-gate.js';
+import { reviewStatusLine } from './review.js';
 
 export interface LocalPortOptions {
   io: CliIo;
@@ -87,6 +88,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
     else if (e.kind === 'protocol-error') say(`a local client broke the protocol and was disconnected: ${e.message}`);
     else if (e.kind === 'client-closed' && e.message) say(`session ${e.session} closed: ${e.message}`);
+    else if (e.kind === 'review') say(`session ${e.session}: ${reviewStatusLine(e.review)}`);
     else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
   };
   const recordFailed = (session: string, err: unknown): void => say(`this machine's record of session ${session} stopped: ${describeError(err)} (the gateway's record is not affected)`);

@@ -89,6 +89,31 @@ export function reviewText(r: ReviewInfo): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * One status line for a `review` control message of the gateway (what `hoop connect`, `hoop run`
+ * and `hoop exec` print as a held statement's review goes on).
+ */
+export function reviewStatusLine(m: Record<string, unknown>): string {
+  const id = String(m.id);
+  const by = Array.isArray(m.by) ? m.by.join(', ') : typeof m.by === 'string' ? m.by : '?';
+  switch (m.state) {
+    case 'pending': {
+      const groups = Array.isArray(m.groups) ? m.groups.join(', ') : '?';
+      const n = Number(m.approvals ?? 1);
+      const within = typeof m.timeoutMs === 'number' ? ` within ${relative(new Date(Date.now() + m.timeoutMs).toISOString()).replace(/^in /, '')}` : '';
+      return `statement held for review ${id}${m.rule ? ` (rule "${String(m.rule)}")` : ''}: waiting for ${n === 1 ? 'one approval' : `${n} approvals`} from ${groups}${within}; a reviewer runs \`hoop review approve ${id}\``;
+    }
+    case 'approved':
+      return `review ${id} approved by ${by}: the statement runs`;
+    case 'denied':
+      return `review ${id} denied by ${by}${typeof m.reason === 'string' ? `: ${m.reason}` : ''}; the statement did not run`;
+    case 'expired':
+      return `review ${id} was not decided in time; the statement did not run`;
+    default:
+      return `review ${id} withdrawn; the statement did not run`;
+  }
+}
+
 /** Exit code of `show --wait` by outcome: 0 approved, 3 denied, 4 still pending or not decided (expired, withdrawn). */
 function waitExit(r: ReviewInfo): number {
   return r.state === 'approved' ? 0 : r.state === 'denied' ? 3 : 4;

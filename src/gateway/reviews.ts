@@ -261,7 +261,8 @@ export class ReviewRegistry {
     if (!live || !r) return;
     this.#live.delete(id);
     clearTimeout(live.timer);
-    live.observe?.(this.#close(r, outcome.state, because, live.settings));
+    const closed = this.#close(r, outcome.state, because, live.settings);
+    live.observe?.(closed);
     live.settle(outcome);
   }
 

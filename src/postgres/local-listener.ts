@@ -47,7 +47,9 @@ export type ListenerEvent =
   | { kind: 'client-closed'; session: string; reason: string; message?: string }
   | { kind: 'tunnel-failed'; session: string; error: HoopError }
   | { kind: 'auth-failed'; session: string }
-  | { kind: 'protocol-error'; session: string; message: string };
+  | { kind: 'protocol-error'; session: string; message: string }
+  /** The gateway holds a statement of the session for review, or its review ended (the `review` control message). */
+  | { kind: 'review'; session: string; review: ControlMessage };
 
 /** The CLI's own record of a session, as the listener feeds it. */
 export interface ClientSessionRecord {
@@ -237,6 +239,7 @@ export class LocalPostgresListener {
     let closeReason: ControlMessage | undefined;
     channel.on('control', (msg: ControlMessage) => {
       if (msg.type === 'close') closeReason = msg;
+      else if (msg.type === 'review') onEvent?.({ kind: 'review', session, review: msg });
     });
     channel.on('error', (err) => log.debug('tunnel.error', { session, error: describeError(err) }));
     channel.write(startupMessage([['user', user], ['database', database], ...[...params].filter(([k]) => k !== 'user' && k !== 'database')]));

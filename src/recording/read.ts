@@ -108,6 +108,15 @@ export class TranscriptRenderer {
       }
       case 'decision':
         return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];
+      case 'review': {
+        if (e.state === 'pending') {
+          const groups = Array.isArray(e.groups) ? e.groups.join(', ') : '?';
+          return [{ at, text: `-- hoop: held for review ${String(e.id)}${e.rule ? ` by rule "${String(e.rule)}"` : ''}: ${String(e.reason)} (${String(e.approvals ?? 1)} approval(s) from ${groups})` }];
+        }
+        const decisions = Array.isArray(e.decisions) ? (e.decisions as Array<{ subject?: string; email?: string; decision?: string; reason?: string }>) : [];
+        const said = decisions.map((d) => `${d.email ?? d.subject ?? '?'} ${d.decision === 'deny' ? 'denied' : 'approved'}${d.reason ? ` (${JSON.stringify(d.reason)})` : ''}`).join(', ');
+        return [{ at, text: `-- hoop: review ${String(e.id)} ${String(e.state)}${said ? `: ${said}` : ''}${e.because ? ` (${String(e.because)})` : ''}`, ...(e.state === 'approved' ? {} : { denied: true }) }];
+      }
       case 'columns':
         this.#names = (e.names as string[]) ?? [];
         this.#rows = [];

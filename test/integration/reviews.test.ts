@@ -137,6 +137,27 @@ describe('a statement held for review', () => {
     const slack = hooked.filter((h) => h.path === '/slack' && String(h.body.text).includes(id));
     expect(slack).toHaveLength(2);
     expect(String(slack[0]!.body.text)).toContain('alice waits for approval on app');
+    // hoop connect's terminal said where the review stood.
+    expect(c.stderr()).toContain(`statement held for review ${id} (rule "wide-delete"): waiting for one approval from dba`);
+    expect(c.stderr()).toContain(`review ${id} approved by bob: the statement runs`);
+    // The session's recording holds the review: raised, then approved, before the DELETE's outcome.
+    const session = JSON.parse((await reviewCli('alice', [], ['show', id, '--json'])).stdout) as { session: string };
+    await expect.poll(async () => (await stack.run(['sessions', 'replay', session.session, '--no-tty', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') })).stdout, { timeout: 15_000 }).toMatch(
+      new RegExp(`DELETE FROM notes\\n-- hoop: held for review ${id} by rule "wide-delete"[^\\n]*\\n-- hoop: review ${id} approved: bob approved\\nDELETE 5`),
+    );
+  });
+
+  it('hoop exec waits for the decision, saying where the review stands', async () => {
+    await refill();
+    const exec = stack.run(['exec', 'app', '-c', 'DELETE FROM notes', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+    const id = await pendingReview('DELETE FROM notes');
+    await approve(id);
+    const r = await exec;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('DELETE 5');
+    expect(r.stderr).toContain(`hoop: statement held for review ${id}`);
+    expect(r.stderr).toContain(`hoop: review ${id} approved by bob`);
+    expect(await count('notes')).toBe(0);
   });
 
   it('a denial reaches the client with the reviewer\'s reason, and the statement never runs', async () => {

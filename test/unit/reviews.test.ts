@@ -1,0 +1,63 @@
+/**
+ * The review registry on its own: who may see and decide, approvals counted once per reviewer, a
+ * denial deciding, the timeout, and a gateway restart expiring what was pending (never approving
+ * it), read back from the history file.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ReviewRegistry } from '../../src/gateway/reviews.js';
+import type { Identity } from '../../src/identity.js';
+import { silentLogger } from '../../src/log.js';
+import { REVIEW_DEFAULTS } from '../../src/policy/schema.js';
+import { thrown } from '../harness/thrown.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hoop-reviews-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const who = (subject: string, groups: string[] = []): Identity => ({ subject, issuer: 'https://idp', kind: 'user', groups, expiresAt: new Date(Date.now() + 3_600_000), claims: {} });
+const ask = (settings: Partial<typeof REVIEW_DEFAULTS> & { groups?: string[] } = {}) => ({ sql: 'DELETE FROM t', rule: 'r', reason: 'rule "r" matched', settings: { ...REVIEW_DEFAULTS, groups: ['dba'], ...settings } });
+const origin = { session: 'sess-1234', connection: 'app', requester: who('alice') };
+
+describe('the review registry', () => {
+  it('lets reviewers decide, counts distinct approvals, and shows each review only to those it concerns', async () => {
+    const reg = await ReviewRegistry.open(dir, silentLogger);
+    const p = reg.request(ask({ approvals: 2 }), origin);
+    expect(reg.list(who('mallory'), false)).toEqual([]);
+    expect(reg.list(who('alice'), false)).toHaveLength(1);
+    expect(reg.list(who('audrey'), true)).toHaveLength(1);
+    expect((thrown(() => reg.decide(p.id, who('mallory'), false, 'approve')) as { code: string }).code).toBe('HOOP_REVIEW_UNKNOWN');
+    expect((thrown(() => reg.decide(p.id, who('alice', ['dba']), false, 'approve')) as Error).message).toContain('may not approve their own statement');
+    reg.decide(p.id, who('bob', ['dba']), false, 'approve');
+    expect((thrown(() => reg.decide(p.id, who('bob', ['dba']), false, 'approve')) as { status: number }).status).toBe(409);
+    expect(reg.get(p.id, who('alice'), false).state).toBe('pending');
+    reg.decide(p.id, who('carol', ['dba']), false, 'approve');
+    expect(await p.decided).toEqual({ state: 'approved', by: ['bob', 'carol'], windowMs: 0 });
+    await reg.flushed();
+  });
+
+  it('one denial decides; the timeout expires; a restart expires what was pending', async () => {
+    const reg = await ReviewRegistry.open(dir, silentLogger);
+    const denied = reg.request(ask(), origin);
+    reg.decide(denied.id, who('bob', ['dba']), false, 'deny', 'no');
+    expect(await denied.decided).toEqual({ state: 'denied', by: 'bob', reason: 'no' });
+    const slow = reg.request(ask({ timeoutMs: 50 }), origin);
+    expect(await slow.decided).toEqual({ state: 'expired', afterMs: 50 });
+    const left = reg.request(ask(), origin);
+    await reg.flushed();
+
+    const after = await ReviewRegistry.open(dir, silentLogger);
+    const r = after.get(left.id, who('alice'), false);
+    expect(r).toMatchObject({ state: 'expired', closedBecause: 'the gateway restarted while it waited; its statement did not run' });
+    expect(after.get(denied.id, who('alice'), false).state).toBe('denied');
+    await after.flushed();
+    const lines = (await readFile(join(dir, 'reviews.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { id: string; state: string });
+    expect(lines.filter((l) => l.id === left.id).map((l) => l.state)).toEqual(['pending', 'expired']);
+  });
+});
