@@ -78,7 +78,7 @@ export function demoCommand(io: CliIo): Command {
           const before = await demo.recordedSessions();
           const session = await demo.openSession();
           try {
-            const { transcript, ok } = await runDemoScript(session, { recording: () => demo.verifyLastSession(before), runAgent: (prompt, sql) => demo.runAgent(prompt, sql) });
+            const { transcript, ok } = await runDemoScript(session, { recording: () => demo.verifyLastSession(before), runAgent: (prompt, sql) => demo.runAgent(prompt, sql), review: (decision, reason) => demo.review(decision, reason) });
             io.stdout.write(`${transcript.join('\n')}\n`);
             if (!ok) throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', { hint: `the gateway's log is in ${demo.dir}/gateway.log`, exitCode: 1 });
           } finally {

@@ -34,7 +34,7 @@ import { processExists } from '../pid.js';
 import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
-import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
+import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_REVIEWER, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
 import type { RecordingCheckResult } from './script.js';
 import { openSqlSession, type SqlSession } from './session.js';
 
@@ -79,6 +79,11 @@ export interface RunningDemo {
    * command; resolves what it printed and its exit code, and the replay of the run (its own record first).
    */
   runAgent(prompt: string, sql: string): Promise<AgentRun>;
+  /**
+   * As the demo's reviewer (Rae, group dba): waits for the one pending review, then runs `hoop
+   * review approve|deny <id>`; resolves its exit code and a line that says what was done.
+   */
+  review(decision: 'approve' | 'deny', reason?: string): Promise<{ code: number; line: string }>;
   stop(): Promise<void>;
 }
 
@@ -110,6 +115,7 @@ function paths(dir: string) {
     gatewayData: join(dir, 'gateway'),
     gatewayLog: join(dir, 'gateway.log'),
     cli: join(dir, 'cli'),
+    reviewer: join(dir, 'reviewer'),
     env: join(dir, 'env'),
     pgpass: join(dir, 'pgpass'),
     localCa: join(dir, 'tls', 'local.crt'),
@@ -265,24 +271,32 @@ policy:
       HOOP_POLICY_REPO: p.repo,
     };
     const cliEnv = { ...options.env, ...env };
-    options.say(`signing in as "${DEMO_USER}"`);
-    // The browser's part runs beside login(), which listens for the redirect only once the URL was "opened".
-    const signIn = new AbortController();
-    let signingIn: Promise<void> = Promise.resolve();
-    const openUrl = async (url: string): Promise<boolean> => {
-      signingIn = issuer.signIn(url, DEMO_USER).catch((err: unknown) => {
-        signIn.abort();
-        throw new HoopError(ErrorCode.INTERNAL, `the demo's sign-in as "${DEMO_USER}" failed: ${describeError(err)}`);
-      });
-      signingIn.catch(() => undefined);
-      return true;
+    /** `hoop login` as `account` into the CLI configuration of `env`, with the provider's sign-in played here. */
+    const signInAs = async (account: string, loginEnv: NodeJS.ProcessEnv): Promise<void> => {
+      options.say(`signing in as "${account}"`);
+      // The browser's part runs beside login(), which listens for the redirect only once the URL was "opened".
+      const signIn = new AbortController();
+      let signingIn: Promise<void> = Promise.resolve();
+      const openUrl = async (url: string): Promise<boolean> => {
+        signingIn = issuer.signIn(url, account).catch((err: unknown) => {
+          signIn.abort();
+          throw new HoopError(ErrorCode.INTERNAL, `the demo's sign-in as "${account}" failed: ${describeError(err)}`);
+        });
+        signingIn.catch(() => undefined);
+        return true;
+      };
+      try {
+        await login({ gateway: gatewayUrl, caFile: p.ca, timeoutSeconds: 30 }, { env: loginEnv, cwd: dir, interactive: true, signal: signIn.signal, say: () => undefined, openUrl });
+      } catch (err) {
+        await signingIn; // its error says more than "login cancelled"
+        throw err;
+      }
     };
-    try {
-      await login({ gateway: gatewayUrl, caFile: p.ca, timeoutSeconds: 30 }, { env: cliEnv, cwd: dir, interactive: true, signal: signIn.signal, say: () => undefined, openUrl });
-    } catch (err) {
-      await signingIn; // its error says more than "login cancelled"
-      throw err;
-    }
+    await signInAs(DEMO_USER, cliEnv);
+    // The reviewer (group dba) decides the statements the review rule holds: a CLI login of its own.
+    const reviewerEnv = { ...cliEnv, HOOP_CONFIG_DIR: p.reviewer };
+    await signInAs(DEMO_REVIEWER, reviewerEnv);
+    env.HOOP_DEMO_REVIEWER = p.reviewer;
 
     // hoop connect demo-db, in this process.
     options.say(`opening ${DEMO_CONNECTION} on 127.0.0.1:${localPort}`);
@@ -331,12 +345,12 @@ policy:
     await chmod(p.env, 0o600);
     const psql = `PGPASSFILE=${shellQuote(p.pgpass)} psql ${shellQuote(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
     /** The CLI as the demo user, in this process; resolves its exit code and output. */
-    const cli = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+    const cli = async (argv: string[], as: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> => {
       let out = '';
       let err = '';
       const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
       const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
-      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env }, cwd: dir, signal: new AbortController().signal });
+      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: dir, signal: new AbortController().signal });
       return { code, out, err };
     };
     const recordedSessions = async (): Promise<number> => {
@@ -373,6 +387,19 @@ policy:
         const runId = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ runId?: string }> }).sessions.find((s) => s.runId)?.runId : undefined;
         const replay = runId ? await cli(['sessions', 'replay', runId, '--run', '--no-tty']) : { out: '', err: 'no session of the run is listed' };
         return { code: run.code, stdout: run.out, replay: replay.out || replay.err };
+      },
+      async review(decision, reason) {
+        // The reviewer finds the statement the agent's session waits on, and decides it with the CLI.
+        const asReviewer = { HOOP_CONFIG_DIR: p.reviewer };
+        let id: string | undefined;
+        for (let i = 0; i < 100 && id === undefined; i++) {
+          const ls = await cli(['review', 'ls', '--json'], asReviewer);
+          id = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<{ id: string }> }).reviews[0]?.id : undefined;
+          if (id === undefined) await new Promise((r) => setTimeout(r, 100));
+        }
+        if (id === undefined) return { code: 1, line: 'no review waited for a decision' };
+        const r = await cli(['review', decision, id, ...(reason ? ['--reason', reason] : [])], asReviewer);
+        return { code: r.code, line: `hoop review ${decision} ${id}${reason ? ` --reason ${JSON.stringify(reason)}` : ''}: ${(r.out || r.err).trim()}` };
       },
       async verifyLastSession(before) {
         for (let i = 0; i < 100 && (await recordedSessions()) <= before; i++) await new Promise((r) => setTimeout(r, 100));

@@ -15,7 +15,11 @@ import type { DemoAccount } from './issuer.js';
 export const DEMO_ACCOUNTS: Record<string, DemoAccount> = {
   demo: { name: 'Dana Demo (engineer)', email: 'demo@hoop.example', groups: ['engineers'] },
   analyst: { name: 'Ari Analyst', email: 'analyst@hoop.example', groups: ['analysts'] },
+  reviewer: { name: 'Rae Reviewer (DBA)', email: 'rae@hoop.example', groups: ['dba'] },
 };
+
+/** The account that reviews held statements in the demo (a second CLI login, in its own config directory). */
+export const DEMO_REVIEWER = 'reviewer';
 
 /** The account the demo signs in as. */
 export const DEMO_USER = 'demo';
@@ -119,6 +123,8 @@ access:                                         # nobody gets in unless a rule a
 
 statements:
   unparseable: deny
+  reviewers:                                    # who decides statements a review rule holds
+    - { groups: [dba], approvals: 1, timeout: 10min }
   rules:
     - name: no-drop-or-truncate
       match: { kinds: [drop, truncate] }

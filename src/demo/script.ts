@@ -2,8 +2,10 @@
  * `hoop demo --script`: an "agent" session played through `hoop connect`'s local port, as any
  * PostgreSQL client would, with what the demo's policy must make of each statement checked on
  * the bytes that came back: it reads customers (emails, card numbers and SSNs masked), is
- * denied a DROP, meets the review rule with a DELETE of every row, runs a DELETE of one row (in
- * a transaction it rolls back), and finds every order still there; then, once it disconnects, the
+ * denied a DROP, meets the review rule with a DELETE of every row (held at the gateway: the
+ * demo's reviewer denies it with the CLI), sends it again inside a transaction it rolls back (the
+ * reviewer approves: it runs as sent), runs a DELETE of one row, and finds every order still
+ * there; then, once it disconnects, the
  * gateway's recording of the session must verify, and agree with hoop connect's own record of it.
  */
 import type { RoundTrip } from '../postgres/round-trip.js';
@@ -16,6 +18,8 @@ interface Step {
   check(answer: RoundTrip): string | undefined;
   /** What the step shows, said when it went as expected. */
   shows: string;
+  /** The statement is held for review: the reviewer decides it with `hoop review` while it waits. */
+  review?: { decision: 'approve' | 'deny'; reason?: string };
 }
 
 const REFUSED = '42501';
@@ -51,8 +55,15 @@ const STEPS: Step[] = [
   },
   {
     sql: 'delete from orders',
-    check: refusedBy('review-mass-writes', 'approval required'),
-    shows: 'a DELETE that would touch every row waits for a reviewer (refused until reviews are built)',
+    review: { decision: 'deny', reason: 'not during the demo' },
+    check: (a) => (a.error?.code === REFUSED && a.error.message.includes('denied by reviewer') && a.error.message.includes('not during the demo') ? undefined : a.error ? `the error was ${a.error.code} ${a.error.message}` : 'it ran; the reviewer had denied it'),
+    shows: "a DELETE that would touch every row was held at the gateway for a reviewer; the reviewer denied it with `hoop review deny`, and the agent got the reason",
+  },
+  {
+    sql: 'begin; delete from orders; rollback',
+    review: { decision: 'approve' },
+    check: (a) => (a.error ? `${a.error.code} ${a.error.message}` : a.commands.includes('DELETE 60') && a.commands.includes('ROLLBACK') ? undefined : `it said ${a.commands.join(', ')}`),
+    shows: 'held again; the reviewer approved it with `hoop review approve`, and exactly the held statement ran (DELETE 60, rolled back here)',
   },
   {
     sql: 'begin; delete from orders where id = 7; rollback',
@@ -94,17 +105,22 @@ export interface DemoScriptChecks {
   recording?: () => Promise<RecordingCheckResult>;
   /** An agent wrapped by `hoop run`. */
   runAgent?: (prompt: string, sql: string) => Promise<{ code: number; stdout: string; replay: string }>;
+  /** The reviewer's `hoop review approve|deny` of the statement the session waits on. */
+  review?: (decision: 'approve' | 'deny', reason?: string) => Promise<{ code: number; line: string }>;
 }
 
 export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
-  const { recording, runAgent } = checks;
+  const { recording, runAgent, review } = checks;
   const transcript: string[] = [];
   let passed = 0;
   for (const step of STEPS) {
-    const answer = await session.run(step.sql);
+    const running = session.run(step.sql);
+    const decided = step.review && review ? await review(step.review.decision, step.review.reason) : undefined;
+    const answer = await running;
     transcript.push(`agent> ${step.sql}`);
+    if (decided) transcript.push(`        (reviewer) ${decided.line}`);
     for (const line of shown(answer)) transcript.push(`        ${line}`);
-    const problem = step.check(answer);
+    const problem = decided && decided.code !== 0 ? `the reviewer's command failed: ${decided.line}` : step.check(answer);
     if (problem === undefined) passed++;
     transcript.push(problem === undefined ? `   ok   ${step.shows}` : `   FAIL ${problem}`, '');
   }

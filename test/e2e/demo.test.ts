@@ -103,7 +103,7 @@ describe('hoop demo', () => {
     expect(r.stdout).toMatch(/\*{4} \*{4} \*{4} \d{4}/);
     expect(r.stdout).toContain('denied by rule "no-drop-or-truncate"');
     expect(r.stdout).toContain('approval required (rule "review-mass-writes")');
-    expect(r.stdout).toContain('7 of 7 expected outcomes happened.');
+    expect(r.stdout).toContain('8 of 8 expected outcomes happened.');
     expect(r.stdout).not.toMatch(/@example\.(com|org)|\b\d{4} \d{4} \d{4} \d{4}\b|\b\d{3}-\d{2}-\d{4}\b/);
     expect(readFileSync(join(dir, 'env'), 'utf8')).toContain('export HOOP_GATEWAY=');
     expect(existsSync(join(dir, 'demo.pid'))).toBe(false);
@@ -117,7 +117,7 @@ describe('hoop demo', () => {
     const broken = await demoOnce(['--dir', dir, '--script', ...ports]);
     expect(broken.code).toBe(1);
     expect(broken.stdout).toMatch(/agent> drop table orders\n {8}DROP TABLE\n {3}FAIL it ran \(DROP TABLE\); it should have been refused/);
-    expect(broken.stdout).not.toContain('7 of 7');
+    expect(broken.stdout).not.toContain('8 of 8');
     expect(broken.stderr).toContain('did not go as the demo policy says');
   }, 180_000);
 

@@ -165,7 +165,7 @@ describe('the README, run as written', () => {
     expect(printed).toContain(`source ${home}/.local/state/hoop/demo/env`);
 
     const second = shCommands(readme).filter((l) => l.startsWith('psql -c') || l.startsWith('source '));
-    const [source, masked, drop, del, update] = second;
+    const [source, masked, drop, update, del] = second;
     expect(source).toBe('source ~/.local/state/hoop/demo/env');
     const sourced = async (line: string) => run([source!, line]);
     const rows = await sourced(masked!);
@@ -174,9 +174,21 @@ describe('the README, run as written', () => {
     const dropped = await sourced(drop!);
     expect(dropped.code).not.toBe(0);
     expect(dropped.output).toContain('ERROR:  hoop: denied by rule "no-drop-or-truncate"');
-    const deleted = await sourced(del!);
-    expect(deleted.output).toContain('ERROR:  hoop: approval required (rule "review-mass-writes")');
     expect((await sourced(update!)).output.trim()).toBe('UPDATE 1');
+
+    // The DELETE waits for a reviewer; Rae denies it from a second terminal.
+    expect(del).toBe("psql -c 'delete from orders'");
+    const waiting = bash([source!, del!]);
+    const [, id] = await waiting.waitFor(/NOTICE: {2}hoop: statement held for review (rv-[0-9a-f]{16}) \(rule "review-mass-writes"\)/);
+    const reviewer = shCommands(readme).filter((l) => l.includes('npx hoop review'));
+    expect(reviewer).toEqual(['HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER npx hoop review ls', "HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER npx hoop review deny rv-5c1e0b7a9d3f2e41 --reason 'not during the demo'"]);
+    const listed0 = await sourced(reviewer[0]!);
+    expect(listed0.output).toMatch(new RegExp(`${id} +pending 0/1 +demo@hoop\\.example +demo-db +review-mass-writes +.*delete from orders`));
+    ran.add(reviewer[1]!);
+    const denied = await sourced(reviewer[1]!.replace('rv-5c1e0b7a9d3f2e41', id!));
+    expect(denied.output.trim()).toBe(`review ${id}: denied by rae@hoop.example: not during the demo`);
+    expect(await waiting.exited).not.toBe(0);
+    expect(waiting.output()).toContain(`(review ${id}): not during the demo`);
 
     const cli = shCommands(readme).filter((l) => /^npx hoop (whoami|connections|policy (check|test))/.test(l) && !l.includes('--dir'));
     expect(cli).toHaveLength(6); // the tour's four, and whoami/connections again in "Identity" and "hoop connect"
@@ -226,7 +238,7 @@ describe('the README, run as written', () => {
     expect(await interrupt(demo)).toBe(0);
     const scripted = await run(['npx hoop demo --script']);
     expect(scripted.code).toBe(0);
-    expect(scripted.output).toContain('7 of 7 expected outcomes happened.');
+    expect(scripted.output).toContain('8 of 8 expected outcomes happened.');
   }, 120_000);
 
   it('the policy repo: examples/policy-repo passes its tests, and check/show answer as shown', async () => {
