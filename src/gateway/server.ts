@@ -359,9 +359,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   });
   reviews.onChange((event, review, settings) => {
-    const { sql: _sql, params: _params, ...fields } = review;
     // The audit stream never carries SQL text (as for refusals); the review API and the recording do.
-    audit?.emit(`review.${event}`, { ...fields, requester: review.requester.subject });
+    audit?.emit(`review.${event}`, {
+      session: review.session,
+      subject: review.requester.subject,
+      issuer: review.requester.issuer,
+      connection: review.connection,
+      ...(review.run !== undefined ? { run: review.run } : {}),
+      review: review.id,
+      state: review.state,
+      ...(review.rule !== undefined ? { rule: review.rule } : {}),
+      groups: review.groups,
+      approvals: review.approvals,
+      ...(event === 'requested' ? { expiresAt: review.expiresAt } : { decisions: review.decisions.map(({ subject, issuer, decision, reason, at }) => ({ subject, issuer, decision, ...(reason ? { reason } : {}), at })), ...(review.closedBecause ? { because: review.closedBecause } : {}) }),
+    });
     if (settings?.notify.length) notifier.notify(settings.notify, event, review);
   });
   const cancels = new CancelRegistry();

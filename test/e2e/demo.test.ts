@@ -93,7 +93,7 @@ function listening(port: number): Promise<boolean> {
 }
 
 describe('hoop demo', () => {
-  it('--script on a machine with only node: masked reads, a denied DROP, the review rule; exit 0', async () => {
+  it('--script on a machine with only node: masked reads, a denied DROP, a review denied and one approved with the CLI; exit 0', async () => {
     const dir = join(base, 'scripted');
     const ports = ['--gateway-port', String(await freePort()), '--port', String(await freePort())];
     const r = await demoOnce(['--dir', dir, '--script', ...ports]);
@@ -102,7 +102,9 @@ describe('hoop demo', () => {
     expect(r.stdout).toContain('[redacted]');
     expect(r.stdout).toMatch(/\*{4} \*{4} \*{4} \d{4}/);
     expect(r.stdout).toContain('denied by rule "no-drop-or-truncate"');
-    expect(r.stdout).toContain('approval required (rule "review-mass-writes")');
+    expect(r.stdout).toMatch(/\(reviewer\) hoop review deny (rv-[0-9a-f]{16}) --reason "not during the demo": review \1: denied by rae@hoop\.example: not during the demo/);
+    expect(r.stdout).toMatch(/ERROR 42501: hoop: denied by reviewer .* \(review rv-[0-9a-f]{16}\): not during the demo/);
+    expect(r.stdout).toMatch(/\(reviewer\) hoop review approve (rv-[0-9a-f]{16}): review \1: approved by rae@hoop\.example\n {8}BEGIN, DELETE 60, ROLLBACK/);
     expect(r.stdout).toContain('8 of 8 expected outcomes happened.');
     expect(r.stdout).not.toMatch(/@example\.(com|org)|\b\d{4} \d{4} \d{4} \d{4}\b|\b\d{3}-\d{2}-\d{4}\b/);
     expect(readFileSync(join(dir, 'env'), 'utf8')).toContain('export HOOP_GATEWAY=');

@@ -180,7 +180,7 @@ describe('the README, run as written', () => {
     expect(del).toBe("psql -c 'delete from orders'");
     const waiting = bash([source!, del!]);
     const [, id] = await waiting.waitFor(/NOTICE: {2}hoop: statement held for review (rv-[0-9a-f]{16}) \(rule "review-mass-writes"\)/);
-    const reviewer = shCommands(readme).filter((l) => l.includes('npx hoop review'));
+    const reviewer = shCommands(readme).filter((l) => l.startsWith('HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER'));
     expect(reviewer).toEqual(['HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER npx hoop review ls', "HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER npx hoop review deny rv-5c1e0b7a9d3f2e41 --reason 'not during the demo'"]);
     const listed0 = await sourced(reviewer[0]!);
     expect(listed0.output).toMatch(new RegExp(`${id} +pending 0/1 +demo@hoop\\.example +demo-db +review-mass-writes +.*delete from orders`));
@@ -189,6 +189,29 @@ describe('the README, run as written', () => {
     expect(denied.output.trim()).toBe(`review ${id}: denied by rae@hoop.example: not during the demo`);
     expect(await waiting.exited).not.toBe(0);
     expect(waiting.output()).toContain(`(review ${id}): not during the demo`);
+
+    // The Reviews reference: list, show, approve (the held statement runs: here inside a transaction rolled back), wait, deny.
+    const reference = shCommands(readme).filter((l) => /^npx hoop review /.test(l));
+    expect(reference.map((l) => l.split(/\s+/).slice(0, 4).join(' '))).toEqual(['npx hoop review ls', 'npx hoop review show', 'npx hoop review approve', 'npx hoop review deny', 'npx hoop review show']);
+    const asRae = { before: `source ~/.local/state/hoop/demo/env; export HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER` };
+    const held = bash([source!, "psql -c 'begin; delete from orders; rollback'"]);
+    const [, one] = await held.waitFor(/review (rv-[0-9a-f]{16})/);
+    const use = (line: string, rv: string): string => {
+      ran.add(line);
+      return line.replace(/rv-5c1e0b7a9d3f2e41/g, rv);
+    };
+    expect((await run([use(reference[0]!, one!)], asRae)).output).toContain(one);
+    expect((await run([use(reference[1]!, one!)], asRae)).output).toContain('    begin; delete from orders; rollback');
+    expect((await run([use(reference[2]!, one!)], asRae)).output).toContain(`review ${one}: approved by rae@hoop.example`);
+    expect(await held.exited).toBe(0);
+    expect(held.output()).toContain('DELETE 60');
+    const waited = await run([source!, use(reference[4]!, one!)]);
+    expect(waited.code).toBe(0);
+    expect(waited.output).toContain(`review ${one}: approved by rae@hoop.example`);
+    const heldAgain = bash([source!, del!]);
+    const [, two] = await heldAgain.waitFor(/review (rv-[0-9a-f]{16})/);
+    expect((await run([use(reference[3]!, two!)], asRae)).output).toContain(`review ${two}: denied by rae@hoop.example: use a WHERE`);
+    expect(await heldAgain.exited).not.toBe(0);
 
     const cli = shCommands(readme).filter((l) => /^npx hoop (whoami|connections|policy (check|test))/.test(l) && !l.includes('--dir'));
     expect(cli).toHaveLength(6); // the tour's four, and whoami/connections again in "Identity" and "hoop connect"

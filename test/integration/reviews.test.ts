@@ -8,6 +8,8 @@
  * the review.
  */
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -83,6 +85,7 @@ beforeAll(async () => {
   process.env.REVIEW_SLACK_URL = `${hookUrl}/slack`;
   policyRepo = new PolicyGitRepo('hoop-reviews-');
   stack = await startStack({
+    extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2 }',
     policy: ({ pg }) => {
       policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' }), hookUrl));
       return policyRepo.gatewayBlock(['${env:APP_*}', '${env:REVIEW_*}']);
@@ -137,6 +140,17 @@ describe('a statement held for review', () => {
     const slack = hooked.filter((h) => h.path === '/slack' && String(h.body.text).includes(id));
     expect(slack).toHaveLength(2);
     expect(String(slack[0]!.body.text)).toContain('alice waits for approval on app');
+    // The audit stream has both events, without the SQL text.
+    await expect
+      .poll(() => {
+        const lines = existsSync(join(stack.dir, 'audit.jsonl')) ? readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+        return lines.filter((l) => l.review === id);
+      })
+      .toEqual([
+        expect.objectContaining({ event: 'review.requested', subject: 'alice', connection: 'app', rule: 'wide-delete', state: 'pending', groups: ['dba'], approvals: 1 }),
+        expect.objectContaining({ event: 'review.decided', state: 'approved', decisions: [expect.objectContaining({ subject: 'bob', decision: 'approve' })] }),
+      ]);
+    expect(readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8')).not.toContain('DELETE FROM notes');
     // hoop connect's terminal said where the review stood.
     expect(c.stderr()).toContain(`statement held for review ${id} (rule "wide-delete"): waiting for one approval from dba`);
     expect(c.stderr()).toContain(`review ${id} approved by bob: the statement runs`);
