@@ -8,8 +8,13 @@
  * gateway.
  *
  * Exit codes (stable, for scripts and agents): 0 every statement ran; 1 the database reported an
- * error; 3 the policy refused a statement; 4 a statement needs a reviewer's approval; and hoop's own
- * codes for the rest (64 usage, 69 gateway unreachable, 77 not signed in or not allowed).
+ * error; 3 the policy (or a reviewer) refused a statement; 4 a statement needs a reviewer's
+ * approval (not decided in time, or `--no-wait`: its review id is printed on stdout); and hoop's
+ * own codes for the rest (64 usage, 69 gateway unreachable, 77 not signed in or not allowed).
+ *
+ * A statement held for review makes exec wait, saying where the review stands. With `--no-wait`
+ * it exits at once; the review stays open at the gateway, and once it is approved the same
+ * statement, sent again by the same identity, runs once.
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html
  */
@@ -53,6 +58,8 @@ interface ExecOptions {
   gateway?: string;
   tokenFile?: string;
   caFile?: string;
+  /** False with `--no-wait`. */
+  wait: boolean;
 }
 
 /** A row's values for `--json`: numbers, booleans and JSON as themselves where they fit, anything else as text. */
@@ -203,6 +210,7 @@ export function execCommand(io: CliIo): Command {
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--no-wait', 'a statement held for review: print the review id and exit 4 instead of waiting; send it again once approved')
     .action(async (name: string, opts: ExecOptions) => {
       if (opts.command?.length && opts.file !== undefined) throw new HoopError(ErrorCode.USAGE, 'give -c SQL or -f FILE, not both');
       let statements: string[];
@@ -219,12 +227,18 @@ export function execCommand(io: CliIo): Command {
       const records = new CommandRecords(io, provider, log);
       records.resume();
       try {
-        // A statement held for review: exec waits, saying where its review stands.
-        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say, records, onReview: (r) => say(reviewStatusLine(r)) });
+        // A statement held for review: exec waits, saying where its review stands (or, with --no-wait, leaves it to the reviewers).
+        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say, records, onReview: (r) => say(reviewStatusLine(r)), ...(opts.wait ? {} : { detachReviews: true }) });
         try {
           const printer = new ResultPrinter(io.stdout, io.stderr, format);
           for (const statement of statements) {
-            const failure = await sql.session.run(statement, printer);
+            const failure = await sql.run(statement, printer);
+            if (failure && 'held' in failure) {
+              const id = failure.held.id;
+              io.stdout.write(`${id}\n`);
+              say(`${reviewStatusLine(failure.held)}. It did not run: once it is approved (\`hoop review show ${id} --wait\`), send the same statement again, and the approval lets it run once`);
+              throw new CommandExit(ExecExit.REVIEW);
+            }
             if (failure) {
               io.stderr.write(`${serverMessageLines(failure).join('\n')}\n`);
               throw new CommandExit(exitFor(failure));

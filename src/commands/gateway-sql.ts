@@ -8,7 +8,8 @@ import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CommandRecords, SessionRecord } from './client-records.js';
 import type { Logger } from '../log.js';
-import { QueryError, SimpleQuerySession } from '../postgres/simple-query.js';
+import { QueryError, SimpleQuerySession, type ResultHandler } from '../postgres/simple-query.js';
+import type { PgErrorFields } from '../postgres/messages.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
 import { newSessionId, openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
 import type { ControlMessage } from '../tunnel/frames.js';
@@ -17,9 +18,18 @@ import { VERSION } from '../version.js';
 /** What the client says about why it runs what it runs; the gateway records it as the client's claim (`context` events). */
 export type ClientContext = Record<string, string>;
 
+/** A statement the gateway holds for review, as its `review` control message says (`id`, `rule`, `groups`, `approvals`, `timeoutMs`). */
+export type HeldForReview = { held: ControlMessage & { id: string } };
+
 /** A signed-in session and the tunnel under it. */
 export interface GatewaySql {
   session: SimpleQuerySession;
+  /**
+   * Runs `sql` as {@link SimpleQuerySession.run} does; opened with `detachReviews`, resolves
+   * `{ held }` as soon as the gateway holds a statement for review (the session is then of no
+   * more use: close it; the review goes on without it).
+   */
+  run(sql: string, handler: ResultHandler): Promise<PgErrorFields | undefined | HeldForReview>;
   /** Records `fields` in the session's recording, before what runs next. */
   context(fields: ClientContext): void;
   close(): void;
@@ -37,20 +47,22 @@ export async function openGatewaySql(o: {
   records?: CommandRecords;
   /** Told of each `review` control message: a statement held for review, and how its review ended. */
   onReview?: (review: ControlMessage) => void;
+  /** Does not wait for reviews: a held statement's review outlives the session (see openTunnel's `detachReviews`). */
+  detachReviews?: boolean;
 }): Promise<GatewaySql> {
   const { gateway, ca } = o.provider;
   const { token } = await o.provider.current();
   const info = await getConnection({ gateway, ca }, token, o.name);
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres connections`);
   const runId = o.env.HOOP_RUN_ID;
-  const tunnel = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}) });
+  const tunnel = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
   const { channel } = tunnel;
-  if (o.onReview) {
-    const onReview = o.onReview;
-    channel.on('control', (m: ControlMessage) => {
-      if (m.type === 'review') onReview(m);
-    });
-  }
+  let held: ((m: HeldForReview) => void) | undefined;
+  channel.on('control', (m: ControlMessage) => {
+    if (m.type !== 'review') return;
+    if (o.detachReviews && m.state === 'pending' && typeof m.id === 'string') held?.({ held: m as HeldForReview['held'] });
+    else o.onReview?.(m);
+  });
   // A long result outlives a token: renewed ones go to the gateway, as for hoop connect.
   const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
   renewal.track(channel, token);
@@ -59,6 +71,12 @@ export async function openGatewaySql(o: {
     const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', o.application]], record?.stage);
     return {
       session,
+      run: (sql, handler) => {
+        const ran = session.run(sql, handler);
+        if (!o.detachReviews) return ran;
+        ran.catch(() => undefined); // abandoned when the statement is held
+        return Promise.race([ran, new Promise<HeldForReview>((resolve) => (held = resolve))]);
+      },
       context: (fields) => {
         record?.context(fields);
         channel.sendControl({ type: 'context', fields });

@@ -6,7 +6,11 @@
  * - `describe_schema`: the tables and columns of a connection (information_schema, through the gateway);
  * - `run_sql`: statements through the gateway under its policy: rows come back masked as the
  *   policy says, a refusal comes back as a tool error with the rule's message, and the call (its
- *   arguments and the agent's stated `intent`) is in the session's recording at the gateway.
+ *   arguments and the agent's stated `intent`) is in the session's recording at the gateway. A
+ *   statement held for review comes back at once as a pending review (its id, rule and
+ *   reviewers): the review goes on at the gateway without the session;
+ * - `wait_for_review`: waits for a review's decision; once approved, the agent sends the same
+ *   statement again with `run_sql`, and the approval lets it run once.
  *
  * Each call is a session of its own (no transaction outlives a call). Rows handed to the agent are
  * capped (`max_rows`); the rest are read, counted and dropped, never held.
@@ -17,7 +21,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { listConnections } from '../auth/gateway-client.js';
+import { getReview, listConnections } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { commandTokenProvider } from '../client-config.js';
 import { CommandRecords } from './client-records.js';
@@ -28,6 +32,10 @@ import { cutValue } from '../recording/event-line.js';
 import { serverMessageLines } from '../postgres/psql-format.js';
 import { VERSION } from '../version.js';
 import { openGatewaySql, refusalOf, type ClientContext } from './gateway-sql.js';
+
+/** How long `wait_for_review` waits by default, and at most (seconds). */
+const DEFAULT_WAIT_SECONDS = 120;
+const MAX_WAIT_SECONDS = 900;
 
 /** Rows `run_sql` hands back by default, and at most. */
 const DEFAULT_ROWS = 100;
@@ -50,12 +58,12 @@ const failure = (text: string): ToolAnswer => ({ content: [{ type: 'text', text 
 
 /** Runs `sql` on `connection` in a session of its own; the results, or the error that stopped them, as a tool answer. */
 async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, records: CommandRecords, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
-  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`), records });
+  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`), records, detachReviews: true });
   try {
     gw.context(context);
     const results: SqlResult[] = [];
     let current: SqlResult | undefined;
-    const failed = await gw.session.run(sql, {
+    const failed = await gw.run(sql, {
       columns: (fields) => {
         current = { columns: fields.map((f) => f.name), rows: [], rowCount: 0, truncated: false, tag: '' };
       },
@@ -71,11 +79,19 @@ async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, r
       },
       notice: () => {},
     });
+    if (failed && 'held' in failed) {
+      const h = failed.held;
+      return answer({
+        pending_review: { id: h.id, ...(h.rule !== undefined ? { rule: h.rule } : {}), reviewers: h.groups, approvals: h.approvals, ...(typeof h.timeoutMs === 'number' ? { expires_in_seconds: Math.round(h.timeoutMs / 1000) } : {}) },
+        ran: false,
+        next: `A reviewer must approve this statement (they run \`hoop review approve ${h.id}\`). Call wait_for_review with id ${h.id}; once it is approved, call run_sql again with exactly the same connection and sql: the approval lets it run once.`,
+      });
+    }
     if (failed) {
       const refusal = refusalOf(failed);
       const said = serverMessageLines(failed).join('\n');
-      if (refusal === 'review') return failure(`${said}\nThe statement needs a reviewer's approval; hoop does not hold statements for review yet, so it did not run.`);
-      return failure(refusal === 'denied' ? `${said}\nThe gateway's policy refused the statement; it did not run.` : said);
+      if (refusal === 'review') return failure(`${said}\nThe statement needs a reviewer's approval and did not get it; it did not run.`);
+      return failure(refusal === 'denied' ? `${said}\nThe gateway's policy (or a reviewer) refused the statement; it did not run.` : said);
     }
     return answer(results.length === 1 ? results[0] : results);
   } finally {
@@ -148,6 +164,31 @@ export function mcpCommand(io: CliIo): Command {
         ({ connection, sql, intent, max_rows }) =>
           // The gateway keeps 4 KiB of each field: no more is sent.
           guarded(() => runSql(io, log, provider, records, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
+      );
+
+      server.registerTool(
+        'wait_for_review',
+        {
+          title: 'Wait for a review',
+          description: 'Wait for the decision on a statement run_sql left pending review; once approved, call run_sql again with exactly the same connection and sql.',
+          inputSchema: { id: z.string().regex(/^rv-[0-9a-f]{16}$/).describe('the review id run_sql returned'), timeout_seconds: z.number().int().min(0).max(MAX_WAIT_SECONDS).optional().describe(`how long to wait (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})`) },
+          annotations: { readOnlyHint: true },
+        },
+        ({ id, timeout_seconds }) =>
+          guarded(async () => {
+            const endpoint = { gateway: provider.gateway, ca: provider.ca };
+            const until = Date.now() + (timeout_seconds ?? DEFAULT_WAIT_SECONDS) * 1000;
+            let r = await getReview(endpoint, (await provider.current()).token, id);
+            while (r.state === 'pending' && Date.now() < until) r = await getReview(endpoint, (await provider.current()).token, id, Math.min(60, (until - Date.now()) / 1000));
+            const decisions = r.decisions.map((d) => ({ by: d.email ?? d.subject, decision: d.decision, ...(d.reason ? { reason: d.reason } : {}) }));
+            const next =
+              r.state === 'approved'
+                ? 'Approved: call run_sql again with exactly the same connection and sql; it runs once.'
+                : r.state === 'pending'
+                  ? `Still pending: call wait_for_review again, or stop here (it expires ${r.expiresAt}).`
+                  : 'It will not run: do not send it again as it is.';
+            return answer({ id: r.id, state: r.state, decisions, ...(r.closedBecause ? { because: r.closedBecause } : {}), next });
+          }),
       );
 
       const transport = new StdioServerTransport(io.stdin, io.stdout);

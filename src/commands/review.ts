@@ -12,6 +12,7 @@ import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { columns } from './connections.js';
+import { formatDuration } from '../postgres/statement-gate.js';
 
 interface ReviewFlags extends GatewayFlags {
   json?: boolean;
@@ -100,7 +101,7 @@ export function reviewStatusLine(m: Record<string, unknown>): string {
     case 'pending': {
       const groups = Array.isArray(m.groups) ? m.groups.join(', ') : '?';
       const n = Number(m.approvals ?? 1);
-      const within = typeof m.timeoutMs === 'number' ? ` within ${relative(new Date(Date.now() + m.timeoutMs).toISOString()).replace(/^in /, '')}` : '';
+      const within = typeof m.timeoutMs === 'number' ? ` within ${formatDuration(m.timeoutMs)}` : '';
       return `statement held for review ${id}${m.rule ? ` (rule "${String(m.rule)}")` : ''}: waiting for ${n === 1 ? 'one approval' : `${n} approvals`} from ${groups}${within}; a reviewer runs \`hoop review approve ${id}\``;
     }
     case 'approved':

@@ -12,6 +12,12 @@
  *   once; it is approved once `approvals` distinct reviewers approved;
  * - deny: a member of its `groups` (the requester too, if one); one denial decides.
  *
+ * A review raised by a client that does not wait (`Hoop-Review: detach` on its tunnel: `hoop exec
+ * --no-wait`, `hoop mcp`) outlives its session: it stays pending until decided or expired, and
+ * once approved it lets the same requester run the same statement (the same SQL text and
+ * parameters) on the same connection once, in a later session, until as long again as its
+ * timeout after the approval.
+ *
  * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
  */
 import { randomBytes } from 'node:crypto';
@@ -70,6 +76,11 @@ export interface Review {
   decidedAt?: string;
   /** Why it was withdrawn or expired without a decision, in words. */
   closedBecause?: string;
+  /** Raised by a client that does not wait: it outlives its session (see the module documentation). */
+  detached?: boolean;
+  /** An approved detached review, once a later session ran its statement: that session, and when. */
+  usedBy?: string;
+  usedAt?: string;
 }
 
 /** What the registry is told of a new review besides the ask. */
@@ -78,6 +89,8 @@ export interface ReviewOrigin {
   run?: string;
   connection: string;
   requester: Identity;
+  /** The client does not wait: the review outlives the session (see the module documentation). */
+  detached?: boolean;
   /** Told, synchronously, of the review as it is raised and as it ends (the session's recording). */
   observe?: (review: Review) => void;
 }
@@ -128,6 +141,8 @@ export class ReviewRegistry {
    * refused at once (expired, saying why).
    */
   request(ask: ReviewAsk, origin: ReviewOrigin): PendingReview {
+    const approved = this.#claim(ask, origin);
+    if (approved) return approved;
     const id = `rv-${randomBytes(8).toString('hex')}`;
     const now = Date.now();
     const { requester } = origin;
@@ -152,6 +167,7 @@ export class ReviewRegistry {
       decisions: [],
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + s.timeoutMs).toISOString(),
+      ...(origin.detached ? { detached: true } : {}),
     };
     let settle!: (o: ReviewOutcome) => void;
     const decided = new Promise<ReviewOutcome>((resolve) => (settle = resolve));
@@ -171,8 +187,36 @@ export class ReviewRegistry {
     return {
       id,
       decided,
-      withdraw: (why) => this.#end(id, { state: 'withdrawn', why }, why === 'cancel' ? 'the client cancelled the statement' : 'the session ended'),
+      withdraw: (why) => {
+        // A detached review waits on without its session; a cancel still withdraws it.
+        if (why === 'session-ended' && review.detached) return;
+        this.#end(id, { state: 'withdrawn', why }, why === 'cancel' ? 'the client cancelled the statement' : 'the session ended');
+      },
     };
+  }
+
+  /**
+   * An approved detached review of the same requester, connection, SQL and parameters that no
+   * session used yet and whose approval still holds: marked used by this session, and returned
+   * settled (approved), else undefined.
+   */
+  #claim(ask: ReviewAsk, origin: ReviewOrigin): PendingReview | undefined {
+    const { requester } = origin;
+    const now = Date.now();
+    for (const r of this.#reviews.values()) {
+      if (r.state !== 'approved' || !r.detached || r.usedBy !== undefined || r.connection !== origin.connection || r.sql !== ask.sql) continue;
+      if (r.requester.issuer !== requester.issuer || r.requester.subject !== requester.subject) continue;
+      if (JSON.stringify(r.params ?? null) !== JSON.stringify(ask.params ?? null)) continue;
+      const validFor = Date.parse(r.expiresAt) - Date.parse(r.createdAt);
+      if (now > Date.parse(r.decidedAt ?? r.createdAt) + validFor) continue;
+      const used: Review = { ...r, usedBy: origin.session, usedAt: new Date(now).toISOString() };
+      this.#reviews.set(r.id, used);
+      this.#persist(used);
+      this.#log.info('review.used', { id: r.id, session: origin.session, subject: requester.subject });
+      origin.observe?.(used);
+      return { id: r.id, decided: Promise.resolve({ state: 'approved', by: r.decisions.filter((d) => d.decision === 'approve').map(nameOf), windowMs: r.windowMs }), withdraw: () => undefined, reused: true };
+    }
+    return undefined;
   }
 
   /** The reviews `viewer` may see, newest first; `state` filters. */
@@ -341,7 +385,7 @@ function nameOf(p: ReviewPerson): string {
  * (`pending`, with the statement and who may decide), then how it ended and by whom.
  */
 export function reviewRecordingEvent(r: Review): RecordingEvent {
-  const common = { t: 'review', at: Date.now(), id: r.id, state: r.state };
+  const common = { t: 'review', at: Date.now(), id: r.id, state: r.state, ...(r.usedBy !== undefined ? { usedBy: r.usedBy } : {}) };
   if (r.state === 'pending') {
     return { ...common, ...(r.rule !== undefined ? { rule: r.rule } : {}), reason: r.reason, sql: r.sql, ...(r.params ? { params: r.params } : {}), groups: r.groups, approvals: r.approvals, expiresAt: r.expiresAt };
   }

@@ -829,7 +829,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           reviews: {
             // Each review's request and end are in the session's recording as `review` events.
             request: (ask) =>
-              reviews.request(ask, { session: sessionId, ...(runId ? { run: runId } : {}), connection: name, requester: session.identity, observe: (r) => recording?.event(reviewRecordingEvent(r)) }),
+              reviews.request(ask, {
+                session: sessionId,
+                ...(runId ? { run: runId } : {}),
+                connection: name,
+                requester: session.identity,
+                // A client that does not wait (hoop exec --no-wait, hoop mcp): its reviews outlive the session.
+                ...(req.headers['hoop-review'] === 'detach' ? { detached: true } : {}),
+                observe: (r) => recording?.event(reviewRecordingEvent(r)),
+              }),
           },
         };
         /** What the recording's start and the index say of where the session came from. */

@@ -290,11 +290,13 @@ export class PostgresEngine implements Engine {
   #review(session: TunnelSession, ask: ReviewAsk, backend: BackendPath): PendingReview {
     const { channel } = session;
     const pending = session.reviews!.request(ask);
-    backend.inject(reviewNotice(pending.id, ask), (b) => channel.write(b));
     const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };
-    channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
+    if (!pending.reused) {
+      backend.inject(reviewNotice(pending.id, ask), (b) => channel.write(b));
+      channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
+    }
     void pending.decided.then((o) => {
-      if (!channel.destroyed && !channel.writableEnded) channel.sendControl({ type: 'review', state: o.state, ...said, ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}) });
+      if (!channel.destroyed && !channel.writableEnded) channel.sendControl({ type: 'review', state: o.state, ...said, ...(pending.reused ? { reused: true } : {}), ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}) });
     });
     return pending;
   }

@@ -199,7 +199,7 @@ export function refusalError(v: StatementVerdict): Buffer {
 
 /** How long, said for people: `90 s`, `10 min`, `1.5 h`. */
 export function formatDuration(ms: number): string {
-  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
   if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
   return `${(ms / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
 }

@@ -120,6 +120,8 @@ export interface PendingReview {
   decided: Promise<ReviewOutcome>;
   /** Withdraws it (the client cancelled, or the session ended); the statement never runs. */
   withdraw(why: 'cancel' | 'session-ended'): void;
+  /** An approval given earlier, to a client that did not wait for it, that this statement now uses. */
+  reused?: boolean;
 }
 
 /**

@@ -42,6 +42,8 @@ export interface OpenTunnelOptions {
   sessionId: string;
   /** The `hoop run` id, when the tunnel belongs to one. */
   runId?: string;
+  /** The client does not wait for reviews: a statement held for one is decided later, and runs when sent again (`Hoop-Review: detach`). */
+  detachReviews?: boolean;
   /** The policy commit the CLI evaluated with. */
   policyCommit?: string;
   /** This CLI's version. */
@@ -172,6 +174,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunn
     'User-Agent': `hoop/${options.clientVersion}`,
   };
   if (options.runId !== undefined) headers['Hoop-Run-Id'] = options.runId;
+  if (options.detachReviews) headers['Hoop-Review'] = 'detach';
   if (options.policyCommit !== undefined) headers['Hoop-Policy-Commit'] = options.policyCommit;
   for (const [name, value] of Object.entries(headers)) {
     try {

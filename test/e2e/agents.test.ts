@@ -60,7 +60,10 @@ beforeAll(async () => {
          insert into agent_items values (1, 'pen', 1.50, true, '{"colour": "blue"}', null), (2, 'Zoë''s "pad", ruled', 12, false, '[]', 'two
 lines'), (3, '', 100.25, null, null, 'x');
          create table agent_people (id int primary key, email text);
-         insert into agent_people values (1, 'ada@example.com'), (2, 'grace@example.com');`,
+         insert into agent_people values (1, 'ada@example.com'), (2, 'grace@example.com');
+         create table agent_jobs (id int primary key);
+         insert into agent_jobs select g from generate_series(1, 3) g;
+         grant all on agent_jobs to public;`,
         { user: pg.users.scram },
       );
       repo.commit(`version: 1
@@ -68,6 +71,8 @@ connections:
 ${connectionYaml(pg, { name: 'app', password: '\${env:APP_PASSWORD}' })}${connectionYaml(pg, { name: 'app-md5', user: pg.users.md5.user, password: '\${env:MD5_PASSWORD}' })}access:
   - { name: people, subjects: [alice], connections: [app, app-md5], mode: read-write }
 statements:
+  reviewers:
+    - { connections: [app-md5], groups: [dba], timeout: 1min }
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
     - { name: review-deletes, match: { kinds: [delete] }, action: review, message: deletes need a reviewer }
@@ -292,6 +297,54 @@ describe('hoop exec', () => {
     expect(nothing.stderr).toContain('no statements: give -c SQL, -f FILE, or pipe them in');
   });
 
+  it('waits for a review saying where it stands; --no-wait exits 4 with the review id, and once approved the same statement runs once', async () => {
+    const sql = 'begin; delete from agent_jobs; rollback';
+    const approve = async (id: string): Promise<void> => {
+      const r = await stack.run(['review', 'approve', id, ...gatewayArgs()], { HOOP_TOKEN: await stack.token('bob', ['dba']) });
+      expect(r.code).toBe(0);
+    };
+    const pending = async (): Promise<string> => {
+      for (let i = 0; i < 100; i++) {
+        const ls = JSON.parse((await stack.run(['review', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { reviews: Array<{ id: string }> };
+        if (ls.reviews[0]) return ls.reviews[0].id;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('no pending review');
+    };
+    // Waiting: the status lines on stderr, the results once approved.
+    const waiting = hoopExec(['app-md5', '-c', sql]);
+    await approve(await pending());
+    const waited = await waiting;
+    expect(waited.code).toBe(0);
+    expect(waited.stdout).toBe('BEGIN\nDELETE 3\nROLLBACK\n');
+    expect(waited.stderr).toMatch(/hoop: statement held for review (rv-[0-9a-f]{16}) \(rule "review-deletes"\): waiting for one approval from dba within 1 min/);
+    expect(waited.stderr).toMatch(/hoop: review rv-[0-9a-f]{16} approved by bob: the statement runs/);
+
+    // Not waiting: exit 4 and the id; the review goes on without the session.
+    const left = await hoopExec(['app-md5', '--no-wait', '-c', sql]);
+    expect(left.code).toBe(4);
+    const id = left.stdout.trim();
+    expect(id).toMatch(/^rv-[0-9a-f]{16}$/);
+    expect(left.stderr).toContain(`send the same statement again`);
+    const shown = JSON.parse((await stack.run(['review', 'show', id, '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { state: string; detached: boolean };
+    expect(shown).toMatchObject({ state: 'pending', detached: true });
+    await approve(id);
+    const followed = await stack.run(['review', 'show', id, '--wait', '5', ...gatewayArgs()], { HOOP_TOKEN: token });
+    expect(followed.code).toBe(0);
+    // The same statement, sent again, runs once on that approval; a third time needs a new one.
+    const again = await hoopExec(['app-md5', '-c', sql]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe('BEGIN\nDELETE 3\nROLLBACK\n');
+    expect(again.stderr).toContain(`review ${id} approved by bob: the statement runs`);
+    const third = await hoopExec(['app-md5', '--no-wait', '-c', sql]);
+    expect(third.code).toBe(4);
+    expect(third.stdout.trim()).not.toBe(id);
+    // Another statement is not covered by it either.
+    const other = await hoopExec(['app-md5', '--no-wait', '-c', 'begin; delete from agent_jobs where id = 1; rollback']);
+    expect(other.code).toBe(4);
+    expect((await hoopExec(['app-md5', '--csv', '-c', 'select count(*) from agent_jobs'])).stdout).toBe('count\n3\n');
+  }, 60_000);
+
   it('stops quietly when the reader of its output goes away (| head), as Unix tools do (141)', async () => {
     const script = `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)} exec app --csv -c 'select g from generate_series(1, 2000000) g' --gateway ${stack.gateway.url} --ca-file ${stack.pki.caFile} | head -2; echo "status=\${PIPESTATUS[0]}"`;
     const r = await runProcess('bash', ['-c', script], { env: { HOOP_TOKEN: token } }); // not spawnSync: the gateway runs in this process
@@ -319,7 +372,7 @@ describe('hoop mcp', () => {
       type Answer = { content: Array<{ type: string; text: string }>; isError?: boolean };
       const call = async (name: string, args: Record<string, unknown> = {}): Promise<Answer> => (await client.callTool({ name, arguments: args })) as Answer;
       const json = (a: Answer): unknown => JSON.parse(a.content[0]!.text);
-      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['describe_schema', 'list_connections', 'run_sql']);
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['describe_schema', 'list_connections', 'run_sql', 'wait_for_review']);
       expect(json(await call('list_connections'))).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'app', type: 'postgres', database: 'app' })]));
 
       const schema = json(await call('describe_schema', { connection: 'app', table: 'agent_people' })) as { rows: string[][] };
@@ -346,6 +399,21 @@ describe('hoop mcp', () => {
       expect(deleted.isError).toBe(true);
       expect(deleted.content[0]!.text).toContain('hoop: approval required (rule "review-deletes")');
       expect(json(await call('run_sql', { connection: 'app', sql: 'select count(*) from agent_people' }))).toMatchObject({ rows: [['2']] }); // nothing dropped or deleted
+
+      // Where reviewers are named, run_sql answers a pending review at once; the agent waits for it, then sends the same SQL again.
+      const held = 'begin; delete from agent_jobs where id > 1; rollback';
+      const asked = await call('run_sql', { connection: 'app-md5', sql: held, intent: 'tidy the queue' });
+      expect(asked.isError).toBeFalsy();
+      const pending = json(asked) as { pending_review: { id: string; rule: string; reviewers: string[] }; ran: boolean; next: string };
+      expect(pending).toMatchObject({ pending_review: { rule: 'review-deletes', reviewers: ['dba'] }, ran: false });
+      expect(pending.next).toContain('Call wait_for_review');
+      const waiting = json(await call('wait_for_review', { id: pending.pending_review.id, timeout_seconds: 0 })) as { state: string };
+      expect(waiting.state).toBe('pending');
+      const waited = call('wait_for_review', { id: pending.pending_review.id, timeout_seconds: 30 });
+      expect((await stack.run(['review', 'approve', pending.pending_review.id, '--reason', 'fine in a transaction', ...gatewayArgs()], { HOOP_TOKEN: await stack.token('bob', ['dba']) })).code).toBe(0);
+      expect(json(await waited)).toMatchObject({ state: 'approved', decisions: [{ by: 'bob', decision: 'approve', reason: 'fine in a transaction' }] });
+      const ran = json(await call('run_sql', { connection: 'app-md5', sql: held })) as Array<{ tag: string }>;
+      expect(ran.map((r) => r.tag)).toEqual(['BEGIN', 'DELETE 2', 'ROLLBACK']);
 
       // The gateway's recording of the first run_sql holds the agent's intent before the statement.
       let doc: { events: Array<Record<string, unknown>> } | undefined;
