@@ -33,7 +33,7 @@ import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, ta
 import type { RowDescriptionField } from '../postgres/rows.js';
 import type { ResultHandler } from '../postgres/simple-query.js';
 import { openGatewaySql, refusalOf } from './gateway-sql.js';
-import { reviewStatusLine } from './review.js';
+import { reviewStatusLine } from '../ui/review-lines.js';
 
 /** `hoop exec`'s exit codes beyond hoop's own (see the module documentation). */
 export const ExecExit = {

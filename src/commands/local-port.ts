@@ -24,7 +24,7 @@ import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
 import type { CommandRecords } from './client-records.js';
 import type { Refusal } from '../postgres/statement-gate.js';
-import { reviewStatusLine } from './review.js';
+import { reviewStatusLine } from '../ui/review-lines.js';
 
 export interface LocalPortOptions {
   io: CliIo;

@@ -9,6 +9,8 @@
  */
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
+import { main } from '../../src/cli.js';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -261,6 +263,27 @@ describe('a statement held for review', () => {
     expect((await approve(id)).code).not.toBe(0);
     await sleep(200);
     expect(await count('notes')).toBe(5);
+  });
+
+  it('hoop review watch, without a terminal, prints each review that starts waiting, once', async () => {
+    await refill();
+    const out = new PassThrough();
+    let printed = '';
+    out.on('data', (d: Buffer) => (printed += d.toString()));
+    const controller = new AbortController();
+    const watching = main(['review', 'watch', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { stdout: out, stderr: new PassThrough(), env: { HOOP_TOKEN: await stack.token('bob', ['dba']) }, cwd: stack.dir, signal: controller.signal });
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    raw.write(queryMessage('DELETE FROM notes'));
+    const id = await pendingReview('DELETE FROM notes');
+    for (let i = 0; i < 50 && !printed.includes(id); i++) await sleep(100);
+    expect(printed).toContain(`review ${id}: pending (0 of 1 approval`);
+    expect(printed).toContain('    DELETE FROM notes');
+    expect(printed).toContain(`approve: hoop review approve ${id}`);
+    await sleep(1500);
+    expect(printed.split(`review ${id}:`).length).toBe(2); // once
+    controller.abort();
+    expect(await watching).toBe(0);
+    raw.destroy();
   });
 
   it('times out with an error that says so', async () => {

@@ -1,0 +1,132 @@
+/**
+ * `hoop review watch` on a terminal: a live inbox of the reviews that wait for the caller, newest
+ * first, refreshed every few seconds. The selected review's statement, parameters and rule are
+ * shown below the list. Keys: ↑/↓ (or k/j) select, `a` approves, `d` denies (type the reason,
+ * Enter sends it, Esc cancels), `r` refreshes now, `q` quits. What the gateway answered (or why
+ * it refused) is on the status line.
+ *
+ * @see https://github.com/vadimdemedes/ink
+ */
+import { Box, Text, render, useApp, useInput } from 'ink';
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { ReviewInfo } from '../auth/gateway-client.js';
+import { relative, reviewRows, standing } from './review-lines.js';
+import { columns } from '../commands/connections.js';
+import { describeError } from '../errors.js';
+
+export interface ReviewInboxProps {
+  /** The pending reviews the caller may see. */
+  load: () => Promise<ReviewInfo[]>;
+  /** Records the caller's decision; resolves the review as it then stands. */
+  decide: (id: string, decision: 'approve' | 'deny', reason?: string) => Promise<ReviewInfo>;
+  /** How often the list is loaded again. */
+  refreshMs?: number;
+  /** Lines of SQL shown for the selected review. */
+  sqlLines?: number;
+}
+
+/** See the module documentation. */
+export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: ReviewInboxProps) {
+  const { exit } = useApp();
+  const [reviews, setReviews] = useState<ReviewInfo[] | undefined>(undefined);
+  const [selected, setSelected] = useState(0);
+  const [status, setStatus] = useState('');
+  const [reason, setShownReason] = useState<string | undefined>(undefined);
+  // The reason being typed, read by the key handler as keys come (pasted text arrives before a re-render).
+  const typing = useRef<string | undefined>(undefined);
+  const setReason = (r: string | undefined): void => {
+    typing.current = r;
+    setShownReason(r);
+  };
+  const [busy, setBusy] = useState(false);
+
+  const refresh = useCallback(async () => {
+    try {
+      setReviews(await load());
+    } catch (err) {
+      setStatus(`could not list the reviews: ${describeError(err)}`);
+    }
+  }, [load]);
+
+  useEffect(() => {
+    void refresh();
+    const timer = setInterval(() => void refresh(), refreshMs);
+    return () => clearInterval(timer);
+  }, [refresh, refreshMs]);
+
+  const list = reviews ?? [];
+  const index = Math.min(selected, Math.max(0, list.length - 1));
+  const current = list[index];
+
+  const act = (decision: 'approve' | 'deny', why?: string): void => {
+    if (!current || busy) return;
+    setBusy(true);
+    decide(current.id, decision, why)
+      .then((r) => setStatus(`review ${r.id}: ${standing(r)}`))
+      .catch((err: unknown) => setStatus(describeError(err)))
+      .finally(() => {
+        setBusy(false);
+        void refresh();
+      });
+  };
+
+  useInput((input, key) => {
+    const typed = typing.current;
+    if (typed !== undefined) {
+      if (key.escape) setReason(undefined);
+      else if (key.return) {
+        if (typed.trim() === '') setStatus('a denial needs a reason');
+        else {
+          act('deny', typed.trim());
+          setReason(undefined);
+        }
+      } else if (key.backspace || key.delete) setReason(typed.slice(0, -1));
+      else if (input && !key.ctrl && !key.meta) setReason(`${typed}${input}`);
+      return;
+    }
+    if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
+    else if (key.upArrow || input === 'k') setSelected(Math.max(0, index - 1));
+    else if (key.downArrow || input === 'j') setSelected(Math.min(list.length - 1, index + 1));
+    else if (input === 'a') act('approve');
+    else if (input === 'd' && current) setReason('');
+    else if (input === 'r') void refresh();
+  });
+
+  const rows = reviews === undefined ? ['loading…'] : list.length === 0 ? ['no reviews wait for you'] : columns(reviewRows(list));
+  return (
+    <Box flexDirection="column">
+      {rows.map((line, i) => (
+        <Text key={i} {...(i === 0 && list.length > 0 ? { bold: true } : {})} {...(i === index + 1 && list.length > 0 ? { inverse: true } : {})}>
+          {line}
+        </Text>
+      ))}
+      {current ? (
+        <Box flexDirection="column" marginTop={1}>
+          <Text>{`${current.id} · ${current.requester.email ?? current.requester.subject} on ${current.connection} · rule ${current.rule ?? '(policy)'} · expires ${relative(current.expiresAt)}`}</Text>
+          <Text dimColor>{current.message ?? current.reason}</Text>
+          {current.sql
+            .split('\n')
+            .slice(0, sqlLines)
+            .map((l, i) => (
+              <Text key={i} color="cyan">{`    ${l}`}</Text>
+            ))}
+          {current.params?.length ? <Text color="cyan">{`    -- parameters: ${current.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`}</Text> : null}
+        </Box>
+      ) : null}
+      {reason !== undefined ? <Text>{`deny ${current?.id ?? ''}: reason? ${reason}▌  (Enter sends, Esc cancels)`}</Text> : null}
+      <Text inverse>{` ${busy ? 'sending… · ' : ''}${status ? `${status} · ` : ''}↑/↓ select · a approve · d deny · r refresh · q quit `}</Text>
+    </Box>
+  );
+}
+
+/** Runs the inbox in the terminal (stdout and stdin must be TTYs) until the user quits or `signal` aborts. */
+export async function watchReviews(props: ReviewInboxProps, o: { stdout: NodeJS.WriteStream; stdin: NodeJS.ReadStream; signal: AbortSignal }): Promise<void> {
+  const instance = render(<ReviewInbox {...props} />, { stdout: o.stdout, stdin: o.stdin, exitOnCtrlC: true, patchConsole: false });
+  const stop = (): void => instance.unmount();
+  o.signal.addEventListener('abort', stop, { once: true });
+  try {
+    await instance.waitUntilExit();
+  } finally {
+    o.signal.removeEventListener('abort', stop);
+  }
+}

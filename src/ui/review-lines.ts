@@ -1,0 +1,88 @@
+/**
+ * How reviews are said in text: the rows of `hoop review ls` (and the inbox), the page of `hoop
+ * review show`, where a review stands in a few words, and the status line `hoop connect`, `hoop
+ * run` and `hoop exec` print as a held statement's review goes on.
+ */
+import type { ReviewInfo } from '../auth/gateway-client.js';
+import { formatDuration } from '../postgres/statement-gate.js';
+
+/** Who, as a review names people: their email, else their subject. */
+export const person = (p: { subject: string; email?: string }): string => p.email ?? p.subject;
+
+/** How long from now until `iso`, or since: `in 9 min`, `2 min ago`. */
+export function relative(iso: string, now = Date.now()): string {
+  const ms = Date.parse(iso) - now;
+  const abs = Math.abs(ms);
+  const text = abs < 90_000 ? `${Math.round(abs / 1000)} s` : abs < 5_400_000 ? `${Math.round(abs / 60_000)} min` : `${(abs / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
+  return ms >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+/** One line of SQL for a table cell. */
+export const oneLine = (sql: string, max = 60): string => {
+  const flat = sql.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+};
+
+/** Where a review stands, in words: `pending (1 of 2 approvals, expires in 9 min)`, `denied by bob: too broad`. */
+export function standing(r: ReviewInfo): string {
+  const approvals = r.decisions.filter((d) => d.decision === 'approve');
+  switch (r.state) {
+    case 'pending':
+      return `pending (${approvals.length} of ${r.approvals} approval${r.approvals > 1 ? 's' : ''}, expires ${relative(r.expiresAt)})`;
+    case 'approved':
+      return `approved by ${approvals.map(person).join(', ')}`;
+    case 'denied': {
+      const d = r.decisions.find((x) => x.decision === 'deny');
+      return `denied by ${d ? person(d) : '?'}${d?.reason ? `: ${d.reason}` : ''}`;
+    }
+    default:
+      return `${r.state}${r.closedBecause ? ` (${r.closedBecause})` : ''}`;
+  }
+}
+
+/** The rows of `hoop review ls`. */
+export function reviewRows(reviews: readonly ReviewInfo[]): string[][] {
+  return [['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'], ...reviews.map((r) => [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, ''), oneLine(r.sql)])];
+}
+
+/** `hoop review show`: everything a reviewer needs to decide. */
+export function reviewText(r: ReviewInfo): string {
+  const lines = [
+    `review ${r.id}: ${standing(r)}`,
+    `requested by ${person(r.requester)}${r.requester.groups.length ? ` (${r.requester.groups.join(', ')})` : ''} on ${r.connection}, session ${r.session}${r.run ? `, run ${String(r.run)}` : ''}, ${relative(r.createdAt)}`,
+    `rule: ${r.rule ?? '(policy)'}: ${r.message ?? r.reason}`,
+    `reviewers: ${r.groups.join(', ')}; ${r.approvals} approval${r.approvals > 1 ? 's' : ''} needed${r.selfApprove ? '' : ', not the requester'}`,
+    '',
+    ...r.sql.split('\n').map((l) => `    ${l}`),
+  ];
+  if (r.params?.length) lines.push(`    -- parameters: ${r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`);
+  if (r.decisions.length) lines.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));
+  if (r.state === 'pending') lines.push('', `approve: hoop review approve ${r.id}`, `deny:    hoop review deny ${r.id} --reason "…"`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * One status line for a `review` control message of the gateway (what `hoop connect`, `hoop run`
+ * and `hoop exec` print as a held statement's review goes on).
+ */
+export function reviewStatusLine(m: Record<string, unknown>): string {
+  const id = String(m.id);
+  const by = Array.isArray(m.by) ? m.by.join(', ') : typeof m.by === 'string' ? m.by : '?';
+  switch (m.state) {
+    case 'pending': {
+      const groups = Array.isArray(m.groups) ? m.groups.join(', ') : '?';
+      const n = Number(m.approvals ?? 1);
+      const within = typeof m.timeoutMs === 'number' ? ` within ${formatDuration(m.timeoutMs)}` : '';
+      return `statement held for review ${id}${m.rule ? ` (rule "${String(m.rule)}")` : ''}: waiting for ${n === 1 ? 'one approval' : `${n} approvals`} from ${groups}${within}; a reviewer runs \`hoop review approve ${id}\``;
+    }
+    case 'approved':
+      return `review ${id} approved by ${by}: the statement runs`;
+    case 'denied':
+      return `review ${id} denied by ${by}${typeof m.reason === 'string' ? `: ${m.reason}` : ''}; the statement did not run`;
+    case 'expired':
+      return `review ${id} was not decided in time; the statement did not run`;
+    default:
+      return `review ${id} withdrawn; the statement did not run`;
+  }
+}
+

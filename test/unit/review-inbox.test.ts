@@ -1,0 +1,75 @@
+/**
+ * The review inbox's screens (ink-testing-library frames): it lists what waits, shows the selected
+ * statement with its parameters, approves with `a`, denies with `d` and a typed reason (a denial
+ * without one is not sent), refreshes after each decision, and says what the gateway answered.
+ */
+import { render } from 'ink-testing-library';
+import { createElement } from 'react';
+import { describe, expect, it } from 'vitest';
+import type { ReviewInfo } from '../../src/auth/gateway-client.js';
+import { ReviewInbox } from '../../src/ui/ReviewInbox.js';
+
+const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+async function until(frame: () => string | undefined, text: string): Promise<void> {
+  for (let i = 0; i < 300 && !(frame() ?? '').includes(text); i++) await tick(10);
+  expect(frame()).toContain(text);
+}
+
+const review = (id: string, sql: string, params?: string[]): ReviewInfo => ({
+  id,
+  state: 'pending',
+  session: 's1',
+  connection: 'prod',
+  requester: { subject: 'devin', issuer: 'i', email: 'devin@example.test', groups: [] },
+  sql,
+  ...(params ? { params } : {}),
+  rule: 'wide-writes',
+  reason: 'rule "wide-writes" matched',
+  message: 'writes to every row need a DBA',
+  groups: ['dba'],
+  approvals: 1,
+  selfApprove: false,
+  decisions: [],
+  createdAt: new Date(Date.now() - 5000).toISOString(),
+  expiresAt: new Date(Date.now() + 600_000).toISOString(),
+});
+
+describe('review inbox', () => {
+  it('lists, shows, approves and denies with a reason', async () => {
+    let waiting = [review('rv-0000000000000001', 'delete from orders'), review('rv-0000000000000002', 'update accounts set balance = $1', ['0'])];
+    const decided: Array<[string, string, string | undefined]> = [];
+    const ui = render(
+      createElement(ReviewInbox, {
+        load: async () => waiting,
+        decide: async (id, decision, reason) => {
+          decided.push([id, decision, reason]);
+          waiting = waiting.filter((r) => r.id !== id);
+          return { ...review(id, ''), state: decision === 'approve' ? 'approved' : 'denied', decisions: [{ subject: 'rae', email: 'rae@example.test', decision, ...(reason ? { reason } : {}), at: new Date().toISOString() }] };
+        },
+        refreshMs: 60_000,
+      }),
+    );
+    await until(ui.lastFrame, 'rv-0000000000000001');
+    expect(ui.lastFrame()).toContain('devin@example.test on prod · rule wide-writes');
+    expect(ui.lastFrame()).toContain('    delete from orders');
+    await tick(50); // ink listens to stdin once its first effects ran
+    ui.stdin.write('j');
+    await until(ui.lastFrame, '-- parameters: "0"');
+    ui.stdin.write('d');
+    await until(ui.lastFrame, 'reason?');
+    ui.stdin.write('\r');
+    await until(ui.lastFrame, 'a denial needs a reason');
+    expect(decided).toEqual([]);
+    for (const c of 'too wide') ui.stdin.write(c);
+    await until(ui.lastFrame, 'reason? too wide');
+    ui.stdin.write('\r');
+    await until(ui.lastFrame, 'review rv-0000000000000002: denied by rae@example.test: too wide');
+    expect(decided).toEqual([['rv-0000000000000002', 'deny', 'too wide']]);
+    expect(ui.lastFrame()).not.toContain('update accounts');
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'review rv-0000000000000001: approved by rae@example.test');
+    await until(ui.lastFrame, 'no reviews wait for you');
+    expect(decided.at(-1)).toEqual(['rv-0000000000000001', 'approve', undefined]);
+    ui.unmount();
+  });
+});
