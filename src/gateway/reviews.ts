@@ -100,8 +100,9 @@ export type ReviewListener = (event: 'requested' | 'decided', review: Review, se
 
 /** Reviews kept in memory; older decided ones are only in the history file. */
 const MAX_KEPT = 10_000;
-/** Pending reviews at once, gateway-wide: beyond, a new one is refused (the statement with it). */
+/** Pending reviews at once, gateway-wide, and of one requester: beyond, a new one is refused (the statement with it). */
 const MAX_PENDING = 1_000;
+const MAX_PENDING_PER_REQUESTER = 20;
 /** Longest a `?wait=` long-poll waits. */
 export const MAX_WAIT_MS = 60_000;
 const REVIEW_ID = /^rv-[0-9a-f]{16}$/;
@@ -172,8 +173,14 @@ export class ReviewRegistry {
     let settle!: (o: ReviewOutcome) => void;
     const decided = new Promise<ReviewOutcome>((resolve) => (settle = resolve));
     this.#keep(review);
-    if (this.#live.size >= MAX_PENDING) {
-      this.#close(review, 'expired', `the gateway holds ${MAX_PENDING} statements for review already`);
+    const full =
+      this.#live.size >= MAX_PENDING
+        ? `the gateway holds ${MAX_PENDING} statements for review already`
+        : this.#pendingOf(requester) >= MAX_PENDING_PER_REQUESTER
+          ? `${requester.subject} has ${MAX_PENDING_PER_REQUESTER} statements waiting for review already`
+          : undefined;
+    if (full) {
+      this.#close(review, 'expired', full);
       settle({ state: 'expired', afterMs: 0 });
       return { id, decided, withdraw: () => undefined };
     }
@@ -217,6 +224,16 @@ export class ReviewRegistry {
       return { id: r.id, decided: Promise.resolve({ state: 'approved', by: r.decisions.filter((d) => d.decision === 'approve').map(nameOf), windowMs: r.windowMs }), withdraw: () => undefined, reused: true };
     }
     return undefined;
+  }
+
+  /** How many reviews of `who` are pending. */
+  #pendingOf(who: Identity): number {
+    let n = 0;
+    for (const id of this.#live.keys()) {
+      const r = this.#reviews.get(id);
+      if (r && r.requester.issuer === who.issuer && r.requester.subject === who.subject) n++;
+    }
+    return n;
   }
 
   /** The reviews `viewer` may see, newest first; `state` filters. */

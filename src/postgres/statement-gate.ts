@@ -54,7 +54,7 @@ import { errorResponse, noticeResponse, SqlState } from './messages.js';
 import { parseErrorFields, type PgMessage } from './reader.js';
 import type { GateStage } from './relay.js';
 import { lexingSafeSetting } from '../policy/sql/lexing.js';
-import { sqlShape } from '../policy/sql/shape.js';
+import { shapeProven, sqlShape } from '../policy/sql/shape.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, StatementVerdict } from '../tunnel/engine.js';
 
 const QUERY = 0x51; // 'Q'
@@ -629,9 +629,14 @@ export class StatementGate implements GateStage {
     });
   }
 
-  /** Lets statements of `sql`'s shape (its numbers aside) run without a review for `ms`. */
+  /**
+   * Lets statements of `sql`'s shape (its numbers aside) run without a review for `ms`: the shape
+   * only when the parse tree shows every digit run of `sql` is a numeric constant (so `t1` and
+   * `t2` are never one shape), else the exact text.
+   */
   #openWindow(sql: string, ms: number): void {
-    const key = sqlShape(sql)?.key ?? sql;
+    const shape = sqlShape(sql);
+    const key = shape && shapeProven(shape.runs, analyzeSql(sql), shape.signs) ? shape.key : sql;
     this.#windows.delete(key);
     this.#windows.set(key, Date.now() + ms);
     if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
@@ -640,8 +645,11 @@ export class StatementGate implements GateStage {
   /** Whether an approval's window lets `sql` run now. */
   #inWindow(sql: string): boolean {
     if (this.#windows.size === 0) return false;
+    const now = Date.now();
+    const exact = this.#windows.get(sql);
+    if (exact !== undefined && exact > now) return true;
     const until = this.#windows.get(sqlShape(sql)?.key ?? sql);
-    return until !== undefined && until > Date.now();
+    return until !== undefined && until > now;
   }
 
   /** The refusal for what a remembered name may hold (judged again: a test judge may change its mind). */

@@ -45,6 +45,7 @@ statements:
     - { name: drop, match: { kinds: [drop] }, action: review, review: { approvals: 2 } }
     - { name: truncate, match: { kinds: [truncate] }, action: review, review: { timeout: 1s } }
     - { name: touch-ledger, match: { tables: [public.ledger], kinds: [update] }, action: review, review: { window: 1min } }
+    - { name: touch-t, match: { tables: ["public.t*"], kinds: [update] }, action: review, review: { window: 1min } }
 `;
 
 async function reviewCli(subject: string, groups: string[], argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -98,7 +99,9 @@ beforeAll(async () => {
      create table ledger(id int primary key, amount int);
      insert into ledger values (1, 10), (2, 20);
      create table scratch(id int);
-     grant all on notes, notes_id_seq, ledger, scratch to public`,
+     create table t1(x int); create table t2(x int);
+     insert into t1 values (0); insert into t2 values (0);
+     grant all on notes, notes_id_seq, ledger, scratch, t1, t2 to public`,
     { database: 'app' },
   );
 }, 120_000);
@@ -232,6 +235,23 @@ describe('a statement held for review', () => {
       await client.end();
     }
     expect((await stack.pg.psql('select sum(amount) from ledger', { database: 'app' })).trim()).toBe(String(30 + 10 + 1));
+  });
+
+  it('an approval\'s window covers the same statement with other numbers in that session, never another table', async () => {
+    const client = await pgClient((await connect()).info);
+    try {
+      const first = client.query('UPDATE t1 SET x = 1');
+      await approve(await pendingReview('UPDATE t1 SET x = 1'));
+      expect((await first).rowCount).toBe(1);
+      expect((await client.query('UPDATE t1 SET x = 2')).rowCount).toBe(1); // no review: the same shape
+      const other = client.query('UPDATE t2 SET x = 1');
+      const id = await pendingReview('UPDATE t2 SET x = 1'); // t2 is not t1 with another number
+      await reviewCli('bob', ['dba'], ['deny', id, '--reason', 'not t2']);
+      await expect(other).rejects.toThrow(/denied by reviewer bob/);
+    } finally {
+      await client.end();
+    }
+    expect((await stack.pg.psql('select (select x from t1), (select x from t2)', { database: 'app' })).trim()).toBe('2|0');
   });
 
   it('psql\'s cancel (SIGINT) withdraws the review, and the statement never runs', async () => {
