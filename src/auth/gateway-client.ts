@@ -164,7 +164,7 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   if (status === 404 && parsed.code === ErrorCode.REVIEW_UNKNOWN) {
     return new GatewayApiError(ErrorCode.REVIEW_UNKNOWN, parsed.message ?? 'no such review', status, parsed.hint ?? '`hoop review ls` lists the reviews you may see');
   }
-  if (status === 409 || (status === 400 && path.startsWith('v1/reviews'))) return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
+  if (status === 409 || (status === 400 && (path.startsWith('v1/reviews') || path === 'v1/requests'))) return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
   if (status === 503 && parsed.code === ErrorCode.RECORDING_UNAVAILABLE) {
     return new GatewayApiError(ErrorCode.RECORDING_UNAVAILABLE, parsed.message ?? `${origin} cannot record sessions now`, status, parsed.hint ?? 'try again later');
   }
@@ -304,13 +304,15 @@ export interface ConnectionInfo {
   database: string;
   /** The caller's access (`read-only`, `read-write`), when the gateway's policy repo decides it. */
   mode?: string;
+  /** When the access rests on an approved request (`hoop request`): when it ends. */
+  until?: string;
 }
 
 /** A connection of a gateway answer, or undefined when it lacks a field this client needs. */
 function connectionInfo(value: unknown): ConnectionInfo | undefined {
   const info = (typeof value === 'object' && value !== null ? value : {}) as Partial<Record<keyof ConnectionInfo, unknown>>;
   if (typeof info.name !== 'string' || typeof info.type !== 'string' || typeof info.database !== 'string') return undefined;
-  return { name: info.name, type: info.type, database: info.database, ...(typeof info.mode === 'string' ? { mode: info.mode } : {}) };
+  return { name: info.name, type: info.type, database: info.database, ...(typeof info.mode === 'string' ? { mode: info.mode } : {}), ...(typeof info.until === 'string' ? { until: info.until } : {}) };
 }
 
 /**
@@ -435,6 +437,9 @@ export async function getRecordingKeys(endpoint: GatewayEndpoint): Promise<Recor
 /** A review as `GET /v1/reviews` answers it (src/gateway/reviews.ts `Review`). */
 export type ReviewInfo = Record<string, unknown> & {
   id: string;
+  kind?: 'statement' | 'access';
+  /** An access request's mode, length, reason, and once approved the grant's end. */
+  access?: { mode: 'read-only' | 'read-write'; seconds: number; reason: string; until?: string };
   state: 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
   session: string;
   connection: string;
@@ -467,6 +472,12 @@ export async function getReview(endpoint: GatewayEndpoint, token: string, id: st
   const wait = Math.min(60, Math.max(0, Math.floor(waitSeconds)));
   const { body } = await requestJson({ ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) }, 'GET', `v1/reviews/${encodeURIComponent(id)}${wait > 0 ? `?wait=${wait}` : ''}`, { token });
   return body as ReviewInfo;
+}
+
+/** `POST /v1/requests`: asks for temporary access to `connection`; resolves the request (a review) as raised. */
+export async function requestAccess(endpoint: GatewayEndpoint, token: string, body: { connection: string; mode: 'read-only' | 'read-write'; seconds: number; reason: string }): Promise<ReviewInfo> {
+  const { body: answer } = await requestJson(endpoint, 'POST', 'v1/requests', { token, body, connection: body.connection });
+  return answer as ReviewInfo;
 }
 
 /** `POST /v1/reviews/{id}/approve|deny`: records the caller's decision; resolves the review as it then stands. */

@@ -48,7 +48,7 @@ export function connectionsCommand(io: CliIo): Command {
         const withMode = connections.some((c) => c.mode !== undefined);
         const rows = [
           ['NAME', 'TYPE', 'DATABASE', ...(withMode ? ['MODE'] : [])],
-          ...connections.map((c) => [c.name, c.type, c.database, ...(withMode ? [c.mode ?? '-'] : [])]),
+          ...connections.map((c) => [c.name, c.type, c.database, ...(withMode ? [`${c.mode ?? '-'}${c.until ? ` (requested, until ${c.until.replace('T', ' ').replace(/\.\d+Z$/, 'Z')})` : ''}`] : [])]),
         ];
         io.stdout.write(`${columns(rows).join('\n')}\n`);
       } finally {

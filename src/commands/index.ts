@@ -8,6 +8,7 @@ import { connectionsCommand } from './connections.js';
 import { demoCommand } from './demo.js';
 import { execCommand } from './exec.js';
 import { reviewCommand } from './review.js';
+import { requestCommand } from './request.js';
 import { gatewayCommand } from './gateway.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
@@ -18,4 +19,4 @@ import { sessionsCommand } from './sessions.js';
 import { whoamiCommand } from './whoami.js';
 
 /** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, mcpCommand, sessionsCommand, reviewCommand, policyCommand, gatewayCommand];
+export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, mcpCommand, sessionsCommand, reviewCommand, requestCommand, policyCommand, gatewayCommand];

@@ -14,7 +14,7 @@
  */
 import { ErrorCode, HoopError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { accessFor, type AccessGrant } from '../policy/access.js';
+import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../policy/access.js';
 import { StatementJudge } from '../policy/decide.js';
 import { PolicyRepo, looksLikeGitUrl, type RefreshResult } from '../policy/repo.js';
 import type { SessionLimits } from '../policy/limits.js';
@@ -137,11 +137,11 @@ export class GatewayPolicySource {
   }
 
   /** The connections of the current policy `identity` may use, with the access mode of each. */
-  connectionsFor(identity: Identity): { connection: ConnectionConfig; grant: AccessGrant }[] {
+  connectionsFor(identity: Identity, temporary: readonly TemporaryAccess[] = []): { connection: ConnectionConfig; grant: AccessGrant }[] {
     const { policy } = this.#snapshot;
     const who = whoOf(identity);
     return policy.connections.flatMap((connection) => {
-      const grant = accessFor(policy, who, connection.name);
+      const grant = accessFor(policy, who, connection.name, temporary);
       return grant ? [{ connection, grant }] : [];
     });
   }
@@ -151,17 +151,20 @@ export class GatewayPolicySource {
    *
    * @throws HoopError CONNECTION_UNKNOWN (no such connection), ACCESS_DENIED (no access rule admits)
    */
-  lookup(identity: Identity, name: string, snapshot: PolicySnapshot = this.#snapshot): { connection: ConnectionConfig; grant: AccessGrant } {
+  lookup(identity: Identity, name: string, temporary: readonly TemporaryAccess[] = [], snapshot: PolicySnapshot = this.#snapshot): { connection: ConnectionConfig; grant: AccessGrant } {
     const connection = snapshot.policy.connections.find((c) => c.name === name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
         hint: 'run `hoop connections` to list the ones you may use (or ask your administrator)',
       });
     }
-    const grant = accessFor(snapshot.policy, whoOf(identity), name);
+    const grant = accessFor(snapshot.policy, whoOf(identity), name, temporary);
     if (!grant) {
-      throw new HoopError(ErrorCode.ACCESS_DENIED, `${identity.subject} may not use the connection "${name}"`, {
-        hint: `ask an administrator to grant you access in the policy repo (policy commit ${snapshot.commit.slice(0, 12)})`,
+      const requestable = snapshot.policy.access.some((r) => r.requestable && (r.connections.includes('*') || r.connections.includes(name)) && admits(r, whoOf(identity)));
+      throw new HoopError(ErrorCode.ACCESS_DENIED, `${identity.subject} may not use the connection "${name}"${requestable ? ' without an approved request' : ''}`, {
+        hint: requestable
+          ? `ask for temporary access: hoop request ${name} --for 1h --reason "…"`
+          : `ask an administrator to grant you access in the policy repo (policy commit ${snapshot.commit.slice(0, 12)})`,
       });
     }
     return { connection, grant };
@@ -173,9 +176,9 @@ export class GatewayPolicySource {
    *
    * @throws HoopError CONNECTION_UNKNOWN, ACCESS_DENIED, SECRET_UNRESOLVED (the masking key)
    */
-  async forSession(identity: Identity, name: string): Promise<PolicySession> {
+  async forSession(identity: Identity, name: string, temporary: readonly TemporaryAccess[] = []): Promise<PolicySession> {
     const snapshot = this.#snapshot;
-    const { connection, grant } = this.lookup(identity, name, snapshot);
+    const { connection, grant } = this.lookup(identity, name, temporary, snapshot);
     const { policy } = snapshot;
     let masking: SessionMasking | undefined;
     if (hasMaskingRules(policy)) {

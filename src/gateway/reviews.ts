@@ -29,6 +29,7 @@ import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { ReviewSettings } from '../policy/schema.js';
+import type { TemporaryAccess } from '../policy/access.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
 import { HttpError } from './http-error.js';
@@ -54,8 +55,9 @@ export interface ReviewDecision extends ReviewPerson {
 export interface Review {
   id: string;
   state: ReviewState;
-  /** What waits: a statement of a session. */
-  kind: 'statement';
+  /** What waits: a statement of a session, or a request for temporary access (`hoop request`). */
+  kind: 'statement' | 'access';
+  /** The session of a statement (empty for an access request). */
   session: string;
   run?: string;
   connection: string;
@@ -81,6 +83,11 @@ export interface Review {
   /** An approved detached review, once a later session ran its statement: that session, and when. */
   usedBy?: string;
   usedAt?: string;
+  /**
+   * An access request: the mode and how long (from its approval), the requester's reason, and once
+   * approved until when the grant holds. `rule` is the requestable access rule it opens.
+   */
+  access?: { mode: 'read-only' | 'read-write'; seconds: number; reason: string; until?: string };
 }
 
 /** What the registry is told of a new review besides the ask. */
@@ -283,7 +290,7 @@ export class ReviewRegistry {
       });
     }
     if (decision === 'approve' && own && !r.selfApprove) {
-      throw new HttpError(403, `${reviewer.subject} may not approve their own statement (review ${id})`, { hint: 'another member of its reviewer groups must approve it; the rule\'s review.selfApprove is false' });
+      throw new HttpError(403, `${reviewer.subject} may not approve their own ${r.kind === 'access' ? 'request' : 'statement'} (review ${id})`, { hint: 'another member of its reviewer groups must approve it; the rule\'s review.selfApprove is false' });
     }
     if (decision === 'approve' && r.decisions.some((d) => d.issuer === reviewer.issuer && d.subject === reviewer.subject)) {
       throw new HttpError(409, `${reviewer.subject} approved review ${id} already; it needs ${r.approvals - r.decisions.length} more from others`);
@@ -303,6 +310,61 @@ export class ReviewRegistry {
     else if (next.decisions.length >= next.approvals) this.#end(id, { state: 'approved', by: next.decisions.map(nameOf), windowMs: next.windowMs });
     else this.#persist(next);
     return this.#reviews.get(id)!;
+  }
+
+  /**
+   * Raises a request for temporary access under the requestable access `rule` (its reviewers in
+   * `settings`). Nobody waits on it in-process: the requester follows it with the API.
+   */
+  requestAccess(input: { requester: Identity; connection: string; rule: string; mode: 'read-only' | 'read-write'; seconds: number; reason: string; run?: string }, settings: ReviewSettings): Review {
+    const { requester } = input;
+    const now = Date.now();
+    const id = `rv-${randomBytes(8).toString('hex')}`;
+    const what = `${input.mode} access to ${input.connection} for ${input.seconds} s`;
+    const review: Review = {
+      id,
+      state: 'pending',
+      kind: 'access',
+      session: '',
+      ...(input.run !== undefined ? { run: input.run } : {}),
+      connection: input.connection,
+      requester: { subject: requester.subject, issuer: requester.issuer, ...(requester.email !== undefined ? { email: requester.email } : {}), groups: requester.groups },
+      sql: '',
+      rule: input.rule,
+      message: input.reason,
+      reason: `${requester.subject} asks for ${what} under access rule "${input.rule}": ${input.reason}`,
+      groups: settings.groups,
+      approvals: settings.approvals,
+      selfApprove: settings.selfApprove,
+      windowMs: 0,
+      decisions: [],
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + settings.timeoutMs).toISOString(),
+      access: { mode: input.mode, seconds: input.seconds, reason: input.reason },
+    };
+    this.#keep(review);
+    if (this.#pendingOf(requester) >= MAX_PENDING_PER_REQUESTER || this.#live.size >= MAX_PENDING) {
+      return this.#close(review, 'expired', `too many requests wait for review already`);
+    }
+    const timer = setTimeout(() => this.#end(id, { state: 'expired', afterMs: settings.timeoutMs }, `not decided within ${Math.round(settings.timeoutMs / 1000)} s`), settings.timeoutMs);
+    timer.unref();
+    this.#live.set(id, { settle: () => undefined, timer, settings });
+    this.#persist(review);
+    this.#log.info('review.requested', { id, kind: 'access', subject: requester.subject, connection: input.connection, rule: input.rule, mode: input.mode, seconds: input.seconds });
+    this.#tell('requested', review, settings);
+    return review;
+  }
+
+  /** The temporary access `who` holds now: their approved access requests whose grant has not ended. */
+  grantsOf(who: { issuer: string; subject: string }, now = Date.now()): TemporaryAccess[] {
+    const out: TemporaryAccess[] = [];
+    for (const r of this.#reviews.values()) {
+      if (r.kind !== 'access' || r.state !== 'approved' || !r.access?.until || r.rule === undefined) continue;
+      if (r.requester.issuer !== who.issuer || r.requester.subject !== who.subject) continue;
+      const until = Date.parse(r.access.until);
+      if (until > now) out.push({ rule: r.rule, connection: r.connection, mode: r.access.mode, until, request: r.id });
+    }
+    return out;
   }
 
   /** Settles every pending review as withdrawn (the gateway stops: their sessions end). */
@@ -328,7 +390,10 @@ export class ReviewRegistry {
   }
 
   #close(r: Review, state: ReviewState, because: string | undefined, settings?: ReviewSettings): Review {
-    const done: Review = { ...r, state, decidedAt: new Date().toISOString(), ...(because ? { closedBecause: because } : {}) };
+    const now = Date.now();
+    // An approved access request is a grant from now on, for the time it asked.
+    const access = r.access && state === 'approved' ? { ...r.access, until: new Date(now + r.access.seconds * 1000).toISOString() } : r.access;
+    const done: Review = { ...r, state, decidedAt: new Date(now).toISOString(), ...(because ? { closedBecause: because } : {}), ...(access ? { access } : {}) };
     this.#reviews.set(r.id, done);
     this.#persist(done);
     this.#log.info('review.decided', { id: r.id, state, ...(because ? { because } : {}) });

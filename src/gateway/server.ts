@@ -52,7 +52,7 @@ import { SessionEnd, type Engine, type SessionJudge, type SessionMasking, type S
 import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
 import { GatewayPolicySource, whoOf } from './policy-source.js';
 import { watchSessionToken } from './session-token.js';
-import { accessFor } from '../policy/access.js';
+import { accessFor, requestableRule } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
 import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
@@ -62,7 +62,7 @@ import { ClientRecords, MAX_RECORD_FILE_BYTES } from './client-records.js';
 import type { RecordKind } from '../recording/spool.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/recorder.js';
 import { RECORDING_FILE } from '../recording/writer.js';
-import type { RecordingPolicy } from '../policy/schema.js';
+import { DEFAULT_MAX_GRANT_SECONDS, type RecordingPolicy } from '../policy/schema.js';
 import { cutValue } from '../recording/event-line.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { ControlMessage } from '../tunnel/frames.js';
@@ -70,7 +70,8 @@ import { createReadStream } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Identity } from '../identity.js';
-import { REVIEW_PATH, ReviewRegistry, reviewRecordingEvent, reviewsApi } from './reviews.js';
+import { REVIEW_PATH, ReviewRegistry, reviewRecordingEvent, reviewsApi, type Review } from './reviews.js';
+import { reviewSettingsFor } from '../policy/decide.js';
 import { ReviewNotifier } from './review-notify.js';
 import { TokenRejectedError, TokenVerifier } from './verify-token.js';
 
@@ -270,8 +271,8 @@ function describeDevice(d: Device): { deviceId: string; name: string; fingerprin
   return { deviceId: d.deviceId, name: d.name, fingerprint: d.fingerprint, publicKey: d.publicKey, createdAt: d.createdAt };
 }
 
-function describeConnection(c: ConnectionConfig, mode?: string): { name: string; type: string; database: string; mode?: string } {
-  return { name: c.name, type: c.type, database: c.database, ...(mode !== undefined ? { mode } : {}) };
+function describeConnection(c: ConnectionConfig, mode?: string, until?: number): { name: string; type: string; database: string; mode?: string; until?: string } {
+  return { name: c.name, type: c.type, database: c.database, ...(mode !== undefined ? { mode } : {}), ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) };
 }
 
 /** `N minutes` (or seconds when not a whole number of minutes), for the session-limit message. */
@@ -410,7 +411,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     verifier.verify(TokenVerifier.bearerFromHeader(authorization));
 
   const lookup = (identity: Identity, name: string): ConnectionConfig => {
-    if (policySource) return policySource.lookup(identity, name).connection;
+    if (policySource) return policySource.lookup(identity, name, reviews.grantsOf(identity)).connection;
     const connection = connections.get(name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
@@ -582,6 +583,37 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return { status: 200, body: undefined, file: join(clientRecords.dir(kind, id)!, name) };
   };
 
+  /**
+   * `POST /v1/requests` `{ connection, mode?, seconds, reason }`: asks for temporary access under a
+   * requestable access rule that admits the caller; its reviewers decide it as any review.
+   */
+  const requestAccess = (identity: Identity, body: unknown, run: unknown): Review => {
+    if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo, so it has no requestable access');
+    const b = (body ?? {}) as Record<string, unknown>;
+    const connection = b.connection;
+    const mode = b.mode ?? 'read-only';
+    const seconds = b.seconds;
+    const reason = b.reason;
+    if (typeof connection !== 'string' || connection === '') throw new HttpError(400, 'connection must be a connection name');
+    if (mode !== 'read-only' && mode !== 'read-write') throw new HttpError(400, 'mode must be read-only or read-write');
+    if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1) throw new HttpError(400, 'seconds must be a whole number of seconds, at least 1');
+    if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 1000) throw new HttpError(400, 'reason must say why, in at most 1000 characters', { hint: 'hoop request <connection> --for 1h --reason "…"' });
+    const { policy } = policySource.current();
+    const who = whoOf(identity);
+    if (!policy.connections.some((c) => c.name === connection)) throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${connection}"`);
+    const standing = accessFor(policy, who, connection, reviews.grantsOf(identity));
+    if (standing && (standing.mode === 'read-write' || mode === 'read-only')) throw new HttpError(409, `${identity.subject} has ${standing.mode} access to "${connection}" already${standing.until ? ` (until ${new Date(standing.until).toISOString()})` : ''}`);
+    const rule = requestableRule(policy, who, connection, mode);
+    if (!rule) throw new HttpError(403, `no access rule lets ${identity.subject} ask for ${mode} access to "${connection}"`, { hint: 'an access rule with requestable: true that admits you and names the connection (ask the owners of the policy)' });
+    const max = rule.maxGrantSeconds ?? DEFAULT_MAX_GRANT_SECONDS;
+    if (seconds > max) throw new HttpError(400, `access rule "${rule.name}" grants at most ${describeLength(max)}; ask for less`);
+    const settings = reviewSettingsFor(policy, connection, rule.review);
+    if (!settings) throw new HttpError(409, `nobody can approve requests under access rule "${rule.name}": it names no reviewers (its review.groups, or statements.reviewers)`);
+    const r = reviews.requestAccess({ requester: identity, connection, rule: rule.name, mode, seconds, reason: reason.trim(), ...(typeof run === 'string' && RUN_ID.test(run) ? { run } : {}) }, settings);
+    log.info('access.requested', { id: r.id, subject: identity.subject, connection, mode, seconds, rule: rule.name });
+    return r;
+  };
+
   /** Answers one API request; throws HoopErrors that become JSON error bodies. */
   const route = async (req: http.IncomingMessage, path: string): Promise<{ status: number; body: unknown; headers?: Record<string, string>; file?: string }> => {
     const method = req.method ?? 'GET';
@@ -610,6 +642,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const clientRecord = CLIENT_RECORD_PATH.exec(path) ?? RUN_PATH.exec(path);
     const review = REVIEW_PATH.exec(path);
     if (review) only(...(review[2] !== undefined ? ['POST'] : ['GET']));
+    else if (path === '/v1/requests') only('POST');
     else if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || path === '/v1/sessions' || one || recorded) only('GET');
     else if (path === '/v1/devices') only('GET', 'POST');
     else if (clientRecord) only('GET', ...(clientRecord[2] !== undefined ? ['PUT'] : []));
@@ -638,6 +671,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const readBody = async (): Promise<unknown> => ((req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? null : readJsonBody(req, MAX_BODY_BYTES));
       return reviewsApi(reviews, req, identity, isAuditor(identity), review, readBody);
     }
+    if (path === '/v1/requests') return { status: 201, body: requestAccess(identity, await readJsonBody(req, MAX_BODY_BYTES), req.headers['hoop-run-id']) };
     if (clientRecord) return clientRecordApi(req, identity, path.startsWith('/v1/runs/') ? 'runs' : 'sessions', clientRecord[1]!, clientRecord[2]);
     if (path === '/v1/sessions' || recorded) return sessionsApi(req, identity, path, recorded);
     if (path === '/v1/policy') {
@@ -647,10 +681,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (policySource) {
       if (one) {
-        const { connection, grant } = policySource.lookup(identity, decodeURIComponent(one[1]!));
-        return { status: 200, body: describeConnection(connection, grant.mode) };
+        const { connection, grant } = policySource.lookup(identity, decodeURIComponent(one[1]!), reviews.grantsOf(identity));
+        return { status: 200, body: describeConnection(connection, grant.mode, grant.until) };
       }
-      return { status: 200, body: { connections: policySource.connectionsFor(identity).map(({ connection, grant }) => describeConnection(connection, grant.mode)) } };
+      return { status: 200, body: { connections: policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describeConnection(connection, grant.mode, grant.until)) } };
     }
     if (one) return { status: 200, body: describeConnection(lookup(identity, decodeURIComponent(one[1]!))) };
     return { status: 200, body: { connections: config.connections.filter((c) => mayUse(identity, c)).map((c) => describeConnection(c)) } };
@@ -716,10 +750,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       let policy: SessionPolicy | undefined;
       let policyCommit: string | undefined;
       let stillAllowed: (id: Identity) => boolean;
+      /** The session rests on a temporary grant: it ends then. */
+      let grantUntil: { until: number; request: string } | undefined;
       try {
         identity = await authenticate(req.headers.authorization);
         if (policySource) {
-          const ps = await policySource.forSession(identity, name);
+          const ps = await policySource.forSession(identity, name, reviews.grantsOf(identity));
+          grantUntil = ps.grant.until !== undefined ? { until: ps.grant.until, request: ps.grant.request! } : undefined;
           connection = ps.connection;
           policyCommit = ps.snapshot.commit;
           policy = {
@@ -733,7 +770,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           const pinned = ps.snapshot.policy;
           const mode = ps.grant.mode;
           // A renewed token keeps the session only with the same access under the policy the session started with.
-          stillAllowed = (id) => accessFor(pinned, whoOf(id), name)?.mode === mode;
+          stillAllowed = (id) => accessFor(pinned, whoOf(id), name, reviews.grantsOf(id))?.mode === mode;
         } else {
           const conn = lookup(identity, name);
           connection = conn;
@@ -943,6 +980,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           }, ms);
           limit.unref();
         }
+        let grantEnd: NodeJS.Timeout | undefined;
+        if (grantUntil) {
+          const { until, request } = grantUntil;
+          grantEnd = setTimeout(() => {
+            log.info('tunnel.grant-expired', { ...who, request });
+            controller.abort(new SessionEnd('grant-expired', `hoop: your temporary access to "${name}" (request ${request}) ended at ${new Date(until).toISOString()}`, `ask again: hoop request ${name} --for 1h --reason "…"`));
+          }, Math.min(MAX_TIMER_MS, Math.max(0, until - Date.now())));
+          grantEnd.unref();
+        }
         let outcome: SessionOutcome;
         if (recordings) running.set(sessionId, summarize);
         try {
@@ -954,6 +1000,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         } finally {
           watch.stop();
           clearTimeout(limit);
+          clearTimeout(grantEnd);
           sessions.delete(controller);
         }
         if (!channel.destroyed) {

@@ -18,6 +18,20 @@ export interface AccessGrant {
   rules: string[];
   /** Server timeouts: the longest among admitting rules; a setting one of them leaves unlimited is unlimited. */
   limits: SessionLimits;
+  /** The access rests on a temporary grant (an approved request): it ends then (ms since the epoch), and this request gave it. */
+  until?: number;
+  request?: string;
+}
+
+/** An approved access request: the requestable rule it opens, on which connection, how, until when. */
+export interface TemporaryAccess {
+  rule: string;
+  connection: string;
+  mode: 'read-only' | 'read-write';
+  /** Ms since the epoch. */
+  until: number;
+  /** The request (review) id. */
+  request: string;
 }
 
 /** True when `rule` admits `who` (by subject, `*`, email or group), whatever the connection. */
@@ -32,13 +46,43 @@ export function admits(rule: AccessRule, who: Who): boolean {
  * policy defines no such connection. When several rules admit, the least restrictive mode wins
  * (read-write over read-only) and the longest session among them applies.
  */
-export function accessFor(policy: Policy, who: Who, connection: string): AccessGrant | undefined {
+export function accessFor(policy: Policy, who: Who, connection: string, temporary: readonly TemporaryAccess[] = [], now = Date.now()): AccessGrant | undefined {
   if (!policy.connections.some((c) => c.name === connection)) return undefined;
-  const admitting = policy.access.filter((r) => (r.connections.includes('*') || r.connections.includes(connection)) && admits(r, who));
+  // A requestable rule admits only through a live grant for it on this connection, in the mode granted (never more than the rule's).
+  const admitting: Array<{ rule: AccessRule; mode: AccessRule['mode']; grant?: TemporaryAccess }> = [];
+  for (const r of policy.access) {
+    if (!(r.connections.includes('*') || r.connections.includes(connection)) || !admits(r, who)) continue;
+    if (!r.requestable) {
+      admitting.push({ rule: r, mode: r.mode });
+      continue;
+    }
+    const live = temporary.filter((t) => t.rule === r.name && t.connection === connection && t.until > now);
+    const best = live.find((t) => t.mode === 'read-write' && r.mode === 'read-write') ?? live.sort((a, b) => b.until - a.until)[0];
+    if (best) admitting.push({ rule: r, mode: r.mode === 'read-write' ? best.mode : 'read-only', grant: best });
+  }
   if (admitting.length === 0) return undefined;
-  const mode = admitting.some((r) => r.mode === 'read-write') ? 'read-write' : 'read-only';
-  const rule = admitting.find((r) => r.mode === mode)!.name;
-  const unlimited = admitting.some((r) => r.maxSessionSeconds === undefined);
-  const maxSessionSeconds = unlimited ? undefined : Math.max(...admitting.map((r) => r.maxSessionSeconds!));
-  return { mode, rule, ...(maxSessionSeconds !== undefined ? { maxSessionSeconds } : {}), rules: admitting.map((r) => r.name), limits: loosestLimits(admitting.map((r) => r.limits ?? {})) };
+  const mode = admitting.some((a) => a.mode === 'read-write') ? 'read-write' : 'read-only';
+  const giving = admitting.filter((a) => a.mode === mode);
+  const rule = giving[0]!.rule.name;
+  // A standing rule that gives the mode: no end; else the grant that lasts longest.
+  const grant = giving.some((a) => !a.grant) ? undefined : giving.map((a) => a.grant!).sort((a, b) => b.until - a.until)[0];
+  const rules = admitting.map((a) => a.rule);
+  const unlimited = rules.some((r) => r.maxSessionSeconds === undefined);
+  const maxSessionSeconds = unlimited ? undefined : Math.max(...rules.map((r) => r.maxSessionSeconds!));
+  return {
+    mode,
+    rule,
+    ...(maxSessionSeconds !== undefined ? { maxSessionSeconds } : {}),
+    rules: rules.map((r) => r.name),
+    limits: loosestLimits(rules.map((r) => r.limits ?? {})),
+    ...(grant ? { until: grant.until, request: grant.request } : {}),
+  };
+}
+
+/**
+ * The requestable rule under which `who` may ask for `mode` on `connection`: the first that
+ * admits them, names the connection and allows the mode. Undefined when none does.
+ */
+export function requestableRule(policy: Policy, who: Who, connection: string, mode: AccessRule['mode']): AccessRule | undefined {
+  return policy.access.find((r) => r.requestable && (r.connections.includes('*') || r.connections.includes(connection)) && admits(r, who) && (mode === 'read-only' || r.mode === 'read-write'));
 }

@@ -291,12 +291,21 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
         connections: value.connections,
         mode: value.mode,
         ...(value.maxSessionSeconds !== undefined ? { maxSessionSeconds: value.maxSessionSeconds } : {}),
+        ...(value.requestable ? { requestable: true } : {}),
+        ...(value.maxGrant !== undefined ? { maxGrantSeconds: value.maxGrant } : {}),
+        ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
         limits: {
           ...(value.statementTimeout !== undefined ? { statement_timeout: value.statementTimeout } : {}),
           ...(value.lockTimeout !== undefined ? { lock_timeout: value.lockTimeout } : {}),
           ...(value.idleInTransactionTimeout !== undefined ? { idle_in_transaction_session_timeout: value.idleInTransactionTimeout } : {}),
         },
       };
+      for (const key of ['maxGrant', 'review'] as const) {
+        if (value[key] !== undefined && !value.requestable) problems.add(file, ['access', i, key], 'is only for requestable access rules (add requestable: true)', { atKey: true });
+      }
+      value.review?.notify?.forEach((n, j) => {
+        if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['access', i, 'review', 'notify', j, 'url'] } });
+      });
       access.push({ value: rule, at: { file, path: ['access', i] } });
     });
     if (data.statements) {

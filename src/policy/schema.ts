@@ -161,7 +161,19 @@ export interface AccessRule {
   maxSessionSeconds?: number;
   /** Server timeouts of the sessions it admits (`statementTimeout`, `lockTimeout`, `idleInTransactionTimeout` in the file), in ms. */
   limits?: SessionLimits;
+  /**
+   * Just-in-time access: the rule admits nobody until a request (`hoop request`) is approved; it
+   * then admits the requester for the time asked, at most {@link maxGrantSeconds}.
+   */
+  requestable?: boolean;
+  /** Longest grant a request may ask for (default 8 hours). */
+  maxGrantSeconds?: number;
+  /** Who approves requests for it, over the connection's `statements.reviewers`. */
+  review?: Partial<ReviewSettings>;
 }
+
+/** Default of {@link AccessRule.maxGrantSeconds}. */
+export const DEFAULT_MAX_GRANT_SECONDS = 8 * 3600;
 
 /** The identity a decision is about. */
 export interface Who {
@@ -287,6 +299,19 @@ export const accessRuleSchema = z.strictObject({
   statementTimeout: timeoutSchema.optional(),
   lockTimeout: timeoutSchema.optional(),
   idleInTransactionTimeout: timeoutSchema.optional(),
+  requestable: z.boolean({ error: 'must be true or false' }).optional(),
+  maxGrant: z
+    .union([z.number(), z.string()], { error: 'must be a time such as 1h, 30min (or a number of seconds)' })
+    .transform((v, ctx) => {
+      const ms = typeof v === 'number' ? Math.round(v * 1000) : parseTimeSetting(v);
+      if (ms === undefined || !Number.isFinite(ms) || ms < 1000 || ms > 7 * 86_400_000) {
+        ctx.addIssue({ code: 'custom', message: 'must be a time from 1s to 7 days, such as 1h or 30min' });
+        return z.NEVER;
+      }
+      return Math.round(ms / 1000);
+    })
+    .optional(),
+  review: z.lazy(() => reviewSchema).optional(),
 });
 
 const kindSchema = z.enum([...STATEMENT_KINDS, 'ddl', 'write'], {

@@ -30,7 +30,7 @@ export function standing(r: ReviewInfo): string {
     case 'pending':
       return `pending (${approvals.length} of ${r.approvals} approval${r.approvals > 1 ? 's' : ''}, expires ${relative(r.expiresAt)})`;
     case 'approved':
-      return `approved by ${approvals.map(person).join(', ')}`;
+      return `approved by ${approvals.map(person).join(', ')}${r.access?.until ? `: ${r.access.mode} access to ${r.connection} until ${r.access.until}` : ''}`;
     case 'denied': {
       const d = r.decisions.find((x) => x.decision === 'deny');
       return `denied by ${d ? person(d) : '?'}${d?.reason ? `: ${d.reason}` : ''}`;
@@ -41,19 +41,24 @@ export function standing(r: ReviewInfo): string {
 }
 
 /** The rows of `hoop review ls`. */
+/** What a review is about, in one line: the statement, or the access asked for. */
+export function subjectLine(r: ReviewInfo): string {
+  return r.access ? `access ${r.access.mode} for ${formatDuration(r.access.seconds * 1000)}: ${oneLine(r.access.reason, 50)}` : oneLine(r.sql);
+}
+
 export function reviewRows(reviews: readonly ReviewInfo[]): string[][] {
-  return [['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'], ...reviews.map((r) => [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, ''), oneLine(r.sql)])];
+  return [['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'], ...reviews.map((r) => [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, ''), subjectLine(r)])];
 }
 
 /** `hoop review show`: everything a reviewer needs to decide. */
 export function reviewText(r: ReviewInfo): string {
   const lines = [
     `review ${r.id}: ${standing(r)}`,
-    `requested by ${person(r.requester)}${r.requester.groups.length ? ` (${r.requester.groups.join(', ')})` : ''} on ${r.connection}, session ${r.session}${r.run ? `, run ${String(r.run)}` : ''}, ${relative(r.createdAt)}`,
-    `rule: ${r.rule ?? '(policy)'}: ${r.message ?? r.reason}`,
+    `requested by ${person(r.requester)}${r.requester.groups.length ? ` (${r.requester.groups.join(', ')})` : ''} on ${r.connection}${r.session ? `, session ${r.session}` : ''}${r.run ? `, run ${String(r.run)}` : ''}, ${relative(r.createdAt)}`,
+    r.access ? `access rule: ${r.rule ?? '?'}` : `rule: ${r.rule ?? '(policy)'}: ${r.message ?? r.reason}`,
     `reviewers: ${r.groups.join(', ')}; ${r.approvals} approval${r.approvals > 1 ? 's' : ''} needed${r.selfApprove ? '' : ', not the requester'}`,
     '',
-    ...r.sql.split('\n').map((l) => `    ${l}`),
+    ...(r.access ? [`    asks for ${r.access.mode} access to ${r.connection} for ${formatDuration(r.access.seconds * 1000)}: ${r.access.reason}`] : r.sql.split('\n').map((l) => `    ${l}`)),
   ];
   if (r.params?.length) lines.push(`    -- parameters: ${r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`);
   if (r.decisions.length) lines.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));

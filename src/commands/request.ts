@@ -1,0 +1,66 @@
+/**
+ * `hoop request <connection> --for 1h --reason "…" [--mode read-write] [--wait]`: asks for
+ * temporary access under a requestable access rule of the policy. Reviewers decide it with `hoop
+ * review` as any review; once approved, the requester may use the connection until the grant
+ * ends, and sessions that rest on it end then, saying so. CI workloads ask the same way.
+ *
+ * Exit codes: 0 asked (or, with `--wait`, approved); 3 denied; 4 not decided (expired, or still
+ * pending when `--wait` gave up).
+ *
+ * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { getReview, requestAccess, type ReviewInfo } from '../auth/gateway-client.js';
+import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
+import { CommandExit } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { parseTimeSetting } from '../policy/limits.js';
+import { standing } from '../ui/review-lines.js';
+
+interface RequestFlags extends GatewayFlags {
+  for: number;
+  reason: string;
+  mode: 'read-only' | 'read-write';
+  wait?: string | true;
+  json?: boolean;
+}
+
+/** `1h`, `30min`, `90s` (PostgreSQL's time units) or a number of seconds; whole seconds. */
+function duration(value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : parseTimeSetting(value);
+  if (ms === undefined || !Number.isFinite(ms) || ms < 1000) throw new InvalidArgumentError('must be a time such as 1h, 30min or 90s');
+  return Math.round(ms / 1000);
+}
+
+/** Builds the `request` command. */
+export function requestCommand(io: CliIo): Command {
+  return new Command('request')
+    .description('ask for temporary access to a connection (a requestable access rule); reviewers approve it with `hoop review`')
+    .argument('<connection>', 'the connection, as the policy names it')
+    .requiredOption('--for <time>', 'how long the access should last once approved: 1h, 30min, 90s', duration)
+    .requiredOption('--reason <text>', 'why you need it (the reviewers read it)')
+    .addOption(new Option('--mode <mode>', 'the access asked for').choices(['read-only', 'read-write']).default('read-only'))
+    .option('--wait [seconds]', 'wait for the decision (exit 0 approved, 3 denied, 4 not decided)')
+    .option('--json', 'print the request as JSON')
+    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
+    .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)')
+    .action(async (connection: string, opts: RequestFlags) => {
+      const wait = opts.wait === undefined ? undefined : opts.wait === true ? Number.POSITIVE_INFINITY : Number(opts.wait);
+      const provider = await commandTokenProvider(io, opts);
+      let r: ReviewInfo;
+      try {
+        const endpoint = { gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) };
+        r = await requestAccess(endpoint, (await provider.current()).token, { connection, mode: opts.mode, seconds: opts.for, reason: opts.reason });
+        if (!opts.json) io.stderr.write(`hoop: request ${r.id} for ${opts.mode} access to ${connection}: ${standing(r)}; a reviewer runs \`hoop review approve ${r.id}\`\n`);
+        if (wait !== undefined) {
+          const until = Date.now() + (Number.isFinite(wait) ? wait * 1000 : Number.MAX_SAFE_INTEGER);
+          while (r.state === 'pending' && Date.now() < until) r = await getReview(endpoint, (await provider.current()).token, r.id, Math.min(60, (until - Date.now()) / 1000));
+        }
+      } finally {
+        provider.close();
+      }
+      io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `request ${r.id}: ${standing(r)}\n`);
+      if (wait !== undefined && r.state !== 'approved') throw new CommandExit(r.state === 'denied' ? 3 : 4);
+    });
+}
