@@ -420,6 +420,20 @@ describe('the README, run as written', () => {
       expect(exec.stdout.trim().split('\n')).toEqual(['email,card_number', ...masked(',')]);
     }, 60_000);
 
+    it('access requests: an engineer asks for read-write on prod-db and waits; a DBA approves it with hoop review', async () => {
+      const [line] = shCommands(readme).filter((l) => l.startsWith('npx hoop request '));
+      expect(line).toBe("npx hoop request prod-db --mode read-write --for 1h --reason 'INC-4312: fix the stuck orders' --wait");
+      const env = { HOOP_TOKEN: await oidc.token({ subject: 'erin', groups: ['engineers'] }), HOOP_GATEWAY: gatewayUrl, HOOP_CA_FILE: pki.caFile };
+      const asking = bash([line!], { env });
+      const [, id] = await asking.waitFor(/request (rv-[0-9a-f]{16}) for read-write access to prod-db: pending/);
+      const approved = await run([`npx hoop review approve ${id}`], { env: cliEnv('person') }); // dana, group dba
+      expect(approved.code).toBe(0);
+      expect(await asking.exited).toBe(0);
+      expect(asking.output()).toMatch(new RegExp(`request ${id}: approved by dana@acme\\.example: read-write access to prod-db until `));
+      const listed = await run(['npx hoop connections'], { env });
+      expect(listed.output).toMatch(/prod-db +postgres +app +read-write \(requested, until /);
+    }, 60_000);
+
     it('CI: the GitHub Actions workflow\'s run steps sign in as ci:acme/api and report through hoop', async () => {
       const workflow = parseYaml(yamlBlock('# .github/workflows/')) as {
         permissions: Record<string, string>;
