@@ -14,6 +14,7 @@ import * as https from 'node:https';
 import { ErrorCode, HoopError } from '../errors.js';
 import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
+import type { Review } from '../gateway/reviews.js';
 import type { TokenKind } from './profiles.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { RecordKind } from '../recording/spool.js';
@@ -434,30 +435,8 @@ export async function getRecordingKeys(endpoint: GatewayEndpoint): Promise<Recor
   return keys as RecordingKey[];
 }
 
-/** A review as `GET /v1/reviews` answers it (src/gateway/reviews.ts `Review`). */
-export type ReviewInfo = Record<string, unknown> & {
-  id: string;
-  kind?: 'statement' | 'access';
-  /** An access request's mode, length, reason, and once approved the grant's end. */
-  access?: { mode: 'read-only' | 'read-write'; seconds: number; reason: string; until?: string };
-  state: 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
-  session: string;
-  connection: string;
-  requester: { subject: string; issuer: string; email?: string; groups: string[] };
-  sql: string;
-  params?: Array<string | null>;
-  rule?: string;
-  message?: string;
-  reason: string;
-  groups: string[];
-  approvals: number;
-  selfApprove: boolean;
-  decisions: Array<{ subject: string; email?: string; decision: 'approve' | 'deny'; reason?: string; at: string }>;
-  createdAt: string;
-  expiresAt: string;
-  decidedAt?: string;
-  closedBecause?: string;
-};
+/** A review as `GET /v1/reviews` answers it (the gateway's own record of it). */
+export type ReviewInfo = Review;
 
 /** `GET /v1/reviews[?state=]`: the reviews the caller may see (theirs, those they may decide; an auditor's: all), newest first. */
 export async function listReviews(endpoint: GatewayEndpoint, token: string, state?: string): Promise<ReviewInfo[]> {

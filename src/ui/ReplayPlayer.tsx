@@ -7,9 +7,10 @@
  *
  * @see https://github.com/vadimdemedes/ink
  */
-import { Box, Text, render, useApp, useInput } from 'ink';
+import { Box, Text, useApp, useInput } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
 import type { TranscriptLine } from '../recording/read.js';
+import { runInk } from './run-ink.js';
 
 /** One step: a statement and what came back, or the session's opening or closing lines. */
 export interface ReplayStep {
@@ -96,17 +97,5 @@ export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false,
  * aborts.
  */
 export async function playReplay(lines: readonly TranscriptLine[], o: { stdout: NodeJS.WriteStream; stdin: NodeJS.ReadStream; signal: AbortSignal; speed: number; skipIdle: boolean; title: string }): Promise<void> {
-  const instance = render(<ReplayPlayer steps={replaySteps(lines)} speed={o.speed} skipIdle={o.skipIdle} rows={Math.max(5, (o.stdout.rows ?? 24) - 2)} title={o.title} />, {
-    stdout: o.stdout,
-    stdin: o.stdin,
-    exitOnCtrlC: true,
-    patchConsole: false,
-  });
-  const stop = (): void => instance.unmount();
-  o.signal.addEventListener('abort', stop, { once: true });
-  try {
-    await instance.waitUntilExit();
-  } finally {
-    o.signal.removeEventListener('abort', stop);
-  }
+  await runInk(<ReplayPlayer steps={replaySteps(lines)} speed={o.speed} skipIdle={o.skipIdle} rows={Math.max(5, (o.stdout.rows ?? 24) - 2)} title={o.title} />, o);
 }

@@ -7,12 +7,13 @@
  *
  * @see https://github.com/vadimdemedes/ink
  */
-import { Box, Text, render, useApp, useInput } from 'ink';
+import { Box, Text, useApp, useInput } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ReviewInfo } from '../auth/gateway-client.js';
 import { relative, reviewRows, standing } from './review-lines.js';
 import { columns } from '../commands/connections.js';
 import { describeError } from '../errors.js';
+import { runInk } from './run-ink.js';
 
 export interface ReviewInboxProps {
   /** The pending reviews the caller may see. */
@@ -121,12 +122,5 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
 
 /** Runs the inbox in the terminal (stdout and stdin must be TTYs) until the user quits or `signal` aborts. */
 export async function watchReviews(props: ReviewInboxProps, o: { stdout: NodeJS.WriteStream; stdin: NodeJS.ReadStream; signal: AbortSignal }): Promise<void> {
-  const instance = render(<ReviewInbox {...props} />, { stdout: o.stdout, stdin: o.stdin, exitOnCtrlC: true, patchConsole: false });
-  const stop = (): void => instance.unmount();
-  o.signal.addEventListener('abort', stop, { once: true });
-  try {
-    await instance.waitUntilExit();
-  } finally {
-    o.signal.removeEventListener('abort', stop);
-  }
+  await runInk(<ReviewInbox {...props} />, o);
 }

@@ -18,6 +18,8 @@ async function until(frame: () => string | undefined, text: string): Promise<voi
 const review = (id: string, sql: string, params?: string[]): ReviewInfo => ({
   id,
   state: 'pending',
+  kind: 'statement',
+  windowMs: 0,
   session: 's1',
   connection: 'prod',
   requester: { subject: 'devin', issuer: 'i', email: 'devin@example.test', groups: [] },
@@ -44,7 +46,7 @@ describe('review inbox', () => {
         decide: async (id, decision, reason) => {
           decided.push([id, decision, reason]);
           waiting = waiting.filter((r) => r.id !== id);
-          return { ...review(id, ''), state: decision === 'approve' ? 'approved' : 'denied', decisions: [{ subject: 'rae', email: 'rae@example.test', decision, ...(reason ? { reason } : {}), at: new Date().toISOString() }] };
+          return { ...review(id, ''), state: decision === 'approve' ? 'approved' : 'denied', decisions: [{ subject: 'rae', issuer: 'i', email: 'rae@example.test', decision, ...(reason ? { reason } : {}), at: new Date().toISOString() }] };
         },
         refreshMs: 60_000,
       }),
