@@ -188,7 +188,7 @@ export class ReviewRegistry {
           : undefined;
     if (full) {
       this.#close(review, 'expired', full);
-      settle({ state: 'expired', afterMs: 0 });
+      settle({ state: 'expired', afterMs: 0, because: full });
       return { id, decided, withdraw: () => undefined };
     }
     const timer = setTimeout(() => this.#end(id, { state: 'expired', afterMs: s.timeoutMs }, `not decided within ${Math.round(s.timeoutMs / 1000)} s`), s.timeoutMs);

@@ -245,7 +245,9 @@ export function reviewOutcomeError(v: StatementVerdict, id: string, o: Exclude<R
       return errorResponse({
         severity: 'ERROR',
         code: SqlState.INSUFFICIENT_PRIVILEGE,
-        message: `hoop: approval required (${rule}): review ${id} was not decided within ${formatDuration(o.afterMs)}, so the statement did not run`,
+        message: o.because
+          ? `hoop: approval required (${rule}): review ${id} could not wait (${o.because}), so the statement did not run`
+          : `hoop: approval required (${rule}): review ${id} was not decided within ${formatDuration(o.afterMs)}, so the statement did not run`,
         detail: v.message ?? v.reason,
         hint: 'send it again when a reviewer is at hand (`hoop review ls` shows them what waits); the session is still usable',
       });
@@ -706,6 +708,8 @@ export class StatementGate implements GateStage {
           if (body === undefined) return this.#count('builtin', unknownStatementError(op.name), 'hoop:unknown-statement', 'EXECUTE of a statement hoop did not see prepared');
           if (depth >= MAX_DEPTH) return this.#builtin(BuiltinRule.JUDGE_FAILED, 'prepared statements nest too deep to judge');
           const inner = this.#judgeHeld(body, depth + 1, onReview);
+          // A text the policy denies anyway is refused, not sent to reviewers for what it executes.
+          if (inner === REVIEW && verdict.action === 'deny') break;
           if (inner) return inner;
         }
       }

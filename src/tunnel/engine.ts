@@ -109,7 +109,7 @@ export interface ReviewAsk {
 export type ReviewOutcome =
   | { state: 'approved'; by: string[]; windowMs: number }
   | { state: 'denied'; by: string; reason?: string }
-  | { state: 'expired'; afterMs: number }
+  | { state: 'expired'; afterMs: number; because?: string }
   | { state: 'withdrawn'; why: 'cancel' | 'session-ended' };
 
 /** A review raised for a held statement. */
