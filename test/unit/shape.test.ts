@@ -92,3 +92,14 @@ describe('ShapeCache', () => {
     }
   });
 });
+
+describe('shapes never take a written character for a replaced number', () => {
+  it('a text with "?" where another has a digit is another shape: a cached decision never crosses from one to the other', async () => {
+    await loadSqlParser();
+    const policy = { connections: [], access: [], statements: { unparseable: 'deny' as const, rules: [{ name: 'no-sec', match: { tables: ['public.sec-1'] }, action: 'deny' as const }] }, masking: { columns: [], names: [], detectors: [], derived: 'mask' as const }, recording: { results: 'masked' as const, rowCap: 10, onFailure: 'close' as const, auditors: [] }, tests: [] };
+    const judge = new StatementJudge(policy, { subject: 'a', groups: [] }, 'app', 'read-write');
+    expect(judge.judge('SELECT * FROM "sec-?" WHERE 1 = 1').action).toBe('allow');
+    expect(judge.judge('SELECT * FROM "sec-1" WHERE 1 = 1').action).toBe('deny');
+    expect(sqlShape('SELECT * FROM "sec-?" WHERE 1 = 1')!.key).not.toBe(sqlShape('SELECT * FROM "sec-1" WHERE 1 = 1')!.key);
+  });
+});

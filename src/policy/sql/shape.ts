@@ -21,13 +21,20 @@ const DIGIT_RUN = /(?<![\w$.])\d+(?:\.\d+)?/g;
 const SHAPE_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['select', 'insert', 'update', 'delete', 'merge']);
 
 /**
- * The shape of an ASCII text: its digit runs replaced by `?`, where they were, and for each the
+ * Stands for a digit run in a shape: NUL, which no SQL text holds (the protocol's strings end at
+ * it), so a shape never equals a text, and `?` or anything else written in a text is never taken
+ * for a replaced number (`"t-?"` and `"t-1"` are two shapes).
+ */
+const PLACEHOLDER = '\u0000';
+
+/**
+ * The shape of an ASCII text: its digit runs replaced by {@link PLACEHOLDER}, where they were, and for each the
  * offset of a minus sign right before it (only blanks between), or -1: the parser folds `-5`
  * into one negative constant located at the sign (`abalance + -1234`, as pgbench sends it).
  * Undefined when the text has no digit run.
  */
 export function sqlShape(sql: string): { key: string; runs: number[]; signs: number[] } | undefined {
-  if (!/^[\x00-\x7f]*$/.test(sql)) return undefined;
+  if (!/^[\x01-\x7f]*$/.test(sql)) return undefined;
   const runs: number[] = [];
   const signs: number[] = [];
   const key = sql.replace(DIGIT_RUN, (_m, offset: number) => {
@@ -35,7 +42,7 @@ export function sqlShape(sql: string): { key: string; runs: number[]; signs: num
     let i = offset - 1;
     while (i >= 0 && (sql[i] === ' ' || sql[i] === '\t' || sql[i] === '\n' || sql[i] === '\r')) i--;
     signs.push(i >= 0 && sql[i] === '-' ? i : -1);
-    return '?';
+    return PLACEHOLDER;
   });
   return runs.length > 0 ? { key, runs, signs } : undefined;
 }
