@@ -14,7 +14,7 @@ import * as https from 'node:https';
 import { ErrorCode, HoopError } from '../errors.js';
 import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
-import type { Review } from '../gateway/reviews.js';
+import type { Review } from '../policy/review-record.js';
 import type { TokenKind } from './profiles.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { RecordKind } from '../recording/spool.js';

@@ -13,10 +13,11 @@
  * - deny: a member of its `groups` (the requester too, if one); one denial decides.
  *
  * A review raised by a client that does not wait (`Hoop-Review: detach` on its tunnel: `hoop exec
- * --no-wait`, `hoop mcp`) outlives its session: it stays pending until decided or expired, and
- * once approved it lets the same requester run the same statement (the same SQL text and
- * parameters) on the same connection once, in a later session, until as long again as its
- * timeout after the approval.
+ * --no-wait`, `hoop mcp`) outlives its session: it stays pending until decided or expired. Once
+ * approved it runs in its own session if that is still there; if the client went away, it lets
+ * the same requester run exactly the same message (its digest: the bytes sent and every SQL text
+ * judged for it, so the same statement bodies and parameters) on the same connection once, in a
+ * later session, until as long again as its timeout after the approval. Either way it runs once.
  *
  * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
  */
@@ -29,66 +30,13 @@ import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { ReviewSettings } from '../policy/schema.js';
+import type { Review, ReviewDecision, ReviewPerson, ReviewState } from '../policy/review-record.js';
+
+export type { Review, ReviewDecision, ReviewPerson, ReviewState };
 import type { TemporaryAccess } from '../policy/access.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
 import { HttpError } from './http-error.js';
-
-/** Where a review stands. */
-export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
-
-/** Someone, as a review names them. */
-export interface ReviewPerson {
-  subject: string;
-  issuer: string;
-  email?: string;
-}
-
-/** One reviewer's decision. */
-export interface ReviewDecision extends ReviewPerson {
-  decision: 'approve' | 'deny';
-  reason?: string;
-  at: string;
-}
-
-/** A review as the API answers it and the history file keeps it. */
-export interface Review {
-  id: string;
-  state: ReviewState;
-  /** What waits: a statement of a session, or a request for temporary access (`hoop request`). */
-  kind: 'statement' | 'access';
-  /** The session of a statement (empty for an access request). */
-  session: string;
-  run?: string;
-  connection: string;
-  requester: ReviewPerson & { groups: string[] };
-  sql: string;
-  params?: Array<string | null>;
-  rule?: string;
-  message?: string;
-  reason: string;
-  /** The settings it is decided under (without the notification targets). */
-  groups: string[];
-  approvals: number;
-  selfApprove: boolean;
-  windowMs: number;
-  decisions: ReviewDecision[];
-  createdAt: string;
-  expiresAt: string;
-  decidedAt?: string;
-  /** Why it was withdrawn or expired without a decision, in words. */
-  closedBecause?: string;
-  /** Raised by a client that does not wait: it outlives its session (see the module documentation). */
-  detached?: boolean;
-  /** An approved detached review, once a later session ran its statement: that session, and when. */
-  usedBy?: string;
-  usedAt?: string;
-  /**
-   * An access request: the mode and how long (from its approval), the requester's reason, and once
-   * approved until when the grant holds. `rule` is the requestable access rule it opens.
-   */
-  access?: { mode: 'read-only' | 'read-write'; seconds: number; reason: string; until?: string };
-}
 
 /** What the registry is told of a new review besides the ask. */
 export interface ReviewOrigin {
@@ -121,7 +69,7 @@ export class ReviewRegistry {
   readonly #listeners: ReviewListener[] = [];
   readonly #reviews = new Map<string, Review>();
   /** Pending reviews' settlers and timers. */
-  readonly #live = new Map<string, { settle: (o: ReviewOutcome) => void; timer: NodeJS.Timeout; settings: ReviewSettings; observe?: (review: Review) => void }>();
+  readonly #live = new Map<string, { settle: (o: ReviewOutcome) => void; timer: NodeJS.Timeout; settings: ReviewSettings; observe?: (review: Review) => void; orphaned?: boolean }>();
   /** Long-polls waiting for a review to leave `pending`. */
   readonly #waiters = new Map<string, Set<() => void>>();
   #writing: Promise<void> = Promise.resolve();
@@ -165,6 +113,7 @@ export class ReviewRegistry {
       requester: { subject: requester.subject, issuer: requester.issuer, ...(requester.email !== undefined ? { email: requester.email } : {}), groups: requester.groups },
       sql: ask.sql,
       ...(ask.params ? { params: ask.params } : {}),
+      digest: ask.digest,
       ...(ask.rule !== undefined ? { rule: ask.rule } : {}),
       ...(ask.message !== undefined ? { message: ask.message } : {}),
       reason: ask.reason,
@@ -179,7 +128,6 @@ export class ReviewRegistry {
     };
     let settle!: (o: ReviewOutcome) => void;
     const decided = new Promise<ReviewOutcome>((resolve) => (settle = resolve));
-    this.#keep(review);
     const full =
       this.#live.size >= MAX_PENDING
         ? `the gateway holds ${MAX_PENDING} statements for review already`
@@ -187,10 +135,12 @@ export class ReviewRegistry {
           ? `${requester.subject} has ${MAX_PENDING_PER_REQUESTER} statements waiting for review already`
           : undefined;
     if (full) {
-      this.#close(review, 'expired', full);
+      // Written to the history, not kept in memory: a flood of refusals never pushes out what others hold.
+      this.#persist({ ...review, state: 'expired', decidedAt: new Date(now).toISOString(), closedBecause: full });
       settle({ state: 'expired', afterMs: 0, because: full });
       return { id, decided, withdraw: () => undefined };
     }
+    this.#keep(review);
     const timer = setTimeout(() => this.#end(id, { state: 'expired', afterMs: s.timeoutMs }, `not decided within ${Math.round(s.timeoutMs / 1000)} s`), s.timeoutMs);
     timer.unref();
     this.#live.set(id, { settle, timer, settings: s, ...(origin.observe ? { observe: origin.observe } : {}) });
@@ -202,8 +152,12 @@ export class ReviewRegistry {
       id,
       decided,
       withdraw: (why) => {
-        // A detached review waits on without its session; a cancel still withdraws it.
-        if (why === 'session-ended' && review.detached) return;
+        // A detached review waits on without its session (its approval then runs in a later one); a cancel still withdraws it.
+        const live = this.#live.get(id);
+        if (why === 'session-ended' && review.detached) {
+          if (live) live.orphaned = true;
+          return;
+        }
         this.#end(id, { state: 'withdrawn', why }, why === 'cancel' ? 'the client cancelled the statement' : 'the session ended');
       },
     };
@@ -218,9 +172,8 @@ export class ReviewRegistry {
     const { requester } = origin;
     const now = Date.now();
     for (const r of this.#reviews.values()) {
-      if (r.state !== 'approved' || !r.detached || r.usedBy !== undefined || r.connection !== origin.connection || r.sql !== ask.sql) continue;
+      if (r.state !== 'approved' || !r.detached || r.usedBy !== undefined || r.connection !== origin.connection || r.digest !== ask.digest) continue;
       if (r.requester.issuer !== requester.issuer || r.requester.subject !== requester.subject) continue;
-      if (JSON.stringify(r.params ?? null) !== JSON.stringify(ask.params ?? null)) continue;
       const validFor = Date.parse(r.expiresAt) - Date.parse(r.createdAt);
       if (now > Date.parse(r.decidedAt ?? r.createdAt) + validFor) continue;
       const used: Review = { ...r, usedBy: origin.session, usedAt: new Date(now).toISOString() };
@@ -228,7 +181,8 @@ export class ReviewRegistry {
       this.#persist(used);
       this.#log.info('review.used', { id: r.id, session: origin.session, subject: requester.subject });
       origin.observe?.(used);
-      return { id: r.id, decided: Promise.resolve({ state: 'approved', by: r.decisions.filter((d) => d.decision === 'approve').map(nameOf), windowMs: r.windowMs }), withdraw: () => undefined, reused: true };
+      // Once: no window opens from it.
+      return { id: r.id, decided: Promise.resolve({ state: 'approved', by: r.decisions.filter((d) => d.decision === 'approve').map(nameOf), windowMs: 0 }), withdraw: () => undefined, reused: true };
     }
     return undefined;
   }
@@ -342,10 +296,12 @@ export class ReviewRegistry {
       expiresAt: new Date(now + settings.timeoutMs).toISOString(),
       access: { mode: input.mode, seconds: input.seconds, reason: input.reason },
     };
-    this.#keep(review);
     if (this.#pendingOf(requester) >= MAX_PENDING_PER_REQUESTER || this.#live.size >= MAX_PENDING) {
-      return this.#close(review, 'expired', `too many requests wait for review already`);
+      const refused: Review = { ...review, state: 'expired', decidedAt: review.createdAt, closedBecause: 'too many requests wait for review already' };
+      this.#persist(refused);
+      return refused;
     }
+    this.#keep(review);
     const timer = setTimeout(() => this.#end(id, { state: 'expired', afterMs: settings.timeoutMs }, `not decided within ${Math.round(settings.timeoutMs / 1000)} s`), settings.timeoutMs);
     timer.unref();
     this.#live.set(id, { settle: () => undefined, timer, settings });
@@ -384,7 +340,9 @@ export class ReviewRegistry {
     if (!live || !r) return;
     this.#live.delete(id);
     clearTimeout(live.timer);
-    const closed = this.#close(r, outcome.state, because, live.settings);
+    // A detached approval whose session is still there runs in it: it is used.
+    const own = outcome.state === 'approved' && r.detached && !live.orphaned ? { usedBy: r.session, usedAt: new Date().toISOString() } : {};
+    const closed = this.#close({ ...r, ...own }, outcome.state, because, live.settings);
     live.observe?.(closed);
     live.settle(outcome);
   }
@@ -412,11 +370,14 @@ export class ReviewRegistry {
     }
   }
 
+  /** Keeps `r` in memory; past {@link MAX_KEPT} the oldest decided one goes (never a pending one, a live grant or an unused approval). */
   #keep(r: Review): void {
     this.#reviews.set(r.id, r);
     if (this.#reviews.size <= MAX_KEPT) return;
+    const now = Date.now();
     for (const [id, old] of this.#reviews) {
-      if (old.state !== 'pending') {
+      const holds = old.state === 'pending' || (old.state === 'approved' && ((old.access?.until !== undefined && Date.parse(old.access.until) > now) || (old.detached === true && old.usedBy === undefined)));
+      if (!holds) {
         this.#reviews.delete(id);
         break;
       }

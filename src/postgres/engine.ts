@@ -473,8 +473,11 @@ export class PostgresEngine implements Engine {
       channel.on('end', clientGone);
       channel.on('close', clientGone);
       // While a statement is held for review the client's side is not read, so its leaving is
-      // seen on the socket: the review is withdrawn and the statement never runs.
-      const peerGone = (): void => void gate?.withdraw('session-ended');
+      // seen on the socket: the review is withdrawn (or, detached, left to a later session), the
+      // session ends, and the held statement never runs in it.
+      const peerGone = (): void => {
+        if (gate?.withdraw('session-ended')) clientGone();
+      };
       channel.socket.once('end', peerGone);
       channel.socket.once('close', peerGone);
       if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened

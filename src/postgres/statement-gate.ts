@@ -47,7 +47,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
 import { bindParameterSpans, describeMessage, type FrontendMessage } from './frontend-messages.js';
 import { errorResponse, noticeResponse, SqlState } from './messages.js';
@@ -56,6 +56,7 @@ import type { GateStage } from './relay.js';
 import { lexingSafeSetting } from '../policy/sql/lexing.js';
 import { shapeProven, sqlShape } from '../policy/sql/shape.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, StatementVerdict } from '../tunnel/engine.js';
+import { combineReviewDecisions } from '../policy/decide.js';
 
 const QUERY = 0x51; // 'Q'
 const BIND = 0x42; // 'B'
@@ -105,6 +106,8 @@ type OnReview = 'hold' | 'pass' | 'refuse';
 const REVIEW_PARAM_MAX = 1024;
 /** Statement shapes an approval's window lets run without a review, per session. */
 const MAX_WINDOWS = 100;
+/** SQL texts a held message's review lists (its own, what it EXECUTEs, what a name may hold). */
+const MAX_SEEN = 64;
 
 /** The built-in rule names of refusals that do not come from the policy. */
 export const BuiltinRule = {
@@ -364,6 +367,8 @@ export class StatementGate implements GateStage {
   #approving = false;
   /** The review verdict met while judging the current message. */
   #asking: StatementVerdict | undefined;
+  /** The SQL texts judged for the current message (its own, those it EXECUTEs, those a Bind's statement may hold). */
+  readonly #seen: string[] = [];
   /** Portals an approved Bind made: their Executes run what was approved. */
   readonly #approvedPortals = new Set<string>();
   /** Statement shapes an approval's window lets run -> until when (ms since the epoch). */
@@ -436,6 +441,8 @@ export class StatementGate implements GateStage {
       return m.kind === 'terminate' ? m : NOTHING;
     }
     this.#current = m.msg?.type ?? BIND;
+    this.#asking = undefined;
+    this.#seen.length = 0;
     switch (m.kind) {
       case 'query': {
         const refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis, onReview) : this.#builtin(BuiltinRule.NOT_UTF8);
@@ -603,8 +610,14 @@ export class StatementGate implements GateStage {
     const verdict = this.#asking!;
     this.#asking = undefined;
     const type = this.#current;
+    // The reviewer sees every text that may run: the statements an EXECUTE runs, each text a prepared name may hold.
+    const others = this.#seen.filter((t) => t !== sql);
+    const digest = createHash('sha256').update(m.msg?.raw ?? Buffer.alloc(0));
+    for (const t of this.#seen) digest.update('\0').update(t);
+    const shown = sql ?? '(a statement longer than 64 KiB: its text is in the session\'s recording)';
     const pending = this.#review!({
-      sql: sql ?? '(a statement longer than 64 KiB: its text is in the session\'s recording)',
+      sql: others.length > 0 ? `${shown}\n-- which runs, or may run:\n${others.join('\n-- or:\n')}` : shown,
+      digest: digest.digest('hex'),
       ...(params ? { params } : {}),
       ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}),
       ...(verdict.message !== undefined ? { message: verdict.message } : {}),
@@ -656,11 +669,13 @@ export class StatementGate implements GateStage {
 
   /** The refusal for what a remembered name may hold (judged again: a test judge may change its mind). */
   #judgeHeld(held: Held, depth = 0, onReview: OnReview = 'refuse'): Buffer | typeof REVIEW | undefined {
+    let reviewed = false;
     for (const sql of held) {
       const refusal = typeof sql === 'string' ? this.#judgeString(sql, false, depth, undefined, onReview) : this.#judgeString('', false, depth, sql, onReview);
-      if (refusal) return refusal;
+      if (refusal === REVIEW) reviewed = true;
+      else if (refusal) return refusal;
     }
-    return undefined;
+    return reviewed ? REVIEW : undefined;
   }
 
   /** What statement `name` may hold once `sql` is prepared under it (see {@link Held}); the unnamed statement is replaced. */
@@ -682,8 +697,11 @@ export class StatementGate implements GateStage {
    * undefined when it may run; with `record`, remembers what an allowed PREPARE / DEALLOCATE does.
    */
   #judgeString(sql: string, record: boolean, depth: number, analysis?: Analysis, onReview: OnReview = 'refuse'): Buffer | typeof REVIEW | undefined {
+    if (sql !== '' && this.#seen.length < MAX_SEEN && !this.#seen.includes(sql)) this.#seen.push(sql);
     let verdict: StatementVerdict;
     let ops: PreparedOp[] | undefined;
+    /** Something this text EXECUTEs needs a review (it then waits with the text's own). */
+    let reviewed = false;
     try {
       verdict = this.#judge.judge(sql, analysis);
       ops = preparedOps(sql, analysis);
@@ -708,29 +726,49 @@ export class StatementGate implements GateStage {
           if (body === undefined) return this.#count('builtin', unknownStatementError(op.name), 'hoop:unknown-statement', 'EXECUTE of a statement hoop did not see prepared');
           if (depth >= MAX_DEPTH) return this.#builtin(BuiltinRule.JUDGE_FAILED, 'prepared statements nest too deep to judge');
           const inner = this.#judgeHeld(body, depth + 1, onReview);
-          // A text the policy denies anyway is refused, not sent to reviewers for what it executes.
-          if (inner === REVIEW && verdict.action === 'deny') break;
-          if (inner) return inner;
+          // A review of what it executes joins the text's own (every EXECUTE is looked at); a text the policy denies anyway is refused.
+          if (inner === REVIEW) {
+            if (verdict.action === 'deny') break;
+            reviewed = true;
+          } else if (inner) return inner;
         }
       }
-      if (record && this.#passes(verdict, sql, onReview)) {
+      if (record && !reviewed && this.#passes(verdict, sql, onReview, depth === 0 && this.#current === QUERY, analysis)) {
         for (const [name, body] of local) {
           if (body === null) this.#statements.delete(name);
           else this.#statements.set(name, body);
         }
       }
     }
-    if (this.#passes(verdict, sql, onReview)) return undefined;
-    if (verdict.action === 'review' && onReview === 'hold' && verdict.review && this.#review) {
-      this.#asking = verdict;
-      return REVIEW;
-    }
+    if (this.#passes(verdict, sql, onReview, depth === 0 && this.#current === QUERY, analysis)) return reviewed ? REVIEW : undefined;
+    if (verdict.action === 'review' && onReview === 'hold' && verdict.review && this.#review) return this.#ask(verdict);
     return this.#count(verdict.action as 'deny' | 'review', refusalError(verdict), verdict.rule ?? '(none)', verdict.reason);
   }
 
-  /** Whether a verdict lets `sql` run: allow, or a review that was approved (or whose window is open), or one on a Parse. */
-  #passes(verdict: StatementVerdict, sql: string, onReview: OnReview): boolean {
+  /**
+   * Adds a review verdict to the one the current message asks for: one review must satisfy
+   * every rule it met ({@link combineReviewDecisions}); a refusal when no one group may approve
+   * for all of them.
+   */
+  #ask(verdict: StatementVerdict): Buffer | typeof REVIEW {
+    const asking = this.#asking ? combineReviewDecisions(this.#asking, verdict) : verdict;
+    if (asking.action === 'deny') return this.#count('deny', refusalError(asking), asking.rule ?? '(none)', asking.reason);
+    this.#asking = asking;
+    return REVIEW;
+  }
+
+  /**
+   * Whether a verdict lets `sql` run: allow, or a review that was approved (or whose window is
+   * open), or one on what runs nothing: a Parse, or a Query's own text (`own`: not a body an
+   * EXECUTE runs, nor the statement a Bind runs, which for a name PREPAREd in SQL is its PREPARE
+   * text) that only PREPAREs (its EXECUTE is held).
+   */
+  #passes(verdict: StatementVerdict, sql: string, onReview: OnReview, own: boolean, analysis?: Analysis): boolean {
     if (verdict.action === 'allow') return true;
-    return verdict.action === 'review' && (this.#approving || onReview === 'pass' || this.#inWindow(sql));
+    if (verdict.action !== 'review') return false;
+    if (this.#approving || onReview === 'pass' || this.#inWindow(sql)) return true;
+    if (!own) return false;
+    const a = analysis ?? (sql !== '' ? analyzeSql(sql) : undefined);
+    return a !== undefined && a.ok && a.statements.length > 0 && a.statements.every((s) => s.kinds[0] === 'prepare');
   }
 }

@@ -98,6 +98,12 @@ export interface ReviewAsk {
   sql: string;
   /** A Bind's parameters as text (binary ones as `\x…` hex), NULL as null; each cut at 1 KiB. */
   params?: Array<string | null>;
+  /**
+   * SHA-256 (hex) of exactly what would run: the held message's bytes and every SQL text judged
+   * for it (the statements a Bind or an EXECUTE runs). An approval given to a client that did not
+   * wait lets only this run again.
+   */
+  digest: string;
   /** The rule that asked for the review, its message, and the judge's reason. */
   rule?: string;
   message?: string;

@@ -22,6 +22,8 @@ import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { query as queryMessage } from '../../src/postgres/messages.js';
 import { parseErrorFields } from '../../src/postgres/reader.js';
+import { errorIn } from '../harness/raw-pg.js';
+import { bind, execute, sync } from '../harness/pg-frontend.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -46,6 +48,8 @@ statements:
     - { name: truncate, match: { kinds: [truncate] }, action: review, review: { timeout: 1s } }
     - { name: touch-ledger, match: { tables: [public.ledger], kinds: [update] }, action: review, review: { window: 1min } }
     - { name: touch-t, match: { tables: ["public.t*"], kinds: [update] }, action: review, review: { window: 1min } }
+    - { name: bump, match: { tables: [public.counter], kinds: [update] }, action: review }
+    - { name: scratch-writes, match: { tables: [public.scratch], kinds: [insert] }, action: review, review: { groups: [security] } }
 `;
 
 async function reviewCli(subject: string, groups: string[], argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -100,8 +104,9 @@ beforeAll(async () => {
      insert into ledger values (1, 10), (2, 20);
      create table scratch(id int);
      create table t1(x int); create table t2(x int);
+     create table counter(n int); insert into counter values (0);
      insert into t1 values (0); insert into t2 values (0);
-     grant all on notes, notes_id_seq, ledger, scratch, t1, t2 to public`,
+     grant all on notes, notes_id_seq, ledger, scratch, t1, t2, counter to public`,
     { database: 'app' },
   );
 }, 120_000);
@@ -252,6 +257,85 @@ describe('a statement held for review', () => {
       await client.end();
     }
     expect((await stack.pg.psql('select (select x from t1), (select x from t2)', { database: 'app' })).trim()).toBe('2|0');
+  });
+
+  it('statements under several review rules wait for one review that satisfies them all, or are refused when no group may', async () => {
+    await refill();
+    await stack.pg.psql('create table if not exists doomed2(id int); grant all on doomed2 to public', { database: 'app' });
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    // wide-delete (dba, 1 approval) and drop (dba, 2 approvals): one review of dba, 2 approvals.
+    raw.write(queryMessage('DELETE FROM notes; DROP TABLE doomed2'));
+    const id = await pendingReview('DROP TABLE doomed2');
+    const shown = JSON.parse((await reviewCli('bob', ['dba'], ['show', id, '--json'])).stdout) as { approvals: number; groups: string[] };
+    expect(shown).toMatchObject({ approvals: 2, groups: ['dba'] });
+    await reviewCli('bob', ['dba'], ['deny', id, '--reason', 'no']);
+    raw.destroy();
+    // wide-delete (dba) and scratch-writes (security): nobody may approve both, so it is refused at once.
+    const fresh = await stack.tunnel('app', await stack.token('alice'));
+    const refused = await fresh.simple('DELETE FROM notes; INSERT INTO scratch VALUES (1)');
+    expect(errorIn(refused)?.message).toContain('hoop: denied by rule "review-conflict"');
+    expect(await count('notes')).toBe(5);
+    expect(await count('scratch')).toBe(0);
+    fresh.destroy();
+  });
+
+  it('a client that does not wait (detached) gets its approval run once: in its session if it stayed, else once in a later one, for exactly what was reviewed', async () => {
+    const alice = await stack.token('alice');
+    const n = async (): Promise<number> => Number((await stack.pg.psql('select n from counter', { database: 'app' })).trim());
+    const detached = (): ReturnType<HoopStack['tunnel']> => stack.tunnel('app', alice, { detachReviews: true });
+    await stack.pg.psql('update counter set n = 0', { database: 'app' });
+    // It stayed: the approval runs there, and is used.
+    const stayed = await detached();
+    stayed.write(queryMessage('UPDATE counter SET n = n + 1'));
+    await approve(await pendingReview('UPDATE counter SET n = n + 1'));
+    await expect.poll(n).toBe(1);
+    const later = await detached();
+    later.write(queryMessage('UPDATE counter SET n = n + 1'));
+    const again = await pendingReview('UPDATE counter SET n = n + 1'); // not claimed: a new review
+    await reviewCli('bob', ['dba'], ['deny', again, '--reason', 'once is enough']);
+    stayed.destroy();
+    later.destroy();
+
+    // It left: nothing runs on approval; one later session runs exactly that, once.
+    const left = await detached();
+    left.write(queryMessage('UPDATE counter SET n = n + 10'));
+    const id = await pendingReview('UPDATE counter SET n = n + 10');
+    left.destroy();
+    await sleep(300);
+    await approve(id);
+    await sleep(300);
+    expect(await n()).toBe(1);
+    const claimer = await detached();
+    expect(errorIn(await claimer.simple('UPDATE counter SET n = n + 10'))).toBeUndefined();
+    expect(await n()).toBe(11);
+    claimer.write(queryMessage('UPDATE counter SET n = n + 10'));
+    await reviewCli('bob', ['dba'], ['deny', await pendingReview('UPDATE counter SET n = n + 10'), '--reason', 'used']);
+    claimer.destroy();
+
+    // EXECUTE: the review shows what it runs, and an approval covers that body only.
+    const first = await detached();
+    await first.simple('PREPARE s AS UPDATE counter SET n = n + 100');
+    first.write(queryMessage('EXECUTE s'));
+    const exec = await pendingReview('EXECUTE s');
+    const show = await reviewCli('bob', ['dba'], ['show', exec]);
+    expect(show.stdout).toContain('-- which runs, or may run:');
+    expect(show.stdout).toContain('PREPARE s AS UPDATE counter SET n = n + 100');
+    first.destroy();
+    // A name PREPAREd in SQL and bound in the extended protocol runs its body: held, never passed as "only a PREPARE".
+    const bound = await stack.tunnel('app', alice);
+    await bound.simple('PREPARE b AS UPDATE counter SET n = n + 5');
+    bound.write(Buffer.concat([bind('', 'b'), execute(''), sync()]));
+    await reviewCli('bob', ['dba'], ['deny', await pendingReview('PREPARE b AS UPDATE counter SET n = n + 5'), '--reason', 'bound']);
+    bound.destroy();
+    await sleep(300);
+    await approve(exec);
+    const other = await detached();
+    await other.simple('PREPARE s AS UPDATE counter SET n = n + 1000');
+    other.write(queryMessage('EXECUTE s'));
+    const notClaimed = await pendingReview('n = n + 1000');
+    await reviewCli('bob', ['dba'], ['deny', notClaimed, '--reason', 'another body']);
+    other.destroy();
+    expect(await n()).toBe(11);
   });
 
   it('psql\'s cancel (SIGINT) withdraws the review, and the statement never runs', async () => {

@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 const who = (subject: string, groups: string[] = []): Identity => ({ subject, issuer: 'https://idp', kind: 'user', groups, expiresAt: new Date(Date.now() + 3_600_000), claims: {} });
-const ask = (settings: Partial<typeof REVIEW_DEFAULTS> & { groups?: string[] } = {}) => ({ sql: 'DELETE FROM t', rule: 'r', reason: 'rule "r" matched', settings: { ...REVIEW_DEFAULTS, groups: ['dba'], ...settings } });
+const ask = (settings: Partial<typeof REVIEW_DEFAULTS> & { groups?: string[] } = {}) => ({ sql: 'DELETE FROM t', digest: 'd1', rule: 'r', reason: 'rule "r" matched', settings: { ...REVIEW_DEFAULTS, groups: ['dba'], ...settings } });
 const origin = { session: 'sess-1234', connection: 'app', requester: who('alice') };
 
 describe('the review registry', () => {
