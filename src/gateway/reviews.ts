@@ -31,12 +31,12 @@ import type { Logger } from '../log.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { ReviewSettings } from '../policy/schema.js';
 import type { Review, ReviewDecision, ReviewPerson, ReviewState } from '../policy/review-record.js';
-
-export type { Review, ReviewDecision, ReviewPerson, ReviewState };
 import type { TemporaryAccess } from '../policy/access.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
 import { HttpError } from './http-error.js';
+
+export type { Review, ReviewDecision, ReviewPerson, ReviewState };
 
 /** What the registry is told of a new review besides the ask. */
 export interface ReviewOrigin {
