@@ -35,7 +35,7 @@ function gatewayArgs(): string[] {
 
 /** `hoop run <args>` with only `env` (and PATH). */
 function hoopRun(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
-  return spawnHoop(['run', ...gatewayArgs(), ...args], { env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, ...options.env }, cwd: options.cwd ?? stack.dir, ...(options.onStdout ? { onStdout: options.onStdout } : {}) });
+  return spawnHoop(['run', ...gatewayArgs(), ...args], { env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, HOOP_CONFIG_DIR: join(stack.dir, 'cli'), ...options.env }, cwd: options.cwd ?? stack.dir, ...(options.onStdout ? { onStdout: options.onStdout } : {}) });
 }
 
 /** Whether something listens on 127.0.0.1:`port`. */
@@ -254,7 +254,7 @@ describe('hoop run', () => {
 describe('hoop exec', () => {
   /** `hoop exec <args>` with alice's token. */
   const hoopExec = (args: string[], o: { input?: string; nodeArgs?: string[] } = {}): Promise<HoopProcessResult> =>
-    spawnHoop(['exec', ...args, ...gatewayArgs()], { env: { HOOP_TOKEN: token }, cwd: stack.dir, ...o });
+    spawnHoop(['exec', ...args, ...gatewayArgs()], { env: { HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(stack.dir, 'cli') }, cwd: stack.dir, ...o });
   /** What psql prints for the same statements, through hoop run. */
   const psqlSays = (args: string[]): Promise<HoopProcessResult> => hoopRun(['--connect', 'app', '--', 'psql', '-X', ...args]);
 
@@ -365,7 +365,7 @@ describe('hoop exec', () => {
 
 describe('hoop mcp', () => {
   it('an MCP client lists connections, describes a table, and runs SQL: rows masked, refusals as tool errors, its intent recorded', async () => {
-    const transport = new StdioClientTransport({ command: process.execPath, args: [HOOP_BIN, 'mcp', ...gatewayArgs()], env: { PATH: process.env.PATH!, HOOP_TOKEN: token }, stderr: 'pipe' });
+    const transport = new StdioClientTransport({ command: process.execPath, args: [HOOP_BIN, 'mcp', ...gatewayArgs()], env: { PATH: process.env.PATH!, HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(stack.dir, 'cli') }, stderr: 'pipe' });
     const client = new Client({ name: 'test-agent', version: '1.0.0' });
     await client.connect(transport);
     try {

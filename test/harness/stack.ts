@@ -128,7 +128,9 @@ ${Object.entries(options.issuer ?? {})
   const log = createLogger({ level: 'debug', sink: { write: (l: string) => lines.push(l) } });
   const gateway = await startGateway({ config, log, env, ...options.gateway });
 
-  const run: HoopStack['run'] = (argv, extraEnv = {}) => runCli(argv, { ...extraEnv }, dir);
+  // The CLI's own state (its spool of records, above all) is this stack's, never the home directory's that other test files share.
+  const cliConfig = join(dir, 'cli');
+  const run: HoopStack['run'] = (argv, extraEnv = {}) => runCli(argv, { HOOP_CONFIG_DIR: cliConfig, ...extraEnv }, dir);
 
   const connect: HoopStack['connect'] = async (name, token, extraArgs = [], extraEnv = {}) => {
     const stdout = new PassThrough();
@@ -147,7 +149,7 @@ ${Object.entries(options.issuer ?? {})
     const done = main(['connect', name, '--json', '--gateway', gateway.url, '--ca-file', pki.caFile, ...extraArgs], {
       stdout,
       stderr,
-      env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir, ...extraEnv },
+      env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir, HOOP_CONFIG_DIR: cliConfig, ...extraEnv },
       cwd: dir,
       signal: controller.signal,
     });
