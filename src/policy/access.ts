@@ -66,14 +66,16 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
   const rule = giving[0]!.rule.name;
   // A standing rule that gives the mode: no end; else the grant that lasts longest.
   const grant = giving.some((a) => !a.grant) ? undefined : giving.map((a) => a.grant!).sort((a, b) => b.until - a.until)[0];
-  const rules = admitting.map((a) => a.rule);
+  // The longest session and timeouts of the admitting rules apply; but a mode only a grant gives
+  // keeps the limits of the rules that grant it (a standing rule of another mode never loosens them).
+  const rules = (grant ? giving : admitting).map((a) => a.rule);
   const unlimited = rules.some((r) => r.maxSessionSeconds === undefined);
   const maxSessionSeconds = unlimited ? undefined : Math.max(...rules.map((r) => r.maxSessionSeconds!));
   return {
     mode,
     rule,
     ...(maxSessionSeconds !== undefined ? { maxSessionSeconds } : {}),
-    rules: rules.map((r) => r.name),
+    rules: admitting.map((a) => a.rule.name),
     limits: loosestLimits(rules.map((r) => r.limits ?? {})),
     ...(grant ? { until: grant.until, request: grant.request } : {}),
   };

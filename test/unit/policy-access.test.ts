@@ -62,3 +62,20 @@ describe('accessFor', () => {
     expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')?.limits).toEqual({ statement_timeout: 60_000 });
   });
 });
+
+describe('temporary access', () => {
+  it('a requestable rule admits only through a live grant for it, and a granted mode keeps its own rule\'s limits', () => {
+    const p = policy([
+      { subjects: ['alice'], mode: 'read-only' },
+      { subjects: ['alice'], mode: 'read-write', maxSessionSeconds: 600, limits: { statement_timeout: 5000 }, requestable: true },
+    ]);
+    const who = { subject: 'alice', groups: [] };
+    expect(accessFor(p, who, 'prod')).toMatchObject({ mode: 'read-only', rule: 'r0' });
+    const now = Date.now();
+    const grant = { rule: 'r1', connection: 'prod', mode: 'read-write' as const, until: now + 60_000, request: 'rv-1' };
+    expect(accessFor(p, who, 'prod', [grant], now)).toMatchObject({ mode: 'read-write', rule: 'r1', maxSessionSeconds: 600, limits: { statement_timeout: 5000 }, until: grant.until, request: 'rv-1' });
+    expect(accessFor(p, who, 'prod', [{ ...grant, until: now - 1 }], now)).toMatchObject({ mode: 'read-only' });
+    expect(accessFor(p, who, 'prod', [{ ...grant, connection: 'other' }], now)).toMatchObject({ mode: 'read-only' });
+    expect(accessFor(p, who, 'prod', [{ ...grant, mode: 'read-only' }], now)).toMatchObject({ mode: 'read-only', rule: 'r0' });
+  });
+});
