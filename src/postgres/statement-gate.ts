@@ -363,14 +363,16 @@ export class StatementGate implements GateStage {
   readonly #review: ((ask: ReviewAsk) => PendingReview) | undefined;
   /** The review the session's next message waits for. */
   #held: PendingReview | undefined;
-  /** Set while an approved message is judged again: its review verdicts let it pass. */
-  #approving = false;
+  /** While an approved message is judged again: the texts the reviewer saw; review verdicts on them pass (on others, not). */
+  #approvedTexts: ReadonlySet<string> | undefined;
   /** The review verdict met while judging the current message. */
   #asking: StatementVerdict | undefined;
   /** The SQL texts judged for the current message (its own, those it EXECUTEs, those a Bind's statement may hold). */
   readonly #seen: string[] = [];
-  /** Portals an approved Bind made: their Executes run what was approved. */
-  readonly #approvedPortals = new Set<string>();
+  /** The current message judged a text no reviewer could be shown: one too long to decode here, or more texts than {@link MAX_SEEN}. */
+  #unshowable: string | undefined;
+  /** Portals an approved Bind made -> the texts approved: their Executes pass on those (an EXECUTE whose name now holds another text is held again). */
+  readonly #approvedPortals = new Map<string, ReadonlySet<string>>();
   /** Statement shapes an approval's window lets run -> until when (ms since the epoch). */
   readonly #windows = new Map<string, number>();
 
@@ -443,6 +445,7 @@ export class StatementGate implements GateStage {
     this.#current = m.msg?.type ?? BIND;
     this.#asking = undefined;
     this.#seen.length = 0;
+    this.#unshowable = undefined;
     switch (m.kind) {
       case 'query': {
         const refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis, onReview) : this.#builtin(BuiltinRule.NOT_UTF8);
@@ -477,14 +480,22 @@ export class StatementGate implements GateStage {
         this.#portals.delete(m.portal);
         this.#portals.set(m.portal, sql!);
         if (this.#portals.size > MAX_NAMES) this.#portals.delete(this.#portals.keys().next().value!);
-        if (this.#approving) this.#approvedPortals.add(m.portal);
+        if (this.#approvedTexts) this.#approvedPortals.set(m.portal, this.#approvedTexts);
         else this.#approvedPortals.delete(m.portal);
         return m;
       }
       case 'execute': {
         const sql = m.utf8 ? this.#portals.get(m.portal) : undefined;
         // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist.
-        const refusal = sql === undefined ? undefined : this.#judgeHeld(sql, 0, this.#approvedPortals.has(m.portal) ? 'pass' : onReview);
+        const approved = this.#approvedPortals.get(m.portal);
+        const outer = this.#approvedTexts;
+        if (approved) this.#approvedTexts = outer ? new Set([...outer, ...approved]) : approved;
+        let refusal: Buffer | typeof REVIEW | undefined;
+        try {
+          refusal = sql === undefined ? undefined : this.#judgeHeld(sql, 0, onReview);
+        } finally {
+          this.#approvedTexts = outer;
+        }
         if (refusal === REVIEW) return this.#holdForReview(m, undefined, heldText(sql!));
         if (refusal) {
           this.#discarding = true;
@@ -610,13 +621,21 @@ export class StatementGate implements GateStage {
     const verdict = this.#asking!;
     this.#asking = undefined;
     const type = this.#current;
+    // Fail closed: a reviewer must be able to read everything they approve.
+    if (sql === undefined || this.#unshowable !== undefined) {
+      const unshowable = sql === undefined ? 'it is longer than 64 KiB' : this.#unshowable!;
+      const refusal = this.#count('review', refusalError({ ...verdict, review: undefined, message: `${verdict.message ?? verdict.reason}; it cannot be held for review, as a reviewer could not read all it runs (${unshowable})` }), verdict.rule ?? '(none)', `not held: ${unshowable}`);
+      if (m.kind === 'query') return Promise.resolve([this.#refuse(refusal), SYNC_MESSAGE]);
+      this.#discarding = true;
+      return Promise.resolve([this.#refuse(refusal)]);
+    }
+    const seen = new Set(this.#seen);
     // The reviewer sees every text that may run: the statements an EXECUTE runs, each text a prepared name may hold.
     const others = this.#seen.filter((t) => t !== sql);
     const digest = createHash('sha256').update(m.msg?.raw ?? Buffer.alloc(0));
     for (const t of this.#seen) digest.update('\0').update(t);
-    const shown = sql ?? '(a statement longer than 64 KiB: its text is in the session\'s recording)';
     const pending = this.#review!({
-      sql: others.length > 0 ? `${shown}\n-- which runs, or may run:\n${others.join('\n-- or:\n')}` : shown,
+      sql: others.length > 0 ? `${sql}\n-- which runs, or may run:\n${others.join('\n-- or:\n')}` : sql,
       digest: digest.digest('hex'),
       ...(params ? { params } : {}),
       ...(verdict.rule !== undefined ? { rule: verdict.rule } : {}),
@@ -628,12 +647,13 @@ export class StatementGate implements GateStage {
     return pending.decided.then((outcome) => {
       this.#held = undefined;
       if (outcome.state === 'approved') {
-        if (outcome.windowMs > 0 && sql !== undefined) this.#openWindow(sql, outcome.windowMs);
-        this.#approving = true;
+        if (outcome.windowMs > 0) this.#openWindow(sql, outcome.windowMs);
+        // Judged again: what the reviewer saw passes; anything new it would now run is held again.
+        this.#approvedTexts = seen;
         try {
-          return this.frontend(m, analysis) as FrontendMessage | readonly FrontendMessage[];
+          return this.frontend(m, analysis);
         } finally {
-          this.#approving = false;
+          this.#approvedTexts = undefined;
         }
       }
       this.#current = type;
@@ -697,7 +717,11 @@ export class StatementGate implements GateStage {
    * undefined when it may run; with `record`, remembers what an allowed PREPARE / DEALLOCATE does.
    */
   #judgeString(sql: string, record: boolean, depth: number, analysis?: Analysis, onReview: OnReview = 'refuse'): Buffer | typeof REVIEW | undefined {
-    if (sql !== '' && this.#seen.length < MAX_SEEN && !this.#seen.includes(sql)) this.#seen.push(sql);
+    if (sql === '') this.#unshowable ??= 'a statement it runs is longer than 64 KiB';
+    else if (!this.#seen.includes(sql)) {
+      if (this.#seen.length < MAX_SEEN) this.#seen.push(sql);
+      else this.#unshowable ??= `it runs more than ${MAX_SEEN} statements`;
+    }
     let verdict: StatementVerdict;
     let ops: PreparedOp[] | undefined;
     /** Something this text EXECUTEs needs a review (it then waits with the text's own). */
@@ -766,7 +790,7 @@ export class StatementGate implements GateStage {
   #passes(verdict: StatementVerdict, sql: string, onReview: OnReview, own: boolean, analysis?: Analysis): boolean {
     if (verdict.action === 'allow') return true;
     if (verdict.action !== 'review') return false;
-    if (this.#approving || onReview === 'pass' || this.#inWindow(sql)) return true;
+    if (this.#approvedTexts?.has(sql) || onReview === 'pass' || this.#inWindow(sql)) return true;
     if (!own) return false;
     const a = analysis ?? (sql !== '' ? analyzeSql(sql) : undefined);
     return a !== undefined && a.ok && a.statements.length > 0 && a.statements.every((s) => s.kinds[0] === 'prepare');
