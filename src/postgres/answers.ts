@@ -25,8 +25,20 @@ import { PgProtocolError } from './protocol-error.js';
 export type AskKind = 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'query' | 'function' | 'copy-end';
 
 /** One client message the server was sent, as far as its answer goes; users add what they need to know of it. */
+/** How the server took a message (see {@link Ask.done}). */
+export type AskOutcome = 'ok' | 'failed' | 'skipped';
+
 export interface Ask {
   readonly k: AskKind;
+  /**
+   * Told once how the server took the message: `ok` when it completed it (ParseComplete,
+   * CloseComplete, a Query's ReadyForQuery with no error before it), `failed` when it answered
+   * with an error, `skipped` when it never acted on it (discarded after an earlier error, consumed
+   * by a COPY). For whoever must only believe a change the server made (a prepared name).
+   */
+  readonly done?: (outcome: AskOutcome) => void;
+  /** A Query that met an ErrorResponse (set on its ask). */
+  failed?: boolean;
 }
 
 const ch = (s: string): number => s.charCodeAt(0);
@@ -148,13 +160,13 @@ export class AnswerQueue<T extends Ask> {
    */
   push(ask: T): boolean {
     if (this.#skipping) {
-      if (ask.k !== 'sync') return false;
+      if (ask.k !== 'sync') return this.#unanswered(ask);
       this.#skipping = false;
     } else if (this.#copyIn) {
       if (ask.k === 'sync') return false;
       // A CopyDone / CopyFail ends the copy; anything else ends it with an error and is consumed.
       this.#copyIn = false;
-      return false;
+      return this.#unanswered(ask);
     } else if (ask.k === 'copy-end' && this.length === 0) {
       return false; // ignored outside copy-in
     }
@@ -184,16 +196,35 @@ export class AnswerQueue<T extends Ask> {
     }
     if (type === COPY_IN || type === COPY_BOTH) this.#enterCopyIn();
     const ends = ENDS.has(type) || (head.k === 'describe' && type === ROW_DESCRIPTION) || (head.k === 'execute' && (type === COMMAND_COMPLETE || type === EMPTY_QUERY));
-    if (ends) this.#shift();
+    if (ends) {
+      head.done?.(head.k === 'query' && head.failed === true ? 'failed' : 'ok');
+      this.#shift();
+    }
     return head;
+  }
+
+  /** A message the server will not act on: whoever waits on it hears so. */
+  #unanswered(ask: T): false {
+    ask.done?.('skipped');
+    return false;
   }
 
   /** An ErrorResponse: ends the head; after one in the extended protocol, the server discards up to the next Sync. */
   #error(): T | undefined {
     const head = this.head;
     this.#copyIn = false;
-    if (head === undefined || !EXTENDED.has(head.k)) return head;
-    while (this.length > 0 && this.head!.k !== 'sync') this.#shift();
+    if (head === undefined) return head;
+    if (!EXTENDED.has(head.k)) {
+      if (head.done) head.failed = true; // only a message's own ask (the shared ones carry nothing)
+      return head;
+    }
+    // The failed message and those the server now skips up to the Sync.
+    let outcome: AskOutcome = 'failed';
+    while (this.length > 0 && this.head!.k !== 'sync') {
+      this.head!.done?.(outcome);
+      outcome = 'skipped';
+      this.#shift();
+    }
     if (this.length === 0) this.#skipping = true;
     return head;
   }
@@ -205,7 +236,10 @@ export class AnswerQueue<T extends Ask> {
     let ended = false;
     for (; at < this.#items.length && !ended; at++) {
       const ask = this.#items[at]!;
-      if (ask.k !== 'sync') ended = true; // a copy-end, or a message that ends the copy with an error: consumed
+      if (ask.k !== 'sync') {
+        ended = true; // a copy-end, or a message that ends the copy with an error: consumed
+        ask.done?.('skipped');
+      }
       else this.#ready--;
     }
     for (; at < this.#items.length; at++) keep.push(this.#items[at]!);

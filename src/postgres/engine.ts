@@ -388,6 +388,8 @@ export class PostgresEngine implements Engine {
       const gate: StatementGate | undefined = session.judge
         ? new StatementGate(session.judge, {
             readOnly: session.readOnly === true,
+            // The relay's ServerState tells the gate what the server did with each name change.
+            confirmed: true,
             onRefusal: (r) => {
               session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r });
               recorder?.refused(r);

@@ -20,7 +20,7 @@
  */
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../policy/sql/analyze.js';
 import { analyzeLongSql } from '../policy/sql/worker.js';
-import { AnswerQueue, askKindOf, type Ask, type AskKind } from './answers.js';
+import { AnswerQueue, askKindOf, type Ask, type AskKind, type AskOutcome } from './answers.js';
 import type { PumpOutput } from '../tunnel/pump.js';
 import { BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
@@ -61,11 +61,17 @@ export class ServerState {
   #status: 'I' | 'T' | 'E' = 'I';
   #waiters: Array<() => void> = [];
 
-  /** Notes a message the server receives. @throws PgProtocolError when too many await an answer */
-  forwarded(type: number): void {
+  /**
+   * Notes a message the server receives; `done` is told whether the server completed it (see
+   * {@link Ask.done}). @throws PgProtocolError when too many await an answer
+   */
+  forwarded(type: number, done?: (outcome: AskOutcome) => void): void {
     const kind = askKindOf(type);
-    if (kind === undefined) return;
-    this.#answers.push(ASKS.get(kind)!);
+    if (kind === undefined) {
+      done?.('skipped');
+      return;
+    }
+    this.#answers.push(done ? { k: kind, done } : ASKS.get(kind)!);
     if (kind === 'sync' || kind === 'query' || kind === 'function') {
       this.#batch = 0;
       this.#batchRunsCode = false;
@@ -144,6 +150,11 @@ export interface GateStage {
   readonly pendingRefusals: number;
   /** The server message to hand on for `msg` (an ErrorResponse or ParameterStatus; others pass). */
   backend(msg: PgMessage): PgMessage;
+  /**
+   * What must hear how the server took the message the gate just passed (a Parse, a Close, a
+   * Query that PREPAREs or DEALLOCATEs), if anything; handed out once.
+   */
+  takeAnswerHook?(): ((outcome: AskOutcome) => void) | undefined;
 }
 
 /** Masking as the paths use it (src/postgres/masking-stage.ts). */
@@ -334,7 +345,7 @@ export class FrontendPath {
 
   /** Sends `m` when the gate passed it, else its replacement. */
   #sendFor(m: FrontendMessage, sent: FrontendMessage | readonly FrontendMessage[], out: PumpOutput, analysis: Analysis | undefined): void {
-    if (sent === m) this.#forward(m, out, analysis);
+    if (sent === m) this.#forward(m, out, analysis, this.#gate?.takeAnswerHook?.());
     else this.#send(sent as readonly FrontendMessage[], out);
   }
 
@@ -342,15 +353,16 @@ export class FrontendPath {
     for (const s of messages) this.#forward(s, out, undefined);
   }
 
-  /** One message the server will receive: masking first (it may put a Describe before it), then the state. */
-  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): void {
+  /** One message the server will receive: masking first (it may put a Describe before it), then the state (told who waits on its answer). */
+  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined, done?: (outcome: AskOutcome) => void): void {
     const before = this.#masking?.frontend(m, analysis);
     if (before) for (const b of before) this.#emit(b.msg!, out);
-    this.#emit(m.msg!, out);
+    this.#emit(m.msg!, out, done);
   }
 
-  #emit(msg: PgMessage, out: PumpOutput): void {
-    this.#state?.forwarded(msg.type);
+  #emit(msg: PgMessage, out: PumpOutput, done?: (outcome: AskOutcome) => void): void {
+    if (this.#state) this.#state.forwarded(msg.type, done);
+    else done?.('skipped');
     out.run.add(msg.raw);
   }
 

@@ -53,6 +53,7 @@ import { bindParameterSpans, describeMessage, type FrontendMessage } from './fro
 import { errorResponse, noticeResponse, SqlState } from './messages.js';
 import { parseErrorFields, type PgMessage } from './reader.js';
 import type { GateStage } from './relay.js';
+import type { AskOutcome } from './answers.js';
 import { lexingSafeSetting } from '../policy/sql/lexing.js';
 import { shapeProven, sqlShape } from '../policy/sql/shape.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, StatementVerdict } from '../tunnel/engine.js';
@@ -363,6 +364,25 @@ export class StatementGate implements GateStage {
   readonly #review: ((ask: ReviewAsk) => PendingReview) | undefined;
   /** The review the session's next message waits for. */
   #held: PendingReview | undefined;
+  /**
+   * The server's answers reach the gate ({@link takeAnswerHook}): a prepared name changes only as
+   * the server confirms (a Parse it skipped never replaces the unnamed statement here, a Close or
+   * DEALLOCATE it skipped never forgets one), and a Bind in the same batch as its Parse judges
+   * that Parse's text. Without (`hoop connect`'s early checks), names change as messages pass.
+   */
+  readonly #confirmed: boolean;
+  /** Sync and Query messages so far: a batch is what lies between two. */
+  #batch = 0;
+  /** Name changes so far (a later one makes an earlier one's answer moot). */
+  #changes = 0;
+  /** Parses sent whose answer has not come: name -> the text, its batch, the change number, what the name held before. */
+  readonly #tentative = new Map<string, { text: Sql; batch: number; change: number; before: Held | undefined }>();
+  /** The last change of each name with an answer pending. */
+  readonly #lastChange = new Map<string, number>();
+  /** What must hear the server's answer to the message just passed. */
+  #hook: ((outcome: AskOutcome) => void) | undefined;
+  /** Names the message being judged DEALLOCATEs (forgotten once the server confirms). */
+  readonly #forget: string[] = [];
   /** While an approved message is judged again: the texts the reviewer saw; review verdicts on them pass (on others, not). */
   #approvedTexts: ReadonlySet<string> | undefined;
   /** The review verdict met while judging the current message. */
@@ -382,13 +402,71 @@ export class StatementGate implements GateStage {
    */
   constructor(
     judge: SessionJudge,
-    options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void; readOnly?: boolean; review?: (ask: ReviewAsk) => PendingReview } = {},
+    options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void; readOnly?: boolean; review?: (ask: ReviewAsk) => PendingReview; confirmed?: boolean } = {},
   ) {
+    this.#confirmed = options.confirmed === true;
     this.#judge = judge;
     this.#onRefusal = options.onRefusal;
     this.#onUnsafeSetting = options.onUnsafeSetting;
     this.#readOnly = options.readOnly === true;
     this.#review = options.review;
+  }
+
+  /** What must hear the server's answer to the message just passed (see {@link #confirmed}); handed out once. */
+  takeAnswerHook(): ((outcome: AskOutcome) => void) | undefined {
+    const hook = this.#hook;
+    this.#hook = undefined;
+    return hook;
+  }
+
+  /**
+   * A Parse of `name` passed: until the server answers, the name may hold `text` or what it held
+   * before; then what the server says it holds (see {@link #confirmed}).
+   */
+  #prepared(name: string, text: Sql): void {
+    if (!this.#confirmed) {
+      this.#statements.set(name, this.#hold(name, text));
+      return;
+    }
+    const before = this.#statements.get(name);
+    const change = ++this.#changes;
+    this.#lastChange.set(name, change);
+    this.#tentative.set(name, { text, batch: this.#batch, change, before });
+    this.#statements.set(name, before === undefined ? [text] : before.includes(text) ? before : [...before, text]);
+    this.#hook = (outcome) => {
+      if (this.#lastChange.get(name) !== change) return; // a later change of the name decides
+      this.#lastChange.delete(name);
+      this.#tentative.delete(name);
+      if (outcome === 'ok') this.#statements.set(name, [text]);
+      // PostgreSQL drops the unnamed statement before it parses a new one, even one that fails.
+      else if (outcome === 'failed' && name === '') this.#statements.delete('');
+      else if (before === undefined) this.#statements.delete(name);
+      else this.#statements.set(name, before);
+    };
+  }
+
+  /** What statement `name` holds for a Bind: its Parse's text when that Parse is in the Bind's batch (the Bind runs only if it did), else all it may hold. */
+  #heldBy(name: string): Held | undefined {
+    const t = this.#tentative.get(name);
+    if (t && t.batch === this.#batch && this.#lastChange.get(name) === t.change) return [t.text];
+    return this.#statements.get(name);
+  }
+
+  /** Forgets `names` (a Close, a DEALLOCATE) once the server confirms it did (see {@link #confirmed}). */
+  #forgetWhenDone(names: readonly string[]): void {
+    const changes = names.map((n) => {
+      const change = ++this.#changes;
+      this.#lastChange.set(n, change);
+      return [n, change] as const;
+    });
+    this.#hook = (outcome) => {
+      for (const [n, change] of changes) {
+        if (this.#lastChange.get(n) !== change) continue;
+        this.#lastChange.delete(n);
+        this.#tentative.delete(n);
+        if (outcome === 'ok') this.#statements.delete(n);
+      }
+    };
   }
 
   /**
@@ -443,6 +521,9 @@ export class StatementGate implements GateStage {
       return m.kind === 'terminate' ? m : NOTHING;
     }
     this.#current = m.msg?.type ?? BIND;
+    this.#hook = undefined;
+    this.#forget.length = 0;
+    if (m.kind === 'sync' || m.kind === 'query') this.#batch++;
     this.#asking = undefined;
     this.#seen.length = 0;
     this.#unshowable = undefined;
@@ -450,7 +531,9 @@ export class StatementGate implements GateStage {
       case 'query': {
         const refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis, onReview) : this.#builtin(BuiltinRule.NOT_UTF8);
         if (refusal === REVIEW) return this.#holdForReview(m, analysis, m.long ? undefined : m.sql);
-        return refusal ? [this.#refuse(refusal), SYNC_MESSAGE] : m;
+        if (refusal) return [this.#refuse(refusal), SYNC_MESSAGE];
+        if (this.#forget.length > 0) this.#forgetWhenDone([...this.#forget]);
+        return m;
       }
       case 'parse': {
         const refusal = !m.utf8 ? this.#builtin(BuiltinRule.NOT_UTF8) : (this.#checkNewName(m.name, this.#statements) ?? (this.#judgeString(m.sql, true, 0, analysis, 'pass') as Buffer | undefined));
@@ -460,11 +543,11 @@ export class StatementGate implements GateStage {
           this.#discarding = true;
           return [this.#refuse(refusal)];
         }
-        this.#statements.set(m.name, this.#hold(m.name, m.long && analysis ? analysis : m.sql));
+        this.#prepared(m.name, m.long && analysis ? analysis : m.sql);
         return m;
       }
       case 'bind': {
-        const sql = m.utf8 ? this.#statements.get(m.statement) : undefined;
+        const sql = m.utf8 ? this.#heldBy(m.statement) : undefined;
         let refusal: Buffer | typeof REVIEW | undefined;
         if (!m.utf8) refusal = this.#builtin(BuiltinRule.NOT_UTF8);
         else if (Buffer.byteLength(m.portal) > MAX_NAME_BYTES) refusal = this.#builtin(BuiltinRule.NAME_TOO_LONG);
@@ -504,8 +587,10 @@ export class StatementGate implements GateStage {
         return m;
       }
       case 'close':
-        if (m.target === 'S') this.#statements.delete(m.name);
-        else {
+        if (m.target === 'S') {
+          if (this.#confirmed) this.#forgetWhenDone([m.name]);
+          else this.#statements.delete(m.name);
+        } else {
           this.#portals.delete(m.name);
           this.#approvedPortals.delete(m.name);
         }
@@ -759,8 +844,9 @@ export class StatementGate implements GateStage {
       }
       if (record && !reviewed && this.#passes(verdict, sql, onReview, depth === 0 && this.#current === QUERY, analysis)) {
         for (const [name, body] of local) {
-          if (body === null) this.#statements.delete(name);
-          else this.#statements.set(name, body);
+          if (body !== null) this.#statements.set(name, body);
+          else if (this.#confirmed) this.#forget.push(name);
+          else this.#statements.delete(name);
         }
       }
     }

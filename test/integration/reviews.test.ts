@@ -23,7 +23,7 @@ import { startStack, type HoopStack, type RunningConnect } from '../harness/stac
 import { query as queryMessage } from '../../src/postgres/messages.js';
 import { parseErrorFields } from '../../src/postgres/reader.js';
 import { errorIn } from '../harness/raw-pg.js';
-import { bind, execute, sync } from '../harness/pg-frontend.js';
+import { bind, close, execute, parse, sync } from '../harness/pg-frontend.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -336,6 +336,43 @@ describe('a statement held for review', () => {
     await reviewCli('bob', ['dba'], ['deny', notClaimed, '--reason', 'another body']);
     other.destroy();
     expect(await n()).toBe(11);
+  });
+
+  it('a prepared name changes at the gateway only as the server confirms: a skipped Parse, Close or DEALLOCATE never hides the statement it left', async () => {
+    await refill();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    /** Sends `parts` and waits for their ReadyForQuery messages. */
+    const round = async (parts: Buffer[], ready = 1): Promise<void> => {
+      const from = raw.raw.length;
+      raw.write(Buffer.concat(parts));
+      await raw.messagesSince(from, ready);
+    };
+    const heldThenDenied = async (text: string): Promise<void> => {
+      await reviewCli('bob', ['dba'], ['deny', await pendingReview(text), '--reason', 'caught']);
+    };
+    // The unnamed statement: a Parse the server skips (an error before it in its batch) does not replace it.
+    await round([parse('', 'DELETE FROM notes'), sync()]);
+    await round([parse('bad', 'SELECT * FROM no_such_table'), parse('', 'SELECT 1'), sync()]);
+    let from = raw.raw.length;
+    raw.write(Buffer.concat([bind('', ''), execute(''), sync()]));
+    await heldThenDenied('DELETE FROM notes');
+    await raw.messagesSince(from, 1);
+    // A Close the server skips does not forget a name; a failing Parse of it does not rename it.
+    await round([parse('x', 'DELETE FROM notes'), sync()]);
+    await round([parse('bad', 'SELECT * FROM no_such_table'), close('S', 'x'), sync()]);
+    await round([parse('x', 'SELECT 1'), sync()]);
+    from = raw.raw.length;
+    raw.write(Buffer.concat([bind('', 'x'), execute(''), sync()]));
+    await heldThenDenied('DELETE FROM notes');
+    await raw.messagesSince(from, 1);
+    // A DEALLOCATE in a Query that fails before it does not forget the statement.
+    await raw.simple('PREPARE y AS DELETE FROM notes');
+    await raw.simple('SELECT 1/0; DEALLOCATE y');
+    await raw.simple('PREPARE y AS SELECT 1');
+    raw.write(queryMessage('EXECUTE y'));
+    await heldThenDenied('PREPARE y AS DELETE FROM notes');
+    expect(await count('notes')).toBe(5);
+    raw.destroy();
   });
 
   it('psql\'s cancel (SIGINT) withdraws the review, and the statement never runs', async () => {
