@@ -60,6 +60,8 @@ const MAX_PENDING = 1_000;
 const MAX_PENDING_PER_REQUESTER = 20;
 /** Longest a `?wait=` long-poll waits. */
 export const MAX_WAIT_MS = 60_000;
+/** Long-polls one viewer may have under way at once. */
+const MAX_WAITS_PER_VIEWER = 20;
 const REVIEW_ID = /^rv-[0-9a-f]{16}$/;
 
 /** The in-memory and on-disk registry of reviews (see the module documentation). */
@@ -72,6 +74,8 @@ export class ReviewRegistry {
   readonly #live = new Map<string, { settle: (o: ReviewOutcome) => void; timer: NodeJS.Timeout; settings: ReviewSettings; observe?: (review: Review) => void; orphaned?: boolean }>();
   /** Long-polls waiting for a review to leave `pending`. */
   readonly #waiters = new Map<string, Set<() => void>>();
+  /** Long-polls under way per viewer (issuer, subject). */
+  readonly #waiting = new Map<string, number>();
   #writing: Promise<void> = Promise.resolve();
 
   private constructor(file: string, log: Logger) {
@@ -211,10 +215,27 @@ export class ReviewRegistry {
     return r;
   }
 
-  /** Resolves with the review once it is no longer pending, or after `ms`, as it then stands. */
+  /**
+   * Resolves with the review once it is no longer pending, or after `ms`, as it then stands.
+   * @throws HttpError 429 when `viewer` already waits on {@link MAX_WAITS_PER_VIEWER} reviews
+   */
   async wait(id: string, viewer: Identity, auditor: boolean, ms: number): Promise<Review> {
     const r = this.get(id, viewer, auditor);
     if (r.state !== 'pending' || ms <= 0) return r;
+    const who = `${viewer.issuer}\n${viewer.subject}`;
+    const waiting = this.#waiting.get(who) ?? 0;
+    if (waiting >= MAX_WAITS_PER_VIEWER) throw new HttpError(429, `${viewer.subject} waits on ${MAX_WAITS_PER_VIEWER} reviews already`, { hint: 'wait without ?wait= (poll), or for fewer reviews at once' });
+    this.#waiting.set(who, waiting + 1);
+    try {
+      return await this.#waitFor(id, r, ms);
+    } finally {
+      const left = (this.#waiting.get(who) ?? 1) - 1;
+      if (left > 0) this.#waiting.set(who, left);
+      else this.#waiting.delete(who);
+    }
+  }
+
+  async #waitFor(id: string, r: Review, ms: number): Promise<Review> {
     await new Promise<void>((resolve) => {
       const set = this.#waiters.get(id) ?? new Set();
       this.#waiters.set(id, set);

@@ -56,8 +56,9 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
       admitting.push({ rule: r, mode: r.mode });
       continue;
     }
-    const live = temporary.filter((t) => t.rule === r.name && t.connection === connection && t.until > now);
-    const best = live.find((t) => t.mode === 'read-write' && r.mode === 'read-write') ?? live.sort((a, b) => b.until - a.until)[0];
+    // The grant that gives the most (read-write, where the rule allows it), and of those the one that lasts longest.
+    const live = temporary.filter((t) => t.rule === r.name && t.connection === connection && t.until > now).sort((a, b) => b.until - a.until);
+    const best = (r.mode === 'read-write' ? live.find((t) => t.mode === 'read-write') : undefined) ?? live[0];
     if (best) admitting.push({ rule: r, mode: r.mode === 'read-write' ? best.mode : 'read-only', grant: best });
   }
   if (admitting.length === 0) return undefined;

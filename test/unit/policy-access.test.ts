@@ -77,5 +77,8 @@ describe('temporary access', () => {
     expect(accessFor(p, who, 'prod', [{ ...grant, until: now - 1 }], now)).toMatchObject({ mode: 'read-only' });
     expect(accessFor(p, who, 'prod', [{ ...grant, connection: 'other' }], now)).toMatchObject({ mode: 'read-only' });
     expect(accessFor(p, who, 'prod', [{ ...grant, mode: 'read-only' }], now)).toMatchObject({ mode: 'read-only', rule: 'r0' });
+    // Of two grants, the one that lasts longest.
+    const later = { ...grant, until: now + 120_000, request: 'rv-2' };
+    expect(accessFor(p, who, 'prod', [grant, later], now)).toMatchObject({ until: later.until, request: 'rv-2' });
   });
 });

@@ -42,6 +42,17 @@ describe('the review registry', () => {
     await reg.flushed();
   });
 
+  it('lets a viewer long-poll at most 20 reviews at once', async () => {
+    const reg = await ReviewRegistry.open(dir, silentLogger);
+    const ids = Array.from({ length: 21 }, (_, i) => reg.request(ask(), { ...origin, requester: who(`user${i}`) }).id);
+    const waits = ids.slice(0, 20).map((id) => reg.wait(id, who('audrey'), true, 200));
+    await expect(reg.wait(ids[20]!, who('audrey'), true, 200)).rejects.toMatchObject({ status: 429 });
+    await Promise.all(waits);
+    expect((await reg.wait(ids[20]!, who('audrey'), true, 10)).state).toBe('pending');
+    reg.close();
+    await reg.flushed();
+  });
+
   it('one denial decides; the timeout expires; a restart expires what was pending', async () => {
     const reg = await ReviewRegistry.open(dir, silentLogger);
     const denied = reg.request(ask(), origin);
