@@ -368,6 +368,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       connection: review.connection,
       ...(review.run !== undefined ? { run: review.run } : {}),
       review: review.id,
+      kind: review.kind,
+      ...(review.access ? { access: review.access } : {}),
       state: review.state,
       ...(review.rule !== undefined ? { rule: review.rule } : {}),
       groups: review.groups,

@@ -5,6 +5,8 @@
  * time, a session that rests on a grant ends when it does (saying so), a denied request exits 3,
  * a request longer than the rule allows or under no requestable rule is refused.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, pgClient } from '../harness/clients.js';
@@ -31,6 +33,7 @@ async function pendingRequest(subject: string): Promise<string> {
 beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-access-requests-');
   stack = await startStack({
+    extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2 }',
     policy: ({ pg }) => {
       policyRepo.commit(`version: 1
 connections:
@@ -67,6 +70,16 @@ describe('access requests', () => {
     const r = await asked;
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`request ${id}: approved by bob: read-write access to app until \\d{4}-`));
+    // The audit stream has the request and its decision, with the grant's end.
+    await expect
+      .poll(() => {
+        const file = join(stack.dir, 'audit.jsonl');
+        return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.review === id).map((e) => [e.event, e.kind, (e.access as { until?: string } | undefined)?.until !== undefined]) : [];
+      })
+      .toEqual([
+        ['review.requested', 'access', false],
+        ['review.decided', 'access', true],
+      ]);
     const listed = await as('carl', ['oncall'], ['connections', '--json']);
     expect(listed.stdout).toContain('"until"');
 
