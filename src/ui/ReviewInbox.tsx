@@ -60,7 +60,11 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
   const current = list[index];
 
   const act = (decision: 'approve' | 'deny', why?: string): void => {
-    if (!current || busy) return;
+    if (!current) return;
+    if (busy) {
+      setStatus('still sending the last decision: press again in a moment');
+      return;
+    }
     setBusy(true);
     decide(current.id, decision, why)
       .then((r) => setStatus(`review ${r.id}: ${standing(r)}`))

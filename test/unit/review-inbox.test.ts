@@ -67,7 +67,11 @@ describe('review inbox', () => {
     ui.stdin.write('\r');
     await until(ui.lastFrame, 'review rv-0000000000000002: denied by rae@example.test: too wide');
     expect(decided).toEqual([['rv-0000000000000002', 'deny', 'too wide']]);
+    await until(ui.lastFrame, '↑/↓ select'); // no longer sending
+    for (let i = 0; i < 300 && (ui.lastFrame() ?? '').includes('update accounts'); i++) await tick(10);
     expect(ui.lastFrame()).not.toContain('update accounts');
+    expect(ui.lastFrame()).not.toContain('sending…');
+    await tick(50);
     ui.stdin.write('a');
     await until(ui.lastFrame, 'review rv-0000000000000001: approved by rae@example.test');
     await until(ui.lastFrame, 'no reviews wait for you');
