@@ -15,6 +15,7 @@ import { columns } from '../commands/connections.js';
 import { describeError } from '../errors.js';
 import { runInk } from './run-ink.js';
 
+/** What the inbox reads and writes through (the gateway's reviews API, or a test's stand-in). */
 export interface ReviewInboxProps {
   /** The pending reviews the caller may see. */
   load: () => Promise<ReviewInfo[]>;

@@ -40,12 +40,12 @@ export function standing(r: ReviewInfo): string {
   }
 }
 
-/** The rows of `hoop review ls`. */
 /** What a review is about, in one line: the statement, or the access asked for. */
 export function subjectLine(r: ReviewInfo): string {
   return r.access ? `access ${r.access.mode} for ${formatDuration(r.access.seconds * 1000)}: ${oneLine(r.access.reason, 50)}` : oneLine(r.sql);
 }
 
+/** The rows of `hoop review ls` (and the inbox): a header, then one per review. */
 export function reviewRows(reviews: readonly ReviewInfo[]): string[][] {
   return [['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'], ...reviews.map((r) => [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, ''), subjectLine(r)])];
 }
