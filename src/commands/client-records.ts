@@ -70,6 +70,8 @@ export class CommandRecords {
   readonly #uploads = new Set<Promise<UploadReport>>();
   /** Records this command wrote, by `kind/id`, until uploaded. */
   readonly #mine = new Set<string>();
+  /** Records of others this command tried to upload and could not. */
+  readonly #tried = new Set<string>();
   /** Records of this command not closed yet: settled when closed (or failed), and what settles it. */
   readonly #open = new Map<string, { settled: Promise<void>; settle: () => void }>();
   /** Aborted when the command is about to end: retries stop, what is left stays in the spool. */
@@ -164,8 +166,10 @@ export class CommandRecords {
       (report) => {
         for (const e of report.uploaded) {
           this.#mine.delete(`${e.meta.kind}/${e.meta.id}`);
+          this.#tried.delete(`${e.meta.kind}/${e.meta.id}`);
           this.#log.info('record.uploaded', { kind: e.meta.kind, id: e.meta.id, status: e.status });
         }
+        for (const { entry } of report.left) this.#tried.add(`${entry.meta.kind}/${entry.meta.id}`);
         for (const { entry, error, dir } of report.setAside) this.#log.error('record.refused', { kind: entry.meta.kind, id: entry.meta.id, error, keptIn: dir });
         return report;
       },
@@ -194,7 +198,8 @@ export class CommandRecords {
     }
     clearTimeout(stop);
     await this.recorder.stop();
-    const left = (await this.spool.entries(this.#target.origin)).filter((e) => e.status !== 'live' || this.#mine.has(`${e.meta.kind}/${e.meta.id}`));
+    // Its own records, and those left by others that it tried and could not upload (another hoop still at work on its own is not its business).
+    const left = (await this.spool.entries(this.#target.origin)).filter((e) => this.#mine.has(`${e.meta.kind}/${e.meta.id}`) || (e.status !== 'live' && this.#tried.has(`${e.meta.kind}/${e.meta.id}`)));
     if (left.length > 0) say(`${left.length} of this machine's records of sessions are not uploaded yet (in ${this.spool.root}); the next hoop command that reaches the gateway uploads them`);
   }
 }
