@@ -459,6 +459,18 @@ export async function requestAccess(endpoint: GatewayEndpoint, token: string, bo
   return answer as ReviewInfo;
 }
 
+/**
+ * Follows review `id` (long polls of at most 60 s) until it is decided or `seconds` have passed
+ * (`Infinity`: until decided); `token` gives a fresh token for each poll. Resolves it as it then stands.
+ */
+export async function followReview(endpoint: GatewayEndpoint, token: () => Promise<string>, id: string, seconds: number): Promise<ReviewInfo> {
+  const until = Date.now() + (Number.isFinite(seconds) ? seconds * 1000 : Number.MAX_SAFE_INTEGER);
+  for (;;) {
+    const r = await getReview(endpoint, await token(), id, Math.min(60, Math.max(0, until - Date.now()) / 1000));
+    if (r.state !== 'pending' || Date.now() >= until) return r;
+  }
+}
+
 /** `POST /v1/reviews/{id}/approve|deny`: records the caller's decision; resolves the review as it then stands. */
 export async function decideReview(endpoint: GatewayEndpoint, token: string, id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> {
   const { body } = await requestJson(endpoint, 'POST', `v1/reviews/${encodeURIComponent(id)}/${decision}`, { token, body: reason !== undefined ? { reason } : {} });

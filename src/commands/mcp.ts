@@ -21,7 +21,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { getReview, listConnections } from '../auth/gateway-client.js';
+import { followReview, listConnections } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { commandTokenProvider } from '../client-config.js';
 import { CommandRecords } from './client-records.js';
@@ -176,10 +176,7 @@ export function mcpCommand(io: CliIo): Command {
         },
         ({ id, timeout_seconds }) =>
           guarded(async () => {
-            const endpoint = { gateway: provider.gateway, ca: provider.ca };
-            const until = Date.now() + (timeout_seconds ?? DEFAULT_WAIT_SECONDS) * 1000;
-            let r = await getReview(endpoint, (await provider.current()).token, id);
-            while (r.state === 'pending' && Date.now() < until) r = await getReview(endpoint, (await provider.current()).token, id, Math.min(60, (until - Date.now()) / 1000));
+            const r = await followReview({ gateway: provider.gateway, ca: provider.ca }, async () => (await provider.current()).token, id, timeout_seconds ?? DEFAULT_WAIT_SECONDS);
             const decisions = r.decisions.map((d) => ({ by: d.email ?? d.subject, decision: d.decision, ...(d.reason ? { reason: d.reason } : {}) }));
             const next =
               r.state === 'approved'

@@ -10,8 +10,8 @@
  * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { getReview, requestAccess, type ReviewInfo } from '../auth/gateway-client.js';
-import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
+import { followReview, requestAccess } from '../auth/gateway-client.js';
+import { gatewayOptions, withGateway, type GatewayFlags } from '../client-config.js';
 import { CommandExit } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { parseTimeSetting } from '../policy/limits.js';
@@ -34,33 +34,22 @@ function duration(value: string): number {
 
 /** Builds the `request` command. */
 export function requestCommand(io: CliIo): Command {
-  return new Command('request')
+  const command = new Command('request')
     .description('ask for temporary access to a connection (a requestable access rule); reviewers approve it with `hoop review`')
     .argument('<connection>', 'the connection, as the policy names it')
     .requiredOption('--for <time>', 'how long the access should last once approved: 1h, 30min, 90s', duration)
     .requiredOption('--reason <text>', 'why you need it (the reviewers read it)')
     .addOption(new Option('--mode <mode>', 'the access asked for').choices(['read-only', 'read-write']).default('read-only'))
     .option('--wait [seconds]', 'wait for the decision (exit 0 approved, 3 denied, 4 not decided)')
-    .option('--json', 'print the request as JSON')
-    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
-    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
-    .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)')
-    .action(async (connection: string, opts: RequestFlags) => {
-      const wait = opts.wait === undefined ? undefined : opts.wait === true ? Number.POSITIVE_INFINITY : Number(opts.wait);
-      const provider = await commandTokenProvider(io, opts);
-      let r: ReviewInfo;
-      try {
-        const endpoint = { gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) };
-        r = await requestAccess(endpoint, (await provider.current()).token, { connection, mode: opts.mode, seconds: opts.for, reason: opts.reason });
-        if (!opts.json) io.stderr.write(`hoop: request ${r.id} for ${opts.mode} access to ${connection}: ${standing(r)}; a reviewer runs \`hoop review approve ${r.id}\`\n`);
-        if (wait !== undefined) {
-          const until = Date.now() + (Number.isFinite(wait) ? wait * 1000 : Number.MAX_SAFE_INTEGER);
-          while (r.state === 'pending' && Date.now() < until) r = await getReview(endpoint, (await provider.current()).token, r.id, Math.min(60, (until - Date.now()) / 1000));
-        }
-      } finally {
-        provider.close();
-      }
-      io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `request ${r.id}: ${standing(r)}\n`);
-      if (wait !== undefined && r.state !== 'approved') throw new CommandExit(r.state === 'denied' ? 3 : 4);
+    .option('--json', 'print the request as JSON');
+  return gatewayOptions(command).action(async (connection: string, opts: RequestFlags) => {
+    const wait = opts.wait === undefined ? undefined : opts.wait === true ? Number.POSITIVE_INFINITY : Number(opts.wait);
+    const r = await withGateway(io, opts, async (endpoint, token) => {
+      const asked = await requestAccess(endpoint, await token(), { connection, mode: opts.mode, seconds: opts.for, reason: opts.reason });
+      if (!opts.json) io.stderr.write(`hoop: request ${asked.id} for ${opts.mode} access to ${connection}: ${standing(asked)}; a reviewer runs \`hoop review approve ${asked.id}\`\n`);
+      return wait === undefined || asked.state !== 'pending' ? asked : followReview(endpoint, token, asked.id, wait);
     });
+    io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `request ${r.id}: ${standing(r)}\n`);
+    if (wait !== undefined && r.state !== 'approved') throw new CommandExit(r.state === 'denied' ? 3 : 4);
+  });
 }

@@ -8,8 +8,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
-import { decideReview, getReview, listReviews, type ReviewInfo } from '../auth/gateway-client.js';
-import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
+import { decideReview, followReview, getReview, listReviews, type ReviewInfo } from '../auth/gateway-client.js';
+import { gatewayOptions, withGateway, type GatewayFlags } from '../client-config.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { columns } from './connections.js';
@@ -20,22 +20,8 @@ interface ReviewFlags extends GatewayFlags {
   json?: boolean;
 }
 
-const gatewayOptions = (c: Command): Command =>
-  c
-    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
-    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
-    .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)')
-    .option('--json', 'print JSON');
-
-/** Calls `use` with the gateway endpoint and a token. */
-async function withGateway<T>(io: CliIo, flags: GatewayFlags, use: (endpoint: { gateway: string; ca?: Buffer }, token: string) => Promise<T>): Promise<T> {
-  const provider = await commandTokenProvider(io, flags);
-  try {
-    return await use({ gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) }, (await provider.current()).token);
-  } finally {
-    provider.close();
-  }
-}
+/** The gateway options, and `--json`. */
+const reviewOptions = (c: Command): Command => gatewayOptions(c).option('--json', 'print JSON');
 
 /** Exit code of `show --wait` by outcome: 0 approved, 3 denied, 4 still pending or not decided (expired, withdrawn). */
 function waitExit(r: ReviewInfo): number {
@@ -47,12 +33,12 @@ export function reviewCommand(io: CliIo): Command {
   const review = new Command('review').description('list, read, approve and deny statements held for review (just-in-time approvals)');
 
   review.addCommand(
-    gatewayOptions(
+    reviewOptions(
       new Command('ls')
         .description('list the reviews you may see: what waits for you, and your own requests (newest first)')
         .addOption(new Option('--state <state>', 'only reviews in this state').choices(['pending', 'approved', 'denied', 'expired', 'withdrawn', 'all']).default('pending')),
     ).action(async (opts: ReviewFlags & { state: string }) => {
-      const reviews = await withGateway(io, opts, (endpoint, token) => listReviews(endpoint, token, opts.state === 'all' ? undefined : opts.state));
+      const reviews = await withGateway(io, opts, async (endpoint, token) => listReviews(endpoint, await token(), opts.state === 'all' ? undefined : opts.state));
       if (opts.json) io.stdout.write(`${JSON.stringify({ reviews }, null, 2)}\n`);
       else if (reviews.length === 0) io.stdout.write(opts.state === 'pending' ? 'no reviews wait for a decision\n' : `no ${opts.state === 'all' ? '' : `${opts.state} `}reviews\n`);
       else io.stdout.write(`${columns(reviewRows(reviews)).join('\n')}\n`);
@@ -60,7 +46,7 @@ export function reviewCommand(io: CliIo): Command {
   );
 
   review.addCommand(
-    gatewayOptions(
+    reviewOptions(
       new Command('show')
         .description('show one review: the statement, who asks, the rule, the decisions')
         .argument('<id>', 'the review id (rv-…), as the notice and `hoop review ls` name it')
@@ -68,15 +54,7 @@ export function reviewCommand(io: CliIo): Command {
     ).action(async (id: string, opts: ReviewFlags & { wait?: string | true }) => {
       const wait = opts.wait === undefined ? undefined : opts.wait === true ? Number.POSITIVE_INFINITY : Number(opts.wait);
       if (wait !== undefined && !(wait >= 0)) throw new HoopError(ErrorCode.USAGE, '--wait takes a number of seconds');
-      const r = await withGateway(io, opts, async (endpoint, token) => {
-        if (wait === undefined) return getReview(endpoint, token, id);
-        const until = Date.now() + wait * 1000;
-        for (;;) {
-          const left = Math.max(0, until - Date.now());
-          const now = await getReview(endpoint, token, id, Math.min(60, left / 1000));
-          if (now.state !== 'pending' || Date.now() >= until) return now;
-        }
-      });
+      const r = await withGateway(io, opts, async (endpoint, token) => (wait === undefined ? getReview(endpoint, await token(), id) : followReview(endpoint, token, id, wait)));
       io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : reviewText(r));
       if (wait !== undefined && waitExit(r) !== 0) throw new CommandExit(waitExit(r));
     }),
@@ -84,26 +62,24 @@ export function reviewCommand(io: CliIo): Command {
 
   for (const decision of ['approve', 'deny'] as const) {
     review.addCommand(
-      gatewayOptions(
+      reviewOptions(
         new Command(decision)
           .description(decision === 'approve' ? 'approve a held statement: it runs as sent once enough reviewers approved' : 'deny a held statement: its client gets an error with your reason')
           .argument('<id>', 'the review id (rv-…)')
           .option('--reason <text>', decision === 'approve' ? 'why (kept with the review)' : 'why (required: the requester sees it)'),
       ).action(async (id: string, opts: ReviewFlags & { reason?: string }) => {
         if (decision === 'deny' && !opts.reason?.trim()) throw new HoopError(ErrorCode.USAGE, 'a denial needs a reason', { hint: `hoop review deny ${id} --reason "why"` });
-        const r = await withGateway(io, opts, (endpoint, token) => decideReview(endpoint, token, id, decision, opts.reason));
+        const r = await withGateway(io, opts, async (endpoint, token) => decideReview(endpoint, await token(), id, decision, opts.reason));
         io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `review ${r.id}: ${standing(r)}\n`);
       }),
     );
   }
   review.addCommand(
-    gatewayOptions(new Command('watch').description('a live inbox of the reviews that wait for you: approve or deny from the terminal (without a terminal: print each new one as it comes)')).action(
-      async (opts: ReviewFlags) => {
-        const provider = await commandTokenProvider(io, opts);
-        try {
-          const endpoint = { gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) };
-          const load = async (): Promise<ReviewInfo[]> => listReviews(endpoint, (await provider.current()).token, 'pending');
-          const decide = async (id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> => decideReview(endpoint, (await provider.current()).token, id, decision, reason);
+    reviewOptions(new Command('watch').description('a live inbox of the reviews that wait for you: approve or deny from the terminal (without a terminal: print each new one as it comes)')).action(
+      (opts: ReviewFlags) =>
+        withGateway(io, opts, async (endpoint, token) => {
+          const load = async (): Promise<ReviewInfo[]> => listReviews(endpoint, await token(), 'pending');
+          const decide = async (id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> => decideReview(endpoint, await token(), id, decision, reason);
           const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
           if (tty && !opts.json) {
             await watchReviews({ load, decide }, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal });
@@ -119,10 +95,7 @@ export function reviewCommand(io: CliIo): Command {
             }
             await sleep(1000, undefined, { signal: io.signal }).catch(() => undefined);
           }
-        } finally {
-          provider.close();
-        }
-      },
+        }),
     ),
   );
   return review;

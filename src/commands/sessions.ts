@@ -16,7 +16,7 @@ import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { spoolOf, uploadLeftovers } from './client-records.js';
 import type { RecordKind } from '../recording/spool.js';
 import { shellQuote } from './connect.js';
-import { commandTokenProvider, type GatewayFlags } from '../client-config.js';
+import { commandTokenProvider, gatewayOptions, type GatewayFlags } from '../client-config.js';
 import { columns } from './connections.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -29,12 +29,6 @@ import type { RecordingEvent } from '../recording/event-line.js';
 interface CommonFlags extends GatewayFlags {
   json?: boolean;
 }
-
-const gatewayOptions = (c: Command): Command =>
-  c
-    .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
-    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
-    .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)');
 
 /** Rows as `hoop connections` lays them out, as one text. */
 const table = (rows: string[][]): string => `${columns(rows).join('\n')}\n`;
