@@ -169,7 +169,7 @@ export class EarlyChecks {
     const policy = this.#decided.get(tunnel);
     const grant = policy && accessFor(policy, this.#who, this.#connection);
     if (!policy || !grant) return undefined;
-    const local = new StatementJudge(policy, this.#who, this.#connection, grant.mode, { limits: grant.limits });
+    const local = new StatementJudge(policy, this.#who, this.#connection, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) });
     // A statement a review rule holds goes on: the gateway holds it and asks the reviewers.
     const judge = {
       judge: (sql: string, analysis?: Analysis): StatementVerdict => {

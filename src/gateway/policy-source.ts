@@ -189,7 +189,7 @@ export class GatewayPolicySource {
       snapshot,
       connection,
       grant,
-      judge: new StatementJudge(policy, whoOf(identity), name, grant.mode, { limits: grant.limits }),
+      judge: new StatementJudge(policy, whoOf(identity), name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
       limits: grant.limits,
       readOnly: grant.mode === 'read-only',
       ...(masking ? { masking } : {}),

@@ -5,7 +5,7 @@
  * @see /work/shared/ARCHITECTURE.md ("Policy as code": access)
  */
 import { loosestLimits, type SessionLimits } from './limits.js';
-import type { AccessRule, Policy, Who } from './schema.js';
+import type { AccessRule, Policy, RowLimit, Who } from './schema.js';
 
 /** What an identity may do on a connection. */
 export interface AccessGrant {
@@ -18,6 +18,8 @@ export interface AccessGrant {
   rules: string[];
   /** Server timeouts: the longest among admitting rules; a setting one of them leaves unlimited is unlimited. */
   limits: SessionLimits;
+  /** The blast-radius guard on every write: the loosest among admitting rules; absent when one of them sets none. */
+  rowLimit?: RowLimit;
   /** The access rests on a temporary grant (an approved request): it ends then (ms since the epoch), and this request gave it. */
   until?: number;
   request?: string;
@@ -72,12 +74,14 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
   const rules = (grant ? giving : admitting).map((a) => a.rule);
   const unlimited = rules.some((r) => r.maxSessionSeconds === undefined);
   const maxSessionSeconds = unlimited ? undefined : Math.max(...rules.map((r) => r.maxSessionSeconds!));
+  const rowLimit = loosestRowLimit(rules);
   return {
     mode,
     rule,
     ...(maxSessionSeconds !== undefined ? { maxSessionSeconds } : {}),
     rules: admitting.map((a) => a.rule.name),
     limits: loosestLimits(rules.map((r) => r.limits ?? {})),
+    ...(rowLimit ? { rowLimit } : {}),
     ...(grant ? { until: grant.until, request: grant.request } : {}),
   };
 }
@@ -88,4 +92,15 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
  */
 export function requestableRule(policy: Policy, who: Who, connection: string, mode: AccessRule['mode']): AccessRule | undefined {
   return policy.access.find((r) => r.requestable && (r.connections.includes('*') || r.connections.includes(connection)) && admits(r, who) && (mode === 'read-only' || r.mode === 'read-write'));
+}
+
+/** The loosest row limit of `rules`: none when one sets none, else the most rows (a review over it before a refusal). */
+function loosestRowLimit(rules: readonly AccessRule[]): RowLimit | undefined {
+  let loosest: RowLimit | undefined;
+  for (const r of rules) {
+    if (r.maxAffectedRows === undefined) return undefined;
+    const limit: RowLimit = { maxRows: r.maxAffectedRows, overLimit: r.overLimit ?? 'deny', rule: r.name };
+    if (!loosest || limit.maxRows > loosest.maxRows || (limit.maxRows === loosest.maxRows && limit.overLimit === 'review')) loosest = limit;
+  }
+  return loosest;
 }

@@ -32,7 +32,7 @@ import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
 import { limitProblem, type SessionLimits } from './limits.js';
-import { expandKind, KIND_UMBRELLAS, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type StatementKind, type StatementRule, type Who } from './schema.js';
+import { expandKind, KIND_UMBRELLAS, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
  * One review for two review verdicts of one message (two statements, two rules on one statement,
@@ -108,6 +108,68 @@ export interface Decision {
   touched?: TablesTouchedBy;
   /** For a `review` decision: how it is reviewed (absent when the policy names no reviewers for it: it is refused). */
   review?: ReviewSettings;
+  /** For an `allow` decision on SQL that writes under a row limit: how the gateway counts and limits it. */
+  guard?: WriteGuard;
+}
+
+/**
+ * The blast-radius guard on a message that changes rows: the database counts them before they
+ * commit, and a write over {@link RowLimit.maxRows} is rolled back, then refused or held for
+ * review. Guarded statements: UPDATE, DELETE, MERGE and INSERT ... ON CONFLICT DO UPDATE, also
+ * inside a WITH, EXPLAIN ANALYZE or COPY (...) TO (plain INSERT and COPY FROM add rows and change
+ * none; TRUNCATE and DDL are for deny and review rules).
+ */
+export interface WriteGuard extends RowLimit {
+  /**
+   * How the rows are counted: `tag`, from the CommandComplete of each guarded statement (its own
+   * rows, as psql prints them: `DELETE 60`); `stats`, for a write whose tag does not count it (in
+   * a WITH, under EXPLAIN ANALYZE or COPY, what an EXECUTE runs), from the rows every table had
+   * inserted, updated or deleted while the message ran (`pg_stat_xact_all_tables`, which counts
+   * what its triggers write too).
+   * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
+   * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
+   */
+  count: 'tag' | 'stats';
+  /** For `tag`: the 0-based statements of the text whose CommandComplete counts. */
+  statements: readonly number[];
+  /** The text BEGINs a transaction block before its first guarded statement (which then runs in it). */
+  opensBlock: boolean;
+  /** For `overLimit: review`: who reviews it (absent when the policy names no reviewers: it is refused). */
+  review?: ReviewSettings;
+}
+
+/** Rule name of the refusal of a message the row limit cannot guard as written (see {@link WriteGuard}). */
+export const WRITE_GUARD_RULE = 'write-guard';
+
+/** Statement kinds whose rows the blast-radius guard counts. */
+const GUARDED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['update', 'delete', 'merge']);
+/** Statement kinds whose CommandComplete tag carries the rows they changed. */
+const TAGGED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['update', 'delete', 'merge', 'insert']);
+
+/**
+ * Why the guard cannot count a message's writes as it is written (undefined when it can): a
+ * transaction statement other than a BEGIN before its first guarded statement (`first`) would
+ * commit or undo part of what is counted; a COPY FROM STDIN beside it would wait for data behind
+ * the results the guard holds.
+ */
+export function unguardable(statements: readonly StatementFacts[], first: number, limit: RowLimit): string | undefined {
+  const why = (what: string): string =>
+    `this message has a write under a row limit (rule "${limit.rule}": at most ${limit.maxRows} rows) and ${what}, so hoop cannot count its rows before they commit; send them as separate statements`;
+  for (const [i, facts] of statements.entries()) {
+    if (facts.transaction !== undefined && (i > first || (facts.transaction !== 'begin' && facts.transaction !== 'start'))) return why(`a ${facts.transaction.replace('_', ' ').toUpperCase()} statement`);
+    if (facts.kinds.includes('copy-in') && facts.copy?.target === 'client') return why('a COPY FROM STDIN');
+  }
+  return undefined;
+}
+
+/** Whether a BEGIN of the message comes before statement `first`. */
+export function opensBlockBefore(statements: readonly StatementFacts[], first: number): boolean {
+  return statements.slice(0, first).some((f) => f.transaction === 'begin' || f.transaction === 'start');
+}
+
+/** Whether a statement changes existing rows when it runs (a PREPARE only stores its body). */
+export function changesRows(facts: StatementFacts): boolean {
+  return facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => GUARDED_KINDS.has(k));
 }
 
 /** Tables (and views) SQL names, lower-case as written; `written`: the ones a write or DDL statement names. */
@@ -346,6 +408,8 @@ export interface JudgeOptions {
   maxCachedText?: number;
   /** Server timeouts of the access: a SET above them (or to 0, or from an expression) is refused. */
   limits?: SessionLimits;
+  /** The access's row limit on every write (see {@link WriteGuard}). */
+  rowLimit?: RowLimit;
 }
 
 const RANK: Readonly<Record<Action, number>> = { allow: 0, review: 1, deny: 2 };
@@ -377,6 +441,9 @@ export class StatementJudge {
   readonly #limits: SessionLimits;
   /** Some rule for this identity names tables: SQL that reads tables unseen is refused (see {@link UNSEEN_READ_RULE}). */
   readonly #tableRules: boolean;
+  readonly #rowLimit: RowLimit | undefined;
+  /** Some row limit may apply (the access's, or a rule's). */
+  readonly #limitsRows: boolean;
 
   constructor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write', options: JudgeOptions = {}) {
     this.#connection = connection;
@@ -392,6 +459,8 @@ export class StatementJudge {
     this.#tableRules = this.#rules.some((r) => (r.rule.match.tables?.length ?? 0) > 0);
     this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
     this.#limits = options.limits ?? {};
+    this.#rowLimit = options.rowLimit;
+    this.#limitsRows = this.#rowLimit !== undefined || this.#rules.some((r) => r.rule.maxAffectedRows !== undefined);
     const masked = new DerivedValueCheck(policy.masking);
     this.#masked = masked.active ? masked : undefined;
     this.#derived = policy.masking.derived === 'deny' ? this.#masked : undefined;
@@ -441,7 +510,41 @@ export class StatementJudge {
       // Two statements under review rules: one review must satisfy both.
       else if (d.action === 'review' && best.action === 'review') best = combineReviewDecisions(best, d);
     });
-    return best!;
+    return best!.action === 'allow' && this.#limitsRows ? this.#guard(best!, statements) : best!;
+  }
+
+  /**
+   * An allowed text's row limit, if a write of it has one: the strictest of the access's and of
+   * the allow rules that match each guarded statement. A text the guard cannot count as written
+   * is refused (rule {@link WRITE_GUARD_RULE}): a transaction statement other than a BEGIN before
+   * the first guarded write (it would commit or undo part of what is counted), or a COPY FROM
+   * STDIN beside it (its data would wait behind the held results).
+   */
+  #guard(allowed: Decision, statements: readonly StatementFacts[]): Decision {
+    let limit: RowLimit | undefined;
+    const guarded: number[] = [];
+    let tagged = true;
+    statements.forEach((facts, i) => {
+      if (!changesRows(facts)) return;
+      let own = this.#rowLimit;
+      for (const prepared of this.#rules) {
+        const rule = prepared.rule;
+        if (rule.maxAffectedRows === undefined || (own && own.maxRows <= rule.maxAffectedRows) || !matches(prepared, facts, statements.length > 1)) continue;
+        own = { maxRows: rule.maxAffectedRows, overLimit: rule.overLimit ?? 'deny', rule: rule.name };
+      }
+      if (!own) return;
+      guarded.push(i);
+      if (!TAGGED_KINDS.has(facts.kinds[0]!) || facts.cteDml) tagged = false;
+      if (!limit || own.maxRows < limit.maxRows || (own.maxRows === limit.maxRows && own.overLimit === 'deny')) limit = own;
+    });
+    if (!limit) return allowed;
+    const first = guarded[0]!;
+    const problem = unguardable(statements, first, limit);
+    if (problem !== undefined) return { action: 'deny', rule: WRITE_GUARD_RULE, message: problem, reason: problem, statements };
+    const opensBlock = opensBlockBefore(statements, first);
+    const review = limit.overLimit === 'review' ? reviewSettingsFor(this.#policy, this.#connection, this.#rules.find((r) => r.rule.name === limit!.rule)?.rule.review) : undefined;
+    const guard: WriteGuard = { ...limit, count: tagged ? 'tag' : 'stats', statements: guarded, opensBlock, ...(review ? { review } : {}) };
+    return { ...allowed, guard };
   }
 
   #judgeStatement(facts: StatementFacts, index: number, all: readonly StatementFacts[]): Decision {

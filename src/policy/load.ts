@@ -294,6 +294,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
         ...(value.requestable ? { requestable: true } : {}),
         ...(value.maxGrant !== undefined ? { maxGrantSeconds: value.maxGrant } : {}),
         ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+        ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
         limits: {
           ...(value.statementTimeout !== undefined ? { statement_timeout: value.statementTimeout } : {}),
           ...(value.lockTimeout !== undefined ? { lock_timeout: value.lockTimeout } : {}),
@@ -303,6 +304,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       for (const key of ['maxGrant', 'review'] as const) {
         if (value[key] !== undefined && !value.requestable) problems.add(file, ['access', i, key], 'is only for requestable access rules (add requestable: true)', { atKey: true });
       }
+      if (value.overLimit !== undefined && value.maxAffectedRows === undefined) problems.add(file, ['access', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
       value.review?.notify?.forEach((n, j) => {
         if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['access', i, 'review', 'notify', j, 'url'] } });
       });
@@ -317,11 +319,15 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
           action: value.action,
           ...(value.message !== undefined ? { message: value.message } : {}),
           ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+          ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
         };
         value.review?.notify?.forEach((n, j) => {
           if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['statements', 'rules', i, 'review', 'notify', j, 'url'] } });
         });
-        if (value.review !== undefined && value.action !== 'review') problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
+        const reviews = value.action === 'review' || value.overLimit === 'review';
+        if (value.review !== undefined && !reviews) problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review, or whose overLimit is review (this one is ${value.action})`, { atKey: true });
+        if (value.maxAffectedRows !== undefined && value.action !== 'allow') problems.add(file, ['statements', 'rules', i, 'maxAffectedRows'], `limits the writes an allow rule lets through (this rule's action is ${value.action}: it holds or refuses them whatever their size)`, { atKey: true });
+        if (value.overLimit !== undefined && value.maxAffectedRows === undefined) problems.add(file, ['statements', 'rules', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
         rules.push({ value: rule, at: { file, path: ['statements', 'rules', i] } });
       });
       data.statements.reviewers.forEach((r, i) => {

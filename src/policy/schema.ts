@@ -102,8 +102,24 @@ export interface StatementRule {
   match: RuleMatch;
   action: Action;
   message?: string;
-  /** For `action: review`: who reviews and how, over the connection's {@link Reviewers}. */
+  /** For `action: review` (or `overLimit: review`): who reviews and how, over the connection's {@link Reviewers}. */
   review?: Partial<ReviewSettings>;
+  /** For `action: allow`: the most rows a write it matches may change (see {@link RowLimit}). */
+  maxAffectedRows?: number;
+  /** What happens to a write over {@link maxAffectedRows}: refused (default) or held for review. */
+  overLimit?: 'deny' | 'review';
+}
+
+/**
+ * The blast-radius guard on a write: the most rows an UPDATE, DELETE, MERGE or INSERT ... ON
+ * CONFLICT DO UPDATE (also inside a WITH) may change, counted by the database before the write
+ * commits; `overLimit`: what happens to one over it (rolled back, then refused or held for review).
+ */
+export interface RowLimit {
+  maxRows: number;
+  overLimit: 'deny' | 'review';
+  /** The rule (statement or access rule) that set it. */
+  rule: string;
 }
 
 /** Where a review's request and decision are sent: a generic JSON body, or one Slack's incoming webhooks take. */
@@ -170,6 +186,9 @@ export interface AccessRule {
   maxGrantSeconds?: number;
   /** Who approves requests for it, over the connection's `statements.reviewers`. */
   review?: Partial<ReviewSettings>;
+  /** The most rows one write of the sessions it admits may change (see {@link RowLimit}), and what happens over it. */
+  maxAffectedRows?: number;
+  overLimit?: 'deny' | 'review';
 }
 
 /** Default of {@link AccessRule.maxGrantSeconds}. */
@@ -312,6 +331,8 @@ export const accessRuleSchema = z.strictObject({
     })
     .optional(),
   review: z.lazy(() => reviewSchema).optional(),
+  maxAffectedRows: z.lazy(() => maxAffectedRowsSchema).optional(),
+  overLimit: z.lazy(() => overLimitSchema).optional(),
 });
 
 const kindSchema = z.enum([...STATEMENT_KINDS, 'ddl', 'write'], {
@@ -362,6 +383,13 @@ const reviewSchema = z.strictObject(reviewFields);
 /** One entry of `statements.reviewers`. */
 export const reviewersSchema = z.strictObject({ connections: list('a connection name').min(1, { error: 'must list at least one connection' }).optional(), ...reviewFields });
 
+const maxAffectedRowsSchema = z
+  .number({ error: 'must be a number of rows' })
+  .int({ error: 'must be a whole number of rows' })
+  .min(0, { error: 'must be at least 0' })
+  .max(1_000_000_000, { error: 'must be at most 1000000000' });
+const overLimitSchema = z.enum(['deny', 'review'], { error: 'must be deny (the write is rolled back and refused) or review (rolled back and held for a reviewer)' });
+
 /** A statement rule. */
 export const statementRuleSchema = z.strictObject({
   name: nameSchema,
@@ -369,6 +397,8 @@ export const statementRuleSchema = z.strictObject({
   action,
   message: nonEmpty('a message').optional(),
   review: reviewSchema.optional(),
+  maxAffectedRows: maxAffectedRowsSchema.optional(),
+  overLimit: overLimitSchema.optional(),
 });
 
 /** Review settings as the policy keeps them, from their YAML fields. */

@@ -37,6 +37,8 @@ export interface Ask {
    * by a COPY). For whoever must only believe a change the server made (a prepared name).
    */
   readonly done?: (outcome: AskOutcome) => void;
+  /** Whoever must see the server's answers to it before the client does (the write guard's runs). */
+  readonly tag?: object;
   /** A Query that met an ErrorResponse (set on its ask). */
   failed?: boolean;
 }

@@ -8,6 +8,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
+import { WriteGuardStage } from './write-guard.js';
 import type { TunnelChannel } from '../tunnel/channel.js';
 import { HandshakeStream } from './handshake.js';
 import {
@@ -405,15 +406,17 @@ export class PostgresEngine implements Engine {
         : undefined;
       relayed.gate = gate;
       relayed.idle = () => state.idle;
+      // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
+      const guard = gate ? new WriteGuardStage({ state, gate, prefix: gate.prefix }) : undefined;
       const frontend = new FrontendPath({
         reader,
         state,
-        ...(gate ? { gate, guardLexing: true } : {}),
+        ...(gate ? { gate, guardLexing: true, guard } : {}),
         ...(masking ? { masking } : {}),
         ...(recorder ? { recorder } : {}),
         maxStatementBytes: this.#o.maxStatementBytes,
       });
-      const backend: BackendPath = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate } : {}), ...(masking ? { masking } : {}), ...(recorder ? { recorder } : {}) });
+      const backend: BackendPath = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate, guard } : {}), ...(masking ? { masking } : {}), ...(recorder ? { recorder } : {}) });
       const fromClient = pump(channel, socket, {
         initial: Buffer.alloc(0),
         step: (chunk, out) => {

@@ -256,3 +256,28 @@ export function describeUnnamed(): Buffer {
 export function sync(): Buffer {
   return new Builder().finish('S');
 }
+
+/** Parse ('P') of `sql` as statement `name`, no parameter types. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARSE */
+export function parseNamed(name: string, sql: string): Buffer {
+  return new Builder().cstr(name).cstr(sql).int16(0).finish('P');
+}
+
+/** Bind ('B') of statement `statement` to portal `portal`, no parameters, results as text. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
+export function bindPlain(portal: string, statement: string): Buffer {
+  return new Builder().cstr(portal).cstr(statement).int16(0).int16(0).int16(0).finish('B');
+}
+
+/** Execute ('E') of portal `portal`, all rows. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-EXECUTE */
+export function execute(portal: string): Buffer {
+  return new Builder().cstr(portal).int32(0).finish('E');
+}
+
+/** Close ('C') of statement (`S`) or portal (`P`) `name`. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-CLOSE */
+export function close(target: 'S' | 'P', name: string): Buffer {
+  return new Builder().byte(target).cstr(name).finish('C');
+}
+
+/** Flush ('H'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-FLUSH */
+export function flush(): Buffer {
+  return new Builder().finish('H');
+}

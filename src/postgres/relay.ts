@@ -26,6 +26,8 @@ import { BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } fr
 import { PgProtocolError } from './protocol-error.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js';
 import type { RecorderStage } from './recorder.js';
+import type { WriteGuard } from '../policy/decide.js';
+import type { WriteGuardStage } from './write-guard.js';
 
 const QUERY = 0x51; // 'Q'
 const PARSE = 0x50; // 'P'
@@ -58,6 +60,7 @@ export class ServerState {
   readonly #answers = new AnswerQueue<Ask>();
   #batch = 0;
   #batchRunsCode = false;
+  #batchExecuted = false;
   #status: 'I' | 'T' | 'E' = 'I';
   #waiters: Array<() => void> = [];
 
@@ -65,27 +68,33 @@ export class ServerState {
    * Notes a message the server receives; `done` is told whether the server completed it (see
    * {@link Ask.done}). @throws PgProtocolError when too many await an answer
    */
-  forwarded(type: number, done?: (outcome: AskOutcome) => void): void {
+  forwarded(type: number, done?: (outcome: AskOutcome) => void, tag?: object): void {
     const kind = askKindOf(type);
     if (kind === undefined) {
       done?.('skipped');
       return;
     }
-    this.#answers.push(done ? { k: kind, done } : ASKS.get(kind)!);
+    this.#answers.push(done || tag ? { k: kind, ...(done ? { done } : {}), ...(tag ? { tag } : {}) } : ASKS.get(kind)!);
     if (kind === 'sync' || kind === 'query' || kind === 'function') {
       this.#batch = 0;
       this.#batchRunsCode = false;
+      this.#batchExecuted = false;
     } else if (kind !== 'copy-end') {
       this.#batch++;
       if (kind === 'bind' || kind === 'execute') this.#batchRunsCode = true;
+      if (kind === 'execute') this.#batchExecuted = true;
     }
   }
 
-  /** Notes a server message by its type, when its header arrives. @throws PgProtocolError when it answers nothing the server was sent */
-  serverSent(type: number): void {
+  /**
+   * Notes a server message by its type, when its header arrives; returns the client message it
+   * answers (for rows, notices and the like: the one being answered), if any.
+   * @throws PgProtocolError when it answers nothing the server was sent
+   */
+  serverSent(type: number): Ask | undefined {
     // Rows and COPY data, most of the stream, never move the queue (masking checks them against it).
-    if (type === DATA_ROW || type === COPY_DATA) return;
-    this.#answers.answer(type);
+    if (type === DATA_ROW || type === COPY_DATA) return this.#answers.head;
+    return this.#answers.answer(type) ?? this.#answers.head;
   }
 
   /** Notes a ReadyForQuery's transaction status (after {@link serverSent} of its type). */
@@ -107,6 +116,11 @@ export class ServerState {
   /** Whether the extended-protocol batch sent since the last Sync may run code (a Bind or Execute). */
   get batchRunsCode(): boolean {
     return this.#batchRunsCode;
+  }
+
+  /** Whether an Execute was sent since the last Sync or Query. */
+  get batchExecuted(): boolean {
+    return this.#batchExecuted;
   }
 
   /** Messages sent since the last Sync or Query. */
@@ -155,6 +169,8 @@ export interface GateStage {
    * Query that PREPAREs or DEALLOCATEs), if anything; handed out once.
    */
   takeAnswerHook?(): ((outcome: AskOutcome) => void) | undefined;
+  /** The row limit on what the message just passed writes, and its SQL, if any; handed out once. */
+  takeGuard?(): { guard: WriteGuard; sql: string } | undefined;
 }
 
 /** Masking as the paths use it (src/postgres/masking-stage.ts). */
@@ -178,6 +194,8 @@ export interface FrontendPathOptions {
   state?: ServerState;
   /** Records each message the gate judges, as the client sent it. */
   recorder?: RecorderStage;
+  /** Runs writes under a row limit so that their rows are counted before they commit. */
+  guard?: WriteGuardStage;
   /**
    * Hold a Query or Parse whose text has a backslash until the server has answered what came
    * before it (see {@link FrontendPath}); for sessions whose statements are judged.
@@ -212,6 +230,7 @@ export class FrontendPath {
   readonly #masking: MaskingStage | undefined;
   readonly #state: ServerState | undefined;
   readonly #recorder: RecorderStage | undefined;
+  readonly #guard: WriteGuardStage | undefined;
   readonly #guardLexing: boolean;
   readonly #maxStatement: number;
   readonly #looks: boolean;
@@ -226,6 +245,7 @@ export class FrontendPath {
     this.#masking = o.masking;
     this.#state = o.state;
     this.#recorder = o.recorder;
+    this.#guard = o.guard;
     this.#guardLexing = o.guardLexing === true && o.gate !== undefined;
     this.#maxStatement = o.maxStatementBytes ?? Number.POSITIVE_INFINITY;
     this.#looks = o.gate !== undefined || o.masking !== undefined || o.recorder !== undefined;
@@ -336,32 +356,53 @@ export class FrontendPath {
     if (sent instanceof Promise) {
       out.flush();
       return sent.then((decided) => {
-        if (!this.#stopped) this.#sendFor(m, decided, out, analysis);
+        if (!this.#stopped) return this.#sendFor(m, decided, out, analysis);
       });
     }
-    this.#sendFor(m, sent, out, analysis);
-    return undefined;
+    return this.#sendFor(m, sent, out, analysis);
   }
 
-  /** Sends `m` when the gate passed it, else its replacement. */
-  #sendFor(m: FrontendMessage, sent: FrontendMessage | readonly FrontendMessage[], out: PumpOutput, analysis: Analysis | undefined): void {
-    if (sent === m) this.#forward(m, out, analysis, this.#gate?.takeAnswerHook?.());
-    else this.#send(sent as readonly FrontendMessage[], out);
+  /**
+   * Sends `m` when the gate passed it, else its replacement. A write under a row limit goes to
+   * the write guard: a Promise until what the client sent after it may follow.
+   */
+  #sendFor(m: FrontendMessage, sent: FrontendMessage | readonly FrontendMessage[], out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
+    if (sent !== m) {
+      this.#send(sent as readonly FrontendMessage[], out);
+      return undefined;
+    }
+    const done = this.#gate?.takeAnswerHook?.();
+    const guarded = this.#guard ? this.#gate?.takeGuard?.() : undefined;
+    if (guarded && (m.kind === 'query' || m.kind === 'execute')) {
+      const io = {
+        send: (g: FrontendMessage, tag?: object, onDone?: (outcome: AskOutcome) => void): void => {
+          if (!this.#stopped) this.#forward(g, out, g === m ? analysis : undefined, onDone, tag);
+        },
+        sendAll: (messages: readonly FrontendMessage[]): void => {
+          if (!this.#stopped) this.#send(messages, out);
+        },
+        flush: (): void => out.flush(),
+      };
+      return this.#guard!.run(m, guarded.guard, guarded.sql, io, done);
+    }
+    if (m.kind === 'bind' && this.#guard) this.#guard.bound(m.portal, guarded ? m.msg?.raw : undefined);
+    this.#forward(m, out, analysis, done);
+    return undefined;
   }
 
   #send(messages: readonly FrontendMessage[], out: PumpOutput): void {
     for (const s of messages) this.#forward(s, out, undefined);
   }
 
-  /** One message the server will receive: masking first (it may put a Describe before it), then the state (told who waits on its answer). */
-  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined, done?: (outcome: AskOutcome) => void): void {
+  /** One message the server will receive: masking first (it may put a Describe before it), then the state (told who waits on its answer, and who else must see it). */
+  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined, done?: (outcome: AskOutcome) => void, tag?: object): void {
     const before = this.#masking?.frontend(m, analysis);
-    if (before) for (const b of before) this.#emit(b.msg!, out);
-    this.#emit(m.msg!, out, done);
+    if (before) for (const b of before) this.#emit(b.msg!, out, undefined, tag);
+    this.#emit(m.msg!, out, done, tag);
   }
 
-  #emit(msg: PgMessage, out: PumpOutput, done?: (outcome: AskOutcome) => void): void {
-    if (this.#state) this.#state.forwarded(msg.type, done);
+  #emit(msg: PgMessage, out: PumpOutput, done?: (outcome: AskOutcome) => void, tag?: object): void {
+    if (this.#state) this.#state.forwarded(msg.type, done, tag);
     else done?.('skipped');
     out.run.add(msg.raw);
   }
@@ -419,6 +460,8 @@ export interface BackendPathOptions {
   state?: ServerState;
   /** Records what the client receives (after masking). */
   recorder?: RecorderStage;
+  /** Holds the results of writes under a row limit until their rows are counted, and drops the answers to its own messages. */
+  guard?: WriteGuardStage;
 }
 
 /**
@@ -436,6 +479,9 @@ export class BackendPath {
   readonly #masking: MaskingStage | undefined;
   readonly #state: ServerState | undefined;
   readonly #recorder: RecorderStage | undefined;
+  readonly #guard: WriteGuardStage | undefined;
+  /** The client message the server message being read answers (for the write guard). */
+  #ask: Ask | undefined;
   /** A step is waiting (a catalog lookup): the stream is not at a boundary the client has seen. */
   #busy = false;
   #cut: (() => void) | undefined;
@@ -451,6 +497,7 @@ export class BackendPath {
     this.#masking = o.masking;
     this.#state = o.state;
     this.#recorder = o.recorder;
+    this.#guard = o.guard;
     this.#plain = !o.gate && !o.masking && !o.state && !o.recorder;
   }
 
@@ -508,8 +555,10 @@ export class BackendPath {
       this.#stopped = true;
       return 'stream';
     }
-    this.#state?.serverSent(type);
-    const framing = this.#framing(type, length);
+    const ask = this.#state?.serverSent(type);
+    this.#ask = ask;
+    let framing = this.#framing(type, length);
+    if (framing === 'pass' && this.#guard?.wants(ask)) framing = 'whole';
     if (framing !== 'pass' || !this.#recorder) return framing;
     if (this.#recorder.wants(type)) return 'whole';
     this.#recorder.passed(type);
@@ -528,7 +577,7 @@ export class BackendPath {
     for (;;) {
       if (this.#stopped) return this.#stop(out);
       const barrier = this.#masking?.takeBarrier();
-      if (barrier) return this.#wait(barrier.then(() => undefined), out);
+      if (barrier) return this.#wait(barrier.then(() => undefined), out, undefined);
       this.#addInjected(out);
       const f = this.reader.frame(this.#decide, out.run);
       if (this.#stopped) return this.#stop(out);
@@ -538,25 +587,31 @@ export class BackendPath {
         return;
       }
       if ('part' in f) continue; // the backend direction never streams
+      const ask = this.#ask;
       if (f.type === READY) this.#state?.ready(f.body[0]!);
       const m = this.#gate ? this.#gate.backend(f) : f;
       const r = this.#masking ? this.#masking.backend(m) : m.raw;
-      if (r instanceof Promise) return this.#wait(r, out);
-      out.run.add(r);
-      const recording = this.#recorder?.server(r);
-      if (recording) return this.#wait(recording.then(() => undefined), out);
+      if (r instanceof Promise) return this.#wait(r, out, ask);
+      const recording = this.#hand(r, ask, out);
+      if (recording) return this.#wait(recording.then(() => undefined), out, ask);
       if (this.#cut && this.reader.atBoundary) return this.#stop(out);
     }
   }
 
-  #wait(p: Promise<Buffer | undefined>, out: PumpOutput): Promise<void> {
+  /** Hands the client one server message (what the write guard lets through, if it is on) and records it. */
+  #hand(r: Buffer, ask: Ask | undefined, out: PumpOutput): Promise<void> | undefined {
+    const handed = this.#guard ? this.#guard.backend(r, ask) : r;
+    if (handed === undefined) return undefined;
+    const bytes = Buffer.isBuffer(handed) ? handed : Buffer.concat(handed as readonly Buffer[]);
+    out.run.add(bytes);
+    return this.#recorder?.server(bytes);
+  }
+
+  #wait(p: Promise<Buffer | undefined>, out: PumpOutput, ask: Ask | undefined): Promise<void> {
     out.flush();
     this.#busy = true;
     return p.then(async (b) => {
-      if (b) {
-        out.run.add(b);
-        await this.#recorder?.server(b);
-      }
+      if (b) await this.#hand(b, ask, out);
       this.#busy = false;
       return this.#drain(out);
     });

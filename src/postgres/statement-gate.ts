@@ -57,7 +57,7 @@ import type { AskOutcome } from './answers.js';
 import { lexingSafeSetting } from '../policy/sql/lexing.js';
 import { shapeProven, sqlShape } from '../policy/sql/shape.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, StatementVerdict } from '../tunnel/engine.js';
-import { combineReviewDecisions } from '../policy/decide.js';
+import { changesRows, combineReviewDecisions, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../policy/decide.js';
 
 const QUERY = 0x51; // 'Q'
 const BIND = 0x42; // 'B'
@@ -395,6 +395,12 @@ export class StatementGate implements GateStage {
   readonly #approvedPortals = new Map<string, ReadonlySet<string>>();
   /** Statement shapes an approval's window lets run -> until when (ms since the epoch). */
   readonly #windows = new Map<string, number>();
+  /** The row limit on what the current message writes (the strictest of its texts'), if any. */
+  #guarding: WriteGuard | undefined;
+  /** The current message's guard came from what an EXECUTE runs (its tag may not count it). */
+  #guardedBody = false;
+  /** The current message's SQL, for a reviewer of a write over its limit. */
+  #guardSql = '';
 
   /**
    * `readOnly`: the session's access is read-only (the server turning it off ends the session).
@@ -410,6 +416,71 @@ export class StatementGate implements GateStage {
     this.#onUnsafeSetting = options.onUnsafeSetting;
     this.#readOnly = options.readOnly === true;
     this.#review = options.review;
+  }
+
+  /**
+   * The row limit on what the message just passed writes (a Query, a Bind, an Execute), if any;
+   * handed out once. An approved review lifts it: the reviewer saw what runs.
+   */
+  takeGuard(): { guard: WriteGuard; sql: string } | undefined {
+    const guard = this.#guarding;
+    this.#guarding = undefined;
+    return guard && { guard, sql: this.#guardSql };
+  }
+
+  /** Counts and logs a refusal of the write guard's that it says itself (in place of a ROLLBACK's answer). */
+  refused(rule: string, reason: string): void {
+    this.#count('deny', Buffer.alloc(0), rule, reason);
+  }
+
+  /**
+   * Refuses the message in progress with `error` (a Query: a Describe and a Sync; in the extended
+   * protocol a Describe, and everything up to the client's Sync is dropped), for the write guard.
+   */
+  refuseWith(error: Buffer, query: boolean, rule: string, reason: string): readonly FrontendMessage[] {
+    this.#count('deny', error, rule, reason);
+    if (query) return [this.#refuse(error), SYNC_MESSAGE];
+    this.#discarding = true;
+    return [this.#refuse(error)];
+  }
+
+  /**
+   * Raises a review for the write guard (a write over its row limit), held like a statement's:
+   * a CancelRequest or the session's end withdraws it.
+   */
+  raise(ask: ReviewAsk): PendingReview | undefined {
+    if (!this.#review) return undefined;
+    const pending = this.#review(ask);
+    this.#held = pending;
+    void pending.decided.then(() => {
+      if (this.#held === pending) this.#held = undefined;
+    });
+    return pending;
+  }
+
+  /** This session's reserved name prefix: statements and savepoints of the gateway's own are named with it. */
+  get prefix(): string {
+    return this.#prefix;
+  }
+
+  /** Whether reviews can be raised (the session has a reviewer service). */
+  get reviews(): boolean {
+    return this.#review !== undefined;
+  }
+
+  /**
+   * A Query whose row limit comes from what it EXECUTEs: refused when the guard cannot count it
+   * as written (see {@link unguardable}); else its guard counts by statistics.
+   */
+  #checkGuardedQuery(sql: string, analysis: Analysis | undefined): Buffer | undefined {
+    const a = analysis ?? analyzeSql(sql);
+    const guard = this.#guarding!;
+    if (!a.ok) return undefined;
+    const first = a.statements.findIndex((st) => st.executes.length > 0 || changesRows(st));
+    const problem = unguardable(a.statements, Math.max(first, 0), guard);
+    if (problem !== undefined) return this.#count('deny', refusalError({ action: 'deny', rule: WRITE_GUARD_RULE, message: problem, reason: problem }), WRITE_GUARD_RULE, problem);
+    this.#guarding = { ...guard, count: 'stats', statements: [], opensBlock: opensBlockBefore(a.statements, Math.max(first, 0)) };
+    return undefined;
   }
 
   /** What must hear the server's answer to the message just passed (see {@link #confirmed}); handed out once. */
@@ -527,10 +598,14 @@ export class StatementGate implements GateStage {
     this.#asking = undefined;
     this.#seen.length = 0;
     this.#unshowable = undefined;
+    this.#guarding = undefined;
+    this.#guardedBody = false;
     switch (m.kind) {
       case 'query': {
-        const refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis, onReview) : this.#builtin(BuiltinRule.NOT_UTF8);
+        this.#guardSql = m.sql;
+        let refusal = m.utf8 ? this.#judgeString(m.sql, true, 0, analysis, onReview) : this.#builtin(BuiltinRule.NOT_UTF8);
         if (refusal === REVIEW) return this.#holdForReview(m, analysis, m.long ? undefined : m.sql);
+        if (!refusal && this.#guardedBody) refusal = this.#checkGuardedQuery(m.sql, analysis);
         if (refusal) return [this.#refuse(refusal), SYNC_MESSAGE];
         if (this.#forget.length > 0) this.#forgetWhenDone([...this.#forget]);
         return m;
@@ -553,6 +628,7 @@ export class StatementGate implements GateStage {
         else if (Buffer.byteLength(m.portal) > MAX_NAME_BYTES) refusal = this.#builtin(BuiltinRule.NAME_TOO_LONG);
         else if (sql === undefined) refusal = this.#count('builtin', unknownStatementError(m.statement), 'hoop:unknown-statement', 'Bind of a statement hoop did not see prepared');
         else refusal = this.#judgeHeld(sql, 0, onReview);
+        this.#guardSql = (sql && heldText(sql)) ?? '';
         if (refusal === REVIEW) return this.#holdForReview(m, undefined, heldText(sql!), m.msg ? reviewParams(m.msg.body) : undefined);
         if (refusal) {
           this.#discarding = true;
@@ -584,6 +660,7 @@ export class StatementGate implements GateStage {
           this.#discarding = true;
           return [this.#refuse(refusal)];
         }
+        this.#guardSql = (sql && heldText(sql)) ?? '';
         return m;
       }
       case 'close':
@@ -850,9 +927,24 @@ export class StatementGate implements GateStage {
         }
       }
     }
-    if (this.#passes(verdict, sql, onReview, depth === 0 && this.#current === QUERY, analysis)) return reviewed ? REVIEW : undefined;
+    if (this.#passes(verdict, sql, onReview, depth === 0 && this.#current === QUERY, analysis)) {
+      if (verdict.guard && verdict.action === 'allow' && !this.#approvedTexts?.has(sql)) this.#guard(verdict.guard, depth > 0);
+      return reviewed ? REVIEW : undefined;
+    }
     if (verdict.action === 'review' && onReview === 'hold' && verdict.review && this.#review) return this.#ask(verdict);
     return this.#count(verdict.action as 'deny' | 'review', refusalError(verdict), verdict.rule ?? '(none)', verdict.reason);
+  }
+
+  /** Adds a text's row limit to the current message's: the strictest applies; what an EXECUTE runs is counted by statistics. */
+  #guard(guard: WriteGuard, body: boolean): void {
+    if (body) this.#guardedBody = true;
+    const now = this.#guarding;
+    if (!now) {
+      this.#guarding = guard;
+      return;
+    }
+    const stricter = guard.maxRows < now.maxRows || (guard.maxRows === now.maxRows && guard.overLimit === 'deny') ? guard : now;
+    this.#guarding = { ...stricter, count: 'stats', statements: [], opensBlock: now.opensBlock };
   }
 
   /**

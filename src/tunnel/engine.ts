@@ -8,6 +8,7 @@
 import type { Logger } from '../log.js';
 import type { MaskingPolicy, ReviewSettings } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
+import type { WriteGuard } from '../policy/decide.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from './channel.js';
 import type { ConnectionConfig } from '../config/connection.js';
@@ -80,6 +81,8 @@ export interface StatementVerdict {
   touched?: { tables: readonly string[]; written: readonly string[] };
   /** For `review`: who reviews it and how; without, a review verdict is refused (nobody could approve it). */
   review?: ReviewSettings;
+  /** For `allow`: the row limit on what it writes (see `WriteGuard`). */
+  guard?: WriteGuard;
 }
 
 /**

@@ -126,6 +126,13 @@ export interface StatementFacts {
   executes: string[];
   /** COPY: its direction, source or target, format options, and what it reads or writes. */
   copy?: CopyFacts;
+  /**
+   * BEGIN, COMMIT, SAVEPOINT and the other transaction statements: which one, lower-case
+   * (`begin`, `start`, `commit`, `rollback`, `savepoint`, `release`, `rollback_to`, `prepare`,
+   * `commit_prepared`, `rollback_prepared`).
+   * @see https://www.postgresql.org/docs/current/tutorial-transactions.html
+   */
+  transaction?: string;
   /** DECLARE / FETCH / MOVE / CLOSE: the cursor's name (`*` for CLOSE ALL and DISCARD ALL). */
   cursorName?: string;
   /** SET / RESET / SHOW: the setting's name, lower-case (`all` for RESET ALL). */
@@ -437,6 +444,7 @@ class Acc {
   executes: string[] = [];
   copy: CopyFacts | undefined;
   cursorName: string | undefined;
+  transaction: string | undefined;
   setting: string | undefined;
   derived = new Set<string>();
   bare = new Set<string>();
@@ -477,6 +485,7 @@ class Acc {
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;
     if (this.executeName !== undefined) f.executeName = this.executeName;
     if (this.cursorName !== undefined) f.cursorName = this.cursorName;
+    if (this.transaction !== undefined) f.transaction = this.transaction;
     if (this.setting !== undefined) f.setting = this.setting;
     if (this.lockMode !== undefined) f.lockMode = this.lockMode;
     if (this.serverCommand !== undefined) f.serverCommand = this.serverCommand;
@@ -933,6 +942,7 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     }
     case 'TransactionStmt': {
       acc.kind('transaction', ctx);
+      if (typeof body.kind === 'string') acc.transaction ??= body.kind.replace(/^TRANS_STMT_/, '').toLowerCase();
       if (body.kind === 'TRANS_STMT_BEGIN' || body.kind === 'TRANS_STMT_START') transactionOptions(body.options, acc, ctx);
       return;
     }

@@ -1,0 +1,244 @@
+/**
+ * The blast-radius guard against real PostgreSQL: writes under `maxAffectedRows` are counted by
+ * the database before they commit. Every write kind (UPDATE, DELETE, MERGE, INSERT ... ON
+ * CONFLICT, a write in a WITH), outside and inside transactions, with and without RETURNING,
+ * through psql (simple protocol), `pg` (extended) and raw frontends: within the limit it commits
+ * and the client gets its rows; over it, it is rolled back, the client gets 42501 and no row,
+ * and its transaction state is what an error leaves. `overLimit: review` holds it; approved, it
+ * runs again.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { psql, pgClient } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { query as queryMessage } from '../../src/postgres/messages.js';
+import { errorIn } from '../harness/raw-pg.js';
+import { bind, execute, parse, sync } from '../harness/pg-frontend.js';
+
+let policyRepo: PolicyGitRepo;
+let stack: HoopStack;
+const running: RunningConnect[] = [];
+
+const bundle = (connection: string): string => `version: 1
+connections:
+${connection}access:
+  - { name: people, subjects: [alice, bob], connections: [app], mode: read-write }
+  - { name: agents, subjects: [agent], connections: [app], mode: read-write, maxAffectedRows: 4 }
+statements:
+  reviewers:
+    - { groups: [dba], timeout: 30s }
+  rules:
+    - { name: small-writes, match: { tables: [public.wg_items] }, action: allow, maxAffectedRows: 3 }
+    - { name: wg_ledger-writes, match: { tables: [public.wg_ledger] }, action: allow, maxAffectedRows: 2, overLimit: review }
+`;
+
+async function connect(subject = 'alice'): Promise<RunningConnect> {
+  const c = await stack.connect('app', await stack.token(subject));
+  running.push(c);
+  return c;
+}
+
+const db = (sql: string): Promise<string> => stack.pg.psql(sql, { database: 'app' });
+const sumItems = async (): Promise<string> => (await db('select count(*) || \':\' || sum(v) from wg_items')).trim();
+const reset = (): Promise<string> => db(`truncate wg_items, wg_ledger; insert into wg_items select g, 0 from generate_series(1, 10) g; insert into wg_ledger select g, 10 from generate_series(1, 3) g`);
+
+async function reviewCli(argv: string[], subject = 'bob'): Promise<{ code: number; stdout: string; stderr: string }> {
+  return stack.run(['review', ...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, ['dba']) });
+}
+async function pendingReview(text: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const found = (JSON.parse((await reviewCli(['ls', '--json'])).stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((r) => r.sql.includes(text) && r.state === 'pending');
+    if (found) return found.id;
+    await sleep(100);
+  }
+  throw new Error(`no pending review of ${text}`);
+}
+
+beforeAll(async () => {
+  policyRepo = new PolicyGitRepo('hoop-guard-');
+  stack = await startStack({
+    policy: ({ pg }) => {
+      policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })));
+      return policyRepo.gatewayBlock(['${env:APP_*}']);
+    },
+  });
+  await db(`create table wg_items(id int primary key, v int); create table wg_ledger(id int primary key, amount int);
+            create table wg_free as select g as id, 0 as v from generate_series(1, 10) g;
+            grant all on wg_items, wg_ledger, wg_free to public`);
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of running) await c.stop();
+  await stack?.close();
+  policyRepo?.remove();
+});
+
+describe('the blast-radius guard, simple protocol (psql)', () => {
+  const overLimit = (verb: string, rows: number): string => `ERROR:  hoop: the ${verb} changed ${rows} rows, over the limit of 3 (rule "small-writes"); it was rolled back`;
+
+  it('commits a write within the limit and rolls back one over it, for every write kind', async () => {
+    await reset();
+    const c = await connect();
+    const within = await psql(c.info, ['-c', 'UPDATE wg_items SET v = v + 1 WHERE id <= 3']);
+    expect(within.stdout).toContain('UPDATE 3');
+    expect(await sumItems()).toBe('10:3');
+    const cases: Array<[string, string, number]> = [
+      ['UPDATE wg_items SET v = v + 1 WHERE id = id', 'UPDATE', 10],
+      ['DELETE FROM wg_items WHERE v >= 0', 'DELETE', 10],
+      ['MERGE INTO wg_items t USING (SELECT g FROM generate_series(1, 10) g) s ON t.id = s.g WHEN MATCHED THEN UPDATE SET v = 7', 'MERGE', 10],
+      ['INSERT INTO wg_items SELECT g, 9 FROM generate_series(1, 5) g ON CONFLICT (id) DO UPDATE SET v = 9', 'INSERT', 5],
+    ];
+    for (const [sql, verb, rows] of cases) {
+      const r = await psql(c.info, ['-c', sql]);
+      expect(r.code, sql).not.toBe(0);
+      expect(r.stderr, sql).toContain(overLimit(verb, rows));
+      expect(await sumItems(), sql).toBe('10:3');
+    }
+    // The session goes on: psql reconnects each time, so ask in one session too.
+    const one = await psql(c.info, ['-v', 'ON_ERROR_STOP=0', '-c', 'DELETE FROM wg_items', '-c', 'select count(*) as left_ from wg_items']);
+    expect(one.stderr).toContain(overLimit('DELETE', 10));
+    expect(one.stdout).toMatch(/left_\s*\n-+\n\s*10/);
+  });
+
+  it('holds RETURNING rows until the count is known: within, the client gets them; over, none', async () => {
+    await reset();
+    const c = await connect();
+    const within = await psql(c.info, ['-A', '-t', '-c', 'DELETE FROM wg_items WHERE id > 8 RETURNING id']);
+    expect(within.stdout.trim().split('\n')).toEqual(['9', '10', 'DELETE 2']);
+    const over = await psql(c.info, ['-A', '-t', '-c', 'UPDATE wg_items SET v = 5 RETURNING id, v']);
+    expect(over.stdout.trim()).toBe('');
+    expect(over.stderr).toContain(overLimit('UPDATE', 8));
+    expect(await sumItems()).toBe('8:0');
+  });
+
+  it('counts a write inside a WITH (its tag counts the SELECT) from the database\'s statistics', async () => {
+    await reset();
+    const c = await connect();
+    const over = await psql(c.info, ['-A', '-t', '-c', 'WITH d AS (DELETE FROM wg_items WHERE id > 2 RETURNING id) SELECT count(*) FROM d']);
+    expect(over.code).not.toBe(0);
+    expect(over.stderr).toContain('ERROR:  hoop: the statement changed 8 rows, over the limit of 3 (rule "small-writes")');
+    expect(await sumItems()).toBe('10:0');
+    const within = await psql(c.info, ['-A', '-t', '-c', 'WITH d AS (DELETE FROM wg_items WHERE id > 8 RETURNING id) SELECT count(*) FROM d']);
+    expect(within.stdout.trim()).toBe('2');
+    expect(await sumItems()).toBe('8:0');
+  });
+
+  it('inside the client\'s transaction: within, the transaction goes on; over, it fails as an error would', async () => {
+    await reset();
+    const c = await connect();
+    const r = await psql(c.info, ['-v', 'ON_ERROR_STOP=0'], {
+      input: "BEGIN;\nUPDATE wg_items SET v = 1 WHERE id = 1;\nUPDATE wg_items SET v = 2 WHERE id > 0;\nSELECT 'still' AS step;\nROLLBACK;\nBEGIN;\nUPDATE wg_items SET v = 3 WHERE id <= 2;\nCOMMIT;\n",
+    });
+    expect(r.stderr).toContain(overLimit('UPDATE', 10));
+    expect(r.stderr).toContain('current transaction is aborted');
+    expect(await sumItems()).toBe('10:6'); // the second transaction committed; the first rolled back
+  });
+
+  it('refuses a write that shares its message with a COMMIT (it would commit before it is counted)', async () => {
+    await reset();
+    const c = await connect();
+    const r = await psql(c.info, ['-c', 'BEGIN; UPDATE wg_items SET v = 1 WHERE id = 1; COMMIT']);
+    expect(r.stderr).toContain('hoop: denied by rule "write-guard"');
+    expect(r.stderr).toContain('a COMMIT statement');
+    expect(await sumItems()).toBe('10:0');
+  });
+
+  it('applies the access\'s limit to every write of the sessions it admits', async () => {
+    await reset();
+    const c = await connect('agent');
+    const r = await psql(c.info, ['-c', 'DELETE FROM wg_items WHERE id > 2']);
+    expect(r.stderr).toContain('over the limit of 3 (rule "small-writes")'); // the stricter of the access's 4 and the rule's 3
+    const free = await psql(c.info, ['-c', 'UPDATE wg_free SET v = 1']);
+    expect(free.stderr).toContain('ERROR:  hoop: the UPDATE changed 10 rows, over the limit of 4 (rule "agents")');
+    expect(await sumItems()).toBe('10:0');
+    // Another access, without a limit: the same write runs.
+    expect((await psql((await connect('bob')).info, ['-c', 'UPDATE wg_free SET v = 1'])).stdout).toContain('UPDATE 10');
+  });
+});
+
+describe('the blast-radius guard, extended protocol', () => {
+  it('pg: within the limit the rows come back; over it the query fails and nothing changed', async () => {
+    await reset();
+    const client = await pgClient((await connect()).info);
+    try {
+      const within = await client.query('UPDATE wg_items SET v = $1 WHERE id <= $2 RETURNING id', [4, 2]);
+      expect(within.rowCount).toBe(2);
+      expect(within.rows.map((r: { id: number }) => r.id)).toEqual([1, 2]);
+      await expect(client.query('DELETE FROM wg_items WHERE id > $1', [0])).rejects.toThrow(/the DELETE changed 10 rows, over the limit of 3/);
+      expect(await sumItems()).toBe('10:8');
+      // In a transaction: the error fails it, as any error would.
+      await client.query('BEGIN');
+      await client.query('UPDATE wg_items SET v = $1 WHERE id = $2', [0, 1]);
+      await expect(client.query('UPDATE wg_items SET v = $1', [0])).rejects.toThrow(/over the limit of 3/);
+      await expect(client.query('SELECT 1')).rejects.toThrow(/current transaction is aborted/);
+      await client.query('ROLLBACK');
+      expect((await client.query('SELECT count(*)::int AS n FROM wg_items')).rows[0].n).toBe(10);
+    } finally {
+      await client.end();
+    }
+    expect(await sumItems()).toBe('10:8');
+  });
+
+  it('a raw pipeline: an over-limit Execute fails its batch, and what came after it in the batch never runs', async () => {
+    await reset();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    const from = raw.raw.length;
+    raw.write(Buffer.concat([parse('', 'UPDATE wg_items SET v = 1'), bind('', ''), execute(''), parse('', 'UPDATE wg_items SET v = 2 WHERE id = 1'), bind('', ''), execute(''), sync(), queryMessage('select sum(v) from wg_items')]));
+    const messages = await raw.messagesSince(from, 2);
+    expect(errorIn(messages)?.message).toContain('the UPDATE changed 10 rows, over the limit of 3');
+    expect(messages.filter((m) => m.type === 0x43).map((m) => m.body.toString('latin1').replace(/\0$/, ''))).toEqual(['SELECT 1']);
+    expect(messages.filter((m) => m.type === 0x5a).map((m) => String.fromCharCode(m.body[0]!))).toEqual(['I', 'I']);
+    expect(await sumItems()).toBe('10:0');
+    raw.destroy();
+  });
+});
+
+describe('overLimit: review', () => {
+  it('holds an over-limit write rolled back; approved, it runs again and the client gets its result', async () => {
+    await reset();
+    const c = await connect();
+    const result = psql(c.info, ['-c', 'UPDATE wg_ledger SET amount = amount + 1']);
+    const id = await pendingReview('UPDATE wg_ledger SET amount = amount + 1');
+    const show = JSON.parse((await reviewCli(['show', id, '--json'])).stdout) as { message: string };
+    expect(show.message).toContain('the UPDATE changed 3 rows, over the limit of 2');
+    expect((await db('select sum(amount) from wg_ledger')).trim()).toBe('30'); // rolled back while it waits
+    await reviewCli(['approve', id]);
+    const r = await result;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('UPDATE 3');
+    expect(r.stderr).toContain(`held for review ${id}`);
+    expect((await db('select sum(amount) from wg_ledger')).trim()).toBe('33');
+  });
+
+  it('in a transaction: the write alone is rolled back to a savepoint; denied, the transaction fails', async () => {
+    await reset();
+    const c = await connect();
+    const result = psql(c.info, ['-v', 'ON_ERROR_STOP=0'], { input: 'BEGIN;\nUPDATE wg_ledger SET amount = 0 WHERE id = 1;\nDELETE FROM wg_ledger;\nSELECT 1;\nROLLBACK;\n' });
+    const id = await pendingReview('DELETE FROM wg_ledger');
+    await reviewCli(['deny', id, '--reason', 'too many']);
+    const r = await result;
+    expect(r.stderr).toContain(`hoop: denied by reviewer bob (review ${id}): too many`);
+    expect(r.stderr).toContain('current transaction is aborted');
+    expect((await db('select sum(amount) from wg_ledger')).trim()).toBe('30');
+  });
+
+  it('pg: the extended protocol\'s write is held and, approved, bound and executed again', async () => {
+    await reset();
+    const client = await pgClient((await connect()).info);
+    try {
+      const pending = client.query('DELETE FROM wg_ledger WHERE id > $1 RETURNING id', [0]);
+      const id = await pendingReview('DELETE FROM wg_ledger WHERE id > $1');
+      expect((await db('select count(*) from wg_ledger')).trim()).toBe('3');
+      await reviewCli(['approve', id]);
+      const done = await pending;
+      expect(done.rowCount).toBe(3);
+      expect(done.rows.map((r: { id: number }) => r.id).sort()).toEqual([1, 2, 3]);
+      expect((await client.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    } finally {
+      await client.end();
+    }
+    expect((await db('select count(*) from wg_ledger')).trim()).toBe('0');
+  });
+});
