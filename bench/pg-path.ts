@@ -7,9 +7,12 @@
  * pgbench's, and a masking rule on a table pgbench does not read, so the masking code path is
  * present), the same with every session recorded (`hoop+policy+recording`: the gateway's recorder
  * writing each statement and up to 1000 rows per result, signed chunks on disk; the other hoop
- * paths run with `recording: { enabled: false }`), an OpenSSH local forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
- * select-only TPS at 8 clients, and COPY-out throughput of a ~100 MB table; then prints one table
- * with each path's ratio to direct.
+ * paths run with `recording: { enabled: false }`), the policy path with the blast-radius guard on
+ * every write (`hoop+policy+guard`: the access's `maxAffectedRows: 1000`), an OpenSSH local
+ * forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
+ * select-only TPS at 8 clients, writes at 8 clients (pgbench's TPC-B-like script, in BEGIN ...
+ * END, and one UPDATE per transaction in autocommit), and COPY-out throughput of a ~100 MB
+ * table; then prints one table with each path's ratio to direct.
  *
  * Environment: BENCH_SECONDS (pgbench duration per run, default 10), BENCH_SCALE (pgbench scale,
  * default 10), BENCH_COPY_ROWS (rows of the COPY table, default 1000000), BENCH_COPY_RUNS (COPY
@@ -36,7 +39,7 @@ const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
 const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
 const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
-const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'ssh -L', 'pgbouncer'] as const;
+const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+policy+guard', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
   ? ALL_PATHS.filter((p) => process.env.BENCH_PATHS!.split(',').map((s) => s.trim()).includes(p))
@@ -215,6 +218,10 @@ interface Result {
   tps8?: number;
   /** TPS at 8 clients over the extended protocol with prepared statements (`-M prepared`). */
   tps8Prepared?: number;
+  /** Write TPS at 8 clients: pgbench's TPC-B-like script (three UPDATEs, a SELECT, an INSERT in BEGIN ... END). */
+  tpcb8?: number;
+  /** Write TPS at 8 clients: one UPDATE per transaction, in autocommit. */
+  update8?: number;
   copyMBps?: number;
   /** CPU time (user + system, all threads) the gateway and `hoop connect` spent per transaction of the c=8 run, in µs. */
   gatewayCpuUs?: number;
@@ -262,6 +269,13 @@ async function pgbench(bin: string, ep: Endpoint, args: string[]): Promise<{ lat
   return parsePgbench(stdout);
 }
 
+/** A pgbench script of one UPDATE of one account, in autocommit (no BEGIN). */
+function updateScript(): string {
+  const file = join(tempDir('hoop-bench-script-').dir, 'update.sql');
+  writeFileSync(file, '\\set aid random(1, 100000 * :scale)\n\\set delta random(-5000, 5000)\nUPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n');
+  return file;
+}
+
 async function copyOut(psql: string, ep: Endpoint): Promise<number> {
   const { ms } = await runToEnd(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', '\\copy copybench to /dev/null'], { env: clientEnv(ep), timeoutMs: 600_000 });
   return ms;
@@ -290,6 +304,12 @@ async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: numbe
   const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8Prepared = prepared.tps;
   log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
+  const tpcb = await pgbench(bin, ep, ['-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
+  r.tpcb8 = tpcb.tps;
+  log(`TPC-B tps ${tpcb.tps.toFixed(0)} at 8 clients`);
+  const update = await pgbench(bin, ep, ['-n', '-f', updateScript(), '-c', '8', '-j', '2', '-T', String(SECONDS)]);
+  r.update8 = update.tps;
+  log(`autocommit UPDATE tps ${update.tps.toFixed(0)} at 8 clients`);
   const times: number[] = [];
   for (let i = 0; i < COPY_RUNS; i++) times.push(await copyOut(psql, ep));
   r.copyMBps = copyBytes / 1e6 / (median(times) / 1000);
@@ -444,7 +464,7 @@ async function setupPgbouncer(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
  * rules (one deny among them) that match none of pgbench's or COPY's statements, and a masking
  * rule on a table the benchmark does not read.
  */
-function benchPolicy(pg: PgCluster): string {
+function benchPolicy(pg: PgCluster, guard = false): string {
   return `version: 1
 connections:
   - name: bench
@@ -456,7 +476,7 @@ connections:
     password: \${env:BENCH_PG_PASSWORD}
     tls: { mode: disable }
 access:
-  - { name: bench, subjects: ["*"], connections: [bench], mode: read-write }
+  - { name: bench, subjects: ["*"], connections: [bench], mode: read-write${guard ? ', maxAffectedRows: 1000' : ''} }
 statements:
   unparseable: deny
   rules:
@@ -492,7 +512,7 @@ function benchPolicyRepo(dir: string, text: string): string {
   return repo;
 }
 
-async function setupHoop(pg: PgCluster, withPolicy = false, recording = false): Promise<PathSetup> {
+async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, guard = false): Promise<PathSetup> {
   const hoopBin = join(repoRoot, 'bin', 'hoop.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: run `npm run build` first');
   const { createTestPki } = await import('../test/harness/certs.js');
@@ -518,7 +538,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false): 
       'postgres: { maxStatementBytes: 128MiB }',
       `recording: { enabled: ${recording} }`,
       ...(withPolicy
-        ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
+        ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg, guard)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
         : [
             'connections:',
             `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
@@ -596,12 +616,12 @@ function ratio(v: number | undefined, base: number | undefined): string {
 
 function printTable(results: Map<PathName, Result>, machine: string[]): void {
   const base = results.get('direct');
-  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'hoop CPU µs/txn'];
+  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'TPC-B c=8', 'vs direct', 'UPDATE c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'hoop CPU µs/txn'];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const [name, r] of results) {
     if (r.error && r.latencyMs === undefined) {
-      rows.push([name, 'failed', '', '', '', '', '', '', '', '']);
+      rows.push([name, 'failed', ...header.slice(2).map(() => '')]);
       notes.push(`${name}: ${r.error}`);
       continue;
     }
@@ -613,6 +633,10 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
       name === 'direct' ? '' : ratio(r.tps8, base?.tps8),
       fmt(r.tps8Prepared, 0),
       name === 'direct' ? '' : ratio(r.tps8Prepared, base?.tps8Prepared),
+      fmt(r.tpcb8, 0),
+      name === 'direct' ? '' : ratio(r.tpcb8, base?.tpcb8),
+      fmt(r.update8, 0),
+      name === 'direct' ? '' : ratio(r.update8, base?.update8),
       fmt(r.copyMBps, 1),
       name === 'direct' ? '' : ratio(r.copyMBps, base?.copyMBps),
       r.gatewayCpuUs === undefined ? '' : `${fmt(r.gatewayCpuUs, 1)} + ${fmt(r.connectCpuUs, 1)}`,
@@ -629,7 +653,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.map(line),
     '',
-    'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2 (prepared: -M prepared); COPY: median of psql \\copy to /dev/null.',
+    'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2 (prepared: -M prepared); TPC-B: pgbench -n -c 8 -j 2 (writes in BEGIN ... END); UPDATE: one UPDATE per transaction in autocommit, -c 8 -j 2; COPY: median of psql \\copy to /dev/null.',
     'Ratios: path / direct (latency: higher is slower; TPS and MB/s: lower is slower).',
     'hoop CPU: user + system time of the gateway + hoop connect (all threads) per transaction of the c=8 run.',
     ...(notes.length ? ['', ...notes.map((n) => `note: ${n}`)] : []),
@@ -678,7 +702,7 @@ async function main(): Promise<number> {
       if (path === 'direct') setup = { endpoint: direct, close: async () => {} };
       else if (path === 'ssh -L') setup = await setupSsh(pg, direct);
       else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
-      else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording');
+      else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
       results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.pids));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);

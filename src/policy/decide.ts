@@ -134,6 +134,8 @@ export interface WriteGuard extends RowLimit {
   statements: readonly number[];
   /** The text BEGINs a transaction block before its first guarded statement (which then runs in it). */
   opensBlock: boolean;
+  /** Only PREPAREs write: the limit applies where an EXECUTE runs them, not to the PREPARE itself. */
+  prepared?: true;
   /** For `overLimit: review`: who reviews it (absent when the policy names no reviewers: it is refused). */
   review?: ReviewSettings;
 }
@@ -524,8 +526,10 @@ export class StatementJudge {
     let limit: RowLimit | undefined;
     const guarded: number[] = [];
     let tagged = true;
+    let prepared = 0;
     statements.forEach((facts, i) => {
-      if (!changesRows(facts)) return;
+      const preparing = facts.kinds[0] === 'prepare' && facts.kinds.some((k) => GUARDED_KINDS.has(k));
+      if (!changesRows(facts) && !preparing) return;
       let own = this.#rowLimit;
       for (const prepared of this.#rules) {
         const rule = prepared.rule;
@@ -534,15 +538,18 @@ export class StatementJudge {
       }
       if (!own) return;
       guarded.push(i);
+      if (preparing) prepared++;
       if (!TAGGED_KINDS.has(facts.kinds[0]!) || facts.cteDml) tagged = false;
       if (!limit || own.maxRows < limit.maxRows || (own.maxRows === limit.maxRows && own.overLimit === 'deny')) limit = own;
     });
     if (!limit) return allowed;
+    const review = limit.overLimit === 'review' ? reviewSettingsFor(this.#policy, this.#connection, this.#rules.find((r) => r.rule.name === limit!.rule)?.rule.review) : undefined;
+    // A PREPARE runs nothing: the gate applies its limit where an EXECUTE runs it (counted by statistics).
+    if (prepared === guarded.length) return { ...allowed, guard: { ...limit, count: 'stats', statements: [], opensBlock: false, prepared: true, ...(review ? { review } : {}) } };
     const first = guarded[0]!;
     const problem = unguardable(statements, first, limit);
     if (problem !== undefined) return { action: 'deny', rule: WRITE_GUARD_RULE, message: problem, reason: problem, statements };
     const opensBlock = opensBlockBefore(statements, first);
-    const review = limit.overLimit === 'review' ? reviewSettingsFor(this.#policy, this.#connection, this.#rules.find((r) => r.rule.name === limit!.rule)?.rule.review) : undefined;
     const guard: WriteGuard = { ...limit, count: tagged ? 'tag' : 'stats', statements: guarded, opensBlock, ...(review ? { review } : {}) };
     return { ...allowed, guard };
   }

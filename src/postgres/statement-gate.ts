@@ -928,7 +928,7 @@ export class StatementGate implements GateStage {
       }
     }
     if (this.#passes(verdict, sql, onReview, depth === 0 && this.#current === QUERY, analysis)) {
-      if (verdict.guard && verdict.action === 'allow' && !this.#approvedTexts?.has(sql)) this.#guard(verdict.guard, depth > 0);
+      if (verdict.guard && verdict.action === 'allow' && !this.#approvedTexts?.has(sql) && (depth > 0 || !verdict.guard.prepared)) this.#guard(verdict.guard, depth > 0);
       return reviewed ? REVIEW : undefined;
     }
     if (verdict.action === 'review' && onReview === 'hold' && verdict.review && this.#review) return this.#ask(verdict);

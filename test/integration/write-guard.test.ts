@@ -145,6 +145,28 @@ describe('the blast-radius guard, simple protocol (psql)', () => {
     expect(await sumItems()).toBe('10:0');
   });
 
+  it('a raw client that pipelines its COMMIT behind an over-limit write cannot commit it', async () => {
+    await reset();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    const from = raw.raw.length;
+    raw.write(Buffer.concat([queryMessage('BEGIN'), queryMessage('DELETE FROM wg_items'), queryMessage('COMMIT'), queryMessage('select count(*) from wg_items')]));
+    const messages = await raw.messagesSince(from, 4);
+    expect(errorIn(messages)?.message).toContain('the DELETE changed 10 rows, over the limit of 3');
+    expect(messages.filter((m) => m.type === 0x43).map((m) => m.body.toString('latin1').replace(/\0$/, ''))).toEqual(['BEGIN', 'ROLLBACK', 'SELECT 1']);
+    expect(messages.filter((m) => m.type === 0x5a).map((m) => String.fromCharCode(m.body[0]!))).toEqual(['T', 'E', 'I', 'I']);
+    expect(await sumItems()).toBe('10:0');
+    raw.destroy();
+  });
+
+  it('counts what a SQL-level EXECUTE runs', async () => {
+    await reset();
+    const c = await connect();
+    const r = await psql(c.info, ['-v', 'ON_ERROR_STOP=0', '-c', 'PREPARE d AS DELETE FROM wg_items WHERE id > $1', '-c', 'EXECUTE d(8)', '-c', 'EXECUTE d(0)']);
+    expect(r.stdout + r.stderr).toContain('DELETE 2');
+    expect(r.stderr).toContain('ERROR:  hoop: the statement changed 8 rows, over the limit of 3 (rule "small-writes")');
+    expect(await sumItems()).toBe('8:0');
+  });
+
   it('applies the access\'s limit to every write of the sessions it admits', async () => {
     await reset();
     const c = await connect('agent');
