@@ -385,7 +385,7 @@ export class FrontendPath {
       };
       return this.#guard!.run(m, guarded.guard, guarded.sql, io, done);
     }
-    if (m.kind === 'bind' && this.#guard) this.#guard.bound(m.portal, guarded ? m.msg?.raw : undefined);
+    if (m.kind === 'bind' && this.#guard) this.#guard.bound(m.portal, m.msg?.raw, guarded?.guard);
     this.#forward(m, out, analysis, done);
     return undefined;
   }

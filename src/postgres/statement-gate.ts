@@ -99,6 +99,8 @@ const NOTHING: readonly FrontendMessage[] = [];
 const SYNC_RAW = Buffer.from([SYNC, 0, 0, 0, 4]);
 const SYNC_MESSAGE: FrontendMessage = { kind: 'sync', msg: { type: SYNC, body: SYNC_RAW.subarray(5), raw: SYNC_RAW } };
 const PREPARED_WORDS = /prepare|execute|deallocate|discard/i;
+/** SQL that may run a portal by name (a protocol portal shares the namespace of cursors). */
+const FETCH_WORDS = /fetch|move/i;
 /** A judgement that holds the message for a reviewer's decision (see {@link StatementGate}). */
 const REVIEW = Symbol('review');
 /** What a review verdict does: hold the message for a reviewer, let it pass (a Parse runs nothing), or refuse it. */
@@ -120,6 +122,7 @@ export const BuiltinRule = {
   JUDGE_FAILED: 'judge-failed',
   TOO_LONG: 'too-long',
   LEXING_PENDING: 'lexing-pending',
+  PORTAL_FETCH: 'portal-fetch',
 } as const;
 
 /**
@@ -379,6 +382,8 @@ export class StatementGate implements GateStage {
   readonly #tentative = new Map<string, { text: Sql; batch: number; change: number; before: Held | undefined }>();
   /** The last change of each name with an answer pending. */
   readonly #lastChange = new Map<string, number>();
+  /** Binds sent whose answer has not come: portal -> what it was bound to, its batch, the change number, what it held before. */
+  readonly #tentativePortals = new Map<string, { sql: Held; batch: number; change: number; before: Held | undefined }>();
   /** What must hear the server's answer to the message just passed. */
   #hook: ((outcome: AskOutcome) => void) | undefined;
   /** Names the message being judged DEALLOCATEs (forgotten once the server confirms). */
@@ -458,11 +463,6 @@ export class StatementGate implements GateStage {
     return pending;
   }
 
-  /** This session's reserved name prefix: statements and savepoints of the gateway's own are named with it. */
-  get prefix(): string {
-    return this.#prefix;
-  }
-
   /** Whether reviews can be raised (the session has a reviewer service). */
   get reviews(): boolean {
     return this.#review !== undefined;
@@ -521,6 +521,36 @@ export class StatementGate implements GateStage {
     const t = this.#tentative.get(name);
     if (t && t.batch === this.#batch && this.#lastChange.get(name) === t.change) return [t.text];
     return this.#statements.get(name);
+  }
+
+  /**
+   * A Bind of `portal` passed: until the server answers, the portal may hold `sql` or what it
+   * held before (a Bind that fails leaves the old portal, which a later savepoint rollback can
+   * bring back); then what the server says it holds (see {@link #confirmed}).
+   */
+  #bound(portal: string, sql: Held): void {
+    if (!this.#confirmed) {
+      this.#portals.set(portal, sql);
+      return;
+    }
+    const before = this.#portals.get(portal);
+    const change = ++this.#changes;
+    this.#tentativePortals.set(portal, { sql, batch: this.#batch, change, before });
+    this.#portals.set(portal, before ? [...new Set([...before, ...sql])] : sql);
+    this.#hook = (outcome) => {
+      if (this.#tentativePortals.get(portal)?.change !== change) return; // a later Bind of it decides
+      this.#tentativePortals.delete(portal);
+      if (outcome === 'ok') this.#portals.set(portal, sql);
+      else if (before) this.#portals.set(portal, before);
+      else this.#portals.delete(portal);
+    };
+  }
+
+  /** What portal `name` holds for an Execute: its Bind's statement when that Bind is in the Execute's batch (it runs only if the Bind did), else all it may hold. */
+  #portalHeld(name: string): Held | undefined {
+    const t = this.#tentativePortals.get(name);
+    if (t && t.batch === this.#batch) return t.sql;
+    return this.#portals.get(name);
   }
 
   /** Forgets `names` (a Close, a DEALLOCATE) once the server confirms it did (see {@link #confirmed}). */
@@ -634,17 +664,18 @@ export class StatementGate implements GateStage {
           this.#discarding = true;
           return [this.#refuse(refusal)];
         }
-        // Portals end with their transaction, unseen here: past the cap the oldest is forgotten (an
-        // Execute of a forgotten portal is left to the server; its Bind was judged).
-        this.#portals.delete(m.portal);
-        this.#portals.set(m.portal, sql!);
-        if (this.#portals.size > MAX_NAMES) this.#portals.delete(this.#portals.keys().next().value!);
+        // Portals end with their transaction, unseen here; one the gateway forgot could run unjudged, so past the cap a new name is refused.
+        if (m.portal !== '' && this.#portals.size >= MAX_NAMES && !this.#portals.has(m.portal)) {
+          this.#discarding = true;
+          return [this.#refuse(this.#builtin(BuiltinRule.TOO_MANY_NAMES, `a session may hold at most ${MAX_NAMES} named portals through hoop; close portals it no longer uses`))];
+        }
+        this.#bound(m.portal, sql!);
         if (this.#approvedTexts) this.#approvedPortals.set(m.portal, this.#approvedTexts);
         else this.#approvedPortals.delete(m.portal);
         return m;
       }
       case 'execute': {
-        const sql = m.utf8 ? this.#portals.get(m.portal) : undefined;
+        const sql = m.utf8 ? this.#portalHeld(m.portal) : undefined;
         // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist.
         const approved = this.#approvedPortals.get(m.portal);
         const outer = this.#approvedTexts;
@@ -667,9 +698,17 @@ export class StatementGate implements GateStage {
         if (m.target === 'S') {
           if (this.#confirmed) this.#forgetWhenDone([m.name]);
           else this.#statements.delete(m.name);
-        } else {
+        } else if (!this.#confirmed) {
           this.#portals.delete(m.name);
           this.#approvedPortals.delete(m.name);
+        } else {
+          // Forgotten once the server confirms it closed it (a Close it skipped leaves the portal).
+          const name = m.name;
+          this.#hook = (outcome) => {
+            if (outcome !== 'ok' || this.#tentativePortals.has(name)) return;
+            this.#portals.delete(name);
+            this.#approvedPortals.delete(name);
+          };
         }
         return m;
       case 'function-call':
@@ -768,6 +807,7 @@ export class StatementGate implements GateStage {
       [BuiltinRule.TOO_MANY_NAMES]: `a session may hold at most ${MAX_NAMES} named statements and portals through hoop`,
       [BuiltinRule.JUDGE_FAILED]: 'the gateway could not judge the statement',
       [BuiltinRule.TOO_LONG]: 'the statement is longer than the gateway judges',
+      [BuiltinRule.PORTAL_FETCH]: 'FETCH and MOVE of a portal bound with the extended protocol are not supported through hoop (it would run what was judged at its Execute); run it with Execute',
       [BuiltinRule.LEXING_PENDING]:
         'the statement has a backslash and follows, in the same pipeline, statements that may still change standard_conforming_strings; send it after their Sync',
     }[rule];
@@ -893,6 +933,10 @@ export class StatementGate implements GateStage {
       ops = preparedOps(sql, analysis);
     } catch {
       return this.#builtin(BuiltinRule.JUDGE_FAILED);
+    }
+    if (this.#portals.size > 0 && (analysis !== undefined || FETCH_WORDS.test(sql))) {
+      const a = analysis ?? analyzeSql(sql);
+      if (a.ok && a.statements.some((st) => st.fetch && st.cursorName !== undefined && (this.#portals.has(st.cursorName) || st.cursorName === '*'))) return this.#builtin(BuiltinRule.PORTAL_FETCH);
     }
     if (ops && ops.length > 0) {
       const local = new Map<string, Held | null>();

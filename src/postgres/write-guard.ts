@@ -37,7 +37,7 @@
  * @see https://www.postgresql.org/docs/current/sql-savepoint.html
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { WriteGuard } from '../policy/decide.js';
 import type { AskOutcome, Ask } from './answers.js';
 import { decodeFrontend, describeMessage, type FrontendMessage } from './frontend-messages.js';
@@ -55,17 +55,20 @@ const PORTAL_SUSPENDED = ch('s');
 
 /** Most bytes of results held for one guarded message until its rows are counted. */
 export const MAX_HELD_BYTES = 16 * 1024 * 1024;
-/** Binds of guarded portals kept for a run again after a review. */
-const MAX_BINDS = 64;
+/** Binds of portals whose write may be reviewed, kept for a run again after a review: how many, and their bytes in all. */
+const MAX_BINDS = 16;
+const MAX_BIND_BYTES = 4 * 1024 * 1024;
 
+/** The rows a table had inserted, updated or deleted so far in the transaction (qualified: a session's search_path cannot put its own function or operator in their place). */
+const CHANGED = '(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid))';
 /**
- * The rows every table had inserted, updated or deleted so far in the transaction, and whether
- * the server counts them (`track_counts`). Every name is qualified: a session's search_path
- * cannot put its own function or operator in their place.
+ * Whether the server counts rows (`track_counts`, a first row with oid 0), then each table with
+ * rows changed so far in the transaction and how many. The difference is taken per table and
+ * never below 0, so that a table whose counts went down (TRUNCATE resets them, a DROP removes
+ * them) cannot hide what another had changed.
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS
  */
-const COUNT_SQL =
-  'SELECT pg_catalog.sum(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)), pg_catalog.current_setting(\'track_counts\') FROM pg_catalog.pg_class c';
+const COUNT_SQL = `SELECT 0::pg_catalog.oid, pg_catalog.current_setting('track_counts') UNION ALL SELECT c.oid, ${CHANGED}::pg_catalog.text FROM pg_catalog.pg_class c WHERE ${CHANGED} OPERATOR(pg_catalog.>) 0`;
 
 /** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
 type Role = 'pre' | 'client' | 'post' | 'final' | 'quiet' | 'rebind';
@@ -110,7 +113,7 @@ export function tagRows(body: Buffer): { verb: string; rows: number } {
   return { verb: words[0] ?? '', rows: words.length > 1 && Number.isSafeInteger(last) ? last : 0 };
 }
 
-/** The text of a one-row, two-column result's DataRow: [first column, second column]. */
+/** The text of a DataRow's columns. */
 function dataRowTexts(raw: Buffer): Array<string | null> {
   const out: Array<string | null> = [];
   const n = raw.readUInt16BE(5);
@@ -139,8 +142,9 @@ class GuardRun {
   verb = '';
   /** CommandCompletes of the client's Query so far (its statement index). */
   statement = 0;
-  before: number | undefined;
-  after: number | undefined;
+  /** The count query's rows before and after it: table oid -> rows changed in the transaction (`track`: the server counts). */
+  before: Map<string, number> | undefined;
+  after: Map<string, number> | undefined;
   /** Why the rows cannot be known (the write is then refused). */
   uncountable: string | undefined;
   failed = false;
@@ -194,27 +198,45 @@ export class WriteGuardStage {
   readonly #missing: string;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   readonly #binds = new Map<string, Buffer>();
+  #bindBytes = 0;
   /** Runs not yet decided. */
   #live = 0;
   /** The run whose results are being held: every server message meanwhile waits with them. */
   #holding: GuardRun | undefined;
 
-  /** `prefix`: the session's reserved name prefix (clients may not name statements with it). */
+  /**
+   * `prefix`: a reserved name prefix clients may not name statements with. The guard's names add a
+   * random part of their own: the server shows them (pg_prepared_statements, pg_stat_activity),
+   * and they must tell nothing of the names of the gate's refusals.
+   */
   constructor(o: { state: GuardState; gate: GuardGate; prefix: string }) {
     this.#state = o.state;
     this.#gate = o.gate;
-    this.#statement = `${o.prefix}guard`;
-    this.#portal = `${o.prefix}guard`;
-    this.#savepoint = `${o.prefix}guard`;
-    this.#missing = `${o.prefix}abort`;
+    const own = `${o.prefix}${randomBytes(8).toString('hex')}`;
+    this.#statement = own;
+    this.#portal = own;
+    this.#savepoint = own;
+    this.#missing = `${own}_abort`;
   }
 
-  /** A Bind the gate passed with a row limit: kept for a run again after a review (`raw` absent: streamed, not kept). */
-  bound(portal: string, raw: Buffer | undefined): void {
-    this.#binds.delete(portal);
-    if (!raw) return;
+  /**
+   * A Bind the gate passed: kept when its write may go to review, for a run again (`raw` absent:
+   * streamed, or no review: forgotten); the oldest go past {@link MAX_BINDS} or {@link MAX_BIND_BYTES}.
+   */
+  bound(portal: string, raw: Buffer | undefined, guard: WriteGuard | undefined): void {
+    const old = this.#binds.get(portal);
+    if (old) {
+      this.#bindBytes -= old.length;
+      this.#binds.delete(portal);
+    }
+    if (!raw || !guard || !this.#reviews(guard) || raw.length > MAX_BIND_BYTES) return;
     this.#binds.set(portal, raw);
-    if (this.#binds.size > MAX_BINDS) this.#binds.delete(this.#binds.keys().next().value!);
+    this.#bindBytes += raw.length;
+    while (this.#binds.size > MAX_BINDS || this.#bindBytes > MAX_BIND_BYTES) {
+      const [oldest, bytes] = this.#binds.entries().next().value!;
+      this.#binds.delete(oldest);
+      this.#bindBytes -= bytes.length;
+    }
   }
 
   /**
@@ -289,7 +311,7 @@ export class WriteGuardStage {
   /** Runs `sql` as the gateway's own statement in the extended protocol, on names of its own (the client's unnamed statement and portal stay as they are). */
   #own(io: GuardIO, sql: string, run: GuardRun, role: Role): void {
     const tag: Tag = { run, role };
-    for (const raw of [close('S', this.#statement), parseNamed(this.#statement, sql), bindPlain(this.#portal, this.#statement), execute(this.#portal), close('P', this.#portal)]) io.send(frontend(raw), tag);
+    for (const raw of [close('S', this.#statement), parseNamed(this.#statement, sql), bindPlain(this.#portal, this.#statement), execute(this.#portal), close('P', this.#portal), close('S', this.#statement)]) io.send(frontend(raw), tag);
   }
 
   #reviews(guard: WriteGuard): boolean {
@@ -322,11 +344,11 @@ export class WriteGuardStage {
     const type = r[0]!;
     switch (role) {
       case 'pre':
-        if (type === DATA_ROW) run.before = this.#counted(run, r);
+        if (type === DATA_ROW) this.#counted(run, r, (run.before ??= new Map()));
         else if (type === ERROR) run.uncountable ??= 'the gateway could not prepare the count';
         return undefined;
       case 'post':
-        if (type === DATA_ROW) run.after = this.#counted(run, r);
+        if (type === DATA_ROW) this.#counted(run, r, (run.after ??= new Map()));
         else if (type === ERROR) run.uncountable ??= 'the gateway could not read the count';
         // The count is in: at the Query's ReadyForQuery, or the Execute's CommandComplete.
         if (!run.decided && ((run.m.kind === 'query' && type === READY) || (run.m.kind === 'execute' && (type === COMMAND_COMPLETE || type === ERROR)))) return this.#decide(run);
@@ -344,14 +366,21 @@ export class WriteGuardStage {
     }
   }
 
-  /** The count query's row: its rows, or why it cannot count. */
-  #counted(run: GuardRun, r: Buffer): number | undefined {
-    const [sum, tracking] = dataRowTexts(r);
-    if (tracking !== 'on') {
-      run.uncountable ??= 'the server does not count rows (track_counts is off)';
-      return undefined;
-    }
-    return Number(sum ?? 0);
+  /** One row of the count query into `into` (its first says whether the server counts at all). */
+  #counted(run: GuardRun, r: Buffer, into: Map<string, number>): void {
+    const [oid, value] = dataRowTexts(r);
+    if (oid === '0') {
+      if (value !== 'on') run.uncountable ??= 'the server does not count rows (track_counts is off)';
+      into.set('track', 1);
+    } else if (oid !== null) into.set(oid, Number(value ?? 0));
+  }
+
+  /** The rows changed between the two counts: per table, never below 0. */
+  #difference(before: Map<string, number>, after: Map<string, number>): number | undefined {
+    if (!before.has('track') || !after.has('track')) return undefined;
+    let rows = 0;
+    for (const [oid, n] of after) if (oid !== 'track') rows += Math.max(0, n - (before.get(oid) ?? 0));
+    return rows;
   }
 
   /** An answer to the guarded message itself: held, counted, and at its end decided on. */
@@ -383,8 +412,9 @@ export class WriteGuardStage {
   /** The rows counted once the guarded message ended: over the limit, within it, or failed. */
   #decide(run: GuardRun): Buffer | readonly Buffer[] | undefined {
     if (run.guard.count === 'stats' && !run.failed && run.uncountable === undefined) {
-      if (run.before === undefined || run.after === undefined) run.uncountable = 'the gateway could not read the count';
-      else run.rows = run.after - run.before;
+      const rows = run.before && run.after ? this.#difference(run.before, run.after) : undefined;
+      if (rows === undefined) run.uncountable = 'the gateway could not read the count';
+      else run.rows = rows;
     }
     const io = run.io;
     const held = run.held.splice(0);

@@ -15,6 +15,7 @@ import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { query as queryMessage } from '../../src/postgres/messages.js';
 import { errorIn } from '../harness/raw-pg.js';
+import { parseErrorFields } from '../../src/postgres/reader.js';
 import { bind, execute, parse, sync } from '../harness/pg-frontend.js';
 
 let policyRepo: PolicyGitRepo;
@@ -217,6 +218,60 @@ describe('the blast-radius guard, extended protocol', () => {
   });
 });
 
+describe('the guard against clients that try to lose it (found by an adversarial review)', () => {
+  const tags = (ms: Array<{ type: number; body: Buffer }>): string[] => ms.filter((m) => m.type === 0x43).map((m) => m.body.toString('latin1').replace(/\0$/, ''));
+
+  it('a protocol portal run by SQL FETCH or MOVE is refused', async () => {
+    await reset();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    const from = raw.raw.length;
+    raw.write(Buffer.concat([queryMessage('BEGIN'), parse('', 'DELETE FROM wg_items RETURNING id'), bind('p', ''), sync(), queryMessage('/* x */ MOVE ALL IN p'), queryMessage('COMMIT')]));
+    const messages = await raw.messagesSince(from, 4);
+    expect(errorIn(messages)?.message).toContain('FETCH and MOVE of a portal bound with the extended protocol are not supported');
+    expect(await sumItems()).toBe('10:0');
+    raw.destroy();
+  });
+
+  it('a portal the server kept (its re-Bind failed, then a savepoint brought it back) is still judged as what it holds', async () => {
+    await reset();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    const from = raw.raw.length;
+    raw.write(
+      Buffer.concat([
+        queryMessage('BEGIN'), parse('s', 'DELETE FROM wg_items'), parse('harmless', 'SELECT 1'), bind('p', 's'), sync(),
+        queryMessage('SAVEPOINT a'), bind('p', 'harmless'), sync(), // portal "p" already exists: the Bind fails
+        queryMessage('ROLLBACK TO SAVEPOINT a'), execute('p'), sync(), queryMessage('COMMIT'),
+      ]),
+    );
+    const messages = await raw.messagesSince(from, 7);
+    expect(tags(messages)).not.toContain('DELETE 10');
+    expect(messages.some((m) => m.type === 0x45 && parseErrorFields(m.body).message.includes('the DELETE changed 10 rows, over the limit of 3'))).toBe(true);
+    expect(await sumItems()).toBe('10:0');
+    raw.destroy();
+  });
+
+  it('counts by statistics per table: a TRUNCATE of another table in the message cannot hide the rows', async () => {
+    await reset();
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    const from = raw.raw.length;
+    raw.write(
+      Buffer.concat([
+        queryMessage('BEGIN'), queryMessage('CREATE TEMP TABLE wg_scratch(x int)'), queryMessage('INSERT INTO wg_scratch SELECT generate_series(1, 1000)'),
+        queryMessage('WITH d AS (DELETE FROM wg_items RETURNING 1) SELECT count(*) FROM d; TRUNCATE wg_scratch'), queryMessage('COMMIT'),
+      ]),
+    );
+    const messages = await raw.messagesSince(from, 5);
+    expect(errorIn(messages)?.message).toContain('the statement changed 10 rows, over the limit of 3');
+    expect(tags(messages)).toContain('ROLLBACK');
+    expect(await sumItems()).toBe('10:0');
+    // The gateway's own statements leave nothing behind that names its refusals.
+    raw.write(queryMessage("select count(*) from pg_prepared_statements where name like 'hoop%'"));
+    const left = await raw.messagesSince(raw.raw.length, 1);
+    expect(left.find((m) => m.type === 0x44)!.body.subarray(6).toString()).toBe('0');
+    raw.destroy();
+  });
+});
+
 describe('overLimit: review', () => {
   it('holds an over-limit write rolled back; approved, it runs again and the client gets its result', async () => {
     await reset();
@@ -262,5 +317,22 @@ describe('overLimit: review', () => {
       await client.end();
     }
     expect((await db('select count(*) from wg_ledger')).trim()).toBe('0');
+  });
+
+  it('pg, in a transaction: rolled back to the savepoint while it waits, run again once approved, and the transaction commits', async () => {
+    await reset();
+    const client = await pgClient((await connect()).info);
+    try {
+      await client.query('BEGIN');
+      await client.query('UPDATE wg_ledger SET amount = $1 WHERE id = $2', [1, 1]);
+      const pending = client.query('UPDATE wg_ledger SET amount = amount + $1', [100]);
+      const id = await pendingReview('UPDATE wg_ledger SET amount = amount + $1');
+      await reviewCli(['approve', id]);
+      expect((await pending).rowCount).toBe(3);
+      await client.query('COMMIT');
+    } finally {
+      await client.end();
+    }
+    expect((await db('select string_agg(amount::text, \',\' order by id) from wg_ledger')).trim()).toBe('101,110,110');
   });
 });

@@ -133,6 +133,8 @@ export interface StatementFacts {
    * @see https://www.postgresql.org/docs/current/tutorial-transactions.html
    */
   transaction?: string;
+  /** FETCH or MOVE: runs the portal `cursorName` names (a protocol-level portal too). */
+  fetch?: true;
   /** DECLARE / FETCH / MOVE / CLOSE: the cursor's name (`*` for CLOSE ALL and DISCARD ALL). */
   cursorName?: string;
   /** SET / RESET / SHOW: the setting's name, lower-case (`all` for RESET ALL). */
@@ -444,6 +446,7 @@ class Acc {
   executes: string[] = [];
   copy: CopyFacts | undefined;
   cursorName: string | undefined;
+  fetch = false;
   transaction: string | undefined;
   setting: string | undefined;
   derived = new Set<string>();
@@ -486,6 +489,7 @@ class Acc {
     if (this.executeName !== undefined) f.executeName = this.executeName;
     if (this.cursorName !== undefined) f.cursorName = this.cursorName;
     if (this.transaction !== undefined) f.transaction = this.transaction;
+    if (this.fetch) f.fetch = true;
     if (this.setting !== undefined) f.setting = this.setting;
     if (this.lockMode !== undefined) f.lockMode = this.lockMode;
     if (this.serverCommand !== undefined) f.serverCommand = this.serverCommand;
@@ -873,6 +877,7 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     case 'ClosePortalStmt':
       acc.kind('cursor', ctx);
       acc.cursorName ??= str(body.portalname) ?? '*';
+      if (type === 'FetchStmt') acc.fetch = true;
       return;
     case 'CreateTableAsStmt': {
       acc.kind('create', ctx);
