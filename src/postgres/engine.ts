@@ -33,7 +33,7 @@ import type { ConnectionConfig } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
 import { PgSessionMasking } from './masking-stage.js';
-import { loadStatementGate, RESERVED_STATEMENT_PREFIX, reviewNotice, StatementGate, unsafeSettingValue } from './statement-gate.js';
+import { loadStatementGate, reviewNotice, StatementGate, unsafeSettingValue } from './statement-gate.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 
@@ -407,7 +407,7 @@ export class PostgresEngine implements Engine {
       relayed.gate = gate;
       relayed.idle = () => state.idle;
       // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
-      const guard = gate ? new WriteGuardStage({ state, gate, prefix: RESERVED_STATEMENT_PREFIX }) : undefined;
+      const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
       const frontend = new FrontendPath({
         reader,
         state,

@@ -41,9 +41,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { WriteGuard } from '../policy/decide.js';
 import type { AskOutcome, Ask } from './answers.js';
 import { decodeFrontend, describeMessage, type FrontendMessage } from './frontend-messages.js';
-import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState } from './messages.js';
-import type { PendingReview, ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
-import { reviewOutcomeError } from './statement-gate.js';
+import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from './messages.js';
+import type { ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
+import type { ServerState } from './relay.js';
+import { parseDataRow } from './rows.js';
+import { RESERVED_STATEMENT_PREFIX, reviewOutcomeError, type StatementGate } from './statement-gate.js';
 
 const ch = (c: string): number => c.charCodeAt(0);
 const DATA_ROW = ch('D');
@@ -54,7 +56,7 @@ const EMPTY_QUERY = ch('I');
 const PORTAL_SUSPENDED = ch('s');
 
 /** Most bytes of results held for one guarded message until its rows are counted. */
-export const MAX_HELD_BYTES = 16 * 1024 * 1024;
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
 /** Binds of portals whose write may be reviewed, kept for a run again after a review: how many, and their bytes in all. */
 const MAX_BINDS = 16;
 const MAX_BIND_BYTES = 4 * 1024 * 1024;
@@ -79,22 +81,10 @@ interface Tag {
 }
 
 /** What the guard needs of the statement gate: its refusals and its reviews. */
-export interface GuardGate {
-  refuseWith(error: Buffer, query: boolean, rule: string, reason: string): readonly FrontendMessage[];
-  /** Counts and logs a refusal the guard says itself. */
-  refused(rule: string, reason: string): void;
-  raise(ask: ReviewAsk): PendingReview | undefined;
-  readonly reviews: boolean;
-}
+type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'reviews'>;
 
-/** What the guard needs of the server state (src/postgres/relay.ts). */
-export interface GuardState {
-  readonly pendingReady: number;
-  readonly unsynced: number;
-  readonly batchExecuted: boolean;
-  readonly transactionStatus: 'I' | 'T' | 'E';
-  answered(): Promise<void>;
-}
+/** What the guard needs of the server state. */
+type GuardState = Pick<ServerState, 'pendingReady' | 'unsynced' | 'batchExecuted' | 'transactionStatus' | 'answered'>;
 
 /** How the guard sends upstream: through masking and the server state, in order. */
 export interface GuardIO {
@@ -106,28 +96,11 @@ export interface GuardIO {
 const frontend = (raw: Buffer): FrontendMessage => decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw });
 
 /** The rows a CommandComplete tag reports (`DELETE 60`, `INSERT 0 5`, `MERGE 3`); 0 without a number. */
-export function tagRows(body: Buffer): { verb: string; rows: number } {
+function tagRows(body: Buffer): { verb: string; rows: number } {
   const tag = body.toString('latin1', 0, body.indexOf(0) < 0 ? body.length : body.indexOf(0));
   const words = tag.split(' ');
   const last = Number(words[words.length - 1]);
   return { verb: words[0] ?? '', rows: words.length > 1 && Number.isSafeInteger(last) ? last : 0 };
-}
-
-/** The text of a DataRow's columns. */
-function dataRowTexts(raw: Buffer): Array<string | null> {
-  const out: Array<string | null> = [];
-  const n = raw.readUInt16BE(5);
-  let at = 7;
-  for (let i = 0; i < n; i++) {
-    const len = raw.readInt32BE(at);
-    at += 4;
-    if (len < 0) out.push(null);
-    else {
-      out.push(raw.toString('utf8', at, at + len));
-      at += len;
-    }
-  }
-  return out;
 }
 
 /**
@@ -192,31 +165,26 @@ class GuardRun {
 export class WriteGuardStage {
   readonly #state: GuardState;
   readonly #gate: GuardGate;
-  readonly #statement: string;
-  readonly #portal: string;
-  readonly #savepoint: string;
+  /** The name of the guard's own statement, portal and savepoint. */
+  readonly #name: string;
+  /** A statement name never prepared: its Describe fails a batch. */
   readonly #missing: string;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
   readonly #binds = new Map<string, Buffer>();
   #bindBytes = 0;
-  /** Runs not yet decided. */
-  #live = 0;
   /** The run whose results are being held: every server message meanwhile waits with them. */
   #holding: GuardRun | undefined;
 
   /**
-   * `prefix`: a reserved name prefix clients may not name statements with. The guard's names add a
-   * random part of their own: the server shows them (pg_prepared_statements, pg_stat_activity),
-   * and they must tell nothing of the names of the gate's refusals.
+   * The guard's names are reserved ones (clients may not prepare them) with a random part of
+   * their own: the server shows them (pg_prepared_statements, pg_stat_activity), and they must
+   * tell nothing of the names of the gate's refusals.
    */
-  constructor(o: { state: GuardState; gate: GuardGate; prefix: string }) {
+  constructor(o: { state: GuardState; gate: GuardGate }) {
     this.#state = o.state;
     this.#gate = o.gate;
-    const own = `${o.prefix}${randomBytes(8).toString('hex')}`;
-    this.#statement = own;
-    this.#portal = own;
-    this.#savepoint = own;
-    this.#missing = `${own}_abort`;
+    this.#name = `${RESERVED_STATEMENT_PREFIX}${randomBytes(8).toString('hex')}`;
+    this.#missing = `${this.#name}_abort`;
   }
 
   /**
@@ -269,8 +237,7 @@ export class WriteGuardStage {
     const wrapped = status === 'I' && !guard.opensBlock;
     const scope = status === 'T' ? (review ? 'savepoint' : 'none') : 'all';
     const run = new GuardRun(m, guard, sql, io, scope, wrapped, review, undefined);
-    const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#savepoint}`] : []), ...(guard.count === 'stats' ? [COUNT_SQL] : [])];
-    this.#live++;
+    const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : []), ...(guard.count === 'stats' ? [COUNT_SQL] : [])];
     if (pre.length > 0) io.send(frontend(query(pre.join('; '))), { run, role: 'pre' });
     io.send(m, { run, role: 'client' }, done);
     if (guard.count === 'stats') io.send(frontend(query(COUNT_SQL)), { run, role: 'post' });
@@ -294,13 +261,12 @@ export class WriteGuardStage {
     }
     const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
     const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
-    this.#live++;
-    if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#savepoint}`, run, 'pre');
+    if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, run, 'pre');
     if (guard.count === 'stats') this.#own(io, COUNT_SQL, run, 'pre');
     io.send(m, { run, role: 'client' }, (outcome) => {
       done?.(outcome);
       // Skipped: an earlier message of the batch failed, and the server drops everything to the Sync.
-      if (outcome === 'skipped' && !run.decided) this.#settle(run, [...run.held]);
+      if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
     });
     if (guard.count === 'stats') this.#own(io, COUNT_SQL, run, 'post');
     io.send(frontend(flush()));
@@ -311,7 +277,8 @@ export class WriteGuardStage {
   /** Runs `sql` as the gateway's own statement in the extended protocol, on names of its own (the client's unnamed statement and portal stay as they are). */
   #own(io: GuardIO, sql: string, run: GuardRun, role: Role): void {
     const tag: Tag = { run, role };
-    for (const raw of [close('S', this.#statement), parseNamed(this.#statement, sql), bindPlain(this.#portal, this.#statement), execute(this.#portal), close('P', this.#portal), close('S', this.#statement)]) io.send(frontend(raw), tag);
+    const name = this.#name;
+    for (const raw of [close('S', name), parseNamed(name, sql), bindPlain(name, name), execute(name), close('P', name), close('S', name)]) io.send(frontend(raw), tag);
   }
 
   #reviews(guard: WriteGuard): boolean {
@@ -321,11 +288,6 @@ export class WriteGuardStage {
   /** True when the server message for `ask` must be read whole: the guard holds it, or drops it. */
   wants(ask: Ask | undefined): boolean {
     return ask?.tag !== undefined || this.#holding !== undefined;
-  }
-
-  /** True while a guarded message is in flight. */
-  get active(): boolean {
-    return this.#live > 0;
   }
 
   /**
@@ -368,11 +330,11 @@ export class WriteGuardStage {
 
   /** One row of the count query into `into` (its first says whether the server counts at all). */
   #counted(run: GuardRun, r: Buffer, into: Map<string, number>): void {
-    const [oid, value] = dataRowTexts(r);
+    const [oid, value] = parseDataRow(r.subarray(5)).map((f) => f?.toString('latin1'));
     if (oid === '0') {
       if (value !== 'on') run.uncountable ??= 'the server does not count rows (track_counts is off)';
       into.set('track', 1);
-    } else if (oid !== null) into.set(oid, Number(value ?? 0));
+    } else if (oid !== undefined) into.set(oid, Number(value ?? 0));
   }
 
   /** The rows changed between the two counts: per table, never below 0. */
@@ -429,8 +391,8 @@ export class WriteGuardStage {
     if (run.uncountable === undefined && run.rows <= run.guard.maxRows) {
       if (run.wrapped) io.send(frontend(query('COMMIT')), { run, role: 'final' });
       else if (run.scope === 'savepoint') {
-        if (run.m.kind === 'query') io.send(frontend(query(`RELEASE SAVEPOINT ${this.#savepoint}`)), { run, role: 'quiet' });
-        else this.#own(io, `RELEASE SAVEPOINT ${this.#savepoint}`, run, 'quiet');
+        if (run.m.kind === 'query') io.send(frontend(query(`RELEASE SAVEPOINT ${this.#name}`)), { run, role: 'quiet' });
+        else this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, run, 'quiet');
       }
       return this.#settle(run, run.ready && !run.wrapped ? [...held, run.ready] : held);
     }
@@ -456,14 +418,14 @@ export class WriteGuardStage {
   #rollBack(run: GuardRun): void {
     const io = run.io;
     if (run.m.kind === 'query') {
-      io.send(frontend(query(run.scope === 'savepoint' ? `ROLLBACK TO SAVEPOINT ${this.#savepoint}; RELEASE SAVEPOINT ${this.#savepoint}` : 'ROLLBACK')), { run, role: 'quiet' });
+      io.send(frontend(query(run.scope === 'savepoint' ? `ROLLBACK TO SAVEPOINT ${this.#name}; RELEASE SAVEPOINT ${this.#name}` : 'ROLLBACK')), { run, role: 'quiet' });
     } else if (run.scope === 'savepoint') {
-      this.#own(io, `ROLLBACK TO SAVEPOINT ${this.#savepoint}`, run, 'quiet');
-      this.#own(io, `RELEASE SAVEPOINT ${this.#savepoint}`, run, 'quiet');
+      this.#own(io, `ROLLBACK TO SAVEPOINT ${this.#name}`, run, 'quiet');
+      this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, run, 'quiet');
     } else {
       // The batch's implicit transaction fails on a statement that does not exist, and its Sync ends it.
       io.send(describeMessage('S', this.#missing), { run, role: 'quiet' });
-      io.send(frontend(Buffer.from([ch('S'), 0, 0, 0, 4])), { run, role: 'quiet' });
+      io.send(frontend(sync()), { run, role: 'quiet' });
     }
     io.flush();
   }
@@ -505,7 +467,6 @@ export class WriteGuardStage {
   #settled(run: GuardRun): undefined {
     if (run.decided) return undefined;
     run.decided = true;
-    this.#live--;
     if (this.#holding === run) this.#holding = undefined;
     return undefined;
   }
