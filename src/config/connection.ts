@@ -1,21 +1,31 @@
 /**
  * The connection entry shared by the gateway's configuration file and a policy bundle (which
- * leaves out `allow`): an upstream PostgreSQL server, the role the gateway signs in as, its
- * password as a secret reference, and TLS as libpq's `sslmode`.
+ * leaves out `allow`): an upstream PostgreSQL server (the role the gateway signs in as, its
+ * password as a secret reference, TLS as libpq's `sslmode`) or an SSH server (the user, a private
+ * key or password as a secret reference, and the server's host keys, pinned).
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLMODE
+ * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { parseSecretRef, secretSchema, type SecretRef } from './secrets.js';
 import { asRecord, nonEmpty, stringList, type Path, type Problem } from './yaml.js';
+
+/** Who may use a connection. `*` in `subjects` admits any authenticated identity; all empty admits nobody. */
+export interface ConnectionAllow {
+  subjects: string[];
+  emails: string[];
+  groups: string[];
+}
 
 /**
  * One upstream PostgreSQL server the gateway can open sessions to.
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
-export interface ConnectionConfig {
+export interface PostgresConnection {
   name: string;
   type: 'postgres';
   host: string;
@@ -27,9 +37,33 @@ export interface ConnectionConfig {
   tls: { mode: 'disable' | 'prefer' | 'require' | 'verify-full'; ca?: Buffer; caFile?: string; serverName?: string };
   /** Whether a cleartext password may be sent when the upstream link is not encrypted. */
   allowCleartextWithoutTls: boolean;
-  /** Who may use it. `*` in `subjects` admits any authenticated identity; all empty admits nobody. */
-  allow: { subjects: string[]; emails: string[]; groups: string[] };
+  allow: ConnectionAllow;
 }
+
+/**
+ * One upstream SSH server: the gateway signs in as `user` with a private key (OpenSSH or PEM
+ * format, optionally with a passphrase) or a password, and only to a server showing one of
+ * `hostKeys` (their SHA-256 fingerprints, as `ssh-keygen -lf` prints them).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc4252 (authentication)
+ * @see https://man.openbsd.org/ssh-keygen.1 (fingerprints)
+ */
+export interface SshConnection {
+  name: string;
+  type: 'ssh';
+  host: string;
+  port: number;
+  user: string;
+  privateKey?: SecretRef;
+  passphrase?: SecretRef;
+  password?: SecretRef;
+  /** `SHA256:…` fingerprints of the keys the server may show. */
+  hostKeys: string[];
+  allow: ConnectionAllow;
+}
+
+/** A connection of any type. */
+export type ConnectionConfig = PostgresConnection | SshConnection;
 
 export const CONNECTION_NAME = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 
@@ -40,17 +74,21 @@ export const port = (min: number) =>
     .min(min, { error: `must be from ${min} to 65535` })
     .max(65535, { error: `must be from ${min} to 65535` });
 
+const connectionName = z.string({ error: 'must be a name' }).regex(CONNECTION_NAME, {
+  error: 'must be 1-63 characters of a-z, 0-9, "-", "_", "." starting with a letter or digit',
+});
+const hostName = nonEmpty('a host name or address').refine((v) => !/\s/.test(v), { error: 'must not contain spaces' });
+const allowSchema = z.strictObject({ subjects: stringList, emails: stringList, groups: stringList }).default({ subjects: [], emails: [], groups: [] });
+
 /**
- * The schema of one connection entry (shared with the policy bundle, which omits `allow`).
+ * A PostgreSQL connection entry.
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
-export const connectionSchema = z.strictObject({
-  name: z.string({ error: 'must be a name' }).regex(CONNECTION_NAME, {
-    error: 'must be 1-63 characters of a-z, 0-9, "-", "_", "." starting with a letter or digit',
-  }),
-  type: z.literal('postgres', { error: 'must be postgres (the only type supported)' }),
-  host: nonEmpty('a host name or address').refine((v) => !/\s/.test(v), { error: 'must not contain spaces' }),
+export const postgresConnectionSchema = z.strictObject({
+  name: connectionName,
+  type: z.literal('postgres'),
+  host: hostName,
   port: port(1).default(5432),
   database: nonEmpty('a database name'),
   user: nonEmpty('a user name'),
@@ -63,26 +101,129 @@ export const connectionSchema = z.strictObject({
     })
     .default({ mode: 'prefer' }),
   allowCleartextWithoutTls: z.boolean({ error: 'must be true or false' }).default(false),
-  allow: z
-    .strictObject({ subjects: stringList, emails: stringList, groups: stringList })
-    .default({ subjects: [], emails: [], groups: [] }),
+  allow: allowSchema,
 });
+
+/**
+ * An SSH connection entry: exactly one of `privateKey` and `password`, and at least one pinned
+ * host key (a known_hosts line, a `type base64` public key, or a `SHA256:` fingerprint).
+ *
+ * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
+ */
+export const sshConnectionSchema = z
+  .strictObject({
+    name: connectionName,
+    type: z.literal('ssh'),
+    host: hostName,
+    port: port(1).default(22),
+    user: nonEmpty('a user name'),
+    privateKey: secretSchema.optional(),
+    passphrase: secretSchema.optional(),
+    password: secretSchema.optional(),
+    hostKeys: z
+      .array(
+        z.string({ error: 'must be a known_hosts line, a public key or a SHA256: fingerprint' }).check((ctx) => {
+          if (hostKeyFingerprint(ctx.value) === undefined) {
+            ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be a known_hosts line ("host ssh-ed25519 AAAA…"), a public key ("ssh-ed25519 AAAA…") or a fingerprint ("SHA256:…", as ssh-keygen -lf prints it)' });
+          }
+        }),
+        { error: 'must be a list of host keys' },
+      )
+      .min(1, { error: 'must pin at least one host key of the server (ssh-keyscan -p PORT HOST prints them)' }),
+    allow: allowSchema,
+  })
+  .check((ctx) => {
+    const { privateKey, password, passphrase } = ctx.value;
+    if ((privateKey === undefined) === (password === undefined)) {
+      ctx.issues.push({ code: 'custom', input: ctx.value, path: ['privateKey'], message: 'must name the credential: a privateKey or a password (one of them) as a secret reference' });
+    }
+    if (passphrase !== undefined && privateKey === undefined) {
+      ctx.issues.push({ code: 'custom', input: ctx.value, path: ['passphrase'], message: 'is the passphrase of a privateKey: add one, or remove it' });
+    }
+  });
+
+/**
+ * The schema of one connection entry (shared with the policy bundle, which omits `allow`).
+ *
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
+ */
+export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema, sshConnectionSchema], {
+  error: 'must have a type: postgres or ssh',
+});
+
+/** The schema of a policy bundle's connection entry: as {@link connectionSchema}, without `allow`. */
+export const policyConnectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema.omit({ allow: true }), sshConnectionSchema.omit({ allow: true })], {
+  error: 'must have a type: postgres or ssh',
+});
+
+/**
+ * The SHA-256 fingerprint (`SHA256:` and unpadded base64, as `ssh-keygen -l` prints it) of a
+ * pinned host key written as a fingerprint, a public key (`type base64 [comment]`) or a
+ * known_hosts line (`hosts type base64 [comment]`, optionally behind `@cert-authority`, which is
+ * refused: only plain keys are pinned); undefined when it is none of these.
+ *
+ * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
+ */
+export function hostKeyFingerprint(text: string): string | undefined {
+  const t = text.trim();
+  const fp = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(t);
+  if (fp) return `SHA256:${fp[1]}`;
+  const words = t.split(/\s+/);
+  if (words[0]?.startsWith('@')) return undefined;
+  for (const at of [0, 1]) {
+    const type = words[at];
+    const blob = words[at + 1];
+    if (!type || !blob || !/^(ssh-|ecdsa-sha2-|sk-)/.test(type) || !/^[A-Za-z0-9+/]+={0,2}$/.test(blob)) continue;
+    const key = Buffer.from(blob, 'base64');
+    // The blob starts with its own type name (RFC 4253 section 6.6).
+    if (key.length < 4 || key.readUInt32BE(0) + 4 > key.length || key.subarray(4, 4 + key.readUInt32BE(0)).toString('latin1') !== type) continue;
+    return sshFingerprint(key);
+  }
+  return undefined;
+}
+
+/** `SHA256:…` of a public key blob, as `ssh-keygen -l` prints it. @see https://man.openbsd.org/ssh-keygen.1 */
+export function sshFingerprint(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
 
 /**
  * A connection entry as {@link connectionSchema} parses it; a policy bundle's entries have no `allow`.
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
-export type ConnectionEntry = Omit<z.output<typeof connectionSchema>, 'allow'> & { allow?: ConnectionConfig['allow'] };
+export type ConnectionEntry =
+  | (Omit<z.output<typeof postgresConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
+  | (Omit<z.output<typeof sshConnectionSchema>, 'allow'> & { allow?: ConnectionAllow });
 
 /**
  * The {@link ConnectionConfig} of a validated entry, for the gateway configuration and a policy
- * bundle alike: the password reference parsed (a relative `${file:}` path against `baseDir`), the
- * CA as read (`data` absent when only its path is known), `allow` empty when the entry has none.
+ * bundle alike: secret references parsed (a relative `${file:}` path against `baseDir`), the CA
+ * as read (`data` absent when only its path is known), host keys as fingerprints, `allow` empty
+ * when the entry has none.
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
 export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?: { file: string; data?: Buffer }): ConnectionConfig {
+  const allow = entry.allow ?? { subjects: [], emails: [], groups: [] };
+  if (entry.type === 'ssh') {
+    const secret = (text: string | undefined) => (text === undefined ? undefined : parseSecretRef(text, baseDir)!);
+    const privateKey = secret(entry.privateKey);
+    const passphrase = secret(entry.passphrase);
+    const password = secret(entry.password);
+    return {
+      name: entry.name,
+      type: 'ssh',
+      host: entry.host,
+      port: entry.port,
+      user: entry.user,
+      ...(privateKey ? { privateKey } : {}),
+      ...(passphrase ? { passphrase } : {}),
+      ...(password ? { password } : {}),
+      hostKeys: [...new Set(entry.hostKeys.map((k) => hostKeyFingerprint(k)!))],
+      allow,
+    };
+  }
   return {
     name: entry.name,
     type: entry.type,
@@ -98,8 +239,13 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
       ...(entry.tls.serverName !== undefined ? { serverName: entry.tls.serverName } : {}),
     },
     allowCleartextWithoutTls: entry.allowCleartextWithoutTls,
-    allow: entry.allow ?? { subjects: [], emails: [], groups: [] },
+    allow,
   };
+}
+
+/** The secret references of a connection entry as written, by key (`password`, `privateKey`, `passphrase`). */
+export function connectionSecrets(entry: Record<string, unknown>): Array<[key: string, text: string]> {
+  return (['password', 'privateKey', 'passphrase'] as const).flatMap((k) => (typeof entry[k] === 'string' ? [[k, entry[k]] as [string, string]] : []));
 }
 
 /**

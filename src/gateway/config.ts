@@ -93,7 +93,7 @@ import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
-import { connectionSchema, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
+import { connectionSchema, connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
 import { readPem, type PemKind } from '../config/pem.js';
 import { parseSecretPattern, parseSecretRef, resolveSecret, unresolvedSecret } from '../config/secrets.js';
 import { Locator, asRecord, dotted, nonEmpty, parseWithSchema, readErrorMessage, stringList, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
@@ -537,11 +537,12 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     }
     wantFile(['connections', i, 'tls', 'ca'], asRecord(conn.tls)?.ca, 'certificate');
     problems.push(...disabledTlsProblems(conn.tls, ['connections', i, 'tls']));
-    const ref = typeof conn.password === 'string' ? parseSecretRef(conn.password, baseDir) : undefined;
-    if (ref) {
+    for (const [key, text] of connectionSecrets(conn)) {
+      const ref = parseSecretRef(text, baseDir);
+      if (!ref) continue;
       pending.push(
         unresolvedSecret(ref, env).then((message) => {
-          if (message) problems.push({ path: ['connections', i, 'password'], message });
+          if (message) problems.push({ path: ['connections', i, key], message });
         }),
       );
     }

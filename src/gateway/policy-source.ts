@@ -16,6 +16,7 @@ import { ErrorCode, HoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../policy/access.js';
 import { StatementJudge } from '../policy/decide.js';
+import { sshJudgeFor, type SshJudge } from '../policy/ssh.js';
 import { PolicyRepo, looksLikeGitUrl, type RefreshResult } from '../policy/repo.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { Policy, Who } from '../policy/schema.js';
@@ -44,6 +45,8 @@ export interface PolicySession {
   maxSessionSeconds?: number;
   /** Server timeouts of the access (also known to the judge, which refuses raising them). */
   limits: SessionLimits;
+  /** For an SSH connection: what the session may do. */
+  ssh?: SshJudge;
 }
 
 /** Options of {@link GatewayPolicySource.open}. */
@@ -192,6 +195,7 @@ export class GatewayPolicySource {
       judge: new StatementJudge(policy, whoOf(identity), name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
       limits: grant.limits,
       readOnly: grant.mode === 'read-only',
+      ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, whoOf(identity), name, grant.mode) } : {}),
       ...(masking ? { masking } : {}),
       ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
     };

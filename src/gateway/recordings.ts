@@ -143,11 +143,11 @@ export class GatewayRecordings {
     return dir !== undefined && (await stat(dir).then(() => true, () => false));
   }
 
-  /** Starts the recording of session `id` on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
-  start(id: string, checkpointMs = 10_000): Promise<RecordingStream> {
+  /** Starts the recording of session `id` of a `protocol` connection on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
+  start(id: string, checkpointMs = 10_000, protocol: 'postgres' | 'ssh' = 'postgres'): Promise<RecordingStream> {
     const dir = this.recordingDir(id);
     if (!dir) throw new Error(`not a session id: ${id}`);
-    return this.#thread.open({ dir, id, key: this.key, protocol: 'postgres', checkpointMs });
+    return this.#thread.open({ dir, id, key: this.key, protocol, checkpointMs });
   }
 
   /** Stops the recording thread (the gateway is stopping; its sessions have ended). */

@@ -45,11 +45,13 @@ import { VERSION } from '../version.js';
 import { mayUse } from './access.js';
 import { CancelRegistry } from '../postgres/cancel-registry.js';
 import { isLoopbackHost } from '../loopback.js';
-import { type ConnectionConfig } from '../config/connection.js';
+import { type ConnectionConfig, type PostgresConnection, type SshConnection } from '../config/connection.js';
 import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import { type GatewayConfig } from './config.js';
-import { SessionEnd, type Engine, type SessionJudge, type SessionMasking, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
+import { SessionEnd, type SessionJudge, type SessionMasking, type SessionOutcome, type SessionSsh, type TunnelSession } from '../tunnel/engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
+import { SshEngine, type SshEngineOptions } from '../ssh/engine.js';
+import { gatewaySshHostKey } from '../ssh/host-key.js';
 import { GatewayPolicySource, whoOf } from './policy-source.js';
 import { watchSessionToken } from './session-token.js';
 import { accessFor, requestableRule } from '../policy/access.js';
@@ -84,6 +86,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides for tests: timeouts of the PostgreSQL engine, a token verifier. */
   postgres?: Partial<PostgresEngineOptions>;
+  /** Overrides for tests: timeouts of the SSH engine. */
+  ssh?: Pick<SshEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'>;
   verifier?: TokenVerifier;
   /** The state store; default: a {@link FileGatewayStore} in `config.dataDir` (closed with the gateway). */
   store?: GatewayStore;
@@ -108,6 +112,8 @@ export interface SessionPolicy {
   limits?: SessionLimits;
   /** What the session's recording keeps (default: masked results, 1000 rows, close on failure). */
   recording?: RecordingPolicy;
+  /** SSH: what the session may do. */
+  ssh?: SessionSsh;
 }
 
 /** Recording without a policy repo. */
@@ -271,8 +277,8 @@ function describeDevice(d: Device): { deviceId: string; name: string; fingerprin
   return { deviceId: d.deviceId, name: d.name, fingerprint: d.fingerprint, publicKey: d.publicKey, createdAt: d.createdAt };
 }
 
-function describeConnection(c: ConnectionConfig, mode?: string, until?: number): { name: string; type: string; database: string; mode?: string; until?: string } {
-  return { name: c.name, type: c.type, database: c.database, ...(mode !== undefined ? { mode } : {}), ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) };
+function describeConnection(c: ConnectionConfig, mode?: string, until?: number): { name: string; type: string; database?: string; user?: string; mode?: string; until?: string } {
+  return { name: c.name, type: c.type, ...(c.type === 'postgres' ? { database: c.database } : { user: c.user }), ...(mode !== undefined ? { mode } : {}), ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) };
 }
 
 /** `N minutes` (or seconds when not a whole number of minutes), for the session-limit message. */
@@ -401,9 +407,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     claimed.add(id);
     return id;
   };
-  const engines: Record<ConnectionConfig['type'], Engine> = {
-    postgres: new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...config.postgres, ...options.postgres }),
-  };
+  const postgresEngine = new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...config.postgres, ...options.postgres });
+  const sshHostKey = await gatewaySshHostKey(config.dataDir);
+  const sshEngine = new SshEngine({ hostKey: sshHostKey.private, resolveSecret: (ref) => resolveSecret(ref, env), ...options.ssh });
+  const serve = (session: TunnelSession): Promise<SessionOutcome> =>
+    session.connection.type === 'ssh' ? sshEngine.serve(session as TunnelSession<SshConnection>) : postgresEngine.serve(session as TunnelSession<PostgresConnection>);
+  /** A connection as a caller sees it; an SSH one with the gateway's host key, which `hoop connect` pins. */
+  const describe = (c: ConnectionConfig, mode?: string, until?: number): ReturnType<typeof describeConnection> & { hostKeys?: string[] } => ({
+    ...describeConnection(c, mode, until),
+    ...(c.type === 'ssh' ? { hostKeys: [sshHostKey.public] } : {}),
+  });
   const connections = new Map(config.connections.map((c) => [c.name, c]));
   const live = new Set<Promise<unknown>>();
   /** Channels whose session ended, waiting for the client to close its side. */
@@ -684,12 +697,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (policySource) {
       if (one) {
         const { connection, grant } = policySource.lookup(identity, decodeURIComponent(one[1]!), reviews.grantsOf(identity));
-        return { status: 200, body: describeConnection(connection, grant.mode, grant.until) };
+        return { status: 200, body: describe(connection, grant.mode, grant.until) };
       }
-      return { status: 200, body: { connections: policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describeConnection(connection, grant.mode, grant.until)) } };
+      return { status: 200, body: { connections: policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until)) } };
     }
-    if (one) return { status: 200, body: describeConnection(lookup(identity, decodeURIComponent(one[1]!))) };
-    return { status: 200, body: { connections: config.connections.filter((c) => mayUse(identity, c)).map((c) => describeConnection(c)) } };
+    if (one) return { status: 200, body: describe(lookup(identity, decodeURIComponent(one[1]!))) };
+    return { status: 200, body: { connections: config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c)) } };
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -726,9 +739,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   };
   /** A new session's recording, unless the data disk is below its free-space floor. */
-  const startRecording = async (sessionId: string): Promise<RecordingStream> => {
+  const startRecording = async (sessionId: string, protocol: ConnectionConfig['type']): Promise<RecordingStream> => {
     await checkFreeSpace('record new sessions');
-    return recordings!.start(sessionId, config.recording.checkpointSeconds * 1000);
+    return recordings!.start(sessionId, config.recording.checkpointSeconds * 1000, protocol);
   };
 
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -765,6 +778,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             judge: ps.judge,
             readOnly: ps.readOnly,
             recording: ps.snapshot.policy.recording,
+            ...(ps.ssh ? { ssh: ps.ssh } : {}),
             ...(ps.masking ? { masking: ps.masking } : {}),
             ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
             limits: ps.limits,
@@ -799,7 +813,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         let recording: RecordingStream | undefined;
         if (recordings) {
           try {
-            recording = await startRecording(sessionId);
+            recording = await startRecording(sessionId, connection.type);
           } catch (err) {
             const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
             log.error('recording.unavailable', { session: sessionId, connection: name, subject: identity.subject, message: e.message, onFailure: recordingPolicy.onFailure });
@@ -862,6 +876,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
               }
             : {}),
           ...(policy?.readOnly ? { readOnly: true } : {}),
+          ...(policy?.ssh ? { ssh: policy.ssh } : {}),
+          ...(typeof req.headers['hoop-ssh-key'] === 'string' ? { sshClientKey: req.headers['hoop-ssh-key'] } : {}),
           ...(policy?.masking ? { masking: policy.masking } : {}),
           ...(policy?.limits ? { limits: policy.limits } : {}),
           ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
@@ -933,6 +949,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             stream: recording,
             results: recordingPolicy.results,
             rowCap: recordingPolicy.rowCap,
+            ...(recordingPolicy.sshInput ? { sshInput: recordingPolicy.sshInput } : {}),
             notes: {
               statement: () => counts.statements++,
               sql: (text) => {
@@ -994,7 +1011,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         let outcome: SessionOutcome;
         if (recordings) running.set(sessionId, summarize);
         try {
-          outcome = await engines[connection.type].serve(session);
+          outcome = await serve(session);
         } catch (err) {
           log.error('engine.error', { ...who, error: describeError(err) });
           channel.destroy();

@@ -16,7 +16,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
-import { disabledTlsProblems, normaliseConnection } from '../config/connection.js';
+import { connectionSecrets, disabledTlsProblems, normaliseConnection } from '../config/connection.js';
 import { readPem } from '../config/pem.js';
 import { formatSecretRef, parseSecretRef, secretAllowed, unresolvedSecret, type SecretPattern, type SecretRef } from '../config/secrets.js';
 import { Locator, parseWithSchema, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
@@ -31,7 +31,9 @@ import {
   type PolicyConnection,
   type PolicyTest,
   type RecordingPolicy,
+  type SshRule,
   type StatementRule,
+  SSH_DEFAULTS,
 } from './schema.js';
 
 /** Largest policy or test file accepted. */
@@ -267,6 +269,8 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const connections: { value: PolicyFileData['connections'][number]; at: Origin }[] = [];
   const access: { value: AccessRule; at: Origin }[] = [];
   const rules: { value: StatementRule; at: Origin }[] = [];
+  const sshRules: { value: SshRule; at: Origin }[] = [];
+  const ssh: { forwarding: string[]; env?: string[] } = { forwarding: [] };
   const reviewers: Reviewers[] = [];
   /** Review notification URLs given as secret references, checked with the other secrets. */
   const notifySecrets: { text: string; at: Origin }[] = [];
@@ -358,8 +362,31 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
         if (d.strategy === 'hash') hashAt.push({ file, path: ['masking', 'detectors', i, 'strategy'] });
       });
     }
+    if (data.ssh) {
+      for (const k of ['default', 'sftp', 'agentForwarding', 'x11Forwarding'] as const) setScalar(`ssh.${k}`, data.ssh[k], { file, path: ['ssh', k] });
+      if (data.ssh.forwarding) ssh.forwarding.push(...data.ssh.forwarding);
+      if (data.ssh.env) (ssh.env ??= []).push(...data.ssh.env);
+      data.ssh.rules.forEach((value, i) => {
+        value.review?.notify?.forEach((n, j) => {
+          if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['ssh', 'rules', i, 'review', 'notify', j, 'url'] } });
+        });
+        if (value.review !== undefined && value.action !== 'review') problems.add(file, ['ssh', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
+        const { shell, commands, patterns } = value.match;
+        if (shell && (commands || patterns)) problems.add(file, ['ssh', 'rules', i, 'match', 'shell'], 'matches interactive shells, which have no command line: match commands or patterns in a rule of their own', { atKey: true });
+        sshRules.push({
+          value: {
+            name: value.name,
+            match: value.match as SshRule['match'],
+            action: value.action,
+            ...(value.message !== undefined ? { message: value.message } : {}),
+            ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+          },
+          at: { file, path: ['ssh', 'rules', i] },
+        });
+      });
+    }
     if (data.recording) {
-      for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays'] as const) setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
+      for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays', 'sshInput'] as const) setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
       if (data.recording.auditors) auditors.push(...data.recording.auditors);
     }
   }
@@ -375,6 +402,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   unique(connections, 'connection');
   unique(access, 'access rule');
   unique(rules, 'statement rule');
+  unique(sshRules, 'ssh rule');
 
   const connectionNames = new Set(connections.map((c) => c.value.name));
   const known = [...connectionNames].join(', ') || 'none defined';
@@ -423,7 +451,8 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   for (const n of notifySecrets) checkSecret(n.text, n.at, 'secret reference');
   const cas = new Map<number, { data?: Buffer; file: string }>();
   connections.forEach(({ value, at }, i) => {
-    checkSecret(value.password, { file: at.file, path: [...at.path, 'password'] }, 'secret reference');
+    for (const [key, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, key] }, 'secret reference');
+    if (value.type !== 'postgres') return;
     problems.addAll(at.file, disabledTlsProblems(value.tls, [...at.path, 'tls']));
     const ca = value.tls.ca;
     if (ca === undefined || value.tls.mode === 'disable') return;
@@ -495,6 +524,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
     onFailure: scalar('recording.onFailure', 'close'),
     auditors: [...new Set(auditors)],
     ...(scalars.has('recording.retentionDays') ? { retentionDays: scalar('recording.retentionDays', 0) } : {}),
+    ...(scalars.has('recording.sshInput') ? { sshInput: scalar<'none' | 'exec' | 'all'>('recording.sshInput', 'exec') } : {}),
   };
   return {
     connections: connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),
@@ -508,6 +538,15 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       derived: scalar('masking.derived', 'mask'),
     },
     recording,
+    ssh: {
+      default: scalar('ssh.default', SSH_DEFAULTS.default),
+      sftp: scalar('ssh.sftp', SSH_DEFAULTS.sftp),
+      forwarding: ssh.forwarding,
+      agentForwarding: scalar('ssh.agentForwarding', SSH_DEFAULTS.agentForwarding),
+      x11Forwarding: scalar('ssh.x11Forwarding', SSH_DEFAULTS.x11Forwarding),
+      env: ssh.env ?? SSH_DEFAULTS.env,
+      rules: sshRules.map((r) => r.value),
+    },
     tests,
   };
 }

@@ -35,7 +35,7 @@
  * @see https://yaml.org/spec/1.2.2/
  */
 import { z } from 'zod';
-import { connectionSchema, type ConnectionConfig } from '../config/connection.js';
+import { policyConnectionSchema, type ConnectionConfig } from '../config/connection.js';
 import { type SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';
 
@@ -238,6 +238,8 @@ export interface RecordingPolicy {
   auditors: string[];
   /** Recordings of sessions that ended longer ago are deleted (the deletion is logged); absent: kept. */
   retentionDays?: number;
+  /** SSH: whose input is recorded: none, commands' only (`exec`, the default), or shells' too (`all`). */
+  sshInput?: 'none' | 'exec' | 'all';
 }
 
 /** One test case from `policy/tests/*.yaml`: identity + statement -> expected decision. */
@@ -268,6 +270,8 @@ export interface Policy {
   statements: StatementPolicy;
   masking: MaskingPolicy;
   recording: RecordingPolicy;
+  /** What sessions on SSH connections may do (absent: {@link SSH_DEFAULTS}). */
+  ssh?: SshPolicy;
   tests: PolicyTest[];
 }
 
@@ -285,9 +289,6 @@ const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny
 const strategy = z.enum(['redact', 'last4', 'hash', 'null'], { error: 'must be redact, last4, hash or null' });
 const onlyTrue = (field: string) => z.literal(true, { error: `write ${field}: true, or leave it out` });
 const secretText = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:/absolute/path}' });
-
-/** A connection entry of the bundle: the gateway's connection fields without `allow`. */
-export const policyConnectionSchema = connectionSchema.omit({ allow: true });
 
 /** A server timeout: a number of seconds, or a PostgreSQL time such as "30s", "500ms", "5min"; in ms. */
 const timeoutSchema = z
@@ -445,10 +446,90 @@ export const recordingSchema = z.strictObject({
   rowCap: z.number({ error: 'must be a number of rows' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be at least 0' }).max(1_000_000, { error: 'must be at most 1000000' }).optional(),
   onFailure: z.enum(['close', 'refuse', 'continue'], { error: 'must be close, refuse or continue' }).optional(),
   auditors: z.array(z.string({ error: 'must be a group name' }).trim().min(1, { error: 'must be a group name' }), { error: 'must be a list of groups' }).optional(),
+  sshInput: z.enum(['none', 'exec', 'all'], { error: 'must be none, exec (what commands read; the default) or all (shells\' keystrokes too)' }).optional(),
   retentionDays: z.number({ error: 'must be a number of days' }).int({ error: 'must be a whole number of days' }).min(1, { error: 'must be at least 1' }).max(36500, { error: 'must be at most 36500' }).optional(),
 });
 
 const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });
+
+/** What an `ssh` rule matches; every field given must match. */
+export interface SshRuleMatch {
+  /** Interactive shells (`ssh host` with no command). */
+  shell?: true;
+  /** Globs over the whole command line of `ssh host <command>`. */
+  commands?: string[];
+  /** Regular expressions searched in the command line. */
+  patterns?: string[];
+  connections?: string[];
+  subjects?: string[];
+  groups?: string[];
+}
+
+/** One `ssh` rule. */
+export interface SshRule {
+  name: string;
+  match: SshRuleMatch;
+  action: Action;
+  message?: string;
+  review?: Partial<ReviewSettings>;
+}
+
+/** The `ssh` section as loaded. */
+export interface SshPolicy {
+  default: Action;
+  sftp: 'allow' | 'read-only' | 'deny';
+  /** `host:port` globs `direct-tcpip` channels may reach. */
+  forwarding: string[];
+  agentForwarding: boolean;
+  x11Forwarding: boolean;
+  /** Names (globs) of environment variables a client may set. */
+  env: string[];
+  rules: SshRule[];
+}
+
+/** The section's defaults: shells and commands allowed, sftp allowed, no forwarding, LANG and LC_* only. */
+export const SSH_DEFAULTS: SshPolicy = { default: 'allow', sftp: 'allow', forwarding: [], agentForwarding: false, x11Forwarding: false, env: ['LANG', 'LC_*'], rules: [] };
+
+const sshList = (what: string) => z.array(nonEmpty(what), { error: `must be a list of ${what}s` }).min(1, { error: `must list at least one ${what}` });
+const sshRegex = z.string({ error: 'must be a regular expression' }).check((ctx) => {
+  try {
+    new RegExp(ctx.value);
+  } catch (err) {
+    ctx.issues.push({ code: 'custom', input: ctx.value, message: `is not a valid regular expression: ${(err as Error).message}` });
+  }
+});
+const sshTarget = z.string({ error: 'must be host:port' }).regex(/^[^\s:]+:(\*|[0-9]{1,5})$/, { error: 'must be host:port, e.g. db.internal:5432 (globs: *.internal:443, db:*)' });
+
+/** The schema of the `ssh` section of one policy file (merged across files by the loader). */
+export const sshSectionSchema = z.strictObject({
+  default: action.optional(),
+  sftp: z.enum(['allow', 'read-only', 'deny'], { error: 'must be allow, read-only or deny' }).optional(),
+  forwarding: z.array(sshTarget, { error: 'must be a list of host:port targets' }).optional(),
+  agentForwarding: z.boolean({ error: 'must be true or false' }).optional(),
+  x11Forwarding: z.boolean({ error: 'must be true or false' }).optional(),
+  env: z.array(z.string({ error: 'must be a variable name or glob' }).regex(/^[A-Za-z_*][A-Za-z0-9_*]*$/, { error: 'must be a variable name or glob such as LC_*' }), { error: 'must be a list of variable names' }).optional(),
+  rules: z
+    .array(
+      z.strictObject({
+        name: nameSchema,
+        match: z
+          .strictObject({
+            shell: z.literal(true, { error: 'write shell: true, or leave it out' }).optional(),
+            commands: sshList('command glob').optional(),
+            patterns: z.array(sshRegex, { error: 'must be a list of regular expressions' }).min(1, { error: 'must list at least one pattern' }).optional(),
+            connections: sshList('connection name').optional(),
+            subjects: sshList('subject').optional(),
+            groups: sshList('group name').optional(),
+          })
+          .default({}),
+        action,
+        message: nonEmpty('a message').optional(),
+        review: reviewSchema.optional(),
+      }),
+      { error: 'must be a list of rules' },
+    )
+    .default([]),
+});
 
 /** One policy file (`hoop.yaml` or `policy/*.yaml`); scalar settings are optional so files can be merged. */
 export const policyFileSchema = z.strictObject(
@@ -465,6 +546,7 @@ export const policyFileSchema = z.strictObject(
       .optional(),
     masking: maskingSchema.optional(),
     recording: recordingSchema.optional(),
+    ssh: sshSectionSchema.optional(),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );

@@ -45,12 +45,21 @@ export function describePolicy(policy: Policy, source: string): string {
   out.push('', `connections (${policy.connections.length})`);
   out.push(
     ...table(
-      policy.connections.map((c) => [
-        c.name,
-        `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
-        `password ${ref(c.password)}`,
-        `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}`,
-      ]),
+      policy.connections.map((c) =>
+        c.type === 'ssh'
+          ? [
+              c.name,
+              `ssh ${c.user}@${c.host}:${c.port}`,
+              c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`,
+              `host keys ${c.hostKeys.join(' ')}`,
+            ]
+          : [
+              c.name,
+              `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
+              `password ${ref(c.password)}`,
+              `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}`,
+            ],
+      ),
     ),
   );
   out.push('', `access (${policy.access.length}; deny by default)`);
@@ -88,7 +97,11 @@ export function describePolicy(policy: Policy, source: string): string {
 export function policyAsJson(policy: Policy): unknown {
   return {
     ...policy,
-    connections: policy.connections.map(({ allow: _allow, tls: { ca: _ca, ...tls }, ...c }) => ({ ...c, tls })),
+    connections: policy.connections.map(({ allow: _allow, ...c }) => {
+      if (c.type === 'ssh') return c;
+      const { ca: _ca, ...tls } = c.tls;
+      return { ...c, tls };
+    }),
     masking: { ...policy.masking, names: policy.masking.names.map(({ regex: _r, ...n }) => n) },
   };
 }

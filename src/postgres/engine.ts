@@ -29,7 +29,7 @@ import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from './startup.js';
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelRegistry } from './cancel-registry.js';
-import type { ConnectionConfig } from '../config/connection.js';
+import type { PostgresConnection } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
 import { PgSessionMasking } from './masking-stage.js';
@@ -69,7 +69,7 @@ export interface PostgresEngineOptions {
   startupSettings?: readonly string[];
 }
 
-function upstreamTarget(c: ConnectionConfig): { host: string; port: number; tls: { mode: ConnectionConfig['tls']['mode']; ca?: Buffer; serverName?: string } } {
+function upstreamTarget(c: PostgresConnection): { host: string; port: number; tls: { mode: PostgresConnection['tls']['mode']; ca?: Buffer; serverName?: string } } {
   return {
     host: c.host,
     port: c.port,
@@ -96,7 +96,7 @@ function closeForEnd(channel: TunnelChannel, end: SessionEnd): void {
 }
 
 /** The gateway side of PostgreSQL sessions. */
-export class PostgresEngine implements Engine {
+export class PostgresEngine implements Engine<PostgresConnection> {
   readonly #o: Required<PostgresEngineOptions>;
   readonly #startupSettings: ReadonlySet<string>;
 
@@ -113,7 +113,7 @@ export class PostgresEngine implements Engine {
     this.#startupSettings = new Set(this.#o.startupSettings.map((n) => n.toLowerCase()));
   }
 
-  async serve(session: TunnelSession): Promise<SessionOutcome> {
+  async serve(session: TunnelSession<PostgresConnection>): Promise<SessionOutcome> {
     const { channel } = session;
     const outcome = (reason: CloseReason, detail?: string): SessionOutcome => ({
       reason,
@@ -136,7 +136,7 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  async #serve(session: TunnelSession, outcome: (reason: CloseReason, detail?: string) => SessionOutcome, relaying: () => void): Promise<SessionOutcome> {
+  async #serve(session: TunnelSession<PostgresConnection>, outcome: (reason: CloseReason, detail?: string) => SessionOutcome, relaying: () => void): Promise<SessionOutcome> {
     const { channel, connection, identity } = session;
     const ended = (): SessionOutcome | undefined => (session.signal.aborted ? outcome(sessionEndOf(session.signal).reason) : undefined);
     const handshake = new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
@@ -288,7 +288,7 @@ export class PostgresEngine implements Engine {
    * NoticeResponse at the next message boundary (psql prints it while it waits) and `review`
    * control messages as it stands (`pending`, then its outcome) for `hoop connect`'s status line.
    */
-  #review(session: TunnelSession, ask: ReviewAsk, backend: BackendPath): PendingReview {
+  #review(session: TunnelSession<PostgresConnection>, ask: ReviewAsk, backend: BackendPath): PendingReview {
     const { channel } = session;
     const pending = session.reviews!.request(ask);
     const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };
@@ -311,7 +311,7 @@ export class PostgresEngine implements Engine {
    * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within
    * {@link UPSTREAM_END_GRACE_MS} after the Terminate.
    */
-  #relay(session: TunnelSession, reader: MessageReader, upstream: UpstreamPostgres, masking: PgSessionMasking | undefined, relayed: { gate?: StatementGate; idle?: () => boolean }): Promise<SessionOutcome> {
+  #relay(session: TunnelSession<PostgresConnection>, reader: MessageReader, upstream: UpstreamPostgres, masking: PgSessionMasking | undefined, relayed: { gate?: StatementGate; idle?: () => boolean }): Promise<SessionOutcome> {
     const { channel, connection, identity } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {

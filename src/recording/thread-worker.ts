@@ -10,6 +10,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { PostgresRecorder } from '../postgres/recorder.js';
+import { SshRecorder } from '../ssh/recorder.js';
 import type { EventSink } from './event-line.js';
 import { EVENT, forEachRecord, type FromThread, type ToThread } from './thread.js';
 import { RecordingWriter } from './writer.js';
@@ -21,8 +22,9 @@ interface RecordEncoder {
   flush(): void;
 }
 
-const ENCODERS: Record<'postgres', (sink: EventSink) => RecordEncoder> = {
+const ENCODERS: Record<'postgres' | 'ssh', (sink: EventSink) => RecordEncoder> = {
   postgres: (sink) => new PostgresRecorder(sink),
+  ssh: (sink) => new SshRecorder(sink),
 };
 
 interface Open {

@@ -62,7 +62,7 @@ export interface ThreadRecordingOptions {
   id: string;
   key: KeyObject;
   /** The protocol whose encoder reads the records (see ./thread-worker.ts). */
-  protocol: 'postgres';
+  protocol: 'postgres' | 'ssh';
   checkpointMs?: number;
   chunkBytes?: number;
   chunkMs?: number;

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { MaskingPolicy, ReviewSettings } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
 import type { WriteGuard } from '../policy/decide.js';
+import type { SshJudge } from '../policy/ssh.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelChannel } from './channel.js';
 import type { ConnectionConfig } from '../config/connection.js';
@@ -141,12 +142,12 @@ export interface SessionReviews {
   request(ask: ReviewAsk): PendingReview;
 }
 
-/** One authenticated tunnel, handed to an engine. */
-export interface TunnelSession {
+/** One authenticated tunnel, handed to the engine of its connection's type. */
+export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   id: string;
   /** Who is calling; replaced (same issuer and subject) when the client renews its token. */
   identity: Identity;
-  connection: ConnectionConfig;
+  connection: C;
   channel: TunnelChannel;
   remoteAddress: string;
   log: Logger;
@@ -182,6 +183,13 @@ export interface TunnelSession {
   reviews?: SessionReviews;
   /** Where the engine records the session (src/recording/); without it nothing is recorded. */
   recording?: SessionRecording;
+  /**
+   * SSH: what the session may do (src/policy/ssh.ts); without it shells, commands and sftp are
+   * allowed, forwarding is refused and only LANG and LC_* may be set.
+   */
+  ssh?: SessionSsh;
+  /** SSH: the public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
+  sshClientKey?: string;
   /** Called for each statement the policy refused (the audit stream); must not block. */
   onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
 }
@@ -195,7 +203,12 @@ export interface SessionRecording {
   rowCap: number;
   /** Told what the session's index keeps as the engine records it. */
   notes?: RecordingNotes;
+  /** SSH: whose input is recorded: none, commands' only (the default), or shells' too. */
+  sshInput?: 'none' | 'exec' | 'all';
 }
+
+/** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */
+export type SessionSsh = Pick<SshJudge, 'decide' | 'env' | 'forward' | 'sftp'>;
 
 /** What a session's index keeps (src/gateway/recordings.ts), told by the engine's recorder as it writes. */
 export interface RecordingNotes {
@@ -228,7 +241,7 @@ export interface SessionOutcome {
 }
 
 /** A protocol engine. */
-export interface Engine {
+export interface Engine<C extends ConnectionConfig = ConnectionConfig> {
   /** Serves one session until it ends; never throws. */
-  serve(session: TunnelSession): Promise<SessionOutcome>;
+  serve(session: TunnelSession<C>): Promise<SessionOutcome>;
 }

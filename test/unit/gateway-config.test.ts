@@ -13,6 +13,7 @@ import { parseSecretRef, resolveSecret } from '../../src/config/secrets.js';
 import { parseWithSchema, zodProblems } from '../../src/config/yaml.js';
 import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config.js';
 import { isLoopbackHost } from '../../src/loopback.js';
+import type { PostgresConnection } from '../../src/config/connection.js';
 
 let dir: string;
 const env = { PROD_DB_PASSWORD: 's3cr3t-from-env' };
@@ -146,9 +147,9 @@ describe('a good file', () => {
       allowCleartextWithoutTls: false,
       allow: { subjects: [], emails: [], groups: ['dba'] },
     });
-    expect(prod!.tls.mode).toBe('verify-full');
-    expect(prod!.tls.caFile).toBe(join(dir, 'db-ca.pem'));
-    expect(prod!.tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
+    expect((prod as PostgresConnection).tls.mode).toBe('verify-full');
+    expect((prod as PostgresConnection).tls.caFile).toBe(join(dir, 'db-ca.pem'));
+    expect((prod as PostgresConnection).tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
     expect(replica).toMatchObject({
       name: 'replica_1.eu',
       port: 6432,

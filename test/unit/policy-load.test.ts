@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import { PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
+import type { PostgresConnection } from '../../src/config/connection.js';
+
+/** A PostgreSQL connection of a loaded bundle. */
+const pg = (c: unknown): PostgresConnection => c as PostgresConnection;
 
 let base: string;
 let n = 0;
@@ -109,7 +113,7 @@ describe('loadPolicyDir', () => {
     expect(p.connections.map((c) => c.name)).toEqual(['prod-db', 'replica']);
     expect(p.connections[0]).toMatchObject({ port: 5432, password: { kind: 'env', name: 'PROD_DB_PASSWORD' }, tls: { mode: 'prefer' }, allow: { subjects: [], emails: [], groups: [] } });
     expect(p.connections[1]!.password).toEqual({ kind: 'file', path: '/run/secrets/replica' });
-    expect(p.connections[1]!.tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
+    expect(pg(p.connections[1]).tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
     expect(p.access[0]).toEqual({ name: 'dbas', subjects: ['alice'], emails: [], groups: ['dba'], connections: ['prod-db'], mode: 'read-write', maxSessionSeconds: 28800, limits: {} });
     expect(p.access[1]!.mode).toBe('read-only');
     expect(p.access[1]!.limits).toEqual({ statement_timeout: 30_000, lock_timeout: 1500, idle_in_transaction_session_timeout: 300_000 });
@@ -298,7 +302,7 @@ statements:
   it('checks secrets and host files only when given an environment (the gateway)', async () => {
     const dir = tree({ 'hoop.yaml': GOOD.replace('./ca.pem', join(base, 'ca', 'ca.pem')) });
     const cli = await loadPolicyDir(dir);
-    expect(cli.connections[1]!.tls).toEqual({ mode: 'verify-full', caFile: join(base, 'ca', 'ca.pem'), serverName: 'replica.internal' });
+    expect(pg(cli.connections[1]).tls).toEqual({ mode: 'verify-full', caFile: join(base, 'ca', 'ca.pem'), serverName: 'replica.internal' });
     const list = await problems(dir, { PROD_DB_PASSWORD: 'x' });
     expect(list).toEqual([
       expect.stringMatching(/^hoop\.yaml:15:15: connections\.1\.password: secret reference does not resolve: cannot read secret file \/run\/secrets\/replica/),
@@ -309,6 +313,6 @@ statements:
       PROD_DB_PASSWORD: 'x',
       HOOP_MASK_KEY: 'k',
     });
-    expect(ok.connections[1]!.tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
+    expect(pg(ok.connections[1]).tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
   });
 });

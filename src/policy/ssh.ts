@@ -1,0 +1,126 @@
+/**
+ * The `ssh` section of a policy bundle, and its judge: what a session on an SSH connection may do.
+ *
+ * ```yaml
+ * ssh:
+ *   default: allow               # shells and commands no rule matches: allow | deny | review
+ *   sftp: allow                  # allow | read-only | deny (read-only access makes it read-only)
+ *   forwarding: ["db.internal:5432", "*.internal:443"]   # where `ssh -L` may reach; none by default
+ *   agentForwarding: false       # `ssh -A`
+ *   x11Forwarding: false         # `ssh -X`
+ *   env: [LANG, "LC_*"]          # variables a client may set (`SendEnv`); the default
+ *   rules:                       # the most restrictive matching rule wins
+ *     - { name: no-shell-for-agents, match: { shell: true, groups: [agents] }, action: deny }
+ *     - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review }
+ *     - { name: no-rm-rf, match: { patterns: ['\brm\s+-[a-z]*r'] }, action: deny, message: "no recursive deletes" }
+ * ```
+ *
+ * A rule's `commands` are globs over the whole command line (`*` matches anything, spaces and
+ * slashes too); `patterns` are regular expressions searched in it. A rule that names neither
+ * matches shells and commands alike; `shell: true` matches interactive shells only.
+ *
+ * @see https://man.openbsd.org/sshd_config (AcceptEnv, AllowTcpForwarding, PermitOpen, ForceCommand)
+ * @see /work/shared/ARCHITECTURE.md ("Policy as code": ssh rules)
+ */
+import { combineReviewDecisions, reviewSettingsFor } from './decide.js';
+import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type SshRuleMatch, type Who } from './schema.js';
+
+/** A glob where `*` matches any run of characters (anchored at both ends). */
+export function globRegex(glob: string, flags = ''): RegExp {
+  return new RegExp(`^${glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, `s${flags}`);
+}
+
+/** What the judge answers for a shell, a command or an sftp session. */
+export interface SshVerdict {
+  action: Action;
+  rule?: string;
+  message?: string;
+  /** A human sentence: which rule, and why. */
+  reason: string;
+  review?: ReviewSettings;
+}
+
+/** What a session channel asks to run. */
+export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string };
+
+/**
+ * The `ssh` policy of one session (identity, connection, access mode), as the SSH engine asks it.
+ * Regular expressions and globs are compiled once per session.
+ */
+export class SshJudge {
+  readonly sftp: SshPolicy['sftp'];
+  readonly agentForwarding: boolean;
+  readonly x11Forwarding: boolean;
+  readonly #rules: Array<{ rule: SshRule; commands?: RegExp[]; patterns?: RegExp[] }>;
+  readonly #default: Action;
+  readonly #env: RegExp[];
+  readonly #forwarding: Array<{ host: RegExp; port: string }>;
+  readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
+
+  constructor(ssh: SshPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
+    const applies = (m: SshRuleMatch): boolean =>
+      (!m.connections || m.connections.includes(connection) || m.connections.includes('*')) &&
+      (!m.subjects || m.subjects.includes(who.subject)) &&
+      (!m.groups || m.groups.some((g) => who.groups.includes(g)));
+    this.#rules = ssh.rules
+      .filter((r) => applies(r.match))
+      .map((rule) => ({
+        rule,
+        ...(rule.match.commands ? { commands: rule.match.commands.map((g) => globRegex(g)) } : {}),
+        ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new RegExp(p)) } : {}),
+      }));
+    this.#default = ssh.default;
+    this.sftp = mode === 'read-only' && ssh.sftp === 'allow' ? 'read-only' : ssh.sftp;
+    this.agentForwarding = ssh.agentForwarding;
+    this.x11Forwarding = ssh.x11Forwarding;
+    this.#env = ssh.env.map((g) => globRegex(g));
+    this.#forwarding = ssh.forwarding.map((t) => {
+      const at = t.lastIndexOf(':');
+      return { host: globRegex(t.slice(0, at).toLowerCase()), port: t.slice(at + 1) };
+    });
+    this.#reviewers = reviewers;
+  }
+
+  /** The decision on a shell or a command: the most restrictive matching rule, else the default. */
+  decide(request: SshRequest): SshVerdict {
+    let best: SshVerdict | undefined;
+    for (const { rule, commands, patterns } of this.#rules) {
+      const m = rule.match;
+      if (request.kind === 'shell') {
+        if (commands || patterns) continue;
+      } else {
+        if (m.shell) continue;
+        if (commands && !commands.some((r) => r.test(request.command))) continue;
+        if (patterns && !patterns.some((r) => r.test(request.command))) continue;
+      }
+      const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
+      const verdict: SshVerdict = {
+        action: rule.action,
+        rule: rule.name,
+        ...(rule.message !== undefined ? { message: rule.message } : {}),
+        reason: `ssh rule "${rule.name}" matches this ${request.kind === 'shell' ? 'shell' : 'command'}`,
+        ...(review ? { review } : {}),
+      };
+      best = best === undefined ? verdict : ACTIONS.indexOf(verdict.action) > ACTIONS.indexOf(best.action) ? verdict : verdict.action === best.action && verdict.action === 'review' ? combineReviewDecisions(best, verdict) : best;
+    }
+    if (best) return best;
+    const review = this.#default === 'review' ? this.#reviewers() : undefined;
+    return { action: this.#default, reason: `no ssh rule matches; the default is ${this.#default}`, ...(review ? { review } : {}) };
+  }
+
+  /** Whether a client may set environment variable `name`. */
+  env(name: string): boolean {
+    return this.#env.some((r) => r.test(name));
+  }
+
+  /** Whether a `direct-tcpip` channel may reach `host:port`. */
+  forward(host: string, port: number): boolean {
+    const h = host.toLowerCase();
+    return this.#forwarding.some((t) => t.host.test(h) && (t.port === '*' || Number(t.port) === port));
+  }
+}
+
+/** The judge of a session on SSH connection `connection`, reviews settled as the bundle's reviewers say. */
+export function sshJudgeFor(policy: Policy, who: Who, connection: string, mode: 'read-only' | 'read-write'): SshJudge {
+  return new SshJudge(policy.ssh ?? SSH_DEFAULTS, who, connection, mode, (rule) => reviewSettingsFor(policy, connection, rule));
+}
