@@ -302,7 +302,12 @@ export async function registerDevice(endpoint: GatewayEndpoint, token: string, d
 export interface ConnectionInfo {
   name: string;
   type: string;
-  database: string;
+  /** PostgreSQL: the database. */
+  database?: string;
+  /** SSH: the user the gateway signs in as. */
+  user?: string;
+  /** SSH: the gateway's host keys (`type base64`), which the local ssh client pins. */
+  hostKeys?: string[];
   /** The caller's access (`read-only`, `read-write`), when the gateway's policy repo decides it. */
   mode?: string;
   /** When the access rests on an approved request (`hoop request`): when it ends. */
@@ -312,8 +317,17 @@ export interface ConnectionInfo {
 /** A connection of a gateway answer, or undefined when it lacks a field this client needs. */
 function connectionInfo(value: unknown): ConnectionInfo | undefined {
   const info = (typeof value === 'object' && value !== null ? value : {}) as Partial<Record<keyof ConnectionInfo, unknown>>;
-  if (typeof info.name !== 'string' || typeof info.type !== 'string' || typeof info.database !== 'string') return undefined;
-  return { name: info.name, type: info.type, database: info.database, ...(typeof info.mode === 'string' ? { mode: info.mode } : {}), ...(typeof info.until === 'string' ? { until: info.until } : {}) };
+  if (typeof info.name !== 'string' || typeof info.type !== 'string') return undefined;
+  if (info.type === 'postgres' ? typeof info.database !== 'string' : info.type === 'ssh' && !(Array.isArray(info.hostKeys) && info.hostKeys.every((k) => typeof k === 'string'))) return undefined;
+  return {
+    name: info.name,
+    type: info.type,
+    ...(typeof info.database === 'string' ? { database: info.database } : {}),
+    ...(typeof info.user === 'string' ? { user: info.user } : {}),
+    ...(Array.isArray(info.hostKeys) ? { hostKeys: info.hostKeys as string[] } : {}),
+    ...(typeof info.mode === 'string' ? { mode: info.mode } : {}),
+    ...(typeof info.until === 'string' ? { until: info.until } : {}),
+  };
 }
 
 /**
@@ -342,9 +356,9 @@ export async function listConnections(endpoint: GatewayEndpoint, token: string):
 export async function getConnection(endpoint: GatewayEndpoint, token: string, name: string): Promise<ConnectionInfo> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
   const { body } = await requestJson(endpoint, 'GET', `v1/connections/${encodeURIComponent(name)}`, { token, connection: name });
-  const info = body as Partial<ConnectionInfo>;
-  if (typeof info.name !== 'string' || typeof info.type !== 'string' || typeof info.database !== 'string') throw protocolError(origin, 'the connection');
-  return { name: info.name, type: info.type, database: info.database };
+  const info = connectionInfo(body);
+  if (!info) throw protocolError(origin, 'the connection');
+  return info;
 }
 
 /** A session in the gateway's index (`GET /v1/sessions`). */

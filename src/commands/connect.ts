@@ -18,6 +18,10 @@ import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
+import { getConnection } from '../auth/gateway-client.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import type { Logger } from '../log.js';
+import { openSshPort } from '../ssh/local-port.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { localUri, openLocalPort } from './local-port.js';
 import { CommandRecords } from './client-records.js';
@@ -58,10 +62,55 @@ export interface ConnectJson {
   uri: string;
 }
 
+/** The one line `hoop connect --json` prints for an SSH connection. */
+export interface ConnectSshJson {
+  connection: string;
+  host: string;
+  port: number;
+  /** `ssh -F <sshConfig> <connection>`. */
+  sshConfig: string;
+  knownHosts: string;
+  identityFile: string;
+  command: string;
+}
+
+/** `hoop connect` of an SSH connection: the local port, the generated ssh_config, and how to use it. */
+async function serveSsh(io: CliIo, opts: ConnectOptions, provider: ResolvedTokenProvider, name: string, hostKeys: string[], user: string | undefined, log: Logger, say: (line: string) => void): Promise<void> {
+  if (opts.socket) throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: it is served on a TCP port of 127.0.0.1, not a unix socket (drop --socket)`);
+  const port = await openSshPort({ env: io.env, provider, name, hostKeys, ...(user ? { user } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}), log, say });
+  try {
+    const ssh = `ssh -F ${shellQuote(port.configFile)}`;
+    if (opts.json) {
+      const details: ConnectSshJson = { connection: name, host: port.host, port: port.port, sshConfig: port.configFile, knownHosts: port.knownHostsFile, identityFile: port.keyFile, command: `${ssh} ${name}` };
+      io.stdout.write(`${JSON.stringify(details)}\n`);
+    } else {
+      io.stdout.write(
+        [
+          `Connected to "${name}" (ssh) through ${provider.gateway}.`,
+          `Listening on ${port.host}:${port.port}; the ssh config is ${port.configFile}.`,
+          '',
+          'Connect with:',
+          `  ${ssh} ${name}`,
+          `  scp -F ${shellQuote(port.configFile)} FILE ${name}:PATH      sftp -F ${shellQuote(port.configFile)} ${name}`,
+          `  rsync -e ${shellQuote(ssh)} DIR ${name}:PATH      GIT_SSH_COMMAND=${shellQuote(ssh)} git clone ${name}:REPO`,
+          '',
+          `or put this line at the top of ~/.ssh/config, then use plain \`ssh ${name}\`:`,
+          `  Include ${port.configFile}`,
+          'Press Ctrl-C to stop.',
+          '',
+        ].join('\n'),
+      );
+    }
+    await whenAborted(io.signal);
+  } finally {
+    await port.close();
+  }
+}
+
 /** Builds the `connect` command. */
 export function connectCommand(io: CliIo): Command {
   return new Command('connect')
-    .description('open a local PostgreSQL port that tunnels to a connection of the gateway')
+    .description('open a local PostgreSQL or SSH port that tunnels to a connection of the gateway')
     .argument('<name>', 'connection name, as `hoop connections` lists it')
     .addOption(new Option('-p, --port <port>', 'local TCP port on 127.0.0.1 (default: any free port)').argParser(parsePort))
     .option('--socket <dir>', 'listen on a unix socket in this directory instead of TCP')
@@ -77,6 +126,18 @@ export function connectCommand(io: CliIo): Command {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'connect' } });
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
       const provider = await commandTokenProvider(io, opts);
+      const info = await getConnection({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, name).catch((err: unknown) => {
+        provider.close();
+        throw err;
+      });
+      if (info.type === 'ssh') {
+        try {
+          await serveSsh(io, opts, provider, name, info.hostKeys ?? [], info.user, log, say);
+        } finally {
+          provider.close();
+        }
+        return;
+      }
       const records = new CommandRecords(io, provider, log);
       records.resume();
       try {

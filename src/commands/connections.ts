@@ -47,8 +47,8 @@ export function connectionsCommand(io: CliIo): Command {
         }
         const withMode = connections.some((c) => c.mode !== undefined);
         const rows = [
-          ['NAME', 'TYPE', 'DATABASE', ...(withMode ? ['MODE'] : [])],
-          ...connections.map((c) => [c.name, c.type, c.database, ...(withMode ? [`${c.mode ?? '-'}${c.until ? ` (requested, until ${c.until.replace('T', ' ').replace(/\.\d+Z$/, 'Z')})` : ''}`] : [])]),
+          ['NAME', 'TYPE', 'TARGET', ...(withMode ? ['MODE'] : [])],
+          ...connections.map((c) => [c.name, c.type, (c.type === 'ssh' ? c.user : c.database) ?? '-', ...(withMode ? [`${c.mode ?? '-'}${c.until ? ` (requested, until ${c.until.replace('T', ' ').replace(/\.\d+Z$/, 'Z')})` : ''}`] : [])]),
         ];
         io.stdout.write(`${columns(rows).join('\n')}\n`);
       } finally {

@@ -66,9 +66,10 @@ export async function openGatewaySql(o: {
   // A long result outlives a token: renewed ones go to the gateway, as for hoop connect.
   const renewal = new TunnelTokenRenewal(o.provider, o.log, o.say);
   renewal.track(channel, token);
-  const record = await openSessionRecord(o, tunnel, info.database);
+  const database = info.database ?? '';
+  const record = await openSessionRecord(o, tunnel, database);
   try {
-    const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', info.database], ['application_name', o.application]], record?.stage);
+    const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', database], ['application_name', o.application]], record?.stage);
     return {
       session,
       run: (sql, handler) => {

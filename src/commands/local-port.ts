@@ -141,7 +141,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
       port: address.port,
       ...(address.socketPath ? { socketPath: address.socketPath } : {}),
       user: LOCAL_USER,
-      database: info.database,
+      database: info.database ?? '',
       password,
       ...(sslrootcert ? { sslrootcert } : {}),
       close,

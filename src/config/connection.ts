@@ -110,37 +110,39 @@ export const postgresConnectionSchema = z.strictObject({
  *
  * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
  */
-export const sshConnectionSchema = z
-  .strictObject({
-    name: connectionName,
-    type: z.literal('ssh'),
-    host: hostName,
-    port: port(1).default(22),
-    user: nonEmpty('a user name'),
-    privateKey: secretSchema.optional(),
-    passphrase: secretSchema.optional(),
-    password: secretSchema.optional(),
-    hostKeys: z
-      .array(
-        z.string({ error: 'must be a known_hosts line, a public key or a SHA256: fingerprint' }).check((ctx) => {
-          if (hostKeyFingerprint(ctx.value) === undefined) {
-            ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be a known_hosts line ("host ssh-ed25519 AAAA…"), a public key ("ssh-ed25519 AAAA…") or a fingerprint ("SHA256:…", as ssh-keygen -lf prints it)' });
-          }
-        }),
-        { error: 'must be a list of host keys' },
-      )
-      .min(1, { error: 'must pin at least one host key of the server (ssh-keyscan -p PORT HOST prints them)' }),
-    allow: allowSchema,
-  })
-  .check((ctx) => {
-    const { privateKey, password, passphrase } = ctx.value;
-    if ((privateKey === undefined) === (password === undefined)) {
-      ctx.issues.push({ code: 'custom', input: ctx.value, path: ['privateKey'], message: 'must name the credential: a privateKey or a password (one of them) as a secret reference' });
-    }
-    if (passphrase !== undefined && privateKey === undefined) {
-      ctx.issues.push({ code: 'custom', input: ctx.value, path: ['passphrase'], message: 'is the passphrase of a privateKey: add one, or remove it' });
-    }
-  });
+const sshFields = {
+  name: connectionName,
+  type: z.literal('ssh'),
+  host: hostName,
+  port: port(1).default(22),
+  user: nonEmpty('a user name'),
+  privateKey: secretSchema.optional(),
+  passphrase: secretSchema.optional(),
+  password: secretSchema.optional(),
+  hostKeys: z
+    .array(
+      z.string({ error: 'must be a known_hosts line, a public key or a SHA256: fingerprint' }).check((ctx) => {
+        if (hostKeyFingerprint(ctx.value) === undefined) {
+          ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be a known_hosts line ("host ssh-ed25519 AAAA…"), a public key ("ssh-ed25519 AAAA…") or a fingerprint ("SHA256:…", as ssh-keygen -lf prints it)' });
+        }
+      }),
+      { error: 'must be a list of host keys' },
+    )
+    .min(1, { error: 'must pin at least one host key of the server (ssh-keyscan -p PORT HOST prints them)' }),
+};
+/** Exactly one credential; a passphrase only with a key. */
+const sshCheck = (ctx: { value: { privateKey?: string | undefined; password?: string | undefined; passphrase?: string | undefined }; issues: Array<Record<string, unknown>> }): void => {
+  const { privateKey, password, passphrase } = ctx.value;
+  if ((privateKey === undefined) === (password === undefined)) {
+    ctx.issues.push({ code: 'custom', input: ctx.value, path: ['privateKey'], message: 'must name the credential: a privateKey or a password (one of them) as a secret reference' });
+  }
+  if (passphrase !== undefined && privateKey === undefined) {
+    ctx.issues.push({ code: 'custom', input: ctx.value, path: ['passphrase'], message: 'is the passphrase of a privateKey: add one, or remove it' });
+  }
+};
+/** An SSH connection entry of the gateway configuration. */
+export const sshConnectionSchema = z.strictObject({ ...sshFields, allow: allowSchema }).check(sshCheck);
+const policySshConnectionSchema = z.strictObject(sshFields).check(sshCheck);
 
 /**
  * The schema of one connection entry (shared with the policy bundle, which omits `allow`).
@@ -152,7 +154,7 @@ export const connectionSchema = z.discriminatedUnion('type', [postgresConnection
 });
 
 /** The schema of a policy bundle's connection entry: as {@link connectionSchema}, without `allow`. */
-export const policyConnectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema.omit({ allow: true }), sshConnectionSchema.omit({ allow: true })], {
+export const policyConnectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema.omit({ allow: true }), policySshConnectionSchema], {
   error: 'must have a type: postgres or ssh',
 });
 

@@ -26,7 +26,7 @@ export function runtimeDir(env: NodeJS.ProcessEnv): string {
 }
 
 /** Writes a file of this run in the runtime directory (never an existing one) and returns its path. */
-async function writeRunFile(env: NodeJS.ProcessEnv, stem: string, extension: string, text: string): Promise<string> {
+export async function writeRunFile(env: NodeJS.ProcessEnv, stem: string, extension: string, text: string): Promise<string> {
   const dir = runtimeDir(env);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, `${stem}-${randomBytes(6).toString('hex')}${extension}`);

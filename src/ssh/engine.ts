@@ -308,8 +308,8 @@ export class SshEngine implements Engine<SshConnection> {
       if (record && data) data.data(n, code, kept[stream], chunk);
       return rec?.stream.behind;
     };
-    // The target's EOF is the client's once what came before it is out; its close waits for the exit status (below).
-    const eof = (): void => void down.write(EMPTY, () => down.eof());
+    // The target's EOF waits for its close: ssh2 sends no exit status after EOF, so the client gets data, exit status, EOF, close.
+    const eof = (): void => undefined;
     if (sftp) {
       sftp.relay(down, up, eof);
     } else {

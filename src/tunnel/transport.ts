@@ -46,6 +46,8 @@ export interface OpenTunnelOptions {
   detachReviews?: boolean;
   /** The policy commit the CLI evaluated with. */
   policyCommit?: string;
+  /** SSH: the public key (`type base64`) the local client proves to the gateway (`Hoop-Ssh-Key`). */
+  sshKey?: string;
   /** This CLI's version. */
   clientVersion: string;
   /** CA certificates (PEM) to trust instead of the system's, from `--ca-file` / `HOOP_CA_FILE`. */
@@ -176,6 +178,7 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunn
   if (options.runId !== undefined) headers['Hoop-Run-Id'] = options.runId;
   if (options.detachReviews) headers['Hoop-Review'] = 'detach';
   if (options.policyCommit !== undefined) headers['Hoop-Policy-Commit'] = options.policyCommit;
+  if (options.sshKey !== undefined) headers['Hoop-Ssh-Key'] = options.sshKey;
   for (const [name, value] of Object.entries(headers)) {
     try {
       http.validateHeaderValue(name, value);

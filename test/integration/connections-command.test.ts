@@ -36,7 +36,7 @@ describe('hoop connections with connections from the gateway configuration', () 
     const alice = await run(stack, ['connections'], 'alice');
     expect(alice.stderr).toBe('');
     expect(alice.code).toBe(0);
-    expect(alice.stdout.split('\n')[0]).toMatch(/^NAME\s+TYPE\s+DATABASE$/);
+    expect(alice.stdout.split('\n')[0]).toMatch(/^NAME\s+TYPE\s+TARGET$/);
     expect(names(alice.stdout)).toEqual(['app', 'app-md5', 'app-cleartext', 'wrong-password', 'down']);
     expect(alice.stdout).toMatch(/^app\s+postgres\s+app$/m);
 
@@ -92,7 +92,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}${connect
   it('lists each identity its connections with its access mode', async () => {
     const alice = await run(stack, ['connections'], 'alice');
     expect(alice.code).toBe(0);
-    expect(alice.stdout.split('\n')[0]).toMatch(/^NAME\s+TYPE\s+DATABASE\s+MODE$/);
+    expect(alice.stdout.split('\n')[0]).toMatch(/^NAME\s+TYPE\s+TARGET\s+MODE$/);
     expect(names(alice.stdout)).toEqual(['app']);
     expect(alice.stdout).toMatch(/^app\s+postgres\s+app\s+read-write$/m);
 

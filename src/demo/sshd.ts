@@ -1,0 +1,131 @@
+/**
+ * An OpenSSH sshd of its own, on a free port of 127.0.0.1, for the demo and the tests: a fresh
+ * host key, one client key authorised for the current OS user (root may sign in by key only),
+ * sftp (`internal-sftp`), local forwarding, ptys; nothing of the machine's own sshd configuration.
+ *
+ * @see https://man.openbsd.org/sshd_config
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+
+/** A running sshd. */
+export interface Sshd {
+  host: '127.0.0.1';
+  port: number;
+  /** The OS user it lets in. */
+  user: string;
+  /** Its host key's public line (`ssh-ed25519 AAAA…`), to pin. */
+  hostKey: string;
+  /** The authorised client key: its file, and its OpenSSH private key text. */
+  clientKeyFile: string;
+  clientKey: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Where sshd and ssh-keygen are, or undefined when OpenSSH's server is not installed. */
+export function findSshd(): { sshd: string; keygen: string } | undefined {
+  const sshd = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/usr/bin/sshd'].find((p) => existsSync(p));
+  const keygen = ['/usr/bin/ssh-keygen', '/usr/local/bin/ssh-keygen'].find((p) => existsSync(p));
+  return sshd && keygen ? { sshd, keygen } : undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, stderr: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr().trim().split('\n').slice(-3).join(' ')}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) return;
+    if (Date.now() > deadline) throw new Error(`sshd did not listen on port ${port} within ${timeoutMs} ms: ${stderr().trim()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts an sshd; see the module documentation. `config` lines are added to its sshd_config. */
+export async function startSshd(options: { config?: string[] } = {}): Promise<Sshd> {
+  const found = findSshd();
+  if (!found) throw new Error('OpenSSH server is not installed (Debian: apt-get install openssh-server)');
+  const dir = mkdtempSync(join(tmpdir(), 'hoop-sshd-'));
+  const keygen = (file: string, comment: string): void => void execFileSync(found.keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(dir, file)]);
+  keygen('host_key', 'hoop-sshd-host');
+  keygen('client_key', 'hoop-sshd-client');
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')), { mode: 0o600 });
+  // sshd's privilege separation directory, absent on machines where the packaged sshd never ran.
+  if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755, recursive: true });
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${join(dir, 'host_key')}`,
+      'PidFile none',
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'StrictModes no',
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'UsePAM no',
+      'AllowTcpForwarding local',
+      'X11Forwarding no',
+      'PermitTTY yes',
+      'PrintMotd no',
+      'PrintLastLog no',
+      'AcceptEnv LANG LC_* HOOP_*',
+      'Subsystem sftp internal-sftp',
+      'LogLevel ERROR',
+      ...(options.config ?? []),
+      '',
+    ].join('\n'),
+  );
+  let err = '';
+  const child = spawn(found.sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
+  try {
+    await waitForPort(port, child, () => err, 10_000);
+  } catch (e) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const hostKey = readFileSync(join(dir, 'host_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+  return {
+    host: '127.0.0.1',
+    port,
+    user: userInfo().username,
+    hostKey,
+    clientKeyFile: join(dir, 'client_key'),
+    clientKey: readFileSync(join(dir, 'client_key'), 'utf8'),
+    dir,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

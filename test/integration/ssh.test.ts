@@ -1,0 +1,174 @@
+/**
+ * SSH through hoop against OpenSSH's sshd, with OpenSSH's own clients: `hoop connect bastion`
+ * writes an ssh_config (host key pinned, a per-run key) and `ssh -F`, scp, sftp and rsync use it
+ * unchanged. The gateway alone holds the key to the target, the policy decides (commands, shells,
+ * sftp, forwarding), and every session is recorded: commands, output, exit status, pty sizes.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSshd, type Sshd } from '../../src/demo/sshd.js';
+import type { ConnectSshJson } from '../../src/commands/connect.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+let sshd: Sshd;
+let policyRepo: PolicyGitRepo;
+let stack: HoopStack;
+let info: ConnectSshJson;
+const running: RunningConnect[] = [];
+
+/** Runs a command; resolves its exit code and output (never rejects on a non-zero exit). */
+function run(cmd: string, args: string[], o: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { encoding: 'utf8', timeout: o.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...o.env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
+    });
+    if (o.input !== undefined) child.stdin!.end(o.input);
+    else child.stdin!.end();
+  });
+}
+
+const ssh = (args: string[], o: { input?: string; config?: string } = {}) => run('ssh', ['-F', o.config ?? info.sshConfig, '-o', 'BatchMode=yes', ...args], o);
+
+async function connectSsh(name: string, subject = 'alice', groups: string[] = []): Promise<{ c: RunningConnect; info: ConnectSshJson }> {
+  const c = await stack.connect(name, await stack.token(subject, groups));
+  running.push(c);
+  return { c, info: c.info as unknown as ConnectSshJson };
+}
+
+function sha256File(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(file).on('data', (d) => h.update(d)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+  });
+}
+
+/** The events of the gateway's recording of a session (`hoop sessions export --format jsonl`). */
+async function recordingOf(sessionId: string): Promise<Array<Record<string, unknown>>> {
+  for (let i = 0; i < 50; i++) {
+    const r = await stack.run(['sessions', 'export', sessionId, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+    if (r.code === 0) return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    await sleep(200);
+  }
+  throw new Error(`no recording of ${sessionId}`);
+}
+
+/** The id of the newest session of `connection` the gateway logged as opened. */
+function lastSession(connection: string): string {
+  const open = stack.logs().filter((l) => l.event === 'tunnel.open' && l.connection === connection);
+  return open[open.length - 1]!.session as string;
+}
+
+const bundle = (pgConnection: string, keyFile: string, otherKeyFile: string, pgPort: number): string => `version: 1
+connections:
+${pgConnection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
+  - { name: bastion-ro, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
+  - { name: bastion-pinned-wrong, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
+  - { name: bastion-wrong-key, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${otherKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+access:
+  - { name: people, subjects: [alice, bob], connections: [app, bastion, bastion-pinned-wrong, bastion-wrong-key], mode: read-write }
+  - { name: readers, subjects: [alice], connections: [bastion-ro], mode: read-only }
+statements:
+  reviewers:
+    - { groups: [ops], timeout: 30s }
+ssh:
+  forwarding: ["127.0.0.1:${pgPort}"]
+  env: [LANG, "LC_*", HOOP_ALLOWED]
+  rules:
+    - { name: no-recursive-rm, match: { patterns: ['\\brm\\s+-[a-zA-Z]*r'] }, action: deny, message: "recursive deletes are not allowed here" }
+    - { name: deploys-reviewed, match: { commands: ["./deploy.sh*"] }, action: review, message: "deploys need a second pair of eyes" }
+    - { name: no-shell-for-agents, match: { shell: true, subjects: [agent] }, action: deny }
+`;
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  policyRepo = new PolicyGitRepo('hoop-ssh-');
+  const otherKey = policyRepo.sshKey('not-authorised');
+  stack = await startStack({
+    policy: ({ pg }) => {
+      policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' }), sshd.clientKeyFile, otherKey, pg.port));
+      return policyRepo.gatewayBlock(['${env:APP_*}', '${file:/tmp/*/client_key}', '${file:/tmp/*/not-authorised}']);
+    },
+  });
+  ({ info } = await connectSsh('bastion'));
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of running) await c.stop().catch(() => undefined);
+  await stack?.close();
+  await sshd?.stop();
+  policyRepo?.remove();
+});
+
+describe('hoop connect for an ssh connection', () => {
+  it('writes an ssh_config with the gateway host key pinned and a per-run key only the user can read', () => {
+    const config = readFileSync(info.sshConfig, 'utf8');
+    expect(config).toContain('Host bastion');
+    expect(config).toContain(`Port ${info.port}`);
+    expect(config).toContain('StrictHostKeyChecking yes');
+    expect(readFileSync(info.knownHosts, 'utf8')).toMatch(/^hoop-bastion ssh-ed25519 AAAA\S+\n$/);
+    for (const f of [info.sshConfig, info.knownHosts, info.identityFile]) expect(statSync(f).mode & 0o077).toBe(0);
+    expect(info.command).toBe(`ssh -F ${info.sshConfig} bastion`);
+  });
+
+  it('runs a command on the target with ssh: its output, its stderr and its exit status', async () => {
+    const r = await ssh(['bastion', 'echo out-$((6*7)); echo err-line >&2; exit 3']);
+    expect(r.stdout).toBe('out-42\n');
+    expect(r.stderr).toContain('err-line');
+    expect(r.code).toBe(3);
+    const events = await recordingOf(lastSession('bastion'));
+    expect(events.find((e) => e.t === 'ssh-exec')).toMatchObject({ command: 'echo out-$((6*7)); echo err-line >&2; exit 3', decision: 'allow' });
+    expect(events.filter((e) => e.t === 'ssh-data' && e.s === 'o').map((e) => e.data).join('')).toBe('out-42\n');
+    expect(events.find((e) => e.t === 'ssh-exit')).toMatchObject({ status: 3 });
+  });
+
+  it('passes stdin through, and records what a command read', async () => {
+    const r = await ssh(['bastion', 'wc -c; cat >/dev/null'], { input: 'twelve bytes' });
+    expect(r.stdout.trim()).toBe('12');
+    const events = await recordingOf(lastSession('bastion'));
+    expect(events.filter((e) => e.t === 'ssh-data' && e.s === 'i').map((e) => e.data).join('')).toBe('twelve bytes');
+  });
+
+  it('refuses a command the policy denies, with its message, and it never runs', async () => {
+    const victim = join(sshd.dir, 'victim');
+    mkdirSync(victim, { recursive: true });
+    writeFileSync(join(victim, 'f'), 'x');
+    const r = await ssh(['bastion', `rm -rf ${victim}`]);
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('hoop: recursive deletes are not allowed here');
+    expect(existsSync(join(victim, 'f'))).toBe(true);
+  });
+
+  it('sets only the environment variables the policy lists', async () => {
+    const r = await run('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'SendEnv=HOOP_ALLOWED HOOP_REFUSED', 'bastion', 'echo "[$HOOP_ALLOWED][$HOOP_REFUSED]"'], { env: { HOOP_ALLOWED: 'yes', HOOP_REFUSED: 'no' } });
+    expect(r.stdout).toBe('[yes][]\n');
+  });
+
+  it('keeps out a local client without the per-run key', async () => {
+    const r = await run('ssh', ['-F', '/dev/null', '-p', String(info.port), '-i', sshd.clientKeyFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHosts}`, '-o', 'HostKeyAlias=hoop-bastion', '-o', 'StrictHostKeyChecking=yes', '127.0.0.1', 'echo in']);
+    expect(r.code).toBe(255);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('Permission denied (publickey)');
+  });
+
+  it('refuses a target whose host key is not the pinned one, and says so', async () => {
+    const { info: wrong } = await connectSsh('bastion-pinned-wrong');
+    const r = await ssh(['bastion-pinned-wrong', 'echo should-not-run'], { config: wrong.sshConfig });
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/hoop: the SSH server of "bastion-pinned-wrong" \(127\.0\.0\.1:\d+\) showed host key SHA256:\S+, which is not one of the keys pinned for it/);
+    expect(r.code).not.toBe(0);
+  });
+
+  it('says when the target refuses the gateway\'s credential', async () => {
+    const { info: wrong } = await connectSsh('bastion-wrong-key');
+    const r = await ssh(['bastion-wrong-key', 'echo should-not-run'], { config: wrong.sshConfig });
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('refused the gateway\'s credential');
+    expect(r.code).not.toBe(0);
+  });
+});
