@@ -157,11 +157,13 @@ export class SshEngine implements Engine<SshConnection> {
         });
         c.on('close', () => {
           clearTimeout(signIn);
-          upstreamClient?.end();
+          upstream?.then((u) => u.end(), () => undefined);
           session.signal.removeEventListener('abort', onAbort);
           resolve({ reason: reason ?? 'client-disconnected', bytesFromClient: counts.fromClient, bytesToClient: counts.toClient, ...(detail !== undefined ? { detail } : {}) });
         });
       });
+      // SSH has no half-closed connections: the client's end is the session's (ssh2 waits for the socket to close).
+      channel.on('end', () => channel.end());
       channel.on('error', (err: Error) => {
         reason ??= 'client-disconnected';
         detail ??= describeError(err);

@@ -4,8 +4,8 @@
  * unchanged. The gateway alone holds the key to the target, the policy decides (commands, shells,
  * sftp, forwarding), and every session is recorded: commands, output, exit status, pty sizes.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,12 +50,14 @@ function sha256File(file: string): Promise<string> {
 
 /** The events of the gateway's recording of a session (`hoop sessions export --format jsonl`). */
 async function recordingOf(sessionId: string): Promise<Array<Record<string, unknown>>> {
+  let last = '';
   for (let i = 0; i < 50; i++) {
     const r = await stack.run(['sessions', 'export', sessionId, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
     if (r.code === 0) return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    last = r.stderr;
     await sleep(200);
   }
-  throw new Error(`no recording of ${sessionId}`);
+  throw new Error(`no recording of ${sessionId}: ${last}`);
 }
 
 /** The id of the newest session of `connection` the gateway logged as opened. */
@@ -81,7 +83,7 @@ ssh:
   env: [LANG, "LC_*", HOOP_ALLOWED]
   rules:
     - { name: no-recursive-rm, match: { patterns: ['\\brm\\s+-[a-zA-Z]*r'] }, action: deny, message: "recursive deletes are not allowed here" }
-    - { name: deploys-reviewed, match: { commands: ["./deploy.sh*"] }, action: review, message: "deploys need a second pair of eyes" }
+    - { name: deploys-reviewed, match: { commands: ["*deploy.sh *"] }, action: review, message: "deploys need a second pair of eyes" }
     - { name: no-shell-for-agents, match: { shell: true, subjects: [agent] }, action: deny }
 `;
 
@@ -171,4 +173,152 @@ describe('hoop connect for an ssh connection', () => {
     expect(r.stderr).toContain('refused the gateway\'s credential');
     expect(r.code).not.toBe(0);
   });
+});
+
+describe('files through hoop: scp, sftp, rsync', () => {
+  const MB = 1024 * 1024;
+  let big: string;
+  let bigSum: string;
+  beforeAll(async () => {
+    big = join(stack.dir, 'big.bin');
+    // 100 MB of random bytes (nothing for ssh's compression to shrink).
+    writeFileSync(big, Buffer.concat(Array.from({ length: 100 }, () => randomBytes(MB))));
+    bigSum = await sha256File(big);
+  });
+
+  it('copies 100 MB up and back down with scp, byte for byte', async () => {
+    const remote = join(sshd.dir, 'up.bin');
+    const up = await run('scp', ['-q', '-F', info.sshConfig, '-o', 'BatchMode=yes', big, `bastion:${remote}`], { timeoutMs: 120_000 });
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    expect(await sha256File(remote)).toBe(bigSum);
+    const back = join(stack.dir, 'back.bin');
+    const down = await run('scp', ['-q', '-F', info.sshConfig, '-o', 'BatchMode=yes', `bastion:${remote}`, back], { timeoutMs: 120_000 });
+    expect(down.code).toBe(0);
+    expect(await sha256File(back)).toBe(bigSum);
+    const events = await recordingOf(lastSession('bastion'));
+    expect(events.filter((e) => e.t === 'ssh-sftp').map((e) => ({ op: e.op, path: e.path, mode: e.mode }))).toContainEqual({ op: 'close', path: remote, mode: 'read' });
+    expect(events.find((e) => e.t === 'ssh-sftp' && e.op === 'close')).toMatchObject({ read: 100 * MB });
+  }, 240_000);
+
+  it('puts and gets with sftp, and a read-only access may only read', async () => {
+    const remote = join(sshd.dir, 'sftp.bin');
+    const put = await run('sftp', ['-q', '-F', info.sshConfig, '-o', 'BatchMode=yes', '-b', '-', 'bastion'], { input: `put ${big} ${remote}\n`, timeoutMs: 120_000 });
+    expect(put.code).toBe(0);
+    expect(await sha256File(remote)).toBe(bigSum);
+    const { info: ro } = await connectSsh('bastion-ro');
+    const back = join(stack.dir, 'sftp-back.bin');
+    const get = await run('sftp', ['-q', '-F', ro.sshConfig, '-o', 'BatchMode=yes', '-b', '-', 'bastion-ro'], { input: `get ${remote} ${back}\n`, timeoutMs: 120_000 });
+    expect(get.code).toBe(0);
+    expect(await sha256File(back)).toBe(bigSum);
+    const target = join(sshd.dir, 'must-not-exist.bin');
+    const refused = await run('sftp', ['-q', '-F', ro.sshConfig, '-o', 'BatchMode=yes', '-b', '-', 'bastion-ro'], { input: `put ${big} ${target}\n`, timeoutMs: 60_000 });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/Permission denied|read-only/);
+    expect(existsSync(target)).toBe(false);
+    for (const cmd of [`rm ${remote}`, `mkdir ${join(sshd.dir, 'd')}`, `rename ${remote} ${remote}.2`]) {
+      await run('sftp', ['-q', '-F', ro.sshConfig, '-o', 'BatchMode=yes', '-b', '-', 'bastion-ro'], { input: `${cmd}\n` });
+    }
+    expect(existsSync(remote)).toBe(true);
+    expect(existsSync(join(sshd.dir, 'd'))).toBe(false);
+    const events = await recordingOf(lastSession('bastion-ro'));
+    expect(events.some((e) => e.t === 'ssh-sftp' && e.refused === true)).toBe(true);
+  }, 240_000);
+
+  it('syncs a directory with rsync -e, and again with nothing to send', async () => {
+    const src = join(stack.dir, 'tree');
+    mkdirSync(join(src, 'sub'), { recursive: true });
+    for (let i = 0; i < 20; i++) writeFileSync(join(src, i % 2 ? 'sub' : '', `f${i}.txt`), `file ${i}\n`.repeat(i * 100 + 1));
+    const dest = join(sshd.dir, 'tree-copy');
+    const e = `ssh -F ${info.sshConfig} -o BatchMode=yes`;
+    const first = await run('rsync', ['-a', '--stats', '-e', e, `${src}/`, `bastion:${dest}/`]);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/Number of regular files transferred: 20/);
+    expect(readFileSync(join(dest, 'sub', 'f19.txt'), 'utf8')).toBe(readFileSync(join(src, 'sub', 'f19.txt'), 'utf8'));
+    const again = await run('rsync', ['-a', '--stats', '-e', e, `${src}/`, `bastion:${dest}/`]);
+    expect(again.stdout).toMatch(/Number of regular files transferred: 0/);
+  }, 120_000);
+
+  it('clones a git repository over ssh with GIT_SSH_COMMAND', async () => {
+    const repo = join(sshd.dir, 'repo.git');
+    await run('git', ['init', '-q', '--bare', repo]);
+    const work = join(stack.dir, 'work');
+    await run('git', ['init', '-q', work]);
+    writeFileSync(join(work, 'README'), 'through hoop\n');
+    await run('git', ['-C', work, 'add', 'README']);
+    await run('git', ['-C', work, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'first']);
+    const env = { GIT_SSH_COMMAND: `ssh -F ${info.sshConfig} -o BatchMode=yes` };
+    const push = await run('git', ['-C', work, 'push', '-q', `bastion:${repo}`, 'HEAD:refs/heads/main'], { env });
+    expect(push.code).toBe(0);
+    const clone = await run('git', ['clone', '-q', '-b', 'main', `bastion:${repo}`, join(stack.dir, 'clone')], { env });
+    expect(clone.code).toBe(0);
+    expect(readFileSync(join(stack.dir, 'clone', 'README'), 'utf8')).toBe('through hoop\n');
+  }, 60_000);
+});
+
+describe('forwarding, ptys and reviews', () => {
+  it('forwards a local port to a target the policy lists, and refuses one it does not', async () => {
+    const local = 40000 + Math.floor(Math.random() * 20000);
+    const fwd = spawn('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-N', '-L', `127.0.0.1:${local}:127.0.0.1:${stack.pg.port}`, 'bastion'], { stdio: 'ignore' });
+    try {
+      let out = '';
+      for (let i = 0; i < 50 && !out.includes('ok'); i++) {
+        await sleep(200);
+        out = (await run('psql', ['-XAtq', '-h', '127.0.0.1', '-p', String(local), '-U', stack.pg.users.scram.user, '-d', 'app', '-c', "select 'ok'"], { env: { PGPASSWORD: stack.pg.users.scram.password, PGCONNECT_TIMEOUT: '3' } })).stdout;
+      }
+      expect(out.trim()).toBe('ok');
+    } finally {
+      fwd.kill();
+    }
+    const refused = await run('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-W', `127.0.0.1:${sshd.port}`, 'bastion'], { timeoutMs: 15_000 });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/administratively prohibited|open failed/);
+    const events = await recordingOf(lastSession('bastion'));
+    expect(events.find((e) => e.t === 'ssh-forward')).toMatchObject({ target: `127.0.0.1:${sshd.port}`, allowed: false });
+  }, 60_000);
+
+  it('gives a command a pty of the client terminal\'s size, follows a resize, and records both', async () => {
+    // `script` gives ssh a pseudo-terminal; stty sets its size, then changes it while the command runs (SIGWINCH).
+    const inner = `stty cols 100 rows 30; (sleep 2; stty cols 120 rows 40 </dev/tty) & ssh -tt -F ${info.sshConfig} -o BatchMode=yes bastion 'stty size; sleep 4; stty size; tty >/dev/null && echo is-a-tty'`;
+    const r = await run('script', ['-qefc', inner, '/dev/null'], { timeoutMs: 30_000 });
+    expect(r.stdout, r.stdout + r.stderr).toMatch(/30 100\r?\n(.|\n)*40 120\r?\n(.|\n)*is-a-tty/);
+    const events = await recordingOf(lastSession('bastion'));
+    expect(events.find((e) => e.t === 'ssh-pty')).toMatchObject({ cols: 100, rows: 30 });
+    expect(events.filter((e) => e.t === 'ssh-resize')).toContainEqual(expect.objectContaining({ cols: 120, rows: 40 }));
+  }, 60_000);
+
+  it('holds a reviewed command until a reviewer approves it, then runs it', async () => {
+    writeFileSync(join(sshd.dir, 'deploy.sh'), '#!/bin/sh\necho deployed "$@" > deployed.txt\necho deployed\n', { mode: 0o755 });
+    const pending = ssh(['bastion', `cd ${sshd.dir} && ./deploy.sh v2`]);
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      await sleep(100);
+      const ls = await stack.run(['review', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+      id = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((x) => x.sql.includes('deploy.sh') && x.state === 'pending')?.id;
+    }
+    expect(id).toBeDefined();
+    expect(existsSync(join(sshd.dir, 'deployed.txt'))).toBe(false);
+    const ok = await stack.run(['review', 'approve', id!, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+    expect(ok.code).toBe(0);
+    const r = await pending;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('deployed\n');
+    expect(r.stderr).toContain(`waits for review ${id}`);
+    expect(readFileSync(join(sshd.dir, 'deployed.txt'), 'utf8')).toBe('deployed v2\n');
+  }, 60_000);
+
+  it('refuses a reviewed command the reviewer denies', async () => {
+    const pending = ssh(['bastion', `./deploy.sh --denied`]);
+    let id: string | undefined;
+    for (let i = 0; i < 100 && !id; i++) {
+      await sleep(100);
+      const ls = await stack.run(['review', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+      id = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((x) => x.sql.includes('--denied') && x.state === 'pending')?.id;
+    }
+    await stack.run(['review', 'deny', id!, '--reason', 'not today', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+    const r = await pending;
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('not today');
+  }, 60_000);
 });
