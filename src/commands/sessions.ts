@@ -24,6 +24,7 @@ import { readEvents, TranscriptRenderer, type TranscriptLine } from '../recordin
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
 import { playReplay } from '../ui/ReplayPlayer.js';
+import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../ssh/terminal-replay.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 
 interface CommonFlags extends GatewayFlags {
@@ -341,21 +342,34 @@ export function sessionsCommand(io: CliIo): Command {
         const ids = flags.run ? await sessionsOfRun(io, flags, id) : [id];
         const run = flags.run ? await runRecordLines(io, flags, id) : { head: [], tail: [] };
         let title: string | undefined;
+        /** An SSH session (not a run's): played as its terminal showed it. */
+        let terminalOf: TerminalFrame[] | undefined;
         /** The run's start (its own record), each session's verified recording in turn (streamed), then how the run ended. */
         const play = async (emit: (line: TranscriptLine) => Promise<void>): Promise<void> => {
           for (const line of run.head) await emit(line);
           for (const one of ids) {
             await withVerifiedRecording(io, flags, one, async (dir, check, summary) => {
               refuseInvalid(check, summary.id, summary);
+              if (summary.type === 'ssh' && !flags.run) {
+                const events: RecordingEvent[] = [];
+                for await (const e of readEvents(dir, check.manifest!)) events.push(e);
+                terminalOf = [...terminalFrames(events)];
+                return;
+              }
               title ??= flags.run ? `run ${id} of ${summary.subject}` : `${summary.subject} on ${summary.connection}`;
               for await (const line of transcript(dir, check, summary)) await emit(line);
             });
           }
           for (const line of run.tail) await emit(line);
         };
+        const playTerminalOf = async (): Promise<void> => {
+          if (terminal) await playTerminal(terminalOf!, { stdout: io.stdout as NodeJS.WriteStream, ...(interactive ? { stdin: io.stdin as NodeJS.ReadStream } : {}), speed: flags.speed, skipIdle: flags.skipIdle === true, ...(io.signal ? { signal: io.signal } : {}) });
+          else for (const f of terminalOf!) if (f.code === 'o') io.stdout.write(f.data);
+        };
         if (interactive) {
           const all: TranscriptLine[] = [];
           await play(async (line) => void all.push(line));
+          if (terminalOf) return playTerminalOf();
           await playReplay(all, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: title ?? id });
           return;
         }
@@ -369,6 +383,7 @@ export function sessionsCommand(io: CliIo): Command {
           last = line.at;
           io.stdout.write(`${line.text}\n`);
         });
+        if (terminalOf) await playTerminalOf();
       }),
   );
 
@@ -380,6 +395,12 @@ export function sessionsCommand(io: CliIo): Command {
       .action(async (id: string, flags: CommonFlags & { format: 'json' | 'jsonl' | 'asciicast' }) => {
         await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
           refuseInvalid(check, summary.id, summary);
+          if (flags.format === 'asciicast' && summary.type === 'ssh') {
+            const events: RecordingEvent[] = [];
+            for await (const e of readEvents(dir, check.manifest!)) events.push(e);
+            for (const line of asciicast(events, { startedAt: Date.parse(summary.startedAt), title: `hoop session ${summary.id} (${summary.subject} on ${summary.connection})` })) io.stdout.write(`${line}\n`);
+            return;
+          }
           if (flags.format === 'asciicast') {
             // asciicast v3: a header, then [interval since the previous event, "o", text].
             const start = Date.parse(summary.startedAt);

@@ -286,6 +286,24 @@ describe('forwarding, ptys and reviews', () => {
     const events = await recordingOf(lastSession('bastion'));
     expect(events.find((e) => e.t === 'ssh-pty')).toMatchObject({ cols: 100, rows: 30 });
     expect(events.filter((e) => e.t === 'ssh-resize')).toContainEqual(expect.objectContaining({ cols: 120, rows: 40 }));
+
+    // Replayed as the terminal showed it, and exported as asciicast v3.
+    const id = lastSession('bastion');
+    const cli = async (argv: string[]) => stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+    const replay = await cli(['sessions', 'replay', id, '--no-tty']);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toMatch(/30 100\r\n(.|\n)*40 120\r\n(.|\n)*is-a-tty/);
+    const cast = await cli(['sessions', 'export', id, '--format', 'asciicast']);
+    const [header, ...lines] = cast.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    expect(header).toMatchObject({ version: 3, term: { cols: 100, rows: 30 } });
+    const frames = lines as Array<[number, string, string]>;
+    expect(frames.every(([interval]) => interval >= 0)).toBe(true);
+    expect(frames).toContainEqual([expect.any(Number), 'r', '120x40']);
+    expect(frames.filter(([, code]) => code === 'o').map(([, , d]) => d).join('')).toMatch(/30 100\r\n(.|\n)*40 120/);
+    expect(frames[frames.length - 1]).toEqual([expect.any(Number), 'x', '0']);
+    // The resize came about 2 s after the output began: the timing is the session's.
+    const untilResize = frames.slice(0, frames.findIndex(([, c, d]) => c === 'r' && d === '120x40') + 1).reduce((n, [i]) => n + i, 0);
+    expect(untilResize).toBeGreaterThan(1.5);
   }, 60_000);
 
   it('holds a reviewed command until a reviewer approves it, then runs it', async () => {

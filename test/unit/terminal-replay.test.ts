@@ -1,0 +1,65 @@
+/**
+ * An SSH session's terminal replay: frames from recorded events, asciicast v3 lines, and the
+ * player's timing (speed, idle skipping, quit).
+ */
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../../src/ssh/terminal-replay.js';
+import type { RecordingEvent } from '../../src/recording/event-line.js';
+
+const events: RecordingEvent[] = [
+  { t: 'ssh-pty', at: 1000, ch: 1, term: 'xterm', cols: 90, rows: 20 },
+  { t: 'ssh-shell', at: 1000, ch: 1, decision: 'allow' },
+  { t: 'ssh-data', at: 1100, ch: 1, s: 'o', data: '$ ' },
+  { t: 'ssh-data', at: 1200, ch: 1, s: 'i', data: 'ls\r' },
+  { t: 'ssh-data', at: 1300, ch: 1, s: 'o', data64: Buffer.from('ls\r\nfile é\r\n').toString('base64') },
+  { t: 'ssh-resize', at: 1400, ch: 1, cols: 100, rows: 30 },
+  { t: 'ssh-exit', at: 9000, ch: 1, status: 0 },
+];
+
+describe('terminal replay', () => {
+  it('turns events into frames: output, resizes, markers and the exit; input only when asked', () => {
+    expect([...terminalFrames(events)].map((f) => `${f.code}:${f.data}`)).toEqual(['r:90x20', 'm:shell', 'o:$ ', 'o:ls\r\nfile é\r\n', 'r:100x30', 'x:0']);
+    expect([...terminalFrames(events, true)].some((f) => f.code === 'i' && f.data === 'ls\r')).toBe(true);
+  });
+
+  it('writes asciicast v3: a header with the first size, then intervals since the previous event', () => {
+    const [header, ...lines] = [...asciicast(events, { startedAt: 900, title: 't' })].map((l) => JSON.parse(l) as unknown);
+    expect(header).toEqual({ version: 3, term: { cols: 90, rows: 20 }, timestamp: 0, title: 't' });
+    expect(lines[0]).toEqual([0.1, 'r', '90x20']);
+    expect(lines.map((l) => (l as [number])[0]).reduce((a, b) => a + b, 0)).toBeCloseTo(8.1, 3);
+  });
+
+  const frames: TerminalFrame[] = [
+    { at: 0, code: 'o', data: 'a' },
+    { at: 400, code: 'o', data: 'b' },
+    { at: 5400, code: 'o', data: 'c' },
+  ];
+  const collect = (): { out: PassThrough; text: () => string } => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    return { out, text: () => text };
+  };
+
+  it('plays with the recorded timing, faster with --speed, and caps idle time with --skip-idle', async () => {
+    const { out, text } = collect();
+    const t0 = Date.now();
+    await playTerminal(frames, { stdout: out, speed: 4, skipIdle: true });
+    const took = Date.now() - t0;
+    expect(text()).toBe('abc');
+    // 400 ms / 4 + min(5000 / 4, 1000) = 1100 ms
+    expect(took).toBeGreaterThanOrEqual(1000);
+    expect(took).toBeLessThan(2000);
+  });
+
+  it('quits on q', async () => {
+    const { out, text } = collect();
+    const keys = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
+    setTimeout(() => keys.write('q'), 100);
+    const t0 = Date.now();
+    await playTerminal(frames, { stdout: out, stdin: keys, speed: 1, skipIdle: false });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(text()).toBe('a');
+  });
+});
