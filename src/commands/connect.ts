@@ -141,7 +141,7 @@ export function connectCommand(io: CliIo): Command {
       const records = new CommandRecords(io, provider, log);
       records.resume();
       try {
-        const local = await openLocalPort({ io, provider, name, policy: opts, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.socket ? { socket: opts.socket } : {}), log, say, records });
+        const local = await openLocalPort({ io, provider, name, info, policy: opts, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.socket ? { socket: opts.socket } : {}), log, say, records });
         let pgpassFile: string | undefined;
         try {
           pgpassFile = await writePgpass({ env: io.env, name, entries: [local] });

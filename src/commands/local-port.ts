@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import { getConnection } from '../auth/gateway-client.js';
+import { getConnection, type ConnectionInfo } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -31,6 +31,8 @@ export interface LocalPortOptions {
   provider: ResolvedTokenProvider;
   /** The connection, as `hoop connections` lists it. */
   name: string;
+  /** What the gateway said of it, when the caller asked already. */
+  info?: ConnectionInfo;
   /** Where the CLI's policy bundle comes from, if it judges statements first. */
   policy: LocalPolicyOptions;
   /** A TCP port on 127.0.0.1 (default: any free one). */
@@ -76,7 +78,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
   const { provider, name, log, say } = o;
   const records = o.records?.keeps ? o.records : undefined;
   const { gateway, ca } = provider;
-  const info = await getConnection({ gateway, ca }, (await provider.current()).token, name);
+  const info = o.info ?? (await getConnection({ gateway, ca }, (await provider.current()).token, name));
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection; a local port serves postgres connections`);
 
   // Early checks: the same gate as the gateway's, on the CLI's copy of the policy.

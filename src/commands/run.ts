@@ -32,14 +32,15 @@ import { configDir } from '../auth/paths.js';
 import { dotted, parseWithSchema, readErrorMessage, yamlMessage, zodProblems } from '../config/yaml.js';
 import { commandTokenProvider } from '../client-config.js';
 import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
-import { getRecordingKeys } from '../auth/gateway-client.js';
+import { getConnection, getRecordingKeys } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { RecordingWriter } from '../recording/writer.js';
 import { VERSION } from '../version.js';
 import { CommandRecords } from './client-records.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
+import { removeRunFile, writePgpass, writeRunFile } from '../postgres/pgpass.js';
+import { openSshPort, type SshPort } from '../ssh/local-port.js';
 import { cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from './connect.js';
@@ -109,11 +110,21 @@ function clientVariable(name: string): boolean {
   return name.startsWith('PG') || name.startsWith('DATABASE_URL');
 }
 
-/** The command's environment: the inherited one without client variables, then the run's ports (the first named is libpq's default). */
-export function runEnvironment(inherited: NodeJS.ProcessEnv, ports: readonly LocalPort[], pgpassFile: string, runId: string): NodeJS.ProcessEnv {
+/**
+ * The command's environment: the inherited one without client variables, then the run's ports
+ * (the first PostgreSQL one named is libpq's default), and with SSH connections their ssh_config
+ * as `HOOP_SSH_CONFIG`, for ssh, git (`GIT_SSH_COMMAND`) and rsync (`RSYNC_RSH`).
+ */
+export function runEnvironment(inherited: NodeJS.ProcessEnv, ports: readonly LocalPort[], pgpassFile: string | undefined, runId: string, sshConfig?: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(inherited)) if (!clientVariable(k)) env[k] = v;
-  const first = ports[0]!;
+  env.HOOP_RUN_ID = runId;
+  if (sshConfig) {
+    const ssh = `ssh -F ${shellQuote(sshConfig)}`;
+    Object.assign(env, { HOOP_SSH_CONFIG: sshConfig, GIT_SSH_COMMAND: ssh, RSYNC_RSH: ssh });
+  }
+  const first = ports[0];
+  if (!first || !pgpassFile) return env;
   Object.assign(env, {
     PGHOST: first.host,
     PGPORT: String(first.port),
@@ -121,7 +132,6 @@ export function runEnvironment(inherited: NodeJS.ProcessEnv, ports: readonly Loc
     PGDATABASE: first.database,
     PGPASSFILE: pgpassFile,
     ...(first.sslrootcert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: first.sslrootcert } : {}),
-    HOOP_RUN_ID: runId,
   });
   // The per-run password in the URL too: drivers that read no PGPASSFILE (most outside libpq) need it.
   if (ports.length === 1) env.DATABASE_URL = localUri(first, first.password);
@@ -211,7 +221,9 @@ export function runCommand(io: CliIo): Command {
       const records = new CommandRecords(io, provider, log);
       records.resume();
       const ports: LocalPort[] = [];
+      const sshPorts: SshPort[] = [];
       let pgpassFile: string | undefined;
+      let sshConfig: string | undefined;
       let giveSignals: (() => void) | undefined;
       /** The run as one unit, signed by this CLI (when the gateway keeps records). */
       let runRecord: RecordingWriter | undefined;
@@ -222,16 +234,24 @@ export function runCommand(io: CliIo): Command {
           return undefined;
         });
         // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
-        for (const [i, name] of names.entries()) ports.push(await openLocalPort({ io, provider, name, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say, records, onSession: (id) => runRecord?.append({ t: 'session', at: Date.now(), id, connection: name }) }));
+        for (const [i, name] of names.entries()) {
+          const onSession = (id: string): void => void runRecord?.append({ t: 'session', at: Date.now(), id, connection: name });
+          const info = await getConnection({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, name);
+          if (info.type === 'ssh') sshPorts.push(await openSshPort({ env: io.env, provider, name, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), runId, context, log, say, onSession }));
+          else ports.push(await openLocalPort({ io, provider, name, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say, records, onSession }));
+        }
         // Interrupted while the ports opened: the command never starts.
         if (io.signal.aborted) {
           runRecord?.append({ t: 'end', at: Date.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: Date.now() - started });
           throw new CommandExit(130);
         }
-        pgpassFile = await writePgpass({ env: io.env, name: 'run', entries: ports });
+        if (ports.length > 0) pgpassFile = await writePgpass({ env: io.env, name: 'run', entries: ports });
+        // Several SSH connections: one ssh_config that includes each port's.
+        if (sshPorts.length > 1) sshConfig = await writeRunFile(io.env, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join(''));
+        else sshConfig = sshPorts[0]?.configFile;
         log.info('run.start', { run: runId, connections: names, command: file });
         const child = execa(file!, args, {
-          env: runEnvironment(io.env, ports, pgpassFile, runId),
+          env: runEnvironment(io.env, ports, pgpassFile, runId, sshConfig),
           extendEnv: false,
           cwd: io.cwd,
           stdin: io.stdin ? inherited(io.stdin, 0) : 'ignore',
@@ -265,8 +285,9 @@ export function runCommand(io: CliIo): Command {
         throw new CommandExit(exitCodeOf(result));
       } finally {
         giveSignals?.();
-        for (const port of ports) await port.close();
+        for (const port of [...ports, ...sshPorts]) await port.close();
         if (pgpassFile) await removeRunFile(pgpassFile);
+        if (sshConfig && sshPorts.length > 1) await removeRunFile(sshConfig);
         if (runRecord) {
           await runRecord.close().then(
             () => records.closed('runs', runId),
