@@ -1,0 +1,116 @@
+/**
+ * SSH connections and the `ssh` section of a policy bundle: pinned host keys as written in a
+ * known_hosts file, a public key or a fingerprint; exactly one credential; the judge's decisions on
+ * shells, commands (globs and regular expressions, the most restrictive rule winning),
+ * environment variables, forwarding targets and sftp under read-only access.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import { afterAll, describe, expect, it } from 'vitest';
+import { hostKeyFingerprint, sshFingerprint, type SshConnection } from '../../src/config/connection.js';
+import { PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
+import { sshJudgeFor } from '../../src/policy/ssh.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-policy-ssh-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+let n = 0;
+function repo(text: string): string {
+  const dir = join(base, `r${n++}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'hoop.yaml'), text);
+  return dir;
+}
+
+const key = ssh2.utils.generateKeyPairSync('ed25519');
+const publicLine = key.public.trim().split(/\s+/).slice(0, 2).join(' ');
+const parsed = ssh2.utils.parseKey(key.public);
+const fingerprint = sshFingerprint((parsed as { getPublicSSH(): Buffer }).getPublicSSH());
+
+describe('pinned host keys', () => {
+  it('reads a fingerprint, a public key and a known_hosts line alike', () => {
+    expect(fingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    expect(hostKeyFingerprint(fingerprint)).toBe(fingerprint);
+    expect(hostKeyFingerprint(publicLine)).toBe(fingerprint);
+    expect(hostKeyFingerprint(`[bastion.internal]:2222,10.0.0.5 ${publicLine} root@bastion`)).toBe(fingerprint);
+  });
+
+  it('refuses what is none of these, and certificate authorities', () => {
+    for (const bad of ['', 'SHA256:short', 'ssh-ed25519 not-base64!', 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIA==', `@cert-authority *.internal ${publicLine}`, 'MD5:aa:bb']) expect(hostKeyFingerprint(bad)).toBeUndefined();
+  });
+});
+
+const connection = (extra: string): string => `version: 1
+connections:
+  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, hostKeys: ["${publicLine}"]${extra} }
+`;
+
+describe('ssh connections in a bundle', () => {
+  it('loads one with a key, port 22 by default, host keys as fingerprints', async () => {
+    const p = await loadPolicyDir(repo(connection(', privateKey: "${env:BASTION_KEY}"')));
+    expect(p.connections[0]).toEqual({ name: 'bastion', type: 'ssh', host: 'bastion.internal', port: 22, user: 'deploy', privateKey: { kind: 'env', name: 'BASTION_KEY' }, hostKeys: [fingerprint], allow: { subjects: [], emails: [], groups: [] } } satisfies SshConnection);
+  });
+
+  it('needs exactly one credential, as a secret reference, and a pinned key', async () => {
+    const refused = async (text: string): Promise<string> => {
+      try {
+        await loadPolicyDir(repo(text));
+      } catch (err) {
+        return (err as PolicyInvalidError).problems.join('\n');
+      }
+      throw new Error('expected a refusal');
+    };
+    expect(await refused(connection(''))).toMatch(/privateKey: .*must name the credential: a privateKey or a password/);
+    expect(await refused(connection(', privateKey: "${env:K}", password: "${env:P}"'))).toMatch(/must name the credential/);
+    expect(await refused(connection(', privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----"'))).toMatch(/privateKey: must be a secret reference/);
+    expect(await refused(connection(', password: "${env:P}", passphrase: "${env:X}"'))).toMatch(/passphrase: is the passphrase of a privateKey/);
+    expect(await refused(connection(', password: "${env:P}"').replace(`"${publicLine}"`, '"nope"'))).toMatch(/hostKeys\.0: must be a known_hosts line/);
+    expect(await refused(connection(', password: "${env:P}"').replace('type: ssh', 'type: telnet'))).toMatch(/must have a type: postgres or ssh/);
+  });
+});
+
+const policy = async (ssh: string) =>
+  loadPolicyDir(
+    repo(`${connection(', password: "${env:P}"')}ssh:
+${ssh}`),
+  );
+
+describe('the ssh judge', () => {
+  it('decides commands by glob and pattern, the most restrictive rule winning, else the default', async () => {
+    const p = await policy(`  default: review
+  rules:
+    - { name: reads, match: { commands: ["cat *", "ls*"] }, action: allow }
+    - { name: no-rm, match: { patterns: ['\\brm\\s+-[a-z]*r'] }, action: deny, message: no }
+    - { name: no-shell, match: { shell: true, groups: [agents] }, action: deny }
+`);
+    const judge = sshJudgeFor(p, { subject: 'a', groups: ['agents'] }, 'bastion', 'read-write');
+    expect(judge.decide({ kind: 'exec', command: 'ls -la /' })).toMatchObject({ action: 'allow', rule: 'reads' });
+    expect(judge.decide({ kind: 'exec', command: 'cat /etc/hosts; rm -rf /' })).toMatchObject({ action: 'deny', rule: 'no-rm', message: 'no' });
+    expect(judge.decide({ kind: 'exec', command: 'uptime' })).toMatchObject({ action: 'review', reason: 'no ssh rule matches; the default is review' });
+    expect(judge.decide({ kind: 'shell' })).toMatchObject({ action: 'deny', rule: 'no-shell' });
+    expect(sshJudgeFor(p, { subject: 'b', groups: [] }, 'bastion', 'read-write').decide({ kind: 'shell' })).toMatchObject({ action: 'review' });
+  });
+
+  it('admits environment variables and forwarding targets by the lists, nothing by default', async () => {
+    const p = await policy(`  env: [LANG, "LC_*"]
+  forwarding: ["db.internal:5432", "*.cache.internal:*"]
+`);
+    const judge = sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write');
+    expect(['LANG', 'LC_ALL', 'LD_PRELOAD', 'PATH'].map((v) => judge.env(v))).toEqual([true, true, false, false]);
+    expect(judge.forward('db.internal', 5432)).toBe(true);
+    expect(judge.forward('DB.internal', 5432)).toBe(true);
+    expect(judge.forward('db.internal', 5433)).toBe(false);
+    expect(judge.forward('a.cache.internal', 6379)).toBe(true);
+    expect(judge.forward('cache.internal.evil.com', 6379)).toBe(false);
+    const none = sshJudgeFor(await policy('  default: allow\n'), { subject: 'a', groups: [] }, 'bastion', 'read-write');
+    expect(none.forward('db.internal', 5432)).toBe(false);
+  });
+
+  it('makes sftp read-only under read-only access', async () => {
+    const p = await policy('  sftp: allow\n');
+    expect(sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-only').sftp).toBe('read-only');
+    expect(sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write').sftp).toBe('allow');
+    expect(sshJudgeFor(await policy('  sftp: deny\n'), { subject: 'a', groups: [] }, 'bastion', 'read-only').sftp).toBe('deny');
+  });
+});
