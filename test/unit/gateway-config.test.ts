@@ -301,7 +301,6 @@ describe('problems are reported with file:line:col and the field', () => {
       .replace('clockToleranceSeconds: 5', 'clockToleranceSeconds: 61')
       .replace('algorithms: [ES256]', 'algorithms: [ES256, HS256, none]')
       .replace('mode: verify-full', 'mode: verify-ca')
-      .replace('type: postgres\n    host: 10', 'type: mysql\n    host: 10')
       .replace('allowCleartextWithoutTls: true', 'allowCleartextWithoutTls: "yes"')
       .replace('level: debug', 'level: loud');
     const { lines } = await problems(text);
@@ -310,11 +309,15 @@ describe('problems are reported with file:line:col and the field', () => {
       `${at(text, 'none]')}: issuers.1.algorithms.2: must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519 (symmetric and "none" are refused)`,
       `${at(text, '61')}: issuers.1.clockToleranceSeconds: must be at most 60 seconds`,
       `${at(text, 'verify-ca')}: connections.0.tls.mode: must be one of disable, prefer, require, verify-full`,
-      `${at(text, 'mysql')}: connections.1.type: must be postgres (the only type supported)`,
       `${at(text, '70000')}: connections.1.port: must be from 1 to 65535`,
       `${at(text, '"yes"')}: connections.1.allowCleartextWithoutTls: must be true or false`,
       `${at(text, 'loud')}: log.level: must be one of debug, info, warn, error`,
     ]);
+  });
+
+  it('names the connection types it knows', async () => {
+    const text = good.replace('type: postgres\n    host: 10', 'type: mysql\n    host: 10');
+    expect((await problems(text)).lines).toEqual([`${at(text, 'mysql')}: connections.1.type: must have a type: postgres or ssh`]);
   });
 
   it('checks listen, and requires tls off loopback', async () => {
