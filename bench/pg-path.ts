@@ -12,13 +12,15 @@
  * forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
  * select-only TPS at 8 clients, writes at 8 clients (pgbench's TPC-B-like script, in BEGIN ...
  * END, and one UPDATE per transaction in autocommit), and COPY-out throughput of a ~100 MB
- * table; then prints one table with each path's ratio to direct.
+ * table; then prints one table with each path's ratio to direct. Then `scp` of 100 MB up and
+ * down to an sshd of its own: direct, through hoop, and through hoop with the session recorded.
  *
  * Environment: BENCH_SECONDS (pgbench duration per run, default 10), BENCH_SCALE (pgbench scale,
  * default 10), BENCH_COPY_ROWS (rows of the COPY table, default 1000000), BENCH_COPY_RUNS (COPY
  * runs per path, median reported, default 3), BENCH_PATHS (comma list, default all),
  * BENCH_HOOP_NODE_ARGS (node flags for the hoop processes, e.g. `--cpu-prof --cpu-prof-dir=DIR`),
- * BENCH_LIMITS=0 (skip the measurements under a heavy session, see ./pg-limits.ts).
+ * BENCH_LIMITS=0 (skip the measurements under a heavy session, see ./pg-limits.ts), BENCH_SCP=0
+ * (skip scp), BENCH_SCP_RUNS (scp runs per path, median reported, default 3).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -27,6 +29,7 @@
  * @see https://www.pgbouncer.org/config.html
  * @see https://man.openbsd.org/sshd_config
  */
+import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -512,7 +515,8 @@ function benchPolicyRepo(dir: string, text: string): string {
   return repo;
 }
 
-async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, guard = false): Promise<PathSetup> {
+/** A hoop gateway started for the bench (TLS on, its own CA and OpenID provider), with `config` lines after its listen/tls/issuers. */
+async function startBenchGateway(config: string[], env: NodeJS.ProcessEnv = {}): Promise<{ url: string; caFile: string; token: string; dir: string; pid: number; hoopBin: string; stop: () => Promise<void> }> {
   const hoopBin = join(repoRoot, 'bin', 'hoop.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: run `npm run build` first');
   const { createTestPki } = await import('../test/harness/certs.js');
@@ -527,28 +531,13 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
   });
   const { dir } = tempDir('hoop-bench-gateway-');
   const configFile = join(dir, 'gateway.yaml');
-  const yamlString = (s: string): string => JSON.stringify(s);
   writeFileSync(
     configFile,
-    [
-      'listen: 127.0.0.1:0',
-      `tls: { cert: ${yamlString(leaf.certFile)}, key: ${yamlString(leaf.keyFile)} }`,
-      `issuers: [{ issuer: ${yamlString(oidc.issuer)}, audience: hoop-bench }]`,
-      // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
-      'postgres: { maxStatementBytes: 128MiB }',
-      `recording: { enabled: ${recording} }`,
-      ...(withPolicy
-        ? ['policy:', `  repo: ${yamlString(benchPolicyRepo(dir, benchPolicy(pg, guard)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
-        : [
-            'connections:',
-            `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
-          ]),
-      '',
-    ].join('\n'),
+    ['listen: 127.0.0.1:0', `tls: { cert: ${JSON.stringify(leaf.certFile)}, key: ${JSON.stringify(leaf.keyFile)} }`, `issuers: [{ issuer: ${JSON.stringify(oidc.issuer)}, audience: hoop-bench }]`, `dataDir: ${JSON.stringify(join(dir, 'data'))}`, ...config, ''].join('\n'),
   );
   const gateway = start(process.execPath, [...hoopNodeArgs(), hoopBin, 'gateway', '--config', configFile], {
     name: 'hoop gateway',
-    env: { ...process.env, BENCH_PG_PASSWORD: pg.users.scram.password, HOOP_LOG_LEVEL: process.env.HOOP_LOG_LEVEL ?? 'info' },
+    env: { ...process.env, ...env, HOOP_LOG_LEVEL: process.env.HOOP_LOG_LEVEL ?? 'info' },
   });
   const url = await waitFor(20_000, () => {
     for (const line of gateway.stderr().split('\n')) {
@@ -565,28 +554,104 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
   }).catch((e: Error) => {
     throw new Error(`gateway did not start: ${e.message}`);
   });
-
   const token = await oidc.token({ subject: 'bench', groups: [] });
-  const client = start(process.execPath, [...hoopNodeArgs(), hoopBin, 'connect', 'bench', '--gateway', url, '--ca-file', pki.caFile, '--json'], {
+  return { url, caFile: pki.caFile, token, dir, pid: gateway.child.pid!, hoopBin, stop: () => gateway.stop() };
+}
+
+/** `hoop connect <name> --json` against a bench gateway; resolves its JSON line. */
+async function startBenchConnect<T>(gw: { url: string; caFile: string; token: string; hoopBin: string }, name: string): Promise<{ info: T; pid: number; stop: () => Promise<void> }> {
+  const client = start(process.execPath, [...hoopNodeArgs(), gw.hoopBin, 'connect', name, '--gateway', gw.url, '--ca-file', gw.caFile, '--json'], {
     name: 'hoop connect',
-    env: { ...process.env, HOOP_TOKEN: token },
+    env: { ...process.env, HOOP_TOKEN: gw.token },
   });
   const info = await waitFor(20_000, () => {
     const first = client.stdout().split('\n')[0];
-    if (first && client.stdout().includes('\n')) return JSON.parse(first) as { host: string; port: number; user: string; database: string; password: string };
+    if (first && client.stdout().includes('\n')) return JSON.parse(first) as T;
     if (client.child.exitCode !== null) throw new Error(`hoop connect exited ${client.child.exitCode}: ${lastLines(client.stderr(), 3)}`);
     return undefined;
   }).catch((e: Error) => {
     throw new Error(`hoop connect did not start: ${e.message}`);
   });
+  return { info, pid: client.child.pid!, stop: () => client.stop() };
+}
+
+async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, guard = false): Promise<PathSetup> {
+  const { dir } = tempDir('hoop-bench-policy-');
+  const gw = await startBenchGateway(
+    [
+      // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
+      'postgres: { maxStatementBytes: 128MiB }',
+      `recording: { enabled: ${recording} }`,
+      ...(withPolicy
+        ? ['policy:', `  repo: ${JSON.stringify(benchPolicyRepo(dir, benchPolicy(pg, guard)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
+        : [
+            'connections:',
+            `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
+          ]),
+    ],
+    { BENCH_PG_PASSWORD: pg.users.scram.password },
+  );
+  const client = await startBenchConnect<{ host: string; port: number; user: string; database: string; password: string }>(gw, 'bench');
+  const { info } = client;
   return {
     endpoint: { host: info.host, port: info.port, user: info.user, password: info.password, database: info.database },
     close: async () => {
       await client.stop();
-      await gateway.stop();
+      await gw.stop();
     },
-    pids: { gateway: gateway.child.pid!, connect: client.child.pid! },
+    pids: { gateway: gw.pid, connect: client.pid },
   };
+}
+
+/**
+ * `scp` of 100 MB (random bytes) up and down, to an sshd of its own: direct, through hoop, and
+ * through hoop with the session recorded; the median of BENCH_SCP_RUNS (default 3) runs each.
+ */
+async function measureScp(log: (s: string) => void): Promise<string[]> {
+  const { startSshd } = await import('../src/demo/sshd.js');
+  const sshd = await startSshd();
+  onCleanup('sshd', () => sshd.stop());
+  const { dir } = tempDir('hoop-bench-scp-');
+  const file = join(dir, 'payload.bin');
+  writeFileSync(file, Buffer.concat(Array.from({ length: 100 }, () => randomBytes(1024 * 1024))));
+  const runs = Number(process.env.BENCH_SCP_RUNS ?? 3);
+  const time = async (args: string[]): Promise<number> => {
+    const t = process.hrtime.bigint();
+    await runToEnd('scp', ['-q', '-o', 'BatchMode=yes', ...args], { timeoutMs: 600_000 });
+    return Number(process.hrtime.bigint() - t) / 1e9;
+  };
+  const median = (xs: number[]): number => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const rows: string[] = [];
+  const measureOne = async (name: string, up: (remote: string) => string[], down: (remote: string, local: string) => string[]): Promise<void> => {
+    const ups: number[] = [];
+    const downs: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const remote = join(sshd.dir, `payload-${i}.bin`);
+      ups.push(await time(up(remote)));
+      downs.push(await time(down(remote, join(dir, `back-${i}.bin`))));
+    }
+    rows.push(`| ${name} | ${(100 / median(ups)).toFixed(0)} MB/s | ${(100 / median(downs)).toFixed(0)} MB/s |`);
+    log(`[scp] ${rows[rows.length - 1]}`);
+  };
+  const direct = ['-F', '/dev/null', '-i', sshd.clientKeyFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-P', String(sshd.port)];
+  await measureOne('direct', (r) => [...direct, file, `127.0.0.1:${r}`], (r, l) => [...direct, `127.0.0.1:${r}`, l]);
+  for (const recording of [false, true]) {
+    const gw = await startBenchGateway(
+      [`recording: { enabled: ${recording} }`, 'connections:', `  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: [${JSON.stringify(sshd.hostKey)}], allow: { subjects: ["*"] } }`],
+    );
+    try {
+      const client = await startBenchConnect<{ sshConfig: string }>(gw, 'bastion');
+      try {
+        const cfg = ['-F', client.info.sshConfig];
+        await measureOne(recording ? 'hoop+recording' : 'hoop', (r) => [...cfg, file, `bastion:${r}`], (r, l) => [...cfg, `bastion:${r}`, l]);
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      await gw.stop();
+    }
+  }
+  return ['| scp 100 MB | up | down |', '|---|---:|---:|', ...rows];
 }
 
 /** Node flags for the hoop processes alone, from BENCH_HOOP_NODE_ARGS (e.g. `--cpu-prof`). */
@@ -719,6 +784,13 @@ async function main(): Promise<number> {
   if (interrupted) return 130;
   printTable(results, machine);
   if (limits) process.stdout.write(`${formatLimits(limits).join('\n')}\n\n`);
+  if (process.env.BENCH_SCP !== '0') {
+    try {
+      process.stdout.write(`${(await measureScp(log)).join('\n')}\n\n`);
+    } catch (err) {
+      log(`[scp] skipped: ${(err as Error).message}`);
+    }
+  }
   return results.get('direct')?.error ? 1 : 0;
 }
 
