@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';
 import { startDemo, type RunningDemo } from '../demo/demo.js';
 import { runDemoScript } from '../demo/script.js';
-import { DEMO_CONNECTION } from '../demo/sample.js';
+import { DEMO_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 
@@ -51,7 +51,18 @@ And with the CLI (after \`source ${env}\`):
   hoop connections
   hoop policy check --as analyst --group analysts --connection ${DEMO_CONNECTION} "update orders set status = 'paid'"
   hoop policy test                        # the config repo's own test cases
-
+${
+  demo.connections.includes(DEMO_SSH_CONNECTION)
+    ? `
+And SSH, to the demo's own sshd (the gateway alone holds its key; \`rm -rf\` is refused):
+  hoop connect ${DEMO_SSH_CONNECTION}                  # prints its ssh -F line; or:
+  hoop run --connect ${DEMO_SSH_CONNECTION} -- sh -c 'ssh -F "$HOOP_SSH_CONFIG" ${DEMO_SSH_CONNECTION}'
+  hoop sessions replay last               # plays the SSH session as the terminal showed it
+`
+    : `
+No SSH target: OpenSSH's server is not installed (Debian, Ubuntu: sudo apt-get install openssh-server).
+`
+}
 The policy is a git repository: ${demo.env.HOOP_POLICY_REPO}
   edit hoop.yaml there and commit; the gateway picks the commit up within 5 seconds.
 
@@ -78,7 +89,7 @@ export function demoCommand(io: CliIo): Command {
           const before = await demo.recordedSessions();
           const session = await demo.openSession();
           try {
-            const { transcript, ok } = await runDemoScript(session, { recording: () => demo.verifyLastSession(before), runAgent: (prompt, sql) => demo.runAgent(prompt, sql), review: (decision, reason) => demo.review(decision, reason) });
+            const { transcript, ok } = await runDemoScript(session, { recording: () => demo.verifyLastSession(before), runAgent: (prompt, sql) => demo.runAgent(prompt, sql), review: (decision, reason) => demo.review(decision, reason), ...(demo.runSsh ? { runSsh: demo.runSsh } : {}) });
             io.stdout.write(`${transcript.join('\n')}\n`);
             if (!ok) throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', { hint: `the gateway's log is in ${demo.dir}/gateway.log`, exitCode: 1 });
           } finally {

@@ -33,8 +33,9 @@ import { createPolicyRepo } from '../policy/git-js.js';
 import { processExists } from '../pid.js';
 import { certificateFromPem, mintCertificate } from '../x509.js';
 import { startDemoIssuer, type DemoIssuer } from './issuer.js';
+import { findSshd, startSshd, type Sshd } from './sshd.js';
 import { runSql, startDemoPostgres, type DemoPostgres } from './postgres.js';
-import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_REVIEWER, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
+import { DEMO_ACCOUNTS, DEMO_CONNECTION, DEMO_SSH_CONNECTION, DEMO_DATABASE, DEMO_ROLE, DEMO_REVIEWER, DEMO_USER, samplePolicyFiles, sampleSchemaSql } from './sample.js';
 import type { RecordingCheckResult } from './script.js';
 import { openSqlSession, type SqlSession } from './session.js';
 
@@ -74,6 +75,11 @@ export interface RunningDemo {
   verifyLastSession(before: number): Promise<RecordingCheckResult>;
   /** How many ended sessions of the demo user the gateway lists. */
   recordedSessions(): Promise<number>;
+  /**
+   * With an SSH target: `hoop run --connect demo-ssh` with a shell command that runs one command
+   * over ssh and then one the policy refuses; resolves what it printed and the replay of its last session.
+   */
+  runSsh?: (script: string) => Promise<{ code: number; stdout: string; stderr: string; replay: string }>;
   /**
    * An agent wrapped by `hoop run` with `prompt`: `hoop exec <connection> --csv -c <sql>` as its
    * command; resolves what it printed and its exit code, and the replay of the run (its own record first).
@@ -119,6 +125,7 @@ function paths(dir: string) {
     env: join(dir, 'env'),
     pgpass: join(dir, 'pgpass'),
     localCa: join(dir, 'tls', 'local.crt'),
+    sshd: join(dir, 'sshd'),
   };
 }
 
@@ -127,6 +134,8 @@ interface DemoState {
   postgresPort: number;
   /** The provider's port: kept, so the issuer the gateway trusts and the CLI's profile names stays the same. */
   issuerPort?: number;
+  /** The demo's sshd's port: kept, as the policy repo names it. */
+  sshdPort?: number;
 }
 
 
@@ -219,9 +228,24 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       await writeFile(p.rolePassword, `${password}\n`, { mode: 0o600 });
     }
 
+    // OpenSSH's sshd, when installed: the SSH target (its keys kept beside the database).
+    let sshd: Sshd | undefined;
+    if (findSshd()) {
+      options.say('starting sshd (the SSH target)');
+      state.sshdPort ??= await freePort();
+      await writeFile(p.state, `${JSON.stringify(state)}\n`);
+      sshd = await startSshd({ dir: p.sshd, port: state.sshdPort }).catch((err: unknown) => {
+        options.say(`  no SSH target: sshd did not start (${describeError(err)})`);
+        return undefined;
+      });
+      if (sshd) stops.push(() => sshd!.stop());
+    } else {
+      options.say("no SSH target: OpenSSH's server is not installed (Debian, Ubuntu: sudo apt-get install openssh-server; Fedora: sudo dnf install openssh-server)");
+    }
+
     // The config repo with the sample policy (kept: the user may commit to it).
     if (!existsSync(p.repo)) {
-      await createPolicyRepo(p.repo, samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword }), { name: 'hoop demo', email: 'demo@hoop.invalid' }, 'The demo policy');
+      await createPolicyRepo(p.repo, samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword, ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}) }), { name: 'hoop demo', email: 'demo@hoop.invalid' }, 'The demo policy');
     }
 
     // The OpenID provider and the gateway.
@@ -246,7 +270,7 @@ policy:
   repo: ${q(p.repo)}
   ref: main
   pullIntervalSeconds: 5
-  allowedSecrets: [${q(`\${file:${p.secrets}/*}`)}]
+  allowedSecrets: [${q(`\${file:${p.secrets}/*}`)}, ${q(`\${file:${p.sshd}/client_key}`)}]
 `,
     );
     options.say(`starting the gateway on ${gatewayUrl}`);
@@ -362,6 +386,7 @@ policy:
       const r = await cli(['sessions', 'ls', '--json']);
       return r.code === 0 && (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string; clientRecord?: string }> }).sessions.find((s) => s.endedAt !== undefined)?.clientRecord === 'complete';
     };
+    const hasSsh = sshd !== undefined && (await readFile(join(p.repo, 'hoop.yaml'), 'utf8')).includes(`name: ${DEMO_SSH_CONNECTION}`);
     const sessionTarget = {
       host: connection.host,
       port: connection.port,
@@ -377,10 +402,25 @@ policy:
       env,
       psql,
       connection,
-      connections: [DEMO_CONNECTION],
+      connections: hasSsh ? [DEMO_CONNECTION, DEMO_SSH_CONNECTION] : [DEMO_CONNECTION],
       postgres: { source: pg.source, version: pg.version, port: pg.port },
       openSession: () => openSqlSession(sessionTarget),
       recordedSessions,
+      ...(hasSsh
+        ? {
+            async runSsh(script: string) {
+              const run = await cli(['run', '--connect', DEMO_SSH_CONNECTION, '--', 'sh', '-c', script]);
+              let replay = '';
+              for (let i = 0; i < 50 && !replay; i++) {
+                const ls = await cli(['sessions', 'ls', '--json', '--connection', DEMO_SSH_CONNECTION]);
+                const last = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.find((s) => s.endedAt !== undefined) : undefined;
+                if (last) replay = (await cli(['sessions', 'replay', last.id, '--no-tty'])).out;
+                else await new Promise((r) => setTimeout(r, 100));
+              }
+              return { code: run.code, stdout: run.out, stderr: run.err, replay };
+            },
+          }
+        : {}),
       async runAgent(prompt, sql) {
         const run = await cli(['run', '--connect', DEMO_CONNECTION, '--prompt', prompt, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--csv', '-c', sql]);
         const ls = await cli(['sessions', 'ls', '--json']);

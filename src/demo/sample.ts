@@ -95,7 +95,12 @@ export interface SampleTarget {
   port: number;
   /** The file holding the role's password (the bundle refers to it as a secret). */
   passwordFile: string;
+  /** The demo's sshd, when OpenSSH's server is installed: the `demo-ssh` connection. */
+  ssh?: { port: number; user: string; keyFile: string; hostKey: string };
 }
+
+/** The demo's SSH connection (when OpenSSH's server is installed). */
+export const DEMO_SSH_CONNECTION = 'demo-ssh';
 
 /**
  * The files of the demo's config repo: `hoop.yaml` (connection, access, statement rules,
@@ -116,9 +121,20 @@ connections:
     user: ${DEMO_ROLE}
     password: \${file:${target.passwordFile}}   # a secret reference: only the gateway reads it
     tls: { mode: disable }                      # the demo's server is on this machine
-
+${
+  target.ssh
+    ? `  - name: ${DEMO_SSH_CONNECTION}                             # the demo's own sshd: the gateway alone holds its key
+    type: ssh
+    host: 127.0.0.1
+    port: ${target.ssh.port}
+    user: ${target.ssh.user}
+    privateKey: \${file:${target.ssh.keyFile}}
+    hostKeys: ["${target.ssh.hostKey}"]         # pinned: another server is refused
+`
+    : ''
+}
 access:                                         # nobody gets in unless a rule admits them
-  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}], mode: read-write, maxSessionSeconds: 28800 }
+  - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
   - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}], mode: read-only, statementTimeout: 30s }
 
 statements:
@@ -145,7 +161,18 @@ masking:
     - { detector: payment-card, strategy: last4 }
     - { detector: email, strategy: redact }
   derived: mask
-`,
+${
+  target.ssh
+    ? `
+ssh:                                            # what sessions on ${DEMO_SSH_CONNECTION} may do
+  rules:
+    - name: no-recursive-rm
+      match: { patterns: ['\\brm\\s+-[a-zA-Z]*r'] }
+      action: deny
+      message: recursive deletes are not allowed through hoop
+`
+    : ''
+}`,
     'policy/tests/demo.yaml': `# Run with: hoop policy test --dir <this repository>
 tests:
   - name: engineers read customers

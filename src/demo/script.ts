@@ -107,10 +107,15 @@ export interface DemoScriptChecks {
   runAgent?: (prompt: string, sql: string) => Promise<{ code: number; stdout: string; replay: string }>;
   /** The reviewer's `hoop review approve|deny` of the statement the session waits on. */
   review?: (decision: 'approve' | 'deny', reason?: string) => Promise<{ code: number; line: string }>;
+  /** With an SSH target: `hoop run --connect demo-ssh -- sh -c <script>` and the replay of its last session. */
+  runSsh?: (script: string) => Promise<{ code: number; stdout: string; stderr: string; replay: string }>;
 }
 
+/** What the agent runs on the SSH target: a command, then one the demo policy refuses. */
+const SSH_SCRIPT = 'ssh -F "$HOOP_SSH_CONFIG" demo-ssh \'echo "hello from $(uname -s)"\'; ssh -F "$HOOP_SSH_CONFIG" demo-ssh \'rm -rf /tmp/hoop-demo-nothing\'; echo "refused: exit $?"';
+
 export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
-  const { recording, runAgent, review } = checks;
+  const { recording, runAgent, review, runSsh } = checks;
   const transcript: string[] = [];
   let passed = 0;
   for (const step of STEPS) {
@@ -153,6 +158,29 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
             : undefined;
     if (problem === undefined) passed++;
     transcript.push(problem === undefined ? "   ok   hoop run wrapped the agent: its session is linked to the run, and the run's own record (its prompt, its exit code) is signed by this machine and uploaded" : `   FAIL ${problem}`, '');
+  }
+  if (runSsh) {
+    total++;
+    const r = await runSsh(SSH_SCRIPT);
+    transcript.push(`agent> hoop run --connect demo-ssh -- sh -c ${JSON.stringify(SSH_SCRIPT)}`);
+    for (const line of [...r.stdout.trim().split('\n'), ...r.stderr.trim().split('\n')].filter(Boolean)) transcript.push(`        ${line}`);
+    const problem =
+      r.code !== 0
+        ? `hoop run exited ${r.code}`
+        : !/^hello from \S+$/m.test(r.stdout)
+          ? `the command's output was ${JSON.stringify(r.stdout)}`
+          : !r.stdout.includes('refused: exit 126') || !r.stderr.includes('hoop: recursive deletes are not allowed through hoop')
+            ? `the rm -rf was not refused: ${JSON.stringify(r.stderr)}`
+            : !r.replay.includes('$ rm -rf /tmp/hoop-demo-nothing')
+              ? `the replay of the SSH session did not show it: ${JSON.stringify(r.replay)}`
+              : undefined;
+    if (problem === undefined) passed++;
+    transcript.push(
+      problem === undefined
+        ? "   ok   over SSH too: the gateway alone holds the target's key, refused the rm -rf before it reached the server, and recorded the session (hoop sessions replay plays it)"
+        : `   FAIL ${problem}`,
+      '',
+    );
   }
   transcript.push(`${passed} of ${total} expected outcomes happened.`);
   return { transcript, ok: passed === total };

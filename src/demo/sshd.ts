@@ -61,18 +61,25 @@ async function waitForPort(port: number, child: ChildProcess, stderr: () => stri
   }
 }
 
-/** Starts an sshd; see the module documentation. `config` lines are added to its sshd_config. */
-export async function startSshd(options: { config?: string[] } = {}): Promise<Sshd> {
+/**
+ * Starts an sshd; see the module documentation. `config` lines are added to its sshd_config. In
+ * `dir` (made if missing) its keys are kept across starts; without, a temporary directory is
+ * removed when it stops. `port`: the one to listen on (default: a free one).
+ */
+export async function startSshd(options: { config?: string[]; dir?: string; port?: number } = {}): Promise<Sshd> {
   const found = findSshd();
   if (!found) throw new Error('OpenSSH server is not installed (Debian: apt-get install openssh-server)');
-  const dir = mkdtempSync(join(tmpdir(), 'hoop-sshd-'));
-  const keygen = (file: string, comment: string): void => void execFileSync(found.keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(dir, file)]);
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'hoop-sshd-'));
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const keygen = (file: string, comment: string): void => {
+    if (!existsSync(join(dir, file))) execFileSync(found.keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', join(dir, file)]);
+  };
   keygen('host_key', 'hoop-sshd-host');
   keygen('client_key', 'hoop-sshd-client');
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')), { mode: 0o600 });
   // sshd's privilege separation directory, absent on machines where the packaged sshd never ran.
   if (process.getuid?.() === 0 && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755, recursive: true });
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   writeFileSync(
     join(dir, 'sshd_config'),
     [
@@ -106,7 +113,7 @@ export async function startSshd(options: { config?: string[] } = {}): Promise<Ss
     await waitForPort(port, child, () => err, 10_000);
   } catch (e) {
     child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    if (!options.dir) rmSync(dir, { recursive: true, force: true });
     throw e;
   }
   const hostKey = readFileSync(join(dir, 'host_key.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
@@ -125,7 +132,7 @@ export async function startSshd(options: { config?: string[] } = {}): Promise<Ss
         await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
         if (child.exitCode === null) child.kill('SIGKILL');
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
