@@ -79,6 +79,11 @@ export class SshEngine implements Engine<SshConnection> {
         end(e.reason, e.message);
       };
       session.signal.addEventListener('abort', onAbort, { once: true });
+      /** Whatever a client sends that trips the engine (or ssh2) ends that one session, never the gateway. */
+      const fail = (err: unknown): void => {
+        log.warn('ssh.session-failed', { ...who, error: describeError(err) });
+        end('protocol-violation', describeError(err));
+      };
       channel.on('data', (b: Buffer) => (counts.fromClient += b.length));
       const write = channel.write.bind(channel);
       channel.write = ((chunk: Buffer, ...rest: never[]) => {
@@ -92,7 +97,7 @@ export class SshEngine implements Engine<SshConnection> {
       const signIn = setTimeout(() => end('handshake-timeout', 'the client did not sign in in time'), this.#o.handshakeTimeoutMs ?? 30_000);
       signIn.unref();
       server.on('connection', (c: Connection) => {
-        client = c;
+        client = guarded(c, fail);
         c.on('error', (err: Error) => log.debug('ssh.client-error', { ...who, error: describeError(err) }));
         c.on('authentication', (ctx: AuthContext) => {
           if (ctx.method !== 'publickey' || !expected) return ctx.reject(['publickey']);
@@ -107,7 +112,7 @@ export class SshEngine implements Engine<SshConnection> {
           clearTimeout(signIn);
           session.recording?.stream.event({ t: 'ssh-signed-in', at: Date.now(), user: session.connection.user, target: `${session.connection.host}:${session.connection.port}` });
           upstream = openUpstreamSsh(session.connection, this.#o.resolveSecret, this.#o.upstreamTimeoutMs ?? 15_000).then((u) => {
-            upstreamClient = u;
+            upstreamClient = guarded(u, fail);
             u.on('error', (err: Error) => log.debug('ssh.upstream-error', { ...who, error: describeError(err) }));
             u.on('close', () => end('upstream-closed'));
             return u;
@@ -122,7 +127,7 @@ export class SshEngine implements Engine<SshConnection> {
             setTimeout(() => end(reason!, e.message), 200).unref();
           });
           let channels = 0;
-          c.on('session', (accept) => this.#session(session, accept(), ++channels, () => upstream!));
+          c.on('session', (accept) => this.#session(session, guarded(accept(), fail), ++channels, () => upstream!, fail));
           c.on('tcpip', (accept, reject, info) => {
             const n = ++channels;
             const target = `${info.destIP}:${info.destPort}`;
@@ -135,17 +140,18 @@ export class SshEngine implements Engine<SshConnection> {
             }
             upstream!.then(
               (u) =>
-                u.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
+                u.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, safely(fail, (err: Error | undefined, up: ClientChannel) => {
                   if (err) {
                     session.recording?.stream.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
                     return reject();
                   }
-                  const down = accept();
+                  const down = guarded(accept(), fail);
+                  guarded(up, fail);
                   relay(up, down, undefined);
                   relay(down, up, undefined);
                   down.on('close', () => up.close());
                   up.on('close', () => down.close());
-                }),
+                })),
               () => reject(),
             );
           });
@@ -176,7 +182,7 @@ export class SshEngine implements Engine<SshConnection> {
   }
 
   /** One session channel: its requests, then the shell, command or subsystem it runs. */
-  #session(session: TunnelSession<SshConnection>, s: Session, n: number, upstream: () => Promise<SshClient>): void {
+  #session(session: TunnelSession<SshConnection>, s: Session, n: number, upstream: () => Promise<SshClient>, fail: (err: unknown) => void): void {
     const rec = session.recording?.stream;
     let pty: PseudoTtyInfo | undefined;
     const env: Record<string, string> = {};
@@ -199,9 +205,13 @@ export class SshEngine implements Engine<SshConnection> {
       env[key] = val;
       accept?.();
     });
-    s.on('signal', (accept, _reject, { name }) => {
+    s.on('signal', (accept, reject, { name }) => {
       rec?.event({ t: 'ssh-signal', at: Date.now(), ch: n, signal: name });
-      running?.signal(name);
+      try {
+        running?.signal(name);
+      } catch {
+        return reject?.(); // not a signal name of RFC 4254 section 6.10
+      }
       accept?.();
     });
     s.on('auth-agent', (_accept, reject) => {
@@ -212,7 +222,10 @@ export class SshEngine implements Engine<SshConnection> {
       rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: 'x11-forwarding' });
       reject?.();
     });
-    const run = (request: SshRequest | { kind: 'sftp' }, down: ServerChannel): void => {
+    const run = (request: SshRequest | { kind: 'sftp' }, accepted: ServerChannel | undefined): void => {
+      // ssh2 accepts one shell, exec or subsystem per channel: a second one gets nothing.
+      if (!accepted) return;
+      const down = guarded(accepted, fail);
       const verdict: SshVerdict = request.kind === 'sftp' ? sftpVerdict(session) : (session.ssh?.decide(request) ?? { action: 'allow', reason: 'no ssh policy' });
       rec?.event({
         t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
@@ -226,10 +239,13 @@ export class SshEngine implements Engine<SshConnection> {
       const refuse = (message: string): void => {
         down.stderr.write(`hoop: ${message}\r\n`);
         rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: REFUSED_EXIT_STATUS, refused: true });
-        down.write(EMPTY, () => {
-          down.exit(REFUSED_EXIT_STATUS);
-          down.end();
-        });
+        down.write(
+          EMPTY,
+          safely(fail, () => {
+            down.exit(REFUSED_EXIT_STATUS);
+            down.end();
+          }),
+        );
       };
       const start = async (): Promise<void> => {
         if (verdict.action === 'deny') {
@@ -246,11 +262,11 @@ export class SshEngine implements Engine<SshConnection> {
         } catch (err) {
           return refuse(describeError(err));
         }
-        const opened = (err: Error | undefined, up: ClientChannel): void => {
+        const opened = safely(fail, (err: Error | undefined, up: ClientChannel): void => {
           if (err) return refuse(`the target refused to start the ${request.kind === 'exec' ? 'command' : request.kind}: ${err.message}`);
-          running = up;
-          this.#bridge(session, n, request.kind, up, down);
-        };
+          running = guarded(up, fail);
+          this.#bridge(session, n, request.kind, running, down, fail);
+        });
         const options = { ...(Object.keys(env).length > 0 ? { env } : {}) };
         if (request.kind === 'exec') u.exec(request.command, { ...options, ...(pty ? { pty } : {}) }, opened);
         else if (request.kind === 'shell') u.shell(pty ?? false, options, opened);
@@ -297,7 +313,7 @@ export class SshEngine implements Engine<SshConnection> {
   }
 
   /** Relays a running channel both ways, recorded, then its exit and close in order. */
-  #bridge(session: TunnelSession<SshConnection>, n: number, kind: 'shell' | 'exec' | 'sftp', up: ClientChannel, down: ServerChannel): void {
+  #bridge(session: TunnelSession<SshConnection>, n: number, kind: 'shell' | 'exec' | 'sftp', up: ClientChannel, down: ServerChannel, fail: (err: unknown) => void): void {
     const rec = session.recording;
     const data = rec ? new SshDataRecorder(rec.stream) : undefined;
     const kept = { out: { bytes: 0 }, err: { bytes: 0 }, in: { bytes: 0 } };
@@ -326,18 +342,52 @@ export class SshEngine implements Engine<SshConnection> {
     up.on('close', () => {
       // What the target sent before closing goes out first, then its exit, EOF and close.
       let waiting = 2;
-      const done = (): void => {
+      const done = safely(fail, (): void => {
         if (--waiting > 0) return;
         if (exit?.status !== undefined) down.exit(exit.status);
-        else if (exit?.signal !== undefined) down.exit(exit.signal.replace(/^SIG/, ''), exit.core ?? false, exit.message ?? '');
+        else if (exit?.signal !== undefined) {
+          try {
+            down.exit(exit.signal.replace(/^SIG/, ''), exit.core ?? false, exit.message ?? '');
+          } catch {
+            down.exit(255); // a signal name ssh2 does not know (RFC 4254 section 6.10 lists them)
+          }
+        }
         rec?.stream.event({ t: 'ssh-exit', at: Date.now(), ch: n, ...(exit ?? {}), bytes: total, ...(sftp ? { sftp: sftp.summary() } : {}) });
         down.end();
-      };
+      });
       down.write(EMPTY, done);
       down.stderr.write(EMPTY, done);
     });
     down.on('close', () => up.close());
   }
+}
+
+/**
+ * `e` with its `emit` guarded: a listener that throws (on what a client or target sent) goes to
+ * `fail`, which ends that one session, instead of becoming an uncaught exception of the gateway.
+ */
+function guarded<T extends { emit(event: string | symbol, ...args: unknown[]): boolean }>(e: T, fail: (err: unknown) => void): T {
+  const emit = e.emit.bind(e);
+  e.emit = (event: string | symbol, ...args: unknown[]): boolean => {
+    try {
+      return emit(event, ...args);
+    } catch (err) {
+      fail(err);
+      return true;
+    }
+  };
+  return e;
+}
+
+/** `fn`, with what it throws going to `fail` (for callbacks ssh2 and streams call outside any emit). */
+function safely<A extends unknown[]>(fail: (err: unknown) => void, fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A): void => {
+    try {
+      fn(...args);
+    } catch (err) {
+      fail(err);
+    }
+  };
 }
 
 /** What the policy says of an sftp session: allowed (read-only or not), or refused. */
