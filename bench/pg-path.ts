@@ -349,41 +349,11 @@ function postgresIds(): { uid: number; gid: number } {
 }
 
 async function setupSsh(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
-  const sshd = which('sshd', ['/usr/sbin', '/usr/local/sbin']);
   const ssh = which('ssh');
-  const keygen = which('ssh-keygen');
-  if (!sshd || !ssh || !keygen) throw new Error('skipped: sshd/ssh/ssh-keygen not installed (apt-get install openssh-server openssh-client)');
-  const { dir } = tempDir('hoop-bench-ssh-');
-  execFileSync(keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', 'hoop-bench-host', '-f', join(dir, 'host_key')]);
-  execFileSync(keygen, ['-q', '-t', 'ed25519', '-N', '', '-C', 'hoop-bench-client', '-f', join(dir, 'client_key')]);
-  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')), { mode: 0o600 });
-  if (isRoot && !existsSync('/run/sshd')) mkdirSync('/run/sshd', { mode: 0o755, recursive: true });
-
-  const sshPort = await freePort();
-  const config = [
-    `Port ${sshPort}`,
-    'ListenAddress 127.0.0.1',
-    `HostKey ${join(dir, 'host_key')}`,
-    'PidFile none',
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'StrictModes no',
-    'PubkeyAuthentication yes',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'PermitRootLogin prohibit-password',
-    'UsePAM no',
-    'AllowTcpForwarding local',
-    'X11Forwarding no',
-    'PermitTTY no',
-    'PrintMotd no',
-    'LogLevel ERROR',
-    '',
-  ].join('\n');
-  writeFileSync(join(dir, 'sshd_config'), config);
-  const daemon = start(sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], { name: 'sshd' });
-  await waitForPort(sshPort, 10_000, () => daemon.child.exitCode === null).catch((e: Error) => {
-    throw new Error(`sshd did not start: ${e.message}: ${lastLines(daemon.stderr(), 3)}`);
-  });
+  if (!ssh) throw new Error('skipped: ssh not installed (apt-get install openssh-client)');
+  const { findSshd, startSshd } = await import('../src/demo/sshd.js');
+  if (!findSshd()) throw new Error('skipped: sshd/ssh-keygen not installed (apt-get install openssh-server)');
+  const sshd = await startSshd();
 
   const localPort = await freePort();
   const tunnel = start(
@@ -391,7 +361,7 @@ async function setupSsh(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
     [
       '-N',
       '-F', '/dev/null',
-      '-i', join(dir, 'client_key'),
+      '-i', sshd.clientKeyFile,
       '-o', 'IdentitiesOnly=yes',
       '-o', 'BatchMode=yes',
       '-o', 'UserKnownHostsFile=/dev/null',
@@ -399,20 +369,20 @@ async function setupSsh(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
       '-o', 'StrictHostKeyChecking=no',
       '-o', 'ExitOnForwardFailure=yes',
       '-o', 'LogLevel=ERROR',
-      '-p', String(sshPort),
+      '-p', String(sshd.port),
       '-L', `127.0.0.1:${localPort}:127.0.0.1:${pg.port}`,
       `${userInfo().username}@127.0.0.1`,
     ],
     { name: 'ssh -L' },
   );
   await waitForPort(localPort, 15_000, () => tunnel.child.exitCode === null).catch((e: Error) => {
-    throw new Error(`ssh -L did not come up: ${e.message}: ${lastLines(tunnel.stderr() || daemon.stderr(), 3)}`);
+    throw new Error(`ssh -L did not come up: ${e.message}: ${lastLines(tunnel.stderr(), 3)}`);
   });
   return {
     endpoint: { ...ep, port: localPort },
     close: async () => {
       await tunnel.stop();
-      await daemon.stop();
+      await sshd.stop();
     },
   };
 }
