@@ -73,10 +73,14 @@ export class SshEngine implements Engine<SshConnection> {
         upstreamClient?.end();
         if (!channel.destroyed) channel.end();
       };
+      /** The client's running channels: told on their stderr why the gateway ends the session. */
+      const open = new Set<ServerChannel>();
       const onAbort = (): void => {
         const e = sessionEndOf(session.signal);
         session.recording?.stream.event({ t: 'ssh-end', at: Date.now(), reason: e.reason, message: e.message });
-        end(e.reason, e.message);
+        for (const down of open) down.stderr.write(`\r\n${e.message}${e.hint ? ` (${e.hint})` : ''}\r\n`);
+        // A moment for those lines to leave before the connection ends.
+        setTimeout(() => end(e.reason, e.message), open.size > 0 ? 100 : 0).unref();
       };
       session.signal.addEventListener('abort', onAbort, { once: true });
       /** Whatever a client sends that trips the engine (or ssh2) ends that one session, never the gateway. */
@@ -127,7 +131,7 @@ export class SshEngine implements Engine<SshConnection> {
             setTimeout(() => end(reason!, e.message), 200).unref();
           });
           let channels = 0;
-          c.on('session', (accept) => this.#session(session, guarded(accept(), fail), ++channels, () => upstream!, fail));
+          c.on('session', (accept) => this.#session(session, guarded(accept(), fail), ++channels, () => upstream!, fail, open));
           c.on('tcpip', (accept, reject, info) => {
             const n = ++channels;
             const target = `${info.destIP}:${info.destPort}`;
@@ -182,7 +186,7 @@ export class SshEngine implements Engine<SshConnection> {
   }
 
   /** One session channel: its requests, then the shell, command or subsystem it runs. */
-  #session(session: TunnelSession<SshConnection>, s: Session, n: number, upstream: () => Promise<SshClient>, fail: (err: unknown) => void): void {
+  #session(session: TunnelSession<SshConnection>, s: Session, n: number, upstream: () => Promise<SshClient>, fail: (err: unknown) => void, open: Set<ServerChannel>): void {
     const rec = session.recording?.stream;
     let pty: PseudoTtyInfo | undefined;
     const env: Record<string, string> = {};
@@ -226,6 +230,8 @@ export class SshEngine implements Engine<SshConnection> {
       // ssh2 accepts one shell, exec or subsystem per channel: a second one gets nothing.
       if (!accepted) return;
       const down = guarded(accepted, fail);
+      open.add(down);
+      down.on('close', () => open.delete(down));
       const verdict: SshVerdict = request.kind === 'sftp' ? sftpVerdict(session) : (session.ssh?.decide(request) ?? { action: 'allow', reason: 'no ssh policy' });
       rec?.event({
         t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',

@@ -71,10 +71,12 @@ connections:
 ${pgConnection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
   - { name: bastion-ro, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
   - { name: bastion-pinned-wrong, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
+  - { name: bastion-timed, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${keyFile}}", hostKeys: ["${sshd.hostKey}"] }
   - { name: bastion-wrong-key, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${otherKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
 access:
   - { name: people, subjects: [alice, bob], connections: [app, bastion, bastion-pinned-wrong, bastion-wrong-key], mode: read-write }
   - { name: readers, subjects: [alice], connections: [bastion-ro], mode: read-only }
+  - { name: timed, subjects: [alice], connections: [bastion-timed], mode: read-write, maxSessionSeconds: 100 }
 statements:
   reviewers:
     - { groups: [ops], timeout: 30s }
@@ -92,6 +94,8 @@ beforeAll(async () => {
   policyRepo = new PolicyGitRepo('hoop-ssh-');
   const otherKey = policyRepo.sshKey('not-authorised');
   stack = await startStack({
+    // maxSessionSeconds: 100 lasts 3 s here.
+    gateway: { sessionLimitScale: 0.03 },
     policy: ({ pg }) => {
       policyRepo.commit(bundle(connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' }), sshd.clientKeyFile, otherKey, pg.port));
       return policyRepo.gatewayBlock(['${env:APP_*}', '${file:/tmp/*/client_key}', '${file:/tmp/*/not-authorised}']);
@@ -165,6 +169,16 @@ describe('hoop connect for an ssh connection', () => {
     expect(r.stderr).toMatch(/hoop: the SSH server of "bastion-pinned-wrong" \(127\.0\.0\.1:\d+\) showed host key SHA256:\S+, which is not one of the keys pinned for it/);
     expect(r.code).not.toBe(0);
   });
+
+  it('ends a session at its maximum length, and says why on the terminal', async () => {
+    const { info: timed } = await connectSsh('bastion-timed');
+    const t0 = Date.now();
+    const r = await ssh(['bastion-timed', 'echo started; sleep 20; echo never'], { config: timed.sshConfig });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r.stdout).toBe('started\n');
+    expect(r.stderr).toContain('hoop: this session reached its maximum length of 100 seconds');
+    expect(r.code).not.toBe(0);
+  }, 30_000);
 
   it('says when the target refuses the gateway\'s credential', async () => {
     const { info: wrong } = await connectSsh('bastion-wrong-key');
