@@ -8,6 +8,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
+import { newEd25519Key } from './keys.js';
 
 /** The key's file in the gateway's data directory. */
 export const SSH_HOST_KEY_FILE = 'ssh_host_ed25519_key';
@@ -21,7 +22,7 @@ export async function gatewaySshHostKey(dataDir: string): Promise<{ private: str
   });
   if (text === undefined) {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const made = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'hoop gateway' });
+    const made = newEd25519Key('hoop gateway');
     // `wx`: two gateways starting on one data directory keep the first key.
     await writeFile(file, made.private, { mode: 0o600, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;

@@ -16,7 +16,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -24,6 +23,7 @@ import { runtimeDir } from '../postgres/pgpass.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
 import { newSessionId, openTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
+import { newEd25519Key } from './keys.js';
 
 /** Options of {@link openSshPort}. */
 export interface SshPortOptions {
@@ -82,7 +82,7 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
   const keyFile = join(dir, 'id_ed25519');
   const knownHostsFile = join(dir, 'known_hosts');
   const configFile = join(dir, 'ssh_config');
-  const key = ssh2.utils.generateKeyPairSync('ed25519', { comment: `hoop connect ${name}` });
+  const key = newEd25519Key(`hoop connect ${name}`);
   const publicKey = key.public.trim().split(/\s+/).slice(0, 2).join(' ');
   const renewal = new TunnelTokenRenewal(provider, log, say);
   const sockets = new Set<Socket>();
