@@ -180,6 +180,27 @@ describe('hoop connect for an ssh connection', () => {
     expect(r.code).not.toBe(0);
   }, 30_000);
 
+  it('holds back an endless output while the client does not read: memory stays bounded, the rest still arrives', async () => {
+    const child = spawn('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', 'bastion', 'head -c 400000000 /dev/zero'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout = child.stdout!;
+    let got = 0;
+    stdout.on('data', (b: Buffer) => (got += b.length));
+    await sleep(1000);
+    stdout.pause();
+    await sleep(500);
+    const before = process.memoryUsage();
+    const stalledAt = got;
+    await sleep(3000);
+    const after = process.memoryUsage();
+    // The gateway and hoop connect run in this process: with the reader stalled, neither holds more than SSH's windows and the sockets' buffers.
+    expect(after.arrayBuffers + after.external - (before.arrayBuffers + before.external)).toBeLessThan(32 * 1024 * 1024);
+    expect(got - stalledAt).toBeLessThan(1024 * 1024);
+    stdout.resume();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(got).toBe(400_000_000);
+  }, 120_000);
+
   it('says when the target refuses the gateway\'s credential', async () => {
     const { info: wrong } = await connectSsh('bastion-wrong-key');
     const r = await ssh(['bastion-wrong-key', 'echo should-not-run'], { config: wrong.sshConfig });
