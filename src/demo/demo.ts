@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { login } from '../auth/login.js';
@@ -409,7 +409,9 @@ policy:
       ...(hasSsh
         ? {
             async runSsh(script: string) {
-              const run = await cli(['run', '--connect', DEMO_SSH_CONNECTION, '--', 'sh', '-c', script]);
+              // The script's ssh, sh and uname by their usual places too (the demo may run with only node on PATH).
+              const path = [dirname(findSshd()!.ssh), '/usr/bin', '/bin', options.env.PATH].filter(Boolean).join(':');
+              const run = await cli(['run', '--connect', DEMO_SSH_CONNECTION, '--', 'sh', '-c', script], { PATH: path });
               let replay = '';
               for (let i = 0; i < 50 && !replay; i++) {
                 const ls = await cli(['sessions', 'ls', '--json', '--connection', DEMO_SSH_CONNECTION]);

@@ -26,11 +26,16 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-/** Where sshd and ssh-keygen are, or undefined when OpenSSH's server is not installed. */
-export function findSshd(): { sshd: string; keygen: string } | undefined {
-  const sshd = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/usr/bin/sshd'].find((p) => existsSync(p));
-  const keygen = ['/usr/bin/ssh-keygen', '/usr/local/bin/ssh-keygen'].find((p) => existsSync(p));
-  return sshd && keygen ? { sshd, keygen } : undefined;
+/**
+ * Where sshd, ssh-keygen and the ssh client are (by their usual paths, whatever PATH says), or
+ * undefined when OpenSSH is not installed.
+ */
+export function findSshd(): { sshd: string; keygen: string; ssh: string } | undefined {
+  const find = (paths: string[]): string | undefined => paths.find((p) => existsSync(p));
+  const sshd = find(['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/usr/bin/sshd']);
+  const keygen = find(['/usr/bin/ssh-keygen', '/usr/local/bin/ssh-keygen']);
+  const ssh = find(['/usr/bin/ssh', '/usr/local/bin/ssh']);
+  return sshd && keygen && ssh ? { sshd, keygen, ssh } : undefined;
 }
 
 async function freePort(): Promise<number> {

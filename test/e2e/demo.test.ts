@@ -132,7 +132,7 @@ describe('hoop demo', () => {
     const gatewayPort = await freePort();
     const ports = ['--gateway-port', String(gatewayPort), '--port', String(await freePort())];
     const first = await demoRunning(['--dir', dir, ...ports]);
-    expect(first.info).toMatchObject({ dir, gateway: `https://127.0.0.1:${gatewayPort}`, envFile: join(dir, 'env'), connections: ['demo-db'], postgres: { source: 'npm' } });
+    expect(first.info).toMatchObject({ dir, gateway: `https://127.0.0.1:${gatewayPort}`, envFile: join(dir, 'env'), connections: findSshd() ? ['demo-db', 'demo-ssh'] : ['demo-db'], postgres: { source: 'npm' } });
     expect(first.info.postgres.version).toMatch(/^17\./);
     expect(sourced(first.info.envFile)).toEqual(first.info.env);
 
