@@ -363,7 +363,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       });
     }
     if (data.ssh) {
-      for (const k of ['default', 'sftp', 'agentForwarding', 'x11Forwarding'] as const) setScalar(`ssh.${k}`, data.ssh[k], { file, path: ['ssh', k] });
+      for (const k of ['default', 'sftp'] as const) setScalar(`ssh.${k}`, data.ssh[k], { file, path: ['ssh', k] });
       if (data.ssh.forwarding) ssh.forwarding.push(...data.ssh.forwarding);
       if (data.ssh.env) (ssh.env ??= []).push(...data.ssh.env);
       data.ssh.rules.forEach((value, i) => {
@@ -542,8 +542,6 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       default: scalar('ssh.default', SSH_DEFAULTS.default),
       sftp: scalar('ssh.sftp', SSH_DEFAULTS.sftp),
       forwarding: ssh.forwarding,
-      agentForwarding: scalar('ssh.agentForwarding', SSH_DEFAULTS.agentForwarding),
-      x11Forwarding: scalar('ssh.x11Forwarding', SSH_DEFAULTS.x11Forwarding),
       env: ssh.env ?? SSH_DEFAULTS.env,
       rules: sshRules.map((r) => r.value),
     },

@@ -480,15 +480,13 @@ export interface SshPolicy {
   sftp: 'allow' | 'read-only' | 'deny';
   /** `host:port` globs `direct-tcpip` channels may reach. */
   forwarding: string[];
-  agentForwarding: boolean;
-  x11Forwarding: boolean;
   /** Names (globs) of environment variables a client may set. */
   env: string[];
   rules: SshRule[];
 }
 
 /** The section's defaults: shells and commands allowed, sftp allowed, no forwarding, LANG and LC_* only. */
-export const SSH_DEFAULTS: SshPolicy = { default: 'allow', sftp: 'allow', forwarding: [], agentForwarding: false, x11Forwarding: false, env: ['LANG', 'LC_*'], rules: [] };
+export const SSH_DEFAULTS: SshPolicy = { default: 'allow', sftp: 'allow', forwarding: [], env: ['LANG', 'LC_*'], rules: [] };
 
 const sshList = (what: string) => z.array(nonEmpty(what), { error: `must be a list of ${what}s` }).min(1, { error: `must list at least one ${what}` });
 const sshRegex = z.string({ error: 'must be a regular expression' }).check((ctx) => {
@@ -505,8 +503,9 @@ export const sshSectionSchema = z.strictObject({
   default: action.optional(),
   sftp: z.enum(['allow', 'read-only', 'deny'], { error: 'must be allow, read-only or deny' }).optional(),
   forwarding: z.array(sshTarget, { error: 'must be a list of host:port targets' }).optional(),
-  agentForwarding: z.boolean({ error: 'must be true or false' }).optional(),
-  x11Forwarding: z.boolean({ error: 'must be true or false' }).optional(),
+  // Never: the target would reach the user's keys (or display) through the tunnel, the very thing hoop keeps from agents.
+  agentForwarding: z.literal(false, { error: "must be false: hoop never forwards the user's SSH agent to a target (the gateway's credential signs in; use forwarding: for ports)" }).optional(),
+  x11Forwarding: z.literal(false, { error: "must be false: hoop never forwards X11 to a target (the target would reach the user's display)" }).optional(),
   env: z.array(z.string({ error: 'must be a variable name or glob' }).regex(/^[A-Za-z_*][A-Za-z0-9_*]*$/, { error: 'must be a variable name or glob such as LC_*' }), { error: 'must be a list of variable names' }).optional(),
   rules: z
     .array(

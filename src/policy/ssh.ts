@@ -6,8 +6,8 @@
  *   default: allow               # shells and commands no rule matches: allow | deny | review
  *   sftp: allow                  # allow | read-only | deny (read-only access makes it read-only)
  *   forwarding: ["db.internal:5432", "*.internal:443"]   # where `ssh -L` may reach; none by default
- *   agentForwarding: false       # `ssh -A`
- *   x11Forwarding: false         # `ssh -X`
+ *   agentForwarding: false       # `ssh -A`: always refused (the only value accepted)
+ *   x11Forwarding: false         # `ssh -X`: always refused (the only value accepted)
  *   env: [LANG, "LC_*"]          # variables a client may set (`SendEnv`); the default
  *   rules:                       # the most restrictive matching rule wins
  *     - { name: no-shell-for-agents, match: { shell: true, groups: [agents] }, action: deny }
@@ -49,8 +49,6 @@ export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string };
  */
 export class SshJudge {
   readonly sftp: SshPolicy['sftp'];
-  readonly agentForwarding: boolean;
-  readonly x11Forwarding: boolean;
   readonly #rules: Array<{ rule: SshRule; commands?: RegExp[]; patterns?: RegExp[] }>;
   readonly #default: Action;
   readonly #env: RegExp[];
@@ -71,8 +69,6 @@ export class SshJudge {
       }));
     this.#default = ssh.default;
     this.sftp = mode === 'read-only' && ssh.sftp === 'allow' ? 'read-only' : ssh.sftp;
-    this.agentForwarding = ssh.agentForwarding;
-    this.x11Forwarding = ssh.x11Forwarding;
     this.#env = ssh.env.map((g) => globRegex(g));
     this.#forwarding = ssh.forwarding.map((t) => {
       const at = t.lastIndexOf(':');

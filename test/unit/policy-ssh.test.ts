@@ -116,6 +116,18 @@ describe('the ssh judge', () => {
   });
 });
 
+describe('agent and X11 forwarding', () => {
+  it('are refused at load when a policy asks for them, saying why; false is accepted', async () => {
+    const problems = await policy('  agentForwarding: true\n  x11Forwarding: true\n').then(
+      () => '',
+      (err: PolicyInvalidError) => err.problems.join('\n'),
+    );
+    expect(problems).toMatch(/ssh\.agentForwarding: must be false: hoop never forwards the user's SSH agent/);
+    expect(problems).toMatch(/ssh\.x11Forwarding: must be false: hoop never forwards X11/);
+    await expect(policy('  agentForwarding: false\n  x11Forwarding: false\n')).resolves.toBeDefined();
+  });
+});
+
 describe('new Ed25519 keys', () => {
   it('always read back (ssh2 alone writes an unreadable one about once in 200)', () => {
     for (let i = 0; i < 1000; i++) expect(ssh2.utils.parseKey(newEd25519Key('t').private)).not.toBeInstanceOf(Error);
