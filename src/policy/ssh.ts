@@ -41,7 +41,27 @@ export interface SshVerdict {
 }
 
 /** What a session channel asks to run. */
-export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string };
+export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'sftp' };
+
+/**
+ * The file transfer a command starts the way OpenSSH's and rsync's clients start one: an sftp
+ * server by path (`sftp -s /usr/lib/openssh/sftp-server`), `scp -t` (an upload, `scp -O`) or
+ * `scp -f` (a download), `rsync --server` (an upload, or a download with `--sender`). `ssh.sftp`
+ * governs these as it governs the sftp subsystem; a command that moves files some other way
+ * (`cat > f`, `tar x`) is for the ssh rules to decide.
+ */
+export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' | undefined {
+  const words = command.trim().split(/\s+/);
+  const program = words[0]?.split('/').pop();
+  if (program === 'sftp-server') return 'sftp';
+  if (program === 'rsync' && words.includes('--server')) return words.includes('--sender') ? 'download' : 'upload';
+  if (program !== 'scp') return undefined;
+  const flags = words
+    .slice(1)
+    .filter((w) => /^-[a-zA-Z]+$/.test(w))
+    .join('');
+  return flags.includes('t') ? 'upload' : flags.includes('f') ? 'download' : undefined;
+}
 
 /**
  * The `ssh` policy of one session (identity, connection, access mode), as the SSH engine asks it.
@@ -77,8 +97,27 @@ export class SshJudge {
     this.#reviewers = reviewers;
   }
 
-  /** The decision on a shell or a command: the most restrictive matching rule, else the default. */
+  /**
+   * The decision on a shell, a command or an sftp session: the most restrictive matching rule,
+   * else the default; for a file transfer (sftp, or a command that starts one), also `ssh.sftp`.
+   */
   decide(request: SshRequest): SshVerdict {
+    if (request.kind === 'sftp') return this.#transfer('sftp') ?? { action: 'allow', reason: `ssh.sftp is ${this.sftp}` };
+    const rules = this.#byRules(request);
+    const transfer = request.kind === 'exec' ? fileTransferOf(request.command) : undefined;
+    const refused = transfer && this.#transfer(transfer);
+    return refused && ACTIONS.indexOf(refused.action) >= ACTIONS.indexOf(rules.action) ? refused : rules;
+  }
+
+  /** ssh.sftp's refusal of a file transfer, if it refuses it (read-only refuses uploads; sftp's writes are refused per operation). */
+  #transfer(kind: 'sftp' | 'upload' | 'download'): SshVerdict | undefined {
+    if (this.sftp === 'deny') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'the policy does not allow file transfers (sftp, scp, rsync) on this connection', reason: 'ssh.sftp is deny' };
+    if (this.sftp === 'read-only' && kind === 'upload') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only: downloads only', reason: 'ssh.sftp is read-only' };
+    return undefined;
+  }
+
+  /** The most restrictive ssh rule matching a shell or a command, else the default. */
+  #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string }): SshVerdict {
     let best: SshVerdict | undefined;
     for (const { rule, commands, patterns } of this.#rules) {
       const m = rule.match;

@@ -25,7 +25,7 @@ import type { AuthContext, ClientChannel, Client as SshClient, Connection, Pseud
 import type { SshConnection } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { describeError } from '../errors.js';
-import type { SshRequest, SshVerdict } from '../policy/ssh.js';
+import { fileTransferOf, type SshRequest, type SshVerdict } from '../policy/ssh.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
 import { VERSION } from '../version.js';
 import { SftpStage } from './sftp-stage.js';
@@ -226,13 +226,15 @@ export class SshEngine implements Engine<SshConnection> {
       rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: 'x11-forwarding' });
       reject?.();
     });
-    const run = (request: SshRequest | { kind: 'sftp' }, accepted: ServerChannel | undefined): void => {
+    const run = (request: SshRequest, accepted: ServerChannel | undefined): void => {
       // ssh2 accepts one shell, exec or subsystem per channel: a second one gets nothing.
       if (!accepted) return;
       const down = guarded(accepted, fail);
       open.add(down);
       down.on('close', () => open.delete(down));
-      const verdict: SshVerdict = request.kind === 'sftp' ? sftpVerdict(session) : (session.ssh?.decide(request) ?? { action: 'allow', reason: 'no ssh policy' });
+      const verdict: SshVerdict = session.ssh?.decide(request) ?? { action: 'allow', reason: 'no ssh policy' };
+      // An sftp server started as a command meets the same read-only checks as the subsystem.
+      const stage = request.kind === 'sftp' || (request.kind === 'exec' && fileTransferOf(request.command) === 'sftp') ? 'sftp' : request.kind;
       rec?.event({
         t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
         at: Date.now(),
@@ -271,7 +273,7 @@ export class SshEngine implements Engine<SshConnection> {
         const opened = safely(fail, (err: Error | undefined, up: ClientChannel): void => {
           if (err) return refuse(`the target refused to start the ${request.kind === 'exec' ? 'command' : request.kind}: ${err.message}`);
           running = guarded(up, fail);
-          this.#bridge(session, n, request.kind, running, down, fail);
+          this.#bridge(session, n, stage, running, down, fail);
         });
         const options = { ...(Object.keys(env).length > 0 ? { env } : {}) };
         if (request.kind === 'exec') u.exec(request.command, { ...options, ...(pty ? { pty } : {}) }, opened);
@@ -290,7 +292,7 @@ export class SshEngine implements Engine<SshConnection> {
   }
 
   /** Holds a command for review: true once approved, else what to tell the client. */
-  async #review(session: TunnelSession<SshConnection>, request: SshRequest | { kind: 'sftp' }, verdict: SshVerdict, down: ServerChannel): Promise<true | string> {
+  async #review(session: TunnelSession<SshConnection>, request: SshRequest, verdict: SshVerdict, down: ServerChannel): Promise<true | string> {
     const what = request.kind === 'exec' ? request.command : `(${request.kind})`;
     if (!session.reviews || !verdict.review) return `${verdict.message ?? 'this needs a review'}, and no reviewers are set for this connection (${verdict.reason})`;
     const pending = session.reviews.request({
@@ -338,9 +340,9 @@ export class SshEngine implements Engine<SshConnection> {
       sftp.relay(down, up, eof);
     } else {
       relay(up, down, observe('out', SshStream.out, true), eof);
-      relay(up.stderr, down.stderr, observe('err', SshStream.err, true), () => undefined);
       relay(down, up, observe('in', SshStream.in, recordInput));
     }
+    relay(up.stderr, down.stderr, observe('err', SshStream.err, true), () => undefined);
     let exit: { status?: number; signal?: string; core?: boolean; message?: string } | undefined;
     up.on('exit', (code: number | null, signal?: string, core?: boolean, message?: string) => {
       exit = code !== null && code !== undefined ? { status: code } : { signal: signal ?? 'KILL', ...(core ? { core } : {}), ...(message ? { message } : {}) };
@@ -394,12 +396,6 @@ function safely<A extends unknown[]>(fail: (err: unknown) => void, fn: (...args:
       fail(err);
     }
   };
-}
-
-/** What the policy says of an sftp session: allowed (read-only or not), or refused. */
-function sftpVerdict(session: TunnelSession<SshConnection>): SshVerdict {
-  const mode = session.ssh?.sftp ?? 'allow';
-  return mode === 'deny' ? { action: 'deny', rule: 'hoop:ssh-sftp', message: 'the policy does not allow sftp on this connection', reason: 'ssh.sftp is deny' } : { action: 'allow', reason: `ssh.sftp is ${mode}` };
 }
 
 /**

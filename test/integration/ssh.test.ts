@@ -258,6 +258,24 @@ describe('files through hoop: scp, sftp, rsync', () => {
     expect(existsSync(join(sshd.dir, 'd'))).toBe(false);
     const events = await recordingOf(lastSession('bastion-ro'));
     expect(events.some((e) => e.t === 'ssh-sftp' && e.refused === true)).toBe(true);
+
+    // The same transfers started as commands: an sftp server by path, legacy scp, rsync.
+    const small = join(stack.dir, 'small.txt');
+    writeFileSync(small, 'kept out\n');
+    const ssh = ['-F', ro.sshConfig, '-o', 'BatchMode=yes'];
+    const byPath = await run('sftp', ['-q', ...ssh, '-s', '/usr/lib/openssh/sftp-server', '-b', '-', 'bastion-ro'], { input: `put ${small} ${target}\n` });
+    expect(byPath.code).not.toBe(0);
+    expect(byPath.stderr).toMatch(/Permission denied|read-only/);
+    const legacy = await run('scp', ['-O', '-q', ...ssh, small, `bastion-ro:${target}`]);
+    expect(legacy.code).not.toBe(0);
+    expect(legacy.stderr).toContain('hoop: file transfers to this connection are read-only: downloads only (ssh.sftp is read-only)');
+    const rsync = await run('rsync', ['-e', `ssh ${ssh.join(' ')}`, small, `bastion-ro:${target}`]);
+    expect(rsync.code).not.toBe(0);
+    expect(rsync.stderr).toContain('hoop: file transfers to this connection are read-only');
+    expect(existsSync(target)).toBe(false);
+    const legacyDown = join(stack.dir, 'legacy-back.bin');
+    expect((await run('scp', ['-O', '-q', ...ssh, `bastion-ro:${remote}`, legacyDown], { timeoutMs: 120_000 })).code).toBe(0);
+    expect(await sha256File(legacyDown)).toBe(bigSum);
   }, 240_000);
 
   it('syncs a directory with rsync -e, and again with nothing to send', async () => {

@@ -11,7 +11,7 @@ import ssh2 from 'ssh2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostKeyFingerprint, sshFingerprint, type SshConnection } from '../../src/config/connection.js';
 import { PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
-import { sshJudgeFor } from '../../src/policy/ssh.js';
+import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
 import { newEd25519Key } from '../../src/ssh/keys.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-policy-ssh-'));
@@ -106,6 +106,19 @@ describe('the ssh judge', () => {
     expect(judge.forward('cache.internal.evil.com', 6379)).toBe(false);
     const none = sshJudgeFor(await policy('  default: allow\n'), { subject: 'a', groups: [] }, 'bastion', 'read-write');
     expect(none.forward('db.internal', 5432)).toBe(false);
+  });
+
+  it('knows the file transfers clients start as commands, and ssh.sftp governs them', async () => {
+    expect(['/usr/lib/openssh/sftp-server', 'scp -t -- /tmp/x', 'scp -r -d -t /tmp', 'scp -f /etc/hosts', 'rsync --server -vlogDtpre.iLsfxCIvu . /tmp/x', 'rsync --server --sender -e.LsfxC . /tmp/x', 'scp /a /b', 'ls -t'].map(fileTransferOf)).toEqual(['sftp', 'upload', 'upload', 'download', 'upload', 'download', undefined, undefined]);
+    const who = { subject: 'a', groups: [] };
+    const readOnly = sshJudgeFor(await policy('  sftp: read-only\n'), who, 'bastion', 'read-write');
+    expect(readOnly.decide({ kind: 'exec', command: 'scp -t /tmp/x' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp', reason: 'ssh.sftp is read-only' });
+    expect(readOnly.decide({ kind: 'exec', command: 'scp -f /tmp/x' })).toMatchObject({ action: 'allow' });
+    expect(readOnly.decide({ kind: 'sftp' })).toMatchObject({ action: 'allow' });
+    const none = sshJudgeFor(await policy('  sftp: deny\n'), who, 'bastion', 'read-write');
+    for (const command of ['/usr/lib/openssh/sftp-server', 'scp -f /etc/hosts', 'rsync --server --sender . /x']) expect(none.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', reason: 'ssh.sftp is deny' });
+    expect(none.decide({ kind: 'sftp' })).toMatchObject({ action: 'deny' });
+    expect(none.decide({ kind: 'exec', command: 'uptime' })).toMatchObject({ action: 'allow' });
   });
 
   it('makes sftp read-only under read-only access', async () => {
