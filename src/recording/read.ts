@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { alignedTable, rowCount, serverMessageLines } from '../postgres/psql-format.js';
 import type { RecordingEvent } from './event-line.js';
+import { terminalSafe } from '../ui/terminal-safe.js';
 import { chunkText } from './verify.js';
 
 
@@ -73,8 +74,14 @@ export class TranscriptRenderer {
   /** Prepared statements' SQL, from their `parse` events. */
   readonly #statements = new Map<string, string>();
 
-  /** The lines event `e` adds, if any. */
+  /** The lines event `e` adds, if any, safe to print on a terminal (see {@link terminalSafe}). */
   render(e: RecordingEvent): TranscriptLine[] {
+    const lines = this.#lines(e);
+    for (const l of lines) l.text = terminalSafe(l.text);
+    return lines;
+  }
+
+  #lines(e: RecordingEvent): TranscriptLine[] {
     const at = e.at;
     switch (e.t) {
       case 'start': {

@@ -46,7 +46,7 @@ export interface SshEngineOptions {
 /** Exit status of a command or shell the policy (or the gateway) refused, as shells use it for "cannot execute". */
 export const REFUSED_EXIT_STATUS = 126;
 
-/** Channel bytes written at once before the recording catches up. */
+/** An empty write: its callback runs once everything written before it has gone out. */
 const EMPTY = Buffer.alloc(0);
 
 /** The gateway side of SSH sessions; see the module documentation. */

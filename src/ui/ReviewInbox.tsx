@@ -11,6 +11,7 @@ import { Box, Text, useApp, useInput } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ReviewInfo } from '../auth/gateway-client.js';
 import { relative, reviewRows, standing } from './review-lines.js';
+import { terminalSafe } from './terminal-safe.js';
 import { columns } from '../commands/connections.js';
 import { describeError } from '../errors.js';
 import { runInk } from './run-ink.js';
@@ -108,15 +109,15 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
       ))}
       {current ? (
         <Box flexDirection="column" marginTop={1}>
-          <Text>{`${current.id} · ${current.requester.email ?? current.requester.subject} on ${current.connection} · rule ${current.rule ?? '(policy)'} · expires ${relative(current.expiresAt)}`}</Text>
-          <Text dimColor>{current.message ?? current.reason}</Text>
-          {current.sql
+          <Text>{terminalSafe(`${current.id} · ${current.requester.email ?? current.requester.subject} on ${current.connection} · rule ${current.rule ?? '(policy)'} · expires ${relative(current.expiresAt)}`)}</Text>
+          <Text dimColor>{terminalSafe(current.message ?? current.reason)}</Text>
+          {terminalSafe(current.sql)
             .split('\n')
             .slice(0, sqlLines)
             .map((l, i) => (
               <Text key={i} color="cyan">{`    ${l}`}</Text>
             ))}
-          {current.params?.length ? <Text color="cyan">{`    -- parameters: ${current.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`}</Text> : null}
+          {current.params?.length ? <Text color="cyan">{terminalSafe(`    -- parameters: ${current.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`)}</Text> : null}
         </Box>
       ) : null}
       {reason !== undefined ? <Text>{`deny ${current?.id ?? ''}: reason? ${reason}▌  (Enter sends, Esc cancels)`}</Text> : null}

@@ -1,10 +1,12 @@
 /**
  * How reviews are said in text: the rows of `hoop review ls` (and the inbox), the page of `hoop
  * review show`, where a review stands in a few words, and the status line `hoop connect`, `hoop
- * run` and `hoop exec` print as a held statement's review goes on.
+ * run` and `hoop exec` print as a held statement's review goes on. What requesters and reviewers
+ * wrote (statements, commands, reasons) is printed through {@link terminalSafe}.
  */
 import type { ReviewInfo } from '../auth/gateway-client.js';
 import { formatDuration } from '../postgres/statement-gate.js';
+import { terminalSafe } from './terminal-safe.js';
 
 /** Who, as a review names people: their email, else their subject. */
 export const person = (p: { subject: string; email?: string }): string => p.email ?? p.subject;
@@ -25,6 +27,10 @@ export const oneLine = (sql: string, max = 60): string => {
 
 /** Where a review stands, in words: `pending (1 of 2 approvals, expires in 9 min)`, `denied by bob: too broad`. */
 export function standing(r: ReviewInfo): string {
+  return terminalSafe(standingOf(r));
+}
+
+function standingOf(r: ReviewInfo): string {
   const approvals = r.decisions.filter((d) => d.decision === 'approve');
   switch (r.state) {
     case 'pending':
@@ -47,7 +53,7 @@ export function subjectLine(r: ReviewInfo): string {
 
 /** The rows of `hoop review ls` (and the inbox): a header, then one per review. */
 export function reviewRows(reviews: readonly ReviewInfo[]): string[][] {
-  return [['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'], ...reviews.map((r) => [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, ''), subjectLine(r)])];
+  return [['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'], ...reviews.map((r) => [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, ''), subjectLine(r)].map(terminalSafe))];
 }
 
 /** `hoop review show`: everything a reviewer needs to decide. */
@@ -63,7 +69,7 @@ export function reviewText(r: ReviewInfo): string {
   if (r.params?.length) lines.push(`    -- parameters: ${r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`);
   if (r.decisions.length) lines.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));
   if (r.state === 'pending') lines.push('', `approve: hoop review approve ${r.id}`, `deny:    hoop review deny ${r.id} --reason "…"`);
-  return `${lines.join('\n')}\n`;
+  return `${terminalSafe(lines.join('\n'))}\n`;
 }
 
 /**
@@ -71,6 +77,10 @@ export function reviewText(r: ReviewInfo): string {
  * and `hoop exec` print as a held statement's review goes on).
  */
 export function reviewStatusLine(m: Record<string, unknown>): string {
+  return terminalSafe(statusLineOf(m));
+}
+
+function statusLineOf(m: Record<string, unknown>): string {
   const id = String(m.id);
   const by = Array.isArray(m.by) ? m.by.join(', ') : typeof m.by === 'string' ? m.by : '?';
   switch (m.state) {

@@ -379,18 +379,26 @@ describe('forwarding, ptys and reviews', () => {
     expect(readFileSync(join(sshd.dir, 'deployed.txt'), 'utf8')).toBe('deployed v2\n');
   }, 60_000);
 
-  it('refuses a reviewed command the reviewer denies', async () => {
-    const pending = ssh(['bastion', `./deploy.sh --denied`]);
+  it('shows a reviewer a command with terminal escapes as it is, and refuses it when denied', async () => {
+    // On a terminal, the carriage return and "erase line" would leave only "./deploy.sh v2" in view.
+    const disguised = `echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\r\x1b[2K./deploy.sh v2`;
+    const pending = ssh(['bastion', disguised]);
     let id: string | undefined;
     for (let i = 0; i < 100 && !id; i++) {
       await sleep(100);
       const ls = await stack.run(['review', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
       id = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((x) => x.sql.includes('--denied') && x.state === 'pending')?.id;
     }
-    await stack.run(['review', 'deny', id!, '--reason', 'not today', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+    const asBob = { HOOP_TOKEN: await stack.token('bob', ['ops']) };
+    const show = await stack.run(['review', 'show', id!, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
+    expect(show.stdout).toContain(`    echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\\x0d\\x1b[2K./deploy.sh v2\n`);
+    const ls = await stack.run(['review', 'ls', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
+    for (const out of [show.stdout, ls.stdout]) expect(out).not.toMatch(/[\r\x1b]/);
+    await stack.run(['review', 'deny', id!, '--reason', 'not today', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
     const r = await pending;
     expect(r.code).toBe(126);
     expect(r.stderr).toContain('not today');
+    expect(existsSync(join(sshd.dir, 'pwned.txt'))).toBe(false);
   }, 60_000);
 });
 

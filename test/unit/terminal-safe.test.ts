@@ -1,0 +1,29 @@
+/**
+ * Text others wrote, printed on a terminal: escapes, carriage returns and bidirectional overrides
+ * become visible, in review pages and in session transcripts alike.
+ */
+import { describe, expect, it } from 'vitest';
+import { TranscriptRenderer } from '../../src/recording/read.js';
+import { terminalSafe } from '../../src/ui/terminal-safe.js';
+
+describe('terminalSafe', () => {
+  it('shows controls, DEL, C1 and bidi overrides as escapes; keeps newlines, tabs and other text', () => {
+    expect(terminalSafe('a\r\x1b[2Kb\x07\x7f\x9b')).toBe('a\\x0d\\x1b[2Kb\\x07\\x7f\\x9b');
+    expect(terminalSafe('if (admin) \u202e } \u2066')).toBe('if (admin) \\u202e } \\u2066');
+    expect(terminalSafe('select 1;\n\tnaïve — 日本 🚀')).toBe('select 1;\n\tnaïve — 日本 🚀');
+  });
+
+  it('is applied to every transcript line: statements, rows, errors', () => {
+    const r = new TranscriptRenderer();
+    const lines = [
+      ...r.render({ t: 'query', at: 1, sql: "select 1 -- \r\x1b[2Kharmless" }),
+      ...r.render({ t: 'columns', at: 2, names: ['v'] }),
+      ...r.render({ t: 'row', at: 2, values: ['\x1b]0;title\x07'] }),
+      ...r.render({ t: 'complete', at: 3, rows: 1, tag: 'SELECT 1' }),
+      ...r.render({ t: 'error', at: 4, message: 'boom \x1b[31m' }),
+    ].map((l) => l.text);
+    expect(lines.join('\n')).not.toMatch(/[\r\x1b\x07]/);
+    expect(lines[0]).toBe('db=> select 1 -- \\x0d\\x1b[2Kharmless');
+    expect(lines.join('\n')).toContain('\\x1b]0;title\\x07');
+  });
+});
