@@ -46,6 +46,9 @@ export interface SshEngineOptions {
 /** Exit status of a command or shell the policy (or the gateway) refused, as shells use it for "cannot execute". */
 export const REFUSED_EXIT_STATUS = 126;
 
+/** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
+const END_GRACE_MS = 5_000;
+
 /** An empty write: its callback runs once everything written before it has gone out. */
 const EMPTY = Buffer.alloc(0);
 
@@ -71,7 +74,10 @@ export class SshEngine implements Engine<SshConnection> {
         detail ??= what;
         client?.end();
         upstreamClient?.end();
-        if (!channel.destroyed) channel.end();
+        if (channel.destroyed) return;
+        channel.end();
+        // A client that never closes its side must not keep the session (and the gateway's shutdown) waiting.
+        setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
       };
       /** The client's running channels: told on their stderr why the gateway ends the session. */
       const open = new Set<ServerChannel>();

@@ -8,9 +8,13 @@ import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import ssh2 from 'ssh2';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
+import { newEd25519Key } from '../../src/ssh/keys.js';
+import { openTunnel } from '../../src/tunnel/transport.js';
 import type { ConnectSshJson } from '../../src/commands/connect.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
@@ -178,6 +182,29 @@ describe('hoop connect for an ssh connection', () => {
     expect(r.stdout).toBe('started\n');
     expect(r.stderr).toContain('hoop: this session reached its maximum length of 100 seconds');
     expect(r.code).not.toBe(0);
+  }, 30_000);
+
+  it('cuts the tunnel of a client that never closes its side once the session ended, and closes the session', async () => {
+    const key = newEd25519Key('never-closes');
+    const sessionId = `never-closes-${randomBytes(6).toString('hex')}`;
+    const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: 'bastion-timed', token: await stack.token('alice'), sessionId, clientVersion: 'test', ca: stack.pki.ca, sshKey: key.public.trim().split(/\s+/).slice(0, 2).join(' ') });
+    channel.on('error', () => undefined);
+    let cut = false;
+    channel.on('end', () => (cut = true));
+    // ssh2 over a socket that relays bytes but never ends nor destroys the tunnel.
+    const sock = new Duplex({ read() {}, write: (chunk: Buffer, _e, cb) => void channel.write(chunk, cb), final: (cb) => cb(), destroy: (_e, cb) => cb(null) });
+    channel.on('data', (b: Buffer) => sock.push(b));
+    const c = new ssh2.Client().on('error', () => undefined);
+    await new Promise<void>((resolve) => c.once('ready', () => resolve()).connect({ sock: sock as never, username: 'x', privateKey: key.private, hostVerifier: () => true }));
+    c.exec('sleep 60', () => undefined);
+    const t0 = Date.now();
+    // maxSessionSeconds (3 s here), then at most 5 s for the client to close its side.
+    while (!stack.logs().some((l) => l.event === 'tunnel.close' && l.session === sessionId) && Date.now() - t0 < 20_000) await sleep(200);
+    expect(stack.logs().find((l) => l.event === 'tunnel.close' && l.session === sessionId)).toMatchObject({ reason: 'session-limit' });
+    expect(Date.now() - t0).toBeLessThan(12_000);
+    await sleep(100);
+    expect(cut).toBe(true);
+    c.end();
   }, 30_000);
 
   it('holds back an endless output while the client does not read: memory stays bounded, the rest still arrives', async () => {
