@@ -1,9 +1,12 @@
 /**
  * The SFTP stage of the SSH engine: reads the packets of an sftp subsystem channel once in each
- * direction, relays them unchanged, records the file operations (path, mode, bytes read and
- * written), and on a read-only session answers every request that would change the server's
- * files with SSH_FX_PERMISSION_DENIED instead of relaying it. An extension the stage does not know
- * to be read-only is refused too (fail closed).
+ * direction, relays them unchanged, records the file operations (opens and closes with their
+ * mode and bytes read and written; every request that changes files, extensions included, as it is
+ * sent, and its failure when the server answers one), and on a read-only session answers every
+ * request that would change the server's files with SSH_FX_PERMISSION_DENIED instead of relaying
+ * it. An extension or a packet type the stage does not know to be read-only is refused too (fail
+ * closed). A request that reuses the id of one still unanswered is a protocol violation (it would
+ * let answers be matched to the wrong request): the session ends.
  *
  * @see https://datatracker.ietf.org/doc/html/draft-ietf-secsh-filexfer-02 (SFTP version 3, as OpenSSH speaks it)
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL (OpenSSH's extensions)
@@ -20,8 +23,11 @@ const T = {
 /** `pflags` of SSH_FXP_OPEN that write. */
 const WRITE_FLAGS = 0x02 | 0x04 | 0x08 | 0x10;
 const SSH_FX_PERMISSION_DENIED = 3;
-/** Requests that change files, refused on a read-only session. */
-const WRITES = new Set<number>([T.WRITE, T.SETSTAT, T.FSETSTAT, T.REMOVE, T.MKDIR, T.RMDIR, T.RENAME, T.SYMLINK]);
+/** Request types that only read. */
+const READS = new Set<number>([T.OPEN, T.CLOSE, T.READ, T.LSTAT, T.FSTAT, T.OPENDIR, T.READDIR, T.REALPATH, T.STAT, T.READLINK]);
+/** Extensions that name two paths (from, to) and one path; others are recorded by name. */
+const TWO_PATH_EXTENSIONS = new Set(['posix-rename@openssh.com', 'hardlink@openssh.com']);
+const ONE_PATH_EXTENSIONS = new Set(['lsetstat@openssh.com', 'statvfs@openssh.com', 'expand-path@openssh.com']);
 /** Extensions that only read (OpenSSH's PROTOCOL file); any other is refused on a read-only session. */
 const READ_EXTENSIONS = new Set(['statvfs@openssh.com', 'fstatvfs@openssh.com', 'limits@openssh.com', 'expand-path@openssh.com', 'home-directory', 'users-groups-by-id@openssh.com', 'fsync@openssh.com']);
 /** Largest packet relayed (OpenSSH's sftp-server takes 256 KiB). */
@@ -30,7 +36,22 @@ export const MAX_SFTP_PACKET = 1024 * 1024;
 const MAX_PENDING = 4096;
 
 /** An sftp operation as the recording keeps it. */
-export type SftpEvent = { op: string; path?: string; to?: string; mode?: 'read' | 'write'; read?: number; written?: number; refused?: true };
+export type SftpEvent = { op: string; name?: string; path?: string; to?: string; mode?: 'read' | 'write'; read?: number; written?: number; refused?: true; failed?: number };
+
+/** A client broke the SFTP protocol in a way the stage cannot judge past: the session ends. */
+export class SftpProtocolError extends Error {
+  override readonly name = 'SftpProtocolError';
+}
+
+/** A request waiting for its answer. */
+interface Pending {
+  type: number;
+  path?: string;
+  handle?: string;
+  mode?: 'read' | 'write';
+  /** The change it asked for, as recorded (its failure is recorded with the answer). */
+  change?: SftpEvent;
+}
 
 interface OpenFile {
   path: string;
@@ -44,7 +65,7 @@ export class SftpStage {
   readonly #readOnly: boolean;
   readonly #record: (e: SftpEvent) => void;
   /** Request id → what it asked, until the server answers. */
-  readonly #pending = new Map<number, { type: number; path?: string; handle?: string; mode?: 'read' | 'write' }>();
+  readonly #pending = new Map<number, Pending>();
   readonly #handles = new Map<string, OpenFile>();
   readonly #counts = { opened: 0, refused: 0, read: 0, written: 0 };
 
@@ -69,56 +90,64 @@ export class SftpStage {
     const type = p[4]!;
     if (type === T.INIT || p.length < 9) return true;
     const id = p.readUInt32BE(5);
+    if (this.#pending.has(id)) throw new SftpProtocolError(`sftp request id ${id} was sent again before the server answered it`);
     const r = new Reader(p, 9);
-    let path: string | undefined;
-    let refuse = false;
+    /** What the request changes, recorded as it is sent (undefined: it only reads). */
+    let change: SftpEvent | undefined;
     let handle: string | undefined;
     let mode: 'read' | 'write' | undefined;
+    let path: string | undefined;
     if (type === T.OPEN) {
       path = r.string();
       // A malformed OPEN is taken as one that writes.
       const flags = r.u32() ?? WRITE_FLAGS;
       mode = flags & WRITE_FLAGS ? 'write' : 'read';
-      refuse = this.#readOnly && mode === 'write';
     } else if (type === T.EXTENDED) {
-      const name = r.string();
-      refuse = this.#readOnly && !READ_EXTENSIONS.has(name ?? '');
-      path = name;
-    } else if (type === T.READ || type === T.WRITE || type === T.CLOSE) {
+      const name = r.string() ?? '?';
+      if (!READ_EXTENSIONS.has(name)) {
+        const from = TWO_PATH_EXTENSIONS.has(name) || ONE_PATH_EXTENSIONS.has(name) ? r.string() : undefined;
+        const to = TWO_PATH_EXTENSIONS.has(name) ? r.string() : undefined;
+        change = { op: 'extended', name, ...(from !== undefined ? { path: from } : {}), ...(to !== undefined ? { to } : {}) };
+      }
+    } else if (type === T.READ || type === T.WRITE || type === T.CLOSE || type === T.FSETSTAT) {
       handle = r.bytes()?.toString('latin1');
+      const file = handle !== undefined ? this.#handles.get(handle) : undefined;
       if (type === T.WRITE) {
         r.skip(8);
         const n = r.u32() ?? 0;
-        const file = handle !== undefined ? this.#handles.get(handle) : undefined;
-        if (file) file.written += n;
-        this.#counts.written += n;
-      }
-      refuse = this.#readOnly && type === T.WRITE;
+        // Writes are counted on their file's close, not recorded one by one (a read-only session refuses them).
+        if (this.#readOnly) change = { op: 'write', path: file?.path ?? '?' };
+        else {
+          if (file) file.written += n;
+          this.#counts.written += n;
+        }
+      } else if (type === T.FSETSTAT) change = { op: 'fsetstat', path: file?.path ?? '?' };
     } else if (type === T.RENAME || type === T.SYMLINK) {
-      path = r.string();
+      const from = r.string();
       const to = r.string();
-      refuse = this.#readOnly;
-      if (!refuse) this.#remember(id, { type, ...(path !== undefined ? { path } : {}) }, to);
-    } else if (type === T.OPENDIR || type === T.REMOVE || type === T.MKDIR || type === T.RMDIR || type === T.SETSTAT) {
+      change = { op: opName(type), ...(from !== undefined ? { path: from } : {}), ...(to !== undefined ? { to } : {}) };
+    } else if (type === T.REMOVE || type === T.MKDIR || type === T.RMDIR || type === T.SETSTAT) {
+      change = { op: opName(type), path: r.string() ?? '?' };
+    } else if (type === T.OPENDIR) {
       path = r.string();
-      refuse = this.#readOnly && WRITES.has(type);
-    } else if (type === T.FSETSTAT) {
-      refuse = this.#readOnly;
+    } else if (!READS.has(type)) {
+      change = { op: opName(type) };
     }
+    const refuse = this.#readOnly && (change !== undefined || mode === 'write');
     if (refuse) {
       this.#counts.refused++;
-      this.#record({ op: opName(type), ...(path !== undefined ? { path } : {}), refused: true });
+      this.#record({ ...(change ?? { op: 'open', ...(path !== undefined ? { path } : {}), mode: 'write' }), refused: true });
       client.write(status(id, SSH_FX_PERMISSION_DENIED, 'hoop: this session is read-only (the policy\'s ssh.sftp, or read-only access)'));
       return false;
     }
-    if (type !== T.RENAME && type !== T.SYMLINK) this.#remember(id, { type, ...(path !== undefined ? { path } : {}), ...(handle !== undefined ? { handle } : {}), ...(mode ? { mode } : {}) });
+    if (change) this.#record(change);
+    this.#remember(id, { type, ...(path !== undefined ? { path } : {}), ...(handle !== undefined ? { handle } : {}), ...(mode ? { mode } : {}), ...(change ? { change } : {}) });
     return true;
   }
 
-  #remember(id: number, request: { type: number; path?: string; handle?: string; mode?: 'read' | 'write' }, to?: string): void {
+  #remember(id: number, request: Pending): void {
     if (this.#pending.size >= MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
     this.#pending.set(id, request);
-    if (to !== undefined) this.#record({ op: opName(request.type), ...(request.path !== undefined ? { path: request.path } : {}), to });
   }
 
   /** A server answer: always relayed. */
@@ -148,9 +177,9 @@ export class SftpStage {
         this.#handles.delete(asked.handle);
         this.#record({ op: 'close', path: file.path, mode: file.mode, read: file.read, written: file.written });
       }
-    } else if (type === T.STATUS && (asked.type === T.REMOVE || asked.type === T.MKDIR || asked.type === T.RMDIR || asked.type === T.SETSTAT)) {
+    } else if (type === T.STATUS && asked.change) {
       const code = r.u32();
-      this.#record({ op: opName(asked.type), path: asked.path ?? '?', ...(code === 0 ? {} : { failed: code }) } as SftpEvent);
+      if (code !== 0) this.#record({ ...asked.change, failed: code ?? -1 });
     }
     return true;
   }
