@@ -167,7 +167,7 @@ ${
 ssh:                                            # what sessions on ${DEMO_SSH_CONNECTION} may do
   rules:
     - name: no-recursive-rm
-      match: { patterns: ['\\brm\\s+-[a-zA-Z]*r'] }
+      match: { patterns: ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }
       action: deny
       message: recursive deletes are not allowed through hoop
 `

@@ -16,8 +16,10 @@
  * ```
  *
  * A rule's `commands` are globs over the whole command line (`*` matches anything, spaces and
- * slashes too); `patterns` are regular expressions searched in it. A rule that names neither
- * matches shells and commands alike; `shell: true` matches interactive shells only.
+ * slashes too); `patterns` are regular expressions searched in it; both see runs of whitespace as
+ * one space. A rule that names neither matches shells and commands alike; `shell: true` matches the
+ * SSH shell request only (a command can start a shell too: `default: deny` is what keeps shells
+ * and unnamed commands out). Rules read the command line as sent, not as a shell will parse it.
  *
  * @see https://man.openbsd.org/sshd_config (AcceptEnv, AllowTcpForwarding, PermitOpen, ForceCommand)
  * @see /work/shared/ARCHITECTURE.md ("Policy as code": ssh rules)
@@ -43,24 +45,34 @@ export interface SshVerdict {
 /** What a session channel asks to run. */
 export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'sftp' };
 
+/** Shell syntax that could run something besides the program a command line starts. */
+const SHELL_SYNTAX = /[;&|`$()<>\n\r\\]/;
+/** A file-transfer program named anywhere in a command line (as a word or a path's last part). */
+const TRANSFER_PROGRAM = /(?<![\w.-])(sftp-server|scp|rsync)(?![\w.-])/;
+
 /**
  * The file transfer a command starts the way OpenSSH's and rsync's clients start one: an sftp
  * server by path (`sftp -s /usr/lib/openssh/sftp-server`), `scp -t` (an upload, `scp -O`) or
- * `scp -f` (a download), `rsync --server` (an upload, or a download with `--sender`). `ssh.sftp`
- * governs these as it governs the sftp subsystem; a command that moves files some other way
- * (`cat > f`, `tar x`) is for the ssh rules to decide.
+ * `scp -f` (a download), `rsync --server` (an upload, or a download with `--sender`), each as the
+ * whole command (after an optional `exec`, with no shell syntax). `unknown`: the command names one
+ * of these programs some other way (`sh -c …`, `nice rsync …`), so hoop cannot tell what it
+ * transfers. `ssh.sftp` governs all of these as it governs the sftp subsystem; a command that
+ * moves files some other way (`cat > f`, `tar x`) is for the ssh rules to decide.
  */
-export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' | undefined {
-  const words = command.trim().split(/\s+/);
+export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' | 'unknown' | undefined {
+  if (!TRANSFER_PROGRAM.test(command)) return undefined;
+  if (SHELL_SYNTAX.test(command)) return 'unknown';
+  const all = command.trim().split(/\s+/);
+  const words = all[0] === 'exec' ? all.slice(1) : all;
   const program = words[0]?.split('/').pop();
   if (program === 'sftp-server') return 'sftp';
   if (program === 'rsync' && words.includes('--server')) return words.includes('--sender') ? 'download' : 'upload';
-  if (program !== 'scp') return undefined;
+  if (program !== 'scp') return 'unknown';
   const flags = words
     .slice(1)
     .filter((w) => /^-[a-zA-Z]+$/.test(w))
     .join('');
-  return flags.includes('t') ? 'upload' : flags.includes('f') ? 'download' : undefined;
+  return flags.includes('t') ? 'upload' : flags.includes('f') ? 'download' : 'unknown';
 }
 
 /**
@@ -69,6 +81,7 @@ export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' 
  */
 export class SshJudge {
   readonly sftp: SshPolicy['sftp'];
+  readonly #readOnlyAccess: boolean;
   readonly #rules: Array<{ rule: SshRule; commands?: RegExp[]; patterns?: RegExp[] }>;
   readonly #default: Action;
   readonly #env: RegExp[];
@@ -89,6 +102,7 @@ export class SshJudge {
       }));
     this.#default = ssh.default;
     this.sftp = mode === 'read-only' && ssh.sftp === 'allow' ? 'read-only' : ssh.sftp;
+    this.#readOnlyAccess = mode === 'read-only';
     this.#env = ssh.env.map((g) => globRegex(g));
     this.#forwarding = ssh.forwarding.map((t) => {
       const at = t.lastIndexOf(':');
@@ -99,34 +113,47 @@ export class SshJudge {
 
   /**
    * The decision on a shell, a command or an sftp session: the most restrictive matching rule,
-   * else the default; for a file transfer (sftp, or a command that starts one), also `ssh.sftp`.
+   * else the default; a file transfer (sftp, or a command that plainly starts one) is decided by
+   * `ssh.sftp` in place of the default, and by `ssh.sftp` too when a rule allows it.
+   * Under read-only access, a shell or a command runs only when an ssh rule allows it (the gateway
+   * cannot tell whether it writes), or when it is a download (sftp with its writes refused, `scp -f`,
+   * `rsync --sender`).
    */
   decide(request: SshRequest): SshVerdict {
     if (request.kind === 'sftp') return this.#transfer('sftp') ?? { action: 'allow', reason: `ssh.sftp is ${this.sftp}` };
-    const rules = this.#byRules(request);
     const transfer = request.kind === 'exec' ? fileTransferOf(request.command) : undefined;
+    let verdict = this.#byRules(request);
+    if (verdict.rule === undefined && transfer !== undefined && transfer !== 'unknown') verdict = { action: 'allow', reason: `ssh.sftp is ${this.sftp}` };
+    if (this.#readOnlyAccess && verdict.rule === undefined && verdict.action === 'allow' && transfer !== 'sftp' && transfer !== 'download') {
+      const what = request.kind === 'shell' ? 'shell' : 'command';
+      verdict = { action: 'deny', rule: 'hoop:read-only-access', message: `read-only access runs only the commands an ssh rule allows, and downloads`, reason: `no ssh rule allows this ${what}, and the gateway cannot tell whether it writes` };
+    }
     const refused = transfer && this.#transfer(transfer);
-    return refused && ACTIONS.indexOf(refused.action) >= ACTIONS.indexOf(rules.action) ? refused : rules;
+    return refused && ACTIONS.indexOf(refused.action) >= ACTIONS.indexOf(verdict.action) ? refused : verdict;
   }
 
-  /** ssh.sftp's refusal of a file transfer, if it refuses it (read-only refuses uploads; sftp's writes are refused per operation). */
-  #transfer(kind: 'sftp' | 'upload' | 'download'): SshVerdict | undefined {
+  /** ssh.sftp's refusal of a file transfer, if it refuses it (read-only refuses uploads and what it cannot tell; sftp's writes are refused per operation). */
+  #transfer(kind: NonNullable<ReturnType<typeof fileTransferOf>>): SshVerdict | undefined {
     if (this.sftp === 'deny') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'the policy does not allow file transfers (sftp, scp, rsync) on this connection', reason: 'ssh.sftp is deny' };
-    if (this.sftp === 'read-only' && kind === 'upload') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only: downloads only', reason: 'ssh.sftp is read-only' };
+    if (this.sftp !== 'read-only') return undefined;
+    if (kind === 'upload') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only: downloads only', reason: 'ssh.sftp is read-only' };
+    if (kind === 'unknown') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only, and this command runs sftp-server, scp or rsync in a way the gateway cannot judge (start it as the whole command)', reason: 'ssh.sftp is read-only' };
     return undefined;
   }
 
   /** The most restrictive ssh rule matching a shell or a command, else the default. */
   #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string }): SshVerdict {
     let best: SshVerdict | undefined;
+    // Any run of whitespace (tabs, newlines) matches a space: `./deploy.sh<TAB>v2` is `./deploy.sh v2`.
+    const line = request.kind === 'exec' ? request.command.replace(/\s+/g, ' ').trim() : '';
     for (const { rule, commands, patterns } of this.#rules) {
       const m = rule.match;
       if (request.kind === 'shell') {
         if (commands || patterns) continue;
       } else {
         if (m.shell) continue;
-        if (commands && !commands.some((r) => r.test(request.command))) continue;
-        if (patterns && !patterns.some((r) => r.test(request.command))) continue;
+        if (commands && !commands.some((r) => r.test(line))) continue;
+        if (patterns && !patterns.some((r) => r.test(line))) continue;
       }
       const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
       const verdict: SshVerdict = {

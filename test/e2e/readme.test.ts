@@ -22,6 +22,8 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { freePort, pgBinDir, startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
 import { findSshd } from '../../src/demo/sshd.js';
+import { loadPolicyDir } from '../../src/policy/load.js';
+import { sshJudgeFor } from '../../src/policy/ssh.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
 const DEMO_STEPS = findSshd() ? 9 : 8;
@@ -267,6 +269,28 @@ describe('the README, run as written', () => {
     expect(scripted.code).toBe(0);
     expect(scripted.output).toContain(`${DEMO_STEPS} of ${DEMO_STEPS} expected outcomes happened.`);
   }, 120_000);
+
+  it('SSH sessions: the policy shown loads, and judges as the section says', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-readme-ssh-'));
+    try {
+      writeFileSync(join(dir, 'hoop.yaml'), `version: 1\n${yamlBlock('# in the policy repo')}`);
+      const policy = await loadPolicyDir(dir);
+      const judge = (groups: string[], mode: 'read-only' | 'read-write' = 'read-write') => sshJudgeFor(policy, { subject: 'x', groups }, 'bastion', mode);
+      const agent = judge(['agents']);
+      expect(agent.decide({ kind: 'shell' }).action).toBe('deny');
+      expect(agent.decide({ kind: 'exec', command: 'bash -i' }).action).toBe('deny');
+      expect(agent.decide({ kind: 'exec', command: './deploy.sh v2' })).toMatchObject({ action: 'review', message: 'deploys need a second pair of eyes' });
+      const engineer = judge(['engineers']);
+      expect(engineer.decide({ kind: 'shell' }).action).toBe('allow');
+      for (const command of ['rm -rf /srv/app', 'rm -R /srv/app', 'rm -f -r /srv/app', 'rm --recursive /srv/app']) expect(engineer.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
+      expect(engineer.decide({ kind: 'exec', command: 'rm /srv/app/old.log' }).action).toBe('allow');
+      expect(engineer.forward('db.internal', 5432)).toBe(true);
+      expect(judge([], 'read-only').decide({ kind: 'exec', command: 'touch /srv/x' }).action).toBe('deny');
+      expect(judge([], 'read-only').decide({ kind: 'exec', command: 'scp -f /srv/x' }).action).toBe('allow');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('the policy repo: examples/policy-repo passes its tests, and check/show answer as shown', async () => {
     const lines = [...shCommands(readme), ...shCommands(exampleReadme)].filter((l) => l.includes('--dir examples/policy-repo'));

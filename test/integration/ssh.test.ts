@@ -299,6 +299,12 @@ describe('files through hoop: scp, sftp, rsync', () => {
     const rsync = await run('rsync', ['-e', `ssh ${ssh.join(' ')}`, small, `bastion-ro:${target}`]);
     expect(rsync.code).not.toBe(0);
     expect(rsync.stderr).toContain('hoop: file transfers to this connection are read-only');
+    const wrapped = await run('sftp', ['-q', ...ssh, '-s', 'sh -c /usr/lib/openssh/sftp-server', '-b', '-', 'bastion-ro'], { input: `put ${small} ${target}\n` });
+    expect(wrapped.code).not.toBe(0);
+    // Read-only access runs no command that a rule does not allow: the gateway cannot tell whether it writes.
+    const touch = await run('ssh', [...ssh, 'bastion-ro', `touch ${target}`]);
+    expect(touch.code).toBe(126);
+    expect(touch.stderr).toContain('hoop: read-only access runs only the commands an ssh rule allows, and downloads');
     expect(existsSync(target)).toBe(false);
     const legacyDown = join(stack.dir, 'legacy-back.bin');
     expect((await run('scp', ['-O', '-q', ...ssh, `bastion-ro:${remote}`, legacyDown], { timeoutMs: 120_000 })).code).toBe(0);

@@ -109,16 +109,39 @@ describe('the ssh judge', () => {
   });
 
   it('knows the file transfers clients start as commands, and ssh.sftp governs them', async () => {
-    expect(['/usr/lib/openssh/sftp-server', 'scp -t -- /tmp/x', 'scp -r -d -t /tmp', 'scp -f /etc/hosts', 'rsync --server -vlogDtpre.iLsfxCIvu . /tmp/x', 'rsync --server --sender -e.LsfxC . /tmp/x', 'scp /a /b', 'ls -t'].map(fileTransferOf)).toEqual(['sftp', 'upload', 'upload', 'download', 'upload', 'download', undefined, undefined]);
+    const plain = ['/usr/lib/openssh/sftp-server', 'exec sftp-server -l INFO', 'scp -t -- /tmp/x', "scp -r -d -t '/tmp/a b'", 'scp -f /etc/hosts', 'rsync --server -vlogDtpre.iLsfxCIvu . /tmp/x', 'rsync --server --sender -e.LsfxC . /tmp/x', 'ls -t', 'cat rsync.conf'];
+    expect(plain.map(fileTransferOf)).toEqual(['sftp', 'sftp', 'upload', 'upload', 'download', 'upload', 'download', undefined, undefined]);
+    // Named some other way: hoop cannot tell what they transfer.
+    const other = ['sh -c /usr/lib/openssh/sftp-server', '/usr/lib/openssh/sftp-server; touch x', 'env X=1 sftp-server', 'nice rsync --server . /x', 'rsync --server --sender . /x && touch y', 'scp -f $(echo /x)', 'scp /a /b', 'grep sftp-server /etc/ssh/sshd_config'];
+    expect(other.map(fileTransferOf)).toEqual(other.map(() => 'unknown'));
     const who = { subject: 'a', groups: [] };
     const readOnly = sshJudgeFor(await policy('  sftp: read-only\n'), who, 'bastion', 'read-write');
     expect(readOnly.decide({ kind: 'exec', command: 'scp -t /tmp/x' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp', reason: 'ssh.sftp is read-only' });
     expect(readOnly.decide({ kind: 'exec', command: 'scp -f /tmp/x' })).toMatchObject({ action: 'allow' });
     expect(readOnly.decide({ kind: 'sftp' })).toMatchObject({ action: 'allow' });
+    expect(readOnly.decide({ kind: 'exec', command: 'sh -c "sftp-server"' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
     const none = sshJudgeFor(await policy('  sftp: deny\n'), who, 'bastion', 'read-write');
-    for (const command of ['/usr/lib/openssh/sftp-server', 'scp -f /etc/hosts', 'rsync --server --sender . /x']) expect(none.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', reason: 'ssh.sftp is deny' });
+    for (const command of ['/usr/lib/openssh/sftp-server', 'scp -f /etc/hosts', 'rsync --server --sender . /x', 'exec sh -c "sftp-server"']) expect(none.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', reason: 'ssh.sftp is deny' });
     expect(none.decide({ kind: 'sftp' })).toMatchObject({ action: 'deny' });
     expect(none.decide({ kind: 'exec', command: 'uptime' })).toMatchObject({ action: 'allow' });
+    // ssh.sftp, not the default, decides the transfers it knows; a rule can still refuse one.
+    const closed = sshJudgeFor(await policy("  default: deny\n  rules:\n    - { name: no-etc, match: { patterns: [' /etc/'] }, action: deny }\n"), who, 'bastion', 'read-write');
+    expect(['scp -t /tmp/x', 'scp -f /tmp/x', 'rsync --server . /x', 'scp -f /etc/shadow', 'sh -c "scp -f /x"'].map((command) => closed.decide({ kind: 'exec', command }).action)).toEqual(['allow', 'allow', 'allow', 'deny', 'deny']);
+  });
+
+  it('runs under read-only access only the commands a rule allows, and downloads', async () => {
+    const p = await policy(`  rules:
+    - { name: reads, match: { commands: ["cat *"] }, action: allow }
+    - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review }
+`);
+    const judge = sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-only');
+    expect(judge.decide({ kind: 'exec', command: 'touch /tmp/x' })).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    expect(judge.decide({ kind: 'shell' })).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    expect(judge.decide({ kind: 'exec', command: 'cat /etc/hosts' })).toMatchObject({ action: 'allow', rule: 'reads' });
+    expect(judge.decide({ kind: 'exec', command: './deploy.sh\tv2' })).toMatchObject({ action: 'review', rule: 'deploys' });
+    for (const command of ['scp -f /x', 'rsync --server --sender . /x', '/usr/lib/openssh/sftp-server']) expect(judge.decide({ kind: 'exec', command })).toMatchObject({ action: 'allow' });
+    expect(judge.decide({ kind: 'exec', command: 'scp -t /x' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
+    expect(sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write').decide({ kind: 'exec', command: 'touch /tmp/x' })).toMatchObject({ action: 'allow' });
   });
 
   it('makes sftp read-only under read-only access', async () => {
