@@ -23,8 +23,13 @@ export function buildProgram(io: CliIo): Command {
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     });
-  // addCommand() does not pass on exitOverride and output settings (command() would): copy them.
-  for (const make of commands) program.addCommand(make(io).copyInheritedSettings(program));
+  // addCommand() does not pass on exitOverride and output settings (command() would): copy them, to subcommands too.
+  const inherit = (c: Command, parent: Command): Command => {
+    c.copyInheritedSettings(parent);
+    for (const sub of c.commands) inherit(sub, c);
+    return c;
+  };
+  for (const make of commands) program.addCommand(inherit(make(io), program));
   return program;
 }
 

@@ -46,6 +46,8 @@ export const ErrorCode = {
   REVIEW_UNKNOWN: 'HOOP_REVIEW_UNKNOWN',
   /** A recording failed verification. */
   RECORDING_INVALID: 'HOOP_RECORDING_INVALID',
+  /** The gateway's shared store (PostgreSQL) cannot be reached or used. */
+  STORE_UNAVAILABLE: 'HOOP_STORE_UNAVAILABLE',
   /** A bug: something that should not happen did. */
   INTERNAL: 'HOOP_INTERNAL',
 } as const;
@@ -83,6 +85,7 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_SESSION_UNKNOWN: ExitCode.DATA,
   HOOP_REVIEW_UNKNOWN: ExitCode.DATA,
   HOOP_RECORDING_INVALID: ExitCode.FAILURE,
+  HOOP_STORE_UNAVAILABLE: ExitCode.UNAVAILABLE,
   HOOP_INTERNAL: ExitCode.SOFTWARE,
 };
 

@@ -1,24 +1,56 @@
 /**
  * `hoop gateway --config FILE`: runs the gateway until SIGINT/SIGTERM.
+ * `hoop gateway migrate --config FILE`: brings a shared store (`store: { kind: postgres }`) up to
+ * this version's schema; the gateway does the same at start, so this is for doing it ahead.
  */
 import { Command } from 'commander';
+import { resolveSecret } from '../config/secrets.js';
+import { ErrorCode, HoopError } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { startGateway } from '../gateway/server.js';
+import { MIGRATIONS, describeStoreUrl, migrate, openStorePool } from '../gateway/store-postgres.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 
+/** The configuration file named, or a usage error saying how to name it (here, not as a required option, so that `migrate` takes it too). */
+function configFile(file: string | undefined): string {
+  if (!file) throw new HoopError(ErrorCode.USAGE, 'the gateway needs its configuration file', { hint: 'pass --config gateway.yaml, or set HOOP_GATEWAY_CONFIG' });
+  return file;
+}
+
 /** Builds the `gateway` command. */
 export function gatewayCommand(io: CliIo): Command {
-  return new Command('gateway')
+  const gateway = new Command('gateway')
     .description('run the hoop gateway: it verifies tokens, holds the upstream credentials, enforces policy and relays tunnels')
-    .requiredOption('-c, --config <file>', 'gateway configuration file (YAML)', io.env.HOOP_GATEWAY_CONFIG)
+    .option('-c, --config <file>', 'gateway configuration file (YAML; default $HOOP_GATEWAY_CONFIG)', io.env.HOOP_GATEWAY_CONFIG)
     .option('--insecure-dev-http', 'serve plain HTTP (only allowed on a loopback address; for local development)')
-    .action(async (opts: { config: string; insecureDevHttp?: boolean }) => {
-      const config = await loadGatewayConfig(opts.config, io.env);
+    .action(async (opts: { config?: string; insecureDevHttp?: boolean }) => {
+      const config = await loadGatewayConfig(configFile(opts.config), io.env);
       const log = createLogger({ level: levelFromEnv(io.env, config.log.level), sink: io.stderr, fields: { component: 'gateway' } });
       const gateway = await startGateway({ config, log, insecureDevHttp: opts.insecureDevHttp === true, env: io.env });
       await whenAborted(io.signal);
       log.info('gateway.stopping', { activeSessions: gateway.activeSessions });
       await gateway.close();
     });
+  gateway.addCommand(
+    new Command('migrate')
+      .description("bring the shared store (store: postgres) up to this version's schema; safe while other replicas run or start")
+      .option('-c, --config <file>', 'gateway configuration file (YAML; default $HOOP_GATEWAY_CONFIG)', io.env.HOOP_GATEWAY_CONFIG)
+      .action(async (opts: { config?: string }) => {
+        const config = await loadGatewayConfig(configFile(opts.config), io.env);
+        if (config.store.kind !== 'postgres') {
+          throw new HoopError(ErrorCode.USAGE, `${config.file} keeps the gateway's state in files (dataDir), which need no migration`, { hint: 'for several replicas, set store: { kind: postgres, url: ${env:HOOP_STORE_URL} }' });
+        }
+        const url = await resolveSecret(config.store.url, io.env);
+        const pool = await openStorePool(url);
+        try {
+          const { version, applied } = await migrate(pool);
+          const names = applied.map((v) => `${v} (${MIGRATIONS.find((m) => m.version === v)!.name})`);
+          io.stdout.write(`store ${describeStoreUrl(url)}: ${applied.length > 0 ? `applied ${names.join(', ')}; ` : 'nothing to apply; '}schema at version ${version}\n`);
+        } finally {
+          await pool.end();
+        }
+      }),
+  );
+  return gateway;
 }

@@ -33,6 +33,9 @@
  *   scopes: [openid, profile, email, offline_access]   # the default; must include openid
  *   resource: https://hoop.example.com                 # optional RFC 8707 resource indicator
  * dataDir: ./hoop-data                # the gateway's state (device keys); default <dir of this file>/hoop-data
+ * store:                              # where the shared state goes (device keys so far); default: files in dataDir
+ *   kind: postgres                    # file (default) | postgres (several replicas share it)
+ *   url: ${env:HOOP_STORE_URL}        # a secret reference to postgres://user:password@host:5432/db?sslmode=verify-full
  * connections:
  *   - name: prod-db                   # [a-z0-9][a-z0-9-_.]{0,62}, unique
  *     type: postgres
@@ -95,7 +98,7 @@ import { LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { connectionSchema, connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
 import { readPem, type PemKind } from '../config/pem.js';
-import { parseSecretPattern, parseSecretRef, resolveSecret, unresolvedSecret } from '../config/secrets.js';
+import { parseSecretPattern, parseSecretRef, resolveSecret, secretSchema, unresolvedSecret, type SecretRef } from '../config/secrets.js';
 import { Locator, asRecord, dotted, nonEmpty, parseWithSchema, readErrorMessage, stringList, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
 import { HoopError, ErrorCode } from '../errors.js';
 import { isLoopbackHost } from '../loopback.js';
@@ -114,6 +117,8 @@ export interface GatewayConfig {
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** Absolute path of the directory that holds the gateway's state. */
   dataDir: string;
+  /** Where the shared state is kept: files in `dataDir`, or a PostgreSQL database (its URL a secret reference, resolved at start). */
+  store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef };
   /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
   login?: LoginConfig;
   /** The config repo the policy (connections, access, rules) comes from; then `connections` is empty. */
@@ -407,6 +412,13 @@ const fileSchema = z.strictObject(
       .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') })
       .default({ level: 'info' }),
     dataDir: nonEmpty('a directory path').optional(),
+    store: z
+      .discriminatedUnion(
+        'kind',
+        [z.strictObject({ kind: z.literal('file') }), z.strictObject({ kind: z.literal('postgres'), url: secretSchema })],
+        { error: 'must have a kind: file or postgres' },
+      )
+      .default({ kind: 'file' }),
     login: loginSchema.optional(),
     policy: policySourceSchema.optional(),
     postgres: postgresLimitsSchema.default({}),
@@ -550,6 +562,10 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
 
   const rawIssuers = Array.isArray(root?.issuers) ? root.issuers : [];
   const seenIssuers = new Set<string>();
+  const storeUrl = asRecord(root?.store)?.url;
+  const storeRef = typeof storeUrl === 'string' ? parseSecretRef(storeUrl, baseDir) : undefined;
+  if (storeRef) pending.push(unresolvedSecret(storeRef, env).then((message) => void (message && problems.push({ path: ['store', 'url'], message }))));
+
   rawIssuers.forEach((iss: unknown, i) => {
     const name = asRecord(iss)?.issuer;
     if (typeof name !== 'string') return;
@@ -633,6 +649,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),
     log: data.log,
     dataDir,
+    store: data.store.kind === 'postgres' ? { kind: 'postgres', url: parseSecretRef(data.store.url, baseDir)! } : { kind: 'file' },
     recording: data.recording,
     ...(data.audit
       ? {

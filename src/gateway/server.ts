@@ -56,6 +56,7 @@ import { GatewayPolicySource, whoOf } from './policy-source.js';
 import { watchSessionToken } from './session-token.js';
 import { accessFor, requestableRule } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
+import { PostgresGatewayStore } from './store-postgres.js';
 import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
@@ -89,7 +90,7 @@ export interface GatewayOptions {
   /** Overrides for tests: timeouts of the SSH engine. */
   ssh?: Pick<SshEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'>;
   verifier?: TokenVerifier;
-  /** The state store; default: a {@link FileGatewayStore} in `config.dataDir` (closed with the gateway). */
+  /** The state store; default: as `config.store` says, a {@link FileGatewayStore} in `config.dataDir` or a {@link PostgresGatewayStore} (closed with the gateway). */
   store?: GatewayStore;
   /**
    * Statement enforcement for a new session: the judge of its statements and whether its access
@@ -194,6 +195,7 @@ function errorStatus(err: HoopError): number {
     case ErrorCode.REVIEW_UNKNOWN:
       return 404;
     case ErrorCode.RECORDING_UNAVAILABLE:
+    case ErrorCode.STORE_UNAVAILABLE:
       return 503;
     case ErrorCode.USAGE:
       return 400;
@@ -308,7 +310,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const verifier = options.verifier ?? new TokenVerifier(config.issuers);
   const ownStore = options.store === undefined;
-  const store = options.store ?? (await FileGatewayStore.open(config.dataDir));
+  const store = options.store ?? (config.store.kind === 'postgres' ? await PostgresGatewayStore.open(await resolveSecret(config.store.url, env)) : await FileGatewayStore.open(config.dataDir));
   let policySource: GatewayPolicySource | undefined;
   if (config.policy) {
     try {

@@ -170,6 +170,16 @@ describe('a good file', () => {
     expect(dump).not.toContain('from-a-file');
   });
 
+  it('keeps state in files by default, or in PostgreSQL named by a secret reference that resolves', async () => {
+    const base = 'listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp", audience: a }]\n';
+    expect((await parseGatewayConfig(base, join(dir, 's.yaml'), {})).store).toEqual({ kind: 'file' });
+    const pgStore = await parseGatewayConfig(`${base}store: { kind: postgres, url: "\${env:STORE_URL}" }\n`, join(dir, 's.yaml'), { STORE_URL: 'postgres://h/db' });
+    expect(pgStore.store).toEqual({ kind: 'postgres', url: { kind: 'env', name: 'STORE_URL' } });
+    expect((await problems(`${base}store: { kind: postgres, url: "\${env:NOT_SET}" }\n`, {})).err.message).toMatch(/store\.url: .*NOT_SET/);
+    expect((await problems(`${base}store: { kind: postgres, url: "postgres://u:pw@h/db" }\n`)).err.message).toContain('store.url: must be a secret reference');
+    expect((await problems(`${base}store: { kind: redis }\n`)).err.message).toContain('store.kind: must have a kind: file or postgres');
+  });
+
   it('needs no tls on loopback, takes IPv6 and port 0, and fills the defaults', async () => {
     const minimal = 'listen: "[::1]:0"\nissuers:\n  - { issuer: "http://localhost:8080", audience: hoop }\n';
     const config = await parseGatewayConfig(minimal, join(dir, 'min.yaml'), {});

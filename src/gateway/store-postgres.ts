@@ -1,0 +1,260 @@
+/**
+ * The gateway's state in PostgreSQL, shared by every replica (`store: { kind: postgres }`): the
+ * same {@link GatewayStore} interface as the files in the data directory, on a proven engine
+ * rather than any replication of hoop's own.
+ *
+ * Everything lives in the schema `hoop`. Its shape is versioned: {@link MIGRATIONS} run in order at
+ * start (and with `hoop gateway migrate`), each once, recorded in `hoop.migrations`, all in one
+ * transaction that first takes a transaction-level advisory lock, so replicas starting at once
+ * apply them one after the other and never twice. A database whose schema is newer than this
+ * gateway knows is refused (an older replica must not write into a newer shape).
+ *
+ * Concurrency across replicas is PostgreSQL's: a device registration runs in a transaction holding
+ * an advisory lock on its owner, so the per-identity limits hold however many replicas register
+ * at once.
+ *
+ * @see https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING (the URL)
+ * @see /work/shared/ARCHITECTURE.md ("State")
+ */
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { EPHEMERAL_DEVICE_MS, MAX_DEVICES_PER_IDENTITY, MAX_EPHEMERAL_DEVICES_PER_IDENTITY, type Device, type DeviceOwner, type GatewayStore, type NewDevice } from './store.js';
+
+/** One step of the schema: applied once, in order of `version`. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** The schema's history. Append only: a released migration never changes. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'device keys',
+    sql: `
+      create table hoop.devices (
+        device_id   uuid primary key,
+        issuer      text not null,
+        subject     text not null,
+        name        text not null,
+        public_key  text not null,
+        fingerprint text not null,
+        created_at  timestamptz not null,
+        expires_at  timestamptz
+      );
+      create index devices_owner on hoop.devices (issuer, subject);`,
+  },
+];
+
+/** The advisory lock key migrations take (any constant; "hoop" in ASCII). */
+const MIGRATION_LOCK = 0x686f6f70;
+
+/** What {@link migrate} did. */
+export interface MigrationResult {
+  /** The schema's version now. */
+  version: number;
+  /** The versions this call applied (none when another replica, or an earlier start, had). */
+  applied: number[];
+}
+
+/**
+ * Brings the `hoop` schema up to the newest of `migrations`, in one transaction under an advisory
+ * lock (see the module documentation).
+ *
+ * @throws HoopError STORE_UNAVAILABLE (the database is newer than this gateway, or cannot be reached or changed)
+ */
+export async function migrate(pool: pg.Pool, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationResult> {
+  const client = await connectTo(pool);
+  try {
+    await client.query('begin');
+    await client.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query('create schema if not exists hoop');
+    await client.query('create table if not exists hoop.migrations (version integer primary key, name text not null, applied_at timestamptz not null default now())');
+    const done = new Set((await client.query<{ version: number }>('select version from hoop.migrations')).rows.map((r) => r.version));
+    const newest = Math.max(0, ...migrations.map((m) => m.version));
+    const ahead = [...done].filter((v) => v > newest);
+    if (ahead.length > 0) {
+      throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `the store's schema is at version ${Math.max(...ahead)}, newer than this gateway knows (${newest})`, { hint: 'run the same hoop version on every replica; upgrade this one' });
+    }
+    const applied: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (done.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('insert into hoop.migrations (version, name) values ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    await client.query('commit');
+    return { version: newest, applied };
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw storeError(err, 'apply the store schema');
+  } finally {
+    client.release();
+  }
+}
+
+/** Where the store is, for messages: `host:port/database`, never the password. */
+export function describeStoreUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return 'the store';
+  }
+}
+
+/** A pool on `url` (a libpq connection URI), checked by connecting once. */
+export async function openStorePool(url: string): Promise<pg.Pool> {
+  const pool = new pg.Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, application_name: 'hoop gateway' });
+  // An idle client's error (the server restarted) must not end the gateway: the pool drops that client.
+  pool.on('error', () => undefined);
+  try {
+    (await connectTo(pool)).release();
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `cannot reach the store at ${describeStoreUrl(url)}: ${describeError(err)}`, { hint: 'check store.url in the gateway configuration and that PostgreSQL accepts the gateway' });
+  }
+  return pool;
+}
+
+async function connectTo(pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    return await pool.connect();
+  } catch (err) {
+    throw storeError(err, 'connect');
+  }
+}
+
+function storeError(err: unknown, doing: string): HoopError {
+  if (err instanceof HoopError) return err;
+  return new HoopError(ErrorCode.STORE_UNAVAILABLE, `the store could not ${doing}: ${describeError(err)}`, { hint: 'check that the store (PostgreSQL) is up and reachable; the gateway retries on the next request', cause: err });
+}
+
+interface DeviceRow {
+  device_id: string;
+  issuer: string;
+  subject: string;
+  name: string;
+  public_key: string;
+  fingerprint: string;
+  created_at: Date;
+  expires_at: Date | null;
+}
+
+function deviceOf(r: DeviceRow): Device {
+  return {
+    deviceId: r.device_id,
+    issuer: r.issuer,
+    subject: r.subject,
+    name: r.name,
+    publicKey: r.public_key,
+    fingerprint: r.fingerprint,
+    createdAt: r.created_at.toISOString(),
+    ...(r.expires_at ? { expiresAt: r.expires_at.toISOString() } : {}),
+  };
+}
+
+const LIVE = '(expires_at is null or expires_at > now())';
+
+/** See the module documentation. */
+export class PostgresGatewayStore implements GatewayStore {
+  readonly #pool: pg.Pool;
+  readonly #ownPool: boolean;
+  #closed = false;
+
+  private constructor(pool: pg.Pool, ownPool: boolean) {
+    this.#pool = pool;
+    this.#ownPool = ownPool;
+  }
+
+  /**
+   * Connects to `url` and brings the schema up to date.
+   *
+   * @throws HoopError STORE_UNAVAILABLE
+   */
+  static async open(url: string): Promise<PostgresGatewayStore> {
+    const pool = await openStorePool(url);
+    try {
+      await migrate(pool);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return new PostgresGatewayStore(pool, true);
+  }
+
+  /** A store on a pool the caller owns (and ends), whose schema is up to date. */
+  static onPool(pool: pg.Pool): PostgresGatewayStore {
+    return new PostgresGatewayStore(pool, false);
+  }
+
+  async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    if (this.#closed) throw new HoopError(ErrorCode.INTERNAL, 'the gateway store is closed');
+    try {
+      return (await this.#pool.query<R>(text, values)).rows;
+    } catch (err) {
+      throw storeError(err, 'answer');
+    }
+  }
+
+  async registerDevice(owner: DeviceOwner, device: NewDevice): Promise<{ device: Device; created: boolean }> {
+    if (this.#closed) throw new HoopError(ErrorCode.INTERNAL, 'the gateway store is closed');
+    const client = await connectTo(this.#pool);
+    try {
+      await client.query('begin');
+      // One registration per identity at a time, on every replica: the limits below hold.
+      await client.query('select pg_advisory_xact_lock(hashtext($1), hashtext($2))', [owner.issuer, owner.subject]);
+      const mine = (await client.query<DeviceRow>(`select * from hoop.devices where issuer = $1 and subject = $2 and ${LIVE}`, [owner.issuer, owner.subject])).rows;
+      const existing = mine.find((d) => d.fingerprint === device.fingerprint);
+      if (existing) {
+        await client.query('commit');
+        return { device: deviceOf(existing), created: false };
+      }
+      const ephemeral = device.expiresAt !== undefined;
+      const max = ephemeral ? MAX_EPHEMERAL_DEVICES_PER_IDENTITY : MAX_DEVICES_PER_IDENTITY;
+      if (mine.filter((d) => (d.expires_at !== null) === ephemeral).length >= max) {
+        throw new HoopError(ErrorCode.USAGE, `${owner.subject} already has ${max} registered ${ephemeral ? `ephemeral keys (one per hoop process with a token from the environment, for ${EPHEMERAL_DEVICE_MS / 86_400_000} days)` : 'devices'}`, {
+          hint: ephemeral ? 'log in with `hoop login --id-token-file` so the CI job keeps one device key, or wait for older keys to expire' : 'ask the gateway operator to remove old devices',
+        });
+      }
+      await client.query(`delete from hoop.devices where issuer = $1 and subject = $2 and not ${LIVE}`, [owner.issuer, owner.subject]);
+      const row = (
+        await client.query<DeviceRow>('insert into hoop.devices (device_id, issuer, subject, name, public_key, fingerprint, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, now(), $7) returning *', [
+          randomUUID(),
+          owner.issuer,
+          owner.subject,
+          device.name,
+          device.publicKey,
+          device.fingerprint,
+          device.expiresAt ?? null,
+        ])
+      ).rows[0]!;
+      await client.query('commit');
+      return { device: deviceOf(row), created: true };
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw storeError(err, 'register the device');
+    } finally {
+      client.release();
+    }
+  }
+
+  async listDevices(owner: DeviceOwner): Promise<Device[]> {
+    return (await this.#query<DeviceRow>(`select * from hoop.devices where issuer = $1 and subject = $2 and ${LIVE} order by created_at, device_id`, [owner.issuer, owner.subject])).map(deviceOf);
+  }
+
+  async getDevice(deviceId: string): Promise<Device | undefined> {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(deviceId)) return undefined;
+    const [row] = await this.#query<DeviceRow>('select * from hoop.devices where device_id = $1', [deviceId]);
+    return row ? deviceOf(row) : undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownPool) await this.#pool.end();
+  }
+}
