@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
-import { EPHEMERAL_DEVICE_MS, MAX_DEVICES_PER_IDENTITY, MAX_EPHEMERAL_DEVICES_PER_IDENTITY, type Device, type DeviceOwner, type GatewayStore, type NewDevice } from './store.js';
+import { checkDeviceLimit, type Device, type DeviceOwner, type GatewayStore, type NewDevice } from './store.js';
 
 /** One step of the schema: applied once, in order of `version`. */
 export interface Migration {
@@ -213,13 +213,7 @@ export class PostgresGatewayStore implements GatewayStore {
         await client.query('commit');
         return { device: deviceOf(existing), created: false };
       }
-      const ephemeral = device.expiresAt !== undefined;
-      const max = ephemeral ? MAX_EPHEMERAL_DEVICES_PER_IDENTITY : MAX_DEVICES_PER_IDENTITY;
-      if (mine.filter((d) => (d.expires_at !== null) === ephemeral).length >= max) {
-        throw new HoopError(ErrorCode.USAGE, `${owner.subject} already has ${max} registered ${ephemeral ? `ephemeral keys (one per hoop process with a token from the environment, for ${EPHEMERAL_DEVICE_MS / 86_400_000} days)` : 'devices'}`, {
-          hint: ephemeral ? 'log in with `hoop login --id-token-file` so the CI job keeps one device key, or wait for older keys to expire' : 'ask the gateway operator to remove old devices',
-        });
-      }
+      checkDeviceLimit(owner, device, mine.map(deviceOf));
       await client.query(`delete from hoop.devices where issuer = $1 and subject = $2 and not ${LIVE}`, [owner.issuer, owner.subject]);
       const row = (
         await client.query<DeviceRow>('insert into hoop.devices (device_id, issuer, subject, name, public_key, fingerprint, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, now(), $7) returning *', [

@@ -65,6 +65,22 @@ export interface GatewayStore {
   close(): Promise<void>;
 }
 
+/**
+ * Refuses a new device beyond the identity's limit ({@link MAX_DEVICES_PER_IDENTITY}, or
+ * {@link MAX_EPHEMERAL_DEVICES_PER_IDENTITY} for ephemeral keys), given its live devices `mine`.
+ *
+ * @throws HoopError USAGE
+ */
+export function checkDeviceLimit(owner: DeviceOwner, device: NewDevice, mine: ReadonlyArray<{ expiresAt?: string | undefined }>): void {
+  const ephemeral = device.expiresAt !== undefined;
+  const max = ephemeral ? MAX_EPHEMERAL_DEVICES_PER_IDENTITY : MAX_DEVICES_PER_IDENTITY;
+  if (mine.filter((d) => (d.expiresAt !== undefined) === ephemeral).length < max) return;
+  throw usage(
+    `${owner.subject} already has ${max} registered ${ephemeral ? `ephemeral keys (one per hoop process with a token from the environment, for ${EPHEMERAL_DEVICE_MS / 86_400_000} days)` : 'devices'}`,
+    ephemeral ? 'log in with `hoop login --id-token-file` so the CI job keeps one device key, or wait for older keys to expire' : 'ask the gateway operator to remove old devices',
+  );
+}
+
 /** Longest device name accepted, in characters. */
 export const MAX_DEVICE_NAME = 128;
 /** Most devices one identity may register. */
@@ -267,11 +283,7 @@ export class FileGatewayStore implements GatewayStore {
       const mine = this.#devices.filter((d) => d.issuer === owner.issuer && d.subject === owner.subject && live(d, now));
       const existing = mine.find((d) => d.fingerprint === device.fingerprint);
       if (existing) return { device: { ...existing }, created: false };
-      const ephemeral = device.expiresAt !== undefined;
-      const max = ephemeral ? MAX_EPHEMERAL_DEVICES_PER_IDENTITY : MAX_DEVICES_PER_IDENTITY;
-      if (mine.filter((d) => (d.expiresAt !== undefined) === ephemeral).length >= max) {
-        throw usage(`${owner.subject} already has ${max} registered ${ephemeral ? 'ephemeral keys (one per hoop process with a token from the environment, for 7 days)' : 'devices'}`, ephemeral ? 'log in with `hoop login --id-token-file` so the CI job keeps one device key, or wait for older keys to expire' : 'ask the gateway operator to remove old devices');
-      }
+      checkDeviceLimit(owner, device, mine);
       const record: Device = {
         deviceId: randomUUID(),
         issuer: owner.issuer,
