@@ -20,7 +20,8 @@
  * runs per path, median reported, default 3), BENCH_PATHS (comma list, default all),
  * BENCH_HOOP_NODE_ARGS (node flags for the hoop processes, e.g. `--cpu-prof --cpu-prof-dir=DIR`),
  * BENCH_LIMITS=0 (skip the measurements under a heavy session, see ./pg-limits.ts), BENCH_SCP=0
- * (skip scp), BENCH_SCP_RUNS (scp runs per path, median reported, default 3).
+ * (skip scp), BENCH_SCP_RUNS (scp runs per path, median reported, default 3), BENCH_SCP_MB (the file
+ * scp copies, default 100).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -574,8 +575,9 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
 }
 
 /**
- * `scp` of 100 MB (random bytes) up and down, to an sshd of its own: direct, through hoop, and
- * through hoop with the session recorded; the median of BENCH_SCP_RUNS (default 3) runs each.
+ * `scp` of BENCH_SCP_MB (default 100) MB of random bytes up and down, to an sshd of its own: direct,
+ * through hoop, and through hoop with the session recorded; the median of BENCH_SCP_RUNS (default
+ * 3) runs each.
  */
 async function measureScp(log: (s: string) => void): Promise<string[]> {
   const { startSshd } = await import('../src/demo/sshd.js');
@@ -583,7 +585,8 @@ async function measureScp(log: (s: string) => void): Promise<string[]> {
   onCleanup('sshd', () => sshd.stop());
   const { dir } = tempDir('hoop-bench-scp-');
   const file = join(dir, 'payload.bin');
-  writeFileSync(file, Buffer.concat(Array.from({ length: 100 }, () => randomBytes(1024 * 1024))));
+  const mb = positiveInt(process.env.BENCH_SCP_MB, 100);
+  writeFileSync(file, Buffer.concat(Array.from({ length: mb }, () => randomBytes(1024 * 1024))));
   const runs = Number(process.env.BENCH_SCP_RUNS ?? 3);
   const time = async (args: string[]): Promise<number> => {
     const t = process.hrtime.bigint();
@@ -600,7 +603,7 @@ async function measureScp(log: (s: string) => void): Promise<string[]> {
       ups.push(await time(up(remote)));
       downs.push(await time(down(remote, join(dir, `back-${i}.bin`))));
     }
-    rows.push(`| ${name} | ${(100 / median(ups)).toFixed(0)} MB/s | ${(100 / median(downs)).toFixed(0)} MB/s |`);
+    rows.push(`| ${name} | ${(mb / median(ups)).toFixed(0)} MB/s | ${(mb / median(downs)).toFixed(0)} MB/s |`);
     log(`[scp] ${rows[rows.length - 1]}`);
   };
   const direct = ['-F', '/dev/null', '-i', sshd.clientKeyFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-P', String(sshd.port)];
@@ -621,7 +624,7 @@ async function measureScp(log: (s: string) => void): Promise<string[]> {
       await gw.stop();
     }
   }
-  return ['| scp 100 MB | up | down |', '|---|---:|---:|', ...rows];
+  return [`| scp ${mb} MB | up | down |`, '|---|---:|---:|', ...rows];
 }
 
 /** Node flags for the hoop processes alone, from BENCH_HOOP_NODE_ARGS (e.g. `--cpu-prof`). */
