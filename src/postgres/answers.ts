@@ -20,6 +20,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { PgProtocolError } from './protocol-error.js';
+import { BackendType } from './messages.js';
 
 /** The kinds of client message the server answers (`copy-end`: a CopyDone or CopyFail, which may end a copy-in). */
 export type AskKind = 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'query' | 'function' | 'copy-end';
@@ -103,12 +104,7 @@ for (const [type, kinds] of ANSWERS) ANSWER_MASK[ch(type)] = kinds.reduce((m, k)
 
 /** Server message types after which the message they answer is done. */
 const ENDS = new Set([ch('1'), ch('2'), ch('3'), ch('n'), ch('s'), ch('Z')]);
-const ROW_DESCRIPTION = ch('T');
-const COMMAND_COMPLETE = ch('C');
-const EMPTY_QUERY = ch('I');
-const ERROR = ch('E');
-const COPY_IN = ch('G');
-const COPY_BOTH = ch('W');
+const { ROW_DESCRIPTION, COMMAND_COMPLETE, EMPTY_QUERY, ERROR, COPY_IN, COPY_BOTH } = BackendType;
 
 const NAMES: Record<AskKind, string> = {
   parse: 'Parse',

@@ -18,6 +18,23 @@ export const CANCEL_REQUEST_CODE = 80877102;
 export const PROTOCOL_3_0 = 196608;
 
 /**
+ * Type bytes of the server (backend) messages the gateway's stages tell apart.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+export const BackendType = {
+  DATA_ROW: 0x44, // 'D'
+  COMMAND_COMPLETE: 0x43, // 'C'
+  ERROR: 0x45, // 'E'
+  READY_FOR_QUERY: 0x5a, // 'Z'
+  EMPTY_QUERY: 0x49, // 'I'
+  PORTAL_SUSPENDED: 0x73, // 's'
+  ROW_DESCRIPTION: 0x54, // 'T'
+  COPY_IN: 0x47, // 'G'
+  COPY_BOTH: 0x57, // 'W'
+} as const;
+
+/**
  * The SQLSTATE codes hoop reports.
  *
  * @see https://www.postgresql.org/docs/current/errcodes-appendix.html

@@ -41,19 +41,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { WriteGuard } from '../policy/decide.js';
 import type { AskOutcome, Ask } from './answers.js';
 import { decodeFrontend, describeMessage, type FrontendMessage } from './frontend-messages.js';
-import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from './messages.js';
+import { BackendType, bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from './messages.js';
 import type { ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
 import type { ServerState } from './relay.js';
 import { parseDataRow } from './rows.js';
 import { RESERVED_STATEMENT_PREFIX, reviewOutcomeError, type StatementGate } from './statement-gate.js';
 
 const ch = (c: string): number => c.charCodeAt(0);
-const DATA_ROW = ch('D');
-const COMMAND_COMPLETE = ch('C');
-const ERROR = ch('E');
-const READY = ch('Z');
-const EMPTY_QUERY = ch('I');
-const PORTAL_SUSPENDED = ch('s');
+const { DATA_ROW, COMMAND_COMPLETE, ERROR, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = BackendType;
 
 /** Most bytes of results held for one guarded message until its rows are counted. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
@@ -363,7 +358,7 @@ export class WriteGuardStage {
         return undefined;
       }
       run.ready = r;
-      if (r[5] === ch('E')) run.failed = true;
+      if (r[5] === ch('E')) run.failed = true; // ReadyForQuery's status: in a failed transaction
       return run.guard.count === 'tag' || run.failed ? this.#decide(run) : undefined;
     }
     run.hold(r);
