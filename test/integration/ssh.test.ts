@@ -17,7 +17,7 @@ import { newEd25519Key } from '../../src/ssh/keys.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import type { ConnectSshJson } from '../../src/commands/connect.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
-import { connectionYaml } from '../harness/postgres.js';
+import { connectionYaml, freePort } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let sshd: Sshd;
@@ -345,24 +345,29 @@ describe('files through hoop: scp, sftp, rsync', () => {
 
 describe('forwarding, ptys and reviews', () => {
   it('forwards a local port to a target the policy lists, and refuses one it does not', async () => {
-    const local = 40000 + Math.floor(Math.random() * 20000);
-    const fwd = spawn('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-N', '-L', `127.0.0.1:${local}:127.0.0.1:${stack.pg.port}`, 'bastion'], { stdio: 'ignore' });
-    try {
-      let out = '';
-      for (let i = 0; i < 50 && !out.includes('ok'); i++) {
-        await sleep(200);
-        out = (await run('psql', ['-XAtq', '-h', '127.0.0.1', '-p', String(local), '-U', stack.pg.users.scram.user, '-d', 'app', '-c', "select 'ok'"], { env: { PGPASSWORD: stack.pg.users.scram.password, PGCONNECT_TIMEOUT: '3' } })).stdout;
+    let out = '';
+    let sshErr = '';
+    // A port free a moment ago may be taken by another test when ssh binds it: then ssh exits (ExitOnForwardFailure), and this tries another.
+    for (let attempt = 0; attempt < 3 && !out.includes('ok'); attempt++) {
+      const local = await freePort();
+      const fwd = spawn('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-N', '-L', `127.0.0.1:${local}:127.0.0.1:${stack.pg.port}`, 'bastion'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      fwd.stderr!.on('data', (b: Buffer) => (sshErr += b.toString()));
+      try {
+        for (let i = 0; i < 75 && !out.includes('ok') && fwd.exitCode === null; i++) {
+          await sleep(200);
+          out = (await run('psql', ['-XAtq', '-h', '127.0.0.1', '-p', String(local), '-U', stack.pg.users.scram.user, '-d', 'app', '-c', "select 'ok'"], { env: { PGPASSWORD: stack.pg.users.scram.password, PGCONNECT_TIMEOUT: '3' } })).stdout;
+        }
+      } finally {
+        fwd.kill();
       }
-      expect(out.trim()).toBe('ok');
-    } finally {
-      fwd.kill();
     }
+    expect(out.trim(), sshErr).toBe('ok');
     const refused = await run('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-W', `127.0.0.1:${sshd.port}`, 'bastion'], { timeoutMs: 15_000 });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/administratively prohibited|open failed/);
     const events = await recordingOf(lastSession('bastion'));
     expect(events.find((e) => e.t === 'ssh-forward')).toMatchObject({ target: `127.0.0.1:${sshd.port}`, allowed: false });
-  }, 60_000);
+  }, 120_000);
 
   it('gives a command a pty of the client terminal\'s size, follows a resize, and records both', async () => {
     // `script` gives ssh a pseudo-terminal; stty sets its size, then changes it while the command runs (SIGWINCH).
