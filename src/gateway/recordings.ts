@@ -16,10 +16,11 @@ import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine
 import { tablesTouched } from '../policy/decide.js';
 import { analyzeSql, loadSqlParser } from '../policy/sql/analyze.js';
 import { RecordingThread, type RecordingStream } from '../recording/thread.js';
+import { RECORDING_FILE } from '../recording/writer.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
 const INDEX_FILE = 'sessions.jsonl';
-const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
+export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** A published recording key (`GET /v1/keys`). */
 export interface PublishedKey {
@@ -27,6 +28,8 @@ export interface PublishedKey {
   publicKey: string;
   fingerprint: string;
   status: 'current' | 'retired';
+  /** With a shared store: the replica whose key it is. */
+  replica?: string;
 }
 
 /** One session: in the index once it ended; while it runs, as the gateway sees it so far. */
@@ -76,24 +79,57 @@ export interface SessionSummary {
   bytesToClient: number;
 }
 
+/**
+ * Where a gateway keeps its sessions index and its recordings' files once written: the data
+ * directory ({@link FileSessionArchive}), or a store shared by replicas (./recordings-postgres.ts).
+ * Recordings are always written first to the data directory, by the recording thread.
+ */
+export interface SessionArchive {
+  /** A session started (a shared store lists it as running on every replica). */
+  started(summary: SessionSummary): void;
+  /** A file of session `id`'s recording is durable in the data directory, or was removed there. */
+  fileWritten?(id: string, name: string, removed: boolean): void;
+  /** Adds an ended session to the index. */
+  index(summary: SessionSummary): Promise<void>;
+  /** Every session of the index, newest first. */
+  sessions(): Promise<SessionSummary[]>;
+  /** Whether session `id` was ever recorded (its id is never given to another session). */
+  recorded(id: string): Promise<boolean>;
+  /** The files of session `id`'s recording. */
+  files(id: string): Promise<string[]>;
+  /** One file of it: a path in the data directory, or its bytes; undefined when there is none. */
+  file(id: string, name: string): Promise<string | Buffer | undefined>;
+  /** Deletes the recordings of sessions that ended more than `days` days before `now`; resolves their ids. */
+  prune(days: number, now: number): Promise<string[]>;
+  /** The recording keys published at `/v1/keys` (the replica's own `key` among them). */
+  publicKeys(own: PublishedKey[]): Promise<PublishedKey[]>;
+  /** Indexes what a gateway that stopped without ending its sessions left behind; resolves how many. */
+  recover(): Promise<number>;
+  /** Waits for what is still to be written (bounded), then stops. */
+  close(): Promise<void>;
+}
+
 /** See the module documentation. */
 export class GatewayRecordings {
   readonly dir: string;
   readonly key: KeyObject;
+  readonly archive: SessionArchive;
   readonly #retired: KeyObject[];
   /** Where recordings are written, off the event loop that relays sessions. */
   readonly #thread = new RecordingThread();
-  /** The parsed index and the file size it was parsed at. */
-  #index: { size: number; sessions: SessionSummary[] } | undefined;
 
-  private constructor(dir: string, key: KeyObject, retired: KeyObject[]) {
+  private constructor(dir: string, key: KeyObject, retired: KeyObject[], archive: SessionArchive) {
     this.dir = dir;
     this.key = key;
     this.#retired = retired;
+    this.archive = archive;
   }
 
-  /** Opens the recordings of the data directory `dataDir`, making the signing key on first use. */
-  static async open(dataDir: string): Promise<GatewayRecordings> {
+  /**
+   * Opens the recordings of the data directory `dataDir`, making the signing key on first use;
+   * the index and the files written go to `archive` (default: the data directory).
+   */
+  static async open(dataDir: string, archive?: (dir: string) => SessionArchive): Promise<GatewayRecordings> {
     const keys = join(dataDir, 'keys');
     try {
       await mkdir(keys, { recursive: true, mode: 0o700 });
@@ -111,7 +147,7 @@ export class GatewayRecordings {
       }
       const retired: KeyObject[] = [];
       for (const f of (await readdir(keys)).filter((f) => /^retired-.*\.pem$/.test(f)).sort()) retired.push(signingKeyFromPem(await readFile(join(keys, f), 'utf8')));
-      return new GatewayRecordings(dataDir, signingKeyFromPem(pem), retired);
+      return new GatewayRecordings(dataDir, signingKeyFromPem(pem), retired, (archive ?? ((dir) => new FileSessionArchive(dir)))(dataDir));
     } catch (err) {
       throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot use the recording key in ${keys}: ${describeError(err)}`, {
         hint: 'check the permissions of dataDir; a key file must be an Ed25519 private key in PEM',
@@ -119,15 +155,20 @@ export class GatewayRecordings {
     }
   }
 
-  /** The keys recordings are checked against: the current one, then retired ones. */
-  publicKeys(): PublishedKey[] {
+  /** This gateway's keys: the current one, then retired ones. */
+  ownKeys(): PublishedKey[] {
     return [
       { publicKey: sshPublicKeyLine(this.key), fingerprint: sshFingerprint(this.key), status: 'current' as const },
       ...this.#retired.map((k) => ({ publicKey: sshPublicKeyLine(k), fingerprint: sshFingerprint(k), status: 'retired' as const })),
     ];
   }
 
-  /** The public halves of {@link publicKeys}, to verify with. */
+  /** The keys recordings are checked against: this gateway's, and with a shared store every replica's. */
+  publicKeys(): Promise<PublishedKey[]> {
+    return this.archive.publicKeys(this.ownKeys());
+  }
+
+  /** The public halves of this gateway's keys, to verify with. */
   trustedKeys(): KeyObject[] {
     return [createPublicKey(this.key), ...this.#retired.map((k) => createPublicKey(k))];
   }
@@ -137,81 +178,140 @@ export class GatewayRecordings {
     return SESSION_ID.test(id) ? join(this.dir, 'recordings', id) : undefined;
   }
 
-  /** Whether session `id` was recorded here: its directory exists (retention empties it but keeps it). */
-  async recorded(id: string): Promise<boolean> {
-    const dir = this.recordingDir(id);
-    return dir !== undefined && (await stat(dir).then(() => true, () => false));
+  /** Whether session `id` was recorded (its recording is never written over). */
+  recorded(id: string): Promise<boolean> {
+    return SESSION_ID.test(id) ? this.archive.recorded(id) : Promise.resolve(false);
   }
 
   /** Starts the recording of session `id` of a `protocol` connection on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
   start(id: string, checkpointMs = 10_000, protocol: 'postgres' | 'ssh' = 'postgres'): Promise<RecordingStream> {
     const dir = this.recordingDir(id);
     if (!dir) throw new Error(`not a session id: ${id}`);
-    return this.#thread.open({ dir, id, key: this.key, protocol, checkpointMs });
+    const archive = this.archive;
+    return this.#thread.open({ dir, id, key: this.key, protocol, checkpointMs, ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}) });
   }
 
-  /** Stops the recording thread (the gateway is stopping; its sessions have ended). */
-  stop(): Promise<void> {
-    return this.#thread.stop();
+  /** Stops the recording thread (the gateway is stopping; its sessions have ended), then the archive. */
+  async stop(): Promise<void> {
+    await this.#thread.stop();
+    await this.archive.close();
   }
 
-  /**
-   * Indexes the recordings a gateway that stopped without ending its sessions (killed, crashed)
-   * left behind: each as `truncated`, ended `gateway-stopped` at its last write, with who and where
-   * from its `start` event. Call at start, before any session runs. Resolves how many it found.
-   */
-  async recoverUnindexed(): Promise<number> {
+  /** See {@link SessionArchive.recover}. Call at start, before any session runs. */
+  recoverUnindexed(): Promise<number> {
+    return this.archive.recover();
+  }
+
+  /** Adds an ended session to the index. */
+  index(summary: SessionSummary): Promise<void> {
+    return this.archive.index(summary);
+  }
+
+  /** See {@link SessionArchive.prune}. */
+  prune(days: number, now = Date.now()): Promise<string[]> {
+    return this.archive.prune(days, now);
+  }
+
+  /** The index, newest first. */
+  sessions(): Promise<SessionSummary[]> {
+    return this.archive.sessions();
+  }
+}
+
+/**
+ * What the index says of a session whose gateway stopped before it ended (killed, crashed), read
+ * from its recording in `dir`: `truncated`, ended `gateway-stopped` at its last write, with who and
+ * where from its `start` event.
+ */
+export async function summaryFromRecording(id: string, dir: string): Promise<SessionSummary> {
+  const chunks = (await readdir(dir).catch(() => [])).filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f)).sort();
+  let start: Record<string, unknown> | undefined;
+  let statements = 0;
+  let refused = 0;
+  let last = 0;
+  for (const f of chunks) {
+    try {
+      last = Math.max(last, (await stat(join(dir, f))).mtimeMs);
+      for (const line of gunzipSync(await readFile(join(dir, f))).toString('utf8').split('\n').slice(1)) {
+        if (!line) continue;
+        const e = JSON.parse(line) as Record<string, unknown>;
+        if (e.t === 'start') start = e;
+        else if (e.t === 'query' || e.t === 'execute') statements++;
+        else if (e.t === 'decision') refused++;
+      }
+    } catch {
+      /* a chunk cut by the crash: the verifier says so */
+    }
+  }
+  const who = (start?.identity ?? {}) as { subject?: string; issuer?: string; email?: string; groups?: string[]; kind?: 'user' | 'workload' };
+  return {
+    id,
+    subject: who.subject ?? '?',
+    issuer: who.issuer ?? '?',
+    ...(who.email !== undefined ? { email: who.email } : {}),
+    groups: who.groups ?? [],
+    kind: who.kind ?? 'user',
+    connection: String(start?.connection ?? '?'),
+    type: String(start?.type ?? 'postgres'),
+    remote: String(start?.remote ?? '?'),
+    ...(typeof start?.client === 'string' ? { client: start.client } : {}),
+    ...(typeof start?.policyCommit === 'string' ? { policyCommit: start.policyCommit } : {}),
+    ...(typeof start?.runId === 'string' ? { runId: start.runId } : {}),
+    startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
+    endedAt: new Date(last || Date.now()).toISOString(),
+    reason: 'gateway-stopped',
+    statements,
+    refused,
+    tables: [],
+    written: [],
+    tablesComplete: false,
+    maskedColumns: [],
+    recording: 'truncated',
+    bytesFromClient: 0,
+    bytesToClient: 0,
+  };
+}
+
+/**
+ * The sessions index and recordings in the data directory: one directory per session under
+ * `recordings/`, and `sessions.jsonl`, one line per ended session, appended and fsynced, that
+ * `hoop sessions ls` searches without opening recordings.
+ */
+export class FileSessionArchive implements SessionArchive {
+  readonly dir: string;
+  /** The parsed index and the file size it was parsed at. */
+  #index: { size: number; sessions: SessionSummary[] } | undefined;
+
+  constructor(dataDir: string) {
+    this.dir = dataDir;
+  }
+
+  started(): void {
+    /* listed from the gateway's memory while it runs */
+  }
+
+  async recorded(id: string): Promise<boolean> {
+    return stat(join(this.dir, 'recordings', id)).then(() => true, () => false);
+  }
+
+  async files(id: string): Promise<string[]> {
+    return (await readdir(join(this.dir, 'recordings', id)).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
+  }
+
+  async file(id: string, name: string): Promise<string> {
+    return join(this.dir, 'recordings', id, name);
+  }
+
+  async publicKeys(own: PublishedKey[]): Promise<PublishedKey[]> {
+    return own;
+  }
+
+  async recover(): Promise<number> {
     const indexed = new Set((await this.sessions()).map((s) => s.id));
     const root = join(this.dir, 'recordings');
     let found = 0;
     for (const id of (await readdir(root)).filter((d) => SESSION_ID.test(d) && !indexed.has(d)).sort()) {
-      const dir = join(root, id);
-      const chunks = (await readdir(dir)).filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f)).sort();
-      let start: Record<string, unknown> | undefined;
-      let statements = 0;
-      let refused = 0;
-      let last = 0;
-      for (const f of chunks) {
-        try {
-          last = Math.max(last, (await stat(join(dir, f))).mtimeMs);
-          for (const line of gunzipSync(await readFile(join(dir, f))).toString('utf8').split('\n').slice(1)) {
-            if (!line) continue;
-            const e = JSON.parse(line) as Record<string, unknown>;
-            if (e.t === 'start') start = e;
-            else if (e.t === 'query' || e.t === 'execute') statements++;
-            else if (e.t === 'decision') refused++;
-          }
-        } catch {
-          /* a chunk cut by the crash: the verifier says so */
-        }
-      }
-      const who = (start?.identity ?? {}) as { subject?: string; issuer?: string; email?: string; groups?: string[]; kind?: 'user' | 'workload' };
-      await this.index({
-        id,
-        subject: who.subject ?? '?',
-        issuer: who.issuer ?? '?',
-        ...(who.email !== undefined ? { email: who.email } : {}),
-        groups: who.groups ?? [],
-        kind: who.kind ?? 'user',
-        connection: String(start?.connection ?? '?'),
-        type: String(start?.type ?? 'postgres'),
-        remote: String(start?.remote ?? '?'),
-        ...(typeof start?.client === 'string' ? { client: start.client } : {}),
-        ...(typeof start?.policyCommit === 'string' ? { policyCommit: start.policyCommit } : {}),
-        ...(typeof start?.runId === 'string' ? { runId: start.runId } : {}),
-        startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
-        endedAt: new Date(last || Date.now()).toISOString(),
-        reason: 'gateway-stopped',
-        statements,
-        refused,
-        tables: [],
-        written: [],
-        tablesComplete: false,
-        maskedColumns: [],
-        recording: 'truncated',
-        bytesFromClient: 0,
-        bytesToClient: 0,
-      });
+      await this.index(await summaryFromRecording(id, join(root, id)));
       found++;
     }
     return found;
@@ -222,12 +322,8 @@ export class GatewayRecordings {
     return this.#append(summary);
   }
 
-  /**
-   * Deletes the recordings of sessions that ended more than `days` days before `now`, and notes
-   * each deletion in the index (`{ id, deleted }`; the session stays listed, its recording
-   * `deleted`). Resolves the ids deleted.
-   */
-  async prune(days: number, now = Date.now()): Promise<string[]> {
+  /** Notes each deletion in the index (`{ id, deleted }`; the session stays listed, its recording `deleted`). */
+  async prune(days: number, now: number): Promise<string[]> {
     const cutoff = now - days * 86_400_000;
     const deleted: string[] = [];
     for (const s of await this.sessions()) {
@@ -239,6 +335,10 @@ export class GatewayRecordings {
       deleted.push(s.id);
     }
     return deleted;
+  }
+
+  async close(): Promise<void> {
+    /* every write was awaited */
   }
 
   async #append(line: unknown): Promise<void> {

@@ -57,6 +57,8 @@ import { watchSessionToken } from './session-token.js';
 import { accessFor, requestableRule } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
 import { PostgresGatewayStore } from './store-postgres.js';
+import { StoreReplica } from './replica.js';
+import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
 import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
@@ -70,7 +72,7 @@ import { cutValue } from '../recording/event-line.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { createReadStream } from 'node:fs';
-import { readdir, statfs } from 'node:fs/promises';
+import { mkdir, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Identity } from '../identity.js';
 import { REVIEW_PATH, ReviewRegistry, reviewRecordingEvent, reviewsApi, type Review } from './reviews.js';
@@ -87,6 +89,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides for tests: timeouts of the PostgreSQL engine, a token verifier. */
   postgres?: Partial<PostgresEngineOptions>;
+  /** Overrides for tests: how often a replica on a PostgreSQL store says it is there, and when one not seen is taken over. */
+  replica?: { heartbeatMs?: number; deadAfterMs?: number };
   /** Overrides for tests: timeouts of the SSH engine. */
   ssh?: Pick<SshEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'>;
   verifier?: TokenVerifier;
@@ -320,11 +324,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       throw err;
     }
   }
+  /** With a PostgreSQL store: this replica among the others. */
+  let replica: StoreReplica | undefined;
   let recordings: GatewayRecordings | undefined;
   let clientRecords: ClientRecords | undefined;
+  if (store instanceof PostgresGatewayStore) {
+    try {
+      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+      replica = await StoreReplica.create(store.pool, { dataDir: config.dataDir, url: `${useTls ? 'https' : 'http'}://${config.listen.host}:${config.listen.port}`, log, ...options.replica });
+      replica.onTakeOver(takeOverSessions);
+    } catch (err) {
+      if (ownStore) await store.close();
+      await policySource?.close();
+      throw err;
+    }
+  }
   if (config.recording.enabled) {
     try {
-      recordings = await GatewayRecordings.open(config.dataDir);
+      const shared = replica;
+      recordings = await GatewayRecordings.open(config.dataDir, shared ? (dir) => new PostgresSessionArchive(shared, dir, log) : undefined);
+      if (recordings.archive instanceof PostgresSessionArchive) await recordings.archive.publish(recordings.ownKeys());
       clientRecords = await ClientRecords.open(config.dataDir);
       const recovered = await recordings.recoverUnindexed();
       if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} session(s) were cut short when the gateway stopped; their recordings verify up to their last checkpoint` });
@@ -387,6 +406,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (settings?.notify.length) notifier.notify(settings.notify, event, review);
   });
   const cancels = new CancelRegistry();
+  try {
+    await replica?.begin();
+  } catch (err) {
+    await recordings?.stop();
+    await policySource?.close();
+    if (ownStore) await store.close();
+    throw err;
+  }
   let closing = false;
   /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
   const sessions = new Set<AbortController>();
@@ -402,7 +429,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const claimSessionId = async (requested: unknown): Promise<string> => {
     if (typeof requested === 'string' && SESSION_ID.test(requested) && !claimed.has(requested)) {
       claimed.add(requested);
-      if (!(await recordings?.recorded(requested))) return requested;
+      // When the store cannot say, the id counts as taken: a recording is never written over.
+      if (!(await recordings?.recorded(requested).catch(() => true))) return requested;
       claimed.delete(requested);
     }
     const id = randomUUID();
@@ -506,10 +534,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const auditor = isAuditor(identity);
     // Running ones first taken, then the index: a session that ends in between is in both (and listed once), never in neither.
     const now = [...running.values()].map((summary) => summary());
-    const ended = await recordings.sessions();
-    const indexed = new Set(ended.map((s) => s.id));
-    const newest = (a: SessionSummary, b: SessionSummary): number => b.startedAt.localeCompare(a.startedAt);
-    return [...now.filter((s) => !indexed.has(s.id)).sort(newest), ...ended.sort(newest)]
+    const here = new Set(now.map((s) => s.id));
+    // A shared store lists every replica's running sessions too; this replica's own are told from memory, fresher.
+    const indexed = (await recordings.sessions()).filter((s) => s.endedAt !== undefined || !here.has(s.id));
+    const ended = new Set(indexed.filter((s) => s.endedAt !== undefined).map((s) => s.id));
+    const order = (a: SessionSummary, b: SessionSummary): number => Number(a.endedAt !== undefined) - Number(b.endedAt !== undefined) || b.startedAt.localeCompare(a.startedAt);
+    return [...now.filter((s) => !ended.has(s.id)), ...indexed].sort(order)
       .filter((s) => auditor || owns(identity, s))
       .map((s) => {
         const client = clientRecords?.state('sessions', s.id)?.state;
@@ -517,7 +547,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
   };
 
-  const sessionsApi = async (req: http.IncomingMessage, identity: Identity, path: string, recorded: RegExpExecArray | null): Promise<{ status: number; body: unknown; file?: string }> => {
+  const sessionsApi = async (req: http.IncomingMessage, identity: Identity, path: string, recorded: RegExpExecArray | null): Promise<{ status: number; body: unknown; file?: string | Buffer }> => {
     const all = await visibleSessions(identity);
     const auditor = isAuditor(identity);
     if (!recorded) {
@@ -553,14 +583,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const summary = all.find((s) => s.id === id);
     if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
     if (!path.includes('/files')) return { status: 200, body: summary };
-    const dir = recordings!.recordingDir(id)!;
     const name = recorded[2];
-    if (name === undefined) {
-      const files = (await readdir(dir).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
-      return { status: 200, body: { files } };
-    }
+    if (name === undefined) return { status: 200, body: { files: await recordings!.archive.files(id) } };
     if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a recording holds no file ${name}`);
-    return { status: 200, body: undefined, file: join(dir, name) };
+    const file = await recordings!.archive.file(id, name);
+    if (file === undefined) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no such file in this recording: ${name}`);
+    return { status: 200, body: undefined, file };
   };
 
   /**
@@ -632,7 +660,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   /** Answers one API request; throws HoopErrors that become JSON error bodies. */
-  const route = async (req: http.IncomingMessage, path: string): Promise<{ status: number; body: unknown; headers?: Record<string, string>; file?: string }> => {
+  const route = async (req: http.IncomingMessage, path: string): Promise<{ status: number; body: unknown; headers?: Record<string, string>; file?: string | Buffer }> => {
     const method = req.method ?? 'GET';
     const only = (...methods: string[]): void => {
       if (!methods.includes(method)) throw new HttpError(405, `${method} is not supported here`, { headers: { Allow: methods.join(', ') } });
@@ -652,7 +680,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (path === '/v1/keys') {
       only('GET');
       if (!recordings) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
-      return { status: 200, body: { namespace: 'hoop-recording', keys: recordings.publicKeys() } };
+      return { status: 200, body: { namespace: 'hoop-recording', keys: await recordings.publicKeys() } };
     }
     const one = CONNECTION_PATH.exec(path);
     const recorded = SESSION_PATH.exec(path);
@@ -712,6 +740,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     route(req, path).then(
       ({ status, body, headers, file }) => {
         if (!file) return sendJson(res, status, body, headers);
+        if (Buffer.isBuffer(file)) {
+          res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': file.length, 'Cache-Control': 'no-store' });
+          res.end(file);
+          return;
+        }
         const stream = createReadStream(file);
         stream.once('open', () => {
           res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
@@ -743,6 +776,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** A new session's recording, unless the data disk is below its free-space floor. */
   const startRecording = async (sessionId: string, protocol: ConnectionConfig['type']): Promise<RecordingStream> => {
     await checkFreeSpace('record new sessions');
+    if (replica && !replica.reachable) {
+      throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, 'hoop: the gateway cannot reach its store (PostgreSQL), so it cannot record new sessions', {
+        hint: "try again in a moment, and tell the gateway's operators (`hoop gateway status` says whether the store answers)",
+      });
+    }
     return recordings!.start(sessionId, config.recording.checkpointSeconds * 1000, protocol);
   };
 
@@ -1011,7 +1049,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           grantEnd.unref();
         }
         let outcome: SessionOutcome;
-        if (recordings) running.set(sessionId, summarize);
+        if (recordings) {
+          running.set(sessionId, summarize);
+          recordings.archive.started(summarize());
+        }
         try {
           outcome = await serve(session);
         } catch (err) {
@@ -1092,6 +1133,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       server.listen(config.listen.port, config.listen.host, () => resolve());
     });
   } catch (err) {
+    await replica?.stop();
+    await recordings?.stop();
     await policySource?.close();
     if (ownStore) await store.close();
     throw err;
@@ -1099,6 +1142,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
   const url = `${useTls ? 'https' : 'http'}://${host}:${port}`;
+  await replica?.listening(url);
   log.info('gateway.listening', {
     url,
     tls: useTls,
@@ -1125,6 +1169,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await reviews.flushed();
       await audit?.close(); // the ended sessions' last events
       await recordings?.stop();
+      await replica?.stop();
       for (const channel of lingering) channel.destroy();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;

@@ -47,6 +47,54 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       create index devices_owner on hoop.devices (issuer, subject);`,
   },
+  {
+    version: 2,
+    name: 'replicas, sessions, recordings, reviews',
+    sql: `
+      create table hoop.replicas (
+        id         text primary key,
+        url        text not null,
+        version    text not null,
+        started_at timestamptz not null,
+        seen_at    timestamptz not null,
+        stopped_at timestamptz
+      );
+      create table hoop.signing_keys (
+        fingerprint text primary key,
+        public_key  text not null,
+        replica     text not null,
+        retired     boolean not null default false,
+        created_at  timestamptz not null default now()
+      );
+      create table hoop.sessions (
+        id         text primary key,
+        replica    text not null,
+        started_at timestamptz not null,
+        ended_at   timestamptz,
+        summary    jsonb not null
+      );
+      create index sessions_started on hoop.sessions (started_at desc);
+      create index sessions_running on hoop.sessions (replica) where ended_at is null;
+      create table hoop.recording_files (
+        session   text not null,
+        name      text not null,
+        data      bytea not null,
+        stored_at timestamptz not null default now(),
+        primary key (session, name)
+      );
+      create table hoop.reviews (
+        id         text primary key,
+        state      text not null,
+        version    integer not null,
+        holder     text,
+        expires_at timestamptz not null,
+        updated_at timestamptz not null default now(),
+        settings   jsonb,
+        review     jsonb not null
+      );
+      create index reviews_pending on hoop.reviews (holder) where state = 'pending';
+      create index reviews_updated on hoop.reviews (updated_at);`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */
@@ -128,7 +176,8 @@ async function connectTo(pool: pg.Pool): Promise<pg.PoolClient> {
   }
 }
 
-function storeError(err: unknown, doing: string): HoopError {
+/** `err` as STORE_UNAVAILABLE, saying what the gateway was `doing`. */
+export function storeError(err: unknown, doing: string): HoopError {
   if (err instanceof HoopError) return err;
   return new HoopError(ErrorCode.STORE_UNAVAILABLE, `the store could not ${doing}: ${describeError(err)}`, { hint: 'check that the store (PostgreSQL) is up and reachable; the gateway retries on the next request', cause: err });
 }
@@ -184,6 +233,11 @@ export class PostgresGatewayStore implements GatewayStore {
       throw err;
     }
     return new PostgresGatewayStore(pool, true);
+  }
+
+  /** The pool the store's other parts (replicas, sessions, reviews) share. */
+  get pool(): pg.Pool {
+    return this.#pool;
   }
 
   /** A store on a pool the caller owns (and ends), whose schema is up to date. */

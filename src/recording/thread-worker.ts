@@ -62,8 +62,9 @@ function fail(id: number, err: unknown): void {
 
 port.on('message', (m: ToThread) => {
   if (m.op === 'open') {
-    const { protocol, ...options } = m.options;
-    RecordingWriter.create({ ...options, onFailure: (err) => fail(m.id, err) }).then(
+    const { protocol, announce, ...options } = m.options;
+    const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id: m.id, name, removed }) : undefined;
+    RecordingWriter.create({ ...options, onFailure: (err) => fail(m.id, err), ...(onFile ? { onFile } : {}) }).then(
       (writer) => {
         recordings.set(m.id, { writer, encoder: ENCODERS[protocol](writer), queue: Promise.resolve(), failed: false });
         say({ op: 'opened', id: m.id });

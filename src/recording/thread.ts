@@ -68,11 +68,13 @@ export interface ThreadRecordingOptions {
   chunkMs?: number;
   /** Staged bytes not yet on disk beyond which {@link RecordingStream.behind} says wait (default 4 MiB). */
   maxPendingBytes?: number;
+  /** Told of each file of the recording once it is durable on disk, and of each removed (a shared store copies them). */
+  onFile?: (name: string, removed: boolean) => void;
 }
 
 /** Messages to the thread. */
 export type ToThread =
-  | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes'> }
+  | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile'> & { announce: boolean } }
   | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
   | { op: 'close'; id: number };
 
@@ -81,6 +83,7 @@ export type FromThread =
   | { op: 'opened'; id: number; error?: string }
   | { op: 'written'; id: number; bytes: number }
   | { op: 'failed'; id: number; error: string }
+  | { op: 'file'; id: number; name: string; removed: boolean }
   | { op: 'closed'; id: number; error?: string };
 
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
@@ -99,11 +102,11 @@ export class RecordingThread {
   /** Opens a recording (its directory is created); rejects when it cannot be. */
   async open(o: ThreadRecordingOptions): Promise<RecordingStream> {
     const id = ++this.#seq;
-    const stream = new ThreadStream(id, (m, transfer) => this.#post(m, transfer), o.maxPendingBytes ?? 4 * 1024 * 1024, () => this.#closed(id));
+    const stream = new ThreadStream(id, (m, transfer) => this.#post(m, transfer), o.maxPendingBytes ?? 4 * 1024 * 1024, () => this.#closed(id), o.onFile);
     this.#open.set(id, stream);
-    const { maxPendingBytes: _, ...options } = o;
+    const { maxPendingBytes: _, onFile, ...options } = o;
     try {
-      await stream.opened(() => this.#post({ op: 'open', id, options }));
+      await stream.opened(() => this.#post({ op: 'open', id, options: { ...options, announce: onFile !== undefined } }));
     } catch (err) {
       this.#closed(id);
       throw err;
@@ -159,6 +162,7 @@ class ThreadStream implements RecordingStream {
   readonly #post: (m: ToThread, transfer?: ArrayBuffer[]) => void;
   readonly #maxPending: number;
   readonly #onClosed: () => void;
+  readonly #onFile: ((name: string, removed: boolean) => void) | undefined;
   /** The staging block, allocated when a record comes (an idle session holds none). */
   #block: Buffer | undefined;
   #used = 0;
@@ -171,8 +175,9 @@ class ThreadStream implements RecordingStream {
   #closed = false;
   onFailure: ((err: Error) => void) | undefined;
 
-  constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void) {
+  constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void, onFile?: (name: string, removed: boolean) => void) {
     this.#id = id;
+    this.#onFile = onFile;
     this.#post = post;
     this.#maxPending = maxPending;
     this.#onClosed = onClosed;
@@ -254,6 +259,9 @@ class ThreadStream implements RecordingStream {
         if (m.error) this.#opening?.reject(new Error(m.error));
         else this.#opening?.resolve();
         this.#opening = undefined;
+        return;
+      case 'file':
+        this.#onFile?.(m.name, m.removed);
         return;
       case 'written':
         this.#unwritten -= m.bytes;

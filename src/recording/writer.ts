@@ -76,6 +76,8 @@ export interface RecordingWriterOptions {
   maxPendingBytes?: number;
   /** Called once, with the first error writing to disk (see {@link RecordingWriter.failure}). */
   onFailure?: (err: Error) => void;
+  /** Called with each file once it is durable, and with each file removed, in that order. */
+  onFile?: (name: string, removed: boolean) => void;
 }
 
 /** See the module documentation. */
@@ -87,6 +89,7 @@ export class RecordingWriter implements EventSink {
   readonly #checkpointMs: number;
   readonly #maxPending: number;
   readonly #onFailure: ((err: Error) => void) | undefined;
+  readonly #onFile: (name: string, removed: boolean) => void;
   readonly #lines = new LineBlocks(() => this.#ended());
   #pending = 0;
   #seq = 0;
@@ -108,6 +111,7 @@ export class RecordingWriter implements EventSink {
     this.#checkpointMs = o.checkpointMs ?? 10_000;
     this.#maxPending = o.maxPendingBytes ?? 4 * 1024 * 1024;
     this.#onFailure = o.onFailure;
+    this.#onFile = o.onFile ?? (() => undefined);
     this.#timer = setInterval(() => this.#cut(), o.chunkMs ?? 1000);
     this.#timer.unref();
   }
@@ -184,6 +188,7 @@ export class RecordingWriter implements EventSink {
         const name = chunkName(seq);
         // The directory is fsynced when a manifest is signed (#sign), before it names this chunk.
         await writeFileAtomic(join(this.dir, name), data, this.dir, false);
+        this.#onFile(name, false);
         this.#prev = createHash('sha256').update(data).digest('hex');
         this.#sums.push(`${this.#prev}  ${name}\n`);
         if (Date.now() - this.#lastCheckpoint >= this.#checkpointMs) await this.#signCheckpoint();
@@ -202,6 +207,8 @@ export class RecordingWriter implements EventSink {
     const manifest = Buffer.from(this.#sums.join(''));
     await writeFileAtomic(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest), this.dir);
     await writeFileAtomic(join(this.dir, file), manifest, this.dir);
+    this.#onFile(`${file}.sig`, false);
+    this.#onFile(file, false);
     this.#lastCheckpoint = Date.now();
   }
 
@@ -216,6 +223,8 @@ export class RecordingWriter implements EventSink {
   async #removePair(name: string): Promise<void> {
     await rm(join(this.dir, name), { force: true });
     await rm(join(this.dir, `${name}.sig`), { force: true });
+    this.#onFile(name, true);
+    this.#onFile(`${name}.sig`, true);
   }
 
   /** Signs a checkpoint of what is on disk now. */
