@@ -6,7 +6,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { request } from 'node:https';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -20,6 +20,7 @@ import { MIGRATIONS, PostgresGatewayStore, migrate } from '../../src/gateway/sto
 import { createLogger } from '../../src/log.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { runCli } from '../harness/run-cli.js';
+import { psql } from '../harness/clients.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 
 let store: PgCluster;
@@ -123,6 +124,33 @@ describe('the PostgreSQL store', () => {
     expect((listed.body.devices as Array<{ deviceId: string }>).map((d) => d.deviceId)).toContain(registered.deviceId);
   });
 
+  it('lists, shows and verifies through one replica a session recorded by the other, with both replicas\' keys at /v1/keys', async () => {
+    const token = await stack.token('alice');
+    const c = await stack.connect('app', token);
+    const r = await psql(c.info, ['-c', 'select 41 + 1 as answer']);
+    expect(r.stdout).toContain('42');
+    await c.stop();
+    const onReplica = (argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+      stack.run([...argv, '--gateway', replica.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+    let listed: Array<{ id: string; endedAt?: string; recording: string; statements: number }> = [];
+    for (let i = 0; i < 100 && !(listed[0]?.endedAt && (await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0].id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim() === '1'); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      listed = (JSON.parse((await onReplica(['sessions', 'ls', '--json'])).stdout) as { sessions: typeof listed }).sessions;
+    }
+    expect(listed[0]).toMatchObject({ recording: 'complete', statements: 1 });
+    const id = listed[0]!.id;
+    const keys = (await getJson(replica.url, '/v1/keys', token)).body.keys as Array<{ status: string; replica: string }>;
+    expect(keys.filter((k) => k.status === 'current')).toHaveLength(2);
+    expect(new Set(keys.map((k) => k.replica)).size).toBe(2);
+    const verify = await onReplica(['sessions', 'verify', id]);
+    expect(verify.stderr).toBe('');
+    expect(verify.stdout).toMatch(/verified: 1 chunk\(s\), \d+ events, complete/);
+    const show = await onReplica(['sessions', 'show', id]);
+    expect(show.stdout).toContain('select 41 + 1 as answer');
+    // The data directory was only the spool: the recording lives in the store.
+    expect(await readdir(join(stack.dir, 'hoop-data', 'recordings'))).not.toContain(id);
+  });
+
   it('says which store cannot be reached, without its password', async () => {
     const err = await rejected(() => PostgresGatewayStore.open('postgres://hoop:s3cret@127.0.0.1:1/hoop'));
     expect(err).toMatchObject({ code: ErrorCode.STORE_UNAVAILABLE });
@@ -137,9 +165,9 @@ describe('the PostgreSQL store', () => {
     const env = { STORE: store.url(store.superuser, { database: 'fresh' }) };
     const first = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(first.stderr).toBe('');
-    expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys); schema at version 1\n`);
+    expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews); schema at version 2\n`);
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
-    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 1\n`);
+    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 2\n`);
     await writeFile(config, 'listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp.example.com", audience: hoop }]\n');
     const files = await runCli(['gateway', 'migrate', '--config', config], {}, dir);
     expect(files.code).toBe(64);
