@@ -64,29 +64,140 @@ export const MAX_WAIT_MS = 60_000;
 const MAX_WAITS_PER_VIEWER = 20;
 const REVIEW_ID = /^rv-[0-9a-f]{16}$/;
 
-/** The in-memory and on-disk registry of reviews (see the module documentation). */
-export class ReviewRegistry {
+/** A review as a {@link ReviewStore} keeps it: at a version (1 when raised, one more per change). */
+export interface StoredReview {
+  review: Review;
+  version: number;
+  /** Its reviewers and where to tell of it (kept so any replica can tell of its end). */
+  settings?: ReviewSettings;
+}
+
+/**
+ * Where reviews are kept: the history file in the data directory ({@link FileReviewStore}), or the
+ * store shared by replicas (./reviews-postgres.ts), which tells every replica of each change.
+ */
+export interface ReviewStore {
+  /** Whether other gateways share it: pending reviews found at start are then theirs (or the take-over's), not expired. */
+  readonly shared: boolean;
+  /** The reviews kept, oldest first. */
+  load(): Promise<StoredReview[]>;
+  /**
+   * Saves `r` at `version` if the stored one is still at `version - 1` (absent for 1): false when
+   * another change came first. Rejects when the store cannot be written.
+   */
+  save(r: Review, version: number, settings?: ReviewSettings): Promise<boolean>;
+  /** The review as stored now. */
+  get(id: string): Promise<StoredReview | undefined>;
+  /** Told of each change saved by any gateway sharing the store (its id and version). */
+  onChange?(fn: (id: string, version: number) => void): void;
+  /** Waits for the writes so far. */
+  flushed(): Promise<void>;
+}
+
+/** Reviews in `<dataDir>/reviews.jsonl`: each change appended as a line, the review as it then stands. */
+export class FileReviewStore implements ReviewStore {
+  readonly shared = false;
   readonly #file: string;
+  readonly #log: Logger;
+  readonly #versions = new Map<string, number>();
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(dataDir: string, log: Logger) {
+    this.#file = join(dataDir, 'reviews.jsonl');
+    this.#log = log;
+  }
+
+  async load(): Promise<StoredReview[]> {
+    const out = new Map<string, StoredReview>();
+    try {
+      const lines = createInterface({ input: createReadStream(this.#file), crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        let r: Review;
+        try {
+          r = JSON.parse(line) as Review;
+        } catch {
+          continue; // a line cut short by a crash
+        }
+        if (typeof r?.id !== 'string' || !REVIEW_ID.test(r.id)) continue;
+        const version = (this.#versions.get(r.id) ?? 0) + 1;
+        this.#versions.set(r.id, version);
+        out.delete(r.id);
+        out.set(r.id, { review: r, version });
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return [...out.values()];
+  }
+
+  /** Checks the version in memory (one process owns the file), then appends without holding anyone up. */
+  async save(r: Review, version: number): Promise<boolean> {
+    if ((this.#versions.get(r.id) ?? 0) !== version - 1) return false;
+    this.#versions.set(r.id, version);
+    const line = `${JSON.stringify(r)}\n`;
+    this.#writing = this.#writing.then(() => appendFile(this.#file, line, { mode: 0o600 })).catch((err: unknown) => this.#log.error('review.persist-failed', { id: r.id, error: describeError(err) }));
+    return true;
+  }
+
+  async get(): Promise<undefined> {
+    return undefined;
+  }
+
+  flushed(): Promise<void> {
+    return this.#writing;
+  }
+}
+
+/** Live state of a pending review held here: its statement's settler and its timer. */
+interface Held {
+  settle: (o: ReviewOutcome) => void;
+  timer: NodeJS.Timeout;
+  settings: ReviewSettings;
+  observe?: (review: Review) => void;
+  orphaned?: boolean;
+}
+
+/** The registry of reviews (see the module documentation). */
+export class ReviewRegistry {
+  readonly #store: ReviewStore;
   readonly #log: Logger;
   readonly #listeners: ReviewListener[] = [];
   readonly #reviews = new Map<string, Review>();
-  /** Pending reviews' settlers and timers. */
-  readonly #live = new Map<string, { settle: (o: ReviewOutcome) => void; timer: NodeJS.Timeout; settings: ReviewSettings; observe?: (review: Review) => void; orphaned?: boolean }>();
+  /** The version of each review as this registry last saw it. */
+  readonly #versions = new Map<string, number>();
+  /** Settings of pending reviews raised elsewhere (to tell of their end when decided here). */
+  readonly #settings = new Map<string, ReviewSettings>();
+  /** Pending reviews held here: their statements' settlers and timers. */
+  readonly #live = new Map<string, Held>();
   /** Long-polls waiting for a review to leave `pending`. */
   readonly #waiters = new Map<string, Set<() => void>>();
   /** Long-polls under way per viewer (issuer, subject). */
   readonly #waiting = new Map<string, number>();
-  #writing: Promise<void> = Promise.resolve();
+  /** The changes of each review made here, one after the other. */
+  readonly #chains = new Map<string, Promise<unknown>>();
+  /** Saves under way, so {@link flushed} waits for them. */
+  readonly #saving = new Set<Promise<unknown>>();
 
-  private constructor(file: string, log: Logger) {
-    this.#file = file;
+  private constructor(store: ReviewStore, log: Logger) {
+    this.#store = store;
     this.#log = log;
   }
 
-  /** Opens the registry of `dataDir`, reading its history; reviews left pending by a stopped gateway become `expired`. */
-  static async open(dataDir: string, log: Logger): Promise<ReviewRegistry> {
-    const r = new ReviewRegistry(join(dataDir, 'reviews.jsonl'), log);
-    await r.#load();
+  /**
+   * Opens the registry on `store` (default: the history file of `dataDir`). With a file, reviews
+   * left pending by a stopped gateway become `expired`; with a shared store they belong to the
+   * replica holding them (a dead one's are expired by the take-over).
+   */
+  static async open(dataDir: string, log: Logger, store: ReviewStore = new FileReviewStore(dataDir, log)): Promise<ReviewRegistry> {
+    const r = new ReviewRegistry(store, log);
+    for (const s of await store.load()) r.#learn(s);
+    store.onChange?.((id, version) => void r.#changed(id, version));
+    if (!store.shared) {
+      for (const review of [...r.#reviews.values()].filter((x) => x.state === 'pending')) {
+        await r.#commit(r.#closed(review, 'expired', 'the gateway restarted while it waited; its statement did not run'));
+      }
+    }
     return r;
   }
 
@@ -98,7 +209,8 @@ export class ReviewRegistry {
   /**
    * Raises a review of a held statement. The decision settles once: approved, denied, expired
    * after `settings.timeoutMs`, or withdrawn. Over {@link MAX_PENDING} pending reviews it is
-   * refused at once (expired, saying why).
+   * refused at once (expired, saying why); so is a review the store cannot keep (no reviewer
+   * could see it).
    */
   request(ask: ReviewAsk, origin: ReviewOrigin): PendingReview {
     const approved = this.#claim(ask, origin);
@@ -140,15 +252,11 @@ export class ReviewRegistry {
           : undefined;
     if (full) {
       // Written to the history, not kept in memory: a flood of refusals never pushes out what others hold.
-      this.#persist({ ...review, state: 'expired', decidedAt: new Date(now).toISOString(), closedBecause: full });
+      this.#track(this.#store.save({ ...review, state: 'expired', decidedAt: new Date(now).toISOString(), closedBecause: full }, 1).catch(() => false));
       settle({ state: 'expired', afterMs: 0, because: full });
       return { id, decided, withdraw: () => undefined };
     }
-    this.#keep(review);
-    const timer = setTimeout(() => this.#end(id, { state: 'expired', afterMs: s.timeoutMs }, `not decided within ${Math.round(s.timeoutMs / 1000)} s`), s.timeoutMs);
-    timer.unref();
-    this.#live.set(id, { settle, timer, settings: s, ...(origin.observe ? { observe: origin.observe } : {}) });
-    this.#persist(review);
+    this.#hold(review, { settle, settings: s, ...(origin.observe ? { observe: origin.observe } : {}) }, s.timeoutMs);
     origin.observe?.(review);
     this.#log.info('review.requested', { id, session: origin.session, subject: requester.subject, connection: origin.connection, rule: ask.rule, groups: s.groups, approvals: s.approvals });
     this.#tell('requested', review, s);
@@ -162,15 +270,30 @@ export class ReviewRegistry {
           if (live) live.orphaned = true;
           return;
         }
-        this.#end(id, { state: 'withdrawn', why }, why === 'cancel' ? 'the client cancelled the statement' : 'the session ended');
+        void this.#end(id, 'withdrawn', why === 'cancel' ? 'the client cancelled the statement' : 'the session ended');
       },
     };
   }
 
+  /** Keeps a new pending review held here, with its timer, and saves it; one the store cannot keep expires at once. */
+  #hold(review: Review, held: Omit<Held, 'timer'>, timeoutMs: number): void {
+    this.#keep(review);
+    const timer = setTimeout(() => void this.#end(review.id, 'expired', `not decided within ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
+    timer.unref();
+    this.#live.set(review.id, { ...held, timer });
+    this.#track(
+      this.#serial(review.id, () => this.#commit(review, held.settings)).catch((err: unknown) => {
+        this.#log.error('review.persist-failed', { id: review.id, error: describeError(err) });
+        void this.#end(review.id, 'expired', 'the gateway could not keep it in its store, so no reviewer could see it');
+      }),
+    );
+  }
+
   /**
    * An approved detached review of the same requester, connection, SQL and parameters that no
-   * session used yet and whose approval still holds: marked used by this session, and returned
-   * settled (approved), else undefined.
+   * session used yet and whose approval still holds: marked used by this session (once, across
+   * replicas), and returned settled (approved; expired when another session used it first), else
+   * undefined.
    */
   #claim(ask: ReviewAsk, origin: ReviewOrigin): PendingReview | undefined {
     const { requester } = origin;
@@ -182,16 +305,23 @@ export class ReviewRegistry {
       if (now > Date.parse(r.decidedAt ?? r.createdAt) + validFor) continue;
       const used: Review = { ...r, usedBy: origin.session, usedAt: new Date(now).toISOString() };
       this.#reviews.set(r.id, used);
-      this.#persist(used);
-      this.#log.info('review.used', { id: r.id, session: origin.session, subject: requester.subject });
-      origin.observe?.(used);
-      // Once: no window opens from it.
-      return { id: r.id, decided: Promise.resolve({ state: 'approved', by: r.decisions.filter((d) => d.decision === 'approve').map(nameOf), windowMs: 0 }), withdraw: () => undefined, reused: true };
+      const decided = this.#commit(used).then(
+        (ok): ReviewOutcome => {
+          if (!ok) return { state: 'expired', afterMs: 0, because: `another session used approval ${r.id} first` };
+          this.#log.info('review.used', { id: r.id, session: origin.session, subject: requester.subject });
+          origin.observe?.(used);
+          // Once: no window opens from it.
+          return { state: 'approved', by: r.decisions.filter((d) => d.decision === 'approve').map(nameOf), windowMs: 0 };
+        },
+        (): ReviewOutcome => ({ state: 'expired', afterMs: 0, because: 'the gateway could not mark the approval used in its store' }),
+      );
+      this.#track(decided);
+      return { id: r.id, decided, withdraw: () => undefined, reused: true };
     }
     return undefined;
   }
 
-  /** How many reviews of `who` are pending. */
+  /** How many reviews of `who` are pending here. */
   #pendingOf(who: Identity): number {
     let n = 0;
     for (const id of this.#live.keys()) {
@@ -205,7 +335,7 @@ export class ReviewRegistry {
   list(viewer: Identity, auditor: boolean, state?: ReviewState): Review[] {
     const out: Review[] = [];
     for (const r of this.#reviews.values()) if ((state === undefined || r.state === state) && mayView(r, viewer, auditor)) out.push(r);
-    return out.reverse();
+    return out.reverse().sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
 
   /** One review `viewer` may see. @throws HoopError REVIEW_UNKNOWN (404) otherwise */
@@ -252,10 +382,18 @@ export class ReviewRegistry {
   }
 
   /**
-   * Records `reviewer`'s decision. @throws HttpError 403 (not a reviewer of it, or approving one's
-   * own statement), 409 (no longer pending, or already approved by them); HoopError 404 (unknown)
+   * Records `reviewer`'s decision, on whichever replica holds the statement. @throws HttpError 403
+   * (not a reviewer of it, or approving one's own statement), 409 (no longer pending, already
+   * approved by them, or changed by someone else meanwhile); HoopError 404 (unknown),
+   * STORE_UNAVAILABLE
    */
-  decide(id: string, reviewer: Identity, auditor: boolean, decision: 'approve' | 'deny', reason?: string): Review {
+  async decide(id: string, reviewer: Identity, auditor: boolean, decision: 'approve' | 'deny', reason?: string): Promise<Review> {
+    this.get(id, reviewer, auditor);
+    // After the review's own save and any decision before it here: each starts from the review as it then stands.
+    return this.#serial(id, () => this.#decide(id, reviewer, auditor, decision, reason));
+  }
+
+  async #decide(id: string, reviewer: Identity, auditor: boolean, decision: 'approve' | 'deny', reason?: string): Promise<Review> {
     const r = this.get(id, reviewer, auditor);
     if (r.state !== 'pending') throw new HttpError(409, `review ${id} is ${r.state} already${r.decidedAt ? ` (since ${r.decidedAt})` : ''}`);
     const own = r.requester.issuer === reviewer.issuer && r.requester.subject === reviewer.subject;
@@ -279,11 +417,12 @@ export class ReviewRegistry {
       at: new Date().toISOString(),
     };
     const next: Review = { ...r, decisions: [...r.decisions, d] };
-    this.#reviews.set(id, next);
+    const final = decision === 'deny' ? this.#closed(next, 'denied') : next.decisions.length >= next.approvals ? this.#closed(next, 'approved') : next;
+    if (!(await this.#commit(final))) {
+      const now = await this.#refresh(id);
+      throw new HttpError(409, `review ${id} changed while you decided${now ? ` (it is ${now.state} now)` : ''}; look at it again`, { hint: `hoop review show ${id}` });
+    }
     this.#log.info('review.decision', { id, reviewer: reviewer.subject, decision });
-    if (decision === 'deny') this.#end(id, { state: 'denied', by: nameOf(d), ...(reason ? { reason } : {}) });
-    else if (next.decisions.length >= next.approvals) this.#end(id, { state: 'approved', by: next.decisions.map(nameOf), windowMs: next.windowMs });
-    else this.#persist(next);
     return this.#reviews.get(id)!;
   }
 
@@ -319,14 +458,10 @@ export class ReviewRegistry {
     };
     if (this.#pendingOf(requester) >= MAX_PENDING_PER_REQUESTER || this.#live.size >= MAX_PENDING) {
       const refused: Review = { ...review, state: 'expired', decidedAt: review.createdAt, closedBecause: 'too many requests wait for review already' };
-      this.#persist(refused);
+      this.#track(this.#store.save(refused, 1).catch(() => false));
       return refused;
     }
-    this.#keep(review);
-    const timer = setTimeout(() => this.#end(id, { state: 'expired', afterMs: settings.timeoutMs }, `not decided within ${Math.round(settings.timeoutMs / 1000)} s`), settings.timeoutMs);
-    timer.unref();
-    this.#live.set(id, { settle: () => undefined, timer, settings });
-    this.#persist(review);
+    this.#hold(review, { settle: () => undefined, settings }, settings.timeoutMs);
     this.#log.info('review.requested', { id, kind: 'access', subject: requester.subject, connection: input.connection, rule: input.rule, mode: input.mode, seconds: input.seconds });
     this.#tell('requested', review, settings);
     return review;
@@ -344,41 +479,123 @@ export class ReviewRegistry {
     return out;
   }
 
-  /** Settles every pending review as withdrawn (the gateway stops: their sessions end). */
+  /** Settles every pending review held here as withdrawn (the gateway stops: their sessions end). */
   close(): void {
-    for (const id of [...this.#live.keys()]) this.#end(id, { state: 'withdrawn', why: 'session-ended' }, 'the gateway stopped');
+    for (const id of [...this.#live.keys()]) void this.#end(id, 'withdrawn', 'the gateway stopped');
   }
 
-  /** Waits for the history file's writes so far. */
-  flushed(): Promise<void> {
-    return this.#writing;
+  /** Waits for the store's writes so far. */
+  async flushed(): Promise<void> {
+    while (this.#saving.size > 0) await Promise.allSettled([...this.#saving]);
+    await this.#store.flushed();
   }
 
-  /** Ends a pending review with `outcome`; a no-op once it is not pending. */
-  #end(id: string, outcome: ReviewOutcome, because?: string): void {
-    const live = this.#live.get(id);
-    const r = this.#reviews.get(id);
-    if (!live || !r) return;
-    this.#live.delete(id);
-    clearTimeout(live.timer);
-    // A detached approval whose session is still there runs in it: it is used.
-    const own = outcome.state === 'approved' && r.detached && !live.orphaned ? { usedBy: r.session, usedAt: new Date().toISOString() } : {};
-    const closed = this.#close({ ...r, ...own }, outcome.state, because, live.settings);
-    live.observe?.(closed);
-    live.settle(outcome);
+  /** Runs `task` after every earlier change of review `id` made here. */
+  #serial<T>(id: string, task: () => Promise<T>): Promise<T> {
+    const run = (this.#chains.get(id) ?? Promise.resolve()).then(task, task);
+    const tail = run.catch(() => undefined);
+    this.#chains.set(id, tail);
+    void tail.then(() => {
+      if (this.#chains.get(id) === tail) this.#chains.delete(id);
+    });
+    return run;
   }
 
-  #close(r: Review, state: ReviewState, because: string | undefined, settings?: ReviewSettings): Review {
-    const now = Date.now();
-    // An approved access request is a grant from now on, for the time it asked.
-    const access = r.access && state === 'approved' ? { ...r.access, until: new Date(now + r.access.seconds * 1000).toISOString() } : r.access;
-    const done: Review = { ...r, state, decidedAt: new Date(now).toISOString(), ...(because ? { closedBecause: because } : {}), ...(access ? { access } : {}) };
-    this.#reviews.set(r.id, done);
-    this.#persist(done);
-    this.#log.info('review.decided', { id: r.id, state, ...(because ? { because } : {}) });
-    this.#tell('decided', done, settings);
-    for (const wake of [...(this.#waiters.get(r.id) ?? [])]) wake();
+  #track<T>(p: Promise<T>): void {
+    this.#saving.add(p);
+    void p.finally(() => this.#saving.delete(p));
+  }
+
+  /** Ends a pending review held here, as `state` (expired, withdrawn), unless someone decided it first. */
+  #end(id: string, state: 'expired' | 'withdrawn', because: string): Promise<void> {
+    const done = this.#serial(id, () => this.#ending(id, state, because));
+    this.#track(done);
     return done;
+  }
+
+  async #ending(id: string, state: 'expired' | 'withdrawn', because: string): Promise<void> {
+    const r = this.#reviews.get(id);
+    if (!this.#live.has(id) || !r || r.state !== 'pending') return;
+    try {
+      if (await this.#commit(this.#closed(r, state, because))) return;
+      await this.#refresh(id);
+    } catch (err) {
+      // The store cannot be written: the statement is refused here all the same (never approved by default).
+      this.#log.error('review.persist-failed', { id, error: describeError(err) });
+      this.#apply(this.#closed(r, state, because), (this.#versions.get(id) ?? 0) + 1);
+    }
+  }
+
+  /** `r` closed as `state` now; an approved access request becomes a grant from now on, for the time it asked. */
+  #closed(r: Review, state: ReviewState, because?: string): Review {
+    const now = Date.now();
+    const access = r.access && state === 'approved' ? { ...r.access, until: new Date(now + r.access.seconds * 1000).toISOString() } : r.access;
+    // A detached approval whose session is still here runs in it: it is used.
+    const live = this.#live.get(r.id);
+    const used = state === 'approved' && r.detached && live && !live.orphaned ? { usedBy: r.session, usedAt: new Date(now).toISOString() } : {};
+    return { ...r, ...used, state, decidedAt: new Date(now).toISOString(), ...(because ? { closedBecause: because } : {}), ...(access ? { access } : {}) };
+  }
+
+  /** Saves `next` one version on; applies it here when it was saved. Rejects when the store cannot be written. */
+  async #commit(next: Review, settings?: ReviewSettings): Promise<boolean> {
+    const version = (this.#versions.get(next.id) ?? 0) + 1;
+    if (!(await this.#store.save(next, version, settings))) return false;
+    this.#apply(next, version, settings, true);
+    return true;
+  }
+
+  /** Reads review `id` from the store and applies it; resolves it as it now stands. */
+  async #refresh(id: string): Promise<Review | undefined> {
+    const s = await this.#store.get(id).catch(() => undefined);
+    if (s && s.version > (this.#versions.get(id) ?? 0)) this.#apply(s.review, s.version, s.settings);
+    return this.#reviews.get(id);
+  }
+
+  /** Another gateway changed review `id`. */
+  async #changed(id: string, version: number): Promise<void> {
+    if (version <= (this.#versions.get(id) ?? 0)) return;
+    await this.#refresh(id);
+  }
+
+  /** Keeps a review read from the store. */
+  #learn(s: StoredReview): void {
+    this.#reviews.delete(s.review.id);
+    this.#keep(s.review);
+    this.#versions.set(s.review.id, s.version);
+    if (s.settings && s.review.state === 'pending') this.#settings.set(s.review.id, s.settings);
+  }
+
+  /**
+   * `r` at `version` is how the review stands now: kept; when it left `pending`, the statement
+   * held here (if it is) settles by it, those waiting are woken, and the gateway that made the
+   * change (`mine`) tells of it.
+   */
+  #apply(r: Review, version: number, settings?: ReviewSettings, mine = false): void {
+    if (version <= (this.#versions.get(r.id) ?? 0)) return;
+    const before = this.#reviews.get(r.id);
+    this.#versions.set(r.id, version);
+    if (before) this.#reviews.set(r.id, r);
+    else this.#keep(r);
+    if (r.state === 'pending') {
+      if (settings) this.#settings.set(r.id, settings);
+      return;
+    }
+    if (before?.state !== 'pending' && before !== undefined) return;
+    const live = this.#live.get(r.id);
+    const known = live?.settings ?? settings ?? this.#settings.get(r.id);
+    this.#settings.delete(r.id);
+    if (live) {
+      this.#live.delete(r.id);
+      clearTimeout(live.timer);
+      live.observe?.(r);
+      live.settle(outcomeOf(r));
+    }
+    if (before) {
+      this.#log.info('review.decided', { id: r.id, state: r.state, ...(r.closedBecause ? { because: r.closedBecause } : {}) });
+      // Told once, by the gateway whose change ended it.
+      if (mine) this.#tell('decided', r, known);
+    }
+    for (const wake of [...(this.#waiters.get(r.id) ?? [])]) wake();
   }
 
   #tell(event: 'requested' | 'decided', review: Review, settings?: ReviewSettings): void {
@@ -400,38 +617,26 @@ export class ReviewRegistry {
       const holds = old.state === 'pending' || (old.state === 'approved' && ((old.access?.until !== undefined && Date.parse(old.access.until) > now) || (old.detached === true && old.usedBy === undefined)));
       if (!holds) {
         this.#reviews.delete(id);
+        this.#versions.delete(id);
         break;
       }
     }
   }
+}
 
-  /** Appends the review as it stands to the history file, in order, without holding anyone up. */
-  #persist(r: Review): void {
-    const line = `${JSON.stringify(r)}\n`;
-    this.#writing = this.#writing.then(() => appendFile(this.#file, line, { mode: 0o600 })).catch((err: unknown) => this.#log.error('review.persist-failed', { id: r.id, error: describeError(err) }));
-  }
-
-  async #load(): Promise<void> {
-    const stale: Review[] = [];
-    try {
-      const lines = createInterface({ input: createReadStream(this.#file), crlfDelay: Infinity });
-      for await (const line of lines) {
-        if (line.trim() === '') continue;
-        let r: Review;
-        try {
-          r = JSON.parse(line) as Review;
-        } catch {
-          continue; // a line cut short by a crash
-        }
-        if (typeof r?.id !== 'string' || !REVIEW_ID.test(r.id)) continue;
-        this.#reviews.delete(r.id);
-        this.#keep(r);
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+/** What the statement held for `r` is told: how the review ended. */
+function outcomeOf(r: Review): ReviewOutcome {
+  switch (r.state) {
+    case 'approved':
+      return { state: 'approved', by: r.decisions.filter((d) => d.decision === 'approve').map(nameOf), windowMs: r.windowMs };
+    case 'denied': {
+      const d = r.decisions.find((x) => x.decision === 'deny');
+      return { state: 'denied', by: d ? nameOf(d) : '?', ...(d?.reason ? { reason: d.reason } : {}) };
     }
-    for (const r of this.#reviews.values()) if (r.state === 'pending') stale.push(r);
-    for (const r of stale) this.#close(r, 'expired', 'the gateway restarted while it waited; its statement did not run');
+    case 'withdrawn':
+      return { state: 'withdrawn', why: r.closedBecause === 'the client cancelled the statement' ? 'cancel' : 'session-ended' };
+    default:
+      return { state: 'expired', afterMs: Date.parse(r.expiresAt) - Date.parse(r.createdAt), ...(r.closedBecause && !r.closedBecause.startsWith('not decided within') ? { because: r.closedBecause } : {}) };
   }
 }
 
@@ -494,5 +699,5 @@ export async function reviewsApi(
   const reason = (body as { reason?: unknown } | null)?.reason;
   if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_REASON)) throw new HttpError(400, `reason must be a text of at most ${MAX_REASON} characters`);
   if (action === 'deny' && (typeof reason !== 'string' || reason.trim() === '')) throw new HttpError(400, 'a denial needs a reason', { hint: 'hoop review deny <id> --reason "why"' });
-  return { status: 200, body: registry.decide(id, identity, auditor, action as 'approve' | 'deny', typeof reason === 'string' && reason.trim() !== '' ? reason.trim() : undefined) };
+  return { status: 200, body: await registry.decide(id, identity, auditor, action as 'approve' | 'deny', typeof reason === 'string' && reason.trim() !== '' ? reason.trim() : undefined) };
 }

@@ -11,7 +11,6 @@ import { ReviewRegistry } from '../../src/gateway/reviews.js';
 import type { Identity } from '../../src/identity.js';
 import { silentLogger } from '../../src/log.js';
 import { REVIEW_DEFAULTS } from '../../src/policy/schema.js';
-import { thrown } from '../harness/thrown.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -23,6 +22,8 @@ afterEach(async () => {
 
 const who = (subject: string, groups: string[] = []): Identity => ({ subject, issuer: 'https://idp', kind: 'user', groups, expiresAt: new Date(Date.now() + 3_600_000), claims: {} });
 const ask = (settings: Partial<typeof REVIEW_DEFAULTS> & { groups?: string[] } = {}) => ({ sql: 'DELETE FROM t', digest: 'd1', rule: 'r', reason: 'rule "r" matched', settings: { ...REVIEW_DEFAULTS, groups: ['dba'], ...settings } });
+/** What `p` rejects with (undefined when it resolves). */
+const fails = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
 const origin = { session: 'sess-1234', connection: 'app', requester: who('alice') };
 
 describe('the review registry', () => {
@@ -32,12 +33,12 @@ describe('the review registry', () => {
     expect(reg.list(who('mallory'), false)).toEqual([]);
     expect(reg.list(who('alice'), false)).toHaveLength(1);
     expect(reg.list(who('audrey'), true)).toHaveLength(1);
-    expect((thrown(() => reg.decide(p.id, who('mallory'), false, 'approve')) as { code: string }).code).toBe('HOOP_REVIEW_UNKNOWN');
-    expect((thrown(() => reg.decide(p.id, who('alice', ['dba']), false, 'approve')) as Error).message).toContain('may not approve their own statement');
-    reg.decide(p.id, who('bob', ['dba']), false, 'approve');
-    expect((thrown(() => reg.decide(p.id, who('bob', ['dba']), false, 'approve')) as { status: number }).status).toBe(409);
+    expect((await fails(reg.decide(p.id, who('mallory'), false, 'approve')) as { code: string }).code).toBe('HOOP_REVIEW_UNKNOWN');
+    expect((await fails(reg.decide(p.id, who('alice', ['dba']), false, 'approve')) as Error).message).toContain('may not approve their own statement');
+    await reg.decide(p.id, who('bob', ['dba']), false, 'approve');
+    expect((await fails(reg.decide(p.id, who('bob', ['dba']), false, 'approve')) as { status: number }).status).toBe(409);
     expect(reg.get(p.id, who('alice'), false).state).toBe('pending');
-    reg.decide(p.id, who('carol', ['dba']), false, 'approve');
+    await reg.decide(p.id, who('carol', ['dba']), false, 'approve');
     expect(await p.decided).toEqual({ state: 'approved', by: ['bob', 'carol'], windowMs: 0 });
     await reg.flushed();
   });
@@ -56,7 +57,7 @@ describe('the review registry', () => {
   it('one denial decides; the timeout expires; a restart expires what was pending', async () => {
     const reg = await ReviewRegistry.open(dir, silentLogger);
     const denied = reg.request(ask(), origin);
-    reg.decide(denied.id, who('bob', ['dba']), false, 'deny', 'no');
+    await reg.decide(denied.id, who('bob', ['dba']), false, 'deny', 'no');
     expect(await denied.decided).toEqual({ state: 'denied', by: 'bob', reason: 'no' });
     const slow = reg.request(ask({ timeoutMs: 50 }), origin);
     expect(await slow.decided).toEqual({ state: 'expired', afterMs: 50 });
