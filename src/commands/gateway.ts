@@ -2,6 +2,8 @@
  * `hoop gateway --config FILE`: runs the gateway until SIGINT/SIGTERM.
  * `hoop gateway migrate --config FILE`: brings a shared store (`store: { kind: postgres }`) up to
  * this version's schema; the gateway does the same at start, so this is for doing it ahead.
+ * `hoop gateway status --config FILE`: whether the store answers, the replicas it has seen, pending
+ * reviews and running sessions (exit 69 when the store cannot be reached).
  */
 import { Command } from 'commander';
 import { resolveSecret } from '../config/secrets.js';
@@ -9,6 +11,8 @@ import { ErrorCode, HoopError } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { startGateway } from '../gateway/server.js';
 import { MIGRATIONS, describeStoreUrl, migrate, openStorePool } from '../gateway/store-postgres.js';
+import { storeStatus } from '../gateway/replica.js';
+import { terminalSafe } from '../ui/terminal-safe.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 
@@ -47,6 +51,42 @@ export function gatewayCommand(io: CliIo): Command {
           const { version, applied } = await migrate(pool);
           const names = applied.map((v) => `${v} (${MIGRATIONS.find((m) => m.version === v)!.name})`);
           io.stdout.write(`store ${describeStoreUrl(url)}: ${applied.length > 0 ? `applied ${names.join(', ')}; ` : 'nothing to apply; '}schema at version ${version}\n`);
+        } finally {
+          await pool.end();
+        }
+      }),
+  );
+  gateway.addCommand(
+    new Command('status')
+      .description('say whether the store answers, which replicas it has seen, and what waits (pending reviews, running sessions)')
+      .option('-c, --config <file>', 'gateway configuration file (YAML; default $HOOP_GATEWAY_CONFIG)', io.env.HOOP_GATEWAY_CONFIG)
+      .option('--json', 'print it as JSON')
+      .action(async (opts: { config?: string; json?: boolean }) => {
+        const config = await loadGatewayConfig(configFile(opts.config), io.env);
+        if (config.store.kind !== 'postgres') {
+          const text = `store      files in ${config.dataDir}: one gateway process (replicas need store: { kind: postgres })\n`;
+          io.stdout.write(opts.json ? `${JSON.stringify({ store: { kind: 'file', dataDir: config.dataDir } })}\n` : text);
+          return;
+        }
+        const url = await resolveSecret(config.store.url, io.env);
+        const where = describeStoreUrl(url);
+        const pool = await openStorePool(url);
+        try {
+          const status = await storeStatus(pool);
+          if (opts.json) {
+            io.stdout.write(`${JSON.stringify({ store: { kind: 'postgres', at: where, reachable: true, schema: status.schema }, ...status })}\n`);
+            return;
+          }
+          const known = MIGRATIONS.at(-1)!.version;
+          const count = (state: string): number => status.replicas.filter((r) => r.state === state).length;
+          const lines = [
+            `store      ${where}: reachable, schema at version ${status.schema}${status.schema < known ? ` (this hoop knows ${known}: run hoop gateway migrate)` : ''}`,
+            `replicas   ${count('live')} live${count('silent') ? `, ${count('silent')} not answering` : ''}${count('stopped') ? `, ${count('stopped')} stopped` : ''}`,
+            ...status.replicas.map((r) => `  ${r.id}  ${r.state.padEnd(7)}  ${r.url}  hoop ${r.version}  seen ${r.seenAt}`),
+            `sessions   ${status.runningSessions} running`,
+            `reviews    ${status.pendingReviews} pending`,
+          ];
+          io.stdout.write(`${lines.map(terminalSafe).join('\n')}\n`);
         } finally {
           await pool.end();
         }

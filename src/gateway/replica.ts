@@ -45,8 +45,8 @@ export interface ReplicaRow {
 
 /** What {@link StoreReplica.status} tells. */
 export interface StoreStatus {
-  replica: string;
-  reachable: boolean;
+  /** The schema's version. */
+  schema: number;
   replicas: ReplicaRow[];
   pendingReviews: number;
   runningSessions: number;
@@ -76,6 +76,7 @@ export class StoreReplica {
   readonly #catchUps: Array<() => Promise<void>> = [];
   readonly #takeOvers: TakeOver[] = [];
   readonly #recovered: Array<() => void> = [];
+  readonly #beats: Array<() => Promise<void>> = [];
   #listener: pg.Client | undefined;
   #listening: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -128,6 +129,11 @@ export class StoreReplica {
   /** Adds a step of the take-over of a dead replica (see the module documentation). */
   onTakeOver(fn: TakeOver): void {
     this.#takeOvers.push(fn);
+  }
+
+  /** Calls `fn` after each heartbeat the store answered (periodic work: overdue reviews). */
+  onBeat(fn: () => Promise<void>): void {
+    this.#beats.push(fn);
   }
 
   /** Calls `fn` when the store answers again after it did not. */
@@ -226,8 +232,9 @@ export class StoreReplica {
         [this.id, this.#o.deadAfterMs / 1000],
       );
       for (const { id } of dead.rows) await this.#takeOver(id, false);
+      for (const fn of this.#beats) await fn();
     } catch (err) {
-      this.#o.log.error('store.take-over-failed', { error: describeError(err) });
+      this.#o.log.error('store.sweep-failed', { error: describeError(err) });
     }
   }
 
@@ -263,34 +270,8 @@ export class StoreReplica {
   }
 
   /** The replicas, whether the store answers, pending reviews and running sessions. */
-  async status(): Promise<StoreStatus> {
-    try {
-      const [replicas, counts] = await Promise.all([
-        this.pool.query<{ id: string; url: string; version: string; started_at: Date; seen_at: Date; stopped_at: Date | null; live: boolean }>(
-          'select *, seen_at > now() - make_interval(secs => $1) as live from hoop.replicas order by started_at',
-          [this.#o.deadAfterMs / 1000],
-        ),
-        this.pool.query<{ reviews: string; sessions: string }>(
-          "select (select count(*) from hoop.reviews where state = 'pending') as reviews, (select count(*) from hoop.sessions where ended_at is null) as sessions",
-        ),
-      ]);
-      return {
-        replica: this.id,
-        reachable: true,
-        replicas: replicas.rows.map((r) => ({
-          id: r.id,
-          url: r.url,
-          version: r.version,
-          startedAt: r.started_at.toISOString(),
-          seenAt: r.seen_at.toISOString(),
-          state: r.stopped_at ? 'stopped' : r.live ? 'live' : 'silent',
-        })),
-        pendingReviews: Number(counts.rows[0]!.reviews),
-        runningSessions: Number(counts.rows[0]!.sessions),
-      };
-    } catch (err) {
-      throw storeError(err, 'say how the replicas are');
-    }
+  status(): Promise<StoreStatus> {
+    return storeStatus(this.pool, this.#o.deadAfterMs);
   }
 
   /** Stops the heartbeat and listening, and marks the replica stopped (its sessions have ended). */
@@ -303,5 +284,40 @@ export class StoreReplica {
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
     await this.pool.query('update hoop.replicas set stopped_at = now() where id = $1', [this.id]).catch(() => undefined);
+  }
+}
+
+/**
+ * What `hoop gateway status` says of the store on `pool`: its schema, the replicas it knows (live
+ * when seen within `deadAfterMs`), pending reviews and running sessions.
+ *
+ * @throws HoopError STORE_UNAVAILABLE
+ */
+export async function storeStatus(pool: pg.Pool, deadAfterMs = 15_000): Promise<StoreStatus> {
+  try {
+    const [replicas, counts] = await Promise.all([
+      pool.query<{ id: string; url: string; version: string; started_at: Date; seen_at: Date; stopped_at: Date | null; live: boolean }>(
+        'select *, seen_at > now() - make_interval(secs => $1) as live from hoop.replicas order by started_at, id',
+        [deadAfterMs / 1000],
+      ),
+      pool.query<{ reviews: string; sessions: string; schema: number }>(
+        "select (select count(*) from hoop.reviews where state = 'pending') as reviews, (select count(*) from hoop.sessions where ended_at is null) as sessions, (select max(version) from hoop.migrations) as schema",
+      ),
+    ]);
+    return {
+      schema: Number(counts.rows[0]!.schema),
+      replicas: replicas.rows.map((r) => ({
+        id: r.id,
+        url: r.url,
+        version: r.version,
+        startedAt: r.started_at.toISOString(),
+        seenAt: r.seen_at.toISOString(),
+        state: r.stopped_at ? 'stopped' : r.live ? 'live' : 'silent',
+      })),
+      pendingReviews: Number(counts.rows[0]!.reviews),
+      runningSessions: Number(counts.rows[0]!.sessions),
+    };
+  } catch (err) {
+    throw storeError(err, 'say how the replicas are');
   }
 }

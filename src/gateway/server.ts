@@ -59,6 +59,7 @@ import type { SessionLimits } from '../policy/limits.js';
 import { PostgresGatewayStore } from './store-postgres.js';
 import { StoreReplica } from './replica.js';
 import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
+import { PostgresReviewStore } from './reviews-postgres.js';
 import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
@@ -149,6 +150,8 @@ export interface Gateway {
  */
 const TLS_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', tls.DEFAULT_CIPHERS].join(':');
 
+/** Where replicas tell each other of CancelRequests (`{ processId, secretKey, subject, issuer }`). */
+const CANCEL_CHANNEL = 'hoop_cancel';
 /** How long a finished session's tunnel may stay open for the client to read its last bytes. */
 const SESSION_LINGER_MS = 5_000;
 /** Characters of context messages a session records; past it they are dropped (a client's claims cannot fill the disk). */
@@ -378,7 +381,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     audit = new AuditStream({ ...config.audit, headers }, log);
   }
-  const reviews = await ReviewRegistry.open(config.dataDir, log);
+  const reviews = await ReviewRegistry.open(config.dataDir, log, replica ? new PostgresReviewStore(replica) : undefined);
   const notifier = new ReviewNotifier({
     log,
     resolveUrl: async (url) => {
@@ -406,6 +409,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (settings?.notify.length) notifier.notify(settings.notify, event, review);
   });
   const cancels = new CancelRegistry();
+  if (replica) {
+    // A CancelRequest that reached this replica for a session held by another.
+    const shared = replica;
+    cancels.elsewhere = (key, owner) => shared.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...owner }));
+    shared.on(CANCEL_CHANNEL, (payload) => {
+      const m = JSON.parse(payload) as { processId: number; secretKey: number; subject: string; issuer: string };
+      void cancels.lookup({ processId: m.processId, secretKey: m.secretKey }, m)?.cancel().catch((err: unknown) => log.warn('cancel.failed', { error: describeError(err) }));
+    });
+  }
   try {
     await replica?.begin();
   } catch (err) {

@@ -6,6 +6,10 @@
  * sent to that session's upstream backend with the server's own key. No client can cancel
  * another's query: the upstream's secret key never leaves the gateway.
  *
+ * Behind a load balancer a CancelRequest may reach another replica than the one holding its
+ * session: a key not held here is then handed to {@link CancelRegistry.elsewhere} (the store tells
+ * every replica; the one holding it checks and cancels as above).
+ *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
 import { randomBytes } from 'node:crypto';
@@ -46,6 +50,24 @@ export class CancelRegistry {
     const target = this.#targets.get(`${key.processId}:${key.secretKey}`);
     if (!target || target.subject !== owner.subject || target.issuer !== owner.issuer) return undefined;
     return target;
+  }
+
+  /** Where a key not held here is sent (other replicas), if anywhere. */
+  elsewhere: ((key: CancelKey, owner: { subject: string; issuer: string }) => Promise<void>) | undefined;
+
+  /**
+   * Cancels the query of the session `key` belongs to, when `owner` owns it: here, or by telling
+   * the other replicas. Resolves what became of it.
+   */
+  async cancel(key: CancelKey, owner: { subject: string; issuer: string }): Promise<'forwarded' | 'sent to the other replicas' | 'no matching session'> {
+    const target = this.lookup(key, owner);
+    if (target) {
+      await target.cancel();
+      return 'forwarded';
+    }
+    if (!this.elsewhere) return 'no matching session';
+    await this.elsewhere(key, owner);
+    return 'sent to the other replicas';
   }
 
   get size(): number {

@@ -146,10 +146,12 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       const first = await handshake.startup();
       if (first.kind === 'cancel') {
         handshake.release();
-        const target = this.#o.cancels.lookup(first, identity);
-        if (target) await target.cancel().catch((err) => session.log.warn('cancel.failed', { session: session.id, error: describeError(err) }));
+        const done = await this.#o.cancels.cancel(first, identity).catch((err: unknown) => {
+          session.log.warn('cancel.failed', { session: session.id, error: describeError(err) });
+          return 'failed';
+        });
         channel.end();
-        return outcome('cancel-request', target ? 'forwarded' : 'no matching session');
+        return outcome('cancel-request', done);
       }
       startup = first;
       params = filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {} });
