@@ -72,7 +72,7 @@ export function gatewayCommand(io: CliIo): Command {
         const where = describeStoreUrl(url);
         const pool = await openStorePool(url);
         try {
-          const status = await storeStatus(pool);
+          const status = await storeStatus(pool, config.store.deadAfterSeconds * 1000);
           if (opts.json) {
             io.stdout.write(`${JSON.stringify({ store: { kind: 'postgres', at: where, reachable: true, schema: status.schema }, ...status })}\n`);
             return;

@@ -33,9 +33,11 @@
  *   scopes: [openid, profile, email, offline_access]   # the default; must include openid
  *   resource: https://hoop.example.com                 # optional RFC 8707 resource indicator
  * dataDir: ./hoop-data                # the gateway's state (device keys); default <dir of this file>/hoop-data
- * store:                              # where the shared state goes (device keys so far); default: files in dataDir
- *   kind: postgres                    # file (default) | postgres (several replicas share it)
+ * store:                              # where the state goes (devices, sessions, recordings, reviews); default: files in dataDir
+ *   kind: postgres                    # file (default) | postgres (several replicas share it; docs/deployment.md)
  *   url: ${env:HOOP_STORE_URL}        # a secret reference to postgres://user:password@host:5432/db?sslmode=verify-full
+ *   heartbeatSeconds: 2               # how often a replica says it is there
+ *   deadAfterSeconds: 15              # a replica not seen this long is taken over (its sessions truncated, its held statements expired)
  * connections:
  *   - name: prod-db                   # [a-z0-9][a-z0-9-_.]{0,62}, unique
  *     type: postgres
@@ -118,7 +120,7 @@ export interface GatewayConfig {
   /** Absolute path of the directory that holds the gateway's state. */
   dataDir: string;
   /** Where the shared state is kept: files in `dataDir`, or a PostgreSQL database (its URL a secret reference, resolved at start). */
-  store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef };
+  store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef; heartbeatSeconds: number; deadAfterSeconds: number };
   /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
   login?: LoginConfig;
   /** The config repo the policy (connections, access, rules) comes from; then `connections` is empty. */
@@ -415,7 +417,17 @@ const fileSchema = z.strictObject(
     store: z
       .discriminatedUnion(
         'kind',
-        [z.strictObject({ kind: z.literal('file') }), z.strictObject({ kind: z.literal('postgres'), url: secretSchema })],
+        [
+          z.strictObject({ kind: z.literal('file') }),
+          z
+            .strictObject({
+              kind: z.literal('postgres'),
+              url: secretSchema,
+              heartbeatSeconds: z.number({ error: 'must be a number of seconds' }).min(0.1).max(60).default(2),
+              deadAfterSeconds: z.number({ error: 'must be a number of seconds' }).min(1).max(3600).default(15),
+            })
+            .refine((s) => s.deadAfterSeconds >= 3 * s.heartbeatSeconds, { error: 'deadAfterSeconds must be at least 3 heartbeats, or a slow heartbeat takes over a live replica', path: ['deadAfterSeconds'] }),
+        ],
         { error: 'must have a kind: file or postgres' },
       )
       .default({ kind: 'file' }),
@@ -649,7 +661,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),
     log: data.log,
     dataDir,
-    store: data.store.kind === 'postgres' ? { kind: 'postgres', url: parseSecretRef(data.store.url, baseDir)! } : { kind: 'file' },
+    store: data.store.kind === 'postgres' ? { kind: 'postgres', url: parseSecretRef(data.store.url, baseDir)!, heartbeatSeconds: data.store.heartbeatSeconds, deadAfterSeconds: data.store.deadAfterSeconds } : { kind: 'file' },
     recording: data.recording,
     ...(data.audit
       ? {

@@ -90,8 +90,6 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides for tests: timeouts of the PostgreSQL engine, a token verifier. */
   postgres?: Partial<PostgresEngineOptions>;
-  /** Overrides for tests: how often a replica on a PostgreSQL store says it is there, and when one not seen is taken over. */
-  replica?: { heartbeatMs?: number; deadAfterMs?: number };
   /** Overrides for tests: timeouts of the SSH engine. */
   ssh?: Pick<SshEngineOptions, 'handshakeTimeoutMs' | 'upstreamTimeoutMs'>;
   verifier?: TokenVerifier;
@@ -334,7 +332,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   if (store instanceof PostgresGatewayStore) {
     try {
       await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-      replica = await StoreReplica.create(store.pool, { dataDir: config.dataDir, url: `${useTls ? 'https' : 'http'}://${config.listen.host}:${config.listen.port}`, log, ...options.replica });
+      const timing = config.store.kind === 'postgres' ? { heartbeatMs: config.store.heartbeatSeconds * 1000, deadAfterMs: config.store.deadAfterSeconds * 1000 } : {};
+      replica = await StoreReplica.create(store.pool, { dataDir: config.dataDir, url: `${useTls ? 'https' : 'http'}://${config.listen.host}:${config.listen.port}`, log, ...timing });
       replica.onTakeOver(takeOverSessions);
     } catch (err) {
       if (ownStore) await store.close();

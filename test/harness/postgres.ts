@@ -53,6 +53,10 @@ export interface PgCluster {
   psql(sql: string, options?: { user?: PgUser; database?: string }): Promise<string>;
   /** Fast shutdown, then removes the data directory. Idempotent. */
   stop(): Promise<void>;
+  /** Stops the server (fast shutdown: sessions are cut) and keeps its data, to {@link start} it again on the same port. */
+  halt(): Promise<void>;
+  /** Starts the server {@link halt} stopped. */
+  start(): Promise<void>;
 }
 
 /** Options of {@link startPgCluster}. */
@@ -379,6 +383,14 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
         );
         if (r.code !== 0) throw new Error(r.stderr.trim() || `psql exited with ${r.code}`);
         return r.stdout;
+      },
+      async halt() {
+        const r = await run(pgCtl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '30', '-s'], { asPostgres: true, cwd: root });
+        if (r.code !== 0) throw new Error(`pg_ctl stop failed: ${r.stderr.trim()}`);
+      },
+      async start() {
+        const r = await run(pgCtl, ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '30', '-s'], { asPostgres: true, cwd: root, env: cleanPgEnv({}) });
+        if (r.code !== 0) throw new Error(`pg_ctl start failed: ${r.stderr.trim()}`);
       },
       stop() {
         stopping ??= (async () => {

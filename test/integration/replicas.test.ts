@@ -1,0 +1,311 @@
+/**
+ * Two gateway replicas on one PostgreSQL store, behind a real load balancer (HAProxy from Debian,
+ * TCP mode, TLS passed through): replica A runs in this process (the stack's gateway), replica B
+ * is a separate `hoop gateway` process. What each guarantee looks like to a user:
+ *
+ * - sessions made through the balancer land on both replicas, and each replica lists, shows and
+ *   verifies all of them;
+ * - a statement held for review on A is approved through B and runs on A (NOTIFY wakes A);
+ * - a CancelRequest that reaches B cancels the query running on A;
+ * - the store stopped under load: running sessions go on untouched, new ones follow
+ *   `recording.onFailure` (close: refused, saying why), and the gateway recovers by itself;
+ * - B SIGKILLed mid-session: its clients get an error and reconnect through the balancer to A,
+ *   A takes B over (B's sessions truncated, verifiable to their last checkpoint; the statement B
+ *   held for review expired, never approved);
+ * - `hoop gateway status` says all of it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgClient, psql } from '../harness/clients.js';
+import { HOOP_BIN } from '../harness/hoop-process.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml, freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { runCli } from '../harness/run-cli.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+
+let store: PgCluster;
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+let dir: string;
+let b: ChildProcess;
+let bLog = '';
+let bUrl: string;
+let haproxy: ChildProcess;
+let lbUrl: string;
+let env: NodeJS.ProcessEnv;
+const running: RunningConnect[] = [];
+const clients: pg.Client[] = [];
+
+const bundle = (connection: string): string => `version: 1
+connections:
+${connection}access:
+  - { name: everyone, subjects: [alice, bob], connections: [app], mode: read-write }
+statements:
+  reviewers:
+    - groups: [dba]
+      timeout: 60s
+  rules:
+    - { name: wide-delete, match: { kinds: [delete], missingWhere: true }, action: review, message: a DELETE of every row needs a DBA }
+recording:
+  auditors: [auditors]
+`;
+
+/** `hoop <argv>` as `subject` against the gateway at `url`. */
+async function hoop(url: string, argv: string[], subject = 'alice', groups: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  return stack.run([...argv, '--gateway', url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+}
+
+interface Listed {
+  id: string;
+  subject: string;
+  endedAt?: string;
+  reason: string;
+  recording: string;
+  statements: number;
+}
+const sessionsOn = async (url: string): Promise<Listed[]> => (JSON.parse((await hoop(url, ['sessions', 'ls', '--json'], 'audrey', ['auditors'])).stdout) as { sessions: Listed[] }).sessions;
+
+/** Polls `fn` until it returns something other than undefined (at most `ms`). */
+async function until<T>(fn: () => Promise<T | undefined>, ms = 15_000, what = 'the condition'): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(150);
+  }
+}
+
+const status = async (): Promise<string> => (await runCli(['gateway', 'status', '--config', stack.configFile], env, dir)).stdout;
+const notes = async (): Promise<number> => Number((await stack.pg.psql('select count(*) from notes', { database: 'app' })).trim());
+
+async function connectVia(url: string, subject = 'alice'): Promise<RunningConnect> {
+  const c = await stack.connect('app', await stack.token(subject), ['--gateway', url]);
+  running.push(c);
+  return c;
+}
+
+async function client(c: RunningConnect): Promise<pg.Client> {
+  const cl = await pgClient(c.info);
+  cl.on('error', () => undefined);
+  clients.push(cl);
+  return cl;
+}
+
+/** Starts replica B: the stack's configuration, its own port and data directory. */
+async function startReplicaB(): Promise<void> {
+  const port = await freePort();
+  const text = (await readFile(stack.configFile, 'utf8')).replace(/^listen: .*$/m, `listen: 127.0.0.1:${port}\ndataDir: ${join(dir, 'b')}`);
+  const file = join(dir, 'gateway-b.yaml');
+  await writeFile(file, text);
+  bUrl = `https://127.0.0.1:${port}`;
+  b = spawn(process.execPath, [HOOP_BIN, 'gateway', '--config', file], { env: { ...env, HOOP_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  b.stderr!.on('data', (d: Buffer) => (bLog += d.toString()));
+  await until(async () => (bLog.includes('gateway.listening') ? true : b.exitCode !== null ? Promise.reject(new Error(`replica B exited: ${bLog}`)) : undefined), 30_000, 'replica B to listen');
+}
+
+/** HAProxy in TCP mode in front of both replicas (TLS goes through to them), checking each every 300 ms. */
+async function startBalancer(): Promise<void> {
+  const port = await freePort();
+  const a = new URL(stack.gateway.url);
+  const cfg = join(dir, 'haproxy.cfg');
+  await writeFile(
+    cfg,
+    `global
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+frontend hoop
+  bind 127.0.0.1:${port}
+  default_backend gateways
+backend gateways
+  balance roundrobin
+  server a ${a.hostname}:${a.port} check inter 300 fall 1 rise 1
+  server b ${new URL(bUrl).hostname}:${new URL(bUrl).port} check inter 300 fall 1 rise 1
+`,
+  );
+  let log = '';
+  haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  haproxy.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  lbUrl = `https://127.0.0.1:${port}`;
+  await until(
+    () =>
+      new Promise<true | undefined>((resolve, reject) => {
+        if (haproxy.exitCode !== null) return reject(new Error(`haproxy exited: ${log}`));
+        const s = netConnect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(undefined));
+      }),
+    10_000,
+    'HAProxy to listen',
+  );
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hoop-replicas-'));
+  store = await startPgCluster();
+  await store.psql('create database hoop_store');
+  process.env.HOOP_STORE_URL = store.url(store.superuser, { database: 'hoop_store' });
+  repo = new PolicyGitRepo('hoop-replicas-policy-');
+  stack = await startStack({
+    extraConfig: 'store: { kind: postgres, url: "${env:HOOP_STORE_URL}", heartbeatSeconds: 0.3, deadAfterSeconds: 2 }\nrecording: { checkpointSeconds: 1 }',
+    policy: ({ pg: cluster }) => {
+      repo.commit(bundle(connectionYaml(cluster, { name: 'app', password: '${env:APP_PASSWORD}' })));
+      return repo.gatewayBlock(['${env:APP_*}']);
+    },
+  });
+  await stack.pg.psql('create table notes(id serial primary key, body text); grant all on notes, notes_id_seq to public', { database: 'app' });
+  env = { PATH: process.env.PATH, HOOP_STORE_URL: process.env.HOOP_STORE_URL, APP_PASSWORD: stack.pg.users.scram.password };
+  await startReplicaB();
+  await startBalancer();
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of clients) await c.end().catch(() => undefined);
+  for (const c of running) await c.stop().catch(() => undefined);
+  haproxy?.kill('SIGKILL');
+  if (b && b.exitCode === null) b.kill('SIGKILL');
+  await stack?.close();
+  await store?.stop();
+  delete process.env.HOOP_STORE_URL;
+  if (repo) await rm(repo.base, { recursive: true, force: true });
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('two replicas behind a load balancer', () => {
+  it('hoop gateway status sees both replicas and the store', async () => {
+    const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 2$/m);
+    expect(text).toContain(`live     ${bUrl}`);
+    expect(text).toContain(`live     ${stack.gateway.url}`);
+    expect(text).toMatch(/^reviews {4}0 pending$/m);
+  });
+
+  it('spreads sessions over both replicas, and each replica lists and verifies every one', async () => {
+    const c = await connectVia(lbUrl);
+    for (let i = 0; i < 6; i++) expect((await psql(c.info, ['-c', `insert into notes(body) values ('via balancer ${i}')`])).code).toBe(0);
+    expect(await notes()).toBe(6);
+    const byReplica = await store.psql("select count(distinct replica) from hoop.sessions where summary->>'subject' = 'alice'", { database: 'hoop_store' });
+    expect(byReplica.trim()).toBe('2');
+    for (const url of [stack.gateway.url, bUrl]) {
+      const mine = await until(async () => {
+        const all = (await sessionsOn(url)).filter((s) => s.subject === 'alice');
+        return all.length === 6 && all.every((s) => s.recording === 'complete') ? all : undefined;
+      });
+      const verify = await hoop(url, ['sessions', 'verify', mine[0]!.id]);
+      expect(verify.stdout).toMatch(/verified: \d+ chunk\(s\), \d+ events, complete/);
+    }
+  });
+
+  it('releases a statement held on replica A when a reviewer approves it through replica B', async () => {
+    const c = await connectVia(stack.gateway.url);
+    const cl = await client(c);
+    const deleting = cl.query('delete from notes');
+    const id = await until(async () => {
+      const ls = JSON.parse((await hoop(bUrl, ['review', 'ls', '--json'], 'bob', ['dba'])).stdout) as { reviews: Array<{ id: string; state: string; sql: string }> };
+      return ls.reviews.find((r) => r.state === 'pending' && r.sql === 'delete from notes')?.id;
+    });
+    expect(await notes()).toBe(6);
+    const approve = await hoop(bUrl, ['review', 'approve', id], 'bob', ['dba']);
+    expect(approve.code).toBe(0);
+    const done = await deleting;
+    expect(done.rowCount).toBe(6);
+    expect(await notes()).toBe(0);
+    const seenOnA = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', id, '--json'], 'bob', ['dba'])).stdout) as { state: string; decisions: Array<{ subject: string }> };
+    expect(seenOnA).toMatchObject({ state: 'approved', decisions: [{ subject: 'bob' }] });
+  });
+
+  it('cancels a query running on replica A with a CancelRequest that reaches replica B', async () => {
+    const onA = await connectVia(stack.gateway.url);
+    const onB = await connectVia(bUrl);
+    const cl = await client(onA);
+    const started = Date.now();
+    const sleeping = cl.query('select pg_sleep(30)').then(
+      () => undefined,
+      (e: { code?: string }) => e,
+    );
+    await sleep(300);
+    const { processID, secretKey } = cl as unknown as { processID: number; secretKey: number };
+    const cancel = Buffer.alloc(16);
+    cancel.writeInt32BE(16, 0);
+    cancel.writeInt32BE(80877102, 4);
+    cancel.writeInt32BE(processID, 8);
+    cancel.writeInt32BE(secretKey, 12);
+    await new Promise<void>((resolve, reject) => {
+      const s = netConnect(onB.info.port, onB.info.host, () => s.end(cancel));
+      s.on('close', () => resolve());
+      s.on('error', reject);
+    });
+    const err = await sleeping;
+    expect(err).toMatchObject({ code: '57014' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('keeps running sessions going while the store is down, refuses new ones saying why, and recovers by itself', async () => {
+    const c = await connectVia(stack.gateway.url);
+    const cl = await client(c);
+    await cl.query("insert into notes(body) values ('before')");
+    await store.halt();
+    try {
+      await until(async () => ((await psql(c.info, ['-c', 'select 1'])).stderr.includes('cannot reach its store') ? true : undefined), 10_000, 'new sessions to be refused');
+      // The session that was running is untouched: the data path never waits on the store.
+      for (let i = 0; i < 20; i++) await cl.query('insert into notes(body) values ($1)', [`during ${i}`]);
+    } finally {
+      await store.start();
+    }
+    await until(async () => ((await psql(c.info, ['-c', "insert into notes(body) values ('after')"])).code === 0 ? true : undefined), 20_000, 'new sessions to work again');
+    expect(await notes()).toBe(22);
+    await cl.end();
+    // Its recording reaches the store once it ends, complete, and is listed by the other replica.
+    await until(async () => ((await sessionsOn(bUrl)).some((s) => s.statements === 21 && s.recording === 'complete') ? true : undefined), 20_000, 'the recording to reach the store');
+  });
+
+  it('when replica B is killed mid-session: its clients get an error, A takes it over, and clients reconnect through the balancer', async () => {
+    const c = await connectVia(bUrl);
+    const idle = await client(c);
+    await idle.query("insert into notes(body) values ('on b')");
+    const held = await client(c);
+    const deleting = held.query('delete from notes').then(
+      () => 'ran',
+      (e: Error) => e.message,
+    );
+    const reviewId = await until(async () => {
+      const ls = JSON.parse((await hoop(stack.gateway.url, ['review', 'ls', '--json'], 'bob', ['dba'])).stdout) as { reviews: Array<{ id: string; state: string; sql: string }> };
+      return ls.reviews.find((r) => r.state === 'pending' && r.sql === 'delete from notes')?.id;
+    });
+    await sleep(1200); // a checkpoint of both sessions is in the store
+    b.kill('SIGKILL');
+    const lost = await idle.query('select 1').then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    expect(lost).not.toBe('answered');
+    expect(await deleting).not.toBe('ran');
+    // A takes B over: its sessions truncated, its held statement expired (never approved).
+    const truncated = await until(async () => {
+      const cut = (await sessionsOn(stack.gateway.url)).filter((s) => s.reason === 'gateway-stopped');
+      return cut.length >= 2 ? cut : undefined;
+    }, 15_000, 'B\'s sessions to be taken over');
+    expect(truncated.every((s) => s.recording === 'truncated')).toBe(true);
+    const verify = await hoop(stack.gateway.url, ['sessions', 'verify', truncated[0]!.id]);
+    expect(verify.stdout).toContain('truncated at its last checkpoint');
+    const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
+    expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
+    expect(await notes()).toBeGreaterThan(0);
+    expect(await status()).toMatch(/^replicas {3}1 live, 1 stopped$/m);
+    // Through the balancer, new connections reach A.
+    const again = await connectVia(lbUrl);
+    for (let i = 0; i < 3; i++) expect((await psql(again.info, ['-c', 'select 1'])).code).toBe(0);
+  });
+});
