@@ -263,6 +263,24 @@ export class StoreReplica {
     }
   }
 
+  /** Publishes this replica's SSH host key, so `hoop connect` pins every replica's (a balancer may send it to any). */
+  async publishSshHostKey(publicKey: string): Promise<void> {
+    try {
+      await this.pool.query('insert into hoop.ssh_host_keys (replica, public_key) values ($1, $2) on conflict (replica) do update set public_key = excluded.public_key', [this.id, publicKey]);
+    } catch (err) {
+      throw storeError(err, 'publish the SSH host key');
+    }
+  }
+
+  /** Every replica's SSH host key (`ssh-ed25519 AAAA…`). */
+  async sshHostKeys(): Promise<string[]> {
+    try {
+      return (await this.pool.query<{ public_key: string }>('select distinct public_key from hoop.ssh_host_keys order by public_key')).rows.map((r) => r.public_key);
+    } catch (err) {
+      throw storeError(err, 'read the SSH host keys');
+    }
+  }
+
   /** Says where this replica listens, once it does. */
   async listening(url: string): Promise<void> {
     this.#url = url;

@@ -450,13 +450,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   const postgresEngine = new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...config.postgres, ...options.postgres });
   const sshHostKey = await gatewaySshHostKey(config.dataDir);
+  await replica?.publishSshHostKey(sshHostKey.public);
   const sshEngine = new SshEngine({ hostKey: sshHostKey.private, resolveSecret: (ref) => resolveSecret(ref, env), ...options.ssh });
   const serve = (session: TunnelSession): Promise<SessionOutcome> =>
     session.connection.type === 'ssh' ? sshEngine.serve(session as TunnelSession<SshConnection>) : postgresEngine.serve(session as TunnelSession<PostgresConnection>);
-  /** A connection as a caller sees it; an SSH one with the gateway's host key, which `hoop connect` pins. */
-  const describe = (c: ConnectionConfig, mode?: string, until?: number): ReturnType<typeof describeConnection> & { hostKeys?: string[] } => ({
+  /** A connection as a caller sees it; an SSH one with the gateway's host keys (every replica's), which `hoop connect` pins. */
+  const describe = async (c: ConnectionConfig, mode?: string, until?: number): Promise<ReturnType<typeof describeConnection> & { hostKeys?: string[] }> => ({
     ...describeConnection(c, mode, until),
-    ...(c.type === 'ssh' ? { hostKeys: [sshHostKey.public] } : {}),
+    ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey.public] } : {}),
   });
   const connections = new Map(config.connections.map((c) => [c.name, c]));
   const live = new Set<Promise<unknown>>();
@@ -738,12 +739,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (policySource) {
       if (one) {
         const { connection, grant } = policySource.lookup(identity, decodeURIComponent(one[1]!), reviews.grantsOf(identity));
-        return { status: 200, body: describe(connection, grant.mode, grant.until) };
+        return { status: 200, body: await describe(connection, grant.mode, grant.until) };
       }
-      return { status: 200, body: { connections: policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until)) } };
+      return { status: 200, body: { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until))) } };
     }
-    if (one) return { status: 200, body: describe(lookup(identity, decodeURIComponent(one[1]!))) };
-    return { status: 200, body: { connections: config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c)) } };
+    if (one) return { status: 200, body: await describe(lookup(identity, decodeURIComponent(one[1]!))) };
+    return { status: 200, body: { connections: await Promise.all(config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c))) } };
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {

@@ -93,6 +93,10 @@ export const MIGRATIONS: readonly Migration[] = [
         review     jsonb not null
       );
       create index reviews_pending on hoop.reviews (holder) where state = 'pending';
+      create table hoop.ssh_host_keys (
+        replica    text primary key,
+        public_key text not null
+      );
       create index reviews_updated on hoop.reviews (updated_at);`,
   },
 ];

@@ -15,6 +15,7 @@
  * - `hoop gateway status` says all of it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,8 +45,9 @@ const clients: pg.Client[] = [];
 
 const bundle = (connection: string): string => `version: 1
 connections:
-${connection}access:
-  - { name: everyone, subjects: [alice, bob], connections: [app], mode: read-write }
+${connection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: 1, user: ops, password: "\${env:APP_PASSWORD}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
+access:
+  - { name: everyone, subjects: [alice, bob], connections: [app, bastion], mode: read-write }
 statements:
   reviewers:
     - groups: [dba]
@@ -190,6 +192,21 @@ describe('two replicas behind a load balancer', () => {
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
+    // `hoop connect bastion` pins the SSH host key of whichever replica the balancer picks: each replica publishes every one.
+    const token = await stack.token('alice');
+    const hostKeys = (url: string): Promise<string[]> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest(new URL('/v1/connections/bastion', url), { ca: stack.pki.ca, headers: { Authorization: `Bearer ${token}` } }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve((JSON.parse(text) as { hostKeys: string[] }).hostKeys));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const keys = await hostKeys(stack.gateway.url);
+    expect(keys).toHaveLength(2);
+    expect(await hostKeys(bUrl)).toEqual(keys);
   });
 
   it('spreads sessions over both replicas, and each replica lists and verifies every one', async () => {
