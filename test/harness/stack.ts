@@ -53,7 +53,7 @@ export interface HoopStack {
    * A raw frontend straight on a tunnel to `connection` (no CLI), signed in up to ReadyForQuery
    * unless `startup` is false.
    */
-  tunnel(connection: string, token: string, options?: { startup?: boolean; params?: Array<[string, string]>; runId?: string; sessionId?: string; detachReviews?: boolean }): Promise<RawFrontend>;
+  tunnel(connection: string, token: string, options?: { startup?: boolean; params?: Array<[string, string]>; runId?: string; sessionId?: string; detachReviews?: boolean; gateway?: string }): Promise<RawFrontend>;
   close(): Promise<void>;
 }
 
@@ -176,7 +176,7 @@ ${Object.entries(options.issuer ?? {})
     connect,
     run,
     async tunnel(connection, token, o = {}) {
-      const { channel } = await openTunnel({ gateway: gateway.url, connection, token, sessionId: o.sessionId ?? `raw-${randomBytes(8).toString('hex')}`, clientVersion: 'test', ca: pki.ca, ...(o.runId !== undefined ? { runId: o.runId } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
+      const { channel } = await openTunnel({ gateway: o.gateway ?? gateway.url, connection, token, sessionId: o.sessionId ?? `raw-${randomBytes(8).toString('hex')}`, clientVersion: 'test', ca: pki.ca, ...(o.runId !== undefined ? { runId: o.runId } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
       const raw = new RawFrontend(channel);
       if (o.startup !== false) await raw.startup('', o.params);
       return raw;

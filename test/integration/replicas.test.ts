@@ -28,6 +28,7 @@ import { HOOP_BIN } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { runCli } from '../harness/run-cli.js';
+import type { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let store: PgCluster;
@@ -41,6 +42,9 @@ let haproxy: ChildProcess;
 let lbUrl: string;
 let env: NodeJS.ProcessEnv;
 const running: RunningConnect[] = [];
+/** The idle sessions of the load test, on each replica. */
+let loadOnA: RawFrontend[] = [];
+let loadOnB: RawFrontend[] = [];
 const clients: pg.Client[] = [];
 
 const bundle = (connection: string): string => `version: 1
@@ -161,6 +165,7 @@ beforeAll(async () => {
   process.env.HOOP_STORE_URL = store.url(store.superuser, { database: 'hoop_store' });
   repo = new PolicyGitRepo('hoop-replicas-policy-');
   stack = await startStack({
+    pgConfig: { max_connections: '1200' },
     extraConfig: 'store: { kind: postgres, url: "${env:HOOP_STORE_URL}", heartbeatSeconds: 0.3, deadAfterSeconds: 2 }\nrecording: { checkpointSeconds: 1 }',
     policy: ({ pg: cluster }) => {
       repo.commit(bundle(connectionYaml(cluster, { name: 'app', password: '${env:APP_PASSWORD}' })));
@@ -174,6 +179,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  for (const f of [...loadOnA, ...loadOnB]) f.stream.destroy();
   for (const c of clients) await c.end().catch(() => undefined);
   for (const c of running) await c.stop().catch(() => undefined);
   haproxy?.kill('SIGKILL');
@@ -288,6 +294,42 @@ describe('two replicas behind a load balancer', () => {
     await until(async () => ((await sessionsOn(bUrl)).some((s) => s.statements === 21 && s.recording === 'complete') ? true : undefined), 20_000, 'the recording to reach the store');
   });
 
+  it('holds 1,000 concurrent sessions over both replicas, through a store restart, and says what an idle session costs', async () => {
+    const token = await stack.token('alice');
+    const rssOfB = async (): Promise<number> => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${b.pid}/status`, 'utf8'))![1]) * 1024;
+    const before = await rssOfB();
+    const open = async (url: string, n: number): Promise<RawFrontend[]> => {
+      const out: RawFrontend[] = [];
+      for (let i = 0; i < n; i += 50) out.push(...(await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => stack.tunnel('app', token, { gateway: url })))));
+      return out;
+    };
+    loadOnA = await open(stack.gateway.url, 500);
+    loadOnB = await open(bUrl, 500);
+    await sleep(500);
+    const perSession = ((await rssOfB()) - before) / loadOnB.length;
+    // The figure for the notes: replica B's resident memory per idle session (TLS, tunnel, upstream link, recording).
+    console.log(`replica B: ${Math.round(perSession / 1024)} KiB of RSS per idle session at ${loadOnB.length} sessions`);
+    expect(perSession).toBeLessThan(512 * 1024);
+    const running = Number((await store.psql('select count(*) from hoop.sessions where ended_at is null', { database: 'hoop_store' })).trim());
+    expect(running).toBeGreaterThanOrEqual(1000);
+    await store.halt();
+    try {
+      // Under load, with the store down: every session still answers.
+      const sample = [...loadOnA.slice(0, 25), ...loadOnB.slice(0, 25)];
+      const answers = await Promise.all(sample.map((f) => f.simple('select 1')));
+      expect(answers.every((m) => m.some((x) => x.type === 0x44))).toBe(true);
+    } finally {
+      await store.start();
+    }
+    const last = await Promise.all([...loadOnA.slice(-25), ...loadOnB.slice(-25)].map((f) => f.simple('select 2')));
+    expect(last.every((m) => m.some((x) => x.type === 0x44))).toBe(true);
+    // Each replica takes new sessions again once its heartbeat finds the store back.
+    for (const url of [stack.gateway.url, bUrl]) {
+      const c = await connectVia(url);
+      await until(async () => ((await psql(c.info, ['-c', 'select 1'])).code === 0 ? true : undefined), 20_000, `${url} to take new sessions`);
+    }
+  }, 120_000);
+
   it('when replica B is killed mid-session: its clients get an error, A takes it over, and clients reconnect through the balancer', async () => {
     const c = await connectVia(bUrl);
     const idle = await client(c);
@@ -315,6 +357,12 @@ describe('two replicas behind a load balancer', () => {
       return cut.length >= 2 ? cut : undefined;
     }, 15_000, 'B\'s sessions to be taken over');
     expect(truncated.every((s) => s.recording === 'truncated')).toBe(true);
+    // The 500 idle sessions B held under load too; A's 500 answer on.
+    const cutUnderLoad = Number((await store.psql("select count(*) from hoop.sessions where summary->>'recording' = 'truncated'", { database: 'hoop_store' })).trim());
+    expect(cutUnderLoad).toBeGreaterThanOrEqual(502);
+    expect(loadOnB.every((f) => f.ended)).toBe(true);
+    const stillOnA = await Promise.all(loadOnA.slice(0, 50).map((f) => f.simple('select 3')));
+    expect(stillOnA.every((m) => m.some((x) => x.type === 0x44))).toBe(true);
     const verify = await hoop(stack.gateway.url, ['sessions', 'verify', truncated[0]!.id]);
     expect(verify.stdout).toContain('truncated at its last checkpoint');
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
