@@ -7,7 +7,8 @@
  * pgbench's, and a masking rule on a table pgbench does not read, so the masking code path is
  * present), the same with every session recorded (`hoop+policy+recording`: the gateway's recorder
  * writing each statement and up to 1000 rows per result, signed chunks on disk; the other hoop
- * paths run with `recording: { enabled: false }`), the policy path with the blast-radius guard on
+ * paths run with `recording: { enabled: false }`), the same again with the gateway's state in a
+ * PostgreSQL store of its own (`hoop+store`: sessions index and recordings sent there), the policy path with the blast-radius guard on
  * every write (`hoop+policy+guard`: the access's `maxAffectedRows: 1000`), an OpenSSH local
  * forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
  * select-only TPS at 8 clients, writes at 8 clients (pgbench's TPC-B-like script, in BEGIN ...
@@ -43,7 +44,7 @@ const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
 const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
 const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
-const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+policy+guard', 'ssh -L', 'pgbouncer'] as const;
+const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
   ? ALL_PATHS.filter((p) => process.env.BENCH_PATHS!.split(',').map((s) => s.trim()).includes(p))
@@ -546,10 +547,11 @@ async function startBenchConnect<T>(gw: { url: string; caFile: string; token: st
   return { info, pid: client.child.pid!, stop: () => client.stop() };
 }
 
-async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, guard = false): Promise<PathSetup> {
+async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, guard = false, storeUrl?: string): Promise<PathSetup> {
   const { dir } = tempDir('hoop-bench-policy-');
   const gw = await startBenchGateway(
     [
+      ...(storeUrl ? ['store: { kind: postgres, url: "${env:BENCH_STORE_URL}" }'] : []),
       // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
       'postgres: { maxStatementBytes: 128MiB }',
       `recording: { enabled: ${recording} }`,
@@ -560,7 +562,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
             `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
           ]),
     ],
-    { BENCH_PG_PASSWORD: pg.users.scram.password },
+    { BENCH_PG_PASSWORD: pg.users.scram.password, ...(storeUrl ? { BENCH_STORE_URL: storeUrl } : {}) },
   );
   const client = await startBenchConnect<{ host: string; port: number; user: string; database: string; password: string }>(gw, 'bench');
   const { info } = client;
@@ -740,7 +742,13 @@ async function main(): Promise<number> {
       if (path === 'direct') setup = { endpoint: direct, close: async () => {} };
       else if (path === 'ssh -L') setup = await setupSsh(pg, direct);
       else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
-      else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
+      else if (path === 'hoop+store') {
+        // The store on a cluster of its own, as it would be on a server of its own.
+        const store = await startPgCluster();
+        onCleanup('store', () => store.stop());
+        await store.psql('create database hoop_store');
+        setup = await setupHoop(pg, true, true, false, store.url(store.superuser, { database: 'hoop_store' }));
+      } else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
       results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.pids));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);

@@ -348,7 +348,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (recordings.archive instanceof PostgresSessionArchive) await recordings.archive.publish(recordings.ownKeys());
       clientRecords = await ClientRecords.open(config.dataDir);
       const recovered = await recordings.recoverUnindexed();
-      if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} session(s) were cut short when the gateway stopped; their recordings verify up to their last checkpoint` });
+      if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} recording(s) the gateway's last run left in its data directory were indexed; any cut short verify up to their last checkpoint` });
     } catch (err) {
       if (ownStore) await store.close();
       await policySource?.close();
