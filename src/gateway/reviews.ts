@@ -1,10 +1,13 @@
 /**
  * Just-in-time reviews: a statement a `review` rule holds waits at the gateway until reviewers
  * decide. The registry keeps every review (pending ones in memory with their waiters), decides
- * who may see and decide each, counts approvals, expires what waits too long, and appends every
- * change to `<dataDir>/reviews.jsonl` (one JSON object per line, the review as it now stands), the
- * history `hoop review` reads after a restart. A review still pending when the gateway stopped
- * is marked `expired` when it starts again, never approved: its statement's session is gone.
+ * who may see and decide each, counts approvals, expires what waits too long, and saves every
+ * change in its {@link ReviewStore}: `<dataDir>/reviews.jsonl` (one JSON object per line, the
+ * review as it now stands), the history `hoop review` reads after a restart, or the PostgreSQL
+ * store that replicas share (./reviews-postgres.ts). Each change is saved at the next version
+ * only if none came first, so two reviewers deciding at once never both win. A review still
+ * pending when its gateway stopped is marked `expired`, never approved: its statement's session
+ * is gone.
  *
  * Who may do what:
  * - see a review: its requester, members of its `groups`, and the policy's auditors;

@@ -158,7 +158,7 @@ describe('the PostgreSQL store', () => {
     expect((err as Error).message).not.toContain('s3cret');
   });
 
-  it('hoop gateway migrate brings the store up to date, and says when there is nothing to do', async () => {
+  it('hoop gateway migrate brings the store up to date, and says when there is nothing to do; hoop gateway status says how the store is', async () => {
     await store.psql('create database fresh');
     const config = join(dir, 'gateway.yaml');
     await writeFile(config, 'listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp.example.com", audience: hoop }]\nstore: { kind: postgres, url: "${env:STORE}" }\n');
@@ -168,9 +168,18 @@ describe('the PostgreSQL store', () => {
     expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews); schema at version 2\n`);
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 2\n`);
+    // `hoop gateway status`: a store no replica used yet, and one that cannot be reached (exit 69, no password).
+    const status = await runCli(['gateway', 'status', '--config', config], env, dir);
+    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 2\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
+    const down = await runCli(['gateway', 'status', '--config', config], { STORE: 'postgres://hoop:s3cret@127.0.0.1:1/hoop' }, dir);
+    expect(down.code).toBe(69);
+    expect(down.stderr).toContain('cannot reach the store at 127.0.0.1:1/hoop');
+    expect(down.stderr).not.toContain('s3cret');
     await writeFile(config, 'listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp.example.com", audience: hoop }]\n');
     const files = await runCli(['gateway', 'migrate', '--config', config], {}, dir);
     expect(files.code).toBe(64);
     expect(files.stderr).toContain('keeps the gateway\'s state in files (dataDir), which need no migration');
+    const fileStatus = await runCli(['gateway', 'status', '--config', config], {}, dir);
+    expect(fileStatus.stdout).toBe(`store      files in ${join(dir, 'hoop-data')}: one gateway process (replicas need store: { kind: postgres })\n`);
   });
 });
