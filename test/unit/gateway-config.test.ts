@@ -174,7 +174,7 @@ describe('a good file', () => {
     const base = 'listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp", audience: a }]\n';
     expect((await parseGatewayConfig(base, join(dir, 's.yaml'), {})).store).toEqual({ kind: 'file' });
     const pgStore = await parseGatewayConfig(`${base}store: { kind: postgres, url: "\${env:STORE_URL}" }\n`, join(dir, 's.yaml'), { STORE_URL: 'postgres://h/db' });
-    expect(pgStore.store).toEqual({ kind: 'postgres', url: { kind: 'env', name: 'STORE_URL' } });
+    expect(pgStore.store).toEqual({ kind: 'postgres', url: { kind: 'env', name: 'STORE_URL' }, heartbeatSeconds: 2, deadAfterSeconds: 15 });
     expect((await problems(`${base}store: { kind: postgres, url: "\${env:NOT_SET}" }\n`, {})).err.message).toMatch(/store\.url: .*NOT_SET/);
     expect((await problems(`${base}store: { kind: postgres, url: "postgres://u:pw@h/db" }\n`)).err.message).toContain('store.url: must be a secret reference');
     expect((await problems(`${base}store: { kind: redis }\n`)).err.message).toContain('store.kind: must have a kind: file or postgres');
