@@ -7,7 +7,7 @@
  *
  * @see docs/recording-format.md
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -168,16 +168,6 @@ export class GatewayRecordings {
     return this.archive.publicKeys(this.ownKeys());
   }
 
-  /** The public halves of this gateway's keys, to verify with. */
-  trustedKeys(): KeyObject[] {
-    return [createPublicKey(this.key), ...this.#retired.map((k) => createPublicKey(k))];
-  }
-
-  /** The directory of session `id`'s recording (undefined for an id that is not one). */
-  recordingDir(id: string): string | undefined {
-    return SESSION_ID.test(id) ? join(this.dir, 'recordings', id) : undefined;
-  }
-
   /** Whether session `id` was recorded (its recording is never written over). */
   recorded(id: string): Promise<boolean> {
     return SESSION_ID.test(id) ? this.archive.recorded(id) : Promise.resolve(false);
@@ -185,8 +175,8 @@ export class GatewayRecordings {
 
   /** Starts the recording of session `id` of a `protocol` connection on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
   start(id: string, checkpointMs = 10_000, protocol: 'postgres' | 'ssh' = 'postgres'): Promise<RecordingStream> {
-    const dir = this.recordingDir(id);
-    if (!dir) throw new Error(`not a session id: ${id}`);
+    if (!SESSION_ID.test(id)) throw new Error(`not a session id: ${id}`);
+    const dir = join(this.dir, 'recordings', id);
     const archive = this.archive;
     return this.#thread.open({ dir, id, key: this.key, protocol, checkpointMs, ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}) });
   }
