@@ -265,7 +265,7 @@ describe('two replicas behind a load balancer', () => {
     expect(seenOnA).toMatchObject({ state: 'approved', decisions: [{ subject: 'bob' }] });
   });
 
-  it('cancels a query running on replica A with a CancelRequest that reaches replica B', async () => {
+  it('cancels a query running on replica A with a CancelRequest that reaches replica B, only for the identity that owns the session', async () => {
     const onA = await connectVia(stack.gateway.url);
     const onB = await connectVia(bUrl);
     const cl = await client(onA);
@@ -281,11 +281,17 @@ describe('two replicas behind a load balancer', () => {
     cancel.writeInt32BE(80877102, 4);
     cancel.writeInt32BE(processID, 8);
     cancel.writeInt32BE(secretKey, 12);
-    await new Promise<void>((resolve, reject) => {
-      const s = netConnect(onB.info.port, onB.info.host, () => s.end(cancel));
-      s.on('close', () => resolve());
-      s.on('error', reject);
-    });
+    const send = (port: number): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const s = netConnect(port, '127.0.0.1', () => s.end(cancel));
+        s.on('close', () => resolve());
+        s.on('error', reject);
+      });
+    // Another identity holding the right key, through the other replica: nothing is cancelled.
+    const asBob = await connectVia(bUrl, 'bob');
+    await send(asBob.info.port);
+    expect(await Promise.race([sleeping.then(() => 'ended'), sleep(1500).then(() => 'still running')])).toBe('still running');
+    await send(onB.info.port);
     const err = await sleeping;
     expect(err).toMatchObject({ code: '57014' });
     expect(Date.now() - started).toBeLessThan(10_000);
