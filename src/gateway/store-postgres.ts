@@ -99,6 +99,36 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       create index reviews_updated on hoop.reviews (updated_at);`,
   },
+  {
+    version: 3,
+    name: 'audit delivery, client records, recordings in a bucket',
+    sql: `
+      create table hoop.audit_events (
+        seq  bigserial primary key,
+        line text not null
+      );
+      create table hoop.audit_cursors (
+        sink text primary key,
+        seq  bigint not null default 0
+      );
+      create table hoop.client_records (
+        kind       text not null,
+        id         text not null,
+        state      jsonb not null,
+        updated_at timestamptz not null default now(),
+        primary key (kind, id)
+      );
+      create table hoop.client_record_files (
+        kind      text not null,
+        id        text not null,
+        name      text not null,
+        data      bytea not null,
+        stored_at timestamptz not null default now(),
+        primary key (kind, id, name)
+      );
+      alter table hoop.recording_files alter column data drop not null;
+      alter table hoop.recording_files add column object text;`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */
