@@ -85,6 +85,7 @@ export function gatewayCommand(io: CliIo): Command {
             ...status.replicas.map((r) => `  ${r.id}  ${r.state.padEnd(7)}  ${r.url}  hoop ${r.version}  seen ${r.seenAt}`),
             `sessions   ${status.runningSessions} running`,
             `reviews    ${status.pendingReviews} pending`,
+            ...(status.auditBacklog > 0 ? [`audit      ${status.auditBacklog} events wait for delivery to the audit url`] : []),
           ];
           io.stdout.write(`${lines.map(terminalSafe).join('\n')}\n`);
         } finally {

@@ -7,6 +7,13 @@
  * a batch may arrive twice after a timeout), and when the queue is full the oldest events are
  * dropped and counted in the next `audit.dropped` event.
  *
+ * When replicas share a PostgreSQL store, the `url` destination is fed from the store instead
+ * ({@link AuditLedger}, ./audit-postgres.ts): each replica appends its events there in batches, and
+ * one replica at a time delivers them from a cursor kept in the store, so a replica that dies
+ * takes with it at most the events of its last `flushMs`, the SIEM receives one stream in the
+ * order the events were stored, and a delivery cut short is taken up by another replica. Each
+ * event then names its `replica`. The `file` destination stays the replica's own.
+ *
  * @see https://datatracker.ietf.org/doc/html/rfc7464 (JSON text sequences; NDJSON is the plain-newline variant)
  */
 import { appendFile } from 'node:fs/promises';
@@ -36,17 +43,60 @@ export interface AuditConfig {
 /** One audit event as written: the stable envelope and the event's fields. */
 export type AuditEvent = { v: 1; event: string; time: string } & Record<string, unknown>;
 
+/**
+ * Where the `url` destination's events wait when replicas share a store: appended by every
+ * replica, delivered by one at a time.
+ */
+export interface AuditLedger {
+  /** Appends `lines` in their order, after every line appended before by any replica. Rejects when the store cannot take them. */
+  append(lines: string[]): Promise<void>;
+  /**
+   * Sends the next lines not yet delivered (at most `max`) as one body with `send`, and moves the
+   * cursor past them once it resolves; does nothing while another replica delivers. Resolves how
+   * many lines went.
+   */
+  deliver(max: number, send: (body: string) => Promise<void>): Promise<number>;
+}
+
+/** The wait after each failure in a row: 0.5 s doubling to 60 s. */
+class Backoff {
+  #failures = 0;
+  #retryAt = 0;
+
+  get ready(): boolean {
+    return Date.now() >= this.#retryAt;
+  }
+
+  /** Counts a failure; resolves the wait before the next try. */
+  failed(): number {
+    this.#failures++;
+    const wait = Math.min(60_000, 500 * 2 ** Math.min(this.#failures, 7));
+    this.#retryAt = Date.now() + wait;
+    return wait;
+  }
+
+  succeeded(): void {
+    this.#failures = 0;
+  }
+
+  /** The next try may go now (a last delivery at close). */
+  skip(): void {
+    this.#retryAt = 0;
+  }
+}
+
+const body = (lines: string[]): string => `${lines.join('\n')}\n`;
+
 /** One destination with its own queue, so a failing endpoint never makes a file receive a batch twice. */
 class Sink {
   #queue: string[] = [];
   #dropped = 0;
   #busy: Promise<void> | undefined;
-  #failures = 0;
-  #retryAt = 0;
+  readonly #backoff = new Backoff();
 
   constructor(
     readonly name: string,
-    private readonly send: (body: string) => Promise<void>,
+    private readonly send: (lines: string[]) => Promise<void>,
     private readonly o: AuditConfig,
     private readonly log: Logger,
   ) {}
@@ -62,7 +112,7 @@ class Sink {
   }
 
   flush(force = false): Promise<void> {
-    if (force) this.#retryAt = 0;
+    if (force) this.#backoff.skip();
     this.#busy ??= this.#deliver().finally(() => {
       this.#busy = undefined;
     });
@@ -71,50 +121,98 @@ class Sink {
 
   async #deliver(): Promise<void> {
     while (this.#queue.length > 0 || this.#dropped > 0) {
-      if (Date.now() < this.#retryAt) return;
+      if (!this.#backoff.ready) return;
       if (this.#dropped > 0) {
         this.#queue.unshift(JSON.stringify({ v: 1, event: 'audit.dropped', time: new Date().toISOString(), count: this.#dropped }));
         this.#dropped = 0;
       }
       const batch = this.#queue.slice(0, this.o.batchSize);
       try {
-        await this.send(`${batch.join('\n')}\n`);
+        await this.send(batch);
       } catch (err) {
-        this.#failures++;
-        const wait = Math.min(60_000, 500 * 2 ** Math.min(this.#failures, 7));
-        this.#retryAt = Date.now() + wait;
+        const wait = this.#backoff.failed();
         this.log.warn('audit.delivery-failed', { sink: this.name, error: describeError(err), queued: this.#queue.length, retryInMs: wait });
         return;
       }
-      this.#failures = 0;
+      this.#backoff.succeeded();
       this.#queue.splice(0, batch.length);
     }
   }
+}
+
+/** Delivers what the replicas appended to a {@link AuditLedger}, batch by batch, with backoff. */
+class LedgerDelivery {
+  #busy: Promise<void> | undefined;
+  readonly #backoff = new Backoff();
+
+  constructor(
+    private readonly ledger: AuditLedger,
+    private readonly send: (body: string) => Promise<void>,
+    private readonly o: AuditConfig,
+    private readonly log: Logger,
+  ) {}
+
+  run(force = false): Promise<void> {
+    if (force) this.#backoff.skip();
+    this.#busy ??= this.#deliver().finally(() => {
+      this.#busy = undefined;
+    });
+    return this.#busy;
+  }
+
+  async #deliver(): Promise<void> {
+    while (this.#backoff.ready) {
+      let sent: number;
+      try {
+        sent = await this.ledger.deliver(this.o.batchSize, this.send);
+      } catch (err) {
+        const wait = this.#backoff.failed();
+        this.log.warn('audit.delivery-failed', { sink: 'url', error: describeError(err), retryInMs: wait });
+        return;
+      }
+      this.#backoff.succeeded();
+      if (sent < this.o.batchSize) return;
+    }
+  }
+}
+
+/** Options of an {@link AuditStream} on a store shared by replicas. */
+export interface SharedAudit {
+  ledger: AuditLedger;
+  /** This replica's id, named in each event. */
+  replica: string;
 }
 
 /** See the module documentation. */
 export class AuditStream {
   readonly #o: AuditConfig;
   readonly #sinks: Sink[] = [];
+  readonly #delivery: LedgerDelivery | undefined;
+  readonly #replica: string | undefined;
   #timer: NodeJS.Timeout;
 
-  constructor(o: AuditConfig, log: Logger) {
+  constructor(o: AuditConfig, log: Logger, shared?: SharedAudit) {
     this.#o = o;
-    if (o.file) this.#sinks.push(new Sink('file', (body) => appendFile(o.file!, body, { mode: 0o600 }), o, log));
-    if (o.url) this.#sinks.push(new Sink('url', (body) => this.#post(body), o, log));
+    this.#replica = shared?.replica;
+    if (o.file) this.#sinks.push(new Sink('file', (lines) => appendFile(o.file!, body(lines), { mode: 0o600 }), o, log));
+    if (o.url && shared) {
+      this.#sinks.push(new Sink('store', (lines) => shared.ledger.append(lines), o, log));
+      this.#delivery = new LedgerDelivery(shared.ledger, (b) => this.#post(b), o, log);
+    } else if (o.url) this.#sinks.push(new Sink('url', (lines) => this.#post(body(lines)), o, log));
     this.#timer = setInterval(() => void this.flush(), o.flushMs);
     this.#timer.unref();
   }
 
   /** Queues an event for every destination; never waits. */
   emit(event: string, fields: Record<string, unknown>): void {
-    const line = JSON.stringify({ v: 1, event, time: new Date().toISOString(), ...fields } satisfies AuditEvent);
+    const line = JSON.stringify({ v: 1, event, time: new Date().toISOString(), ...(this.#replica !== undefined ? { replica: this.#replica } : {}), ...fields } satisfies AuditEvent);
     for (const sink of this.#sinks) sink.push(line);
   }
 
   /** Delivers what waits to each destination (one batch at a time; a failing one waits for its backoff). */
   async flush(force = false): Promise<void> {
     await Promise.all(this.#sinks.map((s) => s.flush(force)));
+    await this.#delivery?.run(force);
   }
 
   #post(body: string): Promise<void> {

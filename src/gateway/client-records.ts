@@ -2,18 +2,28 @@
  * The CLIs' own records, uploaded to the gateway: each CLI records its side of the sessions it
  * relays, and a `hoop run` records the run as one unit (command line, working directory, prompt,
  * exit code), in the recording format of src/recording/writer.ts, signed with a device key its
- * owner registered (`POST /v1/devices`). They are kept apart from the gateway's own recordings,
- * under `client-records/sessions/<id>` and `client-records/runs/<id>` in the data directory.
+ * owner registered (`POST /v1/devices`). They are kept apart from the gateway's own recordings.
  *
  * Uploads are per file and idempotent: a file already held with the same bytes is answered as
  * stored, with other bytes as a conflict (a record is never written over). Only a session's owner
  * may upload its record; a run belongs to whoever uploaded to it first. When a signature arrives
  * (the final manifest's or a checkpoint's), the record is verified against the uploader's device
  * keys and must name the session or run it is uploaded as; one that does not verify is refused:
- * a record that never verified is dropped whole, otherwise only that signature is not kept. `record.json` then says who signed it and whether it is complete
- * (a CLI killed mid-session leaves a record that verifies to its last checkpoint: truncated).
+ * a record that never verified is dropped whole, otherwise only that signature is not kept. The
+ * record's state then says who signed it and whether it is complete (a CLI killed mid-session
+ * leaves a record that verifies to its last checkpoint: truncated).
+ *
+ * Where records are kept is a {@link ClientRecordStore}, as the gateway's state is: with the file
+ * store, files under `client-records/<sessions|runs>/<id>/` in the data directory with a
+ * `record.json` ({@link FileClientRecordStore}); with the PostgreSQL store, `hoop.client_records`
+ * and `hoop.client_record_files`, shared by every replica (./client-records-postgres.ts), so
+ * successive uploads of one record may reach different replicas. The rules above live here alone,
+ * whichever store: each upload runs with its record held ({@link ClientRecordStore.update}: one
+ * upload to a record at a time, in this process and, with the shared store, on every replica),
+ * reads what the store holds, and says what to write.
  *
  * @see docs/recording-format.md ("The CLI's records")
+ * @see docs/deployment.md (replicas on one PostgreSQL store)
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -27,8 +37,8 @@ import { RECORDING_FILE } from '../recording/writer.js';
 import { HttpError } from './http-error.js';
 import type { RecordKind } from '../recording/spool.js';
 
-
-const ID = /^[A-Za-z0-9_-]{8,64}$/;
+/** A session's or a run's id, as a record's name. */
+export const RECORD_ID = /^[A-Za-z0-9_-]{8,64}$/;
 const STATE_FILE = 'record.json';
 /**
  * Largest file and most files of a record, per kind: a session's chunk is cut at 256 KiB of
@@ -43,7 +53,7 @@ export const MAX_RECORD_FILE_BYTES = LIMITS.sessions.fileBytes;
 /** Verifications that run at once (each reads a whole record): the rest wait their turn. */
 const MAX_VERIFYING = 2;
 
-/** What `record.json` holds. */
+/** A record's state (`record.json` with the file store; `hoop.client_records.state` with PostgreSQL). */
 export interface ClientRecordState {
   kind: RecordKind;
   id: string;
@@ -67,49 +77,85 @@ export interface UploaderKey {
   publicKey: string;
 }
 
+/**
+ * A record held by {@link ClientRecordStore.update}: no other upload to it runs meanwhile. Reads
+ * see the writes made through it.
+ */
+export interface HeldRecord {
+  /** Its state, if any of it was uploaded. */
+  state(): Promise<ClientRecordState | undefined>;
+  /** The bytes of its file `name`, if held. */
+  read(name: string): Promise<Buffer | undefined>;
+  /** How many files it holds. */
+  count(): Promise<number>;
+  /** Adds the file `name` (not held yet). */
+  write(name: string, data: Buffer): Promise<void>;
+  /** Drops these files (those not held are ignored). */
+  delete(names: readonly string[]): Promise<void>;
+  save(state: ClientRecordState): Promise<void>;
+  /** Drops the whole record: its files and its state. */
+  removeAll(): Promise<void>;
+  /** A local directory holding its files as they now are, to verify ({@link verifyRecording} reads a directory). */
+  local(): Promise<string>;
+}
+
+/** Where the records are kept; see the module documentation. `id` is a {@link RECORD_ID}. */
+export interface ClientRecordStore {
+  /**
+   * Runs `fn` with the record held: no other update of it runs meanwhile, here or (with a shared
+   * store) on another replica. What `fn` wrote is kept when it resolves; when it throws, the
+   * PostgreSQL store drops it (the engine throws only before it writes, so the file store needs not).
+   */
+  update<T>(kind: RecordKind, id: string, fn: (record: HeldRecord) => Promise<T>): Promise<T>;
+  /** The state of each of `ids` that has a record, by id: one lookup for a listing. */
+  states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>>;
+  /** The names of the files it holds. */
+  files(kind: RecordKind, id: string): Promise<string[]>;
+  /** One file: its path (the file store) or its bytes; undefined when not held. */
+  file(kind: RecordKind, id: string, name: string): Promise<string | Buffer | undefined>;
+}
+
+/** What an upload did: stored, or refused (after what the refusal dropped was written). */
+type Outcome = { stored: boolean; state: ClientRecordState } | { refused: HttpError };
+
 /** See the module documentation. */
 export class ClientRecords {
-  readonly #root: string;
-  /** The state of every record, by `kind/id`, for listings without a disk read per session. */
-  readonly #states = new Map<string, ClientRecordState>();
-  /** Uploads to one record run one after the other. */
+  readonly #store: ClientRecordStore;
+  /** Updates of one record in this process run one after the other (the store holds it across replicas). */
   readonly #queues = new Map<string, Promise<unknown>>();
   #verifying = 0;
   readonly #waiting: Array<() => void> = [];
 
-  private constructor(root: string) {
-    this.#root = root;
+  private constructor(store: ClientRecordStore) {
+    this.#store = store;
   }
 
-  /** Opens (and creates) `<dataDir>/client-records`, reading the state of every record. */
-  static async open(dataDir: string): Promise<ClientRecords> {
-    const records = new ClientRecords(join(dataDir, 'client-records'));
-    for (const kind of ['sessions', 'runs'] as const) {
-      const dir = join(records.#root, kind);
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      for (const id of await readdir(dir)) {
-        const state = await readFile(join(dir, id, STATE_FILE), 'utf8').then((t) => JSON.parse(t) as ClientRecordState, () => undefined);
-        if (state) records.#states.set(`${kind}/${id}`, state);
-      }
-    }
-    return records;
+  /** Opens the records in `store`, by default in files under `<dataDir>/client-records`. */
+  static async open(dataDir: string, store?: ClientRecordStore): Promise<ClientRecords> {
+    return new ClientRecords(store ?? (await FileClientRecordStore.open(dataDir)));
   }
 
   /** The state of a record, if any of it was uploaded. */
-  state(kind: RecordKind, id: string): ClientRecordState | undefined {
-    return this.#states.get(`${kind}/${id}`);
+  async state(kind: RecordKind, id: string): Promise<ClientRecordState | undefined> {
+    return (await this.states(kind, [id])).get(id);
   }
 
-  /** The directory of a record (undefined for an id that is not one). */
-  dir(kind: RecordKind, id: string): string | undefined {
-    return ID.test(id) ? join(this.#root, kind, id) : undefined;
+  /** The state of each of `ids` that has a record, by id (one lookup for a whole listing). */
+  states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
+    const valid = ids.filter((id) => RECORD_ID.test(id));
+    return valid.length === 0 ? Promise.resolve(new Map()) : this.#store.states(kind, valid);
   }
 
   /** The files of a record held so far, sorted. */
   async files(kind: RecordKind, id: string): Promise<string[]> {
-    const dir = this.dir(kind, id);
-    if (!dir) return [];
-    return (await readdir(dir).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
+    if (!RECORD_ID.test(id)) return [];
+    return (await this.#store.files(kind, id)).filter((f) => RECORDING_FILE.test(f)).sort();
+  }
+
+  /** One file of a record: a path to read, or its bytes; undefined when it holds no such file. */
+  file(kind: RecordKind, id: string, name: string): Promise<string | Buffer | undefined> {
+    if (!RECORD_ID.test(id) || !RECORDING_FILE.test(name)) return Promise.resolve(undefined);
+    return this.#store.file(kind, id, name);
   }
 
   /**
@@ -120,27 +166,28 @@ export class ClientRecords {
    * @throws HttpError 403 (another's record), 409 (other bytes under a held name; a complete record), 413, 422 (does not verify); HoopError USAGE (not a record's file)
    */
   put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
-    const key = `${kind}/${id}`;
-    const run = (this.#queues.get(key) ?? Promise.resolve()).then(() => this.#put(kind, id, name, data, owner, keys));
-    const settled = run.catch(() => undefined);
-    this.#queues.set(key, settled);
-    void settled.then(() => {
-      if (this.#queues.get(key) === settled) this.#queues.delete(key);
+    if (!RECORD_ID.test(id) || !RECORDING_FILE.test(name)) return Promise.reject(new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' }));
+    return this.#serialized(kind, id, async () => {
+      // A signature is verified holding the record: its turn to verify is taken before, so that no upload holds a record (and a store connection) waiting for one.
+      const release = name.endsWith('.sig') ? await this.#verifyTurn() : undefined;
+      try {
+        const outcome = await this.#store.update(kind, id, (record) => this.#put(record, kind, id, name, data, owner, keys));
+        if ('refused' in outcome) throw outcome.refused;
+        return outcome;
+      } finally {
+        release?.();
+      }
     });
-    return run;
   }
 
-  async #put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
-    const dir = this.dir(kind, id);
-    if (!dir || !RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' });
-    let state = this.state(kind, id);
+  async #put(record: HeldRecord, kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
+    let state = await record.state();
     if (state && (state.issuer !== owner.issuer || state.subject !== owner.subject)) {
       throw new HttpError(403, `the ${kind === 'runs' ? 'run' : 'session'} ${id} has a record uploaded by someone else`, { hint: 'a record is uploaded by the identity that made it' });
     }
     const limits = LIMITS[kind];
     if (data.length > limits.fileBytes) throw new HttpError(413, `${name} is larger than the ${limits.fileBytes / 1024} KiB a file of this record may be`);
-    const file = join(dir, name);
-    const held = await readFile(file).catch(() => undefined);
+    const held = await record.read(name);
     if (held) {
       if (!held.equals(data)) throw new HttpError(409, `${name} of ${id} is already uploaded with other bytes; a record is never written over`, { hint: 'this spool does not match what was uploaded before: keep it for an investigation' });
       // A signature held but not yet acted on (the gateway stopped in between) is verified again.
@@ -148,32 +195,30 @@ export class ClientRecords {
       if (!name.endsWith('.sig') || state.state === 'complete' || state.verified === name) return { stored: false, state };
     } else {
       if (state?.state === 'complete') throw new HttpError(409, `the record of ${id} is complete; it takes no more files`);
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      if ((await record.count()) >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
       if (!state) {
         state = { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() };
-        await this.#save(dir, state);
+        await record.save(state);
       }
-      if ((await readdir(dir)).length >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
-      await writeFileAtomic(file, data, dir);
+      await record.write(name, data);
       if (!name.endsWith('.sig')) return { stored: true, state };
     }
 
     // A signature: the record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
-    const check = await this.#verify(dir, trusted);
+    const check = await verifyRecording(await record.local(), trusted);
     const problems = [...check.problems];
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
     if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);
     if (problems.length > 0 || !check.manifest || `${check.manifest}.sig` !== name) {
       // Nothing of a record that never verified is kept (its owner may upload the right one); of one that did, only the new manifest and signature go.
-      if (state.state === 'uploading') await this.remove(kind, id);
-      else {
-        await rm(file, { force: true });
-        await rm(file.slice(0, -'.sig'.length), { force: true });
-      }
-      throw new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
-        hint: trusted.length === 0 ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)' : 'upload its chunks before the manifest, signed by a device key you registered',
-      });
+      if (state.state === 'uploading') await record.removeAll();
+      else await record.delete([name, name.slice(0, -'.sig'.length)]);
+      return {
+        refused: new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
+          hint: trusted.length === 0 ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)' : 'upload its chunks before the manifest, signed by a device key you registered',
+        }),
+      };
     }
     const signer = signerOf(check, trusted);
     state = {
@@ -185,33 +230,112 @@ export class ClientRecords {
       verified: name,
       updatedAt: new Date().toISOString(),
     };
-    await this.#save(dir, state);
+    await record.save(state);
     return { stored: !held, state };
-  }
-
-  /** Verifies a record, at most {@link MAX_VERIFYING} at once. */
-  async #verify(dir: string, trusted: KeyObject[]): Promise<RecordingCheck> {
-    if (this.#verifying >= MAX_VERIFYING) await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    this.#verifying++;
-    try {
-      return await verifyRecording(dir, trusted);
-    } finally {
-      this.#verifying--;
-      this.#waiting.shift()?.();
-    }
-  }
-
-  async #save(dir: string, state: ClientRecordState): Promise<void> {
-    await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state)}\n`, dir);
-    this.#states.set(`${state.kind}/${state.id}`, state);
   }
 
   /** Removes a record (retention: the session's gateway recording went). */
   async remove(kind: RecordKind, id: string): Promise<void> {
-    const dir = this.dir(kind, id);
-    if (!dir || !(await stat(dir).then(() => true, () => false))) return;
-    await rm(dir, { recursive: true, force: true });
-    this.#states.delete(`${kind}/${id}`);
+    if (!RECORD_ID.test(id)) return;
+    await this.#serialized(kind, id, () => this.#store.update(kind, id, (record) => record.removeAll()));
+  }
+
+  /** Runs `fn` after the updates of the record already queued in this process. */
+  #serialized<T>(kind: RecordKind, id: string, fn: () => Promise<T>): Promise<T> {
+    const key = `${kind}/${id}`;
+    const run = (this.#queues.get(key) ?? Promise.resolve()).then(fn);
+    const settled = run.catch(() => undefined);
+    this.#queues.set(key, settled);
+    void settled.then(() => {
+      if (this.#queues.get(key) === settled) this.#queues.delete(key);
+    });
+    return run;
+  }
+
+  /** Waits for a turn to verify (at most {@link MAX_VERIFYING} at once); resolves what ends it. */
+  async #verifyTurn(): Promise<() => void> {
+    if (this.#verifying < MAX_VERIFYING) this.#verifying++;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve)); // handed over by the one that ends
+    return () => {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#verifying--;
+    };
+  }
+}
+
+/**
+ * Records as files in the data directory: `client-records/<sessions|runs>/<id>/` holds the
+ * record's files as uploaded, and `record.json` its state. The states are read once at start (a
+ * listing reads no file). One gateway process owns the data directory, so the engine's own queue
+ * is all the holding a record needs.
+ */
+export class FileClientRecordStore implements ClientRecordStore {
+  readonly #root: string;
+  /** The state of every record, by `kind/id`. */
+  readonly #states = new Map<string, ClientRecordState>();
+
+  private constructor(root: string) {
+    this.#root = root;
+  }
+
+  /** Opens (and creates) `<dataDir>/client-records`, reading the state of every record. */
+  static async open(dataDir: string): Promise<FileClientRecordStore> {
+    const store = new FileClientRecordStore(join(dataDir, 'client-records'));
+    for (const kind of ['sessions', 'runs'] as const) {
+      const dir = join(store.#root, kind);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      for (const id of await readdir(dir)) {
+        const state = await readFile(join(dir, id, STATE_FILE), 'utf8').then((t) => JSON.parse(t) as ClientRecordState, () => undefined);
+        if (state) store.#states.set(`${kind}/${id}`, state);
+      }
+    }
+    return store;
+  }
+
+  update<T>(kind: RecordKind, id: string, fn: (record: HeldRecord) => Promise<T>): Promise<T> {
+    const dir = join(this.#root, kind, id);
+    const key = `${kind}/${id}`;
+    return fn({
+      state: async () => this.#states.get(key),
+      read: (name) => readFile(join(dir, name)).catch(() => undefined),
+      count: async () => (await this.files(kind, id)).length,
+      write: async (name, data) => {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await writeFileAtomic(join(dir, name), data, dir);
+      },
+      delete: async (names) => {
+        for (const name of names) await rm(join(dir, name), { force: true });
+      },
+      save: async (state) => {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        await writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state)}\n`, dir);
+        this.#states.set(key, state);
+      },
+      removeAll: async () => {
+        await rm(dir, { recursive: true, force: true });
+        this.#states.delete(key);
+      },
+      local: async () => dir,
+    });
+  }
+
+  async states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
+    const found = new Map<string, ClientRecordState>();
+    for (const id of ids) {
+      const state = this.#states.get(`${kind}/${id}`);
+      if (state) found.set(id, state);
+    }
+    return found;
+  }
+
+  async files(kind: RecordKind, id: string): Promise<string[]> {
+    return (await readdir(join(this.#root, kind, id)).catch(() => [])).filter((f) => RECORDING_FILE.test(f));
+  }
+
+  async file(kind: RecordKind, id: string, name: string): Promise<string | undefined> {
+    const path = join(this.#root, kind, id, name);
+    return (await stat(path).then((s) => s.isFile(), () => false)) ? path : undefined;
   }
 }
 

@@ -38,6 +38,14 @@
  *   url: ${env:HOOP_STORE_URL}        # a secret reference to postgres://user:password@host:5432/db?sslmode=verify-full
  *   heartbeatSeconds: 2               # how often a replica says it is there
  *   deadAfterSeconds: 15              # a replica not seen this long is taken over (its sessions truncated, its held statements expired)
+ *   recordings:                       # optional: recording files' bytes in an S3-compatible bucket, their index in PostgreSQL; default: bytes in PostgreSQL
+ *     bucket: hoop-recordings         # the bucket's name (3..63 of a-z 0-9 . -)
+ *     endpoint: https://s3.example.com   # optional, for an S3-compatible service; https unless loopback; default AWS S3
+ *     region: us-east-1               # default: AWS_REGION, else us-east-1
+ *     prefix: recordings/             # keys are <prefix><session>/<file>; default none; ends with /
+ *     forcePathStyle: true            # <endpoint>/<bucket>/<key> rather than <bucket>.<endpoint> (MinIO, Ceph…); default false
+ *     accessKeyId: ${env:S3_KEY_ID}   # both secret references, or neither (then the SDK's default chain: env, profile, instance role)
+ *     secretAccessKey: ${env:S3_SECRET}
  * connections:
  *   - name: prod-db                   # [a-z0-9][a-z0-9-_.]{0,62}, unique
  *     type: postgres
@@ -120,7 +128,7 @@ export interface GatewayConfig {
   /** Absolute path of the directory that holds the gateway's state. */
   dataDir: string;
   /** Where the shared state is kept: files in `dataDir`, or a PostgreSQL database (its URL a secret reference, resolved at start). */
-  store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef; heartbeatSeconds: number; deadAfterSeconds: number };
+  store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef; heartbeatSeconds: number; deadAfterSeconds: number; recordings?: RecordingBucketConfig };
   /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
   login?: LoginConfig;
   /** The config repo the policy (connections, access, rules) comes from; then `connections` is empty. */
@@ -131,6 +139,25 @@ export interface GatewayConfig {
   recording: GatewayRecordingConfig;
   /** The audit stream (src/gateway/audit.ts); absent: none. Header values may be secret references, resolved at start. */
   audit?: Omit<AuditConfig, 'headers'> & { headers?: Record<string, string> };
+}
+
+/**
+ * `store.recordings:`: an S3-compatible bucket for the bytes of recording files (the PostgreSQL
+ * store keeps their index). See ./recordings-bucket.ts.
+ *
+ * @see https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+ */
+export interface RecordingBucketConfig {
+  bucket: string;
+  /** An S3-compatible service's URL; absent: AWS S3 of `region`. */
+  endpoint?: string;
+  /** Absent: AWS_REGION (or AWS_DEFAULT_REGION) of the gateway's environment, else us-east-1. */
+  region?: string;
+  /** Put before `<session>/<file>` in every key ('' or ending in /). */
+  prefix: string;
+  forcePathStyle: boolean;
+  /** Secret references, resolved at start (and again every few minutes); absent: the SDK's default credential chain. */
+  credentials?: { accessKeyId: SecretRef; secretAccessKey: SecretRef };
 }
 
 /** `recording:` in the gateway file. */
@@ -402,6 +429,53 @@ const postgresLimitsSchema = z.strictObject({
     .optional(),
 });
 
+/** An http(s) URL without credentials, query or fragment; plain http only to a loopback address. */
+function endpointProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'must be an absolute URL such as https://s3.example.com';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL';
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) return 'must use https (plain http is only allowed to a loopback address)';
+  if (url.username || url.password) return 'must not contain credentials (use accessKeyId and secretAccessKey)';
+  if (url.search || url.hash) return 'must not have a query or fragment';
+  return undefined;
+}
+
+const recordingBucketSchema = z
+  .strictObject({
+    bucket: z
+      .string({ error: 'must be a bucket name' })
+      .refine((v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) && !v.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(v), {
+        error: 'must be a bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit',
+      }),
+    endpoint: z
+      .string({ error: 'must be an https URL such as https://s3.example.com' })
+      .check((ctx) => {
+        const problem = endpointProblem(ctx.value);
+        if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem });
+      })
+      .optional(),
+    region: z
+      .string({ error: 'must be a region name such as us-east-1' })
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { error: 'must be a region name such as us-east-1' })
+      .optional(),
+    prefix: z
+      .string({ error: 'must be a key prefix such as recordings/' })
+      .refine((v) => v === '' || (/^[A-Za-z0-9!_.*'()\/-]+\/$/.test(v) && !v.startsWith('/') && !v.split('/').slice(0, -1).some((seg) => seg === '' || seg === '.' || seg === '..')), {
+        error: "must be a key prefix ending in /, such as recordings/ (letters, digits and !_.*'()- in segments; no leading /, no empty, . or .. segments)",
+      })
+      .default(''),
+    forcePathStyle: z.boolean({ error: 'must be true or false' }).default(false),
+    accessKeyId: secretSchema.optional(),
+    secretAccessKey: secretSchema.optional(),
+  })
+  .refine((r) => (r.accessKeyId === undefined) === (r.secretAccessKey === undefined), {
+    error: "needs both accessKeyId and secretAccessKey, or neither (then the SDK's default credential chain)",
+  });
+
 const fileSchema = z.strictObject(
   {
     listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
@@ -418,13 +492,17 @@ const fileSchema = z.strictObject(
       .discriminatedUnion(
         'kind',
         [
-          z.strictObject({ kind: z.literal('file') }),
+          z.strictObject({
+            kind: z.literal('file'),
+            recordings: z.undefined({ error: 'a bucket for recordings needs the PostgreSQL store (kind: postgres), which keeps their index' }).optional(),
+          }),
           z
             .strictObject({
               kind: z.literal('postgres'),
               url: secretSchema,
               heartbeatSeconds: z.number({ error: 'must be a number of seconds' }).min(0.1).max(60).default(2),
               deadAfterSeconds: z.number({ error: 'must be a number of seconds' }).min(1).max(3600).default(15),
+              recordings: recordingBucketSchema.optional(),
             })
             .refine((s) => s.deadAfterSeconds >= 3 * s.heartbeatSeconds, { error: 'deadAfterSeconds must be at least 3 heartbeats, or a slow heartbeat takes over a live replica', path: ['deadAfterSeconds'] }),
         ],
@@ -469,6 +547,19 @@ const fileSchema = z.strictObject(
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
+
+function recordingBucket(r: z.infer<typeof recordingBucketSchema>, baseDir: string): RecordingBucketConfig {
+  return {
+    bucket: r.bucket,
+    ...(r.endpoint !== undefined ? { endpoint: r.endpoint } : {}),
+    ...(r.region !== undefined ? { region: r.region } : {}),
+    prefix: r.prefix,
+    forcePathStyle: r.forcePathStyle,
+    ...(r.accessKeyId !== undefined && r.secretAccessKey !== undefined
+      ? { credentials: { accessKeyId: parseSecretRef(r.accessKeyId, baseDir)!, secretAccessKey: parseSecretRef(r.secretAccessKey, baseDir)! } }
+      : {}),
+  };
+}
 
 function configError(lines: string[]): HoopError {
   const n = lines.length;
@@ -577,6 +668,12 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
   const storeUrl = asRecord(root?.store)?.url;
   const storeRef = typeof storeUrl === 'string' ? parseSecretRef(storeUrl, baseDir) : undefined;
   if (storeRef) pending.push(unresolvedSecret(storeRef, env).then((message) => void (message && problems.push({ path: ['store', 'url'], message }))));
+  const bucketConfig = asRecord(asRecord(root?.store)?.recordings);
+  for (const key of ['accessKeyId', 'secretAccessKey'] as const) {
+    const text = bucketConfig?.[key];
+    const ref = typeof text === 'string' ? parseSecretRef(text, baseDir) : undefined;
+    if (ref) pending.push(unresolvedSecret(ref, env).then((message) => void (message && problems.push({ path: ['store', 'recordings', key], message }))));
+  }
 
   rawIssuers.forEach((iss: unknown, i) => {
     const name = asRecord(iss)?.issuer;
@@ -661,7 +758,16 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),
     log: data.log,
     dataDir,
-    store: data.store.kind === 'postgres' ? { kind: 'postgres', url: parseSecretRef(data.store.url, baseDir)!, heartbeatSeconds: data.store.heartbeatSeconds, deadAfterSeconds: data.store.deadAfterSeconds } : { kind: 'file' },
+    store:
+      data.store.kind === 'postgres'
+        ? {
+            kind: 'postgres',
+            url: parseSecretRef(data.store.url, baseDir)!,
+            heartbeatSeconds: data.store.heartbeatSeconds,
+            deadAfterSeconds: data.store.deadAfterSeconds,
+            ...(data.store.recordings ? { recordings: recordingBucket(data.store.recordings, baseDir) } : {}),
+          }
+        : { kind: 'file' },
     recording: data.recording,
     ...(data.audit
       ? {

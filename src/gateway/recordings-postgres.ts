@@ -15,15 +15,24 @@
  * last checkpoint it had sent, so its recordings verify up to that checkpoint; the take-over
  * (./replica.ts) marks its sessions truncated.
  *
+ * With a bucket (`store.recordings`, ./recordings-bucket.ts) the bytes of each file go to the
+ * object `<prefix><session>/<name>` and its row holds the key (`object`) with `data` null. A
+ * batch first puts its files' objects (a few at a time), then writes its rows in one
+ * transaction, so a row never names an object not yet stored; a bucket that cannot be reached
+ * holds the batch back as the store does (the files wait in the spool and are sent again). An
+ * object whose row the batch removed (an older checkpoint) is deleted once the rows are committed.
+ * Rows with bytes (written before the bucket was configured) are still served from PostgreSQL.
+ *
  * @see docs/recording-format.md
  * @see https://www.postgresql.org/docs/current/datatype-binary.html
  */
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { describeError } from '../errors.js';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RECORDING_FILE } from '../recording/writer.js';
+import type { RecordingBucket } from './recordings-bucket.js';
 import { SESSION_ID, summaryFromRecording, type PublishedKey, type SessionArchive, type SessionSummary } from './recordings.js';
 import type { StoreReplica } from './replica.js';
 import { storeError } from './store-postgres.js';
@@ -41,6 +50,8 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 const MAX_LISTED = 10_000;
 /** How long closing waits for the store to take what is left (the rest waits in the spool for the next start). */
 const CLOSE_WAIT_MS = 10_000;
+/** With a bucket: objects of one batch put at once at most. */
+const PUT_CONCURRENCY = 8;
 
 /** `summary.endedAt` etc. are ISO 8601; SQL's `now()` in the same shape. */
 const NOW_ISO = `to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -48,15 +59,18 @@ const NOW_ISO = `to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z
 /**
  * The take-over step for sessions of a dead replica (./replica.ts): the sessions it ran are ended
  * `gateway-stopped`, their recordings `truncated` (verifiable up to their last checkpoint).
+ * Resolves them as they now stand.
  */
-export async function takeOverSessions(client: pg.PoolClient, dead: string): Promise<void> {
-  await client.query(
+export async function takeOverSessions(client: pg.PoolClient, dead: string): Promise<SessionSummary[]> {
+  const ended = await client.query<{ summary: SessionSummary }>(
     `update hoop.sessions set ended_at = now(), summary = summary || jsonb_build_object(
        'endedAt', ${NOW_ISO}, 'reason', 'gateway-stopped',
        'recording', case when summary->>'recording' = 'running' then 'truncated' else summary->>'recording' end)
-     where replica = $1 and ended_at is null`,
+     where replica = $1 and ended_at is null
+     returning summary`,
     [dead],
   );
+  return ended.rows.map((r) => r.summary);
 }
 
 /** See the module documentation. */
@@ -65,18 +79,22 @@ export class PostgresSessionArchive implements SessionArchive {
   readonly #pool: pg.Pool;
   readonly #spool: string;
   readonly #log: Logger;
+  readonly #bucket: RecordingBucket | undefined;
   readonly #ops: Op[] = [];
+  /** Objects whose rows are gone (older checkpoints) that the bucket has not deleted yet. */
+  readonly #orphans = new Set<string>();
   #running: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
   #failures = 0;
   #closed = false;
 
-  /** `dataDir`: where the recording thread writes (its `recordings/` is the spool). */
-  constructor(replica: StoreReplica, dataDir: string, log: Logger) {
+  /** `dataDir`: where the recording thread writes (its `recordings/` is the spool); `bucket`: where files' bytes go (default: PostgreSQL). */
+  constructor(replica: StoreReplica, dataDir: string, log: Logger, bucket?: RecordingBucket) {
     this.#replica = replica;
     this.#pool = replica.pool;
     this.#spool = join(dataDir, 'recordings');
     this.#log = log;
+    this.#bucket = bucket;
     replica.onRecovered(() => this.#kick());
   }
 
@@ -130,17 +148,39 @@ export class PostgresSessionArchive implements SessionArchive {
   }
 
   async file(id: string, name: string): Promise<Buffer | undefined> {
-    return (await this.#query<{ data: Buffer }>('select data from hoop.recording_files where session = $1 and name = $2', [id, name]))[0]?.data;
+    const row = (await this.#query<{ data: Buffer | null; object: string | null }>('select data, object from hoop.recording_files where session = $1 and name = $2', [id, name]))[0];
+    if (!row || row.object === null) return row?.data ?? undefined;
+    if (!this.#bucket) {
+      throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `file ${name} of session ${id} is in a recordings bucket (object ${row.object}), and this gateway has no store.recordings`, {
+        hint: 'give every replica the same store.recordings in its configuration',
+      });
+    }
+    const data = await this.#bucket.get(row.object);
+    if (!data) this.#log.warn('recording.object-missing', { session: id, file: name, object: row.object, message: 'the store indexes an object the bucket does not hold' });
+    return data;
   }
 
+  /** With a bucket, a session's objects (those its rows name, and any left under its key prefix) are deleted before its rows. */
   async prune(days: number, now: number): Promise<string[]> {
+    const cutoff = new Date(now - days * 86_400_000);
+    const due = "ended_at < $1 and summary->>'recording' not in ('deleted', 'none', 'running')";
+    let only: string[] | undefined;
+    if (this.#bucket) {
+      only = (await this.#query<{ id: string }>(`select id from hoop.sessions where ${due} order by ended_at, id`, [cutoff])).map((r) => r.id);
+      if (only.length === 0) return [];
+      for (const id of only) {
+        const keys = new Set((await this.#query<{ object: string }>('select object from hoop.recording_files where session = $1 and object is not null', [id])).map((r) => r.object));
+        for (const key of await this.#bucket.list(this.#bucket.key(id, ''))) keys.add(key);
+        await this.#bucket.delete([...keys]);
+      }
+    }
     const rows = await this.#query<{ id: string }>(
       `with gone as (
          update hoop.sessions set summary = summary || '{"recording":"deleted"}'
-         where ended_at < $1 and summary->>'recording' not in ('deleted', 'none', 'running') returning id),
+         where ${due}${only ? ' and id = any($2)' : ''} returning id),
        files as (delete from hoop.recording_files where session in (select id from gone))
        select id from gone`,
-      [new Date(now - days * 86_400_000)],
+      only ? [cutoff, only] : [cutoff],
     );
     return rows.map((r) => r.id);
   }
@@ -172,6 +212,8 @@ export class PostgresSessionArchive implements SessionArchive {
     this.#closed = true;
     clearTimeout(this.#retry);
     if (this.#ops.length > 0) this.#log.warn('recording.spooled', { operations: this.#ops.length, message: 'the store did not take every recording file; they are sent when this replica starts again' });
+    if (this.#bucket && this.#orphans.size > 0 && Date.now() < until) await this.#deleteOrphans();
+    this.#bucket?.close();
   }
 
   async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
@@ -230,6 +272,21 @@ export class PostgresSessionArchive implements SessionArchive {
   }
 
   async #send(batch: Op[], files: Map<Op, Buffer | undefined>): Promise<void> {
+    const bucket = this.#bucket;
+    /** With a bucket: the objects this batch stores (the last bytes read of each file). */
+    const puts = new Map<string, Buffer>();
+    if (bucket) {
+      for (const op of batch) {
+        if (op.kind !== 'file') continue;
+        const key = bucket.key(op.session, op.name);
+        const data = files.get(op);
+        if (op.removed) puts.delete(key);
+        else if (data) puts.set(key, data);
+      }
+      await this.#putAll(bucket, puts);
+    }
+    /** Objects whose rows this batch deletes. */
+    const gone: string[] = [];
     const client = await this.#pool.connect();
     try {
       await client.query('begin');
@@ -245,8 +302,16 @@ export class PostgresSessionArchive implements SessionArchive {
           );
         } else if (op.kind === 'file') {
           const data = files.get(op);
-          if (op.removed) await client.query('delete from hoop.recording_files where session = $1 and name = $2', [op.session, op.name]);
-          else if (data) await client.query('insert into hoop.recording_files (session, name, data) values ($1, $2, $3) on conflict (session, name) do update set data = excluded.data, stored_at = now()', [op.session, op.name, data]);
+          if (op.removed) {
+            const { rows } = await client.query<{ object: string | null }>('delete from hoop.recording_files where session = $1 and name = $2 returning object', [op.session, op.name]);
+            for (const r of rows) if (r.object !== null) gone.push(r.object);
+          } else if (data) {
+            const key = bucket && puts.has(bucket.key(op.session, op.name)) ? bucket.key(op.session, op.name) : null;
+            await client.query(
+              'insert into hoop.recording_files (session, name, data, object) values ($1, $2, $3, $4) on conflict (session, name) do update set data = excluded.data, object = excluded.object, stored_at = now()',
+              [op.session, op.name, key === null ? data : null, key],
+            );
+          }
         }
       }
       await client.query('commit');
@@ -255,6 +320,38 @@ export class PostgresSessionArchive implements SessionArchive {
       throw err;
     } finally {
       client.release();
+    }
+    if (bucket) {
+      for (const key of gone) if (!puts.has(key)) this.#orphans.add(key);
+      if (this.#orphans.size > 0) await this.#deleteOrphans();
+    }
+  }
+
+  /** Puts `objects` in the bucket, {@link PUT_CONCURRENCY} at a time; rejects with the first failure once none is in flight. */
+  async #putAll(bucket: RecordingBucket, objects: Map<string, Buffer>): Promise<void> {
+    const queue = [...objects];
+    let failed: { err: unknown } | undefined;
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next && !failed; next = queue.shift()) {
+        try {
+          await bucket.put(next[0], next[1]);
+        } catch (err) {
+          failed ??= { err };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, queue.length) }, worker));
+    if (failed) throw failed.err;
+  }
+
+  /** Deletes the objects whose rows are gone; those the bucket does not delete now are tried again after the next batch (prune deletes any left). */
+  async #deleteOrphans(): Promise<void> {
+    const keys = [...this.#orphans];
+    try {
+      await this.#bucket!.delete(keys);
+      for (const key of keys) this.#orphans.delete(key);
+    } catch (err) {
+      this.#log.warn('recording.object-delete-failed', { objects: keys.length, error: describeError(err), message: 'tried again after the next batch; deleting the recording deletes them too' });
     }
   }
 }

@@ -29,8 +29,11 @@ import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { storeError } from './store-postgres.js';
 
-/** A step of the take-over of a dead replica, in the transaction that marks it stopped. */
-export type TakeOver = (client: pg.PoolClient, dead: string) => Promise<void>;
+/**
+ * A step of the take-over of a dead replica, in the transaction that marks it stopped. It may
+ * resolve what to do once that transaction is committed (tell of what it did).
+ */
+export type TakeOver = (client: pg.PoolClient, dead: string) => Promise<void | (() => void)>;
 
 /** One replica as `hoop gateway status` shows it. */
 export interface ReplicaRow {
@@ -50,6 +53,8 @@ export interface StoreStatus {
   replicas: ReplicaRow[];
   pendingReviews: number;
   runningSessions: number;
+  /** Audit events stored and not yet delivered to the `url` destination. */
+  auditBacklog: number;
 }
 
 /** Options of {@link StoreReplica.start}. */
@@ -252,8 +257,15 @@ export class StoreReplica {
       const claimed = own
         ? await client.query('select id from hoop.replicas where id = $1 for update', [dead])
         : await client.query('update hoop.replicas set stopped_at = now() where id = $1 and stopped_at is null returning id', [dead]);
-      if (claimed.rowCount) for (const step of this.#takeOvers) await step(client, dead);
+      const committed: Array<() => void> = [];
+      if (claimed.rowCount) {
+        for (const step of this.#takeOvers) {
+          const then = await step(client, dead);
+          if (then) committed.push(then);
+        }
+      }
       await client.query('commit');
+      for (const then of committed) then();
       if (claimed.rowCount && !own) this.#o.log.warn('replica.taken-over', { replica: dead, by: this.id, message: `replica ${dead} stopped answering; its sessions are marked truncated and the reviews it held expired or taken over` });
     } catch (err) {
       await client.query('rollback').catch(() => undefined);
@@ -322,8 +334,11 @@ export async function storeStatus(pool: pg.Pool, deadAfterMs = 15_000): Promise<
         "select (select count(*) from hoop.reviews where state = 'pending') as reviews, (select count(*) from hoop.sessions where ended_at is null) as sessions, (select max(version) from hoop.migrations) as schema",
       ),
     ]);
+    const schema = Number(counts.rows[0]!.schema);
+    // Schema 3 brought the audit tables; a store not migrated yet has none.
+    const backlog = schema >= 3 ? await pool.query<{ n: string }>('select count(*) as n from hoop.audit_events e, hoop.audit_cursors c where c.sink = $1 and e.seq > c.seq', ['url']) : undefined;
     return {
-      schema: Number(counts.rows[0]!.schema),
+      schema,
       replicas: replicas.rows.map((r) => ({
         id: r.id,
         url: r.url,
@@ -334,6 +349,7 @@ export async function storeStatus(pool: pg.Pool, deadAfterMs = 15_000): Promise<
       })),
       pendingReviews: Number(counts.rows[0]!.reviews),
       runningSessions: Number(counts.rows[0]!.sessions),
+      auditBacklog: Number(backlog?.rows[0]?.n ?? 0),
     };
   } catch (err) {
     throw storeError(err, 'say how the replicas are');

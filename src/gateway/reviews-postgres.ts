@@ -37,25 +37,19 @@ const stored = (r: Row): StoredReview => ({ review: r.review, version: r.version
 
 /**
  * Closes pending reviews matched by `where` (over `hoop.reviews`, with `$1` free for the caller)
- * as expired `because`, telling every replica.
+ * as expired `because`, telling every replica; resolves each as `<id> <version>`.
  */
-async function expire(client: pg.PoolClient | pg.Pool, where: string, values: unknown[], because: string): Promise<number> {
-  const r = await client.query(
+async function expire(client: pg.PoolClient | pg.Pool, where: string, values: unknown[], because: string): Promise<string[]> {
+  const r = await client.query<{ change: string }>(
     `with x as (
        update hoop.reviews set state = 'expired', version = version + 1, updated_at = now(),
          review = review || jsonb_build_object('state', 'expired', 'decidedAt', ${NOW_ISO}, 'closedBecause', $${values.length + 1}::text)
        where state = 'pending' and ${where}
        returning id, version)
-     select pg_notify('${CHANNEL}', id || ' ' || version) from x`,
+     select id || ' ' || version as change, pg_notify('${CHANNEL}', id || ' ' || version) from x`,
     [...values, because],
   );
-  return r.rowCount ?? 0;
-}
-
-/** The take-over step for reviews of a dead replica (see the module documentation). */
-export async function takeOverReviews(client: pg.PoolClient, dead: string): Promise<void> {
-  await expire(client, `holder = $1 and review->>'kind' = 'statement' and not coalesce((review->>'detached')::boolean, false)`, [dead], 'the gateway replica holding its statement stopped; the statement did not run');
-  await client.query(`update hoop.reviews set holder = null where holder = $1 and state = 'pending'`, [dead]);
+  return r.rows.map((row) => row.change);
 }
 
 /** See the module documentation. */
@@ -63,6 +57,8 @@ export class PostgresReviewStore implements ReviewStore {
   readonly shared = true;
   readonly #replica: StoreReplica;
   readonly #changes: Array<(id: string, version: number) => void> = [];
+  /** Changes this replica's own sweeps saved (`<id> <version>`), which it tells of as its own. */
+  readonly #swept = new Set<string>();
 
   constructor(replica: StoreReplica) {
     this.#replica = replica;
@@ -70,7 +66,7 @@ export class PostgresReviewStore implements ReviewStore {
       const [id, version] = payload.split(' ');
       if (id && Number(version) > 0) for (const fn of this.#changes) fn(id, Number(version));
     });
-    replica.onTakeOver(takeOverReviews);
+    replica.onTakeOver((client, dead) => this.#takeOver(client, dead));
     // Notifications sent while this replica was not listening are lost: what changed lately is read again.
     replica.onCatchUp(async () => {
       const rows = await this.#query<{ id: string; version: number }>('select id, version from hoop.reviews where updated_at > now() - interval \'1 hour\' or state = \'pending\' order by updated_at', []);
@@ -79,9 +75,26 @@ export class PostgresReviewStore implements ReviewStore {
     replica.onBeat(() => this.expireOverdue().then(() => undefined));
   }
 
-  /** Expires pending reviews past their time whose holder did not (it died, or none holds them). */
-  expireOverdue(): Promise<number> {
-    return this.#run((pool) => expire(pool, `expires_at < now() - make_interval(secs => $1)`, [OVERDUE_GRACE_SECONDS], 'not decided in time'), 'expire overdue reviews');
+  /** Expires pending reviews past their time whose holder did not (it died, or none holds them); resolves how many. */
+  async expireOverdue(): Promise<number> {
+    const changes = await this.#run((pool) => expire(pool, `expires_at < now() - make_interval(secs => $1)`, [OVERDUE_GRACE_SECONDS], 'not decided in time'), 'expire overdue reviews');
+    this.#sweep(changes);
+    return changes.length;
+  }
+
+  /** The take-over step for reviews of a dead replica (see the module documentation). */
+  async #takeOver(client: pg.PoolClient, dead: string): Promise<void> {
+    this.#sweep(await expire(client, `holder = $1 and review->>'kind' = 'statement' and not coalesce((review->>'detached')::boolean, false)`, [dead], 'the gateway replica holding its statement stopped; the statement did not run'));
+    await client.query(`update hoop.reviews set holder = null where holder = $1 and state = 'pending'`, [dead]);
+  }
+
+  #sweep(changes: string[]): void {
+    if (this.#swept.size > 10_000) this.#swept.clear(); // changes never read back (a take-over rolled back)
+    for (const c of changes) this.#swept.add(c);
+  }
+
+  sweptHere(id: string, version: number): boolean {
+    return this.#swept.delete(`${id} ${version}`);
   }
 
   async load(): Promise<StoredReview[]> {

@@ -93,6 +93,11 @@ export interface ReviewStore {
   get(id: string): Promise<StoredReview | undefined>;
   /** Told of each change saved by any gateway sharing the store (its id and version). */
   onChange?(fn: (id: string, version: number) => void): void;
+  /**
+   * Whether this gateway saved that change itself, sweeping reviews no gateway holds (a dead
+   * replica's, overdue ones): it then tells of it, as of its own decisions. Asked once per change.
+   */
+  sweptHere?(id: string, version: number): boolean;
   /** Waits for the writes so far. */
   flushed(): Promise<void>;
 }
@@ -550,7 +555,7 @@ export class ReviewRegistry {
   /** Reads review `id` from the store and applies it; resolves it as it now stands. */
   async #refresh(id: string): Promise<Review | undefined> {
     const s = await this.#store.get(id).catch(() => undefined);
-    if (s && s.version > (this.#versions.get(id) ?? 0)) this.#apply(s.review, s.version, s.settings);
+    if (s && s.version > (this.#versions.get(id) ?? 0)) this.#apply(s.review, s.version, s.settings, this.#store.sweptHere?.(id, s.version));
     return this.#reviews.get(id);
   }
 

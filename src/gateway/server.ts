@@ -63,8 +63,10 @@ import { PostgresReviewStore } from './reviews-postgres.js';
 import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePublicKey, type Device, type GatewayStore } from './store.js';
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
+import { PostgresAuditLedger } from './audit-postgres.js';
 import { HttpError } from './http-error.js';
 import { ClientRecords, MAX_RECORD_FILE_BYTES } from './client-records.js';
+import { PostgresClientRecordStore } from './client-records-postgres.js';
 import type { RecordKind } from '../recording/spool.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/recorder.js';
 import { RECORDING_FILE } from '../recording/writer.js';
@@ -74,7 +76,7 @@ import type { RecordingStream } from '../recording/thread.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { createReadStream } from 'node:fs';
 import { mkdir, statfs } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Identity } from '../identity.js';
 import { REVIEW_PATH, ReviewRegistry, reviewRecordingEvent, reviewsApi, type Review } from './reviews.js';
 import { reviewSettingsFor } from '../policy/decide.js';
@@ -334,7 +336,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
       const timing = config.store.kind === 'postgres' ? { heartbeatMs: config.store.heartbeatSeconds * 1000, deadAfterMs: config.store.deadAfterSeconds * 1000 } : {};
       replica = await StoreReplica.create(store.pool, { dataDir: config.dataDir, url: `${useTls ? 'https' : 'http'}://${config.listen.host}:${config.listen.port}`, log, ...timing });
-      replica.onTakeOver(takeOverSessions);
     } catch (err) {
       if (ownStore) await store.close();
       await policySource?.close();
@@ -344,9 +345,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   if (config.recording.enabled) {
     try {
       const shared = replica;
-      recordings = await GatewayRecordings.open(config.dataDir, shared ? (dir) => new PostgresSessionArchive(shared, dir, log) : undefined);
+      // With store.recordings the files' bytes go to that bucket (./recordings-bucket.ts), their index to PostgreSQL.
+      const bucketConfig = shared && config.store.kind === 'postgres' ? config.store.recordings : undefined;
+      const bucket = bucketConfig ? await (await import('./recordings-bucket.js')).S3RecordingBucket.open(bucketConfig, env) : undefined;
+      recordings = await GatewayRecordings.open(config.dataDir, shared ? (dir) => new PostgresSessionArchive(shared, dir, log, bucket) : undefined);
       if (recordings.archive instanceof PostgresSessionArchive) await recordings.archive.publish(recordings.ownKeys());
-      clientRecords = await ClientRecords.open(config.dataDir);
+      clientRecords = await ClientRecords.open(config.dataDir, shared ? await PostgresClientRecordStore.open(shared, config.dataDir) : undefined);
       const recovered = await recordings.recoverUnindexed();
       if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} recording(s) the gateway's last run left in its data directory were indexed; any cut short verify up to their last checkpoint` });
     } catch (err) {
@@ -378,7 +382,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const ref = parseSecretRef(value, dirname(config.file));
       headers[name] = ref ? await resolveSecret(ref, env) : value;
     }
-    audit = new AuditStream({ ...config.audit, headers }, log);
+    audit = new AuditStream({ ...config.audit, headers }, log, replica ? { ledger: new PostgresAuditLedger(replica.pool), replica: replica.id } : undefined);
   }
   const reviews = await ReviewRegistry.open(config.dataDir, log, replica ? new PostgresReviewStore(replica) : undefined);
   const notifier = new ReviewNotifier({
@@ -409,8 +413,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const cancels = new CancelRegistry();
   if (replica) {
-    // A CancelRequest that reached this replica for a session held by another.
     const shared = replica;
+    // A dead replica's sessions end here, and the audit stream says so for it.
+    shared.onTakeOver(async (client, dead) => {
+      const ended = await takeOverSessions(client, dead);
+      return () => {
+        for (const s of ended) {
+          audit?.emit('session.end', {
+            session: s.id,
+            subject: s.subject,
+            issuer: s.issuer,
+            connection: s.connection,
+            remote: s.remote,
+            ...(s.runId ? { run: s.runId } : {}),
+            reason: s.reason,
+            takenOverFrom: dead,
+            durationMs: Date.parse(s.endedAt ?? s.startedAt) - Date.parse(s.startedAt),
+          });
+        }
+      };
+    });
+    // A CancelRequest that reached this replica for a session held by another.
     cancels.elsewhere = (key, owner) => shared.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...owner }));
     shared.on(CANCEL_CHANNEL, (payload) => {
       const m = JSON.parse(payload) as { processId: number; secretKey: number; subject: string; issuer: string };
@@ -551,12 +574,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const indexed = (await recordings.sessions()).filter((s) => s.endedAt !== undefined || !here.has(s.id));
     const ended = new Set(indexed.filter((s) => s.endedAt !== undefined).map((s) => s.id));
     const order = (a: SessionSummary, b: SessionSummary): number => Number(a.endedAt !== undefined) - Number(b.endedAt !== undefined) || b.startedAt.localeCompare(a.startedAt);
-    return [...now.filter((s) => !ended.has(s.id)), ...indexed].sort(order)
-      .filter((s) => auditor || owns(identity, s))
-      .map((s) => {
-        const client = clientRecords?.state('sessions', s.id)?.state;
-        return client ? { ...s, clientRecord: client } : s;
-      });
+    const listed = [...now.filter((s) => !ended.has(s.id)), ...indexed].sort(order).filter((s) => auditor || owns(identity, s));
+    // The CLIs' records of the listed sessions, in one lookup (a shared store holds every replica's).
+    const clients = (await clientRecords?.states('sessions', listed.map((s) => s.id))) ?? new Map<string, never>();
+    return listed.map((s) => {
+      const client = clients.get(s.id)?.state;
+      return client ? { ...s, clientRecord: client } : s;
+    });
   };
 
   const sessionsApi = async (req: http.IncomingMessage, identity: Identity, path: string, recorded: RegExpExecArray | null): Promise<{ status: number; body: unknown; file?: string | Buffer }> => {
@@ -610,7 +634,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    * `GET /v1/runs/{id}` say `{ record, files }`; `GET …/{file}` hands one out, to whoever may see
    * the session (a run: its uploader, or an auditor).
    */
-  const clientRecordApi = async (req: http.IncomingMessage, identity: Identity, kind: RecordKind, id: string, name: string | undefined): Promise<{ status: number; body: unknown; file?: string }> => {
+  const clientRecordApi = async (req: http.IncomingMessage, identity: Identity, kind: RecordKind, id: string, name: string | undefined): Promise<{ status: number; body: unknown; file?: string | Buffer }> => {
     if (!recordings || !clientRecords) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
     const what = kind === 'sessions' ? `session ${id}` : `run ${id}`;
     const unknown = (): HoopError =>
@@ -623,7 +647,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
       if (put && !['running', 'complete', 'truncated'].includes(summary.recording)) throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
     } else if (!put) {
-      const state = clientRecords.state('runs', id);
+      const state = await clientRecords.state('runs', id);
       if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknown();
     }
     if (put) {
@@ -635,9 +659,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (stored && name.endsWith('.sig')) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
       return { status: stored ? 201 : 200, body: { stored, record: state } };
     }
-    if (name === undefined) return { status: 200, body: { record: clientRecords.state(kind, id) ?? null, files: await clientRecords.files(kind, id) } };
+    if (name === undefined) return { status: 200, body: { record: (await clientRecords.state(kind, id)) ?? null, files: await clientRecords.files(kind, id) } };
     if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a record holds no file ${name}`);
-    return { status: 200, body: undefined, file: join(clientRecords.dir(kind, id)!, name) };
+    const file = await clientRecords.file(kind, id, name);
+    if (file === undefined) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no such file in this record: ${name}`);
+    return { status: 200, body: undefined, file };
   };
 
   /**

@@ -111,6 +111,7 @@ export const MIGRATIONS: readonly Migration[] = [
         sink text primary key,
         seq  bigint not null default 0
       );
+      insert into hoop.audit_cursors (sink) values ('url');
       create table hoop.client_records (
         kind       text not null,
         id         text not null,
@@ -191,8 +192,11 @@ export function describeStoreUrl(url: string): string {
 /** A pool on `url` (a libpq connection URI), checked by connecting once. */
 export async function openStorePool(url: string): Promise<pg.Pool> {
   const pool = new pg.Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, application_name: 'hoop gateway' });
-  // An idle client's error (the server restarted) must not end the gateway: the pool drops that client.
+  // A connection's error (the server restarted) must never end the gateway. The pool drops an idle
+  // client that fails; a client in use that fails rejects its query, and the pool drops it when it
+  // is released; neither may throw as an unhandled 'error' event.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   try {
     (await connectTo(pool)).release();
   } catch (err) {

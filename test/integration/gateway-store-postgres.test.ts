@@ -2,16 +2,20 @@
  * The gateway's state in PostgreSQL (`store: { kind: postgres }`), against a real cluster:
  * migrations that replicas starting at once apply exactly once, a schema newer than the gateway
  * refused, device keys registered on one gateway and seen by another, registrations racing on two
- * replicas, `hoop gateway migrate`, and a store that cannot be reached said plainly.
+ * replicas, `hoop gateway migrate`, a store that cannot be reached said plainly, and the CLIs'
+ * records uploaded piecewise and at once through both replicas.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { request } from 'node:https';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerDevice } from '../../src/auth/gateway-client.js';
+import { downloadClientRecord, GatewayApiError, getClientRecord, putClientRecordFile, registerDevice } from '../../src/auth/gateway-client.js';
+import { createDeviceKey } from '../../src/auth/device-key.js';
+import type { RecordKind } from '../../src/recording/spool.js';
+import { RecordingWriter } from '../../src/recording/writer.js';
 import { ErrorCode } from '../../src/errors.js';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
@@ -48,6 +52,34 @@ function getJson(gatewayUrl: string, path: string, token: string): Promise<{ sta
     req.on('error', reject);
     req.end();
   });
+}
+
+/** A closed record `id` of `chunks` chunks (one event each), signed with `privateKey`, as a CLI's spool holds it; resolves its directory. */
+async function clientRecord(id: string, privateKey: string, side: 'client' | 'run', chunks = 1): Promise<string> {
+  const at = await mkdtemp(join(dir, 'record-'));
+  const w = await RecordingWriter.create({ dir: at, id, key: createPrivateKey(privateKey), checkpointMs: 3_600_000 });
+  w.append({ t: 'start', at: Date.now(), side });
+  for (let i = 1; i < chunks; i++) {
+    await w.flush();
+    w.append({ t: 'query', at: Date.now(), sql: `select ${i}` });
+  }
+  await w.close();
+  return at;
+}
+
+/** A session of alice's through the first gateway, ended and in the store; resolves its id. */
+async function aliceSession(token: string): Promise<string> {
+  const sessionId = `raw-${randomBytes(8).toString('hex')}`;
+  const raw = await stack.tunnel('app', token, { sessionId });
+  await raw.simple('select 1');
+  raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
+  await raw.closed();
+  for (let i = 0; i < 100; i++) {
+    const r = await getJson(replica.url, `/v1/sessions/${sessionId}`, token);
+    if (r.status === 200 && r.body.endedAt) return sessionId;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new Error(`session ${sessionId} never ended in the store`);
 }
 
 beforeAll(async () => {
@@ -181,5 +213,116 @@ describe('the PostgreSQL store', () => {
     expect(files.stderr).toContain('keeps the gateway\'s state in files (dataDir), which need no migration');
     const fileStatus = await runCli(['gateway', 'status', '--config', config], {}, dir);
     expect(fileStatus.stdout).toBe(`store      files in ${join(dir, 'hoop-data')}: one gateway process (replicas need store: { kind: postgres })\n`);
+  });
+  describe("the CLIs' records, through either replica", () => {
+    let db: pg.Pool;
+    let token: string;
+    let key: { publicKey: string; privateKey: string };
+    const endpoint = (gateway: string) => ({ gateway, ca: stack.pki.ca });
+    /** `PUT` one file of a record through `gateway`; resolves the answer, or the GatewayApiError. */
+    const put = (gateway: string, who: string, kind: RecordKind, id: string, file: string, data: Buffer) =>
+      putClientRecordFile(endpoint(gateway), who, kind, id, file, data).catch((e: unknown) => e as GatewayApiError);
+    /** What the store holds of a record: its state, and each file's bytes. */
+    const held = async (kind: RecordKind, id: string): Promise<{ state: Record<string, unknown> | undefined; files: Map<string, Buffer> }> => {
+      const state = (await db.query<{ state: Record<string, unknown> }>('select state from hoop.client_records where kind = $1 and id = $2', [kind, id])).rows[0]?.state;
+      const rows = (await db.query<{ name: string; data: Buffer }>('select name, data from hoop.client_record_files where kind = $1 and id = $2 order by name', [kind, id])).rows;
+      return { state, files: new Map(rows.map((r) => [r.name, r.data])) };
+    };
+    const filesOf = async (at: string): Promise<Map<string, Buffer>> => new Map(await Promise.all((await readdir(at)).sort().map(async (f) => [f, await readFile(join(at, f))] as [string, Buffer])));
+
+    beforeAll(async () => {
+      db = new pg.Pool({ connectionString: url });
+      token = await stack.token('alice');
+      key = createDeviceKey();
+      await registerDevice(endpoint(replica.url), token, { ...key, name: 'alice laptop' });
+    });
+    afterAll(async () => {
+      await db?.end();
+    });
+
+    it("takes a record's chunks through one replica and its signed manifest through the other; either lists it and serves its bytes; a retry is stored once, other bytes conflict", async () => {
+      const id = await aliceSession(token);
+      const spool = await clientRecord(id, key.privateKey, 'client', 3);
+      const files = await filesOf(spool);
+      expect([...files.keys()]).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'events-000001.jsonl.gz', 'events-000002.jsonl.gz', 'events-000003.jsonl.gz']);
+      const chunks = [...files.keys()].filter((f) => f.startsWith('events-'));
+      for (const f of chunks) expect(await put(stack.gateway.url, token, 'sessions', id, f, files.get(f)!)).toMatchObject({ stored: true, record: { state: 'uploading' } });
+      expect((await held('sessions', id)).state).toMatchObject({ state: 'uploading', subject: 'alice' });
+      // Replica B never saw the record: it verifies it from the store.
+      expect(await put(replica.url, token, 'sessions', id, 'SHA256SUMS', files.get('SHA256SUMS')!)).toMatchObject({ stored: true });
+      const signed = await put(replica.url, token, 'sessions', id, 'SHA256SUMS.sig', files.get('SHA256SUMS.sig')!);
+      expect(signed).toMatchObject({ stored: true, record: { state: 'complete', chunks: 3, events: 3, fingerprint: expect.stringMatching(/^SHA256:/) } });
+      const stored = await held('sessions', id);
+      expect(stored.state).toMatchObject({ kind: 'sessions', id, issuer: stack.oidc.issuer, subject: 'alice', state: 'complete', chunks: 3, verified: 'SHA256SUMS.sig' });
+      expect(stored.files).toEqual(files);
+
+      // Both replicas list its state; B serves every file, byte for byte as uploaded.
+      for (const gateway of [stack.gateway.url, replica.url]) {
+        const listed = (await getJson(gateway, '/v1/sessions', token)).body.sessions as Array<{ id: string; clientRecord?: string }>;
+        expect(listed.find((s) => s.id === id)?.clientRecord).toBe('complete');
+      }
+      const fetched = await mkdtemp(join(dir, 'fetched-'));
+      const info = await downloadClientRecord(endpoint(replica.url), token, 'sessions', id, fetched);
+      expect(info).toMatchObject({ record: { state: 'complete' }, files: [...files.keys()] });
+      expect(await filesOf(fetched)).toEqual(files);
+
+      // The same bytes through the other replica: already stored; other bytes: a conflict, on either.
+      expect(await put(replica.url, token, 'sessions', id, chunks[0]!, files.get(chunks[0]!)!)).toMatchObject({ stored: false, record: { state: 'complete' } });
+      expect(await put(stack.gateway.url, token, 'sessions', id, 'SHA256SUMS.sig', files.get('SHA256SUMS.sig')!)).toMatchObject({ stored: false, record: { state: 'complete' } });
+      for (const gateway of [stack.gateway.url, replica.url]) {
+        const other = await put(gateway, token, 'sessions', id, chunks[1]!, Buffer.from('other bytes'));
+        expect(other).toBeInstanceOf(GatewayApiError);
+        expect((other as GatewayApiError).status).toBe(409);
+      }
+      // A complete record takes no new file.
+      expect(((await put(stack.gateway.url, token, 'sessions', id, 'events-000004.jsonl.gz', Buffer.from('late'))) as GatewayApiError).status).toBe(409);
+      expect(await held('sessions', id)).toEqual(stored);
+    });
+
+    it("keeps a run for whoever uploaded to it first on either replica, and drops a run record that does not verify from the store", async () => {
+      const runId = `run-${randomBytes(8).toString('hex')}`;
+      const files = await filesOf(await clientRecord(runId, key.privateKey, 'run'));
+      expect(await put(stack.gateway.url, token, 'runs', runId, 'events-000001.jsonl.gz', files.get('events-000001.jsonl.gz')!)).toMatchObject({ stored: true });
+      // Bob, through the other replica: the run is alice's.
+      const bob = await stack.token('bob');
+      const refused = await put(replica.url, bob, 'runs', runId, 'SHA256SUMS', files.get('SHA256SUMS')!);
+      expect((refused as GatewayApiError).status).toBe(403);
+      expect((await getJson(replica.url, `/v1/runs/${runId}`, bob)).status).toBe(404);
+      expect([...(await held('runs', runId)).files.keys()]).toEqual(['events-000001.jsonl.gz']);
+      // A manifest signed by a key alice never registered: refused, and the record (never verified) is dropped whole.
+      const stranger = createDeviceKey();
+      const forged = await filesOf(await clientRecord(runId, stranger.privateKey, 'run'));
+      expect(await put(replica.url, token, 'runs', runId, 'SHA256SUMS', forged.get('SHA256SUMS')!)).toMatchObject({ stored: true });
+      const unverified = await put(stack.gateway.url, token, 'runs', runId, 'SHA256SUMS.sig', forged.get('SHA256SUMS.sig')!);
+      expect((unverified as GatewayApiError).status).toBe(422);
+      expect(await held('runs', runId)).toEqual({ state: undefined, files: new Map() });
+      // Now the right one, piecewise through both: alice's, complete, and read through either.
+      for (const [i, f] of ['events-000001.jsonl.gz', 'SHA256SUMS', 'SHA256SUMS.sig'].entries()) await put(i % 2 ? replica.url : stack.gateway.url, token, 'runs', runId, f, files.get(f)!);
+      expect(await getClientRecord(endpoint(replica.url), token, 'runs', runId)).toMatchObject({ record: { state: 'complete', subject: 'alice' }, files: [...files.keys()] });
+      expect((await held('runs', runId)).files).toEqual(files);
+    });
+
+    it('ends consistent when the files of one record are uploaded through both replicas at once', async () => {
+      const id = await aliceSession(token);
+      const files = await filesOf(await clientRecord(id, key.privateKey, 'client', 8));
+      const both = (names: string[]) => Promise.all(names.flatMap((f) => [stack.gateway.url, replica.url].map((g) => put(g, token, 'sessions', id, f, files.get(f)!))));
+      // Every chunk to both replicas at the same time, then the manifest, then its signature.
+      const phases = [[...files.keys()].filter((f) => f.startsWith('events-')), ['SHA256SUMS'], ['SHA256SUMS.sig']];
+      const answers: Array<{ stored: boolean; record: { state: string } | null }> = [];
+      for (const names of phases) {
+        const got = await both(names);
+        for (const a of got) expect(a).not.toBeInstanceOf(Error);
+        answers.push(...(got as typeof answers));
+        // Each file stored exactly once: one replica stored it, the other found the same bytes.
+        expect(got.filter((a) => (a as { stored: boolean }).stored)).toHaveLength(names.length);
+      }
+      expect(answers.slice(-2).map((a) => a.record?.state)).toEqual(['complete', 'complete']);
+      const stored = await held('sessions', id);
+      expect(stored.files).toEqual(files);
+      expect(stored.state).toMatchObject({ state: 'complete', chunks: 8, events: 8 });
+      for (const gateway of [stack.gateway.url, replica.url]) {
+        expect(await getClientRecord(endpoint(gateway), token, 'sessions', id)).toMatchObject({ record: { state: 'complete', chunks: 8 }, files: [...files.keys()] });
+      }
+    });
   });
 });

@@ -12,9 +12,12 @@
  * - B SIGKILLed mid-session: its clients get an error and reconnect through the balancer to A,
  *   A takes B over (B's sessions truncated, verifiable to their last checkpoint; the statement B
  *   held for review expired, never approved);
+ * - one audit stream reaches the SIEM from both replicas, each event once, through a SIEM outage;
+ *   a replica's death is told there by the replica that took it over;
  * - `hoop gateway status` says all of it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -46,6 +49,11 @@ const running: RunningConnect[] = [];
 let loadOnA: RawFrontend[] = [];
 let loadOnB: RawFrontend[] = [];
 const clients: pg.Client[] = [];
+/** What the SIEM received (every line of every POST), and whether it answers 503 for now. */
+let siem: Server;
+const siemEvents: Array<{ event: string; replica?: string; session?: string; reason?: string; takenOverFrom?: string; state?: string; because?: string; review?: string }> = [];
+let siemDown = false;
+const eventsOf = (session: string): string[] => siemEvents.filter((e) => e.session === session).map((e) => e.event);
 
 const bundle = (connection: string): string => `version: 1
 connections:
@@ -174,9 +182,20 @@ beforeAll(async () => {
   await store.psql('create database hoop_store');
   process.env.HOOP_STORE_URL = store.url(store.superuser, { database: 'hoop_store' });
   repo = new PolicyGitRepo('hoop-replicas-policy-');
+  siem = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      if (siemDown) return void res.writeHead(503).end();
+      for (const line of body.split('\n').filter(Boolean)) siemEvents.push(JSON.parse(line) as (typeof siemEvents)[number]);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => siem.listen(0, '127.0.0.1', resolve));
+  const siemUrl = `http://127.0.0.1:${(siem.address() as { port: number }).port}/siem`;
   stack = await startStack({
     pgConfig: { max_connections: '1200' },
-    extraConfig: 'store: { kind: postgres, url: "${env:HOOP_STORE_URL}", heartbeatSeconds: 0.3, deadAfterSeconds: 2 }\nrecording: { checkpointSeconds: 1 }',
+    extraConfig: `store: { kind: postgres, url: "\${env:HOOP_STORE_URL}", heartbeatSeconds: 0.3, deadAfterSeconds: 2 }\nrecording: { checkpointSeconds: 1 }\naudit: { url: "${siemUrl}", flushSeconds: 0.2 }`,
     policy: ({ pg: cluster }) => {
       repo.commit(bundle(connectionYaml(cluster, { name: 'app', password: '${env:APP_PASSWORD}' })));
       return repo.gatewayBlock(['${env:APP_*}']);
@@ -193,6 +212,7 @@ afterAll(async () => {
   for (const c of clients) await c.end().catch(() => undefined);
   for (const c of running) await c.stop().catch(() => undefined);
   haproxy?.kill('SIGKILL');
+  siem?.close();
   if (b && b.exitCode === null) b.kill('SIGKILL');
   await stack?.close();
   await store?.stop();
@@ -245,6 +265,27 @@ describe('two replicas behind a load balancer', () => {
       const verify = await hoop(url, ['sessions', 'verify', mine[0]!.id]);
       expect(verify.stdout).toMatch(/verified: \d+ chunk\(s\), \d+ events, complete/);
     }
+  });
+
+  it('sends the SIEM one audit stream from both replicas: each event once, none lost while the SIEM is down', async () => {
+    const ids = (await sessionsOn(stack.gateway.url)).filter((s) => s.subject === 'alice').map((s) => s.id);
+    await until(async () => (ids.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 10_000, 'the sessions\' events at the SIEM');
+    for (const id of ids) expect(eventsOf(id)).toEqual(['session.start', 'session.end']);
+    expect(new Set(siemEvents.map((e) => e.replica)).size).toBe(2);
+    siemDown = true;
+    const c = await connectVia(lbUrl);
+    for (let i = 0; i < 4; i++) expect((await psql(c.info, ['-c', 'select 1'])).code).toBe(0);
+    const during = await until(async () => {
+      const all = (await sessionsOn(stack.gateway.url)).filter((s) => s.subject === 'alice' && !ids.includes(s.id));
+      return all.length === 4 && all.every((s) => s.endedAt) ? all.map((s) => s.id) : undefined;
+    });
+    // The events wait in the store, and `hoop gateway status` says so.
+    expect(await until(async () => ((await status()).match(/^audit {6}(\d+) events wait for delivery to the audit url$/m) ? true : undefined), 10_000, 'the backlog in status')).toBe(true);
+    expect(during.some((id) => eventsOf(id).length > 0)).toBe(false);
+    siemDown = false;
+    await until(async () => (during.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 20_000, 'the backlog to reach the SIEM');
+    for (const id of [...ids, ...during]) expect(eventsOf(id)).toEqual(['session.start', 'session.end']);
+    expect(await status()).not.toMatch(/^audit /m);
   });
 
   it('releases a statement held on replica A when a reviewer approves it through replica B', async () => {
@@ -386,6 +427,16 @@ describe('two replicas behind a load balancer', () => {
     expect(verify.stdout).toContain('truncated at its last checkpoint');
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
+    // The SIEM hears of it from A: B's sessions ended, and the review it held expired.
+    const bId = (await store.psql(`select id from hoop.replicas where url = '${bUrl}'`, { database: 'hoop_store' })).trim();
+    await until(async () => (siemEvents.some((e) => e.review === reviewId && e.event === 'review.decided') ? true : undefined), 10_000, 'the expired review at the SIEM');
+    expect(siemEvents.filter((e) => e.review === reviewId && e.event === 'review.decided')).toEqual([
+      expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: expect.not.stringMatching(bId) }),
+    ]);
+    await until(async () => (truncated.every((s) => eventsOf(s.id).includes('session.end')) ? true : undefined), 10_000, 'the taken-over sessions\' ends at the SIEM');
+    const endedByTakeOver = siemEvents.filter((e) => e.event === 'session.end' && e.takenOverFrom === bId);
+    expect(endedByTakeOver.length).toBeGreaterThanOrEqual(502);
+    expect(endedByTakeOver.every((e) => e.reason === 'gateway-stopped' && e.replica !== bId)).toBe(true);
     expect(await notes()).toBeGreaterThan(0);
     expect(await status()).toMatch(/^replicas {3}1 live, 1 stopped$/m);
     // Through the balancer, new connections reach A.

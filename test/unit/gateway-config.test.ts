@@ -180,6 +180,67 @@ describe('a good file', () => {
     expect((await problems(`${base}store: { kind: redis }\n`)).err.message).toContain('store.kind: must have a kind: file or postgres');
   });
 
+  it('puts recording files in an S3-compatible bucket when store.recordings names one, and says what is wrong with a bad one', async () => {
+    const base = 'listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp", audience: a }]\nstore:\n  kind: postgres\n  url: "${env:STORE_URL}"\n  recordings:\n';
+    const storeEnv = { STORE_URL: 'postgres://h/db', S3_ID: 'id', S3_SECRET: 'secret-value' };
+    const full = await parseGatewayConfig(
+      `${base}    bucket: hoop-recordings\n    endpoint: https://s3.example.com\n    region: eu-west-3\n    prefix: hoop/recordings/\n    forcePathStyle: true\n    accessKeyId: \${env:S3_ID}\n    secretAccessKey: \${file:./s3.secret}\n`,
+      join(dir, 's.yaml'),
+      storeEnv,
+    ).catch((e: unknown) => e);
+    // ${file:} must resolve at load: the file is missing.
+    expect(String(full)).toMatch(/store\.recordings\.secretAccessKey: .*s3\.secret/);
+    writeFileSync(join(dir, 's3.secret'), 'from-a-file\n');
+    const ok = await parseGatewayConfig(
+      `${base}    bucket: hoop-recordings\n    endpoint: https://s3.example.com\n    region: eu-west-3\n    prefix: hoop/recordings/\n    forcePathStyle: true\n    accessKeyId: \${env:S3_ID}\n    secretAccessKey: \${file:./s3.secret}\n`,
+      join(dir, 's.yaml'),
+      storeEnv,
+    );
+    expect(ok.store).toEqual({
+      kind: 'postgres',
+      url: { kind: 'env', name: 'STORE_URL' },
+      heartbeatSeconds: 2,
+      deadAfterSeconds: 15,
+      recordings: {
+        bucket: 'hoop-recordings',
+        endpoint: 'https://s3.example.com',
+        region: 'eu-west-3',
+        prefix: 'hoop/recordings/',
+        forcePathStyle: true,
+        credentials: { accessKeyId: { kind: 'env', name: 'S3_ID' }, secretAccessKey: { kind: 'file', path: join(dir, 's3.secret') } },
+      },
+    });
+    expect(JSON.stringify(ok)).not.toContain('from-a-file');
+    // Only the bucket is needed: AWS S3, no prefix, the SDK's default credentials.
+    const minimal = await parseGatewayConfig(`${base}    bucket: hoop-recordings\n`, join(dir, 's.yaml'), storeEnv);
+    expect(minimal.store).toMatchObject({ recordings: { bucket: 'hoop-recordings', prefix: '', forcePathStyle: false } });
+    expect(minimal.store.kind === 'postgres' && minimal.store.recordings).not.toHaveProperty('credentials');
+    // Loopback http is fine (a local S3-compatible server).
+    expect((await parseGatewayConfig(`${base}    bucket: b12\n    endpoint: http://127.0.0.1:9000\n`, join(dir, 's.yaml'), storeEnv)).store).toMatchObject({ recordings: { endpoint: 'http://127.0.0.1:9000' } });
+
+    const bad = await problems(
+      `${base}    bucket: Hoop_Recordings\n    endpoint: http://s3.example.com\n    region: 5\n    prefix: /recordings\n    forcePathStyle: yes please\n    accessKeyId: AKIAEXAMPLE\n    secretAccessKey: \${env:NOT_SET}\n    acl: private\n`,
+      storeEnv,
+    );
+    const text = bad.lines.join('\n');
+    expect(text).toContain('store.recordings.bucket: must be a bucket name: 3 to 63 lower-case letters');
+    expect(text).toContain('store.recordings.endpoint: must use https (plain http is only allowed to a loopback address)');
+    expect(text).toContain('store.recordings.region: must be a region name such as us-east-1');
+    expect(text).toContain('store.recordings.prefix: must be a key prefix ending in /');
+    expect(text).toContain('store.recordings.forcePathStyle: must be true or false');
+    expect(text).toContain('store.recordings.accessKeyId: must be a secret reference like ${env:NAME} or ${file:path}, not a literal password');
+    expect(text).toMatch(/store\.recordings\.secretAccessKey: .*NOT_SET/);
+    expect(text).toMatch(/store\.recordings.*acl/);
+    expect(bad.lines[0]).toMatch(/^\d+:\d+: store\.recordings\.bucket: /);
+    expect(text).not.toContain('AKIAEXAMPLE');
+
+    const half = await problems(`${base}    bucket: hoop-recordings\n    accessKeyId: \${env:S3_ID}\n`, storeEnv);
+    expect(half.lines.join('\n')).toContain('store.recordings: needs both accessKeyId and secretAccessKey, or neither');
+    // A bucket belongs to the PostgreSQL store: files in dataDir have no index for it.
+    const onFiles = await problems('listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp", audience: a }]\nstore: { kind: file, recordings: { bucket: hoop-recordings } }\n', storeEnv);
+    expect(onFiles.lines.join('\n')).toContain('store.recordings: a bucket for recordings needs the PostgreSQL store (kind: postgres)');
+  });
+
   it('needs no tls on loopback, takes IPv6 and port 0, and fills the defaults', async () => {
     const minimal = 'listen: "[::1]:0"\nissuers:\n  - { issuer: "http://localhost:8080", audience: hoop }\n';
     const config = await parseGatewayConfig(minimal, join(dir, 'min.yaml'), {});

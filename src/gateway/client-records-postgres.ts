@@ -1,0 +1,146 @@
+/**
+ * The CLIs' records (./client-records.ts) in the PostgreSQL store, shared by every replica:
+ * `hoop.client_records` (each record's state, as JSON) and `hoop.client_record_files` (each of its
+ * files, byte for byte as uploaded). Any replica takes any upload of any record, lists their
+ * states and serves their files: successive uploads of one record may reach different replicas
+ * behind the load balancer.
+ *
+ * An update of a record runs in one transaction that first takes a transaction-level advisory lock
+ * on `hashtext('<kind>/<id>')`, so uploads of one record run one after the other on every replica
+ * (a record not stored yet has no row that `select … for update` could lock), and what one upload
+ * writes (its file, the record's state, or what a refusal drops) is kept together or not at all.
+ *
+ * Verifying reads a directory, so under the lock the record's files are copied, as the transaction
+ * sees them, to `<dataDir>/client-records-cache/<kind>/<id>/`. That copy is a cache, never the
+ * truth: each verification compares it with the store by SHA-256, fetches what it lacks or holds
+ * otherwise, and drops what the store no longer holds. A replica that never saw the record fetches
+ * all of it; one that verified it at a checkpoint fetches only what came since. A record's cache
+ * goes once it is complete or removed (or an update fails), and all of them at start.
+ *
+ * @see https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+ * @see https://www.postgresql.org/docs/current/functions-binarystring.html (sha256)
+ * @see docs/deployment.md
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type pg from 'pg';
+import type { RecordKind } from '../recording/spool.js';
+import type { ClientRecordState, ClientRecordStore, HeldRecord } from './client-records.js';
+import type { StoreReplica } from './replica.js';
+import { storeError } from './store-postgres.js';
+
+/** The local copies of records being verified, in the data directory. */
+const CACHE_DIR = 'client-records-cache';
+/** Files fetched per query when filling the cache (a session's file is at most 4 MiB). */
+const FETCH_BATCH = 16;
+
+/** See the module documentation. */
+export class PostgresClientRecordStore implements ClientRecordStore {
+  readonly #pool: pg.Pool;
+  readonly #cache: string;
+
+  private constructor(pool: pg.Pool, cache: string) {
+    this.#pool = pool;
+    this.#cache = cache;
+  }
+
+  /** The records in `replica`'s store, cached for verification under `dataDir` (emptied now). */
+  static async open(replica: StoreReplica, dataDir: string): Promise<PostgresClientRecordStore> {
+    const cache = join(dataDir, CACHE_DIR);
+    await rm(cache, { recursive: true, force: true });
+    return new PostgresClientRecordStore(replica.pool, cache);
+  }
+
+  async update<T>(kind: RecordKind, id: string, fn: (record: HeldRecord) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect().catch((err: unknown) => {
+      throw storeError(err, 'connect');
+    });
+    const cache = join(this.#cache, kind, id);
+    let dropCache = false;
+    let broken = false;
+    try {
+      await query(client, 'begin', [], 'keep the record');
+      await query(client, 'select pg_advisory_xact_lock(hashtext($1))', [`${kind}/${id}`], 'hold the record');
+      const result = await fn(this.#held(client, kind, id, cache, () => (dropCache = true)));
+      await query(client, 'commit', [], 'keep the record');
+      return result;
+    } catch (err) {
+      dropCache = true; // it may hold files the store did not keep
+      await client.query('rollback').catch(() => (broken = true));
+      throw err;
+    } finally {
+      client.release(broken);
+      if (dropCache) await rm(cache, { recursive: true, force: true });
+    }
+  }
+
+  /** The record `kind/id` as `client` sees it in its transaction. */
+  #held(client: pg.PoolClient, kind: RecordKind, id: string, cache: string, done: () => void): HeldRecord {
+    const key = [kind, id];
+    return {
+      state: async () => (await query<{ state: ClientRecordState }>(client, 'select state from hoop.client_records where kind = $1 and id = $2', key, 'read the record')).rows[0]?.state,
+      read: async (name) => (await query<{ data: Buffer }>(client, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [...key, name], 'read the record')).rows[0]?.data,
+      count: async () => (await query<{ n: number }>(client, 'select count(*)::int as n from hoop.client_record_files where kind = $1 and id = $2', key, 'read the record')).rows[0]!.n,
+      write: async (name, data) => {
+        await query(client, 'insert into hoop.client_record_files (kind, id, name, data) values ($1, $2, $3, $4)', [...key, name, data], 'keep the file');
+      },
+      delete: async (names) => {
+        await query(client, 'delete from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])', [...key, names], 'drop the files');
+        for (const name of names) await rm(join(cache, name), { force: true });
+      },
+      save: async (state) => {
+        await query(client, 'insert into hoop.client_records (kind, id, state) values ($1, $2, $3) on conflict (kind, id) do update set state = excluded.state, updated_at = now()', [...key, state], 'keep the record');
+        if (state.state === 'complete') done(); // it takes no more files: nothing more to verify here
+      },
+      removeAll: async () => {
+        await query(client, 'delete from hoop.client_record_files where kind = $1 and id = $2', key, 'drop the record');
+        await query(client, 'delete from hoop.client_records where kind = $1 and id = $2', key, 'drop the record');
+        done();
+      },
+      local: () => fillCache(client, kind, id, cache),
+    };
+  }
+
+  async states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
+    const r = await query<{ id: string; state: ClientRecordState }>(this.#pool, 'select id, state from hoop.client_records where kind = $1 and id = any($2::text[])', [kind, ids], "read the CLIs' records");
+    return new Map(r.rows.map((row) => [row.id, row.state]));
+  }
+
+  async files(kind: RecordKind, id: string): Promise<string[]> {
+    const r = await query<{ name: string }>(this.#pool, 'select name from hoop.client_record_files where kind = $1 and id = $2 order by name', [kind, id], "read the CLI's record");
+    return r.rows.map((row) => row.name);
+  }
+
+  async file(kind: RecordKind, id: string, name: string): Promise<Buffer | undefined> {
+    const r = await query<{ data: Buffer }>(this.#pool, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [kind, id, name], "read the CLI's record");
+    return r.rows[0]?.data;
+  }
+}
+
+/** Brings `dir` to the files of the record as `client` sees them (see the module documentation); resolves `dir`. */
+async function fillCache(client: pg.PoolClient, kind: RecordKind, id: string, dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const stored = await query<{ name: string; digest: Buffer }>(client, 'select name, sha256(data) as digest from hoop.client_record_files where kind = $1 and id = $2', [kind, id], 'read the record');
+  const digests = new Map(stored.rows.map((r) => [r.name, r.digest.toString('hex')]));
+  for (const name of await readdir(dir)) if (!digests.has(name)) await rm(join(dir, name), { force: true });
+  const missing: string[] = [];
+  for (const [name, digest] of digests) {
+    const held = await readFile(join(dir, name)).catch(() => undefined);
+    if (!held || createHash('sha256').update(held).digest('hex') !== digest) missing.push(name);
+  }
+  for (let i = 0; i < missing.length; i += FETCH_BATCH) {
+    const r = await query<{ name: string; data: Buffer }>(client, 'select name, data from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])', [kind, id, missing.slice(i, i + FETCH_BATCH)], 'read the record');
+    for (const row of r.rows) await writeFile(join(dir, row.name), row.data, { mode: 0o600 });
+  }
+  return dir;
+}
+
+/** Runs one statement; a failure is STORE_UNAVAILABLE, saying what the gateway was `doing` with a CLI's record. */
+async function query<R extends pg.QueryResultRow>(on: pg.PoolClient | pg.Pool, text: string, values: unknown[], doing: string): Promise<pg.QueryResult<R>> {
+  try {
+    return await on.query<R>(text, values);
+  } catch (err) {
+    throw storeError(err, `${doing} (a CLI's record)`);
+  }
+}
