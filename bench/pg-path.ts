@@ -33,7 +33,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { availableParallelism, cpus, tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -229,8 +229,9 @@ interface Result {
   update8?: number;
   copyMBps?: number;
   /** CPU time (user + system, all threads) the gateway and `hoop connect` spent per transaction of the c=8 run, in µs. */
-  gatewayCpuUs?: number;
-  connectCpuUs?: number;
+  /** CPU per transaction of the c=8 run: the relay's server side (the gateway, sshd) and client side (hoop connect, ssh). */
+  serverCpuUs?: number;
+  clientCpuUs?: number;
   error?: string;
 }
 
@@ -250,12 +251,39 @@ function clientEnv(ep: Endpoint): NodeJS.ProcessEnv {
   };
 }
 
-/** CPU seconds (user + system, all threads) process `pid` has used. @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html */
+/** Fields of /proc/<pid>/stat from field 3 on (after the command name). @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined; // it ended
+  }
+}
+
+/**
+ * CPU seconds (user + system, all threads) used by process `pid` and the descendants it has now
+ * (sshd serves each connection in a child of the listener): fields 14 and 15 (utime, stime), in
+ * clock ticks. Compare two readings taken while the same processes live.
+ */
 function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 (utime, stime) in clock ticks; `fields` starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  const parent = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const f = statFields(Number(entry));
+    if (f) parent.set(Number(entry), Number(f[1]));
+  }
+  const inTree = (p: number): boolean => {
+    for (let at: number | undefined = p; at !== undefined && at > 1; at = parent.get(at)) if (at === pid) return true;
+    return false;
+  };
+  let ticks = 0;
+  for (const p of parent.keys()) {
+    if (!inTree(p)) continue;
+    const f = statFields(p);
+    if (f) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / CLOCK_TICKS;
 }
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -292,20 +320,20 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: number, log: (s: string) => void, pids?: PathSetup['pids']): Promise<Result> {
+async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: number, log: (s: string) => void, relay?: PathSetup['relay']): Promise<Result> {
   const r: Result = {};
   const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
   r.latencyMs = one.latencyMs;
   r.tps1 = one.tps;
   log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
-  const cpuBefore = pids && { gateway: cpuSeconds(pids.gateway), connect: cpuSeconds(pids.connect) };
+  const cpuBefore = relay && { server: cpuSeconds(relay.server), client: cpuSeconds(relay.client) };
   const eight = await pgbench(bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8 = eight.tps;
-  if (pids && cpuBefore && eight.transactions > 0) {
-    r.gatewayCpuUs = ((cpuSeconds(pids.gateway) - cpuBefore.gateway) * 1e6) / eight.transactions;
-    r.connectCpuUs = ((cpuSeconds(pids.connect) - cpuBefore.connect) * 1e6) / eight.transactions;
+  if (relay && cpuBefore && eight.transactions > 0) {
+    r.serverCpuUs = ((cpuSeconds(relay.server) - cpuBefore.server) * 1e6) / eight.transactions;
+    r.clientCpuUs = ((cpuSeconds(relay.client) - cpuBefore.client) * 1e6) / eight.transactions;
   }
-  log(`tps ${eight.tps.toFixed(0)} at 8 clients${r.gatewayCpuUs !== undefined ? ` (CPU per transaction: gateway ${r.gatewayCpuUs.toFixed(1)} µs, hoop connect ${r.connectCpuUs!.toFixed(1)} µs)` : ''}`);
+  log(`tps ${eight.tps.toFixed(0)} at 8 clients${r.serverCpuUs !== undefined ? ` (CPU per transaction: server side ${r.serverCpuUs.toFixed(1)} µs, client side ${r.clientCpuUs!.toFixed(1)} µs)` : ''}`);
   const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8Prepared = prepared.tps;
   log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
@@ -330,6 +358,8 @@ interface PathSetup {
   close: () => Promise<void>;
   /** The hoop processes, for the measurements under a heavy session. */
   pids?: { gateway: number; connect: number };
+  /** The relay's two processes (trees), whose CPU per transaction is reported. */
+  relay?: { server: number; client: number };
 }
 
 function tempDir(prefix: string, forPostgres = false): { dir: string; remove: () => void } {
@@ -382,6 +412,7 @@ async function setupSsh(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
   });
   return {
     endpoint: { ...ep, port: localPort },
+    relay: { server: sshd.pid, client: tunnel.child.pid! },
     close: async () => {
       await tunnel.stop();
       await sshd.stop();
@@ -573,6 +604,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
       await gw.stop();
     },
     pids: { gateway: gw.pid, connect: client.pid },
+    relay: { server: gw.pid, client: client.pid },
   };
 }
 
@@ -656,7 +688,7 @@ function ratio(v: number | undefined, base: number | undefined): string {
 
 function printTable(results: Map<PathName, Result>, machine: string[]): void {
   const base = results.get('direct');
-  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'TPC-B c=8', 'vs direct', 'UPDATE c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'hoop CPU µs/txn'];
+  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'TPC-B c=8', 'vs direct', 'UPDATE c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'relay CPU µs/txn'];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const [name, r] of results) {
@@ -679,7 +711,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
       name === 'direct' ? '' : ratio(r.update8, base?.update8),
       fmt(r.copyMBps, 1),
       name === 'direct' ? '' : ratio(r.copyMBps, base?.copyMBps),
-      r.gatewayCpuUs === undefined ? '' : `${fmt(r.gatewayCpuUs, 1)} + ${fmt(r.connectCpuUs, 1)}`,
+      r.serverCpuUs === undefined ? '' : `${fmt(r.serverCpuUs, 1)} + ${fmt(r.clientCpuUs, 1)}`,
     ]);
     if (r.error) notes.push(`${name}: ${r.error}`);
   }
@@ -695,7 +727,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
     '',
     'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2 (prepared: -M prepared); TPC-B: pgbench -n -c 8 -j 2 (writes in BEGIN ... END); UPDATE: one UPDATE per transaction in autocommit, -c 8 -j 2; COPY: median of psql \\copy to /dev/null.',
     'Ratios: path / direct (latency: higher is slower; TPS and MB/s: lower is slower).',
-    'hoop CPU: user + system time of the gateway + hoop connect (all threads) per transaction of the c=8 run.',
+    'relay CPU: user + system time (all threads and child processes) per transaction of the c=8 run, server side + client side: the gateway + hoop connect, or sshd + ssh.',
     ...(notes.length ? ['', ...notes.map((n) => `note: ${n}`)] : []),
     '',
   ];
@@ -749,7 +781,7 @@ async function main(): Promise<number> {
         await store.psql('create database hoop_store');
         setup = await setupHoop(pg, true, true, false, store.url(store.superuser, { database: 'hoop_store' }));
       } else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
-      results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.pids));
+      results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.relay));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);
       }

@@ -19,6 +19,8 @@ export interface Sshd {
   user: string;
   /** Its host key's public line (`ssh-ed25519 AAAA…`), to pin. */
   hostKey: string;
+  /** The listening sshd's process id (each connection is served by a child of it). */
+  pid: number;
   /** The authorised client key: its file, and its OpenSSH private key text. */
   clientKeyFile: string;
   clientKey: string;
@@ -127,6 +129,7 @@ export async function startSshd(options: { config?: string[]; dir?: string; port
     port,
     user: userInfo().username,
     hostKey,
+    pid: child.pid!,
     clientKeyFile: join(dir, 'client_key'),
     clientKey: readFileSync(join(dir, 'client_key'), 'utf8'),
     dir,
