@@ -58,10 +58,20 @@ export interface AuditLedger {
   deliver(max: number, send: (body: string) => Promise<void>): Promise<number>;
 }
 
-/** The wait after each failure in a row: 0.5 s doubling to 60 s. */
+/** One delivery at a time, and the wait after each failure in a row: 0.5 s doubling to 60 s. */
 class Backoff {
   #failures = 0;
   #retryAt = 0;
+  #busy: Promise<void> | undefined;
+
+  /** Runs `deliver` unless it runs already (then resolves with that run); `force` skips the wait. */
+  run(deliver: () => Promise<void>, force: boolean): Promise<void> {
+    if (force) this.#retryAt = 0;
+    this.#busy ??= deliver().finally(() => {
+      this.#busy = undefined;
+    });
+    return this.#busy;
+  }
 
   get ready(): boolean {
     return Date.now() >= this.#retryAt;
@@ -78,11 +88,6 @@ class Backoff {
   succeeded(): void {
     this.#failures = 0;
   }
-
-  /** The next try may go now (a last delivery at close). */
-  skip(): void {
-    this.#retryAt = 0;
-  }
 }
 
 const body = (lines: string[]): string => `${lines.join('\n')}\n`;
@@ -91,7 +96,6 @@ const body = (lines: string[]): string => `${lines.join('\n')}\n`;
 class Sink {
   #queue: string[] = [];
   #dropped = 0;
-  #busy: Promise<void> | undefined;
   readonly #backoff = new Backoff();
 
   constructor(
@@ -112,11 +116,7 @@ class Sink {
   }
 
   flush(force = false): Promise<void> {
-    if (force) this.#backoff.skip();
-    this.#busy ??= this.#deliver().finally(() => {
-      this.#busy = undefined;
-    });
-    return this.#busy;
+    return this.#backoff.run(() => this.#deliver(), force);
   }
 
   async #deliver(): Promise<void> {
@@ -142,7 +142,6 @@ class Sink {
 
 /** Delivers what the replicas appended to a {@link AuditLedger}, batch by batch, with backoff. */
 class LedgerDelivery {
-  #busy: Promise<void> | undefined;
   readonly #backoff = new Backoff();
 
   constructor(
@@ -153,11 +152,7 @@ class LedgerDelivery {
   ) {}
 
   run(force = false): Promise<void> {
-    if (force) this.#backoff.skip();
-    this.#busy ??= this.#deliver().finally(() => {
-      this.#busy = undefined;
-    });
-    return this.#busy;
+    return this.#backoff.run(() => this.#deliver(), force);
   }
 
   async #deliver(): Promise<void> {
