@@ -16,12 +16,22 @@
  */
 import type pg from 'pg';
 import type { AuditLedger } from './audit.js';
-import { storeError } from './store-postgres.js';
+import { storeError, withTransaction } from './store-postgres.js';
 
 /** The advisory lock key appends take ("audit" in ASCII, within 32 bits). */
 const APPEND_LOCK = 0x61756474;
 /** The cursor of the `url` destination (its row is made by the migration). */
 const SINK = 'url';
+
+/** Events appended and not yet delivered (for `hoop gateway status`). */
+export async function auditBacklog(pool: pg.Pool): Promise<number> {
+  try {
+    const r = await pool.query<{ n: string }>('select count(*) as n from hoop.audit_events e, hoop.audit_cursors c where c.sink = $1 and e.seq > c.seq', [SINK]);
+    return Number(r.rows[0]?.n ?? 0);
+  } catch (err) {
+    throw storeError(err, 'count the audit events waiting');
+  }
+}
 
 /** See the module documentation. */
 export class PostgresAuditLedger implements AuditLedger {
@@ -32,58 +42,34 @@ export class PostgresAuditLedger implements AuditLedger {
   }
 
   async append(lines: string[]): Promise<void> {
-    await this.#transaction('keep audit events', async (client) => {
+    await withTransaction(this.#pool, 'keep audit events', async (client) => {
       await client.query('select pg_advisory_xact_lock($1)', [APPEND_LOCK]);
       await client.query('insert into hoop.audit_events (line) select line from unnest($1::text[]) with ordinality as t(line, n) order by n', [lines]);
     });
   }
 
   async deliver(max: number, send: (body: string) => Promise<void>): Promise<number> {
-    let sent = 0;
-    await this.#transaction('deliver audit events', async (client) => {
-      const cursor = await client.query<{ seq: string }>('select seq from hoop.audit_cursors where sink = $1 for update skip locked', [SINK]);
-      if (cursor.rowCount === 0) return; // another replica delivers
-      const rows = await client.query<{ seq: string; line: string }>('select seq, line from hoop.audit_events where seq > $1 order by seq limit $2', [cursor.rows[0]!.seq, max]);
-      if (rows.rowCount === 0) return;
-      try {
-        await send(`${rows.rows.map((r) => r.line).join('\n')}\n`);
-      } catch (err) {
-        throw new Delivery(err);
-      }
-      const last = rows.rows.at(-1)!.seq;
-      await client.query('update hoop.audit_cursors set seq = $2 where sink = $1', [SINK, last]);
-      await client.query('delete from hoop.audit_events where seq <= $1', [last]);
-      sent = rows.rowCount ?? 0;
-    });
-    return sent;
-  }
-
-  /** Runs `fn` in a transaction: committed when it resolves, rolled back when it rejects. */
-  async #transaction(doing: string, fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    let client: pg.PoolClient;
+    /** The SIEM's own failure, told as it is (the store's says it was the store). */
+    let refused: { err: unknown } | undefined;
     try {
-      client = await this.#pool.connect();
+      return await withTransaction(this.#pool, 'deliver audit events', async (client) => {
+        const cursor = await client.query<{ seq: string }>('select seq from hoop.audit_cursors where sink = $1 for update skip locked', [SINK]);
+        if (cursor.rowCount === 0) return 0; // another replica delivers
+        const rows = await client.query<{ seq: string; line: string }>('select seq, line from hoop.audit_events where seq > $1 order by seq limit $2', [cursor.rows[0]!.seq, max]);
+        if (rows.rowCount === 0) return 0;
+        try {
+          await send(`${rows.rows.map((r) => r.line).join('\n')}\n`);
+        } catch (err) {
+          refused = { err };
+          throw err;
+        }
+        const last = rows.rows.at(-1)!.seq;
+        await client.query('update hoop.audit_cursors set seq = $2 where sink = $1', [SINK, last]);
+        await client.query('delete from hoop.audit_events where seq <= $1', [last]);
+        return rows.rowCount ?? 0;
+      });
     } catch (err) {
-      throw storeError(err, doing);
+      throw refused ? refused.err : err;
     }
-    let broken = false;
-    try {
-      await client.query('begin');
-      await fn(client);
-      await client.query('commit');
-    } catch (err) {
-      broken = await client.query('rollback').then(() => false, () => true);
-      // The SIEM's own failure is told as it is; the store's says it was the store.
-      throw err instanceof Delivery ? err.cause : storeError(err, doing);
-    } finally {
-      client.release(broken);
-    }
-  }
-}
-
-/** A failure of the send itself, kept apart from the store's. */
-class Delivery extends Error {
-  constructor(override readonly cause: unknown) {
-    super('delivery failed');
   }
 }

@@ -28,7 +28,7 @@ import type pg from 'pg';
 import type { RecordKind } from '../recording/spool.js';
 import type { ClientRecordState, ClientRecordStore, HeldRecord } from './client-records.js';
 import type { StoreReplica } from './replica.js';
-import { storeError } from './store-postgres.js';
+import { storeError, withTransaction } from './store-postgres.js';
 
 /** The local copies of records being verified, in the data directory. */
 const CACHE_DIR = 'client-records-cache';
@@ -53,24 +53,17 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   }
 
   async update<T>(kind: RecordKind, id: string, fn: (record: HeldRecord) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect().catch((err: unknown) => {
-      throw storeError(err, 'connect');
-    });
     const cache = join(this.#cache, kind, id);
     let dropCache = false;
-    let broken = false;
     try {
-      await query(client, 'begin', [], 'keep the record');
-      await query(client, 'select pg_advisory_xact_lock(hashtext($1))', [`${kind}/${id}`], 'hold the record');
-      const result = await fn(this.#held(client, kind, id, cache, () => (dropCache = true)));
-      await query(client, 'commit', [], 'keep the record');
-      return result;
+      return await withTransaction(this.#pool, "keep a CLI's record", async (client) => {
+        await query(client, 'select pg_advisory_xact_lock(hashtext($1))', [`${kind}/${id}`], 'hold the record');
+        return fn(this.#held(client, kind, id, cache, () => (dropCache = true)));
+      });
     } catch (err) {
       dropCache = true; // it may hold files the store did not keep
-      await client.query('rollback').catch(() => (broken = true));
       throw err;
     } finally {
-      client.release(broken);
       if (dropCache) await rm(cache, { recursive: true, force: true });
     }
   }

@@ -35,7 +35,7 @@ import { RECORDING_FILE } from '../recording/writer.js';
 import type { RecordingBucket } from './recordings-bucket.js';
 import { SESSION_ID, summaryFromRecording, type PublishedKey, type SessionArchive, type SessionSummary } from './recordings.js';
 import type { StoreReplica } from './replica.js';
-import { storeError } from './store-postgres.js';
+import { NOW_ISO, storeError, withTransaction } from './store-postgres.js';
 
 /** One write waiting for the store, in the order it happened. */
 type Op =
@@ -53,8 +53,6 @@ const CLOSE_WAIT_MS = 10_000;
 /** With a bucket: objects of one batch put at once at most. */
 const PUT_CONCURRENCY = 8;
 
-/** `summary.endedAt` etc. are ISO 8601; SQL's `now()` in the same shape. */
-const NOW_ISO = `to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /**
  * The take-over step for sessions of a dead replica (./replica.ts): the sessions it ran are ended
@@ -96,11 +94,6 @@ export class PostgresSessionArchive implements SessionArchive {
     this.#log = log;
     this.#bucket = bucket;
     replica.onRecovered(() => this.#kick());
-  }
-
-  /** Operations waiting for the store. */
-  get backlog(): number {
-    return this.#ops.length;
   }
 
   /** Publishes this replica's recording keys. */
@@ -287,9 +280,7 @@ export class PostgresSessionArchive implements SessionArchive {
     }
     /** Objects whose rows this batch deletes. */
     const gone: string[] = [];
-    const client = await this.#pool.connect();
-    try {
-      await client.query('begin');
+    await withTransaction(this.#pool, 'keep recording files', async (client) => {
       for (const op of batch) {
         if (op.kind === 'session') {
           const s = op.summary;
@@ -314,13 +305,7 @@ export class PostgresSessionArchive implements SessionArchive {
           }
         }
       }
-      await client.query('commit');
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
     if (bucket) {
       for (const key of gone) if (!puts.has(key)) this.#orphans.add(key);
       if (this.#orphans.size > 0) await this.#deleteOrphans();

@@ -27,7 +27,8 @@ import pg from 'pg';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
-import { storeError } from './store-postgres.js';
+import { auditBacklog } from './audit-postgres.js';
+import { storeError, withTransaction } from './store-postgres.js';
 
 /**
  * A step of the take-over of a dead replica, in the transaction that marks it stopped. It may
@@ -245,14 +246,7 @@ export class StoreReplica {
 
   /** Marks `dead` stopped and runs the take-over steps, once across replicas. */
   async #takeOver(dead: string, own: boolean): Promise<void> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw storeError(err, 'connect');
-    }
-    try {
-      await client.query('begin');
+    const { claimed, committed } = await withTransaction(this.pool, `take over replica ${dead}`, async (client) => {
       // Only the replica that marks it stopped takes it over; the others find it stopped.
       const claimed = own
         ? await client.query('select id from hoop.replicas where id = $1 for update', [dead])
@@ -264,15 +258,10 @@ export class StoreReplica {
           if (then) committed.push(then);
         }
       }
-      await client.query('commit');
-      for (const then of committed) then();
-      if (claimed.rowCount && !own) this.#o.log.warn('replica.taken-over', { replica: dead, by: this.id, message: `replica ${dead} stopped answering; its sessions are marked truncated and the reviews it held expired or taken over` });
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw storeError(err, `take over replica ${dead}`);
-    } finally {
-      client.release();
-    }
+      return { claimed: (claimed.rowCount ?? 0) > 0, committed };
+    });
+    for (const then of committed) then();
+    if (claimed && !own) this.#o.log.warn('replica.taken-over', { replica: dead, by: this.id, message: `replica ${dead} stopped answering; its sessions are marked truncated and the reviews it held expired or taken over` });
   }
 
   /** Publishes this replica's SSH host key, so `hoop connect` pins every replica's (a balancer may send it to any). */
@@ -335,8 +324,6 @@ export async function storeStatus(pool: pg.Pool, deadAfterMs = 15_000): Promise<
       ),
     ]);
     const schema = Number(counts.rows[0]!.schema);
-    // Schema 3 brought the audit tables; a store not migrated yet has none.
-    const backlog = schema >= 3 ? await pool.query<{ n: string }>('select count(*) as n from hoop.audit_events e, hoop.audit_cursors c where c.sink = $1 and e.seq > c.seq', ['url']) : undefined;
     return {
       schema,
       replicas: replicas.rows.map((r) => ({
@@ -349,7 +336,8 @@ export async function storeStatus(pool: pg.Pool, deadAfterMs = 15_000): Promise<
       })),
       pendingReviews: Number(counts.rows[0]!.reviews),
       runningSessions: Number(counts.rows[0]!.sessions),
-      auditBacklog: Number(backlog?.rows[0]?.n ?? 0),
+      // Schema 3 brought the audit tables; a store not migrated yet has none.
+      auditBacklog: schema >= 3 ? await auditBacklog(pool) : 0,
     };
   } catch (err) {
     throw storeError(err, 'say how the replicas are');

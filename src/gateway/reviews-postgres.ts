@@ -18,14 +18,13 @@ import type pg from 'pg';
 import type { ReviewSettings } from '../policy/schema.js';
 import type { StoreReplica } from './replica.js';
 import type { Review, ReviewStore, StoredReview } from './reviews.js';
-import { storeError } from './store-postgres.js';
+import { NOW_ISO, storeError } from './store-postgres.js';
 
 const CHANNEL = 'hoop_reviews';
 /** Reviews read at start and on catching up: the newest this many. */
 const MAX_LOADED = 10_000;
 /** An overdue review's holder has this long to expire it itself before any replica does. */
 const OVERDUE_GRACE_SECONDS = 5;
-const NOW_ISO = `to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 interface Row {
   review: Review;
@@ -72,14 +71,12 @@ export class PostgresReviewStore implements ReviewStore {
       const rows = await this.#query<{ id: string; version: number }>('select id, version from hoop.reviews where updated_at > now() - interval \'1 hour\' or state = \'pending\' order by updated_at', []);
       for (const r of rows) for (const fn of this.#changes) fn(r.id, r.version);
     });
-    replica.onBeat(() => this.expireOverdue().then(() => undefined));
+    replica.onBeat(() => this.#expireOverdue());
   }
 
-  /** Expires pending reviews past their time whose holder did not (it died, or none holds them); resolves how many. */
-  async expireOverdue(): Promise<number> {
-    const changes = await this.#run((pool) => expire(pool, `expires_at < now() - make_interval(secs => $1)`, [OVERDUE_GRACE_SECONDS], 'not decided in time'), 'expire overdue reviews');
-    this.#sweep(changes);
-    return changes.length;
+  /** Expires pending reviews past their time whose holder did not (it died, or none holds them). */
+  async #expireOverdue(): Promise<void> {
+    this.#sweep(await this.#run((pool) => expire(pool, `expires_at < now() - make_interval(secs => $1)`, [OVERDUE_GRACE_SECONDS], 'not decided in time'), 'expire overdue reviews'));
   }
 
   /** The take-over step for reviews of a dead replica (see the module documentation). */

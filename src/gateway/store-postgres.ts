@@ -149,10 +149,8 @@ export interface MigrationResult {
  *
  * @throws HoopError STORE_UNAVAILABLE (the database is newer than this gateway, or cannot be reached or changed)
  */
-export async function migrate(pool: pg.Pool, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationResult> {
-  const client = await connectTo(pool);
-  try {
-    await client.query('begin');
+export function migrate(pool: pg.Pool, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationResult> {
+  return withTransaction(pool, 'apply the store schema', async (client) => {
     await client.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await client.query('create schema if not exists hoop');
     await client.query('create table if not exists hoop.migrations (version integer primary key, name text not null, applied_at timestamptz not null default now())');
@@ -169,15 +167,36 @@ export async function migrate(pool: pg.Pool, migrations: readonly Migration[] = 
       await client.query('insert into hoop.migrations (version, name) values ($1, $2)', [m.version, m.name]);
       applied.push(m.version);
     }
-    await client.query('commit');
     return { version: newest, applied };
+  });
+}
+
+/**
+ * Runs `fn` in a transaction on a client of `pool`: committed when `fn` resolves, rolled back when
+ * it rejects (a client whose rollback fails too is dropped, not reused). A rejection that is not a
+ * HoopError becomes STORE_UNAVAILABLE saying what the gateway was `doing`.
+ */
+export async function withTransaction<T>(pool: pg.Pool, doing: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await connectTo(pool);
+  let broken = false;
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
   } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw storeError(err, 'apply the store schema');
+    broken = await client.query('rollback').then(
+      () => false,
+      () => true,
+    );
+    throw storeError(err, doing);
   } finally {
-    client.release();
+    client.release(broken);
   }
 }
+
+/** SQL for the database's `now()` as ISO 8601 in UTC, the shape of the times kept in JSON (`endedAt`, `decidedAt`). */
+export const NOW_ISO = `to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /** Where the store is, for messages: `host:port/database`, never the password. */
 export function describeStoreUrl(url: string): string {
@@ -249,12 +268,10 @@ const LIVE = '(expires_at is null or expires_at > now())';
 /** See the module documentation. */
 export class PostgresGatewayStore implements GatewayStore {
   readonly #pool: pg.Pool;
-  readonly #ownPool: boolean;
   #closed = false;
 
-  private constructor(pool: pg.Pool, ownPool: boolean) {
+  private constructor(pool: pg.Pool) {
     this.#pool = pool;
-    this.#ownPool = ownPool;
   }
 
   /**
@@ -270,17 +287,12 @@ export class PostgresGatewayStore implements GatewayStore {
       await pool.end().catch(() => undefined);
       throw err;
     }
-    return new PostgresGatewayStore(pool, true);
+    return new PostgresGatewayStore(pool);
   }
 
   /** The pool the store's other parts (replicas, sessions, reviews) share. */
   get pool(): pg.Pool {
     return this.#pool;
-  }
-
-  /** A store on a pool the caller owns (and ends), whose schema is up to date. */
-  static onPool(pool: pg.Pool): PostgresGatewayStore {
-    return new PostgresGatewayStore(pool, false);
   }
 
   async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
@@ -294,17 +306,12 @@ export class PostgresGatewayStore implements GatewayStore {
 
   async registerDevice(owner: DeviceOwner, device: NewDevice): Promise<{ device: Device; created: boolean }> {
     if (this.#closed) throw new HoopError(ErrorCode.INTERNAL, 'the gateway store is closed');
-    const client = await connectTo(this.#pool);
-    try {
-      await client.query('begin');
+    return withTransaction(this.#pool, 'register the device', async (client) => {
       // One registration per identity at a time, on every replica: the limits below hold.
       await client.query('select pg_advisory_xact_lock(hashtext($1), hashtext($2))', [owner.issuer, owner.subject]);
       const mine = (await client.query<DeviceRow>(`select * from hoop.devices where issuer = $1 and subject = $2 and ${LIVE}`, [owner.issuer, owner.subject])).rows;
       const existing = mine.find((d) => d.fingerprint === device.fingerprint);
-      if (existing) {
-        await client.query('commit');
-        return { device: deviceOf(existing), created: false };
-      }
+      if (existing) return { device: deviceOf(existing), created: false };
       checkDeviceLimit(owner, device, mine.map(deviceOf));
       await client.query(`delete from hoop.devices where issuer = $1 and subject = $2 and not ${LIVE}`, [owner.issuer, owner.subject]);
       const row = (
@@ -318,14 +325,8 @@ export class PostgresGatewayStore implements GatewayStore {
           device.expiresAt ?? null,
         ])
       ).rows[0]!;
-      await client.query('commit');
       return { device: deviceOf(row), created: true };
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw storeError(err, 'register the device');
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async listDevices(owner: DeviceOwner): Promise<Device[]> {
@@ -341,6 +342,6 @@ export class PostgresGatewayStore implements GatewayStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#ownPool) await this.#pool.end();
+    await this.#pool.end();
   }
 }
