@@ -132,6 +132,10 @@ export class PostgresSessionArchive implements SessionArchive {
     return (await this.#query<{ summary: SessionSummary }>('select summary from hoop.sessions order by started_at desc, id limit $1', [MAX_LISTED])).map((r) => r.summary);
   }
 
+  async session(id: string): Promise<SessionSummary | undefined> {
+    return (await this.#query<{ summary: SessionSummary }>('select summary from hoop.sessions where id = $1', [id]))[0]?.summary;
+  }
+
   async recorded(id: string): Promise<boolean> {
     return (await this.#query('select 1 from hoop.sessions where id = $1', [id])).length > 0;
   }

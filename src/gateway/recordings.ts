@@ -93,6 +93,8 @@ export interface SessionArchive {
   index(summary: SessionSummary): Promise<void>;
   /** Every session of the index, newest first. */
   sessions(): Promise<SessionSummary[]>;
+  /** Session `id` as the index has it. */
+  session(id: string): Promise<SessionSummary | undefined>;
   /** Whether session `id` was ever recorded (its id is never given to another session). */
   recorded(id: string): Promise<boolean>;
   /** The files of session `id`'s recording. */
@@ -352,6 +354,10 @@ export class FileSessionArchive implements SessionArchive {
     if (size === 0) return [];
     if (this.#index?.size !== size) this.#index = { size, sessions: this.#parse(await readFile(file, 'utf8')) };
     return [...this.#index.sessions];
+  }
+
+  async session(id: string): Promise<SessionSummary | undefined> {
+    return (await this.sessions()).find((s) => s.id === id);
   }
 
   #parse(text: string): SessionSummary[] {

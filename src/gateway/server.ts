@@ -583,10 +583,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   };
 
+  /** Session `id` as {@link visibleSessions} lists it, if `identity` may see it (one lookup, not the whole index). */
+  const visibleSession = async (identity: Identity, id: string): Promise<SessionSummary | undefined> => {
+    if (!recordings) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
+    const indexed = await recordings.archive.session(id);
+    // As in the listing: ended, the index's; running here, from memory (fresher).
+    const s = indexed?.endedAt !== undefined ? indexed : (running.get(id)?.() ?? indexed);
+    if (!s || !(isAuditor(identity) || owns(identity, s))) return undefined;
+    const client = (await clientRecords?.state('sessions', id))?.state;
+    return client ? { ...s, clientRecord: client } : s;
+  };
+
   const sessionsApi = async (req: http.IncomingMessage, identity: Identity, path: string, recorded: RegExpExecArray | null): Promise<{ status: number; body: unknown; file?: string | Buffer }> => {
-    const all = await visibleSessions(identity);
-    const auditor = isAuditor(identity);
     if (!recorded) {
+      const all = await visibleSessions(identity);
+      const auditor = isAuditor(identity);
       const q = new URL(req.url ?? '/', 'http://gateway').searchParams;
       const time = (name: string): number | undefined => {
         const v = q.get(name);
@@ -616,7 +627,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return { status: 200, body: { sessions, auditor } };
     }
     const id = recorded[1]!;
-    const summary = all.find((s) => s.id === id);
+    const summary = await visibleSession(identity, id);
     if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
     if (!path.includes('/files')) return { status: 200, body: summary };
     const name = recorded[2];
@@ -641,7 +652,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} that you may see`, { hint: kind === 'sessions' ? '`hoop sessions ls` lists the sessions you may see' : 'the id is the HOOP_RUN_ID hoop run gave its command' });
     const put = req.method === 'PUT';
     if (kind === 'sessions') {
-      const summary = (await visibleSessions(identity)).find((s) => s.id === id);
+      const summary = await visibleSession(identity, id);
       if (!summary) throw unknown();
       if (put && !owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
       // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
