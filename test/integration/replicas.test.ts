@@ -97,6 +97,12 @@ async function until<T>(fn: () => Promise<T | undefined>, ms = 15_000, what = 't
 }
 
 const status = async (): Promise<string> => (await runCli(['gateway', 'status', '--config', stack.configFile], env, dir)).stdout;
+/** Lines of a one-column query on the store. */
+const storeRows = async (sql: string): Promise<string[]> => (await store.psql(sql, { database: 'hoop_store' })).trim().split('\n').filter(Boolean);
+const replicaIdOf = async (url: string): Promise<string> => (await storeRows(`select id from hoop.replicas where url = '${url}'`))[0]!;
+/** Running sessions in the store, per replica id. */
+const runningPerReplica = async (): Promise<Map<string, number>> =>
+  new Map((await storeRows("select replica || ' ' || count(*) from hoop.sessions where ended_at is null group by replica")).map((l) => [l.split(' ')[0]!, Number(l.split(' ')[1])]));
 const notes = async (): Promise<number> => Number((await stack.pg.psql('select count(*) from notes', { database: 'app' })).trim());
 
 async function connectVia(url: string, subject = 'alice'): Promise<RunningConnect> {
@@ -258,11 +264,13 @@ describe('two replicas behind a load balancer', () => {
     await stack.pg.psql(`delete from notes where id > 6`, { database: 'app' });
     expect(await notes()).toBe(6);
     for (const url of [stack.gateway.url, bUrl]) {
-      const mine = await until(async () => {
+      await until(async () => {
         const all = (await sessionsOn(url)).filter((s) => s.subject === 'alice');
         return all.length === made && all.every((s) => s.recording === 'complete') ? all : undefined;
       });
-      const verify = await hoop(url, ['sessions', 'verify', mine[0]!.id]);
+      // Each replica verifies a session the other one recorded.
+      const [other] = await storeRows(`select id from hoop.sessions where summary->>'subject' = 'alice' and replica <> '${await replicaIdOf(url)}' limit 1`);
+      const verify = await hoop(url, ['sessions', 'verify', other!]);
       expect(verify.stdout).toMatch(/verified: \d+ chunk\(s\), \d+ events, complete/);
     }
   });
@@ -362,6 +370,8 @@ describe('two replicas behind a load balancer', () => {
     const token = await stack.token('alice');
     const rssOfB = async (): Promise<number> => Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${b.pid}/status`, 'utf8'))![1]) * 1024;
     const before = await rssOfB();
+    const [aId, bId] = [await replicaIdOf(stack.gateway.url), await replicaIdOf(bUrl)];
+    const runningBefore = await runningPerReplica();
     const open = async (url: string, n: number): Promise<RawFrontend[]> => {
       const out: RawFrontend[] = [];
       for (let i = 0; i < n; i += 50) out.push(...(await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => stack.tunnel('app', token, { gateway: url })))));
@@ -374,8 +384,13 @@ describe('two replicas behind a load balancer', () => {
     // The figure for the notes: replica B's resident memory per idle session (TLS, tunnel, upstream link, recording).
     console.log(`replica B: ${Math.round(perSession / 1024)} KiB of RSS per idle session at ${loadOnB.length} sessions`);
     expect(perSession).toBeLessThan(512 * 1024);
-    const running = Number((await store.psql('select count(*) from hoop.sessions where ended_at is null', { database: 'hoop_store' })).trim());
-    expect(running).toBeGreaterThanOrEqual(1000);
+    // Exactly 500 more running on each replica, in the store.
+    const added = await until(async () => {
+      const now = await runningPerReplica();
+      const more = [aId, bId].map((id) => (now.get(id) ?? 0) - (runningBefore.get(id) ?? 0));
+      return more.every((n) => n === 500) ? more : undefined;
+    }, 15_000, '1,000 running sessions in the store');
+    expect(added).toEqual([500, 500]);
     await store.halt();
     try {
       // Under load, with the store down: every session still answers.
@@ -404,6 +419,9 @@ describe('two replicas behind a load balancer', () => {
       return ls.reviews.find((r) => r.state === 'pending' && r.sql === 'delete from notes')?.id;
     });
     await sleep(1200); // a checkpoint of both sessions is in the store
+    const [aId, bId] = [await replicaIdOf(stack.gateway.url), await replicaIdOf(bUrl)];
+    const openOnB = (await storeRows(`select id from hoop.sessions where replica = '${bId}' and ended_at is null`)).sort();
+    expect(openOnB.length).toBeGreaterThanOrEqual(502);
     b.kill('SIGKILL');
     const lost = await idle.query('select 1').then(
       () => 'answered',
@@ -417,9 +435,8 @@ describe('two replicas behind a load balancer', () => {
       return cut.length >= 2 ? cut : undefined;
     }, 15_000, 'B\'s sessions to be taken over');
     expect(truncated.every((s) => s.recording === 'truncated')).toBe(true);
-    // The 500 idle sessions B held under load too; A's 500 answer on.
-    const cutUnderLoad = Number((await store.psql("select count(*) from hoop.sessions where summary->>'recording' = 'truncated'", { database: 'hoop_store' })).trim());
-    expect(cutUnderLoad).toBeGreaterThanOrEqual(502);
+    // Exactly the sessions B held (the 500 idle ones of the load test among them) are cut, each truncated; A's 500 answer on.
+    expect((await storeRows(`select id from hoop.sessions where summary->>'reason' = 'gateway-stopped' and summary->>'recording' = 'truncated'`)).sort()).toEqual(openOnB);
     expect(loadOnB.every((f) => f.ended)).toBe(true);
     const stillOnA = await Promise.all(loadOnA.slice(0, 50).map((f) => f.simple('select 3')));
     expect(stillOnA.every((m) => m.some((x) => x.type === 0x44))).toBe(true);
@@ -428,15 +445,15 @@ describe('two replicas behind a load balancer', () => {
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
     // The SIEM hears of it from A: B's sessions ended, and the review it held expired.
-    const bId = (await store.psql(`select id from hoop.replicas where url = '${bUrl}'`, { database: 'hoop_store' })).trim();
     await until(async () => (siemEvents.some((e) => e.review === reviewId && e.event === 'review.decided') ? true : undefined), 10_000, 'the expired review at the SIEM');
     expect(siemEvents.filter((e) => e.review === reviewId && e.event === 'review.decided')).toEqual([
-      expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: expect.not.stringMatching(bId) }),
+      expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: aId }),
     ]);
-    await until(async () => (truncated.every((s) => eventsOf(s.id).includes('session.end')) ? true : undefined), 10_000, 'the taken-over sessions\' ends at the SIEM');
+    await until(async () => (openOnB.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 10_000, 'the taken-over sessions\' ends at the SIEM');
+    // One end per session B held, each told by A.
     const endedByTakeOver = siemEvents.filter((e) => e.event === 'session.end' && e.takenOverFrom === bId);
-    expect(endedByTakeOver.length).toBeGreaterThanOrEqual(502);
-    expect(endedByTakeOver.every((e) => e.reason === 'gateway-stopped' && e.replica !== bId)).toBe(true);
+    expect(endedByTakeOver.map((e) => e.session).sort()).toEqual(openOnB);
+    expect(endedByTakeOver.every((e) => e.reason === 'gateway-stopped' && e.replica === aId)).toBe(true);
     expect(await notes()).toBeGreaterThan(0);
     expect(await status()).toMatch(/^replicas {3}1 live, 1 stopped$/m);
     // Through the balancer, new connections reach A.
