@@ -1,9 +1,9 @@
 /**
  * One connection of the gateway served on a local PostgreSQL port for as long as a command runs:
  * `hoop connect` prints how to reach it, `hoop run` puts it in its command's environment. Each
- * client of the port gets its own authenticated tunnel to the gateway; local clients prove the
- * per-run password (SCRAM), and on TCP the port speaks TLS with a certificate minted for this run
- * (the `sslrootcert` of `sslmode=verify-full`).
+ * client of the port gets its own authenticated session, a stream of the port's one hoop-mux/1
+ * connection to the gateway. Local clients prove the per-run password (SCRAM), and on TCP the
+ * port speaks TLS with a certificate minted for this run (the `sslrootcert` of `sslmode=verify-full`).
  *
  * @see /work/shared/ARCHITECTURE.md ("Data path")
  */
@@ -18,7 +18,7 @@ import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-lis
 import { removeRunFile, writeRootCert } from '../postgres/pgpass.js';
 import { makeScramSecret } from '../postgres/scram.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
-import { openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
+import { TunnelMux, type OpenedTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
@@ -85,6 +85,8 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
   const early = await EarlyChecks.start({ io: o.io, options: o.policy, log, endpoint: { gateway, ca }, token: async () => (await provider.current()).token, connection: name, say });
   const password = randomBytes(24).toString('base64url');
   const renewal = new TunnelTokenRenewal(provider, log, say);
+  // The port's sessions share one connection to the gateway (each still authenticated on its own).
+  const tunnels = new TunnelMux({ gateway, clientVersion: VERSION, ...(ca ? { ca } : {}) });
   const onEvent = (e: ListenerEvent): void => {
     if (e.kind === 'tunnel-failed') say(`${e.error.message}${e.error.hint ? ` (${e.error.hint})` : ''}`);
     else if (e.kind === 'auth-failed') say('a local client gave the wrong password and was refused');
@@ -105,7 +107,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     onEvent,
     openTunnel: async (sessionId) => {
       const { token } = await provider.current();
-      const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, ...(o.runId ? { runId: o.runId } : {}), ...(ca ? { ca } : {}) });
+      const opened = await tunnels.open({ connection: name, token, sessionId, ...(o.runId ? { runId: o.runId } : {}) });
       renewal.track(opened.channel, token);
       if (o.context) opened.channel.sendControl({ type: 'context', fields: o.context });
       await early?.admit(opened);
@@ -131,6 +133,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
   const close = async (): Promise<void> => {
     renewal.close();
     await listener.close();
+    tunnels.close();
     if (sslrootcert) await removeRunFile(sslrootcert);
   };
   try {

@@ -39,8 +39,9 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { acceptTunnel, isTunnelUpgrade, rejectUpgrade } from '../tunnel/accept.js';
-import type { TunnelChannel } from '../tunnel/channel.js';
+import { acceptMux, acceptTunnel, isMuxUpgrade, isTunnelUpgrade, MUX_PATH, rejectUpgrade, type TunnelAnswer, type TunnelErrorBody, type TunnelSessionRequest } from '../tunnel/accept.js';
+import type { MuxConnection } from '../tunnel/mux.js';
+import type { TunnelStream } from '../tunnel/stream.js';
 import { VERSION } from '../version.js';
 import { mayUse } from './access.js';
 import { CancelRegistry } from '../postgres/cancel-registry.js';
@@ -485,7 +486,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const connections = new Map(config.connections.map((c) => [c.name, c]));
   const live = new Set<Promise<unknown>>();
   /** Channels whose session ended, waiting for the client to close its side. */
-  const lingering = new Set<TunnelChannel>();
+  const lingering = new Set<TunnelStream>();
 
   const authenticate = async (authorization: string | undefined): Promise<Identity> =>
     verifier.verify(TokenVerifier.bearerFromHeader(authorization));
@@ -833,20 +834,67 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return recordings!.start(sessionId, config.recording.checkpointSeconds * 1000, protocol);
   };
 
+  const shuttingDown: TunnelErrorBody = { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } };
+  /** The hoop-mux/1 connections open now: closed at shutdown, once their sessions have ended. */
+  const muxes = new Set<MuxConnection>();
+
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => undefined);
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    const remoteAddress = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    if (path === MUX_PATH && isMuxUpgrade(req)) {
+      void acceptMuxConnection(req, socket, head, remoteAddress);
+      return;
+    }
     const match = TUNNEL_PATH.exec(path);
-    if (!match || !isTunnelUpgrade(req)) {
+    let name: string | undefined;
+    try {
+      name = match ? decodeURIComponent(match[1]!) : undefined;
+    } catch {
+      name = undefined;
+    }
+    if (name === undefined || !isTunnelUpgrade(req)) {
       rejectUpgrade(socket, 404, { error: { code: ErrorCode.USAGE, message: `no tunnel endpoint at ${path}` } });
       return;
     }
     if (closing) {
-      rejectUpgrade(socket, 503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } });
+      rejectUpgrade(socket, 503, shuttingDown);
       return;
     }
-    const name = decodeURIComponent(match[1]!);
-    const remoteAddress = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    admitSession(
+      { name, headers: req.headers, remoteAddress },
+      { refuse: (status, body, headers) => rejectUpgrade(socket, status, body, headers), accept: (headers) => acceptTunnel(req, socket, head, headers) },
+    );
+  };
+
+  /**
+   * A hoop-mux/1 connection: its Upgrade must carry a valid token (who may hold a connection
+   * open), then every session it opens is admitted on its own, with its own token and headers.
+   */
+  const acceptMuxConnection = async (req: http.IncomingMessage, socket: Duplex, head: Buffer, remoteAddress: string): Promise<void> => {
+    if (closing) return rejectUpgrade(socket, 503, shuttingDown);
+    try {
+      await authenticate(req.headers.authorization);
+    } catch (err) {
+      const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
+      log.warn('tunnel.refused', { remote: remoteAddress, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
+      return rejectUpgrade(socket, errorStatus(e), errorBody(e), authenticateHeaders(e));
+    }
+    if (closing) return rejectUpgrade(socket, 503, shuttingDown);
+    const mux = acceptMux(socket, head, (stream, request) => {
+      if (closing) return stream.refuse(503, shuttingDown);
+      admitSession({ name: request.connection, headers: request.headers, remoteAddress }, { refuse: (status, body) => stream.refuse(status, body), accept: (headers) => stream.accept(headers) });
+    });
+    muxes.add(mux);
+    mux.once('close', () => muxes.delete(mux));
+  };
+
+  /**
+   * Admits one session, however it came (a hoop-tunnel/1 Upgrade or a hoop-mux/1 OPEN): checks
+   * who is calling and what they may do, then serves it with the engine of its connection's type.
+   */
+  const admitSession = (request: TunnelSessionRequest, answer: TunnelAnswer): void => {
+    const { name, headers, remoteAddress } = request;
     const started = Date.now();
     const task = (async () => {
       let identity: Identity;
@@ -857,7 +905,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       /** The session rests on a temporary grant: it ends then. */
       let grantUntil: { until: number; request: string } | undefined;
       try {
-        identity = await authenticate(req.headers.authorization);
+        identity = await authenticate(typeof headers.authorization === 'string' ? headers.authorization : undefined);
         if (policySource) {
           const ps = await policySource.forSession(identity, name, reviews.grantsOf(identity));
           grantUntil = ps.grant.until !== undefined ? { until: ps.grant.until, request: ps.grant.request! } : undefined;
@@ -885,17 +933,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       } catch (err) {
         const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
         log.warn('tunnel.refused', { connection: name, remote: remoteAddress, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
-        rejectUpgrade(socket, errorStatus(e), errorBody(e), authenticateHeaders(e));
+        answer.refuse(errorStatus(e), errorBody(e), authenticateHeaders(e));
         return;
       }
       if (closing) {
-        rejectUpgrade(socket, 503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } });
+        answer.refuse(503, shuttingDown);
         return;
       }
       // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
-      const sessionId = await claimSessionId(req.headers['hoop-session-id']);
+      const sessionId = await claimSessionId(headers['hoop-session-id']);
       try {
-        const requestedRun = req.headers['hoop-run-id'];
+        const requestedRun = headers['hoop-run-id'];
         // A run id is a client's claim that links its sessions: kept only in the shape `hoop run` makes.
         const runId = typeof requestedRun === 'string' && RUN_ID.test(requestedRun) ? requestedRun : undefined;
         const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
@@ -907,12 +955,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
             log.error('recording.unavailable', { session: sessionId, connection: name, subject: identity.subject, message: e.message, onFailure: recordingPolicy.onFailure });
             if (recordingPolicy.onFailure !== 'continue') {
-              rejectUpgrade(socket, 503, errorBody(e));
+              answer.refuse(503, errorBody(e));
               return;
             }
           }
         }
-        const channel = acceptTunnel(req, socket, head, {
+        const channel = answer.accept({
           'Hoop-Session-Id': sessionId,
           'Hoop-Gateway-Version': VERSION,
           // The gateway records this session, and takes the CLI's record of it (PUT …/client/{file}), with as many rows as the policy keeps (at most 100).
@@ -925,7 +973,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           type: connection.type,
           kind: identity.kind,
           expiresAt: identity.expiresAt.toISOString(),
-          client: req.headers['hoop-client-version'],
+          client: headers['hoop-client-version'],
           ...(policyCommit !== undefined ? { policyCommit } : {}),
           ...(policy?.readOnly ? { readOnly: true } : {}),
           ...(policy?.maxSessionSeconds !== undefined ? { maxSessionSeconds: policy.maxSessionSeconds } : {}),
@@ -936,7 +984,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           groups: identity.groups,
           ...(identity.email !== undefined ? { email: identity.email } : {}),
           type: connection.type,
-          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+          ...(typeof headers['hoop-client-version'] === 'string' ? { client: headers['hoop-client-version'] } : {}),
           ...(policyCommit !== undefined ? { policyCommit } : {}),
           recorded: recording !== undefined,
         });
@@ -966,7 +1014,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             : {}),
           ...(policy?.readOnly ? { readOnly: true } : {}),
           ...(policy?.ssh ? { ssh: policy.ssh } : {}),
-          ...(typeof req.headers['hoop-ssh-key'] === 'string' ? { sshClientKey: req.headers['hoop-ssh-key'] } : {}),
+          ...(typeof headers['hoop-ssh-key'] === 'string' ? { sshClientKey: headers['hoop-ssh-key'] } : {}),
           ...(policy?.masking ? { masking: policy.masking } : {}),
           ...(policy?.limits ? { limits: policy.limits } : {}),
           ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
@@ -979,7 +1027,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
                 connection: name,
                 requester: session.identity,
                 // A client that does not wait (hoop exec --no-wait, hoop mcp): its reviews outlive the session.
-                ...(req.headers['hoop-review'] === 'detach' ? { detached: true } : {}),
+                ...(headers['hoop-review'] === 'detach' ? { detached: true } : {}),
                 observe: (r) => recording?.event(reviewRecordingEvent(r)),
               }),
           },
@@ -989,7 +1037,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           connection: name,
           type: connection.type,
           remote: remoteAddress,
-          ...(typeof req.headers['hoop-client-version'] === 'string' ? { client: req.headers['hoop-client-version'] } : {}),
+          ...(typeof headers['hoop-client-version'] === 'string' ? { client: headers['hoop-client-version'] } : {}),
           ...(policyCommit !== undefined ? { policyCommit } : {}),
           ...(runId ? { runId } : {}),
         };
@@ -1220,6 +1268,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await recordings?.stop();
       await replica?.stop();
       for (const channel of lingering) channel.destroy();
+      for (const mux of muxes) mux.close();
       const grace = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(grace);

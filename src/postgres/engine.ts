@@ -9,7 +9,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { WriteGuardStage } from './write-guard.js';
-import type { TunnelChannel } from '../tunnel/channel.js';
+import type { TunnelStream } from '../tunnel/stream.js';
 import { HandshakeStream } from './handshake.js';
 import {
   authenticationOk,
@@ -78,7 +78,7 @@ function upstreamTarget(c: PostgresConnection): { host: string; port: number; tl
 }
 
 /** Sends a fatal ErrorResponse and a `close` control message, then ends the tunnel. */
-function closeWithError(channel: TunnelChannel, reason: CloseReason, sqlstate: string, message: string, hint?: string): void {
+function closeWithError(channel: TunnelStream, reason: CloseReason, sqlstate: string, message: string, hint?: string): void {
   if (channel.destroyed || channel.writableEnded) return;
   channel.sendControl({ type: 'close', reason, message, ...(hint ? { hint } : {}) });
   channel.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
@@ -91,7 +91,7 @@ function endState(end: { reason: CloseReason }): string {
 }
 
 /** Says inside the protocol and in a `close` control message why the gateway ends the session. */
-function closeForEnd(channel: TunnelChannel, end: SessionEnd): void {
+function closeForEnd(channel: TunnelStream, end: SessionEnd): void {
   closeWithError(channel, end.reason, endState(end), end.message, end.hint);
 }
 
@@ -480,13 +480,11 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       channel.on('end', clientGone);
       channel.on('close', clientGone);
       // While a statement is held for review the client's side is not read, so its leaving is
-      // seen on the socket: the review is withdrawn (or, detached, left to a later session), the
-      // session ends, and the held statement never runs in it.
-      const peerGone = (): void => {
+      // seen by the tunnel ('peer-gone'): the review is withdrawn (or, detached, left to a later
+      // session), the session ends, and the held statement never runs in it.
+      channel.once('peer-gone', () => {
         if (gate?.withdraw('session-ended')) clientGone();
-      };
-      channel.socket.once('end', peerGone);
-      channel.socket.once('close', peerGone);
+      });
       if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
       socket.on('end', () => {
         if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');

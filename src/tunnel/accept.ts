@@ -11,6 +11,8 @@ import { STATUS_CODES, type IncomingMessage, validateHeaderName, validateHeaderV
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError } from '../errors.js';
 import { TunnelChannel } from './channel.js';
+import { MUX_PROTOCOL, MuxConnection, type MuxStream, type MuxOpenRequest } from './mux.js';
+import type { TunnelStream } from './stream.js';
 import { TUNNEL_PROTOCOL, TunnelHeader } from './transport.js';
 
 /** The JSON body of a refused tunnel. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
@@ -32,6 +34,22 @@ export interface TunnelRequest {
 
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
 
+/** The path of the hoop-mux/1 endpoint. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+export const MUX_PATH = '/v1/tunnel';
+
+/** A session a client asks for, whichever way it came: the connection, the request's headers (lower case) and where it came from. */
+export interface TunnelSessionRequest {
+  name: string;
+  headers: Record<string, string | string[] | undefined>;
+  remoteAddress: string;
+}
+
+/** How the gateway answers a {@link TunnelSessionRequest}: refuse it (an HTTP status and JSON body), or accept it and get its stream. */
+export interface TunnelAnswer {
+  refuse(status: number, body: TunnelErrorBody, headers?: Record<string, string>): void;
+  accept(headers: Record<string, string>): TunnelStream;
+}
+
 function tokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value.join(',') : value).split(',').map((t) => t.trim().toLowerCase());
@@ -44,6 +62,11 @@ function tokens(value: string | string[] | undefined): string[] {
  */
 export function isTunnelUpgrade(req: IncomingMessage): boolean {
   return req.method === 'GET' && tokens(req.headers.connection).includes('upgrade') && tokens(req.headers.upgrade).includes(TUNNEL_PROTOCOL);
+}
+
+/** True when `req` asks to upgrade to hoop-mux/1 (a GET with `Connection: upgrade`, `Upgrade: hoop-mux/1`). */
+export function isMuxUpgrade(req: IncomingMessage): boolean {
+  return req.method === 'GET' && tokens(req.headers.connection).includes('upgrade') && tokens(req.headers.upgrade).includes(MUX_PROTOCOL);
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -111,6 +134,16 @@ export function acceptTunnel(_req: IncomingMessage, socket: Duplex, head: Buffer
   const response = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n${headerLines(headers)}\r\n`;
   socket.write(response, 'latin1');
   return new TunnelChannel(socket, head, { peer: 'client' });
+}
+
+/**
+ * Answers `101 Switching Protocols` with `Upgrade: hoop-mux/1` and returns the connection over
+ * the socket; `onOpen` is given each session a client opens on it, to accept or refuse.
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-101-switching-protocols
+ */
+export function acceptMux(socket: Duplex, head: Buffer, onOpen: (stream: MuxStream, request: MuxOpenRequest) => void): MuxConnection {
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${MUX_PROTOCOL}\r\n\r\n`, 'latin1');
+  return new MuxConnection(socket, head, { peer: 'client', onOpen });
 }
 
 /**

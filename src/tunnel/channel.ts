@@ -11,8 +11,8 @@
  * @see /work/shared/ARCHITECTURE.md ("Tunnel")
  * @see https://nodejs.org/api/stream.html#implementing-a-duplex-stream
  */
-import { Duplex } from 'node:stream';
-import { ErrorCode, HoopError, describeError } from '../errors.js';
+import type { Duplex } from 'node:stream';
+import { ErrorCode, HoopError } from '../errors.js';
 import {
   FRAME_HEADER_LENGTH,
   FrameReader,
@@ -23,9 +23,9 @@ import {
   encodeFrameHeader,
   type ControlMessage,
 } from './frames.js';
+import { TunnelStream, type TunnelPeer } from './stream.js';
 
-/** Who is at the other end of a {@link TunnelChannel}; only changes error messages and codes. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
-export type TunnelPeer = 'gateway' | 'client';
+export type { TunnelPeer } from './stream.js';
 
 /** Options of a {@link TunnelChannel}. @see https://nodejs.org/api/stream.html#new-streamduplexoptions */
 export interface TunnelChannelOptions {
@@ -44,7 +44,6 @@ export interface TunnelChannelOptions {
  */
 const COPY_LIMIT = 4 * 1024;
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
-const MAX_PENDING_CONTROLS = 256;
 
 type Callback = (err?: Error | null) => void;
 
@@ -52,11 +51,8 @@ type Callback = (err?: Error | null) => void;
 type TunnelSocket = Duplex & { setNoDelay?: (noDelay?: boolean) => unknown };
 
 /**
- * A Duplex over an upgraded hoop-tunnel/1 socket. Write bytes, read bytes; `sendControl()` and
- * the `'control'` event (listener `(message: ControlMessage) => void`) carry CONTROL messages.
- * A `'control'` event is emitted as soon as its frame is decoded, so it may overtake DATA bytes
- * still waiting in the readable buffer (at most one high-water mark of them); messages that
- * arrive before any `'control'` listener exists are kept (up to 256) and emitted when one is added.
+ * A {@link TunnelStream} over an upgraded hoop-tunnel/1 socket (see there for `'control'` and
+ * `'peer-gone'`; a `'control'` event overtakes at most one high-water mark of DATA bytes).
  * Reading starts on the next turn of the event loop: attach `'error'` and `'control'` listeners
  * synchronously after construction (or right after `await openTunnel()`).
  *
@@ -65,29 +61,26 @@ type TunnelSocket = Duplex & { setNoDelay?: (noDelay?: boolean) => unknown };
  * (HoopError(PROTOCOL_VIOLATION) for frames; HoopError(GATEWAY_UNREACHABLE) for a lost gateway).
  * @see /work/shared/ARCHITECTURE.md ("Tunnel")
  */
-export class TunnelChannel extends Duplex {
+export class TunnelChannel extends TunnelStream {
   /** The upgraded socket (a `net.Socket` or `tls.TLSSocket` in practice). Do not read or write it directly. */
   readonly socket: TunnelSocket;
-  readonly #peer: TunnelPeer;
   readonly #reader = new FrameReader();
   readonly #controls = new WeakSet<Buffer>();
   #drainCallback: Callback | null = null;
   #paused = false;
   #socketEnded = false;
-  #pendingControls: ControlMessage[] = [];
 
   /**
    * Wraps `socket`, whose HTTP exchange is over; `head` holds bytes already read past the
    * HTTP head (the first frames, if the peer sent them early).
    */
   constructor(socket: Duplex, head?: Buffer, options: TunnelChannelOptions = {}) {
-    super({
+    super(options.peer ?? 'gateway', {
       readableHighWaterMark: options.readableHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
       writableHighWaterMark: options.writableHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
       decodeStrings: true,
     });
     this.socket = socket as TunnelSocket;
-    this.#peer = options.peer ?? 'gateway';
     // Each direction ends on its own; without this a socket answers the peer's FIN with its own.
     socket.allowHalfOpen = true;
     this.socket.setNoDelay?.(true);
@@ -100,17 +93,9 @@ export class TunnelChannel extends Duplex {
     // `head` and start reading once the current microtasks have run. 'control' messages that
     // still find no listener are queued until one is added.
     setImmediate(this.#start);
-    this.on('newListener', (event: string | symbol) => {
-      if (event === 'control' && this.#pendingControls.length > 0) process.nextTick(this.#flushControls);
-    });
   }
 
-  /**
-   * Sends a CONTROL message, after the bytes written before it. Returns false when the writable
-   * side is full (as `write()` does) or already ended or destroyed (the message is then dropped).
-   * Throws HoopError(INTERNAL) when `message` has no string `type` or its JSON exceeds 64 KiB.
-   * @see /work/shared/ARCHITECTURE.md ("Tunnel")
-   */
+  /** @see /work/shared/ARCHITECTURE.md ("Tunnel") */
   sendControl(message: ControlMessage): boolean {
     const frame = encodeControl(message);
     if (this.destroyed || this.writableEnded) return false;
@@ -156,7 +141,7 @@ export class TunnelChannel extends Duplex {
       callback();
       return;
     }
-    socket.end((err?: Error | null) => callback(err ? this.#wrap(err) : null));
+    socket.end((err?: Error | null) => callback(err ? this.wrapError(err) : null));
   }
 
   override _read(): void {
@@ -170,7 +155,7 @@ export class TunnelChannel extends Duplex {
     const pending = this.#drainCallback;
     this.#drainCallback = null;
     this.socket.destroy();
-    pending?.(err ?? this.#closedError());
+    pending?.(err ?? this.closedError());
     callback(err);
   }
 
@@ -191,7 +176,7 @@ export class TunnelChannel extends Duplex {
   #send(buffer: Buffer, callback: Callback): void {
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) {
-      callback(this.#closedError());
+      callback(this.closedError());
       return;
     }
     if (socket.write(buffer)) callback();
@@ -201,7 +186,7 @@ export class TunnelChannel extends Duplex {
   #sendCorked(parts: Buffer[], callback: Callback): void {
     const socket = this.socket;
     if (socket.destroyed || socket.writableEnded) {
-      callback(this.#closedError());
+      callback(this.closedError());
       return;
     }
     let ok = true;
@@ -219,7 +204,7 @@ export class TunnelChannel extends Duplex {
         if (frame.type === FrameType.DATA) {
           if (frame.payload.length > 0 && !this.push(frame.payload)) this.#paused = true;
         } else {
-          this.#emitControl(frame.control);
+          this.emitControl(frame.control);
         }
         if (this.destroyed) return;
       }
@@ -238,23 +223,6 @@ export class TunnelChannel extends Duplex {
     else socket.resume();
   };
 
-  #emitControl(message: ControlMessage): void {
-    if (this.#pendingControls.length === 0 && this.listenerCount('control') > 0) {
-      this.emit('control', message);
-      return;
-    }
-    if (this.#pendingControls.length >= MAX_PENDING_CONTROLS) {
-      throw new HoopError(ErrorCode.PROTOCOL_VIOLATION, `the ${this.#peer} sent more than ${MAX_PENDING_CONTROLS} control messages that nothing handled`);
-    }
-    this.#pendingControls.push(message);
-  }
-
-  readonly #flushControls = (): void => {
-    while (this.#pendingControls.length > 0 && this.listenerCount('control') > 0 && !this.destroyed) {
-      this.emit('control', this.#pendingControls.shift()!);
-    }
-  };
-
   readonly #onData = (chunk: Buffer): void => {
     this.#reader.push(chunk);
     this.#decode();
@@ -271,10 +239,11 @@ export class TunnelChannel extends Duplex {
 
   readonly #onEnd = (): void => {
     this.#socketEnded = true;
+    this.peerGone();
     if (this.destroyed) return;
     if (!this.#reader.idle) {
       this.destroy(
-        new HoopError(ErrorCode.PROTOCOL_VIOLATION, `the ${this.#peer} ended the tunnel in the middle of a frame`, {
+        new HoopError(ErrorCode.PROTOCOL_VIOLATION, `the ${this.peer} ended the tunnel in the middle of a frame`, {
           hint: 'the connection was cut or the peer does not speak hoop-tunnel/1 correctly',
         }),
       );
@@ -284,33 +253,18 @@ export class TunnelChannel extends Duplex {
   };
 
   readonly #onError = (err: Error): void => {
-    if (!this.destroyed) this.destroy(this.#wrap(err));
+    if (!this.destroyed) this.destroy(this.wrapError(err));
   };
 
   readonly #onClose = (): void => {
+    this.peerGone();
     if (this.destroyed) return;
     if (!this.#socketEnded) {
-      this.destroy(this.#wrap(Object.assign(new Error('connection closed before the tunnel ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
+      this.destroy(this.wrapError(Object.assign(new Error('connection closed before the tunnel ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
       return;
     }
     const pending = this.#drainCallback;
     this.#drainCallback = null;
-    pending?.(this.#closedError());
+    pending?.(this.closedError());
   };
-
-  #closedError(): Error {
-    return this.#wrap(Object.assign(new Error('the tunnel connection is closed'), { code: 'ERR_STREAM_DESTROYED' }));
-  }
-
-  #wrap(err: Error): Error {
-    if (err instanceof HoopError) return err;
-    const message = `lost the connection to the ${this.#peer}: ${describeError(err)}`;
-    if (this.#peer === 'gateway') {
-      return new HoopError(ErrorCode.GATEWAY_UNREACHABLE, message, {
-        hint: 'check the network and the gateway, then run the command again to reconnect',
-        cause: err,
-      });
-    }
-    return Object.assign(new Error(message, { cause: err }), { code: (err as NodeJS.ErrnoException).code });
-  }
 }

@@ -11,6 +11,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ErrorCode, HoopError } from '../errors.js';
+import { ChunkQueue } from './chunk-queue.js';
 
 /**
  * Frame types of hoop-tunnel/1.
@@ -144,47 +145,35 @@ const hex = (type: number): string => `0x${type.toString(16).padStart(2, '0')}`;
  * with {@link FrameReader.next} until it returns null. Keeps a queue of chunks and a cursor.
  * DATA is a byte stream whose frame boundaries mean nothing, so a DATA payload is handed out
  * piece by piece as its bytes arrive, each piece a view of a received chunk (never a copy); a
- * CONTROL payload is returned whole, copied once if it spans chunks. A header is validated as soon as its 5 bytes are in, so an oversize length
- * fails before its payload is buffered. After a violation every call throws it again.
+ * CONTROL payload is returned whole, copied once if it spans chunks. A header is validated as
+ * soon as its 5 bytes are in, so an oversize length fails before its payload is buffered. After a violation every call throws it again.
  * @see https://github.com/brianc/node-postgres/blob/master/packages/pg-protocol/src/parser.ts
  */
 export class FrameReader {
-  #chunks: Buffer[] = [];
-  #offset = 0;
-  #available = 0;
+  readonly #queue = new ChunkQueue();
   #type = 0;
   #length = -1;
   #error: HoopError | null = null;
 
   /** True when no partial frame is pending (a clean place for the stream to end). */
   get idle(): boolean {
-    return this.#available === 0 && this.#length < 0;
+    return this.#queue.available === 0 && this.#length < 0;
   }
 
   /** Adds received bytes. The reader keeps a reference to `chunk`: do not modify it afterwards. */
   push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#available += chunk.length;
+    this.#queue.push(chunk);
   }
 
   /** The next complete frame, or null when more bytes are needed. Throws HoopError(PROTOCOL_VIOLATION). */
   next(): Frame | null {
     if (this.#error) throw this.#error;
+    const queue = this.#queue;
     if (this.#length < 0) {
-      if (this.#available < FRAME_HEADER_LENGTH) return null;
-      const first = this.#chunks[0]!;
-      let type: number;
-      let length: number;
-      if (first.length - this.#offset >= FRAME_HEADER_LENGTH) {
-        type = first[this.#offset]!;
-        length = first.readUInt32BE(this.#offset + 1);
-        this.#skip(FRAME_HEADER_LENGTH);
-      } else {
-        const header = this.#take(FRAME_HEADER_LENGTH);
-        type = header[0]!;
-        length = header.readUInt32BE(1);
-      }
+      if (queue.available < FRAME_HEADER_LENGTH) return null;
+      const header = queue.take(FRAME_HEADER_LENGTH);
+      const type = header[0]!;
+      const length = header.readUInt32BE(1);
       const max = maxPayload(type);
       if (max < 0) throw this.#fail(violation(`unknown frame type ${hex(type)}`));
       if (length > max) throw this.#fail(violation(`frame of type ${hex(type)} announces ${length} bytes, more than the ${max}-byte limit`));
@@ -197,16 +186,14 @@ export class FrameReader {
         this.#length = -1;
         return { type: FrameType.DATA, payload: EMPTY };
       }
-      if (this.#available === 0) return null;
-      const first = this.#chunks[0]!;
-      const n = Math.min(first.length - this.#offset, this.#length);
-      const payload = this.#take(n);
-      this.#length -= n;
+      if (queue.available === 0) return null;
+      const payload = queue.take(Math.min(queue.contiguous, this.#length));
+      this.#length -= payload.length;
       if (this.#length === 0) this.#length = -1;
       return { type: FrameType.DATA, payload };
     }
-    if (this.#available < this.#length) return null;
-    const payload = this.#take(this.#length);
+    if (queue.available < this.#length) return null;
+    const payload = queue.take(this.#length);
     this.#length = -1;
     let control: ControlMessage;
     try {
@@ -219,37 +206,7 @@ export class FrameReader {
 
   #fail(err: HoopError): HoopError {
     this.#error = err;
-    this.#chunks = [];
-    this.#available = 0;
+    this.#queue.clear();
     return err;
-  }
-
-  #skip(n: number): void {
-    this.#available -= n;
-    this.#offset += n;
-    if (this.#offset === this.#chunks[0]!.length) {
-      this.#chunks.shift();
-      this.#offset = 0;
-    }
-  }
-
-  #take(n: number): Buffer {
-    if (n === 0) return EMPTY;
-    const first = this.#chunks[0]!;
-    if (first.length - this.#offset >= n) {
-      const view = first.subarray(this.#offset, this.#offset + n);
-      this.#skip(n);
-      return view;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const chunk = this.#chunks[0]!;
-      const count = Math.min(chunk.length - this.#offset, n - filled);
-      chunk.copy(out, filled, this.#offset, this.#offset + count);
-      filled += count;
-      this.#skip(count);
-    }
-    return out;
   }
 }

@@ -7,12 +7,12 @@
  */
 import type { TokenProvider } from '../auth/token-provider.js';
 import type { Logger } from '../log.js';
-import type { TunnelChannel } from './channel.js';
+import type { TunnelStream } from './stream.js';
 import type { ControlMessage } from './frames.js';
 
 /** Sends renewed tokens to the tunnels it tracks. */
 export class TunnelTokenRenewal {
-  readonly #tunnels = new Map<TunnelChannel, string>();
+  readonly #tunnels = new Map<TunnelStream, string>();
   readonly #log: Logger;
   readonly #say: (line: string) => void;
   readonly #unsubscribe: Array<() => void>;
@@ -37,7 +37,7 @@ export class TunnelTokenRenewal {
   }
 
   /** Tracks a tunnel opened with `token`; sends it a newer token if one arrived meanwhile. */
-  track(channel: TunnelChannel, token: string): void {
+  track(channel: TunnelStream, token: string): void {
     this.#tunnels.set(channel, token);
     channel.on('close', () => this.#tunnels.delete(channel));
     channel.on('control', (msg: ControlMessage) => {
@@ -56,7 +56,7 @@ export class TunnelTokenRenewal {
     for (const stop of this.#unsubscribe) stop();
   }
 
-  #send(channel: TunnelChannel, token: string): void {
+  #send(channel: TunnelStream, token: string): void {
     if (this.#tunnels.get(channel) === token) return;
     this.#tunnels.set(channel, token);
     channel.sendControl({ type: 'token', token });

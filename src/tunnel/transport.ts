@@ -16,6 +16,8 @@ import { isLoopbackHost } from '../loopback.js';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../errors.js';
 import { TunnelChannel } from './channel.js';
+import { MUX_PROTOCOL, MuxConnection, MuxRefusal } from './mux.js';
+import type { TunnelStream } from './stream.js';
 
 /** The protocol token of the `Upgrade` header. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
 export const TUNNEL_PROTOCOL = 'hoop-tunnel/1';
@@ -71,8 +73,8 @@ export function newSessionId(): string {
   }
 }
 
-export interface OpenedTunnel {
-  channel: TunnelChannel;
+export interface OpenedTunnel<C extends TunnelStream = TunnelStream> {
+  channel: C;
   /** The session id the gateway confirmed (the CLI's own if the gateway did not echo one). */
   sessionId: string;
   gatewayVersion?: string;
@@ -160,20 +162,21 @@ export function tunnelUrl(gateway: string | URL, connection: string): URL {
  * @see /work/shared/ARCHITECTURE.md ("Tunnel")
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade
  */
-export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunnel> {
+export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunnel<TunnelChannel>> {
   const url = tunnelUrl(options.gateway, options.connection);
-  const origin = url.origin;
-  options.signal?.throwIfAborted();
+  const { socket, head, headers } = await upgrade(url, TUNNEL_PROTOCOL, sessionHeaders(options), options);
+  return openedTunnel(new TunnelChannel(socket, head, { peer: 'gateway' }), headers, options.sessionId);
+}
+
+/** The hoop headers of a session's tunnel request (hoop-tunnel/1 Upgrade, or a hoop-mux/1 OPEN). */
+function sessionHeaders(options: OpenTunnelOptions): Record<string, string> {
   if (!BEARER_TOKEN.test(options.token)) {
     throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'the stored token is not a valid bearer token', { hint: 'run `hoop login` again' });
   }
   const headers: Record<string, string> = {
-    Connection: 'Upgrade',
-    Upgrade: TUNNEL_PROTOCOL,
     Authorization: `Bearer ${options.token}`,
     'Hoop-Session-Id': options.sessionId,
     'Hoop-Client-Version': options.clientVersion,
-    'User-Agent': `hoop/${options.clientVersion}`,
   };
   if (options.runId !== undefined) headers['Hoop-Run-Id'] = options.runId;
   if (options.detachReviews) headers['Hoop-Review'] = 'detach';
@@ -186,12 +189,45 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunn
       throw new HoopError(ErrorCode.USAGE, `the ${name} header would contain characters HTTP does not allow`);
     }
   }
+  return headers;
+}
+
+/** What the gateway said when it accepted a session (the `101`'s headers, or a hoop-mux/1 ACCEPT's). */
+function openedTunnel<C extends TunnelStream>(channel: C, headers: Record<string, string | string[] | undefined>, sessionId: string): OpenedTunnel<C> {
+  const value = (name: string): string | undefined => {
+    const v = headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const opened: OpenedTunnel<C> = { channel, sessionId: value(TunnelHeader.SESSION_ID) ?? sessionId };
+  const gatewayVersion = value(TunnelHeader.GATEWAY_VERSION);
+  const policyCommit = value(TunnelHeader.POLICY_COMMIT);
+  if (gatewayVersion !== undefined) opened.gatewayVersion = gatewayVersion;
+  if (policyCommit !== undefined) opened.policyCommit = policyCommit;
+  const clientRecord = /^rows=(\d{1,6})$/.exec(value(TunnelHeader.CLIENT_RECORD) ?? '');
+  if (clientRecord) opened.clientRecord = { rows: Number(clientRecord[1]) };
+  return opened;
+}
+
+/**
+ * An HTTP/1.1 Upgrade to `protocol` at `url`: resolves with the socket once the gateway answers
+ * `101` with that protocol, or rejects with the HoopError of its refusal (see {@link openTunnel}).
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade
+ */
+function upgrade(
+  url: URL,
+  protocol: string,
+  extraHeaders: Record<string, string>,
+  options: { connection: string; clientVersion: string; ca?: Buffer; timeoutMs?: number; signal?: AbortSignal },
+): Promise<{ socket: Duplex; head: Buffer; headers: http.IncomingHttpHeaders }> {
+  const origin = url.origin;
+  options.signal?.throwIfAborted();
+  const headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: protocol, 'User-Agent': `hoop/${options.clientVersion}`, ...extraHeaders };
   const requestOptions: https.RequestOptions = { method: 'GET', agent: false, headers };
   if (options.ca) requestOptions.ca = options.ca;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const signal = options.signal;
 
-  return new Promise<OpenedTunnel>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     let settled = false;
     const request = url.protocol === 'https:' ? https.request(url, requestOptions) : http.request(url, requestOptions);
     const settle = (): boolean => {
@@ -222,26 +258,18 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunn
         socket.destroy();
         return;
       }
-      const upgrade = String(res.headers.upgrade ?? '').trim().toLowerCase();
-      if (res.statusCode !== 101 || upgrade !== TUNNEL_PROTOCOL) {
+      const upgraded = String(res.headers.upgrade ?? '').trim().toLowerCase();
+      if (res.statusCode !== 101 || upgraded !== protocol) {
         socket.destroy();
         fail(
-          new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the gateway at ${origin} switched to "${upgrade}" instead of ${TUNNEL_PROTOCOL}`, {
+          new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the gateway at ${origin} switched to "${upgraded}" instead of ${protocol}`, {
             hint: 'check that the URL points at a hoop gateway compatible with this client',
           }),
         );
         return;
       }
       settle();
-      const channel = new TunnelChannel(socket, head, { peer: 'gateway' });
-      const opened: OpenedTunnel = { channel, sessionId: headerValue(res, TunnelHeader.SESSION_ID) ?? options.sessionId };
-      const gatewayVersion = headerValue(res, TunnelHeader.GATEWAY_VERSION);
-      const policyCommit = headerValue(res, TunnelHeader.POLICY_COMMIT);
-      if (gatewayVersion !== undefined) opened.gatewayVersion = gatewayVersion;
-      if (policyCommit !== undefined) opened.policyCommit = policyCommit;
-      const clientRecord = /^rows=(\d{1,6})$/.exec(headerValue(res, TunnelHeader.CLIENT_RECORD) ?? '');
-      if (clientRecord) opened.clientRecord = { rows: Number(clientRecord[1]) };
-      resolve(opened);
+      resolve({ socket, head, headers: res.headers });
     });
     request.on('response', (res: http.IncomingMessage) => {
       const status = res.statusCode ?? 0;
@@ -261,9 +289,101 @@ export async function openTunnel(options: OpenTunnelOptions): Promise<OpenedTunn
   });
 }
 
-function headerValue(res: http.IncomingMessage, name: string): string | undefined {
-  const value = res.headers[name];
-  return Array.isArray(value) ? value[0] : value;
+/** Options of {@link TunnelMux}: where the gateway is and how to reach it. */
+export interface TunnelMuxOptions {
+  gateway: string | URL;
+  clientVersion: string;
+  ca?: Buffer;
+}
+
+/**
+ * The sessions of one command carried over one hoop-mux/1 connection to the gateway: the first
+ * session opens it (an Upgrade authenticated with that session's token), later ones open streams
+ * on it, and a lost connection is opened again by the next session. Each session is still
+ * authenticated on its own: its OPEN carries its token and headers, and the gateway admits it
+ * as it would a hoop-tunnel/1 tunnel. A gateway without hoop-mux/1 (404) gets hoop-tunnel/1 tunnels.
+ * @see /work/shared/ARCHITECTURE.md ("Tunnel")
+ */
+export class TunnelMux {
+  readonly #options: TunnelMuxOptions;
+  #mux: Promise<MuxConnection> | undefined;
+  #unsupported = false;
+  #closed = false;
+
+  constructor(options: TunnelMuxOptions) {
+    this.#options = options;
+  }
+
+  /** Opens a session as {@link openTunnel} does (same errors), on the shared connection. */
+  async open(options: Omit<OpenTunnelOptions, 'gateway' | 'clientVersion' | 'ca'>): Promise<OpenedTunnel> {
+    const full: OpenTunnelOptions = { ...this.#options, ...options };
+    if (this.#unsupported) return openTunnel(full);
+    const url = tunnelUrl(full.gateway, full.connection);
+    const headers = sessionHeaders(full);
+    let mux: MuxConnection;
+    try {
+      mux = await this.#connection(full);
+    } catch (err) {
+      if (err instanceof TunnelRefusedError && err.status === 404) {
+        this.#unsupported = true;
+        return openTunnel(full);
+      }
+      throw err;
+    }
+    const lowered: Record<string, string> = {};
+    for (const [name, value] of Object.entries(headers)) lowered[name.toLowerCase()] = value;
+    const timeoutMs = full.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const opening = mux.open({ connection: full.connection, headers: lowered });
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      const { stream, headers: accepted } = await Promise.race([
+        opening,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new HoopError(ErrorCode.GATEWAY_UNREACHABLE, `the gateway at ${url.origin} did not answer within ${timeoutMs / 1000} s`, { hint: `is the gateway at ${url.origin} overloaded?` })), timeoutMs);
+          onAbort = () => reject(full.signal!.reason);
+          full.signal?.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+      return openedTunnel(stream, accepted, full.sessionId);
+    } catch (err) {
+      // A session given up on (timeout, abort) is reset if the gateway accepts it later.
+      void opening.then(({ stream }) => stream.destroy(), () => undefined);
+      if (err instanceof MuxRefusal) throw statusError(err.status, Buffer.from(JSON.stringify(err.body ?? {})), full.connection, url.origin);
+      if (err instanceof HoopError || full.signal?.aborted) throw err;
+      throw requestError(err as Error, url.origin);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) full.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Closes the shared connection (its sessions end). */
+  close(): void {
+    this.#closed = true;
+    void this.#mux?.then((mux) => mux.close(), () => undefined);
+    this.#mux = undefined;
+  }
+
+  #connection(options: OpenTunnelOptions): Promise<MuxConnection> {
+    if (this.#closed) return Promise.reject(new HoopError(ErrorCode.INTERNAL, 'the tunnels to the gateway are closed'));
+    if (!this.#mux) {
+      const url = new URL('v1/tunnel', gatewayBaseUrl(options.gateway));
+      const auth = { Authorization: `Bearer ${options.token}`, 'Hoop-Client-Version': options.clientVersion };
+      const opening = upgrade(url, MUX_PROTOCOL, auth, { ...options, signal: undefined }).then(({ socket, head }) => {
+        const mux = new MuxConnection(socket, head, { peer: 'gateway' });
+        mux.once('close', () => {
+          if (this.#mux === opening) this.#mux = undefined;
+        });
+        return mux;
+      });
+      opening.catch(() => {
+        if (this.#mux === opening) this.#mux = undefined;
+      });
+      this.#mux = opening;
+    }
+    return this.#mux;
+  }
 }
 
 function clean(text: string): string {

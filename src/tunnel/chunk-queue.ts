@@ -1,0 +1,69 @@
+/**
+ * Received chunks and a cursor over them, for the frame decoders of the tunnel: bytes are
+ * handed out as views of the chunks they arrived in, copied only when a piece spans chunks.
+ *
+ * @see https://github.com/brianc/node-postgres/blob/master/packages/pg-protocol/src/parser.ts (cursor over a growing buffer)
+ */
+
+const EMPTY = Buffer.alloc(0);
+
+/** A queue of received chunks read from the front. */
+export class ChunkQueue {
+  #chunks: Buffer[] = [];
+  #offset = 0;
+  #available = 0;
+
+  /** Bytes not read yet. */
+  get available(): number {
+    return this.#available;
+  }
+
+  /** Bytes left in the first chunk: what {@link take} can return without a copy. */
+  get contiguous(): number {
+    return this.#chunks.length === 0 ? 0 : this.#chunks[0]!.length - this.#offset;
+  }
+
+  /** Adds received bytes. The queue keeps a reference to `chunk`: do not modify it afterwards. */
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#available += chunk.length;
+  }
+
+  /** The next `n` bytes (at most {@link available}): a view when they lie in one chunk, else a copy. */
+  take(n: number): Buffer {
+    if (n === 0) return EMPTY;
+    const first = this.#chunks[0]!;
+    if (first.length - this.#offset >= n) {
+      const view = first.subarray(this.#offset, this.#offset + n);
+      this.#skip(n);
+      return view;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.#chunks[0]!;
+      const count = Math.min(chunk.length - this.#offset, n - filled);
+      chunk.copy(out, filled, this.#offset, this.#offset + count);
+      filled += count;
+      this.#skip(count);
+    }
+    return out;
+  }
+
+  /** Drops everything. */
+  clear(): void {
+    this.#chunks = [];
+    this.#offset = 0;
+    this.#available = 0;
+  }
+
+  #skip(n: number): void {
+    this.#available -= n;
+    this.#offset += n;
+    if (this.#offset === this.#chunks[0]!.length) {
+      this.#chunks.shift();
+      this.#offset = 0;
+    }
+  }
+}
