@@ -38,7 +38,8 @@ export interface LimitsResult {
 
 const MB = 1024 * 1024;
 
-function rssMb(pid: number): number {
+/** Resident memory of process `pid`, in MB (1024 × 1024 bytes). */
+export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }

@@ -15,6 +15,8 @@
  * END, and one UPDATE per transaction in autocommit), and COPY-out throughput of a ~100 MB
  * table; then prints one table with each path's ratio to direct. Then `scp` of 100 MB up and
  * down to an sshd of its own: direct, through hoop, and through hoop with the session recorded.
+ * Before that, the memory of idle sessions: 1,000 `pg` clients signed in through one `hoop connect`
+ * with policy, masking and recording on, and the gateway's and the CLI's RSS growth per session.
  *
  * Environment: BENCH_SECONDS (pgbench duration per run, default 10), BENCH_SCALE (pgbench scale,
  * default 10), BENCH_COPY_ROWS (rows of the COPY table, default 1000000), BENCH_COPY_RUNS (COPY
@@ -22,7 +24,8 @@
  * BENCH_HOOP_NODE_ARGS (node flags for the hoop processes, e.g. `--cpu-prof --cpu-prof-dir=DIR`),
  * BENCH_LIMITS=0 (skip the measurements under a heavy session, see ./pg-limits.ts), BENCH_SCP=0
  * (skip scp), BENCH_SCP_RUNS (scp runs per path, median reported, default 3), BENCH_SCP_MB (the file
- * scp copies, default 100).
+ * scp copies, default 100), BENCH_IDLE (idle sessions for the memory figure, default 1000; 0 skips
+ * it), BENCH_IDLE_MODE (`all`, the default; `policy`: no recording; `plain`: neither).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -38,12 +41,14 @@ import { connect as netConnect } from 'node:net';
 import { availableParallelism, cpus, tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, startPgCluster, type PgCluster } from '../test/harness/postgres.js';
-import { formatLimits, measureLimits, type LimitsResult } from './pg-limits.js';
+import { formatLimits, measureLimits, rssMb, type LimitsResult } from './pg-limits.js';
 
 const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
 const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
 const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
+/** Idle sessions held open through one `hoop connect` for the memory figure (BENCH_IDLE=0 skips it). */
+const IDLE_SESSIONS = process.env.BENCH_IDLE === '0' ? 0 : positiveInt(process.env.BENCH_IDLE, 1000);
 const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
@@ -661,6 +666,40 @@ async function measureScp(log: (s: string) => void): Promise<string[]> {
   return [`| scp ${mb} MB | up | down |`, '|---|---:|---:|', ...rows];
 }
 
+/**
+ * Memory per idle session with everything on (policy, masking, recording; BENCH_IDLE_MODE=plain
+ * or =policy for less): `n` clients (the `pg` driver) signed in through one `hoop connect` and left
+ * idle; the growth of the gateway's and `hoop connect`'s resident memory, divided by `n`.
+ */
+async function measureIdleSessions(pg: PgCluster, n: number, log: (s: string) => void): Promise<string> {
+  const { default: pgDriver } = await import('pg');
+  const mode = process.env.BENCH_IDLE_MODE ?? 'all';
+  const setup = await setupHoop(pg, mode !== 'plain', mode === 'all');
+  const clients: InstanceType<typeof pgDriver.Client>[] = [];
+  try {
+    const { gateway, connect } = setup.pids!;
+    const settle = (): Promise<void> => sleep(1000);
+    await settle();
+    const before = { gateway: rssMb(gateway), connect: rssMb(connect) };
+    const ep = setup.endpoint;
+    for (let i = 0; i < n; i += 50) {
+      const batch = Array.from({ length: Math.min(50, n - i) }, () => new pgDriver.Client({ host: ep.host, port: ep.port, user: ep.user, password: ep.password, database: ep.database, ssl: false }));
+      await Promise.all(batch.map((c) => c.connect()));
+      clients.push(...batch);
+    }
+    await Promise.all(clients.slice(0, 10).map((c) => c.query('select 1')));
+    await settle();
+    const kib = (mb: number): string => ((mb * 1024) / n).toFixed(0);
+    const what = mode === 'all' ? 'policy, masking, recording on' : mode === 'plain' ? 'no policy, no recording' : 'policy and masking on, no recording';
+    const line = `idle sessions: ${n} signed in through one hoop connect (${what}): gateway +${kib(rssMb(gateway) - before.gateway)} KiB RSS per session, hoop connect +${kib(rssMb(connect) - before.connect)} KiB`;
+    log(`[idle] ${line}`);
+    return line;
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.end()));
+    await setup.close();
+  }
+}
+
 /** Node flags for the hoop processes alone, from BENCH_HOOP_NODE_ARGS (e.g. `--cpu-prof`). */
 function hoopNodeArgs(): string[] {
   return process.env.BENCH_HOOP_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
@@ -739,7 +778,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
 async function main(): Promise<number> {
   const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
   const t0 = Date.now();
-  const pg = await startPgCluster();
+  const pg = await startPgCluster({ config: { max_connections: String(IDLE_SESSIONS + 100) } });
   onCleanup('postgres cluster', () => pg.stop());
   const psql = existsSync(join(pg.bin, 'psql')) ? join(pg.bin, 'psql') : 'psql';
   const direct: Endpoint = { host: '127.0.0.1', port: pg.port, user: pg.users.scram.user, password: pg.users.scram.password, database: pg.database };
@@ -797,6 +836,13 @@ async function main(): Promise<number> {
   if (interrupted) return 130;
   printTable(results, machine);
   if (limits) process.stdout.write(`${formatLimits(limits).join('\n')}\n\n`);
+  if (IDLE_SESSIONS > 0) {
+    try {
+      process.stdout.write(`${await measureIdleSessions(pg, IDLE_SESSIONS, log)}\n\n`);
+    } catch (err) {
+      log(`[idle] skipped: ${(err as Error).message}`);
+    }
+  }
   if (process.env.BENCH_SCP !== '0') {
     try {
       process.stdout.write(`${(await measureScp(log)).join('\n')}\n\n`);
