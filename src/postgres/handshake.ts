@@ -92,7 +92,8 @@ export class HandshakeStream {
         resolve();
       };
     });
-    if (this.#failure) throw this.#failure;
+    // Bytes that came with the end (a CancelRequest and its end in one read) are read first:
+    // the caller parses again and comes back here, where a failure is thrown.
   }
 
   /**
