@@ -1151,7 +1151,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           recordings.archive.started(summarize());
         }
         try {
-          outcome = await serve(session);
+          // A client that left while it was being admitted has nothing to serve.
+          outcome = channel.destroyed ? { reason: 'client-disconnected', bytesFromClient: 0, bytesToClient: 0, detail: 'the client left before its session opened' } : await serve(session);
         } catch (err) {
           log.error('engine.error', { ...who, error: describeError(err) });
           channel.destroy();

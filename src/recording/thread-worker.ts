@@ -61,6 +61,15 @@ function fail(id: number, err: unknown): void {
 }
 
 port.on('message', (m: ToThread) => {
+  // MEMPROBE-TEMP
+  if ((m as unknown as { op: string }).op === 'memprobe') {
+    void import('node:v8').then(async (v8) => {
+      const fs = await import('node:fs');
+      const { threadId } = await import('node:worker_threads');
+      fs.writeFileSync(`/tmp/memprobe-${process.pid}-w${threadId}.json`, JSON.stringify({ mu: process.memoryUsage(), spaces: v8.getHeapSpaceStatistics() }));
+    });
+    return;
+  }
   if (m.op === 'open') {
     const { protocol, announce, ...options } = m.options;
     const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id: m.id, name, removed }) : undefined;

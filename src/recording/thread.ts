@@ -86,6 +86,25 @@ export type FromThread =
   | { op: 'file'; id: number; name: string; removed: boolean }
   | { op: 'closed'; id: number; error?: string };
 
+// MEMPROBE-TEMP
+const MEMPROBE_THREADS: Array<() => Worker | undefined> = [];
+if (process.env.HOOP_MEMPROBE) process.on('SIGWINCH', () => void (async () => {
+  const fs = await import('node:fs');
+  const v8 = await import('node:v8');
+  for (const w of MEMPROBE_THREADS.map((f) => f()).filter((w) => w !== undefined)) w.postMessage({ op: 'memprobe' });
+  await new Promise((r) => setTimeout(r, 500));
+  fs.writeFileSync(`/tmp/memprobe-${process.pid}.json`, JSON.stringify({ mu: process.memoryUsage(), hs: v8.getHeapStatistics(), spaces: v8.getHeapSpaceStatistics() }, null, 1));
+  if (process.env.HOOP_MEMPROBE === 'snap') {
+    v8.writeHeapSnapshot(`/tmp/main-${process.pid}.heapsnapshot`);
+    let i = 0;
+    for (const w of MEMPROBE_THREADS.map((f) => f()).filter((w) => w !== undefined)) {
+      const st = await w.getHeapSnapshot();
+      await new Promise<void>((r) => st.pipe(fs.createWriteStream(`/tmp/worker-${process.pid}-${i++}.heapsnapshot`)).on('finish', () => r()));
+    }
+  }
+  fs.writeFileSync(`/tmp/memprobe-${process.pid}.done`, 'ok');
+})());
+
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
   readonly #flushMs: number;
@@ -97,6 +116,7 @@ export class RecordingThread {
   /** `flushMs`: staged records wait at most this long for the thread (default {@link FLUSH_MS}). */
   constructor(o: { flushMs?: number } = {}) {
     this.#flushMs = o.flushMs ?? FLUSH_MS;
+    MEMPROBE_THREADS.push(() => this.#worker);
   }
 
   /** Opens a recording (its directory is created); rejects when it cannot be. */

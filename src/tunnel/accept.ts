@@ -133,7 +133,10 @@ function headerLines(headers: Record<string, string>): string {
 export function acceptTunnel(_req: IncomingMessage, socket: Duplex, head: Buffer, headers: Record<string, string>): TunnelChannel {
   const response = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n${headerLines(headers)}\r\n`;
   socket.write(response, 'latin1');
-  return new TunnelChannel(socket, head, { peer: 'client' });
+  const channel = new TunnelChannel(socket, head, { peer: 'client' });
+  // A client that left while it was being admitted: its channel is closed from the start.
+  if (socket.destroyed) channel.destroy();
+  return channel;
 }
 
 /**

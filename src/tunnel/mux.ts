@@ -371,6 +371,8 @@ export class MuxConnection extends EventEmitter {
   /** Ends every stream and the connection. */
   close(err?: Error): void {
     if (this.#closed) return;
+    // Frames already written go out first (a session's last messages, then its END).
+    if (!err) this.#flush();
     this.#closed = true;
     for (const stream of [...this.#streams.values()]) stream.abort(err ?? Object.assign(new Error('the tunnel connection closed'), { code: 'ECONNRESET' }));
     this.#streams.clear();
