@@ -1,7 +1,8 @@
 /**
  * One SSH connection of the gateway served on a local port for as long as a command runs
  * (`hoop connect bastion`, `hoop run --connect bastion`). Each TCP client of the port gets its own
- * authenticated tunnel to the gateway, and its SSH bytes go through unchanged: the gateway's SSH
+ * authenticated session, a stream of the port's one hoop-mux/1 connection to the gateway, and its
+ * SSH bytes go through unchanged: the gateway's SSH
  * engine ends the SSH connection, decides, records and relays (src/ssh/engine.ts).
  *
  * The port writes, in a 0700 directory of the user, an `ssh_config` with a `Host <name>` entry,
@@ -21,7 +22,7 @@ import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runtimeDir } from '../postgres/pgpass.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
-import { newSessionId, openTunnel } from '../tunnel/transport.js';
+import { newSessionId, TunnelMux } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import { newEd25519Key } from './keys.js';
 
@@ -85,6 +86,8 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
   const key = newEd25519Key(`hoop connect ${name}`);
   const publicKey = key.public.trim().split(/\s+/).slice(0, 2).join(' ');
   const renewal = new TunnelTokenRenewal(provider, log, say);
+  // The port's sessions share one connection to the gateway (each still authenticated on its own).
+  const tunnels = new TunnelMux({ gateway, clientVersion: VERSION, ...(ca ? { ca } : {}) });
   const sockets = new Set<Socket>();
   const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
     sockets.add(socket);
@@ -94,7 +97,7 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
       const sessionId = newSessionId();
       try {
         const { token } = await provider.current();
-        const opened = await openTunnel({ gateway, connection: name, token, sessionId, clientVersion: VERSION, sshKey: publicKey, ...(o.runId ? { runId: o.runId } : {}), ...(ca ? { ca } : {}) });
+        const opened = await tunnels.open({ connection: name, token, sessionId, sshKey: publicKey, ...(o.runId ? { runId: o.runId } : {}) });
         const channel = opened.channel;
         renewal.track(channel, token);
         if (o.context) channel.sendControl({ type: 'context', fields: o.context });
@@ -121,6 +124,7 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
     renewal.close();
     for (const s of sockets) s.destroy();
     await new Promise<void>((r) => server.close(() => r()));
+    tunnels.close();
     await rm(dir, { recursive: true, force: true });
   };
   try {

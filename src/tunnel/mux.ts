@@ -39,6 +39,9 @@ type Callback = (err?: Error | null) => void;
 
 const ignore = (): void => undefined;
 
+/** The error of a connection that closed under its streams. */
+const closed = (message: string): Error => Object.assign(new Error(message), { code: 'ECONNRESET' });
+
 /** What a client asks for in an OPEN frame: a connection, with the headers of a hoop-tunnel/1 Upgrade. */
 export interface MuxOpenRequest {
   connection: string;
@@ -223,12 +226,12 @@ export class MuxStream extends TunnelStream {
     }
   }
 
-  /** @internal The connection is gone: the stream ends with `err`. */
-  abort(err: Error): void {
+  /** @internal The connection is gone: the stream ends, with `err` when the peer or the network ended it. */
+  abort(err: Error | undefined): void {
     this.peerGone();
     this.#endSent = true;
     this.#endReceived = true;
-    if (!this.destroyed) this.destroy(this.wrapError(err));
+    if (!this.destroyed) this.destroy(err ? this.wrapError(err) : undefined);
   }
 
   #answer(err: MuxRefusal | Error | null, headers?: Record<string, string>): void {
@@ -334,9 +337,15 @@ export class MuxConnection extends EventEmitter {
     (socket as Duplex & { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true);
     if (head && head.length > 0) this.#reader.push(head);
     socket.on('drain', this.#onDrain);
-    socket.on('error', (err: Error) => this.close(err));
-    socket.on('end', () => this.close(this.#reader.idle ? undefined : muxViolation('the connection ended in the middle of a frame')));
-    socket.on('close', () => this.close(Object.assign(new Error('connection closed'), { code: 'ECONNRESET' })));
+    socket.on('error', (err: Error) => this.#end(err, err));
+    socket.on('end', () => {
+      const err = this.#reader.idle ? undefined : muxViolation('the connection ended in the middle of a frame');
+      this.#end(err, err ?? closed('the peer closed the tunnel connection'));
+    });
+    socket.on('close', () => {
+      const err = closed('the tunnel connection closed');
+      this.#end(err, err);
+    });
     setImmediate(() => {
       if (this.#closed) return;
       this.#decode();
@@ -368,19 +377,27 @@ export class MuxConnection extends EventEmitter {
     });
   }
 
-  /** Ends every stream and the connection. */
-  close(err?: Error): void {
+  /** Closes the connection: what was written goes out, then every stream ends (without an error: this side chose to). */
+  close(): void {
+    this.#end(undefined, undefined);
+  }
+
+  /**
+   * Ends the connection once: `err` is why (emitted with `'close'`), `streamError` what its open
+   * streams end with (none when this side closes).
+   */
+  #end(err: Error | undefined, streamError: Error | undefined): void {
     if (this.#closed) return;
     // Frames already written go out first (a session's last messages, then its END).
     if (!err) this.#flush();
     this.#closed = true;
-    for (const stream of [...this.#streams.values()]) stream.abort(err ?? Object.assign(new Error('the tunnel connection closed'), { code: 'ECONNRESET' }));
+    for (const stream of [...this.#streams.values()]) stream.abort(streamError);
     this.#streams.clear();
     if (err instanceof HoopError) this.socket.destroy();
     else this.socket.end();
     setTimeout(() => this.socket.destroy(), 5_000).unref();
     const waiting = this.#waiting.splice(0);
-    for (const callback of waiting) callback(err ?? new Error('the tunnel connection closed'));
+    for (const callback of waiting) callback(err ?? closed('the tunnel connection closed'));
     this.emit('close', err);
   }
 
@@ -452,7 +469,8 @@ export class MuxConnection extends EventEmitter {
     try {
       for (let frame = this.#reader.next(); frame !== null && !this.#closed; frame = this.#reader.next()) this.#dispatch(frame);
     } catch (err) {
-      this.close(err instanceof HoopError ? err : muxViolation(String(err)));
+      const violation = err instanceof HoopError ? err : muxViolation(String(err));
+      this.#end(violation, violation);
     }
   }
 
