@@ -233,6 +233,8 @@ interface Result {
   /** Write TPS at 8 clients: one UPDATE per transaction, in autocommit. */
   update8?: number;
   copyMBps?: number;
+  /** New sessions per second at 1 client (`pgbench -C`: a connection, sign-in and query each). */
+  connects?: number;
   /** CPU time (user + system, all threads) the gateway and `hoop connect` spent per transaction of the c=8 run, in µs. */
   /** CPU per transaction of the c=8 run: the relay's server side (the gateway, sshd) and client side (hoop connect, ssh). */
   serverCpuUs?: number;
@@ -348,6 +350,9 @@ async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: numbe
   const update = await pgbench(bin, ep, ['-n', '-f', updateScript(), '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.update8 = update.tps;
   log(`autocommit UPDATE tps ${update.tps.toFixed(0)} at 8 clients`);
+  const connects = await pgbench(bin, ep, ['-S', '-n', '-C', '-c', '1', '-T', String(Math.max(2, Math.ceil(SECONDS / 2)))]);
+  r.connects = connects.tps;
+  log(`${connects.tps.toFixed(0)} new sessions/s at 1 client (-C)`);
   const times: number[] = [];
   for (let i = 0; i < COPY_RUNS; i++) times.push(await copyOut(psql, ep));
   r.copyMBps = copyBytes / 1e6 / (median(times) / 1000);
@@ -727,7 +732,7 @@ function ratio(v: number | undefined, base: number | undefined): string {
 
 function printTable(results: Map<PathName, Result>, machine: string[]): void {
   const base = results.get('direct');
-  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'TPC-B c=8', 'vs direct', 'UPDATE c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'relay CPU µs/txn'];
+  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'TPC-B c=8', 'vs direct', 'UPDATE c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'sessions/s', 'relay CPU µs/txn'];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const [name, r] of results) {
@@ -750,6 +755,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
       name === 'direct' ? '' : ratio(r.update8, base?.update8),
       fmt(r.copyMBps, 1),
       name === 'direct' ? '' : ratio(r.copyMBps, base?.copyMBps),
+      fmt(r.connects, 0),
       r.serverCpuUs === undefined ? '' : `${fmt(r.serverCpuUs, 1)} + ${fmt(r.clientCpuUs, 1)}`,
     ]);
     if (r.error) notes.push(`${name}: ${r.error}`);
@@ -764,7 +770,7 @@ function printTable(results: Map<PathName, Result>, machine: string[]): void {
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.map(line),
     '',
-    'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2 (prepared: -M prepared); TPC-B: pgbench -n -c 8 -j 2 (writes in BEGIN ... END); UPDATE: one UPDATE per transaction in autocommit, -c 8 -j 2; COPY: median of psql \\copy to /dev/null.',
+    'latency: pgbench -S -n -c 1; TPS: pgbench -S -n -c 8 -j 2 (prepared: -M prepared); TPC-B: pgbench -n -c 8 -j 2 (writes in BEGIN ... END); UPDATE: one UPDATE per transaction in autocommit, -c 8 -j 2; COPY: median of psql \\copy to /dev/null; sessions/s: pgbench -S -n -C -c 1 (a new connection, sign-in and query each).',
     'Ratios: path / direct (latency: higher is slower; TPS and MB/s: lower is slower).',
     'relay CPU: user + system time (all threads and child processes) per transaction of the c=8 run, server side + client side: the gateway + hoop connect, or sshd + ssh.',
     ...(notes.length ? ['', ...notes.map((n) => `note: ${n}`)] : []),
