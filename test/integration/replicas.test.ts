@@ -252,13 +252,21 @@ describe('two replicas behind a load balancer', () => {
   });
 
   it('spreads sessions over both replicas, and each replica lists and verifies every one', async () => {
-    const c = await connectVia(lbUrl);
-    // Round robin alternates between the replicas (more sessions only if a health check flapped under load).
+    // Round robin alternates between the replicas per connection: a hoop connect carries all its
+    // sessions over one (hoop-mux/1), so they share a replica, and the next hoop connect gets the
+    // other (more only if a health check flapped under load).
     let made = 0;
     const replicasUsed = async (): Promise<string> => (await store.psql("select count(distinct replica) from hoop.sessions where summary->>'subject' = 'alice'", { database: 'hoop_store' })).trim();
     while (made < 6 || ((await replicasUsed()) !== '2' && made < 30)) {
-      expect((await psql(c.info, ['-c', `insert into notes(body) values ('via balancer ${made}')`])).code).toBe(0);
-      made++;
+      const c = await connectVia(lbUrl);
+      for (let i = 0; i < 2; i++) {
+        expect((await psql(c.info, ['-c', `insert into notes(body) values ('via balancer ${made}')`])).code).toBe(0);
+        made++;
+      }
+      await c.stop();
+      // Its two sessions went to one replica.
+      const pair = `select count(*) as n, count(distinct replica) as replicas from (select replica from hoop.sessions where summary->>'subject' = 'alice' order by summary->>'startedAt' desc limit 2) last`;
+      expect(await until(async () => ((await store.psql(`select replicas from (${pair}) p where n = 2 and (select count(*) from hoop.sessions where summary->>'subject' = 'alice') = ${made}`, { database: 'hoop_store' })).trim() || undefined), 10_000, 'the sessions in the store')).toBe('1');
     }
     expect(await replicasUsed()).toBe('2');
     await stack.pg.psql(`delete from notes where id > 6`, { database: 'app' });
