@@ -1,9 +1,12 @@
 /**
- * Received chunks and a cursor over them, for the frame decoders of the tunnel: bytes are
- * handed out as views of the chunks they arrived in, copied only when a piece spans chunks.
+ * Received chunks and a cursor over them, and the base of the tunnel's frame decoders
+ * (hoop-tunnel/1's and hoop-mux/1's): bytes are handed out as views of the chunks they arrived
+ * in, copied only when a piece spans chunks.
  *
  * @see https://github.com/brianc/node-postgres/blob/master/packages/pg-protocol/src/parser.ts (cursor over a growing buffer)
  */
+
+import type { HoopError } from '../errors.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -65,5 +68,48 @@ export class ChunkQueue {
       this.#chunks.shift();
       this.#offset = 0;
     }
+  }
+}
+
+/**
+ * What the tunnel's frame decoders share: the received chunks, how much of the current frame's
+ * payload is still to come, byte-stream payloads handed out as they arrive, and a violation that
+ * sticks (after one, every call throws it again).
+ */
+export abstract class FrameDecoder {
+  protected readonly queue = new ChunkQueue();
+  /** Payload bytes of the current frame still to come; -1 between frames. */
+  protected remaining = -1;
+  #error: HoopError | null = null;
+
+  /** True when no partial frame is pending (a clean place for the stream to end). */
+  get idle(): boolean {
+    return this.queue.available === 0 && this.remaining < 0;
+  }
+
+  /** Adds received bytes. The decoder keeps a reference to `chunk`: do not modify it afterwards. */
+  push(chunk: Buffer): void {
+    this.queue.push(chunk);
+  }
+
+  /** Throws the violation that stopped this decoder, if there was one. */
+  protected check(): void {
+    if (this.#error) throw this.#error;
+  }
+
+  /** Stops the decoder with `err` (returned, to be thrown). */
+  protected fail(err: HoopError): HoopError {
+    this.#error = err;
+    this.queue.clear();
+    return err;
+  }
+
+  /** The next piece of a byte-stream payload (a view of one chunk), or null until more bytes arrive. */
+  protected piece(): Buffer | null {
+    if (this.queue.available === 0) return null;
+    const payload = this.queue.take(Math.min(this.queue.contiguous, this.remaining));
+    this.remaining -= payload.length;
+    if (this.remaining === 0) this.remaining = -1;
+    return payload;
   }
 }

@@ -11,7 +11,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ErrorCode, HoopError } from '../errors.js';
-import { ChunkQueue } from './chunk-queue.js';
+import { FrameDecoder } from './chunk-queue.js';
 
 /**
  * Frame types of hoop-tunnel/1.
@@ -149,64 +149,42 @@ const hex = (type: number): string => `0x${type.toString(16).padStart(2, '0')}`;
  * soon as its 5 bytes are in, so an oversize length fails before its payload is buffered. After a violation every call throws it again.
  * @see https://github.com/brianc/node-postgres/blob/master/packages/pg-protocol/src/parser.ts
  */
-export class FrameReader {
-  readonly #queue = new ChunkQueue();
+export class FrameReader extends FrameDecoder {
   #type = 0;
-  #length = -1;
-  #error: HoopError | null = null;
-
-  /** True when no partial frame is pending (a clean place for the stream to end). */
-  get idle(): boolean {
-    return this.#queue.available === 0 && this.#length < 0;
-  }
-
-  /** Adds received bytes. The reader keeps a reference to `chunk`: do not modify it afterwards. */
-  push(chunk: Buffer): void {
-    this.#queue.push(chunk);
-  }
 
   /** The next complete frame, or null when more bytes are needed. Throws HoopError(PROTOCOL_VIOLATION). */
   next(): Frame | null {
-    if (this.#error) throw this.#error;
-    const queue = this.#queue;
-    if (this.#length < 0) {
+    this.check();
+    const queue = this.queue;
+    if (this.remaining < 0) {
       if (queue.available < FRAME_HEADER_LENGTH) return null;
       const header = queue.take(FRAME_HEADER_LENGTH);
       const type = header[0]!;
       const length = header.readUInt32BE(1);
       const max = maxPayload(type);
-      if (max < 0) throw this.#fail(violation(`unknown frame type ${hex(type)}`));
-      if (length > max) throw this.#fail(violation(`frame of type ${hex(type)} announces ${length} bytes, more than the ${max}-byte limit`));
+      if (max < 0) throw this.fail(violation(`unknown frame type ${hex(type)}`));
+      if (length > max) throw this.fail(violation(`frame of type ${hex(type)} announces ${length} bytes, more than the ${max}-byte limit`));
       this.#type = type;
-      this.#length = length;
+      this.remaining = length;
     }
     if (this.#type === FrameType.DATA) {
       // DATA is a byte stream: hand out what has arrived without waiting for (or copying into) the whole frame.
-      if (this.#length === 0) {
-        this.#length = -1;
+      if (this.remaining === 0) {
+        this.remaining = -1;
         return { type: FrameType.DATA, payload: EMPTY };
       }
-      if (queue.available === 0) return null;
-      const payload = queue.take(Math.min(queue.contiguous, this.#length));
-      this.#length -= payload.length;
-      if (this.#length === 0) this.#length = -1;
-      return { type: FrameType.DATA, payload };
+      const payload = this.piece();
+      return payload && { type: FrameType.DATA, payload };
     }
-    if (queue.available < this.#length) return null;
-    const payload = queue.take(this.#length);
-    this.#length = -1;
+    if (queue.available < this.remaining) return null;
+    const payload = queue.take(this.remaining);
+    this.remaining = -1;
     let control: ControlMessage;
     try {
       control = decodeControl(payload);
     } catch (err) {
-      throw this.#fail(err as HoopError);
+      throw this.fail(err as HoopError);
     }
     return { type: FrameType.CONTROL, payload, control };
-  }
-
-  #fail(err: HoopError): HoopError {
-    this.#error = err;
-    this.#queue.clear();
-    return err;
   }
 }

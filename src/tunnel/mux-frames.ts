@@ -14,7 +14,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ErrorCode, HoopError } from '../errors.js';
-import { ChunkQueue } from './chunk-queue.js';
+import { FrameDecoder } from './chunk-queue.js';
 
 /** Frame types of hoop-mux/1. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
 export const MuxFrameType = {
@@ -127,69 +127,47 @@ function decodeJson(type: number, payload: Buffer): Record<string, unknown> {
  * in, so an oversize length fails before its payload is buffered; DATA is handed out piece by
  * piece (views, never copies). After a violation every call throws it again.
  */
-export class MuxReader {
-  readonly #queue = new ChunkQueue();
+export class MuxReader extends FrameDecoder {
   #type = 0;
   #stream = 0;
-  #length = -1;
-  #error: HoopError | null = null;
-
-  /** True when no partial frame is pending (a clean place for the connection to end). */
-  get idle(): boolean {
-    return this.#queue.available === 0 && this.#length < 0;
-  }
-
-  /** Adds received bytes; the reader keeps a reference to `chunk`. */
-  push(chunk: Buffer): void {
-    this.#queue.push(chunk);
-  }
 
   /** The next frame (or DATA piece), or null when more bytes are needed. Throws HoopError(PROTOCOL_VIOLATION). */
   next(): MuxFrame | null {
-    if (this.#error) throw this.#error;
-    const queue = this.#queue;
-    if (this.#length < 0) {
+    this.check();
+    const queue = this.queue;
+    if (this.remaining < 0) {
       if (queue.available < MUX_HEADER_LENGTH) return null;
       const header = queue.take(MUX_HEADER_LENGTH);
       const type = header[0]!;
       const length = header.readUInt32BE(5);
       const max = maxPayload(type);
-      if (max < 0) throw this.#fail(muxViolation(`unknown frame type ${hex(type)}`));
-      if (length > max) throw this.#fail(muxViolation(`frame of type ${hex(type)} announces ${length} bytes, more than the ${max}-byte limit`));
-      if (type === MuxFrameType.WINDOW && length !== 4) throw this.#fail(muxViolation('a WINDOW frame carries exactly 4 bytes'));
+      if (max < 0) throw this.fail(muxViolation(`unknown frame type ${hex(type)}`));
+      if (length > max) throw this.fail(muxViolation(`frame of type ${hex(type)} announces ${length} bytes, more than the ${max}-byte limit`));
+      if (type === MuxFrameType.WINDOW && length !== 4) throw this.fail(muxViolation('a WINDOW frame carries exactly 4 bytes'));
+      if (type === MuxFrameType.DATA && length === 0) throw this.fail(muxViolation('an empty DATA frame'));
       this.#type = type;
       this.#stream = header.readUInt32BE(1);
-      this.#length = length;
+      this.remaining = length;
     }
     const type = this.#type as MuxFrameType;
     const stream = this.#stream;
     if (type === MuxFrameType.DATA) {
-      if (this.#length === 0) throw this.#fail(muxViolation('an empty DATA frame'));
-      if (queue.available === 0) return null;
-      const payload = queue.take(Math.min(queue.contiguous, this.#length));
-      this.#length -= payload.length;
-      if (this.#length === 0) this.#length = -1;
-      return { type, stream, payload };
+      const payload = this.piece();
+      return payload && { type, stream, payload };
     }
-    if (queue.available < this.#length) return null;
-    const payload = queue.take(this.#length);
-    this.#length = -1;
+    if (queue.available < this.remaining) return null;
+    const payload = queue.take(this.remaining);
+    this.remaining = -1;
     if (type === MuxFrameType.END) return { type, stream, payload };
     if (type === MuxFrameType.WINDOW) {
       const credit = payload.readUInt32BE(0);
-      if (credit === 0) throw this.#fail(muxViolation('a WINDOW frame grants nothing'));
+      if (credit === 0) throw this.fail(muxViolation('a WINDOW frame grants nothing'));
       return { type, stream, payload, value: { credit } };
     }
     try {
       return { type, stream, payload, value: decodeJson(type, payload) };
     } catch (err) {
-      throw this.#fail(err as HoopError);
+      throw this.fail(err as HoopError);
     }
-  }
-
-  #fail(err: HoopError): HoopError {
-    this.#error = err;
-    this.#queue.clear();
-    return err;
   }
 }
