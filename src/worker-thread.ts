@@ -4,7 +4,7 @@
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 
 /**
  * Runs a TypeScript module in a worker with tsx's require hook. Not its ESM loader: that one runs on
@@ -16,8 +16,10 @@ const FROM_SOURCE = "require('tsx/cjs/api').register(); require(require('node:ur
 /**
  * Starts the worker `name` (no extension) beside the module `from` (its `import.meta.url`): the
  * compiled `name.js`, or `name.ts` when `from` itself runs from source (tests, the dev stack). The
- * built package never takes the source path.
+ * built package never takes the source path. `resourceLimits` caps the worker's heap (see
+ * https://nodejs.org/api/worker_threads.html#worker_threadsresourcelimits).
  */
-export function startWorker(from: string, name: string): Worker {
-  return from.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL(`./${name}.ts`, from).href } }) : new Worker(new URL(`./${name}.js`, from));
+export function startWorker(from: string, name: string, resourceLimits?: ResourceLimits): Worker {
+  const limits = resourceLimits ? { resourceLimits } : {};
+  return from.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL(`./${name}.ts`, from).href }, ...limits }) : new Worker(new URL(`./${name}.js`, from), limits);
 }

@@ -387,28 +387,29 @@ const MAX_TEXTS = 500;
  * analysed once the session is over.
  */
 export class TablesTouched {
-  readonly #tables = new Set<string>();
-  readonly #written = new Set<string>();
-  readonly #texts = new Set<string>();
+  /** Each made on its first entry: a session that sends nothing holds none. */
+  #tables: Set<string> | undefined;
+  #written: Set<string> | undefined;
+  #texts: Set<string> | undefined;
   #complete = true;
 
   /** A judge's verdict on one statement. */
   addVerdict(touched: { tables: readonly string[]; written: readonly string[] } | undefined): void {
     if (!touched) return;
-    for (const t of touched.tables) this.#tables.add(t);
-    for (const t of touched.written) this.#written.add(t);
+    for (const t of touched.tables) (this.#tables ??= new Set()).add(t);
+    for (const t of touched.written) (this.#written ??= new Set()).add(t);
   }
 
   /** The SQL text of a statement no judge saw. */
   addText(sql: unknown): void {
-    if (typeof sql !== 'string' || sql === '' || this.#texts.has(sql)) return;
-    if (this.#texts.size >= MAX_TEXTS) this.#complete = false;
-    else this.#texts.add(sql);
+    if (typeof sql !== 'string' || sql === '' || this.#texts?.has(sql)) return;
+    if ((this.#texts?.size ?? 0) >= MAX_TEXTS) this.#complete = false;
+    else (this.#texts ??= new Set()).add(sql);
   }
 
   async summary(): Promise<{ tables: string[]; written: string[]; tablesComplete: boolean }> {
     let complete = this.#complete;
-    if (this.#texts.size > 0) {
+    if (this.#texts && this.#texts.size > 0) {
       await loadSqlParser();
       for (const sql of this.#texts) {
         const a = analyzeSql(sql);
@@ -416,6 +417,6 @@ export class TablesTouched {
         this.addVerdict(tablesTouched(a));
       }
     }
-    return { tables: [...this.#tables].sort(), written: [...this.#written].sort(), tablesComplete: complete };
+    return { tables: [...(this.#tables ?? [])].sort(), written: [...(this.#written ?? [])].sort(), tablesComplete: complete };
   }
 }

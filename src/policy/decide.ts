@@ -421,6 +421,18 @@ interface PreparedRule {
   kinds?: ReadonlySet<StatementKind>;
 }
 
+/** Rules prepared once per policy snapshot (a rule never changes once loaded), shared by every session's judge. */
+const PREPARED = new WeakMap<StatementRule, PreparedRule>();
+
+function prepareRule(rule: StatementRule): PreparedRule {
+  let prepared = PREPARED.get(rule);
+  if (!prepared) {
+    prepared = Object.freeze({ rule, ...(rule.match.kinds ? { kinds: new Set(rule.match.kinds.flatMap((k) => expandKind(k))) } : {}) });
+    PREPARED.set(rule, prepared);
+  }
+  return prepared;
+}
+
 /**
  * Judges SQL for one (policy, identity, connection, access mode). Rules that name other
  * connections, subjects or groups are dropped up front. Decisions are cached by exact SQL text
@@ -452,12 +464,7 @@ export class StatementJudge {
     this.#policy = policy;
     this.#mode = mode;
     this.#unparseable = policy.statements.unparseable;
-    this.#rules = policy.statements.rules
-      .filter((r) => appliesTo(r, who, connection))
-      .map((rule) => ({
-        rule,
-        ...(rule.match.kinds ? { kinds: new Set(rule.match.kinds.flatMap((k) => expandKind(k))) } : {}),
-      }));
+    this.#rules = policy.statements.rules.filter((r) => appliesTo(r, who, connection)).map(prepareRule);
     this.#tableRules = this.#rules.some((r) => (r.rule.match.tables?.length ?? 0) > 0);
     this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
     this.#limits = options.limits ?? {};

@@ -353,7 +353,10 @@ function writeBindParams(line: EventLine, body: Buffer): void {
 export class PostgresRecorder {
   readonly #sink: EventSink;
   /** Portal -> its statement's name. */
-  readonly #portals = new Map<string, string>();
+  get #portals(): Map<string, string> {
+    return (this.#portalsMade ??= new Map());
+  }
+  #portalsMade: Map<string, string> | undefined;
   /** The time of the record being read. */
   #at = 0;
   /** The result being received: rows sent and recorded, whether each column is binary. */

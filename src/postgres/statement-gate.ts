@@ -348,11 +348,20 @@ export function unsafeSettingValue(name: string, value: string, readOnly = false
 export class StatementGate implements GateStage {
   readonly #judge: SessionJudge;
   /** Prepared statements (protocol and SQL level, '' for the unnamed one) -> the SQL to judge again (a long one's analysis). */
-  readonly #statements = new Map<string, Held>();
+  get #statements(): Map<string, Held> {
+    return (this.#statementsMade ??= new Map());
+  }
+  #statementsMade: Map<string, Held> | undefined;
   /** Portals -> the SQL of their statement. */
-  readonly #portals = new Map<string, Held>();
+  get #portals(): Map<string, Held> {
+    return (this.#portalsMade ??= new Map());
+  }
+  #portalsMade: Map<string, Held> | undefined;
   /** Names of the gateway's pending Describes -> the ErrorResponse that replaces the server's. */
-  readonly #pending = new Map<string, Buffer>();
+  get #pending(): Map<string, Buffer> {
+    return (this.#pendingMade ??= new Map());
+  }
+  #pendingMade: Map<string, Buffer> | undefined;
   readonly #prefix = `${RESERVED_STATEMENT_PREFIX}${randomBytes(6).toString('hex')}_`;
   #seq = 0;
   #discarding = false;
@@ -379,11 +388,20 @@ export class StatementGate implements GateStage {
   /** Name changes so far (a later one makes an earlier one's answer moot). */
   #changes = 0;
   /** Parses sent whose answer has not come: name -> the text, its batch, the change number, what the name held before. */
-  readonly #tentative = new Map<string, { text: Sql; batch: number; change: number; before: Held | undefined }>();
+  get #tentative(): Map<string, { text: Sql; batch: number; change: number; before: Held | undefined }> {
+    return (this.#tentativeMade ??= new Map());
+  }
+  #tentativeMade: Map<string, { text: Sql; batch: number; change: number; before: Held | undefined }> | undefined;
   /** The last change of each name with an answer pending. */
-  readonly #lastChange = new Map<string, number>();
+  get #lastChange(): Map<string, number> {
+    return (this.#lastChangeMade ??= new Map());
+  }
+  #lastChangeMade: Map<string, number> | undefined;
   /** Binds sent whose answer has not come: portal -> what it was bound to, its batch, the change number, what it held before. */
-  readonly #tentativePortals = new Map<string, { sql: Held; batch: number; change: number; before: Held | undefined }>();
+  get #tentativePortals(): Map<string, { sql: Held; batch: number; change: number; before: Held | undefined }> {
+    return (this.#tentativePortalsMade ??= new Map());
+  }
+  #tentativePortalsMade: Map<string, { sql: Held; batch: number; change: number; before: Held | undefined }> | undefined;
   /** What must hear the server's answer to the message just passed. */
   #hook: ((outcome: AskOutcome) => void) | undefined;
   /** Names the message being judged DEALLOCATEs (forgotten once the server confirms). */
@@ -397,9 +415,15 @@ export class StatementGate implements GateStage {
   /** The current message judged a text no reviewer could be shown: one too long to decode here, or more texts than {@link MAX_SEEN}. */
   #unshowable: string | undefined;
   /** Portals an approved Bind made -> the texts approved: their Executes pass on those (an EXECUTE whose name now holds another text is held again). */
-  readonly #approvedPortals = new Map<string, ReadonlySet<string>>();
+  get #approvedPortals(): Map<string, ReadonlySet<string>> {
+    return (this.#approvedPortalsMade ??= new Map());
+  }
+  #approvedPortalsMade: Map<string, ReadonlySet<string>> | undefined;
   /** Statement shapes an approval's window lets run -> until when (ms since the epoch). */
-  readonly #windows = new Map<string, number>();
+  get #windows(): Map<string, number> {
+    return (this.#windowsMade ??= new Map());
+  }
+  #windowsMade: Map<string, number> | undefined;
   /** The row limit on what the current message writes (the strictest of its texts'), if any. */
   #guarding: WriteGuard | undefined;
   /** The current message's guard came from what an EXECUTE runs (its tag may not count it). */

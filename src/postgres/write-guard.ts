@@ -165,7 +165,10 @@ export class WriteGuardStage {
   /** A statement name never prepared: its Describe fails a batch. */
   readonly #missing: string;
   /** Guarded portals -> the Bind that made them (for a run again after a review). */
-  readonly #binds = new Map<string, Buffer>();
+  get #binds(): Map<string, Buffer> {
+    return (this.#bindsMade ??= new Map());
+  }
+  #bindsMade: Map<string, Buffer> | undefined;
   #bindBytes = 0;
   /** The run whose results are being held: every server message meanwhile waits with them. */
   #holding: GuardRun | undefined;

@@ -58,8 +58,12 @@ export interface EventSink {
   drained(): Promise<void>;
 }
 
-/** Size of the blocks lines are written into (a longer line gets a block of its own). */
+/** Largest of the blocks lines are written into (a longer line gets a block of its own). */
 const BLOCK = 16 * 1024;
+/** The first block after the lines were taken; each next one is twice the one before, up to {@link BLOCK}. */
+const FIRST_BLOCK = 1024;
+/** No block: where lines start until the first is written. */
+const NO_BLOCK = Buffer.alloc(0);
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -70,12 +74,14 @@ const BEGINNINGS = new Map<string, Buffer>();
 /**
  * JSON lines in blocks. A line never spans two blocks (one that does not fit moves to a new block
  * as it grows), so a line left unfinished by an exception is simply dropped by the next
- * {@link LineBlocks.begin}. {@link LineBlocks.take} hands over whole lines without copying them.
+ * {@link LineBlocks.begin}. {@link LineBlocks.take} hands over whole lines without copying them,
+ * and with them the block: a recording that is idle holds no block, and the first block after
+ * is small (a few events), growing as events come.
  */
 export class LineBlocks implements EventLine {
   #done: Buffer[] = [];
   #doneBytes = 0;
-  #block = Buffer.allocUnsafeSlow(BLOCK);
+  #block = NO_BLOCK;
   /** Where the lines not yet taken begin in the block. */
   #from = 0;
   /** Where the line being written begins. */
@@ -98,12 +104,20 @@ export class LineBlocks implements EventLine {
     return this.#doneBytes + this.#mark - this.#from;
   }
 
-  /** The whole lines so far, in order, and forgets them. */
+  /** The whole lines so far, in order, and forgets them (with their block, unless a line is being written in it). */
   take(): Buffer[] {
     if (this.#mark > this.#from) this.#done.push(this.#block.subarray(this.#from, this.#mark));
     this.#from = this.#mark;
     this.#doneBytes = 0;
-    return this.#done.splice(0);
+    if (this.#used === this.#mark) {
+      this.#block = NO_BLOCK;
+      this.#from = this.#mark = this.#used = 0;
+      this.#at = Number.NaN;
+      this.#atDigits = undefined;
+    }
+    const lines = this.#done;
+    this.#done = [];
+    return lines;
   }
 
   /** Starts a line (dropping one left unfinished): `{"t":"<t>","at":<at>`. */
@@ -292,7 +306,8 @@ export class LineBlocks implements EventLine {
   #room(n: number): void {
     if (this.#used + n <= this.#block.length) return;
     const line = this.#used - this.#mark;
-    const next = Buffer.allocUnsafeSlow(Math.max(BLOCK, line + n));
+    const size = this.#block === NO_BLOCK ? FIRST_BLOCK : Math.min(BLOCK, this.#block.length * 2);
+    const next = Buffer.allocUnsafeSlow(Math.max(size, line + n));
     this.#block.copy(next, 0, this.#mark, this.#used);
     if (this.#mark > this.#from) {
       this.#done.push(this.#block.subarray(this.#from, this.#mark));

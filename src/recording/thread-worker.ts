@@ -60,26 +60,22 @@ function fail(id: number, err: unknown): void {
   say({ op: 'failed', id, error: message(err) });
 }
 
+/** Opens recording `id`. (Its own scope: what its writer keeps for its life, the callbacks below, holds only the id.) */
+function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
+  const { protocol, announce, ...options } = o;
+  const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
+  RecordingWriter.create({ ...options, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) }).then(
+    (writer) => {
+      recordings.set(id, { writer, encoder: ENCODERS[protocol](writer), queue: Promise.resolve(), failed: false });
+      say({ op: 'opened', id });
+    },
+    (err: unknown) => say({ op: 'opened', id, error: message(err) }),
+  );
+}
+
 port.on('message', (m: ToThread) => {
-  // MEMPROBE-TEMP
-  if ((m as unknown as { op: string }).op === 'memprobe') {
-    void import('node:v8').then(async (v8) => {
-      const fs = await import('node:fs');
-      const { threadId } = await import('node:worker_threads');
-      fs.writeFileSync(`/tmp/memprobe-${process.pid}-w${threadId}.json`, JSON.stringify({ mu: process.memoryUsage(), spaces: v8.getHeapSpaceStatistics() }));
-    });
-    return;
-  }
   if (m.op === 'open') {
-    const { protocol, announce, ...options } = m.options;
-    const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id: m.id, name, removed }) : undefined;
-    RecordingWriter.create({ ...options, onFailure: (err) => fail(m.id, err), ...(onFile ? { onFile } : {}) }).then(
-      (writer) => {
-        recordings.set(m.id, { writer, encoder: ENCODERS[protocol](writer), queue: Promise.resolve(), failed: false });
-        say({ op: 'opened', id: m.id });
-      },
-      (err: unknown) => say({ op: 'opened', id: m.id, error: message(err) }),
-    );
+    open(m.id, m.options);
     return;
   }
   const r = recordings.get(m.id);

@@ -22,11 +22,31 @@ import type { RecordingEvent } from './event-line.js';
 export const EVENT = 1;
 /** Bytes of a record's header: kind, length, time. */
 export const HEADER = 13;
-/** Size of a staging block; a block is sent to the thread once this full. */
+/** Largest staging block; one this size is sent to the thread once {@link SEND_AT} full. */
 const BLOCK = 256 * 1024;
 const SEND_AT = 192 * 1024;
+/**
+ * Smallest staging block. A block starts at the size the last one sent needed and doubles as
+ * records come, up to {@link BLOCK}: an idle session holds a small block for at most
+ * {@link FLUSH_MS} after its last record (its start, say), then none; a busy one stages in full
+ * blocks. (Every session staged into its own 256 KiB block before.)
+ */
+const MIN_BLOCK = 1024;
 /** Staged records wait at most this long for the recording thread. */
 const FLUSH_MS = 1000;
+/**
+ * The recording thread's young generation (V8's `maxYoungGenerationSizeMb`: two semi-spaces of
+ * a third of it each, and as much for large objects). What the thread allocates is short-lived
+ * (events go to blocks outside the heap), but V8 grows the young generation whenever as much as
+ * it holds has survived it since it last grew, and open recordings keep a few objects each: with
+ * a thousand open it had grown to 16 MiB (resident once used), to no gain. Now at most 4 MiB.
+ */
+const YOUNG_GENERATION_MB = 6;
+
+/** The least power of two at least `n`. */
+function pow2(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+}
 
 /** Reads the records of a staging block in order. */
 export function forEachRecord(block: Buffer, length: number, fn: (kind: number, at: number, bytes: Buffer, start: number, end: number) => void): void {
@@ -86,25 +106,6 @@ export type FromThread =
   | { op: 'file'; id: number; name: string; removed: boolean }
   | { op: 'closed'; id: number; error?: string };
 
-// MEMPROBE-TEMP
-const MEMPROBE_THREADS: Array<() => Worker | undefined> = [];
-if (process.env.HOOP_MEMPROBE) process.on('SIGWINCH', () => void (async () => {
-  const fs = await import('node:fs');
-  const v8 = await import('node:v8');
-  for (const w of MEMPROBE_THREADS.map((f) => f()).filter((w) => w !== undefined)) w.postMessage({ op: 'memprobe' });
-  await new Promise((r) => setTimeout(r, 500));
-  fs.writeFileSync(`/tmp/memprobe-${process.pid}.json`, JSON.stringify({ mu: process.memoryUsage(), hs: v8.getHeapStatistics(), spaces: v8.getHeapSpaceStatistics() }, null, 1));
-  if (process.env.HOOP_MEMPROBE === 'snap') {
-    v8.writeHeapSnapshot(`/tmp/main-${process.pid}.heapsnapshot`);
-    let i = 0;
-    for (const w of MEMPROBE_THREADS.map((f) => f()).filter((w) => w !== undefined)) {
-      const st = await w.getHeapSnapshot();
-      await new Promise<void>((r) => st.pipe(fs.createWriteStream(`/tmp/worker-${process.pid}-${i++}.heapsnapshot`)).on('finish', () => r()));
-    }
-  }
-  fs.writeFileSync(`/tmp/memprobe-${process.pid}.done`, 'ok');
-})());
-
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
   readonly #flushMs: number;
@@ -116,13 +117,12 @@ export class RecordingThread {
   /** `flushMs`: staged records wait at most this long for the thread (default {@link FLUSH_MS}). */
   constructor(o: { flushMs?: number } = {}) {
     this.#flushMs = o.flushMs ?? FLUSH_MS;
-    MEMPROBE_THREADS.push(() => this.#worker);
   }
 
   /** Opens a recording (its directory is created); rejects when it cannot be. */
   async open(o: ThreadRecordingOptions): Promise<RecordingStream> {
     const id = ++this.#seq;
-    const stream = new ThreadStream(id, (m, transfer) => this.#post(m, transfer), o.maxPendingBytes ?? 4 * 1024 * 1024, () => this.#closed(id), o.onFile);
+    const stream = this.#stream(id, o.maxPendingBytes ?? 4 * 1024 * 1024, o.onFile);
     this.#open.set(id, stream);
     const { maxPendingBytes: _, onFile, ...options } = o;
     try {
@@ -136,6 +136,11 @@ export class RecordingThread {
       for (const s of this.#open.values()) s.send();
     }, this.#flushMs).unref();
     return stream;
+  }
+
+  /** A stream for recording `id`. (Its own scope: the callbacks it keeps for the recording's life hold the id alone, not the options.) */
+  #stream(id: number, maxPending: number, onFile: ThreadRecordingOptions['onFile']): ThreadStream {
+    return new ThreadStream(id, (m, transfer) => this.#post(m, transfer), maxPending, () => this.#closed(id), onFile);
   }
 
   /** Stops the thread (recordings still open are left as a crash leaves them). */
@@ -153,7 +158,7 @@ export class RecordingThread {
   }
 
   #start(): Worker {
-    const w = startWorker(import.meta.url, 'thread-worker');
+    const w = startWorker(import.meta.url, 'thread-worker', { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB });
     w.on('message', (m: FromThread) => this.#open.get(m.id)?.answer(m));
     // The recordings it held fail (their sessions follow `recording.onFailure`); the next one starts a new thread.
     const died = (why: unknown): void => {
@@ -186,6 +191,8 @@ class ThreadStream implements RecordingStream {
   /** The staging block, allocated when a record comes (an idle session holds none). */
   #block: Buffer | undefined;
   #used = 0;
+  /** Size of the next block: what the last one sent needed (a power of two from {@link MIN_BLOCK} to {@link BLOCK}). */
+  #size = MIN_BLOCK;
   /** Staged bytes sent to the thread and not yet on disk. */
   #unwritten = 0;
   #behind: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -221,11 +228,8 @@ class ThreadStream implements RecordingStream {
   record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
     if (this.#failure || this.#closed) return;
     const n = end - start;
-    if (!this.#block || this.#used + HEADER + n > this.#block.length) {
-      this.send();
-      this.#block = Buffer.allocUnsafeSlow(Math.max(BLOCK, HEADER + n));
-    }
-    const block = this.#block;
+    if (!this.#block || this.#used + HEADER + n > this.#block.length) this.#room(HEADER + n);
+    const block = this.#block!;
     let u = this.#used;
     block[u] = kind;
     block.writeUInt32LE(n, u + 1);
@@ -235,6 +239,22 @@ class ThreadStream implements RecordingStream {
     else u += bytes.copy(block, u, start, end);
     this.#used = u;
     if (u >= SEND_AT) this.send();
+  }
+
+  /** A block with room for `n` more bytes: the one staged so far grown (up to {@link BLOCK}), or a new one once that is full. */
+  #room(n: number): void {
+    const old = this.#block;
+    const need = this.#used + n;
+    if (old && old.length < BLOCK && need <= BLOCK) {
+      let size = old.length * 2;
+      while (size < need) size *= 2;
+      const grown = Buffer.allocUnsafeSlow(Math.min(size, BLOCK));
+      old.copy(grown, 0, 0, this.#used);
+      this.#block = grown;
+      return;
+    }
+    this.send();
+    this.#block = Buffer.allocUnsafeSlow(n > this.#size ? Math.max(Math.min(BLOCK, pow2(n)), n) : this.#size);
   }
 
   event(event: RecordingEvent): void {
@@ -247,6 +267,7 @@ class ThreadStream implements RecordingStream {
     if (!this.#block || this.#used === 0 || this.#failure) return;
     const length = this.#used;
     const buffer = this.#block.buffer as ArrayBuffer;
+    this.#size = Math.min(BLOCK, Math.max(MIN_BLOCK, pow2(length)));
     this.#block = undefined;
     this.#used = 0;
     this.#unwritten += length;

@@ -31,6 +31,17 @@ import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from 
 import { sshSign } from './sshsig.js';
 
 
+/**
+ * The size of zlib's output buffers for a chunk of `n` bytes: no more than the chunk's compressed
+ * size can need (a small chunk, an idle session's, compresses to a few hundred bytes), and under
+ * half of Buffer's pool, so that they are slices of it. A compressed chunk waits for its write
+ * as a view of its output buffer: at zlib's default (16 KiB, each its own allocation) every
+ * recording's small chunk held 16 KiB until the garbage collector came.
+ */
+function gzipChunkSize(n: number): number {
+  return Math.min(n + 64, Buffer.poolSize / 2 - 64);
+}
+
 /** The namespace of every recording signature. */
 export const RECORDING_NAMESPACE = 'hoop-recording';
 export const MANIFEST = 'SHA256SUMS';
@@ -184,7 +195,8 @@ export class RecordingWriter implements EventSink {
       try {
         const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev };
         // On the recording thread (./thread.ts), so compressing in place blocks no session.
-        const data = gzipSync(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]), { level: 1 });
+        const text = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]);
+        const data = gzipSync(text, { level: 1, chunkSize: gzipChunkSize(text.length) });
         const name = chunkName(seq);
         // The directory is fsynced when a manifest is signed (#sign), before it names this chunk.
         await writeFileAtomic(join(this.dir, name), data, this.dir, false);

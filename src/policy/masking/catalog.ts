@@ -176,7 +176,10 @@ interface Entry {
  * @see https://www.postgresql.org/docs/current/catalog-pg-rewrite.html
  */
 export class PgCatalogResolver implements CatalogResolver {
-  private readonly cache = new Map<number, Entry>();
+  private get cache(): Map<number, Entry> {
+    return (this.#cache ??= new Map());
+  }
+  #cache: Map<number, Entry> | undefined;
   private readonly ttlMs: number;
   private readonly maxRelations: number;
   private readonly now: () => number;

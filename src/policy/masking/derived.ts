@@ -38,7 +38,7 @@ export class DerivedValueCheck {
   readonly #rules: MaskingRules;
 
   constructor(policy: MaskingPolicyLike | MaskingRules) {
-    this.#rules = policy instanceof MaskingRules ? policy : new MaskingRules(policy);
+    this.#rules = policy instanceof MaskingRules ? policy : MaskingRules.of(policy);
   }
 
   /** Whether the policy has anything a derived value could come from. */

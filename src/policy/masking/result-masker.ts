@@ -197,8 +197,14 @@ export class ResultMasker {
   private readonly onUnknownRow: (() => void) | undefined;
   private readonly answers = new AnswerQueue<Op>();
   /** Prepared statements -> the hints of the SQL they were parsed from. */
-  private readonly statements = new Map<string, StatementHints>();
-  private readonly portals = new Map<string, Portal>();
+  private get statements(): Map<string, StatementHints> {
+    return (this.#statements ??= new Map());
+  }
+  #statements: Map<string, StatementHints> | undefined;
+  private get portals(): Map<string, Portal> {
+    return (this.#portals ??= new Map());
+  }
+  #portals: Map<string, Portal> | undefined;
   /** The result being returned for a simple Query. */
   private current: { plan: ColumnPlan[]; hints: StatementHints } | undefined;
   /**
@@ -206,12 +212,15 @@ export class ResultMasker {
    * client's messages go: described after their Bind, with no Execute, Query or FunctionCall
    * since (any of which can close and re-open a portal under the same name).
    */
-  private readonly described = new Set<string>();
+  private get described(): Set<string> {
+    return (this.#described ??= new Set());
+  }
+  #described: Set<string> | undefined;
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
   private copy: { masker: CopyOutMasker } | 'pass' | undefined;
 
   constructor(options: ResultMaskerOptions) {
-    this.rules = options.rules instanceof MaskingRules ? options.rules : new MaskingRules(options.rules, options.key);
+    this.rules = options.rules instanceof MaskingRules ? options.rules : MaskingRules.of(options.rules, options.key);
     this.catalog = options.catalog;
     this.originUnknownPolicy = options.originUnknownPolicy ?? 'mask';
     this.unknownStrategy = options.originUnknownStrategy ?? 'redact';

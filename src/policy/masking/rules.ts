@@ -59,6 +59,23 @@ export function globToRegExp(glob: string): RegExp {
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
  */
 export class MaskingRules {
+  /** Compiled once per policy section and key: what every session of a policy snapshot shares (see {@link MaskingRules.of}). */
+  static readonly #compiled = new WeakMap<MaskingPolicyLike, Map<string | undefined, MaskingRules>>();
+
+  /**
+   * The rules of `policy` with `key`, compiled on first use and shared after (they never change
+   * once made): sessions under one policy do not each compile their patterns.
+   *
+   * @throws Error as the constructor does
+   */
+  static of(policy: MaskingPolicyLike, key?: string): MaskingRules {
+    let byKey = MaskingRules.#compiled.get(policy);
+    if (!byKey) MaskingRules.#compiled.set(policy, (byKey = new Map()));
+    let rules = byKey.get(key);
+    if (!rules) byKey.set(key, (rules = new MaskingRules(policy, key)));
+    return rules;
+  }
+
   /** The HMAC key for `hash`. */
   readonly key: string | undefined;
   /** Detectors in the order they run. */

@@ -69,27 +69,30 @@ export function shapeProven(runs: readonly number[], analysis: Analysis, signs: 
  * @see https://www.postgresql.org/docs/17/sql-syntax-lexical.html#SQL-SYNTAX-CONSTANTS-NUMERIC
  */
 export class ShapeCache<T> {
-  readonly #exact: LruCache<string, T>;
-  readonly #shapes: LruCache<string, T>;
+  /** Made on the first entry of each kind: a session's caches cost nothing until it sends SQL. */
+  #exact: LruCache<string, T> | undefined;
+  #shapes: LruCache<string, T> | undefined;
+  readonly #size: number;
   readonly #maxText: number;
 
   /** `size` entries of each kind; texts longer than `maxText` are never cached. */
   constructor(size: number, maxText: number) {
-    this.#exact = new LruCache(size);
-    this.#shapes = new LruCache(size);
+    if (!Number.isInteger(size) || size < 1) throw new RangeError('LruCache capacity must be a positive integer');
+    this.#size = size;
     this.#maxText = maxText;
   }
 
   /** How many entries are cached (by text, and by shape). */
   get size(): number {
-    return this.#exact.size + this.#shapes.size;
+    return (this.#exact?.size ?? 0) + (this.#shapes?.size ?? 0);
   }
 
   /** What was cached for `sql` or for a text of the same proven shape. */
   get(sql: string): T | undefined {
-    if (sql.length > this.#maxText) return undefined;
+    if (sql.length > this.#maxText || !this.#exact) return undefined;
     const hit = this.#exact.get(sql);
     if (hit !== undefined) return hit;
+    if (!this.#shapes) return undefined;
     const shape = sqlShape(sql);
     return shape ? this.#shapes.get(shape.key) : undefined;
   }
@@ -100,8 +103,8 @@ export class ShapeCache<T> {
    */
   set(sql: string, analysis: Analysis, value: T, shapeValue: T = value): void {
     if (sql.length > this.#maxText) return;
-    this.#exact.set(sql, value);
+    (this.#exact ??= new LruCache(this.#size)).set(sql, value);
     const shape = sqlShape(sql);
-    if (shape && shapeProven(shape.runs, analysis, shape.signs)) this.#shapes.set(shape.key, shapeValue);
+    if (shape && shapeProven(shape.runs, analysis, shape.signs)) (this.#shapes ??= new LruCache(this.#size)).set(shape.key, shapeValue);
   }
 }
