@@ -575,7 +575,8 @@ async function startBenchGateway(config: string[], env: NodeJS.ProcessEnv = {}):
 async function startBenchConnect<T>(gw: { url: string; caFile: string; token: string; hoopBin: string }, name: string): Promise<{ info: T; pid: number; stop: () => Promise<void> }> {
   const client = start(process.execPath, [...hoopNodeArgs(), gw.hoopBin, 'connect', name, '--gateway', gw.url, '--ca-file', gw.caFile, '--json'], {
     name: 'hoop connect',
-    env: { ...process.env, HOOP_TOKEN: gw.token },
+    // A config directory of its own: the records it keeps of its sessions go to a spool of the bench's, not the user's.
+    env: { ...process.env, HOOP_TOKEN: gw.token, HOOP_CONFIG_DIR: tempDir('hoop-bench-cli-').dir },
   });
   const info = await waitFor(20_000, () => {
     const first = client.stdout().split('\n')[0];

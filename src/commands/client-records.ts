@@ -139,7 +139,7 @@ export class CommandRecords {
    * token) can claim that id with another record.
    */
   async claim(kind: RecordKind, id: string): Promise<void> {
-    const entry = (await this.spool.entries(this.#target.origin)).find((e) => e.meta.kind === kind && e.meta.id === id);
+    const [entry] = await this.spool.only([`${kind}/${id}`], this.#target.origin);
     if (entry) await uploadRecord(entry, this.#target);
   }
 

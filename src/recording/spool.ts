@@ -63,6 +63,9 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A record's directory in the spool: `<kind>-<id>`. */
+const SPOOL_DIR = /^(sessions|runs)-[A-Za-z0-9_-]{8,64}$/;
+
 /** See the module documentation. */
 export class Spool {
   readonly root: string;
@@ -90,17 +93,36 @@ export class Spool {
     const names = await readdir(this.root).catch(() => [] as string[]);
     const out: SpoolEntry[] = [];
     for (const name of names) {
-      if (!/^(sessions|runs)-[A-Za-z0-9_-]{8,64}$/.test(name)) continue;
-      const dir = join(this.root, name);
-      const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as SpoolMeta, () => undefined);
-      if (!meta || (origin !== undefined && meta.gateway !== origin)) continue;
-      // The writer signs, then writes the manifest: a record is closed once both are there.
-      const closed = await stat(join(dir, MANIFEST)).then(() => true, () => false);
-      // A record of another host (a shared config directory) is that host's to upload.
-      const status = closed ? 'closed' : meta.host !== hostname() || alive(meta.pid) ? 'live' : 'abandoned';
-      out.push({ dir, meta, status });
+      if (!SPOOL_DIR.test(name)) continue;
+      const entry = await this.#read(join(this.root, name), origin);
+      if (entry) out.push(entry);
     }
     return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));
+  }
+
+  /**
+   * The records `keys` (`kind/id`) that are in the spool (of gateway `origin` when given), oldest
+   * first: only their directories are read, however many records the spool holds.
+   */
+  async only(keys: Iterable<string>, origin?: string): Promise<SpoolEntry[]> {
+    const out: SpoolEntry[] = [];
+    for (const key of keys) {
+      const name = key.replace('/', '-');
+      if (!SPOOL_DIR.test(name)) continue;
+      const entry = await this.#read(join(this.root, name), origin);
+      if (entry) out.push(entry);
+    }
+    return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));
+  }
+
+  async #read(dir: string, origin: string | undefined): Promise<SpoolEntry | undefined> {
+    const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as SpoolMeta, () => undefined);
+    if (!meta || (origin !== undefined && meta.gateway !== origin)) return undefined;
+    // The writer signs, then writes the manifest: a record is closed once both are there.
+    const closed = await stat(join(dir, MANIFEST)).then(() => true, () => false);
+    // A record of another host (a shared config directory) is that host's to upload.
+    const status = closed ? 'closed' : meta.host !== hostname() || alive(meta.pid) ? 'live' : 'abandoned';
+    return { dir, meta, status };
   }
 
   /** The gateway holds a record: it leaves the spool. */

@@ -98,7 +98,7 @@ export async function uploadSpool(
 ): Promise<UploadReport> {
   const report: UploadReport = { uploaded: [], left: [], setAside: [] };
   const statuses = o.statuses ?? ['closed', 'abandoned'];
-  const entries = (await spool.entries(target.origin)).filter((e) => (o.only ? o.only.has(`${e.meta.kind}/${e.meta.id}`) : statuses.includes(e.status)));
+  const entries = o.only ? await spool.only(o.only, target.origin) : (await spool.entries(target.origin)).filter((e) => statuses.includes(e.status));
   for (const entry of entries) {
     for (let attempt = 0; ; attempt++) {
       try {
