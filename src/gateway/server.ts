@@ -838,6 +838,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** The hoop-mux/1 connections open now: closed at shutdown, once their sessions have ended. */
   const muxes = new Set<MuxConnection>();
 
+  /** Logs why a tunnel (or a hoop-mux/1 connection) is refused, and refuses it with the error's status, body and headers. */
+  const refuseTunnel = (err: unknown, fields: Record<string, string>, refuse: TunnelAnswer['refuse']): void => {
+    const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
+    log.warn('tunnel.refused', { ...fields, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
+    refuse(errorStatus(e), errorBody(e), authenticateHeaders(e));
+  };
+
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => undefined);
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
@@ -876,9 +883,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     try {
       await authenticate(req.headers.authorization);
     } catch (err) {
-      const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
-      log.warn('tunnel.refused', { remote: remoteAddress, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
-      return rejectUpgrade(socket, errorStatus(e), errorBody(e), authenticateHeaders(e));
+      return refuseTunnel(err, { remote: remoteAddress }, (status, body, headers) => rejectUpgrade(socket, status, body, headers));
     }
     if (closing) return rejectUpgrade(socket, 503, shuttingDown);
     const mux = acceptMux(socket, head, (stream, request) => {
@@ -931,9 +936,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           stillAllowed = (id) => mayUse(id, conn);
         }
       } catch (err) {
-        const e = err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, describeError(err));
-        log.warn('tunnel.refused', { connection: name, remote: remoteAddress, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
-        answer.refuse(errorStatus(e), errorBody(e), authenticateHeaders(e));
+        refuseTunnel(err, { connection: name, remote: remoteAddress }, answer.refuse);
         return;
       }
       if (closing) {

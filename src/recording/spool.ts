@@ -90,14 +90,7 @@ export class Spool {
 
   /** The records in the spool (of gateway `origin` when given), oldest first. */
   async entries(origin?: string): Promise<SpoolEntry[]> {
-    const names = await readdir(this.root).catch(() => [] as string[]);
-    const out: SpoolEntry[] = [];
-    for (const name of names) {
-      if (!SPOOL_DIR.test(name)) continue;
-      const entry = await this.#read(join(this.root, name), origin);
-      if (entry) out.push(entry);
-    }
-    return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));
+    return this.#read(await readdir(this.root).catch(() => [] as string[]), origin);
   }
 
   /**
@@ -105,17 +98,24 @@ export class Spool {
    * first: only their directories are read, however many records the spool holds.
    */
   async only(keys: Iterable<string>, origin?: string): Promise<SpoolEntry[]> {
+    return this.#read(
+      [...keys].map((key) => key.replace('/', '-')),
+      origin,
+    );
+  }
+
+  /** The records of the spool's directories `names` (others skipped), oldest first. */
+  async #read(names: string[], origin: string | undefined): Promise<SpoolEntry[]> {
     const out: SpoolEntry[] = [];
-    for (const key of keys) {
-      const name = key.replace('/', '-');
+    for (const name of names) {
       if (!SPOOL_DIR.test(name)) continue;
-      const entry = await this.#read(join(this.root, name), origin);
+      const entry = await this.#readOne(join(this.root, name), origin);
       if (entry) out.push(entry);
     }
     return out.sort((a, b) => a.meta.startedAt.localeCompare(b.meta.startedAt));
   }
 
-  async #read(dir: string, origin: string | undefined): Promise<SpoolEntry | undefined> {
+  async #readOne(dir: string, origin: string | undefined): Promise<SpoolEntry | undefined> {
     const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as SpoolMeta, () => undefined);
     if (!meta || (origin !== undefined && meta.gateway !== origin)) return undefined;
     // The writer signs, then writes the manifest: a record is closed once both are there.
