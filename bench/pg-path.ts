@@ -292,6 +292,15 @@ function cpuSeconds(pid: number): number {
   }
   return ticks / CLOCK_TICKS;
 }
+/** Read and write system calls of process `pid` (all threads): syscr and syscw of /proc/<pid>/io. */
+function syscalls(pid: number): { r: number; w: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return { r: Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0), w: Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0) };
+  } catch {
+    return { r: 0, w: 0 };
+  }
+}
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 function parsePgbench(out: string): { latencyMs: number; tps: number; transactions: number } {
@@ -334,11 +343,14 @@ async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: numbe
   r.tps1 = one.tps;
   log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
   const cpuBefore = relay && { server: cpuSeconds(relay.server), client: cpuSeconds(relay.client) };
+  const ioBefore = relay && { server: syscalls(relay.server), client: syscalls(relay.client) };
   const eight = await pgbench(bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8 = eight.tps;
   if (relay && cpuBefore && eight.transactions > 0) {
     r.serverCpuUs = ((cpuSeconds(relay.server) - cpuBefore.server) * 1e6) / eight.transactions;
     r.clientCpuUs = ((cpuSeconds(relay.client) - cpuBefore.client) * 1e6) / eight.transactions;
+    const s = syscalls(relay.server), c = syscalls(relay.client);
+    log(`syscalls per transaction: server side ${((s.r - ioBefore!.server.r) / eight.transactions).toFixed(2)} reads ${((s.w - ioBefore!.server.w) / eight.transactions).toFixed(2)} writes; client side ${((c.r - ioBefore!.client.r) / eight.transactions).toFixed(2)} reads ${((c.w - ioBefore!.client.w) / eight.transactions).toFixed(2)} writes`);
   }
   log(`tps ${eight.tps.toFixed(0)} at 8 clients${r.serverCpuUs !== undefined ? ` (CPU per transaction: server side ${r.serverCpuUs.toFixed(1)} µs, client side ${r.clientCpuUs!.toFixed(1)} µs)` : ''}`);
   const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);

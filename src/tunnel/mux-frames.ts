@@ -18,7 +18,7 @@ import { FrameDecoder } from './chunk-queue.js';
 
 /** Frame types of hoop-mux/1. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
 export const MuxFrameType = {
-  /** Client → gateway: open a session on a new stream; JSON `{connection, headers}` (the v1 Upgrade's headers, lower case). */
+  /** Client → gateway: open a session on a new stream; JSON `{connection, headers, window?}` (the v1 Upgrade's headers, lower case; the client's window). */
   OPEN: 0x01,
   /** Gateway → client: the session is accepted; JSON of the headers a v1 `101` carries. */
   ACCEPT: 0x02,

@@ -23,8 +23,22 @@ import { TunnelStream, type TunnelPeer } from './stream.js';
 /** The protocol token of the `Upgrade` header of a multiplexed tunnel. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
 export const MUX_PROTOCOL = 'hoop-mux/1';
 
-/** Bytes a stream may receive before its consumer has read them (the initial and steady window). */
+/**
+ * Bytes a stream may receive before its consumer has read them (the initial and steady window):
+ * what the gateway lets a client have in flight on one stream, and the window of a client that
+ * announces none.
+ */
 export const STREAM_WINDOW = 256 * 1024;
+
+/**
+ * The window `hoop connect` announces for what the gateway sends it (results, COPY out): larger,
+ * since a result is what flows, and what the CLI buffers for a slow local client is its own. The
+ * gateway buffers none of it: its writes wait for its socket, whatever the window.
+ */
+export const CLIENT_STREAM_WINDOW = 1024 * 1024;
+
+/** The largest window a client may announce. */
+export const MAX_STREAM_WINDOW = 16 * 1024 * 1024;
 
 /** Streams one connection may have open at once. */
 export const MAX_STREAMS = 1024;
@@ -47,6 +61,8 @@ export interface MuxOpenRequest {
   connection: string;
   /** Header names in lower case, values as strings (`authorization`, `hoop-session-id`, ...). */
   headers: Record<string, string>;
+  /** The client's window: DATA bytes the gateway may send on the stream before credit (default {@link STREAM_WINDOW}). */
+  window?: number;
 }
 
 /** A gateway's refusal of a stream (as a hoop-tunnel/1 HTTP refusal: status and JSON body). */
@@ -69,25 +85,28 @@ export class MuxStream extends TunnelStream {
   readonly id: number;
   readonly #mux: MuxConnection;
   readonly #controls = new WeakSet<Buffer>();
-  /** DATA bytes the peer still lets this side send. */
-  #sendWindow = STREAM_WINDOW;
+  /** The peer's window, and the DATA bytes it still lets this side send. */
+  readonly #peerWindow: number;
+  #sendWindow: number;
   /** A write waiting for credit: what is left of it and its callback. */
   #blocked: { parts: Buffer[]; callback: Callback } | null = null;
-  /** Total DATA bytes the peer may have sent, and has sent. */
-  #allowed = STREAM_WINDOW;
+  /** This side's window; total DATA bytes the peer may have sent, and has sent. */
+  readonly #window: number;
+  #allowed: number;
   #received = 0;
   #endSent = false;
   #endReceived = false;
-  #answered: boolean;
+  #answered = false;
   /** The client side: settles when the gateway accepts or refuses. */
   #onAnswer: ((err: MuxRefusal | Error | null, headers?: Record<string, string>) => void) | null = null;
 
   /** @internal Made by {@link MuxConnection}. */
-  constructor(mux: MuxConnection, id: number, peer: TunnelPeer, answered: boolean) {
+  constructor(mux: MuxConnection, id: number, peer: TunnelPeer, windows: { send: number; receive: number }) {
     super(peer, { readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024, decodeStrings: true });
     this.#mux = mux;
     this.id = id;
-    this.#answered = answered;
+    this.#peerWindow = this.#sendWindow = windows.send;
+    this.#window = this.#allowed = windows.receive;
     // A stream can fail before its user listens (the connection drops while the gateway checks
     // the session's token): its error then only ends it, as 'close' says too; it never takes
     // the process down. Listeners added later get errors as usual.
@@ -186,7 +205,7 @@ export class MuxStream extends TunnelStream {
       }
       case MuxFrameType.WINDOW:
         this.#sendWindow += frame.value!.credit as number;
-        if (this.#sendWindow > STREAM_WINDOW) throw muxViolation(`stream ${this.id} was granted more than its window`);
+        if (this.#sendWindow > this.#peerWindow) throw muxViolation(`stream ${this.id} was granted more than its window`);
         this.#unblock();
         return;
       case MuxFrameType.END:
@@ -244,8 +263,8 @@ export class MuxStream extends TunnelStream {
   #credit(): void {
     if (this.#endReceived || this.destroyed) return;
     const consumed = this.#received - this.readableLength;
-    const grant = consumed + STREAM_WINDOW - this.#allowed;
-    if (grant >= STREAM_WINDOW / 4) {
+    const grant = consumed + this.#window - this.#allowed;
+    if (grant >= this.#window / 4) {
       this.#allowed += grant;
       this.#mux.send(muxWindowFrame(this.id, grant));
     }
@@ -308,6 +327,8 @@ export interface MuxConnectionOptions {
   peer: TunnelPeer;
   /** Gateway: a client opened a stream; answer it with `stream.accept()` or `stream.refuse()`. */
   onOpen?: (stream: MuxStream, request: MuxOpenRequest) => void;
+  /** Client: the window its streams announce (default {@link CLIENT_STREAM_WINDOW}). */
+  window?: number;
 }
 
 /**
@@ -318,6 +339,7 @@ export class MuxConnection extends EventEmitter {
   readonly socket: Duplex;
   readonly #peer: TunnelPeer;
   readonly #onOpen: MuxConnectionOptions['onOpen'];
+  readonly #window: number;
   readonly #reader = new MuxReader();
   readonly #streams = new Map<number, MuxStream>();
   #lastId = 0;
@@ -333,6 +355,7 @@ export class MuxConnection extends EventEmitter {
     this.socket = socket;
     this.#peer = options.peer;
     this.#onOpen = options.onOpen;
+    this.#window = options.window ?? CLIENT_STREAM_WINDOW;
     socket.allowHalfOpen = true;
     (socket as Duplex & { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true);
     if (head && head.length > 0) this.#reader.push(head);
@@ -369,9 +392,9 @@ export class MuxConnection extends EventEmitter {
    */
   open(request: MuxOpenRequest): Promise<{ stream: MuxStream; headers: Record<string, string> }> {
     if (!this.usable || this.#lastId >= 0xffffffff) return Promise.reject(Object.assign(new Error('the connection to the gateway is closed'), { code: 'ECONNRESET' }));
-    const stream = new MuxStream(this, ++this.#lastId, this.#peer, false);
+    const stream = new MuxStream(this, ++this.#lastId, this.#peer, { send: STREAM_WINDOW, receive: this.#window });
     this.#streams.set(stream.id, stream);
-    this.send(muxJsonFrame(MuxFrameType.OPEN, stream.id, request));
+    this.send(muxJsonFrame(MuxFrameType.OPEN, stream.id, { ...request, window: this.#window }));
     return new Promise((resolve, reject) => {
       stream.awaitAnswer((err, headers) => (err ? reject(err) : resolve({ stream, headers: headers! })));
     });
@@ -481,7 +504,7 @@ export class MuxConnection extends EventEmitter {
       if (id <= this.#lastId) throw muxViolation(`stream ${id} opened out of order (after ${this.#lastId})`);
       this.#lastId = id;
       const request = openRequest(frame.value!);
-      const stream = new MuxStream(this, id, this.#peer, false);
+      const stream = new MuxStream(this, id, this.#peer, { send: request.window ?? STREAM_WINDOW, receive: STREAM_WINDOW });
       this.#streams.set(id, stream);
       if (this.#streams.size > MAX_STREAMS) {
         stream.refuse(503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: `hoop: one connection may carry at most ${MAX_STREAMS} sessions`, hint: 'close some sessions, or open another connection' } });
@@ -500,10 +523,13 @@ export class MuxConnection extends EventEmitter {
   }
 }
 
-/** Validates an OPEN frame's JSON: a connection name and string headers, lower-cased. */
+/** Validates an OPEN frame's JSON: a connection name, string headers (lower-cased), and the client's window if it gives one. */
 function openRequest(value: Record<string, unknown>): MuxOpenRequest {
-  const { connection, headers } = value;
+  const { connection, headers, window } = value;
   if (typeof connection !== 'string' || connection === '') throw muxViolation('OPEN needs a "connection" name');
+  if (window !== undefined && !(Number.isInteger(window) && (window as number) >= 1 && (window as number) <= MAX_STREAM_WINDOW)) {
+    throw muxViolation(`OPEN's "window" must be a whole number of bytes from 1 to ${MAX_STREAM_WINDOW}`);
+  }
   if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) throw muxViolation('OPEN needs a "headers" object');
   // No prototype: a header named __proto__ is a header like any other.
   const out = Object.create(null) as Record<string, string>;
@@ -511,5 +537,5 @@ function openRequest(value: Record<string, unknown>): MuxOpenRequest {
     if (typeof v !== 'string') throw muxViolation(`OPEN header "${name.slice(0, 64)}" is not a string`);
     out[name.toLowerCase()] = v;
   }
-  return { connection, headers: out };
+  return { connection, headers: out, ...(window !== undefined ? { window: window as number } : {}) };
 }

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
 import type { ControlMessage } from '../../src/tunnel/frames.js';
-import { MuxConnection, MuxRefusal, STREAM_WINDOW, type MuxStream } from '../../src/tunnel/mux.js';
+import { CLIENT_STREAM_WINDOW, MAX_STREAM_WINDOW, MuxConnection, MuxRefusal, STREAM_WINDOW, type MuxStream } from '../../src/tunnel/mux.js';
 import { MAX_MUX_DATA, MuxFrameType, MuxReader, muxHeader, muxJsonFrame, muxWindowFrame, type MuxFrame } from '../../src/tunnel/mux-frames.js';
 
 const MiB = 1024 * 1024;
@@ -37,7 +37,7 @@ async function socketPair(): Promise<[net.Socket, net.Socket]> {
 }
 
 /** A client and a gateway MuxConnection; `onOpen` answers the gateway's streams (default: accept and echo). */
-async function muxPair(onOpen?: (stream: MuxStream) => void): Promise<{ client: MuxConnection; gateway: MuxConnection; clientSocket: net.Socket; gatewaySocket: net.Socket }> {
+async function muxPair(onOpen?: (stream: MuxStream) => void, clientWindow?: number): Promise<{ client: MuxConnection; gateway: MuxConnection; clientSocket: net.Socket; gatewaySocket: net.Socket }> {
   const [clientSocket, gatewaySocket] = await socketPair();
   const gateway = new MuxConnection(gatewaySocket, undefined, {
     peer: 'client',
@@ -49,7 +49,7 @@ async function muxPair(onOpen?: (stream: MuxStream) => void): Promise<{ client: 
         stream.pipe(stream);
       }),
   });
-  const client = new MuxConnection(clientSocket, undefined, { peer: 'gateway' });
+  const client = new MuxConnection(clientSocket, undefined, { peer: 'gateway', ...(clientWindow !== undefined ? { window: clientWindow } : {}) });
   // Streams end in error when a test closes the sockets: said here, not as uncaught errors.
   const open = client.open.bind(client);
   client.open = async (request) => {
@@ -190,6 +190,41 @@ describe('MuxConnection', () => {
     expect(sha(Buffer.concat(got))).toBe(sha(Buffer.concat([...sent, more])));
   });
 
+  it('gives each direction the window its receiver announced: the client\'s for what the gateway sends, the gateway\'s for what the client sends', async () => {
+    /** Bytes `to` holds unread once `from` has written all it can into a stalled stream. */
+    const inFlight = async (from: MuxStream, to: MuxStream): Promise<number> => {
+      to.pause();
+      const chunk = randomBytes(64 * 1024);
+      for (let i = 0; i < 64 && from.write(chunk); i++);
+      let held = -1;
+      while (to.readableLength !== held) {
+        held = to.readableLength;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return held;
+    };
+    for (const window of [100_000, undefined]) {
+      const sides: MuxStream[] = [];
+      const { client } = await muxPair((stream) => {
+        sides.push(stream.accept({}));
+        stream.on('error', () => undefined);
+      }, window);
+      const down = (await client.open({ connection: 'x', headers: {} })).stream;
+      const up = (await client.open({ connection: 'x', headers: {} })).stream;
+      await new Promise((r) => setTimeout(r, 20));
+      // Gateway -> client: up to the client's window (its default is larger than the gateway's), never more.
+      const announced = window ?? CLIENT_STREAM_WINDOW;
+      const toClient = await inFlight(sides[0]!, down);
+      expect(toClient).toBeLessThanOrEqual(announced);
+      expect(toClient).toBeGreaterThan(announced - 64 * 1024);
+      // Client -> gateway: the gateway's window, whatever the client announced.
+      const toGateway = await inFlight(up, sides[1]!);
+      expect(toGateway).toBeLessThanOrEqual(STREAM_WINDOW);
+      expect(toGateway).toBeGreaterThan(STREAM_WINDOW - 64 * 1024);
+      client.close();
+    }
+  });
+
   it('sends a control message after the bytes written before it, even while the window is closed', async () => {
     let gatewaySide!: MuxStream;
     const { client } = await muxPair((stream) => {
@@ -286,6 +321,8 @@ describe('MuxConnection', () => {
         },
         /sent past its window/,
       ],
+      ['an OPEN with a window of nothing', (s) => s.write(muxJsonFrame(MuxFrameType.OPEN, 2, { connection: 'x', headers: {}, window: 0 })), /"window" must be/],
+      ['an OPEN with a window past the largest', (s) => s.write(muxJsonFrame(MuxFrameType.OPEN, 2, { connection: 'x', headers: {}, window: MAX_STREAM_WINDOW + 1 })), /"window" must be/],
       ['an OPEN whose headers are not strings', (s) => s.write(muxJsonFrame(MuxFrameType.OPEN, 2, { connection: 'x', headers: { authorization: 1 } })), /is not a string/],
     ];
     for (const [name, send, text] of cases) {
