@@ -24,7 +24,7 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { query, startupMessage, terminate } from '../../src/postgres/messages.js';
 import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from '../../src/postgres/reader.js';
 import { MuxFrameType } from '../../src/tunnel/mux-frames.js';
-import { STREAM_WINDOW } from '../../src/tunnel/mux.js';
+import { CLIENT_STREAM_WINDOW, STREAM_WINDOW } from '../../src/tunnel/mux.js';
 import { openTunnel, TunnelMux, TunnelRefusedError, type OpenedTunnel } from '../../src/tunnel/transport.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { listenOnLoopback } from '../harness/listen.js';
@@ -767,7 +767,7 @@ describe('flow control', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(wait).toBe('ClientWrite');
-    // What is in flight settles: the client then holds at most one window of the result.
+    // What is in flight settles: the client then holds at most the window it announced.
     let held = -1;
     for (let stable = 0; stable < 3; ) {
       await new Promise((r) => setTimeout(r, 100));
@@ -775,7 +775,7 @@ describe('flow control', () => {
       else [held, stable] = [stream.readableLength, 0];
     }
     expect(held).toBeGreaterThan(0);
-    expect(held).toBeLessThanOrEqual(STREAM_WINDOW);
+    expect(held).toBeLessThanOrEqual(CLIENT_STREAM_WINDOW);
 
     // Meanwhile the neighbour on the same connection answers promptly.
     const started = Date.now();
