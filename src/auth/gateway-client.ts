@@ -8,6 +8,7 @@
  * @see /work/shared/ARCHITECTURE.md ("Identity")
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (bearer token)
  */
+import { createHash } from 'node:crypto';
 import { signDeviceProof } from '../device-proof.js';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -190,13 +191,55 @@ async function requestJson(
   }
 }
 
-/** One API request; resolves the body's bytes (at most `maxBody`), rejects with a HoopError for a non-2xx answer. */
+/**
+ * Keep-alive agents, one per CA (and one for plain http to loopback): a command's API requests
+ * share connections instead of making a TLS handshake each (a session's record is uploaded in
+ * several requests as it closes). Idle connections do not keep the process alive.
+ *
+ * @see https://nodejs.org/api/http.html#new-agentoptions
+ */
+const agents = new Map<string, http.Agent>();
+
+function agentFor(url: URL, ca: Buffer | undefined): http.Agent {
+  const key = url.protocol === 'https:' ? `https ${ca ? createHash('sha256').update(ca).digest('hex') : ''}` : 'http';
+  let agent = agents.get(key);
+  if (!agent) {
+    agent = url.protocol === 'https:' ? new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}) }) : new http.Agent({ keepAlive: true });
+    agents.set(key, agent);
+  }
+  return agent;
+}
+
+/**
+ * One API request; resolves the body's bytes (at most `maxBody`), rejects with a HoopError for a
+ * non-2xx answer. A request on a kept-alive connection that the gateway closed just before is
+ * sent once more on a new one (it never reached the gateway).
+ */
 async function request(
   endpoint: GatewayEndpoint,
   method: 'GET' | 'POST' | 'PUT',
   path: string,
   options: { token?: string; body?: unknown; raw?: Buffer; connection?: string },
   maxBody: number,
+): Promise<{ status: number; bytes: Buffer }> {
+  try {
+    return await requestOnce(endpoint, method, path, options, maxBody);
+  } catch (err) {
+    if (!(err instanceof StaleConnection)) throw err;
+    return requestOnce(endpoint, method, path, options, maxBody, true);
+  }
+}
+
+/** A kept-alive connection that was closed under a request before any answer came. */
+class StaleConnection extends Error {}
+
+async function requestOnce(
+  endpoint: GatewayEndpoint,
+  method: 'GET' | 'POST' | 'PUT',
+  path: string,
+  options: { token?: string; body?: unknown; raw?: Buffer; connection?: string },
+  maxBody: number,
+  fresh = false,
 ): Promise<{ status: number; bytes: Buffer }> {
   const base = gatewayBaseUrl(endpoint.gateway);
   const url = new URL(path, base);
@@ -212,9 +255,17 @@ async function request(
     headers['Content-Type'] = options.raw ? 'application/octet-stream' : 'application/json';
     headers['Content-Length'] = String(payload.length);
   }
-  const requestOptions: https.RequestOptions = { method, agent: false, headers, timeout: endpoint.timeoutMs ?? 10_000, ...(endpoint.ca ? { ca: endpoint.ca } : {}) };
+  const requestOptions: https.RequestOptions = {
+    method,
+    agent: fresh ? false : agentFor(url, endpoint.ca),
+    headers,
+    timeout: endpoint.timeoutMs ?? 10_000,
+    ...(endpoint.ca ? { ca: endpoint.ca } : {}),
+  };
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = (url.protocol === 'https:' ? https : http).request(url, requestOptions, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -234,7 +285,10 @@ async function request(
       });
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', (err) => reject(requestError(err, url.origin)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const stale = req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      reject(stale ? new StaleConnection(err.message) : requestError(err, url.origin));
+    });
     req.end(payload);
   });
 }

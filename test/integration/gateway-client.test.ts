@@ -1,0 +1,84 @@
+/**
+ * The CLI's API client (src/auth/gateway-client.ts) against the real gateway: a command's
+ * requests share kept-alive connections (a session's record is uploaded in several requests as
+ * it closes, and each used to make a TLS handshake), and a request on a connection the server
+ * closed while it was idle is sent again on a new one.
+ */
+import { readFile } from 'node:fs/promises';
+import { createServer, connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getAuthConfig, getWhoAmI } from '../../src/auth/gateway-client.js';
+import { listenOnLoopback } from '../harness/listen.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+
+let stack: HoopStack;
+beforeAll(async () => {
+  stack = await startStack();
+}, 60_000);
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe('gateway API client', () => {
+  it('sends a command\'s requests over one kept-alive TLS connection', async () => {
+    // A TCP forwarder in front of the gateway counts the connections the client makes.
+    let connections = 0;
+    const sockets: Socket[] = [];
+    const forwarder = createServer((socket) => {
+      connections++;
+      const upstream = connect(stack.gateway.port, '127.0.0.1');
+      sockets.push(socket, upstream);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    const port = await listenOnLoopback(forwarder);
+    try {
+      const endpoint = { gateway: `https://127.0.0.1:${port}`, ca: await readFile(stack.pki.caFile) };
+      const token = await stack.token('alice');
+      for (let i = 0; i < 5; i++) expect((await getWhoAmI(endpoint, token)).subject).toBe('alice');
+      expect(connections).toBe(1);
+    } finally {
+      for (const s of sockets) s.destroy();
+      forwarder.close();
+    }
+  });
+
+  it('sends a request again on a new connection when the server closed the kept-alive one', async () => {
+    // A loopback server that answers the first request of a connection with keep-alive, and
+    // closes the connection without an answer when a second one comes on it (as a server
+    // whose idle timeout fired just as the client reused the connection).
+    const body = JSON.stringify({ issuer: 'https://idp.example', clientId: 'hoop-cli', scopes: ['openid'] });
+    let connections = 0;
+    let requests = 0;
+    const server = createServer((socket) => {
+      connections++;
+      let served = 0;
+      let seen = '';
+      socket.on('data', (d: Buffer) => {
+        seen += d.toString('latin1');
+        while (seen.includes('\r\n\r\n')) {
+          seen = seen.slice(seen.indexOf('\r\n\r\n') + 4);
+          requests++;
+          if (served++ > 0) {
+            socket.destroy();
+            return;
+          }
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: keep-alive\r\n\r\n${body}`);
+        }
+      });
+      socket.on('error', () => undefined);
+    });
+    const port = await listenOnLoopback(server);
+    try {
+      const endpoint = { gateway: `http://127.0.0.1:${port}` };
+      expect((await getAuthConfig(endpoint)).clientId).toBe('hoop-cli');
+      expect((await getAuthConfig(endpoint)).clientId).toBe('hoop-cli');
+      // The second request reached the kept-alive connection, which closed; it went again on a new one.
+      expect(requests).toBe(3);
+      expect(connections).toBe(2);
+    } finally {
+      server.close();
+    }
+  });
+});
