@@ -13,6 +13,29 @@ import { PgProtocolError } from './protocol-error.js';
 
 const pbkdf2Async = promisify(pbkdf2);
 
+/**
+ * SaltedPassword (PBKDF2 of the password with the server's salt and iteration count) of the
+ * latest passwords this process signed in with, keyed by a hash of all three: a server keeps a
+ * role's salt until its password changes, so the gateway's every new upstream connection (and
+ * its catalog connection) would otherwise spend 4,096 or more HMAC rounds on the same answer.
+ * PgBouncer keeps SCRAM keys across connections for the same reason. It holds nothing the
+ * process does not hold already (the password).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc5802#section-3 (SaltedPassword := Hi(Normalize(password), salt, i))
+ */
+const saltedPasswords = new Map<string, Buffer>();
+const SALTED_PASSWORDS_MAX = 64;
+
+function saltedPasswordKey(password: string, salt: Buffer, iterations: number): string {
+  return createHash('sha256').update(password, 'utf8').update('\0').update(salt).update(`\0${iterations}`).digest('base64');
+}
+
+function rememberSaltedPassword(key: string, salted: Buffer): Buffer {
+  if (saltedPasswords.size >= SALTED_PASSWORDS_MAX) saltedPasswords.delete(saltedPasswords.keys().next().value!);
+  saltedPasswords.set(key, salted);
+  return salted;
+}
+
 /** Fewest PBKDF2 iterations a client accepts: fewer would let an impostor server harvest a cheaply crackable proof. */
 export const SCRAM_MIN_ITERATIONS = 1000;
 /** Most PBKDF2 iterations a client accepts: more would let a server make the client burn CPU. */
@@ -156,13 +179,15 @@ export class ScramClient {
   /** Checks server-first-message and returns client-final-message (PBKDF2 on this thread). @throws PgProtocolError */
   handleServerFirst(msg: Buffer): Buffer {
     const p = this.parseServerFirst(msg);
-    return this.finish(p, pbkdf2Sync(this.password, p.salt, p.iterations, 32, 'sha256'));
+    const key = saltedPasswordKey(this.password, p.salt, p.iterations);
+    return this.finish(p, saltedPasswords.get(key) ?? rememberSaltedPassword(key, pbkdf2Sync(this.password, p.salt, p.iterations, 32, 'sha256')));
   }
 
   /** As {@link ScramClient.handleServerFirst}, running PBKDF2 on the thread pool so the event loop stays free. */
   async handleServerFirstAsync(msg: Buffer): Promise<Buffer> {
     const p = this.parseServerFirst(msg);
-    return this.finish(p, await pbkdf2Async(this.password, p.salt, p.iterations, 32, 'sha256'));
+    const key = saltedPasswordKey(this.password, p.salt, p.iterations);
+    return this.finish(p, saltedPasswords.get(key) ?? rememberSaltedPassword(key, await pbkdf2Async(this.password, p.salt, p.iterations, 32, 'sha256')));
   }
 
   /** Checks server-final-message: `v=` must carry the expected ServerSignature. @throws ScramAuthError, PgProtocolError */

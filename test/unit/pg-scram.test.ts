@@ -136,6 +136,37 @@ describe('ScramServer', () => {
     expect(e.message).not.toMatch(/right|wrong/);
   });
 
+  it('derives a salted password once per password, salt and iteration count, and never reuses it for another', async () => {
+    const salt = Buffer.from('the same salt for every exchange');
+    const secret = makeScramSecret('pw', 200_000, salt);
+    const signIn = async (password: string): Promise<number> => {
+      const server = new ScramServer(secret);
+      const client = new ScramClient(password);
+      const started = performance.now();
+      const final = await client.handleServerFirstAsync(server.handleClientFirst(client.clientFirstMessage()));
+      const ms = performance.now() - started;
+      client.verifyServerFinal(server.handleClientFinal(final));
+      return ms;
+    };
+    const first = await signIn('pw');
+    const again = [await signIn('pw'), await signIn('pw')];
+    // 200,000 rounds of HMAC-SHA-256 take tens of milliseconds; remembered, they take none.
+    expect(first).toBeGreaterThan(10);
+    for (const ms of again) expect(ms).toBeLessThan(first / 5);
+    // Another password with the same salt is derived anew, and refused.
+    await expect(signIn('not pw')).rejects.toBeInstanceOf(ScramAuthError);
+    // The synchronous path shares what was derived, and checks the same way.
+    roundTripWith(secret, 'pw');
+    rejects(() => roundTripWith(secret, 'PW'), ScramAuthError);
+  });
+
+  function roundTripWith(secret: ReturnType<typeof makeScramSecret>, password: string): void {
+    const server = new ScramServer(secret);
+    const client = new ScramClient(password);
+    const serverFinal = server.handleClientFinal(client.handleServerFirst(server.handleClientFirst(client.clientFirstMessage())));
+    client.verifyServerFinal(serverFinal);
+  }
+
   it('a server-final-message replayed from another exchange fails the client check', () => {
     const client = new ScramClient('pw');
     const server = new ScramServer(makeScramSecret('pw'));
