@@ -10,6 +10,9 @@
 import { listenOnLoopback } from '../harness/listen.js';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type * as http from 'node:http';
+import * as https from 'node:https';
+import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgClient, psql } from '../harness/clients.js';
@@ -57,25 +60,42 @@ function connectWithRepo(token: string, policyRepoPath = repo): Promise<RunningC
  */
 async function gatewayWithoutWhoami(): Promise<{ url: string; close(): Promise<void> }> {
   const cert = await stack.pki.issue('no-whoami', ['IP:127.0.0.1']);
-  const server = tls.createServer({ cert: cert.cert, key: cert.key }, (client) => {
-    client.on('error', () => client.destroy());
-    client.once('data', (first: Buffer) => {
-      client.pause();
-      if (first.toString('latin1').startsWith('GET /v1/whoami ')) {
-        const body = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no such endpoint: /v1/whoami' } });
-        client.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-        return;
-      }
-      const upstream = tls.connect({ host: '127.0.0.1', port: stack.gateway.port, ca: stack.pki.ca });
-      upstream.on('error', () => client.destroy());
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-      upstream.write(first);
-      client.pipe(upstream).pipe(client);
+  // Request by request (the CLI keeps its API connections alive): /v1/whoami is not served,
+  // everything else, tunnel Upgrades included, goes to the real gateway.
+  const server = https.createServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+    if (req.url === '/v1/whoami') {
+      const body = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no such endpoint: /v1/whoami' } });
+      res.writeHead(404, { 'Content-Type': 'application/json' }).end(body);
+      return;
+    }
+    const upstream = https.request({ host: '127.0.0.1', port: stack.gateway.port, ca: stack.pki.ca, method: req.method, path: req.url, headers: req.headers, agent: false }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
     });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
+    const upstream = tls.connect({ host: '127.0.0.1', port: stack.gateway.port, ca: stack.pki.ca });
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    const lines = [`${req.method} ${req.url} HTTP/1.1`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+    upstream.write(head);
+    client.pipe(upstream).pipe(client);
   });
   const port = await listenOnLoopback(server);
-  return { url: `https://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `https://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 /** The `hoop: ...` lines of `stderr` that contain `text`. */
