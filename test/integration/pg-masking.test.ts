@@ -169,6 +169,25 @@ describe('masking through the gateway', () => {
     expect(out).toContain('alice@example.com');
   });
 
+  it('an INSERT without RETURNING sends no rows and needs no catalog lookup; one with RETURNING still gets it', async () => {
+    const c = await pgClient(masked.info);
+    // The gateway's catalog connection is opened on a session's first lookup.
+    const lookups = async (since: string): Promise<number> =>
+      Number(await stack.pg.psql(`select count(*) from pg_stat_activity where application_name = 'hoop-catalog' and backend_start >= '${since}'`, { database: 'app' }));
+    try {
+      const since = (await c.query('select clock_timestamp()::text as t')).rows[0].t as string;
+      for (let i = 0; i < 3; i++) await c.query(`insert into orders values (${100 + i}, 'x${i}@example.com', ${i})`);
+      await c.query("with src as (select 103 as id union select 104) insert into orders select id, 'y@example.com', 0 from src");
+      expect(await lookups(since)).toBe(0);
+      expect((await c.query("insert into orders values (105, 'z@example.com', 5) returning *")).rows).toEqual([{ id: 105, email: 'z@example.com', total: 5 }]);
+      expect(await lookups(since)).toBe(1);
+    } finally {
+      await c.end();
+    }
+    expect((await stack.pg.psql('select count(*) from orders where id between 100 and 105', { database: 'app' })).trim()).toBe('6');
+    await stack.pg.psql('delete from orders where id between 100 and 105', { database: 'app' });
+  });
+
   it('masks named prepared statements and keeps working beside the statement gate', async () => {
     const c = await pgClient(judged.info);
     try {

@@ -74,6 +74,16 @@ describe('DerivedValueCheck', () => {
     expect(facts('select * from a full join b using (x)').outputs.opaque).toBe(true);
     expect(facts('select * from customers c, jsonb_each_text(to_jsonb(c))').outputs.opaque).toBe(true);
     expect(facts('select email from customers c join orders o on o.id = c.id').outputs.opaque).toBe(false);
+    expect(facts('select * from (values (1), (2)) v(x)').outputs.opaque).toBe(true);
+    // An INSERT without RETURNING sends no rows: its source is not an output, and only that.
+    expect(facts('insert into orders values (1, 2)').outputs.opaque).toBe(false);
+    expect(facts('with s as (select 1 union select 2) insert into orders select * from s').outputs.opaque).toBe(false);
+    expect(facts('insert into orders values (1, 2) returning *').outputs.opaque).toBe(true);
+    expect(facts('with w as (insert into orders values (1)) select a from x union select b from y').outputs.opaque).toBe(true);
+    expect(facts('with w as (select a from x union select b from y) insert into orders select * from w returning id').outputs.opaque).toBe(true);
+    const laundered = facts('insert into orders values ((select lower(email) from customers limit 1))');
+    expect(laundered.outputs.opaque).toBe(false);
+    expect(check.find(laundered)).toBeDefined();
   });
 });
 

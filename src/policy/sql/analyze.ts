@@ -1043,7 +1043,12 @@ function dml(type: string, body: Body, acc: Acc, ctx: Ctx): void {
   } else touchesAll = whereIsMissing(body.whereClause, writeScope(type, body, literals));
   if (ctx.runs && touchesAll) acc.missingWhere = true;
   if (literals.compared) acc.literalSensitive = true;
+  const opaqueBefore = acc.opaqueOutputs;
   query(type, body, acc, ctx);
+  // An INSERT without RETURNING sends no rows: what its VALUES, SELECT or CTEs compute goes into
+  // the table, so none of it is a result column without an origin. (What they read still counts:
+  // `derived` and the tables are kept, for `masking.derived` and errors that quote values.)
+  if (type === 'InsertStmt' && list(body.returningList).length === 0) acc.opaqueOutputs = opaqueBefore;
 }
 
 /** A query with an optional WITH: CTE names are in scope for the rest of it. */
