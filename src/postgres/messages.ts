@@ -281,7 +281,25 @@ export function parseNamed(name: string, sql: string): Buffer {
 
 /** Bind ('B') of statement `statement` to portal `portal`, no parameters, results as text. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
 export function bindPlain(portal: string, statement: string): Buffer {
-  return new Builder().cstr(portal).cstr(statement).int16(0).int16(0).int16(0).finish('B');
+  return bindText(portal, statement, []);
+}
+
+/** Bind ('B') of statement `statement` to portal `portal`, parameters and results as text (null: SQL NULL). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
+export function bindText(portal: string, statement: string, params: ReadonlyArray<string | null>): Buffer {
+  const b = new Builder().cstr(portal).cstr(statement).int16(0).int16(params.length);
+  for (const p of params) {
+    if (p === null) b.int32(-1);
+    else {
+      const value = Buffer.from(p, 'utf8');
+      b.int32(value.length).bytes(value);
+    }
+  }
+  return b.int16(0).finish('B');
+}
+
+/** Describe ('D') of the unnamed portal. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE */
+export function describePortalUnnamed(): Buffer {
+  return new Builder().byte('P').cstr('').finish('D');
 }
 
 /** Execute ('E') of portal `portal`, all rows. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-EXECUTE */

@@ -261,6 +261,25 @@ describe('masking through views, aliases and derived values', () => {
     for (const row of [...r, ...s, ...v]) expect(JSON.stringify(row)).not.toMatch(/alice/i);
   });
 
+  it('looks views up by any name: quotes, backslashes, commas, a schema', async () => {
+    await stack.pg.psql(
+      `create view "we""ird\\,v" as select id, note from customers;
+       create view "we""ird\\,m" as select id, lower(email) as low from customers;
+       grant all on "we""ird\\,v", "we""ird\\,m" to public`,
+      { database: 'app' },
+    );
+    try {
+      // The lookup finds the view and what it reads: a value computed over it stays readable.
+      expect(await rows('select id + 1 as i from "we""ird\\,v" where id = 1')).toEqual([{ i: 2 }]);
+      expect(await rows('select id + 1 as i from public."we""ird\\,v" where id = 1')).toEqual([{ i: 2 }]);
+      const m = await rows('select low || \'\' as l, id + 1 as i from "we""ird\\,m" where id = 1');
+      expect(m[0]!.l).toBe(REDACTED);
+      expect(JSON.stringify(m)).not.toMatch(/alice/i);
+    } finally {
+      await stack.pg.psql('drop view "we""ird\\,v", "we""ird\\,m"', { database: 'app' });
+    }
+  });
+
   it('leaves values computed from unmasked columns alone next to masked ones', async () => {
     const r = await rows("select id::text as i, count(*) over () as n, email, now() is not null as t from customers where id = 1");
     expect(r[0]).toEqual({ i: '1', n: '1', email: REDACTED, t: true });
