@@ -5,13 +5,13 @@
  * @see https://github.com/tj/commander.js#readme
  */
 import { Command, CommanderError } from 'commander';
-import { commands } from './commands/index.js';
+import { commandsFor } from './commands/index.js';
 import { CommandExit, ExitCode, HoopError, describeError } from './errors.js';
 import type { CliIo } from './io.js';
 import { VERSION } from './version.js';
 
-/** Builds the commander program for one invocation. */
-export function buildProgram(io: CliIo): Command {
+/** Builds the commander program for one invocation: with the command `argv` runs (or all of them, for help). */
+export async function buildProgram(io: CliIo, argv: readonly string[]): Promise<Command> {
   const program = new Command('hoop')
     .description('Access controls, policy and recording for agents, CI jobs and people who reach production data')
     .version(VERSION, '-V, --version')
@@ -29,7 +29,8 @@ export function buildProgram(io: CliIo): Command {
     for (const sub of c.commands) inherit(sub, c);
     return c;
   };
-  for (const make of commands) program.addCommand(inherit(make(io), program));
+  const factories = await Promise.all(commandsFor(argv).map((c) => c.load()));
+  for (const make of factories) program.addCommand(inherit(make(io), program));
   return program;
 }
 
@@ -41,8 +42,8 @@ export function formatError(err: unknown): string {
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
-  const program = buildProgram(io);
   try {
+    const program = await buildProgram(io, argv);
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
   } catch (err) {

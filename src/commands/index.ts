@@ -1,22 +1,44 @@
 /**
  * The command registry: every command is one file under `src/commands/`, registered here once.
+ * A command's module (and what it imports: the gateway, ink, the MCP SDK, ...) is loaded only
+ * when that command runs, so `hoop --version` or `hoop whoami` start without the rest.
  */
 import type { Command } from 'commander';
 import type { CliIo } from '../io.js';
-import { connectCommand } from './connect.js';
-import { connectionsCommand } from './connections.js';
-import { demoCommand } from './demo.js';
-import { execCommand } from './exec.js';
-import { reviewCommand } from './review.js';
-import { requestCommand } from './request.js';
-import { gatewayCommand } from './gateway.js';
-import { loginCommand } from './login.js';
-import { logoutCommand } from './logout.js';
-import { mcpCommand } from './mcp.js';
-import { policyCommand } from './policy.js';
-import { runCommand } from './run.js';
-import { sessionsCommand } from './sessions.js';
-import { whoamiCommand } from './whoami.js';
 
-/** Factories of the top-level commands, in help order. */
-export const commands: ReadonlyArray<(io: CliIo) => Command> = [demoCommand, loginCommand, whoamiCommand, logoutCommand, connectionsCommand, connectCommand, runCommand, execCommand, mcpCommand, sessionsCommand, reviewCommand, requestCommand, policyCommand, gatewayCommand];
+/** A top-level command: its name (and aliases), and how to load its factory. */
+export interface CommandEntry {
+  names: readonly string[];
+  load: () => Promise<(io: CliIo) => Command>;
+}
+
+/** The top-level commands, in help order. */
+export const commands: readonly CommandEntry[] = [
+  { names: ['demo'], load: async () => (await import('./demo.js')).demoCommand },
+  { names: ['login'], load: async () => (await import('./login.js')).loginCommand },
+  { names: ['whoami'], load: async () => (await import('./whoami.js')).whoamiCommand },
+  { names: ['logout'], load: async () => (await import('./logout.js')).logoutCommand },
+  { names: ['connections', 'ls'], load: async () => (await import('./connections.js')).connectionsCommand },
+  { names: ['connect'], load: async () => (await import('./connect.js')).connectCommand },
+  { names: ['run'], load: async () => (await import('./run.js')).runCommand },
+  { names: ['exec'], load: async () => (await import('./exec.js')).execCommand },
+  { names: ['mcp'], load: async () => (await import('./mcp.js')).mcpCommand },
+  { names: ['sessions'], load: async () => (await import('./sessions.js')).sessionsCommand },
+  { names: ['review'], load: async () => (await import('./review.js')).reviewCommand },
+  { names: ['request'], load: async () => (await import('./request.js')).requestCommand },
+  { names: ['policy'], load: async () => (await import('./policy.js')).policyCommand },
+  { names: ['gateway'], load: async () => (await import('./gateway.js')).gatewayCommand },
+];
+
+/**
+ * The commands `argv` may run: the one its first word names, or every command when it names
+ * none (`hoop`, `hoop --help`, `hoop help connect`, a mistyped name: help and suggestions need
+ * them all). The program's own options (`--version`, `--help`) take no value, so the first word
+ * that is not an option is the command.
+ */
+export function commandsFor(argv: readonly string[]): readonly CommandEntry[] {
+  const first = argv.find((a) => !a.startsWith('-'));
+  if (first === undefined && (argv.includes('--version') || argv.includes('-V'))) return [];
+  const named = first === undefined ? undefined : commands.find((c) => c.names.includes(first));
+  return named ? [named] : commands;
+}
