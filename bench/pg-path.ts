@@ -9,8 +9,9 @@
  * writing each statement and up to 1000 rows per result, signed chunks on disk; the other hoop
  * paths run with `recording: { enabled: false }`), the same again with the gateway's state in a
  * PostgreSQL store of its own (`hoop+store`: sessions index and recordings sent there), the policy path with the blast-radius guard on
- * every write (`hoop+policy+guard`: the access's `maxAffectedRows: 1000`), an OpenSSH local
- * forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
+ * every write (`hoop+policy+guard`: the access's `maxAffectedRows: 1000`), the floor of a Node
+ * relay (`node relay`: ./node-relay.mjs, two processes, one TLS connection per client, nothing but
+ * `pipe()`), an OpenSSH local forward (`ssh -L`) and pgbouncer in session mode. For each: select-only latency at 1 client,
  * select-only TPS at 8 clients, writes at 8 clients (pgbench's TPC-B-like script, in BEGIN ...
  * END, and one UPDATE per transaction in autocommit), and COPY-out throughput of a ~100 MB
  * table; then prints one table with each path's ratio to direct. Then `scp` of 100 MB up and
@@ -49,7 +50,7 @@ const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
 /** Idle sessions held open through one `hoop connect` for the memory figure (BENCH_IDLE=0 skips it). */
 const IDLE_SESSIONS = process.env.BENCH_IDLE === '0' ? 0 : positiveInt(process.env.BENCH_IDLE, 1000);
-const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'ssh -L', 'pgbouncer'] as const;
+const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'node relay', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
   ? ALL_PATHS.filter((p) => process.env.BENCH_PATHS!.split(',').map((s) => s.trim()).includes(p))
@@ -438,6 +439,31 @@ async function setupSsh(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
     close: async () => {
       await tunnel.stop();
       await sshd.stop();
+    },
+  };
+}
+
+/** The floor of a Node relay: ./node-relay.mjs as a TLS server in front of PostgreSQL and a client that listens locally. */
+async function setupNodeRelay(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
+  const { createTestPki } = await import('../test/harness/certs.js');
+  const pki = await createTestPki();
+  onCleanup('node relay PKI', () => pki.cleanup());
+  const leaf = await pki.issue('relay', ['IP:127.0.0.1', 'DNS:localhost']);
+  const script = join(repoRoot, 'bench', 'node-relay.mjs');
+  const [serverPort, localPort] = [await freePort(), await freePort()];
+  const server = start(process.execPath, [script, 'server', String(serverPort), String(pg.port), leaf.certFile, leaf.keyFile], { name: 'node relay server' });
+  const client = start(process.execPath, [script, 'client', String(localPort), String(serverPort), pki.caFile], { name: 'node relay client' });
+  for (const [port, p] of [[serverPort, server], [localPort, client]] as const) {
+    await waitForPort(port, 15_000, () => p.child.exitCode === null).catch((e: Error) => {
+      throw new Error(`the node relay did not come up: ${e.message}: ${lastLines(p.stderr(), 3)}`);
+    });
+  }
+  return {
+    endpoint: { ...ep, port: localPort },
+    relay: { server: server.child.pid!, client: client.child.pid! },
+    close: async () => {
+      await client.stop();
+      await server.stop();
     },
   };
 }
@@ -843,6 +869,7 @@ async function main(): Promise<number> {
       if (path === 'direct') setup = { endpoint: direct, close: async () => {} };
       else if (path === 'ssh -L') setup = await setupSsh(pg, direct);
       else if (path === 'pgbouncer') setup = await setupPgbouncer(pg, direct);
+      else if (path === 'node relay') setup = await setupNodeRelay(pg, direct);
       else if (path === 'hoop+store') {
         // The store on a cluster of its own, as it would be on a server of its own.
         const store = await startPgCluster();
