@@ -180,6 +180,51 @@ describe('ResultMasker, simple query, text format', () => {
   });
 });
 
+describe('ResultMasker, plans kept for a repeated result shape', () => {
+  /** A catalog whose relations are all cached: `cached()` answers from `known`, as PgCatalogResolver does for loaded tables. */
+  class CachedCatalog implements CatalogResolver {
+    readonly known = new Map<string, ColumnOrigin>();
+    async columnName(tableOid: number, attnum: number): Promise<ColumnOrigin | undefined> {
+      return this.known.get(`${tableOid}:${attnum}`);
+    }
+    cached(tableOid: number, attnum: number): { column: ColumnOrigin | undefined } {
+      return { column: this.known.get(`${tableOid}:${attnum}`) };
+    }
+  }
+  const cols: Col[] = [{ name: 'x', table: CUSTOMERS, attnum: 2, type: 25 }];
+  const result = [rowDescription(cols), text('plain value'), complete('SELECT 1'), readyForQuery('I')];
+
+  it('plans a result again as soon as the catalog gives a column another origin (a relation reloaded after a rename)', async () => {
+    const catalog = new CachedCatalog();
+    catalog.known.set(`${CUSTOMERS}:2`, { schema: 'public', table: 'customers', column: 'notes' });
+    const masker = new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' });
+    for (let i = 0; i < 3; i++) expect(rows(await run(masker, [fe.query('select x ...')], result))).toEqual([['plain value']]);
+    // The same RowDescription bytes; the column is now `email`, which the policy redacts.
+    catalog.known.set(`${CUSTOMERS}:2`, { schema: 'public', table: 'customers', column: 'email' });
+    expect(rows(await run(masker, [fe.query('select x ...')], result))).toEqual([['[redacted]']]);
+    expect(masker.lastMaskedColumns).toEqual([{ strategy: 'redact', origin: 'public.customers.email' }]);
+    // A column the catalog no longer has is masked, not planned from before.
+    catalog.known.delete(`${CUSTOMERS}:2`);
+    expect(rows(await run(masker, [fe.query('select x ...')], result))).toEqual([['[redacted]']]);
+  });
+
+  it('does not keep a plan that needed a catalog query, and plans it anew once the catalog needs one again', async () => {
+    const catalog = new CachedCatalog();
+    const origin = { schema: 'public', table: 'customers', column: 'email' };
+    let loaded = false;
+    catalog.cached = (t, a) => (loaded ? { column: catalog.known.get(`${t}:${a}`) } : undefined) as { column: ColumnOrigin | undefined };
+    catalog.known.set(`${CUSTOMERS}:2`, origin);
+    const masker = new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' });
+    expect(rows(await run(masker, [fe.query('q')], result))).toEqual([['[redacted]']]);
+    loaded = true;
+    expect(rows(await run(masker, [fe.query('q')], result))).toEqual([['[redacted]']]);
+    // Expired (a query is needed again): the answer comes from the lookup, here a column rules do not name.
+    loaded = false;
+    catalog.known.set(`${CUSTOMERS}:2`, { schema: 'public', table: 'customers', column: 'notes' });
+    expect(rows(await run(masker, [fe.query('q')], result))).toEqual([['plain value']]);
+  });
+});
+
 describe('ResultMasker, extended protocol', () => {
   const binCols: Col[] = [
     { name: 'email', table: CUSTOMERS, attnum: 2, type: 25, format: 1 },

@@ -98,6 +98,17 @@ function originName(o: ColumnOrigin): string {
   return `${o.schema}.${o.table}.${o.column}`;
 }
 
+/** RowDescription bodies whose plans a session keeps (see ResultMasker.planOf), and the longest body kept: a bound on what a session holds (~16 × 10 KiB). */
+const PLANS_KEPT = 16;
+const PLAN_KEPT_MAX_BODY = 2048;
+
+/** A plan kept for a RowDescription body: its fields, the origin the catalog gave each column then (null: no table), the plan. */
+interface KnownPlan {
+  fields: RowDescriptionField[];
+  origins: ReadonlyArray<ResolvedColumn | undefined | null>;
+  plan: ColumnPlan[];
+}
+
 /** One result column as the masker sees it. */
 interface ColumnPlan {
   typeOid: number;
@@ -218,6 +229,12 @@ export class ResultMasker {
   #described: Set<string> | undefined;
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
   private copy: { masker: CopyOutMasker } | 'pass' | undefined;
+  /** Plans of RowDescriptions planned without a catalog query, by their bytes (see {@link planOf}). */
+  #plans: Map<string, KnownPlan> | undefined;
+  /** Whether a column's plan depends on its origin: some rule names columns (by origin, or by a name an alias may hide). */
+  get #byOrigin(): boolean {
+    return this.rules.hasColumnRules || this.rules.hasNameRules;
+  }
 
   constructor(options: ResultMaskerOptions) {
     this.rules = options.rules instanceof MaskingRules ? options.rules : MaskingRules.of(options.rules, options.key);
@@ -419,7 +436,7 @@ export class ResultMasker {
       this.lastPlan = portal.plan;
       return op.injected ? EMPTY : msg.raw;
     };
-    const plan = this.plan(parseRowDescription(msg.body));
+    const plan = this.planOf(msg.body);
     return plan instanceof Promise ? plan.then(done) : done(plan);
   }
 
@@ -444,12 +461,70 @@ export class ResultMasker {
       this.current = { plan, hints: this.hintsOf(op) };
       return msg.raw;
     };
-    const plan = this.plan(parseRowDescription(msg.body));
+    const plan = this.planOf(msg.body);
     return plan instanceof Promise ? plan.then(done) : done(plan);
   }
 
-  /** Decides each column's whole-column strategy; async only when origins must be looked up. */
-  private plan(fields: RowDescriptionField[]): ColumnPlan[] | Promise<ColumnPlan[]> {
+  /**
+   * The plan of a RowDescription's body. A session sends the same few shapes of result over and
+   * over: a plan made without a catalog query is kept (for {@link PLANS_KEPT} bodies of at most
+   * {@link PLAN_KEPT_MAX_BODY} bytes) with the
+   * origin the catalog gave each column, and used again while the catalog still gives those very
+   * origins (the same objects: a relation reloaded, expired or replaced gives new ones, a view
+   * none without a query) — the rules never change in a session, so the plan is what
+   * {@link plan} would make, without parsing the names and deciding each column again.
+   */
+  private planOf(body: Buffer): ColumnPlan[] | Promise<ColumnPlan[]> {
+    const key = body.length <= PLAN_KEPT_MAX_BODY ? body.toString('latin1') : '';
+    const kept = key ? this.#plans?.get(key) : undefined;
+    if (kept && this.#sameOrigins(kept)) return kept.plan;
+    const fields = kept?.fields ?? parseRowDescription(body);
+    const origins = this.#originsNow(fields);
+    const plan = this.plan(fields, origins);
+    if (plan instanceof Promise || origins === undefined || body.length > PLAN_KEPT_MAX_BODY) return plan;
+    const plans = (this.#plans ??= new Map());
+    if (plans.size >= PLANS_KEPT && !plans.has(key)) plans.delete(plans.keys().next().value!);
+    plans.set(key, { fields, origins, plan });
+    return plan;
+  }
+
+  /**
+   * What the catalog knows now of each column's origin without a query (null: the column has no
+   * table); undefined when some column would need a query, or there is no catalog.
+   */
+  #originsNow(fields: readonly RowDescriptionField[]): Array<ResolvedColumn | undefined | null> | undefined {
+    const catalog = this.catalog;
+    if (!catalog || !this.#byOrigin) return fields.map(() => null);
+    if (!catalog.cached) return undefined;
+    const out: Array<ResolvedColumn | undefined | null> = [];
+    for (const f of fields) {
+      if (f.tableOid === 0) out.push(null);
+      else {
+        const known = catalog.cached(f.tableOid, f.attnum);
+        if (!known) return undefined;
+        out.push(known.column);
+      }
+    }
+    return out;
+  }
+
+  #sameOrigins(kept: KnownPlan): boolean {
+    const catalog = this.catalog;
+    if (!catalog || !this.#byOrigin) return true;
+    for (let i = 0; i < kept.fields.length; i++) {
+      const f = kept.fields[i]!;
+      if (f.tableOid === 0) continue;
+      const known = catalog.cached!(f.tableOid, f.attnum);
+      if (!known || known.column !== kept.origins[i]) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Decides each column's whole-column strategy; async only when origins must be looked up.
+   * `known`: each column's origin as the catalog has it without a query (see #originsNow).
+   */
+  private plan(fields: RowDescriptionField[], known: ReadonlyArray<ResolvedColumn | undefined | null> | undefined): ColumnPlan[] | Promise<ColumnPlan[]> {
     const byName = (f: RowDescriptionField, origin?: ColumnOrigin): MaskStrategy | undefined =>
       this.rules.forName(f.name) ?? (origin ? this.rules.forName(origin.column) : undefined);
     const base = (f: RowDescriptionField, strategy: MaskStrategy | undefined): ColumnPlan => ({
@@ -459,7 +534,7 @@ export class ResultMasker {
       originLess: f.tableOid === 0,
     });
     // Name rules need the origin too: `SELECT ssn AS x` is reported as `x`.
-    const needsLookup = (this.rules.hasColumnRules || this.rules.hasNameRules) && fields.some((f) => f.tableOid !== 0);
+    const needsLookup = this.#byOrigin && fields.some((f) => f.tableOid !== 0);
     if (!needsLookup) return fields.map((f) => base(f, byName(f)));
     const catalog = this.catalog;
     if (!catalog) return fields.map((f) => (f.tableOid === 0 ? base(f, byName(f)) : base(f, this.unknownStrategy)));
@@ -484,8 +559,7 @@ export class ResultMasker {
       return base(f, (origin.base && this.rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin));
     };
     // Relations already in the catalog cache are planned at once, without a Promise.
-    const known = catalog.cached ? fields.map((f) => (f.tableOid === 0 ? null : catalog.cached!(f.tableOid, f.attnum))) : undefined;
-    if (known?.every((k) => k !== undefined)) return fields.map((f, i) => (f.tableOid === 0 ? base(f, byName(f)) : resolved(f, known[i]!.column)));
+    if (known) return fields.map((f, i) => (f.tableOid === 0 ? base(f, byName(f)) : resolved(f, known[i] ?? undefined)));
     return Promise.all(
       fields.map(async (f): Promise<ColumnPlan> => {
         if (f.tableOid === 0) return base(f, byName(f));

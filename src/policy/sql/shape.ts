@@ -33,7 +33,22 @@ const PLACEHOLDER = '\u0000';
  * into one negative constant located at the sign (`abalance + -1234`, as pgbench sends it).
  * Undefined when the text has no digit run.
  */
-export function sqlShape(sql: string): { key: string; runs: number[]; signs: number[] } | undefined {
+export function sqlShape(sql: string): SqlShape | undefined {
+  // A statement's shape is asked for by each cache it goes through, one after the other.
+  if (sql === last.sql) return last.shape;
+  const shape = shapeOf(sql);
+  if (sql.length <= LAST_SHAPE_MAX_TEXT) last = { sql, shape };
+  return shape;
+}
+
+/** A text's shape, as {@link sqlShape} gives it; shared by whoever asks for it again (not to be changed). */
+export type SqlShape = Readonly<{ key: string; runs: readonly number[]; signs: readonly number[] }>;
+
+/** The last text shaped, and its shape (texts up to {@link LAST_SHAPE_MAX_TEXT} characters). */
+let last: { sql: string | undefined; shape: SqlShape | undefined } = { sql: undefined, shape: undefined };
+const LAST_SHAPE_MAX_TEXT = 8192;
+
+function shapeOf(sql: string): SqlShape | undefined {
   if (!/^[\x01-\x7f]*$/.test(sql)) return undefined;
   const runs: number[] = [];
   const signs: number[] = [];
