@@ -468,11 +468,11 @@ export class ResultMasker {
   /**
    * The plan of a RowDescription's body. A session sends the same few shapes of result over and
    * over: a plan made without a catalog query is kept (for {@link PLANS_KEPT} bodies of at most
-   * {@link PLAN_KEPT_MAX_BODY} bytes) with the
-   * origin the catalog gave each column, and used again while the catalog still gives those very
-   * origins (the same objects: a relation reloaded, expired or replaced gives new ones, a view
-   * none without a query) — the rules never change in a session, so the plan is what
-   * {@link plan} would make, without parsing the names and deciding each column again.
+   * {@link PLAN_KEPT_MAX_BODY} bytes) with the origin the catalog gave each column, and used
+   * again while the catalog still gives those very origins (the same objects: a relation
+   * reloaded, expired or replaced gives new ones, a view none without a query). The rules never
+   * change in a session, so the plan is what {@link plan} would make, without decoding the names
+   * and deciding each column again.
    */
   private planOf(body: Buffer): ColumnPlan[] | Promise<ColumnPlan[]> {
     const key = body.length <= PLAN_KEPT_MAX_BODY ? body.toString('latin1') : '';
