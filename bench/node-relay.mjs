@@ -16,8 +16,8 @@ const [role, port, target, ...files] = process.argv.slice(2);
 function join(a, b) {
   a.setNoDelay(true);
   b.setNoDelay(true);
-  a.pipe(b).on('error', () => a.destroy());
-  b.pipe(a).on('error', () => b.destroy());
+  a.pipe(b);
+  b.pipe(a);
   a.on('error', () => b.destroy());
   b.on('error', () => a.destroy());
 }
