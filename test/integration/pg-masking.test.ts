@@ -188,6 +188,21 @@ describe('masking through the gateway', () => {
     await stack.pg.psql('delete from orders where id between 100 and 105', { database: 'app' });
   });
 
+  it('plans each result shape of a session on its own, however often the shapes alternate (simple and extended protocol)', async () => {
+    // The two results differ only in the column's attribute number: one plan reused for the other would leak the email.
+    const c = await pgClient(masked.info);
+    try {
+      for (let i = 0; i < 4; i++) {
+        expect((await c.query('select email as v from customers where id = 1')).rows).toEqual([{ v: REDACTED }]);
+        expect((await c.query('select note as v from customers where id = 2')).rows).toEqual([{ v: 'nothing' }]);
+        expect((await c.query({ text: 'select email as v from customers where id = $1', values: [1] })).rows).toEqual([{ v: REDACTED }]);
+        expect((await c.query({ text: 'select note as v from customers where id = $1', values: [2] })).rows).toEqual([{ v: 'nothing' }]);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
   it('masks named prepared statements and keeps working beside the statement gate', async () => {
     const c = await pgClient(judged.info);
     try {
