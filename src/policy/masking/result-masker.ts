@@ -481,7 +481,7 @@ export class ResultMasker {
     const fields = kept?.fields ?? parseRowDescription(body);
     const origins = this.#originsNow(fields);
     const plan = this.plan(fields, origins);
-    if (plan instanceof Promise || origins === undefined || body.length > PLAN_KEPT_MAX_BODY) return plan;
+    if (plan instanceof Promise || origins === undefined || !key) return plan;
     const plans = (this.#plans ??= new Map());
     if (plans.size >= PLANS_KEPT && !plans.has(key)) plans.delete(plans.keys().next().value!);
     plans.set(key, { fields, origins, plan });
@@ -509,15 +509,8 @@ export class ResultMasker {
   }
 
   #sameOrigins(kept: KnownPlan): boolean {
-    const catalog = this.catalog;
-    if (!catalog || !this.#byOrigin) return true;
-    for (let i = 0; i < kept.fields.length; i++) {
-      const f = kept.fields[i]!;
-      if (f.tableOid === 0) continue;
-      const known = catalog.cached!(f.tableOid, f.attnum);
-      if (!known || known.column !== kept.origins[i]) return false;
-    }
-    return true;
+    const now = this.#originsNow(kept.fields);
+    return now !== undefined && now.every((o, i) => o === kept.origins[i]);
   }
 
   /**
