@@ -243,11 +243,12 @@ export class MessageReader {
           return { type: this.pendingType, body: raw.subarray(5), raw };
         }
         if (this.total === 0) return null;
-        const bytes = this.takeUpTo(this.left);
+        const first = this.streamedFirst;
+        // The first part holds the whole header (in by now, though maybe across chunks): readers of the part skip it.
+        const bytes = first ? this.take(Math.max(5, Math.min(this.left, this.chunks[this.head]!.length - this.offset))) : this.takeUpTo(this.left);
         this.left -= bytes.length;
         const last = this.left === 0;
         if (last) this.pending = -1;
-        const first = this.streamedFirst;
         this.streamedFirst = false;
         return { part: true, type: this.pendingType, length: this.length, bytes, first, last };
       }
