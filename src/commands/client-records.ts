@@ -17,7 +17,7 @@ import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
 import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from '../recording/uploader.js';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { CLIENT_RECORD_ROW_CAP, PostgresRecordingStage } from '../postgres/recorder.js';
+import { CLIENT_RECORD_ROW_CAP, PostgresRawTap, PostgresRecordingStage } from '../postgres/recorder.js';
 import { VERSION } from '../version.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
@@ -51,7 +51,10 @@ function uploadTarget(provider: ResolvedTokenProvider): UploadTarget {
 
 /** The CLI's record of one session as its relay feeds it: the recording stage, and how it ends. */
 export interface SessionRecord {
+  /** The record taken from the messages a relay reads anyway (one with checks of its own)... */
   stage: PostgresRecordingStage;
+  /** ... or from the bytes as they pass, read on the recording thread (a relay that reads nothing else). One or the other. */
+  readonly raw: PostgresRawTap;
   /** What the client says it runs things for (the MCP intent), as the gateway records it too. */
   context(fields: Record<string, string>): void;
   /** Writes the end event (`reason`, and what else is known), closes, signs and uploads the record. Once. */
@@ -96,7 +99,9 @@ export class CommandRecords {
     this.opened('sessions', id);
     stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
     const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);
-    const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap });
+    const results = cap > 0 ? 'masked' : 'none';
+    const stage = new PostgresRecordingStage({ stream, results, rowCap: cap });
+    let raw: PostgresRawTap | undefined;
     const failed = (err: Error): void => {
       this.failed('sessions', id);
       onFailure(err);
@@ -105,6 +110,9 @@ export class CommandRecords {
     let closed = false;
     return {
       stage,
+      get raw() {
+        return (raw ??= new PostgresRawTap({ stream, results, rowCap: cap }));
+      },
       context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
       close: (end) => {
         if (closed) return;

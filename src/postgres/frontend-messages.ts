@@ -44,6 +44,8 @@ export interface BindMessage {
 
 /** SQL longer than this (bytes) is not decoded on the relay's thread (see {@link SqlMessage}). */
 export const LONG_SQL = 64 * 1024;
+/** A Bind longer than this is decoded as it streams instead of being held whole. */
+export const BIND_HELD_MAX = 1024 * 1024;
 
 const Q = 0x51;
 const P = 0x50;

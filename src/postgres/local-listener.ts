@@ -18,9 +18,9 @@ import type { SecureContext } from 'node:tls';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Refusal, StatementGate } from './statement-gate.js';
-import type { RecorderStage } from './recorder.js';
+import type { PostgresRawTap, RecorderStage } from './recorder.js';
 import type { ControlMessage } from '../tunnel/frames.js';
-import { pump } from '../tunnel/pump.js';
+import { pump, type PumpStep } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
 import { HandshakeStream } from './handshake.js';
 import {
@@ -53,7 +53,10 @@ export type ListenerEvent =
 
 /** The CLI's own record of a session, as the listener feeds it. */
 export interface ClientSessionRecord {
+  /** Fed the messages the relay reads for its own checks (and their refusals)... */
   stage: RecorderStage;
+  /** ... or, when it has none, the bytes as they pass (read on the recording thread). */
+  readonly raw: Pick<PostgresRawTap, 'client' | 'server'>;
   /** The session is over: writes its end and closes the record. */
   close(end: { reason: string } & Record<string, unknown>): void;
 }
@@ -246,14 +249,13 @@ export class LocalPostgresListener {
 
     // The CLI's own record, when the gateway takes one (the hook says why when it cannot keep one; the session goes on).
     const record = tunnel.clientRecord ? await this.#o.record?.({ id: tunnel.sessionId, user, database, rows: tunnel.clientRecord.rows }) : undefined;
-    const recorder = record?.stage;
 
     const reader = handshake.release();
     this.#clients.set(raw, { stream: client(), relaying: true });
     const socket = client();
     let gate: StatementGate | undefined;
     try {
-      gate = this.#o.statementGate?.(session, tunnel, (r) => recorder?.refused(r));
+      gate = this.#o.statementGate?.(session, tunnel, (r) => record?.stage.refused(r));
     } catch (err) {
       onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
       refuse(socket, SqlState.INTERNAL_ERROR, `hoop: ${describeError(err)}`);
@@ -261,6 +263,10 @@ export class LocalPostgresListener {
       record?.close({ reason: 'protocol-error' });
       return;
     }
+    // With checks of its own the relay reads every message, and the record is taken from them (its
+    // refusals in order); without, the relay reads nothing and the record is the bytes as they pass.
+    const recorder = gate ? record?.stage : undefined;
+    const tap = gate ? undefined : record?.raw;
     const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
     const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
     let partialTimer: NodeJS.Timeout | undefined;
@@ -283,17 +289,27 @@ export class LocalPostgresListener {
         partialTimer.unref();
       }
     };
+    /** Records what `step` handled, when the tap is on: a Promise (once what is gathered is written) while the recording is behind. */
+    const tapped = (step: PumpStep, record: (chunk: Buffer) => Promise<void> | undefined): PumpStep => (chunk, out) => {
+      const r = step(chunk, out);
+      const behind = record(chunk);
+      if (!behind) return r;
+      out.flush();
+      return r instanceof Promise ? Promise.all([r, behind]).then(() => undefined) : behind;
+    };
+    const frontendStep: PumpStep = (chunk, out) => {
+      const r = frontend.step(chunk, out);
+      armPartialTimer();
+      return r;
+    };
     const fromClient = pump(socket, channel, {
-      initial: Buffer.alloc(0),
-      step: (chunk, out) => {
-        const r = frontend.step(chunk, out);
-        armPartialTimer();
-        return r;
-      },
+      // What the reader holds from the startup goes through the step first (and to the tap).
+      initial: tap ? reader.takeBuffered() : Buffer.alloc(0),
+      step: tap ? tapped(frontendStep, (c) => tap.client(c)) : frontendStep,
       onError: protocolError,
     });
     const toClient = pump(channel, socket, {
-      step: backend.step,
+      step: tap ? tapped(backend.step, (c) => tap.server(c)) : backend.step,
       onError: (err) => {
         onEvent?.({ kind: 'protocol-error', session, message: `the gateway's answer broke the protocol: ${describeError(err)}` });
         socket.destroy();

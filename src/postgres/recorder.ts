@@ -7,6 +7,10 @@
  *   judges, the gate's refusals, and what the client received (after masking) up to `rowCap`
  *   rows per result (rows beyond it pass unread and are only counted). It also tells the
  *   session's index what it needs ({@link RecordingNotes}).
+ * - {@link PostgresRawTap}, for a relay that reads nothing else (a `hoop connect` without checks
+ *   of its own): the bytes of each direction as they pass, one copy per received chunk. The
+ *   recording thread frames them and runs the same stage there ({@link ThreadFraming}), so the
+ *   record is the same and the relay parses nothing.
  * - {@link PostgresRecorder}, on the recording thread, turns those records into events:
  *
  * - from the client: `query` (simple protocol), `parse` (a prepared statement's SQL), `bind` (the
@@ -33,9 +37,10 @@
 import { cutValue, type EventLine, type EventSink } from '../recording/event-line.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { RecordingNotes } from '../tunnel/engine.js';
-import { bindParameterSpans, type FrontendMessage } from './frontend-messages.js';
+import { ByteRun } from '../tunnel/byte-run.js';
+import { BIND_HELD_MAX, BindDecoder, bindParameterSpans, decodeFrontend, type FrontendMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
-import { parseErrorFields } from './reader.js';
+import { type Framing, MessageReader, parseErrorFields } from './reader.js';
 import { cstr, need, parseRowDescription } from './rows.js';
 import type { Refusal } from './statement-gate.js';
 
@@ -85,6 +90,13 @@ const SERVER = 20;
 const MASKED = 21;
 const PASSED = 22;
 const PASSED_COUNT = Buffer.alloc(4);
+/**
+ * Records of a {@link PostgresRawTap}: the stage's settings (`RAW_START`: the row cap, u32 LE, and
+ * whether rows are recorded, u8), then the bytes of each direction as they passed.
+ */
+const RAW_START = 24;
+const RAW_CLIENT = 25;
+const RAW_SERVER = 26;
 
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
 /** Most rows (and COPY data messages) per result a CLI's own record keeps (fewer when the gateway says so): enough to show what came back, not a second copy of the data. */
@@ -109,8 +121,11 @@ export interface RecorderStage {
   end(): void;
 }
 
+/** What a stage writes its records to: a session's recording, or the encoder itself on the recording thread. */
+type RecordSink = Pick<RecordingStream, 'record' | 'event' | 'behind'>;
+
 export interface PostgresRecordingStageOptions {
-  stream: RecordingStream;
+  stream: RecordSink;
   /** `masked`: rows as the client received them; `none`: no rows. */
   results: 'masked' | 'none';
   /** Rows (and COPY data messages) recorded per result. */
@@ -124,7 +139,7 @@ export interface PostgresRecordingStageOptions {
 
 /** The stage on the data path: see the module documentation. */
 export class PostgresRecordingStage implements RecorderStage {
-  readonly #stream: RecordingStream;
+  readonly #stream: RecordSink;
   readonly #rows: boolean;
   readonly #cap: number;
   readonly #now: () => number;
@@ -269,6 +284,110 @@ export class PostgresRecordingStage implements RecorderStage {
   }
 }
 
+/**
+ * The recording of a relay that reads nothing else: each chunk of each direction copied as it
+ * passes (one copy, no parse), for {@link ThreadFraming} to read on the recording thread. The
+ * record is the one a {@link PostgresRecordingStage} on the relay would make; the relay pays a
+ * copy per chunk instead of framing and decoding every message.
+ */
+export class PostgresRawTap {
+  readonly #stream: RecordingStream;
+  readonly #now: () => number;
+
+  constructor(o: Pick<PostgresRecordingStageOptions, 'results' | 'rowCap' | 'now'> & { stream: RecordingStream }) {
+    this.#stream = o.stream;
+    this.#now = o.now ?? Date.now;
+    const settings = Buffer.alloc(5);
+    settings.writeUInt32LE(o.rowCap);
+    settings[4] = o.results === 'none' ? 0 : 1;
+    this.#stream.record(RAW_START, this.#now(), settings, 0, settings.length);
+  }
+
+  /** Bytes the client sent. A Promise while the recording is behind. */
+  client(chunk: Buffer): Promise<void> | undefined {
+    this.#stream.record(RAW_CLIENT, this.#now(), chunk, 0, chunk.length);
+    return this.#stream.behind;
+  }
+
+  /** Bytes handed to the client. A Promise while the recording is behind. */
+  server(chunk: Buffer): Promise<void> | undefined {
+    this.#stream.record(RAW_SERVER, this.#now(), chunk, 0, chunk.length);
+    return this.#stream.behind;
+  }
+}
+
+const FRONTEND_READ = new Uint8Array(256);
+for (const t of [QUERY, PARSE, EXECUTE, FUNCTION_CALL]) FRONTEND_READ[t] = 1;
+
+/**
+ * On the recording thread: a {@link PostgresRawTap}'s bytes framed as the relay would frame them
+ * (a Bind over {@link BIND_HELD_MAX} read as it streams, for its names alone), fed to a
+ * {@link PostgresRecordingStage} whose records go straight to the encoder. Bytes that do not
+ * frame were refused by the relay (the client's) or by the CLI's reader downstream: from there
+ * on nothing more of the session's traffic is read, and the record still ends as the session did.
+ */
+class ThreadFraming {
+  readonly stage: PostgresRecordingStage;
+  readonly #client = new MessageReader({ side: 'frontend' });
+  readonly #server = new MessageReader({ side: 'backend' });
+  /** Bytes of messages the stage does not read (dropped after each frame). */
+  readonly #passed = new ByteRun();
+  #at = 0;
+  #bind: BindDecoder | undefined;
+  #broken = false;
+
+  constructor(sink: RecordSink, settings: Buffer) {
+    this.stage = new PostgresRecordingStage({ stream: sink, rowCap: settings.readUInt32LE(0), results: settings[4] === 0 ? 'none' : 'masked', now: () => this.#at });
+  }
+
+  client(at: number, bytes: Buffer): void {
+    this.#read(at, this.#client, bytes, (f) => {
+      if (!('part' in f)) return this.stage.client(decodeFrontend(f));
+      if (f.first) this.#bind = new BindDecoder();
+      const bind = this.#bind!;
+      const named = bind.names !== undefined;
+      if (!named) bind.push(f.first ? f.bytes.subarray(5) : f.bytes);
+      const names = bind.names;
+      if (!named && names) this.stage.client({ kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 });
+      if (f.last) this.#bind = undefined;
+    });
+  }
+
+  server(at: number, bytes: Buffer): void {
+    this.#read(at, this.#server, bytes, (f) => {
+      if (!('part' in f)) this.stage.server(f.raw);
+    });
+  }
+
+  readonly #frontend = (type: number, length: number): Framing => {
+    if (type === BIND) return length > BIND_HELD_MAX ? 'stream' : 'whole';
+    return FRONTEND_READ[type] ? 'whole' : 'pass';
+  };
+
+  readonly #backend = (type: number): Framing => {
+    if (this.stage.wants(type)) return 'whole';
+    this.stage.passed(type);
+    return 'pass';
+  };
+
+  #read(at: number, reader: MessageReader, bytes: Buffer, each: (f: NonNullable<ReturnType<MessageReader['frame']>>) => void): void {
+    if (this.#broken) return;
+    this.#at = at;
+    reader.push(bytes);
+    try {
+      for (;;) {
+        const f = reader.frame(reader === this.#client ? this.#frontend : this.#backend, this.#passed);
+        this.#passed.take();
+        if (!f) return;
+        each(f);
+      }
+    } catch (err) {
+      if (!(err instanceof PgProtocolError)) throw err;
+      this.#broken = true;
+    }
+  }
+}
+
 /** A small result as it came: its RowDescription and DataRows (checked), and how masking treated its columns. */
 interface HeldResult {
   desc: Buffer;
@@ -372,14 +491,32 @@ export class PostgresRecorder {
   /** A Bind not written yet: with its Execute if that comes next (one `execute` event with `params`), else on its own. */
   #bind: { body: Buffer; at: number; portal: string; statement: string } | undefined;
 
+  /** The stage run here for a {@link PostgresRawTap}, once its settings came. */
+  #framing: ThreadFraming | undefined;
+
   constructor(sink: EventSink) {
     this.#sink = sink;
   }
 
-  /** Reads one record of the stage (see {@link PostgresRecordingStage}). */
+  /** Reads one record of the stage (see {@link PostgresRecordingStage}) or of a {@link PostgresRawTap}. */
   record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
     this.#at = at;
     switch (kind) {
+      case RAW_START: {
+        const sink: RecordSink = {
+          record: (k, t, b, s, e) => this.record(k, t, b, s, e),
+          event: (event) => this.#emit(event),
+          behind: undefined,
+        };
+        this.#framing = new ThreadFraming(sink, bytes.subarray(start, end));
+        return;
+      }
+      case RAW_CLIENT:
+        this.#framing?.client(at, bytes.subarray(start, end));
+        return;
+      case RAW_SERVER:
+        this.#framing?.server(at, bytes.subarray(start, end));
+        return;
       case CLIENT:
         this.#client(bytes[start]!, bytes.subarray(start + 5, end));
         return;
@@ -415,6 +552,7 @@ export class PostgresRecorder {
 
   /** Writes what it holds (before an event that is not the stage's: the session's end). */
   flush(): void {
+    this.#framing?.stage.end();
     this.#writeHeld();
   }
 

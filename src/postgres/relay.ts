@@ -22,7 +22,7 @@ import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../policy/sq
 import { analyzeLongSql } from '../policy/sql/worker.js';
 import { AnswerQueue, askKindOf, type Ask, type AskKind, type AskOutcome } from './answers.js';
 import type { PumpOutput } from '../tunnel/pump.js';
-import { BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
+import { BIND_HELD_MAX, BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js';
 import type { RecorderStage } from './recorder.js';
@@ -41,8 +41,6 @@ const ERROR = 0x45; // 'E' (backend)
 const PARAMETER_STATUS = 0x53; // 'S' (backend)
 const BACKSLASH = 0x5c;
 
-/** A Bind longer than this is decoded as it streams instead of being held whole. */
-const BIND_HELD_MAX = 1024 * 1024;
 
 /** One shared record per kind: the state needs no more of a message than its kind. */
 const ASKS = new Map<AskKind, Ask>((['parse', 'bind', 'describe', 'execute', 'close', 'sync', 'query', 'function', 'copy-end'] as const).map((k) => [k, { k }]));

@@ -1,0 +1,117 @@
+/**
+ * The CLI's record when its relay reads nothing (PostgresRawTap): the bytes of each direction as
+ * they passed, framed on the recording thread. Its record must be the one the recording stage
+ * makes on a relay that reads every message (FrontendPath and BackendPath with the stage), however
+ * the bytes were cut into chunks.
+ */
+import { describe, expect, it } from 'vitest';
+import { PostgresRawTap, PostgresRecorder, PostgresRecordingStage } from '../../src/postgres/recorder.js';
+import { MessageReader } from '../../src/postgres/reader.js';
+import { BackendPath, FrontendPath } from '../../src/postgres/relay.js';
+import type { RecordingEvent } from '../../src/recording/event-line.js';
+import { ByteRun } from '../../src/tunnel/byte-run.js';
+import { loopbackStream, memorySink } from '../harness/memory-sink.js';
+import { bind, execute, frontendMessage as msg, int32, parse, sync } from '../harness/pg-frontend.js';
+
+const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
+const dataRow = (...values: string[]): Buffer => msg('D', values.length, ...values.flatMap((v) => [int32(Buffer.byteLength(v)), Buffer.from(v)]));
+const complete = (tag: string): Buffer => msg('C', tag);
+const ready = (status: 'I' | 'T' | 'E'): Buffer => msg('Z', Buffer.from(status));
+const notice = (type: 'N' | 'E', code: string, text: string): Buffer => msg(type, `S${type === 'E' ? 'ERROR' : 'NOTICE'}`, `C${code}`, `M${text}`, Buffer.from([0]));
+const bindWith = (portal: string, stmt: string, value: Buffer): Buffer => msg('B', portal, stmt, 0, 1, int32(value.length), value, 0);
+
+/** One session, in the order the relay saw it: each step is what one side sent. */
+const SESSION: Array<['client' | 'server', Buffer[]]> = [
+  ['server', [msg('R', int32(0)), msg('S', 'server_version', '15'), msg('K', int32(7), int32(9)), ready('I')]],
+  ['client', [msg('Q', 'select id, name from t')]],
+  ['server', [rowDescription('id', 'name'), dataRow('1', 'a'), dataRow('2', 'b'), complete('SELECT 2'), ready('I')]],
+  ['client', [msg('Q', 'begin'), parse('s1', 'select $1'), bindWith('', 's1', Buffer.from('seven')), execute(''), sync()]],
+  ['server', [complete('BEGIN'), ready('T'), msg('1'), msg('2'), rowDescription('n'), ...Array.from({ length: 9 }, (_, i) => dataRow(String(i))), complete('SELECT 9'), ready('T')]],
+  // A Bind too long to hold: the relay reads its names as it streams.
+  ['client', [bindWith('p2', 's1', Buffer.alloc(1024 * 1024 + 10, 'x')), execute('p2', 5), sync()]],
+  ['server', [msg('2'), notice('N', '01000', 'careful'), dataRow('x'), msg('s'), ready('T')]],
+  ['client', [msg('Q', 'select 1/0'), msg('d', Buffer.from('not read')), msg('F', int32(42), 0, 0, 0)]],
+  ['server', [notice('E', '22012', 'division by zero'), ready('E'), msg('A', int32(7), 'chan', 'payload'), msg('H', Buffer.from([0]), 0)]],
+  ['client', [msg('Q', 'rollback'), msg('X')]],
+  ['server', [complete('ROLLBACK'), ready('I')]],
+];
+
+const out = () => ({ run: new ByteRun(), flush: () => undefined });
+
+/** The record a relay that reads every message makes (the stage fed by FrontendPath and BackendPath). */
+async function readEveryMessage(rowCap: number, results: 'masked' | 'none'): Promise<RecordingEvent[]> {
+  const sink = memorySink();
+  const stream = loopbackStream(sink, new PostgresRecorder(sink));
+  const recorder = new PostgresRecordingStage({ stream, results, rowCap, now: () => 1 });
+  const frontend = new FrontendPath({ reader: new MessageReader({ side: 'frontend' }), recorder });
+  const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), recorder });
+  for (const [side, messages] of SESSION) await (side === 'client' ? frontend : backend).step(Buffer.concat(messages), out());
+  recorder.end();
+  stream.event({ t: 'end', at: 2 });
+  return sink.events();
+}
+
+/** The record of the raw tap, each side's bytes cut every `cut` bytes. */
+async function tapped(rowCap: number, results: 'masked' | 'none', cut: number): Promise<RecordingEvent[]> {
+  const sink = memorySink();
+  const stream = loopbackStream(sink, new PostgresRecorder(sink));
+  const tap = new PostgresRawTap({ stream, results, rowCap, now: () => 1 });
+  for (const [side, messages] of SESSION) {
+    const bytes = Buffer.concat(messages);
+    for (let at = 0; at < bytes.length; at += cut) tap[side](bytes.subarray(at, at + cut));
+  }
+  stream.event({ t: 'end', at: 2 });
+  return sink.events();
+}
+
+describe('the raw tap', () => {
+  it('records what the stage on a relay that reads every message records, however the bytes are cut', async () => {
+    const expected = await readEveryMessage(4, 'masked');
+    expect(expected.map((e) => e.t)).toEqual(
+      ['query', 'result', 'query', 'parse', 'execute', 'complete', 'ready', 'result', 'bind', 'execute', 'notice', 'row', 'complete']
+        .concat(['query', 'function-call', 'error', 'ready', 'notification', 'copy', 'query', 'complete', 'ready', 'end']),
+    );
+    expect(expected.find((e) => e.t === 'bind')).toMatchObject({ portal: 'p2', statement: 's1', params: 'not recorded (streamed)' });
+    expect(expected.filter((e) => e.t === 'result')[1]).toMatchObject({ values: [['0'], ['1'], ['2'], ['3']], rows: 9, unrecorded: 5 });
+    for (const cut of [1, 3, 7, 64, 1000, 1 << 30]) expect(await tapped(4, 'masked', cut)).toEqual(expected);
+  });
+
+  it('keeps no rows when the gateway says none', async () => {
+    const expected = await readEveryMessage(0, 'none');
+    expect(expected.some((e) => e.t === 'row' || (e.t === 'result' && Array.isArray(e.values) && e.values.length > 0))).toBe(false);
+    for (const cut of [5, 1 << 30]) expect(await tapped(0, 'none', cut)).toEqual(expected);
+  });
+
+  it('stops reading at bytes that do not frame, and the record still ends', async () => {
+    const sink = memorySink();
+    const stream = loopbackStream(sink, new PostgresRecorder(sink));
+    const tap = new PostgresRawTap({ stream, results: 'masked', rowCap: 10, now: () => 1 });
+    tap.client(msg('Q', 'select 1'));
+    tap.client(Buffer.from('\x01\xff\xff\xff\xffgarbage'));
+    tap.client(msg('Q', 'select 2'));
+    tap.server(complete('SELECT 1'));
+    stream.event({ t: 'end', at: 2 });
+    expect(sink.events()).toEqual([
+      { t: 'query', sql: 'select 1', at: 1 },
+      { t: 'end', at: 2 },
+    ]);
+  });
+});
+
+describe('a relay that reads every message', () => {
+  it('reads the names of a Bind too long to hold wherever its header is cut', async () => {
+    const big = bindWith('p9', 's9', Buffer.alloc(1024 * 1024 + 10, 'y'));
+    for (const cut of [1, 2, 3, 4, 5, 6, 9]) {
+      const sink = memorySink();
+      const stream = loopbackStream(sink, new PostgresRecorder(sink));
+      const recorder = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 10, now: () => 1 });
+      const frontend = new FrontendPath({ reader: new MessageReader({ side: 'frontend' }), recorder });
+      const sent = out();
+      await frontend.step(big.subarray(0, cut), sent);
+      await frontend.step(big.subarray(cut), sent);
+      stream.event({ t: 'end', at: 2 });
+      expect(sink.events()[0], `cut at ${cut}`).toMatchObject({ t: 'bind', portal: 'p9', statement: 's9' });
+      expect(Buffer.concat(sent.run.take()).equals(big), `cut at ${cut}`).toBe(true);
+    }
+  });
+});
