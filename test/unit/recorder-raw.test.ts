@@ -11,7 +11,7 @@ import { BackendPath, FrontendPath } from '../../src/postgres/relay.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 import { ByteRun } from '../../src/tunnel/byte-run.js';
 import { loopbackStream, memorySink } from '../harness/memory-sink.js';
-import { bind, execute, frontendMessage as msg, int32, parse, sync } from '../harness/pg-frontend.js';
+import { execute, frontendMessage as msg, int32, parse, sync } from '../harness/pg-frontend.js';
 
 const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
 const dataRow = (...values: string[]): Buffer => msg('D', values.length, ...values.flatMap((v) => [int32(Buffer.byteLength(v)), Buffer.from(v)]));
