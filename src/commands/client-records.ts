@@ -51,9 +51,9 @@ function uploadTarget(provider: ResolvedTokenProvider): UploadTarget {
 
 /** The CLI's record of one session as its relay feeds it: the recording stage, and how it ends. */
 export interface SessionRecord {
-  /** The record taken from the messages a relay reads anyway (one with checks of its own)... */
+  /** The record taken from the messages the relay reads: the server's, and the client's when it has checks of its own... */
   stage: PostgresRecordingStage;
-  /** ... or from the bytes as they pass, read on the recording thread (a relay that reads nothing else). One or the other. */
+  /** ... or else the client's bytes as they pass, read on the recording thread. */
   readonly raw: PostgresRawTap;
   /** What the client says it runs things for (the MCP intent), as the gateway records it too. */
   context(fields: Record<string, string>): void;
@@ -99,8 +99,7 @@ export class CommandRecords {
     this.opened('sessions', id);
     stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
     const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);
-    const results = cap > 0 ? 'masked' : 'none';
-    const stage = new PostgresRecordingStage({ stream, results, rowCap: cap });
+    const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap });
     let raw: PostgresRawTap | undefined;
     const failed = (err: Error): void => {
       this.failed('sessions', id);
@@ -111,7 +110,7 @@ export class CommandRecords {
     return {
       stage,
       get raw() {
-        return (raw ??= new PostgresRawTap({ stream, results, rowCap: cap }));
+        return (raw ??= new PostgresRawTap({ stream }));
       },
       context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
       close: (end) => {

@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import type { Refusal, StatementGate } from './statement-gate.js';
 import type { PostgresRawTap, RecorderStage } from './recorder.js';
 import type { ControlMessage } from '../tunnel/frames.js';
-import { pump, type PumpStep } from '../tunnel/pump.js';
+import { pump } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
 import { HandshakeStream } from './handshake.js';
 import {
@@ -53,10 +53,10 @@ export type ListenerEvent =
 
 /** The CLI's own record of a session, as the listener feeds it. */
 export interface ClientSessionRecord {
-  /** Fed the messages the relay reads for its own checks (and their refusals)... */
+  /** Fed the server's messages, and the client's when the relay reads them for its own checks (with their refusals)... */
   stage: RecorderStage;
-  /** ... or, when it has none, the bytes as they pass (read on the recording thread). */
-  readonly raw: Pick<PostgresRawTap, 'client' | 'server'>;
+  /** ... or else the client's bytes as they pass (read on the recording thread). */
+  readonly raw: Pick<PostgresRawTap, 'client'>;
   /** The session is over: writes its end and closes the record. */
   close(end: { reason: string } & Record<string, unknown>): void;
 }
@@ -263,11 +263,12 @@ export class LocalPostgresListener {
       record?.close({ reason: 'protocol-error' });
       return;
     }
-    // With checks of its own the relay reads every message, and the record is taken from them (its
-    // refusals in order); without, the relay reads nothing and the record is the bytes as they pass.
-    const recorder = gate ? record?.stage : undefined;
+    // With checks of its own the relay reads every client message, and the record takes them (its
+    // refusals in order); without, it reads none, and the record copies the client's bytes as they
+    // pass. The server's messages are recorded as the backend path reads them (rows up to the cap).
+    const recorder = record?.stage;
     const tap = gate ? undefined : record?.raw;
-    const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
+    const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}), ...(recorder && !tap ? { recorder } : {}) });
     const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
     let partialTimer: NodeJS.Timeout | undefined;
     const protocolError = (err: unknown): void => {
@@ -289,27 +290,22 @@ export class LocalPostgresListener {
         partialTimer.unref();
       }
     };
-    /** Records what `step` handled, when the tap is on: a Promise (once what is gathered is written) while the recording is behind. */
-    const tapped = (step: PumpStep, record: (chunk: Buffer) => Promise<void> | undefined): PumpStep => (chunk, out) => {
-      const r = step(chunk, out);
-      const behind = record(chunk);
-      if (!behind) return r;
-      out.flush();
-      return r instanceof Promise ? Promise.all([r, behind]).then(() => undefined) : behind;
-    };
-    const frontendStep: PumpStep = (chunk, out) => {
-      const r = frontend.step(chunk, out);
-      armPartialTimer();
-      return r;
-    };
     const fromClient = pump(socket, channel, {
       // What the reader holds from the startup goes through the step first (and to the tap).
       initial: tap ? reader.takeBuffered() : Buffer.alloc(0),
-      step: tap ? tapped(frontendStep, (c) => tap.client(c)) : frontendStep,
+      step: (chunk, out) => {
+        const r = frontend.step(chunk, out);
+        armPartialTimer();
+        const behind = tap?.client(chunk);
+        if (!behind) return r;
+        // The recording is behind: what is gathered goes on, and the client waits.
+        out.flush();
+        return r instanceof Promise ? Promise.all([r, behind]).then(() => undefined) : behind;
+      },
       onError: protocolError,
     });
     const toClient = pump(channel, socket, {
-      step: tap ? tapped(backend.step, (c) => tap.server(c)) : backend.step,
+      step: backend.step,
       onError: (err) => {
         onEvent?.({ kind: 'protocol-error', session, message: `the gateway's answer broke the protocol: ${describeError(err)}` });
         socket.destroy();

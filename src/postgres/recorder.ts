@@ -90,13 +90,8 @@ const SERVER = 20;
 const MASKED = 21;
 const PASSED = 22;
 const PASSED_COUNT = Buffer.alloc(4);
-/**
- * Records of a {@link PostgresRawTap}: the stage's settings (`RAW_START`: the row cap, u32 LE, and
- * whether rows are recorded, u8), then the bytes of each direction as they passed.
- */
-const RAW_START = 24;
+/** A {@link PostgresRawTap}'s record: the bytes of the client messages a record keeps, as they came (whole or in pieces). */
 const RAW_CLIENT = 25;
-const RAW_SERVER = 26;
 
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
 /** Most rows (and COPY data messages) per result a CLI's own record keeps (fewer when the gateway says so): enough to show what came back, not a second copy of the data. */
@@ -285,101 +280,114 @@ export class PostgresRecordingStage implements RecorderStage {
 }
 
 /**
- * The recording of a relay that reads nothing else: each chunk of each direction copied as it
- * passes (one copy, no parse), for {@link ThreadFraming} to read on the recording thread. The
- * record is the one a {@link PostgresRecordingStage} on the relay would make; the relay pays a
- * copy per chunk instead of framing and decoding every message.
+ * The client's side of the record of a relay that reads none of the client's messages (a
+ * `hoop connect` without checks of its own): it walks the message headers of each chunk as it
+ * passes and copies the bytes of the messages a record keeps (Query, Parse, Bind, Execute,
+ * FunctionCall), as they come, for {@link ThreadFraming} to read on the recording thread; the
+ * others (CopyData, Sync, Describe, ...) are skipped uncopied. The server's side is recorded by a
+ * {@link PostgresRecordingStage} on the relay's backend path, which copies only what it keeps (rows
+ * up to the cap) into the same stream, so the record is the one that stage would make of both.
  */
 export class PostgresRawTap {
   readonly #stream: RecordingStream;
   readonly #now: () => number;
+  /** Bytes of the current message still to come after its header, and whether they are copied. */
+  #left = 0;
+  #copying = false;
+  /** A header cut between two chunks: its bytes so far. */
+  readonly #head = Buffer.alloc(5);
+  #headBytes = 0;
 
-  constructor(o: Pick<PostgresRecordingStageOptions, 'results' | 'rowCap' | 'now'> & { stream: RecordingStream }) {
+  constructor(o: { stream: RecordingStream; now?: () => number }) {
     this.#stream = o.stream;
     this.#now = o.now ?? Date.now;
-    const settings = Buffer.alloc(5);
-    settings.writeUInt32LE(o.rowCap);
-    settings[4] = o.results === 'none' ? 0 : 1;
-    this.#stream.record(RAW_START, this.#now(), settings, 0, settings.length);
   }
 
   /** Bytes the client sent. A Promise while the recording is behind. */
   client(chunk: Buffer): Promise<void> | undefined {
-    this.#stream.record(RAW_CLIENT, this.#now(), chunk, 0, chunk.length);
+    const at = this.#now();
+    /** Where the kept bytes gathered in this chunk start (one record for a run of kept messages). */
+    let from = -1;
+    const keep = (end: number): void => {
+      if (from >= 0 && end > from) this.#stream.record(RAW_CLIENT, at, chunk, from, end);
+      from = -1;
+    };
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.#left > 0) {
+        const n = Math.min(this.#left, chunk.length - i);
+        if (this.#copying && from < 0) from = i;
+        i += n;
+        this.#left -= n;
+      } else if (this.#headBytes === 0 && i + 5 <= chunk.length) {
+        this.#begin(chunk[i]!, chunk.readInt32BE(i + 1));
+        if (!this.#copying) keep(i);
+        else if (from < 0) from = i;
+        i += 5;
+      } else {
+        // A header cut between two chunks: gathered, and copied on its own.
+        keep(i);
+        const n = Math.min(5 - this.#headBytes, chunk.length - i);
+        chunk.copy(this.#head, this.#headBytes, i, i + n);
+        this.#headBytes += n;
+        i += n;
+        if (this.#headBytes < 5) break;
+        this.#headBytes = 0;
+        this.#begin(this.#head[0]!, this.#head.readInt32BE(1));
+        if (this.#copying) this.#stream.record(RAW_CLIENT, at, this.#head, 0, 5);
+      }
+    }
+    keep(i);
     return this.#stream.behind;
   }
 
-  /** Bytes handed to the client. A Promise while the recording is behind. */
-  server(chunk: Buffer): Promise<void> | undefined {
-    this.#stream.record(RAW_SERVER, this.#now(), chunk, 0, chunk.length);
-    return this.#stream.behind;
+  /** A message begins. (A length the relay's reader refuses ends the session there: what follows is not read.) */
+  #begin(type: number, length: number): void {
+    this.#copying = CLIENT_KEPT[type] === 1;
+    this.#left = Math.max(0, length - 4);
   }
 }
 
-const FRONTEND_READ = new Uint8Array(256);
-for (const t of [QUERY, PARSE, EXECUTE, FUNCTION_CALL]) FRONTEND_READ[t] = 1;
+/** The client messages a record keeps. */
+const CLIENT_KEPT = new Uint8Array(256);
+for (const t of [QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL]) CLIENT_KEPT[t] = 1;
 
 /**
  * On the recording thread: a {@link PostgresRawTap}'s bytes framed as the relay would frame them
- * (a Bind over {@link BIND_HELD_MAX} read as it streams, for its names alone), fed to a
- * {@link PostgresRecordingStage} whose records go straight to the encoder. Bytes that do not
- * frame were refused by the relay (the client's) or by the CLI's reader downstream: from there
- * on nothing more of the session's traffic is read, and the record still ends as the session did.
+ * (a Bind over {@link BIND_HELD_MAX} read as it streams, for its names alone) and fed to a
+ * {@link PostgresRecordingStage} whose records go straight to the encoder. Bytes that do not frame
+ * were refused by the relay's reader, which ended the session there: nothing after them is read.
  */
 class ThreadFraming {
   readonly stage: PostgresRecordingStage;
-  readonly #client = new MessageReader({ side: 'frontend' });
-  readonly #server = new MessageReader({ side: 'backend' });
-  /** Bytes of messages the stage does not read (dropped after each frame). */
+  readonly #reader = new MessageReader({ side: 'frontend' });
+  /** Never used: the tap copies only messages that are read whole (or streamed). */
   readonly #passed = new ByteRun();
   #at = 0;
   #bind: BindDecoder | undefined;
   #broken = false;
 
-  constructor(sink: RecordSink, settings: Buffer) {
-    this.stage = new PostgresRecordingStage({ stream: sink, rowCap: settings.readUInt32LE(0), results: settings[4] === 0 ? 'none' : 'masked', now: () => this.#at });
+  constructor(sink: RecordSink) {
+    this.stage = new PostgresRecordingStage({ stream: sink, rowCap: 0, results: 'none', now: () => this.#at });
   }
 
   client(at: number, bytes: Buffer): void {
-    this.#read(at, this.#client, bytes, (f) => {
-      if (!('part' in f)) return this.stage.client(decodeFrontend(f));
-      if (f.first) this.#bind = new BindDecoder();
-      const bind = this.#bind!;
-      const named = bind.names !== undefined;
-      if (!named) bind.push(f.first ? f.bytes.subarray(5) : f.bytes);
-      const names = bind.names;
-      if (!named && names) this.stage.client({ kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 });
-      if (f.last) this.#bind = undefined;
-    });
-  }
-
-  server(at: number, bytes: Buffer): void {
-    this.#read(at, this.#server, bytes, (f) => {
-      if (!('part' in f)) this.stage.server(f.raw);
-    });
-  }
-
-  readonly #frontend = (type: number, length: number): Framing => {
-    if (type === BIND) return length > BIND_HELD_MAX ? 'stream' : 'whole';
-    return FRONTEND_READ[type] ? 'whole' : 'pass';
-  };
-
-  readonly #backend = (type: number): Framing => {
-    if (this.stage.wants(type)) return 'whole';
-    this.stage.passed(type);
-    return 'pass';
-  };
-
-  #read(at: number, reader: MessageReader, bytes: Buffer, each: (f: NonNullable<ReturnType<MessageReader['frame']>>) => void): void {
     if (this.#broken) return;
     this.#at = at;
-    reader.push(bytes);
+    this.#reader.push(bytes);
     try {
-      for (;;) {
-        const f = reader.frame(reader === this.#client ? this.#frontend : this.#backend, this.#passed);
-        this.#passed.take();
-        if (!f) return;
-        each(f);
+      for (let f = this.#reader.frame(framing, this.#passed); f; f = this.#reader.frame(framing, this.#passed)) {
+        if (!('part' in f)) {
+          this.stage.client(decodeFrontend(f));
+          continue;
+        }
+        if (f.first) this.#bind = new BindDecoder();
+        const bind = this.#bind!;
+        const named = bind.names !== undefined;
+        if (!named) bind.push(f.first ? f.bytes.subarray(5) : f.bytes);
+        const names = bind.names;
+        if (!named && names) this.stage.client({ kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 });
+        if (f.last) this.#bind = undefined;
       }
     } catch (err) {
       if (!(err instanceof PgProtocolError)) throw err;
@@ -387,6 +395,9 @@ class ThreadFraming {
     }
   }
 }
+
+/** How the relay frames the client messages a record keeps. */
+const framing = (type: number, length: number): Framing => (type === BIND && length > BIND_HELD_MAX ? 'stream' : 'whole');
 
 /** A small result as it came: its RowDescription and DataRows (checked), and how masking treated its columns. */
 interface HeldResult {
@@ -502,21 +513,14 @@ export class PostgresRecorder {
   record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
     this.#at = at;
     switch (kind) {
-      case RAW_START: {
-        const sink: RecordSink = {
-          record: (k, t, b, s, e) => this.record(k, t, b, s, e),
-          event: (event) => this.#emit(event),
-          behind: undefined,
-        };
-        this.#framing = new ThreadFraming(sink, bytes.subarray(start, end));
+      case RAW_CLIENT: {
+        if (!this.#framing) {
+          const sink: RecordSink = { record: (k, t, b, s, e) => this.record(k, t, b, s, e), event: (event) => this.#emit(event), behind: undefined };
+          this.#framing = new ThreadFraming(sink);
+        }
+        this.#framing.client(at, bytes.subarray(start, end));
         return;
       }
-      case RAW_CLIENT:
-        this.#framing?.client(at, bytes.subarray(start, end));
-        return;
-      case RAW_SERVER:
-        this.#framing?.server(at, bytes.subarray(start, end));
-        return;
       case CLIENT:
         this.#client(bytes[start]!, bytes.subarray(start + 5, end));
         return;

@@ -1,8 +1,8 @@
 /**
- * The CLI's record when its relay reads nothing (PostgresRawTap): the bytes of each direction as
- * they passed, framed on the recording thread. Its record must be the one the recording stage
- * makes on a relay that reads every message (FrontendPath and BackendPath with the stage), however
- * the bytes were cut into chunks.
+ * The CLI's record when its relay reads no client message (PostgresRawTap): the client messages
+ * a record keeps, copied as they pass and framed on the recording thread, with the server's read by
+ * the stage on the backend path. Its record must be the one the stage makes on a relay that reads
+ * every message (FrontendPath and BackendPath with the stage), however the bytes were cut.
  */
 import { describe, expect, it } from 'vitest';
 import { PostgresRawTap, PostgresRecorder, PostgresRecordingStage } from '../../src/postgres/recorder.js';
@@ -51,15 +51,22 @@ async function readEveryMessage(rowCap: number, results: 'masked' | 'none'): Pro
   return sink.events();
 }
 
-/** The record of the raw tap, each side's bytes cut every `cut` bytes. */
+/** The record of a relay that reads no client message: the tap copies the client's bytes, the stage reads the server's; each side's bytes cut every `cut` bytes. */
 async function tapped(rowCap: number, results: 'masked' | 'none', cut: number): Promise<RecordingEvent[]> {
   const sink = memorySink();
   const stream = loopbackStream(sink, new PostgresRecorder(sink));
-  const tap = new PostgresRawTap({ stream, results, rowCap, now: () => 1 });
+  const tap = new PostgresRawTap({ stream, now: () => 1 });
+  const recorder = new PostgresRecordingStage({ stream, results, rowCap, now: () => 1 });
+  const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), recorder });
   for (const [side, messages] of SESSION) {
     const bytes = Buffer.concat(messages);
-    for (let at = 0; at < bytes.length; at += cut) tap[side](bytes.subarray(at, at + cut));
+    for (let at = 0; at < bytes.length; at += cut) {
+      const piece = bytes.subarray(at, at + cut);
+      if (side === 'client') tap.client(piece);
+      else await backend.step(piece, out());
+    }
   }
+  recorder.end();
   stream.event({ t: 'end', at: 2 });
   return sink.events();
 }
@@ -82,14 +89,21 @@ describe('the raw tap', () => {
     for (const cut of [5, 1 << 30]) expect(await tapped(0, 'none', cut)).toEqual(expected);
   });
 
-  it('stops reading at bytes that do not frame, and the record still ends', async () => {
+  it('copies only the client messages a record keeps, and stops reading at bytes that do not frame', async () => {
     const sink = memorySink();
+    const copied: Buffer[] = [];
     const stream = loopbackStream(sink, new PostgresRecorder(sink));
-    const tap = new PostgresRawTap({ stream, results: 'masked', rowCap: 10, now: () => 1 });
-    tap.client(msg('Q', 'select 1'));
+    const record = stream.record;
+    stream.record = (kind, at, bytes, start, end) => {
+      copied.push(Buffer.from(bytes.subarray(start, end)));
+      record(kind, at, bytes, start, end);
+    };
+    const tap = new PostgresRawTap({ stream, now: () => 1 });
+    const copyData = msg('d', Buffer.alloc(1000, 'c'));
+    tap.client(Buffer.concat([msg('Q', 'select 1'), copyData, copyData, sync()]));
+    expect(Buffer.concat(copied).equals(msg('Q', 'select 1'))).toBe(true);
     tap.client(Buffer.from('\x01\xff\xff\xff\xffgarbage'));
     tap.client(msg('Q', 'select 2'));
-    tap.server(complete('SELECT 1'));
     stream.event({ t: 'end', at: 2 });
     expect(sink.events()).toEqual([
       { t: 'query', sql: 'select 1', at: 1 },
