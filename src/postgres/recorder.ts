@@ -7,10 +7,10 @@
  *   judges, the gate's refusals, and what the client received (after masking) up to `rowCap`
  *   rows per result (rows beyond it pass unread and are only counted). It also tells the
  *   session's index what it needs ({@link RecordingNotes}).
- * - {@link PostgresRawTap}, for a relay that reads nothing else (a `hoop connect` without checks
- *   of its own): the bytes of each direction as they pass, one copy per received chunk. The
- *   recording thread frames them and runs the same stage there ({@link ThreadFraming}), so the
- *   record is the same and the relay parses nothing.
+ * - {@link PostgresRawTap}, for a relay that reads none of the client's messages (a `hoop connect`
+ *   without checks of its own): the bytes of those a record keeps, copied as they pass. The
+ *   recording thread frames and decodes them and runs the same stage there
+ *   ({@link ThreadFraming}), so the record is the same and the relay decodes none of them.
  * - {@link PostgresRecorder}, on the recording thread, turns those records into events:
  *
  * - from the client: `query` (simple protocol), `parse` (a prepared statement's SQL), `bind` (the
