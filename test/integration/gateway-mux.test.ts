@@ -26,6 +26,7 @@ import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } 
 import { MuxFrameType } from '../../src/tunnel/mux-frames.js';
 import { CLIENT_STREAM_WINDOW, STREAM_WINDOW } from '../../src/tunnel/mux.js';
 import { openTunnel, TunnelMux, TunnelRefusedError, type OpenedTunnel } from '../../src/tunnel/transport.js';
+import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { listenOnLoopback } from '../harness/listen.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
@@ -741,6 +742,23 @@ describe('policy through the mux', () => {
     await stack.pg.psql("update mux_guarded set v = 'v5' where id = 5", { database: 'app' });
     finish(judged);
     finish(plain);
+  });
+
+  it('a Bind over 1 MiB whose header is cut between tunnel frames is judged by its own names, and runs', async () => {
+    const judged = await session(newMux(), judgedToken);
+    const value = Buffer.alloc(1024 * 1024 + 10, 'y');
+    for (const cut of [1, 3]) {
+      const name = `big_${cut}`;
+      const bind = frontendMessage('B', '', name, 0, 1, int32(value.length), value, 0);
+      const from = judged.raw.raw.length;
+      judged.raw.write(Buffer.concat([parse(name, 'select length($1::text)'), bind.subarray(0, cut)]));
+      await new Promise((r) => setTimeout(r, 100));
+      judged.raw.write(Buffer.concat([bind.subarray(cut), execute(''), sync()]));
+      const messages = await judged.raw.messagesSince(from, 1);
+      expect(errorIn(messages), `cut at ${cut}`).toBeUndefined();
+      expect(rows(messages), `cut at ${cut}`).toEqual([[String(value.length)]]);
+    }
+    finish(judged);
   });
 });
 
