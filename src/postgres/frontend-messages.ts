@@ -206,7 +206,8 @@ export class BindDecoder {
   /** Bytes of the names (until both are complete), then of the current fixed-size field. */
   #held: Buffer[] = [];
   #heldLength = 0;
-  #names: { portal: string; statement: string; utf8: boolean } | undefined;
+  /** The Bind without its parameters, once both names are in. */
+  #head: BindMessage | undefined;
   /** What is being read after the names. */
   #step: 'param-formats-count' | 'param-formats' | 'params-count' | 'param-length' | 'param-value' | 'result-formats-count' | 'result-formats' | 'done' = 'param-formats-count';
   /** Format codes of the current list still to read, or bytes of the current value still to skip. */
@@ -215,15 +216,15 @@ export class BindDecoder {
   #params = 0;
   #resultFormats: number[] = [];
 
-  /** The portal and statement names, once both are in. */
-  get names(): { portal: string; statement: string; utf8: boolean } | undefined {
-    return this.#names;
+  /** The Bind as far as it is known once both names are in (its parameters not yet): what the gate judges. */
+  get head(): BindMessage | undefined {
+    return this.#head;
   }
 
   /** Feeds the next bytes of the body. @throws PgProtocolError on a malformed body */
   push(bytes: Buffer): void {
     let at = 0;
-    if (!this.#names) {
+    if (!this.#head) {
       this.#hold(bytes);
       const all = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
       const first = all.indexOf(0);
@@ -235,7 +236,7 @@ export class BindDecoder {
       }
       const [portal, u1] = cstr(all, 0, 'Bind');
       const [statement, u2] = cstr(all, first + 1, 'Bind');
-      this.#names = { portal, statement, utf8: u1 && u2 };
+      this.#head = { kind: 'bind', portal, statement, resultFormats: [], utf8: u1 && u2 };
       this.#held = [];
       this.#heldLength = 0;
       bytes = all;
@@ -264,9 +265,9 @@ export class BindDecoder {
 
   /** The decoded Bind, after its last byte. @throws PgProtocolError when the body ended early */
   finish(msg?: PgMessage): BindMessage {
-    if (!this.#names) throw new PgProtocolError('Bind message has an unterminated string');
+    if (!this.#head) throw new PgProtocolError('Bind message has an unterminated string');
     if (this.#step !== 'done' || this.#heldLength > 0) throw new PgProtocolError('Bind message is truncated');
-    const { portal, statement, utf8 } = this.#names;
+    const { portal, statement, utf8 } = this.#head;
     return { kind: 'bind', ...(msg ? { msg } : {}), portal, statement, resultFormats: this.#resultFormats, utf8 };
   }
 

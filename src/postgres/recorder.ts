@@ -383,10 +383,11 @@ class ThreadFraming {
         }
         if (f.first) this.#bind = new BindDecoder();
         const bind = this.#bind!;
-        const named = bind.names !== undefined;
-        if (!named) bind.push(f.first ? f.bytes.subarray(5) : f.bytes);
-        const names = bind.names;
-        if (!named && names) this.stage.client({ kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 });
+        // Only its names are recorded: read until they are in.
+        if (!bind.head) {
+          bind.push(f.first ? f.bytes.subarray(5) : f.bytes);
+          if (bind.head) this.stage.client(bind.head);
+        }
         if (f.last) this.#bind = undefined;
       }
     } catch (err) {

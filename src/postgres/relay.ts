@@ -41,7 +41,6 @@ const ERROR = 0x45; // 'E' (backend)
 const PARAMETER_STATUS = 0x53; // 'S' (backend)
 const BACKSLASH = 0x5c;
 
-
 /** One shared record per kind: the state needs no more of a message than its kind. */
 const ASKS = new Map<AskKind, Ask>((['parse', 'bind', 'describe', 'execute', 'close', 'sync', 'query', 'function', 'copy-end'] as const).map((k) => [k, { k }]));
 
@@ -427,13 +426,12 @@ export class FrontendPath {
    */
   #bindPart(p: StreamPart, s: { bind: BindDecoder; forward: boolean; held: Buffer[] }, out: PumpOutput): void {
     const body = p.first ? p.bytes.subarray(5) : p.bytes;
-    const hadNames = s.bind.names !== undefined;
+    const hadNames = s.bind.head !== undefined;
     s.bind.push(body);
     if (!hadNames) {
       s.held.push(p.bytes);
-      const names = s.bind.names;
-      if (!names) return;
-      const head: FrontendMessage = { kind: 'bind', portal: names.portal, statement: names.statement, resultFormats: [], utf8: names.utf8 };
+      const head = s.bind.head;
+      if (!head) return;
       this.#recorder?.client(head);
       const sent = this.#gate ? (this.#gate.frontend(head, undefined, false) as FrontendMessage | readonly FrontendMessage[]) : head;
       if (sent !== head) {
