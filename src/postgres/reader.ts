@@ -83,10 +83,13 @@ export interface MessageReaderOptions {
  * - `whole`: returned as one {@link PgMessage} (views into the received bytes when it came in one
  *   chunk, else copied once when complete);
  * - `pass`: its bytes go to the output {@link ByteRun} as they arrive, never parsed nor held;
+ * - `run`: as `pass`, and so is every message of the same type that directly follows it in the
+ *   bytes at hand, without asking again (a result's rows: one decision per received chunk, not
+ *   per row); how many messages the run held goes to the `ran` callback of `frame()` once it ends;
  * - `stream`: returned in {@link StreamPart}s as they arrive, for the caller to forward or drop,
  *   so that a message larger than anything the caller may hold still goes through.
  */
-export type Framing = 'whole' | 'pass' | 'stream';
+export type Framing = 'whole' | 'pass' | 'run' | 'stream';
 
 /**
  * A piece of a message read in `stream` mode: the first part starts with the 5-byte header, the
@@ -136,6 +139,9 @@ export class MessageReader {
   private assembly: Buffer | undefined;
   private assembled = 0;
   private failure: PgProtocolError | undefined;
+  /** The type of the run of passed messages in progress (-1: none), and how many it holds so far. */
+  private runType = -1;
+  private runCount = 0;
 
   constructor(options: MessageReaderOptions) {
     this.side = options.side;
@@ -186,11 +192,13 @@ export class MessageReader {
    * The next message to hand to the caller: a whole message, or a part of a streamed one; null
    * when more bytes are needed. `decide` is asked once per message, when its header is in
    * (messages already complete in the buffer are still offered to it, so that a relay passes
-   * what it need not parse); the bytes of passed messages are added to `out` on the way.
+   * what it need not parse); the bytes of passed messages are added to `out` on the way. A run
+   * (see {@link Framing}) ends at a message of another type or when `frame()` returns, and `ran`
+   * is then told its type and how many messages it held.
    *
    * @throws PgProtocolError on an unknown type or a length beyond the type's limit
    */
-  frame(decide: (type: number, length: number) => Framing, out: ByteRun): PgMessage | StreamPart | null {
+  frame(decide: (type: number, length: number) => Framing, out: ByteRun, ran?: (type: number, count: number) => void): PgMessage | StreamPart | null {
     if (this.failure) throw this.failure;
     try {
       for (;;) {
@@ -199,7 +207,18 @@ export class MessageReader {
             this.flushPass(out);
             return null;
           }
-          this.mode = decide(this.pendingType, this.pending);
+          if (this.pendingType === this.runType) {
+            this.runCount++;
+            this.mode = 'pass';
+          } else {
+            if (this.runType >= 0) this.endRun(ran);
+            this.mode = decide(this.pendingType, this.pending);
+            if (this.mode === 'run') {
+              this.mode = 'pass';
+              this.runType = this.pendingType;
+              this.runCount = 1;
+            }
+          }
           this.left = 1 + this.pending;
           this.streamedFirst = true;
         }
@@ -212,7 +231,10 @@ export class MessageReader {
           this.offset += n;
           this.total -= n;
           this.left -= n;
-          if (this.left === 0) this.pending = -1;
+          if (this.left === 0) {
+            this.pending = -1;
+            if (this.runType >= 0) this.skipRun(chunk);
+          }
           if (this.offset === chunk.length) {
             this.flushPass(out);
             this.advance();
@@ -253,6 +275,7 @@ export class MessageReader {
         return { part: true, type: this.pendingType, length: this.length, bytes, first, last };
       }
     } catch (err) {
+      this.runType = -1;
       if (err instanceof PgProtocolError) {
         this.failure = err;
         this.chunks = [];
@@ -263,7 +286,36 @@ export class MessageReader {
         this.assembly = undefined;
       }
       throw err;
+    } finally {
+      if (this.runType >= 0) this.endRun(ran);
     }
+  }
+
+  /**
+   * Passes, within `chunk`, the whole messages of the run's type that come next (the run's hot
+   * loop: no decision, no state but the cursor); a header that would fail its checks, or a
+   * message cut by the chunk's end, is left to the general path.
+   */
+  private skipRun(chunk: Buffer): void {
+    const type = this.runType;
+    const limit = this.limits[type]!;
+    let at = this.offset;
+    let count = 0;
+    while (at + 5 <= chunk.length && chunk[at] === type) {
+      const len = chunk.readInt32BE(at + 1);
+      if (len < 4 || len > limit || at + 1 + len > chunk.length) break;
+      at += 1 + len;
+      count++;
+    }
+    this.total -= at - this.offset;
+    this.offset = at;
+    this.runCount += count;
+  }
+
+  private endRun(ran: ((type: number, count: number) => void) | undefined): void {
+    const type = this.runType;
+    this.runType = -1;
+    ran?.(type, this.runCount);
   }
 
   /** Adds the passed bytes of the current chunk not yet added to `out`. */

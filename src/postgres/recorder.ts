@@ -108,8 +108,8 @@ export interface RecorderStage {
   refused(r: Refusal): void;
   /** Whether a server message of this type must be read whole for the recording (else it passes, counted). */
   wants(type: number): boolean;
-  /** A server message that passes unread. */
-  passed(type: number): void;
+  /** Server messages of one type that passed unread, `count` of them in a row. */
+  passed(type: number, count: number): void;
   /** Bytes handed to the client: whole server messages. A Promise while the recording is behind. */
   server(bytes: Buffer): Promise<void> | undefined;
   /** The session is over. */
@@ -215,9 +215,10 @@ export class PostgresRecordingStage implements RecorderStage {
     return (SERVER_KIND[type]! & READS) !== 0;
   }
 
-  passed(type: number): void {
+  passed(type: number, count: number): void {
     if (type !== DATA_ROW) return;
-    if (this.#passed++ === 0) this.#passedAt = this.#now();
+    if (this.#passed === 0) this.#passedAt = this.#now();
+    this.#passed += count;
   }
 
   server(bytes: Buffer): Promise<void> | undefined {
@@ -227,7 +228,7 @@ export class PostgresRecordingStage implements RecorderStage {
       const type = bytes[i]!;
       const end = i + 1 + bytes.readUInt32BE(i + 1);
       if (this.#copies(type, bytes, i, end)) this.#record(SERVER, at, bytes, i, end);
-      else if (type === DATA_ROW) this.passed(type);
+      else if (type === DATA_ROW) this.passed(type, 1);
       i = end;
     }
     return this.#stream.behind;

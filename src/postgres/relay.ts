@@ -273,7 +273,7 @@ export class FrontendPath {
     }
     switch (type) {
       case COPY_DATA:
-        return 'pass';
+        return 'run';
       case QUERY:
       case PARSE:
         return length - 4 > this.#maxStatement ? 'stream' : 'whole';
@@ -555,10 +555,16 @@ export class BackendPath {
     this.#ask = ask;
     let framing = this.#framing(type, length);
     if (framing === 'pass' && this.#guard?.wants(ask)) framing = 'whole';
-    if (framing !== 'pass' || !this.#recorder) return framing;
-    if (this.#recorder.wants(type)) return 'whole';
-    this.#recorder.passed(type);
-    return 'pass';
+    if (framing !== 'pass') return framing;
+    if (this.#recorder?.wants(type)) return 'whole';
+    // Rows that pass now pass until the next message of another kind (nothing above changes
+    // between two rows): the rest of the received rows go on without asking.
+    return type === DATA_ROW || type === COPY_DATA ? 'run' : 'pass';
+  };
+
+  /** A run of rows passed unread (see {@link #decide}): the recording counts them. */
+  readonly #ran = (type: number, count: number): void => {
+    this.#recorder?.passed(type, count);
   };
 
   #framing(type: number, length: number): Framing {
@@ -575,7 +581,7 @@ export class BackendPath {
       const barrier = this.#masking?.takeBarrier();
       if (barrier) return this.#wait(barrier.then(() => undefined), out, undefined);
       this.#addInjected(out);
-      const f = this.reader.frame(this.#decide, out.run);
+      const f = this.reader.frame(this.#decide, out.run, this.#ran);
       if (this.#stopped) return this.#stop(out);
       if (!f) {
         if (this.#cut && this.reader.atBoundary) return this.#stop(out);

@@ -96,7 +96,7 @@ export class SimpleQuerySession {
       }
       if (recorder) {
         if (recorder.wants(m.type)) await recorder.server(m.raw);
-        else recorder.passed(m.type);
+        else recorder.passed(m.type, 1);
       }
       switch (m.type) {
         case ROW_DESCRIPTION:

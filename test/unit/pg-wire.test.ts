@@ -558,6 +558,85 @@ describe('MessageReader.frame', () => {
     }
   });
 
+  it('passes a run of rows without asking per row, at every pair of split points, telling how many before the next decision', () => {
+    // Two runs of CopyData with a message of another type between them: each run ends there.
+    const second = stream.indexOf(copyData('3\tcarol\n'));
+    const runs = Buffer.concat([stream.subarray(0, second), header('N', 4 + 2), Buffer.from('\0\0'), stream.subarray(second)]);
+    for (let a = 0; a <= runs.length; a++) {
+      for (let b = a; b <= runs.length; b += 3) {
+        const r = new MessageReader({ side: 'backend' });
+        const run = new ByteRun();
+        const out: Buffer[] = [];
+        const log: string[] = [];
+        let asked = 0;
+        const decide = (t: number): Framing => {
+          log.push(String.fromCharCode(t));
+          if (t !== ch('d')) return 'whole';
+          asked++;
+          return 'run';
+        };
+        const ran = (t: number, n: number): void => void log.push(`${String.fromCharCode(t)}${n}`);
+        let at = 0;
+        for (const c of [a, b, runs.length]) {
+          r.push(runs.subarray(at, c));
+          at = c;
+          for (let f = r.frame(decide, run, ran); f; f = r.frame(decide, run, ran)) {
+            out.push(...run.take());
+            out.push((f as PgMessage).raw);
+          }
+          out.push(...run.take());
+          log.push('|');
+        }
+        expect(r.atBoundary).toBe(true);
+        const where = `cuts at ${a}, ${b}`;
+        expect(Buffer.concat(out).equals(runs), where).toBe(true);
+        // Every 'd' asked about starts a run, counted before anything else is decided.
+        let view = '';
+        let open = false;
+        let sum = 0;
+        for (const t of log) {
+          if (t === 'd') {
+            expect(open, where).toBe(false);
+            open = true;
+          } else if (/^d\d+$/.test(t)) {
+            expect(open, where).toBe(true);
+            open = false;
+            sum += Number(t.slice(1));
+          } else if (t === '|') {
+            // A run ends when frame() returns: the next chunk's rows are asked about again.
+            expect(open, where).toBe(false);
+          } else {
+            expect(open, where).toBe(false);
+            if (sum > 0) view += ` d${sum}`;
+            sum = 0;
+            view += ` ${t}`;
+          }
+        }
+        expect(view.trim(), where).toBe('H d2 N d1 c C Z');
+        // Once per run, and once more at most where a cut falls inside one.
+        expect(asked, where).toBeLessThanOrEqual(4);
+        if (a === b && (a === 0 || a === runs.length)) expect(asked, where).toBe(2);
+      }
+    }
+  });
+
+  it('asks once for a run of rows that came in one chunk', () => {
+    const r = new MessageReader({ side: 'backend' });
+    const run = new ByteRun();
+    const rows = Buffer.concat(Array.from({ length: 1000 }, (_, i) => Buffer.concat([header('D', 4 + 6), Buffer.from([0, 1, 0, 0, 0, i % 10])])));
+    r.push(Buffer.concat([rows, header('C', 4 + 9), Buffer.from('SELECT 1\0')]));
+    let asked = 0;
+    const counts: number[] = [];
+    const f = r.frame(
+      (t) => (t === ch('D') ? (asked++, 'run') : 'whole'),
+      run,
+      (_, n) => void counts.push(n),
+    );
+    expect(f && !('part' in f) && String.fromCharCode(f.type)).toBe('C');
+    expect([asked, counts]).toEqual([1, [1000]]);
+    expect(Buffer.concat(run.take()).equals(rows)).toBe(true);
+  });
+
   it('hands on a run of passed messages in one chunk as one view of it', () => {
     const r = new MessageReader({ side: 'backend' });
     const run = new ByteRun();
@@ -596,6 +675,16 @@ describe('MessageReader.frame', () => {
     r.push(Buffer.concat([copyData('ok\n'), header('d', 2)]));
     const run = new ByteRun();
     expect(protocolError(() => r.frame(() => 'pass', run)).message).toMatch(/invalid message length 2/);
+    // Inside a run too, and past the type's limit, wherever the bad header is.
+    for (const bad of [header('d', 2), header('d', 0x40000000)]) {
+      const rows = Buffer.concat([copyData('a\n'), copyData('b\n'), bad]);
+      for (let cut = 0; cut <= rows.length; cut++) {
+        const runner = new MessageReader({ side: 'backend' });
+        runner.push(rows.subarray(0, cut));
+        runner.push(rows.subarray(cut));
+        expect(protocolError(() => runner.frame(() => 'run', new ByteRun())).message, `cut at ${cut}`).toMatch(/invalid message length 2|exceeds the/);
+      }
+    }
   });
 });
 
