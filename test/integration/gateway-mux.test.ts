@@ -744,6 +744,35 @@ describe('policy through the mux', () => {
     finish(plain);
   });
 
+  it('a statement right behind a run of CopyData is judged, wherever the tunnel frames cut the run', async () => {
+    // CopyData passes in runs (no decision per message): the run must end at the Query behind it.
+    const judged = await session(newMux(), judgedToken);
+    const before = await stack.pg.psql('select id, v from mux_guarded order by id', { database: 'app' });
+    expect(errorIn(await judged.raw.simple('create temp table copied (line text)'))).toBeUndefined();
+    const lines = Array.from({ length: 200 }, (_, i) => frontendMessage('d', Buffer.from(`line ${i}\n`)));
+    const denied = query('delete from mux_guarded');
+    const cases: Array<[string, Buffer, number]> = [
+      ['in a COPY', Buffer.concat([query('copy copied from stdin'), ...lines, frontendMessage('c'), denied]), 2],
+      ['outside a COPY (the server ignores CopyData there)', Buffer.concat([...lines, denied]), 1],
+    ];
+    let copies = 0;
+    for (const [what, bytes, readies] of cases) {
+      const end = bytes.length - denied.length;
+      for (const cut of [1, 100, end - 3, end, end + 1, end + 3, bytes.length - 1]) {
+        const from = judged.raw.raw.length;
+        judged.raw.write(bytes.subarray(0, cut));
+        await new Promise((r) => setTimeout(r, 20));
+        judged.raw.write(bytes.subarray(cut));
+        const messages = await judged.raw.messagesSince(from, readies);
+        expect(errorIn(messages), `${what}, cut at ${cut}`).toMatchObject({ code: '42501' });
+        if (readies === 2) copies++;
+      }
+    }
+    expect(await one(judged, 'select count(*) from copied')).toEqual([[String(copies * lines.length)]]);
+    expect(await stack.pg.psql('select id, v from mux_guarded order by id', { database: 'app' })).toBe(before);
+    finish(judged);
+  });
+
   it('a Bind over 1 MiB whose header is cut between tunnel frames is judged by its own names, and runs', async () => {
     const judged = await session(newMux(), judgedToken);
     const value = Buffer.alloc(1024 * 1024 + 10, 'y');
