@@ -275,7 +275,6 @@ export class MessageReader {
         return { part: true, type: this.pendingType, length: this.length, bytes, first, last };
       }
     } catch (err) {
-      this.runType = -1;
       if (err instanceof PgProtocolError) {
         this.failure = err;
         this.chunks = [];
