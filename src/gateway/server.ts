@@ -190,6 +190,12 @@ const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
 const MAX_BODY_BYTES = 16 * 1024;
 
 
+
+/** A header of a session's request, when it was given once (a repeated one is as if absent). */
+function headerOf(headers: TunnelSessionRequest['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
 function errorStatus(err: HoopError): number {
   if (err instanceof HttpError) return err.status;
   switch (err.code) {
@@ -899,7 +905,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    * who is calling and what they may do, then serves it with the engine of its connection's type.
    */
   const admitSession = (request: TunnelSessionRequest, answer: TunnelAnswer): void => {
-    const { name, headers, remoteAddress } = request;
+    const { name, remoteAddress } = request;
+    // The token is handed to the verifier here and not kept: a session holds who it is (its
+    // identity), not the bearer token, nor the rest of the request's headers (only what it reads).
+    const identified = authenticate(headerOf(request.headers, 'authorization'));
+    const asked = {
+      sessionId: headerOf(request.headers, 'hoop-session-id'),
+      runId: headerOf(request.headers, 'hoop-run-id'),
+      client: headerOf(request.headers, 'hoop-client-version'),
+      sshKey: headerOf(request.headers, 'hoop-ssh-key'),
+      detached: headerOf(request.headers, 'hoop-review') === 'detach',
+    };
     const started = Date.now();
     const task = (async () => {
       let identity: Identity;
@@ -910,7 +926,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       /** The session rests on a temporary grant: it ends then. */
       let grantUntil: { until: number; request: string } | undefined;
       try {
-        identity = await authenticate(typeof headers.authorization === 'string' ? headers.authorization : undefined);
+        identity = await identified;
         if (policySource) {
           const ps = await policySource.forSession(identity, name, reviews.grantsOf(identity));
           grantUntil = ps.grant.until !== undefined ? { until: ps.grant.until, request: ps.grant.request! } : undefined;
@@ -944,9 +960,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
-      const sessionId = await claimSessionId(headers['hoop-session-id']);
+      const sessionId = await claimSessionId(asked.sessionId);
       try {
-        const requestedRun = headers['hoop-run-id'];
+        const requestedRun = asked.runId;
         // A run id is a client's claim that links its sessions: kept only in the shape `hoop run` makes.
         const runId = typeof requestedRun === 'string' && RUN_ID.test(requestedRun) ? requestedRun : undefined;
         const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
@@ -976,7 +992,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           type: connection.type,
           kind: identity.kind,
           expiresAt: identity.expiresAt.toISOString(),
-          client: headers['hoop-client-version'],
+          client: asked.client,
           ...(policyCommit !== undefined ? { policyCommit } : {}),
           ...(policy?.readOnly ? { readOnly: true } : {}),
           ...(policy?.maxSessionSeconds !== undefined ? { maxSessionSeconds: policy.maxSessionSeconds } : {}),
@@ -987,7 +1003,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           groups: identity.groups,
           ...(identity.email !== undefined ? { email: identity.email } : {}),
           type: connection.type,
-          ...(typeof headers['hoop-client-version'] === 'string' ? { client: headers['hoop-client-version'] } : {}),
+          ...(asked.client !== undefined ? { client: asked.client } : {}),
           ...(policyCommit !== undefined ? { policyCommit } : {}),
           recorded: recording !== undefined,
         });
@@ -1017,7 +1033,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             : {}),
           ...(policy?.readOnly ? { readOnly: true } : {}),
           ...(policy?.ssh ? { ssh: policy.ssh } : {}),
-          ...(typeof headers['hoop-ssh-key'] === 'string' ? { sshClientKey: headers['hoop-ssh-key'] } : {}),
+          ...(asked.sshKey !== undefined ? { sshClientKey: asked.sshKey } : {}),
           ...(policy?.masking ? { masking: policy.masking } : {}),
           ...(policy?.limits ? { limits: policy.limits } : {}),
           ...(audit ? { onRefusal: (r) => audit!.emit('statement.refused', { ...who, ...r }) } : {}),
@@ -1030,7 +1046,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
                 connection: name,
                 requester: session.identity,
                 // A client that does not wait (hoop exec --no-wait, hoop mcp): its reviews outlive the session.
-                ...(headers['hoop-review'] === 'detach' ? { detached: true } : {}),
+                ...(asked.detached ? { detached: true } : {}),
                 observe: (r) => recording?.event(reviewRecordingEvent(r)),
               }),
           },
@@ -1040,7 +1056,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           connection: name,
           type: connection.type,
           remote: remoteAddress,
-          ...(typeof headers['hoop-client-version'] === 'string' ? { client: headers['hoop-client-version'] } : {}),
+          ...(asked.client !== undefined ? { client: asked.client } : {}),
           ...(policyCommit !== undefined ? { policyCommit } : {}),
           ...(runId ? { runId } : {}),
         };
