@@ -28,7 +28,7 @@ import { PostgresRecordingStage } from './recorder.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from './startup.js';
 import { pump } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
-import type { CancelRegistry } from './cancel-registry.js';
+import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import type { PostgresConnection } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
@@ -93,6 +93,23 @@ function endState(end: { reason: CloseReason }): string {
 /** Says inside the protocol and in a `close` control message why the gateway ends the session. */
 function closeForEnd(channel: TunnelStream, end: SessionEnd): void {
   closeWithError(channel, end.reason, endState(end), end.message, end.hint);
+}
+
+/**
+ * What the client hears once the gateway has signed in upstream, in one buffer: a
+ * NegotiateProtocolVersion when `protocolOptions` is given (a newer minor version or `_pq_.`
+ * options it asked for), AuthenticationOk, the server's ParameterStatus messages, BackendKeyData
+ * with the gateway's own key, ReadyForQuery. (Built here, not in the session's function, which
+ * waits for the whole session: the pieces would stay with it.)
+ * @see https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-START-UP
+ */
+function greeting(protocolOptions: string[] | undefined, serverParams: Array<[string, string]>, key: CancelKey): Buffer {
+  const parts: Buffer[] = [];
+  if (protocolOptions) parts.push(negotiateProtocolVersion(0, protocolOptions));
+  parts.push(authenticationOk());
+  for (const [name, value] of serverParams) parts.push(parameterStatus(name, value));
+  parts.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
+  return Buffer.concat(parts);
 }
 
 /** The gateway side of PostgreSQL sessions. */
@@ -269,14 +286,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
           return outcome('unsafe-setting', message);
         }
       }
-      const greeting: Buffer[] = [];
-      if (startup.minorVersion > 0 || params.protocolOptions.length > 0) {
-        greeting.push(negotiateProtocolVersion(0, params.protocolOptions));
-      }
-      greeting.push(authenticationOk());
-      for (const [name, value] of upstream.serverParams) greeting.push(parameterStatus(name, value));
-      greeting.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
-      channel.write(Buffer.concat(greeting));
+      channel.write(greeting(startup.minorVersion > 0 || params.protocolOptions.length > 0 ? params.protocolOptions : undefined, upstream.serverParams, key));
       relaying();
       return await this.#relay(session, handshake.release(), upstream, masking, relayed);
     } finally {
