@@ -17,7 +17,9 @@
  * table; then prints one table with each path's ratio to direct. Then `scp` of 100 MB up and
  * down to an sshd of its own: direct, through hoop, and through hoop with the session recorded.
  * Before that, the memory of idle sessions: 1,000 `pg` clients signed in through one `hoop connect`
- * with policy, masking and recording on, and the gateway's and the CLI's RSS growth per session.
+ * with policy, masking and recording on, and the gateway's and the CLI's RSS growth per session,
+ * from a gateway that has first carried a few seconds of pgbench (what any traffic touches once, such
+ * as V8's young generation, is not counted against the sessions).
  *
  * Each path is first warmed up: BENCH_WARMUP seconds (default 2; 0: none) of each workload at 8
  * clients, unmeasured, as a gateway that has run for a while would be (V8 compiles the hot code in
@@ -31,7 +33,8 @@
  * BENCH_LIMITS=0 (skip the measurements under a heavy session, see ./pg-limits.ts), BENCH_SCP=0
  * (skip scp), BENCH_SCP_RUNS (scp runs per path, median reported, default 3), BENCH_SCP_MB (the file
  * scp copies, default 100), BENCH_IDLE (idle sessions for the memory figure, default 1000; 0 skips
- * it), BENCH_IDLE_MODE (`all`, the default; `policy`: no recording; `plain`: neither).
+ * it), BENCH_IDLE_MODE (`all`, the default; `policy`: no recording; `plain`: neither),
+ * BENCH_IDLE_WARMUP (seconds of pgbench before the idle sessions, default 3; 0: none).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -56,6 +59,8 @@ const WARMUP = process.env.BENCH_WARMUP === '0' ? 0 : positiveInt(process.env.BE
 const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
 /** Idle sessions held open through one `hoop connect` for the memory figure (BENCH_IDLE=0 skips it). */
+/** Seconds of pgbench through the idle measurement's gateway before it is measured (BENCH_IDLE_WARMUP=0: none). */
+const IDLE_WARMUP = process.env.BENCH_IDLE_WARMUP === '0' ? 0 : positiveInt(process.env.BENCH_IDLE_WARMUP, 3);
 const IDLE_SESSIONS = process.env.BENCH_IDLE === '0' ? 0 : positiveInt(process.env.BENCH_IDLE, 1000);
 const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'node relay', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
@@ -745,6 +750,9 @@ async function measureIdleSessions(pg: PgCluster, n: number, log: (s: string) =>
     await first.connect();
     await first.query('select 1');
     await first.end();
+    // Then traffic, as a gateway that has run for a while has carried: what any traffic touches once
+    // (V8's young generation, two semi-spaces of up to 16 MiB each) is not counted against the sessions.
+    if (IDLE_WARMUP > 0) await pgbench(pg.bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(IDLE_WARMUP)]);
     await settle();
     const before = { gateway: rssMb(gateway), connect: rssMb(connect) };
     for (let i = 0; i < n; i += 50) {
