@@ -765,7 +765,7 @@ async function measureIdleSessions(pg: PgCluster, n: number, log: (s: string) =>
     const kib = (mb: number): string => ((mb * 1024) / n).toFixed(0);
     const what = mode === 'all' ? 'policy, masking, recording on' : mode === 'plain' ? 'no policy, no recording' : 'policy and masking on, no recording';
     const mb = (x: number): string => x.toFixed(0);
-    const line = `idle sessions: ${n} signed in through one hoop connect (${what}): gateway +${kib(rssMb(gateway) - before.gateway)} KiB RSS per session, hoop connect +${kib(rssMb(connect) - before.connect)} KiB; the first session loads +${mb(before.gateway - start.gateway)} MB into the gateway, +${mb(before.connect - start.connect)} MB into hoop connect, once`;
+    const line = `idle sessions: ${n} signed in through one hoop connect (${what}): gateway +${kib(rssMb(gateway) - before.gateway)} KiB RSS per session, hoop connect +${kib(rssMb(connect) - before.connect)} KiB; the first session${IDLE_WARMUP > 0 ? ` and ${IDLE_WARMUP} s of pgbench` : ''} load +${mb(before.gateway - start.gateway)} MB into the gateway, +${mb(before.connect - start.connect)} MB into hoop connect, once`;
     log(`[idle] ${line}`);
     return line;
   } finally {
