@@ -112,6 +112,17 @@ function greeting(protocolOptions: string[] | undefined, serverParams: Array<[st
   return Buffer.concat(parts);
 }
 
+/** A session ready to relay (see PostgresEngine.#open): what the relay needs, and what ends with it. */
+interface OpenedSession {
+  /** The client's side, past its startup. */
+  reader: MessageReader;
+  upstream: Pick<UpstreamPostgres, 'socket' | 'backendKey' | 'leftover'>;
+  masking: PgSessionMasking | undefined;
+  relayed: { gate?: StatementGate; idle?: () => boolean };
+  /** Gives the session's cancel key back. */
+  release: () => void;
+}
+
 /** The gateway side of PostgreSQL sessions. */
 export class PostgresEngine implements Engine<PostgresConnection> {
   readonly #o: Required<PostgresEngineOptions>;
@@ -154,6 +165,24 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   }
 
   async #serve(session: TunnelSession<PostgresConnection>, outcome: (reason: CloseReason, detail?: string) => SessionOutcome, relaying: () => void): Promise<SessionOutcome> {
+    const opened = await this.#open(session, outcome);
+    if ('reason' in opened) return opened;
+    try {
+      relaying();
+      return await this.#relay(session, opened.reader, opened.upstream, opened.masking, opened.relayed);
+    } finally {
+      opened.masking?.close();
+      opened.release();
+    }
+  }
+
+  /**
+   * The session up to the relay: the client's startup, the upstream connection signed in, the
+   * server's settings checked, the client greeted. Its own function, so that what only this part
+   * holds (the startup message, the server's parameters, the greeting) does not stay with the
+   * session while it runs: a suspended async function keeps every local it had.
+   */
+  async #open(session: TunnelSession<PostgresConnection>, outcome: (reason: CloseReason, detail?: string) => SessionOutcome): Promise<SessionOutcome | OpenedSession> {
     const { channel, connection, identity } = session;
     const ended = (): SessionOutcome | undefined => (session.signal.aborted ? outcome(sessionEndOf(session.signal).reason) : undefined);
     const handshake = new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
@@ -229,6 +258,24 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       return outcome(reason, describeError(err));
     }
 
+    const end = ended();
+    if (end) {
+      upstream.socket.end(terminate());
+      return end;
+    }
+    if (session.judge) {
+      const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, session.readOnly));
+      const missing = upstream.serverParams.every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
+      if (unsafe || missing) {
+        upstream.socket.end(terminate());
+        const message = unsafe
+          ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, which undoes what the gateway's checks rely on`
+          : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
+        closeWithError(channel, 'unsafe-setting', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on');
+        return outcome('unsafe-setting', message);
+      }
+    }
+    const { socket, backendKey, leftover } = upstream;
     /** The relay's gate, once it runs: a CancelRequest withdraws the review it holds a statement for. */
     const relayed: { gate?: StatementGate; idle?: () => boolean } = {};
     const { key, release } = this.#o.cancels.register(
@@ -238,61 +285,45 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         cancel: async () => {
           // As PostgreSQL cancels the running statement: here the one held for review, and whatever runs before it.
           if (relayed.gate?.withdraw('cancel') && relayed.idle?.()) return;
-          await cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey);
+          await cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, backendKey);
         },
       },
-      upstream.backendKey.processId,
+      backendKey.processId,
     );
     // One masker per session; its catalog lookups run on a connection of the gateway's own,
     // opened on the first lookup with the session's credentials and closed with the session.
-    const masking = session.masking
-      ? new PgSessionMasking({
-          masking: session.masking,
-          log: session.log,
-          sessionId: session.id,
-          maxMessageBytes: this.#o.maxMaskedMessageBytes,
-          sessionPid: upstream.backendKey.processId,
-          openCatalogConnection: () =>
-            connectUpstreamPostgres({
-              ...upstreamTarget(connection),
-              user: connection.user,
-              database: connection.database,
-              password,
-              params: [
-                ['application_name', 'hoop-catalog'],
-                ['default_transaction_read_only', 'on'],
-              ],
-              timeoutMs: this.#o.upstreamTimeoutMs,
-              allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
-              signal: session.signal,
-            }),
-        })
-      : undefined;
+    let masking: PgSessionMasking | undefined;
     try {
-      const end = ended();
-      if (end) {
-        upstream.socket.end(terminate());
-        return end;
-      }
-      if (session.judge) {
-        const unsafe = [...upstream.serverParams].find(([name, value]) => unsafeSettingValue(name, value, session.readOnly));
-        const missing = [...upstream.serverParams].every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
-        if (unsafe || missing) {
-          upstream.socket.end(terminate());
-          const message = unsafe
-            ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, which undoes what the gateway's checks rely on`
-            : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
-          closeWithError(channel, 'unsafe-setting', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on');
-          return outcome('unsafe-setting', message);
-        }
-      }
+      masking = session.masking
+        ? new PgSessionMasking({
+            masking: session.masking,
+            log: session.log,
+            sessionId: session.id,
+            maxMessageBytes: this.#o.maxMaskedMessageBytes,
+            sessionPid: backendKey.processId,
+            openCatalogConnection: () =>
+              connectUpstreamPostgres({
+                ...upstreamTarget(connection),
+                user: connection.user,
+                database: connection.database,
+                password,
+                params: [
+                  ['application_name', 'hoop-catalog'],
+                  ['default_transaction_read_only', 'on'],
+                ],
+                timeoutMs: this.#o.upstreamTimeoutMs,
+                allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
+                signal: session.signal,
+              }),
+          })
+        : undefined;
       channel.write(greeting(startup.minorVersion > 0 || params.protocolOptions.length > 0 ? params.protocolOptions : undefined, upstream.serverParams, key));
-      relaying();
-      return await this.#relay(session, handshake.release(), upstream, masking, relayed);
-    } finally {
+    } catch (err) {
       masking?.close();
       release();
+      throw err;
     }
+    return { reader: handshake.release(), upstream: { socket, backendKey, leftover }, masking, relayed, release };
   }
 
   /**
@@ -323,7 +354,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
    * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within
    * {@link UPSTREAM_END_GRACE_MS} after the Terminate.
    */
-  #relay(session: TunnelSession<PostgresConnection>, reader: MessageReader, upstream: UpstreamPostgres, masking: PgSessionMasking | undefined, relayed: { gate?: StatementGate; idle?: () => boolean }): Promise<SessionOutcome> {
+  #relay(session: TunnelSession<PostgresConnection>, reader: MessageReader, upstream: OpenedSession['upstream'], masking: PgSessionMasking | undefined, relayed: { gate?: StatementGate; idle?: () => boolean }): Promise<SessionOutcome> {
     const { channel, connection, identity } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {
