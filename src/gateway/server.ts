@@ -190,12 +190,12 @@ const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
 const MAX_BODY_BYTES = 16 * 1024;
 
 
-
 /** A header of a session's request, when it was given once (a repeated one is as if absent). */
 function headerOf(headers: TunnelSessionRequest['headers'], name: string): string | undefined {
   const value = headers[name];
   return typeof value === 'string' ? value : undefined;
 }
+
 function errorStatus(err: HoopError): number {
   if (err instanceof HttpError) return err.status;
   switch (err.code) {
@@ -962,9 +962,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
       const sessionId = await claimSessionId(asked.sessionId);
       try {
-        const requestedRun = asked.runId;
         // A run id is a client's claim that links its sessions: kept only in the shape `hoop run` makes.
-        const runId = typeof requestedRun === 'string' && RUN_ID.test(requestedRun) ? requestedRun : undefined;
+        const runId = asked.runId !== undefined && RUN_ID.test(asked.runId) ? asked.runId : undefined;
         const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
         let recording: RecordingStream | undefined;
         if (recordings) {

@@ -99,8 +99,7 @@ function closeForEnd(channel: TunnelStream, end: SessionEnd): void {
  * What the client hears once the gateway has signed in upstream, in one buffer: a
  * NegotiateProtocolVersion when `protocolOptions` is given (a newer minor version or `_pq_.`
  * options it asked for), AuthenticationOk, the server's ParameterStatus messages, BackendKeyData
- * with the gateway's own key, ReadyForQuery. (Built here, not in the session's function, which
- * waits for the whole session: the pieces would stay with it.)
+ * with the gateway's own key, ReadyForQuery.
  * @see https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-START-UP
  */
 function greeting(protocolOptions: string[] | undefined, serverParams: Array<[string, string]>, key: CancelKey): Buffer {
