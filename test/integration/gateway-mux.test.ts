@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, createServer as netServer, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { getHeapSnapshot } from 'node:v8';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
@@ -603,6 +604,41 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     expect(await raw.closed(3000)).toBe(true);
     await othersStillServed();
   });
+
+  /** How many strings on this process's heap (the gateway runs in it) hold `needle`: each copy counts, from a heap snapshot. */
+  async function copiesOnHeap(needle: string): Promise<number> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of getHeapSnapshot()) chunks.push(Buffer.from(chunk as Uint8Array));
+    const snapshot = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
+    const { node_fields: fields, node_types: [types] } = snapshot.snapshot.meta;
+    const [typeAt, nameAt] = [fields.indexOf('type'), fields.indexOf('name')];
+    const stringTypes = new Set(['string', 'concatenated string', 'sliced string'].map((t) => types.indexOf(t)));
+    const holding = new Set(snapshot.strings.flatMap((text, i) => (text.includes(needle) ? [i] : [])));
+    let copies = 0;
+    for (let i = 0; i < snapshot.nodes.length; i += fields.length) if (stringTypes.has(snapshot.nodes[i + typeAt]!) && holding.has(snapshot.nodes[i + nameAt]!)) copies++;
+    return copies;
+  }
+
+  it('a session does not keep its bearer token: with 20 sessions open the token is on the heap no more often than with one', async () => {
+    const own = await stack.token('alice');
+    const signature = own.slice(own.lastIndexOf('.') + 1);
+    const raw = await RawMux.open(own);
+    const open = async (from: number, to: number): Promise<void> => {
+      for (let s = from; s <= to; s++) raw.openStream(s, own);
+      for (let s = from; s <= to; s++) {
+        await raw.waitFrame(s, [MuxFrameType.ACCEPT]);
+        raw.write(frame(MuxFrameType.DATA, s, startupMessage([['user', 'hoop'], ['database', 'app']])));
+      }
+      for (let s = from; s <= to; s++) await raw.untilReady(s, 1);
+    };
+    await open(1, 1);
+    const withOne = await copiesOnHeap(signature);
+    await open(2, 20);
+    const withTwenty = await copiesOnHeap(signature);
+    raw.destroy();
+    // Each session's OPEN carried the token; the gateway read it once, when it admitted the session.
+    expect(withTwenty).toBeLessThanOrEqual(withOne);
+  }, 60_000);
 
   it('a violation ends the sessions already open on that connection too', async () => {
     const raw = await RawMux.open(token);
