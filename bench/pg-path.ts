@@ -59,9 +59,9 @@ const WARMUP = process.env.BENCH_WARMUP === '0' ? 0 : positiveInt(process.env.BE
 const COPY_ROWS = positiveInt(process.env.BENCH_COPY_ROWS, 1_000_000);
 const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
 /** Idle sessions held open through one `hoop connect` for the memory figure (BENCH_IDLE=0 skips it). */
+const IDLE_SESSIONS = process.env.BENCH_IDLE === '0' ? 0 : positiveInt(process.env.BENCH_IDLE, 1000);
 /** Seconds of pgbench through the idle measurement's gateway before it is measured (BENCH_IDLE_WARMUP=0: none). */
 const IDLE_WARMUP = process.env.BENCH_IDLE_WARMUP === '0' ? 0 : positiveInt(process.env.BENCH_IDLE_WARMUP, 3);
-const IDLE_SESSIONS = process.env.BENCH_IDLE === '0' ? 0 : positiveInt(process.env.BENCH_IDLE, 1000);
 const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'node relay', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS

@@ -117,6 +117,7 @@ interface OpenedSession {
   reader: MessageReader;
   upstream: Pick<UpstreamPostgres, 'socket' | 'backendKey' | 'leftover'>;
   masking: PgSessionMasking | undefined;
+  /** The relay's gate, once it runs: a CancelRequest withdraws the review it holds a statement for. */
   relayed: { gate?: StatementGate; idle?: () => boolean };
   /** Gives the session's cancel key back. */
   release: () => void;
@@ -168,7 +169,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     if ('reason' in opened) return opened;
     try {
       relaying();
-      return await this.#relay(session, opened.reader, opened.upstream, opened.masking, opened.relayed);
+      return await this.#relay(session, opened);
     } finally {
       opened.masking?.close();
       opened.release();
@@ -274,9 +275,8 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         return outcome('unsafe-setting', message);
       }
     }
-    const { socket, backendKey, leftover } = upstream;
-    /** The relay's gate, once it runs: a CancelRequest withdraws the review it holds a statement for. */
-    const relayed: { gate?: StatementGate; idle?: () => boolean } = {};
+    const { backendKey } = upstream;
+    const relayed: OpenedSession['relayed'] = {};
     const { key, release } = this.#o.cancels.register(
       {
         subject: identity.subject,
@@ -322,7 +322,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       release();
       throw err;
     }
-    return { reader: handshake.release(), upstream: { socket, backendKey, leftover }, masking, relayed, release };
+    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, release };
   }
 
   /**
@@ -353,7 +353,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
    * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within
    * {@link UPSTREAM_END_GRACE_MS} after the Terminate.
    */
-  #relay(session: TunnelSession<PostgresConnection>, reader: MessageReader, upstream: OpenedSession['upstream'], masking: PgSessionMasking | undefined, relayed: { gate?: StatementGate; idle?: () => boolean }): Promise<SessionOutcome> {
+  #relay(session: TunnelSession<PostgresConnection>, { reader, upstream, masking, relayed }: Omit<OpenedSession, 'release'>): Promise<SessionOutcome> {
     const { channel, connection, identity } = session;
     const socket = upstream.socket;
     return new Promise((resolve) => {
