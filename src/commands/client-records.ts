@@ -51,9 +51,9 @@ function uploadTarget(provider: ResolvedTokenProvider): UploadTarget {
 
 /** The CLI's record of one session as its relay feeds it: the recording stage, and how it ends. */
 export interface SessionRecord {
-  /** The record taken from the messages the relay reads: the server's, and the client's when it has checks of its own... */
+  /** The record taken from the messages the relay reads, when it has checks of its own... */
   stage: PostgresRecordingStage;
-  /** ... or else the client's bytes as they pass, read on the recording thread. */
+  /** ... or else the bytes of both directions as they pass, read on the recording thread. */
   readonly raw: PostgresRawTap;
   /** What the client says it runs things for (the MCP intent), as the gateway records it too. */
   context(fields: Record<string, string>): void;
@@ -110,13 +110,14 @@ export class CommandRecords {
     return {
       stage,
       get raw() {
-        return (raw ??= new PostgresRawTap({ stream }));
+        return (raw ??= new PostgresRawTap({ stream, rowCap: cap }));
       },
       context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
       close: (end) => {
         if (closed) return;
         closed = true;
         stage.end();
+        raw?.end();
         stream.event({ t: 'end', at: Date.now(), ...end });
         stream.close().then(
           () => this.closed('sessions', id),

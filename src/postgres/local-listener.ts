@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import type { Refusal, StatementGate } from './statement-gate.js';
 import type { PostgresRawTap, RecorderStage } from './recorder.js';
 import type { ControlMessage } from '../tunnel/frames.js';
-import { pump } from '../tunnel/pump.js';
+import { pump, type PumpOutput } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
 import { HandshakeStream } from './handshake.js';
 import {
@@ -53,12 +53,22 @@ export type ListenerEvent =
 
 /** The CLI's own record of a session, as the listener feeds it. */
 export interface ClientSessionRecord {
-  /** Fed the server's messages, and the client's when the relay reads them for its own checks (with their refusals)... */
+  /** Fed the messages of both directions when the relay reads them for its own checks (with their refusals)... */
   stage: RecorderStage;
-  /** ... or else the client's bytes as they pass (read on the recording thread). */
-  readonly raw: Pick<PostgresRawTap, 'client'>;
+  /** ... or else the bytes of both as they pass (read on the recording thread). */
+  readonly raw: Pick<PostgresRawTap, 'client' | 'server'>;
   /** The session is over: writes its end and closes the record. */
   close(end: { reason: string } & Record<string, unknown>): void;
+}
+
+/**
+ * A pump step's outcome once the tap has copied its chunk: while the recording is `behind`, what
+ * is gathered goes on and the sender waits for it (and for the step, `r`).
+ */
+function waitingFor(behind: Promise<void> | undefined, r: void | Promise<void>, out: PumpOutput): void | Promise<void> {
+  if (!behind) return r;
+  out.flush();
+  return r instanceof Promise ? Promise.all([r, behind]).then(() => undefined) : behind;
 }
 
 /** Options of a {@link LocalPostgresListener}. */
@@ -263,12 +273,12 @@ export class LocalPostgresListener {
       record?.close({ reason: 'protocol-error' });
       return;
     }
-    // With checks of its own the relay reads every client message, and the record takes them (its
-    // refusals in order); without, it reads none, and the record copies the client's bytes as they
-    // pass. The server's messages are recorded as the backend path reads them (rows up to the cap).
-    const recorder = record?.stage;
+    // With checks of its own the relay reads every message, and the record takes them as it reads
+    // them (the refusals in order); without, it reads none, and the record copies the bytes of
+    // either direction as they pass (rows up to the cap).
+    const recorder = gate ? record?.stage : undefined;
     const tap = gate ? undefined : record?.raw;
-    const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}), ...(recorder && !tap ? { recorder } : {}) });
+    const frontend = new FrontendPath({ reader, ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
     const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), ...(gate ? { gate } : {}), ...(recorder ? { recorder } : {}) });
     let partialTimer: NodeJS.Timeout | undefined;
     const protocolError = (err: unknown): void => {
@@ -296,16 +306,13 @@ export class LocalPostgresListener {
       step: (chunk, out) => {
         const r = frontend.step(chunk, out);
         armPartialTimer();
-        const behind = tap?.client(chunk);
-        if (!behind) return r;
-        // The recording is behind: what is gathered goes on, and the client waits.
-        out.flush();
-        return r instanceof Promise ? Promise.all([r, behind]).then(() => undefined) : behind;
+        return tap ? waitingFor(tap.client(chunk), r, out) : r;
       },
       onError: protocolError,
     });
     const toClient = pump(channel, socket, {
-      step: backend.step,
+      // The tap walks the bytes first: a header it refuses ends the session before they go on.
+      step: tap ? (chunk, out) => waitingFor(tap.server(chunk), backend.step(chunk, out), out) : backend.step,
       onError: (err) => {
         onEvent?.({ kind: 'protocol-error', session, message: `the gateway's answer broke the protocol: ${describeError(err)}` });
         socket.destroy();

@@ -72,6 +72,33 @@ function typeName(type: number): string {
   return type >= 0x20 && type < 0x7f ? `'${String.fromCharCode(type)}'` : `0x${type.toString(16).padStart(2, '0')}`;
 }
 
+function unexpectedType(side: 'frontend' | 'backend', type: number): PgProtocolError {
+  return new PgProtocolError(`unexpected ${side} message type ${typeName(type)}`);
+}
+
+/** What is wrong with a length field `len` for a message of `type` whose limit is `limit` (see {@link limitTable}), if anything. */
+function lengthProblem(type: number, len: number, limit: number): PgProtocolError | undefined {
+  if (len < 4) return new PgProtocolError(`invalid message length ${len} for ${typeName(type)}`);
+  if (limit < 0 ? len !== -limit : len > limit) {
+    return new PgProtocolError(
+      limit < 0 ? `invalid message length ${len} for ${typeName(type)} (must be ${-limit})` : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
+    );
+  }
+  return undefined;
+}
+
+/**
+ * The checks a {@link MessageReader} makes of a header, for code that walks headers without one:
+ * throws unless `type` is a message `side` sends and `len` (its length field) is within the
+ * type's limit. @throws PgProtocolError
+ */
+export function checkHeader(side: 'frontend' | 'backend', type: number, len: number): void {
+  const limit = (side === 'frontend' ? frontendLimits : backendLimits)[type]!;
+  if (limit === 0) throw unexpectedType(side, type);
+  const problem = lengthProblem(type, len, limit);
+  if (problem) throw problem;
+}
+
 /** Options of a {@link MessageReader}. */
 export interface MessageReaderOptions {
   /** Whose messages are read: `frontend` (a client's) or `backend` (a server's). */
@@ -329,17 +356,11 @@ export class MessageReader {
     if (this.total === 0) return false;
     const type = this.chunks[this.head]![this.offset]!;
     const limit = this.limits[type]!;
-    if (limit === 0) {
-      throw new PgProtocolError(`unexpected ${this.side} message type ${typeName(type)}`);
-    }
+    if (limit === 0) throw unexpectedType(this.side, type);
     if (this.total < 5) return false;
     const len = this.peekInt32(1);
-    if (len < 4) throw new PgProtocolError(`invalid message length ${len} for ${typeName(type)}`);
-    if (limit < 0 ? len !== -limit : len > limit) {
-      throw new PgProtocolError(
-        limit < 0 ? `invalid message length ${len} for ${typeName(type)} (must be ${-limit})` : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
-      );
-    }
+    const problem = lengthProblem(type, len, limit);
+    if (problem) throw problem;
     this.pending = len;
     this.length = len;
     this.pendingType = type;

@@ -7,10 +7,10 @@
  *   judges, the gate's refusals, and what the client received (after masking) up to `rowCap`
  *   rows per result (rows beyond it pass unread and are only counted). It also tells the
  *   session's index what it needs ({@link RecordingNotes}).
- * - {@link PostgresRawTap}, for a relay that reads none of the client's messages (a `hoop connect`
- *   without checks of its own): the bytes of those a record keeps, copied as they pass. The
+ * - {@link PostgresRawTap}, for a relay that reads no message (a `hoop connect` without checks of
+ *   its own): the bytes of the messages a record keeps, either direction, copied as they pass. The
  *   recording thread frames and decodes them and runs the same stage there
- *   ({@link ThreadFraming}), so the record is the same and the relay decodes none of them.
+ *   ({@link ThreadFraming}), so the record is the same and the relay frames none of them.
  * - {@link PostgresRecorder}, on the recording thread, turns those records into events:
  *
  * - from the client: `query` (simple protocol), `parse` (a prepared statement's SQL), `bind` (the
@@ -40,7 +40,7 @@ import type { RecordingNotes } from '../tunnel/engine.js';
 import { ByteRun } from '../tunnel/byte-run.js';
 import { BIND_HELD_MAX, BindDecoder, bindParameterSpans, decodeFrontend, type FrontendMessage } from './frontend-messages.js';
 import { PgProtocolError } from './protocol-error.js';
-import { type Framing, MessageReader, parseErrorFields } from './reader.js';
+import { checkHeader, type Framing, MessageReader, parseErrorFields } from './reader.js';
 import { cstr, need, parseRowDescription } from './rows.js';
 import type { Refusal } from './statement-gate.js';
 
@@ -90,8 +90,9 @@ const SERVER = 20;
 const MASKED = 21;
 const PASSED = 22;
 const PASSED_COUNT = Buffer.alloc(4);
-/** A {@link PostgresRawTap}'s record: the bytes of the client messages a record keeps, as they came (whole or in pieces). */
+/** A {@link PostgresRawTap}'s records: the bytes of the client's (the server's) messages a record keeps, as they came (whole or in pieces). */
 const RAW_CLIENT = 25;
+const RAW_SERVER = 26;
 
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
 /** Most rows (and COPY data messages) per result a CLI's own record keeps (fewer when the gateway says so): enough to show what came back, not a second copy of the data. */
@@ -142,9 +143,8 @@ export class PostgresRecordingStage implements RecorderStage {
   readonly #notes: RecordingNotes | undefined;
   /** Rows (and COPY data) of the current result copied to the recording. */
   #recorded = 0;
-  /** Rows passed unread since the last record, and when the first of them came. */
-  #passed = 0;
-  #passedAt = 0;
+  /** Rows passed unread since the last record. */
+  readonly #passed: PassedRows;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
   #status = 0x49;
 
@@ -155,11 +155,12 @@ export class PostgresRecordingStage implements RecorderStage {
     this.#now = o.now ?? Date.now;
     this.#maskedColumns = o.maskedColumns;
     this.#notes = o.notes;
+    this.#passed = new PassedRows(o.stream);
   }
 
   /** Copies a record, after the count of rows passed before it. */
   #record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
-    this.#flushPassed();
+    this.#passed.flush();
     this.#stream.record(kind, at, bytes, start, end);
   }
 
@@ -206,7 +207,7 @@ export class PostgresRecordingStage implements RecorderStage {
   refused(r: Refusal): void {
     this.#notes?.refused();
     // A whole event, after what the thread holds (as the session's own events are).
-    this.#flushPassed();
+    this.#passed.flush();
     this.#stream.event({ t: 'decision', at: this.#now(), action: r.action, rule: r.rule, reason: r.reason, message: r.message });
   }
 
@@ -216,9 +217,7 @@ export class PostgresRecordingStage implements RecorderStage {
   }
 
   passed(type: number, count: number): void {
-    if (type !== DATA_ROW) return;
-    if (this.#passed === 0) this.#passedAt = this.#now();
-    this.#passed += count;
+    if (type === DATA_ROW) this.#passed.add(this.#now(), count);
   }
 
   server(bytes: Buffer): Promise<void> | undefined {
@@ -228,7 +227,7 @@ export class PostgresRecordingStage implements RecorderStage {
       const type = bytes[i]!;
       const end = i + 1 + bytes.readUInt32BE(i + 1);
       if (this.#copies(type, bytes, i, end)) this.#record(SERVER, at, bytes, i, end);
-      else if (type === DATA_ROW) this.passed(type, 1);
+      else if (type === DATA_ROW) this.#passed.add(at);
       i = end;
     }
     return this.#stream.behind;
@@ -268,30 +267,96 @@ export class PostgresRecordingStage implements RecorderStage {
   }
 
   end(): void {
-    this.#flushPassed();
-  }
-
-  /** Rows passed since the last record: their count, with the time of the first. */
-  #flushPassed(): void {
-    if (this.#passed === 0) return;
-    PASSED_COUNT.writeUInt32LE(this.#passed); // copied by record() at once: one buffer serves every stage
-    this.#passed = 0;
-    this.#stream.record(PASSED, this.#passedAt, PASSED_COUNT, 0, 4);
+    this.#passed.flush();
   }
 }
 
 /**
- * The client's side of the record of a relay that reads none of the client's messages (a
- * `hoop connect` without checks of its own): it walks the message headers of each chunk as it
- * passes and copies the bytes of the messages a record keeps (Query, Parse, Bind, Execute,
- * FunctionCall), as they come, for {@link ThreadFraming} to read on the recording thread; the
- * others (CopyData, Sync, Describe, ...) are skipped uncopied. The server's side is recorded by a
- * {@link PostgresRecordingStage} on the relay's backend path, which copies only what it keeps (rows
- * up to the cap) into the same stream, so the record is the one that stage would make of both.
+ * The record of a relay that reads none of the messages (a `hoop connect` without checks of its
+ * own): it walks the message headers of each chunk of either direction as it passes and copies
+ * the bytes of the messages a record keeps, as they come, for {@link ThreadFraming} to read on the
+ * recording thread, so that the relay frames nothing. From the client: Query, Parse, Bind,
+ * Execute and FunctionCall (not CopyData, Sync, Describe, ...). From the server: what a
+ * {@link PostgresRecordingStage} reads, with rows (and COPY data) up to `rowCap` per result; the
+ * rows beyond it are counted, as the stage counts them. The record is the one that stage would
+ * make of both directions.
  */
 export class PostgresRawTap {
   readonly #stream: RecordingStream;
   readonly #now: () => number;
+  readonly #cap: number;
+  readonly #client: KeptBytes;
+  readonly #server: KeptBytes;
+  /** Rows (and COPY data) of the current result copied. */
+  #recorded = 0;
+  readonly #passed: PassedRows;
+  /** The time of the chunk being walked. */
+  #at = 0;
+
+  /** `rowCap`: rows (and COPY data messages) recorded per result; 0 for none. */
+  constructor(o: { stream: RecordingStream; rowCap: number; now?: () => number }) {
+    this.#stream = o.stream;
+    this.#now = o.now ?? Date.now;
+    this.#cap = o.rowCap;
+    this.#passed = new PassedRows(o.stream);
+    this.#client = new KeptBytes(o.stream, RAW_CLIENT, (type) => CLIENT_KEPT[type] === 1);
+    this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length));
+  }
+
+  /**
+   * Bytes the client sent. A Promise while the recording is behind. (A length the relay's reader
+   * refuses ends the session there: what follows is not read.)
+   */
+  client(chunk: Buffer): Promise<void> | undefined {
+    this.#client.walk(chunk, this.#now());
+    return this.#stream.behind;
+  }
+
+  /**
+   * Bytes the server sent, handed on to the client as they came. A Promise while the recording is
+   * behind. @throws PgProtocolError on a header a {@link MessageReader} would refuse (the relay
+   * reads nothing else of them, so the session ends there)
+   */
+  server(chunk: Buffer): Promise<void> | undefined {
+    this.#at = this.#now();
+    this.#server.walk(chunk, this.#at);
+    return this.#stream.behind;
+  }
+
+  /** The session is over. */
+  end(): void {
+    this.#passed.flush();
+  }
+
+  /** See {@link PostgresRecordingStage.wants} and its `server`: the same choice, made from the header. */
+  #keepsServer(type: number, length: number): boolean {
+    checkHeader('backend', type, length);
+    if (type === DATA_ROW || type === COPY_DATA) {
+      if (this.#recorded < this.#cap) {
+        this.#recorded++;
+        this.#passed.flush();
+        return true;
+      }
+      if (type === DATA_ROW) this.#passed.add(this.#at);
+      return false;
+    }
+    const kind = SERVER_KIND[type]!;
+    if (kind & ENDS) this.#recorded = 0;
+    if ((kind & READS) === 0) return false;
+    this.#passed.flush();
+    return true;
+  }
+}
+
+/**
+ * Walks the message headers of one direction's bytes as they pass and copies the bytes of the
+ * messages `keeps` picks (told each message's type and length field) as records of `kind`: a run
+ * of kept messages within a chunk is one record.
+ */
+class KeptBytes {
+  readonly #stream: Pick<RecordingStream, 'record'>;
+  readonly #kind: number;
+  readonly #keeps: (type: number, length: number) => boolean;
   /** Bytes of the current message still to come after its header, and whether they are copied. */
   #left = 0;
   #copying = false;
@@ -299,20 +364,15 @@ export class PostgresRawTap {
   readonly #head = Buffer.alloc(5);
   #headBytes = 0;
 
-  constructor(o: { stream: RecordingStream; now?: () => number }) {
-    this.#stream = o.stream;
-    this.#now = o.now ?? Date.now;
+  constructor(stream: Pick<RecordingStream, 'record'>, kind: number, keeps: (type: number, length: number) => boolean) {
+    this.#stream = stream;
+    this.#kind = kind;
+    this.#keeps = keeps;
   }
 
-  /** Bytes the client sent. A Promise while the recording is behind. */
-  client(chunk: Buffer): Promise<void> | undefined {
-    const at = this.#now();
-    /** Where the kept bytes gathered in this chunk start (one record for a run of kept messages). */
+  walk(chunk: Buffer, at: number): void {
+    /** Where the kept bytes gathered in this chunk start (-1: none). */
     let from = -1;
-    const keep = (end: number): void => {
-      if (from >= 0 && end > from) this.#stream.record(RAW_CLIENT, at, chunk, from, end);
-      from = -1;
-    };
     let i = 0;
     while (i < chunk.length) {
       if (this.#left > 0) {
@@ -322,12 +382,12 @@ export class PostgresRawTap {
         this.#left -= n;
       } else if (this.#headBytes === 0 && i + 5 <= chunk.length) {
         this.#begin(chunk[i]!, chunk.readInt32BE(i + 1));
-        if (!this.#copying) keep(i);
+        if (!this.#copying) from = this.#keep(chunk, at, from, i);
         else if (from < 0) from = i;
         i += 5;
       } else {
         // A header cut between two chunks: gathered, and copied on its own.
-        keep(i);
+        from = this.#keep(chunk, at, from, i);
         const n = Math.min(5 - this.#headBytes, chunk.length - i);
         chunk.copy(this.#head, this.#headBytes, i, i + n);
         this.#headBytes += n;
@@ -335,17 +395,44 @@ export class PostgresRawTap {
         if (this.#headBytes < 5) break;
         this.#headBytes = 0;
         this.#begin(this.#head[0]!, this.#head.readInt32BE(1));
-        if (this.#copying) this.#stream.record(RAW_CLIENT, at, this.#head, 0, 5);
+        if (this.#copying) this.#stream.record(this.#kind, at, this.#head, 0, 5);
       }
     }
-    keep(i);
-    return this.#stream.behind;
+    this.#keep(chunk, at, from, i);
   }
 
-  /** A message begins. (A length the relay's reader refuses ends the session there: what follows is not read.) */
+  /** Copies the kept bytes gathered from `from` up to `end`; returns -1 (none gathered). */
+  #keep(chunk: Buffer, at: number, from: number, end: number): number {
+    if (from >= 0 && end > from) this.#stream.record(this.#kind, at, chunk, from, end);
+    return -1;
+  }
+
   #begin(type: number, length: number): void {
-    this.#copying = CLIENT_KEPT[type] === 1;
+    this.#copying = this.#keeps(type, length);
     this.#left = Math.max(0, length - 4);
+  }
+}
+
+/** DataRows passed unread since the last record, and when the first came: one `PASSED` record before the next. */
+class PassedRows {
+  readonly #stream: Pick<RecordingStream, 'record'>;
+  #count = 0;
+  #at = 0;
+
+  constructor(stream: Pick<RecordingStream, 'record'>) {
+    this.#stream = stream;
+  }
+
+  add(at: number, count = 1): void {
+    if (this.#count === 0) this.#at = at;
+    this.#count += count;
+  }
+
+  flush(): void {
+    if (this.#count === 0) return;
+    PASSED_COUNT.writeUInt32LE(this.#count); // copied by record() at once: one buffer serves every writer
+    this.#count = 0;
+    this.#stream.record(PASSED, this.#at, PASSED_COUNT, 0, 4);
   }
 }
 
@@ -355,13 +442,16 @@ for (const t of [QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL]) CLIENT_KEPT[t] = 1
 
 /**
  * On the recording thread: a {@link PostgresRawTap}'s bytes framed as the relay would frame them
- * (a Bind over {@link BIND_HELD_MAX} read as it streams, for its names alone) and fed to a
- * {@link PostgresRecordingStage} whose records go straight to the encoder. Bytes that do not frame
- * were refused by the relay's reader, which ended the session there: nothing after them is read.
+ * (a client's Bind over {@link BIND_HELD_MAX} read as it streams, for its names alone) and fed to a
+ * {@link PostgresRecordingStage} whose records go straight to the encoder. Client bytes that do not
+ * frame were refused by the gateway's reader, which ended the session there; the server's were
+ * checked by the tap's walk (see {@link checkHeader}). Nothing after bytes that do not frame is read.
  */
 class ThreadFraming {
+  /** Records every row it is given: the tap copied only those within the cap. */
   readonly stage: PostgresRecordingStage;
   readonly #reader = new MessageReader({ side: 'frontend' });
+  readonly #serverReader = new MessageReader({ side: 'backend' });
   /** Never used: the tap copies only messages that are read whole (or streamed). */
   readonly #passed = new ByteRun();
   #at = 0;
@@ -369,7 +459,24 @@ class ThreadFraming {
   #broken = false;
 
   constructor(sink: RecordSink) {
-    this.stage = new PostgresRecordingStage({ stream: sink, rowCap: 0, results: 'none', now: () => this.#at });
+    this.stage = new PostgresRecordingStage({ stream: sink, rowCap: Infinity, results: 'masked', now: () => this.#at });
+  }
+
+  server(at: number, bytes: Buffer): void {
+    if (this.#broken) return;
+    this.#at = at;
+    // Mostly whole messages, as one record: read where they are.
+    if (this.#serverReader.atBoundary && wholeMessages(bytes)) {
+      this.stage.server(bytes);
+      return;
+    }
+    this.#serverReader.push(bytes);
+    try {
+      for (let m = this.#serverReader.next(); m; m = this.#serverReader.next()) this.stage.server(m.raw);
+    } catch (err) {
+      if (!(err instanceof PgProtocolError)) throw err;
+      this.#broken = true;
+    }
   }
 
   client(at: number, bytes: Buffer): void {
@@ -396,6 +503,17 @@ class ThreadFraming {
       this.#broken = true;
     }
   }
+}
+
+/** Whether `bytes` are whole messages, one after another (their headers checked before). */
+function wholeMessages(bytes: Buffer): boolean {
+  let i = 0;
+  while (i + 5 <= bytes.length) {
+    const length = bytes.readInt32BE(i + 1);
+    if (length < 4) return false;
+    i += 1 + length;
+  }
+  return i === bytes.length;
 }
 
 /** How the relay frames the client messages a record keeps. */
@@ -504,7 +622,7 @@ export class PostgresRecorder {
   /** A Bind not written yet: with its Execute if that comes next (one `execute` event with `params`), else on its own. */
   #bind: { body: Buffer; at: number; portal: string; statement: string } | undefined;
 
-  /** The stage run here for a {@link PostgresRawTap}, once its settings came. */
+  /** The stage run here for a {@link PostgresRawTap}'s records, made at the first. */
   #framing: ThreadFraming | undefined;
 
   constructor(sink: EventSink) {
@@ -515,14 +633,12 @@ export class PostgresRecorder {
   record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
     this.#at = at;
     switch (kind) {
-      case RAW_CLIENT: {
-        if (!this.#framing) {
-          const sink: RecordSink = { record: (k, t, b, s, e) => this.record(k, t, b, s, e), event: (event) => this.#emit(event), behind: undefined };
-          this.#framing = new ThreadFraming(sink);
-        }
-        this.#framing.client(at, bytes.subarray(start, end));
+      case RAW_CLIENT:
+        this.#threadFraming().client(at, bytes.subarray(start, end));
         return;
-      }
+      case RAW_SERVER:
+        this.#threadFraming().server(at, bytes.subarray(start, end));
+        return;
       case CLIENT:
         this.#client(bytes[start]!, bytes.subarray(start + 5, end));
         return;
@@ -554,6 +670,14 @@ export class PostgresRecorder {
       default:
         return;
     }
+  }
+
+  #threadFraming(): ThreadFraming {
+    if (!this.#framing) {
+      const sink: RecordSink = { record: (k, t, b, s, e) => this.record(k, t, b, s, e), event: (event) => this.#emit(event), behind: undefined };
+      this.#framing = new ThreadFraming(sink);
+    }
+    return this.#framing;
   }
 
   /** Writes what it holds (before an event that is not the stage's: the session's end). */

@@ -1,11 +1,12 @@
 /**
- * The CLI's record when its relay reads no client message (PostgresRawTap): the client messages
- * a record keeps, copied as they pass and framed on the recording thread, with the server's read by
- * the stage on the backend path. Its record must be the one the stage makes on a relay that reads
- * every message (FrontendPath and BackendPath with the stage), however the bytes were cut.
+ * The CLI's record when its relay reads no message (PostgresRawTap): the messages of either
+ * direction a record keeps, copied as they pass and framed on the recording thread. Its record
+ * must be the one the stage makes on a relay that reads every message (FrontendPath and
+ * BackendPath with the stage), however the bytes were cut.
  */
 import { describe, expect, it } from 'vitest';
 import { PostgresRawTap, PostgresRecorder, PostgresRecordingStage } from '../../src/postgres/recorder.js';
+import { PgProtocolError } from '../../src/postgres/protocol-error.js';
 import { MessageReader } from '../../src/postgres/reader.js';
 import { BackendPath, FrontendPath } from '../../src/postgres/relay.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
@@ -51,24 +52,31 @@ async function readEveryMessage(rowCap: number, results: 'masked' | 'none'): Pro
   return sink.events();
 }
 
-/** The record of a relay that reads no client message: the tap copies the client's bytes, the stage reads the server's; each side's bytes cut every `cut` bytes. */
-async function tapped(rowCap: number, results: 'masked' | 'none', cut: number): Promise<RecordingEvent[]> {
+/** The record of a relay that reads no message: the tap copies the bytes of both sides, each cut every `cut` bytes. */
+function tapped(rowCap: number, cut: number): RecordingEvent[] {
   const sink = memorySink();
   const stream = loopbackStream(sink, new PostgresRecorder(sink));
-  const tap = new PostgresRawTap({ stream, now: () => 1 });
-  const recorder = new PostgresRecordingStage({ stream, results, rowCap, now: () => 1 });
-  const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), recorder });
+  const tap = new PostgresRawTap({ stream, rowCap, now: () => 1 });
   for (const [side, messages] of SESSION) {
     const bytes = Buffer.concat(messages);
     for (let at = 0; at < bytes.length; at += cut) {
       const piece = bytes.subarray(at, at + cut);
       if (side === 'client') tap.client(piece);
-      else await backend.step(piece, out());
+      else tap.server(piece);
     }
   }
-  recorder.end();
+  tap.end();
   stream.event({ t: 'end', at: 2 });
   return sink.events();
+}
+
+/** `stream` with every record's bytes also kept in `copied`. */
+function copying(stream: ReturnType<typeof loopbackStream>, copied: Buffer[]): void {
+  const record = stream.record;
+  stream.record = (kind, at, bytes, start, end) => {
+    copied.push(Buffer.from(bytes.subarray(start, end)));
+    record(kind, at, bytes, start, end);
+  };
 }
 
 describe('the raw tap', () => {
@@ -80,25 +88,21 @@ describe('the raw tap', () => {
     );
     expect(expected.find((e) => e.t === 'bind')).toMatchObject({ portal: 'p2', statement: 's1', params: 'not recorded (streamed)' });
     expect(expected.filter((e) => e.t === 'result')[1]).toMatchObject({ values: [['0'], ['1'], ['2'], ['3']], rows: 9, unrecorded: 5 });
-    for (const cut of [1, 3, 7, 64, 1000, 1 << 30]) expect(await tapped(4, 'masked', cut)).toEqual(expected);
+    for (const cut of [1, 3, 7, 64, 1000, 1 << 30]) expect(tapped(4, cut), `cut every ${cut} bytes`).toEqual(expected);
   });
 
   it('keeps no rows when the gateway says none', async () => {
     const expected = await readEveryMessage(0, 'none');
     expect(expected.some((e) => e.t === 'row' || (e.t === 'result' && Array.isArray(e.values) && e.values.length > 0))).toBe(false);
-    for (const cut of [5, 1 << 30]) expect(await tapped(0, 'none', cut)).toEqual(expected);
+    for (const cut of [5, 1 << 30]) expect(tapped(0, cut)).toEqual(expected);
   });
 
   it('copies only the client messages a record keeps, and stops reading at bytes that do not frame', async () => {
     const sink = memorySink();
     const copied: Buffer[] = [];
     const stream = loopbackStream(sink, new PostgresRecorder(sink));
-    const record = stream.record;
-    stream.record = (kind, at, bytes, start, end) => {
-      copied.push(Buffer.from(bytes.subarray(start, end)));
-      record(kind, at, bytes, start, end);
-    };
-    const tap = new PostgresRawTap({ stream, now: () => 1 });
+    copying(stream, copied);
+    const tap = new PostgresRawTap({ stream, rowCap: 4, now: () => 1 });
     const copyData = msg('d', Buffer.alloc(1000, 'c'));
     tap.client(Buffer.concat([msg('Q', 'select 1'), copyData, copyData, sync()]));
     expect(Buffer.concat(copied).equals(msg('Q', 'select 1'))).toBe(true);
@@ -109,6 +113,33 @@ describe('the raw tap', () => {
       { t: 'query', sql: 'select 1', at: 1 },
       { t: 'end', at: 2 },
     ]);
+  });
+
+  it('copies only the server messages a record keeps: rows up to the cap, counted beyond it', () => {
+    const sink = memorySink();
+    const copied: Buffer[] = [];
+    const stream = loopbackStream(sink, new PostgresRecorder(sink));
+    copying(stream, copied);
+    const tap = new PostgresRawTap({ stream, rowCap: 2, now: () => 1 });
+    const rows = Array.from({ length: 50 }, (_, i) => dataRow(`row ${i}`));
+    tap.server(Buffer.concat([msg('1'), msg('2'), rowDescription('n'), ...rows, complete('SELECT 50'), ready('I')]));
+    tap.end();
+    stream.event({ t: 'end', at: 2 });
+    // The rows beyond the cap and ParseComplete and BindComplete are not copied: only a count of the rows (4 bytes).
+    const kept = Buffer.concat([rowDescription('n'), rows[0]!, rows[1]!]);
+    expect(copied.map((b) => b.length)).toEqual([kept.length, 4, complete('SELECT 50').length + ready('I').length]);
+    expect(sink.events()[0]).toMatchObject({ t: 'result', values: [['row 0'], ['row 1']], rows: 50, unrecorded: 48 });
+  });
+
+  it('refuses server bytes a reader would refuse, before they are copied', () => {
+    const sink = memorySink();
+    const copied: Buffer[] = [];
+    const stream = loopbackStream(sink, new PostgresRecorder(sink));
+    copying(stream, copied);
+    const tap = new PostgresRawTap({ stream, rowCap: 4, now: () => 1 });
+    expect(() => tap.server(Buffer.concat([complete('SELECT 1'), Buffer.from('\x01\x00\x00\x00\x04')]))).toThrow(PgProtocolError);
+    expect(() => new PostgresRawTap({ stream, rowCap: 4 }).server(Buffer.from('Z\x00\x00\x00\x09IIIII'))).toThrow(/invalid message length 9 for 'Z'/);
+    expect(() => new PostgresRawTap({ stream, rowCap: 4 }).server(Buffer.from('D\x7f\xff\xff\xff'))).toThrow(/exceeds the \d+-byte limit for 'D'/);
   });
 });
 
