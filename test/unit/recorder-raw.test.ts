@@ -70,13 +70,17 @@ function tapped(rowCap: number, cut: number): RecordingEvent[] {
   return sink.events();
 }
 
-/** `stream` with every record's bytes also kept in `copied`. */
-function copying(stream: ReturnType<typeof loopbackStream>, copied: Buffer[]): void {
+/** A tap whose records' bytes are also kept in `copied`. */
+function copyingTap(rowCap: number): { tap: PostgresRawTap; copied: Buffer[]; stream: ReturnType<typeof loopbackStream>; sink: ReturnType<typeof memorySink> } {
+  const sink = memorySink();
+  const copied: Buffer[] = [];
+  const stream = loopbackStream(sink, new PostgresRecorder(sink));
   const record = stream.record;
   stream.record = (kind, at, bytes, start, end) => {
     copied.push(Buffer.from(bytes.subarray(start, end)));
     record(kind, at, bytes, start, end);
   };
+  return { tap: new PostgresRawTap({ stream, rowCap, now: () => 1 }), copied, stream, sink };
 }
 
 describe('the raw tap', () => {
@@ -98,11 +102,7 @@ describe('the raw tap', () => {
   });
 
   it('copies only the client messages a record keeps, and stops reading at bytes that do not frame', async () => {
-    const sink = memorySink();
-    const copied: Buffer[] = [];
-    const stream = loopbackStream(sink, new PostgresRecorder(sink));
-    copying(stream, copied);
-    const tap = new PostgresRawTap({ stream, rowCap: 4, now: () => 1 });
+    const { tap, copied, stream, sink } = copyingTap(4);
     const copyData = msg('d', Buffer.alloc(1000, 'c'));
     tap.client(Buffer.concat([msg('Q', 'select 1'), copyData, copyData, sync()]));
     expect(Buffer.concat(copied).equals(msg('Q', 'select 1'))).toBe(true);
@@ -116,11 +116,7 @@ describe('the raw tap', () => {
   });
 
   it('copies only the server messages a record keeps: rows up to the cap, counted beyond it', () => {
-    const sink = memorySink();
-    const copied: Buffer[] = [];
-    const stream = loopbackStream(sink, new PostgresRecorder(sink));
-    copying(stream, copied);
-    const tap = new PostgresRawTap({ stream, rowCap: 2, now: () => 1 });
+    const { tap, copied, stream, sink } = copyingTap(2);
     const rows = Array.from({ length: 50 }, (_, i) => dataRow(`row ${i}`));
     tap.server(Buffer.concat([msg('1'), msg('2'), rowDescription('n'), ...rows, complete('SELECT 50'), ready('I')]));
     tap.end();
@@ -132,14 +128,15 @@ describe('the raw tap', () => {
   });
 
   it('refuses server bytes a reader would refuse, before they are copied', () => {
-    const sink = memorySink();
-    const copied: Buffer[] = [];
-    const stream = loopbackStream(sink, new PostgresRecorder(sink));
-    copying(stream, copied);
-    const tap = new PostgresRawTap({ stream, rowCap: 4, now: () => 1 });
-    expect(() => tap.server(Buffer.concat([complete('SELECT 1'), Buffer.from('\x01\x00\x00\x00\x04')]))).toThrow(PgProtocolError);
-    expect(() => new PostgresRawTap({ stream, rowCap: 4 }).server(Buffer.from('Z\x00\x00\x00\x09IIIII'))).toThrow(/invalid message length 9 for 'Z'/);
-    expect(() => new PostgresRawTap({ stream, rowCap: 4 }).server(Buffer.from('D\x7f\xff\xff\xff'))).toThrow(/exceeds the \d+-byte limit for 'D'/);
+    const bad = [Buffer.from('\x01\x00\x00\x00\x04'), Buffer.from('Z\x00\x00\x00\x09IIIII'), Buffer.from('D\x7f\xff\xff\xff')];
+    const why = [/unexpected backend message type 0x01/, /invalid message length 9 for 'Z'/, /exceeds the \d+-byte limit for 'D'/];
+    bad.forEach((b, i) => {
+      const { tap, copied } = copyingTap(4);
+      expect(() => tap.server(Buffer.concat([complete('SELECT 1'), b]))).toThrow(PgProtocolError);
+      expect(() => copyingTap(4).tap.server(b)).toThrow(why[i]!);
+      // Nothing of the chunk went to the record, not even the whole message before the bad header.
+      expect(copied).toEqual([]);
+    });
   });
 });
 
