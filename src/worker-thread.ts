@@ -4,6 +4,8 @@
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 
 /**
@@ -22,4 +24,22 @@ const FROM_SOURCE = "require('tsx/cjs/api').register(); require(require('node:ur
 export function startWorker(from: string, name: string, resourceLimits?: ResourceLimits): Worker {
   const limits = resourceLimits ? { resourceLimits } : {};
   return from.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL(`./${name}.ts`, from).href }, ...limits }) : new Worker(new URL(`./${name}.js`, from), limits);
+}
+
+/** The nice value of a worker that must give way to the threads that relay sessions. */
+const BACKGROUND_NICE = 19;
+
+/**
+ * Gives the calling thread the lowest CPU priority, so that it gives way to the threads that relay
+ * sessions (Linux sets it per thread; elsewhere the thread keeps the process's priority).
+ *
+ * @see https://man7.org/linux/man-pages/man2/setpriority.2.html (NOTES: per thread on Linux)
+ */
+export function lowerThreadPriority(): void {
+  try {
+    // `/proc/thread-self` is `<pid>/task/<tid>`; setpriority(2) on a thread id changes that thread alone.
+    setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), BACKGROUND_NICE);
+  } catch {
+    /* not Linux */
+  }
 }

@@ -32,7 +32,8 @@ import { writeFileAtomic } from '../durable-file.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { DeviceOwner } from './store.js';
 import { sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
-import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
+import type { RecordingCheck, verifyRecording } from '../recording/verify.js';
+import { verifyOffThread } from '../recording/verify-thread.js';
 import { RECORDING_FILE } from '../recording/writer.js';
 import { HttpError } from './http-error.js';
 import type { RecordKind } from '../recording/spool.js';
@@ -206,7 +207,7 @@ export class ClientRecords {
 
     // A signature: the record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
-    const check = await verifyRecording(await record.local(), trusted);
+    const check = await verifyOffThread(await record.local(), trusted);
     const problems = [...check.problems];
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
     if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);

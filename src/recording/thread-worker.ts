@@ -6,11 +6,10 @@
  *
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
-import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { PostgresRecorder } from '../postgres/recorder.js';
 import { SshRecorder } from '../ssh/recorder.js';
+import { lowerThreadPriority } from '../worker-thread.js';
 import type { EventSink } from './event-line.js';
 import { EVENT, forEachRecord, type FromThread, type ToThread } from './thread.js';
 import { RecordingWriter } from './writer.js';
@@ -35,14 +34,7 @@ interface Open {
   failed: boolean;
 }
 
-/** The nice value of the recording thread: it gives way to the threads that relay sessions (Linux sets it per thread). */
-const NICE = 19;
-try {
-  // `/proc/thread-self` is `<pid>/task/<tid>`; setpriority(2) on a thread id changes that thread alone.
-  setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), NICE);
-} catch {
-  /* not Linux: the thread keeps the process's priority */
-}
+lowerThreadPriority();
 
 const port = parentPort!;
 const recordings = new Map<number, Open>();

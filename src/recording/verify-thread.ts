@@ -1,0 +1,63 @@
+/**
+ * Verifying recordings off the event loop. The gateway verifies a record a CLI uploads when its
+ * signature comes (src/gateway/client-records.ts): every chunk read, hashed, decompressed and each
+ * of its lines parsed. For a long session that is seconds of work, and a chunk may claim up to
+ * {@link MAX_CHUNK_TEXT} of text: done on the thread that relays every session, it would stall
+ * them all, at the will of anyone who may upload a record. {@link verifyOffThread} runs
+ * {@link verifyRecording} on one worker thread instead, at the lowest CPU priority (it gives way to
+ * the relay), started on first use and unreferenced while idle. The caller bounds how many run at
+ * once; they share the worker.
+ *
+ * @see https://nodejs.org/api/worker_threads.html
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.js';
+import type { MAX_CHUNK_TEXT, RecordingCheck, verifyRecording } from './verify.js';
+
+/** A verification for the worker: the recording's directory and the keys it may be signed with. */
+export interface VerifyJob {
+  id: number;
+  dir: string;
+  trusted: KeyObject[];
+}
+
+/** The worker's answer: the check, or why it could not be made. */
+export type VerifyReply = { id: number; check: RecordingCheck } | { id: number; error: string };
+
+let worker: Worker | undefined;
+const pending = new Map<number, { resolve: (check: RecordingCheck) => void; reject: (err: Error) => void }>();
+let seq = 0;
+
+function start(): Worker {
+  const w = startWorker(import.meta.url, 'verify-worker');
+  w.on('message', (m: VerifyReply) => {
+    const job = pending.get(m.id);
+    pending.delete(m.id);
+    if ('check' in m) job?.resolve(m.check);
+    else job?.reject(new Error(m.error));
+    if (pending.size === 0) w.unref();
+  });
+  // The verifications it held fail (their uploads are answered with an error and tried again); the next one starts a new worker.
+  const failed = (why: unknown): void => {
+    if (worker !== w) return;
+    worker = undefined;
+    const error = new Error(`the verifying thread stopped: ${why instanceof Error ? why.message : `exit code ${String(why)}`}`);
+    for (const job of pending.values()) job.reject(error);
+    pending.clear();
+  };
+  w.on('error', failed);
+  w.on('exit', failed);
+  return w;
+}
+
+/** {@link verifyRecording} of the recording in `dir` against `trusted` keys, on the verifying thread. */
+export function verifyOffThread(dir: string, trusted: readonly KeyObject[]): Promise<RecordingCheck> {
+  const w = (worker ??= start());
+  const id = ++seq;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    w.ref();
+    w.postMessage({ id, dir, trusted: [...trusted] } satisfies VerifyJob);
+  });
+}
