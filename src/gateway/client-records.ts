@@ -32,7 +32,7 @@ import { writeFileAtomic } from '../durable-file.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { DeviceOwner } from './store.js';
 import { sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
-import type { RecordingCheck, verifyRecording } from '../recording/verify.js';
+import type { RecordingCheck, VerifiedBefore, verifyRecording } from '../recording/verify.js';
 import { verifyOffThread } from '../recording/verify-thread.js';
 import { RECORDING_FILE } from '../recording/writer.js';
 import { HttpError } from './http-error.js';
@@ -71,6 +71,16 @@ export interface ClientRecordState {
   /** The signature it was last verified with. */
   verified?: string;
   updatedAt: string;
+}
+
+/**
+ * What the record's last verification established, for the next one to start from: the chunks of
+ * the manifest it verified are still the same bytes (a held file is never written over).
+ */
+async function verifiedBefore(record: HeldRecord, state: ClientRecordState, id: string): Promise<VerifiedBefore | undefined> {
+  if (state.state === 'uploading' || state.verified === undefined || state.events === undefined) return undefined;
+  const manifest = await record.read(state.verified.slice(0, -'.sig'.length));
+  return manifest ? { manifest: manifest.toString('utf8'), events: state.events, id } : undefined;
 }
 
 /** A device key the uploader registered, to verify with. */
@@ -207,7 +217,7 @@ export class ClientRecords {
 
     // A signature: the record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
-    const check = await verifyOffThread(await record.local(), trusted);
+    const check = await verifyOffThread(await record.local(), trusted, await verifiedBefore(record, state, id));
     const problems = [...check.problems];
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
     if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);

@@ -13,13 +13,14 @@
 import type { KeyObject } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.js';
-import type { MAX_CHUNK_TEXT, RecordingCheck, verifyRecording } from './verify.js';
+import type { MAX_CHUNK_TEXT, RecordingCheck, VerifiedBefore, verifyRecording } from './verify.js';
 
-/** A verification for the worker: the recording's directory and the keys it may be signed with. */
+/** A verification for the worker: the recording's directory, the keys it may be signed with, and what a check before verified. */
 export interface VerifyJob {
   id: number;
   dir: string;
   trusted: KeyObject[];
+  before?: VerifiedBefore;
 }
 
 /** The worker's answer: the check, or why it could not be made. */
@@ -51,13 +52,13 @@ function start(): Worker {
   return w;
 }
 
-/** {@link verifyRecording} of the recording in `dir` against `trusted` keys, on the verifying thread. */
-export function verifyOffThread(dir: string, trusted: readonly KeyObject[]): Promise<RecordingCheck> {
+/** {@link verifyRecording} of the recording in `dir` against `trusted` keys (after what a check `before` verified), on the verifying thread. */
+export function verifyOffThread(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore): Promise<RecordingCheck> {
   const w = (worker ??= start());
   const id = ++seq;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
     w.ref();
-    w.postMessage({ id, dir, trusted: [...trusted] } satisfies VerifyJob);
+    w.postMessage({ id, dir, trusted: [...trusted], ...(before ? { before } : {}) } satisfies VerifyJob);
   });
 }

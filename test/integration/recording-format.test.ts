@@ -2,7 +2,8 @@
  * The recording format end to end: written in chunks as events come, verified by hoop, by
  * `sha256sum -c` and by `ssh-keygen -Y verify` with no hoop; every kind of tampering is named; a
  * writer that stops without closing (a crash) leaves a recording that verifies up to its last
- * checkpoint and says it is truncated; memory stays flat for a million events.
+ * checkpoint and says it is truncated; a check that starts from one before reads only the chunks
+ * added since; memory stays flat for a million events.
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -130,6 +131,34 @@ describe('recordings', () => {
       writeFileSync(join(d, `${MANIFEST}.sig`), sshSign(key, 'hoop-recording', readFileSync(join(d, MANIFEST))));
     });
     expect(bomb.problems).toContain(`${chunkName(1)} decompresses to more than 64 MiB: not a chunk hoop writes`);
+  });
+
+  it('with what a check before verified, reads only the chunks a later manifest adds to it, and all of them for a manifest that does not begin with it', async () => {
+    const dir = await recording();
+    const whole = await verifyRecording(dir, [key]);
+    const lines = readFileSync(join(dir, MANIFEST), 'utf8').split('\n').filter((l) => l !== '');
+    expect(lines.length).toBeGreaterThan(3);
+    const flip = (d: string, seq: number): void => {
+      const b = readFileSync(join(d, chunkName(seq)));
+      b[b.length >> 1] ^= 1;
+      writeFileSync(join(d, chunkName(seq)), b);
+    };
+    // Verified before: the first two chunks, said to hold 50 events.
+    const before = { manifest: `${lines.slice(0, 2).join('\n')}\n`, events: 50, id: whole.id! };
+    const events12 = whole.events - (await verifyRecording(dir, [key], { ...before, events: 0 })).events;
+    expect(await verifyRecording(dir, [key], before)).toMatchObject({ ok: true, chunks: lines.length, events: whole.events - events12 + 50, id: whole.id });
+    // A chunk after them is read as ever ...
+    const later = copy(dir);
+    flip(later, 3);
+    expect((await verifyRecording(later, [key], before)).problems).toEqual([`${chunkName(3)} does not match its SHA-256 in SHA256SUMS (it was changed or cut short)`]);
+    // ... and the ones before it are not: the holder vouches that they cannot have changed since.
+    const earlier = copy(dir);
+    flip(earlier, 1);
+    expect((await verifyRecording(earlier, [key], before)).ok).toBe(true);
+    // A manifest that names other bytes for them is read whole.
+    const other = { ...before, manifest: `${'0'.repeat(64)}  ${chunkName(1)}\n${lines[1]}\n` };
+    expect((await verifyRecording(earlier, [key], other)).problems).toEqual([`${chunkName(1)} does not match its SHA-256 in SHA256SUMS (it was changed or cut short)`]);
+    expect(await verifyRecording(dir, [key], other)).toMatchObject({ ok: true, events: whole.events });
   });
 
   it('a writer that stops without closing leaves a recording verified up to its last checkpoint, marked truncated', async () => {
