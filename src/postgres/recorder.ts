@@ -136,13 +136,10 @@ export interface PostgresRecordingStageOptions {
 /** The stage on the data path: see the module documentation. */
 export class PostgresRecordingStage implements RecorderStage {
   readonly #stream: RecordSink;
-  readonly #rows: boolean;
-  readonly #cap: number;
   readonly #now: () => number;
   readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
   readonly #notes: RecordingNotes | undefined;
-  /** Rows (and COPY data) of the current result copied to the recording. */
-  #recorded = 0;
+  readonly #kept: KeptServerMessages;
   /** Rows passed unread since the last record. */
   readonly #passed: PassedRows;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
@@ -150,8 +147,7 @@ export class PostgresRecordingStage implements RecorderStage {
 
   constructor(o: PostgresRecordingStageOptions) {
     this.#stream = o.stream;
-    this.#rows = o.results !== 'none';
-    this.#cap = o.rowCap;
+    this.#kept = new KeptServerMessages(o.results === 'none' ? 0 : o.rowCap);
     this.#now = o.now ?? Date.now;
     this.#maskedColumns = o.maskedColumns;
     this.#notes = o.notes;
@@ -212,8 +208,7 @@ export class PostgresRecordingStage implements RecorderStage {
   }
 
   wants(type: number): boolean {
-    if (type === DATA_ROW || type === COPY_DATA) return this.#rows && this.#recorded < this.#cap;
-    return (SERVER_KIND[type]! & READS) !== 0;
+    return this.#kept.wants(type);
   }
 
   passed(type: number, count: number): void {
@@ -235,35 +230,23 @@ export class PostgresRecordingStage implements RecorderStage {
 
   /** Whether the server message of `type` at `start` goes to the recording (and what it changes). */
   #copies(type: number, bytes: Buffer, start: number, end: number): boolean {
-    switch (type) {
-      case DATA_ROW:
-      case COPY_DATA:
-        if (!this.#rows || this.#recorded >= this.#cap) return false;
-        this.#recorded++;
-        return true;
-      case ROW_DESCRIPTION: {
-        const masked = this.#maskedColumns?.();
-        if (masked) {
-          const fields = parseRowDescription(bytes.subarray(start + 5, end));
-          if (this.#notes) masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
-          const json = Buffer.from(JSON.stringify(masked));
-          this.#record(MASKED, 0, json, 0, json.length);
-        }
-        return true;
+    if (!this.#kept.keeps(type)) return false;
+    if (type === ROW_DESCRIPTION) {
+      const masked = this.#maskedColumns?.();
+      if (masked) {
+        const fields = parseRowDescription(bytes.subarray(start + 5, end));
+        if (this.#notes) masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
+        const json = Buffer.from(JSON.stringify(masked));
+        this.#record(MASKED, 0, json, 0, json.length);
       }
-      case READY: {
-        // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
-        const status = bytes[start + 5] ?? 0x49;
-        const changed = status !== this.#status;
-        this.#status = status;
-        return changed;
-      }
-      default: {
-        const kind = SERVER_KIND[type]!;
-        if (kind & ENDS) this.#recorded = 0;
-        return (kind & READS) !== 0;
-      }
+    } else if (type === READY) {
+      // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
+      const status = bytes[start + 5] ?? 0x49;
+      const changed = status !== this.#status;
+      this.#status = status;
+      return changed;
     }
+    return true;
   }
 
   end(): void {
@@ -284,11 +267,9 @@ export class PostgresRecordingStage implements RecorderStage {
 export class PostgresRawTap {
   readonly #stream: RecordingStream;
   readonly #now: () => number;
-  readonly #cap: number;
   readonly #client: KeptBytes;
   readonly #server: KeptBytes;
-  /** Rows (and COPY data) of the current result copied. */
-  #recorded = 0;
+  readonly #kept: KeptServerMessages;
   readonly #passed: PassedRows;
   /** The time of the chunk being walked. */
   #at = 0;
@@ -297,7 +278,7 @@ export class PostgresRawTap {
   constructor(o: { stream: RecordingStream; rowCap: number; now?: () => number }) {
     this.#stream = o.stream;
     this.#now = o.now ?? Date.now;
-    this.#cap = o.rowCap;
+    this.#kept = new KeptServerMessages(o.rowCap);
     this.#passed = new PassedRows(o.stream);
     this.#client = new KeptBytes(o.stream, RAW_CLIENT, (type) => CLIENT_KEPT[type] === 1);
     this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length));
@@ -328,23 +309,47 @@ export class PostgresRawTap {
     this.#passed.flush();
   }
 
-  /** See {@link PostgresRecordingStage.wants} and its `server`: the same choice, made from the header. */
+  /** The stage's choice (see {@link PostgresRecordingStage.server}), made from the header; the thread's stage makes the rest of it. */
   #keepsServer(type: number, length: number): boolean {
     checkHeader('backend', type, length);
+    if (this.#kept.keeps(type)) {
+      this.#passed.flush();
+      return true;
+    }
+    if (type === DATA_ROW) this.#passed.add(this.#at);
+    return false;
+  }
+}
+
+/**
+ * Which server messages a record keeps: those a recording reads, and of a result's rows (and COPY
+ * data messages) the first `cap`. Told each message in order, as it counts the rows of each result.
+ */
+class KeptServerMessages {
+  readonly #cap: number;
+  /** Rows (and COPY data) of the current result kept. */
+  #recorded = 0;
+
+  constructor(cap: number) {
+    this.#cap = cap;
+  }
+
+  /** Whether a message of `type` would be kept now (asked before it is read). */
+  wants(type: number): boolean {
+    if (type === DATA_ROW || type === COPY_DATA) return this.#recorded < this.#cap;
+    return (SERVER_KIND[type]! & READS) !== 0;
+  }
+
+  /** Whether the message of `type` that comes now is kept (a row kept counts against the cap; the end of a result starts the count again). */
+  keeps(type: number): boolean {
     if (type === DATA_ROW || type === COPY_DATA) {
-      if (this.#recorded < this.#cap) {
-        this.#recorded++;
-        this.#passed.flush();
-        return true;
-      }
-      if (type === DATA_ROW) this.#passed.add(this.#at);
-      return false;
+      if (this.#recorded >= this.#cap) return false;
+      this.#recorded++;
+      return true;
     }
     const kind = SERVER_KIND[type]!;
     if (kind & ENDS) this.#recorded = 0;
-    if ((kind & READS) === 0) return false;
-    this.#passed.flush();
-    return true;
+    return (kind & READS) !== 0;
   }
 }
 
