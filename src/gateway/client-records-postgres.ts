@@ -12,17 +12,19 @@
  *
  * Verifying reads a directory, so under the lock the record's files are copied, as the transaction
  * sees them, to `<dataDir>/client-records-cache/<kind>/<id>/`. That copy is a cache, never the
- * truth: each verification compares it with the store by SHA-256, fetches what it lacks or holds
- * otherwise, and drops what the store no longer holds. A replica that never saw the record fetches
- * all of it; one that verified it at a checkpoint fetches only what came since. A record's cache
- * goes once it is complete or removed (or an update fails), and all of them at start.
+ * truth: each verification compares the SHA-256 the store keeps of each file (computed once, as
+ * the file is stored) with that of the bytes the cache was given, fetches what it lacks or holds
+ * otherwise, and drops what the store no longer holds. So a record verified checkpoint by
+ * checkpoint costs each verification what came since, not every file hashed again, here or in the
+ * database. A replica that never saw the record fetches all of it. A record's cache goes once it
+ * is complete or removed (or an update fails), and all of them at start; only this process writes
+ * there, and it runs the updates of a record one after the other (./client-records.ts).
  *
  * @see https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
  * @see https://www.postgresql.org/docs/current/functions-binarystring.html (sha256)
  * @see docs/deployment.md
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import type { RecordKind } from '../recording/spool.js';
@@ -39,6 +41,8 @@ const FETCH_BATCH = 16;
 export class PostgresClientRecordStore implements ClientRecordStore {
   readonly #pool: pg.Pool;
   readonly #cache: string;
+  /** What each record's cache holds, by its directory: the SHA-256 (hex) of each file as it was written there. */
+  readonly #cached = new Map<string, Map<string, string>>();
 
   private constructor(pool: pg.Pool, cache: string) {
     this.#pool = pool;
@@ -64,7 +68,10 @@ export class PostgresClientRecordStore implements ClientRecordStore {
       dropCache = true; // it may hold files the store did not keep
       throw err;
     } finally {
-      if (dropCache) await rm(cache, { recursive: true, force: true });
+      if (dropCache) {
+        this.#cached.delete(cache);
+        await rm(cache, { recursive: true, force: true });
+      }
     }
   }
 
@@ -80,7 +87,10 @@ export class PostgresClientRecordStore implements ClientRecordStore {
       },
       delete: async (names) => {
         await query(client, 'delete from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])', [...key, names], 'drop the files');
-        for (const name of names) await rm(join(cache, name), { force: true });
+        for (const name of names) {
+          this.#cached.get(cache)?.delete(name);
+          await rm(join(cache, name), { force: true });
+        }
       },
       save: async (state) => {
         await query(client, 'insert into hoop.client_records (kind, id, state) values ($1, $2, $3) on conflict (kind, id) do update set state = excluded.state, updated_at = now()', [...key, state], 'keep the record');
@@ -91,8 +101,35 @@ export class PostgresClientRecordStore implements ClientRecordStore {
         await query(client, 'delete from hoop.client_records where kind = $1 and id = $2', key, 'drop the record');
         done();
       },
-      local: () => fillCache(client, kind, id, cache),
+      local: () => this.#fill(client, kind, id, cache),
     };
+  }
+
+  /** Brings `dir` to the files of the record as `client` sees them (see the module documentation); resolves `dir`. */
+  async #fill(client: pg.PoolClient, kind: RecordKind, id: string, dir: string): Promise<string> {
+    let held = this.#cached.get(dir);
+    if (!held) {
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      this.#cached.set(dir, (held = new Map()));
+    }
+    const stored = await query<{ name: string; digest: Buffer }>(client, 'select name, digest from hoop.client_record_files where kind = $1 and id = $2', [kind, id], 'read the record');
+    const digests = new Map(stored.rows.map((r) => [r.name, r.digest.toString('hex')]));
+    for (const name of held.keys()) {
+      if (digests.has(name)) continue;
+      held.delete(name);
+      await rm(join(dir, name), { force: true });
+    }
+    const missing = [...digests].filter(([name, digest]) => held.get(name) !== digest).map(([name]) => name);
+    for (let i = 0; i < missing.length; i += FETCH_BATCH) {
+      const r = await query<{ name: string; data: Buffer; digest: Buffer }>(client, 'select name, data, digest from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])', [kind, id, missing.slice(i, i + FETCH_BATCH)], 'read the record');
+      for (const row of r.rows) {
+        held.delete(row.name);
+        await writeFile(join(dir, row.name), row.data, { mode: 0o600 });
+        held.set(row.name, row.digest.toString('hex'));
+      }
+    }
+    return dir;
   }
 
   async states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
@@ -109,24 +146,6 @@ export class PostgresClientRecordStore implements ClientRecordStore {
     const r = await query<{ data: Buffer }>(this.#pool, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [kind, id, name], "read the CLI's record");
     return r.rows[0]?.data;
   }
-}
-
-/** Brings `dir` to the files of the record as `client` sees them (see the module documentation); resolves `dir`. */
-async function fillCache(client: pg.PoolClient, kind: RecordKind, id: string, dir: string): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const stored = await query<{ name: string; digest: Buffer }>(client, 'select name, sha256(data) as digest from hoop.client_record_files where kind = $1 and id = $2', [kind, id], 'read the record');
-  const digests = new Map(stored.rows.map((r) => [r.name, r.digest.toString('hex')]));
-  for (const name of await readdir(dir)) if (!digests.has(name)) await rm(join(dir, name), { force: true });
-  const missing: string[] = [];
-  for (const [name, digest] of digests) {
-    const held = await readFile(join(dir, name)).catch(() => undefined);
-    if (!held || createHash('sha256').update(held).digest('hex') !== digest) missing.push(name);
-  }
-  for (let i = 0; i < missing.length; i += FETCH_BATCH) {
-    const r = await query<{ name: string; data: Buffer }>(client, 'select name, data from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])', [kind, id, missing.slice(i, i + FETCH_BATCH)], 'read the record');
-    for (const row of r.rows) await writeFile(join(dir, row.name), row.data, { mode: 0o600 });
-  }
-  return dir;
 }
 
 /** Runs one statement; a failure is STORE_UNAVAILABLE, saying what the gateway was `doing` with a CLI's record. */

@@ -130,6 +130,13 @@ export const MIGRATIONS: readonly Migration[] = [
       alter table hoop.recording_files alter column data drop not null;
       alter table hoop.recording_files add column object text;`,
   },
+  {
+    version: 4,
+    name: "the digest of each file of a CLI's record",
+    // Computed once as a file is stored: a verification compares its cache with the digests alone, not every file's bytes hashed again.
+    sql: `
+      alter table hoop.client_record_files add column digest bytea generated always as (sha256(data)) stored;`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

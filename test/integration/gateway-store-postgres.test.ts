@@ -5,17 +5,19 @@
  * replicas, `hoop gateway migrate`, a store that cannot be reached said plainly, and the CLIs'
  * records uploaded piecewise and at once through both replicas.
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { request } from 'node:https';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadClientRecord, GatewayApiError, getClientRecord, putClientRecordFile, registerDevice } from '../../src/auth/gateway-client.js';
 import { createDeviceKey } from '../../src/auth/device-key.js';
 import type { RecordKind } from '../../src/recording/spool.js';
-import { RecordingWriter } from '../../src/recording/writer.js';
+import { sshSign } from '../../src/recording/sshsig.js';
+import { NO_PREVIOUS, RecordingWriter } from '../../src/recording/writer.js';
 import { ErrorCode } from '../../src/errors.js';
 import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
@@ -197,12 +199,12 @@ describe('the PostgreSQL store', () => {
     const env = { STORE: store.url(store.superuser, { database: 'fresh' }) };
     const first = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(first.stderr).toBe('');
-    expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket); schema at version 3\n`);
+    expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record); schema at version 4\n`);
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
-    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 3\n`);
+    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 4\n`);
     // `hoop gateway status`: a store no replica used yet, and one that cannot be reached (exit 69, no password).
     const status = await runCli(['gateway', 'status', '--config', config], env, dir);
-    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 3\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
+    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 4\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
     const down = await runCli(['gateway', 'status', '--config', config], { STORE: 'postgres://hoop:s3cret@127.0.0.1:1/hoop' }, dir);
     expect(down.code).toBe(69);
     expect(down.stderr).toContain('cannot reach the store at 127.0.0.1:1/hoop');
@@ -301,6 +303,40 @@ describe('the PostgreSQL store', () => {
       expect(await getClientRecord(endpoint(replica.url), token, 'runs', runId)).toMatchObject({ record: { state: 'complete', subject: 'alice' }, files: [...files.keys()] });
       expect((await held('runs', runId)).files).toEqual(files);
     });
+
+    it("verifies a later checkpoint from the digests the store keeps and the cache it filled: the files it holds are not hashed again", async () => {
+      const id = await aliceSession(token);
+      const sign = (manifest: Buffer): Buffer => Buffer.from(sshSign(createPrivateKey(key.privateKey), 'hoop-recording', manifest));
+      const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+      // 36 chunks of 3 MiB of text each (incompressible values: 2.3 MB gzipped), quick to parse: what a verification costs is the bytes it reads and hashes.
+      const chunks: Buffer[] = [];
+      for (let seq = 1, prev = NO_PREVIOUS; seq <= 36; seq++, prev = sha256(chunks.at(-1)!)) {
+        const rows = Array.from({ length: 48 }, () => `${JSON.stringify({ t: 'row', values: [randomBytes(48 * 1024).toString('base64')] })}\n`);
+        chunks.push(gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq, prev })}\n${rows.join('')}`, { level: 1 }));
+      }
+      const sums = (files: Buffer[]): Buffer => Buffer.from(files.map((c, i) => `${sha256(c)}  events-${String(i + 1).padStart(6, '0')}.jsonl.gz\n`).join(''));
+      for (const [i, c] of chunks.entries()) await put(replica.url, token, 'sessions', id, `events-${String(i + 1).padStart(6, '0')}.jsonl.gz`, c);
+      const checkpoint = sums(chunks);
+      await put(replica.url, token, 'sessions', id, 'checkpoint-000036.SHA256SUMS', checkpoint);
+      let signature = sign(checkpoint);
+      let started = performance.now();
+      expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000036.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 36, events: 36 * 48 } });
+      const tookFirst = performance.now() - started;
+      // The store keeps each file's SHA-256, computed as it was stored.
+      const digests = await db.query<{ name: string; digest: string }>("select name, encode(digest, 'hex') as digest from hoop.client_record_files where kind = 'sessions' and id = $1 and name like 'events-%' order by name", [id]);
+      expect(digests.rows.map((r) => r.digest)).toEqual(chunks.map(sha256));
+
+      // The session goes on: one small chunk and the next checkpoint. The replica fetches that chunk alone, and hashes none of the 85 MB it holds again (nor does the database).
+      chunks.push(gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 37, prev: sha256(chunks.at(-1)!) })}\n{"t":"end","at":2}\n`));
+      await put(replica.url, token, 'sessions', id, 'events-000037.jsonl.gz', chunks.at(-1)!);
+      const next = sums(chunks);
+      await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS', next);
+      signature = sign(next);
+      started = performance.now();
+      expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 37, events: 36 * 48 + 1 } });
+      const tookSecond = performance.now() - started;
+      expect(tookSecond).toBeLessThan(tookFirst / 20);
+    }, 60_000);
 
     it('ends consistent when the files of one record are uploaded through both replicas at once', async () => {
       const id = await aliceSession(token);
