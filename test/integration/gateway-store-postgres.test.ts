@@ -3,7 +3,8 @@
  * migrations that replicas starting at once apply exactly once, a schema newer than the gateway
  * refused, device keys registered on one gateway and seen by another, registrations racing on two
  * replicas, `hoop gateway migrate`, a store that cannot be reached said plainly, and the CLIs'
- * records uploaded piecewise and at once through both replicas.
+ * records uploaded piecewise and at once through both replicas, a later checkpoint verified for
+ * what it adds alone.
  */
 import { createHash, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { request } from 'node:https';
