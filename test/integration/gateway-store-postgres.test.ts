@@ -337,6 +337,22 @@ describe('the PostgreSQL store', () => {
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 37, events: 36 * 48 + 1 } });
       const tookSecond = performance.now() - started;
       expect(tookSecond).toBeLessThan(tookFirst / 20);
+
+      // A checkpoint whose manifest lies about the new chunk's hash: refused, and it goes from the store (and the cache). The right one, under the same name, then verifies from what the store holds.
+      chunks.push(gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 38, prev: sha256(chunks.at(-1)!) })}\n{"t":"query","at":3,"sql":"select 38"}\n`));
+      await put(replica.url, token, 'sessions', id, 'events-000038.jsonl.gz', chunks.at(-1)!);
+      const lying = Buffer.from(sums(chunks).toString().replace(sha256(chunks.at(-1)!), sha256(chunks[0]!)));
+      await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS', lying);
+      const refused = await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS.sig', sign(lying));
+      expect((refused as GatewayApiError).status).toBe(422);
+      expect((refused as GatewayApiError).message).toContain('events-000038.jsonl.gz does not match its SHA-256');
+      const after = await held('sessions', id);
+      expect(after.state).toMatchObject({ state: 'truncated', chunks: 37, verified: 'checkpoint-000037.SHA256SUMS.sig' });
+      expect([...after.files.keys()].filter((f) => f.startsWith('checkpoint-000038'))).toEqual([]);
+      const right = sums(chunks);
+      expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS', right)).toMatchObject({ stored: true });
+      expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS.sig', sign(right))).toMatchObject({ record: { state: 'truncated', chunks: 38, events: 36 * 48 + 2 } });
+      expect((await held('sessions', id)).files.get('checkpoint-000038.SHA256SUMS')).toEqual(right);
     }, 60_000);
 
     it('ends consistent when the files of one record are uploaded through both replicas at once', async () => {
