@@ -124,7 +124,7 @@ export class PostgresClientRecordStore implements ClientRecordStore {
     for (let i = 0; i < missing.length; i += FETCH_BATCH) {
       const r = await query<{ name: string; data: Buffer; digest: Buffer }>(client, 'select name, data, digest from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])', [kind, id, missing.slice(i, i + FETCH_BATCH)], 'read the record');
       for (const row of r.rows) {
-        held.delete(row.name);
+        // A write that fails fails the update, which drops the whole cache.
         await writeFile(join(dir, row.name), row.data, { mode: 0o600 });
         held.set(row.name, row.digest.toString('hex'));
       }
