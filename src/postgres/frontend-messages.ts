@@ -12,6 +12,7 @@
 import { isUtf8 } from 'node:buffer';
 import { PgProtocolError } from './protocol-error.js';
 import type { PgMessage } from './reader.js';
+import { readCount16, readInt16, readValueLength } from './wire/fields.js';
 
 /** A frontend message, decoded. `msg` is the message as received (absent for a streamed Bind). */
 export type FrontendMessage = SqlMessage | BindMessage | OtherMessage;
@@ -28,7 +29,7 @@ export type SqlMessage =
 /** The other frontend messages the relay reads. */
 export type OtherMessage =
   | { kind: 'describe' | 'close'; msg: PgMessage; target: 'S' | 'P'; name: string; utf8: boolean }
-  | { kind: 'execute'; msg: PgMessage; portal: string; maxRows: number; utf8: boolean }
+  | { kind: 'execute'; msg: PgMessage; portal: string; /** Rows to return at most; 0 or less: all (PostgreSQL reads a signed Int32). */ maxRows: number; utf8: boolean }
   | { kind: 'sync' | 'flush' | 'terminate' | 'function-call' | 'copy-data' | 'copy-done' | 'copy-fail' | 'other'; msg: PgMessage };
 
 /** A decoded Bind. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
@@ -136,24 +137,25 @@ export function decodeFrontend(msg: PgMessage): FrontendMessage {
  */
 export function bindParameterSpans(body: Buffer): Array<{ format: number; start: number; end: number } | null> | undefined {
   let at = body.indexOf(0, body.indexOf(0) + 1) + 1;
+  if (at < 2 || at + 2 > body.length) return undefined;
+  const nFormats = readCount16(body, at);
   const formatsAt = at + 2;
-  const nFormats = at > 1 && at + 2 <= body.length ? body.readInt16BE(at) : -1;
   at = formatsAt + 2 * nFormats;
-  if (nFormats < 0 || at + 2 > body.length) return undefined;
-  const n = body.readInt16BE(at);
-  if (n < 0) return undefined;
+  if (at + 2 > body.length) return undefined;
+  const n = readCount16(body, at);
   at += 2;
   const spans: Array<{ format: number; start: number; end: number } | null> = [];
   for (let i = 0; i < n; i++) {
     if (at + 4 > body.length) return undefined;
     const len = body.readInt32BE(at);
     at += 4;
-    if (len < 0) {
+    if (len < -1) return undefined;
+    if (len === -1) {
       spans.push(null);
       continue;
     }
     if (at + len > body.length) return undefined;
-    const format = nFormats === 1 ? body.readInt16BE(formatsAt) : i < nFormats ? body.readInt16BE(formatsAt + 2 * i) : 0;
+    const format = nFormats === 1 ? readInt16(body, formatsAt) : i < nFormats ? readInt16(body, formatsAt + 2 * i) : 0;
     spans.push({ format, start: at, end: at + len });
     at += len;
   }
@@ -167,26 +169,20 @@ function decodeBind(msg: PgMessage): BindMessage {
   const [statement, u2, a2] = cstr(b, a1, 'Bind');
   let at = a2;
   need(b, at, 2, 'Bind');
-  const nFormats = b.readInt16BE(at);
-  if (nFormats < 0) throw new PgProtocolError(`Bind message has ${nFormats} parameter format codes`);
-  at += 2 + 2 * nFormats;
+  at += 2 + 2 * readCount16(b, at);
   need(b, at, 2, 'Bind');
-  const nParams = b.readInt16BE(at);
-  if (nParams < 0) throw new PgProtocolError(`Bind message has ${nParams} parameters`);
+  const nParams = readCount16(b, at);
   at += 2;
   for (let i = 0; i < nParams; i++) {
     need(b, at, 4, 'Bind');
-    const len = b.readInt32BE(at);
-    if (len < -1) throw new PgProtocolError(`Bind message has a parameter of length ${len}`);
-    at += 4 + Math.max(0, len);
+    at += 4 + Math.max(0, readValueLength(b, at, 'Bind message'));
   }
   need(b, at, 2, 'Bind');
-  const nResults = b.readInt16BE(at);
-  if (nResults < 0) throw new PgProtocolError(`Bind message has ${nResults} result format codes`);
+  const nResults = readCount16(b, at);
   at += 2;
   need(b, at, 2 * nResults, 'Bind');
   const resultFormats: number[] = [];
-  for (let i = 0; i < nResults; i++) resultFormats.push(b.readInt16BE(at + 2 * i));
+  for (let i = 0; i < nResults; i++) resultFormats.push(readInt16(b, at + 2 * i));
   at += 2 * nResults;
   if (at !== b.length) throw new PgProtocolError('Bind message has unexpected trailing bytes');
   return { kind: 'bind', msg, portal, statement, resultFormats, utf8: u1 && u2 };
@@ -259,7 +255,7 @@ export class BindDecoder {
       const field = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held);
       this.#held = [];
       this.#heldLength = 0;
-      this.#field(size === 4 ? field.readInt32BE(0) : field.readInt16BE(0));
+      this.#field(field);
     }
   }
 
@@ -277,35 +273,40 @@ export class BindDecoder {
     this.#heldLength += b.length;
   }
 
-  #field(n: number): void {
+  /** One whole fixed-size field: an Int16 count or format code, or an Int32 parameter length. */
+  #field(field: Buffer): void {
     switch (this.#step) {
-      case 'param-formats-count':
-        if (n < 0) throw new PgProtocolError(`Bind message has ${n} parameter format codes`);
+      case 'param-formats-count': {
+        const n = readCount16(field, 0);
         this.#count = n;
         this.#step = n > 0 ? 'param-formats' : 'params-count';
         return;
+      }
       case 'param-formats':
         if (--this.#count === 0) this.#step = 'params-count';
         return;
-      case 'params-count':
-        if (n < 0) throw new PgProtocolError(`Bind message has ${n} parameters`);
+      case 'params-count': {
+        const n = readCount16(field, 0);
         this.#params = n;
         this.#step = n > 0 ? 'param-length' : 'result-formats-count';
         return;
-      case 'param-length':
-        if (n < -1) throw new PgProtocolError(`Bind message has a parameter of length ${n}`);
+      }
+      case 'param-length': {
+        const n = readValueLength(field, 0, 'Bind message');
         if (n > 0) {
           this.#step = 'param-value';
           this.#count = n;
         } else this.#paramDone();
         return;
-      case 'result-formats-count':
-        if (n < 0) throw new PgProtocolError(`Bind message has ${n} result format codes`);
+      }
+      case 'result-formats-count': {
+        const n = readCount16(field, 0);
         this.#count = n;
         this.#step = n > 0 ? 'result-formats' : 'done';
         return;
+      }
       case 'result-formats':
-        this.#resultFormats.push(n);
+        this.#resultFormats.push(readInt16(field, 0));
         if (--this.#count === 0) this.#step = 'done';
         return;
       default:

@@ -7,6 +7,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { PgProtocolError } from './protocol-error.js';
+import { writeCount16 } from './wire/fields.js';
 
 /** The request code of an SSLRequest packet (1234 << 16 | 5679). @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
 export const SSL_REQUEST_CODE = 80877103;
@@ -87,9 +88,10 @@ class Builder {
     return this.bytes(b);
   }
 
+  /** An Int16 count (0 to 65,535). */
   int16(n: number): this {
     const b = Buffer.allocUnsafe(2);
-    b.writeUInt16BE(n);
+    writeCount16(b, n, 0);
     return this.bytes(b);
   }
 

@@ -8,6 +8,7 @@
 import type { PgErrorFields, PgSeverity } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import { ByteRun } from '../tunnel/byte-run.js';
+import { PG_MAX_AUTH_TOKEN_LENGTH, PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT } from './wire/fields.js';
 
 /**
  * One typed message. `raw` is the whole message (type, length, body), `body` the part after the
@@ -21,12 +22,9 @@ export interface PgMessage {
   raw: Buffer;
 }
 
-/** PostgreSQL's PQ_SMALL_MESSAGE_LIMIT. */
-const SMALL = 10_000;
-/** PostgreSQL's PQ_LARGE_MESSAGE_LIMIT (MaxAllocSize - 1). */
-const LARGE = 0x3fffffff;
-/** PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH, the limit it applies to PasswordMessage and SASL messages. */
-const AUTH_TOKEN = 65_535;
+const SMALL = PQ_SMALL_MESSAGE_LIMIT;
+const LARGE = PQ_LARGE_MESSAGE_LIMIT;
+const AUTH_TOKEN = PG_MAX_AUTH_TOKEN_LENGTH;
 
 /**
  * Largest length field (which counts itself) allowed per message type, indexed by the type byte

@@ -42,6 +42,7 @@ import { BIND_HELD_MAX, BindDecoder, bindParameterSpans, decodeFrontend, type Fr
 import { PgProtocolError } from './protocol-error.js';
 import { checkHeader, type Framing, MessageReader, parseErrorFields } from './reader.js';
 import { cstr, need, parseRowDescription } from './rows.js';
+import { readCount16, readInt16, readValueLength } from './wire/fields.js';
 import type { Refusal } from './statement-gate.js';
 
 const ROW_DESCRIPTION = 0x54; // 'T'
@@ -542,9 +543,9 @@ function noticeFields(body: Buffer): Record<string, string> {
 function checkDataRow(body: Buffer): void {
   need(body, 0, 2);
   let at = 2;
-  for (let i = body.readInt16BE(0); i > 0; i--) {
+  for (let i = readCount16(body, 0); i > 0; i--) {
     need(body, at, 4);
-    at += 4 + Math.max(0, body.readInt32BE(at));
+    at += 4 + Math.max(0, readValueLength(body, at, 'DataRow'));
   }
   if (at !== body.length) throw new PgProtocolError('DataRow does not match its length');
 }
@@ -553,7 +554,7 @@ function checkDataRow(body: Buffer): void {
 function writeValues(line: EventLine, body: Buffer, binary: readonly boolean[]): void {
   line.array();
   let at = 2;
-  for (let i = 0, n = body.readInt16BE(0); i < n; i++) {
+  for (let i = 0, n = readCount16(body, 0); i < n; i++) {
     const len = body.readInt32BE(at);
     at += 4;
     if (len < 0) line.null();
@@ -570,7 +571,7 @@ function writeValues(line: EventLine, body: Buffer, binary: readonly boolean[]):
 function writeNames(line: EventLine, desc: Buffer): void {
   line.array();
   let at = 2;
-  for (let i = 0, n = desc.readInt16BE(0); i < n; i++) {
+  for (let i = 0, n = readCount16(desc, 0); i < n; i++) {
     const end = desc.indexOf(0, at);
     line.text(desc, at, end);
     at = end + 19;
@@ -824,14 +825,14 @@ export class PostgresRecorder {
   /** Checks a RowDescription and notes which of its columns are binary. */
   #describe(desc: Buffer): void {
     need(desc, 0, 2);
-    const n = desc.readInt16BE(0);
+    const n = readCount16(desc, 0);
     this.#binary.length = 0;
     let at = 2;
     for (let i = 0; i < n; i++) {
       const end = desc.indexOf(0, at);
       if (end < 0) throw new PgProtocolError('unterminated string in a message');
       need(desc, end + 1, 18);
-      this.#binary.push(desc.readInt16BE(end + 17) === 1);
+      this.#binary.push(readInt16(desc, end + 17) === 1);
       at = end + 19;
     }
     if (at !== desc.length) throw new PgProtocolError('RowDescription has trailing bytes');

@@ -5,6 +5,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { PgProtocolError } from './protocol-error.js';
+import { readCount16, readInt16, readValueLength, writeCount16 } from './wire/fields.js';
 
 /** The NUL-terminated string at `at` of a message body (UTF-8) and the offset after it. @throws PgProtocolError when unterminated */
 export function cstr(body: Buffer, at: number): [string, number] {
@@ -36,7 +37,7 @@ export interface RowDescriptionField {
  */
 export function parseRowDescription(body: Buffer): RowDescriptionField[] {
   need(body, 0, 2);
-  const n = body.readInt16BE(0);
+  const n = readCount16(body, 0);
   let at = 2;
   const out: RowDescriptionField[] = [];
   for (let i = 0; i < n; i++) {
@@ -46,11 +47,11 @@ export function parseRowDescription(body: Buffer): RowDescriptionField[] {
     out.push({
       name,
       tableOid: body.readUInt32BE(at),
-      attnum: body.readInt16BE(at + 4),
+      attnum: readInt16(body, at + 4),
       typeOid: body.readUInt32BE(at + 6),
-      typlen: body.readInt16BE(at + 10),
+      typlen: readInt16(body, at + 10),
       typmod: body.readInt32BE(at + 12),
-      format: body.readInt16BE(at + 16),
+      format: readInt16(body, at + 16),
     });
     at += 18;
   }
@@ -65,18 +66,17 @@ export function parseRowDescription(body: Buffer): RowDescriptionField[] {
  */
 export function parseDataRow(body: Buffer): Array<Buffer | null> {
   need(body, 0, 2);
-  const n = body.readInt16BE(0);
+  const n = readCount16(body, 0);
   let at = 2;
   const out: Array<Buffer | null> = [];
   for (let i = 0; i < n; i++) {
     need(body, at, 4);
-    const len = body.readInt32BE(at);
+    const len = readValueLength(body, at, 'DataRow');
     at += 4;
     if (len === -1) {
       out.push(null);
       continue;
     }
-    if (len < 0) throw new PgProtocolError(`DataRow field length ${len}`);
     need(body, at, len);
     out.push(body.subarray(at, at + len));
     at += len;
@@ -96,7 +96,7 @@ export function dataRow(fields: Array<Buffer | null>): Buffer {
   const out = Buffer.allocUnsafe(5 + size);
   out[0] = 0x44;
   out.writeUInt32BE(4 + size, 1);
-  out.writeInt16BE(fields.length, 5);
+  writeCount16(out, fields.length, 5);
   let at = 7;
   for (const f of fields) {
     out.writeInt32BE(f ? f.length : -1, at);

@@ -244,7 +244,7 @@ export class WriteGuardStage {
   }
 
   #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void> {
-    if (m.maxRows !== 0) {
+    if (m.maxRows > 0) {
       const why = 'a write under a row limit must be executed whole (an Execute without a row limit), so that its rows are counted before the portal is used again';
       io.sendAll(this.#gate.refuseWith(this.#refusal(guard, why), false, guard.rule, why));
       return Promise.resolve();

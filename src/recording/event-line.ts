@@ -302,12 +302,16 @@ export class LineBlocks implements EventLine {
     this.#used += this.#block.write(s, this.#used);
   }
 
-  /** Makes room for `n` more bytes of the line being written: a new block when the line would not fit. */
+  /**
+   * Makes room for `n` more bytes of the line being written: a new block when the line would not
+   * fit. A line longer than a block gets one of twice its length, so that a line of many values
+   * (a Bind of 65,535 parameters) is copied a logarithmic number of times, not once per value.
+   */
   #room(n: number): void {
     if (this.#used + n <= this.#block.length) return;
     const line = this.#used - this.#mark;
     const size = this.#block === NO_BLOCK ? FIRST_BLOCK : Math.min(BLOCK, this.#block.length * 2);
-    const next = Buffer.allocUnsafeSlow(Math.max(size, line + n));
+    const next = Buffer.allocUnsafeSlow(Math.max(size, line + n, line > BLOCK / 2 ? 2 * line : 0));
     this.#block.copy(next, 0, this.#mark, this.#used);
     if (this.#mark > this.#from) {
       this.#done.push(this.#block.subarray(this.#from, this.#mark));

@@ -1,6 +1,7 @@
 /**
  * Builders of PostgreSQL frontend messages for tests that drive the extended protocol by hand.
- * A part is a C string (string), an Int16 (number) or raw bytes (Buffer).
+ * A part is a C string (string), an Int16 (number: -32,768 to 65,535, written as its 16 bits, so a
+ * count above 32,767 goes out as PostgreSQL reads it) or raw bytes (Buffer).
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
@@ -11,7 +12,7 @@ export function frontendMessage(type: string, ...parts: Array<Buffer | string | 
     parts.map((p) => {
       if (typeof p === 'number') {
         const b = Buffer.alloc(2);
-        b.writeInt16BE(p);
+        b.writeUInt16BE(p & 0xffff);
         return b;
       }
       return typeof p === 'string' ? Buffer.from(`${p}\0`) : p;

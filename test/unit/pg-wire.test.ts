@@ -446,10 +446,10 @@ describe('MessageReader', () => {
 
   it('refuses bad lengths as soon as the header is in', () => {
     const huge = fails('frontend', header('Q', 0x7fffffff));
-    expect(huge.message).toBe("message length 2147483647 exceeds the 1073741823-byte limit for 'Q'");
+    expect(huge.message).toBe("message length 2147483647 exceeds the 1073741822-byte limit for 'Q'");
     fails('frontend', header('Q', 0xffffffff));
-    fails('frontend', header('Q', 0x40000000));
-    fails('backend', header('D', 0x40000000));
+    fails('frontend', header('Q', 0x3fffffff)); // PostgreSQL's PQ_LARGE_MESSAGE_LIMIT is MaxAllocSize - 1
+    fails('backend', header('D', 0x3fffffff));
     fails('frontend', header('Q', 3));
     fails('frontend', header('Q', 0));
     fails('backend', header('D', 3));
@@ -471,10 +471,10 @@ describe('MessageReader', () => {
     expect(r.next()).toBeNull();
     expect(r.bufferedBytes).toBe(5);
     const q = new MessageReader({ side: 'frontend' });
-    q.push(header('Q', 0x3fffffff));
+    q.push(header('Q', 0x3ffffffe));
     expect(q.next()).toBeNull();
     const b = new MessageReader({ side: 'backend' });
-    b.push(header('D', 0x3fffffff));
+    b.push(header('D', 0x3ffffffe));
     expect(b.next()).toBeNull();
   });
 

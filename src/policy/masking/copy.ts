@@ -11,6 +11,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
  */
 import { PgProtocolError } from '../../postgres/protocol-error.js';
+import { readInt16, readValueLength } from '../../postgres/wire/fields.js';
 
 /** How the COPY statement formats its rows (from its options). */
 export interface CopyOptions {
@@ -260,7 +261,7 @@ export class CopyOutMasker {
     }
     for (;;) {
       if (input.length - at < 2) break;
-      const n = input.readInt16BE(at);
+      const n = readInt16(input, at); // signed: -1 ends the data
       if (n === -1) {
         parts.push(input.subarray(at, at + 2));
         at += 2;
@@ -275,9 +276,8 @@ export class CopyOutMasker {
           complete = false;
           break;
         }
-        const len = input.readInt32BE(p);
+        const len = readValueLength(input, p, 'binary COPY tuple');
         p += 4;
-        if (len < -1) throw new PgProtocolError(`binary COPY field length ${len}`);
         if (len === -1) {
           fields.push(null);
           continue;

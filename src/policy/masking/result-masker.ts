@@ -38,6 +38,7 @@ import { parseErrorFields } from '../../postgres/reader.js';
 import { PgProtocolError } from '../../postgres/protocol-error.js';
 import { AnswerQueue } from '../../postgres/answers.js';
 import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../../postgres/rows.js';
+import { readCount16 } from '../../postgres/wire/fields.js';
 import type { CatalogResolver, ResolvedColumn } from './catalog.js';
 import { CopyOutMasker, type CopyOptions } from './copy.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from './rules.js';
@@ -608,7 +609,7 @@ export class ResultMasker {
     const b = msg.body;
     need(b, 0, 3);
     const overall = b[0]!;
-    const n = b.readInt16BE(1);
+    const n = readCount16(b, 1);
     need(b, 3, 2 * n);
     const hints = this.hintsOf(this.answers.head);
     const copyHints = hints.copy;
