@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -6,6 +7,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Most files wait on real servers (PostgreSQL, sshd, an OpenID provider) more than they compute:
+    // two at a time even on two cores (vitest's default there is one).
+    maxWorkers: Math.max(2, availableParallelism()),
     globalSetup: [],
   },
 });

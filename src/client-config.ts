@@ -3,12 +3,14 @@
  * command's `--gateway`, `--token-file` and `--ca-file` flags and the environment (`--token-file`
  * / `HOOP_TOKEN`, a workload token, or the profile `hoop login` saved, refreshed as needed).
  *
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * Inside `hoop run` (`HOOP_RUN_TOKEN` set) the run's credential is the only one.
  */
 import { resolveTokenProvider, type ResolvedTokenProvider } from './auth/token-provider.js';
-import { isInteractive } from './auth/login.js';
+import { isInteractive, login } from './auth/login.js';
+import { openBrowser } from './auth/browser.js';
 import type { Command } from 'commander';
 import type { CliIo } from './io.js';
+import { ErrorCode, HoopError, isHoopError } from './errors.js';
 
 export type { TokenProvider } from './auth/token-provider.js';
 
@@ -49,5 +51,37 @@ export async function withGateway<T>(io: CliIo, flags: GatewayFlags, use: (endpo
     return await use({ gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) }, async () => (await provider.current()).token);
   } finally {
     provider.close();
+  }
+}
+
+/**
+ * Refuses what only a person does from their own login (`hoop login`, `hoop logout`) inside a run:
+ * there hoop acts with the run's credential only. @throws HoopError RUN_FORBIDDEN
+ */
+export function refuseInsideRun(env: NodeJS.ProcessEnv, what: string): void {
+  if (!env.HOOP_RUN_TOKEN?.trim()) return;
+  throw new HoopError(ErrorCode.RUN_FORBIDDEN, `inside hoop run, hoop acts with the run's credential only: it does not ${what}`, {
+    hint: `${what} outside the run, as yourself`,
+  });
+}
+
+/**
+ * {@link withGateway} for a person's decision (a review's, asking for access): when the gateway
+ * wants a more recent sign-in (the policy's `reviews.requireSignInWithin`) and a person is at the
+ * terminal, signs them in anew at the identity provider (it asks for their credentials) and asks
+ * once more. Without a terminal the gateway's refusal stands, saying what to run.
+ */
+export async function withGatewayAsPerson<T>(io: CliIo, flags: GatewayFlags, use: (endpoint: { gateway: string; ca?: Buffer }, token: () => Promise<string>) => Promise<T>): Promise<T> {
+  try {
+    return await withGateway(io, flags, use);
+  } catch (err) {
+    if (!isHoopError(err, ErrorCode.SIGN_IN_REQUIRED) || !isInteractive(io.stdin as { isTTY?: boolean } | undefined, io.env)) throw err;
+    const say = (text: string): void => void io.stderr.write(`${text}\n`);
+    say(`hoop: ${err.message}; signing you in again`);
+    await login(
+      { gateway: flags.gateway, caFile: flags.caFile, reauth: true },
+      { env: io.env, cwd: io.cwd, signal: io.signal, interactive: true, say, openUrl: (url) => openBrowser(url, { env: io.env }) },
+    );
+    return withGateway(io, flags, use);
   }
 }

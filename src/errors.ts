@@ -48,6 +48,10 @@ export const ErrorCode = {
   RECORDING_INVALID: 'HOOP_RECORDING_INVALID',
   /** The gateway's shared store (PostgreSQL) cannot be reached or used. */
   STORE_UNAVAILABLE: 'HOOP_STORE_UNAVAILABLE',
+  /** An agent's run credential may not do this (decide, ask for access, read sessions, mint anything): a person must. */
+  RUN_FORBIDDEN: 'HOOP_RUN_FORBIDDEN',
+  /** The decision needs a recent interactive sign-in of the person (the policy's reviews.requireSignInWithin). */
+  SIGN_IN_REQUIRED: 'HOOP_SIGN_IN_REQUIRED',
   /** A bug: something that should not happen did. */
   INTERNAL: 'HOOP_INTERNAL',
 } as const;
@@ -86,6 +90,8 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_REVIEW_UNKNOWN: ExitCode.DATA,
   HOOP_RECORDING_INVALID: ExitCode.FAILURE,
   HOOP_STORE_UNAVAILABLE: ExitCode.UNAVAILABLE,
+  HOOP_RUN_FORBIDDEN: ExitCode.NOPERM,
+  HOOP_SIGN_IN_REQUIRED: ExitCode.NOPERM,
   HOOP_INTERNAL: ExitCode.SOFTWARE,
 };
 

@@ -1,4 +1,10 @@
-/** Who is calling, as the gateway verified it from a token (see src/gateway/verify-token.ts). */
+import { PERSON_VIAS, type Principal, type Via } from './policy/principal.js';
+
+/**
+ * Who is calling, as the gateway verified it: from a token of a trusted issuer
+ * (src/gateway/verify-token.ts), or from a run credential it issued itself (src/gateway/runs.ts),
+ * which names the person the run acts for and the run.
+ */
 export interface Identity {
   /** The subject claim, or for a workload the subject its matching rule gives. */
   subject: string;
@@ -9,6 +15,30 @@ export interface Identity {
   email?: string;
   groups: string[];
   expiresAt: Date;
-  /** Every claim of the verified token. */
+  /** Every claim of the verified token (none for a run credential). */
   claims: Record<string, unknown>;
+  /** Set when the caller holds a run credential: the agent's run, acting for the person above. */
+  run?: RunGrant;
+}
+
+/** What a run credential grants, as the gateway issued it (never as a client says). */
+export interface RunGrant {
+  /** The run's id (`run-…`), the gateway's. */
+  id: string;
+  agent: string;
+  via: 'run' | 'mcp';
+  /** Whether the run's command was contained (`isolation` other than `none` when the run began). */
+  isolated: boolean;
+  /** The connections the run may use, and no others. */
+  connections: string[];
+}
+
+/**
+ * The principal of a session of `identity`: a run's, from its credential; a person's own, by the
+ * way in their client names (`connect` or `exec`; `connect` for anything else).
+ */
+export function principalOf(identity: Identity, claimed?: string): Principal {
+  const run = identity.run;
+  if (run) return { via: run.via, run: run.id, agent: run.agent, isolated: run.isolated };
+  return { via: claimed !== undefined && (PERSON_VIAS as readonly string[]).includes(claimed) ? (claimed as Via) : 'connect' };
 }

@@ -22,6 +22,12 @@ export interface BrowserLoginOptions {
   openUrl?: ((url: string) => Promise<boolean>) | undefined;
   /** Writes one line for the user (stderr). */
   say: (text: string) => void;
+  /**
+   * Asks the provider to sign the person in anew even when it has a session (`prompt=login`,
+   * `max_age=0`), for decisions a policy wants a recent sign-in for.
+   * @see https://openid.net/specs/openid-connect-core-1_0.html#AuthRequest
+   */
+  reauth?: boolean | undefined;
 }
 
 /**
@@ -42,6 +48,7 @@ export async function loginWithBrowser(config: client.Configuration, options: Br
       code_challenge_method: 'S256',
       state,
       nonce,
+      ...(options.reauth ? { prompt: 'login', max_age: '0' } : {}),
       ...resourceParameters(options.resource),
     });
     options.say(`To log in, open this URL in a browser on this machine:\n\n  ${url.href}\n`);

@@ -53,6 +53,8 @@ export interface WhoAmI {
   email?: string;
   groups: string[];
   expiresAt: string;
+  /** A run's credential: the run it stands for (see src/gateway/runs.ts). */
+  run?: { id: string; agent: string; via: 'run' | 'mcp'; isolated: boolean; connections: string[] };
 }
 
 /** `POST /v1/devices`'s answer. @see https://man.openbsd.org/ssh-keygen#l (fingerprint format) */
@@ -134,6 +136,10 @@ export function rejectionText(reason: string | undefined, origin: string): { mes
       };
     case 'not-yet-valid':
       return { message: `${origin} says your token is not valid yet`, hint: 'check this machine\'s clock, then log in again' };
+    case 'run-ended':
+      return { message: `the run this credential belonged to has ended, and ${origin} no longer accepts it`, hint: 'start the command again with hoop run' };
+    case 'unknown-run':
+      return { message: `${origin} issued no such run credential`, hint: 'a run credential comes from hoop run: start the command with hoop run' };
     default:
       return undefined;
   }
@@ -141,6 +147,10 @@ export function rejectionText(reason: string | undefined, origin: string): { mes
 
 function apiError(status: number, body: Buffer, origin: string, path: string, connection?: string): HoopError {
   const parsed = errorBody(body);
+  // The gateway's own codes for what only a person may do, and when: said as it says them.
+  if (parsed.code === ErrorCode.RUN_FORBIDDEN || parsed.code === ErrorCode.SIGN_IN_REQUIRED) {
+    return new GatewayApiError(parsed.code, parsed.message ?? `${origin} refused the request`, status, parsed.hint);
+  }
   if (connection !== undefined && (status === 403 || status === 404)) {
     return status === 403
       ? new GatewayApiError(ErrorCode.ACCESS_DENIED, parsed.message ?? `you may not use the connection "${connection}"`, status, parsed.hint ?? 'ask an administrator to grant you access to it')
@@ -166,7 +176,7 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   if (status === 404 && parsed.code === ErrorCode.REVIEW_UNKNOWN) {
     return new GatewayApiError(ErrorCode.REVIEW_UNKNOWN, parsed.message ?? 'no such review', status, parsed.hint ?? '`hoop review ls` lists the reviews you may see');
   }
-  if (status === 409 || (status === 400 && (path.startsWith('v1/reviews') || path === 'v1/requests'))) return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
+  if (status === 409 || status === 410 || status === 429 || (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path === 'v1/requests'))) return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
   if (status === 503 && parsed.code === ErrorCode.RECORDING_UNAVAILABLE) {
     return new GatewayApiError(ErrorCode.RECORDING_UNAVAILABLE, parsed.message ?? `${origin} cannot record sessions now`, status, parsed.hint ?? 'try again later');
   }
@@ -543,4 +553,29 @@ export async function followReview(endpoint: GatewayEndpoint, token: () => Promi
 export async function decideReview(endpoint: GatewayEndpoint, token: string, id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> {
   const { body } = await requestJson(endpoint, 'POST', `v1/reviews/${encodeURIComponent(id)}/${decision}`, { token, body: reason !== undefined ? { reason } : {} });
   return body as ReviewInfo;
+}
+
+/** `POST /v1/runs`'s answer: the run, its credential and its control credential (see src/gateway/runs.ts). */
+export interface RunStarted {
+  id: string;
+  token: string;
+  controlToken: string;
+  agent: string;
+  via: 'run' | 'mcp';
+  isolation: string;
+  connections: string[];
+  expiresAt: string;
+  heartbeatTimeoutMs: number;
+}
+
+/** `POST /v1/runs`: begins an agent's run for the caller (a person's credential). */
+export async function startRun(endpoint: GatewayEndpoint, token: string, ask: { connections: string[]; agent: string; via: 'run' | 'mcp'; isolation: string; command?: string }): Promise<RunStarted> {
+  const { body } = await requestJson(endpoint, 'POST', 'v1/runs', { token, body: ask });
+  return body as RunStarted;
+}
+
+/** `POST /v1/runs/{id}/heartbeat|end` with the run's control credential; resolves the run as it then stands. */
+export async function controlRun(endpoint: GatewayEndpoint, controlToken: string, id: string, action: 'heartbeat' | 'end'): Promise<{ expiresAt: string; endedAt?: string }> {
+  const { body } = await requestJson(endpoint, 'POST', `v1/runs/${encodeURIComponent(id)}/${action}`, { token: controlToken });
+  return body as { expiresAt: string; endedAt?: string };
 }

@@ -40,6 +40,8 @@ export interface LoginOptions {
   /** Audience for a GitHub Actions token (default: the gateway's `workloadAudience`). */
   audience?: string | undefined;
   timeoutSeconds?: number | undefined;
+  /** Sign in anew at the identity provider even where it has a session (a decision wants a recent sign-in). */
+  reauth?: boolean | undefined;
 }
 
 /** The world `login` runs in. @see /work/shared/ARCHITECTURE.md ("Conventions") */
@@ -151,7 +153,7 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
       else view = plainDeviceView(ctx.say);
       response = await loginWithDevice(config, { ...common, view, now });
     } else {
-      response = await loginWithBrowser(config, { ...common, say: ctx.say, openUrl: options.noBrowser ? undefined : ctx.openUrl });
+      response = await loginWithBrowser(config, { ...common, say: ctx.say, openUrl: options.noBrowser ? undefined : ctx.openUrl, reauth: options.reauth });
     }
     tokenSecrets = secretsFromTokenResponse(response, now());
     const grant = presentedToken(tokenSecrets, authConfig.tokenType);

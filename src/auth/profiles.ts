@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
-import { readOptionalFile, writePrivateFile } from './private-file.js';
+import { checkPrivateDir, readOptionalFile, writePrivateFile } from './private-file.js';
 
 /**
  * Where a workload's token comes from; it is fetched again each time, never stored.
@@ -112,6 +112,8 @@ export class ProfileStore {
 
   /** The whole file (empty when missing). Throws HoopError(CONFIG_INVALID) when it is damaged. */
   async read(): Promise<ProfilesFile> {
+    // A profile names the gateway tokens go to: read only from a directory that is the user's own.
+    await checkPrivateDir(this.dir);
     const text = await readOptionalFile(this.file);
     if (text === undefined || text.trim() === '') return { profiles: {} };
     let raw: unknown;

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
-import { ensurePrivateDir, readOptionalFile, writePrivateFile } from './private-file.js';
+import { checkPrivateDir, readOptionalFile, writePrivateFile } from './private-file.js';
 import type { StoreKind } from './profiles.js';
 
 /**
@@ -159,12 +159,12 @@ export class FileSecretStore implements SecretStore {
   }
 
   async read(origin: string): Promise<Secrets | undefined> {
+    await checkPrivateDir(this.dir);
     return parseSecrets(await readOptionalFile(this.fileOf(origin)));
   }
 
   async write(origin: string, secrets: Secrets): Promise<void> {
-    await ensurePrivateDir(this.dir, true);
-    await writePrivateFile(this.fileOf(origin), `${JSON.stringify({ origin, secrets }, null, 2)}\n`, { enforceDir: true });
+    await writePrivateFile(this.fileOf(origin), `${JSON.stringify({ origin, secrets }, null, 2)}\n`);
   }
 
   async delete(origin: string): Promise<boolean> {

@@ -2,7 +2,10 @@
  * Where `hoop connect` (and every command that talks to the gateway) gets its bearer token,
  * and how it stays fresh.
  *
- * Order: `--token-file` / `HOOP_TOKEN` (static, never renewed) → workload sources named by the
+ * Inside `hoop run` (`HOOP_RUN_TOKEN` set), the run's credential is the only source: no other
+ * flag, variable or stored login is read, and nothing is renewed.
+ *
+ * Otherwise: `--token-file` / `HOOP_TOKEN` (static, never renewed) → workload sources named by the
  * environment (`HOOP_ID_TOKEN`, `HOOP_ID_TOKEN_FILE`, GitHub Actions, `HOOP_K8S_TOKEN_FILE`;
  * fetched again on renewal) → the stored profile of the gateway (refreshed with its refresh
  * token, rotated refresh tokens saved back) → a Kubernetes service account token found at a
@@ -40,7 +43,7 @@ export interface TokenProvider {
   readonly gateway: string;
   /** The CA for the gateway (`--ca-file` / `HOOP_CA_FILE` / stored in the profile). */
   readonly ca?: Buffer;
-  readonly source: 'env' | 'file' | 'workload' | 'profile';
+  readonly source: 'env' | 'file' | 'workload' | 'profile' | 'run';
   /** A valid token; refreshes when it is due. HoopError NOT_LOGGED_IN / TOKEN_REJECTED with hints. */
   current(): Promise<TokenGrant>;
   /** While listeners exist, renews ahead of expiry. */
@@ -225,14 +228,14 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
   }
 }
 
-/** A token given as is (`HOOP_TOKEN`, `--token-file`): never renewed. */
+/** A token given as is (`HOOP_TOKEN`, `--token-file`, a run's credential): never renewed. */
 class StaticTokenProvider extends BaseTokenProvider {
-  readonly source: 'env' | 'file';
+  readonly source: 'env' | 'file' | 'run';
   readonly storeDescription: string;
   protected readonly renewable = false;
   readonly #token: string;
 
-  constructor(token: string, source: 'env' | 'file', where: string, options: ConstructorParameters<typeof BaseTokenProvider>[0]) {
+  constructor(token: string, source: 'env' | 'file' | 'run', where: string, options: ConstructorParameters<typeof BaseTokenProvider>[0]) {
     super(options);
     this.#token = token;
     this.source = source;
@@ -370,6 +373,16 @@ async function readNamed(file: string, what: string, flag: string): Promise<Buff
  */
 export async function resolveTokenProvider(options: ResolveTokenProviderOptions): Promise<ResolvedTokenProvider> {
   const { env, cwd } = options;
+  const inRun = env.HOOP_RUN_TOKEN?.trim();
+  if (inRun) {
+    if (options.tokenFile !== undefined) {
+      throw new HoopError(ErrorCode.USAGE, 'inside hoop run, hoop acts with the run\'s credential only: --token-file is refused', { hint: 'leave out --token-file; the run names its gateway and credential' });
+    }
+    const gateway = env.HOOP_GATEWAY?.trim();
+    if (!gateway) throw new HoopError(ErrorCode.USAGE, 'HOOP_RUN_TOKEN is set without HOOP_GATEWAY', { hint: 'hoop run sets both; start the command with hoop run' });
+    const ca = env.HOOP_CA_FILE ? await readNamed(resolve(cwd, env.HOOP_CA_FILE), 'CA', 'HOOP_CA_FILE') : undefined;
+    return runTokenProvider(gateway, ca, inRun, options.now);
+  }
   const dir = configDir(env, cwd);
   const profiles = new ProfileStore(dir);
   const explicitGateway = options.gateway?.trim() || env.HOOP_GATEWAY?.trim() || undefined;
@@ -448,4 +461,12 @@ async function workloadAudience(gateway: string, ca: Buffer | undefined): Promis
   throw new HoopError(ErrorCode.USAGE, 'the gateway does not say which audience a GitHub Actions token must carry', {
     hint: 'set HOOP_AUDIENCE to the audience of the gateway\'s workload issuer',
   });
+}
+
+/**
+ * The provider of a run's credential (`hoop run`'s ports, and hoop inside its command): the token
+ * as the gateway issued it, never renewed, never stored.
+ */
+export function runTokenProvider(gateway: string, ca: Buffer | undefined, token: string, now?: () => Date): ResolvedTokenProvider {
+  return new StaticTokenProvider(token, 'run', 'the run\'s credential (HOOP_RUN_TOKEN)', { gateway, origin: gatewayOrigin(gateway), ca, now });
 }

@@ -63,10 +63,16 @@ export interface SessionRecord {
 
 /** See the module documentation. */
 export class CommandRecords {
-  /** Whether this command keeps records of its own: yes, unless `HOOP_CLIENT_RECORD=off` (the gateway's records stand either way). */
+  /**
+   * Whether this command keeps records of its own: yes, unless `HOOP_CLIENT_RECORD=off`, or it
+   * holds only a run's credential (inside hoop run: no key of the person's signs for an agent).
+   * The gateway's records stand either way.
+   */
   readonly keeps: boolean;
   readonly recorder: ClientRecorder;
   readonly spool: Spool;
+  /** The person whose key signs the records (their login's subject), when known. */
+  readonly subject: string | undefined;
   readonly #target: UploadTarget;
   readonly #log: Logger;
   /** Uploads under way. */
@@ -82,8 +88,9 @@ export class CommandRecords {
 
   constructor(io: CliIo, provider: ResolvedTokenProvider, log: Logger) {
     this.spool = spoolOf(io);
-    this.keeps = io.env.HOOP_CLIENT_RECORD?.trim().toLowerCase() !== 'off';
+    this.keeps = io.env.HOOP_CLIENT_RECORD?.trim().toLowerCase() !== 'off' && provider.source !== 'run';
     this.#log = log;
+    this.subject = provider.profile?.subject;
     this.#target = uploadTarget(provider);
     this.recorder = new ClientRecorder({ spool: this.spool, gateway: this.#target.origin, key: () => recordingKey(provider, io.env, io.cwd) });
   }

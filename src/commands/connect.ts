@@ -17,7 +17,7 @@ import { commandTokenProvider } from '../client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { removeRunFile, writePgpass } from '../postgres/pgpass.js';
+import { removeRunFile, runtimeDir, writePgpass } from '../postgres/pgpass.js';
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { Logger } from '../log.js';
@@ -144,7 +144,7 @@ export function connectCommand(io: CliIo): Command {
         const local = await openLocalPort({ io, provider, name, info, policy: opts, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.socket ? { socket: opts.socket } : {}), log, say, records });
         let pgpassFile: string | undefined;
         try {
-          pgpassFile = await writePgpass({ env: io.env, name, entries: [local] });
+          pgpassFile = await writePgpass({ dir: await runtimeDir(io.env), name, entries: [local] });
           const { host, port, user, database, password, sslrootcert } = local;
           const uri = localUri(local);
           if (opts.json) {

@@ -3,6 +3,7 @@
  * it, and runs until Ctrl-C. `--json` says it in one JSON line; `--script` plays an agent's
  * session through it, prints the transcript and exits (0 only if every outcome was as expected).
  */
+import type { RoundTrip } from '../postgres/round-trip.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';
@@ -83,13 +84,28 @@ export function demoCommand(io: CliIo): Command {
     .action(async (flags: DemoFlags) => {
       const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
       const dir = resolve(io.cwd, flags.dir ?? `${stateDir(io.env)}/demo`);
-      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say });
+      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, cwd: io.cwd, say });
       try {
         if (flags.script) {
           const before = await demo.recordedSessions();
           const session = await demo.openSession();
           try {
-            const { transcript, ok } = await runDemoScript(session, { recording: () => demo.verifyLastSession(before), runAgent: (prompt, sql) => demo.runAgent(prompt, sql), review: (decision, reason) => demo.review(decision, reason), ...(demo.runSsh ? { runSsh: demo.runSsh } : {}) });
+            const personRun = async (sql: string): Promise<RoundTrip> => {
+              const own = await demo.openSession();
+              try {
+                return await own.run(sql);
+              } finally {
+                own.close();
+              }
+            };
+            const { transcript, ok } = await runDemoScript(session, {
+              recording: () => demo.verifyLastSession(before),
+              runAgent: (prompt, sql) => demo.runAgent(prompt, sql),
+              review: (decision, reason, id) => demo.review(decision, reason, id),
+              agentWrite: (sql) => demo.runAgentWrite(sql),
+              personRun,
+              ...(demo.runSsh ? { runSsh: demo.runSsh } : {}),
+            });
             io.stdout.write(`${transcript.join('\n')}\n`);
             if (!ok) throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', { hint: `the gateway's log is in ${demo.dir}/gateway.log`, exitCode: 1 });
           } finally {

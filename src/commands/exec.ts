@@ -228,7 +228,7 @@ export function execCommand(io: CliIo): Command {
       records.resume();
       try {
         // A statement held for review: exec waits, saying where its review stands (or, with --no-wait, leaves it to the reviewers).
-        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', env: io.env, log, say, records, onReview: (r) => say(reviewStatusLine(r)), ...(opts.wait ? {} : { detachReviews: true }) });
+        const sql = await openGatewaySql({ provider, name, application: 'hoop exec', log, say, records, onReview: (r) => say(reviewStatusLine(r)), ...(opts.wait ? {} : { detachReviews: true }) });
         try {
           const printer = new ResultPrinter(io.stdout, io.stderr, format);
           for (const statement of statements) {

@@ -1,7 +1,8 @@
 /**
  * A SQL session on a connection of the gateway with no local port: one tunnel, signed in, for
  * `hoop exec` and `hoop mcp`. The gateway applies its policy, masking and recording as to any
- * session; inside `hoop run` the tunnel carries the run's id.
+ * session; with a run's credential (inside `hoop run`, or `hoop mcp`'s own run) the session is
+ * the run's, as the gateway knows from the credential.
  */
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
@@ -40,7 +41,6 @@ export async function openGatewaySql(o: {
   provider: ResolvedTokenProvider;
   name: string;
   application: string;
-  env: NodeJS.ProcessEnv;
   log: Logger;
   say: (line: string) => void;
   /** The command's own records: the session is recorded by the CLI too, when the gateway takes it. */
@@ -54,8 +54,7 @@ export async function openGatewaySql(o: {
   const { token } = await o.provider.current();
   const info = await getConnection({ gateway, ca }, token, o.name);
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres connections`);
-  const runId = o.env.HOOP_RUN_ID;
-  const tunnel = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, ...(runId ? { runId } : {}), ...(ca ? { ca } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
+  const tunnel = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, via: 'exec', ...(ca ? { ca } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
   const { channel } = tunnel;
   let held: ((m: HeldForReview) => void) | undefined;
   channel.on('control', (m: ControlMessage) => {

@@ -15,7 +15,7 @@ import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-listener.js';
-import { removeRunFile, writeRootCert } from '../postgres/pgpass.js';
+import { removeRunFile, runtimeDir, writeRootCert } from '../postgres/pgpass.js';
 import { makeScramSecret } from '../postgres/scram.js';
 import { TunnelTokenRenewal } from '../tunnel/token-renewal.js';
 import { TunnelMux, type OpenedTunnel } from '../tunnel/transport.js';
@@ -28,6 +28,7 @@ import { reviewStatusLine } from '../ui/review-lines.js';
 
 export interface LocalPortOptions {
   io: CliIo;
+  /** Whose tunnels: the person's own (`hoop connect`), or a run's credential (`hoop run`). */
   provider: ResolvedTokenProvider;
   /** The connection, as `hoop connections` lists it. */
   name: string;
@@ -39,8 +40,10 @@ export interface LocalPortOptions {
   port?: number;
   /** A directory to listen in on a unix socket instead of TCP. */
   socket?: string;
-  /** Sent with every tunnel (`Hoop-Run-Id`): the gateway's session records carry it. */
+  /** The run the port serves (its credential is the provider's): named in this CLI's record of each session. */
   runId?: string;
+  /** Where the port's certificate file goes (default: the runtime directory). */
+  filesDir?: string;
   /** Said at the start of every session (a `context` control message): recorded by the gateway as the client's claim. */
   context?: Record<string, string>;
   log: Logger;
@@ -107,7 +110,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     onEvent,
     openTunnel: async (sessionId) => {
       const { token } = await provider.current();
-      const opened = await tunnels.open({ connection: name, token, sessionId, ...(o.runId ? { runId: o.runId } : {}) });
+      const opened = await tunnels.open({ connection: name, token, sessionId, via: 'connect' });
       renewal.track(opened.channel, token);
       if (o.context) opened.channel.sendControl({ type: 'context', fields: o.context });
       await early?.admit(opened);
@@ -118,7 +121,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
       ? {
           record: async (session: { id: string; user: string; database: string; rows: number }) => {
             try {
-              const record = await records.session(session.id, session.rows, { connection: name, gateway: provider.origin, ...(provider.profile?.subject ? { subject: provider.profile.subject } : {}), localUser: session.user, database: session.database, ...(o.runId ? { runId: o.runId } : {}) }, (err) => recordFailed(session.id, err));
+              const record = await records.session(session.id, session.rows, { connection: name, gateway: provider.origin, ...(records.subject ? { subject: records.subject } : {}), localUser: session.user, database: session.database, ...(o.runId ? { runId: o.runId } : {}) }, (err) => recordFailed(session.id, err));
               o.onSession?.(session.id);
               return record;
             } catch (err) {
@@ -139,7 +142,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
   try {
     const address = await listener.listen();
     // TLS on TCP (libpq does not use it over a unix socket): clients verify the per-run certificate.
-    if (!address.socketPath) sslrootcert = await writeRootCert({ env: o.io.env, name, port: address.port, pem: certificate.cert });
+    if (!address.socketPath) sslrootcert = await writeRootCert({ dir: o.filesDir ?? (await runtimeDir(o.io.env)), name, port: address.port, pem: certificate.cert });
     return {
       connection: name,
       host: address.host,

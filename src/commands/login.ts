@@ -8,6 +8,7 @@ import { DEFAULT_LOGIN_TIMEOUT_SECONDS, isInteractive, login } from '../auth/log
 import { describeWorkload } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
+import { refuseInsideRun } from '../client-config.js';
 
 interface LoginCommandOptions {
   gateway?: string;
@@ -17,6 +18,7 @@ interface LoginCommandOptions {
   idTokenFile?: string;
   audience?: string;
   timeout?: number;
+  reauth?: boolean;
 }
 
 function parseSeconds(value: string): number {
@@ -36,6 +38,7 @@ export function loginCommand(io: CliIo): Command {
     .option('--id-token-file <path>', 'log in as a workload with the OIDC ID token in this file (default: $HOOP_ID_TOKEN, GitHub Actions, Kubernetes)')
     .option('--audience <aud>', "audience to request a GitHub Actions ID token for (default: the gateway's)")
     .addOption(new Option('--timeout <seconds>', `how long to wait for the browser or the approval (default ${DEFAULT_LOGIN_TIMEOUT_SECONDS})`).argParser(parseSeconds))
+    .option('--reauth', 'have the identity provider ask for your credentials again, even if you are signed in there (for decisions that need a recent sign-in)')
     .addHelpText(
       'after',
       `
@@ -54,6 +57,7 @@ Tokens and the device key go to the OS keychain, or where none answers (or HOOP_
 to a 0600 file under $HOOP_CONFIG_DIR, $XDG_CONFIG_HOME/hoop or ~/.config/hoop.`,
     )
     .action(async (opts: LoginCommandOptions) => {
+      refuseInsideRun(io.env, 'log in');
       if (opts.device && opts.idTokenFile) throw new HoopError(ErrorCode.USAGE, '--device and --id-token-file do not go together', { hint: 'pick one way to log in' });
       const say = (text: string): void => void io.stderr.write(`${text}\n`);
       // The live view needs a terminal with a known size (a pseudo-terminal of 0x0 gets plain lines).
@@ -68,6 +72,7 @@ to a 0600 file under $HOOP_CONFIG_DIR, $XDG_CONFIG_HOME/hoop or ~/.config/hoop.`
           idTokenFile: opts.idTokenFile,
           audience: opts.audience,
           timeoutSeconds: opts.timeout,
+          reauth: opts.reauth,
         },
         {
           env: io.env,

@@ -5,6 +5,7 @@
 import { Command } from 'commander';
 import { logout } from '../auth/logout.js';
 import type { CliIo } from '../io.js';
+import { refuseInsideRun } from '../client-config.js';
 
 /** Builds the `logout` command. */
 export function logoutCommand(io: CliIo): Command {
@@ -13,6 +14,7 @@ export function logoutCommand(io: CliIo): Command {
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
     .option('--all', 'log out of every gateway')
     .action(async (opts: { gateway?: string; all?: boolean }) => {
+      refuseInsideRun(io.env, 'log out');
       const results = await logout({ gateway: opts.gateway, all: opts.all }, { env: io.env, cwd: io.cwd });
       if (results.length === 0) {
         io.stdout.write('Not logged in.\n');

@@ -15,11 +15,20 @@
  * Each call is a session of its own (no transaction outlives a call). Rows handed to the agent are
  * capped (`max_rows`); the rest are read, counted and dropped, never held.
  *
+ * The agent is a principal of its own: inside `hoop run` the calls use the run's credential;
+ * otherwise `hoop mcp` begins a run of its own (`via: mcp`, the agent named by `--agent` or by
+ * the MCP client's name) at the first call, for the connections `--connect` names (by default
+ * every one the person may use then), and ends it when the client goes. It cannot contain the
+ * agent that started it (`isolation: none`, said on stderr): for that, start the agent with
+ * `hoop run`.
+ *
  * @see https://modelcontextprotocol.io/specification/2025-06-18/server/tools
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { AgentRun } from '../agent/agent-run.js';
+import { agentName } from '../policy/principal.js';
 import { z } from 'zod';
 import { followReview, listConnections } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
@@ -58,7 +67,7 @@ const failure = (text: string): ToolAnswer => ({ content: [{ type: 'text', text 
 
 /** Runs `sql` on `connection` in a session of its own; the results, or the error that stopped them, as a tool answer. */
 async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, records: CommandRecords, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
-  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', env: io.env, log, say: (line) => void io.stderr.write(`hoop: ${line}\n`), records, detachReviews: true });
+  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', log, say: (line) => void io.stderr.write(`hoop: ${line}\n`), records, detachReviews: true });
   try {
     gw.context(context);
     const results: SqlResult[] = [];
@@ -109,12 +118,30 @@ export function mcpCommand(io: CliIo): Command {
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
-    .action(async (opts: { gateway?: string; tokenFile?: string; caFile?: string }) => {
+    .option('--agent <name>', "the agent's name for the run hoop mcp begins (default: the MCP client's name)")
+    .addOption(new Option('-c, --connect <name>', 'a connection of that run (repeat for several; default: every one you may use)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .action(async (opts: { gateway?: string; tokenFile?: string; caFile?: string; agent?: string; connect?: string[] }) => {
       // stdout carries the protocol: anything hoop has to say goes to stderr.
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
-      const provider = await commandTokenProvider(io, opts);
+      const person = await commandTokenProvider(io, opts);
+      const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+      if (person.source !== 'run') say('isolation: none: the agent that started hoop mcp runs as you and can read your hoop login; start the agent with hoop run to keep it out of its reach');
+      /** The agent's run: the one hoop mcp is inside, or one of its own begun at the first call. */
+      let ownRun: Promise<AgentRun> | undefined;
+      const runProvider = async (): Promise<ResolvedTokenProvider> => {
+        if (person.source === 'run') return person;
+        ownRun ??= (async () => {
+          const connections = opts.connect?.length ? opts.connect : (await listConnections({ gateway: person.gateway, ca: person.ca }, (await person.current()).token)).map((c) => c.name);
+          const agent = agentName(opts.agent ?? server.server.getClientVersion()?.name ?? 'mcp');
+          return AgentRun.begin({ person, connections, agent, via: 'mcp', isolation: 'none', say, log });
+        })().catch((err: unknown) => {
+          ownRun = undefined; // asked again at the next call
+          throw err;
+        });
+        return (await ownRun).provider;
+      };
       // Each call's own record, and what an earlier hoop (one killed, say) left in this machine's spool, go up in the background.
-      const records = new CommandRecords(io, provider, log);
+      const records = new CommandRecords(io, person, log);
       records.resume();
       const server = new McpServer({ name: 'hoop', version: VERSION });
       const guarded = async (work: () => Promise<ToolAnswer>): Promise<ToolAnswer> => {
@@ -128,7 +155,11 @@ export function mcpCommand(io: CliIo): Command {
       server.registerTool(
         'list_connections',
         { title: 'Connections', description: 'The database connections you may use through the hoop gateway, with their type, database and access mode.', annotations: { readOnlyHint: true } },
-        () => guarded(async () => answer(await listConnections({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token))),
+        () =>
+          guarded(async () => {
+            const provider = await runProvider();
+            return answer(await listConnections({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token));
+          }),
       );
 
       server.registerTool(
@@ -144,7 +175,7 @@ export function mcpCommand(io: CliIo): Command {
             for (const [what, v] of [['schema', schema], ['table', table]] as const) if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
             const where = [`table_schema not in ('pg_catalog', 'information_schema')`, ...(schema ? [`table_schema = '${schema}'`] : []), ...(table ? [`table_name = '${table}'`] : [])].join(' and ');
             const sql = `select table_schema, table_name, column_name, data_type, is_nullable from information_schema.columns where ${where} order by table_schema, table_name, ordinal_position`;
-            return runSql(io, log, provider, records, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
+            return runSql(io, log, await runProvider(), records, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
           }),
       );
 
@@ -163,7 +194,7 @@ export function mcpCommand(io: CliIo): Command {
         },
         ({ connection, sql, intent, max_rows }) =>
           // The gateway keeps 4 KiB of each field: no more is sent.
-          guarded(() => runSql(io, log, provider, records, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
+          guarded(async () => runSql(io, log, await runProvider(), records, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
       );
 
       server.registerTool(
@@ -176,6 +207,7 @@ export function mcpCommand(io: CliIo): Command {
         },
         ({ id, timeout_seconds }) =>
           guarded(async () => {
+            const provider = await runProvider();
             const r = await followReview({ gateway: provider.gateway, ca: provider.ca }, async () => (await provider.current()).token, id, timeout_seconds ?? DEFAULT_WAIT_SECONDS);
             const decisions = r.decisions.map((d) => ({ by: d.email ?? d.subject, decision: d.decision, ...(d.reason ? { reason: d.reason } : {}) }));
             const next =
@@ -201,7 +233,11 @@ export function mcpCommand(io: CliIo): Command {
       } finally {
         await server.close();
         await records.finish((line) => void io.stderr.write(`hoop: ${line}\n`));
-        provider.close();
+        await ownRun?.then(
+          (run) => run.end(),
+          () => undefined,
+        );
+        person.close();
       }
     });
 }

@@ -22,6 +22,7 @@ import { loadPolicyDir } from '../policy/load.js';
 import { PolicyRepo, cliPolicyWorkDir, looksLikeGitUrl } from '../policy/repo.js';
 import type { Policy } from '../policy/schema.js';
 import { describePolicy, policyAsJson } from '../policy/summary.js';
+import { describedPrincipal, VIAS, type Via } from '../policy/principal.js';
 
 interface SourceOptions {
   dir?: string;
@@ -145,7 +146,10 @@ export function policyCommand(io: CliIo): Command {
       .option('--email <email>', "the identity's email")
       .option('--group <group>', "one of the identity's groups (repeat for more)", collect, [] as string[])
       .option('--connection <name>', 'the connection (default: the only one defined)')
-      .action(async (sql: string, opts: SourceOptions & { as?: string; email?: string; group: string[]; connection?: string }) => {
+      .option('--via <way>', `how the session comes: ${VIAS.join(', ')} (default: connect; run with --agent)`)
+      .option('--agent <name>', 'judge it as this agent in a run acting for the identity')
+      .option('--not-isolated', "the agent's run was not contained")
+      .action(async (sql: string, opts: SourceOptions & { as?: string; email?: string; group: string[]; connection?: string; via?: string; agent?: string; notIsolated?: boolean }) => {
         const { policy: p } = await loadSource(io, opts);
         let connection = opts.connection;
         if (connection === undefined) {
@@ -157,7 +161,11 @@ export function policyCommand(io: CliIo): Command {
         if (opts.as === undefined && (opts.email !== undefined || opts.group.length > 0)) {
           throw new HoopError(ErrorCode.USAGE, '--email and --group describe the identity given with --as', { hint: 'add --as SUBJECT' });
         }
-        const who = opts.as !== undefined ? { subject: opts.as, groups: opts.group, ...(opts.email !== undefined ? { email: opts.email.toLowerCase() } : {}) } : undefined;
+        if (opts.via !== undefined && !(VIAS as readonly string[]).includes(opts.via)) throw new HoopError(ErrorCode.USAGE, `--via must be one of ${VIAS.join(', ')}`);
+        const principal = describedPrincipal({ via: opts.via as Via | undefined, agent: opts.agent, ...(opts.notIsolated ? { isolated: false } : {}) });
+        if (typeof principal === 'string') throw new HoopError(ErrorCode.USAGE, principal.replace('agent and isolated', '--agent and --not-isolated').replace('via:', '--via'));
+        if (opts.as === undefined && principal !== undefined) throw new HoopError(ErrorCode.USAGE, '--via and --agent describe how the identity given with --as comes', { hint: 'add --as SUBJECT' });
+        const who = opts.as !== undefined ? { subject: opts.as, groups: opts.group, ...(opts.email !== undefined ? { email: opts.email.toLowerCase() } : {}), ...(principal ? { principal } : {}) } : undefined;
         const { access, decision } = await evaluateStatement(p, who, connection, sql);
         const lines = [
           `decision  ${decision.action}`,

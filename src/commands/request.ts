@@ -11,7 +11,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { followReview, requestAccess } from '../auth/gateway-client.js';
-import { gatewayOptions, withGateway, type GatewayFlags } from '../client-config.js';
+import { gatewayOptions, withGatewayAsPerson, type GatewayFlags } from '../client-config.js';
 import { CommandExit } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { parseTimeSetting } from '../policy/limits.js';
@@ -44,7 +44,7 @@ export function requestCommand(io: CliIo): Command {
     .option('--json', 'print the request as JSON');
   return gatewayOptions(command).action(async (connection: string, opts: RequestFlags) => {
     const wait = opts.wait === undefined ? undefined : opts.wait === true ? Number.POSITIVE_INFINITY : Number(opts.wait);
-    const r = await withGateway(io, opts, async (endpoint, token) => {
+    const r = await withGatewayAsPerson(io, opts, async (endpoint, token) => {
       const asked = await requestAccess(endpoint, await token(), { connection, mode: opts.mode, seconds: opts.for, reason: opts.reason });
       if (!opts.json) io.stderr.write(`hoop: request ${asked.id} for ${opts.mode} access to ${connection}: ${standing(asked)}; a reviewer runs \`hoop review approve ${asked.id}\`\n`);
       return wait === undefined || asked.state !== 'pending' ? asked : followReview(endpoint, token, asked.id, wait);

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
 import { decideReview, followReview, getReview, listReviews, type ReviewInfo } from '../auth/gateway-client.js';
-import { gatewayOptions, withGateway, type GatewayFlags } from '../client-config.js';
+import { gatewayOptions, withGateway, withGatewayAsPerson, type GatewayFlags } from '../client-config.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { columns } from './connections.js';
@@ -69,7 +69,7 @@ export function reviewCommand(io: CliIo): Command {
           .option('--reason <text>', decision === 'approve' ? 'why (kept with the review)' : 'why (required: the requester sees it)'),
       ).action(async (id: string, opts: ReviewFlags & { reason?: string }) => {
         if (decision === 'deny' && !opts.reason?.trim()) throw new HoopError(ErrorCode.USAGE, 'a denial needs a reason', { hint: `hoop review deny ${id} --reason "why"` });
-        const r = await withGateway(io, opts, async (endpoint, token) => decideReview(endpoint, await token(), id, decision, opts.reason));
+        const r = await withGatewayAsPerson(io, opts, async (endpoint, token) => decideReview(endpoint, await token(), id, decision, opts.reason));
         io.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `review ${r.id}: ${standing(r)}\n`);
       }),
     );

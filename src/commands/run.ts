@@ -20,12 +20,10 @@
  * @see https://www.postgresql.org/docs/current/libpq-envars.html
  * @see https://github.com/sindresorhus/execa#readme
  */
-import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { execa } from 'execa';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { configDir } from '../auth/paths.js';
@@ -39,7 +37,11 @@ import { VERSION } from '../version.js';
 import { CommandRecords } from './client-records.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { removeRunFile, writePgpass, writeRunFile } from '../postgres/pgpass.js';
+import { runtimeDir, writePgpass, writeRunFile } from '../postgres/pgpass.js';
+import { AgentRun } from '../agent/agent-run.js';
+import { agentEnvironment, detectContainment, hiddenPaths, type IsolationMode } from '../agent/containment.js';
+import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
+import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local-port.js';
 import { cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
@@ -48,6 +50,9 @@ import { localUri, openLocalPort, type LocalPort } from './local-port.js';
 
 interface RunOptions extends LocalPolicyOptions {
   connect?: string[];
+  agent?: string;
+  isolation: IsolationMode;
+  hide?: string[];
   prompt?: string;
   promptFile?: string;
   socket?: string;
@@ -105,20 +110,15 @@ export function databaseUrlName(connection: string): string {
   return `DATABASE_URL_${connection.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 }
 
-/** Whether an inherited variable could point a client elsewhere or carry a credential: libpq's, and DATABASE_URL*. */
-function clientVariable(name: string): boolean {
-  return name.startsWith('PG') || name.startsWith('DATABASE_URL');
-}
-
 /**
- * The command's environment: the inherited one without client variables, then the run's ports
- * (the first PostgreSQL one named is libpq's default), and with SSH connections their ssh_config
- * as `HOOP_SSH_CONFIG`, for ssh, git (`GIT_SSH_COMMAND`) and rsync (`RSYNC_RSH`).
+ * The run's own variables in the command's environment: the run (`HOOP_RUN_ID`, its credential
+ * `HOOP_RUN_TOKEN`, `HOOP_GATEWAY`, `HOOP_CA_FILE`, so that hoop inside acts as the run); its
+ * ports (the first PostgreSQL one named is libpq's default, `DATABASE_URL[_<NAME>]`); with SSH
+ * connections their ssh_config as `HOOP_SSH_CONFIG`, for ssh, git (`GIT_SSH_COMMAND`) and rsync
+ * (`RSYNC_RSH`). What the command inherits is {@link agentEnvironment}'s to say.
  */
-export function runEnvironment(inherited: NodeJS.ProcessEnv, ports: readonly LocalPort[], pgpassFile: string | undefined, runId: string, sshConfig?: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(inherited)) if (!clientVariable(k)) env[k] = v;
-  env.HOOP_RUN_ID = runId;
+export function runVariables(run: { id: string; token: string; gateway: string; caFile?: string | undefined }, ports: readonly LocalPort[], pgpassFile: string | undefined, sshConfig?: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { HOOP_RUN_ID: run.id, HOOP_RUN_TOKEN: run.token, HOOP_GATEWAY: run.gateway, ...(run.caFile ? { HOOP_CA_FILE: run.caFile } : {}) };
   if (sshConfig) {
     const ssh = `ssh -F ${shellQuote(sshConfig)}`;
     Object.assign(env, { HOOP_SSH_CONFIG: sshConfig, GIT_SSH_COMMAND: ssh, RSYNC_RSH: ssh });
@@ -139,63 +139,77 @@ export function runEnvironment(inherited: NodeJS.ProcessEnv, ports: readonly Loc
   return env;
 }
 
-/** The process's own stdio stream (file descriptor `fd`) is inherited: the command shares it, a TTY stays a TTY. Another stream is piped. */
-function inherited(stream: object, fd: 0 | 1 | 2): 'inherit' | 'pipe' {
-  return (stream as { fd?: unknown }).fd === fd ? 'inherit' : 'pipe';
-}
-
 /** A shell's exit code for how a command ended: its own code, or 128 + the signal's number. */
 function exitCodeOf(result: { exitCode?: number | undefined; signal?: string | undefined }): number {
   if (result.signal) return 128 + (constants.signals[result.signal as NodeJS.Signals] ?? 0);
   return result.exitCode ?? 1;
 }
 
+/** The process's own stdio stream (file descriptor `fd`) is inherited: the command shares it, a TTY stays a TTY. Another stream is piped. */
+function inherited(stream: object, fd: 0 | 1 | 2): 'inherit' | 'pipe' {
+  return (stream as { fd?: unknown }).fd === fd ? 'inherit' : 'pipe';
+}
+
 /**
  * Opens the run's own record (src/recording/spool.ts) and writes its start: who ran what, where,
- * with which prompt and connections. Resolves undefined when the gateway keeps no records.
+ * with which prompt and connections, as which agent and how contained. Resolves undefined when
+ * the gateway keeps no records.
  */
 async function openRunRecord(
   records: CommandRecords,
-  provider: ResolvedTokenProvider,
-  runId: string,
-  run: { command: string[]; cwd: string; connections: string[]; prompt?: string },
+  person: ResolvedTokenProvider,
+  run: AgentRun,
+  what: { command: string[]; cwd: string; connections: string[]; prompt?: string },
 ): Promise<RecordingWriter | undefined> {
   if (!records.keeps) return undefined;
   // A gateway that records publishes its keys; one that does not would never take the record.
-  const recording = await getRecordingKeys({ gateway: provider.gateway, ca: provider.ca }).then(
+  const recording = await getRecordingKeys({ gateway: person.gateway, ca: person.ca }).then(
     () => true,
     () => false,
   );
   if (!recording) return undefined;
-  const writer = await records.recorder.run(runId);
-  records.opened('runs', runId);
+  const writer = await records.recorder.run(run.id);
+  records.opened('runs', run.id);
   writer.append({
     t: 'start',
     at: Date.now(),
     side: 'run',
-    run: runId,
-    ...(provider.profile?.subject ? { subject: provider.profile.subject } : {}),
-    command: run.command.map(cutValue),
-    cwd: cutValue(run.cwd),
-    connections: run.connections,
-    ...(run.prompt !== undefined ? { prompt: run.prompt } : {}),
+    run: run.id,
+    ...(records.subject ? { subject: records.subject } : {}),
+    agent: run.agent,
+    isolation: run.isolation,
+    command: what.command.map(cutValue),
+    cwd: cutValue(what.cwd),
+    connections: what.connections,
+    ...(what.prompt !== undefined ? { prompt: what.prompt } : {}),
     host: hostname(),
     pid: process.pid,
     cliVersion: VERSION,
   });
-  // Signed and at the gateway before the command starts: the command, which holds the same token, cannot claim the run first.
   await writer.checkpoint();
-  await records.claim('runs', runId);
+  // The gateway takes a run's record only from the person it began the run for.
+  await records.claim('runs', run.id);
   return writer;
+}
+
+/** Refuses a working directory that the contained command could not see (it is inside a directory hidden from it). */
+function checkWorkingDirectory(cwd: string, hidden: readonly string[]): void {
+  const inside = hidden.find((dir) => cwd === dir || cwd.startsWith(`${dir}/`));
+  if (inside) {
+    throw new HoopError(ErrorCode.USAGE, `the working directory ${cwd} is inside ${inside}, which hoop keeps from the agent (it holds hoop's logins and keys)`, { hint: 'run hoop run from another directory' });
+  }
 }
 
 /** Builds the `run` command. */
 export function runCommand(io: CliIo): Command {
   return new Command('run')
-    .description('run a command (an agent, a CI job) whose connections go through the gateway: local ports for them, their details in its environment')
+    .description('run a command (an agent, a CI job) whose connections go through the gateway as a run of its own: local ports for them, their details in its environment, your hoop credentials out of its reach')
     .usage('[options] -- <command> [args...]')
     .argument('<command...>', 'the command and its arguments (after --)')
     .addOption(new Option('-c, --connect <name>', 'serve this connection (repeat for several; default: connections: in .hoop.yaml)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .option('--agent <name>', "the agent's name, as the policy's agents: rules and the session index see it (default: the command's name)")
+    .addOption(new Option('--isolation <how>', 'contain the command: auto (bubblewrap where it works, else none, said on stderr), bwrap (or fail), none').choices(['auto', 'bwrap', 'none']).default('auto'))
+    .addOption(new Option('--hide <path>', 'keep this file or directory from the command too (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
     .addOption(new Option('--prompt <text>', 'what the command was asked to do: recorded at the start of each of its sessions').conflicts('promptFile'))
     .option('--prompt-file <file>', 'the same, read from a file')
     .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')
@@ -212,90 +226,93 @@ export function runCommand(io: CliIo): Command {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'run' } });
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
       const names = await runConnections(io, opts.connect);
-      const runId = `run-${randomBytes(12).toString('base64url')}`;
       const prompt = opts.promptFile !== undefined ? await readFile(resolve(io.cwd, opts.promptFile), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.promptFile}: ${err.message}`))) : opts.prompt;
+      const person = await commandTokenProvider(io, opts);
+      if (person.source === 'run') {
+        person.close();
+        throw new HoopError(ErrorCode.RUN_FORBIDDEN, 'hoop run inside a run: a run cannot start another', { hint: 'the person who started this run can start another, outside it' });
+      }
+      const containment = detectContainment(opts.isolation, io.env);
+      if (containment.kind === 'none') {
+        say(`isolation: none (${containment.why}). The command runs as you do: it can read your hoop login and act as you, outside this run. Where the policy refuses such runs, this one is refused.`);
+      }
+      const runtime = await runtimeDir(io.env);
+      const hide = hiddenPaths(io.env, io.cwd, runtime, [...(opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : []), ...(opts.hide ?? []).map((p) => resolve(io.cwd, p))]);
+      for (const p of (opts.hide ?? []).map((h) => resolve(io.cwd, h))) if (!hide.files.includes(p) && !hide.dirs.includes(p)) hide.dirs.push(p);
+      if (containment.kind === 'bwrap') checkWorkingDirectory(io.cwd, hide.dirs);
+      const command = resolveCommand(file!, io.env.PATH, io.cwd);
+      const commandLine = [file!, ...args].map(shellQuote).join(' ');
+      const run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
+      // This run's own files (ports' passwords and certificates, ssh configs, the gateway's CA): the one directory of hoop's the command sees.
+      const runDir = await mkdtemp(join(runtime, 'run-'));
       // What only the CLI knows, said at the start of every session of the run (the gateway keeps 4 KiB of each).
-      const said: Record<string, string> = { source: 'run', run: runId, command: [file!, ...args].map(shellQuote).join(' '), cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
+      const said: Record<string, string> = { source: 'run', run: run.id, command: commandLine, cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
       const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
-      const provider = await commandTokenProvider(io, opts);
-      const records = new CommandRecords(io, provider, log);
+      const records = new CommandRecords(io, person, log);
       records.resume();
       const ports: LocalPort[] = [];
       const sshPorts: SshPort[] = [];
-      let pgpassFile: string | undefined;
-      let sshConfig: string | undefined;
       let giveSignals: (() => void) | undefined;
       /** The run as one unit, signed by this CLI (when the gateway keeps records). */
       let runRecord: RecordingWriter | undefined;
       const started = Date.now();
       try {
-        runRecord = await openRunRecord(records, provider, runId, { command: [file!, ...args], cwd: io.cwd, connections: names, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) }).catch((err: unknown) => {
+        runRecord = await openRunRecord(records, person, run, { command: [file!, ...args], cwd: io.cwd, connections: names, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) }).catch((err: unknown) => {
           say(`this run is not recorded on this machine: ${describeError(err)} (the gateway records its sessions)`);
           return undefined;
         });
         // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
         for (const [i, name] of names.entries()) {
           const onSession = (id: string): void => void runRecord?.append({ t: 'session', at: Date.now(), id, connection: name });
-          const info = await getConnection({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, name);
-          if (info.type === 'ssh') sshPorts.push(await openSshPort({ env: io.env, provider, name, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), runId, context, log, say, onSession }));
-          else ports.push(await openLocalPort({ io, provider, name, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId, context, log, say, records, onSession }));
+          const info = await getConnection({ gateway: run.provider.gateway, ca: run.provider.ca }, run.token, name);
+          const common = { provider: run.provider, name, context, log, say, onSession, filesDir: runDir };
+          if (info.type === 'ssh') sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}) }));
+          else ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
         }
         // Interrupted while the ports opened: the command never starts.
         if (io.signal.aborted) {
           runRecord?.append({ t: 'end', at: Date.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: Date.now() - started });
           throw new CommandExit(130);
         }
-        if (ports.length > 0) pgpassFile = await writePgpass({ env: io.env, name: 'run', entries: ports });
+        const pgpassFile = ports.length > 0 ? await writePgpass({ dir: runDir, name: 'run', entries: ports }) : undefined;
         // Several SSH connections: one ssh_config that includes each port's.
-        if (sshPorts.length > 1) sshConfig = await writeRunFile(io.env, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join(''));
-        else sshConfig = sshPorts[0]?.configFile;
-        log.info('run.start', { run: runId, connections: names, command: file });
-        const child = execa(file!, args, {
-          env: runEnvironment(io.env, ports, pgpassFile, runId, sshConfig),
-          extendEnv: false,
-          cwd: io.cwd,
-          stdin: io.stdin ? inherited(io.stdin, 0) : 'ignore',
-          stdout: inherited(io.stdout, 1),
-          stderr: inherited(io.stderr, 2),
-          reject: false,
-          // The command may take its time to end after a signal: hoop waits for it.
-          forceKillAfterDelay: false,
-        });
+        const sshConfig = sshPorts.length > 1 ? await writeRunFile(runDir, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join('')) : sshPorts[0]?.configFile;
+        const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
+        log.info('run.start', { run: run.id, connections: names, command: file, isolation: containment.kind });
+        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, ports, pgpassFile, sshConfig));
+        const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
+        const agent = spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, hide });
+        const child = agent.child;
         // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
         const terminal = [io.stdin, io.stdout, io.stderr].some((s) => (s as { isTTY?: boolean } | undefined)?.isTTY === true);
         giveSignals = io.takeSignals?.((signal) => {
-          if (!(terminal && (signal === 'SIGINT' || signal === 'SIGQUIT'))) child.kill(signal);
+          if (!(terminal && (signal === 'SIGINT' || signal === 'SIGQUIT'))) agent.kill(signal);
         });
         // Streams that are not this process's own descriptors (hoop run called from another program) are piped.
         if (child.stdout) child.stdout.pipe(io.stdout, { end: false });
         if (child.stderr) child.stderr.pipe(io.stderr, { end: false });
         if (child.stdin && io.stdin) io.stdin.pipe(child.stdin);
-        const result = await child;
-        if (result.failed && result.exitCode === undefined && !result.signal) {
-          const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
-          const missing = code === 'ENOENT';
-          runRecord?.append({ t: 'end', at: Date.now(), exitCode: missing ? 127 : 126, reason: missing ? 'command not found' : 'cannot run the command', durationMs: Date.now() - started });
-          throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: ${missing ? 'command not found' : (result.cause as Error | undefined)?.message ?? result.shortMessage}`, {
-            hint: missing ? 'check the command name and PATH' : 'check that it is an executable the current user may run',
-            exitCode: missing ? 127 : 126,
-          });
+        const result = await agent.exited;
+        if (result.error) {
+          runRecord?.append({ t: 'end', at: Date.now(), exitCode: 126, reason: 'cannot run the command', durationMs: Date.now() - started });
+          throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: ${result.error.message}`, { hint: 'check that it is an executable the current user may run', exitCode: 126 });
         }
-        log.info('run.end', { run: runId, exitCode: result.exitCode, signal: result.signal });
+        log.info('run.end', { run: run.id, exitCode: result.exitCode, signal: result.signal });
         runRecord?.append({ t: 'end', at: Date.now(), exitCode: exitCodeOf(result), ...(result.signal ? { signal: result.signal } : {}), durationMs: Date.now() - started });
         throw new CommandExit(exitCodeOf(result));
       } finally {
         giveSignals?.();
         for (const port of [...ports, ...sshPorts]) await port.close();
-        if (pgpassFile) await removeRunFile(pgpassFile);
-        if (sshConfig && sshPorts.length > 1) await removeRunFile(sshConfig);
+        await run.end();
+        await rm(runDir, { recursive: true, force: true });
         if (runRecord) {
           await runRecord.close().then(
-            () => records.closed('runs', runId),
+            () => records.closed('runs', run.id),
             (err: unknown) => say(`this machine's record of the run could not be closed: ${describeError(err)}`),
           );
         }
         await records.finish(say);
-        provider.close();
+        person.close();
       }
     });
 }

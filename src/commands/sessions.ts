@@ -131,6 +131,7 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
         const command = Array.isArray(e.command) ? (e.command as unknown[]).map((a) => shellQuote(String(a))).join(' ') : '';
         // Who: the identity that uploaded it (the gateway authenticated it), not what the record says.
         head.push({ at: e.at, text: `-- run ${runId} by ${info?.subject ?? '?'} on ${String(e.host ?? '?')} (signed by its CLI, ${check.signer}): ${quoted(command)} in ${quoted(e.cwd)}` });
+        if (typeof e.agent === 'string') head.push({ at: e.at, text: `-- the agent: ${e.agent}, ${e.isolation === 'none' ? 'not contained (isolation: none)' : `contained (${String(e.isolation)})`}` });
         if (typeof e.prompt === 'string') head.push({ at: e.at, text: `-- the run's prompt: ${quoted(e.prompt)}` });
       } else if (e.t === 'session') {
         sessions.push(String(e.id));
@@ -185,6 +186,20 @@ function positive(value: string): number {
   return n;
 }
 
+/** How a session came, for a table: the way in, and an agent's name (`run claude`). */
+function viaLabel(s: Record<string, unknown>): string {
+  const via = typeof s.via === 'string' ? s.via : 'connect';
+  return typeof s.agent === 'string' ? `${via} ${s.agent}` : via;
+}
+
+/** Who a session was, in words: the person, or the person's agent with its run and how it came. */
+function principalText(s: Record<string, unknown>): string {
+  const via = typeof s.via === 'string' ? s.via : 'connect';
+  if (typeof s.agent !== 'string') return `${String(s.subject)} via ${via}`;
+  const contained = s.isolated === true ? 'contained' : s.isolated === false ? 'not contained' : undefined;
+  return `${String(s.subject)}'s agent ${s.agent} via ${via} (run ${String(s.runId ?? '?')}${contained ? `, ${contained}` : ''})`;
+}
+
 /** Builds the `sessions` command. */
 export function sessionsCommand(io: CliIo): Command {
   const cmd = new Command('sessions').description('list, show, verify, replay and export the recordings of sessions through the gateway');
@@ -195,17 +210,19 @@ export function sessionsCommand(io: CliIo): Command {
       .option('--user <subject>', 'only this subject (or email)')
       .option('--connection <name>', 'only this connection')
       .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
+      .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
+      .option('--via <way>', 'only the sessions that came this way: connect, exec (a person\'s own), run, mcp (an agent\'s)')
       .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
       .option('--until <time>', 'started at or before this date or time')
       .option('--denied', 'only sessions in which the policy refused a statement')
       .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
       .option('--column <table.column>', 'only sessions that received this column masked (e.g. customers.card_number)')
       .option('--json', 'print one JSON document { sessions: [...] }')
-      .action(async (flags: CommonFlags & { user?: string; connection?: string; run?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string }) => {
+      .action(async (flags: CommonFlags & { user?: string; connection?: string; run?: string; agent?: string; via?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string }) => {
         const provider = await commandTokenProvider(io, flags);
         try {
           const filter: Record<string, string> = {};
-          for (const k of ['user', 'connection', 'run', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+          for (const k of ['user', 'connection', 'run', 'agent', 'via', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
           if (flags.denied) filter.denied = '1';
           const local = await uploadLeftovers(io, provider);
           const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
@@ -218,8 +235,8 @@ export function sessionsCommand(io: CliIo): Command {
             io.stdout.write('no recorded sessions match\n');
             return;
           }
-          const rows = [['ID', 'STARTED', 'USER', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
-          for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
+          const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
+          for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
           io.stdout.write(table(rows));
         } finally {
           provider.close();
@@ -245,6 +262,7 @@ export function sessionsCommand(io: CliIo): Command {
             table([
               ['session', summary.id],
               ['user', `${summary.subject}${Array.isArray(summary.groups) && summary.groups.length ? ` (${(summary.groups as string[]).join(', ')})` : ''}`],
+              ['as', principalText(summary)],
               ['connection', summary.connection],
               ['from', String(summary.remote ?? '?')],
               ['started', when(summary.startedAt)],

@@ -53,6 +53,7 @@ export function whoamiCommand(io: CliIo): Command {
               tokenSource: provider.source,
               tokenStore: provider.storeDescription,
               device: device ?? null,
+              ...(who.run ? { run: who.run } : {}),
             })}\n`,
           );
           return;
@@ -61,6 +62,7 @@ export function whoamiCommand(io: CliIo): Command {
         io.stdout.write(
           [
             `${who.subject}${who.email ? ` <${who.email}>` : ''}`,
+            ...(who.run ? [`  as:      agent ${who.run.agent} in run ${who.run.id} (via ${who.run.via}, ${who.run.isolated ? 'contained' : 'not contained'}; connections ${who.run.connections.join(', ')})`] : []),
             `  kind:    ${who.kind}`,
             `  groups:  ${who.groups.length ? who.groups.join(', ') : '(none)'}`,
             `  expires: ${who.expiresAt} (${relative(expires, new Date())})`,

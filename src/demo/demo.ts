@@ -50,6 +50,8 @@ export interface DemoOptions {
   port?: number;
   /** The environment the demo's own CLI runs see under its additions (PATH, HOME). */
   env: NodeJS.ProcessEnv;
+  /** Where the demo's agents work (`hoop run`'s working directory): the person's, never the demo's own directory, which agents may not see. */
+  cwd: string;
   /** Progress lines for the user (stderr). */
   say: (line: string) => void;
 }
@@ -84,17 +86,23 @@ export interface RunningDemo {
    * An agent wrapped by `hoop run` with `prompt`: `hoop exec <connection> --csv -c <sql>` as its
    * command; resolves what it printed and its exit code, and the replay of the run (its own record first).
    */
-  runAgent(prompt: string, sql: string): Promise<AgentRun>;
+  runAgent(prompt: string, sql: string): Promise<WrappedAgent>;
+  /**
+   * An agent wrapped by `hoop run --agent demo-agent` sending `sql` with `hoop exec --no-wait`;
+   * resolves its exit code, what it printed (the review id when held) and, as the reviewer sees
+   * it, the review it raised.
+   */
+  runAgentWrite(sql: string): Promise<{ code: number; stdout: string; review?: Record<string, unknown> }>;
   /**
    * As the demo's reviewer (Rae, group dba): waits for the one pending review, then runs `hoop
    * review approve|deny <id>`; resolves its exit code and a line that says what was done.
    */
-  review(decision: 'approve' | 'deny', reason?: string): Promise<{ code: number; line: string }>;
+  review(decision: 'approve' | 'deny', reason?: string, id?: string): Promise<{ code: number; line: string }>;
   stop(): Promise<void>;
 }
 
 /** What {@link RunningDemo.runAgent} saw. */
-export interface AgentRun {
+export interface WrappedAgent {
   code: number;
   stdout: string;
   /** `hoop sessions replay <run> --run --no-tty`. */
@@ -374,7 +382,7 @@ policy:
       let err = '';
       const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
       const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
-      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: dir, signal: new AbortController().signal });
+      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: options.cwd, signal: new AbortController().signal });
       return { code, out, err };
     };
     const recordedSessions = async (): Promise<number> => {
@@ -430,10 +438,17 @@ policy:
         const replay = runId ? await cli(['sessions', 'replay', runId, '--run', '--no-tty']) : { out: '', err: 'no session of the run is listed' };
         return { code: run.code, stdout: run.out, replay: replay.out || replay.err };
       },
-      async review(decision, reason) {
+      async runAgentWrite(sql) {
+        const run = await cli(['run', '--agent', 'demo-agent', '--connect', DEMO_CONNECTION, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--no-wait', '-c', sql]);
+        const id = run.out.trim();
+        const ls = await cli(['review', 'ls', '--json'], { HOOP_CONFIG_DIR: p.reviewer });
+        const review = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<Record<string, unknown>> }).reviews.find((r) => r.id === id) : undefined;
+        return { code: run.code, stdout: run.out, ...(review ? { review } : {}) };
+      },
+      async review(decision, reason, given) {
         // The reviewer finds the statement the agent's session waits on, and decides it with the CLI.
         const asReviewer = { HOOP_CONFIG_DIR: p.reviewer };
-        let id: string | undefined;
+        let id = given;
         for (let i = 0; i < 100 && id === undefined; i++) {
           const ls = await cli(['review', 'ls', '--json'], asReviewer);
           id = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<{ id: string }> }).reviews[0]?.id : undefined;

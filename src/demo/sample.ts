@@ -150,6 +150,10 @@ statements:
       match: { kinds: [update, delete, merge], missingWhere: true }
       action: review
       message: an UPDATE or DELETE that may touch every row needs a reviewer
+    - name: agents-writes-review                # an agent (hoop run, hoop mcp) acting for you
+      match: { via: [run, mcp], kinds: [write] }
+      action: review
+      message: a write an agent sends needs a reviewer, even where its person's own runs
 
 masking:
   columns:
@@ -197,6 +201,12 @@ tests:
     connection: ${DEMO_CONNECTION}
     sql: delete from orders where id = 7
     expect: allow
+  - name: an agent's write waits for a reviewer, where its person's own runs
+    as: { subject: demo, groups: [engineers], via: run, agent: claude }
+    connection: ${DEMO_CONNECTION}
+    sql: delete from orders where id = 7
+    expect: review
+    rule: agents-writes-review
   - name: analysts only read
     as: { subject: analyst, groups: [analysts] }
     connection: ${DEMO_CONNECTION}

@@ -95,7 +95,7 @@ export interface RecordingCheckResult {
  * gateway recorded it and that the recording verifies. Resolves the transcript and whether every
  * outcome was as expected.
  */
-/** The wrapped agent's step: its prompt, its statement, and what {@link AgentRun} must show. */
+/** The wrapped agent's step: its prompt, its statement, and what the run must show. */
 const AGENT_PROMPT = 'How many orders are there?';
 const AGENT_SQL = 'select count(*) from orders';
 
@@ -105,17 +105,24 @@ export interface DemoScriptChecks {
   recording?: () => Promise<RecordingCheckResult>;
   /** An agent wrapped by `hoop run`. */
   runAgent?: (prompt: string, sql: string) => Promise<{ code: number; stdout: string; replay: string }>;
-  /** The reviewer's `hoop review approve|deny` of the statement the session waits on. */
-  review?: (decision: 'approve' | 'deny', reason?: string) => Promise<{ code: number; line: string }>;
+  /** The reviewer's `hoop review approve|deny` of the statement the session waits on (or of review `id`). */
+  review?: (decision: 'approve' | 'deny', reason?: string, id?: string) => Promise<{ code: number; line: string }>;
+  /** An agent under `hoop run --agent demo-agent` sends a write with `hoop exec --no-wait`: its exit code, output (the review id) and the review as the reviewer sees it. */
+  agentWrite?: (sql: string) => Promise<{ code: number; stdout: string; review?: Record<string, unknown> }>;
+  /** The same person runs `sql` in a session of their own (hoop connect's port). */
+  personRun?: (sql: string) => Promise<RoundTrip>;
   /** With an SSH target: `hoop run --connect demo-ssh -- sh -c <script>` and the replay of its last session. */
   runSsh?: (script: string) => Promise<{ code: number; stdout: string; stderr: string; replay: string }>;
 }
 
 /** What the agent runs on the SSH target: a command, then one the demo policy refuses. */
-const SSH_SCRIPT = 'ssh -F "$HOOP_SSH_CONFIG" demo-ssh \'echo "hello from $(uname -s)"\'; ssh -F "$HOOP_SSH_CONFIG" demo-ssh \'rm -rf /tmp/hoop-demo-nothing\'; echo "refused: exit $?"';
+const SSH_SCRIPT = 'ssh -F "$HOOP_SSH_CONFIG" demo-ssh \'uname -s | sed "s/^/hello from /"\'; ssh -F "$HOOP_SSH_CONFIG" demo-ssh \'rm -rf /tmp/hoop-demo-nothing\'; echo "refused: exit $?"';
+
+/** What the agent writes, held for a reviewer, while its person's own write of it runs. */
+const AGENT_WRITE = "update orders set status = 'shipped' where id = 7";
 
 export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
-  const { recording, runAgent, review, runSsh } = checks;
+  const { recording, runAgent, review, runSsh, agentWrite, personRun } = checks;
   const transcript: string[] = [];
   let passed = 0;
   for (const step of STEPS) {
@@ -158,6 +165,29 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
             : undefined;
     if (problem === undefined) passed++;
     transcript.push(problem === undefined ? "   ok   hoop run wrapped the agent: its session is linked to the run, and the run's own record (its prompt, its exit code) is signed by this machine and uploaded" : `   FAIL ${problem}`, '');
+  }
+  if (agentWrite && personRun && review) {
+    total++;
+    const r = await agentWrite(AGENT_WRITE);
+    transcript.push(`agent> hoop run --agent demo-agent --connect demo-db -- hoop exec demo-db --no-wait -c ${JSON.stringify(AGENT_WRITE)}`, `        ${r.stdout.trim() || `(exit ${r.code})`}`);
+    const own = await personRun(AGENT_WRITE);
+    transcript.push(`you>   ${AGENT_WRITE}`, ...shown(own).map((l) => `        ${l}`));
+    const id = r.stdout.trim();
+    const denied = await review('deny', 'its person made the change', id);
+    transcript.push(`        (reviewer) ${denied.line}`);
+    const held = r.review;
+    const problem =
+      r.code !== 4
+        ? `hoop exec exited ${r.code}; a write held for review exits 4`
+        : held?.rule !== 'agents-writes-review' || held.via !== 'run' || held.agent !== 'demo-agent'
+          ? `the review was not the agent's: ${JSON.stringify(held)}`
+          : own.error || !own.commands.includes('UPDATE 1')
+            ? `the person's own write did not run: ${shown(own).join(' ')}`
+            : denied.code !== 0
+              ? `the reviewer's command failed: ${denied.line}`
+              : undefined;
+    if (problem === undefined) passed++;
+    transcript.push(problem === undefined ? "   ok   the agent is a principal of its own: its write waited for a reviewer (rule agents-writes-review names via: run), while the same person's own write ran" : `   FAIL ${problem}`, '');
   }
   if (runSsh) {
     total++;

@@ -25,7 +25,8 @@ import { type ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
 import { type PolicySourceConfig } from './config.js';
 import type { SessionMasking } from '../tunnel/engine.js';
-import type { Identity } from '../identity.js';
+import { principalOf, type Identity } from '../identity.js';
+import { maskingFor, type Principal } from '../policy/principal.js';
 
 /** The policy in force and when it was swapped in. */
 export interface PolicySnapshot {
@@ -56,15 +57,14 @@ export interface PolicySourceOptions {
   env: NodeJS.ProcessEnv;
 }
 
-/** True when the masking section has any rule (columns, names or detectors). */
-export function hasMaskingRules(policy: Policy): boolean {
-  const m = policy.masking;
+/** True when a masking section has any rule (columns, names or detectors). */
+export function hasMaskingRules(m: Policy['masking']): boolean {
   return m.columns.length > 0 || m.names.length > 0 || m.detectors.length > 0;
 }
 
-/** The identity as the policy sees it. */
-export function whoOf(identity: Identity): Who {
-  return { subject: identity.subject, ...(identity.email !== undefined ? { email: identity.email } : {}), groups: identity.groups };
+/** The identity as the policy sees it, with the principal of its session (by default its credential's: a run's, or the person's own). */
+export function whoOf(identity: Identity, principal: Principal = principalOf(identity)): Who {
+  return { subject: identity.subject, ...(identity.email !== undefined ? { email: identity.email } : {}), groups: identity.groups, principal };
 }
 
 /** A gateway's view of its config repo. */
@@ -144,6 +144,7 @@ export class GatewayPolicySource {
     const { policy } = this.#snapshot;
     const who = whoOf(identity);
     return policy.connections.flatMap((connection) => {
+      if (identity.run && !identity.run.connections.includes(connection.name)) return [];
       const grant = accessFor(policy, who, connection.name, temporary);
       return grant ? [{ connection, grant }] : [];
     });
@@ -154,17 +155,20 @@ export class GatewayPolicySource {
    *
    * @throws HoopError CONNECTION_UNKNOWN (no such connection), ACCESS_DENIED (no access rule admits)
    */
-  lookup(identity: Identity, name: string, temporary: readonly TemporaryAccess[] = [], snapshot: PolicySnapshot = this.#snapshot): { connection: ConnectionConfig; grant: AccessGrant } {
+  lookup(identity: Identity, name: string, temporary: readonly TemporaryAccess[] = [], snapshot: PolicySnapshot = this.#snapshot, principal: Principal = principalOf(identity)): { connection: ConnectionConfig; grant: AccessGrant } {
     const connection = snapshot.policy.connections.find((c) => c.name === name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
         hint: 'run `hoop connections` to list the ones you may use (or ask your administrator)',
       });
     }
-    const grant = accessFor(snapshot.policy, whoOf(identity), name, temporary);
+    checkRunConnection(identity, name);
+    const who = whoOf(identity, principal);
+    const grant = accessFor(snapshot.policy, who, name, temporary);
     if (!grant) {
-      const requestable = snapshot.policy.access.some((r) => r.requestable && (r.connections.includes('*') || r.connections.includes(name)) && admits(r, whoOf(identity)));
-      throw new HoopError(ErrorCode.ACCESS_DENIED, `${identity.subject} may not use the connection "${name}"${requestable ? ' without an approved request' : ''}`, {
+      const requestable = snapshot.policy.access.some((r) => r.requestable && (r.connections.includes('*') || r.connections.includes(name)) && admits(r, who));
+      const as = principal.agent !== undefined ? `${identity.subject}'s agent ${principal.agent} (via ${principal.via})` : identity.subject;
+      throw new HoopError(ErrorCode.ACCESS_DENIED, `${as} may not use the connection "${name}"${requestable ? ' without an approved request' : ''}`, {
         hint: requestable
           ? `ask for temporary access: hoop request ${name} --for 1h --reason "…"`
           : `ask an administrator to grant you access in the policy repo (policy commit ${snapshot.commit.slice(0, 12)})`,
@@ -179,25 +183,39 @@ export class GatewayPolicySource {
    *
    * @throws HoopError CONNECTION_UNKNOWN, ACCESS_DENIED, SECRET_UNRESOLVED (the masking key)
    */
-  async forSession(identity: Identity, name: string, temporary: readonly TemporaryAccess[] = []): Promise<PolicySession> {
+  async forSession(identity: Identity, name: string, temporary: readonly TemporaryAccess[] = [], principal: Principal = principalOf(identity)): Promise<PolicySession> {
     const snapshot = this.#snapshot;
-    const { connection, grant } = this.lookup(identity, name, temporary, snapshot);
+    const { connection, grant } = this.lookup(identity, name, temporary, snapshot, principal);
     const { policy } = snapshot;
+    const who = whoOf(identity, principal);
     let masking: SessionMasking | undefined;
-    if (hasMaskingRules(policy)) {
-      const key = policy.masking.key ? await resolveSecret(policy.masking.key, this.#env) : undefined;
-      masking = { policy: policy.masking, ...(key !== undefined ? { key } : {}) };
+    const mine = maskingFor(policy.masking, principal);
+    if (hasMaskingRules(mine)) {
+      const key = mine.key ? await resolveSecret(mine.key, this.#env) : undefined;
+      masking = { policy: mine, ...(key !== undefined ? { key } : {}) };
     }
     return {
       snapshot,
       connection,
       grant,
-      judge: new StatementJudge(policy, whoOf(identity), name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
+      judge: new StatementJudge(policy, who, name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
       limits: grant.limits,
       readOnly: grant.mode === 'read-only',
-      ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, whoOf(identity), name, grant.mode) } : {}),
+      ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, who, name, grant.mode) } : {}),
       ...(masking ? { masking } : {}),
       ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
     };
   }
+}
+
+/**
+ * Refuses a connection a run credential was not issued for: a run reaches the connections it named
+ * when it began, and no others. @throws HoopError ACCESS_DENIED
+ */
+export function checkRunConnection(identity: Identity, name: string): void {
+  const run = identity.run;
+  if (!run || run.connections.includes(name)) return;
+  throw new HoopError(ErrorCode.ACCESS_DENIED, `run ${run.id} may use only ${run.connections.map((c) => `"${c}"`).join(', ')}, not "${name}"`, {
+    hint: `name every connection the command needs when the run begins: hoop run --connect ${name} …`,
+  });
 }

@@ -7,6 +7,7 @@
  *
  * @see docs/recording-format.md
  */
+import { VIAS, type Via } from '../policy/principal.js';
 import type { KeyObject } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
@@ -46,6 +47,12 @@ export interface SessionSummary {
   client?: string;
   policyCommit?: string;
   runId?: string;
+  /** How the session came (absent in sessions recorded before hoop knew: read as connect). */
+  via?: Via;
+  /** The agent, for a run's session. */
+  agent?: string;
+  /** For a run's session: whether its command was contained. */
+  isolated?: boolean;
   startedAt: string;
   /** Absent while the session runs. */
   endedAt?: string;
@@ -249,6 +256,9 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
     ...(typeof start?.client === 'string' ? { client: start.client } : {}),
     ...(typeof start?.policyCommit === 'string' ? { policyCommit: start.policyCommit } : {}),
     ...(typeof start?.runId === 'string' ? { runId: start.runId } : {}),
+    ...(typeof start?.via === 'string' && (VIAS as readonly string[]).includes(start.via) ? { via: start.via as Via } : {}),
+    ...(typeof start?.agent === 'string' ? { agent: start.agent } : {}),
+    ...(typeof start?.isolated === 'boolean' ? { isolated: start.isolated } : {}),
     startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
     endedAt: new Date(last || Date.now()).toISOString(),
     reason: 'gateway-stopped',

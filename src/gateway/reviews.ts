@@ -38,6 +38,8 @@ import type { TemporaryAccess } from '../policy/access.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
 import { HttpError } from './http-error.js';
+import type { Principal } from '../policy/principal.js';
+import { runForbidden } from './runs.js';
 
 export type { Review, ReviewDecision, ReviewPerson, ReviewState };
 
@@ -45,6 +47,8 @@ export type { Review, ReviewDecision, ReviewPerson, ReviewState };
 export interface ReviewOrigin {
   session: string;
   run?: string;
+  /** How the session came, and its agent. */
+  principal?: Principal;
   connection: string;
   requester: Identity;
   /** The client does not wait: the review outlives the session (see the module documentation). */
@@ -233,6 +237,7 @@ export class ReviewRegistry {
       kind: 'statement',
       session: origin.session,
       ...(origin.run !== undefined ? { run: origin.run } : {}),
+      ...(origin.principal ? { via: origin.principal.via, ...(origin.principal.agent !== undefined ? { agent: origin.principal.agent } : {}) } : {}),
       connection: origin.connection,
       requester: { subject: requester.subject, issuer: requester.issuer, ...(requester.email !== undefined ? { email: requester.email } : {}), groups: requester.groups },
       sql: ask.sql,
@@ -309,6 +314,8 @@ export class ReviewRegistry {
     for (const r of this.#reviews.values()) {
       if (r.state !== 'approved' || !r.detached || r.usedBy !== undefined || r.connection !== origin.connection || r.digest !== ask.digest) continue;
       if (r.requester.issuer !== requester.issuer || r.requester.subject !== requester.subject) continue;
+      // An approval given to an agent's statement is that run's alone, and a person's is not an agent's.
+      if (r.run !== origin.run) continue;
       const validFor = Date.parse(r.expiresAt) - Date.parse(r.createdAt);
       if (now > Date.parse(r.decidedAt ?? r.createdAt) + validFor) continue;
       const used: Review = { ...r, usedBy: origin.session, usedAt: new Date(now).toISOString() };
@@ -396,6 +403,7 @@ export class ReviewRegistry {
    * STORE_UNAVAILABLE
    */
   async decide(id: string, reviewer: Identity, auditor: boolean, decision: 'approve' | 'deny', reason?: string): Promise<Review> {
+    if (reviewer.run) throw runForbidden('decide');
     this.get(id, reviewer, auditor);
     // After the review's own save and any decision before it here: each starts from the review as it then stands.
     return this.#serial(id, () => this.#decide(id, reviewer, auditor, decision, reason));
@@ -649,6 +657,8 @@ function outcomeOf(r: Review): ReviewOutcome {
 }
 
 function mayView(r: Review, viewer: Identity, auditor: boolean): boolean {
+  // An agent's run sees the reviews its own statements raised, and nothing else.
+  if (viewer.run) return r.run === viewer.run.id;
   return auditor || (r.requester.issuer === viewer.issuer && r.requester.subject === viewer.subject) || viewer.groups.some((g) => r.groups.includes(g));
 }
 

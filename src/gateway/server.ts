@@ -53,7 +53,13 @@ import { SessionEnd, type SessionJudge, type SessionMasking, type SessionOutcome
 import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
 import { SshEngine, type SshEngineOptions } from '../ssh/engine.js';
 import { gatewaySshHostKey } from '../ssh/host-key.js';
-import { GatewayPolicySource, whoOf } from './policy-source.js';
+import { checkRunConnection, GatewayPolicySource, whoOf } from './policy-source.js';
+import { describeEnd, describeRun, FileRunStore, isRunToken, parseRunAsk, RunRegistry, runForbidden } from './runs.js';
+import { PostgresRunStore } from './runs-postgres.js';
+import { principalOf } from '../identity.js';
+import type { Principal } from '../policy/principal.js';
+import { globMatches } from '../policy/glob.js';
+import { RUN_DEFAULTS } from '../policy/schema.js';
 import { watchSessionToken } from './session-token.js';
 import { accessFor, requestableRule } from '../policy/access.js';
 import type { SessionLimits } from '../policy/limits.js';
@@ -180,10 +186,10 @@ export function clientContext(fields: unknown): Record<string, string> | undefin
 
 /** A session id as a tunnel may propose it (`Hoop-Session-Id`). */
 const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
-/** A run id as a tunnel may give it (`Hoop-Run-Id`): what `hoop run` makes, and no other shape. */
-const RUN_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
+/** A run's heartbeat and its end, with its control credential. */
+const RUN_CONTROL_PATH = /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end)$/;
 const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
 
 /** Largest request body accepted (the device registration is the only one). */
@@ -418,6 +424,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     if (settings?.notify.length) notifier.notify(settings.notify, event, review);
   });
+  const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir), log);
+  runs.onEnd((run) => audit?.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
   const cancels = new CancelRegistry();
   if (replica) {
     const shared = replica;
@@ -494,11 +502,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Channels whose session ended, waiting for the client to close its side. */
   const lingering = new Set<TunnelStream>();
 
-  const authenticate = async (authorization: string | undefined): Promise<Identity> =>
-    verifier.verify(TokenVerifier.bearerFromHeader(authorization));
+  /** Who a bearer token stands for: a person or workload (an issuer's token), or an agent's run (a run credential this gateway issued). */
+  const authenticate = async (authorization: string | undefined): Promise<Identity> => {
+    const bearer = TokenVerifier.bearerFromHeader(authorization);
+    return isRunToken(bearer) ? runs.verify(bearer!) : verifier.verify(bearer);
+  };
 
   const lookup = (identity: Identity, name: string): ConnectionConfig => {
     if (policySource) return policySource.lookup(identity, name, reviews.grantsOf(identity)).connection;
+    checkRunConnection(identity, name);
     const connection = connections.get(name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {
@@ -617,6 +629,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const until = time('until');
       const user = q.get('user');
       const run = q.get('run');
+      const agent = q.get('agent')?.toLowerCase() ?? null;
+      const via = q.get('via');
       const connection = q.get('connection');
       const table = q.get('table')?.toLowerCase() ?? null;
       const column = q.get('column')?.toLowerCase() ?? null;
@@ -625,6 +639,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
           (connection === null || s.connection === connection) &&
           (run === null || s.runId === run) &&
+          (agent === null || (s.agent !== undefined && globMatches(agent, s.agent))) &&
+          (via === null || (s.via ?? 'connect') === via) &&
           (since === undefined || s.endedAt === undefined || Date.parse(s.endedAt) >= since) &&
           (until === undefined || Date.parse(s.startedAt) <= until) &&
           (q.get('denied') === null || s.refused > 0) &&
@@ -664,7 +680,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (put && !owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
       // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
       if (put && !['running', 'complete', 'truncated'].includes(summary.recording)) throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
-    } else if (!put) {
+    } else if (put) {
+      // A run's record is its person's: the run must be one this gateway began for them.
+      const run = await runs.get(id);
+      if (!run) throw unknown();
+      if (!owns(identity, run.owner)) throw new HttpError(403, `run ${id} was not begun by ${identity.subject}; only its person uploads its record`);
+    } else {
       const state = await clientRecords.state('runs', id);
       if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknown();
     }
@@ -688,7 +709,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    * `POST /v1/requests` `{ connection, mode?, seconds, reason }`: asks for temporary access under a
    * requestable access rule that admits the caller; its reviewers decide it as any review.
    */
-  const requestAccess = (identity: Identity, body: unknown, run: unknown): Review => {
+  const requestAccess = (identity: Identity, body: unknown): Review => {
+    if (identity.run) throw runForbidden('request');
     if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo, so it has no requestable access');
     const b = (body ?? {}) as Record<string, unknown>;
     const connection = b.connection;
@@ -710,9 +732,72 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (seconds > max) throw new HttpError(400, `access rule "${rule.name}" grants at most ${describeLength(max)}; ask for less`);
     const settings = reviewSettingsFor(policy, connection, rule.review);
     if (!settings) throw new HttpError(409, `nobody can approve requests under access rule "${rule.name}": it names no reviewers (its review.groups, or statements.reviewers)`);
-    const r = reviews.requestAccess({ requester: identity, connection, rule: rule.name, mode, seconds, reason: reason.trim(), ...(typeof run === 'string' && RUN_ID.test(run) ? { run } : {}) }, settings);
+    const r = reviews.requestAccess({ requester: identity, connection, rule: rule.name, mode, seconds, reason: reason.trim() }, settings);
     log.info('access.requested', { id: r.id, subject: identity.subject, connection, mode, seconds, rule: rule.name });
     return r;
+  };
+
+  /**
+   * `POST /v1/runs` `{ connections, agent, via, isolation, command? }`: begins an agent's run for
+   * the caller (a person's credential), once every connection it names admits the agent; answers
+   * the run with its credential and its control credential (./runs.ts).
+   */
+  const startRun = async (identity: Identity, body: unknown): Promise<Record<string, unknown>> => {
+    if (identity.run) throw runForbidden('runs');
+    const ask = parseRunAsk(body);
+    const principal = { via: ask.via, run: 'run-new', agent: ask.agent, isolated: ask.isolation !== 'none' };
+    // A run that may not use what it names is refused now, saying which, rather than at its first session.
+    for (const name of ask.connections) {
+      if (policySource) policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, principal);
+      else lookup(identity, name);
+    }
+    const { run, token, controlToken } = await runs.create(identity, ask, policySource?.current().policy.runs ?? RUN_DEFAULTS);
+    audit?.emit('run.start', { run: run.id, subject: identity.subject, issuer: identity.issuer, agent: run.agent, via: run.via, isolation: run.isolation, connections: run.connections, expiresAt: run.expiresAt });
+    return { ...describeRun(run), token, controlToken };
+  };
+
+  /**
+   * What an agent's run credential may not do, refused here for every endpoint at once: only who
+   * it is, its connections, the policy's commit and the reviews its own statements raised are
+   * open to it (tunnels to its connections are admitted as any session).
+   */
+  const refuseForRun = (method: string, path: string, review: RegExpExecArray | null): void => {
+    if (path === '/v1/whoami' || path === '/v1/connections' || CONNECTION_PATH.test(path) || path === '/v1/policy') return;
+    if (review && method === 'GET') return; // its own reviews only (mayView)
+    throw runForbidden(
+      review ? 'decide'
+      : path === '/v1/requests' ? 'request'
+      : path === '/v1/devices' ? 'devices'
+      : path === '/v1/runs' ? 'runs'
+      : path.startsWith('/v1/runs/') || CLIENT_RECORD_PATH.test(path) ? 'records'
+      : 'sessions',
+    );
+  };
+
+  /**
+   * Refuses a person's decision (a review's, or asking for access) unless they signed in within
+   * the policy's `reviews.requireSignInWithin`, as their token's `auth_time` says: an agent that
+   * took a token cannot sign in anew, a person can. Answered as a step-up challenge.
+   * @see https://www.rfc-editor.org/rfc/rfc9470 (OAuth 2.0 step-up authentication challenge)
+   */
+  const requireRecentSignIn = (identity: Identity, what: string): void => {
+    const within = policySource?.current().policy.reviews?.requireSignInWithinMs;
+    if (within === undefined) return;
+    const at = identity.claims.auth_time;
+    const age = typeof at === 'number' && Number.isFinite(at) ? Date.now() - at * 1000 : undefined;
+    if (age !== undefined && age <= within) return;
+    const limit = describeLength(Math.round(within / 1000));
+    throw new HttpError(
+      401,
+      age === undefined
+        ? `to ${what}, ${identity.subject} must have signed in within the last ${limit}, and the token does not say when they did (no auth_time)`
+        : `to ${what}, ${identity.subject} must have signed in within the last ${limit}; the last sign-in was ${Math.round(age / 60_000)} min ago`,
+      {
+        code: ErrorCode.SIGN_IN_REQUIRED,
+        hint: 'sign in again (hoop login --reauth: your identity provider asks for your credentials), then decide again',
+        headers: { 'WWW-Authenticate': `Bearer error="insufficient_user_authentication", error_description="a recent sign-in is required", max_age="${Math.round(within / 1000)}"` },
+      },
+    );
   };
 
   /** Answers one API request; throws HoopErrors that become JSON error bodies. */
@@ -742,14 +827,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const recorded = SESSION_PATH.exec(path);
     const clientRecord = CLIENT_RECORD_PATH.exec(path) ?? RUN_PATH.exec(path);
     const review = REVIEW_PATH.exec(path);
+    const control = RUN_CONTROL_PATH.exec(path);
+    if (control) {
+      // The control credential, never a person's nor the run's own: only the hoop that began the run keeps it alive or ends it.
+      only('POST');
+      const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), control[1]!, control[2] as 'heartbeat' | 'end');
+      return { status: 200, body: describeRun(run) };
+    }
     if (review) only(...(review[2] !== undefined ? ['POST'] : ['GET']));
-    else if (path === '/v1/requests') only('POST');
+    else if (path === '/v1/requests' || path === '/v1/runs') only('POST');
     else if (path === '/v1/whoami' || path === '/v1/connections' || path === '/v1/policy' || path === '/v1/sessions' || one || recorded) only('GET');
     else if (path === '/v1/devices') only('GET', 'POST');
     else if (clientRecord) only('GET', ...(clientRecord[2] !== undefined ? ['PUT'] : []));
     else throw new HttpError(404, `no such endpoint: ${path}`);
 
     const identity = await authenticate(req.headers.authorization);
+    if (identity.run) refuseForRun(method, path, review);
     if (path === '/v1/whoami') {
       return {
         status: 200,
@@ -760,19 +853,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...(identity.email !== undefined ? { email: identity.email } : {}),
           groups: identity.groups,
           expiresAt: identity.expiresAt.toISOString(),
+          ...(identity.run ? { run: identity.run } : {}),
         },
       };
     }
+    if (path === '/v1/runs') return { status: 201, body: await startRun(identity, await readJsonBody(req, MAX_BODY_BYTES)) };
     if (path === '/v1/devices') {
       if (method === 'POST') return registerDevice(req, identity);
       const devices = await store.listDevices({ issuer: identity.issuer, subject: identity.subject });
       return { status: 200, body: { devices: devices.map(describeDevice) } };
     }
     if (review) {
+      if (review[2] !== undefined) requireRecentSignIn(identity, `${review[2]} a review`);
       const readBody = async (): Promise<unknown> => ((req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? null : readJsonBody(req, MAX_BODY_BYTES));
       return reviewsApi(reviews, req, identity, isAuditor(identity), review, readBody);
     }
-    if (path === '/v1/requests') return { status: 201, body: requestAccess(identity, await readJsonBody(req, MAX_BODY_BYTES), req.headers['hoop-run-id']) };
+    if (path === '/v1/requests') {
+      requireRecentSignIn(identity, 'ask for access');
+      return { status: 201, body: requestAccess(identity, await readJsonBody(req, MAX_BODY_BYTES)) };
+    }
     if (clientRecord) return clientRecordApi(req, identity, path.startsWith('/v1/runs/') ? 'runs' : 'sessions', clientRecord[1]!, clientRecord[2]);
     if (path === '/v1/sessions' || recorded) return sessionsApi(req, identity, path, recorded);
     if (path === '/v1/policy') {
@@ -915,6 +1014,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       client: headerOf(request.headers, 'hoop-client-version'),
       sshKey: headerOf(request.headers, 'hoop-ssh-key'),
       detached: headerOf(request.headers, 'hoop-review') === 'detach',
+      via: headerOf(request.headers, 'hoop-via'),
     };
     const started = Date.now();
     const task = (async () => {
@@ -925,10 +1025,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       let stillAllowed: (id: Identity) => boolean;
       /** The session rests on a temporary grant: it ends then. */
       let grantUntil: { until: number; request: string } | undefined;
+      let principal: Principal;
       try {
         identity = await identified;
+        // How it came: a run's, from its credential; a person's own, as their client says (connect or exec).
+        principal = principalOf(identity, asked.via);
         if (policySource) {
-          const ps = await policySource.forSession(identity, name, reviews.grantsOf(identity));
+          const ps = await policySource.forSession(identity, name, reviews.grantsOf(identity), principal);
           grantUntil = ps.grant.until !== undefined ? { until: ps.grant.until, request: ps.grant.request! } : undefined;
           connection = ps.connection;
           policyCommit = ps.snapshot.commit;
@@ -944,7 +1047,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           const pinned = ps.snapshot.policy;
           const mode = ps.grant.mode;
           // A renewed token keeps the session only with the same access under the policy the session started with.
-          stillAllowed = (id) => accessFor(pinned, whoOf(id), name, reviews.grantsOf(id))?.mode === mode;
+          stillAllowed = (id) => accessFor(pinned, whoOf(id, principal), name, reviews.grantsOf(id))?.mode === mode;
         } else {
           const conn = lookup(identity, name);
           connection = conn;
@@ -962,8 +1065,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
       const sessionId = await claimSessionId(asked.sessionId);
       try {
-        // A run id is a client's claim that links its sessions: kept only in the shape `hoop run` makes.
-        const runId = asked.runId !== undefined && RUN_ID.test(asked.runId) ? asked.runId : undefined;
+        // The run is the credential's, never a client's claim (a person's own session belongs to no run).
+        const runId = identity.run?.id;
         const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
         let recording: RecordingStream | undefined;
         if (recordings) {
@@ -985,7 +1088,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...(recording !== undefined ? { 'Hoop-Client-Record': `rows=${recordingPolicy.results === 'none' ? 0 : Math.min(recordingPolicy.rowCap, CLIENT_RECORD_ROW_CAP)}` } : {}),
           ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
         });
-        const who = { session: sessionId, subject: identity.subject, issuer: identity.issuer, connection: name, remote: remoteAddress, ...(runId ? { run: runId } : {}) };
+        const who = {
+          session: sessionId,
+          subject: identity.subject,
+          issuer: identity.issuer,
+          connection: name,
+          remote: remoteAddress,
+          via: principal.via,
+          ...(runId ? { run: runId } : {}),
+          ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
+        };
         log.info('tunnel.open', {
           ...who,
           type: connection.type,
@@ -1008,6 +1120,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         });
         const controller = new AbortController();
         sessions.add(controller);
+        // A run's sessions end with it, on whichever replica it ends.
+        const unwatchRun = runId
+          ? runs.watch(runId, (reason) => controller.abort(new SessionEnd('run-ended', `hoop: run ${runId} ended${reason ? ` (${describeEnd(reason)})` : ''}; its sessions end with it`, 'start the command again with hoop run')))
+          : undefined;
         /** The tables the session's statements name, for the index: from the judge's verdicts. */
         const touched = new TablesTouched();
         const judge = policy?.judge;
@@ -1042,6 +1158,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
               reviews.request(ask, {
                 session: sessionId,
                 ...(runId ? { run: runId } : {}),
+                principal,
                 connection: name,
                 requester: session.identity,
                 // A client that does not wait (hoop exec --no-wait, hoop mcp): its reviews outlive the session.
@@ -1058,6 +1175,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           ...(asked.client !== undefined ? { client: asked.client } : {}),
           ...(policyCommit !== undefined ? { policyCommit } : {}),
           ...(runId ? { runId } : {}),
+          via: principal.via,
+          ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
+          ...(identity.run ? { isolated: identity.run.isolated } : {}),
         };
         const counts = { statements: 0, refused: 0 };
         const maskedColumns = new Map<string, string>();
@@ -1177,6 +1297,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
         } finally {
           watch.stop();
+          unwatchRun?.();
           clearTimeout(limit);
           clearTimeout(grantEnd);
           sessions.delete(controller);
@@ -1283,6 +1404,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await Promise.allSettled([...live]);
       reviews.close();
       await reviews.flushed();
+      await runs.close();
       await audit?.close(); // the ended sessions' last events
       await recordings?.stop();
       await replica?.stop();

@@ -100,6 +100,11 @@ export function watchSessionToken(options: SessionTokenOptions): SessionTokenWat
       reply({ type: 'token-rejected', reason: 'malformed', message: 'the token message carries no token' });
       return;
     }
+    // A run's session lives as long as its run: nothing renews it, nor turns it into the person's own.
+    if (session.identity.run) {
+      reply({ type: 'token-rejected', reason: 'run-credential', message: `the session belongs to run ${session.identity.run.id}, whose credential is never renewed` });
+      return;
+    }
     let identity: Identity;
     try {
       identity = await verifier.verify(token);

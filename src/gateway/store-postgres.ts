@@ -137,6 +137,28 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: `
       alter table hoop.client_record_files add column digest bytea generated always as (sha256(data)) stored;`,
   },
+  {
+    version: 5,
+    name: "agents' runs",
+    // A run's secrets are kept as their SHA-256 alone; the open ones are swept by their deadlines.
+    sql: `
+      create table hoop.runs (
+        id                   text primary key,
+        token_hash           text not null unique,
+        control_hash         text not null unique,
+        issuer               text not null,
+        subject              text not null,
+        run                  jsonb not null,
+        created_at           timestamptz not null,
+        expires_at           timestamptz not null,
+        heartbeat_at         timestamptz not null,
+        heartbeat_timeout_ms integer not null,
+        ended_at             timestamptz,
+        end_reason           text
+      );
+      create index runs_open on hoop.runs (issuer, subject) where ended_at is null;
+      create index runs_ended on hoop.runs (ended_at);`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

@@ -51,7 +51,9 @@ export type TokenRejection =
   | 'wrong-issuer'
   | 'missing-claim'
   | 'wrong-token-type'
-  | 'no-matching-rule';
+  | 'no-matching-rule'
+  | 'unknown-run'
+  | 'run-ended';
 
 const hints: Record<TokenRejection, string> = {
   missing: 'log in (hoop login) so requests carry a bearer token',
@@ -68,6 +70,8 @@ const hints: Record<TokenRejection, string> = {
   'missing-claim': 'ask the identity provider administrator to include the claim, or change the claim names in the gateway configuration',
   'wrong-token-type': 'log in with hoop login, which gets the kind of token this gateway accepts (see tokenType in its configuration)',
   'no-matching-rule': 'ask the gateway operator to add a rule for this workload (repository, branch, namespace...) to the issuer in the gateway configuration',
+  'unknown-run': 'a run credential comes from hoop run; start the command with hoop run',
+  'run-ended': "the run ended, and its credential with it: start the command again with hoop run",
 };
 
 /**

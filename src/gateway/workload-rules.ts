@@ -9,6 +9,7 @@
  * @see https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/#bound-service-account-tokens
  */
 import type { WorkloadRule } from './config.js';
+import { globMatches } from '../policy/glob.js';
 
 /** One piece of a parsed subject template: literal text, or the claim to insert. */
 export type TemplatePart = { text: string } | { claim: string };
@@ -46,36 +47,6 @@ export function claimText(value: unknown): string | undefined {
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   if (typeof value === 'boolean') return String(value);
   return undefined;
-}
-
-/**
- * True when `value` matches `pattern`, in which `*` stands for any run of characters (none
- * included) and every other character for itself. Two-pointer matching: at worst pattern length
- * times value length steps, never exponential, and no regular expression built from configuration.
- *
- * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/V3_chap02.html#tag_19_14 (pattern matching notation, `*` only)
- */
-export function globMatches(pattern: string, value: string): boolean {
-  let p = 0;
-  let v = 0;
-  let star = -1;
-  let mark = 0;
-  while (v < value.length) {
-    if (p < pattern.length && pattern[p] === '*') {
-      star = p++;
-      mark = v;
-    } else if (p < pattern.length && pattern[p] === value[v]) {
-      p++;
-      v++;
-    } else if (star >= 0) {
-      p = star + 1;
-      v = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
 }
 
 /**

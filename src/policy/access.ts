@@ -5,6 +5,7 @@
  * @see /work/shared/ARCHITECTURE.md ("Policy as code": access)
  */
 import { loosestLimits, type SessionLimits } from './limits.js';
+import { principalMatches } from './principal.js';
 import type { AccessRule, Policy, RowLimit, Who } from './schema.js';
 
 /** What an identity may do on a connection. */
@@ -36,8 +37,12 @@ export interface TemporaryAccess {
   request: string;
 }
 
-/** True when `rule` admits `who` (by subject, `*`, email or group), whatever the connection. */
+/**
+ * True when `rule` admits `who` (by subject, `*`, email or group, and the rule's principal keys
+ * for how the session came), whatever the connection.
+ */
 export function admits(rule: AccessRule, who: Who): boolean {
+  if (!principalMatches(rule, who.principal)) return false;
   if (rule.subjects.includes('*') || rule.subjects.includes(who.subject)) return true;
   if (who.email !== undefined && rule.emails.includes(who.email.toLowerCase())) return true;
   return who.groups.some((g) => rule.groups.includes(g));

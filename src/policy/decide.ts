@@ -32,6 +32,7 @@ import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
 import { limitProblem, type SessionLimits } from './limits.js';
+import { maskingFor, principalMatches } from './principal.js';
 import { expandKind, KIND_UMBRELLAS, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
@@ -470,9 +471,11 @@ export class StatementJudge {
     this.#limits = options.limits ?? {};
     this.#rowLimit = options.rowLimit;
     this.#limitsRows = this.#rowLimit !== undefined || this.#rules.some((r) => r.rule.maxAffectedRows !== undefined);
-    const masked = new DerivedValueCheck(policy.masking);
+    // What this principal sees masked: entries for other principals leave its values alone.
+    const masking = maskingFor(policy.masking, who.principal);
+    const masked = new DerivedValueCheck(masking);
     this.#masked = masked.active ? masked : undefined;
-    this.#derived = policy.masking.derived === 'deny' ? this.#masked : undefined;
+    this.#derived = masking.derived === 'deny' ? this.#masked : undefined;
   }
 
   /** How many decisions are cached (by exact text, and by shape). */
@@ -742,7 +745,7 @@ function appliesTo(rule: StatementRule, who: Who, connection: string): boolean {
   if (m.connections && !m.connections.includes('*') && !m.connections.includes(connection)) return false;
   if (m.subjects && !m.subjects.includes('*') && !m.subjects.includes(who.subject)) return false;
   if (m.groups && !who.groups.some((g) => m.groups!.includes(g))) return false;
-  return true;
+  return principalMatches(m, who.principal);
 }
 
 function matches(prepared: PreparedRule, facts: StatementFacts, multiStatement: boolean): boolean {

@@ -33,8 +33,10 @@ import {
   type RecordingPolicy,
   type SshRule,
   type StatementRule,
+  RUN_DEFAULTS,
   SSH_DEFAULTS,
 } from './schema.js';
+import { principalMatchOf, describedPrincipal } from './principal.js';
 
 /** Largest policy or test file accepted. */
 export const MAX_POLICY_FILE_BYTES = 1024 * 1024;
@@ -294,6 +296,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
         groups: value.groups,
         connections: value.connections,
         mode: value.mode,
+        ...principalMatchOf(value),
         ...(value.maxSessionSeconds !== undefined ? { maxSessionSeconds: value.maxSessionSeconds } : {}),
         ...(value.requestable ? { requestable: true } : {}),
         ...(value.maxGrant !== undefined ? { maxGrantSeconds: value.maxGrant } : {}),
@@ -350,15 +353,15 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       }
       setScalar('masking.derived', m.derived, { file, path: ['masking', 'derived'] });
       m.columns.forEach((c, i) => {
-        masking.columns.push(c);
+        masking.columns.push({ table: c.table, column: c.column, strategy: c.strategy, ...principalMatchOf(c) });
         if (c.strategy === 'hash') hashAt.push({ file, path: ['masking', 'columns', i, 'strategy'] });
       });
       m.names.forEach((n, i) => {
-        masking.names.push({ pattern: n.pattern, regex: new RegExp(n.pattern, 'i'), strategy: n.strategy });
+        masking.names.push({ pattern: n.pattern, regex: new RegExp(n.pattern, 'i'), strategy: n.strategy, ...principalMatchOf(n) });
         if (n.strategy === 'hash') hashAt.push({ file, path: ['masking', 'names', i, 'strategy'] });
       });
       m.detectors.forEach((d, i) => {
-        masking.detectors.push(d);
+        masking.detectors.push({ detector: d.detector, strategy: d.strategy, ...principalMatchOf(d) });
         if (d.strategy === 'hash') hashAt.push({ file, path: ['masking', 'detectors', i, 'strategy'] });
       });
     }
@@ -389,6 +392,8 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays', 'sshInput'] as const) setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
       if (data.recording.auditors) auditors.push(...data.recording.auditors);
     }
+    if (data.runs) for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation'] as const) setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
+    if (data.reviews) setScalar('reviews.requireSignInWithin', data.reviews.requireSignInWithin, { file, path: ['reviews', 'requireSignInWithin'] });
   }
 
   const unique = <T extends { name: string }>(items: { value: T; at: Origin }[], what: string): void => {
@@ -502,9 +507,11 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       if (first) problems.add(file, [...at.path, 'name'], `duplicate test name "${t.name}" (also defined at ${where({ file: first.file, path: [...first.path, 'name'] })})`);
       else testSeen.set(t.name, at);
       if (!connectionNames.has(t.connection)) problems.add(file, [...at.path, 'connection'], `unknown connection "${t.connection}" (known: ${known})`);
+      const principal = describedPrincipal(t.as);
+      if (typeof principal === 'string') problems.add(file, [...at.path, 'as'], principal);
       tests.push({
         name: t.name,
-        as: { subject: t.as.subject, groups: t.as.groups, ...(t.as.email !== undefined ? { email: t.as.email } : {}) },
+        as: { subject: t.as.subject, groups: t.as.groups, ...(t.as.email !== undefined ? { email: t.as.email } : {}), ...(typeof principal === 'object' ? { principal } : {}) },
         connection: t.connection,
         sql: t.sql,
         expect: t.expect,
@@ -545,6 +552,13 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       env: ssh.env ?? SSH_DEFAULTS.env,
       rules: sshRules.map((r) => r.value),
     },
+    runs: {
+      maxSeconds: scalar('runs.maxSeconds', RUN_DEFAULTS.maxSeconds),
+      heartbeatTimeoutMs: scalar('runs.heartbeatTimeout', RUN_DEFAULTS.heartbeatTimeoutMs),
+      requireIsolation: scalar('runs.requireIsolation', RUN_DEFAULTS.requireIsolation),
+    },
+    ...(scalars.has('reviews.requireSignInWithin') ? { reviews: { requireSignInWithinMs: scalar('reviews.requireSignInWithin', 0) } } : {}),
     tests,
   };
 }
+

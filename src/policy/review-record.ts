@@ -5,6 +5,7 @@
  *
  * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
  */
+import type { Via } from './principal.js';
 
 /** Where a review stands. */
 export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
@@ -32,6 +33,9 @@ export interface Review {
   /** The session of a statement (empty for an access request). */
   session: string;
   run?: string;
+  /** How the session that raised it came, and its agent (an agent's run). */
+  via?: Via;
+  agent?: string;
   connection: string;
   requester: ReviewPerson & { groups: string[] };
   sql: string;

@@ -38,6 +38,7 @@ import { z } from 'zod';
 import { policyConnectionSchema, type ConnectionConfig } from '../config/connection.js';
 import { type SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';
+import { principalMatchFields, VIAS, type Principal, type PrincipalMatch } from './principal.js';
 
 /** What a matching statement rule does. */
 export type Action = 'allow' | 'deny' | 'review';
@@ -79,7 +80,7 @@ export function expandKind(kind: RuleKind): readonly StatementKind[] {
  * within one name part (`billing.*` is every table of `billing`; a pattern without a dot names a
  * table in any schema). See src/policy/sql/match.ts.
  */
-export interface RuleMatch {
+export interface RuleMatch extends PrincipalMatch {
   kinds?: RuleKind[];
   /** Schema-qualified globs, e.g. `public.cards`, `billing.*`. */
   tables?: string[];
@@ -164,8 +165,11 @@ export interface StatementPolicy {
   reviewers?: Reviewers[];
 }
 
-/** Who may use which connections, how and for how long. */
-export interface AccessRule {
+/**
+ * Who may use which connections, how and for how long. The principal keys (`via`, `agents`,
+ * `isolated`) narrow whom it admits: all of them must hold besides a subject, email or group.
+ */
+export interface AccessRule extends PrincipalMatch {
   name: string;
   /** `*` admits any authenticated identity. */
   subjects: string[];
@@ -199,6 +203,8 @@ export interface Who {
   subject: string;
   email?: string;
   groups: string[];
+  /** How the session came and, for an agent, its run (absent: the person's own session, `via: connect`). */
+  principal?: Principal;
 }
 
 /** How a masked value is rewritten. `hash` is a keyed HMAC, so equal values still join. */
@@ -210,15 +216,18 @@ export const DETECTORS = ['payment-card', 'email', 'us-ssn', 'iban', 'secret-tok
 /** One content detector. */
 export type Detector = (typeof DETECTORS)[number];
 
-/** What to mask and how. */
+/**
+ * What to mask and how. An entry with principal keys (`via`, `agents`, `isolated`) applies only to
+ * the sessions they match (see {@link maskingFor}).
+ */
 export interface MaskingPolicy {
   /** HMAC key reference for `hash`; resolved by whoever masks. */
   key?: SecretRef;
   /** By origin; `table` is schema-qualified and lowercase, `column` lowercase. */
-  columns: { table: string; column: string; strategy: MaskStrategy }[];
+  columns: ({ table: string; column: string; strategy: MaskStrategy } & PrincipalMatch)[];
   /** By column name: `pattern` as written, `regex` compiled case-insensitively. */
-  names: { pattern: string; regex: RegExp; strategy: MaskStrategy }[];
-  detectors: { detector: Detector; strategy: MaskStrategy }[];
+  names: ({ pattern: string; regex: RegExp; strategy: MaskStrategy } & PrincipalMatch)[];
+  detectors: ({ detector: Detector; strategy: MaskStrategy } & PrincipalMatch)[];
   /** Values computed from masked columns (expressions, aggregates, whole rows): mask them or deny the statement. */
   derived: 'mask' | 'deny';
 }
@@ -240,6 +249,26 @@ export interface RecordingPolicy {
   retentionDays?: number;
   /** SSH: whose input is recorded: none, commands' only (`exec`, the default), or shells' too (`all`). */
   sshInput?: 'none' | 'exec' | 'all';
+}
+
+/**
+ * What an agent's run may be (`hoop run`, `hoop mcp`): how long its credential lives at most, how
+ * long it lives without a sign of life from its `hoop`, and whether a run whose command is not
+ * contained is refused.
+ */
+export interface RunPolicy {
+  maxSeconds: number;
+  heartbeatTimeoutMs: number;
+  requireIsolation: boolean;
+}
+
+/** Defaults of {@link RunPolicy}: 12 hours, a minute without a heartbeat, contained or not. */
+export const RUN_DEFAULTS: RunPolicy = { maxSeconds: 12 * 3600, heartbeatTimeoutMs: 60_000, requireIsolation: false };
+
+/** What a person's decisions (a review's, an access request's) need besides a person's credential. */
+export interface ReviewPolicy {
+  /** Ms since the person last signed in interactively (`auth_time`), at most; absent: any sign-in. */
+  requireSignInWithinMs?: number;
 }
 
 /** One test case from `policy/tests/*.yaml`: identity + statement -> expected decision. */
@@ -272,6 +301,10 @@ export interface Policy {
   recording: RecordingPolicy;
   /** What sessions on SSH connections may do (absent: {@link SSH_DEFAULTS}). */
   ssh?: SshPolicy;
+  /** Agents' runs (absent: {@link RUN_DEFAULTS}). */
+  runs?: RunPolicy;
+  /** Decisions by people (absent: no extra requirement). */
+  reviews?: ReviewPolicy;
   tests: PolicyTest[];
 }
 
@@ -310,12 +343,7 @@ export const accessRuleSchema = z.strictObject({
   groups: list('a group name').default([]),
   connections: list('a connection name or "*"').min(1, { error: 'must list at least one connection (or "*")' }),
   mode: z.enum(['read-only', 'read-write'], { error: 'must be read-only or read-write' }).default('read-only'),
-  maxSessionSeconds: z
-    .number({ error: 'must be a number of seconds' })
-    .int({ error: 'must be a whole number of seconds' })
-    .min(60, { error: 'must be at least 60 seconds' })
-    .max(7 * 24 * 3600, { error: 'must be at most 604800 seconds (7 days)' })
-    .optional(),
+  maxSessionSeconds: z.lazy(() => minuteToWeekSchema).optional(),
   statementTimeout: timeoutSchema.optional(),
   lockTimeout: timeoutSchema.optional(),
   idleInTransactionTimeout: timeoutSchema.optional(),
@@ -334,6 +362,7 @@ export const accessRuleSchema = z.strictObject({
   review: z.lazy(() => reviewSchema).optional(),
   maxAffectedRows: z.lazy(() => maxAffectedRowsSchema).optional(),
   overLimit: z.lazy(() => overLimitSchema).optional(),
+  ...principalMatchFields,
 });
 
 const kindSchema = z.enum([...STATEMENT_KINDS, 'ddl', 'write'], {
@@ -355,6 +384,7 @@ export const ruleMatchSchema = z.strictObject({
   connections: list('a connection name').min(1, { error: 'must list at least one connection' }).optional(),
   subjects: list('a subject').min(1, { error: 'must list at least one subject' }).optional(),
   groups: list('a group name').min(1, { error: 'must list at least one group' }).optional(),
+  ...principalMatchFields,
 });
 
 const notifySchema = z.strictObject({
@@ -431,11 +461,11 @@ const patternSchema = z.string({ error: 'must be a regular expression' }).check(
 export const maskingSchema = z.strictObject({
   key: secretText.optional(),
   columns: z
-    .array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy }))
+    .array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy, ...principalMatchFields }))
     .default([]),
-  names: z.array(z.strictObject({ pattern: patternSchema, strategy })).default([]),
+  names: z.array(z.strictObject({ pattern: patternSchema, strategy, ...principalMatchFields })).default([]),
   detectors: z
-    .array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy }))
+    .array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy, ...principalMatchFields }))
     .default([]),
   derived: z.enum(['mask', 'deny'], { error: 'must be mask or deny' }).optional(),
 });
@@ -453,13 +483,15 @@ export const recordingSchema = z.strictObject({
 const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });
 
 /** What an `ssh` rule matches; every field given must match. */
-export interface SshRuleMatch {
+export interface SshRuleMatch extends PrincipalMatch {
   /** Interactive shells (`ssh host` with no command). */
   shell?: true;
-  /** Globs over the whole command line of `ssh host <command>`. */
+  /** Globs over each command a line runs (its words joined by spaces), `ssh host <command>`'s line as the target's shell parses it. */
   commands?: string[];
-  /** Regular expressions searched in the command line. */
+  /** Regular expressions searched in each command a line runs (and in the line as sent). */
   patterns?: string[];
+  /** `allow`: the globs and patterns match the whole line as sent, shell syntax and all (`;`, `|`, `$(…)`, redirections). */
+  shellSyntax?: 'allow';
   connections?: string[];
   subjects?: string[];
   groups?: string[];
@@ -516,9 +548,11 @@ export const sshSectionSchema = z.strictObject({
             shell: z.literal(true, { error: 'write shell: true, or leave it out' }).optional(),
             commands: sshList('command glob').optional(),
             patterns: z.array(sshRegex, { error: 'must be a list of regular expressions' }).min(1, { error: 'must list at least one pattern' }).optional(),
+            shellSyntax: z.literal('allow', { error: "must be allow (the rule's globs then match the whole line, shell syntax and all), or left out" }).optional(),
             connections: sshList('connection name').optional(),
             subjects: sshList('subject').optional(),
             groups: sshList('group name').optional(),
+            ...principalMatchFields,
           })
           .default({}),
         action,
@@ -546,15 +580,50 @@ export const policyFileSchema = z.strictObject(
     masking: maskingSchema.optional(),
     recording: recordingSchema.optional(),
     ssh: sshSectionSchema.optional(),
+    runs: z.lazy(() => runsSchema).optional(),
+    reviews: z.lazy(() => reviewsSchema).optional(),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
 
-/** The identity of a test case. */
+/** A time setting from `min` to `max` ms, written as a PostgreSQL time (`30s`, `15min`) or a number of seconds; in ms. */
+const timeBetween = (min: number, max: number, what: string) =>
+  z.union([z.number(), z.string()], { error: `must be a time such as ${what} (or a number of seconds)` }).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? Math.round(v * 1000) : parseTimeSetting(v);
+    if (ms === undefined || !Number.isFinite(ms) || ms < min || ms > max) {
+      ctx.addIssue({ code: 'custom', message: `must be a time from ${min / 1000}s to ${max / 1000}s, such as ${what}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A number of seconds from a minute to a week (a session's, a run's longest). */
+const minuteToWeekSchema = z
+  .number({ error: 'must be a number of seconds' })
+  .int({ error: 'must be a whole number of seconds' })
+  .min(60, { error: 'must be at least 60 seconds' })
+  .max(7 * 24 * 3600, { error: 'must be at most 604800 seconds (7 days)' });
+
+/** The `runs` section: agents' runs. */
+export const runsSchema = z.strictObject({
+  maxSeconds: minuteToWeekSchema.optional(),
+  heartbeatTimeout: timeBetween(5_000, 3_600_000, '1min').optional(),
+  requireIsolation: z.boolean({ error: 'must be true (runs whose command is not contained are refused) or false' }).optional(),
+});
+
+/** The `reviews` section: what people's decisions need. */
+export const reviewsSchema = z.strictObject({
+  requireSignInWithin: timeBetween(60_000, 7 * 86_400_000, '15min').optional(),
+});
+
+/** The identity of a test case: a person, or with `via`, `agent` and `isolated`, an agent's run acting for them. */
 export const testIdentitySchema = z.strictObject({
   subject: nonEmpty('a subject'),
   email: nonEmpty('an email address').transform((v) => v.toLowerCase()).optional(),
   groups: list('a group name').default([]),
+  via: z.enum(VIAS, { error: `must be one of ${VIAS.join(', ')}` }).optional(),
+  agent: nonEmpty('an agent name').transform((v) => v.toLowerCase()).optional(),
+  isolated: z.boolean({ error: 'must be true or false' }).optional(),
 });
 
 /** One test case. */

@@ -15,16 +15,26 @@
  *     - { name: no-rm-rf, match: { patterns: ['\brm\s+-[a-z]*r'] }, action: deny, message: "no recursive deletes" }
  * ```
  *
- * A rule's `commands` are globs over the whole command line (`*` matches anything, spaces and
- * slashes too); `patterns` are regular expressions searched in it; both see runs of whitespace as
- * one space. A rule that names neither matches shells and commands alike; `shell: true` matches the
- * SSH shell request only (a command can start a shell too: `default: deny` is what keeps shells
- * and unnamed commands out). Rules read the command line as sent, not as a shell will parse it.
+ * A command line is judged as the target's shell will run it (src/policy/shell-line.ts): each
+ * command it runs — in lists, pipelines, `$(…)`, subshells, `sh -c` strings, after `sudo` or `env` —
+ * is judged, and the most restrictive decision wins. A rule's `commands` are globs over a
+ * command's words (quotes removed, joined by spaces; `*` matches anything, spaces and slashes too);
+ * `patterns` are regular expressions searched in them (and in the line as sent). A rule that
+ * allows by `commands` or `patterns` matches only *simple* commands — words known before the line
+ * runs, with no assignments, redirections, `&` or substitutions — so `ls *` does not admit
+ * `ls; rm x`, `ls $(rm x)` or `ls > f`; `shellSyntax: allow` opts a rule into matching the whole
+ * line as sent instead. A deny or review rule with `commands` or `patterns` also matches what hoop
+ * cannot read before it runs (`$x`, `$(…)` as a word, `r{m,}`): the gateway cannot tell it does not
+ * match. A line the gateway cannot parse (or over 32 KiB) is matched by no allow rule. A rule that
+ * names neither matches shells and commands alike; `shell: true` matches the SSH shell request only
+ * (a command can start a shell too: `default: deny` is what keeps shells and unnamed commands out).
  *
  * @see https://man.openbsd.org/sshd_config (AcceptEnv, AllowTcpForwarding, PermitOpen, ForceCommand)
  * @see /work/shared/ARCHITECTURE.md ("Policy as code": ssh rules)
  */
 import { combineReviewDecisions, reviewSettingsFor } from './decide.js';
+import { principalMatches } from './principal.js';
+import { parseShellLine, type ShellCommand } from './shell-line.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type SshRuleMatch, type Who } from './schema.js';
 
 /** A glob where `*` matches any run of characters (anchored at both ends). */
@@ -45,25 +55,29 @@ export interface SshVerdict {
 /** What a session channel asks to run. */
 export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'sftp' };
 
-/** Shell syntax that could run something besides the program a command line starts. */
-const SHELL_SYNTAX = /[;&|`$()<>\n\r\\]/;
 /** A file-transfer program named anywhere in a command line (as a word or a path's last part). */
 const TRANSFER_PROGRAM = /(?<![\w.-])(sftp-server|scp|rsync)(?![\w.-])/;
+const TRANSFER_PROGRAMS = new Set(['sftp-server', 'scp', 'rsync']);
 
 /**
  * The file transfer a command starts the way OpenSSH's and rsync's clients start one: an sftp
  * server by path (`sftp -s /usr/lib/openssh/sftp-server`), `scp -t` (an upload, `scp -O`) or
  * `scp -f` (a download), `rsync --server` (an upload, or a download with `--sender`), each as the
- * whole command (after an optional `exec`, with no shell syntax). `unknown`: the command names one
- * of these programs some other way (`sh -c …`, `nice rsync …`), so hoop cannot tell what it
+ * whole command (after an optional `exec`, as one simple command). `unknown`: the line runs one of
+ * these programs some other way (`sh -c …`, `nice rsync …`, `s'c'p …`), names one, runs a program
+ * whose name is built when it runs (`$x …`), or cannot be parsed, so hoop cannot tell what it
  * transfers. `ssh.sftp` governs all of these as it governs the sftp subsystem; a command that
  * moves files some other way (`cat > f`, `tar x`) is for the ssh rules to decide.
  */
 export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' | 'unknown' | undefined {
-  if (!TRANSFER_PROGRAM.test(command)) return undefined;
-  if (SHELL_SYNTAX.test(command)) return 'unknown';
-  const all = command.trim().split(/\s+/);
-  const words = all[0] === 'exec' ? all.slice(1) : all;
+  const parsed = parseShellLine(command);
+  if (!parsed.certain) return 'unknown';
+  const named = TRANSFER_PROGRAM.test(command) || parsed.commands.some((c) => (c.words.length > 0 && c.program === undefined) || TRANSFER_PROGRAMS.has(c.program ?? ''));
+  if (!named) return undefined;
+  const top = parsed.commands.filter((c) => c.via === undefined);
+  const only = top.length === 1 ? top[0] : undefined;
+  if (!only?.simple) return 'unknown';
+  const words = only.words[0] === 'exec' ? only.words.slice(1) : only.words;
   const program = words[0]?.split('/').pop();
   if (program === 'sftp-server') return 'sftp';
   if (program === 'rsync' && words.includes('--server')) return words.includes('--sender') ? 'download' : 'upload';
@@ -75,6 +89,12 @@ export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' 
   return flags.includes('t') ? 'upload' : flags.includes('f') ? 'download' : 'unknown';
 }
 
+/** A command's text as a reason quotes it. */
+function quoted(c: ShellCommand): string {
+  const text = c.text.length > 80 ? `${c.text.slice(0, 77)}...` : c.text;
+  return `\`${text}\``;
+}
+
 /**
  * The `ssh` policy of one session (identity, connection, access mode), as the SSH engine asks it.
  * Regular expressions and globs are compiled once per session.
@@ -82,7 +102,7 @@ export function fileTransferOf(command: string): 'sftp' | 'upload' | 'download' 
 export class SshJudge {
   readonly sftp: SshPolicy['sftp'];
   readonly #readOnlyAccess: boolean;
-  readonly #rules: Array<{ rule: SshRule; commands?: RegExp[]; patterns?: RegExp[] }>;
+  readonly #rules: CompiledRule[];
   readonly #default: Action;
   readonly #env: RegExp[];
   readonly #forwarding: Array<{ host: RegExp; port: string }>;
@@ -92,13 +112,15 @@ export class SshJudge {
     const applies = (m: SshRuleMatch): boolean =>
       (!m.connections || m.connections.includes(connection) || m.connections.includes('*')) &&
       (!m.subjects || m.subjects.includes(who.subject)) &&
-      (!m.groups || m.groups.some((g) => who.groups.includes(g)));
+      (!m.groups || m.groups.some((g) => who.groups.includes(g))) &&
+      principalMatches(m, who.principal);
     this.#rules = ssh.rules
       .filter((r) => applies(r.match))
       .map((rule) => ({
         rule,
         ...(rule.match.commands ? { commands: rule.match.commands.map((g) => globRegex(g)) } : {}),
         ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new RegExp(p)) } : {}),
+        wholeLine: rule.match.shellSyntax === 'allow',
       }));
     this.#default = ssh.default;
     this.sftp = mode === 'read-only' && ssh.sftp === 'allow' ? 'read-only' : ssh.sftp;
@@ -137,37 +159,63 @@ export class SshJudge {
     if (this.sftp === 'deny') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'the policy does not allow file transfers (sftp, scp, rsync) on this connection', reason: 'ssh.sftp is deny' };
     if (this.sftp !== 'read-only') return undefined;
     if (kind === 'upload') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only: downloads only', reason: 'ssh.sftp is read-only' };
-    if (kind === 'unknown') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only, and this command runs sftp-server, scp or rsync in a way the gateway cannot judge (start it as the whole command)', reason: 'ssh.sftp is read-only' };
+    if (kind === 'unknown') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only, and this command may run sftp-server, scp or rsync in a way the gateway cannot judge (start it as the whole command, its name spelled out)', reason: 'ssh.sftp is read-only' };
     return undefined;
   }
 
   /** The most restrictive ssh rule matching a shell or a command, else the default. */
   #byRules(request: { kind: 'shell' } | { kind: 'exec'; command: string }): SshVerdict {
-    let best: SshVerdict | undefined;
-    // Any run of whitespace (tabs, newlines) matches a space: `./deploy.sh<TAB>v2` is `./deploy.sh v2`.
-    const line = request.kind === 'exec' ? request.command.replace(/\s+/g, ' ').trim() : '';
-    for (const { rule, commands, patterns } of this.#rules) {
-      const m = rule.match;
-      if (request.kind === 'shell') {
-        if (commands || patterns) continue;
-      } else {
-        if (m.shell) continue;
-        if (commands && !commands.some((r) => r.test(line))) continue;
-        if (patterns && !patterns.some((r) => r.test(line))) continue;
-      }
-      const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
-      const verdict: SshVerdict = {
-        action: rule.action,
-        rule: rule.name,
-        ...(rule.message !== undefined ? { message: rule.message } : {}),
-        reason: `ssh rule "${rule.name}" matches this ${request.kind === 'shell' ? 'shell' : 'command'}`,
-        ...(review ? { review } : {}),
-      };
-      best = best === undefined ? verdict : ACTIONS.indexOf(verdict.action) > ACTIONS.indexOf(best.action) ? verdict : verdict.action === best.action && verdict.action === 'review' ? combineReviewDecisions(best, verdict) : best;
+    if (request.kind === 'shell') {
+      const matching = this.#rules.filter(({ commands, patterns }) => !commands && !patterns);
+      return mostRestrictive(matching.map((c) => this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this shell`))) ?? this.#byDefault('no ssh rule matches');
     }
-    if (best) return best;
+    const rules = this.#rules.filter((c) => !c.rule.match.shell);
+    // Any run of whitespace (tabs, newlines) matches a space: `./deploy.sh<TAB>v2` is `./deploy.sh v2`.
+    const line = request.command.replace(/\s+/g, ' ').trim();
+    const parsed = parseShellLine(request.command);
+    const verdicts: SshVerdict[] = [];
+    // Rules read the line as sent too: a `shellSyntax: allow` rule only so, a deny or review pattern also so.
+    const wholeLine = rules.filter((c) => (c.wholeLine || (c.rule.action !== 'allow' && c.patterns)) && matchesText(c, line));
+    const asSent = wholeLine.filter((c) => c.rule.action !== 'allow' || parsed.certain).map((c) => this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command`));
+    if (!parsed.certain) {
+      verdicts.push(...asSent);
+      for (const c of rules) if (c.rule.action !== 'allow' && !c.wholeLine && (c.commands || c.patterns)) verdicts.push(this.#verdict(c.rule, `the gateway cannot parse this command line (${parsed.why}), so ssh rule "${c.rule.name}" may match it`));
+      verdicts.push(this.#byDefault(`no allow rule matches a command line the gateway cannot parse as a shell would (${parsed.why})`));
+      return mostRestrictive(verdicts) as SshVerdict;
+    }
+    const single = parsed.commands.length === 1;
+    for (const command of parsed.commands) {
+      const derived = command.via !== undefined;
+      const matching: SshVerdict[] = [];
+      for (const c of rules) {
+        if (c.wholeLine) {
+          if (wholeLine.includes(c) && (c.rule.action !== 'allow' || !derived)) matching.push(this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command line`));
+          continue;
+        }
+        const how = matches(c, command);
+        if (how === undefined || (derived && c.rule.action === 'allow')) continue;
+        const what = single ? 'this command' : `${quoted(command)}, which this command line runs${derived ? ` (through ${command.via})` : ''}`;
+        matching.push(this.#verdict(c.rule, how === 'opaque' ? `ssh rule "${c.rule.name}" may match ${quoted(command)}: ${command.opaque}, so the gateway cannot tell` : `ssh rule "${c.rule.name}" matches ${what}`));
+      }
+      const verdict = mostRestrictive(matching);
+      if (verdict) verdicts.push(verdict);
+      else if (!derived) verdicts.push(this.#byDefault(single ? 'no ssh rule matches' : `no ssh rule matches ${quoted(command)}, which this command line runs`));
+    }
+    // Last, so that of equal decisions the one naming a command of the line is said.
+    verdicts.push(...asSent);
+    return mostRestrictive(verdicts) ?? this.#byDefault('the command line runs nothing');
+  }
+
+  /** What `rule` decides, for `reason`. */
+  #verdict(rule: SshRule, reason: string): SshVerdict {
+    const review = rule.action === 'review' ? this.#reviewers(rule.review) : undefined;
+    return { action: rule.action, rule: rule.name, ...(rule.message !== undefined ? { message: rule.message } : {}), reason, ...(review ? { review } : {}) };
+  }
+
+  /** The default's decision (no `rule`: read-only access refuses it), for `why`. */
+  #byDefault(why: string): SshVerdict {
     const review = this.#default === 'review' ? this.#reviewers() : undefined;
-    return { action: this.#default, reason: `no ssh rule matches; the default is ${this.#default}`, ...(review ? { review } : {}) };
+    return { action: this.#default, reason: `${why}; the default is ${this.#default}`, ...(review ? { review } : {}) };
   }
 
   /** Whether a client may set environment variable `name`. */
@@ -180,6 +228,44 @@ export class SshJudge {
     const h = host.toLowerCase();
     return this.#forwarding.some((t) => t.host.test(h) && (t.port === '*' || Number(t.port) === port));
   }
+}
+
+/** An ssh rule as a session's judge holds it: globs and patterns compiled once. */
+interface CompiledRule {
+  rule: SshRule;
+  commands?: RegExp[];
+  patterns?: RegExp[];
+  /** `shellSyntax: allow`: the rule reads the whole line as sent. */
+  wholeLine: boolean;
+}
+
+/** Whether a rule's globs and patterns (those it has) match `text`. */
+function matchesText(c: CompiledRule, text: string): boolean {
+  return (!c.commands || c.commands.some((r) => r.test(text))) && (!c.patterns || c.patterns.some((r) => r.test(text)));
+}
+
+/**
+ * Whether rule `c` matches one command of a line: a rule with neither globs nor patterns matches
+ * every command; an allowing one only simple commands; a refusing one (deny, review) also commands
+ * whose words are built when they run (`opaque`: it may match them).
+ */
+function matches(c: CompiledRule, command: ShellCommand): 'yes' | 'opaque' | undefined {
+  if (!c.commands && !c.patterns) return 'yes';
+  if (c.rule.action === 'allow') return command.simple && matchesText(c, command.text) ? 'yes' : undefined;
+  if (matchesText(c, command.text) || matchesText(c, command.source.replace(/\s+/g, ' ').trim())) return 'yes';
+  return command.opaque ? 'opaque' : undefined;
+}
+
+/** The most restrictive of `verdicts` (reviews of the same rank combined), if any. */
+function mostRestrictive(verdicts: SshVerdict[]): SshVerdict | undefined {
+  let best: SshVerdict | undefined;
+  for (const v of verdicts) {
+    if (best === undefined || ACTIONS.indexOf(v.action) > ACTIONS.indexOf(best.action)) best = v;
+    else if (v.action === best.action && v.action === 'review') best = combineReviewDecisions(best, v);
+    // Of equal decisions, the default's is kept: no rule covers the whole line (read-only access asks).
+    else if (v.action === best.action && v.rule === undefined) best = v;
+  }
+  return best;
 }
 
 /** The judge of a session on SSH connection `connection`, reviews settled as the bundle's reviewers say. */

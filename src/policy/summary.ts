@@ -4,7 +4,8 @@
  * (`${env:NAME}`), never resolved.
  */
 import type { SecretRef } from '../config/secrets.js';
-import type { Policy, RuleMatch } from './schema.js';
+import type { PrincipalMatch } from './principal.js';
+import { RUN_DEFAULTS, type Policy, type RuleMatch } from './schema.js';
 
 function ref(r: SecretRef): string {
   return r.kind === 'env' ? `\${env:${r.name}}` : `\${file:${r.path}}`;
@@ -29,7 +30,17 @@ function matchText(m: RuleMatch): string {
   if (m.connections) parts.push(`connections ${m.connections.join(',')}`);
   if (m.subjects) parts.push(`subjects ${m.subjects.join(',')}`);
   if (m.groups) parts.push(`groups ${m.groups.join(',')}`);
+  parts.push(...principalText(m));
   return parts.length > 0 ? parts.join('; ') : 'every statement';
+}
+
+/** A rule's principal keys, as `hoop policy show` says them. */
+function principalText(m: PrincipalMatch): string[] {
+  return [
+    ...(m.via ? [`via ${m.via.join(',')}`] : []),
+    ...(m.agents ? [`agents ${m.agents.join(',')}`] : []),
+    ...(m.isolated !== undefined ? [m.isolated ? 'contained runs' : 'runs not contained'] : []),
+  ];
 }
 
 function table(rows: string[][], indent = '  '): string[] {
@@ -70,6 +81,7 @@ export function describePolicy(policy: Policy, source: string): string {
           a.subjects.length ? `subjects ${a.subjects.join(',')}` : '',
           a.emails.length ? `emails ${a.emails.join(',')}` : '',
           a.groups.length ? `groups ${a.groups.join(',')}` : '',
+          ...principalText(a),
         ].filter(Boolean);
         const limits = Object.entries(a.limits ?? {}).map(([setting, ms]) => `${setting} ${ms % 1000 === 0 ? duration(ms / 1000) : `${ms}ms`}`);
         return [a.name, a.mode, `on ${a.connections.join(',')}`, who.join('; '), [a.maxSessionSeconds !== undefined ? `max ${duration(a.maxSessionSeconds)}` : 'no session limit', ...limits].join('; ')];
@@ -82,13 +94,16 @@ export function describePolicy(policy: Policy, source: string): string {
   out.push('', `masking (key ${m.key ? ref(m.key) : 'none'}; derived values: ${m.derived})`);
   out.push(
     ...table([
-      ...m.columns.map((c) => ['column', `${c.table}.${c.column}`, c.strategy]),
-      ...m.names.map((n) => ['name', `/${n.pattern}/i`, n.strategy]),
-      ...m.detectors.map((d) => ['detector', d.detector, d.strategy]),
+      ...m.columns.map((c) => ['column', `${c.table}.${c.column}`, c.strategy, principalText(c).join('; ')]),
+      ...m.names.map((n) => ['name', `/${n.pattern}/i`, n.strategy, principalText(n).join('; ')]),
+      ...m.detectors.map((d) => ['detector', d.detector, d.strategy, principalText(d).join('; ')]),
     ]),
   );
   const r = policy.recording;
   out.push('', `recording  results ${r.results}, row cap ${r.rowCap}, on failure ${r.onFailure}${r.auditors.length ? `, auditors ${r.auditors.join(',')}` : ''}`);
+  const runs = policy.runs ?? RUN_DEFAULTS;
+  out.push(`runs       at most ${duration(runs.maxSeconds)}, ended after ${duration(runs.heartbeatTimeoutMs / 1000)} without a heartbeat; ${runs.requireIsolation ? 'a command not contained is refused' : 'contained or not'}`);
+  if (policy.reviews?.requireSignInWithinMs !== undefined) out.push(`reviews    decisions need a sign-in within ${duration(policy.reviews.requireSignInWithinMs / 1000)}`);
   out.push('', `tests  ${policy.tests.length} case${policy.tests.length === 1 ? '' : 's'}`);
   return `${out.join('\n')}\n`;
 }

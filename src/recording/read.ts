@@ -87,7 +87,9 @@ export class TranscriptRenderer {
       case 'start': {
         const id = e.identity as { subject?: string; groups?: string[] } | undefined;
         this.#database = String(e.connection ?? 'db');
-        return [{ at, text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}` }];
+        // An agent's session: whose agent, how it came, in which run (the gateway's word, from the run's credential).
+        const agent = typeof e.agent === 'string' ? `'s agent ${e.agent} via ${String(e.via)} (run ${String(e.runId)}${e.isolated === false ? ', not contained' : ''})` : '';
+        return [{ at, text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''}${agent} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}` }];
       }
       case 'query':
         return [{ at, text: `${this.#database}=> ${String(e.sql)}` }];

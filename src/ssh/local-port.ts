@@ -14,7 +14,7 @@
  * @see https://man.openbsd.org/ssh_config.5
  * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
@@ -38,8 +38,8 @@ export interface SshPortOptions {
   user?: string;
   /** A TCP port on 127.0.0.1 (default: any free one). */
   port?: number;
-  /** Sent with every tunnel (`Hoop-Run-Id`). */
-  runId?: string;
+  /** Where the port's directory (key, known hosts, ssh_config) goes (default: the runtime directory). */
+  filesDir?: string;
   /** Said at the start of every session (a `context` control message). */
   context?: Record<string, string>;
   log: Logger;
@@ -77,9 +77,7 @@ function configPath(path: string): string {
 export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
   const { provider, name, log, say } = o;
   const { gateway, ca } = provider;
-  const base = runtimeDir(o.env);
-  await mkdir(base, { recursive: true, mode: 0o700 });
-  const dir = await mkdtemp(join(base, `ssh-${hostAlias(name)}-`));
+  const dir = await mkdtemp(join(o.filesDir ?? (await runtimeDir(o.env)), `ssh-${hostAlias(name)}-`));
   const keyFile = join(dir, 'id_ed25519');
   const knownHostsFile = join(dir, 'known_hosts');
   const configFile = join(dir, 'ssh_config');
@@ -97,7 +95,7 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
       const sessionId = newSessionId();
       try {
         const { token } = await provider.current();
-        const opened = await tunnels.open({ connection: name, token, sessionId, sshKey: publicKey, ...(o.runId ? { runId: o.runId } : {}) });
+        const opened = await tunnels.open({ connection: name, token, sessionId, sshKey: publicKey, via: 'connect' });
         const channel = opened.channel;
         renewal.track(channel, token);
         if (o.context) channel.sendControl({ type: 'context', fields: o.context });

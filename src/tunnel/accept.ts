@@ -27,7 +27,7 @@ export interface TunnelRequest {
   /** The bearer token, or undefined when there is no `Authorization: Bearer` header. */
   token: string | undefined;
   sessionId: string | undefined;
-  runId: string | undefined;
+  via: string | undefined;
   clientVersion: string | undefined;
   policyCommit: string | undefined;
 }
@@ -103,7 +103,7 @@ export function parseTunnelRequest(req: IncomingMessage, prefix = ''): TunnelReq
     connection,
     token: bearer ? bearer[1] : undefined,
     sessionId: header(req, TunnelHeader.SESSION_ID),
-    runId: header(req, TunnelHeader.RUN_ID),
+    via: header(req, TunnelHeader.VIA),
     clientVersion: header(req, TunnelHeader.CLIENT_VERSION),
     policyCommit: header(req, TunnelHeader.POLICY_COMMIT),
   };

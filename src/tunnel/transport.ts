@@ -25,7 +25,7 @@ export const TUNNEL_PROTOCOL = 'hoop-tunnel/1';
 /** Header names of the tunnel handshake (lower case, as node:http reports them). @see /work/shared/ARCHITECTURE.md ("Tunnel") */
 export const TunnelHeader = {
   SESSION_ID: 'hoop-session-id',
-  RUN_ID: 'hoop-run-id',
+  VIA: 'hoop-via',
   CLIENT_VERSION: 'hoop-client-version',
   GATEWAY_VERSION: 'hoop-gateway-version',
   POLICY_COMMIT: 'hoop-policy-commit',
@@ -42,8 +42,11 @@ export interface OpenTunnelOptions {
   token: string;
   /** The session id chosen by the CLI. */
   sessionId: string;
-  /** The `hoop run` id, when the tunnel belongs to one. */
-  runId?: string;
+  /**
+   * Which hoop command opens the session (`Hoop-Via`): `connect` (the default) or `exec`. The
+   * gateway takes it for a person's own session; a run's way in is its credential's, whatever this says.
+   */
+  via?: 'connect' | 'exec';
   /** The client does not wait for reviews: a statement held for one is decided later, and runs when sent again (`Hoop-Review: detach`). */
   detachReviews?: boolean;
   /** The policy commit the CLI evaluated with. */
@@ -178,7 +181,7 @@ function sessionHeaders(options: OpenTunnelOptions): Record<string, string> {
     'Hoop-Session-Id': options.sessionId,
     'Hoop-Client-Version': options.clientVersion,
   };
-  if (options.runId !== undefined) headers['Hoop-Run-Id'] = options.runId;
+  if (options.via !== undefined) headers['Hoop-Via'] = options.via;
   if (options.detachReviews) headers['Hoop-Review'] = 'detach';
   if (options.policyCommit !== undefined) headers['Hoop-Policy-Commit'] = options.policyCommit;
   if (options.sshKey !== undefined) headers['Hoop-Ssh-Key'] = options.sshKey;

@@ -15,6 +15,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runProcess } from '../harness/clients.js';
 import { frontendMessage } from '../harness/pg-frontend.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { rawTunnel } from '../harness/raw-tunnel.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { HOOP_BIN, spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
@@ -123,12 +125,14 @@ describe('hoop run', () => {
     const lines = replay.split('\n');
     // The run's own record (signed by its CLI) first: the command and its prompt.
     expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} by alice on \\S+ \\(signed by its CLI, SHA256:`));
-    expect(lines[1]).toBe('-- the run\'s prompt: "Count the items, then the people."');
+    expect(lines[1]).toBe('-- the agent: sh, contained (bwrap)');
+    expect(lines[2]).toBe('-- the run\'s prompt: "Count the items, then the people."');
+    expect(lines[3]).toMatch(new RegExp(`^-- session \\S+ of alice's agent sh via run \\(run ${runId}\\) on app, from `));
     // Then each session, opening with the same claim as the gateway recorded it.
     const context = `-- client (run) says: run="${runId}" command="sh -c 'echo \\"run=$HOOP_RUN_ID\\"; psql`;
-    expect(lines[3]).toContain(context);
-    expect(lines[3]).toContain('prompt="Count the items, then the people."');
-    expect(lines[4]).toBe('app=> select count(*) from agent_items');
+    expect(lines[4]).toContain(context);
+    expect(lines[4]).toContain('prompt="Count the items, then the people."');
+    expect(lines[5]).toBe('app=> select count(*) from agent_items');
     expect(lines.filter(Boolean).at(-1)).toMatch(/^-- the run's command exited with 0 after/);
     expect(replay.indexOf('agent_items')).toBeLessThan(replay.indexOf('agent_people'));
     expect(lines.filter((l) => l.startsWith('-- client (run) says:'))).toHaveLength(2); // at the start of each session
@@ -137,18 +141,21 @@ describe('hoop run', () => {
     expect(none.stderr).toContain('no sessions of run run-nobody-made that you may see');
   });
 
-  it('the gateway keeps a tunnel\'s run id only in the shape hoop run makes', async () => {
-    for (const runId of ['x', 'run id with spaces', `run-${'a'.repeat(80)}`, 'run-ok_12345']) {
-      const raw = await stack.tunnel('app', token, { runId });
-      raw.write(frontendMessage('X'));
-      await raw.closed();
-    }
-    const ran = new Set<string>();
-    for (let i = 0; i < 50 && !ran.has('run-ok_12345'); i++) {
+  it("a person's session belongs to no run, whatever its request says: the run id and the agent's way in are a run credential's alone", async () => {
+    const claims = { Authorization: `Bearer ${token}`, 'Hoop-Session-Id': 'claimed-run-session', 'Hoop-Run-Id': 'run-ok_1234567890123', 'Hoop-Via': 'run' };
+    const { channel } = await rawTunnel(stack.gateway.url, stack.pki.ca, 'app', claims);
+    const raw = new RawFrontend(channel);
+    await raw.startup('');
+    raw.write(frontendMessage('X'));
+    await raw.closed();
+    let session: { runId?: string; via?: string; agent?: string; endedAt?: string } | undefined;
+    for (let i = 0; i < 50 && !session?.endedAt; i++) {
       const ls = await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token });
-      for (const s of (JSON.parse(ls.stdout) as { sessions: Array<{ runId?: string }> }).sessions) if (s.runId) ran.add(s.runId);
+      session = (JSON.parse(ls.stdout) as { sessions: Array<typeof session & { id: string }> }).sessions.find((s) => s?.id === 'claimed-run-session');
     }
-    expect([...ran].filter((r) => !r.startsWith('run-') || r.length !== 20)).toEqual(['run-ok_12345']);
+    expect(session).toMatchObject({ via: 'connect' });
+    expect(session).not.toHaveProperty('runId');
+    expect(session).not.toHaveProperty('agent');
   });
 
   it('gives the command its connections and no way around the gateway: inherited PG* and DATABASE_URL are replaced, no credential anywhere', async () => {
@@ -426,6 +433,8 @@ describe('hoop mcp', () => {
       }
       const types = doc!.events.map((e) => e.t);
       expect(doc!.events[types.indexOf('context')]).toMatchObject({ t: 'context', source: 'mcp', tool: 'run_sql', intent });
+      // hoop mcp with no run around it began one of its own: the agent is the MCP client, by its name, not the person.
+      expect(doc!.events[0]).toMatchObject({ t: 'start', via: 'mcp', agent: 'test-agent', isolated: false, runId: expect.stringMatching(/^run-/) });
       expect(doc!.events[types.indexOf('context') + 1]).toMatchObject({ t: 'query', sql: 'select id, email from agent_people order by id' });
       expect(JSON.stringify(doc!.events)).not.toContain('@example.com');
       const id = (JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string }> }).sessions.find((x) => doc!.events[0]!.session === x.id)!.id;

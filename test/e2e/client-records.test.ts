@@ -151,7 +151,8 @@ describe("the CLI's own records", () => {
     const lines = replay.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} by alice on \\S+ \\(signed by its CLI, SHA256:[^)]+\\): "sh -c 'psql -X -At`));
     expect(lines[0]).toContain(`in ${JSON.stringify(stack.dir)}`);
-    expect(lines[1]).toBe('-- the run\'s prompt: "List the items, then try to drop them."');
+    expect(lines[1]).toMatch(/^-- the agent: sh, (contained \(bwrap\)|not contained \(isolation: none\))$/);
+    expect(lines[2]).toBe('-- the run\'s prompt: "List the items, then try to drop them."');
     expect(lines[lines.length - 2]).toBe(`-- the run's tunnels carried 2 session(s): ${[...sessions].reverse().map((s) => s.id).join(', ')}`);
     expect(lines[lines.length - 1]).toMatch(/^-- the run's command exited with 7 after \d+\.\d s$/);
     expect(replay.stdout.indexOf('drop table cr_items')).toBeLessThan(replay.stdout.indexOf('select count(*) from cr_items'));

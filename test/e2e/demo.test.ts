@@ -16,7 +16,7 @@ import { pgBinDir, freePort } from '../harness/postgres.js';
 import { findSshd } from '../../src/demo/sshd.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
-const DEMO_STEPS = findSshd() ? 9 : 8;
+const DEMO_STEPS = findSshd() ? 10 : 9;
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-demo-'));
@@ -109,6 +109,9 @@ describe('hoop demo', () => {
     expect(r.stdout).toMatch(/\(reviewer\) hoop review deny (rv-[0-9a-f]{16}) --reason "not during the demo": review \1: denied by rae@hoop\.example: not during the demo/);
     expect(r.stdout).toMatch(/ERROR 42501: hoop: denied by reviewer .* \(review rv-[0-9a-f]{16}\): not during the demo/);
     expect(r.stdout).toMatch(/\(reviewer\) hoop review approve (rv-[0-9a-f]{16}): review \1: approved by rae@hoop\.example\n {8}BEGIN, DELETE 60, ROLLBACK/);
+    // The agent is a principal of its own: its write waits for a reviewer while the person's own runs.
+    expect(r.stdout).toMatch(/agent> hoop run --agent demo-agent --connect demo-db -- hoop exec demo-db --no-wait -c "update orders set status = 'shipped' where id = 7"\n {8}(rv-[0-9a-f]{16})\nyou> {3}update orders set status = 'shipped' where id = 7\n {8}UPDATE 1\n {8}\(reviewer\) hoop review deny \1/);
+    expect(r.stdout).toContain("   ok   the agent is a principal of its own");
     expect(r.stdout).toContain(`${DEMO_STEPS} of ${DEMO_STEPS} expected outcomes happened.`);
     expect(r.stdout).not.toMatch(/@example\.(com|org)|\b\d{4} \d{4} \d{4} \d{4}\b|\b\d{3}-\d{2}-\d{4}\b/);
     expect(readFileSync(join(dir, 'env'), 'utf8')).toContain('export HOOP_GATEWAY=');
@@ -159,7 +162,7 @@ describe('hoop demo', () => {
     expect(check.stdout).toMatch(/rule\s+read-only-access/);
     const tests = await terminal(first.info.envFile, 'hoop policy test');
     expect(tests.code).toBe(0);
-    expect(tests.stdout).toContain('5 passed, 0 failed');
+    expect(tests.stdout).toContain('6 passed, 0 failed');
 
     // A second demo on the same directory; another one on a port in use.
     const second = await demoOnce(['--dir', dir, ...ports]);

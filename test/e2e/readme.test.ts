@@ -26,7 +26,7 @@ import { loadPolicyDir } from '../../src/policy/load.js';
 import { sshJudgeFor } from '../../src/policy/ssh.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
-const DEMO_STEPS = findSshd() ? 9 : 8;
+const DEMO_STEPS = findSshd() ? 10 : 9;
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/hoop.js');
@@ -231,7 +231,7 @@ describe('the README, run as written', () => {
     expect(check.output).toMatch(/decision +deny\nrule +read-only-access/);
     const test = await sourced('npx hoop policy test');
     expect(test.code).toBe(0);
-    expect(test.output).toContain('5 passed, 0 failed');
+    expect(test.output).toContain('6 passed, 0 failed');
 
     // The policy is code: $EDITOR makes the change the README's comment names.
     const [edit, commit, again] = shCommands(readme).filter((l) => l.startsWith('$EDITOR') || l.startsWith('git -C') || l.startsWith('sleep 6'));
@@ -246,8 +246,8 @@ describe('the README, run as written', () => {
     expect([ls, replay, verify]).toEqual(['npx hoop sessions ls', 'npx hoop sessions replay last', 'npx hoop sessions verify last']);
     let listed = '';
     for (let i = 0; i < 50 && !/client-terminated/.test(listed); i++) listed = (await sourced(ls!)).output;
-    expect(listed).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION/m);
-    expect(listed).toMatch(/\s+demo\s+demo-db\s+1\s+1\s+client-terminated\s+complete/); // the DROP, refused
+    expect(listed).toMatch(/^ID\s+STARTED\s+USER\s+VIA\s+CONNECTION/m);
+    expect(listed).toMatch(/\s+demo\s+connect\s+demo-db\s+1\s+1\s+client-terminated\s+complete/); // the DROP, refused
     const replayed = await sourced(replay!);
     expect(replayed.code).toBe(0);
     expect(replayed.output).toContain('demo-db=> select name, card_number from customers limit 2');

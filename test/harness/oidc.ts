@@ -49,6 +49,8 @@ export interface TokenRequest {
   audience?: string;
   /** Default 600. */
   expiresInSeconds?: number;
+  /** `auth_time` (seconds since the epoch): when the person last signed in, as an identity provider says in a user's token. */
+  authTime?: number;
 }
 
 /** A user who can sign in on the provider's login page. */
@@ -444,12 +446,16 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
           },
         },
       },
-      extraTokenClaims: async (_ctx: unknown, token: unknown) => {
+      extraTokenClaims: async (ctx: { oidc?: { entities?: Record<string, { authTime?: number } | undefined> } }, token: unknown) => {
         const id = clientIdOf(token);
         const req = id === undefined ? undefined : requests.get(id);
-        if (req) return { ...(req.groups ? { groups: req.groups } : {}), ...(req.email ? { email: req.email, email_verified: true } : {}) };
+        if (req) return { ...(req.groups ? { groups: req.groups } : {}), ...(req.email ? { email: req.email, email_verified: true } : {}), ...(req.authTime !== undefined ? { auth_time: req.authTime } : {}) };
         const accountId = (token as { accountId?: string }).accountId;
-        return accountId === undefined ? undefined : accountClaims(accountId);
+        if (accountId === undefined) return undefined;
+        // When the person signed in: the grant's (a code's, a refresh token's, a device code's), as identity providers put it in access tokens.
+        const e = ctx.oidc?.entities ?? {};
+        const authTime = e.AuthorizationCode?.authTime ?? e.RefreshToken?.authTime ?? e.DeviceCode?.authTime;
+        return { ...accountClaims(accountId), ...(authTime !== undefined ? { auth_time: authTime } : {}) };
       },
       formats: {
         customizers: {

@@ -41,7 +41,8 @@ export interface HoopStack {
   configFile: string;
   /** Every JSON line the gateway logged so far. */
   logs(): Array<Record<string, unknown>>;
-  token(subject?: string, groups?: string[]): Promise<string>;
+  /** A signed access token for `subject` (default alice) in `groups`; `authTime`: when they last signed in (seconds since the epoch). */
+  token(subject?: string, groups?: string[], authTime?: number): Promise<string>;
   /**
    * Runs `hoop connect <name> --json` with `token` (and `env`, added to its environment); resolves
    * once it listens. A `--gateway` in `extraArgs` overrides the stack's gateway.
@@ -53,7 +54,7 @@ export interface HoopStack {
    * A raw frontend straight on a tunnel to `connection` (no CLI), signed in up to ReadyForQuery
    * unless `startup` is false.
    */
-  tunnel(connection: string, token: string, options?: { startup?: boolean; params?: Array<[string, string]>; runId?: string; sessionId?: string; detachReviews?: boolean; gateway?: string }): Promise<RawFrontend>;
+  tunnel(connection: string, token: string, options?: { startup?: boolean; params?: Array<[string, string]>; via?: 'connect' | 'exec'; sessionId?: string; detachReviews?: boolean; gateway?: string }): Promise<RawFrontend>;
   close(): Promise<void>;
 }
 
@@ -172,11 +173,11 @@ ${Object.entries(options.issuer ?? {})
     dir,
     configFile,
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
-    token: (subject = 'alice', groups = []) => oidc.token({ subject, groups }),
+    token: (subject = 'alice', groups = [], authTime?: number) => oidc.token({ subject, groups, ...(authTime !== undefined ? { authTime } : {}) }),
     connect,
     run,
     async tunnel(connection, token, o = {}) {
-      const { channel } = await openTunnel({ gateway: o.gateway ?? gateway.url, connection, token, sessionId: o.sessionId ?? `raw-${randomBytes(8).toString('hex')}`, clientVersion: 'test', ca: pki.ca, ...(o.runId !== undefined ? { runId: o.runId } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
+      const { channel } = await openTunnel({ gateway: o.gateway ?? gateway.url, connection, token, sessionId: o.sessionId ?? `raw-${randomBytes(8).toString('hex')}`, clientVersion: 'test', ca: pki.ca, ...(o.via !== undefined ? { via: o.via } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
       const raw = new RawFrontend(channel);
       if (o.startup !== false) await raw.startup('', o.params);
       return raw;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditStream } from '../../src/gateway/audit.js';
 import { createLogger } from '../../src/log.js';
+import { callApi } from '../harness/api.js';
 import { psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
@@ -80,6 +81,25 @@ describe('audit stream', () => {
     const file = readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(file.map((e) => e.event)).toEqual(['session.start', 'statement.refused', 'session.end']);
   }, 60_000);
+
+  it("tells of an agent's run: its start, its sessions as the run's (agent, via, run), their end with it, and its end", async () => {
+    const seen = received.length;
+    const begun = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runs', await stack.token('alice'), { connections: ['app'], agent: 'claude', isolation: 'bwrap' });
+    const { id, token, controlToken } = begun.body as { id: string; token: string; controlToken: string };
+    const raw = await stack.tunnel('app', token);
+    await raw.simple('select 1');
+    await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/end`, controlToken);
+    await raw.closed();
+    const events = (): Array<Record<string, unknown>> => received.slice(seen).map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (let i = 0; i < 100 && !events().some((e) => e.event === 'session.end'); i++) await new Promise((r) => setTimeout(r, 100));
+    const got = events();
+    expect(got.map((e) => e.event).sort()).toEqual(['run.end', 'run.start', 'session.end', 'session.start']);
+    const of = (event: string): Record<string, unknown> => got.find((e) => e.event === event)!;
+    expect(of('run.start')).toMatchObject({ run: id, subject: 'alice', agent: 'claude', via: 'run', isolation: 'bwrap', connections: ['app'] });
+    expect(of('session.start')).toMatchObject({ run: id, subject: 'alice', agent: 'claude', via: 'run', connection: 'app' });
+    expect(of('session.end')).toMatchObject({ run: id, reason: 'run-ended' });
+    expect(of('run.end')).toMatchObject({ run: id, agent: 'claude', reason: 'ended' });
+  });
 
   it('a full queue drops the oldest events and says how many, never blocking', async () => {
     const file = join(stack.dir, 'overflow.jsonl');

@@ -27,6 +27,7 @@ import { MIGRATIONS, PostgresGatewayStore, migrate } from '../../src/gateway/sto
 import { createLogger } from '../../src/log.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { runCli } from '../harness/run-cli.js';
+import { callApi } from '../harness/api.js';
 import { psql } from '../harness/clients.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 
@@ -200,12 +201,12 @@ describe('the PostgreSQL store', () => {
     const env = { STORE: store.url(store.superuser, { database: 'fresh' }) };
     const first = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(first.stderr).toBe('');
-    expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record); schema at version 4\n`);
+    expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record), 5 (agents' runs); schema at version 5\n`);
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
-    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 4\n`);
+    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 5\n`);
     // `hoop gateway status`: a store no replica used yet, and one that cannot be reached (exit 69, no password).
     const status = await runCli(['gateway', 'status', '--config', config], env, dir);
-    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 4\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
+    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 5\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
     const down = await runCli(['gateway', 'status', '--config', config], { STORE: 'postgres://hoop:s3cret@127.0.0.1:1/hoop' }, dir);
     expect(down.code).toBe(69);
     expect(down.stderr).toContain('cannot reach the store at 127.0.0.1:1/hoop');
@@ -282,8 +283,14 @@ describe('the PostgreSQL store', () => {
       expect(await held('sessions', id)).toEqual(stored);
     });
 
-    it("keeps a run for whoever uploaded to it first on either replica, and drops a run record that does not verify from the store", async () => {
-      const runId = `run-${randomBytes(8).toString('hex')}`;
+    it("takes a run's record only from the person the run was begun for, on either replica, and drops a run record that does not verify from the store", async () => {
+      // The run is begun on the other replica: its owner is known to both.
+      const begun = await callApi(replica.url, stack.pki.ca, 'POST', '/v1/runs', token, { connections: ['app'], agent: 'ci', isolation: 'none' });
+      expect(begun.status).toBe(201);
+      const runId = begun.body.id as string;
+      // A run the gateway never began takes no record, whoever asks.
+      const unknown = await put(stack.gateway.url, token, 'runs', `run-${randomBytes(8).toString('hex')}`, 'events-000001.jsonl.gz', Buffer.from('x'));
+      expect((unknown as GatewayApiError).status).toBe(404);
       const files = await filesOf(await clientRecord(runId, key.privateKey, 'run'));
       expect(await put(stack.gateway.url, token, 'runs', runId, 'events-000001.jsonl.gz', files.get('events-000001.jsonl.gz')!)).toMatchObject({ stored: true });
       // Bob, through the other replica: the run is alice's.

@@ -12,6 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -198,8 +199,8 @@ async function secretsOf(env: NodeJS.ProcessEnv, gw: Gateway = gateway): Promise
 }
 
 /** `hoop login --no-browser` with a TTY, the user signing in as `username` in the test browser. */
-async function browserLogin(env: NodeJS.ProcessEnv, username: string, gw: Gateway = gateway, browser = new TestBrowser()): Promise<{ code: number; stdout: string; stderr: string; url: URL }> {
-  const login = start(['login', '--gateway', gw.url, '--no-browser'], env, { tty: true });
+async function browserLogin(env: NodeJS.ProcessEnv, username: string, gw: Gateway = gateway, browser = new TestBrowser(), extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string; url: URL }> {
+  const login = start(['login', '--gateway', gw.url, '--no-browser', ...extra], env, { tty: true });
   const [, url] = await login.waitFor(/^\s+(http:\/\/127\.0\.0\.1:\d+\/auth\S+)$/m);
   const result = await browser.authorize(url!, username);
   expect(result.status).toBe(200);
@@ -304,6 +305,23 @@ describe('hoop login in the browser', () => {
     const second = await secretsOf(env);
     expect(second?.deviceKey).toEqual(first?.deviceKey);
     expect(second?.refreshToken).not.toBe(first?.refreshToken);
+  });
+
+  it('--reauth: the provider signs the person in anew though it has a session, so the token says a recent auth_time', async () => {
+    const env = user();
+    const browser = new TestBrowser();
+    const authTime = async (): Promise<number> => decodeJwt((await secretsOf(env))!.accessToken!).auth_time as number;
+    await browserLogin(env, 'alice', gateway, browser);
+    const first = await authTime();
+    expect(first).toBeGreaterThan(Date.now() / 1000 - 60);
+    await new Promise((r) => setTimeout(r, 1100));
+    // Single sign-on: the provider's session answers, and the sign-in it tells of is the first one.
+    await browserLogin(env, 'alice', gateway, browser);
+    expect(await authTime()).toBe(first);
+    const again = await browserLogin(env, 'alice', gateway, browser, ['--reauth']);
+    expect(again.url.searchParams.get('prompt')).toBe('login');
+    expect(again.url.searchParams.get('max_age')).toBe('0');
+    expect(await authTime()).toBeGreaterThan(first);
   });
 
   it('refuses a response with the wrong state (400 page) and keeps waiting for the right one', async () => {

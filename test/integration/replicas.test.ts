@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callApi } from '../harness/api.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { HOOP_BIN } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -230,7 +231,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 4$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 5$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -320,6 +321,20 @@ describe('two replicas behind a load balancer', () => {
     expect(await notes()).toBe(0);
     const seenOnA = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', id, '--json'], 'bob', ['dba'])).stdout) as { state: string; decisions: Array<{ subject: string }> };
     expect(seenOnA).toMatchObject({ state: 'approved', decisions: [{ subject: 'bob' }] });
+  });
+
+  it("knows an agent's run on every replica: begun through B, its credential works on A, and ended through B, its session on A ends", async () => {
+    const alice = await stack.token('alice');
+    const begun = await callApi(bUrl, stack.pki.ca, 'POST', '/v1/runs', alice, { connections: ['app'], agent: 'claude', isolation: 'bwrap' });
+    expect(begun.status).toBe(201);
+    const { id, token, controlToken } = begun.body as { id: string; token: string; controlToken: string };
+    const onA = await stack.tunnel('app', token);
+    expect((await onA.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/heartbeat`, controlToken)).status).toBe(200);
+    expect((await callApi(bUrl, stack.pki.ca, 'POST', `/v1/runs/${id}/end`, controlToken)).status).toBe(200);
+    const ended = await onA.error(10_000);
+    expect(ended).toMatchObject({ severity: 'FATAL', message: `hoop: run ${id} ended (its hoop ended it); its sessions end with it` });
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', token)).status).toBe(401);
   });
 
   it('cancels a query running on replica A with a CancelRequest that reaches replica B, only for the identity that owns the session', async () => {

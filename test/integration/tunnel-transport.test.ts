@@ -50,7 +50,7 @@ function onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): voi
   switch (info.connection) {
     case 'echo': {
       const channel = accept();
-      channel.sendControl({ type: 'hello', runId: info.runId ?? null, clientVersion: info.clientVersion ?? null, policyCommit: info.policyCommit ?? null });
+      channel.sendControl({ type: 'hello', via: info.via ?? null, clientVersion: info.clientVersion ?? null, policyCommit: info.policyCommit ?? null });
       channel.on('control', (message: ControlMessage) => channel.sendControl({ type: 'echo', message }));
       channel.pipe(channel);
       return;
@@ -201,13 +201,13 @@ async function stalled(offered: () => number, quietMs = 300): Promise<void> {
 describe('openTunnel / acceptTunnel over TLS', () => {
   it('round-trips data and control both ways, with handshake headers', async () => {
     const sessionId = randomUUID();
-    const opened = await openTunnel(options('echo', { sessionId, runId: 'run-1', policyCommit: 'abc' }));
+    const opened = await openTunnel(options('echo', { sessionId, via: 'exec', policyCommit: 'abc' }));
     const { channel } = opened;
     expect(opened.sessionId).toBe(sessionId);
     expect(opened.gatewayVersion).toBe('9.8.7');
     expect(opened.policyCommit).toBe('c0ffee');
     const hello = await nextControl(channel);
-    expect(hello).toEqual({ type: 'hello', runId: 'run-1', clientVersion: '1.2.3', policyCommit: 'abc' });
+    expect(hello).toEqual({ type: 'hello', via: 'exec', clientVersion: '1.2.3', policyCommit: 'abc' });
 
     channel.write('ping');
     const [echoed] = await once(channel, 'data');

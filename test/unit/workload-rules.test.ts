@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { WorkloadRule } from '../../src/gateway/config.js';
-import { applyWorkloadRules, globMatches, parseSubjectTemplate, readClaim, renderSubjectTemplate, ruleMatches } from '../../src/gateway/workload-rules.js';
+import { globMatches } from '../../src/policy/glob.js';
+import { applyWorkloadRules, parseSubjectTemplate, readClaim, renderSubjectTemplate, ruleMatches } from '../../src/gateway/workload-rules.js';
 
 describe('globMatches', () => {
   it('matches exact values and * runs, anchored at both ends', () => {

@@ -1,0 +1,92 @@
+/**
+ * An agent's run as the CLI holds it: begun at the gateway with the person's credential
+ * (`POST /v1/runs`), kept alive with its control credential while the `hoop` that began it runs,
+ * and ended when it ends. Its sessions use the run's credential ({@link AgentRun.provider}); the
+ * control credential never leaves this process.
+ *
+ * @see src/gateway/runs.ts
+ */
+import { controlRun, startRun, type RunStarted } from '../auth/gateway-client.js';
+import { runTokenProvider, type ResolvedTokenProvider } from '../auth/token-provider.js';
+import { describeError, ErrorCode, isHoopError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** Heartbeats go at least this often, and four times within the gateway's timeout. */
+const MAX_HEARTBEAT_MS = 15_000;
+
+/** See the module documentation. */
+export class AgentRun {
+  readonly id: string;
+  readonly agent: string;
+  readonly isolation: string;
+  readonly expiresAt: Date;
+  /** The run's credential, for its sessions (and the command's environment). */
+  readonly token: string;
+  /** Tokens of the run's credential, for its tunnels. */
+  readonly provider: ResolvedTokenProvider;
+  readonly #controlToken: string;
+  readonly #endpoint: { gateway: string; ca?: Buffer | undefined };
+  readonly #timer: NodeJS.Timeout;
+  readonly #say: (line: string) => void;
+  readonly #log: Logger;
+  #ended = false;
+
+  private constructor(started: RunStarted, person: ResolvedTokenProvider, say: (line: string) => void, log: Logger) {
+    this.id = started.id;
+    this.agent = started.agent;
+    this.isolation = started.isolation;
+    this.expiresAt = new Date(started.expiresAt);
+    this.token = started.token;
+    this.#controlToken = started.controlToken;
+    this.#endpoint = { gateway: person.gateway, ca: person.ca };
+    this.provider = runTokenProvider(person.gateway, person.ca, started.token);
+    this.#say = say;
+    this.#log = log;
+    const every = Math.max(1_000, Math.min(MAX_HEARTBEAT_MS, Math.floor(started.heartbeatTimeoutMs / 4)));
+    this.#timer = setInterval(() => void this.#beat(), every);
+    this.#timer.unref();
+  }
+
+  /** Begins a run for the person `person` signs in as. @throws HoopError as the gateway refuses it (access, isolation the policy requires, a run's own credential) */
+  static async begin(o: { person: ResolvedTokenProvider; connections: string[]; agent: string; via: 'run' | 'mcp'; isolation: string; command?: string; say: (line: string) => void; log: Logger }): Promise<AgentRun> {
+    const { token } = await o.person.current();
+    const started = await startRun({ gateway: o.person.gateway, ca: o.person.ca }, token, {
+      connections: o.connections,
+      agent: o.agent,
+      via: o.via,
+      isolation: o.isolation,
+      ...(o.command !== undefined ? { command: o.command } : {}),
+    });
+    o.log.info('run.begun', { run: started.id, agent: started.agent, isolation: started.isolation, expiresAt: started.expiresAt });
+    return new AgentRun(started, o.person, o.say, o.log);
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#ended) return;
+    try {
+      await controlRun(this.#endpoint, this.#controlToken, this.id, 'heartbeat');
+    } catch (err) {
+      if (this.#ended) return;
+      // Ended at the gateway (its time is up, or the gateway lost it): said once; the command goes on without its sessions.
+      if (isHoopError(err, ErrorCode.USAGE) || isHoopError(err, ErrorCode.TOKEN_REJECTED)) {
+        this.#ended = true;
+        clearInterval(this.#timer);
+        this.#say(`the gateway ended run ${this.id}: ${describeError(err)}; the command's sessions through hoop are closed`);
+        return;
+      }
+      this.#log.warn('run.heartbeat-failed', { run: this.id, error: describeError(err) });
+    }
+  }
+
+  /** Ends the run at the gateway (its credential is refused from then on, its sessions end); once. */
+  async end(): Promise<void> {
+    clearInterval(this.#timer);
+    this.provider.close();
+    if (this.#ended) return;
+    this.#ended = true;
+    await controlRun(this.#endpoint, this.#controlToken, this.id, 'end').catch((err: unknown) => {
+      // The gateway ends it anyway once no heartbeat comes.
+      this.#log.warn('run.end-failed', { run: this.id, error: describeError(err) });
+    });
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Starts the command `hoop run` wraps: under bubblewrap when the run is contained
+ * (./containment.ts), else as a plain child. Either way it gets exactly the environment given,
+ * the working directory, and this process's own stdio where it can (a TTY stays a TTY); signals
+ * for it reach the command itself (bubblewrap does not hand them on).
+ *
+ * @see https://nodejs.org/api/child_process.html#child_processspawncommand-args-options
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, closeSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { ErrorCode, HoopError } from '../errors.js';
+import { bwrapArguments, containedPid, type Containment } from './containment.js';
+import { agentSeccompFilter } from './seccomp.js';
+
+/** How the command's stdio is wired. */
+export interface AgentStdio {
+  stdin: 'inherit' | 'pipe' | 'ignore';
+  stdout: 'inherit' | 'pipe';
+  stderr: 'inherit' | 'pipe';
+}
+
+/** How the command ended: its exit code, or the signal that ended it, or why it could not start. */
+export interface AgentExit {
+  exitCode?: number;
+  signal?: NodeJS.Signals;
+  error?: Error;
+}
+
+/** The running command. */
+export interface AgentProcess {
+  child: ChildProcess;
+  /** Resolves once the command (and under bubblewrap, its sandbox) has ended. */
+  exited: Promise<AgentExit>;
+  /** Sends `signal` to the command (inside its sandbox when contained). */
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** How `child` ends. */
+function exitOf(child: ChildProcess): Promise<AgentExit> {
+  return new Promise((resolve) => {
+    child.once('error', (error) => resolve({ error }));
+    child.once('close', (code, signal) => resolve(signal ? { signal } : { exitCode: code ?? 1 }));
+  });
+}
+
+/**
+ * The executable `file` names, looked up on `path` as a shell would (a name with a slash is taken
+ * relative to `cwd`).
+ * @throws HoopError (exit 127) when there is none, (exit 126) when it cannot be run
+ */
+export function resolveCommand(file: string, path: string | undefined, cwd: string): string {
+  const candidates = file.includes('/') ? [isAbsolute(file) ? file : resolve(cwd, file)] : (path ?? '').split(delimiter).filter(Boolean).map((d) => join(isAbsolute(d) ? d : resolve(cwd, d), file));
+  let found: string | undefined;
+  for (const c of candidates) {
+    try {
+      if (!statSync(c).isFile()) continue;
+    } catch {
+      continue;
+    }
+    found ??= c;
+    try {
+      accessSync(c, constants.X_OK);
+      return c;
+    } catch {
+      /* the next one on the path may be runnable */
+    }
+  }
+  if (found) throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: permission denied`, { hint: 'check that it is an executable the current user may run', exitCode: 126 });
+  throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: command not found`, { hint: 'check the command name and PATH', exitCode: 127 });
+}
+
+/**
+ * Starts `file` (already resolved) with `args`; contained, its bubblewrap arguments hide
+ * `hide` and keep `runDir`, and the seccomp program and an empty file to hide files with are
+ * written into `runDir`.
+ */
+export function spawnAgent(o: {
+  file: string;
+  args: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  stdio: AgentStdio;
+  containment: Containment;
+  runDir: string;
+  hide: { dirs: readonly string[]; files: readonly string[] };
+}): AgentProcess {
+  const stdio = [o.stdio.stdin, o.stdio.stdout, o.stdio.stderr] as const;
+  if (o.containment.kind === 'none') {
+    const child = spawn(o.file, o.args, { env: o.env, cwd: o.cwd, stdio: [...stdio] });
+    return { child, exited: exitOf(child), kill: (signal) => void child.kill(signal) };
+  }
+  const empty = join(o.runDir, '.hidden');
+  writeFileSync(empty, '', { mode: 0o400, flag: 'wx' });
+  const filter = agentSeccompFilter();
+  let fd: number | undefined;
+  if (filter) {
+    const file = join(o.runDir, '.seccomp');
+    writeFileSync(file, filter, { mode: 0o400, flag: 'wx' });
+    fd = openSync(file, 'r');
+  }
+  try {
+    const args = [...bwrapArguments({ hide: o.hide, empty, keep: [o.runDir], cwd: o.cwd, ...(fd !== undefined ? { seccompFd: 3 } : {}) }), '--', o.file, ...o.args];
+    // The seccomp program is read by bubblewrap from descriptor 3 (a copy made as the child starts).
+    const child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, ...(fd !== undefined ? [fd] : [])] });
+    return {
+      child,
+      exited: exitOf(child),
+      kill: (signal) => {
+        const pid = child.pid === undefined ? undefined : containedPid(child.pid);
+        if (pid === undefined) child.kill(signal);
+        else {
+          try {
+            process.kill(pid, signal);
+          } catch {
+            child.kill(signal);
+          }
+        }
+      },
+    };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

@@ -1,0 +1,443 @@
+/**
+ * Agents' runs: the credential `hoop run` (and `hoop mcp` with no run around it) gets from the
+ * gateway for the command it wraps, so that the agent acts as a principal of its own and never as
+ * its person.
+ *
+ * A person asks for a run (`POST /v1/runs`, with their own credential: a run cannot ask for
+ * another). The gateway allocates its id, binds it to that person, and answers two secrets:
+ * - the **run credential** (`hooprun_…`), for the run's sessions: only the connections the run
+ *   named, only while the run lives, never renewed. The person it acts for, the run, the agent and
+ *   how it came (`run` or `mcp`) come from it, never from the client. It cannot decide reviews,
+ *   ask for or grant access, read sessions, register keys or ask for runs (src/gateway/server.ts).
+ * - the **control credential** (`hoopctl_…`), kept by the `hoop` that asked (never handed to the
+ *   command): it alone sends the heartbeats that keep the run alive and ends it.
+ *
+ * A run ends when its `hoop` ends it, when no heartbeat came for the policy's
+ * `runs.heartbeatTimeout` (its `hoop` was killed), or after `runs.maxSeconds`; its sessions end
+ * with it, on every replica, and its credentials are refused from then on. Secrets are kept as
+ * their SHA-256 only. Where runs are kept is a {@link RunStore}: a file in the data directory, or
+ * the PostgreSQL store replicas share (./runs-postgres.ts).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../durable-file.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
+import type { Identity, RunGrant } from '../identity.js';
+import type { Logger } from '../log.js';
+import { AGENT_NAME, agentName } from '../policy/principal.js';
+import type { RunPolicy } from '../policy/schema.js';
+import { HttpError } from './http-error.js';
+import { TokenRejectedError } from './verify-token.js';
+
+/** Why a run ended. */
+export type RunEnd = 'ended' | 'heartbeat-lost' | 'expired';
+
+/** The person a run acts for, as the gateway verified them when the run began. */
+export interface RunOwner {
+  issuer: string;
+  subject: string;
+  kind: 'user' | 'workload';
+  email?: string;
+  groups: string[];
+}
+
+/** A run as the gateway keeps it (its secrets as SHA-256 only). */
+export interface RunRecord {
+  id: string;
+  owner: RunOwner;
+  agent: string;
+  via: 'run' | 'mcp';
+  /** How its command was contained (`bwrap`, …), or `none`. */
+  isolation: string;
+  connections: string[];
+  /** The command line, for people (cut). */
+  command?: string;
+  /** ISO 8601. */
+  createdAt: string;
+  expiresAt: string;
+  heartbeatAt: string;
+  heartbeatTimeoutMs: number;
+  endedAt?: string;
+  endReason?: RunEnd;
+  tokenHash: string;
+  controlHash: string;
+}
+
+/** Where runs are kept: the data directory ({@link FileRunStore}) or the store replicas share. */
+export interface RunStore {
+  /** Adds a run; refuses one over `maxOpen` open runs of its owner. */
+  create(run: RunRecord, maxOpen: number): Promise<void>;
+  /** The run whose run credential (`kind: 'run'`) or control credential has this SHA-256. */
+  find(kind: 'run' | 'control', hash: string): Promise<RunRecord | undefined>;
+  get(id: string): Promise<RunRecord | undefined>;
+  /** Marks a heartbeat of an open run; undefined when it has ended. */
+  heartbeat(id: string): Promise<RunRecord | undefined>;
+  /** Ends an open run; undefined when it had ended already. */
+  end(id: string, reason: RunEnd): Promise<RunRecord | undefined>;
+  /** Ends the open runs past their time or their heartbeat; resolves them as ended (each by one sweep only, across gateways). */
+  sweep(): Promise<RunRecord[]>;
+  /** Told of each run any gateway sharing the store ended (its id). */
+  onEnded?(fn: (id: string) => void): void;
+  close(): Promise<void>;
+}
+
+/** Most runs one person may have open at once. */
+export const MAX_OPEN_RUNS = 100;
+/** How often the registry ends runs that went silent or ran out of time. */
+const SWEEP_MS = 1_000;
+const RUN_TOKEN = 'hooprun_';
+const CONTROL_TOKEN = 'hoopctl_';
+const RUN_ID = /^run-[A-Za-z0-9_-]{16,64}$/;
+const MAX_CONNECTIONS = 64;
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+const secret = (prefix: string): string => `${prefix}${randomBytes(32).toString('base64url')}`;
+
+/** Whether `token` is a run credential (as opposed to a token of an identity provider). */
+export function isRunToken(token: string | undefined): boolean {
+  return token?.startsWith(RUN_TOKEN) === true;
+}
+
+/** Whether `token` is a run's control credential. */
+export function isControlToken(token: string | undefined): boolean {
+  return token?.startsWith(CONTROL_TOKEN) === true;
+}
+
+/** Whether `run` is open at `now` (ms): not ended, in its time, heard from lately. */
+export function runOpen(run: RunRecord, now = Date.now()): boolean {
+  return run.endedAt === undefined && now < Date.parse(run.expiresAt) && now < Date.parse(run.heartbeatAt) + run.heartbeatTimeoutMs;
+}
+
+/** Why an open run would end at `now`, if it would. */
+function overdue(run: RunRecord, now: number): RunEnd | undefined {
+  if (run.endedAt !== undefined) return undefined;
+  if (now >= Date.parse(run.expiresAt)) return 'expired';
+  if (now >= Date.parse(run.heartbeatAt) + run.heartbeatTimeoutMs) return 'heartbeat-lost';
+  return undefined;
+}
+
+/** What a person asks for when a run begins (`POST /v1/runs`). */
+export interface RunAsk {
+  connections: string[];
+  agent: string;
+  via: 'run' | 'mcp';
+  isolation: string;
+  command?: string;
+}
+
+/**
+ * The body of `POST /v1/runs`, checked. @throws HttpError 400 saying what is wrong
+ */
+export function parseRunAsk(body: unknown): RunAsk {
+  const b = (body ?? {}) as Record<string, unknown>;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object { connections, agent, via, isolation }');
+  const { connections, agent, via, isolation, command } = b;
+  if (!Array.isArray(connections) || connections.length === 0 || connections.length > MAX_CONNECTIONS || !connections.every((c) => typeof c === 'string' && c.length > 0 && c.length <= 128)) {
+    throw new HttpError(400, `connections must list the run's connections (1 to ${MAX_CONNECTIONS} names)`);
+  }
+  if (agent !== undefined && (typeof agent !== 'string' || !AGENT_NAME.test(agentName(agent)))) throw new HttpError(400, 'agent must be a name such as claude or ci-deploy');
+  if (via !== undefined && via !== 'run' && via !== 'mcp') throw new HttpError(400, 'via must be run or mcp');
+  if (typeof isolation !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(isolation)) throw new HttpError(400, 'isolation must say how the command is contained (bwrap, …) or none');
+  if (command !== undefined && (typeof command !== 'string' || command.length > 4096)) throw new HttpError(400, 'command must be a text of at most 4096 characters');
+  return { connections: [...new Set(connections as string[])], agent: agentName(typeof agent === 'string' ? agent : 'agent'), via: via ?? 'run', isolation, ...(typeof command === 'string' ? { command } : {}) };
+}
+
+/** What a run credential stands for: the person, with the run (see {@link Identity.run}). */
+export function runIdentity(run: RunRecord): Identity {
+  const grant: RunGrant = { id: run.id, agent: run.agent, via: run.via, isolated: run.isolation !== 'none', connections: run.connections };
+  const { owner } = run;
+  return {
+    subject: owner.subject,
+    issuer: owner.issuer,
+    kind: owner.kind,
+    ...(owner.email !== undefined ? { email: owner.email } : {}),
+    groups: owner.groups,
+    expiresAt: new Date(run.expiresAt),
+    claims: {},
+    run: grant,
+  };
+}
+
+/** A run as the API answers it: never its secrets. */
+export function describeRun(run: RunRecord): Record<string, unknown> {
+  const { tokenHash: _t, controlHash: _c, owner, ...rest } = run;
+  return { ...rest, subject: owner.subject, issuer: owner.issuer };
+}
+
+/** See the module documentation. */
+export class RunRegistry {
+  readonly #store: RunStore;
+  readonly #log: Logger;
+  /** Sessions' listeners per run id: told once the run ends. */
+  readonly #watchers = new Map<string, Set<(reason: RunEnd | undefined) => void>>();
+  readonly #timer: NodeJS.Timeout;
+  readonly #onEnd: Array<(run: RunRecord) => void> = [];
+  #sweeping = false;
+
+  constructor(store: RunStore, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+    store.onEnded?.((id) => void this.#ended(id));
+    this.#timer = setInterval(() => void this.#sweep(), SWEEP_MS);
+    this.#timer.unref();
+  }
+
+  /**
+   * Begins a run for `owner` (a person's credential, never a run's) under `policy`; resolves the
+   * run and its two secrets, which the gateway never sees again.
+   *
+   * @throws HttpError 403 (a run asking, isolation the policy requires), 429 (too many open runs)
+   */
+  async create(owner: Identity, ask: RunAsk, policy: RunPolicy): Promise<{ run: RunRecord; token: string; controlToken: string }> {
+    if (owner.run) throw runForbidden('runs');
+    if (policy.requireIsolation && ask.isolation === 'none') {
+      throw new HttpError(403, 'the policy refuses runs whose command is not contained (runs.requireIsolation), and this one is not', {
+        hint: 'run the agent where hoop run can contain it (Linux with bubblewrap: apt install bubblewrap), or ask the policy owners',
+      });
+    }
+    const now = Date.now();
+    const token = secret(RUN_TOKEN);
+    const controlToken = secret(CONTROL_TOKEN);
+    const run: RunRecord = {
+      id: `run-${randomBytes(12).toString('base64url')}`,
+      owner: { issuer: owner.issuer, subject: owner.subject, kind: owner.kind, ...(owner.email !== undefined ? { email: owner.email } : {}), groups: owner.groups },
+      agent: ask.agent,
+      via: ask.via,
+      isolation: ask.isolation,
+      connections: ask.connections,
+      ...(ask.command !== undefined ? { command: ask.command } : {}),
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + policy.maxSeconds * 1000).toISOString(),
+      heartbeatAt: new Date(now).toISOString(),
+      heartbeatTimeoutMs: policy.heartbeatTimeoutMs,
+      tokenHash: sha256(token),
+      controlHash: sha256(controlToken),
+    };
+    await this.#store.create(run, MAX_OPEN_RUNS);
+    this.#log.info('run.started', { run: run.id, subject: owner.subject, issuer: owner.issuer, agent: run.agent, via: run.via, isolation: run.isolation, connections: run.connections, expiresAt: run.expiresAt });
+    return { run, token, controlToken };
+  }
+
+  /**
+   * The identity a run credential stands for, while its run is open.
+   * @throws TokenRejectedError (`unknown-run`, `run-ended`)
+   */
+  async verify(token: string): Promise<Identity> {
+    const run = await this.#store.find('run', sha256(token));
+    if (!run) throw new TokenRejectedError('unknown-run', 'the gateway issued no such run credential');
+    if (!runOpen(run)) throw new TokenRejectedError('run-ended', `run ${run.id} has ended${run.endReason ? ` (${describeEnd(run.endReason)})` : ''}; its credential is no longer accepted`);
+    return runIdentity(run);
+  }
+
+  /**
+   * The open run `id` whose control credential is `token`, after a heartbeat (`end`: ended).
+   * @throws TokenRejectedError when the credential is not that run's control credential; HttpError 410 when the run has ended
+   */
+  async control(token: string | undefined, id: string, action: 'heartbeat' | 'end'): Promise<RunRecord> {
+    const run = isControlToken(token) ? await this.#store.find('control', sha256(token!)) : undefined;
+    if (!run || run.id !== id) throw new TokenRejectedError('unknown-run', `that is not the control credential of run ${id}`);
+    const done = action === 'end' ? await this.#store.end(id, 'ended') : runOpen(run) ? await this.#store.heartbeat(id) : undefined;
+    if (!done) {
+      const now = await this.#store.get(id);
+      throw new HttpError(410, `run ${id} has ended${now?.endReason ? ` (${describeEnd(now.endReason)})` : ''}`, { hint: 'start the command again with hoop run' });
+    }
+    if (action === 'end') this.#endedHere(done);
+    return done;
+  }
+
+  /** Told of each run this gateway ended (its hoop ended it, or this gateway's sweep found it silent or out of time): once per run, across replicas. */
+  onEnd(fn: (run: RunRecord) => void): void {
+    this.#onEnd.push(fn);
+  }
+
+  #endedHere(run: RunRecord): void {
+    for (const fn of this.#onEnd) fn(run);
+    this.#ended(run.id, run.endReason);
+  }
+
+  /** Run `id`, if any. */
+  get(id: string): Promise<RunRecord | undefined> {
+    return RUN_ID.test(id) ? this.#store.get(id) : Promise.resolve(undefined);
+  }
+
+  /** Calls `onEnd` once run `id` ends (at once when it has); returns a function that stops watching. */
+  watch(id: string, onEnd: (reason: RunEnd | undefined) => void): () => void {
+    let set = this.#watchers.get(id);
+    if (!set) this.#watchers.set(id, (set = new Set()));
+    set.add(onEnd);
+    // Ended between the session's admission and now: told at once.
+    void this.#store.get(id).then(
+      (run) => {
+        if (run && !runOpen(run)) this.#ended(id, run.endReason);
+      },
+      () => undefined,
+    );
+    return () => {
+      set.delete(onEnd);
+      if (set.size === 0) this.#watchers.delete(id);
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#store.close();
+  }
+
+  async #sweep(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      for (const run of await this.#store.sweep()) this.#endedHere(run);
+      // A watched run this gateway did not see end (ended elsewhere, a notification lost): looked at again.
+      for (const id of [...this.#watchers.keys()]) {
+        const run = await this.#store.get(id);
+        if (!run) this.#ended(id);
+        else if (!runOpen(run)) this.#ended(id, run.endReason ?? overdue(run, Date.now()));
+      }
+    } catch (err) {
+      this.#log.warn('run.sweep-failed', { error: describeError(err) });
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /** Tells the sessions of run `id` that it ended (why: `reason`, else as the store says). */
+  #ended(id: string, reason?: RunEnd): void {
+    const set = this.#watchers.get(id);
+    if (!set) return;
+    this.#watchers.delete(id);
+    const tell = (why: RunEnd | undefined): void => {
+      this.#log.info('run.ended', { run: id, ...(why ? { reason: why } : {}), sessions: set.size });
+      for (const fn of set) fn(why);
+    };
+    if (reason) tell(reason);
+    else
+      void this.#store.get(id).then(
+        (run) => tell(run?.endReason),
+        () => tell(undefined),
+      );
+  }
+}
+
+/** Why a run ended, in words. */
+export function describeEnd(reason: RunEnd): string {
+  return reason === 'ended' ? 'its hoop ended it' : reason === 'heartbeat-lost' ? 'its hoop stopped answering' : 'it reached its maximum length';
+}
+
+/** What a run's credential may not do, and why: a person does these. */
+const FORBIDDEN = {
+  decide: ['decide reviews', 'a reviewer is a person, signed in as themselves'],
+  request: ['ask for access', 'access is asked for by the person the run acts for'],
+  devices: ['register or list device keys', "keys are the person's"],
+  runs: ['ask for a run', 'a run cannot start another; the person who started it can'],
+  records: ['upload or read records', "records are uploaded by the hoop that holds the person's login"],
+  sessions: ['read sessions', 'sessions and recordings are for the people who may see them'],
+} as const;
+
+/** The refusal of something a run's credential may not do. */
+export function runForbidden(what: keyof typeof FORBIDDEN): HttpError {
+  const [action, why] = FORBIDDEN[what];
+  return new HttpError(403, `a run's credential cannot ${action}: ${why}`, {
+    hint: 'a person does this with their own credential, outside the agent\'s run',
+    code: ErrorCode.RUN_FORBIDDEN,
+  });
+}
+
+/** Runs in `<dataDir>/runs.json`: one gateway process owns the file (its lock). */
+export class FileRunStore implements RunStore {
+  readonly #file: string;
+  readonly #dir: string;
+  readonly #runs = new Map<string, RunRecord>();
+  readonly #byHash = new Map<string, RunRecord>();
+  #writing: Promise<void> = Promise.resolve();
+
+  private constructor(dir: string) {
+    this.#dir = dir;
+    this.#file = join(dir, 'runs.json');
+  }
+
+  /** Loads the runs kept; an open one was last heard from now (the gateway was down meanwhile, not its hoop). */
+  static async open(dataDir: string): Promise<FileRunStore> {
+    const store = new FileRunStore(dataDir);
+    let text: string | undefined;
+    try {
+      text = await readFile(store.#file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${store.#file}: ${describeError(err)}`);
+    }
+    const now = new Date().toISOString();
+    const cutoff = Date.now() - 86_400_000;
+    for (const run of text ? (JSON.parse(text) as RunRecord[]) : []) {
+      if (run.endedAt !== undefined && Date.parse(run.endedAt) < cutoff) continue; // a day after it ended, a run is forgotten
+      store.#keep(run.endedAt === undefined ? { ...run, heartbeatAt: now } : run);
+    }
+    return store;
+  }
+
+  #keep(run: RunRecord): void {
+    this.#runs.set(run.id, run);
+    this.#byHash.set(`run ${run.tokenHash}`, run);
+    this.#byHash.set(`control ${run.controlHash}`, run);
+  }
+
+  async #save(): Promise<void> {
+    const text = JSON.stringify([...this.#runs.values()]);
+    this.#writing = this.#writing.catch(() => undefined).then(() => writeFileAtomic(this.#file, text, this.#dir));
+    await this.#writing;
+  }
+
+  async create(run: RunRecord, maxOpen: number): Promise<void> {
+    const open = [...this.#runs.values()].filter((r) => r.owner.issuer === run.owner.issuer && r.owner.subject === run.owner.subject && runOpen(r)).length;
+    if (open >= maxOpen) throw tooManyRuns(run.owner.subject, maxOpen);
+    this.#keep(run);
+    await this.#save();
+  }
+
+  async find(kind: 'run' | 'control', hash: string): Promise<RunRecord | undefined> {
+    return this.#byHash.get(`${kind} ${hash}`);
+  }
+
+  async get(id: string): Promise<RunRecord | undefined> {
+    return this.#runs.get(id);
+  }
+
+  async heartbeat(id: string): Promise<RunRecord | undefined> {
+    const run = this.#runs.get(id);
+    if (!run || !runOpen(run)) return undefined;
+    const next = { ...run, heartbeatAt: new Date().toISOString() };
+    this.#keep(next); // kept in memory only: after a restart, an open run counts as heard from then
+    return next;
+  }
+
+  async end(id: string, reason: RunEnd): Promise<RunRecord | undefined> {
+    const run = this.#runs.get(id);
+    if (!run || run.endedAt !== undefined) return undefined;
+    const ended = { ...run, endedAt: new Date().toISOString(), endReason: reason };
+    this.#keep(ended);
+    await this.#save();
+    return ended;
+  }
+
+  async sweep(): Promise<RunRecord[]> {
+    const now = Date.now();
+    const ended: RunRecord[] = [];
+    for (const run of [...this.#runs.values()]) {
+      const why = overdue(run, now);
+      const done = why ? await this.end(run.id, why) : undefined;
+      if (done) ended.push(done);
+    }
+    return ended;
+  }
+
+  async close(): Promise<void> {
+    await this.#writing;
+  }
+}
+
+/** The refusal of a run over a person's limit of open runs. */
+export function tooManyRuns(subject: string, max: number): HttpError {
+  return new HttpError(429, `${subject} has ${max} runs open already`, { hint: 'end some (each ends with its hoop run), or wait for them to end' });
+}

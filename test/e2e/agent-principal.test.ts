@@ -1,0 +1,317 @@
+/**
+ * An agent under `hoop run` is a principal of its own and never its person, tried as an attacker
+ * would, with the built CLI and bubblewrap:
+ * - the contained agent looks for credentials in its environment, under every hoop directory of
+ *   its person and in every process it can see, and tries each on the gateway's API: it finds
+ *   only its run's, which may not decide reviews, ask for access, read sessions, register keys,
+ *   begin runs or upload records; hoop with every hoop variable unset reaches nothing; `hoop
+ *   review approve`, `hoop request` and `hoop login` inside the run are refused; the review stays
+ *   pending and the database holds only what the run may write;
+ * - once the run ended (or its hoop was killed), every credential it handed out is refused;
+ * - a policy singles the agent out: its write is held for review while the same person's own
+ *   psql runs the same kind of write; a run that is not contained is refused where the policy
+ *   says so; the session index and the review name the agent and how it came;
+ * - the kernel keyrings and TIOCSTI are refused inside; a runtime directory another user made
+ *   first is refused, naming it; a decision needs a recent sign-in where the policy says so.
+ */
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProfileStore } from '../../src/auth/profiles.js';
+import { FileSecretStore } from '../../src/auth/secret-store.js';
+import { callApi, type ApiAnswer } from '../harness/api.js';
+import { HOOP_BIN, spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml, type PgCluster } from '../harness/postgres.js';
+import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { psql } from '../harness/clients.js';
+
+const ATTACKER = resolve(import.meta.dirname, '../fixtures/agent-attacker.mjs');
+let stack: HoopStack;
+let cluster: PgCluster;
+let repo: PolicyGitRepo;
+let alice: string;
+let person: string;
+let aliceConnect: RunningConnect;
+let bobReview: string;
+
+/** The policy, with `runs` its runs: section and `extra` more sections. */
+const policy = (runs = 'heartbeatTimeout: 5s', extra = ''): string => `version: 1
+connections:
+${connectionYaml(cluster, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice, bob], connections: [app], mode: read-write }
+statements:
+  reviewers:
+    - { groups: [dba], timeout: 10min }
+  rules:
+    - { name: agents-writes-review, match: { via: [run, mcp], kinds: [update, delete] }, action: review, message: "an agent's writes need a reviewer" }
+    - { name: loose-agents, match: { isolated: false }, action: deny, message: run the agent contained }
+    - { name: bob-deletes-review, match: { subjects: [bob], kinds: [delete] }, action: review }
+masking:
+  columns:
+    - { table: public.marks, column: note, strategy: redact, agents: ["*"] }
+runs: { ${runs} }
+${extra}`;
+
+/** Applies `text` as the policy in force. */
+async function applyPolicy(text: string): Promise<void> {
+  repo.commit(text);
+  const r = await stack.gateway.policy!.refresh();
+  expect(r).toMatchObject({ changed: true });
+}
+
+function gatewayArgs(): string[] {
+  return ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
+}
+
+/** `hoop run <args>` as alice would start it: her token in HOOP_TOKEN, her login on disk, her runtime directory. */
+function hoopRun(args: string[], o: { env?: NodeJS.ProcessEnv; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
+  return spawnHoop(['run', ...gatewayArgs(), ...args], {
+    env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: person, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: stack.dir, HOOP_ID_TOKEN_FILE: join(stack.dir, 'id-token'), ...o.env },
+    cwd: stack.dir,
+    ...(o.onStdout ? { onStdout: o.onStdout } : {}),
+  });
+}
+
+/** What the database holds in `marks`, sorted. */
+async function marks(): Promise<string[]> {
+  return (await stack.pg.psql('select note from marks order by note', { user: stack.pg.users.scram })).split('\n').filter(Boolean);
+}
+
+/** `GET /v1/whoami` with `token`. */
+function whoami(token: string): Promise<ApiAnswer> {
+  return callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', token);
+}
+
+/** The reviews `token` may see. */
+async function reviews(token: string): Promise<Array<Record<string, unknown>>> {
+  return (JSON.parse((await stack.run(['review', 'ls', '--json', '--state', 'all', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { reviews: Array<Record<string, unknown>> }).reviews;
+}
+
+beforeAll(async () => {
+  repo = new PolicyGitRepo('hoop-agent-principal-');
+  stack = await startStack({
+    policy: async ({ pg }) => {
+      await pg.psql("create table marks (note text); insert into marks values ('seed'), ('seed2'); grant all on marks to public", { user: pg.users.scram });
+      cluster = pg;
+      repo.commit(policy());
+      return repo.gatewayBlock(['${env:APP_*}']);
+    },
+  });
+  alice = await stack.token('alice', ['dba']);
+  // Alice's own login on disk (as hoop login leaves it with the file store), and a workload token file of hers.
+  person = join(stack.dir, 'alice-hoop');
+  const origin = new URL(stack.gateway.url).origin;
+  await new ProfileStore(person).put(origin, { gateway: stack.gateway.url, tokenType: 'access', subject: 'alice', kind: 'user', store: 'file', loggedInAt: new Date().toISOString() });
+  await new FileSecretStore(person).write(origin, { accessToken: await stack.token('alice', ['dba']), refreshToken: 'alice-refresh-token' });
+  writeFileSync(join(stack.dir, 'id-token'), await stack.token('alice', ['dba']), { mode: 0o600 });
+  // Her own hoop connect, whose per-session password sits in her runtime directory.
+  aliceConnect = await stack.connect('app', alice);
+  // Bob's delete, waiting for a reviewer: alice (dba) may approve it, her agent must not.
+  const bob = await stack.token('bob');
+  const held = await stack.run(['exec', 'app', '--no-wait', '-c', "delete from marks where note = 'seed'", ...gatewayArgs()], { HOOP_TOKEN: bob });
+  expect(held.code).toBe(4);
+  bobReview = held.stdout.trim();
+}, 120_000);
+
+afterAll(async () => {
+  await aliceConnect?.stop();
+  await stack?.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
+});
+
+describe('a contained agent', () => {
+  it('finds no credential of its person, and its run credential can do nothing a person does', async () => {
+    const out = join(stack.dir, 'seen-run-token');
+    const attack = { hoop: HOOP_BIN, paths: [person, stack.dir + '/hoop', join(stack.dir, 'id-token'), join(stack.dir, 'cli')], gateway: stack.gateway.url, caFile: stack.pki.caFile, review: bobReview, out };
+    const r = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, ATTACKER, JSON.stringify(attack)]);
+    expect(r.stderr).not.toContain('isolation: none');
+    expect(r.code).toBe(0);
+    const seen = JSON.parse(r.stdout) as {
+      files: string[];
+      tokens: string[];
+      pids: number;
+      tried: Array<Record<string, { status: number; body: string }> & { kind: string }>;
+      unset: HoopProcessResult;
+      own: HoopProcessResult;
+      approve: HoopProcessResult;
+      request: HoopProcessResult;
+      login: HoopProcessResult;
+    };
+    // Nothing of hers: not her tokens on disk, her id-token file, her HOOP_TOKEN, her other port's password; only this run's files.
+    expect(seen.tokens).toEqual(['hooprun_']);
+    // Of her files, only the id-token file is there at all, and it is empty (no token was found above).
+    expect(seen.files.filter((f) => !f.includes('/hoop/run-'))).toEqual([join(stack.dir, 'id-token')]);
+    expect(seen.files.some((f) => f.endsWith('.pgpass'))).toBe(true); // the run's own port
+    expect(seen.pids).toBeLessThan(10); // its own namespace's processes, none of hers
+    // The run's credential: who it is, and nothing a person does.
+    const [run] = seen.tried;
+    expect(run!.whoami.status).toBe(200);
+    expect(JSON.parse(run!.whoami.body)).toMatchObject({ subject: 'alice', run: { agent: 'claude', via: 'run', isolated: true, connections: ['app'] } });
+    for (const what of ['approve', 'request', 'sessions', 'devices', 'runs', 'record'] as const) {
+      expect({ what, status: run![what]!.status }).toEqual({ what, status: 403 });
+      expect(JSON.parse(run![what]!.body)).toMatchObject({ error: { code: 'HOOP_RUN_FORBIDDEN' } });
+    }
+    // hoop with every hoop variable unset has nothing to sign in with.
+    expect(seen.unset.code).toBe(77);
+    expect(seen.unset.stderr).toMatch(/not logged in/);
+    // The run's own way works, as the run.
+    expect(seen.own.code).toBe(0);
+    // What only a person does is refused inside the run.
+    expect(seen.approve).toMatchObject({ code: 77 });
+    expect(seen.approve.stderr).toContain("a run's credential cannot decide reviews");
+    expect(seen.request.code).toBe(77);
+    expect(seen.login.code).toBe(77);
+    expect(seen.login.stderr).toContain("inside hoop run, hoop acts with the run's credential only");
+    // What holds: bob's review still waits, alice asked for no access, the database has the run's row and no other.
+    const all = await reviews(alice);
+    expect(all.find((x) => x.id === bobReview)).toMatchObject({ state: 'pending', decisions: [] });
+    expect(all.filter((x) => x.kind === 'access')).toEqual([]);
+    expect(await marks()).toEqual(['run', 'seed', 'seed2']);
+    // The credential it saw is refused once the run has ended.
+    const after = await whoami(readFileSync(out, 'utf8'));
+    expect(after.status).toBe(401);
+    expect(after.body).toMatchObject({ error: { reason: 'run-ended' } });
+    // Its sessions are in the index as the run's, for the person, with the agent and how it came.
+    const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', '--agent', 'claude', ...gatewayArgs()], { HOOP_TOKEN: alice })).stdout) as { sessions: Array<Record<string, unknown>> };
+    expect(ls.sessions.length).toBeGreaterThan(0);
+    expect(ls.sessions[0]).toMatchObject({ subject: 'alice', via: 'run', agent: 'claude', isolated: true, runId: expect.stringMatching(/^run-/) });
+  });
+
+  it('refuses the kernel keyrings and pushing input into the terminal', async () => {
+    const script = join(stack.dir, 'keys.py');
+    writeFileSync(
+      script,
+      `import ctypes, fcntl, termios\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.syscall(250 if ctypes.sizeof(ctypes.c_void_p) == 8 else 288, 0, -3, 0)\nprint("keyctl", r, ctypes.get_errno())\ntry:\n    fcntl.ioctl(1, termios.TIOCSTI, b"x")\n    print("tiocsti 0")\nexcept OSError as e:\n    print("tiocsti", e.errno)\n`,
+    );
+    const r = await hoopRun(['--connect', 'app', '--', 'python3', script]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('keyctl -1 1\n'); // EPERM
+    expect(r.stdout).toContain('tiocsti 1\n'); // EPERM (not ENOTTY: refused before the terminal is asked)
+  });
+});
+
+describe('the run credential lives as long as the run', () => {
+  it('dies soon after its hoop is killed (no heartbeat), and its sessions with it', async () => {
+    const file = join(stack.dir, 'killed-run-token');
+    let hoop: ChildProcess | undefined;
+    const ready = new Promise<void>((resolveReady) => {
+      void hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_TOKEN" > ${file}; echo ready; sleep 60`], {
+        onStdout: (text, child) => {
+          hoop = child;
+          if (text.includes('ready')) resolveReady();
+        },
+      });
+    });
+    await ready;
+    // A session opened elsewhere with the credential the command saw (copied out, say).
+    const token = readFileSync(file, 'utf8');
+    const copied = await stack.tunnel('app', token);
+    expect((await whoami(token)).status).toBe(200);
+    hoop!.kill('SIGKILL');
+    const killedAt = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - killedAt < 20_000) {
+      status = (await whoami(token)).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(status).toBe(401);
+    // The policy's heartbeatTimeout is 5 s; the gateway sweeps every second.
+    expect(Date.now() - killedAt).toBeLessThan(9_000);
+    const ended = await copied.error(10_000);
+    expect(ended).toMatchObject({ severity: 'FATAL', code: '28000' });
+    expect(ended!.message).toMatch(/^hoop: run run-\S+ ended \(its hoop stopped answering\); its sessions end with it$/);
+    expect(await copied.closed()).toBe(true);
+  });
+
+  it("belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began", async () => {
+    const file = join(stack.dir, 'owned-run-id');
+    const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_ID" > ${file}`]);
+    expect(r.code).toBe(0);
+    const runId = readFileSync(file, 'utf8');
+    const bob = await stack.token('bob');
+    const put = async (id: string, token: string): Promise<number> => (await callApi(stack.gateway.url, stack.pki.ca, 'PUT', `/v1/runs/${id}/files/events-000001.jsonl.gz`, token, Buffer.from('x'))).status;
+    expect(await put(runId, bob)).toBe(403);
+    expect(await put('run-nobody-began-this-one', alice)).toBe(404);
+  });
+});
+
+describe('the policy sees the agent', () => {
+  it("holds the agent's write for review while the same person's own psql runs the same kind of write", async () => {
+    const agent = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, HOOP_BIN, 'exec', 'app', '--no-wait', '-c', "update marks set note = 'by-agent' where note = 'seed2'"]);
+    expect(agent.code).toBe(4);
+    const held = agent.stdout.trim();
+    const own = await psql(aliceConnect.info, ['-c', "update marks set note = 'by-alice' where note = 'seed2'"]);
+    expect(own.code).toBe(0);
+    expect(await marks()).toContain('by-alice');
+    expect(await marks()).not.toContain('by-agent');
+    const review = (await reviews(alice)).find((x) => x.id === held);
+    expect(review).toMatchObject({ state: 'pending', rule: 'agents-writes-review', via: 'run', agent: 'claude', run: expect.stringMatching(/^run-/) });
+  });
+
+  it('masks for the agent what its person sees', async () => {
+    const agent = await hoopRun(['--connect', 'app', '--', process.execPath, HOOP_BIN, 'exec', 'app', '--csv', '-c', "select note from marks where note = 'seed'"]);
+    expect(agent.stdout).toBe('note\n[redacted]\n');
+    const own = await psql(aliceConnect.info, ['-XAt', '-c', "select note from marks where note = 'seed'"]);
+    expect(own.stdout).toBe('seed\n');
+  });
+
+  it('a run that is not contained says so, is recorded so, and is refused where the policy says', async () => {
+    const loose = await hoopRun(['--isolation', 'none', '--connect', 'app', '--', process.execPath, HOOP_BIN, 'exec', 'app', '-c', 'select 1']);
+    expect(loose.stderr).toContain('isolation: none (asked for with --isolation none)');
+    expect(loose.code).toBe(3); // the statement rule for runs not contained
+    expect(loose.stderr).toContain('run the agent contained');
+    await applyPolicy(policy('heartbeatTimeout: 5s, requireIsolation: true'));
+    try {
+      const refused = await hoopRun(['--isolation', 'none', '--connect', 'app', '--', 'true']);
+      expect(refused.code).toBe(77);
+      expect(refused.stderr).toContain('the policy refuses runs whose command is not contained');
+      const contained = await hoopRun(['--connect', 'app', '--', 'true']);
+      expect(contained.code).toBe(0);
+    } finally {
+      await applyPolicy(policy());
+    }
+  });
+
+  it('a decision needs a recent sign-in where the policy says so: a token that does not say when, or says too long ago, is refused', async () => {
+    await applyPolicy(policy(undefined, 'reviews: { requireSignInWithin: 15min }\n'));
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      for (const token of [await stack.token('alice', ['dba']), await stack.token('alice', ['dba'], now - 3600)]) {
+        const r = await stack.run(['review', 'approve', bobReview, ...gatewayArgs()], { HOOP_TOKEN: token });
+        expect(r.code).toBe(77);
+        expect(r.stderr).toMatch(/to approve a review, alice must have signed in within the last 15 minutes/);
+        expect(r.stderr).toContain('hoop login --reauth');
+      }
+      expect((await reviews(alice)).find((x) => x.id === bobReview)).toMatchObject({ state: 'pending' });
+      const fresh = await stack.run(['review', 'approve', bobReview, ...gatewayArgs()], { HOOP_TOKEN: await stack.token('alice', ['dba'], now - 60) });
+      expect(fresh.code).toBe(0);
+      expect((await reviews(alice)).find((x) => x.id === bobReview)).toMatchObject({ state: 'approved' });
+    } finally {
+      await applyPolicy(policy());
+    }
+  });
+});
+
+describe('private client files', () => {
+  it('refuses a runtime directory another user made first, or a symbolic link, naming it', async () => {
+    if (process.getuid?.() !== 0) return; // making another user's directory needs root (CI runs as root)
+    for (const make of ['other-user', 'symlink'] as const) {
+      const tmp = join(stack.dir, `tmp-${make}`);
+      mkdirSync(tmp, { recursive: true });
+      const planted = join(tmp, `hoop-${process.getuid!()}`);
+      if (make === 'other-user') {
+        mkdirSync(planted, { mode: 0o777 });
+        chownSync(planted, 65534, 65534);
+      } else {
+        mkdirSync(join(tmp, 'elsewhere'));
+        symlinkSync(join(tmp, 'elsewhere'), planted);
+      }
+      const r = await hoopRun(['--connect', 'app', '--', 'true'], { env: { XDG_RUNTIME_DIR: '', TMPDIR: tmp } });
+      expect(r.code).toBe(78);
+      expect(r.stderr).toContain(`hoop will not use ${planted}: ${make === 'other-user' ? 'it belongs to another user (uid 65534)' : 'it is a symbolic link'}`);
+      expect(existsSync(join(tmp, 'elsewhere', 'run'))).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,153 @@
+/**
+ * Agents' runs at the gateway's API, as a client that bypasses the CLI would use it: what a
+ * person may ask for and what is refused (bad bodies, a connection the agent may not use, too
+ * many open runs, a run asking for a run), the control credential (heartbeats and the end, and
+ * nobody else's), a run credential's reach (its connections only, no renewal, nothing after its
+ * end), and the principal the gateway records for its sessions.
+ */
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callApi, type ApiAnswer } from '../harness/api.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+import { MAX_OPEN_RUNS } from '../../src/gateway/runs.js';
+
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+let alice: string;
+
+const api = (method: string, path: string, token?: string, body?: unknown): Promise<ApiAnswer> => callApi(stack.gateway.url, stack.pki.ca, method, path, token, body);
+const begin = (token: string, body: Record<string, unknown> = {}): Promise<ApiAnswer> => api('POST', '/v1/runs', token, { connections: ['app'], agent: 'claude', isolation: 'bwrap', ...body });
+
+beforeAll(async () => {
+  repo = new PolicyGitRepo('hoop-runs-api-');
+  stack = await startStack({
+    policy: async ({ pg }) => {
+      repo.commit(`version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}${connectionYaml(pg, { name: 'other', password: '${env:APP_PASSWORD}' })}${connectionYaml(pg, { name: 'people-only', password: '${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice, carol], connections: [app, other], mode: read-write }
+  - { name: no-agents-here, subjects: [alice], connections: [people-only], mode: read-only, via: [connect, exec] }
+runs: { maxSeconds: 3600, heartbeatTimeout: 5s }
+`);
+      return repo.gatewayBlock(['${env:APP_*}']);
+    },
+  });
+  alice = await stack.token('alice');
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
+});
+
+describe('beginning a run', () => {
+  it('answers the run, its credential and its control credential; the credential stands for the person, as that agent', async () => {
+    const r = await begin(alice);
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({ id: expect.stringMatching(/^run-[A-Za-z0-9_-]{16}$/), agent: 'claude', via: 'run', isolation: 'bwrap', connections: ['app'], subject: 'alice', heartbeatTimeoutMs: 5000 });
+    expect(r.body.token).toMatch(/^hooprun_[A-Za-z0-9_-]{43}$/);
+    expect(r.body.controlToken).toMatch(/^hoopctl_[A-Za-z0-9_-]{43}$/);
+    expect(r.body).not.toHaveProperty('tokenHash');
+    expect(Date.parse(r.body.expiresAt as string) - Date.now()).toBeGreaterThan(3500_000);
+    const who = await api('GET', '/v1/whoami', r.body.token as string);
+    expect(who.body).toMatchObject({ subject: 'alice', run: { id: r.body.id, agent: 'claude', via: 'run', isolated: true, connections: ['app'] } });
+    const connections = await api('GET', '/v1/connections', r.body.token as string);
+    expect((connections.body.connections as Array<{ name: string }>).map((c) => c.name)).toEqual(['app']);
+  });
+
+  it('refuses bad bodies, saying what is wrong', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [[], /must be a JSON object/],
+      [{ isolation: 'bwrap' }, /connections must list/],
+      [{ connections: [], isolation: 'bwrap' }, /connections must list/],
+      [{ connections: Array.from({ length: 65 }, (_, i) => `c${i}`), isolation: 'bwrap' }, /1 to 64 names/],
+      [{ connections: ['app'], isolation: 'BWRAP!' }, /isolation must say/],
+      [{ connections: ['app'], isolation: 'none', via: 'connect' }, /via must be run or mcp/],
+      [{ connections: ['app'], isolation: 'none', agent: 7 }, /agent must be a name/],
+    ];
+    for (const [body, message] of cases) {
+      const r = await api('POST', '/v1/runs', alice, body);
+      expect({ body, status: r.status }).toEqual({ body, status: 400 });
+      expect((r.body.error as { message: string }).message).toMatch(message);
+    }
+    expect((await api('POST', '/v1/runs', undefined, { connections: ['app'], isolation: 'none' })).status).toBe(401);
+  });
+
+  it('refuses a connection the agent may not use, naming it, though its person may', async () => {
+    const r = await begin(alice, { connections: ['app', 'people-only'] });
+    expect(r.status).toBe(403);
+    expect((r.body.error as { message: string }).message).toBe(`alice's agent claude (via run) may not use the connection "people-only"`);
+    expect((await begin(alice, { connections: ['nope'] })).status).toBe(404);
+  });
+
+  it(`holds at most ${MAX_OPEN_RUNS} open runs per person`, async () => {
+    const carol = await stack.token('carol');
+    const opened: Array<Promise<ApiAnswer>> = [];
+    for (let i = 0; i < MAX_OPEN_RUNS; i++) opened.push(begin(carol));
+    const all = await Promise.all(opened);
+    expect(all.filter((r) => r.status === 201)).toHaveLength(MAX_OPEN_RUNS);
+    const over = await begin(carol);
+    expect(over.status).toBe(429);
+    expect((over.body.error as { message: string }).message).toBe(`carol has ${MAX_OPEN_RUNS} runs open already`);
+    // Ending one makes room.
+    await api('POST', `/v1/runs/${all[0]!.body.id as string}/end`, all[0]!.body.controlToken as string);
+    expect((await begin(carol)).status).toBe(201);
+  });
+});
+
+describe('the control credential', () => {
+  it("alone keeps the run alive and ends it: not the run's own credential, not another run's, not the person's", async () => {
+    const a = (await begin(alice)).body;
+    const b = (await begin(alice)).body;
+    const id = a.id as string;
+    for (const token of [a.token, b.controlToken, alice, 'hoopctl_not-a-real-one-at-all-0000000000000000']) {
+      const r = await api('POST', `/v1/runs/${id}/heartbeat`, token as string);
+      expect(r.status).toBe(401);
+    }
+    expect((await api('POST', `/v1/runs/${id}/heartbeat`, a.controlToken as string)).status).toBe(200);
+    expect((await api('POST', `/v1/runs/${id}/end`, a.controlToken as string)).status).toBe(200);
+    const again = await api('POST', `/v1/runs/${id}/heartbeat`, a.controlToken as string);
+    expect(again.status).toBe(410);
+    expect((again.body.error as { message: string }).message).toBe(`run ${id} has ended (its hoop ended it)`);
+    const after = await api('GET', '/v1/whoami', a.token as string);
+    expect(after.status).toBe(401);
+    expect(after.body.error).toMatchObject({ reason: 'run-ended' });
+  });
+
+  it('a run asks for no run: its credential is refused as forbidden', async () => {
+    const a = (await begin(alice)).body;
+    const r = await begin(a.token as string);
+    expect(r.status).toBe(403);
+    expect(r.body.error).toMatchObject({ code: 'HOOP_RUN_FORBIDDEN' });
+  });
+});
+
+describe("a run's sessions", () => {
+  it('reach only the run\'s connections, never renew, carry the principal, and end with the run', async () => {
+    const run = (await begin(alice, { connections: ['app'] })).body;
+    const token = run.token as string;
+    await expect(stack.tunnel('other', token)).rejects.toThrow(/run run-\S+ may use only "app", not "other"/);
+    const raw = await stack.tunnel('app', token);
+    const rows = await raw.simple('select 1');
+    expect(rows.some((m) => m.type === 0x44)).toBe(true);
+    // A renewal of any kind is refused (here the person's own token): the session goes on as the run's.
+    const channel = raw.stream as unknown as { sendControl(m: Record<string, unknown>): void; once(event: string, fn: (m: Record<string, unknown>) => void): void };
+    const answer = new Promise<Record<string, unknown>>((resolve) => channel.once('control', resolve));
+    channel.sendControl({ type: 'token', token: alice });
+    expect(await answer).toMatchObject({ type: 'token-rejected', reason: 'run-credential' });
+    // Ending the run ends the session.
+    await api('POST', `/v1/runs/${run.id as string}/end`, run.controlToken as string);
+    const ended = await raw.error(10_000);
+    expect(ended).toMatchObject({ severity: 'FATAL', code: '28000', message: `hoop: run ${run.id as string} ended (its hoop ended it); its sessions end with it` });
+    // The index names the person, the run, the agent and how it came.
+    let session: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !session?.endedAt; i++) {
+      const ls = await api('GET', `/v1/sessions?run=${run.id as string}`, alice);
+      session = (ls.body.sessions as Array<Record<string, unknown>>)[0];
+      if (!session?.endedAt) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(session).toMatchObject({ subject: 'alice', runId: run.id, agent: 'claude', via: 'run', isolated: true, reason: 'run-ended' });
+  });
+});

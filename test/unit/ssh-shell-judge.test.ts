@@ -1,0 +1,141 @@
+/**
+ * The ssh judge reads a command line as the target's shell will run it (issue 38, class A): an
+ * allow glob matches only a simple command, every command a line runs is judged (the most
+ * restrictive decision wins), a deny pattern sees each command with its quotes and escapes
+ * removed and may match what is built when it runs, and a line the gateway cannot parse is
+ * matched by no allow rule. The spellings are the same table the real-sshd test runs.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadPolicyDir } from '../../src/policy/load.js';
+import { ansiC, parseShellLine } from '../../src/policy/shell-line.js';
+import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
+import { RM_LOOKALIKES, RM_SPELLINGS, spelled } from '../fixtures/shell-spellings.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-shell-judge-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+let n = 0;
+async function judgeOf(ssh: string, mode: 'read-only' | 'read-write' = 'read-write') {
+  const dir = mkdtempSync(join(base, `r${n++}-`));
+  writeFileSync(
+    join(dir, 'hoop.yaml'),
+    `version: 1
+connections:
+  - { name: bastion, type: ssh, host: bastion.internal, user: deploy, password: "\${env:P}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
+ssh:
+${ssh}`,
+  );
+  return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', mode);
+}
+
+const ALLOW_READS = `    - { name: reads, match: { commands: ["ls", "ls *", "cat *", "echo *"] }, action: allow }\n`;
+const NO_RECURSIVE_RM = `    - { name: no-recursive-rm, match: { patterns: ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }, action: deny }\n`;
+const exec = (command: string) => ({ kind: 'exec' as const, command: spelled(command, '/srv/victim') });
+
+describe('the commands a line runs', () => {
+  it('are every simple command, in lists, pipelines, substitutions, here-documents, functions and wrappers', () => {
+    const texts = (line: string) => {
+      const p = parseShellLine(line);
+      return p.certain ? p.commands.map((c) => `${c.text}${c.simple ? '' : ' (not simple)'}${c.via ? ` via ${c.via}` : ''}`) : p.why;
+    };
+    expect(texts("ls -l 'a b' \"c\\$d\" e\\ f")).toEqual(['ls -l a b c$d e f']);
+    expect(texts('ls; cat x | grep y && echo $(id) > f')).toEqual(['ls', 'cat x', 'grep y', 'echo $(id) (not simple)', 'id']);
+    expect(texts('cat <<EOF\n`id`\nEOF')).toEqual(['cat (not simple)', 'id']);
+    expect(texts("sudo -u root sh -c 'rm -rf /x; touch y'")).toEqual(['sudo -u root sh -c rm -rf /x; touch y', 'sh -c rm -rf /x; touch y (not simple) via sudo', 'rm -rf /x via sh -c', 'touch y via sh -c']);
+    expect(texts('find . -name x -exec rm {} +')).toEqual(['find . -name x -exec rm {} +', 'rm {} (not simple) via find -exec']);
+    expect(texts('X=1 ls')).toEqual(['ls (not simple)']);
+    expect(texts('for f in a; do ls $f; done')).toEqual(['for f in a; do ls $f; done (not simple)', 'ls $f (not simple)']);
+    expect(texts('ls (')).toMatch(/^it is not a complete shell command line/);
+    expect(texts('ls\0; rm x')).toMatch(/NUL/);
+    expect(texts(`ls ${'x'.repeat(33_000)}`)).toMatch(/longer than 32 KiB/);
+  });
+
+  it('know which commands are built when they run, or run code they read', () => {
+    const opaque = (line: string) => {
+      const p = parseShellLine(line);
+      return p.certain ? p.commands.map((c) => c.opaque ?? '') : [p.why];
+    };
+    expect(opaque('$a -rf x')).toEqual(['its words are built when it runs']);
+    expect(opaque('r{m,} x')).toEqual(['its words are built when it runs']);
+    expect(opaque('/bin/r[m] x')).toEqual(['its words are built when it runs']);
+    expect(opaque('[ -d x ]')).toEqual(['']);
+    expect(opaque('ls *.log ~/x')).toEqual(['']);
+    expect(opaque('echo x | sh')).toEqual(['', 'it runs commands it reads from its input']);
+    expect(opaque('bash -s < f')).toEqual(['it runs commands it reads from its input']);
+    expect(opaque('. ./env.sh')).toEqual(['it runs commands it reads from a file']);
+    expect(opaque('xargs rm')).toEqual(['', 'xargs adds words it reads from its input']);
+  });
+
+  it("decode $'…' as bash does", () => {
+    expect(ansiC('\\x72\\155\\u00e9\\n\\t\\\\\\\'\\cA\\e')).toBe("rm\u00e9\n\t\\'\x01\x1b");
+  });
+});
+
+describe('an allow list, a deny pattern and read-only access', () => {
+  it(`refuse each of ${RM_SPELLINGS.length} spellings of a recursive delete`, async () => {
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}`);
+    const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RECURSIVE_RM}`);
+    const readOnly = await judgeOf(`  default: allow\n  rules:\n${ALLOW_READS}`, 'read-only');
+    expect(RM_SPELLINGS.length).toBeGreaterThanOrEqual(60);
+    const admitted = RM_SPELLINGS.flatMap((line) =>
+      [
+        ['allow list', allowList],
+        ['deny pattern', denyList],
+        ['read-only', readOnly],
+      ].flatMap(([name, judge]) => ((judge as typeof allowList).decide(exec(line)).action === 'allow' ? [`${name}: ${JSON.stringify(line.slice(0, 60))}`] : [])),
+    );
+    expect(admitted).toEqual([]);
+    // Look-alikes run another program (or nothing): whatever the judge says, it answers.
+    for (const line of RM_LOOKALIKES) expect(['allow', 'deny']).toContain(allowList.decide(exec(line)).action);
+  });
+
+  it('let an allow glob admit simple commands, quoted as the user likes, and lines of them', async () => {
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}`);
+    for (const line of ['ls -la /tmp', "cat '/tmp/a b'", 'echo \'a;b\' "c|d" e\\&f', 'ls /tmp | cat -n', 'ls && echo done', 'ls /var/log/*.log']) expect(allowList.decide(exec(line))).toMatchObject({ action: 'allow', rule: 'reads' });
+    expect(allowList.decide(exec('ls > /tmp/x'))).toMatchObject({ action: 'deny', reason: 'no ssh rule matches; the default is deny' });
+    expect(allowList.decide(exec('ls; touch /tmp/x'))).toMatchObject({ action: 'deny', reason: 'no ssh rule matches `touch /tmp/x`, which this command line runs; the default is deny' });
+    expect(allowList.decide(exec('ls ('))).toMatchObject({ action: 'deny', reason: expect.stringMatching(/^no allow rule matches a command line the gateway cannot parse as a shell would \(it is not a complete shell command line/) });
+  });
+
+  it('name the command a deny rule matches, and say why it may match what is built when it runs', async () => {
+    const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RECURSIVE_RM}`);
+    expect(denyList.decide(exec('ls /tmp; r"m" -r /x'))).toMatchObject({ action: 'deny', rule: 'no-recursive-rm', reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs' });
+    expect(denyList.decide(exec(`sudo sh -c "r''m -r /x"`))).toMatchObject({ action: 'deny', reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs (through sh -c)' });
+    expect(denyList.decide(exec('echo $HOME'))).toMatchObject({ action: 'deny', reason: 'ssh rule "no-recursive-rm" may match `echo $HOME`: its words are built when it runs, so the gateway cannot tell' });
+    expect(denyList.decide(exec('ls -la /tmp | grep x'))).toMatchObject({ action: 'allow' });
+    // `shellSyntax: allow` on a deny rule reads the line as sent, as before: what is built when it runs passes.
+    const asSent = await judgeOf(`  default: allow\n  rules:\n    - { name: no-rm, match: { patterns: ['\\brm\\s'], shellSyntax: allow }, action: deny }\n`);
+    expect(asSent.decide(exec('echo $HOME')).action).toBe('allow');
+    expect(asSent.decide(exec('ls; rm x')).action).toBe('deny');
+  });
+
+  it('let a rule opt into matching the whole line, shell syntax and all, and still refuse what a deny rule matches', async () => {
+    const judge = await judgeOf(`  default: deny
+  rules:
+    - { name: deploys, match: { commands: ["./deploy.sh *"], shellSyntax: allow }, action: allow }
+${NO_RECURSIVE_RM}`);
+    expect(judge.decide(exec('./deploy.sh v2 && ./deploy.sh --verify v2 2>&1'))).toMatchObject({ action: 'allow', rule: 'deploys' });
+    expect(judge.decide(exec('./deploy.sh v2; rm -rf /srv'))).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
+    expect(judge.decide(exec('ls; ./deploy.sh v2')).action).toBe('deny');
+    expect(judge.decide(exec('./deploy.sh (')).action).toBe('deny');
+  });
+
+  it('under read-only access, run a line only when a rule allows each command in it', async () => {
+    const judge = await judgeOf(`  default: allow\n  rules:\n${ALLOW_READS}`, 'read-only');
+    expect(judge.decide(exec('ls /tmp | cat -n')).action).toBe('allow');
+    expect(judge.decide(exec('ls /tmp | tee /tmp/x'))).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    expect(judge.decide(exec('cat <(ls)'))).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    // A line it cannot parse may run a file transfer too: read-only sftp says so.
+    expect(judge.decide(exec('ls "'))).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
+  });
+});
+
+describe('file transfers', () => {
+  it('are known as the shell runs them, or else are ones hoop cannot judge', () => {
+    expect(["s'c'p -t /x", 'sc\\p -f /x', 'rs"ync" --server . /x'].map(fileTransferOf)).toEqual(['upload', 'download', 'upload']);
+    expect(['$x -t /x', 'bash -c "$(echo scp -t /x)"', 'ls (', 'nice s""cp -t /x'].map(fileTransferOf)).toEqual(['unknown', 'unknown', 'unknown', 'unknown']);
+    expect(['ls -t', 'echo $HOME', 'cat rsync.conf'].map(fileTransferOf)).toEqual([undefined, undefined, undefined]);
+  });
+});
