@@ -14,6 +14,14 @@
  *   become truncated, the reviews it held are expired or handed over) in that same transaction,
  *   so exactly one replica does it, once. A replica that starts again after a crash takes over its
  *   own previous run the same way.
+ * - An outage of the store is nobody's death: while the store was down no replica could say it was
+ *   alive, so a replica judges the others only once it has reached the store for `deadAfterMs`
+ *   without a break, and the store itself has run that long (`pg_postmaster_start_time()`). The
+ *   others then had as long to come back.
+ * - Fencing: a replica that finds itself marked stopped by another (it was silent for longer than
+ *   `deadAfterMs`: a pause, a partition) was taken over while it lived. The store already says its
+ *   sessions ended and its held statements expired, so it ends them too ({@link onFenced}), then
+ *   takes its place again.
  *
  * Times are the database's (`now()`), so the replicas' clocks need not agree.
  *
@@ -83,6 +91,9 @@ export class StoreReplica {
   readonly #takeOvers: TakeOver[] = [];
   readonly #recovered: Array<() => void> = [];
   readonly #beats: Array<() => Promise<void>> = [];
+  readonly #fenced: Array<() => void> = [];
+  /** Since when (monotonic ms) the store has answered every heartbeat: the others are judged only after `deadAfterMs` of it. */
+  #reachableSince = performance.now();
   #listener: pg.Client | undefined;
   #listening: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -142,6 +153,11 @@ export class StoreReplica {
     this.#beats.push(fn);
   }
 
+  /** Calls `fn` when this replica finds that another took it over while it lived: its sessions are over in the store. */
+  onFenced(fn: () => void): void {
+    this.#fenced.push(fn);
+  }
+
   /** Calls `fn` when the store answers again after it did not. */
   onRecovered(fn: () => void): void {
     this.#recovered.push(fn);
@@ -173,6 +189,7 @@ export class StoreReplica {
     } catch (err) {
       throw storeError(err, 'register this replica');
     }
+    this.#reachableSince = performance.now();
     await this.#listen();
     this.#timer = setInterval(() => {
       this.#beat = this.#beat.then(() => this.#heartbeat());
@@ -215,10 +232,12 @@ export class StoreReplica {
 
   async #heartbeat(): Promise<void> {
     if (this.#stopped) return;
+    let present: boolean;
     try {
-      await this.pool.query('update hoop.replicas set seen_at = now(), stopped_at = null where id = $1', [this.id]);
+      present = ((await this.pool.query('update hoop.replicas set seen_at = now() where id = $1 and stopped_at is null', [this.id])).rowCount ?? 0) > 0;
       if (!this.#reachable) {
         this.#reachable = true;
+        this.#reachableSince = performance.now();
         this.#o.log.info('store.reachable', { message: 'the store answers again' });
         for (const fn of this.#recovered) fn();
       }
@@ -227,20 +246,47 @@ export class StoreReplica {
       this.#reachable = false;
       return;
     }
+    if (!present && !(await this.#rejoin())) return;
     if (!this.#listener && !this.#listening) {
       this.#listening = this.#listen()
         .catch(() => undefined)
         .finally(() => (this.#listening = undefined));
     }
     try {
-      const dead = await this.pool.query<{ id: string }>(
-        `select id from hoop.replicas where stopped_at is null and id <> $1 and seen_at < now() - make_interval(secs => $2)`,
-        [this.id, this.#o.deadAfterMs / 1000],
-      );
-      for (const { id } of dead.rows) await this.#takeOver(id, false);
+      // Only after reaching the store for as long as the others may be silent (see the module documentation).
+      if (performance.now() - this.#reachableSince >= this.#o.deadAfterMs) {
+        const dead = await this.pool.query<{ id: string }>(
+          `select id from hoop.replicas where stopped_at is null and id <> $1 and seen_at < now() - make_interval(secs => $2)
+             and pg_postmaster_start_time() < now() - make_interval(secs => $2)`,
+          [this.id, this.#o.deadAfterMs / 1000],
+        );
+        for (const { id } of dead.rows) await this.#takeOver(id, false);
+      }
       for (const fn of this.#beats) await fn();
     } catch (err) {
       this.#o.log.error('store.sweep-failed', { error: describeError(err) });
+    }
+  }
+
+  /**
+   * This replica was marked stopped by another (fenced): ends what the store says ended, then
+   * takes its place again. Resolves whether it did.
+   */
+  async #rejoin(): Promise<boolean> {
+    this.#o.log.error('replica.fenced', { replica: this.id, message: 'another replica took this one for dead and took its sessions over; they end here too, and this replica takes new sessions again' });
+    for (const fn of this.#fenced) {
+      try {
+        fn();
+      } catch (err) {
+        this.#o.log.error('replica.fence-failed', { error: describeError(err) });
+      }
+    }
+    try {
+      await this.pool.query('update hoop.replicas set seen_at = now(), started_at = now(), stopped_at = null where id = $1', [this.id]);
+      return true;
+    } catch (err) {
+      this.#o.log.error('store.unreachable', { error: describeError(err), message: 'could not take this replica\'s place again; the next heartbeat tries again' });
+      return false;
     }
   }
 

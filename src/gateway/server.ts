@@ -466,6 +466,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let closing = false;
   /** Every live session's controller: aborting one ends that session with a {@link SessionEnd}. */
   const sessions = new Set<AbortController>();
+  // Taken for dead by another replica while it lived: the store says its sessions ended, so they end.
+  replica?.onFenced(() => {
+    for (const c of sessions) c.abort(new SessionEnd('gateway-shutdown', 'hoop: this gateway replica stopped answering its store for too long and another replica ended its sessions', 'connect again: a live replica takes the session'));
+  });
   /** Sessions running now, as `GET /v1/sessions` lists them until they are in the index. */
   const running = new Map<string, () => SessionSummary>();
   /** Session ids in use: running, or being opened. */

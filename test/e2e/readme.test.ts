@@ -514,7 +514,7 @@ describe('the README, run as written', () => {
   });
 
   it('the benchmark runs (briefly here)', async () => {
-    const r = await run(['npm run bench'], { env: { BENCH_SECONDS: '1', BENCH_SCALE: '1', BENCH_COPY_ROWS: '10000', BENCH_COPY_RUNS: '1', BENCH_PATHS: 'direct,hoop', BENCH_LIMITS: '0', BENCH_SCP_MB: '5', BENCH_SCP_RUNS: '1' } });
+    const r = await run(['npm run bench'], { env: { BENCH_SECONDS: '1', BENCH_SCALE: '1', BENCH_COPY_ROWS: '10000', BENCH_COPY_RUNS: '1', BENCH_PATHS: 'direct,hoop', BENCH_LIMITS: '0', BENCH_SCP_MB: '5', BENCH_SCP_RUNS: '1', BENCH_IDLE: '0', BENCH_WARMUP: '0' } });
     expect(r.code).toBe(0);
     expect(r.output).toMatch(/^hoop +\d+\.\d+ +x/m);
   }, 120_000);

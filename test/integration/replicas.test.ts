@@ -373,17 +373,27 @@ describe('two replicas behind a load balancer', () => {
     const c = await connectVia(stack.gateway.url);
     const cl = await client(c);
     await cl.query("insert into notes(body) values ('before')");
+    const onB = await client(await connectVia(bUrl));
+    await onB.query('select 1');
     await store.halt();
+    const down = Date.now();
     try {
       await until(async () => ((await psql(c.info, ['-c', 'select 1'])).stderr.includes('cannot reach its store') ? true : undefined), 10_000, 'new sessions to be refused');
       // The session that was running is untouched: the data path never waits on the store.
       for (let i = 0; i < 20; i++) await cl.query('insert into notes(body) values ($1)', [`during ${i}`]);
+      // An outage longer than the dead-after time (2 s): no replica could say it was alive meanwhile.
+      await until(async () => (Date.now() - down > 3_000 ? true : undefined), 10_000, 'an outage of 3 s');
     } finally {
       await store.start();
     }
     await until(async () => ((await psql(c.info, ['-c', "insert into notes(body) values ('after')"])).code === 0 ? true : undefined), 20_000, 'new sessions to work again');
     await bothTakeNewSessions();
     expect(await notes()).toBe(22);
+    // Nobody took anybody over for the outage: B's session goes on, and both replicas are live.
+    expect((await onB.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
+    expect(stack.logs().filter((l) => l.event === 'replica.taken-over')).toEqual([]);
+    expect(bLog).not.toContain('replica.fenced');
+    await onB.end();
     await cl.end();
     // Its recording reaches the store once it ends, complete, and is listed by the other replica.
     await until(async () => ((await sessionsOn(bUrl)).some((s) => s.statements === 21 && s.recording === 'complete') ? true : undefined), 20_000, 'the recording to reach the store');
@@ -482,5 +492,32 @@ describe('two replicas behind a load balancer', () => {
     // Through the balancer, new connections reach A.
     const again = await connectVia(lbUrl);
     for (let i = 0; i < 3; i++) expect((await psql(again.info, ['-c', 'select 1'])).code).toBe(0);
+  });
+
+  it('a replica paused past the dead-after time is taken over; awake, it ends the sessions the store says ended, and serves again', async () => {
+    if (b.exitCode === null && b.signalCode === null) {
+      b.kill('SIGKILL');
+      await new Promise((resolve) => b.once('exit', resolve));
+    }
+    bLog = '';
+    await startReplicaB();
+    const bId = await replicaIdOf(bUrl);
+    const onB = await client(await connectVia(bUrl));
+    await onB.query('select 1');
+    const told = new Promise<{ code?: string; message: string }>((resolve) => onB.once('error', resolve));
+    const session = await until(async () => (await storeRows(`select id from hoop.sessions where replica = '${bId}' and ended_at is null`))[0], 10_000, "B's session in the store");
+    b.kill('SIGSTOP');
+    try {
+      await until(async () => ((await storeRows(`select id from hoop.sessions where id = '${session}' and summary->>'reason' = 'gateway-stopped'`)).length ? true : undefined), 20_000, 'A to take the paused B over');
+    } finally {
+      b.kill('SIGCONT');
+    }
+    await until(async () => (bLog.includes('replica.fenced') ? true : undefined), 10_000, 'B to find itself taken over');
+    // Its session ended as the store says (57P01: connect again), and B takes new sessions again.
+    expect(await told).toMatchObject({ code: '57P01', message: expect.stringContaining('another replica ended its sessions') });
+    expect(await onB.query('select 1').then(() => 'answered', () => 'closed')).toBe('closed');
+    const fresh = await connectVia(bUrl);
+    await until(async () => ((await psql(fresh.info, ['-c', 'select 1'])).code === 0 ? true : undefined), 20_000, 'B to take new sessions');
+    await until(async () => ((await status()).match(/^replicas {3}2 live/m) ? true : undefined), 10_000, 'both replicas live');
   });
 });

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   detect,
@@ -100,10 +100,12 @@ describe('secrets and tokens', () => {
     expect(hits(findSecretTokens, `x ${pem.slice(0, 50)}`)).toEqual([pem.slice(0, 50)]);
   });
   it('finds random base64 and hex runs', () => {
+    // Random-looking bytes, the same on every run (a detector that misses 1 in 100 random tokens must not make the suite flaky).
+    const bytes = (i: number, n: number): Buffer => createHash('sha512').update(`token ${i}`).digest().subarray(0, n);
     let found = 0;
-    for (let i = 0; i < 200; i++) if (findSecretTokens(`k=${randomBytes(36).toString('base64')}`).length === 1) found++;
+    for (let i = 0; i < 200; i++) if (findSecretTokens(`k=${bytes(i, 36).toString('base64')}`).length === 1) found++;
     expect(found).toBeGreaterThanOrEqual(195);
-    expect(findSecretTokens(randomBytes(32).toString('hex'))).toHaveLength(1);
+    for (let i = 0; i < 20; i++) expect(findSecretTokens(bytes(i, 32).toString('hex'))).toHaveLength(1);
   });
   it('leaves words, identifiers, git ids, UUIDs and paths alone', () => {
     for (const s of [
