@@ -210,6 +210,13 @@ async function browserLogin(env: NodeJS.ProcessEnv, username: string, gw: Gatewa
   return { code, stdout: login.stdout(), stderr: login.stderr(), url: new URL(url!) };
 }
 
+/** Waits until `expiry` (ISO 8601 or ms since the epoch) has passed. */
+async function pastExpiry(expiry: string | number | undefined): Promise<void> {
+  const at = typeof expiry === 'string' ? Date.parse(expiry) : expiry;
+  if (at === undefined || Number.isNaN(at)) throw new Error('the login stored no expiry');
+  while (Date.now() <= at + 100) await new Promise((r) => setTimeout(r, Math.min(250, at + 101 - Date.now())));
+}
+
 async function connect(env: NodeJS.ProcessEnv, extra: string[] = []): Promise<{ info: ConnectInfo; running: Running }> {
   const running = start(['connect', 'app', '--json', ...extra], env);
   const [line] = await running.waitFor(/^\{.*\}$/m, 'stdout');
@@ -455,10 +462,10 @@ describe('without a terminal', () => {
 describe('tokens over time', () => {
   it('refreshes silently when the access token has expired, saving the rotated refresh token', async () => {
     const env = user();
-    op.lifetimes.accessToken = 2;
-    await browserLogin(env, 'alice');
+    op.lifetimes.accessToken = 3;
+    expect((await browserLogin(env, 'alice')).code).toBe(0);
     const before = await secretsOf(env);
-    await new Promise((r) => setTimeout(r, 2_500));
+    await pastExpiry(before?.accessTokenExpiresAt);
     const who = await run(['whoami', '--json'], env);
     expect(who.code).toBe(0);
     expect(JSON.parse(who.stdout)).toMatchObject({ subject: 'alice' });
@@ -470,11 +477,11 @@ describe('tokens over time', () => {
 
   it('a gateway that takes ID tokens: presents the ID token and refreshes it too', async () => {
     const env = user();
-    op.lifetimes.idToken = 2;
-    await browserLogin(env, 'alice', gateway2);
+    op.lifetimes.idToken = 3;
+    expect((await browserLogin(env, 'alice', gateway2)).code).toBe(0);
     const before = await secretsOf(env, gateway2);
     expect(before?.idToken).toBeTruthy();
-    await new Promise((r) => setTimeout(r, 2_500));
+    await pastExpiry(JSON.parse(Buffer.from(before!.idToken!.split('.')[1]!, 'base64url').toString()).exp * 1000);
     const who = await run(['whoami', '--json', '--gateway', gateway2.url], env);
     expect(who.code).toBe(0);
     expect(JSON.parse(who.stdout)).toMatchObject({ subject: 'alice', groups: ['dba', 'dev'] });
@@ -484,11 +491,15 @@ describe('tokens over time', () => {
 
   it('an expired token that cannot be refreshed: exit 77 and the hint to log in', async () => {
     const env = user();
-    op.lifetimes.accessToken = 1;
-    await browserLogin(env, 'bob');
+    // Long enough for the login itself to finish on a busy machine; then it runs out.
+    op.lifetimes.accessToken = 3;
+    expect((await browserLogin(env, 'bob')).code).toBe(0);
     op.revokeTokens('bob');
-    await new Promise((r) => setTimeout(r, 1_500));
-    const who = await run(['whoami'], env);
+    let who = await run(['whoami'], env);
+    for (const end = Date.now() + 15_000; who.code === 0 && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      who = await run(['whoami'], env);
+    }
     expect(who.code).toBe(77);
     expect(who.stderr).toContain(`your login to ${gateway.url} has expired and cannot be renewed`);
     expect(who.stderr).toContain(`hoop login --gateway ${gateway.url}`);
