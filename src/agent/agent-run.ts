@@ -1,8 +1,9 @@
 /**
  * An agent's run as the CLI holds it: begun at the gateway with the person's credential
- * (`POST /v1/runs`), kept alive with its control credential while the `hoop` that began it runs,
- * and ended when it ends. Its sessions use the run's credential ({@link AgentRun.provider}); the
- * control credential never leaves this process.
+ * (`POST /v1/runs`), kept alive with its control credential while the `hoop` that began it runs
+ * (each heartbeat with the person's current token, renewed as their login allows, so that the run
+ * ends when the person's sign-in does), and ended when it ends. Its sessions use the run's
+ * credential ({@link AgentRun.provider}); the control credential never leaves this process.
  *
  * @see src/gateway/runs.ts
  */
@@ -25,6 +26,7 @@ export class AgentRun {
   /** Tokens of the run's credential, for its tunnels. */
   readonly provider: ResolvedTokenProvider;
   readonly #controlToken: string;
+  readonly #person: ResolvedTokenProvider;
   readonly #endpoint: { gateway: string; ca?: Buffer | undefined };
   readonly #timer: NodeJS.Timeout;
   readonly #say: (line: string) => void;
@@ -38,6 +40,7 @@ export class AgentRun {
     this.expiresAt = new Date(started.expiresAt);
     this.token = started.token;
     this.#controlToken = started.controlToken;
+    this.#person = person;
     this.#endpoint = { gateway: person.gateway, ca: person.ca };
     this.provider = runTokenProvider(person.gateway, person.ca, started.token);
     this.#say = say;
@@ -63,8 +66,13 @@ export class AgentRun {
 
   async #beat(): Promise<void> {
     if (this.#ended) return;
+    // The person's current token, renewed as their login allows; none when it cannot be had (the run then ends with the last one).
+    const personToken = await this.#person.current().then(
+      (grant) => grant.token,
+      (err: unknown) => void this.#log.warn('run.person-token-unavailable', { run: this.id, error: describeError(err) }),
+    );
     try {
-      await controlRun(this.#endpoint, this.#controlToken, this.id, 'heartbeat');
+      await controlRun(this.#endpoint, this.#controlToken, this.id, 'heartbeat', personToken ?? undefined);
     } catch (err) {
       if (this.#ended) return;
       // Ended at the gateway (its time is up, or the gateway lost it): said once; the command goes on without its sessions.

@@ -1,29 +1,29 @@
 /**
- * Keeping what would let an agent act as its person out of the agent's reach: the command
- * `hoop run` wraps sees the person's files, network and working directory as they are, except
- * hoop's own credentials.
+ * Keeping what would let an agent act as its person out of the agent's reach: whether the command
+ * `hoop run` wraps is contained, and the environment it gets. What it sees of the person's files
+ * when contained is ./sandbox.ts's to say.
  *
  * - **Environment** ({@link agentEnvironment}): every `HOOP_*` variable but a few harmless ones,
- *   the GitHub Actions token request (with which a job's identity could be asked for anew) and
- *   libpq's and `DATABASE_URL*` are dropped; the run's own are set after.
- * - **Files** (on Linux, with bubblewrap): the command runs in mount and PID namespaces of its
- *   own ({@link bwrapArguments}). hoop's configuration, state and runtime directories (logins,
- *   tokens, device keys, spools, other ports' passwords) are empty there, except this run's own
- *   files; the token files hoop read, the keychain's sockets (D-Bus session bus, GNOME keyring)
- *   and the password files of the person's other ports are empty files. It sees no process
- *   outside its namespace (so not the environment or memory of the person's other hoop
- *   processes), and a seccomp filter (./seccomp.ts) refuses the kernel keyrings and `TIOCSTI`.
- *   It dies with `hoop run`.
+ *   the CI platforms' token requests (with which a job's identity could be asked for anew) and
+ *   libpq's and `DATABASE_URL*` are dropped; contained, so are the addresses of the person's
+ *   session services whose sockets the sandbox makes private (D-Bus, X11, Wayland, tmux, screen,
+ *   the SSH agent unless shared). The run's own are set after.
+ * - **Containment** ({@link detectContainment}): on Linux with bubblewrap, mount, PID and IPC
+ *   namespaces of its own, a seccomp filter (./seccomp.ts) that refuses the kernel keyrings and
+ *   `TIOCSTI`, and death with `hoop run`. The network is the person's: an abstract unix socket
+ *   (one with no file) cannot be hidden, so a keychain reached over an abstract D-Bus address
+ *   keeps a contained command from being called contained ({@link keychainOverAbstractBus}).
  * - Where bubblewrap is missing or cannot make namespaces, the command runs as the person's other
  *   processes do (`isolation: none`): `hoop run` says so, the run records it, and the policy can
  *   refuse such runs (`runs.requireIsolation`, or rules with `isolated: false`).
  *
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
+ * @see https://dbus.freedesktop.org/doc/dbus-specification.html#addresses
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
-import { configDir, stateDir } from '../auth/paths.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { configDir } from '../auth/paths.js';
 import { ErrorCode, HoopError } from '../errors.js';
 
 /** How `hoop run` contains its command: `auto` (bubblewrap where it works, else none, said on stderr), `bwrap` (or fail), `none`. */
@@ -35,50 +35,47 @@ export type Containment = { kind: 'bwrap'; bwrap: string } | { kind: 'none'; why
 /** `HOOP_*` variables an agent keeps: how loud hoop is, and whether it keeps records. */
 const KEPT_HOOP = new Set(['HOOP_LOG_LEVEL', 'HOOP_DEBUG', 'HOOP_CLIENT_RECORD']);
 
+/** CI platforms' variables that ask for a job's identity token (or hold one). */
+const CI_TOKEN_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_', 'ACTIONS_RUNTIME_TOKEN', 'CIRCLE_OIDC_TOKEN', 'BUILDKITE_AGENT_ACCESS_TOKEN'];
+
+/** Addresses of the person's session services, whose sockets a contained command does not see. */
+const SESSION_SERVICES = ['DISPLAY', 'XAUTHORITY', 'WAYLAND_DISPLAY', 'WAYLAND_SOCKET', 'TMUX', 'TMUX_PANE', 'STY', 'SSH_AUTH_SOCK', 'SSH_AGENT_PID', 'GPG_AGENT_INFO', 'GNOME_KEYRING_CONTROL', 'VSCODE_GIT_IPC_HANDLE'];
+
 /**
  * Whether an inherited variable stays out of the agent's environment: hoop's own (credentials,
  * their files, the config and demo directories), a CI platform's token request, the keychain's
- * bus, and what could point a client around the gateway (libpq's `PG*`, `DATABASE_URL*`).
+ * bus, and what could point a client around the gateway (libpq's `PG*`, `DATABASE_URL*`); when
+ * `contained` (and the SSH agent is not shared), the session services' addresses too.
  */
-export function withheldVariable(name: string): boolean {
+export function withheldVariable(name: string, contained = false, sshAgent = false): boolean {
   if (name.startsWith('HOOP_')) return !KEPT_HOOP.has(name);
-  return name.startsWith('ACTIONS_ID_TOKEN_REQUEST_') || name === 'DBUS_SESSION_BUS_ADDRESS' || name.startsWith('PG') || name.startsWith('DATABASE_URL');
+  if (CI_TOKEN_PREFIXES.some((p) => name.startsWith(p))) return true;
+  if (name === 'DBUS_SESSION_BUS_ADDRESS' || name.startsWith('PG') || name.startsWith('DATABASE_URL')) return true;
+  if (!contained) return false;
+  if (sshAgent && (name === 'SSH_AUTH_SOCK' || name === 'SSH_AGENT_PID')) return false;
+  return SESSION_SERVICES.includes(name) || name.startsWith('VSCODE_IPC_HOOK');
 }
 
 /** The agent's environment: `inherited` without what {@link withheldVariable} withholds, then `run`'s own variables. */
-export function agentEnvironment(inherited: NodeJS.ProcessEnv, run: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function agentEnvironment(inherited: NodeJS.ProcessEnv, run: NodeJS.ProcessEnv, o: { contained?: boolean; sshAgent?: boolean } = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(inherited)) if (!withheldVariable(k)) env[k] = v;
+  for (const [k, v] of Object.entries(inherited)) if (!withheldVariable(k, o.contained, o.sshAgent)) env[k] = v;
   return { ...env, ...run };
 }
 
 /**
- * What the sandbox hides, from the person's environment `env` and the files hoop read
- * credentials from (`credentialFiles`): directories (made empty) and files (made empty).
+ * Whether the person's hoop login is in the keychain while the session bus that reaches it is an
+ * abstract socket (`unix:abstract=`, `unix:tmpdir=`), which a sandbox that keeps the person's
+ * network cannot hide.
  */
-export function hiddenPaths(env: NodeJS.ProcessEnv, cwd: string, runtime: string, credentialFiles: readonly string[]): { dirs: string[]; files: string[] } {
-  const dirs = new Set<string>([configDir(env, cwd), configDir({ ...env, HOOP_CONFIG_DIR: '' }, cwd), stateDir(env), runtime]);
-  const files = new Set<string>(credentialFiles);
-  for (const [k, v] of Object.entries(env)) {
-    if (!v || !isAbsolute(v)) continue;
-    if (k.startsWith('HOOP_') && (k.endsWith('_DIR') || k === 'HOOP_DEMO_REVIEWER')) dirs.add(v);
-    else if ((k.startsWith('HOOP_') && k.endsWith('_FILE') && k !== 'HOOP_CA_FILE') || k === 'PGPASSFILE') files.add(v);
+export function keychainOverAbstractBus(env: NodeJS.ProcessEnv, cwd: string): boolean {
+  if (!/(?:^|;)unix:(?:abstract|tmpdir)=/.test(env.DBUS_SESSION_BUS_ADDRESS ?? '')) return false;
+  try {
+    const profiles = (JSON.parse(readFileSync(join(configDir(env, cwd), 'profiles.json'), 'utf8')) as { profiles?: Record<string, { store?: string }> }).profiles ?? {};
+    return Object.values(profiles).some((p) => p.store === 'keychain');
+  } catch {
+    return false;
   }
-  // The keychain: the session bus it is reached through, and the GNOME keyring's own sockets.
-  const bus = /(?:^|;)unix:path=([^,;]+)/.exec(env.DBUS_SESSION_BUS_ADDRESS ?? '')?.[1];
-  if (bus) files.add(bus);
-  if (env.XDG_RUNTIME_DIR && isAbsolute(env.XDG_RUNTIME_DIR)) {
-    files.add(join(env.XDG_RUNTIME_DIR, 'bus'));
-    dirs.add(join(env.XDG_RUNTIME_DIR, 'keyring'));
-  }
-  const existing = (p: string, dir: boolean): boolean => {
-    try {
-      return statSync(p).isDirectory() === dir;
-    } catch {
-      return false;
-    }
-  };
-  return { dirs: [...dirs].filter((d) => existing(d, true)), files: [...files].filter((f) => existsSync(f) && !existing(f, true)) };
 }
 
 /** `bwrap` as `HOOP_BWRAP` names it, else on `PATH`, else where packages install it. */
@@ -98,13 +95,16 @@ function findBwrap(env: NodeJS.ProcessEnv): string | undefined {
  *
  * @throws HoopError USAGE when `mode` is `bwrap` and bubblewrap cannot contain the command
  */
-export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): Containment {
+export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv, cwd: string): Containment {
   if (mode === 'none') return { kind: 'none', why: 'asked for with --isolation none' };
-  const fail = (why: string): Containment => {
-    if (mode === 'bwrap') throw new HoopError(ErrorCode.USAGE, `hoop run cannot contain the command: ${why}`, { hint: 'install bubblewrap (apt install bubblewrap), or run with --isolation none' });
+  const fail = (why: string, hint = 'install bubblewrap (apt install bubblewrap), or run with --isolation none'): Containment => {
+    if (mode === 'bwrap') throw new HoopError(ErrorCode.USAGE, `hoop run cannot contain the command: ${why}`, { hint });
     return { kind: 'none', why };
   };
   if (process.platform !== 'linux') return fail(`containment needs Linux namespaces (bubblewrap); this is ${process.platform}`);
+  if (keychainOverAbstractBus(env, cwd)) {
+    return fail('your hoop login is in the keychain, reached over an abstract D-Bus socket that a sandbox sharing your network cannot hide', 'keep hoop\'s tokens in a file (HOOP_TOKEN_STORE=file, then hoop login), or use a session bus on a path (unix:path=)');
+  }
   const bwrap = findBwrap(env);
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');
   const probe = spawnSync(bwrap, ['--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--die-with-parent', '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5_000 });
@@ -113,23 +113,6 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
     return fail(`bwrap cannot make the namespaces it needs here${said ? ` (${said})` : ''}`);
   }
   return { kind: 'bwrap', bwrap };
-}
-
-/**
- * The bubblewrap arguments that run a command as the person's other processes run, but for what
- * {@link hiddenPaths} hides (`empty`: an empty file bound over each hidden file), `keep` (this
- * run's own directory, inside a hidden one) and with the seccomp program on file descriptor
- * `seccompFd`. The command follows them, after `--`.
- */
-export function bwrapArguments(o: { hide: { dirs: readonly string[]; files: readonly string[] }; empty: string; keep: readonly string[]; cwd: string; seccompFd?: number }): string[] {
-  const args = ['--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--die-with-parent'];
-  // Outer directories first: a hidden one inside another is mounted over the empty one.
-  for (const dir of [...o.hide.dirs].sort((a, b) => a.length - b.length)) args.push('--tmpfs', dir);
-  for (const file of o.hide.files) args.push('--ro-bind', o.empty, file);
-  for (const dir of o.keep) args.push('--bind', dir, dir);
-  if (o.seccompFd !== undefined) args.push('--seccomp', String(o.seccompFd));
-  args.push('--chdir', o.cwd);
-  return args;
 }
 
 /**

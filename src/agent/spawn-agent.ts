@@ -10,7 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, closeSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
-import { bwrapArguments, containedPid, type Containment } from './containment.js';
+import { containedPid, type Containment } from './containment.js';
+import { bwrapArguments, type Mount } from './sandbox.js';
 import { agentSeccompFilter } from './seccomp.js';
 
 /** How the command's stdio is wired. */
@@ -71,9 +72,8 @@ export function resolveCommand(file: string, path: string | undefined, cwd: stri
 }
 
 /**
- * Starts `file` (already resolved) with `args`; contained, its bubblewrap arguments hide
- * `hide` and keep `runDir`, and the seccomp program and an empty file to hide files with are
- * written into `runDir`.
+ * Starts `file` (already resolved) with `args`; contained, under bubblewrap with `mounts`
+ * (./sandbox.ts), the seccomp program and an empty file to hide files with written into `runDir`.
  */
 export function spawnAgent(o: {
   file: string;
@@ -83,7 +83,7 @@ export function spawnAgent(o: {
   stdio: AgentStdio;
   containment: Containment;
   runDir: string;
-  hide: { dirs: readonly string[]; files: readonly string[] };
+  mounts: readonly Mount[];
 }): AgentProcess {
   const stdio = [o.stdio.stdin, o.stdio.stdout, o.stdio.stderr] as const;
   if (o.containment.kind === 'none') {
@@ -100,7 +100,7 @@ export function spawnAgent(o: {
     fd = openSync(file, 'r');
   }
   try {
-    const args = [...bwrapArguments({ hide: o.hide, empty, keep: [o.runDir], cwd: o.cwd, ...(fd !== undefined ? { seccompFd: 3 } : {}) }), '--', o.file, ...o.args];
+    const args = [...bwrapArguments(o.mounts, { empty, cwd: o.cwd, ...(fd !== undefined ? { seccompFd: 3 } : {}) }), '--', o.file, ...o.args];
     // The seccomp program is read by bubblewrap from descriptor 3 (a copy made as the child starts).
     const child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, ...(fd !== undefined ? [fd] : [])] });
     return {

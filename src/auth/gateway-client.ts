@@ -574,8 +574,12 @@ export async function startRun(endpoint: GatewayEndpoint, token: string, ask: { 
   return body as RunStarted;
 }
 
-/** `POST /v1/runs/{id}/heartbeat|end` with the run's control credential; resolves the run as it then stands. */
-export async function controlRun(endpoint: GatewayEndpoint, controlToken: string, id: string, action: 'heartbeat' | 'end'): Promise<{ expiresAt: string; endedAt?: string }> {
-  const { body } = await requestJson(endpoint, 'POST', `v1/runs/${encodeURIComponent(id)}/${action}`, { token: controlToken });
-  return body as { expiresAt: string; endedAt?: string };
+/**
+ * `POST /v1/runs/{id}/heartbeat|end` with the run's control credential (a heartbeat with the
+ * person's current token, so the run lives no longer than their sign-in); resolves the run as it
+ * then stands.
+ */
+export async function controlRun(endpoint: GatewayEndpoint, controlToken: string, id: string, action: 'heartbeat' | 'end', personToken?: string): Promise<{ expiresAt: string; ownerExpiresAt: string; endedAt?: string }> {
+  const { body } = await requestJson(endpoint, 'POST', `v1/runs/${encodeURIComponent(id)}/${action}`, { token: controlToken, ...(personToken !== undefined ? { body: { personToken } } : {}) });
+  return body as { expiresAt: string; ownerExpiresAt: string; endedAt?: string };
 }

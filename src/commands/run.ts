@@ -39,7 +39,8 @@ import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { runtimeDir, writePgpass, writeRunFile } from '../postgres/pgpass.js';
 import { AgentRun } from '../agent/agent-run.js';
-import { agentEnvironment, detectContainment, hiddenPaths, type IsolationMode } from '../agent/containment.js';
+import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
+import { sandboxMounts, within, type Mount } from '../agent/sandbox.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local-port.js';
@@ -53,6 +54,9 @@ interface RunOptions extends LocalPolicyOptions {
   agent?: string;
   isolation: IsolationMode;
   hide?: string[];
+  readOnly?: string[];
+  share?: string[];
+  sshAgent?: boolean;
   prompt?: string;
   promptFile?: string;
   socket?: string;
@@ -192,11 +196,11 @@ async function openRunRecord(
   return writer;
 }
 
-/** Refuses a working directory that the contained command could not see (it is inside a directory hidden from it). */
-function checkWorkingDirectory(cwd: string, hidden: readonly string[]): void {
-  const inside = hidden.find((dir) => cwd === dir || cwd.startsWith(`${dir}/`));
+/** Refuses a working directory that the contained command could not see (it is inside a path hidden from it). */
+function checkWorkingDirectory(cwd: string, mounts: readonly Mount[]): void {
+  const inside = mounts.find((m) => m.kind === 'hidden' && within(cwd, m.path));
   if (inside) {
-    throw new HoopError(ErrorCode.USAGE, `the working directory ${cwd} is inside ${inside}, which hoop keeps from the agent (it holds hoop's logins and keys)`, { hint: 'run hoop run from another directory' });
+    throw new HoopError(ErrorCode.USAGE, `the working directory ${cwd} is inside ${inside.path}, which hoop keeps from the agent (it holds credentials)`, { hint: 'run hoop run from another directory' });
   }
 }
 
@@ -209,7 +213,10 @@ export function runCommand(io: CliIo): Command {
     .addOption(new Option('-c, --connect <name>', 'serve this connection (repeat for several; default: connections: in .hoop.yaml)').argParser((v: string, all: string[] = []) => [...all, v]))
     .option('--agent <name>', "the agent's name, as the policy's agents: rules and the session index see it (default: the command's name)")
     .addOption(new Option('--isolation <how>', 'contain the command: auto (bubblewrap where it works, else none, said on stderr), bwrap (or fail), none').choices(['auto', 'bwrap', 'none']).default('auto'))
-    .addOption(new Option('--hide <path>', 'keep this file or directory from the command too (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .addOption(new Option('--hide <path>', 'contained: keep this file or directory from the command too (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .addOption(new Option('--read-only <path>', 'contained: let the command read this file or directory but not change it (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .addOption(new Option('--share <path>', 'contained: let the command see this path in /tmp or the runtime directory, which are its own otherwise (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .option('--ssh-agent', "contained: let the command use your SSH agent ($SSH_AUTH_SOCK), with every key it holds")
     .addOption(new Option('--prompt <text>', 'what the command was asked to do: recorded at the start of each of its sessions').conflicts('promptFile'))
     .option('--prompt-file <file>', 'the same, read from a file')
     .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')
@@ -232,19 +239,29 @@ export function runCommand(io: CliIo): Command {
         person.close();
         throw new HoopError(ErrorCode.RUN_FORBIDDEN, 'hoop run inside a run: a run cannot start another', { hint: 'the person who started this run can start another, outside it' });
       }
-      const containment = detectContainment(opts.isolation, io.env);
+      const containment = detectContainment(opts.isolation, io.env, io.cwd);
       if (containment.kind === 'none') {
         say(`isolation: none (${containment.why}). The command runs as you do: it can read your hoop login and act as you, outside this run. Where the policy refuses such runs, this one is refused.`);
       }
       const runtime = await runtimeDir(io.env);
-      const hide = hiddenPaths(io.env, io.cwd, runtime, [...(opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : []), ...(opts.hide ?? []).map((p) => resolve(io.cwd, p))]);
-      for (const p of (opts.hide ?? []).map((h) => resolve(io.cwd, h))) if (!hide.files.includes(p) && !hide.dirs.includes(p)) hide.dirs.push(p);
-      if (containment.kind === 'bwrap') checkWorkingDirectory(io.cwd, hide.dirs);
       const command = resolveCommand(file!, io.env.PATH, io.cwd);
       const commandLine = [file!, ...args].map(shellQuote).join(' ');
-      const run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
       // This run's own files (ports' passwords and certificates, ssh configs, the gateway's CA): the one directory of hoop's the command sees.
       const runDir = await mkdtemp(join(runtime, 'run-'));
+      const contained = containment.kind === 'bwrap';
+      let mounts: Mount[] = [];
+      let run: AgentRun;
+      try {
+        if (contained) {
+          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, credentialFiles: opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [], hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share: opts.share ?? [], sshAgent: opts.sshAgent === true });
+          checkWorkingDirectory(io.cwd, mounts);
+        }
+        run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
+      } catch (err) {
+        await rm(runDir, { recursive: true, force: true });
+        person.close();
+        throw err;
+      }
       // What only the CLI knows, said at the start of every session of the run (the gateway keeps 4 KiB of each).
       const said: Record<string, string> = { source: 'run', run: run.id, command: commandLine, cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
       const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
@@ -279,9 +296,9 @@ export function runCommand(io: CliIo): Command {
         const sshConfig = sshPorts.length > 1 ? await writeRunFile(runDir, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join('')) : sshPorts[0]?.configFile;
         const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
         log.info('run.start', { run: run.id, connections: names, command: file, isolation: containment.kind });
-        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, ports, pgpassFile, sshConfig));
+        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, ports, pgpassFile, sshConfig), { contained, sshAgent: opts.sshAgent === true });
         const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
-        const agent = spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, hide });
+        const agent = spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, mounts });
         const child = agent.child;
         // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
         const terminal = [io.stdin, io.stdout, io.stderr].some((s) => (s as { isTTY?: boolean } | undefined)?.isTTY === true);

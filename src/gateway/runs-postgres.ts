@@ -9,7 +9,7 @@
  */
 import type pg from 'pg';
 import type { StoreReplica } from './replica.js';
-import { tooManyRuns, type RunEnd, type RunRecord, type RunStore } from './runs.js';
+import { tooManyRuns, type FreshOwner, type RunEnd, type RunRecord, type RunStore } from './runs.js';
 import { storeError } from './store-postgres.js';
 
 const CHANNEL = 'hoop_runs';
@@ -18,16 +18,18 @@ const COLUMNS = `run, token_hash, control_hash,
   to_char(expires_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as expires_at,
   to_char(heartbeat_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as heartbeat_at,
   heartbeat_timeout_ms,
+  to_char(owner_expires_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as owner_expires_at,
   to_char(ended_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ended_at, end_reason`;
 
 interface Row {
-  run: Omit<RunRecord, 'tokenHash' | 'controlHash' | 'createdAt' | 'expiresAt' | 'heartbeatAt' | 'heartbeatTimeoutMs' | 'endedAt' | 'endReason'>;
+  run: Omit<RunRecord, 'tokenHash' | 'controlHash' | 'createdAt' | 'expiresAt' | 'heartbeatAt' | 'heartbeatTimeoutMs' | 'ownerExpiresAt' | 'endedAt' | 'endReason'>;
   token_hash: string;
   control_hash: string;
   created_at: string;
   expires_at: string;
   heartbeat_at: string;
   heartbeat_timeout_ms: number;
+  owner_expires_at: string;
   ended_at: string | null;
   end_reason: RunEnd | null;
 }
@@ -41,13 +43,14 @@ function record(r: Row): RunRecord {
     expiresAt: r.expires_at,
     heartbeatAt: r.heartbeat_at,
     heartbeatTimeoutMs: r.heartbeat_timeout_ms,
+    ownerExpiresAt: r.owner_expires_at,
     ...(r.ended_at !== null ? { endedAt: r.ended_at } : {}),
     ...(r.end_reason !== null ? { endReason: r.end_reason } : {}),
   };
 }
 
 /** Whether a row's run is open, by the database's clock. */
-const OPEN = `ended_at is null and expires_at > now() and heartbeat_at + heartbeat_timeout_ms * interval '1 millisecond' > now()`;
+const OPEN = `ended_at is null and expires_at > now() and owner_expires_at > now() and heartbeat_at + heartbeat_timeout_ms * interval '1 millisecond' > now()`;
 
 /** See the module documentation. */
 export class PostgresRunStore implements RunStore {
@@ -62,7 +65,7 @@ export class PostgresRunStore implements RunStore {
   }
 
   async create(run: RunRecord, maxOpen: number): Promise<void> {
-    const { tokenHash, controlHash, createdAt, expiresAt, heartbeatAt, heartbeatTimeoutMs, endedAt: _e, endReason: _r, ...rest } = run;
+    const { tokenHash, controlHash, createdAt, expiresAt, heartbeatAt, heartbeatTimeoutMs, ownerExpiresAt, endedAt: _e, endReason: _r, ...rest } = run;
     // One person's runs begin one at a time (an advisory lock on them), so the limit holds across replicas.
     const client = await this.#run((pool) => pool.connect(), 'begin the run');
     try {
@@ -74,9 +77,9 @@ export class PostgresRunStore implements RunStore {
         throw tooManyRuns(run.owner.subject, maxOpen);
       }
       await client.query(
-        `insert into hoop.runs (id, token_hash, control_hash, issuer, subject, run, created_at, expires_at, heartbeat_at, heartbeat_timeout_ms)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [run.id, tokenHash, controlHash, run.owner.issuer, run.owner.subject, rest, createdAt, expiresAt, heartbeatAt, heartbeatTimeoutMs],
+        `insert into hoop.runs (id, token_hash, control_hash, issuer, subject, run, created_at, expires_at, heartbeat_at, heartbeat_timeout_ms, owner_expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [run.id, tokenHash, controlHash, run.owner.issuer, run.owner.subject, rest, createdAt, expiresAt, heartbeatAt, heartbeatTimeoutMs, ownerExpiresAt],
       );
       await client.query('commit');
     } catch (err) {
@@ -95,8 +98,13 @@ export class PostgresRunStore implements RunStore {
     return this.#one(`select ${COLUMNS} from hoop.runs where id = $1`, [id], 'read the run');
   }
 
-  async heartbeat(id: string): Promise<RunRecord | undefined> {
-    return this.#one(`update hoop.runs set heartbeat_at = now() where id = $1 and ${OPEN} returning ${COLUMNS}`, [id], 'keep the run alive');
+  async heartbeat(id: string, fresh?: FreshOwner): Promise<RunRecord | undefined> {
+    if (!fresh) return this.#one(`update hoop.runs set heartbeat_at = now() where id = $1 and ${OPEN} returning ${COLUMNS}`, [id], 'keep the run alive');
+    return this.#one(
+      `update hoop.runs set heartbeat_at = now(), owner_expires_at = $3, run = jsonb_set(run, '{owner}', $2) where id = $1 and ${OPEN} returning ${COLUMNS}`,
+      [id, fresh.owner, fresh.expiresAt],
+      'keep the run alive',
+    );
   }
 
   async end(id: string, reason: RunEnd): Promise<RunRecord | undefined> {
@@ -113,7 +121,7 @@ export class PostgresRunStore implements RunStore {
       (pool) =>
         pool.query<Row>(
           `with x as (
-             update hoop.runs set ended_at = now(), end_reason = case when expires_at <= now() then 'expired' else 'heartbeat-lost' end
+             update hoop.runs set ended_at = now(), end_reason = case when expires_at <= now() then 'expired' when owner_expires_at <= now() then 'person-expired' else 'heartbeat-lost' end
              where ended_at is null and not (${OPEN})
              returning *)
            select ${COLUMNS}, pg_notify('${CHANNEL}', id) from x`,

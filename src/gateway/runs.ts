@@ -13,8 +13,12 @@
  *   command): it alone sends the heartbeats that keep the run alive and ends it.
  *
  * A run ends when its `hoop` ends it, when no heartbeat came for the policy's
- * `runs.heartbeatTimeout` (its `hoop` was killed), or after `runs.maxSeconds`; its sessions end
- * with it, on every replica, and its credentials are refused from then on. Secrets are kept as
+ * `runs.heartbeatTimeout` (its `hoop` was killed), after `runs.maxSeconds`, or when its person's
+ * own credential runs out: each heartbeat may carry the person's current token, which the gateway
+ * verifies as it verifies any, and which then says how long the person is signed in and in which
+ * groups (so a person removed from a group, or no longer able to renew their sign-in, takes their
+ * runs with them). Its sessions end with it, on every replica, and its credentials are refused
+ * from then on. Secrets are kept as
  * their SHA-256 only. Where runs are kept is a {@link RunStore}: a file in the data directory, or
  * the PostgreSQL store replicas share (./runs-postgres.ts).
  *
@@ -33,7 +37,7 @@ import { HttpError } from './http-error.js';
 import { TokenRejectedError } from './verify-token.js';
 
 /** Why a run ended. */
-export type RunEnd = 'ended' | 'heartbeat-lost' | 'expired';
+export type RunEnd = 'ended' | 'heartbeat-lost' | 'expired' | 'person-expired';
 
 /** The person a run acts for, as the gateway verified them when the run began. */
 export interface RunOwner {
@@ -42,6 +46,12 @@ export interface RunOwner {
   kind: 'user' | 'workload';
   email?: string;
   groups: string[];
+}
+
+/** The person of a run as a fresh credential of theirs says: who, in which groups, until when. */
+export interface FreshOwner {
+  owner: RunOwner;
+  expiresAt: string;
 }
 
 /** A run as the gateway keeps it (its secrets as SHA-256 only). */
@@ -60,6 +70,8 @@ export interface RunRecord {
   expiresAt: string;
   heartbeatAt: string;
   heartbeatTimeoutMs: number;
+  /** Until when the person's own credential holds (the latest one a heartbeat brought). */
+  ownerExpiresAt: string;
   endedAt?: string;
   endReason?: RunEnd;
   tokenHash: string;
@@ -73,8 +85,8 @@ export interface RunStore {
   /** The run whose run credential (`kind: 'run'`) or control credential has this SHA-256. */
   find(kind: 'run' | 'control', hash: string): Promise<RunRecord | undefined>;
   get(id: string): Promise<RunRecord | undefined>;
-  /** Marks a heartbeat of an open run; undefined when it has ended. */
-  heartbeat(id: string): Promise<RunRecord | undefined>;
+  /** Marks a heartbeat of an open run (with its person as a fresh credential says, when one came); undefined when it has ended. */
+  heartbeat(id: string, owner?: FreshOwner): Promise<RunRecord | undefined>;
   /** Ends an open run; undefined when it had ended already. */
   end(id: string, reason: RunEnd): Promise<RunRecord | undefined>;
   /** Ends the open runs past their time or their heartbeat; resolves them as ended (each by one sweep only, across gateways). */
@@ -108,15 +120,21 @@ export function isControlToken(token: string | undefined): boolean {
 
 /** Whether `run` is open at `now` (ms): not ended, in its time, heard from lately. */
 export function runOpen(run: RunRecord, now = Date.now()): boolean {
-  return run.endedAt === undefined && now < Date.parse(run.expiresAt) && now < Date.parse(run.heartbeatAt) + run.heartbeatTimeoutMs;
+  return run.endedAt === undefined && overdue(run, now) === undefined;
 }
 
 /** Why an open run would end at `now`, if it would. */
 function overdue(run: RunRecord, now: number): RunEnd | undefined {
   if (run.endedAt !== undefined) return undefined;
   if (now >= Date.parse(run.expiresAt)) return 'expired';
+  if (now >= Date.parse(run.ownerExpiresAt)) return 'person-expired';
   if (now >= Date.parse(run.heartbeatAt) + run.heartbeatTimeoutMs) return 'heartbeat-lost';
   return undefined;
+}
+
+/** The person `identity` stands for, as a run keeps them. */
+export function ownerOf(identity: Identity): RunOwner {
+  return { issuer: identity.issuer, subject: identity.subject, kind: identity.kind, ...(identity.email !== undefined ? { email: identity.email } : {}), groups: identity.groups };
 }
 
 /** What a person asks for when a run begins (`POST /v1/runs`). */
@@ -203,7 +221,7 @@ export class RunRegistry {
     const controlToken = secret(CONTROL_TOKEN);
     const run: RunRecord = {
       id: `run-${randomBytes(12).toString('base64url')}`,
-      owner: { issuer: owner.issuer, subject: owner.subject, kind: owner.kind, ...(owner.email !== undefined ? { email: owner.email } : {}), groups: owner.groups },
+      owner: ownerOf(owner),
       agent: ask.agent,
       via: ask.via,
       isolation: ask.isolation,
@@ -213,6 +231,7 @@ export class RunRegistry {
       expiresAt: new Date(now + policy.maxSeconds * 1000).toISOString(),
       heartbeatAt: new Date(now).toISOString(),
       heartbeatTimeoutMs: policy.heartbeatTimeoutMs,
+      ownerExpiresAt: owner.expiresAt.toISOString(),
       tokenHash: sha256(token),
       controlHash: sha256(controlToken),
     };
@@ -233,13 +252,19 @@ export class RunRegistry {
   }
 
   /**
-   * The open run `id` whose control credential is `token`, after a heartbeat (`end`: ended).
-   * @throws TokenRejectedError when the credential is not that run's control credential; HttpError 410 when the run has ended
+   * The open run `id` whose control credential is `token`, after a heartbeat (`end`: ended). A
+   * heartbeat may bring `person`: the run's person as a fresh credential of theirs says (verified
+   * by the caller), which must be the run's person.
+   * @throws TokenRejectedError when the credential is not that run's control credential; HttpError 403 for another person, 410 when the run has ended
    */
-  async control(token: string | undefined, id: string, action: 'heartbeat' | 'end'): Promise<RunRecord> {
+  async control(token: string | undefined, id: string, action: 'heartbeat' | 'end', person?: Identity): Promise<RunRecord> {
     const run = isControlToken(token) ? await this.#store.find('control', sha256(token!)) : undefined;
     if (!run || run.id !== id) throw new TokenRejectedError('unknown-run', `that is not the control credential of run ${id}`);
-    const done = action === 'end' ? await this.#store.end(id, 'ended') : runOpen(run) ? await this.#store.heartbeat(id) : undefined;
+    if (person && (person.run || person.issuer !== run.owner.issuer || person.subject !== run.owner.subject)) {
+      throw new HttpError(403, `the credential a heartbeat of run ${id} brought is not its person's (${run.owner.subject})`, { hint: 'the hoop that began the run sends its person\'s own credential' });
+    }
+    const fresh = person ? { owner: ownerOf(person), expiresAt: person.expiresAt.toISOString() } : undefined;
+    const done = action === 'end' ? await this.#store.end(id, 'ended') : runOpen(run) ? await this.#store.heartbeat(id, fresh) : undefined;
     if (!done) {
       const now = await this.#store.get(id);
       throw new HttpError(410, `run ${id} has ended${now?.endReason ? ` (${describeEnd(now.endReason)})` : ''}`, { hint: 'start the command again with hoop run' });
@@ -324,7 +349,13 @@ export class RunRegistry {
 
 /** Why a run ended, in words. */
 export function describeEnd(reason: RunEnd): string {
-  return reason === 'ended' ? 'its hoop ended it' : reason === 'heartbeat-lost' ? 'its hoop stopped answering' : 'it reached its maximum length';
+  return reason === 'ended'
+    ? 'its hoop ended it'
+    : reason === 'heartbeat-lost'
+      ? 'its hoop stopped answering'
+      : reason === 'person-expired'
+        ? "its person's own sign-in ran out"
+        : 'it reached its maximum length';
 }
 
 /** What a run's credential may not do, and why: a person does these. */
@@ -359,7 +390,7 @@ export class FileRunStore implements RunStore {
     this.#file = join(dir, 'runs.json');
   }
 
-  /** Loads the runs kept; an open one was last heard from now (the gateway was down meanwhile, not its hoop). */
+  /** Loads the runs kept, as they were last heard from: a run whose hoop went silent while the gateway was down longer than its timeout has ended. */
   static async open(dataDir: string): Promise<FileRunStore> {
     const store = new FileRunStore(dataDir);
     let text: string | undefined;
@@ -368,11 +399,10 @@ export class FileRunStore implements RunStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${store.#file}: ${describeError(err)}`);
     }
-    const now = new Date().toISOString();
     const cutoff = Date.now() - 86_400_000;
     for (const run of text ? (JSON.parse(text) as RunRecord[]) : []) {
       if (run.endedAt !== undefined && Date.parse(run.endedAt) < cutoff) continue; // a day after it ended, a run is forgotten
-      store.#keep(run.endedAt === undefined ? { ...run, heartbeatAt: now } : run);
+      store.#keep(run);
     }
     return store;
   }
@@ -383,17 +413,18 @@ export class FileRunStore implements RunStore {
     this.#byHash.set(`control ${run.controlHash}`, run);
   }
 
-  async #save(): Promise<void> {
-    const text = JSON.stringify([...this.#runs.values()]);
+  /** Writes the runs with `changed` in place of its run, then keeps it: a change the file does not hold is not made. */
+  async #save(changed: RunRecord): Promise<void> {
+    const text = JSON.stringify([...this.#runs.values()].filter((r) => r.id !== changed.id).concat(changed));
     this.#writing = this.#writing.catch(() => undefined).then(() => writeFileAtomic(this.#file, text, this.#dir));
     await this.#writing;
+    this.#keep(changed);
   }
 
   async create(run: RunRecord, maxOpen: number): Promise<void> {
     const open = [...this.#runs.values()].filter((r) => r.owner.issuer === run.owner.issuer && r.owner.subject === run.owner.subject && runOpen(r)).length;
     if (open >= maxOpen) throw tooManyRuns(run.owner.subject, maxOpen);
-    this.#keep(run);
-    await this.#save();
+    await this.#save(run);
   }
 
   async find(kind: 'run' | 'control', hash: string): Promise<RunRecord | undefined> {
@@ -404,11 +435,11 @@ export class FileRunStore implements RunStore {
     return this.#runs.get(id);
   }
 
-  async heartbeat(id: string): Promise<RunRecord | undefined> {
+  async heartbeat(id: string, fresh?: FreshOwner): Promise<RunRecord | undefined> {
     const run = this.#runs.get(id);
     if (!run || !runOpen(run)) return undefined;
-    const next = { ...run, heartbeatAt: new Date().toISOString() };
-    this.#keep(next); // kept in memory only: after a restart, an open run counts as heard from then
+    const next = { ...run, heartbeatAt: new Date().toISOString(), ...(fresh ? { owner: fresh.owner, ownerExpiresAt: fresh.expiresAt } : {}) };
+    await this.#save(next);
     return next;
   }
 
@@ -416,8 +447,7 @@ export class FileRunStore implements RunStore {
     const run = this.#runs.get(id);
     if (!run || run.endedAt !== undefined) return undefined;
     const ended = { ...run, endedAt: new Date().toISOString(), endReason: reason };
-    this.#keep(ended);
-    await this.#save();
+    await this.#save(ended);
     return ended;
   }
 

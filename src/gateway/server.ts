@@ -804,6 +804,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     );
   };
 
+  /**
+   * The person a run's heartbeat brings (`{ personToken }`), verified as any person's token; none
+   * when it brings none or one that is refused (the run then ends when the last one it had runs out).
+   */
+  const heartbeatPerson = async (req: http.IncomingMessage): Promise<Identity | undefined> => {
+    const body = (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? undefined : await readJsonBody(req, MAX_BODY_BYTES);
+    const token = (body as { personToken?: unknown } | undefined)?.personToken;
+    if (typeof token !== 'string' || isRunToken(token)) return undefined;
+    try {
+      return await verifier.verify(token);
+    } catch (err) {
+      log.info('run.person-token-refused', { error: describeError(err) });
+      return undefined;
+    }
+  };
+
   /** Answers one API request; throws HoopErrors that become JSON error bodies. */
   const route = async (req: http.IncomingMessage, path: string): Promise<{ status: number; body: unknown; headers?: Record<string, string>; file?: string | Buffer }> => {
     const method = req.method ?? 'GET';
@@ -835,7 +851,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (control) {
       // The control credential, never a person's nor the run's own: only the hoop that began the run keeps it alive or ends it.
       only('POST');
-      const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), control[1]!, control[2] as 'heartbeat' | 'end');
+      const action = control[2] as 'heartbeat' | 'end';
+      const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), control[1]!, action, action === 'heartbeat' ? await heartbeatPerson(req) : undefined);
       return { status: 200, body: describeRun(run) };
     }
     if (review) only(...(review[2] !== undefined ? ['POST'] : ['GET']));

@@ -153,6 +153,7 @@ export const MIGRATIONS: readonly Migration[] = [
         expires_at           timestamptz not null,
         heartbeat_at         timestamptz not null,
         heartbeat_timeout_ms integer not null,
+        owner_expires_at     timestamptz not null,
         ended_at             timestamptz,
         end_reason           text
       );

@@ -14,10 +14,12 @@
  * - the kernel keyrings and TIOCSTI are refused inside; a runtime directory another user made
  *   first is refused, naming it; a decision needs a recent sign-in where the policy says so.
  */
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installRoot } from '../../src/agent/sandbox.js';
 import { ProfileStore } from '../../src/auth/profiles.js';
 import { FileSecretStore } from '../../src/auth/secret-store.js';
 import { callApi, type ApiAnswer } from '../harness/api.js';
@@ -28,6 +30,7 @@ import { startStack, type HoopStack, type RunningConnect } from '../harness/stac
 import { psql } from '../harness/clients.js';
 
 const ATTACKER = resolve(import.meta.dirname, '../fixtures/agent-attacker.mjs');
+const REACH = resolve(import.meta.dirname, '../fixtures/agent-reach.mjs');
 let stack: HoopStack;
 let cluster: PgCluster;
 let repo: PolicyGitRepo;
@@ -66,10 +69,10 @@ function gatewayArgs(): string[] {
 }
 
 /** `hoop run <args>` as alice would start it: her token in HOOP_TOKEN, her login on disk, her runtime directory. */
-function hoopRun(args: string[], o: { env?: NodeJS.ProcessEnv; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
+function hoopRun(args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
   return spawnHoop(['run', ...gatewayArgs(), ...args], {
     env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: person, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: stack.dir, HOOP_ID_TOKEN_FILE: join(stack.dir, 'id-token'), ...o.env },
-    cwd: stack.dir,
+    cwd: o.cwd ?? stack.dir,
     ...(o.onStdout ? { onStdout: o.onStdout } : {}),
   });
 }
@@ -127,6 +130,7 @@ describe('a contained agent', () => {
     const attack = { hoop: HOOP_BIN, paths: [person, stack.dir + '/hoop', join(stack.dir, 'id-token'), join(stack.dir, 'cli')], gateway: stack.gateway.url, caFile: stack.pki.caFile, review: bobReview, out };
     const r = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, ATTACKER, JSON.stringify(attack)]);
     expect(r.stderr).not.toContain('isolation: none');
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const seen = JSON.parse(r.stdout) as {
       files: string[];
@@ -177,6 +181,56 @@ describe('a contained agent', () => {
     const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', '--agent', 'claude', ...gatewayArgs()], { HOOP_TOKEN: alice })).stdout) as { sessions: Array<Record<string, unknown>> };
     expect(ls.sessions.length).toBeGreaterThan(0);
     expect(ls.sessions[0]).toMatchObject({ subject: 'alice', via: 'run', agent: 'claude', isolated: true, runId: expect.stringMatching(/^run-/) });
+  });
+
+  it("cannot have its person's other processes act for it, leave code that runs as its person later, or read what signs its person in; its own work goes on", async () => {
+    const home = join(stack.dir, 'reach-home');
+    const runtime = join(stack.dir, 'reach-runtime');
+    const work = join(stack.dir, 'reach-work');
+    const meeting = mkdtempSync(join('/tmp', 'hoop-reach-')); // where a tmux server keeps its socket
+    for (const d of [home, runtime, work, join(home, '.local/bin'), join(home, '.mozilla/firefox/p'), join(runtime, 'systemd')]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(home, '.bashrc'), '# hers\n');
+    writeFileSync(join(home, '.mozilla/firefox/p/cookies.sqlite'), 'the identity provider session');
+    writeFileSync(join(home, '.pgpass'), '*:*:*:*:direct-password\n');
+    const planted = join(installRoot(), `hoop-agent-was-here-${process.pid}`);
+    // Her unconfined servers (tmux, systemd --user, the session bus): whoever connects and asks, they serve.
+    const served: string[] = [];
+    const sockets = [join(meeting, 'default'), join(runtime, 'systemd', 'private'), join(runtime, 'bus')];
+    const servers = await Promise.all(
+      sockets.map(
+        (path) =>
+          new Promise<Server>((ready) => {
+            const server = createServer((s) => s.on('data', () => served.push(path)));
+            server.listen(path, () => ready(server));
+          }),
+      ),
+    );
+    try {
+      const attack = { sockets, writes: [join(home, '.bashrc'), join(home, '.local/bin/hoop'), planted], reads: [join(home, '.mozilla/firefox/p/cookies.sqlite'), join(home, '.pgpass')] };
+      const env = { HOME: home, XDG_RUNTIME_DIR: runtime, PATH: `${join(home, '.local/bin')}:${process.env.PATH}`, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`, TMUX: `${sockets[0]},1,0` };
+      const r = await hoopRun(['--connect', 'app', '--', process.execPath, REACH, JSON.stringify(attack)], { env, cwd: work });
+      expect(r.stderr).not.toContain('isolation: none');
+      expect(r.code).toBe(0);
+      const seen = JSON.parse(r.stdout) as { sockets: Record<string, string>; writes: Record<string, string>; reads: Record<string, string>; work: Record<string, string> };
+      // None of her servers could be reached, and none served anything.
+      expect(Object.values(seen.sockets).filter((v) => v === 'ok')).toEqual([]);
+      expect(served).toEqual([]);
+      // Nothing that runs as her later could be changed: her shell's startup, her PATH, hoop itself.
+      expect(Object.values(seen.writes)).toEqual(['EROFS', 'EROFS', 'EROFS']);
+      expect(readFileSync(join(home, '.bashrc'), 'utf8')).toBe('# hers\n');
+      expect(existsSync(join(home, '.local/bin/hoop'))).toBe(false);
+      expect(existsSync(planted)).toBe(false);
+      // Her browser's session and her direct database password are not there to read.
+      expect(seen.reads).toEqual({ [join(home, '.mozilla/firefox/p/cookies.sqlite')]: 'ENOENT', [join(home, '.pgpass')]: '' });
+      // Its own work: a file in its working directory (hers to see), scratch in a /tmp of its own.
+      expect(seen.work).toEqual({ cwd: 'ok', tmp: 'ok' });
+      expect(readFileSync(join(work, 'agent-output.txt'), 'utf8')).toBe('the work');
+      expect(existsSync('/tmp/agent-scratch.txt')).toBe(false);
+    } finally {
+      for (const server of servers) server.close();
+      rmSync(meeting, { recursive: true, force: true });
+      rmSync(planted, { force: true });
+    }
   });
 
   it('refuses the kernel keyrings and pushing input into the terminal', async () => {

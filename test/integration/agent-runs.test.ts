@@ -124,6 +124,45 @@ describe('the control credential', () => {
   });
 });
 
+describe("a run lives no longer than its person's sign-in", () => {
+  it("takes the groups and the time of the person's current token each heartbeat brings; another person's is refused, a bad one changes nothing", async () => {
+    const run = (await begin(await stack.token('alice', ['engineers']))).body;
+    const [id, control] = [run.id as string, run.controlToken as string];
+    expect((await api('GET', '/v1/whoami', run.token as string)).body).toMatchObject({ groups: ['engineers'] });
+    // Alice's fresh token: she is in dba now, and no longer in engineers.
+    const fresh = await stack.oidc.token({ subject: 'alice', groups: ['dba'], audience: 'hoop-test', expiresInSeconds: 900 });
+    const beat = await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: fresh });
+    expect(beat.status).toBe(200);
+    expect(Date.parse(beat.body.ownerExpiresAt as string) - Date.now()).toBeGreaterThan(800_000);
+    expect((await api('GET', '/v1/whoami', run.token as string)).body).toMatchObject({ subject: 'alice', groups: ['dba'] });
+    // Carol's token cannot speak for alice's run; the run's own credential is no person's.
+    expect((await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: await stack.token('carol') })).status).toBe(403);
+    expect((await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: run.token })).body.ownerExpiresAt).toBe(beat.body.ownerExpiresAt);
+    // A token the gateway refuses keeps the run alive for now, as its last good token allows.
+    const refused = await api('POST', `/v1/runs/${id}/heartbeat`, control, { personToken: 'eyJhbGciOiJub25lIn0.e30.' });
+    expect(refused.status).toBe(200);
+    expect(refused.body.ownerExpiresAt).toBe(beat.body.ownerExpiresAt);
+  });
+
+  it("ends when its person's last token runs out, however often its hoop beats, and its sessions with it", async () => {
+    const short = await stack.oidc.token({ subject: 'alice', groups: [], audience: 'hoop-test', expiresInSeconds: 3 });
+    const run = (await begin(short)).body;
+    const raw = await stack.tunnel('app', run.token as string);
+    const ended = raw.error(15_000);
+    // Its hoop keeps beating, but brings no newer token of hers.
+    let beat: ApiAnswer;
+    do {
+      beat = await api('POST', `/v1/runs/${run.id as string}/heartbeat`, run.controlToken as string, { personToken: short });
+      if (beat.status === 200) await new Promise((r) => setTimeout(r, 500));
+    } while (beat.status === 200);
+    expect(beat.status).toBe(410);
+    expect((beat.body.error as { message: string }).message).toBe(`run ${run.id as string} has ended (its person's own sign-in ran out)`);
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(run.ownerExpiresAt as string));
+    expect(await ended).toMatchObject({ severity: 'FATAL', code: '28000', message: expect.stringContaining("its person's own sign-in ran out") });
+    expect((await api('GET', '/v1/whoami', run.token as string)).status).toBe(401);
+  });
+});
+
 describe("a run's sessions", () => {
   it('reach only the run\'s connections, never renew, carry the principal, and end with the run', async () => {
     const run = (await begin(alice, { connections: ['app'] })).body;

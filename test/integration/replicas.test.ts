@@ -330,7 +330,9 @@ describe('two replicas behind a load balancer', () => {
     const { id, token, controlToken } = begun.body as { id: string; token: string; controlToken: string };
     const onA = await stack.tunnel('app', token);
     expect((await onA.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
-    expect((await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/heartbeat`, controlToken)).status).toBe(200);
+    // A heartbeat through A brings alice's current token (now in dba): B sees the run with her groups.
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/heartbeat`, controlToken, { personToken: await stack.token('alice', ['dba']) })).status).toBe(200);
+    expect((await callApi(bUrl, stack.pki.ca, 'GET', '/v1/whoami', token)).body).toMatchObject({ subject: 'alice', groups: ['dba'], run: { id } });
     expect((await callApi(bUrl, stack.pki.ca, 'POST', `/v1/runs/${id}/end`, controlToken)).status).toBe(200);
     const ended = await onA.error(10_000);
     expect(ended).toMatchObject({ severity: 'FATAL', message: `hoop: run ${id} ended (its hoop ended it); its sessions end with it` });

@@ -1,71 +1,148 @@
 /**
  * What `hoop run` keeps from its command, decided before anything runs: the variables it withholds
- * (hoop's own, a CI platform's token request, the keychain's bus, what points clients around the
- * gateway) and the paths it hides (hoop's directories, the credential files named by the person's
- * environment, the keychain's sockets), as bubblewrap arguments; and the seccomp program's shape.
+ * (hoop's own, the CI platforms' token requests, the keychain's bus, what points clients around the
+ * gateway and, contained, the session services' addresses), the sandbox's mounts by class
+ * (private meeting places, hidden credentials, read-only code that runs later, shared paths) as
+ * bubblewrap arguments, when containment cannot be claimed, and the seccomp program's shape.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentEnvironment, bwrapArguments, hiddenPaths, withheldVariable } from '../../src/agent/containment.js';
+import { agentEnvironment, detectContainment, keychainOverAbstractBus, withheldVariable } from '../../src/agent/containment.js';
+import { bwrapArguments, installRoot, sandboxMounts } from '../../src/agent/sandbox.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
+import { thrown } from '../harness/thrown.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-containment-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 describe("the agent's environment", () => {
+  const inherited = {
+    PATH: '/usr/bin',
+    HOME: '/home/ada',
+    HOOP_TOKEN: 'eyJ.person.token',
+    HOOP_ID_TOKEN: 'eyJ.workload',
+    HOOP_ID_TOKEN_FILE: '/run/ci/id-token',
+    HOOP_CONFIG_DIR: '/home/ada/.config/hoop',
+    HOOP_TOKEN_STORE: 'file',
+    HOOP_DEMO_REVIEWER: '/home/ada/.local/state/hoop/demo/reviewer',
+    HOOP_LOG_LEVEL: 'debug',
+    HOOP_CLIENT_RECORD: 'off',
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'gh-secret',
+    ACTIONS_ID_TOKEN_REQUEST_URL: 'https://example.invalid',
+    ACTIONS_RUNTIME_TOKEN: 'gh-runtime',
+    CIRCLE_OIDC_TOKEN_V2: 'eyJ.circle',
+    DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1000/bus',
+    PGPASSWORD: 'x',
+    PGHOST: 'db.internal',
+    DATABASE_URL: 'postgres://u:p@db/x',
+    EDITOR: 'vi',
+    DISPLAY: ':0',
+    TMUX: '/tmp/tmux-1000/default,1,0',
+    SSH_AUTH_SOCK: '/tmp/ssh-x/agent.1',
+    VSCODE_IPC_HOOK_CLI: '/run/user/1000/vscode.sock',
+  };
+  const session = { DISPLAY: ':0', TMUX: '/tmp/tmux-1000/default,1,0', SSH_AUTH_SOCK: '/tmp/ssh-x/agent.1', VSCODE_IPC_HOOK_CLI: '/run/user/1000/vscode.sock' };
+  const kept = { PATH: '/usr/bin', HOME: '/home/ada', HOOP_LOG_LEVEL: 'debug', HOOP_CLIENT_RECORD: 'off', EDITOR: 'vi' };
+
   it("holds none of hoop's variables but the harmless ones, no token request, no bus, no client variable; the run's own are set after", () => {
-    const inherited = {
-      PATH: '/usr/bin',
-      HOME: '/home/ada',
-      HOOP_TOKEN: 'eyJ.person.token',
-      HOOP_ID_TOKEN: 'eyJ.workload',
-      HOOP_ID_TOKEN_FILE: '/run/ci/id-token',
-      HOOP_CONFIG_DIR: '/home/ada/.config/hoop',
-      HOOP_TOKEN_STORE: 'file',
-      HOOP_DEMO_REVIEWER: '/home/ada/.local/state/hoop/demo/reviewer',
-      HOOP_LOG_LEVEL: 'debug',
-      HOOP_CLIENT_RECORD: 'off',
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'gh-secret',
-      ACTIONS_ID_TOKEN_REQUEST_URL: 'https://example.invalid',
-      DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1000/bus',
-      PGPASSWORD: 'x',
-      PGHOST: 'db.internal',
-      DATABASE_URL: 'postgres://u:p@db/x',
-      EDITOR: 'vi',
-    };
     const env = agentEnvironment(inherited, { HOOP_RUN_TOKEN: 'hooprun_x', PGHOST: '127.0.0.1' });
-    expect(env).toEqual({ PATH: '/usr/bin', HOME: '/home/ada', HOOP_LOG_LEVEL: 'debug', HOOP_CLIENT_RECORD: 'off', EDITOR: 'vi', HOOP_RUN_TOKEN: 'hooprun_x', PGHOST: '127.0.0.1' });
+    expect(env).toEqual({ ...kept, ...session, HOOP_RUN_TOKEN: 'hooprun_x', PGHOST: '127.0.0.1' });
     expect(withheldVariable('HOOP_ANYTHING_NEW')).toBe(true); // hoop's own, unless named harmless
+  });
+
+  it('contained, holds no address of a session service whose socket it cannot reach; the SSH agent only when shared', () => {
+    expect(agentEnvironment(inherited, {}, { contained: true })).toEqual(kept);
+    expect(agentEnvironment(inherited, {}, { contained: true, sshAgent: true })).toEqual({ ...kept, SSH_AUTH_SOCK: '/tmp/ssh-x/agent.1' });
   });
 });
 
-describe('what the sandbox hides', () => {
-  it("hoop's directories, the credential files the person's environment names, the keychain's sockets; what does not exist is left alone", () => {
-    const home = join(base, 'home');
-    const runtime = join(base, 'run', 'hoop');
-    for (const d of ['.config/hoop', '.local/state/hoop', 'custom-cli', 'reviewer', 'xdg/keyring']) mkdirSync(join(home, d), { recursive: true });
-    mkdirSync(runtime, { recursive: true });
-    for (const f of ['id-token', 'pgpass', 'xdg/bus', 'token-file']) writeFileSync(join(home, f), 'secret');
-    const env = {
-      HOME: home,
-      HOOP_CONFIG_DIR: join(home, 'custom-cli'),
-      HOOP_DEMO_REVIEWER: join(home, 'reviewer'),
-      HOOP_ID_TOKEN_FILE: join(home, 'id-token'),
-      HOOP_CA_FILE: join(home, 'ca.pem'), // a public certificate: not hidden
-      PGPASSFILE: join(home, 'pgpass'),
-      XDG_RUNTIME_DIR: join(home, 'xdg'),
-      HOOP_K8S_TOKEN_FILE: join(home, 'nope'), // does not exist
-    };
-    const hide = hiddenPaths(env, home, runtime, [join(home, 'token-file')]);
-    expect(hide.dirs.sort()).toEqual([join(home, '.config/hoop'), join(home, '.local/state/hoop'), join(home, 'custom-cli'), join(home, 'reviewer'), join(home, 'xdg/keyring'), runtime].sort());
-    expect(hide.files.sort()).toEqual([join(home, 'id-token'), join(home, 'pgpass'), join(home, 'token-file'), join(home, 'xdg/bus')].sort());
-    const args = bwrapArguments({ hide, empty: join(runtime, 'run-1/.hidden'), keep: [join(runtime, 'run-1')], cwd: home, seccompFd: 3 });
-    // Outer directories are emptied before the run's own directory is bound back inside one of them.
-    expect(args.indexOf(runtime) - 1).toBeLessThan(args.lastIndexOf(join(runtime, 'run-1')));
-    expect(args.slice(0, 10)).toEqual(['--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--die-with-parent']);
-    expect(args.slice(-4)).toEqual(['--seccomp', '3', '--chdir', home]);
+describe("the sandbox's mounts", () => {
+  const home = join(base, 'home');
+  const work = join(base, 'work');
+  const bin = join(base, 'bin');
+  const runtime = join(base, 'xdg');
+  const runDir = join(runtime, 'hoop', 'run-1');
+  for (const d of ['custom-cli', 'reviewer', '.mozilla/firefox', '.ssh', '.config/systemd', '.local/share/keyrings', 'work/node_modules/.bin']) mkdirSync(join(home, d), { recursive: true });
+  for (const d of [work, bin, runDir]) mkdirSync(d, { recursive: true });
+  for (const f of ['id-token', 'pgpass', '.pgpass', '.bashrc', '.Xauthority', 'k8s-token']) writeFileSync(join(home, f), 'secret');
+  writeFileSync(join(runtime, 'bus'), '');
+  const env = {
+    HOME: home,
+    PATH: [bin, join(work, 'node_modules/.bin'), 'relative/bin'].join(':'),
+    HOOP_CONFIG_DIR: join(home, 'custom-cli'),
+    HOOP_DEMO_REVIEWER: join(home, 'reviewer'),
+    HOOP_ID_TOKEN_FILE: join(home, 'id-token'),
+    HOOP_CA_FILE: join(home, 'ca.pem'), // a public certificate: not hidden
+    PGPASSFILE: join(home, 'pgpass'),
+    XDG_RUNTIME_DIR: runtime,
+    DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`,
+    HOOP_K8S_TOKEN_FILE: join(home, 'nope'), // does not exist
+  };
+  // A workload login in the default config directory names its token file.
+  mkdirSync(join(home, '.config/hoop'), { recursive: true });
+  writeFileSync(join(home, '.config/hoop/profiles.json'), JSON.stringify({ profiles: { x: { workload: { kind: 'kubernetes', path: join(home, 'k8s-token') } } } }));
+  const mounts = sandboxMounts({ env, cwd: work, runDir, credentialFiles: [], hide: ['secret-dir-nope'], readOnly: [], share: [] });
+  const of = (kind: string): string[] => mounts.filter((m) => m.kind === kind).map((m) => m.path);
+
+  it("makes private the places where the person's processes meet", () => {
+    expect(of('private')).toEqual(expect.arrayContaining(['/tmp', runtime]));
+  });
+
+  it("hides hoop's directories wherever they may be (made when missing), the token and password files, keyrings, browsers, X11 cookies", () => {
+    expect(of('hidden')).toEqual(
+      expect.arrayContaining([
+        join(home, 'custom-cli'),
+        join(home, 'reviewer'),
+        join(home, '.config/hoop'),
+        join(home, '.local/state/hoop'),
+        join(home, 'id-token'),
+        join(home, 'pgpass'),
+        join(home, '.pgpass'),
+        join(home, 'k8s-token'),
+        join(home, '.local/share/keyrings'),
+        join(home, '.mozilla'),
+        join(home, '.Xauthority'),
+        join(runtime, 'bus'),
+      ]),
+    );
+    expect(statSync(join(home, '.local/state/hoop')).mode & 0o777).toBe(0o700);
+    expect(of('hidden')).not.toContain(join(home, 'ca.pem'));
+  });
+
+  it('keeps read-only what runs as the person later, but not the command\'s own project', () => {
+    expect(of('read-only')).toEqual(expect.arrayContaining([bin, installRoot(), join(home, '.bashrc'), join(home, '.ssh'), join(home, '.config/systemd')]));
+    expect(of('read-only')).not.toContain(join(work, 'node_modules/.bin'));
+  });
+
+  it('binds back the working directory and the run\'s own, and orders every mount outer first', () => {
+    expect(of('shared')).toEqual(expect.arrayContaining([work, runDir]));
+    const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, seccompFd: 3 });
+    expect(args.slice(0, 11)).toEqual(['--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-ipc', '--die-with-parent']);
+    expect(args.slice(-4)).toEqual(['--seccomp', '3', '--chdir', work]);
+    // The runtime directory is emptied before the run's own directory is bound back into it.
+    expect(args.indexOf(runtime)).toBeLessThan(args.indexOf(runDir));
+    // Hidden files get the empty file.
+    expect(args.slice(args.indexOf(join(home, '.pgpass')) - 2, args.indexOf(join(home, '.pgpass')) + 1)).toEqual(['--ro-bind', join(runDir, '.hidden'), join(home, '.pgpass')]);
+  });
+
+  it('in the home directory, the startup files stay read-only', () => {
+    const inHome = sandboxMounts({ env, cwd: home, runDir });
+    expect(inHome.filter((m) => m.kind === 'read-only').map((m) => m.path)).toEqual(expect.arrayContaining([join(home, '.bashrc'), bin]));
+  });
+});
+
+describe('when containment cannot be claimed', () => {
+  it('a login in the keychain behind an abstract D-Bus socket: none, and --isolation bwrap refuses', () => {
+    const dir = join(base, 'kc');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'profiles.json'), JSON.stringify({ profiles: { x: { store: 'keychain' } } }));
+    const env = { HOOP_CONFIG_DIR: dir, DBUS_SESSION_BUS_ADDRESS: 'unix:abstract=/tmp/dbus-XYZ,guid=1' };
+    expect(keychainOverAbstractBus(env, base)).toBe(true);
+    expect(keychainOverAbstractBus({ ...env, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1/bus' }, base)).toBe(false);
+    expect(detectContainment('auto', env, base)).toMatchObject({ kind: 'none', why: expect.stringContaining('abstract D-Bus socket') });
+    expect(thrown(() => detectContainment('bwrap', env, base))).toMatchObject({ hint: expect.stringContaining('HOOP_TOKEN_STORE=file') });
   });
 });
 
