@@ -301,6 +301,8 @@ policy:
       HOOP_GATEWAY: gatewayUrl,
       HOOP_CA_FILE: p.ca,
       HOOP_POLICY_REPO: p.repo,
+      // The demo's directory (its policy repo, secrets, logins): what `hoop run` keeps from an agent as hoop's own.
+      HOOP_DEMO_DIR: dir,
     };
     const cliEnv = { ...options.env, ...env };
     /** `hoop login` as `account` into the CLI configuration of `env`, with the provider's sign-in played here. */

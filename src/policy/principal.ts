@@ -4,7 +4,8 @@
  * single them out with `via`, `agents` and `isolated`.
  *
  * - `connect` and `exec`: a person with their own credential (`hoop connect`'s port or any client
- *   of theirs; `hoop exec`). Which of the two is the client's word: both are the person.
+ *   of theirs; `hoop exec`). Which of the two is the client's word: both are the person, and a
+ *   rule names both or neither.
  * - `run` and `mcp`: an agent with a run credential the gateway issued (`hoop run`'s ports and
  *   hoop inside its command; `hoop mcp` with no run around it). These, the run, the agent's name
  *   and whether its command was contained come from the credential, never from the client.
@@ -81,6 +82,10 @@ export const principalMatchFields = {
   via: z
     .array(z.enum(VIAS, { error: `must be one of ${VIAS.join(', ')}` }), { error: `must be a list of ${VIAS.join(', ')}` })
     .min(1, { error: 'must list at least one way in' })
+    // Which of connect and exec a person's session is, is their client's word: a rule that tells them apart would bind only clients that tell the truth.
+    .refine((v) => v.includes('connect') === v.includes('exec'), {
+      error: "names connect or exec without the other: a person's client says which of the two it is, so the gateway cannot tell them apart; name both (a person's own sessions) or neither",
+    })
     .optional(),
   agents: z
     .array(z.string({ error: 'must be an agent name or glob' }).trim().min(1, { error: 'must be an agent name or glob' }), { error: 'must be a list of agent names or globs' })

@@ -143,4 +143,15 @@ describe('principal keys', () => {
     expect(text).toMatch(/policy\/main\.yaml:\d+:\d+: statements\.rules\.0\.match\.via\.0: must be one of connect, exec, run, mcp/);
     expect(text).toMatch(/policy\/tests\/t\.yaml:\d+:\d+: tests\.0\.as: agent and isolated describe an agent's run/);
   });
+
+  it("refuses a rule that tells a person's connect from their exec: the client says which, so nothing could hold it", async () => {
+    const dir = join(base, 'person-split');
+    mkdirSync(join(dir, 'policy'), { recursive: true });
+    writeFileSync(join(dir, 'policy', 'main.yaml'), BUNDLE.replace('via: [run, mcp], kinds', 'via: [exec, run], kinds'));
+    const err = await loadPolicyDir(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PolicyInvalidError);
+    expect((err as Error).message).toMatch(/statements\.rules\.0\.match\.via: names connect or exec without the other: a person's client says which of the two it is/);
+    writeFileSync(join(dir, 'policy', 'main.yaml'), BUNDLE.replace('via: [run, mcp], kinds', 'via: [connect, exec], kinds'));
+    await expect(loadPolicyDir(dir)).resolves.toBeDefined();
+  });
 });
