@@ -247,7 +247,10 @@ export class RunRegistry {
   async verify(token: string): Promise<Identity> {
     const run = await this.#store.find('run', sha256(token));
     if (!run) throw new TokenRejectedError('unknown-run', 'the gateway issued no such run credential');
-    if (!runOpen(run)) throw new TokenRejectedError('run-ended', `run ${run.id} has ended${run.endReason ? ` (${describeEnd(run.endReason)})` : ''}; its credential is no longer accepted`);
+    if (!runOpen(run)) {
+      const why = run.endReason ?? overdue(run, Date.now());
+      throw new TokenRejectedError('run-ended', `run ${run.id} has ended${why ? ` (${describeEnd(why)})` : ''}; its credential is no longer accepted`);
+    }
     return runIdentity(run);
   }
 
@@ -264,10 +267,17 @@ export class RunRegistry {
       throw new HttpError(403, `the credential a heartbeat of run ${id} brought is not its person's (${run.owner.subject})`, { hint: 'the hoop that began the run sends its person\'s own credential' });
     }
     const fresh = person ? { owner: ownerOf(person), expiresAt: person.expiresAt.toISOString() } : undefined;
-    const done = action === 'end' ? await this.#store.end(id, 'ended') : runOpen(run) ? await this.#store.heartbeat(id, fresh) : undefined;
+    // A run past a deadline that no sweep has ended yet is ended here, for its reason.
+    const late = overdue(run, Date.now());
+    if (late) {
+      const ended = await this.#store.end(id, late);
+      if (ended) this.#endedHere(ended);
+    }
+    const done = late ? undefined : action === 'end' ? await this.#store.end(id, 'ended') : await this.#store.heartbeat(id, fresh);
     if (!done) {
       const now = await this.#store.get(id);
-      throw new HttpError(410, `run ${id} has ended${now?.endReason ? ` (${describeEnd(now.endReason)})` : ''}`, { hint: 'start the command again with hoop run' });
+      const why = now?.endReason ?? late;
+      throw new HttpError(410, `run ${id} has ended${why ? ` (${describeEnd(why)})` : ''}`, { hint: 'start the command again with hoop run' });
     }
     if (action === 'end') this.#endedHere(done);
     return done;
