@@ -1,36 +1,33 @@
 /**
  * Keeping what would let an agent act as its person out of the agent's reach: whether the command
  * `hoop run` wraps is contained, and the environment it gets. What it sees of the person's files
- * when contained is ./sandbox.ts's to say.
+ * when contained is ./sandbox.ts's to say, its network ./sandbox-network.ts's.
  *
  * - **Environment** ({@link agentEnvironment}): every `HOOP_*` variable but a few harmless ones,
  *   the CI platforms' token requests (with which a job's identity could be asked for anew) and
  *   libpq's and `DATABASE_URL*` are dropped; contained, so are the addresses of the person's
- *   session services whose sockets the sandbox makes private (D-Bus, X11, Wayland, tmux, screen,
- *   the SSH agent unless shared). The run's own are set after.
- * - **Containment** ({@link detectContainment}): on Linux with bubblewrap, mount, PID and IPC
- *   namespaces of its own, a seccomp filter (./seccomp.ts) that refuses the kernel keyrings and
- *   `TIOCSTI`, and death with `hoop run`. The network is the person's: an abstract unix socket
- *   (one with no file) cannot be hidden, so a keychain reached over an abstract D-Bus address
- *   keeps a contained command from being called contained ({@link keychainOverAbstractBus}).
- * - Where bubblewrap is missing or cannot make namespaces, the command runs as the person's other
+ *   session services, which it cannot reach (D-Bus, X11, Wayland, tmux, screen, the SSH agent
+ *   unless shared, Docker, Kerberos' cache). The run's own are set after.
+ * - **Containment** ({@link detectContainment}): on Linux with bubblewrap and slirp4netns, mount,
+ *   PID, IPC and network namespaces of its own, a seccomp filter (./seccomp.ts) that refuses the
+ *   kernel keyrings and `TIOCSTI`, and death with `hoop run`.
+ * - Where either is missing or cannot make namespaces, the command runs as the person's other
  *   processes do (`isolation: none`): `hoop run` says so, the run records it, and the policy can
  *   refuse such runs (`runs.requireIsolation`, or rules with `isolated: false`).
  *
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
- * @see https://dbus.freedesktop.org/doc/dbus-specification.html#addresses
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { configDir } from '../auth/paths.js';
 import { ErrorCode, HoopError } from '../errors.js';
+import { findSlirp4netns } from './sandbox-network.js';
 
 /** How `hoop run` contains its command: `auto` (bubblewrap where it works, else none, said on stderr), `bwrap` (or fail), `none`. */
 export type IsolationMode = 'auto' | 'bwrap' | 'none';
 
 /** The containment a run gets. */
-export type Containment = { kind: 'bwrap'; bwrap: string } | { kind: 'none'; why: string };
+export type Containment = { kind: 'bwrap'; bwrap: string; slirp4netns: string } | { kind: 'none'; why: string };
 
 /** `HOOP_*` variables an agent keeps: how loud hoop is, and whether it keeps records. */
 const KEPT_HOOP = new Set(['HOOP_LOG_LEVEL', 'HOOP_DEBUG', 'HOOP_CLIENT_RECORD']);
@@ -39,7 +36,7 @@ const KEPT_HOOP = new Set(['HOOP_LOG_LEVEL', 'HOOP_DEBUG', 'HOOP_CLIENT_RECORD']
 const CI_TOKEN_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_', 'ACTIONS_RUNTIME_TOKEN', 'CIRCLE_OIDC_TOKEN', 'BUILDKITE_AGENT_ACCESS_TOKEN'];
 
 /** Addresses of the person's session services, whose sockets a contained command does not see. */
-const SESSION_SERVICES = ['DISPLAY', 'XAUTHORITY', 'WAYLAND_DISPLAY', 'WAYLAND_SOCKET', 'TMUX', 'TMUX_PANE', 'STY', 'SSH_AUTH_SOCK', 'SSH_AGENT_PID', 'GPG_AGENT_INFO', 'GNOME_KEYRING_CONTROL', 'VSCODE_GIT_IPC_HANDLE'];
+const SESSION_SERVICES = ['DISPLAY', 'XAUTHORITY', 'WAYLAND_DISPLAY', 'WAYLAND_SOCKET', 'TMUX', 'TMUX_PANE', 'TMUX_TMPDIR', 'STY', 'SCREENDIR', 'SSH_AUTH_SOCK', 'SSH_AGENT_PID', 'GPG_AGENT_INFO', 'GNOME_KEYRING_CONTROL', 'VSCODE_GIT_IPC_HANDLE', 'DOCKER_HOST', 'KRB5CCNAME', 'KITTY_LISTEN_ON', 'WEZTERM_UNIX_SOCKET'];
 
 /**
  * Whether an inherited variable stays out of the agent's environment: hoop's own (credentials,
@@ -63,21 +60,6 @@ export function agentEnvironment(inherited: NodeJS.ProcessEnv, run: NodeJS.Proce
   return { ...env, ...run };
 }
 
-/**
- * Whether the person's hoop login is in the keychain while the session bus that reaches it is an
- * abstract socket (`unix:abstract=`, `unix:tmpdir=`), which a sandbox that keeps the person's
- * network cannot hide.
- */
-export function keychainOverAbstractBus(env: NodeJS.ProcessEnv, cwd: string): boolean {
-  if (!/(?:^|;)unix:(?:abstract|tmpdir)=/.test(env.DBUS_SESSION_BUS_ADDRESS ?? '')) return false;
-  try {
-    const profiles = (JSON.parse(readFileSync(join(configDir(env, cwd), 'profiles.json'), 'utf8')) as { profiles?: Record<string, { store?: string }> }).profiles ?? {};
-    return Object.values(profiles).some((p) => p.store === 'keychain');
-  } catch {
-    return false;
-  }
-}
-
 /** `bwrap` as `HOOP_BWRAP` names it, else on `PATH`, else where packages install it. */
 function findBwrap(env: NodeJS.ProcessEnv): string | undefined {
   const named = env.HOOP_BWRAP?.trim();
@@ -90,29 +72,29 @@ function findBwrap(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /**
- * The containment `mode` gives on this machine: bubblewrap when it is installed and can make the
- * namespaces (tried once, as the command would be run), else none and why.
+ * The containment `mode` gives on this machine: bubblewrap when it and slirp4netns are installed
+ * and bubblewrap can make the namespaces (tried once, as the command would be run), else none and
+ * why.
  *
- * @throws HoopError USAGE when `mode` is `bwrap` and bubblewrap cannot contain the command
+ * @throws HoopError USAGE when `mode` is `bwrap` and the command cannot be contained
  */
-export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv, cwd: string): Containment {
+export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): Containment {
   if (mode === 'none') return { kind: 'none', why: 'asked for with --isolation none' };
-  const fail = (why: string, hint = 'install bubblewrap (apt install bubblewrap), or run with --isolation none'): Containment => {
+  const fail = (why: string, hint = 'install bubblewrap and slirp4netns (apt install bubblewrap slirp4netns), or run with --isolation none'): Containment => {
     if (mode === 'bwrap') throw new HoopError(ErrorCode.USAGE, `hoop run cannot contain the command: ${why}`, { hint });
     return { kind: 'none', why };
   };
   if (process.platform !== 'linux') return fail(`containment needs Linux namespaces (bubblewrap); this is ${process.platform}`);
-  if (keychainOverAbstractBus(env, cwd)) {
-    return fail('your hoop login is in the keychain, reached over an abstract D-Bus socket that a sandbox sharing your network cannot hide', 'keep hoop\'s tokens in a file (HOOP_TOKEN_STORE=file, then hoop login), or use a session bus on a path (unix:path=)');
-  }
   const bwrap = findBwrap(env);
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');
-  const probe = spawnSync(bwrap, ['--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--die-with-parent', '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5_000 });
+  const slirp4netns = findSlirp4netns(env);
+  if (!slirp4netns) return fail('slirp4netns is not installed: without a network of its own, the command could reach services of yours on this machine');
+  const probe = spawnSync(bwrap, ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-net', '--die-with-parent', '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5_000 });
   if (probe.status !== 0) {
     const said = probe.stderr?.toString('utf8').trim().split('\n')[0];
     return fail(`bwrap cannot make the namespaces it needs here${said ? ` (${said})` : ''}`);
   }
-  return { kind: 'bwrap', bwrap };
+  return { kind: 'bwrap', bwrap, slirp4netns };
 }
 
 /**

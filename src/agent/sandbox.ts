@@ -1,44 +1,44 @@
 /**
  * What the command `hoop run` contains sees of the person's machine (./containment.ts decides
- * whether it is contained at all). Its files, network and working directory stay as they are,
- * except four classes of paths:
+ * whether it is contained at all; ./sandbox-network.ts gives it a network of its own). It reads
+ * the person's files as they are, and writes only its working directory. Five classes of paths:
  *
- * - **Private** (empty, its own): the places where the person's other processes meet: `/tmp`,
- *   `/var/tmp`, `/dev/shm` and the session's runtime directory (`$XDG_RUNTIME_DIR`,
- *   `/run/user/<uid>`). Their sockets (a tmux or screen server, the D-Bus session bus and the
- *   keychain behind it, `systemd --user`, an SSH agent, Wayland and X11, podman) would let the
- *   command have an unconfined process of the person act for it.
- * - **Hidden** (an empty directory, or an empty file): credentials that act as the person, or
- *   make new ones: hoop's own directories wherever the environment may put them (logins, tokens,
- *   device keys, spools, the passwords of the person's other ports, the demo), the token files
- *   hoop reads (named by the environment or a login, a Kubernetes service account's), libpq's
- *   password and service files, the keyrings' files, the browsers' profiles (the identity
- *   provider's session, with which a login could be made anew), X11 cookies and the container
- *   daemons' sockets.
- * - **Read-only**: code the person runs later, outside the run: the directories on `PATH`,
- *   hoop's own installation, the shells' and the session's startup files, `~/.ssh`, git's and
- *   npm's configuration. (What the command writes in its working directory is its work: a
- *   person reviews it before running it.)
- * - **Shared** (bound back): the working directory and the run's own directory, wherever they
- *   are, and what the person shares (`--share`, the SSH agent with `--ssh-agent`).
+ * - **Read-only**: everything, to begin with. Whatever runs as the person later (startup files,
+ *   the programs on `PATH` and what they load, hoop itself, other tools' configuration) is out of
+ *   the command's reach to change.
+ * - **Writable**: the working directory, the run's own directory (its ports' sockets and
+ *   certificates) and what the person shares (`--share`; `--ssh-agent` shares the agent's
+ *   socket). A place that would give the command the person's home or more is refused.
+ * - **Private** (empty, its own, gone at the end): `/tmp`, `/var/tmp`, `/dev/shm`, the session's
+ *   runtime directory and the terminal multiplexers' socket directories, where the person's
+ *   other processes meet (a tmux or screen server, the session bus and the keychain behind it,
+ *   `systemd --user`, an SSH agent, Wayland, X11); and the home's caches (`~/.cache`, `~/.npm`),
+ *   so that package managers work without leaving anything for the person's next install.
+ * - **Hidden** (an empty directory, or an empty file): credentials that act as the person or make
+ *   new ones: hoop's own directories wherever the environment may put them (made first, so that
+ *   one made during the run is hidden too), the token files hoop reads, libpq's password and
+ *   service files, keyrings, browsers' profiles (the identity provider's session), X11 cookies,
+ *   Kerberos' credential cache and the container daemons' sockets.
+ * - **Read-only within a writable place**: what the command's work would have run as the person
+ *   without being looked at: a repository's `config` and `hooks`, and `.hoop.yaml` (the next
+ *   run's connections); and `--read-only` paths.
  *
- * Mounts apply outer first, so a path inside another is placed after it: a hidden or read-only
- * path inside the working directory stays hidden or read-only, and the working directory inside
- * `/tmp` is bound back into the private `/tmp`. Only paths that exist are mounted (hoop's own
- * directories are made first, so one made during the run is hidden too).
+ * Every path is taken as its real path (symbolic links resolved), and the mounts apply outer
+ * first, so a path inside another is placed after it.
  *
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
  * @see https://specifications.freedesktop.org/basedir-spec/latest/
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
-import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { homedir, tmpdir, userInfo } from 'node:os';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configDir, stateDir } from '../auth/paths.js';
 import { KUBERNETES_TOKEN_FILES } from '../auth/workload.js';
+import { ErrorCode, HoopError } from '../errors.js';
 
 /** How a path appears to the contained command. */
-export type MountKind = 'private' | 'hidden' | 'read-only' | 'shared';
+export type MountKind = 'writable' | 'private' | 'hidden' | 'read-only' | 'replaced';
 
 /** One path of the sandbox. */
 export interface Mount {
@@ -46,6 +46,8 @@ export interface Mount {
   kind: MountKind;
   /** Whether it is a directory (a hidden file gets an empty file, a hidden directory an empty one). */
   dir: boolean;
+  /** For `replaced`: the file put there. */
+  source?: string;
 }
 
 /** What {@link sandboxMounts} is worked out from. */
@@ -53,7 +55,7 @@ export interface SandboxInputs {
   /** The person's environment, as `hoop run` received it. */
   env: NodeJS.ProcessEnv;
   cwd: string;
-  /** The run's own directory (its ports' passwords and certificates). */
+  /** The run's own directory (its ports' sockets and certificates). */
   runDir: string;
   /** Files hoop read this run's credentials from (`--token-file`). */
   credentialFiles?: readonly string[];
@@ -63,9 +65,11 @@ export interface SandboxInputs {
   share?: readonly string[];
   /** Share the person's SSH agent (`--ssh-agent`): its socket is bound back. */
   sshAgent?: boolean;
+  /** A `resolv.conf` for the command's own network, put over the machine's (./sandbox-network.ts). */
+  resolvConf?: string;
 }
 
-/** Browsers' profiles, under the home directory: cookies hold the identity provider's session. */
+/** Browsers' profiles, under a home directory: cookies hold the identity provider's session. */
 const BROWSER_PROFILES = [
   '.mozilla',
   '.config/google-chrome',
@@ -82,38 +86,17 @@ const BROWSER_PROFILES = [
   '.var/app/org.chromium.Chromium',
 ];
 
-/** Keyrings' files under the home directory (the secrets a desktop keychain keeps). */
-const KEYRING_FILES = ['.local/share/keyrings', '.local/share/kwalletd', '.password-store', '.gnupg'];
+/** Credential stores under a home directory: keyrings, libpq's passwords, X11 cookies. */
+const HOME_SECRETS = ['.local/share/keyrings', '.local/share/kwalletd', '.password-store', '.gnupg', '.pgpass', '.pg_service.conf', '.Xauthority'];
 
-/** Files under the home directory that run as the person when a shell or a session starts, or configure what runs. */
-const STARTUP_FILES = [
-  '.profile',
-  '.bashrc',
-  '.bash_profile',
-  '.bash_login',
-  '.bash_logout',
-  '.zshenv',
-  '.zprofile',
-  '.zshrc',
-  '.zlogin',
-  '.zlogout',
-  '.config/fish',
-  '.pam_environment',
-  '.xprofile',
-  '.xsession',
-  '.xsessionrc',
-  '.xinitrc',
-  '.config/autostart',
-  '.config/systemd',
-  '.config/environment.d',
-  '.ssh',
-  '.gitconfig',
-  '.config/git',
-  '.npmrc',
-];
+/** Sockets that hand out the person's credentials or run anything for whoever asks. */
+const SYSTEM_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/podman/podman.sock', '/run/containerd/containerd.sock', '/run/.heim_org.h5l.kcm-socket', '/var/lib/sss/pipes/kcm/socket'];
 
-/** Container daemons' sockets: whoever may use one runs anything, as anyone. */
-const DAEMON_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/podman/podman.sock', '/run/containerd/containerd.sock'];
+/** Terminal multiplexers' socket directories outside /tmp. */
+const MULTIPLEXER_DIRS = ['/run/screen', '/var/run/screen'];
+
+/** Caches under a home directory that package managers write: the command's own, emptied. */
+const HOME_CACHES = ['.cache', '.npm'];
 
 /** hoop's own installation: the package root above `dist/agent/`. */
 export function installRoot(): string {
@@ -130,31 +113,48 @@ const depth = (path: string): number => path.split(sep).filter(Boolean).length;
 /** The user's id, or undefined where there is none (Windows). */
 const uid = (): number | undefined => (typeof process.getuid === 'function' ? process.getuid() : undefined);
 
-/** hoop's own directories for `env`: every place the CLI could use for its configuration, state and runtime files. */
+/** `path` with every symbolic link resolved; undefined when it does not exist. */
+function real(path: string | undefined): string | undefined {
+  if (!path || !isAbsolute(path)) return undefined;
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The person's home directories: as the environment names it, and as the password database does. */
+export function homes(env: NodeJS.ProcessEnv): string[] {
+  let own: string | undefined;
+  try {
+    own = userInfo().homedir;
+  } catch {
+    own = undefined;
+  }
+  return [...new Set([env.HOME?.trim() || homedir(), own].filter((h): h is string => Boolean(h && isAbsolute(h))))];
+}
+
+/** hoop's own directories for `env`: the ones it makes (configuration, state, named ones) and the others it could use (runtime). */
 export function hoopDirectories(env: NodeJS.ProcessEnv, cwd: string): { made: string[]; other: string[] } {
-  const home = env.HOME?.trim() || homedir();
-  const plain = { HOME: home };
-  const made = [configDir(env, cwd), configDir(plain, cwd), stateDir(env), stateDir(plain)];
+  const made = [configDir(env, cwd), stateDir(env)];
+  for (const home of homes(env)) made.push(configDir({ HOME: home }, cwd), stateDir({ HOME: home }));
+  for (const [k, v] of Object.entries(env)) if (v && isAbsolute(v) && k.startsWith('HOOP_') && (k.endsWith('_DIR') || k === 'HOOP_DEMO_REVIEWER')) made.push(v);
   const other: string[] = [];
   const id = uid() ?? 'user';
   for (const base of [env.XDG_RUNTIME_DIR, uid() !== undefined ? `/run/user/${id}` : undefined]) if (base && isAbsolute(base)) other.push(join(base, 'hoop'));
-  for (const t of new Set([tmpdir(), '/tmp', env.TMPDIR].filter((t): t is string => Boolean(t && isAbsolute(t))))) other.push(join(t, `hoop-${id}`));
-  for (const [k, v] of Object.entries(env)) {
-    if (!v || !isAbsolute(v) || !k.startsWith('HOOP_')) continue;
-    if (k.endsWith('_DIR') || k === 'HOOP_DEMO_REVIEWER') other.push(v);
-  }
-  return { made: [...new Set(made)], other };
+  for (const t of [tmpdir(), '/tmp', env.TMPDIR]) if (t && isAbsolute(t)) other.push(join(t, `hoop-${id}`));
+  return { made: [...new Set(made)], other: [...new Set(other)] };
 }
 
 /** Token files hoop would read on its own: named by the environment, by a login (a workload's), a Kubernetes service account's. */
-function tokenFiles(env: NodeJS.ProcessEnv, cwd: string): string[] {
+function tokenFiles(env: NodeJS.ProcessEnv, cwd: string, configDirs: readonly string[]): string[] {
   const files: string[] = [...KUBERNETES_TOKEN_FILES];
   for (const [k, v] of Object.entries(env)) {
     if (!v) continue;
     if ((k.startsWith('HOOP_') && k.endsWith('_FILE') && k !== 'HOOP_CA_FILE') || k === 'PGPASSFILE' || k === 'PGSERVICEFILE') files.push(resolve(cwd, v));
   }
   // A workload login names where its token is read: every profile's, in every config directory.
-  for (const dir of hoopDirectories(env, cwd).made) {
+  for (const dir of configDirs) {
     try {
       const profiles = (JSON.parse(readFileSync(join(dir, 'profiles.json'), 'utf8')) as { profiles?: Record<string, { workload?: { path?: unknown } }> }).profiles ?? {};
       for (const p of Object.values(profiles)) if (typeof p.workload?.path === 'string') files.push(p.workload.path);
@@ -170,33 +170,78 @@ export function sessionBusPath(env: NodeJS.ProcessEnv): string | undefined {
   return /(?:^|;)unix:path=([^,;]+)/.exec(env.DBUS_SESSION_BUS_ADDRESS ?? '')?.[1];
 }
 
-function kindOf(path: string): { exists: boolean; dir: boolean } {
-  try {
-    return { exists: true, dir: statSync(path).isDirectory() };
-  } catch {
-    return { exists: false, dir: false };
+/** The git directory of the repository `dir` is in (a `.git` directory, or the one a `.git` file names), if any. */
+function gitDirOf(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    const dotGit = join(d, '.git');
+    try {
+      if (statSync(dotGit).isDirectory()) return dotGit;
+      const named = /^gitdir:\s*(.+)$/m.exec(readFileSync(dotGit, 'utf8'))?.[1]?.trim();
+      if (named) return resolve(d, named);
+    } catch {
+      /* not here */
+    }
+    if (dirname(d) === d) return undefined;
   }
 }
 
+/** A repository's parts that run as whoever uses it: its configuration and hooks (a worktree's and its common directory's). */
+function repositoryControls(gitDir: string): string[] {
+  const dirs = [gitDir];
+  try {
+    dirs.push(resolve(gitDir, readFileSync(join(gitDir, 'commondir'), 'utf8').trim()));
+  } catch {
+    /* not a worktree */
+  }
+  return dirs.flatMap((d) => [join(d, 'config'), join(d, 'hooks'), join(d, 'config.worktree')]);
+}
+
 /**
- * The sandbox's mounts for a run (see the module documentation): existing paths only, each once
- * (the strongest kind wins: hidden, read-only, shared, private), outer first. Makes hoop's own
- * configuration and state directories (mode 0700) where they are missing, so that they are hidden.
+ * Why the command may not write `place` (the working directory or a shared path), or undefined:
+ * the person's home or a directory above it (their startup files), a private area itself (its
+ * meeting places), or a hidden path.
+ */
+function placeProblem(place: string, homeDirs: readonly string[], privates: readonly string[], hidden: readonly string[]): string | undefined {
+  const home = homeDirs.find((h) => within(h, place));
+  if (home) return `it holds your home directory ${home}, whose startup files and tools run as you later`;
+  if (privates.includes(place)) return `${place} is where your other processes meet (their sockets); the command gets one of its own`;
+  const secret = hidden.find((h) => within(place, h));
+  if (secret) return `it is inside ${secret}, which holds credentials`;
+  return undefined;
+}
+
+/**
+ * The sandbox's mounts for a run (see the module documentation): real paths of existing files
+ * only, each once (the strongest kind wins), outer first. Makes hoop's own configuration and
+ * state directories (mode 0700) where they are missing, so that they are hidden.
+ * @throws HoopError USAGE when the working directory or a shared path may not be written
  */
 export function sandboxMounts(i: SandboxInputs): Mount[] {
-  const home = i.env.HOME?.trim() || homedir();
-  const inHome = (rel: string): string => join(home, rel);
+  const homeDirs = homes(i.env).map((h) => real(h) ?? h);
   const wanted = new Map<string, MountKind>();
-  const rank: Record<MountKind, number> = { private: 0, shared: 1, 'read-only': 2, hidden: 3 };
+  const rank: Record<MountKind, number> = { writable: 0, private: 1, 'read-only': 2, replaced: 3, hidden: 4 };
   const want = (path: string | undefined, kind: MountKind): void => {
-    if (!path || !isAbsolute(path)) return;
-    const p = resolve(path);
+    const p = real(path);
+    if (p === undefined) return;
     const had = wanted.get(p);
     if (had === undefined || rank[kind] > rank[had]) wanted.set(p, kind);
   };
 
-  // Private: where the person's processes meet.
-  for (const p of ['/tmp', '/var/tmp', '/dev/shm', i.env.XDG_RUNTIME_DIR, uid() !== undefined ? `/run/user/${uid()}` : undefined]) want(p, 'private');
+  // Private: where the person's processes meet, and the caches package managers write.
+  const privates = [
+    '/tmp',
+    '/var/tmp',
+    '/dev/shm',
+    i.env.XDG_RUNTIME_DIR,
+    uid() !== undefined ? `/run/user/${uid()}` : undefined,
+    ...MULTIPLEXER_DIRS,
+    i.env.TMUX_TMPDIR,
+    i.env.SCREENDIR,
+    ...homeDirs.flatMap((h) => HOME_CACHES.map((c) => join(h, c))),
+  ]
+    .map(real)
+    .filter((p): p is string => p !== undefined && statSync(p).isDirectory());
+  for (const p of privates) want(p, 'private');
 
   // Hidden: credentials.
   const dirs = hoopDirectories(i.env, i.cwd);
@@ -205,54 +250,63 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
     want(d, 'hidden');
   }
   for (const d of dirs.other) want(d, 'hidden');
-  for (const f of [...tokenFiles(i.env, i.cwd), ...(i.credentialFiles ?? [])]) want(f, 'hidden');
-  for (const f of ['.pgpass', '.pg_service.conf', '.Xauthority', ...KEYRING_FILES, ...BROWSER_PROFILES]) want(inHome(f), 'hidden');
+  for (const f of [...tokenFiles(i.env, i.cwd, dirs.made), ...(i.credentialFiles ?? [])]) want(f, 'hidden');
+  for (const h of homeDirs) for (const f of [...HOME_SECRETS, ...BROWSER_PROFILES]) want(join(h, f), 'hidden');
   want(i.env.XAUTHORITY, 'hidden');
   want(sessionBusPath(i.env), 'hidden');
-  for (const s of DAEMON_SOCKETS) want(s, 'hidden');
+  for (const s of SYSTEM_SOCKETS) want(s, 'hidden');
   for (const p of i.hide ?? []) want(resolve(i.cwd, p), 'hidden');
+  const hidden = [...wanted].filter(([, k]) => k === 'hidden').map(([p]) => p);
 
-  // Read-only: what runs as the person later. The working directory is the command's to change,
-  // unless it is the home directory (or above it), where the person's own startup files live.
-  const project = within(home, i.cwd) ? undefined : i.cwd;
-  const outsideProject = (p: string): boolean => project === undefined || !within(p, project);
-  for (const d of (i.env.PATH ?? '').split(delimiter)) if (isAbsolute(d) && outsideProject(d)) want(d, 'read-only');
-  const install = installRoot();
-  if (!within(i.cwd, install)) want(install, 'read-only');
-  for (const f of STARTUP_FILES) want(inHome(f), 'read-only');
+  // Writable: the command's own places, and what the person shares.
+  const places = [i.cwd, ...(i.share ?? []).map((p) => resolve(i.cwd, p))];
+  for (const place of places) {
+    const p = real(place);
+    if (p === undefined) throw new HoopError(ErrorCode.USAGE, `hoop run cannot share ${place}: it does not exist`);
+    const problem = placeProblem(p, homeDirs, privates, hidden);
+    if (problem) {
+      throw new HoopError(ErrorCode.USAGE, `hoop run cannot let the command write ${place}: ${problem}`, { hint: 'run it in a project directory, and share only what the command must change' });
+    }
+    want(p, 'writable');
+    const gitDir = gitDirOf(p);
+    if (gitDir) for (const c of repositoryControls(gitDir)) want(c, 'read-only');
+    want(join(p, '.hoop.yaml'), 'read-only');
+  }
+  want(i.runDir, 'writable');
+  if (i.sshAgent) want(i.env.SSH_AUTH_SOCK, 'writable');
   for (const p of i.readOnly ?? []) want(resolve(i.cwd, p), 'read-only');
 
-  // Shared: the command's own places, and what the person shares.
-  want(i.cwd, 'shared');
-  want(i.runDir, 'shared');
-  for (const p of i.share ?? []) want(resolve(i.cwd, p), 'shared');
-  if (i.sshAgent) want(i.env.SSH_AUTH_SOCK, 'shared');
-
   const mounts: Mount[] = [];
-  for (const [path, kind] of wanted) {
-    const k = kindOf(path);
-    if (!k.exists || (kind === 'private' && !k.dir)) continue;
-    mounts.push({ path, kind, dir: k.dir });
-  }
+  for (const [path, kind] of wanted) mounts.push({ path, kind, dir: statSync(path).isDirectory() });
+  const resolvConf = real('/etc/resolv.conf');
+  if (i.resolvConf && resolvConf) mounts.push({ path: resolvConf, kind: 'replaced', dir: false, source: i.resolvConf });
   // Outer first; at the same depth, a stable order.
   return mounts.sort((a, b) => depth(a.path) - depth(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** The file descriptors bubblewrap is given: the seccomp program, where it tells its child's pid, and what it waits on before the command starts. */
+export interface BwrapDescriptors {
+  seccomp?: number;
+  info: number;
+  block: number;
+}
+
 /**
- * The bubblewrap arguments that run a command as the person's other processes run, but in mount,
- * PID and IPC namespaces of its own with `mounts` applied (`empty`: an empty file bound over each
- * hidden file) and the seccomp program on file descriptor `seccompFd`. The command follows them,
- * after `--`.
+ * The bubblewrap arguments that run a command read-only over the person's files, in mount, PID,
+ * IPC and network namespaces of its own, with `mounts` applied (`empty`: an empty file bound
+ * over each hidden file). The command follows them, after `--`.
  */
-export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd: string; seccompFd?: number }): string[] {
-  const args = ['--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-ipc', '--die-with-parent'];
+export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd: string; fds: BwrapDescriptors }): string[] {
+  const args = ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent'];
   for (const m of mounts) {
     if (m.kind === 'private' || (m.kind === 'hidden' && m.dir)) args.push('--tmpfs', m.path);
     else if (m.kind === 'hidden') args.push('--ro-bind', o.empty, m.path);
+    else if (m.kind === 'replaced') args.push('--ro-bind', m.source!, m.path);
     else if (m.kind === 'read-only') args.push('--ro-bind', m.path, m.path);
     else args.push('--bind', m.path, m.path);
   }
-  if (o.seccompFd !== undefined) args.push('--seccomp', String(o.seccompFd));
-  args.push('--chdir', o.cwd);
+  if (o.fds.seccomp !== undefined) args.push('--seccomp', String(o.fds.seccomp));
+  args.push('--info-fd', String(o.fds.info), '--block-fd', String(o.fds.block), '--chdir', o.cwd);
   return args;
 }
+

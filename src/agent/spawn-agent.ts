@@ -1,6 +1,6 @@
 /**
  * Starts the command `hoop run` wraps: under bubblewrap when the run is contained
- * (./containment.ts), else as a plain child. Either way it gets exactly the environment given,
+ * (./containment.ts, ./sandbox.ts, ./sandbox-network.ts), else as a plain child. Either way it gets exactly the environment given,
  * the working directory, and this process's own stdio where it can (a TTY stays a TTY); signals
  * for it reach the command itself (bubblewrap does not hand them on).
  *
@@ -9,9 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, closeSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { ErrorCode, HoopError } from '../errors.js';
+import type { Readable, Writable } from 'node:stream';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { containedPid, type Containment } from './containment.js';
-import { bwrapArguments, type Mount } from './sandbox.js';
+import { bwrapArguments, installRoot, type Mount } from './sandbox.js';
+import { attachNetwork, type NamespaceNetwork } from './sandbox-network.js';
 import { agentSeccompFilter } from './seccomp.js';
 
 /** How the command's stdio is wired. */
@@ -71,11 +73,35 @@ export function resolveCommand(file: string, path: string | undefined, cwd: stri
   throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: command not found`, { hint: 'check the command name and PATH', exitCode: 127 });
 }
 
+/** Reads bubblewrap's `--info-fd` JSON (`{"child-pid": N}`) from `stream`. */
+function childPid(stream: Readable): Promise<number> {
+  return new Promise((resolvePid, reject) => {
+    let text = '';
+    const done = (err?: Error): void => {
+      stream.removeAllListeners('data');
+      const pid = Number(/"child-pid"\s*:\s*(\d+)/.exec(text)?.[1]);
+      if (Number.isInteger(pid) && pid > 0) resolvePid(pid);
+      else reject(err ?? new Error('bubblewrap ended before its sandbox started'));
+    };
+    stream.on('data', (b: Buffer) => {
+      text += b.toString('utf8');
+      if (/"child-pid"\s*:\s*\d+/.test(text)) done();
+    });
+    stream.once('end', () => done());
+    stream.once('error', (err) => done(err));
+  });
+}
+
+/** The sandbox's first process (./sandbox-init.ts), through its launcher. */
+const SANDBOX_INIT = join(installRoot(), 'bin', 'hoop-sandbox.js');
+
 /**
  * Starts `file` (already resolved) with `args`; contained, under bubblewrap with `mounts`
- * (./sandbox.ts), the seccomp program and an empty file to hide files with written into `runDir`.
+ * (./sandbox.ts) in a network namespace given a way out (./sandbox-network.ts), the run's `ports`
+ * served inside by the sandbox's first process, the seccomp program and an empty file to hide
+ * files with written into `runDir`. Resolves once the command has started.
  */
-export function spawnAgent(o: {
+export async function spawnAgent(o: {
   file: string;
   args: readonly string[];
   env: NodeJS.ProcessEnv;
@@ -84,7 +110,8 @@ export function spawnAgent(o: {
   containment: Containment;
   runDir: string;
   mounts: readonly Mount[];
-}): AgentProcess {
+  ports: ReadonlyArray<{ host: string; port: number; socket: string }>;
+}): Promise<AgentProcess> {
   const stdio = [o.stdio.stdin, o.stdio.stdout, o.stdio.stderr] as const;
   if (o.containment.kind === 'none') {
     const child = spawn(o.file, o.args, { env: o.env, cwd: o.cwd, stdio: [...stdio] });
@@ -99,26 +126,42 @@ export function spawnAgent(o: {
     writeFileSync(file, filter, { mode: 0o400, flag: 'wx' });
     fd = openSync(file, 'r');
   }
+  let child: ChildProcess;
   try {
-    const args = [...bwrapArguments(o.mounts, { empty, cwd: o.cwd, ...(fd !== undefined ? { seccompFd: 3 } : {}) }), '--', o.file, ...o.args];
-    // The seccomp program is read by bubblewrap from descriptor 3 (a copy made as the child starts).
-    const child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, ...(fd !== undefined ? [fd] : [])] });
-    return {
-      child,
-      exited: exitOf(child),
-      kill: (signal) => {
-        const pid = child.pid === undefined ? undefined : containedPid(child.pid);
-        if (pid === undefined) child.kill(signal);
-        else {
-          try {
-            process.kill(pid, signal);
-          } catch {
-            child.kill(signal);
-          }
-        }
-      },
-    };
+    // Descriptors: 3 the seccomp program (a copy made as the child starts), 4 where bubblewrap tells its child's pid, 5 what it waits on before the command starts.
+    const args = [...bwrapArguments(o.mounts, { empty, cwd: o.cwd, fds: { ...(fd !== undefined ? { seccomp: 3 } : {}), info: 4, block: 5 } }), '--', process.execPath, SANDBOX_INIT, JSON.stringify({ ports: o.ports }), o.file, ...o.args];
+    child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, fd ?? 'ignore', 'pipe', 'pipe'] });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+  const exited = exitOf(child);
+  // Both are socket pairs that bubblewrap drops as it goes: what they say after is nothing to us.
+  const [info, block] = [child.stdio[4] as Readable, (child.stdio as unknown as Writable[])[5]!];
+  for (const s of [info, block]) s.on('error', () => undefined);
+  let network: NamespaceNetwork | undefined;
+  try {
+    const pid = await Promise.race([childPid(info), exited.then((e) => Promise.reject(e.error ?? new Error('bubblewrap ended before its sandbox started')))]);
+    network = await attachNetwork(o.containment.slirp4netns, pid);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new HoopError(ErrorCode.USAGE, `hoop run could not give the command a network of its own: ${describeError(err)}`, { hint: 'check that slirp4netns works here, or run with --isolation none', exitCode: 126 });
+  }
+  info.destroy();
+  block.end('go');
+  void exited.then(() => network!.close());
+  return {
+    child,
+    exited,
+    kill: (signal) => {
+      const pid = child.pid === undefined ? undefined : containedPid(child.pid);
+      if (pid === undefined) child.kill(signal);
+      else {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          child.kill(signal);
+        }
+      }
+    },
+  };
 }

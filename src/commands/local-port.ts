@@ -7,6 +7,7 @@
  *
  * @see /work/shared/ARCHITECTURE.md ("Data path")
  */
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { getConnection, type ConnectionInfo } from '../auth/gateway-client.js';
@@ -69,6 +70,8 @@ export interface LocalPort {
   password: string;
   /** The certificate of the port's TLS, as a file (absent on a unix socket). */
   sslrootcert?: string;
+  /** Serves a client that reached the port another way than its listener (a contained run's bridge). */
+  accept(socket: Socket): void;
   /** Stops listening, ends the tunnels, removes the files it wrote. */
   close(): Promise<void>;
 }
@@ -152,6 +155,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
       database: info.database ?? '',
       password,
       ...(sslrootcert ? { sslrootcert } : {}),
+      accept: (socket) => listener.accept(socket),
       close,
     };
   } catch (err) {

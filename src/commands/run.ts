@@ -40,7 +40,10 @@ import { createLogger, levelFromEnv } from '../log.js';
 import { runtimeDir, writePgpass, writeRunFile } from '../postgres/pgpass.js';
 import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
-import { sandboxMounts, within, type Mount } from '../agent/sandbox.js';
+import { bridgePorts, forwardTo, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
+import { isLoopbackHost } from '../loopback.js';
+import { sandboxMounts, type Mount } from '../agent/sandbox.js';
+import { namespaceResolvConf } from '../agent/sandbox-network.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local-port.js';
@@ -196,12 +199,12 @@ async function openRunRecord(
   return writer;
 }
 
-/** Refuses a working directory that the contained command could not see (it is inside a path hidden from it). */
-function checkWorkingDirectory(cwd: string, mounts: readonly Mount[]): void {
-  const inside = mounts.find((m) => m.kind === 'hidden' && within(cwd, m.path));
-  if (inside) {
-    throw new HoopError(ErrorCode.USAGE, `the working directory ${cwd} is inside ${inside.path}, which hoop keeps from the agent (it holds credentials)`, { hint: 'run hoop run from another directory' });
-  }
+/** A gateway on this machine's loopback (the demo's), which hoop inside a contained run reaches through the bridge. */
+function loopbackGateway(gateway: string): PortAcceptor[] {
+  const url = new URL(gateway);
+  if (!isLoopbackHost(url.hostname)) return [];
+  const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
+  return [forwardTo(host, Number(url.port || (url.protocol === 'https:' ? 443 : 80)))];
 }
 
 /** Builds the `run` command. */
@@ -239,7 +242,7 @@ export function runCommand(io: CliIo): Command {
         person.close();
         throw new HoopError(ErrorCode.RUN_FORBIDDEN, 'hoop run inside a run: a run cannot start another', { hint: 'the person who started this run can start another, outside it' });
       }
-      const containment = detectContainment(opts.isolation, io.env, io.cwd);
+      const containment = detectContainment(opts.isolation, io.env);
       if (containment.kind === 'none') {
         say(`isolation: none (${containment.why}). The command runs as you do: it can read your hoop login and act as you, outside this run. Where the policy refuses such runs, this one is refused.`);
       }
@@ -253,8 +256,12 @@ export function runCommand(io: CliIo): Command {
       let run: AgentRun;
       try {
         if (contained) {
-          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, credentialFiles: opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [], hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share: opts.share ?? [], sshAgent: opts.sshAgent === true });
-          checkWorkingDirectory(io.cwd, mounts);
+          // The command's own network cannot reach a resolver on this machine's loopback.
+          const resolv = namespaceResolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+          const resolvConf = resolv === undefined ? undefined : await writeRunFile(runDir, 'resolv', '.conf', resolv);
+          const share = [...(opts.share ?? []), ...(opts.socket ? [opts.socket] : [])];
+          const credentialFiles = opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [];
+          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, credentialFiles, hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share, sshAgent: opts.sshAgent === true, ...(resolvConf ? { resolvConf } : {}) });
         }
         run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
       } catch (err) {
@@ -265,15 +272,17 @@ export function runCommand(io: CliIo): Command {
       // What only the CLI knows, said at the start of every session of the run (the gateway keeps 4 KiB of each).
       const said: Record<string, string> = { source: 'run', run: run.id, command: commandLine, cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
       const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
-      const records = new CommandRecords(io, person, log);
-      records.resume();
       const ports: LocalPort[] = [];
       const sshPorts: SshPort[] = [];
       let giveSignals: (() => void) | undefined;
+      let bridge: PortBridge | undefined;
+      let records: CommandRecords | undefined;
       /** The run as one unit, signed by this CLI (when the gateway keeps records). */
       let runRecord: RecordingWriter | undefined;
       const started = Date.now();
       try {
+        records = new CommandRecords(io, person, log);
+        records.resume();
         runRecord = await openRunRecord(records, person, run, { command: [file!, ...args], cwd: io.cwd, connections: names, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) }).catch((err: unknown) => {
           say(`this run is not recorded on this machine: ${describeError(err)} (the gateway records its sessions)`);
           return undefined;
@@ -298,7 +307,9 @@ export function runCommand(io: CliIo): Command {
         log.info('run.start', { run: run.id, connections: names, command: file, isolation: containment.kind });
         const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, ports, pgpassFile, sshConfig), { contained, sshAgent: opts.sshAgent === true });
         const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
-        const agent = spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, mounts });
+        // Contained, the command has a network of its own: its TCP ports come in through the run's directory.
+        if (contained) bridge = await bridgePorts(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...loopbackGateway(person.gateway)]);
+        const agent = await spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, mounts, ports: bridge?.ports ?? [] });
         const child = agent.child;
         // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
         const terminal = [io.stdin, io.stdout, io.stderr].some((s) => (s as { isTTY?: boolean } | undefined)?.isTTY === true);
@@ -318,17 +329,22 @@ export function runCommand(io: CliIo): Command {
         runRecord?.append({ t: 'end', at: Date.now(), exitCode: exitCodeOf(result), ...(result.signal ? { signal: result.signal } : {}), durationMs: Date.now() - started });
         throw new CommandExit(exitCodeOf(result));
       } finally {
+        // Each step of the cleanup runs whatever the one before did: the run ends, its directory goes.
+        const step = (what: string, fn: () => Promise<unknown> | void): Promise<void> =>
+          Promise.resolve()
+            .then(fn)
+            .then(
+              () => undefined,
+              (err: unknown) => say(`${what}: ${describeError(err)}`),
+            );
         giveSignals?.();
-        for (const port of [...ports, ...sshPorts]) await port.close();
-        await run.end();
-        await rm(runDir, { recursive: true, force: true });
-        if (runRecord) {
-          await runRecord.close().then(
-            () => records.closed('runs', run.id),
-            (err: unknown) => say(`this machine's record of the run could not be closed: ${describeError(err)}`),
-          );
-        }
-        await records.finish(say);
+        await step('closing the bridge into the sandbox', () => bridge?.close());
+        for (const port of [...ports, ...sshPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
+        await step('ending the run', () => run.end());
+        await step('removing the run\'s directory', () => rm(runDir, { recursive: true, force: true }));
+        const recorded = runRecord;
+        if (recorded) await step("this machine's record of the run could not be closed", async () => (await recorded.close(), records?.closed('runs', run.id)));
+        await step('uploading records', () => records?.finish(say));
         person.close();
       }
     });

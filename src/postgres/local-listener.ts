@@ -187,6 +187,11 @@ export class LocalPostgresListener {
     if (this.#socketPath) await rm(this.#socketPath, { force: true });
   }
 
+  /** Serves a client that reached this port another way than its own listener (a contained run's bridge, src/agent/port-bridge.ts). */
+  accept(socket: net.Socket): void {
+    this.#accept(socket);
+  }
+
   #accept(socket: net.Socket): void {
     this.#clients.set(socket, { stream: socket, relaying: false });
     socket.on('close', () => this.#clients.delete(socket));

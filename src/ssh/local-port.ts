@@ -58,6 +58,8 @@ export interface SshPort {
   knownHostsFile: string;
   /** The per-run private key the local client signs in with. */
   keyFile: string;
+  /** Serves a client that reached the port another way than its listener (a contained run's bridge). */
+  accept(socket: Socket): void;
   /** Stops listening, ends the tunnels, removes the files it wrote. */
   close(): Promise<void>;
 }
@@ -87,7 +89,9 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
   // The port's sessions share one connection to the gateway (each still authenticated on its own).
   const tunnels = new TunnelMux({ gateway, clientVersion: VERSION, ...(ca ? { ca } : {}) });
   const sockets = new Set<Socket>();
-  const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
+  /** One local client: its own session on the port's connection to the gateway. */
+  const serve = (socket: Socket): void => {
+    socket.pause();
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
@@ -117,7 +121,8 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
         socket.destroy();
       }
     })();
-  });
+  };
+  const server: Server = createServer({ pauseOnConnect: true }, serve);
   const close = async (): Promise<void> => {
     renewal.close();
     for (const s of sockets) s.destroy();
@@ -160,7 +165,7 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
       ].join('\n'),
       { mode: 0o600, flag: 'wx' },
     );
-    return { connection: name, host: '127.0.0.1', port, configFile, knownHostsFile, keyFile, close };
+    return { connection: name, host: '127.0.0.1', port, configFile, knownHostsFile, keyFile, accept: serve, close };
   } catch (err) {
     await close();
     throw err;

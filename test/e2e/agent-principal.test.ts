@@ -17,6 +17,7 @@
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installRoot } from '../../src/agent/sandbox.js';
@@ -71,11 +72,16 @@ function gatewayArgs(): string[] {
 /** `hoop run <args>` as alice would start it: her token in HOOP_TOKEN, her login on disk, her runtime directory. */
 function hoopRun(args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
   return spawnHoop(['run', ...gatewayArgs(), ...args], {
-    env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: person, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: stack.dir, HOOP_ID_TOKEN_FILE: join(stack.dir, 'id-token'), ...o.env },
-    cwd: o.cwd ?? stack.dir,
+    env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: person, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: xdg(), HOOP_ID_TOKEN_FILE: join(stack.dir, 'id-token'), ...o.env },
+    cwd: o.cwd ?? work(),
     ...(o.onStdout ? { onStdout: o.onStdout } : {}),
   });
 }
+
+/** Alice's session runtime directory (her hoop connect's files, her runs'). */
+const xdg = (): string => stack.runtime;
+/** Where her agents work: what they write lands here. */
+const work = (): string => join(stack.dir, 'work');
 
 /** What the database holds in `marks`, sorted. */
 async function marks(): Promise<string[]> {
@@ -110,6 +116,7 @@ beforeAll(async () => {
   await new FileSecretStore(person).write(origin, { accessToken: await stack.token('alice', ['dba']), refreshToken: 'alice-refresh-token' });
   writeFileSync(join(stack.dir, 'id-token'), await stack.token('alice', ['dba']), { mode: 0o600 });
   // Her own hoop connect, whose per-session password sits in her runtime directory.
+  mkdirSync(work());
   aliceConnect = await stack.connect('app', alice);
   // Bob's delete, waiting for a reviewer: alice (dba) may approve it, her agent must not.
   const bob = await stack.token('bob');
@@ -126,8 +133,8 @@ afterAll(async () => {
 
 describe('a contained agent', () => {
   it('finds no credential of its person, and its run credential can do nothing a person does', async () => {
-    const out = join(stack.dir, 'seen-run-token');
-    const attack = { hoop: HOOP_BIN, paths: [person, stack.dir + '/hoop', join(stack.dir, 'id-token'), join(stack.dir, 'cli')], gateway: stack.gateway.url, caFile: stack.pki.caFile, review: bobReview, out };
+    const out = join(work(), 'seen-run-token');
+    const attack = { hoop: HOOP_BIN, paths: [person, join(xdg(), 'hoop'), join(stack.dir, 'id-token'), join(stack.dir, 'cli')], gateway: stack.gateway.url, caFile: stack.pki.caFile, review: bobReview, out };
     const r = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, ATTACKER, JSON.stringify(attack)]);
     expect(r.stderr).not.toContain('isolation: none');
     expect(r.stderr).toBe('');
@@ -183,10 +190,12 @@ describe('a contained agent', () => {
     expect(ls.sessions[0]).toMatchObject({ subject: 'alice', via: 'run', agent: 'claude', isolated: true, runId: expect.stringMatching(/^run-/) });
   });
 
-  it("cannot have its person's other processes act for it, leave code that runs as its person later, or read what signs its person in; its own work goes on", async () => {
-    const home = join(stack.dir, 'reach-home');
-    const runtime = join(stack.dir, 'reach-runtime');
-    const work = join(stack.dir, 'reach-work');
+  it("cannot have its person's other processes act for it (sockets, abstract sockets, loopback), leave code that runs as its person later, or read what signs its person in; its own work goes on", async () => {
+    // Her home, runtime and project outside /tmp (the command's /tmp is its own).
+    const outside = mkdtempSync(join(homedir(), '.hoop-reach-'));
+    const home = join(outside, 'home');
+    const runtime = join(outside, 'runtime');
+    const work = join(outside, 'work');
     const meeting = mkdtempSync(join('/tmp', 'hoop-reach-')); // where a tmux server keeps its socket
     for (const d of [home, runtime, work, join(home, '.local/bin'), join(home, '.mozilla/firefox/p'), join(runtime, 'systemd')]) mkdirSync(d, { recursive: true });
     writeFileSync(join(home, '.bashrc'), '# hers\n');
@@ -194,17 +203,20 @@ describe('a contained agent', () => {
     writeFileSync(join(home, '.pgpass'), '*:*:*:*:direct-password\n');
     const planted = join(installRoot(), `hoop-agent-was-here-${process.pid}`);
     // Her unconfined servers (tmux, systemd --user, the session bus): whoever connects and asks, they serve.
+    // And on the network she shares with it: an abstract socket (a session bus or an X server without a file) and a service on her loopback.
     const served: string[] = [];
-    const sockets = [join(meeting, 'default'), join(runtime, 'systemd', 'private'), join(runtime, 'bus')];
+    const paths = [join(meeting, 'default'), join(runtime, 'systemd', 'private'), join(runtime, 'bus'), `\0hoop-reach-${process.pid}`];
     const servers = await Promise.all(
-      sockets.map(
-        (path) =>
+      [...paths, 'tcp'].map(
+        (where) =>
           new Promise<Server>((ready) => {
-            const server = createServer((s) => s.on('data', () => served.push(path)));
-            server.listen(path, () => ready(server));
+            const server = createServer((s) => s.on('data', () => served.push(where)));
+            if (where === 'tcp') server.listen(0, '127.0.0.1', () => ready(server));
+            else server.listen(where, () => ready(server));
           }),
       ),
     );
+    const sockets = [...paths, `tcp:${(servers.at(-1)!.address() as { port: number }).port}`];
     try {
       const attack = { sockets, writes: [join(home, '.bashrc'), join(home, '.local/bin/hoop'), planted], reads: [join(home, '.mozilla/firefox/p/cookies.sqlite'), join(home, '.pgpass')] };
       const env = { HOME: home, XDG_RUNTIME_DIR: runtime, PATH: `${join(home, '.local/bin')}:${process.env.PATH}`, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`, TMUX: `${sockets[0]},1,0` };
@@ -213,6 +225,7 @@ describe('a contained agent', () => {
       expect(r.code).toBe(0);
       const seen = JSON.parse(r.stdout) as { sockets: Record<string, string>; writes: Record<string, string>; reads: Record<string, string>; work: Record<string, string> };
       // None of her servers could be reached, and none served anything.
+      expect(Object.keys(seen.sockets)).toHaveLength(5);
       expect(Object.values(seen.sockets).filter((v) => v === 'ok')).toEqual([]);
       expect(served).toEqual([]);
       // Nothing that runs as her later could be changed: her shell's startup, her PATH, hoop itself.
@@ -229,17 +242,19 @@ describe('a contained agent', () => {
     } finally {
       for (const server of servers) server.close();
       rmSync(meeting, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
       rmSync(planted, { force: true });
     }
   });
 
   it('refuses the kernel keyrings and pushing input into the terminal', async () => {
-    const script = join(stack.dir, 'keys.py');
+    const script = join(work(), 'keys.py');
     writeFileSync(
       script,
       `import ctypes, fcntl, termios\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.syscall(250 if ctypes.sizeof(ctypes.c_void_p) == 8 else 288, 0, -3, 0)\nprint("keyctl", r, ctypes.get_errno())\ntry:\n    fcntl.ioctl(1, termios.TIOCSTI, b"x")\n    print("tiocsti 0")\nexcept OSError as e:\n    print("tiocsti", e.errno)\n`,
     );
     const r = await hoopRun(['--connect', 'app', '--', 'python3', script]);
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('keyctl -1 1\n'); // EPERM
     expect(r.stdout).toContain('tiocsti 1\n'); // EPERM (not ENOTTY: refused before the terminal is asked)
@@ -248,7 +263,7 @@ describe('a contained agent', () => {
 
 describe('the run credential lives as long as the run', () => {
   it('dies soon after its hoop is killed (no heartbeat), and its sessions with it', async () => {
-    const file = join(stack.dir, 'killed-run-token');
+    const file = join(work(), 'killed-run-token');
     let hoop: ChildProcess | undefined;
     const ready = new Promise<void>((resolveReady) => {
       void hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_TOKEN" > ${file}; echo ready; sleep 60`], {
@@ -280,7 +295,7 @@ describe('the run credential lives as long as the run', () => {
   });
 
   it("belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began", async () => {
-    const file = join(stack.dir, 'owned-run-id');
+    const file = join(work(), 'owned-run-id');
     const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_ID" > ${file}`]);
     expect(r.code).toBe(0);
     const runId = readFileSync(file, 'utf8');

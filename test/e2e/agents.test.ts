@@ -37,7 +37,7 @@ function gatewayArgs(): string[] {
 
 /** `hoop run <args>` with only `env` (and PATH). */
 function hoopRun(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
-  return spawnHoop(['run', ...gatewayArgs(), ...args], { env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.dir, HOOP_CONFIG_DIR: join(stack.dir, 'cli'), ...options.env }, cwd: options.cwd ?? stack.dir, ...(options.onStdout ? { onStdout: options.onStdout } : {}) });
+  return spawnHoop(['run', ...gatewayArgs(), ...args], { env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.runtime, HOOP_CONFIG_DIR: join(stack.dir, 'cli'), ...options.env }, cwd: options.cwd ?? stack.dir, ...(options.onStdout ? { onStdout: options.onStdout } : {}) });
 }
 
 /** Whether something listens on 127.0.0.1:`port`. */

@@ -42,7 +42,7 @@ const cliEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
   HOOP_GATEWAY: stack.gateway.url,
   HOOP_CA_FILE: stack.pki.caFile,
   HOOP_CONFIG_DIR: configDir,
-  XDG_RUNTIME_DIR: stack.dir,
+  XDG_RUNTIME_DIR: stack.runtime,
   ...extra,
 });
 const hoop = (args: string[], extra: NodeJS.ProcessEnv = {}, o: { onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> =>

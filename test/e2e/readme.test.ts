@@ -443,7 +443,8 @@ describe('the README, run as written', () => {
       ]);
       const masked = (sep: string) => [1111, '0004'].map((last) => expect.stringMatching(new RegExp(`^h:[0-9a-f]{16}\\${sep}\\*{4} \\*{4} \\*{4} ${last}$`)));
       const [wrapped, exec] = [await run([agents[0]!], { env: cliEnv('person') }), await run([agents[1]!], { env: cliEnv('person') })];
-      expect([wrapped.code, exec.code]).toEqual([0, 0]);
+      // (the output in the assertion: what went wrong, when something does)
+      expect({ wrapped: wrapped.code, exec: exec.code, output: wrapped.output }).toMatchObject({ wrapped: 0, exec: 0 });
       expect(wrapped.stdout.trim().split('\n')).toEqual(masked('|'));
       expect(exec.stdout.trim().split('\n')).toEqual(['email,card_number', ...masked(',')]);
     }, 60_000);

@@ -4,7 +4,7 @@
  * `hoop connect` run through the CLI's own `main()`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -38,6 +38,8 @@ export interface HoopStack {
   oidc: TestOidc;
   gateway: Gateway;
   dir: string;
+  /** The session runtime directory the stack's CLI runs use (`XDG_RUNTIME_DIR`, 0700, inside `dir`). */
+  runtime: string;
   configFile: string;
   /** Every JSON line the gateway logged so far. */
   logs(): Array<Record<string, unknown>>;
@@ -131,6 +133,9 @@ ${Object.entries(options.issuer ?? {})
 
   // The CLI's own state (its spool of records, above all) is this stack's, never the home directory's that other test files share.
   const cliConfig = join(dir, 'cli');
+  // A runtime directory of its own, as a session's: a contained run makes it private, while its working directory (dir) stays shared.
+  const runtime = join(dir, 'xdg');
+  await mkdir(runtime, { mode: 0o700 });
   const run: HoopStack['run'] = (argv, extraEnv = {}) => runCli(argv, { HOOP_CONFIG_DIR: cliConfig, ...extraEnv }, dir);
 
   const connect: HoopStack['connect'] = async (name, token, extraArgs = [], extraEnv = {}) => {
@@ -150,7 +155,7 @@ ${Object.entries(options.issuer ?? {})
     const done = main(['connect', name, '--json', '--gateway', gateway.url, '--ca-file', pki.caFile, ...extraArgs], {
       stdout,
       stderr,
-      env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir, HOOP_CONFIG_DIR: cliConfig, ...extraEnv },
+      env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: runtime, HOOP_CONFIG_DIR: cliConfig, ...extraEnv },
       cwd: dir,
       signal: controller.signal,
     });
@@ -171,6 +176,7 @@ ${Object.entries(options.issuer ?? {})
     oidc,
     gateway,
     dir,
+    runtime,
     configFile,
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     token: (subject = 'alice', groups = [], authTime?: number) => oidc.token({ subject, groups, ...(authTime !== undefined ? { authTime } : {}) }),

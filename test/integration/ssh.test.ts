@@ -444,7 +444,7 @@ describe('hoop run --connect bastion', () => {
   it('gives the command HOOP_SSH_CONFIG, GIT_SSH_COMMAND and RSYNC_RSH, and its ssh sessions carry the run', async () => {
     const script = join(stack.dir, 'agent.sh');
     writeFileSync(script, '#!/bin/sh\nset -e\nssh -F "$HOOP_SSH_CONFIG" -o BatchMode=yes bastion "echo from-run"\necho "git=$GIT_SSH_COMMAND"\necho "rsync=$RSYNC_RSH"\n', { mode: 0o755 });
-    const r = await stack.run(['run', '--connect', 'bastion', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', script], { HOOP_TOKEN: await stack.token('alice'), XDG_RUNTIME_DIR: stack.dir });
+    const r = await stack.run(['run', '--connect', 'bastion', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', script], { HOOP_TOKEN: await stack.token('alice'), XDG_RUNTIME_DIR: stack.runtime });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const [out, git, rsync] = r.stdout.trim().split('\n');

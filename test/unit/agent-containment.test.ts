@@ -5,12 +5,13 @@
  * (private meeting places, hidden credentials, read-only code that runs later, shared paths) as
  * bubblewrap arguments, when containment cannot be claimed, and the seccomp program's shape.
  */
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentEnvironment, detectContainment, keychainOverAbstractBus, withheldVariable } from '../../src/agent/containment.js';
-import { bwrapArguments, installRoot, sandboxMounts } from '../../src/agent/sandbox.js';
+import { agentEnvironment, withheldVariable } from '../../src/agent/containment.js';
+import { bwrapArguments, sandboxMounts } from '../../src/agent/sandbox.js';
+import { namespaceResolvConf } from '../../src/agent/sandbox-network.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
 import { thrown } from '../harness/thrown.js';
 
@@ -64,13 +65,17 @@ describe("the sandbox's mounts", () => {
   const bin = join(base, 'bin');
   const runtime = join(base, 'xdg');
   const runDir = join(runtime, 'hoop', 'run-1');
-  for (const d of ['custom-cli', 'reviewer', '.mozilla/firefox', '.ssh', '.config/systemd', '.local/share/keyrings', 'work/node_modules/.bin']) mkdirSync(join(home, d), { recursive: true });
-  for (const d of [work, bin, runDir]) mkdirSync(d, { recursive: true });
+  for (const d of ['custom-cli', 'reviewer', '.mozilla/firefox', '.ssh', '.cache', '.local/share/keyrings']) mkdirSync(join(home, d), { recursive: true });
+  for (const d of [join(work, '.git/hooks'), bin, runDir]) mkdirSync(d, { recursive: true });
   for (const f of ['id-token', 'pgpass', '.pgpass', '.bashrc', '.Xauthority', 'k8s-token']) writeFileSync(join(home, f), 'secret');
+  writeFileSync(join(work, '.git/config'), '[core]\n');
+  writeFileSync(join(work, '.hoop.yaml'), 'connections: [app]\n');
   writeFileSync(join(runtime, 'bus'), '');
+  // The home as the environment names it goes through a symbolic link: every mount is at the real path.
+  symlinkSync(home, join(base, 'home-link'));
   const env = {
-    HOME: home,
-    PATH: [bin, join(work, 'node_modules/.bin'), 'relative/bin'].join(':'),
+    HOME: join(base, 'home-link'),
+    PATH: [bin, join(work, 'node_modules/.bin')].join(':'),
     HOOP_CONFIG_DIR: join(home, 'custom-cli'),
     HOOP_DEMO_REVIEWER: join(home, 'reviewer'),
     HOOP_ID_TOKEN_FILE: join(home, 'id-token'),
@@ -86,8 +91,8 @@ describe("the sandbox's mounts", () => {
   const mounts = sandboxMounts({ env, cwd: work, runDir, credentialFiles: [], hide: ['secret-dir-nope'], readOnly: [], share: [] });
   const of = (kind: string): string[] => mounts.filter((m) => m.kind === kind).map((m) => m.path);
 
-  it("makes private the places where the person's processes meet", () => {
-    expect(of('private')).toEqual(expect.arrayContaining(['/tmp', runtime]));
+  it("makes private the places where the person's processes meet, and the home's caches", () => {
+    expect(of('private')).toEqual(expect.arrayContaining(['/tmp', runtime, join(home, '.cache')]));
   });
 
   it("hides hoop's directories wherever they may be (made when missing), the token and password files, keyrings, browsers, X11 cookies", () => {
@@ -109,40 +114,40 @@ describe("the sandbox's mounts", () => {
     );
     expect(statSync(join(home, '.local/state/hoop')).mode & 0o777).toBe(0o700);
     expect(of('hidden')).not.toContain(join(home, 'ca.pem'));
+    // Nothing is mounted at a path that goes through the link.
+    expect(mounts.filter((m) => m.path.includes('home-link'))).toEqual([]);
   });
 
-  it('keeps read-only what runs as the person later, but not the command\'s own project', () => {
-    expect(of('read-only')).toEqual(expect.arrayContaining([bin, installRoot(), join(home, '.bashrc'), join(home, '.ssh'), join(home, '.config/systemd')]));
-    expect(of('read-only')).not.toContain(join(work, 'node_modules/.bin'));
+  it("lets the command write its working directory and its run's, but not what its work would run unseen: the repository's config and hooks, .hoop.yaml", () => {
+    expect(of('writable')).toEqual([work, runDir].sort());
+    expect(of('read-only')).toEqual(expect.arrayContaining([join(work, '.git/config'), join(work, '.git/hooks'), join(work, '.hoop.yaml')]));
   });
 
-  it('binds back the working directory and the run\'s own, and orders every mount outer first', () => {
-    expect(of('shared')).toEqual(expect.arrayContaining([work, runDir]));
-    const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, seccompFd: 3 });
-    expect(args.slice(0, 11)).toEqual(['--bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-ipc', '--die-with-parent']);
-    expect(args.slice(-4)).toEqual(['--seccomp', '3', '--chdir', work]);
+  it('mounts over a read-only root, outer first, in namespaces of its own', () => {
+    const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, fds: { seccomp: 3, info: 4, block: 5 } });
+    expect(args.slice(0, 12)).toEqual(['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent']);
+    expect(args.slice(-8)).toEqual(['--seccomp', '3', '--info-fd', '4', '--block-fd', '5', '--chdir', work]);
     // The runtime directory is emptied before the run's own directory is bound back into it.
     expect(args.indexOf(runtime)).toBeLessThan(args.indexOf(runDir));
     // Hidden files get the empty file.
     expect(args.slice(args.indexOf(join(home, '.pgpass')) - 2, args.indexOf(join(home, '.pgpass')) + 1)).toEqual(['--ro-bind', join(runDir, '.hidden'), join(home, '.pgpass')]);
   });
 
-  it('in the home directory, the startup files stay read-only', () => {
-    const inHome = sandboxMounts({ env, cwd: home, runDir });
-    expect(inHome.filter((m) => m.kind === 'read-only').map((m) => m.path)).toEqual(expect.arrayContaining([join(home, '.bashrc'), bin]));
+  it('refuses to let the command write the home directory or above it, a private area itself, or a hidden path', () => {
+    const refused = (cwd: string, share: string[] = []): string => String((thrown(() => sandboxMounts({ env, cwd, runDir, share })) as Error | undefined)?.message);
+    expect(refused(home)).toMatch(/cannot let the command write .*: it holds your home directory/);
+    expect(refused(work, ['/'])).toMatch(/it holds your home directory/);
+    expect(refused(work, [runtime])).toMatch(/where your other processes meet/);
+    expect(refused(join(home, '.config/hoop'))).toMatch(/it is inside .*\.config\/hoop, which holds credentials/);
+    expect(refused(work, [join(base, 'home-link', 'custom-cli')])).toMatch(/which holds credentials/);
   });
 });
 
-describe('when containment cannot be claimed', () => {
-  it('a login in the keychain behind an abstract D-Bus socket: none, and --isolation bwrap refuses', () => {
-    const dir = join(base, 'kc');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'profiles.json'), JSON.stringify({ profiles: { x: { store: 'keychain' } } }));
-    const env = { HOOP_CONFIG_DIR: dir, DBUS_SESSION_BUS_ADDRESS: 'unix:abstract=/tmp/dbus-XYZ,guid=1' };
-    expect(keychainOverAbstractBus(env, base)).toBe(true);
-    expect(keychainOverAbstractBus({ ...env, DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1/bus' }, base)).toBe(false);
-    expect(detectContainment('auto', env, base)).toMatchObject({ kind: 'none', why: expect.stringContaining('abstract D-Bus socket') });
-    expect(thrown(() => detectContainment('bwrap', env, base))).toMatchObject({ hint: expect.stringContaining('HOOP_TOKEN_STORE=file') });
+describe("the command's own network", () => {
+  it('names slirp4netns\'s resolver only where the machine\'s resolvers are on its loopback', () => {
+    expect(namespaceResolvConf('nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp\n')).toBe('nameserver 10.0.2.3\noptions edns0 trust-ad\nsearch corp\n');
+    expect(namespaceResolvConf('nameserver 10.1.1.1\nnameserver 127.0.0.1\n')).toBeUndefined();
+    expect(namespaceResolvConf('')).toBe('nameserver 10.0.2.3\n');
   });
 });
 

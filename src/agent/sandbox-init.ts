@@ -1,0 +1,73 @@
+/**
+ * The first process of a contained run, inside its sandbox (./sandbox.ts) and network namespace
+ * (./sandbox-network.ts): it serves the run's ports on the namespace's own loopback (each TCP
+ * connection is handed to the unix socket `hoop run` listens on for that port in the run's
+ * directory, ./port-bridge.ts), then starts the command with this process's stdio and
+ * environment, hands it every signal it receives, and ends as the command ended (its exit code,
+ * or the same signal).
+ *
+ * Started by `hoop run` only, as `bin/hoop-sandbox.js <spec JSON> <command> [args...]`, the spec
+ * being `{ ports: [{ host, port, socket }] }`.
+ *
+ * @see https://nodejs.org/api/net.html
+ */
+import { spawn } from 'node:child_process';
+import { connect, createServer, type Server } from 'node:net';
+import { constants } from 'node:os';
+
+interface Spec {
+  ports: Array<{ host: string; port: number; socket: string }>;
+}
+
+/** The signals handed on to the command. */
+const HANDED_ON: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT', 'SIGTSTP'];
+
+/** Listens on `host`:`port` and pipes each connection to the unix socket `socket`. */
+function forward(host: string, port: number, socket: string): Promise<Server> {
+  const server = createServer({ noDelay: true }, (client) => {
+    const upstream = connect(socket);
+    client.pipe(upstream).on('error', () => client.destroy());
+    upstream.pipe(client).on('error', () => upstream.destroy());
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => resolve(server));
+  });
+}
+
+/** Runs the sandbox's first process with `argv` (see the module documentation); resolves the exit code to end with. */
+export async function runInSandbox(argv: string[]): Promise<number> {
+  const [specText, file, ...args] = argv;
+  if (specText === undefined || file === undefined) {
+    process.stderr.write('hoop: hoop-sandbox is started by hoop run, with a spec and a command\n');
+    return 2;
+  }
+  let servers: Server[];
+  try {
+    const spec = JSON.parse(specText) as Spec;
+    servers = await Promise.all(spec.ports.map((p) => forward(p.host, p.port, p.socket)));
+  } catch (err) {
+    process.stderr.write(`hoop: the run's sandbox could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 126;
+  }
+  for (const s of servers) s.unref();
+  const child = spawn(file, args, { stdio: 'inherit' });
+  for (const signal of HANDED_ON) process.on(signal, () => child.kill(signal));
+  return new Promise((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`hoop: cannot run ${file}: ${err.message}\n`);
+      resolve((err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126);
+    });
+    child.on('exit', (code, signal) => {
+      if (!signal) return resolve(code ?? 1);
+      // Ended by a signal: ends the same way, so that hoop run sees what the command did.
+      for (const s of HANDED_ON) process.removeAllListeners(s);
+      process.kill(process.pid, signal);
+      resolve(128 + (constants.signals[signal] ?? 0)); // a signal whose default does not end a process: as a shell says it
+    });
+  });
+}

@@ -1,0 +1,78 @@
+/**
+ * A network of its own for a contained command: bubblewrap puts it in a new network namespace
+ * (`--unshare-net`: only its own loopback), and slirp4netns gives that namespace a way out to
+ * the network as any other process of the person has it, through a user-mode TCP/IP stack, with
+ * the person's loopback out of reach (`--disable-host-loopback`). So neither an abstract unix
+ * socket (one with no file, which no mount can hide) nor a service of the person's on
+ * 127.0.0.1 (a notebook server, a debugger, a Docker daemon on TCP) can be asked to act for the
+ * command; the run's own ports come in through ./port-bridge.ts.
+ *
+ * A resolver on the machine's loopback (systemd-resolved's 127.0.0.53) is out of reach too: the
+ * namespace then gets a `resolv.conf` naming slirp4netns's DNS forwarder.
+ *
+ * @see https://github.com/rootless-containers/slirp4netns/blob/master/slirp4netns.1.md
+ * @see https://man7.org/linux/man-pages/man5/resolv.conf.5.html
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Readable } from 'node:stream';
+
+/** slirp4netns's DNS forwarder, in the namespace's default network (10.0.2.0/24). */
+const SLIRP_DNS = '10.0.2.3';
+
+/** `slirp4netns` on `PATH` (or `HOOP_SLIRP4NETNS`), else where packages install it; undefined when missing or not working. */
+export function findSlirp4netns(env: NodeJS.ProcessEnv): string | undefined {
+  const named = env.HOOP_SLIRP4NETNS?.trim();
+  const candidates = named ? [named] : [...(env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/usr/local/bin', '/bin'].map((d) => join(d, 'slirp4netns'));
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) return undefined;
+  const probe = spawnSync(file, ['--version'], { stdio: ['ignore', 'ignore', 'ignore'], timeout: 5_000 });
+  return probe.status === 0 ? file : undefined;
+}
+
+/**
+ * The `resolv.conf` the namespace needs when the machine's names only loopback resolvers, which
+ * it cannot reach; undefined when the machine's own serves.
+ */
+export function namespaceResolvConf(hostResolvConf: string): string | undefined {
+  const lines = hostResolvConf.split('\n');
+  const servers = lines.filter((l) => /^\s*nameserver\s/.test(l)).map((l) => l.trim().split(/\s+/)[1] ?? '');
+  const loopback = (a: string): boolean => a.startsWith('127.') || a === '::1';
+  if (servers.length > 0 && !servers.every(loopback)) return undefined;
+  const kept = lines.filter((l) => /^\s*(search|domain|options)\s/.test(l));
+  return [`nameserver ${SLIRP_DNS}`, ...kept, ''].join('\n');
+}
+
+/** A namespace's way out, while the command runs. */
+export interface NamespaceNetwork {
+  /** Ends it (the command has ended). */
+  close(): void;
+}
+
+/**
+ * Gives the network namespace of process `pid` (bubblewrap's, before the command starts) a way
+ * out through slirp4netns; resolves once its interface is configured.
+ * @throws Error saying why when slirp4netns does not get there within 10 s
+ */
+export function attachNetwork(slirp4netns: string, pid: number): Promise<NamespaceNetwork> {
+  // fd 3: slirp4netns writes "1" there once the tap device is configured.
+  const child = spawn(slirp4netns, ['--configure', '--mtu=65520', '--disable-host-loopback', '--ready-fd=3', String(pid), 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  let said = '';
+  child.stderr!.on('data', (b: Buffer) => (said = (said + b.toString('utf8')).slice(-2000)));
+  const close = (): void => void (child.exitCode === null && child.signalCode === null && child.kill('SIGTERM'));
+  return new Promise((resolve, reject) => {
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      close();
+      reject(new Error(`slirp4netns ${why}${said.trim() ? `: ${said.trim().split('\n').slice(-3).join(' ')}` : ''}`));
+    };
+    const timer = setTimeout(() => fail('did not configure the namespace within 10 s'), 10_000);
+    (child.stdio[3] as Readable).once('data', () => {
+      clearTimeout(timer);
+      resolve({ close });
+    });
+    child.once('error', (err) => fail(`could not start (${err.message})`));
+    child.once('exit', (code) => fail(`ended (exit ${code}) before the namespace was configured`));
+  });
+}
