@@ -37,7 +37,7 @@ import { HttpError } from './http-error.js';
 import { TokenRejectedError } from './verify-token.js';
 
 /** Why a run ended. */
-export type RunEnd = 'ended' | 'heartbeat-lost' | 'expired' | 'person-expired';
+export type RunEnd = 'ended' | 'heartbeat-lost' | 'expired' | 'person-expired' | 'person-refused';
 
 /** The person a run acts for, as the gateway verified them when the run began. */
 export interface RunOwner {
@@ -260,15 +260,16 @@ export class RunRegistry {
    * by the caller), which must be the run's person.
    * @throws TokenRejectedError when the credential is not that run's control credential; HttpError 403 for another person, 410 when the run has ended
    */
-  async control(token: string | undefined, id: string, action: 'heartbeat' | 'end', person?: Identity): Promise<RunRecord> {
+  async control(token: string | undefined, id: string, action: 'heartbeat' | 'end', person?: Identity | { refused: string }): Promise<RunRecord> {
     const run = isControlToken(token) ? await this.#store.find('control', sha256(token!)) : undefined;
     if (!run || run.id !== id) throw new TokenRejectedError('unknown-run', `that is not the control credential of run ${id}`);
-    if (person && (person.run || person.issuer !== run.owner.issuer || person.subject !== run.owner.subject)) {
+    const identity = person && !('refused' in person) ? person : undefined;
+    if (identity && (identity.run || identity.issuer !== run.owner.issuer || identity.subject !== run.owner.subject)) {
       throw new HttpError(403, `the credential a heartbeat of run ${id} brought is not its person's (${run.owner.subject})`, { hint: 'the hoop that began the run sends its person\'s own credential' });
     }
-    const fresh = person ? { owner: ownerOf(person), expiresAt: person.expiresAt.toISOString() } : undefined;
-    // A run past a deadline that no sweep has ended yet is ended here, for its reason.
-    const late = overdue(run, Date.now());
+    const fresh = identity ? { owner: ownerOf(identity), expiresAt: identity.expiresAt.toISOString() } : undefined;
+    // A run past a deadline that no sweep has ended yet is ended here, for its reason; so is one whose person's credential is refused.
+    const late = overdue(run, Date.now()) ?? (person && 'refused' in person && run.endedAt === undefined ? 'person-refused' : undefined);
     if (late) {
       const ended = await this.#store.end(id, late);
       if (ended) this.#endedHere(ended);
@@ -365,7 +366,9 @@ export function describeEnd(reason: RunEnd): string {
       ? 'its hoop stopped answering'
       : reason === 'person-expired'
         ? "its person's own sign-in ran out"
-        : 'it reached its maximum length';
+        : reason === 'person-refused'
+          ? "the gateway refused its person's credential"
+          : 'it reached its maximum length';
 }
 
 /** What a run's credential may not do, and why: a person does these. */
@@ -423,18 +426,31 @@ export class FileRunStore implements RunStore {
     this.#byHash.set(`control ${run.controlHash}`, run);
   }
 
-  /** Writes the runs with `changed` in place of its run, then keeps it: a change the file does not hold is not made. */
-  async #save(changed: RunRecord): Promise<void> {
-    const text = JSON.stringify([...this.#runs.values()].filter((r) => r.id !== changed.id).concat(changed));
-    this.#writing = this.#writing.catch(() => undefined).then(() => writeFileAtomic(this.#file, text, this.#dir));
-    await this.#writing;
-    this.#keep(changed);
+  /**
+   * Changes the runs, one change at a time: `change` sees them as the changes before it left them
+   * and returns the run it makes (or undefined for none); the file is written with it, and only
+   * then is it kept (a change the file does not hold is not made). Resolves the run made.
+   */
+  #change(change: () => RunRecord | undefined): Promise<RunRecord | undefined> {
+    const done = this.#writing
+      .catch(() => undefined)
+      .then(async () => {
+        const next = change();
+        if (!next) return undefined;
+        await writeFileAtomic(this.#file, JSON.stringify([...this.#runs.values()].filter((r) => r.id !== next.id).concat(next)), this.#dir);
+        this.#keep(next);
+        return next;
+      });
+    this.#writing = done.then(() => undefined);
+    return done;
   }
 
   async create(run: RunRecord, maxOpen: number): Promise<void> {
-    const open = [...this.#runs.values()].filter((r) => r.owner.issuer === run.owner.issuer && r.owner.subject === run.owner.subject && runOpen(r)).length;
-    if (open >= maxOpen) throw tooManyRuns(run.owner.subject, maxOpen);
-    await this.#save(run);
+    await this.#change(() => {
+      const open = [...this.#runs.values()].filter((r) => r.owner.issuer === run.owner.issuer && r.owner.subject === run.owner.subject && runOpen(r)).length;
+      if (open >= maxOpen) throw tooManyRuns(run.owner.subject, maxOpen);
+      return run;
+    });
   }
 
   async find(kind: 'run' | 'control', hash: string): Promise<RunRecord | undefined> {
@@ -445,20 +461,20 @@ export class FileRunStore implements RunStore {
     return this.#runs.get(id);
   }
 
-  async heartbeat(id: string, fresh?: FreshOwner): Promise<RunRecord | undefined> {
-    const run = this.#runs.get(id);
-    if (!run || !runOpen(run)) return undefined;
-    const next = { ...run, heartbeatAt: new Date().toISOString(), ...(fresh ? { owner: fresh.owner, ownerExpiresAt: fresh.expiresAt } : {}) };
-    await this.#save(next);
-    return next;
+  heartbeat(id: string, fresh?: FreshOwner): Promise<RunRecord | undefined> {
+    return this.#change(() => {
+      const run = this.#runs.get(id);
+      if (!run || !runOpen(run)) return undefined;
+      return { ...run, heartbeatAt: new Date().toISOString(), ...(fresh ? { owner: fresh.owner, ownerExpiresAt: fresh.expiresAt } : {}) };
+    });
   }
 
-  async end(id: string, reason: RunEnd): Promise<RunRecord | undefined> {
-    const run = this.#runs.get(id);
-    if (!run || run.endedAt !== undefined) return undefined;
-    const ended = { ...run, endedAt: new Date().toISOString(), endReason: reason };
-    await this.#save(ended);
-    return ended;
+  end(id: string, reason: RunEnd): Promise<RunRecord | undefined> {
+    return this.#change(() => {
+      const run = this.#runs.get(id);
+      if (!run || run.endedAt !== undefined) return undefined;
+      return { ...run, endedAt: new Date().toISOString(), endReason: reason };
+    });
   }
 
   async sweep(): Promise<RunRecord[]> {

@@ -509,7 +509,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Who a bearer token stands for: a person or workload (an issuer's token), or an agent's run (a run credential this gateway issued). */
   const authenticate = async (authorization: string | undefined): Promise<Identity> => {
     const bearer = TokenVerifier.bearerFromHeader(authorization);
-    return isRunToken(bearer) ? runs.verify(bearer!) : verifier.verify(bearer);
+    if (!isRunToken(bearer)) return verifier.verify(bearer);
+    const identity = await runs.verify(bearer!);
+    // A run stands for its person only while the gateway trusts their issuer.
+    if (!verifier.issuerConfig(identity.issuer)) throw new TokenRejectedError('untrusted-issuer', `the run's person was signed in by ${identity.issuer}, which this gateway no longer trusts`);
+    return identity;
   };
 
   const lookup = (identity: Identity, name: string): ConnectionConfig => {
@@ -805,10 +809,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   /**
-   * The person a run's heartbeat brings (`{ personToken }`), verified as any person's token; none
-   * when it brings none or one that is refused (the run then ends when the last one it had runs out).
+   * The person a run's heartbeat brings (`{ personToken }`), verified as any person's token: their
+   * identity, or why it was refused for good (the run then ends); none when it brings none, or one
+   * that cannot be checked for now (the issuer's keys out of reach: the run ends when the last one
+   * it had runs out).
    */
-  const heartbeatPerson = async (req: http.IncomingMessage): Promise<Identity | undefined> => {
+  const heartbeatPerson = async (req: http.IncomingMessage): Promise<Identity | { refused: string } | undefined> => {
     const body = (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? undefined : await readJsonBody(req, MAX_BODY_BYTES);
     const token = (body as { personToken?: unknown } | undefined)?.personToken;
     if (typeof token !== 'string' || isRunToken(token)) return undefined;
@@ -816,7 +822,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return await verifier.verify(token);
     } catch (err) {
       log.info('run.person-token-refused', { error: describeError(err) });
-      return undefined;
+      const transient = err instanceof TokenRejectedError && (err.reason === 'discovery-failed' || err.reason === 'unknown-key');
+      return transient || !(err instanceof TokenRejectedError) ? undefined : { refused: err.message };
     }
   };
 
