@@ -7,7 +7,7 @@
  * @see https://nodejs.org/api/child_process.html#child_processspawncommand-args-options
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, closeSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
@@ -92,6 +92,32 @@ function childPid(stream: Readable): Promise<number> {
   });
 }
 
+/** The number of `read` for this host's architecture, as `/proc/<pid>/syscall` shows it. @see https://github.com/torvalds/linux/blob/master/arch/x86/entry/syscalls/syscall_64.tbl */
+const READ_CALL: Partial<Record<string, number>> = { x64: 0, arm64: 63 };
+
+/**
+ * Resolves once bubblewrap's child `pid` waits on its block descriptor (`fd`): past setting up its
+ * namespaces, the loopback among them, which slirp4netns must not configure at the same time.
+ * Where this architecture's `read` is not known, once its loopback has its address.
+ * @see https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html
+ */
+async function sandboxWaiting(pid: number, fd: number): Promise<void> {
+  const read = READ_CALL[process.arch];
+  const waiting = (): boolean => {
+    try {
+      if (read === undefined) return readFileSync(`/proc/${pid}/net/fib_trie`, 'utf8').includes('127.0.0.1');
+      const [call, first] = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim().split(' ');
+      return Number(call) === read && Number(first) === fd;
+    } catch {
+      return false;
+    }
+  };
+  for (const end = Date.now() + 10_000; !waiting(); ) {
+    if (Date.now() > end) throw new Error('bubblewrap did not set its sandbox up within 10 s');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 /** The sandbox's first process (./sandbox-init.ts), through its launcher. */
 const SANDBOX_INIT = join(installRoot(), 'bin', 'hoop-sandbox.js');
 
@@ -141,6 +167,7 @@ export async function spawnAgent(o: {
   let network: NamespaceNetwork | undefined;
   try {
     const pid = await Promise.race([childPid(info), exited.then((e) => Promise.reject(e.error ?? new Error('bubblewrap ended before its sandbox started')))]);
+    await sandboxWaiting(pid, 5);
     network = await attachNetwork(o.containment.slirp4netns, pid);
   } catch (err) {
     child.kill('SIGKILL');

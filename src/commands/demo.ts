@@ -84,7 +84,7 @@ export function demoCommand(io: CliIo): Command {
     .action(async (flags: DemoFlags) => {
       const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
       const dir = resolve(io.cwd, flags.dir ?? `${stateDir(io.env)}/demo`);
-      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, cwd: io.cwd, say });
+      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say });
       try {
         if (flags.script) {
           const before = await demo.recordedSessions();

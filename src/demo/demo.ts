@@ -17,7 +17,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,8 +51,6 @@ export interface DemoOptions {
   port?: number;
   /** The environment the demo's own CLI runs see under its additions (PATH, HOME). */
   env: NodeJS.ProcessEnv;
-  /** Where the demo's agents work (`hoop run`'s working directory): the person's, never the demo's own directory, which agents may not see. */
-  cwd: string;
   /** Progress lines for the user (stderr). */
   say: (line: string) => void;
 }
@@ -378,13 +377,16 @@ policy:
     );
     await chmod(p.env, 0o600);
     const psql = `PGPASSFILE=${shellQuote(p.pgpass)} psql ${shellQuote(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
+    // Where the demo's agents work (`hoop run`'s working directory): a project directory of their own, never the demo's (hidden from agents) nor the home.
+    const work = await mkdtemp(join(tmpdir(), 'hoop-demo-work-'));
+    stops.push(() => rm(work, { recursive: true, force: true }));
     /** The CLI as the demo user, in this process; resolves its exit code and output. */
     const cli = async (argv: string[], as: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> => {
       let out = '';
       let err = '';
       const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
       const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
-      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: options.cwd, signal: new AbortController().signal });
+      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: work, signal: new AbortController().signal });
       return { code, out, err };
     };
     const recordedSessions = async (): Promise<number> => {

@@ -441,7 +441,10 @@ export class FileRunStore implements RunStore {
         this.#keep(next);
         return next;
       });
-    this.#writing = done.then(() => undefined);
+    this.#writing = done.then(
+      () => undefined,
+      () => undefined,
+    );
     return done;
   }
 

@@ -14,7 +14,7 @@
  * - the kernel keyrings and TIOCSTI are refused inside; a runtime directory another user made
  *   first is refused, naming it; a decision needs a recent sign-in where the policy says so.
  */
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { homedir } from 'node:os';
@@ -278,6 +278,19 @@ describe('the run credential lives as long as the run', () => {
     const token = readFileSync(file, 'utf8');
     const copied = await stack.tunnel('app', token);
     expect((await whoami(token)).status).toBe(200);
+    // Its sandbox's processes, as hoop started them: the network's slirp4netns and the command.
+    const processes = (): Array<{ pid: string; ppid: string; cmd: string }> =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .flatMap((pid) => {
+          try {
+            return [{ pid, ppid: readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]!, cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8') }];
+          } catch {
+            return [];
+          }
+        });
+    const sandbox = processes().filter((p) => (p.ppid === String(hoop!.pid) && p.cmd.startsWith('slirp4netns')) || p.cmd.includes(file)).map((p) => p.pid);
+    expect(sandbox.length).toBeGreaterThanOrEqual(2);
     hoop!.kill('SIGKILL');
     const killedAt = Date.now();
     let status = 200;
@@ -292,6 +305,10 @@ describe('the run credential lives as long as the run', () => {
     expect(ended).toMatchObject({ severity: 'FATAL', code: '28000' });
     expect(ended!.message).toMatch(/^hoop: run run-\S+ ended \(its hoop stopped answering\); its sessions end with it$/);
     expect(await copied.closed()).toBe(true);
+    // Nothing of the sandbox outlives its hoop: neither the command nor the network's slirp4netns.
+    const left = (): string[] => processes().filter((p) => sandbox.includes(p.pid)).map((p) => p.cmd);
+    for (const end = Date.now() + 5_000; left().length > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+    expect(left()).toEqual([]);
   });
 
   it("belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began", async () => {
