@@ -8,8 +8,8 @@
  *   libpq's and `DATABASE_URL*` are dropped; contained, so are the addresses of the person's
  *   session services, which it cannot reach (D-Bus, X11, Wayland, tmux, screen, the SSH agent
  *   unless shared, Docker, Kerberos' cache). The run's own are set after.
- * - **Containment** ({@link detectContainment}): on Linux with bubblewrap and slirp4netns, mount,
- *   PID, IPC and network namespaces of its own, a seccomp filter (./seccomp.ts) that refuses the
+ * - **Containment** ({@link detectContainment}): on Linux with bubblewrap and slirp4netns, user,
+ *   mount, PID, IPC and network namespaces of its own with no capability (root's included), a seccomp filter (./seccomp.ts) that refuses the
  *   kernel keyrings and `TIOCSTI`, and death with `hoop run`.
  * - Where either is missing or cannot make namespaces, the command runs as the person's other
  *   processes do (`isolation: none`): `hoop run` says so, the run records it, and the policy can
@@ -21,13 +21,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
-import { findSlirp4netns } from './sandbox-network.js';
+import { BWRAP_NAMESPACES } from './sandbox.js';
+import { findProgram, findSlirp4netns } from './sandbox-network.js';
 
 /** How `hoop run` contains its command: `auto` (bubblewrap where it works, else none, said on stderr), `bwrap` (or fail), `none`. */
 export type IsolationMode = 'auto' | 'bwrap' | 'none';
 
 /** The containment a run gets. */
-export type Containment = { kind: 'bwrap'; bwrap: string; slirp4netns: string } | { kind: 'none'; why: string };
+export type Containment = { kind: 'bwrap'; bwrap: string; slirp4netns: string; nsenter: string; ip: string } | { kind: 'none'; why: string };
 
 /** `HOOP_*` variables an agent keeps: how loud hoop is, and whether it keeps records. */
 const KEPT_HOOP = new Set(['HOOP_LOG_LEVEL', 'HOOP_DEBUG', 'HOOP_CLIENT_RECORD']);
@@ -89,12 +90,18 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');
   const slirp4netns = findSlirp4netns(env);
   if (!slirp4netns) return fail('slirp4netns is not installed: without a network of its own, the command could reach services of yours on this machine');
-  const probe = spawnSync(bwrap, ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-net', '--die-with-parent', '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5_000 });
+  const nsenter = findProgram('nsenter', env);
+  const ip = findProgram('ip', env);
+  if (!nsenter || !ip) return fail(`${nsenter ? 'ip (iproute2)' : 'nsenter (util-linux)'} is not installed: without it, the command could reach services of yours on this machine's own addresses`, 'install util-linux and iproute2, or run with --isolation none');
+  const probe = spawnSync(bwrap, [...BWRAP_NAMESPACES, '--', 'cat', '/proc/self/status'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
   if (probe.status !== 0) {
     const said = probe.stderr?.toString('utf8').trim().split('\n')[0];
     return fail(`bwrap cannot make the namespaces it needs here${said ? ` (${said})` : ''}`);
   }
-  return { kind: 'bwrap', bwrap, slirp4netns };
+  // Root's bubblewrap keeps capabilities unless told: a command with any could undo its mounts.
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(probe.stdout?.toString('utf8') ?? '')?.[1];
+  if (effective === undefined || BigInt(`0x${effective}`) !== 0n) return fail(`bwrap leaves the command capabilities here (CapEff ${effective ?? 'unknown'}), with which it could undo its sandbox`);
+  return { kind: 'bwrap', bwrap, slirp4netns, nsenter, ip };
 }
 
 /**

@@ -2,7 +2,8 @@
  * A network of its own for a contained command: bubblewrap puts it in a new network namespace
  * (`--unshare-net`: only its own loopback), and slirp4netns gives that namespace a way out to
  * the network as any other process of the person has it, through a user-mode TCP/IP stack, with
- * the person's loopback out of reach (`--disable-host-loopback`). So neither an abstract unix
+ * the person's loopback out of reach (`--disable-host-loopback`) and the machine's other addresses
+ * refused by routes of the namespace's own ({@link refuseHostAddresses}). So neither an abstract unix
  * socket (one with no file, which no mount can hide) nor a service of the person's on
  * 127.0.0.1 (a notebook server, a debugger, a Docker daemon on TCP) can be asked to act for the
  * command; the run's own ports come in through ./port-bridge.ts.
@@ -15,6 +16,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -42,6 +44,37 @@ export function namespaceResolvConf(hostResolvConf: string): string | undefined 
   if (servers.length > 0 && !servers.every(loopback)) return undefined;
   const kept = lines.filter((l) => /^\s*(search|domain|options)\s/.test(l));
   return [`nameserver ${SLIRP_DNS}`, ...kept, ''].join('\n');
+}
+
+/** A program on `PATH` or in the system's directories (where `ip` lives), or undefined. */
+export function findProgram(name: string, env: NodeJS.ProcessEnv): string | undefined {
+  return [...(env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, name)).find((f) => existsSync(f));
+}
+
+/** This machine's own IPv4 addresses other than loopback: slirp4netns would reach its services on them as any other host's. */
+export function hostAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+    .map((a) => a!.address);
+}
+
+/**
+ * Routes in the namespace of process `pid` that refuse this machine's own `addresses` (EACCES),
+ * so that its services listening on every address stay out of the command's reach as its
+ * loopback ones are. Added from outside (`nsenter` into the namespace's user and network
+ * namespaces, `ip -batch`): the command has no capability to remove them.
+ * @see https://man7.org/linux/man-pages/man8/ip-route.8.html (route type prohibit)
+ * @throws Error saying why when they could not be added
+ */
+export function refuseHostAddresses(tools: { nsenter: string; ip: string }, pid: number, addresses: readonly string[]): void {
+  if (addresses.length === 0) return;
+  const r = spawnSync(tools.nsenter, ['--preserve-credentials', '-U', '-n', '-t', String(pid), tools.ip, '-batch', '-'], {
+    input: addresses.map((a) => `route add prohibit ${a}/32\n`).join(''),
+    stdio: ['pipe', 'ignore', 'pipe'],
+    timeout: 5_000,
+  });
+  if (r.status !== 0) throw new Error(`the machine's own addresses could not be kept out of reach (${r.stderr?.toString('utf8').trim().split('\n')[0] || `exit ${r.status}`})`);
 }
 
 /** A namespace's way out, while the command runs. */

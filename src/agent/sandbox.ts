@@ -29,16 +29,16 @@
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
  * @see https://specifications.freedesktop.org/basedir-spec/latest/
  */
-import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, type Dirent, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { homedir, tmpdir, userInfo } from 'node:os';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configDir, stateDir } from '../auth/paths.js';
 import { KUBERNETES_TOKEN_FILES } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
 
 /** How a path appears to the contained command. */
-export type MountKind = 'writable' | 'private' | 'hidden' | 'read-only' | 'replaced';
+export type MountKind = 'writable' | 'private' | 'hidden' | 'read-only' | 'replaced' | 'link';
 
 /** One path of the sandbox. */
 export interface Mount {
@@ -46,7 +46,7 @@ export interface Mount {
   kind: MountKind;
   /** Whether it is a directory (a hidden file gets an empty file, a hidden directory an empty one). */
   dir: boolean;
-  /** For `replaced`: the file put there. */
+  /** For `replaced`: the file put there; for `link`: where the symbolic link points. */
   source?: string;
 }
 
@@ -94,6 +94,18 @@ const SYSTEM_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/podman
 
 /** Terminal multiplexers' socket directories outside /tmp. */
 const MULTIPLEXER_DIRS = ['/run/screen', '/var/run/screen'];
+
+/**
+ * What runs as the person later, under a home directory: shells' startup files, the session's
+ * environment and autostart, user services, tools' configuration that names programs (git, npm,
+ * ssh) and the home's own programs. Read-only even where a writable place holds them (a
+ * dotfiles repository they link into).
+ */
+const RUNS_LATER = [
+  '.profile', '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.zlogout', '.kshrc', '.mkshrc', '.cshrc', '.tcshrc',
+  '.inputrc', '.pam_environment', '.xprofile', '.xsessionrc', '.xinitrc', '.envrc', '.gitconfig', '.npmrc', '.yarnrc', '.yarnrc.yml', '.ssh', '.local/bin', 'bin',
+  '.config/fish', '.config/git', '.config/systemd', '.config/autostart', '.config/environment.d', '.config/direnv',
+];
 
 /** Caches under a home directory that package managers write: the command's own, emptied. */
 const HOME_CACHES = ['.cache', '.npm'];
@@ -170,6 +182,64 @@ export function sessionBusPath(env: NodeJS.ProcessEnv): string | undefined {
   return /(?:^|;)unix:path=([^,;]+)/.exec(env.DBUS_SESSION_BUS_ADDRESS ?? '')?.[1];
 }
 
+/** Entries not looked into for sockets: large trees no socket lives in. */
+const NOT_LOOKED_INTO = new Set(['node_modules', '.git', '.cargo', '.rustup', '.m2', '.gradle', '.local/share/Trash']);
+
+/**
+ * Unix sockets under `dir` (a read-only mount still lets a process connect to one: an SSH
+ * control master, a tmux server started with `-S`, Docker Desktop's), to `maxDepth` levels and at
+ * most `budget` entries, skipping `skip` and trees no socket lives in.
+ */
+export function socketsUnder(dir: string, skip: readonly string[], maxDepth = 5, budget = 50_000): string[] {
+  const found: string[] = [];
+  const skipped = skip.filter((s) => within(s, dir) && s !== dir);
+  const walk = (d: string, level: number): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (--budget < 0) return;
+      const path = join(d, e.name);
+      if (e.isSocket()) found.push(path);
+      else if (e.isDirectory() && level < maxDepth && !NOT_LOOKED_INTO.has(e.name) && !skipped.some((s) => within(path, s))) walk(path, level + 1);
+    }
+  };
+  walk(dir, 1);
+  return found;
+}
+
+/** Private keys in an SSH directory (the files that begin as one): reusable anywhere the person's key is trusted. */
+export function privateKeysIn(sshDir: string): string[] {
+  const keys: string[] = [];
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(sshDir, { withFileTypes: true });
+  } catch {
+    return keys;
+  }
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    const path = join(sshDir, e.name);
+    let head = '';
+    try {
+      const fd = openSync(path, 'r');
+      try {
+        const b = Buffer.alloc(64);
+        head = b.subarray(0, readSync(fd, b, 0, 64, 0)).toString('latin1');
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      continue;
+    }
+    if (/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|^PuTTY-User-Key-File/.test(head)) keys.push(path);
+  }
+  return keys;
+}
+
 /** The git directory of the repository `dir` is in (a `.git` directory, or the one a `.git` file names), if any. */
 function gitDirOf(dir: string): string | undefined {
   for (let d = dir; ; d = dirname(d)) {
@@ -193,7 +263,68 @@ function repositoryControls(gitDir: string): string[] {
   } catch {
     /* not a worktree */
   }
-  return dirs.flatMap((d) => [join(d, 'config'), join(d, 'hooks'), join(d, 'config.worktree')]);
+  return dirs.flatMap((d) => REPOSITORY_CONTROLS.map((c) => join(d, c)));
+}
+
+/**
+ * A git directory's entries that say what runs as whoever uses the repository: its configuration
+ * (`core.fsmonitor`, `core.hooksPath`, aliases, filters), hooks, where its configuration is read
+ * from instead (`commondir`), its worktrees' and submodules' own, and attributes (which filters run).
+ * @see https://git-scm.com/docs/gitrepository-layout
+ */
+const REPOSITORY_CONTROLS = ['config', 'config.worktree', 'hooks', 'commondir', 'info', 'modules', 'worktrees'];
+
+/**
+ * The paths a run must not create, for {@link quarantineCreated}: where a working directory or
+ * shared place has no repository, its `.git`; where its repository lacks a control entry, that
+ * entry; and a missing `.hoop.yaml` (the next run's connections). A mount cannot keep a path
+ * from being made, so what the command made is moved aside when it ends.
+ */
+export function pathsNotToCreate(places: readonly string[]): string[] {
+  const missing: string[] = [];
+  for (const place of places) {
+    const p = real(place);
+    if (p === undefined) continue;
+    const gitDir = gitDirOf(p);
+    if (gitDir) missing.push(...repositoryControls(gitDir).filter((c) => !existsSync(c)));
+    else missing.push(join(p, '.git'));
+    if (!existsSync(join(p, '.hoop.yaml'))) missing.push(join(p, '.hoop.yaml'));
+  }
+  return [...new Set(missing)];
+}
+
+/**
+ * Moves aside each of `paths` that exists now (the run made it): to `<path>.hoop-run-<runId>`,
+ * where the person can look at it before git or hoop acts on it. Returns what was moved where.
+ */
+export function quarantineCreated(paths: readonly string[], runId: string): Array<{ path: string; to: string }> {
+  const moved: Array<{ path: string; to: string }> = [];
+  for (const path of paths) {
+    try {
+      lstatSync(path);
+    } catch {
+      continue;
+    }
+    const to = `${path}.hoop-run-${runId}`;
+    try {
+      renameSync(path, to);
+      moved.push({ path, to });
+    } catch {
+      /* gone meanwhile, or not ours to move: said by its absence */
+    }
+  }
+  return moved;
+}
+
+/** The symbolic links directly in `dir`, as `link` mounts. */
+function linksIn(dir: string): Mount[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isSymbolicLink())
+      .map((e) => ({ path: join(dir, e.name), kind: 'link' as const, dir: false, source: readlinkSync(join(dir, e.name)) }));
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -201,12 +332,14 @@ function repositoryControls(gitDir: string): string[] {
  * the person's home or a directory above it (their startup files), a private area itself (its
  * meeting places), or a hidden path.
  */
-function placeProblem(place: string, homeDirs: readonly string[], privates: readonly string[], hidden: readonly string[]): string | undefined {
+function placeProblem(place: string, homeDirs: readonly string[], privates: readonly string[], hidden: readonly string[], runsLater: readonly string[]): string | undefined {
   const home = homeDirs.find((h) => within(h, place));
   if (home) return `it holds your home directory ${home}, whose startup files and tools run as you later`;
   if (privates.includes(place)) return `${place} is where your other processes meet (their sockets); the command gets one of its own`;
   const secret = hidden.find((h) => within(place, h));
   if (secret) return `it is inside ${secret}, which holds credentials`;
+  const later = runsLater.find((l) => within(place, l));
+  if (later) return `it is ${later === place ? '' : 'inside '}${later}, which runs as you later (a startup file, a program directory on PATH or a tool's configuration)`;
   return undefined;
 }
 
@@ -219,7 +352,7 @@ function placeProblem(place: string, homeDirs: readonly string[], privates: read
 export function sandboxMounts(i: SandboxInputs): Mount[] {
   const homeDirs = homes(i.env).map((h) => real(h) ?? h);
   const wanted = new Map<string, MountKind>();
-  const rank: Record<MountKind, number> = { writable: 0, private: 1, 'read-only': 2, replaced: 3, hidden: 4 };
+  const rank: Record<MountKind, number> = { writable: 0, private: 1, 'read-only': 2, replaced: 3, link: 3, hidden: 4 };
   const want = (path: string | undefined, kind: MountKind): void => {
     const p = real(path);
     if (p === undefined) return;
@@ -234,6 +367,7 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
     '/dev/shm',
     i.env.XDG_RUNTIME_DIR,
     uid() !== undefined ? `/run/user/${uid()}` : undefined,
+    '/run',
     ...MULTIPLEXER_DIRS,
     i.env.TMUX_TMPDIR,
     i.env.SCREENDIR,
@@ -256,21 +390,33 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
   want(sessionBusPath(i.env), 'hidden');
   for (const s of SYSTEM_SOCKETS) want(s, 'hidden');
   for (const p of i.hide ?? []) want(resolve(i.cwd, p), 'hidden');
+  for (const h of homeDirs) for (const key of privateKeysIn(join(h, '.ssh'))) want(key, 'hidden');
   const hidden = [...wanted].filter(([, k]) => k === 'hidden').map(([p]) => p);
+  // Sockets in the home, which a read-only mount leaves open to connect to.
+  for (const h of homeDirs) for (const socket of socketsUnder(h, [...hidden, ...privates])) want(socket, 'hidden');
+  // What runs as the person later: read-only wherever it really is.
+  const runsLater = [...homeDirs.flatMap((h) => RUNS_LATER.map((f) => join(h, f))), ...(i.env.PATH ?? '').split(delimiter).filter((d) => isAbsolute(d))]
+    .map(real)
+    .filter((p): p is string => p !== undefined);
 
   // Writable: the command's own places, and what the person shares.
   const places = [i.cwd, ...(i.share ?? []).map((p) => resolve(i.cwd, p))];
   for (const place of places) {
     const p = real(place);
     if (p === undefined) throw new HoopError(ErrorCode.USAGE, `hoop run cannot share ${place}: it does not exist`);
-    const problem = placeProblem(p, homeDirs, privates, hidden);
+    const problem = placeProblem(p, homeDirs, privates, hidden, runsLater);
     if (problem) {
       throw new HoopError(ErrorCode.USAGE, `hoop run cannot let the command write ${place}: ${problem}`, { hint: 'run it in a project directory, and share only what the command must change' });
     }
     want(p, 'writable');
     const gitDir = gitDirOf(p);
-    if (gitDir) for (const c of repositoryControls(gitDir)) want(c, 'read-only');
+    if (gitDir) {
+      // Its own mount point, so that it cannot be renamed away and a new one made in its place.
+      if (within(real(gitDir) ?? gitDir, p)) want(gitDir, 'writable');
+      for (const c of repositoryControls(gitDir)) want(c, 'read-only');
+    }
     want(join(p, '.hoop.yaml'), 'read-only');
+    for (const later of runsLater) if (within(later, p)) want(later, 'read-only');
   }
   want(i.runDir, 'writable');
   if (i.sshAgent) want(i.env.SSH_AUTH_SOCK, 'writable');
@@ -278,11 +424,24 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
 
   const mounts: Mount[] = [];
   for (const [path, kind] of wanted) mounts.push({ path, kind, dir: statSync(path).isDirectory() });
+  // A private /run keeps the symbolic links at its top (NixOS's /run/current-system holds its programs).
+  if (wanted.get('/run') === 'private') for (const link of linksIn('/run')) mounts.push(link);
   const resolvConf = real('/etc/resolv.conf');
   if (i.resolvConf && resolvConf) mounts.push({ path: resolvConf, kind: 'replaced', dir: false, source: i.resolvConf });
   // Outer first; at the same depth, a stable order.
   return mounts.sort((a, b) => depth(a.path) - depth(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
+
+/**
+ * What every contained command runs in: the person's files read-only, a `/dev` of its own (no
+ * other terminal of the person's), its own `/proc`, and user, PID, IPC and network namespaces,
+ * with no capability left (root included: bubblewrap keeps root's unless told), ended with
+ * `hoop run`. A user namespace the command makes inside has capabilities of its own, but over
+ * mounts it inherited locked: none can be undone (user_namespaces(7), "Restrictions on mount
+ * namespaces").
+ * @see https://man7.org/linux/man-pages/man7/user_namespaces.7.html
+ */
+export const BWRAP_NAMESPACES: readonly string[] = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-user', '--cap-drop', 'ALL', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent'];
 
 /** The file descriptors bubblewrap is given: the seccomp program, where it tells its child's pid, and what it waits on before the command starts. */
 export interface BwrapDescriptors {
@@ -297,9 +456,10 @@ export interface BwrapDescriptors {
  * over each hidden file). The command follows them, after `--`.
  */
 export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd: string; fds: BwrapDescriptors }): string[] {
-  const args = ['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent'];
+  const args = [...BWRAP_NAMESPACES];
   for (const m of mounts) {
-    if (m.kind === 'private' || (m.kind === 'hidden' && m.dir)) args.push('--tmpfs', m.path);
+    if (m.kind === 'link') args.push('--symlink', m.source!, m.path);
+    else if (m.kind === 'private' || (m.kind === 'hidden' && m.dir)) args.push('--tmpfs', m.path);
     else if (m.kind === 'hidden') args.push('--ro-bind', o.empty, m.path);
     else if (m.kind === 'replaced') args.push('--ro-bind', m.source!, m.path);
     else if (m.kind === 'read-only') args.push('--ro-bind', m.path, m.path);

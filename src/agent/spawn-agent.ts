@@ -13,7 +13,7 @@ import type { Readable, Writable } from 'node:stream';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import { containedPid, type Containment } from './containment.js';
 import { bwrapArguments, installRoot, type Mount } from './sandbox.js';
-import { attachNetwork, type NamespaceNetwork } from './sandbox-network.js';
+import { attachNetwork, hostAddresses, type NamespaceNetwork, refuseHostAddresses } from './sandbox-network.js';
 import { agentSeccompFilter } from './seccomp.js';
 
 /** How the command's stdio is wired. */
@@ -169,7 +169,9 @@ export async function spawnAgent(o: {
     const pid = await Promise.race([childPid(info), exited.then((e) => Promise.reject(e.error ?? new Error('bubblewrap ended before its sandbox started')))]);
     await sandboxWaiting(pid, 5);
     network = await attachNetwork(o.containment.slirp4netns, pid);
+    refuseHostAddresses(o.containment, pid, hostAddresses());
   } catch (err) {
+    network?.close();
     child.kill('SIGKILL');
     throw new HoopError(ErrorCode.USAGE, `hoop run could not give the command a network of its own: ${describeError(err)}`, { hint: 'check that slirp4netns works here, or run with --isolation none', exitCode: 126 });
   }

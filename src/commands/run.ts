@@ -42,7 +42,7 @@ import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
 import { bridgePorts, forwardTo, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
 import { isLoopbackHost } from '../loopback.js';
-import { sandboxMounts, type Mount } from '../agent/sandbox.js';
+import { pathsNotToCreate, quarantineCreated, sandboxMounts, type Mount } from '../agent/sandbox.js';
 import { namespaceResolvConf } from '../agent/sandbox-network.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
@@ -253,15 +253,17 @@ export function runCommand(io: CliIo): Command {
       const runDir = await mkdtemp(join(runtime, 'run-'));
       const contained = containment.kind === 'bwrap';
       let mounts: Mount[] = [];
+      let notToCreate: string[] = [];
       let run: AgentRun;
       try {
         if (contained) {
-          // The command's own network cannot reach a resolver on this machine's loopback.
-          const resolv = namespaceResolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
-          const resolvConf = resolv === undefined ? undefined : await writeRunFile(runDir, 'resolv', '.conf', resolv);
+          // The command's own resolv.conf: /run (where the machine's may be) is its own, and a resolver on this machine's loopback is out of its reach.
+          const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+          const resolvConf = await writeRunFile(runDir, 'resolv', '.conf', namespaceResolvConf(hostResolv) ?? hostResolv);
           const share = [...(opts.share ?? []), ...(opts.socket ? [opts.socket] : [])];
           const credentialFiles = opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [];
-          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, credentialFiles, hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share, sshAgent: opts.sshAgent === true, ...(resolvConf ? { resolvConf } : {}) });
+          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, credentialFiles, hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share, sshAgent: opts.sshAgent === true, resolvConf });
+          notToCreate = pathsNotToCreate([io.cwd, ...share.map((p) => resolve(io.cwd, p))]);
         }
         run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
       } catch (err) {
@@ -341,6 +343,7 @@ export function runCommand(io: CliIo): Command {
         await step('closing the bridge into the sandbox', () => bridge?.close());
         for (const port of [...ports, ...sshPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
         await step('ending the run', () => run.end());
+        for (const { path, to } of quarantineCreated(notToCreate, run.id)) say(`the command made ${path}, which git or hoop would act on as you: moved to ${to}; look at it before you move it back`);
         await step('removing the run\'s directory', () => rm(runDir, { recursive: true, force: true }));
         const recorded = runRecord;
         if (recorded) await step("this machine's record of the run could not be closed", async () => (await recorded.close(), records?.closed('runs', run.id)));

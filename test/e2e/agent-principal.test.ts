@@ -14,13 +14,14 @@
  * - the kernel keyrings and TIOCSTI are refused inside; a runtime directory another user made
  *   first is refused, naming it; a decision needs a recent sign-in where the policy says so.
  */
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installRoot } from '../../src/agent/sandbox.js';
+import { hostAddresses } from '../../src/agent/sandbox-network.js';
 import { ProfileStore } from '../../src/auth/profiles.js';
 import { FileSecretStore } from '../../src/auth/secret-store.js';
 import { callApi, type ApiAnswer } from '../harness/api.js';
@@ -197,44 +198,77 @@ describe('a contained agent', () => {
     const runtime = join(outside, 'runtime');
     const work = join(outside, 'work');
     const meeting = mkdtempSync(join('/tmp', 'hoop-reach-')); // where a tmux server keeps its socket
-    for (const d of [home, runtime, work, join(home, '.local/bin'), join(home, '.mozilla/firefox/p'), join(runtime, 'systemd')]) mkdirSync(d, { recursive: true });
+    for (const d of [home, runtime, work, join(home, '.local/bin'), join(home, '.mozilla/firefox/p'), join(runtime, 'systemd'), join(home, '.ssh'), join(work, '.git/hooks')]) mkdirSync(d, { recursive: true });
     writeFileSync(join(home, '.bashrc'), '# hers\n');
+    // Her startup file lives in a dotfiles repository, which is where the agent works; her project is a repository.
+    writeFileSync(join(work, 'dotprofile'), '# hers too\n');
+    symlinkSync(join(work, 'dotprofile'), join(home, '.profile'));
+    writeFileSync(join(work, '.git/config'), '[core]\n\trepositoryformatversion = 0\n');
+    writeFileSync(join(home, '.ssh/id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\nher-key\n');
+    // Her hoop login, in her home (not under /tmp, which the command does not see at all).
+    const login = join(home, '.config/hoop');
+    cpSync(person, login, { recursive: true });
     writeFileSync(join(home, '.mozilla/firefox/p/cookies.sqlite'), 'the identity provider session');
     writeFileSync(join(home, '.pgpass'), '*:*:*:*:direct-password\n');
     const planted = join(installRoot(), `hoop-agent-was-here-${process.pid}`);
     // Her unconfined servers (tmux, systemd --user, the session bus): whoever connects and asks, they serve.
     // And on the network she shares with it: an abstract socket (a session bus or an X server without a file) and a service on her loopback.
     const served: string[] = [];
-    const paths = [join(meeting, 'default'), join(runtime, 'systemd', 'private'), join(runtime, 'bus'), `\0hoop-reach-${process.pid}`];
+    // And a socket in her home that a read-only mount leaves open: an SSH control master's.
+    // And a service listening on every address: the machine's own non-loopback address reaches it.
+    const paths = [join(meeting, 'default'), join(runtime, 'systemd', 'private'), join(runtime, 'bus'), `\0hoop-reach-${process.pid}`, join(home, '.ssh', 'cm-her@db:22')];
     const servers = await Promise.all(
-      [...paths, 'tcp'].map(
+      [...paths, 'tcp', 'any'].map(
         (where) =>
           new Promise<Server>((ready) => {
             const server = createServer((s) => s.on('data', () => served.push(where)));
             if (where === 'tcp') server.listen(0, '127.0.0.1', () => ready(server));
+            else if (where === 'any') server.listen(0, '0.0.0.0', () => ready(server));
             else server.listen(where, () => ready(server));
           }),
       ),
     );
-    const sockets = [...paths, `tcp:${(servers.at(-1)!.address() as { port: number }).port}`];
+    const portOf = (s: Server): number => (s.address() as { port: number }).port;
+    const own = hostAddresses();
+    const sockets = [...paths, `tcp:${portOf(servers.at(-2)!)}`, ...own.map((a) => `tcp:${a}:${portOf(servers.at(-1)!)}`)];
     try {
-      const attack = { sockets, writes: [join(home, '.bashrc'), join(home, '.local/bin/hoop'), planted], reads: [join(home, '.mozilla/firefox/p/cookies.sqlite'), join(home, '.pgpass')] };
-      const env = { HOME: home, XDG_RUNTIME_DIR: runtime, PATH: `${join(home, '.local/bin')}:${process.env.PATH}`, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`, TMUX: `${sockets[0]},1,0` };
+      const attack = {
+        sockets,
+        writes: [join(home, '.bashrc'), join(home, '.local/bin/hoop'), planted, join(home, '.profile'), join(work, '.git/config')],
+        reads: [join(home, '.mozilla/firefox/p/cookies.sqlite'), join(home, '.pgpass'), join(home, '.ssh/id_ed25519')],
+        renames: [join(work, '.git')],
+        creates: [join(work, '.git/commondir'), join(work, '.hoop.yaml')],
+        undo: login,
+      };
+      const env = { HOME: home, HOOP_CONFIG_DIR: login, XDG_RUNTIME_DIR: runtime, PATH: `${join(home, '.local/bin')}:${process.env.PATH}`, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`, TMUX: `${sockets[0]},1,0` };
       const r = await hoopRun(['--connect', 'app', '--', process.execPath, REACH, JSON.stringify(attack)], { env, cwd: work });
       expect(r.stderr).not.toContain('isolation: none');
       expect(r.code).toBe(0);
-      const seen = JSON.parse(r.stdout) as { sockets: Record<string, string>; writes: Record<string, string>; reads: Record<string, string>; work: Record<string, string> };
+      const seen = JSON.parse(r.stdout) as Record<'sockets' | 'writes' | 'reads' | 'renames' | 'creates' | 'work', Record<string, string>> & { undo: { said: string; files: Record<string, string> }; capabilities: string; terminals: string[] };
       // None of her servers could be reached, and none served anything.
-      expect(Object.keys(seen.sockets)).toHaveLength(5);
+      expect(Object.keys(seen.sockets)).toHaveLength(6 + own.length);
       expect(Object.values(seen.sockets).filter((v) => v === 'ok')).toEqual([]);
       expect(served).toEqual([]);
-      // Nothing that runs as her later could be changed: her shell's startup, her PATH, hoop itself.
-      expect(Object.values(seen.writes)).toEqual(['EROFS', 'EROFS', 'EROFS']);
+      // Nothing that runs as her later could be changed: her shell's startup (where it really is), her PATH, hoop itself, her repository's config.
+      expect(Object.values(seen.writes)).toEqual(['EROFS', 'EROFS', 'EROFS', 'EROFS', 'EROFS']);
       expect(readFileSync(join(home, '.bashrc'), 'utf8')).toBe('# hers\n');
+      expect(readFileSync(join(work, 'dotprofile'), 'utf8')).toBe('# hers too\n');
       expect(existsSync(join(home, '.local/bin/hoop'))).toBe(false);
       expect(existsSync(planted)).toBe(false);
-      // Her browser's session and her direct database password are not there to read.
-      expect(seen.reads).toEqual({ [join(home, '.mozilla/firefox/p/cookies.sqlite')]: 'ENOENT', [join(home, '.pgpass')]: '' });
+      // Her repository cannot be renamed away and made anew; what it made that git or hoop would act on was moved aside.
+      expect(seen.renames).toEqual({ [join(work, '.git')]: 'EBUSY' });
+      expect(seen.creates).toEqual({ [join(work, '.git/commondir')]: 'ok', [join(work, '.hoop.yaml')]: 'ok' });
+      expect(existsSync(join(work, '.git/commondir'))).toBe(false);
+      expect(existsSync(join(work, '.hoop.yaml'))).toBe(false);
+      expect(readdirSync(work).filter((f) => f.startsWith('.hoop.yaml.hoop-run-'))).toHaveLength(1);
+      expect(r.stderr).toMatch(/the command made .*\.hoop\.yaml, which git or hoop would act on as you: moved to/);
+      // No capability, not even as root; her login stays hidden through every attempt to unmount what hides it.
+      expect(seen.capabilities).toBe('0000000000000000');
+      expect(JSON.stringify(seen.undo)).not.toMatch(/alice-refresh-token|accessToken/);
+      // No terminal of hers to read or write: a /dev/pts of its own.
+      expect(seen.terminals).toEqual(['ptmx']);
+      // Her browser's session, her direct database password and her SSH key are not there to read.
+      expect(seen.reads).toEqual({ [join(home, '.mozilla/firefox/p/cookies.sqlite')]: 'ENOENT', [join(home, '.pgpass')]: '', [join(home, '.ssh/id_ed25519')]: '' });
       // Its own work: a file in its working directory (hers to see), scratch in a /tmp of its own.
       expect(seen.work).toEqual({ cwd: 'ok', tmp: 'ok' });
       expect(readFileSync(join(work, 'agent-output.txt'), 'utf8')).toBe('the work');

@@ -5,12 +5,13 @@
  * (private meeting places, hidden credentials, read-only code that runs later, shared paths) as
  * bubblewrap arguments, when containment cannot be claimed, and the seccomp program's shape.
  */
-import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentEnvironment, withheldVariable } from '../../src/agent/containment.js';
-import { bwrapArguments, sandboxMounts } from '../../src/agent/sandbox.js';
+import { bwrapArguments, pathsNotToCreate, quarantineCreated, sandboxMounts } from '../../src/agent/sandbox.js';
 import { namespaceResolvConf } from '../../src/agent/sandbox-network.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
 import { thrown } from '../harness/thrown.js';
@@ -119,13 +120,15 @@ describe("the sandbox's mounts", () => {
   });
 
   it("lets the command write its working directory and its run's, but not what its work would run unseen: the repository's config and hooks, .hoop.yaml", () => {
-    expect(of('writable')).toEqual([work, runDir].sort());
+    // The repository's directory is a mount point of its own: it cannot be renamed away and made anew.
+    expect(of('writable')).toEqual([work, join(work, '.git'), runDir].sort());
     expect(of('read-only')).toEqual(expect.arrayContaining([join(work, '.git/config'), join(work, '.git/hooks'), join(work, '.hoop.yaml')]));
   });
 
   it('mounts over a read-only root, outer first, in namespaces of its own', () => {
     const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, fds: { seccomp: 3, info: 4, block: 5 } });
-    expect(args.slice(0, 12)).toEqual(['--ro-bind', '/', '/', '--dev-bind', '/dev', '/dev', '--proc', '/proc', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent']);
+    // A /dev of its own (no other terminal of the person's), a user namespace and no capability, root's included.
+    expect(args.slice(0, 15)).toEqual(['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-user', '--cap-drop', 'ALL', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent', '--tmpfs']);
     expect(args.slice(-8)).toEqual(['--seccomp', '3', '--info-fd', '4', '--block-fd', '5', '--chdir', work]);
     // The runtime directory is emptied before the run's own directory is bound back into it.
     expect(args.indexOf(runtime)).toBeLessThan(args.indexOf(runDir));
@@ -140,6 +143,61 @@ describe("the sandbox's mounts", () => {
     expect(refused(work, [runtime])).toMatch(/where your other processes meet/);
     expect(refused(join(home, '.config/hoop'))).toMatch(/it is inside .*\.config\/hoop, which holds credentials/);
     expect(refused(work, [join(base, 'home-link', 'custom-cli')])).toMatch(/which holds credentials/);
+    // A program directory on PATH, or a place inside one, runs as the person later.
+    expect(refused(bin)).toMatch(/it is .*\/bin, which runs as you later/);
+  });
+
+  it("keeps read-only what runs as the person later wherever it really is (a dotfiles repository), hides SSH private keys and the home's sockets", async () => {
+    const dotfiles = join(base, 'dotfiles');
+    mkdirSync(dotfiles, { recursive: true });
+    writeFileSync(join(dotfiles, 'profile'), 'export A=1\n');
+    symlinkSync(join(dotfiles, 'profile'), join(home, '.profile'));
+    writeFileSync(join(home, '.ssh/id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n');
+    writeFileSync(join(home, '.ssh/id_ed25519.pub'), 'ssh-ed25519 AAAA x\n');
+    writeFileSync(join(home, '.ssh/known_hosts'), 'h ssh-ed25519 AAAA\n');
+    mkdirSync(join(home, '.ssh/sockets'), { recursive: true });
+    const control = createServer();
+    await new Promise<void>((r) => control.listen(join(home, '.ssh/sockets/master'), r));
+    try {
+      const m = sandboxMounts({ env, cwd: dotfiles, runDir });
+      const kinds = new Map(m.map((x) => [x.path, x.kind]));
+      expect(kinds.get(dotfiles)).toBe('writable');
+      expect(kinds.get(join(dotfiles, 'profile'))).toBe('read-only');
+      expect(kinds.get(join(home, '.ssh/id_ed25519'))).toBe('hidden');
+      expect(kinds.get(join(home, '.ssh/sockets/master'))).toBe('hidden');
+      expect(kinds.get(join(home, '.ssh/id_ed25519.pub'))).toBeUndefined();
+      expect(kinds.get(join(home, '.ssh/known_hosts'))).toBeUndefined();
+    } finally {
+      control.close();
+    }
+  });
+
+  it('makes /run its own, keeping the links at its top', () => {
+    expect(of('private')).toContain('/run');
+    const links = readdirSync('/run', { withFileTypes: true }).filter((e) => e.isSymbolicLink()).map((e) => join('/run', e.name));
+    expect(of('link').sort()).toEqual(links.sort());
+  });
+
+  it('moves aside what the command made that git or hoop would act on: a repository where there was none, a missing control file, .hoop.yaml', () => {
+    const plain = join(base, 'plain');
+    const repo = join(base, 'repo');
+    mkdirSync(plain, { recursive: true });
+    mkdirSync(join(repo, '.git/hooks'), { recursive: true });
+    writeFileSync(join(repo, '.git/config'), '[core]\n');
+    writeFileSync(join(repo, '.hoop.yaml'), 'connections: [app]\n');
+    const watched = pathsNotToCreate([plain, repo]);
+    expect(watched).toEqual(expect.arrayContaining([join(plain, '.git'), join(plain, '.hoop.yaml'), join(repo, '.git/commondir'), join(repo, '.git/config.worktree')]));
+    expect(watched).not.toContain(join(repo, '.git/config'));
+    expect(watched).not.toContain(join(repo, '.hoop.yaml'));
+    // The run: a repository whose config runs a program, a commondir that points elsewhere.
+    mkdirSync(join(plain, '.git'));
+    writeFileSync(join(plain, '.git/config'), '[core]\n\tfsmonitor = touch /tmp/pwned\n');
+    writeFileSync(join(repo, '.git/commondir'), '/elsewhere\n');
+    const moved = quarantineCreated(watched, 'run-x');
+    expect(moved.map((m) => m.path).sort()).toEqual([join(plain, '.git'), join(repo, '.git/commondir')].sort());
+    expect(existsSync(join(plain, '.git'))).toBe(false);
+    expect(readFileSync(join(plain, '.git.hoop-run-run-x/config'), 'utf8')).toContain('fsmonitor');
+    expect(existsSync(join(repo, '.git/commondir'))).toBe(false);
   });
 });
 
