@@ -28,19 +28,32 @@ export function reviewEventBody(event: 'requested' | 'decided', r: Review): Reco
   return { event: `review.${event}`, review: r, ...(r.state === 'pending' ? { approve: `hoop review approve ${r.id}`, deny: `hoop review deny ${r.id} --reason "…"` } : {}) };
 }
 
-/** A Slack incoming webhook's body for a review event. */
+/**
+ * Text for Slack's `mrkdwn` with its control characters escaped, as Slack asks of any text a
+ * message did not write itself: no `<!channel>` or `<@U…>` mention, no `<https://evil|a link that
+ * says otherwise>`, whatever a requester, a reviewer or a statement says.
+ * @see https://api.slack.com/reference/surfaces/formatting#escaping
+ */
+export function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** A Slack incoming webhook's body for a review event: every text not hoop's own escaped ({@link slackEscape}). */
 export function slackBody(event: 'requested' | 'decided', r: Review): Record<string, unknown> {
-  const who = r.requester.email ?? r.requester.subject;
+  const e = slackEscape;
+  const who = e(r.requester.email ?? r.requester.subject);
   const sql = r.sql.length > SLACK_SQL_MAX ? `${r.sql.slice(0, SLACK_SQL_MAX)}…` : r.sql;
-  const by = r.decisions.map((d) => `${d.email ?? d.subject} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`).join('; ');
+  const cut = r.sql.length > SLACK_SQL_MAX ? `\n_cut: ${r.sql.length - SLACK_SQL_MAX} more characters; \`hoop review show ${r.id}\` shows it whole_` : '';
+  const by = r.decisions.map((d) => `${e(d.email ?? d.subject)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${e(d.reason)}` : ''}`).join('; ');
   const text =
     event === 'requested'
-      ? `:hourglass: ${who} waits for approval on ${r.connection} (review ${r.id}${r.rule ? `, rule "${r.rule}"` : ''}): ${r.message ?? r.reason}`
-      : `${r.state === 'approved' ? ':white_check_mark:' : ':no_entry:'} review ${r.id} of ${who} on ${r.connection} is ${r.state}${by ? ` (${by})` : r.closedBecause ? ` (${r.closedBecause})` : ''}`;
+      ? `:hourglass: ${who} waits for approval on ${e(r.connection)} (review ${r.id}${r.rule ? `, rule "${e(r.rule)}"` : ''}): ${e(r.message ?? r.reason)}`
+      : `${r.state === 'approved' ? ':white_check_mark:' : ':no_entry:'} review ${r.id} of ${who} on ${e(r.connection)} is ${r.state}${by ? ` (${by})` : r.closedBecause ? ` (${e(r.closedBecause)})` : ''}`;
   const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text } }];
   if (event === 'requested') {
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `\`\`\`${sql.replace(/```/g, "'''")}\`\`\`${r.params?.length ? `\nparameters: ${r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}` : ''}` } });
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `approve: \`hoop review approve ${r.id}\` · deny: \`hoop review deny ${r.id} --reason "…"\` · ${r.approvals} approval(s) from ${r.groups.join(', ')} until ${r.expiresAt}` }] });
+    const params = r.params?.length ? `\nparameters: ${e(r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', '))}` : '';
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `\`\`\`${e(sql).replace(/```/g, "'''")}\`\`\`${cut}${params}` } });
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `approve: \`hoop review approve ${r.id}\` · deny: \`hoop review deny ${r.id} --reason "…"\` · ${r.approvals} approval(s) from ${e(r.groups.join(', '))} until ${r.expiresAt}` }] });
   }
   return { text, blocks };
 }

@@ -1,0 +1,63 @@
+/**
+ * Slack bodies of review events (src/gateway/review-notify.ts): text that hoop did not write —
+ * the statement, its parameters, the requester's and reviewers' names and reasons — reaches
+ * Slack's mrkdwn escaped (no mention, no disguised link), and a statement cut for the message
+ * says so and how to see the whole.
+ * @see https://api.slack.com/reference/surfaces/formatting#escaping
+ */
+import { describe, expect, it } from 'vitest';
+import { slackBody, slackEscape } from '../../src/gateway/review-notify.js';
+import type { Review } from '../../src/policy/review-record.js';
+
+const review = (over: Partial<Review> = {}): Review => ({
+  id: 'rv-1',
+  state: 'pending',
+  kind: 'statement',
+  session: 's-1',
+  connection: 'app',
+  requester: { subject: 'mallory', issuer: 'https://idp', email: '<!channel>@evil', groups: [] },
+  sql: "delete from t where note = '<https://evil.example|click to approve safely>' -- <!here>",
+  params: ['<@U123>', null],
+  reason: 'held',
+  message: 'a write',
+  groups: ['dba'],
+  approvals: 1,
+  selfApprove: false,
+  windowMs: 0,
+  decisions: [],
+  createdAt: '2026-11-25T00:00:00Z',
+  expiresAt: '2026-11-25T00:10:00Z',
+  ...over,
+});
+
+/** Every mrkdwn text of a body. */
+const texts = (b: Record<string, unknown>): string[] => JSON.stringify(b).match(/"text":"(?:[^"\\]|\\.)*"/g) ?? [];
+
+describe('Slack review messages', () => {
+  it('escape what the requester, the statement and its parameters say', () => {
+    const all = texts(slackBody('requested', review())).join('\n');
+    expect(all).not.toMatch(/<!|<@|<https?:/);
+    expect(all).toContain('&lt;!channel&gt;@evil');
+    expect(all).toContain('&lt;https://evil.example|click to approve safely&gt;');
+    expect(all).toContain('&lt;@U123&gt;');
+  });
+
+  it("escape a reviewer's reason and name in the decision", () => {
+    const decided = review({ state: 'denied', decisions: [{ subject: 'r', issuer: 'i', email: 'a&b<!everyone>', decision: 'deny', reason: '<https://x|ok> & more', at: '2026-11-25T00:01:00Z' }] });
+    const all = texts(slackBody('decided', decided)).join('\n');
+    expect(all).not.toMatch(/<!|<https?:/);
+    expect(all).toContain('a&amp;b&lt;!everyone&gt;');
+    expect(all).toContain('&lt;https://x|ok&gt; &amp; more');
+  });
+
+  it('mark a statement cut for the message, with the command that shows it whole', () => {
+    const long = review({ sql: `update t set a = 1 ${'and b = 2 '.repeat(400)}` });
+    const all = texts(slackBody('requested', long)).join('\n');
+    expect(all).toMatch(/cut: \d+ more characters; `hoop review show rv-1` shows it whole/);
+    expect(texts(slackBody('requested', review())).join('\n')).not.toContain('cut:');
+  });
+
+  it('escapes the three characters Slack reserves, and only them', () => {
+    expect(slackEscape('a & <b> *c* _d_')).toBe('a &amp; &lt;b&gt; *c* _d_');
+  });
+});
