@@ -105,8 +105,8 @@ const FETCH_WORDS = /fetch|move/i;
 const REVIEW = Symbol('review');
 /** What a review verdict does: hold the message for a reviewer, let it pass (a Parse runs nothing), or refuse it. */
 type OnReview = 'hold' | 'pass' | 'refuse';
-/** Longest parameter value a reviewer is shown. */
-const REVIEW_PARAM_MAX = 1024;
+/** Most of a Bind's parameters a reviewer is shown, all of them together (as text; binary as hex): more is not held, but refused. */
+const REVIEW_PARAMS_MAX = 64 * 1024;
 /** Statement shapes an approval's window lets run without a review, per session. */
 const MAX_WINDOWS = 100;
 /** SQL texts a held message's review lists (its own, what it EXECUTEs, what a name may hold). */
@@ -290,12 +290,18 @@ function heldText(held: Held): string | undefined {
   return text;
 }
 
-/** A Bind's parameters as a reviewer sees them: text, binary as `\x…` hex, each cut at {@link REVIEW_PARAM_MAX}. */
-function reviewParams(body: Buffer): Array<string | null> | undefined {
+/**
+ * A Bind's parameters as a reviewer sees them, whole: text, binary as `\x…` hex; or, when together
+ * they are longer than {@link REVIEW_PARAMS_MAX} shown, why they cannot be shown (never a cut
+ * value a reviewer would approve without seeing the rest).
+ */
+function reviewParams(body: Buffer): { params: Array<string | null> } | { unshowable: string } | undefined {
   const spans = bindParameterSpans(body);
   if (!spans) return undefined;
-  const cut = (v: string): string => (v.length > REVIEW_PARAM_MAX ? `${v.slice(0, REVIEW_PARAM_MAX)}…` : v);
-  return spans.map((p) => (p === null ? null : cut(p.format === 1 ? `\\x${body.toString('hex', p.start, Math.min(p.end, p.start + REVIEW_PARAM_MAX))}` : body.toString('utf8', p.start, Math.min(p.end, p.start + REVIEW_PARAM_MAX * 4)))));
+  let shown = 0;
+  for (const p of spans) if (p !== null) shown += (p.end - p.start) * (p.format === 1 ? 2 : 1) + 2;
+  if (shown > REVIEW_PARAMS_MAX) return { unshowable: `its parameters are longer than ${REVIEW_PARAMS_MAX / 1024} KiB` };
+  return { params: spans.map((p) => (p === null ? null : p.format === 1 ? `\\x${body.toString('hex', p.start, p.end)}` : body.toString('utf8', p.start, p.end))) };
 }
 
 /** One refusal, for the gateway's log: never the SQL text. */
@@ -683,7 +689,12 @@ export class StatementGate implements GateStage {
         else if (sql === undefined) refusal = this.#count('builtin', unknownStatementError(m.statement), 'hoop:unknown-statement', 'Bind of a statement hoop did not see prepared');
         else refusal = this.#judgeHeld(sql, 0, onReview);
         this.#guardSql = (sql && heldText(sql)) ?? '';
-        if (refusal === REVIEW) return this.#holdForReview(m, undefined, heldText(sql!), m.msg ? reviewParams(m.msg.body) : undefined);
+        if (refusal === REVIEW) {
+          // A Bind too large to be held whole here (streamed) has parameters no reviewer could read.
+          const shown = m.msg ? reviewParams(m.msg.body) : { unshowable: `its parameters are longer than ${REVIEW_PARAMS_MAX / 1024} KiB` };
+          if (shown && 'unshowable' in shown) this.#unshowable ??= shown.unshowable;
+          return this.#holdForReview(m, undefined, heldText(sql!), shown && 'params' in shown ? shown.params : undefined);
+        }
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];

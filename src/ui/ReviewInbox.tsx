@@ -2,8 +2,10 @@
  * `hoop review watch` on a terminal: a live inbox of the reviews that wait for the caller, newest
  * first, refreshed every few seconds. The selected review's statement, parameters and rule are
  * shown below the list. Keys: ↑/↓ (or k/j) select, `a` approves, `d` denies (type the reason,
- * Enter sends it, Esc cancels), `r` refreshes now, `q` quits. What the gateway answered (or why
- * it refused) is on the status line.
+ * Enter sends it, Esc cancels), `v` shows a long statement whole, `r` refreshes now, `q` quits.
+ * A statement longer than the lines shown is marked cut, and `a` approves it only once it was
+ * shown whole: a reviewer approves what they saw. What the gateway answered (or why it refused)
+ * is on the status line.
  *
  * @see https://github.com/vadimdemedes/ink
  */
@@ -42,6 +44,8 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
     setShownReason(r);
   };
   const [busy, setBusy] = useState(false);
+  // The reviews shown whole (`v`), by id: what a reviewer saw of each.
+  const [whole, setWhole] = useState<ReadonlySet<string>>(new Set());
 
   const refresh = useCallback(async () => {
     try {
@@ -60,6 +64,8 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
   const list = reviews ?? [];
   const index = Math.min(selected, Math.max(0, list.length - 1));
   const current = list[index];
+  const sqlShown = current ? terminalSafe(current.sql).split('\n') : [];
+  const cut = current !== undefined && !whole.has(current.id) && sqlShown.length > sqlLines;
 
   const act = (decision: 'approve' | 'deny', why?: string): void => {
     if (!current) return;
@@ -94,7 +100,9 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
     if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
     else if (key.upArrow || input === 'k') setSelected(Math.max(0, index - 1));
     else if (key.downArrow || input === 'j') setSelected(Math.min(list.length - 1, index + 1));
+    else if (input === 'a' && cut) setStatus(`not all of ${current!.id} is shown: press v to see it whole before you approve it`);
     else if (input === 'a') act('approve');
+    else if (input === 'v' && current) setWhole(new Set([...whole, current.id]));
     else if (input === 'd' && current) setReason('');
     else if (input === 'r') void refresh();
   });
@@ -111,17 +119,15 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
         <Box flexDirection="column" marginTop={1}>
           <Text>{terminalSafe(`${current.id} · ${current.requester.email ?? current.requester.subject} on ${current.connection} · rule ${current.rule ?? '(policy)'} · expires ${relative(current.expiresAt)}`)}</Text>
           <Text dimColor>{terminalSafe(current.message ?? current.reason)}</Text>
-          {terminalSafe(current.sql)
-            .split('\n')
-            .slice(0, sqlLines)
-            .map((l, i) => (
-              <Text key={i} color="cyan">{`    ${l}`}</Text>
-            ))}
+          {(cut ? sqlShown.slice(0, sqlLines) : sqlShown).map((l, i) => (
+            <Text key={i} color="cyan">{`    ${l}`}</Text>
+          ))}
+          {cut ? <Text bold>{`    … cut: ${sqlShown.length - sqlLines} more lines (v shows them all; approve only what you saw)`}</Text> : null}
           {current.params?.length ? <Text color="cyan">{terminalSafe(`    -- parameters: ${current.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`)}</Text> : null}
         </Box>
       ) : null}
       {reason !== undefined ? <Text>{`deny ${current?.id ?? ''}: reason? ${reason}▌  (Enter sends, Esc cancels)`}</Text> : null}
-      <Text inverse>{` ${busy ? 'sending… · ' : ''}${status ? `${status} · ` : ''}↑/↓ select · a approve · d deny · r refresh · q quit `}</Text>
+      <Text inverse>{` ${busy ? 'sending… · ' : ''}${status ? `${status} · ` : ''}↑/↓ select · a approve · d deny · v view whole · r refresh · q quit `}</Text>
     </Box>
   );
 }

@@ -242,6 +242,30 @@ describe('a statement held for review', () => {
     expect((await stack.pg.psql('select sum(amount) from ledger', { database: 'app' })).trim()).toBe(String(30 + 10 + 1));
   });
 
+  it('shows a reviewer every parameter whole, and refuses, never holds, a Bind whose parameters are too long to show', async () => {
+    const client = await pgClient((await connect()).info);
+    try {
+      const long = `${'x'.repeat(5000)}-the-end`;
+      const pending = client.query("UPDATE counter SET n = n + length($1) - length($1) WHERE $2 = 'marker-5k'", [long, 'marker-5k']);
+      const id = await pendingReview("'marker-5k'");
+      const show = JSON.parse((await reviewCli('bob', ['dba'], ['show', id, '--json'])).stdout) as { params: unknown[] };
+      expect(show.params).toEqual([long, 'marker-5k']);
+      await approve(id);
+      expect((await pending).rowCount).toBe(1);
+      // 100 KiB of parameters: no reviewer could read it all, so it is refused at once, and nothing runs.
+      const before = (await stack.pg.psql('select n from counter', { database: 'app' })).trim();
+      const refused = await client.query("UPDATE counter SET n = n + 1 + length($1) WHERE $2 = 'marker-100k'", ['y'.repeat(100 * 1024), 'marker-100k']).then(
+        () => undefined,
+        (err: { code?: string; message?: string }) => err,
+      );
+      expect(refused).toMatchObject({ code: '42501', message: expect.stringMatching(/cannot be held for review, as a reviewer could not read all it runs \(its parameters are longer than 64 KiB\)/) });
+      expect((await stack.pg.psql('select n from counter', { database: 'app' })).trim()).toBe(before);
+      expect(JSON.parse((await reviewCli('bob', ['dba'], ['ls', '--json'])).stdout).reviews.filter((r: { sql: string }) => r.sql.includes('marker-100k'))).toEqual([]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('an approval\'s window covers the same statement with other numbers in that session, never another table', async () => {
     const client = await pgClient((await connect()).info);
     try {

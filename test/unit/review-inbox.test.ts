@@ -78,4 +78,32 @@ describe('review inbox', () => {
     expect(decided.at(-1)).toEqual(['rv-0000000000000001', 'approve', undefined]);
     ui.unmount();
   });
+  it('marks a statement longer than it shows as cut, and approves it only once it was shown whole', async () => {
+    const sql = ['update accounts', 'set balance = 0', ...Array.from({ length: 10 }, (_, i) => `  -- line ${i}`), 'where true; drop table accounts'].join('\n');
+    const decided: string[] = [];
+    const ui = render(
+      createElement(ReviewInbox, {
+        load: async () => [review('rv-0000000000000003', sql)],
+        decide: async (id) => {
+          decided.push(id);
+          return { ...review(id, sql), state: 'approved' };
+        },
+        refreshMs: 60_000,
+        sqlLines: 4,
+      }),
+    );
+    await until(ui.lastFrame, '… cut: 9 more lines (v shows them all');
+    expect(ui.lastFrame()).not.toContain('drop table accounts');
+    await tick(50);
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'not all of rv-0000000000000003 is shown: press v to see it whole');
+    expect(decided).toEqual([]);
+    ui.stdin.write('v');
+    await until(ui.lastFrame, 'where true; drop table accounts');
+    expect(ui.lastFrame()).not.toContain('… cut:');
+    ui.stdin.write('a');
+    await until(ui.lastFrame, 'review rv-0000000000000003: approved');
+    expect(decided).toEqual(['rv-0000000000000003']);
+    ui.unmount();
+  });
 });
