@@ -546,7 +546,7 @@ connections:
     password: \${env:BENCH_PG_PASSWORD}
     tls: { mode: disable }
 access:
-  - { name: bench, subjects: ["*"], connections: [bench], mode: read-write${guard ? ', maxAffectedRows: 1000' : ''} }
+  - { name: bench, subjects: ["*"], connections: [bench], mode: read-write, maxSessions: 5000${guard ? ', maxAffectedRows: 1000' : ''} }
 statements:
   unparseable: deny
   rules:
@@ -655,7 +655,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
         ? ['policy:', `  repo: ${JSON.stringify(benchPolicyRepo(dir, benchPolicy(pg, guard)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
         : [
             'connections:',
-            `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"] } }`,
+            `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"], maxSessions: 5000 } }`,
           ]),
     ],
     { BENCH_PG_PASSWORD: pg.users.scram.password, ...(storeUrl ? { BENCH_STORE_URL: storeUrl } : {}) },

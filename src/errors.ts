@@ -52,6 +52,8 @@ export const ErrorCode = {
   RUN_FORBIDDEN: 'HOOP_RUN_FORBIDDEN',
   /** The decision needs a recent interactive sign-in of the person (the policy's reviews.requireSignInWithin). */
   SIGN_IN_REQUIRED: 'HOOP_SIGN_IN_REQUIRED',
+  /** The identity has as many sessions open on the gateway as the policy allows (SQLSTATE 53300 to a PostgreSQL client). */
+  TOO_MANY_SESSIONS: 'HOOP_TOO_MANY_SESSIONS',
   /** A bug: something that should not happen did. */
   INTERNAL: 'HOOP_INTERNAL',
 } as const;
@@ -92,6 +94,7 @@ const defaultExit: Record<ErrorCode, number> = {
   HOOP_STORE_UNAVAILABLE: ExitCode.UNAVAILABLE,
   HOOP_RUN_FORBIDDEN: ExitCode.NOPERM,
   HOOP_SIGN_IN_REQUIRED: ExitCode.NOPERM,
+  HOOP_TOO_MANY_SESSIONS: ExitCode.UNAVAILABLE,
   HOOP_INTERNAL: ExitCode.SOFTWARE,
 };
 

@@ -18,6 +18,8 @@ export interface ConnectionAllow {
   subjects: string[];
   emails: string[];
   groups: string[];
+  /** Sessions one identity may have open at once on the gateway (default 100; a policy's access rules say it instead). */
+  maxSessions?: number;
 }
 
 /**
@@ -78,7 +80,9 @@ const connectionName = z.string({ error: 'must be a name' }).regex(CONNECTION_NA
   error: 'must be 1-63 characters of a-z, 0-9, "-", "_", "." starting with a letter or digit',
 });
 const hostName = nonEmpty('a host name or address').refine((v) => !/\s/.test(v), { error: 'must not contain spaces' });
-const allowSchema = z.strictObject({ subjects: stringList, emails: stringList, groups: stringList }).default({ subjects: [], emails: [], groups: [] });
+const allowSchema = z
+  .strictObject({ subjects: stringList, emails: stringList, groups: stringList, maxSessions: z.number({ error: 'must be a whole number of sessions from 1 to 100000' }).int().min(1).max(100_000).optional() })
+  .default({ subjects: [], emails: [], groups: [] });
 
 /**
  * A PostgreSQL connection entry.

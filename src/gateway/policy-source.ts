@@ -44,6 +44,8 @@ export interface PolicySession {
   readOnly: boolean;
   masking?: SessionMasking;
   maxSessionSeconds?: number;
+  /** Sessions the identity may have open at once on this gateway. */
+  maxSessions: number;
   /** Server timeouts of the access (also known to the judge, which refuses raising them). */
   limits: SessionLimits;
   /** For an SSH connection: what the session may do. */
@@ -200,6 +202,7 @@ export class GatewayPolicySource {
       grant,
       judge: new StatementJudge(policy, who, name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
       limits: grant.limits,
+      maxSessions: grant.maxSessions,
       readOnly: grant.mode === 'read-only',
       ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, who, name, grant.mode) } : {}),
       ...(masking ? { masking } : {}),

@@ -71,6 +71,7 @@ import { EPHEMERAL_DEVICE_MS, FileGatewayStore, parseDeviceName, parseDevicePubl
 import { GatewayRecordings, TablesTouched, type SessionSummary } from './recordings.js';
 import { AuditStream } from './audit.js';
 import { PostgresAuditLedger } from './audit-postgres.js';
+import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, IdentitySessions } from './identity-sessions.js';
 import { HttpError } from './http-error.js';
 import { ClientRecords, MAX_RECORD_FILE_BYTES } from './client-records.js';
 import { PostgresClientRecordStore } from './client-records-postgres.js';
@@ -121,6 +122,8 @@ export interface SessionPolicy {
   masking?: SessionMasking;
   /** The session ends (reason `session-limit`) this many seconds after it opened. */
   maxSessionSeconds?: number;
+  /** Sessions the identity may have open at once on this gateway (default 100). */
+  maxSessions?: number;
   /** Server timeouts of the access. */
   limits?: SessionLimits;
   /** What the session's recording keeps (default: masked results, 1000 rows, close on failure). */
@@ -219,6 +222,8 @@ function errorStatus(err: HoopError): number {
       return 503;
     case ErrorCode.USAGE:
       return 400;
+    case ErrorCode.TOO_MANY_SESSIONS:
+      return 429;
     default:
       return 500;
   }
@@ -474,6 +479,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const running = new Map<string, () => SessionSummary>();
   /** Session ids in use: running, or being opened. */
   const claimed = new Set<string>();
+  const identitySessions = new IdentitySessions();
   /**
    * The id of a new session: the one the client proposed when it is well formed, not in use, and
    * never recorded (a recording is never written over), else a new random one. The gateway echoes
@@ -1070,6 +1076,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             ...(ps.ssh ? { ssh: ps.ssh } : {}),
             ...(ps.masking ? { masking: ps.masking } : {}),
             ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
+            maxSessions: ps.maxSessions,
             limits: ps.limits,
           };
           const pinned = ps.snapshot.policy;
@@ -1088,6 +1095,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       if (closing) {
         answer.refuse(503, shuttingDown);
+        return;
+      }
+      // Each identity's sessions on this gateway are bounded: one person's (or agent's) idle sessions cannot take every upstream slot.
+      const sessionsOf = identitySessions.take(identity, policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY);
+      if (sessionsOf instanceof HoopError) {
+        refuseTunnel(sessionsOf, { connection: name, remote: remoteAddress }, answer.refuse);
         return;
       }
       // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
@@ -1370,9 +1383,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             .finally(() => running.delete(sessionId));
         }
       } finally {
-        // Whatever happened above: the id is free again and the session no longer listed as running.
+        // Whatever happened above: the id is free again, the session no longer listed as running nor counted as its identity's.
         claimed.delete(sessionId);
         running.delete(sessionId);
+        sessionsOf.release();
       }
     })();
     live.add(task);

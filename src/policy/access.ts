@@ -8,6 +8,9 @@ import { loosestLimits, type SessionLimits } from './limits.js';
 import { principalMatches } from './principal.js';
 import type { AccessRule, Policy, RowLimit, Who } from './schema.js';
 
+/** Sessions one identity may have open at once on a gateway when its access rule says nothing (PostgreSQL's own default max_connections). */
+export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 100;
+
 /** What an identity may do on a connection. */
 export interface AccessGrant {
   mode: 'read-only' | 'read-write';
@@ -17,6 +20,8 @@ export interface AccessGrant {
   maxSessionSeconds?: number;
   /** Every admitting rule, in policy order. */
   rules: string[];
+  /** Sessions the identity may have open at once on a gateway: the most among admitting rules (each's default {@link DEFAULT_MAX_SESSIONS_PER_IDENTITY}). */
+  maxSessions: number;
   /** Server timeouts: the longest among admitting rules; a setting one of them leaves unlimited is unlimited. */
   limits: SessionLimits;
   /** The blast-radius guard on every write: the loosest among admitting rules; absent when one of them sets none. */
@@ -80,10 +85,12 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
   const unlimited = rules.some((r) => r.maxSessionSeconds === undefined);
   const maxSessionSeconds = unlimited ? undefined : Math.max(...rules.map((r) => r.maxSessionSeconds!));
   const rowLimit = loosestRowLimit(rules);
+  const maxSessions = Math.max(...rules.map((r) => r.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY));
   return {
     mode,
     rule,
     ...(maxSessionSeconds !== undefined ? { maxSessionSeconds } : {}),
+    maxSessions,
     rules: admitting.map((a) => a.rule.name),
     limits: loosestLimits(rules.map((r) => r.limits ?? {})),
     ...(rowLimit ? { rowLimit } : {}),

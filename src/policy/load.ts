@@ -298,6 +298,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
         mode: value.mode,
         ...principalMatchOf(value),
         ...(value.maxSessionSeconds !== undefined ? { maxSessionSeconds: value.maxSessionSeconds } : {}),
+        ...(value.maxSessions !== undefined ? { maxSessions: value.maxSessions } : {}),
         ...(value.requestable ? { requestable: true } : {}),
         ...(value.maxGrant !== undefined ? { maxGrantSeconds: value.maxGrant } : {}),
         ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),

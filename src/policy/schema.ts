@@ -179,6 +179,8 @@ export interface AccessRule extends PrincipalMatch {
   connections: string[];
   mode: 'read-only' | 'read-write';
   maxSessionSeconds?: number;
+  /** Sessions one identity may have open at once on a gateway under this rule (default 100). */
+  maxSessions?: number;
   /** Server timeouts of the sessions it admits (`statementTimeout`, `lockTimeout`, `idleInTransactionTimeout` in the file), in ms. */
   limits?: SessionLimits;
   /**
@@ -344,6 +346,7 @@ export const accessRuleSchema = z.strictObject({
   connections: list('a connection name or "*"').min(1, { error: 'must list at least one connection (or "*")' }),
   mode: z.enum(['read-only', 'read-write'], { error: 'must be read-only or read-write' }).default('read-only'),
   maxSessionSeconds: z.lazy(() => minuteToWeekSchema).optional(),
+  maxSessions: z.number({ error: 'must be a whole number of sessions from 1 to 100000' }).int({ error: 'must be a whole number of sessions from 1 to 100000' }).min(1, { error: 'must be a whole number of sessions from 1 to 100000' }).max(100_000, { error: 'must be a whole number of sessions from 1 to 100000' }).optional(),
   statementTimeout: timeoutSchema.optional(),
   lockTimeout: timeoutSchema.optional(),
   idleInTransactionTimeout: timeoutSchema.optional(),

@@ -122,6 +122,8 @@ function sqlstateFor(err: HoopError): string {
       return SqlState.INVALID_CATALOG_NAME;
     case ErrorCode.UPSTREAM_AUTH_FAILED:
       return SqlState.SERVER_REJECTED_CONNECTION;
+    case ErrorCode.TOO_MANY_SESSIONS:
+      return SqlState.TOO_MANY_CONNECTIONS;
     default:
       return SqlState.UNABLE_TO_CONNECT;
   }

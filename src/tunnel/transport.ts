@@ -452,6 +452,11 @@ export function statusError(status: number, body: Buffer, connection: string, or
       message = `the gateway could not reach the server behind "${connection}"`;
       hint = 'try again later; if it persists, ask an administrator to check the connection';
       break;
+    case 429:
+      code = ErrorCode.TOO_MANY_SESSIONS;
+      message = `the gateway refused another session on "${connection}": too many open`;
+      hint = 'close sessions you no longer use';
+      break;
     case 200:
       code = ErrorCode.GATEWAY_PROTOCOL;
       message = `the gateway at ${origin} answered 200 without switching to ${TUNNEL_PROTOCOL}`;

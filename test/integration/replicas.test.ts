@@ -60,7 +60,7 @@ const bundle = (connection: string): string => `version: 1
 connections:
 ${connection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: 1, user: ops, password: "\${env:APP_PASSWORD}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
 access:
-  - { name: everyone, subjects: [alice, bob], connections: [app, bastion], mode: read-write }
+  - { name: everyone, subjects: [alice, bob], connections: [app, bastion], mode: read-write, maxSessions: 2000 }
 statements:
   reviewers:
     - groups: [dba]

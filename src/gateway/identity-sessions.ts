@@ -1,0 +1,55 @@
+/**
+ * How many sessions each identity has open on this gateway, bounded: one person's (or one
+ * agent's) sessions left idle cannot take every upstream slot from everyone else. The bound is
+ * the policy's (`maxSessions` of the access rules that admit the session: the loosest), else
+ * 100 (policy/access.ts); the refusal says whose and how many, and reaches a
+ * PostgreSQL client as SQLSTATE 53300 (too_many_connections), as the server's own limit does.
+ *
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html (53300)
+ */
+import { ErrorCode, HoopError } from '../errors.js';
+
+export { DEFAULT_MAX_SESSIONS_PER_IDENTITY } from '../policy/access.js';
+
+/** Who counts as one: the same subject from the same issuer. */
+interface Counted {
+  subject: string;
+  issuer: string;
+}
+
+/** A session counted until it is released (once). */
+export interface CountedSession {
+  release(): void;
+}
+
+/** See the module documentation. */
+export class IdentitySessions {
+  readonly #open = new Map<string, number>();
+
+  /** Counts one more session of `who`, or says why not when `who` has `max` open already. */
+  take(who: Counted, max: number): CountedSession | HoopError {
+    const key = `${who.issuer}\n${who.subject}`;
+    const open = this.#open.get(key) ?? 0;
+    if (open >= max) {
+      return new HoopError(ErrorCode.TOO_MANY_SESSIONS, `${who.subject} has ${open} sessions open on this gateway, the most the policy allows (${max})`, {
+        hint: 'close sessions you no longer use (an idle psql, a pool that keeps connections), or ask for a higher maxSessions on your access rule',
+      });
+    }
+    this.#open.set(key, open + 1);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.#open.get(key) ?? 1) - 1;
+        if (left > 0) this.#open.set(key, left);
+        else this.#open.delete(key);
+      },
+    };
+  }
+
+  /** How many sessions `who` has open. */
+  count(who: Counted): number {
+    return this.#open.get(`${who.issuer}\n${who.subject}`) ?? 0;
+  }
+}
