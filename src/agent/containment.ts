@@ -18,8 +18,7 @@
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { ErrorCode, HoopError } from '../errors.js';
 import { BWRAP_NAMESPACES } from './sandbox.js';
 import { findProgram, findSlirp4netns } from './sandbox-network.js';
@@ -61,17 +60,6 @@ export function agentEnvironment(inherited: NodeJS.ProcessEnv, run: NodeJS.Proce
   return { ...env, ...run };
 }
 
-/** `bwrap` as `HOOP_BWRAP` names it, else on `PATH`, else where packages install it. */
-function findBwrap(env: NodeJS.ProcessEnv): string | undefined {
-  const named = env.HOOP_BWRAP?.trim();
-  if (named) return named;
-  for (const dir of [...(env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin', '/bin']) {
-    const file = join(dir, 'bwrap');
-    if (dir && existsSync(file)) return file;
-  }
-  return undefined;
-}
-
 /**
  * The containment `mode` gives on this machine: bubblewrap when it and slirp4netns are installed
  * and bubblewrap can make the namespaces (tried once, as the command would be run), else none and
@@ -86,7 +74,7 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
     return { kind: 'none', why };
   };
   if (process.platform !== 'linux') return fail(`containment needs Linux namespaces (bubblewrap); this is ${process.platform}`);
-  const bwrap = findBwrap(env);
+  const bwrap = findProgram('bwrap', env, env.HOOP_BWRAP);
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');
   const slirp4netns = findSlirp4netns(env);
   if (!slirp4netns) return fail('slirp4netns is not installed: without a network of its own, the command could reach services of yours on this machine');

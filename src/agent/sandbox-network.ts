@@ -23,12 +23,19 @@ import type { Readable } from 'node:stream';
 /** slirp4netns's DNS forwarder, in the namespace's default network (10.0.2.0/24). */
 const SLIRP_DNS = '10.0.2.3';
 
-/** `slirp4netns` on `PATH` (or `HOOP_SLIRP4NETNS`), else where packages install it; undefined when missing or not working. */
+/**
+ * A program as the variable `named` says (taken as it is), else the first on `PATH` or in the
+ * system's directories (where packages put `bwrap`, `slirp4netns` and `ip`); undefined when none is.
+ */
+export function findProgram(name: string, env: NodeJS.ProcessEnv, named?: string): string | undefined {
+  if (named?.trim()) return named.trim();
+  return [...(env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/bin', '/usr/local/bin', '/sbin', '/bin'].map((d) => join(d, name)).find((f) => existsSync(f));
+}
+
+/** `slirp4netns` ({@link findProgram}, or `HOOP_SLIRP4NETNS`); undefined when missing or not working. */
 export function findSlirp4netns(env: NodeJS.ProcessEnv): string | undefined {
-  const named = env.HOOP_SLIRP4NETNS?.trim();
-  const candidates = named ? [named] : [...(env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/bin', '/usr/local/bin', '/bin'].map((d) => join(d, 'slirp4netns'));
-  const file = candidates.find((f) => existsSync(f));
-  if (!file) return undefined;
+  const file = findProgram('slirp4netns', env, env.HOOP_SLIRP4NETNS);
+  if (!file || !existsSync(file)) return undefined;
   const probe = spawnSync(file, ['--version'], { stdio: ['ignore', 'ignore', 'ignore'], timeout: 5_000 });
   return probe.status === 0 ? file : undefined;
 }
@@ -44,11 +51,6 @@ export function namespaceResolvConf(hostResolvConf: string): string | undefined 
   if (servers.length > 0 && !servers.every(loopback)) return undefined;
   const kept = lines.filter((l) => /^\s*(search|domain|options)\s/.test(l));
   return [`nameserver ${SLIRP_DNS}`, ...kept, ''].join('\n');
-}
-
-/** A program on `PATH` or in the system's directories (where `ip` lives), or undefined. */
-export function findProgram(name: string, env: NodeJS.ProcessEnv): string | undefined {
-  return [...(env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, name)).find((f) => existsSync(f));
 }
 
 /** This machine's own IPv4 addresses other than loopback: slirp4netns would reach its services on them as any other host's. */

@@ -183,7 +183,7 @@ export function sessionBusPath(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /** Entries not looked into for sockets: large trees no socket lives in. */
-const NOT_LOOKED_INTO = new Set(['node_modules', '.git', '.cargo', '.rustup', '.m2', '.gradle', '.local/share/Trash']);
+const NOT_LOOKED_INTO = new Set(['node_modules', '.git', '.cargo', '.rustup', '.m2', '.gradle', 'Trash']);
 
 /**
  * Unix sockets under `dir` (a read-only mount still lets a process connect to one: an SSH

@@ -48,8 +48,4 @@ export class IdentitySessions {
     };
   }
 
-  /** How many sessions `who` has open. */
-  count(who: Counted): number {
-    return this.#open.get(`${who.issuer}\n${who.subject}`) ?? 0;
-  }
 }
