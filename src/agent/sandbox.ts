@@ -57,6 +57,8 @@ export interface SandboxInputs {
   cwd: string;
   /** The run's own directory (its ports' sockets and certificates). */
   runDir: string;
+  /** The command's program, resolved: visible wherever it is. */
+  programs?: readonly string[];
   /** Files hoop read this run's credentials from (`--token-file`). */
   credentialFiles?: readonly string[];
   /** The person's own additions: `--hide`, `--read-only`, `--share`. */
@@ -418,6 +420,10 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
     want(join(p, '.hoop.yaml'), 'read-only');
     for (const later of runsLater) if (within(later, p)) want(later, 'read-only');
   }
+  // What the sandbox runs (hoop's own first process, Node, the command, the programs on PATH) stays
+  // visible, read-only, where a private area would hide it (a checkout or a tool under /tmp).
+  const programs = [installRoot(), dirname(dirname(real(process.execPath) ?? process.execPath)), ...(i.programs ?? []), ...(i.env.PATH ?? '').split(delimiter).filter((d) => isAbsolute(d))];
+  for (const program of programs.map(real)) if (program && privates.some((p) => within(program, p))) want(program, 'read-only');
   want(i.runDir, 'writable');
   if (i.sshAgent) want(i.env.SSH_AUTH_SOCK, 'writable');
   for (const p of i.readOnly ?? []) want(resolve(i.cwd, p), 'read-only');

@@ -262,7 +262,7 @@ export function runCommand(io: CliIo): Command {
           const resolvConf = await writeRunFile(runDir, 'resolv', '.conf', namespaceResolvConf(hostResolv) ?? hostResolv);
           const share = [...(opts.share ?? []), ...(opts.socket ? [opts.socket] : [])];
           const credentialFiles = opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [];
-          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, credentialFiles, hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share, sshAgent: opts.sshAgent === true, resolvConf });
+          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, programs: [command], credentialFiles, hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share, sshAgent: opts.sshAgent === true, resolvConf });
           notToCreate = pathsNotToCreate([io.cwd, ...share.map((p) => resolve(io.cwd, p))]);
         }
         run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentEnvironment, withheldVariable } from '../../src/agent/containment.js';
-import { bwrapArguments, pathsNotToCreate, quarantineCreated, sandboxMounts } from '../../src/agent/sandbox.js';
+import { bwrapArguments, installRoot, pathsNotToCreate, quarantineCreated, sandboxMounts, within } from '../../src/agent/sandbox.js';
 import { namespaceResolvConf } from '../../src/agent/sandbox-network.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
 import { thrown } from '../harness/thrown.js';
@@ -170,6 +170,19 @@ describe("the sandbox's mounts", () => {
     } finally {
       control.close();
     }
+  });
+
+  it('keeps what it runs visible where a private area would hide it: a program on PATH or the command under /tmp, hoop itself', () => {
+    const tools = mkdtempSync('/tmp/hoop-containment-tools-');
+    const tool = join(tools, 'agent.sh');
+    writeFileSync(tool, '#!/bin/sh\n');
+    const m = sandboxMounts({ env, cwd: work, runDir, programs: [tool] });
+    const kinds = new Map(m.map((x) => [x.path, x.kind]));
+    expect(kinds.get(tool)).toBe('read-only');
+    expect(kinds.get(bin)).toBe(within(bin, '/tmp') ? 'read-only' : undefined);
+    rmSync(tools, { recursive: true, force: true });
+    // hoop's installation: bound back only where it lies in a private area.
+    expect(kinds.get(installRoot())).toBe(within(installRoot(), '/tmp') ? 'read-only' : undefined);
   });
 
   it('makes /run its own, keeping the links at its top', () => {
