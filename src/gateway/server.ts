@@ -35,7 +35,7 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -113,6 +113,10 @@ export interface GatewayOptions {
   sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
   /** Tests only: multiplies every maximum session length (e.g. 0.02 turns 60 s into 1.2 s). */
   sessionLimitScale?: number;
+  /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
+  firstRequestTimeoutMs?: number;
+  /** Connections one source address may hold open before their first request (default 256: a balancer or a NAT is one address for many). */
+  silentConnectionsPerAddress?: number;
 }
 
 /** What {@link GatewayOptions.sessionPolicy} gives a session. */
@@ -227,6 +231,52 @@ function errorStatus(err: HoopError): number {
     default:
       return 500;
   }
+}
+
+/**
+ * Bounds the connections that have not said anything yet: each is closed unless it sends a
+ * request (or an Upgrade) within `ms` of connecting, its TLS handshake included (`event`: the
+ * socket requests arrive on, the TLS one once its handshake ended, else the TCP one); and one
+ * source address may hold at most `perAddress` of them at once, so idle sockets from one place
+ * cannot take every descriptor of the gateway. (Node's own `headersTimeout` is only checked
+ * every 30 s, and not before a first byte.)
+ */
+function boundFirstRequests(server: http.Server, event: 'connection' | 'secureConnection', o: { ms: number; perAddress: number }): void {
+  const waiting = new WeakMap<object, NodeJS.Timeout>();
+  // Per source address: connections open, and those that sent a request (pending = open - served).
+  const open = new Map<string, number>();
+  const served = new Map<string, number>();
+  const add = (m: Map<string, number>, key: string, n: number): void => {
+    const v = (m.get(key) ?? 0) + n;
+    if (v > 0) m.set(key, v);
+    else m.delete(key);
+  };
+  server.on('connection', (socket: Socket) => {
+    const from = socket.remoteAddress ?? '';
+    if ((open.get(from) ?? 0) - (served.get(from) ?? 0) >= o.perAddress) {
+      socket.destroy();
+      return;
+    }
+    add(open, from, 1);
+    socket.once('close', () => add(open, from, -1));
+  });
+  server.on(event, (socket: Socket) => {
+    const timer = setTimeout(() => socket.destroy(), o.ms);
+    timer.unref();
+    waiting.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  const onRequest = (req: http.IncomingMessage): void => {
+    const timer = waiting.get(req.socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    waiting.delete(req.socket);
+    const from = req.socket.remoteAddress ?? '';
+    add(served, from, 1);
+    req.socket.once('close', () => add(served, from, -1));
+  };
+  server.on('request', onRequest);
+  server.on('upgrade', onRequest);
 }
 
 function errorBody(err: HoopError): { error: { code: string; message: string; hint?: string; reason?: string } } {
@@ -1394,13 +1444,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   const serverOptions: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, noDelay: true };
+  const firstRequestMs = options.firstRequestTimeoutMs ?? 10_000;
   const server = useTls
-    ? https.createServer({ ...serverOptions, cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true }, onRequest)
+    ? https.createServer({ ...serverOptions, handshakeTimeout: firstRequestMs, cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true }, onRequest)
     : http.createServer(serverOptions, onRequest);
   server.on('upgrade', onUpgrade);
-  server.on('clientError', (err, socket) => {
+  // Before anything is said: a connection that sends no request in time is closed (and the TLS handshake has as long), and each source holds only so many.
+  boundFirstRequests(server, useTls ? 'secureConnection' : 'connection', { ms: firstRequestMs, perAddress: options.silentConnectionsPerAddress ?? 256 });
+  // An HTTP request that cannot be parsed gets a 400; anything else (a TLS handshake that failed or
+  // timed out: https hands its tlsClientError here) has no HTTP to answer in, and is closed.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     log.debug('http.client-error', { error: describeError(err) });
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    if (socket.writable && err.code?.startsWith('HPE_')) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
   });
 

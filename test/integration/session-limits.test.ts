@@ -1,10 +1,15 @@
 /**
- * Each identity's sessions on a gateway are bounded (issue 38, class B): past its limit a new
- * session is refused before it reaches the database — SQLSTATE 53300 saying whose limit and how
- * many through `hoop connect`, HTTP 429 with HOOP_TOO_MANY_SESSIONS to a client that speaks to
- * the tunnel itself — while others go on, and a session that ends frees its place.
+ * Limits and deadlines (issue 38, class B). Each identity's sessions on a gateway are bounded:
+ * past its limit a new session is refused before it reaches the database — SQLSTATE 53300 saying
+ * whose limit and how many through `hoop connect`, HTTP 429 with HOOP_TOO_MANY_SESSIONS to a
+ * client that speaks to the tunnel itself — while others go on, and a session that ends frees its
+ * place. A connection to the gateway that says nothing (no TLS handshake, or no request after
+ * one) is closed at its deadline, and one address holds only so many such connections.
  */
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callApi } from '../harness/api.js';
 import type pg from 'pg';
 import { pgClient } from '../harness/clients.js';
 import type { RawFrontend } from '../harness/raw-pg.js';
@@ -16,7 +21,7 @@ let bob: string;
 let connected: RunningConnect;
 
 beforeAll(async () => {
-  stack = await startStack({ gateway: { sessionPolicy: (identity) => ({ maxSessions: identity.subject === 'alice' ? 2 : 100 }) } });
+  stack = await startStack({ gateway: { sessionPolicy: (identity) => ({ maxSessions: identity.subject === 'alice' ? 2 : 100 }), firstRequestTimeoutMs: 800, silentConnectionsPerAddress: 3 } });
   alice = await stack.token('alice');
   bob = await stack.token('bob');
   connected = await stack.connect('app', alice);
@@ -76,5 +81,43 @@ describe('sessions per identity', () => {
       return true;
     }, "alice's freed place");
     second.destroy();
+  });
+});
+
+/** Resolves with how long `socket` stayed open once it closes (or rejects after 5 s). */
+function closedAfter(socket: Socket, since: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('still open after 5 s')), 5_000);
+    socket.on('error', () => undefined);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - since);
+    });
+  });
+}
+
+describe('connections that say nothing', () => {
+  it('are closed at the deadline, with no TLS handshake or no request after one; one address holds only so many; clients that speak are served', async () => {
+    const { hostname, port } = new URL(stack.gateway.url);
+    const at = { host: hostname, port: Number(port) };
+    const started = Date.now();
+    const silent = tcpConnect(at);
+    const handshook = tlsConnect({ ...at, ca: stack.pki.ca, servername: 'localhost' });
+    handshook.on('error', () => undefined);
+    await new Promise<void>((r) => handshook.once('secureConnect', () => r()));
+    const third = tcpConnect(at);
+    const thirdClosed = closedAfter(third, started);
+    await new Promise<void>((r) => third.once('connect', () => r()));
+    // A fourth silent one from the same address is cut at once; the first three at their deadline.
+    const fourthAt = Date.now();
+    const fourth = tcpConnect(at);
+    expect(await closedAfter(fourth, fourthAt)).toBeLessThan(500);
+    const [a, b, c] = await Promise.all([closedAfter(silent, started), closedAfter(handshook, started), thirdClosed]);
+    for (const t of [a, b, c]) expect(t).toBeGreaterThanOrEqual(700);
+    // The gateway goes on serving: an API call, and a tunnel.
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', bob)).status).toBe(200);
+    const f = await stack.tunnel('app', bob);
+    expect(await f.simple('select 1')).toBeDefined();
+    f.destroy();
   });
 });
