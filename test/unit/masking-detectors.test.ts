@@ -188,3 +188,17 @@ describe('MaskingRules', () => {
     expect(rules.maskText('nothing here').changed).toBe(false);
   });
 });
+
+describe('values of tens of megabytes without a blank', () => {
+  it('end in a decision, not a stack overflow: each detector, and a token found at the end of such a run', () => {
+    const detectors = { findPaymentCards, findEmails, findUsSsns, findIbans, findSecretTokens };
+    const token = createHash('sha512').update('long').digest().subarray(0, 36).toString('base64');
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl';
+    for (const value of ['a'.repeat(20e6), '4'.repeat(20e6), `eyJ${'a'.repeat(20e6)}.${'b'.repeat(10)}.c`, 'x1-/'.repeat(5e6), `a@b${'.cc'.repeat(5e6)}`]) {
+      for (const [name, find] of Object.entries(detectors)) expect(() => find(value), `${name} on ${value.slice(0, 8)}…`).not.toThrow();
+    }
+    expect(hits(findSecretTokens, `${'x1-'.repeat(7e6)} ${token} ${jwt}`)).toEqual([token, jwt]);
+    expect(findSecretTokens(`eyJ${'a'.repeat(20e6)}.${'b'.repeat(10)}.c`)).toHaveLength(1);
+  }, 60_000);
+});
+

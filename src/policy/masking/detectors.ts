@@ -92,7 +92,8 @@ export function findPaymentCards(text: string): DetectorMatch[] {
   return out;
 }
 
-const emailCandidate = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))+/g;
+/** At most 127 labels after the first (a domain is at most 253 characters): bounded, so a run of millions of labels never overflows the engine's stack. */
+const emailCandidate = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9_%+-](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})){1,127}/g;
 
 /**
  * Email addresses (the common dot-atom form): a local part of letters, digits and `._%+-`, an
@@ -213,10 +214,8 @@ export function shannonEntropy(s: string): number {
   return h;
 }
 
-/** Tokens with a recognizable, vendor-documented shape. */
+/** Tokens with a recognizable, vendor-documented shape (JWTs: {@link jwtSpans}). Every quantifier is bounded: a run of millions of characters never overflows the regular expression engine's stack. */
 const knownTokens: RegExp[] = [
-  // JWT / JWS compact serialization: base64url JSON header `{"...` is always `eyJ`.
-  /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g,
   // AWS access key ids (long-term AKIA, temporary ASIA).
   /(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Za-z0-9])/g,
   // GitHub tokens: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained.
@@ -239,8 +238,48 @@ function classChanges(s: string): number {
 /** The minimum length of an anonymous base64 or hex run considered a secret. */
 const B64_MIN = 40;
 const HEX_MIN = 48;
-const b64Run = new RegExp(`(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{${B64_MIN},}={0,2}`, 'g');
-const hexRun = new RegExp(`(?<![A-Za-z0-9])[0-9a-fA-F]{${HEX_MIN},}(?![A-Za-z0-9])`, 'g');
+
+const isBase64Url = (c: number): boolean => isAlnum(c) || c === 0x5f /* _ */ || c === 0x2d; /* - */
+const isBase64Any = (c: number): boolean => isBase64Url(c) || c === 0x2b /* + */ || c === 0x2f; /* / */
+const isHex = (c: number): boolean => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+
+/** The maximal runs of characters `member` takes in `text`, as [start, end): one linear pass, whatever their length (a regular expression's unbounded repetition overflows its stack on a run of millions). */
+function* runsOf(text: string, member: (c: number) => boolean): Generator<[number, number]> {
+  for (let i = 0; i < text.length; ) {
+    if (!member(text.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const start = i;
+    while (i < text.length && member(text.charCodeAt(i))) i++;
+    yield [start, i];
+  }
+}
+
+/**
+ * JWS compact serializations: a base64url JSON header (`{"…` is always `eyJ`), at least five more
+ * header characters, a payload of at least five, and a signature, dot-separated.
+ * @see https://datatracker.ietf.org/doc/html/rfc7515#section-7.1
+ */
+function jwtSpans(text: string): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  const segment = (from: number): number => {
+    let i = from;
+    while (i < text.length && isBase64Url(text.charCodeAt(i))) i++;
+    return i;
+  };
+  for (let at = text.indexOf('eyJ'); at >= 0; at = text.indexOf('eyJ', at + 1)) {
+    if (at > 0 && isBase64Url(text.charCodeAt(at - 1))) continue;
+    const header = segment(at + 3);
+    if (header - at < 8 || text.charCodeAt(header) !== 0x2e) continue;
+    const payload = segment(header + 1);
+    if (payload - header - 1 < 5 || text.charCodeAt(payload) !== 0x2e) continue;
+    const end = segment(payload + 1);
+    spans.push([at, end]);
+    at = end - 1;
+  }
+  return spans;
+}
 
 /**
  * Whether an anonymous run looks like random key material rather than a word, a path or a
@@ -287,9 +326,20 @@ export function findSecretTokens(text: string): DetectorMatch[] {
     spans.push([begin, stop]);
     from = stop;
   }
+  spans.push(...jwtSpans(text));
   for (const re of knownTokens) for (const m of text.matchAll(re)) spans.push([m.index, m.index + m[0].length]);
-  for (const re of [hexRun, b64Run]) {
-    for (const m of text.matchAll(re)) if (looksRandom(m[0])) spans.push([m.index, m.index + m[0].length]);
+  // Hex: a run of letters and digits that is all hex digits. Base64: a run of its alphabet and up to two '='.
+  for (const [start, end] of runsOf(text, isAlnum)) {
+    if (end - start < HEX_MIN) continue;
+    let hex = true;
+    for (let i = start; i < end && hex; i++) hex = isHex(text.charCodeAt(i));
+    if (hex && looksRandom(text.slice(start, end))) spans.push([start, end]);
+  }
+  for (const [start, run] of runsOf(text, isBase64Any)) {
+    if (run - start < B64_MIN) continue;
+    let end = run;
+    while (end < text.length && end - run < 2 && text.charCodeAt(end) === 0x3d /* = */) end++;
+    if (looksRandom(text.slice(start, end))) spans.push([start, end]);
   }
   return mergeSpans(spans).map(([start, end]) => ({ detector: 'secret-token' as const, start, end }));
 }
