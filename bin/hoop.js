@@ -3,6 +3,20 @@
 import { main } from '../dist/cli.js';
 import { FORWARDED_SIGNALS } from '../dist/io.js';
 
+// A reader that went away (`hoop … | head`): end quietly, as Unix tools do when SIGPIPE ends them (128 + 13).
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(141);
+  throw err;
+});
+process.stderr.on('error', () => {});
+
+/** Resolves once everything written to `stream` went out: a pipe is written asynchronously, and process.exit drops what is still queued. */
+const drained = (stream) =>
+  new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) return resolve();
+    stream.write('', () => resolve());
+  });
+
 const controller = new AbortController();
 let interrupts = 0;
 /** Set while a command (`hoop run`) hands the signals on to its child. */
@@ -36,4 +50,5 @@ const code = await main(process.argv.slice(2), {
     };
   },
 });
+await Promise.all([drained(process.stdout), drained(process.stderr)]);
 process.exit(code);

@@ -359,6 +359,25 @@ describe('hoop exec', () => {
     expect(r.stderr).toBe('');
   }, 60_000);
 
+  it('every command writes all its output into a pipe before it exits, and ends quietly (141) when the reader goes away: replay and export of a large session', async () => {
+    // One session with 400 results of 100 rows: its transcript is far larger than a pipe holds.
+    const statements = Array.from({ length: 400 }, (_, i) => `select g, ${i} as n, repeat('y', 40) from generate_series(1, 100) g;`).join('\n');
+    const made = await hoopExec(['app', '--csv', '-c', statements]);
+    expect(made.code).toBe(0);
+    const hoop = `${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)}`;
+    const gw = `--gateway ${stack.gateway.url} --ca-file ${stack.pki.caFile}`;
+    const file = join(stack.dir, 'replay.txt');
+    for (const command of [`sessions replay last ${gw}`, `sessions export last --format jsonl ${gw}`]) {
+      const script = `set -o pipefail; ${hoop} ${command} > ${file}; echo "file=$(wc -c < ${file})"; ${hoop} ${command} | wc -c | sed 's/^/piped=/'; ${hoop} ${command} | head -c 10 > /dev/null; echo "status=\${PIPESTATUS[0]}"`;
+      const r = await runProcess('bash', ['-c', script], { env: { HOOP_TOKEN: token } });
+      expect(r.stderr, command).toBe('');
+      const size = Number(/file=(\d+)/.exec(r.stdout)?.[1]);
+      expect(size, command).toBeGreaterThan(256 * 1024);
+      expect(Number(/piped=(\d+)/.exec(r.stdout)?.[1]), command).toBe(size);
+      expect(r.stdout, command).toMatch(/status=(0|141)\n/);
+    }
+  }, 120_000);
+
   it('streams a result larger than its heap', async () => {
     // ~60 MB of rows through a CLI whose heap may not exceed 48 MB: only streaming fits.
     const r = await hoopExec(['app', '--csv', '-c', "select g, repeat('x', 50) from generate_series(1, 1000000) g"], { nodeArgs: ['--max-old-space-size=48'] });
