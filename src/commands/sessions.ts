@@ -72,7 +72,7 @@ async function verifiedClientRecord(api: GatewayApi, kind: RecordKind, id: strin
     throw err;
   }
   if (!info.record?.signer) return { info: info.record };
-  return { info: info.record, check: await verifyRecording(dir, [parseSshPublicKey(info.record.signer)]) };
+  return { info: info.record, check: await verifyRecording(dir, [parseSshPublicKey(info.record.signer)], undefined, id) };
 }
 
 /**
@@ -95,7 +95,7 @@ async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: stri
     const summary = await getSession(endpoint, token, id);
     await downloadRecording(endpoint, token, id, dir);
     const keys = (await getRecordingKeys(endpoint)).map((k) => parseSshPublicKey(k.publicKey));
-    const check = await verifyRecording(dir, keys);
+    const check = await verifyRecording(dir, keys, undefined, id);
     return await use(dir, check, summary, { endpoint, token });
   } finally {
     provider.close();

@@ -140,6 +140,11 @@ export class PostgresSessionArchive implements SessionArchive {
     return (await this.#query('select 1 from hoop.sessions where id = $1', [id])).length > 0;
   }
 
+  /** One row in `hoop.session_claims`, inserted or not: the store decides between replicas that ask at once. */
+  async claim(id: string): Promise<boolean> {
+    return (await this.#query('insert into hoop.session_claims (id, replica) values ($1, $2) on conflict do nothing returning id', [id, this.#replica.id])).length === 1;
+  }
+
   async files(id: string): Promise<string[]> {
     return (await this.#query<{ name: string }>('select name from hoop.recording_files where session = $1 order by name', [id])).map((r) => r.name);
   }

@@ -104,6 +104,8 @@ export interface SessionArchive {
   session(id: string): Promise<SessionSummary | undefined>;
   /** Whether session `id` was ever recorded (its id is never given to another session). */
   recorded(id: string): Promise<boolean>;
+  /** Claims session id `id` for a new session, atomically: false when it was claimed or recorded before, here or on any replica sharing the archive. */
+  claim(id: string): Promise<boolean>;
   /** The files of session `id`'s recording. */
   files(id: string): Promise<string[]>;
   /** One file of it: a path in the data directory, or its bytes; undefined when there is none. */
@@ -180,6 +182,11 @@ export class GatewayRecordings {
   /** Whether session `id` was recorded (its recording is never written over). */
   recorded(id: string): Promise<boolean> {
     return SESSION_ID.test(id) ? this.archive.recorded(id) : Promise.resolve(false);
+  }
+
+  /** Claims `id` for a new session ({@link SessionArchive.claim}): false for an id that is not a session id, or taken. */
+  claim(id: string): Promise<boolean> {
+    return SESSION_ID.test(id) ? this.archive.claim(id) : Promise.resolve(false);
   }
 
   /** Starts the recording of session `id` of a `protocol` connection on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
@@ -296,6 +303,18 @@ export class FileSessionArchive implements SessionArchive {
     return stat(join(this.dir, 'recordings', id)).then(() => true, () => false);
   }
 
+  /** The recording's directory, made exclusively: it exists for every id claimed here, and stays when its files are pruned. */
+  async claim(id: string): Promise<boolean> {
+    await mkdir(join(this.dir, 'recordings'), { recursive: true, mode: 0o700 });
+    return mkdir(join(this.dir, 'recordings', id), { mode: 0o700 }).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') return false;
+        throw err;
+      },
+    );
+  }
+
   async files(id: string): Promise<string[]> {
     return (await readdir(join(this.dir, 'recordings', id)).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
   }
@@ -313,6 +332,8 @@ export class FileSessionArchive implements SessionArchive {
     const root = join(this.dir, 'recordings');
     let found = 0;
     for (const id of (await readdir(root)).filter((d) => SESSION_ID.test(d) && !indexed.has(d)).sort()) {
+      // An id claimed for a session that never wrote a file (its recording could not start) is no session to list.
+      if ((await readdir(join(root, id)).catch(() => [])).length === 0) continue;
       await this.index(await summaryFromRecording(id, join(root, id)));
       found++;
     }

@@ -535,16 +535,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    * never recorded (a recording is never written over), else a new random one. The gateway echoes
    * the id it chose, and the client uses that.
    */
+  /**
+   * The new session's id: the one its client proposed when nobody ever had it (claimed in the
+   * archive, atomically across replicas, so that no recording is written over or mixed with
+   * another's), else a new one.
+   */
   const claimSessionId = async (requested: unknown): Promise<string> => {
     if (typeof requested === 'string' && SESSION_ID.test(requested) && !claimed.has(requested)) {
       claimed.add(requested);
-      // When the store cannot say, the id counts as taken: a recording is never written over.
-      if (!(await recordings?.recorded(requested).catch(() => true))) return requested;
+      // When the store cannot say, the id counts as taken.
+      if (!recordings || (await recordings.claim(requested).catch(() => false))) return requested;
       claimed.delete(requested);
     }
-    const id = randomUUID();
-    claimed.add(id);
-    return id;
+    for (;;) {
+      const id = randomUUID();
+      claimed.add(id);
+      if (!recordings || (await recordings.claim(id).catch(() => true))) return id;
+      claimed.delete(id);
+    }
   };
   const postgresEngine = new PostgresEngine({ cancels, resolveSecret: (ref) => resolveSecret(ref, env), ...config.postgres, ...options.postgres });
   const sshHostKey = await gatewaySshHostKey(config.dataDir);

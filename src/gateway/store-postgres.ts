@@ -160,6 +160,18 @@ export const MIGRATIONS: readonly Migration[] = [
       create index runs_open on hoop.runs (issuer, subject) where ended_at is null;
       create index runs_ended on hoop.runs (ended_at);`,
   },
+  {
+    version: 6,
+    name: 'session ids, claimed once',
+    // Insert-only: a session id a replica claimed is never given to another session, on any replica, even after its recording was pruned.
+    sql: `
+      create table hoop.session_claims (
+        id         text primary key,
+        replica    text not null,
+        claimed_at timestamptz not null default now()
+      );
+      insert into hoop.session_claims (id, replica, claimed_at) select id, replica, started_at from hoop.sessions on conflict do nothing;`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

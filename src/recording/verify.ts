@@ -82,9 +82,10 @@ export interface VerifiedBefore {
  * Verifies the recording in `dir` against `trusted` keys; see the module documentation. With
  * `before`, the chunks of a manifest that begins with `before.manifest` are taken as verified up
  * to there (their hashes, text and chain), and only those it adds are read: a record uploaded
- * checkpoint by checkpoint is read once, not once per checkpoint.
+ * checkpoint by checkpoint is read once, not once per checkpoint. With `expected`, the recording
+ * must be that id's: another's files copied over it fail.
  */
-export async function verifyRecording(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore): Promise<RecordingCheck> {
+export async function verifyRecording(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore, expected?: string): Promise<RecordingCheck> {
   const result: RecordingCheck = { ok: false, complete: false, truncated: false, chunks: 0, events: 0, unverified: [], problems: [] };
   const problem = (text: string): void => void result.problems.push(text);
   let files: string[];
@@ -193,6 +194,8 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
     if (result.complete) problem(`${f} is not in ${MANIFEST}`);
     else result.unverified.push(f);
   }
+  // Bound to the id it is asked for: every chunk names its recording, under the signed manifest's hashes.
+  if (expected !== undefined && result.id !== expected) problem(result.id === undefined ? `no chunk names recording ${expected}: nothing binds these files to it` : `it is the recording of ${result.id}, not of ${expected} (its files were copied over)`);
   result.ok = result.problems.length === 0;
   return result;
 }

@@ -226,6 +226,32 @@ describe('recorded sessions', () => {
     }
   });
 
+  it("another session's recording copied over this one's, whole and signed, fails: a recording is bound to its id", async () => {
+    const token = await stack.token('alice');
+    const other = await stack.tunnel('app', token, { sessionId: 'copied-from-0001' });
+    await other.simple('select 42 as other_session');
+    other.write(frontendMessage('X'));
+    await other.closed();
+    await sessionsOf('alice', 2);
+    const data = join(stack.dir, 'hoop-data', 'recordings');
+    const mine = join(data, id);
+    const saved = new Map(readdirSync(mine).map((f) => [f, readFileSync(join(mine, f))]));
+    for (const f of readdirSync(mine)) rmSync(join(mine, f));
+    for (const f of readdirSync(join(data, 'copied-from-0001'))) writeFileSync(join(mine, f), readFileSync(join(data, 'copied-from-0001', f)));
+    try {
+      const verify = await hoop(['sessions', 'verify', id], 'alice');
+      expect(verify.code).toBe(1);
+      expect(verify.stdout).toContain(`it is the recording of copied-from-0001, not of ${id} (its files were copied over)`);
+      const replay = await hoop(['sessions', 'replay', id], 'alice');
+      expect(replay.code).toBe(1);
+      expect(replay.stdout).not.toContain('other_session');
+    } finally {
+      for (const f of readdirSync(mine)) rmSync(join(mine, f));
+      for (const [f, b] of saved) writeFileSync(join(mine, f), b);
+    }
+    expect((await hoop(['sessions', 'verify', id], 'alice')).code).toBe(0);
+  });
+
   it('verify --file checks a recording on disk with a given key, and refuses another key', async () => {
     const dir = join(stack.dir, 'hoop-data', 'recordings', id);
     const pem = readFileSync(join(stack.dir, 'hoop-data', 'keys', 'recording-ed25519.pem'), 'utf8');

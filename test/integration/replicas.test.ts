@@ -231,7 +231,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 5$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 6$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -321,6 +321,23 @@ describe('two replicas behind a load balancer', () => {
     expect(await notes()).toBe(0);
     const seenOnA = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', id, '--json'], 'bob', ['dba'])).stdout) as { state: string; decisions: Array<{ subject: string }> };
     expect(seenOnA).toMatchObject({ state: 'approved', decisions: [{ subject: 'bob' }] });
+  });
+
+  it('gives a proposed session id to one session only, when two replicas are asked for it at once: its recording is that one session\'s', async () => {
+    const token = await stack.token('bob');
+    const proposed = `both-replicas-${Date.now()}`;
+    const pair = await Promise.all([stack.tunnel('app', token, { sessionId: proposed }), stack.tunnel('app', token, { sessionId: proposed, gateway: bUrl })]);
+    for (const [i, f] of pair.entries()) {
+      expect((await f.simple(`select ${i} as which`)).some((m) => m.type === 0x44)).toBe(true);
+      f.destroy();
+    }
+    const rows = async (): Promise<string> => (await store.psql(`select count(*) from hoop.session_claims where id = '${proposed}'`, { database: 'hoop_store' })).trim();
+    expect(await rows()).toBe('1');
+    const sessions = await until(async () => {
+      const s = (await store.psql(`select id, replica from hoop.sessions where summary->>'subject' = 'bob' and (summary->>'startedAt')::timestamptz > now() - interval '1 minute' and summary->>'endedAt' is not null`, { database: 'hoop_store' })).trim().split('\n').filter(Boolean);
+      return s.length >= 2 ? s : undefined;
+    }, 10_000, "both sessions in the store");
+    expect(sessions.filter((l) => l.startsWith(`${proposed}|`))).toHaveLength(1);
   });
 
   it("knows an agent's run on every replica: begun through B, its credential works on A, and ended through B, its session on A ends", async () => {
