@@ -44,8 +44,13 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
     setShownReason(r);
   };
   const [busy, setBusy] = useState(false);
-  // The reviews shown whole (`v`), by id: what a reviewer saw of each.
-  const [whole, setWhole] = useState<ReadonlySet<string>>(new Set());
+  // The reviews shown whole (`v`), by id: what a reviewer saw of each. Read by the key handler as keys come (`v` then `a` may arrive before a re-render).
+  const [whole, setShownWhole] = useState<ReadonlySet<string>>(new Set());
+  const wholeNow = useRef<ReadonlySet<string>>(whole);
+  const showWhole = (id: string): void => {
+    wholeNow.current = new Set([...wholeNow.current, id]);
+    setShownWhole(wholeNow.current);
+  };
 
   const refresh = useCallback(async () => {
     try {
@@ -100,9 +105,9 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
     if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
     else if (key.upArrow || input === 'k') setSelected(Math.max(0, index - 1));
     else if (key.downArrow || input === 'j') setSelected(Math.min(list.length - 1, index + 1));
-    else if (input === 'a' && cut) setStatus(`not all of ${current!.id} is shown: press v to see it whole before you approve it`);
+    else if (input === 'a' && current && !wholeNow.current.has(current.id) && sqlShown.length > sqlLines) setStatus(`not all of ${current!.id} is shown: press v to see it whole before you approve it`);
     else if (input === 'a') act('approve');
-    else if (input === 'v' && current) setWhole(new Set([...whole, current.id]));
+    else if (input === 'v' && current) showWhole(current.id);
     else if (input === 'd' && current) setReason('');
     else if (input === 'r') void refresh();
   });
