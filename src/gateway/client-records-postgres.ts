@@ -81,7 +81,10 @@ export class PostgresClientRecordStore implements ClientRecordStore {
     return {
       state: async () => (await query<{ state: ClientRecordState }>(client, 'select state from hoop.client_records where kind = $1 and id = $2', key, 'read the record')).rows[0]?.state,
       read: async (name) => (await query<{ data: Buffer }>(client, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [...key, name], 'read the record')).rows[0]?.data,
-      count: async () => (await query<{ n: number }>(client, 'select count(*)::int as n from hoop.client_record_files where kind = $1 and id = $2', key, 'read the record')).rows[0]!.n,
+      usage: async () => {
+        const row = (await query<{ files: number; bytes: string }>(client, 'select count(*)::int as files, coalesce(sum(length(data)), 0)::bigint as bytes from hoop.client_record_files where kind = $1 and id = $2', key, 'read the record')).rows[0]!;
+        return { files: row.files, bytes: Number(row.bytes) };
+      },
       write: async (name, data) => {
         await query(client, 'insert into hoop.client_record_files (kind, id, name, data) values ($1, $2, $3, $4)', [...key, name, data], 'keep the file');
       },
@@ -145,6 +148,22 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   async file(kind: RecordKind, id: string, name: string): Promise<Buffer | undefined> {
     const r = await query<{ data: Buffer }>(this.#pool, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [kind, id, name], "read the CLI's record");
     return r.rows[0]?.data;
+  }
+
+  async unverifiedBytes(owner: { issuer: string; subject: string }): Promise<number> {
+    const r = await query<{ bytes: string }>(
+      this.#pool,
+      `select coalesce(sum(length(f.data)), 0)::bigint as bytes from hoop.client_records r join hoop.client_record_files f on f.kind = r.kind and f.id = r.id
+       where r.state->>'state' = 'uploading' and r.state->>'issuer' = $1 and r.state->>'subject' = $2`,
+      [owner.issuer, owner.subject],
+      "count an identity's records",
+    );
+    return Number(r.rows[0]?.bytes ?? 0);
+  }
+
+  async unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>> {
+    const r = await query<{ kind: RecordKind; id: string }>(this.#pool, "select kind, id from hoop.client_records where state->>'state' = 'uploading' and updated_at < $1", [before], "find the records no signature verified");
+    return r.rows;
   }
 }
 

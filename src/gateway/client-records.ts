@@ -26,7 +26,7 @@
  * @see docs/deployment.md (replicas on one PostgreSQL store)
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../durable-file.js';
 import { ErrorCode, HoopError } from '../errors.js';
@@ -42,13 +42,18 @@ import type { RecordKind } from '../recording/spool.js';
 export const RECORD_ID = /^[A-Za-z0-9_-]{8,64}$/;
 const STATE_FILE = 'record.json';
 /**
- * Largest file and most files of a record, per kind: a session's chunk is cut at 256 KiB of
- * events (gzip makes it smaller; one event may pass it); a run holds a few events per session.
+ * Largest file, most files and most bytes of a record, per kind: a session's chunk is cut at 256
+ * KiB of events (gzip makes it smaller; one event may pass it), and keeps at most 100 rows of a
+ * result, as the gateway's recording does; a run holds a few events per session.
  */
-const LIMITS: Record<RecordKind, { fileBytes: number; files: number }> = {
-  sessions: { fileBytes: 4 * 1024 * 1024, files: 20_000 },
-  runs: { fileBytes: 256 * 1024, files: 64 },
+const LIMITS: Record<RecordKind, { fileBytes: number; files: number; bytes: number }> = {
+  sessions: { fileBytes: 4 * 1024 * 1024, files: 20_000, bytes: 256 * 1024 * 1024 },
+  runs: { fileBytes: 256 * 1024, files: 64, bytes: 1024 * 1024 },
 };
+/** Bytes one identity may have held in records that no signature verified yet, by default (a record verifies at its first checkpoint, within seconds). */
+export const UNVERIFIED_BYTES_PER_IDENTITY = 256 * 1024 * 1024;
+/** How long a record may stay without a signature that verifies it before it is removed. */
+export const UNVERIFIED_RECORD_TTL_MS = 24 * 3_600_000;
 /** Largest request body an upload may have. */
 export const MAX_RECORD_FILE_BYTES = LIMITS.sessions.fileBytes;
 /** Verifications that run at once (each reads a whole record): the rest wait their turn. */
@@ -97,8 +102,8 @@ export interface HeldRecord {
   state(): Promise<ClientRecordState | undefined>;
   /** The bytes of its file `name`, if held. */
   read(name: string): Promise<Buffer | undefined>;
-  /** How many files it holds. */
-  count(): Promise<number>;
+  /** How many files it holds, and their bytes. */
+  usage(): Promise<{ files: number; bytes: number }>;
   /** Adds the file `name` (not held yet). */
   write(name: string, data: Buffer): Promise<void>;
   /** Drops these files (those not held are ignored). */
@@ -124,6 +129,10 @@ export interface ClientRecordStore {
   files(kind: RecordKind, id: string): Promise<string[]>;
   /** One file: its path (the file store) or its bytes; undefined when not held. */
   file(kind: RecordKind, id: string, name: string): Promise<string | Buffer | undefined>;
+  /** The bytes held in the records of `owner` that no signature verified yet (state `uploading`). */
+  unverifiedBytes(owner: DeviceOwner): Promise<number>;
+  /** The records still `uploading` that began before `before`. */
+  unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>>;
 }
 
 /** What an upload did: stored, or refused (after what the refusal dropped was written). */
@@ -132,18 +141,21 @@ type Outcome = { stored: boolean; state: ClientRecordState } | { refused: HttpEr
 /** See the module documentation. */
 export class ClientRecords {
   readonly #store: ClientRecordStore;
+  /** Bytes one identity's unverified records may hold. */
+  readonly #unverifiedCap: number;
   /** Updates of one record in this process run one after the other (the store holds it across replicas). */
   readonly #queues = new Map<string, Promise<unknown>>();
   #verifying = 0;
   readonly #waiting: Array<() => void> = [];
 
-  private constructor(store: ClientRecordStore) {
+  private constructor(store: ClientRecordStore, unverifiedCap: number) {
     this.#store = store;
+    this.#unverifiedCap = unverifiedCap;
   }
 
-  /** Opens the records in `store`, by default in files under `<dataDir>/client-records`. */
-  static async open(dataDir: string, store?: ClientRecordStore): Promise<ClientRecords> {
-    return new ClientRecords(store ?? (await FileClientRecordStore.open(dataDir)));
+  /** Opens the records in `store`, by default in files under `<dataDir>/client-records` (keeping `reserveBytes` of the disk free). */
+  static async open(dataDir: string, store?: ClientRecordStore, o: { reserveBytes?: number; unverifiedBytesPerIdentity?: number } = {}): Promise<ClientRecords> {
+    return new ClientRecords(store ?? (await FileClientRecordStore.open(dataDir, o)), o.unverifiedBytesPerIdentity ?? UNVERIFIED_BYTES_PER_IDENTITY);
   }
 
   /** The state of a record, if any of it was uploaded. */
@@ -174,7 +186,7 @@ export class ClientRecords {
    * it: a session's owner). Resolves `stored: false` when the same bytes were already there.
    * Verifies the record when `name` is a signature, against `keys` (the uploader's device keys).
    *
-   * @throws HttpError 403 (another's record), 409 (other bytes under a held name; a complete record), 413, 422 (does not verify); HoopError USAGE (not a record's file)
+   * @throws HttpError 403 (another's record), 409 (other bytes under a held name; a complete record), 413 (a file or the record too large), 422 (does not verify), 429 (the uploader's unverified records hold too much already), 507 (the gateway's disk keeps its last space for recordings); HoopError USAGE (not a record's file)
    */
   put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
     if (!RECORD_ID.test(id) || !RECORDING_FILE.test(name)) return Promise.reject(new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' }));
@@ -206,12 +218,23 @@ export class ClientRecords {
       if (!name.endsWith('.sig') || state.state === 'complete' || state.verified === name) return { stored: false, state };
     } else {
       if (state?.state === 'complete') throw new HttpError(409, `the record of ${id} is complete; it takes no more files`);
-      if ((await record.count()) >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
+      const usage = await record.usage();
+      if (usage.files >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
+      if (usage.bytes + data.length > limits.bytes) throw new HttpError(413, `the record of ${id} would pass the ${limits.bytes / 1024 / 1024} MiB a record of this kind may hold`);
+      if (state === undefined || state.state === 'uploading') {
+        const unverified = await this.#store.unverifiedBytes(owner);
+        if (unverified + data.length > this.#unverifiedCap) {
+          throw new HttpError(429, `${owner.subject} has ${(unverified / 1024 / 1024).toFixed(1)} MiB of records that no signature verified yet, and may have ${(this.#unverifiedCap / 1024 / 1024).toFixed(1)} MiB`, {
+            hint: 'upload the signed manifests of the records already sent (the next hoop command does), or wait: unverified records are removed after a day',
+          });
+        }
+      }
+      // The file first: a write the disk refuses leaves no record behind.
+      await record.write(name, data);
       if (!state) {
         state = { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() };
         await record.save(state);
       }
-      await record.write(name, data);
       if (!name.endsWith('.sig')) return { stored: true, state };
     }
 
@@ -243,6 +266,13 @@ export class ClientRecords {
     };
     await record.save(state);
     return { stored: !held, state };
+  }
+
+  /** Removes the records that no signature verified within {@link UNVERIFIED_RECORD_TTL_MS} of their first file; resolves them. */
+  async expireUnverified(now = Date.now()): Promise<Array<{ kind: RecordKind; id: string }>> {
+    const stale = await this.#store.unverifiedSince(new Date(now - UNVERIFIED_RECORD_TTL_MS));
+    for (const { kind, id } of stale) await this.#serialized(kind, id, () => this.#store.update(kind, id, async (record) => ((await record.state())?.state === 'uploading' ? record.removeAll() : undefined)));
+    return stale;
   }
 
   /** Removes a record (retention: the session's gateway recording went). */
@@ -286,13 +316,17 @@ export class FileClientRecordStore implements ClientRecordStore {
   /** The state of every record, by `kind/id`. */
   readonly #states = new Map<string, ClientRecordState>();
 
-  private constructor(root: string) {
+  private constructor(root: string, reserveBytes: number) {
     this.#root = root;
+    this.#reserve = reserveBytes;
   }
 
+  /** Free bytes the data directory keeps for the gateway's own recordings: an upload that would leave less is refused. */
+  readonly #reserve: number;
+
   /** Opens (and creates) `<dataDir>/client-records`, reading the state of every record. */
-  static async open(dataDir: string): Promise<FileClientRecordStore> {
-    const store = new FileClientRecordStore(join(dataDir, 'client-records'));
+  static async open(dataDir: string, o: { reserveBytes?: number } = {}): Promise<FileClientRecordStore> {
+    const store = new FileClientRecordStore(join(dataDir, 'client-records'), o.reserveBytes ?? DISK_RESERVE_BYTES);
     for (const kind of ['sessions', 'runs'] as const) {
       const dir = join(store.#root, kind);
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -310,10 +344,20 @@ export class FileClientRecordStore implements ClientRecordStore {
     return fn({
       state: async () => this.#states.get(key),
       read: (name) => readFile(join(dir, name)).catch(() => undefined),
-      count: async () => (await this.files(kind, id)).length,
+      usage: async () => {
+        const names = await this.files(kind, id);
+        let bytes = 0;
+        for (const name of names) bytes += await stat(join(dir, name)).then((st) => st.size, () => 0);
+        return { files: names.length, bytes };
+      },
       write: async (name, data) => {
+        // The disk the gateway records every session on: an upload never takes its last free space.
+        const fs = await statfs(this.#root);
+        if (fs.bavail * fs.bsize - data.length < this.#reserve) throw diskFull(this.#reserve);
         await mkdir(dir, { recursive: true, mode: 0o700 });
-        await writeFileAtomic(join(dir, name), data, dir);
+        await writeFileAtomic(join(dir, name), data, dir).catch((err: NodeJS.ErrnoException) => {
+          throw err.code === 'ENOSPC' ? diskFull(this.#reserve) : err;
+        });
       },
       delete: async (names) => {
         for (const name of names) await rm(join(dir, name), { force: true });
@@ -348,6 +392,29 @@ export class FileClientRecordStore implements ClientRecordStore {
     const path = join(this.#root, kind, id, name);
     return (await stat(path).then((s) => s.isFile(), () => false)) ? path : undefined;
   }
+
+  async unverifiedBytes(owner: DeviceOwner): Promise<number> {
+    let bytes = 0;
+    for (const [key, state] of this.#states) {
+      if (state.state !== 'uploading' || state.issuer !== owner.issuer || state.subject !== owner.subject) continue;
+      const dir = join(this.#root, key);
+      for (const name of await this.files(state.kind, state.id)) bytes += await stat(join(dir, name)).then((st) => st.size, () => 0);
+    }
+    return bytes;
+  }
+
+  async unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>> {
+    return [...this.#states.values()].filter((s) => s.state === 'uploading' && Date.parse(s.updatedAt) < before.getTime()).map((s) => ({ kind: s.kind, id: s.id }));
+  }
+}
+
+/** Free bytes the data directory keeps for the gateway's own recordings by default. */
+const DISK_RESERVE_BYTES = 1024 * 1024 * 1024;
+
+function diskFull(reserve: number): HttpError {
+  return new HttpError(507, `the gateway's disk is too full to keep this record: it keeps its last ${Math.round(reserve / 1024 / 1024)} MiB for the sessions it records`, {
+    hint: 'the record stays in your spool and goes up with a later command; tell the gateway\'s operators their data disk is full',
+  });
 }
 
 function signerOf(check: RecordingCheck, trusted: KeyObject[]): KeyObject | undefined {

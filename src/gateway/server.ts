@@ -116,6 +116,8 @@ export interface GatewayOptions {
   /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
   firstRequestTimeoutMs?: number;
   /** Connections one source address may hold open before their first request (default 256: a balancer or a NAT is one address for many). */
+  /** Free bytes of the data directory that CLIs' records never take: an upload that would leave less is refused 507 (default 1 GiB). */
+  clientRecordDiskReserveBytes?: number;
   silentConnectionsPerAddress?: number;
 }
 
@@ -418,7 +420,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const bucket = bucketConfig ? await (await import('./recordings-bucket.js')).S3RecordingBucket.open(bucketConfig, env) : undefined;
       recordings = await GatewayRecordings.open(config.dataDir, shared ? (dir) => new PostgresSessionArchive(shared, dir, log, bucket) : undefined);
       if (recordings.archive instanceof PostgresSessionArchive) await recordings.archive.publish(recordings.ownKeys());
-      clientRecords = await ClientRecords.open(config.dataDir, shared ? await PostgresClientRecordStore.open(shared, config.dataDir) : undefined);
+      clientRecords = await ClientRecords.open(config.dataDir, shared ? await PostgresClientRecordStore.open(shared, config.dataDir) : undefined, { ...(options.clientRecordDiskReserveBytes !== undefined ? { reserveBytes: options.clientRecordDiskReserveBytes } : {}) });
       const recovered = await recordings.recoverUnindexed();
       if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} recording(s) the gateway's last run left in its data directory were indexed; any cut short verify up to their last checkpoint` });
     } catch (err) {
@@ -427,8 +429,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       throw err;
     }
   }
-  /** Deletes recordings older than the policy's `recording.retentionDays`, at start and hourly. */
+  /** Deletes recordings older than the policy's `recording.retentionDays`, and CLIs' records no signature verified within a day, at start and hourly. */
   const prune = async (): Promise<void> => {
+    try {
+      for (const r of (await clientRecords?.expireUnverified()) ?? []) log.info('client-record.expired', { kind: r.kind, id: r.id, message: 'no signature verified it within a day of its first file' });
+    } catch (err) {
+      log.error('client-record.expire-failed', { error: describeError(err) });
+    }
     const days = policySource?.current().policy.recording.retentionDays;
     if (!recordings || days === undefined) return;
     try {

@@ -1,0 +1,71 @@
+/**
+ * The CLIs' records a gateway takes are bounded (issue 38, class B), with the file store: a
+ * record's bytes, the bytes of an identity's records that no signature verified yet, the time such
+ * a record may wait, and the disk the gateway records every session on. What is refused is not
+ * written; what expires is removed from the disk.
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ClientRecords, UNVERIFIED_RECORD_TTL_MS } from '../../src/gateway/client-records.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function dataDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'hoop-client-record-limits-'));
+  dirs.push(d);
+  return d;
+}
+
+const alice = { issuer: 'https://idp.example', subject: 'alice' };
+const bob = { issuer: 'https://idp.example', subject: 'bob' };
+const noKeys = async (): Promise<never[]> => [];
+const chunk = (n: number): string => `events-${String(n).padStart(6, '0')}.jsonl.gz`;
+const refusal = (p: Promise<unknown>): Promise<{ status?: number; message?: string } | undefined> =>
+  p.then(
+    () => undefined,
+    (e: { status?: number; message?: string }) => e,
+  );
+const held = (dir: string, kind: string, id: string): string[] => readdirSync(join(dir, 'client-records', kind, id)).filter((f) => f.startsWith('events-')).sort();
+
+describe("CLIs' records", () => {
+  it('a record holds at most its kind\'s bytes: a run\'s 1 MiB', async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0 });
+    for (let i = 1; i <= 4; i++) await records.put('runs', 'run-limits-0001', chunk(i), Buffer.alloc(256 * 1024, i), alice, noKeys);
+    expect(await refusal(records.put('runs', 'run-limits-0001', chunk(5), Buffer.alloc(1024), alice, noKeys))).toMatchObject({ status: 413, message: expect.stringContaining('would pass the 1 MiB a record of this kind may hold') });
+    expect(held(dir, 'runs', 'run-limits-0001')).toEqual([1, 2, 3, 4].map(chunk));
+  });
+
+  it("an identity's unverified records hold at most so many bytes; another's are not held back", async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    await records.put('sessions', 'session-a-0001', chunk(1), Buffer.alloc(600 * 1024, 1), alice, noKeys);
+    await records.put('sessions', 'session-b-0001', chunk(1), Buffer.alloc(300 * 1024, 2), alice, noKeys);
+    const third = await refusal(records.put('sessions', 'session-c-0001', chunk(1), Buffer.alloc(300 * 1024, 3), alice, noKeys));
+    expect(third).toMatchObject({ status: 429, message: 'alice has 0.9 MiB of records that no signature verified yet, and may have 1.0 MiB' });
+    expect(readdirSync(join(dir, 'client-records', 'sessions')).sort()).toEqual(['session-a-0001', 'session-b-0001']);
+    await records.put('sessions', 'session-d-0001', chunk(1), Buffer.alloc(600 * 1024, 4), bob, noKeys);
+  });
+
+  it('a record that no signature verified within a day is removed, files and all', async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0 });
+    await records.put('sessions', 'session-old-001', chunk(1), Buffer.from('never signed'), alice, noKeys);
+    expect(await records.expireUnverified(Date.now() + UNVERIFIED_RECORD_TTL_MS - 60_000)).toEqual([]);
+    expect(await records.expireUnverified(Date.now() + UNVERIFIED_RECORD_TTL_MS + 60_000)).toEqual([{ kind: 'sessions', id: 'session-old-001' }]);
+    expect(readdirSync(join(dir, 'client-records', 'sessions'))).toEqual([]);
+    expect(await records.state('sessions', 'session-old-001')).toBeUndefined();
+  });
+
+  it('an upload that would take the last free space of the data disk is refused 507, and nothing is written', async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: Number.MAX_SAFE_INTEGER });
+    expect(await refusal(records.put('sessions', 'session-full-01', chunk(1), Buffer.from('x'), alice, noKeys))).toMatchObject({ status: 507, message: expect.stringContaining("the gateway's disk is too full to keep this record") });
+    expect(readdirSync(join(dir, 'client-records', 'sessions'))).toEqual([]);
+    expect(await records.state('sessions', 'session-full-01')).toBeUndefined();
+  });
+});
