@@ -1,6 +1,6 @@
 /** Files that must survive a crash whole or not at all. */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { link, open, rename, unlink } from 'node:fs/promises';
 
 /**
  * Writes `data` to `file` atomically: a temporary file in the same directory (0600), fsync,
@@ -11,6 +11,24 @@ import { open, rename, unlink } from 'node:fs/promises';
  * @see https://man7.org/linux/man-pages/man2/fsync.2.html (a directory entry needs the directory's fsync)
  */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, dir: string, syncDir = true): Promise<void> {
+  await placeDurably(file, data, dir, syncDir, (tmp) => rename(tmp, file));
+}
+
+/**
+ * As {@link writeFileAtomic}, but never over an existing `file`: the temporary file is linked to
+ * its name (which fails with EEXIST where one is), then unlinked. For evidence written once.
+ *
+ * @throws Error EEXIST when `file` exists (it is left as it was)
+ * @see https://man7.org/linux/man-pages/man2/link.2.html
+ */
+export async function writeFileOnce(file: string, data: string | Uint8Array, dir: string, syncDir = true): Promise<void> {
+  await placeDurably(file, data, dir, syncDir, async (tmp) => {
+    await link(tmp, file);
+    await unlink(tmp);
+  });
+}
+
+async function placeDurably(file: string, data: string | Uint8Array, dir: string, syncDir: boolean, place: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', 0o600);
   try {
@@ -20,7 +38,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, d
     await handle.close();
   }
   try {
-    await rename(tmp, file);
+    await place(tmp);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw err;

@@ -307,10 +307,12 @@ export class PostgresSessionArchive implements SessionArchive {
             for (const r of rows) if (r.object !== null) gone.push(r.object);
           } else if (data) {
             const key = bucket && puts.has(bucket.key(op.session, op.name)) ? bucket.key(op.session, op.name) : null;
-            await client.query(
-              'insert into hoop.recording_files (session, name, data, object) values ($1, $2, $3, $4) on conflict (session, name) do update set data = excluded.data, object = excluded.object, stored_at = now()',
-              [op.session, op.name, key === null ? data : null, key],
-            );
+            // Insert-only: a file already held is evidence; the same bytes again (a retry) are nothing new, other bytes are refused and said.
+            const inserted = await client.query('insert into hoop.recording_files (session, name, data, object) values ($1, $2, $3, $4) on conflict (session, name) do nothing', [op.session, op.name, key === null ? data : null, key]);
+            if (inserted.rowCount === 0) {
+              const held = (await client.query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [op.session, op.name, key === null ? data : null, key])).rows[0];
+              if (!held?.same) this.#log.error('recording.conflict', { session: op.session, file: op.name, message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)' });
+            }
           }
         }
       }

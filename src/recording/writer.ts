@@ -11,7 +11,9 @@
  * checkpoint of the manifest so far (`checkpoint-<chunks>.SHA256SUMS` and `.sig`) is written at
  * least every `checkpointMs`; the one before is removed only once the new pair is on disk. So a
  * recording cut short by a crash verifies up to its last checkpoint and is reported as truncated.
- * {@link RecordingWriter.close} writes the final manifest, then removes the checkpoints. The format is documented in docs/recording-format.md.
+ * {@link RecordingWriter.close} writes the final manifest, then removes the checkpoints. Every file
+ * is written once, never over one that exists (`writeFileOnce`): a second writer of the same
+ * recording fails loudly rather than replacing evidence. The format is documented in docs/recording-format.md.
  *
  * Memory: each event is written at once into UTF-8 blocks outside the JavaScript heap
  * (./event-line.ts), so the garbage collector never copies what waits for a chunk. Events are held
@@ -26,7 +28,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { writeFileAtomic } from '../durable-file.js';
+import { writeFileOnce } from '../durable-file.js';
 import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
 import { sshSign } from './sshsig.js';
 
@@ -199,7 +201,7 @@ export class RecordingWriter implements EventSink {
         const data = gzipSync(text, { level: 1, chunkSize: gzipChunkSize(text.length) });
         const name = chunkName(seq);
         // The directory is fsynced when a manifest is signed (#sign), before it names this chunk.
-        await writeFileAtomic(join(this.dir, name), data, this.dir, false);
+        await writeFileOnce(join(this.dir, name), data, this.dir, false);
         this.#onFile(name, false);
         this.#prev = createHash('sha256').update(data).digest('hex');
         this.#sums.push(`${this.#prev}  ${name}\n`);
@@ -217,8 +219,8 @@ export class RecordingWriter implements EventSink {
   /** Writes the manifest so far as `file` with its signature (the first write fsyncs the directory: the chunks' names are durable before the manifest names them). */
   async #sign(file: string): Promise<void> {
     const manifest = Buffer.from(this.#sums.join(''));
-    await writeFileAtomic(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest), this.dir);
-    await writeFileAtomic(join(this.dir, file), manifest, this.dir);
+    await writeFileOnce(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest), this.dir);
+    await writeFileOnce(join(this.dir, file), manifest, this.dir);
     this.#onFile(`${file}.sig`, false);
     this.#onFile(file, false);
     this.#lastCheckpoint = Date.now();
@@ -227,8 +229,10 @@ export class RecordingWriter implements EventSink {
   /** Signs a checkpoint of the chunks on disk, then removes the checkpoint before it. */
   async #signCheckpoint(): Promise<void> {
     const name = checkpointName(this.#sums.length);
+    // No chunk since the last checkpoint: it signs all there is already (and a file is written once).
+    if (this.#checkpoints.includes(name)) return;
     await this.#sign(name);
-    for (const old of this.#checkpoints.splice(0)) if (old !== name) await this.#removePair(old);
+    for (const old of this.#checkpoints.splice(0)) await this.#removePair(old);
     this.#checkpoints.push(name);
   }
 

@@ -86,6 +86,9 @@ async function aliceSession(token: string): Promise<string> {
   throw new Error(`session ${sessionId} never ended in the store`);
 }
 
+/** What the replica logged at level error, a line each. */
+const replicaErrors: string[] = [];
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-store-pg-'));
   store = await startPgCluster();
@@ -96,7 +99,7 @@ beforeAll(async () => {
   stack = await startStack({ extraConfig: 'store: { kind: postgres, url: "${env:HOOP_STORE_URL}" }' });
   const env = { ...process.env, APP_PASSWORD: stack.pg.users.scram.password, MD5_PASSWORD: stack.pg.users.md5.password, PLAIN_PASSWORD: stack.pg.users.cleartext.password, WRONG_PASSWORD: 'x' };
   const config = await loadGatewayConfig(stack.configFile, env);
-  replica = await startGateway({ config: { ...config, dataDir: join(dir, 'replica') }, log: createLogger({ level: 'error', sink: { write: () => undefined } }), env });
+  replica = await startGateway({ config: { ...config, dataDir: join(dir, 'replica') }, log: createLogger({ level: 'error', sink: { write: (line: string) => void replicaErrors.push(line) } }), env });
 }, 120_000);
 
 afterAll(async () => {
@@ -185,6 +188,18 @@ describe('the PostgreSQL store', () => {
     expect(show.stdout).toContain('select 41 + 1 as answer');
     // The data directory was only the spool: the recording lives in the store.
     expect(await readdir(join(stack.dir, 'hoop-data', 'recordings'))).not.toContain(id);
+  });
+
+  it('keeps a recording file it holds: another write under its name is refused and logged, never replaces it', async () => {
+    const sessionId = `planted-${randomBytes(6).toString('hex')}`;
+    await store.psql(`insert into hoop.recording_files (session, name, data) values ('${sessionId}', 'events-000001.jsonl.gz', 'planted evidence')`, { database: 'hoop_store' });
+    const raw = await stack.tunnel('app', await stack.token('alice'), { sessionId, gateway: replica.url });
+    await raw.simple('select 1');
+    raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
+    await raw.closed();
+    for (let i = 0; i < 100 && !replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId)); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(replicaErrors.find((l) => l.includes(sessionId))).toContain('recording.conflict');
+    expect((await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'events-000001.jsonl.gz'`, { database: 'hoop_store' })).trim()).toBe('planted evidence');
   });
 
   it('says which store cannot be reached, without its password', async () => {

@@ -161,6 +161,21 @@ describe('recordings', () => {
     expect(await verifyRecording(dir, [key], other)).toMatchObject({ ok: true, events: whole.events });
   });
 
+  it('writes each file once: a second writer of the same recording fails, saying so, and leaves the first one\'s files as they were', async () => {
+    const dir = join(base, `r${n++}`);
+    const first = await RecordingWriter.create({ dir, id: 'twice', key, chunkMs: 60_000 });
+    first.append({ t: 'query', at: 1, sql: 'select 1' });
+    await first.close();
+    const before = new Map(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))]));
+    const failures: Error[] = [];
+    const second = await RecordingWriter.create({ dir, id: 'twice', key, chunkMs: 60_000, onFailure: (e) => failures.push(e) });
+    second.append({ t: 'query', at: 2, sql: 'select 2' });
+    await second.close().catch(() => undefined);
+    expect(failures.map((e) => (e as NodeJS.ErrnoException).code)).toContain('EEXIST');
+    expect(new Map(readdirSync(dir).filter((f) => !f.endsWith('.tmp')).map((f) => [f, readFileSync(join(dir, f))]))).toEqual(before);
+    expect((await verifyRecording(dir, [key], undefined, 'twice')).ok).toBe(true);
+  });
+
   it('a writer that stops without closing leaves a recording verified up to its last checkpoint, marked truncated', async () => {
     const dir = await recording(200, { close: false, checkpointEvery: 60 });
     const files = readdirSync(dir);
