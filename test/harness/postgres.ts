@@ -101,18 +101,44 @@ function postgresOsUser(): { uid: number; gid: number } {
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-/** A free TCP port on 127.0.0.1 (bound to port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The lowest port the kernel hands out by itself (to `bind(0)` and `connect`): ports below it are only ever taken by name. */
+const EPHEMERAL_LOW = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+})();
+
+/** Whether `port` (0: any) can be listened on at 127.0.0.1; resolves the port bound, or undefined. */
+function tryListen(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+      const bound = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1, for a server a test starts after: picked at random below the
+ * kernel's ephemeral range, so that no other process's outgoing connection or `listen(0)` is
+ * given it in the meantime (a port from `listen(0)` was, now and then, under parallel tests).
+ */
+export async function freePort(): Promise<number> {
+  const low = Math.min(EPHEMERAL_LOW, 65536) - 1;
+  const from = Math.max(10_000, low - 20_000);
+  for (let i = 0; i < 50 && low > from; i++) {
+    const bound = await tryListen(from + Math.floor(Math.random() * (low - from)));
+    if (bound !== undefined) return bound;
+  }
+  const any = await tryListen(0);
+  if (any === undefined) throw new Error('no free port on 127.0.0.1');
+  return any;
 }
 
 interface RunResult {
