@@ -18,7 +18,7 @@ export interface ConnectionAllow {
   subjects: string[];
   emails: string[];
   groups: string[];
-  /** Sessions one identity may have open at once on the gateway (default 100; a policy's access rules say it instead). */
+  /** Sessions one identity may have open at once on the gateway (default 32; a policy's access rules say it instead). */
   maxSessions?: number;
 }
 

@@ -2,7 +2,7 @@
  * How many sessions each identity has open on this gateway, bounded: one person's (or one
  * agent's) sessions left idle cannot take every upstream slot from everyone else. The bound is
  * the policy's (`maxSessions` of the access rules that admit the session: the loosest), else
- * 100 (policy/access.ts); the refusal says whose and how many, and reaches a
+ * 32 (policy/access.ts); the refusal says whose and how many, and reaches a
  * PostgreSQL client as SQLSTATE 53300 (too_many_connections), as the server's own limit does.
  *
  * @see https://www.postgresql.org/docs/current/errcodes-appendix.html (53300)

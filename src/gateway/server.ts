@@ -128,7 +128,7 @@ export interface SessionPolicy {
   masking?: SessionMasking;
   /** The session ends (reason `session-limit`) this many seconds after it opened. */
   maxSessionSeconds?: number;
-  /** Sessions the identity may have open at once on this gateway (default 100). */
+  /** Sessions the identity may have open at once on this gateway (default 32). */
   maxSessions?: number;
   /** Server timeouts of the access. */
   limits?: SessionLimits;

@@ -8,8 +8,8 @@ import { loosestLimits, type SessionLimits } from './limits.js';
 import { principalMatches } from './principal.js';
 import type { AccessRule, Policy, RowLimit, Who } from './schema.js';
 
-/** Sessions one identity may have open at once on a gateway when its access rule says nothing (PostgreSQL's own default max_connections). */
-export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 100;
+/** Sessions one identity may have open at once on a gateway when its access rule says nothing: a third of PostgreSQL's default max_connections, so no one identity's idle sessions take every upstream slot. */
+export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 32;
 
 /** What an identity may do on a connection. */
 export interface AccessGrant {

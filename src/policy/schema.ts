@@ -179,7 +179,7 @@ export interface AccessRule extends PrincipalMatch {
   connections: string[];
   mode: 'read-only' | 'read-write';
   maxSessionSeconds?: number;
-  /** Sessions one identity may have open at once on a gateway under this rule (default 100). */
+  /** Sessions one identity may have open at once on a gateway under this rule (default 32). */
   maxSessions?: number;
   /** Server timeouts of the sessions it admits (`statementTimeout`, `lockTimeout`, `idleInTransactionTimeout` in the file), in ms. */
   limits?: SessionLimits;

@@ -47,17 +47,17 @@ describe('accessFor', () => {
       { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 600, connections: ['prod'] },
       { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 1200, connections: ['staging'] },
     ]);
-    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')).toEqual({ mode: 'read-write', rule: 'r1', maxSessionSeconds: 3600, rules: ['r0', 'r1'], limits: {}, maxSessions: 100 });
-    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', maxSessionSeconds: 3600, rules: ['r0'], limits: {}, maxSessions: 100 });
+    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')).toEqual({ mode: 'read-write', rule: 'r1', maxSessionSeconds: 3600, rules: ['r0', 'r1'], limits: {}, maxSessions: 32 });
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', maxSessionSeconds: 3600, rules: ['r0'], limits: {}, maxSessions: 32 });
     const unlimited = policy([{ subjects: ['alice'], maxSessionSeconds: 60 }, { groups: ['dev'] }]);
-    expect(accessFor(unlimited, { subject: 'alice', groups: ['dev'] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', rules: ['r0', 'r1'], limits: {}, maxSessions: 100 });
+    expect(accessFor(unlimited, { subject: 'alice', groups: ['dev'] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', rules: ['r0', 'r1'], limits: {}, maxSessions: 32 });
   });
 
-  it('gives the most sessions at once of the admitting rules, each 100 unless it says', () => {
+  it('gives the most sessions at once of the admitting rules, each 32 unless it says', () => {
     const p = policy([{ subjects: ['alice'], maxSessions: 5 }, { groups: ['pool'], maxSessions: 400 }, { groups: ['dev'] }]);
     expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')?.maxSessions).toBe(5);
     expect(accessFor(p, { subject: 'alice', groups: ['pool'] }, 'prod')?.maxSessions).toBe(400);
-    expect(accessFor(p, { subject: 'alice', groups: ['dev'] }, 'prod')?.maxSessions).toBe(100);
+    expect(accessFor(p, { subject: 'alice', groups: ['dev'] }, 'prod')?.maxSessions).toBe(32);
   });
 
   it('gives the longest server timeouts of the admitting rules; one without a limit lifts it', () => {
