@@ -224,6 +224,21 @@ describe('masking through the gateway', () => {
     expect(out).not.toContain('alice@example.com');
   });
 
+  it("COPY in an encoding whose characters may hold a backslash byte: refused by a judge, every field masked without one (SJIS 'ソ' is 0x83 0x5C)", async () => {
+    await stack.pg.psql("insert into customers values (3, 'jp@example.com', null, 'ソ')", { database: 'app' });
+    try {
+      const sql = "copy customers (note, email) to stdout with (encoding 'SJIS')";
+      expect(await run(masked.info, sql)).not.toContain('jp@example.com');
+      const refused = await run(judged.info, sql);
+      expect(refused).toContain("COPY's ENCODING must stay ASCII-safe");
+      expect(refused).not.toContain('jp@example.com');
+      // In UTF8 the same COPY is masked field by field.
+      expect(await run(masked.info, "copy customers (note, email) to stdout with (encoding 'UTF8')")).toContain(`ソ\t${REDACTED}`);
+    } finally {
+      await stack.pg.psql('delete from customers where id = 3', { database: 'app' });
+    }
+  });
+
   it('streams a big masked result without holding it', async () => {
     const client = await pgClient(masked.info);
     const stream = (client as unknown as { connection: { stream: import('node:net').Socket } }).connection.stream;

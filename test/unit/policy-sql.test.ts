@@ -484,6 +484,12 @@ describe('settings that change how the server lexes later SQL', () => {
     ["select * from t where set_config('standard_conforming_strings', 'off', true) is not null", true],
     ['set search_path = x', false],
     ["select 'standard_conforming_strings'", false],
+    // COPY data in such an encoding splits differently at hoop (a trailing 0x5C read as an escape).
+    ["copy customers to stdout with (encoding 'SJIS')", true],
+    ["copy (select 1) to stdout (format csv, encoding 'big5')", true],
+    ["copy t from stdin with (encoding 'GBK')", true],
+    ["copy customers to stdout with (encoding 'UTF8')", false],
+    ["copy customers to stdout with (encoding 'LATIN1')", false],
   ] as const)('%s -> %s', (sql, changes) => {
     expect(one(sql).changesLexing).toBe(changes);
   });

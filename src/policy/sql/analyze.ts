@@ -17,7 +17,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { BARE_FIELDS } from './node-fields.js';
 import { LruCache } from './lru.js';
-import { lexingSafeSetting } from './lexing.js';
+import { lexingSafeEncoding, lexingSafeSetting } from './lexing.js';
 import type { CopyOptions } from '../masking/copy.js';
 import type { StatementKind } from '../schema.js';
 
@@ -112,7 +112,8 @@ export interface StatementFacts {
    * but on (backslashes then escape quotes: `select '\'' ; drop table t; -- '` is one string
    * here but a DROP on the server), or `client_encoding` set to an encoding that is not
    * ASCII-safe (SJIS, BIG5, GBK, UHC, GB18030, JOHAB: a trailing byte can be a backslash),
-   * by SET or by set_config() (a name that is not a constant counts too).
+   * by SET or by set_config() (a name that is not a constant counts too); and a COPY whose
+   * `ENCODING` is such an encoding (its data would split differently at hoop).
    */
   changesLexing: boolean;
   /** PREPARE / DEALLOCATE: the prepared statement's name (`*` for DEALLOCATE ALL and DISCARD ALL). */
@@ -238,6 +239,8 @@ export interface CopyFacts extends CopyOptions {
    * COPY's query; absent when it could not be found (callers fail closed).
    */
   query?: string;
+  /** `ENCODING 'name'`: the encoding the COPY data is sent in, when written. */
+  encoding?: string;
 }
 
 /**
@@ -695,6 +698,9 @@ function copyFacts(body: Body, source: string): CopyFacts {
       case 'null':
         if (text !== undefined) facts.null = text;
         break;
+      case 'encoding':
+        if (text !== undefined) facts.encoding = text;
+        break;
       case 'header':
         facts.header = d.arg === undefined || (at === 'String' ? /^(true|on|1|match)$/i.test(text ?? '') : defElemTrue(d.arg));
         break;
@@ -859,7 +865,11 @@ function statement(type: string, body: Body, acc: Acc, ctx: Ctx): void {
     case 'CopyStmt': {
       acc.kind(body.is_from === true ? 'copy-in' : 'copy-out', ctx);
       if (body.is_program === true) acc.program = true;
-      acc.copy ??= copyFacts(body, acc.source);
+      const copy = copyFacts(body, acc.source);
+      acc.copy ??= copy;
+      // COPY data in an encoding whose characters may hold a backslash or delimiter byte is split
+      // differently by hoop (masking, recording) and the client: as a client_encoding would be.
+      if (copy.encoding !== undefined && !lexingSafeEncoding(copy.encoding)) acc.changesLexing = true;
       if (body.relation) addRangeVar(body.relation as Body, acc, ctx);
       const [t, b] = unwrap(body.query);
       if (t) statement(t, b, acc, ctx);
