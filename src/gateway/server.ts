@@ -115,10 +115,10 @@ export interface GatewayOptions {
   sessionLimitScale?: number;
   /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
   firstRequestTimeoutMs?: number;
-  /** Connections one source address may hold open before their first request (default 256: a balancer or a NAT is one address for many). */
+  /** Connections one source address may hold that no accepted token came on (default 256: a balancer or a NAT is one address for many). */
+  strangerConnectionsPerAddress?: number;
   /** Free bytes of the data directory that CLIs' records never take: an upload that would leave less is refused 507 (default 1 GiB). */
   clientRecordDiskReserveBytes?: number;
-  silentConnectionsPerAddress?: number;
 }
 
 /** What {@link GatewayOptions.sessionPolicy} gives a session. */
@@ -235,19 +235,27 @@ function errorStatus(err: HoopError): number {
   }
 }
 
+/** What {@link guardConnections} is told of a connection. */
+interface ConnectionGuard {
+  /** A request on `socket` carried a token the gateway accepted: the connection is someone's, no longer a stranger's. */
+  trust(socket: Socket): void;
+}
+
 /**
- * Bounds the connections that have not said anything yet: each is closed unless it sends a
- * request (or an Upgrade) within `ms` of connecting, its TLS handshake included (`event`: the
- * socket requests arrive on, the TLS one once its handshake ended, else the TCP one); and one
- * source address may hold at most `perAddress` of them at once, so idle sockets from one place
- * cannot take every descriptor of the gateway. (Node's own `headersTimeout` is only checked
- * every 30 s, and not before a first byte.)
+ * Bounds the connections no identity stands behind yet. Each is closed unless it sends a request
+ * (or an Upgrade) within `ms` of connecting, its TLS handshake included (`event`: the socket
+ * requests arrive on, the TLS one once its handshake ended, else the TCP one); and one source
+ * address may hold at most `perAddress` connections that no accepted token came on (silent ones,
+ * and ones that only ever sent requests without a valid token), so sockets from one place cannot
+ * take every descriptor of the gateway. Later requests on a connection have Node's
+ * `headersTimeout`, checked every second (`connectionsCheckingInterval`).
  */
-function boundFirstRequests(server: http.Server, event: 'connection' | 'secureConnection', o: { ms: number; perAddress: number }): void {
+function guardConnections(server: http.Server, event: 'connection' | 'secureConnection', o: { ms: number; perAddress: number }): ConnectionGuard {
   const waiting = new WeakMap<object, NodeJS.Timeout>();
-  // Per source address: connections open, and those that sent a request (pending = open - served).
+  const trusted = new WeakSet<object>();
+  // Per source address: connections open, and those an accepted token came on (strangers = open - trusted).
   const open = new Map<string, number>();
-  const served = new Map<string, number>();
+  const known = new Map<string, number>();
   const add = (m: Map<string, number>, key: string, n: number): void => {
     const v = (m.get(key) ?? 0) + n;
     if (v > 0) m.set(key, v);
@@ -255,7 +263,7 @@ function boundFirstRequests(server: http.Server, event: 'connection' | 'secureCo
   };
   server.on('connection', (socket: Socket) => {
     const from = socket.remoteAddress ?? '';
-    if ((open.get(from) ?? 0) - (served.get(from) ?? 0) >= o.perAddress) {
+    if ((open.get(from) ?? 0) - (known.get(from) ?? 0) >= o.perAddress) {
       socket.destroy();
       return;
     }
@@ -268,17 +276,18 @@ function boundFirstRequests(server: http.Server, event: 'connection' | 'secureCo
     waiting.set(socket, timer);
     socket.once('close', () => clearTimeout(timer));
   });
-  const onRequest = (req: http.IncomingMessage): void => {
-    const timer = waiting.get(req.socket);
-    if (timer === undefined) return;
-    clearTimeout(timer);
-    waiting.delete(req.socket);
-    const from = req.socket.remoteAddress ?? '';
-    add(served, from, 1);
-    req.socket.once('close', () => add(served, from, -1));
+  const spoke = (req: http.IncomingMessage): void => clearTimeout(waiting.get(req.socket));
+  server.on('request', spoke);
+  server.on('upgrade', spoke);
+  return {
+    trust: (socket) => {
+      if (trusted.has(socket)) return;
+      trusted.add(socket);
+      const from = socket.remoteAddress ?? '';
+      add(known, from, 1);
+      socket.once('close', () => add(known, from, -1));
+    },
   };
-  server.on('request', onRequest);
-  server.on('upgrade', onRequest);
 }
 
 function errorBody(err: HoopError): { error: { code: string; message: string; hint?: string; reason?: string } } {
@@ -536,6 +545,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const running = new Map<string, () => SessionSummary>();
   /** Session ids in use: running, or being opened. */
   const claimed = new Set<string>();
+  /** Told which connections an accepted token came on (set once the server exists). */
+  let connectionGuard: ConnectionGuard | undefined;
   const identitySessions = new IdentitySessions();
   /**
    * The id of a new session: the one the client proposed when it is well formed, not in use, and
@@ -941,6 +952,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     else throw new HttpError(404, `no such endpoint: ${path}`);
 
     const identity = await authenticate(req.headers.authorization);
+    connectionGuard?.trust(req.socket);
     if (identity.run) refuseForRun(method, path, review);
     if (path === '/v1/whoami') {
       return {
@@ -1074,7 +1086,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     admitSession(
       { name, headers: req.headers, remoteAddress },
-      { refuse: (status, body, headers) => rejectUpgrade(socket, status, body, headers), accept: (headers) => acceptTunnel(req, socket, head, headers) },
+      {
+        refuse: (status, body, headers) => rejectUpgrade(socket, status, body, headers),
+        accept: (headers) => {
+          connectionGuard?.trust(req.socket);
+          return acceptTunnel(req, socket, head, headers);
+        },
+      },
     );
   };
 
@@ -1086,6 +1104,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (closing) return rejectUpgrade(socket, 503, shuttingDown);
     try {
       await authenticate(req.headers.authorization);
+      connectionGuard?.trust(req.socket);
     } catch (err) {
       return refuseTunnel(err, { remote: remoteAddress }, (status, body, headers) => rejectUpgrade(socket, status, body, headers));
     }
@@ -1458,14 +1477,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     void task.finally(() => live.delete(task));
   };
 
-  const serverOptions: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, noDelay: true };
+  const serverOptions: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true };
   const firstRequestMs = options.firstRequestTimeoutMs ?? 10_000;
   const server = useTls
     ? https.createServer({ ...serverOptions, handshakeTimeout: firstRequestMs, cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true }, onRequest)
     : http.createServer(serverOptions, onRequest);
   server.on('upgrade', onUpgrade);
-  // Before anything is said: a connection that sends no request in time is closed (and the TLS handshake has as long), and each source holds only so many.
-  boundFirstRequests(server, useTls ? 'secureConnection' : 'connection', { ms: firstRequestMs, perAddress: options.silentConnectionsPerAddress ?? 256 });
+  // Before an identity stands behind it: a connection that sends no request in time is closed (and the TLS handshake has as long), and each source holds only so many.
+  connectionGuard = guardConnections(server, useTls ? 'secureConnection' : 'connection', { ms: firstRequestMs, perAddress: options.strangerConnectionsPerAddress ?? 256 });
   // An HTTP request that cannot be parsed gets a 400; anything else (a TLS handshake that failed or
   // timed out: https hands its tlsClientError here) has no HTTP to answer in, and is closed.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {

@@ -21,7 +21,7 @@ let bob: string;
 let connected: RunningConnect;
 
 beforeAll(async () => {
-  stack = await startStack({ gateway: { sessionPolicy: (identity) => ({ maxSessions: identity.subject === 'alice' ? 2 : 100 }), firstRequestTimeoutMs: 800, silentConnectionsPerAddress: 3 } });
+  stack = await startStack({ gateway: { sessionPolicy: (identity) => ({ maxSessions: identity.subject === 'alice' ? 2 : 100 }), firstRequestTimeoutMs: 800, strangerConnectionsPerAddress: 3 } });
   alice = await stack.token('alice');
   bob = await stack.token('bob');
   connected = await stack.connect('app', alice);
@@ -119,5 +119,30 @@ describe('connections that say nothing', () => {
     const f = await stack.tunnel('app', bob);
     expect(await f.simple('select 1')).toBeDefined();
     f.destroy();
+  });
+
+  it('a connection that only ever sends requests without a valid token stays a stranger: one address holds three; connections with a token are not counted', async () => {
+    const { hostname, port } = new URL(stack.gateway.url);
+    const at = { host: hostname, port: Number(port), ca: stack.pki.ca, servername: 'localhost' };
+    // A tunnel with a token: its connection is someone's, and is not counted.
+    const tunnel = await stack.tunnel('app', bob);
+    // Three strangers that each asked once without a token (answered 401) and keep their connection alive.
+    const strangers = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<ReturnType<typeof tlsConnect>>((resolve) => {
+            const s = tlsConnect(at, () => s.write('GET /v1/whoami HTTP/1.1\r\nHost: x\r\n\r\n'));
+            s.on('error', () => undefined);
+            s.once('data', () => resolve(s));
+          }),
+      ),
+    );
+    // A fourth stranger from the same address is cut at once; the tunnel goes on.
+    const fourthAt = Date.now();
+    expect(await closedAfter(tcpConnect({ host: hostname, port: Number(port) }), fourthAt)).toBeLessThan(500);
+    expect(await tunnel.simple('select 1')).toBeDefined();
+    for (const s of strangers) s.destroy();
+    tunnel.destroy();
+    await until(async () => (await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', bob).catch(() => ({ status: 0 }))).status === 200, 'a place for a new connection');
   });
 });
