@@ -47,6 +47,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
 import { bindParameterSpans, describeMessage, type FrontendMessage } from './frontend-messages.js';
@@ -298,10 +299,12 @@ function heldText(held: Held): string | undefined {
 function reviewParams(body: Buffer): { params: Array<string | null> } | { unshowable: string } | undefined {
   const spans = bindParameterSpans(body);
   if (!spans) return undefined;
+  // Binary values, and text that is not UTF-8 (which a decoder would turn into U+FFFD, so that different bytes read alike), as hex.
+  const hex = (p: { start: number; end: number; format: number }): boolean => p.format === 1 || !isUtf8(body.subarray(p.start, p.end));
   let shown = 0;
-  for (const p of spans) if (p !== null) shown += (p.end - p.start) * (p.format === 1 ? 2 : 1) + 2;
+  for (const p of spans) if (p !== null) shown += (p.end - p.start) * (hex(p) ? 2 : 1) + 2;
   if (shown > REVIEW_PARAMS_MAX) return { unshowable: `its parameters are longer than ${REVIEW_PARAMS_MAX / 1024} KiB` };
-  return { params: spans.map((p) => (p === null ? null : p.format === 1 ? `\\x${body.toString('hex', p.start, p.end)}` : body.toString('utf8', p.start, p.end))) };
+  return { params: spans.map((p) => (p === null ? null : hex(p) ? `\\x${body.toString('hex', p.start, p.end)}` : body.toString('utf8', p.start, p.end))) };
 }
 
 /** One refusal, for the gateway's log: never the SQL text. */
@@ -721,7 +724,12 @@ export class StatementGate implements GateStage {
         } finally {
           this.#approvedTexts = outer;
         }
-        if (refusal === REVIEW) return this.#holdForReview(m, undefined, heldText(sql!));
+        if (refusal === REVIEW) {
+          // Reviews are held at the Bind, where the parameters are: an Execute that needs one now
+          // (a window ran out, the policy changed) runs parameters no reviewer saw, so it is refused.
+          this.#unshowable ??= 'its parameters were bound before a review was needed, so a reviewer could not see them; bind it again';
+          return this.#holdForReview(m, undefined, heldText(sql!));
+        }
         if (refusal) {
           this.#discarding = true;
           return [this.#refuse(refusal)];

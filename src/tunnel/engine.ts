@@ -100,7 +100,7 @@ export interface SessionJudge {
 export interface ReviewAsk {
   /** The SQL as the client sent it; with `params`, the statement a Bind runs. */
   sql: string;
-  /** A Bind's parameters as text (binary ones as `\x…` hex), NULL as null; each cut at 1 KiB. */
+  /** A Bind's parameters as text (binary ones, and text that is not UTF-8, as `\x…` hex), NULL as null; shown whole (a Bind whose parameters are too long to show is refused, not held). */
   params?: Array<string | null>;
   /**
    * SHA-256 (hex) of exactly what would run: the held message's bytes and every SQL text judged

@@ -91,6 +91,21 @@ describe('the frontend side', () => {
     expect(poisonName(sent(gate.frontend(msg(bind('', 'x'))))[0]!)).toBeDefined();
   });
 
+  it('refuses, never holds, an Execute that needs a review its Bind did not: the parameters bound before were never shown', async () => {
+    const judge = new TestJudge();
+    const asks: unknown[] = [];
+    const gate = new StatementGate(judge, { review: (ask) => (asks.push(ask), { decided: new Promise(() => undefined), withdraw: () => undefined }) as never });
+    expect(passes(gate, parse('s1', 'delete from t where id = $1'))).toBe(true);
+    expect(passes(gate, bind('p1', 's1'))).toBe(true);
+    // Now the same statement needs a review (an approval's window ran out, say): at the Execute, the parameters are long gone.
+    const review = judge.judge.bind(judge);
+    const settings = { groups: ['dba'], approvals: 1, timeoutMs: 60_000, selfApprove: false, windowMs: 0, notify: [] };
+    judge.judge = (sql: string) => (/delete/.test(sql) ? { action: 'review', rule: 'deletes-review', message: 'deletes need a reviewer', reason: 'x', review: settings } : review(sql));
+    const out = await gate.frontend(msg(execute('p1')));
+    expect(asks).toEqual([]);
+    expect(poisonName(sent(out as never)[0]!)).toBeDefined();
+  });
+
   it('judges a named statement again at Bind and its portal again at Execute', () => {
     const judge = new TestJudge();
     const gate = new StatementGate(judge);
