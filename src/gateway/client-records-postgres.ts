@@ -153,8 +153,7 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   async unverifiedBytes(owner: { issuer: string; subject: string }): Promise<number> {
     const r = await query<{ bytes: string }>(
       this.#pool,
-      `select coalesce(sum(length(f.data)), 0)::bigint as bytes from hoop.client_records r join hoop.client_record_files f on f.kind = r.kind and f.id = r.id
-       where r.state->>'state' = 'uploading' and r.state->>'issuer' = $1 and r.state->>'subject' = $2`,
+      "select coalesce(sum((state->>'pending')::bigint), 0)::bigint as bytes from hoop.client_records where state->>'issuer' = $1 and state->>'subject' = $2",
       [owner.issuer, owner.subject],
       "count an identity's records",
     );

@@ -75,6 +75,8 @@ export interface ClientRecordState {
   events?: number;
   /** The signature it was last verified with. */
   verified?: string;
+  /** Bytes uploaded since a signature last verified it (all of them while `uploading`): what its owner's quota of unverified bytes counts. */
+  pending?: number;
   updatedAt: string;
 }
 
@@ -129,7 +131,7 @@ export interface ClientRecordStore {
   files(kind: RecordKind, id: string): Promise<string[]>;
   /** One file: its path (the file store) or its bytes; undefined when not held. */
   file(kind: RecordKind, id: string, name: string): Promise<string | Buffer | undefined>;
-  /** The bytes held in the records of `owner` that no signature verified yet (state `uploading`). */
+  /** The bytes `owner`'s records took since a signature last verified each ({@link ClientRecordState.pending}). */
   unverifiedBytes(owner: DeviceOwner): Promise<number>;
   /** The records still `uploading` that began before `before`. */
   unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>>;
@@ -190,7 +192,8 @@ export class ClientRecords {
    */
   put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
     if (!RECORD_ID.test(id) || !RECORDING_FILE.test(name)) return Promise.reject(new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' }));
-    return this.#serialized(kind, id, async () => {
+    // One upload of an identity at a time in this process, so that its quota is read and spent together.
+    return this.#serialized('owner', `${owner.issuer}\n${owner.subject}`, () => this.#serialized(kind, id, async () => {
       // A signature is verified holding the record: its turn to verify is taken before, so that no upload holds a record (and a store connection) waiting for one.
       const release = name.endsWith('.sig') ? await this.#verifyTurn() : undefined;
       try {
@@ -200,7 +203,7 @@ export class ClientRecords {
       } finally {
         release?.();
       }
-    });
+    }));
   }
 
   async #put(record: HeldRecord, kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
@@ -221,7 +224,7 @@ export class ClientRecords {
       const usage = await record.usage();
       if (usage.files >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
       if (usage.bytes + data.length > limits.bytes) throw new HttpError(413, `the record of ${id} would pass the ${limits.bytes / 1024 / 1024} MiB a record of this kind may hold`);
-      if (state === undefined || state.state === 'uploading') {
+      if (!name.endsWith('.sig')) {
         const unverified = await this.#store.unverifiedBytes(owner);
         if (unverified + data.length > this.#unverifiedCap) {
           throw new HttpError(429, `${owner.subject} has ${(unverified / 1024 / 1024).toFixed(1)} MiB of records that no signature verified yet, and may have ${(this.#unverifiedCap / 1024 / 1024).toFixed(1)} MiB`, {
@@ -231,10 +234,8 @@ export class ClientRecords {
       }
       // The file first: a write the disk refuses leaves no record behind.
       await record.write(name, data);
-      if (!state) {
-        state = { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() };
-        await record.save(state);
-      }
+      state = { ...(state ?? { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() }), pending: (state?.pending ?? 0) + data.length };
+      await record.save(state);
       if (!name.endsWith('.sig')) return { stored: true, state };
     }
 
@@ -262,6 +263,7 @@ export class ClientRecords {
       chunks: check.chunks,
       events: check.events,
       verified: name,
+      pending: 0,
       updatedAt: new Date().toISOString(),
     };
     await record.save(state);
@@ -282,7 +284,7 @@ export class ClientRecords {
   }
 
   /** Runs `fn` after the updates of the record already queued in this process. */
-  #serialized<T>(kind: RecordKind, id: string, fn: () => Promise<T>): Promise<T> {
+  #serialized<T>(kind: RecordKind | 'owner', id: string, fn: () => Promise<T>): Promise<T> {
     const key = `${kind}/${id}`;
     const run = (this.#queues.get(key) ?? Promise.resolve()).then(fn);
     const settled = run.catch(() => undefined);
@@ -395,11 +397,7 @@ export class FileClientRecordStore implements ClientRecordStore {
 
   async unverifiedBytes(owner: DeviceOwner): Promise<number> {
     let bytes = 0;
-    for (const [key, state] of this.#states) {
-      if (state.state !== 'uploading' || state.issuer !== owner.issuer || state.subject !== owner.subject) continue;
-      const dir = join(this.#root, key);
-      for (const name of await this.files(state.kind, state.id)) bytes += await stat(join(dir, name)).then((st) => st.size, () => 0);
-    }
+    for (const state of this.#states.values()) if (state.issuer === owner.issuer && state.subject === owner.subject) bytes += state.pending ?? 0;
     return bytes;
   }
 

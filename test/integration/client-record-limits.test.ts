@@ -4,11 +4,14 @@
  * a record may wait, and the disk the gateway records every session on. What is refused is not
  * written; what expires is removed from the disk.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createDeviceKey } from '../../src/auth/device-key.js';
 import { ClientRecords, UNVERIFIED_RECORD_TTL_MS } from '../../src/gateway/client-records.js';
+import { RecordingWriter } from '../../src/recording/writer.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -49,6 +52,29 @@ describe("CLIs' records", () => {
     expect(third).toMatchObject({ status: 429, message: 'alice has 0.9 MiB of records that no signature verified yet, and may have 1.0 MiB' });
     expect(readdirSync(join(dir, 'client-records', 'sessions')).sort()).toEqual(['session-a-0001', 'session-b-0001']);
     await records.put('sessions', 'session-d-0001', chunk(1), Buffer.alloc(600 * 1024, 4), bob, noKeys);
+  });
+
+  it("an identity's quota holds when its uploads come at once, and counts what a record took since its last verified signature", async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const all = await Promise.all(Array.from({ length: 20 }, (_, i) => refusal(records.put('sessions', `session-race-${String(i).padStart(4, '0')}`, chunk(1), Buffer.alloc(900 * 1024, i), alice, noKeys))));
+    expect(all.filter((r) => r === undefined)).toHaveLength(1);
+    expect(all.filter((r) => r?.status === 429)).toHaveLength(19);
+
+    // A record that verified once (a signed checkpoint), then takes unsigned chunks: they count.
+    const other = dataDir();
+    const verified = await ClientRecords.open(other, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const key = createDeviceKey();
+    const spool = join(other, 'spool');
+    const w = await RecordingWriter.create({ dir: spool, id: 'session-tail-0001', key: createPrivateKey(key.privateKey), checkpointMs: 3_600_000 });
+    w.append({ t: 'start', at: Date.now(), side: 'client' });
+    await w.checkpoint();
+    w.abandon();
+    const keys = async () => [{ publicKey: key.publicKey }];
+    for (const f of ['events-000001.jsonl.gz', 'checkpoint-000001.SHA256SUMS', 'checkpoint-000001.SHA256SUMS.sig']) await verified.put('sessions', 'session-tail-0001', f, readFileSync(join(spool, f)), bob, keys);
+    expect(await verified.state('sessions', 'session-tail-0001')).toMatchObject({ state: 'truncated', pending: 0 });
+    await verified.put('sessions', 'session-tail-0001', chunk(2), Buffer.alloc(600 * 1024, 1), bob, keys);
+    expect(await refusal(verified.put('sessions', 'session-tail-0001', chunk(3), Buffer.alloc(600 * 1024, 2), bob, keys))).toMatchObject({ status: 429 });
   });
 
   it('a record that no signature verified within a day is removed, files and all', async () => {
