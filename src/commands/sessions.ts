@@ -281,13 +281,13 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('verify'))
-      .argument('[id]', 'the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway\'s published keys')
+      .argument('[id]', 'the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway\'s published keys (with --file: the id the recording must be)')
       .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
       .option('--file <dir>', 'check this recording directory instead (with --key, or the gateway\'s published keys)')
       .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
       .option('--json', 'print the verification as one JSON document')
       .action(async (id: string | undefined, flags: CommonFlags & { file?: string; key?: string[] }) => {
-        if ((id === undefined) === (flags.file === undefined)) throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR (one of them)', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording --key "ssh-ed25519 AAAA..."' });
+        if (id === undefined && flags.file === undefined) throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording [<id>] --key "ssh-ed25519 AAAA..."' });
         const report = (check: RecordingCheck, what: string, running = false): void => {
           if (flags.json) io.stdout.write(`${JSON.stringify(check)}\n`);
           else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
@@ -304,7 +304,9 @@ export function sessionsCommand(io: CliIo): Command {
               provider.close();
             }
           }
-          report(await verifyRecording(resolve(io.cwd, flags.file), keys), flags.file);
+          // The recording's id is said: a directory proves nothing of whose it is unless the id it must be is given.
+          const check = await verifyRecording(resolve(io.cwd, flags.file), keys, undefined, id);
+          report(check, `${flags.file} (recording ${check.id ?? 'of no id'})`);
           return;
         }
         await withVerifiedRecording(io, flags, id!, async (dir, check, summary, api) => {

@@ -260,7 +260,12 @@ describe('recorded sessions', () => {
     const line = sshPublicKeyLine(createPrivateKey(pem));
     const ok = await stack.run(['sessions', 'verify', '--file', dir, '--key', line]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain('verified:');
+    expect(ok.stdout).toContain(`${dir} (recording ${id}): verified:`);
+    // With the id it must be: another id fails.
+    expect((await stack.run(['sessions', 'verify', '--file', dir, id, '--key', line])).code).toBe(0);
+    const wrong = await stack.run(['sessions', 'verify', '--file', dir, 'someone-else-01', '--key', line]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toContain(`it is the recording of ${id}, not of someone-else-01`);
     const other = await stack.run(['sessions', 'verify', '--file', dir, '--key', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKnTgBz2uMe2mHZkvFcvkd2fzvQoa4XcNdn93vSKCvc2']);
     expect(other.code).toBe(1);
     expect(other.stdout).toMatch(/FAILED: SHA256SUMS: signed by SHA256:\S+, which is not a trusted key/);
