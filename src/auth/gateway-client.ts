@@ -5,7 +5,7 @@
  * https only (http to loopback), a private CA when given, HoopErrors with hints, never a token
  * in a message.
  *
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (bearer token)
  */
 import { createHash } from 'node:crypto';
@@ -21,7 +21,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { RecordKind } from '../recording/spool.js';
 import { join } from 'node:path';
 
-/** How to reach the gateway. @see /work/shared/ARCHITECTURE.md ("Identity") */
+/** How to reach the gateway. @see docs/architecture.md (§3) */
 export interface GatewayEndpoint {
   gateway: string | URL;
   ca?: Buffer | undefined;
@@ -311,7 +311,7 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 
 /**
  * `GET /v1/auth/config`. Throws HoopError(USAGE) when the gateway has no login configured.
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  */
 export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConfig> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
@@ -331,7 +331,7 @@ export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConf
 
 /**
  * `GET /v1/whoami` with `token`. Throws HoopError(TOKEN_REJECTED) with a helpful message on 401.
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  */
 export async function getWhoAmI(endpoint: GatewayEndpoint, token: string): Promise<WhoAmI> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
@@ -396,7 +396,7 @@ function connectionInfo(value: unknown): ConnectionInfo | undefined {
 
 /**
  * `GET /v1/connections`: the connections the token's identity may use (TOKEN_REJECTED on 401).
- * @see /work/shared/ARCHITECTURE.md ("The data path")
+ * @see docs/architecture.md (§1)
  */
 export async function listConnections(endpoint: GatewayEndpoint, token: string): Promise<ConnectionInfo[]> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
@@ -415,7 +415,7 @@ export async function listConnections(endpoint: GatewayEndpoint, token: string):
 /**
  * `GET /v1/connections/{name}`: fails fast when the token, the name or the access is wrong
  * (TOKEN_REJECTED, CONNECTION_UNKNOWN, ACCESS_DENIED).
- * @see /work/shared/ARCHITECTURE.md ("The data path")
+ * @see docs/architecture.md (§1)
  */
 export async function getConnection(endpoint: GatewayEndpoint, token: string, name: string): Promise<ConnectionInfo> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;

@@ -6,7 +6,7 @@
  * Without a terminal (no TTY on stdin, or `CI` set) no interactive flow starts: it would wait
  * for a person who is not there. Workload sources work everywhere.
  *
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  * @see https://www.rfc-editor.org/rfc/rfc8252 (native apps)
  * @see https://www.rfc-editor.org/rfc/rfc8628 (device authorization grant)
  */
@@ -28,7 +28,7 @@ import { describeWorkload, detectWorkload, fetchWorkloadToken } from './workload
 /** Default wait for the browser or the device approval. @see https://www.rfc-editor.org/rfc/rfc8252 */
 export const DEFAULT_LOGIN_TIMEOUT_SECONDS = 300;
 
-/** What the user asked for. @see /work/shared/ARCHITECTURE.md ("Identity") */
+/** What the user asked for. @see docs/architecture.md (§3) */
 export interface LoginOptions {
   gateway?: string | undefined;
   caFile?: string | undefined;
@@ -44,7 +44,7 @@ export interface LoginOptions {
   reauth?: boolean | undefined;
 }
 
-/** The world `login` runs in. @see /work/shared/ARCHITECTURE.md ("Conventions") */
+/** The world `login` runs in. @see docs/architecture.md (§7) */
 export interface LoginContext {
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -63,7 +63,7 @@ export interface LoginContext {
   exists?: ((path: string) => boolean) | undefined;
 }
 
-/** What `login` did. @see /work/shared/ARCHITECTURE.md ("Identity") */
+/** What `login` did. @see docs/architecture.md (§3) */
 export interface LoginResult {
   origin: string;
   profile: Profile;
@@ -90,7 +90,7 @@ export function isInteractive(stdin: { isTTY?: boolean } | undefined, env: NodeJ
 
 /**
  * Logs in to a gateway and saves its profile. See the module comment.
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  */
 export async function login(options: LoginOptions, ctx: LoginContext): Promise<LoginResult> {
   const { env, cwd } = ctx;

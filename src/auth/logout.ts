@@ -21,7 +21,7 @@ export interface LogoutResult {
   revocationError?: string;
 }
 
-/** The world `logout` runs in. @see /work/shared/ARCHITECTURE.md ("Conventions") */
+/** The world `logout` runs in. @see docs/architecture.md (§7) */
 export interface LogoutContext {
   env: NodeJS.ProcessEnv;
   cwd: string;

@@ -3,7 +3,7 @@
  * in `<config dir>/profiles.json` (mode 0600). A profile holds no secret: tokens and the device
  * private key live in a {@link SecretStore}; the profile says which one.
  *
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -32,7 +32,7 @@ export type StoreKind = 'keychain' | 'file';
 
 /**
  * What the CLI remembers about one gateway.
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  */
 export interface Profile {
   /** The gateway's base URL. */
@@ -57,7 +57,7 @@ export interface Profile {
   loggedInAt: string;
 }
 
-/** The whole `profiles.json`. @see /work/shared/ARCHITECTURE.md ("Identity") */
+/** The whole `profiles.json`. @see docs/architecture.md (§3) */
 export interface ProfilesFile {
   /** Origin of the current gateway. */
   current?: string;
@@ -100,7 +100,7 @@ const fileSchema = z.looseObject({
 /**
  * Reads and writes `profiles.json` in a configuration directory. Every change is a
  * read-modify-write of the whole file, replaced atomically.
- * @see /work/shared/ARCHITECTURE.md ("Identity")
+ * @see docs/architecture.md (§3)
  */
 export class ProfileStore {
   /** The `profiles.json` path. */

@@ -5,7 +5,7 @@
  * (`POST /v1/devices` with `ephemeral: true`: accepted for 7 days, long enough to upload what it
  * signed). The private half of an ephemeral key never leaves the process.
  *
- * @see /work/shared/ARCHITECTURE.md ("Identity", "Recordings")
+ * @see docs/architecture.md (§3, §1.5, §5)
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { registerDevice } from './gateway-client.js';

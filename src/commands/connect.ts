@@ -10,7 +10,7 @@
  * policy commit is compared with the CLI's, and a session whose commit the CLI cannot match is
  * judged by the gateway only (see {@link EarlyChecks}).
  *
- * @see /work/shared/ARCHITECTURE.md ("Who decides what")
+ * @see docs/architecture.md (§2)
  */
 import { Command, Option } from 'commander';
 import { commandTokenProvider } from '../client-config.js';

@@ -7,7 +7,7 @@
  * Exit codes: 0 asked (or, with `--wait`, approved); 3 denied; 4 not decided (expired, or still
  * pending when `--wait` gave up).
  *
- * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
+ * @see docs/architecture.md (§3.6, §4.4)
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { followReview, requestAccess } from '../auth/gateway-client.js';

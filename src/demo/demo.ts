@@ -13,7 +13,7 @@
  * it and the gateway picks it up), the CLI's profile. What is made again on each start: the
  * provider (and so the sign-in), the gateway's certificate, the local port's certificate.
  *
- * @see /work/shared/ARCHITECTURE.md
+ * @see docs/architecture.md
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';

@@ -9,7 +9,7 @@
  * rules (deny by default) and builds what the engine enforces: a {@link StatementJudge}, read-only
  * upstream sessions, masking with its resolved key, and the maximum session length.
  *
- * @see /work/shared/ARCHITECTURE.md ("Policy as code")
+ * @see docs/architecture.md (§4)
  * @see https://git-scm.com/docs/git-fetch
  */
 import { ErrorCode, HoopError } from '../errors.js';

@@ -12,7 +12,7 @@
  * to no one: any replica expires them once overdue.
  *
  * @see https://www.postgresql.org/docs/current/sql-notify.html
- * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
+ * @see docs/architecture.md (§3.6, §4.4)
  */
 import type pg from 'pg';
 import type { ReviewSettings } from '../policy/schema.js';

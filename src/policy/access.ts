@@ -2,7 +2,7 @@
  * Who may use which connection, decided by the bundle's `access` rules. Deny by default: an
  * identity no rule admits gets nothing, and `*` must be written out to admit everyone signed in.
  *
- * @see /work/shared/ARCHITECTURE.md ("Policy as code": access)
+ * @see docs/architecture.md (§4: access)
  */
 import { loosestLimits, type SessionLimits } from './limits.js';
 import { principalMatches } from './principal.js';

@@ -3,7 +3,7 @@
  * request for temporary access (src/gateway/reviews.ts), read by the CLI's `hoop review` and
  * `hoop request`.
  *
- * @see /work/shared/ARCHITECTURE.md ("Approvals and agents")
+ * @see docs/architecture.md (§3.6, §4.4)
  */
 import type { Via } from './principal.js';
 

@@ -31,7 +31,7 @@
  * recording: { results: masked, rowCap: 1000, onFailure: close }
  * ```
  *
- * @see /work/shared/ARCHITECTURE.md ("Policy as code")
+ * @see docs/architecture.md (§4)
  * @see https://yaml.org/spec/1.2.2/
  */
 import { z } from 'zod';

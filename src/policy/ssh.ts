@@ -30,7 +30,7 @@
  * (a command can start a shell too: `default: deny` is what keeps shells and unnamed commands out).
  *
  * @see https://man.openbsd.org/sshd_config (AcceptEnv, AllowTcpForwarding, PermitOpen, ForceCommand)
- * @see /work/shared/ARCHITECTURE.md ("Policy as code": ssh rules)
+ * @see docs/architecture.md (§4: ssh rules)
  */
 import { combineReviewDecisions, reviewSettingsFor } from './decide.js';
 import { principalMatches } from './principal.js';

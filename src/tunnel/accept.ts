@@ -3,7 +3,7 @@
  * event: recognise the request, answer `101 Switching Protocols` and wrap the socket in a
  * {@link TunnelChannel}, or refuse it with an HTTP error and a JSON body.
  *
- * @see /work/shared/ARCHITECTURE.md ("Tunnel")
+ * @see docs/architecture.md (§1.2)
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade
  * @see https://nodejs.org/api/http.html#event-upgrade
  */
@@ -15,12 +15,12 @@ import { MUX_PROTOCOL, MuxConnection, type MuxStream, type MuxOpenRequest } from
 import type { TunnelStream } from './stream.js';
 import { TUNNEL_PROTOCOL, TunnelHeader } from './transport.js';
 
-/** The JSON body of a refused tunnel. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+/** The JSON body of a refused tunnel. @see docs/architecture.md (§1.2) */
 export interface TunnelErrorBody {
   error: { code: string; message: string; hint?: string; reason?: string };
 }
 
-/** What a tunnel request says about itself (headers of the Upgrade request). @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+/** What a tunnel request says about itself (headers of the Upgrade request). @see docs/architecture.md (§1.2) */
 export interface TunnelRequest {
   /** The connection name from the path, percent-decoded. */
   connection: string;
@@ -34,7 +34,7 @@ export interface TunnelRequest {
 
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
 
-/** The path of the hoop-mux/1 endpoint. @see /work/shared/ARCHITECTURE.md ("Tunnel") */
+/** The path of the hoop-mux/1 endpoint. @see docs/architecture.md (§1.2) */
 export const MUX_PATH = '/v1/tunnel';
 
 /** A session a client asks for, whichever way it came: the connection, the request's headers (lower case) and where it came from. */
