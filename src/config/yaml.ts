@@ -7,7 +7,7 @@
  * @see https://yaml.org/spec/1.2.2/
  * @see https://eemeli.org/yaml/#linecounter
  */
-import { LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml';
+import { type LineCounter, isMap, isNode, isScalar, type parseDocument } from 'yaml';
 import { z } from 'zod';
 
 export const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim().min(1, { error: `must be ${what}` });
@@ -140,7 +140,7 @@ function objectExample(object: z.ZodObject, input: unknown): string {
   if (shown.length === 0) shown = entries.slice(0, 3);
   shown = shown.slice(0, 6);
   const echo = echoable(input);
-  const seed = echo !== undefined && shown[0] && shown[0][1].safeParse(input).success ? echo : undefined;
+  const seed = echo && shown[0]?.[1].safeParse(input).success ? echo : undefined;
   return `{ ${shown.map(([k, s], i) => `${k}: ${i === 0 && seed !== undefined ? seed : placeholder(s)}`).join(', ')} }`;
 }
 

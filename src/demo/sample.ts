@@ -57,7 +57,7 @@ export function sampleSchemaSql(): string {
   for (let i = 1; i <= FIRST.length; i++) {
     const first = FIRST[i - 1]!;
     const last = LAST[i - 1]!;
-    const email = `${first}.${last}`.toLowerCase().replace(/[^a-z.]/g, '') + '@example.com';
+    const email = `${`${first}.${last}`.toLowerCase().replace(/[^a-z.]/g, '')}@example.com`;
     const card = withLuhn(`4${String(100000000000000 + i * 7_919_731).slice(0, 14)}`).replace(/(\d{4})(?=\d)/g, '$1 ');
     const ssn = `${String(100 + ((i * 37) % 500)).padStart(3, '0')}-${String(10 + ((i * 13) % 89)).padStart(2, '0')}-${String(1000 + ((i * 271) % 8999)).padStart(4, '0')}`;
     customers.push(`(${i}, ${sql(`${first} ${last}`)}, ${sql(email)}, ${sql(card)}, ${sql(ssn)}, ${sql(COUNTRIES[i % COUNTRIES.length]!)})`);

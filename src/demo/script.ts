@@ -40,7 +40,7 @@ const STEPS: Step[] = [
       if (a.rows.length !== 3) return `${a.rows.length} rows came back, not 3`;
       // Masked as the policy says, whatever the strategy: no address, no more than four digits of a number.
       for (const [name, email, card, ssn] of a.rows) {
-        if (email !== null && email.includes('@')) return `the email of ${name} came back as ${email}`;
+        if (email?.includes('@')) return `the email of ${name} came back as ${email}`;
         if (card !== null && /[0-9](?:[ -]?[0-9]){4}/.test(card)) return `the card number of ${name} came back as ${card}`;
         if (ssn !== null && /[0-9](?:[ -]?[0-9]){4}/.test(ssn)) return `the SSN of ${name} came back as ${ssn}`;
       }

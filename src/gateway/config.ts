@@ -108,7 +108,7 @@ import { LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { connectionSchema, connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
 import { readPem, type PemKind } from '../config/pem.js';
-import { parseSecretPattern, parseSecretRef, resolveSecret, secretSchema, unresolvedSecret, type SecretRef } from '../config/secrets.js';
+import { parseSecretPattern, parseSecretRef, secretSchema, unresolvedSecret, type SecretRef } from '../config/secrets.js';
 import { Locator, asRecord, dotted, nonEmpty, parseWithSchema, readErrorMessage, stringList, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
 import { HoopError, ErrorCode } from '../errors.js';
 import { isLoopbackHost } from '../loopback.js';
@@ -464,7 +464,7 @@ const recordingBucketSchema = z
       .optional(),
     prefix: z
       .string({ error: 'must be a key prefix such as recordings/' })
-      .refine((v) => v === '' || (/^[A-Za-z0-9!_.*'()\/-]+\/$/.test(v) && !v.startsWith('/') && !v.split('/').slice(0, -1).some((seg) => seg === '' || seg === '.' || seg === '..')), {
+      .refine((v) => v === '' || (/^[A-Za-z0-9!_.*'()/-]+\/$/.test(v) && !v.startsWith('/') && !v.split('/').slice(0, -1).some((seg) => seg === '' || seg === '.' || seg === '..')), {
         error: "must be a key prefix ending in /, such as recordings/ (letters, digits and !_.*'()- in segments; no leading /, no empty, . or .. segments)",
       })
       .default(''),

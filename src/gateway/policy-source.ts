@@ -21,9 +21,9 @@ import { PolicyRepo, looksLikeGitUrl, type RefreshResult } from '../policy/repo.
 import type { SessionLimits } from '../policy/limits.js';
 import type { Policy, Who } from '../policy/schema.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
-import { type ConnectionConfig } from '../config/connection.js';
+import type { ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
-import { type PolicySourceConfig } from './config.js';
+import type { PolicySourceConfig } from './config.js';
 import type { SessionMasking } from '../tunnel/engine.js';
 import { principalOf, type Identity } from '../identity.js';
 import { maskingFor, type Principal } from '../policy/principal.js';

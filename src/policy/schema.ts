@@ -36,7 +36,7 @@
  */
 import { z } from 'zod';
 import { policyConnectionSchema, type ConnectionConfig } from '../config/connection.js';
-import { type SecretRef } from '../config/secrets.js';
+import type { SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';
 import { principalMatchFields, VIAS, type Principal, type PrincipalMatch } from './principal.js';
 

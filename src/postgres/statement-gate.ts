@@ -1058,6 +1058,6 @@ export class StatementGate implements GateStage {
     if (this.#approvedTexts?.has(sql) || onReview === 'pass' || this.#inWindow(sql)) return true;
     if (!own) return false;
     const a = analysis ?? (sql !== '' ? analyzeSql(sql) : undefined);
-    return a !== undefined && a.ok && a.statements.length > 0 && a.statements.every((s) => s.kinds[0] === 'prepare');
+    return a?.ok === true && a.statements.length > 0 && a.statements.every((s) => s.kinds[0] === 'prepare');
   }
 }

@@ -12,7 +12,7 @@
  *
  * @see docs/recording-format.md ("The CLI's records")
  */
-import { type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';

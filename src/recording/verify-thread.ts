@@ -13,7 +13,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.js';
-import type { MAX_CHUNK_TEXT, RecordingCheck, VerifiedBefore, verifyRecording } from './verify.js';
+import type { RecordingCheck, VerifiedBefore, verifyRecording } from './verify.js';
 
 /** A verification for the worker: the recording's directory, the keys it may be signed with, and what a check before verified. */
 export interface VerifyJob {

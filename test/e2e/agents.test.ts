@@ -70,7 +70,7 @@ lines'), (3, '', 100.25, null, null, 'x');
       );
       repo.commit(`version: 1
 connections:
-${connectionYaml(pg, { name: 'app', password: '\${env:APP_PASSWORD}' })}${connectionYaml(pg, { name: 'app-md5', user: pg.users.md5.user, password: '\${env:MD5_PASSWORD}' })}access:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}${connectionYaml(pg, { name: 'app-md5', user: pg.users.md5.user, password: '${env:MD5_PASSWORD}' })}access:
   - { name: people, subjects: [alice], connections: [app, app-md5], mode: read-write }
 statements:
   reviewers:
@@ -82,7 +82,7 @@ masking:
   columns:
     - { table: public.agent_people, column: email, strategy: redact }
 `);
-      return repo.gatewayBlock(['\${env:APP_*}', '\${env:MD5_*}']);
+      return repo.gatewayBlock(['${env:APP_*}', '${env:MD5_*}']);
     },
   });
   token = await stack.token('alice');

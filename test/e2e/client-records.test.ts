@@ -74,13 +74,13 @@ beforeAll(async () => {
       await pg.psql('create table cr_items (id int primary key, name text); insert into cr_items values (1, \'pen\'), (2, \'pad\');', { user: pg.users.scram });
       repo.commit(`version: 1
 connections:
-${connectionYaml(pg, { name: 'app', password: '\${env:APP_PASSWORD}' })}access:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
   - { name: people, subjects: [alice, bob], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
 `);
-      return repo.gatewayBlock(['\${env:APP_*}']);
+      return repo.gatewayBlock(['${env:APP_*}']);
     },
   });
   token = await stack.token('alice');

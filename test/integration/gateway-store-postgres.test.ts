@@ -118,7 +118,7 @@ describe('the PostgreSQL store', () => {
       const results = await Promise.all(pools.map((p) => migrate(p)));
       expect(results.flatMap((r) => r.applied).sort()).toEqual(MIGRATIONS.map((m) => m.version));
       expect(results.every((r) => r.version === MIGRATIONS.at(-1)!.version)).toBe(true);
-      expect(await store.psql('select version, name from hoop.migrations order by version', { database: 'racing' })).toBe(MIGRATIONS.map((m) => `${m.version}|${m.name}`).join('\n') + '\n');
+      expect(await store.psql('select version, name from hoop.migrations order by version', { database: 'racing' })).toBe(`${MIGRATIONS.map((m) => `${m.version}|${m.name}`).join('\n')}\n`);
       await store.psql("insert into hoop.migrations (version, name) values (999, 'from the future')", { database: 'racing' });
       const err = await rejected(() => migrate(pools[0]!));
       expect(err).toMatchObject({ code: ErrorCode.STORE_UNAVAILABLE });

@@ -553,11 +553,11 @@ issuers:
   });
 
   it('a workload issuer needs rules; a user issuer has none', async () => {
-    const none = identity.replace(/    rules:\n[\s\S]*$/, '');
+    const none = identity.replace(/ {4}rules:\n[\s\S]*$/, '');
     expect((await problems(none, {})).lines).toEqual([
       `${at(none, 'workload')}: issuers.1.rules: is missing: a workload issuer needs rules that map its claims to identities (rules: [{ claims: {...}, groups: [...] }])`,
     ]);
-    const empty = identity.replace(/    rules:\n[\s\S]*$/, '    rules: []\n');
+    const empty = identity.replace(/ {4}rules:\n[\s\S]*$/, '    rules: []\n');
     expect((await problems(empty, {})).lines).toEqual([`${at(empty, '[]')}: issuers.1.rules: must list at least one rule: a workload issuer with no rules admits nobody`]);
     const userRules = identity.replace('    tokenType: access\n', '    tokenType: access\n    rules: [{ claims: { sub: "*" } }]\n');
     expect((await problems(userRules, {})).lines).toEqual([

@@ -25,7 +25,7 @@ class TestJudge implements SessionJudge {
   extra: RegExp | undefined;
   judge(sql: string): StatementVerdict {
     this.calls.push(sql);
-    if (/\bdrop\b/i.test(sql) || (this.extra && this.extra.test(sql))) return { action: 'deny', rule: 'no-drop', message: 'DROP is not allowed', reason: 'rule no-drop matched' };
+    if (/\bdrop\b/i.test(sql) || (this.extra?.test(sql))) return { action: 'deny', rule: 'no-drop', message: 'DROP is not allowed', reason: 'rule no-drop matched' };
     if (/\btruncate\b/i.test(sql)) return { action: 'review', rule: 'truncate-review', message: 'TRUNCATE needs a reviewer', reason: 'rule truncate-review matched' };
     if (/\bthrow\b/i.test(sql)) throw new Error('judge bug');
     return { action: 'allow', reason: 'no rule matched' };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostKeyFingerprint, sshFingerprint, type SshConnection } from '../../src/config/connection.js';
-import { PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
+import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
 import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
 import { newEd25519Key } from '../../src/ssh/keys.js';
 

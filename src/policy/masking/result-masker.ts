@@ -511,7 +511,7 @@ export class ResultMasker {
 
   #sameOrigins(kept: KnownPlan): boolean {
     const now = this.#originsNow(kept.fields);
-    return now !== undefined && now.every((o, i) => o === kept.origins[i]);
+    return now?.every((o, i) => o === kept.origins[i]) === true;
   }
 
   /**
