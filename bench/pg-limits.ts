@@ -115,7 +115,10 @@ async function memoryDuringBigRow(t: LimitsTarget): Promise<LimitsResult['row']>
 async function pipelined(t: LimitsTarget, sql: string, n: number): Promise<number> {
   const f = await RawFrontend.tcp(t.port);
   try {
-    await f.startup(t.password, [['user', t.user], ['database', t.database]]);
+    await f.startup(t.password, [
+      ['user', t.user],
+      ['database', t.database],
+    ]);
     const body = Buffer.from(`${sql}\0`);
     const one = Buffer.alloc(5 + body.length);
     one[0] = 0x51;

@@ -65,7 +65,12 @@ const IDLE_WARMUP = process.env.BENCH_IDLE_WARMUP === '0' ? 0 : positiveInt(proc
 const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'node relay', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
-  ? ALL_PATHS.filter((p) => process.env.BENCH_PATHS!.split(',').map((s) => s.trim()).includes(p))
+  ? ALL_PATHS.filter((p) =>
+      process.env
+        .BENCH_PATHS!.split(',')
+        .map((s) => s.trim())
+        .includes(p),
+    )
   : [...ALL_PATHS];
 
 const isRoot = process.getuid?.() === 0;
@@ -366,10 +371,15 @@ async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: numbe
   if (relay && cpuBefore && eight.transactions > 0) {
     r.serverCpuUs = ((cpuSeconds(relay.server) - cpuBefore.server) * 1e6) / eight.transactions;
     r.clientCpuUs = ((cpuSeconds(relay.client) - cpuBefore.client) * 1e6) / eight.transactions;
-    const s = syscalls(relay.server), c = syscalls(relay.client);
-    log(`syscalls per transaction: server side ${((s.r - ioBefore!.server.r) / eight.transactions).toFixed(2)} reads ${((s.w - ioBefore!.server.w) / eight.transactions).toFixed(2)} writes; client side ${((c.r - ioBefore!.client.r) / eight.transactions).toFixed(2)} reads ${((c.w - ioBefore!.client.w) / eight.transactions).toFixed(2)} writes`);
+    const s = syscalls(relay.server),
+      c = syscalls(relay.client);
+    log(
+      `syscalls per transaction: server side ${((s.r - ioBefore!.server.r) / eight.transactions).toFixed(2)} reads ${((s.w - ioBefore!.server.w) / eight.transactions).toFixed(2)} writes; client side ${((c.r - ioBefore!.client.r) / eight.transactions).toFixed(2)} reads ${((c.w - ioBefore!.client.w) / eight.transactions).toFixed(2)} writes`,
+    );
   }
-  log(`tps ${eight.tps.toFixed(0)} at 8 clients${r.serverCpuUs !== undefined ? ` (CPU per transaction: server side ${r.serverCpuUs.toFixed(1)} µs, client side ${r.clientCpuUs!.toFixed(1)} µs)` : ''}`);
+  log(
+    `tps ${eight.tps.toFixed(0)} at 8 clients${r.serverCpuUs !== undefined ? ` (CPU per transaction: server side ${r.serverCpuUs.toFixed(1)} µs, client side ${r.clientCpuUs!.toFixed(1)} µs)` : ''}`,
+  );
   const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8Prepared = prepared.tps;
   log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
@@ -413,7 +423,9 @@ function tempDir(prefix: string, forPostgres = false): { dir: string; remove: ()
 }
 
 function postgresIds(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
   if (!line) throw new Error('no postgres OS user');
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
@@ -431,17 +443,28 @@ async function setupSsh(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
     ssh,
     [
       '-N',
-      '-F', '/dev/null',
-      '-i', sshd.clientKeyFile,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'BatchMode=yes',
-      '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'StrictHostKeyChecking=no',
-      '-o', 'ExitOnForwardFailure=yes',
-      '-o', 'LogLevel=ERROR',
-      '-p', String(sshd.port),
-      '-L', `127.0.0.1:${localPort}:127.0.0.1:${pg.port}`,
+      '-F',
+      '/dev/null',
+      '-i',
+      sshd.clientKeyFile,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'ExitOnForwardFailure=yes',
+      '-o',
+      'LogLevel=ERROR',
+      '-p',
+      String(sshd.port),
+      '-L',
+      `127.0.0.1:${localPort}:127.0.0.1:${pg.port}`,
       `${userInfo().username}@127.0.0.1`,
     ],
     { name: 'ssh -L' },
@@ -469,7 +492,10 @@ async function setupNodeRelay(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
   const [serverPort, localPort] = [await freePort(), await freePort()];
   const server = start(process.execPath, [script, 'server', String(serverPort), String(pg.port), leaf.certFile, leaf.keyFile], { name: 'node relay server' });
   const client = start(process.execPath, [script, 'client', String(localPort), String(serverPort), pki.caFile], { name: 'node relay client' });
-  for (const [port, p] of [[serverPort, server], [localPort, client]] as const) {
+  for (const [port, p] of [
+    [serverPort, server],
+    [localPort, client],
+  ] as const) {
     await waitForPort(port, 15_000, () => p.child.exitCode === null).catch((e: Error) => {
       throw new Error(`the node relay did not come up: ${e.message}: ${lastLines(p.stderr(), 3)}`);
     });
@@ -583,7 +609,10 @@ function benchPolicyRepo(dir: string, text: string): string {
 }
 
 /** A hoop gateway started for the bench (TLS on, its own CA and OpenID provider), with `config` lines after its listen/tls/issuers. */
-async function startBenchGateway(config: string[], env: NodeJS.ProcessEnv = {}): Promise<{ url: string; caFile: string; token: string; dir: string; pid: number; hoopBin: string; stop: () => Promise<void> }> {
+async function startBenchGateway(
+  config: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ url: string; caFile: string; token: string; dir: string; pid: number; hoopBin: string; stop: () => Promise<void> }> {
   const hoopBin = join(repoRoot, 'bin', 'hoop.js');
   if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: run `npm run build` first');
   const { createTestPki } = await import('../test/harness/certs.js');
@@ -600,7 +629,14 @@ async function startBenchGateway(config: string[], env: NodeJS.ProcessEnv = {}):
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(
     configFile,
-    ['listen: 127.0.0.1:0', `tls: { cert: ${JSON.stringify(leaf.certFile)}, key: ${JSON.stringify(leaf.keyFile)} }`, `issuers: [{ issuer: ${JSON.stringify(oidc.issuer)}, audience: hoop-bench }]`, `dataDir: ${JSON.stringify(join(dir, 'data'))}`, ...config, ''].join('\n'),
+    [
+      'listen: 127.0.0.1:0',
+      `tls: { cert: ${JSON.stringify(leaf.certFile)}, key: ${JSON.stringify(leaf.keyFile)} }`,
+      `issuers: [{ issuer: ${JSON.stringify(oidc.issuer)}, audience: hoop-bench }]`,
+      `dataDir: ${JSON.stringify(join(dir, 'data'))}`,
+      ...config,
+      '',
+    ].join('\n'),
   );
   const gateway = start(process.execPath, [...hoopNodeArgs(), hoopBin, 'gateway', '--config', configFile], {
     name: 'hoop gateway',
@@ -705,17 +741,42 @@ async function measureScp(log: (s: string) => void): Promise<string[]> {
     rows.push(`| ${name} | ${(mb / median(ups)).toFixed(0)} MB/s | ${(mb / median(downs)).toFixed(0)} MB/s |`);
     log(`[scp] ${rows[rows.length - 1]}`);
   };
-  const direct = ['-F', '/dev/null', '-i', sshd.clientKeyFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-P', String(sshd.port)];
-  await measureOne('direct', (r) => [...direct, file, `127.0.0.1:${r}`], (r, l) => [...direct, `127.0.0.1:${r}`, l]);
+  const direct = [
+    '-F',
+    '/dev/null',
+    '-i',
+    sshd.clientKeyFile,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'LogLevel=ERROR',
+    '-P',
+    String(sshd.port),
+  ];
+  await measureOne(
+    'direct',
+    (r) => [...direct, file, `127.0.0.1:${r}`],
+    (r, l) => [...direct, `127.0.0.1:${r}`, l],
+  );
   for (const recording of [false, true]) {
-    const gw = await startBenchGateway(
-      [`recording: { enabled: ${recording} }`, 'connections:', `  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: [${JSON.stringify(sshd.hostKey)}], allow: { subjects: ["*"] } }`],
-    );
+    const gw = await startBenchGateway([
+      `recording: { enabled: ${recording} }`,
+      'connections:',
+      `  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: [${JSON.stringify(sshd.hostKey)}], allow: { subjects: ["*"] } }`,
+    ]);
     try {
       const client = await startBenchConnect<{ sshConfig: string }>(gw, 'bastion');
       try {
         const cfg = ['-F', client.info.sshConfig];
-        await measureOne(recording ? 'hoop+recording' : 'hoop', (r) => [...cfg, file, `bastion:${r}`], (r, l) => [...cfg, `bastion:${r}`, l]);
+        await measureOne(
+          recording ? 'hoop+recording' : 'hoop',
+          (r) => [...cfg, file, `bastion:${r}`],
+          (r, l) => [...cfg, `bastion:${r}`, l],
+        );
       } finally {
         await client.stop();
       }
@@ -801,7 +862,23 @@ function ratio(v: number | undefined, base: number | undefined): string {
 
 function printTable(results: Map<PathName, Result>, machine: string[]): void {
   const base = results.get('direct');
-  const header = ['path', 'latency c=1 (ms)', 'vs direct', 'TPS c=8', 'vs direct', 'TPS c=8 prepared', 'vs direct', 'TPC-B c=8', 'vs direct', 'UPDATE c=8', 'vs direct', 'COPY out (MB/s)', 'vs direct', 'sessions/s', 'relay CPU µs/txn'];
+  const header = [
+    'path',
+    'latency c=1 (ms)',
+    'vs direct',
+    'TPS c=8',
+    'vs direct',
+    'TPS c=8 prepared',
+    'vs direct',
+    'TPC-B c=8',
+    'vs direct',
+    'UPDATE c=8',
+    'vs direct',
+    'COPY out (MB/s)',
+    'vs direct',
+    'sessions/s',
+    'relay CPU µs/txn',
+  ];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const [name, r] of results) {

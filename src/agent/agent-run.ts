@@ -51,7 +51,16 @@ export class AgentRun {
   }
 
   /** Begins a run for the person `person` signs in as. @throws HoopError as the gateway refuses it (access, isolation the policy requires, a run's own credential) */
-  static async begin(o: { person: ResolvedTokenProvider; connections: string[]; agent: string; via: 'run' | 'mcp'; isolation: string; command?: string; say: (line: string) => void; log: Logger }): Promise<AgentRun> {
+  static async begin(o: {
+    person: ResolvedTokenProvider;
+    connections: string[];
+    agent: string;
+    via: 'run' | 'mcp';
+    isolation: string;
+    command?: string;
+    say: (line: string) => void;
+    log: Logger;
+  }): Promise<AgentRun> {
     const { token } = await o.person.current();
     const started = await startRun({ gateway: o.person.gateway, ca: o.person.ca }, token, {
       connections: o.connections,

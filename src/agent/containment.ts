@@ -36,7 +36,26 @@ const KEPT_HOOP = new Set(['HOOP_LOG_LEVEL', 'HOOP_DEBUG', 'HOOP_CLIENT_RECORD']
 const CI_TOKEN_PREFIXES = ['ACTIONS_ID_TOKEN_REQUEST_', 'ACTIONS_RUNTIME_TOKEN', 'CIRCLE_OIDC_TOKEN', 'BUILDKITE_AGENT_ACCESS_TOKEN'];
 
 /** Addresses of the person's session services, whose sockets a contained command does not see. */
-const SESSION_SERVICES = ['DISPLAY', 'XAUTHORITY', 'WAYLAND_DISPLAY', 'WAYLAND_SOCKET', 'TMUX', 'TMUX_PANE', 'TMUX_TMPDIR', 'STY', 'SCREENDIR', 'SSH_AUTH_SOCK', 'SSH_AGENT_PID', 'GPG_AGENT_INFO', 'GNOME_KEYRING_CONTROL', 'VSCODE_GIT_IPC_HANDLE', 'DOCKER_HOST', 'KRB5CCNAME', 'KITTY_LISTEN_ON', 'WEZTERM_UNIX_SOCKET'];
+const SESSION_SERVICES = [
+  'DISPLAY',
+  'XAUTHORITY',
+  'WAYLAND_DISPLAY',
+  'WAYLAND_SOCKET',
+  'TMUX',
+  'TMUX_PANE',
+  'TMUX_TMPDIR',
+  'STY',
+  'SCREENDIR',
+  'SSH_AUTH_SOCK',
+  'SSH_AGENT_PID',
+  'GPG_AGENT_INFO',
+  'GNOME_KEYRING_CONTROL',
+  'VSCODE_GIT_IPC_HANDLE',
+  'DOCKER_HOST',
+  'KRB5CCNAME',
+  'KITTY_LISTEN_ON',
+  'WEZTERM_UNIX_SOCKET',
+];
 
 /**
  * Whether an inherited variable stays out of the agent's environment: hoop's own (credentials,
@@ -80,7 +99,11 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
   if (!slirp4netns) return fail('slirp4netns is not installed: without a network of its own, the command could reach services of yours on this machine');
   const nsenter = findProgram('nsenter', env);
   const ip = findProgram('ip', env);
-  if (!nsenter || !ip) return fail(`${nsenter ? 'ip (iproute2)' : 'nsenter (util-linux)'} is not installed: without it, the command could reach services of yours on this machine's own addresses`, 'install util-linux and iproute2, or run with --isolation none');
+  if (!nsenter || !ip)
+    return fail(
+      `${nsenter ? 'ip (iproute2)' : 'nsenter (util-linux)'} is not installed: without it, the command could reach services of yours on this machine's own addresses`,
+      'install util-linux and iproute2, or run with --isolation none',
+    );
   const probe = spawnSync(bwrap, [...BWRAP_NAMESPACES, '--', 'cat', '/proc/self/status'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
   if (probe.status !== 0) {
     const said = probe.stderr?.toString('utf8').trim().split('\n')[0];

@@ -63,7 +63,10 @@ export function forwardTo(host: string, port: number): PortAcceptor {
     port,
     accept: (client) => {
       const upstream = connect({ host, port });
-      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      for (const [a, b] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
         a.pipe(b);
         a.on('error', () => b.destroy());
         a.on('close', () => b.destroy());

@@ -92,7 +92,9 @@ export interface NamespaceNetwork {
  */
 export function attachNetwork(slirp4netns: string, pid: number): Promise<NamespaceNetwork> {
   // fd 3: slirp4netns writes "1" there once the tap device is configured; fd 4: it exits once that closes (this process ended, even killed).
-  const child = spawn(slirp4netns, ['--configure', '--mtu=65520', '--disable-host-loopback', '--ready-fd=3', '--exit-fd=4', String(pid), 'tap0'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+  const child = spawn(slirp4netns, ['--configure', '--mtu=65520', '--disable-host-loopback', '--ready-fd=3', '--exit-fd=4', String(pid), 'tap0'], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+  });
   for (const fd of [3, 4]) (child.stdio[fd] as Readable).on('error', () => undefined);
   let said = '';
   child.stderr!.on('data', (b: Buffer) => (said = (said + b.toString('utf8')).slice(-2000)));

@@ -104,9 +104,39 @@ const MULTIPLEXER_DIRS = ['/run/screen', '/var/run/screen'];
  * dotfiles repository they link into).
  */
 const RUNS_LATER = [
-  '.profile', '.bashrc', '.bash_profile', '.bash_login', '.bash_logout', '.zshrc', '.zshenv', '.zprofile', '.zlogin', '.zlogout', '.kshrc', '.mkshrc', '.cshrc', '.tcshrc',
-  '.inputrc', '.pam_environment', '.xprofile', '.xsessionrc', '.xinitrc', '.envrc', '.gitconfig', '.npmrc', '.yarnrc', '.yarnrc.yml', '.ssh', '.local/bin', 'bin',
-  '.config/fish', '.config/git', '.config/systemd', '.config/autostart', '.config/environment.d', '.config/direnv',
+  '.profile',
+  '.bashrc',
+  '.bash_profile',
+  '.bash_login',
+  '.bash_logout',
+  '.zshrc',
+  '.zshenv',
+  '.zprofile',
+  '.zlogin',
+  '.zlogout',
+  '.kshrc',
+  '.mkshrc',
+  '.cshrc',
+  '.tcshrc',
+  '.inputrc',
+  '.pam_environment',
+  '.xprofile',
+  '.xsessionrc',
+  '.xinitrc',
+  '.envrc',
+  '.gitconfig',
+  '.npmrc',
+  '.yarnrc',
+  '.yarnrc.yml',
+  '.ssh',
+  '.local/bin',
+  'bin',
+  '.config/fish',
+  '.config/git',
+  '.config/systemd',
+  '.config/autostart',
+  '.config/environment.d',
+  '.config/direnv',
 ];
 
 /** Caches under a home directory that package managers write: the command's own, emptied. */
@@ -447,7 +477,22 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
  * namespaces").
  * @see https://man7.org/linux/man-pages/man7/user_namespaces.7.html
  */
-export const BWRAP_NAMESPACES: readonly string[] = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-user', '--cap-drop', 'ALL', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent'];
+export const BWRAP_NAMESPACES: readonly string[] = [
+  '--ro-bind',
+  '/',
+  '/',
+  '--dev',
+  '/dev',
+  '--proc',
+  '/proc',
+  '--unshare-user',
+  '--cap-drop',
+  'ALL',
+  '--unshare-pid',
+  '--unshare-ipc',
+  '--unshare-net',
+  '--die-with-parent',
+];
 
 /** The file descriptors bubblewrap is given: the seccomp program, where it tells its child's pid, and what it waits on before the command starts. */
 export interface BwrapDescriptors {
@@ -475,4 +520,3 @@ export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd
   args.push('--info-fd', String(o.fds.info), '--block-fd', String(o.fds.block), '--chdir', o.cwd);
   return args;
 }
-

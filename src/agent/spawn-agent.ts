@@ -53,7 +53,12 @@ function exitOf(child: ChildProcess): Promise<AgentExit> {
  * @throws HoopError (exit 127) when there is none, (exit 126) when it cannot be run
  */
 export function resolveCommand(file: string, path: string | undefined, cwd: string): string {
-  const candidates = file.includes('/') ? [isAbsolute(file) ? file : resolve(cwd, file)] : (path ?? '').split(delimiter).filter(Boolean).map((d) => join(isAbsolute(d) ? d : resolve(cwd, d), file));
+  const candidates = file.includes('/')
+    ? [isAbsolute(file) ? file : resolve(cwd, file)]
+    : (path ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(isAbsolute(d) ? d : resolve(cwd, d), file));
   let found: string | undefined;
   for (const c of candidates) {
     try {
@@ -155,7 +160,15 @@ export async function spawnAgent(o: {
   let child: ChildProcess;
   try {
     // Descriptors: 3 the seccomp program (a copy made as the child starts), 4 where bubblewrap tells its child's pid, 5 what it waits on before the command starts.
-    const args = [...bwrapArguments(o.mounts, { empty, cwd: o.cwd, fds: { ...(fd !== undefined ? { seccomp: 3 } : {}), info: 4, block: 5 } }), '--', process.execPath, SANDBOX_INIT, JSON.stringify({ ports: o.ports }), o.file, ...o.args];
+    const args = [
+      ...bwrapArguments(o.mounts, { empty, cwd: o.cwd, fds: { ...(fd !== undefined ? { seccomp: 3 } : {}), info: 4, block: 5 } }),
+      '--',
+      process.execPath,
+      SANDBOX_INIT,
+      JSON.stringify({ ports: o.ports }),
+      o.file,
+      ...o.args,
+    ];
     child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, fd ?? 'ignore', 'pipe', 'pipe'] });
   } finally {
     if (fd !== undefined) closeSync(fd);
@@ -173,7 +186,10 @@ export async function spawnAgent(o: {
   } catch (err) {
     network?.close();
     child.kill('SIGKILL');
-    throw new HoopError(ErrorCode.USAGE, `hoop run could not give the command a network of its own: ${describeError(err)}`, { hint: 'check that slirp4netns works here, or run with --isolation none', exitCode: 126 });
+    throw new HoopError(ErrorCode.USAGE, `hoop run could not give the command a network of its own: ${describeError(err)}`, {
+      hint: 'check that slirp4netns works here, or run with --isolation none',
+      exitCode: 126,
+    });
   }
   info.destroy();
   block.end('go');

@@ -94,7 +94,10 @@ export async function loginWithDevice(config: client.Configuration, options: Dev
   config[client.customFetch] = async (url, init) => {
     const res = await baseFetch(url, init);
     if (url === tokenEndpoint && res.status === 400) {
-      const body = (await res.clone().json().catch(() => undefined)) as { error?: unknown } | undefined;
+      const body = (await res
+        .clone()
+        .json()
+        .catch(() => undefined)) as { error?: unknown } | undefined;
       if (body?.error === 'slow_down') {
         interval += 5;
         options.view.slowedDown(interval);

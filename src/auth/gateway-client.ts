@@ -135,7 +135,7 @@ export function rejectionText(reason: string | undefined, origin: string): { mes
         hint: 'ask a gateway administrator to add a rule for this workload (repository, ref, namespace, ...)',
       };
     case 'not-yet-valid':
-      return { message: `${origin} says your token is not valid yet`, hint: 'check this machine\'s clock, then log in again' };
+      return { message: `${origin} says your token is not valid yet`, hint: "check this machine's clock, then log in again" };
     case 'run-ended':
       return { message: `the run this credential belonged to has ended, and ${origin} no longer accepts it`, hint: 'start the command again with hoop run' };
     case 'unknown-run':
@@ -154,7 +154,12 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   if (connection !== undefined && (status === 403 || status === 404)) {
     return status === 403
       ? new GatewayApiError(ErrorCode.ACCESS_DENIED, parsed.message ?? `you may not use the connection "${connection}"`, status, parsed.hint ?? 'ask an administrator to grant you access to it')
-      : new GatewayApiError(ErrorCode.CONNECTION_UNKNOWN, parsed.message ?? `the gateway knows no connection named "${connection}"`, status, parsed.hint ?? 'check the name; `hoop connections` lists the ones you may use');
+      : new GatewayApiError(
+          ErrorCode.CONNECTION_UNKNOWN,
+          parsed.message ?? `the gateway knows no connection named "${connection}"`,
+          status,
+          parsed.hint ?? 'check the name; `hoop connections` lists the ones you may use',
+        );
   }
   if (status === 401) {
     const text = rejectionText(parsed.reason, origin);
@@ -168,7 +173,12 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   }
   if (status === 403) return new GatewayApiError(ErrorCode.ACCESS_DENIED, parsed.message ?? `${origin} refused the request`, status, parsed.hint);
   if (status === 404 && path === 'v1/auth/config') {
-    return new GatewayApiError(ErrorCode.USAGE, `${origin} has no login configured`, status, parsed.hint ?? 'ask its administrator to add a `login` block to the gateway configuration, or log in with a workload token (--id-token-file)');
+    return new GatewayApiError(
+      ErrorCode.USAGE,
+      `${origin} has no login configured`,
+      status,
+      parsed.hint ?? 'ask its administrator to add a `login` block to the gateway configuration, or log in with a workload token (--id-token-file)',
+    );
   }
   if (status === 404 && parsed.code === ErrorCode.SESSION_UNKNOWN) {
     return new GatewayApiError(ErrorCode.SESSION_UNKNOWN, parsed.message ?? 'no such session', status, parsed.hint ?? '`hoop sessions ls` lists the sessions you may see');
@@ -176,7 +186,8 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   if (status === 404 && parsed.code === ErrorCode.REVIEW_UNKNOWN) {
     return new GatewayApiError(ErrorCode.REVIEW_UNKNOWN, parsed.message ?? 'no such review', status, parsed.hint ?? '`hoop review ls` lists the reviews you may see');
   }
-  if (status === 409 || status === 410 || status === 429 || (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path === 'v1/requests'))) return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
+  if (status === 409 || status === 410 || status === 429 || (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path === 'v1/requests')))
+    return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
   if (status === 503 && parsed.code === ErrorCode.RECORDING_UNAVAILABLE) {
     return new GatewayApiError(ErrorCode.RECORDING_UNAVAILABLE, parsed.message ?? `${origin} cannot record sessions now`, status, parsed.hint ?? 'try again later');
   }
@@ -184,7 +195,12 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
     return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, `${origin} does not serve /${path}`, status, 'upgrade the gateway to a version with identity support, or check the URL');
   }
   if (status >= 500) return new GatewayApiError(ErrorCode.GATEWAY_UNREACHABLE, parsed.message ?? `${origin} failed with HTTP ${status}`, status, parsed.hint ?? 'try again later');
-  return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, parsed.message ?? `unexpected answer from ${origin}: HTTP ${status}`, status, parsed.hint ?? 'check that the URL points at a hoop gateway compatible with this client');
+  return new GatewayApiError(
+    ErrorCode.GATEWAY_PROTOCOL,
+    parsed.message ?? `unexpected answer from ${origin}: HTTP ${status}`,
+    status,
+    parsed.hint ?? 'check that the URL points at a hoop gateway compatible with this client',
+  );
 }
 
 async function requestJson(
@@ -427,7 +443,17 @@ export async function getConnection(endpoint: GatewayEndpoint, token: string, na
 
 /** A session in the gateway's index (`GET /v1/sessions`). */
 /** A session as `GET /v1/sessions` lists it: `endedAt` absent, `reason` and `recording` `running`, while it runs. */
-export type SessionSummary = Record<string, unknown> & { id: string; subject: string; connection: string; startedAt: string; endedAt?: string; reason: string; statements: number; refused: number; recording: string };
+export type SessionSummary = Record<string, unknown> & {
+  id: string;
+  subject: string;
+  connection: string;
+  startedAt: string;
+  endedAt?: string;
+  reason: string;
+  statements: number;
+  refused: number;
+  recording: string;
+};
 
 /**
  * `GET /v1/sessions`: the sessions the caller may see (their own; everyone's for an auditor),
@@ -467,7 +493,6 @@ async function downloadFiles(endpoint: GatewayEndpoint, token: string, files: un
   return files;
 }
 
-
 /** What the gateway holds of a CLI's record (src/gateway/client-records.ts). */
 export interface ClientRecordInfo {
   record: { state: 'uploading' | 'complete' | 'truncated'; subject: string; issuer: string; signer?: string; fingerprint?: string; chunks?: number; events?: number; updatedAt: string } | null;
@@ -486,7 +511,14 @@ export async function getClientRecord(endpoint: GatewayEndpoint, token: string, 
 }
 
 /** Uploads one file of a CLI's record (`PUT`); idempotent: resolves `stored: false` when the gateway had the same bytes. */
-export async function putClientRecordFile(endpoint: GatewayEndpoint, token: string, kind: RecordKind, id: string, file: string, data: Buffer): Promise<{ stored: boolean; record: ClientRecordInfo['record'] }> {
+export async function putClientRecordFile(
+  endpoint: GatewayEndpoint,
+  token: string,
+  kind: RecordKind,
+  id: string,
+  file: string,
+  data: Buffer,
+): Promise<{ stored: boolean; record: ClientRecordInfo['record'] }> {
   const { body } = await requestJson(endpoint, 'PUT', recordPath(kind, id, file), { token, raw: data });
   return body as { stored: boolean; record: ClientRecordInfo['record'] };
 }
@@ -527,7 +559,12 @@ export async function listReviews(endpoint: GatewayEndpoint, token: string, stat
 /** `GET /v1/reviews/{id}[?wait=S]`: one review, after waiting up to `waitSeconds` (60 at most) for its decision. */
 export async function getReview(endpoint: GatewayEndpoint, token: string, id: string, waitSeconds = 0): Promise<ReviewInfo> {
   const wait = Math.min(60, Math.max(0, Math.floor(waitSeconds)));
-  const { body } = await requestJson({ ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) }, 'GET', `v1/reviews/${encodeURIComponent(id)}${wait > 0 ? `?wait=${wait}` : ''}`, { token });
+  const { body } = await requestJson(
+    { ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) },
+    'GET',
+    `v1/reviews/${encodeURIComponent(id)}${wait > 0 ? `?wait=${wait}` : ''}`,
+    { token },
+  );
   return body as ReviewInfo;
 }
 
@@ -579,7 +616,13 @@ export async function startRun(endpoint: GatewayEndpoint, token: string, ask: { 
  * person's current token, so the run lives no longer than their sign-in); resolves the run as it
  * then stands.
  */
-export async function controlRun(endpoint: GatewayEndpoint, controlToken: string, id: string, action: 'heartbeat' | 'end', personToken?: string): Promise<{ expiresAt: string; ownerExpiresAt: string; endedAt?: string }> {
+export async function controlRun(
+  endpoint: GatewayEndpoint,
+  controlToken: string,
+  id: string,
+  action: 'heartbeat' | 'end',
+  personToken?: string,
+): Promise<{ expiresAt: string; ownerExpiresAt: string; endedAt?: string }> {
   const { body } = await requestJson(endpoint, 'POST', `v1/runs/${encodeURIComponent(id)}/${action}`, { token: controlToken, ...(personToken !== undefined ? { body: { personToken } } : {}) });
   return body as { expiresAt: string; ownerExpiresAt: string; endedAt?: string };
 }

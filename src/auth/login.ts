@@ -129,7 +129,7 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
       const audience = options.audience?.trim() || env.HOOP_AUDIENCE?.trim() || authConfig?.workloadAudience;
       if (!audience) {
         throw new HoopError(ErrorCode.USAGE, `${origin} does not say which audience a GitHub Actions token must carry`, {
-          hint: 'pass --audience (the audience of the gateway\'s workload issuer)',
+          hint: "pass --audience (the audience of the gateway's workload issuer)",
         });
       }
       workload = { kind: 'github', audience };
@@ -167,7 +167,11 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
 
   const whoami = await getWhoAmI(endpoint, token);
 
-  const previous = existing ? await storeOf(existing.store, { env, configDir: dir, keyring: ctx.keyring }).then((s) => s.read(origin)).catch(() => undefined) : undefined;
+  const previous = existing
+    ? await storeOf(existing.store, { env, configDir: dir, keyring: ctx.keyring })
+        .then((s) => s.read(origin))
+        .catch(() => undefined)
+    : undefined;
   const deviceKey = isValidDeviceKey(previous?.deviceKey) ? previous.deviceKey : createDeviceKey();
   const fingerprint = deviceFingerprint(deviceKey.publicKey);
   let device: RegisteredDevice | undefined;

@@ -83,7 +83,12 @@ export class RedirectListener {
     if (!waiter || this.#answered) return page(res, 409, 'Already done', 'This login is already finished. Return to the terminal.');
     if (state !== waiter.state) {
       waiter.onWrongState?.();
-      return page(res, 400, 'Login response rejected', 'This response does not belong to the login hoop is waiting for (its state does not match). hoop keeps waiting for the right one; if you started another login, finish that one.');
+      return page(
+        res,
+        400,
+        'Login response rejected',
+        'This response does not belong to the login hoop is waiting for (its state does not match). hoop keeps waiting for the right one; if you started another login, finish that one.',
+      );
     }
     this.#answered = true;
     waiter.resolve({ url, respond: (ok, message) => page(res, ok ? 200 : 400, ok ? 'Logged in' : 'Login failed', message) });

@@ -97,7 +97,7 @@ export function providerError(err: unknown, origin: string, what: string): HoopE
     });
   }
   return new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the identity provider at ${origin} answered something unexpected (${what}): ${describeError(err)}`, {
-    hint: 'check the gateway\'s `login` configuration; run again with HOOP_DEBUG=1 for details',
+    hint: "check the gateway's `login` configuration; run again with HOOP_DEBUG=1 for details",
     cause: err,
   });
 }
@@ -163,8 +163,7 @@ export function presentedToken(secrets: Secrets, tokenType: TokenKind): TokenGra
     const issuedAt = jwtIssuedAt(token) ?? obtainedAt;
     return { token, ...(expiresAt ? { expiresAt } : {}), ...(issuedAt ? { issuedAt } : {}) };
   };
-  const fromAccess = (): TokenGrant | undefined =>
-    access ? grant(access, jwtExpiry(access) ?? (secrets.accessTokenExpiresAt ? new Date(secrets.accessTokenExpiresAt) : undefined)) : undefined;
+  const fromAccess = (): TokenGrant | undefined => (access ? grant(access, jwtExpiry(access) ?? (secrets.accessTokenExpiresAt ? new Date(secrets.accessTokenExpiresAt) : undefined)) : undefined);
   const fromId = (): TokenGrant | undefined => (id ? grant(id, jwtExpiry(id)) : undefined);
   if (tokenType === 'access') return fromAccess();
   if (tokenType === 'id') return fromId();

@@ -15,11 +15,7 @@ import { checkPrivateDir, readOptionalFile, writePrivateFile } from './private-f
  * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect
  * @see https://kubernetes.io/docs/concepts/storage/projected-volumes/#serviceaccounttoken
  */
-export type WorkloadSource =
-  | { kind: 'file'; path: string }
-  | { kind: 'env'; variable: string }
-  | { kind: 'github'; audience: string }
-  | { kind: 'kubernetes'; path: string };
+export type WorkloadSource = { kind: 'file'; path: string } | { kind: 'env'; variable: string } | { kind: 'github'; audience: string } | { kind: 'kubernetes'; path: string };
 
 /**
  * Which token the gateway wants: an access token (RFC 9068 JWT), an ID token, or either.

@@ -188,10 +188,13 @@ abstract class BaseTokenProvider implements ResolvedTokenProvider {
     if (!grant.expiresAt) return;
     this.#announced ??= grant.token;
     const delay = delayMs ?? Math.max(0, renewalTime(grant.expiresAt, grant.issuedAt).getTime() - this.now().getTime());
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.#renew();
-    }, Math.min(delay, MAX_TIMER_MS));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        void this.#renew();
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
     this.#timer.unref();
   }
 
@@ -376,7 +379,9 @@ export async function resolveTokenProvider(options: ResolveTokenProviderOptions)
   const inRun = env.HOOP_RUN_TOKEN?.trim();
   if (inRun) {
     if (options.tokenFile !== undefined) {
-      throw new HoopError(ErrorCode.USAGE, 'inside hoop run, hoop acts with the run\'s credential only: --token-file is refused', { hint: 'leave out --token-file; the run names its gateway and credential' });
+      throw new HoopError(ErrorCode.USAGE, "inside hoop run, hoop acts with the run's credential only: --token-file is refused", {
+        hint: 'leave out --token-file; the run names its gateway and credential',
+      });
     }
     const gateway = env.HOOP_GATEWAY?.trim();
     if (!gateway) throw new HoopError(ErrorCode.USAGE, 'HOOP_RUN_TOKEN is set without HOOP_GATEWAY', { hint: 'hoop run sets both; start the command with hoop run' });
@@ -459,7 +464,7 @@ async function workloadAudience(gateway: string, ca: Buffer | undefined): Promis
     if (!isHoopError(err, ErrorCode.USAGE)) throw err;
   }
   throw new HoopError(ErrorCode.USAGE, 'the gateway does not say which audience a GitHub Actions token must carry', {
-    hint: 'set HOOP_AUDIENCE to the audience of the gateway\'s workload issuer',
+    hint: "set HOOP_AUDIENCE to the audience of the gateway's workload issuer",
   });
 }
 
@@ -468,5 +473,5 @@ async function workloadAudience(gateway: string, ca: Buffer | undefined): Promis
  * as the gateway issued it, never renewed, never stored.
  */
 export function runTokenProvider(gateway: string, ca: Buffer | undefined, token: string, now?: () => Date): ResolvedTokenProvider {
-  return new StaticTokenProvider(token, 'run', 'the run\'s credential (HOOP_RUN_TOKEN)', { gateway, origin: gatewayOrigin(gateway), ca, now });
+  return new StaticTokenProvider(token, 'run', "the run's credential (HOOP_RUN_TOKEN)", { gateway, origin: gatewayOrigin(gateway), ca, now });
 }

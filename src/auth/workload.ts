@@ -73,8 +73,7 @@ export interface FetchWorkloadOptions {
   timeoutMs?: number;
 }
 
-const noToken = (message: string, hint: string, cause?: unknown): HoopError =>
-  new HoopError(ErrorCode.NOT_LOGGED_IN, message, { hint, ...(cause !== undefined ? { cause } : {}) });
+const noToken = (message: string, hint: string, cause?: unknown): HoopError => new HoopError(ErrorCode.NOT_LOGGED_IN, message, { hint, ...(cause !== undefined ? { cause } : {}) });
 
 async function readTokenFile(path: string, what: string): Promise<string> {
   let text: string;

@@ -214,7 +214,9 @@ export class CommandRecords {
     clearTimeout(stop);
     await this.recorder.stop();
     // Its own records, and those left by others that it tried and could not upload (another hoop still at work on its own is not its business).
-    const left = (await this.spool.entries(this.#target.origin)).filter((e) => this.#mine.has(`${e.meta.kind}/${e.meta.id}`) || (e.status !== 'live' && this.#tried.has(`${e.meta.kind}/${e.meta.id}`)));
+    const left = (await this.spool.entries(this.#target.origin)).filter(
+      (e) => this.#mine.has(`${e.meta.kind}/${e.meta.id}`) || (e.status !== 'live' && this.#tried.has(`${e.meta.kind}/${e.meta.id}`)),
+    );
     if (left.length > 0) say(`${left.length} of this machine's records of sessions are not uploaded yet (in ${this.spool.root}); the next hoop command that reaches the gateway uploads them`);
   }
 }

@@ -75,13 +75,30 @@ export interface ConnectSshJson {
 }
 
 /** `hoop connect` of an SSH connection: the local port, the generated ssh_config, and how to use it. */
-async function serveSsh(io: CliIo, opts: ConnectOptions, provider: ResolvedTokenProvider, name: string, hostKeys: string[], user: string | undefined, log: Logger, say: (line: string) => void): Promise<void> {
+async function serveSsh(
+  io: CliIo,
+  opts: ConnectOptions,
+  provider: ResolvedTokenProvider,
+  name: string,
+  hostKeys: string[],
+  user: string | undefined,
+  log: Logger,
+  say: (line: string) => void,
+): Promise<void> {
   if (opts.socket) throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: it is served on a TCP port of 127.0.0.1, not a unix socket (drop --socket)`);
   const port = await openSshPort({ env: io.env, provider, name, hostKeys, ...(user ? { user } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}), log, say });
   try {
     const ssh = `ssh -F ${shellQuote(port.configFile)}`;
     if (opts.json) {
-      const details: ConnectSshJson = { connection: name, host: port.host, port: port.port, sshConfig: port.configFile, knownHosts: port.knownHostsFile, identityFile: port.keyFile, command: `${ssh} ${name}` };
+      const details: ConnectSshJson = {
+        connection: name,
+        host: port.host,
+        port: port.port,
+        sshConfig: port.configFile,
+        knownHosts: port.knownHostsFile,
+        identityFile: port.keyFile,
+        command: `${ssh} ${name}`,
+      };
       io.stdout.write(`${JSON.stringify(details)}\n`);
     } else {
       io.stdout.write(
@@ -116,7 +133,7 @@ export function connectCommand(io: CliIo): Command {
     .option('--socket <dir>', 'listen on a unix socket in this directory instead of TCP')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
-    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--json', 'print the connection details as one JSON line (including the local password) and nothing else on stdout')
     .option('--policy-dir <dir>', 'judge statements here first with the policy bundle in this checked-out config repo (the gateway still decides)')
     .option('--policy-repo <url>', 'the same with a config repo pulled as `hoop policy pull` does (default: $HOOP_POLICY_REPO)')
@@ -141,7 +158,18 @@ export function connectCommand(io: CliIo): Command {
       const records = new CommandRecords(io, provider, log);
       records.resume();
       try {
-        const local = await openLocalPort({ io, provider, name, info, policy: opts, ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.socket ? { socket: opts.socket } : {}), log, say, records });
+        const local = await openLocalPort({
+          io,
+          provider,
+          name,
+          info,
+          policy: opts,
+          ...(opts.port !== undefined ? { port: opts.port } : {}),
+          ...(opts.socket ? { socket: opts.socket } : {}),
+          log,
+          say,
+          records,
+        });
         let pgpassFile: string | undefined;
         try {
           pgpassFile = await writePgpass({ dir: await runtimeDir(io.env), name, entries: [local] });

@@ -20,7 +20,12 @@ interface ConnectionsOptions {
 export function columns(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** Builds the `connections` command (alias `ls`). */
@@ -29,7 +34,7 @@ export function connectionsCommand(io: CliIo): Command {
     .alias('ls')
     .description('list the connections of the gateway you may use (name, type, database, access mode)')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
-    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)')
     .option('--json', 'print one JSON object: { gateway, connections: [{ name, type, database, mode? }] }')
     .action(async (opts: ConnectionsOptions) => {
@@ -48,7 +53,12 @@ export function connectionsCommand(io: CliIo): Command {
         const withMode = connections.some((c) => c.mode !== undefined);
         const rows = [
           ['NAME', 'TYPE', 'TARGET', ...(withMode ? ['MODE'] : [])],
-          ...connections.map((c) => [c.name, c.type, (c.type === 'ssh' ? c.user : c.database) ?? '-', ...(withMode ? [`${c.mode ?? '-'}${c.until ? ` (requested, until ${c.until.replace('T', ' ').replace(/\.\d+Z$/, 'Z')})` : ''}`] : [])]),
+          ...connections.map((c) => [
+            c.name,
+            c.type,
+            (c.type === 'ssh' ? c.user : c.database) ?? '-',
+            ...(withMode ? [`${c.mode ?? '-'}${c.until ? ` (requested, until ${c.until.replace('T', ' ').replace(/\.\d+Z$/, 'Z')})` : ''}`] : []),
+          ]),
         ];
         io.stdout.write(`${columns(rows).join('\n')}\n`);
       } finally {

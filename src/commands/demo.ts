@@ -79,7 +79,7 @@ export function demoCommand(io: CliIo): Command {
     .option('--fresh', 'wipe the directory and start over')
     .option('--json', 'print one JSON line once ready (dir, gateway, env, psql, connections), then run until stopped')
     .option('--script', 'play a scripted agent session through the demo, print the transcript, stop, and exit 0 only if every outcome was as expected')
-    .option('--gateway-port <port>', 'the gateway\'s port on 127.0.0.1', port, 8443)
+    .option('--gateway-port <port>', "the gateway's port on 127.0.0.1", port, 8443)
     .option('--port <port>', 'the local port of the demo connection', port, 6432)
     .action(async (flags: DemoFlags) => {
       const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
@@ -107,7 +107,11 @@ export function demoCommand(io: CliIo): Command {
               ...(demo.runSsh ? { runSsh: demo.runSsh } : {}),
             });
             io.stdout.write(`${transcript.join('\n')}\n`);
-            if (!ok) throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', { hint: `the gateway's log is in ${demo.dir}/gateway.log`, exitCode: 1 });
+            if (!ok)
+              throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', {
+                hint: `the gateway's log is in ${demo.dir}/gateway.log`,
+                exitCode: 1,
+              });
           } finally {
             session.close();
           }

@@ -159,7 +159,11 @@ class ResultPrinter implements ResultHandler {
           this.#held.push(values);
           return this.#held.length >= TABLE_LAYOUT_ROWS ? this.#layOut() : undefined;
         }
-        return this.#write(tableRow(values, this.#widths, this.#right).map((l) => `${l}\n`).join(''));
+        return this.#write(
+          tableRow(values, this.#widths, this.#right)
+            .map((l) => `${l}\n`)
+            .join(''),
+        );
       case 'csv':
         return this.#write(`${values.map(csvField).join(',')}\n`);
       case 'json':
@@ -209,13 +213,14 @@ export function execCommand(io: CliIo): Command {
     .option('--csv', 'print CSV as psql --csv does (a header line per result)')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
-    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--no-wait', 'a statement held for review: print the review id and exit 4 instead of waiting; send it again once approved')
     .action(async (name: string, opts: ExecOptions) => {
       if (opts.command?.length && opts.file !== undefined) throw new HoopError(ErrorCode.USAGE, 'give -c SQL or -f FILE, not both');
       let statements: string[];
       if (opts.command?.length) statements = opts.command;
-      else if (opts.file !== undefined) statements = [await readFile(resolve(io.cwd, opts.file), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.file}: ${err.message}`)))];
+      else if (opts.file !== undefined)
+        statements = [await readFile(resolve(io.cwd, opts.file), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.file}: ${err.message}`)))];
       else statements = io.stdin && !(io.stdin as { isTTY?: boolean }).isTTY ? [await text(io.stdin)] : [];
       if (statements.every((sql) => sql.trim() === '')) throw new HoopError(ErrorCode.USAGE, 'no statements: give -c SQL, -f FILE, or pipe them in', { hint: `hoop exec ${name} -c 'select 1'` });
       const format: Format = opts.json ? 'json' : opts.csv ? 'csv' : 'table';

@@ -54,7 +54,16 @@ export async function openGatewaySql(o: {
   const { token } = await o.provider.current();
   const info = await getConnection({ gateway, ca }, token, o.name);
   if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${o.name}" is a ${info.type} connection; SQL runs on postgres connections`);
-  const tunnel = await openTunnel({ gateway, connection: o.name, token, sessionId: newSessionId(), clientVersion: VERSION, via: 'exec', ...(ca ? { ca } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
+  const tunnel = await openTunnel({
+    gateway,
+    connection: o.name,
+    token,
+    sessionId: newSessionId(),
+    clientVersion: VERSION,
+    via: 'exec',
+    ...(ca ? { ca } : {}),
+    ...(o.detachReviews ? { detachReviews: true } : {}),
+  });
   const { channel } = tunnel;
   let held: ((m: HeldForReview) => void) | undefined;
   channel.on('control', (m: ControlMessage) => {
@@ -68,7 +77,15 @@ export async function openGatewaySql(o: {
   const database = info.database ?? '';
   const record = await openSessionRecord(o, tunnel, database);
   try {
-    const session = await SimpleQuerySession.start(channel, [['user', 'hoop'], ['database', database], ['application_name', o.application]], record?.stage);
+    const session = await SimpleQuerySession.start(
+      channel,
+      [
+        ['user', 'hoop'],
+        ['database', database],
+        ['application_name', o.application],
+      ],
+      record?.stage,
+    );
     return {
       session,
       run: (sql, handler) => {

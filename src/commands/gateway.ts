@@ -43,7 +43,9 @@ export function gatewayCommand(io: CliIo): Command {
       .action(async (opts: { config?: string }) => {
         const config = await loadGatewayConfig(configFile(opts.config), io.env);
         if (config.store.kind !== 'postgres') {
-          throw new HoopError(ErrorCode.USAGE, `${config.file} keeps the gateway's state in files (dataDir), which need no migration`, { hint: 'for several replicas, set store: { kind: postgres, url: ${env:HOOP_STORE_URL} }' });
+          throw new HoopError(ErrorCode.USAGE, `${config.file} keeps the gateway's state in files (dataDir), which need no migration`, {
+            hint: 'for several replicas, set store: { kind: postgres, url: ${env:HOOP_STORE_URL} }',
+          });
         }
         const url = await resolveSecret(config.store.url, io.env);
         const pool = await openStorePool(url);

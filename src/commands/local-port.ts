@@ -124,7 +124,19 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
       ? {
           record: async (session: { id: string; user: string; database: string; rows: number }) => {
             try {
-              const record = await records.session(session.id, session.rows, { connection: name, gateway: provider.origin, ...(records.subject ? { subject: records.subject } : {}), localUser: session.user, database: session.database, ...(o.runId ? { runId: o.runId } : {}) }, (err) => recordFailed(session.id, err));
+              const record = await records.session(
+                session.id,
+                session.rows,
+                {
+                  connection: name,
+                  gateway: provider.origin,
+                  ...(records.subject ? { subject: records.subject } : {}),
+                  localUser: session.user,
+                  database: session.database,
+                  ...(o.runId ? { runId: o.runId } : {}),
+                },
+                (err) => recordFailed(session.id, err),
+              );
               o.onSession?.(session.id);
               return record;
             } catch (err) {

@@ -91,7 +91,13 @@ async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, r
     if (failed && 'held' in failed) {
       const h = failed.held;
       return answer({
-        pending_review: { id: h.id, ...(h.rule !== undefined ? { rule: h.rule } : {}), reviewers: h.groups, approvals: h.approvals, ...(typeof h.timeoutMs === 'number' ? { expires_in_seconds: Math.round(h.timeoutMs / 1000) } : {}) },
+        pending_review: {
+          id: h.id,
+          ...(h.rule !== undefined ? { rule: h.rule } : {}),
+          reviewers: h.groups,
+          approvals: h.approvals,
+          ...(typeof h.timeoutMs === 'number' ? { expires_in_seconds: Math.round(h.timeoutMs / 1000) } : {}),
+        },
         ran: false,
         next: `A reviewer must approve this statement (they run \`hoop review approve ${h.id}\`). Call wait_for_review with id ${h.id}; once it is approved, call run_sql again with exactly the same connection and sql: the approval lets it run once.`,
       });
@@ -117,7 +123,7 @@ export function mcpCommand(io: CliIo): Command {
     .description('serve the Model Context Protocol on stdio: agents list connections, describe schemas and run SQL through the gateway')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')
-    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--agent <name>', "the agent's name for the run hoop mcp begins (default: the MCP client's name)")
     .addOption(new Option('-c, --connect <name>', 'a connection of that run (repeat for several; default: every one you may use)').argParser((v: string, all: string[] = []) => [...all, v]))
     .action(async (opts: { gateway?: string; tokenFile?: string; caFile?: string; agent?: string; connect?: string[] }) => {
@@ -167,12 +173,20 @@ export function mcpCommand(io: CliIo): Command {
         {
           title: 'Describe a schema',
           description: 'The tables and columns of a connection (from information_schema, through the gateway), optionally of one schema or table.',
-          inputSchema: { connection: z.string().describe('a connection name from list_connections'), schema: z.string().optional().describe('only this schema'), table: z.string().optional().describe('only this table') },
+          inputSchema: {
+            connection: z.string().describe('a connection name from list_connections'),
+            schema: z.string().optional().describe('only this schema'),
+            table: z.string().optional().describe('only this table'),
+          },
           annotations: { readOnlyHint: true },
         },
         ({ connection, schema, table }) =>
           guarded(async () => {
-            for (const [what, v] of [['schema', schema], ['table', table]] as const) if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
+            for (const [what, v] of [
+              ['schema', schema],
+              ['table', table],
+            ] as const)
+              if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
             const where = [`table_schema not in ('pg_catalog', 'information_schema')`, ...(schema ? [`table_schema = '${schema}'`] : []), ...(table ? [`table_name = '${table}'`] : [])].join(' and ');
             const sql = `select table_schema, table_name, column_name, data_type, is_nullable from information_schema.columns where ${where} order by table_schema, table_name, ordinal_position`;
             return runSql(io, log, await runProvider(), records, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
@@ -194,7 +208,9 @@ export function mcpCommand(io: CliIo): Command {
         },
         ({ connection, sql, intent, max_rows }) =>
           // The gateway keeps 4 KiB of each field: no more is sent.
-          guarded(async () => runSql(io, log, await runProvider(), records, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) })),
+          guarded(async () =>
+            runSql(io, log, await runProvider(), records, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) }),
+          ),
       );
 
       server.registerTool(
@@ -202,7 +218,13 @@ export function mcpCommand(io: CliIo): Command {
         {
           title: 'Wait for a review',
           description: 'Wait for the decision on a statement run_sql left pending review; once approved, call run_sql again with exactly the same connection and sql.',
-          inputSchema: { id: z.string().regex(/^rv-[0-9a-f]{16}$/).describe('the review id run_sql returned'), timeout_seconds: z.number().int().min(0).max(MAX_WAIT_SECONDS).optional().describe(`how long to wait (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})`) },
+          inputSchema: {
+            id: z
+              .string()
+              .regex(/^rv-[0-9a-f]{16}$/)
+              .describe('the review id run_sql returned'),
+            timeout_seconds: z.number().int().min(0).max(MAX_WAIT_SECONDS).optional().describe(`how long to wait (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})`),
+          },
           annotations: { readOnlyHint: true },
         },
         ({ id, timeout_seconds }) =>

@@ -114,29 +114,30 @@ export function policyCommand(io: CliIo): Command {
   );
 
   policy.addCommand(
-    withSource(new Command('test').description("run the bundle's test cases (policy/tests/*.yaml); exit 1 if any fails"), 'the config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)').action(
-      async (opts: SourceOptions) => {
-        const { policy: p } = await loadSource(io, opts);
-        if (p.tests.length === 0) throw new HoopError(ErrorCode.USAGE, 'the bundle has no test cases', { hint: 'add policy/tests/*.yaml with a tests: list' });
-        const results = await runPolicyTests(p);
-        for (const r of results) {
-          const decided = `${r.action}${r.rule ? ` by rule "${r.rule}"` : ''}`;
-          if (r.passed) io.stdout.write(`✓ ${r.test.name}: ${decided}\n`);
-          else {
-            const wanted = `${r.test.expect}${r.test.rule ? ` by rule "${r.test.rule}"` : ''}`;
-            io.stdout.write(`✗ ${r.test.name} (${r.test.source}): expected ${wanted}, got ${decided}\n    ${r.reason}\n`);
-          }
+    withSource(
+      new Command('test').description("run the bundle's test cases (policy/tests/*.yaml); exit 1 if any fails"),
+      'the config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)',
+    ).action(async (opts: SourceOptions) => {
+      const { policy: p } = await loadSource(io, opts);
+      if (p.tests.length === 0) throw new HoopError(ErrorCode.USAGE, 'the bundle has no test cases', { hint: 'add policy/tests/*.yaml with a tests: list' });
+      const results = await runPolicyTests(p);
+      for (const r of results) {
+        const decided = `${r.action}${r.rule ? ` by rule "${r.rule}"` : ''}`;
+        if (r.passed) io.stdout.write(`✓ ${r.test.name}: ${decided}\n`);
+        else {
+          const wanted = `${r.test.expect}${r.test.rule ? ` by rule "${r.test.rule}"` : ''}`;
+          io.stdout.write(`✗ ${r.test.name} (${r.test.source}): expected ${wanted}, got ${decided}\n    ${r.reason}\n`);
         }
-        const failed = results.filter((r) => !r.passed).length;
-        io.stdout.write(`\n${results.length - failed} passed, ${failed} failed\n`);
-        if (failed > 0) {
-          throw new HoopError(ErrorCode.CONFIG_INVALID, `${failed} of ${results.length} policy test${results.length === 1 ? '' : 's'} failed`, {
-            hint: 'fix the policy or the expectations in policy/tests/',
-            exitCode: 1,
-          });
-        }
-      },
-    ),
+      }
+      const failed = results.filter((r) => !r.passed).length;
+      io.stdout.write(`\n${results.length - failed} passed, ${failed} failed\n`);
+      if (failed > 0) {
+        throw new HoopError(ErrorCode.CONFIG_INVALID, `${failed} of ${results.length} policy test${results.length === 1 ? '' : 's'} failed`, {
+          hint: 'fix the policy or the expectations in policy/tests/',
+          exitCode: 1,
+        });
+      }
+    }),
   );
 
   policy.addCommand(
@@ -165,7 +166,8 @@ export function policyCommand(io: CliIo): Command {
         const principal = describedPrincipal({ via: opts.via as Via | undefined, agent: opts.agent, ...(opts.notIsolated ? { isolated: false } : {}) });
         if (typeof principal === 'string') throw new HoopError(ErrorCode.USAGE, principal.replace('agent and isolated', '--agent and --not-isolated').replace('via:', '--via'));
         if (opts.as === undefined && principal !== undefined) throw new HoopError(ErrorCode.USAGE, '--via and --agent describe how the identity given with --as comes', { hint: 'add --as SUBJECT' });
-        const who = opts.as !== undefined ? { subject: opts.as, groups: opts.group, ...(opts.email !== undefined ? { email: opts.email.toLowerCase() } : {}), ...(principal ? { principal } : {}) } : undefined;
+        const who =
+          opts.as !== undefined ? { subject: opts.as, groups: opts.group, ...(opts.email !== undefined ? { email: opts.email.toLowerCase() } : {}), ...(principal ? { principal } : {}) } : undefined;
         const { access, decision } = await evaluateStatement(p, who, connection, sql);
         const lines = [
           `decision  ${decision.action}`,

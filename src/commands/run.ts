@@ -124,7 +124,12 @@ export function databaseUrlName(connection: string): string {
  * connections their ssh_config as `HOOP_SSH_CONFIG`, for ssh, git (`GIT_SSH_COMMAND`) and rsync
  * (`RSYNC_RSH`). What the command inherits is {@link agentEnvironment}'s to say.
  */
-export function runVariables(run: { id: string; token: string; gateway: string; caFile?: string | undefined }, ports: readonly LocalPort[], pgpassFile: string | undefined, sshConfig?: string): NodeJS.ProcessEnv {
+export function runVariables(
+  run: { id: string; token: string; gateway: string; caFile?: string | undefined },
+  ports: readonly LocalPort[],
+  pgpassFile: string | undefined,
+  sshConfig?: string,
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { HOOP_RUN_ID: run.id, HOOP_RUN_TOKEN: run.token, HOOP_GATEWAY: run.gateway, ...(run.caFile ? { HOOP_CA_FILE: run.caFile } : {}) };
   if (sshConfig) {
     const ssh = `ssh -F ${shellQuote(sshConfig)}`;
@@ -210,22 +215,30 @@ function loopbackGateway(gateway: string): PortAcceptor[] {
 /** Builds the `run` command. */
 export function runCommand(io: CliIo): Command {
   return new Command('run')
-    .description('run a command (an agent, a CI job) whose connections go through the gateway as a run of its own: local ports for them, their details in its environment, your hoop credentials out of its reach')
+    .description(
+      'run a command (an agent, a CI job) whose connections go through the gateway as a run of its own: local ports for them, their details in its environment, your hoop credentials out of its reach',
+    )
     .usage('[options] -- <command> [args...]')
     .argument('<command...>', 'the command and its arguments (after --)')
     .addOption(new Option('-c, --connect <name>', 'serve this connection (repeat for several; default: connections: in .hoop.yaml)').argParser((v: string, all: string[] = []) => [...all, v]))
     .option('--agent <name>', "the agent's name, as the policy's agents: rules and the session index see it (default: the command's name)")
-    .addOption(new Option('--isolation <how>', 'contain the command: auto (bubblewrap where it works, else none, said on stderr), bwrap (or fail), none').choices(['auto', 'bwrap', 'none']).default('auto'))
+    .addOption(
+      new Option('--isolation <how>', 'contain the command: auto (bubblewrap where it works, else none, said on stderr), bwrap (or fail), none').choices(['auto', 'bwrap', 'none']).default('auto'),
+    )
     .addOption(new Option('--hide <path>', 'contained: keep this file or directory from the command too (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
     .addOption(new Option('--read-only <path>', 'contained: let the command read this file or directory but not change it (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
-    .addOption(new Option('--share <path>', 'contained: let the command see this path in /tmp or the runtime directory, which are its own otherwise (repeat for more)').argParser((v: string, all: string[] = []) => [...all, v]))
-    .option('--ssh-agent', "contained: let the command use your SSH agent ($SSH_AUTH_SOCK), with every key it holds")
+    .addOption(
+      new Option('--share <path>', 'contained: let the command see this path in /tmp or the runtime directory, which are its own otherwise (repeat for more)').argParser(
+        (v: string, all: string[] = []) => [...all, v],
+      ),
+    )
+    .option('--ssh-agent', 'contained: let the command use your SSH agent ($SSH_AUTH_SOCK), with every key it holds')
     .addOption(new Option('--prompt <text>', 'what the command was asked to do: recorded at the start of each of its sessions').conflicts('promptFile'))
     .option('--prompt-file <file>', 'the same, read from a file')
     .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
-    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--policy-dir <dir>', 'judge statements here first with the policy bundle in this checked-out config repo (the gateway still decides)')
     .option('--policy-repo <url>', 'the same with a config repo pulled as `hoop policy pull` does (default: $HOOP_POLICY_REPO)')
     .option('--policy-ref <ref>', 'branch, tag or commit of --policy-repo (default: $HOOP_POLICY_REF, else main)')
@@ -236,7 +249,10 @@ export function runCommand(io: CliIo): Command {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'run' } });
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
       const names = await runConnections(io, opts.connect);
-      const prompt = opts.promptFile !== undefined ? await readFile(resolve(io.cwd, opts.promptFile), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.promptFile}: ${err.message}`))) : opts.prompt;
+      const prompt =
+        opts.promptFile !== undefined
+          ? await readFile(resolve(io.cwd, opts.promptFile), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.promptFile}: ${err.message}`)))
+          : opts.prompt;
       const person = await commandTokenProvider(io, opts);
       if (person.source === 'run') {
         person.close();
@@ -262,7 +278,18 @@ export function runCommand(io: CliIo): Command {
           const resolvConf = await writeRunFile(runDir, 'resolv', '.conf', namespaceResolvConf(hostResolv) ?? hostResolv);
           const share = [...(opts.share ?? []), ...(opts.socket ? [opts.socket] : [])];
           const credentialFiles = opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [];
-          mounts = sandboxMounts({ env: io.env, cwd: io.cwd, runDir, programs: [command], credentialFiles, hide: opts.hide ?? [], readOnly: opts.readOnly ?? [], share, sshAgent: opts.sshAgent === true, resolvConf });
+          mounts = sandboxMounts({
+            env: io.env,
+            cwd: io.cwd,
+            runDir,
+            programs: [command],
+            credentialFiles,
+            hide: opts.hide ?? [],
+            readOnly: opts.readOnly ?? [],
+            share,
+            sshAgent: opts.sshAgent === true,
+            resolvConf,
+          });
           notToCreate = pathsNotToCreate([io.cwd, ...share.map((p) => resolve(io.cwd, p))]);
         }
         run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
@@ -285,10 +312,12 @@ export function runCommand(io: CliIo): Command {
       try {
         records = new CommandRecords(io, person, log);
         records.resume();
-        runRecord = await openRunRecord(records, person, run, { command: [file!, ...args], cwd: io.cwd, connections: names, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) }).catch((err: unknown) => {
-          say(`this run is not recorded on this machine: ${describeError(err)} (the gateway records its sessions)`);
-          return undefined;
-        });
+        runRecord = await openRunRecord(records, person, run, { command: [file!, ...args], cwd: io.cwd, connections: names, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) }).catch(
+          (err: unknown) => {
+            say(`this run is not recorded on this machine: ${describeError(err)} (the gateway records its sessions)`);
+            return undefined;
+          },
+        );
         // On unix sockets each connection has a port number of its own (`.s.PGSQL.<port>`): 5432, 5433, ...
         for (const [i, name] of names.entries()) {
           const onSession = (id: string): void => void runRecord?.append({ t: 'session', at: Date.now(), id, connection: name });
@@ -307,7 +336,10 @@ export function runCommand(io: CliIo): Command {
         const sshConfig = sshPorts.length > 1 ? await writeRunFile(runDir, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join('')) : sshPorts[0]?.configFile;
         const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
         log.info('run.start', { run: run.id, connections: names, command: file, isolation: containment.kind });
-        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, ports, pgpassFile, sshConfig), { contained, sshAgent: opts.sshAgent === true });
+        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, ports, pgpassFile, sshConfig), {
+          contained,
+          sshAgent: opts.sshAgent === true,
+        });
         const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
         // Contained, the command has a network of its own: its TCP ports come in through the run's directory.
         if (contained) bridge = await bridgePorts(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...loopbackGateway(person.gateway)]);
@@ -344,7 +376,7 @@ export function runCommand(io: CliIo): Command {
         for (const port of [...ports, ...sshPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
         await step('ending the run', () => run.end());
         for (const { path, to } of quarantineCreated(notToCreate, run.id)) say(`the command made ${path}, which git or hoop would act on as you: moved to ${to}; look at it before you move it back`);
-        await step('removing the run\'s directory', () => rm(runDir, { recursive: true, force: true }));
+        await step("removing the run's directory", () => rm(runDir, { recursive: true, force: true }));
         const recorded = runRecord;
         if (recorded) await step("this machine's record of the run could not be closed", async () => (await recorded.close(), records?.closed('runs', run.id)));
         await step('uploading records', () => records?.finish(say));

@@ -121,7 +121,8 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
   try {
     const { check, info } = await verifiedClientRecord({ endpoint: { gateway: provider.gateway, ca: provider.ca }, token: (await provider.current()).token }, 'runs', runId, dir);
     if (!check) return { head: [], tail: [] };
-    if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `the record of run ${runId} does not verify: ${check.problems.join('; ')}`, { hint: 'it was altered or damaged after the CLI signed it' });
+    if (!check.ok)
+      throw new HoopError(ErrorCode.RECORDING_INVALID, `the record of run ${runId} does not verify: ${check.problems.join('; ')}`, { hint: 'it was altered or damaged after the CLI signed it' });
     const head: TranscriptLine[] = [];
     const tail: TranscriptLine[] = [];
     const quoted = (v: unknown): string => JSON.stringify(String(v ?? ''));
@@ -131,16 +132,20 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
         const command = Array.isArray(e.command) ? (e.command as unknown[]).map((a) => shellQuote(String(a))).join(' ') : '';
         // Who: the identity that uploaded it (the gateway authenticated it), not what the record says.
         head.push({ at: e.at, text: `-- run ${runId} by ${info?.subject ?? '?'} on ${String(e.host ?? '?')} (signed by its CLI, ${check.signer}): ${quoted(command)} in ${quoted(e.cwd)}` });
-        if (typeof e.agent === 'string') head.push({ at: e.at, text: `-- the agent: ${e.agent}, ${e.isolation === 'none' ? 'not contained (isolation: none)' : `contained (${String(e.isolation)})`}` });
+        if (typeof e.agent === 'string')
+          head.push({ at: e.at, text: `-- the agent: ${e.agent}, ${e.isolation === 'none' ? 'not contained (isolation: none)' : `contained (${String(e.isolation)})`}` });
         if (typeof e.prompt === 'string') head.push({ at: e.at, text: `-- the run's prompt: ${quoted(e.prompt)}` });
       } else if (e.t === 'session') {
         sessions.push(String(e.id));
       } else if (e.t === 'end') {
         if (sessions.length > 0) tail.push({ at: e.at, text: `-- the run's tunnels carried ${sessions.length} session(s): ${sessions.join(', ')}` });
-        tail.push({ at: e.at, text: `-- the run's command exited with ${String(e.exitCode)}${typeof e.signal === 'string' ? ` (${e.signal})` : ''}${typeof e.reason === 'string' ? `: ${e.reason}` : ''} after ${((Number(e.durationMs) || 0) / 1000).toFixed(1)} s` });
+        tail.push({
+          at: e.at,
+          text: `-- the run's command exited with ${String(e.exitCode)}${typeof e.signal === 'string' ? ` (${e.signal})` : ''}${typeof e.reason === 'string' ? `: ${e.reason}` : ''} after ${((Number(e.durationMs) || 0) / 1000).toFixed(1)} s`,
+        });
       }
     }
-    if (check.truncated) tail.push({ at: Date.now(), text: '-- the run\'s record ends here: its CLI was stopped before the command ended' });
+    if (check.truncated) tail.push({ at: Date.now(), text: "-- the run's record ends here: its CLI was stopped before the command ended" });
     return { head, tail };
   } finally {
     provider.close();
@@ -153,7 +158,10 @@ async function sessionsOfRun(io: CliIo, flags: GatewayFlags, runId: string): Pro
   const provider = await commandTokenProvider(io, flags);
   try {
     const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, { run: runId });
-    if (sessions.length === 0) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no sessions of run ${runId} that you may see`, { hint: '`hoop sessions ls --run ID` lists them; the id is the HOOP_RUN_ID hoop run gave its command' });
+    if (sessions.length === 0)
+      throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no sessions of run ${runId} that you may see`, {
+        hint: '`hoop sessions ls --run ID` lists them; the id is the HOOP_RUN_ID hoop run gave its command',
+      });
     return sessions.sort((a, b) => a.startedAt.localeCompare(b.startedAt)).map((s) => s.id);
   } finally {
     provider.close();
@@ -206,42 +214,47 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('ls'))
-      .description('list the sessions you may see (your own; everyone\'s for an auditor): running ones first, then ended ones, newest first')
+      .description("list the sessions you may see (your own; everyone's for an auditor): running ones first, then ended ones, newest first")
       .option('--user <subject>', 'only this subject (or email)')
       .option('--connection <name>', 'only this connection')
       .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
       .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
-      .option('--via <way>', 'only the sessions that came this way: connect, exec (a person\'s own), run, mcp (an agent\'s)')
+      .option('--via <way>', "only the sessions that came this way: connect, exec (a person's own), run, mcp (an agent's)")
       .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
       .option('--until <time>', 'started at or before this date or time')
       .option('--denied', 'only sessions in which the policy refused a statement')
       .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
       .option('--column <table.column>', 'only sessions that received this column masked (e.g. customers.card_number)')
       .option('--json', 'print one JSON document { sessions: [...] }')
-      .action(async (flags: CommonFlags & { user?: string; connection?: string; run?: string; agent?: string; via?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string }) => {
-        const provider = await commandTokenProvider(io, flags);
-        try {
-          const filter: Record<string, string> = {};
-          for (const k of ['user', 'connection', 'run', 'agent', 'via', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
-          if (flags.denied) filter.denied = '1';
-          const local = await uploadLeftovers(io, provider);
-          const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
-          for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
-          if (flags.json) {
-            io.stdout.write(`${JSON.stringify({ sessions })}\n`);
-            return;
+      .action(
+        async (
+          flags: CommonFlags & { user?: string; connection?: string; run?: string; agent?: string; via?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string },
+        ) => {
+          const provider = await commandTokenProvider(io, flags);
+          try {
+            const filter: Record<string, string> = {};
+            for (const k of ['user', 'connection', 'run', 'agent', 'via', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+            if (flags.denied) filter.denied = '1';
+            const local = await uploadLeftovers(io, provider);
+            const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
+            for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
+            if (flags.json) {
+              io.stdout.write(`${JSON.stringify({ sessions })}\n`);
+              return;
+            }
+            if (sessions.length === 0) {
+              io.stdout.write('no recorded sessions match\n');
+              return;
+            }
+            const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
+            for (const s of sessions)
+              rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
+            io.stdout.write(table(rows));
+          } finally {
+            provider.close();
           }
-          if (sessions.length === 0) {
-            io.stdout.write('no recorded sessions match\n');
-            return;
-          }
-          const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
-          for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
-          io.stdout.write(table(rows));
-        } finally {
-          provider.close();
-        }
-      }),
+        },
+      ),
   );
 
   cmd.addCommand(
@@ -268,8 +281,16 @@ export function sessionsCommand(io: CliIo): Command {
               ['started', when(summary.startedAt)],
               ['ended', summary.endedAt ? `${when(summary.endedAt)} (${summary.reason})` : 'not yet: the session is running'],
               ['statements', `${summary.statements}, ${summary.refused} refused`],
-              ['tables', `${Array.isArray(summary.tables) && summary.tables.length ? (summary.tables as string[]).join(', ') : '-'}${Array.isArray(summary.written) && summary.written.length ? ` (written: ${(summary.written as string[]).join(', ')})` : ''}${summary.tablesComplete === false ? ' (not all statements analysed)' : ''}`],
-              ['masked', Array.isArray(summary.maskedColumns) && summary.maskedColumns.length ? (summary.maskedColumns as Array<{ column: string; strategy: string }>).map((m) => `${m.column} (${m.strategy})`).join(', ') : '-'],
+              [
+                'tables',
+                `${Array.isArray(summary.tables) && summary.tables.length ? (summary.tables as string[]).join(', ') : '-'}${Array.isArray(summary.written) && summary.written.length ? ` (written: ${(summary.written as string[]).join(', ')})` : ''}${summary.tablesComplete === false ? ' (not all statements analysed)' : ''}`,
+              ],
+              [
+                'masked',
+                Array.isArray(summary.maskedColumns) && summary.maskedColumns.length
+                  ? (summary.maskedColumns as Array<{ column: string; strategy: string }>).map((m) => `${m.column} (${m.strategy})`).join(', ')
+                  : '-',
+              ],
               ['recording', verdict(check, summary.recording === 'running')],
             ]),
           );
@@ -281,13 +302,14 @@ export function sessionsCommand(io: CliIo): Command {
 
   cmd.addCommand(
     gatewayOptions(new Command('verify'))
-      .argument('[id]', 'the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway\'s published keys (with --file: the id the recording must be)')
+      .argument('[id]', "the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway's published keys (with --file: the id the recording must be)")
       .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
-      .option('--file <dir>', 'check this recording directory instead (with --key, or the gateway\'s published keys)')
+      .option('--file <dir>', "check this recording directory instead (with --key, or the gateway's published keys)")
       .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
       .option('--json', 'print the verification as one JSON document')
       .action(async (id: string | undefined, flags: CommonFlags & { file?: string; key?: string[] }) => {
-        if (id === undefined && flags.file === undefined) throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording [<id>] --key "ssh-ed25519 AAAA..."' });
+        if (id === undefined && flags.file === undefined)
+          throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording [<id>] --key "ssh-ed25519 AAAA..."' });
         const report = (check: RecordingCheck, what: string, running = false): void => {
           if (flags.json) io.stdout.write(`${JSON.stringify(check)}\n`);
           else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
@@ -326,13 +348,16 @@ export function sessionsCommand(io: CliIo): Command {
               io.stdout.write(`${JSON.stringify({ ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) })}\n`);
               if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${summary.id} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
             } else if (!client.info) {
-              io.stdout.write(`CLI record: none uploaded${(await spoolOf(io).entries()).some((e) => e.meta.kind === 'sessions' && e.meta.id === summary.id) ? ' (this machine holds it; it is uploaded by the next hoop command that reaches the gateway)' : ' (the session was not made through hoop connect or hoop run, or their record is still on the machine that made it)'}\n`);
+              io.stdout.write(
+                `CLI record: none uploaded${(await spoolOf(io).entries()).some((e) => e.meta.kind === 'sessions' && e.meta.id === summary.id) ? ' (this machine holds it; it is uploaded by the next hoop command that reaches the gateway)' : ' (the session was not made through hoop connect or hoop run, or their record is still on the machine that made it)'}\n`,
+              );
             } else if (!client.check) {
               io.stdout.write(`CLI record: ${client.info.state}, not signed yet: nothing of it can be verified\n`);
             } else {
               io.stdout.write(`CLI record: ${verdict(client.check)}\n`);
             }
-            if (client.check && !client.check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `the CLI's record of session ${summary.id} does not verify`, { hint: client.check.problems[0] ?? 'see above', exitCode: 1 });
+            if (client.check && !client.check.ok)
+              throw new HoopError(ErrorCode.RECORDING_INVALID, `the CLI's record of session ${summary.id} does not verify`, { hint: client.check.problems[0] ?? 'see above', exitCode: 1 });
             if (cross && !flags.json) {
               io.stdout.write(
                 cross.agree
@@ -340,7 +365,11 @@ export function sessionsCommand(io: CliIo): Command {
                   : `cross-check: the records DIFFER:\n${cross.differences.map((d) => `  ${d}`).join('\n')}\n`,
               );
             }
-            if (cross && !cross.agree) throw new HoopError(ErrorCode.RECORDING_INVALID, `the gateway's and the CLI's records of session ${summary.id} differ`, { hint: 'one of them does not tell what happened: keep both for an investigation', exitCode: 1 });
+            if (cross && !cross.agree)
+              throw new HoopError(ErrorCode.RECORDING_INVALID, `the gateway's and the CLI's records of session ${summary.id} differ`, {
+                hint: 'one of them does not tell what happened: keep both for an investigation',
+                exitCode: 1,
+              });
           } finally {
             await rm(clientDir, { recursive: true, force: true });
           }
@@ -352,7 +381,7 @@ export function sessionsCommand(io: CliIo): Command {
     gatewayOptions(new Command('replay'))
       .argument('<id>', 'the session id, or `last` for your newest ended one (with --run: a run id)')
       .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, q quit); else the transcript')
-      .option('--run', 'the id is a `hoop run`\'s (its HOOP_RUN_ID): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each')
+      .option('--run', "the id is a `hoop run`'s (its HOOP_RUN_ID): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each")
       .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
       .option('--skip-idle', 'wait at most 1 s between lines')
       .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
@@ -383,14 +412,28 @@ export function sessionsCommand(io: CliIo): Command {
           for (const line of run.tail) await emit(line);
         };
         const playTerminalOf = async (): Promise<void> => {
-          if (terminal) await playTerminal(terminalOf!, { stdout: io.stdout as NodeJS.WriteStream, ...(interactive ? { stdin: io.stdin as NodeJS.ReadStream } : {}), speed: flags.speed, skipIdle: flags.skipIdle === true, ...(io.signal ? { signal: io.signal } : {}) });
+          if (terminal)
+            await playTerminal(terminalOf!, {
+              stdout: io.stdout as NodeJS.WriteStream,
+              ...(interactive ? { stdin: io.stdin as NodeJS.ReadStream } : {}),
+              speed: flags.speed,
+              skipIdle: flags.skipIdle === true,
+              ...(io.signal ? { signal: io.signal } : {}),
+            });
           else for (const f of terminalOf!) if (f.code === 'o') io.stdout.write(f.data);
         };
         if (interactive) {
           const all: TranscriptLine[] = [];
           await play(async (line) => void all.push(line));
           if (terminalOf) return playTerminalOf();
-          await playReplay(all, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal, speed: flags.speed, skipIdle: flags.skipIdle === true, title: title ?? id });
+          await playReplay(all, {
+            stdout: io.stdout as NodeJS.WriteStream,
+            stdin: io.stdin as NodeJS.ReadStream,
+            signal: io.signal,
+            speed: flags.speed,
+            skipIdle: flags.skipIdle === true,
+            title: title ?? id,
+          });
           return;
         }
         const timed = terminal;
@@ -418,7 +461,8 @@ export function sessionsCommand(io: CliIo): Command {
           if (flags.format === 'asciicast' && summary.type === 'ssh') {
             const events: RecordingEvent[] = [];
             for await (const e of readEvents(dir, check.manifest!)) events.push(e);
-            for (const line of asciicast(events, { startedAt: Date.parse(summary.startedAt), title: `hoop session ${summary.id} (${summary.subject} on ${summary.connection})` })) io.stdout.write(`${line}\n`);
+            for (const line of asciicast(events, { startedAt: Date.parse(summary.startedAt), title: `hoop session ${summary.id} (${summary.subject} on ${summary.connection})` }))
+              io.stdout.write(`${line}\n`);
             return;
           }
           if (flags.format === 'asciicast') {

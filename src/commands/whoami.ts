@@ -29,7 +29,7 @@ export function whoamiCommand(io: CliIo): Command {
   return new Command('whoami')
     .description('show who the gateway takes you for, your groups, when your token expires and where it is kept')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
-    .option('--ca-file <file>', 'trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile\'s)')
+    .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--token-file <file>', 'ask about the token in this file instead (default: $HOOP_TOKEN, else the login)')
     .option('--json', 'print one JSON object')
     .action(async (opts: WhoamiOptions) => {
@@ -62,7 +62,9 @@ export function whoamiCommand(io: CliIo): Command {
         io.stdout.write(
           [
             `${who.subject}${who.email ? ` <${who.email}>` : ''}`,
-            ...(who.run ? [`  as:      agent ${who.run.agent} in run ${who.run.id} (via ${who.run.via}, ${who.run.isolated ? 'contained' : 'not contained'}; connections ${who.run.connections.join(', ')})`] : []),
+            ...(who.run
+              ? [`  as:      agent ${who.run.agent} in run ${who.run.id} (via ${who.run.via}, ${who.run.isolated ? 'contained' : 'not contained'}; connections ${who.run.connections.join(', ')})`]
+              : []),
             `  kind:    ${who.kind}`,
             `  groups:  ${who.groups.length ? who.groups.join(', ') : '(none)'}`,
             `  expires: ${who.expiresAt} (${relative(expires, new Date())})`,

@@ -81,7 +81,12 @@ const connectionName = z.string({ error: 'must be a name' }).regex(CONNECTION_NA
 });
 const hostName = nonEmpty('a host name or address').refine((v) => !/\s/.test(v), { error: 'must not contain spaces' });
 const allowSchema = z
-  .strictObject({ subjects: stringList, emails: stringList, groups: stringList, maxSessions: z.number({ error: 'must be a whole number of sessions from 1 to 100000' }).int().min(1).max(100_000).optional() })
+  .strictObject({
+    subjects: stringList,
+    emails: stringList,
+    groups: stringList,
+    maxSessions: z.number({ error: 'must be a whole number of sessions from 1 to 100000' }).int().min(1).max(100_000).optional(),
+  })
   .default({ subjects: [], emails: [], groups: [] });
 
 /**
@@ -127,7 +132,11 @@ const sshFields = {
     .array(
       z.string({ error: 'must be a known_hosts line, a public key or a SHA256: fingerprint' }).check((ctx) => {
         if (hostKeyFingerprint(ctx.value) === undefined) {
-          ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be a known_hosts line ("host ssh-ed25519 AAAA…"), a public key ("ssh-ed25519 AAAA…") or a fingerprint ("SHA256:…", as ssh-keygen -lf prints it)' });
+          ctx.issues.push({
+            code: 'custom',
+            input: ctx.value,
+            message: 'must be a known_hosts line ("host ssh-ed25519 AAAA…"), a public key ("ssh-ed25519 AAAA…") or a fingerprint ("SHA256:…", as ssh-keygen -lf prints it)',
+          });
         }
       }),
       { error: 'must be a list of host keys' },

@@ -146,7 +146,12 @@ export function parseSecretPattern(text: string): SecretPattern | { problem: str
   }
   if (!arg.startsWith('/')) return { problem: '${file:...} takes an absolute path on the gateway host, e.g. ${file:/run/secrets/hoop/*}' };
   if (/[\x00-\x1f\x7f]/.test(arg)) return { problem: 'the path must not contain control characters' };
-  if (arg.slice(1).split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) {
+  if (
+    arg
+      .slice(1)
+      .split('/')
+      .some((seg) => seg === '' || seg === '.' || seg === '..')
+  ) {
     return { problem: 'the path must be normalised: no empty, "." or ".." segments and no trailing /' };
   }
   if (arg.includes('**')) return { problem: '** is not supported: * matches within one path segment (list each directory)' };

@@ -10,7 +10,11 @@
 import { type LineCounter, isMap, isNode, isScalar, type parseDocument } from 'yaml';
 import { z } from 'zod';
 
-export const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim().min(1, { error: `must be ${what}` });
+export const nonEmpty = (what: string) =>
+  z
+    .string({ error: `must be ${what}` })
+    .trim()
+    .min(1, { error: `must be ${what}` });
 export const stringList = z.array(nonEmpty('a non-empty string')).default([]);
 
 /** A field's path in a parsed YAML document. */
@@ -80,7 +84,11 @@ function unionOption(schema: z.ZodType, value: unknown): z.ZodType {
   if (!(schema instanceof z.ZodUnion)) return schema;
   const options = (schema.options as readonly z.ZodType[]).map(bareSchema);
   const shaped = options.find((o) =>
-    Array.isArray(value) ? o instanceof z.ZodArray : asRecord(value) ? o instanceof z.ZodObject || o instanceof z.ZodRecord : !(o instanceof z.ZodArray || o instanceof z.ZodObject || o instanceof z.ZodRecord),
+    Array.isArray(value)
+      ? o instanceof z.ZodArray
+      : asRecord(value)
+        ? o instanceof z.ZodObject || o instanceof z.ZodRecord
+        : !(o instanceof z.ZodArray || o instanceof z.ZodObject || o instanceof z.ZodRecord),
   );
   return shaped ?? schema;
 }
@@ -185,9 +193,7 @@ export function issueWording(issue: z.core.$ZodRawIssue): string | undefined {
     case 'string':
       return `expected a string${got}`;
     case 'number':
-      return typeof input === 'string' && input.trim() !== '' && Number.isFinite(Number(input))
-        ? `expected a number, not a string (write ${input.trim()} without quotes)`
-        : `expected a number${got}`;
+      return typeof input === 'string' && input.trim() !== '' && Number.isFinite(Number(input)) ? `expected a number, not a string (write ${input.trim()} without quotes)` : `expected a number${got}`;
     case 'boolean':
       return `expected true or false${got}`;
     default:

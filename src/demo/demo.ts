@@ -145,7 +145,6 @@ interface DemoState {
   sshdPort?: number;
 }
 
-
 /** Claims the directory for this process, or says which demo holds it. */
 async function claim(dir: string, lock: string): Promise<void> {
   const held = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
@@ -252,7 +251,12 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
 
     // The config repo with the sample policy (kept: the user may commit to it).
     if (!existsSync(p.repo)) {
-      await createPolicyRepo(p.repo, samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword, ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}) }), { name: 'hoop demo', email: 'demo@hoop.invalid' }, 'The demo policy');
+      await createPolicyRepo(
+        p.repo,
+        samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword, ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}) }),
+        { name: 'hoop demo', email: 'demo@hoop.invalid' },
+        'The demo policy',
+      );
     }
 
     // The OpenID provider and the gateway.
@@ -349,7 +353,9 @@ policy:
       // (an early check on this side would refuse a DROP before the gateway's recording sees it).
       const { HOOP_POLICY_REPO: _repo, ...connectEnv } = cliEnv;
       void main(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: connectEnv, cwd: dir, signal: connectStop.signal }).then((code) =>
-        reject(/in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`)),
+        reject(
+          /in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`),
+        ),
       );
     });
     const connection = await ready;
@@ -467,7 +473,7 @@ policy:
         // hoop connect uploads its own record of the session as it ends: verify checks both, and that they agree.
         for (let i = 0; i < 50 && !(await newestHasClientRecord()); i++) await new Promise((r) => setTimeout(r, 100));
         const r = await cli(['sessions', 'verify', 'last']);
-        return { ok: r.code === 0 && r.out.includes('cross-check: the gateway\'s and the CLI\'s records agree'), detail: (r.out || r.err).trim() };
+        return { ok: r.code === 0 && r.out.includes("cross-check: the gateway's and the CLI's records agree"), detail: (r.out || r.err).trim() };
       },
       stop: stopAll,
     };

@@ -216,8 +216,7 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
         grant_types: ['authorization_code', 'refresh_token'],
       },
     ],
-    findAccount: async (_ctx: unknown, sub: string) =>
-      Object.hasOwn(accounts, sub) ? { accountId: sub, claims: async () => ({ sub, preferred_username: sub, ...claimsOf(sub) }) } : undefined,
+    findAccount: async (_ctx: unknown, sub: string) => (Object.hasOwn(accounts, sub) ? { accountId: sub, claims: async () => ({ sub, preferred_username: sub, ...claimsOf(sub) }) } : undefined),
     claims: { openid: ['sub', 'groups'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'] },
     scopes: SCOPES,
     conformIdTokenClaims: false,
@@ -265,7 +264,11 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
       const buttons = Object.entries(accounts)
         .map(([name, a]) => `<p><button type="submit" name="username" value="${esc(name)}">${esc(name)}</button> ${esc(a.name)} — groups ${esc(a.groups.join(', '))}</p>`)
         .join('\n');
-      return send(res, 200, page('Sign in to the hoop demo', `<p>Pick who you are (the demo asks for no password).</p>\n<form method="post" action="/interaction/${esc(uid)}/login">\n${buttons}\n</form>`));
+      return send(
+        res,
+        200,
+        page('Sign in to the hoop demo', `<p>Pick who you are (the demo asks for no password).</p>\n<form method="post" action="/interaction/${esc(uid)}/login">\n${buttons}\n</form>`),
+      );
     }
     const username = (await readForm(req)).get('username') ?? '';
     if (!Object.hasOwn(accounts, username)) return send(res, 400, page('Sign in to the hoop demo', `<p>There is no demo account "${esc(username)}".</p>`));
@@ -334,7 +337,14 @@ async function followAs(start: string, username: string, issuer: string): Promis
     }
     const body = await res.text();
     const action = /<form method="post" action="([^"]+\/login)">/.exec(body)?.[1];
-    if (res.status !== 200 || action === undefined) throw new Error(`the demo's sign-in did not go through (HTTP ${res.status}): ${body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200)}`);
+    if (res.status !== 200 || action === undefined)
+      throw new Error(
+        `the demo's sign-in did not go through (HTTP ${res.status}): ${body
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .trim()
+          .slice(0, 200)}`,
+      );
     url = new URL(action, url).toString();
     form = new URLSearchParams({ username });
   }

@@ -276,7 +276,10 @@ function parseVersion(text: string): { version: string; major: number } | undefi
 /** `postgres --version` and `initdb --version` as the server's user: the binaries run, and their version. */
 async function probe(postgres: string, initdb: string, as: RunAs | undefined): Promise<{ version: string; major: number }> {
   const [p, i] = await Promise.all([run(postgres, ['--version'], { as, timeoutMs: 20_000 }), run(initdb, ['--version'], { as, timeoutMs: 20_000 })]);
-  for (const [name, r] of [[postgres, p], [initdb, i]] as const) {
+  for (const [name, r] of [
+    [postgres, p],
+    [initdb, i],
+  ] as const) {
     if (r.code !== 0) throw new Error(`${name} --version failed: ${r.error ? describeError(r.error) : lastLines(r.stderr, 3) || `exit ${r.code}`}`);
   }
   const v = parseVersion(p.stdout);
@@ -441,9 +444,13 @@ async function chooseBinaries(
     }
   }
   if (mismatch) {
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `the demo's PostgreSQL data was made by PostgreSQL ${existingMajor}, and no PostgreSQL ${existingMajor} server is available (${reasons.join('; ')})`, {
-      hint: 'Install that PostgreSQL version (or set HOOP_DEMO_PG=npm / HOOP_DEMO_PG=local), or remove the demo directory to start over with an empty database.',
-    });
+    throw new HoopError(
+      ErrorCode.CONFIG_INVALID,
+      `the demo's PostgreSQL data was made by PostgreSQL ${existingMajor}, and no PostgreSQL ${existingMajor} server is available (${reasons.join('; ')})`,
+      {
+        hint: 'Install that PostgreSQL version (or set HOOP_DEMO_PG=npm / HOOP_DEMO_PG=local), or remove the demo directory to start over with an empty database.',
+      },
+    );
   }
   throw new HoopError(ErrorCode.INTERNAL, `no PostgreSQL server binaries to run the demo with (${reasons.join('; ')})`, {
     hint: 'Reinstall hoop with its optional dependencies (npm install --include=optional), or install PostgreSQL (e.g. apt install postgresql) and set HOOP_DEMO_PG=local.',
@@ -524,7 +531,6 @@ function writeCredentials(file: string, c: { user: string; password: string }): 
   fs.renameSync(tmp, file);
 }
 
-
 /**
  * Whether `pid` is a postmaster for `dataDir`: on Linux its working directory is the data
  * directory (the postmaster chdirs there); elsewhere its command is postgres. Undefined when
@@ -595,14 +601,7 @@ async function stopLeftover(dataDir: string, log: (line: string) => void): Promi
   });
 }
 
-async function initCluster(
-  bins: Binaries,
-  where: Layout,
-  user: string,
-  as: RunAs | undefined,
-  credentialsFile: string,
-  logFd: number,
-): Promise<{ user: string; password: string }> {
+async function initCluster(bins: Binaries, where: Layout, user: string, as: RunAs | undefined, credentialsFile: string, logFd: number): Promise<{ user: string; password: string }> {
   for (const e of fs.readdirSync(where.parent)) if (e.startsWith(INIT_PREFIX)) fs.rmSync(join(where.parent, e), { recursive: true, force: true });
   const work = fs.mkdtempSync(join(where.parent, INIT_PREFIX)); // 0700
   try {

@@ -28,8 +28,50 @@ export const DEMO_CONNECTION = 'demo-db';
 export const DEMO_DATABASE = 'shop';
 export const DEMO_ROLE = 'shop_app';
 
-const FIRST = ['Ada', 'Grace', 'Alan', 'Barbara', 'Linus', 'Margaret', 'Dennis', 'Frances', 'Ken', 'Radia', 'Edsger', 'Sophie', 'Tim', 'Hedy', 'Guido', 'Karen', 'Bjarne', 'Anita', 'John', 'Katherine'];
-const LAST = ['Lovelace', 'Hopper', 'Turing', 'Liskov', 'Torvalds', 'Hamilton', 'Ritchie', 'Allen', 'Thompson', 'Perlman', 'Dijkstra', 'Wilson', 'Berners-Lee', 'Lamarr', 'van Rossum', 'Sparck Jones', 'Stroustrup', 'Borg', 'Backus', 'Johnson'];
+const FIRST = [
+  'Ada',
+  'Grace',
+  'Alan',
+  'Barbara',
+  'Linus',
+  'Margaret',
+  'Dennis',
+  'Frances',
+  'Ken',
+  'Radia',
+  'Edsger',
+  'Sophie',
+  'Tim',
+  'Hedy',
+  'Guido',
+  'Karen',
+  'Bjarne',
+  'Anita',
+  'John',
+  'Katherine',
+];
+const LAST = [
+  'Lovelace',
+  'Hopper',
+  'Turing',
+  'Liskov',
+  'Torvalds',
+  'Hamilton',
+  'Ritchie',
+  'Allen',
+  'Thompson',
+  'Perlman',
+  'Dijkstra',
+  'Wilson',
+  'Berners-Lee',
+  'Lamarr',
+  'van Rossum',
+  'Sparck Jones',
+  'Stroustrup',
+  'Borg',
+  'Backus',
+  'Johnson',
+];
 const COUNTRIES = ['GB', 'US', 'FR', 'DE', 'NL', 'SE', 'IE', 'CA'];
 const STATUSES = ['paid', 'shipped', 'delivered', 'refunded'];
 

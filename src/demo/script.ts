@@ -56,8 +56,13 @@ const STEPS: Step[] = [
   {
     sql: 'delete from orders',
     review: { decision: 'deny', reason: 'not during the demo' },
-    check: (a) => (a.error?.code === REFUSED && a.error.message.includes('denied by reviewer') && a.error.message.includes('not during the demo') ? undefined : a.error ? `the error was ${a.error.code} ${a.error.message}` : 'it ran; the reviewer had denied it'),
-    shows: "a DELETE that would touch every row was held at the gateway for a reviewer; the reviewer denied it with `hoop review deny`, and the agent got the reason",
+    check: (a) =>
+      a.error?.code === REFUSED && a.error.message.includes('denied by reviewer') && a.error.message.includes('not during the demo')
+        ? undefined
+        : a.error
+          ? `the error was ${a.error.code} ${a.error.message}`
+          : 'it ran; the reviewer had denied it',
+    shows: 'a DELETE that would touch every row was held at the gateway for a reviewer; the reviewer denied it with `hoop review deny`, and the agent got the reason',
   },
   {
     sql: 'begin; delete from orders; rollback',
@@ -154,7 +159,7 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
     total++;
     const r = await runAgent(AGENT_PROMPT, AGENT_SQL);
     transcript.push(`agent> hoop run --connect demo-db --prompt ${JSON.stringify(AGENT_PROMPT)} -- hoop exec demo-db --csv -c ${JSON.stringify(AGENT_SQL)}`);
-    for (const line of [...r.stdout.trim().split('\n'), ...r.replay.split('\n').filter((l) => l.startsWith("-- run ") || l.startsWith("-- the run's"))]) transcript.push(`        ${line}`);
+    for (const line of [...r.stdout.trim().split('\n'), ...r.replay.split('\n').filter((l) => l.startsWith('-- run ') || l.startsWith("-- the run's"))]) transcript.push(`        ${line}`);
     const problem =
       r.code !== 0
         ? `hoop run exited ${r.code}`
@@ -164,7 +169,12 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
             ? `the run's own record was not replayed: ${r.replay.split('\n')[0] ?? ''}`
             : undefined;
     if (problem === undefined) passed++;
-    transcript.push(problem === undefined ? "   ok   hoop run wrapped the agent: its session is linked to the run, and the run's own record (its prompt, its exit code) is signed by this machine and uploaded" : `   FAIL ${problem}`, '');
+    transcript.push(
+      problem === undefined
+        ? "   ok   hoop run wrapped the agent: its session is linked to the run, and the run's own record (its prompt, its exit code) is signed by this machine and uploaded"
+        : `   FAIL ${problem}`,
+      '',
+    );
   }
   if (agentWrite && personRun && review) {
     total++;
@@ -187,7 +197,12 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
               ? `the reviewer's command failed: ${denied.line}`
               : undefined;
     if (problem === undefined) passed++;
-    transcript.push(problem === undefined ? "   ok   the agent is a principal of its own: its write waited for a reviewer (rule agents-writes-review names via: run), while the same person's own write ran" : `   FAIL ${problem}`, '');
+    transcript.push(
+      problem === undefined
+        ? "   ok   the agent is a principal of its own: its write waited for a reviewer (rule agents-writes-review names via: run), while the same person's own write ran"
+        : `   FAIL ${problem}`,
+      '',
+    );
   }
   if (runSsh) {
     total++;

@@ -80,9 +80,17 @@ export class PostgresClientRecordStore implements ClientRecordStore {
     const key = [kind, id];
     return {
       state: async () => (await query<{ state: ClientRecordState }>(client, 'select state from hoop.client_records where kind = $1 and id = $2', key, 'read the record')).rows[0]?.state,
-      read: async (name) => (await query<{ data: Buffer }>(client, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [...key, name], 'read the record')).rows[0]?.data,
+      read: async (name) =>
+        (await query<{ data: Buffer }>(client, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [...key, name], 'read the record')).rows[0]?.data,
       usage: async () => {
-        const row = (await query<{ files: number; bytes: string }>(client, 'select count(*)::int as files, coalesce(sum(length(data)), 0)::bigint as bytes from hoop.client_record_files where kind = $1 and id = $2', key, 'read the record')).rows[0]!;
+        const row = (
+          await query<{ files: number; bytes: string }>(
+            client,
+            'select count(*)::int as files, coalesce(sum(length(data)), 0)::bigint as bytes from hoop.client_record_files where kind = $1 and id = $2',
+            key,
+            'read the record',
+          )
+        ).rows[0]!;
         return { files: row.files, bytes: Number(row.bytes) };
       },
       write: async (name, data) => {
@@ -96,7 +104,12 @@ export class PostgresClientRecordStore implements ClientRecordStore {
         }
       },
       save: async (state) => {
-        await query(client, 'insert into hoop.client_records (kind, id, state) values ($1, $2, $3) on conflict (kind, id) do update set state = excluded.state, updated_at = now()', [...key, state], 'keep the record');
+        await query(
+          client,
+          'insert into hoop.client_records (kind, id, state) values ($1, $2, $3) on conflict (kind, id) do update set state = excluded.state, updated_at = now()',
+          [...key, state],
+          'keep the record',
+        );
         if (state.state === 'complete') done(); // it takes no more files: nothing more to verify here
       },
       removeAll: async () => {
@@ -125,7 +138,12 @@ export class PostgresClientRecordStore implements ClientRecordStore {
     }
     const missing = [...digests].filter(([name, digest]) => held.get(name) !== digest).map(([name]) => name);
     for (let i = 0; i < missing.length; i += FETCH_BATCH) {
-      const r = await query<{ name: string; data: Buffer; digest: Buffer }>(client, 'select name, data, digest from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])', [kind, id, missing.slice(i, i + FETCH_BATCH)], 'read the record');
+      const r = await query<{ name: string; data: Buffer; digest: Buffer }>(
+        client,
+        'select name, data, digest from hoop.client_record_files where kind = $1 and id = $2 and name = any($3::text[])',
+        [kind, id, missing.slice(i, i + FETCH_BATCH)],
+        'read the record',
+      );
       for (const row of r.rows) {
         // A write that fails fails the update, which drops the whole cache.
         await writeFile(join(dir, row.name), row.data, { mode: 0o600 });
@@ -136,7 +154,12 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   }
 
   async states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
-    const r = await query<{ id: string; state: ClientRecordState }>(this.#pool, 'select id, state from hoop.client_records where kind = $1 and id = any($2::text[])', [kind, ids], "read the CLIs' records");
+    const r = await query<{ id: string; state: ClientRecordState }>(
+      this.#pool,
+      'select id, state from hoop.client_records where kind = $1 and id = any($2::text[])',
+      [kind, ids],
+      "read the CLIs' records",
+    );
     return new Map(r.rows.map((row) => [row.id, row.state]));
   }
 
@@ -161,7 +184,12 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   }
 
   async unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>> {
-    const r = await query<{ kind: RecordKind; id: string }>(this.#pool, "select kind, id from hoop.client_records where state->>'state' = 'uploading' and updated_at < $1", [before], "find the records no signature verified");
+    const r = await query<{ kind: RecordKind; id: string }>(
+      this.#pool,
+      "select kind, id from hoop.client_records where state->>'state' = 'uploading' and updated_at < $1",
+      [before],
+      'find the records no signature verified',
+    );
     return r.rows;
   }
 }

@@ -191,19 +191,22 @@ export class ClientRecords {
    * @throws HttpError 403 (another's record), 409 (other bytes under a held name; a complete record), 413 (a file or the record too large), 422 (does not verify), 429 (the uploader's unverified records hold too much already), 507 (the gateway's disk keeps its last space for recordings); HoopError USAGE (not a record's file)
    */
   put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
-    if (!RECORD_ID.test(id) || !RECORDING_FILE.test(name)) return Promise.reject(new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' }));
+    if (!RECORD_ID.test(id) || !RECORDING_FILE.test(name))
+      return Promise.reject(new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' }));
     // One upload of an identity at a time in this process, so that its quota is read and spent together.
-    return this.#serialized('owner', `${owner.issuer}\n${owner.subject}`, () => this.#serialized(kind, id, async () => {
-      // A signature is verified holding the record: its turn to verify is taken before, so that no upload holds a record (and a store connection) waiting for one.
-      const release = name.endsWith('.sig') ? await this.#verifyTurn() : undefined;
-      try {
-        const outcome = await this.#store.update(kind, id, (record) => this.#put(record, kind, id, name, data, owner, keys));
-        if ('refused' in outcome) throw outcome.refused;
-        return outcome;
-      } finally {
-        release?.();
-      }
-    }));
+    return this.#serialized('owner', `${owner.issuer}\n${owner.subject}`, () =>
+      this.#serialized(kind, id, async () => {
+        // A signature is verified holding the record: its turn to verify is taken before, so that no upload holds a record (and a store connection) waiting for one.
+        const release = name.endsWith('.sig') ? await this.#verifyTurn() : undefined;
+        try {
+          const outcome = await this.#store.update(kind, id, (record) => this.#put(record, kind, id, name, data, owner, keys));
+          if ('refused' in outcome) throw outcome.refused;
+          return outcome;
+        } finally {
+          release?.();
+        }
+      }),
+    );
   }
 
   async #put(record: HeldRecord, kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
@@ -215,7 +218,10 @@ export class ClientRecords {
     if (data.length > limits.fileBytes) throw new HttpError(413, `${name} is larger than the ${limits.fileBytes / 1024} KiB a file of this record may be`);
     const held = await record.read(name);
     if (held) {
-      if (!held.equals(data)) throw new HttpError(409, `${name} of ${id} is already uploaded with other bytes; a record is never written over`, { hint: 'this spool does not match what was uploaded before: keep it for an investigation' });
+      if (!held.equals(data))
+        throw new HttpError(409, `${name} of ${id} is already uploaded with other bytes; a record is never written over`, {
+          hint: 'this spool does not match what was uploaded before: keep it for an investigation',
+        });
       // A signature held but not yet acted on (the gateway stopped in between) is verified again.
       if (state === undefined) throw new HttpError(409, `${name} of ${id} is held without its record's state; ask the gateway's operators`);
       if (!name.endsWith('.sig') || state.state === 'complete' || state.verified === name) return { stored: false, state };
@@ -227,9 +233,13 @@ export class ClientRecords {
       if (!name.endsWith('.sig')) {
         const unverified = await this.#store.unverifiedBytes(owner);
         if (unverified + data.length > this.#unverifiedCap) {
-          throw new HttpError(429, `${owner.subject} has ${(unverified / 1024 / 1024).toFixed(1)} MiB of records that no signature verified yet, and may have ${(this.#unverifiedCap / 1024 / 1024).toFixed(1)} MiB`, {
-            hint: 'upload the signed manifests of the records already sent (the next hoop command does), or wait: unverified records are removed after a day',
-          });
+          throw new HttpError(
+            429,
+            `${owner.subject} has ${(unverified / 1024 / 1024).toFixed(1)} MiB of records that no signature verified yet, and may have ${(this.#unverifiedCap / 1024 / 1024).toFixed(1)} MiB`,
+            {
+              hint: 'upload the signed manifests of the records already sent (the next hoop command does), or wait: unverified records are removed after a day',
+            },
+          );
         }
       }
       // The file first: a write the disk refuses leaves no record behind.
@@ -251,7 +261,10 @@ export class ClientRecords {
       else await record.delete([name, name.slice(0, -'.sig'.length)]);
       return {
         refused: new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
-          hint: trusted.length === 0 ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)' : 'upload its chunks before the manifest, signed by a device key you registered',
+          hint:
+            trusted.length === 0
+              ? 'register the key that signs it first (`hoop login`, or hoop registers one for a token from the environment)'
+              : 'upload its chunks before the manifest, signed by a device key you registered',
         }),
       };
     }
@@ -273,7 +286,8 @@ export class ClientRecords {
   /** Removes the records that no signature verified within {@link UNVERIFIED_RECORD_TTL_MS} of their first file; resolves them. */
   async expireUnverified(now = Date.now()): Promise<Array<{ kind: RecordKind; id: string }>> {
     const stale = await this.#store.unverifiedSince(new Date(now - UNVERIFIED_RECORD_TTL_MS));
-    for (const { kind, id } of stale) await this.#serialized(kind, id, () => this.#store.update(kind, id, async (record) => ((await record.state())?.state === 'uploading' ? record.removeAll() : undefined)));
+    for (const { kind, id } of stale)
+      await this.#serialized(kind, id, () => this.#store.update(kind, id, async (record) => ((await record.state())?.state === 'uploading' ? record.removeAll() : undefined)));
     return stale;
   }
 
@@ -333,7 +347,10 @@ export class FileClientRecordStore implements ClientRecordStore {
       const dir = join(store.#root, kind);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       for (const id of await readdir(dir)) {
-        const state = await readFile(join(dir, id, STATE_FILE), 'utf8').then((t) => JSON.parse(t) as ClientRecordState, () => undefined);
+        const state = await readFile(join(dir, id, STATE_FILE), 'utf8').then(
+          (t) => JSON.parse(t) as ClientRecordState,
+          () => undefined,
+        );
         if (state) store.#states.set(`${kind}/${id}`, state);
       }
     }
@@ -349,7 +366,11 @@ export class FileClientRecordStore implements ClientRecordStore {
       usage: async () => {
         const names = await this.files(kind, id);
         let bytes = 0;
-        for (const name of names) bytes += await stat(join(dir, name)).then((st) => st.size, () => 0);
+        for (const name of names)
+          bytes += await stat(join(dir, name)).then(
+            (st) => st.size,
+            () => 0,
+          );
         return { files: names.length, bytes };
       },
       write: async (name, data) => {
@@ -392,7 +413,12 @@ export class FileClientRecordStore implements ClientRecordStore {
 
   async file(kind: RecordKind, id: string, name: string): Promise<string | undefined> {
     const path = join(this.#root, kind, id, name);
-    return (await stat(path).then((s) => s.isFile(), () => false)) ? path : undefined;
+    return (await stat(path).then(
+      (s) => s.isFile(),
+      () => false,
+    ))
+      ? path
+      : undefined;
   }
 
   async unverifiedBytes(owner: DeviceOwner): Promise<number> {
@@ -411,7 +437,7 @@ const DISK_RESERVE_BYTES = 1024 * 1024 * 1024;
 
 function diskFull(reserve: number): HttpError {
   return new HttpError(507, `the gateway's disk is too full to keep this record: it keeps its last ${Math.round(reserve / 1024 / 1024)} MiB for the sessions it records`, {
-    hint: 'the record stays in your spool and goes up with a later command; tell the gateway\'s operators their data disk is full',
+    hint: "the record stays in your spool and goes up with a later command; tell the gateway's operators their data disk is full",
   });
 }
 

@@ -263,9 +263,7 @@ export const DEFAULT_ALGORITHMS: readonly string[] = ['RS256', 'PS256', 'ES256',
 export const DEFAULT_LOGIN_SCOPES: readonly string[] = ['openid', 'profile', 'email', 'offline_access'];
 
 /** Asymmetric JWS algorithms an issuer may be configured with (no `none`, no HMAC). @see https://www.rfc-editor.org/rfc/rfc7518#section-3.1 */
-export const ALLOWED_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
-] as const;
+export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
 const HINT = 'fix the file and start the gateway again';
 /** Parses `host:port` or `[v6]:port`; undefined when malformed. */
@@ -446,11 +444,9 @@ function endpointProblem(value: string): string | undefined {
 
 const recordingBucketSchema = z
   .strictObject({
-    bucket: z
-      .string({ error: 'must be a bucket name' })
-      .refine((v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) && !v.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(v), {
-        error: 'must be a bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit',
-      }),
+    bucket: z.string({ error: 'must be a bucket name' }).refine((v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) && !v.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(v), {
+      error: 'must be a bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit',
+    }),
     endpoint: z
       .string({ error: 'must be an https URL such as https://s3.example.com' })
       .check((ctx) => {
@@ -464,9 +460,19 @@ const recordingBucketSchema = z
       .optional(),
     prefix: z
       .string({ error: 'must be a key prefix such as recordings/' })
-      .refine((v) => v === '' || (/^[A-Za-z0-9!_.*'()/-]+\/$/.test(v) && !v.startsWith('/') && !v.split('/').slice(0, -1).some((seg) => seg === '' || seg === '.' || seg === '..')), {
-        error: "must be a key prefix ending in /, such as recordings/ (letters, digits and !_.*'()- in segments; no leading /, no empty, . or .. segments)",
-      })
+      .refine(
+        (v) =>
+          v === '' ||
+          (/^[A-Za-z0-9!_.*'()/-]+\/$/.test(v) &&
+            !v.startsWith('/') &&
+            !v
+              .split('/')
+              .slice(0, -1)
+              .some((seg) => seg === '' || seg === '.' || seg === '..')),
+        {
+          error: "must be a key prefix ending in /, such as recordings/ (letters, digits and !_.*'()- in segments; no leading /, no empty, . or .. segments)",
+        },
+      )
       .default(''),
     forcePathStyle: z.boolean({ error: 'must be true or false' }).default(false),
     accessKeyId: secretSchema.optional(),
@@ -479,14 +485,10 @@ const recordingBucketSchema = z
 const fileSchema = z.strictObject(
   {
     listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
-    tls: z
-      .strictObject({ cert: nonEmpty('a path to a PEM certificate'), key: nonEmpty('a path to a PEM private key') })
-      .optional(),
+    tls: z.strictObject({ cert: nonEmpty('a path to a PEM certificate'), key: nonEmpty('a path to a PEM private key') }).optional(),
     issuers: z.array(issuerSchema, { error: 'must be a list of issuers' }).min(1, { error: 'must list at least one issuer' }),
     connections: z.array(connectionSchema, { error: 'must be a list of connections' }).default([]),
-    log: z
-      .strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') })
-      .default({ level: 'info' }),
+    log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') }).default({ level: 'info' }),
     dataDir: nonEmpty('a directory path').optional(),
     store: z
       .discriminatedUnion(
@@ -504,7 +506,10 @@ const fileSchema = z.strictObject(
               deadAfterSeconds: z.number({ error: 'must be a number of seconds' }).min(1).max(3600).default(15),
               recordings: recordingBucketSchema.optional(),
             })
-            .refine((s) => s.deadAfterSeconds >= 3 * s.heartbeatSeconds, { error: 'deadAfterSeconds must be at least 3 heartbeats, or a slow heartbeat takes over a live replica', path: ['deadAfterSeconds'] }),
+            .refine((s) => s.deadAfterSeconds >= 3 * s.heartbeatSeconds, {
+              error: 'deadAfterSeconds must be at least 3 heartbeats, or a slow heartbeat takes over a live replica',
+              path: ['deadAfterSeconds'],
+            }),
         ],
         { error: 'must have a kind: file or postgres' },
       )
@@ -531,9 +536,19 @@ const fileSchema = z.strictObject(
           .optional(),
         headers: z.record(z.string(), z.string({ error: 'must be a text or a secret reference like ${env:SIEM_TOKEN}' }), { error: 'must map header names to values' }).optional(),
         ca: nonEmpty('a path to a PEM certificate').optional(),
-        batchSize: z.number({ error: 'must be a number of events' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be from 1 to 10000' }).max(10_000, { error: 'must be from 1 to 10000' }).default(500),
+        batchSize: z
+          .number({ error: 'must be a number of events' })
+          .int({ error: 'must be a whole number' })
+          .min(1, { error: 'must be from 1 to 10000' })
+          .max(10_000, { error: 'must be from 1 to 10000' })
+          .default(500),
         flushSeconds: z.number({ error: 'must be a number of seconds' }).min(0.1, { error: 'must be from 0.1 to 60' }).max(60, { error: 'must be from 0.1 to 60' }).default(1),
-        maxQueue: z.number({ error: 'must be a number of events' }).int({ error: 'must be a whole number' }).min(100, { error: 'must be at least 100' }).max(10_000_000, { error: 'must be at most 10000000' }).default(100_000),
+        maxQueue: z
+          .number({ error: 'must be a number of events' })
+          .int({ error: 'must be a whole number' })
+          .min(100, { error: 'must be at least 100' })
+          .max(10_000_000, { error: 'must be at most 10000000' })
+          .default(100_000),
       })
       .refine((a) => a.file !== undefined || a.url !== undefined, { error: 'needs a file or a url (or both)' })
       .optional(),
@@ -541,7 +556,12 @@ const fileSchema = z.strictObject(
       .strictObject({
         enabled: z.boolean({ error: 'must be true or false' }).default(true),
         minFreeBytes: bytesSchema(0, 1024 ** 4).default(1024 ** 3),
-        checkpointSeconds: z.number({ error: 'must be a number of seconds' }).int({ error: 'must be a whole number of seconds' }).min(1, { error: 'must be from 1 to 60' }).max(60, { error: 'must be from 1 to 60' }).default(10),
+        checkpointSeconds: z
+          .number({ error: 'must be a number of seconds' })
+          .int({ error: 'must be a whole number of seconds' })
+          .min(1, { error: 'must be from 1 to 60' })
+          .max(60, { error: 'must be from 1 to 60' })
+          .default(10),
       })
       .default({ enabled: true, minFreeBytes: 1024 ** 3, checkpointSeconds: 10 }),
   },
@@ -563,11 +583,7 @@ function recordingBucket(r: z.infer<typeof recordingBucketSchema>, baseDir: stri
 
 function configError(lines: string[]): HoopError {
   const n = lines.length;
-  return new HoopError(
-    ErrorCode.CONFIG_INVALID,
-    `invalid gateway configuration (${n} problem${n === 1 ? '' : 's'}):\n${lines.map((l) => `  ${l}`).join('\n')}`,
-    { hint: HINT },
-  );
+  return new HoopError(ErrorCode.CONFIG_INVALID, `invalid gateway configuration (${n} problem${n === 1 ? '' : 's'}):\n${lines.map((l) => `  ${l}`).join('\n')}`, { hint: HINT });
 }
 
 /**
@@ -687,7 +703,11 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     if (!entry) return;
     const rules = entry.rules;
     if (entry.kind === 'workload' && (rules === undefined || rules === null)) {
-      problems.push({ path: ['issuers', i, 'rules'], at: ['issuers', i, 'kind'], message: 'is missing: a workload issuer needs rules that map its claims to identities (rules: [{ claims: {...}, groups: [...] }])' });
+      problems.push({
+        path: ['issuers', i, 'rules'],
+        at: ['issuers', i, 'kind'],
+        message: 'is missing: a workload issuer needs rules that map its claims to identities (rules: [{ claims: {...}, groups: [...] }])',
+      });
     } else if (entry.kind === 'workload' && Array.isArray(rules) && rules.length === 0) {
       problems.push({ path: ['issuers', i, 'rules'], message: 'must list at least one rule: a workload issuer with no rules admits nobody' });
     } else if (entry.kind !== 'workload' && rules !== undefined) {
@@ -737,9 +757,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
   if (problems.length > 0 || !parsed.success) {
     const located = problems.map((p) => ({ p, pos: locator.position(p.at ?? p.path, p.atKey) }));
     located.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
-    throw configError(
-      located.map(({ p, pos }) => `${abs}:${pos.line}:${pos.col}: ${dotted(p.path)}: ${p.message}`),
-    );
+    throw configError(located.map(({ p, pos }) => `${abs}:${pos.line}:${pos.col}: ${dotted(p.path)}: ${p.message}`));
   }
 
   const data = parsed.data;

@@ -157,7 +157,13 @@ export class GatewayPolicySource {
    *
    * @throws HoopError CONNECTION_UNKNOWN (no such connection), ACCESS_DENIED (no access rule admits)
    */
-  lookup(identity: Identity, name: string, temporary: readonly TemporaryAccess[] = [], snapshot: PolicySnapshot = this.#snapshot, principal: Principal = principalOf(identity)): { connection: ConnectionConfig; grant: AccessGrant } {
+  lookup(
+    identity: Identity,
+    name: string,
+    temporary: readonly TemporaryAccess[] = [],
+    snapshot: PolicySnapshot = this.#snapshot,
+    principal: Principal = principalOf(identity),
+  ): { connection: ConnectionConfig; grant: AccessGrant } {
     const connection = snapshot.policy.connections.find((c) => c.name === name);
     if (!connection) {
       throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${name}"`, {

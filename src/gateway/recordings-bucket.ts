@@ -153,7 +153,7 @@ export class S3RecordingBucket implements RecordingBucket {
     const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     const name = err instanceof Error && err.name !== 'Error' && !err.message.includes(err.name) ? `${err.name}: ` : '';
     return new HoopError(ErrorCode.STORE_UNAVAILABLE, `the recordings bucket ${this.name} could not ${doing}: ${name}${describeError(err)}${status ? ` (HTTP ${status})` : ''}`, {
-      hint: 'check that the bucket exists and is reachable, and that the gateway\'s credentials may put, get, list and delete objects in it; recording files wait in the data directory meanwhile',
+      hint: "check that the bucket exists and is reachable, and that the gateway's credentials may put, get, list and delete objects in it; recording files wait in the data directory meanwhile",
       cause: err,
     });
   }

@@ -38,10 +38,7 @@ import type { StoreReplica } from './replica.js';
 import { NOW_ISO, storeError, withTransaction } from './store-postgres.js';
 
 /** One write waiting for the store, in the order it happened. */
-type Op =
-  | { kind: 'session'; summary: SessionSummary }
-  | { kind: 'file'; session: string; name: string; removed: boolean }
-  | { kind: 'done'; session: string };
+type Op = { kind: 'session'; summary: SessionSummary } | { kind: 'file'; session: string; name: string; removed: boolean } | { kind: 'done'; session: string };
 
 /** A batch holds at most this many operations, or this many bytes of files. */
 const BATCH_OPS = 256;
@@ -52,7 +49,6 @@ const MAX_LISTED = 10_000;
 const CLOSE_WAIT_MS = 10_000;
 /** With a bucket: objects of one batch put at once at most. */
 const PUT_CONCURRENCY = 8;
-
 
 /**
  * The take-over step for sessions of a dead replica (./replica.ts): the sessions it ran are ended
@@ -100,10 +96,12 @@ export class PostgresSessionArchive implements SessionArchive {
   async publish(own: PublishedKey[]): Promise<void> {
     try {
       for (const k of own) {
-        await this.#pool.query(
-          'insert into hoop.signing_keys (fingerprint, public_key, replica, retired) values ($1, $2, $3, $4) on conflict (fingerprint) do update set retired = excluded.retired',
-          [k.fingerprint, k.publicKey, this.#replica.id, k.status === 'retired'],
-        );
+        await this.#pool.query('insert into hoop.signing_keys (fingerprint, public_key, replica, retired) values ($1, $2, $3, $4) on conflict (fingerprint) do update set retired = excluded.retired', [
+          k.fingerprint,
+          k.publicKey,
+          this.#replica.id,
+          k.status === 'retired',
+        ]);
       }
     } catch (err) {
       throw storeError(err, 'publish the recording key');
@@ -213,7 +211,8 @@ export class PostgresSessionArchive implements SessionArchive {
     }
     this.#closed = true;
     clearTimeout(this.#retry);
-    if (this.#ops.length > 0) this.#log.warn('recording.spooled', { operations: this.#ops.length, message: 'the store did not take every recording file; they are sent when this replica starts again' });
+    if (this.#ops.length > 0)
+      this.#log.warn('recording.spooled', { operations: this.#ops.length, message: 'the store did not take every recording file; they are sent when this replica starts again' });
     if (this.#bucket && this.#orphans.size > 0 && Date.now() < until) await this.#deleteOrphans();
     this.#bucket?.close();
   }
@@ -260,7 +259,12 @@ export class PostgresSessionArchive implements SessionArchive {
         await this.#send(batch, files);
       } catch (err) {
         this.#failures++;
-        if (this.#failures === 1) this.#log.error('recording.store-failed', { error: describeError(err), waiting: this.#ops.length, message: 'recording files wait in the data directory and are sent when the store answers' });
+        if (this.#failures === 1)
+          this.#log.error('recording.store-failed', {
+            error: describeError(err),
+            waiting: this.#ops.length,
+            message: 'recording files wait in the data directory and are sent when the store answers',
+          });
         const ms = Math.min(30_000, 1000 * 2 ** Math.min(this.#failures - 1, 5));
         this.#retry = setTimeout(() => this.#kick(), ms);
         this.#retry.unref();
@@ -308,10 +312,27 @@ export class PostgresSessionArchive implements SessionArchive {
           } else if (data) {
             const key = bucket && puts.has(bucket.key(op.session, op.name)) ? bucket.key(op.session, op.name) : null;
             // Insert-only: a file already held is evidence; the same bytes again (a retry) are nothing new, other bytes are refused and said.
-            const inserted = await client.query('insert into hoop.recording_files (session, name, data, object) values ($1, $2, $3, $4) on conflict (session, name) do nothing', [op.session, op.name, key === null ? data : null, key]);
+            const inserted = await client.query('insert into hoop.recording_files (session, name, data, object) values ($1, $2, $3, $4) on conflict (session, name) do nothing', [
+              op.session,
+              op.name,
+              key === null ? data : null,
+              key,
+            ]);
             if (inserted.rowCount === 0) {
-              const held = (await client.query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [op.session, op.name, key === null ? data : null, key])).rows[0];
-              if (!held?.same) this.#log.error('recording.conflict', { session: op.session, file: op.name, message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)' });
+              const held = (
+                await client.query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [
+                  op.session,
+                  op.name,
+                  key === null ? data : null,
+                  key,
+                ])
+              ).rows[0];
+              if (!held?.same)
+                this.#log.error('recording.conflict', {
+                  session: op.session,
+                  file: op.name,
+                  message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)',
+                });
             }
           }
         }

@@ -238,7 +238,10 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
   for (const f of chunks) {
     try {
       last = Math.max(last, (await stat(join(dir, f))).mtimeMs);
-      for (const line of gunzipSync(await readFile(join(dir, f))).toString('utf8').split('\n').slice(1)) {
+      for (const line of gunzipSync(await readFile(join(dir, f)))
+        .toString('utf8')
+        .split('\n')
+        .slice(1)) {
         if (!line) continue;
         const e = JSON.parse(line) as Record<string, unknown>;
         if (e.t === 'start') start = e;
@@ -300,7 +303,10 @@ export class FileSessionArchive implements SessionArchive {
   }
 
   async recorded(id: string): Promise<boolean> {
-    return stat(join(this.dir, 'recordings', id)).then(() => true, () => false);
+    return stat(join(this.dir, 'recordings', id)).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** The recording's directory, made exclusively: it exists for every id claimed here, and stays when its files are pruned. */
@@ -381,7 +387,10 @@ export class FileSessionArchive implements SessionArchive {
    */
   async sessions(): Promise<SessionSummary[]> {
     const file = join(this.dir, INDEX_FILE);
-    const size = await stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 0 : Promise.reject(err)));
+    const size = await stat(file).then(
+      (s) => s.size,
+      (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 0 : Promise.reject(err)),
+    );
     if (size === 0) return [];
     if (this.#index?.size !== size) this.#index = { size, sessions: this.#parse(await readFile(file, 'utf8')) };
     return [...this.#index.sessions];

@@ -273,7 +273,10 @@ export class StoreReplica {
    * takes its place again. Resolves whether it did.
    */
   async #rejoin(): Promise<boolean> {
-    this.#o.log.error('replica.fenced', { replica: this.id, message: 'another replica took this one for dead and took its sessions over; they end here too, and this replica takes new sessions again' });
+    this.#o.log.error('replica.fenced', {
+      replica: this.id,
+      message: 'another replica took this one for dead and took its sessions over; they end here too, and this replica takes new sessions again',
+    });
     for (const fn of this.#fenced) {
       try {
         fn();
@@ -285,7 +288,7 @@ export class StoreReplica {
       await this.pool.query('update hoop.replicas set seen_at = now(), started_at = now(), stopped_at = null where id = $1', [this.id]);
       return true;
     } catch (err) {
-      this.#o.log.error('store.unreachable', { error: describeError(err), message: 'could not take this replica\'s place again; the next heartbeat tries again' });
+      this.#o.log.error('store.unreachable', { error: describeError(err), message: "could not take this replica's place again; the next heartbeat tries again" });
       return false;
     }
   }
@@ -307,7 +310,12 @@ export class StoreReplica {
       return { claimed: (claimed.rowCount ?? 0) > 0, committed };
     });
     for (const then of committed) then();
-    if (claimed && !own) this.#o.log.warn('replica.taken-over', { replica: dead, by: this.id, message: `replica ${dead} stopped answering; its sessions are marked truncated and the reviews it held expired or taken over` });
+    if (claimed && !own)
+      this.#o.log.warn('replica.taken-over', {
+        replica: dead,
+        by: this.id,
+        message: `replica ${dead} stopped answering; its sessions are marked truncated and the reviews it held expired or taken over`,
+      });
   }
 
   /** Publishes this replica's SSH host key, so `hoop connect` pins every replica's (a balancer may send it to any). */

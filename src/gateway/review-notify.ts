@@ -53,7 +53,15 @@ export function slackBody(event: 'requested' | 'decided', r: Review): Record<str
   if (event === 'requested') {
     const params = r.params?.length ? `\nparameters: ${e(r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', '))}` : '';
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `\`\`\`${e(sql).replace(/```/g, "'''")}\`\`\`${cut}${params}` } });
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `approve: \`hoop review approve ${r.id}\` · deny: \`hoop review deny ${r.id} --reason "…"\` · ${r.approvals} approval(s) from ${e(r.groups.join(', '))} until ${r.expiresAt}` }] });
+    blocks.push({
+      type: 'context',
+      elements: [
+        {
+          type: 'mrkdwn',
+          text: `approve: \`hoop review approve ${r.id}\` · deny: \`hoop review deny ${r.id} --reason "…"\` · ${r.approvals} approval(s) from ${e(r.groups.join(', '))} until ${r.expiresAt}`,
+        },
+      ],
+    });
   }
   return { text, blocks };
 }
@@ -98,7 +106,13 @@ export class ReviewNotifier {
     for (let attempt = 1; ; attempt++) {
       let problem: string;
       try {
-        const res = await this.#fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', 'User-Agent': 'hoop-gateway' }, body, signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'error' });
+        const res = await this.#fetch(url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'User-Agent': 'hoop-gateway' },
+          body,
+          signal: AbortSignal.timeout(TIMEOUT_MS),
+          redirect: 'error',
+        });
         await res.body?.cancel();
         if (res.ok) return;
         problem = `HTTP ${res.status}`;

@@ -68,7 +68,7 @@ export class PostgresReviewStore implements ReviewStore {
     replica.onTakeOver((client, dead) => this.#takeOver(client, dead));
     // Notifications sent while this replica was not listening are lost: what changed lately is read again.
     replica.onCatchUp(async () => {
-      const rows = await this.#query<{ id: string; version: number }>('select id, version from hoop.reviews where updated_at > now() - interval \'1 hour\' or state = \'pending\' order by updated_at', []);
+      const rows = await this.#query<{ id: string; version: number }>("select id, version from hoop.reviews where updated_at > now() - interval '1 hour' or state = 'pending' order by updated_at", []);
       for (const r of rows) for (const fn of this.#changes) fn(r.id, r.version);
     });
     replica.onBeat(() => this.#expireOverdue());
@@ -81,7 +81,14 @@ export class PostgresReviewStore implements ReviewStore {
 
   /** The take-over step for reviews of a dead replica (see the module documentation). */
   async #takeOver(client: pg.PoolClient, dead: string): Promise<void> {
-    this.#sweep(await expire(client, `holder = $1 and review->>'kind' = 'statement' and not coalesce((review->>'detached')::boolean, false)`, [dead], 'the gateway replica holding its statement stopped; the statement did not run'));
+    this.#sweep(
+      await expire(
+        client,
+        `holder = $1 and review->>'kind' = 'statement' and not coalesce((review->>'detached')::boolean, false)`,
+        [dead],
+        'the gateway replica holding its statement stopped; the statement did not run',
+      ),
+    );
     await client.query(`update hoop.reviews set holder = null where holder = $1 and state = 'pending'`, [dead]);
   }
 

@@ -369,7 +369,8 @@ export class ReviewRegistry {
     if (r.state !== 'pending' || ms <= 0) return r;
     const who = `${viewer.issuer}\n${viewer.subject}`;
     const waiting = this.#waiting.get(who) ?? 0;
-    if (waiting >= MAX_WAITS_PER_VIEWER) throw new HttpError(429, `${viewer.subject} waits on ${MAX_WAITS_PER_VIEWER} reviews already`, { hint: 'wait without ?wait= (poll), or for fewer reviews at once' });
+    if (waiting >= MAX_WAITS_PER_VIEWER)
+      throw new HttpError(429, `${viewer.subject} waits on ${MAX_WAITS_PER_VIEWER} reviews already`, { hint: 'wait without ?wait= (poll), or for fewer reviews at once' });
     this.#waiting.set(who, waiting + 1);
     try {
       return await this.#waitFor(id, r, ms);
@@ -419,7 +420,9 @@ export class ReviewRegistry {
       });
     }
     if (decision === 'approve' && own && !r.selfApprove) {
-      throw new HttpError(403, `${reviewer.subject} may not approve their own ${r.kind === 'access' ? 'request' : 'statement'} (review ${id})`, { hint: 'another member of its reviewer groups must approve it; the rule\'s review.selfApprove is false' });
+      throw new HttpError(403, `${reviewer.subject} may not approve their own ${r.kind === 'access' ? 'request' : 'statement'} (review ${id})`, {
+        hint: "another member of its reviewer groups must approve it; the rule's review.selfApprove is false",
+      });
     }
     if (decision === 'approve' && r.decisions.some((d) => d.issuer === reviewer.issuer && d.subject === reviewer.subject)) {
       throw new HttpError(409, `${reviewer.subject} approved review ${id} already; it needs ${r.approvals - r.decisions.length} more from others`);
@@ -630,7 +633,8 @@ export class ReviewRegistry {
     if (this.#reviews.size <= MAX_KEPT) return;
     const now = Date.now();
     for (const [id, old] of this.#reviews) {
-      const holds = old.state === 'pending' || (old.state === 'approved' && ((old.access?.until !== undefined && Date.parse(old.access.until) > now) || (old.detached === true && old.usedBy === undefined)));
+      const holds =
+        old.state === 'pending' || (old.state === 'approved' && ((old.access?.until !== undefined && Date.parse(old.access.until) > now) || (old.detached === true && old.usedBy === undefined)));
       if (!holds) {
         this.#reviews.delete(id);
         this.#versions.delete(id);
@@ -652,7 +656,11 @@ function outcomeOf(r: Review): ReviewOutcome {
     case 'withdrawn':
       return { state: 'withdrawn', why: r.closedBecause === 'the client cancelled the statement' ? 'cancel' : 'session-ended' };
     default:
-      return { state: 'expired', afterMs: Date.parse(r.expiresAt) - Date.parse(r.createdAt), ...(r.closedBecause && !r.closedBecause.startsWith('not decided within') ? { because: r.closedBecause } : {}) };
+      return {
+        state: 'expired',
+        afterMs: Date.parse(r.expiresAt) - Date.parse(r.createdAt),
+        ...(r.closedBecause && !r.closedBecause.startsWith('not decided within') ? { because: r.closedBecause } : {}),
+      };
   }
 }
 
@@ -674,7 +682,16 @@ function nameOf(p: ReviewPerson): string {
 export function reviewRecordingEvent(r: Review): RecordingEvent {
   const common = { t: 'review', at: Date.now(), id: r.id, state: r.state, ...(r.usedBy !== undefined ? { usedBy: r.usedBy } : {}) };
   if (r.state === 'pending') {
-    return { ...common, ...(r.rule !== undefined ? { rule: r.rule } : {}), reason: r.reason, sql: r.sql, ...(r.params ? { params: r.params } : {}), groups: r.groups, approvals: r.approvals, expiresAt: r.expiresAt };
+    return {
+      ...common,
+      ...(r.rule !== undefined ? { rule: r.rule } : {}),
+      reason: r.reason,
+      sql: r.sql,
+      ...(r.params ? { params: r.params } : {}),
+      groups: r.groups,
+      approvals: r.approvals,
+      expiresAt: r.expiresAt,
+    };
   }
   return { ...common, decisions: r.decisions, ...(r.closedBecause ? { because: r.closedBecause } : {}) };
 }

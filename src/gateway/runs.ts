@@ -160,7 +160,13 @@ export function parseRunAsk(body: unknown): RunAsk {
   if (via !== undefined && via !== 'run' && via !== 'mcp') throw new HttpError(400, 'via must be run or mcp');
   if (typeof isolation !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(isolation)) throw new HttpError(400, 'isolation must say how the command is contained (bwrap, …) or none');
   if (command !== undefined && (typeof command !== 'string' || command.length > 4096)) throw new HttpError(400, 'command must be a text of at most 4096 characters');
-  return { connections: [...new Set(connections as string[])], agent: agentName(typeof agent === 'string' ? agent : 'agent'), via: via ?? 'run', isolation, ...(typeof command === 'string' ? { command } : {}) };
+  return {
+    connections: [...new Set(connections as string[])],
+    agent: agentName(typeof agent === 'string' ? agent : 'agent'),
+    via: via ?? 'run',
+    isolation,
+    ...(typeof command === 'string' ? { command } : {}),
+  };
 }
 
 /** What a run credential stands for: the person, with the run (see {@link Identity.run}). */
@@ -236,7 +242,16 @@ export class RunRegistry {
       controlHash: sha256(controlToken),
     };
     await this.#store.create(run, MAX_OPEN_RUNS);
-    this.#log.info('run.started', { run: run.id, subject: owner.subject, issuer: owner.issuer, agent: run.agent, via: run.via, isolation: run.isolation, connections: run.connections, expiresAt: run.expiresAt });
+    this.#log.info('run.started', {
+      run: run.id,
+      subject: owner.subject,
+      issuer: owner.issuer,
+      agent: run.agent,
+      via: run.via,
+      isolation: run.isolation,
+      connections: run.connections,
+      expiresAt: run.expiresAt,
+    });
     return { run, token, controlToken };
   }
 
@@ -265,7 +280,7 @@ export class RunRegistry {
     if (!run || run.id !== id) throw new TokenRejectedError('unknown-run', `that is not the control credential of run ${id}`);
     const identity = person && !('refused' in person) ? person : undefined;
     if (identity && (identity.run || identity.issuer !== run.owner.issuer || identity.subject !== run.owner.subject)) {
-      throw new HttpError(403, `the credential a heartbeat of run ${id} brought is not its person's (${run.owner.subject})`, { hint: 'the hoop that began the run sends its person\'s own credential' });
+      throw new HttpError(403, `the credential a heartbeat of run ${id} brought is not its person's (${run.owner.subject})`, { hint: "the hoop that began the run sends its person's own credential" });
     }
     const fresh = identity ? { owner: ownerOf(identity), expiresAt: identity.expiresAt.toISOString() } : undefined;
     // A run past a deadline that no sweep has ended yet is ended here, for its reason; so is one whose person's credential is refused.
@@ -385,7 +400,7 @@ const FORBIDDEN = {
 export function runForbidden(what: keyof typeof FORBIDDEN): HttpError {
   const [action, why] = FORBIDDEN[what];
   return new HttpError(403, `a run's credential cannot ${action}: ${why}`, {
-    hint: 'a person does this with their own credential, outside the agent\'s run',
+    hint: "a person does this with their own credential, outside the agent's run",
     code: ErrorCode.RUN_FORBIDDEN,
   });
 }

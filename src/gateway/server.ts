@@ -205,7 +205,6 @@ const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
 /** Largest request body accepted (the device registration is the only one). */
 const MAX_BODY_BYTES = 16 * 1024;
 
-
 /** A header of a session's request, when it was given once (a repeated one is as if absent). */
 function headerOf(headers: TunnelSessionRequest['headers'], name: string): string | undefined {
   const value = headers[name];
@@ -243,9 +242,7 @@ function errorBody(err: HoopError): { error: { code: string; message: string; hi
 
 function authenticateHeaders(err: HoopError): Record<string, string> {
   if (err instanceof HttpError) return err.headers;
-  return err instanceof TokenRejectedError
-    ? { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${err.reason}"` }
-    : {};
+  return err instanceof TokenRejectedError ? { 'WWW-Authenticate': `Bearer error="invalid_token", error_description="${err.reason}"` } : {};
 }
 
 /**
@@ -312,7 +309,13 @@ function describeDevice(d: Device): { deviceId: string; name: string; fingerprin
 }
 
 function describeConnection(c: ConnectionConfig, mode?: string, until?: number): { name: string; type: string; database?: string; user?: string; mode?: string; until?: string } {
-  return { name: c.name, type: c.type, ...(c.type === 'postgres' ? { database: c.database } : { user: c.user }), ...(mode !== undefined ? { mode } : {}), ...(until !== undefined ? { until: new Date(until).toISOString() } : {}) };
+  return {
+    name: c.name,
+    type: c.type,
+    ...(c.type === 'postgres' ? { database: c.database } : { user: c.user }),
+    ...(mode !== undefined ? { mode } : {}),
+    ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
+  };
 }
 
 /** `N minutes` (or seconds when not a whole number of minutes), for the session-limit message. */
@@ -375,9 +378,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const bucket = bucketConfig ? await (await import('./recordings-bucket.js')).S3RecordingBucket.open(bucketConfig, env) : undefined;
       recordings = await GatewayRecordings.open(config.dataDir, shared ? (dir) => new PostgresSessionArchive(shared, dir, log, bucket) : undefined);
       if (recordings.archive instanceof PostgresSessionArchive) await recordings.archive.publish(recordings.ownKeys());
-      clientRecords = await ClientRecords.open(config.dataDir, shared ? await PostgresClientRecordStore.open(shared, config.dataDir) : undefined, { ...(options.clientRecordDiskReserveBytes !== undefined ? { reserveBytes: options.clientRecordDiskReserveBytes } : {}) });
+      clientRecords = await ClientRecords.open(config.dataDir, shared ? await PostgresClientRecordStore.open(shared, config.dataDir) : undefined, {
+        ...(options.clientRecordDiskReserveBytes !== undefined ? { reserveBytes: options.clientRecordDiskReserveBytes } : {}),
+      });
       const recovered = await recordings.recoverUnindexed();
-      if (recovered > 0) log.warn('recording.recovered', { sessions: recovered, message: `${recovered} recording(s) the gateway's last run left in its data directory were indexed; any cut short verify up to their last checkpoint` });
+      if (recovered > 0)
+        log.warn('recording.recovered', {
+          sessions: recovered,
+          message: `${recovered} recording(s) the gateway's last run left in its data directory were indexed; any cut short verify up to their last checkpoint`,
+        });
     } catch (err) {
       if (ownStore) await store.close();
       await policySource?.close();
@@ -387,7 +396,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Deletes recordings older than the policy's `recording.retentionDays`, and CLIs' records no signature verified within a day, at start and hourly. */
   const prune = async (): Promise<void> => {
     try {
-      for (const r of (await clientRecords?.expireUnverified()) ?? []) log.info('client-record.expired', { kind: r.kind, id: r.id, message: 'no signature verified it within a day of its first file' });
+      for (const r of (await clientRecords?.expireUnverified()) ?? [])
+        log.info('client-record.expired', { kind: r.kind, id: r.id, message: 'no signature verified it within a day of its first file' });
     } catch (err) {
       log.error('client-record.expire-failed', { error: describeError(err) });
     }
@@ -437,7 +447,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ...(review.rule !== undefined ? { rule: review.rule } : {}),
       groups: review.groups,
       approvals: review.approvals,
-      ...(event === 'requested' ? { expiresAt: review.expiresAt } : { decisions: review.decisions.map(({ subject, issuer, decision, reason, at }) => ({ subject, issuer, decision, ...(reason ? { reason } : {}), at })), ...(review.closedBecause ? { because: review.closedBecause } : {}) }),
+      ...(event === 'requested'
+        ? { expiresAt: review.expiresAt }
+        : {
+            decisions: review.decisions.map(({ subject, issuer, decision, reason, at }) => ({ subject, issuer, decision, ...(reason ? { reason } : {}), at })),
+            ...(review.closedBecause ? { because: review.closedBecause } : {}),
+          }),
     });
     if (settings?.notify.length) notifier.notify(settings.notify, event, review);
   });
@@ -469,7 +484,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     cancels.elsewhere = (key, owner) => shared.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...owner }));
     shared.on(CANCEL_CHANNEL, (payload) => {
       const m = JSON.parse(payload) as { processId: number; secretKey: number; subject: string; issuer: string };
-      void cancels.lookup({ processId: m.processId, secretKey: m.secretKey }, m)?.cancel().catch((err: unknown) => log.warn('cancel.failed', { error: describeError(err) }));
+      void cancels
+        .lookup({ processId: m.processId, secretKey: m.secretKey }, m)
+        ?.cancel()
+        .catch((err: unknown) => log.warn('cancel.failed', { error: describeError(err) }));
     });
   }
   try {
@@ -485,7 +503,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const sessions = new Set<AbortController>();
   // Taken for dead by another replica while it lived: the store says its sessions ended, so they end.
   replica?.onFenced(() => {
-    for (const c of sessions) c.abort(new SessionEnd('gateway-shutdown', 'hoop: this gateway replica stopped answering its store for too long and another replica ended its sessions', 'connect again: a live replica takes the session'));
+    for (const c of sessions)
+      c.abort(
+        new SessionEnd(
+          'gateway-shutdown',
+          'hoop: this gateway replica stopped answering its store for too long and another replica ended its sessions',
+          'connect again: a live replica takes the session',
+        ),
+      );
   });
   /** Sessions running now, as `GET /v1/sessions` lists them until they are in the index. */
   const running = new Map<string, () => SessionSummary>();
@@ -631,7 +656,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const order = (a: SessionSummary, b: SessionSummary): number => Number(a.endedAt !== undefined) - Number(b.endedAt !== undefined) || b.startedAt.localeCompare(a.startedAt);
     const listed = [...now.filter((s) => !ended.has(s.id)), ...indexed].sort(order).filter((s) => auditor || owns(identity, s));
     // The CLIs' records of the listed sessions, in one lookup (a shared store holds every replica's).
-    const clients = (await clientRecords?.states('sessions', listed.map((s) => s.id))) ?? new Map<string, never>();
+    const clients =
+      (await clientRecords?.states(
+        'sessions',
+        listed.map((s) => s.id),
+      )) ?? new Map<string, never>();
     return listed.map((s) => {
       const client = clients.get(s.id)?.state;
       return client ? { ...s, clientRecord: client } : s;
@@ -704,18 +733,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    * `GET /v1/runs/{id}` say `{ record, files }`; `GET …/{file}` hands one out, to whoever may see
    * the session (a run: its uploader, or an auditor).
    */
-  const clientRecordApi = async (req: http.IncomingMessage, identity: Identity, kind: RecordKind, id: string, name: string | undefined): Promise<{ status: number; body: unknown; file?: string | Buffer }> => {
+  const clientRecordApi = async (
+    req: http.IncomingMessage,
+    identity: Identity,
+    kind: RecordKind,
+    id: string,
+    name: string | undefined,
+  ): Promise<{ status: number; body: unknown; file?: string | Buffer }> => {
     if (!recordings || !clientRecords) throw new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
     const what = kind === 'sessions' ? `session ${id}` : `run ${id}`;
     const unknown = (): HoopError =>
-      new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} that you may see`, { hint: kind === 'sessions' ? '`hoop sessions ls` lists the sessions you may see' : 'the id is the HOOP_RUN_ID hoop run gave its command' });
+      new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} that you may see`, {
+        hint: kind === 'sessions' ? '`hoop sessions ls` lists the sessions you may see' : 'the id is the HOOP_RUN_ID hoop run gave its command',
+      });
     const put = req.method === 'PUT';
     if (kind === 'sessions') {
       const summary = await visibleSession(identity, id);
       if (!summary) throw unknown();
       if (put && !owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
       // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
-      if (put && !['running', 'complete', 'truncated'].includes(summary.recording)) throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
+      if (put && !['running', 'complete', 'truncated'].includes(summary.recording))
+        throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
     } else if (put) {
       // A run's record is its person's: the run must be one this gateway began for them.
       const run = await runs.get(id);
@@ -728,7 +766,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (put) {
       if (name === undefined) throw new HttpError(405, 'PUT a file of the record, at …/{file}', { headers: { Allow: 'GET' } });
       await checkFreeSpace('store more records');
-      const data = await readBody(req, MAX_RECORD_FILE_BYTES, 'a record\'s files are its chunks, manifests and signatures, as hoop wrote them');
+      const data = await readBody(req, MAX_RECORD_FILE_BYTES, "a record's files are its chunks, manifests and signatures, as hoop wrote them");
       const owner = { issuer: identity.issuer, subject: identity.subject };
       const { stored, state } = await clientRecords.put(kind, id, name, data, owner, () => store.listDevices(owner));
       if (stored && name.endsWith('.sig')) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
@@ -756,14 +794,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (typeof connection !== 'string' || connection === '') throw new HttpError(400, 'connection must be a connection name');
     if (mode !== 'read-only' && mode !== 'read-write') throw new HttpError(400, 'mode must be read-only or read-write');
     if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1) throw new HttpError(400, 'seconds must be a whole number of seconds, at least 1');
-    if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 1000) throw new HttpError(400, 'reason must say why, in at most 1000 characters', { hint: 'hoop request <connection> --for 1h --reason "…"' });
+    if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 1000)
+      throw new HttpError(400, 'reason must say why, in at most 1000 characters', { hint: 'hoop request <connection> --for 1h --reason "…"' });
     const { policy } = policySource.current();
     const who = whoOf(identity);
     if (!policy.connections.some((c) => c.name === connection)) throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${connection}"`);
     const standing = accessFor(policy, who, connection, reviews.grantsOf(identity));
-    if (standing && (standing.mode === 'read-write' || mode === 'read-only')) throw new HttpError(409, `${identity.subject} has ${standing.mode} access to "${connection}" already${standing.until ? ` (until ${new Date(standing.until).toISOString()})` : ''}`);
+    if (standing && (standing.mode === 'read-write' || mode === 'read-only'))
+      throw new HttpError(409, `${identity.subject} has ${standing.mode} access to "${connection}" already${standing.until ? ` (until ${new Date(standing.until).toISOString()})` : ''}`);
     const rule = requestableRule(policy, who, connection, mode);
-    if (!rule) throw new HttpError(403, `no access rule lets ${identity.subject} ask for ${mode} access to "${connection}"`, { hint: 'an access rule with requestable: true that admits you and names the connection (ask the owners of the policy)' });
+    if (!rule)
+      throw new HttpError(403, `no access rule lets ${identity.subject} ask for ${mode} access to "${connection}"`, {
+        hint: 'an access rule with requestable: true that admits you and names the connection (ask the owners of the policy)',
+      });
     const max = rule.maxGrantSeconds ?? DEFAULT_MAX_GRANT_SECONDS;
     if (seconds > max) throw new HttpError(400, `access rule "${rule.name}" grants at most ${describeLength(max)}; ask for less`);
     const settings = reviewSettingsFor(policy, connection, rule.review);
@@ -788,7 +831,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       else lookup(identity, name);
     }
     const { run, token, controlToken } = await runs.create(identity, ask, policySource?.current().policy.runs ?? RUN_DEFAULTS);
-    audit?.emit('run.start', { run: run.id, subject: identity.subject, issuer: identity.issuer, agent: run.agent, via: run.via, isolation: run.isolation, connections: run.connections, expiresAt: run.expiresAt });
+    audit?.emit('run.start', {
+      run: run.id,
+      subject: identity.subject,
+      issuer: identity.issuer,
+      agent: run.agent,
+      via: run.via,
+      isolation: run.isolation,
+      connections: run.connections,
+      expiresAt: run.expiresAt,
+    });
     return { ...describeRun(run), token, controlToken };
   };
 
@@ -801,12 +853,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (path === '/v1/whoami' || path === '/v1/connections' || CONNECTION_PATH.test(path) || path === '/v1/policy') return;
     if (review && method === 'GET') return; // its own reviews only (mayView)
     throw runForbidden(
-      review ? 'decide'
-      : path === '/v1/requests' ? 'request'
-      : path === '/v1/devices' ? 'devices'
-      : path === '/v1/runs' ? 'runs'
-      : path.startsWith('/v1/runs/') || CLIENT_RECORD_PATH.test(path) ? 'records'
-      : 'sessions',
+      review
+        ? 'decide'
+        : path === '/v1/requests'
+          ? 'request'
+          : path === '/v1/devices'
+            ? 'devices'
+            : path === '/v1/runs'
+              ? 'runs'
+              : path.startsWith('/v1/runs/') || CLIENT_RECORD_PATH.test(path)
+                ? 'records'
+                : 'sessions',
     );
   };
 
@@ -941,7 +998,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const { connection, grant } = policySource.lookup(identity, decodeURIComponent(one[1]!), reviews.grantsOf(identity));
         return { status: 200, body: await describe(connection, grant.mode, grant.until) };
       }
-      return { status: 200, body: { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until))) } };
+      return {
+        status: 200,
+        body: { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until))) },
+      };
     }
     if (one) return { status: 200, body: await describe(lookup(identity, decodeURIComponent(one[1]!))) };
     return { status: 200, body: { connections: await Promise.all(config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c))) } };
@@ -980,9 +1040,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const fs = await statfs(config.dataDir);
     const free = fs.bavail * fs.bsize;
     if (free < config.recording.minFreeBytes) {
-      throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `hoop: the gateway's data disk has ${Math.floor(free / 1024 / 1024)} MiB free, under its floor of ${Math.floor(config.recording.minFreeBytes / 1024 / 1024)} MiB, so it cannot ${what}`, {
-        hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)",
-      });
+      throw new HoopError(
+        ErrorCode.RECORDING_UNAVAILABLE,
+        `hoop: the gateway's data disk has ${Math.floor(free / 1024 / 1024)} MiB free, under its floor of ${Math.floor(config.recording.minFreeBytes / 1024 / 1024)} MiB, so it cannot ${what}`,
+        {
+          hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)",
+        },
+      );
     }
   };
   /** A new session's recording, unless the data disk is below its free-space floor. */
@@ -1193,7 +1257,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         sessions.add(controller);
         // A run's sessions end with it, on whichever replica it ends.
         const unwatchRun = runId
-          ? runs.watch(runId, (reason) => controller.abort(new SessionEnd('run-ended', `hoop: run ${runId} ended${reason ? ` (${describeEnd(reason)})` : ''}; its sessions end with it`, 'start the command again with hoop run')))
+          ? runs.watch(runId, (reason) =>
+              controller.abort(new SessionEnd('run-ended', `hoop: run ${runId} ended${reason ? ` (${describeEnd(reason)})` : ''}; its sessions end with it`, 'start the command again with hoop run')),
+            )
           : undefined;
         /** The tables the session's statements name, for the index: from the judge's verdicts. */
         const touched = new TablesTouched();
@@ -1280,7 +1346,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             recordingFailed = true;
             log.error('recording.failed', { ...who, error: describeError(err), onFailure: recordingPolicy.onFailure });
             if (recordingPolicy.onFailure === 'close') {
-              controller.abort(new SessionEnd('recording-failed', 'hoop: this session can no longer be recorded, so the gateway ended it', "connect again; if it happens again, tell the gateway's operators (its data disk may be full)"));
+              controller.abort(
+                new SessionEnd(
+                  'recording-failed',
+                  'hoop: this session can no longer be recorded, so the gateway ended it',
+                  "connect again; if it happens again, tell the gateway's operators (its data disk may be full)",
+                ),
+              );
             }
           };
           recording.event({
@@ -1348,10 +1420,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         let grantEnd: NodeJS.Timeout | undefined;
         if (grantUntil) {
           const { until, request } = grantUntil;
-          grantEnd = setTimeout(() => {
-            log.info('tunnel.grant-expired', { ...who, request });
-            controller.abort(new SessionEnd('grant-expired', `hoop: your temporary access to "${name}" (request ${request}) ended at ${new Date(until).toISOString()}`, `ask again: hoop request ${name} --for 1h --reason "…"`));
-          }, Math.min(MAX_TIMER_MS, Math.max(0, until - Date.now())));
+          grantEnd = setTimeout(
+            () => {
+              log.info('tunnel.grant-expired', { ...who, request });
+              controller.abort(
+                new SessionEnd(
+                  'grant-expired',
+                  `hoop: your temporary access to "${name}" (request ${request}) ended at ${new Date(until).toISOString()}`,
+                  `ask again: hoop request ${name} --for 1h --reason "…"`,
+                ),
+              );
+            },
+            Math.min(MAX_TIMER_MS, Math.max(0, until - Date.now())),
+          );
           grantEnd.unref();
         }
         let outcome: SessionOutcome;
@@ -1399,7 +1480,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         });
         if (recordings) {
           if (recording) {
-            recording.event({ t: 'end', at: Date.now(), reason: outcome.reason, ...(outcome.detail ? { detail: outcome.detail } : {}), bytesFromClient: outcome.bytesFromClient, bytesToClient: outcome.bytesToClient });
+            recording.event({
+              t: 'end',
+              at: Date.now(),
+              reason: outcome.reason,
+              ...(outcome.detail ? { detail: outcome.detail } : {}),
+              bytesFromClient: outcome.bytesFromClient,
+              bytesToClient: outcome.bytesToClient,
+            });
             await recording.close().catch((err: unknown) => {
               if (!recordingFailed) log.error('recording.failed', { ...who, error: describeError(err) });
               recordingFailed = true;
@@ -1426,7 +1514,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const serverOptions: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true };
   const firstRequestMs = options.firstRequestTimeoutMs ?? 10_000;
   const server = useTls
-    ? https.createServer({ ...serverOptions, handshakeTimeout: firstRequestMs, cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true }, onRequest)
+    ? https.createServer(
+        { ...serverOptions, handshakeTimeout: firstRequestMs, cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true },
+        onRequest,
+      )
     : http.createServer(serverOptions, onRequest);
   server.on('upgrade', onUpgrade);
   // Before an identity stands behind it: a connection that sends no request in time is closed (and the TLS handshake has as long), and each source holds only so many.
@@ -1441,9 +1532,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   try {
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) =>
-        reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeError(err)}`, { cause: err })),
-      );
+      server.once('error', (err) => reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeError(err)}`, { cause: err })));
       server.listen(config.listen.port, config.listen.host, () => resolve());
     });
   } catch (err) {

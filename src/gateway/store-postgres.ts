@@ -200,7 +200,9 @@ export function migrate(pool: pg.Pool, migrations: readonly Migration[] = MIGRAT
     const newest = Math.max(0, ...migrations.map((m) => m.version));
     const ahead = [...done].filter((v) => v > newest);
     if (ahead.length > 0) {
-      throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `the store's schema is at version ${Math.max(...ahead)}, newer than this gateway knows (${newest})`, { hint: 'run the same hoop version on every replica; upgrade this one' });
+      throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `the store's schema is at version ${Math.max(...ahead)}, newer than this gateway knows (${newest})`, {
+        hint: 'run the same hoop version on every replica; upgrade this one',
+      });
     }
     const applied: number[] = [];
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
@@ -262,7 +264,9 @@ export async function openStorePool(url: string): Promise<pg.Pool> {
     (await connectTo(pool)).release();
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `cannot reach the store at ${describeStoreUrl(url)}: ${describeError(err)}`, { hint: 'check store.url in the gateway configuration and that PostgreSQL accepts the gateway' });
+    throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `cannot reach the store at ${describeStoreUrl(url)}: ${describeError(err)}`, {
+      hint: 'check store.url in the gateway configuration and that PostgreSQL accepts the gateway',
+    });
   }
   return pool;
 }
@@ -278,7 +282,10 @@ async function connectTo(pool: pg.Pool): Promise<pg.PoolClient> {
 /** `err` as STORE_UNAVAILABLE, saying what the gateway was `doing`. */
 export function storeError(err: unknown, doing: string): HoopError {
   if (err instanceof HoopError) return err;
-  return new HoopError(ErrorCode.STORE_UNAVAILABLE, `the store could not ${doing}: ${describeError(err)}`, { hint: 'check that the store (PostgreSQL) is up and reachable; the gateway retries on the next request', cause: err });
+  return new HoopError(ErrorCode.STORE_UNAVAILABLE, `the store could not ${doing}: ${describeError(err)}`, {
+    hint: 'check that the store (PostgreSQL) is up and reachable; the gateway retries on the next request',
+    cause: err,
+  });
 }
 
 interface DeviceRow {
@@ -357,15 +364,10 @@ export class PostgresGatewayStore implements GatewayStore {
       checkDeviceLimit(owner, device, mine.map(deviceOf));
       await client.query(`delete from hoop.devices where issuer = $1 and subject = $2 and not ${LIVE}`, [owner.issuer, owner.subject]);
       const row = (
-        await client.query<DeviceRow>('insert into hoop.devices (device_id, issuer, subject, name, public_key, fingerprint, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, now(), $7) returning *', [
-          randomUUID(),
-          owner.issuer,
-          owner.subject,
-          device.name,
-          device.publicKey,
-          device.fingerprint,
-          device.expiresAt ?? null,
-        ])
+        await client.query<DeviceRow>(
+          'insert into hoop.devices (device_id, issuer, subject, name, public_key, fingerprint, created_at, expires_at) values ($1, $2, $3, $4, $5, $6, now(), $7) returning *',
+          [randomUUID(), owner.issuer, owner.subject, device.name, device.publicKey, device.fingerprint, device.expiresAt ?? null],
+        )
       ).rows[0]!;
       return { device: deviceOf(row), created: true };
     });

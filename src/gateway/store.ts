@@ -130,7 +130,8 @@ export function parseDevicePublicKey(pem: unknown): { publicKey: string; fingerp
   } catch {
     throw usage('publicKey is not a valid PEM public key', hint);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw usage(`publicKey is a${key.asymmetricKeyType === 'ec' || key.asymmetricKeyType === 'ed448' ? 'n' : ''} ${key.asymmetricKeyType ?? 'unknown'} key; device keys must be Ed25519`, hint);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw usage(`publicKey is a${key.asymmetricKeyType === 'ec' || key.asymmetricKeyType === 'ed448' ? 'n' : ''} ${key.asymmetricKeyType ?? 'unknown'} key; device keys must be Ed25519`, hint);
   const jwk = key.export({ format: 'jwk' });
   const raw = Buffer.from(jwk.x ?? '', 'base64url');
   if (raw.length !== 32) throw usage('publicKey is not a 32-byte Ed25519 key', hint);
@@ -177,7 +178,6 @@ function live(d: Device, now: number): boolean {
   return d.expiresAt === undefined || Date.parse(d.expiresAt) > now;
 }
 
-
 /**
  * The embedded store: JSON files in the gateway's data directory, for a single gateway process.
  *
@@ -201,8 +201,7 @@ export class FileGatewayStore implements GatewayStore {
    *   another gateway process holds it.
    */
   static async open(dir: string): Promise<FileGatewayStore> {
-    const fail = (message: string, hint: string, cause?: unknown): HoopError =>
-      new HoopError(ErrorCode.CONFIG_INVALID, message, { hint, ...(cause !== undefined ? { cause } : {}) });
+    const fail = (message: string, hint: string, cause?: unknown): HoopError => new HoopError(ErrorCode.CONFIG_INVALID, message, { hint, ...(cause !== undefined ? { cause } : {}) });
     if (openDirs.has(dir)) throw fail(`the data directory ${dir} is already open in this process`, 'give each gateway its own dataDir');
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -16,17 +16,7 @@
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-4 (validating JWT access tokens)
  */
-import {
-  createRemoteJWKSet,
-  customFetch,
-  decodeJwt,
-  decodeProtectedHeader,
-  errors as joseErrors,
-  jwtVerify,
-  type JWTHeaderParameters,
-  type JWTPayload,
-  type JWTVerifyGetKey,
-} from 'jose';
+import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { IssuerConfig } from './config.js';
 import { applyWorkloadRules, readClaim } from './workload-rules.js';
@@ -65,13 +55,13 @@ const hints: Record<TokenRejection, string> = {
   'algorithm-not-allowed': 'log in again (hoop login); if it persists, add the algorithm to the issuer in the gateway configuration',
   expired: 'log in again (hoop login) to get a fresh token',
   'not-yet-valid': 'check the clocks of this machine, the gateway and the identity provider, then get a fresh token',
-  'wrong-audience': 'get a token for the gateway\'s audience (check the client configuration of hoop login)',
+  'wrong-audience': "get a token for the gateway's audience (check the client configuration of hoop login)",
   'wrong-issuer': 'set the issuer in the gateway configuration exactly as it appears in tokens',
   'missing-claim': 'ask the identity provider administrator to include the claim, or change the claim names in the gateway configuration',
   'wrong-token-type': 'log in with hoop login, which gets the kind of token this gateway accepts (see tokenType in its configuration)',
   'no-matching-rule': 'ask the gateway operator to add a rule for this workload (repository, branch, namespace...) to the issuer in the gateway configuration',
   'unknown-run': 'a run credential comes from hoop run; start the command with hoop run',
-  'run-ended': "the run ended, and its credential with it: start the command again with hoop run",
+  'run-ended': 'the run ended, and its credential with it: start the command again with hoop run',
 };
 
 /**
@@ -228,7 +218,7 @@ export class TokenVerifier {
     }
     const { config } = state;
 
-    if (typeof header.alg !== 'string') throw new TokenRejectedError('malformed', 'the token\'s header names no algorithm');
+    if (typeof header.alg !== 'string') throw new TokenRejectedError('malformed', "the token's header names no algorithm");
     if (!config.algorithms.includes(header.alg)) {
       throw new TokenRejectedError('algorithm-not-allowed', `the token is signed with ${quote(header.alg)}, which is not allowed for ${config.issuer}`);
     }
@@ -319,11 +309,11 @@ export class TokenVerifier {
           return new TokenRejectedError('malformed', `the token's "${err.claim}" claim is invalid`, { cause: err });
       }
     }
-    if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenRejectedError('algorithm-not-allowed', 'the token\'s signing algorithm is not allowed', { cause: err });
+    if (err instanceof joseErrors.JOSEAlgNotAllowed) return new TokenRejectedError('algorithm-not-allowed', "the token's signing algorithm is not allowed", { cause: err });
     if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
       return new TokenRejectedError('unknown-key', `the token is signed with a key ${config.issuer} does not publish`, { cause: err });
     }
-    if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenRejectedError('bad-signature', 'the token\'s signature does not verify', { cause: err });
+    if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenRejectedError('bad-signature', "the token's signature does not verify", { cause: err });
     if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
       return new TokenRejectedError('discovery-failed', `cannot fetch the signing keys of ${config.issuer}`, { cause: err });
     }
@@ -386,7 +376,7 @@ export class TokenVerifier {
     try {
       jwksUri = new URL(meta.jwks_uri);
     } catch {
-      throw new DiscoveryError('the discovery document\'s jwks_uri is not a URL');
+      throw new DiscoveryError("the discovery document's jwks_uri is not a URL");
     }
     if (jwksUri.origin !== new URL(config.issuer).origin) {
       throw new DiscoveryError(`the jwks_uri ${jwksUri.href} is not on the issuer's origin`);

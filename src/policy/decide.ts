@@ -159,7 +159,8 @@ export function unguardable(statements: readonly StatementFacts[], first: number
   const why = (what: string): string =>
     `this message has a write under a row limit (rule "${limit.rule}": at most ${limit.maxRows} rows) and ${what}, so hoop cannot count its rows before they commit; send them as separate statements`;
   for (const [i, facts] of statements.entries()) {
-    if (facts.transaction !== undefined && (i > first || (facts.transaction !== 'begin' && facts.transaction !== 'start'))) return why(`a ${facts.transaction.replace('_', ' ').toUpperCase()} statement`);
+    if (facts.transaction !== undefined && (i > first || (facts.transaction !== 'begin' && facts.transaction !== 'start')))
+      return why(`a ${facts.transaction.replace('_', ' ').toUpperCase()} statement`);
     if (facts.kinds.includes('copy-in') && facts.copy?.target === 'client') return why('a COPY FROM STDIN');
   }
   return undefined;
@@ -209,15 +210,7 @@ export const READ_ONLY_RULE = 'read-only-access';
  * @see https://www.postgresql.org/docs/current/tablefunc.html
  * @see https://www.postgresql.org/docs/current/xml2.html
  */
-export const SQL_TEXT_FUNCTIONS: ReadonlySet<string> = new Set([
-  'query_to_xml',
-  'query_to_xmlschema',
-  'query_to_xml_and_xmlschema',
-  'ts_stat',
-  'crosstab*',
-  'connectby',
-  'xpath_table',
-]);
+export const SQL_TEXT_FUNCTIONS: ReadonlySet<string> = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat', 'crosstab*', 'connectby', 'xpath_table']);
 
 /**
  * Built-in (and contrib) functions read-only access refuses, by name in any schema; a name
@@ -599,7 +592,8 @@ export class StatementJudge {
       }
     }
     const limited = Object.keys(this.#limits).filter((n) => this.#limits[n as keyof SessionLimits] !== undefined);
-    const unseen = limited.length > 0 ? (facts.opaqueBody ? 'a body the gateway cannot read (a DO block, or a function body given as a string)' : findFunction(facts.functions, SQL_TEXT_FUNCTIONS)) : undefined;
+    const unseen =
+      limited.length > 0 ? (facts.opaqueBody ? 'a body the gateway cannot read (a DO block, or a function body given as a string)' : findFunction(facts.functions, SQL_TEXT_FUNCTIONS)) : undefined;
     if (unseen !== undefined) {
       const runs = facts.opaqueBody ? unseen : `${unseen}(), which runs SQL given as text,`;
       const message = `${limited.join(', ')} ${limited.length > 1 ? 'are' : 'is'} limited for this access, and ${runs} could change ${limited.length > 1 ? 'them' : 'it'} unseen`;
@@ -651,7 +645,10 @@ export class StatementJudge {
       };
     }
     const signal = facts.functions.find((f) => SIGNAL_FUNCTIONS.has(f.slice(f.lastIndexOf('.') + 1)));
-    if (signal !== undefined && !this.#rules.some((p) => p.rule.action === 'allow' && p.rule.match.functions && functionsMatch(p.rule.match.functions, [signal]) && matches(p, facts, all.length > 1))) {
+    if (
+      signal !== undefined &&
+      !this.#rules.some((p) => p.rule.action === 'allow' && p.rule.match.functions && functionsMatch(p.rule.match.functions, [signal]) && matches(p, facts, all.length > 1))
+    ) {
       return {
         action: 'deny',
         rule: BACKEND_SIGNAL_RULE,

@@ -39,7 +39,13 @@ export async function evaluateStatement(policy: Policy, who: Who | undefined, co
       };
     }
   }
-  const judge = new StatementJudge(policy, who ?? { subject: '', groups: [] }, connection, access?.mode ?? 'read-write', access ? { limits: access.limits, ...(access.rowLimit ? { rowLimit: access.rowLimit } : {}) } : {});
+  const judge = new StatementJudge(
+    policy,
+    who ?? { subject: '', groups: [] },
+    connection,
+    access?.mode ?? 'read-write',
+    access ? { limits: access.limits, ...(access.rowLimit ? { rowLimit: access.rowLimit } : {}) } : {},
+  );
   return { ...(access ? { access } : {}), admitted: true, decision: judge.judge(sql) };
 }
 

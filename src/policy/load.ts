@@ -51,11 +51,7 @@ export class PolicyInvalidError extends HoopError {
 
   constructor(problems: string[], dir?: string) {
     const n = problems.length;
-    super(
-      ErrorCode.CONFIG_INVALID,
-      `invalid policy${dir ? ` in ${dir}` : ''} (${n} problem${n === 1 ? '' : 's'}):\n${problems.map((l) => `  ${l}`).join('\n')}`,
-      { hint: HINT },
-    );
+    super(ErrorCode.CONFIG_INVALID, `invalid policy${dir ? ` in ${dir}` : ''} (${n} problem${n === 1 ? '' : 's'}):\n${problems.map((l) => `  ${l}`).join('\n')}`, { hint: HINT });
     this.problems = problems;
   }
 }
@@ -312,7 +308,8 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       for (const key of ['maxGrant', 'review'] as const) {
         if (value[key] !== undefined && !value.requestable) problems.add(file, ['access', i, key], 'is only for requestable access rules (add requestable: true)', { atKey: true });
       }
-      if (value.overLimit !== undefined && value.maxAffectedRows === undefined) problems.add(file, ['access', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
+      if (value.overLimit !== undefined && value.maxAffectedRows === undefined)
+        problems.add(file, ['access', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
       value.review?.notify?.forEach((n, j) => {
         if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['access', i, 'review', 'notify', j, 'url'] } });
       });
@@ -333,9 +330,17 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
           if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['statements', 'rules', i, 'review', 'notify', j, 'url'] } });
         });
         const reviews = value.action === 'review' || value.overLimit === 'review';
-        if (value.review !== undefined && !reviews) problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review, or whose overLimit is review (this one is ${value.action})`, { atKey: true });
-        if (value.maxAffectedRows !== undefined && value.action !== 'allow') problems.add(file, ['statements', 'rules', i, 'maxAffectedRows'], `limits the writes an allow rule lets through (this rule's action is ${value.action}: it holds or refuses them whatever their size)`, { atKey: true });
-        if (value.overLimit !== undefined && value.maxAffectedRows === undefined) problems.add(file, ['statements', 'rules', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
+        if (value.review !== undefined && !reviews)
+          problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review, or whose overLimit is review (this one is ${value.action})`, { atKey: true });
+        if (value.maxAffectedRows !== undefined && value.action !== 'allow')
+          problems.add(
+            file,
+            ['statements', 'rules', i, 'maxAffectedRows'],
+            `limits the writes an allow rule lets through (this rule's action is ${value.action}: it holds or refuses them whatever their size)`,
+            { atKey: true },
+          );
+        if (value.overLimit !== undefined && value.maxAffectedRows === undefined)
+          problems.add(file, ['statements', 'rules', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
         rules.push({ value: rule, at: { file, path: ['statements', 'rules', i] } });
       });
       data.statements.reviewers.forEach((r, i) => {
@@ -374,9 +379,11 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
         value.review?.notify?.forEach((n, j) => {
           if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['ssh', 'rules', i, 'review', 'notify', j, 'url'] } });
         });
-        if (value.review !== undefined && value.action !== 'review') problems.add(file, ['ssh', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
+        if (value.review !== undefined && value.action !== 'review')
+          problems.add(file, ['ssh', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
         const { shell, commands, patterns } = value.match;
-        if (shell && (commands || patterns)) problems.add(file, ['ssh', 'rules', i, 'match', 'shell'], 'matches interactive shells, which have no command line: match commands or patterns in a rule of their own', { atKey: true });
+        if (shell && (commands || patterns))
+          problems.add(file, ['ssh', 'rules', i, 'match', 'shell'], 'matches interactive shells, which have no command line: match commands or patterns in a rule of their own', { atKey: true });
         sshRules.push({
           value: {
             name: value.name,
@@ -562,4 +569,3 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
     tests,
   };
 }
-

@@ -73,7 +73,11 @@ export const AGENT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** The agent name for `raw` (a command or a name given): lower case, the last path part, other characters as `-`; `agent` when nothing is left. */
 export function agentName(raw: string): string {
   const base = raw.split(/[\\/]/).pop() ?? '';
-  const name = base.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 64);
+  const name = base
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 64);
   return name === '' ? 'agent' : name;
 }
 

@@ -89,7 +89,17 @@ const DEFAULT_PULL_INTERVAL_MS = 60_000;
 const REFUSAL_RETRY_MS = 10 * 60_000;
 const GIT_TIMEOUT_MS = 120_000;
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
-const GIT_ENV_DROP = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT'];
+const GIT_ENV_DROP = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_CONFIG_PARAMETERS',
+  'GIT_CONFIG_COUNT',
+];
 
 class GitError extends Error {
   constructor(
@@ -102,7 +112,11 @@ class GitError extends Error {
 
 /** The first meaningful line of git's stderr, for messages (git never prints secrets there, but keep it short). */
 function firstLine(stderr: string): string {
-  const line = stderr.split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('hint:')) ?? '';
+  const line =
+    stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '' && !l.startsWith('hint:')) ?? '';
   return line.length > 300 ? `${line.slice(0, 300)}...` : line;
 }
 
@@ -210,11 +224,7 @@ class CliPolicyGit implements PolicyGit {
     if (!sig) return `commit ${sha.slice(0, 12)} is not signed (signatures are required by ${file})`;
     if (sig[1]!.trim() !== '-----BEGIN SSH SIGNATURE-----') return `commit ${sha.slice(0, 12)} is not signed with an SSH key (only SSH signatures are accepted)`;
     try {
-      await this.git([
-        '--git-dir', this.mirror,
-        '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${file}`, '-c', 'gpg.ssh.program=ssh-keygen',
-        'verify-commit', sha,
-      ]);
+      await this.git(['--git-dir', this.mirror, '-c', 'gpg.format=ssh', '-c', `gpg.ssh.allowedSignersFile=${file}`, '-c', 'gpg.ssh.program=ssh-keygen', 'verify-commit', sha]);
       return undefined;
     } catch (err) {
       const detail = (err as GitError).stderr ? firstLine((err as GitError).stderr.replace(/^Good "git" signature.*$/m, '')) : (err as Error).message;
@@ -415,14 +425,23 @@ export class PolicyRepo extends EventEmitter {
       if (allowedSignersFile !== undefined) {
         const noKeygen = await probe('ssh-keygen', ['-?'], this.gitEnv);
         if (noKeygen) {
-          throw new HoopError(ErrorCode.CONFIG_INVALID, `allowed signers are set (${allowedSignersFile}), but verifying signed commits needs the ssh-keygen program, which ${noKeygen.missing ? 'was not found on PATH' : `could not be run (${noKeygen.detail})`}`, {
-            hint: 'install OpenSSH (ssh-keygen) on this host; unsigned commits are never accepted while allowed signers are set',
-          });
+          throw new HoopError(
+            ErrorCode.CONFIG_INVALID,
+            `allowed signers are set (${allowedSignersFile}), but verifying signed commits needs the ssh-keygen program, which ${noKeygen.missing ? 'was not found on PATH' : `could not be run (${noKeygen.detail})`}`,
+            {
+              hint: 'install OpenSSH (ssh-keygen) on this host; unsigned commits are never accepted while allowed signers are set',
+            },
+          );
         }
       }
       return cli();
     }
-    const why = backend === 'js' ? 'the JS backend was chosen' : noGit!.missing ? `${program === 'git' ? 'git was not found on PATH' : `git (${program}) was not found`}` : `git (${program}) could not be run: ${noGit!.detail}`;
+    const why =
+      backend === 'js'
+        ? 'the JS backend was chosen'
+        : noGit!.missing
+          ? `${program === 'git' ? 'git was not found on PATH' : `git (${program}) was not found`}`
+          : `git (${program}) could not be run: ${noGit!.detail}`;
     if (allowedSignersFile !== undefined) {
       throw new HoopError(ErrorCode.CONFIG_INVALID, `allowed signers are set (${allowedSignersFile}), but verifying signed commits needs the git and ssh-keygen programs, and ${why}`, {
         hint: 'install git and OpenSSH (ssh-keygen) on this host; unsigned commits are never accepted while allowed signers are set',
@@ -430,9 +449,13 @@ export class PolicyRepo extends EventEmitter {
     }
     const local = localRepoPath(this.remote, workDir);
     if (local === undefined) {
-      throw new HoopError(ErrorCode.CONFIG_INVALID, `fetching ${this.shown} needs the git program, which ${noGit?.missing === false ? `could not be run (${noGit.detail})` : 'was not found on PATH'}`, {
-        hint: 'install git on this host, or give the policy repo as a local path',
-      });
+      throw new HoopError(
+        ErrorCode.CONFIG_INVALID,
+        `fetching ${this.shown} needs the git program, which ${noGit?.missing === false ? `could not be run (${noGit.detail})` : 'was not found on PATH'}`,
+        {
+          hint: 'install git on this host, or give the policy repo as a local path',
+        },
+      );
     }
     if (backend === 'auto') this.log.info('policy.git_missing', { remote: this.shown, message: `${why}: reading the local repo without it (isomorphic-git)` });
     return new JsPolicyGit(local);

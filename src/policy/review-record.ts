@@ -67,4 +67,3 @@ export interface Review {
    */
   access?: { mode: 'read-only' | 'read-write'; seconds: number; reason: string; until?: string };
 }
-

@@ -52,9 +52,36 @@ export const ACTIONS: readonly Action[] = ['allow', 'review', 'deny'];
  * @see https://www.postgresql.org/docs/current/sql-commands.html
  */
 export const STATEMENT_KINDS = [
-  'select', 'insert', 'update', 'delete', 'merge', 'create', 'alter', 'drop', 'truncate', 'copy-in', 'copy-out',
-  'grant', 'revoke', 'set-role', 'set-session-authorization', 'set', 'do', 'call', 'create-function', 'explain',
-  'prepare', 'execute', 'deallocate', 'transaction', 'lock', 'listen', 'notify', 'vacuum', 'cursor', 'other',
+  'select',
+  'insert',
+  'update',
+  'delete',
+  'merge',
+  'create',
+  'alter',
+  'drop',
+  'truncate',
+  'copy-in',
+  'copy-out',
+  'grant',
+  'revoke',
+  'set-role',
+  'set-session-authorization',
+  'set',
+  'do',
+  'call',
+  'create-function',
+  'explain',
+  'prepare',
+  'execute',
+  'deallocate',
+  'transaction',
+  'lock',
+  'listen',
+  'notify',
+  'vacuum',
+  'cursor',
+  'other',
 ] as const;
 
 /** One statement kind. */
@@ -313,29 +340,30 @@ export interface Policy {
 /** Names of access rules, statement rules and tests. */
 export const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9-_.:]{0,62}$/;
 
-const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).trim().min(1, { error: `must be ${what}` });
+const nonEmpty = (what: string) =>
+  z
+    .string({ error: `must be ${what}` })
+    .trim()
+    .min(1, { error: `must be ${what}` });
 const nameSchema = z.string({ error: 'must be a name' }).regex(RULE_NAME, {
   error: 'must be 1-63 characters of letters, digits, "-", "_", ".", ":" starting with a letter or digit',
 });
 const list = (what: string) => z.array(nonEmpty(what));
-const lowerList = (what: string, min?: string) =>
-  (min ? list(what).min(1, { error: min }) : list(what)).transform((v) => v.map((s) => s.toLowerCase()));
+const lowerList = (what: string, min?: string) => (min ? list(what).min(1, { error: min }) : list(what)).transform((v) => v.map((s) => s.toLowerCase()));
 const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny or review' });
 const strategy = z.enum(['redact', 'last4', 'hash', 'null'], { error: 'must be redact, last4, hash or null' });
 const onlyTrue = (field: string) => z.literal(true, { error: `write ${field}: true, or leave it out` });
 const secretText = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:/absolute/path}' });
 
 /** A server timeout: a number of seconds, or a PostgreSQL time such as "30s", "500ms", "5min"; in ms. */
-const timeoutSchema = z
-  .union([z.number(), z.string()], { error: 'must be a time such as 30s, 500ms, 5min (or a number of seconds)' })
-  .transform((v, ctx) => {
-    const ms = typeof v === 'number' ? Math.round(v * 1000) : parseTimeSetting(v);
-    if (ms === undefined || !Number.isFinite(ms) || ms <= 0 || ms > 86_400_000) {
-      ctx.addIssue({ code: 'custom', message: 'must be a time from 1ms to 24h, such as 30s, 500ms, 5min (or a number of seconds)' });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const timeoutSchema = z.union([z.number(), z.string()], { error: 'must be a time such as 30s, 500ms, 5min (or a number of seconds)' }).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? Math.round(v * 1000) : parseTimeSetting(v);
+  if (ms === undefined || !Number.isFinite(ms) || ms <= 0 || ms > 86_400_000) {
+    ctx.addIssue({ code: 'custom', message: 'must be a time from 1ms to 24h, such as 30s, 500ms, 5min (or a number of seconds)' });
+    return z.NEVER;
+  }
+  return ms;
+});
 
 /** An access rule. */
 export const accessRuleSchema = z.strictObject({
@@ -346,7 +374,12 @@ export const accessRuleSchema = z.strictObject({
   connections: list('a connection name or "*"').min(1, { error: 'must list at least one connection (or "*")' }),
   mode: z.enum(['read-only', 'read-write'], { error: 'must be read-only or read-write' }).default('read-only'),
   maxSessionSeconds: z.lazy(() => minuteToWeekSchema).optional(),
-  maxSessions: z.number({ error: 'must be a whole number of sessions from 1 to 100000' }).int({ error: 'must be a whole number of sessions from 1 to 100000' }).min(1, { error: 'must be a whole number of sessions from 1 to 100000' }).max(100_000, { error: 'must be a whole number of sessions from 1 to 100000' }).optional(),
+  maxSessions: z
+    .number({ error: 'must be a whole number of sessions from 1 to 100000' })
+    .int({ error: 'must be a whole number of sessions from 1 to 100000' })
+    .min(1, { error: 'must be a whole number of sessions from 1 to 100000' })
+    .max(100_000, { error: 'must be a whole number of sessions from 1 to 100000' })
+    .optional(),
   statementTimeout: timeoutSchema.optional(),
   lockTimeout: timeoutSchema.optional(),
   idleInTransactionTimeout: timeoutSchema.optional(),
@@ -401,7 +434,7 @@ const notifySchema = z.strictObject({
     }
     if (!ok) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be an http(s) URL or a secret reference like ${env:SLACK_WEBHOOK}' });
   }),
-  format: z.enum(['json', 'slack'], { error: 'must be json (a generic body) or slack (an incoming webhook\'s body)' }).default('json'),
+  format: z.enum(['json', 'slack'], { error: "must be json (a generic body) or slack (an incoming webhook's body)" }).default('json'),
 });
 
 /** The review settings of a rule or a connection (all optional: they are merged over the defaults). */
@@ -463,24 +496,30 @@ const patternSchema = z.string({ error: 'must be a regular expression' }).check(
 /** The masking section. */
 export const maskingSchema = z.strictObject({
   key: secretText.optional(),
-  columns: z
-    .array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy, ...principalMatchFields }))
-    .default([]),
+  columns: z.array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy, ...principalMatchFields })).default([]),
   names: z.array(z.strictObject({ pattern: patternSchema, strategy, ...principalMatchFields })).default([]),
-  detectors: z
-    .array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy, ...principalMatchFields }))
-    .default([]),
+  detectors: z.array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy, ...principalMatchFields })).default([]),
   derived: z.enum(['mask', 'deny'], { error: 'must be mask or deny' }).optional(),
 });
 
 /** The recording section. */
 export const recordingSchema = z.strictObject({
   results: z.enum(['masked', 'none'], { error: 'must be masked (rows as the client received them) or none (no rows)' }).optional(),
-  rowCap: z.number({ error: 'must be a number of rows' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be at least 0' }).max(1_000_000, { error: 'must be at most 1000000' }).optional(),
+  rowCap: z
+    .number({ error: 'must be a number of rows' })
+    .int({ error: 'must be a whole number' })
+    .min(0, { error: 'must be at least 0' })
+    .max(1_000_000, { error: 'must be at most 1000000' })
+    .optional(),
   onFailure: z.enum(['close', 'refuse', 'continue'], { error: 'must be close, refuse or continue' }).optional(),
   auditors: z.array(z.string({ error: 'must be a group name' }).trim().min(1, { error: 'must be a group name' }), { error: 'must be a list of groups' }).optional(),
-  sshInput: z.enum(['none', 'exec', 'all'], { error: 'must be none, exec (what commands read; the default) or all (shells\' keystrokes too)' }).optional(),
-  retentionDays: z.number({ error: 'must be a number of days' }).int({ error: 'must be a whole number of days' }).min(1, { error: 'must be at least 1' }).max(36500, { error: 'must be at most 36500' }).optional(),
+  sshInput: z.enum(['none', 'exec', 'all'], { error: "must be none, exec (what commands read; the default) or all (shells' keystrokes too)" }).optional(),
+  retentionDays: z
+    .number({ error: 'must be a number of days' })
+    .int({ error: 'must be a whole number of days' })
+    .min(1, { error: 'must be at least 1' })
+    .max(36500, { error: 'must be at most 36500' })
+    .optional(),
 });
 
 const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });
@@ -541,7 +580,11 @@ export const sshSectionSchema = z.strictObject({
   // Never: the target would reach the user's keys (or display) through the tunnel, the very thing hoop keeps from agents.
   agentForwarding: z.literal(false, { error: "must be false: hoop never forwards the user's SSH agent to a target (the gateway's credential signs in; use forwarding: for ports)" }).optional(),
   x11Forwarding: z.literal(false, { error: "must be false: hoop never forwards X11 to a target (the target would reach the user's display)" }).optional(),
-  env: z.array(z.string({ error: 'must be a variable name or glob' }).regex(/^[A-Za-z_*][A-Za-z0-9_*]*$/, { error: 'must be a variable name or glob such as LC_*' }), { error: 'must be a list of variable names' }).optional(),
+  env: z
+    .array(z.string({ error: 'must be a variable name or glob' }).regex(/^[A-Za-z_*][A-Za-z0-9_*]*$/, { error: 'must be a variable name or glob such as LC_*' }), {
+      error: 'must be a list of variable names',
+    })
+    .optional(),
   rules: z
     .array(
       z.strictObject({
@@ -622,10 +665,14 @@ export const reviewsSchema = z.strictObject({
 /** The identity of a test case: a person, or with `via`, `agent` and `isolated`, an agent's run acting for them. */
 export const testIdentitySchema = z.strictObject({
   subject: nonEmpty('a subject'),
-  email: nonEmpty('an email address').transform((v) => v.toLowerCase()).optional(),
+  email: nonEmpty('an email address')
+    .transform((v) => v.toLowerCase())
+    .optional(),
   groups: list('a group name').default([]),
   via: z.enum(VIAS, { error: `must be one of ${VIAS.join(', ')}` }).optional(),
-  agent: nonEmpty('an agent name').transform((v) => v.toLowerCase()).optional(),
+  agent: nonEmpty('an agent name')
+    .transform((v) => v.toLowerCase())
+    .optional(),
   isolated: z.boolean({ error: 'must be true or false' }).optional(),
 });
 

@@ -55,7 +55,33 @@ const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'yash
  */
 const WRAPPERS: Record<string, { valued?: string[]; operands?: number; assignments?: true; stdinArgs?: true }> = {
   env: { valued: ['-u', '--unset', '-C', '--chdir'], assignments: true },
-  sudo: { valued: ['-u', '--user', '-g', '--group', '-C', '--close-from', '-h', '--host', '-p', '--prompt', '-r', '--role', '-t', '--type', '-U', '--other-user', '-D', '--chdir', '-R', '--chroot', '-T', '--command-timeout'], assignments: true },
+  sudo: {
+    valued: [
+      '-u',
+      '--user',
+      '-g',
+      '--group',
+      '-C',
+      '--close-from',
+      '-h',
+      '--host',
+      '-p',
+      '--prompt',
+      '-r',
+      '--role',
+      '-t',
+      '--type',
+      '-U',
+      '--other-user',
+      '-D',
+      '--chdir',
+      '-R',
+      '--chroot',
+      '-T',
+      '--command-timeout',
+    ],
+    assignments: true,
+  },
   doas: { valued: ['-u', '-C'] },
   run0: { valued: ['-u', '--user', '-g', '--group', '-D', '--chdir'] },
   runuser: { valued: ['-u', '--user', '-g', '--group', '-G', '--supp-group'] },
@@ -80,7 +106,10 @@ const WRAPPERS: Record<string, { valued?: string[]; operands?: number; assignmen
   strace: { valued: ['-o', '-e', '-p', '-s', '-u', '-E'] },
   ltrace: { valued: ['-o', '-e', '-p', '-s', '-u'] },
   busybox: {},
-  xargs: { valued: ['-a', '--arg-file', '-d', '--delimiter', '-E', '-e', '--eof', '-I', '-i', '--replace', '-L', '-l', '--max-lines', '-n', '--max-args', '-P', '--max-procs', '-s', '--max-chars'], stdinArgs: true },
+  xargs: {
+    valued: ['-a', '--arg-file', '-d', '--delimiter', '-E', '-e', '--eof', '-I', '-i', '--replace', '-L', '-l', '--max-lines', '-n', '--max-args', '-P', '--max-procs', '-s', '--max-chars'],
+    stdinArgs: true,
+  },
   parallel: { stdinArgs: true },
   caffeinate: {},
   firejail: {},
@@ -205,7 +234,12 @@ function followWrappers(words: string[], depth: number, out: ShellCommand[]): st
   const derived = (rest: string[], via: string, readsArgs = false): string | undefined => {
     if (rest.length === 0) return undefined;
     const program = rest[0]?.split('/').pop() ?? '';
-    const opaque = readsArgs ? `${via} adds words it reads from its input` : opacity(rest.map((text) => ({ text, known: true })), program).opaque;
+    const opaque = readsArgs
+      ? `${via} adds words it reads from its input`
+      : opacity(
+          rest.map((text) => ({ text, known: true })),
+          program,
+        ).opaque;
     out.push({ words: rest, text: rest.join(' '), source: rest.join(' '), program, simple: false, ...(opaque ? { opaque } : {}), via });
     return readsArgs ? undefined : followWrappers(rest, depth + 1, out);
   };

@@ -39,7 +39,13 @@ import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, t
 
 /** A glob where `*` matches any run of characters (anchored at both ends). */
 export function globRegex(glob: string, flags = ''): RegExp {
-  return new RegExp(`^${glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, `s${flags}`);
+  return new RegExp(
+    `^${glob
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+    `s${flags}`,
+  );
 }
 
 /** What the judge answers for a shell, a command or an sftp session. */
@@ -148,7 +154,12 @@ export class SshJudge {
     if (verdict.rule === undefined && transfer !== undefined && transfer !== 'unknown') verdict = { action: 'allow', reason: `ssh.sftp is ${this.sftp}` };
     if (this.#readOnlyAccess && verdict.rule === undefined && verdict.action === 'allow' && transfer !== 'sftp' && transfer !== 'download') {
       const what = request.kind === 'shell' ? 'shell' : 'command';
-      verdict = { action: 'deny', rule: 'hoop:read-only-access', message: `read-only access runs only the commands an ssh rule allows, and downloads`, reason: `no ssh rule allows this ${what}, and the gateway cannot tell whether it writes` };
+      verdict = {
+        action: 'deny',
+        rule: 'hoop:read-only-access',
+        message: `read-only access runs only the commands an ssh rule allows, and downloads`,
+        reason: `no ssh rule allows this ${what}, and the gateway cannot tell whether it writes`,
+      };
     }
     const refused = transfer && this.#transfer(transfer);
     return refused && ACTIONS.indexOf(refused.action) >= ACTIONS.indexOf(verdict.action) ? refused : verdict;
@@ -159,7 +170,14 @@ export class SshJudge {
     if (this.sftp === 'deny') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'the policy does not allow file transfers (sftp, scp, rsync) on this connection', reason: 'ssh.sftp is deny' };
     if (this.sftp !== 'read-only') return undefined;
     if (kind === 'upload') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only: downloads only', reason: 'ssh.sftp is read-only' };
-    if (kind === 'unknown') return { action: 'deny', rule: 'hoop:ssh-sftp', message: 'file transfers to this connection are read-only, and this command may run sftp-server, scp or rsync in a way the gateway cannot judge (start it as the whole command, its name spelled out)', reason: 'ssh.sftp is read-only' };
+    if (kind === 'unknown')
+      return {
+        action: 'deny',
+        rule: 'hoop:ssh-sftp',
+        message:
+          'file transfers to this connection are read-only, and this command may run sftp-server, scp or rsync in a way the gateway cannot judge (start it as the whole command, its name spelled out)',
+        reason: 'ssh.sftp is read-only',
+      };
     return undefined;
   }
 
@@ -179,7 +197,9 @@ export class SshJudge {
     const asSent = wholeLine.filter((c) => c.rule.action !== 'allow' || parsed.certain).map((c) => this.#verdict(c.rule, `ssh rule "${c.rule.name}" matches this command`));
     if (!parsed.certain) {
       verdicts.push(...asSent);
-      for (const c of rules) if (c.rule.action !== 'allow' && !c.wholeLine && (c.commands || c.patterns)) verdicts.push(this.#verdict(c.rule, `the gateway cannot parse this command line (${parsed.why}), so ssh rule "${c.rule.name}" may match it`));
+      for (const c of rules)
+        if (c.rule.action !== 'allow' && !c.wholeLine && (c.commands || c.patterns))
+          verdicts.push(this.#verdict(c.rule, `the gateway cannot parse this command line (${parsed.why}), so ssh rule "${c.rule.name}" may match it`));
       verdicts.push(this.#byDefault(`no allow rule matches a command line the gateway cannot parse as a shell would (${parsed.why})`));
       return mostRestrictive(verdicts) as SshVerdict;
     }
@@ -195,7 +215,12 @@ export class SshJudge {
         const how = matches(c, command);
         if (how === undefined || (derived && c.rule.action === 'allow')) continue;
         const what = single ? 'this command' : `${quoted(command)}, which this command line runs${derived ? ` (through ${command.via})` : ''}`;
-        matching.push(this.#verdict(c.rule, how === 'opaque' ? `ssh rule "${c.rule.name}" may match ${quoted(command)}: ${command.opaque}, so the gateway cannot tell` : `ssh rule "${c.rule.name}" matches ${what}`));
+        matching.push(
+          this.#verdict(
+            c.rule,
+            how === 'opaque' ? `ssh rule "${c.rule.name}" may match ${quoted(command)}: ${command.opaque}, so the gateway cannot tell` : `ssh rule "${c.rule.name}" matches ${what}`,
+          ),
+        );
       }
       const verdict = mostRestrictive(matching);
       if (verdict) verdicts.push(verdict);

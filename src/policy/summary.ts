@@ -46,7 +46,14 @@ function principalText(m: PrincipalMatch): string[] {
 function table(rows: string[][], indent = '  '): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map(
+    (row) =>
+      indent +
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+  );
 }
 
 /** The summary text, one section per part of the bundle; `source` says where it came from. */
@@ -58,12 +65,7 @@ export function describePolicy(policy: Policy, source: string): string {
     ...table(
       policy.connections.map((c) =>
         c.type === 'ssh'
-          ? [
-              c.name,
-              `ssh ${c.user}@${c.host}:${c.port}`,
-              c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`,
-              `host keys ${c.hostKeys.join(' ')}`,
-            ]
+          ? [c.name, `ssh ${c.user}@${c.host}:${c.port}`, c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`, `host keys ${c.hostKeys.join(' ')}`]
           : [
               c.name,
               `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
@@ -84,7 +86,13 @@ export function describePolicy(policy: Policy, source: string): string {
           ...principalText(a),
         ].filter(Boolean);
         const limits = Object.entries(a.limits ?? {}).map(([setting, ms]) => `${setting} ${ms % 1000 === 0 ? duration(ms / 1000) : `${ms}ms`}`);
-        return [a.name, a.mode, `on ${a.connections.join(',')}`, who.join('; '), [a.maxSessionSeconds !== undefined ? `max ${duration(a.maxSessionSeconds)}` : 'no session limit', ...limits].join('; ')];
+        return [
+          a.name,
+          a.mode,
+          `on ${a.connections.join(',')}`,
+          who.join('; '),
+          [a.maxSessionSeconds !== undefined ? `max ${duration(a.maxSessionSeconds)}` : 'no session limit', ...limits].join('; '),
+        ];
       }),
     ),
   );
@@ -102,7 +110,9 @@ export function describePolicy(policy: Policy, source: string): string {
   const r = policy.recording;
   out.push('', `recording  results ${r.results}, row cap ${r.rowCap}, on failure ${r.onFailure}${r.auditors.length ? `, auditors ${r.auditors.join(',')}` : ''}`);
   const runs = policy.runs ?? RUN_DEFAULTS;
-  out.push(`runs       at most ${duration(runs.maxSeconds)}, ended after ${duration(runs.heartbeatTimeoutMs / 1000)} without a heartbeat; ${runs.requireIsolation ? 'a command not contained is refused' : 'contained or not'}`);
+  out.push(
+    `runs       at most ${duration(runs.maxSeconds)}, ended after ${duration(runs.heartbeatTimeoutMs / 1000)} without a heartbeat; ${runs.requireIsolation ? 'a command not contained is refused' : 'contained or not'}`,
+  );
   if (policy.reviews?.requireSignInWithinMs !== undefined) out.push(`reviews    decisions need a sign-in within ${duration(policy.reviews.requireSignInWithinMs / 1000)}`);
   out.push('', `tests  ${policy.tests.length} case${policy.tests.length === 1 ? '' : 's'}`);
   return `${out.join('\n')}\n`;

@@ -237,8 +237,7 @@ export class AnswerQueue<T extends Ask> {
       if (ask.k !== 'sync') {
         ended = true; // a copy-end, or a message that ends the copy with an error: consumed
         ask.done?.('skipped');
-      }
-      else this.#ready--;
+      } else this.#ready--;
     }
     for (; at < this.#items.length; at++) keep.push(this.#items[at]!);
     const head = this.#items[this.#first]!;

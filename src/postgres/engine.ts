@@ -11,16 +11,7 @@
 import { WriteGuardStage } from './write-guard.js';
 import type { TunnelStream } from '../tunnel/stream.js';
 import { HandshakeStream } from './handshake.js';
-import {
-  authenticationOk,
-  backendKeyData,
-  errorResponse,
-  negotiateProtocolVersion,
-  parameterStatus,
-  readyForQuery,
-  SqlState,
-  terminate,
-} from './messages.js';
+import { authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, SqlState, terminate } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import { MessageReader } from './reader.js';
 import { BackendPath, FrontendPath, ServerState } from './relay.js';
@@ -271,7 +262,13 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         const message = unsafe
           ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, which undoes what the gateway's checks rely on`
           : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
-        closeWithError(channel, 'unsafe-setting', SqlState.FEATURE_NOT_SUPPORTED, message, 'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on');
+        closeWithError(
+          channel,
+          'unsafe-setting',
+          SqlState.FEATURE_NOT_SUPPORTED,
+          message,
+          'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on',
+        );
         return outcome('unsafe-setting', message);
       }
     }
@@ -339,7 +336,14 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
     }
     void pending.decided.then((o) => {
-      if (!channel.destroyed && !channel.writableEnded) channel.sendControl({ type: 'review', state: o.state, ...said, ...(pending.reused ? { reused: true } : {}), ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}) });
+      if (!channel.destroyed && !channel.writableEnded)
+        channel.sendControl({
+          type: 'review',
+          state: o.state,
+          ...said,
+          ...(pending.reused ? { reused: true } : {}),
+          ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}),
+        });
     });
     return pending;
   }
@@ -458,7 +462,13 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         ...(recorder ? { recorder } : {}),
         maxStatementBytes: this.#o.maxStatementBytes,
       });
-      const backend: BackendPath = new BackendPath({ reader: new MessageReader({ side: 'backend' }), state, ...(gate ? { gate, guard } : {}), ...(masking ? { masking } : {}), ...(recorder ? { recorder } : {}) });
+      const backend: BackendPath = new BackendPath({
+        reader: new MessageReader({ side: 'backend' }),
+        state,
+        ...(gate ? { gate, guard } : {}),
+        ...(masking ? { masking } : {}),
+        ...(recorder ? { recorder } : {}),
+      });
       const fromClient = pump(channel, socket, {
         initial: Buffer.alloc(0),
         step: (chunk, out) => {

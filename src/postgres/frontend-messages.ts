@@ -29,7 +29,7 @@ export type SqlMessage =
 /** The other frontend messages the relay reads. */
 export type OtherMessage =
   | { kind: 'describe' | 'close'; msg: PgMessage; target: 'S' | 'P'; name: string; utf8: boolean }
-  | { kind: 'execute'; msg: PgMessage; portal: string; /** Rows to return at most; 0 or less: all (PostgreSQL reads a signed Int32). */ maxRows: number; utf8: boolean }
+  | { kind: 'execute'; msg: PgMessage; portal: string /** Rows to return at most; 0 or less: all (PostgreSQL reads a signed Int32). */; maxRows: number; utf8: boolean }
   | { kind: 'sync' | 'flush' | 'terminate' | 'function-call' | 'copy-data' | 'copy-done' | 'copy-fail' | 'other'; msg: PgMessage };
 
 /** A decoded Bind. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */

@@ -23,15 +23,7 @@ import type { ControlMessage } from '../tunnel/frames.js';
 import { pump, type PumpOutput } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
 import { HandshakeStream } from './handshake.js';
-import {
-  authenticationSASL,
-  authenticationSASLContinue,
-  authenticationSASLFinal,
-  cancelRequest,
-  errorResponse,
-  SqlState,
-  startupMessage,
-} from './messages.js';
+import { authenticationSASL, authenticationSASLContinue, authenticationSASLFinal, cancelRequest, errorResponse, SqlState, startupMessage } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
 import { MessageReader, parseSaslInitialResponse } from './reader.js';
 import { BackendPath, FrontendPath } from './relay.js';
@@ -161,10 +153,12 @@ export class LocalPostgresListener {
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', (err) => {
         const where = path ?? `${target.host}:${target.port}`;
-        reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${where}: ${describeError(err)}`, {
-          hint: (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'pick another --port, or omit it to use any free port' : undefined,
-          cause: err,
-        }));
+        reject(
+          new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${where}: ${describeError(err)}`, {
+            hint: (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'pick another --port, or omit it to use any free port' : undefined,
+            cause: err,
+          }),
+        );
       });
       this.#server.listen(target, () => resolve());
     });

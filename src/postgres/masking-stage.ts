@@ -479,7 +479,9 @@ export class PgSessionMasking implements MaskingStage {
       const bare = tables.filter((t) => !t.includes('.'));
       if (tables.some((t) => t.startsWith('pg_temp.'))) throw new Error('the COPY reads a temporary relation by its pg_temp name');
       if (bare.length > 0) {
-        const counts = await this.#catalog.query(`select x.name, (select count(*) from pg_catalog.pg_class c where lower(c.relname) = x.name and c.relkind in ('r','p','v','m','f')) as n from unnest(array[${bare.map(literal).join(',')}]::text[]) as x(name)`);
+        const counts = await this.#catalog.query(
+          `select x.name, (select count(*) from pg_catalog.pg_class c where lower(c.relname) = x.name and c.relkind in ('r','p','v','m','f')) as n from unnest(array[${bare.map(literal).join(',')}]::text[]) as x(name)`,
+        );
         const ambiguous = counts.find((r) => r.n !== '1');
         if (ambiguous) throw new Error(`${ambiguous.n === '0' ? 'no' : 'more than one'} relation is named ${ambiguous.name}`);
       }

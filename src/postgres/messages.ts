@@ -229,11 +229,7 @@ export function gssEncRequest(): Buffer {
 
 /** CancelRequest (no type byte) with a 32-bit key, as in protocol 3.0. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-CANCELREQUEST */
 export function cancelRequest(processId: number, secretKey: number): Buffer {
-  return new Builder()
-    .int32(CANCEL_REQUEST_CODE)
-    .int32(checkInt32('processId', processId))
-    .int32(checkInt32('secretKey', secretKey))
-    .finish();
+  return new Builder().int32(CANCEL_REQUEST_CODE).int32(checkInt32('processId', processId)).int32(checkInt32('secretKey', secretKey)).finish();
 }
 
 /** PasswordMessage ('p') carrying a cleartext or MD5-hashed password. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PASSWORDMESSAGE */

@@ -78,9 +78,7 @@ function unexpectedType(side: 'frontend' | 'backend', type: number): PgProtocolE
 function lengthProblem(type: number, len: number, limit: number): PgProtocolError | undefined {
   if (len < 4) return new PgProtocolError(`invalid message length ${len} for ${typeName(type)}`);
   if (limit < 0 ? len !== -limit : len > limit) {
-    return new PgProtocolError(
-      limit < 0 ? `invalid message length ${len} for ${typeName(type)} (must be ${-limit})` : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`,
-    );
+    return new PgProtocolError(limit < 0 ? `invalid message length ${len} for ${typeName(type)} (must be ${-limit})` : `message length ${len} exceeds the ${limit}-byte limit for ${typeName(type)}`);
   }
   return undefined;
 }

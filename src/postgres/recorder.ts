@@ -653,7 +653,13 @@ export class PostgresRecorder {
         if (bytes[start] === QUERY) {
           this.#started = this.#at;
           this.#begin('query').key('sql').string(what).end();
-        } else this.#begin('parse').key('statement').text(bytes, start + 5, end - 1).key('sql').string(what).end();
+        } else
+          this.#begin('parse')
+            .key('statement')
+            .text(bytes, start + 5, end - 1)
+            .key('sql')
+            .string(what)
+            .end();
         return;
       }
       case BIND_STREAMED: {
@@ -720,11 +726,19 @@ export class PostgresRecorder {
     switch (type) {
       case QUERY:
         this.#started = this.#at;
-        this.#begin('query').key('sql').utf8(body, 0, Math.max(0, body.indexOf(0))).end();
+        this.#begin('query')
+          .key('sql')
+          .utf8(body, 0, Math.max(0, body.indexOf(0)))
+          .end();
         return;
       case PARSE: {
         const name = body.indexOf(0);
-        this.#begin('parse').key('statement').utf8(body, 0, name).key('sql').utf8(body, name + 1, Math.max(name + 1, body.indexOf(0, name + 1))).end();
+        this.#begin('parse')
+          .key('statement')
+          .utf8(body, 0, name)
+          .key('sql')
+          .utf8(body, name + 1, Math.max(name + 1, body.indexOf(0, name + 1)))
+          .end();
         return;
       }
       case BIND: {

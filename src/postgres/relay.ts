@@ -579,7 +579,12 @@ export class BackendPath {
     for (;;) {
       if (this.#stopped) return this.#stop(out);
       const barrier = this.#masking?.takeBarrier();
-      if (barrier) return this.#wait(barrier.then(() => undefined), out, undefined);
+      if (barrier)
+        return this.#wait(
+          barrier.then(() => undefined),
+          out,
+          undefined,
+        );
       this.#addInjected(out);
       const f = this.reader.frame(this.#decide, out.run, this.#ran);
       if (this.#stopped) return this.#stop(out);
@@ -595,7 +600,12 @@ export class BackendPath {
       const r = this.#masking ? this.#masking.backend(m) : m.raw;
       if (r instanceof Promise) return this.#wait(r, out, ask);
       const recording = this.#hand(r, ask, out);
-      if (recording) return this.#wait(recording.then(() => undefined), out, ask);
+      if (recording)
+        return this.#wait(
+          recording.then(() => undefined),
+          out,
+          ask,
+        );
       if (this.#cut && this.reader.atBoundary) return this.#stop(out);
     }
   }

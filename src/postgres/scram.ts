@@ -225,9 +225,7 @@ export class ScramClient {
     if (!/^[1-9][0-9]{0,9}$/.test(i)) throw malformed('the iteration count is not a positive integer');
     const iterations = Number(i);
     if (iterations < SCRAM_MIN_ITERATIONS || iterations > SCRAM_MAX_ITERATIONS) {
-      throw new PgProtocolError(
-        `SCRAM iteration count ${iterations} is outside the accepted range ${SCRAM_MIN_ITERATIONS} to ${SCRAM_MAX_ITERATIONS}`,
-      );
+      throw new PgProtocolError(`SCRAM iteration count ${iterations} is outside the accepted range ${SCRAM_MIN_ITERATIONS} to ${SCRAM_MAX_ITERATIONS}`);
     }
     this.state = 'final-sent';
     return { raw, nonce, salt, iterations };
@@ -342,6 +340,8 @@ export class ScramServer {
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
  */
 export function md5Password(user: string, password: string, salt: Buffer): string {
-  const inner = createHash('md5').update(password + user, 'utf8').digest('hex');
+  const inner = createHash('md5')
+    .update(password + user, 'utf8')
+    .digest('hex');
   return `md5${createHash('md5').update(inner, 'latin1').update(salt).digest('hex')}`;
 }

@@ -226,7 +226,11 @@ export function filterStartupParams(
   const add = (name: string, value: string, what: string): void => {
     const lower = name.toLowerCase();
     if (NEVER_AT_STARTUP.has(lower) || !allowed.has(lower)) {
-      refuse(what, NEVER_AT_STARTUP.has(lower) ? 'the gateway decides it' : 'it is not on the gateway\'s list of startup settings', `Allowed: user, database, options (-c), ${[...allowed].filter((n) => !NEVER_AT_STARTUP.has(n)).join(', ')}; the gateway operator can change the list (postgres.startupSettings).`);
+      refuse(
+        what,
+        NEVER_AT_STARTUP.has(lower) ? 'the gateway decides it' : "it is not on the gateway's list of startup settings",
+        `Allowed: user, database, options (-c), ${[...allowed].filter((n) => !NEVER_AT_STARTUP.has(n)).join(', ')}; the gateway operator can change the list (postgres.startupSettings).`,
+      );
     }
     if (!lexingSafeSetting(lower, value)) {
       refuse(

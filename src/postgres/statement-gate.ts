@@ -193,7 +193,7 @@ export function refusalError(v: StatementVerdict): Buffer {
       ...(detail ? { detail } : {}),
       hint: v.review
         ? 'it could not be held for review here (a Bind of more than 1 MiB, or no reviewer service): send it as a smaller statement, or ask someone whose access allows it'
-        : 'the policy names no reviewers for this rule (statements.reviewers, or the rule\'s review.groups), so nobody can approve it: ask the owners of the policy',
+        : "the policy names no reviewers for this rule (statements.reviewers, or the rule's review.groups), so nobody can approve it: ask the owners of the policy",
     });
   }
   return errorResponse({
@@ -770,7 +770,10 @@ export class StatementGate implements GateStage {
     this.#current = type;
     if (type === FUNCTION_CALL) return [this.#refuse(this.#count('builtin', functionCallError, `hoop:${BuiltinRule.FUNCTION_CALL}`, 'FunctionCall is not supported')), SYNC_MESSAGE];
     const size = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MiB` : `${n} bytes`);
-    const refusal = this.#builtin(BuiltinRule.TOO_LONG, `the statement is ${size(length - 4)} long; the gateway judges statements of at most ${size(limit)} (postgres.maxStatementBytes in its configuration)`);
+    const refusal = this.#builtin(
+      BuiltinRule.TOO_LONG,
+      `the statement is ${size(length - 4)} long; the gateway judges statements of at most ${size(limit)} (postgres.maxStatementBytes in its configuration)`,
+    );
     if (type === QUERY) return [this.#refuse(refusal), SYNC_MESSAGE];
     this.#discarding = true;
     return [this.#refuse(refusal)];
@@ -851,8 +854,7 @@ export class StatementGate implements GateStage {
       [BuiltinRule.JUDGE_FAILED]: 'the gateway could not judge the statement',
       [BuiltinRule.TOO_LONG]: 'the statement is longer than the gateway judges',
       [BuiltinRule.PORTAL_FETCH]: 'FETCH and MOVE of a portal bound with the extended protocol are not supported through hoop (it would run what was judged at its Execute); run it with Execute',
-      [BuiltinRule.LEXING_PENDING]:
-        'the statement has a backslash and follows, in the same pipeline, statements that may still change standard_conforming_strings; send it after their Sync',
+      [BuiltinRule.LEXING_PENDING]: 'the statement has a backslash and follows, in the same pipeline, statements that may still change standard_conforming_strings; send it after their Sync',
     }[rule];
     return this.#count('builtin', refusalError({ action: 'deny', rule: `hoop:${rule}`, message: message ?? said, reason: message ?? said }), `hoop:${rule}`, message ?? said);
   }
@@ -869,7 +871,12 @@ export class StatementGate implements GateStage {
     // Fail closed: a reviewer must be able to read everything they approve.
     if (sql === undefined || this.#unshowable !== undefined) {
       const unshowable = sql === undefined ? 'it is longer than 64 KiB' : this.#unshowable!;
-      const refusal = this.#count('review', refusalError({ ...verdict, review: undefined, message: `${verdict.message ?? verdict.reason}; it cannot be held for review, as a reviewer could not read all it runs (${unshowable})` }), verdict.rule ?? '(none)', `not held: ${unshowable}`);
+      const refusal = this.#count(
+        'review',
+        refusalError({ ...verdict, review: undefined, message: `${verdict.message ?? verdict.reason}; it cannot be held for review, as a reviewer could not read all it runs (${unshowable})` }),
+        verdict.rule ?? '(none)',
+        `not held: ${unshowable}`,
+      );
       if (m.kind === 'query') return Promise.resolve([this.#refuse(refusal), SYNC_MESSAGE]);
       this.#discarding = true;
       return Promise.resolve([this.#refuse(refusal)]);
@@ -953,7 +960,8 @@ export class StatementGate implements GateStage {
     if (name.startsWith(RESERVED_STATEMENT_PREFIX)) return this.#builtin(BuiltinRule.RESERVED_NAME);
     if (Buffer.byteLength(name) > MAX_NAME_BYTES) return this.#builtin(BuiltinRule.NAME_TOO_LONG);
     if (name !== '' && map.size >= MAX_NAMES && !map.has(name)) return this.#builtin(BuiltinRule.TOO_MANY_NAMES);
-    if (name !== '' && (map.get(name)?.length ?? 0) >= MAX_HELD) return this.#builtin(BuiltinRule.TOO_MANY_NAMES, `statement "${name}" was prepared ${MAX_HELD} times without being closed; close or deallocate it first`);
+    if (name !== '' && (map.get(name)?.length ?? 0) >= MAX_HELD)
+      return this.#builtin(BuiltinRule.TOO_MANY_NAMES, `statement "${name}" was prepared ${MAX_HELD} times without being closed; close or deallocate it first`);
     return undefined;
   }
 

@@ -11,24 +11,9 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../errors.js';
-import {
-  cancelRequest,
-  passwordMessage,
-  saslInitialResponse,
-  saslResponse,
-  sslRequest,
-  startupMessage,
-  SqlState,
-} from './messages.js';
+import { cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage, SqlState } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
-import {
-  MessageReader,
-  parseAuthentication,
-  parseBackendKeyData,
-  parseErrorFields,
-  parseParameterStatus,
-  type PgMessage,
-} from './reader.js';
+import { MessageReader, parseAuthentication, parseBackendKeyData, parseErrorFields, parseParameterStatus, type PgMessage } from './reader.js';
 import { ScramAuthError, ScramClient, md5Password } from './scram.js';
 
 /**
@@ -109,8 +94,7 @@ const authNames: Record<number, string> = { 2: 'Kerberos V5', 6: 'SCM credential
 
 type Phase = 'connect' | 'tls' | 'startup' | 'cancel';
 
-const unavailable = (message: string, options: HoopErrorOptions & { sqlstate?: string } = {}): UpstreamPostgresError =>
-  new UpstreamPostgresError(ErrorCode.UPSTREAM_UNAVAILABLE, message, options);
+const unavailable = (message: string, options: HoopErrorOptions & { sqlstate?: string } = {}): UpstreamPostgresError => new UpstreamPostgresError(ErrorCode.UPSTREAM_UNAVAILABLE, message, options);
 
 /**
  * One upstream socket under one deadline: collects received bytes, wakes the async handshake when
@@ -357,11 +341,7 @@ export async function connectUpstreamPostgres(o: UpstreamPostgresOptions): Promi
   const link = await open(o);
   try {
     link.phase = 'startup';
-    const params: Array<[string, string]> = [
-      ['user', o.user],
-      ['database', o.database],
-      ...o.params.filter(([k]) => !['user', 'database'].includes(k)),
-    ];
+    const params: Array<[string, string]> = [['user', o.user], ['database', o.database], ...o.params.filter(([k]) => !['user', 'database'].includes(k))];
     link.write(startupMessage(params));
     const serverParams: Array<[string, string]> = [];
     let backendKey = { processId: 0, secretKey: 0 };
@@ -420,24 +400,17 @@ export async function connectUpstreamPostgres(o: UpstreamPostgresOptions): Promi
             scramStep = 'final';
             break;
           default:
-            throw unavailable(
-              `${link.where} asks for ${authNames[auth.code] ?? `authentication method ${auth.code}`}, which hoop does not support`,
-              { hint: 'Configure the server to use scram-sha-256 (or md5, or password over TLS) for this user.' },
-            );
+            throw unavailable(`${link.where} asks for ${authNames[auth.code] ?? `authentication method ${auth.code}`}, which hoop does not support`, {
+              hint: 'Configure the server to use scram-sha-256 (or md5, or password over TLS) for this user.',
+            });
         }
       } else if (type === 'E') {
         const e = parseErrorFields(msg.body);
         const authFailure = e.code === SqlState.INVALID_PASSWORD || e.code === SqlState.INVALID_AUTHORIZATION;
-        throw new UpstreamPostgresError(
-          authFailure ? ErrorCode.UPSTREAM_AUTH_FAILED : ErrorCode.UPSTREAM_UNAVAILABLE,
-          `${link.where} said "${e.message}" (SQLSTATE ${e.code})`,
-          {
-            sqlstate: e.code,
-            hint: authFailure
-              ? `Check the user and password the gateway has for this connection (user "${o.user}").`
-              : hintUnavailable(link.where),
-          },
-        );
+        throw new UpstreamPostgresError(authFailure ? ErrorCode.UPSTREAM_AUTH_FAILED : ErrorCode.UPSTREAM_UNAVAILABLE, `${link.where} said "${e.message}" (SQLSTATE ${e.code})`, {
+          sqlstate: e.code,
+          hint: authFailure ? `Check the user and password the gateway has for this connection (user "${o.user}").` : hintUnavailable(link.where),
+        });
       } else if (type === 'N' || type === 'v') {
         // NoticeResponse, or NegotiateProtocolVersion (nothing to negotiate: 3.0 without options).
       } else if (!authenticated) {
@@ -485,10 +458,7 @@ function toUpstreamError(err: unknown, where: string): Error {
  * @throws UpstreamPostgresError `HOOP_UPSTREAM_UNAVAILABLE` when the server cannot be reached.
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
-export async function cancelUpstreamPostgres(
-  o: Pick<UpstreamPostgresOptions, 'host' | 'port' | 'tls' | 'timeoutMs'>,
-  key: { processId: number; secretKey: number },
-): Promise<void> {
+export async function cancelUpstreamPostgres(o: Pick<UpstreamPostgresOptions, 'host' | 'port' | 'tls' | 'timeoutMs'>, key: { processId: number; secretKey: number }): Promise<void> {
   const link = await open(o);
   try {
     link.phase = 'cancel';

@@ -57,7 +57,8 @@ const MAX_BINDS = 16;
 const MAX_BIND_BYTES = 4 * 1024 * 1024;
 
 /** The rows a table had inserted, updated or deleted so far in the transaction (qualified: a session's search_path cannot put its own function or operator in their place). */
-const CHANGED = '(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid))';
+const CHANGED =
+  '(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid))';
 /**
  * Whether the server counts rows (`track_counts`, a first row with oid 0), then each table with
  * rows changed so far in the transaction and how many. The difference is taken per table and
@@ -431,9 +432,22 @@ export class WriteGuardStage {
   /** Holds the rolled-back write for a review; on approval it runs again, else it is refused. */
   #hold(run: GuardRun, reason: string): void {
     const m = run.m;
-    const digest = createHash('sha256').update('write-guard\0').update(run.bind ?? Buffer.alloc(0)).update(m.msg!.raw).update('\0').update(run.sql).digest('hex');
+    const digest = createHash('sha256')
+      .update('write-guard\0')
+      .update(run.bind ?? Buffer.alloc(0))
+      .update(m.msg!.raw)
+      .update('\0')
+      .update(run.sql)
+      .digest('hex');
     const message = `${reason}; it was rolled back and waits for a reviewer`;
-    const ask: ReviewAsk = { sql: run.sql, digest, rule: run.guard.rule, message, reason: `${reason}; rule "${run.guard.rule}" sends writes over ${run.guard.maxRows} rows to review`, settings: run.guard.review! };
+    const ask: ReviewAsk = {
+      sql: run.sql,
+      digest,
+      rule: run.guard.rule,
+      message,
+      reason: `${reason}; rule "${run.guard.rule}" sends writes over ${run.guard.maxRows} rows to review`,
+      settings: run.guard.review!,
+    };
     const pending = this.#gate.raise(ask)!;
     void pending.decided.then((outcome: ReviewOutcome) => {
       const io = run.io;

@@ -86,7 +86,10 @@ async function compare(what: string, a: AsyncGenerator<string>, b: AsyncGenerato
         if (shorter === 'client' && what === 'statement') for (out.uncompared = 1; !(await a.next()).done; ) out.uncompared++;
         return n;
       }
-      if (out.differences.length < MAX_DIFFERENCES) out.differences.push(`${what} ${n + 1}: the ${shorter === 'gateway' ? "gateway's record ends" : "CLI's record ends"} here, the other goes on with ${JSON.stringify(((x.done ? y.value : x.value) as string).slice(0, 200))}`);
+      if (out.differences.length < MAX_DIFFERENCES)
+        out.differences.push(
+          `${what} ${n + 1}: the ${shorter === 'gateway' ? "gateway's record ends" : "CLI's record ends"} here, the other goes on with ${JSON.stringify(((x.done ? y.value : x.value) as string).slice(0, 200))}`,
+        );
       return n;
     }
     n++;
@@ -104,11 +107,22 @@ export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIter
   const out: CrossCheckResult = { agree: false, statements: 0, outcomes: 0, differences: [], uncompared: 0 };
   const local: { at?: number } = {};
   // A statement the CLI refused itself ends its comparable part, as a cut would.
-  const cut = { gateway: truncated.gateway, get client(): boolean { return truncated.client || local.at !== undefined; } };
+  const cut = {
+    gateway: truncated.gateway,
+    get client(): boolean {
+      return truncated.client || local.at !== undefined;
+    },
+  };
   out.statements = await compare('statement', steps(read('gateway'), 'statements'), steps(read('client'), 'statements', local), out, cut);
   out.outcomes = await compare('outcome', steps(read('gateway'), 'outcomes'), steps(read('client'), 'outcomes', {}), out, cut);
   const partial = [
-    ...(truncated.gateway && truncated.client ? ['both records were cut short'] : truncated.gateway ? ["the gateway's record was cut short"] : truncated.client ? ["the CLI's record was cut short"] : []),
+    ...(truncated.gateway && truncated.client
+      ? ['both records were cut short']
+      : truncated.gateway
+        ? ["the gateway's record was cut short"]
+        : truncated.client
+          ? ["the CLI's record was cut short"]
+          : []),
     ...(local.at !== undefined ? [`the CLI's own early checks refused statement ${local.at} (it never reached the gateway)`] : []),
   ];
   if (partial.length > 0) out.partial = `${partial.join('; ')}: compared up to there`;

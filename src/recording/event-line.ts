@@ -211,7 +211,6 @@ export class LineBlocks implements EventLine {
     return true;
   }
 
-
   binary(bytes: Buffer, start: number, end: number): this {
     // 3 bytes are 4 base64 characters: no more bytes than the cut can keep.
     return this.string(`base64:${cutValue(bytes.toString('base64', start, Math.min(end, start + (VALUE_MAX / 4) * 3 + 3)))}`);

@@ -11,7 +11,6 @@ import type { RecordingEvent } from './event-line.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 import { chunkText } from './verify.js';
 
-
 /**
  * The events of the chunks `manifest` names (a verified SHA256SUMS or checkpoint), headers left
  * out. A small result's one `result` event is read as the `columns`, `row`s and `complete` a
@@ -89,7 +88,12 @@ export class TranscriptRenderer {
         this.#database = String(e.connection ?? 'db');
         // An agent's session: whose agent, how it came, in which run (the gateway's word, from the run's credential).
         const agent = typeof e.agent === 'string' ? `'s agent ${e.agent} via ${String(e.via)} (run ${String(e.runId)}${e.isolated === false ? ', not contained' : ''})` : '';
-        return [{ at, text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''}${agent} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}` }];
+        return [
+          {
+            at,
+            text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''}${agent} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}`,
+          },
+        ];
       }
       case 'query':
         return [{ at, text: `${this.#database}=> ${String(e.sql)}` }];
@@ -120,11 +124,19 @@ export class TranscriptRenderer {
       case 'review': {
         if (e.state === 'pending') {
           const groups = Array.isArray(e.groups) ? e.groups.join(', ') : '?';
-          return [{ at, text: `-- hoop: held for review ${String(e.id)}${e.rule ? ` by rule "${String(e.rule)}"` : ''}: ${String(e.reason)} (${String(e.approvals ?? 1)} approval(s) from ${groups})` }];
+          return [
+            { at, text: `-- hoop: held for review ${String(e.id)}${e.rule ? ` by rule "${String(e.rule)}"` : ''}: ${String(e.reason)} (${String(e.approvals ?? 1)} approval(s) from ${groups})` },
+          ];
         }
         const decisions = Array.isArray(e.decisions) ? (e.decisions as Array<{ subject?: string; email?: string; decision?: string; reason?: string }>) : [];
         const said = decisions.map((d) => `${d.email ?? d.subject ?? '?'} ${d.decision === 'deny' ? 'denied' : 'approved'}${d.reason ? ` (${JSON.stringify(d.reason)})` : ''}`).join(', ');
-        return [{ at, text: `-- hoop: review ${String(e.id)} ${String(e.state)}${said ? `: ${said}` : ''}${e.because ? ` (${String(e.because)})` : ''}`, ...(e.state === 'approved' ? {} : { denied: true }) }];
+        return [
+          {
+            at,
+            text: `-- hoop: review ${String(e.id)} ${String(e.state)}${said ? `: ${said}` : ''}${e.because ? ` (${String(e.because)})` : ''}`,
+            ...(e.state === 'approved' ? {} : { denied: true }),
+          },
+        ];
       }
       case 'columns':
         this.#names = (e.names as string[]) ?? [];

@@ -116,10 +116,16 @@ export class Spool {
   }
 
   async #readOne(dir: string, origin: string | undefined): Promise<SpoolEntry | undefined> {
-    const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as SpoolMeta, () => undefined);
+    const meta = await readFile(join(dir, META), 'utf8').then(
+      (t) => JSON.parse(t) as SpoolMeta,
+      () => undefined,
+    );
     if (!meta || (origin !== undefined && meta.gateway !== origin)) return undefined;
     // The writer signs, then writes the manifest: a record is closed once both are there.
-    const closed = await stat(join(dir, MANIFEST)).then(() => true, () => false);
+    const closed = await stat(join(dir, MANIFEST)).then(
+      () => true,
+      () => false,
+    );
     // A record of another host (a shared config directory) is that host's to upload.
     const status = closed ? 'closed' : meta.host !== hostname() || alive(meta.pid) ? 'live' : 'abandoned';
     return { dir, meta, status };

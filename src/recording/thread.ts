@@ -140,7 +140,13 @@ export class RecordingThread {
 
   /** A stream for recording `id`. (Its own scope: the callbacks it keeps for the recording's life hold the id alone, not the options.) */
   #stream(id: number, maxPending: number, onFile: ThreadRecordingOptions['onFile']): ThreadStream {
-    return new ThreadStream(id, (m, transfer) => this.#post(m, transfer), maxPending, () => this.#closed(id), onFile);
+    return new ThreadStream(
+      id,
+      (m, transfer) => this.#post(m, transfer),
+      maxPending,
+      () => this.#closed(id),
+      onFile,
+    );
   }
 
   /** Stops the thread (recordings still open are left as a crash leaves them). */

@@ -97,7 +97,13 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
   }
 
   // The manifest: the final one, else the newest checkpoint whose pair is complete.
-  const candidates = [MANIFEST, ...files.filter((f) => CHECKPOINT_FILE.test(f)).sort().reverse()];
+  const candidates = [
+    MANIFEST,
+    ...files
+      .filter((f) => CHECKPOINT_FILE.test(f))
+      .sort()
+      .reverse(),
+  ];
   let manifest: Buffer | undefined;
   for (const name of candidates) {
     const [text, sig] = await Promise.all([readIfThere(join(dir, name)), readIfThere(join(dir, `${name}.sig`))]);
@@ -195,7 +201,8 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
     else result.unverified.push(f);
   }
   // Bound to the id it is asked for: every chunk names its recording, under the signed manifest's hashes.
-  if (expected !== undefined && result.id !== expected) problem(result.id === undefined ? `no chunk names recording ${expected}: nothing binds these files to it` : `it is the recording of ${result.id}, not of ${expected} (its files were copied over)`);
+  if (expected !== undefined && result.id !== expected)
+    problem(result.id === undefined ? `no chunk names recording ${expected}: nothing binds these files to it` : `it is the recording of ${result.id}, not of ${expected} (its files were copied over)`);
   result.ok = result.problems.length === 0;
   return result;
 }

@@ -32,7 +32,6 @@ import { writeFileOnce } from '../durable-file.js';
 import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
 import { sshSign } from './sshsig.js';
 
-
 /**
  * The size of zlib's output buffers for a chunk of `n` bytes: no more than the chunk's compressed
  * size can need (a small chunk, an idle session's, compresses to a few hundred bytes), and under

@@ -150,18 +150,24 @@ export class SshEngine implements Engine<SshConnection> {
             }
             upstream!.then(
               (u) =>
-                u.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, safely(fail, (err: Error | undefined, up: ClientChannel) => {
-                  if (err) {
-                    session.recording?.stream.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
-                    return reject();
-                  }
-                  const down = guarded(accept(), fail);
-                  guarded(up, fail);
-                  relay(up, down, undefined);
-                  relay(down, up, undefined);
-                  down.on('close', () => up.close());
-                  up.on('close', () => down.close());
-                })),
+                u.forwardOut(
+                  info.srcIP,
+                  info.srcPort,
+                  info.destIP,
+                  info.destPort,
+                  safely(fail, (err: Error | undefined, up: ClientChannel) => {
+                    if (err) {
+                      session.recording?.stream.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
+                      return reject();
+                    }
+                    const down = guarded(accept(), fail);
+                    guarded(up, fail);
+                    relay(up, down, undefined);
+                    relay(down, up, undefined);
+                    down.on('close', () => up.close());
+                    up.on('close', () => down.close());
+                  }),
+                ),
               () => reject(),
             );
           });
@@ -173,7 +179,10 @@ export class SshEngine implements Engine<SshConnection> {
         });
         c.on('close', () => {
           clearTimeout(signIn);
-          upstream?.then((u) => u.end(), () => undefined);
+          upstream?.then(
+            (u) => u.end(),
+            () => undefined,
+          );
           session.signal.removeEventListener('abort', onAbort);
           resolve({ reason: reason ?? 'client-disconnected', bytesFromClient: counts.fromClient, bytesToClient: counts.toClient, ...(detail !== undefined ? { detail } : {}) });
         });

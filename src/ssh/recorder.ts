@@ -85,7 +85,12 @@ export class SshRecorder {
       this.#tails.set(key, Buffer.from(data.subarray(data.length - cut)));
       data = data.subarray(0, data.length - cut);
     }
-    const line = this.#sink.begin('ssh-data', at).key('ch').number(this.#channel).key('s').string(STREAM_NAMES[this.#stream] ?? 'o');
+    const line = this.#sink
+      .begin('ssh-data', at)
+      .key('ch')
+      .number(this.#channel)
+      .key('s')
+      .string(STREAM_NAMES[this.#stream] ?? 'o');
     if (isUtf8(data)) line.key('data').utf8(data, 0, data.length);
     else line.key('data64').string(data.toString('base64'));
     line.end();

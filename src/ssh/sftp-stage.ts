@@ -15,9 +15,33 @@ import type { Readable, Writable } from 'node:stream';
 
 /** Packet types (draft-ietf-secsh-filexfer-02, section 3). */
 const T = {
-  INIT: 1, VERSION: 2, OPEN: 3, CLOSE: 4, READ: 5, WRITE: 6, LSTAT: 7, FSTAT: 8, SETSTAT: 9, FSETSTAT: 10, OPENDIR: 11, READDIR: 12,
-  REMOVE: 13, MKDIR: 14, RMDIR: 15, REALPATH: 16, STAT: 17, RENAME: 18, READLINK: 19, SYMLINK: 20,
-  STATUS: 101, HANDLE: 102, DATA: 103, NAME: 104, ATTRS: 105, EXTENDED: 200, EXTENDED_REPLY: 201,
+  INIT: 1,
+  VERSION: 2,
+  OPEN: 3,
+  CLOSE: 4,
+  READ: 5,
+  WRITE: 6,
+  LSTAT: 7,
+  FSTAT: 8,
+  SETSTAT: 9,
+  FSETSTAT: 10,
+  OPENDIR: 11,
+  READDIR: 12,
+  REMOVE: 13,
+  MKDIR: 14,
+  RMDIR: 15,
+  REALPATH: 16,
+  STAT: 17,
+  RENAME: 18,
+  READLINK: 19,
+  SYMLINK: 20,
+  STATUS: 101,
+  HANDLE: 102,
+  DATA: 103,
+  NAME: 104,
+  ATTRS: 105,
+  EXTENDED: 200,
+  EXTENDED_REPLY: 201,
 } as const;
 
 /** `pflags` of SSH_FXP_OPEN that write. */
@@ -29,7 +53,15 @@ const READS = new Set<number>([T.OPEN, T.CLOSE, T.READ, T.LSTAT, T.FSTAT, T.OPEN
 const TWO_PATH_EXTENSIONS = new Set(['posix-rename@openssh.com', 'hardlink@openssh.com']);
 const ONE_PATH_EXTENSIONS = new Set(['lsetstat@openssh.com', 'statvfs@openssh.com', 'expand-path@openssh.com']);
 /** Extensions that only read (OpenSSH's PROTOCOL file); any other is refused on a read-only session. */
-const READ_EXTENSIONS = new Set(['statvfs@openssh.com', 'fstatvfs@openssh.com', 'limits@openssh.com', 'expand-path@openssh.com', 'home-directory', 'users-groups-by-id@openssh.com', 'fsync@openssh.com']);
+const READ_EXTENSIONS = new Set([
+  'statvfs@openssh.com',
+  'fstatvfs@openssh.com',
+  'limits@openssh.com',
+  'expand-path@openssh.com',
+  'home-directory',
+  'users-groups-by-id@openssh.com',
+  'fsync@openssh.com',
+]);
 /** Largest packet relayed (OpenSSH's sftp-server takes 256 KiB). */
 export const MAX_SFTP_PACKET = 1024 * 1024;
 /** Requests waiting for an answer that the stage remembers (a client pipelines far fewer). */
@@ -81,7 +113,12 @@ export class SftpStage {
 
   /** Relays the channel: `client` is the client's side, `server` the target's; `serverEnded` runs at the target's EOF. */
   relay(client: Readable & Writable, server: Readable & Writable, serverEnded: () => void): void {
-    packets(client, server, (p) => this.#request(p, client), () => server.end());
+    packets(
+      client,
+      server,
+      (p) => this.#request(p, client),
+      () => server.end(),
+    );
     packets(server, client, (p) => this.#answer(p), serverEnded);
   }
 
@@ -137,7 +174,7 @@ export class SftpStage {
     if (refuse) {
       this.#counts.refused++;
       this.#record({ ...(change ?? { op: 'open', ...(path !== undefined ? { path } : {}), mode: 'write' }), refused: true });
-      client.write(status(id, SSH_FX_PERMISSION_DENIED, 'hoop: this session is read-only (the policy\'s ssh.sftp, or read-only access)'));
+      client.write(status(id, SSH_FX_PERMISSION_DENIED, "hoop: this session is read-only (the policy's ssh.sftp, or read-only access)"));
       return false;
     }
     if (change) this.#record(change);
@@ -187,7 +224,18 @@ export class SftpStage {
 
 /** A request type's name in a recording. */
 function opName(type: number): string {
-  const names: Record<number, string> = { [T.OPEN]: 'open', [T.WRITE]: 'write', [T.SETSTAT]: 'setstat', [T.FSETSTAT]: 'fsetstat', [T.REMOVE]: 'remove', [T.MKDIR]: 'mkdir', [T.RMDIR]: 'rmdir', [T.RENAME]: 'rename', [T.SYMLINK]: 'symlink', [T.EXTENDED]: 'extended' };
+  const names: Record<number, string> = {
+    [T.OPEN]: 'open',
+    [T.WRITE]: 'write',
+    [T.SETSTAT]: 'setstat',
+    [T.FSETSTAT]: 'fsetstat',
+    [T.REMOVE]: 'remove',
+    [T.MKDIR]: 'mkdir',
+    [T.RMDIR]: 'rmdir',
+    [T.RENAME]: 'rename',
+    [T.SYMLINK]: 'symlink',
+    [T.EXTENDED]: 'extended',
+  };
   return names[type] ?? `type-${type}`;
 }
 

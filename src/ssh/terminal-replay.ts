@@ -128,7 +128,7 @@ export async function playTerminal(frames: readonly TerminalFrame[], o: PlayOpti
         while ((left > 0 || paused) && !quit && !o.signal?.aborted) {
           const started = Date.now();
           await wait(paused ? 60_000 : left);
-          if (!paused) left -= (Date.now() - started);
+          if (!paused) left -= Date.now() - started;
         }
       }
       if (quit || o.signal?.aborted) break;

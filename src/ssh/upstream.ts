@@ -47,9 +47,19 @@ export async function openUpstreamSsh(c: SshConnection, resolveSecret: (ref: Sec
     });
     client.on('error', (err: Error & { level?: string }) => {
       if (shown !== undefined && !c.hostKeys.includes(shown)) {
-        fail(new UpstreamSshError('host-key-mismatch', `the SSH server of "${c.name}" (${c.host}:${c.port}) showed host key ${shown}, which is not one of the keys pinned for it; the gateway did not sign in. If the server's key was changed on purpose, its administrators must pin the new one (hostKeys in the connection)`));
+        fail(
+          new UpstreamSshError(
+            'host-key-mismatch',
+            `the SSH server of "${c.name}" (${c.host}:${c.port}) showed host key ${shown}, which is not one of the keys pinned for it; the gateway did not sign in. If the server's key was changed on purpose, its administrators must pin the new one (hostKeys in the connection)`,
+          ),
+        );
       } else if (err.level === 'client-authentication') {
-        fail(new UpstreamSshError('upstream-auth-failed', `the SSH server of "${c.name}" refused the gateway's credential for ${where}; its administrators must check the connection's ${c.privateKey ? 'privateKey' : 'password'}`));
+        fail(
+          new UpstreamSshError(
+            'upstream-auth-failed',
+            `the SSH server of "${c.name}" refused the gateway's credential for ${where}; its administrators must check the connection's ${c.privateKey ? 'privateKey' : 'password'}`,
+          ),
+        );
       } else if (err.level === 'client-timeout') {
         fail(new UpstreamSshError('upstream-unavailable', `the SSH server of "${c.name}" (${c.host}:${c.port}) did not answer within ${Math.round(timeoutMs / 1000)} s`));
       } else {

@@ -13,16 +13,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError } from '../errors.js';
-import {
-  FRAME_HEADER_LENGTH,
-  FrameReader,
-  FrameType,
-  MAX_DATA_PAYLOAD,
-  encodeControl,
-  encodeFrame,
-  encodeFrameHeader,
-  type ControlMessage,
-} from './frames.js';
+import { FRAME_HEADER_LENGTH, FrameReader, FrameType, MAX_DATA_PAYLOAD, encodeControl, encodeFrame, encodeFrameHeader, type ControlMessage } from './frames.js';
 import { TunnelStream, type TunnelPeer } from './stream.js';
 
 export type { TunnelPeer } from './stream.js';

@@ -507,7 +507,9 @@ export class MuxConnection extends EventEmitter {
       const stream = new MuxStream(this, id, this.#peer, { send: request.window ?? STREAM_WINDOW, receive: STREAM_WINDOW });
       this.#streams.set(id, stream);
       if (this.#streams.size > MAX_STREAMS) {
-        stream.refuse(503, { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: `hoop: one connection may carry at most ${MAX_STREAMS} sessions`, hint: 'close some sessions, or open another connection' } });
+        stream.refuse(503, {
+          error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: `hoop: one connection may carry at most ${MAX_STREAMS} sessions`, hint: 'close some sessions, or open another connection' },
+        });
         return;
       }
       this.#onOpen?.(stream, request);

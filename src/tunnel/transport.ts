@@ -112,7 +112,6 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_ERROR_BODY = 64 * 1024;
 const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-
 /**
  * The gateway's base URL, normalised (no credentials, query or fragment; a trailing `/` so
  * relative API paths keep any path prefix). Throws HoopError(USAGE) for a URL that is not
@@ -261,7 +260,9 @@ function upgrade(
         socket.destroy();
         return;
       }
-      const upgraded = String(res.headers.upgrade ?? '').trim().toLowerCase();
+      const upgraded = String(res.headers.upgrade ?? '')
+        .trim()
+        .toLowerCase();
       if (res.statusCode !== 101 || upgraded !== protocol) {
         socket.destroy();
         fail(
@@ -343,7 +344,11 @@ export class TunnelMux {
       const { stream, headers: accepted } = await Promise.race([
         opening,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new HoopError(ErrorCode.GATEWAY_UNREACHABLE, `the gateway at ${url.origin} did not answer within ${timeoutMs / 1000} s`, { hint: `is the gateway at ${url.origin} overloaded?` })), timeoutMs);
+          timer = setTimeout(
+            () =>
+              reject(new HoopError(ErrorCode.GATEWAY_UNREACHABLE, `the gateway at ${url.origin} did not answer within ${timeoutMs / 1000} s`, { hint: `is the gateway at ${url.origin} overloaded?` })),
+            timeoutMs,
+          );
           onAbort = () => reject(full.signal!.reason);
           full.signal?.addEventListener('abort', onAbort, { once: true });
         }),
@@ -351,7 +356,10 @@ export class TunnelMux {
       return openedTunnel(stream, accepted, full.sessionId);
     } catch (err) {
       // A session given up on (timeout, abort) is reset if the gateway accepts it later.
-      void opening.then(({ stream }) => stream.destroy(), () => undefined);
+      void opening.then(
+        ({ stream }) => stream.destroy(),
+        () => undefined,
+      );
       if (err instanceof MuxRefusal) throw statusError(err.status, Buffer.from(JSON.stringify(err.body ?? {})), full.connection, url.origin);
       if (err instanceof HoopError || full.signal?.aborted) throw err;
       throw requestError(err as Error, url.origin);
@@ -364,7 +372,10 @@ export class TunnelMux {
   /** Closes the shared connection (its sessions end). */
   close(): void {
     this.#closed = true;
-    void this.#mux?.then((mux) => mux.close(), () => undefined);
+    void this.#mux?.then(
+      (mux) => mux.close(),
+      () => undefined,
+    );
     this.#mux = undefined;
   }
 
@@ -473,7 +484,8 @@ export function statusError(status: number, body: Buffer, connection: string, or
   return new TunnelRefusedError(code, parsed.message ?? message, status, details);
 }
 
-const UNTRUSTED = /^(UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_UNTRUSTED|CERT_REJECTED|INVALID_CA|CERT_SIGNATURE_FAILURE)$/;
+const UNTRUSTED =
+  /^(UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_UNTRUSTED|CERT_REJECTED|INVALID_CA|CERT_SIGNATURE_FAILURE)$/;
 const CERT_INVALID = /^(CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_REVOKED|INVALID_PURPOSE|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)$/;
 
 /**
@@ -482,15 +494,17 @@ const CERT_INVALID = /^(CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_REVOKED|INVALID
  */
 export function requestError(err: Error, origin: string): HoopError {
   const code = (err as NodeJS.ErrnoException).code ?? '';
-  const unreachable = (message: string, hint: string, extra: HoopErrorOptions = {}): HoopError =>
-    new HoopError(ErrorCode.GATEWAY_UNREACHABLE, message, { hint, cause: err, ...extra });
+  const unreachable = (message: string, hint: string, extra: HoopErrorOptions = {}): HoopError => new HoopError(ErrorCode.GATEWAY_UNREACHABLE, message, { hint, cause: err, ...extra });
   if (UNTRUSTED.test(code)) {
-    return unreachable(`cannot verify the TLS certificate of the gateway at ${origin}: ${describeError(err)}`, 'if the gateway uses a private CA, pass its certificate with --ca-file <path> or HOOP_CA_FILE');
+    return unreachable(
+      `cannot verify the TLS certificate of the gateway at ${origin}: ${describeError(err)}`,
+      'if the gateway uses a private CA, pass its certificate with --ca-file <path> or HOOP_CA_FILE',
+    );
   }
   if (CERT_INVALID.test(code)) {
     return unreachable(
       `the TLS certificate of the gateway at ${origin} is not valid: ${describeError(err)}`,
-      'check the gateway certificate (host names, dates, server auth usage) and this machine\'s clock; pass its CA with --ca-file <path> or HOOP_CA_FILE if it is private',
+      "check the gateway certificate (host names, dates, server auth usage) and this machine's clock; pass its CA with --ca-file <path> or HOOP_CA_FILE if it is private",
     );
   }
   if (code.startsWith('ERR_SSL_') || code === 'EPROTO' || code.startsWith('ERR_TLS_')) {

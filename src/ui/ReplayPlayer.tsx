@@ -76,7 +76,14 @@ export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false,
     else if (input === '-') setSpeed((s) => [...SPEEDS].reverse().find((v) => v < s) ?? s);
   });
 
-  const visible = useMemo(() => steps.slice(0, shown).flatMap((s) => s.lines).slice(-rows), [steps, shown, rows]);
+  const visible = useMemo(
+    () =>
+      steps
+        .slice(0, shown)
+        .flatMap((s) => s.lines)
+        .slice(-rows),
+    [steps, shown, rows],
+  );
   const state = done ? 'end' : playing ? `playing ×${speed}` : 'paused';
   return (
     <Box flexDirection="column">
@@ -85,9 +92,7 @@ export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false,
           {line.text === '' ? ' ' : line.text}
         </Text>
       ))}
-      <Text inverse>
-        {` ${title}${title ? ' · ' : ''}step ${shown}/${steps.length} · ${state} · space pause · ←/→ step · d next refused · +/- speed · q quit `}
-      </Text>
+      <Text inverse>{` ${title}${title ? ' · ' : ''}step ${shown}/${steps.length} · ${state} · space pause · ←/→ step · d next refused · +/- speed · q quit `}</Text>
     </Box>
   );
 }
@@ -96,6 +101,9 @@ export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false,
  * Plays `lines` in the terminal (stdout and stdin must be TTYs) until the user quits or `signal`
  * aborts.
  */
-export async function playReplay(lines: readonly TranscriptLine[], o: { stdout: NodeJS.WriteStream; stdin: NodeJS.ReadStream; signal: AbortSignal; speed: number; skipIdle: boolean; title: string }): Promise<void> {
+export async function playReplay(
+  lines: readonly TranscriptLine[],
+  o: { stdout: NodeJS.WriteStream; stdin: NodeJS.ReadStream; signal: AbortSignal; speed: number; skipIdle: boolean; title: string },
+): Promise<void> {
   await runInk(<ReplayPlayer steps={replaySteps(lines)} speed={o.speed} skipIdle={o.skipIdle} rows={Math.max(5, (o.stdout.rows ?? 24) - 2)} title={o.title} />, o);
 }

@@ -105,7 +105,8 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
     if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
     else if (key.upArrow || input === 'k') setSelected(Math.max(0, index - 1));
     else if (key.downArrow || input === 'j') setSelected(Math.min(list.length - 1, index + 1));
-    else if (input === 'a' && current && !wholeNow.current.has(current.id) && sqlShown.length > sqlLines) setStatus(`not all of ${current!.id} is shown: press v to see it whole before you approve it`);
+    else if (input === 'a' && current && !wholeNow.current.has(current.id) && sqlShown.length > sqlLines)
+      setStatus(`not all of ${current!.id} is shown: press v to see it whole before you approve it`);
     else if (input === 'a') act('approve');
     else if (input === 'v' && current) showWhole(current.id);
     else if (input === 'd' && current) setReason('');
@@ -122,7 +123,11 @@ export function ReviewInbox({ load, decide, refreshMs = 2000, sqlLines = 8 }: Re
       ))}
       {current ? (
         <Box flexDirection="column" marginTop={1}>
-          <Text>{terminalSafe(`${current.id} · ${current.requester.email ?? current.requester.subject} on ${current.connection} · rule ${current.rule ?? '(policy)'} · expires ${relative(current.expiresAt)}`)}</Text>
+          <Text>
+            {terminalSafe(
+              `${current.id} · ${current.requester.email ?? current.requester.subject} on ${current.connection} · rule ${current.rule ?? '(policy)'} · expires ${relative(current.expiresAt)}`,
+            )}
+          </Text>
           <Text dimColor>{terminalSafe(current.message ?? current.reason)}</Text>
           {(cut ? sqlShown.slice(0, sqlLines) : sqlShown).map((l, i) => (
             <Text key={i} color="cyan">{`    ${l}`}</Text>

@@ -53,7 +53,20 @@ export function subjectLine(r: ReviewInfo): string {
 
 /** The rows of `hoop review ls` (and the inbox): a header, then one per review. */
 export function reviewRows(reviews: readonly ReviewInfo[]): string[][] {
-  return [['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'], ...reviews.map((r) => [r.id, r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state, person(r.requester), r.connection, r.rule ?? '-', relative(r.createdAt).replace(/^in /, ''), subjectLine(r)].map(terminalSafe))];
+  return [
+    ['ID', 'STATE', 'REQUESTER', 'CONNECTION', 'RULE', 'AGE', 'STATEMENT'],
+    ...reviews.map((r) =>
+      [
+        r.id,
+        r.state === 'pending' ? `pending ${r.decisions.length}/${r.approvals}` : r.state,
+        person(r.requester),
+        r.connection,
+        r.rule ?? '-',
+        relative(r.createdAt).replace(/^in /, ''),
+        subjectLine(r),
+      ].map(terminalSafe),
+    ),
+  ];
 }
 
 /** `hoop review show`: everything a reviewer needs to decide. */
@@ -67,7 +80,8 @@ export function reviewText(r: ReviewInfo): string {
     ...(r.access ? [`    asks for ${r.access.mode} access to ${r.connection} for ${formatDuration(r.access.seconds * 1000)}: ${r.access.reason}`] : r.sql.split('\n').map((l) => `    ${l}`)),
   ];
   if (r.params?.length) lines.push(`    -- parameters: ${r.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}`);
-  if (r.decisions.length) lines.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));
+  if (r.decisions.length)
+    lines.push('', ...r.decisions.map((d) => `${d.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${person(d)} ${d.decision === 'approve' ? 'approved' : 'denied'}${d.reason ? `: ${d.reason}` : ''}`));
   if (r.state === 'pending') lines.push('', `approve: hoop review approve ${r.id}`, `deny:    hoop review deny ${r.id} --reason "…"`);
   return `${terminalSafe(lines.join('\n'))}\n`;
 }
@@ -100,4 +114,3 @@ function statusLineOf(m: Record<string, unknown>): string {
       return `review ${id} withdrawn; the statement did not run`;
   }
 }
-

@@ -135,7 +135,14 @@ afterAll(async () => {
 describe('a contained agent', () => {
   it('finds no credential of its person, and its run credential can do nothing a person does', async () => {
     const out = join(work(), 'seen-run-token');
-    const attack = { hoop: HOOP_BIN, paths: [person, join(xdg(), 'hoop'), join(stack.dir, 'id-token'), join(stack.dir, 'cli')], gateway: stack.gateway.url, caFile: stack.pki.caFile, review: bobReview, out };
+    const attack = {
+      hoop: HOOP_BIN,
+      paths: [person, join(xdg(), 'hoop'), join(stack.dir, 'id-token'), join(stack.dir, 'cli')],
+      gateway: stack.gateway.url,
+      caFile: stack.pki.caFile,
+      review: bobReview,
+      out,
+    };
     const r = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, ATTACKER, JSON.stringify(attack)]);
     expect(r.stderr).not.toContain('isolation: none');
     expect(r.stderr).toBe('');
@@ -198,7 +205,8 @@ describe('a contained agent', () => {
     const runtime = join(outside, 'runtime');
     const work = join(outside, 'work');
     const meeting = mkdtempSync(join('/tmp', 'hoop-reach-')); // where a tmux server keeps its socket
-    for (const d of [home, runtime, work, join(home, '.local/bin'), join(home, '.mozilla/firefox/p'), join(runtime, 'systemd'), join(home, '.ssh'), join(work, '.git/hooks')]) mkdirSync(d, { recursive: true });
+    for (const d of [home, runtime, work, join(home, '.local/bin'), join(home, '.mozilla/firefox/p'), join(runtime, 'systemd'), join(home, '.ssh'), join(work, '.git/hooks')])
+      mkdirSync(d, { recursive: true });
     writeFileSync(join(home, '.bashrc'), '# hers\n');
     // Her startup file lives in a dotfiles repository, which is where the agent works; her project is a repository.
     writeFileSync(join(work, 'dotprofile'), '# hers too\n');
@@ -240,11 +248,22 @@ describe('a contained agent', () => {
         creates: [join(work, '.git/commondir'), join(work, '.hoop.yaml')],
         undo: login,
       };
-      const env = { HOME: home, HOOP_CONFIG_DIR: login, XDG_RUNTIME_DIR: runtime, PATH: `${join(home, '.local/bin')}:${process.env.PATH}`, DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`, TMUX: `${sockets[0]},1,0` };
+      const env = {
+        HOME: home,
+        HOOP_CONFIG_DIR: login,
+        XDG_RUNTIME_DIR: runtime,
+        PATH: `${join(home, '.local/bin')}:${process.env.PATH}`,
+        DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`,
+        TMUX: `${sockets[0]},1,0`,
+      };
       const r = await hoopRun(['--connect', 'app', '--', process.execPath, REACH, JSON.stringify(attack)], { env, cwd: work });
       expect(r.stderr).not.toContain('isolation: none');
       expect(r.code).toBe(0);
-      const seen = JSON.parse(r.stdout) as Record<'sockets' | 'writes' | 'reads' | 'renames' | 'creates' | 'work', Record<string, string>> & { undo: { said: string; files: Record<string, string> }; capabilities: string; terminals: string[] };
+      const seen = JSON.parse(r.stdout) as Record<'sockets' | 'writes' | 'reads' | 'renames' | 'creates' | 'work', Record<string, string>> & {
+        undo: { said: string; files: Record<string, string> };
+        capabilities: string;
+        terminals: string[];
+      };
       // None of her servers could be reached, and none served anything.
       expect(Object.keys(seen.sockets)).toHaveLength(6 + own.length);
       expect(Object.values(seen.sockets).filter((v) => v === 'ok')).toEqual([]);
@@ -323,7 +342,9 @@ describe('the run credential lives as long as the run', () => {
             return [];
           }
         });
-    const sandbox = processes().filter((p) => (p.ppid === String(hoop!.pid) && p.cmd.startsWith('slirp4netns')) || p.cmd.includes(file)).map((p) => p.pid);
+    const sandbox = processes()
+      .filter((p) => (p.ppid === String(hoop!.pid) && p.cmd.startsWith('slirp4netns')) || p.cmd.includes(file))
+      .map((p) => p.pid);
     expect(sandbox.length).toBeGreaterThanOrEqual(2);
     hoop!.kill('SIGKILL');
     const killedAt = Date.now();
@@ -340,18 +361,22 @@ describe('the run credential lives as long as the run', () => {
     expect(ended!.message).toMatch(/^hoop: run run-\S+ ended \(its hoop stopped answering\); its sessions end with it$/);
     expect(await copied.closed()).toBe(true);
     // Nothing of the sandbox outlives its hoop: neither the command nor the network's slirp4netns.
-    const left = (): string[] => processes().filter((p) => sandbox.includes(p.pid)).map((p) => p.cmd);
+    const left = (): string[] =>
+      processes()
+        .filter((p) => sandbox.includes(p.pid))
+        .map((p) => p.cmd);
     for (const end = Date.now() + 5_000; left().length > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
     expect(left()).toEqual([]);
   });
 
-  it("belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began", async () => {
+  it('belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began', async () => {
     const file = join(work(), 'owned-run-id');
     const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_ID" > ${file}`]);
     expect(r.code).toBe(0);
     const runId = readFileSync(file, 'utf8');
     const bob = await stack.token('bob');
-    const put = async (id: string, token: string): Promise<number> => (await callApi(stack.gateway.url, stack.pki.ca, 'PUT', `/v1/runs/${id}/files/events-000001.jsonl.gz`, token, Buffer.from('x'))).status;
+    const put = async (id: string, token: string): Promise<number> =>
+      (await callApi(stack.gateway.url, stack.pki.ca, 'PUT', `/v1/runs/${id}/files/events-000001.jsonl.gz`, token, Buffer.from('x'))).status;
     expect(await put(runId, bob)).toBe(403);
     expect(await put('run-nobody-began-this-one', alice)).toBe(404);
   });
@@ -359,7 +384,20 @@ describe('the run credential lives as long as the run', () => {
 
 describe('the policy sees the agent', () => {
   it("holds the agent's write for review while the same person's own psql runs the same kind of write", async () => {
-    const agent = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, HOOP_BIN, 'exec', 'app', '--no-wait', '-c', "update marks set note = 'by-agent' where note = 'seed2'"]);
+    const agent = await hoopRun([
+      '--agent',
+      'claude',
+      '--connect',
+      'app',
+      '--',
+      process.execPath,
+      HOOP_BIN,
+      'exec',
+      'app',
+      '--no-wait',
+      '-c',
+      "update marks set note = 'by-agent' where note = 'seed2'",
+    ]);
     expect(agent.code).toBe(4);
     const held = agent.stdout.trim();
     const own = await psql(aliceConnect.info, ['-c', "update marks set note = 'by-alice' where note = 'seed2'"]);

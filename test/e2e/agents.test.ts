@@ -37,7 +37,11 @@ function gatewayArgs(): string[] {
 
 /** `hoop run <args>` with only `env` (and PATH). */
 function hoopRun(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
-  return spawnHoop(['run', ...gatewayArgs(), ...args], { env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.runtime, HOOP_CONFIG_DIR: join(stack.dir, 'cli'), ...options.env }, cwd: options.cwd ?? stack.dir, ...(options.onStdout ? { onStdout: options.onStdout } : {}) });
+  return spawnHoop(['run', ...gatewayArgs(), ...args], {
+    env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: stack.runtime, HOOP_CONFIG_DIR: join(stack.dir, 'cli'), ...options.env },
+    cwd: options.cwd ?? stack.dir,
+    ...(options.onStdout ? { onStdout: options.onStdout } : {}),
+  });
 }
 
 /** Whether something listens on 127.0.0.1:`port`. */
@@ -93,7 +97,7 @@ afterAll(async () => {
 });
 
 describe('hoop run', () => {
-  it('runs psql (and hoop exec) against the connection through the gateway, and the gateway\'s sessions carry the run id', async () => {
+  it("runs psql (and hoop exec) against the connection through the gateway, and the gateway's sessions carry the run id", async () => {
     const exec = `${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)} exec app -c "select 1" -c "select 2"`;
     const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', `echo "run=$HOOP_RUN_ID"; psql -X -At -c "select current_user, 40 + 2"; ${exec} >/dev/null`], {
       env: { HOOP_GATEWAY: stack.gateway.url, HOOP_CA_FILE: stack.pki.caFile },
@@ -115,7 +119,16 @@ describe('hoop run', () => {
 
   it('--prompt: each session of the run starts with what the run was for; sessions replay --run plays them in order, the prompt first', async () => {
     await writeFile(join(stack.dir, 'prompt.txt'), 'Count the items, then the people.\n');
-    const r = await hoopRun(['--connect', 'app', '--prompt-file', 'prompt.txt', '--', 'sh', '-c', 'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items"; psql -X -At -c "select count(*) from agent_people"']);
+    const r = await hoopRun([
+      '--connect',
+      'app',
+      '--prompt-file',
+      'prompt.txt',
+      '--',
+      'sh',
+      '-c',
+      'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items"; psql -X -At -c "select count(*) from agent_people"',
+    ]);
     expect(r.code).toBe(0);
     const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
     let replay = '';
@@ -200,7 +213,7 @@ describe('hoop run', () => {
     expect(r.stdout).toBe(`DATABASE_URL_APP ${stack.pg.users.scram.user} 42\nDATABASE_URL_APP_MD5 ${stack.pg.users.md5.user} 42\n`);
   });
 
-  it('exits with the command\'s exit code, 128 + n when a signal ended it, 127 when there is no such command', async () => {
+  it("exits with the command's exit code, 128 + n when a signal ended it, 127 when there is no such command", async () => {
     expect((await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'exit 7'])).code).toBe(7);
     expect((await hoopRun(['--connect', 'app', '--', 'sh', '-c', 'kill -TERM $$'])).code).toBe(143);
     const missing = await hoopRun(['--connect', 'app', '--', 'no-such-command-hoop-test']);
@@ -231,9 +244,22 @@ describe('hoop run', () => {
 
   it('--socket serves each connection on a unix socket of its own: PGHOST is their directory, no TLS variables', async () => {
     const sockets = await mkdtemp(join(stack.dir, 'sock-'));
-    const r = await hoopRun(['--connect', 'app', '--connect', 'app-md5', '--socket', sockets, '--', 'sh', '-c', 'echo "$PGHOST|$PGPORT|$PGSSLMODE|$DATABASE_URL_APP_MD5"; psql -X -At -c "select current_user"; psql -X -At -p 5433 -c "select current_user"']);
+    const r = await hoopRun([
+      '--connect',
+      'app',
+      '--connect',
+      'app-md5',
+      '--socket',
+      sockets,
+      '--',
+      'sh',
+      '-c',
+      'echo "$PGHOST|$PGPORT|$PGSSLMODE|$DATABASE_URL_APP_MD5"; psql -X -At -c "select current_user"; psql -X -At -p 5433 -c "select current_user"',
+    ]);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(new RegExp(`^${sockets}\\|5432\\|\\|postgresql://hoop:[^@]+@/app\\?host=${encodeURIComponent(sockets)}&port=5433\n${stack.pg.users.scram.user}\n${stack.pg.users.md5.user}\n$`));
+    expect(r.stdout).toMatch(
+      new RegExp(`^${sockets}\\|5432\\|\\|postgresql://hoop:[^@]+@/app\\?host=${encodeURIComponent(sockets)}&port=5433\n${stack.pg.users.scram.user}\n${stack.pg.users.md5.user}\n$`),
+    );
     // Two connections that would share one variable are refused before anything starts.
     const clash = await hoopRun(['--connect', 'app-md5', '--connect', 'app_md5', '--', 'true']);
     expect(clash.code).toBe(64);
@@ -272,15 +298,21 @@ describe('hoop exec', () => {
     expect(exec.code).toBe(0);
     expect(exec.stdout).toBe(psql.stdout);
     expect(exec.stdout).toContain(' id |');
-    const [csv, psqlCsv] = await Promise.all([hoopExec(['app', '--csv', '-c', 'select id, name, note, active from agent_items order by id']), psqlSays(['--csv', '-c', 'select id, name, note, active from agent_items order by id'])]);
+    const [csv, psqlCsv] = await Promise.all([
+      hoopExec(['app', '--csv', '-c', 'select id, name, note, active from agent_items order by id']),
+      psqlSays(['--csv', '-c', 'select id, name, note, active from agent_items order by id']),
+    ]);
     expect(csv.stdout).toBe(psqlCsv.stdout);
     expect(csv.stdout.split('\n')[0]).toBe('id,name,note,active');
   });
 
   it('--json: one object per row, numbers, booleans and JSON as themselves; statements from a file or stdin', async () => {
-    const r = await hoopExec(['app', '--json', '-c', "select id, name, price, active, tags, note, 9007199254740993::int8 as big from agent_items order by id"]);
+    const r = await hoopExec(['app', '--json', '-c', 'select id, name, price, active, tags, note, 9007199254740993::int8 as big from agent_items order by id']);
     expect(r.code).toBe(0);
-    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows[0]).toEqual({ id: 1, name: 'pen', price: '1.50', active: true, tags: { colour: 'blue' }, note: null, big: '9007199254740993' });
     expect(rows[1]).toMatchObject({ name: 'Zoë\'s "pad", ruled', active: false, tags: [], note: 'two\nlines' });
     await writeFile(join(stack.dir, 'q.sql'), 'select count(*) from agent_items;\n');
@@ -391,7 +423,12 @@ describe('hoop exec', () => {
 
 describe('hoop mcp', () => {
   it('an MCP client lists connections, describes a table, and runs SQL: rows masked, refusals as tool errors, its intent recorded', async () => {
-    const transport = new StdioClientTransport({ command: process.execPath, args: [HOOP_BIN, 'mcp', ...gatewayArgs()], env: { PATH: process.env.PATH!, HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(stack.dir, 'cli') }, stderr: 'pipe' });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [HOOP_BIN, 'mcp', ...gatewayArgs()],
+      env: { PATH: process.env.PATH!, HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(stack.dir, 'cli') },
+      stderr: 'pipe',
+    });
     const client = new Client({ name: 'test-agent', version: '1.0.0' });
     await client.connect(transport);
     try {
@@ -413,7 +450,16 @@ describe('hoop mcp', () => {
       const intent = 'find who to email about the outage';
       const people = await call('run_sql', { connection: 'app', sql: 'select id, email from agent_people order by id', intent });
       expect(people.isError).toBeFalsy();
-      expect(json(people)).toEqual({ columns: ['id', 'email'], rows: [['1', '[redacted]'], ['2', '[redacted]']], rowCount: 2, truncated: false, tag: 'SELECT 2' });
+      expect(json(people)).toEqual({
+        columns: ['id', 'email'],
+        rows: [
+          ['1', '[redacted]'],
+          ['2', '[redacted]'],
+        ],
+        rowCount: 2,
+        truncated: false,
+        tag: 'SELECT 2',
+      });
 
       const many = json(await call('run_sql', { connection: 'app', sql: 'select g from generate_series(1, 5000) g', max_rows: 10 })) as { rows: unknown[]; rowCount: number; truncated: boolean };
       expect([many.rows.length, many.rowCount, many.truncated]).toEqual([10, 5000, true]);
@@ -436,7 +482,9 @@ describe('hoop mcp', () => {
       const waiting = json(await call('wait_for_review', { id: pending.pending_review.id, timeout_seconds: 0 })) as { state: string };
       expect(waiting.state).toBe('pending');
       const waited = call('wait_for_review', { id: pending.pending_review.id, timeout_seconds: 30 });
-      expect((await stack.run(['review', 'approve', pending.pending_review.id, '--reason', 'fine in a transaction', ...gatewayArgs()], { HOOP_TOKEN: await stack.token('bob', ['dba']) })).code).toBe(0);
+      expect((await stack.run(['review', 'approve', pending.pending_review.id, '--reason', 'fine in a transaction', ...gatewayArgs()], { HOOP_TOKEN: await stack.token('bob', ['dba']) })).code).toBe(
+        0,
+      );
       expect(json(await waited)).toMatchObject({ state: 'approved', decisions: [{ by: 'bob', decision: 'approve', reason: 'fine in a transaction' }] });
       const ran = json(await call('run_sql', { connection: 'app-md5', sql: held })) as Array<{ tag: string }>;
       expect(ran.map((r) => r.tag)).toEqual(['BEGIN', 'DELETE 2', 'ROLLBACK']);
@@ -456,7 +504,9 @@ describe('hoop mcp', () => {
       expect(doc!.events[0]).toMatchObject({ t: 'start', via: 'mcp', agent: 'test-agent', isolated: false, runId: expect.stringMatching(/^run-/) });
       expect(doc!.events[types.indexOf('context') + 1]).toMatchObject({ t: 'query', sql: 'select id, email from agent_people order by id' });
       expect(JSON.stringify(doc!.events)).not.toContain('@example.com');
-      const id = (JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string }> }).sessions.find((x) => doc!.events[0]!.session === x.id)!.id;
+      const id = (JSON.parse((await stack.run(['sessions', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string }> }).sessions.find(
+        (x) => doc!.events[0]!.session === x.id,
+      )!.id;
       const transcript = (await stack.run(['sessions', 'replay', id, '--no-tty', '--speed', '1000', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout;
       expect(transcript).toContain(`-- client (mcp run_sql) says: "${intent}"\napp=> select id, email from agent_people order by id`);
     } finally {

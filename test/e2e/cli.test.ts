@@ -116,13 +116,17 @@ describe('hoop gateway + hoop connect as processes', () => {
 
     gw.child.kill('SIGTERM');
     expect(await exited(gw.child)).toBe(0);
-    const logs = gw.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const logs = gw
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(logs.find((l) => l.event === 'tunnel.close')).toMatchObject({ subject: 'dana', connection: 'app', reason: 'client-terminated' });
     expect(gw.output()).not.toContain(pg.users.scram.password);
     expect(gw.output()).not.toContain(token);
   });
 
-  it('a gateway killed mid-session: after a restart the session is listed as truncated and its recording verifies up to its last checkpoint; the CLI\'s record waits in the spool and goes up when the gateway is back', async () => {
+  it("a gateway killed mid-session: after a restart the session is listed as truncated and its recording verifies up to its last checkpoint; the CLI's record waits in the spool and goes up when the gateway is back", async () => {
     const config = join(dir, 'gateway-crash.yaml');
     // A fixed port, so the restarted gateway is the one the CLI's spool names.
     const port = await new Promise<number>((r) => {
@@ -131,13 +135,19 @@ describe('hoop gateway + hoop connect as processes', () => {
         probe.close(() => r(p));
       });
     });
-    await writeFile(config, `${(await readFile(join(dir, 'gateway.yaml'), 'utf8')).replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${port}`)}dataDir: crash-data\nrecording: { checkpointSeconds: 1 }\n`);
+    await writeFile(
+      config,
+      `${(await readFile(join(dir, 'gateway.yaml'), 'utf8')).replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${port}`)}dataDir: crash-data\nrecording: { checkpointSeconds: 1 }\n`,
+    );
     const gw = await start(['gateway', '--config', config], {}, /gateway\.listening/);
     const url = (JSON.parse(gw.line) as { url: string }).url;
     const cliConfig = join(dir, 'cfg-crash');
     const conn = await start(['connect', 'app', '--gateway', url, '--ca-file', pki.caFile, '--json'], { HOOP_TOKEN: token, XDG_RUNTIME_DIR: join(dir, 'run'), HOOP_CONFIG_DIR: cliConfig }, /^\{/);
     const info = JSON.parse(conn.line) as { host: string; port: number; user: string; database: string; pgpassFile: string };
-    const psql = spawn('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, info.database], { env: { PATH: process.env.PATH, PGPASSFILE: info.pgpassFile, PGSSLMODE: 'require' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const psql = spawn('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, info.database], {
+      env: { PATH: process.env.PATH, PGPASSFILE: info.pgpassFile, PGSSLMODE: 'require' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     children.push(psql);
     let out = '';
     psql.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -147,7 +157,7 @@ describe('hoop gateway + hoop connect as processes', () => {
     psql.stdin!.write('select count(*) from items;\n');
     await answered(1);
     await new Promise((r) => setTimeout(r, 1500));
-    psql.stdin!.write("select name from items order by id limit 1;\n");
+    psql.stdin!.write('select name from items order by id limit 1;\n');
     await answered(2);
     await new Promise((r) => setTimeout(r, 1500)); // a chunk and a signed checkpoint after it
     gw.child.kill('SIGKILL');
@@ -166,7 +176,9 @@ describe('hoop gateway + hoop connect as processes', () => {
     const url2 = (JSON.parse(again.line) as { url: string }).url;
     const cli = (args: string[]) => runProcess(process.execPath, [bin, ...args, '--gateway', url2, '--ca-file', pki.caFile], { env: { HOOP_TOKEN: token, HOOP_CONFIG_DIR: cliConfig } });
     // The next hoop command uploads what waited in the spool.
-    const ls = JSON.parse((await cli(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<{ id: string; subject: string; recording: string; reason: string; statements: number; clientRecord?: string }> };
+    const ls = JSON.parse((await cli(['sessions', 'ls', '--json'])).stdout) as {
+      sessions: Array<{ id: string; subject: string; recording: string; reason: string; statements: number; clientRecord?: string }>;
+    };
     expect(ls.sessions).toHaveLength(1);
     expect(ls.sessions[0]).toMatchObject({ subject: 'dana', recording: 'truncated', reason: 'gateway-stopped', statements: 2, clientRecord: 'complete' });
     expect((await readdir(join(cliConfig, 'spool'))).filter((f) => f.startsWith('sessions-'))).toEqual([]);

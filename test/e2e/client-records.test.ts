@@ -71,7 +71,7 @@ beforeAll(async () => {
   repo = new PolicyGitRepo('hoop-client-records-policy-');
   stack = await startStack({
     policy: async ({ pg }) => {
-      await pg.psql('create table cr_items (id int primary key, name text); insert into cr_items values (1, \'pen\'), (2, \'pad\');', { user: pg.users.scram });
+      await pg.psql("create table cr_items (id int primary key, name text); insert into cr_items values (1, 'pen'), (2, 'pad');", { user: pg.users.scram });
       repo.commit(`version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
@@ -134,7 +134,11 @@ describe("the CLI's own records", () => {
     expect(out[1]).toMatch(/^CLI record: verified: \d+ chunk\(s\), \d+ events, complete, signed by SHA256:/);
     expect(out[0].split('signed by ')[1]).not.toBe(out[1]!.split('signed by ')[1]); // two different keys
     expect(out[2]).toMatch(/^cross-check: the gateway's and the CLI's records agree on 2 statement\(s\) and \d+ outcome\(s\)$/);
-    const json = JSON.parse((await hoop(['sessions', 'verify', first, '--json'])).stdout) as { ok: boolean; client: { ok: boolean; complete: boolean }; crossCheck: { agree: boolean; statements: number } };
+    const json = JSON.parse((await hoop(['sessions', 'verify', first, '--json'])).stdout) as {
+      ok: boolean;
+      client: { ok: boolean; complete: boolean };
+      crossCheck: { agree: boolean; statements: number };
+    };
     expect(json).toMatchObject({ ok: true, client: { ok: true, complete: true }, crossCheck: { agree: true, statements: 2 } });
 
     // The gateway keeps the CLI's record in the same format: sha256sum and ssh-keygen check it without hoop.
@@ -142,7 +146,10 @@ describe("the CLI's own records", () => {
     const check = await runProcess('sh', ['-c', `cd ${recordDir} && sha256sum -c SHA256SUMS`]);
     expect(check.code).toBe(0);
     const signer = (JSON.parse(await readFile(join(recordDir, 'record.json'), 'utf8')) as { signer: string }).signer;
-    const keygen = await runProcess('sh', ['-c', `cd ${recordDir} && echo "alice ${signer}" > /tmp/hoop-cr-signers && ssh-keygen -Y verify -f /tmp/hoop-cr-signers -I alice -n hoop-recording -s SHA256SUMS.sig < SHA256SUMS`]);
+    const keygen = await runProcess('sh', [
+      '-c',
+      `cd ${recordDir} && echo "alice ${signer}" > /tmp/hoop-cr-signers && ssh-keygen -Y verify -f /tmp/hoop-cr-signers -I alice -n hoop-recording -s SHA256SUMS.sig < SHA256SUMS`,
+    ]);
     expect(keygen.stdout).toContain('Good "hoop-recording" signature for alice');
 
     // The run as a unit: who ran what, with which prompt, and how it ended, around its sessions.
@@ -153,7 +160,12 @@ describe("the CLI's own records", () => {
     expect(lines[0]).toContain(`in ${JSON.stringify(stack.dir)}`);
     expect(lines[1]).toMatch(/^-- the agent: sh, (contained \(bwrap\)|not contained \(isolation: none\))$/);
     expect(lines[2]).toBe('-- the run\'s prompt: "List the items, then try to drop them."');
-    expect(lines[lines.length - 2]).toBe(`-- the run's tunnels carried 2 session(s): ${[...sessions].reverse().map((s) => s.id).join(', ')}`);
+    expect(lines[lines.length - 2]).toBe(
+      `-- the run's tunnels carried 2 session(s): ${[...sessions]
+        .reverse()
+        .map((s) => s.id)
+        .join(', ')}`,
+    );
     expect(lines[lines.length - 1]).toMatch(/^-- the run's command exited with 7 after \d+\.\d s$/);
     expect(replay.stdout.indexOf('drop table cr_items')).toBeLessThan(replay.stdout.indexOf('select count(*) from cr_items'));
   });
@@ -165,7 +177,9 @@ describe("the CLI's own records", () => {
     expect(spoolEntries()).toEqual([]);
     let session: Listed | undefined;
     for (let i = 0; i < 50 && !session; i++) {
-      session = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<Listed & { statements: number }> }).sessions.find((s) => s.endedAt && s.statements === 2 && s.clientRecord === 'complete');
+      session = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<Listed & { statements: number }> }).sessions.find(
+        (s) => s.endedAt && s.statements === 2 && s.clientRecord === 'complete',
+      );
     }
     expect(session).toBeDefined();
     const verify = await hoop(['sessions', 'verify', session!.id]);
@@ -175,17 +189,23 @@ describe("the CLI's own records", () => {
 
   it('a hoop connect killed with SIGKILL mid-session leaves its record in the spool; the next command uploads it as truncated, and it verifies to its last checkpoint', async () => {
     let session = '';
-    const killed = await hoop(['connect', 'app', '--json'], {}, {
-      onStdout: (text, child) => {
-        if (session || !text.includes('\n')) return;
-        session = 'starting';
-        const info = JSON.parse(text.split('\n')[0]!) as { host: string; port: number; pgpassFile: string; user: string; database: string; sslrootcert: string };
-        const env = { PGPASSFILE: info.pgpassFile, PGSSLMODE: 'verify-full', PGSSLROOTCERT: info.sslrootcert };
-        // A session that stays open: one statement, then a wait while hoop is killed.
-        void runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, '-d', info.database, '-c', 'select 41 + 1', '-c', 'select pg_sleep(5)'], { env: { ...process.env, ...env } });
-        setTimeout(() => child.kill('SIGKILL'), 3500);
+    const killed = await hoop(
+      ['connect', 'app', '--json'],
+      {},
+      {
+        onStdout: (text, child) => {
+          if (session || !text.includes('\n')) return;
+          session = 'starting';
+          const info = JSON.parse(text.split('\n')[0]!) as { host: string; port: number; pgpassFile: string; user: string; database: string; sslrootcert: string };
+          const env = { PGPASSFILE: info.pgpassFile, PGSSLMODE: 'verify-full', PGSSLROOTCERT: info.sslrootcert };
+          // A session that stays open: one statement, then a wait while hoop is killed.
+          void runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, '-d', info.database, '-c', 'select 41 + 1', '-c', 'select pg_sleep(5)'], {
+            env: { ...process.env, ...env },
+          });
+          setTimeout(() => child.kill('SIGKILL'), 3500);
+        },
       },
-    });
+    );
     expect(killed.code).toBe(null); // killed
     const left = spoolEntries();
     expect(left).toHaveLength(1);
@@ -272,7 +292,7 @@ describe("the CLI's own records", () => {
     expect(verify.stdout).toContain("cross-check: the gateway's and the CLI's records agree on 1 statement(s) and 1 outcome(s)");
   }, 60_000);
 
-  it('the gateway takes a record only from the session\'s owner, signed by their registered key, as the record of that session; a record that differs is caught', async () => {
+  it("the gateway takes a record only from the session's owner, signed by their registered key, as the record of that session; a record that differs is caught", async () => {
     const a = await endedSession('select 1');
     const record = async (key: string, id: string, sql: string): Promise<string> => {
       const dir = await mkdtemp(join(stack.dir, 'forged-'));
@@ -313,13 +333,16 @@ describe("the CLI's own records", () => {
     const part = await RecordingWriter.create({ dir: partDir, id: b, key: createPrivateKey(mine.privateKey) });
     part.append({ t: 'query', at: Date.now(), sql: 'select 2' });
     await part.checkpoint();
-    for (const f of ['events-000001.jsonl.gz', 'checkpoint-000001.SHA256SUMS', 'checkpoint-000001.SHA256SUMS.sig']) await putClientRecordFile(endpoint(), token, 'sessions', b, f, await readFile(join(partDir, f)));
+    for (const f of ['events-000001.jsonl.gz', 'checkpoint-000001.SHA256SUMS', 'checkpoint-000001.SHA256SUMS.sig'])
+      await putClientRecordFile(endpoint(), token, 'sessions', b, f, await readFile(join(partDir, f)));
     expect((await getClientRecord(endpoint(), token, 'sessions', b)).record).toMatchObject({ state: 'truncated' });
     part.abandon();
     // The same chunks, their final manifest signed by alice's other key.
     const manifest = await readFile(join(partDir, 'checkpoint-000001.SHA256SUMS'));
     await putClientRecordFile(endpoint(), token, 'sessions', b, 'SHA256SUMS', manifest);
-    const resigned = await putClientRecordFile(endpoint(), token, 'sessions', b, 'SHA256SUMS.sig', Buffer.from(sshSign(createPrivateKey(second.privateKey), 'hoop-recording', manifest))).catch((e: unknown) => e as GatewayApiError);
+    const resigned = await putClientRecordFile(endpoint(), token, 'sessions', b, 'SHA256SUMS.sig', Buffer.from(sshSign(createPrivateKey(second.privateKey), 'hoop-recording', manifest))).catch(
+      (e: unknown) => e as GatewayApiError,
+    );
     expect((resigned as GatewayApiError).status).toBe(422);
     expect((resigned as GatewayApiError).message).toContain('as it was first');
     expect((await getClientRecord(endpoint(), token, 'sessions', b)).record).toMatchObject({ state: 'truncated' });
@@ -371,4 +394,3 @@ describe("the CLI's own records", () => {
     expect(tookSecond).toBeLessThan(tookFirst / 4);
   }, 60_000);
 });
-

@@ -29,7 +29,17 @@ const children: ChildProcess[] = [];
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   // As root, the demo keeps PostgreSQL's data where the postgres OS user can reach it.
-  for (const dir of ['scripted', 'running']) rmSync(join('/var/lib/hoop-demo', createHash('sha256').update(join(base, dir, 'postgres')).digest('hex').slice(0, 16)), { recursive: true, force: true });
+  for (const dir of ['scripted', 'running'])
+    rmSync(
+      join(
+        '/var/lib/hoop-demo',
+        createHash('sha256')
+          .update(join(base, dir, 'postgres'))
+          .digest('hex')
+          .slice(0, 16),
+      ),
+      { recursive: true, force: true },
+    );
   rmSync(base, { recursive: true, force: true });
 });
 
@@ -110,8 +120,10 @@ describe('hoop demo', () => {
     expect(r.stdout).toMatch(/ERROR 42501: hoop: denied by reviewer .* \(review rv-[0-9a-f]{16}\): not during the demo/);
     expect(r.stdout).toMatch(/\(reviewer\) hoop review approve (rv-[0-9a-f]{16}): review \1: approved by rae@hoop\.example\n {8}BEGIN, DELETE 60, ROLLBACK/);
     // The agent is a principal of its own: its write waits for a reviewer while the person's own runs.
-    expect(r.stdout).toMatch(/agent> hoop run --agent demo-agent --connect demo-db -- hoop exec demo-db --no-wait -c "update orders set status = 'shipped' where id = 7"\n {8}(rv-[0-9a-f]{16})\nyou> {3}update orders set status = 'shipped' where id = 7\n {8}UPDATE 1\n {8}\(reviewer\) hoop review deny \1/);
-    expect(r.stdout).toContain("   ok   the agent is a principal of its own");
+    expect(r.stdout).toMatch(
+      /agent> hoop run --agent demo-agent --connect demo-db -- hoop exec demo-db --no-wait -c "update orders set status = 'shipped' where id = 7"\n {8}(rv-[0-9a-f]{16})\nyou> {3}update orders set status = 'shipped' where id = 7\n {8}UPDATE 1\n {8}\(reviewer\) hoop review deny \1/,
+    );
+    expect(r.stdout).toContain('   ok   the agent is a principal of its own');
     expect(r.stdout).toContain(`${DEMO_STEPS} of ${DEMO_STEPS} expected outcomes happened.`);
     expect(r.stdout).not.toMatch(/@example\.(com|org)|\b\d{4} \d{4} \d{4} \d{4}\b|\b\d{3}-\d{2}-\d{4}\b/);
     expect(readFileSync(join(dir, 'env'), 'utf8')).toContain('export HOOP_GATEWAY=');
@@ -135,12 +147,21 @@ describe('hoop demo', () => {
     const gatewayPort = await freePort();
     const ports = ['--gateway-port', String(gatewayPort), '--port', String(await freePort())];
     const first = await demoRunning(['--dir', dir, ...ports]);
-    expect(first.info).toMatchObject({ dir, gateway: `https://127.0.0.1:${gatewayPort}`, envFile: join(dir, 'env'), connections: findSshd() ? ['demo-db', 'demo-ssh'] : ['demo-db'], postgres: { source: 'npm' } });
+    expect(first.info).toMatchObject({
+      dir,
+      gateway: `https://127.0.0.1:${gatewayPort}`,
+      envFile: join(dir, 'env'),
+      connections: findSshd() ? ['demo-db', 'demo-ssh'] : ['demo-db'],
+      postgres: { source: 'npm' },
+    });
     expect(first.info.postgres.version).toMatch(/^17\./);
     expect(sourced(first.info.envFile)).toEqual(first.info.env);
 
     // psql as printed, and psql with only the sourced environment.
-    const printed = await terminal(first.info.envFile, `env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -u PGPASSFILE -u PGSSLMODE -u PGSSLROOTCERT ${first.info.psql} -XAtc 'select email, card_number from customers where id = 1'`);
+    const printed = await terminal(
+      first.info.envFile,
+      `env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -u PGPASSFILE -u PGSSLMODE -u PGSSLROOTCERT ${first.info.psql} -XAtc 'select email, card_number from customers where id = 1'`,
+    );
     expect(printed.stderr).toBe('');
     expect(printed.stdout.trim()).toMatch(/^\[redacted\]\|\*{4} \*{4} \*{4} \d{4}$/);
     const drop = await terminal(first.info.envFile, "psql -X -c 'drop table orders'");

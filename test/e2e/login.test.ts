@@ -148,7 +148,10 @@ describe('hoop login as a process', () => {
     expect(who.code).toBe(0);
     expect(JSON.parse(who.stdout)).toMatchObject({ subject: 'dana', kind: 'user', groups: ['dev'], gateway: gatewayUrl, tokenSource: 'profile' });
 
-    const conn = watch(spawn(process.execPath, [bin, 'connect', 'app', '--json'], { env: { PATH: process.env.PATH, ...env, XDG_RUNTIME_DIR: join(dir, 'run') }, stdio: ['ignore', 'pipe', 'pipe'] }), 'hoop connect');
+    const conn = watch(
+      spawn(process.execPath, [bin, 'connect', 'app', '--json'], { env: { PATH: process.env.PATH, ...env, XDG_RUNTIME_DIR: join(dir, 'run') }, stdio: ['ignore', 'pipe', 'pipe'] }),
+      'hoop connect',
+    );
     const [line] = await conn.waitFor(/^\{.*\}$/m);
     const info = JSON.parse(line) as { host: string; port: number; pgpassFile: string };
     const r = await runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', 'hoop', '-d', 'app', '-c', 'select count(*) from items'], {

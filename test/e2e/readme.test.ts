@@ -157,7 +157,12 @@ describe('the README, run as written', () => {
     expect(second).toBe('.ci/run');
     const ci = readFileSync(join(root, '.ci/run'), 'utf8');
     expect(ci).toContain('npm ci');
-    expect(ci.trimEnd().split('\n').filter((l) => /^npm /.test(l))).toEqual(['npm test']);
+    expect(
+      ci
+        .trimEnd()
+        .split('\n')
+        .filter((l) => /^npm /.test(l)),
+    ).toEqual(['npm test']);
     expect(statSync(join(root, '.ci/run')).mode & 0o111).not.toBe(0);
     expect(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.prepare).toBe('npm run build'); // npm ci builds
     ran.add(first!);
@@ -198,7 +203,13 @@ describe('the README, run as written', () => {
 
     // The Reviews reference: list, show, approve (the held statement runs: here inside a transaction rolled back), wait, deny.
     const reference = shCommands(readme).filter((l) => /^npx hoop review /.test(l));
-    expect(reference.map((l) => l.split(/\s+/).slice(0, 4).join(' '))).toEqual(['npx hoop review ls', 'npx hoop review show', 'npx hoop review approve', 'npx hoop review deny', 'npx hoop review show']);
+    expect(reference.map((l) => l.split(/\s+/).slice(0, 4).join(' '))).toEqual([
+      'npx hoop review ls',
+      'npx hoop review show',
+      'npx hoop review approve',
+      'npx hoop review deny',
+      'npx hoop review show',
+    ]);
     const asRae = { before: `source ~/.local/state/hoop/demo/env; export HOOP_CONFIG_DIR=$HOOP_DEMO_REVIEWER` };
     const held = bash([source!, "psql -c 'begin; delete from orders; rollback'"]);
     const [, one] = await held.waitFor(/review (rv-[0-9a-f]{16})/);
@@ -282,7 +293,8 @@ describe('the README, run as written', () => {
       expect(agent.decide({ kind: 'exec', command: './deploy.sh v2' })).toMatchObject({ action: 'review', message: 'deploys need a second pair of eyes' });
       const engineer = judge(['engineers']);
       expect(engineer.decide({ kind: 'shell' }).action).toBe('allow');
-      for (const command of ['rm -rf /srv/app', 'rm -R /srv/app', 'rm -f -r /srv/app', 'rm --recursive /srv/app']) expect(engineer.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
+      for (const command of ['rm -rf /srv/app', 'rm -R /srv/app', 'rm -f -r /srv/app', 'rm --recursive /srv/app'])
+        expect(engineer.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', rule: 'no-recursive-rm' });
       expect(engineer.decide({ kind: 'exec', command: 'rm /srv/app/old.log' }).action).toBe('allow');
       expect(engineer.forward('db.internal', 5432)).toBe(true);
       expect(judge([], 'read-only').decide({ kind: 'exec', command: 'touch /srv/x' }).action).toBe('deny');
@@ -323,7 +335,12 @@ describe('the README, run as written', () => {
 
     beforeAll(async () => {
       mkdirSync(secrets, { recursive: true });
-      [pki, pg, oidc, wl] = await Promise.all([createTestPki(), startPgCluster(), startOidc({ audience: 'hoop', accounts: { dana: { groups: ['dba'], email: 'dana@acme.example' } } }), startWorkloadIssuer()]);
+      [pki, pg, oidc, wl] = await Promise.all([
+        createTestPki(),
+        startPgCluster(),
+        startOidc({ audience: 'hoop', accounts: { dana: { groups: ['dba'], email: 'dana@acme.example' } } }),
+        startWorkloadIssuer(),
+      ]);
       await pg.psql(
         `create table customers (id int primary key, name text, email text, card_number text);
          insert into customers values (1, 'Ada', 'ada@acme.example', '4111 1111 1111 1111'), (2, 'Alan', 'alan@acme.example', '5500 0000 0000 0004');
@@ -385,13 +402,15 @@ describe('the README, run as written', () => {
       repo?.remove();
     });
 
-    it('the gateway loads the README\'s gateway.yaml with the signed example policy repo', () => {
+    it("the gateway loads the README's gateway.yaml with the signed example policy repo", () => {
       expect(gateway.output()).toContain('"connections":["prod-db","analytics-replica","staging-db"]');
       expect(gateway.output()).not.toContain('unsigned');
     });
 
     it('identity: browser and device logins as the README gives them, then whoami', async () => {
-      const [browser, whoami, device] = shCommands(readme).filter((l) => /^npx hoop (login|whoami)/.test(l)).slice(1);
+      const [browser, whoami, device] = shCommands(readme)
+        .filter((l) => /^npx hoop (login|whoami)/.test(l))
+        .slice(1);
       expect([browser, whoami, device]).toEqual(['npx hoop login --gateway https://hoop.acme.example', 'npx hoop whoami', 'npx hoop login --gateway https://hoop.acme.example --device']);
 
       const opened = join(dir, 'opened-url');
@@ -422,7 +441,9 @@ describe('the README, run as written', () => {
     }, 60_000);
 
     it('hoop connect: connections, then psql through the local port sees masked values', async () => {
-      const [connections, connect] = shCommands(readme).filter((l) => /^npx hoop conn/.test(l)).slice(-2);
+      const [connections, connect] = shCommands(readme)
+        .filter((l) => /^npx hoop conn/.test(l))
+        .slice(-2);
       expect(connect).toBe('npx hoop connect prod-db --port 6432');
       const env = cliEnv('person');
       const ls = await run([connections!], { env });
@@ -463,7 +484,7 @@ describe('the README, run as written', () => {
       expect(listed.output).toMatch(/prod-db +postgres +app +read-write \(requested, until /);
     }, 60_000);
 
-    it('CI: the GitHub Actions workflow\'s run steps sign in as ci:acme/api and report through hoop', async () => {
+    it("CI: the GitHub Actions workflow's run steps sign in as ci:acme/api and report through hoop", async () => {
       const workflow = parseYaml(yamlBlock('# .github/workflows/')) as {
         permissions: Record<string, string>;
         jobs: Record<string, { env: Record<string, string>; steps: Array<{ uses?: string; run?: string; 'working-directory'?: string }> }>;
@@ -507,7 +528,12 @@ describe('the README, run as written', () => {
       let audit: Array<Record<string, unknown>> = [];
       for (let i = 0; i < 50 && !audit.some((e) => e.event === 'session.start' && e.subject === 'ci:acme/api'); i++) {
         await new Promise((r) => setTimeout(r, 100));
-        audit = existsSync(join(dir, 'audit.jsonl')) ? readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+        audit = existsSync(join(dir, 'audit.jsonl'))
+          ? readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+              .trim()
+              .split('\n')
+              .map((l) => JSON.parse(l) as Record<string, unknown>)
+          : [];
       }
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.start', subject: 'ci:acme/api', connection: 'prod-db' }));
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.end', subject: 'dana', connection: 'prod-db' }));
@@ -515,15 +541,28 @@ describe('the README, run as written', () => {
   });
 
   it('the benchmark runs (briefly here)', async () => {
-    const r = await run(['npm run bench'], { env: { BENCH_SECONDS: '1', BENCH_SCALE: '1', BENCH_COPY_ROWS: '10000', BENCH_COPY_RUNS: '1', BENCH_PATHS: 'direct,hoop', BENCH_LIMITS: '0', BENCH_SCP_MB: '5', BENCH_SCP_RUNS: '1', BENCH_IDLE: '0', BENCH_WARMUP: '0' } });
+    const r = await run(['npm run bench'], {
+      env: {
+        BENCH_SECONDS: '1',
+        BENCH_SCALE: '1',
+        BENCH_COPY_ROWS: '10000',
+        BENCH_COPY_RUNS: '1',
+        BENCH_PATHS: 'direct,hoop',
+        BENCH_LIMITS: '0',
+        BENCH_SCP_MB: '5',
+        BENCH_SCP_RUNS: '1',
+        BENCH_IDLE: '0',
+        BENCH_WARMUP: '0',
+      },
+    });
     expect(r.code).toBe(0);
     expect(r.output).toMatch(/^hoop +\d+\.\d+ +x/m);
   }, 120_000);
 
   it('ran every command of the README', () => {
-    const workflowRuns = (
-      Object.values((parseYaml(yamlBlock('# .github/workflows/')) as { jobs: Record<string, { steps: Array<{ run?: string }> }> }).jobs)[0]!.steps
-    ).flatMap((s) => (s.run ? s.run.trimEnd().split('\n') : []));
+    const workflowRuns = Object.values((parseYaml(yamlBlock('# .github/workflows/')) as { jobs: Record<string, { steps: Array<{ run?: string }> }> }).jobs)[0]!.steps.flatMap((s) =>
+      s.run ? s.run.trimEnd().split('\n') : [],
+    );
     const all = [...shCommands(readme), ...shCommands(exampleReadme), ...workflowRuns].flatMap((l) => l.split(' && '));
     expect(all.filter((l) => !ran.has(l) && !RUN_BY_CI.has(l))).toEqual([]);
   });

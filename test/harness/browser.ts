@@ -90,7 +90,14 @@ function parseForms(html: string, base: string): Form[] {
 
 function snippet(body: string): string {
   const error = /id="op-error"[^>]*>([\s\S]*?)</.exec(body)?.[1];
-  return decodeEntities(error ?? body.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200));
+  return decodeEntities(
+    error ??
+      body
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim()
+        .slice(0, 200),
+  );
 }
 
 /** A browser with its own cookie jar. */
@@ -210,9 +217,7 @@ export class TestBrowser {
   #matching(url: URL): Cookie[] {
     const now = Date.now();
     for (let i = this.#cookies.length - 1; i >= 0; i--) if ((this.#cookies[i]?.expires ?? 0) <= now) this.#cookies.splice(i, 1);
-    return this.#cookies.filter(
-      (c) => c.origin === url.origin && (url.pathname === c.path || url.pathname.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`)),
-    );
+    return this.#cookies.filter((c) => c.origin === url.origin && (url.pathname === c.path || url.pathname.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`)));
   }
 
   /** @see https://www.rfc-editor.org/rfc/rfc6265#section-5.2 */

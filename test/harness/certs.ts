@@ -114,8 +114,25 @@ export async function createTestPki(): Promise<TestPki> {
     await newKey(dir, `${name}.key`);
     await openssl(dir, ['req', '-new', '-config', 'openssl.cnf', '-key', `${name}.key`, '-subj', `/CN=${name}`, '-out', `${name}.csr`]);
     await openssl(dir, [
-      'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', serial(),
-      '-days', '30', '-sha256', '-extfile', extFile, '-extensions', 'leaf', '-out', `${name}.crt`,
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-set_serial',
+      serial(),
+      '-days',
+      '30',
+      '-sha256',
+      '-extfile',
+      extFile,
+      '-extensions',
+      'leaf',
+      '-out',
+      `${name}.crt`,
     ]);
     await chmod(certFile, 0o644);
     return { certFile, keyFile, cert: await readFile(certFile), key: await readFile(keyFile) };

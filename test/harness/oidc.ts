@@ -368,116 +368,125 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
 
   const revocations: RevokedToken[] = [];
 
-  const provider = await quietly(async () =>
-    new Provider(issuer, {
-      adapter: store.adapter(),
-      jwks: { keys: [signingJwk] },
-      cookies: { keys: [randomBytes(32).toString('base64url')] },
-      clientBasedCORS: () => false,
-      clients: [
-        {
-          client_id: clientId,
-          client_name: 'hoop CLI (test)',
-          application_type: 'native',
-          token_endpoint_auth_method: 'none',
-          redirect_uris: [redirectUri],
-          response_types: ['code'],
-          grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
+  const provider = await quietly(
+    async () =>
+      new Provider(issuer, {
+        adapter: store.adapter(),
+        jwks: { keys: [signingJwk] },
+        cookies: { keys: [randomBytes(32).toString('base64url')] },
+        clientBasedCORS: () => false,
+        clients: [
+          {
+            client_id: clientId,
+            client_name: 'hoop CLI (test)',
+            application_type: 'native',
+            token_endpoint_auth_method: 'none',
+            redirect_uris: [redirectUri],
+            response_types: ['code'],
+            grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],
+          },
+        ],
+        findAccount: async (_ctx: unknown, sub: string) => ({
+          accountId: sub,
+          claims: async () => ({ sub, preferred_username: sub, ...accountClaims(sub) }),
+        }),
+        claims: {
+          openid: ['sub', 'groups'],
+          email: ['email', 'email_verified'],
+          profile: ['name', 'preferred_username'],
         },
-      ],
-      findAccount: async (_ctx: unknown, sub: string) => ({
-        accountId: sub,
-        claims: async () => ({ sub, preferred_username: sub, ...accountClaims(sub) }),
-      }),
-      claims: {
-        openid: ['sub', 'groups'],
-        email: ['email', 'email_verified'],
-        profile: ['name', 'preferred_username'],
-      },
-      scopes: SCOPES,
-      conformIdTokenClaims: false,
-      // OIDC Core §11 makes offline_access need prompt=consent, so oidc-provider drops it otherwise;
-      // like most IdPs, the harness issues refresh tokens to the CLI client either way.
-      issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
-      expiresWithSession: async () => false,
-      pkce: { required: () => true },
-      renderError: async (ctx: { type: string; body: string }, out: Record<string, unknown>) => {
-        ctx.type = 'html';
-        ctx.body = page('Error', `<p id="op-error">${esc(out.error)}: ${esc(out.error_description ?? '')}</p>`);
-      },
-      features: {
-        devInteractions: { enabled: false },
-        clientCredentials: { enabled: true },
-        rpInitiatedLogout: { enabled: false },
-        revocation: {
-          enabled: true,
-          allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { kind: string; clientId?: string; accountId?: string }) => {
-            if (token.clientId !== client.clientId) return false;
-            revocations.push({ kind: token.kind, accountId: token.accountId, clientId: token.clientId });
-            return true;
+        scopes: SCOPES,
+        conformIdTokenClaims: false,
+        // OIDC Core §11 makes offline_access need prompt=consent, so oidc-provider drops it otherwise;
+        // like most IdPs, the harness issues refresh tokens to the CLI client either way.
+        issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+        expiresWithSession: async () => false,
+        pkce: { required: () => true },
+        renderError: async (ctx: { type: string; body: string }, out: Record<string, unknown>) => {
+          ctx.type = 'html';
+          ctx.body = page('Error', `<p id="op-error">${esc(out.error)}: ${esc(out.error_description ?? '')}</p>`);
+        },
+        features: {
+          devInteractions: { enabled: false },
+          clientCredentials: { enabled: true },
+          rpInitiatedLogout: { enabled: false },
+          revocation: {
+            enabled: true,
+            allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { kind: string; clientId?: string; accountId?: string }) => {
+              if (token.clientId !== client.clientId) return false;
+              revocations.push({ kind: token.kind, accountId: token.accountId, clientId: token.clientId });
+              return true;
+            },
+          },
+          deviceFlow: {
+            enabled: true,
+            userCodeInputSource: async (ctx: { body: string }, form: string, _out: unknown, err?: { name?: string; userCode?: string }) => {
+              const msg = err ? `<p id="op-error">${esc(err.userCode ? 'The code you entered is incorrect' : (err.name ?? 'error'))}</p>` : '<p>Enter the code displayed on your device</p>';
+              ctx.body = page('Device sign-in', `${msg}\n${form}\n<button type="submit" form="op.deviceInputForm">Continue</button>`);
+            },
+            userCodeConfirmSource: async (ctx: { body: string }, form: string, client: { clientId: string }, _info: unknown, userCode: string) => {
+              ctx.body = page(
+                'Confirm device',
+                `<p>${esc(client.clientId)} shows the code <code>${esc(userCode)}</code></p>\n${form}\n<button type="submit" form="op.deviceConfirmForm">Continue</button>`,
+              );
+            },
+            successSource: async (ctx: { body: string }) => {
+              ctx.body = page('Device approved', '<p id="op-device-success">Sign-in successful, you can close this page.</p>');
+            },
+          },
+          resourceIndicators: {
+            enabled: true,
+            defaultResource: async () => RESOURCE,
+            useGrantedResource: async () => true,
+            getResourceServerInfo: async (_ctx: unknown, _resource: string, client: { clientId: string }) => {
+              const req = requests.get(client.clientId);
+              return {
+                scope: '',
+                audience: req?.audience ?? audience,
+                accessTokenTTL: req?.expiresInSeconds ?? lifetimes.accessToken,
+                accessTokenFormat: 'jwt',
+                jwt: { sign: { alg: 'RS256' } },
+              };
+            },
           },
         },
-        deviceFlow: {
-          enabled: true,
-          userCodeInputSource: async (ctx: { body: string }, form: string, _out: unknown, err?: { name?: string; userCode?: string }) => {
-            const msg = err ? `<p id="op-error">${esc(err.userCode ? 'The code you entered is incorrect' : (err.name ?? 'error'))}</p>` : '<p>Enter the code displayed on your device</p>';
-            ctx.body = page('Device sign-in', `${msg}\n${form}\n<button type="submit" form="op.deviceInputForm">Continue</button>`);
-          },
-          userCodeConfirmSource: async (ctx: { body: string }, form: string, client: { clientId: string }, _info: unknown, userCode: string) => {
-            ctx.body = page('Confirm device', `<p>${esc(client.clientId)} shows the code <code>${esc(userCode)}</code></p>\n${form}\n<button type="submit" form="op.deviceConfirmForm">Continue</button>`);
-          },
-          successSource: async (ctx: { body: string }) => {
-            ctx.body = page('Device approved', '<p id="op-device-success">Sign-in successful, you can close this page.</p>');
-          },
-        },
-        resourceIndicators: {
-          enabled: true,
-          defaultResource: async () => RESOURCE,
-          useGrantedResource: async () => true,
-          getResourceServerInfo: async (_ctx: unknown, _resource: string, client: { clientId: string }) => {
-            const req = requests.get(client.clientId);
+        extraTokenClaims: async (ctx: { oidc?: { entities?: Record<string, { authTime?: number } | undefined> } }, token: unknown) => {
+          const id = clientIdOf(token);
+          const req = id === undefined ? undefined : requests.get(id);
+          if (req)
             return {
-              scope: '',
-              audience: req?.audience ?? audience,
-              accessTokenTTL: req?.expiresInSeconds ?? lifetimes.accessToken,
-              accessTokenFormat: 'jwt',
-              jwt: { sign: { alg: 'RS256' } },
+              ...(req.groups ? { groups: req.groups } : {}),
+              ...(req.email ? { email: req.email, email_verified: true } : {}),
+              ...(req.authTime !== undefined ? { auth_time: req.authTime } : {}),
             };
+          const accountId = (token as { accountId?: string }).accountId;
+          if (accountId === undefined) return undefined;
+          // When the person signed in: the grant's (a code's, a refresh token's, a device code's), as identity providers put it in access tokens.
+          const e = ctx.oidc?.entities ?? {};
+          const authTime = e.AuthorizationCode?.authTime ?? e.RefreshToken?.authTime ?? e.DeviceCode?.authTime;
+          return { ...accountClaims(accountId), ...(authTime !== undefined ? { auth_time: authTime } : {}) };
+        },
+        formats: {
+          customizers: {
+            jwt: async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
+              const id = clientIdOf(token);
+              const req = id === undefined ? undefined : requests.get(id);
+              if (req) jwt.payload.sub = req.subject;
+            },
           },
         },
-      },
-      extraTokenClaims: async (ctx: { oidc?: { entities?: Record<string, { authTime?: number } | undefined> } }, token: unknown) => {
-        const id = clientIdOf(token);
-        const req = id === undefined ? undefined : requests.get(id);
-        if (req) return { ...(req.groups ? { groups: req.groups } : {}), ...(req.email ? { email: req.email, email_verified: true } : {}), ...(req.authTime !== undefined ? { auth_time: req.authTime } : {}) };
-        const accountId = (token as { accountId?: string }).accountId;
-        if (accountId === undefined) return undefined;
-        // When the person signed in: the grant's (a code's, a refresh token's, a device code's), as identity providers put it in access tokens.
-        const e = ctx.oidc?.entities ?? {};
-        const authTime = e.AuthorizationCode?.authTime ?? e.RefreshToken?.authTime ?? e.DeviceCode?.authTime;
-        return { ...accountClaims(accountId), ...(authTime !== undefined ? { auth_time: authTime } : {}) };
-      },
-      formats: {
-        customizers: {
-          jwt: async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
-            const id = clientIdOf(token);
-            const req = id === undefined ? undefined : requests.get(id);
-            if (req) jwt.payload.sub = req.subject;
-          },
+        ttl: {
+          AccessToken: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? lifetimes.accessToken,
+          AuthorizationCode: 60,
+          ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? 600,
+          DeviceCode: () => lifetimes.deviceCode,
+          Grant: 3600 * 24,
+          IdToken: () => lifetimes.idToken,
+          Interaction: 600,
+          RefreshToken: () => lifetimes.refreshToken,
+          Session: 3600 * 24,
         },
-      },
-      ttl: {
-        AccessToken: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? lifetimes.accessToken,
-        AuthorizationCode: 60,
-        ClientCredentials: (_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) => token.resourceServer?.accessTokenTTL ?? 600,
-        DeviceCode: () => lifetimes.deviceCode,
-        Grant: 3600 * 24,
-        IdToken: () => lifetimes.idToken,
-        Interaction: 600,
-        RefreshToken: () => lifetimes.refreshToken,
-        Session: 3600 * 24,
-      },
-    }),
+      }),
   );
   const internals = provider as unknown as ProviderInternals;
 
@@ -607,11 +616,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const m = /^\/interaction\/([^/]+)(?:\/(login|confirm|abort))?$/.exec(path);
-    const run = m
-      ? interaction(req, res, decodeURIComponent(m[1] ?? ''), m[2])
-      : req.method === 'POST' && path === '/token'
-        ? tokenRequest(req, res)
-        : Promise.resolve(handle(req, res));
+    const run = m ? interaction(req, res, decodeURIComponent(m[1] ?? ''), m[2]) : req.method === 'POST' && path === '/token' ? tokenRequest(req, res) : Promise.resolve(handle(req, res));
     run.catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();

@@ -34,8 +34,7 @@ export function int32(n: number): Buffer {
 /** Parse of `sql` as statement `name`, no parameter types. */
 export const parse = (name: string, sql: string): Buffer => frontendMessage('P', name, sql, 0);
 /** Bind of `stmt` to `portal`, no parameters, every result column in `format`. */
-export const bind = (portal: string, stmt: string, format: 0 | 1 = 0): Buffer =>
-  format === 0 ? frontendMessage('B', portal, stmt, 0, 0, 0) : frontendMessage('B', portal, stmt, 0, 0, 1, format);
+export const bind = (portal: string, stmt: string, format: 0 | 1 = 0): Buffer => (format === 0 ? frontendMessage('B', portal, stmt, 0, 0, 0) : frontendMessage('B', portal, stmt, 0, 0, 1, format));
 /** Execute of `portal`, at most `maxRows` rows (0: all). */
 export const execute = (portal: string, maxRows = 0): Buffer => frontendMessage('E', portal, int32(maxRows));
 /** Describe of a portal. */

@@ -95,7 +95,9 @@ export function pgBinDir(): string {
 
 /** uid/gid of the `postgres` OS user, from /etc/passwd. */
 function postgresOsUser(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
   if (!line) throw new Error('running as root but there is no `postgres` OS user to run the server as');
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
@@ -271,11 +273,11 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
   };
 
   try {
-    const init = await run(
-      join(bin, 'initdb'),
-      ['-D', dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
-      { asPostgres: true, cwd: root, env: cleanPgEnv({}) },
-    );
+    const init = await run(join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], {
+      asPostgres: true,
+      cwd: root,
+      env: cleanPgEnv({}),
+    });
     if (init.code !== 0) throw new Error(`initdb failed (exit ${init.code}): ${init.stderr.trim() || init.stdout.trim()}`);
 
     const superuser: PgUser = { user: 'postgres', password: newPassword() };
@@ -402,11 +404,11 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
       },
       async psql(sql, opts = {}) {
         const user = opts.user ?? superuser;
-        const r = await run(
-          psqlBin,
-          ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', user.user, '-d', opts.database ?? database, '-f', '-'],
-          { input: sql, env: cleanPgEnv({ PGPASSWORD: user.password, PGSSLMODE: 'prefer' }), cwd: root },
-        );
+        const r = await run(psqlBin, ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', user.user, '-d', opts.database ?? database, '-f', '-'], {
+          input: sql,
+          env: cleanPgEnv({ PGPASSWORD: user.password, PGSSLMODE: 'prefer' }),
+          cwd: root,
+        });
         if (r.code !== 0) throw new Error(r.stderr.trim() || `psql exited with ${r.code}`);
         return r.stdout;
       },

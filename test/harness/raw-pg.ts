@@ -94,7 +94,13 @@ export class RawFrontend {
   }
 
   /** Sends a StartupMessage and signs in with SCRAM-SHA-256 (if asked), up to ReadyForQuery. */
-  async startup(password: string, params: Array<[string, string]> = [['user', 'hoop'], ['database', 'app']]): Promise<void> {
+  async startup(
+    password: string,
+    params: Array<[string, string]> = [
+      ['user', 'hoop'],
+      ['database', 'app'],
+    ],
+  ): Promise<void> {
     this.write(startupMessage(params));
     const auth = await this.waitFor('R');
     if (!auth) throw new Error(`closed during startup: ${JSON.stringify(this.#messages.map((m) => String.fromCharCode(m.type)))}`);

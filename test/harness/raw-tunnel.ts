@@ -10,9 +10,19 @@ import type { Duplex } from 'node:stream';
 import { TunnelChannel } from '../../src/tunnel/channel.js';
 
 /** Opens `GET /v1/connections/<connection>/tunnel` with `headers`; resolves the channel and the 101's headers, or rejects with the refusal's status and body. */
-export function rawTunnel(gateway: string, ca: Buffer, connection: string, headers: Record<string, string>): Promise<{ channel: TunnelChannel; headers: Record<string, string | string[] | undefined> }> {
+export function rawTunnel(
+  gateway: string,
+  ca: Buffer,
+  connection: string,
+  headers: Record<string, string>,
+): Promise<{ channel: TunnelChannel; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
-    const req = https.request(new URL(`/v1/connections/${encodeURIComponent(connection)}/tunnel`, gateway), { method: 'GET', ca, agent: false, headers: { Connection: 'Upgrade', Upgrade: 'hoop-tunnel/1', ...headers } });
+    const req = https.request(new URL(`/v1/connections/${encodeURIComponent(connection)}/tunnel`, gateway), {
+      method: 'GET',
+      ca,
+      agent: false,
+      headers: { Connection: 'Upgrade', Upgrade: 'hoop-tunnel/1', ...headers },
+    });
     req.on('upgrade', (res, socket: Duplex, head: Buffer) => resolve({ channel: new TunnelChannel(socket, head, { peer: 'gateway' }), headers: res.headers }));
     req.on('response', (res) => {
       let body = '';

@@ -56,7 +56,11 @@ export interface HoopStack {
    * A raw frontend straight on a tunnel to `connection` (no CLI), signed in up to ReadyForQuery
    * unless `startup` is false.
    */
-  tunnel(connection: string, token: string, options?: { startup?: boolean; params?: Array<[string, string]>; via?: 'connect' | 'exec'; sessionId?: string; detachReviews?: boolean; gateway?: string }): Promise<RawFrontend>;
+  tunnel(
+    connection: string,
+    token: string,
+    options?: { startup?: boolean; params?: Array<[string, string]>; via?: 'connect' | 'exec'; sessionId?: string; detachReviews?: boolean; gateway?: string },
+  ): Promise<RawFrontend>;
   close(): Promise<void>;
 }
 
@@ -124,7 +128,9 @@ issuers:
     audience: ${AUDIENCE}
 ${Object.entries(options.issuer ?? {})
   .map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`)
-  .join('')}${options.extraConfig ?? ''}${options.extraConfig && !options.extraConfig.endsWith('\n') ? '\n' : ''}${policyBlock ?? connectionsBlock}${policyBlock && !policyBlock.endsWith('\n') ? '\n' : ''}`,
+  .join(
+    '',
+  )}${options.extraConfig ?? ''}${options.extraConfig && !options.extraConfig.endsWith('\n') ? '\n' : ''}${policyBlock ?? connectionsBlock}${policyBlock && !policyBlock.endsWith('\n') ? '\n' : ''}`,
   );
   const config = await loadGatewayConfig(configFile, env);
   const lines: string[] = [];
@@ -183,7 +189,16 @@ ${Object.entries(options.issuer ?? {})
     connect,
     run,
     async tunnel(connection, token, o = {}) {
-      const { channel } = await openTunnel({ gateway: o.gateway ?? gateway.url, connection, token, sessionId: o.sessionId ?? `raw-${randomBytes(8).toString('hex')}`, clientVersion: 'test', ca: pki.ca, ...(o.via !== undefined ? { via: o.via } : {}), ...(o.detachReviews ? { detachReviews: true } : {}) });
+      const { channel } = await openTunnel({
+        gateway: o.gateway ?? gateway.url,
+        connection,
+        token,
+        sessionId: o.sessionId ?? `raw-${randomBytes(8).toString('hex')}`,
+        clientVersion: 'test',
+        ca: pki.ca,
+        ...(o.via !== undefined ? { via: o.via } : {}),
+        ...(o.detachReviews ? { detachReviews: true } : {}),
+      });
       const raw = new RawFrontend(channel);
       if (o.startup !== false) await raw.startup('', o.params);
       return raw;

@@ -18,7 +18,8 @@ let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
 const running: RunningConnect[] = [];
 
-const as = async (subject: string, groups: string[], argv: string[]) => stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+const as = async (subject: string, groups: string[], argv: string[]) =>
+  stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
 
 async function pendingRequest(subject: string): Promise<string> {
   for (let i = 0; i < 100; i++) {
@@ -74,7 +75,14 @@ describe('access requests', () => {
     await expect
       .poll(() => {
         const file = join(stack.dir, 'audit.jsonl');
-        return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.review === id).map((e) => [e.event, e.kind, (e.access as { until?: string } | undefined)?.until !== undefined]) : [];
+        return existsSync(file)
+          ? readFileSync(file, 'utf8')
+              .trim()
+              .split('\n')
+              .map((l) => JSON.parse(l) as Record<string, unknown>)
+              .filter((e) => e.review === id)
+              .map((e) => [e.event, e.kind, (e.access as { until?: string } | undefined)?.until !== undefined])
+          : [];
       })
       .toEqual([
         ['review.requested', 'access', false],

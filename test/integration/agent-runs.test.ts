@@ -46,7 +46,15 @@ describe('beginning a run', () => {
   it('answers the run, its credential and its control credential; the credential stands for the person, as that agent', async () => {
     const r = await begin(alice);
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ id: expect.stringMatching(/^run-[A-Za-z0-9_-]{16}$/), agent: 'claude', via: 'run', isolation: 'bwrap', connections: ['app'], subject: 'alice', heartbeatTimeoutMs: 5000 });
+    expect(r.body).toMatchObject({
+      id: expect.stringMatching(/^run-[A-Za-z0-9_-]{16}$/),
+      agent: 'claude',
+      via: 'run',
+      isolation: 'bwrap',
+      connections: ['app'],
+      subject: 'alice',
+      heartbeatTimeoutMs: 5000,
+    });
     expect(r.body.token).toMatch(/^hooprun_[A-Za-z0-9_-]{43}$/);
     expect(r.body.controlToken).toMatch(/^hoopctl_[A-Za-z0-9_-]{43}$/);
     expect(r.body).not.toHaveProperty('tokenHash');
@@ -165,7 +173,7 @@ describe("a run lives no longer than its person's sign-in", () => {
 });
 
 describe("a run's sessions", () => {
-  it('reach only the run\'s connections, never renew, carry the principal, and end with the run', async () => {
+  it("reach only the run's connections, never renew, carry the principal, and end with the run", async () => {
     const run = (await begin(alice, { connections: ['app'] })).body;
     const token = run.token as string;
     await expect(stack.tunnel('other', token)).rejects.toThrow(/run run-\S+ may use only "app", not "other"/);

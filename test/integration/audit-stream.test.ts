@@ -78,7 +78,10 @@ describe('audit stream', () => {
     expect(got[1]).toMatchObject({ action: 'deny', rule: 'no-drop', message: 'Q' });
     expect(got[2]).toMatchObject({ reason: 'client-terminated', statements: 2, refused: 1 });
     expect(failFirst).toBe(0); // it was refused twice and retried
-    const file = readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const file = readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(file.map((e) => e.event)).toEqual(['session.start', 'statement.refused', 'session.end']);
   }, 60_000);
 
@@ -108,7 +111,10 @@ describe('audit stream', () => {
     for (let i = 0; i < 10_000; i++) stream.emit('statement.refused', { i });
     expect(performance.now() - t0).toBeLessThan(1000);
     await stream.close();
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toMatchObject({ v: 1, event: 'audit.dropped', count: 9900 });
     expect(lines.slice(1).map((l) => l.i)).toEqual(Array.from({ length: 100 }, (_, k) => 9900 + k));
   });

@@ -32,14 +32,20 @@ const refusal = (p: Promise<unknown>): Promise<{ status?: number; message?: stri
     () => undefined,
     (e: { status?: number; message?: string }) => e,
   );
-const held = (dir: string, kind: string, id: string): string[] => readdirSync(join(dir, 'client-records', kind, id)).filter((f) => f.startsWith('events-')).sort();
+const held = (dir: string, kind: string, id: string): string[] =>
+  readdirSync(join(dir, 'client-records', kind, id))
+    .filter((f) => f.startsWith('events-'))
+    .sort();
 
 describe("CLIs' records", () => {
-  it('a record holds at most its kind\'s bytes: a run\'s 1 MiB', async () => {
+  it("a record holds at most its kind's bytes: a run's 1 MiB", async () => {
     const dir = dataDir();
     const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0 });
     for (let i = 1; i <= 4; i++) await records.put('runs', 'run-limits-0001', chunk(i), Buffer.alloc(256 * 1024, i), alice, noKeys);
-    expect(await refusal(records.put('runs', 'run-limits-0001', chunk(5), Buffer.alloc(1024), alice, noKeys))).toMatchObject({ status: 413, message: expect.stringContaining('would pass the 1 MiB a record of this kind may hold') });
+    expect(await refusal(records.put('runs', 'run-limits-0001', chunk(5), Buffer.alloc(1024), alice, noKeys))).toMatchObject({
+      status: 413,
+      message: expect.stringContaining('would pass the 1 MiB a record of this kind may hold'),
+    });
     expect(held(dir, 'runs', 'run-limits-0001')).toEqual([1, 2, 3, 4].map(chunk));
   });
 
@@ -57,7 +63,9 @@ describe("CLIs' records", () => {
   it("an identity's quota holds when its uploads come at once, and counts what a record took since its last verified signature", async () => {
     const dir = dataDir();
     const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
-    const all = await Promise.all(Array.from({ length: 20 }, (_, i) => refusal(records.put('sessions', `session-race-${String(i).padStart(4, '0')}`, chunk(1), Buffer.alloc(900 * 1024, i), alice, noKeys))));
+    const all = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => refusal(records.put('sessions', `session-race-${String(i).padStart(4, '0')}`, chunk(1), Buffer.alloc(900 * 1024, i), alice, noKeys))),
+    );
     expect(all.filter((r) => r === undefined)).toHaveLength(1);
     expect(all.filter((r) => r?.status === 429)).toHaveLength(19);
 
@@ -71,7 +79,8 @@ describe("CLIs' records", () => {
     await w.checkpoint();
     w.abandon();
     const keys = async () => [{ publicKey: key.publicKey }];
-    for (const f of ['events-000001.jsonl.gz', 'checkpoint-000001.SHA256SUMS', 'checkpoint-000001.SHA256SUMS.sig']) await verified.put('sessions', 'session-tail-0001', f, readFileSync(join(spool, f)), bob, keys);
+    for (const f of ['events-000001.jsonl.gz', 'checkpoint-000001.SHA256SUMS', 'checkpoint-000001.SHA256SUMS.sig'])
+      await verified.put('sessions', 'session-tail-0001', f, readFileSync(join(spool, f)), bob, keys);
     expect(await verified.state('sessions', 'session-tail-0001')).toMatchObject({ state: 'truncated', pending: 0 });
     await verified.put('sessions', 'session-tail-0001', chunk(2), Buffer.alloc(600 * 1024, 1), bob, keys);
     expect(await refusal(verified.put('sessions', 'session-tail-0001', chunk(3), Buffer.alloc(600 * 1024, 2), bob, keys))).toMatchObject({ status: 429 });
@@ -90,7 +99,10 @@ describe("CLIs' records", () => {
   it('an upload that would take the last free space of the data disk is refused 507, and nothing is written', async () => {
     const dir = dataDir();
     const records = await ClientRecords.open(dir, undefined, { reserveBytes: Number.MAX_SAFE_INTEGER });
-    expect(await refusal(records.put('sessions', 'session-full-01', chunk(1), Buffer.from('x'), alice, noKeys))).toMatchObject({ status: 507, message: expect.stringContaining("the gateway's disk is too full to keep this record") });
+    expect(await refusal(records.put('sessions', 'session-full-01', chunk(1), Buffer.from('x'), alice, noKeys))).toMatchObject({
+      status: 507,
+      message: expect.stringContaining("the gateway's disk is too full to keep this record"),
+    });
     expect(readdirSync(join(dir, 'client-records', 'sessions'))).toEqual([]);
     expect(await records.state('sessions', 'session-full-01')).toBeUndefined();
   });

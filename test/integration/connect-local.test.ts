@@ -42,7 +42,9 @@ describe('TLS on the local port', () => {
     // A certificate that is not this session's is refused by the client.
     const other = await stack.connect('app', token);
     try {
-      const wrong = await runProcess('psql', ['-X', '-At', info.uri.replace(encodeURIComponent(info.sslrootcert!), encodeURIComponent(other.info.sslrootcert!)), '-c', 'select 1'], { env: { PGPASSFILE: info.pgpassFile } });
+      const wrong = await runProcess('psql', ['-X', '-At', info.uri.replace(encodeURIComponent(info.sslrootcert!), encodeURIComponent(other.info.sslrootcert!)), '-c', 'select 1'], {
+        env: { PGPASSFILE: info.pgpassFile },
+      });
       expect(wrong.code).not.toBe(0);
       expect(wrong.stderr).toMatch(/certificate verify failed/);
     } finally {
@@ -72,7 +74,7 @@ describe('TLS on the local port', () => {
 });
 
 describe('files a run hands out', () => {
-  it('are its own: two hoop connects on the same port number (unix sockets in two directories) never share, overwrite or delete each other\'s password file', async () => {
+  it("are its own: two hoop connects on the same port number (unix sockets in two directories) never share, overwrite or delete each other's password file", async () => {
     const [da, db] = await Promise.all([mkdtemp(join(tmpdir(), 'hoop-a-')), mkdtemp(join(tmpdir(), 'hoop-b-'))]);
     const a = await stack.connect('app', token, ['--socket', da]);
     const b = await stack.connect('app', token, ['--socket', db]);

@@ -132,7 +132,7 @@ afterAll(async () => {
 });
 
 describe('hoop connect with the policy bundle', () => {
-  it('refuses a denied statement on the laptop with the gateway\'s message; the gateway never sees it', async () => {
+  it("refuses a denied statement on the laptop with the gateway's message; the gateway never sees it", async () => {
     const c = await stack.connect('app', await stack.token('alice'), ['--policy-dir', repo]);
     running.push(c);
     const before = refusedAtGateway().length;
@@ -175,7 +175,7 @@ describe('hoop connect with the policy bundle', () => {
     }
   });
 
-  it('without a bundle the gateway refuses (today\'s behaviour)', async () => {
+  it("without a bundle the gateway refuses (today's behaviour)", async () => {
     const c = await stack.connect('app', await stack.token('alice'));
     running.push(c);
     const before = refusedAtGateway().length;
@@ -185,7 +185,7 @@ describe('hoop connect with the policy bundle', () => {
     expect(c.stderr()).not.toContain('early statement checks use');
   });
 
-  it('a --policy-dir at another commit than the gateway\'s: the gateway alone judges, said once', async () => {
+  it("a --policy-dir at another commit than the gateway's: the gateway alone judges, said once", async () => {
     const second = commit(bundle(stack.pg, `    - name: no-notes\n      match: { tables: [notes] }\n      action: deny\n      message: notes are closed\n`));
     const c = await stack.connect('app', await stack.token('alice'), ['--policy-dir', repo]);
     running.push(c);
@@ -233,7 +233,7 @@ describe('hoop connect with the policy bundle', () => {
     expect(c.stderr()).not.toContain('early statement checks');
   });
 
-  it('a config repo that lacks the gateway\'s commit: the gateway alone judges until a later commit matches again', async () => {
+  it("a config repo that lacks the gateway's commit: the gateway alone judges until a later commit matches again", async () => {
     const lagging = join(base, 'lagging');
     policyRepo.git('clone', '-q', repo, lagging);
     const laggingGit = (...args: string[]): string => policyRepo.git('-C', lagging, ...args);
@@ -296,9 +296,7 @@ describe('hoop connect with the policy bundle', () => {
       expect(s.stderr).toContain('hoop: denied by rule "no-secrets"');
       expect(refusedAtGateway().length).toBe(before + 1);
       expect((await psql(c.info, ['-At', '-c', 'select body from notes order by id limit 1'])).stdout.trim()).toBe('hello');
-      expect(linesWith(c.stderr(), 'hoop:')).toEqual([
-        `hoop: cannot ask the gateway who you are (${front.url} does not serve /v1/whoami); statements are judged by the gateway only`,
-      ]);
+      expect(linesWith(c.stderr(), 'hoop:')).toEqual([`hoop: cannot ask the gateway who you are (${front.url} does not serve /v1/whoami); statements are judged by the gateway only`]);
       expect(c.stderr()).not.toContain(token);
       await c.stop();
     } finally {

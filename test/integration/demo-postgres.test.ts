@@ -188,7 +188,7 @@ describe('startDemoPostgres', () => {
       expect(parent.uid).not.toBe(0);
       expect(statSync(join(dir, 'postgres-superuser.json')).mode & 0o777).toBe(0o600);
       expect(lines.join('\n')).toMatch(/cannot reach/);
-      await runSql(pg, 'postgres', 'create table kept (v text); insert into kept values (\'yes\')');
+      await runSql(pg, 'postgres', "create table kept (v text); insert into kept values ('yes')");
       await pg.stop();
 
       // Restarted: the same data; with the data directory's owner changed, it is given back.
@@ -222,19 +222,20 @@ describe('startDemoPostgres', () => {
       await pg.stop();
     }, 30_000);
 
-    it.skipIf(!canSetpriv)('runs as a regular user (nobody)', async () => {
-      const base = newDir('nobody');
-      const dir = join(base, 'demo');
-      chownSync(base, 65534, 65534);
-      const script = join(base, 'child.mts');
-      writeFileSync(script, childScript(dir, await freePort()));
-      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', script], {
-        cwd: repo,
-        stdio: ['pipe', 'pipe', 'pipe'],
-        env: { ...process.env, HOME: base },
-      });
-      const info = await new Promise<{ pid: number; port: number; dataDir: string; source: string; created: boolean; superuser: { user: string; password: string } }>(
-        (res, rej) => {
+    it.skipIf(!canSetpriv)(
+      'runs as a regular user (nobody)',
+      async () => {
+        const base = newDir('nobody');
+        const dir = join(base, 'demo');
+        chownSync(base, 65534, 65534);
+        const script = join(base, 'child.mts');
+        writeFileSync(script, childScript(dir, await freePort()));
+        const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', script], {
+          cwd: repo,
+          stdio: ['pipe', 'pipe', 'pipe'],
+          env: { ...process.env, HOME: base },
+        });
+        const info = await new Promise<{ pid: number; port: number; dataDir: string; source: string; created: boolean; superuser: { user: string; password: string } }>((res, rej) => {
           let out = '';
           let err = '';
           child.stdout.on('data', (b: Buffer) => {
@@ -243,17 +244,18 @@ describe('startDemoPostgres', () => {
           });
           child.stderr.on('data', (b: Buffer) => (err += b.toString()));
           child.once('exit', (code) => rej(new Error(`child exited with ${code}: ${err}`)));
-        },
-      );
-      expect(info).toMatchObject({ source: 'npm', created: true, dataDir: join(dir, 'pgdata') });
-      expect(statSync(info.dataDir).uid).toBe(65534);
-      expect(await runSql({ host: '127.0.0.1', port: info.port, superuser: info.superuser }, 'postgres', 'select current_user as u')).toEqual([{ u: 'hoop' }]);
-      // process.exit in the child: its exit handler stops the server.
-      const gone = new Promise((r) => child.once('exit', r));
-      child.stdin.end();
-      await gone;
-      for (let i = 0; i < 400 && alive(info.pid); i++) await new Promise((r) => setTimeout(r, 25));
-      expect(alive(info.pid)).toBe(false);
-    }, 30_000);
+        });
+        expect(info).toMatchObject({ source: 'npm', created: true, dataDir: join(dir, 'pgdata') });
+        expect(statSync(info.dataDir).uid).toBe(65534);
+        expect(await runSql({ host: '127.0.0.1', port: info.port, superuser: info.superuser }, 'postgres', 'select current_user as u')).toEqual([{ u: 'hoop' }]);
+        // process.exit in the child: its exit handler stops the server.
+        const gone = new Promise((r) => child.once('exit', r));
+        child.stdin.end();
+        await gone;
+        for (let i = 0; i < 400 && alive(info.pid); i++) await new Promise((r) => setTimeout(r, 25));
+        expect(alive(info.pid)).toBe(false);
+      },
+      30_000,
+    );
   });
 });

@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 describe('gateway API client', () => {
-  it('sends a command\'s requests over one kept-alive TLS connection', async () => {
+  it("sends a command's requests over one kept-alive TLS connection", async () => {
     // A TCP forwarder in front of the gateway counts the connections the client makes.
     let connections = 0;
     const sockets: Socket[] = [];

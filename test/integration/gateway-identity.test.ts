@@ -197,7 +197,7 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
       expect(Number.isNaN(Date.parse(mine!.createdAt!))).toBe(false);
     });
 
-    it('lists only the caller\'s devices', async () => {
+    it("lists only the caller's devices", async () => {
       const key = ed25519();
       const bobs = await api('/v1/devices', { token: bob, body: device(bob, key, 'bob-desktop') });
       expect(bobs.status).toBe(201);
@@ -411,7 +411,14 @@ describe('sessions live as long as their token', () => {
         .setProtectedHeader({ alg: 'RS256', kid: stack.oidc.signingKey.kid, ...(typ !== undefined ? { typ } : {}) })
         .sign(stack.oidc.signingKey.privateKey);
     for (const typ of ['JWT', undefined, ' at+jwt', 'at+jwt; x=1', 'application/jwt']) {
-      const err = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token: await signed(typ), sessionId: `typ-${randomBytes(4).toString('hex')}`, clientVersion: 'test', ca: stack.pki.ca }).then(
+      const err = await openTunnel({
+        gateway: stack.gateway.url,
+        connection: 'app',
+        token: await signed(typ),
+        sessionId: `typ-${randomBytes(4).toString('hex')}`,
+        clientVersion: 'test',
+        ca: stack.pki.ca,
+      }).then(
         () => undefined,
         (e: TunnelRefusedError) => e,
       );
@@ -426,7 +433,7 @@ describe('sessions live as long as their token', () => {
     expect(await s.control('close')).toMatchObject({ reason: 'token-expired' });
   });
 
-  it('a renewal with another identity\'s token ends the session', async () => {
+  it("a renewal with another identity's token ends the session", async () => {
     const s = await session(await stack.oidc.token({ subject: 'alice' }), 'hijack-1');
     s.channel.sendControl({ type: 'token', token: await stack.oidc.token({ subject: 'bob' }) });
     const error = await s.raw.error(5000);

@@ -189,9 +189,7 @@ async function expiredToken(): Promise<string> {
   const header = decodeProtectedHeader(real);
   const claims = decodeJwt(real);
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ ...claims, iat: now - 7200, nbf: now - 7200, exp: now - 3600 })
-    .setProtectedHeader({ ...header, alg: 'RS256' })
-    .sign(stack.oidc.signingKey.privateKey);
+  return new SignJWT({ ...claims, iat: now - 7200, nbf: now - 7200, exp: now - 3600 }).setProtectedHeader({ ...header, alg: 'RS256' }).sign(stack.oidc.signingKey.privateKey);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,7 +515,16 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     const headers = JSON.parse(accept.payload.toString('utf8')) as Record<string, string>;
     expect(headers['Hoop-Session-Id'] ?? headers['hoop-session-id']).toMatch(/^[A-Za-z0-9_-]{8,64}$/);
 
-    raw.write(frame(MuxFrameType.DATA, 1, startupMessage([['user', 'hoop'], ['database', 'app']])));
+    raw.write(
+      frame(
+        MuxFrameType.DATA,
+        1,
+        startupMessage([
+          ['user', 'hoop'],
+          ['database', 'app'],
+        ]),
+      ),
+    );
     const signIn = await raw.untilReady(1, 1);
     expect(parseAuthentication(signIn.find((m) => m.type === 0x52)!.body).code).toBe(0);
     const before = raw.data(1).length;
@@ -610,7 +617,10 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     const chunks: Buffer[] = [];
     for await (const chunk of getHeapSnapshot()) chunks.push(Buffer.from(chunk as Uint8Array));
     const snapshot = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
-    const { node_fields: fields, node_types: [types] } = snapshot.snapshot.meta;
+    const {
+      node_fields: fields,
+      node_types: [types],
+    } = snapshot.snapshot.meta;
     const [typeAt, nameAt] = [fields.indexOf('type'), fields.indexOf('name')];
     const stringTypes = new Set(['string', 'concatenated string', 'sliced string'].map((t) => types.indexOf(t)));
     const holding = new Set(snapshot.strings.flatMap((text, i) => (text.includes(needle) ? [i] : [])));
@@ -627,7 +637,16 @@ describe('a client speaking hoop-mux/1 by hand', () => {
       for (let s = from; s <= to; s++) raw.openStream(s, own);
       for (let s = from; s <= to; s++) {
         await raw.waitFrame(s, [MuxFrameType.ACCEPT]);
-        raw.write(frame(MuxFrameType.DATA, s, startupMessage([['user', 'hoop'], ['database', 'app']])));
+        raw.write(
+          frame(
+            MuxFrameType.DATA,
+            s,
+            startupMessage([
+              ['user', 'hoop'],
+              ['database', 'app'],
+            ]),
+          ),
+        );
       }
       for (let s = from; s <= to; s++) await raw.untilReady(s, 1);
     };
@@ -644,7 +663,16 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     const raw = await RawMux.open(token);
     raw.openStream(1, token);
     await raw.waitFrame(1, [MuxFrameType.ACCEPT]);
-    raw.write(frame(MuxFrameType.DATA, 1, startupMessage([['user', 'hoop'], ['database', 'app']])));
+    raw.write(
+      frame(
+        MuxFrameType.DATA,
+        1,
+        startupMessage([
+          ['user', 'hoop'],
+          ['database', 'app'],
+        ]),
+      ),
+    );
     await raw.untilReady(1, 1);
     raw.write(frame(MuxFrameType.DATA, 1, query('select pg_backend_pid()')));
     const pid = rows(await raw.untilReady(1, 2))[0]![0]!;

@@ -257,7 +257,8 @@ describe('gateway start-up with policy.allowedSigners', () => {
       const key = other.sshKey('key');
       const allowed = join(other.base, 'allowed_signers');
       writeSigners(allowed, key);
-      const text = 'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
+      const text =
+        'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
       const env = { ...process.env, DB_PASSWORD: 'x' };
       const lines: string[] = [];
       const log = createLogger({ level: 'debug', sink: { write: (l: string) => lines.push(l) } });

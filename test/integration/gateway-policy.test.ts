@@ -141,9 +141,7 @@ describe('the gateway with a policy repo', () => {
     const open = await pgClient(alice.info);
     try {
       await open.query('select 1');
-      const second = commit(
-        bundle(stack.pg, `    - name: no-notes\n      match: { tables: [notes] }\n      action: deny\n      message: notes are closed\n`),
-      );
+      const second = commit(bundle(stack.pg, `    - name: no-notes\n      match: { tables: [notes] }\n      action: deny\n      message: notes are closed\n`));
       expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: second });
       expect(stack.logs().some((l) => l.event === 'policy.applied' && l.commit === second && l.previous === first)).toBe(true);
       expect((await get('/v1/policy', await stack.token('alice'))).body.commit).toBe(second);
@@ -183,9 +181,9 @@ describe('gateway configuration with policy', () => {
     expect(ok.connections).toEqual([]);
     const url = await parseGatewayConfig(`${header}policy: { repo: "https://git.example.com/p.git", ref: v1, pullIntervalSeconds: 5 }\n`, join(base, 'url.yaml'), {});
     expect(url.policy).toMatchObject({ repo: 'https://git.example.com/p.git', ref: 'v1', pullIntervalSeconds: 5 });
-    const bad = await parseGatewayConfig(`${header}policy:\n  repo: ./p\n  pullIntervalSeconds: 0\n  reff: main\n  allowedSigners: ./missing\n`, join(base, 'bad.yaml'), {}).catch(
+    const bad = (await parseGatewayConfig(`${header}policy:\n  repo: ./p\n  pullIntervalSeconds: 0\n  reff: main\n  allowedSigners: ./missing\n`, join(base, 'bad.yaml'), {}).catch(
       (e: unknown) => e,
-    ) as HoopError;
+    )) as HoopError;
     expect(bad.message).toContain('bad.yaml:6:24: policy.pullIntervalSeconds: must be from 1 to 86400');
     expect(bad.message).toContain('bad.yaml:7:3: policy.reff: unknown key (did you mean "ref"?)');
     expect(bad.message).toMatch(/bad\.yaml:8:19: policy\.allowedSigners: cannot read .*missing: no such file/);
@@ -224,14 +222,22 @@ describe('gateway configuration with policy', () => {
         `${at(9)} ${reference}`,
       ].join('\n  '),
     );
-    const ok = await parseGatewayConfig(`${header}policy:\n  repo: ./p\n  allowedSecrets:\n${entries.slice(0, 2).map((e) => `    - ${e}\n`).join('')}`, join(base, 'ok-secrets.yaml'), {});
+    const ok = await parseGatewayConfig(
+      `${header}policy:\n  repo: ./p\n  allowedSecrets:\n${entries
+        .slice(0, 2)
+        .map((e) => `    - ${e}\n`)
+        .join('')}`,
+      join(base, 'ok-secrets.yaml'),
+      {},
+    );
     expect(ok.policy!.allowedSecrets).toEqual(['${env:DB_*}', '${file:/run/secrets/hoop/*}']);
   });
 
   it('refuses to start on a bundle using a secret policy.allowedSecrets does not admit (none by default); starts with an exact entry or a glob', async () => {
     const secretsRepo = new PolicyGitRepo('hoop-gw-policy-secrets-');
     try {
-      const text = 'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
+      const text =
+        'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
       const env = { ...process.env, DB_PASSWORD: 'x' };
       const start = async (name: string, allowed?: string) => {
         const allowList = allowed === undefined ? '' : `  allowedSecrets: [${allowed}]\n`;
@@ -254,7 +260,10 @@ describe('gateway configuration with policy', () => {
       );
       expect(none.hint).toContain('the allowed secrets');
       expect((await refused('other', '"${env:DB_PASSWORD_OLD}", "${env:DB}", "${file:/run/secrets/DB_PASSWORD}"')).message).toContain(notAllowed('${env:DB_PASSWORD}'));
-      for (const [name, allowed] of [['exact', '"${env:OTHER}", "${env:DB_PASSWORD}"'], ['glob', '"${env:DB_*}"']] as const) {
+      for (const [name, allowed] of [
+        ['exact', '"${env:OTHER}", "${env:DB_PASSWORD}"'],
+        ['glob', '"${env:DB_*}"'],
+      ] as const) {
         const gateway = await start(name, allowed);
         expect(gateway.policy!.current().commit).toBe(sha);
         await gateway.close();

@@ -37,7 +37,11 @@ let stack: HoopStack;
 let replica: Gateway;
 let dir: string;
 /** What the promise `fn` returns rejects with (undefined when it resolves). */
-const rejected = (fn: () => Promise<unknown>): Promise<unknown> => fn().then(() => undefined, (e: unknown) => e);
+const rejected = (fn: () => Promise<unknown>): Promise<unknown> =>
+  fn().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 const alice = { issuer: 'https://idp.example.com', subject: 'alice' };
 
 function device(name = 'laptop'): { publicKey: string; fingerprint: string; name: string } {
@@ -163,7 +167,7 @@ describe('the PostgreSQL store', () => {
     expect((listed.body.devices as Array<{ deviceId: string }>).map((d) => d.deviceId)).toContain(registered.deviceId);
   });
 
-  it('lists, shows and verifies through one replica a session recorded by the other, with both replicas\' keys at /v1/keys', async () => {
+  it("lists, shows and verifies through one replica a session recorded by the other, with both replicas' keys at /v1/keys", async () => {
     const token = await stack.token('alice');
     const c = await stack.connect('app', token);
     const r = await psql(c.info, ['-c', 'select 41 + 1 as answer']);
@@ -172,7 +176,12 @@ describe('the PostgreSQL store', () => {
     const onReplica = (argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
       stack.run([...argv, '--gateway', replica.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
     let listed: Array<{ id: string; endedAt?: string; recording: string; statements: number }> = [];
-    for (let i = 0; i < 100 && !(listed[0]?.endedAt && (await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0].id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim() === '1'); i++) {
+    for (
+      let i = 0;
+      i < 100 &&
+      !(listed[0]?.endedAt && (await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0].id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim() === '1');
+      i++
+    ) {
       await new Promise((res) => setTimeout(res, 100));
       listed = (JSON.parse((await onReplica(['sessions', 'ls', '--json'])).stdout) as { sessions: typeof listed }).sessions;
     }
@@ -199,7 +208,9 @@ describe('the PostgreSQL store', () => {
     await raw.closed();
     for (let i = 0; i < 100 && !replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId)); i++) await new Promise((r) => setTimeout(r, 100));
     expect(replicaErrors.find((l) => l.includes(sessionId))).toContain('recording.conflict');
-    expect((await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'events-000001.jsonl.gz'`, { database: 'hoop_store' })).trim()).toBe('planted evidence');
+    expect(
+      (await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'events-000001.jsonl.gz'`, { database: 'hoop_store' })).trim(),
+    ).toBe('planted evidence');
   });
 
   it('says which store cannot be reached, without its password', async () => {
@@ -216,7 +227,9 @@ describe('the PostgreSQL store', () => {
     const env = { STORE: store.url(store.superuser, { database: 'fresh' }) };
     const first = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(first.stderr).toBe('');
-    expect(first.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record), 5 (agents' runs), 6 (session ids, claimed once); schema at version 6\n`);
+    expect(first.stdout).toBe(
+      `store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record), 5 (agents' runs), 6 (session ids, claimed once); schema at version 6\n`,
+    );
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 6\n`);
     // `hoop gateway status`: a store no replica used yet, and one that cannot be reached (exit 69, no password).
@@ -229,7 +242,7 @@ describe('the PostgreSQL store', () => {
     await writeFile(config, 'listen: 127.0.0.1:0\nissuers: [{ issuer: "https://idp.example.com", audience: hoop }]\n');
     const files = await runCli(['gateway', 'migrate', '--config', config], {}, dir);
     expect(files.code).toBe(64);
-    expect(files.stderr).toContain('keeps the gateway\'s state in files (dataDir), which need no migration');
+    expect(files.stderr).toContain("keeps the gateway's state in files (dataDir), which need no migration");
     const fileStatus = await runCli(['gateway', 'status', '--config', config], {}, dir);
     expect(fileStatus.stdout).toBe(`store      files in ${join(dir, 'hoop-data')}: one gateway process (replicas need store: { kind: postgres })\n`);
   });
@@ -327,7 +340,7 @@ describe('the PostgreSQL store', () => {
       expect((await held('runs', runId)).files).toEqual(files);
     });
 
-    it("verifies a later checkpoint from the digests the store keeps and the cache it filled: the files it holds are not hashed again", async () => {
+    it('verifies a later checkpoint from the digests the store keeps and the cache it filled: the files it holds are not hashed again', async () => {
       const id = await aliceSession(token);
       const sign = (manifest: Buffer): Buffer => Buffer.from(sshSign(createPrivateKey(key.privateKey), 'hoop-recording', manifest));
       const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -346,7 +359,10 @@ describe('the PostgreSQL store', () => {
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000036.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 36, events: 36 * 48 } });
       const tookFirst = performance.now() - started;
       // The store keeps each file's SHA-256, computed as it was stored.
-      const digests = await db.query<{ name: string; digest: string }>("select name, encode(digest, 'hex') as digest from hoop.client_record_files where kind = 'sessions' and id = $1 and name like 'events-%' order by name", [id]);
+      const digests = await db.query<{ name: string; digest: string }>(
+        "select name, encode(digest, 'hex') as digest from hoop.client_record_files where kind = 'sessions' and id = $1 and name like 'events-%' order by name",
+        [id],
+      );
       expect(digests.rows.map((r) => r.digest)).toEqual(chunks.map(sha256));
 
       // The session goes on: one small chunk and the next checkpoint. The replica fetches that chunk alone, and hashes none of the 85 MB it holds again (nor does the database).
@@ -363,7 +379,11 @@ describe('the PostgreSQL store', () => {
       // A checkpoint whose manifest lies about the new chunk's hash: refused, and it goes from the store (and the cache). The right one, under the same name, then verifies from what the store holds.
       chunks.push(gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 38, prev: sha256(chunks.at(-1)!) })}\n{"t":"query","at":3,"sql":"select 38"}\n`));
       await put(replica.url, token, 'sessions', id, 'events-000038.jsonl.gz', chunks.at(-1)!);
-      const lying = Buffer.from(sums(chunks).toString().replace(sha256(chunks.at(-1)!), sha256(chunks[0]!)));
+      const lying = Buffer.from(
+        sums(chunks)
+          .toString()
+          .replace(sha256(chunks.at(-1)!), sha256(chunks[0]!)),
+      );
       await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS', lying);
       const refused = await put(replica.url, token, 'sessions', id, 'checkpoint-000038.SHA256SUMS.sig', sign(lying));
       expect((refused as GatewayApiError).status).toBe(422);

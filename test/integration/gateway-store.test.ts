@@ -17,7 +17,11 @@ let root: string;
 let n = 0;
 const fresh = (): string => join(root, `store-${++n}`);
 /** What the promise `fn` returns rejects with (undefined when it resolves). */
-const rejected = (fn: () => Promise<unknown>): Promise<unknown> => fn().then(() => undefined, (e: unknown) => e);
+const rejected = (fn: () => Promise<unknown>): Promise<unknown> =>
+  fn().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 const alice = { issuer: 'https://idp.example.com', subject: 'alice' };
 
 function device(name = 'laptop'): { publicKey: string; fingerprint: string; name: string } {

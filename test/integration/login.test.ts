@@ -199,7 +199,13 @@ async function secretsOf(env: NodeJS.ProcessEnv, gw: Gateway = gateway): Promise
 }
 
 /** `hoop login --no-browser` with a TTY, the user signing in as `username` in the test browser. */
-async function browserLogin(env: NodeJS.ProcessEnv, username: string, gw: Gateway = gateway, browser = new TestBrowser(), extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string; url: URL }> {
+async function browserLogin(
+  env: NodeJS.ProcessEnv,
+  username: string,
+  gw: Gateway = gateway,
+  browser = new TestBrowser(),
+  extra: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string; url: URL }> {
   const login = start(['login', '--gateway', gw.url, '--no-browser', ...extra], env, { tty: true });
   const [, url] = await login.waitFor(/^\s+(http:\/\/127\.0\.0\.1:\d+\/auth\S+)$/m);
   const result = await browser.authorize(url!, username);
@@ -607,7 +613,7 @@ describe('workload login', () => {
     expect(refused.stderr).toContain('none of its rules matches');
   });
 
-  it('GitHub Actions: asks the token endpoint for the gateway\'s audience', async () => {
+  it("GitHub Actions: asks the token endpoint for the gateway's audience", async () => {
     const endpoint = wl.githubActionsEndpoint();
     const env: NodeJS.ProcessEnv = { ...user(), ACTIONS_ID_TOKEN_REQUEST_URL: endpoint.url, ACTIONS_ID_TOKEN_REQUEST_TOKEN: endpoint.bearer, CI: 'true' };
     const hitsBefore = wl.hits.get('/github/token') ?? 0;

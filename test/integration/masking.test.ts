@@ -151,7 +151,7 @@ describe('masking through a proxy, real PostgreSQL', () => {
   it('whole-row values and JSON functions', async () => {
     hints = { originUnknownPolicy: 'detect-only' };
     const [row] = await q<{ j: Record<string, unknown>; r: string }>('select row_to_json(c) as j, c::text as r from customers c where id = 1');
-    expect(row!.j).toEqual({ id: 1, email: h('alice@example.com'), ssn: '[redacted]', card_number: '**** **** **** 1111', notes: `prefers mail to ${h('alice.alt@example.org')}`, balance: 100.50 });
+    expect(row!.j).toEqual({ id: 1, email: h('alice@example.com'), ssn: '[redacted]', card_number: '**** **** **** 1111', notes: `prefers mail to ${h('alice.alt@example.org')}`, balance: 100.5 });
     expect(row!.r).toContain('[redacted]');
     expect(row!.r).not.toContain('alice@');
     const [agg] = await q<{ j: unknown }>(`select json_agg(json_build_object('e', email)) as j from customers where id < 3`);
@@ -190,7 +190,9 @@ describe('masking through a proxy, real PostgreSQL', () => {
   it('COPY out with psql: \\copy (query), COPY table TO STDOUT, csv', async () => {
     hints = { originUnknownPolicy: 'detect-only' };
     const viaCopyQuery = await psql(`\\copy (select id, email, notes from customers order by id) to stdout`);
-    expect(viaCopyQuery).toBe(`1\t${h('alice@example.com')}\tprefers mail to ${h('alice.alt@example.org')}\n2\t${h('bob@example.com')}\tVIP; backup card ****-****-****-0002\n3\t\\N\tnothing special\n`);
+    expect(viaCopyQuery).toBe(
+      `1\t${h('alice@example.com')}\tprefers mail to ${h('alice.alt@example.org')}\n2\t${h('bob@example.com')}\tVIP; backup card ****-****-****-0002\n3\t\\N\tnothing special\n`,
+    );
     const table = await psql('COPY customers TO STDOUT');
     expect(table).not.toMatch(/alice@example\.com|123-45-6789|4111 1111 1111 1111/);
     expect(table.split('\n')[0]).toBe(`1\t${h('alice@example.com')}\t[redacted]\t**** **** **** 1111\tprefers mail to ${h('alice.alt@example.org')}\t100.50`);
@@ -199,7 +201,10 @@ describe('masking through a proxy, real PostgreSQL', () => {
       copy: { format: 'csv', header: true, columns: ['id', 'email', 'ssn', 'card_number', 'notes', 'balance'].map((column) => ({ schema: 'public', table: 'customers', column })) },
     };
     const csv = await psql(`COPY (select * from customers order by id) TO STDOUT WITH (FORMAT csv, HEADER)`);
-    expect(csv.split('\n').slice(0, 2)).toEqual(['id,email,ssn,card_number,notes,balance', `1,[redacted],***-**-6789,**** **** **** 1111,prefers mail to ${h('alice.alt@example.org')},${h('100.50')}`]);
+    expect(csv.split('\n').slice(0, 2)).toEqual([
+      'id,email,ssn,card_number,notes,balance',
+      `1,[redacted],***-**-6789,**** **** **** 1111,prefers mail to ${h('alice.alt@example.org')},${h('100.50')}`,
+    ]);
   });
 
   it('cursors and FETCH', async () => {

@@ -94,7 +94,9 @@ describe('oidc-provider harness: the CLI flows', () => {
     expect(cb.calls.at(-1)).toBe(`${callback.pathname}${callback.search}`);
 
     // A state that does not match is refused by the relying party.
-    await expect(client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: req.verifier, expectedState: 'other', expectedNonce: req.nonce })).rejects.toMatchObject({ cause: { message: expect.stringMatching(/state/) } });
+    await expect(client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: req.verifier, expectedState: 'other', expectedNonce: req.nonce })).rejects.toMatchObject({
+      cause: { message: expect.stringMatching(/state/) },
+    });
 
     const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
@@ -184,7 +186,7 @@ describe('oidc-provider harness: the CLI flows', () => {
     await expect(client.refreshTokenGrant(config, rt2)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
-  it('revokes a user behind the client\'s back', async () => {
+  it("revokes a user behind the client's back", async () => {
     const req = await authRequest(config, cb.redirectUri, op.scopes.join(' '));
     const result = await authorize(req.url.href, 'erin');
     const tokens = await client.authorizationCodeGrant(config, new URL(result.finalUrl), { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });

@@ -104,7 +104,12 @@ describe('through hoop connect', () => {
   });
 
   it('refuses replication and startup settings the gateway does not let through with 0A000, naming them', async () => {
-    for (const extra of [['replication', 'database'], ['options', '-c role=postgres'], ['work_mem', '1GB'], ['options', '-c work_mem=1GB']] as Array<[string, string]>) {
+    for (const extra of [
+      ['replication', 'database'],
+      ['options', '-c role=postgres'],
+      ['work_mem', '1GB'],
+      ['options', '-c work_mem=1GB'],
+    ] as Array<[string, string]>) {
       const raw = await RawFrontend.tcp(app.info.port);
       // replication is refused before the local sign-in; the gateway refuses the others after it.
       await raw.startup(app.info.password, [['user', 'hoop'], ['database', 'app'], extra]).catch(() => undefined);
@@ -146,7 +151,11 @@ describe('straight to the gateway tunnel (no CLI)', () => {
   });
 
   it('applies the startup allow-list', async () => {
-    for (const extra of [['replication', 'true'], ['options', '-c default_transaction_read_only=off'], ['session_authorization', 'postgres']] as Array<[string, string]>) {
+    for (const extra of [
+      ['replication', 'true'],
+      ['options', '-c default_transaction_read_only=off'],
+      ['session_authorization', 'postgres'],
+    ] as Array<[string, string]>) {
       const raw = await tunnel();
       raw.write(startupMessage([['user', 'x'], extra]));
       expect((await raw.error())?.code).toBe('0A000');
@@ -162,7 +171,10 @@ describe('straight to the gateway tunnel (no CLI)', () => {
 
   it('gives the gateway credential, not the client-chosen user', async () => {
     const raw = await tunnel();
-    await raw.startup('', [['user', 'postgres'], ['database', 'postgres']]);
+    await raw.startup('', [
+      ['user', 'postgres'],
+      ['database', 'postgres'],
+    ]);
     raw.write(query('select current_user'));
     const row = await raw.waitFor('D');
     expect(row!.body.toString()).toContain(stack.pg.users.scram.user);

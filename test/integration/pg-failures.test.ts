@@ -94,7 +94,10 @@ describe('failures behind the gateway reach psql', () => {
     } finally {
       await wrong.stop();
     }
-    const close = stack.logs().filter((l) => l.event === 'tunnel.close' && l.connection === 'wrong-password').at(-1);
+    const close = stack
+      .logs()
+      .filter((l) => l.event === 'tunnel.close' && l.connection === 'wrong-password')
+      .at(-1);
     expect(close?.reason).toBe('upstream-auth-failed');
   });
 

@@ -78,7 +78,10 @@ afterAll(async () => {
 const paths = {
   direct: async (): Promise<RawFrontend> => {
     const f = await RawFrontend.tcp(stack.pg.port);
-    await f.startup(stack.pg.users.scram.password, [['user', stack.pg.users.scram.user], ['database', 'app']]);
+    await f.startup(stack.pg.users.scram.password, [
+      ['user', stack.pg.users.scram.user],
+      ['database', 'app'],
+    ]);
     return f;
   },
   'hoop connect': (): Promise<RawFrontend> => RawFrontend.signedIn(connect.info),
@@ -178,7 +181,16 @@ describe('Int16 counts are read as PostgreSQL reads them (unsigned)', () => {
     const sql = n === 0 ? 'select 0 as v' : `select $${n}::int4 + 1 as v`;
     const values = Array.from({ length: n }, (_, i) => text(String(i % 1000)));
     const formats = n === 0 ? [] : n % 2 === 0 ? [0] : Array.from({ length: n }, () => 0); // one code for all, or one per parameter
-    const got = await same([parseWith(sql, Array.from({ length: n }, () => INT4)), describeStatement(), bindWith(values, formats), execute(''), sync()]);
+    const got = await same([
+      parseWith(
+        sql,
+        Array.from({ length: n }, () => INT4),
+      ),
+      describeStatement(),
+      bindWith(values, formats),
+      execute(''),
+      sync(),
+    ]);
     expect(got.shown[0]).toBe('1 '); // ParseComplete
     const parameters = got.messages.find((m) => m.type === 0x74)!; // ParameterDescription
     expect(parameters.body.readUInt16BE(0)).toBe(n);
@@ -191,12 +203,29 @@ describe('Int16 counts are read as PostgreSQL reads them (unsigned)', () => {
     const values = Array.from({ length: n }, (_, i) => text(String(i).padStart(16, '0')));
     const bind = bindWith(values, [0]);
     expect(bind.length).toBeGreaterThan(1024 * 1024);
-    const got = await same([parseWith(`select $1::text || $${n}::text as v`, Array.from({ length: n }, () => 25)), bind, execute(''), sync()]);
+    const got = await same([
+      parseWith(
+        `select $1::text || $${n}::text as v`,
+        Array.from({ length: n }, () => 25),
+      ),
+      bind,
+      execute(''),
+      sync(),
+    ]);
     expect(rows(got)).toEqual([[`${'0'.repeat(16)}${String(n - 1).padStart(16, '0')}`]]);
   });
 
   it.each(COUNTS)('a Bind with %i result format codes for a one-column result', async (n) => {
-    const got = await same([parseWith('select 7 as v', []), bindWith([], [], Array.from({ length: n }, () => 0)), execute(''), sync()]);
+    const got = await same([
+      parseWith('select 7 as v', []),
+      bindWith(
+        [],
+        [],
+        Array.from({ length: n }, () => 0),
+      ),
+      execute(''),
+      sync(),
+    ]);
     if (n === 0) expect(rows(got)).toEqual([['7']]);
     else expect(error(got)).toBe(`ERROR 08P01 bind message has ${n} result formats but query has 1 columns`);
   });
@@ -207,19 +236,22 @@ describe('Int16 counts are read as PostgreSQL reads them (unsigned)', () => {
   });
 
   it.each(COUNTS.filter((n) => n > 0))('a Bind with %i parameter format codes for one parameter', async (n) => {
-    const got = await same([parseWith('select $1::int4', [INT4]), bindWith([text('1')], Array.from({ length: n }, () => 0)), execute(''), sync()]);
+    const got = await same([
+      parseWith('select $1::int4', [INT4]),
+      bindWith(
+        [text('1')],
+        Array.from({ length: n }, () => 0),
+      ),
+      execute(''),
+      sync(),
+    ]);
     expect(error(got)).toBe(`ERROR 08P01 bind message has ${n} parameter formats but 1 parameters`);
   });
 });
 
 describe('value lengths and row limits', () => {
   it('NULL, empty and binary parameters', async () => {
-    const got = await same([
-      parseWith('select $1::text is null, length($2::text), $3::int4', [25, 25, INT4]),
-      bindWith([null, text(''), Buffer.from([0, 0, 1, 0])], [0, 0, 1]),
-      execute(''),
-      sync(),
-    ]);
+    const got = await same([parseWith('select $1::text is null, length($2::text), $3::int4', [25, 25, INT4]), bindWith([null, text(''), Buffer.from([0, 0, 1, 0])], [0, 0, 1]), execute(''), sync()]);
     expect(rows(got)).toEqual([['t', '0', '256']]);
   });
 
@@ -297,7 +329,10 @@ describe("drivers' bulk inserts", () => {
     await direct.connect();
     const viaHoop = await pgClient(connect.info);
     try {
-      for (const [client, tag] of [[direct, 'direct'], [viaHoop, 'hoop']] as const) {
+      for (const [client, tag] of [
+        [direct, 'direct'],
+        [viaHoop, 'hoop'],
+      ] as const) {
         expect(await insertPairs(client, 25_000, tag)).toBe(25_000);
         expect(await insertPairs(client, 32_767, tag)).toBe(32_767);
       }
@@ -307,12 +342,21 @@ describe("drivers' bulk inserts", () => {
       await direct.end();
       await viaHoop.end();
     }
-    const held = await stack.pg.psql("select b, count(*), sum(a) from bulk group by b order by b", { user: stack.pg.users.scram });
+    const held = await stack.pg.psql('select b, count(*), sum(a) from bulk group by b order by b', { user: stack.pg.users.scram });
     expect(held).toBe(`direct|57767|849309261\nhoop|57767|849309261\n`);
   });
 
   it("postgres.js: its 'big query body' test (50,000 rows in one insert) through hoop", async () => {
-    const sql = postgres({ host: '127.0.0.1', port: connect.info.port, user: connect.info.user, database: connect.info.database, password: connect.info.password, ssl: false, max: 1, onnotice: () => undefined });
+    const sql = postgres({
+      host: '127.0.0.1',
+      port: connect.info.port,
+      user: connect.info.user,
+      database: connect.info.database,
+      password: connect.info.password,
+      ssl: false,
+      max: 1,
+      onnotice: () => undefined,
+    });
     try {
       const result = await sql`insert into bulk_pgjs ${sql([...Array(50_000).keys()].map((x) => ({ x })))}`;
       expect(result.count).toBe(50_000);

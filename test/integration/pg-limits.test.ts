@@ -44,10 +44,7 @@ beforeAll(async () => {
       postgres: { maxStatementBytes: 110 * 1024 * 1024, maxMaskedMessageBytes: 1024 * 1024 },
     },
   });
-  await stack.pg.psql(
-    `create table customers (id int, email text); insert into customers values (1, 'alice@example.com'); grant all on customers to public`,
-    { database: 'app' },
-  );
+  await stack.pg.psql(`create table customers (id int, email text); insert into customers values (1, 'alice@example.com'); grant all on customers to public`, { database: 'app' });
   token = await stack.token('alice');
   connected = await stack.connect('app', token);
 }, 120_000);
@@ -63,7 +60,11 @@ async function open(via: string, params: Array<[string, string]> = []): Promise<
 }
 
 const errorOf = errorIn;
-const value = (ms: PgMessage[]): string | undefined => ms.find((m) => m.type === 0x44)?.body.subarray(6).toString();
+const value = (ms: PgMessage[]): string | undefined =>
+  ms
+    .find((m) => m.type === 0x44)
+    ?.body.subarray(6)
+    .toString();
 
 describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, through %s', (via) => {
   it('are in force from the start, and the server applies them', async () => {
@@ -177,10 +178,61 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
 describe('time values', () => {
   it('are read by hoop exactly as the server reads them (rint: halves to even; next smaller unit first)', async () => {
     const values = [
-      '0.5', '1.5', '2.5', '3.5', '0.4', '0.6', '500us', '1500us', '2500us', '2.5us', '0.5ms', '1.5ms', '0.5004ms', '0.5006ms',
-      '1.4996ms', '1e-3s', '5e-4s', '1.5e-3s', '0.0005s', '0.5 s', '1.0000005s', '0.00001min', '1.0000083min', '0.5min', '1.5 h',
-      '1d', '1500.5', '1501.5', '1e3', '.5', '5.', '+3', ' 7 ms ', '010', '010.5', '0x10', '0x10.8', '0x1.8p1', '-0.4', '-0.5',
-      '-0.6', '-1', '2147483647', '7MS', '5 mins', '0x', '08', '1e', '-.5', ' .5', 'inf', '1e-310', '25d', '2147483648', '',
+      '0.5',
+      '1.5',
+      '2.5',
+      '3.5',
+      '0.4',
+      '0.6',
+      '500us',
+      '1500us',
+      '2500us',
+      '2.5us',
+      '0.5ms',
+      '1.5ms',
+      '0.5004ms',
+      '0.5006ms',
+      '1.4996ms',
+      '1e-3s',
+      '5e-4s',
+      '1.5e-3s',
+      '0.0005s',
+      '0.5 s',
+      '1.0000005s',
+      '0.00001min',
+      '1.0000083min',
+      '0.5min',
+      '1.5 h',
+      '1d',
+      '1500.5',
+      '1501.5',
+      '1e3',
+      '.5',
+      '5.',
+      '+3',
+      ' 7 ms ',
+      '010',
+      '010.5',
+      '0x10',
+      '0x10.8',
+      '0x1.8p1',
+      '-0.4',
+      '-0.5',
+      '-0.6',
+      '-1',
+      '2147483647',
+      '7MS',
+      '5 mins',
+      '0x',
+      '08',
+      '1e',
+      '-.5',
+      ' .5',
+      'inf',
+      '1e-310',
+      '25d',
+      '2147483648',
+      '',
     ];
     const sql = values.map((v) => `select pg_temp.try_time('${v}');`).join('\n');
     const server = await stack.pg.psql(
@@ -210,7 +262,10 @@ describe.each(['hoop connect', 'the tunnel'])('a client that goes away, through 
     if (via === 'the tunnel') return stack.tunnel('app', free);
     const c = await stack.connect('app', free);
     const f = await RawFrontend.tcp(c.info.port);
-    await f.startup(c.info.password, [['user', c.info.user], ['database', c.info.database]]);
+    await f.startup(c.info.password, [
+      ['user', c.info.user],
+      ['database', c.info.database],
+    ]);
     f.stream.once('close', () => void c.stop());
     return f;
   }
@@ -266,7 +321,10 @@ describe('huge statements and rows (a judged, masked session through hoop connec
 
   async function bigSession(): Promise<RawFrontend> {
     const f = await RawFrontend.tcp(big.info.port);
-    await f.startup(big.info.password, [['user', big.info.user], ['database', big.info.database]]);
+    await f.startup(big.info.password, [
+      ['user', big.info.user],
+      ['database', big.info.database],
+    ]);
     return f;
   }
 

@@ -81,10 +81,19 @@ const VIA = ['hoop connect', 'the tunnel'] as const;
 /** A session through `via`; with `searchPath`, it sets it first (the gateway takes no search_path at startup). */
 async function open(via: (typeof VIA)[number], searchPath?: string): Promise<RawFrontend> {
   let f: RawFrontend;
-  if (via === 'the tunnel') f = await stack.tunnel('app', token, { params: [['user', 'x'], ['database', 'app']] });
+  if (via === 'the tunnel')
+    f = await stack.tunnel('app', token, {
+      params: [
+        ['user', 'x'],
+        ['database', 'app'],
+      ],
+    });
   else {
     f = await RawFrontend.tcp(connected.info.port);
-    await f.startup(connected.info.password, [['user', connected.info.user], ['database', connected.info.database]]);
+    await f.startup(connected.info.password, [
+      ['user', connected.info.user],
+      ['database', connected.info.database],
+    ]);
   }
   if (searchPath !== undefined) await f.simple(`set search_path = ${searchPath}`);
   return f;
@@ -161,10 +170,16 @@ describe.each(VIA)('through %s', (via) => {
     const f = await open(via, 'public');
     try {
       await stack.pg.psql('create or replace view public.v as select id, note as info, email as e from public.customers', { database: 'app' });
-      expect(rowsOf(await f.simple('select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
+      expect(rowsOf(await f.simple('select id, info from v order by id'))).toEqual([
+        ['1', 'one'],
+        ['2', 'two'],
+      ]);
       await stack.pg.psql('create or replace view public.v as select id, email as info, note as e from public.customers', { database: 'app' });
       const after = await f.simple('select id, info from v order by id');
-      expect(rowsOf(after)).toEqual([['1', REDACTED], ['2', REDACTED]]);
+      expect(rowsOf(after)).toEqual([
+        ['1', REDACTED],
+        ['2', REDACTED],
+      ]);
       expectNoEmails(after);
     } finally {
       f.destroy();
@@ -175,13 +190,22 @@ describe.each(VIA)('through %s', (via) => {
   it('masks a view the session itself replaces or creates in its open transaction', async () => {
     const f = await open(via, 'public');
     try {
-      expect(rowsOf(await f.simple('select id, info from v order by id'))).toEqual([['1', 'one'], ['2', 'two']]);
+      expect(rowsOf(await f.simple('select id, info from v order by id'))).toEqual([
+        ['1', 'one'],
+        ['2', 'two'],
+      ]);
       // The gateway cannot see an uncommitted definition: every column of the view is masked (an
       // integer becomes NULL, text is redacted).
       const replaced = await f.simple('begin; create or replace view v as select id, email as info, note as e from customers; select id, info from v order by id');
-      expect(rowsOf(replaced)).toEqual([['NULL', REDACTED], ['NULL', REDACTED]]);
+      expect(rowsOf(replaced)).toEqual([
+        ['NULL', REDACTED],
+        ['NULL', REDACTED],
+      ]);
       const created = await f.simple('create view w as select id, email as contact from customers; select id, contact from w order by id');
-      expect(rowsOf(created)).toEqual([['NULL', REDACTED], ['NULL', REDACTED]]);
+      expect(rowsOf(created)).toEqual([
+        ['NULL', REDACTED],
+        ['NULL', REDACTED],
+      ]);
       expectNoEmails([...replaced, ...created]);
       await f.simple('rollback');
     } finally {
@@ -197,12 +221,18 @@ describe.each(VIA)('through %s', (via) => {
       await f.messagesSince(from, 1);
       from = f.raw.length;
       f.write(Buffer.concat([bind('', 's'), execute(''), sync()]));
-      expect(rowsOf(await f.messagesSince(from, 1))).toEqual([['1', 'one'], ['2', 'two']]);
+      expect(rowsOf(await f.messagesSince(from, 1))).toEqual([
+        ['1', 'one'],
+        ['2', 'two'],
+      ]);
       await stack.pg.psql('create or replace view public.v as select id, email as info, note as e from public.customers', { database: 'app' });
       from = f.raw.length;
       f.write(Buffer.concat([bind('', 's'), execute(''), sync()]));
       const after = await f.messagesSince(from, 1);
-      expect(rowsOf(after)).toEqual([['1', REDACTED], ['2', REDACTED]]);
+      expect(rowsOf(after)).toEqual([
+        ['1', REDACTED],
+        ['2', REDACTED],
+      ]);
       expectNoEmails(after);
     } finally {
       f.destroy();
@@ -219,7 +249,11 @@ describe.each(VIA)('through %s', (via) => {
         ...(await f.simple('select j.y from (customers cross join (select 1) s) as j(x, y) order by x')),
         ...(await f.simple('select b from customers as x(a, b, c) order by a')),
       ];
-      expect(rowsOf(got).flat().every((v) => v === REDACTED)).toBe(true);
+      expect(
+        rowsOf(got)
+          .flat()
+          .every((v) => v === REDACTED),
+      ).toBe(true);
       expect(rowsOf(got)).toHaveLength(8);
       expectNoEmails(got);
     } finally {

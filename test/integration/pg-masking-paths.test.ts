@@ -113,10 +113,7 @@ describe.each(VIA)('through %s', (via) => {
     try {
       let from = f.raw.length;
       f.write(
-        msg(
-          'Q',
-          'begin; declare c cursor for select id, email, upper(email) as shout, note from customers order by id; declare b binary cursor for select id, email from customers order by id',
-        ),
+        msg('Q', 'begin; declare c cursor for select id, email, upper(email) as shout, note from customers order by id; declare b binary cursor for select id, email from customers order by id'),
       );
       await f.messagesSince(from, 1);
       from = f.raw.length;
@@ -155,7 +152,16 @@ describe.each(VIA)('through %s', (via) => {
 
 describe('the postgres driver through hoop connect', () => {
   it('gets masked rows from prepared queries, unsafe queries and cursors', async () => {
-    const sql = postgres({ host: connected.info.host, port: connected.info.port, user: connected.info.user, database: connected.info.database, pass: connected.info.password, ssl: false, max: 1, onnotice: () => undefined });
+    const sql = postgres({
+      host: connected.info.host,
+      port: connected.info.port,
+      user: connected.info.user,
+      database: connected.info.database,
+      pass: connected.info.password,
+      ssl: false,
+      max: 1,
+      onnotice: () => undefined,
+    });
     try {
       for (let i = 0; i < 2; i++) {
         const rows = await sql`select id, email, note from customers where id > ${0} order by id`;

@@ -32,12 +32,7 @@ const connects = new Map<string, RunningConnect>();
 const tokens = new Map<string, string>();
 
 function judgeFor(masking: MaskingPolicy, who: { subject: string; groups: string[] }): StatementJudge {
-  return new StatementJudge(
-    emptyPolicy({ masking }),
-    who,
-    'app',
-    'read-write',
-  );
+  return new StatementJudge(emptyPolicy({ masking }), who, 'app', 'read-write');
 }
 
 beforeAll(async () => {

@@ -311,7 +311,7 @@ describe('masking through views, aliases and derived values', () => {
   });
 
   it('leaves values computed from unmasked columns alone next to masked ones', async () => {
-    const r = await rows("select id::text as i, count(*) over () as n, email, now() is not null as t from customers where id = 1");
+    const r = await rows('select id::text as i, count(*) over () as n, email, now() is not null as t from customers where id = 1');
     expect(r[0]).toEqual({ i: '1', n: '1', email: REDACTED, t: true });
     // A UNION's columns have no origin: over a masked table they are masked.
     const u = await rows("select email from customers union all select 'x' order by 1 limit 1");
@@ -320,13 +320,13 @@ describe('masking through views, aliases and derived values', () => {
     expect(j[0]!.value).not.toContain('alice');
   });
 
-  it('masks COPY (query) TO STDOUT by the origins of the query\'s columns, through views', async () => {
+  it("masks COPY (query) TO STDOUT by the origins of the query's columns, through views", async () => {
     const plainCols = await run(masked.info, 'copy (select id, email, note from customers order by id) to stdout');
     expect(plainCols).toContain(`1\t${REDACTED}\tcard`);
     expect(plainCols).not.toContain('alice@example.com');
     const viaView = await run(masked.info, 'copy (select id, email, shout from customer_view order by id) to stdout with (format csv)');
     expect(viaView).toContain(`1,${REDACTED},${REDACTED}`);
-    const computed = await run(masked.info, "copy (select upper(email), id from customers order by id) to stdout");
+    const computed = await run(masked.info, 'copy (select upper(email), id from customers order by id) to stdout');
     expect(computed).not.toMatch(/alice/i);
     const safe = await run(masked.info, 'copy (select id, note from safe_view order by id) to stdout');
     expect(safe).toContain('2\tnothing');
@@ -338,8 +338,7 @@ describe('masking through views, aliases and derived values', () => {
   it('masks computed values read through EXECUTE and FETCH', async () => {
     const out = await run(
       masked.info,
-      'prepare p as select upper(email) as up from customers order by id; execute p; ' +
-        'begin; declare c cursor for select lower(email) as low from customers order by id; fetch 1 from c; commit',
+      'prepare p as select upper(email) as up from customers order by id; execute p; ' + 'begin; declare c cursor for select lower(email) as low from customers order by id; fetch 1 from c; commit',
     );
     expect(out).not.toMatch(/alice/i);
     expect(out).toContain(REDACTED);
@@ -361,7 +360,9 @@ describe('masking through views, aliases and derived values', () => {
   });
 
   it('masks JSON functions and aggregates over a masked column', async () => {
-    const r = await rows("select json_agg(email) as ja, jsonb_build_object('e', email) as jb, string_agg(email, ',') as sa, max(email) as mx, count(email) as n from customers group by email order by email limit 1");
+    const r = await rows(
+      "select json_agg(email) as ja, jsonb_build_object('e', email) as jb, string_agg(email, ',') as sa, max(email) as mx, count(email) as n from customers group by email order by email limit 1",
+    );
     for (const value of Object.values(r[0]!)) expect(JSON.stringify(value)).not.toMatch(/alice|bob/i);
   });
 

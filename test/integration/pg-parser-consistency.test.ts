@@ -119,13 +119,29 @@ describe('a judged session whose SQL changes how the server reads SQL', () => {
   });
 
   it('goes on when the change is harmless (LATIN1, standard_conforming_strings on)', async () => {
-    const r = await psql(judged.info, ['-At', '-v', 'ON_ERROR_STOP=1', '-c', "do $$ begin perform set_config('standard_conforming_strings', 'on', false); perform set_config('client_encoding', 'LATIN1', false); end $$", '-c', 'select 40 + 2']);
+    const r = await psql(judged.info, [
+      '-At',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-c',
+      "do $$ begin perform set_config('standard_conforming_strings', 'on', false); perform set_config('client_encoding', 'LATIN1', false); end $$",
+      '-c',
+      'select 40 + 2',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim().split('\n').at(-1)).toBe('42');
   });
 
   it('is not watched without a judge', async () => {
-    const r = await psql(plain.info, ['-At', '-v', 'ON_ERROR_STOP=1', '-c', "do $$ begin perform set_config('standard_conforming_strings', 'off', false); end $$", '-c', 'show standard_conforming_strings']);
+    const r = await psql(plain.info, [
+      '-At',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-c',
+      "do $$ begin perform set_config('standard_conforming_strings', 'off', false); end $$",
+      '-c',
+      'show standard_conforming_strings',
+    ]);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('off');
   });
 });
@@ -134,8 +150,7 @@ describe('a statement pipelined behind a change of standard_conforming_strings',
   // With standard_conforming_strings on (how the gateway reads it) this selects two strings;
   // with it off (how the server would read it after flip) the second quote is escaped and a DROP runs.
   const EVIL = "select 'a\\' , ' ; drop table victim ; -- '";
-  const victimExists = async (): Promise<boolean> =>
-    (await stack.pg.psql("select to_regclass('public.victim') is not null", { database: 'app' })).trim() === 't';
+  const victimExists = async (): Promise<boolean> => (await stack.pg.psql("select to_regclass('public.victim') is not null", { database: 'app' })).trim() === 't';
 
   it('is held until the server answered, in one write of simple Queries: the session ends, the table stays', async () => {
     const f = await raw(judged);

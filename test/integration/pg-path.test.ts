@@ -40,12 +40,18 @@ describe('psql through hoop connect', () => {
 
   it('copies in and out', async () => {
     const rows = Array.from({ length: 5000 }, (_, i) => `${i}\tline ${i}`).join('\n');
-    const load = await psql(app.info, ['-c', 'create temp table t(id int, body text)', '-c', "\\copy t from stdin", '-c', 'select count(*), sum(id) from t', '-At'], { input: `${rows}\n\\.\n` });
+    const load = await psql(app.info, ['-c', 'create temp table t(id int, body text)', '-c', '\\copy t from stdin', '-c', 'select count(*), sum(id) from t', '-At'], { input: `${rows}\n\\.\n` });
     expect(load.stderr).toBe('');
     expect(load.stdout).toContain('5000|12497500');
     const out = await psql(app.info, ['-At', '-c', 'copy (select g, md5(g::text) from generate_series(1, 20000) g) to stdout']);
     // Every byte of the 20,000 lines (CopyData passed in runs, whatever the chunk boundaries).
-    const expected = Array.from({ length: 20000 }, (_, i) => `${i + 1}\t${createHash('md5').update(String(i + 1)).digest('hex')}\n`).join('');
+    const expected = Array.from(
+      { length: 20000 },
+      (_, i) =>
+        `${i + 1}\t${createHash('md5')
+          .update(String(i + 1))
+          .digest('hex')}\n`,
+    ).join('');
     expect(out.stdout === expected).toBe(true);
   });
 
@@ -81,9 +87,9 @@ describe('the pg driver through hoop connect', () => {
       const results = await Promise.all(Array.from({ length: 50 }, (_, i) => client.query({ ...named, values: [i] })));
       expect(results.map((x) => x.rows[0].v)).toEqual(Array.from({ length: 50 }, (_, i) => i * 2));
       // pg asks for binary result columns (Bind result format 1) when `binary` is set.
-      const binaryQuery = { text: "select 42::int4 as i, true as b, $1::text as t", values: ['héllo'], binary: true } as pg.QueryConfig;
+      const binaryQuery = { text: 'select 42::int4 as i, true as b, $1::text as t', values: ['héllo'], binary: true } as pg.QueryConfig;
       const bin = await client.query(binaryQuery);
-      expect(bin.rows).toEqual([{ i: 42, b: true, t: "héllo" }]);
+      expect(bin.rows).toEqual([{ i: 42, b: true, t: 'héllo' }]);
     } finally {
       await client.end();
     }
@@ -107,10 +113,12 @@ describe('the pg driver through hoop connect', () => {
   it('serves many clients at once, each with its own tunnel and backend', async () => {
     const clients = await Promise.all(Array.from({ length: 12 }, () => pgClient(app.info)));
     try {
-      const pids = await Promise.all(clients.map(async (c, i) => {
-        await c.query('insert into notes(body) values ($1)', [`client ${i}`]);
-        return (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number;
-      }));
+      const pids = await Promise.all(
+        clients.map(async (c, i) => {
+          await c.query('insert into notes(body) values ($1)', [`client ${i}`]);
+          return (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+        }),
+      );
       expect(new Set(pids).size).toBe(12);
     } finally {
       await Promise.all(clients.map((c) => c.end()));

@@ -119,7 +119,7 @@ describe('the simple protocol (psql)', () => {
     const r = await psql(info('alice'), ['-At', '-v', 'ON_ERROR_STOP=0', '-c', "insert into notes(body) values ('multi'); drop table notes; select 1"]);
     expect(r.stderr).toContain('hoop: denied by rule "no-drop"');
     expect(await count()).toBe(before);
-    const sneaky = await psql(info('alice'), ['-At', '-v', 'ON_ERROR_STOP=0', '-c', "select 1; /* hi */ SeLeCt value\n\tFROM   \"public\" . secrets"]);
+    const sneaky = await psql(info('alice'), ['-At', '-v', 'ON_ERROR_STOP=0', '-c', 'select 1; /* hi */ SeLeCt value\n\tFROM   "public" . secrets']);
     expect(sneaky.stderr).toContain('hoop: denied by rule "no-secrets": the secrets table is off limits');
     expect(sneaky.stdout).not.toContain('hunter2');
   });
@@ -151,7 +151,12 @@ describe('the simple protocol (psql)', () => {
       expect((await client.query('execute c')).rows[0].n).toBe(await count());
       const judge = judgeFor('alice');
       const old = judge.inner;
-      judge.inner = new StatementJudge(policyWith([...baseRules, { name: 'no-notes', match: { tables: ['public.notes'] }, action: 'deny', message: 'notes are closed' }]), { subject: 'alice', groups: [] }, 'app', 'read-write');
+      judge.inner = new StatementJudge(
+        policyWith([...baseRules, { name: 'no-notes', match: { tables: ['public.notes'] }, action: 'deny', message: 'notes are closed' }]),
+        { subject: 'alice', groups: [] },
+        'app',
+        'read-write',
+      );
       try {
         await expect(client.query('execute c')).rejects.toMatchObject({ code: '42501', message: 'hoop: denied by rule "no-notes": notes are closed' });
         await expect(client.query('explain analyze execute c')).rejects.toMatchObject({ code: '42501' });
@@ -250,7 +255,12 @@ describe('the extended protocol', () => {
     try {
       const upd = { name: 'upd', text: 'update notes set body = body where id = $1', values: [1] };
       await client.query(upd);
-      judge.inner = new StatementJudge(policyWith([...baseRules, { name: 'no-updates', match: { kinds: ['update'] }, action: 'deny', message: 'no updates today' }]), { subject: 'alice', groups: [] }, 'app', 'read-write');
+      judge.inner = new StatementJudge(
+        policyWith([...baseRules, { name: 'no-updates', match: { kinds: ['update'] }, action: 'deny', message: 'no updates today' }]),
+        { subject: 'alice', groups: [] },
+        'app',
+        'read-write',
+      );
       await expect(client.query(upd)).rejects.toMatchObject({ code: '42501', message: 'hoop: denied by rule "no-updates": no updates today' });
       judge.inner = old;
       await client.query(upd);

@@ -69,7 +69,11 @@ async function open(via: string): Promise<RawFrontend> {
 }
 
 const errorOf = errorIn;
-const value = (ms: PgMessage[]): string | undefined => ms.find((m) => m.type === 0x44)?.body.subarray(6).toString();
+const value = (ms: PgMessage[]): string | undefined =>
+  ms
+    .find((m) => m.type === 0x44)
+    ?.body.subarray(6)
+    .toString();
 
 /** What the database holds, asked as the superuser, straight to the server. */
 const db = async (sql: string): Promise<string> => (await stack.pg.psql(sql, { database: 'app' })).trim();
@@ -81,7 +85,10 @@ async function refused(f: RawFrontend, statements: readonly string[], rule: RegE
     const e = errorOf(got);
     expect(e?.code, sql).toBe('42501');
     expect(e?.message, sql).toMatch(rule);
-    expect(got.some((m) => m.type === 0x44), sql).toBe(false);
+    expect(
+      got.some((m) => m.type === 0x44),
+      sql,
+    ).toBe(false);
     await f.simple('rollback');
   }
 }

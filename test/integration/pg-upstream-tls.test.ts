@@ -31,11 +31,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-upstream-tls-'));
   [pki, otherPki] = await Promise.all([createTestPki(), createTestPki()]);
   const dbCert = await pki.issue('db', ['DNS:db.test', 'IP:127.0.0.1']);
-  [tlsPg, plainPg, oidc] = await Promise.all([
-    startPgCluster({ ssl: { certFile: dbCert.certFile, keyFile: dbCert.keyFile } }),
-    startPgCluster(),
-    startOidc({ audience: 'hoop-tls' }),
-  ]);
+  [tlsPg, plainPg, oidc] = await Promise.all([startPgCluster({ ssl: { certFile: dbCert.certFile, keyFile: dbCert.keyFile } }), startPgCluster(), startOidc({ audience: 'hoop-tls' })]);
   const gw = await pki.issue('gateway', ['IP:127.0.0.1']);
   const conn = (name: string, pg: PgCluster, tls: string): string => `  - name: ${name}
     type: postgres
@@ -74,7 +70,13 @@ async function withConnect(name: string, fn: (info: ConnectInfo, stderr: () => s
   stderr.on('data', (d: Buffer) => (err += d.toString()));
   const controller = new AbortController();
   const line = new Promise<string>((resolve) => stdout.once('data', (d: Buffer) => resolve(d.toString())));
-  const done = main(['connect', name, '--json', '--gateway', gateway.url, '--ca-file', pki.caFile], { stdout, stderr, env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir }, cwd: dir, signal: controller.signal });
+  const done = main(['connect', name, '--json', '--gateway', gateway.url, '--ca-file', pki.caFile], {
+    stdout,
+    stderr,
+    env: { HOOP_TOKEN: token, XDG_RUNTIME_DIR: dir },
+    cwd: dir,
+    signal: controller.signal,
+  });
   try {
     await fn(JSON.parse(await line) as ConnectInfo, () => err);
   } finally {

@@ -193,8 +193,44 @@ describe('the JS backend', () => {
     git(repo, 'tag', 'both', c2);
     git(repo, 'update-ref', 'refs/remotes/origin/main', c1);
     git(repo, 'update-ref', 'refs/notes/x', c1);
-    const refs = ['main', 'refs/heads/main', 'heads/main', 'feature/x', 'v1', 'tags/v1', 'refs/tags/v2', 'v2', 'v3', 'both', c1, c1.slice(0, 10), 'treetag', 'nope', 'origin/main', 'refs/remotes/origin/main', 'notes/x'];
-    const expected = [c2, c2, c2, c1, c1, c1, c2, c2, c2, c2, c1, c1, 'ref treetag not found', 'ref nope not found', 'ref origin/main not found', 'ref refs/remotes/origin/main not found', 'ref notes/x not found'];
+    const refs = [
+      'main',
+      'refs/heads/main',
+      'heads/main',
+      'feature/x',
+      'v1',
+      'tags/v1',
+      'refs/tags/v2',
+      'v2',
+      'v3',
+      'both',
+      c1,
+      c1.slice(0, 10),
+      'treetag',
+      'nope',
+      'origin/main',
+      'refs/remotes/origin/main',
+      'notes/x',
+    ];
+    const expected = [
+      c2,
+      c2,
+      c2,
+      c1,
+      c1,
+      c1,
+      c2,
+      c2,
+      c2,
+      c2,
+      c1,
+      c1,
+      'ref treetag not found',
+      'ref nope not found',
+      'ref origin/main not found',
+      'ref refs/remotes/origin/main not found',
+      'ref notes/x not found',
+    ];
     const cli = await Promise.all(refs.map((r) => resolved(repo, r, 'cli')));
     expect(cli).toEqual(expected);
     const js = await Promise.all(refs.map((r) => resolved(repo, r, 'js')));
@@ -222,7 +258,9 @@ describe('the JS backend', () => {
     commit(repo, { 'hoop.yaml': policyText('dev') });
     const linked = join(base, `linked${n++}`);
     git(repo, 'worktree', 'add', '-q', '-b', 'other', linked);
-    await expect(open(linked, 'js')).rejects.toMatchObject({ message: expect.stringMatching(/cannot read .*: .*\.git is a file \(a linked worktree or a submodule\); reading it needs the git program/) });
+    await expect(open(linked, 'js')).rejects.toMatchObject({
+      message: expect.stringMatching(/cannot read .*: .*\.git is a file \(a linked worktree or a submodule\); reading it needs the git program/),
+    });
 
     const shared = join(base, `shared${n++}`);
     git(base, 'clone', '-q', '--shared', repo, shared);
@@ -254,19 +292,49 @@ describe('the JS backend', () => {
     const pr = await open(repo, 'js', { log });
     const text = blob(repo, policyText('ops'));
 
-    const dup = commitTree(repo, rawTree(repo, [['100644', 'hoop.yaml', text], ['100644', 'hoop.yaml', blob(repo, policyText('everyone'))]]));
+    const dup = commitTree(
+      repo,
+      rawTree(repo, [
+        ['100644', 'hoop.yaml', text],
+        ['100644', 'hoop.yaml', blob(repo, policyText('everyone'))],
+      ]),
+    );
     expect((await pr.refresh()).error).toBe(`commit ${dup.slice(0, 12)} cannot be loaded: the tree of the top directory has two entries named "hoop.yaml"`);
-    const sub = rawTree(repo, [['100644', 'a.yaml', text], ['100644', 'a.yaml', text]]);
-    const dupDir = commitTree(repo, rawTree(repo, [['100644', 'hoop.yaml', text], ['40000', 'policy', sub]]));
+    const sub = rawTree(repo, [
+      ['100644', 'a.yaml', text],
+      ['100644', 'a.yaml', text],
+    ]);
+    const dupDir = commitTree(
+      repo,
+      rawTree(repo, [
+        ['100644', 'hoop.yaml', text],
+        ['40000', 'policy', sub],
+      ]),
+    );
     expect((await pr.refresh()).error).toBe(`commit ${dupDir.slice(0, 12)} cannot be loaded: the tree of policy/ has two entries named "a.yaml"`);
 
     const empty = blob(repo, '');
-    const wide = rawTree(repo, Array.from({ length: MAX_CHECKOUT_ENTRIES }, (_, i) => ['100644', `f${String(i).padStart(5, '0')}`, empty] as [string, string, string]));
-    const many = commitTree(repo, rawTree(repo, [['100644', 'hoop.yaml', text], ['40000', 'many', wide]]));
+    const wide = rawTree(
+      repo,
+      Array.from({ length: MAX_CHECKOUT_ENTRIES }, (_, i) => ['100644', `f${String(i).padStart(5, '0')}`, empty] as [string, string, string]),
+    );
+    const many = commitTree(
+      repo,
+      rawTree(repo, [
+        ['100644', 'hoop.yaml', text],
+        ['40000', 'many', wide],
+      ]),
+    );
     expect((await pr.refresh()).error).toBe(`commit ${many.slice(0, 12)} cannot be loaded: the commit has more than ${MAX_CHECKOUT_ENTRIES} files and directories (the most read without git)`);
 
     const big = blob(repo, Buffer.alloc(MAX_CHECKOUT_BYTES + 1));
-    const large = commitTree(repo, rawTree(repo, [['100644', 'big.bin', big], ['100644', 'hoop.yaml', text]]));
+    const large = commitTree(
+      repo,
+      rawTree(repo, [
+        ['100644', 'big.bin', big],
+        ['100644', 'hoop.yaml', text],
+      ]),
+    );
     expect((await pr.refresh()).error).toBe(`commit ${large.slice(0, 12)} cannot be loaded: the commit's files add up to more than 64 MiB (the most read without git; big.bin is past it)`);
 
     expect(pr.commit).toBe(good);
@@ -320,7 +388,10 @@ describe('createPolicyRepo and commitPolicyFiles', () => {
     const dir = join(base, `created${n++}`);
     mkdirSync(dir);
     writeFileSync(join(dir, 'x'), '');
-    await expect(createPolicyRepo(dir, { 'hoop.yaml': '' }, AUTHOR, 'm')).rejects.toMatchObject({ code: ErrorCode.USAGE, message: `${dir} is not empty; give a new or empty directory for the policy repo` });
+    await expect(createPolicyRepo(dir, { 'hoop.yaml': '' }, AUTHOR, 'm')).rejects.toMatchObject({
+      code: ErrorCode.USAGE,
+      message: `${dir} is not empty; give a new or empty directory for the policy repo`,
+    });
     for (const bad of ['../x', '/etc/x', 'a//b', '.git/config', 'a\\b']) {
       await expect(createPolicyRepo(join(base, `created${n++}`), { [bad]: '' }, AUTHOR, 'm')).rejects.toMatchObject({ code: ErrorCode.USAGE });
     }

@@ -194,7 +194,11 @@ describe('PolicyRepo', () => {
     const plain = commit(repo, { 'hoop.yaml': policyText('everyone') });
     expect((await pr.refresh()).error).toContain(`commit ${plain.slice(0, 12)} is not signed`);
     expect(pr.current().access[0]!.groups).toEqual(['ops']);
-    expect(lines().filter((l) => l.event === 'policy.refused').map((l) => l.commit)).toEqual([other, plain]);
+    expect(
+      lines()
+        .filter((l) => l.event === 'policy.refused')
+        .map((l) => l.commit),
+    ).toEqual([other, plain]);
 
     // An OpenPGP signature is refused before git could hand it to gpg and its keyring.
     const raw = git(repo, 'cat-file', 'commit', 'HEAD');

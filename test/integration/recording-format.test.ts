@@ -68,7 +68,9 @@ describe('recordings', () => {
     expect(await verifyRecording(dir, [other, key])).toMatchObject({ ok: true, complete: true, truncated: false, chunks: chunks.length, events: 202, problems: [], unverified: [] });
     expect(execFileSync('sha256sum', ['-c', MANIFEST], { cwd: dir }).toString()).toContain(`${chunkName(1)}: OK`);
     writeFileSync(join(base, 'allowed_signers'), `gateway ${sshPublicKeyLine(key)}\n`);
-    const out = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(base, 'allowed_signers'), '-I', 'gateway', '-n', 'hoop-recording', '-s', join(dir, `${MANIFEST}.sig`)], { input: readFileSync(join(dir, MANIFEST)) });
+    const out = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(base, 'allowed_signers'), '-I', 'gateway', '-n', 'hoop-recording', '-s', join(dir, `${MANIFEST}.sig`)], {
+      input: readFileSync(join(dir, MANIFEST)),
+    });
     expect(out.toString()).toContain('Good "hoop-recording" signature');
   });
 
@@ -136,7 +138,9 @@ describe('recordings', () => {
   it('with what a check before verified, reads only the chunks a later manifest adds to it, and all of them for a manifest that does not begin with it', async () => {
     const dir = await recording();
     const whole = await verifyRecording(dir, [key]);
-    const lines = readFileSync(join(dir, MANIFEST), 'utf8').split('\n').filter((l) => l !== '');
+    const lines = readFileSync(join(dir, MANIFEST), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     expect(lines.length).toBeGreaterThan(3);
     const flip = (d: string, seq: number): void => {
       const b = readFileSync(join(d, chunkName(seq)));
@@ -161,7 +165,7 @@ describe('recordings', () => {
     expect(await verifyRecording(dir, [key], other)).toMatchObject({ ok: true, events: whole.events });
   });
 
-  it('writes each file once: a second writer of the same recording fails, saying so, and leaves the first one\'s files as they were', async () => {
+  it("writes each file once: a second writer of the same recording fails, saying so, and leaves the first one's files as they were", async () => {
     const dir = join(base, `r${n++}`);
     const first = await RecordingWriter.create({ dir, id: 'twice', key, chunkMs: 60_000 });
     first.append({ t: 'query', at: 1, sql: 'select 1' });
@@ -172,7 +176,13 @@ describe('recordings', () => {
     second.append({ t: 'query', at: 2, sql: 'select 2' });
     await second.close().catch(() => undefined);
     expect(failures.map((e) => (e as NodeJS.ErrnoException).code)).toContain('EEXIST');
-    expect(new Map(readdirSync(dir).filter((f) => !f.endsWith('.tmp')).map((f) => [f, readFileSync(join(dir, f))]))).toEqual(before);
+    expect(
+      new Map(
+        readdirSync(dir)
+          .filter((f) => !f.endsWith('.tmp'))
+          .map((f) => [f, readFileSync(join(dir, f))]),
+      ),
+    ).toEqual(before);
     expect((await verifyRecording(dir, [key], undefined, 'twice')).ok).toBe(true);
   });
 

@@ -89,7 +89,11 @@ describe('recorded sessions', () => {
     // Each client connection is a session: psql twice, then the pg driver (newest first).
     const all = await sessionsOf('alice', 3);
     expect(all).toHaveLength(3);
-    expect(all.map((s) => [s.statements, s.refused])).toEqual([[2, 0], [1, 1], [2, 0]]);
+    expect(all.map((s) => [s.statements, s.refused])).toEqual([
+      [2, 0],
+      [1, 1],
+      [2, 0],
+    ]);
     id = all[0]!.id;
     const psqlSession = all[2]!.id;
     const byTable = JSON.parse((await hoop(['sessions', 'ls', '--json', '--table', 'public.customers'], 'alice')).stdout) as { sessions: Array<{ id: string; tables: string[]; written: string[] }> };
@@ -137,7 +141,13 @@ describe('recorded sessions', () => {
     const raw = readdirSync(join(stack.dir, 'hoop-data', 'recordings', id))
       .filter((f) => f.endsWith('.jsonl.gz'))
       .sort()
-      .flatMap((f) => gunzipSync(readFileSync(join(stack.dir, 'hoop-data', 'recordings', id, f))).toString('utf8').split('\n').slice(1).filter(Boolean))
+      .flatMap((f) =>
+        gunzipSync(readFileSync(join(stack.dir, 'hoop-data', 'recordings', id, f)))
+          .toString('utf8')
+          .split('\n')
+          .slice(1)
+          .filter(Boolean),
+      )
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(raw).toContainEqual(expect.objectContaining({ t: 'result', names: ['name', 'email'], values: [['name 7', '[redacted]']], tag: 'SELECT 1', rows: 1 }));
     expect(raw.filter((e) => e.t === 'row')).toHaveLength(1000);
@@ -196,7 +206,7 @@ describe('recorded sessions', () => {
     expect(ended).toMatchObject({ statements: 1, reason: 'client-terminated', recording: 'complete' });
   }, 60_000);
 
-  it('others see only their own sessions; an auditor sees everyone\'s', async () => {
+  it("others see only their own sessions; an auditor sees everyone's", async () => {
     const bob = await hoop(['sessions', 'ls', '--json'], 'bob');
     expect((JSON.parse(bob.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).not.toContain(id);
     const peek = await hoop(['sessions', 'show', id], 'bob');
@@ -207,7 +217,7 @@ describe('recorded sessions', () => {
     expect((await hoop(['sessions', 'verify', id], 'audrey', ['auditors'])).code).toBe(0);
   });
 
-  it('a recording altered on the gateway\'s disk is refused, saying what failed', async () => {
+  it("a recording altered on the gateway's disk is refused, saying what failed", async () => {
     const dir = join(stack.dir, 'hoop-data', 'recordings', id);
     const chunk = join(dir, readdirSync(dir).find((f) => f.startsWith('events-'))!);
     const original = readFileSync(chunk);
@@ -348,7 +358,7 @@ describe('recorded sessions', () => {
     expect(JSON.stringify(doc.events)).not.toContain('again');
   }, 60_000);
 
-  it('a raw client\'s context messages: forged event fields refused, at most 256 K characters recorded, then one context-dropped', async () => {
+  it("a raw client's context messages: forged event fields refused, at most 256 K characters recorded, then one context-dropped", async () => {
     const token = await stack.token('bob');
     const known = (await sessionsOf('bob', 0)).length;
     const f = await stack.tunnel('app', token);
@@ -397,10 +407,31 @@ describe('retention', () => {
     const data = mkdtempSync(join(tmpdir(), 'hoop-retention-'));
     try {
       const recordings = await GatewayRecordings.open(data);
-      const base = { subject: 'alice', issuer: 'i', groups: [], kind: 'user' as const, connection: 'app', type: 'postgres', remote: 'r', reason: 'client-terminated', statements: 1, refused: 0, tables: [], written: [], tablesComplete: true, maskedColumns: [], recording: 'complete' as const, bytesFromClient: 0, bytesToClient: 0 };
+      const base = {
+        subject: 'alice',
+        issuer: 'i',
+        groups: [],
+        kind: 'user' as const,
+        connection: 'app',
+        type: 'postgres',
+        remote: 'r',
+        reason: 'client-terminated',
+        statements: 1,
+        refused: 0,
+        tables: [],
+        written: [],
+        tablesComplete: true,
+        maskedColumns: [],
+        recording: 'complete' as const,
+        bytesFromClient: 0,
+        bytesToClient: 0,
+      };
       const day = 86_400_000;
       const now = Date.parse('2026-11-22T12:00:00Z');
-      for (const [id, ago] of [['old-session-1', 40], ['new-session-1', 3]] as const) {
+      for (const [id, ago] of [
+        ['old-session-1', 40],
+        ['new-session-1', 3],
+      ] as const) {
         const w = await recordings.start(id);
         w.event({ t: 'start', at: now - ago * day });
         await w.close();

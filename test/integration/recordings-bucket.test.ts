@@ -71,7 +71,10 @@ async function session(statements: string[]): Promise<{ stdout: string; id: stri
   const spooled = new Set(await readdir(spool()));
   const c = await stack.connect('app', token);
   const started = Date.now();
-  const r = await psql(c.info, statements.flatMap((s) => ['-c', s]));
+  const r = await psql(
+    c.info,
+    statements.flatMap((s) => ['-c', s]),
+  );
   const ms = Date.now() - started;
   await c.stop();
   expect(r.stderr).toBe('');
@@ -191,7 +194,14 @@ describe('recordings in a bucket', () => {
     const log = createLogger({ level: 'error', sink: { write: () => undefined } });
     const replica = await StoreReplica.create(pool, { dataDir: dir, url: 'https://prune.test', log });
     const bucket = await S3RecordingBucket.open(
-      { bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', prefix: PREFIX, forcePathStyle: true, credentials: { accessKeyId: { kind: 'env', name: 'K' }, secretAccessKey: { kind: 'env', name: 'S' } } },
+      {
+        bucket: s3.bucket,
+        endpoint: s3.endpoint,
+        region: 'us-east-1',
+        prefix: PREFIX,
+        forcePathStyle: true,
+        credentials: { accessKeyId: { kind: 'env', name: 'K' }, secretAccessKey: { kind: 'env', name: 'S' } },
+      },
       { K: S3_ACCESS_KEY, S: S3_SECRET_KEY },
     );
     const archive = new PostgresSessionArchive(replica, dir, log, bucket);

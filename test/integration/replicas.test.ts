@@ -267,7 +267,16 @@ describe('two replicas behind a load balancer', () => {
       await c.stop();
       // Its two sessions went to one replica.
       const pair = `select count(*) as n, count(distinct replica) as replicas from (select replica from hoop.sessions where summary->>'subject' = 'alice' order by summary->>'startedAt' desc limit 2) last`;
-      expect(await until(async () => ((await store.psql(`select replicas from (${pair}) p where n = 2 and (select count(*) from hoop.sessions where summary->>'subject' = 'alice') = ${made}`, { database: 'hoop_store' })).trim() || undefined), 10_000, 'the sessions in the store')).toBe('1');
+      expect(
+        await until(
+          async () =>
+            (
+              await store.psql(`select replicas from (${pair}) p where n = 2 and (select count(*) from hoop.sessions where summary->>'subject' = 'alice') = ${made}`, { database: 'hoop_store' })
+            ).trim() || undefined,
+          10_000,
+          'the sessions in the store',
+        ),
+      ).toBe('1');
     }
     expect(await replicasUsed()).toBe('2');
     await stack.pg.psql(`delete from notes where id > 6`, { database: 'app' });
@@ -286,7 +295,7 @@ describe('two replicas behind a load balancer', () => {
 
   it('sends the SIEM one audit stream from both replicas: each event once, none lost while the SIEM is down', async () => {
     const ids = (await sessionsOn(stack.gateway.url)).filter((s) => s.subject === 'alice').map((s) => s.id);
-    await until(async () => (ids.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 10_000, 'the sessions\' events at the SIEM');
+    await until(async () => (ids.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 10_000, "the sessions' events at the SIEM");
     for (const id of ids) expect(eventsOf(id)).toEqual(['session.start', 'session.end']);
     expect(new Set(siemEvents.map((e) => e.replica)).size).toBe(2);
     siemDown = true;
@@ -323,7 +332,7 @@ describe('two replicas behind a load balancer', () => {
     expect(seenOnA).toMatchObject({ state: 'approved', decisions: [{ subject: 'bob' }] });
   });
 
-  it('gives a proposed session id to one session only, when two replicas are asked for it at once: its recording is that one session\'s', async () => {
+  it("gives a proposed session id to one session only, when two replicas are asked for it at once: its recording is that one session's", async () => {
     const token = await stack.token('bob');
     const proposed = `both-replicas-${Date.now()}`;
     const pair = await Promise.all([stack.tunnel('app', token, { sessionId: proposed }), stack.tunnel('app', token, { sessionId: proposed, gateway: bUrl })]);
@@ -333,10 +342,22 @@ describe('two replicas behind a load balancer', () => {
     }
     const rows = async (): Promise<string> => (await store.psql(`select count(*) from hoop.session_claims where id = '${proposed}'`, { database: 'hoop_store' })).trim();
     expect(await rows()).toBe('1');
-    const sessions = await until(async () => {
-      const s = (await store.psql(`select id, replica from hoop.sessions where summary->>'subject' = 'bob' and (summary->>'startedAt')::timestamptz > now() - interval '1 minute' and summary->>'endedAt' is not null`, { database: 'hoop_store' })).trim().split('\n').filter(Boolean);
-      return s.length >= 2 ? s : undefined;
-    }, 10_000, "both sessions in the store");
+    const sessions = await until(
+      async () => {
+        const s = (
+          await store.psql(
+            `select id, replica from hoop.sessions where summary->>'subject' = 'bob' and (summary->>'startedAt')::timestamptz > now() - interval '1 minute' and summary->>'endedAt' is not null`,
+            { database: 'hoop_store' },
+          )
+        )
+          .trim()
+          .split('\n')
+          .filter(Boolean);
+        return s.length >= 2 ? s : undefined;
+      },
+      10_000,
+      'both sessions in the store',
+    );
     expect(sessions.filter((l) => l.startsWith(`${proposed}|`))).toHaveLength(1);
   });
 
@@ -437,11 +458,15 @@ describe('two replicas behind a load balancer', () => {
     console.log(`replica B: ${Math.round(perSession / 1024)} KiB of RSS per idle session at ${loadOnB.length} sessions`);
     expect(perSession).toBeLessThan(512 * 1024);
     // Exactly 500 more running on each replica, in the store.
-    const added = await until(async () => {
-      const now = await runningPerReplica();
-      const more = [aId, bId].map((id) => (now.get(id) ?? 0) - (runningBefore.get(id) ?? 0));
-      return more.every((n) => n === 500) ? more : undefined;
-    }, 15_000, '1,000 running sessions in the store');
+    const added = await until(
+      async () => {
+        const now = await runningPerReplica();
+        const more = [aId, bId].map((id) => (now.get(id) ?? 0) - (runningBefore.get(id) ?? 0));
+        return more.every((n) => n === 500) ? more : undefined;
+      },
+      15_000,
+      '1,000 running sessions in the store',
+    );
     expect(added).toEqual([500, 500]);
     await store.halt();
     try {
@@ -482,10 +507,14 @@ describe('two replicas behind a load balancer', () => {
     expect(lost).not.toBe('answered');
     expect(await deleting).not.toBe('ran');
     // A takes B over: its sessions truncated, its held statement expired (never approved).
-    const truncated = await until(async () => {
-      const cut = (await sessionsOn(stack.gateway.url)).filter((s) => s.reason === 'gateway-stopped');
-      return cut.length >= 2 ? cut : undefined;
-    }, 15_000, 'B\'s sessions to be taken over');
+    const truncated = await until(
+      async () => {
+        const cut = (await sessionsOn(stack.gateway.url)).filter((s) => s.reason === 'gateway-stopped');
+        return cut.length >= 2 ? cut : undefined;
+      },
+      15_000,
+      "B's sessions to be taken over",
+    );
     expect(truncated.every((s) => s.recording === 'truncated')).toBe(true);
     // Exactly the sessions B held (the 500 idle ones of the load test among them) are cut, each truncated; A's 500 answer on.
     expect((await storeRows(`select id from hoop.sessions where summary->>'reason' = 'gateway-stopped' and summary->>'recording' = 'truncated'`)).sort()).toEqual(openOnB);
@@ -498,10 +527,8 @@ describe('two replicas behind a load balancer', () => {
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
     // The SIEM hears of it from A: B's sessions ended, and the review it held expired.
     await until(async () => (siemEvents.some((e) => e.review === reviewId && e.event === 'review.decided') ? true : undefined), 10_000, 'the expired review at the SIEM');
-    expect(siemEvents.filter((e) => e.review === reviewId && e.event === 'review.decided')).toEqual([
-      expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: aId }),
-    ]);
-    await until(async () => (openOnB.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 10_000, 'the taken-over sessions\' ends at the SIEM');
+    expect(siemEvents.filter((e) => e.review === reviewId && e.event === 'review.decided')).toEqual([expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: aId })]);
+    await until(async () => (openOnB.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 10_000, "the taken-over sessions' ends at the SIEM");
     // One end per session B held, each told by A.
     const endedByTakeOver = siemEvents.filter((e) => e.event === 'session.end' && e.takenOverFrom === bId);
     expect(endedByTakeOver.map((e) => e.session).sort()).toEqual(openOnB);
@@ -527,14 +554,23 @@ describe('two replicas behind a load balancer', () => {
     const session = await until(async () => (await storeRows(`select id from hoop.sessions where replica = '${bId}' and ended_at is null`))[0], 10_000, "B's session in the store");
     b.kill('SIGSTOP');
     try {
-      await until(async () => ((await storeRows(`select id from hoop.sessions where id = '${session}' and summary->>'reason' = 'gateway-stopped'`)).length ? true : undefined), 20_000, 'A to take the paused B over');
+      await until(
+        async () => ((await storeRows(`select id from hoop.sessions where id = '${session}' and summary->>'reason' = 'gateway-stopped'`)).length ? true : undefined),
+        20_000,
+        'A to take the paused B over',
+      );
     } finally {
       b.kill('SIGCONT');
     }
     await until(async () => (bLog.includes('replica.fenced') ? true : undefined), 10_000, 'B to find itself taken over');
     // Its session ended as the store says (57P01: connect again), and B takes new sessions again.
     expect(await told).toMatchObject({ code: '57P01', message: expect.stringContaining('another replica ended its sessions') });
-    expect(await onB.query('select 1').then(() => 'answered', () => 'closed')).toBe('closed');
+    expect(
+      await onB.query('select 1').then(
+        () => 'answered',
+        () => 'closed',
+      ),
+    ).toBe('closed');
     const fresh = await connectVia(bUrl);
     await until(async () => ((await psql(fresh.info, ['-c', 'select 1'])).code === 0 ? true : undefined), 20_000, 'B to take new sessions');
     await until(async () => ((await status()).match(/^replicas {3}2 live/m) ? true : undefined), 10_000, 'both replicas live');

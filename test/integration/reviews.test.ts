@@ -153,7 +153,12 @@ describe('a statement held for review', () => {
     // The audit stream has both events, without the SQL text.
     await expect
       .poll(() => {
-        const lines = existsSync(join(stack.dir, 'audit.jsonl')) ? readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+        const lines = existsSync(join(stack.dir, 'audit.jsonl'))
+          ? readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8')
+              .trim()
+              .split('\n')
+              .map((l) => JSON.parse(l) as Record<string, unknown>)
+          : [];
         return lines.filter((l) => l.review === id);
       })
       .toEqual([
@@ -166,9 +171,13 @@ describe('a statement held for review', () => {
     expect(c.stderr()).toContain(`review ${id} approved by bob: the statement runs`);
     // The session's recording holds the review: raised, then approved, before the DELETE's outcome.
     const session = JSON.parse((await reviewCli('alice', [], ['show', id, '--json'])).stdout) as { session: string };
-    await expect.poll(async () => (await stack.run(['sessions', 'replay', session.session, '--no-tty', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') })).stdout, { timeout: 15_000 }).toMatch(
-      new RegExp(`DELETE FROM notes\\n-- hoop: held for review ${id} by rule "wide-delete"[^\\n]*\\n-- hoop: review ${id} approved: bob approved\\nDELETE 5`),
-    );
+    await expect
+      .poll(
+        async () =>
+          (await stack.run(['sessions', 'replay', session.session, '--no-tty', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') })).stdout,
+        { timeout: 15_000 },
+      )
+      .toMatch(new RegExp(`DELETE FROM notes\\n-- hoop: held for review ${id} by rule "wide-delete"[^\\n]*\\n-- hoop: review ${id} approved: bob approved\\nDELETE 5`));
   });
 
   it('hoop exec waits for the decision, saying where the review stands', async () => {
@@ -184,7 +193,7 @@ describe('a statement held for review', () => {
     expect(await count('notes')).toBe(0);
   });
 
-  it('a denial reaches the client with the reviewer\'s reason, and the statement never runs', async () => {
+  it("a denial reaches the client with the reviewer's reason, and the statement never runs", async () => {
     await refill();
     const c = await connect();
     const result = psql(c.info, ['-c', 'DELETE FROM notes']);
@@ -266,7 +275,7 @@ describe('a statement held for review', () => {
     }
   });
 
-  it('an approval\'s window covers the same statement with other numbers in that session, never another table', async () => {
+  it("an approval's window covers the same statement with other numbers in that session, never another table", async () => {
     const client = await pgClient((await connect()).info);
     try {
       const first = client.query('UPDATE t1 SET x = 1');
@@ -399,7 +408,7 @@ describe('a statement held for review', () => {
     raw.destroy();
   });
 
-  it('psql\'s cancel (SIGINT) withdraws the review, and the statement never runs', async () => {
+  it("psql's cancel (SIGINT) withdraws the review, and the statement never runs", async () => {
     await refill();
     const c = await connect();
     const child = spawnPsql(c.info, ['-c', 'DELETE FROM notes']);
@@ -436,7 +445,13 @@ describe('a statement held for review', () => {
     let printed = '';
     out.on('data', (d: Buffer) => (printed += d.toString()));
     const controller = new AbortController();
-    const watching = main(['review', 'watch', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { stdout: out, stderr: new PassThrough(), env: { HOOP_TOKEN: await stack.token('bob', ['dba']) }, cwd: stack.dir, signal: controller.signal });
+    const watching = main(['review', 'watch', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], {
+      stdout: out,
+      stderr: new PassThrough(),
+      env: { HOOP_TOKEN: await stack.token('bob', ['dba']) },
+      cwd: stack.dir,
+      signal: controller.signal,
+    });
     const raw = await stack.tunnel('app', await stack.token('alice'));
     raw.write(queryMessage('DELETE FROM notes'));
     const id = await pendingReview('DELETE FROM notes');

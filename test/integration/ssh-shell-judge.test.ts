@@ -49,7 +49,9 @@ const people: Person[] = [];
 function ssh(p: Person, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const args = ['-F', p.info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ControlMaster=auto', '-o', `ControlPath=${join(controls, p.name)}`, '-o', 'ControlPersist=120', p.connection, command];
   return new Promise((resolve) => {
-    execFile('ssh', args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr })).stdin?.end();
+    execFile('ssh', args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+    ).stdin?.end();
   });
 }
 
@@ -116,7 +118,11 @@ describe('an ssh command line as the target runs it', () => {
     const gone = cases.filter((c) => !existsSync(join(c.victim, 'keep'))).map((c) => `${c.p.name}: ${JSON.stringify(c.line.slice(0, 60))}`);
     expect(gone).toEqual([]);
     // Each refusal reaches the client: hoop's reason on stderr, the exit status of a command that cannot run.
-    const unsaid = cases.flatMap((c, i) => (c.refused && !(results[i]?.stderr.includes('hoop:') && results[i]?.code === 126) ? [`${c.p.name}: ${JSON.stringify(c.line.slice(0, 60))} → ${results[i]?.code} ${results[i]?.stderr.slice(0, 200)}`] : []));
+    const unsaid = cases.flatMap((c, i) =>
+      c.refused && !(results[i]?.stderr.includes('hoop:') && results[i]?.code === 126)
+        ? [`${c.p.name}: ${JSON.stringify(c.line.slice(0, 60))} → ${results[i]?.code} ${results[i]?.stderr.slice(0, 200)}`]
+        : [],
+    );
     expect(unsaid).toEqual([]);
   }, 240_000);
 

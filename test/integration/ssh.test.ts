@@ -48,7 +48,10 @@ async function connectSsh(name: string, subject = 'alice', groups: string[] = []
 function sha256File(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
-    createReadStream(file).on('data', (d) => h.update(d)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+    createReadStream(file)
+      .on('data', (d) => h.update(d))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
   });
 }
 
@@ -57,7 +60,11 @@ async function recordingOf(sessionId: string): Promise<Array<Record<string, unkn
   let last = '';
   for (let i = 0; i < 50; i++) {
     const r = await stack.run(['sessions', 'export', sessionId, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
-    if (r.code === 0) return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    if (r.code === 0)
+      return r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     last = r.stderr;
     await sleep(200);
   }
@@ -133,7 +140,12 @@ describe('hoop connect for an ssh connection', () => {
     expect(r.code).toBe(3);
     const events = await recordingOf(lastSession('bastion'));
     expect(events.find((e) => e.t === 'ssh-exec')).toMatchObject({ command: 'echo out-42; echo err-line >&2; exit 3', decision: 'allow' });
-    expect(events.filter((e) => e.t === 'ssh-data' && e.s === 'o').map((e) => e.data).join('')).toBe('out-42\n');
+    expect(
+      events
+        .filter((e) => e.t === 'ssh-data' && e.s === 'o')
+        .map((e) => e.data)
+        .join(''),
+    ).toBe('out-42\n');
     expect(events.find((e) => e.t === 'ssh-exit')).toMatchObject({ status: 3 });
   });
 
@@ -141,7 +153,12 @@ describe('hoop connect for an ssh connection', () => {
     const r = await ssh(['bastion', 'wc -c; cat >/dev/null'], { input: 'twelve bytes' });
     expect(r.stdout.trim()).toBe('12');
     const events = await recordingOf(lastSession('bastion'));
-    expect(events.filter((e) => e.t === 'ssh-data' && e.s === 'i').map((e) => e.data).join('')).toBe('twelve bytes');
+    expect(
+      events
+        .filter((e) => e.t === 'ssh-data' && e.s === 'i')
+        .map((e) => e.data)
+        .join(''),
+    ).toBe('twelve bytes');
   });
 
   it('refuses a command the policy denies, with its message, and it never runs', async () => {
@@ -155,12 +172,33 @@ describe('hoop connect for an ssh connection', () => {
   });
 
   it('sets only the environment variables the policy lists', async () => {
-    const r = await run('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'SendEnv=HOOP_ALLOWED HOOP_REFUSED', 'bastion', 'printenv HOOP_ALLOWED; printenv HOOP_REFUSED; echo end'], { env: { HOOP_ALLOWED: 'yes', HOOP_REFUSED: 'no' } });
+    const r = await run('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'SendEnv=HOOP_ALLOWED HOOP_REFUSED', 'bastion', 'printenv HOOP_ALLOWED; printenv HOOP_REFUSED; echo end'], {
+      env: { HOOP_ALLOWED: 'yes', HOOP_REFUSED: 'no' },
+    });
     expect(r.stdout).toBe('yes\nend\n');
   });
 
   it('keeps out a local client without the per-run key', async () => {
-    const r = await run('ssh', ['-F', '/dev/null', '-p', String(info.port), '-i', sshd.clientKeyFile, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${info.knownHosts}`, '-o', 'HostKeyAlias=hoop-bastion', '-o', 'StrictHostKeyChecking=yes', '127.0.0.1', 'echo in']);
+    const r = await run('ssh', [
+      '-F',
+      '/dev/null',
+      '-p',
+      String(info.port),
+      '-i',
+      sshd.clientKeyFile,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${info.knownHosts}`,
+      '-o',
+      'HostKeyAlias=hoop-bastion',
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '127.0.0.1',
+      'echo in',
+    ]);
     expect(r.code).toBe(255);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('Permission denied (publickey)');
@@ -187,7 +225,15 @@ describe('hoop connect for an ssh connection', () => {
   it('cuts the tunnel of a client that never closes its side once the session ended, and closes the session', async () => {
     const key = newEd25519Key('never-closes');
     const sessionId = `never-closes-${randomBytes(6).toString('hex')}`;
-    const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: 'bastion-timed', token: await stack.token('alice'), sessionId, clientVersion: 'test', ca: stack.pki.ca, sshKey: key.public.trim().split(/\s+/).slice(0, 2).join(' ') });
+    const { channel } = await openTunnel({
+      gateway: stack.gateway.url,
+      connection: 'bastion-timed',
+      token: await stack.token('alice'),
+      sessionId,
+      clientVersion: 'test',
+      ca: stack.pki.ca,
+      sshKey: key.public.trim().split(/\s+/).slice(0, 2).join(' '),
+    });
     channel.on('error', () => undefined);
     let cut = false;
     channel.on('end', () => (cut = true));
@@ -228,11 +274,11 @@ describe('hoop connect for an ssh connection', () => {
     expect(got).toBe(400_000_000);
   }, 120_000);
 
-  it('says when the target refuses the gateway\'s credential', async () => {
+  it("says when the target refuses the gateway's credential", async () => {
     const { info: wrong } = await connectSsh('bastion-wrong-key');
     const r = await ssh(['bastion-wrong-key', 'echo should-not-run'], { config: wrong.sshConfig });
     expect(r.stdout).toBe('');
-    expect(r.stderr).toContain('refused the gateway\'s credential');
+    expect(r.stderr).toContain("refused the gateway's credential");
     expect(r.code).not.toBe(0);
   });
 });
@@ -350,12 +396,18 @@ describe('forwarding, ptys and reviews', () => {
     // A port free a moment ago may be taken by another test when ssh binds it: then ssh exits (ExitOnForwardFailure), and this tries another.
     for (let attempt = 0; attempt < 3 && !out.includes('ok'); attempt++) {
       const local = await freePort();
-      const fwd = spawn('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-N', '-L', `127.0.0.1:${local}:127.0.0.1:${stack.pg.port}`, 'bastion'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const fwd = spawn('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ExitOnForwardFailure=yes', '-N', '-L', `127.0.0.1:${local}:127.0.0.1:${stack.pg.port}`, 'bastion'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       fwd.stderr!.on('data', (b: Buffer) => (sshErr += b.toString()));
       try {
         for (let i = 0; i < 75 && !out.includes('ok') && fwd.exitCode === null; i++) {
           await sleep(200);
-          out = (await run('psql', ['-XAtq', '-h', '127.0.0.1', '-p', String(local), '-U', stack.pg.users.scram.user, '-d', 'app', '-c', "select 'ok'"], { env: { PGPASSWORD: stack.pg.users.scram.password, PGCONNECT_TIMEOUT: '3' } })).stdout;
+          out = (
+            await run('psql', ['-XAtq', '-h', '127.0.0.1', '-p', String(local), '-U', stack.pg.users.scram.user, '-d', 'app', '-c', "select 'ok'"], {
+              env: { PGPASSWORD: stack.pg.users.scram.password, PGCONNECT_TIMEOUT: '3' },
+            })
+          ).stdout;
         }
       } finally {
         fwd.kill();
@@ -369,7 +421,7 @@ describe('forwarding, ptys and reviews', () => {
     expect(events.find((e) => e.t === 'ssh-forward')).toMatchObject({ target: `127.0.0.1:${sshd.port}`, allowed: false });
   }, 120_000);
 
-  it('gives a command a pty of the client terminal\'s size, follows a resize, and records both', async () => {
+  it("gives a command a pty of the client terminal's size, follows a resize, and records both", async () => {
     // `script` gives ssh a pseudo-terminal; stty sets its size, then changes it while the command runs (SIGWINCH).
     const inner = `stty cols 100 rows 30; (sleep 2; stty cols 120 rows 40 </dev/tty) & ssh -tt -F ${info.sshConfig} -o BatchMode=yes bastion 'stty size; sleep 4; stty size; tty >/dev/null && echo is-a-tty'`;
     const r = await run('script', ['-qefc', inner, '/dev/null'], { timeoutMs: 30_000 });
@@ -385,12 +437,20 @@ describe('forwarding, ptys and reviews', () => {
     expect(replay.code).toBe(0);
     expect(replay.stdout).toMatch(/30 100\r\n(.|\n)*40 120\r\n(.|\n)*is-a-tty/);
     const cast = await cli(['sessions', 'export', id, '--format', 'asciicast']);
-    const [header, ...lines] = cast.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const [header, ...lines] = cast.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     expect(header).toMatchObject({ version: 3, term: { cols: 100, rows: 30 } });
     const frames = lines as Array<[number, string, string]>;
     expect(frames.every(([interval]) => interval >= 0)).toBe(true);
     expect(frames).toContainEqual([expect.any(Number), 'r', '120x40']);
-    expect(frames.filter(([, code]) => code === 'o').map(([, , d]) => d).join('')).toMatch(/30 100\r\n(.|\n)*40 120/);
+    expect(
+      frames
+        .filter(([, code]) => code === 'o')
+        .map(([, , d]) => d)
+        .join(''),
+    ).toMatch(/30 100\r\n(.|\n)*40 120/);
     expect(frames[frames.length - 1]).toEqual([expect.any(Number), 'x', '0']);
     // The resize came about 2 s after the output began: the timing is the session's.
     const untilResize = frames.slice(0, frames.findIndex(([, c, d]) => c === 'r' && d === '120x40') + 1).reduce((n, [i]) => n + i, 0);
@@ -444,7 +504,10 @@ describe('hoop run --connect bastion', () => {
   it('gives the command HOOP_SSH_CONFIG, GIT_SSH_COMMAND and RSYNC_RSH, and its ssh sessions carry the run', async () => {
     const script = join(stack.dir, 'agent.sh');
     writeFileSync(script, '#!/bin/sh\nset -e\nssh -F "$HOOP_SSH_CONFIG" -o BatchMode=yes bastion "echo from-run"\necho "git=$GIT_SSH_COMMAND"\necho "rsync=$RSYNC_RSH"\n', { mode: 0o755 });
-    const r = await stack.run(['run', '--connect', 'bastion', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', script], { HOOP_TOKEN: await stack.token('alice'), XDG_RUNTIME_DIR: stack.runtime });
+    const r = await stack.run(['run', '--connect', 'bastion', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile, '--', script], {
+      HOOP_TOKEN: await stack.token('alice'),
+      XDG_RUNTIME_DIR: stack.runtime,
+    });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const [out, git, rsync] = r.stdout.trim().split('\n');

@@ -190,7 +190,7 @@ describe('MuxConnection', () => {
     expect(sha(Buffer.concat(got))).toBe(sha(Buffer.concat([...sent, more])));
   });
 
-  it('gives each direction the window its receiver announced: the client\'s for what the gateway sends, the gateway\'s for what the client sends', async () => {
+  it("gives each direction the window its receiver announced: the client's for what the gateway sends, the gateway's for what the client sends", async () => {
     /** Bytes `to` holds unread once `from` has written all it can into a stalled stream. */
     const inFlight = async (from: MuxStream, to: MuxStream): Promise<number> => {
       to.pause();

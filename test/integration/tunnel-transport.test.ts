@@ -307,7 +307,9 @@ describe('openTunnel / acceptTunnel over TLS', () => {
     expect(state.maxHeld).toBeLessThan(4 * MiB);
     expect(held()).toBeLessThan(4 * MiB);
     expect(gw.readableLength + gw.socket.readableLength).toBeLessThan(4 * MiB);
-    console.log(`[tunnel] client->gateway stalled after ${(state.offered / MiB).toFixed(1)} MiB offered (kernel buffers included); max held by writer ${(state.maxHeld / 1024).toFixed(0)} KiB; arrayBuffers +${(grown / MiB).toFixed(1)} MiB`);
+    console.log(
+      `[tunnel] client->gateway stalled after ${(state.offered / MiB).toFixed(1)} MiB offered (kernel buffers included); max held by writer ${(state.maxHeld / 1024).toFixed(0)} KiB; arrayBuffers +${(grown / MiB).toFixed(1)} MiB`,
+    );
     const received = digestOf(gw);
     const [sent, got] = await Promise.all([done, received]);
     expect(got.bytes).toBe(total);
@@ -386,9 +388,7 @@ describe('openTunnel / acceptTunnel over TLS', () => {
     });
     times.sort();
     const mean = times.reduce((a, b) => a + b, 0) / rounds;
-    console.log(
-      `[tunnel] TLS loopback ping-pong, ${rounds} x 32 B: mean ${mean.toFixed(1)} µs, p50 ${times[rounds / 2]!.toFixed(1)} µs, p99 ${times[Math.floor(rounds * 0.99)]!.toFixed(1)} µs`,
-    );
+    console.log(`[tunnel] TLS loopback ping-pong, ${rounds} x 32 B: mean ${mean.toFixed(1)} µs, p50 ${times[rounds / 2]!.toFixed(1)} µs, p99 ${times[Math.floor(rounds * 0.99)]!.toFixed(1)} µs`);
     channel.removeAllListeners('data');
     channel.end();
     channel.resume();

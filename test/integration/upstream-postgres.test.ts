@@ -2,29 +2,9 @@ import { listenOnLoopback } from '../harness/listen.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import {
-  UpstreamPostgresError,
-  cancelUpstreamPostgres,
-  connectUpstreamPostgres,
-  type UpstreamPostgres,
-  type UpstreamPostgresOptions,
-} from '../../src/postgres/upstream.js';
-import {
-  authenticationOk,
-  authenticationSASL,
-  authenticationSASLContinue,
-  authenticationSASLFinal,
-  backendKeyData,
-  query,
-  readyForQuery,
-  terminate,
-} from '../../src/postgres/messages.js';
-import {
-  MessageReader,
-  parseErrorFields,
-  parseSaslInitialResponse,
-  type PgMessage,
-} from '../../src/postgres/reader.js';
+import { UpstreamPostgresError, cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres, type UpstreamPostgresOptions } from '../../src/postgres/upstream.js';
+import { authenticationOk, authenticationSASL, authenticationSASLContinue, authenticationSASLFinal, backendKeyData, query, readyForQuery, terminate } from '../../src/postgres/messages.js';
+import { MessageReader, parseErrorFields, parseSaslInitialResponse, type PgMessage } from '../../src/postgres/reader.js';
 import { ScramServer, makeScramSecret } from '../../src/postgres/scram.js';
 import { readStartupPacket } from '../../src/postgres/startup.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
@@ -161,9 +141,7 @@ describe('authentication against PostgreSQL 15', () => {
   it('reports a wrong password as UPSTREAM_AUTH_FAILED, without the password', async () => {
     for (const user of [plain.users.scram, plain.users.md5, plain.users.cleartext]) {
       const password = `wrong-${user.password}`;
-      const err = await failure(
-        connectUpstreamPostgres(options(plain, { user: user.user, password }, { allowCleartextWithoutTls: true })),
-      );
+      const err = await failure(connectUpstreamPostgres(options(plain, { user: user.user, password }, { allowCleartextWithoutTls: true })));
       expect(err.code).toBe(ErrorCode.UPSTREAM_AUTH_FAILED);
       expect(err.sqlstate).toBe('28P01');
       expect(err.message).toMatch(/said "password authentication failed for user/);

@@ -129,7 +129,7 @@ describe('rejections', () => {
     expect(await reason(verifier, `${token}.extra`)).toBe('malformed');
   });
 
-  it('expired, by the verifier\'s clock', async () => {
+  it("expired, by the verifier's clock", async () => {
     const token = await op.token({ subject: 'alice', expiresInSeconds: 60 });
     const later = new TokenVerifier([issuer()], { clock: () => new Date(Date.now() + 95_000) });
     expect(await reason(later, token)).toBe('expired');
@@ -137,7 +137,7 @@ describe('rejections', () => {
     expect((await withinTolerance.verify(token)).subject).toBe('alice');
   });
 
-  it('not yet valid: issued in the verifier\'s future, or nbf ahead', async () => {
+  it("not yet valid: issued in the verifier's future, or nbf ahead", async () => {
     const token = await op.token({ subject: 'alice' });
     const earlier = new TokenVerifier([issuer()], { clock: () => new Date(Date.now() - 120_000) });
     expect(await reason(earlier, token)).toBe('not-yet-valid');
@@ -191,7 +191,7 @@ describe('rejections', () => {
     expect(await reason(verifier, `${b64({ typ: 'JWT' })}.${payload}.`)).toBe('malformed');
   });
 
-  it('HS256 signed with the provider\'s public key as the HMAC secret', async () => {
+  it("HS256 signed with the provider's public key as the HMAC secret", async () => {
     const jwks = (await (await fetch(`${op.issuer}/jwks`)).json()) as { keys: Record<string, unknown>[] };
     const published = jwks.keys.find((k) => k.kid === op.signingKey.kid)!;
     const pem = await exportSPKI((await importJWK(published as never, 'RS256', { extractable: true })) as Parameters<typeof exportSPKI>[0]);
@@ -222,19 +222,19 @@ describe('rejections', () => {
 
     afterAll(() => new Promise<void>((resolve) => attacker.close(() => resolve())));
 
-    it('jku pointing at the attacker\'s key set', async () => {
+    it("jku pointing at the attacker's key set", async () => {
       const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: 'attacker', jku: attackerUrl }).sign(privateKey);
       expect(await reason(new TokenVerifier([issuer()]), token)).toBe('unknown-key');
       expect(attackerHits).toBe(0);
     });
 
-    it('x5u pointing at the attacker\'s certificate', async () => {
+    it("x5u pointing at the attacker's certificate", async () => {
       const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: op.signingKey.kid, x5u: attackerUrl }).sign(privateKey);
       expect(await reason(new TokenVerifier([issuer()]), token)).toBe('unknown-key');
       expect(attackerHits).toBe(0);
     });
 
-    it('jwk embedding the attacker\'s public key', async () => {
+    it("jwk embedding the attacker's public key", async () => {
       const jwk = await exportJWK(publicKey);
       const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', jwk }).sign(privateKey);
       expect(await reason(new TokenVerifier([issuer()]), token)).toBe('unknown-key');
@@ -249,7 +249,7 @@ describe('rejections', () => {
       expect(err.message).toContain(op.issuer);
     });
 
-    it('the provider\'s kid, signed by another key', async () => {
+    it("the provider's kid, signed by another key", async () => {
       const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256', kid: op.signingKey.kid }).sign(privateKey);
       expect(await reason(new TokenVerifier([issuer()]), token)).toBe('bad-signature');
     });
@@ -283,7 +283,7 @@ describe('rejections', () => {
     expect(mismatch.message).toContain(`names issuer "${op.issuer}"`);
   });
 
-  it('discovery: a jwks_uri off the issuer\'s origin is refused', async () => {
+  it("discovery: a jwks_uri off the issuer's origin is refused", async () => {
     const evil: typeof fetch = async (input, init) => {
       const url = String(input);
       if (url.endsWith('/.well-known/openid-configuration')) {
@@ -293,7 +293,7 @@ describe('rejections', () => {
     };
     const err = await rejection(new TokenVerifier([issuer()], { fetch: evil }), await op.token({ subject: 'alice' }));
     expect(err.reason).toBe('discovery-failed');
-    expect(err.message).toContain('not on the issuer\'s origin');
+    expect(err.message).toContain("not on the issuer's origin");
   });
 
   it('discovers once and reuses the keys', async () => {
@@ -312,7 +312,7 @@ describe('rejections', () => {
 });
 
 describe('token types: access tokens (RFC 9068 at+jwt) and ID tokens told apart', () => {
-  it('access: the provider\'s at+jwt access tokens pass; ID-token-shaped tokens are refused', async () => {
+  it("access: the provider's at+jwt access tokens pass; ID-token-shaped tokens are refused", async () => {
     const verifier = new TokenVerifier([issuer({ tokenType: 'access' })]);
     expect((await verifier.verify(await op.token({ subject: 'alice' }))).subject).toBe('alice');
     for (const typ of ['at+JWT', 'application/at+jwt']) {
@@ -361,21 +361,21 @@ describe('workload issuers: claim rules make the identity', () => {
     });
   const workload = (rules: IssuerConfig['rules']): TokenVerifier => new TokenVerifier([issuer({ kind: 'workload', tokenType: 'id', rules })]);
 
-  it('a matching rule gives the subject (its template) and its groups; the token\'s own groups claim is ignored', async () => {
+  it("a matching rule gives the subject (its template) and its groups; the token's own groups claim is ignored", async () => {
     const verifier = workload([{ claims: { repository: 'acme/api', ref: 'refs/heads/main' }, groups: ['deployers'], subject: 'ci:{repository}' }]);
     const identity = await verifier.verify(await signedByProvider(github(), { typ: 'JWT' }));
     expect(identity).toMatchObject({ kind: 'workload', subject: 'ci:acme/api', issuer: op.issuer, groups: ['deployers'] });
     expect(identity.claims.sub).toBe('repo:acme/api:ref:refs/heads/main');
   });
 
-  it('globs, and the token\'s subject when the rule has no template', async () => {
+  it("globs, and the token's subject when the rule has no template", async () => {
     const verifier = workload([{ claims: { repository: 'acme/*', ref: 'refs/heads/*' }, groups: ['ci'] }]);
     const identity = await verifier.verify(await signedByProvider(github({ repository: 'acme/web', ref: 'refs/heads/feature/x' })));
     expect(identity).toMatchObject({ subject: 'repo:acme/api:ref:refs/heads/main', groups: ['ci'] });
     expect(await reason(verifier, await signedByProvider(github({ repository: 'evil/acme' })))).toBe('no-matching-rule');
   });
 
-  it('several matching rules: the union of their groups, the first one\'s subject', async () => {
+  it("several matching rules: the union of their groups, the first one's subject", async () => {
     const verifier = workload([
       { claims: { repository: 'other/repo' }, groups: ['never'] },
       { claims: { repository: 'acme/api' }, groups: ['api-ci'], subject: 'ci:{repository}@{ref}' },
@@ -396,7 +396,7 @@ describe('workload issuers: claim rules make the identity', () => {
     expect(await reason(verifier, await signedByProvider(github({ ref: undefined })))).toBe('no-matching-rule');
   });
 
-  it('the issuer\'s token type still applies', async () => {
+  it("the issuer's token type still applies", async () => {
     const verifier = workload([{ claims: { sub: '*' }, groups: [] }]);
     expect(await reason(verifier, await op.token({ subject: 'alice' }))).toBe('wrong-token-type');
   });

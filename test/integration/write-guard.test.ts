@@ -42,15 +42,18 @@ async function connect(subject = 'alice'): Promise<RunningConnect> {
 }
 
 const db = (sql: string): Promise<string> => stack.pg.psql(sql, { database: 'app' });
-const sumItems = async (): Promise<string> => (await db('select count(*) || \':\' || sum(v) from wg_items')).trim();
-const reset = (): Promise<string> => db(`truncate wg_items, wg_ledger; insert into wg_items select g, 0 from generate_series(1, 10) g; insert into wg_ledger select g, 10 from generate_series(1, 3) g`);
+const sumItems = async (): Promise<string> => (await db("select count(*) || ':' || sum(v) from wg_items")).trim();
+const reset = (): Promise<string> =>
+  db(`truncate wg_items, wg_ledger; insert into wg_items select g, 0 from generate_series(1, 10) g; insert into wg_ledger select g, 10 from generate_series(1, 3) g`);
 
 async function reviewCli(argv: string[], subject = 'bob'): Promise<{ code: number; stdout: string; stderr: string }> {
   return stack.run(['review', ...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, ['dba']) });
 }
 async function pendingReview(text: string): Promise<string> {
   for (let i = 0; i < 100; i++) {
-    const found = (JSON.parse((await reviewCli(['ls', '--json'])).stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((r) => r.sql.includes(text) && r.state === 'pending');
+    const found = (JSON.parse((await reviewCli(['ls', '--json'])).stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find(
+      (r) => r.sql.includes(text) && r.state === 'pending',
+    );
     if (found) return found.id;
     await sleep(100);
   }
@@ -114,7 +117,7 @@ describe('the blast-radius guard, simple protocol (psql)', () => {
     expect(await sumItems()).toBe('8:0');
   });
 
-  it('counts a write inside a WITH (its tag counts the SELECT) from the database\'s statistics', async () => {
+  it("counts a write inside a WITH (its tag counts the SELECT) from the database's statistics", async () => {
     await reset();
     const c = await connect();
     const over = await psql(c.info, ['-A', '-t', '-c', 'WITH d AS (DELETE FROM wg_items WHERE id > 2 RETURNING id) SELECT count(*) FROM d']);
@@ -126,11 +129,12 @@ describe('the blast-radius guard, simple protocol (psql)', () => {
     expect(await sumItems()).toBe('8:0');
   });
 
-  it('inside the client\'s transaction: within, the transaction goes on; over, it fails as an error would', async () => {
+  it("inside the client's transaction: within, the transaction goes on; over, it fails as an error would", async () => {
     await reset();
     const c = await connect();
     const r = await psql(c.info, ['-v', 'ON_ERROR_STOP=0'], {
-      input: "BEGIN;\nUPDATE wg_items SET v = 1 WHERE id = 1;\nUPDATE wg_items SET v = 2 WHERE id > 0;\nSELECT 'still' AS step;\nROLLBACK;\nBEGIN;\nUPDATE wg_items SET v = 3 WHERE id <= 2;\nCOMMIT;\n",
+      input:
+        "BEGIN;\nUPDATE wg_items SET v = 1 WHERE id = 1;\nUPDATE wg_items SET v = 2 WHERE id > 0;\nSELECT 'still' AS step;\nROLLBACK;\nBEGIN;\nUPDATE wg_items SET v = 3 WHERE id <= 2;\nCOMMIT;\n",
     });
     expect(r.stderr).toContain(overLimit('UPDATE', 10));
     expect(r.stderr).toContain('current transaction is aborted');
@@ -168,7 +172,7 @@ describe('the blast-radius guard, simple protocol (psql)', () => {
     expect(await sumItems()).toBe('8:0');
   });
 
-  it('applies the access\'s limit to every write of the sessions it admits', async () => {
+  it("applies the access's limit to every write of the sessions it admits", async () => {
     await reset();
     const c = await connect('agent');
     const r = await psql(c.info, ['-c', 'DELETE FROM wg_items WHERE id > 2']);
@@ -208,7 +212,18 @@ describe('the blast-radius guard, extended protocol', () => {
     await reset();
     const raw = await stack.tunnel('app', await stack.token('alice'));
     const from = raw.raw.length;
-    raw.write(Buffer.concat([parse('', 'UPDATE wg_items SET v = 1'), bind('', ''), execute(''), parse('', 'UPDATE wg_items SET v = 2 WHERE id = 1'), bind('', ''), execute(''), sync(), queryMessage('select sum(v) from wg_items')]));
+    raw.write(
+      Buffer.concat([
+        parse('', 'UPDATE wg_items SET v = 1'),
+        bind('', ''),
+        execute(''),
+        parse('', 'UPDATE wg_items SET v = 2 WHERE id = 1'),
+        bind('', ''),
+        execute(''),
+        sync(),
+        queryMessage('select sum(v) from wg_items'),
+      ]),
+    );
     const messages = await raw.messagesSince(from, 2);
     expect(errorIn(messages)?.message).toContain('the UPDATE changed 10 rows, over the limit of 3');
     expect(messages.filter((m) => m.type === 0x43).map((m) => m.body.toString('latin1').replace(/\0$/, ''))).toEqual(['SELECT 1']);
@@ -238,9 +253,18 @@ describe('the guard against clients that try to lose it (found by an adversarial
     const from = raw.raw.length;
     raw.write(
       Buffer.concat([
-        queryMessage('BEGIN'), parse('s', 'DELETE FROM wg_items'), parse('harmless', 'SELECT 1'), bind('p', 's'), sync(),
-        queryMessage('SAVEPOINT a'), bind('p', 'harmless'), sync(), // portal "p" already exists: the Bind fails
-        queryMessage('ROLLBACK TO SAVEPOINT a'), execute('p'), sync(), queryMessage('COMMIT'),
+        queryMessage('BEGIN'),
+        parse('s', 'DELETE FROM wg_items'),
+        parse('harmless', 'SELECT 1'),
+        bind('p', 's'),
+        sync(),
+        queryMessage('SAVEPOINT a'),
+        bind('p', 'harmless'),
+        sync(), // portal "p" already exists: the Bind fails
+        queryMessage('ROLLBACK TO SAVEPOINT a'),
+        execute('p'),
+        sync(),
+        queryMessage('COMMIT'),
       ]),
     );
     const messages = await raw.messagesSince(from, 7);
@@ -256,8 +280,11 @@ describe('the guard against clients that try to lose it (found by an adversarial
     const from = raw.raw.length;
     raw.write(
       Buffer.concat([
-        queryMessage('BEGIN'), queryMessage('CREATE TEMP TABLE wg_scratch(x int)'), queryMessage('INSERT INTO wg_scratch SELECT generate_series(1, 1000)'),
-        queryMessage('WITH d AS (DELETE FROM wg_items RETURNING 1) SELECT count(*) FROM d; TRUNCATE wg_scratch'), queryMessage('COMMIT'),
+        queryMessage('BEGIN'),
+        queryMessage('CREATE TEMP TABLE wg_scratch(x int)'),
+        queryMessage('INSERT INTO wg_scratch SELECT generate_series(1, 1000)'),
+        queryMessage('WITH d AS (DELETE FROM wg_items RETURNING 1) SELECT count(*) FROM d; TRUNCATE wg_scratch'),
+        queryMessage('COMMIT'),
       ]),
     );
     const messages = await raw.messagesSince(from, 5);
@@ -267,7 +294,12 @@ describe('the guard against clients that try to lose it (found by an adversarial
     // The gateway's own statements leave nothing behind that names its refusals.
     raw.write(queryMessage("select count(*) from pg_prepared_statements where name like 'hoop%'"));
     const left = await raw.messagesSince(raw.raw.length, 1);
-    expect(left.find((m) => m.type === 0x44)!.body.subarray(6).toString()).toBe('0');
+    expect(
+      left
+        .find((m) => m.type === 0x44)!
+        .body.subarray(6)
+        .toString(),
+    ).toBe('0');
     raw.destroy();
   });
 });
@@ -301,7 +333,7 @@ describe('overLimit: review', () => {
     expect((await db('select sum(amount) from wg_ledger')).trim()).toBe('30');
   });
 
-  it('pg: the extended protocol\'s write is held and, approved, bound and executed again', async () => {
+  it("pg: the extended protocol's write is held and, approved, bound and executed again", async () => {
     await reset();
     const client = await pgClient((await connect()).info);
     try {
@@ -333,6 +365,6 @@ describe('overLimit: review', () => {
     } finally {
       await client.end();
     }
-    expect((await db('select string_agg(amount::text, \',\' order by id) from wg_ledger')).trim()).toBe('101,110,110');
+    expect((await db("select string_agg(amount::text, ',' order by id) from wg_ledger")).trim()).toBe('101,110,110');
   });
 });

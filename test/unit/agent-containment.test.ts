@@ -128,7 +128,23 @@ describe("the sandbox's mounts", () => {
   it('mounts over a read-only root, outer first, in namespaces of its own', () => {
     const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, fds: { seccomp: 3, info: 4, block: 5 } });
     // A /dev of its own (no other terminal of the person's), a user namespace and no capability, root's included.
-    expect(args.slice(0, 15)).toEqual(['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-user', '--cap-drop', 'ALL', '--unshare-pid', '--unshare-ipc', '--unshare-net', '--die-with-parent', '--tmpfs']);
+    expect(args.slice(0, 15)).toEqual([
+      '--ro-bind',
+      '/',
+      '/',
+      '--dev',
+      '/dev',
+      '--proc',
+      '/proc',
+      '--unshare-user',
+      '--cap-drop',
+      'ALL',
+      '--unshare-pid',
+      '--unshare-ipc',
+      '--unshare-net',
+      '--die-with-parent',
+      '--tmpfs',
+    ]);
     expect(args.slice(-8)).toEqual(['--seccomp', '3', '--info-fd', '4', '--block-fd', '5', '--chdir', work]);
     // The runtime directory is emptied before the run's own directory is bound back into it.
     expect(args.indexOf(runtime)).toBeLessThan(args.indexOf(runDir));
@@ -187,7 +203,9 @@ describe("the sandbox's mounts", () => {
 
   it('makes /run its own, keeping the links at its top', () => {
     expect(of('private')).toContain('/run');
-    const links = readdirSync('/run', { withFileTypes: true }).filter((e) => e.isSymbolicLink()).map((e) => join('/run', e.name));
+    const links = readdirSync('/run', { withFileTypes: true })
+      .filter((e) => e.isSymbolicLink())
+      .map((e) => join('/run', e.name));
     expect(of('link').sort()).toEqual(links.sort());
   });
 
@@ -215,7 +233,7 @@ describe("the sandbox's mounts", () => {
 });
 
 describe("the command's own network", () => {
-  it('names slirp4netns\'s resolver only where the machine\'s resolvers are on its loopback', () => {
+  it("names slirp4netns's resolver only where the machine's resolvers are on its loopback", () => {
     expect(namespaceResolvConf('nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp\n')).toBe('nameserver 10.0.2.3\noptions edns0 trust-ad\nsearch corp\n');
     expect(namespaceResolvConf('nameserver 10.1.1.1\nnameserver 127.0.0.1\n')).toBeUndefined();
     expect(namespaceResolvConf('')).toBe('nameserver 10.0.2.3\n');

@@ -18,7 +18,11 @@ const { privateKey: jwtKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' }
 
 async function jwt(claims: Record<string, unknown>, expiresInSeconds: number, typ = 'JWT'): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ }).setIssuedAt(now).setExpirationTime(now + expiresInSeconds).sign(jwtKey);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', typ })
+    .setIssuedAt(now)
+    .setExpirationTime(now + expiresInSeconds)
+    .sign(jwtKey);
 }
 
 let dir: string;

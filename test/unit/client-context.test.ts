@@ -11,8 +11,21 @@ describe('client context', () => {
     expect(clientContext({ intent: 'x'.repeat(5000) })!.intent).toBe(`${'x'.repeat(4096)}…`);
   });
 
-  it('ignores anything else: no fields, too many, odd names, a name of the event\'s own, values that are not strings', () => {
-    for (const bad of [undefined, null, 'text', [], {}, Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}`, 'v'])), { 'has space': 'v' }, { t: 'end' }, { at: '1' }, { Tool: 'v' }, { intent: 1 }, { intent: { nested: 'v' } }]) {
+  it("ignores anything else: no fields, too many, odd names, a name of the event's own, values that are not strings", () => {
+    for (const bad of [
+      undefined,
+      null,
+      'text',
+      [],
+      {},
+      Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}`, 'v'])),
+      { 'has space': 'v' },
+      { t: 'end' },
+      { at: '1' },
+      { Tool: 'v' },
+      { intent: 1 },
+      { intent: { nested: 'v' } },
+    ]) {
       expect(clientContext(bad)).toBeUndefined();
     }
   });

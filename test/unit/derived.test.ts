@@ -34,23 +34,23 @@ describe('DerivedValueCheck', () => {
     ['select upper(email) from customers', 'the masked column customers.email'],
     ['select upper(EMAIL) from public.customers', 'the masked column public.customers.email'],
     ['select "email"::text from customers', 'the masked column customers.email'],
-    ['select c.email || \'\' from customers c', 'the masked column customers.email'],
+    ["select c.email || '' from customers c", 'the masked column customers.email'],
     ['select count(email) from customers', 'the masked column customers.email'],
-    ['select json_build_object(\'e\', email) from customers', 'the masked column customers.email'],
+    ["select json_build_object('e', email) from customers", 'the masked column customers.email'],
     ['select row_to_json(c) from customers c', 'the whole row of customers'],
     ['select c from customers c', 'the whole row of customers'],
     ['select to_jsonb(customers.*) from customers', 'the whole row of customers'],
     ['select (c).email from customers c', 'the whole row of customers'],
     ['select (select email from customers limit 1)', 'the masked column customers.email'],
     ['select x from (select lower(email) as x from customers) s', 'the masked column customers.email'],
-    ['select s.e || \'\' from (select email as e from customers) s', 's.e, which a subquery or CTE may have renamed from a masked column of customers'],
+    ["select s.e || '' from (select email as e from customers) s", 's.e, which a subquery or CTE may have renamed from a masked column of customers'],
     ['with x(e) as (select email from customers) select upper(e) from x', 'e, which a subquery or CTE may have renamed from a masked column of customers'],
     ['with e as (select md5(email) as h from customers) select h from e', 'the masked column customers.email'],
     ['select upper(x) from (select ssn as x from people) p', 'x, which a subquery or CTE may have renamed from a masked column'],
     ['select upper(ssn) from people', 'the column ssn (masked by name)'],
     ['select upper(x.ssn) from people x', 'the column ssn (masked by name)'],
     ['select length(anything) from vault.keys', 'the masked column vault.keys.anything'],
-    ['update customers set note = \'\' where id = 1 returning upper(email)', 'the masked column customers.email'],
+    ["update customers set note = '' where id = 1 returning upper(email)", 'the masked column customers.email'],
     ['select * from (values ((select email from customers limit 1))) v', 'the masked column customers.email'],
   ])('%s -> %s', (sql, expected) => {
     expect(check.find(facts(sql))).toBe(expected);
@@ -63,14 +63,14 @@ describe('DerivedValueCheck', () => {
     'select count(*), max(id) from customers',
     'select upper(email) from orders',
     'select id + 1, now() from customers',
-    'select email from customers where upper(email) = \'X\'',
+    "select email from customers where upper(email) = 'X'",
     'select ssn from people',
   ])('%s: nothing derived', (sql) => {
     expect(check.find(facts(sql))).toBeUndefined();
   });
 
   it('marks outputs whose source the parse tree does not show', () => {
-    expect(facts('select email from customers union select \'x\'').outputs.opaque).toBe(true);
+    expect(facts("select email from customers union select 'x'").outputs.opaque).toBe(true);
     expect(facts('select * from a full join b using (x)').outputs.opaque).toBe(true);
     expect(facts('select * from customers c, jsonb_each_text(to_jsonb(c))').outputs.opaque).toBe(true);
     expect(facts('select email from customers c join orders o on o.id = c.id').outputs.opaque).toBe(false);
@@ -88,7 +88,7 @@ describe('DerivedValueCheck', () => {
 });
 
 describe('StatementJudge with masking.derived: deny', () => {
-  const policy = (derived: 'mask' | 'deny'): Policy => (emptyPolicy({ masking: { ...masking, derived } }));
+  const policy = (derived: 'mask' | 'deny'): Policy => emptyPolicy({ masking: { ...masking, derived } });
   const who = { subject: 'agent', groups: [] };
 
   it('denies a computed value of a masked column and names it', () => {

@@ -21,20 +21,35 @@ describe('event lines', () => {
     const blocks = new LineBlocks();
     for (const v of values) {
       const bytes = Buffer.from(`..${v}..`);
-      blocks.begin('row', 7).key('fromBytes').text(bytes, 2, bytes.length - 2).key('fromString').string(v).end();
+      blocks
+        .begin('row', 7)
+        .key('fromBytes')
+        .text(bytes, 2, bytes.length - 2)
+        .key('fromString')
+        .string(v)
+        .end();
     }
     const invalid = Buffer.from([0x61, 0xff, 0xc3, 0x62]);
     blocks.begin('row', 8).key('fromBytes').text(invalid, 0, invalid.length).end();
-    expect(lines(blocks)).toEqual([
-      ...values.map((v) => ({ t: 'row', at: 7, fromBytes: cutValue(v), fromString: v })),
-      { t: 'row', at: 8, fromBytes: cutValue(invalid.toString('utf8')) },
-    ]);
+    expect(lines(blocks)).toEqual([...values.map((v) => ({ t: 'row', at: 7, fromBytes: cutValue(v), fromString: v })), { t: 'row', at: 8, fromBytes: cutValue(invalid.toString('utf8')) }]);
   });
 
   it('writes binary values as base64, cut like text, and arrays, numbers, null and any JSON value', () => {
     const big = Buffer.alloc(5000, 7);
     const blocks = new LineBlocks();
-    blocks.begin('bind', 1).key('params').array().binary(Buffer.from([1, 2, 3]), 0, 3).null().binary(big, 0, big.length).close().key('n').number(42).key('masked').json([{ strategy: 'redact' }, null]).end();
+    blocks
+      .begin('bind', 1)
+      .key('params')
+      .array()
+      .binary(Buffer.from([1, 2, 3]), 0, 3)
+      .null()
+      .binary(big, 0, big.length)
+      .close()
+      .key('n')
+      .number(42)
+      .key('masked')
+      .json([{ strategy: 'redact' }, null])
+      .end();
     expect(lines(blocks)).toEqual([{ t: 'bind', at: 1, params: ['base64:AQID', null, `base64:${cutValue(big.toString('base64'))}`], n: 42, masked: [{ strategy: 'redact' }, null] }]);
   });
 

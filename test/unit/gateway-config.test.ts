@@ -21,14 +21,32 @@ const env = { PROD_DB_PASSWORD: 's3cr3t-from-env' };
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'hoop-config-'));
   mkdirSync(join(dir, 'certs'));
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=gateway.test',
-    '-keyout', join(dir, 'certs', 'gateway.key'), '-out', join(dir, 'certs', 'gateway.crt'),
-  ], { stdio: 'ignore' });
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=db-ca',
-    '-keyout', join(dir, 'db-ca.key'), '-out', join(dir, 'db-ca.pem'),
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=gateway.test',
+      '-keyout',
+      join(dir, 'certs', 'gateway.key'),
+      '-out',
+      join(dir, 'certs', 'gateway.crt'),
+    ],
+    { stdio: 'ignore' },
+  );
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=db-ca', '-keyout', join(dir, 'db-ca.key'), '-out', join(dir, 'db-ca.pem')],
+    { stdio: 'ignore' },
+  );
   writeFileSync(join(dir, 'replica.pass'), 'from-a-file\n');
   writeFileSync(join(dir, 'not-a-cert.pem'), 'hello\n');
 });
@@ -216,7 +234,9 @@ describe('a good file', () => {
     expect(minimal.store).toMatchObject({ recordings: { bucket: 'hoop-recordings', prefix: '', forcePathStyle: false } });
     expect(minimal.store.kind === 'postgres' && minimal.store.recordings).not.toHaveProperty('credentials');
     // Loopback http is fine (a local S3-compatible server).
-    expect((await parseGatewayConfig(`${base}    bucket: b12\n    endpoint: http://127.0.0.1:9000\n`, join(dir, 's.yaml'), storeEnv)).store).toMatchObject({ recordings: { endpoint: 'http://127.0.0.1:9000' } });
+    expect((await parseGatewayConfig(`${base}    bucket: b12\n    endpoint: http://127.0.0.1:9000\n`, join(dir, 's.yaml'), storeEnv)).store).toMatchObject({
+      recordings: { endpoint: 'http://127.0.0.1:9000' },
+    });
 
     const bad = await problems(
       `${base}    bucket: Hoop_Recordings\n    endpoint: http://s3.example.com\n    region: 5\n    prefix: /recordings\n    forcePathStyle: yes please\n    accessKeyId: AKIAEXAMPLE\n    secretAccessKey: \${env:NOT_SET}\n    acl: private\n`,
@@ -264,10 +284,7 @@ describe('problems are reported with file:line:col and the field', () => {
   it('refuses unknown keys, at the key, suggesting the near one', async () => {
     const text = good.replace('    audience: hoop\n', '    audince: hoop\n    audience: hoop\n').replace('log:\n  level: debug', 'log:\n  level: debug\n  format: json');
     const { lines } = await problems(text);
-    expect(lines).toEqual([
-      `${at(text, 'audince')}: issuers.0.audince: unknown key (did you mean "audience"?)`,
-      `${at(text, 'format')}: log.format: unknown key`,
-    ]);
+    expect(lines).toEqual([`${at(text, 'audince')}: issuers.0.audince: unknown key (did you mean "audience"?)`, `${at(text, 'format')}: log.format: unknown key`]);
   });
 
   it('suggests only keys valid where the key was written, never the key itself', async () => {
@@ -437,12 +454,7 @@ describe('problems are reported with file:line:col and the field', () => {
   it('reports every problem at once, in file order', async () => {
     const text = good.replace('audience: hoop\n', 'audence: hoop\n').replace('user: app_ro', 'user: ""').replace('${env:PROD_DB_PASSWORD}', 'pw');
     const { err, lines } = await problems(text);
-    expect(lines.map((l) => l.replace(/^\d+:\d+: /, '').split(':')[0])).toEqual([
-      'issuers.0.audience',
-      'issuers.0.audence',
-      'connections.0.password',
-      'connections.1.user',
-    ]);
+    expect(lines.map((l) => l.replace(/^\d+:\d+: /, '').split(':')[0])).toEqual(['issuers.0.audience', 'issuers.0.audence', 'connections.0.password', 'connections.1.user']);
     expect(err.message.split('\n')[0]).toBe('invalid gateway configuration (4 problems):');
   });
 
@@ -525,15 +537,11 @@ issuers:
       `${at(unknown, 'https://other')}: login.issuer: must be one of the configured issuers (https://idp.example.com, https://token.actions.githubusercontent.com)`,
     ]);
     const workload = identity.replace('  issuer: https://idp.example.com\n  clientId', '  issuer: https://token.actions.githubusercontent.com\n  clientId');
-    expect((await problems(workload, {})).lines).toEqual([
-      `${at(workload, 'https://token')}: login.issuer: names a workload issuer; login needs an issuer of kind user (issuers.1)`,
-    ]);
+    expect((await problems(workload, {})).lines).toEqual([`${at(workload, 'https://token')}: login.issuer: names a workload issuer; login needs an issuer of kind user (issuers.1)`]);
   });
 
   it('checks the login block itself', async () => {
-    const text = identity
-      .replace('  clientId: hoop-cli\n', '  scopes: [openid, "has space"]\n  client: x\n')
-      .replace('https://hoop.example.com', 'not a url');
+    const text = identity.replace('  clientId: hoop-cli\n', '  scopes: [openid, "has space"]\n  client: x\n').replace('https://hoop.example.com', 'not a url');
     expect((await problems(text, {})).lines).toEqual([
       `${at(text, 'issuer: https://idp')}: login.clientId: is missing (must be the client id registered for hoop at the identity provider)`,
       `${at(text, '"has space"')}: login.scopes.1: must be a scope name (no spaces or quotes)`,
@@ -546,9 +554,7 @@ issuers:
 
   it('an ID-token login issuer must list the client id as an audience', async () => {
     const text = identity.replace('    tokenType: access\n', '    tokenType: id\n');
-    expect((await problems(text, {})).lines).toEqual([
-      `${at(text, 'hoop-cli')}: login.clientId: issuers.0 accepts ID tokens, whose audience is the client id: add "hoop-cli" to its audience`,
-    ]);
+    expect((await problems(text, {})).lines).toEqual([`${at(text, 'hoop-cli')}: login.clientId: issuers.0 accepts ID tokens, whose audience is the client id: add "hoop-cli" to its audience`]);
     await expect(parseGatewayConfig(text.replace('    audience: hoop\n    tokenType: id', '    audience: [hoop, hoop-cli]\n    tokenType: id'), join(dir, 'id.yaml'), {})).resolves.toBeTruthy();
   });
 
@@ -560,9 +566,7 @@ issuers:
     const empty = identity.replace(/ {4}rules:\n[\s\S]*$/, '    rules: []\n');
     expect((await problems(empty, {})).lines).toEqual([`${at(empty, '[]')}: issuers.1.rules: must list at least one rule: a workload issuer with no rules admits nobody`]);
     const userRules = identity.replace('    tokenType: access\n', '    tokenType: access\n    rules: [{ claims: { sub: "*" } }]\n');
-    expect((await problems(userRules, {})).lines).toEqual([
-      `${at(userRules, 'rules: [{')}: issuers.0.rules: only workload issuers have rules; add kind: workload, or remove the rules`,
-    ]);
+    expect((await problems(userRules, {})).lines).toEqual([`${at(userRules, 'rules: [{')}: issuers.0.rules: only workload issuers have rules; add kind: workload, or remove the rules`]);
   });
 
   it('checks kinds, token types, rules and subject templates', async () => {

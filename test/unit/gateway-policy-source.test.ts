@@ -14,7 +14,8 @@ import { GatewayPolicySource } from '../../src/gateway/policy-source.js';
 import { createLogger } from '../../src/log.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 
-const BUNDLE = 'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
+const BUNDLE =
+  'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
 
 let repo: PolicyGitRepo;
 let key: string;

@@ -31,7 +31,7 @@ describe('source layout', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('the libraries both ends use (config, policy, postgres, tunnel, auth) never import the gateway\'s own code', () => {
+  it("the libraries both ends use (config, policy, postgres, tunnel, auth) never import the gateway's own code", () => {
     const shared = ['src/config/', 'src/policy/', 'src/postgres/', 'src/tunnel/', 'src/auth/'];
     const offenders: string[] = [];
     for (const file of files.filter((f) => shared.some((d) => relative(root, f).startsWith(d)))) {

@@ -81,8 +81,7 @@ const int32 = (n: number): Buffer => {
 const fe = {
   query: (sql: string) => msg('Q', cstr(sql)),
   parse: (name: string, sql: string) => msg('P', Buffer.concat([cstr(name), cstr(sql), int16(0)])),
-  bind: (portal: string, stmt: string, formats: number[]) =>
-    msg('B', Buffer.concat([cstr(portal), cstr(stmt), int16(0), int16(0), int16(formats.length), ...formats.map(int16)])),
+  bind: (portal: string, stmt: string, formats: number[]) => msg('B', Buffer.concat([cstr(portal), cstr(stmt), int16(0), int16(0), int16(formats.length), ...formats.map(int16)])),
   describe: (what: 'S' | 'P', name: string) => msg('D', Buffer.concat([Buffer.from(what), cstr(name)])),
   execute: (portal: string, max = 0) => msg('E', Buffer.concat([cstr(portal), int32(max)])),
   sync: () => msg('S', Buffer.alloc(0)),
@@ -103,8 +102,7 @@ async function run(masker: ResultMasker, client: Buffer[], server: Buffer[], hin
   return messages(await throughMasker(masker, Buffer.concat(server)));
 }
 
-const rows = (ms: PgMessage[]): Array<Array<string | null>> =>
-  ms.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body).map((v) => (v === null ? null : v.toString('utf8'))));
+const rows = (ms: PgMessage[]): Array<Array<string | null>> => ms.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body).map((v) => (v === null ? null : v.toString('utf8'))));
 
 const customerCols: Col[] = [
   { name: 'id', table: CUSTOMERS, attnum: 1, type: 23 },
@@ -119,14 +117,18 @@ describe('ResultMasker, simple query, text format', () => {
   it('masks by origin (through an alias), by name, by content; keeps NULLs', async () => {
     const catalog = new MapCatalog();
     const masker = new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' });
-    const out = await run(masker, [fe.query('select ...')], [
-      rowDescription(customerCols),
-      text('1', 'alice@example.com', '123-45-6789', '4111 1111 1111 1111', 'call 4000 0000 0000 0002 or mail bob@example.com', 'ALICE@EXAMPLE.COM'),
-      text('2', null, null, null, null, null),
-      text('3', 'x', '536-90-4399', '5555555555554444', 'nothing to see', 'PLAIN'),
-      complete('SELECT 3'),
-      readyForQuery('I'),
-    ]);
+    const out = await run(
+      masker,
+      [fe.query('select ...')],
+      [
+        rowDescription(customerCols),
+        text('1', 'alice@example.com', '123-45-6789', '4111 1111 1111 1111', 'call 4000 0000 0000 0002 or mail bob@example.com', 'ALICE@EXAMPLE.COM'),
+        text('2', null, null, null, null, null),
+        text('3', 'x', '536-90-4399', '5555555555554444', 'nothing to see', 'PLAIN'),
+        complete('SELECT 3'),
+        readyForQuery('I'),
+      ],
+    );
     expect(rows(out)).toEqual([
       ['1', '[redacted]', '***-**-6789', '**** **** **** 1111', `call **** **** **** 0002 or mail ${keyedHash('bob@example.com', KEY)}`, keyedHash('ALICE@EXAMPLE.COM', KEY)],
       ['2', null, null, null, null, null],
@@ -136,7 +138,11 @@ describe('ResultMasker, simple query, text format', () => {
   });
 
   it("masks every origin-less column under 'mask', only by content under 'detect-only'", async () => {
-    const cols: Col[] = [{ name: 'x', type: 25 }, { name: 'n', type: 20 }, { name: 'j', type: 114 }];
+    const cols: Col[] = [
+      { name: 'x', type: 25 },
+      { name: 'n', type: 20 },
+      { name: 'j', type: 114 },
+    ];
     const row = text('hello', '42', '{"a":"carol@example.org"}');
     const mask = await run(new ResultMasker({ rules: policy }), [fe.query('q')], [rowDescription(cols), row, complete('SELECT 1')], { originUnknownPolicy: 'mask' });
     expect(rows(mask)).toEqual([['[redacted]', null, '"[redacted]"']]);
@@ -147,15 +153,17 @@ describe('ResultMasker, simple query, text format', () => {
   it('fails closed when the catalog lookup fails or there is no catalog', async () => {
     const catalog = new MapCatalog();
     catalog.fail = true;
-    const out = await run(new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' }), [fe.query('q')], [
-      rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]),
-      text('1'),
-    ]);
+    const out = await run(
+      new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' }),
+      [fe.query('q')],
+      [rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]), text('1')],
+    );
     expect(rows(out)).toEqual([['[redacted]']]);
-    const none = await run(new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' }), [fe.query('q')], [
-      rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]),
-      text('1'),
-    ]);
+    const none = await run(
+      new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' }),
+      [fe.query('q')],
+      [rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]), text('1')],
+    );
     expect(rows(none)).toEqual([['[redacted]']]);
   });
 
@@ -175,7 +183,17 @@ describe('ResultMasker, simple query, text format', () => {
   it('passes rows through untouched when nothing applies', async () => {
     const masker = new ResultMasker({ rules: { names: [{ pattern: '^ssn', strategy: 'redact' }] }, originUnknownPolicy: 'detect-only' });
     const row = text('a', 'b');
-    const out = await run(masker, [fe.query('q')], [rowDescription([{ name: 'a', type: 25 }, { name: 'b', type: 25 }]), row]);
+    const out = await run(
+      masker,
+      [fe.query('q')],
+      [
+        rowDescription([
+          { name: 'a', type: 25 },
+          { name: 'b', type: 25 },
+        ]),
+        row,
+      ],
+    );
     expect(out[1]!.raw.equals(row)).toBe(true);
   });
 });
@@ -242,15 +260,19 @@ describe('ResultMasker, extended protocol', () => {
 
   it('masks binary values: text-like rewritten, other types NULL, int8 inspected', async () => {
     const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
-    const out = await run(masker, [fe.parse('', 'q'), fe.bind('', '', [1]), fe.describe('P', ''), fe.execute(''), fe.sync()], [
-      msg('1', Buffer.alloc(0)),
-      msg('2', Buffer.alloc(0)),
-      rowDescription(binCols),
-      dataRow([Buffer.from('alice@example.com'), Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 42]), jsonb, big, id]),
-      dataRow([null, null, null, small, id]),
-      complete('SELECT 2'),
-      readyForQuery('I'),
-    ]);
+    const out = await run(
+      masker,
+      [fe.parse('', 'q'), fe.bind('', '', [1]), fe.describe('P', ''), fe.execute(''), fe.sync()],
+      [
+        msg('1', Buffer.alloc(0)),
+        msg('2', Buffer.alloc(0)),
+        rowDescription(binCols),
+        dataRow([Buffer.from('alice@example.com'), Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 42]), jsonb, big, id]),
+        dataRow([null, null, null, small, id]),
+        complete('SELECT 2'),
+        readyForQuery('I'),
+      ],
+    );
     const [r1, r2] = out.filter((m) => m.type === 0x44).map((m) => parseDataRow(m.body));
     expect(r1![0]!.toString()).toBe('[redacted]');
     expect(r1![1]).toBeNull();
@@ -263,7 +285,10 @@ describe('ResultMasker, extended protocol', () => {
 
   it('uses Bind formats for a statement described before binding, across portal suspension', async () => {
     const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
-    const cols: Col[] = [{ name: 'email', table: CUSTOMERS, attnum: 2, type: 25 }, { name: 'b', type: 20 }];
+    const cols: Col[] = [
+      { name: 'email', table: CUSTOMERS, attnum: 2, type: 25 },
+      { name: 'b', type: 20 },
+    ];
     const out = await run(
       masker,
       [fe.parse('s1', 'q'), fe.describe('S', 's1'), fe.sync(), fe.bind('p1', 's1', [0, 1]), fe.execute('p1', 1), fe.execute('p1', 1), fe.sync()],
@@ -310,11 +335,15 @@ describe('ResultMasker, extended protocol', () => {
 describe('ResultMasker, notices, notifications, errors', () => {
   it('masks message, detail, hint and notification payloads', async () => {
     const masker = new ResultMasker({ rules: policy });
-    const out = await run(masker, [], [
-      noticeResponse({ severity: 'NOTICE', code: '00000', message: 'card 4111 1111 1111 1111', hint: 'ssn 123-45-6789' }),
-      msg('A', Buffer.concat([int32(99), cstr('ch'), cstr('pay 5555555555554444')])),
-      errorResponse({ severity: 'ERROR', code: '23505', message: 'duplicate key', detail: 'Key (email)=(alice@example.com) already exists.' }),
-    ]);
+    const out = await run(
+      masker,
+      [],
+      [
+        noticeResponse({ severity: 'NOTICE', code: '00000', message: 'card 4111 1111 1111 1111', hint: 'ssn 123-45-6789' }),
+        msg('A', Buffer.concat([int32(99), cstr('ch'), cstr('pay 5555555555554444')])),
+        errorResponse({ severity: 'ERROR', code: '23505', message: 'duplicate key', detail: 'Key (email)=(alice@example.com) already exists.' }),
+      ],
+    );
     const n = parseErrorFields(out[0]!.body);
     expect(n.message).toBe('card **** **** **** 1111');
     expect(n.hint).toBe('ssn [redacted]');
@@ -323,10 +352,7 @@ describe('ResultMasker, notices, notifications, errors', () => {
   });
 
   it('redacts key values and failing rows of tables with column rules', async () => {
-    const fields = Buffer.concat([
-      ...['SERROR', 'C23502', 'Mnull value in column "id"', 'DFailing row contains (null, some secret note).', 'spublic', 'tcustomers'].map(cstr),
-      Buffer.from([0]),
-    ]);
+    const fields = Buffer.concat([...['SERROR', 'C23502', 'Mnull value in column "id"', 'DFailing row contains (null, some secret note).', 'spublic', 'tcustomers'].map(cstr), Buffer.from([0])]);
     const out = await run(new ResultMasker({ rules: policy }), [], [msg('E', fields)]);
     const f = parseErrorFields(out[0]!.body);
     expect(f.detail).toBe('Failing row contains ([redacted]).');
@@ -338,30 +364,32 @@ describe('ResultMasker, notices, notifications, errors', () => {
 describe('ResultMasker, COPY out', () => {
   const copyOut = (format: number, n: number): Buffer => msg('H', Buffer.concat([Buffer.from([format]), int16(n), ...Array.from({ length: n }, () => int16(format))]));
   const copyData = (s: string | Buffer): Buffer => msg('d', typeof s === 'string' ? Buffer.from(s) : s);
-  const copyText = (ms: PgMessage[]): string => ms.filter((m) => m.type === 0x64).map((m) => m.body.toString()).join('');
+  const copyText = (ms: PgMessage[]): string =>
+    ms
+      .filter((m) => m.type === 0x64)
+      .map((m) => m.body.toString())
+      .join('');
   const cols = (...c: string[]): Array<ColumnOrigin | undefined> => c.map((column) => (column ? { schema: 'public', table: 'customers', column } : undefined));
 
   it('text format: by column position when origins are known, detectors otherwise; escapes kept', async () => {
     const masker = new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' });
-    const out = await run(masker, [fe.query('copy')], [
-      copyOut(0, 4),
-      copyData('1\talice@example.com\t4111111111111111\tline\\none\\tbob@example.com\n'),
-      copyData('2\t\\N\t\\N\t\\N\n'),
-      msg('c', Buffer.alloc(0)),
-      complete('COPY 2'),
-    ], { copy: { format: 'text', columns: cols('id', 'email', 'card_number', 'notes') } });
+    const out = await run(
+      masker,
+      [fe.query('copy')],
+      [copyOut(0, 4), copyData('1\talice@example.com\t4111111111111111\tline\\none\\tbob@example.com\n'), copyData('2\t\\N\t\\N\t\\N\n'), msg('c', Buffer.alloc(0)), complete('COPY 2')],
+      { copy: { format: 'text', columns: cols('id', 'email', 'card_number', 'notes') } },
+    );
     expect(copyText(out)).toBe(`1\t[redacted]\t************1111\tline\\none\\t${keyedHash('bob@example.com', KEY)}\n2\t\\N\t\\N\t\\N\n`);
   });
 
   it("csv format, with a header, quotes, rows split across CopyData, and 'mask' for unknown columns", async () => {
     const masker = new ResultMasker({ rules: policy });
-    const out = await run(masker, [fe.query('copy')], [
-      copyOut(0, 3),
-      copyData('id,email,notes\n'),
-      copyData('1,"alice@example.com","a, ""quoted"" note'),
-      copyData(' with 4111 1111 1111 1111"\n2,,\n'),
-      msg('c', Buffer.alloc(0)),
-    ], { originUnknownPolicy: 'detect-only', copy: { format: 'csv', header: true } });
+    const out = await run(
+      masker,
+      [fe.query('copy')],
+      [copyOut(0, 3), copyData('id,email,notes\n'), copyData('1,"alice@example.com","a, ""quoted"" note'), copyData(' with 4111 1111 1111 1111"\n2,,\n'), msg('c', Buffer.alloc(0))],
+      { originUnknownPolicy: 'detect-only', copy: { format: 'csv', header: true } },
+    );
     expect(copyText(out)).toBe(`id,email,notes\n1,${keyedHash('alice@example.com', KEY)},"a, ""quoted"" note with **** **** **** 1111"\n2,,\n`);
     const all = await run(new ResultMasker({ rules: policy }), [fe.query('copy')], [copyOut(0, 2), copyData('1,x\n'), msg('c', Buffer.alloc(0))], {
       originUnknownPolicy: 'mask',
@@ -413,7 +441,12 @@ describe('rows whose shape is not known, and portals nobody described', () => {
       sent.push(String.fromCharCode(raw[0]!));
     }
     expect(sent).toEqual(['P', 'B', 'DP\0', 'E', 'S']);
-    const out = messages(await throughMasker(masker, Buffer.concat([msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), rowDescription(customerCols.slice(0, 2)), text('1', 'alice@example.com'), complete('SELECT 1'), readyForQuery('I')])));
+    const out = messages(
+      await throughMasker(
+        masker,
+        Buffer.concat([msg('1', Buffer.alloc(0)), msg('2', Buffer.alloc(0)), rowDescription(customerCols.slice(0, 2)), text('1', 'alice@example.com'), complete('SELECT 1'), readyForQuery('I')]),
+      ),
+    );
     expect(out.map((m) => String.fromCharCode(m.type)).join('')).toBe('12DCZ');
     expect(rows(out)).toEqual([['1', '[redacted]']]);
     // A portal described after its Bind gets no extra Describe; one whose statement only was

@@ -25,7 +25,7 @@ class TestJudge implements SessionJudge {
   extra: RegExp | undefined;
   judge(sql: string): StatementVerdict {
     this.calls.push(sql);
-    if (/\bdrop\b/i.test(sql) || (this.extra?.test(sql))) return { action: 'deny', rule: 'no-drop', message: 'DROP is not allowed', reason: 'rule no-drop matched' };
+    if (/\bdrop\b/i.test(sql) || this.extra?.test(sql)) return { action: 'deny', rule: 'no-drop', message: 'DROP is not allowed', reason: 'rule no-drop matched' };
     if (/\btruncate\b/i.test(sql)) return { action: 'review', rule: 'truncate-review', message: 'TRUNCATE needs a reviewer', reason: 'rule truncate-review matched' };
     if (/\bthrow\b/i.test(sql)) throw new Error('judge bug');
     return { action: 'allow', reason: 'no rule matched' };
@@ -202,7 +202,7 @@ describe('the frontend side', () => {
       { op: 'execute', name: 'MiXed' },
       { op: 'deallocate', name: 'MiXed' },
     ]);
-    expect(preparedOps('select 1; prepare é AS select \'ü\'')).toEqual([{ op: 'prepare', name: 'é', text: "prepare é AS select 'ü'" }]);
+    expect(preparedOps("select 1; prepare é AS select 'ü'")).toEqual([{ op: 'prepare', name: 'é', text: "prepare é AS select 'ü'" }]);
     expect(preparedOps('prepare broken as selec')).toBeUndefined();
   });
 
@@ -215,7 +215,7 @@ describe('the frontend side', () => {
     expect(f[1]).toEqual(sync());
     expect(poisonName(sent(gate.frontend(msg(parse(`${RESERVED_STATEMENT_PREFIX}1`, 'select 1'))))[0]!)).toBeDefined();
     gate.frontend(msg(sync()));
-    const latin1 = Buffer.concat([Buffer.from('Q'), int32(4 + 14), Buffer.from('select \'caf\xe9\'\0', 'latin1')]);
+    const latin1 = Buffer.concat([Buffer.from('Q'), int32(4 + 14), Buffer.from("select 'caf\xe9'\0", 'latin1')]);
     expect(poisonName(sent(gate.frontend(msg(latin1)))[0]!)).toBeDefined();
     expect(poisonName(sent(gate.frontend(msg(query('select throw'))))[0]!)).toBeDefined();
     expect(gate.refusals).toEqual({ deny: 0, review: 0, builtin: 4 });
@@ -228,19 +228,7 @@ describe('the frontend side', () => {
   });
 
   it('gives the same output for a pipeline at every split point', async () => {
-    const pipeline = [
-      parse('', 'select 1'),
-      bind('', ''),
-      execute(''),
-      sync(),
-      parse('a', 'select 2'),
-      parse('', 'DROP TABLE t'),
-      bind('', ''),
-      execute(''),
-      sync(),
-      query('select 3'),
-      message('X'),
-    ];
+    const pipeline = [parse('', 'select 1'), bind('', ''), execute(''), sync(), parse('a', 'select 2'), parse('', 'DROP TABLE t'), bind('', ''), execute(''), sync(), query('select 3'), message('X')];
     const stream = Buffer.concat(pipeline);
     const strip = (b: Buffer): string => b.toString('latin1').replace(new RegExp(`${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_\\d+`, 'g'), 'POISON');
     const run = async (cuts: number[]): Promise<string> => {

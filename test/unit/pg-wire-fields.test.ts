@@ -36,7 +36,15 @@ function bind(n: number, formats: number, results: number): Buffer {
   };
   const n16 = Buffer.alloc(2);
   writeCount16(n16, n, 0);
-  return frontendMessage('B', 'portal', 'stmt', codes(formats, () => 0), n16, params, codes(results, (i) => i % 2));
+  return frontendMessage(
+    'B',
+    'portal',
+    'stmt',
+    codes(formats, () => 0),
+    n16,
+    params,
+    codes(results, (i) => i % 2),
+  );
 }
 
 describe('Int16 counts', () => {

@@ -101,10 +101,7 @@ describe('encoders round-trip through the parsers', () => {
   });
 
   it('ParameterStatus, BackendKeyData, ReadyForQuery', () => {
-    expect(parseParameterStatus(readOne('backend', m.parameterStatus('server_version', '15.8')).body)).toEqual([
-      'server_version',
-      '15.8',
-    ]);
+    expect(parseParameterStatus(readOne('backend', m.parameterStatus('server_version', '15.8')).body)).toEqual(['server_version', '15.8']);
     expect(parseBackendKeyData(readOne('backend', m.backendKeyData(4242, 0xdeadbeef)).body)).toEqual({
       processId: 4242,
       secretKey: 0xdeadbeef,
@@ -277,44 +274,192 @@ describe('filterStartupParams', () => {
 
   it('defaults the database to the user', () => {
     expect(filterStartupParams(new Map([['user', 'bob']])).database).toBe('bob');
-    expect(filterStartupParams(new Map([['user', 'bob'], ['database', '']])).database).toBe('bob');
+    expect(
+      filterStartupParams(
+        new Map([
+          ['user', 'bob'],
+          ['database', ''],
+        ]),
+      ).database,
+    ).toBe('bob');
   });
 
   it('refuses replication, unknown parameters and what the gateway decides, naming the parameter and why', () => {
-    const rep = protocolError(() => filterStartupParams(new Map([['user', 'u'], ['replication', 'database']])), '0A000');
+    const rep = protocolError(
+      () =>
+        filterStartupParams(
+          new Map([
+            ['user', 'u'],
+            ['replication', 'database'],
+          ]),
+        ),
+      '0A000',
+    );
     expect(rep.message).toBe('replication connections are not supported through hoop');
-    protocolError(() => filterStartupParams(new Map([['user', 'u'], ['Replication', 'true']])), '0A000');
-    const unknown = protocolError(() => filterStartupParams(new Map([['user', 'u'], ['work_mem', '1GB']])), '0A000');
+    protocolError(
+      () =>
+        filterStartupParams(
+          new Map([
+            ['user', 'u'],
+            ['Replication', 'true'],
+          ]),
+        ),
+      '0A000',
+    );
+    const unknown = protocolError(
+      () =>
+        filterStartupParams(
+          new Map([
+            ['user', 'u'],
+            ['work_mem', '1GB'],
+          ]),
+        ),
+      '0A000',
+    );
     expect(unknown.message).toBe('startup parameter "work_mem" is not allowed through hoop: it is not on the gateway\'s list of startup settings');
     expect(unknown.hint).toMatch(/application_name/);
     // search_path would move unqualified names out of reach of schema-wide rules (billing.*): not by default.
-    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['search_path', 'billing']])), '0A000').message).toContain('"search_path"');
-    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['options', '-c search_path=billing']])), '0A000').message).toContain('(-c search_path)');
-    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['default_transaction_read_only', 'off']])), '0A000').message).toContain('the gateway decides it');
-    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['options', '-c role=postgres']])), '0A000').message).toContain('"options" (-c role)');
-    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['standard_conforming_strings', 'off']])), '0A000').message).toContain('must stay on');
+    expect(
+      protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              ['search_path', 'billing'],
+            ]),
+          ),
+        '0A000',
+      ).message,
+    ).toContain('"search_path"');
+    expect(
+      protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              ['options', '-c search_path=billing'],
+            ]),
+          ),
+        '0A000',
+      ).message,
+    ).toContain('(-c search_path)');
+    expect(
+      protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              ['default_transaction_read_only', 'off'],
+            ]),
+          ),
+        '0A000',
+      ).message,
+    ).toContain('the gateway decides it');
+    expect(
+      protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              ['options', '-c role=postgres'],
+            ]),
+          ),
+        '0A000',
+      ).message,
+    ).toContain('"options" (-c role)');
+    expect(
+      protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              ['standard_conforming_strings', 'off'],
+            ]),
+          ),
+        '0A000',
+      ).message,
+    ).toContain('must stay on');
   });
 
   it('reads -c settings from options, within the allow-list', () => {
-    const r = filterStartupParams(new Map([['user', 'u'], ['options', '-c application_name=app\\,public  --lock-timeout=2s -cstatement_timeout=1min']]));
+    const r = filterStartupParams(
+      new Map([
+        ['user', 'u'],
+        ['options', '-c application_name=app\\,public  --lock-timeout=2s -cstatement_timeout=1min'],
+      ]),
+    );
     expect(r.forward).toEqual([
       ['application_name', 'app,public'],
       ['lock_timeout', '2s'],
       ['statement_timeout', '1min'],
     ]);
-    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['options', '-D /tmp']])), '0A000').message).toContain('"-D"');
-    expect(protocolError(() => filterStartupParams(new Map([['user', 'u'], ['application_name', 'x']]), { settings: new Set(['work_mem']) }), '0A000').message).toContain('application_name');
-    expect(filterStartupParams(new Map([['user', 'u'], ['work_mem', '64MB']]), { settings: new Set(['work_mem']) }).forward).toEqual([['work_mem', '64MB']]);
+    expect(
+      protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              ['options', '-D /tmp'],
+            ]),
+          ),
+        '0A000',
+      ).message,
+    ).toContain('"-D"');
+    expect(
+      protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              ['application_name', 'x'],
+            ]),
+            { settings: new Set(['work_mem']) },
+          ),
+        '0A000',
+      ).message,
+    ).toContain('application_name');
+    expect(
+      filterStartupParams(
+        new Map([
+          ['user', 'u'],
+          ['work_mem', '64MB'],
+        ]),
+        { settings: new Set(['work_mem']) },
+      ).forward,
+    ).toEqual([['work_mem', '64MB']]);
   });
 
   it('keeps timeouts within the access limits: lower ones pass, missing ones are set, higher ones and 0 are refused', () => {
     const limits = { statement_timeout: 30_000, lock_timeout: 5000 };
-    expect(filterStartupParams(new Map([['user', 'u'], ['statement_timeout', '10s']]), { limits }).forward).toEqual([
+    expect(
+      filterStartupParams(
+        new Map([
+          ['user', 'u'],
+          ['statement_timeout', '10s'],
+        ]),
+        { limits },
+      ).forward,
+    ).toEqual([
       ['statement_timeout', '10s'],
       ['lock_timeout', '5000ms'],
     ]);
-    for (const [name, value] of [['statement_timeout', '0'], ['statement_timeout', '31s'], ['lock_timeout', '1min'], ['options', '-c statement_timeout=1h']]) {
-      const e = protocolError(() => filterStartupParams(new Map([['user', 'u'], [name!, value!]]), { limits }), '0A000');
+    for (const [name, value] of [
+      ['statement_timeout', '0'],
+      ['statement_timeout', '31s'],
+      ['lock_timeout', '1min'],
+      ['options', '-c statement_timeout=1h'],
+    ]) {
+      const e = protocolError(
+        () =>
+          filterStartupParams(
+            new Map([
+              ['user', 'u'],
+              [name!, value!],
+            ]),
+            { limits },
+          ),
+        '0A000',
+      );
       expect(e.message).toMatch(/is limited to (30 s|5 s) for this access/);
     }
   });
@@ -366,7 +511,12 @@ describe('MessageReader', () => {
       expect(Buffer.from(whole.replace(/\d+:| /g, ''), 'hex').equals(stream)).toBe(true);
       expect(whole.split(' ')).toHaveLength(side === 'backend' ? 9 : 7);
       for (let i = 0; i <= stream.length; i++) expect(feed(side, [stream.subarray(0, i), stream.subarray(i)])).toBe(whole);
-      expect(feed(side, [...stream].map((b) => Buffer.from([b])))).toBe(whole);
+      expect(
+        feed(
+          side,
+          [...stream].map((b) => Buffer.from([b])),
+        ),
+      ).toBe(whole);
     });
   }
 
@@ -718,13 +868,27 @@ describe('body parsers are bounds-checked', () => {
 
 describe('client encodings that could make SQL lex differently', () => {
   it.each(['SJIS', 'sjis', 'Shift_JIS', 'SHIFT_JIS_2004', 'shift-jis-2004', 'BIG5', 'GBK', 'UHC', 'GB18030', 'JOHAB', 'WIN932', 'windows950'])('refuses client_encoding %s with 0A000', (enc) => {
-    const e = thrown(() => filterStartupParams(new Map([['user', 'u'], ['client_encoding', enc]]))) as PgProtocolError;
+    const e = thrown(() =>
+      filterStartupParams(
+        new Map([
+          ['user', 'u'],
+          ['client_encoding', enc],
+        ]),
+      ),
+    ) as PgProtocolError;
     expect(e).toBeInstanceOf(PgProtocolError);
     expect(e.sqlstate).toBe('0A000');
     expect(e.message).toContain('client_encoding');
   });
 
   it.each(['UTF8', 'utf-8', 'LATIN1', 'SQL_ASCII', 'EUC_JP', 'WIN1252'])('accepts client_encoding %s', (enc) => {
-    expect(filterStartupParams(new Map([['user', 'u'], ['client_encoding', enc]])).forward).toEqual([['client_encoding', enc]]);
+    expect(
+      filterStartupParams(
+        new Map([
+          ['user', 'u'],
+          ['client_encoding', enc],
+        ]),
+      ).forward,
+    ).toEqual([['client_encoding', enc]]);
   });
 });

@@ -8,8 +8,16 @@ import type { AccessRule, Policy } from '../../src/policy/schema.js';
 import { emptyPolicy } from '../harness/policy.js';
 
 const conn = (name: string) => ({
-  name, type: 'postgres' as const, host: 'h', port: 5432, database: 'd', user: 'u', password: { kind: 'env' as const, name: 'P' },
-  tls: { mode: 'prefer' as const }, allowCleartextWithoutTls: false, allow: { subjects: [], emails: [], groups: [] },
+  name,
+  type: 'postgres' as const,
+  host: 'h',
+  port: 5432,
+  database: 'd',
+  user: 'u',
+  password: { kind: 'env' as const, name: 'P' },
+  tls: { mode: 'prefer' as const },
+  allowCleartextWithoutTls: false,
+  allow: { subjects: [], emails: [], groups: [] },
 });
 
 function policy(access: Partial<AccessRule>[]): Policy {
@@ -71,7 +79,7 @@ describe('accessFor', () => {
 });
 
 describe('temporary access', () => {
-  it('a requestable rule admits only through a live grant for it, and a granted mode keeps its own rule\'s limits', () => {
+  it("a requestable rule admits only through a live grant for it, and a granted mode keeps its own rule's limits", () => {
     const p = policy([
       { subjects: ['alice'], mode: 'read-only' },
       { subjects: ['alice'], mode: 'read-write', maxSessionSeconds: 600, limits: { statement_timeout: 5000 }, requestable: true },

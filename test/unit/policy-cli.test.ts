@@ -138,10 +138,11 @@ describe('hoop policy', () => {
     expect(noIdentity.out).toContain('not checked (no --as)');
   });
 
-  it('check and test apply the access\'s server timeouts as the gateway does (session-limit)', async () => {
+  it("check and test apply the access's server timeouts as the gateway does (session-limit)", async () => {
     const dir = tree({
       'hoop.yaml': POLICY.replace('  - { name: analysts, groups: [analysts], connections: [prod] }', '  - { name: analysts, groups: [analysts], connections: [prod], statementTimeout: 30s }'),
-      'policy/tests/limits.yaml': 'tests:\n  - { name: no unlimited queries, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "set statement_timeout = 0", expect: deny, rule: session-limit }\n',
+      'policy/tests/limits.yaml':
+        'tests:\n  - { name: no unlimited queries, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "set statement_timeout = 0", expect: deny, rule: session-limit }\n',
     });
     const off = await run(['policy', 'check', '--dir', dir, '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'set statement_timeout = 0']);
     expect(off.code).toBe(1);

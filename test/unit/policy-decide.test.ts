@@ -620,7 +620,11 @@ describe('parser consistency', () => {
     // With standard_conforming_strings=off the server reads this as a SELECT and a DROP; the
     // gateway reads it as one SELECT of a string. That is why the setting itself is refused.
     const sql = "select '\\'' ; drop table victim; -- '";
-    expect(judge().judge(sql).statements?.map((s) => s.kinds)).toEqual([['select']]);
+    expect(
+      judge()
+        .judge(sql)
+        .statements?.map((s) => s.kinds),
+    ).toEqual([['select']]);
   });
 
   it('safe values pass', () => {
@@ -850,7 +854,15 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
   const j = (rowLimit?: { maxRows: number; overLimit: 'deny' | 'review'; rule: string }): StatementJudge => new StatementJudge(withReviewers(), alice, 'x', 'read-write', rowLimit ? { rowLimit } : {});
 
   it('guards what changes rows, counted by the tag or, for writes the tag does not count, by statistics', () => {
-    expect(j().judge('update orders set a = 1 where id = 1').guard).toMatchObject({ maxRows: 10, overLimit: 'review', rule: 'orders-writes', count: 'tag', statements: [0], opensBlock: false, review: { groups: ['dba'] } });
+    expect(j().judge('update orders set a = 1 where id = 1').guard).toMatchObject({
+      maxRows: 10,
+      overLimit: 'review',
+      rule: 'orders-writes',
+      count: 'tag',
+      statements: [0],
+      opensBlock: false,
+      review: { groups: ['dba'] },
+    });
     expect(j().judge('delete from orders').guard).toMatchObject({ maxRows: 2, overLimit: 'deny', rule: 'tight' }); // the strictest matching rule
     expect(j().judge('insert into orders values (1) on conflict (id) do update set a = 2').guard).toMatchObject({ count: 'tag' });
     expect(j().judge('merge into orders o using s on o.id = s.id when matched then delete').guard).toMatchObject({ count: 'tag', maxRows: 2 });
@@ -863,14 +875,20 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
     expect(j().judge('prepare p as delete from orders').guard).toMatchObject({ prepared: true, count: 'stats', maxRows: 2 });
   });
 
-  it('applies the access\'s limit to every write, the stricter of it and a rule\'s', () => {
+  it("applies the access's limit to every write, the stricter of it and a rule's", () => {
     expect(j({ maxRows: 5, overLimit: 'deny', rule: 'agents' }).judge('update other set a = 1').guard).toMatchObject({ maxRows: 5, rule: 'agents' });
     expect(j({ maxRows: 5, overLimit: 'deny', rule: 'agents' }).judge('update orders set a = 1').guard).toMatchObject({ maxRows: 5, rule: 'agents' });
     expect(j({ maxRows: 1, overLimit: 'deny', rule: 'agents' }).judge('delete from orders').guard).toMatchObject({ maxRows: 1, rule: 'agents' });
   });
 
   it('refuses a guarded write beside a transaction statement that would commit it uncounted, or a COPY FROM STDIN', () => {
-    for (const sql of ['update orders set a = 1; commit', 'begin; delete from orders where id = 1; commit', 'rollback; update orders set a = 1', 'update orders set a = 1; savepoint s', 'copy orders from stdin; update orders set a = 1']) {
+    for (const sql of [
+      'update orders set a = 1; commit',
+      'begin; delete from orders where id = 1; commit',
+      'rollback; update orders set a = 1',
+      'update orders set a = 1; savepoint s',
+      'copy orders from stdin; update orders set a = 1',
+    ]) {
       expect(j().judge(sql), sql).toMatchObject({ action: 'deny', rule: 'write-guard' });
     }
     expect(j().judge('update other set a = 1; commit').action).toBe('allow'); // no limit on it
@@ -882,16 +900,36 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
       const head = ['version: 1', 'connections:', '  - { name: db, type: postgres, host: 127.0.0.1, database: app, user: app, password: "${env:PW}" }'];
       await writeFile(
         join(dir, 'hoop.yaml'),
-        [...head, 'access:', '  - { name: agents, subjects: [agent], connections: [db], mode: read-write, maxAffectedRows: 100, overLimit: review }', 'statements:', '  reviewers: [{ groups: [dba] }]', '  rules:', '    - { name: small, match: { kinds: [delete] }, action: allow, maxAffectedRows: 5 }', ''].join('\n'),
+        [
+          ...head,
+          'access:',
+          '  - { name: agents, subjects: [agent], connections: [db], mode: read-write, maxAffectedRows: 100, overLimit: review }',
+          'statements:',
+          '  reviewers: [{ groups: [dba] }]',
+          '  rules:',
+          '    - { name: small, match: { kinds: [delete] }, action: allow, maxAffectedRows: 5 }',
+          '',
+        ].join('\n'),
       );
       const p = await loadPolicyDir(dir, { PW: 'x' });
       expect(p.access[0]).toMatchObject({ maxAffectedRows: 100, overLimit: 'review' });
       expect(p.statements.rules[0]).toMatchObject({ maxAffectedRows: 5, overLimit: 'deny' });
       await writeFile(
         join(dir, 'hoop.yaml'),
-        [...head, 'access:', '  - { name: a, subjects: ["*"], connections: [db], overLimit: review }', 'statements:', '  rules:', '    - { name: r, match: { kinds: [delete] }, action: deny, maxAffectedRows: 5 }', ''].join('\n'),
+        [
+          ...head,
+          'access:',
+          '  - { name: a, subjects: ["*"], connections: [db], overLimit: review }',
+          'statements:',
+          '  rules:',
+          '    - { name: r, match: { kinds: [delete] }, action: deny, maxAffectedRows: 5 }',
+          '',
+        ].join('\n'),
       );
-      const err = (await loadPolicyDir(dir, { PW: "x" }).then(() => ({ problems: [] }), (e: unknown) => e)) as { problems: string[] };
+      const err = (await loadPolicyDir(dir, { PW: 'x' }).then(
+        () => ({ problems: [] }),
+        (e: unknown) => e,
+      )) as { problems: string[] };
       expect(err.problems.join('\n')).toContain('maxAffectedRows');
       expect(err.problems.join('\n')).toContain("this rule's action is deny");
       expect(err.problems.join('\n')).toContain('overLimit');

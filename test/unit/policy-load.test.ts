@@ -102,7 +102,11 @@ let ca: string;
 beforeAll(() => {
   const d = join(base, 'ca');
   mkdirSync(d);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=db-ca', '-keyout', join(d, 'k.pem'), '-out', join(d, 'ca.pem')], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=db-ca', '-keyout', join(d, 'k.pem'), '-out', join(d, 'ca.pem')],
+    { stdio: 'ignore' },
+  );
   ca = execFileSync('cat', [join(d, 'ca.pem')], { encoding: 'utf8' });
 });
 
@@ -132,7 +136,9 @@ describe('loadPolicyDir', () => {
   it('fills defaults for a minimal bundle', async () => {
     const p = await loadPolicyDir(tree({ 'hoop.yaml': 'version: 1\n' }));
     expect(p).toMatchObject({
-      connections: [], access: [], statements: { unparseable: 'deny', rules: [] },
+      connections: [],
+      access: [],
+      statements: { unparseable: 'deny', rules: [] },
       masking: { columns: [], names: [], detectors: [], derived: 'mask' },
       recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
     });
@@ -143,7 +149,8 @@ describe('loadPolicyDir', () => {
       'policy/connections.yaml': 'version: 1\nconnections:\n  - { name: db, type: postgres, host: h, database: d, user: u, password: "${env:P}" }\n',
       'policy/access.yaml': 'version: 1\naccess:\n  - { name: a, groups: [dev], connections: [db] }\nstatements:\n  rules:\n    - { name: r1, action: deny, match: { kinds: [ddl] } }\n',
       'policy/more.yml': 'version: 1\nstatements:\n  unparseable: allow\n  rules:\n    - { name: r2, action: allow }\n',
-      'policy/tests/basic.yaml': 'tests:\n  - name: dev selects\n    as: { subject: bob, groups: [dev], email: Bob@X.org }\n    connection: db\n    sql: select 1\n    expect: allow\n  - { name: ddl, as: { subject: bob }, connection: db, sql: "drop table t", expect: deny, rule: r1 }\n',
+      'policy/tests/basic.yaml':
+        'tests:\n  - name: dev selects\n    as: { subject: bob, groups: [dev], email: Bob@X.org }\n    connection: db\n    sql: select 1\n    expect: allow\n  - { name: ddl, as: { subject: bob }, connection: db, sql: "drop table t", expect: deny, rule: r1 }\n',
     });
     const p = await loadPolicyDir(dir);
     expect(p.connections.map((c) => c.name)).toEqual(['db']);
@@ -251,7 +258,8 @@ statements:
   rules:
     - { name: r, action: deny, match: { connections: [ghost] } }
 `,
-      'policy/tests/t.yaml': 'tests:\n  - { name: t, as: { subject: a }, connection: ghost, sql: select 1, expect: allow }\n  - { name: t, as: { subject: a }, connection: db, sql: select 1, expect: allow }\n',
+      'policy/tests/t.yaml':
+        'tests:\n  - { name: t, as: { subject: a }, connection: ghost, sql: select 1, expect: allow }\n  - { name: t, as: { subject: a }, connection: db, sql: select 1, expect: allow }\n',
     });
     const list = await problems(dir, {});
     expect(list).toEqual([

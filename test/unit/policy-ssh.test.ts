@@ -38,7 +38,8 @@ describe('pinned host keys', () => {
   });
 
   it('refuses what is none of these, and certificate authorities', () => {
-    for (const bad of ['', 'SHA256:short', 'ssh-ed25519 not-base64!', 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIA==', `@cert-authority *.internal ${publicLine}`, 'MD5:aa:bb']) expect(hostKeyFingerprint(bad)).toBeUndefined();
+    for (const bad of ['', 'SHA256:short', 'ssh-ed25519 not-base64!', 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIA==', `@cert-authority *.internal ${publicLine}`, 'MD5:aa:bb'])
+      expect(hostKeyFingerprint(bad)).toBeUndefined();
   });
 });
 
@@ -50,7 +51,16 @@ connections:
 describe('ssh connections in a bundle', () => {
   it('loads one with a key, port 22 by default, host keys as fingerprints', async () => {
     const p = await loadPolicyDir(repo(connection(', privateKey: "${env:BASTION_KEY}"')));
-    expect(p.connections[0]).toEqual({ name: 'bastion', type: 'ssh', host: 'bastion.internal', port: 22, user: 'deploy', privateKey: { kind: 'env', name: 'BASTION_KEY' }, hostKeys: [fingerprint], allow: { subjects: [], emails: [], groups: [] } } satisfies SshConnection);
+    expect(p.connections[0]).toEqual({
+      name: 'bastion',
+      type: 'ssh',
+      host: 'bastion.internal',
+      port: 22,
+      user: 'deploy',
+      privateKey: { kind: 'env', name: 'BASTION_KEY' },
+      hostKeys: [fingerprint],
+      allow: { subjects: [], emails: [], groups: [] },
+    } satisfies SshConnection);
   });
 
   it('needs exactly one credential, as a secret reference, and a pinned key', async () => {
@@ -109,10 +119,29 @@ describe('the ssh judge', () => {
   });
 
   it('knows the file transfers clients start as commands, and ssh.sftp governs them', async () => {
-    const plain = ['/usr/lib/openssh/sftp-server', 'exec sftp-server -l INFO', 'scp -t -- /tmp/x', "scp -r -d -t '/tmp/a b'", 'scp -f /etc/hosts', 'rsync --server -vlogDtpre.iLsfxCIvu . /tmp/x', 'rsync --server --sender -e.LsfxC . /tmp/x', 'ls -t', 'cat rsync.conf'];
+    const plain = [
+      '/usr/lib/openssh/sftp-server',
+      'exec sftp-server -l INFO',
+      'scp -t -- /tmp/x',
+      "scp -r -d -t '/tmp/a b'",
+      'scp -f /etc/hosts',
+      'rsync --server -vlogDtpre.iLsfxCIvu . /tmp/x',
+      'rsync --server --sender -e.LsfxC . /tmp/x',
+      'ls -t',
+      'cat rsync.conf',
+    ];
     expect(plain.map(fileTransferOf)).toEqual(['sftp', 'sftp', 'upload', 'upload', 'download', 'upload', 'download', undefined, undefined]);
     // Named some other way: hoop cannot tell what they transfer.
-    const other = ['sh -c /usr/lib/openssh/sftp-server', '/usr/lib/openssh/sftp-server; touch x', 'env X=1 sftp-server', 'nice rsync --server . /x', 'rsync --server --sender . /x && touch y', 'scp -f $(echo /x)', 'scp /a /b', 'grep sftp-server /etc/ssh/sshd_config'];
+    const other = [
+      'sh -c /usr/lib/openssh/sftp-server',
+      '/usr/lib/openssh/sftp-server; touch x',
+      'env X=1 sftp-server',
+      'nice rsync --server . /x',
+      'rsync --server --sender . /x && touch y',
+      'scp -f $(echo /x)',
+      'scp /a /b',
+      'grep sftp-server /etc/ssh/sshd_config',
+    ];
     expect(other.map(fileTransferOf)).toEqual(other.map(() => 'unknown'));
     const who = { subject: 'a', groups: [] };
     const readOnly = sshJudgeFor(await policy('  sftp: read-only\n'), who, 'bastion', 'read-write');
@@ -121,12 +150,19 @@ describe('the ssh judge', () => {
     expect(readOnly.decide({ kind: 'sftp' })).toMatchObject({ action: 'allow' });
     expect(readOnly.decide({ kind: 'exec', command: 'sh -c "sftp-server"' })).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
     const none = sshJudgeFor(await policy('  sftp: deny\n'), who, 'bastion', 'read-write');
-    for (const command of ['/usr/lib/openssh/sftp-server', 'scp -f /etc/hosts', 'rsync --server --sender . /x', 'exec sh -c "sftp-server"']) expect(none.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', reason: 'ssh.sftp is deny' });
+    for (const command of ['/usr/lib/openssh/sftp-server', 'scp -f /etc/hosts', 'rsync --server --sender . /x', 'exec sh -c "sftp-server"'])
+      expect(none.decide({ kind: 'exec', command })).toMatchObject({ action: 'deny', reason: 'ssh.sftp is deny' });
     expect(none.decide({ kind: 'sftp' })).toMatchObject({ action: 'deny' });
     expect(none.decide({ kind: 'exec', command: 'uptime' })).toMatchObject({ action: 'allow' });
     // ssh.sftp, not the default, decides the transfers it knows; a rule can still refuse one.
     const closed = sshJudgeFor(await policy("  default: deny\n  rules:\n    - { name: no-etc, match: { patterns: [' /etc/'] }, action: deny }\n"), who, 'bastion', 'read-write');
-    expect(['scp -t /tmp/x', 'scp -f /tmp/x', 'rsync --server . /x', 'scp -f /etc/shadow', 'sh -c "scp -f /x"'].map((command) => closed.decide({ kind: 'exec', command }).action)).toEqual(['allow', 'allow', 'allow', 'deny', 'deny']);
+    expect(['scp -t /tmp/x', 'scp -f /tmp/x', 'rsync --server . /x', 'scp -f /etc/shadow', 'sh -c "scp -f /x"'].map((command) => closed.decide({ kind: 'exec', command }).action)).toEqual([
+      'allow',
+      'allow',
+      'allow',
+      'deny',
+      'deny',
+    ]);
   });
 
   it('runs under read-only access only the commands a rule allows, and downloads', async () => {

@@ -87,8 +87,18 @@ describe('the raw tap', () => {
   it('records what the stage on a relay that reads every message records, however the bytes are cut', async () => {
     const expected = await readEveryMessage(4, 'masked');
     expect(expected.map((e) => e.t)).toEqual(
-      ['query', 'result', 'query', 'parse', 'execute', 'complete', 'ready', 'result', 'bind', 'execute', 'notice', 'row', 'complete']
-        .concat(['query', 'function-call', 'error', 'ready', 'notification', 'copy', 'query', 'complete', 'ready', 'end']),
+      ['query', 'result', 'query', 'parse', 'execute', 'complete', 'ready', 'result', 'bind', 'execute', 'notice', 'row', 'complete'].concat([
+        'query',
+        'function-call',
+        'error',
+        'ready',
+        'notification',
+        'copy',
+        'query',
+        'complete',
+        'ready',
+        'end',
+      ]),
     );
     expect(expected.find((e) => e.t === 'bind')).toMatchObject({ portal: 'p2', statement: 's1', params: 'not recorded (streamed)' });
     expect(expected.filter((e) => e.t === 'result')[1]).toMatchObject({ values: [['0'], ['1'], ['2'], ['3']], rows: 9, unrecorded: 5 });

@@ -27,7 +27,19 @@ describe('the recording stage', () => {
   it('writes a small result as one event with its columns, rows and outcome', () => {
     const { events, rec } = recorder();
     rec.server(Buffer.concat([rowDescription('id', 'name'), dataRow('1', 'a'), dataRow('2', 'b'), complete('SELECT 2')]));
-    expect(events()).toEqual([{ t: 'result', names: ['id', 'name'], values: [['1', 'a'], ['2', 'b']], tag: 'SELECT 2', rows: 2, at: 1 }]);
+    expect(events()).toEqual([
+      {
+        t: 'result',
+        names: ['id', 'name'],
+        values: [
+          ['1', 'a'],
+          ['2', 'b'],
+        ],
+        tag: 'SELECT 2',
+        rows: 2,
+        at: 1,
+      },
+    ]);
   });
 
   it('streams a larger result as columns, rows and complete', () => {
@@ -35,7 +47,11 @@ describe('the recording stage', () => {
     const rows = Array.from({ length: 20 }, (_, i) => dataRow(String(i)));
     rec.server(Buffer.concat([rowDescription('n'), ...rows, complete('SELECT 20')]));
     expect(events().map((e) => e.t)).toEqual(['columns', ...Array(20).fill('row'), 'complete']);
-    expect(events().filter((e) => e.t === 'row').map((e) => e.values)).toEqual(Array.from({ length: 20 }, (_, i) => [String(i)]));
+    expect(
+      events()
+        .filter((e) => e.t === 'row')
+        .map((e) => e.values),
+    ).toEqual(Array.from({ length: 20 }, (_, i) => [String(i)]));
   });
 
   it('keeps the order the client saw when a notice comes mid-result, and writes a held result when the session ends', async () => {

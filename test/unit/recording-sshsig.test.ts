@@ -20,11 +20,20 @@ describe('OpenSSH signatures', () => {
     writeFileSync(join(dir, 'msg'), message);
     writeFileSync(join(dir, 'msg.sig'), sshSign(privateKey, 'hoop-recording', message));
     writeFileSync(join(dir, 'allowed_signers'), `gateway@hoop ${sshPublicKeyLine(privateKey)}\n`);
-    const out = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed_signers'), '-I', 'gateway@hoop', '-n', 'hoop-recording', '-s', join(dir, 'msg.sig')], { input: message }).toString();
+    const out = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed_signers'), '-I', 'gateway@hoop', '-n', 'hoop-recording', '-s', join(dir, 'msg.sig')], {
+      input: message,
+    }).toString();
     expect(out).toContain('Good "hoop-recording" signature for gateway@hoop with ED25519 key');
     expect(out).toContain(sshFingerprint(privateKey));
-    expect(() => execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed_signers'), '-I', 'gateway@hoop', '-n', 'git', '-s', join(dir, 'msg.sig')], { input: message, stdio: 'pipe' })).toThrow();
-    expect(() => execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed_signers'), '-I', 'gateway@hoop', '-n', 'hoop-recording', '-s', join(dir, 'msg.sig')], { input: Buffer.concat([message, Buffer.from('x')]), stdio: 'pipe' })).toThrow();
+    expect(() =>
+      execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed_signers'), '-I', 'gateway@hoop', '-n', 'git', '-s', join(dir, 'msg.sig')], { input: message, stdio: 'pipe' }),
+    ).toThrow();
+    expect(() =>
+      execFileSync('ssh-keygen', ['-Y', 'verify', '-f', join(dir, 'allowed_signers'), '-I', 'gateway@hoop', '-n', 'hoop-recording', '-s', join(dir, 'msg.sig')], {
+        input: Buffer.concat([message, Buffer.from('x')]),
+        stdio: 'pipe',
+      }),
+    ).toThrow();
   });
 
   it('hoop verifies what ssh-keygen -Y sign made', () => {
@@ -33,7 +42,11 @@ describe('OpenSSH signatures', () => {
     execFileSync('ssh-keygen', ['-Y', 'sign', '-f', join(dir, 'k'), '-n', 'hoop-recording', join(dir, 'm2')], { stdio: 'pipe' });
     const key = parseSshPublicKey(readFileSync(join(dir, 'k.pub'), 'utf8'));
     const check = sshVerify(readFileSync(join(dir, 'm2.sig'), 'utf8'), 'hoop-recording', message, [key]);
-    expect(check.fingerprint).toBe(execFileSync('ssh-keygen', ['-l', '-f', join(dir, 'k.pub')]).toString().split(' ')[1]);
+    expect(check.fingerprint).toBe(
+      execFileSync('ssh-keygen', ['-l', '-f', join(dir, 'k.pub')])
+        .toString()
+        .split(' ')[1],
+    );
   });
 
   it('refuses another namespace, an untrusted key, a changed message and a damaged armour, saying which', () => {

@@ -38,7 +38,7 @@ describe('replay player', () => {
     ]);
   });
 
-  it('plays with the session\'s timing and the speed asked for', async () => {
+  it("plays with the session's timing and the speed asked for", async () => {
     const ui = render(createElement(ReplayPlayer, { steps: replaySteps(lines), speed: 2 }));
     expect(ui.lastFrame()).toContain('step 1/4 · playing ×2');
     expect(ui.lastFrame()).not.toContain('select email');

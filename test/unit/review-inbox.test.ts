@@ -46,7 +46,11 @@ describe('review inbox', () => {
         decide: async (id, decision, reason) => {
           decided.push([id, decision, reason]);
           waiting = waiting.filter((r) => r.id !== id);
-          return { ...review(id, ''), state: decision === 'approve' ? 'approved' : 'denied', decisions: [{ subject: 'rae', issuer: 'i', email: 'rae@example.test', decision, ...(reason ? { reason } : {}), at: new Date().toISOString() }] };
+          return {
+            ...review(id, ''),
+            state: decision === 'approve' ? 'approved' : 'denied',
+            decisions: [{ subject: 'rae', issuer: 'i', email: 'rae@example.test', decision, ...(reason ? { reason } : {}), at: new Date().toISOString() }],
+          };
         },
         refreshMs: 60_000,
       }),

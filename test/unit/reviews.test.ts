@@ -21,9 +21,19 @@ afterEach(async () => {
 });
 
 const who = (subject: string, groups: string[] = []): Identity => ({ subject, issuer: 'https://idp', kind: 'user', groups, expiresAt: new Date(Date.now() + 3_600_000), claims: {} });
-const ask = (settings: Partial<typeof REVIEW_DEFAULTS> & { groups?: string[] } = {}) => ({ sql: 'DELETE FROM t', digest: 'd1', rule: 'r', reason: 'rule "r" matched', settings: { ...REVIEW_DEFAULTS, groups: ['dba'], ...settings } });
+const ask = (settings: Partial<typeof REVIEW_DEFAULTS> & { groups?: string[] } = {}) => ({
+  sql: 'DELETE FROM t',
+  digest: 'd1',
+  rule: 'r',
+  reason: 'rule "r" matched',
+  settings: { ...REVIEW_DEFAULTS, groups: ['dba'], ...settings },
+});
 /** What `p` rejects with (undefined when it resolves). */
-const fails = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const fails = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 const origin = { session: 'sess-1234', connection: 'app', requester: who('alice') };
 
 describe('the review registry', () => {
@@ -33,10 +43,10 @@ describe('the review registry', () => {
     expect(reg.list(who('mallory'), false)).toEqual([]);
     expect(reg.list(who('alice'), false)).toHaveLength(1);
     expect(reg.list(who('audrey'), true)).toHaveLength(1);
-    expect((await fails(reg.decide(p.id, who('mallory'), false, 'approve')) as { code: string }).code).toBe('HOOP_REVIEW_UNKNOWN');
-    expect((await fails(reg.decide(p.id, who('alice', ['dba']), false, 'approve')) as Error).message).toContain('may not approve their own statement');
+    expect(((await fails(reg.decide(p.id, who('mallory'), false, 'approve'))) as { code: string }).code).toBe('HOOP_REVIEW_UNKNOWN');
+    expect(((await fails(reg.decide(p.id, who('alice', ['dba']), false, 'approve'))) as Error).message).toContain('may not approve their own statement');
     await reg.decide(p.id, who('bob', ['dba']), false, 'approve');
-    expect((await fails(reg.decide(p.id, who('bob', ['dba']), false, 'approve')) as { status: number }).status).toBe(409);
+    expect(((await fails(reg.decide(p.id, who('bob', ['dba']), false, 'approve'))) as { status: number }).status).toBe(409);
     expect(reg.get(p.id, who('alice'), false).state).toBe('pending');
     await reg.decide(p.id, who('carol', ['dba']), false, 'approve');
     expect(await p.decided).toEqual({ state: 'approved', by: ['bob', 'carol'], windowMs: 0 });
@@ -69,7 +79,10 @@ describe('the review registry', () => {
     expect(r).toMatchObject({ state: 'expired', closedBecause: 'the gateway restarted while it waited; its statement did not run' });
     expect(after.get(denied.id, who('alice'), false).state).toBe('denied');
     await after.flushed();
-    const lines = (await readFile(join(dir, 'reviews.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { id: string; state: string });
+    const lines = (await readFile(join(dir, 'reviews.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; state: string });
     expect(lines.filter((l) => l.id === left.id).map((l) => l.state)).toEqual(['pending', 'expired']);
   });
 });

@@ -36,7 +36,12 @@ const packet = (type: number, id: number, ...fields: Buffer[]): Buffer => {
   const body = Buffer.concat([Buffer.from([type]), u32(id), ...fields]);
   return Buffer.concat([u32(body.length), body]);
 };
-const OPEN = 3, FSETSTAT = 10, REMOVE = 13, EXTENDED = 200, STATUS = 101, HANDLE = 102;
+const OPEN = 3,
+  FSETSTAT = 10,
+  REMOVE = 13,
+  EXTENDED = 200,
+  STATUS = 101,
+  HANDLE = 102;
 
 function stage(readOnly: boolean) {
   const events: SftpEvent[] = [];

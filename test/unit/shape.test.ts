@@ -45,7 +45,10 @@ describe('ShapeCache', () => {
       ['UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 56789;', 'UPDATE pgbench_accounts SET abalance = abalance + -7 WHERE aid = 1;'],
       ['UPDATE pgbench_accounts SET abalance = abalance + 1234 WHERE aid = 56789;', 'UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid = 1;'],
       ['UPDATE pgbench_tellers SET tbalance = tbalance + - 99 WHERE tid = 3;', 'UPDATE pgbench_tellers SET tbalance = tbalance + - 1 WHERE tid = 8;'],
-      ['INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP)', 'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (7, 1, 99, 5, CURRENT_TIMESTAMP)'],
+      [
+        'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP)',
+        'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (7, 1, 99, 5, CURRENT_TIMESTAMP)',
+      ],
       ['SELECT abalance FROM pgbench_accounts WHERE aid = 5', 'SELECT abalance FROM pgbench_accounts WHERE aid = 123456'],
     ];
     for (const [first, second] of pairs) {
@@ -96,7 +99,14 @@ describe('ShapeCache', () => {
 describe('shapes never take a written character for a replaced number', () => {
   it('a text with "?" where another has a digit is another shape: a cached decision never crosses from one to the other', async () => {
     await loadSqlParser();
-    const policy = { connections: [], access: [], statements: { unparseable: 'deny' as const, rules: [{ name: 'no-sec', match: { tables: ['public.sec-1'] }, action: 'deny' as const }] }, masking: { columns: [], names: [], detectors: [], derived: 'mask' as const }, recording: { results: 'masked' as const, rowCap: 10, onFailure: 'close' as const, auditors: [] }, tests: [] };
+    const policy = {
+      connections: [],
+      access: [],
+      statements: { unparseable: 'deny' as const, rules: [{ name: 'no-sec', match: { tables: ['public.sec-1'] }, action: 'deny' as const }] },
+      masking: { columns: [], names: [], detectors: [], derived: 'mask' as const },
+      recording: { results: 'masked' as const, rowCap: 10, onFailure: 'close' as const, auditors: [] },
+      tests: [],
+    };
     const judge = new StatementJudge(policy, { subject: 'a', groups: [] }, 'app', 'read-write');
     expect(judge.judge('SELECT * FROM "sec-?" WHERE 1 = 1').action).toBe('allow');
     expect(judge.judge('SELECT * FROM "sec-1" WHERE 1 = 1').action).toBe('deny');

@@ -40,10 +40,15 @@ describe('the commands a line runs', () => {
       const p = parseShellLine(line);
       return p.certain ? p.commands.map((c) => `${c.text}${c.simple ? '' : ' (not simple)'}${c.via ? ` via ${c.via}` : ''}`) : p.why;
     };
-    expect(texts("ls -l 'a b' \"c\\$d\" e\\ f")).toEqual(['ls -l a b c$d e f']);
+    expect(texts('ls -l \'a b\' "c\\$d" e\\ f')).toEqual(['ls -l a b c$d e f']);
     expect(texts('ls; cat x | grep y && echo $(id) > f')).toEqual(['ls', 'cat x', 'grep y', 'echo $(id) (not simple)', 'id']);
     expect(texts('cat <<EOF\n`id`\nEOF')).toEqual(['cat (not simple)', 'id']);
-    expect(texts("sudo -u root sh -c 'rm -rf /x; touch y'")).toEqual(['sudo -u root sh -c rm -rf /x; touch y', 'sh -c rm -rf /x; touch y (not simple) via sudo', 'rm -rf /x via sh -c', 'touch y via sh -c']);
+    expect(texts("sudo -u root sh -c 'rm -rf /x; touch y'")).toEqual([
+      'sudo -u root sh -c rm -rf /x; touch y',
+      'sh -c rm -rf /x; touch y (not simple) via sudo',
+      'rm -rf /x via sh -c',
+      'touch y via sh -c',
+    ]);
     expect(texts('find . -name x -exec rm {} +')).toEqual(['find . -name x -exec rm {} +', 'rm {} (not simple) via find -exec']);
     expect(texts('X=1 ls')).toEqual(['ls (not simple)']);
     expect(texts('for f in a; do ls $f; done')).toEqual(['for f in a; do ls $f; done (not simple)', 'ls $f (not simple)']);
@@ -69,7 +74,7 @@ describe('the commands a line runs', () => {
   });
 
   it("decode $'…' as bash does", () => {
-    expect(ansiC('\\x72\\155\\u00e9\\n\\t\\\\\\\'\\cA\\e')).toBe("rm\u00e9\n\t\\'\x01\x1b");
+    expect(ansiC("\\x72\\155\\u00e9\\n\\t\\\\\\'\\cA\\e")).toBe("rm\u00e9\n\t\\'\x01\x1b");
   });
 });
 
@@ -93,17 +98,28 @@ describe('an allow list, a deny pattern and read-only access', () => {
 
   it('let an allow glob admit simple commands, quoted as the user likes, and lines of them', async () => {
     const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}`);
-    for (const line of ['ls -la /tmp', "cat '/tmp/a b'", 'echo \'a;b\' "c|d" e\\&f', 'ls /tmp | cat -n', 'ls && echo done', 'ls /var/log/*.log']) expect(allowList.decide(exec(line))).toMatchObject({ action: 'allow', rule: 'reads' });
+    for (const line of ['ls -la /tmp', "cat '/tmp/a b'", 'echo \'a;b\' "c|d" e\\&f', 'ls /tmp | cat -n', 'ls && echo done', 'ls /var/log/*.log'])
+      expect(allowList.decide(exec(line))).toMatchObject({ action: 'allow', rule: 'reads' });
     expect(allowList.decide(exec('ls > /tmp/x'))).toMatchObject({ action: 'deny', reason: 'no ssh rule matches; the default is deny' });
     expect(allowList.decide(exec('ls; touch /tmp/x'))).toMatchObject({ action: 'deny', reason: 'no ssh rule matches `touch /tmp/x`, which this command line runs; the default is deny' });
-    expect(allowList.decide(exec('ls ('))).toMatchObject({ action: 'deny', reason: expect.stringMatching(/^no allow rule matches a command line the gateway cannot parse as a shell would \(it is not a complete shell command line/) });
+    expect(allowList.decide(exec('ls ('))).toMatchObject({
+      action: 'deny',
+      reason: expect.stringMatching(/^no allow rule matches a command line the gateway cannot parse as a shell would \(it is not a complete shell command line/),
+    });
   });
 
   it('name the command a deny rule matches, and say why it may match what is built when it runs', async () => {
     const denyList = await judgeOf(`  default: allow\n  rules:\n${NO_RECURSIVE_RM}`);
-    expect(denyList.decide(exec('ls /tmp; r"m" -r /x'))).toMatchObject({ action: 'deny', rule: 'no-recursive-rm', reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs' });
+    expect(denyList.decide(exec('ls /tmp; r"m" -r /x'))).toMatchObject({
+      action: 'deny',
+      rule: 'no-recursive-rm',
+      reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs',
+    });
     expect(denyList.decide(exec(`sudo sh -c "r''m -r /x"`))).toMatchObject({ action: 'deny', reason: 'ssh rule "no-recursive-rm" matches `rm -r /x`, which this command line runs (through sh -c)' });
-    expect(denyList.decide(exec('echo $HOME'))).toMatchObject({ action: 'deny', reason: 'ssh rule "no-recursive-rm" may match `echo $HOME`: its words are built when it runs, so the gateway cannot tell' });
+    expect(denyList.decide(exec('echo $HOME'))).toMatchObject({
+      action: 'deny',
+      reason: 'ssh rule "no-recursive-rm" may match `echo $HOME`: its words are built when it runs, so the gateway cannot tell',
+    });
     expect(denyList.decide(exec('ls -la /tmp | grep x'))).toMatchObject({ action: 'allow' });
     // `shellSyntax: allow` on a deny rule reads the line as sent, as before: what is built when it runs passes.
     const asSent = await judgeOf(`  default: allow\n  rules:\n    - { name: no-rm, match: { patterns: ['\\brm\\s'], shellSyntax: allow }, action: deny }\n`);

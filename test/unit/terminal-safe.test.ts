@@ -16,7 +16,7 @@ describe('terminalSafe', () => {
   it('is applied to every transcript line: statements, rows, errors', () => {
     const r = new TranscriptRenderer();
     const lines = [
-      ...r.render({ t: 'query', at: 1, sql: "select 1 -- \r\x1b[2Kharmless" }),
+      ...r.render({ t: 'query', at: 1, sql: 'select 1 -- \r\x1b[2Kharmless' }),
       ...r.render({ t: 'columns', at: 2, names: ['v'] }),
       ...r.render({ t: 'row', at: 2, values: ['\x1b]0;title\x07'] }),
       ...r.render({ t: 'complete', at: 3, rows: 1, tag: 'SELECT 1' }),

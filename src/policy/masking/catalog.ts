@@ -284,8 +284,7 @@ export class PgCatalogResolver implements CatalogResolver {
       }
       if (behind && !behind.computedFrom) {
         col.base = behind.base ?? { schema: behind.schema, table: behind.table, column: behind.column, ...(behind.inheritsFrom ? { inheritsFrom: behind.inheritsFrom } : {}) };
-      }
-      else col.computedFrom = behind?.computedFrom ?? reads;
+      } else col.computedFrom = behind?.computedFrom ?? reads;
     }
   }
 }

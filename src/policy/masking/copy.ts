@@ -219,11 +219,14 @@ export class CopyOutMasker {
         if (!row) break;
         const header = this.options.header === true && this.rowIndex === 0;
         this.rowIndex++;
-        out += row.fields.map((f, i) => {
-          if (header) return f.raw;
-          const m = this.maskText(f.value, i);
-          return m === undefined ? f.raw : encodeCsvField(m, this.o);
-        }).join(this.o.delimiter) + row.eol;
+        out +=
+          row.fields
+            .map((f, i) => {
+              if (header) return f.raw;
+              const m = this.maskText(f.value, i);
+              return m === undefined ? f.raw : encodeCsvField(m, this.o);
+            })
+            .join(this.o.delimiter) + row.eol;
         consumed = row.end;
       }
     } else {
@@ -235,11 +238,14 @@ export class CopyOutMasker {
         this.rowIndex++;
         if (line === '\\.') out += line + eol;
         else {
-          out += splitTextLine(line, this.o.delimiter).map((raw, i) => {
-            const value = raw === this.o.null ? null : decodeTextField(raw);
-            const m = this.maskText(value, i);
-            return m === undefined ? raw : m === null ? this.o.null : encodeTextField(m, this.o.delimiter);
-          }).join(this.o.delimiter) + eol;
+          out +=
+            splitTextLine(line, this.o.delimiter)
+              .map((raw, i) => {
+                const value = raw === this.o.null ? null : decodeTextField(raw);
+                const m = this.maskText(value, i);
+                return m === undefined ? raw : m === null ? this.o.null : encodeTextField(m, this.o.delimiter);
+              })
+              .join(this.o.delimiter) + eol;
         }
         consumed = nl + 1;
       }

@@ -519,8 +519,7 @@ export class ResultMasker {
    * `known`: each column's origin as the catalog has it without a query (see #originsNow).
    */
   private plan(fields: RowDescriptionField[], known: ReadonlyArray<ResolvedColumn | undefined | null> | undefined): ColumnPlan[] | Promise<ColumnPlan[]> {
-    const byName = (f: RowDescriptionField, origin?: ColumnOrigin): MaskStrategy | undefined =>
-      this.rules.forName(f.name) ?? (origin ? this.rules.forName(origin.column) : undefined);
+    const byName = (f: RowDescriptionField, origin?: ColumnOrigin): MaskStrategy | undefined => this.rules.forName(f.name) ?? (origin ? this.rules.forName(origin.column) : undefined);
     const base = (f: RowDescriptionField, strategy: MaskStrategy | undefined): ColumnPlan => ({
       typeOid: f.typeOid,
       format: f.format,
@@ -695,7 +694,7 @@ function withheldMessage(type: number, fields: Map<string, string>): Buffer {
   for (const [k, v] of fields) if (KEPT_WHEN_WITHHELD.has(k)) parts.push(Buffer.from(`${k}${v}\0`, 'utf8'));
   parts.push(
     Buffer.from(`Mhoop: the server's ${type === T.error ? 'error' : 'notice'} text is withheld (SQLSTATE ${code}): the statement computes over masked values, which the text could quote\0`, 'utf8'),
-    Buffer.from('Hrun the statement without the masked columns to see the server\'s own text\0\0', 'utf8'),
+    Buffer.from("Hrun the statement without the masked columns to see the server's own text\0\0", 'utf8'),
   );
   return message(type, Buffer.concat(parts));
 }

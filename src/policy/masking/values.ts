@@ -34,9 +34,7 @@ export const TypeOid = {
 const textLike = new Set<number>([TypeOid.TEXT, TypeOid.VARCHAR, TypeOid.BPCHAR, TypeOid.NAME, TypeOid.UNKNOWN, TypeOid.JSON, TypeOid.JSONB, TypeOid.XML]);
 
 /** Scalar types whose text form cannot hold a replacement text: a masked value becomes NULL. */
-const scalarNonText = new Set<number>([
-  16, 17, 18, 20, 21, 23, 26, 28, 29, 650, 700, 701, 774, 790, 829, 869, 1082, 1083, 1114, 1184, 1186, 1266, 1560, 1562, 1700, 2950,
-]);
+const scalarNonText = new Set<number>([16, 17, 18, 20, 21, 23, 26, 28, 29, 650, 700, 701, 774, 790, 829, 869, 1082, 1083, 1114, 1184, 1186, 1266, 1560, 1562, 1700, 2950]);
 
 /** Whether values of the type (by OID) are text on the wire in both formats. */
 export function isTextLike(typeOid: number): boolean {

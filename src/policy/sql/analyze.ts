@@ -207,16 +207,7 @@ export interface StatementFacts {
  * tree gives: 1 is ACCESS SHARE).
  * @see https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES
  */
-export const LOCK_MODES = [
-  'ACCESS SHARE',
-  'ROW SHARE',
-  'ROW EXCLUSIVE',
-  'SHARE UPDATE EXCLUSIVE',
-  'SHARE',
-  'SHARE ROW EXCLUSIVE',
-  'EXCLUSIVE',
-  'ACCESS EXCLUSIVE',
-] as const;
+export const LOCK_MODES = ['ACCESS SHARE', 'ROW SHARE', 'ROW EXCLUSIVE', 'SHARE UPDATE EXCLUSIVE', 'SHARE', 'SHARE ROW EXCLUSIVE', 'EXCLUSIVE', 'ACCESS EXCLUSIVE'] as const;
 
 /** One table lock mode (see {@link LOCK_MODES}). */
 export type LockMode = (typeof LOCK_MODES)[number];
@@ -536,9 +527,7 @@ const DML: Readonly<Record<string, StatementKind>> = {
   MergeStmt: 'merge',
 };
 
-const TABLE_OBJECTS = new Set([
-  'OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE',
-]);
+const TABLE_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE']);
 
 const FIXED_KINDS: Readonly<Record<string, StatementKind>> = {
   TruncateStmt: 'truncate',
@@ -1066,7 +1055,10 @@ function query(type: string, body: Body, acc: Acc, ctx: Ctx): void {
   let scope = ctx.scope;
   const withClause = body.withClause as Body | undefined;
   if (withClause) {
-    const ctes = list(withClause.ctes).map(unwrap).filter(([t]) => t === 'CommonTableExpr').map(([, b]) => b);
+    const ctes = list(withClause.ctes)
+      .map(unwrap)
+      .filter(([t]) => t === 'CommonTableExpr')
+      .map(([, b]) => b);
     const cteNames = ctes.map((b) => str(b.ctename) ?? '');
     for (const n of cteNames) acc.subqueries.add(n.toLowerCase());
     const all = new Set([...scope, ...cteNames]);

@@ -74,9 +74,7 @@ export function shapeProven(runs: readonly number[], analysis: Analysis, signs: 
   if (!analysis.ok || analysis.literalSensitive === true) return false;
   const lits = analysis.numericLiterals;
   if (lits.length !== runs.length || !lits.every((v, i) => v === runs[i] || (v === signs[i] && v >= 0))) return false;
-  return analysis.statements.every(
-    (f) => !f.changesLexing && f.kinds.every((k) => SHAPE_KINDS.has(k)) && !f.functions.some((fn) => fn === 'set_config' || fn.endsWith('.set_config')),
-  );
+  return analysis.statements.every((f) => !f.changesLexing && f.kinds.every((k) => SHAPE_KINDS.has(k)) && !f.functions.some((fn) => fn === 'set_config' || fn.endsWith('.set_config')));
 }
 
 /**
