@@ -30,7 +30,7 @@ export async function buildProgram(io: CliIo, argv: readonly string[]): Promise<
     return c;
   };
   const factories = await Promise.all(commandsFor(argv).map((c) => c.load()));
-  for (const make of factories) program.addCommand(inherit(make(io), program));
+  for (const make of factories) program.addCommand(inherit(make(io, main), program));
   return program;
 }
 

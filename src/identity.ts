@@ -1,5 +1,3 @@
-import { PERSON_VIAS, type Principal, type Via } from './policy/principal.js';
-
 /**
  * Who is calling, as the gateway verified it: from a token of a trusted issuer
  * (src/gateway/verify-token.ts), or from a run credential it issued itself (src/gateway/runs.ts),
@@ -31,14 +29,4 @@ export interface RunGrant {
   isolated: boolean;
   /** The connections the run may use, and no others. */
   connections: string[];
-}
-
-/**
- * The principal of a session of `identity`: a run's, from its credential; a person's own, by the
- * way in their client names (`connect` or `exec`; `connect` for anything else).
- */
-export function principalOf(identity: Identity, claimed?: string): Principal {
-  const run = identity.run;
-  if (run) return { via: run.via, run: run.id, agent: run.agent, isolated: run.isolated };
-  return { via: claimed !== undefined && (PERSON_VIAS as readonly string[]).includes(claimed) ? (claimed as Via) : 'connect' };
 }

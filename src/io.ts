@@ -32,3 +32,6 @@ export function whenAborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
+
+/** The CLI's entry (src/cli.ts's `main`), handed to commands that run other commands in-process (`hoop demo`): the exit code. */
+export type RunCli = (argv: string[], io: CliIo) => Promise<number>;

@@ -5,7 +5,9 @@
  * @see https://nodejs.org/api/worker_threads.html
  */
 import { readlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 
 /**
@@ -23,7 +25,21 @@ const FROM_SOURCE = "require('tsx/cjs/api').register(); require(require('node:ur
  */
 export function startWorker(from: string, name: string, resourceLimits?: ResourceLimits): Worker {
   const limits = resourceLimits ? { resourceLimits } : {};
-  return from.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, workerData: { url: new URL(`./${name}.ts`, from).href }, ...limits }) : new Worker(new URL(`./${name}.js`, from), limits);
+  const url = siblingModule(from, name);
+  return url.endsWith('.ts') ? new Worker(FROM_SOURCE, { eval: true, workerData: { url }, ...limits }) : new Worker(new URL(url), limits);
+}
+
+/** The URL of the module `name` (no extension) beside the module `from`: `name.ts` when `from` runs from source, else `name.js`. */
+export function siblingModule(from: string, name: string): string {
+  return new URL(`./${name}.${from.endsWith('.ts') ? 'ts' : 'js'}`, from).href;
+}
+
+/**
+ * Loads a module named by {@link siblingModule} in a worker that {@link startWorker} started: from
+ * source through tsx's require hook (the only one such a worker has), else with `import()`.
+ */
+export async function loadSiblingModule<T>(url: string): Promise<T> {
+  return url.endsWith('.ts') ? (createRequire(import.meta.url)(fileURLToPath(url)) as T) : ((await import(url)) as T);
 }
 
 /** The nice value of a worker that must give way to the threads that relay sessions. */

@@ -9,7 +9,7 @@ import { open, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, HoopError } from '../errors.js';
-import { ensurePrivateDir } from './private-file.js';
+import { ensurePrivateDir } from '../private-file.js';
 
 /** Options of {@link withFileLock}. @see https://pubs.opengroup.org/onlinepubs/9799919799/functions/open.html */
 export interface FileLockOptions {

@@ -10,7 +10,6 @@
  * @see https://www.rfc-editor.org/rfc/rfc8252 (native apps)
  * @see https://www.rfc-editor.org/rfc/rfc8628 (device authorization grant)
  */
-import type { Writable } from 'node:stream';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
@@ -53,8 +52,8 @@ export interface LoginContext {
   interactive: boolean;
   /** Writes text for the user (stderr); no trailing newline needed. */
   say: (text: string) => void;
-  /** The stream the device flow's live view draws on, when it is a terminal. */
-  liveStream?: Writable | undefined;
+  /** The device flow's live view, when a person watches a terminal (the CLI passes its ink view); else plain lines through `say`. */
+  liveView?: (() => Promise<DeviceLoginView>) | undefined;
   keyring?: KeyringFactory | undefined;
   /** Starts a browser; default: the platform opener. */
   openUrl?: ((url: string) => Promise<boolean>) | undefined;
@@ -149,7 +148,7 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
     let response;
     if (options.device) {
       let view: DeviceLoginView;
-      if (ctx.liveStream) view = (await import('../ui/DeviceLogin.js')).inkDeviceView(ctx.liveStream);
+      if (ctx.liveView) view = await ctx.liveView();
       else view = plainDeviceView(ctx.say);
       response = await loginWithDevice(config, { ...common, view, now });
     } else {

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
-import { checkPrivateDir, readOptionalFile, writePrivateFile } from './private-file.js';
+import { checkPrivateDir, readOptionalFile, writePrivateFile } from '../private-file.js';
 
 /**
  * Where a workload's token comes from; it is fetched again each time, never stored.

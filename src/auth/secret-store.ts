@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
-import { checkPrivateDir, readOptionalFile, writePrivateFile } from './private-file.js';
+import { checkPrivateDir, readOptionalFile, writePrivateFile } from '../private-file.js';
 import type { StoreKind } from './profiles.js';
 
 /**

@@ -1,6 +1,6 @@
 /**
  * A command's own records (src/recording/spool.ts): written to the spool as its sessions and run
- * happen, uploaded to the gateway as soon as each closes (src/recording/uploader.ts), and waited
+ * happen, uploaded to the gateway as soon as each closes (./record-upload.ts), and waited
  * for, within a deadline, when the command ends; what is still not uploaded then stays in the
  * spool, and any later hoop command that talks to the same gateway uploads it, as it uploads
  * what a killed hoop left behind.
@@ -14,10 +14,11 @@ import { describeError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
-import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from '../recording/uploader.js';
+import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from './record-upload.js';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { CLIENT_RECORD_ROW_CAP, PostgresRawTap, PostgresRecordingStage } from '../postgres/recorder.js';
+import { CLIENT_RECORD_ROW_CAP, POSTGRES_RECORD_ENCODER } from '../postgres/recording/records.js';
+import { PostgresRawTap, PostgresRecordingStage } from '../postgres/recording/stage.js';
 import { VERSION } from '../version.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
@@ -102,7 +103,7 @@ export class CommandRecords {
    * session goes on; what it holds is uploaded by a later command, as truncated).
    */
   async session(id: string, rows: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SessionRecord> {
-    const stream = await this.recorder.session(id);
+    const stream = await this.recorder.session(id, POSTGRES_RECORD_ENCODER);
     this.opened('sessions', id);
     stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
     const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);

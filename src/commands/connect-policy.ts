@@ -34,7 +34,7 @@ import { PolicyRepo, cliPolicyWorkDir, displayRemote, looksLikeGitUrl } from '..
 import type { Policy, Who } from '../policy/schema.js';
 import { loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
 import type { OpenedTunnel } from '../tunnel/transport.js';
-import type { StatementVerdict } from '../tunnel/engine.js';
+import type { StatementVerdict } from '../session/engine.js';
 
 /** A gateway commit already pulled for is pulled for again only after this long. */
 export const PULL_AGAIN_MS = 30_000;

@@ -13,11 +13,12 @@
  * @see docs/architecture.md (§2)
  */
 import { Command, Option } from 'commander';
-import { commandTokenProvider } from '../client-config.js';
+import { commandTokenProvider } from './client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { removeRunFile, runtimeDir, writePgpass } from '../postgres/pgpass.js';
+import { writePgpass } from '../postgres/pgpass.js';
+import { removeRunFile, runtimeDir } from '../runtime-files.js';
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { Logger } from '../log.js';
@@ -25,6 +26,8 @@ import { openSshPort } from '../ssh/local-port.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { localUri, openLocalPort } from './local-port.js';
 import { CommandRecords } from './client-records.js';
+import type { ConnectJson } from '../connect-json.js';
+import { shellQuote } from '../text-format.js';
 
 interface ConnectOptions extends LocalPolicyOptions {
   port?: number;
@@ -39,27 +42,6 @@ function parsePort(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new HoopError(ErrorCode.USAGE, `--port must be a number from 0 to 65535, not "${value}"`);
   return n;
-}
-
-/** Single-quotes `s` for a POSIX shell when it holds anything but safe characters. */
-export function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** The one line `hoop connect --json` prints. */
-export interface ConnectJson {
-  connection: string;
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-  /** The local port's password for this run (also in `pgpassFile`). */
-  password: string;
-  pgpassFile: string;
-  /** `verify-full` and the certificate of the local port's TLS (absent on a unix socket). */
-  sslmode?: string;
-  sslrootcert?: string;
-  uri: string;
 }
 
 /** The one line `hoop connect --json` prints for an SSH connection. */

@@ -6,26 +6,15 @@
  */
 import { Command } from 'commander';
 import { listConnections } from '../auth/gateway-client.js';
-import { commandTokenProvider } from '../client-config.js';
+import { commandTokenProvider } from './client-config.js';
 import type { CliIo } from '../io.js';
+import { columns } from '../text-format.js';
 
 interface ConnectionsOptions {
   gateway?: string;
   caFile?: string;
   tokenFile?: string;
   json?: boolean;
-}
-
-/** Rows padded into columns two spaces apart (the last column not padded). */
-export function columns(rows: string[][]): string[] {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) =>
-    row
-      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd(),
-  );
 }
 
 /** Builds the `connections` command (alias `ls`). */

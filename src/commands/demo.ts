@@ -11,7 +11,7 @@ import { startDemo, type RunningDemo } from '../demo/demo.js';
 import { runDemoScript } from '../demo/script.js';
 import { DEMO_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
 import { ErrorCode, HoopError } from '../errors.js';
-import { whenAborted, type CliIo } from '../io.js';
+import { whenAborted, type CliIo, type RunCli } from '../io.js';
 
 interface DemoFlags {
   dir?: string;
@@ -72,7 +72,7 @@ Everything lives in ${demo.dir}. Ctrl-C stops it; \`hoop demo\` again starts it 
 }
 
 /** Builds the `demo` command. */
-export function demoCommand(io: CliIo): Command {
+export function demoCommand(io: CliIo, cli: RunCli): Command {
   return new Command('demo')
     .description('run the whole of hoop on this machine: a database, an identity provider, a gateway with a policy repo, and a connection, as the demo user')
     .option('--dir <dir>', 'where the demo keeps its state (default: $XDG_STATE_HOME/hoop/demo or ~/.local/state/hoop/demo)')
@@ -84,7 +84,7 @@ export function demoCommand(io: CliIo): Command {
     .action(async (flags: DemoFlags) => {
       const say = (line: string): void => void io.stderr.write(`hoop demo: ${line}\n`);
       const dir = resolve(io.cwd, flags.dir ?? `${stateDir(io.env)}/demo`);
-      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say });
+      const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say, cli });
       try {
         if (flags.script) {
           const before = await demo.recordedSessions();

@@ -4,12 +4,13 @@
  * when that command runs, so `hoop --version` or `hoop whoami` start without the rest.
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../io.js';
+import type { CliIo, RunCli } from '../io.js';
 
 /** A top-level command: its name (and aliases), and how to load its factory. */
 export interface CommandEntry {
   names: readonly string[];
-  load: () => Promise<(io: CliIo) => Command>;
+  /** The factory gets the CLI's own entry too, for a command that runs others in-process. */
+  load: () => Promise<(io: CliIo, cli: RunCli) => Command>;
 }
 
 /** The top-level commands, in help order. */

@@ -8,7 +8,7 @@ import { DEFAULT_LOGIN_TIMEOUT_SECONDS, isInteractive, login } from '../auth/log
 import { describeWorkload } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { refuseInsideRun } from '../client-config.js';
+import { refuseInsideRun } from './client-config.js';
 
 interface LoginCommandOptions {
   gateway?: string;
@@ -80,7 +80,7 @@ to a 0600 file under $HOOP_CONFIG_DIR, $XDG_CONFIG_HOME/hoop or ~/.config/hoop.`
           signal: io.signal,
           interactive: isInteractive(io.stdin as { isTTY?: boolean } | undefined, io.env),
           say,
-          liveStream: stderrIsTTY ? io.stderr : undefined,
+          liveView: stderrIsTTY ? async () => (await import('../ui/DeviceLogin.js')).inkDeviceView(io.stderr) : undefined,
           openUrl: (url) => openBrowser(url, { env: io.env }),
         },
       );

@@ -32,13 +32,13 @@ import { agentName } from '../policy/principal.js';
 import { z } from 'zod';
 import { followReview, listConnections } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { commandTokenProvider } from '../client-config.js';
+import { commandTokenProvider } from './client-config.js';
 import { CommandRecords } from './client-records.js';
 import { describeError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv, type Logger } from '../log.js';
 import { cutValue } from '../recording/event-line.js';
-import { serverMessageLines } from '../postgres/psql-format.js';
+import { serverMessageLines } from '../ui/psql-format.js';
 import { VERSION } from '../version.js';
 import { openGatewaySql, refusalOf, type ClientContext } from './gateway-sql.js';
 

@@ -11,7 +11,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { followReview, requestAccess } from '../auth/gateway-client.js';
-import { gatewayOptions, withGatewayAsPerson, type GatewayFlags } from '../client-config.js';
+import { gatewayOptions, withGatewayAsPerson, type GatewayFlags } from './client-config.js';
 import { CommandExit } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { parseTimeSetting } from '../policy/limits.js';

@@ -28,7 +28,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { configDir } from '../auth/paths.js';
 import { dotted, parseWithSchema, readErrorMessage, yamlMessage, zodProblems } from '../config/yaml.js';
-import { commandTokenProvider } from '../client-config.js';
+import { commandTokenProvider } from './client-config.js';
 import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
 import { getConnection, getRecordingKeys } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
@@ -37,7 +37,8 @@ import { VERSION } from '../version.js';
 import { CommandRecords } from './client-records.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { runtimeDir, writePgpass, writeRunFile } from '../postgres/pgpass.js';
+import { writePgpass } from '../postgres/pgpass.js';
+import { runtimeDir, writeRunFile } from '../runtime-files.js';
 import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
 import { bridgePorts, forwardTo, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
@@ -49,7 +50,7 @@ import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local-port.js';
 import { cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
-import { shellQuote } from './connect.js';
+import { shellQuote } from '../text-format.js';
 import { localUri, openLocalPort, type LocalPort } from './local-port.js';
 
 interface RunOptions extends LocalPolicyOptions {

@@ -15,12 +15,12 @@ import { downloadClientRecord, downloadRecording, getRecordingKeys, getSession, 
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { spoolOf, uploadLeftovers } from './client-records.js';
 import type { RecordKind } from '../recording/spool.js';
-import { shellQuote } from './connect.js';
-import { commandTokenProvider, gatewayOptions, type GatewayFlags } from '../client-config.js';
-import { columns } from './connections.js';
+import { commandTokenProvider, gatewayOptions, type GatewayFlags } from './client-config.js';
+import { columns, shellQuote } from '../text-format.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { readEvents, TranscriptRenderer, type TranscriptLine } from '../recording/read.js';
+import { readEvents } from '../recording/read.js';
+import { TranscriptRenderer, type TranscriptLine } from '../ui/transcript.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
 import { playReplay } from '../ui/ReplayPlayer.js';

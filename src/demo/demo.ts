@@ -24,11 +24,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { login } from '../auth/login.js';
-import { main } from '../cli.js';
-import { shellQuote, type ConnectJson } from '../commands/connect.js';
+import type { ConnectJson } from '../connect-json.js';
+import { shellQuote } from '../text-format.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { startGateway, type Gateway } from '../gateway/server.js';
+import type { RunCli } from '../io.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPolicyRepo } from '../policy/git-js.js';
 import { processExists } from '../pid.js';
@@ -53,6 +54,8 @@ export interface DemoOptions {
   env: NodeJS.ProcessEnv;
   /** Progress lines for the user (stderr). */
   say: (line: string) => void;
+  /** The CLI's entry, that runs the demo's own commands (`hoop connect`, the user's) in-process. */
+  cli: RunCli;
 }
 
 /** A running demo. */
@@ -352,11 +355,13 @@ policy:
       // Without the policy repo: every statement goes to the gateway, which judges and records it
       // (an early check on this side would refuse a DROP before the gateway's recording sees it).
       const { HOOP_POLICY_REPO: _repo, ...connectEnv } = cliEnv;
-      void main(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: connectEnv, cwd: dir, signal: connectStop.signal }).then((code) =>
-        reject(
-          /in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`),
-        ),
-      );
+      void options
+        .cli(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: connectEnv, cwd: dir, signal: connectStop.signal })
+        .then((code) =>
+          reject(
+            /in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`),
+          ),
+        );
     });
     const connection = await ready;
     stops.push(async () => connectStop.abort());
@@ -392,7 +397,7 @@ policy:
       let err = '';
       const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
       const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
-      const code = await main(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: work, signal: new AbortController().signal });
+      const code = await options.cli(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: work, signal: new AbortController().signal });
       return { code, out, err };
     };
     const recordedSessions = async (): Promise<number> => {

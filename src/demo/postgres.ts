@@ -34,7 +34,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { processExists } from '../pid.js';
 import { connectUpstreamPostgres } from '../postgres/upstream.js';
-import { query as queryMessage, terminate } from '../postgres/messages.js';
+import { query as queryMessage, terminate } from '../postgres/wire/messages.js';
 import { roundTrip } from '../postgres/round-trip.js';
 
 /** Which server binaries to use: `auto` tries npm, then a local installation. */

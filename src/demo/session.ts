@@ -7,7 +7,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
  */
 import { connectUpstreamPostgres, type UpstreamPostgresOptions } from '../postgres/upstream.js';
-import { query, terminate } from '../postgres/messages.js';
+import { query, terminate } from '../postgres/wire/messages.js';
 import { roundTrip, type RoundTrip } from '../postgres/round-trip.js';
 
 /** How long one statement may take. */

@@ -113,7 +113,9 @@ import { Locator, asRecord, dotted, nonEmpty, parseWithSchema, readErrorMessage,
 import { HoopError, ErrorCode } from '../errors.js';
 import { isLoopbackHost } from '../loopback.js';
 import type { AuditConfig } from './audit.js';
-import { parseSubjectTemplate } from './workload-rules.js';
+import { parseSubjectTemplate, type WorkloadRule } from './workload-rules.js';
+
+export type { WorkloadRule };
 
 /** The loaded gateway configuration. */
 export interface GatewayConfig {
@@ -215,20 +217,6 @@ export interface LoginConfig {
   clientId: string;
   scopes: string[];
   resource?: string;
-}
-
-/**
- * A claim rule of a workload issuer: every claim listed must match (exact value, or a glob where
- * `*` matches any run of characters); the groups of every matching rule are the identity's groups.
- *
- * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token
- */
-export interface WorkloadRule {
-  /** Claim name (dots reach into objects) to pattern. */
-  claims: Record<string, string>;
-  groups: string[];
-  /** A template such as `ci:{repository}`; absent: the token's subject claim. */
-  subject?: string;
 }
 
 /**

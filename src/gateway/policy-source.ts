@@ -24,8 +24,9 @@ import { loadSqlParser } from '../policy/sql/analyze.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
 import type { PolicySourceConfig } from './config.js';
-import type { SessionMasking } from '../tunnel/engine.js';
-import { principalOf, type Identity } from '../identity.js';
+import type { SessionMasking } from '../session/engine.js';
+import type { Identity } from '../identity.js';
+import { principalOf } from '../policy/principal.js';
 import { maskingFor, type Principal } from '../policy/principal.js';
 
 /** The policy in force and when it was swapped in. */

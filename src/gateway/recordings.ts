@@ -189,12 +189,12 @@ export class GatewayRecordings {
     return SESSION_ID.test(id) ? this.archive.claim(id) : Promise.resolve(false);
   }
 
-  /** Starts the recording of session `id` of a `protocol` connection on the recording thread, with a signed checkpoint at least every `checkpointMs`. */
-  start(id: string, checkpointMs = 10_000, protocol: 'postgres' | 'ssh' = 'postgres'): Promise<RecordingStream> {
+  /** Starts the recording of session `id` on the recording thread, its records read by the protocol's `encoder` module (a URL), with a signed checkpoint at least every `checkpointMs`. */
+  start(id: string, encoder: string, checkpointMs = 10_000): Promise<RecordingStream> {
     if (!SESSION_ID.test(id)) throw new Error(`not a session id: ${id}`);
     const dir = join(this.dir, 'recordings', id);
     const archive = this.archive;
-    return this.#thread.open({ dir, id, key: this.key, protocol, checkpointMs, ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}) });
+    return this.#thread.open({ dir, id, key: this.key, encoder, checkpointMs, ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}) });
   }
 
   /** Stops the recording thread (the gateway is stopping; its sessions have ended), then the archive. */

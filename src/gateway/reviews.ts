@@ -36,7 +36,7 @@ import type { ReviewSettings } from '../policy/schema.js';
 import type { Review, ReviewDecision, ReviewPerson, ReviewState } from '../policy/review-record.js';
 import type { TemporaryAccess } from '../policy/access.js';
 import type { RecordingEvent } from '../recording/event-line.js';
-import type { PendingReview, ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
+import type { PendingReview, ReviewAsk, ReviewOutcome } from '../session/engine.js';
 import { HttpError } from './http-error.js';
 import type { Principal } from '../policy/principal.js';
 import { runForbidden } from './runs.js';

@@ -49,14 +49,14 @@ import { isLoopbackHost } from '../loopback.js';
 import type { ConnectionConfig, PostgresConnection, SshConnection } from '../config/connection.js';
 import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import type { GatewayConfig } from './config.js';
-import { SessionEnd, type SessionJudge, type SessionMasking, type SessionOutcome, type SessionSsh, type TunnelSession } from '../tunnel/engine.js';
+import { SessionEnd, type SessionJudge, type SessionMasking, type SessionOutcome, type SessionSsh, type TunnelSession } from '../session/engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
 import { SshEngine, type SshEngineOptions } from '../ssh/engine.js';
 import { gatewaySshHostKey } from '../ssh/host-key.js';
 import { checkRunConnection, GatewayPolicySource, whoOf } from './policy-source.js';
 import { describeEnd, describeRun, FileRunStore, isRunToken, parseRunAsk, RunRegistry, runForbidden } from './runs.js';
 import { PostgresRunStore } from './runs-postgres.js';
-import { principalOf } from '../identity.js';
+import { principalOf } from '../policy/principal.js';
 import type { Principal } from '../policy/principal.js';
 import { globMatches } from '../policy/glob.js';
 import { RUN_DEFAULTS } from '../policy/schema.js';
@@ -77,7 +77,8 @@ import { HttpError } from './http-error.js';
 import { ClientRecords, MAX_RECORD_FILE_BYTES } from './client-records.js';
 import { PostgresClientRecordStore } from './client-records-postgres.js';
 import type { RecordKind } from '../recording/spool.js';
-import { CLIENT_RECORD_ROW_CAP } from '../postgres/recorder.js';
+import { CLIENT_RECORD_ROW_CAP, POSTGRES_RECORD_ENCODER } from '../postgres/recording/records.js';
+import { SSH_RECORD_ENCODER } from '../ssh/recorder.js';
 import { RECORDING_FILE } from '../recording/writer.js';
 import { DEFAULT_MAX_GRANT_SECONDS, type RecordingPolicy } from '../policy/schema.js';
 import { cutValue } from '../recording/event-line.js';
@@ -1057,7 +1058,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         hint: "try again in a moment, and tell the gateway's operators (`hoop gateway status` says whether the store answers)",
       });
     }
-    return recordings!.start(sessionId, config.recording.checkpointSeconds * 1000, protocol);
+    return recordings!.start(sessionId, protocol === 'ssh' ? SSH_RECORD_ENCODER : POSTGRES_RECORD_ENCODER, config.recording.checkpointSeconds * 1000);
   };
 
   const shuttingDown: TunnelErrorBody = { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } };

@@ -13,7 +13,7 @@
  */
 import type { LogFields, Logger } from '../log.js';
 import type { ControlMessage } from '../tunnel/frames.js';
-import { SessionEnd, type TunnelSession } from '../tunnel/engine.js';
+import { SessionEnd, type TunnelSession } from '../session/engine.js';
 import type { Identity } from '../identity.js';
 import { TokenRejectedError, type TokenVerifier } from './verify-token.js';
 

@@ -8,8 +8,21 @@
  * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token
  * @see https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/#bound-service-account-tokens
  */
-import type { WorkloadRule } from './config.js';
 import { globMatches } from '../policy/glob.js';
+
+/**
+ * A claim rule of a workload issuer: every claim listed must match (exact value, or a glob where
+ * `*` matches any run of characters); the groups of every matching rule are the identity's groups.
+ *
+ * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token
+ */
+export interface WorkloadRule {
+  /** Claim name (dots reach into objects) to pattern. */
+  claims: Record<string, string>;
+  groups: string[];
+  /** A template such as `ci:{repository}`; absent: the token's subject claim. */
+  subject?: string;
+}
 
 /** One piece of a parsed subject template: literal text, or the claim to insert. */
 export type TemplatePart = { text: string } | { claim: string };

@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { globMatches } from './glob.js';
+import type { Identity } from '../identity.js';
 
 /** The ways a session comes to the gateway. */
 export const VIAS = ['connect', 'exec', 'run', 'mcp'] as const;
@@ -150,4 +151,14 @@ export function describedPrincipal(as: { via?: Via | undefined; agent?: string |
     return agentish ? `agent and isolated describe an agent's run: use them with via: run or mcp (not ${via})` : { via };
   }
   return { via, run: 'run-policy-test', agent: agentName(as.agent ?? 'agent'), isolated: as.isolated ?? true };
+}
+
+/**
+ * The principal of a session of `identity`: a run's, from its credential; a person's own, by the
+ * way in their client names (`connect` or `exec`; `connect` for anything else).
+ */
+export function principalOf(identity: Identity, claimed?: string): Principal {
+  const run = identity.run;
+  if (run) return { via: run.via, run: run.id, agent: run.agent, isolated: run.isolated };
+  return { via: claimed !== undefined && (PERSON_VIAS as readonly string[]).includes(claimed) ? (claimed as Via) : 'connect' };
 }

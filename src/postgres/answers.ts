@@ -19,8 +19,8 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { PgProtocolError } from './protocol-error.js';
-import { BackendType } from './messages.js';
+import { PgProtocolError } from './wire/protocol-error.js';
+import { Backend, Frontend } from './wire/codes.js';
 
 /** The kinds of client message the server answers (`copy-end`: a CopyDone or CopyFail, which may end a copy-in). */
 export type AskKind = 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'query' | 'function' | 'copy-end';
@@ -49,24 +49,24 @@ const ch = (s: string): number => s.charCodeAt(0);
 /** The kind of a frontend message by type byte, or undefined for those nothing answers (CopyData, Flush, Terminate). */
 export function askKindOf(type: number): AskKind | undefined {
   switch (type) {
-    case ch('Q'):
+    case Frontend.QUERY:
       return 'query';
-    case ch('P'):
+    case Frontend.PARSE:
       return 'parse';
-    case ch('B'):
+    case Frontend.BIND:
       return 'bind';
-    case ch('D'):
+    case Frontend.DESCRIBE:
       return 'describe';
-    case ch('E'):
+    case Frontend.EXECUTE:
       return 'execute';
-    case ch('C'):
+    case Frontend.CLOSE:
       return 'close';
-    case ch('S'):
+    case Frontend.SYNC:
       return 'sync';
-    case ch('F'):
+    case Frontend.FUNCTION_CALL:
       return 'function';
-    case ch('c'):
-    case ch('f'):
+    case Frontend.COPY_DONE:
+    case Frontend.COPY_FAIL:
       return 'copy-end';
     default:
       return undefined;
@@ -103,8 +103,8 @@ const ANSWER_MASK = new Int32Array(256);
 for (const [type, kinds] of ANSWERS) ANSWER_MASK[ch(type)] = kinds.reduce((m, k) => m | KIND_BIT[k], 0);
 
 /** Server message types after which the message they answer is done. */
-const ENDS = new Set([ch('1'), ch('2'), ch('3'), ch('n'), ch('s'), ch('Z')]);
-const { ROW_DESCRIPTION, COMMAND_COMPLETE, EMPTY_QUERY, ERROR, COPY_IN, COPY_BOTH } = BackendType;
+const ENDS = new Set<number>([Backend.PARSE_COMPLETE, Backend.BIND_COMPLETE, Backend.CLOSE_COMPLETE, Backend.NO_DATA, Backend.PORTAL_SUSPENDED, Backend.READY_FOR_QUERY]);
+const { ROW_DESCRIPTION, COMMAND_COMPLETE, EMPTY_QUERY, ERROR, COPY_IN, COPY_BOTH } = Backend;
 
 const NAMES: Record<AskKind, string> = {
   parse: 'Parse',

@@ -18,19 +18,21 @@ import type { SecureContext } from 'node:tls';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Refusal, StatementGate } from './statement-gate.js';
-import type { PostgresRawTap, RecorderStage } from './recorder.js';
+import type { PostgresRawTap } from './recording/stage.js';
+import type { RecorderStage } from './stages.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { pump, type PumpOutput } from '../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../tunnel/transport.js';
 import { HandshakeStream } from './handshake.js';
-import { authenticationSASL, authenticationSASLContinue, authenticationSASLFinal, cancelRequest, errorResponse, SqlState, startupMessage } from './messages.js';
-import { PgProtocolError } from './protocol-error.js';
-import { MessageReader, parseSaslInitialResponse } from './reader.js';
+import { authenticationSASL, authenticationSASLContinue, authenticationSASLFinal, cancelRequest, errorResponse, SqlState, startupMessage } from './wire/messages.js';
+import { PgProtocolError } from './wire/protocol-error.js';
+import { MessageReader, parseSaslInitialResponse } from './wire/reader.js';
 import { BackendPath, FrontendPath } from './relay.js';
-import { ScramAuthError, ScramServer, type ScramSecret } from './scram.js';
+import { ScramAuthError, ScramServer, type ScramSecret } from './wire/scram.js';
 import { startupIdentity } from './startup.js';
+import { Frontend } from './wire/codes.js';
 
-const PASSWORD_MESSAGE = 0x70; // 'p'
+const { PASSWORD: PASSWORD_MESSAGE } = Frontend;
 const SCRAM = 'SCRAM-SHA-256';
 
 /** Something the user should hear about (the CLI prints these). */

@@ -8,40 +8,11 @@
  *
  * @see https://www.postgresql.org/docs/current/libpq-pgpass.html
  */
-import { randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
-import { ensurePrivateDir } from '../auth/private-file.js';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeRunFile } from '../runtime-files.js';
 
 /** Escapes `:` and `\` as the pgpass format requires. */
 function field(s: string): string {
   return s.replace(/[\\:]/g, (c) => `\\${c}`);
-}
-
-/** Where hoop keeps this user's runtime files: `$XDG_RUNTIME_DIR/hoop`, else `<tmp>/hoop-<uid>`. */
-export function runtimeBase(env: NodeJS.ProcessEnv): string {
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'hoop');
-  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
-  return join(tmpdir(), `hoop-${uid}`);
-}
-
-/**
- * The runtime directory ({@link runtimeBase}), made if missing and checked to be the user's own
- * (in a shared temp directory another user could have made it first).
- * @throws HoopError CONFIG_INVALID naming it when it is not
- */
-export async function runtimeDir(env: NodeJS.ProcessEnv): Promise<string> {
-  const dir = runtimeBase(env);
-  await ensurePrivateDir(dir);
-  return dir;
-}
-
-/** Writes a file of this run in `dir` (never an existing one) and returns its path. */
-export async function writeRunFile(dir: string, stem: string, extension: string, text: string): Promise<string> {
-  const file = join(dir, `${stem}-${randomBytes(6).toString('hex')}${extension}`);
-  await writeFile(file, text, { mode: 0o600, flag: 'wx' });
-  return file;
 }
 
 /**
@@ -61,9 +32,4 @@ export function writePgpass(options: { dir: string; name: string; entries: Reado
  */
 export function writeRootCert(options: { dir: string; name: string; port: number; pem: string }): Promise<string> {
   return writeRunFile(options.dir, `${options.name}-${options.port}`, '.crt', options.pem);
-}
-
-/** Removes a file written by {@link writePgpass} or {@link writeRootCert}. */
-export async function removeRunFile(file: string): Promise<void> {
-  await rm(file, { force: true });
 }

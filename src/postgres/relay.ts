@@ -20,167 +20,18 @@
  */
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../policy/sql/analyze.js';
 import { analyzeLongSql } from '../policy/sql/worker.js';
-import { AnswerQueue, askKindOf, type Ask, type AskKind, type AskOutcome } from './answers.js';
+import type { Ask, AskOutcome } from './answers.js';
 import type { PumpOutput } from '../tunnel/pump.js';
-import { BIND_HELD_MAX, BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './frontend-messages.js';
-import { PgProtocolError } from './protocol-error.js';
-import type { Framing, MessageReader, PgMessage, StreamPart } from './reader.js';
-import type { RecorderStage } from './recorder.js';
-import type { WriteGuard } from '../policy/decide.js';
-import type { WriteGuardStage } from './write-guard.js';
+import { BIND_HELD_MAX, BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './wire/frontend-messages.js';
+import { PgProtocolError } from './wire/protocol-error.js';
+import type { Framing, MessageReader, PgMessage, StreamPart } from './wire/reader.js';
+import type { GateStage, GuardStage, MaskingStage, RecorderStage } from './stages.js';
+import type { ServerState } from './server-state.js';
+import { Backend, Frontend } from './wire/codes.js';
 
-const QUERY = 0x51; // 'Q'
-const PARSE = 0x50; // 'P'
-const BIND = 0x42; // 'B'
-const TERMINATE = 0x58; // 'X'
-const FUNCTION_CALL = 0x46; // 'F'
-const COPY_DATA = 0x64; // 'd'
-const DATA_ROW = 0x44; // 'D' (backend)
-const READY = 0x5a; // 'Z'
-const ERROR = 0x45; // 'E' (backend)
-const PARAMETER_STATUS = 0x53; // 'S' (backend)
+const { QUERY, PARSE, BIND, TERMINATE, FUNCTION_CALL, COPY_DATA } = Frontend;
+const { DATA_ROW, READY_FOR_QUERY: READY, ERROR, PARAMETER_STATUS } = Backend;
 const BACKSLASH = 0x5c;
-
-/** One shared record per kind: the state needs no more of a message than its kind. */
-const ASKS = new Map<AskKind, Ask>((['parse', 'bind', 'describe', 'execute', 'close', 'sync', 'query', 'function', 'copy-end'] as const).map((k) => [k, { k }]));
-
-/**
- * Where the server is in answering what it was sent (an {@link AnswerQueue} of every message it
- * received, matched against every message it sends back), and what the extended-protocol batch
- * not yet synced holds. Fed by both paths; read by the lexing guard and by whoever ends a session
- * (a busy server gets a CancelRequest). A server message that answers nothing it was sent ends
- * the session (PgProtocolError).
- *
- * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
- */
-export class ServerState {
-  readonly #answers = new AnswerQueue<Ask>();
-  #batch = 0;
-  #batchRunsCode = false;
-  #batchExecuted = false;
-  #status: 'I' | 'T' | 'E' = 'I';
-  #waiters: Array<() => void> = [];
-
-  /**
-   * Notes a message the server receives; `done` is told whether the server completed it (see
-   * {@link Ask.done}). @throws PgProtocolError when too many await an answer
-   */
-  forwarded(type: number, done?: (outcome: AskOutcome) => void, tag?: object): void {
-    const kind = askKindOf(type);
-    if (kind === undefined) {
-      done?.('skipped');
-      return;
-    }
-    this.#answers.push(done || tag ? { k: kind, ...(done ? { done } : {}), ...(tag ? { tag } : {}) } : ASKS.get(kind)!);
-    if (kind === 'sync' || kind === 'query' || kind === 'function') {
-      this.#batch = 0;
-      this.#batchRunsCode = false;
-      this.#batchExecuted = false;
-    } else if (kind !== 'copy-end') {
-      this.#batch++;
-      if (kind === 'bind' || kind === 'execute') this.#batchRunsCode = true;
-      if (kind === 'execute') this.#batchExecuted = true;
-    }
-  }
-
-  /**
-   * Notes a server message by its type, when its header arrives; returns the client message it
-   * answers (for rows, notices and the like: the one being answered), if any.
-   * @throws PgProtocolError when it answers nothing the server was sent
-   */
-  serverSent(type: number): Ask | undefined {
-    // Rows and COPY data, most of the stream, never move the queue (masking checks them against it).
-    if (type === DATA_ROW || type === COPY_DATA) return this.#answers.head;
-    return this.#answers.answer(type) ?? this.#answers.head;
-  }
-
-  /** Notes a ReadyForQuery's transaction status (after {@link serverSent} of its type). */
-  ready(status: number): void {
-    this.#status = status === 0x54 ? 'T' : status === 0x45 ? 'E' : 'I';
-    if (this.#answers.pendingReady === 0) for (const wake of this.#waiters.splice(0)) wake();
-  }
-
-  /** True when the server has answered everything it was sent (it is idle, between transactions or in one). */
-  get idle(): boolean {
-    return this.#answers.length === 0;
-  }
-
-  /** ReadyForQuery messages still to come. */
-  get pendingReady(): number {
-    return this.#answers.pendingReady;
-  }
-
-  /** Whether the extended-protocol batch sent since the last Sync may run code (a Bind or Execute). */
-  get batchRunsCode(): boolean {
-    return this.#batchRunsCode;
-  }
-
-  /** Whether an Execute was sent since the last Sync or Query. */
-  get batchExecuted(): boolean {
-    return this.#batchExecuted;
-  }
-
-  /** Messages sent since the last Sync or Query. */
-  get unsynced(): number {
-    return this.#batch;
-  }
-
-  /** The transaction status of the last ReadyForQuery: idle, in a transaction block, or in a failed one. */
-  get transactionStatus(): 'I' | 'T' | 'E' {
-    return this.#status;
-  }
-
-  /** Resolves once every Sync / Query sent so far has its ReadyForQuery. */
-  answered(): Promise<void> {
-    if (this.#answers.pendingReady === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-}
-
-/** The statement gate as the paths use it (src/postgres/statement-gate.ts). */
-export interface GateStage {
-  /**
-   * What to send upstream for one whole message: `m` itself when it passes, else its
-   * replacement; a Promise of either while it is held for a review. `canHold` false: it cannot be
-   * held (a Bind streamed on), so a review refuses it.
-   */
-  frontend(m: FrontendMessage, analysis?: Analysis, canHold?: boolean): FrontendMessage | readonly FrontendMessage[] | Promise<FrontendMessage | readonly FrontendMessage[]>;
-  /**
-   * What to send instead of a message refused without being read whole: a Query or Parse longer
-   * than the limit, a FunctionCall.
-   */
-  refuseUnread(type: number, length: number, limit?: number): readonly FrontendMessage[];
-  /**
-   * What to send instead of a Query or Parse whose text has a backslash and that follows, in the
-   * same unsynced batch, a message that may change how the server reads it.
-   */
-  refuseLexingPending(m: FrontendMessage): readonly FrontendMessage[];
-  /** True while messages are dropped until the client's Sync (after a refusal in a batch). */
-  readonly discarding: boolean;
-  /** Refusals whose ErrorResponse has not come back yet. */
-  readonly pendingRefusals: number;
-  /** The server message to hand on for `msg` (an ErrorResponse or ParameterStatus; others pass). */
-  backend(msg: PgMessage): PgMessage;
-  /**
-   * What must hear how the server took the message the gate just passed (a Parse, a Close, a
-   * Query that PREPAREs or DEALLOCATEs), if anything; handed out once.
-   */
-  takeAnswerHook?(): ((outcome: AskOutcome) => void) | undefined;
-  /** The row limit on what the message just passed writes, and its SQL, if any; handed out once. */
-  takeGuard?(): { guard: WriteGuard; sql: string } | undefined;
-}
-
-/** Masking as the paths use it (src/postgres/masking-stage.ts). */
-export interface MaskingStage {
-  /** Records a message the server receives; returns messages to send before it (a Describe), if any. */
-  frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined;
-  /** How a server message whose header just arrived must be read (`pass` when it cannot change). @throws PgProtocolError over a limit */
-  framing(type: number, length: number): Framing;
-  /** Lookups the server's next message must wait for, if any (each is handed out once). */
-  takeBarrier(): Promise<void> | undefined;
-  /** The bytes to hand on for one server message; a Promise while a catalog lookup runs. */
-  backend(msg: PgMessage): Buffer | Promise<Buffer>;
-}
 
 /** Options of a {@link FrontendPath}. */
 export interface FrontendPathOptions {
@@ -192,7 +43,7 @@ export interface FrontendPathOptions {
   /** Records each message the gate judges, as the client sent it. */
   recorder?: RecorderStage;
   /** Runs writes under a row limit so that their rows are counted before they commit. */
-  guard?: WriteGuardStage;
+  guard?: GuardStage;
   /**
    * Hold a Query or Parse whose text has a backslash until the server has answered what came
    * before it (see {@link FrontendPath}); for sessions whose statements are judged.
@@ -227,7 +78,7 @@ export class FrontendPath {
   readonly #masking: MaskingStage | undefined;
   readonly #state: ServerState | undefined;
   readonly #recorder: RecorderStage | undefined;
-  readonly #guard: WriteGuardStage | undefined;
+  readonly #guard: GuardStage | undefined;
   readonly #guardLexing: boolean;
   readonly #maxStatement: number;
   readonly #looks: boolean;
@@ -457,7 +308,7 @@ export interface BackendPathOptions {
   /** Records what the client receives (after masking). */
   recorder?: RecorderStage;
   /** Holds the results of writes under a row limit until their rows are counted, and drops the answers to its own messages. */
-  guard?: WriteGuardStage;
+  guard?: GuardStage;
 }
 
 /**
@@ -475,7 +326,7 @@ export class BackendPath {
   readonly #masking: MaskingStage | undefined;
   readonly #state: ServerState | undefined;
   readonly #recorder: RecorderStage | undefined;
-  readonly #guard: WriteGuardStage | undefined;
+  readonly #guard: GuardStage | undefined;
   /** The client message the server message being read answers (for the write guard). */
   #ask: Ask | undefined;
   /** A step is waiting (a catalog lookup): the stream is not at a boundary the client has seen. */

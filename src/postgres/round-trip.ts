@@ -7,8 +7,9 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
 import type { Socket } from 'node:net';
-import { MessageReader, parseErrorFields } from './reader.js';
-import { parseDataRow, parseRowDescription, type RowDescriptionField } from './rows.js';
+import { MessageReader, parseErrorFields } from './wire/reader.js';
+import { parseDataRow, parseRowDescription, type RowDescriptionField } from './wire/rows.js';
+import { Backend } from './wire/codes.js';
 
 /** An error or notice the server sent, as its fields say. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 export type ServerMessage = ReturnType<typeof parseErrorFields>;
@@ -61,22 +62,22 @@ export function roundTrip(connection: RoundTripConnection, messages: Buffer, tim
         reader.push(chunk);
         for (let m = reader.next(); m; m = reader.next()) {
           switch (m.type) {
-            case 0x54: // RowDescription
+            case Backend.ROW_DESCRIPTION:
               result.fields = parseRowDescription(m.body);
               break;
-            case 0x44: // DataRow
+            case Backend.DATA_ROW:
               result.rows.push(parseDataRow(m.body).map((v) => (v === null ? null : v.toString('utf8'))));
               break;
-            case 0x43: // CommandComplete
+            case Backend.COMMAND_COMPLETE:
               result.commands.push(m.body.toString('utf8', 0, Math.max(0, m.body.length - 1)));
               break;
-            case 0x45: // ErrorResponse
+            case Backend.ERROR:
               result.error = parseErrorFields(m.body);
               break;
-            case 0x4e: // NoticeResponse
+            case Backend.NOTICE:
               result.notices.push(parseErrorFields(m.body));
               break;
-            case 0x5a: // ReadyForQuery
+            case Backend.READY_FOR_QUERY:
               return done();
           }
         }

@@ -8,11 +8,12 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
  */
 import type { Duplex } from 'node:stream';
-import { query, startupMessage, terminate, type PgErrorFields } from './messages.js';
-import { PgProtocolError } from './protocol-error.js';
-import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from './reader.js';
-import { cstr, parseDataRow, parseRowDescription, type RowDescriptionField } from './rows.js';
-import type { RecorderStage } from './recorder.js';
+import { query, startupMessage, terminate, type PgErrorFields } from './wire/messages.js';
+import { PgProtocolError } from './wire/protocol-error.js';
+import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from './wire/reader.js';
+import { cstr, parseDataRow, parseRowDescription, type RowDescriptionField } from './wire/rows.js';
+import type { RecorderStage } from './stages.js';
+import { Backend } from './wire/codes.js';
 
 /** What a statement's results are handed to, in order. A returned Promise holds the reading back. */
 export interface ResultHandler {
@@ -24,17 +25,7 @@ export interface ResultHandler {
   notice(fields: PgErrorFields): void;
 }
 
-const ROW_DESCRIPTION = 0x54;
-const DATA_ROW = 0x44;
-const COMMAND_COMPLETE = 0x43;
-const EMPTY_QUERY = 0x49;
-const ERROR = 0x45;
-const NOTICE = 0x4e;
-const READY = 0x5a;
-const AUTHENTICATION = 0x52;
-const COPY_IN = 0x47;
-const COPY_OUT = 0x48;
-const COPY_BOTH = 0x57;
+const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, EMPTY_QUERY, ERROR, NOTICE, READY_FOR_QUERY: READY, AUTHENTICATION, COPY_IN, COPY_OUT, COPY_BOTH } = Backend;
 
 /** The backend's messages on `stream`, one at a time, read only as fast as they are asked for. */
 async function* messagesOf(stream: Duplex): AsyncGenerator<PgMessage> {

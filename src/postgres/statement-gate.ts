@@ -50,22 +50,22 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
-import { bindParameterSpans, describeMessage, type FrontendMessage } from './frontend-messages.js';
-import { errorResponse, noticeResponse, SqlState } from './messages.js';
-import { parseErrorFields, type PgMessage } from './reader.js';
-import type { GateStage } from './relay.js';
+import { bindParameterSpans, describeMessage, type FrontendMessage } from './wire/frontend-messages.js';
+import { errorResponse, noticeResponse, SqlState } from './wire/messages.js';
+import { parseErrorFields, type PgMessage } from './wire/reader.js';
+import type { GateStage, Refusal } from './stages.js';
+
+export type { Refusal };
 import type { AskOutcome } from './answers.js';
 import { lexingSafeSetting } from '../policy/sql/lexing.js';
 import { shapeProven, sqlShape } from '../policy/sql/shape.js';
-import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, StatementVerdict } from '../tunnel/engine.js';
+import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, StatementVerdict } from '../session/engine.js';
 import { changesRows, combineReviewDecisions, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../policy/decide.js';
+import { Backend, Frontend } from './wire/codes.js';
+import { formatDuration } from '../text-format.js';
 
-const QUERY = 0x51; // 'Q'
-const BIND = 0x42; // 'B'
-const FUNCTION_CALL = 0x46; // 'F'
-const SYNC = 0x53; // 'S'
-const ERROR_RESPONSE = 0x45; // 'E' (backend)
-const PARAMETER_STATUS = 0x53; // 'S' (backend)
+const { QUERY, BIND, FUNCTION_CALL, SYNC } = Frontend;
+const { ERROR: ERROR_RESPONSE, PARAMETER_STATUS } = Backend;
 /** Longest ParameterStatus body the gate reads; the settings it watches report short values. */
 const MAX_PARAMETER_STATUS = 1024;
 
@@ -205,13 +205,6 @@ export function refusalError(v: StatementVerdict): Buffer {
   });
 }
 
-/** How long, said for people: `90 s`, `10 min`, `1.5 h`. */
-export function formatDuration(ms: number): string {
-  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
-  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
-  return `${(ms / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
-}
-
 /**
  * The NoticeResponse that tells the client at once that its statement is held (psql prints it
  * while it waits): the review's id, the rule, who may approve, how long it waits, and the
@@ -305,16 +298,6 @@ function reviewParams(body: Buffer): { params: Array<string | null> } | { unshow
   for (const p of spans) if (p !== null) shown += (p.end - p.start) * (hex(p) ? 2 : 1) + 2;
   if (shown > REVIEW_PARAMS_MAX) return { unshowable: `its parameters are longer than ${REVIEW_PARAMS_MAX / 1024} KiB` };
   return { params: spans.map((p) => (p === null ? null : hex(p) ? `\\x${body.toString('hex', p.start, p.end)}` : body.toString('utf8', p.start, p.end))) };
-}
-
-/** One refusal, for the gateway's log: never the SQL text. */
-export interface Refusal {
-  action: 'deny' | 'review';
-  /** The policy's rule, or `hoop:<builtin>` for the gate's own refusals. */
-  rule: string;
-  reason: string;
-  /** The frontend message that was refused: 'Q', 'P', 'B', 'E' or 'F'. */
-  message: string;
 }
 
 /**

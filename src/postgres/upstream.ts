@@ -11,10 +11,11 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../errors.js';
-import { cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage, SqlState } from './messages.js';
-import { PgProtocolError } from './protocol-error.js';
-import { MessageReader, parseAuthentication, parseBackendKeyData, parseErrorFields, parseParameterStatus, type PgMessage } from './reader.js';
-import { ScramAuthError, ScramClient, md5Password } from './scram.js';
+import { cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage, SqlState } from './wire/messages.js';
+import { PgProtocolError } from './wire/protocol-error.js';
+import { MessageReader, parseAuthentication, parseBackendKeyData, parseErrorFields, parseParameterStatus, type PgMessage } from './wire/reader.js';
+import { ScramAuthError, ScramClient, md5Password } from './wire/scram.js';
+import { Backend } from './wire/codes.js';
 
 /**
  * How the gateway reaches one upstream server.
@@ -297,7 +298,7 @@ async function open(o: Pick<UpstreamPostgresOptions, 'host' | 'port' | 'tls' | '
       }
       link.raw = [];
       link.rawLength = 0;
-      if (answer[0] === 0x53 /* S */) {
+      if (answer[0] === 0x53 /* 'S': SSL accepted */) {
         const serverName = o.tls.serverName ?? o.host;
         const verifyChain = mode === 'verify-full' || o.tls.ca !== undefined;
         await link.startTls({
@@ -308,13 +309,13 @@ async function open(o: Pick<UpstreamPostgresOptions, 'host' | 'port' | 'tls' | '
           ALPNProtocols: ['postgresql'],
           minVersion: 'TLSv1.2',
         });
-      } else if (answer[0] === 0x4e /* N */) {
+      } else if (answer[0] === 0x4e /* 'N': SSL refused */) {
         if (mode !== 'prefer') {
           throw unavailable(`${link.where} does not support TLS, but the connection's tls mode is ${mode}`, {
             hint: "Turn on ssl in the database server, or set the connection's tls mode to prefer or disable.",
           });
         }
-      } else if (answer[0] === 0x45 /* E */) {
+      } else if (answer[0] === Backend.ERROR) {
         throw unavailable(`${link.where} answered SSLRequest with an error`, { hint: hintUnavailable(link.where) });
       } else {
         throw unavailable(`${link.where} sent an invalid answer to SSLRequest`, { hint: 'Check that the upstream port is a PostgreSQL server.' });

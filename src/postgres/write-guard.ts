@@ -40,15 +40,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { WriteGuard } from '../policy/decide.js';
 import type { AskOutcome, Ask } from './answers.js';
-import { decodeFrontend, describeMessage, type FrontendMessage } from './frontend-messages.js';
-import { BackendType, bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from './messages.js';
-import type { ReviewAsk, ReviewOutcome } from '../tunnel/engine.js';
-import type { ServerState } from './relay.js';
-import { parseDataRow } from './rows.js';
+import { decodeFrontend, describeMessage, type FrontendMessage } from './wire/frontend-messages.js';
+import { Backend, TransactionStatus } from './wire/codes.js';
+import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from './wire/messages.js';
+import type { ReviewAsk, ReviewOutcome } from '../session/engine.js';
+import type { ServerState } from './server-state.js';
+import type { GuardIO, GuardStage } from './stages.js';
+import { parseDataRow } from './wire/rows.js';
 import { RESERVED_STATEMENT_PREFIX, reviewOutcomeError, type StatementGate } from './statement-gate.js';
 
-const ch = (c: string): number => c.charCodeAt(0);
-const { DATA_ROW, COMMAND_COMPLETE, ERROR, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = BackendType;
+const { DATA_ROW, COMMAND_COMPLETE, ERROR, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = Backend;
 
 /** Most bytes of results held for one guarded message until its rows are counted. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
@@ -81,13 +82,6 @@ type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'revie
 
 /** What the guard needs of the server state. */
 type GuardState = Pick<ServerState, 'pendingReady' | 'unsynced' | 'batchExecuted' | 'transactionStatus' | 'answered'>;
-
-/** How the guard sends upstream: through masking and the server state, in order. */
-export interface GuardIO {
-  send(m: FrontendMessage, tag?: object, done?: (outcome: AskOutcome) => void): void;
-  sendAll(messages: readonly FrontendMessage[]): void;
-  flush(): void;
-}
 
 const frontend = (raw: Buffer): FrontendMessage => decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw });
 
@@ -158,7 +152,7 @@ class GuardRun {
  * The write guard of one session: runs guarded messages ({@link run}) and reads the server's
  * answers to them ({@link backend}). See the module documentation.
  */
-export class WriteGuardStage {
+export class WriteGuardStage implements GuardStage {
   readonly #state: GuardState;
   readonly #gate: GuardGate;
   /** The name of the guard's own statement, portal and savepoint. */
@@ -362,7 +356,7 @@ export class WriteGuardStage {
         return undefined;
       }
       run.ready = r;
-      if (r[5] === ch('E')) run.failed = true; // ReadyForQuery's status: in a failed transaction
+      if (r[5] === TransactionStatus.FAILED) run.failed = true; // ReadyForQuery's status
       return run.guard.count === 'tag' || run.failed ? this.#decide(run) : undefined;
     }
     run.hold(r);

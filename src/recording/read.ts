@@ -1,14 +1,12 @@
 /**
  * Reading a recording's events back, one chunk at a time (never a whole recording in memory), in
- * the order a verified manifest names the chunks; and the session as psql would have shown it.
+ * the order a verified manifest names the chunks (src/ui/transcript.ts shows them as psql would have).
  *
  * @see ./writer.ts for the format
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { alignedTable, rowCount, serverMessageLines } from '../postgres/psql-format.js';
 import type { RecordingEvent } from './event-line.js';
-import { terminalSafe } from '../ui/terminal-safe.js';
 import { chunkText } from './verify.js';
 
 /**
@@ -48,132 +46,4 @@ function expandResult(e: RecordingEvent): RecordingEvent[] {
 function expandExecute(e: RecordingEvent): RecordingEvent[] {
   const { params, ...execute } = e;
   return [{ t: 'bind', at: e.at, portal: e.portal, statement: e.statement, params }, execute];
-}
-
-/** One piece of a transcript: what to print, and when (ms since the epoch). */
-export interface TranscriptLine {
-  at: number;
-  text: string;
-  /** The statement was refused by the policy. */
-  denied?: boolean;
-}
-
-/**
- * Turns events into what a psql user would have seen, statement by statement: the prompt and SQL,
- * then the result table, the command tag, errors and notices as psql prints them, and hoop's
- * decision when the policy refused the statement.
- */
-export class TranscriptRenderer {
-  #names: string[] | undefined;
-  #rows: unknown[][] = [];
-  #rowsAt = 0;
-  #database = 'db';
-  /** The parameters of the last Bind, said after the statement its Execute runs. */
-  #params: string | undefined;
-  /** Prepared statements' SQL, from their `parse` events. */
-  readonly #statements = new Map<string, string>();
-
-  /** The lines event `e` adds, if any, safe to print on a terminal (see {@link terminalSafe}). */
-  render(e: RecordingEvent): TranscriptLine[] {
-    const lines = this.#lines(e);
-    for (const l of lines) l.text = terminalSafe(l.text);
-    return lines;
-  }
-
-  #lines(e: RecordingEvent): TranscriptLine[] {
-    const at = e.at;
-    switch (e.t) {
-      case 'start': {
-        const id = e.identity as { subject?: string; groups?: string[] } | undefined;
-        this.#database = String(e.connection ?? 'db');
-        // An agent's session: whose agent, how it came, in which run (the gateway's word, from the run's credential).
-        const agent = typeof e.agent === 'string' ? `'s agent ${e.agent} via ${String(e.via)} (run ${String(e.runId)}${e.isolated === false ? ', not contained' : ''})` : '';
-        return [
-          {
-            at,
-            text: `-- session ${String(e.session)} of ${id?.subject ?? '?'}${id?.groups?.length ? ` (${id.groups.join(', ')})` : ''}${agent} on ${this.#database}, from ${String(e.remote)}${e.policyCommit ? `, policy ${String(e.policyCommit).slice(0, 12)}` : ''}`,
-          },
-        ];
-      }
-      case 'query':
-        return [{ at, text: `${this.#database}=> ${String(e.sql)}` }];
-      case 'parse':
-        this.#statements.set(String(e.statement ?? ''), String(e.sql ?? ''));
-        return [];
-      case 'execute': {
-        const sql = typeof e.statement === 'string' ? this.#statements.get(e.statement) : undefined;
-        const params = this.#params;
-        this.#params = undefined;
-        if (sql === undefined) return [];
-        return [{ at, text: `${this.#database}=> ${sql}${e.portal ? `   -- portal ${String(e.portal)}` : ''}` }, ...(params ? [{ at, text: params }] : [])];
-      }
-      case 'bind': {
-        const params = e.params;
-        this.#params = Array.isArray(params) && params.length > 0 ? `   -- parameters: ${params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}` : undefined;
-        return [];
-      }
-      case 'context': {
-        // What the client said about why (its claim), quoted as JSON so that it cannot pass for anything else on the screen.
-        const { t: _t, at: _at, source, tool, intent, ...more } = e;
-        const who = [source, tool].filter((x) => typeof x === 'string' && x !== '').map((x) => (/^[\w.-]+$/.test(x as string) ? x : JSON.stringify(x)));
-        const said = [...(intent !== undefined ? [JSON.stringify(intent)] : []), ...Object.entries(more).map(([k, v]) => `${k}=${JSON.stringify(v)}`)];
-        return [{ at, text: `-- client${who.length ? ` (${who.join(' ')})` : ''} says: ${said.join(' ') || '(nothing)'}` }];
-      }
-      case 'decision':
-        return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];
-      case 'review': {
-        if (e.state === 'pending') {
-          const groups = Array.isArray(e.groups) ? e.groups.join(', ') : '?';
-          return [
-            { at, text: `-- hoop: held for review ${String(e.id)}${e.rule ? ` by rule "${String(e.rule)}"` : ''}: ${String(e.reason)} (${String(e.approvals ?? 1)} approval(s) from ${groups})` },
-          ];
-        }
-        const decisions = Array.isArray(e.decisions) ? (e.decisions as Array<{ subject?: string; email?: string; decision?: string; reason?: string }>) : [];
-        const said = decisions.map((d) => `${d.email ?? d.subject ?? '?'} ${d.decision === 'deny' ? 'denied' : 'approved'}${d.reason ? ` (${JSON.stringify(d.reason)})` : ''}`).join(', ');
-        return [
-          {
-            at,
-            text: `-- hoop: review ${String(e.id)} ${String(e.state)}${said ? `: ${said}` : ''}${e.because ? ` (${String(e.because)})` : ''}`,
-            ...(e.state === 'approved' ? {} : { denied: true }),
-          },
-        ];
-      }
-      case 'columns':
-        this.#names = (e.names as string[]) ?? [];
-        this.#rows = [];
-        this.#rowsAt = at;
-        return [];
-      case 'row':
-        this.#rows.push((e.values as unknown[]) ?? []);
-        return [];
-      case 'complete': {
-        const out: TranscriptLine[] = [];
-        if (this.#names) {
-          out.push(...alignedTable(this.#names, this.#rows).map((text) => ({ at: this.#rowsAt || at, text })));
-          const n = Number(e.rows ?? this.#rows.length);
-          out.push({ at, text: `${rowCount(n)}${e.unrecorded ? `   -- ${String(e.unrecorded)} not recorded (row cap)` : ''}` }, { at, text: '' });
-        } else out.push({ at, text: String(e.tag) });
-        this.#names = undefined;
-        this.#rows = [];
-        return out;
-      }
-      case 'error':
-        this.#names = undefined;
-        this.#rows = [];
-        return serverMessageLines({
-          severity: 'ERROR',
-          message: String(e.message),
-          ...(e.detail ? { detail: String(e.detail) } : {}),
-          ...(e.hint ? { hint: String(e.hint) } : {}),
-        }).map((text) => ({ at, text }));
-      case 'notice':
-        return [{ at, text: `${String(e.severity ?? 'NOTICE')}:  ${String(e.message)}` }];
-      case 'notification':
-        return [{ at, text: `Asynchronous notification "${String(e.channel)}" with payload "${String(e.payload)}" received.` }];
-      case 'end':
-        return [{ at, text: `-- session ended: ${String(e.reason)}` }];
-      default:
-        return [];
-    }
-  }
 }

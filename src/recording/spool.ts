@@ -176,11 +176,11 @@ export class ClientRecorder {
     return this.#key;
   }
 
-  /** Opens the record of session `id` (the gateway's id), on the recording thread. */
-  async session(id: string): Promise<RecordingStream> {
+  /** Opens the record of session `id` (the gateway's id), on the recording thread, its records read by the protocol's `encoder` module (a URL). */
+  async session(id: string, encoder: string): Promise<RecordingStream> {
     const key = await this.key();
     const dir = await this.#o.spool.create({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
-    return this.#thread.open({ dir, id, key, protocol: 'postgres', checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS });
+    return this.#thread.open({ dir, id, key, encoder, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS });
   }
 
   /** Opens the record of run `id`. */

@@ -7,24 +7,17 @@
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
 import { parentPort } from 'node:worker_threads';
-import { PostgresRecorder } from '../postgres/recorder.js';
-import { SshRecorder } from '../ssh/recorder.js';
-import { lowerThreadPriority } from '../worker-thread.js';
-import type { EventSink } from './event-line.js';
-import { EVENT, forEachRecord, type FromThread, type ToThread } from './thread.js';
+import { loadSiblingModule, lowerThreadPriority } from '../worker-thread.js';
+import { EVENT, forEachRecord, type FromThread, type RecordEncoder, type RecordEncoderModule, type ToThread } from './thread.js';
 import { RecordingWriter } from './writer.js';
 
-/** What turns a protocol's records into events. */
-interface RecordEncoder {
-  record(kind: number, at: number, bytes: Buffer, start: number, end: number): void;
-  /** Writes what it holds, before an event of the session's own (its end). */
-  flush(): void;
+/** The encoder modules loaded, by URL (a process has one per protocol). */
+const encoders = new Map<string, Promise<RecordEncoderModule>>();
+function encoderModule(url: string): Promise<RecordEncoderModule> {
+  let m = encoders.get(url);
+  if (!m) encoders.set(url, (m = loadSiblingModule<RecordEncoderModule>(url)));
+  return m;
 }
-
-const ENCODERS: Record<'postgres' | 'ssh', (sink: EventSink) => RecordEncoder> = {
-  postgres: (sink) => new PostgresRecorder(sink),
-  ssh: (sink) => new SshRecorder(sink),
-};
 
 interface Open {
   writer: RecordingWriter;
@@ -54,15 +47,14 @@ function fail(id: number, err: unknown): void {
 
 /** Opens recording `id`. (Its own scope: what its writer keeps for its life, the callbacks below, holds only the id.) */
 function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
-  const { protocol, announce, ...options } = o;
+  const { encoder, announce, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
-  RecordingWriter.create({ ...options, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) }).then(
-    (writer) => {
-      recordings.set(id, { writer, encoder: ENCODERS[protocol](writer), queue: Promise.resolve(), failed: false });
-      say({ op: 'opened', id });
-    },
-    (err: unknown) => say({ op: 'opened', id, error: message(err) }),
-  );
+  (async () => {
+    const module = await encoderModule(encoder);
+    const writer = await RecordingWriter.create({ ...options, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
+    recordings.set(id, { writer, encoder: module.createRecordEncoder(writer), queue: Promise.resolve(), failed: false });
+    say({ op: 'opened', id });
+  })().catch((err: unknown) => say({ op: 'opened', id, error: message(err) }));
 }
 
 port.on('message', (m: ToThread) => {

@@ -16,7 +16,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.js';
-import type { RecordingEvent } from './event-line.js';
+import type { EventSink, RecordingEvent } from './event-line.js';
 
 /** A whole event, as JSON. */
 export const EVENT = 1;
@@ -60,6 +60,22 @@ export function forEachRecord(block: Buffer, length: number, fn: (kind: number, 
   }
 }
 
+/** What turns one protocol's records into events, on the recording thread. */
+export interface RecordEncoder {
+  record(kind: number, at: number, bytes: Buffer, start: number, end: number): void;
+  /** Writes what it holds, before an event of the session's own (its end). */
+  flush(): void;
+}
+
+/**
+ * A protocol's encoder module. The recording thread loads it by URL
+ * ({@link ThreadRecordingOptions.encoder}, made with `siblingModule` of src/worker-thread.ts), so
+ * that recording knows no protocol: each engine names its own.
+ */
+export interface RecordEncoderModule {
+  createRecordEncoder(sink: EventSink): RecordEncoder;
+}
+
 /** What the data path writes a recording with. */
 export interface RecordingStream {
   /** Copies a record of the protocol's `kind`: the bytes of `bytes` from `start` to `end`. */
@@ -81,8 +97,8 @@ export interface ThreadRecordingOptions {
   dir: string;
   id: string;
   key: KeyObject;
-  /** The protocol whose encoder reads the records (see ./thread-worker.ts). */
-  protocol: 'postgres' | 'ssh';
+  /** The URL of the {@link RecordEncoderModule} that reads the records: the protocol's own (its engine exports it). */
+  encoder: string;
   checkpointMs?: number;
   chunkBytes?: number;
   chunkMs?: number;

@@ -26,7 +26,7 @@ import type { SshConnection } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { describeError } from '../errors.js';
 import { fileTransferOf, type SshRequest, type SshVerdict } from '../policy/ssh.js';
-import { sessionEndOf, type CloseReason, type Engine, type SessionOutcome, type TunnelSession } from '../tunnel/engine.js';
+import { sessionEndOf, type CloseReason, type Engine, type SessionOutcome, type TunnelSession } from '../session/engine.js';
 import { VERSION } from '../version.js';
 import { SftpStage } from './sftp-stage.js';
 import { SshDataRecorder, SshStream } from './recorder.js';

@@ -12,7 +12,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { EventSink } from '../recording/event-line.js';
-import type { RecordingStream } from '../recording/thread.js';
+import type { RecordEncoder, RecordingStream } from '../recording/thread.js';
+import { siblingModule } from '../worker-thread.js';
 
 /** Record kind: the channel and stream of the {@link SSH_DATA} records that follow. */
 export const SSH_STREAM = 2;
@@ -114,3 +115,11 @@ function incompleteTail(b: Buffer): number {
   }
   return 0;
 }
+
+/** The recording thread's entry for SSH sessions (see RecordEncoderModule in src/recording/thread.ts). */
+export function createRecordEncoder(sink: EventSink): RecordEncoder {
+  return new SshRecorder(sink);
+}
+
+/** This module's URL, for the recording thread to load its {@link createRecordEncoder}. */
+export const SSH_RECORD_ENCODER = siblingModule(import.meta.url, 'recorder');

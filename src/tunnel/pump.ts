@@ -8,7 +8,7 @@
  * @see https://nodejs.org/api/stream.html#event-drain
  */
 import type { Readable, Writable } from 'node:stream';
-import { ByteRun } from './byte-run.js';
+import { ByteRun } from '../byte-run.js';
 
 /** Where a step puts the bytes to forward; `flush()` writes what it holds now (before a wait). */
 export interface PumpOutput {

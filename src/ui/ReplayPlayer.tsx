@@ -9,7 +9,7 @@
  */
 import { Box, Text, useApp, useInput } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
-import type { TranscriptLine } from '../recording/read.js';
+import type { TranscriptLine } from './transcript.js';
 import { runInk } from './run-ink.js';
 
 /** One step: a statement and what came back, or the session's opening or closing lines. */

@@ -14,7 +14,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import type { ReviewInfo } from '../auth/gateway-client.js';
 import { relative, reviewRows, standing } from './review-lines.js';
 import { terminalSafe } from './terminal-safe.js';
-import { columns } from '../commands/connections.js';
+import { columns } from '../text-format.js';
 import { describeError } from '../errors.js';
 import { runInk } from './run-ink.js';
 

@@ -5,7 +5,7 @@
  * wrote (statements, commands, reasons) is printed through {@link terminalSafe}.
  */
 import type { ReviewInfo } from '../auth/gateway-client.js';
-import { formatDuration } from '../postgres/statement-gate.js';
+import { formatDuration } from '../text-format.js';
 import { terminalSafe } from './terminal-safe.js';
 
 /** Who, as a review names people: their email, else their subject. */

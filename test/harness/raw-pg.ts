@@ -5,9 +5,9 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { query as queryMessage, saslInitialResponse, saslResponse, startupMessage } from '../../src/postgres/messages.js';
-import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from '../../src/postgres/reader.js';
-import { ScramClient } from '../../src/postgres/scram.js';
+import { query as queryMessage, saslInitialResponse, saslResponse, startupMessage } from '../../src/postgres/wire/messages.js';
+import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
+import { ScramClient } from '../../src/postgres/wire/scram.js';
 
 /** A raw frontend over `stream`. */
 export class RawFrontend {

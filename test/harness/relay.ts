@@ -3,11 +3,12 @@
  * cut into chunks at chosen points goes through a path's pump step, and what it hands on comes
  * back as one Buffer (with the writes it was split into).
  */
-import type { ResultMasker } from '../../src/policy/masking/result-masker.js';
-import { ByteRun } from '../../src/tunnel/byte-run.js';
-import { MessageReader } from '../../src/postgres/reader.js';
-import { BackendPath, type MaskingStage } from '../../src/postgres/relay.js';
-import { decodeFrontend, type FrontendMessage } from '../../src/postgres/frontend-messages.js';
+import type { ResultMasker } from '../../src/postgres/masking/result-masker.js';
+import { ByteRun } from '../../src/byte-run.js';
+import { MessageReader } from '../../src/postgres/wire/reader.js';
+import { BackendPath } from '../../src/postgres/relay.js';
+import type { MaskingStage } from '../../src/postgres/stages.js';
+import { decodeFrontend, type FrontendMessage } from '../../src/postgres/wire/frontend-messages.js';
 import type { PumpOutput, PumpStep } from '../../src/tunnel/pump.js';
 
 /** A {@link PumpOutput} that keeps every write. */

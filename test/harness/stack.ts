@@ -18,7 +18,7 @@ import { runCli } from './run-cli.js';
 import { createTestPki, type TestPki } from './certs.js';
 import { startOidc, type TestOidc } from './oidc.js';
 import { connectionYaml, startPgCluster, type PgCluster } from './postgres.js';
-import type { ConnectJson } from '../../src/commands/connect.js';
+import type { ConnectJson } from '../../src/connect-json.js';
 
 /** The JSON line `hoop connect --json` prints. */
 export type ConnectInfo = ConnectJson;

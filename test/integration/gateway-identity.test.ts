@@ -21,7 +21,7 @@ import { startGateway, type Gateway } from '../../src/gateway/server.js';
 import { silentLogger } from '../../src/log.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import type { ControlMessage } from '../../src/tunnel/frames.js';
-import { query, terminate } from '../../src/postgres/messages.js';
+import { query, terminate } from '../../src/postgres/wire/messages.js';
 import { openTunnel, type TunnelRefusedError } from '../../src/tunnel/transport.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { RawFrontend } from '../harness/raw-pg.js';

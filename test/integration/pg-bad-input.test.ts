@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { query, sslRequest, startupMessage, terminate } from '../../src/postgres/messages.js';
+import { query, sslRequest, startupMessage, terminate } from '../../src/postgres/wire/messages.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { pgClient } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';

@@ -9,11 +9,11 @@
  */
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDataRow } from '../../src/postgres/rows.js';
+import { parseDataRow } from '../../src/postgres/wire/rows.js';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import type { PgMessage } from '../../src/postgres/reader.js';
+import type { PgMessage } from '../../src/postgres/wire/reader.js';
 import { bind, describePortal, execute, frontendMessage as msg, parse, sync } from '../harness/pg-frontend.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { parseDataRow } from '../../src/postgres/rows.js';
+import { parseDataRow } from '../../src/postgres/wire/rows.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { parseErrorFields, type PgMessage } from '../../src/postgres/reader.js';
+import { parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { query } from '../../src/postgres/messages.js';
+import { query } from '../../src/postgres/wire/messages.js';
 import { bind, execute, frontendMessage, parse, sync } from '../harness/pg-frontend.js';
 import { psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';

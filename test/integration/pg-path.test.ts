@@ -222,7 +222,7 @@ describe('the gateway API and cancel keys', () => {
 
   it("one identity cannot cancel another's query, even with its cancel key", async () => {
     const { openTunnel } = await import('../../src/tunnel/transport.js');
-    const { cancelRequest } = await import('../../src/postgres/messages.js');
+    const { cancelRequest } = await import('../../src/postgres/wire/messages.js');
     const client = await pgClient(app.info);
     try {
       const key = client as unknown as { processID: number; secretKey: number };

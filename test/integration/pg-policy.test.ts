@@ -7,12 +7,12 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionJudge, StatementVerdict } from '../../src/tunnel/engine.js';
+import type { SessionJudge, StatementVerdict } from '../../src/session/engine.js';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy, StatementRule } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { query } from '../../src/postgres/messages.js';
-import { parseErrorFields, parseReadyForQuery, type PgMessage } from '../../src/postgres/reader.js';
+import { query } from '../../src/postgres/wire/messages.js';
+import { parseErrorFields, parseReadyForQuery, type PgMessage } from '../../src/postgres/wire/reader.js';
 import { pgbench, pgClient, psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';

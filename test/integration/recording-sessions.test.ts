@@ -16,6 +16,7 @@ import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
+import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/recording/records.js';
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
@@ -432,7 +433,7 @@ describe('retention', () => {
         ['old-session-1', 40],
         ['new-session-1', 3],
       ] as const) {
-        const w = await recordings.start(id);
+        const w = await recordings.start(id, POSTGRES_RECORD_ENCODER);
         w.event({ t: 'start', at: now - ago * day });
         await w.close();
         await recordings.index({ ...base, id, startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });

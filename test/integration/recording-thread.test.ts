@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeFrontend } from '../../src/postgres/frontend-messages.js';
-import { PostgresRecordingStage } from '../../src/postgres/recorder.js';
+import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
+import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/recording/records.js';
+import { PostgresRecordingStage } from '../../src/postgres/recording/stage.js';
 import { readEvents } from '../../src/recording/read.js';
 import { generateSigningKey } from '../../src/recording/sshsig.js';
 import { RecordingThread } from '../../src/recording/thread.js';
@@ -36,7 +37,7 @@ const dataRow = (...values: Array<string | null>): Buffer => msg('D', values.len
 describe('the recording thread', () => {
   it('writes what the stage copied as events, in order, in a recording that verifies', async () => {
     const dir = join(root, 'one');
-    const stream = await thread.open({ dir, id: 'one', key, protocol: 'postgres' });
+    const stream = await thread.open({ dir, id: 'one', key, encoder: POSTGRES_RECORD_ENCODER });
     const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 2, now: () => 5 });
     stream.event({ t: 'start', at: 1, who: 'alice' });
     for (let i = 0; i < 300; i++) {
@@ -67,7 +68,7 @@ describe('the recording thread', () => {
   });
 
   it('says it is behind until what it was handed is on disk', async () => {
-    const stream = await thread.open({ dir: join(root, 'behind'), id: 'behind', key, protocol: 'postgres', maxPendingBytes: 1 });
+    const stream = await thread.open({ dir: join(root, 'behind'), id: 'behind', key, encoder: POSTGRES_RECORD_ENCODER, maxPendingBytes: 1 });
     stream.event({ t: 'start', at: 1, pad: 'x'.repeat(300_000) });
     expect(stream.behind).toBeInstanceOf(Promise);
     await stream.behind;
@@ -77,7 +78,7 @@ describe('the recording thread', () => {
 
   it('tells the session when the recording cannot be written, and its close fails', async () => {
     const dir = join(root, 'gone');
-    const stream = await thread.open({ dir, id: 'gone', key, protocol: 'postgres', chunkMs: 10 });
+    const stream = await thread.open({ dir, id: 'gone', key, encoder: POSTGRES_RECORD_ENCODER, chunkMs: 10 });
     const failed = new Promise<Error>((resolve) => (stream.onFailure = resolve));
     rmSync(dir, { recursive: true, force: true });
     stream.event({ t: 'start', at: 1, pad: 'x'.repeat(300_000) });

@@ -20,8 +20,8 @@ import { psql, spawnPsql, pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
-import { query as queryMessage } from '../../src/postgres/messages.js';
-import { parseErrorFields } from '../../src/postgres/reader.js';
+import { query as queryMessage } from '../../src/postgres/wire/messages.js';
+import { parseErrorFields } from '../../src/postgres/wire/reader.js';
 import { errorIn } from '../harness/raw-pg.js';
 import { bind, close, execute, parse, sync } from '../harness/pg-frontend.js';
 

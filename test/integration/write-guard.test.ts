@@ -13,9 +13,9 @@ import { psql, pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
-import { query as queryMessage } from '../../src/postgres/messages.js';
+import { query as queryMessage } from '../../src/postgres/wire/messages.js';
 import { errorIn } from '../harness/raw-pg.js';
-import { parseErrorFields } from '../../src/postgres/reader.js';
+import { parseErrorFields } from '../../src/postgres/wire/reader.js';
 import { bind, execute, parse, sync } from '../harness/pg-frontend.js';
 
 let policyRepo: PolicyGitRepo;

@@ -4,6 +4,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
 import { commands, commandsFor } from '../../src/commands/index.js';
 import { runCli } from '../harness/run-cli.js';
 
@@ -13,7 +14,7 @@ const named = (argv: string[]): string[] => commandsFor(argv).map((c) => c.names
 describe('command registry', () => {
   it('names each command as its module builds it', async () => {
     for (const entry of commands) {
-      const command = (await entry.load())(io);
+      const command = (await entry.load())(io, main);
       expect([command.name(), ...command.aliases()]).toEqual(entry.names);
     }
   });

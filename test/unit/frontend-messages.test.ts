@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrontend } from '../../src/postgres/frontend-messages.js';
-import { PgProtocolError } from '../../src/postgres/protocol-error.js';
-import type { PgMessage } from '../../src/postgres/reader.js';
+import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
+import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
+import type { PgMessage } from '../../src/postgres/wire/reader.js';
 
 /** A frontend message of `type` whose body is `parts` (strings as UTF-8, buffers as they are). */
 function message(type: string, ...parts: Array<string | Buffer>): PgMessage {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AnswerQueue, askKindOf, type Ask } from '../../src/postgres/answers.js';
-import { PgProtocolError } from '../../src/postgres/protocol-error.js';
+import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
 
 interface Named extends Ask {
   id: string;

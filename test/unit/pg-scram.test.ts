@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import { PgProtocolError } from '../../src/postgres/protocol-error.js';
-import { ScramAuthError, ScramClient, ScramServer, makeScramSecret, md5Password, saslPrep } from '../../src/postgres/scram.js';
+import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
+import { ScramAuthError, ScramClient, ScramServer, makeScramSecret, md5Password, saslPrep } from '../../src/postgres/wire/scram.js';
 import { thrown } from '../harness/thrown.js';
 
 // RFC 7677 section 3. The ServerSignature printed in the RFC is wrong (see

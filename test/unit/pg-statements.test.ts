@@ -5,10 +5,10 @@
  * Describe with the refusal, at every split point of both streams.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { SessionJudge, StatementVerdict } from '../../src/tunnel/engine.js';
+import type { SessionJudge, StatementVerdict } from '../../src/session/engine.js';
 import { loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/postgres/statement-gate.js';
-import { errorResponse, query } from '../../src/postgres/messages.js';
-import { MessageReader, parseErrorFields } from '../../src/postgres/reader.js';
+import { errorResponse, query } from '../../src/postgres/wire/messages.js';
+import { MessageReader, parseErrorFields } from '../../src/postgres/wire/reader.js';
 import { BackendPath, FrontendPath } from '../../src/postgres/relay.js';
 import { bind, close, describePortal, execute, flush, frontendMessage as message, int32, parse, sync } from '../harness/pg-frontend.js';
 import { collectingOutput, decoded as msg, sentBytes as sent, through } from '../harness/relay.js';

@@ -8,10 +8,10 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { describe, expect, it } from 'vitest';
-import { BindDecoder, bindParameterSpans, decodeFrontend } from '../../src/postgres/frontend-messages.js';
-import { PgProtocolError } from '../../src/postgres/protocol-error.js';
-import type { PgMessage } from '../../src/postgres/reader.js';
-import { dataRow, parseDataRow, parseRowDescription } from '../../src/postgres/rows.js';
+import { BindDecoder, bindParameterSpans, decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
+import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
+import type { PgMessage } from '../../src/postgres/wire/reader.js';
+import { dataRow, parseDataRow, parseRowDescription } from '../../src/postgres/wire/rows.js';
 import { MAX_COUNT16, readCount16, readValueLength, writeCount16 } from '../../src/postgres/wire/fields.js';
 import { frontendMessage, int32 } from '../harness/pg-frontend.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import * as m from '../../src/postgres/messages.js';
-import { ByteRun } from '../../src/tunnel/byte-run.js';
-import { PgProtocolError } from '../../src/postgres/protocol-error.js';
+import * as m from '../../src/postgres/wire/messages.js';
+import { ByteRun } from '../../src/byte-run.js';
+import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
 import {
   MessageReader,
   type Framing,
@@ -14,7 +14,7 @@ import {
   parseReadyForQuery,
   parseSaslInitialResponse,
   type PgMessage,
-} from '../../src/postgres/reader.js';
+} from '../../src/postgres/wire/reader.js';
 import { filterStartupParams, readStartupPacket, type StartupPacket } from '../../src/postgres/startup.js';
 import { thrown } from '../harness/thrown.js';
 

@@ -5,12 +5,13 @@
  * BackendPath with the stage), however the bytes were cut.
  */
 import { describe, expect, it } from 'vitest';
-import { PostgresRawTap, PostgresRecorder, PostgresRecordingStage } from '../../src/postgres/recorder.js';
-import { PgProtocolError } from '../../src/postgres/protocol-error.js';
-import { MessageReader } from '../../src/postgres/reader.js';
+import { PostgresRecorder } from '../../src/postgres/recording/encoder.js';
+import { PostgresRawTap, PostgresRecordingStage } from '../../src/postgres/recording/stage.js';
+import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
+import { MessageReader } from '../../src/postgres/wire/reader.js';
 import { BackendPath, FrontendPath } from '../../src/postgres/relay.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
-import { ByteRun } from '../../src/tunnel/byte-run.js';
+import { ByteRun } from '../../src/byte-run.js';
 import { loopbackStream, memorySink } from '../harness/memory-sink.js';
 import { execute, frontendMessage as msg, int32, parse, sync } from '../harness/pg-frontend.js';
 

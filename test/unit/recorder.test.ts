@@ -4,11 +4,12 @@
  * the order the client received it.
  */
 import { describe, expect, it } from 'vitest';
-import { PostgresRecorder, PostgresRecordingStage } from '../../src/postgres/recorder.js';
+import { PostgresRecorder } from '../../src/postgres/recording/encoder.js';
+import { PostgresRecordingStage } from '../../src/postgres/recording/stage.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 import type { RecordingStream } from '../../src/recording/thread.js';
 import { loopbackStream, memorySink } from '../harness/memory-sink.js';
-import { decodeFrontend } from '../../src/postgres/frontend-messages.js';
+import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
 import { bind, execute, frontendMessage as msg, int32, parse } from '../harness/pg-frontend.js';
 
 const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));

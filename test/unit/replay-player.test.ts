@@ -5,7 +5,7 @@
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
-import type { TranscriptLine } from '../../src/recording/read.js';
+import type { TranscriptLine } from '../../src/ui/transcript.js';
 import { ReplayPlayer, replaySteps } from '../../src/ui/ReplayPlayer.js';
 
 const t0 = Date.parse('2026-11-22T10:00:00Z');

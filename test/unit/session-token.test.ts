@@ -6,7 +6,7 @@
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ConnectionConfig } from '../../src/config/connection.js';
-import type { SessionEnd, TunnelSession } from '../../src/tunnel/engine.js';
+import type { SessionEnd, TunnelSession } from '../../src/session/engine.js';
 import { tokenExpiredEnd, watchSessionToken } from '../../src/gateway/session-token.js';
 import type { Identity } from '../../src/identity.js';
 import { TokenVerifier } from '../../src/gateway/verify-token.js';

@@ -4,10 +4,10 @@
  * server's stream is split, and the bytes pass unchanged.
  */
 import { describe, expect, it } from 'vitest';
-import type { SessionJudge } from '../../src/tunnel/engine.js';
+import type { SessionJudge } from '../../src/session/engine.js';
 import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/postgres/statement-gate.js';
-import { parameterStatus, readyForQuery } from '../../src/postgres/messages.js';
-import { MessageReader } from '../../src/postgres/reader.js';
+import { parameterStatus, readyForQuery } from '../../src/postgres/wire/messages.js';
+import { MessageReader } from '../../src/postgres/wire/reader.js';
 import { BackendPath } from '../../src/postgres/relay.js';
 import { through } from '../harness/relay.js';
 

@@ -3,7 +3,7 @@
  * become visible, in review pages and in session transcripts alike.
  */
 import { describe, expect, it } from 'vitest';
-import { TranscriptRenderer } from '../../src/recording/read.js';
+import { TranscriptRenderer } from '../../src/ui/transcript.js';
 import { terminalSafe } from '../../src/ui/terminal-safe.js';
 
 describe('terminalSafe', () => {

@@ -18,7 +18,7 @@ import { loadModule, parseSync } from 'libpg-query';
 import { BARE_FIELDS } from './node-fields.js';
 import { LruCache } from './lru.js';
 import { lexingSafeEncoding, lexingSafeSetting } from './lexing.js';
-import type { CopyOptions } from '../masking/copy.js';
+import type { CopyOptions } from '../masking/copy-format.js';
 import type { StatementKind } from '../schema.js';
 
 /**

@@ -19,7 +19,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://github.com/postgres/postgres/blob/REL_17_STABLE/src/backend/libpq/pqformat.c (pq_getmsgint)
  */
-import { PgProtocolError } from '../protocol-error.js';
+import { PgProtocolError } from './protocol-error.js';
 
 /** The largest Int16 count: 65,535 (PostgreSQL reads Int16 counts unsigned). */
 export const MAX_COUNT16 = 0xffff;

@@ -11,7 +11,7 @@ import type { Analysis } from '../policy/sql/analyze.js';
 import type { WriteGuard } from '../policy/decide.js';
 import type { SshJudge } from '../policy/ssh.js';
 import type { SessionLimits } from '../policy/limits.js';
-import type { TunnelStream } from './stream.js';
+import type { TunnelStream } from '../tunnel/stream.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from '../identity.js';
 import type { RecordingStream } from '../recording/thread.js';

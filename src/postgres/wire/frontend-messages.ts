@@ -12,7 +12,8 @@
 import { isUtf8 } from 'node:buffer';
 import { PgProtocolError } from './protocol-error.js';
 import type { PgMessage } from './reader.js';
-import { readCount16, readInt16, readValueLength } from './wire/fields.js';
+import { readCount16, readInt16, readValueLength } from './fields.js';
+import { Frontend } from './codes.js';
 
 /** A frontend message, decoded. `msg` is the message as received (absent for a streamed Bind). */
 export type FrontendMessage = SqlMessage | BindMessage | OtherMessage;
@@ -48,19 +49,7 @@ export const LONG_SQL = 64 * 1024;
 /** A Bind longer than this is decoded as it streams instead of being held whole. */
 export const BIND_HELD_MAX = 1024 * 1024;
 
-const Q = 0x51;
-const P = 0x50;
-const B = 0x42;
-const D = 0x44;
-const E = 0x45;
-const C = 0x43;
-const S = 0x53;
-const H = 0x48;
-const X = 0x58;
-const F = 0x46;
-const d = 0x64;
-const c = 0x63;
-const f = 0x66;
+const { QUERY: Q, PARSE: P, BIND: B, DESCRIBE: D, EXECUTE: E, CLOSE: C, SYNC: S, FLUSH: H, TERMINATE: X, FUNCTION_CALL: F, COPY_DATA: d, COPY_DONE: c, COPY_FAIL: f } = Frontend;
 
 /** A C string of `body` at `at`: its text, whether it is UTF-8, and the offset after its NUL. */
 function cstr(body: Buffer, at: number, what: string): [string, boolean, number] {

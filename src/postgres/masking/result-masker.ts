@@ -32,18 +32,19 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { describeMessage, type FrontendMessage } from '../../postgres/frontend-messages.js';
-import type { PgMessage } from '../../postgres/reader.js';
-import { parseErrorFields } from '../../postgres/reader.js';
-import { PgProtocolError } from '../../postgres/protocol-error.js';
-import { AnswerQueue } from '../../postgres/answers.js';
-import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../../postgres/rows.js';
-import { readCount16 } from '../../postgres/wire/fields.js';
-import type { CatalogResolver, ResolvedColumn } from './catalog.js';
-import { CopyOutMasker, type CopyOptions } from './copy.js';
-import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from './rules.js';
-import { REDACTED, type MaskStrategy } from './strategies.js';
-import { detectInField, maskField, type FieldType } from './values.js';
+import { describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
+import type { PgMessage } from '../wire/reader.js';
+import { parseErrorFields } from '../wire/reader.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { AnswerQueue } from '../answers.js';
+import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../wire/rows.js';
+import { readCount16 } from '../wire/fields.js';
+import type { CatalogResolver, ResolvedColumn } from '../../policy/masking/catalog.js';
+import { CopyOutMasker, type CopyOptions } from './copy-out.js';
+import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../policy/masking/rules.js';
+import { REDACTED, type MaskStrategy } from '../../policy/masking/strategies.js';
+import { detectInField, maskField, type FieldType } from '../../policy/masking/values.js';
+import { Backend } from '../wire/codes.js';
 
 /**
  * What to do with a result column that has no origin (table OID 0 in RowDescription: an
@@ -157,23 +158,23 @@ const EMPTY = Buffer.alloc(0);
 
 const ch = (s: string): number => s.charCodeAt(0);
 const T = {
-  parseComplete: ch('1'),
-  bindComplete: ch('2'),
-  closeComplete: ch('3'),
-  rowDescription: ch('T'),
-  noData: ch('n'),
-  dataRow: ch('D'),
-  commandComplete: ch('C'),
-  portalSuspended: ch('s'),
-  emptyQuery: ch('I'),
-  copyOut: ch('H'),
-  copyBoth: ch('W'),
-  copyData: ch('d'),
-  copyDone: ch('c'),
-  error: ch('E'),
-  notice: ch('N'),
-  notification: ch('A'),
-  ready: ch('Z'),
+  parseComplete: Backend.PARSE_COMPLETE,
+  bindComplete: Backend.BIND_COMPLETE,
+  closeComplete: Backend.CLOSE_COMPLETE,
+  rowDescription: Backend.ROW_DESCRIPTION,
+  noData: Backend.NO_DATA,
+  dataRow: Backend.DATA_ROW,
+  commandComplete: Backend.COMMAND_COMPLETE,
+  portalSuspended: Backend.PORTAL_SUSPENDED,
+  emptyQuery: Backend.EMPTY_QUERY,
+  copyOut: Backend.COPY_OUT,
+  copyBoth: Backend.COPY_BOTH,
+  copyData: Backend.COPY_DATA,
+  copyDone: Backend.COPY_DONE,
+  error: Backend.ERROR,
+  notice: Backend.NOTICE,
+  notification: Backend.NOTIFICATION,
+  ready: Backend.READY_FOR_QUERY,
 } as const;
 
 /** Error/notice fields that can echo data. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */

@@ -8,7 +8,7 @@
  */
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { ErrorCode, HoopError, type HoopErrorOptions } from '../errors.js';
+import { ErrorCode, HoopError, type HoopErrorOptions } from '../../errors.js';
 import { PgProtocolError } from './protocol-error.js';
 
 const pbkdf2Async = promisify(pbkdf2);

@@ -4,7 +4,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
-import { ErrorCode, HoopError, type HoopErrorOptions } from '../errors.js';
+import { ErrorCode, HoopError, type HoopErrorOptions } from '../../errors.js';
 
 /** Options of a {@link PgProtocolError}. */
 export interface PgProtocolErrorOptions extends HoopErrorOptions {

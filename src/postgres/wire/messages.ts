@@ -7,7 +7,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { PgProtocolError } from './protocol-error.js';
-import { writeCount16 } from './wire/fields.js';
+import { writeCount16 } from './fields.js';
 
 /** The request code of an SSLRequest packet (1234 << 16 | 5679). @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
 export const SSL_REQUEST_CODE = 80877103;
@@ -17,23 +17,6 @@ export const GSSENC_REQUEST_CODE = 80877104;
 export const CANCEL_REQUEST_CODE = 80877102;
 /** Protocol version 3.0 as sent in a StartupMessage (3 << 16). @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
 export const PROTOCOL_3_0 = 196608;
-
-/**
- * Type bytes of the server (backend) messages the gateway's stages tell apart.
- *
- * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
- */
-export const BackendType = {
-  DATA_ROW: 0x44, // 'D'
-  COMMAND_COMPLETE: 0x43, // 'C'
-  ERROR: 0x45, // 'E'
-  READY_FOR_QUERY: 0x5a, // 'Z'
-  EMPTY_QUERY: 0x49, // 'I'
-  PORTAL_SUSPENDED: 0x73, // 's'
-  ROW_DESCRIPTION: 0x54, // 'T'
-  COPY_IN: 0x47, // 'G'
-  COPY_BOTH: 0x57, // 'W'
-} as const;
 
 /**
  * The SQLSTATE codes hoop reports.

@@ -21,26 +21,26 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/sql-copy.html
  */
-import { lexingSafeEncoding } from '../policy/sql/lexing.js';
-import type { Logger } from '../log.js';
-import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../policy/masking/catalog.js';
-import { ResultMasker, type StatementHints } from '../policy/masking/result-masker.js';
-import type { ColumnOrigin } from '../policy/masking/rules.js';
-import { DerivedValueCheck } from '../policy/masking/derived.js';
-import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, type StatementFacts } from '../policy/sql/analyze.js';
-import { ShapeCache } from '../policy/sql/shape.js';
-import { describeError } from '../errors.js';
-import type { FrontendMessage } from './frontend-messages.js';
-import { bindText, describePortalUnnamed, describeUnnamed, execute, parseNamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from './messages.js';
-import { PgProtocolError } from './protocol-error.js';
-import type { Framing, PgMessage } from './reader.js';
-import { roundTrip, type RoundTrip } from './round-trip.js';
-import type { MaskingStage } from './relay.js';
-import type { SessionMasking } from '../tunnel/engine.js';
-import type { UpstreamPostgres } from './upstream.js';
+import { lexingSafeEncoding } from '../../policy/sql/lexing.js';
+import type { Logger } from '../../log.js';
+import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../../policy/masking/catalog.js';
+import { ResultMasker, type StatementHints } from './result-masker.js';
+import type { ColumnOrigin } from '../../policy/masking/rules.js';
+import { DerivedValueCheck } from '../../policy/masking/derived.js';
+import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, type StatementFacts } from '../../policy/sql/analyze.js';
+import { ShapeCache } from '../../policy/sql/shape.js';
+import { describeError } from '../../errors.js';
+import type { FrontendMessage } from '../wire/frontend-messages.js';
+import { bindText, describePortalUnnamed, describeUnnamed, execute, parseNamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../wire/messages.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import type { Framing, PgMessage } from '../wire/reader.js';
+import { roundTrip, type RoundTrip } from '../round-trip.js';
+import type { MaskingStage } from '../stages.js';
+import type { SessionMasking } from '../../session/engine.js';
+import type { UpstreamPostgres } from '../upstream.js';
+import { Backend } from '../wire/codes.js';
 
-const DATA_ROW = 0x44; // 'D'
-const COPY_DATA = 0x64; // 'd'
+const { DATA_ROW, COPY_DATA } = Backend;
 /** Default of {@link PgSessionMaskingOptions.maxMessageBytes}. */
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 /** How long one catalog query may take before the lookup fails (and the column is masked). */

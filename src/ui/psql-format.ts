@@ -5,7 +5,7 @@
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html (\pset format)
  */
-import type { PgErrorFields } from './messages.js';
+import type { PgErrorFields } from '../postgres/wire/messages.js';
 
 /** A value's lines as psql prints them in a table cell (NULL empty). */
 function cellLines(v: unknown): string[] {

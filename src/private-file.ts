@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError } from './errors.js';
 
 /**
  * Refuses `dir` unless it is a directory (not a symbolic link) of this user that no other user may

@@ -5,7 +5,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
 import { PgProtocolError } from './protocol-error.js';
-import { readCount16, readInt16, readValueLength, writeCount16 } from './wire/fields.js';
+import { readCount16, readInt16, readValueLength, writeCount16 } from './fields.js';
 
 /** The NUL-terminated string at `at` of a message body (UTF-8) and the offset after it. @throws PgProtocolError when unterminated */
 export function cstr(body: Buffer, at: number): [string, number] {

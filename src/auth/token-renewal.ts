@@ -5,10 +5,10 @@
  *
  * @see docs/architecture.md (§3: refresh without dropping the session)
  */
-import type { TokenProvider } from '../auth/token-provider.js';
+import type { TokenProvider } from './token-provider.js';
 import type { Logger } from '../log.js';
-import type { TunnelStream } from './stream.js';
-import type { ControlMessage } from './frames.js';
+import type { TunnelStream } from '../tunnel/stream.js';
+import type { ControlMessage } from '../tunnel/frames.js';
 
 /** Sends renewed tokens to the tunnels it tracks. */
 export class TunnelTokenRenewal {

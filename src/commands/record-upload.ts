@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayApiError, getClientRecord, putClientRecordFile, type GatewayEndpoint } from '../auth/gateway-client.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';
-import type { Spool, SpoolEntry } from './spool.js';
-import { MANIFEST, RECORDING_FILE } from './writer.js';
+import type { Spool, SpoolEntry } from '../recording/spool.js';
+import { MANIFEST, RECORDING_FILE } from '../recording/writer.js';
 
 /** Where records go. */
 export interface UploadTarget {

@@ -5,14 +5,14 @@
  *
  * Inside `hoop run` (`HOOP_RUN_TOKEN` set) the run's credential is the only one.
  */
-import { resolveTokenProvider, type ResolvedTokenProvider } from './auth/token-provider.js';
-import { isInteractive, login } from './auth/login.js';
-import { openBrowser } from './auth/browser.js';
+import { resolveTokenProvider, type ResolvedTokenProvider } from '../auth/token-provider.js';
+import { isInteractive, login } from '../auth/login.js';
+import { openBrowser } from '../auth/browser.js';
 import type { Command } from 'commander';
-import type { CliIo } from './io.js';
-import { ErrorCode, HoopError, isHoopError } from './errors.js';
+import type { CliIo } from '../io.js';
+import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 
-export type { TokenProvider } from './auth/token-provider.js';
+export type { TokenProvider } from '../auth/token-provider.js';
 
 /** The flags every command that talks to the gateway takes. */
 export interface GatewayFlags {

@@ -7,8 +7,8 @@
  */
 import type { PgErrorFields, PgSeverity } from './messages.js';
 import { PgProtocolError } from './protocol-error.js';
-import { ByteRun } from '../tunnel/byte-run.js';
-import { PG_MAX_AUTH_TOKEN_LENGTH, PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT } from './wire/fields.js';
+import { ByteRun } from '../../byte-run.js';
+import { PG_MAX_AUTH_TOKEN_LENGTH, PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT } from './fields.js';
 
 /**
  * One typed message. `raw` is the whole message (type, length, body), `body` the part after the

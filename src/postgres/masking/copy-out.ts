@@ -10,23 +10,11 @@
  * @see https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9 (file formats)
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
  */
-import { PgProtocolError } from '../../postgres/protocol-error.js';
-import { readInt16, readValueLength } from '../../postgres/wire/fields.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { readInt16, readValueLength } from '../wire/fields.js';
+import type { CopyOptions } from '../../policy/masking/copy-format.js';
 
-/** How the COPY statement formats its rows (from its options). */
-export interface CopyOptions {
-  format: 'text' | 'csv' | 'binary';
-  /** Default tab (text) or comma (csv). */
-  delimiter?: string;
-  /** csv only; default `"`. */
-  quote?: string;
-  /** csv only; default the quote character. */
-  escape?: string;
-  /** The NULL string; default `\N` (text) or the empty unquoted string (csv). */
-  null?: string;
-  /** csv only: the first row is a header. */
-  header?: boolean;
-}
+export type { CopyOptions };
 
 /** Masks one field: undefined keeps it, null makes it NULL, a string replaces it. Index is the column position. */
 export type CopyFieldMasker = (value: string | null, index: number) => string | null | undefined;

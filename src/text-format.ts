@@ -1,0 +1,27 @@
+/**
+ * Plain text for people and shells, shared by the gateway's messages and the CLI's commands.
+ */
+
+/** Rows padded into columns two spaces apart (the last column not padded). */
+export function columns(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+/** How long, said for people: `90 s`, `10 min`, `1.5 h`. */
+export function formatDuration(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
+}
+
+/** Single-quotes `s` for a POSIX shell when it holds anything but safe characters. */
+export function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
