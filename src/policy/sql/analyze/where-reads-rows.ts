@@ -7,7 +7,7 @@
  * @see https://www.postgresql.org/docs/17/sql-expressions.html#SQL-EXPRESSIONS-COLUMN-REFS
  * @see https://www.postgresql.org/docs/17/queries-table-expressions.html#QUERIES-LATERAL
  */
-import type { ColumnRef, SelectStmt } from 'libpg-query';
+import type { ColumnRef, Node, SelectStmt } from 'libpg-query';
 import { isSetOperation, list, nodeAs, unwrap } from './ast.js';
 import { addSource, newLevel, type WhereCtx, withCtes } from './where-scope.js';
 
@@ -76,7 +76,7 @@ function queryReadsRows(body: SelectStmt, outer: WhereCtx): boolean {
 }
 
 /** Whether a FROM item references the judged rows: a non-LATERAL subquery sees only outer levels. */
-function fromItemReadsRows(item: unknown, outer: WhereCtx, inner: WhereCtx): boolean {
+function fromItemReadsRows(item: Node | undefined, outer: WhereCtx, inner: WhereCtx): boolean {
   const [type, body] = unwrap(item);
   switch (type) {
     case 'RangeVar':

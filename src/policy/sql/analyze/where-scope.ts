@@ -8,7 +8,7 @@
  * @see https://www.postgresql.org/docs/17/sql-select.html#SQL-SELECT-LIST
  */
 import type { Alias, Node, SelectStmt, WithClause } from 'libpg-query';
-import { isSetOperation, list, names, nodeAs, type TaggedOf, unwrap, type WriteTag } from './ast.js';
+import { isSetOperation, list, type NotANode, names, nodeAs, type Tagged, type TaggedOf, unwrap, type WriteTag } from './ast.js';
 
 /** Whether a verdict compared subtrees that differ at most in numeric constants (see `Analysis.literalSensitive`). */
 export interface Literals {
@@ -136,8 +136,8 @@ function columnName(node: Node | undefined): string | undefined {
 }
 
 /** The alias of a FROM item of any type (most have one: RangeVar, subqueries, functions, joins, XMLTABLE, JSON_TABLE). */
-function fromItemAlias(body: object): Alias | undefined {
-  return 'alias' in body ? (body.alias as Alias | undefined) : undefined;
+function fromItemAlias(body: (Tagged | NotANode)[1]): Alias | undefined {
+  return 'alias' in body ? body.alias : undefined;
 }
 
 /** Adds a FROM item's visible names and known columns to `level`; `judged`: it stands for the judged rows. */
