@@ -9,11 +9,11 @@
  * @see https://www.postgresql.org/docs/17/sql-expressions.html
  */
 import type { FuncCall } from 'libpg-query';
-import { BARE_FIELDS } from '../node-fields.js';
 import type { Acc, Ctx, Scope } from './acc.js';
 import { bareRangeVar, isSetOperation, list, names, nodeAs, type QueryTag, type Tagged, type TaggedOf, tagged, type WriteTag } from './ast.js';
 import type { StatementKind } from './facts.js';
 import { writeMayReachAllRows } from './missing-where.js';
+import { BARE_FIELDS } from './node-fields.js';
 import { addOutputs, columnRefsIn, columnRefText } from './outputs.js';
 import { isPgSettings, settingChanged, settingText } from './settings.js';
 import { addAlias, addRangeVar, addTable, tableName } from './tables.js';
