@@ -10,10 +10,18 @@
  * trees and that can lead to a table or a function call; fields of other struct types (Alias,
  * TypeName, RoleSpec, ...) are still walked generically.
  *
+ * The table is checked against `@pgsql/types`: each key is a node type, each field one of its
+ * fields, each value a node type.
+ *
  * @see https://github.com/pganalyze/libpg_query (JSON output of the raw parse tree, PostgreSQL 17)
  * @see https://github.com/postgres/postgres/blob/REL_17_STABLE/src/include/nodes/parsenodes.h
  */
-export const BARE_FIELDS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+import type { NodeOf, NodeTag } from './ast.js';
+
+/** Node types, each with its fields that hold a bare struct and that struct's node type. */
+type BareFields = { readonly [K in NodeTag]?: { readonly [F in keyof NodeOf<K>]?: NodeTag } };
+
+export const BARE_FIELDS: Readonly<Record<string, Readonly<Record<string, NodeTag>>>> = {
   IntoClause: { rel: 'RangeVar' },
   ColumnDef: { identitySequence: 'RangeVar' },
   TableLikeClause: { relation: 'RangeVar' },
@@ -64,4 +72,4 @@ export const BARE_FIELDS: Readonly<Record<string, Readonly<Record<string, string
   JsonObjectAgg: { arg: 'JsonKeyValue', constructor: 'JsonAggConstructor' },
   JsonArrayAgg: { arg: 'JsonValueExpr', constructor: 'JsonAggConstructor' },
   JsonAggConstructor: { over: 'WindowDef' },
-};
+} satisfies BareFields;

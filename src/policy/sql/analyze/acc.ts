@@ -1,0 +1,99 @@
+/**
+ * The facts of one statement while its parse tree is walked: an accumulator every reader adds
+ * to, and the context of the node being read (the CTE names in scope, whether what is read runs
+ * now). {@link Acc.facts} turns it into the {@link StatementFacts} the analysis returns.
+ *
+ * @see https://www.postgresql.org/docs/17/sql-commands.html
+ */
+import type { CopyFacts, LockMode, StatementFacts, StatementKind } from './facts.js';
+
+/** CTE names visible at a node. */
+export type Scope = ReadonlySet<string>;
+
+/** No CTE in scope: a statement's top level. */
+export const EMPTY_SCOPE: Scope = new Set();
+
+/** Where a node is read. */
+export interface Ctx {
+  /** CTE names visible here (exact, as the parser normalised them). */
+  scope: Scope;
+  /** Whether what is walked here runs now (not: a view body, plain EXPLAIN's target, ...). */
+  runs: boolean;
+  /** Inside the query of a common table expression. */
+  inCte: boolean;
+}
+
+/** The facts of one statement as they are found (see {@link StatementFacts} for each). */
+export class Acc {
+  /** The statement's own text. */
+  readonly source: string;
+  kinds: StatementKind[] = [];
+  tables = new Set<string>();
+  functions = new Set<string>();
+  missingWhere = false;
+  cteDml = false;
+  program = false;
+  opaqueBody = false;
+  changesLexing = false;
+  readWrite = false;
+  settings: Array<{ name?: string; value?: string }> = [];
+  lockMode: LockMode | undefined;
+  serverCommand: 'checkpoint' | 'load' | undefined;
+  numericLiterals: number[] = [];
+  /** A fact was decided by comparing numeric constants' values (see `Analysis.literalSensitive`). */
+  literalSensitive = false;
+  preparedName: string | undefined;
+  executeName: string | undefined;
+  executes: string[] = [];
+  copy: CopyFacts | undefined;
+  cursorName: string | undefined;
+  fetch = false;
+  transaction: string | undefined;
+  setting: string | undefined;
+  derived = new Set<string>();
+  bare = new Set<string>();
+  refs = new Set<string>();
+  sideChannel: { name: string; refs: Set<string> } | undefined;
+  aliases = new Map<string, string>();
+  opaqueOutputs = false;
+  subqueries = new Set<string>();
+
+  constructor(source: string) {
+    this.source = source;
+  }
+
+  kind(k: StatementKind, ctx: Ctx): void {
+    if (ctx.runs && !this.kinds.includes(k)) this.kinds.push(k);
+  }
+
+  facts(): StatementFacts {
+    const text = this.source;
+    const f: StatementFacts = {
+      kinds: this.kinds.length > 0 ? this.kinds : ['other'],
+      tables: [...this.tables],
+      functions: [...this.functions],
+      missingWhere: this.missingWhere,
+      cteDml: this.cteDml,
+      program: this.program,
+      opaqueBody: this.opaqueBody,
+      changesLexing: this.changesLexing,
+      settings: this.settings,
+      readWrite: this.readWrite,
+      outputs: { derived: [...this.derived], bare: [...this.bare], aliases: Object.fromEntries(this.aliases), opaque: this.opaqueOutputs, subqueries: [...this.subqueries] },
+      executes: this.executes,
+      refs: [...this.refs],
+      text,
+    };
+    if (this.sideChannel !== undefined) f.sideChannel = { name: this.sideChannel.name, refs: [...this.sideChannel.refs] };
+    if (this.copy !== undefined) f.copy = this.copy;
+    if (this.preparedName !== undefined) f.preparedName = this.preparedName;
+    if (this.executeName !== undefined) f.executeName = this.executeName;
+    if (this.cursorName !== undefined) f.cursorName = this.cursorName;
+    if (this.transaction !== undefined) f.transaction = this.transaction;
+    if (this.fetch) f.fetch = true;
+    if (this.setting !== undefined) f.setting = this.setting;
+    if (this.lockMode !== undefined) f.lockMode = this.lockMode;
+    if (this.serverCommand !== undefined) f.serverCommand = this.serverCommand;
+    return f;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Utility statements (DDL, GRANT, LOCK, DO, CALL, DISCARD, ...): their kind as rules name it, the
+ * tables they name, and what they store to run later (a view's query, a function's body or SET
+ * clause, a rule's actions), which is walked as not running now.
+ *
+ * @see https://www.postgresql.org/docs/17/sql-commands.html
+ * @see https://www.postgresql.org/docs/17/ddl.html
+ */
+import type { DropStmt, GrantStmt, LockStmt } from 'libpg-query';
+import type { Acc, Ctx } from './acc.js';
+import { list, type NodeTag, names, type Tagged } from './ast.js';
+import { LOCK_MODES, type StatementKind } from './facts.js';
+import { functionSettings, readsPgSettings, settingChanged } from './settings.js';
+import { objectTableName, TABLE_OBJECTS } from './tables.js';
+import { walkFields } from './walk.js';
+
+/** The kinds of utility statements whose name does not say it (`Create...`, `Alter...`, `Drop...`). */
+const FIXED_KINDS: Readonly<Partial<Record<NodeTag, StatementKind>>> = {
+  TruncateStmt: 'truncate',
+  TransactionStmt: 'transaction',
+  LockStmt: 'lock',
+  ListenStmt: 'listen',
+  UnlistenStmt: 'listen',
+  NotifyStmt: 'notify',
+  VacuumStmt: 'vacuum',
+  FetchStmt: 'cursor',
+  ClosePortalStmt: 'cursor',
+  DeallocateStmt: 'deallocate',
+  ConstraintsSetStmt: 'set',
+  VariableShowStmt: 'other',
+  CheckPointStmt: 'other',
+  LoadStmt: 'other',
+  DiscardStmt: 'other',
+  IndexStmt: 'create',
+  RuleStmt: 'create',
+  DefineStmt: 'create',
+  CompositeTypeStmt: 'create',
+  ImportForeignSchemaStmt: 'create',
+  CreatedbStmt: 'create',
+  RenameStmt: 'alter',
+  CommentStmt: 'alter',
+  SecLabelStmt: 'alter',
+  ClusterStmt: 'alter',
+  ReindexStmt: 'alter',
+  RefreshMatViewStmt: 'alter',
+  ReassignOwnedStmt: 'alter',
+  AlterDefaultPrivilegesStmt: 'alter',
+  DropOwnedStmt: 'drop',
+  DropdbStmt: 'drop',
+};
+
+/** The kind of a utility statement by its node type. */
+function kindOfUtility(type: NodeTag): StatementKind {
+  const fixed = FIXED_KINDS[type];
+  if (fixed) return fixed;
+  if (type.startsWith('Create')) return 'create';
+  if (type.startsWith('Alter')) return 'alter';
+  if (type.startsWith('Drop')) return 'drop';
+  return 'other';
+}
+
+/** Reads a utility statement into `acc`. */
+export function utility(node: Tagged, acc: Acc, ctx: Ctx): void {
+  switch (node[0]) {
+    case 'ViewStmt':
+      acc.kind('create', ctx);
+      walkFields(node[0], node[1], acc, { ...ctx, runs: false });
+      if (readsPgSettings(node[1].query)) settingChanged(undefined, undefined, acc, ctx);
+      return;
+    case 'RuleStmt':
+      acc.kind('create', ctx);
+      walkFields(node[0], node[1], acc, ctx);
+      // An ON SELECT rule makes its table a view: one over pg_settings passes updates on to it.
+      if (node[1].event === 'CMD_SELECT' && readsPgSettings(node[1].actions)) settingChanged(undefined, undefined, acc, ctx);
+      return;
+    case 'DoStmt':
+      acc.kind('do', ctx);
+      acc.opaqueBody = true;
+      return;
+    case 'CreateFunctionStmt':
+      acc.kind('create-function', ctx);
+      if (!node[1].sql_body) acc.opaqueBody = true;
+      functionSettings(node[1].options, acc, ctx);
+      return walkFields(node[0], node[1], acc, { ...ctx, runs: false }, ['funcname']);
+    case 'AlterFunctionStmt':
+      acc.kind('alter', ctx);
+      functionSettings(node[1].actions, acc, ctx);
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'LockStmt':
+      return lock(node[1], acc, ctx);
+    case 'CheckPointStmt':
+    case 'LoadStmt':
+      acc.kind('other', ctx);
+      acc.serverCommand ??= node[0] === 'LoadStmt' ? 'load' : 'checkpoint';
+      return;
+    case 'CallStmt':
+      acc.kind('call', ctx);
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'DiscardStmt':
+      acc.kind('other', ctx);
+      // DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT, DEALLOCATE ALL and CLOSE ALL.
+      if (node[1].target === 'DISCARD_ALL') {
+        acc.kind('set-session-authorization', ctx);
+        acc.preparedName ??= '*';
+        acc.cursorName ??= '*';
+      }
+      return;
+    case 'GrantStmt':
+      return grant(node[1], acc, ctx);
+    case 'GrantRoleStmt':
+      acc.kind(node[1].is_grant === true ? 'grant' : 'revoke', ctx);
+      return;
+    case 'AlterDefaultPrivilegesStmt':
+      acc.kind('alter', ctx);
+      acc.kind(node[1].action?.is_grant === true ? 'grant' : 'revoke', ctx);
+      return;
+    case 'DropStmt':
+      return drop(node[1], acc, ctx);
+    case 'CommentStmt':
+    case 'SecLabelStmt': {
+      acc.kind('alter', ctx);
+      const table = TABLE_OBJECTS.has(String(node[1].objtype)) ? objectTableName(node[1].object) : undefined;
+      if (table !== undefined) acc.tables.add(table);
+      return;
+    }
+    default:
+      acc.kind(kindOfUtility(node[0]), ctx);
+      walkFields(node[0], node[1], acc, ctx);
+  }
+}
+
+/**
+ * LOCK: the lock mode it takes.
+ * @see https://www.postgresql.org/docs/17/sql-lock.html
+ */
+function lock(body: LockStmt, acc: Acc, ctx: Ctx): void {
+  acc.kind('lock', ctx);
+  acc.lockMode ??= LOCK_MODES[Number(body.mode) - 1] ?? 'ACCESS EXCLUSIVE';
+  walkFields('LockStmt', body, acc, ctx);
+}
+
+/**
+ * GRANT / REVOKE on objects: ON ALL TABLES IN SCHEMA names `schema.*`.
+ * @see https://www.postgresql.org/docs/17/sql-grant.html
+ */
+function grant(body: GrantStmt, acc: Acc, ctx: Ctx): void {
+  acc.kind(body.is_grant === true ? 'grant' : 'revoke', ctx);
+  if (body.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' && TABLE_OBJECTS.has(String(body.objtype))) {
+    for (const schema of names(body.objects)) acc.tables.add(`${schema}.*`.toLowerCase());
+    return;
+  }
+  walkFields('GrantStmt', body, acc, ctx);
+}
+
+/**
+ * DROP: the tables (views, sequences, ...) it drops.
+ * @see https://www.postgresql.org/docs/17/sql-droptable.html
+ */
+function drop(body: DropStmt, acc: Acc, ctx: Ctx): void {
+  acc.kind('drop', ctx);
+  if (!TABLE_OBJECTS.has(String(body.removeType))) return;
+  for (const object of list(body.objects)) {
+    const table = objectTableName(object);
+    if (table !== undefined) acc.tables.add(table);
+  }
+}

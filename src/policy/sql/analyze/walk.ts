@@ -1,0 +1,214 @@
+/**
+ * The walk over a statement's parse tree: every field of every node is visited, and the nodes
+ * that carry a fact are read on the way (RangeVar: a table; FuncCall: a function, a setting, a
+ * side channel; ColumnRef: a reference; A_Const: a numeric literal's place; subqueries and the
+ * statements nested in WITH). Queries and writes are read here too: their CTE scope, target
+ * table, outputs and (for writes) the MERGE / ON CONFLICT kinds and `missingWhere`.
+ *
+ * @see https://www.postgresql.org/docs/17/queries-with.html
+ * @see https://www.postgresql.org/docs/17/sql-expressions.html
+ */
+import type { FuncCall } from 'libpg-query';
+import type { Acc, Ctx, Scope } from './acc.js';
+import { bareRangeVar, isSetOperation, list, names, nodeAs, type QueryTag, type Tagged, type TaggedOf, tagged, type WriteTag } from './ast.js';
+import type { StatementKind } from './facts.js';
+import { writeMayReachAllRows } from './missing-where.js';
+import { BARE_FIELDS } from './node-fields.js';
+import { addOutputs, columnRefsIn, columnRefText } from './outputs.js';
+import { isPgSettings, settingChanged, settingText } from './settings.js';
+import { addAlias, addRangeVar, addTable, tableName } from './tables.js';
+
+/** The kind each write statement reports. */
+export const WRITE_KINDS: Readonly<Record<WriteTag, StatementKind>> = {
+  InsertStmt: 'insert',
+  UpdateStmt: 'update',
+  DeleteStmt: 'delete',
+  MergeStmt: 'merge',
+};
+
+/** Functions whose arguments leave through another channel than the result (see `StatementFacts.sideChannel`). */
+const SIDE_CHANNELS = new Set(['pg_notify', 'set_config']);
+
+/**
+ * Walks every field of a node's body (or of a bare struct: `type` is then its struct type, or
+ * empty), but those in `skip`. The fields are read as plain JSON: a node type's fields are
+ * known, but not which of them hold children, so any value is taken.
+ */
+export function walkFields(type: string, body: object, acc: Acc, ctx: Ctx, skip: readonly string[] = []): void {
+  const bare = Object.hasOwn(BARE_FIELDS, type) ? BARE_FIELDS[type] : undefined;
+  for (const [key, value] of Object.entries(body)) {
+    if (skip.includes(key)) continue;
+    if (value === null || typeof value !== 'object') continue;
+    const bareType = bare && Object.hasOwn(bare, key) ? bare[key] : undefined;
+    if (bareType) {
+      for (const item of Array.isArray(value) ? value : [value]) {
+        // BARE_FIELDS names the struct type of the field: the pair is a node of that type.
+        if (item && typeof item === 'object') walkNode([bareType, item] as Tagged, acc, ctx);
+      }
+    } else {
+      walkValue(value, acc, ctx);
+    }
+  }
+}
+
+function walkValue(value: unknown, acc: Acc, ctx: Ctx): void {
+  if (Array.isArray(value)) {
+    for (const item of value) walkValue(item, acc, ctx);
+    return;
+  }
+  if (!value || typeof value !== 'object') return;
+  const node = tagged(value);
+  const rv = node ? undefined : bareRangeVar(value);
+  if (node) walkNode(node, acc, ctx);
+  else if (rv) addRangeVar(rv, acc, ctx);
+  else walkFields('', value, acc, ctx);
+}
+
+function walkNode(node: Tagged, acc: Acc, ctx: Ctx): void {
+  switch (node[0]) {
+    case 'RangeVar':
+      return addRangeVar(node[1], acc, ctx);
+    case 'FuncCall':
+      return funcCall(node[1], acc, ctx);
+    case 'JoinExpr': {
+      const body = node[1];
+      if (body.usingClause || body.isNatural === true) acc.opaqueOutputs = true;
+      // `(a JOIN b) AS j(x, y)`: j's columns are a's and b's, renamed.
+      const alias = body.alias?.aliasname;
+      if (alias !== undefined) acc.subqueries.add(alias.toLowerCase());
+      return walkFields(node[0], body, acc, ctx);
+    }
+    case 'RangeSubselect':
+      acc.subqueries.add((node[1].alias?.aliasname ?? '').toLowerCase());
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'RangeFunction':
+    case 'RangeTableFunc':
+    case 'JsonTable':
+      acc.opaqueOutputs = true;
+      return walkFields(node[0], node[1], acc, ctx);
+    case 'SelectStmt':
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      return nested(node, acc, ctx);
+    case 'A_Const': {
+      const body = node[1];
+      if ((body.ival !== undefined || body.fval !== undefined) && typeof body.location === 'number') acc.numericLiterals.push(body.location);
+      return;
+    }
+    case 'ColumnRef':
+      if (ctx.runs) acc.refs.add(columnRefText(node[1]));
+      return;
+    case 'String':
+    case 'Integer':
+    case 'Float':
+    case 'Boolean':
+    case 'BitString':
+    case 'ParamRef':
+    case 'TypeName':
+    case 'RoleSpec':
+    case 'Alias':
+      return;
+    default:
+      walkFields(node[0], node[1], acc, ctx);
+  }
+}
+
+/** A function call: the function, a side channel, a set_config(). */
+function funcCall(body: FuncCall, acc: Acc, ctx: Ctx): void {
+  const parts = names(body.funcname);
+  if (parts.length > 0) acc.functions.add(parts.slice(-2).join('.').toLowerCase());
+  const fn = parts.at(-1)?.toLowerCase();
+  if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) {
+    acc.sideChannel ??= { name: fn, refs: new Set() };
+    columnRefsIn(body.args, acc.sideChannel.refs);
+  }
+  if (fn === 'set_config') {
+    const [nameArg, valueArg] = list(body.args);
+    settingChanged(settingText(nameArg), settingText(valueArg), acc, ctx);
+  }
+  walkFields('FuncCall', body, acc, ctx, ['funcname']);
+}
+
+/** A statement met inside another one (subquery, CTE body, INSERT ... SELECT). */
+function nested(node: Tagged, acc: Acc, ctx: Ctx): void {
+  switch (node[0]) {
+    case 'SelectStmt':
+      return query(node, acc, ctx);
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      if (ctx.runs && ctx.inCte) acc.cteDml = true;
+      return dml(node, acc, ctx);
+    default:
+      walkFields(node[0], node[1], acc, ctx);
+  }
+}
+
+/** A query with an optional WITH: CTE names are in scope for the rest of it. */
+export function query(node: TaggedOf<QueryTag>, acc: Acc, ctx: Ctx): void {
+  const [type, body] = node;
+  const scope = withScope(node, acc, ctx);
+  // The target of INSERT/UPDATE/DELETE/MERGE and SELECT INTO is always a real table.
+  if (type !== 'SelectStmt' && body.relation) {
+    const table = tableName(body.relation);
+    addTable(acc, table);
+    if (table !== undefined) addAlias(body.relation, table, acc);
+  }
+  if (ctx.runs) {
+    addOutputs(type === 'SelectStmt' ? body.targetList : body.returningList, acc);
+    if (type === 'SelectStmt' && (isSetOperation(body) || body.valuesLists)) acc.opaqueOutputs = true;
+    if (type === 'SelectStmt' && body.valuesLists) columnRefsIn(body.valuesLists, acc.derived);
+  }
+  if (type === 'SelectStmt' && body.intoClause?.rel) addTable(acc, tableName(body.intoClause.rel));
+  walkFields(type, body, acc, { ...ctx, scope }, ['withClause', 'relation', 'intoClause']);
+}
+
+/** Walks a query's WITH clause; the CTE names in scope for the rest of the query. */
+function withScope(node: TaggedOf<QueryTag>, acc: Acc, ctx: Ctx): Scope {
+  const withClause = node[1].withClause;
+  if (!withClause) return ctx.scope;
+  const ctes = list(withClause.ctes)
+    .map((c) => nodeAs(c, 'CommonTableExpr'))
+    .filter((c) => c !== undefined);
+  const cteNames = ctes.map((b) => b.ctename ?? '');
+  for (const n of cteNames) acc.subqueries.add(n.toLowerCase());
+  const all = new Set([...ctx.scope, ...cteNames]);
+  ctes.forEach((cte, i) => {
+    // A non-recursive CTE sees only the CTEs before it; a same-named table inside its own
+    // body is the real table.
+    const visible = withClause.recursive === true ? all : new Set([...ctx.scope, ...cteNames.slice(0, i)]);
+    const inner = tagged(cte.ctequery);
+    if (inner) nested(inner, acc, { scope: visible, runs: ctx.runs, inCte: true });
+    walkFields('CommonTableExpr', cte, acc, { ...ctx, scope: visible }, ['ctequery']);
+  });
+  return all;
+}
+
+/** INSERT / UPDATE / DELETE / MERGE: own kind, target table, missing WHERE, MERGE actions. */
+export function dml(node: TaggedOf<WriteTag>, acc: Acc, ctx: Ctx): void {
+  const [type, body] = node;
+  acc.kind(WRITE_KINDS[type], ctx);
+  // pg_settings' UPDATE rule calls set_config: a write to it sets a setting hoop cannot name.
+  if (isPgSettings(body.relation)) settingChanged(undefined, undefined, acc, ctx);
+  if (type === 'MergeStmt') {
+    for (const clause of list(body.mergeWhenClauses)) {
+      const command = nodeAs(clause, 'MergeWhenClause')?.commandType;
+      if (command === 'CMD_UPDATE') acc.kind('update', ctx);
+      else if (command === 'CMD_DELETE') acc.kind('delete', ctx);
+      else if (command === 'CMD_INSERT') acc.kind('insert', ctx);
+    }
+  } else if (type === 'InsertStmt' && body.onConflictClause?.action === 'ONCONFLICT_UPDATE') acc.kind('update', ctx);
+  const literals = { compared: false };
+  const touchesAll = writeMayReachAllRows(node, literals);
+  if (ctx.runs && touchesAll) acc.missingWhere = true;
+  if (literals.compared) acc.literalSensitive = true;
+  const opaqueBefore = acc.opaqueOutputs;
+  query(node, acc, ctx);
+  // An INSERT without RETURNING sends no rows: what its VALUES, SELECT or CTEs compute goes into
+  // the table, so none of it is a result column without an origin. (What they read still counts:
+  // `derived` and the tables are kept, for `masking.derived` and errors that quote values.)
+  if (type === 'InsertStmt' && list(body.returningList).length === 0) acc.opaqueOutputs = opaqueBefore;
+}
