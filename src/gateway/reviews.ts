@@ -675,6 +675,30 @@ function nameOf(p: ReviewPerson): string {
   return p.email ?? p.subject;
 }
 
+/** A review's change as the audit stream carries it (`review.requested`, `review.decided`): who, what and how it stands, never the SQL text. */
+export function reviewAuditFields(event: 'requested' | 'decided', review: Review): Record<string, unknown> {
+  return {
+    session: review.session,
+    subject: review.requester.subject,
+    issuer: review.requester.issuer,
+    connection: review.connection,
+    ...(review.run !== undefined ? { run: review.run } : {}),
+    review: review.id,
+    kind: review.kind,
+    ...(review.access ? { access: review.access } : {}),
+    state: review.state,
+    ...(review.rule !== undefined ? { rule: review.rule } : {}),
+    groups: review.groups,
+    approvals: review.approvals,
+    ...(event === 'requested'
+      ? { expiresAt: review.expiresAt }
+      : {
+          decisions: review.decisions.map(({ subject, issuer, decision, reason, at }) => ({ subject, issuer, decision, ...(reason ? { reason } : {}), at })),
+          ...(review.closedBecause ? { because: review.closedBecause } : {}),
+        }),
+  };
+}
+
 /**
  * A review as the session's recording keeps it (docs/recording-format.md, `review`): raised
  * (`pending`, with the statement and who may decide), then how it ended and by whom.

@@ -28,6 +28,7 @@ import { PgSessionMasking } from './masking/stage.js';
 import { loadStatementGate, reviewNotice, StatementGate, unsafeSettingValue } from './statement-gate.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
+import { POSTGRES_RECORD_ENCODER } from './recording/records.js';
 
 /** How long an ending session may wait for the server's current message to finish before it is cut. */
 const CUT_TIMEOUT_MS = 5_000;
@@ -117,6 +118,7 @@ interface OpenedSession {
 
 /** The gateway side of PostgreSQL sessions. */
 export class PostgresEngine implements Engine<PostgresConnection> {
+  readonly recordEncoder = POSTGRES_RECORD_ENCODER;
   readonly #o: Required<PostgresEngineOptions>;
   readonly #startupSettings: ReadonlySet<string>;
 

@@ -242,6 +242,8 @@ export interface SessionOutcome {
 
 /** A protocol engine. */
 export interface Engine<C extends ConnectionConfig = ConnectionConfig> {
+  /** The URL of the module that turns this protocol's records into a recording's events (see RecordEncoderModule in src/recording/thread.ts). */
+  readonly recordEncoder: string;
   /** Serves one session until it ends; never throws. */
   serve(session: TunnelSession<C>): Promise<SessionOutcome>;
 }

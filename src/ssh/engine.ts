@@ -31,6 +31,7 @@ import { VERSION } from '../version.js';
 import { SftpStage } from './sftp-stage.js';
 import { SshDataRecorder, SshStream } from './recorder.js';
 import { openUpstreamSsh, UpstreamSshError } from './upstream.js';
+import { SSH_RECORD_ENCODER } from './recorder.js';
 
 /** Options of the {@link SshEngine}. */
 export interface SshEngineOptions {
@@ -54,6 +55,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** The gateway side of SSH sessions; see the module documentation. */
 export class SshEngine implements Engine<SshConnection> {
+  readonly recordEncoder = SSH_RECORD_ENCODER;
   readonly #o: SshEngineOptions;
 
   constructor(o: SshEngineOptions) {

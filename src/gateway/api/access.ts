@@ -1,0 +1,83 @@
+/**
+ * Just-in-time access: `POST /v1/requests` `{ connection, mode?, seconds, reason }` asks for
+ * temporary access under a requestable access rule that admits the caller; its reviewers decide it
+ * as any review. A person's decisions (a review's, or asking for access) need a recent sign-in
+ * when the policy says so (`reviews.requireSignInWithin`), answered as a step-up challenge.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9470 (OAuth 2.0 step-up authentication challenge)
+ */
+import { ErrorCode, HoopError } from '../../errors.js';
+import type { Identity } from '../../identity.js';
+import { accessFor, requestableRule } from '../../policy/access.js';
+import { reviewSettingsFor } from '../../policy/decide.js';
+import { DEFAULT_MAX_GRANT_SECONDS } from '../../policy/schema.js';
+import { HttpError } from '../http-error.js';
+import type { GatewayParts } from '../parts.js';
+import { whoOf } from '../policy-source.js';
+import type { Review } from '../reviews.js';
+import { runForbidden } from '../runs.js';
+
+/** `N minutes` (or seconds when not a whole number of minutes). */
+export function describeLength(seconds: number): string {
+  if (seconds % 60 === 0) return seconds === 60 ? '1 minute' : `${seconds / 60} minutes`;
+  return seconds === 1 ? '1 second' : `${seconds} seconds`;
+}
+
+/**
+ * Refuses a person's decision unless they signed in within the policy's
+ * `reviews.requireSignInWithin`, as their token's `auth_time` says: an agent that took a token
+ * cannot sign in anew, a person can.
+ */
+export function requireRecentSignIn({ policySource }: GatewayParts, identity: Identity, what: string): void {
+  const within = policySource?.current().policy.reviews?.requireSignInWithinMs;
+  if (within === undefined) return;
+  const at = identity.claims.auth_time;
+  const age = typeof at === 'number' && Number.isFinite(at) ? Date.now() - at * 1000 : undefined;
+  if (age !== undefined && age <= within) return;
+  const limit = describeLength(Math.round(within / 1000));
+  throw new HttpError(
+    401,
+    age === undefined
+      ? `to ${what}, ${identity.subject} must have signed in within the last ${limit}, and the token does not say when they did (no auth_time)`
+      : `to ${what}, ${identity.subject} must have signed in within the last ${limit}; the last sign-in was ${Math.round(age / 60_000)} min ago`,
+    {
+      code: ErrorCode.SIGN_IN_REQUIRED,
+      hint: 'sign in again (hoop login --reauth: your identity provider asks for your credentials), then decide again',
+      headers: { 'WWW-Authenticate': `Bearer error="insufficient_user_authentication", error_description="a recent sign-in is required", max_age="${Math.round(within / 1000)}"` },
+    },
+  );
+}
+
+/** `POST /v1/requests`: the review that decides the request. */
+export function requestAccess({ policySource, reviews, log }: GatewayParts, identity: Identity, body: unknown): Review {
+  if (identity.run) throw runForbidden('request');
+  if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo, so it has no requestable access');
+  const b = (body ?? {}) as Record<string, unknown>;
+  const connection = b.connection;
+  const mode = b.mode ?? 'read-only';
+  const seconds = b.seconds;
+  const reason = b.reason;
+  if (typeof connection !== 'string' || connection === '') throw new HttpError(400, 'connection must be a connection name');
+  if (mode !== 'read-only' && mode !== 'read-write') throw new HttpError(400, 'mode must be read-only or read-write');
+  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1) throw new HttpError(400, 'seconds must be a whole number of seconds, at least 1');
+  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 1000)
+    throw new HttpError(400, 'reason must say why, in at most 1000 characters', { hint: 'hoop request <connection> --for 1h --reason "…"' });
+  const { policy } = policySource.current();
+  const who = whoOf(identity);
+  if (!policy.connections.some((c) => c.name === connection)) throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${connection}"`);
+  const standing = accessFor(policy, who, connection, reviews.grantsOf(identity));
+  if (standing && (standing.mode === 'read-write' || mode === 'read-only'))
+    throw new HttpError(409, `${identity.subject} has ${standing.mode} access to "${connection}" already${standing.until ? ` (until ${new Date(standing.until).toISOString()})` : ''}`);
+  const rule = requestableRule(policy, who, connection, mode);
+  if (!rule)
+    throw new HttpError(403, `no access rule lets ${identity.subject} ask for ${mode} access to "${connection}"`, {
+      hint: 'an access rule with requestable: true that admits you and names the connection (ask the owners of the policy)',
+    });
+  const max = rule.maxGrantSeconds ?? DEFAULT_MAX_GRANT_SECONDS;
+  if (seconds > max) throw new HttpError(400, `access rule "${rule.name}" grants at most ${describeLength(max)}; ask for less`);
+  const settings = reviewSettingsFor(policy, connection, rule.review);
+  if (!settings) throw new HttpError(409, `nobody can approve requests under access rule "${rule.name}": it names no reviewers (its review.groups, or statements.reviewers)`);
+  const r = reviews.requestAccess({ requester: identity, connection, rule: rule.name, mode, seconds, reason: reason.trim() }, settings);
+  log.info('access.requested', { id: r.id, subject: identity.subject, connection, mode, seconds, rule: rule.name });
+  return r;
+}

@@ -1,0 +1,54 @@
+/**
+ * The connections a caller may use: `GET /v1/connections` and `GET /v1/connections/{name}` (with a
+ * policy repo: what its access rules and the caller's grants admit, each with its `mode` and, for
+ * a temporary grant, `until`; an SSH connection with the gateway's host keys, which `hoop connect`
+ * pins), and `GET /v1/policy`: `{ commit, loadedAt }` of the policy in force.
+ */
+import type { ConnectionConfig } from '../../config/connection.js';
+import type { Identity } from '../../identity.js';
+import { mayUse } from '../access.js';
+import type { Callers } from '../callers.js';
+import { HttpError } from '../http-error.js';
+import type { GatewayParts } from '../parts.js';
+
+export interface ConnectionView {
+  name: string;
+  type: string;
+  database?: string;
+  user?: string;
+  mode?: string;
+  until?: string;
+  hostKeys?: string[];
+}
+
+/** The connection endpoints; `sshHostKey`: this replica's, when there are no others. */
+export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey: string) {
+  const { policySource, reviews, replica, config } = parts;
+  const describe = async (c: ConnectionConfig, mode?: string, until?: number): Promise<ConnectionView> => ({
+    name: c.name,
+    type: c.type,
+    ...(c.type === 'postgres' ? { database: c.database } : { user: c.user }),
+    ...(mode !== undefined ? { mode } : {}),
+    ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
+    ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey] } : {}),
+  });
+  return {
+    /** `GET /v1/connections` */
+    async list(identity: Identity): Promise<{ connections: ConnectionView[] }> {
+      if (!policySource) return { connections: await Promise.all(config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c))) };
+      return { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until))) };
+    },
+    /** `GET /v1/connections/{name}` */
+    async one(identity: Identity, name: string): Promise<ConnectionView> {
+      if (!policySource) return describe(callers.lookup(identity, name));
+      const { connection, grant } = policySource.lookup(identity, name, reviews.grantsOf(identity));
+      return describe(connection, grant.mode, grant.until);
+    },
+    /** `GET /v1/policy` */
+    policy(): { commit: string; loadedAt: string } {
+      if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo');
+      const { commit, loadedAt } = policySource.current();
+      return { commit, loadedAt: loadedAt.toISOString() };
+    },
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * Agents' runs (../runs.ts): `POST /v1/runs` `{ connections, agent, via, isolation, command? }`
+ * begins a run for the caller (a person's credential) once every connection it names admits the
+ * agent, and answers the run with its credential and its control credential;
+ * `POST /v1/runs/{id}/heartbeat|end` with the control credential keeps it alive or ends it. What a
+ * run credential may not do is refused here for every endpoint at once.
+ */
+import type * as http from 'node:http';
+import { describeError } from '../../errors.js';
+import type { Identity } from '../../identity.js';
+import { RUN_DEFAULTS } from '../../policy/schema.js';
+import type { Callers } from '../callers.js';
+import type { GatewayParts } from '../parts.js';
+import { describeRun, isRunToken, parseRunAsk, runForbidden } from '../runs.js';
+import { TokenRejectedError, TokenVerifier } from '../verify-token.js';
+import { readJsonBody } from '../http/respond.js';
+
+export function runsApi(parts: GatewayParts, callers: Callers) {
+  const { policySource, reviews, runs, audit, verifier, log } = parts;
+
+  /**
+   * The person a run's heartbeat brings (`{ personToken }`), verified as any person's token: their
+   * identity, or why it was refused for good (the run then ends); none when it brings none, or one
+   * that cannot be checked for now (the issuer's keys out of reach: the run ends when the last one
+   * it had runs out).
+   */
+  const heartbeatPerson = async (req: http.IncomingMessage): Promise<Identity | { refused: string } | undefined> => {
+    const body = (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? undefined : await readJsonBody(req);
+    const token = (body as { personToken?: unknown } | undefined)?.personToken;
+    if (typeof token !== 'string' || isRunToken(token)) return undefined;
+    try {
+      return await verifier.verify(token);
+    } catch (err) {
+      log.info('run.person-token-refused', { error: describeError(err) });
+      const transient = err instanceof TokenRejectedError && (err.reason === 'discovery-failed' || err.reason === 'unknown-key');
+      return transient || !(err instanceof TokenRejectedError) ? undefined : { refused: err.message };
+    }
+  };
+
+  return {
+    /** `POST /v1/runs` */
+    async start(identity: Identity, body: unknown): Promise<Record<string, unknown>> {
+      if (identity.run) throw runForbidden('runs');
+      const ask = parseRunAsk(body);
+      const principal = { via: ask.via, run: 'run-new', agent: ask.agent, isolated: ask.isolation !== 'none' };
+      // A run that may not use what it names is refused now, saying which, rather than at its first session.
+      for (const name of ask.connections) {
+        if (policySource) policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, principal);
+        else callers.lookup(identity, name);
+      }
+      const { run, token, controlToken } = await runs.create(identity, ask, policySource?.current().policy.runs ?? RUN_DEFAULTS);
+      audit?.emit('run.start', {
+        run: run.id,
+        subject: identity.subject,
+        issuer: identity.issuer,
+        agent: run.agent,
+        via: run.via,
+        isolation: run.isolation,
+        connections: run.connections,
+        expiresAt: run.expiresAt,
+      });
+      return { ...describeRun(run), token, controlToken };
+    },
+
+    /** `POST /v1/runs/{id}/heartbeat|end`: the control credential, never a person's nor the run's own (only the hoop that began the run keeps it alive or ends it). */
+    async control(req: http.IncomingMessage, id: string, action: 'heartbeat' | 'end'): Promise<Record<string, unknown>> {
+      const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), id, action, action === 'heartbeat' ? await heartbeatPerson(req) : undefined);
+      return describeRun(run);
+    },
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * Recordings and the CLIs' records:
+ *
+ * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&since=&until=&denied=1&table=&column=]`,
+ *   `GET /v1/sessions/{id}`, and a recording's files (`…/files`, `…/files/{name}`). A caller sees
+ *   their own sessions; members of the policy's `recording.auditors` groups see everyone's. A
+ *   session the caller may not see is answered as unknown.
+ * - `GET /v1/keys` (no token): the public keys recordings are signed with.
+ * - The CLIs' records (../client-records.ts): `PUT /v1/sessions/{id}/client/{file}` and
+ *   `PUT /v1/runs/{id}/files/{file}` store one file (raw bytes, at most 16 MiB): a session's record
+ *   only from its owner, a run's only from its person. `GET …/client` and `GET /v1/runs/{id}` say
+ *   `{ record, files }`; `GET …/{file}` hands one out, to whoever may see the session (a run: its
+ *   uploader, or an auditor).
+ */
+import type * as http from 'node:http';
+import { ErrorCode, HoopError } from '../../errors.js';
+import type { Identity } from '../../identity.js';
+import { globMatches } from '../../policy/glob.js';
+import type { RecordKind } from '../../recording/spool.js';
+import { RECORDING_FILE } from '../../recording/writer.js';
+import { owns, type Callers } from '../callers.js';
+import { MAX_RECORD_FILE_BYTES } from '../client-records.js';
+import { HttpError } from '../http-error.js';
+import type { GatewayParts } from '../parts.js';
+import type { SessionSummary } from '../recordings.js';
+import { type Answer, readBody } from '../http/respond.js';
+
+const notRecording = (): HttpError => new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
+
+/** The query of `GET /v1/sessions` as a test of each session. */
+function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
+  const time = (name: string): number | undefined => {
+    const v = query.get(name);
+    if (v === null) return undefined;
+    const t = Date.parse(v);
+    if (Number.isNaN(t)) throw new HttpError(400, `${name} must be a date or time, such as 2026-11-22 or 2026-11-22T10:00:00Z`);
+    return t;
+  };
+  const since = time('since');
+  const until = time('until');
+  const user = query.get('user');
+  const run = query.get('run');
+  const agent = query.get('agent')?.toLowerCase() ?? null;
+  const via = query.get('via');
+  const connection = query.get('connection');
+  const denied = query.get('denied') !== null;
+  const table = query.get('table')?.toLowerCase() ?? null;
+  const column = query.get('column')?.toLowerCase() ?? null;
+  return (s) =>
+    (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
+    (connection === null || s.connection === connection) &&
+    (run === null || s.runId === run) &&
+    (agent === null || (s.agent !== undefined && globMatches(agent, s.agent))) &&
+    (via === null || (s.via ?? 'connect') === via) &&
+    (since === undefined || s.endedAt === undefined || Date.parse(s.endedAt) >= since) &&
+    (until === undefined || Date.parse(s.startedAt) <= until) &&
+    (!denied || s.refused > 0) &&
+    (table === null || (s.tables ?? []).some((t) => t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
+    (column === null || (s.maskedColumns ?? []).some((m) => m.column === column || m.column.endsWith(`.${column}`)));
+}
+
+export function sessionsApi(parts: GatewayParts, callers: Callers) {
+  const { recordings, clientRecords, runs, store, log } = parts;
+  const { running, isAuditor } = callers;
+
+  /**
+   * The sessions `identity` may see (its own; an auditor's: everyone's), running ones first, then
+   * ended ones, each newest (by start) first; each says how much of the CLI's record of it was uploaded.
+   */
+  const visibleSessions = async (identity: Identity): Promise<SessionSummary[]> => {
+    if (!recordings) throw notRecording();
+    const auditor = isAuditor(identity);
+    // Running ones first taken, then the index: a session that ends in between is in both (and listed once), never in neither.
+    const now = [...running.values()].map((summary) => summary());
+    const here = new Set(now.map((s) => s.id));
+    // A shared store lists every replica's running sessions too; this replica's own are told from memory, fresher.
+    const indexed = (await recordings.sessions()).filter((s) => s.endedAt !== undefined || !here.has(s.id));
+    const ended = new Set(indexed.filter((s) => s.endedAt !== undefined).map((s) => s.id));
+    const order = (a: SessionSummary, b: SessionSummary): number => Number(a.endedAt !== undefined) - Number(b.endedAt !== undefined) || b.startedAt.localeCompare(a.startedAt);
+    const listed = [...now.filter((s) => !ended.has(s.id)), ...indexed].sort(order).filter((s) => auditor || owns(identity, s));
+    // The CLIs' records of the listed sessions, in one lookup (a shared store holds every replica's).
+    const clients =
+      (await clientRecords?.states(
+        'sessions',
+        listed.map((s) => s.id),
+      )) ?? new Map<string, never>();
+    return listed.map((s) => {
+      const client = clients.get(s.id)?.state;
+      return client ? { ...s, clientRecord: client } : s;
+    });
+  };
+
+  /** Session `id` as {@link visibleSessions} lists it, if `identity` may see it (one lookup, not the whole index). */
+  const visibleSession = async (identity: Identity, id: string): Promise<SessionSummary | undefined> => {
+    if (!recordings) throw notRecording();
+    const indexed = await recordings.archive.session(id);
+    // As in the listing: ended, the index's; running here, from memory (fresher).
+    const s = indexed?.endedAt !== undefined ? indexed : (running.get(id)?.() ?? indexed);
+    if (!s || !(isAuditor(identity) || owns(identity, s))) return undefined;
+    const client = (await clientRecords?.state('sessions', id))?.state;
+    return client ? { ...s, clientRecord: client } : s;
+  };
+
+  return {
+    /** `GET /v1/keys` */
+    async keys(): Promise<Answer> {
+      if (!recordings) throw notRecording();
+      return { status: 200, body: { namespace: 'hoop-recording', keys: await recordings.publicKeys() } };
+    },
+
+    /** `GET /v1/sessions` (`id` absent), `GET /v1/sessions/{id}[/files[/{file}]]` */
+    async sessions(req: http.IncomingMessage, identity: Identity, id: string | undefined, files: boolean, name: string | undefined): Promise<Answer> {
+      if (id === undefined) {
+        const all = await visibleSessions(identity);
+        const keep = sessionFilter(new URL(req.url ?? '/', 'http://gateway').searchParams);
+        return { status: 200, body: { sessions: all.filter(keep), auditor: isAuditor(identity) } };
+      }
+      const summary = await visibleSession(identity, id);
+      if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
+      if (!files) return { status: 200, body: summary };
+      if (name === undefined) return { status: 200, body: { files: await recordings!.archive.files(id) } };
+      if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a recording holds no file ${name}`);
+      const file = await recordings!.archive.file(id, name);
+      if (file === undefined) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no such file in this recording: ${name}`);
+      return { status: 200, body: undefined, file };
+    },
+
+    /** The CLIs' records of sessions and runs (see the module documentation). */
+    async clientRecord(req: http.IncomingMessage, identity: Identity, kind: RecordKind, id: string, name: string | undefined): Promise<Answer> {
+      if (!recordings || !clientRecords) throw notRecording();
+      const what = kind === 'sessions' ? `session ${id}` : `run ${id}`;
+      const unknown = (): HoopError =>
+        new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} that you may see`, {
+          hint: kind === 'sessions' ? '`hoop sessions ls` lists the sessions you may see' : 'the id is the HOOP_RUN_ID hoop run gave its command',
+        });
+      const put = req.method === 'PUT';
+      if (kind === 'sessions') {
+        const summary = await visibleSession(identity, id);
+        if (!summary) throw unknown();
+        if (put && !owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
+        // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
+        if (put && !['running', 'complete', 'truncated'].includes(summary.recording))
+          throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
+      } else if (put) {
+        // A run's record is its person's: the run must be one this gateway began for them.
+        const run = await runs.get(id);
+        if (!run) throw unknown();
+        if (!owns(identity, run.owner)) throw new HttpError(403, `run ${id} was not begun by ${identity.subject}; only its person uploads its record`);
+      } else {
+        const state = await clientRecords.state('runs', id);
+        if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknown();
+      }
+      if (put) {
+        if (name === undefined) throw new HttpError(405, 'PUT a file of the record, at …/{file}', { headers: { Allow: 'GET' } });
+        await parts.checkFreeSpace('store more records');
+        const data = await readBody(req, MAX_RECORD_FILE_BYTES, "a record's files are its chunks, manifests and signatures, as hoop wrote them");
+        const owner = { issuer: identity.issuer, subject: identity.subject };
+        const { stored, state } = await clientRecords.put(kind, id, name, data, owner, () => store.listDevices(owner));
+        if (stored && name.endsWith('.sig')) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
+        return { status: stored ? 201 : 200, body: { stored, record: state } };
+      }
+      if (name === undefined) return { status: 200, body: { record: (await clientRecords.state(kind, id)) ?? null, files: await clientRecords.files(kind, id) } };
+      if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a record holds no file ${name}`);
+      const file = await clientRecords.file(kind, id, name);
+      if (file === undefined) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no such file in this record: ${name}`);
+      return { status: 200, body: undefined, file };
+    },
+  };
+}

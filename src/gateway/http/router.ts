@@ -1,0 +1,140 @@
+/**
+ * The gateway's HTTP API, one route per endpoint (the areas' modules in ../api/ answer them):
+ *
+ * - open, no token: `GET /healthz`, `GET /v1/auth/config`, `GET /v1/keys`; the tunnel endpoint
+ *   `GET /v1/connections/{name}/tunnel` is an Upgrade (./tunnel-endpoint.ts; a plain GET gets 426);
+ *   a run's `POST /v1/runs/{id}/heartbeat|end` carries its control credential;
+ * - with a bearer token, verified before anything else happens: `GET /v1/whoami`,
+ *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `GET /v1/policy`,
+ *   `GET|POST /v1/reviews…`, `POST /v1/requests`, `POST /v1/runs`, `GET /v1/sessions…` and the
+ *   CLIs' records (`PUT|GET /v1/sessions/{id}/client[/{file}]`, `PUT|GET /v1/runs/{id}[/files/{file}]`).
+ *
+ * A method an endpoint does not take is 405 and an unknown path 404, both before the token is
+ * read. What an agent's run credential may not do is refused at its route. Errors are
+ * `{ error: { code, message, hint?, reason? } }` (./respond.ts).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-405-method-not-allowed
+ */
+import type * as http from 'node:http';
+import { HoopError, describeError } from '../../errors.js';
+import type { Identity } from '../../identity.js';
+import { VERSION } from '../../version.js';
+import { requestAccess, requireRecentSignIn } from '../api/access.js';
+import { connectionsApi } from '../api/connections.js';
+import { authConfig, devicesApi, whoami } from '../api/identity.js';
+import { runsApi } from '../api/runs.js';
+import { sessionsApi } from '../api/sessions.js';
+import type { Callers } from '../callers.js';
+import type { ConnectionGuard } from '../connection-guard.js';
+import { HttpError } from '../http-error.js';
+import type { GatewayParts } from '../parts.js';
+import { REVIEW_PATH, reviewsApi } from '../reviews.js';
+import { runForbidden } from '../runs.js';
+import { type Answer, allowOnly, asHoopError, readJsonBody, readOptionalJsonBody, sendAnswer, sendError } from './respond.js';
+
+export const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
+const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
+const SESSION_PATH = /^\/v1\/sessions\/([A-Za-z0-9_-]{8,64})(\/files(?:\/([A-Za-z0-9._-]+))?)?$/;
+/** A session's record made by the CLI (`…/client`, `…/client/{file}`). */
+const CLIENT_RECORD_PATH = /^\/v1\/sessions\/([A-Za-z0-9_-]{8,64})\/client(?:\/([A-Za-z0-9._-]+))?$/;
+/** A `hoop run`'s record (`/v1/runs/{id}`, `…/files/{file}`). */
+const RUN_PATH = /^\/v1\/runs\/([A-Za-z0-9_-]{8,64})(?:\/files\/([A-Za-z0-9._-]+))?$/;
+/** A run's heartbeat and its end, with its control credential. */
+const RUN_CONTROL_PATH = /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end)$/;
+const exactly = (path: string): RegExp => new RegExp(`^${path.replace(/\//g, '\\/')}$`);
+
+type RunArea = Parameters<typeof runForbidden>[0];
+
+/** One endpoint. */
+interface Route {
+  path: RegExp;
+  /** The methods it takes (for this match). */
+  methods: readonly string[] | ((m: RegExpExecArray) => readonly string[]);
+  /** Answered without a bearer token. */
+  open?: (req: http.IncomingMessage, m: RegExpExecArray) => Answer | Promise<Answer>;
+  /** With a verified token. */
+  handle?: (req: http.IncomingMessage, m: RegExpExecArray, identity: Identity) => Answer | Promise<Answer>;
+  /** What a run's credential is refused here (none: open to it). */
+  forRun?: RunArea | ((method: string) => RunArea | undefined);
+}
+
+const ok = (body: unknown): Answer => ({ status: 200, body });
+
+/** The routes of the API, over the gateway's parts. */
+function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Route[] {
+  const connections = connectionsApi(parts, callers, sshHostKey);
+  const sessions = sessionsApi(parts, callers);
+  const runs = runsApi(parts, callers);
+  const writeOr = (m: RegExpExecArray, read: string): readonly string[] => (m[2] !== undefined ? [read, 'PUT'] : [read]);
+  return [
+    { path: exactly('/healthz'), methods: ['GET'], open: () => ok({ status: 'ok', version: VERSION }) },
+    {
+      path: TUNNEL_PATH,
+      methods: ['GET'],
+      open: () => {
+        throw new HttpError(426, 'this endpoint needs Upgrade: hoop-tunnel/1', { headers: { Upgrade: 'hoop-tunnel/1', Connection: 'Upgrade' } });
+      },
+    },
+    { path: exactly('/v1/auth/config'), methods: ['GET'], open: () => ok(authConfig(parts)) },
+    { path: exactly('/v1/keys'), methods: ['GET'], open: () => sessions.keys() },
+    { path: RUN_CONTROL_PATH, methods: ['POST'], open: async (req, m) => ok(await runs.control(req, m[1]!, m[2] as 'heartbeat' | 'end')) },
+    {
+      path: REVIEW_PATH,
+      methods: (m) => (m[2] !== undefined ? ['POST'] : ['GET']),
+      forRun: (method) => (method === 'GET' ? undefined : 'decide'), // its own reviews only (mayView)
+      handle: (req, m, identity) => {
+        if (m[2] !== undefined) requireRecentSignIn(parts, identity, `${m[2]} a review`);
+        return reviewsApi(parts.reviews, req, identity, callers.isAuditor(identity), m, () => readOptionalJsonBody(req));
+      },
+    },
+    {
+      path: exactly('/v1/requests'),
+      methods: ['POST'],
+      forRun: 'request',
+      handle: async (req, _m, identity) => {
+        requireRecentSignIn(parts, identity, 'ask for access');
+        return { status: 201, body: requestAccess(parts, identity, await readJsonBody(req)) };
+      },
+    },
+    { path: exactly('/v1/runs'), methods: ['POST'], forRun: 'runs', handle: async (req, _m, identity) => ({ status: 201, body: await runs.start(identity, await readJsonBody(req)) }) },
+    { path: exactly('/v1/whoami'), methods: ['GET'], handle: (_req, _m, identity) => ok(whoami(identity)) },
+    { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
+    { path: CONNECTION_PATH, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
+    { path: exactly('/v1/policy'), methods: ['GET'], handle: () => ok(connections.policy()) },
+    { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
+    { path: SESSION_PATH, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
+    { path: exactly('/v1/devices'), methods: ['GET', 'POST'], forRun: 'devices', handle: (req, _m, identity) => devicesApi(parts, req, identity) },
+    { path: CLIENT_RECORD_PATH, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'sessions', m[1]!, m[2]) },
+    { path: RUN_PATH, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'runs', m[1]!, m[2]) },
+  ];
+}
+
+/** The request handler of the gateway's HTTP server. */
+export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: string, guard: () => ConnectionGuard | undefined): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const table = routes(parts, callers, sshHostKey);
+  const answer = async (req: http.IncomingMessage, path: string): Promise<Answer> => {
+    const method = req.method ?? 'GET';
+    for (const route of table) {
+      const m = route.path.exec(path);
+      if (!m) continue;
+      allowOnly(method, typeof route.methods === 'function' ? route.methods(m) : route.methods);
+      if (route.open) return route.open(req, m);
+      const identity = await callers.authenticate(req.headers.authorization);
+      guard()?.trust(req.socket);
+      const refused = identity.run ? (typeof route.forRun === 'function' ? route.forRun(method) : route.forRun) : undefined;
+      if (refused) throw runForbidden(refused);
+      return route.handle!(req, m, identity);
+    }
+    throw new HttpError(404, `no such endpoint: ${path}`);
+  };
+  return (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://gateway').pathname;
+    answer(req, path).then(
+      (a) => sendAnswer(res, a),
+      (err: unknown) => {
+        if (!(err instanceof HoopError)) parts.log.error('api.error', { path, error: describeError(err) });
+        sendError(res, asHoopError(err));
+      },
+    );
+  };
+}

@@ -1,0 +1,241 @@
+/**
+ * The gateway's parts, built in order and stopped in the reverse order by one {@link Disposer}:
+ * the state store, the policy repo, this replica among the others (with a PostgreSQL store), the
+ * recordings and the CLIs' records, the audit stream, reviews (and their notifications), runs,
+ * and the CancelRequest registry. A part that fails to start stops those built before it.
+ */
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { CancelRegistry } from '../postgres/cancel-registry.js';
+import { parseSecretRef, resolveSecret } from '../config/secrets.js';
+import { dirname } from 'node:path';
+import { mkdir, statfs } from 'node:fs/promises';
+import { AuditStream } from './audit.js';
+import { PostgresAuditLedger } from './audit-postgres.js';
+import { ClientRecords } from './client-records.js';
+import { PostgresClientRecordStore } from './client-records-postgres.js';
+import type { GatewayConfig } from './config.js';
+import { GatewayPolicySource } from './policy-source.js';
+import { GatewayRecordings } from './recordings.js';
+import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
+import { StoreReplica } from './replica.js';
+import { ReviewNotifier } from './review-notify.js';
+import { ReviewRegistry } from './reviews.js';
+import { PostgresReviewStore } from './reviews-postgres.js';
+import { FileRunStore, RunRegistry } from './runs.js';
+import { PostgresRunStore } from './runs-postgres.js';
+import { FileGatewayStore, type GatewayStore } from './store.js';
+import { PostgresGatewayStore } from './store-postgres.js';
+import { TokenVerifier } from './verify-token.js';
+import { reviewAuditFields } from './reviews.js';
+
+/** Steps that undo what was started, run in the reverse order (a failing one is logged, the rest still run). */
+export class Disposer {
+  readonly #steps: Array<() => unknown> = [];
+
+  constructor(private readonly log: Logger) {}
+
+  /** Adds a step, to run before every step added earlier. */
+  defer(step: () => unknown): void {
+    this.#steps.push(step);
+  }
+
+  async dispose(): Promise<void> {
+    for (const step of this.#steps.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        this.log.error('gateway.stop-failed', { error: describeError(err) });
+      }
+    }
+  }
+}
+
+/** What the gateway is made of, once started. */
+export interface GatewayParts {
+  config: GatewayConfig;
+  log: Logger;
+  env: NodeJS.ProcessEnv;
+  verifier: TokenVerifier;
+  store: GatewayStore;
+  /** With `config.policy`: the config repo the policy comes from. */
+  policySource: GatewayPolicySource | undefined;
+  /** With a PostgreSQL store: this replica among the others. */
+  replica: StoreReplica | undefined;
+  /** With `recording.enabled`. */
+  recordings: GatewayRecordings | undefined;
+  clientRecords: ClientRecords | undefined;
+  audit: AuditStream | undefined;
+  reviews: ReviewRegistry;
+  runs: RunRegistry;
+  cancels: CancelRegistry;
+  /** Throws RECORDING_UNAVAILABLE when the data disk is below its free-space floor (`what`: what it then cannot do). */
+  checkFreeSpace(what: string): Promise<void>;
+}
+
+/** What {@link buildParts} may be given instead of what the configuration says (tests). */
+export interface PartOverrides {
+  verifier?: TokenVerifier | undefined;
+  store?: GatewayStore | undefined;
+  clientRecordDiskReserveBytes?: number | undefined;
+  /** The gateway's URL scheme, for the replica's address. */
+  scheme: 'https' | 'http';
+}
+
+/** Where replicas tell each other of CancelRequests (`{ processId, secretKey, subject, issuer }`). */
+const CANCEL_CHANNEL = 'hoop_cancel';
+
+/** Builds the parts; `disposer` stops them (and stops those built so far when one fails: the caller disposes). */
+export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, o: PartOverrides, disposer: Disposer): Promise<GatewayParts> {
+  const verifier = o.verifier ?? new TokenVerifier(config.issuers);
+  const store = o.store ?? (config.store.kind === 'postgres' ? await PostgresGatewayStore.open(await resolveSecret(config.store.url, env)) : await FileGatewayStore.open(config.dataDir));
+  if (!o.store) disposer.defer(() => store.close());
+  const policySource = config.policy ? await GatewayPolicySource.open(config.policy, { log, env }) : undefined;
+  if (policySource) disposer.defer(() => policySource.close());
+  const replica = store instanceof PostgresGatewayStore ? await startReplica(config, log, store, o.scheme) : undefined;
+  if (replica) disposer.defer(() => replica.stop());
+  const { recordings, clientRecords } = config.recording.enabled ? await openRecordings(config, log, env, replica, o, disposer) : { recordings: undefined, clientRecords: undefined };
+  if (recordings) await keepRetention(recordings, clientRecords, policySource, log, disposer);
+  const audit = config.audit ? await openAudit(config, log, env, replica) : undefined;
+  if (audit) disposer.defer(() => audit.close()); // the ended sessions' last events
+  const reviews = await openReviews(config, log, env, replica, audit);
+  disposer.defer(async () => {
+    reviews.close();
+    await reviews.flushed();
+  });
+  const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir), log);
+  disposer.defer(() => runs.close());
+  runs.onEnd((run) => audit?.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
+  const cancels = new CancelRegistry();
+  if (replica) shareWithReplicas(replica, cancels, audit, log);
+  await replica?.begin();
+  const checkFreeSpace = async (what: string): Promise<void> => {
+    const fs = await statfs(config.dataDir);
+    const free = fs.bavail * fs.bsize;
+    if (free >= config.recording.minFreeBytes) return;
+    throw new HoopError(
+      ErrorCode.RECORDING_UNAVAILABLE,
+      `hoop: the gateway's data disk has ${Math.floor(free / 1024 / 1024)} MiB free, under its floor of ${Math.floor(config.recording.minFreeBytes / 1024 / 1024)} MiB, so it cannot ${what}`,
+      { hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)" },
+    );
+  };
+  return { config, log, env, verifier, store, policySource, replica, recordings, clientRecords, audit, reviews, runs, cancels, checkFreeSpace };
+}
+
+async function startReplica(config: GatewayConfig, log: Logger, store: PostgresGatewayStore, scheme: 'https' | 'http'): Promise<StoreReplica> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const timing = config.store.kind === 'postgres' ? { heartbeatMs: config.store.heartbeatSeconds * 1000, deadAfterMs: config.store.deadAfterSeconds * 1000 } : {};
+  return StoreReplica.create(store.pool, { dataDir: config.dataDir, url: `${scheme}://${config.listen.host}:${config.listen.port}`, log, ...timing });
+}
+
+/** The recordings (with a shared store: indexed in it, their bytes in its bucket when one is configured) and the CLIs' records; pruned at start and hourly. */
+async function openRecordings(
+  config: GatewayConfig,
+  log: Logger,
+  env: NodeJS.ProcessEnv,
+  replica: StoreReplica | undefined,
+  o: PartOverrides,
+  disposer: Disposer,
+): Promise<{ recordings: GatewayRecordings; clientRecords: ClientRecords }> {
+  // With store.recordings the files' bytes go to that bucket (./recordings-bucket.ts), their index to PostgreSQL.
+  const bucketConfig = replica && config.store.kind === 'postgres' ? config.store.recordings : undefined;
+  const bucket = bucketConfig ? await (await import('./recordings-bucket.js')).S3RecordingBucket.open(bucketConfig, env) : undefined;
+  const recordings = await GatewayRecordings.open(config.dataDir, replica ? (dir) => new PostgresSessionArchive(replica, dir, log, bucket) : undefined);
+  disposer.defer(() => recordings.stop());
+  if (recordings.archive instanceof PostgresSessionArchive) await recordings.archive.publish(recordings.ownKeys());
+  const clientRecords = await ClientRecords.open(config.dataDir, replica ? await PostgresClientRecordStore.open(replica, config.dataDir) : undefined, {
+    ...(o.clientRecordDiskReserveBytes !== undefined ? { reserveBytes: o.clientRecordDiskReserveBytes } : {}),
+  });
+  const recovered = await recordings.recoverUnindexed();
+  if (recovered > 0)
+    log.warn('recording.recovered', {
+      sessions: recovered,
+      message: `${recovered} recording(s) the gateway's last run left in its data directory were indexed; any cut short verify up to their last checkpoint`,
+    });
+  return { recordings, clientRecords };
+}
+
+/** Deletes recordings older than the policy's `recording.retentionDays`, and CLIs' records no signature verified within a day: now and hourly. */
+async function keepRetention(recordings: GatewayRecordings, clientRecords: ClientRecords, policySource: GatewayPolicySource | undefined, log: Logger, disposer: Disposer): Promise<void> {
+  const prune = async (): Promise<void> => {
+    try {
+      for (const r of await clientRecords.expireUnverified()) log.info('client-record.expired', { kind: r.kind, id: r.id, message: 'no signature verified it within a day of its first file' });
+    } catch (err) {
+      log.error('client-record.expire-failed', { error: describeError(err) });
+    }
+    const days = policySource?.current().policy.recording.retentionDays;
+    if (days === undefined) return;
+    try {
+      for (const id of await recordings.prune(days)) {
+        await clientRecords.remove('sessions', id);
+        log.info('recording.deleted', { session: id, retentionDays: days });
+      }
+    } catch (err) {
+      log.error('recording.prune-failed', { error: describeError(err) });
+    }
+  };
+  await prune();
+  const hourly = setInterval(() => void prune(), 3_600_000);
+  hourly.unref();
+  disposer.defer(() => clearInterval(hourly));
+}
+
+/** The audit stream, its header secrets resolved; with a shared store, its ledger there. */
+async function openAudit(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, replica: StoreReplica | undefined): Promise<AuditStream> {
+  const audit = config.audit!;
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(audit.headers ?? {})) {
+    const ref = parseSecretRef(value, dirname(config.file));
+    headers[name] = ref ? await resolveSecret(ref, env) : value;
+  }
+  return new AuditStream({ ...audit, headers }, log, replica ? { ledger: new PostgresAuditLedger(replica.pool), replica: replica.id } : undefined);
+}
+
+/** The reviews, each change told to the audit stream and to the notification targets its settings name. */
+async function openReviews(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, replica: StoreReplica | undefined, audit: AuditStream | undefined): Promise<ReviewRegistry> {
+  const reviews = await ReviewRegistry.open(config.dataDir, log, replica ? new PostgresReviewStore(replica) : undefined);
+  const notifier = new ReviewNotifier({
+    log,
+    resolveUrl: async (url) => {
+      const ref = parseSecretRef(url, dirname(config.file));
+      return ref ? resolveSecret(ref, env) : url;
+    },
+  });
+  reviews.onChange((event, review, settings) => {
+    // The audit stream never carries SQL text (as for refusals); the review API and the recording do.
+    audit?.emit(`review.${event}`, reviewAuditFields(event, review));
+    if (settings?.notify.length) notifier.notify(settings.notify, event, review);
+  });
+  return reviews;
+}
+
+/** With a shared store: a dead replica's sessions end here (the audit stream says so for it), and CancelRequests reach the replica that holds the session. */
+function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, audit: AuditStream | undefined, log: Logger): void {
+  replica.onTakeOver(async (client, dead) => {
+    const ended = await takeOverSessions(client, dead);
+    return () => {
+      for (const s of ended) {
+        audit?.emit('session.end', {
+          session: s.id,
+          subject: s.subject,
+          issuer: s.issuer,
+          connection: s.connection,
+          remote: s.remote,
+          ...(s.runId ? { run: s.runId } : {}),
+          reason: s.reason,
+          takenOverFrom: dead,
+          durationMs: Date.parse(s.endedAt ?? s.startedAt) - Date.parse(s.startedAt),
+        });
+      }
+    };
+  });
+  // A CancelRequest that reached this replica for a session held by another.
+  cancels.elsewhere = (key, owner) => replica.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...owner }));
+  replica.on(CANCEL_CHANNEL, (payload) => {
+    const m = JSON.parse(payload) as { processId: number; secretKey: number; subject: string; issuer: string };
+    void cancels
+      .lookup({ processId: m.processId, secretKey: m.secretKey }, m)
+      ?.cancel()
+      .catch((err: unknown) => log.warn('cancel.failed', { error: describeError(err) }));
+  });
+}

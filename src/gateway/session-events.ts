@@ -1,0 +1,164 @@
+/**
+ * What becomes of each session, told once to every observer: the gateway's log (`tunnel.open`,
+ * `tunnel.close`), the audit stream (`session.start`, `session.end`), the session's recording (its
+ * `end` event, then closed) and the session index (listed as running, then indexed). Admission
+ * (./admission.ts) says when a session opened and how it ended; it writes none of these itself.
+ */
+import type { ConnectionConfig } from '../config/connection.js';
+import { describeError } from '../errors.js';
+import type { Identity } from '../identity.js';
+import type { Logger } from '../log.js';
+import type { RecordingStream } from '../recording/thread.js';
+import type { SessionOutcome } from '../session/engine.js';
+import type { AuditStream } from './audit.js';
+import type { GatewayRecordings, SessionSummary, TablesTouched } from './recordings.js';
+
+/** Who a session is, as every log line and audit event about it names it. */
+export type SessionWho = {
+  session: string;
+  subject: string;
+  issuer: string;
+  connection: string;
+  remote: string;
+  via: string;
+  run?: string;
+  agent?: string;
+};
+
+/** A session that opened. */
+export interface OpenedSession {
+  who: SessionWho;
+  identity: Identity;
+  connection: ConnectionConfig;
+  started: number;
+  /** The client's version, as it says. */
+  client?: string | undefined;
+  policyCommit?: string | undefined;
+  readOnly: boolean;
+  maxSessionSeconds?: number | undefined;
+  recording?: RecordingStream | undefined;
+  /** The recording could not be written (or opened) to the end. */
+  recordingFailed: boolean;
+  counts: { statements: number; refused: number };
+  /** Columns masked in what the client received, and how (at most 1,000). */
+  maskedColumns: Map<string, string>;
+  touched: TablesTouched;
+  /** The index's line for the session: as it ends (`end`), or while it runs. */
+  summarize(end?: SessionOutcome, tables?: { tables: string[]; written: string[]; tablesComplete: boolean }): SessionSummary;
+}
+
+/** Hears sessions open and end; an `ended` that returns a Promise is waited for before the next observer hears it. */
+export interface SessionObserver {
+  opened?(s: OpenedSession): void;
+  ended?(s: OpenedSession, outcome: SessionOutcome): void | Promise<void>;
+}
+
+/** The one source of session events. */
+export class SessionEvents {
+  readonly #observers: SessionObserver[] = [];
+
+  /** Adds an observer; observers hear each event in the order they were added. */
+  observe(o: SessionObserver): void {
+    this.#observers.push(o);
+  }
+
+  opened(s: OpenedSession): void {
+    for (const o of this.#observers) o.opened?.(s);
+  }
+
+  async ended(s: OpenedSession, outcome: SessionOutcome): Promise<void> {
+    for (const o of this.#observers) await o.ended?.(s, outcome);
+  }
+}
+
+/** `tunnel.open` and `tunnel.close` in the gateway's log. */
+export function logObserver(log: Logger): SessionObserver {
+  return {
+    opened: (s) =>
+      log.info('tunnel.open', {
+        ...s.who,
+        type: s.connection.type,
+        kind: s.identity.kind,
+        expiresAt: s.identity.expiresAt.toISOString(),
+        client: s.client,
+        ...(s.policyCommit !== undefined ? { policyCommit: s.policyCommit } : {}),
+        ...(s.readOnly ? { readOnly: true } : {}),
+        ...(s.maxSessionSeconds !== undefined ? { maxSessionSeconds: s.maxSessionSeconds } : {}),
+      }),
+    ended: (s, outcome) =>
+      log.info('tunnel.close', {
+        ...s.who,
+        reason: outcome.reason,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+        bytesFromClient: outcome.bytesFromClient,
+        bytesToClient: outcome.bytesToClient,
+        durationMs: Date.now() - s.started,
+      }),
+  };
+}
+
+/** `session.start` and `session.end` on the audit stream. */
+export function auditObserver(audit: AuditStream): SessionObserver {
+  return {
+    opened: (s) =>
+      audit.emit('session.start', {
+        ...s.who,
+        kind: s.identity.kind,
+        groups: s.identity.groups,
+        ...(s.identity.email !== undefined ? { email: s.identity.email } : {}),
+        type: s.connection.type,
+        ...(s.client !== undefined ? { client: s.client } : {}),
+        ...(s.policyCommit !== undefined ? { policyCommit: s.policyCommit } : {}),
+        recorded: s.recording !== undefined,
+      }),
+    ended: (s, outcome) =>
+      audit.emit('session.end', {
+        ...s.who,
+        reason: outcome.reason,
+        statements: s.counts.statements,
+        refused: s.counts.refused,
+        bytesFromClient: outcome.bytesFromClient,
+        bytesToClient: outcome.bytesToClient,
+        durationMs: Date.now() - s.started,
+      }),
+  };
+}
+
+/** The recording's `end` event, then the recording closed (signed). */
+export function recordingObserver(log: Logger): SessionObserver {
+  return {
+    ended: async (s, outcome) => {
+      if (!s.recording) return;
+      s.recording.event({
+        t: 'end',
+        at: Date.now(),
+        reason: outcome.reason,
+        ...(outcome.detail ? { detail: outcome.detail } : {}),
+        bytesFromClient: outcome.bytesFromClient,
+        bytesToClient: outcome.bytesToClient,
+      });
+      await s.recording.close().catch((err: unknown) => {
+        if (!s.recordingFailed) log.error('recording.failed', { ...s.who, error: describeError(err) });
+        s.recordingFailed = true;
+      });
+    },
+  };
+}
+
+/** The session index: the session listed as running (`running`, and the archive's own), then indexed as it ended. */
+export function indexObserver(recordings: GatewayRecordings, running: Map<string, () => SessionSummary>, log: Logger): SessionObserver {
+  return {
+    opened: (s) => {
+      running.set(s.who.session, () => s.summarize());
+      recordings.archive.started(s.summarize());
+    },
+    ended: async (s, outcome) => {
+      const summary = s.summarize(outcome, await s.touched.summary().catch(() => undefined));
+      // Listed as running until the index has it: never neither.
+      await recordings
+        .index(summary)
+        .catch((err: unknown) => log.error('recording.index-failed', { ...s.who, error: describeError(err) }))
+        .finally(() => running.delete(s.who.session));
+    },
+  };
+}

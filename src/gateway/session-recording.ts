@@ -1,0 +1,137 @@
+/**
+ * A session's recording at the gateway (docs/recording-format.md): opened before the session is
+ * accepted (or the session refused, as the policy's `recording.onFailure` says), its `start` event,
+ * what the engine records into it, the client's claims about why (`context` control messages,
+ * bounded), and what a failure to write does to the session.
+ */
+import type { TunnelStream } from '../tunnel/stream.js';
+import type { ControlMessage } from '../tunnel/frames.js';
+import { ErrorCode, HoopError, describeError } from '../errors.js';
+import type { RecordingPolicy } from '../policy/schema.js';
+import { cutValue } from '../recording/event-line.js';
+import type { RecordingStream } from '../recording/thread.js';
+import { type Engine, SessionEnd, type TunnelSession } from '../session/engine.js';
+import { VERSION } from '../version.js';
+import type { GatewayParts } from './parts.js';
+import type { OpenedSession } from './session-events.js';
+
+/** Characters of context messages a session records; past it they are dropped (a client's claims cannot fill the disk). */
+const CONTEXT_BUDGET = 256 * 1024;
+/** A context message's field names: short identifiers; at most {@link MAX_CONTEXT_FIELDS} of them. */
+const CONTEXT_FIELD = /^[a-z][A-Za-z0-9_]{0,31}$/;
+const MAX_CONTEXT_FIELDS = 8;
+
+/**
+ * The fields of a client's `context` control message (`{ type: 'context', fields: { tool, intent, … } }`)
+ * as a recording keeps them: string values cut at 4 KiB, names that cannot clash with an event's
+ * own (`t`, `at`); undefined for anything else.
+ */
+export function clientContext(fields: unknown): Record<string, string> | undefined {
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return undefined;
+  const entries = Object.entries(fields);
+  if (entries.length === 0 || entries.length > MAX_CONTEXT_FIELDS) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (!CONTEXT_FIELD.test(k) || k === 't' || k === 'at' || typeof v !== 'string') return undefined;
+    out[k] = cutValue(v);
+  }
+  return out;
+}
+
+/**
+ * A new session's recording, by the engine's encoder. Undefined when the gateway records nothing,
+ * or it cannot record this one and the policy lets the session go on unrecorded.
+ * @throws HoopError RECORDING_UNAVAILABLE when it cannot, and the session may not go on
+ */
+export async function openRecording(parts: GatewayParts, engine: Engine, sessionId: string, policy: RecordingPolicy, logFields: Record<string, string>): Promise<RecordingStream | undefined> {
+  const { recordings, replica, config, log } = parts;
+  if (!recordings) return undefined;
+  try {
+    await parts.checkFreeSpace('record new sessions');
+    if (replica && !replica.reachable) {
+      throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, 'hoop: the gateway cannot reach its store (PostgreSQL), so it cannot record new sessions', {
+        hint: "try again in a moment, and tell the gateway's operators (`hoop gateway status` says whether the store answers)",
+      });
+    }
+    return await recordings.start(sessionId, engine.recordEncoder, config.recording.checkpointSeconds * 1000);
+  } catch (err) {
+    const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
+    log.error('recording.unavailable', { session: sessionId, ...logFields, message: e.message, onFailure: policy.onFailure });
+    if (policy.onFailure !== 'continue') throw e;
+    return undefined;
+  }
+}
+
+/**
+ * Starts `s`'s recording: its `start` event (`facts`: where the session came from), what the
+ * engine records (`session.recording`), the client's context messages, and on a failure to write,
+ * the session's end unless the policy says to go on.
+ */
+export function startRecording(
+  s: OpenedSession,
+  recording: RecordingStream,
+  session: TunnelSession,
+  policy: RecordingPolicy,
+  facts: Record<string, unknown>,
+  parts: GatewayParts,
+  end: (reason: SessionEnd) => void,
+): void {
+  const { identity } = s;
+  recording.onFailure = (err) => {
+    s.recordingFailed = true;
+    parts.log.error('recording.failed', { ...s.who, error: describeError(err), onFailure: policy.onFailure });
+    if (policy.onFailure === 'close') {
+      end(
+        new SessionEnd(
+          'recording-failed',
+          'hoop: this session can no longer be recorded, so the gateway ended it',
+          "connect again; if it happens again, tell the gateway's operators (its data disk may be full)",
+        ),
+      );
+    }
+  };
+  recording.event({
+    t: 'start',
+    at: s.started,
+    session: s.who.session,
+    identity: { subject: identity.subject, issuer: identity.issuer, kind: identity.kind, groups: identity.groups, ...(identity.email !== undefined ? { email: identity.email } : {}) },
+    ...facts,
+    gateway: VERSION,
+  });
+  session.recording = {
+    stream: recording,
+    results: policy.results,
+    rowCap: policy.rowCap,
+    ...(policy.sshInput ? { sshInput: policy.sshInput } : {}),
+    notes: {
+      statement: () => s.counts.statements++,
+      sql: (text) => {
+        // With a judge, its verdicts name the tables; without one the SQL is read at the end.
+        if (!session.judge) s.touched.addText(text);
+      },
+      refused: () => s.counts.refused++,
+      masked: (column, strategy) => {
+        if (s.maskedColumns.size < 1000) s.maskedColumns.set(column, strategy);
+      },
+    },
+  };
+  recordContext(session.channel, recording);
+}
+
+/** What the client says about why (an MCP tool call and the agent's intent): recorded as its claim, bounded. */
+function recordContext(channel: TunnelStream, recording: RecordingStream): void {
+  let budget = CONTEXT_BUDGET;
+  channel.on('control', (m: ControlMessage) => {
+    if (m.type !== 'context' || budget <= 0) return;
+    const fields = clientContext(m.fields);
+    if (!fields) return;
+    budget -= Object.values(fields).reduce((n, v) => n + v.length, 0);
+    // Past its budget, or while the disk is behind, a session's claims are no longer recorded: said once.
+    if (budget <= 0 || recording.behind) {
+      budget = 0;
+      recording.event({ t: 'context-dropped', at: Date.now() });
+      return;
+    }
+    recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
+  });
+}
