@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Speed and memory figures are the benchmark's (vitest.bench.config.ts, npm run bench:tests), not functional tests.
+    exclude: ['**/node_modules/**', 'test/perf/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

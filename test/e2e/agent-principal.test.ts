@@ -30,6 +30,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { psql } from '../harness/clients.js';
+import { eventually } from '../harness/wait.js';
 
 const ATTACKER = resolve(import.meta.dirname, '../fixtures/agent-attacker.mjs');
 const REACH = resolve(import.meta.dirname, '../fixtures/agent-reach.mjs');
@@ -348,12 +349,7 @@ describe('the run credential lives as long as the run', () => {
     expect(sandbox.length).toBeGreaterThanOrEqual(2);
     hoop!.kill('SIGKILL');
     const killedAt = Date.now();
-    let status = 200;
-    while (status === 200 && Date.now() - killedAt < 20_000) {
-      status = (await whoami(token)).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(status).toBe(401);
+    await eventually(async () => expect((await whoami(token)).status).toBe(401), { timeout: 20_000, interval: 200 });
     // The policy's heartbeatTimeout is 5 s; the gateway sweeps every second.
     expect(Date.now() - killedAt).toBeLessThan(9_000);
     const ended = await copied.error(10_000);
@@ -365,8 +361,7 @@ describe('the run credential lives as long as the run', () => {
       processes()
         .filter((p) => sandbox.includes(p.pid))
         .map((p) => p.cmd);
-    for (const end = Date.now() + 5_000; left().length > 0 && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
-    expect(left()).toEqual([]);
+    await eventually(() => expect(left()).toEqual([]), { timeout: 5_000, interval: 100 });
   });
 
   it('belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began', async () => {

@@ -23,6 +23,7 @@ import { HOOP_BIN, spawnHoop, type HoopProcessResult } from '../harness/hoop-pro
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 const nodeModules = resolve(import.meta.dirname, '../../node_modules');
 let stack: HoopStack;
@@ -342,14 +343,15 @@ describe('hoop exec', () => {
       const r = await stack.run(['review', 'approve', id, ...gatewayArgs()], { HOOP_TOKEN: await stack.token('bob', ['dba']) });
       expect(r.code).toBe(0);
     };
-    const pending = async (): Promise<string> => {
-      for (let i = 0; i < 100; i++) {
-        const ls = JSON.parse((await stack.run(['review', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { reviews: Array<{ id: string }> };
-        if (ls.reviews[0]) return ls.reviews[0].id;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('no pending review');
-    };
+    const pending = async (): Promise<string> =>
+      eventually(
+        async () => {
+          const ls = JSON.parse((await stack.run(['review', 'ls', '--json', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { reviews: Array<{ id: string }> };
+          expect(ls.reviews[0], 'a pending review').toBeDefined();
+          return ls.reviews[0]!.id;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
     // Waiting: the status lines on stderr, the results once approved.
     const waiting = hoopExec(['app-md5', '-c', sql]);
     await approve(await pending());

@@ -13,6 +13,7 @@ import { runProcess } from '../harness/clients.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { eventually, pace } from '../harness/wait.js';
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 
@@ -152,14 +153,34 @@ describe('hoop gateway + hoop connect as processes', () => {
     let out = '';
     psql.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     const answered = async (n: number): Promise<void> => {
-      for (let i = 0; i < 100 && out.split('\n').filter(Boolean).length < n; i++) await new Promise((r) => setTimeout(r, 50));
+      await eventually(() => expect(out.split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(n), { timeout: 5000 }).catch(() => undefined);
     };
+    /** The number of chunks the gateway's newest signed checkpoint covers (0 before the first); its manifest is written after its signature. */
+    const recordings = join(dir, 'crash-data', 'recordings');
+    const checkpointed = async (): Promise<number> => {
+      let chunks = 0;
+      for (const session of await readdir(recordings).catch(() => [] as string[]))
+        for (const f of await readdir(join(recordings, session)).catch(() => [] as string[])) chunks = Math.max(chunks, Number(/^checkpoint-(\d{6})\.SHA256SUMS$/.exec(f)?.[1] ?? 0));
+      return chunks;
+    };
+    /** Until a signed checkpoint covers a chunk newer than the last one (checkpointSeconds: 1). */
+    const nextCheckpoint = async (after: number): Promise<number> =>
+      eventually(
+        async () => {
+          const now = await checkpointed();
+          expect(now, 'chunks under a signed checkpoint of the gateway').toBeGreaterThan(after);
+          return now;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
     psql.stdin!.write('select count(*) from items;\n');
     await answered(1);
-    await new Promise((r) => setTimeout(r, 1500));
+    const first = await nextCheckpoint(0);
+    // A checkpoint is signed when a chunk is cut at least checkpointSeconds (1 s) after the last one: the next statement's chunk is then due one.
+    await pace(1000);
     psql.stdin!.write('select name from items order by id limit 1;\n');
     await answered(2);
-    await new Promise((r) => setTimeout(r, 1500)); // a chunk and a signed checkpoint after it
+    await nextCheckpoint(first); // a chunk and a signed checkpoint after it
     gw.child.kill('SIGKILL');
     await exited(gw.child);
     psql.kill('SIGKILL');

@@ -17,7 +17,7 @@ import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { createHash, createPrivateKey } from 'node:crypto';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerDevice, putClientRecordFile, getClientRecord, GatewayApiError } from '../../src/auth/gateway-client.js';
 import { createDeviceKey } from '../../src/auth/device-key.js';
@@ -30,6 +30,7 @@ import { spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let stack: HoopStack;
 let token: string;
@@ -58,12 +59,15 @@ interface Listed {
 }
 async function sessionsOfRun(runId: string): Promise<Listed[]> {
   let sessions: Listed[] = [];
-  for (let i = 0; i < 50; i++) {
-    const ls = await hoop(['sessions', 'ls', '--json', '--run', runId]);
-    sessions = (JSON.parse(ls.stdout) as { sessions: Listed[] }).sessions;
-    if (sessions.length > 0 && sessions.every((s) => s.endedAt && s.clientRecord)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // Until they ended and their CLI records are in; the caller says what it expects of them if they never are.
+  await eventually(
+    async () => {
+      const ls = await hoop(['sessions', 'ls', '--json', '--run', runId]);
+      sessions = (JSON.parse(ls.stdout) as { sessions: Listed[] }).sessions;
+      expect(sessions.length > 0 && sessions.every((s) => s.endedAt && s.clientRecord)).toBe(true);
+    },
+    { timeout: 5_000, interval: 100 },
+  ).catch(() => undefined);
   return sessions;
 }
 
@@ -202,7 +206,23 @@ describe("the CLI's own records", () => {
           void runProcess('psql', ['-X', '-At', '-h', info.host, '-p', String(info.port), '-U', info.user, '-d', info.database, '-c', 'select 41 + 1', '-c', 'select pg_sleep(5)'], {
             env: { ...process.env, ...env },
           });
-          setTimeout(() => child.kill('SIGKILL'), 3500);
+          // Killed once a signed checkpoint of its record covers the first statement, while pg_sleep(5) keeps the session open.
+          void eventually(
+            async () => {
+              const [entry] = spoolEntries();
+              expect(entry).toBeDefined();
+              const at = join(configDir, 'spool', entry!);
+              const files = await readdir(at);
+              // The signature is written first, then the manifest: a checkpoint is whole once its manifest is there.
+              const covered = Math.max(0, ...files.map((f) => Number(/^checkpoint-(\d{6})\.SHA256SUMS$/.exec(f)?.[1] ?? 0)));
+              const chunks = files.filter((f) => Number(/^events-(\d{6})\.jsonl\.gz$/.exec(f)?.[1] ?? Infinity) <= covered);
+              const text = (await Promise.all(chunks.map(async (f) => gunzipSync(await readFile(join(at, f))).toString()))).join('');
+              expect(text).toContain('select 41 + 1');
+            },
+            { timeout: 4_500, interval: 50 },
+          )
+            .catch(() => undefined)
+            .finally(() => child.kill('SIGKILL'));
         },
       },
     );
@@ -216,12 +236,10 @@ describe("the CLI's own records", () => {
     const id = left[0]!.replace(/^sessions-/, '');
 
     // The next hoop command (here `sessions ls`) uploads it.
-    let listed: Listed | undefined;
-    for (let i = 0; i < 50 && listed?.clientRecord !== 'truncated'; i++) {
-      listed = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Listed[] }).sessions.find((s) => s.id === id);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(listed?.clientRecord).toBe('truncated');
+    await eventually(async () => expect((JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Listed[] }).sessions.find((s) => s.id === id)?.clientRecord).toBe('truncated'), {
+      timeout: 10_000,
+      interval: 100,
+    });
     expect(spoolEntries()).toEqual([]);
     const verify = await hoop(['sessions', 'verify', id]);
     expect(verify.code).toBe(0);

@@ -15,6 +15,7 @@ import { createTestPki, type TestPki } from '../harness/certs.js';
 import { runProcess } from '../harness/clients.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { eventually } from '../harness/wait.js';
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 
@@ -180,11 +181,14 @@ describe('hoop login as a process', () => {
     await chmod(env.BROWSER, 0o755);
     const login = onTerminal(['login', '--gateway', gatewayUrl], env);
     await login.waitFor(/Waiting for the browser/);
-    let url = '';
-    for (let i = 0; i < 100 && !url; i++) {
-      url = await readFile(opened, 'utf8').catch(() => '');
-      if (!url) await new Promise((r) => setTimeout(r, 50));
-    }
+    const url = await eventually(
+      async () => {
+        const url = await readFile(opened, 'utf8').catch(() => '');
+        expect(url, 'the URL $BROWSER was given').not.toBe('');
+        return url;
+      },
+      { timeout: 5000 },
+    );
     expect(login.output()).toContain(url);
     expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
     expect(await login.exited).toBe(0);
@@ -197,12 +201,11 @@ describe('hoop login as a process', () => {
     // eslint-disable-next-line no-control-regex
     const plain = (): string => login.output().replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '');
     await login.waitFor(/enter the code/);
-    let match: RegExpExecArray | null = null;
-    for (let i = 0; i < 100 && !match; i++) {
-      match = /Open (\S+) and enter the code\s+([A-Z0-9]{4}-[A-Z0-9]{4})/.exec(plain());
-      if (!match) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(match).not.toBeNull();
+    const match = await eventually(() => {
+      const match = /Open (\S+) and enter the code\s+([A-Z0-9]{4}-[A-Z0-9]{4})/.exec(plain());
+      expect(match).not.toBeNull();
+      return match;
+    });
     expect(plain()).toMatch(/Waiting for approval · \d+:\d\d left · checking every 1 s/);
     await new TestBrowser().approveDevice(match![1]!, match![2]!, 'dana');
     expect(await login.exited).toBe(0);

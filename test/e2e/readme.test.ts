@@ -20,6 +20,7 @@ import { createTestPki, type TestPki } from '../harness/certs.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { freePort, pgBinDir, startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { eventually } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
 import { findSshd } from '../../src/demo/sshd.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
@@ -111,6 +112,7 @@ function bash(lines: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; befor
         };
         waiters.push(check);
         check();
+        // Output may still be on its way when the process has exited: a moment for it before giving up.
         void exited.then(() => setTimeout(() => reject(new Error(`exited before ${re}:\n${all}`)), 50));
       }),
   };
@@ -420,11 +422,14 @@ describe('the README, run as written', () => {
       ran.add(browser!);
       await login.waitFor(/Waiting for the browser/);
       // $BROWSER runs beside hoop: its file may come a moment after hoop says it is waiting.
-      let url = '';
-      for (let i = 0; i < 200 && !url; i++) {
-        url = existsSync(opened) ? readFileSync(opened, 'utf8') : '';
-        if (!url) await new Promise((r) => setTimeout(r, 25));
-      }
+      const url = await eventually(
+        () => {
+          const url = existsSync(opened) ? readFileSync(opened, 'utf8') : '';
+          expect(url, 'the URL $BROWSER was given').not.toBe('');
+          return url;
+        },
+        { timeout: 5000, interval: 25 },
+      );
       expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
       expect(await login.exited).toBe(0);
       expect(login.output()).toContain(`Logged in to ${gatewayUrl} as dana`);
@@ -525,16 +530,19 @@ describe('the README, run as written', () => {
       expect(outputs.at(-1)).toMatch(/paid +\| +10/);
       expect(outputs.at(-1)).toMatch(/shipped +\| +20/);
       // The gateway's audit stream saw the sessions of this setup (file sink, flushed each second).
-      let audit: Array<Record<string, unknown>> = [];
-      for (let i = 0; i < 50 && !audit.some((e) => e.event === 'session.start' && e.subject === 'ci:acme/api'); i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        audit = existsSync(join(dir, 'audit.jsonl'))
-          ? readFileSync(join(dir, 'audit.jsonl'), 'utf8')
-              .trim()
-              .split('\n')
-              .map((l) => JSON.parse(l) as Record<string, unknown>)
-          : [];
-      }
+      const audit = await eventually(
+        () => {
+          const audit = existsSync(join(dir, 'audit.jsonl'))
+            ? readFileSync(join(dir, 'audit.jsonl'), 'utf8')
+                .trim()
+                .split('\n')
+                .map((l) => JSON.parse(l) as Record<string, unknown>)
+            : [];
+          expect(audit.some((e) => e.event === 'session.start' && e.subject === 'ci:acme/api')).toBe(true);
+          return audit;
+        },
+        { timeout: 5000, interval: 100 },
+      );
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.start', subject: 'ci:acme/api', connection: 'prod-db' }));
       expect(audit).toContainEqual(expect.objectContaining({ v: 1, event: 'session.end', subject: 'dana', connection: 'prod-db' }));
     }, 60_000);

@@ -7,12 +7,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -22,13 +22,15 @@ const as = async (subject: string, groups: string[], argv: string[]) =>
   stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
 
 async function pendingRequest(subject: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const ls = JSON.parse((await as('bob', ['dba'], ['review', 'ls', '--json'])).stdout) as { reviews: Array<{ id: string; kind: string; requester: { subject: string } }> };
-    const r = ls.reviews.find((x) => x.kind === 'access' && x.requester.subject === subject);
-    if (r) return r.id;
-    await sleep(100);
-  }
-  throw new Error(`no pending request of ${subject}`);
+  return eventually(
+    async () => {
+      const ls = JSON.parse((await as('bob', ['dba'], ['review', 'ls', '--json'])).stdout) as { reviews: Array<{ id: string; kind: string; requester: { subject: string } }> };
+      const r = ls.reviews.find((x) => x.kind === 'access' && x.requester.subject === subject);
+      expect(r, `a pending request of ${subject}`).toBeDefined();
+      return r!.id;
+    },
+    { timeout: 10_000, interval: 100 },
+  );
 }
 
 beforeAll(async () => {

@@ -11,6 +11,7 @@ import { callApi, type ApiAnswer } from '../harness/api.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually, pace } from '../harness/wait.js';
 import { MAX_OPEN_RUNS } from '../../src/gateway/runs.js';
 
 let stack: HoopStack;
@@ -162,7 +163,7 @@ describe("a run lives no longer than its person's sign-in", () => {
     let beat: ApiAnswer;
     do {
       beat = await api('POST', `/v1/runs/${run.id as string}/heartbeat`, run.controlToken as string, { personToken: short });
-      if (beat.status === 200) await new Promise((r) => setTimeout(r, 500));
+      if (beat.status === 200) await pace(500); // a hoop's heartbeat cadence
     } while (beat.status === 200);
     expect(beat.status).toBe(410);
     expect((beat.body.error as { message: string }).message).toBe(`run ${run.id as string} has ended (its person's own sign-in ran out)`);
@@ -190,12 +191,15 @@ describe("a run's sessions", () => {
     const ended = await raw.error(10_000);
     expect(ended).toMatchObject({ severity: 'FATAL', code: '28000', message: `hoop: run ${run.id as string} ended (its hoop ended it); its sessions end with it` });
     // The index names the person, the run, the agent and how it came.
-    let session: Record<string, unknown> | undefined;
-    for (let i = 0; i < 50 && !session?.endedAt; i++) {
-      const ls = await api('GET', `/v1/sessions?run=${run.id as string}`, alice);
-      session = (ls.body.sessions as Array<Record<string, unknown>>)[0];
-      if (!session?.endedAt) await new Promise((r) => setTimeout(r, 100));
-    }
+    const session = await eventually(
+      async () => {
+        const ls = await api('GET', `/v1/sessions?run=${run.id as string}`, alice);
+        const session = (ls.body.sessions as Array<Record<string, unknown>>)[0];
+        expect(session?.endedAt).toBeDefined();
+        return session;
+      },
+      { timeout: 5000, interval: 100 },
+    );
     expect(session).toMatchObject({ subject: 'alice', runId: run.id, agent: 'claude', via: 'run', isolated: true, reason: 'run-ended' });
   });
 });

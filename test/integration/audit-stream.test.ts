@@ -15,6 +15,7 @@ import { psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 const received: string[] = [];
 let failFirst = 2;
@@ -70,7 +71,7 @@ describe('audit stream', () => {
     expect(r.stderr).toContain('DROP is not allowed');
     await c.stop();
     const events = async (): Promise<Array<Record<string, unknown>>> => received.map((l) => JSON.parse(l) as Record<string, unknown>);
-    for (let i = 0; i < 100 && !(await events()).some((e) => e.event === 'session.end'); i++) await new Promise((r) => setTimeout(r, 100));
+    await eventually(async () => expect((await events()).some((e) => e.event === 'session.end')).toBe(true), { timeout: 10_000, interval: 100 });
     const got = await events();
     expect(got.map((e) => e.event)).toEqual(['session.start', 'statement.refused', 'session.end']);
     for (const e of got) expect(e).toMatchObject({ v: 1, time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), subject: 'alice', connection: 'app', session: got[0]!.session });
@@ -94,7 +95,7 @@ describe('audit stream', () => {
     await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/end`, controlToken);
     await raw.closed();
     const events = (): Array<Record<string, unknown>> => received.slice(seen).map((l) => JSON.parse(l) as Record<string, unknown>);
-    for (let i = 0; i < 100 && !events().some((e) => e.event === 'session.end'); i++) await new Promise((r) => setTimeout(r, 100));
+    await eventually(() => expect(events().some((e) => e.event === 'session.end')).toBe(true), { timeout: 10_000, interval: 100 });
     const got = events();
     expect(got.map((e) => e.event).sort()).toEqual(['run.end', 'run.start', 'session.end', 'session.start']);
     const of = (event: string): Record<string, unknown> => got.find((e) => e.event === event)!;

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runSql, startDemoPostgres, type DemoPostgres } from '../../src/demo/postgres.js';
 import { ErrorCode, isHoopError } from '../../src/errors.js';
 import { freePort } from '../harness/postgres.js';
+import { eventually } from '../harness/wait.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const moduleFile = join(repo, 'src/demo/postgres.ts');
@@ -252,8 +253,7 @@ describe('startDemoPostgres', () => {
         const gone = new Promise((r) => child.once('exit', r));
         child.stdin.end();
         await gone;
-        for (let i = 0; i < 400 && alive(info.pid); i++) await new Promise((r) => setTimeout(r, 25));
-        expect(alive(info.pid)).toBe(false);
+        await eventually(() => expect(alive(info.pid)).toBe(false), { timeout: 10_000, interval: 25 });
       },
       30_000,
     );

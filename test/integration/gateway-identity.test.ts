@@ -26,6 +26,7 @@ import { openTunnel, type TunnelRefusedError } from '../../src/tunnel/transport.
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually, pace } from '../harness/wait.js';
 
 describe('HTTP API: auth config, whoami, devices', () => {
   let op: TestOidc;
@@ -371,9 +372,7 @@ describe('sessions live as long as their token', () => {
     expect(await selectOne(long)).toBe('1');
     long.raw.write(terminate());
 
-    await new Promise((r) => setTimeout(r, 100));
-    const close = logsOf('expiring-1').find((l) => l.event === 'tunnel.close');
-    expect(close).toMatchObject({ reason: 'token-expired', subject: 'alice' });
+    await eventually(() => expect(logsOf('expiring-1').find((l) => l.event === 'tunnel.close')).toMatchObject({ reason: 'token-expired', subject: 'alice' }));
     expect(JSON.stringify(stack.logs())).not.toContain(shortToken.split('.')[2]);
   });
 
@@ -389,7 +388,8 @@ describe('sessions live as long as their token', () => {
     s.channel.sendControl({ type: 'token', token: 'not-a-token' });
     expect(await s.control('token-rejected')).toMatchObject({ reason: 'malformed' });
 
-    await new Promise((r) => setTimeout(r, 3500));
+    // Past the first token's expiry (3 s): the session lives on the renewed one.
+    await pace(3500);
     expect(await selectOne(s)).toBe('1');
     expect(s.controls.some((m) => m.type === 'close')).toBe(false);
     s.raw.write(terminate());
@@ -441,8 +441,7 @@ describe('sessions live as long as their token', () => {
     expect(error?.message).toContain('"bob"');
     expect(await s.control('close')).toMatchObject({ reason: 'identity-changed' });
     expect(await s.raw.closed()).toBe(true);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(logsOf('hijack-1').find((l) => l.event === 'tunnel.close')).toMatchObject({ reason: 'identity-changed', subject: 'alice' });
+    await eventually(() => expect(logsOf('hijack-1').find((l) => l.event === 'tunnel.close')).toMatchObject({ reason: 'identity-changed', subject: 'alice' }));
   });
 
   it('a session whose token expires in the middle of a result gets whole messages, then the error', async () => {
@@ -453,7 +452,8 @@ describe('sessions live as long as their token', () => {
     s.raw.write(query("select repeat('x', 1000000) as big from generate_series(1, 100)"));
     await s.raw.waitFor('T');
     s.channel.pause();
-    await new Promise((r) => setTimeout(r, Math.max(0, exp - Date.now()) + 700));
+    // Holds the reader stalled until past the expiry under test.
+    await pace(Math.max(0, exp - Date.now()) + 700);
     s.channel.resume();
     const error = await s.raw.error(10_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000' });
@@ -471,8 +471,9 @@ describe('sessions live as long as their token', () => {
     expect(types.at(-1)).toBe('E');
     expect(new Set(types)).toEqual(new Set(['R', 'S', 'K', 'Z', 'T', 'D', 'E']));
     expect(types.filter((t) => t === 'D').length).toBeGreaterThan(0);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(logsOf('mid-result-1').find((l) => l.event === 'tunnel.ending')).toMatchObject({ reason: 'token-expired', betweenMessages: false });
-    expect(logsOf('mid-result-1').find((l) => l.event === 'tunnel.close')).toMatchObject({ reason: 'token-expired' });
+    await eventually(() => {
+      expect(logsOf('mid-result-1').find((l) => l.event === 'tunnel.ending')).toMatchObject({ reason: 'token-expired', betweenMessages: false });
+      expect(logsOf('mid-result-1').find((l) => l.event === 'tunnel.close')).toMatchObject({ reason: 'token-expired' });
+    });
   });
 });

@@ -31,6 +31,7 @@ import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-fron
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { listenOnLoopback } from '../harness/listen.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually, pace, quietFor } from '../harness/wait.js';
 
 let stack: HoopStack;
 /** alice, no statement judge. */
@@ -59,7 +60,8 @@ const uncaught: unknown[] = [];
 const onUncaught = (err: unknown): void => void uncaught.push(err);
 
 async function expectNoUncaught(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 200));
+  // A window for an error thrown on a later tick (a socket's error event, a rejected promise) to surface.
+  await quietFor(200);
   const seen = uncaught.splice(0).map((e) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e)));
   expect(seen, 'errors nothing handled (each would crash a real gateway or CLI process)').toEqual([]);
 }
@@ -165,9 +167,9 @@ async function expectNoSessionLeft(id: string, baseline: number): Promise<void> 
       .filter((l) => l.session === id && (l.event === 'tunnel.open' || l.event === 'tunnel.close'))
       .map((l) => `${String(l.event)}${l.reason ? `:${String(l.reason)}` : ''}`);
   const settled = (): boolean => stack.gateway.activeSessions <= baseline && (events().length === 0 || events().some((e) => e.startsWith('tunnel.close')));
-  await new Promise((r) => setTimeout(r, 300));
-  const deadline = Date.now() + 1500;
-  while (!settled() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  // A window for a late tunnel.open to show up: with no event at all the session looks settled.
+  await quietFor(300);
+  await eventually(() => expect(settled()).toBe(true), { timeout: 1500 }).catch(() => undefined);
   if (events().includes('tunnel.open')) expect(events(), `the gateway's log of session ${id}`).toContain('tunnel.close:client-disconnected');
   expect(stack.gateway.activeSessions, 'sessions the gateway still counts as active').toBeLessThanOrEqual(baseline);
 }
@@ -545,10 +547,11 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     const BIG = 600;
     const bigFrom = raw.data(1).length;
     raw.write(frame(MuxFrameType.DATA, 1, query(`select repeat('y', 1000) from generate_series(1, ${BIG})`)));
+    // Until nothing more comes for 200 ms: the gateway has stopped at the end of the window.
     let got = -1;
     while (raw.data(1).length !== got) {
       got = raw.data(1).length;
-      await new Promise((r) => setTimeout(r, 200));
+      await quietFor(200);
     }
     expect(got).toBeLessThanOrEqual(STREAM_WINDOW);
     expect(got - bigFrom).toBeGreaterThan(STREAM_WINDOW / 2);
@@ -679,14 +682,7 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     raw.write(frame(MuxFrameType.DATA, 9, Buffer.from('x')));
     expect(await raw.closed(3000)).toBe(true);
     // Its PostgreSQL backend goes away with it.
-    const deadline = Date.now() + 5000;
-    let alive = '1';
-    while (Date.now() < deadline) {
-      alive = (await stack.pg.psql(`select count(*) from pg_stat_activity where pid = ${pid}`)).trim();
-      if (alive === '0') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(alive).toBe('0');
+    await eventually(async () => expect((await stack.pg.psql(`select count(*) from pg_stat_activity where pid = ${pid}`)).trim()).toBe('0'), { timeout: 5000 });
     await othersStillServed();
   });
 
@@ -760,11 +756,13 @@ describe('the client side of a lost connection', () => {
       const first = await session(mux);
       expect(await one(first, 'select 1')).toEqual([['1']]);
       r.hold();
-      const pending = mux.open({ connection: 'app', token, sessionId: sid() }).then(
+      const pendingId = sid();
+      const pending = mux.open({ connection: 'app', token, sessionId: pendingId }).then(
         () => undefined,
         (e: unknown) => e,
       );
-      await new Promise((res) => setTimeout(res, 200));
+      // The gateway has the OPEN and admitted it; its answer is the one the relay holds back.
+      await eventually(() => expect(stack.logs().some((l) => l.event === 'tunnel.open' && l.session === pendingId)).toBe(true));
       r.cut();
       const err = await pending;
       expect(err).toBeInstanceOf(HoopError);
@@ -825,7 +823,8 @@ describe('policy through the mux', () => {
       for (const cut of [1, 100, end - 3, end, end + 1, end + 3, bytes.length - 1]) {
         const from = judged.raw.raw.length;
         judged.raw.write(bytes.subarray(0, cut));
-        await new Promise((r) => setTimeout(r, 20));
+        // The two parts go as two tunnel frames, not one.
+        await pace(20);
         judged.raw.write(bytes.subarray(cut));
         const messages = await judged.raw.messagesSince(from, readies);
         expect(errorIn(messages), `${what}, cut at ${cut}`).toMatchObject({ code: '42501' });
@@ -845,7 +844,8 @@ describe('policy through the mux', () => {
       const bind = frontendMessage('B', '', name, 0, 1, int32(value.length), value, 0);
       const from = judged.raw.raw.length;
       judged.raw.write(Buffer.concat([parse(name, 'select length($1::text)'), bind.subarray(0, cut)]));
-      await new Promise((r) => setTimeout(r, 100));
+      // The gateway reads the cut header on its own before the rest arrives.
+      await pace(100);
       judged.raw.write(Buffer.concat([bind.subarray(cut), execute(''), sync()]));
       const messages = await judged.raw.messagesSince(from, 1);
       expect(errorIn(messages), `cut at ${cut}`).toBeUndefined();
@@ -870,18 +870,14 @@ describe('flow control', () => {
     stream.write(query(sql));
 
     // PostgreSQL ends up blocked writing to the gateway: the gateway does not buffer the result.
-    const deadline = Date.now() + 10_000;
-    let wait = '';
-    while (Date.now() < deadline) {
-      wait = (await stack.pg.psql(`select coalesce(wait_event, '') from pg_stat_activity where query = '${sql.replace(/'/g, "''")}'`)).trim();
-      if (wait === 'ClientWrite') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(wait).toBe('ClientWrite');
+    await eventually(async () => expect((await stack.pg.psql(`select coalesce(wait_event, '') from pg_stat_activity where query = '${sql.replace(/'/g, "''")}'`)).trim()).toBe('ClientWrite'), {
+      timeout: 10_000,
+    });
     // What is in flight settles: the client then holds at most the window it announced.
     let held = -1;
+    // Until it stays the same for three checks 100 ms apart.
     for (let stable = 0; stable < 3; ) {
-      await new Promise((r) => setTimeout(r, 100));
+      await quietFor(100);
       if (stream.readableLength === held) stable++;
       else [held, stable] = [stream.readableLength, 0];
     }

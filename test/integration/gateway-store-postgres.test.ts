@@ -30,6 +30,7 @@ import { runCli } from '../harness/run-cli.js';
 import { callApi } from '../harness/api.js';
 import { psql } from '../harness/clients.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually, pace } from '../harness/wait.js';
 
 let store: PgCluster;
 let url: string;
@@ -82,12 +83,14 @@ async function aliceSession(token: string): Promise<string> {
   await raw.simple('select 1');
   raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
   await raw.closed();
-  for (let i = 0; i < 100; i++) {
-    const r = await getJson(replica.url, `/v1/sessions/${sessionId}`, token);
-    if (r.status === 200 && r.body.endedAt) return sessionId;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error(`session ${sessionId} never ended in the store`);
+  await eventually(
+    async () => {
+      const r = await getJson(replica.url, `/v1/sessions/${sessionId}`, token);
+      expect(r.status === 200 && r.body.endedAt, `session ${sessionId} ended in the store`).toBeTruthy();
+    },
+    { timeout: 10_000, interval: 100 },
+  );
+  return sessionId;
 }
 
 /** What the replica logged at level error, a line each. */
@@ -145,9 +148,11 @@ describe('the PostgreSQL store', () => {
       expect(await a.getDevice(same[0]!.device.deviceId)).toEqual(same[0]!.device);
       expect(await a.getDevice('not-a-uuid')).toBeUndefined();
       // An ephemeral key ends its use at its time.
-      const gone = await a.registerDevice(alice, { ...device('ci'), expiresAt: new Date(Date.now() + 500).toISOString() });
+      const expiresAt = Date.now() + 500;
+      const gone = await a.registerDevice(alice, { ...device('ci'), expiresAt: new Date(expiresAt).toISOString() });
       expect((await b.listDevices(alice)).map((d) => d.deviceId)).toContain(gone.device.deviceId);
-      await new Promise((r) => setTimeout(r, 700));
+      // Past its time (the expiry under test), and not by more than a moment.
+      await pace(Math.max(0, expiresAt - Date.now()) + 200);
       expect((await b.listDevices(alice)).map((d) => d.deviceId)).not.toContain(gone.device.deviceId);
     } finally {
       await Promise.all([a.close(), b.close()]);
@@ -175,16 +180,17 @@ describe('the PostgreSQL store', () => {
     await c.stop();
     const onReplica = (argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
       stack.run([...argv, '--gateway', replica.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
-    let listed: Array<{ id: string; endedAt?: string; recording: string; statements: number }> = [];
-    for (
-      let i = 0;
-      i < 100 &&
-      !(listed[0]?.endedAt && (await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0].id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim() === '1');
-      i++
-    ) {
-      await new Promise((res) => setTimeout(res, 100));
-      listed = (JSON.parse((await onReplica(['sessions', 'ls', '--json'])).stdout) as { sessions: typeof listed }).sessions;
-    }
+    type Listed = Array<{ id: string; endedAt?: string; recording: string; statements: number }>;
+    // Until the session has ended and its final manifest is in the store.
+    const listed = await eventually(
+      async () => {
+        const listed = (JSON.parse((await onReplica(['sessions', 'ls', '--json'])).stdout) as { sessions: Listed }).sessions;
+        expect(listed[0]?.endedAt).toBeDefined();
+        expect((await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0]!.id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim()).toBe('1');
+        return listed;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     expect(listed[0]).toMatchObject({ recording: 'complete', statements: 1 });
     const id = listed[0]!.id;
     const keys = (await getJson(replica.url, '/v1/keys', token)).body.keys as Array<{ status: string; replica: string }>;
@@ -206,7 +212,7 @@ describe('the PostgreSQL store', () => {
     await raw.simple('select 1');
     raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
     await raw.closed();
-    for (let i = 0; i < 100 && !replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId)); i++) await new Promise((r) => setTimeout(r, 100));
+    await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 10_000, interval: 100 });
     expect(replicaErrors.find((l) => l.includes(sessionId))).toContain('recording.conflict');
     expect(
       (await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'events-000001.jsonl.gz'`, { database: 'hoop_store' })).trim(),

@@ -30,6 +30,7 @@ import { psql } from '../harness/clients.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import type { ConnectInfo } from '../harness/stack.js';
+import { eventually, pace, quietFor } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
 
 let dir: string;
@@ -220,7 +221,7 @@ async function browserLogin(
 async function pastExpiry(expiry: string | number | undefined): Promise<void> {
   const at = typeof expiry === 'string' ? Date.parse(expiry) : expiry;
   if (at === undefined || Number.isNaN(at)) throw new Error('the login stored no expiry');
-  while (Date.now() <= at + 100) await new Promise((r) => setTimeout(r, Math.min(250, at + 101 - Date.now())));
+  while (Date.now() <= at + 100) await pace(Math.min(250, at + 101 - Date.now()));
 }
 
 async function connect(env: NodeJS.ProcessEnv, extra: string[] = []): Promise<{ info: ConnectInfo; running: Running }> {
@@ -327,7 +328,8 @@ describe('hoop login in the browser', () => {
     await browserLogin(env, 'alice', gateway, browser);
     const first = await authTime();
     expect(first).toBeGreaterThan(Date.now() / 1000 - 60);
-    await new Promise((r) => setTimeout(r, 1100));
+    // auth_time counts seconds: the sign-ins after this one fall in a later second.
+    await pastExpiry((first + 1) * 1000);
     // Single sign-on: the provider's session answers, and the sign-in it tells of is the first one.
     await browserLogin(env, 'alice', gateway, browser);
     expect(await authTime()).toBe(first);
@@ -501,12 +503,15 @@ describe('tokens over time', () => {
     op.lifetimes.accessToken = 3;
     expect((await browserLogin(env, 'bob')).code).toBe(0);
     op.revokeTokens('bob');
-    let who = await run(['whoami'], env);
-    for (const end = Date.now() + 15_000; who.code === 0 && Date.now() < end; ) {
-      await new Promise((r) => setTimeout(r, 250));
-      who = await run(['whoami'], env);
-    }
-    expect(who.code).toBe(77);
+    // Until the access token runs out (3 s): then whoami can neither use it nor renew it.
+    const who = await eventually(
+      async () => {
+        const who = await run(['whoami'], env);
+        expect(who.code).toBe(77);
+        return who;
+      },
+      { timeout: 15_000, interval: 250 },
+    );
     expect(who.stderr).toContain(`your login to ${gateway.url} has expired and cannot be renewed`);
     expect(who.stderr).toContain(`hoop login --gateway ${gateway.url}`);
   });
@@ -523,12 +528,20 @@ describe('tokens over time', () => {
     const first = await secretsOf(env);
     expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
     // A second session opened after the first renewal, with a fresher token.
-    await new Promise((r) => setTimeout(r, 3_000));
+    const renewed = await eventually(
+      async () => {
+        const now = await secretsOf(env);
+        expect(now?.accessToken, 'a renewed token in the store').not.toBe(first?.accessToken);
+        return now!;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     const c2 = pgClient(info);
     c2.on('error', (e) => errors.push(e));
     await c2.connect();
-    // Past the first token's expiry (4 s, no clock tolerance), and the one after.
-    await new Promise((r) => setTimeout(r, 6_000));
+    const atC2 = (await secretsOf(env)) ?? renewed;
+    // Past the first token's expiry (4 s, no clock tolerance), and the one after: the renewed one c2 began with.
+    await pastExpiry(decodeJwt(atC2.accessToken!).exp! * 1000);
     expect((await c.query('select count(*)::int as n from items')).rows).toEqual([{ n: 3 }]);
     expect((await c2.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
     expect(errors).toEqual([]);
@@ -555,7 +568,8 @@ describe('tokens over time', () => {
     expect(err.code).toBe('28000');
     expect(err.message).toMatch(/^hoop: your token expired at \S+; the session is closed$/);
     await running.waitFor(/session \S+ closed: hoop: your token expired/);
-    await new Promise((r) => setTimeout(r, 1_000));
+    // A window for a second "could not renew" to show up in, if the connect were to say it again.
+    await quietFor(1_000);
     const said = running.stderr().match(/could not renew the token/g) ?? [];
     expect(said).toHaveLength(1);
     expect(running.stderr()).toContain(`hoop login --gateway ${gateway.url}`);

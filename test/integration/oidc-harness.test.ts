@@ -11,6 +11,7 @@ import * as client from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveDevice, authorize, TestBrowser } from '../harness/browser.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
+import { pace } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
 
 const insecure = { execute: [client.allowInsecureRequests] };
@@ -213,7 +214,8 @@ describe('oidc-provider harness: the CLI flows', () => {
 
     await expect(approveDevice(da.verification_uri, 'BCDF-GHJK', 'bob')).rejects.toThrow(/incorrect/);
 
-    await new Promise((r) => setTimeout(r, 1000));
+    // The device grant's interval (1 s) before the next poll, as a well-behaved client waits.
+    await pace(1000);
     const polling = client.pollDeviceAuthorizationGrant(config, da);
     await approveDevice(da.verification_uri, da.user_code, 'alice');
     const tokens = await polling;
@@ -232,7 +234,8 @@ describe('oidc-provider harness: the CLI flows', () => {
     const started = Date.now();
     const polling = client.pollDeviceAuthorizationGrant(config, { ...da, interval: 0.2 });
     const approved = (async () => {
-      await new Promise((r) => setTimeout(r, 700));
+      // Approves only once openid-client has polled too fast (at 0.2 s and 0.4 s) and been told slow_down.
+      await pace(700);
       await approveDevice(da.verification_uri, da.user_code, 'carol');
     })();
     const [tokens] = await Promise.all([polling, approved]);
@@ -257,7 +260,8 @@ describe('oidc-provider harness: the CLI flows', () => {
       const refreshed = await client.refreshTokenGrant(cfg, tokens.refresh_token ?? '');
       expect(refreshed.expires_in).toBe(7);
 
-      await new Promise((r) => setTimeout(r, 4100));
+      // Past the refresh token's lifetime (4 s): polling instead would rotate the token it tests.
+      await pace(4100);
       await expect(client.refreshTokenGrant(cfg, refreshed.refresh_token ?? '')).rejects.toMatchObject({ error: 'invalid_grant' });
     } finally {
       await short.close();

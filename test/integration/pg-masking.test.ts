@@ -11,6 +11,7 @@ import { StatementJudge } from '../../src/policy/decide.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 const policy: MaskingPolicy = {
   columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
@@ -245,10 +246,13 @@ describe('masking through the gateway', () => {
     try {
       const n = 200_000;
       const before = process.memoryUsage();
-      const result = client.query(`select g, 'x' || g || '@example.com' as email, repeat('y', 1000) as pad from generate_series(1, ${n}) g`);
-      await new Promise((r) => setTimeout(r, 300));
+      const sql = `select g, 'x' || g || '@example.com' as email, repeat('y', 1000) as pad from generate_series(1, ${n}) g`;
+      const result = client.query(sql);
+      // The statement runs on the server, its rows on their way.
+      await eventually(async () => expect((await stack.pg.psql(`select count(*) from pg_stat_activity where query = '${sql.replace(/'/g, "''")}' and state = 'active'`)).trim()).toBe('1'));
       stream.pause();
-      await new Promise((r) => setTimeout(r, 2000));
+      // The window under test: the reader is stalled for 2 s, and the masking path must not buffer the result in it.
+      await quietFor(2000);
       const during = process.memoryUsage();
       expect(during.arrayBuffers - before.arrayBuffers).toBeLessThan(64 * 1024 * 1024);
       stream.resume();

@@ -7,10 +7,16 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgbench, pgClient, psql, spawnPsql } from '../harness/clients.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 let stack: HoopStack;
 let app: RunningConnect;
 let aliceToken: string;
+
+/** Until `sql` runs on the PostgreSQL server (active in pg_stat_activity). */
+async function running(sql: string): Promise<void> {
+  await eventually(async () => expect((await stack.pg.psql(`select count(*) from pg_stat_activity where query = '${sql.replace(/'/g, "''")}' and state = 'active'`)).trim()).toBe('1'));
+}
 
 beforeAll(async () => {
   stack = await startStack();
@@ -67,7 +73,7 @@ describe('psql through hoop connect', () => {
     const child = spawnPsql(app.info, ['-c', 'select pg_sleep(30)']);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    await new Promise((r) => setTimeout(r, 1000));
+    await running('select pg_sleep(30)');
     const started = Date.now();
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -136,19 +142,21 @@ describe('pgbench through hoop connect', () => {
   it('initialises and runs select-only with 4 clients', async () => {
     const init = await pgbench(app.info, ['-i', '-s', '1', '-q']);
     expect(init.code, init.stderr).toBe(0);
-    const run = await pgbench(app.info, ['-S', '-n', '-c', '4', '-j', '2', '-T', '3']);
+    // That it runs and nothing fails; how fast is the benchmark's (test/perf/pg-path.test.ts).
+    const run = await pgbench(app.info, ['-S', '-n', '-c', '4', '-j', '2', '-T', '1']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/number of failed transactions: 0/);
-    expect(Number(/tps = ([\d.]+)/.exec(run.stdout)?.[1])).toBeGreaterThan(100);
   });
 });
 
 describe('gateway logs', () => {
   it('logs one line per tunnel opened and closed, with no secrets', async () => {
+    const closes = (): Array<Record<string, unknown>> => stack.logs().filter((l) => l.event === 'tunnel.close' && l.reason === 'client-terminated');
+    const before = closes().length;
     await psql(app.info, ['-c', 'select 1']);
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(() => expect(closes().length).toBeGreaterThan(before));
     const logs = stack.logs();
-    const close = logs.filter((l) => l.event === 'tunnel.close' && l.reason === 'client-terminated').at(-1);
+    const close = closes().at(-1);
     expect(close).toMatchObject({ subject: 'alice', connection: 'app' });
     expect(close!.bytesFromClient).toBeGreaterThan(0);
     expect(close!.bytesToClient).toBeGreaterThan(0);
@@ -179,10 +187,12 @@ describe('pipelining and back-pressure', () => {
     try {
       const rows = 200_000;
       const before = process.memoryUsage();
-      const result = client.query(`select g, repeat('y', 1000) as pad from generate_series(1, ${rows}) g`);
-      await new Promise((r) => setTimeout(r, 300));
+      const sql = `select g, repeat('y', 1000) as pad from generate_series(1, ${rows}) g`;
+      const result = client.query(sql);
+      await running(sql);
       stream.pause();
-      await new Promise((r) => setTimeout(r, 3000));
+      // The window under test: the reader is stalled for 3 s, and nobody's buffers may grow without bound in it.
+      await quietFor(3000);
       const during = process.memoryUsage();
       // ~200 MB are offered; the gateway and the listener (both in this process) hold only socket-sized buffers.
       expect(during.arrayBuffers - before.arrayBuffers).toBeLessThan(64 * 1024 * 1024);
@@ -226,12 +236,12 @@ describe('the gateway API and cancel keys', () => {
     const client = await pgClient(app.info);
     try {
       const key = client as unknown as { processID: number; secretKey: number };
-      const running = client.query('select pg_sleep(2) as slept');
-      await new Promise((r) => setTimeout(r, 300));
+      const slept = client.query('select pg_sleep(2) as slept');
+      await running('select pg_sleep(2) as slept');
       const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token: await stack.token('bob'), sessionId: 'bob-cancel-1', clientVersion: 'test', ca: stack.pki.ca });
       channel.resume();
       channel.end(cancelRequest(key.processID, key.secretKey));
-      await expect(running).resolves.toMatchObject({ rowCount: 1 });
+      await expect(slept).resolves.toMatchObject({ rowCount: 1 });
     } finally {
       await client.end();
     }

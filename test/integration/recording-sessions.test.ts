@@ -17,6 +17,7 @@ import { startStack, type HoopStack } from '../harness/stack.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
 import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/recording/records.js';
+import { eventually, pace } from '../harness/wait.js';
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
@@ -44,13 +45,19 @@ async function hoop(argv: string[], subject: string, groups: string[] = []): Pro
 
 /** Waits until the index holds `count` ended sessions of `subject` and none runs; resolves them, newest first. */
 async function sessionsOf(subject: string, count: number): Promise<Array<{ id: string; statements: number; refused: number }>> {
-  for (let i = 0; i < 100; i++) {
-    const r = await hoop(['sessions', 'ls', '--json'], subject);
-    const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; statements: number; refused: number; endedAt?: string }> }).sessions;
-    if (sessions.length >= count && sessions.every((s) => s.endedAt !== undefined)) return sessions;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`fewer than ${count} sessions of ${subject} in the index`);
+  return eventually(
+    async () => {
+      const r = await hoop(['sessions', 'ls', '--json'], subject);
+      const sessions = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; statements: number; refused: number; endedAt?: string }> }).sessions;
+      expect(sessions.length, `sessions of ${subject} in the index`).toBeGreaterThanOrEqual(count);
+      expect(
+        sessions.filter((s) => s.endedAt === undefined),
+        'sessions still running',
+      ).toEqual([]);
+      return sessions;
+    },
+    { timeout: 10_000, interval: 100 },
+  );
 }
 
 beforeAll(async () => {
@@ -188,7 +195,7 @@ describe('recorded sessions', () => {
       let show = await hoop(['sessions', 'show', now!.id], 'alice');
       for (let i = 0; i < 30 && show.code !== 0; i++) {
         expect(show.stderr).toContain('is running and its recording has no signed checkpoint yet');
-        await new Promise((r) => setTimeout(r, 200));
+        await pace(200); // poll interval: checked for its message on every round
         show = await hoop(['sessions', 'show', now!.id], 'alice');
       }
       expect(show.code).toBe(0);

@@ -21,6 +21,7 @@ import { psql } from '../harness/clients.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { S3_ACCESS_KEY, S3_SECRET_KEY, startS3, type TestS3 } from '../harness/s3.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 const PREFIX = 'rec/';
 let s3: TestS3;
@@ -33,15 +34,10 @@ let token: string;
 const recorded: string[] = [];
 
 const sql = (text: string): Promise<string> => store.psql(text, { database: 'hoop_store' });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` every 100 ms until it is true (at most `ms`). */
 async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
+  await eventually(async () => expect(await check(), `timed out waiting for ${what}`).toBe(true), { timeout: ms, interval: 100 });
 }
 
 /** The rows of session `id` in hoop.recording_files: name, whether data is null, object. */
@@ -169,8 +165,16 @@ describe('recordings in a bucket', () => {
 
     // Complete in the spool, and nothing of it in the store.
     const dirOf = join(spool(), id);
-    await until(async () => (await readdir(dirOf).catch(() => [] as string[])).includes('SHA256SUMS'), 10_000, 'the recording in the spool');
-    await sleep(1500);
+    // The recording closed in the spool (final manifest and its signature written, checkpoints removed), and the store was tried and failed.
+    await until(
+      async () => {
+        const names = await readdir(dirOf).catch(() => [] as string[]);
+        return names.includes('SHA256SUMS') && names.includes('SHA256SUMS.sig') && !names.some((n) => n.startsWith('checkpoint-'));
+      },
+      10_000,
+      'the recording in the spool',
+    );
+    await until(async () => stack.logs().some((l) => l.event === 'recording.store-failed'), 10_000, 'a failed attempt to store');
     const spooled = new Map<string, Buffer>();
     for (const name of await readdir(dirOf)) spooled.set(name, await readFile(join(dirOf, name)));
     expect(await rows(id)).toEqual([]);

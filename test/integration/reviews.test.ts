@@ -14,7 +14,6 @@ import { main } from '../../src/cli.js';
 import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, spawnPsql, pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -24,6 +23,7 @@ import { query as queryMessage } from '../../src/postgres/wire/messages.js';
 import { parseErrorFields } from '../../src/postgres/wire/reader.js';
 import { errorIn } from '../harness/raw-pg.js';
 import { bind, close, execute, parse, sync } from '../harness/pg-frontend.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -59,13 +59,20 @@ const approve = (id: string, as = 'bob'): ReturnType<typeof reviewCli> => review
 
 /** The id of the one pending review whose SQL contains `text`, once it exists. */
 async function pendingReview(text: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const ls = await reviewCli('bob', ['dba'], ['ls', '--json']);
-    const found = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string }> }).reviews.find((r) => r.sql.includes(text));
-    if (found) return found.id;
-    await sleep(100);
-  }
-  throw new Error(`no pending review of ${text}`);
+  return eventually(
+    async () => {
+      const ls = await reviewCli('bob', ['dba'], ['ls', '--json']);
+      const found = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string }> }).reviews.find((r) => r.sql.includes(text));
+      expect(found, `a pending review of ${text}`).toBeDefined();
+      return found!.id;
+    },
+    { timeout: 10_000, interval: 100 },
+  );
+}
+
+/** Until the gateway has closed session `id` (its tunnel.close is logged). */
+async function sessionClosed(id: string): Promise<void> {
+  await eventually(() => expect(stack.logs().some((l) => l.event === 'tunnel.close' && l.session === id)).toBe(true));
 }
 
 async function connect(subject = 'alice', groups: string[] = []): Promise<RunningConnect> {
@@ -130,8 +137,7 @@ describe('a statement held for review', () => {
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const id = await pendingReview('DELETE FROM notes');
     // The notice reached psql while it waits, and the statement has not run.
-    for (let i = 0; i < 50 && !err.includes(id); i++) await sleep(100);
-    expect(err).toContain(`NOTICE:  hoop: statement held for review ${id} (rule "wide-delete"): a DELETE of every row needs a DBA`);
+    await eventually(() => expect(err).toContain(`NOTICE:  hoop: statement held for review ${id} (rule "wide-delete"): a DELETE of every row needs a DBA`), { timeout: 5000 });
     expect(err).toContain(`hoop review approve ${id}`);
     expect(await count('notes')).toBe(5);
     const show = await reviewCli('bob', ['dba'], ['show', id]);
@@ -315,7 +321,7 @@ describe('a statement held for review', () => {
   it('a client that does not wait (detached) gets its approval run once: in its session if it stayed, else once in a later one, for exactly what was reviewed', async () => {
     const alice = await stack.token('alice');
     const n = async (): Promise<number> => Number((await stack.pg.psql('select n from counter', { database: 'app' })).trim());
-    const detached = (): ReturnType<HoopStack['tunnel']> => stack.tunnel('app', alice, { detachReviews: true });
+    const detached = (sessionId?: string): ReturnType<HoopStack['tunnel']> => stack.tunnel('app', alice, { detachReviews: true, ...(sessionId ? { sessionId } : {}) });
     await stack.pg.psql('update counter set n = 0', { database: 'app' });
     // It stayed: the approval runs there, and is used.
     const stayed = await detached();
@@ -330,13 +336,14 @@ describe('a statement held for review', () => {
     later.destroy();
 
     // It left: nothing runs on approval; one later session runs exactly that, once.
-    const left = await detached();
+    const left = await detached('detached-left');
     left.write(queryMessage('UPDATE counter SET n = n + 10'));
     const id = await pendingReview('UPDATE counter SET n = n + 10');
     left.destroy();
-    await sleep(300);
+    await sessionClosed('detached-left');
     await approve(id);
-    await sleep(300);
+    // A window in which the approval could (wrongly) run somewhere.
+    await quietFor(300);
     expect(await n()).toBe(1);
     const claimer = await detached();
     expect(errorIn(await claimer.simple('UPDATE counter SET n = n + 10'))).toBeUndefined();
@@ -346,7 +353,7 @@ describe('a statement held for review', () => {
     claimer.destroy();
 
     // EXECUTE: the review shows what it runs, and an approval covers that body only.
-    const first = await detached();
+    const first = await detached('detached-first');
     await first.simple('PREPARE s AS UPDATE counter SET n = n + 100');
     first.write(queryMessage('EXECUTE s'));
     const exec = await pendingReview('EXECUTE s');
@@ -355,12 +362,13 @@ describe('a statement held for review', () => {
     expect(show.stdout).toContain('PREPARE s AS UPDATE counter SET n = n + 100');
     first.destroy();
     // A name PREPAREd in SQL and bound in the extended protocol runs its body: held, never passed as "only a PREPARE".
-    const bound = await stack.tunnel('app', alice);
+    const bound = await stack.tunnel('app', alice, { sessionId: 'bound-prepared' });
     await bound.simple('PREPARE b AS UPDATE counter SET n = n + 5');
     bound.write(Buffer.concat([bind('', 'b'), execute(''), sync()]));
     await reviewCli('bob', ['dba'], ['deny', await pendingReview('PREPARE b AS UPDATE counter SET n = n + 5'), '--reason', 'bound']);
     bound.destroy();
-    await sleep(300);
+    await sessionClosed('detached-first');
+    await sessionClosed('bound-prepared');
     await approve(exec);
     const other = await detached();
     await other.simple('PREPARE s AS UPDATE counter SET n = n + 1000');
@@ -415,7 +423,7 @@ describe('a statement held for review', () => {
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const id = await pendingReview('DELETE FROM notes');
-    for (let i = 0; i < 50 && !err.includes('NOTICE'); i++) await sleep(100);
+    await eventually(() => expect(err).toContain('NOTICE'), { timeout: 5000 });
     child.kill('SIGINT');
     await once(child, 'exit');
     expect(err).toContain('ERROR:  canceling statement due to user request');
@@ -435,7 +443,8 @@ describe('a statement held for review', () => {
     raw.destroy();
     await expect.poll(async () => (JSON.parse((await reviewCli('alice', [], ['show', id, '--json'])).stdout) as { state: string }).state).toBe('withdrawn');
     expect((await approve(id)).code).not.toBe(0);
-    await sleep(200);
+    // A window in which a wrongly accepted approval would run the DELETE.
+    await quietFor(200);
     expect(await count('notes')).toBe(5);
   });
 
@@ -455,11 +464,11 @@ describe('a statement held for review', () => {
     const raw = await stack.tunnel('app', await stack.token('alice'));
     raw.write(queryMessage('DELETE FROM notes'));
     const id = await pendingReview('DELETE FROM notes');
-    for (let i = 0; i < 50 && !printed.includes(id); i++) await sleep(100);
-    expect(printed).toContain(`review ${id}: pending (0 of 1 approval`);
+    await eventually(() => expect(printed).toContain(`review ${id}: pending (0 of 1 approval`), { timeout: 5000 });
     expect(printed).toContain('    DELETE FROM notes');
     expect(printed).toContain(`approve: hoop review approve ${id}`);
-    await sleep(1500);
+    // A window for watch to print it a second time, which it must not.
+    await quietFor(1500);
     expect(printed.split(`review ${id}:`).length).toBe(2); // once
     controller.abort();
     expect(await watching).toBe(0);

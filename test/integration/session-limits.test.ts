@@ -14,6 +14,7 @@ import type pg from 'pg';
 import { pgClient } from '../harness/clients.js';
 import type { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let stack: HoopStack;
 let alice: string;
@@ -38,10 +39,7 @@ async function upstreamSessions(): Promise<number> {
 }
 
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (const end = Date.now() + 10_000; !(await check()); ) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(async () => expect(await check(), `timed out waiting for ${what}`).toBe(true));
 }
 
 describe('sessions per identity', () => {

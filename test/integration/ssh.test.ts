@@ -9,7 +9,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
@@ -19,6 +18,7 @@ import type { ConnectSshJson } from '../../src/commands/connect.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, freePort } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 let sshd: Sshd;
 let policyRepo: PolicyGitRepo;
@@ -57,18 +57,18 @@ function sha256File(file: string): Promise<string> {
 
 /** The events of the gateway's recording of a session (`hoop sessions export --format jsonl`). */
 async function recordingOf(sessionId: string): Promise<Array<Record<string, unknown>>> {
-  let last = '';
-  for (let i = 0; i < 50; i++) {
-    const r = await stack.run(['sessions', 'export', sessionId, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
-    if (r.code === 0)
-      return r.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-    last = r.stderr;
-    await sleep(200);
-  }
-  throw new Error(`no recording of ${sessionId}: ${last}`);
+  const r = await eventually(
+    async () => {
+      const r = await stack.run(['sessions', 'export', sessionId, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+      expect(r.code, `no recording of ${sessionId}: ${r.stderr}`).toBe(0);
+      return r;
+    },
+    { timeout: 10_000, interval: 100 },
+  );
+  return r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** The id of the newest session of `connection` the gateway logged as opened. */
@@ -245,11 +245,9 @@ describe('hoop connect for an ssh connection', () => {
     c.exec('sleep 60', () => undefined);
     const t0 = Date.now();
     // maxSessionSeconds (3 s here), then at most 5 s for the client to close its side.
-    while (!stack.logs().some((l) => l.event === 'tunnel.close' && l.session === sessionId) && Date.now() - t0 < 20_000) await sleep(200);
-    expect(stack.logs().find((l) => l.event === 'tunnel.close' && l.session === sessionId)).toMatchObject({ reason: 'session-limit' });
+    await eventually(() => expect(stack.logs().find((l) => l.event === 'tunnel.close' && l.session === sessionId)).toMatchObject({ reason: 'session-limit' }), { timeout: 20_000, interval: 100 });
     expect(Date.now() - t0).toBeLessThan(12_000);
-    await sleep(100);
-    expect(cut).toBe(true);
+    await eventually(() => expect(cut).toBe(true));
     c.end();
   }, 30_000);
 
@@ -258,12 +256,14 @@ describe('hoop connect for an ssh connection', () => {
     const stdout = child.stdout!;
     let got = 0;
     stdout.on('data', (b: Buffer) => (got += b.length));
-    await sleep(1000);
+    await eventually(() => expect(got).toBeGreaterThan(4 * 1024 * 1024), { timeout: 20_000 });
     stdout.pause();
-    await sleep(500);
+    // Lets the bytes already on their way land in the windows and buffers before the measure starts.
+    await quietFor(500);
     const before = process.memoryUsage();
     const stalledAt = got;
-    await sleep(3000);
+    // The window under test: the reader is stalled for 3 s, and the buffers must not grow in it.
+    await quietFor(3000);
     const after = process.memoryUsage();
     // The gateway and hoop connect run in this process: with the reader stalled, neither holds more than SSH's windows and the sockets' buffers.
     expect(after.arrayBuffers + after.external - (before.arrayBuffers + before.external)).toBeLessThan(32 * 1024 * 1024);
@@ -401,14 +401,19 @@ describe('forwarding, ptys and reviews', () => {
       });
       fwd.stderr!.on('data', (b: Buffer) => (sshErr += b.toString()));
       try {
-        for (let i = 0; i < 75 && !out.includes('ok') && fwd.exitCode === null; i++) {
-          await sleep(200);
-          out = (
-            await run('psql', ['-XAtq', '-h', '127.0.0.1', '-p', String(local), '-U', stack.pg.users.scram.user, '-d', 'app', '-c', "select 'ok'"], {
-              env: { PGPASSWORD: stack.pg.users.scram.password, PGCONNECT_TIMEOUT: '3' },
-            })
-          ).stdout;
-        }
+        // Until psql gets through the forward; if ssh exited instead (the port was taken), the next attempt takes another port.
+        await eventually(
+          async () => {
+            if (fwd.exitCode !== null) return;
+            out = (
+              await run('psql', ['-XAtq', '-h', '127.0.0.1', '-p', String(local), '-U', stack.pg.users.scram.user, '-d', 'app', '-c', "select 'ok'"], {
+                env: { PGPASSWORD: stack.pg.users.scram.password, PGCONNECT_TIMEOUT: '3' },
+              })
+            ).stdout;
+            expect(out).toContain('ok');
+          },
+          { timeout: 15_000, interval: 100 },
+        ).catch(() => undefined);
       } finally {
         fwd.kill();
       }
@@ -460,15 +465,17 @@ describe('forwarding, ptys and reviews', () => {
   it('holds a reviewed command until a reviewer approves it, then runs it', async () => {
     writeFileSync(join(sshd.dir, 'deploy.sh'), '#!/bin/sh\necho deployed "$@" > deployed.txt\necho deployed\n', { mode: 0o755 });
     const pending = ssh(['bastion', `cd ${sshd.dir} && ./deploy.sh v2`]);
-    let id: string | undefined;
-    for (let i = 0; i < 100 && !id; i++) {
-      await sleep(100);
-      const ls = await stack.run(['review', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
-      id = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((x) => x.sql.includes('deploy.sh') && x.state === 'pending')?.id;
-    }
-    expect(id).toBeDefined();
+    const id = await eventually(
+      async () => {
+        const ls = await stack.run(['review', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+        const pendingId = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((x) => x.sql.includes('deploy.sh') && x.state === 'pending')?.id;
+        expect(pendingId, 'a pending review of the command').toBeDefined();
+        return pendingId!;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     expect(existsSync(join(sshd.dir, 'deployed.txt'))).toBe(false);
-    const ok = await stack.run(['review', 'approve', id!, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+    const ok = await stack.run(['review', 'approve', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
     expect(ok.code).toBe(0);
     const r = await pending;
     expect(r.code).toBe(0);
@@ -481,18 +488,21 @@ describe('forwarding, ptys and reviews', () => {
     // On a terminal, the carriage return and "erase line" would leave only "./deploy.sh v2" in view.
     const disguised = `echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\r\x1b[2K./deploy.sh v2`;
     const pending = ssh(['bastion', disguised]);
-    let id: string | undefined;
-    for (let i = 0; i < 100 && !id; i++) {
-      await sleep(100);
-      const ls = await stack.run(['review', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
-      id = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((x) => x.sql.includes('--denied') && x.state === 'pending')?.id;
-    }
+    const id = await eventually(
+      async () => {
+        const ls = await stack.run(['review', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['ops']) });
+        const pendingId = (JSON.parse(ls.stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find((x) => x.sql.includes('--denied') && x.state === 'pending')?.id;
+        expect(pendingId, 'a pending review of the command').toBeDefined();
+        return pendingId!;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     const asBob = { HOOP_TOKEN: await stack.token('bob', ['ops']) };
-    const show = await stack.run(['review', 'show', id!, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
+    const show = await stack.run(['review', 'show', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
     expect(show.stdout).toContain(`    echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\\x0d\\x1b[2K./deploy.sh v2\n`);
     const ls = await stack.run(['review', 'ls', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
     for (const out of [show.stdout, ls.stdout]) expect(out).not.toMatch(/[\r\x1b]/);
-    await stack.run(['review', 'deny', id!, '--reason', 'not today', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
+    await stack.run(['review', 'deny', id, '--reason', 'not today', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
     const r = await pending;
     expect(r.code).toBe(126);
     expect(r.stderr).toContain('not today');

@@ -12,6 +12,7 @@ import { ErrorCode, HoopError } from '../../src/errors.js';
 import type { ControlMessage } from '../../src/tunnel/frames.js';
 import { CLIENT_STREAM_WINDOW, MAX_STREAM_WINDOW, MuxConnection, MuxRefusal, STREAM_WINDOW, type MuxStream } from '../../src/tunnel/mux.js';
 import { MAX_MUX_DATA, MuxFrameType, MuxReader, muxHeader, muxJsonFrame, muxWindowFrame, type MuxFrame } from '../../src/tunnel/mux-frames.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 const MiB = 1024 * 1024;
 const cleanups: Array<() => void> = [];
@@ -169,7 +170,8 @@ describe('MuxConnection', () => {
     }
     offered += chunk.length;
     sent.push(chunk);
-    await new Promise((r) => setTimeout(r, 200));
+    // A window for whatever is still in flight to land: it must fit in the bounds below.
+    await quietFor(200);
     // Neither side holds more than the window, the readable and the writable buffers.
     expect(offered).toBeLessThan(STREAM_WINDOW + 4 * 64 * 1024);
     expect(stalled.readableLength).toBeLessThanOrEqual(STREAM_WINDOW);
@@ -196,10 +198,11 @@ describe('MuxConnection', () => {
       to.pause();
       const chunk = randomBytes(64 * 1024);
       for (let i = 0; i < 64 && from.write(chunk); i++);
+      // Until nothing more arrives for 100 ms.
       let held = -1;
       while (to.readableLength !== held) {
         held = to.readableLength;
-        await new Promise((r) => setTimeout(r, 100));
+        await quietFor(100);
       }
       return held;
     };
@@ -211,7 +214,7 @@ describe('MuxConnection', () => {
       }, window);
       const down = (await client.open({ connection: 'x', headers: {} })).stream;
       const up = (await client.open({ connection: 'x', headers: {} })).stream;
-      await new Promise((r) => setTimeout(r, 20));
+      await eventually(() => expect(sides).toHaveLength(2));
       // Gateway -> client: up to the client's window (its default is larger than the gateway's), never more.
       const announced = window ?? CLIENT_STREAM_WINDOW;
       const toClient = await inFlight(sides[0]!, down);
@@ -237,11 +240,11 @@ describe('MuxConnection', () => {
     const events: Array<string | number> = [];
     let bytes = 0;
     gatewaySide.on('control', (m: ControlMessage) => events.push(`control at ${bytes}`, String(m.n)));
-    await new Promise((r) => setTimeout(r, 100));
+    // A window in which the control message must not overtake the bytes held back.
+    await quietFor(100);
     expect(events).toEqual([]); // held behind the bytes the window does not let through yet
     gatewaySide.on('data', (d: Buffer) => (bytes += d.length));
-    await new Promise((r) => setTimeout(r, 200));
-    expect(events).toEqual([`control at ${big.length}`, '1']);
+    await eventually(() => expect(events).toEqual([`control at ${big.length}`, '1']));
   });
 
   it('half-closes each direction on its own, then forgets the stream; a reset reaches the peer as an error and spares the others', async () => {
@@ -264,8 +267,7 @@ describe('MuxConnection', () => {
     g1.end('still here');
     expect(String((await reply)[0])).toBe('still here');
     await oneEnded;
-    await new Promise((r) => setTimeout(r, 20));
-    expect(gateway.size).toBe(1);
+    await eventually(() => expect(gateway.size).toBe(1));
     // The gateway drops stream two: the client's side errors, the connection goes on.
     const failed = once(two, 'error');
     g2.destroy(new Error('session limit'));
@@ -295,7 +297,7 @@ describe('MuxConnection', () => {
     });
     const streams = await Promise.all(Array.from({ length: 8 }, async () => (await client.open({ connection: 'x', headers: {} })).stream));
     for (const s of streams) s.resume();
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => expect(sides).toHaveLength(8));
     const writes: number[] = [];
     const write = gatewaySocket.write.bind(gatewaySocket);
     gatewaySocket.write = ((chunk: Buffer, ...rest: never[]) => {

@@ -12,6 +12,7 @@ import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { FrameReader, FrameType, encodeControl, encodeFrame, type ControlMessage } from '../../src/tunnel/frames.js';
 import { openTunnel, TunnelRefusedError, type OpenTunnelOptions } from '../../src/tunnel/transport.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
+import { eventually, pace, quietFor } from '../harness/wait.js';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJl';
 const MiB = 1024 * 1024;
@@ -189,7 +190,7 @@ async function stalled(offered: () => number, quietMs = 300): Promise<void> {
   let last = -1;
   let since = Date.now();
   for (;;) {
-    await new Promise((r) => setTimeout(r, 25));
+    await quietFor(25);
     const now = offered();
     if (now !== last) {
       last = now;
@@ -225,11 +226,12 @@ describe('openTunnel / acceptTunnel over TLS', () => {
 
   it('keeps control messages that arrive before a listener is attached', async () => {
     const { channel } = await openTunnel(options('echo'));
-    await new Promise((r) => setTimeout(r, 100));
+    // Lets the gateway's hello come in while nobody listens for control messages: what this test is about.
+    await pace(100);
     channel.sendControl({ type: 'late' });
     const seen: ControlMessage[] = [];
     channel.on('control', (m: ControlMessage) => seen.push(m));
-    while (seen.length < 2) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => expect(seen).toHaveLength(2), { interval: 5 });
     expect(seen.map((m) => m.type)).toEqual(['hello', 'echo']);
     channel.end();
     channel.resume();
@@ -260,7 +262,7 @@ describe('openTunnel / acceptTunnel over TLS', () => {
       reader.push(chunk);
       for (let f = reader.next(); f; f = reader.next()) frames.push([f.type, f.type === FrameType.DATA ? f.payload.toString() : JSON.stringify(f.control)]);
     });
-    while (frames.length < 3) await new Promise((r) => setTimeout(r, 5));
+    await eventually(() => expect(frames).toHaveLength(3), { interval: 5 });
     expect(frames.map(([t]) => t).sort()).toEqual([1, 2, 2]);
     expect(frames).toContainEqual([1, 'early']);
     expect(frames).toContainEqual([2, JSON.stringify({ type: 'echo', message: { type: 'early' } })]);

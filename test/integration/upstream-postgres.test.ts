@@ -9,6 +9,7 @@ import { ScramServer, makeScramSecret } from '../../src/postgres/wire/scram.js';
 import { readStartupPacket } from '../../src/postgres/startup.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { freePort, startPgCluster, type PgCluster, type PgUser } from '../harness/postgres.js';
+import { eventually } from '../harness/wait.js';
 
 let pki: TestPki;
 let otherPki: TestPki;
@@ -407,9 +408,5 @@ async function withFakeServer(onConnection: (socket: Socket) => void, body: (por
 }
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(async () => expect(await check(), 'condition not met in time').toBe(true), { timeout: timeoutMs });
 }

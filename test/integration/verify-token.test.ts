@@ -15,6 +15,7 @@ import { ErrorCode } from '../../src/errors.js';
 import type { IssuerConfig } from '../../src/gateway/config.js';
 import { TokenRejectedError, TokenVerifier, type TokenRejection } from '../../src/gateway/verify-token.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
+import { pace } from '../harness/wait.js';
 
 let op: TestOidc;
 let other: TestOidc;
@@ -480,7 +481,7 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       expect(await reason(verifier, await sign(idp.issuer, second))).toBe('unknown-key');
       expect(jwksFetches()).toBe(1);
 
-      await new Promise((r) => setTimeout(r, 350));
+      await pace(350); // past the cooldown under test (300 ms); polling would count as requests
       expect((await verifier.verify(await sign(idp.issuer, second))).subject).toBe('mallory');
       expect(jwksFetches()).toBe(2);
       // The retired key is gone with the old key set.
@@ -524,7 +525,7 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(discoveries()).toBe(1);
-      await new Promise((r) => setTimeout(r, 350));
+      await pace(350); // past the cooldown under test (300 ms); polling would count as requests
       expect((await verifier.verify(token)).subject).toBe('mallory');
       expect(discoveries()).toBe(2);
     } finally {
@@ -543,7 +544,7 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(idp.hits.filter((h) => h === '/jwks')).toHaveLength(1);
-      await new Promise((r) => setTimeout(r, 350));
+      await pace(350); // past the cooldown under test (300 ms); polling would count as requests
       expect((await verifier.verify(token)).subject).toBe('mallory');
       expect(idp.hits.filter((h) => h === '/jwks')).toHaveLength(2);
     } finally {

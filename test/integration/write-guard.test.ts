@@ -7,7 +7,6 @@
  * and its transaction state is what an error leaves. `overLimit: review` holds it; approved, it
  * runs again.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, pgClient } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -17,6 +16,7 @@ import { query as queryMessage } from '../../src/postgres/wire/messages.js';
 import { errorIn } from '../harness/raw-pg.js';
 import { parseErrorFields } from '../../src/postgres/wire/reader.js';
 import { bind, execute, parse, sync } from '../harness/pg-frontend.js';
+import { eventually } from '../harness/wait.js';
 
 let policyRepo: PolicyGitRepo;
 let stack: HoopStack;
@@ -50,14 +50,16 @@ async function reviewCli(argv: string[], subject = 'bob'): Promise<{ code: numbe
   return stack.run(['review', ...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, ['dba']) });
 }
 async function pendingReview(text: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    const found = (JSON.parse((await reviewCli(['ls', '--json'])).stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find(
-      (r) => r.sql.includes(text) && r.state === 'pending',
-    );
-    if (found) return found.id;
-    await sleep(100);
-  }
-  throw new Error(`no pending review of ${text}`);
+  return eventually(
+    async () => {
+      const found = (JSON.parse((await reviewCli(['ls', '--json'])).stdout) as { reviews: Array<{ id: string; sql: string; state: string }> }).reviews.find(
+        (r) => r.sql.includes(text) && r.state === 'pending',
+      );
+      expect(found, `a pending review of ${text}`).toBeDefined();
+      return found!.id;
+    },
+    { timeout: 10_000, interval: 100 },
+  );
 }
 
 beforeAll(async () => {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserCommand, openBrowser } from '../../src/auth/browser.js';
 import { startRedirectListener } from '../../src/auth/loopback-redirect.js';
 import { ErrorCode, HoopError } from '../../src/errors.js';
+import { eventually } from '../harness/wait.js';
 
 /** A GET with an explicit Host header; resolves status and body. */
 function get(url: string, host?: string): Promise<{ status: number; body: string }> {
@@ -104,12 +105,7 @@ describe('browser opener', () => {
     await chmod(script, 0o755);
     const url = 'http://127.0.0.1:1/authorize?x=1&y=a b;$(id)';
     expect(await openBrowser(url, { env: { BROWSER: script, PATH: process.env.PATH } })).toBe(true);
-    for (let i = 0; i < 50; i++) {
-      const text = await readFile(out, 'utf8').catch(() => '');
-      if (text) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(await readFile(out, 'utf8')).toBe(`1|${new URL(url).href}`);
+    await eventually(async () => expect(await readFile(out, 'utf8').catch(() => '')).toBe(`1|${new URL(url).href}`), { timeout: 5000, interval: 20 });
     expect(await openBrowser(url, { env: { BROWSER: join(dir, 'missing') } })).toBe(false);
     expect(await openBrowser('file:///etc/passwd', { env: { BROWSER: script } })).toBe(false);
   });

@@ -13,6 +13,7 @@ import { issuerUrl, jwtExpiry, presentedToken, secretsFromTokenResponse } from '
 import { renewalTime, resolveTokenProvider, RENEW_LEAD_MS } from '../../src/auth/token-provider.js';
 import { detectWorkload } from '../../src/auth/workload.js';
 import { ErrorCode, HoopError } from '../../src/errors.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 const { privateKey: jwtKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
@@ -128,7 +129,7 @@ describe('resolveTokenProvider', () => {
     expect((await fromFile.current()).token).toBe(token);
     let renewed = 0;
     fromFile.onRenewed(() => renewed++);
-    await new Promise((r) => setTimeout(r, 2_500));
+    await quietFor(2_500); // past the token's 2 s: nothing renews a token given as is
     expect(renewed).toBe(0);
     expect((await fromFile.current()).token).toBe(token);
     fromFile.close();
@@ -161,10 +162,9 @@ describe('resolveTokenProvider', () => {
     const second = await jwt({ sub: 'ci', n: 2 }, 4);
     await writeFile(file, second);
     // Half-life of a 4 s token: renewed about 2 s in.
-    await new Promise((r) => setTimeout(r, 2_600));
-    expect(renewed).toEqual([second]);
-    // The file is never rotated again: one failure message, however many retries.
-    await new Promise((r) => setTimeout(r, 3_500));
+    await eventually(() => expect(renewed).toEqual([second]), { timeout: 4_000 });
+    // The file is never rotated again: one failure message, however many retries (a window past the second token's expiry).
+    await quietFor(3_500);
     expect(failures).toHaveLength(1);
     expect(failures[0]!.message).toContain('no fresher token');
     provider.close();

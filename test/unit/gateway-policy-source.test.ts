@@ -13,6 +13,7 @@ import type { PolicySourceConfig } from '../../src/gateway/config.js';
 import { GatewayPolicySource } from '../../src/gateway/policy-source.js';
 import { createLogger } from '../../src/log.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
+import { eventually } from '../harness/wait.js';
 
 const BUNDLE =
   'version: 1\nconnections:\n  - { name: db, type: postgres, host: 127.0.0.1, database: d, user: u, password: "${env:DB_PASSWORD}" }\naccess:\n  - { name: team, subjects: [alice], connections: [db] }\n';
@@ -96,11 +97,13 @@ describe('a policy repo without allowedSigners', () => {
     stderr.on('data', (d: Buffer) => (err += d.toString()));
     const stop = new AbortController();
     const done = main(['gateway', '--config', file, '--insecure-dev-http'], { stdout, stderr, env: env(), cwd: repo.base, signal: stop.signal });
-    const deadline = Date.now() + 20_000;
-    while (!err.includes('gateway.listening') && Date.now() < deadline) {
-      const finished = await Promise.race([done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 25))]);
-      if (finished) break;
-    }
+    // Until it listens (or has ended, which the expectation below reports).
+    let finished = false;
+    void done.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    await eventually(() => expect(finished || err.includes('gateway.listening')).toBe(true), { timeout: 20_000, interval: 25 }).catch(() => undefined);
     stop.abort();
     expect(await done).toBe(0);
     const lines = err.split('\n').filter((l) => l.includes('policy.unsigned_accepted'));

@@ -7,6 +7,7 @@ import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
 import type { TranscriptLine } from '../../src/ui/transcript.js';
 import { ReplayPlayer, replaySteps } from '../../src/ui/ReplayPlayer.js';
+import { eventually, pace, quietFor } from '../harness/wait.js';
 
 const t0 = Date.parse('2026-11-22T10:00:00Z');
 const lines: TranscriptLine[] = [
@@ -19,12 +20,9 @@ const lines: TranscriptLine[] = [
   { at: t0 + 2400, text: '-- session ended: client-terminated' },
 ];
 
-const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Waits (up to 3 s, for a loaded machine) until the frame holds `text`. */
 async function until(frame: () => string | undefined, text: string): Promise<void> {
-  for (let i = 0; i < 300 && !(frame() ?? '').includes(text); i++) await tick(10);
-  expect(frame()).toContain(text);
+  await eventually(() => expect(frame()).toContain(text), { timeout: 3000, interval: 10 });
 }
 
 describe('replay player', () => {
@@ -43,7 +41,7 @@ describe('replay player', () => {
     expect(ui.lastFrame()).toContain('step 1/4 · playing ×2');
     expect(ui.lastFrame()).not.toContain('select email');
     const started = performance.now();
-    await tick(100); // well before 400 ms of the session at ×2
+    await quietFor(100); // well before 400 ms of the session at ×2
     expect(ui.lastFrame()).toContain('step 1/4');
     await until(ui.lastFrame, 'app=> select email from customers limit 1');
     expect(performance.now() - started).toBeGreaterThanOrEqual(190);
@@ -58,11 +56,11 @@ describe('replay player', () => {
     const ui = render(createElement(ReplayPlayer, { steps: replaySteps(lines) }));
     const key = async (k: string): Promise<void> => {
       ui.stdin.write(k);
-      await tick(30);
+      await pace(30); // the key handler is replaced in an effect after each render: keys are typed, not pasted
     };
     await key(' ');
     await until(ui.lastFrame, 'step 1/4 · paused');
-    await tick(600);
+    await quietFor(600);
     expect(ui.lastFrame()).toContain('step 1/4 · paused'); // nothing moves while paused
     await key('n');
     await until(ui.lastFrame, 'step 2/4');

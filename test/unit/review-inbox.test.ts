@@ -8,12 +8,13 @@ import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
 import type { ReviewInfo } from '../../src/auth/gateway-client.js';
 import { ReviewInbox } from '../../src/ui/ReviewInbox.js';
+import { eventually, pace } from '../harness/wait.js';
 
-const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until(frame: () => string | undefined, text: string): Promise<void> {
-  for (let i = 0; i < 300 && !(frame() ?? '').includes(text); i++) await tick(10);
-  expect(frame()).toContain(text);
+  await eventually(() => expect(frame()).toContain(text), { timeout: 3000, interval: 10 });
 }
+/** Lets ink's effects run after a render: its key handler is set in one, and nothing tells from outside when. */
+const settle = (): Promise<void> => pace(50);
 
 const review = (id: string, sql: string, params?: string[]): ReviewInfo => ({
   id,
@@ -58,7 +59,7 @@ describe('review inbox', () => {
     await until(ui.lastFrame, 'rv-0000000000000001');
     expect(ui.lastFrame()).toContain('devin@example.test on prod · rule wide-writes');
     expect(ui.lastFrame()).toContain('    delete from orders');
-    await tick(50); // ink listens to stdin once its first effects ran
+    await settle();
     ui.stdin.write('j');
     await until(ui.lastFrame, '-- parameters: "0"');
     ui.stdin.write('d');
@@ -72,10 +73,9 @@ describe('review inbox', () => {
     await until(ui.lastFrame, 'review rv-0000000000000002: denied by rae@example.test: too wide');
     expect(decided).toEqual([['rv-0000000000000002', 'deny', 'too wide']]);
     await until(ui.lastFrame, '↑/↓ select'); // no longer sending
-    for (let i = 0; i < 300 && (ui.lastFrame() ?? '').includes('update accounts'); i++) await tick(10);
-    expect(ui.lastFrame()).not.toContain('update accounts');
+    await eventually(() => expect(ui.lastFrame()).not.toContain('update accounts'), { timeout: 3000, interval: 10 });
     expect(ui.lastFrame()).not.toContain('sending…');
-    await tick(50);
+    await settle();
     ui.stdin.write('a');
     await until(ui.lastFrame, 'review rv-0000000000000001: approved by rae@example.test');
     await until(ui.lastFrame, 'no reviews wait for you');
@@ -98,7 +98,7 @@ describe('review inbox', () => {
     );
     await until(ui.lastFrame, '… cut: 9 more lines (v shows them all');
     expect(ui.lastFrame()).not.toContain('drop table accounts');
-    await tick(50);
+    await settle();
     ui.stdin.write('a');
     await until(ui.lastFrame, 'not all of rv-0000000000000003 is shown: press v to see it whole');
     expect(decided).toEqual([]);

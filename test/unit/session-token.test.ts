@@ -12,6 +12,7 @@ import type { Identity } from '../../src/identity.js';
 import { TokenVerifier } from '../../src/gateway/verify-token.js';
 import { silentLogger } from '../../src/log.js';
 import { TunnelChannel } from '../../src/tunnel/channel.js';
+import { eventually, quietFor } from '../harness/wait.js';
 
 const DAY = 86_400_000;
 const warnings: Error[] = [];
@@ -52,7 +53,7 @@ describe('watchSessionToken', () => {
     const s = session(new Date(Date.now() + 40 * DAY));
     const w = watch(s, ends);
     expect(w.deadline.getTime()).toBe(s.identity.expiresAt.getTime() + 30_000);
-    await new Promise((r) => setTimeout(r, 50));
+    await quietFor(50); // a timer that overflowed would fire at once
     expect(ends).toEqual([]);
     expect(warnings.filter((x) => x.name === 'TimeoutOverflowWarning')).toEqual([]);
     w.stop();
@@ -74,11 +75,11 @@ describe('watchSessionToken', () => {
     const s = session(new Date(Date.now() - 800));
     const w = watch(s, ends, 1);
     expect(ends).toEqual([]);
-    await new Promise((r) => setTimeout(r, 400));
-    expect(ends.map((e) => e.reason)).toEqual(['token-expired']);
+    // Expired 0.8 s ago with 1 s of tolerance: it ends about 0.2 s from now.
+    await eventually(() => expect(ends.map((e) => e.reason)).toEqual(['token-expired']), { timeout: 2000, interval: 20 });
     const t = session(new Date(Date.now() - 800));
     watch(t, ends, 1).stop();
-    await new Promise((r) => setTimeout(r, 400));
+    await quietFor(400); // past the moment the stopped watch would have ended it
     expect(ends).toHaveLength(1);
     t.channel.destroy();
     w.stop();
