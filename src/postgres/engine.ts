@@ -25,7 +25,9 @@ import type { PostgresConnection } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
 import { PgSessionMasking } from './masking/stage.js';
-import { loadStatementGate, reviewNotice, StatementGate, unsafeSettingValue } from './statement-gate.js';
+import { reviewNotice } from './gate/responses.js';
+import { unsafeSettingValue } from './gate/settings.js';
+import { loadStatementGate, StatementGate } from './statement-gate.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 
