@@ -102,20 +102,21 @@
  * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
  */
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { LineCounter, parseDocument, visit } from 'yaml';
-import { z } from 'zod';
-import { connectionSchema, connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
+import type { z } from 'zod';
+import { connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
 import { readPem, type PemKind } from '../config/pem.js';
-import { parseSecretPattern, parseSecretRef, secretSchema, unresolvedSecret, type SecretRef } from '../config/secrets.js';
-import { Locator, asRecord, dotted, nonEmpty, parseWithSchema, readErrorMessage, stringList, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
+import { parseSecretPattern, parseSecretRef, unresolvedSecret, type SecretRef } from '../config/secrets.js';
+import { Locator, asRecord, dotted, parseWithSchema, readErrorMessage, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
 import { HoopError, ErrorCode } from '../errors.js';
 import { isLoopbackHost } from '../loopback.js';
 import type { AuditConfig } from './audit.js';
-import { parseSubjectTemplate, type WorkloadRule } from './workload-rules.js';
+import { fileSchema, isGitUrl, parseListen, type recordingBucketSchema } from './config-schema.js';
+import type { WorkloadRule } from './workload-rules.js';
 
 export type { WorkloadRule };
+export { ALLOWED_ALGORITHMS, DEFAULT_ALGORITHMS, DEFAULT_LOGIN_SCOPES } from './config-schema.js';
 
 /** The loaded gateway configuration. */
 export interface GatewayConfig {
@@ -244,317 +245,7 @@ export interface IssuerConfig {
   rules: WorkloadRule[];
 }
 
-/** Algorithms accepted by default. */
-export const DEFAULT_ALGORITHMS: readonly string[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
-
-/** Scopes `hoop login` asks for unless the configuration says otherwise. @see https://openid.net/specs/openid-connect-core-1_0.html#ScopeClaims */
-export const DEFAULT_LOGIN_SCOPES: readonly string[] = ['openid', 'profile', 'email', 'offline_access'];
-
-/** Asymmetric JWS algorithms an issuer may be configured with (no `none`, no HMAC). @see https://www.rfc-editor.org/rfc/rfc7518#section-3.1 */
-export const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
-
 const HINT = 'fix the file and start the gateway again';
-/** Parses `host:port` or `[v6]:port`; undefined when malformed. */
-function parseListen(text: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return undefined;
-  const host = m[1] ?? m[2]!;
-  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
-  const port = Number(m[3]);
-  return port <= 65535 ? { host, port } : undefined;
-}
-
-function issuerProblem(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'must be an absolute URL such as https://idp.example.com';
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL';
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) return 'must use https (plain http is only allowed for a loopback issuer)';
-  if (url.search || url.hash || value.includes('?') || value.includes('#')) return 'must not have a query or fragment';
-  if (url.username || url.password) return 'must not contain credentials';
-  return undefined;
-}
-
-const listenSchema = z.string({ error: 'must be host:port, e.g. 127.0.0.1:8443 or [::1]:8443' }).transform((v, ctx) => {
-  const parsed = parseListen(v);
-  if (!parsed) {
-    ctx.addIssue({ code: 'custom', message: 'must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8443 or [::1]:8443' });
-    return z.NEVER;
-  }
-  return parsed;
-});
-
-const claimPattern = z
-  .union([z.string(), z.number(), z.boolean()], { error: 'must be a value or a pattern with * (a string, number or boolean)' })
-  .transform((v) => String(v))
-  .refine((v) => v !== '', { error: 'must not be empty (write "*" to require only that the claim exists)' });
-
-const ruleSchema = z.strictObject({
-  claims: z
-    .record(z.string().trim().min(1, { error: 'claim names must not be empty' }), claimPattern, { error: 'must map claim names to values, e.g. { repository: acme/api }' })
-    .refine((v) => Object.keys(v).length > 0, { error: 'must list at least one claim (write sub: "*" to match every token of the issuer)' }),
-  groups: stringList,
-  subject: z
-    .string({ error: 'must be a template such as "ci:{repository}"' })
-    .check((ctx) => {
-      const parsed = parseSubjectTemplate(ctx.value);
-      if ('problem' in parsed) ctx.issues.push({ code: 'custom', input: ctx.value, message: parsed.problem });
-    })
-    .optional(),
-});
-
-const issuerSchema = z.strictObject({
-  issuer: z.string({ error: 'must be the issuer URL' }).check((ctx) => {
-    const problem = issuerProblem(ctx.value);
-    if (problem) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
-  }),
-  audience: z
-    .union([nonEmpty('a non-empty string'), z.array(nonEmpty('a non-empty string')).min(1, { error: 'must list at least one audience' })], {
-      error: 'must be a string or a list of strings',
-    })
-    .transform((v) => (typeof v === 'string' ? [v] : v)),
-  algorithms: z
-    .array(z.enum(ALLOWED_ALGORITHMS, { error: `must be one of ${ALLOWED_ALGORITHMS.join(', ')} (symmetric and "none" are refused)` }))
-    .min(1, { error: 'must list at least one algorithm' })
-    .default([...DEFAULT_ALGORITHMS] as (typeof ALLOWED_ALGORITHMS)[number][]),
-  subjectClaim: nonEmpty('a claim name').default('sub'),
-  groupsClaim: nonEmpty('a claim name').default('groups'),
-  emailClaim: nonEmpty('a claim name').default('email'),
-  clockToleranceSeconds: z
-    .number({ error: 'must be a number of seconds' })
-    .int({ error: 'must be a whole number of seconds' })
-    .min(0, { error: 'must be at least 0' })
-    .max(60, { error: 'must be at most 60 seconds' })
-    .default(30),
-  kind: z.enum(['user', 'workload'], { error: 'must be user or workload' }).default('user'),
-  tokenType: z.enum(['access', 'id', 'any'], { error: 'must be access, id or any' }).default('any'),
-  rules: z.array(ruleSchema, { error: 'must be a list of rules' }).optional(),
-});
-
-const loginSchema = z.strictObject({
-  issuer: nonEmpty('the URL of a configured issuer of kind user'),
-  clientId: nonEmpty('the client id registered for hoop at the identity provider'),
-  scopes: z
-    .array(z.string({ error: 'must be a scope name' }).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, { error: 'must be a scope name (no spaces or quotes)' }), { error: 'must be a list of scopes' })
-    .min(1, { error: 'must list at least one scope' })
-    .refine((v) => v.includes('openid'), { error: 'must include openid (hoop login uses OpenID Connect)' })
-    .default([...DEFAULT_LOGIN_SCOPES]),
-  resource: z
-    .string({ error: 'must be an absolute URL' })
-    .check((ctx) => {
-      let ok = false;
-      try {
-        ok = new URL(ctx.value).protocol !== '' && !ctx.value.includes('#');
-      } catch {
-        ok = false;
-      }
-      if (!ok) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be an absolute URL without a fragment (RFC 8707)' });
-    })
-    .optional(),
-});
-
-/** True for `scheme://...` and scp-like `user@host:path`; anything else is a local path. */
-function isGitUrl(text: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || (/^[^/\\:]+@[^/\\:]+:/.test(text) && !text.startsWith('/'));
-}
-
-const policySourceSchema = z.strictObject({
-  repo: nonEmpty('a git URL or the path of a git repository').refine((v) => !v.startsWith('-') && !/^ext::/i.test(v), {
-    error: 'must be a git URL or path (not starting with "-", no ext:: transport)',
-  }),
-  ref: nonEmpty('a branch, tag or commit')
-    .refine((v) => !v.startsWith('-') && !/[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\/\/|\/$|\.lock$|^\/|\.$/.test(v), { error: 'is not a valid git ref name' })
-    .default('main'),
-  allowedSigners: nonEmpty('a path to an allowed-signers file').optional(),
-  allowedSecrets: z
-    .array(
-      z.string({ error: 'must be a secret reference or a glob of them, like "${env:PROD_DB_*}" or "${file:/run/secrets/hoop/*}"' }).check((ctx) => {
-        const parsed = parseSecretPattern(ctx.value);
-        if ('problem' in parsed) ctx.issues.push({ code: 'custom', input: ctx.value, message: parsed.problem });
-      }),
-      { error: 'must be a list of secret references or globs of them, like ["${env:PROD_DB_*}", "${file:/run/secrets/hoop/*}"]' },
-    )
-    .default([]),
-  pullIntervalSeconds: z
-    .number({ error: 'must be a number of seconds' })
-    .int({ error: 'must be a whole number of seconds' })
-    .min(1, { error: 'must be from 1 to 86400' })
-    .max(86400, { error: 'must be from 1 to 86400' })
-    .default(60),
-  workDir: nonEmpty('a directory path').optional(),
-});
-
-const BYTE_UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
-
-/** A size in bytes: a number, or a string such as 64MiB, 512kB, 1GB (1024-based, as PostgreSQL's units). */
-const bytesSchema = (min: number, max: number) =>
-  z.union([z.number(), z.string()], { error: 'must be a size in bytes, such as 67108864 or 64MiB' }).transform((v, ctx) => {
-    const m = typeof v === 'number' ? [String(v), String(v), 'b'] : /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(v);
-    const unit = BYTE_UNITS[(m?.[2] || 'b').toLowerCase()];
-    const n = m && unit ? Number(m[1]) * unit : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      ctx.addIssue({ code: 'custom', message: `must be a size from ${min} bytes to ${max / 1024 ** 3} GiB, such as 64MiB` });
-      return z.NEVER;
-    }
-    return n;
-  });
-
-const postgresLimitsSchema = z.strictObject({
-  maxStatementBytes: bytesSchema(1024, 1024 ** 3 - 1).optional(),
-  maxMaskedMessageBytes: bytesSchema(64 * 1024, 1024 ** 3 - 1).optional(),
-  startupSettings: z
-    .array(
-      nonEmpty('a setting name')
-        .transform((v) => v.toLowerCase())
-        .refine((v) => /^[a-z_][a-z0-9_.]*$/.test(v), { error: 'must be a setting name such as application_name' }),
-      { error: 'must be a list of setting names' },
-    )
-    .optional(),
-});
-
-/** An http(s) URL without credentials, query or fragment; plain http only to a loopback address. */
-function endpointProblem(value: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'must be an absolute URL such as https://s3.example.com';
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL';
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname.replace(/^\[|\]$/g, ''))) return 'must use https (plain http is only allowed to a loopback address)';
-  if (url.username || url.password) return 'must not contain credentials (use accessKeyId and secretAccessKey)';
-  if (url.search || url.hash) return 'must not have a query or fragment';
-  return undefined;
-}
-
-const recordingBucketSchema = z
-  .strictObject({
-    bucket: z.string({ error: 'must be a bucket name' }).refine((v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) && !v.includes('..') && !/^\d+\.\d+\.\d+\.\d+$/.test(v), {
-      error: 'must be a bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit',
-    }),
-    endpoint: z
-      .string({ error: 'must be an https URL such as https://s3.example.com' })
-      .check((ctx) => {
-        const problem = endpointProblem(ctx.value);
-        if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem });
-      })
-      .optional(),
-    region: z
-      .string({ error: 'must be a region name such as us-east-1' })
-      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { error: 'must be a region name such as us-east-1' })
-      .optional(),
-    prefix: z
-      .string({ error: 'must be a key prefix such as recordings/' })
-      .refine(
-        (v) =>
-          v === '' ||
-          (/^[A-Za-z0-9!_.*'()/-]+\/$/.test(v) &&
-            !v.startsWith('/') &&
-            !v
-              .split('/')
-              .slice(0, -1)
-              .some((seg) => seg === '' || seg === '.' || seg === '..')),
-        {
-          error: "must be a key prefix ending in /, such as recordings/ (letters, digits and !_.*'()- in segments; no leading /, no empty, . or .. segments)",
-        },
-      )
-      .default(''),
-    forcePathStyle: z.boolean({ error: 'must be true or false' }).default(false),
-    accessKeyId: secretSchema.optional(),
-    secretAccessKey: secretSchema.optional(),
-  })
-  .refine((r) => (r.accessKeyId === undefined) === (r.secretAccessKey === undefined), {
-    error: "needs both accessKeyId and secretAccessKey, or neither (then the SDK's default credential chain)",
-  });
-
-const fileSchema = z.strictObject(
-  {
-    listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
-    tls: z.strictObject({ cert: nonEmpty('a path to a PEM certificate'), key: nonEmpty('a path to a PEM private key') }).optional(),
-    issuers: z.array(issuerSchema, { error: 'must be a list of issuers' }).min(1, { error: 'must list at least one issuer' }),
-    connections: z.array(connectionSchema, { error: 'must be a list of connections' }).default([]),
-    log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') }).default({ level: 'info' }),
-    dataDir: nonEmpty('a directory path').optional(),
-    store: z
-      .discriminatedUnion(
-        'kind',
-        [
-          z.strictObject({
-            kind: z.literal('file'),
-            recordings: z.undefined({ error: 'a bucket for recordings needs the PostgreSQL store (kind: postgres), which keeps their index' }).optional(),
-          }),
-          z
-            .strictObject({
-              kind: z.literal('postgres'),
-              url: secretSchema,
-              heartbeatSeconds: z.number({ error: 'must be a number of seconds' }).min(0.1).max(60).default(2),
-              deadAfterSeconds: z.number({ error: 'must be a number of seconds' }).min(1).max(3600).default(15),
-              recordings: recordingBucketSchema.optional(),
-            })
-            .refine((s) => s.deadAfterSeconds >= 3 * s.heartbeatSeconds, {
-              error: 'deadAfterSeconds must be at least 3 heartbeats, or a slow heartbeat takes over a live replica',
-              path: ['deadAfterSeconds'],
-            }),
-        ],
-        { error: 'must have a kind: file or postgres' },
-      )
-      .default({ kind: 'file' }),
-    login: loginSchema.optional(),
-    policy: policySourceSchema.optional(),
-    postgres: postgresLimitsSchema.default({}),
-    audit: z
-      .strictObject({
-        file: nonEmpty('a file path').optional(),
-        url: z
-          .string({ error: 'must be an https URL (http only to a loopback address)' })
-          .refine(
-            (v) => {
-              try {
-                const u = new URL(v);
-                return u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname.replace(/^\[|\]$/g, '')));
-              } catch {
-                return false;
-              }
-            },
-            { error: 'must be an https URL (http only to a loopback address)' },
-          )
-          .optional(),
-        headers: z.record(z.string(), z.string({ error: 'must be a text or a secret reference like ${env:SIEM_TOKEN}' }), { error: 'must map header names to values' }).optional(),
-        ca: nonEmpty('a path to a PEM certificate').optional(),
-        batchSize: z
-          .number({ error: 'must be a number of events' })
-          .int({ error: 'must be a whole number' })
-          .min(1, { error: 'must be from 1 to 10000' })
-          .max(10_000, { error: 'must be from 1 to 10000' })
-          .default(500),
-        flushSeconds: z.number({ error: 'must be a number of seconds' }).min(0.1, { error: 'must be from 0.1 to 60' }).max(60, { error: 'must be from 0.1 to 60' }).default(1),
-        maxQueue: z
-          .number({ error: 'must be a number of events' })
-          .int({ error: 'must be a whole number' })
-          .min(100, { error: 'must be at least 100' })
-          .max(10_000_000, { error: 'must be at most 10000000' })
-          .default(100_000),
-      })
-      .refine((a) => a.file !== undefined || a.url !== undefined, { error: 'needs a file or a url (or both)' })
-      .optional(),
-    recording: z
-      .strictObject({
-        enabled: z.boolean({ error: 'must be true or false' }).default(true),
-        minFreeBytes: bytesSchema(0, 1024 ** 4).default(1024 ** 3),
-        checkpointSeconds: z
-          .number({ error: 'must be a number of seconds' })
-          .int({ error: 'must be a whole number of seconds' })
-          .min(1, { error: 'must be from 1 to 60' })
-          .max(60, { error: 'must be from 1 to 60' })
-          .default(10),
-      })
-      .default({ enabled: true, minFreeBytes: 1024 ** 3, checkpointSeconds: 10 }),
-  },
-  { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
-);
 
 function recordingBucket(r: z.infer<typeof recordingBucketSchema>, baseDir: string): RecordingBucketConfig {
   return {
@@ -583,6 +274,41 @@ function configError(lines: string[]): HoopError {
 export async function parseGatewayConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Promise<GatewayConfig> {
   const abs = resolve(file);
   const baseDir = dirname(abs);
+  const { locator, raw } = parseYaml(text, abs);
+  const checks = new PendingChecks(baseDir, env);
+  const { problems } = checks;
+  const parsed = parseWithSchema(fileSchema, raw);
+  if (!parsed.success) problems.push(...zodProblems(parsed.error, raw, fileSchema));
+
+  const root = asRecord(raw);
+  checkListenTls(root, problems);
+  const tls = asRecord(root?.tls);
+  checks.wantFile(['tls', 'cert'], tls?.cert, 'certificate');
+  checks.wantFile(['tls', 'key'], tls?.key, 'key');
+  checks.wantFile(['audit', 'ca'], asRecord(root?.audit)?.ca, 'certificate');
+  checkConnections(root, locator, checks);
+  checkStoreSecrets(root, checks);
+  const rawIssuers = Array.isArray(root?.issuers) ? root.issuers : [];
+  checkIssuers(rawIssuers, problems);
+  checkLogin(asRecord(root?.login), rawIssuers, problems);
+  checkPolicy(root, checks);
+  await Promise.all(checks.pending);
+
+  if (problems.length > 0 || !parsed.success) {
+    const located = problems.map((p) => ({ p, pos: locator.position(p.at ?? p.path, p.atKey) }));
+    located.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
+    throw configError(located.map(({ p, pos }) => `${abs}:${pos.line}:${pos.col}: ${dotted(p.path)}: ${p.message}`));
+  }
+  return gatewayConfigOf(parsed.data, abs, baseDir, checks.files);
+}
+
+/**
+ * The YAML document in `text` (`abs`: its file, for the problems), with a locator of its nodes
+ * and its value.
+ *
+ * @throws HoopError CONFIG_INVALID on a YAML syntax error, or an alias that cannot be expanded.
+ */
+function parseYaml(text: string, abs: string): { locator: Locator; raw: unknown } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -594,9 +320,8 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     );
   }
   const locator = new Locator(doc, lineCounter);
-  let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+    return { locator, raw: doc.toJS({ maxAliasCount: 100 }) ?? {} };
   } catch (err) {
     let pos = { line: 1, col: 1 };
     visit(doc, {
@@ -610,11 +335,48 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
     });
     throw configError([`${abs}:${pos.line}:${pos.col}: ${yamlMessage((err as Error).message)}`]);
   }
-  const problems: Problem[] = [];
-  const parsed = parseWithSchema(fileSchema, raw);
-  if (!parsed.success) problems.push(...zodProblems(parsed.error, raw, fileSchema));
+}
 
-  const root = asRecord(raw);
+/** The problems found so far, the checks still running (file reads, secret lookups), and the PEM files read. */
+class PendingChecks {
+  readonly problems: Problem[] = [];
+  readonly pending: Promise<void>[] = [];
+  /** PEM files read, by the dotted path of the setting that names them. */
+  readonly files = new Map<string, { file: string; data: Buffer }>();
+  readonly #baseDir: string;
+  readonly #env: NodeJS.ProcessEnv;
+
+  constructor(baseDir: string, env: NodeJS.ProcessEnv) {
+    this.#baseDir = baseDir;
+    this.#env = env;
+  }
+
+  /** Reads the PEM file the setting at `path` names (relative to the configuration file), if it names one. */
+  wantFile(path: Path, value: unknown, kind: PemKind): void {
+    if (typeof value !== 'string' || value.trim() === '') return;
+    const target = resolve(this.#baseDir, value.trim());
+    this.pending.push(
+      readPem(target, kind).then(({ data, problem }) => {
+        if (problem) this.problems.push({ path, message: problem });
+        else this.files.set(path.join('.'), { file: target, data: data! });
+      }),
+    );
+  }
+
+  /** Checks that the secret reference written `text` at `path` resolves, when it is one. */
+  wantSecret(path: Path, text: unknown): void {
+    const ref = typeof text === 'string' ? parseSecretRef(text, this.#baseDir) : undefined;
+    if (ref) this.pending.push(unresolvedSecret(ref, this.#env).then((message) => void (message && this.problems.push({ path, message }))));
+  }
+
+  /** A path relative to the configuration file's directory, resolved. */
+  resolve(path: string): string {
+    return resolve(this.#baseDir, path);
+  }
+}
+
+/** `tls` is required when the gateway listens on an address other than loopback. */
+function checkListenTls(root: Record<string, unknown> | undefined, problems: Problem[]): void {
   const rawListen = typeof root?.listen === 'string' ? parseListen(root.listen) : root?.listen === undefined ? { host: '127.0.0.1', port: 0 } : undefined;
   if (rawListen && root?.tls === undefined && !isLoopbackHost(rawListen.host)) {
     problems.push({
@@ -623,24 +385,11 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
       message: `is required because ${rawListen.host} is not a loopback address (add tls: { cert: ..., key: ... })`,
     });
   }
+}
 
-  const files = new Map<string, { file: string; data: Buffer }>();
-  const pending: Promise<void>[] = [];
-  const wantFile = (path: Path, value: unknown, kind: PemKind): void => {
-    if (typeof value !== 'string' || value.trim() === '') return;
-    const target = resolve(baseDir, value.trim());
-    pending.push(
-      readPem(target, kind).then(({ data, problem }) => {
-        if (problem) problems.push({ path, message: problem });
-        else files.set(path.join('.'), { file: target, data: data! });
-      }),
-    );
-  };
-  const tls = asRecord(root?.tls);
-  wantFile(['tls', 'cert'], tls?.cert, 'certificate');
-  wantFile(['tls', 'key'], tls?.key, 'key');
-  wantFile(['audit', 'ca'], asRecord(root?.audit)?.ca, 'certificate');
-
+/** Each connection: its name once, its CA file read, its TLS not disabled unsafely, its secrets resolving. */
+function checkConnections(root: Record<string, unknown> | undefined, locator: Locator, checks: PendingChecks): void {
+  const { problems } = checks;
   const rawConnections = Array.isArray(root?.connections) ? root.connections : [];
   const seen = new Map<string, number>();
   rawConnections.forEach((c: unknown, i) => {
@@ -654,31 +403,22 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
         problems.push({ path: ['connections', i, 'name'], message: `duplicate connection name "${conn.name}" (first defined at line ${where.line})` });
       }
     }
-    wantFile(['connections', i, 'tls', 'ca'], asRecord(conn.tls)?.ca, 'certificate');
+    checks.wantFile(['connections', i, 'tls', 'ca'], asRecord(conn.tls)?.ca, 'certificate');
     problems.push(...disabledTlsProblems(conn.tls, ['connections', i, 'tls']));
-    for (const [key, text] of connectionSecrets(conn)) {
-      const ref = parseSecretRef(text, baseDir);
-      if (!ref) continue;
-      pending.push(
-        unresolvedSecret(ref, env).then((message) => {
-          if (message) problems.push({ path: ['connections', i, key], message });
-        }),
-      );
-    }
+    for (const [key, text] of connectionSecrets(conn)) checks.wantSecret(['connections', i, key], text);
   });
+}
 
-  const rawIssuers = Array.isArray(root?.issuers) ? root.issuers : [];
-  const seenIssuers = new Set<string>();
-  const storeUrl = asRecord(root?.store)?.url;
-  const storeRef = typeof storeUrl === 'string' ? parseSecretRef(storeUrl, baseDir) : undefined;
-  if (storeRef) pending.push(unresolvedSecret(storeRef, env).then((message) => void (message && problems.push({ path: ['store', 'url'], message }))));
+/** The store's secret references (its URL, the recordings bucket's keys) resolve. */
+function checkStoreSecrets(root: Record<string, unknown> | undefined, checks: PendingChecks): void {
+  checks.wantSecret(['store', 'url'], asRecord(root?.store)?.url);
   const bucketConfig = asRecord(asRecord(root?.store)?.recordings);
-  for (const key of ['accessKeyId', 'secretAccessKey'] as const) {
-    const text = bucketConfig?.[key];
-    const ref = typeof text === 'string' ? parseSecretRef(text, baseDir) : undefined;
-    if (ref) pending.push(unresolvedSecret(ref, env).then((message) => void (message && problems.push({ path: ['store', 'recordings', key], message }))));
-  }
+  for (const key of ['accessKeyId', 'secretAccessKey'] as const) checks.wantSecret(['store', 'recordings', key], bucketConfig?.[key]);
+}
 
+/** Each issuer listed once; a workload issuer with rules, and only workload issuers with rules. */
+function checkIssuers(rawIssuers: unknown[], problems: Problem[]): void {
+  const seenIssuers = new Set<string>();
   rawIssuers.forEach((iss: unknown, i) => {
     const name = asRecord(iss)?.issuer;
     if (typeof name !== 'string') return;
@@ -702,26 +442,30 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
       problems.push({ path: ['issuers', i, 'rules'], message: 'only workload issuers have rules; add kind: workload, or remove the rules', atKey: true });
     }
   });
+}
 
-  const login = asRecord(root?.login);
-  if (login && typeof login.issuer === 'string') {
-    const index = rawIssuers.findIndex((iss: unknown) => asRecord(iss)?.issuer === login.issuer);
-    const target = index >= 0 ? asRecord(rawIssuers[index]) : undefined;
-    const names = rawIssuers.map((iss: unknown) => asRecord(iss)?.issuer).filter((n): n is string => typeof n === 'string');
-    if (!target) {
-      problems.push({ path: ['login', 'issuer'], message: `must be one of the configured issuers${names.length > 0 ? ` (${names.join(', ')})` : ''}` });
-    } else if (target.kind === 'workload') {
-      problems.push({ path: ['login', 'issuer'], message: `names a workload issuer; login needs an issuer of kind user (issuers.${index})` });
-    } else if (target.tokenType === 'id' && typeof login.clientId === 'string') {
-      const audience = typeof target.audience === 'string' ? [target.audience] : Array.isArray(target.audience) ? target.audience : [];
-      if (!audience.includes(login.clientId)) {
-        problems.push({ path: ['login', 'clientId'], message: `issuers.${index} accepts ID tokens, whose audience is the client id: add "${login.clientId}" to its audience` });
-      }
+/** `login.issuer` names a configured user issuer; one that accepts ID tokens has the client id in its audience. */
+function checkLogin(login: Record<string, unknown> | undefined, rawIssuers: unknown[], problems: Problem[]): void {
+  if (!login || typeof login.issuer !== 'string') return;
+  const index = rawIssuers.findIndex((iss: unknown) => asRecord(iss)?.issuer === login.issuer);
+  const target = index >= 0 ? asRecord(rawIssuers[index]) : undefined;
+  const names = rawIssuers.map((iss: unknown) => asRecord(iss)?.issuer).filter((n): n is string => typeof n === 'string');
+  if (!target) {
+    problems.push({ path: ['login', 'issuer'], message: `must be one of the configured issuers${names.length > 0 ? ` (${names.join(', ')})` : ''}` });
+  } else if (target.kind === 'workload') {
+    problems.push({ path: ['login', 'issuer'], message: `names a workload issuer; login needs an issuer of kind user (issuers.${index})` });
+  } else if (target.tokenType === 'id' && typeof login.clientId === 'string') {
+    const audience = typeof target.audience === 'string' ? [target.audience] : Array.isArray(target.audience) ? target.audience : [];
+    if (!audience.includes(login.clientId)) {
+      problems.push({ path: ['login', 'clientId'], message: `issuers.${index} accepts ID tokens, whose audience is the client id: add "${login.clientId}" to its audience` });
     }
   }
+}
 
+/** A policy repo comes without connections of the file's own, and its allowed signers file can be read. */
+function checkPolicy(root: Record<string, unknown> | undefined, checks: PendingChecks): void {
   if (root?.policy !== undefined && Array.isArray(root?.connections) && root.connections.length > 0) {
-    problems.push({
+    checks.problems.push({
       path: ['connections'],
       atKey: true,
       message: 'cannot be given together with policy: with a policy repo the connections come from its bundle (move them to hoop.yaml there, or remove policy)',
@@ -729,26 +473,23 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
   }
   const rawPolicy = asRecord(root?.policy);
   if (typeof rawPolicy?.allowedSigners === 'string' && rawPolicy.allowedSigners.trim() !== '') {
-    const signers = resolve(baseDir, rawPolicy.allowedSigners.trim());
-    pending.push(
+    const signers = checks.resolve(rawPolicy.allowedSigners.trim());
+    checks.pending.push(
       readFile(signers).then(
         () => undefined,
         (err: unknown) => {
-          problems.push({ path: ['policy', 'allowedSigners'], message: `cannot read ${signers}: ${readErrorMessage(err)}` });
+          checks.problems.push({ path: ['policy', 'allowedSigners'], message: `cannot read ${signers}: ${readErrorMessage(err)}` });
         },
       ),
     );
   }
+}
 
-  await Promise.all(pending);
+type FileData = z.output<typeof fileSchema>;
+type PemFiles = ReadonlyMap<string, { file: string; data: Buffer }>;
 
-  if (problems.length > 0 || !parsed.success) {
-    const located = problems.map((p) => ({ p, pos: locator.position(p.at ?? p.path, p.atKey) }));
-    located.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
-    throw configError(located.map(({ p, pos }) => `${abs}:${pos.line}:${pos.col}: ${dotted(p.path)}: ${p.message}`));
-  }
-
-  const data = parsed.data;
+/** The configuration of a valid file (`abs`, in `baseDir`), with the PEM files it names read. */
+function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: PemFiles): GatewayConfig {
   const dataDir = resolve(baseDir, data.dataDir ?? 'hoop-data');
   const cert = files.get('tls.cert');
   const key = files.get('tls.key');
@@ -775,19 +516,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
           }
         : { kind: 'file' },
     recording: data.recording,
-    ...(data.audit
-      ? {
-          audit: {
-            ...(data.audit.file !== undefined ? { file: resolve(baseDir, data.audit.file) } : {}),
-            ...(data.audit.url !== undefined ? { url: data.audit.url } : {}),
-            ...(data.audit.headers ? { headers: data.audit.headers } : {}),
-            ...(files.get('audit.ca') ? { ca: files.get('audit.ca')!.data } : {}),
-            batchSize: data.audit.batchSize,
-            flushMs: Math.round(data.audit.flushSeconds * 1000),
-            maxQueue: data.audit.maxQueue,
-          },
-        }
-      : {}),
+    ...(data.audit ? { audit: auditConfigOf(data.audit, baseDir, files) } : {}),
     postgres: {
       ...(data.postgres.maxStatementBytes !== undefined ? { maxStatementBytes: data.postgres.maxStatementBytes } : {}),
       ...(data.postgres.maxMaskedMessageBytes !== undefined ? { maxMaskedMessageBytes: data.postgres.maxMaskedMessageBytes } : {}),
@@ -815,6 +544,19 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
           },
         }
       : {}),
+  };
+}
+
+/** The audit stream's settings: its file resolved, its CA read, its flush interval in ms. */
+function auditConfigOf(audit: NonNullable<FileData['audit']>, baseDir: string, files: PemFiles): NonNullable<GatewayConfig['audit']> {
+  return {
+    ...(audit.file !== undefined ? { file: resolve(baseDir, audit.file) } : {}),
+    ...(audit.url !== undefined ? { url: audit.url } : {}),
+    ...(audit.headers ? { headers: audit.headers } : {}),
+    ...(files.get('audit.ca') ? { ca: files.get('audit.ca')!.data } : {}),
+    batchSize: audit.batchSize,
+    flushMs: Math.round(audit.flushSeconds * 1000),
+    maxQueue: audit.maxQueue,
   };
 }
 

@@ -220,14 +220,50 @@ function notAllowed(text: string, ref: SecretRef): string {
 export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, options: LoadPolicyOptions = {}): Promise<Policy> {
   const root = resolve(dir);
   const problems = new Problems();
-  const rootFile: SourceFile = { name: '.' };
+  const { names, testFiles } = await bundleFileNames(root, problems);
+  const parsedFiles = await parseBundleFiles(
+    root,
+    names.map((name) => ({ name, abs: join(root, name) })),
+    policyFileSchema,
+    problems,
+  );
+  const parsedTests = await parseBundleFiles(
+    root,
+    testFiles.map((t) => ({ name: `policy/tests/${t}`, abs: join(root, 'policy', 'tests', t) })),
+    policyTestFileSchema,
+    problems,
+  );
 
+  const merged = new MergedBundle(problems);
+  for (const { file, data } of parsedFiles) merged.add(file, data);
+  const connectionNames = checkNamesAndReferences(merged, problems);
+
+  // Secret references and CA files (some checked as promises, awaited below).
+  const pending: Promise<void>[] = [];
+  const checkSecret = secretChecker(root, env, options, problems, pending);
+  for (const n of merged.notifySecrets) checkSecret(n.text, n.at, 'secret reference');
+  const cas = checkConnectionFiles(merged.connections, root, env, problems, checkSecret, pending);
+  if (merged.masking.key) checkSecret(merged.masking.key.text, merged.masking.key.at, 'masking key');
+
+  const tests = policyTests(parsedTests, connectionNames, problems);
+
+  await Promise.all(pending);
+  if (problems.list.length > 0) throw new PolicyInvalidError(problems.format(), root);
+  return assemblePolicy(merged, root, cas, tests);
+}
+
+/**
+ * The bundle's policy files (`hoop.yaml`, or `policy/*.yaml`) and test files (`policy/tests/*.yaml`).
+ *
+ * @throws PolicyInvalidError when there is no policy file, or more than {@link MAX_POLICY_FILES}.
+ */
+async function bundleFileNames(root: string, problems: Problems): Promise<{ names: string[]; testFiles: string[] }> {
   const hasHoopYaml = await exists(join(root, 'hoop.yaml'));
   const policyFiles = (await yamlFilesIn(join(root, 'policy'))) ?? [];
   const testFiles = (await yamlFilesIn(join(root, 'policy', 'tests'))) ?? [];
   let names: string[];
   if (hasHoopYaml && policyFiles.length > 0) {
-    problems.add(rootFile, [], 'both hoop.yaml and policy/*.yaml exist; keep the policy in one of them');
+    problems.add({ name: '.' }, [], 'both hoop.yaml and policy/*.yaml exist; keep the policy in one of them');
     names = [];
   } else if (hasHoopYaml) {
     names = ['hoop.yaml'];
@@ -239,171 +275,200 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   if (names.length > MAX_POLICY_FILES || testFiles.length > MAX_POLICY_FILES) {
     throw new PolicyInvalidError([`${root}: more than ${MAX_POLICY_FILES} policy or test files`], root);
   }
+  return { names, testFiles };
+}
 
-  const parsedFiles: { file: SourceFile; data: PolicyFileData }[] = [];
-  for (const name of names) {
+/** Reads and validates `files` one by one with `schema`: those that are valid, with their source file; problems go to `problems`. */
+async function parseBundleFiles<S extends z.ZodType>(root: string, files: readonly { name: string; abs: string }[], schema: S, problems: Problems): Promise<{ file: SourceFile; data: z.output<S> }[]> {
+  const parsed: { file: SourceFile; data: z.output<S> }[] = [];
+  for (const { name, abs } of files) {
     const file: SourceFile = { name };
-    const { text, problem } = await readBundleFile(root, join(root, name));
+    const { text, problem } = await readBundleFile(root, abs);
     if (problem) {
       problems.add(file, [], problem);
       continue;
     }
-    const data = parseFile(text!, file, policyFileSchema, problems);
-    if (data) parsedFiles.push({ file, data });
+    const data = parseFile(text!, file, schema, problems);
+    if (data) parsed.push({ file, data });
   }
-  const parsedTests: { file: SourceFile; data: TestFileData }[] = [];
-  for (const t of testFiles) {
-    const file: SourceFile = { name: `policy/tests/${t}` };
-    const { text, problem } = await readBundleFile(root, join(root, 'policy', 'tests', t));
-    if (problem) {
-      problems.add(file, [], problem);
-      continue;
-    }
-    const data = parseFile(text!, file, policyTestFileSchema, problems);
-    if (data) parsedTests.push({ file, data });
+  return parsed;
+}
+
+/**
+ * The policy files merged: lists concatenated, every name defined once, every scalar setting set
+ * once; each part with where it was written. Problems of one file's parts go to `problems`.
+ */
+class MergedBundle {
+  readonly connections: { value: PolicyFileData['connections'][number]; at: Origin }[] = [];
+  readonly access: { value: AccessRule; at: Origin }[] = [];
+  readonly rules: { value: StatementRule; at: Origin }[] = [];
+  readonly sshRules: { value: SshRule; at: Origin }[] = [];
+  readonly ssh: { forwarding: string[]; env?: string[] } = { forwarding: [] };
+  readonly reviewers: Reviewers[] = [];
+  /** Review notification URLs given as secret references, checked with the other secrets. */
+  readonly notifySecrets: { text: string; at: Origin }[] = [];
+  readonly scalars = new Map<string, { value: unknown; at: Origin }>();
+  readonly masking: Omit<MaskingPolicy, 'key' | 'derived'> & { key?: { text: string; at: Origin } } = { columns: [], names: [], detectors: [] };
+  /** Where a masking rule asks for `hash` (which needs `masking.key`). */
+  readonly hashAt: Origin[] = [];
+  readonly auditors: string[] = [];
+  readonly #problems: Problems;
+
+  constructor(problems: Problems) {
+    this.#problems = problems;
   }
 
-  // Merge: lists concatenated, every name defined once, every scalar setting set once.
-  const connections: { value: PolicyFileData['connections'][number]; at: Origin }[] = [];
-  const access: { value: AccessRule; at: Origin }[] = [];
-  const rules: { value: StatementRule; at: Origin }[] = [];
-  const sshRules: { value: SshRule; at: Origin }[] = [];
-  const ssh: { forwarding: string[]; env?: string[] } = { forwarding: [] };
-  const reviewers: Reviewers[] = [];
-  /** Review notification URLs given as secret references, checked with the other secrets. */
-  const notifySecrets: { text: string; at: Origin }[] = [];
-  const scalars = new Map<string, { value: unknown; at: Origin }>();
-  const masking: Omit<MaskingPolicy, 'key' | 'derived'> & { key?: { text: string; at: Origin } } = { columns: [], names: [], detectors: [] };
-  const hashAt: Origin[] = [];
-  const auditors: string[] = [];
-  const setScalar = (key: string, value: unknown, at: Origin): void => {
+  /** Merges one policy file in. */
+  add(file: SourceFile, data: PolicyFileData): void {
+    data.connections.forEach((value, i) => this.connections.push({ value, at: { file, path: ['connections', i] } }));
+    data.access.forEach((value, i) => this.#addAccessRule(file, value, i));
+    if (data.statements) this.#addStatements(file, data.statements);
+    if (data.masking) this.#addMasking(file, data.masking);
+    if (data.ssh) this.#addSsh(file, data.ssh);
+    if (data.recording) {
+      for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays', 'sshInput'] as const) this.#setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
+      if (data.recording.auditors) this.auditors.push(...data.recording.auditors);
+    }
+    if (data.runs) for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation'] as const) this.#setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
+    if (data.reviews) this.#setScalar('reviews.requireSignInWithin', data.reviews.requireSignInWithin, { file, path: ['reviews', 'requireSignInWithin'] });
+  }
+
+  /** The value of scalar setting `key`, or `fallback` when no file sets it. */
+  scalar<T>(key: string, fallback: T): T {
+    return (this.scalars.get(key)?.value as T | undefined) ?? fallback;
+  }
+
+  /** Sets scalar setting `key` (when given); a problem when another file (or place) set it already. */
+  #setScalar(key: string, value: unknown, at: Origin): void {
     if (value === undefined) return;
-    const prev = scalars.get(key);
-    if (prev) problems.add(at.file, at.path, `is set again (already set at ${where(prev.at)}); set it in one file`, { atKey: true });
-    else scalars.set(key, { value, at });
-  };
-  for (const { file, data } of parsedFiles) {
-    data.connections.forEach((value, i) => connections.push({ value, at: { file, path: ['connections', i] } }));
-    data.access.forEach((value, i) => {
-      const rule: AccessRule = {
-        name: value.name,
-        subjects: value.subjects,
-        emails: value.emails,
-        groups: value.groups,
-        connections: value.connections,
-        mode: value.mode,
-        ...principalMatchOf(value),
-        ...(value.maxSessionSeconds !== undefined ? { maxSessionSeconds: value.maxSessionSeconds } : {}),
-        ...(value.maxSessions !== undefined ? { maxSessions: value.maxSessions } : {}),
-        ...(value.requestable ? { requestable: true } : {}),
-        ...(value.maxGrant !== undefined ? { maxGrantSeconds: value.maxGrant } : {}),
-        ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
-        ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
-        limits: {
-          ...(value.statementTimeout !== undefined ? { statement_timeout: value.statementTimeout } : {}),
-          ...(value.lockTimeout !== undefined ? { lock_timeout: value.lockTimeout } : {}),
-          ...(value.idleInTransactionTimeout !== undefined ? { idle_in_transaction_session_timeout: value.idleInTransactionTimeout } : {}),
-        },
-      };
-      for (const key of ['maxGrant', 'review'] as const) {
-        if (value[key] !== undefined && !value.requestable) problems.add(file, ['access', i, key], 'is only for requestable access rules (add requestable: true)', { atKey: true });
-      }
-      if (value.overLimit !== undefined && value.maxAffectedRows === undefined)
-        problems.add(file, ['access', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
-      value.review?.notify?.forEach((n, j) => {
-        if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['access', i, 'review', 'notify', j, 'url'] } });
-      });
-      access.push({ value: rule, at: { file, path: ['access', i] } });
+    const prev = this.scalars.get(key);
+    if (prev) this.#problems.add(at.file, at.path, `is set again (already set at ${where(prev.at)}); set it in one file`, { atKey: true });
+    else this.scalars.set(key, { value, at });
+  }
+
+  /** Notes review notification URLs given as secret references (`at`: the path of the `notify` list). */
+  #addNotifySecrets(file: SourceFile, notify: readonly { url: string }[] | undefined, at: Path): void {
+    notify?.forEach((n, j) => {
+      if (n.url.startsWith('${')) this.notifySecrets.push({ text: n.url, at: { file, path: [...at, j, 'url'] } });
     });
-    if (data.statements) {
-      setScalar('statements.unparseable', data.statements.unparseable, { file, path: ['statements', 'unparseable'] });
-      data.statements.rules.forEach((value, i) => {
-        const rule: StatementRule = {
+  }
+
+  #addAccessRule(file: SourceFile, value: PolicyFileData['access'][number], i: number): void {
+    const rule: AccessRule = {
+      name: value.name,
+      subjects: value.subjects,
+      emails: value.emails,
+      groups: value.groups,
+      connections: value.connections,
+      mode: value.mode,
+      ...principalMatchOf(value),
+      ...(value.maxSessionSeconds !== undefined ? { maxSessionSeconds: value.maxSessionSeconds } : {}),
+      ...(value.maxSessions !== undefined ? { maxSessions: value.maxSessions } : {}),
+      ...(value.requestable ? { requestable: true } : {}),
+      ...(value.maxGrant !== undefined ? { maxGrantSeconds: value.maxGrant } : {}),
+      ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+      ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
+      limits: {
+        ...(value.statementTimeout !== undefined ? { statement_timeout: value.statementTimeout } : {}),
+        ...(value.lockTimeout !== undefined ? { lock_timeout: value.lockTimeout } : {}),
+        ...(value.idleInTransactionTimeout !== undefined ? { idle_in_transaction_session_timeout: value.idleInTransactionTimeout } : {}),
+      },
+    };
+    for (const key of ['maxGrant', 'review'] as const) {
+      if (value[key] !== undefined && !value.requestable) this.#problems.add(file, ['access', i, key], 'is only for requestable access rules (add requestable: true)', { atKey: true });
+    }
+    if (value.overLimit !== undefined && value.maxAffectedRows === undefined)
+      this.#problems.add(file, ['access', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
+    this.#addNotifySecrets(file, value.review?.notify, ['access', i, 'review', 'notify']);
+    this.access.push({ value: rule, at: { file, path: ['access', i] } });
+  }
+
+  #addStatements(file: SourceFile, statements: NonNullable<PolicyFileData['statements']>): void {
+    this.#setScalar('statements.unparseable', statements.unparseable, { file, path: ['statements', 'unparseable'] });
+    statements.rules.forEach((value, i) => this.#addStatementRule(file, value, i));
+    statements.reviewers.forEach((r, i) => {
+      this.reviewers.push({ ...(r.connections ? { connections: r.connections } : {}), ...reviewSettingsOf(r) });
+      this.#addNotifySecrets(file, r.notify, ['statements', 'reviewers', i, 'notify']);
+    });
+  }
+
+  #addStatementRule(file: SourceFile, value: NonNullable<PolicyFileData['statements']>['rules'][number], i: number): void {
+    const rule: StatementRule = {
+      name: value.name,
+      match: value.match as StatementRule['match'],
+      action: value.action,
+      ...(value.message !== undefined ? { message: value.message } : {}),
+      ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
+      ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
+    };
+    this.#addNotifySecrets(file, value.review?.notify, ['statements', 'rules', i, 'review', 'notify']);
+    const reviews = value.action === 'review' || value.overLimit === 'review';
+    if (value.review !== undefined && !reviews)
+      this.#problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review, or whose overLimit is review (this one is ${value.action})`, { atKey: true });
+    if (value.maxAffectedRows !== undefined && value.action !== 'allow')
+      this.#problems.add(
+        file,
+        ['statements', 'rules', i, 'maxAffectedRows'],
+        `limits the writes an allow rule lets through (this rule's action is ${value.action}: it holds or refuses them whatever their size)`,
+        { atKey: true },
+      );
+    if (value.overLimit !== undefined && value.maxAffectedRows === undefined)
+      this.#problems.add(file, ['statements', 'rules', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
+    this.rules.push({ value: rule, at: { file, path: ['statements', 'rules', i] } });
+  }
+
+  #addMasking(file: SourceFile, m: NonNullable<PolicyFileData['masking']>): void {
+    if (m.key !== undefined) {
+      const at: Origin = { file, path: ['masking', 'key'] };
+      if (this.masking.key) this.#problems.add(file, at.path, `is set again (already set at ${where(this.masking.key.at)}); set it in one file`, { atKey: true });
+      else this.masking.key = { text: m.key, at };
+    }
+    this.#setScalar('masking.derived', m.derived, { file, path: ['masking', 'derived'] });
+    m.columns.forEach((c, i) => {
+      this.masking.columns.push({ table: c.table, column: c.column, strategy: c.strategy, ...principalMatchOf(c) });
+      if (c.strategy === 'hash') this.hashAt.push({ file, path: ['masking', 'columns', i, 'strategy'] });
+    });
+    m.names.forEach((n, i) => {
+      this.masking.names.push({ pattern: n.pattern, regex: new RegExp(n.pattern, 'i'), strategy: n.strategy, ...principalMatchOf(n) });
+      if (n.strategy === 'hash') this.hashAt.push({ file, path: ['masking', 'names', i, 'strategy'] });
+    });
+    m.detectors.forEach((d, i) => {
+      this.masking.detectors.push({ detector: d.detector, strategy: d.strategy, ...principalMatchOf(d) });
+      if (d.strategy === 'hash') this.hashAt.push({ file, path: ['masking', 'detectors', i, 'strategy'] });
+    });
+  }
+
+  #addSsh(file: SourceFile, ssh: NonNullable<PolicyFileData['ssh']>): void {
+    for (const k of ['default', 'sftp'] as const) this.#setScalar(`ssh.${k}`, ssh[k], { file, path: ['ssh', k] });
+    if (ssh.forwarding) this.ssh.forwarding.push(...ssh.forwarding);
+    if (ssh.env) (this.ssh.env ??= []).push(...ssh.env);
+    ssh.rules.forEach((value, i) => {
+      this.#addNotifySecrets(file, value.review?.notify, ['ssh', 'rules', i, 'review', 'notify']);
+      if (value.review !== undefined && value.action !== 'review')
+        this.#problems.add(file, ['ssh', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
+      const { shell, commands, patterns } = value.match;
+      if (shell && (commands || patterns))
+        this.#problems.add(file, ['ssh', 'rules', i, 'match', 'shell'], 'matches interactive shells, which have no command line: match commands or patterns in a rule of their own', { atKey: true });
+      this.sshRules.push({
+        value: {
           name: value.name,
-          match: value.match as StatementRule['match'],
+          match: value.match as SshRule['match'],
           action: value.action,
           ...(value.message !== undefined ? { message: value.message } : {}),
           ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
-          ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
-        };
-        value.review?.notify?.forEach((n, j) => {
-          if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['statements', 'rules', i, 'review', 'notify', j, 'url'] } });
-        });
-        const reviews = value.action === 'review' || value.overLimit === 'review';
-        if (value.review !== undefined && !reviews)
-          problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review, or whose overLimit is review (this one is ${value.action})`, { atKey: true });
-        if (value.maxAffectedRows !== undefined && value.action !== 'allow')
-          problems.add(
-            file,
-            ['statements', 'rules', i, 'maxAffectedRows'],
-            `limits the writes an allow rule lets through (this rule's action is ${value.action}: it holds or refuses them whatever their size)`,
-            { atKey: true },
-          );
-        if (value.overLimit !== undefined && value.maxAffectedRows === undefined)
-          problems.add(file, ['statements', 'rules', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
-        rules.push({ value: rule, at: { file, path: ['statements', 'rules', i] } });
+        },
+        at: { file, path: ['ssh', 'rules', i] },
       });
-      data.statements.reviewers.forEach((r, i) => {
-        reviewers.push({ ...(r.connections ? { connections: r.connections } : {}), ...reviewSettingsOf(r) });
-        r.notify?.forEach((n, j) => {
-          if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['statements', 'reviewers', i, 'notify', j, 'url'] } });
-        });
-      });
-    }
-    const m = data.masking;
-    if (m) {
-      if (m.key !== undefined) {
-        const at: Origin = { file, path: ['masking', 'key'] };
-        if (masking.key) problems.add(file, at.path, `is set again (already set at ${where(masking.key.at)}); set it in one file`, { atKey: true });
-        else masking.key = { text: m.key, at };
-      }
-      setScalar('masking.derived', m.derived, { file, path: ['masking', 'derived'] });
-      m.columns.forEach((c, i) => {
-        masking.columns.push({ table: c.table, column: c.column, strategy: c.strategy, ...principalMatchOf(c) });
-        if (c.strategy === 'hash') hashAt.push({ file, path: ['masking', 'columns', i, 'strategy'] });
-      });
-      m.names.forEach((n, i) => {
-        masking.names.push({ pattern: n.pattern, regex: new RegExp(n.pattern, 'i'), strategy: n.strategy, ...principalMatchOf(n) });
-        if (n.strategy === 'hash') hashAt.push({ file, path: ['masking', 'names', i, 'strategy'] });
-      });
-      m.detectors.forEach((d, i) => {
-        masking.detectors.push({ detector: d.detector, strategy: d.strategy, ...principalMatchOf(d) });
-        if (d.strategy === 'hash') hashAt.push({ file, path: ['masking', 'detectors', i, 'strategy'] });
-      });
-    }
-    if (data.ssh) {
-      for (const k of ['default', 'sftp'] as const) setScalar(`ssh.${k}`, data.ssh[k], { file, path: ['ssh', k] });
-      if (data.ssh.forwarding) ssh.forwarding.push(...data.ssh.forwarding);
-      if (data.ssh.env) (ssh.env ??= []).push(...data.ssh.env);
-      data.ssh.rules.forEach((value, i) => {
-        value.review?.notify?.forEach((n, j) => {
-          if (n.url.startsWith('${')) notifySecrets.push({ text: n.url, at: { file, path: ['ssh', 'rules', i, 'review', 'notify', j, 'url'] } });
-        });
-        if (value.review !== undefined && value.action !== 'review')
-          problems.add(file, ['ssh', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
-        const { shell, commands, patterns } = value.match;
-        if (shell && (commands || patterns))
-          problems.add(file, ['ssh', 'rules', i, 'match', 'shell'], 'matches interactive shells, which have no command line: match commands or patterns in a rule of their own', { atKey: true });
-        sshRules.push({
-          value: {
-            name: value.name,
-            match: value.match as SshRule['match'],
-            action: value.action,
-            ...(value.message !== undefined ? { message: value.message } : {}),
-            ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
-          },
-          at: { file, path: ['ssh', 'rules', i] },
-        });
-      });
-    }
-    if (data.recording) {
-      for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays', 'sshInput'] as const) setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
-      if (data.recording.auditors) auditors.push(...data.recording.auditors);
-    }
-    if (data.runs) for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation'] as const) setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
-    if (data.reviews) setScalar('reviews.requireSignInWithin', data.reviews.requireSignInWithin, { file, path: ['reviews', 'requireSignInWithin'] });
+    });
   }
+}
 
+/**
+ * Checks what the merged files name: every connection, rule and ssh rule name defined once, every
+ * connection an access or statement rule names defined, an access rule that admits somebody, and
+ * `masking.key` set when a masking rule hashes. The connection names defined.
+ */
+function checkNamesAndReferences(merged: MergedBundle, problems: Problems): Set<string> {
   const unique = <T extends { name: string }>(items: { value: T; at: Origin }[], what: string): void => {
     const seen = new Map<string, Origin>();
     for (const { value, at } of items) {
@@ -412,14 +477,14 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       else seen.set(value.name, at);
     }
   };
-  unique(connections, 'connection');
-  unique(access, 'access rule');
-  unique(rules, 'statement rule');
-  unique(sshRules, 'ssh rule');
+  unique(merged.connections, 'connection');
+  unique(merged.access, 'access rule');
+  unique(merged.rules, 'statement rule');
+  unique(merged.sshRules, 'ssh rule');
 
-  const connectionNames = new Set(connections.map((c) => c.value.name));
-  const known = [...connectionNames].join(', ') || 'none defined';
-  for (const { value, at } of access) {
+  const connectionNames = new Set(merged.connections.map((c) => c.value.name));
+  const known = knownConnections(connectionNames);
+  for (const { value, at } of merged.access) {
     if (value.subjects.length === 0 && value.emails.length === 0 && value.groups.length === 0) {
       problems.add(at.file, at.path, 'admits nobody: list subjects (or "*"), emails or groups');
     }
@@ -427,18 +492,32 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       if (c !== '*' && !connectionNames.has(c)) problems.add(at.file, [...at.path, 'connections', j], `unknown connection "${c}" (known: ${known})`);
     });
   }
-  for (const { value, at } of rules) {
+  for (const { value, at } of merged.rules) {
     value.match.connections?.forEach((c, j) => {
       if (!connectionNames.has(c)) problems.add(at.file, [...at.path, 'match', 'connections', j], `unknown connection "${c}" (known: ${known})`);
     });
   }
-  if (hashAt.length > 0 && !masking.key) {
-    for (const at of hashAt) problems.add(at.file, at.path, 'hash needs masking.key (a secret reference such as ${env:HOOP_MASK_KEY})');
+  if (merged.hashAt.length > 0 && !merged.masking.key) {
+    for (const at of merged.hashAt) problems.add(at.file, at.path, 'hash needs masking.key (a secret reference such as ${env:HOOP_MASK_KEY})');
   }
+  return connectionNames;
+}
 
-  // Secret references and CA files.
-  const pending: Promise<void>[] = [];
-  const checkSecret = (text: string, at: Origin, what: string): void => {
+/** The connection names, as an unknown connection's problem lists them. */
+function knownConnections(connectionNames: ReadonlySet<string>): string {
+  return [...connectionNames].join(', ') || 'none defined';
+}
+
+/** Checks one secret reference, written `text` at `at`, for `what` it is. */
+type SecretCheck = (text: string, at: Origin, what: string) => void;
+
+/**
+ * The check of a secret reference: a reference (not a literal; a `${file:}` one absolute), allowed
+ * by `options.allowedSecrets` when given, and resolving in `env` when given (a promise added to
+ * `pending`).
+ */
+function secretChecker(root: string, env: NodeJS.ProcessEnv | undefined, options: LoadPolicyOptions, problems: Problems, pending: Promise<void>[]): SecretCheck {
+  return (text, at, what) => {
     const m = /^\$\{file:([^}]*)\}$/.exec(text.trim());
     if (m && !isAbsolute(m[1]!.trim())) {
       problems.add(at.file, at.path, 'a ${file:...} reference must be an absolute path on the gateway host (secrets never live in the config repo)');
@@ -461,8 +540,24 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       );
     }
   };
-  for (const n of notifySecrets) checkSecret(n.text, n.at, 'secret reference');
-  const cas = new Map<number, { data?: Buffer; file: string }>();
+}
+
+/** A connection's CA file: its contents once read (the gateway's), and its path. */
+type CaFile = { data?: Buffer; file: string };
+
+/**
+ * Checks each connection's secret references and TLS settings, and reads each `tls.ca` (reads that
+ * finish later are added to `pending`): the CA files by connection index, filled as they are read.
+ */
+function checkConnectionFiles(
+  connections: MergedBundle['connections'],
+  root: string,
+  env: NodeJS.ProcessEnv | undefined,
+  problems: Problems,
+  checkSecret: SecretCheck,
+  pending: Promise<void>[],
+): Map<number, CaFile> {
+  const cas = new Map<number, CaFile>();
   connections.forEach(({ value, at }, i) => {
     for (const [key, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, key] }, 'secret reference');
     if (value.type !== 'postgres') return;
@@ -483,29 +578,33 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       );
       return;
     }
-    const fileDir = resolve(root, at.file.name, '..');
-    const target = resolve(fileDir, ca);
-    const rel = relative(root, target);
-    pending.push(
-      (async () => {
-        if (rel.startsWith('..') || isAbsolute(rel) || !(await insideTree(root, target))) {
-          problems.add(at.file, caAt, `${ca} is not a file inside the config repo`);
-          return;
-        }
-        const st = await lstat(target).catch(() => undefined);
-        if (st?.isSymbolicLink()) {
-          problems.add(at.file, caAt, `${ca} is a symbolic link`);
-          return;
-        }
-        const { data, problem } = await readPem(target, 'certificate');
-        if (problem) problems.add(at.file, caAt, problem.replace(root + sep, ''));
-        else cas.set(i, { data: data!, file: target });
-      })(),
-    );
+    pending.push(readRepoCa(root, at.file, ca, caAt, problems, (found) => cas.set(i, found)));
   });
-  if (masking.key) checkSecret(masking.key.text, masking.key.at, 'masking key');
+  return cas;
+}
 
-  // Tests.
+/** Reads a `tls.ca` given relative to its policy file: a regular file inside the config repo. */
+async function readRepoCa(root: string, file: SourceFile, ca: string, caAt: Path, problems: Problems, found: (ca: CaFile) => void): Promise<void> {
+  const fileDir = resolve(root, file.name, '..');
+  const target = resolve(fileDir, ca);
+  const rel = relative(root, target);
+  if (rel.startsWith('..') || isAbsolute(rel) || !(await insideTree(root, target))) {
+    problems.add(file, caAt, `${ca} is not a file inside the config repo`);
+    return;
+  }
+  const st = await lstat(target).catch(() => undefined);
+  if (st?.isSymbolicLink()) {
+    problems.add(file, caAt, `${ca} is a symbolic link`);
+    return;
+  }
+  const { data, problem } = await readPem(target, 'certificate');
+  if (problem) problems.add(file, caAt, problem.replace(root + sep, ''));
+  else found({ data: data!, file: target });
+}
+
+/** The bundle's test cases: each name once, each on a defined connection, each as a principal that can be described. */
+function policyTests(parsedTests: readonly { file: SourceFile; data: TestFileData }[], connectionNames: ReadonlySet<string>, problems: Problems): PolicyTest[] {
+  const known = knownConnections(connectionNames);
   const tests: PolicyTest[] = [];
   const testSeen = new Map<string, Origin>();
   for (const { file, data } of parsedTests) {
@@ -528,37 +627,39 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
       });
     });
   }
+  return tests;
+}
 
-  await Promise.all(pending);
-  if (problems.list.length > 0) throw new PolicyInvalidError(problems.format(), root);
-
-  const scalar = <T>(key: string, fallback: T): T => (scalars.get(key)?.value as T | undefined) ?? fallback;
+/** The policy of a merged bundle without problems: each setting a file did not set takes its default. */
+function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<number, CaFile>, tests: PolicyTest[]): Policy {
+  const { scalars } = merged;
+  const scalar = <T>(key: string, fallback: T): T => merged.scalar(key, fallback);
   const recording: RecordingPolicy = {
     results: scalar('recording.results', 'masked'),
     rowCap: scalar('recording.rowCap', 1000),
     onFailure: scalar('recording.onFailure', 'close'),
-    auditors: [...new Set(auditors)],
+    auditors: [...new Set(merged.auditors)],
     ...(scalars.has('recording.retentionDays') ? { retentionDays: scalar('recording.retentionDays', 0) } : {}),
     ...(scalars.has('recording.sshInput') ? { sshInput: scalar<'none' | 'exec' | 'all'>('recording.sshInput', 'exec') } : {}),
   };
   return {
-    connections: connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),
-    access: access.map((a) => a.value),
-    statements: { unparseable: scalar('statements.unparseable', 'deny'), rules: rules.map((r) => r.value), reviewers },
+    connections: merged.connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),
+    access: merged.access.map((a) => a.value),
+    statements: { unparseable: scalar('statements.unparseable', 'deny'), rules: merged.rules.map((r) => r.value), reviewers: merged.reviewers },
     masking: {
-      ...(masking.key ? { key: parseSecretRef(masking.key.text, root)! } : {}),
-      columns: masking.columns,
-      names: masking.names,
-      detectors: masking.detectors,
+      ...(merged.masking.key ? { key: parseSecretRef(merged.masking.key.text, root)! } : {}),
+      columns: merged.masking.columns,
+      names: merged.masking.names,
+      detectors: merged.masking.detectors,
       derived: scalar('masking.derived', 'mask'),
     },
     recording,
     ssh: {
       default: scalar('ssh.default', SSH_DEFAULTS.default),
       sftp: scalar('ssh.sftp', SSH_DEFAULTS.sftp),
-      forwarding: ssh.forwarding,
-      env: ssh.env ?? SSH_DEFAULTS.env,
-      rules: sshRules.map((r) => r.value),
+      forwarding: merged.ssh.forwarding,
+      env: merged.ssh.env ?? SSH_DEFAULTS.env,
+      rules: merged.sshRules.map((r) => r.value),
     },
     runs: {
       maxSeconds: scalar('runs.maxSeconds', RUN_DEFAULTS.maxSeconds),

@@ -47,7 +47,9 @@ import type { ReviewAsk, ReviewOutcome } from '../session/engine.js';
 import type { ServerState } from './server-state.js';
 import type { GuardIO, GuardStage } from './stages.js';
 import { parseDataRow } from './wire/rows.js';
-import { RESERVED_STATEMENT_PREFIX, reviewOutcomeError, type StatementGate } from './statement-gate.js';
+import { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
+import { reviewOutcomeError } from './gate/responses.js';
+import type { StatementGate } from './statement-gate.js';
 
 const { DATA_ROW, COMMAND_COMPLETE, ERROR, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = Backend;
 
