@@ -16,6 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
+import { glob } from '../glob.js';
 
 /**
  * Where a secret lives. Only the gateway resolves it, with {@link resolveSecret}.
@@ -110,17 +111,11 @@ export interface SecretPattern {
   /** As written (trimmed). */
   text: string;
   kind: SecretRef['kind'];
-  /** The whole variable name or normalised absolute path must match. */
-  regex: RegExp;
+  /** Whether a variable name, or a normalised absolute path, matches (the whole of it). */
+  matches: (value: string) => boolean;
 }
 
 const ENV_PATTERN = /^[A-Za-z0-9_*]+$/;
-
-const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-
-function globRegex(glob: string, star: string): RegExp {
-  return new RegExp(`^${glob.split('*').map(escapeRegex).join(star)}$`);
-}
 
 /**
  * Parses an entry of `policy.allowedSecrets` (see {@link SecretPattern}): `${env:...}` with a
@@ -142,7 +137,7 @@ export function parseSecretPattern(text: string): SecretPattern | { problem: str
       return { problem: '${env:...} takes a variable name of letters, digits and _ (not starting with a digit), with * for any run of them' };
     }
     if (!/[^*]/.test(arg)) return { problem: "would admit every variable of the gateway's environment; name them, e.g. ${env:PROD_DB_*}" };
-    return { text: trimmed, kind, regex: globRegex(arg, '[A-Za-z0-9_]*') };
+    return { text: trimmed, kind, matches: glob(arg, { starTakes: (c) => /[A-Za-z0-9_]/.test(c) }) };
   }
   if (!arg.startsWith('/')) return { problem: '${file:...} takes an absolute path on the gateway host, e.g. ${file:/run/secrets/hoop/*}' };
   if (/[\x00-\x1f\x7f]/.test(arg)) return { problem: 'the path must not contain control characters' };
@@ -155,7 +150,7 @@ export function parseSecretPattern(text: string): SecretPattern | { problem: str
     return { problem: 'the path must be normalised: no empty, "." or ".." segments and no trailing /' };
   }
   if (arg.includes('**')) return { problem: '** is not supported: * matches within one path segment (list each directory)' };
-  return { text: trimmed, kind, regex: globRegex(arg, '[^/]*') };
+  return { text: trimmed, kind, matches: glob(arg, { starTakes: (c) => c !== '/' }) };
 }
 
 /**
@@ -181,7 +176,7 @@ export function parseSecretPatterns(list: readonly string[]): SecretPattern[] {
  */
 export function secretAllowed(ref: SecretRef, patterns: readonly SecretPattern[]): boolean {
   const value = ref.kind === 'env' ? ref.name : resolve('/', ref.path);
-  return patterns.some((p) => p.kind === ref.kind && p.regex.test(value));
+  return patterns.some((p) => p.kind === ref.kind && p.matches(value));
 }
 
 export const secretSchema = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:path}' }).check((ctx) => {

@@ -8,7 +8,7 @@
  * @see https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#understanding-the-oidc-token
  * @see https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/#bound-service-account-tokens
  */
-import { globMatches } from '../policy/glob.js';
+import { globMatches } from '../glob.js';
 
 /**
  * A claim rule of a workload issuer: every claim listed must match (exact value, or a glob where

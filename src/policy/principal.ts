@@ -15,7 +15,7 @@
  * run, contained (`true`) or not (`false`).
  */
 import { z } from 'zod';
-import { globMatches } from './glob.js';
+import { globMatches } from '../glob.js';
 import type { Identity } from '../identity.js';
 
 /** The ways a session comes to the gateway. */

@@ -36,17 +36,7 @@ import { combineReviewDecisions, reviewSettingsFor } from './decide.js';
 import { principalMatches } from './principal.js';
 import { parseShellLine, type ShellCommand } from './shell-line.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type SshRuleMatch, type Who } from './schema.js';
-
-/** A glob where `*` matches any run of characters (anchored at both ends). */
-export function globRegex(glob: string, flags = ''): RegExp {
-  return new RegExp(
-    `^${glob
-      .split('*')
-      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-    `s${flags}`,
-  );
-}
+import { glob } from '../glob.js';
 
 /** What the judge answers for a shell, a command or an sftp session. */
 export interface SshVerdict {
@@ -110,8 +100,8 @@ export class SshJudge {
   readonly #readOnlyAccess: boolean;
   readonly #rules: CompiledRule[];
   readonly #default: Action;
-  readonly #env: RegExp[];
-  readonly #forwarding: Array<{ host: RegExp; port: string }>;
+  readonly #env: Array<(name: string) => boolean>;
+  readonly #forwarding: Array<{ host: (host: string) => boolean; port: string }>;
   readonly #reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined;
 
   constructor(ssh: SshPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
@@ -124,17 +114,17 @@ export class SshJudge {
       .filter((r) => applies(r.match))
       .map((rule) => ({
         rule,
-        ...(rule.match.commands ? { commands: rule.match.commands.map((g) => globRegex(g)) } : {}),
+        ...(rule.match.commands ? { commands: rule.match.commands.map((g) => glob(g)) } : {}),
         ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new RegExp(p)) } : {}),
         wholeLine: rule.match.shellSyntax === 'allow',
       }));
     this.#default = ssh.default;
     this.sftp = mode === 'read-only' && ssh.sftp === 'allow' ? 'read-only' : ssh.sftp;
     this.#readOnlyAccess = mode === 'read-only';
-    this.#env = ssh.env.map((g) => globRegex(g));
+    this.#env = ssh.env.map((g) => glob(g));
     this.#forwarding = ssh.forwarding.map((t) => {
       const at = t.lastIndexOf(':');
-      return { host: globRegex(t.slice(0, at).toLowerCase()), port: t.slice(at + 1) };
+      return { host: glob(t.slice(0, at), { lowerCase: true }), port: t.slice(at + 1) };
     });
     this.#reviewers = reviewers;
   }
@@ -245,20 +235,19 @@ export class SshJudge {
 
   /** Whether a client may set environment variable `name`. */
   env(name: string): boolean {
-    return this.#env.some((r) => r.test(name));
+    return this.#env.some((matches) => matches(name));
   }
 
   /** Whether a `direct-tcpip` channel may reach `host:port`. */
   forward(host: string, port: number): boolean {
-    const h = host.toLowerCase();
-    return this.#forwarding.some((t) => t.host.test(h) && (t.port === '*' || Number(t.port) === port));
+    return this.#forwarding.some((t) => t.host(host) && (t.port === '*' || Number(t.port) === port));
   }
 }
 
 /** An ssh rule as a session's judge holds it: globs and patterns compiled once. */
 interface CompiledRule {
   rule: SshRule;
-  commands?: RegExp[];
+  commands?: Array<(text: string) => boolean>;
   patterns?: RegExp[];
   /** `shellSyntax: allow`: the rule reads the whole line as sent. */
   wholeLine: boolean;
@@ -266,7 +255,7 @@ interface CompiledRule {
 
 /** Whether a rule's globs and patterns (those it has) match `text`. */
 function matchesText(c: CompiledRule, text: string): boolean {
-  return (!c.commands || c.commands.some((r) => r.test(text))) && (!c.patterns || c.patterns.some((r) => r.test(text)));
+  return (!c.commands || c.commands.some((matches) => matches(text))) && (!c.patterns || c.patterns.some((r) => r.test(text)));
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { WorkloadRule } from '../../src/gateway/config.js';
-import { globMatches } from '../../src/policy/glob.js';
+import { globMatches } from '../../src/glob.js';
 import { applyWorkloadRules, parseSubjectTemplate, readClaim, renderSubjectTemplate, ruleMatches } from '../../src/gateway/workload-rules.js';
 
 describe('globMatches', () => {

@@ -15,7 +15,7 @@
 import type * as http from 'node:http';
 import { ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
-import { globMatches } from '../../policy/glob.js';
+import { globMatches } from '../../glob.js';
 import type { RecordKind } from '../../recording/spool.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
 import { owns, type Callers } from '../callers.js';

@@ -6,6 +6,7 @@
  */
 import { detect, type DetectorName } from './detectors.js';
 import { applyStrategy, type MaskStrategy } from './strategies.js';
+import { glob } from '../../glob.js';
 
 /**
  * The shape of the policy's `masking` section this module needs (the policy schema's
@@ -43,16 +44,6 @@ export interface MaskedText {
   nullify: boolean;
 }
 
-/** A lowercase glob (`*`: any run of characters) as an anchored regular expression. */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob
-    .toLowerCase()
-    .split('*')
-    .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${body}$`);
-}
-
 /**
  * A compiled masking policy.
  *
@@ -81,7 +72,7 @@ export class MaskingRules {
   /** Detectors in the order they run. */
   readonly detectors: readonly DetectorName[];
   private readonly detectorStrategy = new Map<DetectorName, MaskStrategy>();
-  private readonly columns: Array<{ schema: RegExp; table: RegExp; column: string; strategy: MaskStrategy }>;
+  private readonly columns: Array<{ schema: (name: string) => boolean; table: (name: string) => boolean; column: string; strategy: MaskStrategy }>;
   private readonly names: Array<{ pattern: RegExp; strategy: MaskStrategy }>;
 
   /**
@@ -95,8 +86,8 @@ export class MaskingRules {
     this.columns = (policy.columns ?? []).map((c) => {
       const dot = c.table.lastIndexOf('.');
       return {
-        schema: globToRegExp(dot < 0 ? '*' : c.table.slice(0, dot)),
-        table: globToRegExp(dot < 0 ? c.table : c.table.slice(dot + 1)),
+        schema: glob(dot < 0 ? '*' : c.table.slice(0, dot), { lowerCase: true }),
+        table: glob(dot < 0 ? c.table : c.table.slice(dot + 1), { lowerCase: true }),
         column: c.column.toLowerCase(),
         strategy: c.strategy,
       };
@@ -127,7 +118,7 @@ export class MaskingRules {
     for (const t of origin.inheritsFrom ? [origin, ...origin.inheritsFrom] : [origin]) {
       const schema = t.schema.toLowerCase();
       const table = t.table.toLowerCase();
-      for (const c of this.columns) if ((c.column === '*' || c.column === column) && c.schema.test(schema) && c.table.test(table)) return c.strategy;
+      for (const c of this.columns) if ((c.column === '*' || c.column === column) && c.schema(schema) && c.table(table)) return c.strategy;
     }
     return undefined;
   }
@@ -164,7 +155,7 @@ export class MaskingRules {
     const table = dot < 0 ? lower : lower.slice(dot + 1);
     const out = new Set<string>();
     for (const c of this.columns) {
-      if ((schema === undefined || c.schema.test(schema)) && (table === '*' || c.table.test(table))) out.add(c.column);
+      if ((schema === undefined || c.schema(schema)) && (table === '*' || c.table(table))) out.add(c.column);
     }
     return out;
   }

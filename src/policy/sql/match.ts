@@ -19,25 +19,10 @@
  *
  * @see https://www.postgresql.org/docs/17/ddl-schemas.html#DDL-SCHEMAS-PATH
  */
-
-const compiled = new Map<string, RegExp>();
-
-function partRegex(part: string): RegExp {
-  let re = compiled.get(part);
-  if (!re) {
-    const body = part
-      .split('*')
-      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*');
-    re = new RegExp(`^${body}$`);
-    if (compiled.size > 10_000) compiled.clear();
-    compiled.set(part, re);
-  }
-  return re;
-}
+import { globMatches } from '../../glob.js';
 
 function partMatches(globPart: string, factPart: string): boolean {
-  return factPart === '*' || partRegex(globPart).test(factPart);
+  return factPart === '*' || globMatches(globPart, factPart);
 }
 
 function split(name: string): [schema: string | undefined, name: string] {

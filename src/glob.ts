@@ -1,0 +1,46 @@
+/**
+ * The one glob of hoop's configuration and policy (agents, workload claims, SSH commands and
+ * environment variables, forwarding hosts, masked tables, statement rules' tables and functions,
+ * allowed secrets): `*` stands for any run of characters (none included), every other character
+ * for itself. A pattern may restrict what its stars stand for (`${file:/run/*}`: never `/`).
+ *
+ * Matched with two pointers, never with a regular expression built from configuration: at worst
+ * pattern length times value length steps. With a restricted star the last star alone is
+ * retried, which is exact: an earlier star could only move past a character the later one cannot
+ * take by taking it itself.
+ *
+ * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/V3_chap02.html#tag_19_14 (pattern matching notation, `*` only)
+ */
+
+/** What a star may stand for: any character, or only those `starTakes` accepts. */
+export type StarClass = ((c: string) => boolean) | undefined;
+
+/** True when `value` matches `pattern` (see the module documentation). */
+export function globMatches(pattern: string, value: string, starTakes?: StarClass): boolean {
+  let p = 0;
+  let v = 0;
+  let star = -1;
+  let mark = 0;
+  while (v < value.length) {
+    if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = v;
+    } else if (p < pattern.length && pattern[p] === value[v]) {
+      p++;
+      v++;
+    } else if (star >= 0 && (starTakes === undefined || starTakes(value[mark]!))) {
+      p = star + 1;
+      v = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
+}
+
+/** `pattern` as a predicate, compared lower-case when `lowerCase` (the pattern and each value). */
+export function glob(pattern: string, o: { lowerCase?: boolean; starTakes?: StarClass } = {}): (value: string) => boolean {
+  const p = o.lowerCase ? pattern.toLowerCase() : pattern;
+  return o.lowerCase ? (value) => globMatches(p, value.toLowerCase(), o.starTakes) : (value) => globMatches(p, value, o.starTakes);
+}

@@ -1,0 +1,50 @@
+/**
+ * The one glob (src/glob.ts) against the regular expression it stands for, on every short
+ * pattern and value over a small alphabet (a seeded sample), with and without a restricted star.
+ */
+import { describe, expect, it } from 'vitest';
+import { glob, globMatches } from '../../src/glob.js';
+
+/** A small seeded generator (mulberry32), so a failure repeats. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const escape = (t: string): string => t.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+
+describe('glob', () => {
+  it('matches exactly what `^…$` with `*` as `.*` (or a restricted class) matches', () => {
+    const next = random(39);
+    const word = (n: number, chars: string): string => Array.from({ length: Math.floor(next() * n) }, () => chars[Math.floor(next() * chars.length)]).join('');
+    for (let i = 0; i < 50_000; i++) {
+      const pattern = word(7, 'ab/**');
+      const value = word(9, 'ab/');
+      const any = new RegExp(`^${pattern.split('*').map(escape).join('.*')}$`, 's');
+      const inSegment = new RegExp(`^${pattern.split('*').map(escape).join('[^/]*')}$`);
+      expect(globMatches(pattern, value), `${pattern} ~ ${value}`).toBe(any.test(value));
+      expect(
+        globMatches(pattern, value, (c) => c !== '/'),
+        `${pattern} ~ ${value} within a segment`,
+      ).toBe(inSegment.test(value));
+    }
+  });
+
+  it('takes every other character for itself, and compares lower-case when asked', () => {
+    expect(globMatches('a.c', 'abc')).toBe(false);
+    expect(globMatches('(a)+', '(a)+')).toBe(true);
+    expect(glob('Billing.*', { lowerCase: true })('billing.INVOICES')).toBe(true);
+    expect(glob('Billing.*')('billing.invoices')).toBe(false);
+  });
+
+  it('stays linear on patterns that make backtracking regular expressions explode', () => {
+    const started = performance.now();
+    expect(globMatches(`${'*a'.repeat(30)}b`, 'a'.repeat(5000))).toBe(false);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
