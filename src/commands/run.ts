@@ -24,10 +24,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { configDir } from '../auth/paths.js';
-import { dotted, parseWithSchema, readErrorMessage, yamlMessage, zodProblems } from '../config/yaml.js';
+import { dotted, readErrorMessage, readYamlWith } from '../config/yaml.js';
 import { commandTokenProvider } from './client-config.js';
 import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
 import { getConnection, getRecordingKeys } from '../auth/gateway-client.js';
@@ -83,15 +82,17 @@ async function connectionsIn(file: string): Promise<string[] | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${file}: ${readErrorMessage(err)}`);
   }
-  const doc = parseDocument(text);
-  if (doc.errors.length > 0) throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} is not valid YAML: ${yamlMessage(doc.errors[0]!.message)}`);
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
-  const parsed = parseWithSchema(RunFile, raw);
-  if (!parsed.success) {
-    const problem = zodProblems(parsed.error, raw, RunFile)[0]!;
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}: ${problem.path.length ? `${dotted(problem.path)}: ` : ''}${problem.message}`, { hint: 'it reads: connections: [prod-db]' });
+  const read = readYamlWith(text, RunFile);
+  if ('problems' in read) {
+    const { line, col, message } = read.problems[0]!;
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}:${line}:${col}: not valid YAML: ${message}`);
   }
-  return parsed.data.connections;
+  if ('invalid' in read) {
+    const problem = read.invalid[0]!;
+    const { line, col } = read.locator.position(problem.at ?? problem.path, problem.atKey);
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}:${line}:${col}: ${problem.path.length ? `${dotted(problem.path)}: ` : ''}${problem.message}`, { hint: 'it reads: connections: [prod-db]' });
+  }
+  return read.data.connections;
 }
 
 /** The connections a run serves: `--connect`, else `.hoop.yaml` here, else the user's `hoop.yaml`. */

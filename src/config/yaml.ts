@@ -7,7 +7,7 @@
  * @see https://yaml.org/spec/1.2.2/
  * @see https://eemeli.org/yaml/#linecounter
  */
-import { type LineCounter, isMap, isNode, isScalar, type parseDocument } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 
 export const nonEmpty = (what: string) =>
@@ -222,6 +222,54 @@ export function dotted(path: Path): string {
  */
 export function yamlMessage(message: string): string {
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?\s*$/, '');
+}
+
+/** A YAML syntax problem: where (1-based) and what, the source left out. */
+export interface YamlSyntaxProblem {
+  line: number;
+  col: number;
+  message: string;
+}
+
+/**
+ * One YAML document as every configuration file of hoop is read: duplicate keys refused, at most
+ * 100 alias expansions; its value and a {@link Locator} of its nodes, or its syntax problems at
+ * their lines and columns (an alias that cannot be expanded: at the alias).
+ *
+ * @see https://eemeli.org/yaml/#parsing-yaml
+ */
+export function readYaml(text: string): { raw: unknown; locator: Locator } | { problems: YamlSyntaxProblem[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return { problems: doc.errors.map((e) => ({ ...(e.linePos?.[0] ?? lineCounter.linePos(e.pos[0])), message: yamlMessage(e.message) })) };
+  }
+  try {
+    return { raw: doc.toJS({ maxAliasCount: 100 }) ?? {}, locator: new Locator(doc, lineCounter) };
+  } catch (err) {
+    let pos = { line: 1, col: 1 };
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.range && (err as Error).message.includes(node.source)) {
+          pos = lineCounter.linePos(node.range[0]);
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    return { problems: [{ ...pos, message: yamlMessage((err as Error).message) }] };
+  }
+}
+
+/**
+ * A YAML document read with {@link readYaml} and validated with `schema`: its data, or its
+ * problems (syntax problems located; schema problems to locate with the returned locator).
+ */
+export function readYamlWith<S extends z.ZodType>(text: string, schema: S): { data: z.output<S>; locator: Locator } | { problems: YamlSyntaxProblem[] } | { invalid: Problem[]; locator: Locator } {
+  const read = readYaml(text);
+  if ('problems' in read) return read;
+  const parsed = parseWithSchema(schema, read.raw);
+  return parsed.success ? { data: parsed.data, locator: read.locator } : { invalid: zodProblems(parsed.error, read.raw, schema), locator: read.locator };
 }
 
 /**

@@ -103,12 +103,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
 import { readPem, type PemKind } from '../config/pem.js';
 import { parseSecretPattern, parseSecretRef, unresolvedSecret, type SecretRef } from '../config/secrets.js';
-import { Locator, asRecord, dotted, parseWithSchema, readErrorMessage, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
+import { type Locator, asRecord, dotted, parseWithSchema, readErrorMessage, readYaml, zodProblems, type Path, type Problem } from '../config/yaml.js';
 import { HoopError, ErrorCode } from '../errors.js';
 import { isLoopbackHost } from '../loopback.js';
 import type { AuditConfig } from './audit.js';
@@ -309,32 +308,9 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
  * @throws HoopError CONFIG_INVALID on a YAML syntax error, or an alias that cannot be expanded.
  */
 function parseYaml(text: string, abs: string): { locator: Locator; raw: unknown } {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw configError(
-      doc.errors.map((e) => {
-        const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
-        return `${abs}:${pos.line}:${pos.col}: ${yamlMessage(e.message)}`;
-      }),
-    );
-  }
-  const locator = new Locator(doc, lineCounter);
-  try {
-    return { locator, raw: doc.toJS({ maxAliasCount: 100 }) ?? {} };
-  } catch (err) {
-    let pos = { line: 1, col: 1 };
-    visit(doc, {
-      Alias(_key, node) {
-        if (node.range && (err as Error).message.includes(node.source)) {
-          pos = lineCounter.linePos(node.range[0]);
-          return visit.BREAK;
-        }
-        return undefined;
-      },
-    });
-    throw configError([`${abs}:${pos.line}:${pos.col}: ${yamlMessage((err as Error).message)}`]);
-  }
+  const read = readYaml(text);
+  if ('problems' in read) throw configError(read.problems.map((p) => `${abs}:${p.line}:${p.col}: ${p.message}`));
+  return read;
 }
 
 /** The problems found so far, the checks still running (file reads, secret lookups), and the PEM files read. */

@@ -13,13 +13,12 @@
  */
 import { lstat, readFile, readdir, realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection } from '../config/connection.js';
 import { readPem } from '../config/pem.js';
 import { formatSecretRef, parseSecretRef, secretAllowed, unresolvedSecret, type SecretPattern, type SecretRef } from '../config/secrets.js';
-import { Locator, parseWithSchema, yamlMessage, zodProblems, type Path, type Problem } from '../config/yaml.js';
+import { type Locator, readYamlWith, type Path, type Problem } from '../config/yaml.js';
 import {
   policyFileSchema,
   policyTestFileSchema,
@@ -126,29 +125,17 @@ async function readBundleFile(root: string, abs: string): Promise<{ text?: strin
 
 /** Parses one YAML file and validates it with `schema`; problems go to `problems`. */
 function parseFile<S extends z.ZodType>(text: string, file: SourceFile, schema: S, problems: Problems): z.output<S> | undefined {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
-      const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
-      problems.add(file, [], yamlMessage(e.message), { pos: { line: pos.line, col: pos.col } });
-    }
+  const read = readYamlWith(text, schema);
+  if ('problems' in read) {
+    for (const p of read.problems) problems.add(file, [], p.message, { pos: { line: p.line, col: p.col } });
     return undefined;
   }
-  file.locator = new Locator(doc, lineCounter);
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
-  } catch (err) {
-    problems.add(file, [], yamlMessage((err as Error).message));
+  file.locator = read.locator;
+  if ('invalid' in read) {
+    problems.addAll(file, read.invalid);
     return undefined;
   }
-  const parsed = parseWithSchema(schema, raw);
-  if (!parsed.success) {
-    problems.addAll(file, zodProblems(parsed.error, raw, schema));
-    return undefined;
-  }
-  return parsed.data;
+  return read.data;
 }
 
 async function yamlFilesIn(dir: string): Promise<string[] | undefined> {
