@@ -6,7 +6,7 @@
 import type { ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
-import type { Engine, SessionOutcome, TunnelSession } from '../session/engine.js';
+import type { Engine } from '../session/engine.js';
 import { SshEngine, type SshEngineOptions } from '../ssh/engine.js';
 import { gatewaySshHostKey } from '../ssh/host-key.js';
 import type { GatewayParts } from './parts.js';
@@ -18,11 +18,6 @@ export type EngineRegistry = { readonly [T in ConnectionConfig['type']]: Engine<
 export function engineFor<C extends ConnectionConfig>(engines: EngineRegistry, connection: C): Engine<C> {
   // TypeScript cannot follow a union through an indexed access: the registry's type pairs each type with its engine.
   return engines[connection.type] as unknown as Engine<C>;
-}
-
-/** Serves `session` with the engine of its connection's type. */
-export function serveWith(engines: EngineRegistry, session: TunnelSession): Promise<SessionOutcome> {
-  return engineFor(engines, session.connection).serve(session);
 }
 
 /** Starts the engines; the SSH one with the gateway's host key, published to the other replicas (which `hoop connect` pins). */

@@ -1,7 +1,7 @@
 /**
  * The source tree's rules that a reviewer would otherwise have to remember: production code
- * (src/) never imports from test/ (what the demo needs lives in src/demo), and only bin/ calls
- * process.exit.
+ * (src/) never imports from test/ (what the demo needs lives in src/demo), the layers of
+ * .dependency-cruiser.cjs hold, and only bin/ calls process.exit.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -31,17 +31,22 @@ describe('source layout', () => {
     expect(offenders).toEqual([]);
   });
 
-  it("the libraries both ends use (config, policy, postgres, tunnel, auth) never import the gateway's own code", () => {
-    const shared = ['src/config/', 'src/policy/', 'src/postgres/', 'src/tunnel/', 'src/auth/'];
-    const offenders: string[] = [];
-    for (const file of files.filter((f) => shared.some((d) => relative(root, f).startsWith(d)))) {
-      for (const m of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*['"](\.[^'"]+)['"]/g)) {
-        const target = relative(root, resolve(dirname(file), m[1]!));
-        if (target.startsWith('src/gateway/')) offenders.push(`${relative(root, file)} imports ${m[1]}`);
-      }
+  it('keeps the layers of .dependency-cruiser.cjs: no cycle, no room importing one of its rank or above (as npm run lint checks)', async () => {
+    const { cruise } = await import('dependency-cruiser');
+    const { default: depcruiseOptions } = await import('dependency-cruiser/config-utl/extract-depcruise-options');
+    const { default: tsConfigOf } = await import('dependency-cruiser/config-utl/extract-ts-config');
+    const options = await depcruiseOptions(join(root, '.dependency-cruiser.cjs'));
+    const cwd = process.cwd();
+    process.chdir(root);
+    try {
+      const result = await cruise(['src'], { ...options, validate: true }, undefined, { tsConfig: tsConfigOf(join(root, 'tsconfig.json')) });
+      const { summary } = result.output as { summary: { violations: Array<{ rule: { name: string }; from: string; to: string }>; totalCruised: number } };
+      expect(summary.totalCruised).toBeGreaterThan(200);
+      expect(summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`)).toEqual([]);
+    } finally {
+      process.chdir(cwd);
     }
-    expect(offenders).toEqual([]);
-  });
+  }, 30_000);
 
   it('only bin/ calls process.exit', () => {
     expect(files.filter((f) => /process\.exit\(/.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f))).toEqual([]);

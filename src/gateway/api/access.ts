@@ -7,6 +7,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9470 (OAuth 2.0 step-up authentication challenge)
  */
 import { ErrorCode, HoopError } from '../../errors.js';
+import { describeLength } from '../../text-format.js';
 import type { Identity } from '../../identity.js';
 import { accessFor, requestableRule } from '../../policy/access.js';
 import { reviewSettingsFor } from '../../policy/decide.js';
@@ -16,12 +17,6 @@ import type { GatewayParts } from '../parts.js';
 import { whoOf } from '../policy-source.js';
 import type { Review } from '../reviews.js';
 import { runForbidden } from '../runs.js';
-
-/** `N minutes` (or seconds when not a whole number of minutes). */
-export function describeLength(seconds: number): string {
-  if (seconds % 60 === 0) return seconds === 60 ? '1 minute' : `${seconds / 60} minutes`;
-  return seconds === 1 ? '1 second' : `${seconds} seconds`;
-}
 
 /**
  * Refuses a person's decision unless they signed in within the policy's

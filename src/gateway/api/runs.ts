@@ -3,7 +3,7 @@
  * begins a run for the caller (a person's credential) once every connection it names admits the
  * agent, and answers the run with its credential and its control credential;
  * `POST /v1/runs/{id}/heartbeat|end` with the control credential keeps it alive or ends it. What a
- * run credential may not do is refused here for every endpoint at once.
+ * run credential may not do is refused at each route (`forRun` in ../http/router.ts).
  */
 import type * as http from 'node:http';
 import { describeError } from '../../errors.js';
