@@ -11,7 +11,7 @@ export default defineConfig({
     pool: 'forks',
     // Most files wait on real servers (PostgreSQL, sshd, an OpenID provider) more than they compute:
     // two at a time even on two cores (vitest's default there is one).
-    maxWorkers: Math.max(2, availableParallelism()),
+    maxWorkers: Math.max(4, 2 * availableParallelism()),
     globalSetup: [],
   },
 });

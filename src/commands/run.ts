@@ -84,13 +84,11 @@ async function connectionsIn(file: string): Promise<string[] | undefined> {
   }
   const read = readYamlWith(text, RunFile);
   if ('problems' in read) {
-    const { line, col, message } = read.problems[0]!;
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}:${line}:${col}: not valid YAML: ${message}`);
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} is not valid YAML: ${read.problems[0]!.message}`);
   }
   if ('invalid' in read) {
     const problem = read.invalid[0]!;
-    const { line, col } = read.locator.position(problem.at ?? problem.path, problem.atKey);
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}:${line}:${col}: ${problem.path.length ? `${dotted(problem.path)}: ` : ''}${problem.message}`, { hint: 'it reads: connections: [prod-db]' });
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}: ${problem.path.length ? `${dotted(problem.path)}: ` : ''}${problem.message}`, { hint: 'it reads: connections: [prod-db]' });
   }
   return read.data.connections;
 }
