@@ -10,7 +10,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     // Most files wait on real servers (PostgreSQL, sshd, an OpenID provider) more than they compute:
-    // two at a time even on two cores (vitest's default there is one).
+    // two per core, at least four (on two cores the suite then takes 4/5 of the time of two at once).
     maxWorkers: Math.max(4, 2 * availableParallelism()),
     globalSetup: [],
   },
