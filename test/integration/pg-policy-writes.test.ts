@@ -13,19 +13,13 @@ import type { Policy, StatementRule } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { emptyPolicy } from '../harness/policy.js';
 
 const rules: StatementRule[] = [
   { name: 'no-unbounded-writes', match: { kinds: ['update', 'delete'], missingWhere: true }, action: 'deny', message: 'writes must name their rows' },
   { name: 'no-server-files', match: { copyTarget: ['file', 'program'] }, action: 'deny', message: 'COPY through the client only' },
 ];
-const policy: Policy = {
-  connections: [],
-  access: [],
-  statements: { unparseable: 'deny', rules },
-  masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-  recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-  tests: [],
-};
+const policy: Policy = emptyPolicy({ statements: { unparseable: 'deny', rules } });
 
 let stack: HoopStack;
 const connects = new Map<string, RunningConnect>();

@@ -17,6 +17,7 @@ import { pgbench, pgClient, psql } from '../harness/clients.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { bind, execute, frontendMessage as msg, parse, sync } from '../harness/pg-frontend.js';
+import { emptyPolicy } from '../harness/policy.js';
 
 const baseRules: StatementRule[] = [
   { name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny', message: 'DROP is not allowed here' },
@@ -26,14 +27,7 @@ const baseRules: StatementRule[] = [
 ];
 
 function policyWith(rules: StatementRule[]): Policy {
-  return {
-    connections: [],
-    access: [],
-    statements: { unparseable: 'deny', rules },
-    masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-    tests: [],
-  };
+  return emptyPolicy({ statements: { unparseable: 'deny', rules } });
 }
 
 /** A judge whose policy the test can swap mid-session, as a policy pull would. */

@@ -7,39 +7,17 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { Policy, StatementRule, Who } from '../../src/policy/schema.js';
+import { EXAMPLE_RULES, emptyPolicy } from '../harness/policy.js';
 
 beforeAll(async () => {
   await loadSqlParser();
 });
 
-function policy(rules: StatementRule[]): Policy {
-  return {
-    connections: [],
-    access: [],
-    statements: { unparseable: 'deny', rules },
-    masking: { columns: [], names: [], detectors: [], derived: 'mask' },
-    recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
-    tests: [],
-  };
-}
+const policy = (rules: StatementRule[]): Policy => emptyPolicy({ statements: { unparseable: 'deny', rules } });
 
 const carol: Who = { subject: 'carol', groups: ['contractors'] };
 
-/** The rules of the contract's example, plus a few more. */
-const rules: StatementRule[] = [
-  { name: 'drop-needs-review', match: { kinds: ['drop', 'truncate'] }, action: 'review', message: 'DROP and TRUNCATE need a reviewer' },
-  { name: 'no-unbounded-writes', match: { kinds: ['update', 'delete'], missingWhere: true }, action: 'deny', message: 'UPDATE/DELETE without WHERE' },
-  { name: 'contractors-no-cards', match: { tables: ['public.cards', 'billing.*'], groups: ['contractors'] }, action: 'deny', message: 'no card data for contractors' },
-  { name: 'no-file-access', match: { functions: ['pg_read_file', 'pg_read_binary_file', 'lo_import', 'dblink*'] }, action: 'deny' },
-  { name: 'no-set-config', match: { functions: ['set_config'] }, action: 'deny', message: 'use SET, not set_config' },
-  { name: 'no-role-switch', match: { kinds: ['set-role', 'set-session-authorization'] }, action: 'deny', message: 'no role switching' },
-  { name: 'no-cte-writes', match: { cteDml: true }, action: 'review', message: 'writes inside WITH need review' },
-  { name: 'no-batches-with-ddl', match: { multiStatement: true, kinds: ['ddl'] }, action: 'deny', message: 'no DDL in a batch' },
-  { name: 'do-needs-review', match: { kinds: ['do', 'call', 'create-function'] }, action: 'review', message: 'code needs review' },
-  { name: 'program-copy', match: { kinds: ['copy-in', 'copy-out'], subjects: ['alice'] }, action: 'allow', message: 'alice may COPY' },
-  { name: 'copy-review', match: { kinds: ['copy-in', 'copy-out'], groups: ['contractors'] }, action: 'review', message: 'COPY needs review' },
-  { name: 'prod-only-grants', match: { kinds: ['grant', 'revoke'], connections: ['prod-db'] }, action: 'deny', message: 'no grants on prod' },
-];
+const rules = EXAMPLE_RULES;
 
 const judge = (): StatementJudge => new StatementJudge(policy(rules), carol, 'prod-db', 'read-write');
 
