@@ -208,285 +208,383 @@ function principalText(s: Record<string, unknown>): string {
   return `${String(s.subject)}'s agent ${s.agent} via ${via} (run ${String(s.runId ?? '?')}${contained ? `, ${contained}` : ''})`;
 }
 
+/** The flags of `hoop sessions ls`. */
+interface LsFlags extends CommonFlags {
+  user?: string;
+  connection?: string;
+  run?: string;
+  agent?: string;
+  via?: string;
+  since?: string;
+  until?: string;
+  denied?: boolean;
+  table?: string;
+  column?: string;
+}
+
+/** The flags of `hoop sessions verify`. */
+interface VerifyFlags extends CommonFlags {
+  file?: string;
+  key?: string[];
+}
+
+/** The flags of `hoop sessions replay`. */
+interface ReplayFlags extends CommonFlags {
+  run?: boolean;
+  speed: number;
+  skipIdle?: boolean;
+  tty: boolean;
+}
+
+/** The flags of `hoop sessions export`. */
+interface ExportFlags extends CommonFlags {
+  format: 'json' | 'jsonl' | 'asciicast';
+}
+
 /** Builds the `sessions` command. */
 export function sessionsCommand(io: CliIo): Command {
   const cmd = new Command('sessions').description('list, show, verify, replay and export the recordings of sessions through the gateway');
-
-  cmd.addCommand(
-    gatewayOptions(new Command('ls'))
-      .description("list the sessions you may see (your own; everyone's for an auditor): running ones first, then ended ones, newest first")
-      .option('--user <subject>', 'only this subject (or email)')
-      .option('--connection <name>', 'only this connection')
-      .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
-      .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
-      .option('--via <way>', "only the sessions that came this way: connect, exec (a person's own), run, mcp (an agent's)")
-      .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
-      .option('--until <time>', 'started at or before this date or time')
-      .option('--denied', 'only sessions in which the policy refused a statement')
-      .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
-      .option('--column <table.column>', 'only sessions that received this column masked (e.g. customers.card_number)')
-      .option('--json', 'print one JSON document { sessions: [...] }')
-      .action(
-        async (
-          flags: CommonFlags & { user?: string; connection?: string; run?: string; agent?: string; via?: string; since?: string; until?: string; denied?: boolean; table?: string; column?: string },
-        ) => {
-          const provider = await commandTokenProvider(io, flags);
-          try {
-            const filter: Record<string, string> = {};
-            for (const k of ['user', 'connection', 'run', 'agent', 'via', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
-            if (flags.denied) filter.denied = '1';
-            const local = await uploadLeftovers(io, provider);
-            const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
-            for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
-            if (flags.json) {
-              io.stdout.write(`${JSON.stringify({ sessions })}\n`);
-              return;
-            }
-            if (sessions.length === 0) {
-              io.stdout.write('no recorded sessions match\n');
-              return;
-            }
-            const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
-            for (const s of sessions)
-              rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
-            io.stdout.write(table(rows));
-          } finally {
-            provider.close();
-          }
-        },
-      ),
-  );
-
-  cmd.addCommand(
-    gatewayOptions(new Command('show'))
-      .argument('<id>', 'the session id, as `hoop sessions ls` lists it, or `last` for your newest ended one')
-      .description('the session: who, where, when, whether its recording verifies, and each statement with its decision and outcome')
-      .option('--json', 'print one JSON document { session, verification, events }')
-      .action(async (id: string, flags: CommonFlags) => {
-        await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, summary.id, summary);
-          if (flags.json) {
-            const events: RecordingEvent[] = [];
-            for await (const e of readEvents(dir, check.manifest!)) events.push(e);
-            io.stdout.write(`${JSON.stringify({ session: summary, verification: check, events })}\n`);
-            return;
-          }
-          io.stdout.write(
-            table([
-              ['session', summary.id],
-              ['user', `${summary.subject}${Array.isArray(summary.groups) && summary.groups.length ? ` (${(summary.groups as string[]).join(', ')})` : ''}`],
-              ['as', principalText(summary)],
-              ['connection', summary.connection],
-              ['from', String(summary.remote ?? '?')],
-              ['started', when(summary.startedAt)],
-              ['ended', summary.endedAt ? `${when(summary.endedAt)} (${summary.reason})` : 'not yet: the session is running'],
-              ['statements', `${summary.statements}, ${summary.refused} refused`],
-              [
-                'tables',
-                `${Array.isArray(summary.tables) && summary.tables.length ? (summary.tables as string[]).join(', ') : '-'}${Array.isArray(summary.written) && summary.written.length ? ` (written: ${(summary.written as string[]).join(', ')})` : ''}${summary.tablesComplete === false ? ' (not all statements analysed)' : ''}`,
-              ],
-              [
-                'masked',
-                Array.isArray(summary.maskedColumns) && summary.maskedColumns.length
-                  ? (summary.maskedColumns as Array<{ column: string; strategy: string }>).map((m) => `${m.column} (${m.strategy})`).join(', ')
-                  : '-',
-              ],
-              ['recording', verdict(check, summary.recording === 'running')],
-            ]),
-          );
-          io.stdout.write('\n');
-          for await (const line of transcript(dir, check, summary)) io.stdout.write(`${line.text}\n`);
-        });
-      }),
-  );
-
-  cmd.addCommand(
-    gatewayOptions(new Command('verify'))
-      .argument('[id]', "the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway's published keys (with --file: the id the recording must be)")
-      .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
-      .option('--file <dir>', "check this recording directory instead (with --key, or the gateway's published keys)")
-      .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
-      .option('--json', 'print the verification as one JSON document')
-      .action(async (id: string | undefined, flags: CommonFlags & { file?: string; key?: string[] }) => {
-        if (id === undefined && flags.file === undefined)
-          throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording [<id>] --key "ssh-ed25519 AAAA..."' });
-        const report = (check: RecordingCheck, what: string, running = false): void => {
-          if (flags.json) io.stdout.write(`${JSON.stringify(check)}\n`);
-          else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
-          if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
-        };
-        if (flags.file !== undefined) {
-          let keys;
-          if (flags.key?.length) keys = flags.key.map((k) => parseSshPublicKey(k));
-          else {
-            const provider = await commandTokenProvider(io, flags);
-            try {
-              keys = (await getRecordingKeys({ gateway: provider.gateway, ca: provider.ca })).map((k) => parseSshPublicKey(k.publicKey));
-            } finally {
-              provider.close();
-            }
-          }
-          // The recording's id is said: a directory proves nothing of whose it is unless the id it must be is given.
-          const check = await verifyRecording(resolve(io.cwd, flags.file), keys, undefined, id);
-          report(check, `${flags.file} (recording ${check.id ?? 'of no id'})`);
-          return;
-        }
-        await withVerifiedRecording(io, flags, id!, async (dir, check, summary, api) => {
-          if (!flags.json) report(check, `session ${summary.id}`, summary.recording === 'running');
-          // The CLI's own record of the session, when one was uploaded: verified, then checked against the gateway's.
-          const clientDir = `${dir}-client`;
-          try {
-            const client = await verifiedClientRecord(api, 'sessions', summary.id, clientDir);
-            let cross: CrossCheckResult | undefined;
-            if (check.ok && client.check?.ok) {
-              cross = await crossCheck((side) => (side === 'gateway' ? readEvents(dir, check.manifest!) : readEvents(clientDir, client.check!.manifest!)), {
-                gateway: !check.complete,
-                client: !client.check.complete,
-              });
-            }
-            if (flags.json) {
-              io.stdout.write(`${JSON.stringify({ ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) })}\n`);
-              if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${summary.id} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
-            } else if (!client.info) {
-              io.stdout.write(
-                `CLI record: none uploaded${(await spoolOf(io).entries()).some((e) => e.meta.kind === 'sessions' && e.meta.id === summary.id) ? ' (this machine holds it; it is uploaded by the next hoop command that reaches the gateway)' : ' (the session was not made through hoop connect or hoop run, or their record is still on the machine that made it)'}\n`,
-              );
-            } else if (!client.check) {
-              io.stdout.write(`CLI record: ${client.info.state}, not signed yet: nothing of it can be verified\n`);
-            } else {
-              io.stdout.write(`CLI record: ${verdict(client.check)}\n`);
-            }
-            if (client.check && !client.check.ok)
-              throw new HoopError(ErrorCode.RECORDING_INVALID, `the CLI's record of session ${summary.id} does not verify`, { hint: client.check.problems[0] ?? 'see above', exitCode: 1 });
-            if (cross && !flags.json) {
-              io.stdout.write(
-                cross.agree
-                  ? `cross-check: the gateway's and the CLI's records agree on ${cross.statements} statement(s) and ${cross.outcomes} outcome(s)${cross.partial ? `; ${cross.partial}` : ''}${cross.uncompared ? `; ${cross.uncompared} later statement(s) of the gateway's record are in no CLI record` : ''}\n`
-                  : `cross-check: the records DIFFER:\n${cross.differences.map((d) => `  ${d}`).join('\n')}\n`,
-              );
-            }
-            if (cross && !cross.agree)
-              throw new HoopError(ErrorCode.RECORDING_INVALID, `the gateway's and the CLI's records of session ${summary.id} differ`, {
-                hint: 'one of them does not tell what happened: keep both for an investigation',
-                exitCode: 1,
-              });
-          } finally {
-            await rm(clientDir, { recursive: true, force: true });
-          }
-        });
-      }),
-  );
-
-  cmd.addCommand(
-    gatewayOptions(new Command('replay'))
-      .argument('<id>', 'the session id, or `last` for your newest ended one (with --run: a run id)')
-      .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, q quit); else the transcript')
-      .option('--run', "the id is a `hoop run`'s (its HOOP_RUN_ID): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each")
-      .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
-      .option('--skip-idle', 'wait at most 1 s between lines')
-      .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
-      .action(async (id: string, flags: CommonFlags & { run?: boolean; speed: number; skipIdle?: boolean; tty: boolean }) => {
-        const terminal = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
-        const interactive = terminal && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
-        const ids = flags.run ? await sessionsOfRun(io, flags, id) : [id];
-        const run = flags.run ? await runRecordLines(io, flags, id) : { head: [], tail: [] };
-        let title: string | undefined;
-        /** An SSH session (not a run's): played as its terminal showed it. */
-        let terminalOf: TerminalFrame[] | undefined;
-        /** The run's start (its own record), each session's verified recording in turn (streamed), then how the run ended. */
-        const play = async (emit: (line: TranscriptLine) => Promise<void>): Promise<void> => {
-          for (const line of run.head) await emit(line);
-          for (const one of ids) {
-            await withVerifiedRecording(io, flags, one, async (dir, check, summary) => {
-              refuseInvalid(check, summary.id, summary);
-              if (summary.type === 'ssh' && !flags.run) {
-                const events: RecordingEvent[] = [];
-                for await (const e of readEvents(dir, check.manifest!)) events.push(e);
-                terminalOf = [...terminalFrames(events)];
-                return;
-              }
-              title ??= flags.run ? `run ${id} of ${summary.subject}` : `${summary.subject} on ${summary.connection}`;
-              for await (const line of transcript(dir, check, summary)) await emit(line);
-            });
-          }
-          for (const line of run.tail) await emit(line);
-        };
-        const playTerminalOf = async (): Promise<void> => {
-          if (terminal)
-            await playTerminal(terminalOf!, {
-              stdout: io.stdout as NodeJS.WriteStream,
-              ...(interactive ? { stdin: io.stdin as NodeJS.ReadStream } : {}),
-              speed: flags.speed,
-              skipIdle: flags.skipIdle === true,
-              ...(io.signal ? { signal: io.signal } : {}),
-            });
-          else for (const f of terminalOf!) if (f.code === 'o') io.stdout.write(f.data);
-        };
-        if (interactive) {
-          const all: TranscriptLine[] = [];
-          await play(async (line) => void all.push(line));
-          if (terminalOf) return playTerminalOf();
-          await playReplay(all, {
-            stdout: io.stdout as NodeJS.WriteStream,
-            stdin: io.stdin as NodeJS.ReadStream,
-            signal: io.signal,
-            speed: flags.speed,
-            skipIdle: flags.skipIdle === true,
-            title: title ?? id,
-          });
-          return;
-        }
-        const timed = terminal;
-        let last: number | undefined;
-        await play(async (line) => {
-          if (timed && last !== undefined && line.at > last) {
-            const wait = (line.at - last) / flags.speed;
-            await sleep(flags.skipIdle ? Math.min(wait, 1000) : wait, undefined, { signal: io.signal });
-          }
-          last = line.at;
-          io.stdout.write(`${line.text}\n`);
-        });
-        if (terminalOf) await playTerminalOf();
-      }),
-  );
-
-  cmd.addCommand(
-    gatewayOptions(new Command('export'))
-      .argument('<id>', 'the session id, or `last` for your newest ended one')
-      .description('the recording for other tools: its events as JSON or JSON lines, or the psql transcript as an asciicast v3 recording')
-      .addOption(new Option('--format <format>', 'json, jsonl or asciicast').choices(['json', 'jsonl', 'asciicast']).default('jsonl'))
-      .action(async (id: string, flags: CommonFlags & { format: 'json' | 'jsonl' | 'asciicast' }) => {
-        await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
-          refuseInvalid(check, summary.id, summary);
-          if (flags.format === 'asciicast' && summary.type === 'ssh') {
-            const events: RecordingEvent[] = [];
-            for await (const e of readEvents(dir, check.manifest!)) events.push(e);
-            for (const line of asciicast(events, { startedAt: Date.parse(summary.startedAt), title: `hoop session ${summary.id} (${summary.subject} on ${summary.connection})` }))
-              io.stdout.write(`${line}\n`);
-            return;
-          }
-          if (flags.format === 'asciicast') {
-            // asciicast v3: a header, then [interval since the previous event, "o", text].
-            const start = Date.parse(summary.startedAt);
-            io.stdout.write(`${JSON.stringify({ version: 3, term: { cols: 120, rows: 40 }, timestamp: Math.floor(start / 1000), title: `hoop session ${summary.id}` })}\n`);
-            let last = start;
-            for await (const line of transcript(dir, check, summary)) {
-              const at = Math.max(line.at, last);
-              io.stdout.write(`${JSON.stringify([Number(((at - last) / 1000).toFixed(3)), 'o', `${line.text}\r\n`])}\n`);
-              last = at;
-            }
-            return;
-          }
-          if (flags.format === 'json') io.stdout.write('[');
-          let first = true;
-          for await (const e of readEvents(dir, check.manifest!)) {
-            if (flags.format === 'json') io.stdout.write(`${first ? '' : ','}\n${JSON.stringify(e)}`);
-            else io.stdout.write(`${JSON.stringify(e)}\n`);
-            first = false;
-          }
-          if (flags.format === 'json') io.stdout.write('\n]\n');
-        });
-      }),
-  );
+  cmd.addCommand(lsCommand(io));
+  cmd.addCommand(showCommand(io));
+  cmd.addCommand(verifyCommand(io));
+  cmd.addCommand(replayCommand(io));
+  cmd.addCommand(exportCommand(io));
   return cmd;
+}
+
+/** Builds `hoop sessions ls`. */
+function lsCommand(io: CliIo): Command {
+  return gatewayOptions(new Command('ls'))
+    .description("list the sessions you may see (your own; everyone's for an auditor): running ones first, then ended ones, newest first")
+    .option('--user <subject>', 'only this subject (or email)')
+    .option('--connection <name>', 'only this connection')
+    .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
+    .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
+    .option('--via <way>', "only the sessions that came this way: connect, exec (a person's own), run, mcp (an agent's)")
+    .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
+    .option('--until <time>', 'started at or before this date or time')
+    .option('--denied', 'only sessions in which the policy refused a statement')
+    .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
+    .option('--column <table.column>', 'only sessions that received this column masked (e.g. customers.card_number)')
+    .option('--json', 'print one JSON document { sessions: [...] }')
+    .action((flags: LsFlags) => listAction(io, flags));
+}
+
+/** `hoop sessions ls`: uploads this machine's leftover records, then lists the sessions that match, as JSON or a table. */
+async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
+  const provider = await commandTokenProvider(io, flags);
+  try {
+    const filter: Record<string, string> = {};
+    for (const k of ['user', 'connection', 'run', 'agent', 'via', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+    if (flags.denied) filter.denied = '1';
+    const local = await uploadLeftovers(io, provider);
+    const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
+    for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
+    if (flags.json) {
+      io.stdout.write(`${JSON.stringify({ sessions })}\n`);
+      return;
+    }
+    if (sessions.length === 0) {
+      io.stdout.write('no recorded sessions match\n');
+      return;
+    }
+    const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
+    for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
+    io.stdout.write(table(rows));
+  } finally {
+    provider.close();
+  }
+}
+
+/** Builds `hoop sessions show`. */
+function showCommand(io: CliIo): Command {
+  return gatewayOptions(new Command('show'))
+    .argument('<id>', 'the session id, as `hoop sessions ls` lists it, or `last` for your newest ended one')
+    .description('the session: who, where, when, whether its recording verifies, and each statement with its decision and outcome')
+    .option('--json', 'print one JSON document { session, verification, events }')
+    .action((id: string, flags: CommonFlags) => showAction(io, id, flags));
+}
+
+/** `hoop sessions show`: the verified session as JSON, or its details and then its transcript. */
+async function showAction(io: CliIo, id: string, flags: CommonFlags): Promise<void> {
+  await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
+    refuseInvalid(check, summary.id, summary);
+    if (flags.json) {
+      const events: RecordingEvent[] = [];
+      for await (const e of readEvents(dir, check.manifest!)) events.push(e);
+      io.stdout.write(`${JSON.stringify({ session: summary, verification: check, events })}\n`);
+      return;
+    }
+    io.stdout.write(table(sessionDetails(check, summary)));
+    io.stdout.write('\n');
+    for await (const line of transcript(dir, check, summary)) io.stdout.write(`${line.text}\n`);
+  });
+}
+
+/** The rows `hoop sessions show` prints above the transcript: who, where, when, what it touched, and the verdict. */
+function sessionDetails(check: RecordingCheck, summary: SessionSummary): string[][] {
+  return [
+    ['session', summary.id],
+    ['user', `${summary.subject}${Array.isArray(summary.groups) && summary.groups.length ? ` (${(summary.groups as string[]).join(', ')})` : ''}`],
+    ['as', principalText(summary)],
+    ['connection', summary.connection],
+    ['from', String(summary.remote ?? '?')],
+    ['started', when(summary.startedAt)],
+    ['ended', summary.endedAt ? `${when(summary.endedAt)} (${summary.reason})` : 'not yet: the session is running'],
+    ['statements', `${summary.statements}, ${summary.refused} refused`],
+    [
+      'tables',
+      `${Array.isArray(summary.tables) && summary.tables.length ? (summary.tables as string[]).join(', ') : '-'}${Array.isArray(summary.written) && summary.written.length ? ` (written: ${(summary.written as string[]).join(', ')})` : ''}${summary.tablesComplete === false ? ' (not all statements analysed)' : ''}`,
+    ],
+    [
+      'masked',
+      Array.isArray(summary.maskedColumns) && summary.maskedColumns.length
+        ? (summary.maskedColumns as Array<{ column: string; strategy: string }>).map((m) => `${m.column} (${m.strategy})`).join(', ')
+        : '-',
+    ],
+    ['recording', verdict(check, summary.recording === 'running')],
+  ];
+}
+
+/** Builds `hoop sessions verify`. */
+function verifyCommand(io: CliIo): Command {
+  return gatewayOptions(new Command('verify'))
+    .argument('[id]', "the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway's published keys (with --file: the id the recording must be)")
+    .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
+    .option('--file <dir>', "check this recording directory instead (with --key, or the gateway's published keys)")
+    .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
+    .option('--json', 'print the verification as one JSON document')
+    .action((id: string | undefined, flags: VerifyFlags) => verifyAction(io, id, flags));
+}
+
+/** Prints a verification (as JSON with --json, else in one line) and fails (exit 1) when it failed. */
+type ReportCheck = (check: RecordingCheck, what: string, running?: boolean) => void;
+
+/** `hoop sessions verify`: a recording directory (--file), or a session's recording and the CLI's record of it. */
+async function verifyAction(io: CliIo, id: string | undefined, flags: VerifyFlags): Promise<void> {
+  if (id === undefined && flags.file === undefined)
+    throw new HoopError(ErrorCode.USAGE, 'give a session id or --file DIR', { hint: 'hoop sessions verify <id>, or hoop sessions verify --file ./recording [<id>] --key "ssh-ed25519 AAAA..."' });
+  const report: ReportCheck = (check, what, running = false) => {
+    if (flags.json) io.stdout.write(`${JSON.stringify(check)}\n`);
+    else io.stdout.write(`${what}: ${verdict(check, running)}\n`);
+    if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `${what} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+  };
+  if (flags.file !== undefined) {
+    await verifyFile(io, id, flags, flags.file, report);
+    return;
+  }
+  await withVerifiedRecording(io, flags, id!, async (dir, check, summary, api) => {
+    if (!flags.json) report(check, `session ${summary.id}`, summary.recording === 'running');
+    await verifyClientRecord(io, flags, dir, check, summary, api);
+  });
+}
+
+/** `hoop sessions verify --file DIR [id]`: against the --key keys, or else the gateway's published ones. */
+async function verifyFile(io: CliIo, id: string | undefined, flags: VerifyFlags, file: string, report: ReportCheck): Promise<void> {
+  let keys;
+  if (flags.key?.length) keys = flags.key.map((k) => parseSshPublicKey(k));
+  else {
+    const provider = await commandTokenProvider(io, flags);
+    try {
+      keys = (await getRecordingKeys({ gateway: provider.gateway, ca: provider.ca })).map((k) => parseSshPublicKey(k.publicKey));
+    } finally {
+      provider.close();
+    }
+  }
+  // The recording's id is said: a directory proves nothing of whose it is unless the id it must be is given.
+  const check = await verifyRecording(resolve(io.cwd, file), keys, undefined, id);
+  report(check, `${file} (recording ${check.id ?? 'of no id'})`);
+}
+
+/** The CLI's own record of the session, when one was uploaded: verified, then checked against the gateway's recording (in `dir`). */
+async function verifyClientRecord(io: CliIo, flags: VerifyFlags, dir: string, check: RecordingCheck, summary: SessionSummary, api: GatewayApi): Promise<void> {
+  const clientDir = `${dir}-client`;
+  try {
+    const client = await verifiedClientRecord(api, 'sessions', summary.id, clientDir);
+    let cross: CrossCheckResult | undefined;
+    if (check.ok && client.check?.ok) {
+      cross = await crossCheck((side) => (side === 'gateway' ? readEvents(dir, check.manifest!) : readEvents(clientDir, client.check!.manifest!)), {
+        gateway: !check.complete,
+        client: !client.check.complete,
+      });
+    }
+    if (flags.json) {
+      io.stdout.write(`${JSON.stringify({ ...check, client: client.check ?? null, clientRecord: client.info, ...(cross ? { crossCheck: cross } : {}) })}\n`);
+      if (!check.ok) throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${summary.id} does not verify`, { hint: check.problems[0] ?? 'see above', exitCode: 1 });
+    } else await writeClientRecordLine(io, client, summary.id);
+    if (client.check && !client.check.ok)
+      throw new HoopError(ErrorCode.RECORDING_INVALID, `the CLI's record of session ${summary.id} does not verify`, { hint: client.check.problems[0] ?? 'see above', exitCode: 1 });
+    if (cross && !flags.json) io.stdout.write(crossCheckLine(cross));
+    if (cross && !cross.agree)
+      throw new HoopError(ErrorCode.RECORDING_INVALID, `the gateway's and the CLI's records of session ${summary.id} differ`, {
+        hint: 'one of them does not tell what happened: keep both for an investigation',
+        exitCode: 1,
+      });
+  } finally {
+    await rm(clientDir, { recursive: true, force: true });
+  }
+}
+
+/** The `CLI record:` line of `hoop sessions verify`: none uploaded (and whether this machine holds it), not signed yet, or its verdict. */
+async function writeClientRecordLine(io: CliIo, client: ClientRecordCheck, sessionId: string): Promise<void> {
+  if (!client.info) {
+    io.stdout.write(
+      `CLI record: none uploaded${(await spoolOf(io).entries()).some((e) => e.meta.kind === 'sessions' && e.meta.id === sessionId) ? ' (this machine holds it; it is uploaded by the next hoop command that reaches the gateway)' : ' (the session was not made through hoop connect or hoop run, or their record is still on the machine that made it)'}\n`,
+    );
+  } else if (!client.check) {
+    io.stdout.write(`CLI record: ${client.info.state}, not signed yet: nothing of it can be verified\n`);
+  } else {
+    io.stdout.write(`CLI record: ${verdict(client.check)}\n`);
+  }
+}
+
+/** What the cross-check of the gateway's and the CLI's records found, as `hoop sessions verify` prints it. */
+function crossCheckLine(cross: CrossCheckResult): string {
+  return cross.agree
+    ? `cross-check: the gateway's and the CLI's records agree on ${cross.statements} statement(s) and ${cross.outcomes} outcome(s)${cross.partial ? `; ${cross.partial}` : ''}${cross.uncompared ? `; ${cross.uncompared} later statement(s) of the gateway's record are in no CLI record` : ''}\n`
+    : `cross-check: the records DIFFER:\n${cross.differences.map((d) => `  ${d}`).join('\n')}\n`;
+}
+
+/** Builds `hoop sessions replay`. */
+function replayCommand(io: CliIo): Command {
+  return gatewayOptions(new Command('replay'))
+    .argument('<id>', 'the session id, or `last` for your newest ended one (with --run: a run id)')
+    .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, q quit); else the transcript')
+    .option('--run', "the id is a `hoop run`'s (its HOOP_RUN_ID): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each")
+    .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
+    .option('--skip-idle', 'wait at most 1 s between lines')
+    .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
+    .action((id: string, flags: ReplayFlags) => replayAction(io, id, flags));
+}
+
+/** What a replay found while reading its recordings: the player's title, and an SSH session's terminal frames. */
+interface ReplaySeen {
+  title?: string;
+  /** An SSH session (not a run's): played as its terminal showed it. */
+  terminalOf?: TerminalFrame[];
+}
+
+/** `hoop sessions replay`: in the player on an interactive terminal, else printed (timed on a terminal). */
+async function replayAction(io: CliIo, id: string, flags: ReplayFlags): Promise<void> {
+  const terminal = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
+  const interactive = terminal && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
+  const ids = flags.run ? await sessionsOfRun(io, flags, id) : [id];
+  const run = flags.run ? await runRecordLines(io, flags, id) : { head: [], tail: [] };
+  const seen: ReplaySeen = {};
+  const play = (emit: (line: TranscriptLine) => Promise<void>): Promise<void> => playRecordings(io, flags, id, ids, run, seen, emit);
+  if (interactive) {
+    const all: TranscriptLine[] = [];
+    await play(async (line) => void all.push(line));
+    if (seen.terminalOf) return playTerminalFrames(io, flags, seen.terminalOf, terminal, interactive);
+    await playReplay(all, {
+      stdout: io.stdout as NodeJS.WriteStream,
+      stdin: io.stdin as NodeJS.ReadStream,
+      signal: io.signal,
+      speed: flags.speed,
+      skipIdle: flags.skipIdle === true,
+      title: seen.title ?? id,
+    });
+    return;
+  }
+  const timed = terminal;
+  let last: number | undefined;
+  await play(async (line) => {
+    if (timed && last !== undefined && line.at > last) {
+      const wait = (line.at - last) / flags.speed;
+      await sleep(flags.skipIdle ? Math.min(wait, 1000) : wait, undefined, { signal: io.signal });
+    }
+    last = line.at;
+    io.stdout.write(`${line.text}\n`);
+  });
+  if (seen.terminalOf) await playTerminalFrames(io, flags, seen.terminalOf, terminal, interactive);
+}
+
+/** The run's start (its own record), each session's verified recording in turn (streamed), then how the run ended. */
+async function playRecordings(
+  io: CliIo,
+  flags: ReplayFlags,
+  id: string,
+  ids: string[],
+  run: { head: TranscriptLine[]; tail: TranscriptLine[] },
+  seen: ReplaySeen,
+  emit: (line: TranscriptLine) => Promise<void>,
+): Promise<void> {
+  for (const line of run.head) await emit(line);
+  for (const one of ids) {
+    await withVerifiedRecording(io, flags, one, async (dir, check, summary) => {
+      refuseInvalid(check, summary.id, summary);
+      if (summary.type === 'ssh' && !flags.run) {
+        const events: RecordingEvent[] = [];
+        for await (const e of readEvents(dir, check.manifest!)) events.push(e);
+        seen.terminalOf = [...terminalFrames(events)];
+        return;
+      }
+      seen.title ??= flags.run ? `run ${id} of ${summary.subject}` : `${summary.subject} on ${summary.connection}`;
+      for await (const line of transcript(dir, check, summary)) await emit(line);
+    });
+  }
+  for (const line of run.tail) await emit(line);
+}
+
+/** An SSH session's terminal: played with its timing on a terminal, else its output at once. */
+async function playTerminalFrames(io: CliIo, flags: ReplayFlags, frames: TerminalFrame[], terminal: boolean, interactive: boolean): Promise<void> {
+  if (terminal)
+    await playTerminal(frames, {
+      stdout: io.stdout as NodeJS.WriteStream,
+      ...(interactive ? { stdin: io.stdin as NodeJS.ReadStream } : {}),
+      speed: flags.speed,
+      skipIdle: flags.skipIdle === true,
+      ...(io.signal ? { signal: io.signal } : {}),
+    });
+  else for (const f of frames) if (f.code === 'o') io.stdout.write(f.data);
+}
+
+/** Builds `hoop sessions export`. */
+function exportCommand(io: CliIo): Command {
+  return gatewayOptions(new Command('export'))
+    .argument('<id>', 'the session id, or `last` for your newest ended one')
+    .description('the recording for other tools: its events as JSON or JSON lines, or the psql transcript as an asciicast v3 recording')
+    .addOption(new Option('--format <format>', 'json, jsonl or asciicast').choices(['json', 'jsonl', 'asciicast']).default('jsonl'))
+    .action((id: string, flags: ExportFlags) => exportAction(io, id, flags));
+}
+
+/** `hoop sessions export`: the verified recording as an asciicast (an SSH session's terminal, or a transcript), or its events. */
+async function exportAction(io: CliIo, id: string, flags: ExportFlags): Promise<void> {
+  await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
+    refuseInvalid(check, summary.id, summary);
+    if (flags.format === 'asciicast' && summary.type === 'ssh') await exportTerminalAsciicast(io, dir, check, summary);
+    else if (flags.format === 'asciicast') await exportTranscriptAsciicast(io, dir, check, summary);
+    else await exportEvents(io, dir, check, flags.format);
+  });
+}
+
+/** An SSH session's terminal as an asciicast recording. */
+async function exportTerminalAsciicast(io: CliIo, dir: string, check: RecordingCheck, summary: SessionSummary): Promise<void> {
+  const events: RecordingEvent[] = [];
+  for await (const e of readEvents(dir, check.manifest!)) events.push(e);
+  for (const line of asciicast(events, { startedAt: Date.parse(summary.startedAt), title: `hoop session ${summary.id} (${summary.subject} on ${summary.connection})` })) io.stdout.write(`${line}\n`);
+}
+
+/** The psql transcript as asciicast v3: a header, then [interval since the previous event, "o", text]. */
+async function exportTranscriptAsciicast(io: CliIo, dir: string, check: RecordingCheck, summary: SessionSummary): Promise<void> {
+  const start = Date.parse(summary.startedAt);
+  io.stdout.write(`${JSON.stringify({ version: 3, term: { cols: 120, rows: 40 }, timestamp: Math.floor(start / 1000), title: `hoop session ${summary.id}` })}\n`);
+  let last = start;
+  for await (const line of transcript(dir, check, summary)) {
+    const at = Math.max(line.at, last);
+    io.stdout.write(`${JSON.stringify([Number(((at - last) / 1000).toFixed(3)), 'o', `${line.text}\r\n`])}\n`);
+    last = at;
+  }
+}
+
+/** The recording's events, as one JSON array or as JSON lines. */
+async function exportEvents(io: CliIo, dir: string, check: RecordingCheck, format: 'json' | 'jsonl'): Promise<void> {
+  if (format === 'json') io.stdout.write('[');
+  let first = true;
+  for await (const e of readEvents(dir, check.manifest!)) {
+    if (format === 'json') io.stdout.write(`${first ? '' : ','}\n${JSON.stringify(e)}`);
+    else io.stdout.write(`${JSON.stringify(e)}\n`);
+    first = false;
+  }
+  if (format === 'json') io.stdout.write('\n]\n');
 }

@@ -182,97 +182,200 @@ function portHint(what: string, port: number, flag: string): HoopError {
   });
 }
 
+/** The files under the demo directory, as {@link paths} names them. */
+type DemoPaths = ReturnType<typeof paths>;
+
+/** What the steps of {@link startDemo} share: the options, the files, and the stops of what has started so far. */
+interface DemoStart {
+  options: DemoOptions;
+  dir: string;
+  p: DemoPaths;
+  /** What to stop on failure or at the end, in the order started (stopped in reverse). */
+  stops: Array<() => Promise<void>>;
+}
+
+/** The CLI as the demo user, in this process; resolves its exit code and output. */
+type DemoCli = (argv: string[], as?: Record<string, string>) => Promise<{ code: number; out: string; err: string }>;
+
 /** Starts everything; see the module documentation. */
 export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
   const dir = options.dir;
   const p = paths(dir);
   const gatewayPort = options.gatewayPort ?? 8443;
   const localPort = options.port ?? 6432;
+  await claimDirectory(options, p);
+  const start: DemoStart = { options, dir, p, stops: [] };
+  const stopAll = async (): Promise<void> => {
+    for (const stop of start.stops.splice(0).reverse()) await stop().catch(() => undefined);
+    await rm(p.lock, { force: true });
+  };
+  try {
+    await checkFixedPorts(gatewayPort, localPort);
+    const state = await loadState(dir, p);
+    await mintGatewayCertificate(p);
+    const pg = await startPostgres(start, state);
+    const sshd = await startSshTarget(start, state);
+    await ensurePolicyRepo(p, pg, sshd);
+
+    // The OpenID provider and the gateway.
+    const gatewayUrl = `https://127.0.0.1:${gatewayPort}`;
+    const issuer = await startIssuer(start, state, gatewayUrl);
+    await writeGatewayConfig(p, gatewayPort, gatewayUrl, issuer);
+    await startDemoGateway(start, gatewayPort, gatewayUrl);
+
+    // The CLI as the demo user: its own login, with the provider's sign-in played here.
+    const env = cliEnvironment(dir, p, gatewayUrl);
+    const cliEnv = { ...options.env, ...env };
+    await signInAs(start, issuer, gatewayUrl, DEMO_USER, cliEnv);
+    // The reviewer (group dba) decides the statements the review rule holds: a CLI login of its own.
+    const reviewerEnv = { ...cliEnv, HOOP_CONFIG_DIR: p.reviewer };
+    await signInAs(start, issuer, gatewayUrl, DEMO_REVIEWER, reviewerEnv);
+    env.HOOP_DEMO_REVIEWER = p.reviewer;
+
+    const connection = await openLocalPort(start, cliEnv, localPort);
+    const psql = await writeTerminalEnv(p, connection, env);
+    const work = await agentWorkDir(start);
+    const cli = demoCli(options, env, work);
+    const hasSsh = sshd !== undefined && (await readFile(join(p.repo, 'hoop.yaml'), 'utf8')).includes(`name: ${DEMO_SSH_CONNECTION}`);
+    const sessionTarget = await sessionTargetOf(connection);
+    return {
+      dir,
+      gatewayUrl,
+      envFile: p.env,
+      env,
+      psql,
+      connection,
+      connections: hasSsh ? [DEMO_CONNECTION, DEMO_SSH_CONNECTION] : [DEMO_CONNECTION],
+      postgres: { source: pg.source, version: pg.version, port: pg.port },
+      openSession: () => openSqlSession(sessionTarget),
+      recordedSessions: () => recordedSessionCount(cli),
+      ...(hasSsh ? { runSsh: (script: string) => runSshScript(cli, options.env, script) } : {}),
+      runAgent: (prompt, sql) => runWrappedAgent(cli, prompt, sql),
+      runAgentWrite: (sql) => runAgentWrite(cli, p.reviewer, sql),
+      review: (decision, reason, given) => decideReview(cli, p.reviewer, decision, reason, given),
+      verifyLastSession: (before) => verifyLastSession(cli, before),
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** Makes and claims the demo directory, emptying it first when asked for a fresh start. */
+async function claimDirectory(options: DemoOptions, p: DemoPaths): Promise<void> {
+  const dir = options.dir;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await claim(dir, p.lock);
   if (options.fresh) {
     options.say(`starting afresh: removing what ${dir} held`);
     for (const entry of await readdir(dir)) if (entry !== 'demo.pid') await rm(join(dir, entry), { recursive: true, force: true });
   }
-  const stops: Array<() => Promise<void>> = [];
-  const stopAll = async (): Promise<void> => {
-    for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined);
-    await rm(p.lock, { force: true });
-  };
+}
+
+/** The fixed ports first, so that nothing starts when one is taken. */
+async function checkFixedPorts(gatewayPort: number, localPort: number): Promise<void> {
+  if ((await tryPort(gatewayPort)) === undefined) throw portHint('gateway', gatewayPort, '--gateway-port');
+  if ((await tryPort(localPort)) === undefined) throw portHint('local port', localPort, '--port');
+}
+
+/** Writes what the demo remembers to state.json. */
+async function saveState(p: DemoPaths, state: DemoState): Promise<void> {
+  await writeFile(p.state, `${JSON.stringify(state)}\n`);
+}
+
+/** What the demo remembers (a free port for PostgreSQL on a first start), saved, and the directories for TLS and secrets. */
+async function loadState(dir: string, p: DemoPaths): Promise<DemoState> {
+  const state: DemoState = existsSync(p.state) ? (JSON.parse(await readFile(p.state, 'utf8')) as DemoState) : { postgresPort: await freePort() };
+  await saveState(p, state);
+  await mkdir(join(dir, 'tls'), { recursive: true, mode: 0o700 });
+  await mkdir(p.secrets, { recursive: true, mode: 0o700 });
+  return state;
+}
+
+/** The demo's CA (kept) and the gateway's certificate (minted on each start). */
+async function mintGatewayCertificate(p: DemoPaths): Promise<void> {
+  if (!existsSync(p.ca)) {
+    const ca = mintCertificate({ commonName: 'hoop demo CA', ca: true, validDays: 3650 });
+    await writeFile(p.caKey, ca.key, { mode: 0o600 });
+    await writeFile(p.ca, ca.cert);
+  }
+  const ca = certificateFromPem(await readFile(p.ca, 'utf8'), await readFile(p.caKey, 'utf8'));
+  const gatewayCert = mintCertificate({ commonName: 'hoop demo gateway', altNames: ['127.0.0.1', 'localhost'], validDays: 30, issuer: ca });
+  await writeFile(p.gatewayKey, gatewayCert.key, { mode: 0o600 });
+  await writeFile(p.gatewayCert, gatewayCert.cert);
+}
+
+/** PostgreSQL (its stop registered), with the shop database on first start. */
+async function startPostgres(start: DemoStart, state: DemoState): Promise<DemoPostgres> {
+  const { options, p } = start;
+  options.say('starting PostgreSQL');
+  let pg: DemoPostgres;
   try {
-    // The fixed ports first, so that nothing starts when one is taken.
-    if ((await tryPort(gatewayPort)) === undefined) throw portHint('gateway', gatewayPort, '--gateway-port');
-    if ((await tryPort(localPort)) === undefined) throw portHint('local port', localPort, '--port');
-    const state: DemoState = existsSync(p.state) ? (JSON.parse(await readFile(p.state, 'utf8')) as DemoState) : { postgresPort: await freePort() };
-    await writeFile(p.state, `${JSON.stringify(state)}\n`);
-    await mkdir(join(dir, 'tls'), { recursive: true, mode: 0o700 });
-    await mkdir(p.secrets, { recursive: true, mode: 0o700 });
+    pg = await startDemoPostgres({ dir: p.postgres, port: state.postgresPort, log: (line) => options.say(`  ${line}`) });
+  } catch (err) {
+    throw err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start: ${describeError(err)}`);
+  }
+  start.stops.push(() => pg.stop());
+  if (!existsSync(p.rolePassword)) await createShopDatabase(pg, p.rolePassword);
+  return pg;
+}
 
-    // The demo's CA (kept) and the gateway's certificate (minted on each start).
-    if (!existsSync(p.ca)) {
-      const ca = mintCertificate({ commonName: 'hoop demo CA', ca: true, validDays: 3650 });
-      await writeFile(p.caKey, ca.key, { mode: 0o600 });
-      await writeFile(p.ca, ca.cert);
-    }
-    const ca = certificateFromPem(await readFile(p.ca, 'utf8'), await readFile(p.caKey, 'utf8'));
-    const gatewayCert = mintCertificate({ commonName: 'hoop demo gateway', altNames: ['127.0.0.1', 'localhost'], validDays: 30, issuer: ca });
-    await writeFile(p.gatewayKey, gatewayCert.key, { mode: 0o600 });
-    await writeFile(p.gatewayCert, gatewayCert.cert);
+/** The demo's role and the shop database with the sample schema; the role's password kept in `rolePassword`. */
+async function createShopDatabase(pg: DemoPostgres, rolePassword: string): Promise<void> {
+  const password = randomBytes(18).toString('base64url');
+  // CREATE DATABASE cannot run inside the implicit transaction of a multi-statement Query.
+  await runSql(pg, 'postgres', `create role ${DEMO_ROLE} login password '${password}'`);
+  await runSql(pg, 'postgres', `create database ${DEMO_DATABASE} owner ${DEMO_ROLE}`);
+  await runSql({ ...pg, superuser: { user: DEMO_ROLE, password } }, DEMO_DATABASE, sampleSchemaSql());
+  await writeFile(rolePassword, `${password}\n`, { mode: 0o600 });
+}
 
-    // PostgreSQL, with the shop database on first start.
-    options.say('starting PostgreSQL');
-    let pg: DemoPostgres;
-    try {
-      pg = await startDemoPostgres({ dir: p.postgres, port: state.postgresPort, log: (line) => options.say(`  ${line}`) });
-    } catch (err) {
-      throw err instanceof HoopError ? err : new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start: ${describeError(err)}`);
-    }
-    stops.push(() => pg.stop());
-    if (!existsSync(p.rolePassword)) {
-      const password = randomBytes(18).toString('base64url');
-      // CREATE DATABASE cannot run inside the implicit transaction of a multi-statement Query.
-      await runSql(pg, 'postgres', `create role ${DEMO_ROLE} login password '${password}'`);
-      await runSql(pg, 'postgres', `create database ${DEMO_DATABASE} owner ${DEMO_ROLE}`);
-      await runSql({ ...pg, superuser: { user: DEMO_ROLE, password } }, DEMO_DATABASE, sampleSchemaSql());
-      await writeFile(p.rolePassword, `${password}\n`, { mode: 0o600 });
-    }
+/** OpenSSH's sshd, when installed: the SSH target (its keys kept beside the database; its stop registered). */
+async function startSshTarget(start: DemoStart, state: DemoState): Promise<Sshd | undefined> {
+  const { options, p } = start;
+  if (!findSshd()) {
+    options.say("no SSH target: OpenSSH's server is not installed (Debian, Ubuntu: sudo apt-get install openssh-server; Fedora: sudo dnf install openssh-server)");
+    return undefined;
+  }
+  options.say('starting sshd (the SSH target)');
+  state.sshdPort ??= await freePort();
+  await saveState(p, state);
+  const sshd = await startSshd({ dir: p.sshd, port: state.sshdPort }).catch((err: unknown) => {
+    options.say(`  no SSH target: sshd did not start (${describeError(err)})`);
+    return undefined;
+  });
+  if (sshd) start.stops.push(() => sshd.stop());
+  return sshd;
+}
 
-    // OpenSSH's sshd, when installed: the SSH target (its keys kept beside the database).
-    let sshd: Sshd | undefined;
-    if (findSshd()) {
-      options.say('starting sshd (the SSH target)');
-      state.sshdPort ??= await freePort();
-      await writeFile(p.state, `${JSON.stringify(state)}\n`);
-      sshd = await startSshd({ dir: p.sshd, port: state.sshdPort }).catch((err: unknown) => {
-        options.say(`  no SSH target: sshd did not start (${describeError(err)})`);
-        return undefined;
-      });
-      if (sshd) stops.push(() => sshd!.stop());
-    } else {
-      options.say("no SSH target: OpenSSH's server is not installed (Debian, Ubuntu: sudo apt-get install openssh-server; Fedora: sudo dnf install openssh-server)");
-    }
+/** The config repo with the sample policy, made once (kept: the user may commit to it). */
+async function ensurePolicyRepo(p: DemoPaths, pg: DemoPostgres, sshd: Sshd | undefined): Promise<void> {
+  if (existsSync(p.repo)) return;
+  await createPolicyRepo(
+    p.repo,
+    samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword, ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}) }),
+    { name: 'hoop demo', email: 'demo@hoop.invalid' },
+    'The demo policy',
+  );
+}
 
-    // The config repo with the sample policy (kept: the user may commit to it).
-    if (!existsSync(p.repo)) {
-      await createPolicyRepo(
-        p.repo,
-        samplePolicyFiles({ port: pg.port, passwordFile: p.rolePassword, ...(sshd ? { ssh: { port: sshd.port, user: sshd.user, keyFile: sshd.clientKeyFile, hostKey: sshd.hostKey } } : {}) }),
-        { name: 'hoop demo', email: 'demo@hoop.invalid' },
-        'The demo policy',
-      );
-    }
+/** The OpenID provider, on its remembered port when that is free (its stop registered, its port remembered). */
+async function startIssuer(start: DemoStart, state: DemoState, gatewayUrl: string): Promise<DemoIssuer> {
+  const issuerOptions = { accounts: DEMO_ACCOUNTS, audience: 'hoop-demo', resource: gatewayUrl };
+  const issuer: DemoIssuer = await startDemoIssuer({ ...issuerOptions, port: state.issuerPort ?? 0 }).catch(() => startDemoIssuer(issuerOptions));
+  start.stops.push(() => issuer.close());
+  state.issuerPort = Number(new URL(issuer.issuer).port);
+  await saveState(start.p, state);
+  return issuer;
+}
 
-    // The OpenID provider and the gateway.
-    const gatewayUrl = `https://127.0.0.1:${gatewayPort}`;
-    const issuerOptions = { accounts: DEMO_ACCOUNTS, audience: 'hoop-demo', resource: gatewayUrl };
-    const issuer: DemoIssuer = await startDemoIssuer({ ...issuerOptions, port: state.issuerPort ?? 0 }).catch(() => startDemoIssuer(issuerOptions));
-    stops.push(() => issuer.close());
-    state.issuerPort = Number(new URL(issuer.issuer).port);
-    await writeFile(p.state, `${JSON.stringify(state)}\n`);
-    const q = (value: string): string => JSON.stringify(value); // a YAML string, quoted as JSON
-    await writeFile(
-      p.gatewayConfig,
-      `# written by hoop demo on each start
+/** Writes the gateway's configuration (gateway.yaml), anew on each start. */
+async function writeGatewayConfig(p: DemoPaths, gatewayPort: number, gatewayUrl: string, issuer: DemoIssuer): Promise<void> {
+  const q = (value: string): string => JSON.stringify(value); // a YAML string, quoted as JSON
+  await writeFile(
+    p.gatewayConfig,
+    `# written by hoop demo on each start
 listen: 127.0.0.1:${gatewayPort}
 tls: { cert: ${q(p.gatewayCert)}, key: ${q(p.gatewayKey)} }
 dataDir: ${q(p.gatewayData)}
@@ -286,204 +389,218 @@ policy:
   pullIntervalSeconds: 5
   allowedSecrets: [${q(`\${file:${p.secrets}/*}`)}, ${q(`\${file:${p.sshd}/client_key}`)}]
 `,
-    );
-    options.say(`starting the gateway on ${gatewayUrl}`);
-    const gatewayLog = createWriteStream(p.gatewayLog, { flags: 'a', mode: 0o600 });
-    stops.push(() => new Promise<void>((resolve) => gatewayLog.end(resolve)));
-    const log: Logger = createLogger({ level: 'info', sink: gatewayLog, fields: { component: 'gateway' } });
-    let gateway: Gateway;
-    try {
-      gateway = await startGateway({ config: await loadGatewayConfig(p.gatewayConfig, options.env), log, env: options.env });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(describeError(err))) throw portHint('gateway', gatewayPort, '--gateway-port');
-      throw err;
-    }
-    stops.push(() => gateway.close());
+  );
+}
 
-    // The CLI as the demo user: its own login, with the provider's sign-in played here.
-    const env: Record<string, string> = {
-      HOOP_CONFIG_DIR: p.cli,
-      HOOP_TOKEN_STORE: 'file',
-      HOOP_GATEWAY: gatewayUrl,
-      HOOP_CA_FILE: p.ca,
-      HOOP_POLICY_REPO: p.repo,
-      // The demo's directory (its policy repo, secrets, logins): what `hoop run` keeps from an agent as hoop's own.
-      HOOP_DEMO_DIR: dir,
-    };
-    const cliEnv = { ...options.env, ...env };
-    /** `hoop login` as `account` into the CLI configuration of `env`, with the provider's sign-in played here. */
-    const signInAs = async (account: string, loginEnv: NodeJS.ProcessEnv): Promise<void> => {
-      options.say(`signing in as "${account}"`);
-      // The browser's part runs beside login(), which listens for the redirect only once the URL was "opened".
-      const signIn = new AbortController();
-      let signingIn: Promise<void> = Promise.resolve();
-      const openUrl = async (url: string): Promise<boolean> => {
-        signingIn = issuer.signIn(url, account).catch((err: unknown) => {
-          signIn.abort();
-          throw new HoopError(ErrorCode.INTERNAL, `the demo's sign-in as "${account}" failed: ${describeError(err)}`);
-        });
-        signingIn.catch(() => undefined);
-        return true;
-      };
-      try {
-        await login({ gateway: gatewayUrl, caFile: p.ca, timeoutSeconds: 30 }, { env: loginEnv, cwd: dir, interactive: true, signal: signIn.signal, say: () => undefined, openUrl });
-      } catch (err) {
-        await signingIn; // its error says more than "login cancelled"
-        throw err;
-      }
-    };
-    await signInAs(DEMO_USER, cliEnv);
-    // The reviewer (group dba) decides the statements the review rule holds: a CLI login of its own.
-    const reviewerEnv = { ...cliEnv, HOOP_CONFIG_DIR: p.reviewer };
-    await signInAs(DEMO_REVIEWER, reviewerEnv);
-    env.HOOP_DEMO_REVIEWER = p.reviewer;
-
-    // hoop connect demo-db, in this process.
-    options.say(`opening ${DEMO_CONNECTION} on 127.0.0.1:${localPort}`);
-    const connectStop = new AbortController();
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let said = '';
-    err.on('data', (b: Buffer) => (said += b.toString('utf8')));
-    const ready = new Promise<ConnectJson>((resolve, reject) => {
-      let buffered = '';
-      out.on('data', (b: Buffer) => {
-        buffered += b.toString('utf8');
-        const line = buffered.split('\n').find((l) => l.startsWith('{'));
-        if (line) resolve(JSON.parse(line) as ConnectJson);
-      });
-      // Without the policy repo: every statement goes to the gateway, which judges and records it
-      // (an early check on this side would refuse a DROP before the gateway's recording sees it).
-      const { HOOP_POLICY_REPO: _repo, ...connectEnv } = cliEnv;
-      void options
-        .cli(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: connectEnv, cwd: dir, signal: connectStop.signal })
-        .then((code) =>
-          reject(
-            /in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`),
-          ),
-        );
-    });
-    const connection = await ready;
-    stops.push(async () => connectStop.abort());
-
-    // The environment of a second terminal, with the local port's password and certificate at
-    // paths that stay the same across restarts (their contents change with each start).
-    await writeFile(p.pgpass, await readFile(connection.pgpassFile), { mode: 0o600 });
-    if (connection.sslrootcert) await writeFile(p.localCa, await readFile(connection.sslrootcert));
-    Object.assign(env, {
-      PGHOST: connection.host,
-      PGPORT: String(connection.port),
-      PGUSER: connection.user,
-      PGDATABASE: connection.database,
-      PGPASSFILE: p.pgpass,
-      ...(connection.sslrootcert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: p.localCa } : {}),
-    });
-    await writeFile(
-      p.env,
-      `# hoop demo: \`source ${p.env}\` to use hoop, psql and PostgreSQL drivers as "${DEMO_USER}" through the demo\n` +
-        Object.entries(env)
-          .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
-          .join('\n') +
-        '\n',
-    );
-    await chmod(p.env, 0o600);
-    const psql = `PGPASSFILE=${shellQuote(p.pgpass)} psql ${shellQuote(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
-    // Where the demo's agents work (`hoop run`'s working directory): a project directory of their own, never the demo's (hidden from agents) nor the home.
-    const work = await mkdtemp(join(tmpdir(), 'hoop-demo-work-'));
-    stops.push(() => rm(work, { recursive: true, force: true }));
-    /** The CLI as the demo user, in this process; resolves its exit code and output. */
-    const cli = async (argv: string[], as: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> => {
-      let out = '';
-      let err = '';
-      const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
-      const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
-      const code = await options.cli(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: work, signal: new AbortController().signal });
-      return { code, out, err };
-    };
-    const recordedSessions = async (): Promise<number> => {
-      const r = await cli(['sessions', 'ls', '--json']);
-      return r.code === 0 ? (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string }> }).sessions.filter((s) => s.endedAt !== undefined).length : 0;
-    };
-    /** Whether the newest ended session's CLI record reached the gateway. */
-    const newestHasClientRecord = async (): Promise<boolean> => {
-      const r = await cli(['sessions', 'ls', '--json']);
-      return r.code === 0 && (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string; clientRecord?: string }> }).sessions.find((s) => s.endedAt !== undefined)?.clientRecord === 'complete';
-    };
-    const hasSsh = sshd !== undefined && (await readFile(join(p.repo, 'hoop.yaml'), 'utf8')).includes(`name: ${DEMO_SSH_CONNECTION}`);
-    const sessionTarget = {
-      host: connection.host,
-      port: connection.port,
-      user: connection.user,
-      database: connection.database,
-      password: connection.password,
-      tls: connection.sslrootcert ? { mode: 'verify-full' as const, ca: await readFile(connection.sslrootcert) } : { mode: 'disable' as const },
-    };
-    return {
-      dir,
-      gatewayUrl,
-      envFile: p.env,
-      env,
-      psql,
-      connection,
-      connections: hasSsh ? [DEMO_CONNECTION, DEMO_SSH_CONNECTION] : [DEMO_CONNECTION],
-      postgres: { source: pg.source, version: pg.version, port: pg.port },
-      openSession: () => openSqlSession(sessionTarget),
-      recordedSessions,
-      ...(hasSsh
-        ? {
-            async runSsh(script: string) {
-              // The script's ssh, sh and uname by their usual places too (the demo may run with only node on PATH).
-              const path = [dirname(findSshd()!.ssh), '/usr/bin', '/bin', options.env.PATH].filter(Boolean).join(':');
-              const run = await cli(['run', '--connect', DEMO_SSH_CONNECTION, '--', 'sh', '-c', script], { PATH: path });
-              let replay = '';
-              for (let i = 0; i < 50 && !replay; i++) {
-                const ls = await cli(['sessions', 'ls', '--json', '--connection', DEMO_SSH_CONNECTION]);
-                const last = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.find((s) => s.endedAt !== undefined) : undefined;
-                if (last) replay = (await cli(['sessions', 'replay', last.id, '--no-tty'])).out;
-                else await new Promise((r) => setTimeout(r, 100));
-              }
-              return { code: run.code, stdout: run.out, stderr: run.err, replay };
-            },
-          }
-        : {}),
-      async runAgent(prompt, sql) {
-        const run = await cli(['run', '--connect', DEMO_CONNECTION, '--prompt', prompt, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--csv', '-c', sql]);
-        const ls = await cli(['sessions', 'ls', '--json']);
-        const runId = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ runId?: string }> }).sessions.find((s) => s.runId)?.runId : undefined;
-        const replay = runId ? await cli(['sessions', 'replay', runId, '--run', '--no-tty']) : { out: '', err: 'no session of the run is listed' };
-        return { code: run.code, stdout: run.out, replay: replay.out || replay.err };
-      },
-      async runAgentWrite(sql) {
-        const run = await cli(['run', '--agent', 'demo-agent', '--connect', DEMO_CONNECTION, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--no-wait', '-c', sql]);
-        const id = run.out.trim();
-        const ls = await cli(['review', 'ls', '--json'], { HOOP_CONFIG_DIR: p.reviewer });
-        const review = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<Record<string, unknown>> }).reviews.find((r) => r.id === id) : undefined;
-        return { code: run.code, stdout: run.out, ...(review ? { review } : {}) };
-      },
-      async review(decision, reason, given) {
-        // The reviewer finds the statement the agent's session waits on, and decides it with the CLI.
-        const asReviewer = { HOOP_CONFIG_DIR: p.reviewer };
-        let id = given;
-        for (let i = 0; i < 100 && id === undefined; i++) {
-          const ls = await cli(['review', 'ls', '--json'], asReviewer);
-          id = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<{ id: string }> }).reviews[0]?.id : undefined;
-          if (id === undefined) await new Promise((r) => setTimeout(r, 100));
-        }
-        if (id === undefined) return { code: 1, line: 'no review waited for a decision' };
-        const r = await cli(['review', decision, id, ...(reason ? ['--reason', reason] : [])], asReviewer);
-        return { code: r.code, line: `hoop review ${decision} ${id}${reason ? ` --reason ${JSON.stringify(reason)}` : ''}: ${(r.out || r.err).trim()}` };
-      },
-      async verifyLastSession(before) {
-        for (let i = 0; i < 100 && (await recordedSessions()) <= before; i++) await new Promise((r) => setTimeout(r, 100));
-        // hoop connect uploads its own record of the session as it ends: verify checks both, and that they agree.
-        for (let i = 0; i < 50 && !(await newestHasClientRecord()); i++) await new Promise((r) => setTimeout(r, 100));
-        const r = await cli(['sessions', 'verify', 'last']);
-        return { ok: r.code === 0 && r.out.includes("cross-check: the gateway's and the CLI's records agree"), detail: (r.out || r.err).trim() };
-      },
-      stop: stopAll,
-    };
+/** The gateway, in this process, logging to gateway.log (the log's and the gateway's stops registered). */
+async function startDemoGateway(start: DemoStart, gatewayPort: number, gatewayUrl: string): Promise<Gateway> {
+  const { options, p } = start;
+  options.say(`starting the gateway on ${gatewayUrl}`);
+  const gatewayLog = createWriteStream(p.gatewayLog, { flags: 'a', mode: 0o600 });
+  start.stops.push(() => new Promise<void>((resolve) => gatewayLog.end(resolve)));
+  const log: Logger = createLogger({ level: 'info', sink: gatewayLog, fields: { component: 'gateway' } });
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({ config: await loadGatewayConfig(p.gatewayConfig, options.env), log, env: options.env });
   } catch (err) {
-    await stopAll();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test(describeError(err))) throw portHint('gateway', gatewayPort, '--gateway-port');
     throw err;
   }
+  start.stops.push(() => gateway.close());
+  return gateway;
+}
+
+/** The demo's additions to the CLI's environment (later also the reviewer's and PostgreSQL's settings). */
+function cliEnvironment(dir: string, p: DemoPaths, gatewayUrl: string): Record<string, string> {
+  return {
+    HOOP_CONFIG_DIR: p.cli,
+    HOOP_TOKEN_STORE: 'file',
+    HOOP_GATEWAY: gatewayUrl,
+    HOOP_CA_FILE: p.ca,
+    HOOP_POLICY_REPO: p.repo,
+    // The demo's directory (its policy repo, secrets, logins): what `hoop run` keeps from an agent as hoop's own.
+    HOOP_DEMO_DIR: dir,
+  };
+}
+
+/** `hoop login` as `account` into the CLI configuration of `loginEnv`, with the provider's sign-in played here. */
+async function signInAs(start: DemoStart, issuer: DemoIssuer, gatewayUrl: string, account: string, loginEnv: NodeJS.ProcessEnv): Promise<void> {
+  start.options.say(`signing in as "${account}"`);
+  // The browser's part runs beside login(), which listens for the redirect only once the URL was "opened".
+  const signIn = new AbortController();
+  let signingIn: Promise<void> = Promise.resolve();
+  const openUrl = async (url: string): Promise<boolean> => {
+    signingIn = issuer.signIn(url, account).catch((err: unknown) => {
+      signIn.abort();
+      throw new HoopError(ErrorCode.INTERNAL, `the demo's sign-in as "${account}" failed: ${describeError(err)}`);
+    });
+    signingIn.catch(() => undefined);
+    return true;
+  };
+  try {
+    await login({ gateway: gatewayUrl, caFile: start.p.ca, timeoutSeconds: 30 }, { env: loginEnv, cwd: start.dir, interactive: true, signal: signIn.signal, say: () => undefined, openUrl });
+  } catch (err) {
+    await signingIn; // its error says more than "login cancelled"
+    throw err;
+  }
+}
+
+/** `hoop connect demo-db`, in this process: resolves its JSON line once it listens (its stop registered then). */
+async function openLocalPort(start: DemoStart, cliEnv: NodeJS.ProcessEnv, localPort: number): Promise<ConnectJson> {
+  const { options, dir } = start;
+  options.say(`opening ${DEMO_CONNECTION} on 127.0.0.1:${localPort}`);
+  const connectStop = new AbortController();
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let said = '';
+  err.on('data', (b: Buffer) => (said += b.toString('utf8')));
+  const ready = new Promise<ConnectJson>((resolve, reject) => {
+    let buffered = '';
+    out.on('data', (b: Buffer) => {
+      buffered += b.toString('utf8');
+      const line = buffered.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line) as ConnectJson);
+    });
+    // Without the policy repo: every statement goes to the gateway, which judges and records it
+    // (an early check on this side would refuse a DROP before the gateway's recording sees it).
+    const { HOOP_POLICY_REPO: _repo, ...connectEnv } = cliEnv;
+    void options
+      .cli(['connect', DEMO_CONNECTION, '--port', String(localPort), '--json'], { stdout: out, stderr: err, env: connectEnv, cwd: dir, signal: connectStop.signal })
+      .then((code) =>
+        reject(
+          /in use|EADDRINUSE/.test(said) ? portHint('local port', localPort, '--port') : new HoopError(ErrorCode.INTERNAL, `hoop connect ${DEMO_CONNECTION} ended (exit ${code}): ${said.trim()}`),
+        ),
+      );
+  });
+  const connection = await ready;
+  start.stops.push(async () => connectStop.abort());
+  return connection;
+}
+
+/**
+ * The environment of a second terminal (`<dir>/env`, and PG* settings added to `env`), with the local
+ * port's password and certificate at paths that stay the same across restarts (their contents change
+ * with each start); returns a psql command line that works as it is.
+ */
+async function writeTerminalEnv(p: DemoPaths, connection: ConnectJson, env: Record<string, string>): Promise<string> {
+  await writeFile(p.pgpass, await readFile(connection.pgpassFile), { mode: 0o600 });
+  if (connection.sslrootcert) await writeFile(p.localCa, await readFile(connection.sslrootcert));
+  Object.assign(env, {
+    PGHOST: connection.host,
+    PGPORT: String(connection.port),
+    PGUSER: connection.user,
+    PGDATABASE: connection.database,
+    PGPASSFILE: p.pgpass,
+    ...(connection.sslrootcert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: p.localCa } : {}),
+  });
+  await writeFile(
+    p.env,
+    `# hoop demo: \`source ${p.env}\` to use hoop, psql and PostgreSQL drivers as "${DEMO_USER}" through the demo\n` +
+      Object.entries(env)
+        .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+        .join('\n') +
+      '\n',
+  );
+  await chmod(p.env, 0o600);
+  return `PGPASSFILE=${shellQuote(p.pgpass)} psql ${shellQuote(`host=${connection.host} port=${connection.port} user=${connection.user} dbname=${connection.database}${connection.sslrootcert ? ` sslmode=verify-full sslrootcert=${p.localCa}` : ''}`)}`;
+}
+
+/** Where the demo's agents work (`hoop run`'s working directory): a project directory of their own, never the demo's (hidden from agents) nor the home; removed on stop. */
+async function agentWorkDir(start: DemoStart): Promise<string> {
+  const work = await mkdtemp(join(tmpdir(), 'hoop-demo-work-'));
+  start.stops.push(() => rm(work, { recursive: true, force: true }));
+  return work;
+}
+
+/** The CLI as the demo user, in this process, in `work`, with `env` as it is at each call. */
+function demoCli(options: DemoOptions, env: Record<string, string>, work: string): DemoCli {
+  return async (argv, as = {}) => {
+    let out = '';
+    let err = '';
+    const stdout = new PassThrough().on('data', (b: Buffer) => (out += b.toString()));
+    const stderr = new PassThrough().on('data', (b: Buffer) => (err += b.toString()));
+    const code = await options.cli(argv, { stdout, stderr, env: { ...options.env, ...env, ...as }, cwd: work, signal: new AbortController().signal });
+    return { code, out, err };
+  };
+}
+
+/** A session target for {@link openSqlSession}: the local port of `hoop connect`, as the demo user. */
+async function sessionTargetOf(connection: ConnectJson): Promise<Parameters<typeof openSqlSession>[0]> {
+  return {
+    host: connection.host,
+    port: connection.port,
+    user: connection.user,
+    database: connection.database,
+    password: connection.password,
+    tls: connection.sslrootcert ? { mode: 'verify-full' as const, ca: await readFile(connection.sslrootcert) } : { mode: 'disable' as const },
+  };
+}
+
+/** How many ended sessions of the demo user the gateway lists. */
+async function recordedSessionCount(cli: DemoCli): Promise<number> {
+  const r = await cli(['sessions', 'ls', '--json']);
+  return r.code === 0 ? (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string }> }).sessions.filter((s) => s.endedAt !== undefined).length : 0;
+}
+
+/** Whether the newest ended session's CLI record reached the gateway. */
+async function newestHasClientRecord(cli: DemoCli): Promise<boolean> {
+  const r = await cli(['sessions', 'ls', '--json']);
+  return r.code === 0 && (JSON.parse(r.out) as { sessions: Array<{ endedAt?: string; clientRecord?: string }> }).sessions.find((s) => s.endedAt !== undefined)?.clientRecord === 'complete';
+}
+
+/** {@link RunningDemo.runSsh}: `hoop run --connect demo-ssh` with `script`, and the replay of its last session. */
+async function runSshScript(cli: DemoCli, baseEnv: NodeJS.ProcessEnv, script: string): Promise<{ code: number; stdout: string; stderr: string; replay: string }> {
+  // The script's ssh, sh and uname by their usual places too (the demo may run with only node on PATH).
+  const path = [dirname(findSshd()!.ssh), '/usr/bin', '/bin', baseEnv.PATH].filter(Boolean).join(':');
+  const run = await cli(['run', '--connect', DEMO_SSH_CONNECTION, '--', 'sh', '-c', script], { PATH: path });
+  let replay = '';
+  for (let i = 0; i < 50 && !replay; i++) {
+    const ls = await cli(['sessions', 'ls', '--json', '--connection', DEMO_SSH_CONNECTION]);
+    const last = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.find((s) => s.endedAt !== undefined) : undefined;
+    if (last) replay = (await cli(['sessions', 'replay', last.id, '--no-tty'])).out;
+    else await new Promise((r) => setTimeout(r, 100));
+  }
+  return { code: run.code, stdout: run.out, stderr: run.err, replay };
+}
+
+/** {@link RunningDemo.runAgent}: an agent wrapped by `hoop run` running `hoop exec --csv -c <sql>`, and the replay of the run. */
+async function runWrappedAgent(cli: DemoCli, prompt: string, sql: string): Promise<WrappedAgent> {
+  const run = await cli(['run', '--connect', DEMO_CONNECTION, '--prompt', prompt, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--csv', '-c', sql]);
+  const ls = await cli(['sessions', 'ls', '--json']);
+  const runId = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ runId?: string }> }).sessions.find((s) => s.runId)?.runId : undefined;
+  const replay = runId ? await cli(['sessions', 'replay', runId, '--run', '--no-tty']) : { out: '', err: 'no session of the run is listed' };
+  return { code: run.code, stdout: run.out, replay: replay.out || replay.err };
+}
+
+/** {@link RunningDemo.runAgentWrite}: `hoop exec --no-wait` under `hoop run --agent demo-agent`, and the review it raised as the reviewer sees it. */
+async function runAgentWrite(cli: DemoCli, reviewerDir: string, sql: string): Promise<{ code: number; stdout: string; review?: Record<string, unknown> }> {
+  const run = await cli(['run', '--agent', 'demo-agent', '--connect', DEMO_CONNECTION, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--no-wait', '-c', sql]);
+  const id = run.out.trim();
+  const ls = await cli(['review', 'ls', '--json'], { HOOP_CONFIG_DIR: reviewerDir });
+  const review = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<Record<string, unknown>> }).reviews.find((r) => r.id === id) : undefined;
+  return { code: run.code, stdout: run.out, ...(review ? { review } : {}) };
+}
+
+/** {@link RunningDemo.review}: as the reviewer, waits for the pending review (unless `given`) and decides it with the CLI. */
+async function decideReview(cli: DemoCli, reviewerDir: string, decision: 'approve' | 'deny', reason?: string, given?: string): Promise<{ code: number; line: string }> {
+  // The reviewer finds the statement the agent's session waits on, and decides it with the CLI.
+  const asReviewer = { HOOP_CONFIG_DIR: reviewerDir };
+  let id = given;
+  for (let i = 0; i < 100 && id === undefined; i++) {
+    const ls = await cli(['review', 'ls', '--json'], asReviewer);
+    id = ls.code === 0 ? (JSON.parse(ls.out) as { reviews: Array<{ id: string }> }).reviews[0]?.id : undefined;
+    if (id === undefined) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (id === undefined) return { code: 1, line: 'no review waited for a decision' };
+  const r = await cli(['review', decision, id, ...(reason ? ['--reason', reason] : [])], asReviewer);
+  return { code: r.code, line: `hoop review ${decision} ${id}${reason ? ` --reason ${JSON.stringify(reason)}` : ''}: ${(r.out || r.err).trim()}` };
+}
+
+/** {@link RunningDemo.verifyLastSession}: waits for one more ended session (and its CLI record), then `hoop sessions verify last`. */
+async function verifyLastSession(cli: DemoCli, before: number): Promise<RecordingCheckResult> {
+  for (let i = 0; i < 100 && (await recordedSessionCount(cli)) <= before; i++) await new Promise((r) => setTimeout(r, 100));
+  // hoop connect uploads its own record of the session as it ends: verify checks both, and that they agree.
+  for (let i = 0; i < 50 && !(await newestHasClientRecord(cli)); i++) await new Promise((r) => setTimeout(r, 100));
+  const r = await cli(['sessions', 'verify', 'last']);
+  return { ok: r.code === 0 && r.out.includes("cross-check: the gateway's and the CLI's records agree"), detail: (r.out || r.err).trim() };
 }

@@ -694,6 +694,59 @@ function binariesChoice(o: DemoPostgresOptions): DemoPostgresBinaries {
  */
 export async function startDemoPostgres(o: DemoPostgresOptions): Promise<DemoPostgres> {
   const log = o.log ?? noop;
+  const { want, isRoot, requestedUser } = checkCanStart(o);
+
+  const dir = resolve(o.dir);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const as = isRoot ? await postgresOsUser(log) : undefined;
+  const where = layout(dir, as, log);
+  const credentialsFile = join(dir, CREDENTIALS_FILE);
+  await discardOrphanedData(where, credentialsFile, log);
+  const existingMajor = readMajor(where.dataDir);
+  const bins = await chooseBinaries(want, { dir, ...(o.nativeDir ? { nativeDir: o.nativeDir } : {}) }, as, existingMajor, log);
+  log(`PostgreSQL ${bins.version} (${bins.source}: ${dirname(bins.postgres)})${as ? ` as the OS user postgres (uid ${as.uid})` : ''}`);
+
+  const logFile = join(dir, LOG_FILE);
+  const logFd = openServerLog(logFile);
+  let child: ChildProcess | undefined;
+  try {
+    const { superuser, created } = await prepareCluster(o, bins, where, requestedUser, as, credentialsFile, logFd, existingMajor, log);
+    if (as) giveDataDirTo(where.dataDir, as, log);
+
+    const offset = fs.fstatSync(logFd).size;
+    fs.writeSync(logFd, `--- hoop demo: starting postgres on 127.0.0.1:${o.port} ${new Date().toISOString()}\n`);
+    const t0 = Date.now();
+    const proc = spawnServer(bins, where.dataDir, o.port, as, logFd);
+    child = proc;
+    const watch = watchServer(proc);
+    await waitUntilReady(o, watch, logFile, offset, t0);
+    log(`PostgreSQL listening on 127.0.0.1:${o.port} (pid ${proc.pid}, ready in ${Date.now() - t0} ms)`);
+
+    const stop = serverStopper(proc, watch);
+    child = undefined; // handed over to the caller
+    return {
+      port: o.port,
+      host: '127.0.0.1',
+      superuser,
+      dataDir: where.dataDir,
+      logFile,
+      source: bins.source,
+      version: bins.version,
+      created,
+      pid: proc.pid!,
+      exited: watch.exited,
+      stop,
+    };
+  } catch (err) {
+    if (child) await stopFailedStart(child);
+    throw err;
+  } finally {
+    fs.closeSync(logFd);
+  }
+}
+
+/** Checks the options and the platform before anything is made: the binaries asked for, whether running as root, the superuser's name. */
+function checkCanStart(o: DemoPostgresOptions): { want: DemoPostgresBinaries; isRoot: boolean; requestedUser: string } {
   validatePort(o.port);
   const want = binariesChoice(o);
   if (process.platform === 'win32') {
@@ -707,178 +760,189 @@ export async function startDemoPostgres(o: DemoPostgresOptions): Promise<DemoPos
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(requestedUser) || requestedUser.startsWith('pg_')) {
     throw new HoopError(ErrorCode.USAGE, `invalid PostgreSQL superuser name "${requestedUser}"`, { hint: 'Use letters, digits and underscores, not starting with pg_.' });
   }
+  return { want, isRoot, requestedUser };
+}
 
-  const dir = resolve(o.dir);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const as = isRoot ? await postgresOsUser(log) : undefined;
-  const where = layout(dir, as, log);
-  const credentialsFile = join(dir, CREDENTIALS_FILE);
+/** Data kept outside the demo directory whose password file is gone (the directory was wiped, e.g. `hoop demo --fresh`) goes with it. */
+async function discardOrphanedData(where: Layout, credentialsFile: string, log: (line: string) => void): Promise<void> {
   if (where.relocated && readMajor(where.dataDir) !== undefined && !fs.existsSync(credentialsFile)) {
     // The demo directory was wiped (e.g. `hoop demo --fresh`): its data elsewhere goes with it.
     log(`discarding the PostgreSQL data in ${where.dataDir}: its password file ${credentialsFile} is gone`);
     await stopLeftover(where.dataDir, log);
     fs.rmSync(where.dataDir, { recursive: true, force: true });
   }
-  const existingMajor = readMajor(where.dataDir);
-  const bins = await chooseBinaries(want, { dir, ...(o.nativeDir ? { nativeDir: o.nativeDir } : {}) }, as, existingMajor, log);
-  log(`PostgreSQL ${bins.version} (${bins.source}: ${dirname(bins.postgres)})${as ? ` as the OS user postgres (uid ${as.uid})` : ''}`);
+}
 
-  const logFile = join(dir, LOG_FILE);
+/** Opens the server's log for appending (rotated first when it grew past {@link LOG_ROTATE_BYTES}). */
+function openServerLog(logFile: string): number {
   try {
     if (fs.statSync(logFile).size > LOG_ROTATE_BYTES) fs.renameSync(logFile, `${logFile}.1`);
   } catch {
     /* no log yet */
   }
-  const logFd = fs.openSync(logFile, 'a', 0o600);
-  let child: ChildProcess | undefined;
-  try {
-    let superuser: { user: string; password: string };
-    let created = false;
-    if (existingMajor === undefined) {
-      const t0 = Date.now();
-      superuser = await initCluster(bins, where, requestedUser, as, credentialsFile, logFd);
-      created = true;
-      log(`created a PostgreSQL cluster in ${where.dataDir} (superuser ${superuser.user}, ${Date.now() - t0} ms)`);
-    } else {
-      superuser = readCredentials(credentialsFile);
-      if (o.superuser && o.superuser !== superuser.user) log(`the existing cluster's superuser is ${superuser.user} (not ${o.superuser})`);
-      await stopLeftover(where.dataDir, log);
-    }
-    if (as) {
-      if (fs.statSync(where.dataDir).uid !== as.uid) {
-        log(`giving ${where.dataDir} to the postgres OS user (uid ${as.uid})`);
-        chownTree(where.dataDir, as);
-      }
-      const blocked = blockedAt(where.dataDir, as, 7);
-      if (blocked) {
-        throw new HoopError(ErrorCode.CONFIG_INVALID, `the postgres OS user cannot use ${where.dataDir} (no access to ${blocked})`, {
-          hint: `Give it search permission (chmod o+x) on ${blocked}, or move the demo directory.`,
-        });
-      }
-    }
+  return fs.openSync(logFile, 'a', 0o600);
+}
 
-    const offset = fs.fstatSync(logFd).size;
-    fs.writeSync(logFd, `--- hoop demo: starting postgres on 127.0.0.1:${o.port} ${new Date().toISOString()}\n`);
-    const settings: Record<string, string> = {
-      listen_addresses: '127.0.0.1',
-      port: String(o.port),
-      unix_socket_directories: '',
-      shared_buffers: '32MB',
-      max_connections: '50',
-      synchronous_commit: 'off',
-      logging_collector: 'off',
-      log_destination: 'stderr',
-      lc_messages: 'C',
-    };
-    const args = ['-D', where.dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+/** A new cluster (initdb) when there is none, else the existing one's superuser (and a leftover server of it stopped). */
+async function prepareCluster(
+  o: DemoPostgresOptions,
+  bins: Binaries,
+  where: Layout,
+  requestedUser: string,
+  as: RunAs | undefined,
+  credentialsFile: string,
+  logFd: number,
+  existingMajor: number | undefined,
+  log: (line: string) => void,
+): Promise<{ superuser: { user: string; password: string }; created: boolean }> {
+  if (existingMajor === undefined) {
     const t0 = Date.now();
-    const proc = spawn(bins.postgres, args, {
-      cwd: where.dataDir,
-      env: serverEnv(),
-      stdio: ['ignore', logFd, logFd],
-      detached: true,
-      ...(as ? { uid: as.uid, gid: as.gid } : {}),
-    });
-    child = proc;
-    let spawnError: Error | undefined;
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
-      proc.once('exit', (code, signal) => {
-        live.delete(proc);
-        done({ code, signal });
-      });
-      proc.on('error', (err) => {
-        spawnError ??= err;
-        if (proc.pid === undefined) done({ code: null, signal: null });
-      });
-    });
-    let exitedNow = false;
-    void exited.then(() => (exitedNow = true));
-    if (proc.pid !== undefined) {
-      live.add(proc);
-      installExitHook();
-    }
-    proc.unref();
+    const superuser = await initCluster(bins, where, requestedUser, as, credentialsFile, logFd);
+    log(`created a PostgreSQL cluster in ${where.dataDir} (superuser ${superuser.user}, ${Date.now() - t0} ms)`);
+    return { superuser, created: true };
+  }
+  const superuser = readCredentials(credentialsFile);
+  if (o.superuser && o.superuser !== superuser.user) log(`the existing cluster's superuser is ${superuser.user} (not ${o.superuser})`);
+  await stopLeftover(where.dataDir, log);
+  return { superuser, created: false };
+}
 
-    // Ready when the log says so (and the port answers); the log's lines explain a failure.
-    const deadline = t0 + (o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
-    const readLog = (): string => {
-      try {
-        const fd = fs.openSync(logFile, 'r');
-        try {
-          const size = fs.fstatSync(fd).size;
-          const buf = Buffer.alloc(Math.max(0, Math.min(size - offset, 1024 * 1024)));
-          fs.readSync(fd, buf, 0, buf.length, Math.max(offset, size - buf.length));
-          return buf.toString('utf8');
-        } finally {
-          fs.closeSync(fd);
-        }
-      } catch {
-        return '';
-      }
-    };
-    for (;;) {
-      const text = readLog();
-      if (readyLine.test(text) && (await probeTcp(o.port))) break;
-      if (exitedNow || spawnError) {
-        const text2 = readLog();
-        if (bindFailure.test(text2)) {
-          throw new HoopError(ErrorCode.LISTEN_FAILED, `PostgreSQL could not listen on 127.0.0.1:${o.port}: the port is in use`, {
-            hint: `Stop what listens there (\`lsof -i :${o.port}\`), or give the demo another PostgreSQL port.`,
-          });
-        }
-        const why = spawnError ? describeError(spawnError) : `it exited with ${(await exited).code ?? (await exited).signal}`;
-        throw new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start (${why}):\n${lastLines(text2)}`, { hint: `See ${logFile}.` });
-      }
-      if (Date.now() > deadline) {
-        throw new HoopError(ErrorCode.TIMEOUT, `PostgreSQL did not accept connections within ${Math.round((deadline - t0) / 1000)} s:\n${lastLines(text)}`, {
-          hint: `See ${logFile}.`,
+/** Running as root: the data directory is given to the postgres OS user, who must be able to reach it. */
+function giveDataDirTo(dataDir: string, as: RunAs, log: (line: string) => void): void {
+  if (fs.statSync(dataDir).uid !== as.uid) {
+    log(`giving ${dataDir} to the postgres OS user (uid ${as.uid})`);
+    chownTree(dataDir, as);
+  }
+  const blocked = blockedAt(dataDir, as, 7);
+  if (blocked) {
+    throw new HoopError(ErrorCode.CONFIG_INVALID, `the postgres OS user cannot use ${dataDir} (no access to ${blocked})`, {
+      hint: `Give it search permission (chmod o+x) on ${blocked}, or move the demo directory.`,
+    });
+  }
+}
+
+/** Spawns `postgres` on 127.0.0.1:`port` with the demo's settings, its output to the log. */
+function spawnServer(bins: Binaries, dataDir: string, port: number, as: RunAs | undefined, logFd: number): ChildProcess {
+  const settings: Record<string, string> = {
+    listen_addresses: '127.0.0.1',
+    port: String(port),
+    unix_socket_directories: '',
+    shared_buffers: '32MB',
+    max_connections: '50',
+    synchronous_commit: 'off',
+    logging_collector: 'off',
+    log_destination: 'stderr',
+    lc_messages: 'C',
+  };
+  const args = ['-D', dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+  return spawn(bins.postgres, args, {
+    cwd: dataDir,
+    env: serverEnv(),
+    stdio: ['ignore', logFd, logFd],
+    detached: true,
+    ...(as ? { uid: as.uid, gid: as.gid } : {}),
+  });
+}
+
+/** What is known of a spawned server's end: when it exits, whether it has, and why it could not start. */
+interface ServerWatch {
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exitedNow: boolean;
+  spawnError: Error | undefined;
+}
+
+/** Follows the spawned server's exit (and spawn error); a running one is stopped when this process exits. */
+function watchServer(proc: ChildProcess): ServerWatch {
+  const watch: ServerWatch = { exited: undefined!, exitedNow: false, spawnError: undefined };
+  watch.exited = new Promise((done) => {
+    proc.once('exit', (code, signal) => {
+      live.delete(proc);
+      done({ code, signal });
+    });
+    proc.on('error', (err) => {
+      watch.spawnError ??= err;
+      if (proc.pid === undefined) done({ code: null, signal: null });
+    });
+  });
+  void watch.exited.then(() => (watch.exitedNow = true));
+  if (proc.pid !== undefined) {
+    live.add(proc);
+    installExitHook();
+  }
+  proc.unref();
+  return watch;
+}
+
+/** The log's text from `offset` on (its last MiB), or '' when it cannot be read. */
+function readLogFrom(logFile: string, offset: number): string {
+  try {
+    const fd = fs.openSync(logFile, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.max(0, Math.min(size - offset, 1024 * 1024)));
+      fs.readSync(fd, buf, 0, buf.length, Math.max(offset, size - buf.length));
+      return buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+/** Ready when the log says so (and the port answers); the log's lines explain a failure. */
+async function waitUntilReady(o: DemoPostgresOptions, watch: ServerWatch, logFile: string, offset: number, t0: number): Promise<void> {
+  const deadline = t0 + (o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+  for (;;) {
+    const text = readLogFrom(logFile, offset);
+    if (readyLine.test(text) && (await probeTcp(o.port))) break;
+    if (watch.exitedNow || watch.spawnError) {
+      const text2 = readLogFrom(logFile, offset);
+      if (bindFailure.test(text2)) {
+        throw new HoopError(ErrorCode.LISTEN_FAILED, `PostgreSQL could not listen on 127.0.0.1:${o.port}: the port is in use`, {
+          hint: `Stop what listens there (\`lsof -i :${o.port}\`), or give the demo another PostgreSQL port.`,
         });
       }
-      await new Promise((r) => setTimeout(r, 20));
+      const why = watch.spawnError ? describeError(watch.spawnError) : `it exited with ${(await watch.exited).code ?? (await watch.exited).signal}`;
+      throw new HoopError(ErrorCode.INTERNAL, `PostgreSQL did not start (${why}):\n${lastLines(text2)}`, { hint: `See ${logFile}.` });
     }
-    log(`PostgreSQL listening on 127.0.0.1:${o.port} (pid ${proc.pid}, ready in ${Date.now() - t0} ms)`);
+    if (Date.now() > deadline) {
+      throw new HoopError(ErrorCode.TIMEOUT, `PostgreSQL did not accept connections within ${Math.round((deadline - t0) / 1000)} s:\n${lastLines(text)}`, {
+        hint: `See ${logFile}.`,
+      });
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
-    let stopping: Promise<void> | undefined;
-    const stop = (): Promise<void> => {
-      stopping ??= (async () => {
-        if (exitedNow) return;
-        proc.ref(); // an awaited stop() keeps the process alive until the server is down
-        proc.kill('SIGINT');
-        const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
-        if ((await Promise.race([exited, timeout(STOP_TIMEOUT_MS)])) !== 'timeout') return;
-        proc.kill('SIGQUIT');
-        if ((await Promise.race([exited, timeout(10_000)])) !== 'timeout') return;
-        proc.kill('SIGKILL');
-        await exited;
-      })();
-      return stopping;
-    };
-    child = undefined; // handed over to the caller
-    return {
-      port: o.port,
-      host: '127.0.0.1',
-      superuser,
-      dataDir: where.dataDir,
-      logFile,
-      source: bins.source,
-      version: bins.version,
-      created,
-      pid: proc.pid!,
-      exited,
-      stop,
-    };
-  } catch (err) {
-    if (child && child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const c = child;
-      const gone = new Promise((r) => c.once('exit', r));
-      c.ref();
-      c.kill('SIGINT');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000).unref())]);
-      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    }
-    throw err;
-  } finally {
-    fs.closeSync(logFd);
+/** The server's stop (once): SIGINT, then SIGQUIT after {@link STOP_TIMEOUT_MS}, then SIGKILL after 10 s more. */
+function serverStopper(proc: ChildProcess, watch: ServerWatch): () => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  return (): Promise<void> => {
+    stopping ??= (async () => {
+      if (watch.exitedNow) return;
+      proc.ref(); // an awaited stop() keeps the process alive until the server is down
+      proc.kill('SIGINT');
+      const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
+      if ((await Promise.race([watch.exited, timeout(STOP_TIMEOUT_MS)])) !== 'timeout') return;
+      proc.kill('SIGQUIT');
+      if ((await Promise.race([watch.exited, timeout(10_000)])) !== 'timeout') return;
+      proc.kill('SIGKILL');
+      await watch.exited;
+    })();
+    return stopping;
+  };
+}
+
+/** A server that started but did not get ready: SIGINT, and SIGKILL when it is still up 10 s later. */
+async function stopFailedStart(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+    const c = child;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.ref();
+    c.kill('SIGINT');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
 }
 

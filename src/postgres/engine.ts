@@ -10,7 +10,7 @@
  */
 import { WriteGuardStage } from './write-guard.js';
 import type { TunnelStream } from '../tunnel/stream.js';
-import { HandshakeStream } from './handshake.js';
+import { HandshakeStream, type FirstPacket } from './handshake.js';
 import { authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, SqlState, terminate } from './wire/messages.js';
 import { PgProtocolError } from './wire/protocol-error.js';
 import { MessageReader } from './wire/reader.js';
@@ -18,7 +18,7 @@ import { BackendPath, FrontendPath } from './relay.js';
 import { ServerState } from './server-state.js';
 import { PostgresRecordingStage } from './recording/stage.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from './startup.js';
-import { pump } from '../tunnel/pump.js';
+import { pump, type PumpStats } from '../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../errors.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import type { PostgresConnection } from '../config/connection.js';
@@ -160,7 +160,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     }
   }
 
-  async #serve(session: TunnelSession<PostgresConnection>, outcome: (reason: CloseReason, detail?: string) => SessionOutcome, relaying: () => void): Promise<SessionOutcome> {
+  async #serve(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf, relaying: () => void): Promise<SessionOutcome> {
     const opened = await this.#open(session, outcome);
     if ('reason' in opened) return opened;
     try {
@@ -178,12 +178,47 @@ export class PostgresEngine implements Engine<PostgresConnection> {
    * holds (the startup message, the server's parameters, the greeting) does not stay with the
    * session while it runs: a suspended async function keeps every local it had.
    */
-  async #open(session: TunnelSession<PostgresConnection>, outcome: (reason: CloseReason, detail?: string) => SessionOutcome): Promise<SessionOutcome | OpenedSession> {
-    const { channel, connection, identity } = session;
+  async #open(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf): Promise<SessionOutcome | OpenedSession> {
+    const { channel } = session;
     const ended = (): SessionOutcome | undefined => (session.signal.aborted ? outcome(sessionEndOf(session.signal).reason) : undefined);
     const handshake = new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
-    let startup;
-    let params;
+    const started = await this.#readStartup(session, handshake, outcome, ended);
+    if ('done' in started) return started.done;
+    const { startup, params } = started;
+    const connected = await this.#connectUpstream(session, handshake, params, outcome, ended);
+    if ('done' in connected) return connected.done;
+    const { upstream, password } = connected;
+
+    const end = ended();
+    if (end) {
+      upstream.socket.end(terminate());
+      return end;
+    }
+    const unsafe = session.judge ? refuseUnsafeServer(channel, upstream, session.readOnly, outcome) : undefined;
+    if (unsafe) return unsafe;
+    const { backendKey } = upstream;
+    const relayed: OpenedSession['relayed'] = {};
+    const { key, release } = this.#registerCancel(session, backendKey, relayed);
+    let masking: PgSessionMasking | undefined;
+    try {
+      masking = this.#sessionMasking(session, backendKey, password);
+      channel.write(greeting(startup.minorVersion > 0 || params.protocolOptions.length > 0 ? params.protocolOptions : undefined, upstream.serverParams, key));
+    } catch (err) {
+      masking?.close();
+      release();
+      throw err;
+    }
+    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, release };
+  }
+
+  /** The client's first packet: a StartupMessage (its settings filtered), or a CancelRequest acted on here; a failure is said to the client. */
+  async #readStartup(
+    session: TunnelSession<PostgresConnection>,
+    handshake: HandshakeStream,
+    outcome: OutcomeOf,
+    ended: () => SessionOutcome | undefined,
+  ): Promise<{ startup: StartupMessage; params: StartupParams } | { done: SessionOutcome }> {
+    const { channel, identity } = session;
     try {
       const first = await handshake.startup();
       if (first.kind === 'cancel') {
@@ -193,36 +228,29 @@ export class PostgresEngine implements Engine<PostgresConnection> {
           return 'failed';
         });
         channel.end();
-        return outcome('cancel-request', done);
+        return { done: outcome('cancel-request', done) };
       }
-      startup = first;
-      params = filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {} });
+      return { startup: first, params: filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {} }) };
     } catch (err) {
       handshake.release();
-      const end = ended();
-      if (end) return end;
-      if (isHoopError(err, ErrorCode.TIMEOUT)) {
-        closeWithError(channel, 'handshake-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
-        return outcome('handshake-timeout');
-      }
-      if (err instanceof PgProtocolError && err.unanswered) {
-        // As PostgreSQL: no ErrorResponse; the CLI still hears why in a control message.
-        channel.sendControl({ type: 'close', reason: 'protocol-violation', message: `hoop: ${describeError(err)}` });
-        channel.end();
-        return outcome('protocol-violation', describeError(err));
-      }
-      const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-      closeWithError(channel, 'protocol-violation', sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
-      return outcome('protocol-violation', describeError(err));
+      return { done: ended() ?? startupFailed(channel, err, outcome) };
     }
+  }
 
-    let upstream: UpstreamPostgres;
-    let password: string;
+  /** Signs in to the upstream server with the connection's password (the SQL analysis loaded first when the session needs it); a failure is said to the client. */
+  async #connectUpstream(
+    session: TunnelSession<PostgresConnection>,
+    handshake: HandshakeStream,
+    params: StartupParams,
+    outcome: OutcomeOf,
+    ended: () => SessionOutcome | undefined,
+  ): Promise<{ upstream: UpstreamPostgres; password: string } | { done: SessionOutcome }> {
+    const { connection } = session;
     try {
       if (session.judge) await loadStatementGate();
       if (session.masking) await loadSqlParser();
-      password = await this.#o.resolveSecret(connection.password);
-      upstream = await connectUpstreamPostgres({
+      const password = await this.#o.resolveSecret(connection.password);
+      const upstream = await connectUpstreamPostgres({
         ...upstreamTarget(connection),
         user: connection.user,
         database: connection.database,
@@ -233,53 +261,17 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
         signal: session.signal,
       });
+      return { upstream, password };
     } catch (err) {
       handshake.release();
-      const end = ended();
-      if (end) return end;
-      const authFailed = isHoopError(err, ErrorCode.UPSTREAM_AUTH_FAILED);
-      const reason: CloseReason = authFailed ? 'upstream-auth-failed' : 'upstream-unavailable';
-      const what = authFailed
-        ? `hoop: the gateway could not sign in to "${connection.name}": ${describeError(err)}`
-        : isHoopError(err, ErrorCode.SECRET_UNRESOLVED)
-          ? `hoop: the gateway could not read the password of "${connection.name}": ${describeError(err)}`
-          : `hoop: the gateway could not reach "${connection.name}": ${describeError(err)}`;
-      closeWithError(
-        channel,
-        reason,
-        authFailed ? SqlState.SERVER_REJECTED_CONNECTION : SqlState.UNABLE_TO_CONNECT,
-        what,
-        'this is a problem of the gateway or the database, not of your login: tell the gateway operator',
-      );
-      return outcome(reason, describeError(err));
+      return { done: ended() ?? upstreamFailed(session.channel, connection, err, outcome) };
     }
+  }
 
-    const end = ended();
-    if (end) {
-      upstream.socket.end(terminate());
-      return end;
-    }
-    if (session.judge) {
-      const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, session.readOnly));
-      const missing = upstream.serverParams.every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
-      if (unsafe || missing) {
-        upstream.socket.end(terminate());
-        const message = unsafe
-          ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, which undoes what the gateway's checks rely on`
-          : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
-        closeWithError(
-          channel,
-          'unsafe-setting',
-          SqlState.FEATURE_NOT_SUPPORTED,
-          message,
-          'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on',
-        );
-        return outcome('unsafe-setting', message);
-      }
-    }
-    const { backendKey } = upstream;
-    const relayed: OpenedSession['relayed'] = {};
-    const { key, release } = this.#o.cancels.register(
+  /** Registers the session's cancel key: a CancelRequest withdraws the statement held for review, else cancels upstream. */
+  #registerCancel(session: TunnelSession<PostgresConnection>, backendKey: UpstreamPostgres['backendKey'], relayed: OpenedSession['relayed']): { key: CancelKey; release: () => void } {
+    const { connection, identity } = session;
+    return this.#o.cancels.register(
       {
         subject: identity.subject,
         issuer: identity.issuer,
@@ -291,40 +283,37 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       },
       backendKey.processId,
     );
-    // One masker per session; its catalog lookups run on a connection of the gateway's own,
-    // opened on the first lookup with the session's credentials and closed with the session.
-    let masking: PgSessionMasking | undefined;
-    try {
-      masking = session.masking
-        ? new PgSessionMasking({
-            masking: session.masking,
-            log: session.log,
-            sessionId: session.id,
-            maxMessageBytes: this.#o.maxMaskedMessageBytes,
-            sessionPid: backendKey.processId,
-            openCatalogConnection: () =>
-              connectUpstreamPostgres({
-                ...upstreamTarget(connection),
-                user: connection.user,
-                database: connection.database,
-                password,
-                params: [
-                  ['application_name', 'hoop-catalog'],
-                  ['default_transaction_read_only', 'on'],
-                ],
-                timeoutMs: this.#o.upstreamTimeoutMs,
-                allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
-                signal: session.signal,
-              }),
-          })
-        : undefined;
-      channel.write(greeting(startup.minorVersion > 0 || params.protocolOptions.length > 0 ? params.protocolOptions : undefined, upstream.serverParams, key));
-    } catch (err) {
-      masking?.close();
-      release();
-      throw err;
-    }
-    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, release };
+  }
+
+  /**
+   * One masker per session (with a masking policy); its catalog lookups run on a connection of the
+   * gateway's own, opened on the first lookup with the session's credentials and closed with the session.
+   */
+  #sessionMasking(session: TunnelSession<PostgresConnection>, backendKey: UpstreamPostgres['backendKey'], password: string): PgSessionMasking | undefined {
+    const { connection } = session;
+    return session.masking
+      ? new PgSessionMasking({
+          masking: session.masking,
+          log: session.log,
+          sessionId: session.id,
+          maxMessageBytes: this.#o.maxMaskedMessageBytes,
+          sessionPid: backendKey.processId,
+          openCatalogConnection: () =>
+            connectUpstreamPostgres({
+              ...upstreamTarget(connection),
+              user: connection.user,
+              database: connection.database,
+              password,
+              params: [
+                ['application_name', 'hoop-catalog'],
+                ['default_transaction_read_only', 'on'],
+              ],
+              timeoutMs: this.#o.upstreamTimeoutMs,
+              allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
+              signal: session.signal,
+            }),
+        })
+      : undefined;
   }
 
   /**
@@ -362,204 +351,380 @@ export class PostgresEngine implements Engine<PostgresConnection> {
    * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within
    * {@link UPSTREAM_END_GRACE_MS} after the Terminate.
    */
-  #relay(session: TunnelSession<PostgresConnection>, { reader, upstream, masking, relayed }: Omit<OpenedSession, 'release'>): Promise<SessionOutcome> {
-    const { channel, connection, identity } = session;
-    const socket = upstream.socket;
+  #relay(session: TunnelSession<PostgresConnection>, opened: Omit<OpenedSession, 'release'>): Promise<SessionOutcome> {
+    return new SessionRelay(session, opened, {
+      upstreamTimeoutMs: this.#o.upstreamTimeoutMs,
+      messageTimeoutMs: this.#o.messageTimeoutMs,
+      maxStatementBytes: this.#o.maxStatementBytes,
+      review: (ask, backend) => this.#review(session, ask, backend),
+    }).run();
+  }
+}
+
+/** Makes a session's outcome from why it ended (no bytes relayed yet). */
+type OutcomeOf = (reason: CloseReason, detail?: string) => SessionOutcome;
+/** A client's StartupMessage. */
+type StartupMessage = Extract<FirstPacket, { kind: 'startup' }>;
+/** What the gateway makes of a StartupMessage's parameters. */
+type StartupParams = ReturnType<typeof filterStartupParams>;
+
+/** Says why the client's startup failed (a timeout, or a packet the gateway refuses), and the session's outcome. */
+function startupFailed(channel: TunnelStream, err: unknown, outcome: OutcomeOf): SessionOutcome {
+  if (isHoopError(err, ErrorCode.TIMEOUT)) {
+    closeWithError(channel, 'handshake-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
+    return outcome('handshake-timeout');
+  }
+  if (err instanceof PgProtocolError && err.unanswered) {
+    // As PostgreSQL: no ErrorResponse; the CLI still hears why in a control message.
+    channel.sendControl({ type: 'close', reason: 'protocol-violation', message: `hoop: ${describeError(err)}` });
+    channel.end();
+    return outcome('protocol-violation', describeError(err));
+  }
+  const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+  closeWithError(channel, 'protocol-violation', sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+  return outcome('protocol-violation', describeError(err));
+}
+
+/** Says why the gateway could not sign in to the upstream (its password, the server's refusal, or no answer), and the session's outcome. */
+function upstreamFailed(channel: TunnelStream, connection: PostgresConnection, err: unknown, outcome: OutcomeOf): SessionOutcome {
+  const authFailed = isHoopError(err, ErrorCode.UPSTREAM_AUTH_FAILED);
+  const reason: CloseReason = authFailed ? 'upstream-auth-failed' : 'upstream-unavailable';
+  const what = authFailed
+    ? `hoop: the gateway could not sign in to "${connection.name}": ${describeError(err)}`
+    : isHoopError(err, ErrorCode.SECRET_UNRESOLVED)
+      ? `hoop: the gateway could not read the password of "${connection.name}": ${describeError(err)}`
+      : `hoop: the gateway could not reach "${connection.name}": ${describeError(err)}`;
+  closeWithError(
+    channel,
+    reason,
+    authFailed ? SqlState.SERVER_REJECTED_CONNECTION : SqlState.UNABLE_TO_CONNECT,
+    what,
+    'this is a problem of the gateway or the database, not of your login: tell the gateway operator',
+  );
+  return outcome(reason, describeError(err));
+}
+
+/**
+ * For a judged session: ends it (the outcome) when the server reports a setting that undoes what
+ * the gateway's checks rely on, or does not report standard_conforming_strings; else undefined.
+ */
+function refuseUnsafeServer(channel: TunnelStream, upstream: UpstreamPostgres, readOnly: boolean | undefined, outcome: OutcomeOf): SessionOutcome | undefined {
+  const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, readOnly));
+  const missing = upstream.serverParams.every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
+  if (!unsafe && !missing) return undefined;
+  upstream.socket.end(terminate());
+  const message = unsafe
+    ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, which undoes what the gateway's checks rely on`
+    : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
+  closeWithError(
+    channel,
+    'unsafe-setting',
+    SqlState.FEATURE_NOT_SUPPORTED,
+    message,
+    'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on',
+  );
+  return outcome('unsafe-setting', message);
+}
+
+/** What a {@link SessionRelay} takes from the engine: its limits, and how it raises a review. */
+interface RelayOptions {
+  upstreamTimeoutMs: number;
+  messageTimeoutMs: number;
+  maxStatementBytes: number;
+  review: (ask: ReviewAsk, backend: BackendPath) => PendingReview;
+}
+
+/** How the gateway ends a session: why, what the client is told, and (for an error of the session's own) its SQLSTATE. */
+interface SessionEnding {
+  reason: CloseReason;
+  message: string;
+  hint?: string | undefined;
+  sqlstate?: string;
+}
+
+/**
+ * One session's relay (see PostgresEngine.#relay): the stages and paths of both directions, the
+ * pumps between the tunnel and the upstream socket, and the ways the session ends. {@link run}
+ * resolves its outcome once, whichever end comes first.
+ */
+class SessionRelay {
+  readonly #session: TunnelSession<PostgresConnection>;
+  readonly #opened: Omit<OpenedSession, 'release'>;
+  readonly #o: RelayOptions;
+  readonly #socket: UpstreamPostgres['socket'];
+  readonly #state = new ServerState();
+  #resolve: (outcome: SessionOutcome) => void = () => undefined;
+  #done = false;
+  #partialTimer: NodeJS.Timeout | undefined;
+  #cutTimer: NodeJS.Timeout | undefined;
+  /** Why the session is ending, once the gateway ends it. */
+  #endingReason: CloseReason | undefined;
+  #cancelled = false;
+  /** The session's recording stage, once the relay runs. */
+  #recorder: PostgresRecordingStage | undefined;
+  #gate: StatementGate | undefined;
+  #frontend!: FrontendPath;
+  #backend!: BackendPath;
+  #fromClient: PumpStats | undefined;
+  #toClient: PumpStats | undefined;
+  readonly #onAbort = (): void => this.#endSession(sessionEndOf(this.#session.signal));
+
+  constructor(session: TunnelSession<PostgresConnection>, opened: Omit<OpenedSession, 'release'>, options: RelayOptions) {
+    this.#session = session;
+    this.#opened = opened;
+    this.#o = options;
+    this.#socket = opened.upstream.socket;
+  }
+
+  /** Relays until the session ends; resolves how it ended and the bytes each way. */
+  run(): Promise<SessionOutcome> {
     return new Promise((resolve) => {
-      let done = false;
-      let partialTimer: NodeJS.Timeout | undefined;
-      let cutTimer: NodeJS.Timeout | undefined;
-      /** Why the session is ending, once the gateway ends it. */
-      let endingReason: CloseReason | undefined;
-      let cancelled = false;
-      const state = new ServerState();
-      /** The session's recording stage, once the relay runs. */
-      let recorder: PostgresRecordingStage | undefined;
-      const finish = (reason: CloseReason, detail?: string): void => {
-        if (done) return;
-        done = true;
-        // A statement held for review never runs once its session is gone.
-        gate?.withdraw('session-ended');
-        recorder?.end();
-        clearTimeout(partialTimer);
-        clearTimeout(cutTimer);
-        session.signal.removeEventListener('abort', onAbort);
-        resolve({ reason, bytesFromClient: fromClient.bytes, bytesToClient: toClient.bytes, ...(detail ? { detail } : {}) });
-      };
-      /**
-       * Ends the upstream session: a CancelRequest first when the server is still busy with what
-       * it was sent (a long query would delay the Terminate), then the Terminate (unless the
-       * client sent its own).
-       */
-      const endUpstream = (): void => {
-        if (socket.destroyed) return;
-        if (!state.idle && !cancelled) {
-          cancelled = true;
-          cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, upstream.backendKey).catch((err: unknown) =>
-            session.log.debug('upstream.cancel-failed', { session: session.id, error: describeError(err) }),
-          );
-        }
-        if (socket.writableEnded) return;
-        if (frontend.terminated) socket.end();
-        else socket.end(terminate());
-      };
-      /** Cuts the upstream link if the server has not closed it within {@link UPSTREAM_END_GRACE_MS}. */
-      const cutUpstreamSoon = (): void => {
-        if (socket.destroyed) return;
-        const grace = setTimeout(() => socket.destroy(), UPSTREAM_END_GRACE_MS).unref();
-        socket.once('close', () => clearTimeout(grace));
-      };
-      const fail = (reason: CloseReason, sqlstate: string, message: string, detail?: string, hint?: string): void => {
-        frontend.stop();
-        endUpstream();
-        cutUpstreamSoon();
-        closeWithError(channel, reason, sqlstate, message, hint);
-        finish(reason, detail);
-      };
-      const armPartialTimer = (): void => {
-        if (frontend.reader.atBoundary) {
-          clearTimeout(partialTimer);
-          partialTimer = undefined;
-        } else if (partialTimer) {
-          partialTimer.refresh();
-        } else {
-          partialTimer = setTimeout(() => {
-            fail('read-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the client stopped in the middle of a message');
-          }, this.#o.messageTimeoutMs);
-        }
-      };
-      recorder = session.recording
-        ? new PostgresRecordingStage({
-            stream: session.recording.stream,
-            results: session.recording.results,
-            rowCap: session.recording.rowCap,
-            ...(session.recording.notes ? { notes: session.recording.notes } : {}),
-            ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
-          })
-        : undefined;
-      const gate: StatementGate | undefined = session.judge
-        ? new StatementGate(session.judge, {
-            readOnly: session.readOnly === true,
-            // The relay's ServerState tells the gate what the server did with each name change.
-            confirmed: true,
-            onRefusal: (r) => {
-              session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r });
-              recorder?.refused(r);
-              session.onRefusal?.(r);
-            },
-            // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
-            onUnsafeSetting: (setting) => {
-              session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
-              endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
-            },
-            ...(session.reviews ? { review: (ask: ReviewAsk): PendingReview => this.#review(session, ask, backend) } : {}),
-          })
-        : undefined;
-      relayed.gate = gate;
-      relayed.idle = () => state.idle;
-      // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
-      const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
-      const frontend = new FrontendPath({
-        reader,
-        state,
-        ...(gate ? { gate, guardLexing: true, guard } : {}),
-        ...(masking ? { masking } : {}),
-        ...(recorder ? { recorder } : {}),
-        maxStatementBytes: this.#o.maxStatementBytes,
-      });
-      const backend: BackendPath = new BackendPath({
-        reader: new MessageReader({ side: 'backend' }),
-        state,
-        ...(gate ? { gate, guard } : {}),
-        ...(masking ? { masking } : {}),
-        ...(recorder ? { recorder } : {}),
-      });
-      const fromClient = pump(channel, socket, {
-        initial: Buffer.alloc(0),
-        step: (chunk, out) => {
-          const r = frontend.step(chunk, out);
-          if (!r) return armPartialTimer();
-          // A held message (a review, the lexing guard) pauses reading: what the client sent behind it is not late.
-          clearTimeout(partialTimer);
-          partialTimer = undefined;
-          return r.then(armPartialTimer);
-        },
-        onError: (err) => {
-          const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-          fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
-        },
-      });
-      const toClient = pump(socket, channel, {
-        initial: upstream.leftover,
-        step: backend.step,
-        onError: (err) => {
-          const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-          session.log.warn('upstream.message-refused', { session: session.id, error: describeError(err) });
-          fail('protocol-violation', sqlstate, `hoop: the server's answer could not be relayed: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
-        },
-      });
-
-      const onAbort = (): void => endSession(sessionEndOf(session.signal));
-      /** Ends the session at the next message boundary of the server's stream, saying why. */
-      const endSession = (end: { reason: CloseReason; message: string; hint?: string | undefined; sqlstate?: string }): void => {
-        if (done || endingReason) return;
-        endingReason = end.reason;
-        frontend.stop();
-        gate?.withdraw('session-ended');
-        endUpstream();
-        session.log.debug('tunnel.ending', { session: session.id, reason: end.reason, betweenMessages: backend.atBoundary });
-        backend.cut(() => {
-          closeWithError(channel, end.reason, end.sqlstate ?? endState(end), end.message, end.hint);
-          finish(end.reason, end.sqlstate ? end.message : undefined);
-          // Rows still coming are read and dropped; a server that goes on is cut off.
-          cutUpstreamSoon();
-        });
-        if (!done) cutTimer = setTimeout(() => abandonCut(end.reason, 'the rest of a server message did not reach the client in time'), CUT_TIMEOUT_MS);
-      };
-      /** Ends a session whose end waits for a message boundary that will not come. */
-      const abandonCut = (reason: CloseReason, detail: string): void => {
-        channel.destroy();
-        socket.destroy();
-        finish(reason, detail);
-      };
-      const pendingCut = (): boolean => endingReason !== undefined && !backend.stopped;
-      session.signal.addEventListener('abort', onAbort, { once: true });
-      if (session.signal.aborted) onAbort();
-
-      const clientGone = (): void => {
-        frontend.stop();
-        endUpstream();
-        cutUpstreamSoon();
-        finish(frontend.terminated ? 'client-terminated' : 'client-disconnected');
-      };
-      channel.on('end', clientGone);
-      channel.on('close', clientGone);
-      // While a statement is held for review the client's side is not read, so its leaving is
-      // seen by the tunnel ('peer-gone'): the review is withdrawn (or, detached, left to a later
-      // session), the session ends, and the held statement never runs in it.
-      channel.once('peer-gone', () => {
-        if (gate?.withdraw('session-ended')) clientGone();
-      });
-      if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
-      socket.on('end', () => {
-        if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');
-        if (!done && !frontend.terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
-        channel.end();
-        finish(frontend.terminated ? 'client-terminated' : 'upstream-closed');
-      });
-      socket.on('error', (err) => {
-        session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
-        if (pendingCut()) return abandonCut(endingReason!, describeError(err));
-        if (!channel.destroyed && !backend.stopped) {
-          closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
-        }
-        finish('upstream-closed', describeError(err));
-      });
-      socket.on('close', () => {
-        if (pendingCut()) return abandonCut(endingReason!, 'the server closed in the middle of a message');
-        if (!channel.writableEnded) channel.end();
-        finish(frontend.terminated ? 'client-terminated' : 'upstream-closed');
-      });
+      this.#resolve = resolve;
+      this.#recorder = this.#recordingStage();
+      this.#gate = this.#statementGate();
+      this.#opened.relayed.gate = this.#gate;
+      this.#opened.relayed.idle = () => this.#state.idle;
+      this.#buildPaths();
+      this.#startPumps();
+      this.#session.signal.addEventListener('abort', this.#onAbort, { once: true });
+      if (this.#session.signal.aborted) this.#onAbort();
+      this.#watchClient();
+      this.#watchUpstream();
     });
+  }
+
+  /** The recording stage, when the session is recorded. */
+  #recordingStage(): PostgresRecordingStage | undefined {
+    const { recording } = this.#session;
+    const { masking } = this.#opened;
+    return recording
+      ? new PostgresRecordingStage({
+          stream: recording.stream,
+          results: recording.results,
+          rowCap: recording.rowCap,
+          ...(recording.notes ? { notes: recording.notes } : {}),
+          ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
+        })
+      : undefined;
+  }
+
+  /** The statement gate, when the session is judged: refusals logged and recorded, an unsafe setting ends the session, reviews raised. */
+  #statementGate(): StatementGate | undefined {
+    const session = this.#session;
+    const { connection, identity } = session;
+    return session.judge
+      ? new StatementGate(session.judge, {
+          readOnly: session.readOnly === true,
+          // The relay's ServerState tells the gate what the server did with each name change.
+          confirmed: true,
+          onRefusal: (r) => {
+            session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r });
+            this.#recorder?.refused(r);
+            session.onRefusal?.(r);
+          },
+          // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
+          onUnsafeSetting: (setting) => {
+            session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
+            this.#endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
+          },
+          ...(session.reviews ? { review: (ask: ReviewAsk): PendingReview => this.#o.review(ask, this.#backend) } : {}),
+        })
+      : undefined;
+  }
+
+  /** The client's and the server's paths, with the gate (and its write guard), masking and the recorder as the session has them. */
+  #buildPaths(): void {
+    const { reader, masking } = this.#opened;
+    const state = this.#state;
+    const gate = this.#gate;
+    const recorder = this.#recorder;
+    // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
+    const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
+    this.#frontend = new FrontendPath({
+      reader,
+      state,
+      ...(gate ? { gate, guardLexing: true, guard } : {}),
+      ...(masking ? { masking } : {}),
+      ...(recorder ? { recorder } : {}),
+      maxStatementBytes: this.#o.maxStatementBytes,
+    });
+    this.#backend = new BackendPath({
+      reader: new MessageReader({ side: 'backend' }),
+      state,
+      ...(gate ? { gate, guard } : {}),
+      ...(masking ? { masking } : {}),
+      ...(recorder ? { recorder } : {}),
+    });
+  }
+
+  /** Starts moving bytes: the client's through the frontend path upstream, the server's through the backend path to the client. */
+  #startPumps(): void {
+    const { channel } = this.#session;
+    this.#fromClient = pump(channel, this.#socket, {
+      initial: Buffer.alloc(0),
+      step: (chunk, out) => {
+        const r = this.#frontend.step(chunk, out);
+        if (!r) return this.#armPartialTimer();
+        // A held message (a review, the lexing guard) pauses reading: what the client sent behind it is not late.
+        clearTimeout(this.#partialTimer);
+        this.#partialTimer = undefined;
+        return r.then(() => this.#armPartialTimer());
+      },
+      onError: (err) => {
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        this.#fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
+      },
+    });
+    this.#toClient = pump(this.#socket, channel, {
+      initial: this.#opened.upstream.leftover,
+      step: this.#backend.step,
+      onError: (err) => {
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        this.#session.log.warn('upstream.message-refused', { session: this.#session.id, error: describeError(err) });
+        this.#fail('protocol-violation', sqlstate, `hoop: the server's answer could not be relayed: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
+      },
+    });
+  }
+
+  /** The client's leaving (its end, its close, or the tunnel's word while a statement is held for review) ends the session. */
+  #watchClient(): void {
+    const { channel } = this.#session;
+    const clientGone = (): void => this.#clientGone();
+    channel.on('end', clientGone);
+    channel.on('close', clientGone);
+    // While a statement is held for review the client's side is not read, so its leaving is
+    // seen by the tunnel ('peer-gone'): the review is withdrawn (or, detached, left to a later
+    // session), the session ends, and the held statement never runs in it.
+    channel.once('peer-gone', () => {
+      if (this.#gate?.withdraw('session-ended')) clientGone();
+    });
+    if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
+  }
+
+  /** The server's end, error or close ends the session (or abandons the cut that waits for a message boundary). */
+  #watchUpstream(): void {
+    const session = this.#session;
+    const { channel } = session;
+    const socket = this.#socket;
+    socket.on('end', () => {
+      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
+      if (!this.#done && !this.#frontend.terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
+      channel.end();
+      this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
+    });
+    socket.on('error', (err) => {
+      session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
+      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, describeError(err));
+      if (!channel.destroyed && !this.#backend.stopped) {
+        closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
+      }
+      this.#finish('upstream-closed', describeError(err));
+    });
+    socket.on('close', () => {
+      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
+      if (!channel.writableEnded) channel.end();
+      this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
+    });
+  }
+
+  /** Resolves the session's outcome, once: a statement held for review is withdrawn, the recording ended, the timers cleared. */
+  #finish(reason: CloseReason, detail?: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    // A statement held for review never runs once its session is gone.
+    this.#gate?.withdraw('session-ended');
+    this.#recorder?.end();
+    clearTimeout(this.#partialTimer);
+    clearTimeout(this.#cutTimer);
+    this.#session.signal.removeEventListener('abort', this.#onAbort);
+    this.#resolve({ reason, bytesFromClient: this.#fromClient?.bytes ?? 0, bytesToClient: this.#toClient?.bytes ?? 0, ...(detail ? { detail } : {}) });
+  }
+
+  /**
+   * Ends the upstream session: a CancelRequest first when the server is still busy with what
+   * it was sent (a long query would delay the Terminate), then the Terminate (unless the
+   * client sent its own).
+   */
+  #endUpstream(): void {
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    if (!this.#state.idle && !this.#cancelled) {
+      this.#cancelled = true;
+      cancelUpstreamPostgres({ ...upstreamTarget(this.#session.connection), timeoutMs: this.#o.upstreamTimeoutMs }, this.#opened.upstream.backendKey).catch((err: unknown) =>
+        this.#session.log.debug('upstream.cancel-failed', { session: this.#session.id, error: describeError(err) }),
+      );
+    }
+    if (socket.writableEnded) return;
+    if (this.#frontend.terminated) socket.end();
+    else socket.end(terminate());
+  }
+
+  /** Cuts the upstream link if the server has not closed it within {@link UPSTREAM_END_GRACE_MS}. */
+  #cutUpstreamSoon(): void {
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    const grace = setTimeout(() => socket.destroy(), UPSTREAM_END_GRACE_MS).unref();
+    socket.once('close', () => clearTimeout(grace));
+  }
+
+  /** Ends the session at once for an error: both sides stopped, the client told why. */
+  #fail(reason: CloseReason, sqlstate: string, message: string, detail?: string, hint?: string): void {
+    this.#frontend.stop();
+    this.#endUpstream();
+    this.#cutUpstreamSoon();
+    closeWithError(this.#session.channel, reason, sqlstate, message, hint);
+    this.#finish(reason, detail);
+  }
+
+  /** Times the rest of a message the client began: the session fails when it does not come within messageTimeoutMs. */
+  #armPartialTimer(): void {
+    if (this.#frontend.reader.atBoundary) {
+      clearTimeout(this.#partialTimer);
+      this.#partialTimer = undefined;
+    } else if (this.#partialTimer) {
+      this.#partialTimer.refresh();
+    } else {
+      this.#partialTimer = setTimeout(() => {
+        this.#fail('read-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the client stopped in the middle of a message');
+      }, this.#o.messageTimeoutMs);
+    }
+  }
+
+  /** Ends the session at the next message boundary of the server's stream, saying why. */
+  #endSession(end: SessionEnding): void {
+    if (this.#done || this.#endingReason) return;
+    const { channel } = this.#session;
+    this.#endingReason = end.reason;
+    this.#frontend.stop();
+    this.#gate?.withdraw('session-ended');
+    this.#endUpstream();
+    this.#session.log.debug('tunnel.ending', { session: this.#session.id, reason: end.reason, betweenMessages: this.#backend.atBoundary });
+    this.#backend.cut(() => {
+      closeWithError(channel, end.reason, end.sqlstate ?? endState(end), end.message, end.hint);
+      this.#finish(end.reason, end.sqlstate ? end.message : undefined);
+      // Rows still coming are read and dropped; a server that goes on is cut off.
+      this.#cutUpstreamSoon();
+    });
+    if (!this.#done) this.#cutTimer = setTimeout(() => this.#abandonCut(end.reason, 'the rest of a server message did not reach the client in time'), CUT_TIMEOUT_MS);
+  }
+
+  /** Ends a session whose end waits for a message boundary that will not come. */
+  #abandonCut(reason: CloseReason, detail: string): void {
+    this.#session.channel.destroy();
+    this.#socket.destroy();
+    this.#finish(reason, detail);
+  }
+
+  /** Whether the gateway is ending the session and waits for the server's stream to reach a message boundary. */
+  #pendingCut(): boolean {
+    return this.#endingReason !== undefined && !this.#backend.stopped;
+  }
+
+  /** The client went (or sent its Terminate): the upstream is ended and the session finishes. */
+  #clientGone(): void {
+    this.#frontend.stop();
+    this.#endUpstream();
+    this.#cutUpstreamSoon();
+    this.#finish(this.#frontend.terminated ? 'client-terminated' : 'client-disconnected');
   }
 }
