@@ -256,7 +256,8 @@ describe('the PostgreSQL store', () => {
     let db: pg.Pool;
     let token: string;
     let key: { publicKey: string; privateKey: string };
-    const endpoint = (gateway: string) => ({ gateway, ca: stack.pki.ca });
+    // A first verification reads 85 MB: on a loaded machine it may take longer than a CLI's default 10 s wait.
+    const endpoint = (gateway: string) => ({ gateway, ca: stack.pki.ca, timeoutMs: 60_000 });
     /** `PUT` one file of a record through `gateway`; resolves the answer, or the GatewayApiError. */
     const put = (gateway: string, who: string, kind: RecordKind, id: string, file: string, data: Buffer) =>
       putClientRecordFile(endpoint(gateway), who, kind, id, file, data).catch((e: unknown) => e as GatewayApiError);
