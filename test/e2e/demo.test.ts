@@ -112,7 +112,8 @@ describe('hoop demo', () => {
     const ports = ['--gateway-port', String(await freePort()), '--port', String(await freePort())];
     const r = await demoOnce(['--dir', dir, '--script', ...ports]);
     expect(r.stderr).not.toMatch(/unexpected error|WARNING/);
-    expect(r.code).toBe(0);
+    // What the script printed says which outcome did not happen.
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toContain('[redacted]');
     expect(r.stdout).toMatch(/\*{4} \*{4} \*{4} \d{4}/);
     expect(r.stdout).toContain('denied by rule "no-drop-or-truncate"');
