@@ -7,12 +7,11 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
 import type { Socket } from 'node:net';
-import { MessageReader, parseErrorFields } from './wire/reader.js';
-import { parseDataRow, parseRowDescription, type RowDescriptionField } from './wire/rows.js';
-import { Backend } from './wire/codes.js';
+import { MessageReader } from './wire/reader.js';
+import { resultMessage, type ServerMessage } from './wire/results.js';
+import type { RowDescriptionField } from './wire/rows.js';
 
-/** An error or notice the server sent, as its fields say. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
-export type ServerMessage = ReturnType<typeof parseErrorFields>;
+export type { ServerMessage };
 
 /** What the server answered one batch. */
 export interface RoundTrip {
@@ -61,25 +60,13 @@ export function roundTrip(connection: RoundTripConnection, messages: Buffer, tim
       try {
         reader.push(chunk);
         for (let m = reader.next(); m; m = reader.next()) {
-          switch (m.type) {
-            case Backend.ROW_DESCRIPTION:
-              result.fields = parseRowDescription(m.body);
-              break;
-            case Backend.DATA_ROW:
-              result.rows.push(parseDataRow(m.body).map((v) => (v === null ? null : v.toString('utf8'))));
-              break;
-            case Backend.COMMAND_COMPLETE:
-              result.commands.push(m.body.toString('utf8', 0, Math.max(0, m.body.length - 1)));
-              break;
-            case Backend.ERROR:
-              result.error = parseErrorFields(m.body);
-              break;
-            case Backend.NOTICE:
-              result.notices.push(parseErrorFields(m.body));
-              break;
-            case Backend.READY_FOR_QUERY:
-              return done();
-          }
+          const r = resultMessage(m);
+          if (r?.kind === 'columns') result.fields = r.fields;
+          else if (r?.kind === 'row') result.rows.push(r.values);
+          else if (r?.kind === 'complete') result.commands.push(r.tag);
+          else if (r?.kind === 'error') result.error = r.fields;
+          else if (r?.kind === 'notice') result.notices.push(r.fields);
+          else if (r?.kind === 'ready') return done();
         }
       } catch (err) {
         socket.destroy();

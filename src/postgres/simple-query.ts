@@ -11,7 +11,8 @@ import type { Duplex } from 'node:stream';
 import { query, startupMessage, terminate, type PgErrorFields } from './wire/messages.js';
 import { PgProtocolError } from './wire/protocol-error.js';
 import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from './wire/reader.js';
-import { cstr, parseDataRow, parseRowDescription, type RowDescriptionField } from './wire/rows.js';
+import { resultMessage } from './wire/results.js';
+import type { RowDescriptionField } from './wire/rows.js';
 import type { RecorderStage } from './stages.js';
 import { Backend } from './wire/codes.js';
 
@@ -25,7 +26,7 @@ export interface ResultHandler {
   notice(fields: PgErrorFields): void;
 }
 
-const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, EMPTY_QUERY, ERROR, NOTICE, READY_FOR_QUERY: READY, AUTHENTICATION, COPY_IN, COPY_OUT, COPY_BOTH } = Backend;
+const { ERROR, READY_FOR_QUERY: READY, AUTHENTICATION } = Backend;
 
 /** The backend's messages on `stream`, one at a time, read only as fast as they are asked for. */
 async function* messagesOf(stream: Duplex): AsyncGenerator<PgMessage> {
@@ -89,34 +90,15 @@ export class SimpleQuerySession {
         if (recorder.wants(m.type)) await recorder.server(m.raw);
         else recorder.passed(m.type, 1);
       }
-      switch (m.type) {
-        case ROW_DESCRIPTION:
-          await handler.columns(parseRowDescription(m.body));
-          break;
-        case DATA_ROW:
-          await handler.row(parseDataRow(m.body).map((v) => (v === null ? null : v.toString('utf8'))));
-          break;
-        case COMMAND_COMPLETE:
-          await handler.complete(cstr(m.body, 0)[0]);
-          break;
-        case EMPTY_QUERY:
-          break;
-        case NOTICE:
-          handler.notice(parseErrorFields(m.body));
-          break;
-        case ERROR:
-          failure = parseErrorFields(m.body);
-          break;
-        case COPY_IN:
-        case COPY_OUT:
-        case COPY_BOTH:
-          // A COPY needs a data stream this client does not have: end it as psql's -c does without one.
-          throw new PgProtocolError('COPY is not supported by hoop exec: use psql through hoop connect or hoop run');
-        case READY:
-          return failure;
-        default:
-          break; // ParameterStatus, NotificationResponse, ...
-      }
+      const r = resultMessage(m);
+      if (r?.kind === 'columns') await handler.columns(r.fields);
+      else if (r?.kind === 'row') await handler.row(r.values);
+      else if (r?.kind === 'complete') await handler.complete(r.tag);
+      else if (r?.kind === 'notice') handler.notice(r.fields);
+      else if (r?.kind === 'error') failure = r.fields;
+      // A COPY needs a data stream this client does not have: end it as psql's -c does without one.
+      else if (r?.kind === 'copy') throw new PgProtocolError('COPY is not supported by hoop exec: use psql through hoop connect or hoop run');
+      else if (r?.kind === 'ready') return failure;
     }
   }
 
