@@ -44,8 +44,6 @@ export interface Ask {
   failed?: boolean;
 }
 
-const ch = (s: string): number => s.charCodeAt(0);
-
 /** The kind of a frontend message by type byte, or undefined for those nothing answers (CopyData, Flush, Terminate). */
 export function askKindOf(type: number): AskKind | undefined {
   switch (type) {
@@ -79,28 +77,28 @@ const EXTENDED = new Set<AskKind>(['parse', 'bind', 'describe', 'execute', 'clos
 const KIND_BIT: Record<AskKind, number> = { parse: 1, bind: 2, describe: 4, execute: 8, close: 16, sync: 32, query: 64, function: 128, 'copy-end': 256 };
 
 /** What may be answered by each server message type that answers something (others: notices, notifications, ParameterStatus, errors). */
-const ANSWERS: ReadonlyArray<readonly [string, readonly AskKind[]]> = [
-  ['1', ['parse']],
-  ['2', ['bind']],
-  ['3', ['close']],
-  ['t', ['describe']],
-  ['n', ['describe']],
-  ['T', ['describe', 'query']],
-  ['D', ['execute', 'query']],
-  ['C', ['execute', 'query']],
-  ['I', ['execute', 'query']],
-  ['s', ['execute']],
-  ['G', ['execute', 'query']],
-  ['H', ['execute', 'query']],
-  ['W', ['execute', 'query']],
-  ['d', ['execute', 'query']],
-  ['c', ['execute', 'query']],
-  ['V', ['function']],
-  ['Z', ['sync', 'query', 'function']],
+const ANSWERS: ReadonlyArray<readonly [number, readonly AskKind[]]> = [
+  [Backend.PARSE_COMPLETE, ['parse']],
+  [Backend.BIND_COMPLETE, ['bind']],
+  [Backend.CLOSE_COMPLETE, ['close']],
+  [Backend.PARAMETER_DESCRIPTION, ['describe']],
+  [Backend.NO_DATA, ['describe']],
+  [Backend.ROW_DESCRIPTION, ['describe', 'query']],
+  [Backend.DATA_ROW, ['execute', 'query']],
+  [Backend.COMMAND_COMPLETE, ['execute', 'query']],
+  [Backend.EMPTY_QUERY, ['execute', 'query']],
+  [Backend.PORTAL_SUSPENDED, ['execute']],
+  [Backend.COPY_IN, ['execute', 'query']],
+  [Backend.COPY_OUT, ['execute', 'query']],
+  [Backend.COPY_BOTH, ['execute', 'query']],
+  [Backend.COPY_DATA, ['execute', 'query']],
+  [Backend.COPY_DONE, ['execute', 'query']],
+  [Backend.FUNCTION_CALL_RESPONSE, ['function']],
+  [Backend.READY_FOR_QUERY, ['sync', 'query', 'function']],
 ];
 /** {@link ANSWERS} as a bit mask of kinds per type byte (0: answers nothing). */
 const ANSWER_MASK = new Int32Array(256);
-for (const [type, kinds] of ANSWERS) ANSWER_MASK[ch(type)] = kinds.reduce((m, k) => m | KIND_BIT[k], 0);
+for (const [type, kinds] of ANSWERS) ANSWER_MASK[type] = kinds.reduce((m, k) => m | KIND_BIT[k], 0);
 
 /** Server message types after which the message they answer is done. */
 const ENDS = new Set<number>([Backend.PARSE_COMPLETE, Backend.BIND_COMPLETE, Backend.CLOSE_COMPLETE, Backend.NO_DATA, Backend.PORTAL_SUSPENDED, Backend.READY_FOR_QUERY]);

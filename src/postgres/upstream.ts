@@ -352,8 +352,8 @@ export async function connectUpstreamPostgres(o: UpstreamPostgresOptions): Promi
 
     for (;;) {
       const msg = await link.message();
-      const type = String.fromCharCode(msg.type);
-      if (type === 'R') {
+      const type = msg.type;
+      if (type === Backend.AUTHENTICATION) {
         if (authenticated) throw new PgProtocolError('authentication request after AuthenticationOk');
         const auth = parseAuthentication(msg.body);
         switch (auth.code) {
@@ -405,22 +405,22 @@ export async function connectUpstreamPostgres(o: UpstreamPostgresOptions): Promi
               hint: 'Configure the server to use scram-sha-256 (or md5, or password over TLS) for this user.',
             });
         }
-      } else if (type === 'E') {
+      } else if (type === Backend.ERROR) {
         const e = parseErrorFields(msg.body);
         const authFailure = e.code === SqlState.INVALID_PASSWORD || e.code === SqlState.INVALID_AUTHORIZATION;
         throw new UpstreamPostgresError(authFailure ? ErrorCode.UPSTREAM_AUTH_FAILED : ErrorCode.UPSTREAM_UNAVAILABLE, `${link.where} said "${e.message}" (SQLSTATE ${e.code})`, {
           sqlstate: e.code,
           hint: authFailure ? `Check the user and password the gateway has for this connection (user "${o.user}").` : hintUnavailable(link.where),
         });
-      } else if (type === 'N' || type === 'v') {
+      } else if (type === Backend.NOTICE || type === Backend.NEGOTIATE_PROTOCOL_VERSION) {
         // NoticeResponse, or NegotiateProtocolVersion (nothing to negotiate: 3.0 without options).
       } else if (!authenticated) {
         throw new PgProtocolError(`unexpected message '${type}' during authentication`);
-      } else if (type === 'S') {
+      } else if (type === Backend.PARAMETER_STATUS) {
         serverParams.push(parseParameterStatus(msg.body));
-      } else if (type === 'K') {
+      } else if (type === Backend.BACKEND_KEY_DATA) {
         backendKey = parseBackendKeyData(msg.body);
-      } else if (type === 'Z') {
+      } else if (type === Backend.READY_FOR_QUERY) {
         const leftover = link.reader.takeBuffered();
         const encrypted = link.encrypted;
         const socket = link.release();
