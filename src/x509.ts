@@ -7,8 +7,9 @@
  * @see https://www.rfc-editor.org/rfc/rfc5280 (certificate and extension syntax)
  * @see https://www.itu.int/rec/T-REC-X.690 (DER)
  */
-import { X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
+import { newKeyPair } from './key-pair.js';
 
 /** A certificate and its private key, PEM-encoded. */
 export interface MintedCertificate {
@@ -101,7 +102,7 @@ function extension(id: string, critical: boolean, value: Buffer): Buffer {
  * @see https://www.rfc-editor.org/rfc/rfc5280#section-4.1
  */
 export function mintCertificate(request: CertificateRequest): MintedCertificate {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey, publicKey } = newKeyPair('ec');
   const now = Date.now();
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const issuerName = request.issuer ? request.issuer.x509.subject.replace(/^CN=/, '') : request.commonName;

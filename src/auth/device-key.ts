@@ -6,9 +6,10 @@
  * @see https://www.rfc-editor.org/rfc/rfc8032 (Ed25519)
  * @see https://www.rfc-editor.org/rfc/rfc8410 (Ed25519 in SPKI / PKCS#8)
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { ErrorCode, HoopError } from '../errors.js';
+import { newKeyPair } from '../key-pair.js';
 
 /**
  * An Ed25519 key pair as PEM: PKCS#8 private key, SPKI public key.
@@ -24,11 +25,8 @@ export interface DeviceKeyPair {
  * @see https://www.rfc-editor.org/rfc/rfc8032
  */
 export function createDeviceKey(): DeviceKeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  return {
-    privateKey: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    publicKey: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
-  };
+  const { privatePem, publicPem } = newKeyPair('ed25519');
+  return { privateKey: privatePem, publicKey: publicPem };
 }
 
 /**

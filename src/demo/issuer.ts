@@ -18,9 +18,10 @@
  * @see https://www.rfc-editor.org/rfc/rfc8707 (resource indicators)
  * @see https://www.rfc-editor.org/rfc/rfc9068 (JWT access tokens)
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { newKeyPair } from '../key-pair.js';
 
 /** Someone who can sign in to the demo. */
 export interface DemoAccount {
@@ -192,7 +193,7 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { privateKey } = newKeyPair('rsa');
   const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid: `demo-${randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' };
   const accounts = options.accounts;
   const claimsOf = (sub: string): Record<string, unknown> => {

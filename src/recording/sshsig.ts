@@ -8,7 +8,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc4251#section-5 (string, uint32)
  * @see https://www.rfc-editor.org/rfc/rfc8709 (ssh-ed25519 keys and signatures)
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { newKeyPair } from '../key-pair.js';
 
 const MAGIC = Buffer.from('SSHSIG');
 const VERSION = 1;
@@ -141,8 +142,8 @@ export function sshVerify(armored: string, namespace: string, message: Buffer, t
 
 /** A new Ed25519 key pair (PKCS#8 PEM private key). */
 export function generateSigningKey(): { privateKey: KeyObject; pem: string } {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  return { privateKey, pem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
+  const { privateKey, privatePem } = newKeyPair('ed25519');
+  return { privateKey, pem: privatePem };
 }
 
 /** A private key from PKCS#8 PEM. */

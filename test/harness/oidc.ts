@@ -36,9 +36,10 @@
  * @see https://www.rfc-editor.org/rfc/rfc9068 (JWT access tokens)
  */
 import { listenOnLoopback } from './listen.js';
-import { generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { newKeyPair } from '../../src/key-pair.js';
 
 /** What a test can ask the provider to put into a client_credentials token. */
 export interface TokenRequest {
@@ -348,7 +349,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
   const port = await listenOnLoopback(server);
   const issuer = `http://127.0.0.1:${port}`;
 
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { privateKey } = newKeyPair('rsa');
   const kid = `test-${randomBytes(6).toString('hex')}`;
   const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
   const store = new MemoryStore();

@@ -17,7 +17,8 @@
 import { listenOnLoopback } from './listen.js';
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, SignJWT } from 'jose';
+import { newKeyPair } from '../../src/key-pair.js';
 
 /** Claims of a workload token; `aud` and `sub` are required, anything else goes in as is. */
 export type WorkloadClaims = Record<string, unknown> & { aud: string; sub: string };
@@ -91,7 +92,7 @@ function sameSecret(a: string, b: string): boolean {
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata
  */
 export async function startWorkloadIssuer(): Promise<WorkloadIssuer> {
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048 });
+  const { privateKey, publicKey } = newKeyPair('rsa');
   const kid = `wl-${randomBytes(6).toString('hex')}`;
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
   const bearer = randomBytes(24).toString('base64url');

@@ -27,6 +27,7 @@ import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually, pace } from '../harness/wait.js';
+import { newKeyPair } from '../../src/key-pair.js';
 
 describe('HTTP API: auth config, whoami, devices', () => {
   let op: TestOidc;
@@ -83,7 +84,7 @@ ${login ? `login:\n  issuer: ${op.issuer}\n  clientId: hoop-cli\n  resource: urn
   }
 
   function ed25519(): { pem: string; fingerprint: string; privatePem: string } {
-    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const { publicKey, privateKey } = newKeyPair('ed25519');
     const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
     return {
       pem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),

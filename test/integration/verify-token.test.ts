@@ -6,7 +6,7 @@
  * issuer that is down is not asked again on every request.
  */
 import { listenOnLoopback } from '../harness/listen.js';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI, importJWK, type JWK, type JWTPayload } from 'jose';
@@ -16,6 +16,7 @@ import type { IssuerConfig } from '../../src/gateway/config.js';
 import { TokenRejectedError, TokenVerifier, type TokenRejection } from '../../src/gateway/verify-token.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { pace } from '../harness/wait.js';
+import { newKeyPair } from '../../src/key-pair.js';
 
 let op: TestOidc;
 let other: TestOidc;
@@ -208,7 +209,7 @@ describe('rejections', () => {
     let attacker: Server;
     let attackerUrl: string;
     let attackerHits = 0;
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { privateKey, publicKey } = newKeyPair('rsa');
 
     beforeAll(async () => {
       const jwk = { ...(await exportJWK(publicKey)), kid: 'attacker', alg: 'RS256', use: 'sig' };
@@ -456,7 +457,7 @@ async function startKeyIssuer(): Promise<{
 }
 
 async function rsaKey(kid: string, alg?: string): Promise<{ kid: string; privateKey: KeyObject; jwk: JWK }> {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { privateKey, publicKey } = newKeyPair('rsa');
   return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, use: 'sig', ...(alg ? { alg } : {}) } };
 }
 
