@@ -553,11 +553,13 @@ async function runSshScript(cli: DemoCli, baseEnv: NodeJS.ProcessEnv, script: st
   // The script's ssh, sh and uname by their usual places too (the demo may run with only node on PATH).
   const path = [dirname(findSshd()!.ssh), '/usr/bin', '/bin', baseEnv.PATH].filter(Boolean).join(':');
   const run = await cli(['run', '--connect', DEMO_SSH_CONNECTION, '--', 'sh', '-c', script], { PATH: path });
+  // The script's last session is the one that started last; the gateway may still be ending it.
   let replay = '';
   for (let i = 0; i < 50 && !replay; i++) {
     const ls = await cli(['sessions', 'ls', '--json', '--connection', DEMO_SSH_CONNECTION]);
-    const last = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.find((s) => s.endedAt !== undefined) : undefined;
-    if (last) replay = (await cli(['sessions', 'replay', last.id, '--no-tty'])).out;
+    const sessions = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ id: string; startedAt: string; endedAt?: string }> }).sessions : [];
+    const last = sessions.reduce<(typeof sessions)[number] | undefined>((a, b) => (a === undefined || b.startedAt > a.startedAt ? b : a), undefined);
+    if (last?.endedAt !== undefined) replay = (await cli(['sessions', 'replay', last.id, '--no-tty'])).out;
     else await new Promise((r) => setTimeout(r, 100));
   }
   return { code: run.code, stdout: run.out, stderr: run.err, replay };
