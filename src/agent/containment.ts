@@ -104,7 +104,9 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
       `${nsenter ? 'ip (iproute2)' : 'nsenter (util-linux)'} is not installed: without it, the command could reach services of yours on this machine's own addresses`,
       'install util-linux and iproute2, or run with --isolation none',
     );
-  const probe = spawnSync(bwrap, [...BWRAP_NAMESPACES, '--', 'cat', '/proc/self/status'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
+  // By its path: bubblewrap looks a bare name up in this process's PATH, which may hold no cat (a machine with only node on it).
+  const cat = findProgram('cat', env) ?? '/bin/cat';
+  const probe = spawnSync(bwrap, [...BWRAP_NAMESPACES, '--', cat, '/proc/self/status'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
   if (probe.status !== 0) {
     const said = probe.stderr?.toString('utf8').trim().split('\n')[0];
     return fail(`bwrap cannot make the namespaces it needs here${said ? ` (${said})` : ''}`);

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentEnvironment, withheldVariable } from '../../src/agent/containment.js';
+import { agentEnvironment, detectContainment, withheldVariable } from '../../src/agent/containment.js';
 import { bwrapArguments, installRoot, pathsNotToCreate, quarantineCreated, sandboxMounts, within } from '../../src/agent/sandbox.js';
 import { namespaceResolvConf } from '../../src/agent/sandbox-network.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
@@ -251,4 +251,21 @@ describe('the seccomp program', () => {
     }
     expect(agentSeccompFilter('riscv64')).toBeUndefined();
   });
+});
+
+describe('containment detection', () => {
+  it.runIf(process.platform === 'linux' && existsSync('/usr/bin/bwrap') && existsSync('/usr/bin/slirp4netns'))(
+    'does not depend on what PATH holds: a run from a PATH with only node in it is contained as any other',
+    () => {
+      // The process's own PATH too: bubblewrap, its child, inherits it (hoop demo runs its commands in-process).
+      const saved = process.env.PATH;
+      process.env.PATH = '/nonexistent-node-only';
+      try {
+        const c = detectContainment('auto', { PATH: '/nonexistent-node-only' });
+        expect(c.kind === 'none' ? c.why : c.kind).toBe('bwrap');
+      } finally {
+        process.env.PATH = saved;
+      }
+    },
+  );
 });
