@@ -381,7 +381,8 @@ describe('the PostgreSQL store', () => {
       started = performance.now();
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 37, events: 36 * 48 + 1 } });
       const tookSecond = performance.now() - started;
-      expect(tookSecond).toBeLessThan(tookFirst / 20);
+      // Reading and hashing the 85 MB again would take about as long as the first time; a margin for a loaded machine (four files at once on two cores).
+      expect(tookSecond).toBeLessThan(tookFirst / 4);
 
       // A checkpoint whose manifest lies about the new chunk's hash: refused, and it goes from the store (and the cache). The right one, under the same name, then verifies from what the store holds.
       chunks.push(gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 38, prev: sha256(chunks.at(-1)!) })}\n{"t":"query","at":3,"sql":"select 38"}\n`));
