@@ -570,7 +570,14 @@ async function runWrappedAgent(cli: DemoCli, prompt: string, sql: string): Promi
   const run = await cli(['run', '--connect', DEMO_CONNECTION, '--prompt', prompt, '--', process.execPath, HOOP_BIN, 'exec', DEMO_CONNECTION, '--csv', '-c', sql]);
   const ls = await cli(['sessions', 'ls', '--json']);
   const runId = ls.code === 0 ? (JSON.parse(ls.out) as { sessions: Array<{ runId?: string }> }).sessions.find((s) => s.runId)?.runId : undefined;
-  const replay = runId ? await cli(['sessions', 'replay', runId, '--run', '--no-tty']) : { out: '', err: 'no session of the run is listed' };
+  if (!runId) return { code: run.code, stdout: run.out, replay: 'no session of the run is listed' };
+  // The run's own record reaches the gateway as its CLI uploads it: until its end is there, the replay shows less.
+  let replay = { out: '', err: '' };
+  for (let i = 0; i < 50; i++) {
+    replay = await cli(['sessions', 'replay', runId, '--run', '--no-tty']);
+    if (replay.out.includes("-- the run's command exited")) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return { code: run.code, stdout: run.out, replay: replay.out || replay.err };
 }
 
