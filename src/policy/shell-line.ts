@@ -130,7 +130,6 @@ interface Mvdan {
   };
 }
 /** A node of mvdan/sh's syntax tree (GopherJS objects: fields are read by name). */
-// biome-ignore lint/suspicious/noExplicitAny: the parser's tree is untyped JavaScript
 type Node = any;
 
 let parser: { Parse(src: string, name: string): Node } | undefined;
