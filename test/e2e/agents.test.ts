@@ -397,8 +397,8 @@ describe('hoop exec', () => {
   }, 60_000);
 
   it('every command writes all its output into a pipe before it exits, and ends quietly (141) when the reader goes away: replay and export of a large session', async () => {
-    // One session with 400 results of 100 rows: its transcript is far larger than a pipe holds.
-    const statements = Array.from({ length: 400 }, (_, i) => `select g, ${i} as n, repeat('y', 40) from generate_series(1, 100) g;`).join('\n');
+    // One session with 100 results of 100 rows: its transcript (over 256 KiB) is far larger than a pipe holds.
+    const statements = Array.from({ length: 100 }, (_, i) => `select g, ${i} as n, repeat('y', 40) from generate_series(1, 100) g;`).join('\n');
     const made = await hoopExec(['app', '--csv', '-c', statements]);
     expect(made.code).toBe(0);
     const hoop = `${JSON.stringify(process.execPath)} ${JSON.stringify(HOOP_BIN)}`;

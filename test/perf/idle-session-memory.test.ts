@@ -1,7 +1,7 @@
 /**
  * What an idle session costs a gateway (npm run bench:tests): the resident memory of a gateway in a
  * process of its own, per idle session (TLS, tunnel, upstream link, recording), at 500 sessions.
- * test/integration/replicas.test.ts holds 1,000 sessions over two replicas; this, what they weigh.
+ * test/integration/replicas.test.ts holds hundreds of sessions over two replicas through a store restart; this, what they weigh.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
