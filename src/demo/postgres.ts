@@ -35,7 +35,7 @@ import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { processExists } from '../pid.js';
 import { connectUpstreamPostgres } from '../postgres/upstream.js';
 import { query as queryMessage, terminate } from '../postgres/wire/messages.js';
-import { roundTrip } from '../postgres/round-trip.js';
+import { roundTrip } from '../postgres/wire/client.js';
 import {
   type Binaries,
   blockedAt,

@@ -34,10 +34,9 @@ import type { FrontendMessage } from '../wire/frontend-messages.js';
 import { bindText, describePortalUnnamed, describeUnnamed, execute, parseNamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../wire/messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
 import type { Framing, PgMessage } from '../wire/reader.js';
-import { roundTrip, type RoundTrip } from '../round-trip.js';
+import { roundTrip, type RoundTrip, type RoundTripConnection } from '../wire/client.js';
 import type { MaskingStage } from '../stages.js';
 import type { SessionMasking } from '../../session/engine.js';
-import type { UpstreamPostgres } from '../upstream.js';
 import { Backend } from '../wire/codes.js';
 
 const { DATA_ROW, COPY_DATA } = Backend;
@@ -84,15 +83,15 @@ interface CatalogResult {
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
 export class CatalogConnection {
-  readonly #open: () => Promise<UpstreamPostgres>;
-  #upstream: Promise<UpstreamPostgres> | undefined;
+  readonly #open: () => Promise<RoundTripConnection>;
+  #upstream: Promise<RoundTripConnection> | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #closed = false;
   /** The statements prepared on the current connection, by SQL text. */
   readonly #prepared = new Map<string, string>();
   #statementCount = 0;
 
-  constructor(open: () => Promise<UpstreamPostgres>) {
+  constructor(open: () => Promise<RoundTripConnection>) {
     this.#open = open;
   }
 
@@ -152,7 +151,7 @@ export class CatalogConnection {
       this.#prepared.clear();
       this.#upstream = this.#open();
     }
-    let upstream: UpstreamPostgres;
+    let upstream: RoundTripConnection;
     try {
       upstream = await this.#upstream;
     } catch (err) {
@@ -229,7 +228,7 @@ export interface PgSessionMaskingOptions {
   /** The process id of the session's own backend (its open transaction's locks tell a view it is replacing). */
   sessionPid?: number;
   /** Opens the gateway's own upstream connection for catalog lookups (same credentials as the session's). */
-  openCatalogConnection: () => Promise<UpstreamPostgres>;
+  openCatalogConnection: () => Promise<RoundTripConnection>;
   log?: Logger;
   sessionId?: string;
 }

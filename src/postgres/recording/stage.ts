@@ -18,6 +18,7 @@
  */
 import type { RecordingStream } from '../../recording/thread.js';
 import type { RecordingNotes } from '../../session/engine.js';
+import type { ClientTap } from '../wire/client.js';
 import type { FrontendMessage } from '../wire/frontend-messages.js';
 import { checkHeader, MessageReader } from '../wire/reader.js';
 import { parseRowDescription } from '../wire/rows.js';
@@ -174,6 +175,23 @@ export class PostgresRecordingStage implements RecorderStage {
   end(): void {
     this.#passed.flush();
   }
+}
+
+/**
+ * `stage` as what hears hoop's own small client ({@link ClientTap}: `hoop exec`'s record of its
+ * session): what the client sent, and each server message, read whole when the stage wants it,
+ * else counted as passed.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+export function recorderTap(stage: RecorderStage): ClientTap {
+  return {
+    sent: (m) => stage.client(m),
+    received: (m) => {
+      if (stage.wants(m.type)) return stage.server(m.raw);
+      stage.passed(m.type, 1);
+      return undefined;
+    },
+  };
 }
 
 /**
