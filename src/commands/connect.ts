@@ -17,7 +17,7 @@ import { commandTokenProvider } from './client-config.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { writePgpass } from '../postgres/pgpass.js';
+import { writePgpass } from '../postgres/local/pgpass.js';
 import { removeRunFile, runtimeDir } from '../runtime-files.js';
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';

@@ -10,7 +10,7 @@ import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CommandRecords, SessionRecord } from './client-records.js';
 import type { Logger } from '../log.js';
 import { PgClient, QueryError, type ResultHandler } from '../postgres/wire/client.js';
-import { recorderTap } from '../postgres/recording/stage.js';
+import { recorderTap } from '../postgres/pipeline/recording/stage.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
 import { newSessionId, openTunnel, type OpenedTunnel } from '../tunnel/transport.js';

@@ -36,7 +36,7 @@ import { VERSION } from '../version.js';
 import { CommandRecords } from './client-records.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { writePgpass } from '../postgres/pgpass.js';
+import { writePgpass } from '../postgres/local/pgpass.js';
 import { runtimeDir, writeRunFile } from '../runtime-files.js';
 import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';

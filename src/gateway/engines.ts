@@ -5,7 +5,7 @@
  */
 import type { ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
-import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
+import { PostgresEngine, type PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import type { Engine } from '../session/engine.js';
 import { SshEngine, type SshEngineOptions } from '../ssh/engine.js';
 import { gatewaySshHostKey } from '../ssh/host-key.js';

@@ -18,7 +18,7 @@ import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Identity } from '../identity.js';
 import { isLoopbackHost } from '../loopback.js';
 import type { Logger } from '../log.js';
-import type { PostgresEngineOptions } from '../postgres/engine.js';
+import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/engine.js';
 import { type SessionPolicy, SessionAdmission } from './admission.js';

@@ -19,8 +19,8 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { PgProtocolError } from './wire/protocol-error.js';
-import { Backend, Frontend } from './wire/codes.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { Backend, Frontend } from '../wire/codes.js';
 
 /** The kinds of client message the server answers (`copy-end`: a CopyDone or CopyFail, which may end a copy-in). */
 export type AskKind = 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'query' | 'function' | 'copy-end';

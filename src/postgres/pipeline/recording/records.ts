@@ -7,7 +7,7 @@
  * RowDescription, as JSON (`MASKED`); rows that passed unread (`PASSED`: their count; the time of
  * the first).
  */
-import { siblingModule } from '../../worker-thread.js';
+import { siblingModule } from '../../../worker-thread.js';
 
 export const CLIENT = 16;
 export const CLIENT_LONG = 17;

@@ -7,9 +7,9 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
-import { analyzeSql } from '../../policy/sql/analyze.js';
-import { shapeProven, sqlShape } from '../../policy/sql/shape.js';
-import type { PendingReview, ReviewAsk } from '../../session/engine.js';
+import { analyzeSql } from '../../../policy/sql/analyze.js';
+import { shapeProven, sqlShape } from '../../../policy/sql/shape.js';
+import type { PendingReview, ReviewAsk } from '../../../session/engine.js';
 
 /** Statement shapes an approval's window lets run without a review, per session. */
 const MAX_WINDOWS = 100;

@@ -8,9 +8,9 @@
  * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
  * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
-import type { ReviewAsk, ReviewOutcome, StatementVerdict } from '../../session/engine.js';
-import { formatDuration } from '../../text-format.js';
-import { errorResponse, noticeResponse, SqlState } from '../wire/messages.js';
+import type { ReviewAsk, ReviewOutcome, StatementVerdict } from '../../../session/engine.js';
+import { formatDuration } from '../../../text-format.js';
+import { errorResponse, noticeResponse, SqlState } from '../../wire/messages.js';
 import { MAX_NAME_BYTES, MAX_NAMES, RESERVED_STATEMENT_PREFIX } from './names.js';
 
 /** The built-in rule names of refusals that do not come from the policy. */

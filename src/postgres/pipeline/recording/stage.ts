@@ -16,13 +16,13 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import type { RecordingStream } from '../../recording/thread.js';
-import type { RecordingNotes } from '../../session/engine.js';
-import type { ClientTap } from '../wire/client.js';
-import type { FrontendMessage } from '../wire/frontend-messages.js';
-import { checkHeader, MessageReader } from '../wire/reader.js';
-import { parseRowDescription } from '../wire/rows.js';
-import { Backend, Frontend } from '../wire/codes.js';
+import type { RecordingStream } from '../../../recording/thread.js';
+import type { RecordingNotes } from '../../../session/engine.js';
+import type { ClientTap } from '../../wire/client.js';
+import type { FrontendMessage } from '../../wire/frontend-messages.js';
+import { checkHeader, MessageReader } from '../../wire/reader.js';
+import { parseRowDescription } from '../../wire/rows.js';
+import { Backend, Frontend } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { RecorderStage, Refusal } from '../stages.js';
 

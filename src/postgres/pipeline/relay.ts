@@ -18,16 +18,16 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../policy/sql/analyze.js';
-import { analyzeLongSql } from '../policy/sql/worker.js';
+import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
+import { analyzeLongSql } from '../../policy/sql/worker.js';
 import type { Ask, AskOutcome } from './answers.js';
-import type { PumpOutput } from '../tunnel/pump.js';
-import { BIND_HELD_MAX, BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from './wire/frontend-messages.js';
-import { PgProtocolError } from './wire/protocol-error.js';
-import type { Framing, MessageReader, PgMessage, StreamPart } from './wire/reader.js';
+import type { PumpOutput } from '../../tunnel/pump.js';
+import { BIND_HELD_MAX, BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from '../wire/frontend-messages.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import type { Framing, MessageReader, PgMessage, StreamPart } from '../wire/reader.js';
 import type { GateStage, GuardStage, MaskingStage, RecorderStage } from './stages.js';
 import type { ServerState } from './server-state.js';
-import { Backend, Frontend } from './wire/codes.js';
+import { Backend, Frontend } from '../wire/codes.js';
 
 const { QUERY, PARSE, BIND, TERMINATE, FUNCTION_CALL, COPY_DATA } = Frontend;
 const { DATA_ROW, READY_FOR_QUERY: READY, ERROR, PARAMETER_STATUS } = Backend;

@@ -14,7 +14,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-import type { Analysis } from '../../policy/sql/analyze.js';
+import type { Analysis } from '../../../policy/sql/analyze.js';
 import type { AskOutcome } from '../answers.js';
 
 /** A statement's SQL as remembered: its text, or for a long one (not decoded on the relay's thread) its analysis. */

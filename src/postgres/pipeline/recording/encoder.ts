@@ -25,15 +25,15 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { cutValue, type EventLine, type EventSink } from '../../recording/event-line.js';
-import type { RecordEncoder } from '../../recording/thread.js';
-import { ByteRun } from '../../byte-run.js';
-import { BIND_HELD_MAX, BindDecoder, bindParameterSpans, decodeFrontend } from '../wire/frontend-messages.js';
-import { PgProtocolError } from '../wire/protocol-error.js';
-import { checkHeader, type Framing, MessageReader, parseErrorFields } from '../wire/reader.js';
-import { cstr, need } from '../wire/rows.js';
-import { readCount16, readInt16, readValueLength } from '../wire/fields.js';
-import { Backend, Frontend } from '../wire/codes.js';
+import { cutValue, type EventLine, type EventSink } from '../../../recording/event-line.js';
+import type { RecordEncoder } from '../../../recording/thread.js';
+import { ByteRun } from '../../../byte-run.js';
+import { BIND_HELD_MAX, BindDecoder, bindParameterSpans, decodeFrontend } from '../../wire/frontend-messages.js';
+import { PgProtocolError } from '../../wire/protocol-error.js';
+import { checkHeader, type Framing, MessageReader, parseErrorFields } from '../../wire/reader.js';
+import { cstr, need } from '../../wire/rows.js';
+import { readCount16, readInt16, readValueLength } from '../../wire/fields.js';
+import { Backend, Frontend } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, RAW_CLIENT, RAW_SERVER, SERVER, SMALL_BYTES, SMALL_ROWS } from './records.js';
 import { PostgresRecordingStage, type RecordSink } from './stage.js';
 

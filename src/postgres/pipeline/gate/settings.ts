@@ -9,7 +9,7 @@
  * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
  * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-DEFAULT-TRANSACTION-READ-ONLY
  */
-import { lexingSafeSetting } from '../../policy/sql/lexing.js';
+import { lexingSafeSetting } from '../../../policy/sql/lexing.js';
 
 /** Longest ParameterStatus body the gate reads; the settings it watches report short values. */
 const MAX_PARAMETER_STATUS = 1024;

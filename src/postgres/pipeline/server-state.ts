@@ -5,7 +5,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
 import { AnswerQueue, askKindOf, type Ask, type AskKind, type AskOutcome } from './answers.js';
-import { Backend, TransactionStatus } from './wire/codes.js';
+import { Backend, TransactionStatus } from '../wire/codes.js';
 
 const { DATA_ROW, COPY_DATA } = Backend;
 

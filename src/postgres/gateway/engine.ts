@@ -8,29 +8,29 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
-import { WriteGuardStage } from './write-guard.js';
-import type { TunnelStream } from '../tunnel/stream.js';
-import { HandshakeStream, type FirstPacket } from './handshake.js';
-import { authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, SqlState, terminate } from './wire/messages.js';
-import { PgProtocolError } from './wire/protocol-error.js';
-import { MessageReader } from './wire/reader.js';
-import { BackendPath, FrontendPath } from './relay.js';
-import { ServerState } from './server-state.js';
-import { PostgresRecordingStage } from './recording/stage.js';
-import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from './startup.js';
-import { pump, type PumpStats } from '../tunnel/pump.js';
-import { ErrorCode, describeError, isHoopError } from '../errors.js';
+import { WriteGuardStage } from '../pipeline/write-guard.js';
+import type { TunnelStream } from '../../tunnel/stream.js';
+import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
+import { authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, SqlState, terminate } from '../wire/messages.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { MessageReader } from '../wire/reader.js';
+import { BackendPath, FrontendPath } from '../pipeline/relay.js';
+import { ServerState } from '../pipeline/server-state.js';
+import { PostgresRecordingStage } from '../pipeline/recording/stage.js';
+import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../pipeline/startup.js';
+import { pump, type PumpStats } from '../../tunnel/pump.js';
+import { ErrorCode, describeError, isHoopError } from '../../errors.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
-import type { PostgresConnection } from '../config/connection.js';
-import type { SecretRef } from '../config/secrets.js';
-import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
-import { PgSessionMasking } from './masking/stage.js';
-import { reviewNotice } from './gate/responses.js';
-import { unsafeSettingValue } from './gate/settings.js';
-import { loadStatementGate, StatementGate } from './statement-gate.js';
-import { loadSqlParser } from '../policy/sql/analyze.js';
+import type { PostgresConnection } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { PgSessionMasking } from '../pipeline/masking/stage.js';
+import { reviewNotice } from '../pipeline/gate/responses.js';
+import { unsafeSettingValue } from '../pipeline/gate/settings.js';
+import { loadStatementGate, StatementGate } from '../pipeline/statement-gate.js';
+import { loadSqlParser } from '../../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
-import { POSTGRES_RECORD_ENCODER } from './recording/records.js';
+import { POSTGRES_RECORD_ENCODER } from '../pipeline/recording/records.js';
 
 /** How long an ending session may wait for the server's current message to finish before it is cut. */
 const CUT_TIMEOUT_MS = 5_000;
@@ -345,7 +345,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   /**
    * Relays until either side ends, the client breaks the protocol, or the gateway ends the
    * session. Each direction is read once, by a {@link FrontendPath} and a {@link BackendPath}
-   * (src/postgres/relay.ts) whose stages are the statement gate (with a judge), masking
+   * (src/postgres/pipeline/relay.ts) whose stages are the statement gate (with a judge), masking
    * (with a masking policy) and the {@link ServerState}. A session the gateway ends in the middle
    * of a result gets its ErrorResponse after a whole message; a server still busy when the client
    * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within

@@ -32,19 +32,19 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
-import type { PgMessage } from '../wire/reader.js';
-import { parseErrorFields } from '../wire/reader.js';
-import { PgProtocolError } from '../wire/protocol-error.js';
+import { describeMessage, type FrontendMessage } from '../../wire/frontend-messages.js';
+import type { PgMessage } from '../../wire/reader.js';
+import { parseErrorFields } from '../../wire/reader.js';
+import { PgProtocolError } from '../../wire/protocol-error.js';
 import { AnswerQueue } from '../answers.js';
-import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../wire/rows.js';
-import { readCount16 } from '../wire/fields.js';
-import type { CatalogResolver, ResolvedColumn } from '../../policy/masking/catalog.js';
+import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../../wire/rows.js';
+import { readCount16 } from '../../wire/fields.js';
+import type { CatalogResolver, ResolvedColumn } from '../../../policy/masking/catalog.js';
 import { CopyOutMasker, type CopyOptions } from './copy-out.js';
-import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../policy/masking/rules.js';
-import { REDACTED, type MaskStrategy } from '../../policy/masking/strategies.js';
-import { detectInField, maskField, type FieldType } from '../../policy/masking/values.js';
-import { Backend } from '../wire/codes.js';
+import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../../policy/masking/rules.js';
+import { REDACTED, type MaskStrategy } from '../../../policy/masking/strategies.js';
+import { detectInField, maskField, type FieldType } from '../../../policy/masking/values.js';
+import { Backend } from '../../wire/codes.js';
 
 /**
  * What to do with a result column that has no origin (table OID 0 in RowDescription: an

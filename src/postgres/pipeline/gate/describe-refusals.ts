@@ -24,9 +24,9 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ERRORRESPONSE
  */
 import { randomBytes } from 'node:crypto';
-import { Backend, Frontend } from '../wire/codes.js';
-import { describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
-import { parseErrorFields, type PgMessage } from '../wire/reader.js';
+import { Backend, Frontend } from '../../wire/codes.js';
+import { describeMessage, type FrontendMessage } from '../../wire/frontend-messages.js';
+import { parseErrorFields, type PgMessage } from '../../wire/reader.js';
 import { RESERVED_STATEMENT_PREFIX } from './names.js';
 
 const { SYNC } = Frontend;

@@ -10,12 +10,12 @@
  */
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../errors.js';
-import { cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage, SqlState } from './wire/messages.js';
-import { PgProtocolError } from './wire/protocol-error.js';
-import { MessageReader, parseAuthentication, parseBackendKeyData, parseErrorFields, parseParameterStatus, type PgMessage } from './wire/reader.js';
-import { ScramAuthError, ScramClient, md5Password } from './wire/scram.js';
-import { Backend } from './wire/codes.js';
+import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../../errors.js';
+import { cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage, SqlState } from '../wire/messages.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { MessageReader, parseAuthentication, parseBackendKeyData, parseErrorFields, parseParameterStatus, type PgMessage } from '../wire/reader.js';
+import { ScramAuthError, ScramClient, md5Password } from '../wire/scram.js';
+import { Backend } from '../wire/codes.js';
 
 /**
  * How the gateway reaches one upstream server.

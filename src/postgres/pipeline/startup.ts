@@ -6,10 +6,10 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE, SqlState } from './wire/messages.js';
-import { lexingSafeSetting } from '../policy/sql/lexing.js';
-import { limitProblem, type LimitedSetting, type SessionLimits } from '../policy/limits.js';
-import { PgProtocolError } from './wire/protocol-error.js';
+import { CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE, SqlState } from '../wire/messages.js';
+import { lexingSafeSetting } from '../../policy/sql/lexing.js';
+import { limitProblem, type LimitedSetting, type SessionLimits } from '../../policy/limits.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
 
 /**
  * One startup-phase packet.

@@ -21,23 +21,23 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/sql-copy.html
  */
-import { lexingSafeEncoding } from '../../policy/sql/lexing.js';
-import type { Logger } from '../../log.js';
-import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../../policy/masking/catalog.js';
+import { lexingSafeEncoding } from '../../../policy/sql/lexing.js';
+import type { Logger } from '../../../log.js';
+import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
 import { ResultMasker, type StatementHints } from './result-masker.js';
-import type { ColumnOrigin } from '../../policy/masking/rules.js';
-import { DerivedValueCheck } from '../../policy/masking/derived.js';
-import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, type StatementFacts } from '../../policy/sql/analyze.js';
-import { ShapeCache } from '../../policy/sql/shape.js';
-import { describeError } from '../../errors.js';
-import type { FrontendMessage } from '../wire/frontend-messages.js';
-import { bindText, describePortalUnnamed, describeUnnamed, execute, parseNamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../wire/messages.js';
-import { PgProtocolError } from '../wire/protocol-error.js';
-import type { Framing, PgMessage } from '../wire/reader.js';
-import { roundTrip, type RoundTrip, type RoundTripConnection } from '../wire/client.js';
+import type { ColumnOrigin } from '../../../policy/masking/rules.js';
+import { DerivedValueCheck } from '../../../policy/masking/derived.js';
+import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, type StatementFacts } from '../../../policy/sql/analyze.js';
+import { ShapeCache } from '../../../policy/sql/shape.js';
+import { describeError } from '../../../errors.js';
+import type { FrontendMessage } from '../../wire/frontend-messages.js';
+import { bindText, describePortalUnnamed, describeUnnamed, execute, parseNamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../../wire/messages.js';
+import { PgProtocolError } from '../../wire/protocol-error.js';
+import type { Framing, PgMessage } from '../../wire/reader.js';
+import { roundTrip, type RoundTrip, type RoundTripConnection } from '../../wire/client.js';
 import type { MaskingStage } from '../stages.js';
-import type { SessionMasking } from '../../session/engine.js';
-import { Backend } from '../wire/codes.js';
+import type { SessionMasking } from '../../../session/engine.js';
+import { Backend } from '../../wire/codes.js';
 
 const { DATA_ROW, COPY_DATA } = Backend;
 /** Default of {@link PgSessionMaskingOptions.maxMessageBytes}. */

@@ -8,8 +8,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import type { ReviewAsk, StatementVerdict } from '../../session/engine.js';
-import { bindParameterSpans } from '../wire/frontend-messages.js';
+import type { ReviewAsk, StatementVerdict } from '../../../session/engine.js';
+import { bindParameterSpans } from '../../wire/frontend-messages.js';
 import type { Held } from './names.js';
 
 /** Most of a Bind's parameters a reviewer is shown, all of them together (as text; binary as hex): more is not held, but refused. */

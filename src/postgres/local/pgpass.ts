@@ -8,7 +8,7 @@
  *
  * @see https://www.postgresql.org/docs/current/libpq-pgpass.html
  */
-import { writeRunFile } from '../runtime-files.js';
+import { writeRunFile } from '../../runtime-files.js';
 
 /** Escapes `:` and `\` as the pgpass format requires. */
 function field(s: string): string {

@@ -10,9 +10,9 @@
  * @see https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9 (file formats)
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
  */
-import { PgProtocolError } from '../wire/protocol-error.js';
-import { readInt16, readValueLength } from '../wire/fields.js';
-import type { CopyOptions } from '../../policy/masking/copy-format.js';
+import { PgProtocolError } from '../../wire/protocol-error.js';
+import { readInt16, readValueLength } from '../../wire/fields.js';
+import type { CopyOptions } from '../../../policy/masking/copy-format.js';
 
 export type { CopyOptions };
 

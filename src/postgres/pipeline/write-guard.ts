@@ -13,7 +13,7 @@
  *     serialization failure) is the client's error, as in autocommit;
  *   - in the client's transaction block, nothing is added. A write over the limit fails the
  *     transaction as an error would (the gate's Describe of a statement that does not exist: see
- *     src/postgres/statement-gate.ts), so it can never commit. For `overLimit: review` a SAVEPOINT
+ *     src/postgres/pipeline/statement-gate.ts), so it can never commit. For `overLimit: review` a SAVEPOINT
  *     before it lets the write alone be rolled back while the client waits;
  *   - in a failed transaction block, it passes (it fails);
  * - an Execute (extended protocol): its implicit or explicit transaction cannot commit before the
@@ -38,15 +38,15 @@
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { WriteGuard } from '../policy/decide.js';
+import type { WriteGuard } from '../../policy/decide.js';
 import type { AskOutcome, Ask } from './answers.js';
-import { decodeFrontend, describeMessage, type FrontendMessage } from './wire/frontend-messages.js';
-import { Backend, TransactionStatus } from './wire/codes.js';
-import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from './wire/messages.js';
-import type { ReviewAsk, ReviewOutcome } from '../session/engine.js';
+import { decodeFrontend, describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
+import { Backend, TransactionStatus } from '../wire/codes.js';
+import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from '../wire/messages.js';
+import type { ReviewAsk, ReviewOutcome } from '../../session/engine.js';
 import type { ServerState } from './server-state.js';
 import type { GuardIO, GuardStage } from './stages.js';
-import { parseDataRow } from './wire/rows.js';
+import { parseDataRow } from '../wire/rows.js';
 import { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { reviewOutcomeError } from './gate/responses.js';
 import type { StatementGate } from './statement-gate.js';

@@ -35,9 +35,9 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-import { changesRows, combineReviewDecisions, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../policy/decide.js';
-import { analyzeSql, loadSqlParser, type Analysis } from '../policy/sql/analyze.js';
-import type { PendingReview, ReviewAsk, SessionJudge, StatementVerdict } from '../session/engine.js';
+import { changesRows, combineReviewDecisions, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/decide.js';
+import { analyzeSql, loadSqlParser, type Analysis } from '../../policy/sql/analyze.js';
+import type { PendingReview, ReviewAsk, SessionJudge, StatementVerdict } from '../../session/engine.js';
 import type { AskOutcome } from './answers.js';
 import { NOTHING, RefusalDescribes, SYNC_MESSAGE } from './gate/describe-refusals.js';
 import { type AnswerHook, type Held, MAX_HELD, MAX_NAME_BYTES, MAX_NAMES, PreparedNames, RESERVED_STATEMENT_PREFIX } from './gate/names.js';
@@ -47,9 +47,9 @@ import { heldText, PARAMS_TOO_LONG, reviewAsk, reviewParams } from './gate/revie
 import { ReviewHolds } from './gate/review-holds.js';
 import { SettingsWatch } from './gate/settings.js';
 import type { GateStage, Refusal } from './stages.js';
-import { Backend, Frontend } from './wire/codes.js';
-import type { FrontendMessage } from './wire/frontend-messages.js';
-import type { PgMessage } from './wire/reader.js';
+import { Backend, Frontend } from '../wire/codes.js';
+import type { FrontendMessage } from '../wire/frontend-messages.js';
+import type { PgMessage } from '../wire/reader.js';
 
 export type { Refusal };
 // The gate's public surface, where its callers and tests have always found it.

@@ -10,9 +10,9 @@
  */
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
-import { ErrorCode, HoopError } from '../errors.js';
-import { PgProtocolError } from './wire/protocol-error.js';
-import { MessageReader, type PgMessage } from './wire/reader.js';
+import { ErrorCode, HoopError } from '../../errors.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { MessageReader, type PgMessage } from '../wire/reader.js';
 import { readStartupPacket, type StartupPacket } from './startup.js';
 
 /** The packets that end the encryption negotiation. */

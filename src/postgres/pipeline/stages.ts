@@ -1,7 +1,7 @@
 /**
  * The stages of the PostgreSQL engine's data path, as the relay's two paths (./relay.ts) use
  * them: one contract, declared here once. Each stage sees the relay's one read of its direction;
- * the gateway's engine (./engine.ts) and `hoop connect`'s local listener (./local-listener.ts)
+ * the gateway's engine (../gateway/engine.ts) and `hoop connect`'s local listener (../local/listener.ts)
  * build a relay from the stages they have.
  *
  * - {@link GateStage}: the statement gate (./statement-gate.ts): judges, refuses, holds for review;
@@ -11,11 +11,11 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
-import type { WriteGuard } from '../policy/decide.js';
-import type { Analysis } from '../policy/sql/analyze.js';
+import type { WriteGuard } from '../../policy/decide.js';
+import type { Analysis } from '../../policy/sql/analyze.js';
 import type { Ask, AskOutcome } from './answers.js';
-import type { FrontendMessage } from './wire/frontend-messages.js';
-import type { Framing, PgMessage } from './wire/reader.js';
+import type { FrontendMessage } from '../wire/frontend-messages.js';
+import type { Framing, PgMessage } from '../wire/reader.js';
 
 /** One refusal, for the gateway's log: never the SQL text. */
 export interface Refusal {
@@ -60,7 +60,7 @@ export interface GateStage {
   takeGuard?(): { guard: WriteGuard; sql: string } | undefined;
 }
 
-/** Masking as the paths use it (src/postgres/masking-stage.ts). */
+/** Masking as the paths use it (./masking/stage.ts). */
 export interface MaskingStage {
   /** Records a message the server receives; returns messages to send before it (a Describe), if any. */
   frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined;

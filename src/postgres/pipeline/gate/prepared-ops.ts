@@ -7,7 +7,7 @@
  * @see https://www.postgresql.org/docs/current/sql-execute.html
  * @see https://www.postgresql.org/docs/current/sql-deallocate.html
  */
-import { analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
+import { analyzeSql, type Analysis } from '../../../policy/sql/analyze.js';
 
 const PREPARED_WORDS = /prepare|execute|deallocate|discard/i;
 
