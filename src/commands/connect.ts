@@ -22,7 +22,7 @@ import { removeRunFile, runtimeDir } from '../runtime-files.js';
 import { getConnection } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { Logger } from '../log.js';
-import { openSshPort } from '../ssh/local-port.js';
+import { openSshPort } from '../ssh/local/port.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { localUri, openLocalPort } from './local-port.js';
 import { CommandRecords } from './client-records.js';

@@ -46,7 +46,7 @@ import { pathsNotToCreate, quarantineCreated, sandboxMounts, type Mount } from '
 import { namespaceResolvConf } from '../agent/sandbox-network.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
-import { openSshPort, type SshPort } from '../ssh/local-port.js';
+import { openSshPort, type SshPort } from '../ssh/local/port.js';
 import { cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';

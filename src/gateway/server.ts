@@ -20,7 +20,7 @@ import { isLoopbackHost } from '../loopback.js';
 import type { Logger } from '../log.js';
 import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
-import type { SshEngineOptions } from '../ssh/engine.js';
+import type { SshEngineOptions } from '../ssh/gateway/engine.js';
 import { type SessionPolicy, SessionAdmission } from './admission.js';
 import { callers as callersOf } from './callers.js';
 import type { GatewayConfig } from './config.js';

@@ -8,9 +8,9 @@
  */
 import ssh2 from 'ssh2';
 import type { Client as SshClient } from 'ssh2';
-import { sshFingerprint, type SshConnection } from '../config/connection.js';
-import type { SecretRef } from '../config/secrets.js';
-import { describeError } from '../errors.js';
+import { sshFingerprint, type SshConnection } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { describeError } from '../../errors.js';
 
 /** Why the upstream could not be opened, with a message for the user (their ssh client prints it). */
 export class UpstreamSshError extends Error {

@@ -6,7 +6,7 @@
  *
  * @see https://docs.asciinema.org/manual/asciicast/v3/
  */
-import type { RecordingEvent } from '../recording/event-line.js';
+import type { RecordingEvent } from '../../recording/event-line.js';
 
 /** One thing that happened on the terminal: asciicast v3's event codes (`o` output, `i` input, `r` resize, `m` marker, `x` exit). */
 export interface TerminalFrame {

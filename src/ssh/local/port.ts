@@ -3,7 +3,7 @@
  * (`hoop connect bastion`, `hoop run --connect bastion`). Each TCP client of the port gets its own
  * authenticated session, a stream of the port's one hoop-mux/1 connection to the gateway, and its
  * SSH bytes go through unchanged: the gateway's SSH
- * engine ends the SSH connection, decides, records and relays (src/ssh/engine.ts).
+ * engine ends the SSH connection, decides, records and relays (src/ssh/gateway/engine.ts).
  *
  * The port writes, in a 0700 directory of the user, an `ssh_config` with a `Host <name>` entry,
  * a `known_hosts` pinning the gateway's host key under that name (`HostKeyAlias`), and a key made
@@ -17,14 +17,14 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { describeError, ErrorCode, HoopError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { runtimeDir } from '../runtime-files.js';
-import { TunnelTokenRenewal } from '../auth/token-renewal.js';
-import { newSessionId, TunnelMux } from '../tunnel/transport.js';
-import { VERSION } from '../version.js';
-import { newEd25519Key } from './keys.js';
+import type { ResolvedTokenProvider } from '../../auth/token-provider.js';
+import { describeError, ErrorCode, HoopError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { runtimeDir } from '../../runtime-files.js';
+import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
+import { newSessionId, TunnelMux } from '../../tunnel/transport.js';
+import { VERSION } from '../../version.js';
+import { newEd25519Key } from '../shared/keys.js';
 
 /** Options of {@link openSshPort}. */
 export interface SshPortOptions {

@@ -11,9 +11,9 @@
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-5.2 (channel data, extended data)
  */
 import { isUtf8 } from 'node:buffer';
-import type { EventSink } from '../recording/event-line.js';
-import type { RecordEncoder, RecordingStream } from '../recording/thread.js';
-import { siblingModule } from '../worker-thread.js';
+import type { EventSink } from '../../recording/event-line.js';
+import type { RecordEncoder, RecordingStream } from '../../recording/thread.js';
+import { siblingModule } from '../../worker-thread.js';
 
 /** Record kind: the channel and stream of the {@link SSH_DATA} records that follow. */
 export const SSH_STREAM = 2;
