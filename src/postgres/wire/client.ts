@@ -237,7 +237,10 @@ export class PgClient {
   }
 }
 
-/** The server refused the session (its ErrorResponse). */
+/**
+ * The server refused the session (its ErrorResponse).
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ */
 export class QueryError extends Error {
   readonly fields: PgErrorFields;
 
@@ -247,7 +250,10 @@ export class QueryError extends Error {
   }
 }
 
-/** What the server answered one batch. */
+/**
+ * What the server answered one batch.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
 export interface RoundTrip {
   /** The columns of the last RowDescription (of the last statement that returns rows). */
   fields: RowDescriptionField[];
@@ -260,7 +266,11 @@ export interface RoundTrip {
   notices: ServerMessage[];
 }
 
-/** A connection a round trip runs on: an authenticated socket and the bytes already read past its last ReadyForQuery. */
+/**
+ * A connection a round trip runs on: an authenticated socket and the bytes already read past its
+ * last ReadyForQuery.
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
+ */
 export interface RoundTripConnection {
   socket: Socket;
   leftover: Buffer;
