@@ -1,8 +1,8 @@
 /**
  * The stages of the PostgreSQL engine's data path, as the relay's two paths (./relay.ts) use
  * them: one contract, declared here once. Each stage sees the relay's one read of its direction;
- * the gateway's engine (../gateway/engine.ts) and `hoop connect`'s local listener (../local/listener.ts)
- * build a relay from the stages they have.
+ * the gateway's engine (../gateway/engine.ts) and `hoop connect`'s local listener
+ * (../local/listener.ts) build a relay from the stages they have.
  *
  * - {@link GateStage}: the statement gate (./statement-gate.ts): judges, refuses, holds for review;
  * - {@link MaskingStage}: masking (./masking/stage.ts);

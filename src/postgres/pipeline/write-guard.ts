@@ -13,8 +13,8 @@
  *     serialization failure) is the client's error, as in autocommit;
  *   - in the client's transaction block, nothing is added. A write over the limit fails the
  *     transaction as an error would (the gate's Describe of a statement that does not exist: see
- *     src/postgres/pipeline/statement-gate.ts), so it can never commit. For `overLimit: review` a SAVEPOINT
- *     before it lets the write alone be rolled back while the client waits;
+ *     ./statement-gate.ts), so it can never commit. For `overLimit: review` a SAVEPOINT before it
+ *     lets the write alone be rolled back while the client waits;
  *   - in a failed transaction block, it passes (it fails);
  * - an Execute (extended protocol): its implicit or explicit transaction cannot commit before the
  *   client's next Sync or COMMIT, and those wait behind it. The gateway adds a Flush and holds
