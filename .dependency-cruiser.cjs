@@ -22,7 +22,7 @@ const LAYERS = [
   // 5 — what both ends of a protocol share: PostgreSQL's pipeline (the stage contract, the relay's
   //     paths, startup, the stages), SSH's keys and terminal replay.
   { rank: 5, name: 'pg-pipeline', path: '^src/postgres/pipeline/' },
-  { rank: 5, name: 'ssh-shared', path: '^src/ssh/shared/' },
+  { rank: 5, name: 'ssh-common', path: '^src/ssh/common/' },
   // 6 — each protocol's two ends, which never import each other: the CLI's local side, the gateway's engine.
   { rank: 6, name: 'pg-local', path: '^src/postgres/local/' },
   { rank: 6, name: 'pg-gateway', path: '^src/postgres/gateway/' },

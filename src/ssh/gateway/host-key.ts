@@ -8,7 +8,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { newEd25519Key } from '../shared/keys.js';
+import { newEd25519Key } from '../common/keys.js';
 
 /** The key's file in the gateway's data directory. */
 export const SSH_HOST_KEY_FILE = 'ssh_host_ed25519_key';

@@ -24,7 +24,7 @@ import { runtimeDir } from '../../runtime-files.js';
 import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
 import { newSessionId, TunnelMux } from '../../tunnel/transport.js';
 import { VERSION } from '../../version.js';
-import { newEd25519Key } from '../shared/keys.js';
+import { newEd25519Key } from '../common/keys.js';
 
 /** Options of {@link openSshPort}. */
 export interface SshPortOptions {
