@@ -17,8 +17,8 @@ import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
 import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from './record-upload.js';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { CLIENT_RECORD_ROW_CAP, POSTGRES_RECORD_ENCODER } from '../postgres/recording/records.js';
-import { PostgresRawTap, PostgresRecordingStage } from '../postgres/recording/stage.js';
+import { CLIENT_RECORD_ROW_CAP, POSTGRES_RECORD_ENCODER } from '../postgres/pipeline/recording/records.js';
+import { PostgresRawTap, PostgresRecordingStage } from '../postgres/pipeline/recording/stage.js';
 import { VERSION } from '../version.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */

@@ -24,7 +24,7 @@ import { promisify } from 'node:util';
 import { getWhoAmI, type GatewayEndpoint } from '../auth/gateway-client.js';
 import { configDir } from '../auth/paths.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
-import { loadStatementGate, StatementGate, type Refusal } from '../postgres/statement-gate.js';
+import { loadStatementGate, StatementGate, type Refusal } from '../postgres/pipeline/statement-gate.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { accessFor } from '../policy/access.js';

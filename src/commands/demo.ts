@@ -3,7 +3,7 @@
  * it, and runs until Ctrl-C. `--json` says it in one JSON line; `--script` plays an agent's
  * session through it, prints the transcript and exits (0 only if every outcome was as expected).
  */
-import type { RoundTrip } from '../postgres/round-trip.js';
+import type { RoundTrip } from '../postgres/wire/client.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';

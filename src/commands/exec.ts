@@ -31,7 +31,7 @@ import { createLogger, levelFromEnv } from '../log.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
 import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, tableHeader, tableRow } from '../ui/psql-format.js';
 import type { RowDescriptionField } from '../postgres/wire/rows.js';
-import type { ResultHandler } from '../postgres/simple-query.js';
+import type { ResultHandler } from '../postgres/wire/client.js';
 import { openGatewaySql, refusalOf } from './gateway-sql.js';
 import { reviewStatusLine } from '../ui/review-lines.js';
 

@@ -9,7 +9,8 @@ import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CommandRecords, SessionRecord } from './client-records.js';
 import type { Logger } from '../log.js';
-import { QueryError, SimpleQuerySession, type ResultHandler } from '../postgres/simple-query.js';
+import { PgClient, QueryError, type ResultHandler } from '../postgres/wire/client.js';
+import { recorderTap } from '../postgres/pipeline/recording/stage.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
 import { newSessionId, openTunnel, type OpenedTunnel } from '../tunnel/transport.js';
@@ -24,9 +25,9 @@ export type HeldForReview = { held: ControlMessage & { id: string } };
 
 /** A signed-in session and the tunnel under it. */
 export interface GatewaySql {
-  session: SimpleQuerySession;
+  session: PgClient;
   /**
-   * Runs `sql` as {@link SimpleQuerySession.run} does; opened with `detachReviews`, resolves
+   * Runs `sql` as {@link PgClient.run} does; opened with `detachReviews`, resolves
    * `{ held }` as soon as the gateway holds a statement for review (the session is then of no
    * more use: close it; the review goes on without it).
    */
@@ -77,14 +78,14 @@ export async function openGatewaySql(o: {
   const database = info.database ?? '';
   const record = await openSessionRecord(o, tunnel, database);
   try {
-    const session = await SimpleQuerySession.start(
+    const session = await PgClient.start(
       channel,
       [
         ['user', 'hoop'],
         ['database', database],
         ['application_name', o.application],
       ],
-      record?.stage,
+      record && recorderTap(record.stage),
     );
     return {
       session,

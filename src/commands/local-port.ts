@@ -15,8 +15,8 @@ import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
-import { LocalPostgresListener, type ListenerEvent } from '../postgres/local-listener.js';
-import { writeRootCert } from '../postgres/pgpass.js';
+import { LocalPostgresListener, type ListenerEvent } from '../postgres/local/listener.js';
+import { writeRootCert } from '../postgres/local/pgpass.js';
 import { removeRunFile, runtimeDir } from '../runtime-files.js';
 import { makeScramSecret } from '../postgres/wire/scram.js';
 import { TunnelTokenRenewal } from '../auth/token-renewal.js';
@@ -25,7 +25,7 @@ import { VERSION } from '../version.js';
 import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
 import type { CommandRecords } from './client-records.js';
-import type { Refusal } from '../postgres/statement-gate.js';
+import type { Refusal } from '../postgres/pipeline/statement-gate.js';
 import { reviewStatusLine } from '../ui/review-lines.js';
 
 export interface LocalPortOptions {

@@ -36,7 +36,7 @@ import { VERSION } from '../version.js';
 import { CommandRecords } from './client-records.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
-import { writePgpass } from '../postgres/pgpass.js';
+import { writePgpass } from '../postgres/local/pgpass.js';
 import { runtimeDir, writeRunFile } from '../runtime-files.js';
 import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
@@ -46,7 +46,7 @@ import { pathsNotToCreate, quarantineCreated, sandboxMounts, type Mount } from '
 import { namespaceResolvConf } from '../agent/sandbox-network.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
-import { openSshPort, type SshPort } from '../ssh/local-port.js';
+import { openSshPort, type SshPort } from '../ssh/local/port.js';
 import { cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';

@@ -24,7 +24,7 @@ import { TranscriptRenderer, type TranscriptLine } from '../ui/transcript.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
 import { playReplay } from '../ui/ReplayPlayer.js';
-import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../ssh/terminal-replay.js';
+import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../ssh/common/terminal-replay.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 
 interface CommonFlags extends GatewayFlags {

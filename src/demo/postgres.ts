@@ -33,9 +33,9 @@ import * as net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { processExists } from '../pid.js';
-import { connectUpstreamPostgres } from '../postgres/upstream.js';
+import { connectUpstreamPostgres } from '../postgres/gateway/upstream.js';
 import { query as queryMessage, terminate } from '../postgres/wire/messages.js';
-import { roundTrip } from '../postgres/round-trip.js';
+import { roundTrip } from '../postgres/wire/client.js';
 import {
   type Binaries,
   blockedAt,

@@ -8,7 +8,7 @@
  * there; then, once it disconnects, the
  * gateway's recording of the session must verify, and agree with hoop connect's own record of it.
  */
-import type { RoundTrip } from '../postgres/round-trip.js';
+import type { RoundTrip } from '../postgres/wire/client.js';
 import type { SqlSession } from './session.js';
 
 /** One step: a statement and what must have come back. */

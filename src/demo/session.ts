@@ -6,9 +6,9 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
  */
-import { connectUpstreamPostgres, type UpstreamPostgresOptions } from '../postgres/upstream.js';
+import { connectUpstreamPostgres, type UpstreamPostgresOptions } from '../postgres/gateway/upstream.js';
 import { query, terminate } from '../postgres/wire/messages.js';
-import { roundTrip, type RoundTrip } from '../postgres/round-trip.js';
+import { roundTrip, type RoundTrip } from '../postgres/wire/client.js';
 
 /** How long one statement may take. */
 const STATEMENT_TIMEOUT_MS = 30_000;

@@ -13,7 +13,7 @@ import type { Identity } from '../identity.js';
 import { accessFor } from '../policy/access.js';
 import { principalOf, type Principal } from '../policy/principal.js';
 import type { RecordingPolicy } from '../policy/schema.js';
-import { CLIENT_RECORD_ROW_CAP } from '../postgres/recording/records.js';
+import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
 import type { TunnelAnswer, TunnelErrorBody, TunnelSessionRequest } from '../tunnel/accept.js';
 import type { TunnelStream } from '../tunnel/stream.js';

@@ -5,10 +5,10 @@
  */
 import type { ConnectionConfig } from '../config/connection.js';
 import { resolveSecret } from '../config/secrets.js';
-import { PostgresEngine, type PostgresEngineOptions } from '../postgres/engine.js';
+import { PostgresEngine, type PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import type { Engine } from '../session/engine.js';
-import { SshEngine, type SshEngineOptions } from '../ssh/engine.js';
-import { gatewaySshHostKey } from '../ssh/host-key.js';
+import { SshEngine, type SshEngineOptions } from '../ssh/gateway/engine.js';
+import { gatewaySshHostKey } from '../ssh/gateway/host-key.js';
 import type { GatewayParts } from './parts.js';
 
 /** An engine for each connection type. */

@@ -6,7 +6,7 @@
  */
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CancelRegistry } from '../postgres/cancel-registry.js';
+import { CancelRegistry } from '../postgres/gateway/cancel-registry.js';
 import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import { dirname } from 'node:path';
 import { mkdir, statfs } from 'node:fs/promises';

@@ -2,9 +2,9 @@
  * Recordings written on their own thread. The data path only copies what a protocol's recorder
  * needs (whole messages, as bytes) into a staging block with the time; the recording thread
  * (./thread-worker.ts) turns them into events (the protocol's encoder, e.g.
- * src/postgres/recorder.ts), compresses, hashes, writes, fsyncs and signs (./writer.ts). So a
- * session pays a copy per recorded message, and the event loop that relays every session never
- * waits for a recording.
+ * src/postgres/pipeline/recording/encoder.ts), compresses, hashes, writes, fsyncs and signs
+ * (./writer.ts). So a session pays a copy per recorded message, and the event loop that relays
+ * every session never waits for a recording.
  *
  * Staged records: `[kind u8][length u32 LE][at f64 LE][payload]`. Kind {@link EVENT} is a whole
  * event as JSON; the others are the protocol's. Blocks go to the thread when full or every

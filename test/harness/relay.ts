@@ -1,13 +1,13 @@
 /**
- * Driving one direction of the PostgreSQL relay (src/postgres/relay.ts) by hand: a stream
+ * Driving one direction of the PostgreSQL relay (src/postgres/pipeline/relay.ts) by hand: a stream
  * cut into chunks at chosen points goes through a path's pump step, and what it hands on comes
  * back as one Buffer (with the writes it was split into).
  */
-import type { ResultMasker } from '../../src/postgres/masking/result-masker.js';
+import type { ResultMasker } from '../../src/postgres/pipeline/masking/result-masker.js';
 import { ByteRun } from '../../src/byte-run.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
-import { BackendPath } from '../../src/postgres/relay.js';
-import type { MaskingStage } from '../../src/postgres/stages.js';
+import { BackendPath } from '../../src/postgres/pipeline/relay.js';
+import type { MaskingStage } from '../../src/postgres/pipeline/stages.js';
 import { decodeFrontend, type FrontendMessage } from '../../src/postgres/wire/frontend-messages.js';
 import type { PumpOutput, PumpStep } from '../../src/tunnel/pump.js';
 

@@ -14,7 +14,7 @@ import type { MaskingPolicy, Policy } from '../../src/policy/schema.js';
 import { psql } from '../harness/clients.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { createLogger } from '../../src/log.js';
-import { LocalPostgresListener } from '../../src/postgres/local-listener.js';
+import { LocalPostgresListener } from '../../src/postgres/local/listener.js';
 import type { PgMessage } from '../../src/postgres/wire/reader.js';
 import { makeScramSecret } from '../../src/postgres/wire/scram.js';
 import { openTunnel } from '../../src/tunnel/transport.js';

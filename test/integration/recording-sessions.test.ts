@@ -16,7 +16,7 @@ import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
-import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/recording/records.js';
+import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/pipeline/recording/records.js';
 import { eventually, pace } from '../harness/wait.js';
 
 let stack: HoopStack;

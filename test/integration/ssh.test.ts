@@ -12,7 +12,7 @@ import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ssh2 from 'ssh2';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
-import { newEd25519Key } from '../../src/ssh/keys.js';
+import { newEd25519Key } from '../../src/ssh/common/keys.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import type { ConnectSshJson } from '../../src/commands/connect.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';

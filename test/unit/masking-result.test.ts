@@ -1,13 +1,13 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import type { CatalogResolver } from '../../src/policy/masking/catalog.js';
-import { redactKeyValues, ResultMasker, type StatementHints } from '../../src/postgres/masking/result-masker.js';
+import { redactKeyValues, ResultMasker, type StatementHints } from '../../src/postgres/pipeline/masking/result-masker.js';
 import { dataRow, parseDataRow, parseRowDescription } from '../../src/postgres/wire/rows.js';
 import type { ColumnOrigin, MaskingPolicyLike } from '../../src/policy/masking/rules.js';
 import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { errorResponse, noticeResponse, readyForQuery } from '../../src/postgres/wire/messages.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
-import { BackendPath } from '../../src/postgres/relay.js';
+import { BackendPath } from '../../src/postgres/pipeline/relay.js';
 import { pump } from '../../src/tunnel/pump.js';
 import { collectingOutput, decoded, maskingStageOf, throughMasker } from '../harness/relay.js';
 import { customersMaskingPolicy } from '../harness/masking-policy.js';

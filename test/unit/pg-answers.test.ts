@@ -5,7 +5,7 @@
  * and a server message that answers nothing ends the session.
  */
 import { describe, expect, it } from 'vitest';
-import { AnswerQueue, askKindOf, type Ask } from '../../src/postgres/answers.js';
+import { AnswerQueue, askKindOf, type Ask } from '../../src/postgres/pipeline/answers.js';
 import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
 
 interface Named extends Ask {

@@ -6,10 +6,10 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SessionJudge, StatementVerdict } from '../../src/session/engine.js';
-import { loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/postgres/statement-gate.js';
+import { loadStatementGate, preparedOps, refusalError, RESERVED_STATEMENT_PREFIX, StatementGate } from '../../src/postgres/pipeline/statement-gate.js';
 import { errorResponse, query } from '../../src/postgres/wire/messages.js';
 import { MessageReader, parseErrorFields } from '../../src/postgres/wire/reader.js';
-import { BackendPath, FrontendPath } from '../../src/postgres/relay.js';
+import { BackendPath, FrontendPath } from '../../src/postgres/pipeline/relay.js';
 import { bind, close, describePortal, execute, flush, frontendMessage as message, int32, parse, sync } from '../harness/pg-frontend.js';
 import { collectingOutput, decoded as msg, sentBytes as sent, through } from '../harness/relay.js';
 

@@ -15,7 +15,7 @@ import {
   parseSaslInitialResponse,
   type PgMessage,
 } from '../../src/postgres/wire/reader.js';
-import { filterStartupParams, readStartupPacket, type StartupPacket } from '../../src/postgres/startup.js';
+import { filterStartupParams, readStartupPacket, type StartupPacket } from '../../src/postgres/pipeline/startup.js';
 import { thrown } from '../harness/thrown.js';
 
 const ch = (c: string): number => c.charCodeAt(0);

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { hostKeyFingerprint, sshFingerprint, type SshConnection } from '../../src/config/connection.js';
 import { type PolicyInvalidError, loadPolicyDir } from '../../src/policy/load.js';
 import { fileTransferOf, sshJudgeFor } from '../../src/policy/ssh.js';
-import { newEd25519Key } from '../../src/ssh/keys.js';
+import { newEd25519Key } from '../../src/ssh/common/keys.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-policy-ssh-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));

@@ -5,11 +5,11 @@
  * BackendPath with the stage), however the bytes were cut.
  */
 import { describe, expect, it } from 'vitest';
-import { PostgresRecorder } from '../../src/postgres/recording/encoder.js';
-import { PostgresRawTap, PostgresRecordingStage } from '../../src/postgres/recording/stage.js';
+import { PostgresRecorder } from '../../src/postgres/pipeline/recording/encoder.js';
+import { PostgresRawTap, PostgresRecordingStage } from '../../src/postgres/pipeline/recording/stage.js';
 import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
-import { BackendPath, FrontendPath } from '../../src/postgres/relay.js';
+import { BackendPath, FrontendPath } from '../../src/postgres/pipeline/relay.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 import { ByteRun } from '../../src/byte-run.js';
 import { loopbackStream, memorySink } from '../harness/memory-sink.js';

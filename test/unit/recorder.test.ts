@@ -4,8 +4,8 @@
  * the order the client received it.
  */
 import { describe, expect, it } from 'vitest';
-import { PostgresRecorder } from '../../src/postgres/recording/encoder.js';
-import { PostgresRecordingStage } from '../../src/postgres/recording/stage.js';
+import { PostgresRecorder } from '../../src/postgres/pipeline/recording/encoder.js';
+import { PostgresRecordingStage } from '../../src/postgres/pipeline/recording/stage.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 import type { RecordingStream } from '../../src/recording/thread.js';
 import { loopbackStream, memorySink } from '../harness/memory-sink.js';

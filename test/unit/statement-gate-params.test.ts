@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SessionJudge } from '../../src/session/engine.js';
-import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/postgres/statement-gate.js';
+import { StatementGate, unsafeParameter, unsafeSettingValue } from '../../src/postgres/pipeline/statement-gate.js';
 import { parameterStatus, readyForQuery } from '../../src/postgres/wire/messages.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
-import { BackendPath } from '../../src/postgres/relay.js';
+import { BackendPath } from '../../src/postgres/pipeline/relay.js';
 import { through } from '../harness/relay.js';
 
 /** A CommandComplete ('C') message. */

@@ -4,7 +4,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../../src/ssh/terminal-replay.js';
+import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../../src/ssh/common/terminal-replay.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 
 const events: RecordingEvent[] = [

@@ -1,0 +1,730 @@
+/**
+ * The gateway's PostgreSQL engine. The client has already authenticated to the tunnel (its
+ * bearer token) and to its local listener; here the gateway reads the client's StartupMessage
+ * from the tunnel with the same caps and allow-list as the CLI, signs in to the upstream server
+ * with credentials only it holds, answers the client with AuthenticationOk, the server's
+ * parameters and a cancel key minted for this session, and relays. Failures are said inside the
+ * protocol (an ErrorResponse psql prints) and in a `close` control message the CLI prints.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+import { WriteGuardStage } from '../pipeline/write-guard.js';
+import type { TunnelStream } from '../../tunnel/stream.js';
+import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
+import { authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, SqlState, terminate } from '../wire/messages.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { MessageReader } from '../wire/reader.js';
+import { BackendPath, FrontendPath } from '../pipeline/relay.js';
+import { ServerState } from '../pipeline/server-state.js';
+import { PostgresRecordingStage } from '../pipeline/recording/stage.js';
+import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../pipeline/startup.js';
+import { pump, type PumpStats } from '../../tunnel/pump.js';
+import { ErrorCode, describeError, isHoopError } from '../../errors.js';
+import type { CancelKey, CancelRegistry } from './cancel-registry.js';
+import type { PostgresConnection } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { PgSessionMasking } from '../pipeline/masking/stage.js';
+import { reviewNotice } from '../pipeline/gate/responses.js';
+import { unsafeSettingValue } from '../pipeline/gate/settings.js';
+import { loadStatementGate, StatementGate } from '../pipeline/statement-gate.js';
+import { loadSqlParser } from '../../policy/sql/analyze.js';
+import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
+import { POSTGRES_RECORD_ENCODER } from '../pipeline/recording/records.js';
+
+/** How long an ending session may wait for the server's current message to finish before it is cut. */
+const CUT_TIMEOUT_MS = 5_000;
+/** How long the server of an ended session has to act on its Terminate (after a CancelRequest when it was busy) before the link is cut. */
+const UPSTREAM_END_GRACE_MS = 1_000;
+/** Default of {@link PostgresEngineOptions.maxStatementBytes}: 64 MiB. */
+export const DEFAULT_MAX_STATEMENT_BYTES = 64 * 1024 * 1024;
+/** Default of {@link PostgresEngineOptions.maxMaskedMessageBytes}: 64 MiB. */
+export const DEFAULT_MAX_MASKED_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** Said when a judged session's server reports a setting under which SQL would read differently at the gateway and the server. */
+function unsafeSettingMessage(setting: string): string {
+  return `hoop: the session changed ${setting}, which the gateway's checks rely on (how SQL reads, or read-only access); the session is closed`;
+}
+
+/** Options of the {@link PostgresEngine}. */
+export interface PostgresEngineOptions {
+  cancels: CancelRegistry;
+  resolveSecret: (ref: SecretRef) => Promise<string>;
+  /** Deadline for the client's StartupMessage. */
+  handshakeTimeoutMs?: number;
+  /** Deadline for the rest of a message once its first bytes arrived. */
+  messageTimeoutMs?: number;
+  /** Deadline for connecting and signing in to the upstream. */
+  upstreamTimeoutMs?: number;
+  /** Longest SQL text of a Query or Parse judged; a longer one is refused unread. */
+  maxStatementBytes?: number;
+  /** Largest server message masking reads whole; a larger one it would have to change ends the session. */
+  maxMaskedMessageBytes?: number;
+  /** Settings a client may give at startup; default {@link DEFAULT_STARTUP_SETTINGS}. */
+  startupSettings?: readonly string[];
+}
+
+function upstreamTarget(c: PostgresConnection): { host: string; port: number; tls: { mode: PostgresConnection['tls']['mode']; ca?: Buffer; serverName?: string } } {
+  return {
+    host: c.host,
+    port: c.port,
+    tls: { mode: c.tls.mode, ...(c.tls.ca ? { ca: c.tls.ca } : {}), ...(c.tls.serverName ? { serverName: c.tls.serverName } : {}) },
+  };
+}
+
+/** Sends a fatal ErrorResponse and a `close` control message, then ends the tunnel. */
+function closeWithError(channel: TunnelStream, reason: CloseReason, sqlstate: string, message: string, hint?: string): void {
+  if (channel.destroyed || channel.writableEnded) return;
+  channel.sendControl({ type: 'close', reason, message, ...(hint ? { hint } : {}) });
+  channel.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
+}
+
+/** The SQLSTATE of a session the gateway ends: 57P01 for a shutdown, 58030 when it can no longer be recorded, 28000 when the identity no longer holds. */
+function endState(end: { reason: CloseReason }): string {
+  if (end.reason === 'gateway-shutdown') return SqlState.ADMIN_SHUTDOWN;
+  return end.reason === 'recording-failed' ? SqlState.IO_ERROR : SqlState.INVALID_AUTHORIZATION;
+}
+
+/** Says inside the protocol and in a `close` control message why the gateway ends the session. */
+function closeForEnd(channel: TunnelStream, end: SessionEnd): void {
+  closeWithError(channel, end.reason, endState(end), end.message, end.hint);
+}
+
+/**
+ * What the client hears once the gateway has signed in upstream, in one buffer: a
+ * NegotiateProtocolVersion when `protocolOptions` is given (a newer minor version or `_pq_.`
+ * options it asked for), AuthenticationOk, the server's ParameterStatus messages, BackendKeyData
+ * with the gateway's own key, ReadyForQuery.
+ * @see https://www.postgresql.org/docs/15/protocol-flow.html#PROTOCOL-FLOW-START-UP
+ */
+function greeting(protocolOptions: string[] | undefined, serverParams: Array<[string, string]>, key: CancelKey): Buffer {
+  const parts: Buffer[] = [];
+  if (protocolOptions) parts.push(negotiateProtocolVersion(0, protocolOptions));
+  parts.push(authenticationOk());
+  for (const [name, value] of serverParams) parts.push(parameterStatus(name, value));
+  parts.push(backendKeyData(key.processId, key.secretKey), readyForQuery('I'));
+  return Buffer.concat(parts);
+}
+
+/** A session ready to relay (see PostgresEngine.#open): what the relay needs, and what ends with it. */
+interface OpenedSession {
+  /** The client's side, past its startup. */
+  reader: MessageReader;
+  upstream: Pick<UpstreamPostgres, 'socket' | 'backendKey' | 'leftover'>;
+  masking: PgSessionMasking | undefined;
+  /** The relay's gate, once it runs: a CancelRequest withdraws the review it holds a statement for. */
+  relayed: { gate?: StatementGate; idle?: () => boolean };
+  /** Gives the session's cancel key back. */
+  release: () => void;
+}
+
+/** The gateway side of PostgreSQL sessions. */
+export class PostgresEngine implements Engine<PostgresConnection> {
+  readonly recordEncoder = POSTGRES_RECORD_ENCODER;
+  readonly #o: Required<PostgresEngineOptions>;
+  readonly #startupSettings: ReadonlySet<string>;
+
+  constructor(options: PostgresEngineOptions) {
+    this.#o = {
+      handshakeTimeoutMs: 15_000,
+      messageTimeoutMs: 60_000,
+      upstreamTimeoutMs: 10_000,
+      maxStatementBytes: DEFAULT_MAX_STATEMENT_BYTES,
+      maxMaskedMessageBytes: DEFAULT_MAX_MASKED_MESSAGE_BYTES,
+      startupSettings: DEFAULT_STARTUP_SETTINGS,
+      ...options,
+    };
+    this.#startupSettings = new Set(this.#o.startupSettings.map((n) => n.toLowerCase()));
+  }
+
+  async serve(session: TunnelSession<PostgresConnection>): Promise<SessionOutcome> {
+    const { channel } = session;
+    const outcome = (reason: CloseReason, detail?: string): SessionOutcome => ({
+      reason,
+      bytesFromClient: 0,
+      bytesToClient: 0,
+      ...(detail ? { detail } : {}),
+    });
+    channel.on('error', (err) => session.log.debug('tunnel.error', { session: session.id, error: describeError(err) }));
+
+    // Until the relay takes over, a session the gateway ends is told at once; the handshake or
+    // the upstream connection then fails and the outcome is the gateway's reason.
+    const onEarlyEnd = (): void => closeForEnd(channel, sessionEndOf(session.signal));
+    if (session.signal.aborted) onEarlyEnd();
+    else session.signal.addEventListener('abort', onEarlyEnd, { once: true });
+    const relaying = (): void => session.signal.removeEventListener('abort', onEarlyEnd);
+    try {
+      return await this.#serve(session, outcome, relaying);
+    } finally {
+      relaying();
+    }
+  }
+
+  async #serve(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf, relaying: () => void): Promise<SessionOutcome> {
+    const opened = await this.#open(session, outcome);
+    if ('reason' in opened) return opened;
+    try {
+      relaying();
+      return await this.#relay(session, opened);
+    } finally {
+      opened.masking?.close();
+      opened.release();
+    }
+  }
+
+  /**
+   * The session up to the relay: the client's startup, the upstream connection signed in, the
+   * server's settings checked, the client greeted. Its own function, so that what only this part
+   * holds (the startup message, the server's parameters, the greeting) does not stay with the
+   * session while it runs: a suspended async function keeps every local it had.
+   */
+  async #open(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf): Promise<SessionOutcome | OpenedSession> {
+    const { channel } = session;
+    const ended = (): SessionOutcome | undefined => (session.signal.aborted ? outcome(sessionEndOf(session.signal).reason) : undefined);
+    const handshake = new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
+    const started = await this.#readStartup(session, handshake, outcome, ended);
+    if ('done' in started) return started.done;
+    const { startup, params } = started;
+    const connected = await this.#connectUpstream(session, handshake, params, outcome, ended);
+    if ('done' in connected) return connected.done;
+    const { upstream, password } = connected;
+
+    const end = ended();
+    if (end) {
+      upstream.socket.end(terminate());
+      return end;
+    }
+    const unsafe = session.judge ? refuseUnsafeServer(channel, upstream, session.readOnly, outcome) : undefined;
+    if (unsafe) return unsafe;
+    const { backendKey } = upstream;
+    const relayed: OpenedSession['relayed'] = {};
+    const { key, release } = this.#registerCancel(session, backendKey, relayed);
+    let masking: PgSessionMasking | undefined;
+    try {
+      masking = this.#sessionMasking(session, backendKey, password);
+      channel.write(greeting(startup.minorVersion > 0 || params.protocolOptions.length > 0 ? params.protocolOptions : undefined, upstream.serverParams, key));
+    } catch (err) {
+      masking?.close();
+      release();
+      throw err;
+    }
+    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, release };
+  }
+
+  /** The client's first packet: a StartupMessage (its settings filtered), or a CancelRequest acted on here; a failure is said to the client. */
+  async #readStartup(
+    session: TunnelSession<PostgresConnection>,
+    handshake: HandshakeStream,
+    outcome: OutcomeOf,
+    ended: () => SessionOutcome | undefined,
+  ): Promise<{ startup: StartupMessage; params: StartupParams } | { done: SessionOutcome }> {
+    const { channel, identity } = session;
+    try {
+      const first = await handshake.startup();
+      if (first.kind === 'cancel') {
+        handshake.release();
+        const done = await this.#o.cancels.cancel(first, identity).catch((err: unknown) => {
+          session.log.warn('cancel.failed', { session: session.id, error: describeError(err) });
+          return 'failed';
+        });
+        channel.end();
+        return { done: outcome('cancel-request', done) };
+      }
+      return { startup: first, params: filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {} }) };
+    } catch (err) {
+      handshake.release();
+      return { done: ended() ?? startupFailed(channel, err, outcome) };
+    }
+  }
+
+  /** Signs in to the upstream server with the connection's password (the SQL analysis loaded first when the session needs it); a failure is said to the client. */
+  async #connectUpstream(
+    session: TunnelSession<PostgresConnection>,
+    handshake: HandshakeStream,
+    params: StartupParams,
+    outcome: OutcomeOf,
+    ended: () => SessionOutcome | undefined,
+  ): Promise<{ upstream: UpstreamPostgres; password: string } | { done: SessionOutcome }> {
+    const { connection } = session;
+    try {
+      if (session.judge) await loadStatementGate();
+      if (session.masking) await loadSqlParser();
+      const password = await this.#o.resolveSecret(connection.password);
+      const upstream = await connectUpstreamPostgres({
+        ...upstreamTarget(connection),
+        user: connection.user,
+        database: connection.database,
+        password,
+        // Read-only access is enforced by the server too; the client cannot send this parameter itself.
+        params: session.readOnly ? [...params.forward, ['default_transaction_read_only', 'on']] : params.forward,
+        timeoutMs: this.#o.upstreamTimeoutMs,
+        allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
+        signal: session.signal,
+      });
+      return { upstream, password };
+    } catch (err) {
+      handshake.release();
+      return { done: ended() ?? upstreamFailed(session.channel, connection, err, outcome) };
+    }
+  }
+
+  /** Registers the session's cancel key: a CancelRequest withdraws the statement held for review, else cancels upstream. */
+  #registerCancel(session: TunnelSession<PostgresConnection>, backendKey: UpstreamPostgres['backendKey'], relayed: OpenedSession['relayed']): { key: CancelKey; release: () => void } {
+    const { connection, identity } = session;
+    return this.#o.cancels.register(
+      {
+        subject: identity.subject,
+        issuer: identity.issuer,
+        cancel: async () => {
+          // As PostgreSQL cancels the running statement: here the one held for review, and whatever runs before it.
+          if (relayed.gate?.withdraw('cancel') && relayed.idle?.()) return;
+          await cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, backendKey);
+        },
+      },
+      backendKey.processId,
+    );
+  }
+
+  /**
+   * One masker per session (with a masking policy); its catalog lookups run on a connection of the
+   * gateway's own, opened on the first lookup with the session's credentials and closed with the session.
+   */
+  #sessionMasking(session: TunnelSession<PostgresConnection>, backendKey: UpstreamPostgres['backendKey'], password: string): PgSessionMasking | undefined {
+    const { connection } = session;
+    return session.masking
+      ? new PgSessionMasking({
+          masking: session.masking,
+          log: session.log,
+          sessionId: session.id,
+          maxMessageBytes: this.#o.maxMaskedMessageBytes,
+          sessionPid: backendKey.processId,
+          openCatalogConnection: () =>
+            connectUpstreamPostgres({
+              ...upstreamTarget(connection),
+              user: connection.user,
+              database: connection.database,
+              password,
+              params: [
+                ['application_name', 'hoop-catalog'],
+                ['default_transaction_read_only', 'on'],
+              ],
+              timeoutMs: this.#o.upstreamTimeoutMs,
+              allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
+              signal: session.signal,
+            }),
+        })
+      : undefined;
+  }
+
+  /**
+   * Raises the review of a statement the gate holds (session.reviews), and tells the client: a
+   * NoticeResponse at the next message boundary (psql prints it while it waits) and `review`
+   * control messages as it stands (`pending`, then its outcome) for `hoop connect`'s status line.
+   */
+  #review(session: TunnelSession<PostgresConnection>, ask: ReviewAsk, backend: BackendPath): PendingReview {
+    const { channel } = session;
+    const pending = session.reviews!.request(ask);
+    const said = { id: pending.id, ...(ask.rule !== undefined ? { rule: ask.rule } : {}), groups: ask.settings.groups, approvals: ask.settings.approvals };
+    if (!pending.reused) {
+      backend.inject(reviewNotice(pending.id, ask), (b) => channel.write(b));
+      channel.sendControl({ type: 'review', state: 'pending', ...said, timeoutMs: ask.settings.timeoutMs });
+    }
+    void pending.decided.then((o) => {
+      if (!channel.destroyed && !channel.writableEnded)
+        channel.sendControl({
+          type: 'review',
+          state: o.state,
+          ...said,
+          ...(pending.reused ? { reused: true } : {}),
+          ...(o.state === 'denied' ? { by: o.by, ...(o.reason ? { reason: o.reason } : {}) } : o.state === 'approved' ? { by: o.by } : {}),
+        });
+    });
+    return pending;
+  }
+
+  /**
+   * Relays until either side ends, the client breaks the protocol, or the gateway ends the
+   * session. Each direction is read once, by a {@link FrontendPath} and a {@link BackendPath}
+   * (src/postgres/pipeline/relay.ts) whose stages are the statement gate (with a judge), masking
+   * (with a masking policy) and the {@link ServerState}. A session the gateway ends in the middle
+   * of a result gets its ErrorResponse after a whole message; a server still busy when the client
+   * goes or the gateway ends the session gets a CancelRequest, and its connection is closed within
+   * {@link UPSTREAM_END_GRACE_MS} after the Terminate.
+   */
+  #relay(session: TunnelSession<PostgresConnection>, opened: Omit<OpenedSession, 'release'>): Promise<SessionOutcome> {
+    return new SessionRelay(session, opened, {
+      upstreamTimeoutMs: this.#o.upstreamTimeoutMs,
+      messageTimeoutMs: this.#o.messageTimeoutMs,
+      maxStatementBytes: this.#o.maxStatementBytes,
+      review: (ask, backend) => this.#review(session, ask, backend),
+    }).run();
+  }
+}
+
+/** Makes a session's outcome from why it ended (no bytes relayed yet). */
+type OutcomeOf = (reason: CloseReason, detail?: string) => SessionOutcome;
+/** A client's StartupMessage. */
+type StartupMessage = Extract<FirstPacket, { kind: 'startup' }>;
+/** What the gateway makes of a StartupMessage's parameters. */
+type StartupParams = ReturnType<typeof filterStartupParams>;
+
+/** Says why the client's startup failed (a timeout, or a packet the gateway refuses), and the session's outcome. */
+function startupFailed(channel: TunnelStream, err: unknown, outcome: OutcomeOf): SessionOutcome {
+  if (isHoopError(err, ErrorCode.TIMEOUT)) {
+    closeWithError(channel, 'handshake-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
+    return outcome('handshake-timeout');
+  }
+  if (err instanceof PgProtocolError && err.unanswered) {
+    // As PostgreSQL: no ErrorResponse; the CLI still hears why in a control message.
+    channel.sendControl({ type: 'close', reason: 'protocol-violation', message: `hoop: ${describeError(err)}` });
+    channel.end();
+    return outcome('protocol-violation', describeError(err));
+  }
+  const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+  closeWithError(channel, 'protocol-violation', sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+  return outcome('protocol-violation', describeError(err));
+}
+
+/** Says why the gateway could not sign in to the upstream (its password, the server's refusal, or no answer), and the session's outcome. */
+function upstreamFailed(channel: TunnelStream, connection: PostgresConnection, err: unknown, outcome: OutcomeOf): SessionOutcome {
+  const authFailed = isHoopError(err, ErrorCode.UPSTREAM_AUTH_FAILED);
+  const reason: CloseReason = authFailed ? 'upstream-auth-failed' : 'upstream-unavailable';
+  const what = authFailed
+    ? `hoop: the gateway could not sign in to "${connection.name}": ${describeError(err)}`
+    : isHoopError(err, ErrorCode.SECRET_UNRESOLVED)
+      ? `hoop: the gateway could not read the password of "${connection.name}": ${describeError(err)}`
+      : `hoop: the gateway could not reach "${connection.name}": ${describeError(err)}`;
+  closeWithError(
+    channel,
+    reason,
+    authFailed ? SqlState.SERVER_REJECTED_CONNECTION : SqlState.UNABLE_TO_CONNECT,
+    what,
+    'this is a problem of the gateway or the database, not of your login: tell the gateway operator',
+  );
+  return outcome(reason, describeError(err));
+}
+
+/**
+ * For a judged session: ends it (the outcome) when the server reports a setting that undoes what
+ * the gateway's checks rely on, or does not report standard_conforming_strings; else undefined.
+ */
+function refuseUnsafeServer(channel: TunnelStream, upstream: UpstreamPostgres, readOnly: boolean | undefined, outcome: OutcomeOf): SessionOutcome | undefined {
+  const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, readOnly));
+  const missing = upstream.serverParams.every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
+  if (!unsafe && !missing) return undefined;
+  upstream.socket.end(terminate());
+  const message = unsafe
+    ? `hoop: the server reports ${unsafe[0]} = ${unsafe[1]}, which undoes what the gateway's checks rely on`
+    : 'hoop: the server did not report standard_conforming_strings, so the gateway cannot know how it reads SQL';
+  closeWithError(
+    channel,
+    'unsafe-setting',
+    SqlState.FEATURE_NOT_SUPPORTED,
+    message,
+    'the database or role must keep standard_conforming_strings = on, a UTF-8-safe client_encoding and, for read-only access, default_transaction_read_only = on',
+  );
+  return outcome('unsafe-setting', message);
+}
+
+/** What a {@link SessionRelay} takes from the engine: its limits, and how it raises a review. */
+interface RelayOptions {
+  upstreamTimeoutMs: number;
+  messageTimeoutMs: number;
+  maxStatementBytes: number;
+  review: (ask: ReviewAsk, backend: BackendPath) => PendingReview;
+}
+
+/** How the gateway ends a session: why, what the client is told, and (for an error of the session's own) its SQLSTATE. */
+interface SessionEnding {
+  reason: CloseReason;
+  message: string;
+  hint?: string | undefined;
+  sqlstate?: string;
+}
+
+/**
+ * One session's relay (see PostgresEngine.#relay): the stages and paths of both directions, the
+ * pumps between the tunnel and the upstream socket, and the ways the session ends. {@link run}
+ * resolves its outcome once, whichever end comes first.
+ */
+class SessionRelay {
+  readonly #session: TunnelSession<PostgresConnection>;
+  readonly #opened: Omit<OpenedSession, 'release'>;
+  readonly #o: RelayOptions;
+  readonly #socket: UpstreamPostgres['socket'];
+  readonly #state = new ServerState();
+  #resolve: (outcome: SessionOutcome) => void = () => undefined;
+  #done = false;
+  #partialTimer: NodeJS.Timeout | undefined;
+  #cutTimer: NodeJS.Timeout | undefined;
+  /** Why the session is ending, once the gateway ends it. */
+  #endingReason: CloseReason | undefined;
+  #cancelled = false;
+  /** The session's recording stage, once the relay runs. */
+  #recorder: PostgresRecordingStage | undefined;
+  #gate: StatementGate | undefined;
+  #frontend!: FrontendPath;
+  #backend!: BackendPath;
+  #fromClient: PumpStats | undefined;
+  #toClient: PumpStats | undefined;
+  readonly #onAbort = (): void => this.#endSession(sessionEndOf(this.#session.signal));
+
+  constructor(session: TunnelSession<PostgresConnection>, opened: Omit<OpenedSession, 'release'>, options: RelayOptions) {
+    this.#session = session;
+    this.#opened = opened;
+    this.#o = options;
+    this.#socket = opened.upstream.socket;
+  }
+
+  /** Relays until the session ends; resolves how it ended and the bytes each way. */
+  run(): Promise<SessionOutcome> {
+    return new Promise((resolve) => {
+      this.#resolve = resolve;
+      this.#recorder = this.#recordingStage();
+      this.#gate = this.#statementGate();
+      this.#opened.relayed.gate = this.#gate;
+      this.#opened.relayed.idle = () => this.#state.idle;
+      this.#buildPaths();
+      this.#startPumps();
+      this.#session.signal.addEventListener('abort', this.#onAbort, { once: true });
+      if (this.#session.signal.aborted) this.#onAbort();
+      this.#watchClient();
+      this.#watchUpstream();
+    });
+  }
+
+  /** The recording stage, when the session is recorded. */
+  #recordingStage(): PostgresRecordingStage | undefined {
+    const { recording } = this.#session;
+    const { masking } = this.#opened;
+    return recording
+      ? new PostgresRecordingStage({
+          stream: recording.stream,
+          results: recording.results,
+          rowCap: recording.rowCap,
+          ...(recording.notes ? { notes: recording.notes } : {}),
+          ...(masking ? { maskedColumns: () => masking.masker.lastMaskedColumns } : {}),
+        })
+      : undefined;
+  }
+
+  /** The statement gate, when the session is judged: refusals logged and recorded, an unsafe setting ends the session, reviews raised. */
+  #statementGate(): StatementGate | undefined {
+    const session = this.#session;
+    const { connection, identity } = session;
+    return session.judge
+      ? new StatementGate(session.judge, {
+          readOnly: session.readOnly === true,
+          // The relay's ServerState tells the gate what the server did with each name change.
+          confirmed: true,
+          onRefusal: (r) => {
+            session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r });
+            this.#recorder?.refused(r);
+            session.onRefusal?.(r);
+          },
+          // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
+          onUnsafeSetting: (setting) => {
+            session.log.warn('session.unsafe-setting', { session: session.id, subject: identity.subject, setting });
+            this.#endSession({ reason: 'unsafe-setting', sqlstate: SqlState.FEATURE_NOT_SUPPORTED, message: unsafeSettingMessage(setting) });
+          },
+          ...(session.reviews ? { review: (ask: ReviewAsk): PendingReview => this.#o.review(ask, this.#backend) } : {}),
+        })
+      : undefined;
+  }
+
+  /** The client's and the server's paths, with the gate (and its write guard), masking and the recorder as the session has them. */
+  #buildPaths(): void {
+    const { reader, masking } = this.#opened;
+    const state = this.#state;
+    const gate = this.#gate;
+    const recorder = this.#recorder;
+    // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
+    const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
+    this.#frontend = new FrontendPath({
+      reader,
+      state,
+      ...(gate ? { gate, guardLexing: true, guard } : {}),
+      ...(masking ? { masking } : {}),
+      ...(recorder ? { recorder } : {}),
+      maxStatementBytes: this.#o.maxStatementBytes,
+    });
+    this.#backend = new BackendPath({
+      reader: new MessageReader({ side: 'backend' }),
+      state,
+      ...(gate ? { gate, guard } : {}),
+      ...(masking ? { masking } : {}),
+      ...(recorder ? { recorder } : {}),
+    });
+  }
+
+  /** Starts moving bytes: the client's through the frontend path upstream, the server's through the backend path to the client. */
+  #startPumps(): void {
+    const { channel } = this.#session;
+    this.#fromClient = pump(channel, this.#socket, {
+      initial: Buffer.alloc(0),
+      step: (chunk, out) => {
+        const r = this.#frontend.step(chunk, out);
+        if (!r) return this.#armPartialTimer();
+        // A held message (a review, the lexing guard) pauses reading: what the client sent behind it is not late.
+        clearTimeout(this.#partialTimer);
+        this.#partialTimer = undefined;
+        return r.then(() => this.#armPartialTimer());
+      },
+      onError: (err) => {
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        this.#fail('protocol-violation', sqlstate, `hoop: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
+      },
+    });
+    this.#toClient = pump(this.#socket, channel, {
+      initial: this.#opened.upstream.leftover,
+      step: this.#backend.step,
+      onError: (err) => {
+        const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
+        this.#session.log.warn('upstream.message-refused', { session: this.#session.id, error: describeError(err) });
+        this.#fail('protocol-violation', sqlstate, `hoop: the server's answer could not be relayed: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);
+      },
+    });
+  }
+
+  /** The client's leaving (its end, its close, or the tunnel's word while a statement is held for review) ends the session. */
+  #watchClient(): void {
+    const { channel } = this.#session;
+    const clientGone = (): void => this.#clientGone();
+    channel.on('end', clientGone);
+    channel.on('close', clientGone);
+    // While a statement is held for review the client's side is not read, so its leaving is
+    // seen by the tunnel ('peer-gone'): the review is withdrawn (or, detached, left to a later
+    // session), the session ends, and the held statement never runs in it.
+    channel.once('peer-gone', () => {
+      if (this.#gate?.withdraw('session-ended')) clientGone();
+    });
+    if (channel.destroyed || channel.readableEnded) clientGone(); // it left while the upstream was being opened
+  }
+
+  /** The server's end, error or close ends the session (or abandons the cut that waits for a message boundary). */
+  #watchUpstream(): void {
+    const session = this.#session;
+    const { channel } = session;
+    const socket = this.#socket;
+    socket.on('end', () => {
+      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
+      if (!this.#done && !this.#frontend.terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
+      channel.end();
+      this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
+    });
+    socket.on('error', (err) => {
+      session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
+      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, describeError(err));
+      if (!channel.destroyed && !this.#backend.stopped) {
+        closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
+      }
+      this.#finish('upstream-closed', describeError(err));
+    });
+    socket.on('close', () => {
+      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
+      if (!channel.writableEnded) channel.end();
+      this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
+    });
+  }
+
+  /** Resolves the session's outcome, once: a statement held for review is withdrawn, the recording ended, the timers cleared. */
+  #finish(reason: CloseReason, detail?: string): void {
+    if (this.#done) return;
+    this.#done = true;
+    // A statement held for review never runs once its session is gone.
+    this.#gate?.withdraw('session-ended');
+    this.#recorder?.end();
+    clearTimeout(this.#partialTimer);
+    clearTimeout(this.#cutTimer);
+    this.#session.signal.removeEventListener('abort', this.#onAbort);
+    this.#resolve({ reason, bytesFromClient: this.#fromClient?.bytes ?? 0, bytesToClient: this.#toClient?.bytes ?? 0, ...(detail ? { detail } : {}) });
+  }
+
+  /**
+   * Ends the upstream session: a CancelRequest first when the server is still busy with what
+   * it was sent (a long query would delay the Terminate), then the Terminate (unless the
+   * client sent its own).
+   */
+  #endUpstream(): void {
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    if (!this.#state.idle && !this.#cancelled) {
+      this.#cancelled = true;
+      cancelUpstreamPostgres({ ...upstreamTarget(this.#session.connection), timeoutMs: this.#o.upstreamTimeoutMs }, this.#opened.upstream.backendKey).catch((err: unknown) =>
+        this.#session.log.debug('upstream.cancel-failed', { session: this.#session.id, error: describeError(err) }),
+      );
+    }
+    if (socket.writableEnded) return;
+    if (this.#frontend.terminated) socket.end();
+    else socket.end(terminate());
+  }
+
+  /** Cuts the upstream link if the server has not closed it within {@link UPSTREAM_END_GRACE_MS}. */
+  #cutUpstreamSoon(): void {
+    const socket = this.#socket;
+    if (socket.destroyed) return;
+    const grace = setTimeout(() => socket.destroy(), UPSTREAM_END_GRACE_MS).unref();
+    socket.once('close', () => clearTimeout(grace));
+  }
+
+  /** Ends the session at once for an error: both sides stopped, the client told why. */
+  #fail(reason: CloseReason, sqlstate: string, message: string, detail?: string, hint?: string): void {
+    this.#frontend.stop();
+    this.#endUpstream();
+    this.#cutUpstreamSoon();
+    closeWithError(this.#session.channel, reason, sqlstate, message, hint);
+    this.#finish(reason, detail);
+  }
+
+  /** Times the rest of a message the client began: the session fails when it does not come within messageTimeoutMs. */
+  #armPartialTimer(): void {
+    if (this.#frontend.reader.atBoundary) {
+      clearTimeout(this.#partialTimer);
+      this.#partialTimer = undefined;
+    } else if (this.#partialTimer) {
+      this.#partialTimer.refresh();
+    } else {
+      this.#partialTimer = setTimeout(() => {
+        this.#fail('read-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the client stopped in the middle of a message');
+      }, this.#o.messageTimeoutMs);
+    }
+  }
+
+  /** Ends the session at the next message boundary of the server's stream, saying why. */
+  #endSession(end: SessionEnding): void {
+    if (this.#done || this.#endingReason) return;
+    const { channel } = this.#session;
+    this.#endingReason = end.reason;
+    this.#frontend.stop();
+    this.#gate?.withdraw('session-ended');
+    this.#endUpstream();
+    this.#session.log.debug('tunnel.ending', { session: this.#session.id, reason: end.reason, betweenMessages: this.#backend.atBoundary });
+    this.#backend.cut(() => {
+      closeWithError(channel, end.reason, end.sqlstate ?? endState(end), end.message, end.hint);
+      this.#finish(end.reason, end.sqlstate ? end.message : undefined);
+      // Rows still coming are read and dropped; a server that goes on is cut off.
+      this.#cutUpstreamSoon();
+    });
+    if (!this.#done) this.#cutTimer = setTimeout(() => this.#abandonCut(end.reason, 'the rest of a server message did not reach the client in time'), CUT_TIMEOUT_MS);
+  }
+
+  /** Ends a session whose end waits for a message boundary that will not come. */
+  #abandonCut(reason: CloseReason, detail: string): void {
+    this.#session.channel.destroy();
+    this.#socket.destroy();
+    this.#finish(reason, detail);
+  }
+
+  /** Whether the gateway is ending the session and waits for the server's stream to reach a message boundary. */
+  #pendingCut(): boolean {
+    return this.#endingReason !== undefined && !this.#backend.stopped;
+  }
+
+  /** The client went (or sent its Terminate): the upstream is ended and the session finishes. */
+  #clientGone(): void {
+    this.#frontend.stop();
+    this.#endUpstream();
+    this.#cutUpstreamSoon();
+    this.#finish(this.#frontend.terminated ? 'client-terminated' : 'client-disconnected');
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * What the statement gate tells the client, in PostgreSQL's own messages: the ErrorResponse of a
+ * refusal (SQLSTATE 42501, naming the rule), of a gate's own built-in refusal, of a held statement
+ * whose review did not approve it, of a FunctionCall (0A000) and of a Bind or EXECUTE of a
+ * statement the gate never saw prepared (26000); and the NoticeResponse that says a statement
+ * is held for review.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-error-fields.html
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+import type { ReviewAsk, ReviewOutcome, StatementVerdict } from '../../../session/engine.js';
+import { formatDuration } from '../../../text-format.js';
+import { errorResponse, noticeResponse, SqlState } from '../../wire/messages.js';
+import { MAX_NAME_BYTES, MAX_NAMES, RESERVED_STATEMENT_PREFIX } from './names.js';
+
+/** The built-in rule names of refusals that do not come from the policy. */
+export const BuiltinRule = {
+  FUNCTION_CALL: 'function-call',
+  NOT_UTF8: 'not-utf8',
+  RESERVED_NAME: 'reserved-name',
+  NAME_TOO_LONG: 'name-too-long',
+  TOO_MANY_NAMES: 'too-many-names',
+  JUDGE_FAILED: 'judge-failed',
+  TOO_LONG: 'too-long',
+  LEXING_PENDING: 'lexing-pending',
+  PORTAL_FETCH: 'portal-fetch',
+} as const;
+export type BuiltinRuleName = (typeof BuiltinRule)[keyof typeof BuiltinRule];
+
+/** What a built-in refusal says when its caller has nothing more precise. */
+export const builtinMessage: Readonly<Record<BuiltinRuleName, string>> = {
+  [BuiltinRule.FUNCTION_CALL]: 'the fast-path function call interface is not supported',
+  [BuiltinRule.NOT_UTF8]: 'the statement is not valid UTF-8; hoop judges SQL as UTF-8 (set client_encoding to UTF8)',
+  [BuiltinRule.RESERVED_NAME]: `statement names starting with "${RESERVED_STATEMENT_PREFIX}" are reserved by hoop`,
+  [BuiltinRule.NAME_TOO_LONG]: `statement and portal names are limited to ${MAX_NAME_BYTES} bytes (PostgreSQL reads only that many)`,
+  [BuiltinRule.TOO_MANY_NAMES]: `a session may hold at most ${MAX_NAMES} named statements and portals through hoop`,
+  [BuiltinRule.JUDGE_FAILED]: 'the gateway could not judge the statement',
+  [BuiltinRule.TOO_LONG]: 'the statement is longer than the gateway judges',
+  [BuiltinRule.PORTAL_FETCH]: 'FETCH and MOVE of a portal bound with the extended protocol are not supported through hoop (it would run what was judged at its Execute); run it with Execute',
+  [BuiltinRule.LEXING_PENDING]: 'the statement has a backslash and follows, in the same pipeline, statements that may still change standard_conforming_strings; send it after their Sync',
+};
+
+/** What a refusal of a Query or Parse longer than the gateway reads says: its length and the limit. */
+export function tooLongMessage(length: number, limit: number): string {
+  const size = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MiB` : `${n} bytes`);
+  return `the statement is ${size(length - 4)} long; the gateway judges statements of at most ${size(limit)} (postgres.maxStatementBytes in its configuration)`;
+}
+
+/**
+ * The ErrorResponse that tells the client a statement was refused: SQLSTATE 42501 with
+ * `hoop: denied by rule "<rule>": <message>` or `hoop: approval required (rule "<rule>"):
+ * <message>`, the judge's reason as the detail, and a hint.
+ */
+export function refusalError(v: StatementVerdict): Buffer {
+  const said = v.message ?? v.reason;
+  const detail = v.message !== undefined && v.reason && v.reason !== v.message ? v.reason : undefined;
+  if (v.action === 'review') {
+    return errorResponse({
+      severity: 'ERROR',
+      code: SqlState.INSUFFICIENT_PRIVILEGE,
+      message: v.rule !== undefined ? `hoop: approval required (rule "${v.rule}"): ${said}` : `hoop: approval required: ${said}`,
+      ...(detail ? { detail } : {}),
+      hint: v.review
+        ? 'it could not be held for review here (a Bind of more than 1 MiB, or no reviewer service): send it as a smaller statement, or ask someone whose access allows it'
+        : "the policy names no reviewers for this rule (statements.reviewers, or the rule's review.groups), so nobody can approve it: ask the owners of the policy",
+    });
+  }
+  return errorResponse({
+    severity: 'ERROR',
+    code: SqlState.INSUFFICIENT_PRIVILEGE,
+    message: v.rule !== undefined ? `hoop: denied by rule "${v.rule}": ${said}` : `hoop: denied: ${said}`,
+    ...(detail ? { detail } : {}),
+    hint: 'the gateway policy refuses this statement; `hoop policy check "SQL"` explains why; the session is still usable',
+  });
+}
+
+/**
+ * The NoticeResponse that tells the client at once that its statement is held (psql prints it
+ * while it waits): the review's id, the rule, who may approve, how long it waits, and the
+ * command a reviewer runs.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-ASYNC
+ */
+export function reviewNotice(id: string, ask: ReviewAsk): Buffer {
+  const s = ask.settings;
+  const groups = s.groups.map((g) => `"${g}"`).join(', ');
+  return noticeResponse({
+    severity: 'NOTICE',
+    code: '01000',
+    message: `hoop: statement held for review ${id}${ask.rule !== undefined ? ` (rule "${ask.rule}")` : ''}: ${ask.message ?? ask.reason}`,
+    detail: `${s.approvals === 1 ? 'one approval' : `${s.approvals} approvals`} from the group${s.groups.length > 1 ? 's' : ''} ${groups}${s.selfApprove ? '' : ' (not yours)'} within ${formatDuration(s.timeoutMs)}; the statement waits here and runs as sent once approved`,
+    hint: `a reviewer runs: hoop review approve ${id}   (or: hoop review deny ${id} --reason "…"); cancelling the query withdraws it`,
+  });
+}
+
+/**
+ * The ErrorResponse for a held statement whose review did not approve it: denied (42501, `hoop:
+ * denied by reviewer …` with their reason), not decided in time (42501, `hoop: approval
+ * required …`), or withdrawn by the client's CancelRequest (57014, as PostgreSQL cancels).
+ */
+export function reviewOutcomeError(v: StatementVerdict, id: string, o: Exclude<ReviewOutcome, { state: 'approved' }>): Buffer {
+  const rule = v.rule !== undefined ? `rule "${v.rule}"` : 'the policy';
+  switch (o.state) {
+    case 'denied':
+      return errorResponse({
+        severity: 'ERROR',
+        code: SqlState.INSUFFICIENT_PRIVILEGE,
+        message: `hoop: denied by reviewer ${o.by} (review ${id})${o.reason ? `: ${o.reason}` : ''}`,
+        detail: `${rule} held the statement for review: ${v.message ?? v.reason}`,
+        hint: 'the statement did not run; the session is still usable',
+      });
+    case 'expired':
+      return errorResponse({
+        severity: 'ERROR',
+        code: SqlState.INSUFFICIENT_PRIVILEGE,
+        message: o.because
+          ? `hoop: approval required (${rule}): review ${id} could not wait (${o.because}), so the statement did not run`
+          : `hoop: approval required (${rule}): review ${id} was not decided within ${formatDuration(o.afterMs)}, so the statement did not run`,
+        detail: v.message ?? v.reason,
+        hint: 'send it again when a reviewer is at hand (`hoop review ls` shows them what waits); the session is still usable',
+      });
+    case 'withdrawn':
+      return errorResponse({
+        severity: 'ERROR',
+        code: SqlState.QUERY_CANCELED,
+        message: 'canceling statement due to user request',
+        detail: `hoop withdrew review ${id}; the statement did not run`,
+      });
+  }
+}
+
+/** The ErrorResponse for a FunctionCall, which the gate refuses (0A000). */
+export const functionCallError = errorResponse({
+  severity: 'ERROR',
+  code: SqlState.FEATURE_NOT_SUPPORTED,
+  message: 'hoop: the fast-path function call interface is not supported through hoop',
+  hint: 'call the function with SELECT instead, so the policy can judge it',
+});
+
+/** The ErrorResponse for a Bind or EXECUTE of a statement the gate did not see prepared (26000, as PostgreSQL answers). */
+export function unknownStatementError(name: string): Buffer {
+  return errorResponse({
+    severity: 'ERROR',
+    code: '26000',
+    message: name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`,
+    detail: 'hoop did not see this statement prepared (or refused it) in this session, so it does not let it run',
+  });
+}

@@ -1,0 +1,147 @@
+/**
+ * The startup phase of a PostgreSQL connection, read from any duplex stream (a local client
+ * socket or a gateway tunnel): an SSLRequest is accepted with `S` and a TLS handshake when a
+ * TLS context is given (the local listener's per-session certificate), declined with `N`
+ * otherwise (the tunnel is the encryption); a GSSENCRequest is declined; then a StartupMessage
+ * or CancelRequest, then — for the local listener — the SASL messages of its authentication
+ * exchange. Everything is read under one deadline, so half-open connections cannot pile up.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
+ */
+import type { Duplex } from 'node:stream';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { ErrorCode, HoopError } from '../../errors.js';
+import { PgProtocolError } from '../wire/protocol-error.js';
+import { MessageReader, type PgMessage } from '../wire/reader.js';
+import { readStartupPacket, type StartupPacket } from './startup.js';
+
+/** The packets that end the encryption negotiation. */
+export type FirstPacket = Extract<StartupPacket, { kind: 'startup' | 'cancel' }>;
+
+const DECLINE = Buffer.from('N');
+const ACCEPT = Buffer.from('S');
+
+/** Reads the startup phase from `stream` until {@link release} hands it to the relay. */
+export class HandshakeStream {
+  #stream: Duplex;
+  readonly #tls: SecureContext | undefined;
+  readonly #deadline: number;
+  readonly reader = new MessageReader({ side: 'frontend' });
+  #pending: Buffer = Buffer.alloc(0);
+  #startupDone = false;
+  #encrypted = false;
+  #failure: Error | undefined;
+  #wake: (() => void) | undefined;
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#startupDone) this.reader.push(chunk);
+    else this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    this.#wake?.();
+  };
+  readonly #onEnd = (): void => this.#fail(new PgProtocolError('the client closed the connection during the startup phase', { unanswered: true }));
+  readonly #onError = (err: Error): void => this.#fail(err);
+
+  /** Starts reading `stream`; everything must be read within `timeoutMs`. With `tls`, an SSLRequest is accepted. */
+  constructor(stream: Duplex, timeoutMs: number, tls?: SecureContext) {
+    this.#stream = stream;
+    this.#tls = tls;
+    this.#deadline = Date.now() + timeoutMs;
+    this.#listen(stream);
+  }
+
+  /** The stream the connection now runs on: the socket, or the TLS socket over it once TLS was accepted. */
+  get stream(): Duplex {
+    return this.#stream;
+  }
+
+  #listen(stream: Duplex): void {
+    stream.on('data', this.#onData);
+    stream.on('end', this.#onEnd);
+    stream.on('error', this.#onError);
+  }
+
+  #unlisten(stream: Duplex): void {
+    stream.off('data', this.#onData);
+    stream.off('end', this.#onEnd);
+    stream.off('error', this.#onError);
+  }
+
+  /** Answers `S` and continues on a TLS socket over the stream. @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL */
+  #startTls(context: SecureContext): void {
+    const raw = this.#stream;
+    raw.write(ACCEPT);
+    this.#unlisten(raw);
+    const secure = new TLSSocket(raw as ConstructorParameters<typeof TLSSocket>[0], { isServer: true, secureContext: context });
+    this.#stream = secure;
+    this.#listen(secure);
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    this.#wake?.();
+  }
+
+  async #waitForData(): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    const remaining = this.#deadline - Date.now();
+    if (remaining <= 0) throw new HoopError(ErrorCode.TIMEOUT, 'the client did not finish the startup phase in time');
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, remaining);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+    // Bytes that came with the end (a CancelRequest and its end in one read) are read first:
+    // the caller parses again and comes back here, where a failure is thrown.
+  }
+
+  /**
+   * Reads until a StartupMessage or CancelRequest, declining SSL and GSS encryption requests.
+   * Bytes that follow an encryption request before its answer are a protocol violation (they
+   * would have been sent before the TLS handshake: CVE-2021-23222).
+   */
+  async startup(): Promise<FirstPacket> {
+    for (;;) {
+      const parsed = readStartupPacket(this.#pending);
+      if (!parsed) {
+        await this.#waitForData();
+        continue;
+      }
+      this.#pending = this.#pending.subarray(parsed.size);
+      const { packet } = parsed;
+      if (packet.kind === 'ssl-request' || packet.kind === 'gssenc-request') {
+        if (this.#pending.length > 0) {
+          throw new PgProtocolError(`unexpected data after ${packet.kind === 'ssl-request' ? 'SSLRequest' : 'GSSENCRequest'} before its answer`);
+        }
+        if (packet.kind === 'ssl-request' && this.#tls && !this.#encrypted) {
+          this.#encrypted = true;
+          this.#startTls(this.#tls);
+        } else if (packet.kind === 'ssl-request' && this.#encrypted) {
+          throw new PgProtocolError('SSLRequest over an encrypted connection');
+        } else this.#stream.write(DECLINE);
+        continue;
+      }
+      this.#startupDone = true;
+      if (this.#pending.length > 0) this.reader.push(this.#pending);
+      this.#pending = Buffer.alloc(0);
+      return packet;
+    }
+  }
+
+  /** Reads the next typed message (after {@link startup}), e.g. a SASL response. */
+  async message(): Promise<PgMessage> {
+    for (;;) {
+      const msg = this.reader.next();
+      if (msg) return msg;
+      await this.#waitForData();
+    }
+  }
+
+  /** Stops reading; the stream is left paused and `reader` holds any bytes already received. */
+  release(): MessageReader {
+    this.#unlisten(this.#stream);
+    this.#stream.pause();
+    return this.reader;
+  }
+}

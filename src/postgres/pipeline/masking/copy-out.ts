@@ -1,0 +1,303 @@
+/**
+ * Masking the rows of COPY ... TO STDOUT (copy-out) in text, csv and binary format.
+ *
+ * The CopyOutResponse says text (0) or binary (1) but not whether text is PostgreSQL's text or
+ * CSV format, nor the delimiter: the engine knows those from the parse tree and passes them as a
+ * {@link CopyOptions}; the default is text with a tab. PostgreSQL sends one row per CopyData, but
+ * the protocol does not promise it, so rows are cut from a carry-over buffer: a row split across
+ * CopyData messages is emitted when it is complete.
+ *
+ * @see https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9 (file formats)
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-COPY
+ */
+import { PgProtocolError } from '../../wire/protocol-error.js';
+import { readInt16, readValueLength } from '../../wire/fields.js';
+import type { CopyOptions } from '../../../policy/masking/copy-format.js';
+
+export type { CopyOptions };
+
+/** Masks one field: undefined keeps it, null makes it NULL, a string replaces it. Index is the column position. */
+export type CopyFieldMasker = (value: string | null, index: number) => string | null | undefined;
+/** Masks one binary field: undefined keeps it, null makes it NULL, a buffer replaces it. */
+export type CopyBinaryFieldMasker = (value: Buffer | null, index: number) => Buffer | null | undefined;
+
+/** Most bytes held for one incomplete row. */
+const MAX_CARRY = 0x3fffffff;
+const BINARY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+function decodeTextField(raw: string): string {
+  if (!raw.includes('\\')) return raw;
+  let out = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c !== '\\' || i + 1 >= raw.length) {
+      out += c;
+      continue;
+    }
+    const n = raw[++i]!;
+    const simple: Record<string, string> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+    if (simple[n] !== undefined) out += simple[n];
+    else if (/[0-7]/.test(n)) {
+      let oct = n;
+      while (oct.length < 3 && /[0-7]/.test(raw[i + 1] ?? '')) oct += raw[++i];
+      out += String.fromCharCode(Number.parseInt(oct, 8));
+    } else if (n === 'x' && /[0-9a-fA-F]/.test(raw[i + 1] ?? '')) {
+      let hex = raw[++i]!;
+      if (/[0-9a-fA-F]/.test(raw[i + 1] ?? '')) hex += raw[++i];
+      out += String.fromCharCode(Number.parseInt(hex, 16));
+    } else out += n;
+  }
+  return out;
+}
+
+function encodeTextField(value: string, delimiter: string): string {
+  let out = '';
+  for (const c of value) {
+    if (c === '\\') out += '\\\\';
+    else if (c === '\n') out += '\\n';
+    else if (c === '\r') out += '\\r';
+    else if (c === '\t') out += '\\t';
+    else if (c === '\b') out += '\\b';
+    else if (c === '\f') out += '\\f';
+    else if (c === '\v') out += '\\v';
+    else if (c === delimiter) out += `\\${c}`;
+    else out += c;
+  }
+  return out;
+}
+
+/** Splits one text-format line (without its newline) at unescaped delimiters. */
+function splitTextLine(line: string, delimiter: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === '\\') i++;
+    else if (line[i] === delimiter) {
+      out.push(line.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(line.slice(start));
+  return out;
+}
+
+interface CsvField {
+  raw: string;
+  value: string | null;
+}
+
+/** Parses one CSV row starting at `from`; null when the row is not complete (an open quote or no newline). */
+function parseCsvRow(text: string, from: number, o: Required<Omit<CopyOptions, 'format' | 'header'>>): { fields: CsvField[]; end: number; eol: string } | null {
+  const fields: CsvField[] = [];
+  let i = from;
+  for (;;) {
+    const start = i;
+    let value = '';
+    let quoted = false;
+    while (i < text.length) {
+      const c = text[i]!;
+      if (c === o.quote) {
+        quoted = true;
+        i++;
+        let closed = false;
+        while (i < text.length) {
+          const d = text[i]!;
+          if (d === o.escape && o.escape !== o.quote && (text[i + 1] === o.quote || text[i + 1] === o.escape)) {
+            value += text[i + 1];
+            i += 2;
+          } else if (d === o.quote) {
+            if (o.escape === o.quote && text[i + 1] === o.quote) {
+              value += o.quote;
+              i += 2;
+            } else {
+              i++;
+              closed = true;
+              break;
+            }
+          } else {
+            value += d;
+            i++;
+          }
+        }
+        if (!closed) return null;
+      } else if (c === o.delimiter || c === '\n' || c === '\r') break;
+      else {
+        value += c;
+        i++;
+      }
+    }
+    if (i >= text.length) return null;
+    const raw = text.slice(start, i);
+    fields.push({ raw, value: !quoted && raw === o.null ? null : value });
+    if (text[i] === o.delimiter) {
+      i++;
+      continue;
+    }
+    const eol = text[i] === '\r' && text[i + 1] === '\n' ? '\r\n' : text[i] === '\r' && i + 1 >= text.length ? '' : text[i]!;
+    if (eol === '') return null;
+    return { fields, end: i + eol.length, eol };
+  }
+}
+
+function encodeCsvField(value: string | null, o: Required<Omit<CopyOptions, 'format' | 'header'>>): string {
+  if (value === null) return o.null;
+  const needs = value === o.null || value === '\\.' || [o.delimiter, o.quote, '\n', '\r'].some((c) => value.includes(c));
+  if (!needs) return value;
+  let out = o.quote;
+  for (const c of value) out += c === o.quote || (c === o.escape && o.escape !== o.quote) ? o.escape + c : c;
+  return out + o.quote;
+}
+
+/**
+ * Masks the rows of one copy-out stream. Feed each CopyData payload to {@link push}; it returns
+ * the payload to forward (complete rows only, masked), possibly empty. Call {@link end} at
+ * CopyDone for whatever incomplete row is left.
+ *
+ * @see https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9
+ */
+export class CopyOutMasker {
+  private carry: Buffer = Buffer.alloc(0);
+  private rowIndex = 0;
+  private binaryHeaderDone = false;
+  private readonly o: Required<Omit<CopyOptions, 'format' | 'header'>>;
+
+  constructor(
+    private readonly options: CopyOptions,
+    private readonly maskText: CopyFieldMasker,
+    private readonly maskBinary: CopyBinaryFieldMasker,
+    /** Masks a whole text that could not be parsed into fields (detectors only). */
+    private readonly maskLoose: (text: string) => string,
+  ) {
+    const csv = options.format === 'csv';
+    const quote = options.quote ?? '"';
+    this.o = {
+      delimiter: options.delimiter ?? (csv ? ',' : '\t'),
+      quote,
+      escape: options.escape ?? quote,
+      null: options.null ?? (csv ? '' : '\\N'),
+    };
+  }
+
+  /** The masked payload for one CopyData payload. @throws PgProtocolError on malformed binary COPY data */
+  push(data: Buffer): Buffer {
+    const input = this.carry.length ? Buffer.concat([this.carry, data]) : data;
+    if (input.length > MAX_CARRY) throw new PgProtocolError('a COPY row is too long');
+    const { out, rest } = this.options.format === 'binary' ? this.binary(input) : this.text(input);
+    this.carry = Buffer.from(rest);
+    return out;
+  }
+
+  /** What is left at CopyDone, masked by the detectors alone (binary leftovers are dropped). */
+  end(): Buffer {
+    const rest = this.carry;
+    this.carry = Buffer.alloc(0);
+    if (rest.length === 0 || this.options.format === 'binary') return Buffer.alloc(0);
+    return Buffer.from(this.maskLoose(rest.toString('utf8')), 'utf8');
+  }
+
+  private text(input: Buffer): { out: Buffer; rest: Buffer } {
+    const lastNl = input.lastIndexOf(0x0a);
+    if (lastNl < 0) return { out: Buffer.alloc(0), rest: input };
+    const s = input.subarray(0, lastNl + 1).toString('utf8');
+    let consumed = 0;
+    let out = '';
+    if (this.options.format === 'csv') {
+      for (;;) {
+        const row = parseCsvRow(s, consumed, this.o);
+        if (!row) break;
+        const header = this.options.header === true && this.rowIndex === 0;
+        this.rowIndex++;
+        out +=
+          row.fields
+            .map((f, i) => {
+              if (header) return f.raw;
+              const m = this.maskText(f.value, i);
+              return m === undefined ? f.raw : encodeCsvField(m, this.o);
+            })
+            .join(this.o.delimiter) + row.eol;
+        consumed = row.end;
+      }
+    } else {
+      for (;;) {
+        const nl = s.indexOf('\n', consumed);
+        if (nl < 0) break;
+        const line = s.slice(consumed, s[nl - 1] === '\r' && nl > consumed ? nl - 1 : nl);
+        const eol = s.slice(consumed + line.length, nl + 1);
+        this.rowIndex++;
+        if (line === '\\.') out += line + eol;
+        else {
+          out +=
+            splitTextLine(line, this.o.delimiter)
+              .map((raw, i) => {
+                const value = raw === this.o.null ? null : decodeTextField(raw);
+                const m = this.maskText(value, i);
+                return m === undefined ? raw : m === null ? this.o.null : encodeTextField(m, this.o.delimiter);
+              })
+              .join(this.o.delimiter) + eol;
+        }
+        consumed = nl + 1;
+      }
+    }
+    return { out: Buffer.from(out, 'utf8'), rest: input.subarray(Buffer.byteLength(s.slice(0, consumed), 'utf8')) };
+  }
+
+  private binary(input: Buffer): { out: Buffer; rest: Buffer } {
+    const parts: Buffer[] = [];
+    let at = 0;
+    if (!this.binaryHeaderDone) {
+      if (input.length < 19) return { out: Buffer.alloc(0), rest: input };
+      if (!input.subarray(0, 11).equals(BINARY_SIGNATURE)) throw new PgProtocolError('binary COPY data has no PGCOPY signature');
+      const ext = input.readUInt32BE(15);
+      if (input.length < 19 + ext) return { out: Buffer.alloc(0), rest: input };
+      parts.push(input.subarray(0, 19 + ext));
+      at = 19 + ext;
+      this.binaryHeaderDone = true;
+    }
+    for (;;) {
+      if (input.length - at < 2) break;
+      const n = readInt16(input, at); // signed: -1 ends the data
+      if (n === -1) {
+        parts.push(input.subarray(at, at + 2));
+        at += 2;
+        continue;
+      }
+      if (n < 0) throw new PgProtocolError(`binary COPY tuple has ${n} fields`);
+      let p = at + 2;
+      const fields: Array<Buffer | null> = [];
+      let complete = true;
+      for (let i = 0; i < n; i++) {
+        if (input.length - p < 4) {
+          complete = false;
+          break;
+        }
+        const len = readValueLength(input, p, 'binary COPY tuple');
+        p += 4;
+        if (len === -1) {
+          fields.push(null);
+          continue;
+        }
+        if (input.length - p < len) {
+          complete = false;
+          break;
+        }
+        fields.push(input.subarray(p, p + len));
+        p += len;
+      }
+      if (!complete) break;
+      const row: Buffer[] = [input.subarray(at, at + 2)];
+      let changed = false;
+      fields.forEach((f, i) => {
+        const m = this.maskBinary(f, i);
+        const v = m === undefined ? f : m;
+        if (m !== undefined) changed = true;
+        const len = Buffer.alloc(4);
+        len.writeInt32BE(v === null ? -1 : v.length);
+        row.push(len);
+        if (v !== null) row.push(v);
+      });
+      parts.push(changed ? Buffer.concat(row) : input.subarray(at, p));
+      at = p;
+    }
+    return { out: Buffer.concat(parts), rest: input.subarray(at) };
+  }
+}

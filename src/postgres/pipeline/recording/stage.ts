@@ -1,0 +1,386 @@
+/**
+ * The recording of a PostgreSQL session, in two halves (docs/recording-format.md):
+ *
+ * - {@link PostgresRecordingStage}, a stage on the relay's one read of each direction, copies the
+ *   messages a recording needs, whole and as they came, to the session's
+ *   {@link RecordingStream} (src/recording/thread.ts): what the client sent that the statement gate
+ *   judges, the gate's refusals, and what the client received (after masking) up to `rowCap`
+ *   rows per result (rows beyond it pass unread and are only counted). It also tells the
+ *   session's index what it needs ({@link RecordingNotes}).
+ * - {@link PostgresRawTap}, for a relay that reads no message (a `hoop connect` without checks of
+ *   its own): the bytes of the messages a record keeps, either direction, copied as they pass. The
+ *   recording thread frames and decodes them and runs the same stage there
+ *   (./encoder.ts), so the record is the same and the relay frames none of them.
+ *
+ * The recording thread turns the records into events (./encoder.ts).
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+import type { RecordingStream } from '../../../recording/thread.js';
+import type { RecordingNotes } from '../../../session/engine.js';
+import type { ClientTap } from '../../wire/client.js';
+import type { FrontendMessage } from '../../wire/frontend-messages.js';
+import { checkHeader, MessageReader } from '../../wire/reader.js';
+import { parseRowDescription } from '../../wire/rows.js';
+import { Backend, Frontend } from '../../wire/codes.js';
+import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
+import type { RecorderStage, Refusal } from '../stages.js';
+
+const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, ERROR, NOTICE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH, COPY_DATA } = Backend;
+const { QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL } = Frontend;
+
+/**
+ * Per server message type (one lookup on the data path): {@link READS} for the messages the
+ * recording reads (others pass unread: ParseComplete, BindComplete, NoData, ParameterStatus, ...),
+ * with {@link ENDS} for those that end a result.
+ */
+const SERVER_KIND = new Uint8Array(256);
+const READS = 1;
+const ENDS = 2;
+for (const t of [ROW_DESCRIPTION, NOTICE, READY, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH]) SERVER_KIND[t] = READS;
+for (const t of [COMMAND_COMPLETE, EMPTY_QUERY, PORTAL_SUSPENDED, ERROR]) SERVER_KIND[t] = READS | ENDS;
+
+/** What a stage writes its records to: a session's recording, or the encoder itself on the recording thread. */
+export type RecordSink = Pick<RecordingStream, 'record' | 'event' | 'behind'>;
+
+export interface PostgresRecordingStageOptions {
+  stream: RecordSink;
+  /** `masked`: rows as the client received them; `none`: no rows. */
+  results: 'masked' | 'none';
+  /** Rows (and COPY data messages) recorded per result. */
+  rowCap: number;
+  /** Per column of the RowDescription just handed on: how masking treats it (see ResultMasker.lastMaskedColumns). */
+  maskedColumns?: () => Array<{ strategy: string; origin?: string } | null> | undefined;
+  /** Told what the session's index keeps. */
+  notes?: RecordingNotes;
+  now?: () => number;
+}
+
+/** The stage on the data path: see the module documentation. */
+export class PostgresRecordingStage implements RecorderStage {
+  readonly #stream: RecordSink;
+  readonly #now: () => number;
+  readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
+  readonly #notes: RecordingNotes | undefined;
+  readonly #kept: KeptServerMessages;
+  /** Rows passed unread since the last record. */
+  readonly #passed: PassedRows;
+  /** The transaction status of the last ReadyForQuery (`I` before the first). */
+  #status = 0x49;
+
+  constructor(o: PostgresRecordingStageOptions) {
+    this.#stream = o.stream;
+    this.#kept = new KeptServerMessages(o.results === 'none' ? 0 : o.rowCap);
+    this.#now = o.now ?? Date.now;
+    this.#maskedColumns = o.maskedColumns;
+    this.#notes = o.notes;
+    this.#passed = new PassedRows(o.stream);
+  }
+
+  /** Copies a record, after the count of rows passed before it. */
+  #record(kind: number, at: number, bytes: Buffer, start: number, end: number): void {
+    this.#passed.flush();
+    this.#stream.record(kind, at, bytes, start, end);
+  }
+
+  client(m: FrontendMessage): void {
+    const at = this.#now();
+    switch (m.kind) {
+      case 'query':
+      case 'parse':
+        if (m.kind === 'query') this.#notes?.statement();
+        if (m.long) {
+          const name = m.kind === 'parse' ? m.name : '';
+          const long = Buffer.alloc(5 + Buffer.byteLength(name) + 1);
+          long[0] = m.msg.type;
+          long.writeUInt32LE(m.msg.body.length, 1);
+          long.write(name, 5);
+          this.#record(CLIENT_LONG, at, long, 0, long.length);
+        } else {
+          this.#notes?.sql(m.sql);
+          this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+        }
+        return;
+      case 'bind': {
+        if (m.msg) {
+          this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+          return;
+        }
+        const names = Buffer.from(`${m.portal}\0${m.statement}\0`);
+        this.#record(BIND_STREAMED, at, names, 0, names.length);
+        return;
+      }
+      case 'execute':
+        this.#notes?.statement();
+        this.#record(CLIENT, at, m.msg.raw, 0, m.msg.raw.length);
+        return;
+      case 'function-call':
+        // Only that it was called: its arguments may be large.
+        this.#record(CLIENT, at, m.msg.raw, 0, 5);
+        return;
+      default:
+        return;
+    }
+  }
+
+  refused(r: Refusal): void {
+    this.#notes?.refused();
+    // A whole event, after what the thread holds (as the session's own events are).
+    this.#passed.flush();
+    this.#stream.event({ t: 'decision', at: this.#now(), action: r.action, rule: r.rule, reason: r.reason, message: r.message });
+  }
+
+  wants(type: number): boolean {
+    return this.#kept.wants(type);
+  }
+
+  passed(type: number, count: number): void {
+    if (type === DATA_ROW) this.#passed.add(this.#now(), count);
+  }
+
+  server(bytes: Buffer): Promise<void> | undefined {
+    const at = this.#now();
+    let i = 0;
+    while (i + 5 <= bytes.length) {
+      const type = bytes[i]!;
+      const end = i + 1 + bytes.readUInt32BE(i + 1);
+      if (this.#copies(type, bytes, i, end)) this.#record(SERVER, at, bytes, i, end);
+      else if (type === DATA_ROW) this.#passed.add(at);
+      i = end;
+    }
+    return this.#stream.behind;
+  }
+
+  /** Whether the server message of `type` at `start` goes to the recording (and what it changes). */
+  #copies(type: number, bytes: Buffer, start: number, end: number): boolean {
+    if (!this.#kept.keeps(type)) return false;
+    if (type === ROW_DESCRIPTION) {
+      const masked = this.#maskedColumns?.();
+      if (masked) {
+        const fields = parseRowDescription(bytes.subarray(start + 5, end));
+        if (this.#notes) masked.forEach((m, i) => m && this.#notes!.masked(m.origin ?? fields[i]?.name ?? '?', m.strategy));
+        const json = Buffer.from(JSON.stringify(masked));
+        this.#record(MASKED, 0, json, 0, json.length);
+      }
+    } else if (type === READY) {
+      // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
+      const status = bytes[start + 5] ?? 0x49;
+      const changed = status !== this.#status;
+      this.#status = status;
+      return changed;
+    }
+    return true;
+  }
+
+  end(): void {
+    this.#passed.flush();
+  }
+}
+
+/**
+ * `stage` as what hears hoop's own small client ({@link ClientTap}: `hoop exec`'s record of its
+ * session): what the client sent, and each server message, read whole when the stage wants it,
+ * else counted as passed.
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
+ */
+export function recorderTap(stage: RecorderStage): ClientTap {
+  return {
+    sent: (m) => stage.client(m),
+    received: (m) => {
+      if (stage.wants(m.type)) return stage.server(m.raw);
+      stage.passed(m.type, 1);
+      return undefined;
+    },
+  };
+}
+
+/**
+ * The record of a relay that reads none of the messages (a `hoop connect` without checks of its
+ * own): it walks the message headers of each chunk of either direction as it passes and copies
+ * the bytes of the messages a record keeps, as they come, for {@link ThreadFraming} to read on the
+ * recording thread, so that the relay frames nothing. From the client: Query, Parse, Bind,
+ * Execute and FunctionCall (not CopyData, Sync, Describe, ...). From the server: what a
+ * {@link PostgresRecordingStage} reads, with rows (and COPY data) up to `rowCap` per result; the
+ * rows beyond it are counted, as the stage counts them. The record is the one that stage would
+ * make of both directions.
+ */
+export class PostgresRawTap {
+  readonly #stream: RecordingStream;
+  readonly #now: () => number;
+  readonly #client: KeptBytes;
+  readonly #server: KeptBytes;
+  readonly #kept: KeptServerMessages;
+  readonly #passed: PassedRows;
+  /** The time of the chunk being walked. */
+  #at = 0;
+
+  /** `rowCap`: rows (and COPY data messages) recorded per result; 0 for none. */
+  constructor(o: { stream: RecordingStream; rowCap: number; now?: () => number }) {
+    this.#stream = o.stream;
+    this.#now = o.now ?? Date.now;
+    this.#kept = new KeptServerMessages(o.rowCap);
+    this.#passed = new PassedRows(o.stream);
+    this.#client = new KeptBytes(o.stream, RAW_CLIENT, (type) => CLIENT_KEPT[type] === 1);
+    this.#server = new KeptBytes(o.stream, RAW_SERVER, (type, length) => this.#keepsServer(type, length));
+  }
+
+  /**
+   * Bytes the client sent. A Promise while the recording is behind. (A length the relay's reader
+   * refuses ends the session there: what follows is not read.)
+   */
+  client(chunk: Buffer): Promise<void> | undefined {
+    this.#client.walk(chunk, this.#now());
+    return this.#stream.behind;
+  }
+
+  /**
+   * Bytes the server sent, handed on to the client as they came. A Promise while the recording is
+   * behind. @throws PgProtocolError on a header a {@link MessageReader} would refuse (the relay
+   * reads nothing else of them, so the session ends there)
+   */
+  server(chunk: Buffer): Promise<void> | undefined {
+    this.#at = this.#now();
+    this.#server.walk(chunk, this.#at);
+    return this.#stream.behind;
+  }
+
+  /** The session is over. */
+  end(): void {
+    this.#passed.flush();
+  }
+
+  /** The stage's choice (see {@link PostgresRecordingStage.server}), made from the header; the thread's stage makes the rest of it. */
+  #keepsServer(type: number, length: number): boolean {
+    checkHeader('backend', type, length);
+    if (this.#kept.keeps(type)) {
+      this.#passed.flush();
+      return true;
+    }
+    if (type === DATA_ROW) this.#passed.add(this.#at);
+    return false;
+  }
+}
+
+/**
+ * Which server messages a record keeps: those a recording reads, and of a result's rows (and COPY
+ * data messages) the first `cap`. Told each message in order, as it counts the rows of each result.
+ */
+class KeptServerMessages {
+  readonly #cap: number;
+  /** Rows (and COPY data) of the current result kept. */
+  #recorded = 0;
+
+  constructor(cap: number) {
+    this.#cap = cap;
+  }
+
+  /** Whether a message of `type` would be kept now (asked before it is read). */
+  wants(type: number): boolean {
+    if (type === DATA_ROW || type === COPY_DATA) return this.#recorded < this.#cap;
+    return (SERVER_KIND[type]! & READS) !== 0;
+  }
+
+  /** Whether the message of `type` that comes now is kept (a row kept counts against the cap; the end of a result starts the count again). */
+  keeps(type: number): boolean {
+    if (type === DATA_ROW || type === COPY_DATA) {
+      if (this.#recorded >= this.#cap) return false;
+      this.#recorded++;
+      return true;
+    }
+    const kind = SERVER_KIND[type]!;
+    if (kind & ENDS) this.#recorded = 0;
+    return (kind & READS) !== 0;
+  }
+}
+
+/**
+ * Walks the message headers of one direction's bytes as they pass and copies the bytes of the
+ * messages `keeps` picks (told each message's type and length field) as records of `kind`: a run
+ * of kept messages within a chunk is one record.
+ */
+class KeptBytes {
+  readonly #stream: Pick<RecordingStream, 'record'>;
+  readonly #kind: number;
+  readonly #keeps: (type: number, length: number) => boolean;
+  /** Bytes of the current message still to come after its header, and whether they are copied. */
+  #left = 0;
+  #copying = false;
+  /** A header cut between two chunks: its bytes so far. */
+  readonly #head = Buffer.alloc(5);
+  #headBytes = 0;
+
+  constructor(stream: Pick<RecordingStream, 'record'>, kind: number, keeps: (type: number, length: number) => boolean) {
+    this.#stream = stream;
+    this.#kind = kind;
+    this.#keeps = keeps;
+  }
+
+  walk(chunk: Buffer, at: number): void {
+    /** Where the kept bytes gathered in this chunk start (-1: none). */
+    let from = -1;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.#left > 0) {
+        const n = Math.min(this.#left, chunk.length - i);
+        if (this.#copying && from < 0) from = i;
+        i += n;
+        this.#left -= n;
+      } else if (this.#headBytes === 0 && i + 5 <= chunk.length) {
+        this.#begin(chunk[i]!, chunk.readInt32BE(i + 1));
+        if (!this.#copying) from = this.#keep(chunk, at, from, i);
+        else if (from < 0) from = i;
+        i += 5;
+      } else {
+        // A header cut between two chunks: gathered, and copied on its own.
+        from = this.#keep(chunk, at, from, i);
+        const n = Math.min(5 - this.#headBytes, chunk.length - i);
+        chunk.copy(this.#head, this.#headBytes, i, i + n);
+        this.#headBytes += n;
+        i += n;
+        if (this.#headBytes < 5) break;
+        this.#headBytes = 0;
+        this.#begin(this.#head[0]!, this.#head.readInt32BE(1));
+        if (this.#copying) this.#stream.record(this.#kind, at, this.#head, 0, 5);
+      }
+    }
+    this.#keep(chunk, at, from, i);
+  }
+
+  /** Copies the kept bytes gathered from `from` up to `end`; returns -1 (none gathered). */
+  #keep(chunk: Buffer, at: number, from: number, end: number): number {
+    if (from >= 0 && end > from) this.#stream.record(this.#kind, at, chunk, from, end);
+    return -1;
+  }
+
+  #begin(type: number, length: number): void {
+    this.#copying = this.#keeps(type, length);
+    this.#left = Math.max(0, length - 4);
+  }
+}
+
+/** DataRows passed unread since the last record, and when the first came: one `PASSED` record before the next. */
+class PassedRows {
+  readonly #stream: Pick<RecordingStream, 'record'>;
+  #count = 0;
+  #at = 0;
+
+  constructor(stream: Pick<RecordingStream, 'record'>) {
+    this.#stream = stream;
+  }
+
+  add(at: number, count = 1): void {
+    if (this.#count === 0) this.#at = at;
+    this.#count += count;
+  }
+
+  flush(): void {
+    if (this.#count === 0) return;
+    PASSED_COUNT.writeUInt32LE(this.#count); // copied by record() at once: one buffer serves every writer
+    this.#count = 0;
+    this.#stream.record(PASSED, this.#at, PASSED_COUNT, 0, 4);
+  }
+}
+
+/** The client messages a record keeps. */
+const CLIENT_KEPT = new Uint8Array(256);
+for (const t of [QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL]) CLIENT_KEPT[t] = 1;

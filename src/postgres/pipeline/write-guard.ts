@@ -1,0 +1,508 @@
+/**
+ * The blast-radius guard in the PostgreSQL relay. A write under a row limit (`maxAffectedRows`:
+ * see `WriteGuard` in src/policy/decide.ts) runs so that the database counts the rows it changes
+ * before they can commit; a write over the limit is rolled back, then refused (42501) or held
+ * for review, and on approval it runs again, unguarded. No parser can tell that `DELETE ... WHERE
+ * id = id` reaches every row; the database's count can.
+ *
+ * How a guarded message runs (the answers to the gateway's own messages never reach the client):
+ * - a Query, once the server has answered all before it (its transaction status is then known):
+ *   - outside a transaction block, the gateway sends BEGIN before it. At its ReadyForQuery the
+ *     gateway sends COMMIT within the limit, ROLLBACK over it. The client gets that
+ *     ReadyForQuery ('I') as its own, so a COMMIT that fails (a deferred constraint, a
+ *     serialization failure) is the client's error, as in autocommit;
+ *   - in the client's transaction block, nothing is added. A write over the limit fails the
+ *     transaction as an error would (the gate's Describe of a statement that does not exist: see
+ *     ./statement-gate.ts), so it can never commit. For `overLimit: review` a SAVEPOINT before it
+ *     lets the write alone be rolled back while the client waits;
+ *   - in a failed transaction block, it passes (it fails);
+ * - an Execute (extended protocol): its implicit or explicit transaction cannot commit before the
+ *   client's next Sync or COMMIT, and those wait behind it. The gateway adds a Flush and holds
+ *   what the client sent after it until the count is in. Over the limit it fails it with the
+ *   gate's Describe: the server then skips to the Sync, rolling an implicit transaction back. For
+ *   review it is rolled back (to a SAVEPOINT in a block, else with its batch: the gateway's own
+ *   failing Describe and Sync), and on approval bound and executed again.
+ *
+ * The results (RETURNING rows, notices, CommandComplete, the Query's ReadyForQuery) are held
+ * until the count is known, at most {@link MAX_HELD_BYTES}; more cannot be held, and the write is
+ * refused. Over the limit they are dropped. What the client sends meanwhile waits in the tunnel.
+ *
+ * The count: the rows of each guarded statement's CommandComplete (`DELETE 60`), or, for a write
+ * whose tag does not count it (in a WITH, under EXPLAIN ANALYZE or COPY, what an EXECUTE runs),
+ * the rows every table had inserted, updated or deleted in the transaction before and after it
+ * (`pg_stat_get_xact_tuples_*`, which count what triggers write too). With `track_counts` off
+ * they cannot be counted, and the write is refused.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+ * @see https://www.postgresql.org/docs/current/sql-savepoint.html
+ * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { WriteGuard } from '../../policy/decide.js';
+import type { AskOutcome, Ask } from './answers.js';
+import { decodeFrontend, describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
+import { Backend, TransactionStatus } from '../wire/codes.js';
+import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from '../wire/messages.js';
+import type { ReviewAsk, ReviewOutcome } from '../../session/engine.js';
+import type { ServerState } from './server-state.js';
+import type { GuardIO, GuardStage } from './stages.js';
+import { parseDataRow } from '../wire/rows.js';
+import { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
+import { reviewOutcomeError } from './gate/responses.js';
+import type { StatementGate } from './statement-gate.js';
+
+const { DATA_ROW, COMMAND_COMPLETE, ERROR, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED } = Backend;
+
+/** Most bytes of results held for one guarded message until its rows are counted. */
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
+/** Binds of portals whose write may be reviewed, kept for a run again after a review: how many, and their bytes in all. */
+const MAX_BINDS = 16;
+const MAX_BIND_BYTES = 4 * 1024 * 1024;
+
+/** The rows a table had inserted, updated or deleted so far in the transaction (qualified: a session's search_path cannot put its own function or operator in their place). */
+const CHANGED =
+  '(pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) OPERATOR(pg_catalog.+) pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid))';
+/**
+ * Whether the server counts rows (`track_counts`, a first row with oid 0), then each table with
+ * rows changed so far in the transaction and how many. The difference is taken per table and
+ * never below 0, so that a table whose counts went down (TRUNCATE resets them, a DROP removes
+ * them) cannot hide what another had changed.
+ * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-STATS-FUNCTIONS
+ */
+const COUNT_SQL = `SELECT 0::pg_catalog.oid, pg_catalog.current_setting('track_counts') UNION ALL SELECT c.oid, ${CHANGED}::pg_catalog.text FROM pg_catalog.pg_class c WHERE ${CHANGED} OPERATOR(pg_catalog.>) 0`;
+
+/** What a message of the gateway's is to a run: answers swallowed (`pre`, `post`, `quiet`, `rebind`'s BindComplete) or the client's own (`client`, `final`). */
+type Role = 'pre' | 'client' | 'post' | 'final' | 'quiet' | 'rebind';
+
+interface Tag {
+  readonly run: GuardRun;
+  readonly role: Role;
+}
+
+/** What the guard needs of the statement gate: its refusals and its reviews. */
+type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'reviews'>;
+
+/** What the guard needs of the server state. */
+type GuardState = Pick<ServerState, 'pendingReady' | 'unsynced' | 'batchExecuted' | 'transactionStatus' | 'answered'>;
+
+const frontend = (raw: Buffer): FrontendMessage => decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw });
+
+/** The rows a CommandComplete tag reports (`DELETE 60`, `INSERT 0 5`, `MERGE 3`); 0 without a number. */
+function tagRows(body: Buffer): { verb: string; rows: number } {
+  const tag = body.toString('latin1', 0, body.indexOf(0) < 0 ? body.length : body.indexOf(0));
+  const words = tag.split(' ');
+  const last = Number(words[words.length - 1]);
+  return { verb: words[0] ?? '', rows: words.length > 1 && Number.isSafeInteger(last) ? last : 0 };
+}
+
+/**
+ * One guarded message in flight: what it is, how it was wrapped, what its answers held and
+ * counted, and the promise the client side waits on.
+ */
+class GuardRun {
+  readonly held: Buffer[] = [];
+  heldBytes = 0;
+  /** The most rows one guarded statement changed (tag), or the stats' difference. */
+  rows = 0;
+  verb = '';
+  /** CommandCompletes of the client's Query so far (its statement index). */
+  statement = 0;
+  /** The count query's rows before and after it: table oid -> rows changed in the transaction (`track`: the server counts). */
+  before: Map<string, number> | undefined;
+  after: Map<string, number> | undefined;
+  /** Why the rows cannot be known (the write is then refused). */
+  uncountable: string | undefined;
+  failed = false;
+  /** The client's Query's ReadyForQuery, held until the decision. */
+  ready: Buffer | undefined;
+  decided = false;
+  /** Sent before the ReadyForQuery of the `final` message (the refusal in autocommit). */
+  finalError: Buffer | undefined;
+  readonly released: Promise<void>;
+  release!: () => void;
+
+  constructor(
+    readonly m: FrontendMessage,
+    readonly guard: WriteGuard,
+    readonly sql: string,
+    readonly io: GuardIO,
+    /** How the write is undone for a review: to the gateway's savepoint, the whole transaction (`all`), or the extended batch. */
+    readonly scope: 'savepoint' | 'all' | 'batch' | 'none',
+    /** The gateway opened the transaction block (BEGIN) and ends it. */
+    readonly wrapped: boolean,
+    readonly review: boolean,
+    /** For an Execute: the Bind that made its portal, for a run again. */
+    readonly bind: Buffer | undefined,
+  ) {
+    this.released = new Promise((resolve) => (this.release = resolve));
+  }
+
+  /** Holds a result message; past {@link MAX_HELD_BYTES} the results are dropped and the write cannot be counted. */
+  hold(r: Buffer): void {
+    if (this.uncountable !== undefined) return;
+    this.heldBytes += r.length;
+    if (this.heldBytes > MAX_HELD_BYTES) {
+      this.uncountable = `its results are longer than the ${MAX_HELD_BYTES / (1024 * 1024)} MiB hoop holds until the rows are counted`;
+      this.held.length = 0;
+      return;
+    }
+    this.held.push(r);
+  }
+}
+
+/**
+ * The write guard of one session: runs guarded messages ({@link run}) and reads the server's
+ * answers to them ({@link backend}). See the module documentation.
+ */
+export class WriteGuardStage implements GuardStage {
+  readonly #state: GuardState;
+  readonly #gate: GuardGate;
+  /** The name of the guard's own statement, portal and savepoint. */
+  readonly #name: string;
+  /** A statement name never prepared: its Describe fails a batch. */
+  readonly #missing: string;
+  /** Guarded portals -> the Bind that made them (for a run again after a review). */
+  get #binds(): Map<string, Buffer> {
+    return (this.#bindsMade ??= new Map());
+  }
+  #bindsMade: Map<string, Buffer> | undefined;
+  #bindBytes = 0;
+  /** The run whose results are being held: every server message meanwhile waits with them. */
+  #holding: GuardRun | undefined;
+
+  /**
+   * The guard's names are reserved ones (clients may not prepare them) with a random part of
+   * their own: the server shows them (pg_prepared_statements, pg_stat_activity), and they must
+   * tell nothing of the names of the gate's refusals.
+   */
+  constructor(o: { state: GuardState; gate: GuardGate }) {
+    this.#state = o.state;
+    this.#gate = o.gate;
+    this.#name = `${RESERVED_STATEMENT_PREFIX}${randomBytes(8).toString('hex')}`;
+    this.#missing = `${this.#name}_abort`;
+  }
+
+  /**
+   * A Bind the gate passed: kept when its write may go to review, for a run again (`raw` absent:
+   * streamed, or no review: forgotten); the oldest go past {@link MAX_BINDS} or {@link MAX_BIND_BYTES}.
+   */
+  bound(portal: string, raw: Buffer | undefined, guard: WriteGuard | undefined): void {
+    const old = this.#binds.get(portal);
+    if (old) {
+      this.#bindBytes -= old.length;
+      this.#binds.delete(portal);
+    }
+    if (!raw || !guard || !this.#reviews(guard) || raw.length > MAX_BIND_BYTES) return;
+    this.#binds.set(portal, raw);
+    this.#bindBytes += raw.length;
+    while (this.#binds.size > MAX_BINDS || this.#bindBytes > MAX_BIND_BYTES) {
+      const [oldest, bytes] = this.#binds.entries().next().value!;
+      this.#binds.delete(oldest);
+      this.#bindBytes -= bytes.length;
+    }
+  }
+
+  /**
+   * Runs a Query or Execute the gate passed under a row limit; the Promise the client side waits
+   * on settles once what the client sent after it may follow. `sql`: its text, for a reviewer.
+   */
+  run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void> {
+    const start = (): Promise<void> => (m.kind === 'execute' ? this.#execute(m, guard, sql, io, done) : this.#query(m, guard, sql, io, done));
+    // The transaction status is known once the server has answered everything before.
+    const needStatus = m.kind === 'query' || guard.overLimit === 'review';
+    if (needStatus && this.#state.pendingReady > 0) {
+      io.flush();
+      return this.#state.answered().then(start);
+    }
+    return start();
+  }
+
+  #query(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void> {
+    const status = this.#state.transactionStatus;
+    if (this.#state.unsynced > 0) {
+      const why = 'a Query under a row limit cannot follow extended-protocol messages not yet synced (it would commit them unseen); send a Sync first';
+      io.sendAll(this.#gate.refuseWith(this.#refusal(guard, why), true, guard.rule, why));
+      return Promise.resolve();
+    }
+    if (status === 'E') {
+      io.send(m, undefined, done);
+      return Promise.resolve();
+    }
+    const review = this.#reviews(guard);
+    const wrapped = status === 'I' && !guard.opensBlock;
+    const scope = status === 'T' ? (review ? 'savepoint' : 'none') : 'all';
+    const run = new GuardRun(m, guard, sql, io, scope, wrapped, review, undefined);
+    const pre = [...(wrapped ? ['BEGIN'] : []), ...(scope === 'savepoint' ? [`SAVEPOINT ${this.#name}`] : []), ...(guard.count === 'stats' ? [COUNT_SQL] : [])];
+    if (pre.length > 0) io.send(frontend(query(pre.join('; '))), { run, role: 'pre' });
+    io.send(m, { run, role: 'client' }, done);
+    if (guard.count === 'stats') io.send(frontend(query(COUNT_SQL)), { run, role: 'post' });
+    io.flush();
+    return run.released;
+  }
+
+  #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void> {
+    if (m.maxRows > 0) {
+      const why = 'a write under a row limit must be executed whole (an Execute without a row limit), so that its rows are counted before the portal is used again';
+      io.sendAll(this.#gate.refuseWith(this.#refusal(guard, why), false, guard.rule, why));
+      return Promise.resolve();
+    }
+    const bind = this.#binds.get(m.portal);
+    // A review runs the write again: its Bind must be at hand, and it must be the batch's first Execute (what ran before it would be undone with it).
+    const review = this.#reviews(guard) && bind !== undefined && !this.#state.batchExecuted;
+    const status = this.#state.transactionStatus;
+    if (review && status === 'E') {
+      io.send(m, undefined, done);
+      return Promise.resolve();
+    }
+    const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
+    const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
+    if (scope === 'savepoint') this.#own(io, `SAVEPOINT ${this.#name}`, run, 'pre');
+    if (guard.count === 'stats') this.#own(io, COUNT_SQL, run, 'pre');
+    io.send(m, { run, role: 'client' }, (outcome) => {
+      done?.(outcome);
+      // Skipped: an earlier message of the batch failed, and the server drops everything to the Sync.
+      if (outcome === 'skipped' && !run.decided) this.#settle(run, []);
+    });
+    if (guard.count === 'stats') this.#own(io, COUNT_SQL, run, 'post');
+    io.send(frontend(flush()));
+    io.flush();
+    return run.released;
+  }
+
+  /** Runs `sql` as the gateway's own statement in the extended protocol, on names of its own (the client's unnamed statement and portal stay as they are). */
+  #own(io: GuardIO, sql: string, run: GuardRun, role: Role): void {
+    const tag: Tag = { run, role };
+    const name = this.#name;
+    for (const raw of [close('S', name), parseNamed(name, sql), bindPlain(name, name), execute(name), close('P', name), close('S', name)]) io.send(frontend(raw), tag);
+  }
+
+  #reviews(guard: WriteGuard): boolean {
+    return guard.overLimit === 'review' && guard.review !== undefined && this.#gate.reviews;
+  }
+
+  /** True when the server message for `ask` must be read whole: the guard holds it, or drops it. */
+  wants(ask: Ask | undefined): boolean {
+    return ask?.tag !== undefined || this.#holding !== undefined;
+  }
+
+  /**
+   * What to hand the client for one server message (after masking), given the client message
+   * it answers: itself, nothing (an answer to the gateway's own message, or held), or what the
+   * guard releases with it.
+   */
+  backend(r: Buffer, ask: Ask | undefined): Buffer | readonly Buffer[] | undefined {
+    const tag = ask?.tag as Tag | undefined;
+    if (!tag || !(tag.run instanceof GuardRun)) {
+      if (!this.#holding) return r;
+      this.#holding.hold(r);
+      return undefined;
+    }
+    const { run, role } = tag;
+    const type = r[0]!;
+    switch (role) {
+      case 'pre':
+        if (type === DATA_ROW) this.#counted(run, r, (run.before ??= new Map()));
+        else if (type === ERROR) run.uncountable ??= 'the gateway could not prepare the count';
+        return undefined;
+      case 'post':
+        if (type === DATA_ROW) this.#counted(run, r, (run.after ??= new Map()));
+        else if (type === ERROR) run.uncountable ??= 'the gateway could not read the count';
+        // The count is in: at the Query's ReadyForQuery, or the Execute's CommandComplete.
+        if (!run.decided && ((run.m.kind === 'query' && type === READY) || (run.m.kind === 'execute' && (type === COMMAND_COMPLETE || type === ERROR)))) return this.#decide(run);
+        return undefined;
+      case 'client':
+        return this.#client(run, r, type);
+      case 'final':
+        if (type === COMMAND_COMPLETE) return undefined;
+        if (type === READY && run.finalError) return [run.finalError, r];
+        return r;
+      case 'rebind':
+        return type === ERROR ? r : undefined;
+      case 'quiet':
+        return undefined;
+    }
+  }
+
+  /** One row of the count query into `into` (its first says whether the server counts at all). */
+  #counted(run: GuardRun, r: Buffer, into: Map<string, number>): void {
+    const [oid, value] = parseDataRow(r.subarray(5)).map((f) => f?.toString('latin1'));
+    if (oid === '0') {
+      if (value !== 'on') run.uncountable ??= 'the server does not count rows (track_counts is off)';
+      into.set('track', 1);
+    } else if (oid !== undefined) into.set(oid, Number(value ?? 0));
+  }
+
+  /** The rows changed between the two counts: per table, never below 0. */
+  #difference(before: Map<string, number>, after: Map<string, number>): number | undefined {
+    if (!before.has('track') || !after.has('track')) return undefined;
+    let rows = 0;
+    for (const [oid, n] of after) if (oid !== 'track') rows += Math.max(0, n - (before.get(oid) ?? 0));
+    return rows;
+  }
+
+  /** An answer to the guarded message itself: held, counted, and at its end decided on. */
+  #client(run: GuardRun, r: Buffer, type: number): Buffer | readonly Buffer[] | undefined {
+    this.#holding = run;
+    if (type === ERROR) run.failed = true;
+    if (type === COMMAND_COMPLETE && run.guard.count === 'tag' && (run.m.kind === 'execute' || run.guard.statements.includes(run.statement))) {
+      const { verb, rows } = tagRows(r.subarray(5));
+      if (rows >= run.rows) {
+        run.rows = rows;
+        run.verb = verb;
+      }
+    }
+    if (type === COMMAND_COMPLETE) run.statement++;
+    if (run.m.kind === 'query') {
+      if (type !== READY) {
+        run.hold(r);
+        return undefined;
+      }
+      run.ready = r;
+      if (r[5] === TransactionStatus.FAILED) run.failed = true; // ReadyForQuery's status
+      return run.guard.count === 'tag' || run.failed ? this.#decide(run) : undefined;
+    }
+    run.hold(r);
+    const ended = type === COMMAND_COMPLETE || type === EMPTY_QUERY || type === PORTAL_SUSPENDED || type === ERROR;
+    return ended && (run.guard.count === 'tag' || run.failed) ? this.#decide(run) : undefined;
+  }
+
+  /** The rows counted once the guarded message ended: over the limit, within it, or failed. */
+  #decide(run: GuardRun): Buffer | readonly Buffer[] | undefined {
+    if (run.guard.count === 'stats' && !run.failed && run.uncountable === undefined) {
+      const rows = run.before && run.after ? this.#difference(run.before, run.after) : undefined;
+      if (rows === undefined) run.uncountable = 'the gateway could not read the count';
+      else run.rows = rows;
+    }
+    const io = run.io;
+    const held = run.held.splice(0);
+    if (run.failed) {
+      // It failed on its own: its error is the client's; a transaction the gateway opened is rolled back.
+      if (run.wrapped) {
+        io.send(frontend(query('ROLLBACK')), { run, role: 'final' });
+        return this.#settle(run, held);
+      }
+      return this.#settle(run, run.ready ? [...held, run.ready] : held);
+    }
+    if (run.uncountable === undefined && run.rows <= run.guard.maxRows) {
+      if (run.wrapped) io.send(frontend(query('COMMIT')), { run, role: 'final' });
+      else if (run.scope === 'savepoint') {
+        if (run.m.kind === 'query') io.send(frontend(query(`RELEASE SAVEPOINT ${this.#name}`)), { run, role: 'quiet' });
+        else this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, run, 'quiet');
+      }
+      return this.#settle(run, run.ready && !run.wrapped ? [...held, run.ready] : held);
+    }
+    // Over the limit, or not countable: rolled back, then refused or held for review.
+    const error = this.#overError(run);
+    const reason = run.uncountable ?? `${this.#what(run)} changed ${run.rows} rows, over the limit of ${run.guard.maxRows}`;
+    if (run.review && run.uncountable === undefined) {
+      this.#rollBack(run);
+      this.#hold(run, reason);
+      return this.#settled(run);
+    }
+    if (run.wrapped) {
+      run.finalError = error;
+      this.#gate.refused(run.guard.rule, reason);
+      io.send(frontend(query('ROLLBACK')), { run, role: 'final' });
+    } else {
+      io.sendAll(this.#gate.refuseWith(error, run.m.kind === 'query', run.guard.rule, reason));
+    }
+    return this.#settle(run, []);
+  }
+
+  /** Undoes the write for a review: to the savepoint, the transaction, or with the failed batch. */
+  #rollBack(run: GuardRun): void {
+    const io = run.io;
+    if (run.m.kind === 'query') {
+      io.send(frontend(query(run.scope === 'savepoint' ? `ROLLBACK TO SAVEPOINT ${this.#name}; RELEASE SAVEPOINT ${this.#name}` : 'ROLLBACK')), { run, role: 'quiet' });
+    } else if (run.scope === 'savepoint') {
+      this.#own(io, `ROLLBACK TO SAVEPOINT ${this.#name}`, run, 'quiet');
+      this.#own(io, `RELEASE SAVEPOINT ${this.#name}`, run, 'quiet');
+    } else {
+      // The batch's implicit transaction fails on a statement that does not exist, and its Sync ends it.
+      io.send(describeMessage('S', this.#missing), { run, role: 'quiet' });
+      io.send(frontend(sync()), { run, role: 'quiet' });
+    }
+    io.flush();
+  }
+
+  /** Holds the rolled-back write for a review; on approval it runs again, else it is refused. */
+  #hold(run: GuardRun, reason: string): void {
+    const m = run.m;
+    const digest = createHash('sha256')
+      .update('write-guard\0')
+      .update(run.bind ?? Buffer.alloc(0))
+      .update(m.msg!.raw)
+      .update('\0')
+      .update(run.sql)
+      .digest('hex');
+    const message = `${reason}; it was rolled back and waits for a reviewer`;
+    const ask: ReviewAsk = {
+      sql: run.sql,
+      digest,
+      rule: run.guard.rule,
+      message,
+      reason: `${reason}; rule "${run.guard.rule}" sends writes over ${run.guard.maxRows} rows to review`,
+      settings: run.guard.review!,
+    };
+    const pending = this.#gate.raise(ask)!;
+    void pending.decided.then((outcome: ReviewOutcome) => {
+      const io = run.io;
+      if (outcome.state === 'approved') {
+        if (m.kind === 'execute') {
+          io.send(frontend(close('P', m.portal)), { run, role: 'quiet' });
+          io.send(frontend(run.bind!), { run, role: 'rebind' });
+        }
+        // Approved: the exact message again, its answers the client's.
+        io.send(m);
+      } else {
+        const verdict = { action: 'review' as const, rule: run.guard.rule, message, reason: ask.reason };
+        io.sendAll(this.#gate.refuseWith(reviewOutcomeError(verdict, pending.id, outcome), m.kind === 'query', run.guard.rule, `review ${pending.id}: ${outcome.state}`));
+      }
+      io.flush();
+      run.release();
+    });
+  }
+
+  /** Ends a run: the client side may go on; `out` is what the client gets now. */
+  #settle(run: GuardRun, out: readonly Buffer[]): readonly Buffer[] | undefined {
+    this.#settled(run);
+    run.io.flush();
+    run.release();
+    return out.length > 0 ? out : undefined;
+  }
+
+  /** A run decided: nothing more of its answers is held. */
+  #settled(run: GuardRun): undefined {
+    if (run.decided) return undefined;
+    run.decided = true;
+    if (this.#holding === run) this.#holding = undefined;
+    return undefined;
+  }
+
+  #what(run: GuardRun): string {
+    return run.verb !== '' && run.guard.count === 'tag' ? `the ${run.verb}` : 'the statement';
+  }
+
+  /** The refusal of a write over its limit (or one that could not be counted). */
+  #overError(run: GuardRun): Buffer {
+    const g = run.guard;
+    if (run.uncountable !== undefined) return this.#refusal(g, `${run.uncountable}; it was rolled back`);
+    return errorResponse({
+      severity: 'ERROR',
+      code: SqlState.INSUFFICIENT_PRIVILEGE,
+      message: `hoop: ${this.#what(run)} changed ${run.rows} rows, over the limit of ${g.maxRows} (rule "${g.rule}"); it was rolled back`,
+      detail: `rule "${g.rule}" lets one write change at most ${g.maxRows} rows (maxAffectedRows); hoop counts them in the database before they commit`,
+      hint: `narrow the WHERE clause, or change the rows in batches of at most ${g.maxRows}${g.overLimit === 'review' ? '; the policy sends such writes to review, but none could be held here' : ''}`,
+    });
+  }
+
+  #refusal(g: WriteGuard, why: string): Buffer {
+    return errorResponse({
+      severity: 'ERROR',
+      code: SqlState.INSUFFICIENT_PRIVILEGE,
+      message: `hoop: denied by rule "${g.rule}": ${why}`,
+      detail: `rule "${g.rule}" lets one write change at most ${g.maxRows} rows (maxAffectedRows); hoop counts them in the database before they commit`,
+      hint: 'the statement did not change anything; the session is still usable',
+    });
+  }
+}

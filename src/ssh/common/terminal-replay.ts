@@ -1,0 +1,145 @@
+/**
+ * An SSH session's recording as a terminal plays it: the bytes its channels wrote (output and
+ * error output), the window sizes, the commands as markers and the exit statuses, with their
+ * times. `hoop sessions replay` writes them to the terminal with their timing; `hoop sessions
+ * export --format asciicast` writes them as an asciicast v3 file (asciinema plays it).
+ *
+ * @see https://docs.asciinema.org/manual/asciicast/v3/
+ */
+import type { RecordingEvent } from '../../recording/event-line.js';
+
+/** One thing that happened on the terminal: asciicast v3's event codes (`o` output, `i` input, `r` resize, `m` marker, `x` exit). */
+export interface TerminalFrame {
+  at: number;
+  code: 'o' | 'i' | 'r' | 'm' | 'x';
+  data: string;
+}
+
+/** The bytes of an `ssh-data` event, as text. */
+function dataOf(e: RecordingEvent): string {
+  if (typeof e.data === 'string') return e.data;
+  return typeof e.data64 === 'string' ? Buffer.from(e.data64, 'base64').toString('utf8') : '';
+}
+
+/** The terminal's first size: the first pty's, else 80x24. */
+export function terminalSize(events: readonly RecordingEvent[]): { cols: number; rows: number } {
+  const pty = events.find((e) => e.t === 'ssh-pty');
+  return { cols: Number(pty?.cols) || 80, rows: Number(pty?.rows) || 24 };
+}
+
+/**
+ * The frames of a session's events. Commands become markers (and, when no pty runs, a `$ command`
+ * line, so a transcript of commands reads as a shell's); refusals and failures a line of output.
+ */
+export function* terminalFrames(events: Iterable<RecordingEvent>, withInput = false): Generator<TerminalFrame> {
+  let pty = false;
+  for (const e of events) {
+    switch (e.t) {
+      case 'ssh-pty':
+        pty = true;
+        yield { at: e.at, code: 'r', data: `${Number(e.cols)}x${Number(e.rows)}` };
+        break;
+      case 'ssh-resize':
+        yield { at: e.at, code: 'r', data: `${Number(e.cols)}x${Number(e.rows)}` };
+        break;
+      case 'ssh-exec':
+        yield { at: e.at, code: 'm', data: String(e.command) };
+        if (!pty) yield { at: e.at, code: 'o', data: `$ ${String(e.command)}\r\n` };
+        if (e.decision === 'deny') yield { at: e.at, code: 'o', data: `hoop: refused by ${String(e.rule ?? 'the policy')}\r\n` };
+        break;
+      case 'ssh-shell':
+        yield { at: e.at, code: 'm', data: 'shell' };
+        break;
+      case 'ssh-data':
+        if (e.s === 'i' && !withInput) break;
+        yield { at: e.at, code: e.s === 'i' ? 'i' : 'o', data: dataOf(e) };
+        break;
+      case 'ssh-upstream-failed':
+        yield { at: e.at, code: 'o', data: `hoop: ${String(e.message)}\r\n` };
+        break;
+      case 'ssh-exit':
+        yield { at: e.at, code: 'x', data: e.status !== undefined ? String(e.status) : `signal ${String(e.signal)}` };
+        break;
+    }
+  }
+}
+
+/** The asciicast v3 lines (header, then one event per line) of a session's events. */
+export function* asciicast(events: readonly RecordingEvent[], o: { startedAt: number; title: string }): Generator<string> {
+  const { cols, rows } = terminalSize(events);
+  yield JSON.stringify({ version: 3, term: { cols, rows }, timestamp: Math.floor(o.startedAt / 1000), title: o.title });
+  let last = o.startedAt;
+  for (const f of terminalFrames(events, true)) {
+    const at = Math.max(f.at, last);
+    yield JSON.stringify([Number(((at - last) / 1000).toFixed(3)), f.code, f.data]);
+    last = at;
+  }
+}
+
+/** Options of {@link playTerminal}. */
+export interface PlayOptions {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Keys (raw mode when a terminal): space pauses, `+`/`-` change the speed, `q` quits. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
+  speed: number;
+  /** Wait at most 1 s between frames. */
+  skipIdle: boolean;
+  signal?: AbortSignal;
+}
+
+/** Plays the output frames with their timing; resolves when done or quit. */
+export async function playTerminal(frames: readonly TerminalFrame[], o: PlayOptions): Promise<void> {
+  let speed = o.speed;
+  let paused = false;
+  let quit = false;
+  let wake: (() => void) | undefined;
+  const keys = o.stdin?.isTTY && o.stdin.setRawMode ? o.stdin : undefined;
+  const onKey = (b: Buffer): void => {
+    const k = b.toString();
+    if (k === 'q' || k === '\u0003') quit = true;
+    else if (k === ' ') paused = !paused;
+    else if (k === '+') speed *= 2;
+    else if (k === '-') speed /= 2;
+    wake?.();
+  };
+  if (keys) {
+    keys.setRawMode!(true);
+    keys.on('data', onKey);
+    keys.resume();
+  }
+  const wait = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+      o.signal?.addEventListener('abort', done, { once: true });
+    });
+  try {
+    let last: number | undefined;
+    for (const f of frames) {
+      if (f.code !== 'o') continue;
+      if (last !== undefined && f.at > last) {
+        let left = (f.at - last) / speed;
+        if (o.skipIdle) left = Math.min(left, 1000);
+        while ((left > 0 || paused) && !quit && !o.signal?.aborted) {
+          const started = Date.now();
+          await wait(paused ? 60_000 : left);
+          if (!paused) left -= Date.now() - started;
+        }
+      }
+      if (quit || o.signal?.aborted) break;
+      last = f.at;
+      o.stdout.write(f.data);
+    }
+  } finally {
+    if (keys) {
+      keys.off('data', onKey);
+      keys.setRawMode!(false);
+      keys.pause();
+    }
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * One SSH connection of the gateway served on a local port for as long as a command runs
+ * (`hoop connect bastion`, `hoop run --connect bastion`). Each TCP client of the port gets its own
+ * authenticated session, a stream of the port's one hoop-mux/1 connection to the gateway, and its
+ * SSH bytes go through unchanged: the gateway's SSH
+ * engine ends the SSH connection, decides, records and relays (src/ssh/gateway/engine.ts).
+ *
+ * The port writes, in a 0700 directory of the user, an `ssh_config` with a `Host <name>` entry,
+ * a `known_hosts` pinning the gateway's host key under that name (`HostKeyAlias`), and a key made
+ * for this run (0600), which the gateway requires of the client: another local user or process
+ * that reaches the port cannot sign in. `ssh -F <ssh_config> <name>`, scp, sftp, `rsync -e` and
+ * git use them unchanged, and an `Include <ssh_config>` line in ~/.ssh/config makes `ssh <name>` work.
+ *
+ * @see https://man.openbsd.org/ssh_config.5
+ * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { ResolvedTokenProvider } from '../../auth/token-provider.js';
+import { describeError, ErrorCode, HoopError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { runtimeDir } from '../../runtime-files.js';
+import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
+import { newSessionId, TunnelMux } from '../../tunnel/transport.js';
+import { VERSION } from '../../version.js';
+import { newEd25519Key } from '../common/keys.js';
+
+/** Options of {@link openSshPort}. */
+export interface SshPortOptions {
+  env: NodeJS.ProcessEnv;
+  provider: ResolvedTokenProvider;
+  /** The connection, as `hoop connections` lists it. */
+  name: string;
+  /** The gateway's host keys for it (`type base64`), from `GET /v1/connections/{name}`. */
+  hostKeys: readonly string[];
+  /** The user name the generated config gives (the gateway signs in as the connection's own user). */
+  user?: string;
+  /** A TCP port on 127.0.0.1 (default: any free one). */
+  port?: number;
+  /** Where the port's directory (key, known hosts, ssh_config) goes (default: the runtime directory). */
+  filesDir?: string;
+  /** Said at the start of every session (a `context` control message). */
+  context?: Record<string, string>;
+  log: Logger;
+  say: (line: string) => void;
+  /** Told each session the port opens (the gateway's session id). */
+  onSession?: (id: string) => void;
+}
+
+/** A local SSH port serving one connection. */
+export interface SshPort {
+  connection: string;
+  host: string;
+  port: number;
+  /** The generated ssh_config: `ssh -F <configFile> <connection>`. */
+  configFile: string;
+  knownHostsFile: string;
+  /** The per-run private key the local client signs in with. */
+  keyFile: string;
+  /** Serves a client that reached the port another way than its listener (a contained run's bridge). */
+  accept(socket: Socket): void;
+  /** Stops listening, ends the tunnels, removes the files it wrote. */
+  close(): Promise<void>;
+}
+
+/** A `Host` pattern ssh_config accepts for a connection name (letters, digits, `-_.`). */
+function hostAlias(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, '-');
+}
+
+/** Quotes a path for ssh_config (double quotes; paths with `"` are refused). */
+function configPath(path: string): string {
+  if (path.includes('"')) throw new HoopError(ErrorCode.USAGE, `hoop cannot write an ssh_config naming ${path} (it contains a double quote); set XDG_RUNTIME_DIR to another directory`);
+  return `"${path}"`;
+}
+
+/** Opens a local SSH port for connection `o.name`; see the module documentation. */
+export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
+  const { provider, name, log, say } = o;
+  const { gateway, ca } = provider;
+  const dir = await mkdtemp(join(o.filesDir ?? (await runtimeDir(o.env)), `ssh-${hostAlias(name)}-`));
+  const keyFile = join(dir, 'id_ed25519');
+  const knownHostsFile = join(dir, 'known_hosts');
+  const configFile = join(dir, 'ssh_config');
+  const key = newEd25519Key(`hoop connect ${name}`);
+  const publicKey = key.public.trim().split(/\s+/).slice(0, 2).join(' ');
+  const renewal = new TunnelTokenRenewal(provider, log, say);
+  // The port's sessions share one connection to the gateway (each still authenticated on its own).
+  const tunnels = new TunnelMux({ gateway, clientVersion: VERSION, ...(ca ? { ca } : {}) });
+  const sockets = new Set<Socket>();
+  /** One local client: its own session on the port's connection to the gateway. */
+  const serve = (socket: Socket): void => {
+    socket.pause();
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    void (async () => {
+      const sessionId = newSessionId();
+      try {
+        const { token } = await provider.current();
+        const opened = await tunnels.open({ connection: name, token, sessionId, sshKey: publicKey, via: 'connect' });
+        const channel = opened.channel;
+        renewal.track(channel, token);
+        if (o.context) channel.sendControl({ type: 'context', fields: o.context });
+        o.onSession?.(opened.sessionId);
+        channel.on('control', (m: { type: string; message?: unknown }) => {
+          if (m.type === 'close' && typeof m.message === 'string') say(`session ${opened.sessionId} closed: ${m.message}`);
+        });
+        channel.on('error', (err: Error) => {
+          say(`session ${opened.sessionId}: ${describeError(err)}`);
+          socket.destroy();
+        });
+        socket.on('close', () => channel.destroy());
+        socket.pipe(channel);
+        channel.pipe(socket);
+        socket.resume();
+      } catch (err) {
+        const e = err instanceof HoopError ? err : new HoopError(ErrorCode.GATEWAY_UNREACHABLE, describeError(err));
+        say(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+        socket.destroy();
+      }
+    })();
+  };
+  const server: Server = createServer({ pauseOnConnect: true }, serve);
+  const close = async (): Promise<void> => {
+    renewal.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+    tunnels.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await writeFile(keyFile, key.private, { mode: 0o600, flag: 'wx' });
+    await writeFile(`${keyFile}.pub`, `${key.public.trim()}\n`, { mode: 0o600, flag: 'wx' });
+    const alias = hostAlias(name);
+    const keyAlias = `hoop-${alias}`;
+    await writeFile(knownHostsFile, o.hostKeys.map((k) => `${keyAlias} ${k}\n`).join(''), { mode: 0o600, flag: 'wx' });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: '127.0.0.1', port: o.port ?? 0 }, () => resolve());
+    });
+    const port = (server.address() as { port: number }).port;
+    await writeFile(
+      configFile,
+      [
+        `# Written by hoop connect ${name} (pid ${process.pid}); removed when it stops.`,
+        `Host ${alias}`,
+        '  HostName 127.0.0.1',
+        `  Port ${port}`,
+        ...(o.user ? [`  User ${o.user}`] : []),
+        `  HostKeyAlias ${keyAlias}`,
+        `  UserKnownHostsFile ${configPath(knownHostsFile)}`,
+        '  StrictHostKeyChecking yes',
+        '  CheckHostIP no',
+        `  IdentityFile ${configPath(keyFile)}`,
+        '  IdentitiesOnly yes',
+        '  IdentityAgent none',
+        '  PreferredAuthentications publickey',
+        '  PasswordAuthentication no',
+        '  KbdInteractiveAuthentication no',
+        '  ForwardAgent no',
+        '  ForwardX11 no',
+        '',
+      ].join('\n'),
+      { mode: 0o600, flag: 'wx' },
+    );
+    return { connection: name, host: '127.0.0.1', port, configFile, knownHostsFile, keyFile, accept: serve, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
