@@ -1,9 +1,14 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
+/** Unit test files that replace a module (vi.mock): they need a module graph of their own. */
+const mocking = readdirSync('test/unit')
+  .filter((f) => f.endsWith('.test.ts') && /\bvi\.(?:do)?[mM]ock\(/.test(readFileSync(`test/unit/${f}`, 'utf8')))
+  .map((f) => `test/unit/${f}`);
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Speed and memory figures are the benchmark's (vitest.bench.config.ts, npm run bench:tests), not functional tests.
     exclude: ['**/node_modules/**', 'test/perf/**'],
     testTimeout: 60_000,
@@ -12,6 +17,18 @@ export default defineConfig({
     // Most files wait on real servers (PostgreSQL, sshd, an OpenID provider) more than they compute:
     // two per core, at least four (on two cores the suite then takes 4/5 of the time of two at once).
     maxWorkers: Math.max(4, 2 * availableParallelism()),
-    globalSetup: [],
+    projects: [
+      {
+        extends: true,
+        // Unit tests start no servers and leave no state behind: a worker runs many files on one module graph
+        // (a process and an import of the sources per file cost more than most of these files' tests).
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], exclude: [...mocking, 'test/perf/**', '**/node_modules/**'], isolate: false },
+      },
+      {
+        extends: true,
+        // Each file starts its own stack (servers, a gateway, environment) in a process of its own, as does a unit test that mocks a module.
+        test: { name: 'integration', include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts', ...mocking] },
+      },
+    ],
   },
 });
