@@ -17,7 +17,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, chmodSync, chownSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -241,12 +241,28 @@ function startWatchdog(c: LiveCluster): number | undefined {
   }
 }
 
+/**
+ * Where clusters keep their files: a memory file system (`/dev/shm`) when there is one with room,
+ * else the temp directory. A cluster is a thousand small files: on a journaled disk, copying the
+ * initdb for each one cost more CPU (0.6 s) than starting and stopping the server.
+ */
+const clusterRoot = ((): string => {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    const fs = statfsSync('/dev/shm');
+    if (fs.type === 0x01021994 && fs.bavail * fs.bsize > 2 * 1024 ** 3) return '/dev/shm';
+  } catch {
+    /* none here */
+  }
+  return tmpdir();
+})();
+
 /** The initialized data directories made so far, by binary directory (one initdb per machine and server version). */
 const templates = new Map<string, Promise<string>>();
 
 /**
- * A data directory as `initdb` leaves it for these binaries, made once per machine (kept in the temp
- * directory, named by the binaries and the user) and copied for each cluster. Made under a
+ * A data directory as `initdb` leaves it for these binaries, made once per machine (kept in
+ * {@link clusterRoot}, named by the binaries and the user) and copied for each cluster. Made under a
  * temporary name and renamed into place, so a concurrent test process never sees half of one.
  * @see https://www.postgresql.org/docs/15/app-initdb.html
  */
@@ -255,9 +271,9 @@ function initializedTemplate(bin: string, owner: { uid: number; gid: number } | 
   if (!made) {
     made = (async () => {
       const tag = createHash('sha256').update(bin).digest('hex').slice(0, 12);
-      const dir = join(tmpdir(), `hoop-pg-initdb-${tag}-${process.getuid?.() ?? 'user'}`);
+      const dir = join(clusterRoot, `hoop-pg-initdb-${tag}-${process.getuid?.() ?? 'user'}`);
       if (existsSync(join(dir, 'PG_VERSION'))) return dir;
-      const scratch = mkdtempSync(join(tmpdir(), 'hoop-pg-initdb-'));
+      const scratch = mkdtempSync(join(clusterRoot, 'hoop-pg-initdb-'));
       if (owner) chownSync(scratch, owner.uid, owner.gid);
       try {
         const init = await run(
@@ -301,7 +317,7 @@ export async function startPgCluster(options: StartPgClusterOptions = {}): Promi
   const psqlBin = existsSync(join(bin, 'psql')) ? join(bin, 'psql') : 'psql';
   const owner = isRoot ? postgresOsUser() : undefined;
 
-  const root = mkdtempSync(join(tmpdir(), 'hoop-pg-'));
+  const root = mkdtempSync(join(clusterRoot, 'hoop-pg-'));
   const dataDir = join(root, 'data');
   const socketDir = join(root, 'sock');
   const logFile = join(root, 'postgres.log');
