@@ -15,8 +15,24 @@ import * as https from 'node:https';
 import { ErrorCode, HoopError } from '../errors.js';
 import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
+import {
+  type AuthConfig,
+  type ClientRecordInfo,
+  type ConnectionInfo,
+  codeFitsStatus,
+  type RecordingKey,
+  type RegisteredDevice,
+  type RunStarted,
+  type RunView,
+  readErrorBody,
+  type SessionSummary,
+  type WhoAmI,
+} from '../api/answers.js';
+import type { AccessRequestBody, ReviewDecisionBody, RunAskBody, RunHeartbeatBody } from '../api/bodies.js';
+import { apiPath } from '../api/paths.js';
+
+export type { AuthConfig, ClientRecordInfo, ConnectionInfo, RecordingKey, RegisteredDevice, RunStarted, SessionSummary, WhoAmI };
 import type { Review } from '../policy/review-record.js';
-import type { TokenKind } from './profiles.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { RecordKind } from '../recording/spool.js';
 import { join } from 'node:path';
@@ -28,49 +44,7 @@ export interface GatewayEndpoint {
   timeoutMs?: number;
 }
 
-/**
- * `GET /v1/auth/config`: how users log in to this gateway.
- * @see https://openid.net/specs/openid-connect-discovery-1_0.html
- */
-export interface AuthConfig {
-  issuer: string;
-  clientId: string;
-  scopes: string[];
-  resource?: string;
-  tokenType: TokenKind;
-  /** The audience workload tokens must carry (GitHub Actions asks for it). */
-  workloadAudience?: string;
-}
-
-/**
- * `GET /v1/whoami`: the identity the gateway makes of the caller's token.
- * @see https://openid.net/specs/openid-connect-core-1_0.html#StandardClaims
- */
-export interface WhoAmI {
-  subject: string;
-  issuer: string;
-  kind: 'user' | 'workload';
-  email?: string;
-  groups: string[];
-  expiresAt: string;
-  /** A run's credential: the run it stands for (see src/gateway/runs.ts). */
-  run?: { id: string; agent: string; via: 'run' | 'mcp'; isolated: boolean; connections: string[] };
-}
-
-/** `POST /v1/devices`'s answer. @see https://man.openbsd.org/ssh-keygen#l (fingerprint format) */
-export interface RegisteredDevice {
-  deviceId: string;
-  fingerprint: string;
-}
-
 const MAX_BODY = 1024 * 1024;
-
-interface GatewayErrorBody {
-  code?: string;
-  message?: string;
-  hint?: string;
-  reason?: string;
-}
 
 /**
  * The gateway refused an identity API request. `reason` is the token rejection reason of a 401.
@@ -84,27 +58,6 @@ export class GatewayApiError extends HoopError {
     super(code, message, hint === undefined ? {} : { hint });
     this.status = status;
     this.reason = reason;
-  }
-}
-
-function clean(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const printable = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
-  return printable.length > 500 ? `${printable.slice(0, 500)}…` : printable;
-}
-
-function errorBody(body: Buffer): GatewayErrorBody {
-  try {
-    const error = (JSON.parse(body.toString('utf8')) as { error?: unknown }).error;
-    if (typeof error !== 'object' || error === null) return {};
-    const out: GatewayErrorBody = {};
-    for (const key of ['code', 'message', 'hint', 'reason'] as const) {
-      const v = (error as Record<string, unknown>)[key];
-      if (typeof v === 'string' && v !== '') out[key] = clean(v);
-    }
-    return out;
-  } catch {
-    return {};
   }
 }
 
@@ -145,8 +98,15 @@ export function rejectionText(reason: string | undefined, origin: string): { mes
   }
 }
 
+/** The codes the CLI takes at the gateway's word when they come with their own status (../api/answers.ts), and what it says when the gateway said nothing more. */
+const TAKEN_AT_ITS_WORD: Partial<Record<string, { message: (origin: string) => string; hint: string }>> = {
+  [ErrorCode.SESSION_UNKNOWN]: { message: () => 'no such session', hint: '`hoop sessions ls` lists the sessions you may see' },
+  [ErrorCode.REVIEW_UNKNOWN]: { message: () => 'no such review', hint: '`hoop review ls` lists the reviews you may see' },
+  [ErrorCode.RECORDING_UNAVAILABLE]: { message: (origin) => `${origin} cannot record sessions now`, hint: 'try again later' },
+};
+
 function apiError(status: number, body: Buffer, origin: string, path: string, connection?: string): HoopError {
-  const parsed = errorBody(body);
+  const parsed = readErrorBody(body, 500);
   // The gateway's own codes for what only a person may do, and when: said as it says them.
   if (parsed.code === ErrorCode.RUN_FORBIDDEN || parsed.code === ErrorCode.SIGN_IN_REQUIRED) {
     return new GatewayApiError(parsed.code, parsed.message ?? `${origin} refused the request`, status, parsed.hint);
@@ -172,7 +132,7 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
     );
   }
   if (status === 403) return new GatewayApiError(ErrorCode.ACCESS_DENIED, parsed.message ?? `${origin} refused the request`, status, parsed.hint);
-  if (status === 404 && path === 'v1/auth/config') {
+  if (status === 404 && path === apiPath.authConfig) {
     return new GatewayApiError(
       ErrorCode.USAGE,
       `${origin} has no login configured`,
@@ -180,17 +140,10 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
       parsed.hint ?? 'ask its administrator to add a `login` block to the gateway configuration, or log in with a workload token (--id-token-file)',
     );
   }
-  if (status === 404 && parsed.code === ErrorCode.SESSION_UNKNOWN) {
-    return new GatewayApiError(ErrorCode.SESSION_UNKNOWN, parsed.message ?? 'no such session', status, parsed.hint ?? '`hoop sessions ls` lists the sessions you may see');
-  }
-  if (status === 404 && parsed.code === ErrorCode.REVIEW_UNKNOWN) {
-    return new GatewayApiError(ErrorCode.REVIEW_UNKNOWN, parsed.message ?? 'no such review', status, parsed.hint ?? '`hoop review ls` lists the reviews you may see');
-  }
-  if (status === 409 || status === 410 || status === 429 || (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path === 'v1/requests')))
+  const taken = parsed.code !== undefined && codeFitsStatus(parsed.code, status) ? TAKEN_AT_ITS_WORD[parsed.code] : undefined;
+  if (taken) return new GatewayApiError(parsed.code as ErrorCode, parsed.message ?? taken.message(origin), status, parsed.hint ?? taken.hint);
+  if (status === 409 || status === 410 || status === 429 || (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path === apiPath.requests)))
     return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
-  if (status === 503 && parsed.code === ErrorCode.RECORDING_UNAVAILABLE) {
-    return new GatewayApiError(ErrorCode.RECORDING_UNAVAILABLE, parsed.message ?? `${origin} cannot record sessions now`, status, parsed.hint ?? 'try again later');
-  }
   if (status === 404) {
     return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, `${origin} does not serve /${path}`, status, 'upgrade the gateway to a version with identity support, or check the URL');
   }
@@ -331,7 +284,7 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
  */
 export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConfig> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
-  const { body } = await requestJson(endpoint, 'GET', 'v1/auth/config');
+  const { body } = await requestJson(endpoint, 'GET', apiPath.authConfig);
   const b = body as Partial<Record<keyof AuthConfig, unknown>>;
   if (typeof b.issuer !== 'string' || typeof b.clientId !== 'string' || !isStringArray(b.scopes)) throw protocolError(origin, 'its login configuration');
   const tokenType = b.tokenType === 'access' || b.tokenType === 'id' ? b.tokenType : 'any';
@@ -351,7 +304,7 @@ export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConf
  */
 export async function getWhoAmI(endpoint: GatewayEndpoint, token: string): Promise<WhoAmI> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
-  const { body } = await requestJson(endpoint, 'GET', 'v1/whoami', { token });
+  const { body } = await requestJson(endpoint, 'GET', apiPath.whoami, { token });
   const b = body as Partial<Record<keyof WhoAmI, unknown>>;
   if (typeof b.subject !== 'string' || typeof b.issuer !== 'string' || typeof b.expiresAt !== 'string') throw protocolError(origin, 'your identity');
   return {
@@ -372,26 +325,10 @@ export async function getWhoAmI(endpoint: GatewayEndpoint, token: string): Promi
 export async function registerDevice(endpoint: GatewayEndpoint, token: string, device: { publicKey: string; privateKey: string; name: string; ephemeral?: boolean }): Promise<RegisteredDevice> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
   const proof = signDeviceProof(device.privateKey, device.publicKey, token);
-  const { body } = await requestJson(endpoint, 'POST', 'v1/devices', { token, body: { publicKey: device.publicKey, name: device.name, proof, ...(device.ephemeral ? { ephemeral: true } : {}) } });
+  const { body } = await requestJson(endpoint, 'POST', apiPath.devices, { token, body: { publicKey: device.publicKey, name: device.name, proof, ...(device.ephemeral ? { ephemeral: true } : {}) } });
   const b = body as Partial<Record<keyof RegisteredDevice, unknown>>;
   if (typeof b.deviceId !== 'string' || typeof b.fingerprint !== 'string') throw protocolError(origin, 'the registered device');
   return { deviceId: b.deviceId, fingerprint: b.fingerprint };
-}
-
-/** A connection as the gateway describes it to a caller who may use it. */
-export interface ConnectionInfo {
-  name: string;
-  type: string;
-  /** PostgreSQL: the database. */
-  database?: string;
-  /** SSH: the user the gateway signs in as. */
-  user?: string;
-  /** SSH: the gateway's host keys (`type base64`), which the local ssh client pins. */
-  hostKeys?: string[];
-  /** The caller's access (`read-only`, `read-write`), when the gateway's policy repo decides it. */
-  mode?: string;
-  /** When the access rests on an approved request (`hoop request`): when it ends. */
-  until?: string;
 }
 
 /** A connection of a gateway answer, or undefined when it lacks a field this client needs. */
@@ -416,7 +353,7 @@ function connectionInfo(value: unknown): ConnectionInfo | undefined {
  */
 export async function listConnections(endpoint: GatewayEndpoint, token: string): Promise<ConnectionInfo[]> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
-  const { body } = await requestJson(endpoint, 'GET', 'v1/connections', { token });
+  const { body } = await requestJson(endpoint, 'GET', apiPath.connections, { token });
   const list = (typeof body === 'object' && body !== null ? (body as { connections?: unknown }).connections : undefined) as unknown;
   if (!Array.isArray(list)) throw protocolError(origin, 'its connections');
   const out: ConnectionInfo[] = [];
@@ -435,25 +372,11 @@ export async function listConnections(endpoint: GatewayEndpoint, token: string):
  */
 export async function getConnection(endpoint: GatewayEndpoint, token: string, name: string): Promise<ConnectionInfo> {
   const origin = gatewayBaseUrl(endpoint.gateway).origin;
-  const { body } = await requestJson(endpoint, 'GET', `v1/connections/${encodeURIComponent(name)}`, { token, connection: name });
+  const { body } = await requestJson(endpoint, 'GET', apiPath.connection(name), { token, connection: name });
   const info = connectionInfo(body);
   if (!info) throw protocolError(origin, 'the connection');
   return info;
 }
-
-/** A session in the gateway's index (`GET /v1/sessions`). */
-/** A session as `GET /v1/sessions` lists it: `endedAt` absent, `reason` and `recording` `running`, while it runs. */
-export type SessionSummary = Record<string, unknown> & {
-  id: string;
-  subject: string;
-  connection: string;
-  startedAt: string;
-  endedAt?: string;
-  reason: string;
-  statements: number;
-  refused: number;
-  recording: string;
-};
 
 /**
  * `GET /v1/sessions`: the sessions the caller may see (their own; everyone's for an auditor),
@@ -461,8 +384,7 @@ export type SessionSummary = Record<string, unknown> & {
  * `until`, `denied`, `table`, `column`.
  */
 export async function listSessions(endpoint: GatewayEndpoint, token: string, filter: Record<string, string> = {}): Promise<{ sessions: SessionSummary[]; auditor: boolean }> {
-  const q = new URLSearchParams(filter).toString();
-  const { body } = await requestJson(endpoint, 'GET', `v1/sessions${q ? `?${q}` : ''}`, { token });
+  const { body } = await requestJson(endpoint, 'GET', apiPath.sessions(filter), { token });
   const b = body as { sessions?: unknown; auditor?: unknown };
   if (!Array.isArray(b.sessions)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its sessions');
   return { sessions: b.sessions as SessionSummary[], auditor: b.auditor === true };
@@ -470,7 +392,7 @@ export async function listSessions(endpoint: GatewayEndpoint, token: string, fil
 
 /** `GET /v1/sessions/{id}`. */
 export async function getSession(endpoint: GatewayEndpoint, token: string, id: string): Promise<SessionSummary> {
-  const { body } = await requestJson(endpoint, 'GET', `v1/sessions/${encodeURIComponent(id)}`, { token });
+  const { body } = await requestJson(endpoint, 'GET', apiPath.session(id), { token });
   return body as SessionSummary;
 }
 
@@ -479,8 +401,8 @@ const MAX_RECORDING_FILE = 256 * 1024 * 1024;
 
 /** Downloads the files of session `id`'s recording into `dir` (`GET /v1/sessions/{id}/files[/name]`); resolves their names. */
 export async function downloadRecording(endpoint: GatewayEndpoint, token: string, id: string, dir: string): Promise<string[]> {
-  const { body } = await requestJson(endpoint, 'GET', `v1/sessions/${encodeURIComponent(id)}/files`, { token });
-  return downloadFiles(endpoint, token, (body as { files?: unknown }).files, (f) => `v1/sessions/${encodeURIComponent(id)}/files/${f}`, dir);
+  const { body } = await requestJson(endpoint, 'GET', apiPath.sessionFiles(id), { token });
+  return downloadFiles(endpoint, token, (body as { files?: unknown }).files, (f) => apiPath.sessionFiles(id, f), dir);
 }
 
 async function downloadFiles(endpoint: GatewayEndpoint, token: string, files: unknown, path: (file: string) => string, dir: string): Promise<string[]> {
@@ -493,14 +415,7 @@ async function downloadFiles(endpoint: GatewayEndpoint, token: string, files: un
   return files;
 }
 
-/** What the gateway holds of a CLI's record (src/gateway/client-records.ts). */
-export interface ClientRecordInfo {
-  record: { state: 'uploading' | 'complete' | 'truncated'; subject: string; issuer: string; signer?: string; fingerprint?: string; chunks?: number; events?: number; updatedAt: string } | null;
-  files: string[];
-}
-
-const recordPath = (kind: RecordKind, id: string, file?: string): string =>
-  kind === 'sessions' ? `v1/sessions/${encodeURIComponent(id)}/client${file ? `/${file}` : ''}` : `v1/runs/${encodeURIComponent(id)}${file ? `/files/${file}` : ''}`;
+const recordPath = (kind: RecordKind, id: string, file?: string): string => (kind === 'sessions' ? apiPath.clientRecord(id, file) : apiPath.runRecord(id, file));
 
 /** `GET /v1/sessions/{id}/client` or `GET /v1/runs/{id}`: how much of a CLI's record the gateway holds. */
 export async function getClientRecord(endpoint: GatewayEndpoint, token: string, kind: RecordKind, id: string): Promise<ClientRecordInfo> {
@@ -530,16 +445,9 @@ export async function downloadClientRecord(endpoint: GatewayEndpoint, token: str
   return info;
 }
 
-/** A recording key the gateway publishes (`GET /v1/keys`). */
-export interface RecordingKey {
-  publicKey: string;
-  fingerprint: string;
-  status: 'current' | 'retired';
-}
-
 /** `GET /v1/keys`: the keys the gateway signs recordings with, current and retired (no token needed). */
 export async function getRecordingKeys(endpoint: GatewayEndpoint): Promise<RecordingKey[]> {
-  const { body } = await requestJson(endpoint, 'GET', 'v1/keys');
+  const { body } = await requestJson(endpoint, 'GET', apiPath.keys);
   const keys = (body as { keys?: unknown }).keys;
   if (!Array.isArray(keys)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its recording keys');
   return keys as RecordingKey[];
@@ -550,7 +458,7 @@ export type ReviewInfo = Review;
 
 /** `GET /v1/reviews[?state=]`: the reviews the caller may see (theirs, those they may decide; an auditor's: all), newest first. */
 export async function listReviews(endpoint: GatewayEndpoint, token: string, state?: string): Promise<ReviewInfo[]> {
-  const { body } = await requestJson(endpoint, 'GET', `v1/reviews${state ? `?state=${encodeURIComponent(state)}` : ''}`, { token });
+  const { body } = await requestJson(endpoint, 'GET', apiPath.reviews(state), { token });
   const b = body as { reviews?: unknown };
   if (!Array.isArray(b.reviews)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its reviews');
   return b.reviews as ReviewInfo[];
@@ -559,18 +467,13 @@ export async function listReviews(endpoint: GatewayEndpoint, token: string, stat
 /** `GET /v1/reviews/{id}[?wait=S]`: one review, after waiting up to `waitSeconds` (60 at most) for its decision. */
 export async function getReview(endpoint: GatewayEndpoint, token: string, id: string, waitSeconds = 0): Promise<ReviewInfo> {
   const wait = Math.min(60, Math.max(0, Math.floor(waitSeconds)));
-  const { body } = await requestJson(
-    { ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) },
-    'GET',
-    `v1/reviews/${encodeURIComponent(id)}${wait > 0 ? `?wait=${wait}` : ''}`,
-    { token },
-  );
+  const { body } = await requestJson({ ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) }, 'GET', apiPath.review(id, wait), { token });
   return body as ReviewInfo;
 }
 
 /** `POST /v1/requests`: asks for temporary access to `connection`; resolves the request (a review) as raised. */
-export async function requestAccess(endpoint: GatewayEndpoint, token: string, body: { connection: string; mode: 'read-only' | 'read-write'; seconds: number; reason: string }): Promise<ReviewInfo> {
-  const { body: answer } = await requestJson(endpoint, 'POST', 'v1/requests', { token, body, connection: body.connection });
+export async function requestAccess(endpoint: GatewayEndpoint, token: string, body: AccessRequestBody & { mode: 'read-only' | 'read-write' }): Promise<ReviewInfo> {
+  const { body: answer } = await requestJson(endpoint, 'POST', apiPath.requests, { token, body, connection: body.connection });
   return answer as ReviewInfo;
 }
 
@@ -588,26 +491,13 @@ export async function followReview(endpoint: GatewayEndpoint, token: () => Promi
 
 /** `POST /v1/reviews/{id}/approve|deny`: records the caller's decision; resolves the review as it then stands. */
 export async function decideReview(endpoint: GatewayEndpoint, token: string, id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> {
-  const { body } = await requestJson(endpoint, 'POST', `v1/reviews/${encodeURIComponent(id)}/${decision}`, { token, body: reason !== undefined ? { reason } : {} });
+  const { body } = await requestJson(endpoint, 'POST', apiPath.reviewDecision(id, decision), { token, body: (reason !== undefined ? { reason } : {}) satisfies ReviewDecisionBody });
   return body as ReviewInfo;
 }
 
-/** `POST /v1/runs`'s answer: the run, its credential and its control credential (see src/gateway/runs.ts). */
-export interface RunStarted {
-  id: string;
-  token: string;
-  controlToken: string;
-  agent: string;
-  via: 'run' | 'mcp';
-  isolation: string;
-  connections: string[];
-  expiresAt: string;
-  heartbeatTimeoutMs: number;
-}
-
 /** `POST /v1/runs`: begins an agent's run for the caller (a person's credential). */
-export async function startRun(endpoint: GatewayEndpoint, token: string, ask: { connections: string[]; agent: string; via: 'run' | 'mcp'; isolation: string; command?: string }): Promise<RunStarted> {
-  const { body } = await requestJson(endpoint, 'POST', 'v1/runs', { token, body: ask });
+export async function startRun(endpoint: GatewayEndpoint, token: string, ask: RunAskBody & { agent: string; via: 'run' | 'mcp' }): Promise<RunStarted> {
+  const { body } = await requestJson(endpoint, 'POST', apiPath.runs, { token, body: ask });
   return body as RunStarted;
 }
 
@@ -616,13 +506,10 @@ export async function startRun(endpoint: GatewayEndpoint, token: string, ask: { 
  * person's current token, so the run lives no longer than their sign-in); resolves the run as it
  * then stands.
  */
-export async function controlRun(
-  endpoint: GatewayEndpoint,
-  controlToken: string,
-  id: string,
-  action: 'heartbeat' | 'end',
-  personToken?: string,
-): Promise<{ expiresAt: string; ownerExpiresAt: string; endedAt?: string }> {
-  const { body } = await requestJson(endpoint, 'POST', `v1/runs/${encodeURIComponent(id)}/${action}`, { token: controlToken, ...(personToken !== undefined ? { body: { personToken } } : {}) });
-  return body as { expiresAt: string; ownerExpiresAt: string; endedAt?: string };
+export async function controlRun(endpoint: GatewayEndpoint, controlToken: string, id: string, action: 'heartbeat' | 'end', personToken?: string): Promise<RunView> {
+  const { body } = await requestJson(endpoint, 'POST', apiPath.runControl(id, action), {
+    token: controlToken,
+    ...(personToken !== undefined ? { body: { personToken } satisfies RunHeartbeatBody } : {}),
+  });
+  return body as RunView;
 }

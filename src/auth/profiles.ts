@@ -17,11 +17,9 @@ import { checkPrivateDir, readOptionalFile, writePrivateFile } from '../private-
  */
 export type WorkloadSource = { kind: 'file'; path: string } | { kind: 'env'; variable: string } | { kind: 'github'; audience: string } | { kind: 'kubernetes'; path: string };
 
-/**
- * Which token the gateway wants: an access token (RFC 9068 JWT), an ID token, or either.
- * @see https://www.rfc-editor.org/rfc/rfc9068
- */
-export type TokenKind = 'access' | 'id' | 'any';
+import type { TokenKind } from '../api/answers.js';
+
+export type { TokenKind };
 
 /** Where a profile's secrets are kept. @see https://www.npmjs.com/package/@napi-rs/keyring */
 export type StoreKind = 'keychain' | 'file';

@@ -34,6 +34,9 @@ import type { Logger } from '../log.js';
 import { AGENT_NAME, agentName } from '../policy/principal.js';
 import type { RunPolicy } from '../policy/schema.js';
 import { HttpError } from './http-error.js';
+import { checkBody } from './http/respond.js';
+import type { RunView } from '../api/answers.js';
+import { RUN_ASK_MESSAGES, runAskBody } from '../api/bodies.js';
 import { TokenRejectedError } from './verify-token.js';
 
 /** Why a run ended. */
@@ -103,7 +106,6 @@ const SWEEP_MS = 1_000;
 const RUN_TOKEN = 'hooprun_';
 const CONTROL_TOKEN = 'hoopctl_';
 const RUN_ID = /^run-[A-Za-z0-9_-]{16,64}$/;
-const MAX_CONNECTIONS = 64;
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const secret = (prefix: string): string => `${prefix}${randomBytes(32).toString('base64url')}`;
@@ -150,22 +152,14 @@ export interface RunAsk {
  * The body of `POST /v1/runs`, checked. @throws HttpError 400 saying what is wrong
  */
 export function parseRunAsk(body: unknown): RunAsk {
-  const b = (body ?? {}) as Record<string, unknown>;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object { connections, agent, via, isolation }');
-  const { connections, agent, via, isolation, command } = b;
-  if (!Array.isArray(connections) || connections.length === 0 || connections.length > MAX_CONNECTIONS || !connections.every((c) => typeof c === 'string' && c.length > 0 && c.length <= 128)) {
-    throw new HttpError(400, `connections must list the run's connections (1 to ${MAX_CONNECTIONS} names)`);
-  }
-  if (agent !== undefined && (typeof agent !== 'string' || !AGENT_NAME.test(agentName(agent)))) throw new HttpError(400, 'agent must be a name such as claude or ci-deploy');
-  if (via !== undefined && via !== 'run' && via !== 'mcp') throw new HttpError(400, 'via must be run or mcp');
-  if (typeof isolation !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(isolation)) throw new HttpError(400, 'isolation must say how the command is contained (bwrap, …) or none');
-  if (command !== undefined && (typeof command !== 'string' || command.length > 4096)) throw new HttpError(400, 'command must be a text of at most 4096 characters');
+  const ask = checkBody(runAskBody, body);
+  if (ask.agent !== undefined && !AGENT_NAME.test(agentName(ask.agent))) throw new HttpError(400, RUN_ASK_MESSAGES.agent);
   return {
-    connections: [...new Set(connections as string[])],
-    agent: agentName(typeof agent === 'string' ? agent : 'agent'),
-    via: via ?? 'run',
-    isolation,
-    ...(typeof command === 'string' ? { command } : {}),
+    connections: [...new Set(ask.connections)],
+    agent: agentName(ask.agent ?? 'agent'),
+    via: ask.via ?? 'run',
+    isolation: ask.isolation,
+    ...(ask.command !== undefined ? { command: ask.command } : {}),
   };
 }
 
@@ -186,7 +180,7 @@ export function runIdentity(run: RunRecord): Identity {
 }
 
 /** A run as the API answers it: never its secrets. */
-export function describeRun(run: RunRecord): Record<string, unknown> {
+export function describeRun(run: RunRecord): RunView {
   const { tokenHash: _t, controlHash: _c, owner, ...rest } = run;
   return { ...rest, subject: owner.subject, issuer: owner.issuer };
 }

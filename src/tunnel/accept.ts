@@ -7,6 +7,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade
  * @see https://nodejs.org/api/http.html#event-upgrade
  */
+import { API_ROUTES } from '../api/paths.js';
 import { STATUS_CODES, type IncomingMessage, validateHeaderName, validateHeaderValue } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, HoopError } from '../errors.js';
@@ -31,11 +32,6 @@ export interface TunnelRequest {
   clientVersion: string | undefined;
   policyCommit: string | undefined;
 }
-
-const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
-
-/** The path of the hoop-mux/1 endpoint. @see docs/architecture.md (§1.2) */
-export const MUX_PATH = '/v1/tunnel';
 
 /** A session a client asks for, whichever way it came: the connection, the request's headers (lower case) and where it came from. */
 export interface TunnelSessionRequest {
@@ -89,7 +85,7 @@ export function parseTunnelRequest(req: IncomingMessage, prefix = ''): TunnelReq
     if (!path.startsWith(`${base}/`)) return null;
     path = path.slice(base.length);
   }
-  const match = TUNNEL_PATH.exec(path);
+  const match = API_ROUTES.tunnel.exec(path);
   if (!match) return null;
   let connection: string;
   try {

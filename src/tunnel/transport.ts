@@ -9,6 +9,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-upgrade (HTTP Upgrade)
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 (Bearer token in the Authorization header)
  */
+import { readErrorBody } from '../api/answers.js';
+import { apiPath } from '../api/paths.js';
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -152,7 +154,7 @@ export function tunnelUrl(gateway: string | URL, connection: string): URL {
   if (connection === '' || connection === '.' || connection === '..') {
     throw new HoopError(ErrorCode.USAGE, `invalid connection name "${connection}"`, { hint: 'give the name of a connection declared in the policy' });
   }
-  return new URL(`v1/connections/${encodeURIComponent(connection)}/tunnel`, base);
+  return new URL(apiPath.tunnel(connection), base);
 }
 
 /**
@@ -382,7 +384,7 @@ export class TunnelMux {
   #connection(options: OpenTunnelOptions): Promise<MuxConnection> {
     if (this.#closed) return Promise.reject(new HoopError(ErrorCode.INTERNAL, 'the tunnels to the gateway are closed'));
     if (!this.#mux) {
-      const url = new URL('v1/tunnel', gatewayBaseUrl(options.gateway));
+      const url = new URL(apiPath.mux, gatewayBaseUrl(options.gateway));
       const auth = { Authorization: `Bearer ${options.token}`, 'Hoop-Client-Version': options.clientVersion };
       const opening = upgrade(url, MUX_PROTOCOL, auth, { ...options, signal: undefined }).then(({ socket, head }) => {
         const mux = new MuxConnection(socket, head, { peer: 'gateway' });
@@ -400,36 +402,6 @@ export class TunnelMux {
   }
 }
 
-function clean(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const printable = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
-  return printable.length > 1000 ? `${printable.slice(0, 1000)}…` : printable;
-}
-
-interface ErrorBody {
-  code?: string;
-  message?: string;
-  hint?: string;
-  reason?: string;
-}
-
-function parseErrorBody(body: Buffer): ErrorBody {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.subarray(0, MAX_ERROR_BODY).toString('utf8'));
-  } catch {
-    return {};
-  }
-  const error = (value as { error?: unknown } | null)?.error;
-  if (typeof error !== 'object' || error === null) return {};
-  const out: ErrorBody = {};
-  for (const key of ['code', 'message', 'hint', 'reason'] as const) {
-    const field = (error as Record<string, unknown>)[key];
-    if (typeof field === 'string' && field !== '') out[key] = clean(field);
-  }
-  return out;
-}
-
 /**
  * The HoopError for a gateway's HTTP refusal (`status` and its JSON error body) of a request about
  * `connection`: 401 TOKEN_REJECTED, 403 ACCESS_DENIED, 404 CONNECTION_UNKNOWN, 502/503
@@ -437,7 +409,7 @@ function parseErrorBody(body: Buffer): ErrorBody {
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-status-codes
  */
 export function statusError(status: number, body: Buffer, connection: string, origin: string): HoopError {
-  const parsed = parseErrorBody(body);
+  const parsed = readErrorBody(body.subarray(0, MAX_ERROR_BODY));
   let code: ErrorCode;
   let message: string;
   let hint: string;

@@ -13,6 +13,8 @@ import { accessFor, requestableRule } from '../../policy/access.js';
 import { reviewSettingsFor } from '../../policy/decide.js';
 import { DEFAULT_MAX_GRANT_SECONDS } from '../../policy/schema.js';
 import { HttpError } from '../http-error.js';
+import { checkBody } from '../http/respond.js';
+import { accessRequestBody } from '../../api/bodies.js';
 import type { GatewayParts } from '../parts.js';
 import { whoOf } from '../policy-source.js';
 import type { Review } from '../reviews.js';
@@ -47,16 +49,7 @@ export function requireRecentSignIn({ policySource }: GatewayParts, identity: Id
 export function requestAccess({ policySource, reviews, log }: GatewayParts, identity: Identity, body: unknown): Review {
   if (identity.run) throw runForbidden('request');
   if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo, so it has no requestable access');
-  const b = (body ?? {}) as Record<string, unknown>;
-  const connection = b.connection;
-  const mode = b.mode ?? 'read-only';
-  const seconds = b.seconds;
-  const reason = b.reason;
-  if (typeof connection !== 'string' || connection === '') throw new HttpError(400, 'connection must be a connection name');
-  if (mode !== 'read-only' && mode !== 'read-write') throw new HttpError(400, 'mode must be read-only or read-write');
-  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 1) throw new HttpError(400, 'seconds must be a whole number of seconds, at least 1');
-  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 1000)
-    throw new HttpError(400, 'reason must say why, in at most 1000 characters', { hint: 'hoop request <connection> --for 1h --reason "…"' });
+  const { connection, mode, seconds, reason } = checkBody(accessRequestBody, body, { reason: 'hoop request <connection> --for 1h --reason "…"' });
   const { policy } = policySource.current();
   const who = whoOf(identity);
   if (!policy.connections.some((c) => c.name === connection)) throw new HoopError(ErrorCode.CONNECTION_UNKNOWN, `the gateway has no connection named "${connection}"`);
@@ -72,7 +65,7 @@ export function requestAccess({ policySource, reviews, log }: GatewayParts, iden
   if (seconds > max) throw new HttpError(400, `access rule "${rule.name}" grants at most ${describeLength(max)}; ask for less`);
   const settings = reviewSettingsFor(policy, connection, rule.review);
   if (!settings) throw new HttpError(409, `nobody can approve requests under access rule "${rule.name}": it names no reviewers (its review.groups, or statements.reviewers)`);
-  const r = reviews.requestAccess({ requester: identity, connection, rule: rule.name, mode, seconds, reason: reason.trim() }, settings);
+  const r = reviews.requestAccess({ requester: identity, connection, rule: rule.name, mode, seconds, reason }, settings);
   log.info('access.requested', { id: r.id, subject: identity.subject, connection, mode, seconds, rule: rule.name });
   return r;
 }

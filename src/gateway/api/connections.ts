@@ -6,25 +6,16 @@
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import type { Identity } from '../../identity.js';
+import type { ConnectionInfo } from '../../api/answers.js';
 import { mayUse } from '../access.js';
 import type { Callers } from '../callers.js';
 import { HttpError } from '../http-error.js';
 import type { GatewayParts } from '../parts.js';
 
-export interface ConnectionView {
-  name: string;
-  type: string;
-  database?: string;
-  user?: string;
-  mode?: string;
-  until?: string;
-  hostKeys?: string[];
-}
-
 /** The connection endpoints; `sshHostKey`: this replica's, when there are no others. */
 export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey: string) {
   const { policySource, reviews, replica, config } = parts;
-  const describe = async (c: ConnectionConfig, mode?: string, until?: number): Promise<ConnectionView> => ({
+  const describe = async (c: ConnectionConfig, mode?: string, until?: number): Promise<ConnectionInfo> => ({
     name: c.name,
     type: c.type,
     ...(c.type === 'postgres' ? { database: c.database } : { user: c.user }),
@@ -34,12 +25,12 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
   });
   return {
     /** `GET /v1/connections` */
-    async list(identity: Identity): Promise<{ connections: ConnectionView[] }> {
+    async list(identity: Identity): Promise<{ connections: ConnectionInfo[] }> {
       if (!policySource) return { connections: await Promise.all(config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c))) };
       return { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until))) };
     },
     /** `GET /v1/connections/{name}` */
-    async one(identity: Identity, name: string): Promise<ConnectionView> {
+    async one(identity: Identity, name: string): Promise<ConnectionInfo> {
       if (!policySource) return describe(callers.lookup(identity, name));
       const { connection, grant } = policySource.lookup(identity, name, reviews.grantsOf(identity));
       return describe(connection, grant.mode, grant.until);

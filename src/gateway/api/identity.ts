@@ -12,10 +12,12 @@ import { HttpError } from '../http-error.js';
 import type { GatewayParts } from '../parts.js';
 import { EPHEMERAL_DEVICE_MS, parseDeviceName, parseDevicePublicKey, type Device } from '../store.js';
 import { TokenVerifier } from '../verify-token.js';
-import { type Answer, readJsonBody } from '../http/respond.js';
+import { type Answer, checkBody, readJsonBody } from '../http/respond.js';
+import type { AuthConfig, DeviceView, RegisteredDevice, WhoAmI } from '../../api/answers.js';
+import { deviceRegistrationBody } from '../../api/bodies.js';
 
 /** `{ issuer, clientId, scopes, resource?, tokenType, workloadAudience? }`; 404 when the gateway has no `login` configured. */
-export function authConfig({ config }: GatewayParts): Record<string, unknown> {
+export function authConfig({ config }: GatewayParts): AuthConfig {
   const login = config.login;
   if (!login) {
     throw new HttpError(404, 'this gateway has no login configured', {
@@ -35,7 +37,7 @@ export function authConfig({ config }: GatewayParts): Record<string, unknown> {
 }
 
 /** `{ subject, issuer, kind, email?, groups, expiresAt, run? }` */
-export function whoami(identity: Identity): Record<string, unknown> {
+export function whoami(identity: Identity): WhoAmI {
   return {
     subject: identity.subject,
     issuer: identity.issuer,
@@ -47,7 +49,7 @@ export function whoami(identity: Identity): Record<string, unknown> {
   };
 }
 
-function describeDevice(d: Device): { deviceId: string; name: string; fingerprint: string; publicKey: string; createdAt: string } {
+function describeDevice(d: Device): DeviceView {
   return { deviceId: d.deviceId, name: d.name, fingerprint: d.fingerprint, publicKey: d.publicKey, createdAt: d.createdAt };
 }
 
@@ -55,19 +57,15 @@ function describeDevice(d: Device): { deviceId: string; name: string; fingerprin
 export async function devicesApi({ store, log }: GatewayParts, req: http.IncomingMessage, identity: Identity): Promise<Answer> {
   const owner = { issuer: identity.issuer, subject: identity.subject };
   if (req.method !== 'POST') return { status: 200, body: { devices: (await store.listDevices(owner)).map(describeDevice) } };
-  const body = await readJsonBody(req);
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new HttpError(400, 'the request body must be a JSON object { publicKey, name, proof }');
-  }
-  const fields = body as Record<string, unknown>;
+  const fields = checkBody(deviceRegistrationBody, await readJsonBody(req));
   const key = parseDevicePublicKey(fields.publicKey);
   const name = parseDeviceName(fields.name);
   const problem = deviceProofProblem(fields.proof, key.publicKey, TokenVerifier.bearerFromHeader(req.headers.authorization) ?? '');
   if (problem) throw new HttpError(400, `the device key's proof of possession was refused: ${problem}`);
-  if (fields.ephemeral !== undefined && typeof fields.ephemeral !== 'boolean') throw new HttpError(400, 'ephemeral must be true or false');
   // An ephemeral key (a CLI with a token from the environment) signs that CLI's records for a while, then goes.
   const expiresAt = fields.ephemeral === true ? new Date(Date.now() + EPHEMERAL_DEVICE_MS).toISOString() : undefined;
   const { device, created } = await store.registerDevice(owner, { ...key, name, ...(expiresAt ? { expiresAt } : {}) });
   if (created) log.info('device.registered', { subject: identity.subject, issuer: identity.issuer, deviceId: device.deviceId, fingerprint: device.fingerprint });
-  return { status: created ? 201 : 200, body: { deviceId: device.deviceId, fingerprint: device.fingerprint } };
+  const registered: RegisteredDevice = { deviceId: device.deviceId, fingerprint: device.fingerprint };
+  return { status: created ? 201 : 200, body: registered };
 }

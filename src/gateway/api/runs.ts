@@ -13,7 +13,9 @@ import type { Callers } from '../callers.js';
 import type { GatewayParts } from '../parts.js';
 import { describeRun, isRunToken, parseRunAsk, runForbidden } from '../runs.js';
 import { TokenRejectedError, TokenVerifier } from '../verify-token.js';
-import { readJsonBody } from '../http/respond.js';
+import { checkBody, readOptionalJsonBody } from '../http/respond.js';
+import type { RunStarted, RunView } from '../../api/answers.js';
+import { runHeartbeatBody } from '../../api/bodies.js';
 
 export function runsApi(parts: GatewayParts, callers: Callers) {
   const { policySource, reviews, runs, audit, verifier, log } = parts;
@@ -25,8 +27,8 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
    * it had runs out).
    */
   const heartbeatPerson = async (req: http.IncomingMessage): Promise<Identity | { refused: string } | undefined> => {
-    const body = (req.headers['content-length'] ?? '0') === '0' && req.headers['transfer-encoding'] === undefined ? undefined : await readJsonBody(req);
-    const token = (body as { personToken?: unknown } | undefined)?.personToken;
+    const body = await readOptionalJsonBody(req);
+    const token = body === null ? undefined : checkBody(runHeartbeatBody, body).personToken;
     if (typeof token !== 'string' || isRunToken(token)) return undefined;
     try {
       return await verifier.verify(token);
@@ -39,7 +41,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
 
   return {
     /** `POST /v1/runs` */
-    async start(identity: Identity, body: unknown): Promise<Record<string, unknown>> {
+    async start(identity: Identity, body: unknown): Promise<RunStarted> {
       if (identity.run) throw runForbidden('runs');
       const ask = parseRunAsk(body);
       const principal = { via: ask.via, run: 'run-new', agent: ask.agent, isolated: ask.isolation !== 'none' };
@@ -63,7 +65,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
     },
 
     /** `POST /v1/runs/{id}/heartbeat|end`: the control credential, never a person's nor the run's own (only the hoop that began the run keeps it alive or ends it). */
-    async control(req: http.IncomingMessage, id: string, action: 'heartbeat' | 'end'): Promise<Record<string, unknown>> {
+    async control(req: http.IncomingMessage, id: string, action: 'heartbeat' | 'end'): Promise<RunView> {
       const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), id, action, action === 'heartbeat' ? await heartbeatPerson(req) : undefined);
       return describeRun(run);
     },

@@ -9,6 +9,9 @@
  */
 import { createReadStream } from 'node:fs';
 import type * as http from 'node:http';
+import type { z } from 'zod';
+import { type ErrorBody, statusOfCode } from '../../api/answers.js';
+import { BodyProblem, parseBody } from '../../api/bodies.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import { HttpError } from '../http-error.js';
 import { TokenRejectedError } from '../verify-token.js';
@@ -24,28 +27,14 @@ export interface Answer {
 /** Largest JSON request body accepted (a device registration, a review decision, a run's ask). */
 export const MAX_BODY_BYTES = 16 * 1024;
 
-/** The HTTP status of each error code the API answers with (any other: 500). */
-const STATUS_OF: Partial<Record<ErrorCode, number>> = {
-  [ErrorCode.USAGE]: 400,
-  [ErrorCode.TOKEN_REJECTED]: 401,
-  [ErrorCode.NOT_LOGGED_IN]: 401,
-  [ErrorCode.ACCESS_DENIED]: 403,
-  [ErrorCode.CONNECTION_UNKNOWN]: 404,
-  [ErrorCode.SESSION_UNKNOWN]: 404,
-  [ErrorCode.REVIEW_UNKNOWN]: 404,
-  [ErrorCode.TOO_MANY_SESSIONS]: 429,
-  [ErrorCode.RECORDING_UNAVAILABLE]: 503,
-  [ErrorCode.STORE_UNAVAILABLE]: 503,
-};
-
-/** The HTTP status an error is answered with: its own ({@link HttpError}), else its code's. */
+/** The HTTP status an error is answered with: its own ({@link HttpError}), else its code's (../../api/answers.ts). */
 export function errorStatus(err: HoopError): number {
   if (err instanceof HttpError) return err.status;
-  return STATUS_OF[err.code] ?? 500;
+  return statusOfCode(err.code);
 }
 
 /** The JSON body of an error answer; a refused token says why (`reason`). */
-export function errorBody(err: HoopError): { error: { code: string; message: string; hint?: string; reason?: string } } {
+export function errorBody(err: HoopError): ErrorBody {
   const body = err.toJSON();
   return err instanceof TokenRejectedError ? { error: { ...body.error, reason: err.reason } } : body;
 }
@@ -106,6 +95,19 @@ export async function readJsonBody(req: http.IncomingMessage, limit = MAX_BODY_B
     return JSON.parse(body.toString('utf8'));
   } catch {
     throw new HttpError(400, 'the request body is not valid JSON');
+  }
+}
+
+/**
+ * A request body checked against its schema (../../api/bodies.ts, shared with the CLI): the value,
+ * or a 400 saying the first problem, with the hint given for its field.
+ */
+export function checkBody<S extends z.ZodType>(schema: S, body: unknown, hints: Record<string, string> = {}): z.output<S> {
+  try {
+    return parseBody(schema, body);
+  } catch (err) {
+    if (!(err instanceof BodyProblem)) throw err;
+    throw new HttpError(400, err.message, { hint: err.field === undefined ? undefined : hints[err.field] });
   }
 }
 

@@ -16,6 +16,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-405-method-not-allowed
  */
 import type * as http from 'node:http';
+import { API_ROUTES, exactPath } from '../../api/paths.js';
 import { HoopError, describeError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { VERSION } from '../../version.js';
@@ -28,20 +29,12 @@ import type { Callers } from '../callers.js';
 import type { ConnectionGuard } from '../connection-guard.js';
 import { HttpError } from '../http-error.js';
 import type { GatewayParts } from '../parts.js';
-import { REVIEW_PATH, reviewsApi } from '../reviews.js';
+import { reviewsApi } from '../api/reviews.js';
 import { runForbidden } from '../runs.js';
 import { type Answer, allowOnly, asHoopError, readJsonBody, readOptionalJsonBody, sendAnswer, sendError } from './respond.js';
 
-export const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/;
-const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/;
-const SESSION_PATH = /^\/v1\/sessions\/([A-Za-z0-9_-]{8,64})(\/files(?:\/([A-Za-z0-9._-]+))?)?$/;
-/** A session's record made by the CLI (`…/client`, `…/client/{file}`). */
-const CLIENT_RECORD_PATH = /^\/v1\/sessions\/([A-Za-z0-9_-]{8,64})\/client(?:\/([A-Za-z0-9._-]+))?$/;
-/** A `hoop run`'s record (`/v1/runs/{id}`, `…/files/{file}`). */
-const RUN_PATH = /^\/v1\/runs\/([A-Za-z0-9_-]{8,64})(?:\/files\/([A-Za-z0-9._-]+))?$/;
-/** A run's heartbeat and its end, with its control credential. */
-const RUN_CONTROL_PATH = /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end)$/;
-const exactly = (path: string): RegExp => new RegExp(`^${path.replace(/\//g, '\\/')}$`);
+const exactly = exactPath;
+const R = API_ROUTES;
 
 type RunArea = Parameters<typeof runForbidden>[0];
 
@@ -69,7 +62,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
   return [
     { path: exactly('/healthz'), methods: ['GET'], open: () => ok({ status: 'ok', version: VERSION }) },
     {
-      path: TUNNEL_PATH,
+      path: R.tunnel,
       methods: ['GET'],
       open: () => {
         throw new HttpError(426, 'this endpoint needs Upgrade: hoop-tunnel/1', { headers: { Upgrade: 'hoop-tunnel/1', Connection: 'Upgrade' } });
@@ -77,9 +70,9 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     },
     { path: exactly('/v1/auth/config'), methods: ['GET'], open: () => ok(authConfig(parts)) },
     { path: exactly('/v1/keys'), methods: ['GET'], open: () => sessions.keys() },
-    { path: RUN_CONTROL_PATH, methods: ['POST'], open: async (req, m) => ok(await runs.control(req, m[1]!, m[2] as 'heartbeat' | 'end')) },
+    { path: R.runControl, methods: ['POST'], open: async (req, m) => ok(await runs.control(req, m[1]!, m[2] as 'heartbeat' | 'end')) },
     {
-      path: REVIEW_PATH,
+      path: R.reviews,
       methods: (m) => (m[2] !== undefined ? ['POST'] : ['GET']),
       forRun: (method) => (method === 'GET' ? undefined : 'decide'), // its own reviews only (mayView)
       handle: (req, m, identity) => {
@@ -99,13 +92,13 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     { path: exactly('/v1/runs'), methods: ['POST'], forRun: 'runs', handle: async (req, _m, identity) => ({ status: 201, body: await runs.start(identity, await readJsonBody(req)) }) },
     { path: exactly('/v1/whoami'), methods: ['GET'], handle: (_req, _m, identity) => ok(whoami(identity)) },
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
-    { path: CONNECTION_PATH, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
+    { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
     { path: exactly('/v1/policy'), methods: ['GET'], handle: () => ok(connections.policy()) },
     { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
-    { path: SESSION_PATH, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
+    { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
     { path: exactly('/v1/devices'), methods: ['GET', 'POST'], forRun: 'devices', handle: (req, _m, identity) => devicesApi(parts, req, identity) },
-    { path: CLIENT_RECORD_PATH, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'sessions', m[1]!, m[2]) },
-    { path: RUN_PATH, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'runs', m[1]!, m[2]) },
+    { path: R.clientRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'sessions', m[1]!, m[2]) },
+    { path: R.runRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'runs', m[1]!, m[2]) },
   ];
 }
 

@@ -9,13 +9,13 @@
 import type * as http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ErrorCode } from '../../errors.js';
-import { acceptMux, acceptTunnel, isMuxUpgrade, isTunnelUpgrade, MUX_PATH, rejectUpgrade } from '../../tunnel/accept.js';
+import { acceptMux, acceptTunnel, isMuxUpgrade, isTunnelUpgrade, rejectUpgrade } from '../../tunnel/accept.js';
 import type { MuxConnection } from '../../tunnel/mux.js';
 import { refuseTunnel, SHUTTING_DOWN, type SessionAdmission } from '../admission.js';
 import type { Callers } from '../callers.js';
 import type { ConnectionGuard } from '../connection-guard.js';
 import type { GatewayParts } from '../parts.js';
-import { TUNNEL_PATH } from './router.js';
+import { API_ROUTES } from '../../api/paths.js';
 
 /** The server's `upgrade` handler, and what closes the hoop-mux/1 connections at shutdown. */
 export function tunnelEndpoint(
@@ -49,11 +49,11 @@ export function tunnelEndpoint(
     socket.on('error', () => undefined);
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
     const remoteAddress = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    if (path === MUX_PATH && isMuxUpgrade(req)) {
+    if (API_ROUTES.mux.test(path) && isMuxUpgrade(req)) {
       void acceptMuxConnection(req, socket, head, remoteAddress);
       return;
     }
-    const match = TUNNEL_PATH.exec(path);
+    const match = API_ROUTES.tunnel.exec(path);
     let name: string | undefined;
     try {
       name = match ? decodeURIComponent(match[1]!) : undefined;

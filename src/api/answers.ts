@@ -1,0 +1,189 @@
+/**
+ * What the gateway API answers, typed once for both ends: the gateway builds these bodies, the CLI
+ * reads them (and still checks what it relies on, since an older or a foreign gateway may answer).
+ * Errors are `{ error: { code, message, hint?, reason? } }` with the HTTP status their code maps
+ * to ({@link statusOfCode}: the one table of the codebase).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc9110#name-status-codes
+ * @see https://openid.net/specs/openid-connect-discovery-1_0.html (what `hoop login` is told)
+ */
+import { ErrorCode } from '../errors.js';
+
+/** The body of every error answer. `reason`: why a token was refused (a 401). @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 */
+export interface ErrorBody {
+  error: { code: string; message: string; hint?: string; reason?: string };
+}
+
+/** What a client reads of an error answer: each field a printable text, when present. */
+export type ErrorFields = Partial<ErrorBody['error']>;
+
+/**
+ * The fields of an error answer's body (`{ error: { code, message, hint?, reason? } }`), each
+ * made printable (control characters as spaces) and cut at `maxChars`; none when the body is not
+ * one: a client says what it knows instead, never what a proxy or a foreign server sent raw.
+ */
+export function readErrorBody(body: Buffer, maxChars = 1_000): ErrorFields {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return {};
+  }
+  const error = (value as { error?: unknown } | null)?.error;
+  if (typeof error !== 'object' || error === null) return {};
+  const out: ErrorFields = {};
+  for (const key of ['code', 'message', 'hint', 'reason'] as const) {
+    const field = (error as Record<string, unknown>)[key];
+    if (typeof field === 'string' && field !== '') out[key] = printable(field, maxChars);
+  }
+  return out;
+}
+
+function printable(text: string, maxChars: number): string {
+  const shown = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return shown.length > maxChars ? `${shown.slice(0, maxChars)}…` : shown;
+}
+
+/** The HTTP status of each error code the API answers with (any other: 500). */
+const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.USAGE]: 400,
+  [ErrorCode.TOKEN_REJECTED]: 401,
+  [ErrorCode.NOT_LOGGED_IN]: 401,
+  [ErrorCode.ACCESS_DENIED]: 403,
+  [ErrorCode.CONNECTION_UNKNOWN]: 404,
+  [ErrorCode.SESSION_UNKNOWN]: 404,
+  [ErrorCode.REVIEW_UNKNOWN]: 404,
+  [ErrorCode.TOO_MANY_SESSIONS]: 429,
+  [ErrorCode.RECORDING_UNAVAILABLE]: 503,
+  [ErrorCode.STORE_UNAVAILABLE]: 503,
+};
+
+/** The HTTP status an error of `code` is answered with. */
+export function statusOfCode(code: ErrorCode): number {
+  return STATUS_OF_CODE[code] ?? 500;
+}
+
+/** True when `code` is one the gateway answers with `status` (so a CLI may take the code the body says at its word). */
+export function codeFitsStatus(code: string, status: number): code is ErrorCode {
+  return (Object.values(ErrorCode) as string[]).includes(code) && statusOfCode(code as ErrorCode) === status;
+}
+
+/**
+ * Which token the gateway wants: an access token (RFC 9068 JWT), an ID token, or either.
+ * @see https://www.rfc-editor.org/rfc/rfc9068
+ */
+export type TokenKind = 'access' | 'id' | 'any';
+
+/** `GET /v1/auth/config`: how users log in to this gateway (404 when it has no login). */
+export interface AuthConfig {
+  issuer: string;
+  clientId: string;
+  scopes: string[];
+  resource?: string;
+  tokenType: TokenKind;
+  /** The audience workload tokens must carry (GitHub Actions asks for it). */
+  workloadAudience?: string;
+}
+
+/** What a run's credential stands for, beside its person. */
+export interface RunGrantView {
+  id: string;
+  agent: string;
+  via: 'run' | 'mcp';
+  isolated: boolean;
+  connections: string[];
+}
+
+/**
+ * `GET /v1/whoami`: the identity the gateway makes of the caller's token.
+ * @see https://openid.net/specs/openid-connect-core-1_0.html#StandardClaims
+ */
+export interface WhoAmI {
+  subject: string;
+  issuer: string;
+  kind: 'user' | 'workload';
+  email?: string;
+  groups: string[];
+  expiresAt: string;
+  /** A run's credential: the run it stands for. */
+  run?: RunGrantView;
+}
+
+/** `POST /v1/devices`'s answer (201 when new, 200 when it was registered already). @see https://man.openbsd.org/ssh-keygen#l (fingerprint format) */
+export interface RegisteredDevice {
+  deviceId: string;
+  fingerprint: string;
+}
+
+/** A device key as `GET /v1/devices` lists it. */
+export interface DeviceView {
+  deviceId: string;
+  name: string;
+  fingerprint: string;
+  publicKey: string;
+  createdAt: string;
+}
+
+/** A connection as the gateway describes it to a caller who may use it (`GET /v1/connections[/{name}]`). */
+export interface ConnectionInfo {
+  name: string;
+  type: string;
+  /** PostgreSQL: the database. */
+  database?: string;
+  /** SSH: the user the gateway signs in as. */
+  user?: string;
+  /** SSH: the gateway's host keys (`type base64`), which the local ssh client pins. */
+  hostKeys?: string[];
+  /** The caller's access (`read-only`, `read-write`), when the gateway's policy repo decides it. */
+  mode?: string;
+  /** When the access rests on an approved request (`hoop request`): when it ends. */
+  until?: string;
+}
+
+/** A session as `GET /v1/sessions` lists it: `endedAt` absent, `reason` and `recording` `running`, while it runs. */
+export type SessionSummary = Record<string, unknown> & {
+  id: string;
+  subject: string;
+  connection: string;
+  startedAt: string;
+  endedAt?: string;
+  reason: string;
+  statements: number;
+  refused: number;
+  recording: string;
+};
+
+/** A recording key the gateway publishes (`GET /v1/keys`). */
+export interface RecordingKey {
+  publicKey: string;
+  fingerprint: string;
+  status: 'current' | 'retired';
+}
+
+/** What the gateway holds of a CLI's record (`GET /v1/sessions/{id}/client`, `GET /v1/runs/{id}`). */
+export interface ClientRecordInfo {
+  record: { state: 'uploading' | 'complete' | 'truncated'; subject: string; issuer: string; signer?: string; fingerprint?: string; chunks?: number; events?: number; updatedAt: string } | null;
+  files: string[];
+}
+
+/** A run as the API answers it (never its secrets). */
+export interface RunView {
+  id: string;
+  agent: string;
+  via: 'run' | 'mcp';
+  isolation: string;
+  connections: string[];
+  command?: string;
+  createdAt: string;
+  expiresAt: string;
+  heartbeatAt: string;
+  heartbeatTimeoutMs: number;
+  ownerExpiresAt: string;
+  endedAt?: string;
+  endReason?: string;
+  subject: string;
+  issuer: string;
+}
+
+/** `POST /v1/runs`'s answer: the run, its credential and its control credential. */
+export type RunStarted = RunView & { token: string; controlToken: string };

@@ -1,0 +1,67 @@
+/**
+ * The gateway API's paths, written once for both ends: the CLI builds its requests with the
+ * builders below ({@link apiPath}), relative to the gateway's base URL; the gateway's router
+ * matches the same paths with the patterns below ({@link API_ROUTES}), absolute.
+ *
+ * Ids in paths are `[A-Za-z0-9_-]` (a session's and a run's 8 to 64 characters, a review's 1 to
+ * 64); connection names are percent-encoded (RFC 3986 §2.1) by the CLI and decoded by the gateway.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc3986#section-3.3 (paths)
+ */
+
+/** The id of a session or a run as it appears in a path. */
+const RECORD_ID = '[A-Za-z0-9_-]{8,64}';
+/** A file of a recording or of a CLI's record. */
+const FILE = '[A-Za-z0-9._-]+';
+
+/** The patterns the gateway routes by (absolute paths; groups: what the builders put in). */
+export const API_ROUTES = {
+  /** `GET` (Upgrade) — group 1: the connection, percent-encoded. */
+  tunnel: /^\/v1\/connections\/([^/]+)\/tunnel$/,
+  /** `GET` (Upgrade): one multiplexed tunnel carrying many sessions. */
+  mux: /^\/v1\/tunnel$/,
+  /** `GET` — group 1: the connection, percent-encoded. */
+  connection: /^\/v1\/connections\/([^/]+)$/,
+  /** `GET` — group 1: the session; group 2 when its recording's files are asked for; group 3: one file. */
+  session: new RegExp(`^/v1/sessions/(${RECORD_ID})(/files(?:/(${FILE}))?)?$`),
+  /** `GET|PUT` a session's record made by the CLI — group 1: the session; group 2: one file. */
+  clientRecord: new RegExp(`^/v1/sessions/(${RECORD_ID})/client(?:/(${FILE}))?$`),
+  /** `GET|PUT` a `hoop run`'s record — group 1: the run; group 2: one file. */
+  runRecord: new RegExp(`^/v1/runs/(${RECORD_ID})(?:/files/(${FILE}))?$`),
+  /** `POST` with the run's control credential — group 1: the run; group 2: `heartbeat` or `end`. */
+  runControl: /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end)$/,
+  /** `GET` the list, `GET` one (group 1), `POST` a decision (group 2: `approve` or `deny`). */
+  reviews: /^\/v1\/reviews(?:\/([A-Za-z0-9-]{1,64})(?:\/(approve|deny))?)?$/,
+} as const;
+
+/** An exact path as a pattern (for the paths without parameters). */
+export const exactPath = (path: string): RegExp => new RegExp(`^${path.replace(/\//g, '\\/')}$`);
+
+const enc = encodeURIComponent;
+const query = (params: Record<string, string | undefined>): string => {
+  const q = new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined)).toString();
+  return q ? `?${q}` : '';
+};
+
+/** The paths the CLI asks for, relative to the gateway's base URL (no leading `/`). */
+export const apiPath = {
+  authConfig: 'v1/auth/config',
+  whoami: 'v1/whoami',
+  devices: 'v1/devices',
+  keys: 'v1/keys',
+  connections: 'v1/connections',
+  connection: (name: string): string => `v1/connections/${enc(name)}`,
+  tunnel: (connection: string): string => `v1/connections/${enc(connection)}/tunnel`,
+  mux: 'v1/tunnel',
+  sessions: (filter: Record<string, string> = {}): string => `v1/sessions${query(filter)}`,
+  session: (id: string): string => `v1/sessions/${enc(id)}`,
+  sessionFiles: (id: string, file?: string): string => `v1/sessions/${enc(id)}/files${file ? `/${file}` : ''}`,
+  clientRecord: (id: string, file?: string): string => `v1/sessions/${enc(id)}/client${file ? `/${file}` : ''}`,
+  runRecord: (id: string, file?: string): string => `v1/runs/${enc(id)}${file ? `/files/${file}` : ''}`,
+  runs: 'v1/runs',
+  runControl: (id: string, action: 'heartbeat' | 'end'): string => `v1/runs/${enc(id)}/${action}`,
+  reviews: (state?: string): string => `v1/reviews${query({ state })}`,
+  review: (id: string, waitSeconds = 0): string => `v1/reviews/${enc(id)}${query({ wait: waitSeconds > 0 ? String(waitSeconds) : undefined })}`,
+  reviewDecision: (id: string, decision: 'approve' | 'deny'): string => `v1/reviews/${enc(id)}/${decision}`,
+  requests: 'v1/requests',
+} as const;
