@@ -15,7 +15,7 @@ import { cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslR
 import { PgProtocolError } from '../wire/protocol-error.js';
 import { MessageReader, parseAuthentication, parseBackendKeyData, parseErrorFields, parseParameterStatus, type PgMessage } from '../wire/reader.js';
 import { ScramAuthError, ScramClient, md5Password } from '../wire/scram.js';
-import { Backend } from '../wire/codes.js';
+import { Backend, EncryptionAnswer } from '../wire/codes.js';
 
 /**
  * How the gateway reaches one upstream server.
@@ -298,7 +298,7 @@ async function open(o: Pick<UpstreamPostgresOptions, 'host' | 'port' | 'tls' | '
       }
       link.raw = [];
       link.rawLength = 0;
-      if (answer[0] === 0x53 /* 'S': SSL accepted */) {
+      if (answer[0] === EncryptionAnswer.ACCEPT) {
         const serverName = o.tls.serverName ?? o.host;
         const verifyChain = mode === 'verify-full' || o.tls.ca !== undefined;
         await link.startTls({
@@ -309,7 +309,7 @@ async function open(o: Pick<UpstreamPostgresOptions, 'host' | 'port' | 'tls' | '
           ALPNProtocols: ['postgresql'],
           minVersion: 'TLSv1.2',
         });
-      } else if (answer[0] === 0x4e /* 'N': SSL refused */) {
+      } else if (answer[0] === EncryptionAnswer.DECLINE) {
         if (mode !== 'prefer') {
           throw unavailable(`${link.where} does not support TLS, but the connection's tls mode is ${mode}`, {
             hint: "Turn on ssl in the database server, or set the connection's tls mode to prefer or disable.",

@@ -12,14 +12,15 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { ErrorCode, HoopError } from '../../errors.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
+import { EncryptionAnswer } from '../wire/codes.js';
 import { MessageReader, type PgMessage } from '../wire/reader.js';
 import { readStartupPacket, type StartupPacket } from './startup.js';
 
 /** The packets that end the encryption negotiation. */
 export type FirstPacket = Extract<StartupPacket, { kind: 'startup' | 'cancel' }>;
 
-const DECLINE = Buffer.from('N');
-const ACCEPT = Buffer.from('S');
+const DECLINE = Buffer.from([EncryptionAnswer.DECLINE]);
+const ACCEPT = Buffer.from([EncryptionAnswer.ACCEPT]);
 
 /** Reads the startup phase from `stream` until {@link release} hands it to the relay. */
 export class HandshakeStream {

@@ -55,3 +55,9 @@ export const Backend = {
 
 /** ReadyForQuery's transaction status bytes: idle, in a transaction block, in a failed block. */
 export const TransactionStatus = { IDLE: 0x49, IN_BLOCK: 0x54, FAILED: 0x45 } as const;
+
+/**
+ * The one byte a server answers SSLRequest or GSSENCRequest with: go ahead with the encryption, or not.
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL
+ */
+export const EncryptionAnswer = { ACCEPT: 0x53, DECLINE: 0x4e } as const;

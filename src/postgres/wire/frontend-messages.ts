@@ -318,7 +318,7 @@ export class BindDecoder {
 export function describeMessage(target: 'S' | 'P', name: string): FrontendMessage {
   const n = Buffer.from(name, 'utf8');
   const raw = Buffer.allocUnsafe(7 + n.length);
-  raw[0] = 0x44;
+  raw[0] = Frontend.DESCRIBE;
   raw.writeUInt32BE(raw.length - 1, 1);
   raw[5] = target.charCodeAt(0);
   n.copy(raw, 6);

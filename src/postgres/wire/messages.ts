@@ -6,6 +6,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
+import { Backend, Frontend } from './codes.js';
 import { PgProtocolError } from './protocol-error.js';
 import { writeCount16 } from './fields.js';
 
@@ -97,10 +98,10 @@ class Builder {
   }
 
   /** The message with a type byte, or without one when `type` is undefined (startup packets). */
-  finish(type?: string): Buffer {
+  finish(type?: number): Buffer {
     const head = type === undefined ? 0 : 1;
     const out = Buffer.allocUnsafe(head + 4 + this.size);
-    if (type !== undefined) out[0] = type.charCodeAt(0);
+    if (type !== undefined) out[0] = type;
     out.writeUInt32BE(4 + this.size, head);
     let at = head + 4;
     for (const p of this.parts) at += p.copy(out, at);
@@ -108,12 +109,21 @@ class Builder {
   }
 }
 
+/** A message of `type` around a body already encoded (a type byte, then the length, which counts itself). */
+export function frameMessage(type: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeUInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
 function checkInt32(name: string, n: number): number {
   if (!Number.isInteger(n) || n < -0x80000000 || n > 0xffffffff) throw new RangeError(`${name} must be a 32-bit integer`);
   return n >>> 0;
 }
 
-function fields(type: 'E' | 'N', f: PgErrorFields): Buffer {
+function fields(type: typeof Backend.ERROR | typeof Backend.NOTICE, f: PgErrorFields): Buffer {
   const b = new Builder();
   b.byte('S').cstr(f.severity).byte('V').cstr(f.severity).byte('C').cstr(f.code).byte('M').cstr(f.message);
   if (f.detail !== undefined) b.byte('D').cstr(f.detail);
@@ -123,28 +133,28 @@ function fields(type: 'E' | 'N', f: PgErrorFields): Buffer {
 
 /** ErrorResponse ('E'), with both the localized `S` and non-localized `V` severity. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ERRORRESPONSE */
 export function errorResponse(f: PgErrorFields): Buffer {
-  return fields('E', f);
+  return fields(Backend.ERROR, f);
 }
 
 /** NoticeResponse ('N'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NOTICERESPONSE */
 export function noticeResponse(f: PgErrorFields): Buffer {
-  return fields('N', f);
+  return fields(Backend.NOTICE, f);
 }
 
 /** AuthenticationOk ('R', 0). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONOK */
 export function authenticationOk(): Buffer {
-  return new Builder().int32(0).finish('R');
+  return new Builder().int32(0).finish(Backend.AUTHENTICATION);
 }
 
 /** AuthenticationCleartextPassword ('R', 3). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONCLEARTEXTPASSWORD */
 export function authenticationCleartextPassword(): Buffer {
-  return new Builder().int32(3).finish('R');
+  return new Builder().int32(3).finish(Backend.AUTHENTICATION);
 }
 
 /** AuthenticationMD5Password ('R', 5) with its 4-byte salt. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONMD5PASSWORD */
 export function authenticationMD5Password(salt: Buffer): Buffer {
   if (salt.length !== 4) throw new RangeError('an MD5 salt is 4 bytes');
-  return new Builder().int32(5).bytes(salt).finish('R');
+  return new Builder().int32(5).bytes(salt).finish(Backend.AUTHENTICATION);
 }
 
 /** AuthenticationSASL ('R', 10) listing the mechanisms, in the server's order of preference. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONSASL */
@@ -154,39 +164,39 @@ export function authenticationSASL(mechanisms: string[]): Buffer {
     if (m === '') throw new RangeError('a SASL mechanism name may not be empty');
     b.cstr(m);
   }
-  return b.byte(0).finish('R');
+  return b.byte(0).finish(Backend.AUTHENTICATION);
 }
 
 /** AuthenticationSASLContinue ('R', 11). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONSASLCONTINUE */
 export function authenticationSASLContinue(data: Buffer): Buffer {
-  return new Builder().int32(11).bytes(data).finish('R');
+  return new Builder().int32(11).bytes(data).finish(Backend.AUTHENTICATION);
 }
 
 /** AuthenticationSASLFinal ('R', 12). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-AUTHENTICATIONSASLFINAL */
 export function authenticationSASLFinal(data: Buffer): Buffer {
-  return new Builder().int32(12).bytes(data).finish('R');
+  return new Builder().int32(12).bytes(data).finish(Backend.AUTHENTICATION);
 }
 
 /** ParameterStatus ('S'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARAMETERSTATUS */
 export function parameterStatus(name: string, value: string): Buffer {
-  return new Builder().cstr(name).cstr(value).finish('S');
+  return new Builder().cstr(name).cstr(value).finish(Backend.PARAMETER_STATUS);
 }
 
 /** BackendKeyData ('K') with a 32-bit key, as in protocol 3.0. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BACKENDKEYDATA */
 export function backendKeyData(processId: number, secretKey: number): Buffer {
-  return new Builder().int32(checkInt32('processId', processId)).int32(checkInt32('secretKey', secretKey)).finish('K');
+  return new Builder().int32(checkInt32('processId', processId)).int32(checkInt32('secretKey', secretKey)).finish(Backend.BACKEND_KEY_DATA);
 }
 
 /** ReadyForQuery ('Z'): idle, in a transaction block, or in a failed transaction block. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-READYFORQUERY */
 export function readyForQuery(status: 'I' | 'T' | 'E'): Buffer {
-  return new Builder().byte(status).finish('Z');
+  return new Builder().byte(status).finish(Backend.READY_FOR_QUERY);
 }
 
 /** NegotiateProtocolVersion ('v'): the newest minor version supported and the `_pq_.` options not recognized. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-NEGOTIATEPROTOCOLVERSION */
 export function negotiateProtocolVersion(newestMinor: number, unrecognized: string[]): Buffer {
   const b = new Builder().int32(checkInt32('newestMinor', newestMinor)).int32(unrecognized.length);
   for (const o of unrecognized) b.cstr(o);
-  return b.finish('v');
+  return b.finish(Backend.NEGOTIATE_PROTOCOL_VERSION);
 }
 
 /** StartupMessage (no type byte): protocol 3.`minor`, then name/value pairs and a terminating NUL. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE */
@@ -217,47 +227,47 @@ export function cancelRequest(processId: number, secretKey: number): Buffer {
 
 /** PasswordMessage ('p') carrying a cleartext or MD5-hashed password. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PASSWORDMESSAGE */
 export function passwordMessage(password: string): Buffer {
-  return new Builder().cstr(password).finish('p');
+  return new Builder().cstr(password).finish(Frontend.PASSWORD);
 }
 
 /** SASLInitialResponse ('p'): mechanism name, Int32 length of the data, the data. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SASLINITIALRESPONSE */
 export function saslInitialResponse(mechanism: string, data: Buffer): Buffer {
-  return new Builder().cstr(mechanism).int32(data.length).bytes(data).finish('p');
+  return new Builder().cstr(mechanism).int32(data.length).bytes(data).finish(Frontend.PASSWORD);
 }
 
 /** SASLResponse ('p'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SASLRESPONSE */
 export function saslResponse(data: Buffer): Buffer {
-  return new Builder().bytes(data).finish('p');
+  return new Builder().bytes(data).finish(Frontend.PASSWORD);
 }
 
 /** Terminate ('X'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-TERMINATE */
 export function terminate(): Buffer {
-  return new Builder().finish('X');
+  return new Builder().finish(Frontend.TERMINATE);
 }
 
 /** Query ('Q'), a simple-protocol query string. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-QUERY */
 export function query(sql: string): Buffer {
-  return new Builder().cstr(sql).finish('Q');
+  return new Builder().cstr(sql).finish(Frontend.QUERY);
 }
 
 /** Parse ('P') of `sql` as the unnamed statement, no parameter types. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARSE */
 export function parseUnnamed(sql: string): Buffer {
-  return new Builder().cstr('').cstr(sql).int16(0).finish('P');
+  return new Builder().cstr('').cstr(sql).int16(0).finish(Frontend.PARSE);
 }
 
 /** Describe ('D') of the unnamed statement. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE */
 export function describeUnnamed(): Buffer {
-  return new Builder().byte('S').cstr('').finish('D');
+  return new Builder().byte('S').cstr('').finish(Frontend.DESCRIBE);
 }
 
 /** Sync ('S'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-SYNC */
 export function sync(): Buffer {
-  return new Builder().finish('S');
+  return new Builder().finish(Frontend.SYNC);
 }
 
 /** Parse ('P') of `sql` as statement `name`, no parameter types. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARSE */
 export function parseNamed(name: string, sql: string): Buffer {
-  return new Builder().cstr(name).cstr(sql).int16(0).finish('P');
+  return new Builder().cstr(name).cstr(sql).int16(0).finish(Frontend.PARSE);
 }
 
 /** Bind ('B') of statement `statement` to portal `portal`, no parameters, results as text. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND */
@@ -275,25 +285,25 @@ export function bindText(portal: string, statement: string, params: ReadonlyArra
       b.int32(value.length).bytes(value);
     }
   }
-  return b.int16(0).finish('B');
+  return b.int16(0).finish(Frontend.BIND);
 }
 
 /** Describe ('D') of the unnamed portal. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-DESCRIBE */
 export function describePortalUnnamed(): Buffer {
-  return new Builder().byte('P').cstr('').finish('D');
+  return new Builder().byte('P').cstr('').finish(Frontend.DESCRIBE);
 }
 
 /** Execute ('E') of portal `portal`, all rows. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-EXECUTE */
 export function execute(portal: string): Buffer {
-  return new Builder().cstr(portal).int32(0).finish('E');
+  return new Builder().cstr(portal).int32(0).finish(Frontend.EXECUTE);
 }
 
 /** Close ('C') of statement (`S`) or portal (`P`) `name`. @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-CLOSE */
 export function close(target: 'S' | 'P', name: string): Buffer {
-  return new Builder().byte(target).cstr(name).finish('C');
+  return new Builder().byte(target).cstr(name).finish(Frontend.CLOSE);
 }
 
 /** Flush ('H'). @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-FLUSH */
 export function flush(): Buffer {
-  return new Builder().finish('H');
+  return new Builder().finish(Frontend.FLUSH);
 }

@@ -6,6 +6,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS
  */
 import type { PgErrorFields, PgSeverity } from './messages.js';
+import { Backend, Frontend } from './codes.js';
 import { PgProtocolError } from './protocol-error.js';
 import { ByteRun } from '../../byte-run.js';
 import { PG_MAX_AUTH_TOKEN_LENGTH, PQ_LARGE_MESSAGE_LIMIT, PQ_SMALL_MESSAGE_LIMIT } from './fields.js';
@@ -31,40 +32,56 @@ const AUTH_TOKEN = PG_MAX_AUTH_TOKEN_LENGTH;
  * (0: not a message of that side); negative for types whose length must be exactly that value
  * (no body, or a fixed one).
  */
-function limitTable(limits: Record<string, number>, exact: string): Int32Array {
+/** The table of `limits` (a message type's largest length, or negative: its exact length). */
+function limitTable(limits: ReadonlyArray<readonly [number, number]>): Int32Array {
   const table = new Int32Array(256);
-  for (const [k, v] of Object.entries(limits)) table[k.charCodeAt(0)] = exact.includes(k) ? -v : v;
+  for (const [type, limit] of limits) table[type] = limit;
   return table;
 }
 
-const frontendLimits = limitTable(
-  {
-    B: LARGE, // Bind
-    C: SMALL, // Close
-    c: 4, // CopyDone
-    d: LARGE, // CopyData
-    D: SMALL, // Describe
-    E: SMALL, // Execute
-    H: 4, // Flush
-    F: LARGE, // FunctionCall
-    f: SMALL, // CopyFail
-    p: AUTH_TOKEN, // PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse
-    P: LARGE, // Parse
-    Q: LARGE, // Query
-    S: 4, // Sync
-    X: 4, // Terminate
-  },
-  'cHSX',
-);
+/** Exactly `n` bytes of length: the message has no body, or a fixed one. */
+const exactly = (n: number): number => -n;
 
-const backendLimits = limitTable(
-  {
-    ...Object.fromEntries([...'RKSTDCENAtVGHWdv'].map((k) => [k, LARGE])),
-    ...Object.fromEntries([...'123nsIc'].map((k) => [k, 4])),
-    Z: 5,
-  },
-  '123nsIcZ',
-);
+const frontendLimits = limitTable([
+  [Frontend.BIND, LARGE],
+  [Frontend.CLOSE, SMALL],
+  [Frontend.COPY_DONE, exactly(4)],
+  [Frontend.COPY_DATA, LARGE],
+  [Frontend.DESCRIBE, SMALL],
+  [Frontend.EXECUTE, SMALL],
+  [Frontend.FLUSH, exactly(4)],
+  [Frontend.FUNCTION_CALL, LARGE],
+  [Frontend.COPY_FAIL, SMALL],
+  [Frontend.PASSWORD, AUTH_TOKEN],
+  [Frontend.PARSE, LARGE],
+  [Frontend.QUERY, LARGE],
+  [Frontend.SYNC, exactly(4)],
+  [Frontend.TERMINATE, exactly(4)],
+]);
+
+const B = Backend;
+const backendLimits = limitTable([
+  ...[
+    B.AUTHENTICATION,
+    B.BACKEND_KEY_DATA,
+    B.PARAMETER_STATUS,
+    B.ROW_DESCRIPTION,
+    B.DATA_ROW,
+    B.COMMAND_COMPLETE,
+    B.ERROR,
+    B.NOTICE,
+    B.NOTIFICATION,
+    B.PARAMETER_DESCRIPTION,
+    B.FUNCTION_CALL_RESPONSE,
+    B.COPY_IN,
+    B.COPY_OUT,
+    B.COPY_BOTH,
+    B.COPY_DATA,
+    B.NEGOTIATE_PROTOCOL_VERSION,
+  ].map((type) => [type, LARGE] as const),
+  ...[B.PARSE_COMPLETE, B.BIND_COMPLETE, B.CLOSE_COMPLETE, B.NO_DATA, B.PORTAL_SUSPENDED, B.EMPTY_QUERY, B.COPY_DONE].map((type) => [type, exactly(4)] as const),
+  [B.READY_FOR_QUERY, exactly(5)],
+]);
 
 function typeName(type: number): string {
   return type >= 0x20 && type < 0x7f ? `'${String.fromCharCode(type)}'` : `0x${type.toString(16).padStart(2, '0')}`;

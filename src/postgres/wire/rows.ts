@@ -4,6 +4,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
+import { Backend } from './codes.js';
 import { PgProtocolError } from './protocol-error.js';
 import { readCount16, readInt16, readValueLength, writeCount16 } from './fields.js';
 
@@ -94,7 +95,7 @@ export function dataRow(fields: Array<Buffer | null>): Buffer {
   let size = 2;
   for (const f of fields) size += 4 + (f ? f.length : 0);
   const out = Buffer.allocUnsafe(5 + size);
-  out[0] = 0x44;
+  out[0] = Backend.DATA_ROW;
   out.writeUInt32BE(4 + size, 1);
   writeCount16(out, fields.length, 5);
   let at = 7;

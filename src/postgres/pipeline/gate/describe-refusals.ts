@@ -26,6 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import { Backend, Frontend } from '../../wire/codes.js';
 import { describeMessage, type FrontendMessage } from '../../wire/frontend-messages.js';
+import { sync } from '../../wire/messages.js';
 import { parseErrorFields, type PgMessage } from '../../wire/reader.js';
 import { RESERVED_STATEMENT_PREFIX } from './names.js';
 
@@ -38,7 +39,7 @@ const MAX_HELD_ERROR = 64 * 1024;
 
 /** Nothing to send upstream (a message dropped until the client's Sync). */
 export const NOTHING: readonly FrontendMessage[] = [];
-const SYNC_RAW = Buffer.from([SYNC, 0, 0, 0, 4]);
+const SYNC_RAW = sync();
 /** The gateway's own Sync, sent after the Describe that stands for a refused Query or FunctionCall. */
 export const SYNC_MESSAGE: FrontendMessage = { kind: 'sync', msg: { type: SYNC, body: SYNC_RAW.subarray(5), raw: SYNC_RAW } };
 

@@ -32,6 +32,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
+import { frameMessage } from '../../wire/messages.js';
 import { describeMessage, type FrontendMessage } from '../../wire/frontend-messages.js';
 import type { PgMessage } from '../../wire/reader.js';
 import { parseErrorFields } from '../../wire/reader.js';
@@ -156,7 +157,6 @@ const COPY_END_OP: Op = { k: 'copy-end' };
 const CHANGES_ALL: StatementHints = { changes: { statements: true, portals: true } };
 const EMPTY = Buffer.alloc(0);
 
-const ch = (s: string): number => s.charCodeAt(0);
 const T = {
   parseComplete: Backend.PARSE_COMPLETE,
   bindComplete: Backend.BIND_COMPLETE,
@@ -179,14 +179,6 @@ const T = {
 
 /** Error/notice fields that can echo data. @see https://www.postgresql.org/docs/current/protocol-error-fields.html */
 const DATA_FIELDS = new Set(['M', 'D', 'H', 'W', 'q']);
-
-function message(type: string | number, body: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = typeof type === 'number' ? type : ch(type);
-  out.writeUInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
 /** The format of column `i` given Bind's result-format codes (none: all text; one: all that one). */
 function formatAt(formats: number[], i: number): number {
@@ -372,7 +364,7 @@ export class ResultMasker {
         this.copy = undefined;
         if (copy === undefined || copy === 'pass') return msg.raw;
         const rest = copy.masker.end();
-        return rest.length ? Buffer.concat([message('d', rest), msg.raw]) : msg.raw;
+        return rest.length ? Buffer.concat([frameMessage(Backend.COPY_DATA, rest), msg.raw]) : msg.raw;
       }
       case T.error: {
         const withhold = this.withholds(op);
@@ -643,7 +635,7 @@ export class ResultMasker {
   }
 
   private wrapCopy(payload: Buffer): Buffer {
-    return payload.length === 0 ? Buffer.alloc(0) : message('d', payload);
+    return payload.length === 0 ? Buffer.alloc(0) : frameMessage(Backend.COPY_DATA, payload);
   }
 
   private errorOrNotice(msg: PgMessage, withhold: boolean): Buffer {
@@ -665,7 +657,7 @@ export class ResultMasker {
     }
     if (!changed) return msg.raw;
     parts.push(Buffer.from([0]));
-    return message(msg.type, Buffer.concat(parts));
+    return frameMessage(msg.type, Buffer.concat(parts));
   }
 
   private notification(msg: PgMessage): Buffer {
@@ -676,7 +668,7 @@ export class ResultMasker {
     if (end !== b.length) throw new PgProtocolError('NotificationResponse has trailing bytes');
     const r = this.rules.maskText(payload);
     if (!r.changed) return msg.raw;
-    return message(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${r.text}\0`, 'utf8')]));
+    return frameMessage(msg.type, Buffer.concat([b.subarray(0, 4), Buffer.from(`${channel}\0${r.text}\0`, 'utf8')]));
   }
 }
 
@@ -697,7 +689,7 @@ function withheldMessage(type: number, fields: Map<string, string>): Buffer {
     Buffer.from(`Mhoop: the server's ${type === T.error ? 'error' : 'notice'} text is withheld (SQLSTATE ${code}): the statement computes over masked values, which the text could quote\0`, 'utf8'),
     Buffer.from("Hrun the statement without the masked columns to see the server's own text\0\0", 'utf8'),
   );
-  return message(type, Buffer.concat(parts));
+  return frameMessage(type, Buffer.concat(parts));
 }
 
 /**

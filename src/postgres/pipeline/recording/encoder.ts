@@ -33,7 +33,7 @@ import { PgProtocolError } from '../../wire/protocol-error.js';
 import { checkHeader, type Framing, MessageReader, parseErrorFields } from '../../wire/reader.js';
 import { cstr, need } from '../../wire/rows.js';
 import { readCount16, readInt16, readValueLength } from '../../wire/fields.js';
-import { Backend, Frontend } from '../../wire/codes.js';
+import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, RAW_CLIENT, RAW_SERVER, SERVER, SMALL_BYTES, SMALL_ROWS } from './records.js';
 import { PostgresRecordingStage, type RecordSink } from './stage.js';
 
@@ -423,7 +423,7 @@ export class PostgresRecorder {
         return;
       case READY:
         // The stage sends only changes of transaction status.
-        this.#emit({ t: 'ready', status: String.fromCharCode(body[0] ?? 0x49) });
+        this.#emit({ t: 'ready', status: String.fromCharCode(body[0] ?? TransactionStatus.IDLE) });
         return;
       default:
         return;

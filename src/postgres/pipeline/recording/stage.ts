@@ -22,7 +22,7 @@ import type { ClientTap } from '../../wire/client.js';
 import type { FrontendMessage } from '../../wire/frontend-messages.js';
 import { checkHeader, MessageReader } from '../../wire/reader.js';
 import { parseRowDescription } from '../../wire/rows.js';
-import { Backend, Frontend } from '../../wire/codes.js';
+import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
 import type { RecorderStage, Refusal } from '../stages.js';
 
@@ -66,7 +66,7 @@ export class PostgresRecordingStage implements RecorderStage {
   /** Rows passed unread since the last record. */
   readonly #passed: PassedRows;
   /** The transaction status of the last ReadyForQuery (`I` before the first). */
-  #status = 0x49;
+  #status: number = TransactionStatus.IDLE;
 
   constructor(o: PostgresRecordingStageOptions) {
     this.#stream = o.stream;
@@ -164,7 +164,7 @@ export class PostgresRecordingStage implements RecorderStage {
       }
     } else if (type === READY) {
       // Only a change of transaction status is news (idle -> in a block -> failed); most are idle again.
-      const status = bytes[start + 5] ?? 0x49;
+      const status = bytes[start + 5] ?? TransactionStatus.IDLE;
       const changed = status !== this.#status;
       this.#status = status;
       return changed;
