@@ -44,3 +44,8 @@ export function glob(pattern: string, o: { lowerCase?: boolean; starTakes?: Star
   const p = o.lowerCase ? pattern.toLowerCase() : pattern;
   return o.lowerCase ? (value) => globMatches(p, value.toLowerCase(), o.starTakes) : (value) => globMatches(p, value, o.starTakes);
 }
+
+/** True when `list` names `value`: holds it, or `*` (which names every value). The lists of names in configuration and policy (connections, subjects) read so. */
+export function listNames(list: readonly string[], value: string): boolean {
+  return list.includes('*') || list.includes(value);
+}

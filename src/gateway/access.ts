@@ -4,11 +4,9 @@
  */
 import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from '../identity.js';
+import { namesPerson } from '../policy/access.js';
 
 /** True when `identity` is admitted by the connection's allow list. */
 export function mayUse(identity: Identity, connection: ConnectionConfig): boolean {
-  const { subjects, emails, groups } = connection.allow;
-  if (subjects.includes('*') || subjects.includes(identity.subject)) return true;
-  if (identity.email !== undefined && emails.includes(identity.email)) return true;
-  return identity.groups.some((g) => groups.includes(g));
+  return namesPerson(connection.allow, identity);
 }

@@ -12,6 +12,7 @@
  * @see docs/architecture.md (§4)
  * @see https://git-scm.com/docs/git-fetch
  */
+import { listNames } from '../glob.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../policy/access.js';
@@ -175,7 +176,7 @@ export class GatewayPolicySource {
     const who = whoOf(identity, principal);
     const grant = accessFor(snapshot.policy, who, name, temporary);
     if (!grant) {
-      const requestable = snapshot.policy.access.some((r) => r.requestable && (r.connections.includes('*') || r.connections.includes(name)) && admits(r, who));
+      const requestable = snapshot.policy.access.some((r) => r.requestable && listNames(r.connections, name) && admits(r, who));
       const as = principal.agent !== undefined ? `${identity.subject}'s agent ${principal.agent} (via ${principal.via})` : identity.subject;
       throw new HoopError(ErrorCode.ACCESS_DENIED, `${as} may not use the connection "${name}"${requestable ? ' without an approved request' : ''}`, {
         hint: requestable

@@ -4,6 +4,7 @@
  *
  * @see docs/architecture.md (§4: access)
  */
+import { listNames } from '../glob.js';
 import { loosestLimits, type SessionLimits } from './limits.js';
 import { principalMatches } from './principal.js';
 import type { AccessRule, Policy, RowLimit, Who } from './schema.js';
@@ -47,10 +48,22 @@ export interface TemporaryAccess {
  * for how the session came), whatever the connection.
  */
 export function admits(rule: AccessRule, who: Who): boolean {
-  if (!principalMatches(rule, who.principal)) return false;
-  if (rule.subjects.includes('*') || rule.subjects.includes(who.subject)) return true;
-  if (who.email !== undefined && rule.emails.includes(who.email.toLowerCase())) return true;
-  return who.groups.some((g) => rule.groups.includes(g));
+  return principalMatches(rule, who.principal) && namesPerson(rule, who);
+}
+
+/** The people a list admits: by subject (`*`: everyone signed in), by email (whatever its case), by group. */
+export interface PeopleList {
+  subjects: readonly string[];
+  emails: readonly string[];
+  groups: readonly string[];
+}
+
+/** True when `list` names `who` (a connection's `allow`, an access rule's people). */
+export function namesPerson(list: PeopleList, who: { subject: string; email?: string | undefined; groups: readonly string[] }): boolean {
+  if (listNames(list.subjects, who.subject)) return true;
+  const email = who.email?.toLowerCase();
+  if (email !== undefined && list.emails.some((e) => e.toLowerCase() === email)) return true;
+  return who.groups.some((g) => list.groups.includes(g));
 }
 
 /**
@@ -63,7 +76,7 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
   // A requestable rule admits only through a live grant for it on this connection, in the mode granted (never more than the rule's).
   const admitting: Array<{ rule: AccessRule; mode: AccessRule['mode']; grant?: TemporaryAccess }> = [];
   for (const r of policy.access) {
-    if (!(r.connections.includes('*') || r.connections.includes(connection)) || !admits(r, who)) continue;
+    if (!listNames(r.connections, connection) || !admits(r, who)) continue;
     if (!r.requestable) {
       admitting.push({ rule: r, mode: r.mode });
       continue;
@@ -103,7 +116,7 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
  * admits them, names the connection and allows the mode. Undefined when none does.
  */
 export function requestableRule(policy: Policy, who: Who, connection: string, mode: AccessRule['mode']): AccessRule | undefined {
-  return policy.access.find((r) => r.requestable && (r.connections.includes('*') || r.connections.includes(connection)) && admits(r, who) && (mode === 'read-only' || r.mode === 'read-write'));
+  return policy.access.find((r) => r.requestable && listNames(r.connections, connection) && admits(r, who) && (mode === 'read-only' || r.mode === 'read-write'));
 }
 
 /** The loosest row limit of `rules`: none when one sets none, else the most rows (a review over it before a refusal). */

@@ -27,6 +27,7 @@
  * @see docs/architecture.md (§2, §4)
  * @see https://www.postgresql.org/docs/17/sql-commands.html
  */
+import { globMatches, listNames } from '../glob.js';
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
@@ -80,7 +81,7 @@ export function combineReviewDecisions<D extends { action: Action; rule?: string
  * Undefined when no group may decide (the statement is then refused, as nobody could approve it).
  */
 export function reviewSettingsFor(policy: Policy, connection: string, rule?: Partial<ReviewSettings>): ReviewSettings | undefined {
-  const entry = (policy.statements.reviewers ?? []).find((r) => !r.connections || r.connections.includes(connection) || r.connections.includes('*'));
+  const entry = (policy.statements.reviewers ?? []).find((r) => !r.connections || listNames(r.connections, connection));
   const { connections: _c, ...base } = entry ?? {};
   const merged = { ...REVIEW_DEFAULTS, ...base, ...rule };
   return merged.groups && merged.groups.length > 0 ? { ...merged, groups: merged.groups } : undefined;
@@ -303,7 +304,7 @@ function findFunction(functions: readonly string[], set: ReadonlySet<string>): s
   return functions.find((f) => {
     const name = f.slice(f.lastIndexOf('.') + 1);
     if (set.has(name)) return true;
-    for (const entry of set) if (entry.endsWith('*') && name.startsWith(entry.slice(0, -1))) return true;
+    for (const entry of set) if (entry.includes('*') && globMatches(entry, name)) return true;
     return false;
   });
 }
@@ -739,8 +740,8 @@ function unmaskableRead(facts: StatementFacts): string | undefined {
 /** Whether a rule's identity and connection conditions hold for this judge (fixed per judge). */
 function appliesTo(rule: StatementRule, who: Who, connection: string): boolean {
   const m = rule.match;
-  if (m.connections && !m.connections.includes('*') && !m.connections.includes(connection)) return false;
-  if (m.subjects && !m.subjects.includes('*') && !m.subjects.includes(who.subject)) return false;
+  if (m.connections && !listNames(m.connections, connection)) return false;
+  if (m.subjects && !listNames(m.subjects, who.subject)) return false;
   if (m.groups && !who.groups.some((g) => m.groups!.includes(g))) return false;
   return principalMatches(m, who.principal);
 }

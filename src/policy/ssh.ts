@@ -36,7 +36,7 @@ import { combineReviewDecisions, reviewSettingsFor } from './decide.js';
 import { principalMatches } from './principal.js';
 import { parseShellLine, type ShellCommand } from './shell-line.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type SshRuleMatch, type Who } from './schema.js';
-import { glob } from '../glob.js';
+import { glob, listNames } from '../glob.js';
 
 /** What the judge answers for a shell, a command or an sftp session. */
 export interface SshVerdict {
@@ -106,8 +106,8 @@ export class SshJudge {
 
   constructor(ssh: SshPolicy, who: Who, connection: string, mode: 'read-only' | 'read-write', reviewers: (rule?: Partial<ReviewSettings>) => ReviewSettings | undefined = () => undefined) {
     const applies = (m: SshRuleMatch): boolean =>
-      (!m.connections || m.connections.includes(connection) || m.connections.includes('*')) &&
-      (!m.subjects || m.subjects.includes(who.subject)) &&
+      (!m.connections || listNames(m.connections, connection)) &&
+      (!m.subjects || listNames(m.subjects, who.subject)) &&
       (!m.groups || m.groups.some((g) => who.groups.includes(g))) &&
       principalMatches(m, who.principal);
     this.#rules = ssh.rules

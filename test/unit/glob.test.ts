@@ -3,7 +3,8 @@
  * pattern and value over a small alphabet (a seeded sample), with and without a restricted star.
  */
 import { describe, expect, it } from 'vitest';
-import { glob, globMatches } from '../../src/glob.js';
+import { glob, globMatches, listNames } from '../../src/glob.js';
+import { namesPerson } from '../../src/policy/access.js';
 
 /** A small seeded generator (mulberry32), so a failure repeats. */
 function random(seed: number): () => number {
@@ -46,5 +47,24 @@ describe('glob', () => {
     const started = performance.now();
     expect(globMatches(`${'*a'.repeat(30)}b`, 'a'.repeat(5000))).toBe(false);
     expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe('lists of names', () => {
+  it('name a value they hold, or every value when they hold `*`', () => {
+    expect(listNames(['app', 'billing'], 'app')).toBe(true);
+    expect(listNames(['app'], 'ap')).toBe(false);
+    expect(listNames(['*'], 'anything')).toBe(true);
+    expect(listNames(['a*'], 'ab')).toBe(false);
+    expect(listNames([], 'app')).toBe(false);
+  });
+
+  it("name a person by subject, by email whatever its case, or by group, in a connection's allow and a rule alike", () => {
+    const allow = { subjects: ['svc'], emails: ['Alice@Example.com'], groups: ['dba'] };
+    expect(namesPerson(allow, { subject: 'x', email: 'alice@example.COM', groups: [] })).toBe(true);
+    expect(namesPerson(allow, { subject: 'svc', groups: [] })).toBe(true);
+    expect(namesPerson(allow, { subject: 'x', groups: ['dba'] })).toBe(true);
+    expect(namesPerson(allow, { subject: 'x', email: 'bob@example.com', groups: ['dev'] })).toBe(false);
+    expect(namesPerson({ subjects: ['*'], emails: [], groups: [] }, { subject: 'anyone', groups: [] })).toBe(true);
   });
 });

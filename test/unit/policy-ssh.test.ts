@@ -103,6 +103,18 @@ describe('the ssh judge', () => {
     expect(sshJudgeFor(p, { subject: 'b', groups: [] }, 'bastion', 'read-write').decide({ kind: 'shell' })).toMatchObject({ action: 'review' });
   });
 
+  it("reads a rule's lists of connections and subjects as every other rule does: `*` names every one", async () => {
+    const p = await policy(`  default: allow
+  rules:
+    - { name: anyone, match: { subjects: ["*"], connections: ["*"], commands: ["reboot"] }, action: deny }
+    - { name: only-a, match: { subjects: [a], commands: ["halt"] }, action: deny }
+`);
+    const judge = (subject: string) => sshJudgeFor(p, { subject, groups: [] }, 'bastion', 'read-write');
+    expect(judge('z').decide({ kind: 'exec', command: 'reboot' })).toMatchObject({ action: 'deny', rule: 'anyone' });
+    expect(judge('a').decide({ kind: 'exec', command: 'halt' })).toMatchObject({ action: 'deny', rule: 'only-a' });
+    expect(judge('z').decide({ kind: 'exec', command: 'halt' })).toMatchObject({ action: 'allow' });
+  });
+
   it('admits environment variables and forwarding targets by the lists, nothing by default', async () => {
     const p = await policy(`  env: [LANG, "LC_*"]
   forwarding: ["db.internal:5432", "*.cache.internal:*"]
