@@ -26,7 +26,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { configDir } from '../auth/paths.js';
-import { dotted, readErrorMessage, readYamlWith } from '../config/yaml.js';
+import { locatedProblems, readErrorMessage, readYamlWith, syntaxProblems } from '../config/yaml.js';
 import { commandTokenProvider } from './client-config.js';
 import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
 import { getConnection, getRecordingKeys } from '../auth/gateway-client.js';
@@ -84,11 +84,10 @@ async function connectionsIn(file: string): Promise<string[] | undefined> {
   }
   const read = readYamlWith(text, RunFile);
   if ('problems' in read) {
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} is not valid YAML: ${read.problems[0]!.message}`);
+    throw new HoopError(ErrorCode.CONFIG_INVALID, syntaxProblems(file, read.problems).join('\n'));
   }
   if ('invalid' in read) {
-    const problem = read.invalid[0]!;
-    throw new HoopError(ErrorCode.CONFIG_INVALID, `${file}: ${problem.path.length ? `${dotted(problem.path)}: ` : ''}${problem.message}`, { hint: 'it reads: connections: [prod-db]' });
+    throw new HoopError(ErrorCode.CONFIG_INVALID, locatedProblems(file, read.invalid, read.locator).join('\n'), { hint: 'it reads: connections: [prod-db]' });
   }
   return read.data.connections;
 }

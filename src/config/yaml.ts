@@ -215,6 +215,24 @@ export function dotted(path: Path): string {
   return path.length === 0 ? '(top level)' : path.map(String).join('.');
 }
 
+/** A problem as every reader of configuration says it: `file:line:col: path: message` (no path for a problem of the text itself, such as its syntax). */
+export function problemLine(file: string, pos: { line: number; col: number }, path: Path | undefined, message: string): string {
+  return `${file}:${pos.line}:${pos.col}: ${path ? `${dotted(path)}: ` : ''}${message}`;
+}
+
+/** The problems of one file, each at its place (as {@link Locator} finds it), in the order they appear in the file. */
+export function locatedProblems(file: string, problems: readonly Problem[], locator: Locator): string[] {
+  return problems
+    .map((p) => ({ p, pos: locator.position(p.at ?? p.path, p.atKey) }))
+    .sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col)
+    .map(({ p, pos }) => problemLine(file, pos, p.path, p.message));
+}
+
+/** A file's YAML syntax problems, said as {@link problemLine} says them. */
+export function syntaxProblems(file: string, problems: readonly YamlSyntaxProblem[]): string[] {
+  return problems.map((p) => problemLine(file, p, undefined, p.message));
+}
+
 /**
  * A YAML syntax error message without the source excerpt the library appends (it may hold a secret).
  *

@@ -107,7 +107,7 @@ import type { z } from 'zod';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection, type ConnectionConfig } from '../config/connection.js';
 import { readPem, type PemKind } from '../config/pem.js';
 import { parseSecretPattern, parseSecretRef, unresolvedSecret, type SecretRef } from '../config/secrets.js';
-import { type Locator, asRecord, dotted, parseWithSchema, readErrorMessage, readYaml, zodProblems, type Path, type Problem } from '../config/yaml.js';
+import { type Locator, asRecord, locatedProblems, parseWithSchema, readErrorMessage, readYaml, syntaxProblems, zodProblems, type Path, type Problem } from '../config/yaml.js';
 import { HoopError, ErrorCode } from '../errors.js';
 import { isLoopbackHost } from '../loopback.js';
 import type { AuditConfig } from './audit.js';
@@ -294,9 +294,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
   await Promise.all(checks.pending);
 
   if (problems.length > 0 || !parsed.success) {
-    const located = problems.map((p) => ({ p, pos: locator.position(p.at ?? p.path, p.atKey) }));
-    located.sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
-    throw configError(located.map(({ p, pos }) => `${abs}:${pos.line}:${pos.col}: ${dotted(p.path)}: ${p.message}`));
+    throw configError(locatedProblems(abs, problems, locator));
   }
   return gatewayConfigOf(parsed.data, abs, baseDir, checks.files);
 }
@@ -309,7 +307,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
  */
 function parseYaml(text: string, abs: string): { locator: Locator; raw: unknown } {
   const read = readYaml(text);
-  if ('problems' in read) throw configError(read.problems.map((p) => `${abs}:${p.line}:${p.col}: ${p.message}`));
+  if ('problems' in read) throw configError(syntaxProblems(abs, read.problems));
   return read;
 }
 

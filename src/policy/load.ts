@@ -18,7 +18,7 @@ import { ErrorCode, HoopError } from '../errors.js';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection } from '../config/connection.js';
 import { readPem } from '../config/pem.js';
 import { formatSecretRef, parseSecretRef, secretAllowed, unresolvedSecret, type SecretPattern, type SecretRef } from '../config/secrets.js';
-import { type Locator, readYamlWith, type Path, type Problem } from '../config/yaml.js';
+import { type Locator, problemLine, readYamlWith, type Path, type Problem } from '../config/yaml.js';
 import {
   policyFileSchema,
   policyTestFileSchema,
@@ -72,10 +72,6 @@ interface Origin {
   path: Path;
 }
 
-function dotted(path: Path): string {
-  return path.length === 0 ? '(top level)' : path.map(String).join('.');
-}
-
 function where(o: Origin): string {
   const pos = o.file.locator?.position(o.path) ?? { line: 1, col: 1 };
   return `${o.file.name}:${pos.line}:${pos.col}`;
@@ -95,7 +91,7 @@ class Problems {
   format(): string[] {
     const located = this.list.map((p) => ({ p, pos: p.pos ?? p.file.locator?.position(p.at ?? p.path, p.atKey) ?? { line: 1, col: 1 } }));
     located.sort((a, b) => (a.p.file.name < b.p.file.name ? -1 : a.p.file.name > b.p.file.name ? 1 : 0) || a.pos.line - b.pos.line || a.pos.col - b.pos.col);
-    return located.map(({ p, pos }) => `${p.file.name}:${pos.line}:${pos.col}: ${p.path.length === 0 && p.pos ? '' : `${dotted(p.path)}: `}${p.message}`);
+    return located.map(({ p, pos }) => problemLine(p.file.name, pos, p.path.length === 0 && p.pos ? undefined : p.path, p.message));
   }
 }
 

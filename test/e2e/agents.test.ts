@@ -280,7 +280,7 @@ describe('hoop run', () => {
     await writeFile(join(project, '.hoop.yaml'), 'connections: app\n');
     const bad = await hoopRun(['--', 'true'], { cwd: project, env: config });
     expect(bad.code).toBe(78);
-    expect(bad.stderr).toContain('.hoop.yaml: connections:');
+    expect(bad.stderr).toMatch(/\.hoop\.yaml:1:\d+: connections: /);
     await writeFile(join(project, '.hoop.yaml'), 'connections: [app]\n');
     const ok = await hoopRun(['--', 'psql', '-X', '-At', '-c', 'select 5'], { cwd: project, env: config });
     expect(ok.stderr).toBe('');
