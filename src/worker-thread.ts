@@ -59,3 +59,52 @@ export function lowerThreadPriority(): void {
     /* not Linux */
   }
 }
+
+/** What a {@link LazyWorker}'s owner hears: each message, and the death of the worker it was using. */
+export interface LazyWorkerEvents<Reply> {
+  message(reply: Reply, worker: Worker): void;
+  /** The worker failed or exited while in use (`why`: the error's message, or its exit code): what it held is lost; the next use starts another. */
+  died(why: string): void;
+}
+
+/**
+ * One worker started on first use and again after it dies, held by the process only while it has
+ * work: the supervision the SQL analyser, the recording thread and the verifying thread share
+ * (each keeps its own jobs).
+ */
+export class LazyWorker<Reply> {
+  #worker: Worker | undefined;
+
+  constructor(
+    private readonly start: () => Worker,
+    private readonly events: LazyWorkerEvents<Reply>,
+  ) {}
+
+  /** The running worker, started when there is none. */
+  get worker(): Worker {
+    if (this.#worker) return this.#worker;
+    const w = this.start();
+    this.#worker = w;
+    w.on('message', (reply: Reply) => this.events.message(reply, w));
+    const died = (why: string): void => {
+      if (this.#worker !== w) return;
+      this.#worker = undefined;
+      this.events.died(why);
+    };
+    w.on('error', (err: Error) => died(err.message));
+    w.on('exit', (code: number) => died(`exit code ${code}`));
+    return w;
+  }
+
+  /** Holds the process while there is work (`true`), lets it exit while there is none. */
+  busy(working: boolean): void {
+    if (working) this.#worker?.ref();
+    else this.#worker?.unref();
+  }
+
+  /** Ends the worker without telling `died` (what it held is the owner's to settle); the next use starts another. */
+  async retire(worker = this.#worker): Promise<void> {
+    if (worker && this.#worker === worker) this.#worker = undefined;
+    await worker?.terminate();
+  }
+}

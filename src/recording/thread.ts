@@ -14,8 +14,7 @@
  * @see https://nodejs.org/api/worker_threads.html#portpostmessagevalue-transferlist
  */
 import type { KeyObject } from 'node:crypto';
-import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../worker-thread.js';
+import { LazyWorker, startWorker } from '../worker-thread.js';
 import type { EventSink, RecordingEvent } from './event-line.js';
 
 /** A whole event, as JSON. */
@@ -125,7 +124,14 @@ export type FromThread =
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
   readonly #flushMs: number;
-  #worker: Worker | undefined;
+  /** The thread: the recordings it held fail when it dies (their sessions follow `recording.onFailure`); the next one starts a new thread. */
+  readonly #thread = new LazyWorker<FromThread>(() => startWorker(import.meta.url, 'thread-worker', { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB }), {
+    message: (m) => this.#open.get(m.id)?.answer(m),
+    died: (why) => {
+      const error = `the recording thread stopped: ${why}`;
+      for (const s of [...this.#open.values()]) s.answer({ op: 'failed', id: 0, error });
+    },
+  });
   readonly #open = new Map<number, ThreadStream>();
   #seq = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -147,7 +153,7 @@ export class RecordingThread {
       this.#closed(id);
       throw err;
     }
-    this.#worker?.ref();
+    this.#thread.busy(true);
     this.#timer ??= setInterval(() => {
       for (const s of this.#open.values()) s.send();
     }, this.#flushMs).unref();
@@ -169,29 +175,11 @@ export class RecordingThread {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    const w = this.#worker;
-    this.#worker = undefined;
-    await w?.terminate();
+    await this.#thread.retire();
   }
 
   #post(m: ToThread, transfer?: ArrayBuffer[]): void {
-    const w = (this.#worker ??= this.#start());
-    w.postMessage(m, transfer);
-  }
-
-  #start(): Worker {
-    const w = startWorker(import.meta.url, 'thread-worker', { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB });
-    w.on('message', (m: FromThread) => this.#open.get(m.id)?.answer(m));
-    // The recordings it held fail (their sessions follow `recording.onFailure`); the next one starts a new thread.
-    const died = (why: unknown): void => {
-      if (this.#worker !== w) return;
-      this.#worker = undefined;
-      const error = `the recording thread stopped: ${why instanceof Error ? why.message : String(why)}`;
-      for (const s of [...this.#open.values()]) s.answer({ op: 'failed', id: 0, error });
-    };
-    w.on('error', died);
-    w.on('exit', (code) => died(`exit code ${code}`));
-    return w;
+    this.#thread.worker.postMessage(m, transfer);
   }
 
   #closed(id: number): void {
@@ -199,7 +187,7 @@ export class RecordingThread {
     if (this.#open.size > 0) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#worker?.unref();
+    this.#thread.busy(false);
   }
 }
 

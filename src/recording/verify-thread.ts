@@ -11,8 +11,7 @@
  * @see https://nodejs.org/api/worker_threads.html
  */
 import type { KeyObject } from 'node:crypto';
-import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../worker-thread.js';
+import { LazyWorker, startWorker } from '../worker-thread.js';
 import type { RecordingCheck, VerifiedBefore, verifyRecording } from './verify.js';
 
 /** A verification for the worker: the recording's directory, the keys it may be signed with, and what a check before verified. */
@@ -26,39 +25,32 @@ export interface VerifyJob {
 /** The worker's answer: the check, or why it could not be made. */
 export type VerifyReply = { id: number; check: RecordingCheck } | { id: number; error: string };
 
-let worker: Worker | undefined;
 const pending = new Map<number, { resolve: (check: RecordingCheck) => void; reject: (err: Error) => void }>();
 let seq = 0;
 
-function start(): Worker {
-  const w = startWorker(import.meta.url, 'verify-worker');
-  w.on('message', (m: VerifyReply) => {
+const verifier = new LazyWorker<VerifyReply>(() => startWorker(import.meta.url, 'verify-worker'), {
+  message(m) {
     const job = pending.get(m.id);
     pending.delete(m.id);
     if ('check' in m) job?.resolve(m.check);
     else job?.reject(new Error(m.error));
-    if (pending.size === 0) w.unref();
-  });
+    if (pending.size === 0) verifier.busy(false);
+  },
   // The verifications it held fail (their uploads are answered with an error and tried again); the next one starts a new worker.
-  const failed = (why: unknown): void => {
-    if (worker !== w) return;
-    worker = undefined;
-    const error = new Error(`the verifying thread stopped: ${why instanceof Error ? why.message : `exit code ${String(why)}`}`);
+  died(why) {
+    const error = new Error(`the verifying thread stopped: ${why}`);
     for (const job of pending.values()) job.reject(error);
     pending.clear();
-  };
-  w.on('error', failed);
-  w.on('exit', failed);
-  return w;
-}
+  },
+});
 
 /** {@link verifyRecording} of the recording in `dir` against `trusted` keys (after what a check `before` verified), on the verifying thread. */
 export function verifyOffThread(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore): Promise<RecordingCheck> {
-  const w = (worker ??= start());
+  const w = verifier.worker;
   const id = ++seq;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
-    w.ref();
+    verifier.busy(true);
     w.postMessage({ id, dir, trusted: [...trusted], ...(before ? { before } : {}) } satisfies VerifyJob);
   });
 }

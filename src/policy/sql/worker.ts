@@ -9,8 +9,7 @@
  *
  * @see https://nodejs.org/api/worker_threads.html
  */
-import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../../worker-thread.js';
+import { LazyWorker, startWorker } from '../../worker-thread.js';
 import type { Analysis } from './analyze.js';
 
 /** What the worker found in a long SQL text. */
@@ -44,57 +43,46 @@ interface Job {
   resolve: (reply: WorkerReply | undefined) => void;
 }
 
-/** The worker and the one job it holds; jobs wait in `queue` and are handed over one at a time. */
-let worker: Worker | undefined;
+/** A worker that analysed a message larger than this is replaced (see the message handler). */
+const RETIRE_AFTER = 8 * 1024 * 1024;
+
+/** The one job the worker holds; jobs wait in `queue` and are handed over one at a time. */
 let current: Job | undefined;
 const queue: Job[] = [];
 let seq = 0;
-/** A worker that analysed a message larger than this is replaced (see the 'message' handler). */
-const RETIRE_AFTER = 8 * 1024 * 1024;
 
 /** The worker: the compiled `worker-thread.js` beside this module, or its `.ts` source. */
-function start(): Worker {
-  const w = startWorker(import.meta.url, 'worker-thread');
-  w.on('message', (m: WorkerReply) => {
+const analyser = new LazyWorker<WorkerReply>(() => startWorker(import.meta.url, 'worker-thread'), {
+  message(m, w) {
     const job = current;
     current = undefined;
     // The parser's memory only grows (WebAssembly): after a text this large, or after the parser
     // gave up on one (it ends its module when a statement exhausts its memory), that worker goes
     // and its memory with it.
-    if (m.length > RETIRE_AFTER || (!m.analysis.ok && /terminated/i.test(m.analysis.error))) retire(w);
+    if (m.length > RETIRE_AFTER || (!m.analysis.ok && /terminated/i.test(m.analysis.error))) void analyser.retire(w);
     job?.resolve(m);
     next();
-  });
-  const failed = (): void => {
-    if (worker !== w) return;
-    worker = undefined;
+  },
+  died() {
     const job = current;
     current = undefined;
     job?.resolve(undefined);
     next();
-  };
-  w.on('error', failed);
-  w.on('exit', failed);
-  return w;
-}
-
-function retire(w: Worker): void {
-  if (worker === w) worker = undefined;
-  void w.terminate();
-}
+  },
+});
 
 /** Hands the next job to the worker (started when needed); the worker holds the process only while it works. */
 function next(): void {
   if (current) return;
   const job = queue.shift();
   if (!job) {
-    worker?.unref();
+    analyser.busy(false);
     return;
   }
-  worker ??= start();
-  worker.ref();
+  const w = analyser.worker;
+  analyser.busy(true);
   current = job;
-  worker.postMessage(job.message, [job.message.buffer]);
+  w.postMessage(job.message, [job.message.buffer]);
 }
 
 /**
