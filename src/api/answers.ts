@@ -171,16 +171,22 @@ export interface RunView {
   id: string;
   agent: string;
   via: 'run' | 'mcp';
+  /** How its command was contained (`bwrap`, …), or `none`. */
   isolation: string;
   connections: string[];
+  /** The command line, for people (cut). */
   command?: string;
+  /** ISO 8601, as every time of the API. */
   createdAt: string;
   expiresAt: string;
   heartbeatAt: string;
   heartbeatTimeoutMs: number;
+  /** Until when the person's own credential holds (the latest one a heartbeat brought). */
   ownerExpiresAt: string;
   endedAt?: string;
+  /** Why it ended (`ended`, `heartbeat-lost`, `expired`, `person-expired`, `person-refused`). */
   endReason?: string;
+  /** The person it runs for. */
   subject: string;
   issuer: string;
 }

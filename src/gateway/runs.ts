@@ -58,24 +58,8 @@ export interface FreshOwner {
 }
 
 /** A run as the gateway keeps it (its secrets as SHA-256 only). */
-export interface RunRecord {
-  id: string;
+export interface RunRecord extends Omit<RunView, 'subject' | 'issuer' | 'endReason'> {
   owner: RunOwner;
-  agent: string;
-  via: 'run' | 'mcp';
-  /** How its command was contained (`bwrap`, …), or `none`. */
-  isolation: string;
-  connections: string[];
-  /** The command line, for people (cut). */
-  command?: string;
-  /** ISO 8601. */
-  createdAt: string;
-  expiresAt: string;
-  heartbeatAt: string;
-  heartbeatTimeoutMs: number;
-  /** Until when the person's own credential holds (the latest one a heartbeat brought). */
-  ownerExpiresAt: string;
-  endedAt?: string;
   endReason?: RunEnd;
   tokenHash: string;
   controlHash: string;

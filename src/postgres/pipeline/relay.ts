@@ -65,9 +65,10 @@ export interface FrontendPathOptions {
  *    answered everything before it, so that a DO block or function that turned
  *    `standard_conforming_strings` off is seen (its ParameterStatus comes with ReadyForQuery)
  *    before the text is judged; behind an unsynced Bind or Execute it is refused;
- * 4. the statement gate (a message held for a review holds everything behind it, in order,
+ * 4. the recorder (the message as the client sent it);
+ * 5. the statement gate (a message held for a review holds everything behind it, in order,
  *    until it is decided: the source is paused, so the client's bytes wait in the tunnel's
- *    window); 5. masking; 6. the server state.
+ *    window); 6. the write guard; 7. masking; 8. the server state.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-PIPELINING
  * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
@@ -315,8 +316,10 @@ export interface BackendPathOptions {
  * The server -> client direction. For each message, in order: framing (a message no stage must
  * see passes as it arrives: DataRow and CopyData unless masking must change them, everything
  * without stages), the {@link ServerState} on ReadyForQuery, the statement gate (the server's
- * answer to a refused message becomes the refusal; ParameterStatus is watched), masking, and the
- * cut: when the session is ending, nothing after the next message boundary is handed on.
+ * answer to a refused message becomes the refusal; ParameterStatus is watched), masking, the
+ * write guard (results held until a write's rows are counted), the recorder (what the client
+ * receives), and the cut: when the session is ending, nothing after the next message boundary is
+ * handed on.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
