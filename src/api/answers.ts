@@ -155,9 +155,13 @@ export type SessionSummary = Record<string, unknown> & {
 
 /** A recording key the gateway publishes (`GET /v1/keys`). */
 export interface RecordingKey {
+  /** `ssh-ed25519 AAAA…`, for an allowed-signers file. */
   publicKey: string;
+  /** `SHA256:…`, as `ssh-keygen -lf` prints it. */
   fingerprint: string;
   status: 'current' | 'retired';
+  /** With a shared store: the replica whose key it is. */
+  replica?: string;
 }
 
 /** What the gateway holds of a CLI's record (`GET /v1/sessions/{id}/client`, `GET /v1/runs/{id}`). */

@@ -25,6 +25,8 @@ import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
 import { playReplay } from '../ui/ReplayPlayer.js';
 import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../ssh/common/terminal-replay.js';
+import { type CastVersion, castHeader, castWriter } from '../recording/asciicast.js';
+import { writeEvidenceBundle } from './evidence-bundle.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 
 interface CommonFlags extends GatewayFlags {
@@ -238,7 +240,7 @@ interface ReplayFlags extends CommonFlags {
 
 /** The flags of `hoop sessions export`. */
 interface ExportFlags extends CommonFlags {
-  format: 'json' | 'jsonl' | 'asciicast';
+  format: 'json' | 'jsonl' | 'asciicast' | 'asciicast-v3' | 'bundle';
 }
 
 /** Builds the `sessions` command. */
@@ -543,39 +545,45 @@ async function playTerminalFrames(io: CliIo, flags: ReplayFlags, frames: Termina
 function exportCommand(io: CliIo): Command {
   return gatewayOptions(new Command('export'))
     .argument('<id>', 'the session id, or `last` for your newest ended one')
-    .description('the recording for other tools: its events as JSON or JSON lines, or the psql transcript as an asciicast v3 recording')
-    .addOption(new Option('--format <format>', 'json, jsonl or asciicast').choices(['json', 'jsonl', 'asciicast']).default('jsonl'))
+    .description(
+      'the recording for other tools: its events as JSON or JSON lines, what the terminal showed (an SSH session) or the psql transcript as an asciicast recording, or the evidence bundle (tar.gz: the signed recording, the key, how to check them with sha256sum and ssh-keygen)',
+    )
+    .addOption(
+      new Option('--format <format>', 'json, jsonl, asciicast (v2: asciinema 2 and 3 play it), asciicast-v3 or bundle')
+        .choices(['json', 'jsonl', 'asciicast', 'asciicast-v3', 'bundle'])
+        .default('jsonl'),
+    )
     .action((id: string, flags: ExportFlags) => exportAction(io, id, flags));
 }
 
 /** `hoop sessions export`: the verified recording as an asciicast (an SSH session's terminal, or a transcript), or its events. */
 async function exportAction(io: CliIo, id: string, flags: ExportFlags): Promise<void> {
-  await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
+  await withVerifiedRecording(io, flags, id, async (dir, check, summary, api) => {
     refuseInvalid(check, summary.id, summary);
-    if (flags.format === 'asciicast' && summary.type === 'ssh') await exportTerminalAsciicast(io, dir, check, summary);
-    else if (flags.format === 'asciicast') await exportTranscriptAsciicast(io, dir, check, summary);
-    else await exportEvents(io, dir, check, flags.format);
+    if (flags.format === 'bundle') return writeEvidenceBundle(io, dir, check, summary, await getRecordingKeys(api.endpoint), String(api.endpoint.gateway));
+    if (flags.format === 'json' || flags.format === 'jsonl') return exportEvents(io, dir, check, flags.format);
+    const version = flags.format === 'asciicast-v3' ? 3 : 2;
+    if (summary.type === 'ssh') await exportTerminalAsciicast(io, dir, check, summary, version);
+    else await exportTranscriptAsciicast(io, dir, check, summary, version);
   });
 }
 
 /** An SSH session's terminal as an asciicast recording. */
-async function exportTerminalAsciicast(io: CliIo, dir: string, check: RecordingCheck, summary: SessionSummary): Promise<void> {
+async function exportTerminalAsciicast(io: CliIo, dir: string, check: RecordingCheck, summary: SessionSummary, version: CastVersion): Promise<void> {
   const events: RecordingEvent[] = [];
   for await (const e of readEvents(dir, check.manifest!)) events.push(e);
-  for (const line of asciicast(events, { startedAt: Date.parse(summary.startedAt), title: `hoop session ${summary.id} (${summary.subject} on ${summary.connection})` })) io.stdout.write(`${line}\n`);
+  for (const line of asciicast(events, { startedAt: Date.parse(summary.startedAt), title: castTitle(summary), version })) io.stdout.write(`${line}\n`);
 }
 
-/** The psql transcript as asciicast v3: a header, then [interval since the previous event, "o", text]. */
-async function exportTranscriptAsciicast(io: CliIo, dir: string, check: RecordingCheck, summary: SessionSummary): Promise<void> {
-  const start = Date.parse(summary.startedAt);
-  io.stdout.write(`${JSON.stringify({ version: 3, term: { cols: 120, rows: 40 }, timestamp: Math.floor(start / 1000), title: `hoop session ${summary.id}` })}\n`);
-  let last = start;
-  for await (const line of transcript(dir, check, summary)) {
-    const at = Math.max(line.at, last);
-    io.stdout.write(`${JSON.stringify([Number(((at - last) / 1000).toFixed(3)), 'o', `${line.text}\r\n`])}\n`);
-    last = at;
-  }
+/** The psql transcript as an asciicast recording: each line of it output at its time, on a 120x40 terminal. */
+async function exportTranscriptAsciicast(io: CliIo, dir: string, check: RecordingCheck, summary: SessionSummary, version: CastVersion): Promise<void> {
+  const startedAt = Date.parse(summary.startedAt);
+  io.stdout.write(`${castHeader(version, { cols: 120, rows: 40, startedAt, title: castTitle(summary) })}\n`);
+  const line = castWriter(version, startedAt);
+  for await (const l of transcript(dir, check, summary)) io.stdout.write(`${line({ at: l.at, code: 'o', data: `${l.text}\r\n` })}\n`);
 }
+
+const castTitle = (s: SessionSummary): string => `hoop session ${s.id} (${s.subject} on ${s.connection})`;
 
 /** The recording's events, as one JSON array or as JSON lines. */
 async function exportEvents(io: CliIo, dir: string, check: RecordingCheck, format: 'json' | 'jsonl'): Promise<void> {

@@ -7,6 +7,7 @@
  *
  * @see docs/recording-format.md
  */
+import type { RecordingKey } from '../api/answers.js';
 import { VIAS, type Via } from '../policy/principal.js';
 import type { KeyObject } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
@@ -24,14 +25,7 @@ const INDEX_FILE = 'sessions.jsonl';
 export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** A published recording key (`GET /v1/keys`). */
-export interface PublishedKey {
-  /** `ssh-ed25519 AAAA…`, for an allowed-signers file. */
-  publicKey: string;
-  fingerprint: string;
-  status: 'current' | 'retired';
-  /** With a shared store: the replica whose key it is. */
-  replica?: string;
-}
+export type PublishedKey = RecordingKey;
 
 /** One session: in the index once it ended; while it runs, as the gateway sees it so far. */
 export interface SessionSummary {

@@ -9,16 +9,19 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** What it wrote to stdout, as bytes (an archive, say). */
+  stdoutBytes: Buffer;
 }
 
 /** Runs `hoop <argv>` with exactly `env` (nothing from this process) in `cwd`. */
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<CliResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
-  let out = '';
+  const out: Buffer[] = [];
   let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
+  stdout.on('data', (d: Buffer) => out.push(d));
   stderr.on('data', (d: Buffer) => (err += d.toString()));
   const code = await main(argv, { stdout, stderr, env, cwd, signal: new AbortController().signal });
-  return { code, stdout: out, stderr: err };
+  const bytes = Buffer.concat(out);
+  return { code, stdout: bytes.toString(), stderr: err, stdoutBytes: bytes };
 }

@@ -14,7 +14,7 @@ import { startGateway, type Gateway, type GatewayOptions } from '../../src/gatew
 import { createLogger } from '../../src/log.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { RawFrontend } from './raw-pg.js';
-import { runCli } from './run-cli.js';
+import { type CliResult, runCli } from './run-cli.js';
 import { createTestPki, type TestPki } from './certs.js';
 import { startOidc, type TestOidc } from './oidc.js';
 import { connectionYaml, startPgCluster, type PgCluster } from './postgres.js';
@@ -51,7 +51,7 @@ export interface HoopStack {
    */
   connect(name: string, token: string, extraArgs?: string[], env?: NodeJS.ProcessEnv): Promise<RunningConnect>;
   /** Runs any hoop command in-process; resolves its exit code and output. */
-  run(argv: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }>;
+  run(argv: string[], env?: NodeJS.ProcessEnv): Promise<CliResult>;
   /**
    * A raw frontend straight on a tunnel to `connection` (no CLI), signed in up to ReadyForQuery
    * unless `startup` is false.

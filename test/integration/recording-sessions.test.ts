@@ -5,7 +5,8 @@
  * ls|show|verify|replay|export` read it back; a recording altered on the gateway's disk is refused;
  * a user sees only their own sessions and an auditor everyone's; `results: none` keeps no rows.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import type { CliResult } from '../harness/run-cli.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
 import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/pipeline/recording/records.js';
@@ -39,7 +41,7 @@ ${extra}`;
 }
 
 /** `hoop <argv>` against the stack as `subject` (in `groups`). */
-async function hoop(argv: string[], subject: string, groups: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+async function hoop(argv: string[], subject: string, groups: string[] = []): Promise<CliResult> {
   return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
 }
 
@@ -173,7 +175,10 @@ describe('recorded sessions', () => {
     const extended = await hoop(['sessions', 'replay', id, '--no-tty'], 'alice');
     expect(extended.stdout).toMatch(/^app=> select name, email from customers where id = \$1\n {3}-- parameters: "7"\n/m);
     const cast = (await hoop(['sessions', 'export', id, '--format', 'asciicast'], 'alice')).stdout.trim().split('\n');
-    expect(JSON.parse(cast[0]!)).toMatchObject({ version: 3 });
+    expect(JSON.parse(cast[0]!)).toMatchObject({ version: 2, width: 120, height: 40 });
+    const v3 = (await hoop(['sessions', 'export', id, '--format', 'asciicast-v3'], 'alice')).stdout.trim().split('\n');
+    expect(JSON.parse(v3[0]!)).toMatchObject({ version: 3, term: { cols: 120, rows: 40 } });
+    expect(v3.length).toBe(cast.length);
     expect(cast.slice(1).every((l) => Array.isArray(JSON.parse(l)) && JSON.parse(l)[1] === 'o')).toBe(true);
     const jsonl = (await hoop(['sessions', 'export', id], 'alice')).stdout.trim().split('\n');
     expect(jsonl.length).toBe(doc.events.length);
@@ -287,6 +292,41 @@ describe('recorded sessions', () => {
     const other = await stack.run(['sessions', 'verify', '--file', dir, '--key', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKnTgBz2uMe2mHZkvFcvkd2fzvQoa4XcNdn93vSKCvc2']);
     expect(other.code).toBe(1);
     expect(other.stdout).toMatch(/FAILED: SHA256SUMS: signed by SHA256:\S+, which is not a trusted key/);
+  });
+
+  it('the evidence bundle checks with the commands its README gives (sha256sum, ssh-keygen) and nothing of hoop; altered, it fails them', async () => {
+    const exported = await hoop(['sessions', 'export', id, '--format', 'bundle'], 'alice');
+    expect(exported.code, exported.stderr).toBe(0);
+    const out = join(stack.dir, 'bundle');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'evidence.tar.gz'), exported.stdoutBytes);
+    execFileSync('tar', ['-xzf', 'evidence.tar.gz'], { cwd: out });
+    const root = join(out, `hoop-session-${id}`);
+    expect(readdirSync(root).sort()).toEqual(['README.txt', 'allowed_signers', 'recording', 'session.json']);
+    expect(JSON.parse(readFileSync(join(root, 'session.json'), 'utf8'))).toMatchObject({ id, subject: 'alice' });
+    const readme = readFileSync(join(root, 'README.txt'), 'utf8');
+    const commands = readme
+      .split('\n')
+      .filter((l) => l.startsWith('  ') && l.trim() !== '')
+      .map((l) => l.trim());
+    expect(commands).toEqual(['cd recording', expect.stringMatching(/^sha256sum -c SHA256SUMS$/), expect.stringMatching(/^ssh-keygen -Y verify /)]);
+    const check = (): { code: number; out: string } => {
+      try {
+        return { code: 0, out: execFileSync('bash', ['-c', commands.join(' && ')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+      } catch (err) {
+        const e = err as { status: number; stdout: string; stderr: string };
+        return { code: e.status, out: `${e.stdout}${e.stderr}` };
+      }
+    };
+    const good = check();
+    expect(good, good.out).toMatchObject({ code: 0 });
+    expect(good.out).toMatch(/events-000001\.jsonl\.gz: OK/);
+    // An altered manifest fails the check.
+    const sums = join(root, 'recording', 'SHA256SUMS');
+    writeFileSync(sums, readFileSync(sums, 'utf8').replace(/^[0-9a-f]{64}/, '0'.repeat(64)));
+    expect(check().code).not.toBe(0);
+    // What stdout received is the gzip stream itself.
+    expect(exported.stdoutBytes.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
   });
 
   it('a million-row result: 1000 rows recorded, the rest counted, the recording small', async () => {

@@ -23,8 +23,18 @@ describe('terminal replay', () => {
     expect([...terminalFrames(events, true)].some((f) => f.code === 'i' && f.data === 'ls\r')).toBe(true);
   });
 
-  it('writes asciicast v3: a header with the first size, then intervals since the previous event', () => {
-    const [header, ...lines] = [...asciicast(events, { startedAt: 900, title: 't' })].map((l) => JSON.parse(l) as unknown);
+  it('writes asciicast v2 by default: width and height, times since the start, the exit as a marker (v2 has no exit event)', () => {
+    const [header, ...lines] = [...asciicast(events, { startedAt: 900, title: 't' })].map((l) => JSON.parse(l) as [number, string, string]);
+    expect(header).toEqual({ version: 2, width: 90, height: 20, timestamp: 0, title: 't' });
+    expect(lines[0]).toEqual([0.1, 'r', '90x20']);
+    const times = lines.map(([time]) => time);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(lines.at(-1)).toEqual([8.1, 'm', 'exit 0']);
+    expect(lines.some(([, code]) => code === 'x')).toBe(false);
+  });
+
+  it('writes asciicast v3 when asked: a header with the first size, then intervals since the previous event', () => {
+    const [header, ...lines] = [...asciicast(events, { startedAt: 900, title: 't', version: 3 })].map((l) => JSON.parse(l) as unknown);
     expect(header).toEqual({ version: 3, term: { cols: 90, rows: 20 }, timestamp: 0, title: 't' });
     expect(lines[0]).toEqual([0.1, 'r', '90x20']);
     expect(lines.map((l) => (l as [number])[0]).reduce((a, b) => a + b, 0)).toBeCloseTo(8.1, 3);

@@ -2,18 +2,13 @@
  * An SSH session's recording as a terminal plays it: the bytes its channels wrote (output and
  * error output), the window sizes, the commands as markers and the exit statuses, with their
  * times. `hoop sessions replay` writes them to the terminal with their timing; `hoop sessions
- * export --format asciicast` writes them as an asciicast v3 file (asciinema plays it).
- *
- * @see https://docs.asciinema.org/manual/asciicast/v3/
+ * export --format asciicast` writes them as an asciicast file (../../recording/asciicast.ts).
  */
+import { type CastFrame, type CastVersion, castLines } from '../../recording/asciicast.js';
 import type { RecordingEvent } from '../../recording/event-line.js';
 
-/** One thing that happened on the terminal: asciicast v3's event codes (`o` output, `i` input, `r` resize, `m` marker, `x` exit). */
-export interface TerminalFrame {
-  at: number;
-  code: 'o' | 'i' | 'r' | 'm' | 'x';
-  data: string;
-}
+/** One thing that happened on the terminal, in asciicast's event codes (`o` output, `i` input, `r` resize, `m` marker, `x` exit). */
+export type TerminalFrame = CastFrame;
 
 /** The bytes of an `ssh-data` event, as text. */
 function dataOf(e: RecordingEvent): string {
@@ -64,16 +59,9 @@ export function* terminalFrames(events: Iterable<RecordingEvent>, withInput = fa
   }
 }
 
-/** The asciicast v3 lines (header, then one event per line) of a session's events. */
-export function* asciicast(events: readonly RecordingEvent[], o: { startedAt: number; title: string }): Generator<string> {
-  const { cols, rows } = terminalSize(events);
-  yield JSON.stringify({ version: 3, term: { cols, rows }, timestamp: Math.floor(o.startedAt / 1000), title: o.title });
-  let last = o.startedAt;
-  for (const f of terminalFrames(events, true)) {
-    const at = Math.max(f.at, last);
-    yield JSON.stringify([Number(((at - last) / 1000).toFixed(3)), f.code, f.data]);
-    last = at;
-  }
+/** The asciicast lines (header, then one event per line) of a session's events: v2 unless `version` says 3. */
+export function asciicast(events: readonly RecordingEvent[], o: { startedAt: number; title: string; version?: CastVersion }): Generator<string> {
+  return castLines(o.version ?? 2, { ...terminalSize(events), startedAt: o.startedAt, title: o.title }, terminalFrames(events, true));
 }
 
 /** Options of {@link playTerminal}. */
