@@ -135,7 +135,9 @@ export class SessionAdmission {
    * of the request's headers (only what it reads).
    */
   admit(request: TunnelSessionRequest, answer: TunnelAnswer): void {
-    const identified = this.callers.authenticate(headerOf(request.headers, 'authorization'));
+    // remoteAddress is `address:port`.
+    const remote = request.remoteAddress.slice(0, Math.max(0, request.remoteAddress.lastIndexOf(':'))) || request.remoteAddress;
+    const identified = this.callers.authenticate(headerOf(request.headers, 'authorization'), { remote, at: 'tunnel' });
     const asked: Asked = {
       sessionId: headerOf(request.headers, 'hoop-session-id'),
       client: headerOf(request.headers, 'hoop-client-version'),

@@ -10,6 +10,7 @@ import type { ConnectionConfig } from '../config/connection.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { Identity } from '../identity.js';
 import { mayUse } from './access.js';
+import type { AuthRefusals, RefusedAt } from './auth-refusals.js';
 import type { GatewayParts } from './parts.js';
 import { checkRunConnection } from './policy-source.js';
 import { isRunToken } from './runs.js';
@@ -18,8 +19,14 @@ import { TokenRejectedError, TokenVerifier } from './verify-token.js';
 
 /** What the API areas and the session admission share. */
 export interface Callers {
-  /** Who a bearer token (the Authorization header) stands for. @throws TokenRejectedError */
-  authenticate(authorization: string | undefined): Promise<Identity>;
+  /**
+   * Who a bearer token (the Authorization header) stands for; a refusal is put on record
+   * (`auth.refused`, ./auth-refusals.ts) with `from`: the caller's address and where it called.
+   * @throws TokenRejectedError
+   */
+  authenticate(authorization: string | undefined, from: { remote: string; at: RefusedAt; path?: string }): Promise<Identity>;
+  /** The record of refused credentials (a run's control endpoint reports to it too). */
+  readonly refusals: AuthRefusals;
   /** A connection of the configuration that `identity` may use (without a policy repo). @throws HoopError CONNECTION_UNKNOWN, ACCESS_DENIED */
   lookup(identity: Identity, name: string): ConnectionConfig;
   /** Members of the policy's `recording.auditors` groups see every session. */
@@ -33,18 +40,24 @@ export function owns(identity: Identity, of: { issuer: string; subject: string }
   return of.issuer === identity.issuer && of.subject === identity.subject;
 }
 
-export function callers(parts: GatewayParts): Callers {
+export function callers(parts: GatewayParts, refusals: AuthRefusals): Callers {
   const { verifier, runs, policySource, config } = parts;
   const connections = new Map(config.connections.map((c) => [c.name, c]));
   return {
     running: new Map(),
-    async authenticate(authorization) {
-      const bearer = TokenVerifier.bearerFromHeader(authorization);
-      if (!isRunToken(bearer)) return verifier.verify(bearer);
-      const identity = await runs.verify(bearer!);
-      // A run stands for its person only while the gateway trusts their issuer.
-      if (!verifier.issuerConfig(identity.issuer)) throw new TokenRejectedError('untrusted-issuer', `the run's person was signed in by ${identity.issuer}, which this gateway no longer trusts`);
-      return identity;
+    refusals,
+    async authenticate(authorization, from) {
+      try {
+        const bearer = TokenVerifier.bearerFromHeader(authorization);
+        if (!isRunToken(bearer)) return await verifier.verify(bearer);
+        const identity = await runs.verify(bearer!);
+        // A run stands for its person only while the gateway trusts their issuer.
+        if (!verifier.issuerConfig(identity.issuer)) throw new TokenRejectedError('untrusted-issuer', `the run's person was signed in by ${identity.issuer}, which this gateway no longer trusts`);
+        return identity;
+      } catch (err) {
+        refusals.report(err, from.remote, from.at, from.path);
+        throw err;
+      }
     },
     lookup(identity, name) {
       checkRunConnection(identity, name);

@@ -22,6 +22,7 @@ import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/gateway/engine.js';
 import { type SessionPolicy, SessionAdmission } from './admission.js';
+import { AuthRefusals } from './auth-refusals.js';
 import { callers as callersOf } from './callers.js';
 import type { GatewayConfig } from './config.js';
 import { type ConnectionGuard, guardConnections } from './connection-guard.js';
@@ -94,7 +95,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     const overrides = { verifier: options.verifier, store: options.store, clientRecordDiskReserveBytes: options.clientRecordDiskReserveBytes, scheme: useTls ? ('https' as const) : ('http' as const) };
     const parts = await buildParts(config, log, options.env ?? process.env, overrides, disposer);
-    const callers = callersOf(parts);
+    const refusals = new AuthRefusals(parts.audit, log);
+    disposer.defer(() => refusals.close());
+    const callers = callersOf(parts, refusals);
     const { engines, sshHostKey } = await startEngines(parts, { postgres: options.postgres, ssh: options.ssh });
     const admission = new SessionAdmission(parts, callers, engines, sessionEvents(parts, callers.running), options);
     // Taken for dead by another replica while it lived: the store says its sessions ended, so they end.

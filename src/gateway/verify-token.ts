@@ -71,6 +71,12 @@ const hints: Record<TokenRejection, string> = {
  */
 export class TokenRejectedError extends HoopError {
   readonly reason: TokenRejection;
+  /**
+   * What the refused token said of itself (`iss`, `sub`, each cut to 256 characters; never the
+   * token), and whether its signature verified (then the issuer stands behind them); for the audit
+   * stream's `auth.refused`.
+   */
+  token: { issuer?: string; subject?: string; signed: boolean } | undefined;
 
   constructor(reason: TokenRejection, message: string, options: { cause?: unknown } = {}) {
     super(ErrorCode.TOKEN_REJECTED, message, { hint: hints[reason], ...(options.cause !== undefined ? { cause: options.cause } : {}) });
@@ -193,6 +199,17 @@ export class TokenVerifier {
    * @throws TokenRejectedError with the reason it was refused.
    */
   async verify(token: string | undefined): Promise<Identity> {
+    const seen: NonNullable<TokenRejectedError['token']> = { signed: false };
+    try {
+      return await this.#verify(token, seen);
+    } catch (err) {
+      if (err instanceof TokenRejectedError && (seen.issuer !== undefined || seen.subject !== undefined)) err.token = seen;
+      throw err;
+    }
+  }
+
+  /** {@link verify}, noting in `seen` what the token claims and whether its signature held. */
+  async #verify(token: string | undefined, seen: NonNullable<TokenRejectedError['token']>): Promise<Identity> {
     if (token === undefined || token === '') throw new TokenRejectedError('missing', 'no bearer token was presented');
     if (token.length > MAX_TOKEN_LENGTH) throw new TokenRejectedError('malformed', `the bearer token is longer than ${MAX_TOKEN_LENGTH} characters`);
 
@@ -207,6 +224,8 @@ export class TokenVerifier {
     if (token.split('.').length !== 3) throw new TokenRejectedError('malformed', 'the bearer token is not a signed JWT (JWS compact form)');
 
     const iss = unverified.iss;
+    if (typeof iss === 'string') seen.issuer = iss.slice(0, 256);
+    if (typeof unverified.sub === 'string') seen.subject = unverified.sub.slice(0, 256);
     if (typeof iss !== 'string' || iss === '') throw new TokenRejectedError('missing-claim', 'the token has no "iss" claim');
     const state = this.#issuers.get(iss);
     if (!state) {
@@ -240,8 +259,11 @@ export class TokenVerifier {
         requiredClaims: ['exp'],
       }));
     } catch (err) {
+      // jose checks the signature before the claims: an expired or misaddressed token was signed by the issuer.
+      seen.signed = err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed;
       throw this.#mapError(err, config);
     }
+    seen.signed = true;
 
     const tolerance = config.clockToleranceSeconds;
     if (typeof payload.iat === 'number' && payload.iat > now.getTime() / 1000 + tolerance) {

@@ -15,6 +15,7 @@ import { psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
+import { rawTunnel } from '../harness/raw-tunnel.js';
 import { eventually } from '../harness/wait.js';
 
 const received: string[] = [];
@@ -118,5 +119,39 @@ describe('audit stream', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toMatchObject({ v: 1, event: 'audit.dropped', count: 9900 });
     expect(lines.slice(1).map((l) => l.i)).toEqual(Array.from({ length: 100 }, (_, k) => 9900 + k));
+  });
+
+  it('puts every refused credential on record (auth.refused: why, what it claimed, signed or not, from where; never the token), and a flood as a count', async () => {
+    const file = join(stack.dir, 'audit.jsonl');
+    const refusals = (): Array<Record<string, unknown>> =>
+      readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((e) => String(e.event).startsWith('auth.refused'));
+    const before = refusals().length;
+    // Not a token at all, at the API.
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', 'not-a-jwt')).status).toBe(401);
+    // Signed by the issuer, for another audience, at the API: the issuer's word on who it is.
+    const misaddressed = await stack.oidc.token({ subject: 'mallory', audience: 'another-service' });
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/connections', misaddressed)).status).toBe(401);
+    // Forged: alice's token with its payload swapped, at the tunnel endpoint.
+    const [h, , sig] = (await stack.token('alice')).split('.');
+    const forged = `${h}.${Buffer.from(JSON.stringify({ iss: JSON.parse(Buffer.from((await stack.token('alice')).split('.')[1]!, 'base64url').toString()).iss, sub: 'root', aud: 'x', exp: 9999999999 })).toString('base64url')}.${sig}`;
+    await expect(rawTunnel(stack.gateway.url, stack.pki.ca, 'app', { Authorization: `Bearer ${forged}` })).rejects.toMatchObject({ status: 401 });
+    await eventually(() => expect(refusals().length).toBe(before + 3), { timeout: 10_000, interval: 100 });
+    const [garbage, wrongAudience, forgery] = refusals().slice(before);
+    expect(garbage).toMatchObject({ v: 1, reason: 'malformed', at: 'api', path: '/v1/whoami', remote: '127.0.0.1', signed: false });
+    expect(wrongAudience).toMatchObject({ reason: 'wrong-audience', at: 'api', tokenIssuer: stack.oidc.issuer, tokenSubject: 'mallory', signed: true });
+    expect(forgery).toMatchObject({ reason: 'bad-signature', at: 'tunnel', tokenSubject: 'root', signed: false, remote: '127.0.0.1' });
+    const text = readFileSync(file, 'utf8');
+    for (const token of [misaddressed, forged]) expect(text).not.toContain(token.split('.')[2]!);
+
+    // A source that keeps trying: 20 a minute in full, the rest counted once the gateway closes its minute (here: at shutdown).
+    await Promise.all(Array.from({ length: 30 }, () => callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', 'garbage')));
+    await eventually(() => expect(refusals().length).toBe(before + 20), { timeout: 10_000, interval: 100 });
+    await stack.gateway.close();
+    const summary = refusals().at(-1);
+    expect(summary).toMatchObject({ event: 'auth.refused.suppressed', remote: '127.0.0.1', count: 13 });
   });
 });

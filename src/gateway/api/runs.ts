@@ -34,6 +34,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
       return await verifier.verify(token);
     } catch (err) {
       log.info('run.person-token-refused', { error: describeError(err) });
+      callers.refusals.report(err, req.socket.remoteAddress ?? '?', 'run-control', req.url);
       const transient = err instanceof TokenRejectedError && (err.reason === 'discovery-failed' || err.reason === 'unknown-key');
       return transient || !(err instanceof TokenRejectedError) ? undefined : { refused: err.message };
     }
@@ -66,7 +67,11 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
 
     /** `POST /v1/runs/{id}/heartbeat|end`: the control credential, never a person's nor the run's own (only the hoop that began the run keeps it alive or ends it). */
     async control(req: http.IncomingMessage, id: string, action: 'heartbeat' | 'end'): Promise<RunView> {
-      const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), id, action, action === 'heartbeat' ? await heartbeatPerson(req) : undefined);
+      const person = action === 'heartbeat' ? await heartbeatPerson(req) : undefined;
+      const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), id, action, person).catch((err: unknown) => {
+        callers.refusals.report(err, req.socket.remoteAddress ?? '?', 'run-control', `/v1/runs/${id}/${action}`);
+        throw err;
+      });
       return describeRun(run);
     },
   };

@@ -112,7 +112,7 @@ export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: st
       if (!m) continue;
       allowOnly(method, typeof route.methods === 'function' ? route.methods(m) : route.methods);
       if (route.open) return route.open(req, m);
-      const identity = await callers.authenticate(req.headers.authorization);
+      const identity = await callers.authenticate(req.headers.authorization, { remote: req.socket.remoteAddress ?? '?', at: 'api', path });
       guard()?.trust(req.socket);
       const refused = identity.run ? (typeof route.forRun === 'function' ? route.forRun(method) : route.forRun) : undefined;
       if (refused) throw runForbidden(refused);

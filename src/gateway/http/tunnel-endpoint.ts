@@ -31,7 +31,7 @@ export function tunnelEndpoint(
   const acceptMuxConnection = async (req: http.IncomingMessage, socket: Duplex, head: Buffer, remoteAddress: string): Promise<void> => {
     if (admission.closing) return rejectUpgrade(socket, 503, SHUTTING_DOWN);
     try {
-      await callers.authenticate(req.headers.authorization);
+      await callers.authenticate(req.headers.authorization, { remote: req.socket.remoteAddress ?? '?', at: 'tunnel' });
       guard()?.trust(req.socket);
     } catch (err) {
       return refuseTunnel(parts, err, { remote: remoteAddress }, (status, body, headers) => rejectUpgrade(socket, status, body, headers));
