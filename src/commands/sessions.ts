@@ -351,7 +351,10 @@ function sessionDetails(check: RecordingCheck, summary: SessionSummary): string[
 /** Builds `hoop sessions verify`. */
 function verifyCommand(io: CliIo): Command {
   return gatewayOptions(new Command('verify'))
-    .argument('[id]', "the session id (or `last`: your newest ended one); its recording is downloaded and checked against the gateway's published keys (with --file: the id the recording must be)")
+    .argument(
+      '[id]',
+      "the session id (or `last`: your newest ended one, or a run id: the run's record and every session of it); its recording is downloaded and checked against the gateway's published keys (with --file: the id the recording must be)",
+    )
     .description('check a recording: every chunk against the signed manifest, the chain between chunks, and the signature; exit 1 on any failure')
     .option('--file <dir>', "check this recording directory instead (with --key, or the gateway's published keys)")
     .option('--key <line>', 'trust this ssh-ed25519 public key (as in an allowed-signers file) instead of asking the gateway', (v: string, all: string[] = []) => [...all, v])
@@ -375,10 +378,72 @@ async function verifyAction(io: CliIo, id: string | undefined, flags: VerifyFlag
     await verifyFile(io, id, flags, flags.file, report);
     return;
   }
-  await withVerifiedRecording(io, flags, id!, async (dir, check, summary, api) => {
+  if (RUN_ID.test(id!)) return verifyRun(io, id!, flags, report);
+  await verifySession(io, id!, flags, report);
+}
+
+/** `hoop sessions verify <id>`: the gateway's recording, then the CLI's record of it and how the two agree. */
+async function verifySession(io: CliIo, id: string, flags: VerifyFlags, report: ReportCheck): Promise<void> {
+  await withVerifiedRecording(io, flags, id, async (dir, check, summary, api) => {
     if (!flags.json) report(check, `session ${summary.id}`, summary.recording === 'running');
     await verifyClientRecord(io, flags, dir, check, summary, api);
   });
+}
+
+/** A run's id, as `hoop run` gives its command (`HOOP_RUN_ID`). */
+const RUN_ID = /^run-[A-Za-z0-9_-]{16,64}$/;
+
+/**
+ * `hoop sessions verify <run-id>`: the run's own record (signed by the CLI that ran it), then every
+ * session of the run as `verify <id>` checks it, and that the sessions the run's record names are
+ * the ones the gateway lists. Every failure is said; the exit status is 1 when any.
+ */
+async function verifyRun(io: CliIo, runId: string, flags: VerifyFlags, report: ReportCheck): Promise<void> {
+  const failures: string[] = [];
+  const attempt = async (check: () => Promise<void>): Promise<void> => {
+    try {
+      await check();
+    } catch (err) {
+      if (!isHoopError(err, ErrorCode.RECORDING_INVALID)) throw err;
+      failures.push(err.message);
+    }
+  };
+  let named = undefined as string[] | undefined;
+  await attempt(async () => {
+    named = await runRecordSessions(io, flags, runId, report);
+  });
+  const listed: string[] = await sessionsOfRun(io, flags, runId).catch((err: unknown) => {
+    if (isHoopError(err, ErrorCode.SESSION_UNKNOWN)) return [];
+    throw err;
+  });
+  if (named === undefined && listed.length === 0)
+    throw new HoopError(ErrorCode.SESSION_UNKNOWN, `run ${runId}: the gateway holds no record of it and no session of it that you may see`, {
+      hint: "`hoop sessions ls --run ID` lists a run's sessions; the id is the HOOP_RUN_ID hoop run gave its command",
+    });
+  for (const id of named ?? []) if (!listed.includes(id)) failures.push(`the record of run ${runId} names session ${id}, which the gateway does not list`);
+  for (const id of listed) await attempt(() => verifySession(io, id, flags, report));
+  if (!flags.json) io.stdout.write(`run ${runId}: ${failures.length === 0 ? `verified: its record and ${listed.length} session(s)` : `${failures.length} problem(s)`}\n`);
+  if (failures.length > 0) throw new HoopError(ErrorCode.RECORDING_INVALID, `run ${runId} does not verify: ${failures.join('; ')}`, { hint: 'each line above says what failed', exitCode: 1 });
+}
+
+/** The run's own record verified and reported; the sessions it names (undefined when no record of the run was uploaded). */
+async function runRecordSessions(io: CliIo, flags: VerifyFlags, runId: string, report: ReportCheck): Promise<string[] | undefined> {
+  const provider = await commandTokenProvider(io, flags);
+  const dir = await mkdtemp(join(tmpdir(), 'hoop-run-'));
+  try {
+    const { check } = await verifiedClientRecord({ endpoint: { gateway: provider.gateway, ca: provider.ca }, token: (await provider.current()).token }, 'runs', runId, dir);
+    if (!check) {
+      if (!flags.json) io.stdout.write(`run ${runId}: no record of the run was uploaded (its CLI may still be running, or was stopped before it could)\n`);
+      return undefined;
+    }
+    report(check, `run ${runId} (the record its CLI signed, ${check.signer ?? 'no signer'})`);
+    const sessions: string[] = [];
+    for await (const e of readEvents(dir, check.manifest!)) if (e.t === 'session') sessions.push(String(e.id));
+    return sessions;
+  } finally {
+    provider.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** `hoop sessions verify --file DIR [id]`: against the --key keys, or else the gateway's published ones. */

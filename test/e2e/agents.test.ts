@@ -9,7 +9,7 @@
  *   agent's intent in the gateway's recording.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +153,32 @@ describe('hoop run', () => {
     const none = await stack.run(['sessions', 'replay', 'run-nobody-made', '--run', '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token });
     expect(none.code).toBe(65);
     expect(none.stderr).toContain('no sessions of run run-nobody-made that you may see');
+
+    // sessions verify <run-id>: the run's own record and each of its sessions, as verify <id> checks one.
+    const verify = (id: string) => stack.run(['sessions', 'verify', id, ...gatewayArgs()], { HOOP_TOKEN: token });
+    const verified = await verify(runId);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stdout).toMatch(new RegExp(`^run ${runId} \\(the record its CLI signed, SHA256:\\S+\\): verified:`, 'm'));
+    const sessionIds = [...verified.stdout.matchAll(/^session (\S+): verified:/gm)].map((m) => m[1]!);
+    expect(sessionIds).toHaveLength(2);
+    expect(verified.stdout).toContain(`run ${runId}: verified: its record and 2 session(s)`);
+    // One of its sessions altered on the gateway's disk: the run does not verify, and the line says which.
+    const manifest = join(stack.dir, 'hoop-data', 'recordings', sessionIds[1]!, 'SHA256SUMS');
+    const original = await readFile(manifest, 'utf8');
+    await writeFile(
+      manifest,
+      original.replace(/^[0-9a-f]/, (c) => (c === '0' ? '1' : '0')),
+    );
+    try {
+      const broken = await verify(runId);
+      expect(broken.code).toBe(1);
+      expect(broken.stdout).toMatch(new RegExp(`^session ${sessionIds[1]}: FAILED`, 'm'));
+      expect(broken.stdout).toMatch(new RegExp(`^session ${sessionIds[0]}: verified:`, 'm'));
+      expect(broken.stdout).toContain(`run ${runId}: 1 problem(s)`);
+    } finally {
+      await writeFile(manifest, original);
+    }
+    expect((await verify('run-nobody-made-it-0000')).code).toBe(65);
   });
 
   it("a person's session belongs to no run, whatever its request says: the run id and the agent's way in are a run credential's alone", async () => {
