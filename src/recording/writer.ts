@@ -108,6 +108,8 @@ export class RecordingWriter implements EventSink {
   #prev = NO_PREVIOUS;
   #sums: string[] = [];
   #checkpoints: string[] = [];
+  /** Chunks the last manifest signed (a checkpoint's or the final one). */
+  #signedChunks = 0;
   #lastCheckpoint = Date.now();
   #queue: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
@@ -124,7 +126,7 @@ export class RecordingWriter implements EventSink {
     this.#maxPending = o.maxPendingBytes ?? 4 * 1024 * 1024;
     this.#onFailure = o.onFailure;
     this.#onFile = o.onFile ?? (() => undefined);
-    this.#timer = setInterval(() => this.#cut(), o.chunkMs ?? 1000);
+    this.#timer = setInterval(() => this.#tick(), o.chunkMs ?? 1000);
     this.#timer.unref();
   }
 
@@ -184,6 +186,25 @@ export class RecordingWriter implements EventSink {
     });
   }
 
+  /**
+   * Every `chunkMs`: cuts what waits, and when chunks lie on disk that no checkpoint signs and one
+   * is due, signs one, so that what was written last is signed within `checkpointMs` (plus a
+   * tick) even when nothing comes after it.
+   */
+  #tick(): void {
+    this.#cut();
+    if (this.#failure || this.#closed) return;
+    this.#queue = this.#queue.then(async () => {
+      if (this.#failure || this.#closed || this.#sums.length === this.#signedChunks || Date.now() - this.#lastCheckpoint < this.#checkpointMs) return;
+      try {
+        await this.#signCheckpoint();
+      } catch (err) {
+        this.#failure = err instanceof Error ? err : new Error(String(err));
+        this.#onFailure?.(this.#failure);
+      }
+    });
+  }
+
   /** Cuts a chunk of the waiting events and queues its write. */
   #cut(): void {
     if (this.#lines.bytes === 0 || this.#failure) return;
@@ -223,6 +244,7 @@ export class RecordingWriter implements EventSink {
     this.#onFile(`${file}.sig`, false);
     this.#onFile(file, false);
     this.#lastCheckpoint = Date.now();
+    this.#signedChunks = this.#sums.length;
   }
 
   /** Signs a checkpoint of the chunks on disk, then removes the checkpoint before it. */

@@ -113,7 +113,7 @@ describe("the CLI's own records", () => {
   it('hoop run records its sessions and itself, signed, uploaded; verify cross-checks the two records; replay --run shows the prompt and the exit code', async () => {
     const agent = `psql -X -At -c "select name from cr_items order by id" -c "drop table cr_items" ; psql -X -At -c "select count(*) from cr_items"; echo "run=$HOOP_RUN_ID"; exit 7`;
     const r = await hoop(['run', '--connect', 'app', '--prompt', 'List the items, then try to drop them.', '--', 'sh', '-c', agent]);
-    expect(r.code).toBe(7);
+    expect(r.code, r.stderr).toBe(7);
     expect(r.stdout).toContain('pen\npad\n');
     expect(r.stderr).toContain('denied by rule "no-drop"');
     expect(r.stderr).not.toContain('not uploaded');

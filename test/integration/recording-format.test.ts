@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { eventually } from '../harness/wait.js';
 import { generateSigningKey, sshPublicKeyLine, sshSign } from '../../src/recording/sshsig.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 import { MANIFEST, RecordingWriter, chunkName } from '../../src/recording/writer.js';
@@ -200,6 +201,21 @@ describe('recordings', () => {
     const d = copy(dir);
     writeFileSync(join(d, 'checkpoint-999999.SHA256SUMS.sig'), 'half-written');
     expect((await verifyRecording(d, [key])).manifest).toBe(r.manifest);
+  });
+
+  it('signs what was written last within the checkpoint interval (and a tick) even when nothing comes after it', async () => {
+    const dir = join(base, `r${n++}`);
+    const w = await RecordingWriter.create({ dir, id: `rec-${n}`, key, chunkMs: 50, checkpointMs: 300 });
+    try {
+      w.append({ t: 'start', at: Date.now() } as never);
+      await eventually(async () => expect((await verifyRecording(dir, [key])).events).toBe(1), { timeout: 5_000, interval: 25 });
+      // Within the interval of that first checkpoint: the next event's chunk lands on disk before a checkpoint may be signed.
+      w.append({ t: 'q', at: Date.now(), sql: 'select 1' } as never);
+      // Nothing more comes: the idle writer still signs it.
+      await eventually(async () => expect(await verifyRecording(dir, [key])).toMatchObject({ ok: true, events: 2, unverified: [] }), { timeout: 5_000, interval: 25 });
+    } finally {
+      w.abandon();
+    }
   });
 
   it('keeps memory flat for a million events (the live heap, sampled after a full GC)', async () => {
