@@ -197,3 +197,41 @@ export interface RunView {
 
 /** `POST /v1/runs`'s answer: the run, its credential and its control credential. */
 export type RunStarted = RunView & { token: string; controlToken: string };
+
+/** One event an alert counts, as its evidence. */
+export interface AlertEvidence {
+  at: string;
+  session?: string;
+  connection?: string;
+  rule?: string;
+  reason?: string;
+  review?: string;
+}
+
+/** An alert the gateway raised (`GET /v1/alerts`): whom it is about, what it counted, its evidence, and whether it is cleared. */
+export interface RaisedAlert {
+  id: string;
+  /** The alert rule's name. */
+  rule: string;
+  /** What it counts: `refused` (statements and SSH commands refused), `review-denied`. */
+  event: 'refused' | 'review-denied';
+  /** Whose events it counts together. */
+  per: 'identity' | 'run' | 'agent';
+  /** Whom it is about. */
+  subject: string;
+  issuer: string;
+  run?: string;
+  agent?: string;
+  /** Events counted: the rule's count when raised, more while it stays open. */
+  count: number;
+  withinMs: number;
+  evidence: AlertEvidence[];
+  raisedAt: string;
+  suspend: boolean;
+  /** Groups whose members may clear it. */
+  clearedBy: string[];
+  state: 'open' | 'cleared';
+  clearedAt?: string;
+  clearer?: { subject: string; issuer: string; email?: string };
+  clearReason?: string;
+}

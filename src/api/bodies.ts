@@ -73,6 +73,18 @@ export const reviewDecisionBody = object('{ "reason": "…" }', {
 }).nullish();
 export type ReviewDecisionBody = NonNullable<z.infer<typeof reviewDecisionBody>>;
 
+const CLEAR_REASON = `reason must say why the alert is cleared, in at most ${MAX_REASON_CHARS} characters`;
+
+/** `POST /v1/alerts/{id}/clear`: why (it is on the record). */
+export const alertClearBody = object('{ "reason": "…" }', {
+  reason: z
+    .string(CLEAR_REASON)
+    .max(MAX_REASON_CHARS, CLEAR_REASON)
+    .refine((r) => r.trim() !== '', CLEAR_REASON)
+    .transform((r) => r.trim()),
+});
+export type AlertClearBody = z.input<typeof alertClearBody>;
+
 /** `POST /v1/devices`: the public half of a device key, its name, and the proof that the caller holds the private half (each checked by the gateway, which alone knows the token the proof is bound to). */
 export const deviceRegistrationBody = object('{ publicKey, name, proof }', {
   publicKey: z.unknown().optional(),

@@ -32,6 +32,8 @@ export const API_ROUTES = {
   runControl: /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end)$/,
   /** `GET` the list, `GET` one (group 1), `POST` a decision (group 2: `approve` or `deny`). */
   reviews: /^\/v1\/reviews(?:\/([A-Za-z0-9-]{1,64})(?:\/(approve|deny))?)?$/,
+  /** `GET` the list, `POST` a clearing (group 1: the alert). */
+  alerts: /^\/v1\/alerts(?:\/(alert-[0-9a-f]{12})\/clear)?$/,
 } as const;
 
 /** An exact path as a pattern (for the paths without parameters). */
@@ -64,4 +66,6 @@ export const apiPath = {
   review: (id: string, waitSeconds = 0): string => `v1/reviews/${enc(id)}${query({ wait: waitSeconds > 0 ? String(waitSeconds) : undefined })}`,
   reviewDecision: (id: string, decision: 'approve' | 'deny'): string => `v1/reviews/${enc(id)}/${decision}`,
   requests: 'v1/requests',
+  alerts: (state?: string): string => `v1/alerts${query({ state })}`,
+  alertClear: (id: string): string => `v1/alerts/${enc(id)}/clear`,
 } as const;

@@ -20,6 +20,7 @@ import {
   type ClientRecordInfo,
   type ConnectionInfo,
   codeFitsStatus,
+  type RaisedAlert,
   type RecordingKey,
   type RegisteredDevice,
   type RunStarted,
@@ -28,10 +29,10 @@ import {
   type SessionSummary,
   type WhoAmI,
 } from '../api/answers.js';
-import type { AccessRequestBody, ReviewDecisionBody, RunAskBody, RunHeartbeatBody } from '../api/bodies.js';
+import type { AccessRequestBody, AlertClearBody, ReviewDecisionBody, RunAskBody, RunHeartbeatBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
 
-export type { AuthConfig, ClientRecordInfo, ConnectionInfo, RecordingKey, RegisteredDevice, RunStarted, SessionSummary, WhoAmI };
+export type { AuthConfig, ClientRecordInfo, ConnectionInfo, RaisedAlert, RecordingKey, RegisteredDevice, RunStarted, SessionSummary, WhoAmI };
 import type { Review } from '../policy/review-record.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { RecordKind } from '../recording/spool.js';
@@ -142,7 +143,12 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   }
   const taken = parsed.code !== undefined && codeFitsStatus(parsed.code, status) ? TAKEN_AT_ITS_WORD[parsed.code] : undefined;
   if (taken) return new GatewayApiError(parsed.code as ErrorCode, parsed.message ?? taken.message(origin), status, parsed.hint ?? taken.hint);
-  if (status === 409 || status === 410 || status === 429 || (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path === apiPath.requests)))
+  if (
+    status === 409 ||
+    status === 410 ||
+    status === 429 ||
+    (status === 400 && (path.startsWith('v1/reviews') || path.startsWith('v1/runs') || path.startsWith('v1/alerts') || path === apiPath.requests))
+  )
     return new GatewayApiError(ErrorCode.USAGE, parsed.message ?? `${origin} refused the request (HTTP ${status})`, status, parsed.hint);
   if (status === 404) {
     return new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, `${origin} does not serve /${path}`, status, 'upgrade the gateway to a version with identity support, or check the URL');
@@ -512,4 +518,18 @@ export async function controlRun(endpoint: GatewayEndpoint, controlToken: string
     ...(personToken !== undefined ? { body: { personToken } satisfies RunHeartbeatBody } : {}),
   });
   return body as RunView;
+}
+
+/** `GET /v1/alerts[?state=]`: the alerts the caller may see, newest first. */
+export async function listAlerts(endpoint: GatewayEndpoint, token: string, state?: 'open' | 'cleared'): Promise<RaisedAlert[]> {
+  const { body } = await requestJson(endpoint, 'GET', apiPath.alerts(state), { token });
+  const b = body as { alerts?: unknown };
+  if (!Array.isArray(b.alerts)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its alerts');
+  return b.alerts as RaisedAlert[];
+}
+
+/** `POST /v1/alerts/{id}/clear`: clears an alert (its suspension ends); resolves it as it then stands. */
+export async function clearAlert(endpoint: GatewayEndpoint, token: string, id: string, reason: string): Promise<RaisedAlert> {
+  const { body } = await requestJson(endpoint, 'POST', apiPath.alertClear(id), { token, body: { reason } satisfies AlertClearBody });
+  return body as RaisedAlert;
 }

@@ -27,6 +27,7 @@ export const commands: readonly CommandEntry[] = [
   { names: ['sessions'], load: async () => (await import('./sessions.js')).sessionsCommand },
   { names: ['review'], load: async () => (await import('./review.js')).reviewCommand },
   { names: ['request'], load: async () => (await import('./request.js')).requestCommand },
+  { names: ['alerts'], load: async () => (await import('./alerts.js')).alertsCommand },
   { names: ['policy'], load: async () => (await import('./policy.js')).policyCommand },
   { names: ['gateway'], load: async () => (await import('./gateway.js')).gatewayCommand },
 ];

@@ -12,6 +12,7 @@ import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Identity } from '../identity.js';
 import { accessFor } from '../policy/access.js';
 import { principalOf, type Principal } from '../policy/principal.js';
+import { alertSubject } from './alerts.js';
 import type { RecordingPolicy } from '../policy/schema.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
@@ -110,7 +111,8 @@ export interface AdmissionOptions {
 export class SessionAdmission {
   /** Set at shutdown: no new session is admitted. */
   closing = false;
-  readonly #controllers = new Set<AbortController>();
+  /** Each live session's controller, with whom it serves (an alert that suspends them ends it). */
+  readonly #controllers = new Map<AbortController, { identity: Identity; agent: string | undefined }>();
   readonly #live = new Set<Promise<unknown>>();
   readonly #lingering = new Set<TunnelStream>();
   readonly #claimed = new Set<string>();
@@ -122,7 +124,16 @@ export class SessionAdmission {
     private readonly engines: EngineRegistry,
     private readonly events: SessionEvents,
     private readonly o: AdmissionOptions,
-  ) {}
+  ) {
+    parts.alerts.onSuspend((alert, matches) => {
+      const end = new SessionEnd(
+        'alert-suspended',
+        `hoop: ${alertSubject(alert)} is suspended by alert ${alert.id} (${alert.rule})`,
+        `hoop alerts ls shows it; a member of the groups that may clear it can: hoop alerts clear ${alert.id}`,
+      );
+      for (const [c, who] of this.#controllers) if (matches(who.identity, who.agent)) c.abort(end);
+    });
+  }
 
   /** Sessions being admitted or served. */
   get active(): number {
@@ -152,7 +163,7 @@ export class SessionAdmission {
 
   /** Ends every live session with `reason`. */
   endAll(reason: SessionEnd): void {
-    for (const c of this.#controllers) c.abort(reason);
+    for (const c of this.#controllers.keys()) c.abort(reason);
   }
 
   /** Resolves once every session has ended; then cuts the channels still lingering. */
@@ -172,6 +183,9 @@ export class SessionAdmission {
     }
     if (this.closing) return answer.refuse(503, SHUTTING_DOWN);
     const { identity, connection, policy } = authorized;
+    // An alert that suspends this identity (its run, its agent) refuses it until someone clears it.
+    const suspended = this.parts.alerts.refusal(identity, authorized.principal.agent);
+    if (suspended) return refuse(suspended);
     // Each identity's sessions on this gateway are bounded: one person's (or agent's) idle sessions cannot take every upstream slot.
     const slot = this.#identitySessions.take(identity, policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY);
     if (slot instanceof HoopError) return refuse(slot);
@@ -291,7 +305,7 @@ export class SessionAdmission {
       summarize: (end, tables) => summarize(opened, facts, end, tables),
     };
     const controller = new AbortController();
-    this.#controllers.add(controller);
+    this.#controllers.set(controller, { identity, agent: principal.agent });
     const session = this.#session(opened, channel, controller.signal, a, asked);
     if (recording) startRecording(opened, recording, session, recordingPolicy, facts, parts, (reason) => controller.abort(reason));
     const stopWatching = this.#watch(opened, session, a, (reason) => controller.abort(reason));
@@ -317,7 +331,6 @@ export class SessionAdmission {
     const { parts } = this;
     const { who, identity, connection, touched } = opened;
     const judge = policy?.judge;
-    const audit = parts.audit;
     const session: TunnelSession = {
       id: who.session,
       identity,
@@ -343,7 +356,7 @@ export class SessionAdmission {
       ...(asked.sshKey !== undefined ? { sshClientKey: asked.sshKey } : {}),
       ...(policy?.masking ? { masking: policy.masking } : {}),
       ...(policy?.limits ? { limits: policy.limits } : {}),
-      ...(audit ? { onRefusal: (r) => audit.emit('statement.refused', { ...who, ...r }) } : {}),
+      onRefusal: (r) => parts.events.emit('statement.refused', { ...who, ...r }),
       reviews: {
         // Each review's request and end are in the session's recording as `review` events.
         request: (ask) =>

@@ -200,7 +200,11 @@ export class AuditStream {
 
   /** Queues an event for every destination; never waits. */
   emit(event: string, fields: Record<string, unknown>): void {
-    const line = JSON.stringify({ v: 1, event, time: new Date().toISOString(), ...(this.#replica !== undefined ? { replica: this.#replica } : {}), ...fields } satisfies AuditEvent);
+    const time = new Date().toISOString();
+    const e: AuditEvent = { v: 1, event, time, ...(this.#replica !== undefined ? { replica: this.#replica } : {}), ...fields };
+    // The event's own fields never stand in for the line's version, name, time or replica.
+    Object.assign(e, { v: 1, event, time }, this.#replica !== undefined ? { replica: this.#replica } : {});
+    const line = JSON.stringify(e);
     for (const sink of this.#sinks) sink.push(line);
   }
 

@@ -10,7 +10,7 @@
  * @see https://cheatsheetseries.owasp.org/cheatsheets/Logging_Cheat_Sheet.html (authentication failures are events to log)
  */
 import type { Logger } from '../log.js';
-import type { AuditStream } from './audit.js';
+import type { GatewayEvents } from './events.js';
 import { TokenRejectedError } from './verify-token.js';
 
 /** Refusals of one source written in full per minute; the rest are counted. */
@@ -33,7 +33,7 @@ export class AuthRefusals {
   readonly #timer: NodeJS.Timeout;
 
   constructor(
-    private readonly audit: AuditStream | undefined,
+    private readonly audit: GatewayEvents,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
@@ -42,7 +42,7 @@ export class AuthRefusals {
 
   /** Puts a refusal of a credential from `remote` (an address, no port) on record; any other failure is its caller's to report. */
   report(err: unknown, remote: string, at: RefusedAt, path?: string): void {
-    if (!(err instanceof TokenRejectedError) || !this.audit) return;
+    if (!(err instanceof TokenRejectedError)) return;
     const source = remote;
     const key = this.#windows.has(source) || this.#windows.size < MAX_SOURCES ? source : OTHER;
     const now = this.now();
@@ -76,7 +76,7 @@ export class AuthRefusals {
     this.#windows.delete(key);
     if (w.count <= PER_SOURCE) return;
     const suppressed = w.count - PER_SOURCE;
-    this.audit?.emit('auth.refused.suppressed', { remote: key, count: suppressed, since: new Date(w.since).toISOString(), until: new Date(now).toISOString() });
+    this.audit.emit('auth.refused.suppressed', { remote: key, count: suppressed, since: new Date(w.since).toISOString(), until: new Date(now).toISOString() });
     this.log.warn('auth.refused.suppressed', { remote: key, count: suppressed });
   }
 

@@ -19,7 +19,9 @@ import { GatewayPolicySource } from './policy-source.js';
 import { GatewayRecordings } from './recordings.js';
 import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
 import { StoreReplica } from './replica.js';
-import { ReviewNotifier } from './review-notify.js';
+import { ReviewNotifier, WebhookSender } from './review-notify.js';
+import { AlertMonitor } from './alerts.js';
+import { GatewayEvents } from './events.js';
 import { ReviewRegistry } from './reviews.js';
 import { PostgresReviewStore } from './reviews-postgres.js';
 import { FileRunStore, RunRegistry } from './runs.js';
@@ -65,7 +67,11 @@ export interface GatewayParts {
   /** With `recording.enabled`. */
   recordings: GatewayRecordings | undefined;
   clientRecords: ClientRecords | undefined;
+  /** The audit stream, when the configuration has one. */
   audit: AuditStream | undefined;
+  /** Where security events are emitted: to the audit stream and the alerts. */
+  events: GatewayEvents;
+  alerts: AlertMonitor;
   reviews: ReviewRegistry;
   runs: RunRegistry;
   cancels: CancelRegistry;
@@ -98,16 +104,27 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   if (recordings) await keepRetention(recordings, clientRecords, policySource, log, disposer);
   const audit = config.audit ? await openAudit(config, log, env, replica) : undefined;
   if (audit) disposer.defer(() => audit.close()); // the ended sessions' last events
-  const reviews = await openReviews(config, log, env, replica, audit);
+  const events = new GatewayEvents(audit, log);
+  const webhooks = new WebhookSender({
+    log,
+    resolveUrl: async (url) => {
+      const ref = parseSecretRef(url, dirname(config.file));
+      return ref ? resolveSecret(ref, env) : url;
+    },
+  });
+  disposer.defer(() => webhooks.close());
+  const reviews = await openReviews(config, log, replica, events, webhooks);
   disposer.defer(async () => {
     reviews.close();
     await reviews.flushed();
   });
   const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir), log);
   disposer.defer(() => runs.close());
-  runs.onEnd((run) => audit?.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
+  runs.onEnd((run) => events.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
   const cancels = new CancelRegistry();
-  if (replica) shareWithReplicas(replica, cancels, audit, log);
+  if (replica) shareWithReplicas(replica, cancels, events, log);
+  const alerts = await AlertMonitor.open({ dataDir: config.dataDir, policy: () => policySource?.current().policy, events, webhooks, log });
+  disposer.defer(() => alerts.flushed());
   await replica?.begin();
   const checkFreeSpace = async (what: string): Promise<void> => {
     const fs = await statfs(config.dataDir);
@@ -119,7 +136,7 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
       { hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)" },
     );
   };
-  return { config, log, env, verifier, store, policySource, replica, recordings, clientRecords, audit, reviews, runs, cancels, checkFreeSpace };
+  return { config, log, env, verifier, store, policySource, replica, recordings, clientRecords, audit, events, alerts, reviews, runs, cancels, checkFreeSpace };
 }
 
 async function startReplica(config: GatewayConfig, log: Logger, store: PostgresGatewayStore, scheme: 'https' | 'http'): Promise<StoreReplica> {
@@ -192,30 +209,24 @@ async function openAudit(config: GatewayConfig, log: Logger, env: NodeJS.Process
 }
 
 /** The reviews, each change told to the audit stream and to the notification targets its settings name. */
-async function openReviews(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, replica: StoreReplica | undefined, audit: AuditStream | undefined): Promise<ReviewRegistry> {
+async function openReviews(config: GatewayConfig, log: Logger, replica: StoreReplica | undefined, events: GatewayEvents, webhooks: WebhookSender): Promise<ReviewRegistry> {
   const reviews = await ReviewRegistry.open(config.dataDir, log, replica ? new PostgresReviewStore(replica) : undefined);
-  const notifier = new ReviewNotifier({
-    log,
-    resolveUrl: async (url) => {
-      const ref = parseSecretRef(url, dirname(config.file));
-      return ref ? resolveSecret(ref, env) : url;
-    },
-  });
+  const notifier = new ReviewNotifier(webhooks);
   reviews.onChange((event, review, settings) => {
     // The audit stream never carries SQL text (as for refusals); the review API and the recording do.
-    audit?.emit(`review.${event}`, reviewAuditFields(event, review));
+    events.emit(`review.${event}`, reviewAuditFields(event, review));
     if (settings?.notify.length) notifier.notify(settings.notify, event, review);
   });
   return reviews;
 }
 
 /** With a shared store: a dead replica's sessions end here (the audit stream says so for it), and CancelRequests reach the replica that holds the session. */
-function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, audit: AuditStream | undefined, log: Logger): void {
+function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, events: GatewayEvents, log: Logger): void {
   replica.onTakeOver(async (client, dead) => {
     const ended = await takeOverSessions(client, dead);
     return () => {
       for (const s of ended) {
-        audit?.emit('session.end', {
+        events.emit('session.end', {
           session: s.id,
           subject: s.subject,
           issuer: s.issuer,

@@ -66,26 +66,49 @@ export function slackBody(event: 'requested' | 'decided', r: Review): Record<str
   return { text, blocks };
 }
 
-/** Sends review events to webhooks (see the module documentation). */
-export class ReviewNotifier {
+/** Messages one target gets in full per minute; past it they are counted, and one message says how many once the minute is over. */
+export const PER_TARGET_PER_MINUTE = 10;
+const MINUTE_MS = 60_000;
+
+/**
+ * Sends JSON bodies to webhooks (review notifications, alerts) in the background, retried with
+ * backoff; at most {@link PER_TARGET_PER_MINUTE} a minute to one target (a storm of events
+ * becomes one summary message), so that no policy can make the gateway flood a channel.
+ */
+export class WebhookSender {
   readonly #log: Logger;
   readonly #resolve: (url: string) => Promise<string>;
   readonly #fetch: typeof fetch;
+  readonly #now: () => number;
   #inFlight = new Set<Promise<void>>();
+  /** Per target (its URL as written): the minute's start, messages sent, messages held back. */
+  readonly #minutes = new Map<string, { since: number; sent: number; held: number; target: ReviewNotify }>();
+  readonly #timer: NodeJS.Timeout;
 
   /** `resolveUrl` turns a secret reference into the URL (a plain URL is returned as it is). */
-  constructor(o: { log: Logger; resolveUrl: (url: string) => Promise<string>; fetch?: typeof fetch }) {
+  constructor(o: { log: Logger; resolveUrl: (url: string) => Promise<string>; fetch?: typeof fetch; now?: () => number }) {
     this.#log = o.log;
     this.#resolve = o.resolveUrl;
     this.#fetch = o.fetch ?? fetch;
+    this.#now = o.now ?? Date.now;
+    this.#timer = setInterval(() => this.#summarise(false), MINUTE_MS / 4).unref();
   }
 
-  /** Sends `event` of `review` to each target, in the background. */
-  notify(targets: readonly ReviewNotify[], event: 'requested' | 'decided', review: Review): void {
-    for (const t of targets) {
-      const p = this.#deliver(t, event, review).finally(() => this.#inFlight.delete(p));
-      this.#inFlight.add(p);
+  /** Sends `body` to `target` in the background (`what`: fields that name it in the log). */
+  send(target: ReviewNotify, body: Record<string, unknown>, what: Record<string, unknown>): void {
+    const now = this.#now();
+    let m = this.#minutes.get(target.url);
+    if (m && now - m.since >= MINUTE_MS) {
+      this.#summarise(true, target.url);
+      m = undefined;
     }
+    if (!m) this.#minutes.set(target.url, (m = { since: now, sent: 0, held: 0, target }));
+    if (m.sent >= PER_TARGET_PER_MINUTE) {
+      m.held++;
+      return;
+    }
+    m.sent++;
+    this.#post(target, body, what);
   }
 
   /** Resolves once every delivery under way has ended (delivered or given up). */
@@ -93,13 +116,35 @@ export class ReviewNotifier {
     while (this.#inFlight.size > 0) await Promise.all([...this.#inFlight]);
   }
 
-  async #deliver(t: ReviewNotify, event: 'requested' | 'decided', review: Review): Promise<void> {
-    const body = JSON.stringify(t.format === 'slack' ? slackBody(event, review) : reviewEventBody(event, review));
+  /** Says what was held back from targets whose minute is over (all, or `only`), and starts their next minute. */
+  #summarise(all: boolean, only?: string): void {
+    const now = this.#now();
+    for (const [url, m] of this.#minutes) {
+      if ((only !== undefined && url !== only) || (!all && now - m.since < MINUTE_MS)) continue;
+      this.#minutes.delete(url);
+      if (m.held === 0) continue;
+      const text = `hoop: ${m.held} more notification(s) in the minute since ${new Date(m.since).toISOString()} were not sent one by one; \`hoop alerts ls\` and \`hoop review ls\` list them`;
+      this.#post(m.target, m.target.format === 'slack' ? { text } : { event: 'notifications.held', count: m.held, since: new Date(m.since).toISOString(), text }, { held: m.held });
+    }
+  }
+
+  /** Stops the timer (deliveries under way go on). */
+  close(): void {
+    clearInterval(this.#timer);
+    this.#summarise(true);
+  }
+
+  #post(target: ReviewNotify, body: Record<string, unknown>, what: Record<string, unknown>): void {
+    const p = this.#deliver(target, JSON.stringify(body), what).finally(() => this.#inFlight.delete(p));
+    this.#inFlight.add(p);
+  }
+
+  async #deliver(t: ReviewNotify, body: string, what: Record<string, unknown>): Promise<void> {
     let url: string;
     try {
       url = await this.#resolve(t.url);
     } catch (err) {
-      this.#log.error('review.notify-failed', { id: review.id, event, error: `its URL could not be resolved: ${describeError(err)}` });
+      this.#log.error('notify.failed', { ...what, error: `its URL could not be resolved: ${describeError(err)}` });
       return;
     }
     let delay = 500;
@@ -122,11 +167,26 @@ export class ReviewNotifier {
       }
       if (attempt >= ATTEMPTS) {
         // Never the URL: a Slack webhook's URL is its secret.
-        this.#log.error('review.notify-failed', { id: review.id, event, format: t.format, attempts: attempt, error: problem });
+        this.#log.error('notify.failed', { ...what, format: t.format, attempts: attempt, error: problem });
         return;
       }
       await new Promise((r) => setTimeout(r, delay).unref());
       delay = Math.min(delay * 2, 8_000);
     }
+  }
+}
+
+/** Sends review events to their targets (see the module documentation). */
+export class ReviewNotifier {
+  constructor(private readonly webhooks: WebhookSender) {}
+
+  /** Sends `event` of `review` to each target, in the background. */
+  notify(targets: readonly ReviewNotify[], event: 'requested' | 'decided', review: Review): void {
+    for (const t of targets) this.webhooks.send(t, t.format === 'slack' ? slackBody(event, review) : reviewEventBody(event, review), { review: review.id, event });
+  }
+
+  /** Resolves once every delivery under way has ended. */
+  settled(): Promise<void> {
+    return this.webhooks.settled();
   }
 }

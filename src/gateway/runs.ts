@@ -372,6 +372,7 @@ const FORBIDDEN = {
   runs: ['ask for a run', 'a run cannot start another; the person who started it can'],
   records: ['upload or read records', "records are uploaded by the hoop that holds the person's login"],
   sessions: ['read sessions', 'sessions and recordings are for the people who may see them'],
+  alerts: ['read or clear alerts', 'an alert is cleared by a person, signed in as themselves, never by what it is about'],
 } as const;
 
 /** The refusal of something a run's credential may not do. */

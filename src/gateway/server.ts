@@ -95,7 +95,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     const overrides = { verifier: options.verifier, store: options.store, clientRecordDiskReserveBytes: options.clientRecordDiskReserveBytes, scheme: useTls ? ('https' as const) : ('http' as const) };
     const parts = await buildParts(config, log, options.env ?? process.env, overrides, disposer);
-    const refusals = new AuthRefusals(parts.audit, log);
+    const refusals = new AuthRefusals(parts.events, log);
     disposer.defer(() => refusals.close());
     const callers = callersOf(parts, refusals);
     const { engines, sshHostKey } = await startEngines(parts, { postgres: options.postgres, ssh: options.ssh });
@@ -156,10 +156,10 @@ function checkTransport(config: GatewayConfig, insecureDevHttp: boolean): boolea
 }
 
 /** The one source of session events, and who hears them: the log, the audit stream, the recording, the index. */
-function sessionEvents({ log, audit, recordings }: GatewayParts, running: Parameters<typeof indexObserver>[1]): SessionEvents {
+function sessionEvents({ log, events: gatewayEvents, recordings }: GatewayParts, running: Parameters<typeof indexObserver>[1]): SessionEvents {
   const events = new SessionEvents();
   events.observe(logObserver(log));
-  if (audit) events.observe(auditObserver(audit));
+  events.observe(auditObserver(gatewayEvents));
   if (recordings) {
     events.observe(recordingObserver(log));
     events.observe(indexObserver(recordings, running, log));

@@ -10,7 +10,7 @@ import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { SessionOutcome } from '../session/engine.js';
-import type { AuditStream } from './audit.js';
+import type { GatewayEvents } from './events.js';
 import type { GatewayRecordings, SessionSummary, TablesTouched } from './recordings.js';
 
 /** Who a session is, as every log line and audit event about it names it. */
@@ -97,8 +97,8 @@ export function logObserver(log: Logger): SessionObserver {
   };
 }
 
-/** `session.start` and `session.end` on the audit stream. */
-export function auditObserver(audit: AuditStream): SessionObserver {
+/** `session.start` and `session.end` among the gateway's events (to the audit stream and the alerts). */
+export function auditObserver(audit: GatewayEvents): SessionObserver {
   return {
     opened: (s) =>
       audit.emit('session.start', {

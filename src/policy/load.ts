@@ -24,6 +24,7 @@ import {
   policyTestFileSchema,
   reviewSettingsOf,
   type AccessRule,
+  type AlertRule,
   type Reviewers,
   type MaskingPolicy,
   type Policy,
@@ -288,6 +289,7 @@ class MergedBundle {
   readonly sshRules: { value: SshRule; at: Origin }[] = [];
   readonly ssh: { forwarding: string[]; env?: string[] } = { forwarding: [] };
   readonly reviewers: Reviewers[] = [];
+  readonly alerts: { value: AlertRule; at: Origin }[] = [];
   /** Review notification URLs given as secret references, checked with the other secrets. */
   readonly notifySecrets: { text: string; at: Origin }[] = [];
   readonly scalars = new Map<string, { value: unknown; at: Origin }>();
@@ -314,6 +316,14 @@ class MergedBundle {
     }
     if (data.runs) for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation'] as const) this.#setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
     if (data.reviews) this.#setScalar('reviews.requireSignInWithin', data.reviews.requireSignInWithin, { file, path: ['reviews', 'requireSignInWithin'] });
+    data.alerts.forEach((a, i) => {
+      const { when, clearedBy, notify, connections, ...rest } = a;
+      this.alerts.push({
+        value: { ...rest, event: when.event, count: when.count, withinMs: when.within, clearedBy: clearedBy ?? [], notify: notify ?? [], ...(connections ? { connections } : {}) },
+        at: { file, path: ['alerts', i] },
+      });
+      this.#addNotifySecrets(file, notify, ['alerts', i, 'notify']);
+    });
   }
 
   /** The value of scalar setting `key`, or `fallback` when no file sets it. */
@@ -464,6 +474,7 @@ function checkNamesAndReferences(merged: MergedBundle, problems: Problems): Set<
   unique(merged.access, 'access rule');
   unique(merged.rules, 'statement rule');
   unique(merged.sshRules, 'ssh rule');
+  unique(merged.alerts, 'alert');
 
   const connectionNames = new Set(merged.connections.map((c) => c.value.name));
   const known = knownConnections(connectionNames);
@@ -479,6 +490,13 @@ function checkNamesAndReferences(merged: MergedBundle, problems: Problems): Set<
     value.match.connections?.forEach((c, j) => {
       if (!connectionNames.has(c)) problems.add(at.file, [...at.path, 'match', 'connections', j], `unknown connection "${c}" (known: ${known})`);
     });
+  }
+  for (const { value, at } of merged.alerts) {
+    value.connections?.forEach((c, j) => {
+      if (!connectionNames.has(c)) problems.add(at.file, [...at.path, 'connections', j], `unknown connection "${c}" (known: ${known})`);
+    });
+    if (value.clearedBy.length === 0 && merged.auditors.length === 0 && value.suspend)
+      problems.add(at.file, [...at.path, 'suspend'], 'suspends, and nobody could clear it: list clearedBy groups, or the auditors (recording.auditors)', { atKey: true });
   }
   if (merged.hashAt.length > 0 && !merged.masking.key) {
     for (const at of merged.hashAt) problems.add(at.file, at.path, 'hash needs masking.key (a secret reference such as ${env:HOOP_MASK_KEY})');
@@ -650,6 +668,7 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
       requireIsolation: scalar('runs.requireIsolation', RUN_DEFAULTS.requireIsolation),
     },
     ...(scalars.has('reviews.requireSignInWithin') ? { reviews: { requireSignInWithinMs: scalar('reviews.requireSignInWithin', 0) } } : {}),
+    alerts: merged.alerts.map((a) => a.value),
     tests,
   };
 }

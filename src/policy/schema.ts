@@ -334,7 +334,35 @@ export interface Policy {
   runs?: RunPolicy;
   /** Decisions by people (absent: no extra requirement). */
   reviews?: ReviewPolicy;
+  /** Alert rules (absent: none). */
+  alerts?: AlertRule[];
   tests: PolicyTest[];
+}
+
+/** What an alert counts: statements and SSH commands refused (by a rule, or a review that did not approve them), reviews denied. */
+export const ALERT_EVENTS = ['refused', 'review-denied'] as const;
+export type AlertEvent = (typeof ALERT_EVENTS)[number];
+
+/** Whose events an alert counts together: one person's (with their agents'), one run's, one agent's (by name, across runs). */
+export const ALERT_SCOPES = ['identity', 'run', 'agent'] as const;
+
+/**
+ * An alert rule (`alerts:`): `count` events of kind `event` within `withinMs` by one `per` raise
+ * the alert; it says so on the audit stream and to `notify`, and with `suspend` ends that
+ * identity's (run's, agent's) sessions and refuses new ones until a member of `clearedBy` clears it.
+ */
+export interface AlertRule {
+  name: string;
+  event: AlertEvent;
+  count: number;
+  withinMs: number;
+  per: (typeof ALERT_SCOPES)[number];
+  /** Only events on these connections count (absent: all). */
+  connections?: string[];
+  suspend: boolean;
+  /** Groups whose members may clear it (empty: the policy's `recording.auditors`). */
+  clearedBy: string[];
+  notify: ReviewNotify[];
 }
 
 /** Names of access rules, statement rules and tests. */
@@ -628,6 +656,12 @@ export const policyFileSchema = z.strictObject(
     ssh: sshSectionSchema.optional(),
     runs: z.lazy(() => runsSchema).optional(),
     reviews: z.lazy(() => reviewsSchema).optional(),
+    alerts: z
+      .array(
+        z.lazy(() => alertRuleSchema),
+        { error: 'must be a list of alert rules' },
+      )
+      .default([]),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
@@ -655,6 +689,21 @@ export const runsSchema = z.strictObject({
   maxSeconds: minuteToWeekSchema.optional(),
   heartbeatTimeout: timeBetween(5_000, 3_600_000, '1min').optional(),
   requireIsolation: z.boolean({ error: 'must be true (runs whose command is not contained are refused) or false' }).optional(),
+});
+
+/** One alert rule (see {@link AlertRule}). */
+export const alertRuleSchema = z.strictObject({
+  name: nameSchema,
+  when: z.strictObject({
+    event: z.enum(ALERT_EVENTS, { error: `must be one of ${ALERT_EVENTS.join(', ')}` }),
+    count: z.number({ error: 'must be a number of events' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100_000, { error: 'must be at most 100000' }),
+    within: timeBetween(1_000, 7 * 86_400_000, '10min'),
+  }),
+  per: z.enum(ALERT_SCOPES, { error: `must be one of ${ALERT_SCOPES.join(', ')}` }).default('identity'),
+  connections: list('a connection name').min(1, { error: 'must list at least one connection (or leave it out: all)' }).optional(),
+  suspend: z.boolean({ error: 'must be true (the sessions end and new ones are refused until someone clears it) or false' }).default(false),
+  clearedBy: list('a group name').optional(),
+  notify: z.array(notifySchema, { error: 'must be a list of { url, format }' }).max(10, { error: 'must list at most 10 targets' }).optional(),
 });
 
 /** The `reviews` section: what people's decisions need. */

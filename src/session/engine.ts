@@ -39,7 +39,7 @@ export type CloseReason =
  * Why the gateway itself ends a live session: it shuts down, the session's token expired without
  * being renewed, a renewal brought another identity, or a renewed token no longer grants access.
  */
-export type SessionEndReason = 'gateway-shutdown' | 'token-expired' | 'identity-changed' | 'access-revoked' | 'grant-expired' | 'session-limit' | 'recording-failed' | 'run-ended';
+export type SessionEndReason = 'gateway-shutdown' | 'token-expired' | 'identity-changed' | 'access-revoked' | 'grant-expired' | 'session-limit' | 'recording-failed' | 'run-ended' | 'alert-suspended';
 
 /**
  * The reason a {@link TunnelSession.signal} is aborted with. Engines tell the client inside its

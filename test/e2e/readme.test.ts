@@ -283,6 +283,20 @@ describe('the README, run as written', () => {
     expect(scripted.output).toContain(`${DEMO_STEPS} of ${DEMO_STEPS} expected outcomes happened.`);
   }, 120_000);
 
+  it('Alerts: the rules shown load as the section says', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-readme-alerts-'));
+    try {
+      writeFileSync(join(dir, 'hoop.yaml'), `version: 1\n${yamlBlock('alerts:')}`);
+      const policy = await loadPolicyDir(dir);
+      expect(policy.alerts).toEqual([
+        expect.objectContaining({ name: 'refusal-burst', event: 'refused', count: 5, withinMs: 600_000, per: 'identity', suspend: false, notify: [{ url: '${env:SECOPS_SLACK}', format: 'slack' }] }),
+        expect.objectContaining({ name: 'agent-denied-twice', event: 'review-denied', count: 2, withinMs: 3_600_000, per: 'agent', suspend: true, clearedBy: ['secops'] }),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('SSH sessions: the policy shown loads, and judges as the section says', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hoop-readme-ssh-'));
     try {

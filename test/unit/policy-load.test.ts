@@ -144,6 +144,76 @@ describe('loadPolicyDir', () => {
     });
   });
 
+  it('reads alert rules, and refuses a broken one at its line', async () => {
+    const p = await loadPolicyDir(
+      tree({
+        'hoop.yaml': `${GOOD}
+alerts:
+  - name: refusals
+    when: { event: refused, count: 5, within: 10min }
+  - name: agent-denials
+    when: { event: review-denied, count: 2, within: 1h }
+    per: agent
+    connections: [prod-db]
+    suspend: true
+    clearedBy: [dba]
+    notify: [{ url: https://hooks.example.com/x, format: slack }]
+`,
+        'ca.pem': ca,
+      }),
+    );
+    expect(p.alerts).toEqual([
+      { name: 'refusals', event: 'refused', count: 5, withinMs: 600_000, per: 'identity', suspend: false, clearedBy: [], notify: [] },
+      {
+        name: 'agent-denials',
+        event: 'review-denied',
+        count: 2,
+        withinMs: 3_600_000,
+        per: 'agent',
+        connections: ['prod-db'],
+        suspend: true,
+        clearedBy: ['dba'],
+        notify: [{ url: 'https://hooks.example.com/x', format: 'slack' }],
+      },
+    ]);
+    const broken = await problems(
+      tree({
+        'hoop.yaml': `${GOOD}alerts:
+  - { name: a, when: { event: rows-read, count: 5, within: 10min } }
+  - { name: b, when: { event: refused, count: 0, within: 1ms } }
+  - { name: c, when: { event: refused, count: 1, within: 1min }, connections: [nope], suspend: true }
+  - { name: c, when: { event: refused, count: 1, within: 1min } }
+`,
+        'ca.pem': ca,
+      }),
+    );
+    const at = (name: string): number => GOOD.split('\n').length + ['a', 'b', 'c'].indexOf(name) + 1;
+    expect(broken).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied$`)),
+        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.count: must be at least 1$`)),
+        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.within: must be a time from 1s`)),
+      ]),
+    );
+    const references = await problems(
+      tree({
+        'hoop.yaml': `${GOOD}alerts:
+  - { name: c, when: { event: refused, count: 1, within: 1min }, connections: [nope], suspend: true }
+  - { name: c, when: { event: refused, count: 1, within: 1min } }
+`,
+        'ca.pem': ca,
+      }),
+    );
+    expect(references).toEqual([
+      expect.stringMatching(/^hoop\.yaml:\d+:\d+: alerts\.0\.connections\.0: unknown connection "nope" \(known: prod-db, replica\)$/),
+      expect.stringMatching(/^hoop\.yaml:\d+:\d+: alerts\.1\.name: duplicate alert name "c"/),
+    ]);
+    // Without auditors, an alert that suspends must say who clears it.
+    expect(await problems(tree({ 'hoop.yaml': 'version: 1\nalerts:\n  - { name: s, when: { event: refused, count: 1, within: 1min }, suspend: true }\n' }))).toEqual([
+      'hoop.yaml:3:66: alerts.0.suspend: suspends, and nobody could clear it: list clearedBy groups, or the auditors (recording.auditors)',
+    ]);
+  });
+
   it('merges policy/*.yaml and reads policy/tests/*.yaml', async () => {
     const dir = tree({
       'policy/connections.yaml': 'version: 1\nconnections:\n  - { name: db, type: postgres, host: h, database: d, user: u, password: "${env:P}" }\n',

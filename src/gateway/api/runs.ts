@@ -18,7 +18,7 @@ import type { RunStarted, RunView } from '../../api/answers.js';
 import { runHeartbeatBody } from '../../api/bodies.js';
 
 export function runsApi(parts: GatewayParts, callers: Callers) {
-  const { policySource, reviews, runs, audit, verifier, log } = parts;
+  const { policySource, reviews, runs, events, verifier, log } = parts;
 
   /**
    * The person a run's heartbeat brings (`{ personToken }`), verified as any person's token: their
@@ -52,7 +52,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
         else callers.lookup(identity, name);
       }
       const { run, token, controlToken } = await runs.create(identity, ask, policySource?.current().policy.runs ?? RUN_DEFAULTS);
-      audit?.emit('run.start', {
+      events.emit('run.start', {
         run: run.id,
         subject: identity.subject,
         issuer: identity.issuer,

@@ -5,7 +5,8 @@
  *   `GET /v1/connections/{name}/tunnel` is an Upgrade (./tunnel-endpoint.ts; a plain GET gets 426);
  *   a run's `POST /v1/runs/{id}/heartbeat|end` carries its control credential;
  * - with a bearer token, verified before anything else happens: `GET /v1/whoami`,
- *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `GET /v1/policy`,
+ *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `GET /v1/policy`, `GET /v1/alerts`,
+ *   `POST /v1/alerts/{id}/clear`,
  *   `GET|POST /v1/reviews…`, `POST /v1/requests`, `POST /v1/runs`, `GET /v1/sessions…` and the
  *   CLIs' records (`PUT|GET /v1/sessions/{id}/client[/{file}]`, `PUT|GET /v1/runs/{id}[/files/{file}]`).
  *
@@ -24,6 +25,7 @@ import { requestAccess, requireRecentSignIn } from '../api/access.js';
 import { connectionsApi } from '../api/connections.js';
 import { authConfig, devicesApi, whoami } from '../api/identity.js';
 import { runsApi } from '../api/runs.js';
+import { alertsApi } from '../api/alerts.js';
 import { sessionsApi } from '../api/sessions.js';
 import type { Callers } from '../callers.js';
 import type { ConnectionGuard } from '../connection-guard.js';
@@ -58,6 +60,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
   const connections = connectionsApi(parts, callers, sshHostKey);
   const sessions = sessionsApi(parts, callers);
   const runs = runsApi(parts, callers);
+  const alerts = alertsApi(parts, callers);
   const writeOr = (m: RegExpExecArray, read: string): readonly string[] => (m[2] !== undefined ? [read, 'PUT'] : [read]);
   return [
     { path: exactly('/healthz'), methods: ['GET'], open: () => ok({ status: 'ok', version: VERSION }) },
@@ -90,6 +93,12 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
       },
     },
     { path: exactly('/v1/runs'), methods: ['POST'], forRun: 'runs', handle: async (req, _m, identity) => ({ status: 201, body: await runs.start(identity, await readJsonBody(req)) }) },
+    {
+      path: R.alerts,
+      methods: (m) => (m[1] !== undefined ? ['POST'] : ['GET']),
+      forRun: 'alerts',
+      handle: async (req, m, identity) => (m[1] !== undefined ? ok(alerts.clear(identity, m[1], await readJsonBody(req))) : ok(alerts.list(req, identity))),
+    },
     { path: exactly('/v1/whoami'), methods: ['GET'], handle: (_req, _m, identity) => ok(whoami(identity)) },
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
     { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },

@@ -1,0 +1,82 @@
+/**
+ * `hoop alerts ls|clear`: the alerts the gateway raised under the policy's `alerts:` rules (who,
+ * which rule, how many events, whether it suspends them) and clearing one, a person's decision
+ * with a reason. The gateway decides who may see and clear each.
+ *
+ * @see docs/architecture.md (§4.7)
+ */
+import { Command, Option } from 'commander';
+import { clearAlert, listAlerts, type RaisedAlert } from '../auth/gateway-client.js';
+import { ErrorCode, HoopError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { columns, describeLength } from '../text-format.js';
+import { type GatewayFlags, gatewayOptions, withGateway, withGatewayAsPerson } from './client-config.js';
+
+interface AlertFlags extends GatewayFlags {
+  json?: boolean;
+}
+
+/** Whom an alert is about, as a line names it. */
+function about(a: RaisedAlert): string {
+  return a.per === 'run' ? `${a.subject} (run ${a.run})` : a.per === 'agent' ? `${a.subject} (agent ${a.agent})` : a.subject;
+}
+
+/** One alert's row. */
+function row(a: RaisedAlert): string[] {
+  const state = a.state === 'open' ? (a.suspend ? 'open, suspends' : 'open') : `cleared by ${a.clearer?.email ?? a.clearer?.subject ?? '?'}`;
+  return [a.id, a.raisedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), a.rule, about(a), `${a.count} ${a.event} in ${describeLength(Math.round(a.withinMs / 1000))}`, state];
+}
+
+/** An alert in full: the row's facts, then its evidence. */
+function text(a: RaisedAlert): string {
+  const lines = [
+    `alert       ${a.id} (${a.rule})`,
+    `about       ${about(a)}`,
+    `raised      ${a.raisedAt}: ${a.count} ${a.event} events within ${describeLength(Math.round(a.withinMs / 1000))}`,
+    `state       ${row(a)[5]}${a.clearReason ? `: ${a.clearReason}` : ''}`,
+    ...(a.state === 'open' ? [`clear       hoop alerts clear ${a.id} --reason "…" (members of ${a.clearedBy.join(', ') || 'the auditors'})`] : []),
+    '',
+    ...a.evidence.map((e) => `  ${e.at}  ${e.session ? `session ${e.session}` : ''}${e.connection ? ` on ${e.connection}` : ''}${e.rule ? `: ${e.rule}` : ''}${e.reason ? ` (${e.reason})` : ''}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Builds the `alerts` command. */
+export function alertsCommand(io: CliIo): Command {
+  const alerts = new Command('alerts').description("list and clear the alerts the gateway raised under the policy's alerts: rules");
+  alerts.addCommand(
+    gatewayOptions(new Command('ls'))
+      .description('list the alerts you may see, newest first (auditors and those who may clear them: all; anyone else: those about them)')
+      .addOption(new Option('--state <state>', 'only alerts in this state').choices(['open', 'cleared', 'all']).default('open'))
+      .option('--json', 'print JSON')
+      .action(async (opts: AlertFlags & { state: 'open' | 'cleared' | 'all' }) => {
+        const list = await withGateway(io, opts, async (endpoint, token) => listAlerts(endpoint, await token(), opts.state === 'all' ? undefined : opts.state));
+        if (opts.json) io.stdout.write(`${JSON.stringify({ alerts: list })}\n`);
+        else if (list.length === 0) io.stdout.write(opts.state === 'all' ? 'no alerts\n' : `no ${opts.state} alerts\n`);
+        else io.stdout.write(`${columns([['ID', 'RAISED', 'RULE', 'ABOUT', 'EVENTS', 'STATE'], ...list.map(row)]).join('\n')}\n`);
+      }),
+  );
+  alerts.addCommand(
+    gatewayOptions(new Command('show'))
+      .description('show one alert: whom it is about, what it counted, its evidence')
+      .argument('<id>', 'the alert id (alert-…)')
+      .option('--json', 'print JSON')
+      .action(async (id: string, opts: AlertFlags) => {
+        const found = (await withGateway(io, opts, async (endpoint, token) => listAlerts(endpoint, await token()))).find((a) => a.id === id);
+        if (!found) throw new HoopError(ErrorCode.USAGE, `no alert ${id} that you may see`, { hint: '`hoop alerts ls --state all` lists them' });
+        io.stdout.write(opts.json ? `${JSON.stringify(found)}\n` : text(found));
+      }),
+  );
+  alerts.addCommand(
+    gatewayOptions(new Command('clear'))
+      .description('clear an alert (its suspension ends): a person of the groups that may clear it, never the one it is about')
+      .argument('<id>', 'the alert id (alert-…)')
+      .requiredOption('--reason <text>', 'why (kept with the alert and on the audit stream)')
+      .option('--json', 'print JSON')
+      .action(async (id: string, opts: AlertFlags & { reason: string }) => {
+        const a = await withGatewayAsPerson(io, opts, async (endpoint, token) => clearAlert(endpoint, await token(), id, opts.reason));
+        io.stdout.write(opts.json ? `${JSON.stringify(a)}\n` : `alert ${a.id}: cleared${a.suspend ? `; ${about(a)} may connect again` : ''}\n`);
+      }),
+  );
+  return alerts;
+}

@@ -1,0 +1,263 @@
+/**
+ * Alerts: the policy's `alerts:` rules evaluated over sliding windows of the gateway's events. A
+ * rule counts one kind of event (`refused`: a statement or SSH command refused, by a rule or by a
+ * review that did not approve it; `review-denied`: a reviewer's denial) per identity, per run or
+ * per agent; at `count` within `within` it raises an alert: an `alert.raised` event on the audit
+ * stream with its evidence (sessions, rules, reasons, times), a message to the rule's `notify`
+ * targets, and with `suspend`, the end of the sessions it is about and the refusal of new ones
+ * until a person of its `clearedBy` groups (else the auditors) clears it. One alert is open per
+ * rule and subject at a time: what comes while it is open is added to it, not raised again.
+ *
+ * Raised alerts are kept in the data directory (`alerts.json`), so a suspension outlives a
+ * restart. The windows are this replica's (with replicas each counts what it serves).
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc5424 (severity of security events, for SIEMs)
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../durable-file.js';
+import { ErrorCode, HoopError } from '../errors.js';
+import type { Identity } from '../identity.js';
+import type { Logger } from '../log.js';
+import { readOptionalFile } from '../private-file.js';
+import type { AlertEvidence, RaisedAlert } from '../api/answers.js';
+import type { AlertRule, Policy } from '../policy/schema.js';
+import type { GatewayEvents } from './events.js';
+import type { WebhookSender } from './review-notify.js';
+
+/** Evidence kept per alert (the newest; the count says how many there were). */
+const MAX_EVIDENCE = 50;
+/** Windows kept at once (rule × subject); past it the oldest go. */
+const MAX_WINDOWS = 50_000;
+/** Cleared alerts are forgotten a week after. */
+const KEEP_CLEARED_MS = 7 * 86_400_000;
+
+/** The event fields an alert reads (the audit stream's, ./audit.ts). */
+type EventFields = Record<string, unknown>;
+
+/** What `event` counts as for alert rules, if anything. */
+function kindOf(event: string, f: EventFields): AlertRule['event'] | undefined {
+  if (event === 'statement.refused') return 'refused';
+  if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
+  return undefined;
+}
+
+/** The key of what `rule` counts `f` against: the identity, with the run or the agent when the rule counts per run or agent. */
+function subjectKey(per: AlertRule['per'], f: { subject?: unknown; issuer?: unknown; run?: unknown; agent?: unknown }): string | undefined {
+  if (typeof f.subject !== 'string' || typeof f.issuer !== 'string') return undefined;
+  const person = `${f.issuer}\n${f.subject}`;
+  if (per === 'identity') return person;
+  if (per === 'run') return typeof f.run === 'string' ? `${person}\nrun\n${f.run}` : undefined;
+  return typeof f.agent === 'string' ? `${person}\nagent\n${f.agent}` : undefined;
+}
+
+/** The same key for an identity about to open a session, for each scope. */
+function keysOf(identity: Identity, agent: string | undefined): string[] {
+  const person = `${identity.issuer}\n${identity.subject}`;
+  return [person, ...(identity.run ? [`${person}\nrun\n${identity.run.id}`] : []), ...(agent !== undefined ? [`${person}\nagent\n${agent}`] : [])];
+}
+
+const keyOfAlert = (a: RaisedAlert): string => subjectKey(a.per, a)!;
+
+/** What an alert is about, for people. */
+export function alertSubject(a: RaisedAlert): string {
+  return a.per === 'run' ? `${a.subject}'s run ${a.run}` : a.per === 'agent' ? `${a.subject}'s agent ${a.agent}` : a.subject;
+}
+
+/** See the module documentation. */
+export class AlertMonitor {
+  readonly #file: string;
+  readonly #alerts = new Map<string, RaisedAlert>();
+  /** Times and evidence of the events counted, per rule and subject key, oldest first. */
+  readonly #windows = new Map<string, AlertEvidence[]>();
+  readonly #onSuspend: Array<(alert: RaisedAlert, matches: (identity: Identity, agent: string | undefined) => boolean) => void> = [];
+  #writing: Promise<void> = Promise.resolve();
+
+  private constructor(
+    dataDir: string,
+    private readonly policy: () => Policy | undefined,
+    private readonly events: GatewayEvents,
+    private readonly webhooks: WebhookSender,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {
+    this.#file = join(dataDir, 'alerts.json');
+  }
+
+  /** Loads the alerts kept in `dataDir` and starts hearing `events`. */
+  static async open(o: { dataDir: string; policy: () => Policy | undefined; events: GatewayEvents; webhooks: WebhookSender; log: Logger; now?: () => number }): Promise<AlertMonitor> {
+    const m = new AlertMonitor(o.dataDir, o.policy, o.events, o.webhooks, o.log, o.now ?? Date.now);
+    const text = await readOptionalFile(m.#file);
+    const cutoff = m.now() - KEEP_CLEARED_MS;
+    for (const a of text ? (JSON.parse(text) as RaisedAlert[]) : []) if (a.state === 'open' || Date.parse(a.clearedAt ?? a.raisedAt) > cutoff) m.#alerts.set(a.id, a);
+    o.events.listen((event, fields) => m.hear(event, fields));
+    return m;
+  }
+
+  /** Called for each suspending alert raised, with a test of the sessions it is about (the admission ends them). */
+  onSuspend(listener: (alert: RaisedAlert, matches: (identity: Identity, agent: string | undefined) => boolean) => void): void {
+    this.#onSuspend.push(listener);
+  }
+
+  /** Counts an event for every rule that counts its kind; raises what reaches its count. */
+  hear(event: string, f: EventFields): void {
+    const kind = kindOf(event, f);
+    const rules = kind ? (this.policy()?.alerts ?? []).filter((r) => r.event === kind) : [];
+    for (const rule of rules) {
+      if (rule.connections && !rule.connections.includes(String(f.connection))) continue;
+      const key = subjectKey(rule.per, f);
+      if (key === undefined) continue;
+      const evidence: AlertEvidence = { at: new Date(this.now()).toISOString(), ...pick(f) };
+      const open = this.#openFor(rule.name, key);
+      if (open) {
+        open.count++;
+        open.evidence = [...open.evidence, evidence].slice(-MAX_EVIDENCE);
+        this.#save();
+        continue;
+      }
+      const window = this.#count(`${rule.name}\n${key}`, evidence, rule.withinMs);
+      if (window.length >= rule.count) {
+        this.#windows.delete(`${rule.name}\n${key}`);
+        this.#raise(rule, f, window);
+      }
+    }
+  }
+
+  /** The open alert that suspends `identity` (coming as `agent`, if an agent), if one does. */
+  suspension(identity: Identity, agent: string | undefined): RaisedAlert | undefined {
+    const keys = new Set(keysOf(identity, agent));
+    for (const a of this.#alerts.values()) if (a.state === 'open' && a.suspend && keys.has(keyOfAlert(a))) return a;
+    return undefined;
+  }
+
+  /** The refusal of a new session of a suspended identity: the alert, and who can clear it. */
+  refusal(identity: Identity, agent: string | undefined): HoopError | undefined {
+    const a = this.suspension(identity, agent);
+    if (!a) return undefined;
+    return new HoopError(ErrorCode.ACCESS_DENIED, `hoop: ${alertSubject(a)} is suspended by alert ${a.id} (${a.rule}: ${a.count} ${a.event} events), raised ${a.raisedAt}`, {
+      hint: `a member of ${this.#clearers(a).join(', ') || 'the auditors'} can clear it: hoop alerts clear ${a.id} --reason "…"`,
+    });
+  }
+
+  /** Alerts, newest first, that `identity` may see: every one for `everyone`, else those about them. */
+  list(identity: Identity, everyone: boolean, state?: RaisedAlert['state']): RaisedAlert[] {
+    return [...this.#alerts.values()]
+      .filter((a) => (everyone || this.mayClear(identity, a) || (a.subject === identity.subject && a.issuer === identity.issuer)) && (state === undefined || a.state === state))
+      .sort((x, y) => y.raisedAt.localeCompare(x.raisedAt));
+  }
+
+  /** Whether `identity` may clear `a`: a member of its clearers, never the one it is about. */
+  mayClear(identity: Identity, a: RaisedAlert): boolean {
+    if (a.subject === identity.subject && a.issuer === identity.issuer) return false;
+    const clearers = this.#clearers(a);
+    return identity.groups.some((g) => clearers.includes(g));
+  }
+
+  /** Clears an open alert (a person of its clearers, with a reason); its suspension ends. */
+  clear(id: string, identity: Identity, reason: string): RaisedAlert {
+    const a = this.#alerts.get(id);
+    if (!a) throw new HoopError(ErrorCode.USAGE, `no alert ${id}`, { hint: '`hoop alerts ls` lists them' });
+    if (!this.mayClear(identity, a)) {
+      const own = a.subject === identity.subject && a.issuer === identity.issuer;
+      throw new HoopError(ErrorCode.ACCESS_DENIED, own ? `${identity.subject} may not clear an alert about themselves` : `${identity.subject} may not clear alert ${id}`, {
+        hint: `a member of ${this.#clearers(a).join(', ') || 'the auditors'} can`,
+      });
+    }
+    if (a.state !== 'open') throw new HoopError(ErrorCode.USAGE, `alert ${id} was cleared already, at ${a.clearedAt}`);
+    a.state = 'cleared';
+    a.clearedAt = new Date(this.now()).toISOString();
+    a.clearer = { subject: identity.subject, issuer: identity.issuer, ...(identity.email !== undefined ? { email: identity.email } : {}) };
+    a.clearReason = reason;
+    this.#save();
+    this.events.emit('alert.cleared', { alert: a.id, rule: a.rule, subject: a.subject, issuer: a.issuer, clearer: a.clearer, reason });
+    this.log.info('alert.cleared', { id: a.id, rule: a.rule, by: identity.subject });
+    return a;
+  }
+
+  /** Waits for what is being written. */
+  flushed(): Promise<void> {
+    return this.#writing;
+  }
+
+  #clearers(a: RaisedAlert): string[] {
+    return a.clearedBy.length > 0 ? a.clearedBy : (this.policy()?.recording.auditors ?? []);
+  }
+
+  #openFor(rule: string, key: string): RaisedAlert | undefined {
+    for (const a of this.#alerts.values()) if (a.state === 'open' && a.rule === rule && keyOfAlert(a) === key) return a;
+    return undefined;
+  }
+
+  /** Adds `evidence` to the window of `key` and drops what is older than `withinMs`; the window. */
+  #count(key: string, evidence: AlertEvidence, withinMs: number): AlertEvidence[] {
+    const since = this.now() - withinMs;
+    const window = (this.#windows.get(key) ?? []).filter((e) => Date.parse(e.at) > since);
+    window.push(evidence);
+    this.#windows.delete(key); // re-inserted last: the map's order is least recently counted first
+    this.#windows.set(key, window.slice(-MAX_EVIDENCE));
+    if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
+    return window;
+  }
+
+  #raise(rule: AlertRule, f: EventFields, window: AlertEvidence[]): void {
+    const a: RaisedAlert = {
+      id: `alert-${randomBytes(6).toString('hex')}`,
+      rule: rule.name,
+      event: rule.event,
+      per: rule.per,
+      subject: String(f.subject),
+      issuer: String(f.issuer),
+      ...(rule.per === 'run' ? { run: String(f.run) } : {}),
+      ...(rule.per === 'agent' ? { agent: String(f.agent) } : {}),
+      count: window.length,
+      withinMs: rule.withinMs,
+      evidence: window.slice(-MAX_EVIDENCE),
+      raisedAt: new Date(this.now()).toISOString(),
+      suspend: rule.suspend,
+      clearedBy: rule.clearedBy,
+      state: 'open',
+    };
+    this.#alerts.set(a.id, a);
+    this.#save();
+    const { evidence, state: _s, event: counted, id: _i, ...head } = a;
+    this.events.emit('alert.raised', { alert: a.id, counted, ...head, sessions: [...new Set(evidence.map((e) => e.session).filter(Boolean))], evidence });
+    this.log.warn('alert.raised', { id: a.id, rule: a.rule, about: alertSubject(a), count: a.count, suspend: a.suspend });
+    for (const target of rule.notify) this.webhooks.send(target, alertBody(a, target.format), { alert: a.id });
+    if (a.suspend) {
+      const key = keyOfAlert(a);
+      const matches = (identity: Identity, agent: string | undefined): boolean => keysOf(identity, agent).includes(key);
+      // Not inside the event that raised it (a session's own refusal): its sessions end once that is handled.
+      setImmediate(() => {
+        for (const l of this.#onSuspend) l(a, matches);
+      });
+    }
+  }
+
+  #save(): void {
+    const all = [...this.#alerts.values()];
+    this.#writing = this.#writing
+      .then(() => writeFileAtomic(this.#file, JSON.stringify(all), join(this.#file, '..')))
+      .catch((err: unknown) => this.log.error('alert.save-failed', { error: String(err) }));
+  }
+}
+
+/** The evidence an event gives. */
+function pick(f: EventFields): Omit<AlertEvidence, 'at'> {
+  const out: Omit<AlertEvidence, 'at'> = {};
+  for (const k of ['session', 'connection', 'rule', 'reason', 'review'] as const) if (typeof f[k] === 'string') out[k] = (f[k] as string).slice(0, 500);
+  return out;
+}
+
+/** A notification's body: generic JSON, or Slack's. */
+function alertBody(a: RaisedAlert, format: 'json' | 'slack'): Record<string, unknown> {
+  if (format === 'json') return { event: 'alert.raised', alert: a, clear: `hoop alerts clear ${a.id} --reason "…"` };
+  const e = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const text = `:rotating_light: alert ${a.id} (${e(a.rule)}): ${e(alertSubject(a))} had ${a.count} ${a.event} events within ${Math.round(a.withinMs / 1000)} s${a.suspend ? '; suspended until cleared' : ''}`;
+  return {
+    text,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text } },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: `clear: \`hoop alerts clear ${a.id} --reason "…"\`` }] },
+    ],
+  };
+}

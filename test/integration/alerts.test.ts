@@ -1,0 +1,142 @@
+/**
+ * Alerts (src/gateway/alerts.ts) end to end: refusals counted per identity over a window; at the
+ * rule's count an `alert.raised` event with its evidence on the audit stream and to the webhook;
+ * a suspending alert ends the identity's open sessions and refuses new ones naming the alert and
+ * who can clear it; the one it is about cannot clear it, a run's credential cannot, an auditor can
+ * (with a reason, on the record), and then the identity connects again.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { callApi } from '../harness/api.js';
+import { psql } from '../harness/clients.js';
+import { PolicyGitRepo } from '../harness/policy-git.js';
+import { connectionYaml } from '../harness/postgres.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
+
+const hooks: Array<Record<string, unknown>> = [];
+const webhook = createServer((req: IncomingMessage, res) => {
+  let body = '';
+  req.on('data', (b: Buffer) => (body += b.toString()));
+  req.on('end', () => {
+    hooks.push(JSON.parse(body) as Record<string, unknown>);
+    res.writeHead(204).end();
+  });
+});
+let stack: HoopStack;
+let repo: PolicyGitRepo;
+
+beforeAll(async () => {
+  await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`;
+  repo = new PolicyGitRepo('hoop-alerts-policy-');
+  stack = await startStack({
+    extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2 }',
+    policy: ({ pg }) => {
+      repo.commit(`version: 1
+connections:
+${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
+  - { name: people, subjects: [alice, carol], connections: [app], mode: read-write }
+statements:
+  rules:
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
+recording:
+  auditors: [secops]
+alerts:
+  - name: refusal-burst
+    when: { event: refused, count: 3, within: 10min }
+    suspend: true
+    notify: [{ url: ${JSON.stringify(url)}, format: json }]
+`);
+      return repo.gatewayBlock(['${env:APP_PASSWORD}']);
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  webhook.close();
+  if (repo) rmSync(repo.base, { recursive: true, force: true });
+});
+
+/** The audit file's complete lines (a batch may be half-written while it is read). */
+const audit = (): Array<Record<string, unknown>> =>
+  readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8')
+    .split('\n')
+    .slice(0, -1)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+async function hoop(argv: string[], subject: string, groups: string[] = []) {
+  return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
+}
+
+describe('alerts', () => {
+  it('raise at the count, with their evidence, suspend until an auditor clears them, and the one suspended connects again', async () => {
+    const alice = await stack.token('alice');
+    const first = await stack.tunnel('app', alice);
+    for (let i = 0; i < 2; i++) expect((await first.simple('drop table items')).some((m) => m.type === 0x45)).toBe(true);
+    // Another person's refusal counts for them, not for alice.
+    const carol = await stack.tunnel('app', await stack.token('carol'));
+    expect((await carol.simple('drop table items')).some((m) => m.type === 0x45)).toBe(true);
+    const idle = await stack.tunnel('app', alice);
+    expect((await idle.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
+    expect(audit().some((e) => e.event === 'alert.raised')).toBe(false);
+
+    // The third of alice's refusals within ten minutes raises the alert, and her sessions end (this one right after its refusal).
+    await first.simple('drop table items').catch((err: Error) => expect(err.message).toMatch(/only E/));
+    await eventually(() => expect(audit().map((e) => e.event)).toContain('alert.raised'), { timeout: 10_000, interval: 100 });
+    const raised = audit().find((e) => e.event === 'alert.raised')!;
+    expect(raised).toMatchObject({ rule: 'refusal-burst', subject: 'alice', per: 'identity', count: 3, suspend: true, sessions: [expect.any(String)] });
+    expect((raised.evidence as unknown[]).length).toBe(3);
+    expect(raised.evidence).toContainEqual(expect.objectContaining({ rule: 'no-drop', connection: 'app', reason: expect.any(String) }));
+    expect(await idle.closed()).toBe(true);
+    expect(await first.closed()).toBe(true);
+    expect(carol.ended).toBe(false);
+    const id = String(raised.alert);
+    await eventually(() => expect(hooks).toContainEqual(expect.objectContaining({ event: 'alert.raised', alert: expect.objectContaining({ id, subject: 'alice' }) })), {
+      timeout: 10_000,
+      interval: 100,
+    });
+
+    // A new session of alice's is refused, saying which alert and how it is cleared.
+    const local = await stack.connect('app', alice);
+    const refused = await psql(local.info, ['-c', 'select 1']);
+    await local.stop();
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(new RegExp(`alice is suspended by alert ${id} \\(refusal-burst: 3 refused events\\)`));
+    expect(refused.stderr).toContain(`hoop alerts clear ${id}`);
+
+    // alice sees it, and may not clear it; carol may not either; an auditor sees and clears it.
+    const mine = await hoop(['alerts', 'ls', '--json'], 'alice');
+    expect((JSON.parse(mine.stdout) as { alerts: Array<{ id: string }> }).alerts.map((a) => a.id)).toEqual([id]);
+    const own = await hoop(['alerts', 'clear', id, '--reason', 'it was me'], 'alice');
+    expect(own.code).toBe(ExitCode.NOPERM);
+    expect(own.stderr).toContain('may not clear an alert about themselves');
+    expect((await hoop(['alerts', 'ls', '--json'], 'carol')).stdout).toBe('{"alerts":[]}\n');
+    expect((await hoop(['alerts', 'clear', id, '--reason', 'x'], 'carol')).code).toBe(ExitCode.NOPERM);
+    const listed = await hoop(['alerts', 'ls'], 'bob', ['secops']);
+    expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+\\S+ \\S+\\s+refusal-burst\\s+alice\\s+3 refused in 10 minutes\\s+open, suspends$`, 'm'));
+    const shown = await hoop(['alerts', 'show', id], 'bob', ['secops']);
+    expect(shown.stdout).toContain('about       alice');
+    expect(shown.stdout.match(/: no-drop \(/g)).toHaveLength(3);
+    const noReason = await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/alerts/${id}/clear`, await stack.token('bob', ['secops']), {});
+    expect(noReason.status).toBe(400);
+    const cleared = await hoop(['alerts', 'clear', id, '--reason', 'alice was testing the rule'], 'bob', ['secops']);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(cleared.stdout).toBe(`alert ${id}: cleared; alice may connect again\n`);
+    await eventually(() => expect(audit().find((e) => e.event === 'alert.cleared')).toMatchObject({ alert: id, reason: 'alice was testing the rule', clearer: { subject: 'bob' } }), {
+      timeout: 10_000,
+      interval: 100,
+    });
+    const again = await stack.tunnel('app', alice);
+    expect((await again.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
+    expect((await hoop(['alerts', 'ls', '--state', 'cleared', '--json'], 'bob', ['secops'])).stdout).toContain('"clearReason":"alice was testing the rule"');
+    // Its window starts afresh: one more refusal raises nothing.
+    expect((await again.simple('drop table items')).some((m) => m.type === 0x45)).toBe(true);
+    expect(audit().filter((e) => e.event === 'alert.raised')).toHaveLength(1);
+  });
+});
