@@ -104,6 +104,7 @@ export function demoCommand(io: CliIo, cli: RunCli): Command {
               review: (decision, reason, id) => demo.review(decision, reason, id),
               agentWrite: (sql) => demo.runAgentWrite(sql),
               personRun,
+              alerts: () => demo.alerts(),
               ...(demo.runSsh ? { runSsh: demo.runSsh } : {}),
             });
             io.stdout.write(`${transcript.join('\n')}\n`);

@@ -100,6 +100,8 @@ export interface RunningDemo {
    * review approve|deny <id>`; resolves its exit code and a line that says what was done.
    */
   review(decision: 'approve' | 'deny', reason?: string, id?: string): Promise<{ code: number; line: string }>;
+  /** `hoop alerts ls --json` as the demo's user (the alerts about them, open ones), once the gateway has raised what it will. */
+  alerts(): Promise<{ code: number; alerts: Array<{ id: string; rule: string; count: number; state: string }> }>;
   stop(): Promise<void>;
 }
 
@@ -253,6 +255,7 @@ export async function startDemo(options: DemoOptions): Promise<RunningDemo> {
       runAgent: (prompt, sql) => runWrappedAgent(cli, prompt, sql),
       runAgentWrite: (sql) => runAgentWrite(cli, p.reviewer, sql),
       review: (decision, reason, given) => decideReview(cli, p.reviewer, decision, reason, given),
+      alerts: () => openAlerts(cli),
       verifyLastSession: (before) => verifyLastSession(cli, before),
       stop: stopAll,
     };
@@ -603,6 +606,16 @@ async function decideReview(cli: DemoCli, reviewerDir: string, decision: 'approv
   if (id === undefined) return { code: 1, line: 'no review waited for a decision' };
   const r = await cli(['review', decision, id, ...(reason ? ['--reason', reason] : [])], asReviewer);
   return { code: r.code, line: `hoop review ${decision} ${id}${reason ? ` --reason ${JSON.stringify(reason)}` : ''}: ${(r.out || r.err).trim()}` };
+}
+
+/** {@link RunningDemo.alerts}: the demo user's open alerts (asked again for a moment while none is there: the gateway raises it as the refusal comes). */
+async function openAlerts(cli: DemoCli): Promise<{ code: number; alerts: Array<{ id: string; rule: string; count: number; state: string }> }> {
+  for (let i = 0; ; i++) {
+    const r = await cli(['alerts', 'ls', '--json']);
+    const alerts = r.code === 0 ? (JSON.parse(r.out) as { alerts: Array<{ id: string; rule: string; count: number; state: string }> }).alerts : [];
+    if (alerts.length > 0 || i >= 50) return { code: r.code, alerts };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** {@link RunningDemo.verifyLastSession}: waits for one more ended session (and its CLI record), then `hoop sessions verify last`. */

@@ -197,6 +197,10 @@ statements:
       action: review
       message: a write an agent sends needs a reviewer, even where its person's own runs
 
+alerts:                                         # what the security team hears about: hoop alerts ls
+  - name: refusal-burst
+    when: { event: refused, count: 5, within: 10min }   # five refusals of one person (or their agents) in ten minutes
+
 masking:
   columns:
     - { table: public.customers, column: email, strategy: redact }

@@ -116,6 +116,8 @@ export interface DemoScriptChecks {
   agentWrite?: (sql: string) => Promise<{ code: number; stdout: string; review?: Record<string, unknown> }>;
   /** The same person runs `sql` in a session of their own (hoop connect's port). */
   personRun?: (sql: string) => Promise<RoundTrip>;
+  /** `hoop alerts ls --json` as the demo's user: the alerts about them. */
+  alerts?: () => Promise<{ code: number; alerts: Array<{ id: string; rule: string; count: number; state: string }> }>;
   /** With an SSH target: `hoop run --connect demo-ssh -- sh -c <script>` and the replay of its last session. */
   runSsh?: (script: string) => Promise<{ code: number; stdout: string; stderr: string; replay: string }>;
 }
@@ -126,8 +128,11 @@ const SSH_SCRIPT = 'ssh -F "$HOOP_SSH_CONFIG" demo-ssh \'uname -s | sed "s/^/hel
 /** What the agent writes, held for a reviewer, while its person's own write of it runs. */
 const AGENT_WRITE = "update orders set status = 'shipped' where id = 7";
 
+/** The agent keeps trying what the policy refuses: with the DROP before, five refusals in ten minutes, which the demo's alert counts. */
+const BURST = ['truncate orders', 'truncate customers', 'drop table customers', 'truncate orders'];
+
 export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
-  const { recording, runAgent, review, runSsh, agentWrite, personRun } = checks;
+  const { recording, runAgent, review, runSsh, agentWrite, personRun, alerts } = checks;
   const transcript: string[] = [];
   let passed = 0;
   for (const step of STEPS) {
@@ -141,8 +146,28 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
     if (problem === undefined) passed++;
     transcript.push(problem === undefined ? `   ok   ${step.shows}` : `   FAIL ${problem}`, '');
   }
-  session.close();
   let total = STEPS.length;
+  if (alerts) {
+    total++;
+    const refused: string[] = [];
+    for (const sql of BURST) {
+      const a = await session.run(sql);
+      if (a.error?.code === REFUSED) refused.push(sql);
+    }
+    transcript.push(`agent> ${BURST.join('; ')} (one at a time)`, `        ${refused.length} of ${BURST.length} refused`);
+    const r = await alerts();
+    const raised = r.alerts.find((a) => a.rule === 'refusal-burst' && a.state === 'open');
+    transcript.push('you>   hoop alerts ls', ...(raised ? [`        ${raised.id}  refusal-burst  ${raised.count} refused events  open`] : [`        (exit ${r.code}) no open refusal-burst alert`]));
+    const problem = refused.length !== BURST.length ? `only ${refused.length} of the ${BURST.length} statements were refused` : !raised ? 'no refusal-burst alert was raised' : undefined;
+    if (problem === undefined) passed++;
+    transcript.push(
+      problem === undefined
+        ? "   ok   five refusals within ten minutes raised the policy's refusal-burst alert: on the audit stream with its evidence, and in hoop alerts ls (an alert may also suspend, until a person clears it)"
+        : `   FAIL ${problem}`,
+      '',
+    );
+  }
+  session.close();
   if (recording) {
     total++;
     const r = await recording();

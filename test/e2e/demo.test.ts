@@ -16,7 +16,7 @@ import { pgBinDir, freePort } from '../harness/postgres.js';
 import { findSshd } from '../../src/demo/sshd.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
-const DEMO_STEPS = findSshd() ? 10 : 9;
+const DEMO_STEPS = findSshd() ? 11 : 10;
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-demo-'));

@@ -27,7 +27,7 @@ import { loadPolicyDir } from '../../src/policy/load.js';
 import { sshJudgeFor } from '../../src/policy/ssh.js';
 
 /** The demo script's checks: one more with an SSH target (when OpenSSH's server is installed). */
-const DEMO_STEPS = findSshd() ? 10 : 9;
+const DEMO_STEPS = findSshd() ? 11 : 10;
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/hoop.js');
