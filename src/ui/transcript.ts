@@ -128,7 +128,59 @@ export class TranscriptRenderer {
       case 'end':
         return [{ at, text: `-- session ended: ${String(e.reason)}` }];
       default:
-        return [];
+        return e.t.startsWith('ssh-') ? sshLines(e, this.#database) : [];
     }
+  }
+}
+
+/** Bytes as a person reads them. */
+const bytes = (n: unknown): string => (typeof n === 'number' ? (n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`) : '?');
+
+/** What the policy decided of a command, shell or sftp session, when it was not simply allowed. */
+function decisionLines(e: RecordingEvent): TranscriptLine[] {
+  const rule = e.rule ? ` (rule "${String(e.rule)}")` : '';
+  if (e.decision === 'deny') return [{ at: e.at, text: `-- refused by the policy${rule}`, denied: true }];
+  if (e.decision === 'review') return [{ at: e.at, text: `-- held for a reviewer${rule}` }];
+  return [];
+}
+
+/**
+ * An SSH session's events as a shell user would read them: each command (and shell, and sftp
+ * session) at a prompt with what the policy decided, each sftp operation, how each channel
+ * exited (status, bytes), forwards and refusals. What the terminal showed is `replay`'s.
+ */
+function sshLines(e: RecordingEvent, connection: string): TranscriptLine[] {
+  const at = e.at;
+  switch (e.t) {
+    case 'ssh-signed-in':
+      return [{ at, text: `-- signed in to ${String(e.target)} as ${String(e.user)}` }];
+    case 'ssh-exec':
+      return [{ at, text: `${connection}$ ${String(e.command)}` }, ...decisionLines(e)];
+    case 'ssh-shell':
+      return [{ at, text: `${connection}$ (an interactive shell${e.pty ? ', with a terminal' : ''})` }, ...decisionLines(e)];
+    case 'ssh-sftp-start':
+      return [{ at, text: `${connection}$ (sftp)` }, ...decisionLines(e)];
+    case 'ssh-sftp': {
+      const what = `${String(e.op)}${e.name !== undefined ? ` ${String(e.name)}` : ''}${e.path !== undefined ? ` ${String(e.path)}` : ''}${e.to !== undefined ? ` -> ${String(e.to)}` : ''}${e.mode !== undefined ? ` (${String(e.mode)})` : ''}`;
+      const moved = e.op === 'close' && (e.read !== undefined || e.written !== undefined) ? `: read ${bytes(e.read ?? 0)}, written ${bytes(e.written ?? 0)}` : '';
+      if (e.refused) return [{ at, text: `   sftp ${what}: refused (read-only)`, denied: true }];
+      return [{ at, text: `   sftp ${what}${moved}${e.failed !== undefined ? `: failed on the target (status ${String(e.failed)})` : ''}` }];
+    }
+    case 'ssh-exit': {
+      const how = e.status !== undefined ? `exit ${String(e.status)}` : `signal ${String(e.signal)}`;
+      const b = e.bytes as { out?: number; err?: number; in?: number } | undefined;
+      const moved = b ? `; ${bytes(b.out ?? 0)} out, ${bytes(b.err ?? 0)} err, ${bytes(b.in ?? 0)} in` : '';
+      return [{ at, text: `-- ${e.refused ? 'refused: ' : ''}${how}${moved}`, ...(e.refused ? { denied: true } : {}) }];
+    }
+    case 'ssh-forward':
+      return [{ at, text: `-- forward to ${String(e.target)}: ${e.allowed ? 'allowed' : 'refused by the policy (ssh.forwarding)'}`, ...(e.allowed ? {} : { denied: true }) }];
+    case 'ssh-refused':
+      return [{ at, text: `-- refused: ${String(e.what)}`, denied: true }];
+    case 'ssh-upstream-failed':
+      return [{ at, text: `-- the target could not be reached: ${String(e.message)}` }];
+    case 'ssh-end':
+      return [{ at, text: `-- the gateway ended the session: ${String(e.message ?? e.reason)}` }];
+    default:
+      return [];
   }
 }

@@ -169,6 +169,28 @@ describe('hoop connect for an ssh connection', () => {
     expect(r.code).toBe(126);
     expect(r.stderr).toContain('hoop: recursive deletes are not allowed here');
     expect(existsSync(join(victim, 'f'))).toBe(true);
+    // The index counts the command as a statement and its refusal, as for SQL: --denied finds the session.
+    const id = lastSession('bastion');
+    const ls = async (...filter: string[]) =>
+      (
+        JSON.parse((await stack.run(['sessions', 'ls', '--json', ...filter, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') })).stdout) as {
+          sessions: Array<{ id: string; statements: number; refused: number }>;
+        }
+      ).sessions;
+    await eventually(async () => expect((await ls()).find((s) => s.id === id)).toMatchObject({ statements: 1, refused: 1 }), { timeout: 10_000, interval: 100 });
+    expect((await ls('--denied')).map((s) => s.id)).toContain(id);
+    // show tells it as a shell user would read it: the command, the refusal, how it exited.
+    const show = await eventually(
+      async () => {
+        const r = await stack.run(['sessions', 'show', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toContain('-- session ended');
+        return r;
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+    expect(show.stdout).toContain(`bastion$ rm -rf ${victim}\n-- refused by the policy (rule "no-recursive-rm")\n`);
+    expect(show.stdout).toMatch(/^-- refused: exit 126/m);
   });
 
   it('sets only the environment variables the policy lists', async () => {
@@ -343,6 +365,29 @@ describe('files through hoop: scp, sftp, rsync', () => {
     expect(existsSync(join(sshd.dir, 'd'))).toBe(false);
     const events = await recordingOf(lastSession('bastion-ro'));
     expect(events.some((e) => e.t === 'ssh-sftp' && e.refused === true)).toBe(true);
+    // The refused sftp operation is a refusal of that session in the index.
+    const roSession = lastSession('bastion-ro');
+    await eventually(
+      async () => {
+        const listed = JSON.parse(
+          (await stack.run(['sessions', 'ls', '--json', '--denied', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') })).stdout,
+        ) as {
+          sessions: Array<{ id: string; statements: number; refused: number }>;
+        };
+        expect(listed.sessions.find((x) => x.id === roSession)).toMatchObject({ statements: expect.any(Number), refused: 1 });
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    // replay shows the sftp operations (an sftp session draws no terminal), the refused one marked.
+    const replayed = await eventually(
+      async () => {
+        const r = await stack.run(['sessions', 'replay', roSession, '--no-tty', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+        expect(r.code, r.stderr).toBe(0);
+        return r.stdout;
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+    expect(replayed).toMatch(/^sftp: extended posix-rename@openssh\.com \S+ -> \S+: refused \(read-only\)\r?$/m);
 
     // The same transfers started as commands: an sftp server by path, legacy scp, rsync.
     const small = join(stack.dir, 'small.txt');

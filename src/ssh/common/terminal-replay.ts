@@ -49,6 +49,15 @@ export function* terminalFrames(events: Iterable<RecordingEvent>, withInput = fa
         if (e.s === 'i' && !withInput) break;
         yield { at: e.at, code: e.s === 'i' ? 'i' : 'o', data: dataOf(e) };
         break;
+      case 'ssh-sftp':
+        // An sftp session shows no terminal: each operation is a line of its own.
+        if (e.op !== 'close' || e.read !== undefined || e.written !== undefined)
+          yield {
+            at: e.at,
+            code: 'o',
+            data: `sftp: ${String(e.op)}${e.name !== undefined ? ` ${String(e.name)}` : ''}${e.path !== undefined ? ` ${String(e.path)}` : ''}${e.to !== undefined ? ` -> ${String(e.to)}` : ''}${e.mode !== undefined ? ` (${String(e.mode)})` : ''}${e.op === 'close' ? `: read ${Number(e.read ?? 0)} B, written ${Number(e.written ?? 0)} B` : ''}${e.refused ? ': refused (read-only)' : e.failed !== undefined ? `: failed (status ${String(e.failed)})` : ''}\r\n`,
+          };
+        break;
       case 'ssh-upstream-failed':
         yield { at: e.at, code: 'o', data: `hoop: ${String(e.message)}\r\n` };
         break;

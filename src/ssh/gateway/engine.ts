@@ -147,6 +147,7 @@ export class SshEngine implements Engine<SshConnection> {
             session.recording?.stream.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed });
             if (!allowed) {
               log.info('ssh.refused', { ...who, what: 'forward', target });
+              session.recording?.notes?.refused();
               session.onRefusal?.({ action: 'deny', rule: 'hoop:ssh-forwarding', reason: `${target} is not in the policy's ssh.forwarding`, message: '' });
               return reject();
             }
@@ -272,14 +273,20 @@ export class SshEngine implements Engine<SshConnection> {
           }),
         );
       };
+      // Each command, shell and sftp session is a statement of the session, as each SQL statement is; a refusal is counted as one.
+      session.recording?.notes?.statement();
       const start = async (): Promise<void> => {
         if (verdict.action === 'deny') {
+          session.recording?.notes?.refused();
           session.onRefusal?.({ action: 'deny', rule: verdict.rule ?? 'hoop:ssh', reason: verdict.reason, message: verdict.message ?? '' });
           return refuse(`${verdict.message ?? `the policy does not allow this ${request.kind === 'exec' ? 'command' : request.kind}`} (${verdict.reason})`);
         }
         if (verdict.action === 'review') {
           const approved = await this.#review(session, request, verdict, down);
-          if (approved !== true) return refuse(approved);
+          if (approved !== true) {
+            session.recording?.notes?.refused();
+            return refuse(approved);
+          }
         }
         let u: SshClient;
         try {
@@ -345,7 +352,15 @@ export class SshEngine implements Engine<SshConnection> {
     const total = { out: 0, err: 0, in: 0 };
     const input = rec?.sshInput ?? 'exec';
     const recordInput = kind !== 'sftp' && (input === 'all' || (input === 'exec' && kind === 'exec'));
-    const sftp = kind === 'sftp' ? new SftpStage(session.ssh?.sftp === 'read-only', (e) => rec?.stream.event({ at: Date.now(), ch: n, ...e, t: 'ssh-sftp' })) : undefined;
+    // Each sftp operation is a statement too; a refused one is counted as a refusal.
+    const sftp =
+      kind === 'sftp'
+        ? new SftpStage(session.ssh?.sftp === 'read-only', (e) => {
+            rec?.stream.event({ at: Date.now(), ch: n, ...e, t: 'ssh-sftp' });
+            if (e.failed === undefined && e.op !== 'close') rec?.notes?.statement();
+            if (e.refused) rec?.notes?.refused();
+          })
+        : undefined;
     const observe = (stream: 'out' | 'err' | 'in', code: number, record: boolean) => (chunk: Buffer) => {
       total[stream] += chunk.length;
       if (record && data) data.data(n, code, kept[stream], chunk);
