@@ -105,8 +105,14 @@ const status = async (): Promise<string> => (await runCli(['gateway', 'status', 
 const storeRows = async (sql: string): Promise<string[]> => (await store.psql(sql, { database: 'hoop_store' })).trim().split('\n').filter(Boolean);
 const replicaIdOf = async (url: string): Promise<string> => (await storeRows(`select id from hoop.replicas where url = '${url}'`))[0]!;
 /** Running sessions in the store, per replica id. */
-const runningPerReplica = async (): Promise<Map<string, number>> =>
-  new Map((await storeRows("select replica || ' ' || count(*) from hoop.sessions where ended_at is null group by replica")).map((l) => [l.split(' ')[0]!, Number(l.split(' ')[1])]));
+/** Sessions running per replica in the store (those started since `since`, when given: not the earlier tests' that are still closing). */
+const runningPerReplica = async (since?: string): Promise<Map<string, number>> =>
+  new Map(
+    (await storeRows(`select replica || ' ' || count(*) from hoop.sessions where ended_at is null${since ? ` and started_at >= '${since}'` : ''} group by replica`)).map((l) => [
+      l.split(' ')[0]!,
+      Number(l.split(' ')[1]),
+    ]),
+  );
 const notes = async (): Promise<number> => Number((await stack.pg.psql('select count(*) from notes', { database: 'app' })).trim());
 
 async function connectVia(url: string, subject = 'alice'): Promise<RunningConnect> {
@@ -448,7 +454,7 @@ describe('two replicas behind a load balancer', () => {
   it('holds hundreds of concurrent sessions over both replicas, through a store restart', async () => {
     const token = await stack.token('alice');
     const [aId, bId] = [await replicaIdOf(stack.gateway.url), await replicaIdOf(bUrl)];
-    const runningBefore = await runningPerReplica();
+    const since = (await storeRows('select now()'))[0]!;
     const open = async (url: string, n: number): Promise<RawFrontend[]> => {
       const out: RawFrontend[] = [];
       for (let i = 0; i < n; i += 50) out.push(...(await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => stack.tunnel('app', token, { gateway: url })))));
@@ -459,11 +465,11 @@ describe('two replicas behind a load balancer', () => {
     // Exactly as many more running on each replica, in the store.
     const added = await until(
       async () => {
-        const now = await runningPerReplica();
-        const more = [aId, bId].map((id) => (now.get(id) ?? 0) - (runningBefore.get(id) ?? 0));
+        const now = await runningPerReplica(since);
+        const more = [aId, bId].map((id) => now.get(id) ?? 0);
         return more.every((n) => n === PER_REPLICA) ? more : undefined;
       },
-      15_000,
+      30_000,
       `${2 * PER_REPLICA} running sessions in the store`,
     );
     expect(added).toEqual([PER_REPLICA, PER_REPLICA]);
