@@ -8,15 +8,18 @@
  * until a person of its `clearedBy` groups (else the auditors) clears it. One alert is open per
  * rule and subject at a time: what comes while it is open is added to it, not raised again.
  *
- * Raised alerts are kept in the data directory (`alerts.json`), so a suspension outlives a
- * restart. The windows are this replica's (with replicas each counts what it serves).
+ * Raised alerts and the events counted are kept by an {@link AlertStore}: in the data directory
+ * (`alerts.json`; the windows in memory), or with replicas in the PostgreSQL store
+ * (./alerts-postgres.ts), where every replica counts into the same windows, one alert is open per
+ * rule and subject whichever replica raises it, and a suspension raised on one replica ends the
+ * sessions on every one. A suspension outlives a restart.
  *
  * @see https://www.rfc-editor.org/rfc/rfc5424 (severity of security events, for SIEMs)
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../durable-file.js';
-import { ErrorCode, HoopError } from '../errors.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
 import { readOptionalFile } from '../private-file.js';
@@ -30,7 +33,7 @@ const MAX_EVIDENCE = 50;
 /** Windows kept at once (rule × subject); past it the oldest go. */
 const MAX_WINDOWS = 50_000;
 /** Cleared alerts are forgotten a week after. */
-const KEEP_CLEARED_MS = 7 * 86_400_000;
+export const KEEP_CLEARED_MS = 7 * 86_400_000;
 
 /** The event fields an alert reads (the audit stream's, ./audit.ts). */
 type EventFields = Record<string, unknown>;
@@ -57,44 +60,59 @@ function keysOf(identity: Identity, agent: string | undefined): string[] {
   return [person, ...(identity.run ? [`${person}\nrun\n${identity.run.id}`] : []), ...(agent !== undefined ? [`${person}\nagent\n${agent}`] : [])];
 }
 
-const keyOfAlert = (a: RaisedAlert): string => subjectKey(a.per, a)!;
+/** The subject key of an alert (what its rule counted it against). */
+export const keyOfAlert = (a: RaisedAlert): string => subjectKey(a.per, a)!;
 
 /** What an alert is about, for people. */
 export function alertSubject(a: RaisedAlert): string {
   return a.per === 'run' ? `${a.subject}'s run ${a.run}` : a.per === 'agent' ? `${a.subject}'s agent ${a.agent}` : a.subject;
 }
 
+/** Where alerts and the events they count are kept (see the module documentation). */
+export interface AlertStore {
+  /** The alerts kept: open ones, and those cleared within a week. */
+  load(): Promise<RaisedAlert[]>;
+  /** Counts `evidence` for `rule` and subject `key`; how many there were within `withinMs`, and the newest `max`. */
+  count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }>;
+  /** Forgets what was counted for `rule` and `key` (an alert was raised of it). */
+  reset(rule: string, key: string): Promise<void>;
+  /** The alert open for `rule` and `key`, as kept. */
+  openFor(rule: string, key: string): Promise<RaisedAlert | undefined>;
+  /** Keeps a new open alert unless one is open for its rule and `key` already: whether it was kept. */
+  open(alert: RaisedAlert, key: string): Promise<boolean>;
+  /** Keeps a changed alert; with `onlyIfOpen`, only while the kept one is still open: whether it was kept. */
+  save(alert: RaisedAlert, onlyIfOpen: boolean): Promise<boolean>;
+  /** Called with each alert another replica raised or changed. */
+  onChange(fn: (alert: RaisedAlert) => void): void;
+}
+
 /** See the module documentation. */
 export class AlertMonitor {
-  readonly #file: string;
+  /** The alerts as this replica knows them (the store's, kept up to date by its changes). */
   readonly #alerts = new Map<string, RaisedAlert>();
-  /** Times and evidence of the events counted, per rule and subject key, oldest first. */
-  readonly #windows = new Map<string, AlertEvidence[]>();
   readonly #onSuspend: Array<(alert: RaisedAlert, matches: (identity: Identity, agent: string | undefined) => boolean) => void> = [];
-  #writing: Promise<void> = Promise.resolve();
+  /** Events are counted one after the other (a window's count and its alert's raising are one step). */
+  #counting: Promise<void> = Promise.resolve();
 
   private constructor(
-    dataDir: string,
+    private readonly store: AlertStore,
     private readonly policy: () => Policy | undefined,
     private readonly events: GatewayEvents,
     private readonly webhooks: WebhookSender,
     private readonly log: Logger,
     private readonly now: () => number,
-  ) {
-    this.#file = join(dataDir, 'alerts.json');
-  }
+  ) {}
 
-  /** Loads the alerts kept in `dataDir` and starts hearing `events`. */
-  static async open(o: { dataDir: string; policy: () => Policy | undefined; events: GatewayEvents; webhooks: WebhookSender; log: Logger; now?: () => number }): Promise<AlertMonitor> {
-    const m = new AlertMonitor(o.dataDir, o.policy, o.events, o.webhooks, o.log, o.now ?? Date.now);
-    const text = await readOptionalFile(m.#file);
-    const cutoff = m.now() - KEEP_CLEARED_MS;
-    for (const a of text ? (JSON.parse(text) as RaisedAlert[]) : []) if (a.state === 'open' || Date.parse(a.clearedAt ?? a.raisedAt) > cutoff) m.#alerts.set(a.id, a);
+  /** Loads the alerts `store` keeps and starts hearing `events`. */
+  static async open(o: { store: AlertStore; policy: () => Policy | undefined; events: GatewayEvents; webhooks: WebhookSender; log: Logger; now?: () => number }): Promise<AlertMonitor> {
+    const m = new AlertMonitor(o.store, o.policy, o.events, o.webhooks, o.log, o.now ?? Date.now);
+    for (const a of await o.store.load()) m.#alerts.set(a.id, a);
+    o.store.onChange((a) => m.#changed(a));
     o.events.listen((event, fields) => m.hear(event, fields));
     return m;
   }
 
-  /** Called for each suspending alert raised, with a test of the sessions it is about (the admission ends them). */
+  /** Called for each suspending alert raised (here or on another replica), with a test of the sessions it is about (the admission ends them). */
   onSuspend(listener: (alert: RaisedAlert, matches: (identity: Identity, agent: string | undefined) => boolean) => void): void {
     this.#onSuspend.push(listener);
   }
@@ -108,19 +126,31 @@ export class AlertMonitor {
       const key = subjectKey(rule.per, f);
       if (key === undefined) continue;
       const evidence: AlertEvidence = { at: new Date(this.now()).toISOString(), ...pick(f) };
-      const open = this.#openFor(rule.name, key);
-      if (open) {
-        open.count++;
-        open.evidence = [...open.evidence, evidence].slice(-MAX_EVIDENCE);
-        this.#save();
-        continue;
-      }
-      const window = this.#count(`${rule.name}\n${key}`, evidence, rule.withinMs);
-      if (window.length >= rule.count) {
-        this.#windows.delete(`${rule.name}\n${key}`);
-        this.#raise(rule, f, window);
-      }
+      this.#counting = this.#counting.then(() => this.#count(rule, key, f, evidence)).catch((err: unknown) => this.log.error('alert.count-failed', { rule: rule.name, error: describeError(err) }));
     }
+  }
+
+  /** Resolves once the events heard so far are counted. */
+  counted(): Promise<void> {
+    return this.#counting;
+  }
+
+  async #count(rule: AlertRule, key: string, f: EventFields, evidence: AlertEvidence): Promise<void> {
+    const open = await this.store.openFor(rule.name, key);
+    if (open) {
+      open.count++;
+      open.evidence = [...open.evidence, evidence].slice(-MAX_EVIDENCE);
+      if (await this.store.save(open, true)) this.#alerts.set(open.id, open);
+      return;
+    }
+    const window = await this.store.count(rule.name, key, evidence, rule.withinMs, MAX_EVIDENCE);
+    if (window.count < rule.count) return;
+    const a = this.#alertOf(rule, f, window);
+    // Another replica may have raised it at the same moment: one alert is open per rule and subject.
+    if (!(await this.store.open(a, key))) return;
+    await this.store.reset(rule.name, key);
+    this.#alerts.set(a.id, a);
+    this.#announce(a, rule);
   }
 
   /** The open alert that suspends `identity` (coming as `agent`, if an agent), if one does. */
@@ -139,7 +169,7 @@ export class AlertMonitor {
     });
   }
 
-  /** Alerts, newest first, that `identity` may see: every one for `everyone`, else those about them. */
+  /** Alerts, newest first, that `identity` may see: every one for `everyone`, else those about them (and those they may clear). */
   list(identity: Identity, everyone: boolean, state?: RaisedAlert['state']): RaisedAlert[] {
     return [...this.#alerts.values()]
       .filter((a) => (everyone || this.mayClear(identity, a) || (a.subject === identity.subject && a.issuer === identity.issuer)) && (state === undefined || a.state === state))
@@ -153,54 +183,36 @@ export class AlertMonitor {
     return identity.groups.some((g) => clearers.includes(g));
   }
 
-  /** Clears an open alert (a person of its clearers, with a reason); its suspension ends. */
-  clear(id: string, identity: Identity, reason: string): RaisedAlert {
-    const a = this.#alerts.get(id);
-    if (!a) throw new HoopError(ErrorCode.USAGE, `no alert ${id}`, { hint: '`hoop alerts ls` lists them' });
-    if (!this.mayClear(identity, a)) {
-      const own = a.subject === identity.subject && a.issuer === identity.issuer;
+  /** Clears an open alert (a person of its clearers, with a reason); its suspension ends on every replica. */
+  async clear(id: string, identity: Identity, reason: string): Promise<RaisedAlert> {
+    const known = this.#alerts.get(id);
+    if (!known) throw new HoopError(ErrorCode.USAGE, `no alert ${id}`, { hint: '`hoop alerts ls` lists them' });
+    if (!this.mayClear(identity, known)) {
+      const own = known.subject === identity.subject && known.issuer === identity.issuer;
       throw new HoopError(ErrorCode.ACCESS_DENIED, own ? `${identity.subject} may not clear an alert about themselves` : `${identity.subject} may not clear alert ${id}`, {
-        hint: `a member of ${this.#clearers(a).join(', ') || 'the auditors'} can`,
+        hint: `a member of ${this.#clearers(known).join(', ') || 'the auditors'} can`,
       });
     }
-    if (a.state !== 'open') throw new HoopError(ErrorCode.USAGE, `alert ${id} was cleared already, at ${a.clearedAt}`);
-    a.state = 'cleared';
-    a.clearedAt = new Date(this.now()).toISOString();
-    a.clearer = { subject: identity.subject, issuer: identity.issuer, ...(identity.email !== undefined ? { email: identity.email } : {}) };
-    a.clearReason = reason;
-    this.#save();
+    const a: RaisedAlert = {
+      ...known,
+      state: 'cleared',
+      clearedAt: new Date(this.now()).toISOString(),
+      clearer: { subject: identity.subject, issuer: identity.issuer, ...(identity.email !== undefined ? { email: identity.email } : {}) },
+      clearReason: reason,
+    };
+    if (known.state !== 'open' || !(await this.store.save(a, true))) throw new HoopError(ErrorCode.USAGE, `alert ${id} was cleared already`, { hint: '`hoop alerts ls --state cleared` says by whom' });
+    this.#alerts.set(a.id, a);
     this.events.emit('alert.cleared', { alert: a.id, rule: a.rule, subject: a.subject, issuer: a.issuer, clearer: a.clearer, reason });
     this.log.info('alert.cleared', { id: a.id, rule: a.rule, by: identity.subject });
     return a;
-  }
-
-  /** Waits for what is being written. */
-  flushed(): Promise<void> {
-    return this.#writing;
   }
 
   #clearers(a: RaisedAlert): string[] {
     return a.clearedBy.length > 0 ? a.clearedBy : (this.policy()?.recording.auditors ?? []);
   }
 
-  #openFor(rule: string, key: string): RaisedAlert | undefined {
-    for (const a of this.#alerts.values()) if (a.state === 'open' && a.rule === rule && keyOfAlert(a) === key) return a;
-    return undefined;
-  }
-
-  /** Adds `evidence` to the window of `key` and drops what is older than `withinMs`; the window. */
-  #count(key: string, evidence: AlertEvidence, withinMs: number): AlertEvidence[] {
-    const since = this.now() - withinMs;
-    const window = (this.#windows.get(key) ?? []).filter((e) => Date.parse(e.at) > since);
-    window.push(evidence);
-    this.#windows.delete(key); // re-inserted last: the map's order is least recently counted first
-    this.#windows.set(key, window.slice(-MAX_EVIDENCE));
-    if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
-    return window;
-  }
-
-  #raise(rule: AlertRule, f: EventFields, window: AlertEvidence[]): void {
-    const a: RaisedAlert = {
+  #alertOf(rule: AlertRule, f: EventFields, window: { count: number; evidence: AlertEvidence[] }): RaisedAlert {
+    return {
       id: `alert-${randomBytes(6).toString('hex')}`,
       rule: rule.name,
       event: rule.event,
@@ -209,35 +221,114 @@ export class AlertMonitor {
       issuer: String(f.issuer),
       ...(rule.per === 'run' ? { run: String(f.run) } : {}),
       ...(rule.per === 'agent' ? { agent: String(f.agent) } : {}),
-      count: window.length,
+      count: window.count,
       withinMs: rule.withinMs,
-      evidence: window.slice(-MAX_EVIDENCE),
+      evidence: window.evidence,
       raisedAt: new Date(this.now()).toISOString(),
       suspend: rule.suspend,
       clearedBy: rule.clearedBy,
       state: 'open',
     };
-    this.#alerts.set(a.id, a);
-    this.#save();
+  }
+
+  /** Says that `a` was raised here: the audit stream, the rule's targets, and the sessions it suspends. */
+  #announce(a: RaisedAlert, rule: AlertRule): void {
     const { evidence, state: _s, event: counted, id: _i, ...head } = a;
     this.events.emit('alert.raised', { alert: a.id, counted, ...head, sessions: [...new Set(evidence.map((e) => e.session).filter(Boolean))], evidence });
     this.log.warn('alert.raised', { id: a.id, rule: a.rule, about: alertSubject(a), count: a.count, suspend: a.suspend });
     for (const target of rule.notify) this.webhooks.send(target, alertBody(a, target.format), { alert: a.id });
-    if (a.suspend) {
-      const key = keyOfAlert(a);
-      const matches = (identity: Identity, agent: string | undefined): boolean => keysOf(identity, agent).includes(key);
-      // Not inside the event that raised it (a session's own refusal): its sessions end once that is handled.
-      setImmediate(() => {
-        for (const l of this.#onSuspend) l(a, matches);
-      });
-    }
+    this.#suspend(a);
+  }
+
+  /** An alert another replica raised or changed: known here, and its suspension applied here too. */
+  #changed(a: RaisedAlert): void {
+    const before = this.#alerts.get(a.id);
+    this.#alerts.set(a.id, a);
+    if (!before && a.state === 'open') this.#suspend(a);
+  }
+
+  #suspend(a: RaisedAlert): void {
+    if (!a.suspend || a.state !== 'open') return;
+    const key = keyOfAlert(a);
+    const matches = (identity: Identity, agent: string | undefined): boolean => keysOf(identity, agent).includes(key);
+    // Not inside the event that raised it (a session's own refusal): its sessions end once that is handled.
+    setImmediate(() => {
+      for (const l of this.#onSuspend) l(a, matches);
+    });
+  }
+}
+
+/** Alerts in the data directory (`alerts.json`); the windows in memory (see the module documentation). */
+export class FileAlertStore implements AlertStore {
+  readonly #file: string;
+  readonly #alerts = new Map<string, RaisedAlert>();
+  /** Times and evidence of the events counted, per rule and subject key, oldest first. */
+  readonly #windows = new Map<string, AlertEvidence[]>();
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    dataDir: string,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.#file = join(dataDir, 'alerts.json');
+  }
+
+  async load(): Promise<RaisedAlert[]> {
+    const text = await readOptionalFile(this.#file);
+    const cutoff = this.now() - KEEP_CLEARED_MS;
+    for (const a of text ? (JSON.parse(text) as RaisedAlert[]) : []) if (a.state === 'open' || Date.parse(a.clearedAt ?? a.raisedAt) > cutoff) this.#alerts.set(a.id, a);
+    return [...this.#alerts.values()];
+  }
+
+  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }> {
+    const since = this.now() - withinMs;
+    const k = `${rule}\n${key}`;
+    const window = (this.#windows.get(k) ?? []).filter((e) => Date.parse(e.at) > since);
+    window.push(evidence);
+    this.#windows.delete(k); // re-inserted last: the map's order is least recently counted first
+    this.#windows.set(k, window.slice(-max));
+    if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
+    return { count: window.length, evidence: window.slice(-max) };
+  }
+
+  async reset(rule: string, key: string): Promise<void> {
+    this.#windows.delete(`${rule}\n${key}`);
+  }
+
+  async openFor(rule: string, key: string): Promise<RaisedAlert | undefined> {
+    for (const a of this.#alerts.values()) if (a.state === 'open' && a.rule === rule && keyOfAlert(a) === key) return { ...a };
+    return undefined;
+  }
+
+  async open(alert: RaisedAlert, key: string): Promise<boolean> {
+    if (await this.openFor(alert.rule, key)) return false;
+    this.#alerts.set(alert.id, alert);
+    this.#save();
+    return true;
+  }
+
+  async save(alert: RaisedAlert, onlyIfOpen: boolean): Promise<boolean> {
+    if (onlyIfOpen && this.#alerts.get(alert.id)?.state !== 'open') return false;
+    this.#alerts.set(alert.id, alert);
+    this.#save();
+    return true;
+  }
+
+  onChange(): void {
+    // One gateway: every change is its own.
+  }
+
+  /** Waits for what is being written. */
+  flushed(): Promise<void> {
+    return this.#writing;
   }
 
   #save(): void {
     const all = [...this.#alerts.values()];
     this.#writing = this.#writing
       .then(() => writeFileAtomic(this.#file, JSON.stringify(all), join(this.#file, '..')))
-      .catch((err: unknown) => this.log.error('alert.save-failed', { error: String(err) }));
+      .catch((err: unknown) => this.log.error('alert.save-failed', { error: describeError(err) }));
   }
 }
 

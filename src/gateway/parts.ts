@@ -20,7 +20,8 @@ import { GatewayRecordings } from './recordings.js';
 import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
 import { StoreReplica } from './replica.js';
 import { ReviewNotifier, WebhookSender } from './review-notify.js';
-import { AlertMonitor } from './alerts.js';
+import { AlertMonitor, FileAlertStore } from './alerts.js';
+import { PostgresAlertStore } from './alerts-postgres.js';
 import { GatewayEvents } from './events.js';
 import { ReviewRegistry } from './reviews.js';
 import { PostgresReviewStore } from './reviews-postgres.js';
@@ -123,8 +124,12 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   runs.onEnd((run) => events.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
   const cancels = new CancelRegistry();
   if (replica) shareWithReplicas(replica, cancels, events, log);
-  const alerts = await AlertMonitor.open({ dataDir: config.dataDir, policy: () => policySource?.current().policy, events, webhooks, log });
-  disposer.defer(() => alerts.flushed());
+  const alertStore = replica ? new PostgresAlertStore(replica) : new FileAlertStore(config.dataDir, log);
+  const alerts = await AlertMonitor.open({ store: alertStore, policy: () => policySource?.current().policy, events, webhooks, log });
+  disposer.defer(async () => {
+    await alerts.counted();
+    if (alertStore instanceof FileAlertStore) await alertStore.flushed();
+  });
   await replica?.begin();
   const checkFreeSpace = async (what: string): Promise<void> => {
     const fs = await statfs(config.dataDir);

@@ -172,6 +172,29 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       insert into hoop.session_claims (id, replica, claimed_at) select id, replica, started_at from hoop.sessions on conflict do nothing;`,
   },
+  {
+    version: 7,
+    name: 'alerts, counted by every replica together',
+    // The events an alert rule counts (per rule and subject), and the alerts raised: one open per rule and subject, whichever replica raises it.
+    sql: `
+      create table hoop.alert_hits (
+        rule     text not null,
+        key      text not null,
+        at       timestamptz not null default now(),
+        evidence jsonb not null
+      );
+      create index alert_hits_by_key on hoop.alert_hits (rule, key, at);
+      create table hoop.alerts (
+        id         text primary key,
+        rule       text not null,
+        key        text not null,
+        state      text not null,
+        alert      jsonb not null,
+        updated_at timestamptz not null default now()
+      );
+      create unique index alerts_one_open on hoop.alerts (rule, key) where state = 'open';
+      create index alerts_updated on hoop.alerts (updated_at);`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

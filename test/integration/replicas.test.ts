@@ -62,15 +62,18 @@ const bundle = (connection: string): string => `version: 1
 connections:
 ${connection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: 1, user: ops, password: "\${env:APP_PASSWORD}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
 access:
-  - { name: everyone, subjects: [alice, bob], connections: [app, bastion], mode: read-write, maxSessions: 2000 }
+  - { name: everyone, subjects: [alice, bob, carol], connections: [app, bastion], mode: read-write, maxSessions: 2000 }
 statements:
   reviewers:
     - groups: [dba]
       timeout: 60s
   rules:
     - { name: wide-delete, match: { kinds: [delete], missingWhere: true }, action: review, message: a DELETE of every row needs a DBA }
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: no DROP here }
 recording:
   auditors: [auditors]
+alerts:
+  - { name: drop-burst, when: { event: refused, count: 3, within: 10min }, suspend: true }
 `;
 
 /** `hoop <argv>` as `subject` against the gateway at `url`. */
@@ -240,7 +243,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 6$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 7$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -384,6 +387,46 @@ describe('two replicas behind a load balancer', () => {
     const ended = await onA.error(10_000);
     expect(ended).toMatchObject({ severity: 'FATAL', message: `hoop: run ${id} ended (its hoop ended it); its sessions end with it` });
     expect((await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', token)).status).toBe(401);
+  });
+
+  it('counts an alert rule over both replicas: refusals on A and on B raise one alert, which suspends the person on both until it is cleared through either', async () => {
+    const carol = await stack.token('carol');
+    const onA = await stack.tunnel('app', carol, { gateway: stack.gateway.url });
+    const onB = await stack.tunnel('app', carol, { gateway: bUrl });
+    const idleOnB = await stack.tunnel('app', carol, { gateway: bUrl });
+    expect((await onA.simple('drop table notes')).some((m) => m.type === 0x45)).toBe(true);
+    expect((await onB.simple('drop table notes')).some((m) => m.type === 0x45)).toBe(true);
+    await onA.simple('drop table notes').catch(() => undefined); // the third: the session ends right after its refusal
+    const alertsOn = async (url: string) =>
+      (JSON.parse((await hoop(url, ['alerts', 'ls', '--json'], 'audrey', ['auditors'])).stdout) as { alerts: Array<{ id: string; subject: string; count: number; state: string }> }).alerts.filter(
+        (a) => a.subject === 'carol',
+      );
+    // One alert, counted over both replicas, known to both.
+    const [alert] = await eventually(
+      async () => {
+        const [a, b] = [await alertsOn(stack.gateway.url), await alertsOn(bUrl)];
+        expect(a).toEqual([expect.objectContaining({ count: 3, state: 'open' })]);
+        expect(b.map((x) => x.id)).toEqual(a.map((x) => x.id));
+        return a;
+      },
+      { timeout: 15_000, interval: 150 },
+    );
+    expect(await storeRows("select count(*) from hoop.alerts where rule = 'drop-burst'")).toEqual(['1']);
+    // Raised on A, it ends carol's session on B too, and both refuse her new ones.
+    expect(await idleOnB.closed(15_000)).toBe(true);
+    for (const url of [stack.gateway.url, bUrl]) {
+      const refused = await stack.tunnel('app', carol, { gateway: url }).then(
+        () => 'admitted',
+        (e: Error) => e.message,
+      );
+      expect(refused).toContain(`carol is suspended by alert ${alert!.id}`);
+    }
+    // Cleared through B (by an auditor), carol connects through A again.
+    const cleared = await hoop(bUrl, ['alerts', 'clear', alert!.id, '--reason', 'a test of the rule'], 'audrey', ['auditors']);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    const again = await eventually(() => stack.tunnel('app', carol, { gateway: stack.gateway.url }), { timeout: 10_000, interval: 150 });
+    expect((await again.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
+    again.stream.end();
   });
 
   it('cancels a query running on replica A with a CancelRequest that reaches replica B, only for the identity that owns the session', async () => {

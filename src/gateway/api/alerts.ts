@@ -28,7 +28,7 @@ export function alertsApi(parts: GatewayParts, callers: Callers) {
     },
 
     /** `POST /v1/alerts/{id}/clear` */
-    clear(identity: Identity, id: string, body: unknown): RaisedAlert {
+    clear(identity: Identity, id: string, body: unknown): Promise<RaisedAlert> {
       requireRecentSignIn(parts, identity, 'clear an alert');
       const { reason } = checkBody(alertClearBody, body, { reason: `hoop alerts clear ${id} --reason "…"` });
       return alerts.clear(id, identity, reason);

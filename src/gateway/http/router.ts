@@ -97,7 +97,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
       path: R.alerts,
       methods: (m) => (m[1] !== undefined ? ['POST'] : ['GET']),
       forRun: 'alerts',
-      handle: async (req, m, identity) => (m[1] !== undefined ? ok(alerts.clear(identity, m[1], await readJsonBody(req))) : ok(alerts.list(req, identity))),
+      handle: async (req, m, identity) => (m[1] !== undefined ? ok(await alerts.clear(identity, m[1], await readJsonBody(req))) : ok(alerts.list(req, identity))),
     },
     { path: exactly('/v1/whoami'), methods: ['GET'], handle: (_req, _m, identity) => ok(whoami(identity)) },
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
