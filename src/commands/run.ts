@@ -342,13 +342,20 @@ export function runCommand(io: CliIo): Command {
         const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
         // Contained, the command has a network of its own: its TCP ports come in through the run's directory.
         if (contained) bridge = await bridgePorts(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...loopbackGateway(person.gateway)]);
-        const agent = await spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, mounts, ports: bridge?.ports ?? [] });
-        const child = agent.child;
         // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
         const terminal = [io.stdin, io.stdout, io.stderr].some((s) => (s as { isTTY?: boolean } | undefined)?.isTTY === true);
+        // The signals are the command's from before it starts: one that comes while it starts (it may already write) is handed on once it has.
+        let spawned: Awaited<ReturnType<typeof spawnAgent>> | undefined;
+        const early: NodeJS.Signals[] = [];
         giveSignals = io.takeSignals?.((signal) => {
-          if (!(terminal && (signal === 'SIGINT' || signal === 'SIGQUIT'))) agent.kill(signal);
+          if (terminal && (signal === 'SIGINT' || signal === 'SIGQUIT')) return;
+          if (spawned) spawned.kill(signal);
+          else early.push(signal);
         });
+        const agent = await spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, mounts, ports: bridge?.ports ?? [] });
+        spawned = agent;
+        for (const signal of early.splice(0)) agent.kill(signal);
+        const child = agent.child;
         // Streams that are not this process's own descriptors (hoop run called from another program) are piped.
         if (child.stdout) child.stdout.pipe(io.stdout, { end: false });
         if (child.stderr) child.stderr.pipe(io.stderr, { end: false });
