@@ -20,6 +20,7 @@ import { GatewayRecordings } from './recordings.js';
 import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
 import { StoreReplica } from './replica.js';
 import { ReviewNotifier, WebhookSender } from './review-notify.js';
+import { ReviewServices } from './review-service.js';
 import { AlertMonitor, FileAlertStore } from './alerts.js';
 import { PostgresAlertStore } from './alerts-postgres.js';
 import { GatewayEvents } from './events.js';
@@ -114,7 +115,7 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
     },
   });
   disposer.defer(() => webhooks.close());
-  const reviews = await openReviews(config, log, replica, events, webhooks);
+  const reviews = await openReviews(config, log, env, replica, events, webhooks);
   disposer.defer(async () => {
     reviews.close();
     await reviews.flushed();
@@ -214,13 +215,23 @@ async function openAudit(config: GatewayConfig, log: Logger, env: NodeJS.Process
 }
 
 /** The reviews, each change told to the audit stream and to the notification targets its settings name. */
-async function openReviews(config: GatewayConfig, log: Logger, replica: StoreReplica | undefined, events: GatewayEvents, webhooks: WebhookSender): Promise<ReviewRegistry> {
+async function openReviews(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv, replica: StoreReplica | undefined, events: GatewayEvents, webhooks: WebhookSender): Promise<ReviewRegistry> {
   const reviews = await ReviewRegistry.open(config.dataDir, log, replica ? new PostgresReviewStore(replica) : undefined);
   const notifier = new ReviewNotifier(webhooks);
+  const services = new ReviewServices({
+    log,
+    resolve: async (text) => {
+      const ref = parseSecretRef(text, dirname(config.file));
+      return ref ? resolveSecret(ref, env) : text;
+    },
+    decide: (id, service, decision, reason) => reviews.decideAsService(id, service, decision, reason),
+  });
   reviews.onChange((event, review, settings) => {
     // The audit stream never carries SQL text (as for refusals); the review API and the recording do.
     events.emit(`review.${event}`, reviewAuditFields(event, review));
     if (settings?.notify.length) notifier.notify(settings.notify, event, review);
+    // An automated reviewer is asked first, where the review's settings name one.
+    if (event === 'requested' && settings?.service && review.state === 'pending') services.ask(review, settings.service);
   });
   return reviews;
 }

@@ -446,6 +446,24 @@ export class ReviewRegistry {
   }
 
   /**
+   * Records the decision of the review service `name` the review's settings named (an automated
+   * reviewer, ./review-service.ts): it needs no group (the rule named it), its approval counts as
+   * one, its denial decides. Nothing when the review is no longer pending.
+   */
+  decideAsService(id: string, name: string, decision: 'approve' | 'deny', reason: string): Promise<Review | undefined> {
+    return this.#serial(id, async () => {
+      const r = this.#reviews.get(id);
+      if (r?.state !== 'pending') return undefined;
+      const d: ReviewDecision = { subject: `service:${name}`, issuer: 'hoop', decision, reason, at: new Date().toISOString() };
+      const next: Review = { ...r, decisions: [...r.decisions, d] };
+      const final = decision === 'deny' ? this.#closed(next, 'denied') : next.decisions.length >= next.approvals ? this.#closed(next, 'approved') : next;
+      if (!(await this.#commit(final))) return undefined;
+      this.#log.info('review.decision', { id, reviewer: d.subject, decision });
+      return this.#reviews.get(id);
+    });
+  }
+
+  /**
    * Raises a request for temporary access under the requestable access `rule` (its reviewers in
    * `settings`). Nobody waits on it in-process: the requester follows it with the API.
    */

@@ -339,6 +339,15 @@ class MergedBundle {
     else this.scalars.set(key, { value, at });
   }
 
+  /** Notes the secret references of review settings (`at`: their path): notification URLs, the review service's URL and key. */
+  #addReviewSecrets(file: SourceFile, review: { notify?: readonly { url: string }[] | undefined; service?: { url: string; secret: string } | undefined } | undefined, at: Path): void {
+    this.#addNotifySecrets(file, review?.notify, [...at, 'notify']);
+    const service = review?.service;
+    if (!service) return;
+    if (service.url.startsWith('${')) this.notifySecrets.push({ text: service.url, at: { file, path: [...at, 'service', 'url'] } });
+    this.notifySecrets.push({ text: service.secret, at: { file, path: [...at, 'service', 'secret'] } });
+  }
+
   /** Notes review notification URLs given as secret references (`at`: the path of the `notify` list). */
   #addNotifySecrets(file: SourceFile, notify: readonly { url: string }[] | undefined, at: Path): void {
     notify?.forEach((n, j) => {
@@ -372,7 +381,7 @@ class MergedBundle {
     }
     if (value.overLimit !== undefined && value.maxAffectedRows === undefined)
       this.#problems.add(file, ['access', i, 'overLimit'], 'says what happens over maxAffectedRows, which this rule does not set', { atKey: true });
-    this.#addNotifySecrets(file, value.review?.notify, ['access', i, 'review', 'notify']);
+    this.#addReviewSecrets(file, value.review, ['access', i, 'review']);
     this.access.push({ value: rule, at: { file, path: ['access', i] } });
   }
 
@@ -381,7 +390,7 @@ class MergedBundle {
     statements.rules.forEach((value, i) => this.#addStatementRule(file, value, i));
     statements.reviewers.forEach((r, i) => {
       this.reviewers.push({ ...(r.connections ? { connections: r.connections } : {}), ...reviewSettingsOf(r) });
-      this.#addNotifySecrets(file, r.notify, ['statements', 'reviewers', i, 'notify']);
+      this.#addReviewSecrets(file, r, ['statements', 'reviewers', i]);
     });
   }
 
@@ -394,7 +403,7 @@ class MergedBundle {
       ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
       ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
     };
-    this.#addNotifySecrets(file, value.review?.notify, ['statements', 'rules', i, 'review', 'notify']);
+    this.#addReviewSecrets(file, value.review, ['statements', 'rules', i, 'review']);
     const reviews = value.action === 'review' || value.overLimit === 'review';
     if (value.review !== undefined && !reviews)
       this.#problems.add(file, ['statements', 'rules', i, 'review'], `is only for rules whose action is review, or whose overLimit is review (this one is ${value.action})`, { atKey: true });
@@ -436,7 +445,7 @@ class MergedBundle {
     if (ssh.forwarding) this.ssh.forwarding.push(...ssh.forwarding);
     if (ssh.env) (this.ssh.env ??= []).push(...ssh.env);
     ssh.rules.forEach((value, i) => {
-      this.#addNotifySecrets(file, value.review?.notify, ['ssh', 'rules', i, 'review', 'notify']);
+      this.#addReviewSecrets(file, value.review, ['ssh', 'rules', i, 'review']);
       if (value.review !== undefined && value.action !== 'review')
         this.#problems.add(file, ['ssh', 'rules', i, 'review'], `is only for rules whose action is review (this one is ${value.action})`, { atKey: true });
       const { shell, commands, patterns } = value.match;

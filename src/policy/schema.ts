@@ -173,6 +173,22 @@ export interface ReviewSettings {
   /** An approval also lets statements of the same shape run in that session for this long (ms); 0: only the held one. */
   windowMs: number;
   notify: ReviewNotify[];
+  /** A service asked to decide first (an automated reviewer); its approval counts as one. */
+  service?: ReviewService;
+}
+
+/**
+ * An automated reviewer: a service the gateway sends each held statement or command to, signed
+ * (HMAC-SHA256 with `secret`), whose answer (approve, deny, or leave it to people) is a decision;
+ * no answer within `timeoutMs`, or a bad one, leaves it to people.
+ */
+export interface ReviewService {
+  name: string;
+  /** An http(s) URL, or a secret reference to one. */
+  url: string;
+  /** A secret reference to the key requests are signed with. */
+  secret: string;
+  timeoutMs: number;
 }
 
 /** Review settings for the connections they name (all when `connections` is absent); the first that names a connection is its default. */
@@ -473,6 +489,7 @@ const reviewFields = {
   selfApprove: z.boolean({ error: 'must be true or false' }).optional(),
   window: timeoutSchema.optional(),
   notify: z.array(notifySchema, { error: 'must be a list of { url, format }' }).max(10, { error: 'must list at most 10 targets' }).optional(),
+  service: z.lazy(() => reviewServiceSchema).optional(),
 };
 const reviewSchema = z.strictObject(reviewFields);
 /** One entry of `statements.reviewers`. */
@@ -505,6 +522,7 @@ export function reviewSettingsOf(v: z.infer<typeof reviewSchema>): Partial<Revie
     ...(v.selfApprove !== undefined ? { selfApprove: v.selfApprove } : {}),
     ...(v.window !== undefined ? { windowMs: v.window } : {}),
     ...(v.notify !== undefined ? { notify: v.notify } : {}),
+    ...(v.service !== undefined ? { service: { name: v.service.name, url: v.service.url, secret: v.service.secret, timeoutMs: v.service.timeout ?? 10_000 } } : {}),
   };
 }
 
@@ -689,6 +707,16 @@ export const runsSchema = z.strictObject({
   maxSeconds: minuteToWeekSchema.optional(),
   heartbeatTimeout: timeBetween(5_000, 3_600_000, '1min').optional(),
   requireIsolation: z.boolean({ error: 'must be true (runs whose command is not contained are refused) or false' }).optional(),
+});
+
+/** An automated reviewer (see {@link ReviewService}). */
+const reviewServiceSchema = z.strictObject({
+  name: nameSchema,
+  url: notifySchema.shape.url,
+  secret: z
+    .string({ error: 'must be a secret reference like ${env:HOOP_REVIEWER_KEY}' })
+    .regex(/^\$\{(env|file):[^}]+\}$/, { error: 'must be a secret reference like ${env:HOOP_REVIEWER_KEY} (the key requests are signed with; never written in the policy)' }),
+  timeout: timeBetween(1_000, 60_000, '10s').optional(),
 });
 
 /** One alert rule (see {@link AlertRule}). */
