@@ -38,6 +38,21 @@ export function clientContext(fields: unknown): Record<string, string> | undefin
   return out;
 }
 
+/** The fields of a client's `refusal` control message as a recording keeps them: the rule, the action, the reason, the message type and the SQL (cut); undefined for anything else. */
+export function clientRefusal(fields: unknown): Record<string, string> | undefined {
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return undefined;
+  const f = fields as Record<string, unknown>;
+  if (f.action !== 'deny' && f.action !== 'review') return undefined;
+  const out: Record<string, string> = { action: f.action };
+  for (const k of ['rule', 'reason', 'message', 'sql'] as const) {
+    const v = f[k];
+    if (v === undefined && k === 'sql') continue;
+    if (typeof v !== 'string') return undefined;
+    out[k] = cutValue(v);
+  }
+  return out;
+}
+
 /**
  * A new session's recording, by the engine's encoder. Undefined when the gateway records nothing,
  * or it cannot record this one and the policy lets the session go on unrecorded.
@@ -115,21 +130,35 @@ export function startRecording(
       },
     },
   };
-  recordContext(session.channel, recording);
+  recordContext(session.channel, recording, (fields) => {
+    // The CLI's early check refused a statement the gateway never saw: counted as this session's refusal, on the CLI's word.
+    s.counts.refused++;
+    parts.events.emit('statement.refused', { ...s.who, action: fields.action, rule: fields.rule, reason: fields.reason, message: fields.message, by: 'cli' });
+  });
 }
 
-/** What the client says about why (an MCP tool call and the agent's intent): recorded as its claim, bounded. */
-function recordContext(channel: TunnelStream, recording: RecordingStream): void {
+/**
+ * What the client says: why (an MCP tool call and the agent's intent: `context`), and what its own
+ * early check refused before it reached the gateway (`refusal`: `onRefusal` is told); recorded as
+ * the client's claims, bounded. A refusal the CLI reports can only add to the session's record:
+ * what it sent in place of the statement the gateway still judged as it does any message.
+ */
+function recordContext(channel: TunnelStream, recording: RecordingStream, onRefusal: (fields: Record<string, string>) => void): void {
   let budget = CONTEXT_BUDGET;
   channel.on('control', (m: ControlMessage) => {
-    if (m.type !== 'context' || budget <= 0) return;
-    const fields = clientContext(m.fields);
+    if ((m.type !== 'context' && m.type !== 'refusal') || budget <= 0) return;
+    const fields = m.type === 'refusal' ? clientRefusal(m.fields) : clientContext(m.fields);
     if (!fields) return;
     budget -= Object.values(fields).reduce((n, v) => n + v.length, 0);
     // Past its budget, or while the disk is behind, a session's claims are no longer recorded: said once.
     if (budget <= 0 || recording.behind) {
       budget = 0;
       recording.event({ t: 'context-dropped', at: Date.now() });
+      return;
+    }
+    if (m.type === 'refusal') {
+      recording.event({ t: 'client-refusal', at: Date.now(), ...fields });
+      onRefusal(fields);
       return;
     }
     recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)

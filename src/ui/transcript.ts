@@ -4,6 +4,7 @@
 import type { RecordingEvent } from '../recording/event-line.js';
 import { alignedTable, rowCount, serverMessageLines } from './psql-format.js';
 import { terminalSafe } from './terminal-safe.js';
+import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 
 /** One piece of a transcript: what to print, and when (ms since the epoch). */
 export interface TranscriptLine {
@@ -27,6 +28,8 @@ export class TranscriptRenderer {
   #params: string | undefined;
   /** Prepared statements' SQL, from their `parse` events. */
   readonly #statements = new Map<string, string>();
+  /** The CLI refused a statement: the server's error about the stand-in the CLI sent for it is not the client's. */
+  #standIn = false;
 
   /** The lines event `e` adds, if any, safe to print on a terminal (see {@link terminalSafe}). */
   render(e: RecordingEvent): TranscriptLine[] {
@@ -112,9 +115,20 @@ export class TranscriptRenderer {
         this.#rows = [];
         return out;
       }
+      case 'client-refusal':
+        this.#standIn = true;
+        return [
+          ...(typeof e.sql === 'string' ? [{ at, text: `${this.#database}=> ${e.sql}` }] : []),
+          { at, text: `-- refused by hoop connect's early check before it reached the gateway (rule "${String(e.rule)}"): ${String(e.reason)}`, denied: true },
+        ];
       case 'error':
         this.#names = undefined;
         this.#rows = [];
+        // The server's answer to the Describe the CLI sent in place of what it refused.
+        if (this.#standIn && String(e.message).includes(`"${RESERVED_STATEMENT_PREFIX}`)) {
+          this.#standIn = false;
+          return [];
+        }
         return serverMessageLines({
           severity: 'ERROR',
           message: String(e.message),

@@ -173,6 +173,15 @@ describe('hoop connect with the policy bundle', () => {
       const verify = await stack.run(['sessions', 'verify', s.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
       expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
     }
+    // The CLI told the gateway what it refused: the gateway's record keeps it on the CLI's word, counts it, and shows it (not the stand-in's error).
+    const withRefusals = (JSON.parse(ls.stdout) as { sessions: Array<{ id: string; refused: number }> }).sessions.filter((s) => s.refused > 0);
+    expect(withRefusals.length).toBeGreaterThanOrEqual(2);
+    const shows = await Promise.all(
+      withRefusals.map(async (s) => (await stack.run(['sessions', 'show', s.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') })).stdout),
+    );
+    const psqlShow = shows.find((t) => t.includes('=> select * from secrets'));
+    expect(psqlShow).toMatch(/=> select \* from secrets\n-- refused by hoop connect's early check before it reached the gateway \(rule "no-secrets"\)/);
+    for (const t of shows) expect(t).not.toContain('hoop_denied_');
   });
 
   it("without a bundle the gateway refuses (today's behaviour)", async () => {

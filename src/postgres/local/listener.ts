@@ -268,7 +268,11 @@ export class LocalPostgresListener {
     const socket = client();
     let gate: StatementGate | undefined;
     try {
-      gate = this.#o.statementGate?.(session, tunnel, (r) => record?.stage.refused(r));
+      gate = this.#o.statementGate?.(session, tunnel, (r) => {
+        record?.stage.refused(r);
+        // The gateway never sees what this check refused (a stand-in goes in its place): it is told, and keeps it as the CLI's word.
+        tunnel.channel.sendControl({ type: 'refusal', fields: { rule: r.rule, action: r.action, reason: r.reason, message: r.message, ...(r.sql !== undefined ? { sql: r.sql } : {}) } });
+      });
     } catch (err) {
       onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
       refuse(socket, SqlState.INTERNAL_ERROR, `hoop: ${describeError(err)}`);

@@ -25,6 +25,8 @@ export interface Refusal {
   reason: string;
   /** The frontend message that was refused: 'Q', 'P', 'B', 'E' or 'F'. */
   message: string;
+  /** The SQL refused, when a rule judged a text (a built-in refusal of a message may have none). */
+  sql?: string;
 }
 
 /** The statement gate as the paths use it (./statement-gate.ts). */

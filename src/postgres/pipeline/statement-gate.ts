@@ -431,9 +431,9 @@ export class StatementGate implements GateStage {
   }
 
   /** Counts and logs a refusal; returns its `error`. */
-  #count(kind: 'deny' | 'review' | 'builtin', error: Buffer, rule: string, reason: string): Buffer {
+  #count(kind: 'deny' | 'review' | 'builtin', error: Buffer, rule: string, reason: string, sql?: string): Buffer {
     this.refusals[kind]++;
-    this.#onRefusal?.({ action: kind === 'review' ? 'review' : 'deny', rule, reason, message: String.fromCharCode(this.#current) });
+    this.#onRefusal?.({ action: kind === 'review' ? 'review' : 'deny', rule, reason, message: String.fromCharCode(this.#current), ...(sql !== undefined ? { sql } : {}) });
     return error;
   }
 
@@ -556,7 +556,7 @@ export class StatementGate implements GateStage {
       return reviewed ? REVIEW : undefined;
     }
     if (verdict.action === 'review' && onReview === 'hold' && verdict.review && this.#reviews.available) return this.#ask(verdict);
-    return this.#count(verdict.action as 'deny' | 'review', refusalError(verdict), verdict.rule ?? '(none)', verdict.reason);
+    return this.#count(verdict.action as 'deny' | 'review', refusalError(verdict), verdict.rule ?? '(none)', verdict.reason, sql);
   }
 
   /** Whether `sql` FETCHes or MOVEs a portal bound with the extended protocol (which would run what was judged at its Execute). */
