@@ -153,8 +153,9 @@ describe('gateway logs', () => {
   it('logs one line per tunnel opened and closed, with no secrets', async () => {
     const closes = (): Array<Record<string, unknown>> => stack.logs().filter((l) => l.event === 'tunnel.close' && l.reason === 'client-terminated');
     const before = closes().length;
-    await psql(app.info, ['-c', 'select 1']);
-    await eventually(() => expect(closes().length).toBeGreaterThan(before));
+    const r = await psql(app.info, ['-c', 'select 1']);
+    expect(r.code, r.stderr).toBe(0);
+    await eventually(() => expect(closes().length).toBeGreaterThan(before), { timeout: 20_000, interval: 100 });
     const logs = stack.logs();
     const close = closes().at(-1);
     expect(close).toMatchObject({ subject: 'alice', connection: 'app' });
