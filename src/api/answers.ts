@@ -206,6 +206,8 @@ export interface AlertEvidence {
   rule?: string;
   reason?: string;
   review?: string;
+  /** `cli`: a refusal hoop connect's early check made and reported (its word, not the gateway's). */
+  by?: string;
 }
 
 /** An alert the gateway raised (`GET /v1/alerts`): whom it is about, what it counted, its evidence, and whether it is cleared. */

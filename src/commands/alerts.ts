@@ -10,6 +10,7 @@ import { clearAlert, listAlerts, type RaisedAlert } from '../auth/gateway-client
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { columns, describeLength } from '../text-format.js';
+import { terminalSafe } from '../ui/terminal-safe.js';
 import { type GatewayFlags, gatewayOptions, withGateway, withGatewayAsPerson } from './client-config.js';
 
 interface AlertFlags extends GatewayFlags {
@@ -38,7 +39,8 @@ function text(a: RaisedAlert): string {
     '',
     ...a.evidence.map((e) => `  ${e.at}  ${e.session ? `session ${e.session}` : ''}${e.connection ? ` on ${e.connection}` : ''}${e.rule ? `: ${e.rule}` : ''}${e.reason ? ` (${e.reason})` : ''}`),
   ];
-  return `${lines.join('\n')}\n`;
+  // Evidence holds what clients said (a reason a CLI reported): nothing in it may drive the terminal.
+  return `${lines.map(terminalSafe).join('\n')}\n`;
 }
 
 /** Builds the `alerts` command. */
@@ -53,7 +55,7 @@ export function alertsCommand(io: CliIo): Command {
         const list = await withGateway(io, opts, async (endpoint, token) => listAlerts(endpoint, await token(), opts.state === 'all' ? undefined : opts.state));
         if (opts.json) io.stdout.write(`${JSON.stringify({ alerts: list })}\n`);
         else if (list.length === 0) io.stdout.write(opts.state === 'all' ? 'no alerts\n' : `no ${opts.state} alerts\n`);
-        else io.stdout.write(`${columns([['ID', 'RAISED', 'RULE', 'ABOUT', 'EVENTS', 'STATE'], ...list.map(row)]).join('\n')}\n`);
+        else io.stdout.write(`${columns([['ID', 'RAISED', 'RULE', 'ABOUT', 'EVENTS', 'STATE'], ...list.map((a) => row(a).map(terminalSafe))]).join('\n')}\n`);
       }),
   );
   alerts.addCommand(

@@ -306,6 +306,10 @@ export class SessionAdmission {
     };
     const controller = new AbortController();
     this.#controllers.set(controller, { identity, agent: principal.agent });
+    // An alert raised while this session was being admitted ends it now (its suspension ended the live ones).
+    const suspendedMeanwhile = parts.alerts.suspension(identity, principal.agent);
+    if (suspendedMeanwhile)
+      controller.abort(new SessionEnd('alert-suspended', `hoop: ${alertSubject(suspendedMeanwhile)} is suspended by alert ${suspendedMeanwhile.id} (${suspendedMeanwhile.rule})`));
     const session = this.#session(opened, channel, controller.signal, a, asked);
     if (recording) startRecording(opened, recording, session, recordingPolicy, facts, parts, (reason) => controller.abort(reason));
     const stopWatching = this.#watch(opened, session, a, (reason) => controller.abort(reason));

@@ -41,7 +41,7 @@ export class PostgresAlertStore implements AlertStore {
     return this.#recent(`state = 'open' or updated_at > now() - make_interval(secs => ${KEEP_CLEARED_MS / 1000})`);
   }
 
-  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }> {
+  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, _need: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }> {
     const r = await this.#run(
       (pool) =>
         pool.query<{ count: string; evidence: AlertEvidence[] | null }>(

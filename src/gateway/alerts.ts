@@ -72,8 +72,8 @@ export function alertSubject(a: RaisedAlert): string {
 export interface AlertStore {
   /** The alerts kept: open ones, and those cleared within a week. */
   load(): Promise<RaisedAlert[]>;
-  /** Counts `evidence` for `rule` and subject `key`; how many there were within `withinMs`, and the newest `max`. */
-  count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }>;
+  /** Counts `evidence` for `rule` and subject `key`: how many there were within `withinMs` (exactly, up to `need` at least), and the newest `max` of them. */
+  count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, need: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }>;
   /** Forgets what was counted for `rule` and `key` (an alert was raised of it). */
   reset(rule: string, key: string): Promise<void>;
   /** The alert open for `rule` and `key`, as kept. */
@@ -93,6 +93,8 @@ export class AlertMonitor {
   readonly #onSuspend: Array<(alert: RaisedAlert, matches: (identity: Identity, agent: string | undefined) => boolean) => void> = [];
   /** Events are counted one after the other (a window's count and its alert's raising are one step). */
   #counting: Promise<void> = Promise.resolve();
+  /** Suspending alerts whose sessions this replica has ended. */
+  readonly #suspended = new Set<string>();
 
   private constructor(
     private readonly store: AlertStore,
@@ -141,9 +143,11 @@ export class AlertMonitor {
       open.count++;
       open.evidence = [...open.evidence, evidence].slice(-MAX_EVIDENCE);
       if (await this.store.save(open, true)) this.#alerts.set(open.id, open);
+      // Raised on another replica and not heard of here yet: its suspension holds here from now.
+      this.#suspend(open);
       return;
     }
-    const window = await this.store.count(rule.name, key, evidence, rule.withinMs, MAX_EVIDENCE);
+    const window = await this.store.count(rule.name, key, evidence, rule.withinMs, rule.count, MAX_EVIDENCE);
     if (window.count < rule.count) return;
     const a = this.#alertOf(rule, f, window);
     // Another replica may have raised it at the same moment: one alert is open per rule and subject.
@@ -242,13 +246,14 @@ export class AlertMonitor {
 
   /** An alert another replica raised or changed: known here, and its suspension applied here too. */
   #changed(a: RaisedAlert): void {
-    const before = this.#alerts.get(a.id);
     this.#alerts.set(a.id, a);
-    if (!before && a.state === 'open') this.#suspend(a);
+    this.#suspend(a);
   }
 
+  /** Ends the sessions a suspending open alert is about, once per alert on this replica. */
   #suspend(a: RaisedAlert): void {
-    if (!a.suspend || a.state !== 'open') return;
+    if (!a.suspend || a.state !== 'open' || this.#suspended.has(a.id)) return;
+    this.#suspended.add(a.id);
     const key = keyOfAlert(a);
     const matches = (identity: Identity, agent: string | undefined): boolean => keysOf(identity, agent).includes(key);
     // Not inside the event that raised it (a session's own refusal): its sessions end once that is handled.
@@ -262,8 +267,10 @@ export class AlertMonitor {
 export class FileAlertStore implements AlertStore {
   readonly #file: string;
   readonly #alerts = new Map<string, RaisedAlert>();
-  /** Times and evidence of the events counted, per rule and subject key, oldest first. */
-  readonly #windows = new Map<string, AlertEvidence[]>();
+  /** A save is queued and has not started. */
+  #dirty = false;
+  /** The times of the events counted (at most as many as the rule needs) and the newest evidence, per rule and subject key, oldest first. */
+  readonly #windows = new Map<string, { times: number[]; evidence: AlertEvidence[] }>();
   #writing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -281,15 +288,17 @@ export class FileAlertStore implements AlertStore {
     return [...this.#alerts.values()];
   }
 
-  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }> {
+  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, need: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }> {
     const since = this.now() - withinMs;
     const k = `${rule}\n${key}`;
-    const window = (this.#windows.get(k) ?? []).filter((e) => Date.parse(e.at) > since);
-    window.push(evidence);
+    const w = this.#windows.get(k) ?? { times: [], evidence: [] };
+    // Times within the window, as many as the rule needs (more never raise it sooner); evidence, the newest few.
+    const times = [...w.times.filter((t) => t > since), Date.parse(evidence.at)].slice(-need);
+    const kept = [...w.evidence.filter((e) => Date.parse(e.at) > since), evidence].slice(-max);
     this.#windows.delete(k); // re-inserted last: the map's order is least recently counted first
-    this.#windows.set(k, window.slice(-max));
+    this.#windows.set(k, { times, evidence: kept });
     if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
-    return { count: window.length, evidence: window.slice(-max) };
+    return { count: times.length, evidence: kept };
   }
 
   async reset(rule: string, key: string): Promise<void> {
@@ -324,10 +333,17 @@ export class FileAlertStore implements AlertStore {
     return this.#writing;
   }
 
+  /** Writes the alerts (cleared ones past a week dropped); saves asked for while one is written become one. */
   #save(): void {
-    const all = [...this.#alerts.values()];
+    if (this.#dirty) return;
+    this.#dirty = true;
     this.#writing = this.#writing
-      .then(() => writeFileAtomic(this.#file, JSON.stringify(all), join(this.#file, '..')))
+      .then(() => {
+        this.#dirty = false;
+        const cutoff = this.now() - KEEP_CLEARED_MS;
+        for (const [id, a] of this.#alerts) if (a.state === 'cleared' && Date.parse(a.clearedAt ?? a.raisedAt) < cutoff) this.#alerts.delete(id);
+        return writeFileAtomic(this.#file, JSON.stringify([...this.#alerts.values()]), join(this.#file, '..'));
+      })
       .catch((err: unknown) => this.log.error('alert.save-failed', { error: describeError(err) }));
   }
 }
@@ -335,7 +351,7 @@ export class FileAlertStore implements AlertStore {
 /** The evidence an event gives. */
 function pick(f: EventFields): Omit<AlertEvidence, 'at'> {
   const out: Omit<AlertEvidence, 'at'> = {};
-  for (const k of ['session', 'connection', 'rule', 'reason', 'review'] as const) if (typeof f[k] === 'string') out[k] = (f[k] as string).slice(0, 500);
+  for (const k of ['session', 'connection', 'rule', 'reason', 'review', 'by'] as const) if (typeof f[k] === 'string') out[k] = (f[k] as string).slice(0, 500);
   return out;
 }
 

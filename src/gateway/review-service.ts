@@ -16,6 +16,7 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { describeError } from '../errors.js';
+import { isLoopbackHost } from '../loopback.js';
 import type { Logger } from '../log.js';
 import type { Review } from '../policy/review-record.js';
 import type { ReviewService } from '../policy/schema.js';
@@ -88,6 +89,11 @@ export class ReviewServices {
 
   async #ask(review: Review, service: ReviewService): Promise<void> {
     const [url, key] = await Promise.all([this.o.resolve(service.url), this.o.resolve(service.secret)]);
+    // Its answer decides: it must come over TLS (or never leave this machine), or anyone on the path could approve.
+    const target = new URL(url);
+    if (target.protocol !== 'https:' && !(target.protocol === 'http:' && isLoopbackHost(target.hostname.replace(/^\[|\]$/g, '')))) {
+      throw new Error(`its URL must be https (or http on a loopback address), not ${target.protocol}//${target.host}`);
+    }
     const body = requestBody(review);
     const res = await (this.o.fetch ?? fetch)(url, {
       method: 'POST',

@@ -701,6 +701,7 @@ export function reviewAuditFields(event: 'requested' | 'decided', review: Review
     issuer: review.requester.issuer,
     connection: review.connection,
     ...(review.run !== undefined ? { run: review.run } : {}),
+    ...(review.agent !== undefined ? { agent: review.agent } : {}),
     review: review.id,
     kind: review.kind,
     ...(review.access ? { access: review.access } : {}),

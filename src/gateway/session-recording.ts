@@ -20,6 +20,8 @@ const CONTEXT_BUDGET = 256 * 1024;
 /** A context message's field names: short identifiers; at most {@link MAX_CONTEXT_FIELDS} of them. */
 const CONTEXT_FIELD = /^[a-z][A-Za-z0-9_]{0,31}$/;
 const MAX_CONTEXT_FIELDS = 8;
+/** Refusals of hoop connect's early check a session records and counts; past it, the CLI's reports are ignored. */
+const MAX_CLIENT_REFUSALS = 100;
 
 /**
  * The fields of a client's `context` control message (`{ type: 'context', fields: { tool, intent, … } }`)
@@ -145,6 +147,7 @@ export function startRecording(
  */
 function recordContext(channel: TunnelStream, recording: RecordingStream, onRefusal: (fields: Record<string, string>) => void): void {
   let budget = CONTEXT_BUDGET;
+  let reported = 0;
   channel.on('control', (m: ControlMessage) => {
     if ((m.type !== 'context' && m.type !== 'refusal') || budget <= 0) return;
     const fields = m.type === 'refusal' ? clientRefusal(m.fields) : clientContext(m.fields);
@@ -157,6 +160,8 @@ function recordContext(channel: TunnelStream, recording: RecordingStream, onRefu
       return;
     }
     if (m.type === 'refusal') {
+      // A client's word counts for a few refusals a session, not for a flood of the audit stream and the alerts.
+      if (++reported > MAX_CLIENT_REFUSALS) return;
       recording.event({ t: 'client-refusal', at: Date.now(), ...fields });
       onRefusal(fields);
       return;

@@ -6,6 +6,9 @@ import { alignedTable, rowCount, serverMessageLines } from './psql-format.js';
 import { terminalSafe } from './terminal-safe.js';
 import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 
+/** The server's error for the Describe hoop connect sends in place of what it refused (and nothing else). */
+const STAND_IN_ERROR = new RegExp(`^prepared statement "${RESERVED_STATEMENT_PREFIX}[0-9a-f]+" does not exist$`);
+
 /** One piece of a transcript: what to print, and when (ms since the epoch). */
 export interface TranscriptLine {
   at: number;
@@ -125,7 +128,7 @@ export class TranscriptRenderer {
         this.#names = undefined;
         this.#rows = [];
         // The server's answer to the Describe the CLI sent in place of what it refused.
-        if (this.#standIn && String(e.message).includes(`"${RESERVED_STATEMENT_PREFIX}`)) {
+        if (this.#standIn && STAND_IN_ERROR.test(String(e.message))) {
           this.#standIn = false;
           return [];
         }

@@ -518,9 +518,10 @@ class SessionRelay {
           // The relay's ServerState tells the gate what the server did with each name change.
           confirmed: true,
           onRefusal: (r) => {
-            session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...r });
+            const { sql: _sql, ...said } = r; // the log never carries SQL text
+            session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...said });
             this.#recorder?.refused(r);
-            session.onRefusal?.(r);
+            session.onRefusal?.(said); // nor the audit stream (the recording and a review do)
           },
           // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
           onUnsafeSetting: (setting) => {

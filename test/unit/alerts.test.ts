@@ -1,0 +1,58 @@
+/**
+ * The alert monitor's counting (src/gateway/alerts.ts) on one gateway: a rule whose count is past
+ * the evidence it keeps still raises at its count; what comes while an alert is open is added to
+ * it; and where refusals of credentials come from is counted by address, an IPv6 /64 as one.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AlertMonitor, FileAlertStore } from '../../src/gateway/alerts.js';
+import { sourceOf } from '../../src/gateway/auth-refusals.js';
+import { GatewayEvents } from '../../src/gateway/events.js';
+import { WebhookSender } from '../../src/gateway/review-notify.js';
+import { createLogger } from '../../src/log.js';
+import type { Policy } from '../../src/policy/schema.js';
+import { emptyPolicy } from '../harness/policy.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'hoop-alerts-unit-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const log = createLogger({ level: 'error', sink: { write: () => undefined } });
+
+describe('alert counting', () => {
+  it('raises a rule of 120 events at the 120th (more than the evidence it keeps), once, and adds what comes after to the open alert', async () => {
+    const events = new GatewayEvents(undefined, log);
+    const raised: Array<Record<string, unknown>> = [];
+    events.listen((event, fields) => {
+      if (event === 'alert.raised') raised.push(fields);
+    });
+    const policy: Policy = emptyPolicy({ alerts: [{ name: 'many', event: 'refused', count: 120, withinMs: 600_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }] });
+    const store = new FileAlertStore(join(dir, 'a'), log);
+    const monitor = await AlertMonitor.open({ store, policy: () => policy, events, webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }), log });
+    const refuse = (i: number) => events.emit('statement.refused', { session: `s${i}`, subject: 'mallory', issuer: 'https://idp', connection: 'app', rule: 'r', reason: 'no' });
+    for (let i = 0; i < 119; i++) refuse(i);
+    await monitor.counted();
+    expect(raised).toHaveLength(0);
+    refuse(119);
+    await monitor.counted();
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toMatchObject({ count: 120, subject: 'mallory' });
+    expect((raised[0]!.evidence as unknown[]).length).toBe(50);
+    for (let i = 0; i < 5; i++) refuse(200 + i);
+    await monitor.counted();
+    expect(raised).toHaveLength(1);
+    const [open] = monitor.list({ subject: 'x', issuer: 'y', kind: 'user', groups: [], expiresAt: new Date(), claims: {} }, true);
+    expect(open).toMatchObject({ count: 125, state: 'open' });
+    await store.flushed();
+  });
+});
+
+describe('sources of refused credentials', () => {
+  it('are addresses, an IPv6 /64 counted as one', () => {
+    expect(sourceOf('192.0.2.7')).toBe('192.0.2.7');
+    expect(sourceOf('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(sourceOf('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
+    expect(sourceOf('2001:0db8:0001:0002::ffff')).toBe('2001:db8:1:2::/64');
+    expect(sourceOf('2001:db8:1:3::1')).not.toBe(sourceOf('2001:db8:1:2::1'));
+  });
+});
