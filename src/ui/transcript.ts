@@ -7,7 +7,7 @@ import { terminalSafe } from './terminal-safe.js';
 import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 
 /** The server's error for the Describe hoop connect sends in place of what it refused (and nothing else). */
-const STAND_IN_ERROR = new RegExp(`^prepared statement "${RESERVED_STATEMENT_PREFIX}[0-9a-f]+" does not exist$`);
+const STAND_IN_ERROR = new RegExp(`^prepared statement "${RESERVED_STATEMENT_PREFIX}[0-9a-f]+_[0-9]+" does not exist$`);
 
 /** One piece of a transcript: what to print, and when (ms since the epoch). */
 export interface TranscriptLine {
