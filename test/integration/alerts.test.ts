@@ -5,7 +5,7 @@
  * who can clear it; the one it is about cannot clear it, a run's credential cannot, an auditor can
  * (with a reason, on the record), and then the identity connects again.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -64,11 +64,14 @@ afterAll(async () => {
 });
 
 /** The audit file's complete lines (a batch may be half-written while it is read). */
-const audit = (): Array<Record<string, unknown>> =>
-  readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8')
+const audit = (): Array<Record<string, unknown>> => {
+  const file = join(stack.dir, 'audit.jsonl');
+  if (!existsSync(file)) return []; // nothing flushed yet
+  return readFileSync(file, 'utf8')
     .split('\n')
     .slice(0, -1)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+};
 
 async function hoop(argv: string[], subject: string, groups: string[] = []) {
   return stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token(subject, groups) });
