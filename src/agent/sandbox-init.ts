@@ -55,8 +55,17 @@ export async function runInSandbox(argv: string[]): Promise<number> {
     return 126;
   }
   for (const s of servers) s.unref();
-  const child = spawn(file, args, { stdio: 'inherit' });
-  for (const signal of HANDED_ON) process.on(signal, () => child.kill(signal));
+  // The signals are the command's before it starts: a command can run (and be signalled, by hoop run
+  // that saw it write) before spawn() returns here, and a signal this process did not take would end it.
+  let child: ReturnType<typeof spawn> | undefined;
+  const early: NodeJS.Signals[] = [];
+  for (const signal of HANDED_ON)
+    process.on(signal, () => {
+      if (child) child.kill(signal);
+      else early.push(signal);
+    });
+  child = spawn(file, args, { stdio: 'inherit' });
+  for (const signal of early.splice(0)) child.kill(signal);
   return new Promise((resolve) => {
     child.on('error', (err) => {
       process.stderr.write(`hoop: cannot run ${file}: ${err.message}\n`);
