@@ -132,10 +132,17 @@ describe('hoop run', () => {
     ]);
     expect(r.code).toBe(0);
     const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
-    let replay = '';
-    for (let i = 0; i < 50 && !replay.includes('agent_people'); i++) {
-      replay = (await stack.run(['sessions', 'replay', runId, '--run', '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token })).stdout;
-    }
+    // Both sessions recorded and closed, and the run's own record uploaded: then the replay tells it all.
+    const replay = await eventually(
+      async () => {
+        const r = await stack.run(['sessions', 'replay', runId, '--run', '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token });
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toContain('agent_people');
+        expect(r.stdout).toContain("-- the run's command exited with 0");
+        return r.stdout;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
     const lines = replay.split('\n');
     // The run's own record (signed by its CLI) first: the command and its prompt.
     expect(lines[0]).toMatch(new RegExp(`^-- run ${runId} by alice on \\S+ \\(signed by its CLI, SHA256:`));
