@@ -2,7 +2,9 @@
  * What becomes of each session, told once to every observer: the gateway's log (`tunnel.open`,
  * `tunnel.close`), the audit stream (`session.start`, `session.end`), the session's recording (its
  * `end` event, then closed) and the session index (listed as running, then indexed). Admission
- * (./admission.ts) says when a session opened and how it ended; it writes none of these itself.
+ * (./admission.ts) says when a session opened and how it ended, and writes none of these itself;
+ * what happens within a session (a refused statement, a review) goes to the gateway's events
+ * (./events.ts) as it happens, from the session's engine and the review registry.
  */
 import type { ConnectionConfig } from '../config/connection.js';
 import { describeError } from '../errors.js';

@@ -174,7 +174,7 @@ type TestFileData = z.output<typeof policyTestFileSchema>;
 /**
  * Options of {@link loadPolicyDir}.
  *
- * @see ../gateway/config.ts (`policy.allowedSecrets`, `parseSecretPattern`)
+ * @see ../gateway/config.ts (`policy.allowedSecrets`) and ../config/secrets.ts (`parseSecretPattern`)
  */
 export interface LoadPolicyOptions {
   /**
