@@ -178,6 +178,8 @@ export class RunRegistry {
   readonly #timer: NodeJS.Timeout;
   readonly #onEnd: Array<(run: RunRecord) => void> = [];
   #sweeping = false;
+  /** Resolves when the sweep under way (if any) has ended. */
+  #sweepDone: Promise<void> = Promise.resolve();
 
   constructor(store: RunStore, log: Logger) {
     this.#store = store;
@@ -312,12 +314,16 @@ export class RunRegistry {
 
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    // A sweep under way may still end runs, and write them: the store closes after it.
+    await this.#sweepDone;
     await this.#store.close();
   }
 
   async #sweep(): Promise<void> {
     if (this.#sweeping) return;
     this.#sweeping = true;
+    let done!: () => void;
+    this.#sweepDone = new Promise<void>((resolve) => (done = resolve));
     try {
       for (const run of await this.#store.sweep()) this.#endedHere(run);
       // A watched run this gateway did not see end (ended elsewhere, a notification lost): looked at again.
@@ -330,6 +336,7 @@ export class RunRegistry {
       this.#log.warn('run.sweep-failed', { error: describeError(err) });
     } finally {
       this.#sweeping = false;
+      done();
     }
   }
 

@@ -207,7 +207,7 @@ ${Object.entries(options.issuer ?? {})
       await gateway.close();
       await Promise.allSettled([oidc.close(), pg.stop()]);
       await pki.cleanup();
-      await rm(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
 }
