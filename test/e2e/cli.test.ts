@@ -163,6 +163,13 @@ describe('hoop gateway + hoop connect as processes', () => {
         for (const f of await readdir(join(recordings, session)).catch(() => [] as string[])) chunks = Math.max(chunks, Number(/^checkpoint-(\d{6})\.SHA256SUMS$/.exec(f)?.[1] ?? 0));
       return chunks;
     };
+    /** The gateway's chunks on disk (of the one session). */
+    const chunksOnDisk = async (): Promise<number> => {
+      let chunks = 0;
+      for (const session of await readdir(recordings).catch(() => [] as string[]))
+        chunks = Math.max(chunks, (await readdir(join(recordings, session)).catch(() => [] as string[])).filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f)).length);
+      return chunks;
+    };
     /** Until a signed checkpoint covers a chunk newer than the last one (checkpointSeconds: 1). */
     const nextCheckpoint = async (after: number): Promise<number> =>
       eventually(
@@ -180,7 +187,17 @@ describe('hoop gateway + hoop connect as processes', () => {
     await pace(1000);
     psql.stdin!.write('select name from items order by id limit 1;\n');
     await answered(2);
-    await nextCheckpoint(first); // a chunk and a signed checkpoint after it
+    // The chunk cut after the answer holds the second statement; then a signed checkpoint that covers it.
+    const before = await chunksOnDisk();
+    const cut = await eventually(
+      async () => {
+        const now = await chunksOnDisk();
+        expect(now, 'a chunk cut after the second answer').toBeGreaterThan(before);
+        return now;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
+    await nextCheckpoint(Math.max(first, cut - 1));
     gw.child.kill('SIGKILL');
     await exited(gw.child);
     psql.kill('SIGKILL');
