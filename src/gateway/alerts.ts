@@ -26,7 +26,7 @@ import { readOptionalFile } from '../private-file.js';
 import type { AlertEvidence, RaisedAlert } from '../api/answers.js';
 import type { AlertRule, Policy } from '../policy/schema.js';
 import type { GatewayEvents } from './events.js';
-import type { WebhookSender } from './review-notify.js';
+import { slackEscape, type WebhookSender } from './review-notify.js';
 
 /** Evidence kept per alert (the newest; the count says how many there were). */
 const MAX_EVIDENCE = 50;
@@ -358,7 +358,7 @@ function pick(f: EventFields): Omit<AlertEvidence, 'at'> {
 /** A notification's body: generic JSON, or Slack's. */
 function alertBody(a: RaisedAlert, format: 'json' | 'slack'): Record<string, unknown> {
   if (format === 'json') return { event: 'alert.raised', alert: a, clear: `hoop alerts clear ${a.id} --reason "…"` };
-  const e = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const e = slackEscape;
   const text = `:rotating_light: alert ${a.id} (${e(a.rule)}): ${e(alertSubject(a))} had ${a.count} ${a.event} events within ${Math.round(a.withinMs / 1000)} s${a.suspend ? '; suspended until cleared' : ''}`;
   return {
     text,
