@@ -150,6 +150,11 @@ export type SessionSummary = Record<string, unknown> & {
   reason: string;
   statements: number;
   refused: number;
+  /** Rows the client received, and rows its statements changed (absent in sessions indexed before hoop counted them). */
+  rowsRead?: number;
+  rowsChanged?: number;
+  /** The columns its statements named, as `table.column`. */
+  columns?: string[];
   recording: string;
 };
 
@@ -208,6 +213,9 @@ export interface AlertEvidence {
   review?: string;
   /** `cli`: a refusal hoop connect's early check made and reported (its word, not the gateway's). */
   by?: string;
+  /** For `rows-read`: the rows the statement read, and the tables it named. */
+  rows?: number;
+  tables?: string[];
 }
 
 /** An alert the gateway raised (`GET /v1/alerts`): whom it is about, what it counted, its evidence, and whether it is cleared. */
@@ -216,7 +224,8 @@ export interface RaisedAlert {
   /** The alert rule's name. */
   rule: string;
   /** What it counts: `refused` (statements and SSH commands refused), `review-denied`. */
-  event: 'refused' | 'review-denied';
+  /** What its rule counted: events, or rows (`rows-read`). */
+  event: 'refused' | 'review-denied' | 'rows-read';
   /** Whose events it counts together. */
   per: 'identity' | 'run' | 'agent';
   /** Whom it is about. */
@@ -236,4 +245,9 @@ export interface RaisedAlert {
   clearedAt?: string;
   clearer?: { subject: string; issuer: string; email?: string };
   clearReason?: string;
+}
+
+/** What an alert counted, for people: `5 refused events`, `1200 rows read`. */
+export function countedText(a: Pick<RaisedAlert, 'count' | 'event'>): string {
+  return a.event === 'rows-read' ? `${a.count} rows read` : `${a.count} ${a.event} events`;
 }

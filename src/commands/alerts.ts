@@ -6,6 +6,7 @@
  * @see docs/architecture.md (§4.7)
  */
 import { Command, Option } from 'commander';
+import { countedText } from '../api/answers.js';
 import { clearAlert, listAlerts, type RaisedAlert } from '../auth/gateway-client.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -25,7 +26,7 @@ function about(a: RaisedAlert): string {
 /** One alert's row. */
 function row(a: RaisedAlert): string[] {
   const state = a.state === 'open' ? (a.suspend ? 'open, suspends' : 'open') : `cleared by ${a.clearer?.email ?? a.clearer?.subject ?? '?'}`;
-  return [a.id, a.raisedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), a.rule, about(a), `${a.count} ${a.event} in ${describeLength(Math.round(a.withinMs / 1000))}`, state];
+  return [a.id, a.raisedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), a.rule, about(a), `${countedText(a)} in ${describeLength(Math.round(a.withinMs / 1000))}`, state];
 }
 
 /** An alert in full: the row's facts, then its evidence. */
@@ -33,7 +34,7 @@ function text(a: RaisedAlert): string {
   const lines = [
     `alert       ${a.id} (${a.rule})`,
     `about       ${about(a)}`,
-    `raised      ${a.raisedAt}: ${a.count} ${a.event} events within ${describeLength(Math.round(a.withinMs / 1000))}`,
+    `raised      ${a.raisedAt}: ${countedText(a)} within ${describeLength(Math.round(a.withinMs / 1000))}`,
     `state       ${row(a)[5]}${a.clearReason ? `: ${a.clearReason}` : ''}`,
     ...(a.state === 'open' ? [`clear       hoop alerts clear ${a.id} --reason "…" (members of ${a.clearedBy.join(', ') || 'the auditors'})`] : []),
     '',

@@ -222,6 +222,7 @@ interface LsFlags extends CommonFlags {
   denied?: boolean;
   table?: string;
   column?: string;
+  minRows?: string;
 }
 
 /** The flags of `hoop sessions verify`. */
@@ -241,6 +242,12 @@ interface ReplayFlags extends CommonFlags {
 /** The flags of `hoop sessions export`. */
 interface ExportFlags extends CommonFlags {
   format: 'json' | 'jsonl' | 'asciicast' | 'asciicast-v3' | 'bundle';
+}
+
+/** A session's rows for `ls`: read, and changed when any (`120`, `3 read, 40 changed`); `-` when not counted. */
+function rowsLabel(s: { rowsRead?: number; rowsChanged?: number }): string {
+  if (s.rowsRead === undefined) return '-';
+  return s.rowsChanged ? `${s.rowsRead} read, ${s.rowsChanged} changed` : String(s.rowsRead);
 }
 
 /** Builds the `sessions` command. */
@@ -267,7 +274,8 @@ function lsCommand(io: CliIo): Command {
     .option('--until <time>', 'started at or before this date or time')
     .option('--denied', 'only sessions in which the policy refused a statement')
     .option('--table <table>', 'only sessions whose statements named this table (schema.table or table)')
-    .option('--column <table.column>', 'only sessions that received this column masked (e.g. customers.card_number)')
+    .option('--column <table.column>', 'only sessions whose statements read or named this column, masked or not (e.g. customers.card_number)')
+    .option('--min-rows <n>', 'only sessions whose statements read or changed at least n rows in all')
     .option('--json', 'print one JSON document { sessions: [...] }')
     .action((flags: LsFlags) => listAction(io, flags));
 }
@@ -279,6 +287,7 @@ async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
     const filter: Record<string, string> = {};
     for (const k of ['user', 'connection', 'run', 'agent', 'via', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
     if (flags.denied) filter.denied = '1';
+    if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
     const local = await uploadLeftovers(io, provider);
     const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
     for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
@@ -290,8 +299,9 @@ async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
       io.stdout.write('no recorded sessions match\n');
       return;
     }
-    const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED', 'RECORDING', 'CLI RECORD']];
-    for (const s of sessions) rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), s.reason, s.recording, clientRecordLabel(s, local)]);
+    const rows = [['ID', 'STARTED', 'USER', 'VIA', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ROWS', 'ENDED', 'RECORDING', 'CLI RECORD']];
+    for (const s of sessions)
+      rows.push([s.id, when(s.startedAt), s.subject, viaLabel(s), s.connection, String(s.statements), String(s.refused), rowsLabel(s), s.reason, s.recording, clientRecordLabel(s, local)]);
     io.stdout.write(table(rows));
   } finally {
     provider.close();
@@ -334,10 +344,12 @@ function sessionDetails(check: RecordingCheck, summary: SessionSummary): string[
     ['started', when(summary.startedAt)],
     ['ended', summary.endedAt ? `${when(summary.endedAt)} (${summary.reason})` : 'not yet: the session is running'],
     ['statements', `${summary.statements}, ${summary.refused} refused`],
+    ['rows', summary.rowsRead === undefined ? '-' : `${summary.rowsRead} read, ${summary.rowsChanged ?? 0} changed`],
     [
       'tables',
       `${Array.isArray(summary.tables) && summary.tables.length ? (summary.tables as string[]).join(', ') : '-'}${Array.isArray(summary.written) && summary.written.length ? ` (written: ${(summary.written as string[]).join(', ')})` : ''}${summary.tablesComplete === false ? ' (not all statements analysed)' : ''}`,
     ],
+    ['columns', summary.columns?.length ? summary.columns.join(', ') : '-'],
     [
       'masked',
       Array.isArray(summary.maskedColumns) && summary.maskedColumns.length

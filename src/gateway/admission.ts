@@ -27,7 +27,7 @@ import { errorBody, errorHeaders, errorStatus, asHoopError } from './http/respon
 import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, IdentitySessions } from './identity-sessions.js';
 import type { GatewayParts } from './parts.js';
 import { whoOf } from './policy-source.js';
-import { TablesTouched, type SessionSummary } from './recordings.js';
+import { TablesTouched, type SessionSummary, type TouchedSummary } from './recordings.js';
 import { reviewRecordingEvent } from './reviews.js';
 import { describeEnd } from './runs.js';
 import type { OpenedSession, SessionEvents, SessionWho } from './session-events.js';
@@ -299,7 +299,7 @@ export class SessionAdmission {
       maxSessionSeconds: policy?.maxSessionSeconds,
       recording,
       recordingFailed: parts.recordings !== undefined && recording === undefined,
-      counts: { statements: 0, refused: 0 },
+      counts: { statements: 0, refused: 0, rowsRead: 0, rowsChanged: 0 },
       maskedColumns: new Map(),
       touched: new TablesTouched(),
       summarize: (end, tables) => summarize(opened, facts, end, tables),
@@ -361,6 +361,11 @@ export class SessionAdmission {
       ...(policy?.masking ? { masking: policy.masking } : {}),
       ...(policy?.limits ? { limits: policy.limits } : {}),
       onRefusal: (r) => parts.events.emit('statement.refused', { ...who, ...r }),
+      onStatement: (st) => {
+        opened.counts.rowsRead += st.rows;
+        opened.counts.rowsChanged += st.changed;
+        parts.events.emit('statement.completed', { ...who, verb: st.verb, rows: st.rows, changed: st.changed, tables: st.tables, ...(st.failed ? { failed: true } : {}) });
+      },
       reviews: {
         // Each review's request and end are in the session's recording as `review` events.
         request: (ask) =>
@@ -458,7 +463,7 @@ function sessionFacts({ identity, connection, principal, policyCommit }: Authori
 }
 
 /** The index's line for a session: as it ends (`end`), or while it runs. */
-function summarize(s: OpenedSession, facts: ReturnType<typeof sessionFacts>, end?: SessionOutcome, tables?: { tables: string[]; written: string[]; tablesComplete: boolean }): SessionSummary {
+function summarize(s: OpenedSession, facts: ReturnType<typeof sessionFacts>, end?: SessionOutcome, touched?: TouchedSummary): SessionSummary {
   const { identity } = s;
   return {
     id: s.who.session,
@@ -473,8 +478,10 @@ function summarize(s: OpenedSession, facts: ReturnType<typeof sessionFacts>, end
     reason: end?.reason ?? 'running',
     statements: s.counts.statements,
     refused: s.counts.refused,
+    rowsRead: s.counts.rowsRead,
+    rowsChanged: s.counts.rowsChanged,
     // While it runs, the tables are not known yet: they are read from its statements at the end.
-    ...(tables ?? { tables: [], written: [], tablesComplete: false }),
+    ...(touched ?? { tables: [], written: [], columns: [], tablesComplete: false }),
     maskedColumns: [...s.maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
     recording: s.recording === undefined ? 'none' : s.recordingFailed ? 'failed' : end ? 'complete' : 'running',
     bytesFromClient: end?.bytesFromClient ?? 0,

@@ -41,14 +41,14 @@ export class PostgresAlertStore implements AlertStore {
     return this.#recent(`state = 'open' or updated_at > now() - make_interval(secs => ${KEEP_CLEARED_MS / 1000})`);
   }
 
-  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, _need: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }> {
+  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, _need: number, max: number, weight = 1): Promise<{ count: number; evidence: AlertEvidence[] }> {
     const r = await this.#run(
       (pool) =>
         pool.query<{ count: string; evidence: AlertEvidence[] | null }>(
-          `with hit as (insert into hoop.alert_hits (rule, key, evidence) values ($1, $2, $3) returning at, evidence),
-                counted as (select at, evidence from hoop.alert_hits where rule = $1 and key = $2 and at > now() - make_interval(secs => $4::float8) union all select at, evidence from hit)
-           select count(*) as count, (select jsonb_agg(evidence order by at) from (select at, evidence from counted order by at desc limit $5) newest) as evidence from counted`,
-          [rule, key, JSON.stringify(evidence), withinMs / 1000, max],
+          `with hit as (insert into hoop.alert_hits (rule, key, evidence, weight) values ($1, $2, $3, $6) returning at, evidence, weight),
+                counted as (select at, evidence, weight from hoop.alert_hits where rule = $1 and key = $2 and at > now() - make_interval(secs => $4::float8) union all select at, evidence, weight from hit)
+           select sum(weight) as count, (select jsonb_agg(evidence order by at) from (select at, evidence from counted order by at desc limit $5) newest) as evidence from counted`,
+          [rule, key, JSON.stringify(evidence), withinMs / 1000, max, weight],
         ),
       'count an alert rule',
     );

@@ -23,7 +23,7 @@ import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
 import { readOptionalFile } from '../private-file.js';
-import type { AlertEvidence, RaisedAlert } from '../api/answers.js';
+import { countedText, type AlertEvidence, type RaisedAlert } from '../api/answers.js';
 import type { AlertRule, Policy } from '../policy/schema.js';
 import type { GatewayEvents } from './events.js';
 import { slackEscape, type WebhookSender } from './review-notify.js';
@@ -42,7 +42,16 @@ type EventFields = Record<string, unknown>;
 function kindOf(event: string, f: EventFields): AlertRule['event'] | undefined {
   if (event === 'statement.refused') return 'refused';
   if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
+  if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
   return undefined;
+}
+
+/** Whether a statement's event counts for `rule`: any, or for `rows-read` with a `table`, one that names it (`customers` names `public.customers` too). */
+function counts(rule: AlertRule, f: EventFields): boolean {
+  if (rule.connections && !rule.connections.includes(String(f.connection))) return false;
+  if (rule.table === undefined) return true;
+  const table = rule.table;
+  return Array.isArray(f.tables) && f.tables.some((t) => typeof t === 'string' && (t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`)));
 }
 
 /** The key of what `rule` counts `f` against: the identity, with the run or the agent when the rule counts per run or agent. */
@@ -72,8 +81,11 @@ export function alertSubject(a: RaisedAlert): string {
 export interface AlertStore {
   /** The alerts kept: open ones, and those cleared within a week. */
   load(): Promise<RaisedAlert[]>;
-  /** Counts `evidence` for `rule` and subject `key`: how many there were within `withinMs` (exactly, up to `need` at least), and the newest `max` of them. */
-  count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, need: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }>;
+  /**
+   * Counts `evidence` (weighing `weight`: 1, or the rows read) for `rule` and subject `key`: what
+   * the events within `withinMs` weigh together (exactly, up to `need` at least), and the newest `max` of them.
+   */
+  count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, need: number, max: number, weight?: number): Promise<{ count: number; evidence: AlertEvidence[] }>;
   /** Forgets what was counted for `rule` and `key` (an alert was raised of it). */
   reset(rule: string, key: string): Promise<void>;
   /** The alert open for `rule` and `key`, as kept. */
@@ -124,11 +136,14 @@ export class AlertMonitor {
     const kind = kindOf(event, f);
     const rules = kind ? (this.policy()?.alerts ?? []).filter((r) => r.event === kind) : [];
     for (const rule of rules) {
-      if (rule.connections && !rule.connections.includes(String(f.connection))) continue;
+      if (!counts(rule, f)) continue;
       const key = subjectKey(rule.per, f);
       if (key === undefined) continue;
       const evidence: AlertEvidence = { at: new Date(this.now()).toISOString(), ...pick(f) };
-      this.#counting = this.#counting.then(() => this.#count(rule, key, f, evidence)).catch((err: unknown) => this.log.error('alert.count-failed', { rule: rule.name, error: describeError(err) }));
+      const weight = kind === 'rows-read' ? (f.rows as number) : 1;
+      this.#counting = this.#counting
+        .then(() => this.#count(rule, key, f, evidence, weight))
+        .catch((err: unknown) => this.log.error('alert.count-failed', { rule: rule.name, error: describeError(err) }));
     }
   }
 
@@ -137,17 +152,17 @@ export class AlertMonitor {
     return this.#counting;
   }
 
-  async #count(rule: AlertRule, key: string, f: EventFields, evidence: AlertEvidence): Promise<void> {
+  async #count(rule: AlertRule, key: string, f: EventFields, evidence: AlertEvidence, weight: number): Promise<void> {
     const open = await this.store.openFor(rule.name, key);
     if (open) {
-      open.count++;
+      open.count += weight;
       open.evidence = [...open.evidence, evidence].slice(-MAX_EVIDENCE);
       if (await this.store.save(open, true)) this.#alerts.set(open.id, open);
       // Raised on another replica and not heard of here yet: its suspension holds here from now.
       this.#suspend(open);
       return;
     }
-    const window = await this.store.count(rule.name, key, evidence, rule.withinMs, rule.count, MAX_EVIDENCE);
+    const window = await this.store.count(rule.name, key, evidence, rule.withinMs, rule.count, MAX_EVIDENCE, weight);
     if (window.count < rule.count) return;
     const a = this.#alertOf(rule, f, window);
     // Another replica may have raised it at the same moment: one alert is open per rule and subject.
@@ -168,7 +183,7 @@ export class AlertMonitor {
   refusal(identity: Identity, agent: string | undefined): HoopError | undefined {
     const a = this.suspension(identity, agent);
     if (!a) return undefined;
-    return new HoopError(ErrorCode.ACCESS_DENIED, `hoop: ${alertSubject(a)} is suspended by alert ${a.id} (${a.rule}: ${a.count} ${a.event} events), raised ${a.raisedAt}`, {
+    return new HoopError(ErrorCode.ACCESS_DENIED, `hoop: ${alertSubject(a)} is suspended by alert ${a.id} (${a.rule}: ${countedText(a)}), raised ${a.raisedAt}`, {
       hint: `a member of ${this.#clearers(a).join(', ') || 'the auditors'} can clear it: hoop alerts clear ${a.id} --reason "…"`,
     });
   }
@@ -269,8 +284,8 @@ export class FileAlertStore implements AlertStore {
   readonly #alerts = new Map<string, RaisedAlert>();
   /** A save is queued and has not started. */
   #dirty = false;
-  /** The times of the events counted (at most as many as the rule needs) and the newest evidence, per rule and subject key, oldest first. */
-  readonly #windows = new Map<string, { times: number[]; evidence: AlertEvidence[] }>();
+  /** The events counted (their times and weights, no more than reach what the rule needs) and the newest evidence, per rule and subject key, oldest first. */
+  readonly #windows = new Map<string, { hits: Array<{ t: number; w: number }>; evidence: AlertEvidence[] }>();
   #writing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -288,17 +303,19 @@ export class FileAlertStore implements AlertStore {
     return [...this.#alerts.values()];
   }
 
-  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, need: number, max: number): Promise<{ count: number; evidence: AlertEvidence[] }> {
+  async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, need: number, max: number, weight = 1): Promise<{ count: number; evidence: AlertEvidence[] }> {
     const since = this.now() - withinMs;
     const k = `${rule}\n${key}`;
-    const w = this.#windows.get(k) ?? { times: [], evidence: [] };
-    // Times within the window, as many as the rule needs (more never raise it sooner); evidence, the newest few.
-    const times = [...w.times.filter((t) => t > since), Date.parse(evidence.at)].slice(-need);
+    const w = this.#windows.get(k) ?? { hits: [], evidence: [] };
+    // The events within the window, the newest that together reach what the rule needs (more never raise it sooner); evidence, the newest few.
+    const hits = [...w.hits.filter((h) => h.t > since), { t: Date.parse(evidence.at), w: weight }];
+    let total = hits.reduce((n, h) => n + h.w, 0);
+    while (hits.length > 1 && total - hits[0]!.w >= need) total -= hits.shift()!.w;
     const kept = [...w.evidence.filter((e) => Date.parse(e.at) > since), evidence].slice(-max);
     this.#windows.delete(k); // re-inserted last: the map's order is least recently counted first
-    this.#windows.set(k, { times, evidence: kept });
+    this.#windows.set(k, { hits, evidence: kept });
     if (this.#windows.size > MAX_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
-    return { count: times.length, evidence: kept };
+    return { count: total, evidence: kept };
   }
 
   async reset(rule: string, key: string): Promise<void> {
@@ -352,6 +369,8 @@ export class FileAlertStore implements AlertStore {
 function pick(f: EventFields): Omit<AlertEvidence, 'at'> {
   const out: Omit<AlertEvidence, 'at'> = {};
   for (const k of ['session', 'connection', 'rule', 'reason', 'review', 'by'] as const) if (typeof f[k] === 'string') out[k] = (f[k] as string).slice(0, 500);
+  if (typeof f.rows === 'number') out.rows = f.rows;
+  if (Array.isArray(f.tables)) out.tables = f.tables.slice(0, 20).map((t) => String(t).slice(0, 200));
   return out;
 }
 
@@ -359,7 +378,7 @@ function pick(f: EventFields): Omit<AlertEvidence, 'at'> {
 function alertBody(a: RaisedAlert, format: 'json' | 'slack'): Record<string, unknown> {
   if (format === 'json') return { event: 'alert.raised', alert: a, clear: `hoop alerts clear ${a.id} --reason "…"` };
   const e = slackEscape;
-  const text = `:rotating_light: alert ${a.id} (${e(a.rule)}): ${e(alertSubject(a))} had ${a.count} ${a.event} events within ${Math.round(a.withinMs / 1000)} s${a.suspend ? '; suspended until cleared' : ''}`;
+  const text = `:rotating_light: alert ${a.id} (${e(a.rule)}): ${e(alertSubject(a))} had ${countedText(a)} within ${Math.round(a.withinMs / 1000)} s${a.suspend ? '; suspended until cleared' : ''}`;
   return {
     text,
     blocks: [

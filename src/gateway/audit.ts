@@ -38,6 +38,27 @@ export interface AuditConfig {
   flushMs: number;
   /** Events held at most; beyond, the oldest are dropped and counted (default 100 000). */
   maxQueue: number;
+  /**
+   * Which statements are audited (`statement.refused`, `statement.completed`): `none`; `refused`
+   * (default); `writes`: refused ones and those that changed rows or whose verb writes; `all`.
+   */
+  statements?: StatementVolume;
+}
+
+/** The volume of statement events on the audit stream (see {@link AuditConfig.statements}). */
+export const STATEMENT_VOLUMES = ['none', 'refused', 'writes', 'all'] as const;
+export type StatementVolume = (typeof STATEMENT_VOLUMES)[number];
+
+/** Verbs of a `statement.completed` that count as writes for `statements: writes`, whatever rows they changed. */
+const WRITE_VERBS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'COPY', 'TRUNCATE', 'CREATE', 'ALTER', 'DROP', 'GRANT', 'REVOKE']);
+
+/** Whether `event` goes to the audit stream under `volume` (events other than statements always do). */
+export function audited(volume: StatementVolume, event: string, fields: Record<string, unknown>): boolean {
+  if (event === 'statement.refused') return volume !== 'none';
+  if (event !== 'statement.completed') return true;
+  if (volume === 'all') return true;
+  if (volume !== 'writes') return false;
+  return (typeof fields.changed === 'number' && fields.changed > 0) || WRITE_VERBS.has(String(fields.verb));
 }
 
 /** One audit event as written: the stable envelope and the event's fields. */

@@ -13,6 +13,7 @@ import { parseSecretPattern, secretSchema } from '../config/secrets.js';
 import { nonEmpty, stringList } from '../config/yaml.js';
 import { isLoopbackHost } from '../loopback.js';
 import { parseSubjectTemplate } from './workload-rules.js';
+import { STATEMENT_VOLUMES } from './audit.js';
 
 /** Algorithms accepted by default. */
 export const DEFAULT_ALGORITHMS: readonly string[] = ['RS256', 'PS256', 'ES256', 'EdDSA'];
@@ -306,6 +307,7 @@ export const fileSchema = z.strictObject(
           .min(100, { error: 'must be at least 100' })
           .max(10_000_000, { error: 'must be at most 10000000' })
           .default(100_000),
+        statements: z.enum(STATEMENT_VOLUMES, { error: `must be one of ${STATEMENT_VOLUMES.join(', ')}` }).default('refused'),
       })
       .refine((a) => a.file !== undefined || a.url !== undefined, { error: 'needs a file or a url (or both)' })
       .optional(),

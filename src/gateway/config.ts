@@ -62,6 +62,7 @@
  *   url: https://siem.example.com/in  # POST them in batches (application/x-ndjson); https unless loopback
  *   headers: { Authorization: "${env:SIEM_TOKEN}" }   # values may be secret references
  *   batchSize: 500                    # events per batch; flushSeconds: 1; maxQueue: 100000 (oldest dropped, counted)
+ *   statements: refused               # statement events: none | refused (default) | writes | all (with rows read and changed)
  * recording:                          # the gateway's recordings of sessions, in dataDir
  *   enabled: true                     # default true
  *   minFreeBytes: 1GiB                # refuse new sessions below this much free disk; default 1GiB
@@ -531,6 +532,7 @@ function auditConfigOf(audit: NonNullable<FileData['audit']>, baseDir: string, f
     batchSize: audit.batchSize,
     flushMs: Math.round(audit.flushSeconds * 1000),
     maxQueue: audit.maxQueue,
+    statements: audit.statements,
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { AuditStream } from './audit.js';
+import { audited, type AuditStream, type StatementVolume } from './audit.js';
 
 export type EventListener = (event: string, fields: Record<string, unknown>) => void;
 
@@ -16,11 +16,13 @@ export class GatewayEvents {
   constructor(
     private readonly audit: AuditStream | undefined,
     private readonly log: Logger,
+    /** Which statement events the audit stream gets (listeners hear them all). */
+    private readonly statements: StatementVolume = 'refused',
   ) {}
 
-  /** Emits `event` to the audit stream and every listener; never waits. */
+  /** Emits `event` to the audit stream (statements as its volume says) and every listener; never waits. */
   emit(event: string, fields: Record<string, unknown>): void {
-    this.audit?.emit(event, fields);
+    if (this.audit && audited(this.statements, event, fields)) this.audit.emit(event, fields);
     for (const l of this.#listeners) {
       try {
         l(event, fields);

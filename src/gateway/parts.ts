@@ -106,7 +106,7 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   if (recordings) await keepRetention(recordings, clientRecords, policySource, log, disposer);
   const audit = config.audit ? await openAudit(config, log, env, replica) : undefined;
   if (audit) disposer.defer(() => audit.close()); // the ended sessions' last events
-  const events = new GatewayEvents(audit, log);
+  const events = new GatewayEvents(audit, log, config.audit?.statements);
   const webhooks = new WebhookSender({
     log,
     resolveUrl: async (url) => {

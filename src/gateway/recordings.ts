@@ -15,7 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
-import { tablesTouched } from '../policy/decide.js';
+import { tablesTouched, type TablesTouchedBy } from '../policy/touched.js';
 import { analyzeSql, loadSqlParser } from '../policy/sql/analyze.js';
 import { RecordingThread, type RecordingStream } from '../recording/thread.js';
 import { RECORDING_FILE } from '../recording/writer.js';
@@ -60,8 +60,17 @@ export interface SessionSummary {
   tables: string[];
   /** Of those, the ones a statement wrote to or tried to (DML, COPY FROM, DDL). */
   written: string[];
-  /** False when the session ran more distinct statements than were analysed for `tables`. */
+  /**
+   * The columns its statements named, as `table.column` (`table.*` for a `*`; see `columnsNamed`
+   * in src/policy/touched.ts); absent in sessions indexed before hoop kept them.
+   */
+  columns?: string[];
+  /** False when the session ran more distinct statements (or named more columns) than were analysed for `tables` and `columns`. */
   tablesComplete: boolean;
+  /** Rows the client received (result rows and COPY TO data), in all its statements; absent before hoop counted them. */
+  rowsRead?: number;
+  /** Rows its statements changed, as the server reported them (INSERT, UPDATE, DELETE, MERGE, COPY FROM), committed or not. */
+  rowsChanged?: number;
   /**
    * Columns masking masked as a whole in results the client received (`schema.table.column`, or
    * the result column's name when it has no origin), each with the strategy: their values left masked.
@@ -413,6 +422,11 @@ export class FileSessionArchive implements SessionArchive {
 
 /** Distinct SQL texts of a session without a judge analysed for the index; beyond this the index says it is incomplete. */
 const MAX_TEXTS = 500;
+/** Distinct columns the index keeps per session; beyond this it says it is incomplete. */
+const MAX_COLUMNS = 1000;
+
+/** What the index says a session's statements touched. */
+export type TouchedSummary = Pick<SessionSummary, 'tables' | 'written' | 'columns' | 'tablesComplete'>;
 
 /**
  * The tables a session's statements named and wrote to, for the index: from the judge's verdicts
@@ -424,14 +438,20 @@ export class TablesTouched {
   /** Each made on its first entry: a session that sends nothing holds none. */
   #tables: Set<string> | undefined;
   #written: Set<string> | undefined;
+  #columns: Set<string> | undefined;
   #texts: Set<string> | undefined;
   #complete = true;
 
   /** A judge's verdict on one statement. */
-  addVerdict(touched: { tables: readonly string[]; written: readonly string[] } | undefined): void {
+  addVerdict(touched: TablesTouchedBy | undefined): void {
     if (!touched) return;
     for (const t of touched.tables) (this.#tables ??= new Set()).add(t);
     for (const t of touched.written) (this.#written ??= new Set()).add(t);
+    for (const c of touched.columns) {
+      if ((this.#columns?.size ?? 0) >= MAX_COLUMNS) {
+        if (!this.#columns!.has(c)) this.#complete = false;
+      } else (this.#columns ??= new Set()).add(c);
+    }
   }
 
   /** The SQL text of a statement no judge saw. */
@@ -441,7 +461,7 @@ export class TablesTouched {
     else (this.#texts ??= new Set()).add(sql);
   }
 
-  async summary(): Promise<{ tables: string[]; written: string[]; tablesComplete: boolean }> {
+  async summary(): Promise<TouchedSummary> {
     let complete = this.#complete;
     if (this.#texts && this.#texts.size > 0) {
       await loadSqlParser();
@@ -451,6 +471,6 @@ export class TablesTouched {
         this.addVerdict(tablesTouched(a));
       }
     }
-    return { tables: [...(this.#tables ?? [])].sort(), written: [...(this.#written ?? [])].sort(), tablesComplete: complete };
+    return { tables: [...(this.#tables ?? [])].sort(), written: [...(this.#written ?? [])].sort(), columns: [...(this.#columns ?? [])].sort(), tablesComplete: complete };
   }
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import type { RecordingStream } from '../recording/thread.js';
 import type { SessionOutcome } from '../session/engine.js';
 import type { GatewayEvents } from './events.js';
-import type { GatewayRecordings, SessionSummary, TablesTouched } from './recordings.js';
+import type { GatewayRecordings, SessionSummary, TablesTouched, TouchedSummary } from './recordings.js';
 
 /** Who a session is, as every log line and audit event about it names it. */
 export type SessionWho = {
@@ -41,12 +41,13 @@ export interface OpenedSession {
   recording?: RecordingStream | undefined;
   /** The recording could not be written (or opened) to the end. */
   recordingFailed: boolean;
-  counts: { statements: number; refused: number };
+  /** Statements run and refused; rows the client received and rows its statements changed. */
+  counts: { statements: number; refused: number; rowsRead: number; rowsChanged: number };
   /** Columns masked in what the client received, and how (at most 1,000). */
   maskedColumns: Map<string, string>;
   touched: TablesTouched;
   /** The index's line for the session: as it ends (`end`), or while it runs. */
-  summarize(end?: SessionOutcome, tables?: { tables: string[]; written: string[]; tablesComplete: boolean }): SessionSummary;
+  summarize(end?: SessionOutcome, touched?: TouchedSummary): SessionSummary;
 }
 
 /** Hears sessions open and end; an `ended` that returns a Promise is waited for before the next observer hears it. */

@@ -195,6 +195,12 @@ export const MIGRATIONS: readonly Migration[] = [
       create unique index alerts_one_open on hoop.alerts (rule, key) where state = 'open';
       create index alerts_updated on hoop.alerts (updated_at);`,
   },
+  {
+    version: 8,
+    name: 'alerts that count rows',
+    // What one event weighs in its rule's window: 1, or the rows a statement read (`rows-read`).
+    sql: 'alter table hoop.alert_hits add column weight bigint not null default 1;',
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

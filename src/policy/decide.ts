@@ -29,12 +29,13 @@
  */
 import { globMatches, listNames } from '../glob.js';
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
+import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
 import { limitProblem, type SessionLimits } from './limits.js';
 import { maskingFor, principalMatches } from './principal.js';
-import { expandKind, KIND_UMBRELLAS, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
+import { expandKind, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
  * One review for two review verdicts of one message (two statements, two rules on one statement,
@@ -175,27 +176,6 @@ export function opensBlockBefore(statements: readonly StatementFacts[], first: n
 /** Whether a statement changes existing rows when it runs (a PREPARE only stores its body). */
 export function changesRows(facts: StatementFacts): boolean {
   return facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => GUARDED_KINDS.has(k));
-}
-
-/** Tables (and views) SQL names, lower-case as written; `written`: the ones a write or DDL statement names. */
-export interface TablesTouchedBy {
-  tables: readonly string[];
-  written: readonly string[];
-}
-
-/** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
-const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.ddl]);
-
-/** What {@link Decision.touched} says of an analysis (nothing for SQL that did not parse). */
-export function tablesTouched(analysis: Analysis): TablesTouchedBy {
-  if (!analysis.ok) return { tables: [], written: [] };
-  const tables = new Set<string>();
-  const written = new Set<string>();
-  for (const st of analysis.statements) {
-    for (const t of st.tables) tables.add(t);
-    if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
-  }
-  return { tables: [...tables], written: [...written] };
 }
 
 /** Rule name of decisions made by read-only access. */

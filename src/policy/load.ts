@@ -319,7 +319,16 @@ class MergedBundle {
     data.alerts.forEach((a, i) => {
       const { when, clearedBy, notify, connections, ...rest } = a;
       this.alerts.push({
-        value: { ...rest, event: when.event, count: when.count, withinMs: when.within, clearedBy: clearedBy ?? [], notify: notify ?? [], ...(connections ? { connections } : {}) },
+        value: {
+          ...rest,
+          event: when.event,
+          count: when.count,
+          withinMs: when.within,
+          ...(when.table !== undefined ? { table: when.table } : {}),
+          clearedBy: clearedBy ?? [],
+          notify: notify ?? [],
+          ...(connections ? { connections } : {}),
+        },
         at: { file, path: ['alerts', i] },
       });
       this.#addNotifySecrets(file, notify, ['alerts', i, 'notify']);

@@ -355,8 +355,12 @@ export interface Policy {
   tests: PolicyTest[];
 }
 
-/** What an alert counts: statements and SSH commands refused (by a rule, or a review that did not approve them), reviews denied. */
-export const ALERT_EVENTS = ['refused', 'review-denied'] as const;
+/**
+ * What an alert counts: statements and SSH commands refused (by a rule, or a review that did not
+ * approve them), reviews denied, or rows read (the rows the client received from statements that
+ * name `table`, or from any statement).
+ */
+export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read'] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 
 /** Whose events an alert counts together: one person's (with their agents'), one run's, one agent's (by name, across runs). */
@@ -370,7 +374,10 @@ export const ALERT_SCOPES = ['identity', 'run', 'agent'] as const;
 export interface AlertRule {
   name: string;
   event: AlertEvent;
+  /** Events counted, or for `rows-read`, rows. */
   count: number;
+  /** For `rows-read`: only statements that name this table (`table` or `schema.table`, lower-case). */
+  table?: string;
   withinMs: number;
   per: (typeof ALERT_SCOPES)[number];
   /** Only events on these connections count (absent: all). */
@@ -722,11 +729,20 @@ const reviewServiceSchema = z.strictObject({
 /** One alert rule (see {@link AlertRule}). */
 export const alertRuleSchema = z.strictObject({
   name: nameSchema,
-  when: z.strictObject({
-    event: z.enum(ALERT_EVENTS, { error: `must be one of ${ALERT_EVENTS.join(', ')}` }),
-    count: z.number({ error: 'must be a number of events' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(100_000, { error: 'must be at most 100000' }),
-    within: timeBetween(1_000, 7 * 86_400_000, '10min'),
-  }),
+  when: z
+    .strictObject({
+      event: z.enum(ALERT_EVENTS, { error: `must be one of ${ALERT_EVENTS.join(', ')}` }),
+      count: z
+        .number({ error: 'must be a number of events (of rows, for rows-read)' })
+        .int({ error: 'must be a whole number' })
+        .min(1, { error: 'must be at least 1' })
+        .max(1_000_000_000, { error: 'must be at most 1000000000' }),
+      within: timeBetween(1_000, 7 * 86_400_000, '10min'),
+      table: nonEmpty('a table name (table or schema.table)')
+        .transform((v) => v.toLowerCase())
+        .optional(),
+    })
+    .refine((w) => w.table === undefined || w.event === 'rows-read', { error: 'table: is for event: rows-read (the rows read from statements that name it)', path: ['table'] }),
   per: z.enum(ALERT_SCOPES, { error: `must be one of ${ALERT_SCOPES.join(', ')}` }).default('identity'),
   connections: list('a connection name').min(1, { error: 'must list at least one connection (or leave it out: all)' }).optional(),
   suspend: z.boolean({ error: 'must be true (the sessions end and new ones are refused until someone clears it) or false' }).default(false),

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import type { MaskingPolicy, ReviewSettings } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
 import type { WriteGuard } from '../policy/decide.js';
+import type { TablesTouchedBy } from '../policy/touched.js';
 import type { SshJudge } from '../policy/ssh.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { TunnelStream } from '../tunnel/stream.js';
@@ -79,7 +80,7 @@ export interface StatementVerdict {
   /** A human sentence: which rule, and why. */
   reason: string;
   /** The tables the SQL names and, of those, the ones it writes to (for the sessions index). */
-  touched?: { tables: readonly string[]; written: readonly string[] };
+  touched?: TablesTouchedBy;
   /** For `review`: who reviews it and how; without, a review verdict is refused (nobody could approve it). */
   review?: ReviewSettings;
   /** For `allow`: the row limit on what it writes (see `WriteGuard`). */
@@ -192,6 +193,21 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   sshClientKey?: string;
   /** Called for each statement the policy refused (the audit stream); must not block. */
   onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
+  /** Called at the end of each statement the client ran, with what it read and changed (the index, the audit stream, the alerts); must not block. */
+  onStatement?: (statement: StatementRows) => void;
+}
+
+/** One statement's end: what it read and changed (see src/postgres/pipeline/tally.ts). */
+export interface StatementRows {
+  /** The command tag's verb (`SELECT`, `UPDATE`, `COPY`), empty when it failed or a portal was suspended. */
+  verb: string;
+  /** Rows the client was sent (result rows, COPY TO data). */
+  rows: number;
+  /** Rows the server says it changed (INSERT, UPDATE, DELETE, MERGE, COPY FROM). */
+  changed: number;
+  /** The tables the client's message named (all of them, for a Query of several statements). */
+  tables: readonly string[];
+  failed: boolean;
 }
 
 /** A session's recording as an engine writes it: its records go to `stream`, as the policy's `recording` section says. */

@@ -18,7 +18,8 @@ import { WriteGuardStage } from '../../src/postgres/pipeline/write-guard.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
 import { terminate } from '../../src/postgres/wire/messages.js';
 import { pump } from '../../src/tunnel/pump.js';
-import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, SessionMasking } from '../../src/session/engine.js';
+import type { PendingReview, ReviewAsk, ReviewOutcome, SessionJudge, SessionMasking, StatementRows } from '../../src/session/engine.js';
+import { StatementTally } from '../../src/postgres/pipeline/tally.js';
 import type { PgCluster, PgUser } from './postgres.js';
 import { eventually } from './wait.js';
 
@@ -36,6 +37,8 @@ export interface PipelineOptions {
   masking?: SessionMasking;
   /** Reviews may be raised (each waits in {@link Pipeline.reviews} for the test's decision). */
   reviews?: boolean;
+  /** Follow what each statement reads and changes (into {@link Pipeline.statements}). */
+  tally?: boolean;
 }
 
 /** One session's relay between a test and a real server. */
@@ -44,6 +47,8 @@ export interface Pipeline {
   readonly received: PgMessage[];
   readonly refusals: Refusal[];
   readonly reviews: HeldReview[];
+  /** Each statement's end, as the tally said it (with `tally`). */
+  readonly statements: StatementRows[];
   /** Sends the client's bytes, cut at `cuts` (offsets into `bytes`), each piece a chunk of its own. */
   send(bytes: Buffer, cuts?: number[]): Promise<void>;
   /** Waits until `n` more ReadyForQuery messages arrived; resolves the messages since the last call. */
@@ -90,7 +95,9 @@ export async function openPipeline(cluster: PgCluster, o: PipelineOptions = {}):
         openCatalogConnection: () => connectUpstreamPostgres({ ...target, params: [['default_transaction_read_only', 'on']] }),
       })
     : undefined;
-  const stages = { state, ...(gate ? { gate, guard } : {}), ...(masking ? { masking } : {}) };
+  const statements: StatementRows[] = [];
+  const tally = o.tally ? new StatementTally((st) => statements.push(st)) : undefined;
+  const stages = { state, ...(gate ? { gate, guard } : {}), ...(masking ? { masking } : {}), ...(tally ? { tally } : {}) };
   const frontend = new FrontendPath({ reader: new MessageReader({ side: 'frontend' }), ...stages, ...(gate ? { guardLexing: true } : {}) });
   const backend = new BackendPath({ reader: new MessageReader({ side: 'backend' }), ...stages });
 
@@ -117,6 +124,7 @@ export async function openPipeline(cluster: PgCluster, o: PipelineOptions = {}):
     received,
     refusals,
     reviews,
+    statements,
     async send(bytes, cuts = []) {
       let at = 0;
       for (const c of [...cuts, bytes.length]) {

@@ -237,3 +237,60 @@ describe('masking, through the relay paths', () => {
     expect(lines.join('')).not.toContain('4111111111111111');
   });
 });
+
+describe('the statement tally, through the relay paths', () => {
+  it('says what each statement read and changed, counting only the client’s own statements', async () => {
+    await reset();
+    const p = await pipeline({ judge: judge(), tally: true });
+    await p.send(query('select id from wg_items order by id'));
+    await p.answers();
+    // A write under the guard's limit: its count queries and BEGIN / COMMIT are the gateway's, not counted.
+    await p.send(query('update wg_items set v = 2 where id <= 2 returning id'));
+    await p.answers();
+    // Several statements in one Query: one end each, with the Query's tables.
+    await p.send(query('select 1; delete from wg_ledger where id = 3'));
+    await p.answers();
+    // The extended protocol, a portal read in two pieces.
+    await p.send(Buffer.concat([parse('', 'select id from wg_items'), bind('', ''), execute('', 6), execute('', 0), sync()]));
+    await p.answers();
+    // COPY both ways, and a statement that fails.
+    await p.send(query('copy wg_items to stdout'));
+    await p.answers();
+    await p.send(query('select 1/0 from wg_items'));
+    await p.answers();
+    expect(p.statements).toEqual([
+      { verb: 'SELECT', rows: 10, changed: 0, tables: ['wg_items'], failed: false },
+      { verb: 'UPDATE', rows: 2, changed: 2, tables: ['wg_items'], failed: false },
+      { verb: 'SELECT', rows: 1, changed: 0, tables: ['wg_ledger'], failed: false },
+      { verb: 'DELETE', rows: 0, changed: 1, tables: ['wg_ledger'], failed: false },
+      { verb: '', rows: 6, changed: 0, tables: ['wg_items'], failed: false },
+      { verb: 'SELECT', rows: 4, changed: 0, tables: ['wg_items'], failed: false },
+      { verb: 'COPY', rows: 10, changed: 0, tables: ['wg_items'], failed: false },
+      { verb: '', rows: 0, changed: 0, tables: ['wg_items'], failed: true },
+    ]);
+  });
+
+  it('counts a COPY FROM as rows changed, a write the guard refused as the server counted it, and the gate’s refusals not at all', async () => {
+    await reset();
+    const p = await pipeline({ judge: judge(), tally: true });
+    await p.send(query('copy wg_ledger from stdin'));
+    await eventually(() => expect(p.received.some((m) => m.type === 0x47)).toBe(true)); // CopyInResponse
+    const data = Buffer.from('10\t1\n11\t1\n');
+    const copyData = Buffer.concat([Buffer.from([0x64, 0, 0, 0, 0]), data]);
+    copyData.writeInt32BE(data.length + 4, 1);
+    await p.send(Buffer.concat([copyData, Buffer.from([0x63, 0, 0, 0, 4])]));
+    await p.answers();
+    // Over the guard's limit: refused after the server counted it; its rows are the server's count.
+    await p.send(query('delete from wg_items'));
+    expect(letters(await p.answers())).toBe('EZ');
+    // Refused by the gate (it does not parse): the server never ran it.
+    await p.send(query('selec 1 from wg_items'));
+    expect(letters(await p.answers())).toBe('EZ');
+    expect(p.statements).toEqual([
+      { verb: 'COPY', rows: 0, changed: 2, tables: ['wg_ledger'], failed: false },
+      { verb: 'DELETE', rows: 0, changed: 10, tables: ['wg_items'], failed: false },
+    ]);
+    expect(await items()).toBe('10:0');
+  });
+});
+

@@ -47,6 +47,38 @@ describe('alert counting', () => {
   });
 });
 
+describe('rows-read alerts', () => {
+  it('weigh each statement by the rows it read, only from statements that name the table, within the window', async () => {
+    const events = new GatewayEvents(undefined, log);
+    const raised: Array<Record<string, unknown>> = [];
+    events.listen((event, fields) => {
+      if (event === 'alert.raised') raised.push(fields);
+    });
+    let now = Date.parse('2026-11-25T10:00:00Z');
+    const policy: Policy = emptyPolicy({
+      alerts: [{ name: 'bulk-customers', event: 'rows-read', table: 'customers', count: 1000, withinMs: 60_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }],
+    });
+    const store = new FileAlertStore(join(dir, 'rows'), log, () => now);
+    const monitor = await AlertMonitor.open({ store, policy: () => policy, events, webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }), log, now: () => now });
+    const read = (rows: number, tables: string[]) =>
+      events.emit('statement.completed', { session: 's1', subject: 'mallory', issuer: 'https://idp', connection: 'app', verb: 'SELECT', rows, changed: 0, tables });
+    read(600, ['public.customers']);
+    read(5000, ['orders']); // another table: not counted
+    read(0, ['customers']); // nothing read
+    await monitor.counted();
+    now += 61_000; // the first 600 rows leave the window
+    read(500, ['customers', 'orders']);
+    await monitor.counted();
+    expect(raised).toHaveLength(0);
+    read(500, ['customers']);
+    await monitor.counted();
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toMatchObject({ counted: 'rows-read', count: 1000, subject: 'mallory' });
+    expect((raised[0]!.evidence as Array<{ rows: number; tables: string[] }>).map((e) => e.rows)).toEqual([500, 500]);
+    await store.flushed();
+  });
+});
+
 describe('sources of refused credentials', () => {
   it('are addresses, an IPv6 /64 counted as one', () => {
     expect(sourceOf('192.0.2.7')).toBe('192.0.2.7');

@@ -179,10 +179,11 @@ alerts:
     const broken = await problems(
       tree({
         'hoop.yaml': `${GOOD}alerts:
-  - { name: a, when: { event: rows-read, count: 5, within: 10min } }
+  - { name: a, when: { event: rows-scanned, count: 5, within: 10min } }
   - { name: b, when: { event: refused, count: 0, within: 1ms } }
   - { name: c, when: { event: refused, count: 1, within: 1min }, connections: [nope], suspend: true }
   - { name: c, when: { event: refused, count: 1, within: 1min } }
+  - { name: d, when: { event: refused, count: 1, within: 1min, table: customers } }
 `,
         'ca.pem': ca,
       }),
@@ -190,7 +191,8 @@ alerts:
     const at = (name: string): number => GOOD.split('\n').length + ['a', 'b', 'c'].indexOf(name) + 1;
     expect(broken).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied$`)),
+        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied, rows-read$`)),
+        expect.stringMatching(/alerts\.4\.when\.table: table: is for event: rows-read/),
         expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.count: must be at least 1$`)),
         expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.within: must be a time from 1s`)),
       ]),

@@ -20,22 +20,34 @@ describe('tables touched', () => {
     const judge = new StatementJudge(policy, { subject: 'alice', groups: [] }, 'db', 'read-write');
     const first = judge.judge('SELECT abalance FROM pgbench_accounts WHERE aid = 1');
     const cached = judge.judge('SELECT abalance FROM pgbench_accounts WHERE aid = 2');
-    expect(first.touched).toEqual({ tables: ['pgbench_accounts'], written: [] });
+    expect(first.touched).toEqual({ tables: ['pgbench_accounts'], written: [], columns: ['pgbench_accounts.abalance', 'pgbench_accounts.aid'] });
     expect(cached.statements).toBeUndefined(); // a shape hit: not parsed again
-    expect(cached.touched).toEqual({ tables: ['pgbench_accounts'], written: [] });
-    expect(judge.judge('INSERT INTO audit.log SELECT * FROM orders').touched).toEqual({ tables: ['audit.log', 'orders'], written: ['audit.log', 'orders'] });
-    expect(judge.judge('select from').touched).toEqual({ tables: [], written: [] });
+    expect(cached.touched).toEqual({ tables: ['pgbench_accounts'], written: [], columns: ['pgbench_accounts.abalance', 'pgbench_accounts.aid'] });
+    expect(judge.judge('INSERT INTO audit.log SELECT * FROM orders').touched).toEqual({ tables: ['audit.log', 'orders'], written: ['audit.log', 'orders'], columns: [] });
+    expect(judge.judge('select from').touched).toEqual({ tables: [], written: [], columns: [] });
   });
 
   it('collects verdicts as they come, and analyses texts no judge saw at the end', async () => {
     const t = new TablesTouched();
-    t.addVerdict({ tables: ['customers'], written: [] });
+    t.addVerdict({ tables: ['customers'], written: [], columns: ['customers.name'] });
     t.addVerdict(undefined);
     t.addText('DELETE FROM orders WHERE id = 1');
     t.addText('DELETE FROM orders WHERE id = 1');
-    expect(await t.summary()).toEqual({ tables: ['customers', 'orders'], written: ['orders'], tablesComplete: true });
+    expect(await t.summary()).toEqual({ tables: ['customers', 'orders'], written: ['orders'], columns: ['customers.name', 'orders.id'], tablesComplete: true });
     const broken = new TablesTouched();
     broken.addText('select from where');
     expect((await broken.summary()).tablesComplete).toBe(false);
+  });
+
+  it('names the columns each statement reads, tied to a table by its name, its alias, or as the only table', () => {
+    const judge = new StatementJudge(emptyPolicy(), { subject: 'alice', groups: [] }, 'db', 'read-write');
+    const columns = (sql: string): readonly string[] | undefined => judge.judge(sql).touched?.columns;
+    expect(columns('select name, c.email from customers c where id = 1')).toEqual(['customers.name', 'customers.email', 'customers.id']);
+    expect(columns('select * from public.customers')).toEqual(['public.customers.*']);
+    expect(columns('select o.total, customers.name, note from customers join orders o on o.cid = customers.id')).toEqual(['orders.total', 'customers.name', 'orders.cid', 'customers.id']);
+    expect(columns('select c.* from customers c')).toEqual(['customers.*']);
+    expect(columns('update customers set email = null where id = 1')).toEqual(expect.arrayContaining(['customers.id']));
+    // An alias named like an Object member is an alias, not a prototype's property.
+    expect(columns('select constructor.x from t as constructor')).toEqual(['t.x']);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Recordings and the CLIs' records:
  *
- * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&since=&until=&denied=1&table=&column=]`,
+ * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&since=&until=&denied=1&table=&column=&min-rows=]`,
  *   `GET /v1/sessions/{id}`, and a recording's files (`…/files`, `…/files/{name}`). A caller sees
  *   their own sessions; members of the policy's `recording.auditors` groups see everyone's. A
  *   session the caller may not see is answered as unknown.
@@ -46,6 +46,9 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
   const denied = query.get('denied') !== null;
   const table = query.get('table')?.toLowerCase() ?? null;
   const column = query.get('column')?.toLowerCase() ?? null;
+  const minRowsText = query.get('min-rows');
+  const minRows = minRowsText === null ? undefined : Number(minRowsText);
+  if (minRows !== undefined && !(Number.isSafeInteger(minRows) && minRows >= 0)) throw new HttpError(400, 'min-rows must be a whole number of rows, such as 1000');
   return (s) =>
     (user === null || s.subject === user || s.email?.toLowerCase() === user.toLowerCase()) &&
     (connection === null || s.connection === connection) &&
@@ -56,7 +59,19 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
     (until === undefined || Date.parse(s.startedAt) <= until) &&
     (!denied || s.refused > 0) &&
     (table === null || (s.tables ?? []).some((t) => t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
-    (column === null || (s.maskedColumns ?? []).some((m) => m.column === column || m.column.endsWith(`.${column}`)));
+    (column === null || columnSeen(s, column)) &&
+    (minRows === undefined || (s.rowsRead ?? 0) + (s.rowsChanged ?? 0) >= minRows);
+}
+
+/**
+ * Whether session `s` read or named `column` (`table.column`, `schema.table.column`, or a bare
+ * column name): a column its statements named, a `*` over its table, or a column it received
+ * masked. Names compare from the right, so `customers.email` finds `public.customers.email`.
+ */
+function columnSeen(s: SessionSummary, column: string): boolean {
+  const same = (named: string, wanted: string): boolean => named === wanted || named.endsWith(`.${wanted}`) || wanted.endsWith(`.${named}`);
+  const table = column.includes('.') ? column.slice(0, column.lastIndexOf('.')) : undefined;
+  return (s.maskedColumns ?? []).some((m) => same(m.column, column)) || (s.columns ?? []).some((c) => same(c, column) || (table !== undefined && c.endsWith('.*') && same(c.slice(0, -2), table)));
 }
 
 export function sessionsApi(parts: GatewayParts, callers: Callers) {

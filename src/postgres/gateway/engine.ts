@@ -8,6 +8,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
+import { StatementTally } from '../pipeline/tally.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
@@ -541,12 +542,16 @@ class SessionRelay {
     const recorder = this.#recorder;
     // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
     const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
+    // What each statement read and changed, for the index, the audit stream and the alerts.
+    const onStatement = this.#session.onStatement;
+    const tally = onStatement ? new StatementTally(onStatement) : undefined;
     this.#frontend = new FrontendPath({
       reader,
       state,
       ...(gate ? { gate, guardLexing: true, guard } : {}),
       ...(masking ? { masking } : {}),
       ...(recorder ? { recorder } : {}),
+      ...(tally ? { tally } : {}),
       maxStatementBytes: this.#o.maxStatementBytes,
     });
     this.#backend = new BackendPath({
@@ -555,6 +560,7 @@ class SessionRelay {
       ...(gate ? { gate, guard } : {}),
       ...(masking ? { masking } : {}),
       ...(recorder ? { recorder } : {}),
+      ...(tally ? { tally } : {}),
     });
   }
 

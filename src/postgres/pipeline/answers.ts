@@ -21,6 +21,7 @@
  */
 import { PgProtocolError } from '../wire/protocol-error.js';
 import { Backend, Frontend } from '../wire/codes.js';
+import type { StatementNote } from './tally.js';
 
 /** The kinds of client message the server answers (`copy-end`: a CopyDone or CopyFail, which may end a copy-in). */
 export type AskKind = 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'query' | 'function' | 'copy-end';
@@ -40,6 +41,8 @@ export interface Ask {
   readonly done?: (outcome: AskOutcome) => void;
   /** Whoever must see the server's answers to it before the client does (the write guard's runs). */
   readonly tag?: object;
+  /** A statement the client asked to run (a Query, an Execute), followed for what it reads and changes (./tally.ts). */
+  readonly note?: StatementNote;
   /** A Query that met an ErrorResponse (set on its ask). */
   failed?: boolean;
 }

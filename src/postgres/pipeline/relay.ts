@@ -27,11 +27,13 @@ import { PgProtocolError } from '../wire/protocol-error.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from '../wire/reader.js';
 import type { GateStage, GuardStage, MaskingStage, RecorderStage } from './stages.js';
 import type { ServerState } from './server-state.js';
+import { StatementNote, type StatementTally } from './tally.js';
 import { Backend, Frontend } from '../wire/codes.js';
 
 const { QUERY, PARSE, BIND, TERMINATE, FUNCTION_CALL, COPY_DATA } = Frontend;
 const { DATA_ROW, READY_FOR_QUERY: READY, ERROR, PARAMETER_STATUS } = Backend;
 const BACKSLASH = 0x5c;
+const NO_TABLES: readonly string[] = [];
 
 /** Options of a {@link FrontendPath}. */
 export interface FrontendPathOptions {
@@ -51,6 +53,8 @@ export interface FrontendPathOptions {
   guardLexing?: boolean;
   /** Longest SQL text (bytes) of a Query or Parse the gate reads; longer ones are refused unread. Default: the reader's limit. */
   maxStatementBytes?: number;
+  /** Follows each Query and Execute the client runs (with the tables the gate saw it name) for what it reads and changes; needs `state`. */
+  tally?: StatementTally;
 }
 
 /**
@@ -81,6 +85,7 @@ export class FrontendPath {
   readonly #recorder: RecorderStage | undefined;
   readonly #guard: GuardStage | undefined;
   readonly #guardLexing: boolean;
+  readonly #tally: boolean;
   readonly #maxStatement: number;
   readonly #looks: boolean;
   /** The streamed message in progress: a Bind being decoded, or a message being dropped. */
@@ -96,6 +101,7 @@ export class FrontendPath {
     this.#recorder = o.recorder;
     this.#guard = o.guard;
     this.#guardLexing = o.guardLexing === true && o.gate !== undefined;
+    this.#tally = o.tally !== undefined && o.state !== undefined;
     this.#maxStatement = o.maxStatementBytes ?? Number.POSITIVE_INFINITY;
     this.#looks = o.gate !== undefined || o.masking !== undefined || o.recorder !== undefined;
   }
@@ -222,10 +228,12 @@ export class FrontendPath {
     }
     const done = this.#gate?.takeAnswerHook?.();
     const guarded = this.#guard ? this.#gate?.takeGuard?.() : undefined;
-    if (guarded && (m.kind === 'query' || m.kind === 'execute')) {
+    const runs = m.kind === 'query' || m.kind === 'execute';
+    const note = this.#tally && runs ? new StatementNote(this.#gate?.takeTouched?.() ?? NO_TABLES) : undefined;
+    if (guarded && runs) {
       const io = {
         send: (g: FrontendMessage, tag?: object, onDone?: (outcome: AskOutcome) => void): void => {
-          if (!this.#stopped) this.#forward(g, out, g === m ? analysis : undefined, onDone, tag);
+          if (!this.#stopped) this.#forward(g, out, g === m ? analysis : undefined, onDone, tag, g === m ? note : undefined);
         },
         sendAll: (messages: readonly FrontendMessage[]): void => {
           if (!this.#stopped) this.#send(messages, out);
@@ -235,7 +243,7 @@ export class FrontendPath {
       return this.#guard!.run(m, guarded.guard, guarded.sql, io, done);
     }
     if (m.kind === 'bind' && this.#guard) this.#guard.bound(m.portal, m.msg?.raw, guarded?.guard);
-    this.#forward(m, out, analysis, done);
+    this.#forward(m, out, analysis, done, undefined, note);
     return undefined;
   }
 
@@ -244,14 +252,14 @@ export class FrontendPath {
   }
 
   /** One message the server will receive: masking first (it may put a Describe before it), then the state (told who waits on its answer, and who else must see it). */
-  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined, done?: (outcome: AskOutcome) => void, tag?: object): void {
+  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined, done?: (outcome: AskOutcome) => void, tag?: object, note?: StatementNote): void {
     const before = this.#masking?.frontend(m, analysis);
     if (before) for (const b of before) this.#emit(b.msg!, out, undefined, tag);
-    this.#emit(m.msg!, out, done, tag);
+    this.#emit(m.msg!, out, done, tag, note);
   }
 
-  #emit(msg: PgMessage, out: PumpOutput, done?: (outcome: AskOutcome) => void, tag?: object): void {
-    if (this.#state) this.#state.forwarded(msg.type, done, tag);
+  #emit(msg: PgMessage, out: PumpOutput, done?: (outcome: AskOutcome) => void, tag?: object, note?: StatementNote): void {
+    if (this.#state) this.#state.forwarded(msg.type, done, tag, note);
     else done?.('skipped');
     out.run.add(msg.raw);
   }
@@ -310,6 +318,8 @@ export interface BackendPathOptions {
   recorder?: RecorderStage;
   /** Holds the results of writes under a row limit until their rows are counted, and drops the answers to its own messages. */
   guard?: GuardStage;
+  /** Counts what the client's statements read and changed (the same tally as the frontend path's). */
+  tally?: StatementTally;
 }
 
 /**
@@ -330,6 +340,7 @@ export class BackendPath {
   readonly #state: ServerState | undefined;
   readonly #recorder: RecorderStage | undefined;
   readonly #guard: GuardStage | undefined;
+  readonly #tally: StatementTally | undefined;
   /** The client message the server message being read answers (for the write guard). */
   #ask: Ask | undefined;
   /** A step is waiting (a catalog lookup): the stream is not at a boundary the client has seen. */
@@ -348,6 +359,7 @@ export class BackendPath {
     this.#state = o.state;
     this.#recorder = o.recorder;
     this.#guard = o.guard;
+    this.#tally = o.state ? o.tally : undefined;
     this.#plain = !o.gate && !o.masking && !o.state && !o.recorder;
   }
 
@@ -407,6 +419,11 @@ export class BackendPath {
     }
     const ask = this.#state?.serverSent(type);
     this.#ask = ask;
+    const framing = this.#framingFor(type, length, ask);
+    return ask?.note && this.#tally ? this.#tally.framing(type, framing) : framing;
+  };
+
+  #framingFor(type: number, length: number, ask: Ask | undefined): Framing {
     let framing = this.#framing(type, length);
     if (framing === 'pass' && this.#guard?.wants(ask)) framing = 'whole';
     if (framing !== 'pass') return framing;
@@ -414,11 +431,13 @@ export class BackendPath {
     // Rows that pass now pass until the next message of another kind (nothing above changes
     // between two rows): the rest of the received rows go on without asking.
     return type === DATA_ROW || type === COPY_DATA ? 'run' : 'pass';
-  };
+  }
 
-  /** A run of rows passed unread (see {@link #decide}): the recording counts them. */
+  /** A run of rows passed unread (see {@link #decide}): the recording and the tally count them. */
   readonly #ran = (type: number, count: number): void => {
     this.#recorder?.passed(type, count);
+    const note = this.#ask?.note;
+    if (note) this.#tally?.rows(note, type, count);
   };
 
   #framing(type: number, length: number): Framing {
@@ -450,6 +469,7 @@ export class BackendPath {
       if ('part' in f) continue; // the backend direction never streams
       const ask = this.#ask;
       if (f.type === READY) this.#state?.ready(f.body[0]!);
+      else if (ask?.note) this.#tally?.message(ask.note, f.type, f.body);
       const m = this.#gate ? this.#gate.backend(f) : f;
       const r = this.#masking ? this.#masking.backend(m) : m.raw;
       if (r instanceof Promise) return this.#wait(r, out, ask);

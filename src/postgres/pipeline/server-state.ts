@@ -6,6 +6,7 @@
  */
 import { AnswerQueue, askKindOf, type Ask, type AskKind, type AskOutcome } from './answers.js';
 import { Backend, TransactionStatus } from '../wire/codes.js';
+import type { StatementNote } from './tally.js';
 
 const { DATA_ROW, COPY_DATA } = Backend;
 
@@ -33,13 +34,13 @@ export class ServerState {
    * Notes a message the server receives; `done` is told whether the server completed it (see
    * {@link Ask.done}). @throws PgProtocolError when too many await an answer
    */
-  forwarded(type: number, done?: (outcome: AskOutcome) => void, tag?: object): void {
+  forwarded(type: number, done?: (outcome: AskOutcome) => void, tag?: object, note?: StatementNote): void {
     const kind = askKindOf(type);
     if (kind === undefined) {
       done?.('skipped');
       return;
     }
-    this.#answers.push(done || tag ? { k: kind, ...(done ? { done } : {}), ...(tag ? { tag } : {}) } : ASKS.get(kind)!);
+    this.#answers.push(done || tag || note ? { k: kind, ...(done ? { done } : {}), ...(tag ? { tag } : {}), ...(note ? { note } : {}) } : ASKS.get(kind)!);
     if (kind === 'sync' || kind === 'query' || kind === 'function') {
       this.#batch = 0;
       this.#batchRunsCode = false;

@@ -60,6 +60,8 @@ export interface GateStage {
   takeAnswerHook?(): ((outcome: AskOutcome) => void) | undefined;
   /** The row limit on what the message just passed writes, and its SQL, if any; handed out once. */
   takeGuard?(): { guard: WriteGuard; sql: string } | undefined;
+  /** The tables the message just passed names, when it was judged; handed out once. */
+  takeTouched?(): readonly string[] | undefined;
 }
 
 /** Masking as the paths use it (./masking/stage.ts). */

@@ -137,6 +137,8 @@ export class StatementGate implements GateStage {
   #approvedPortalsMade: Map<string, ReadonlySet<string>> | undefined;
   /** The row limit on what the current message writes (the strictest of its texts'), if any. */
   #guarding: WriteGuard | undefined;
+  /** The tables the message being judged names (its top-level text's verdict), for the statement tally. */
+  #touched: readonly string[] | undefined;
   /** The current message's guard came from what an EXECUTE runs (its tag may not count it). */
   #guardedBody = false;
   /** The current message's SQL, for a reviewer of a write over its limit. */
@@ -168,6 +170,13 @@ export class StatementGate implements GateStage {
     const guard = this.#guarding;
     this.#guarding = undefined;
     return guard && { guard, sql: this.#guardSql };
+  }
+
+  /** The tables the message just passed names (see `StatementNote`, ./tally.ts), if it was judged; handed out once. */
+  takeTouched(): readonly string[] | undefined {
+    const touched = this.#touched;
+    this.#touched = undefined;
+    return touched;
   }
 
   /** Counts and logs a refusal of the write guard's that it says itself (in place of a ROLLBACK's answer). */
@@ -283,6 +292,7 @@ export class StatementGate implements GateStage {
     this.#unshowable = undefined;
     this.#guarding = undefined;
     this.#guardedBody = false;
+    this.#touched = undefined;
   }
 
   /** A Query: judged whole; held for review, refused, or passed (what it DEALLOCATEs then forgotten once the server confirms). */
@@ -538,6 +548,7 @@ export class StatementGate implements GateStage {
     let ops: PreparedOp[] | undefined;
     try {
       verdict = this.#judge.judge(sql, analysis);
+      if (depth === 0) this.#touched = verdict.touched?.tables;
       ops = preparedOps(sql, analysis);
     } catch {
       return this.#builtin(BuiltinRule.JUDGE_FAILED);

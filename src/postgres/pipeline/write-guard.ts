@@ -46,7 +46,7 @@ import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, Sql
 import type { ReviewAsk, ReviewOutcome } from '../../session/engine.js';
 import type { ServerState } from './server-state.js';
 import type { GuardIO, GuardStage } from './stages.js';
-import { parseDataRow } from '../wire/rows.js';
+import { commandTag, parseDataRow } from '../wire/rows.js';
 import { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { reviewOutcomeError } from './gate/responses.js';
 import type { StatementGate } from './statement-gate.js';
@@ -86,14 +86,6 @@ type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'revie
 type GuardState = Pick<ServerState, 'pendingReady' | 'unsynced' | 'batchExecuted' | 'transactionStatus' | 'answered'>;
 
 const frontend = (raw: Buffer): FrontendMessage => decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw });
-
-/** The rows a CommandComplete tag reports (`DELETE 60`, `INSERT 0 5`, `MERGE 3`); 0 without a number. */
-function tagRows(body: Buffer): { verb: string; rows: number } {
-  const tag = body.toString('latin1', 0, body.indexOf(0) < 0 ? body.length : body.indexOf(0));
-  const words = tag.split(' ');
-  const last = Number(words[words.length - 1]);
-  return { verb: words[0] ?? '', rows: words.length > 1 && Number.isSafeInteger(last) ? last : 0 };
-}
 
 /**
  * One guarded message in flight: what it is, how it was wrapped, what its answers held and
@@ -345,7 +337,7 @@ export class WriteGuardStage implements GuardStage {
     this.#holding = run;
     if (type === ERROR) run.failed = true;
     if (type === COMMAND_COMPLETE && run.guard.count === 'tag' && (run.m.kind === 'execute' || run.guard.statements.includes(run.statement))) {
-      const { verb, rows } = tagRows(r.subarray(5));
+      const { verb, rows } = commandTag(r.subarray(5));
       if (rows >= run.rows) {
         run.rows = rows;
         run.verb = verb;

@@ -106,3 +106,15 @@ export function dataRow(fields: Array<Buffer | null>): Buffer {
   }
   return out;
 }
+
+/**
+ * A CommandComplete ('C') body's verb and the rows it reports (`DELETE 60`, `INSERT 0 5`,
+ * `SELECT 3`, `MERGE 3`, `COPY 10`); 0 rows when its tag has no number (`CREATE TABLE`).
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
+ */
+export function commandTag(body: Buffer): { verb: string; rows: number } {
+  const end = body.indexOf(0);
+  const words = body.toString('latin1', 0, end < 0 ? body.length : end).split(' ');
+  const last = Number(words[words.length - 1]);
+  return { verb: words[0] ?? '', rows: words.length > 1 && Number.isSafeInteger(last) ? last : 0 };
+}

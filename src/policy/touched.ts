@@ -1,0 +1,57 @@
+/**
+ * What SQL touches, for the session index and the alerts: the tables it names, those it writes
+ * to, and the columns it names ({@link tablesTouched}), read off the parse the policy made.
+ */
+import type { Analysis, StatementFacts } from './sql/analyze.js';
+import { KIND_UMBRELLAS } from './schema.js';
+
+/**
+ * Tables (and views) SQL names, lower-case as written; `written`: the ones a write or DDL
+ * statement names; `columns`: the columns its statements read or name, as `table.column` (see
+ * {@link columnsNamed}).
+ */
+export interface TablesTouchedBy {
+  tables: readonly string[];
+  written: readonly string[];
+  columns: readonly string[];
+}
+
+/** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
+const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.ddl]);
+
+/**
+ * The columns one statement names, as `table.column` with the table as the statement names it
+ * (`schema.table` or `table`): a reference qualified by a table or its alias (`c.email` with
+ * `customers c`), or unqualified in a statement that names one table; `table.*` for a `*`. A
+ * reference the parse cannot tie to one table (unqualified, with several tables) is left out:
+ * the parse knows no table's columns.
+ */
+export function columnsNamed(st: Pick<StatementFacts, 'tables' | 'refs' | 'outputs'>, into: Set<string>): void {
+  const only = st.tables.length === 1 ? st.tables[0] : undefined;
+  for (const ref of st.refs) {
+    const parts = ref.split('.');
+    const column = parts[parts.length - 1]!;
+    if (parts.length === 1) {
+      if (only !== undefined) into.add(`${only}.${column}`);
+      continue;
+    }
+    const qualifier = parts.slice(0, -1).join('.');
+    const last = parts[parts.length - 2]!;
+    const table = (Object.hasOwn(st.outputs.aliases, last) ? st.outputs.aliases[last] : undefined) ?? st.tables.find((t) => t === qualifier || t.endsWith(`.${qualifier}`));
+    if (table !== undefined) into.add(`${table}.${column}`);
+  }
+}
+
+/** What a decision's `touched` says of an analysis (nothing for SQL that did not parse). */
+export function tablesTouched(analysis: Analysis): TablesTouchedBy {
+  if (!analysis.ok) return { tables: [], written: [], columns: [] };
+  const tables = new Set<string>();
+  const written = new Set<string>();
+  const columns = new Set<string>();
+  for (const st of analysis.statements) {
+    for (const t of st.tables) tables.add(t);
+    if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
+    columnsNamed(st, columns);
+  }
+  return { tables: [...tables], written: [...written], columns: [...columns] };
+}

@@ -1,0 +1,82 @@
+/**
+ * What each statement read and changed, for the session index, the audit stream and the alerts:
+ * every Query and Execute the client runs carries a {@link StatementNote} on its place in the
+ * {@link ServerState}'s queue, and the {@link BackendPath} counts the server's answers to it
+ * (./relay.ts): rows sent (DataRow, and CopyData of a COPY TO), and at each statement's end
+ * (CommandComplete, PortalSuspended, ErrorResponse) the rows its tag says it changed. The
+ * gateway's own messages (the write guard's counts, masking's Describes) carry no note and are
+ * not counted; refused messages never reach the server.
+ *
+ * Rows changed are the server's count (`UPDATE 3`), whether or not the transaction commits: a
+ * write the guard rolls back, or the client does, was still attempted on that many rows.
+ *
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
+ */
+import { Backend } from '../wire/codes.js';
+import { commandTag } from '../wire/rows.js';
+import type { Framing } from '../wire/reader.js';
+import type { StatementRows } from '../../session/engine.js';
+
+const { DATA_ROW, COPY_DATA, COMMAND_COMPLETE, PORTAL_SUSPENDED, ERROR, COPY_IN, COPY_BOTH } = Backend;
+
+/** Verbs whose tag counts rows changed. */
+const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
+
+/** A Query or Execute the client sent, followed to its end (see the module documentation). */
+export class StatementNote {
+  /** Rows sent since its last statement ended. */
+  rows = 0;
+  /** It is a COPY FROM (its tag counts rows written). */
+  copyIn = false;
+  constructor(readonly tables: readonly string[]) {}
+}
+
+/** Counts the server's answers to noted statements and says each statement's end. */
+export class StatementTally {
+  constructor(readonly onStatement: (s: StatementRows) => void) {}
+
+  /** How a server message answering a noted statement must be read: its ends and COPY starts whole (small and rare), rows as they were. */
+  framing(type: number, framing: Framing): Framing {
+    return framing === 'pass' && (type === COMMAND_COMPLETE || type === PORTAL_SUSPENDED || type === ERROR || type === COPY_IN || type === COPY_BOTH) ? 'whole' : framing;
+  }
+
+  /** Rows that passed unread, `count` of them (a run). */
+  rows(note: StatementNote, type: number, count: number): void {
+    if (type === DATA_ROW || (type === COPY_DATA && !note.copyIn)) note.rows += count;
+  }
+
+  /** A whole server message answering `note`. */
+  message(note: StatementNote, type: number, body: Buffer): void {
+    switch (type) {
+      case DATA_ROW:
+      case COPY_DATA:
+        this.rows(note, type, 1);
+        return;
+      case COPY_IN:
+      case COPY_BOTH:
+        note.copyIn = true;
+        return;
+      case COMMAND_COMPLETE: {
+        const { verb, rows } = commandTag(body);
+        this.#end(note, verb, WRITES.has(verb) || (verb === 'COPY' && note.copyIn) ? rows : 0, false);
+        return;
+      }
+      case PORTAL_SUSPENDED:
+        this.#end(note, '', 0, false);
+        return;
+      case ERROR:
+        this.#end(note, '', 0, true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #end(note: StatementNote, verb: string, changed: number, failed: boolean): void {
+    const rows = note.rows;
+    note.rows = 0;
+    note.copyIn = false;
+    this.onStatement({ verb, rows, changed, tables: note.tables, failed });
+  }
+}
