@@ -200,6 +200,8 @@ statements:
 alerts:                                         # what the security team hears about: hoop alerts ls
   - name: refusal-burst
     when: { event: refused, count: 5, within: 10min }   # five refusals of one person (or their agents) in ten minutes
+  - name: bulk-customers
+    when: { event: rows-read, table: customers, count: 1000, within: 1min }   # more than 1,000 rows of customers read in a minute
 
 masking:
   columns:

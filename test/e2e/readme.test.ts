@@ -291,6 +291,7 @@ describe('the README, run as written', () => {
       expect(policy.alerts).toEqual([
         expect.objectContaining({ name: 'refusal-burst', event: 'refused', count: 5, withinMs: 600_000, per: 'identity', suspend: false, notify: [{ url: '${env:SECOPS_SLACK}', format: 'slack' }] }),
         expect.objectContaining({ name: 'agent-denied-twice', event: 'review-denied', count: 2, withinMs: 3_600_000, per: 'agent', suspend: true, clearedBy: ['secops'] }),
+        expect.objectContaining({ name: 'bulk-customers', event: 'rows-read', table: 'customers', count: 1000, withinMs: 60_000, per: 'identity' }),
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -35,7 +35,7 @@ beforeAll(async () => {
   const url = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`;
   repo = new PolicyGitRepo('hoop-alerts-policy-');
   stack = await startStack({
-    extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2 }',
+    extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2, statements: all }',
     policy: ({ pg }) => {
       repo.commit(`version: 1
 connections:
@@ -51,6 +51,8 @@ alerts:
     when: { event: refused, count: 3, within: 10min }
     suspend: true
     notify: [{ url: ${JSON.stringify(url)}, format: json }]
+  - name: bulk-people
+    when: { event: rows-read, table: people, count: 50, within: 1min }
 `);
       return repo.gatewayBlock(['${env:APP_PASSWORD}']);
     },
@@ -122,7 +124,7 @@ describe('alerts', () => {
     expect((await hoop(['alerts', 'ls', '--json'], 'carol')).stdout).toBe('{"alerts":[]}\n');
     expect((await hoop(['alerts', 'clear', id, '--reason', 'x'], 'carol')).code).toBe(ExitCode.NOPERM);
     const listed = await hoop(['alerts', 'ls'], 'bob', ['secops']);
-    expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+\\S+ \\S+\\s+refusal-burst\\s+alice\\s+3 refused in 10 minutes\\s+open, suspends$`, 'm'));
+    expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+\\S+ \\S+\\s+refusal-burst\\s+alice\\s+3 refused events in 10 minutes\\s+open, suspends$`, 'm'));
     const shown = await hoop(['alerts', 'show', id], 'bob', ['secops']);
     expect(shown.stdout).toContain('about       alice');
     expect(shown.stdout.match(/: no-drop \(/g)).toHaveLength(3);
@@ -143,3 +145,45 @@ describe('alerts', () => {
     expect(audit().filter((e) => e.event === 'alert.raised')).toHaveLength(1);
   });
 });
+
+describe('what sessions read', () => {
+  it('counts rows per statement into the audit stream, the index and a rows-read alert, and finds who read a column', async () => {
+    await stack.pg.psql("create table people (id int primary key, name text, email text); insert into people select g, 'p' || g, 'p' || g || '@example.com' from generate_series(1, 40) g; grant select on people to public", { database: 'app' });
+    const carol = await stack.token('carol');
+    const all = await stack.tunnel('app', carol);
+    expect((await all.simple('select * from people')).filter((m) => m.type === 0x44)).toHaveLength(40);
+    all.write(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
+    expect(await all.closed()).toBe(true);
+    await eventually(() => expect(audit().filter((e) => e.event === 'statement.completed' && e.subject === 'carol')).toContainEqual(expect.objectContaining({ verb: 'SELECT', rows: 40, changed: 0, tables: ['people'] })));
+    expect(audit().some((e) => e.event === 'alert.raised' && e.rule === 'bulk-people')).toBe(false);
+
+    // 20 more rows of people within the minute: 60 in all, over the rule's 50.
+    const names = await stack.tunnel('app', carol);
+    expect((await names.simple('select name from people where id <= 20')).filter((m) => m.type === 0x44)).toHaveLength(20);
+    await eventually(() => expect(audit().find((e) => e.event === 'alert.raised' && e.rule === 'bulk-people')).toMatchObject({ counted: 'rows-read', count: 60, subject: 'carol' }));
+    const raised = audit().find((e) => e.event === 'alert.raised' && e.rule === 'bulk-people')!;
+    expect((raised.evidence as Array<{ rows: number }>).map((e) => e.rows)).toEqual([40, 20]);
+    names.write(Buffer.from([0x58, 0, 0, 0, 4]));
+    expect(await names.closed()).toBe(true);
+
+    // The index: rows per session, and the columns each read (a * reads every column of its table).
+    const ls = async (...filter: string[]): Promise<Array<{ id: string; rowsRead: number; columns: string[] }>> => {
+      const r = await hoop(['sessions', 'ls', '--user', 'carol', '--json', ...filter], 'carol');
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { sessions: Array<{ id: string; rowsRead: number; columns: string[]; endedAt?: string }> }).sessions.filter((x) => x.endedAt !== undefined);
+    };
+    await eventually(async () => expect((await ls('--table', 'people')).map((x) => x.rowsRead)).toEqual([20, 40]));
+    const [second, first] = await ls('--table', 'people');
+    expect(second!.columns).toEqual(['people.id', 'people.name']);
+    expect(first!.columns).toEqual(['people.*']);
+    expect((await ls('--min-rows', '30')).map((x) => x.id)).toEqual([first!.id]);
+    expect((await ls('--column', 'people.name')).map((x) => x.id)).toEqual([second!.id, first!.id]);
+    expect((await ls('--column', 'public.people.email')).map((x) => x.id)).toEqual([first!.id]);
+    const table = await hoop(['sessions', 'ls', '--user', 'carol', '--min-rows', '30'], 'carol');
+    expect(table.stdout).toMatch(new RegExp(`^${first!.id}\\s.*\\s40\\s+client-terminated`, 'm'));
+    const bad = await hoop(['sessions', 'ls', '--min-rows', 'lots'], 'carol');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('min-rows must be a whole number of rows');
+  });
+});
+

@@ -74,6 +74,7 @@ recording:
   auditors: [auditors]
 alerts:
   - { name: drop-burst, when: { event: refused, count: 3, within: 10min }, suspend: true }
+  - { name: bulk-am, when: { event: rows-read, table: pg_am, count: 10, within: 10min } }
 `;
 
 /** `hoop <argv>` as `subject` against the gateway at `url`. */
@@ -243,7 +244,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 7$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 8$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -427,6 +428,29 @@ describe('two replicas behind a load balancer', () => {
     const again = await eventually(() => stack.tunnel('app', carol, { gateway: stack.gateway.url }), { timeout: 10_000, interval: 150 });
     expect((await again.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
     again.stream.end();
+  });
+
+  it('weighs a rows-read rule by rows over both replicas: the rows of pg_am read on A and on B raise one alert of both', async () => {
+    const bob = await stack.token('bob');
+    const per = Number((await stack.pg.psql('select count(*) from pg_am')).trim());
+    expect(per).toBeGreaterThan(5);
+    for (const url of [stack.gateway.url, bUrl]) {
+      const t = await stack.tunnel('app', bob, { gateway: url });
+      expect((await t.simple('select amname from pg_am')).filter((m) => m.type === 0x44)).toHaveLength(per);
+      t.stream.end();
+    }
+    const alerts = await eventually(
+      async () => {
+        const listed = (JSON.parse((await hoop(bUrl, ['alerts', 'ls', '--json'], 'audrey', ['auditors'])).stdout) as { alerts: Array<{ rule: string; subject: string; count: number; event: string }> }).alerts;
+        const mine = listed.filter((a) => a.subject === 'bob' && a.rule === 'bulk-am');
+        expect(mine).toEqual([expect.objectContaining({ count: 2 * per, event: 'rows-read' })]);
+        return mine;
+      },
+      { timeout: 15_000, interval: 150 },
+    );
+    expect(alerts).toHaveLength(1);
+    // Counted in the store, weighed by rows; raised, its window starts afresh.
+    expect(await storeRows("select count(*) from hoop.alert_hits where rule = 'bulk-am'")).toEqual(['0']);
   });
 
   it('cancels a query running on replica A with a CancelRequest that reaches replica B, only for the identity that owns the session', async () => {
