@@ -8,15 +8,14 @@
  * - uploads retry until the gateway answers, and are idempotent per file;
  * - the gateway takes a record only from the session's owner, signed by a key they registered,
  *   naming the session it is uploaded as; a record that tells another story is caught by verify;
- * - a record that takes a second to verify does not stall the gateway's event loop meanwhile, and
- *   is read once: a later checkpoint verifies only the chunks it adds.
+ * - a record uploaded a checkpoint at a time is verified as it grows (how long that takes, and that
+ *   it stays off the event loop, is measured in test/perf/client-record-verify.test.ts).
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { createHash, createPrivateKey } from 'node:crypto';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerDevice, putClientRecordFile, getClientRecord, GatewayApiError } from '../../src/auth/gateway-client.js';
@@ -374,41 +373,23 @@ describe("the CLI's own records", () => {
     expect(verify.stderr).toContain("the gateway's and the CLI's records of session");
   }, 60_000);
 
-  it("a record that takes a second to verify is verified off the gateway's event loop, once: the relay is not stalled meanwhile, and a later checkpoint reads only the chunks it adds", async () => {
+  it('a record uploaded a checkpoint at a time is verified as it grows: truncated at its first checkpoint, complete at its manifest', async () => {
     const id = await endedSession('select 3');
     const pair = createDeviceKey();
-    await registerDevice(endpoint(), token, { ...pair, name: 'alice big records' });
+    await registerDevice(endpoint(), token, { ...pair, name: 'alice growing records' });
     const sign = (manifest: Buffer): Buffer => Buffer.from(sshSign(createPrivateKey(pair.privateKey), 'hoop-recording', manifest));
     const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
     const put = (name: string, data: Buffer) => putClientRecordFile(endpoint(), token, 'sessions', id, name, data);
-    // A first chunk of 1.5 million short events (58 MB of text, 170 KB gzipped): every line is parsed to verify it.
-    const rows = 1_500_000;
-    const first = gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 1, prev: NO_PREVIOUS })}\n${'{"t":"row","values":[1,2,3,4,5,6,7,8]}\n'.repeat(rows)}`, { level: 9 });
+    const rows = 20_000;
+    const first = gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 1, prev: NO_PREVIOUS })}\n${'{"t":"row","values":[1,2,3,4,5,6,7,8]}\n'.repeat(rows)}`);
     const checkpoint = Buffer.from(`${sha256(first)}  events-000001.jsonl.gz\n`);
     await put('events-000001.jsonl.gz', first);
     await put('checkpoint-000001.SHA256SUMS', checkpoint);
-
-    // The gateway runs in this process: how late its timers fire while it verifies is how long a session's bytes would wait.
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    delay.enable();
-    let started = performance.now();
-    const truncated = await put('checkpoint-000001.SHA256SUMS.sig', sign(checkpoint));
-    const tookFirst = performance.now() - started;
-    delay.disable();
-    expect(truncated.record).toMatchObject({ state: 'truncated', chunks: 1, events: rows });
-    // On the event loop this stalled it for a second in one piece (1.1 s here); off it, the loop waits no longer than the scheduler makes it (14 ms).
-    expect(tookFirst).toBeGreaterThan(300);
-    expect(delay.max / 1e6).toBeLessThan(250);
-
-    // The session goes on: a second chunk and the final manifest. Only the new chunk is read (the first cannot have changed: 409).
+    expect((await put('checkpoint-000001.SHA256SUMS.sig', sign(checkpoint))).record).toMatchObject({ state: 'truncated', chunks: 1, events: rows });
     const second = gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 2, prev: sha256(first) })}\n{"t":"end","at":2}\n`);
     const manifest = Buffer.concat([checkpoint, Buffer.from(`${sha256(second)}  events-000002.jsonl.gz\n`)]);
     await put('events-000002.jsonl.gz', second);
     await put('SHA256SUMS', manifest);
-    started = performance.now();
-    const complete = await put('SHA256SUMS.sig', sign(manifest));
-    const tookSecond = performance.now() - started;
-    expect(complete.record).toMatchObject({ state: 'complete', chunks: 2, events: rows + 1 });
-    expect(tookSecond).toBeLessThan(tookFirst / 4);
-  }, 60_000);
+    expect((await put('SHA256SUMS.sig', sign(manifest))).record).toMatchObject({ state: 'complete', chunks: 2, events: rows + 1 });
+  });
 });

@@ -148,13 +148,18 @@ describe('alerts', () => {
 
 describe('what sessions read', () => {
   it('counts rows per statement into the audit stream, the index and a rows-read alert, and finds who read a column', async () => {
-    await stack.pg.psql("create table people (id int primary key, name text, email text); insert into people select g, 'p' || g, 'p' || g || '@example.com' from generate_series(1, 40) g; grant select on people to public", { database: 'app' });
+    await stack.pg.psql(
+      "create table people (id int primary key, name text, email text); insert into people select g, 'p' || g, 'p' || g || '@example.com' from generate_series(1, 40) g; grant select on people to public",
+      { database: 'app' },
+    );
     const carol = await stack.token('carol');
     const all = await stack.tunnel('app', carol);
     expect((await all.simple('select * from people')).filter((m) => m.type === 0x44)).toHaveLength(40);
     all.write(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
     expect(await all.closed()).toBe(true);
-    await eventually(() => expect(audit().filter((e) => e.event === 'statement.completed' && e.subject === 'carol')).toContainEqual(expect.objectContaining({ verb: 'SELECT', rows: 40, changed: 0, tables: ['people'] })));
+    await eventually(() =>
+      expect(audit().filter((e) => e.event === 'statement.completed' && e.subject === 'carol')).toContainEqual(expect.objectContaining({ verb: 'SELECT', rows: 40, changed: 0, tables: ['people'] })),
+    );
     expect(audit().some((e) => e.event === 'alert.raised' && e.rule === 'bulk-people')).toBe(false);
 
     // 20 more rows of people within the minute: 60 in all, over the rule's 50.
@@ -186,4 +191,3 @@ describe('what sessions read', () => {
     expect(bad.stderr).toContain('min-rows must be a whole number of rows');
   });
 });
-

@@ -293,4 +293,3 @@ describe('the statement tally, through the relay paths', () => {
     expect(await items()).toBe('10:0');
   });
 });
-

@@ -441,7 +441,8 @@ describe('two replicas behind a load balancer', () => {
     }
     const alerts = await eventually(
       async () => {
-        const listed = (JSON.parse((await hoop(bUrl, ['alerts', 'ls', '--json'], 'audrey', ['auditors'])).stdout) as { alerts: Array<{ rule: string; subject: string; count: number; event: string }> }).alerts;
+        const listed = (JSON.parse((await hoop(bUrl, ['alerts', 'ls', '--json'], 'audrey', ['auditors'])).stdout) as { alerts: Array<{ rule: string; subject: string; count: number; event: string }> })
+          .alerts;
         const mine = listed.filter((a) => a.subject === 'bob' && a.rule === 'bulk-am');
         expect(mine).toEqual([expect.objectContaining({ count: 2 * per, event: 'rows-read' })]);
         return mine;
