@@ -123,10 +123,13 @@ export function policyCommand(io: CliIo): Command {
       const results = await runPolicyTests(p);
       for (const r of results) {
         const decided = `${r.action}${r.rule ? ` by rule "${r.rule}"` : ''}`;
-        if (r.passed) io.stdout.write(`✓ ${r.test.name}: ${decided}\n`);
+        const raised = r.raised ? `alerts ${r.raised.length > 0 ? r.raised.join(', ') : 'none'}` : undefined;
+        const got = r.test.expect !== undefined ? `${decided}${raised ? `, ${raised}` : ''}` : raised!;
+        if (r.passed) io.stdout.write(`✓ ${r.test.name}: ${got}\n`);
         else {
-          const wanted = `${r.test.expect}${r.test.rule ? ` by rule "${r.test.rule}"` : ''}`;
-          io.stdout.write(`✗ ${r.test.name} (${r.test.source}): expected ${wanted}, got ${decided}\n    ${r.reason}\n`);
+          const wantedAlerts = r.test.alerts ? `alerts ${r.test.alerts.length > 0 ? r.test.alerts.join(', ') : 'none'}` : undefined;
+          const wanted = [r.test.expect !== undefined ? `${r.test.expect}${r.test.rule ? ` by rule "${r.test.rule}"` : ''}` : undefined, wantedAlerts].filter(Boolean).join(', ');
+          io.stdout.write(`✗ ${r.test.name} (${r.test.source}): expected ${wanted}, got ${got}\n    ${r.reason}\n`);
         }
       }
       const failed = results.filter((r) => !r.passed).length;

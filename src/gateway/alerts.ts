@@ -24,6 +24,7 @@ import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
 import { readOptionalFile } from '../private-file.js';
 import { countedText, type AlertEvidence, type RaisedAlert } from '../api/answers.js';
+import { alertCounts, alertKindOf, alertSubjectKey, alertWeight } from '../policy/alert-match.js';
 import type { AlertRule, Policy } from '../policy/schema.js';
 import type { GatewayEvents } from './events.js';
 import { slackEscape, type WebhookSender } from './review-notify.js';
@@ -38,31 +39,6 @@ export const KEEP_CLEARED_MS = 7 * 86_400_000;
 /** The event fields an alert reads (the audit stream's, ./audit.ts). */
 type EventFields = Record<string, unknown>;
 
-/** What `event` counts as for alert rules, if anything. */
-function kindOf(event: string, f: EventFields): AlertRule['event'] | undefined {
-  if (event === 'statement.refused') return 'refused';
-  if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
-  if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
-  return undefined;
-}
-
-/** Whether a statement's event counts for `rule`: any, or for `rows-read` with a `table`, one that names it (`customers` names `public.customers` too). */
-function counts(rule: AlertRule, f: EventFields): boolean {
-  if (rule.connections && !rule.connections.includes(String(f.connection))) return false;
-  if (rule.table === undefined) return true;
-  const table = rule.table;
-  return Array.isArray(f.tables) && f.tables.some((t) => typeof t === 'string' && (t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`)));
-}
-
-/** The key of what `rule` counts `f` against: the identity, with the run or the agent when the rule counts per run or agent. */
-function subjectKey(per: AlertRule['per'], f: { subject?: unknown; issuer?: unknown; run?: unknown; agent?: unknown }): string | undefined {
-  if (typeof f.subject !== 'string' || typeof f.issuer !== 'string') return undefined;
-  const person = `${f.issuer}\n${f.subject}`;
-  if (per === 'identity') return person;
-  if (per === 'run') return typeof f.run === 'string' ? `${person}\nrun\n${f.run}` : undefined;
-  return typeof f.agent === 'string' ? `${person}\nagent\n${f.agent}` : undefined;
-}
-
 /** The same key for an identity about to open a session, for each scope. */
 function keysOf(identity: Identity, agent: string | undefined): string[] {
   const person = `${identity.issuer}\n${identity.subject}`;
@@ -70,7 +46,7 @@ function keysOf(identity: Identity, agent: string | undefined): string[] {
 }
 
 /** The subject key of an alert (what its rule counted it against). */
-export const keyOfAlert = (a: RaisedAlert): string => subjectKey(a.per, a)!;
+export const keyOfAlert = (a: RaisedAlert): string => alertSubjectKey(a.per, a)!;
 
 /** What an alert is about, for people. */
 export function alertSubject(a: RaisedAlert): string {
@@ -133,14 +109,14 @@ export class AlertMonitor {
 
   /** Counts an event for every rule that counts its kind; raises what reaches its count. */
   hear(event: string, f: EventFields): void {
-    const kind = kindOf(event, f);
+    const kind = alertKindOf(event, f);
     const rules = kind ? (this.policy()?.alerts ?? []).filter((r) => r.event === kind) : [];
     for (const rule of rules) {
-      if (!counts(rule, f)) continue;
-      const key = subjectKey(rule.per, f);
+      if (!alertCounts(rule, f)) continue;
+      const key = alertSubjectKey(rule.per, f);
       if (key === undefined) continue;
       const evidence: AlertEvidence = { at: new Date(this.now()).toISOString(), ...pick(f) };
-      const weight = kind === 'rows-read' ? (f.rows as number) : 1;
+      const weight = alertWeight(kind!, f);
       this.#counting = this.#counting
         .then(() => this.#count(rule, key, f, evidence, weight))
         .catch((err: unknown) => this.log.error('alert.count-failed', { rule: rule.name, error: describeError(err) }));

@@ -6,6 +6,7 @@
  * @see docs/architecture.md (§2, §4)
  */
 import { accessFor, type AccessGrant } from './access.js';
+import { alertCounts, alertKindOf, alertSubjectKey, alertWeight } from './alert-match.js';
 import { StatementJudge, type Decision } from './decide.js';
 import { loadSqlParser } from './sql/analyze.js';
 import type { Action, Policy, PolicyTest, Who } from './schema.js';
@@ -53,23 +54,77 @@ export async function evaluateStatement(policy: Policy, who: Who | undefined, co
 export interface PolicyTestResult {
   test: PolicyTest;
   passed: boolean;
-  /** The decision made. */
+  /** The decision made: of the first statement that did not get `expect`, else of the last. */
   action: Action;
   rule?: string;
   reason: string;
+  /** With `alerts`: the alerts the statements raised together. */
+  raised?: string[];
 }
 
 /**
- * Runs the bundle's test cases (`policy/tests/*.yaml`). A case passes when the decision's action
- * is the expected one and, when the case names a rule, that rule made the decision. A case whose
- * identity has no access to the connection decides `deny` with no rule.
+ * Runs the bundle's test cases (`policy/tests/*.yaml`). A case passes when every statement's
+ * decision is the expected one (and, when the case names a rule, that rule made it), and when the
+ * case lists `alerts`, when its statements together raise exactly those, as the gateway's alert
+ * monitor would count them within one window ({@link alertsRaised}). A case whose identity has no
+ * access to the connection decides `deny` with no rule.
  */
 export async function runPolicyTests(policy: Policy): Promise<PolicyTestResult[]> {
   const results: PolicyTestResult[] = [];
   for (const test of policy.tests) {
-    const { decision } = await evaluateStatement(policy, test.as, test.connection, test.sql);
-    const passed = decision.action === test.expect && (test.rule === undefined || test.rule === decision.rule);
-    results.push({ test, passed, action: decision.action, ...(decision.rule !== undefined ? { rule: decision.rule } : {}), reason: decision.reason });
+    const decisions: Decision[] = [];
+    for (const sql of test.sql) decisions.push((await evaluateStatement(policy, test.as, test.connection, sql)).decision);
+    const wrong = decisions.find((d) => test.expect !== undefined && (d.action !== test.expect || (test.rule !== undefined && test.rule !== d.rule)));
+    const shown = wrong ?? decisions[decisions.length - 1]!;
+    const raised = test.alerts ? alertsRaised(policy, test, decisions) : undefined;
+    const alertsMatch = !raised || [...raised].sort().join('\n') === [...test.alerts!].sort().join('\n');
+    results.push({
+      test,
+      passed: wrong === undefined && alertsMatch,
+      action: shown.action,
+      ...(shown.rule !== undefined ? { rule: shown.rule } : {}),
+      reason: wrong === undefined && !alertsMatch ? `the statements raise ${raised!.length > 0 ? raised!.join(', ') : 'no alert'} (${describeCounts(policy, test, decisions)})` : shown.reason,
+      ...(raised ? { raised } : {}),
+    });
   }
   return results;
+}
+
+/** What the statements of a test case count toward each alert: `refusal-burst 1 of 3`. */
+function describeCounts(policy: Policy, test: PolicyTest, decisions: readonly Decision[]): string {
+  const refused = decisions.filter((d) => d.action === 'deny').length;
+  const rows = decisions.filter((d) => d.action === 'allow').length * (test.rows ?? 0);
+  return `${refused} refused, ${rows} rows read; the policy's alerts need ${(policy.alerts ?? []).map((a) => `${a.name}: ${a.count}`).join(', ') || 'nothing: it has none'}`;
+}
+
+/**
+ * The alerts a test case's statements raise together, counted as the gateway counts them
+ * (./alert-match.ts) within one window: a refused statement is a `statement.refused` (a review
+ * is not: no reviewer decides in a test), an allowed one that reads `rows` a `statement.completed`.
+ */
+export function alertsRaised(policy: Policy, test: PolicyTest, decisions: readonly Decision[]): string[] {
+  const principal = test.as.principal;
+  const who = {
+    subject: test.as.subject,
+    issuer: 'policy-test',
+    connection: test.connection,
+    ...(principal?.via === 'run' || principal?.via === 'mcp' ? { run: 'policy-test-run' } : {}),
+    ...(principal?.agent !== undefined ? { agent: principal.agent } : {}),
+  };
+  const events = decisions.flatMap((d): Array<[string, Record<string, unknown>]> => {
+    if (d.action === 'deny') return [['statement.refused', { ...who, rule: d.rule }]];
+    if (d.action === 'allow' && (test.rows ?? 0) > 0) return [['statement.completed', { ...who, rows: test.rows, tables: d.touched?.tables ?? [] }]];
+    return [];
+  });
+  const raised: string[] = [];
+  for (const rule of policy.alerts ?? []) {
+    if (alertSubjectKey(rule.per, who) === undefined) continue;
+    let total = 0;
+    for (const [event, f] of events) {
+      const kind = alertKindOf(event, f);
+      if (kind === rule.event && alertCounts(rule, f)) total += alertWeight(kind, f);
+    }
+    if (total >= rule.count) raised.push(rule.name);
+  }
+  return raised;
 }

@@ -229,7 +229,7 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
   const cas = checkConnectionFiles(merged.connections, root, env, problems, checkSecret, pending);
   if (merged.masking.key) checkSecret(merged.masking.key.text, merged.masking.key.at, 'masking key');
 
-  const tests = policyTests(parsedTests, connectionNames, problems);
+  const tests = policyTests(parsedTests, connectionNames, new Set(merged.alerts.map((a) => a.value.name)), problems);
 
   await Promise.all(pending);
   if (problems.list.length > 0) throw new PolicyInvalidError(problems.format(), root);
@@ -622,7 +622,7 @@ async function readRepoCa(root: string, file: SourceFile, ca: string, caAt: Path
 }
 
 /** The bundle's test cases: each name once, each on a defined connection, each as a principal that can be described. */
-function policyTests(parsedTests: readonly { file: SourceFile; data: TestFileData }[], connectionNames: ReadonlySet<string>, problems: Problems): PolicyTest[] {
+function policyTests(parsedTests: readonly { file: SourceFile; data: TestFileData }[], connectionNames: ReadonlySet<string>, alertNames: ReadonlySet<string>, problems: Problems): PolicyTest[] {
   const known = knownConnections(connectionNames);
   const tests: PolicyTest[] = [];
   const testSeen = new Map<string, Origin>();
@@ -635,13 +635,18 @@ function policyTests(parsedTests: readonly { file: SourceFile; data: TestFileDat
       if (!connectionNames.has(t.connection)) problems.add(file, [...at.path, 'connection'], `unknown connection "${t.connection}" (known: ${known})`);
       const principal = describedPrincipal(t.as);
       if (typeof principal === 'string') problems.add(file, [...at.path, 'as'], principal);
+      (t.alerts ?? []).forEach((name, j) => {
+        if (!alertNames.has(name)) problems.add(file, [...at.path, 'alerts', j], `unknown alert "${name}" (known: ${[...alertNames].join(', ') || 'none: the policy has no alerts:'})`);
+      });
       tests.push({
         name: t.name,
         as: { subject: t.as.subject, groups: t.as.groups, ...(t.as.email !== undefined ? { email: t.as.email } : {}), ...(typeof principal === 'object' ? { principal } : {}) },
         connection: t.connection,
-        sql: t.sql,
-        expect: t.expect,
+        sql: typeof t.sql === 'string' ? [t.sql] : t.sql,
+        ...(t.expect !== undefined ? { expect: t.expect } : {}),
         ...(t.rule !== undefined ? { rule: t.rule } : {}),
+        ...(t.rows !== undefined ? { rows: t.rows } : {}),
+        ...(t.alerts !== undefined ? { alerts: t.alerts } : {}),
         source: where(at),
       });
     });

@@ -321,8 +321,14 @@ export interface PolicyTest {
   name: string;
   as: Who;
   connection: string;
-  sql: string;
-  expect: Action;
+  /** The statements, in order (one Query message each). */
+  sql: string[];
+  /** The decision every statement must get (absent: only `alerts` is checked). */
+  expect?: Action;
+  /** Rows each allowed statement reads, for `rows-read` alerts (default 0). */
+  rows?: number;
+  /** The alerts the statements raise together, exactly (absent: not checked). */
+  alerts?: string[];
   /** The rule expected to decide, when the case names one. */
   rule?: string;
   /** `file:line:col` of the case. */
@@ -770,14 +776,23 @@ export const testIdentitySchema = z.strictObject({
 });
 
 /** One test case. */
-export const policyTestSchema = z.strictObject({
-  name: nonEmpty('a test name'),
-  as: testIdentitySchema,
-  connection: nonEmpty('a connection name'),
-  sql: nonEmpty('the SQL to judge'),
-  expect: action,
-  rule: nonEmpty('a rule name').optional(),
-});
+export const policyTestSchema = z
+  .strictObject({
+    name: nonEmpty('a test name'),
+    as: testIdentitySchema,
+    connection: nonEmpty('a connection name'),
+    sql: z.union(
+      [nonEmpty('the SQL to judge'), z.array(nonEmpty('the SQL to judge')).min(1, { error: 'must list at least one statement' }).max(1000, { error: 'must list at most 1000 statements' })],
+      {
+        error: 'must be the SQL to judge, or a list of statements run in order',
+      },
+    ),
+    expect: action.optional(),
+    rule: nonEmpty('a rule name').optional(),
+    rows: z.number({ error: 'must be a number of rows' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be at least 0' }).optional(),
+    alerts: z.array(nonEmpty('an alert name'), { error: 'must list the alert names the statements raise ([] for none)' }).optional(),
+  })
+  .refine((t) => t.expect !== undefined || t.alerts !== undefined, { error: 'needs expect: (allow, deny or review), alerts: (the alerts it raises), or both', path: ['expect'] });
 
 /** A test file (`policy/tests/*.yaml`). */
 export const policyTestFileSchema = z.strictObject(

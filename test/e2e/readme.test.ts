@@ -23,6 +23,7 @@ import { freePort, pgBinDir, startPgCluster, type PgCluster } from '../harness/p
 import { eventually } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
 import { findSshd } from '../../src/demo/sshd.js';
+import { runPolicyTests } from '../../src/policy/evaluate.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import { sshJudgeFor } from '../../src/policy/ssh.js';
 
@@ -292,6 +293,39 @@ describe('the README, run as written', () => {
         expect.objectContaining({ name: 'refusal-burst', event: 'refused', count: 5, withinMs: 600_000, per: 'identity', suspend: false, notify: [{ url: '${env:SECOPS_SLACK}', format: 'slack' }] }),
         expect.objectContaining({ name: 'agent-denied-twice', event: 'review-denied', count: 2, withinMs: 3_600_000, per: 'agent', suspend: true, clearedBy: ['secops'] }),
         expect.objectContaining({ name: 'bulk-customers', event: 'rows-read', table: 'customers', count: 1000, withinMs: 60_000, per: 'identity' }),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('Test cases: the cases shown load and run, the alert cases raising the README’s alerts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hoop-readme-tests-'));
+    try {
+      mkdirSync(join(dir, 'policy', 'tests'), { recursive: true });
+      writeFileSync(
+        join(dir, 'hoop.yaml'),
+        `version: 1
+connections:
+  - { name: prod-db, type: postgres, host: db.internal, port: 5432, database: app, user: app_rw, password: "\${env:PROD_DB_PASSWORD}" }
+access:
+  - { name: people, subjects: ["*"], connections: [prod-db], mode: read-write }
+statements:
+  rules:
+    - { name: ci-never-deletes, match: { kinds: [delete], subjects: ["ci:acme/api"] }, action: deny }
+    - { name: agents-write-review, match: { via: [run], kinds: [write] }, action: review }
+    - { name: no-drop, match: { kinds: [drop] }, action: deny }
+${yamlBlock('alerts:')}`,
+      );
+      writeFileSync(join(dir, 'policy', 'tests', 'ci.yaml'), yamlBlock('# policy/tests/ci.yaml'));
+      const policy = await loadPolicyDir(dir);
+      expect(policy.tests.map((t) => t.sql.length)).toEqual([1, 1, 5, 1]);
+      const results = await runPolicyTests(policy);
+      expect(results.map((r) => [r.test.name, r.passed, r.raised])).toEqual([
+        ['the migration pipeline never deletes data', true, undefined],
+        ["an agent's writes wait for a reviewer", true, undefined],
+        ['a burst of drops raises the alert', true, ['refusal-burst']],
+        ['a bulk read of customers raises the alert', true, ['bulk-customers']],
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -109,6 +109,38 @@ describe('hoop policy', () => {
     expect(code).toBe(1);
   });
 
+  it('test asserts the alerts a sequence of statements raises, counted as the gateway counts them', async () => {
+    const alerts = `alerts:
+  - { name: refusal-burst, when: { event: refused, count: 3, within: 10min } }
+  - { name: bulk-customers, when: { event: rows-read, table: customers, count: 1000, within: 1min } }
+  - { name: agent-burst, when: { event: refused, count: 1, within: 1h }, per: agent }
+`;
+    const cases = `tests:
+  - { name: three refusals, as: { subject: bob, groups: [analysts] }, connection: prod, sql: ["update t set a = 1 where id = 1", "update t set a = 2 where id = 2", "delete from t where id = 3"], expect: deny, alerts: [refusal-burst] }
+  - { name: two are not enough, as: { subject: bob, groups: [analysts] }, connection: prod, sql: ["update t set a = 1 where id = 1", "select 1", "delete from t where id = 3"], alerts: [] }
+  - { name: bulk read, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "select * from public.customers", rows: 1200, expect: allow, alerts: [bulk-customers] }
+  - { name: another table, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "select * from orders", rows: 5000, alerts: [] }
+  - { name: wrong, as: { subject: bob, groups: [analysts] }, connection: prod, sql: ["update t set a = 1 where id = 1"], alerts: [refusal-burst] }
+`;
+    const dir = tree({ 'hoop.yaml': `${POLICY}${alerts}`, 'policy/tests/alerts.yaml': cases });
+    const { code, out } = await run(['policy', 'test', '--dir', dir]);
+    expect(out).toContain('✓ three refusals: deny by rule "read-only-access", alerts refusal-burst');
+    expect(out).toContain('✓ two are not enough: alerts none');
+    expect(out).toContain('✓ bulk read: allow, alerts bulk-customers');
+    expect(out).toContain('✓ another table: alerts none');
+    expect(out).toContain(
+      "✗ wrong (policy/tests/alerts.yaml:6:5): expected alerts refusal-burst, got alerts none\n    the statements raise no alert (1 refused, 0 rows read; the policy's alerts need refusal-burst: 3, bulk-customers: 1000, agent-burst: 1)",
+    );
+    expect(out).toContain('4 passed, 1 failed');
+    expect(code).toBe(1);
+    const unknown = tree({ 'hoop.yaml': `${POLICY}${alerts}`, 'policy/tests/alerts.yaml': `tests:\n  - { name: x, as: { subject: bob }, connection: prod, sql: "select 1", alerts: [nope] }\n` });
+    const broken = await run(['policy', 'test', '--dir', unknown]);
+    expect(broken.code).toBe(78);
+    expect(broken.err).toContain('policy/tests/alerts.yaml:2:82: tests.0.alerts.0: unknown alert "nope" (known: refusal-burst, bulk-customers, agent-burst)');
+    const neither = tree({ 'hoop.yaml': POLICY, 'policy/tests/x.yaml': `tests:\n  - { name: x, as: { subject: bob }, connection: prod, sql: "select 1" }\n` });
+    expect((await run(['policy', 'test', '--dir', neither])).err).toContain('needs expect: (allow, deny or review), alerts: (the alerts it raises), or both');
+  });
+
   it('check prints decision, rule and reason; exit 0 allow, 1 deny, 2 review', async () => {
     const dir = tree({ 'hoop.yaml': POLICY });
     const allow = await run(['policy', 'check', '--dir', dir, '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'SELECT * FROM customers']);

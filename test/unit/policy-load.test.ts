@@ -229,8 +229,8 @@ alerts:
     expect(p.statements.rules.map((r) => r.name)).toEqual(['r1', 'r2']);
     expect(p.statements.unparseable).toBe('allow');
     expect(p.tests).toEqual([
-      { name: 'dev selects', as: { subject: 'bob', groups: ['dev'], email: 'bob@x.org' }, connection: 'db', sql: 'select 1', expect: 'allow', source: 'policy/tests/basic.yaml:2:5' },
-      { name: 'ddl', as: { subject: 'bob', groups: [] }, connection: 'db', sql: 'drop table t', expect: 'deny', rule: 'r1', source: 'policy/tests/basic.yaml:7:5' },
+      { name: 'dev selects', as: { subject: 'bob', groups: ['dev'], email: 'bob@x.org' }, connection: 'db', sql: ['select 1'], expect: 'allow', source: 'policy/tests/basic.yaml:2:5' },
+      { name: 'ddl', as: { subject: 'bob', groups: [] }, connection: 'db', sql: ['drop table t'], expect: 'deny', rule: 'r1', source: 'policy/tests/basic.yaml:7:5' },
     ]);
   });
 

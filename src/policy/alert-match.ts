@@ -1,0 +1,45 @@
+/**
+ * Which gateway events an alert rule counts, and what each weighs: one reading for the gateway's
+ * alert monitor (src/gateway/alerts.ts) and `hoop policy test` (./evaluate.ts), so that a test
+ * case's `alerts:` says what the gateway would raise.
+ *
+ * - `refused`: `statement.refused` (a statement or SSH command refused, by a rule or a review
+ *   that did not approve it), weighing 1;
+ * - `review-denied`: `review.decided` denied (not an access request's), weighing 1;
+ * - `rows-read`: `statement.completed` with rows, weighing its rows, of statements that name the
+ *   rule's `table` (`customers` names `public.customers` too) or any statement without one.
+ */
+import type { AlertEvent, AlertRule } from './schema.js';
+
+/** An event's fields, as the gateway emits them (src/gateway/events.ts). */
+export type AlertEventFields = Record<string, unknown>;
+
+/** What `event` counts as for alert rules, if anything. */
+export function alertKindOf(event: string, f: AlertEventFields): AlertEvent | undefined {
+  if (event === 'statement.refused') return 'refused';
+  if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
+  if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
+  return undefined;
+}
+
+/** What an event of `kind` weighs in a rule's window. */
+export function alertWeight(kind: AlertEvent, f: AlertEventFields): number {
+  return kind === 'rows-read' ? (f.rows as number) : 1;
+}
+
+/** Whether `rule` counts an event of its kind with fields `f`: its connections, and for `rows-read` its table. */
+export function alertCounts(rule: AlertRule, f: AlertEventFields): boolean {
+  if (rule.connections && !rule.connections.includes(String(f.connection))) return false;
+  if (rule.table === undefined) return true;
+  const table = rule.table;
+  return Array.isArray(f.tables) && f.tables.some((t) => typeof t === 'string' && (t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`)));
+}
+
+/** The key of what `rule` counts `f` against: the identity, with the run or the agent when the rule counts per run or agent. */
+export function alertSubjectKey(per: AlertRule['per'], f: { subject?: unknown; issuer?: unknown; run?: unknown; agent?: unknown }): string | undefined {
+  if (typeof f.subject !== 'string' || typeof f.issuer !== 'string') return undefined;
+  const person = `${f.issuer}\n${f.subject}`;
+  if (per === 'identity') return person;
+  if (per === 'run') return typeof f.run === 'string' ? `${person}\nrun\n${f.run}` : undefined;
+  return typeof f.agent === 'string' ? `${person}\nagent\n${f.agent}` : undefined;
+}
