@@ -34,7 +34,8 @@
  * (skip scp), BENCH_SCP_RUNS (scp runs per path, median reported, default 3), BENCH_SCP_MB (the file
  * scp copies, default 100), BENCH_IDLE (idle sessions for the memory figure, default 1000; 0 skips
  * it), BENCH_IDLE_MODE (`all`, the default; `policy`: no recording; `plain`: neither),
- * BENCH_IDLE_WARMUP (seconds of pgbench before the idle sessions, default 3; 0: none).
+ * BENCH_IDLE_WARMUP (seconds of pgbench before the idle sessions, default 3; 0: none),
+ * BENCH_CHECKPOINT_SECONDS (the recorded paths' `recording.checkpointSeconds`; default: the gateway's, 1).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -686,7 +687,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
       ...(storeUrl ? ['store: { kind: postgres, url: "${env:BENCH_STORE_URL}" }'] : []),
       // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
       'postgres: { maxStatementBytes: 128MiB }',
-      `recording: { enabled: ${recording} }`,
+      `recording: { enabled: ${recording}${process.env.BENCH_CHECKPOINT_SECONDS ? `, checkpointSeconds: ${Number(process.env.BENCH_CHECKPOINT_SECONDS)}` : ''} }`,
       ...(withPolicy
         ? ['policy:', `  repo: ${JSON.stringify(benchPolicyRepo(dir, benchPolicy(pg, guard)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
         : [

@@ -173,7 +173,7 @@ async function sessionsOfRun(io: CliIo, flags: GatewayFlags, runId: string): Pro
 function refuseInvalid(check: RecordingCheck, id: string, summary: SessionSummary): void {
   if (!check.ok && summary.recording === 'running' && check.manifest === undefined) {
     throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${id} is running and its recording has no signed checkpoint yet`, {
-      hint: 'the gateway signs one at least every recording.checkpointSeconds (10 s by default): try again in a moment',
+      hint: 'the gateway signs one at least every recording.checkpointSeconds (1 s by default): try again in a moment',
     });
   }
   if (!check.ok) {

@@ -320,9 +320,9 @@ export const fileSchema = z.strictObject(
           .int({ error: 'must be a whole number of seconds' })
           .min(1, { error: 'must be from 1 to 60' })
           .max(60, { error: 'must be from 1 to 60' })
-          .default(10),
+          .default(1),
       })
-      .default({ enabled: true, minFreeBytes: 1024 ** 3, checkpointSeconds: 10 }),
+      .default({ enabled: true, minFreeBytes: 1024 ** 3, checkpointSeconds: 1 }),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );

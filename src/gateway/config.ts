@@ -66,7 +66,7 @@
  * recording:                          # the gateway's recordings of sessions, in dataDir
  *   enabled: true                     # default true
  *   minFreeBytes: 1GiB                # refuse new sessions below this much free disk; default 1GiB
- *   checkpointSeconds: 10             # sign a checkpoint at least this often during a session (1..60)
+ *   checkpointSeconds: 1              # sign a checkpoint at least this often while events come (1..60): what a killed gateway can lose
  * postgres:                           # limits of PostgreSQL sessions; all optional
  *   maxStatementBytes: 64MiB          # longest SQL text judged (bytes, or with kB/MB/GB); longer is refused
  *   maxMaskedMessageBytes: 64MiB      # largest row / COPY line / error masking may hold whole

@@ -193,7 +193,7 @@ export class GatewayRecordings {
   }
 
   /** Starts the recording of session `id` on the recording thread, its records read by the protocol's `encoder` module (a URL), with a signed checkpoint at least every `checkpointMs`. */
-  start(id: string, encoder: string, checkpointMs = 10_000): Promise<RecordingStream> {
+  start(id: string, encoder: string, checkpointMs = 1000): Promise<RecordingStream> {
     if (!SESSION_ID.test(id)) throw new Error(`not a session id: ${id}`);
     const dir = join(this.dir, 'recordings', id);
     const archive = this.archive;

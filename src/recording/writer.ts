@@ -99,6 +99,7 @@ export class RecordingWriter implements EventSink {
   readonly #key: KeyObject;
   readonly #chunkBytes: number;
   readonly #checkpointMs: number;
+  readonly #checkpointDueMs: number;
   readonly #maxPending: number;
   readonly #onFailure: ((err: Error) => void) | undefined;
   readonly #onFile: (name: string, removed: boolean) => void;
@@ -126,7 +127,10 @@ export class RecordingWriter implements EventSink {
     this.#maxPending = o.maxPendingBytes ?? 4 * 1024 * 1024;
     this.#onFailure = o.onFailure;
     this.#onFile = o.onFile ?? (() => undefined);
-    this.#timer = setInterval(() => this.#tick(), o.chunkMs ?? 1000);
+    const chunkMs = o.chunkMs ?? 1000;
+    // Ticks come late by a few ms: a checkpoint due within half a tick is signed at this one, not a whole tick later.
+    this.#checkpointDueMs = this.#checkpointMs - Math.min(chunkMs, this.#checkpointMs) / 2;
+    this.#timer = setInterval(() => this.#tick(), chunkMs);
     this.#timer.unref();
   }
 
@@ -195,7 +199,7 @@ export class RecordingWriter implements EventSink {
     this.#cut();
     if (this.#failure || this.#closed) return;
     this.#queue = this.#queue.then(async () => {
-      if (this.#failure || this.#closed || this.#sums.length === this.#signedChunks || Date.now() - this.#lastCheckpoint < this.#checkpointMs) return;
+      if (this.#failure || this.#closed || this.#sums.length === this.#signedChunks || !this.#checkpointDue()) return;
       try {
         await this.#signCheckpoint();
       } catch (err) {
@@ -203,6 +207,11 @@ export class RecordingWriter implements EventSink {
         this.#onFailure?.(this.#failure);
       }
     });
+  }
+
+  /** Whether a checkpoint is due: `checkpointMs` since the last one, give or take half a tick. */
+  #checkpointDue(): boolean {
+    return Date.now() - this.#lastCheckpoint >= this.#checkpointDueMs;
   }
 
   /** Cuts a chunk of the waiting events and queues its write. */
@@ -225,7 +234,7 @@ export class RecordingWriter implements EventSink {
         this.#onFile(name, false);
         this.#prev = createHash('sha256').update(data).digest('hex');
         this.#sums.push(`${this.#prev}  ${name}\n`);
-        if (Date.now() - this.#lastCheckpoint >= this.#checkpointMs) await this.#signCheckpoint();
+        if (this.#checkpointDue()) await this.#signCheckpoint();
       } catch (err) {
         this.#failure = err instanceof Error ? err : new Error(String(err));
         this.#onFailure?.(this.#failure);

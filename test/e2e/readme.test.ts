@@ -261,7 +261,7 @@ describe('the README, run as written', () => {
     let listed = '';
     for (let i = 0; i < 50 && !/client-terminated/.test(listed); i++) listed = (await sourced(ls!)).output;
     expect(listed).toMatch(/^ID\s+STARTED\s+USER\s+VIA\s+CONNECTION/m);
-    expect(listed).toMatch(/\s+demo\s+connect\s+demo-db\s+1\s+1\s+client-terminated\s+complete/); // the DROP, refused
+    expect(listed).toMatch(/\s+demo\s+connect\s+demo-db\s+1\s+1\s+0\s+client-terminated\s+complete/); // the DROP, refused: it read nothing
     const replayed = await sourced(replay!);
     expect(replayed.code).toBe(0);
     expect(replayed.output).toContain('demo-db=> select name, card_number from customers limit 2');

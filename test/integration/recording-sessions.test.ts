@@ -117,8 +117,9 @@ describe('recorded sessions', () => {
     expect(byColumn.sessions[0]!.maskedColumns).toEqual([{ column: 'public.customers.email', strategy: 'redact' }]);
     const ls = await hoop(['sessions', 'ls'], 'alice');
     expect(ls.code).toBe(0);
-    expect(ls.stdout.split('\n')[0]).toMatch(/^ID\s+STARTED\s+USER\s+VIA\s+CONNECTION\s+STATEMENTS\s+REFUSED\s+ENDED\s+RECORDING\s+CLI RECORD$/);
-    expect(ls.stdout).toMatch(new RegExp(`${id}\\s+\\S+ \\S+\\s+alice\\s+connect\\s+app\\s+2\\s+0\\s+client-terminated\\s+complete`));
+    expect(ls.stdout.split('\n')[0]).toMatch(/^ID\s+STARTED\s+USER\s+VIA\s+CONNECTION\s+STATEMENTS\s+REFUSED\s+ROWS\s+ENDED\s+RECORDING\s+CLI RECORD$/);
+    // The pg driver's session: 1 row, then 1,500.
+    expect(ls.stdout).toMatch(new RegExp(`${id}\\s+\\S+ \\S+\\s+alice\\s+connect\\s+app\\s+2\\s+0\\s+1501\\s+client-terminated\\s+complete`));
     const refusedSession = (JSON.parse((await hoop(['sessions', 'ls', '--json', '--denied'], 'alice')).stdout) as { sessions: Array<{ id: string; refused: number }> }).sessions;
     expect(refusedSession).toHaveLength(1);
     expect(refusedSession[0]!.refused).toBe(1);
@@ -194,7 +195,7 @@ describe('recorded sessions', () => {
       for (let i = 0; i < 50 && !now; i++) now = (JSON.parse((await hoop(['sessions', 'ls', '--json'], 'alice')).stdout) as { sessions: Listed[] }).sessions.find((s) => s.endedAt === undefined);
       expect(now).toMatchObject({ reason: 'running', recording: 'running', statements: 1 });
       const ls = await hoop(['sessions', 'ls'], 'alice');
-      expect(ls.stdout.split('\n')[1]).toMatch(new RegExp(`^${now!.id}\\s+\\S+ \\S+\\s+alice\\s+connect\\s+app\\s+1\\s+0\\s+running\\s+running\\s+local$`)); // first
+      expect(ls.stdout.split('\n')[1]).toMatch(new RegExp(`^${now!.id}\\s+\\S+ \\S+\\s+alice\\s+connect\\s+app\\s+1\\s+0\\s+1\\s+running\\s+running\\s+local$`)); // first
       expect((await hoop(['sessions', 'ls', '--json'], 'bob')).stdout).not.toContain(now!.id);
       // A checkpoint is signed at least every second here (checkpointSeconds: 1): until one covers the statement, show says there is none yet, or shows less.
       const covered = (r: CliResult): boolean => r.code === 0 && r.stdout.includes('app=> select count(*) from customers');
