@@ -406,6 +406,13 @@ const nameSchema = z.string({ error: 'must be a name' }).regex(RULE_NAME, {
   error: 'must be 1-63 characters of letters, digits, "-", "_", ".", ":" starting with a letter or digit',
 });
 const list = (what: string) => z.array(nonEmpty(what));
+const lowerName = (what: string) => nonEmpty(what).transform((v) => v.toLowerCase());
+const wholeNumber = (what: string, min: number, max: number) =>
+  z
+    .number({ error: `must be ${what}` })
+    .int({ error: 'must be a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
 const lowerList = (what: string, min?: string) => (min ? list(what).min(1, { error: min }) : list(what)).transform((v) => v.map((s) => s.toLowerCase()));
 const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny or review' });
 const strategy = z.enum(['redact', 'last4', 'hash', 'null'], { error: 'must be redact, last4, hash or null' });
@@ -539,8 +546,7 @@ export function reviewSettingsOf(v: z.infer<typeof reviewSchema>): Partial<Revie
   };
 }
 
-const tableName = nonEmpty('a table name such as public.customers')
-  .transform((v) => v.toLowerCase())
+const tableName = lowerName('a table name such as public.customers')
   .refine((v) => /^[^.\s]+(\.[^.\s]+)?$/.test(v), { error: 'must be schema.table or table (no spaces)' })
   .transform((v) => (v.includes('.') ? v : `public.${v}`));
 
@@ -555,7 +561,7 @@ const patternSchema = z.string({ error: 'must be a regular expression' }).check(
 /** The masking section. */
 export const maskingSchema = z.strictObject({
   key: secretText.optional(),
-  columns: z.array(z.strictObject({ table: tableName, column: nonEmpty('a column name').transform((v) => v.toLowerCase()), strategy, ...principalMatchFields })).default([]),
+  columns: z.array(z.strictObject({ table: tableName, column: lowerName('a column name'), strategy, ...principalMatchFields })).default([]),
   names: z.array(z.strictObject({ pattern: patternSchema, strategy, ...principalMatchFields })).default([]),
   detectors: z.array(z.strictObject({ detector: z.enum(DETECTORS, { error: `must be one of ${DETECTORS.join(', ')}` }), strategy, ...principalMatchFields })).default([]),
   derived: z.enum(['mask', 'deny'], { error: 'must be mask or deny' }).optional(),
@@ -738,15 +744,9 @@ export const alertRuleSchema = z.strictObject({
   when: z
     .strictObject({
       event: z.enum(ALERT_EVENTS, { error: `must be one of ${ALERT_EVENTS.join(', ')}` }),
-      count: z
-        .number({ error: 'must be a number of events (of rows, for rows-read)' })
-        .int({ error: 'must be a whole number' })
-        .min(1, { error: 'must be at least 1' })
-        .max(1_000_000_000, { error: 'must be at most 1000000000' }),
+      count: wholeNumber('a number of events (of rows, for rows-read)', 1, 1_000_000_000),
       within: timeBetween(1_000, 7 * 86_400_000, '10min'),
-      table: nonEmpty('a table name (table or schema.table)')
-        .transform((v) => v.toLowerCase())
-        .optional(),
+      table: lowerName('a table name (table or schema.table)').optional(),
     })
     .refine((w) => w.table === undefined || w.event === 'rows-read', { error: 'table: is for event: rows-read (the rows read from statements that name it)', path: ['table'] }),
   per: z.enum(ALERT_SCOPES, { error: `must be one of ${ALERT_SCOPES.join(', ')}` }).default('identity'),
@@ -764,14 +764,10 @@ export const reviewsSchema = z.strictObject({
 /** The identity of a test case: a person, or with `via`, `agent` and `isolated`, an agent's run acting for them. */
 export const testIdentitySchema = z.strictObject({
   subject: nonEmpty('a subject'),
-  email: nonEmpty('an email address')
-    .transform((v) => v.toLowerCase())
-    .optional(),
+  email: lowerName('an email address').optional(),
   groups: list('a group name').default([]),
   via: z.enum(VIAS, { error: `must be one of ${VIAS.join(', ')}` }).optional(),
-  agent: nonEmpty('an agent name')
-    .transform((v) => v.toLowerCase())
-    .optional(),
+  agent: lowerName('an agent name').optional(),
   isolated: z.boolean({ error: 'must be true or false' }).optional(),
 });
 
@@ -789,7 +785,7 @@ export const policyTestSchema = z
     ),
     expect: action.optional(),
     rule: nonEmpty('a rule name').optional(),
-    rows: z.number({ error: 'must be a number of rows' }).int({ error: 'must be a whole number' }).min(0, { error: 'must be at least 0' }).optional(),
+    rows: wholeNumber('a number of rows', 0, 1_000_000_000).optional(),
     alerts: z.array(nonEmpty('an alert name'), { error: 'must list the alert names the statements raise ([] for none)' }).optional(),
   })
   .refine((t) => t.expect !== undefined || t.alerts !== undefined, { error: 'needs expect: (allow, deny or review), alerts: (the alerts it raises), or both', path: ['expect'] });
