@@ -19,6 +19,7 @@ import { createTestPki, type TestPki } from './certs.js';
 import { startOidc, type TestOidc } from './oidc.js';
 import { connectionYaml, startPgCluster, type PgCluster } from './postgres.js';
 import type { ConnectJson } from '../../src/connect-json.js';
+import { PolicyGitRepo } from './policy-git.js';
 
 /** The JSON line `hoop connect --json` prints. */
 export type ConnectInfo = ConnectJson;
@@ -208,6 +209,28 @@ ${Object.entries(options.issuer ?? {})
       await Promise.allSettled([oidc.close(), pg.stop()]);
       await pki.cleanup();
       await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    },
+  };
+}
+
+/** A stack whose gateway reads its policy from a git repo of its own (see {@link PolicyGitRepo}); `close` removes the repo too. */
+export async function startRepoStack(prefix: string, bundle: (pg: PgCluster) => string | Promise<string>, allowedSecrets = ['${env:APP_*}']): Promise<HoopStack> {
+  const repo = new PolicyGitRepo(prefix);
+  const stack = await startStack({
+    policy: async ({ pg }) => {
+      repo.commit(await bundle(pg));
+      return repo.gatewayBlock(allowedSecrets);
+    },
+  }).catch((err: unknown) => {
+    repo.remove();
+    throw err;
+  });
+  const close = stack.close;
+  return {
+    ...stack,
+    close: async () => {
+      await close();
+      repo.remove();
     },
   };
 }

@@ -5,7 +5,6 @@
  * later checkpoint reads only the chunks it adds.
  */
 import { createHash, createPrivateKey } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -13,34 +12,26 @@ import { createDeviceKey } from '../../src/auth/device-key.js';
 import { putClientRecordFile, registerDevice } from '../../src/auth/gateway-client.js';
 import { sshSign } from '../../src/recording/sshsig.js';
 import { NO_PREVIOUS } from '../../src/recording/writer.js';
-import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
-import { startStack, type HoopStack } from '../harness/stack.js';
+import { startRepoStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 
 let stack: HoopStack;
 let token: string;
-let repo: PolicyGitRepo;
 const endpoint = () => ({ gateway: stack.gateway.url, ca: stack.pki.ca });
 
 beforeAll(async () => {
-  repo = new PolicyGitRepo('hoop-record-verify-policy-');
-  stack = await startStack({
-    policy: ({ pg }) => {
-      repo.commit(`version: 1
+  stack = await startRepoStack(
+    'hoop-record-verify-policy-',
+    (pg) => `version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
   - { name: people, subjects: [alice], connections: [app], mode: read-write }
-`);
-      return repo.gatewayBlock(['${env:APP_*}']);
-    },
-  });
+`,
+  );
   token = await stack.token('alice');
 }, 120_000);
-afterAll(async () => {
-  await stack?.close();
-  if (repo) rmSync(repo.base, { recursive: true, force: true });
-});
+afterAll(() => stack?.close());
 
 /** A session of alice's through the gateway, ended; resolves its id. */
 async function endedSession(): Promise<string> {

@@ -8,36 +8,28 @@
  *
  * @see docs/recording-format.md
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
-import { startStack, type HoopStack } from '../harness/stack.js';
+import { startRepoStack, type HoopStack } from '../harness/stack.js';
 import { pace } from '../harness/wait.js';
 
 let stack: HoopStack;
-let repo: PolicyGitRepo;
 
 beforeAll(async () => {
-  repo = new PolicyGitRepo('hoop-durability-policy-');
-  stack = await startStack({
-    policy: ({ pg }) => {
-      repo.commit(`version: 1
+  stack = await startRepoStack(
+    'hoop-durability-policy-',
+    (pg) => `version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
   - { name: people, subjects: [alice], connections: [app], mode: read-write }
-`);
-      return repo.gatewayBlock(['${env:APP_*}']);
-    },
-  });
+`,
+  );
 }, 120_000);
-afterAll(async () => {
-  await stack?.close();
-  if (repo) rmSync(repo.base, { recursive: true, force: true });
-});
+afterAll(() => stack?.close());
 
 /** The text of the chunks the newest signed checkpoint (or final manifest) of the session in `dir` covers. */
 function signedText(dir: string): string {
