@@ -376,6 +376,7 @@ export class SessionAdmission {
             connection: connection.name,
             requester: session.identity,
             ...(asked.detached ? { detached: true } : {}),
+            ...(opened.intent !== undefined ? { intent: opened.intent } : {}),
             observe: (r) => opened.recording?.event(reviewRecordingEvent(r)),
           }),
       },

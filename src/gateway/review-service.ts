@@ -20,6 +20,8 @@ import { isLoopbackHost } from '../loopback.js';
 import type { Logger } from '../log.js';
 import type { Review } from '../policy/review-record.js';
 import type { ReviewService } from '../policy/schema.js';
+import { analyzeSql } from '../policy/sql/analyze.js';
+import { tablesTouched } from '../policy/touched.js';
 
 /** Longest answer read. */
 const MAX_ANSWER_BYTES = 16 * 1024;
@@ -28,6 +30,15 @@ const answerSchema = z.strictObject({
   decision: z.enum(['approve', 'deny', 'abstain']),
   reason: z.string().max(1_000).optional(),
 });
+
+/** The tables a held statement names (none for SQL that does not parse, or an SSH command). */
+function tablesOf(sql: string): readonly string[] {
+  try {
+    return tablesTouched(analyzeSql(sql)).tables;
+  } catch {
+    return [];
+  }
+}
 
 /** The signature header of `body` sent at `t` (seconds) with `key`. */
 export function reviewSignature(key: string, t: number, body: string): string {
@@ -46,8 +57,10 @@ function requestBody(r: Review): string {
       ...(r.via !== undefined ? { via: r.via } : {}),
       ...(r.agent !== undefined ? { agent: r.agent } : {}),
       ...(r.run !== undefined ? { run: r.run } : {}),
+      ...(r.intent !== undefined ? { intent: r.intent } : {}),
       session: r.session,
       sql: r.sql,
+      ...(r.kind === 'statement' ? { tables: tablesOf(r.sql) } : {}),
       ...(r.params ? { params: r.params } : {}),
       ...(r.rule !== undefined ? { rule: r.rule } : {}),
       ...(r.message !== undefined ? { message: r.message } : {}),

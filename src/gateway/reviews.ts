@@ -53,6 +53,8 @@ export interface ReviewOrigin {
   requester: Identity;
   /** The client does not wait: the review outlives the session (see the module documentation). */
   detached?: boolean;
+  /** What the client last said its session is for (its `context` message's `intent`). */
+  intent?: string;
   /** Told, synchronously, of the review as it is raised and as it ends (the session's recording). */
   observe?: (review: Review) => void;
 }
@@ -238,6 +240,7 @@ export class ReviewRegistry {
       session: origin.session,
       ...(origin.run !== undefined ? { run: origin.run } : {}),
       ...(origin.principal ? { via: origin.principal.via, ...(origin.principal.agent !== undefined ? { agent: origin.principal.agent } : {}) } : {}),
+      ...(origin.intent !== undefined ? { intent: origin.intent } : {}),
       connection: origin.connection,
       requester: { subject: requester.subject, issuer: requester.issuer, ...(requester.email !== undefined ? { email: requester.email } : {}), groups: requester.groups },
       sql: ask.sql,

@@ -46,6 +46,8 @@ export interface OpenedSession {
   /** Columns masked in what the client received, and how (at most 1,000). */
   maskedColumns: Map<string, string>;
   touched: TablesTouched;
+  /** What the client last said the session is for (its `context` message's `intent`), for reviewers. */
+  intent?: string;
   /** The index's line for the session: as it ends (`end`), or while it runs. */
   summarize(end?: SessionOutcome, touched?: TouchedSummary): SessionSummary;
 }

@@ -132,10 +132,15 @@ export function startRecording(
       },
     },
   };
-  recordContext(session.channel, recording, (fields) => {
-    // The CLI's early check refused a statement the gateway never saw: counted as this session's refusal, on the CLI's word.
-    s.counts.refused++;
-    parts.events.emit('statement.refused', { ...s.who, action: fields.action, rule: fields.rule, reason: fields.reason, message: fields.message, by: 'cli' });
+  recordContext(session.channel, recording, {
+    refusal: (fields) => {
+      // The CLI's early check refused a statement the gateway never saw: counted as this session's refusal, on the CLI's word.
+      s.counts.refused++;
+      parts.events.emit('statement.refused', { ...s.who, action: fields.action, rule: fields.rule, reason: fields.reason, message: fields.message, by: 'cli' });
+    },
+    context: (fields) => {
+      if (fields.intent !== undefined) s.intent = fields.intent;
+    },
   });
 }
 
@@ -145,7 +150,7 @@ export function startRecording(
  * the client's claims, bounded. A refusal the CLI reports can only add to the session's record:
  * what it sent in place of the statement the gateway still judged as it does any message.
  */
-function recordContext(channel: TunnelStream, recording: RecordingStream, onRefusal: (fields: Record<string, string>) => void): void {
+function recordContext(channel: TunnelStream, recording: RecordingStream, on: Record<'refusal' | 'context', (fields: Record<string, string>) => void>): void {
   let budget = CONTEXT_BUDGET;
   let reported = 0;
   channel.on('control', (m: ControlMessage) => {
@@ -163,9 +168,10 @@ function recordContext(channel: TunnelStream, recording: RecordingStream, onRefu
       // A client's word counts for a few refusals a session, not for a flood of the audit stream and the alerts.
       if (++reported > MAX_CLIENT_REFUSALS) return;
       recording.event({ t: 'client-refusal', at: Date.now(), ...fields });
-      onRefusal(fields);
+      on.refusal(fields);
       return;
     }
     recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
+    on.context(fields);
   });
 }

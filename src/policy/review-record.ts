@@ -36,6 +36,8 @@ export interface Review {
   /** How the session that raised it came, and its agent (an agent's run). */
   via?: Via;
   agent?: string;
+  /** What the client last said its session was for (an MCP call's `intent`), in its words: a claim, not a fact. */
+  intent?: string;
   connection: string;
   requester: ReviewPerson & { groups: string[] };
   sql: string;

@@ -14,10 +14,13 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import type { TunnelChannel } from '../../src/tunnel/channel.js';
 
 const KEY = 'the-judge-key-0123456789abcdef';
 /** What the service was sent, and whether each request's signature held. */
 const asked: Array<{ signed: boolean; sql: string; requester: string; rule: string }> = [];
+/** Each request's whole review, as the service got it. */
+const bodies: Array<Record<string, unknown>> = [];
 const judge = createServer((req: IncomingMessage, res) => {
   let body = '';
   req.on('data', (b: Buffer) => (body += b.toString()));
@@ -26,6 +29,7 @@ const judge = createServer((req: IncomingMessage, res) => {
     const expected = m ? createHmac('sha256', KEY).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
     const signed = m !== null && timingSafeEqual(Buffer.from(m[2]!, 'hex'), expected) && Math.abs(Date.now() / 1000 - Number(m[1])) < 60;
     const { review } = JSON.parse(body) as { review: { sql: string; requester: { subject: string }; rule: string } };
+    bodies.push(review);
     asked.push({ signed, sql: review.sql, requester: review.requester.subject, rule: review.rule });
     const answer = (decision: string, reason?: string): void => {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ decision, ...(reason ? { reason } : {}) }));
@@ -100,6 +104,16 @@ describe('review services', () => {
     const review = await reviewOf('where id = 1');
     expect(review).toMatchObject({ state: 'approved', decisions: [{ subject: 'service:risk-judge', issuer: 'hoop', decision: 'approve', reason: 'one row, by its key' }] });
     await cl.end();
+  });
+
+  it("sends the service the tables the statement names and the client's stated intent", async () => {
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    (raw.stream as TunnelChannel).sendControl({ type: 'context', fields: { tool: 'run_sql', intent: 'mark job 2 done, as the ticket asks' } });
+    expect((await raw.simple("update jobs set state = 'done' where id = 2")).some((m) => m.type === 0x43)).toBe(true);
+    expect(bodies.at(-1)).toMatchObject({ sql: "update jobs set state = 'done' where id = 2", tables: ['jobs'], intent: 'mark job 2 done, as the ticket asks', rule: 'writes-reviewed' });
+    expect((await reviewOf('where id = 2')) as unknown).toMatchObject({ intent: 'mark job 2 done, as the ticket asks' });
+    raw.stream.end();
+    await stack.pg.psql("update jobs set state = 'new' where id = 2", { database: 'app' });
   });
 
   it("deny: the client gets the service's reason and nothing ran", async () => {
