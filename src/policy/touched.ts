@@ -14,6 +14,10 @@ export interface TablesTouchedBy {
   tables: readonly string[];
   written: readonly string[];
   columns: readonly string[];
+  /** It declares a cursor (whose rows a later FETCH reads from its tables). */
+  declares?: true;
+  /** It fetches from a cursor (FETCH, MOVE): its rows come from the tables of the cursor's DECLARE. */
+  fetches?: true;
 }
 
 /** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
@@ -48,10 +52,14 @@ export function tablesTouched(analysis: Analysis): TablesTouchedBy {
   const tables = new Set<string>();
   const written = new Set<string>();
   const columns = new Set<string>();
+  let declares = false;
+  let fetches = false;
   for (const st of analysis.statements) {
     for (const t of st.tables) tables.add(t);
     if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
     columnsNamed(st, columns);
+    declares ||= st.kinds.includes('cursor') && !st.fetch;
+    fetches ||= st.fetch === true;
   }
-  return { tables: [...tables], written: [...written], columns: [...columns] };
+  return { tables: [...tables], written: [...written], columns: [...columns], ...(declares ? { declares: true as const } : {}), ...(fetches ? { fetches: true as const } : {}) };
 }

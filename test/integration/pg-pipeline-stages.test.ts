@@ -270,6 +270,26 @@ describe('the statement tally, through the relay paths', () => {
     ]);
   });
 
+  it('attributes rows read through a cursor or a prepared statement to the tables they read', async () => {
+    await reset();
+    const p = await pipeline({ judge: judge(), tally: true });
+    await p.send(query('begin; declare c cursor for select id from wg_items'));
+    await p.answers();
+    await p.send(query('fetch 4 from c'));
+    await p.answers();
+    await p.send(query('commit'));
+    await p.answers();
+    await p.send(query('prepare ledger as select id from wg_ledger'));
+    await p.answers();
+    await p.send(query('execute ledger'));
+    await p.answers();
+    const reads = p.statements.filter((st) => st.rows > 0);
+    expect(reads).toEqual([
+      { verb: 'FETCH', rows: 4, changed: 0, tables: ['wg_items'], failed: false },
+      { verb: 'SELECT', rows: 3, changed: 0, tables: ['wg_ledger'], failed: false },
+    ]);
+  });
+
   it('counts a COPY FROM as rows changed, a write the guard refused as the server counted it, and the gate’s refusals not at all', async () => {
     await reset();
     const p = await pipeline({ judge: judge(), tally: true });

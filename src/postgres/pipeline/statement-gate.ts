@@ -36,6 +36,7 @@
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
 import { changesRows, combineReviewDecisions, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/decide.js';
+import type { TablesTouchedBy } from '../../policy/touched.js';
 import { analyzeSql, loadSqlParser, type Analysis } from '../../policy/sql/analyze.js';
 import type { PendingReview, ReviewAsk, SessionJudge, StatementVerdict } from '../../session/engine.js';
 import type { AskOutcome } from './answers.js';
@@ -137,8 +138,10 @@ export class StatementGate implements GateStage {
   #approvedPortalsMade: Map<string, ReadonlySet<string>> | undefined;
   /** The row limit on what the current message writes (the strictest of its texts'), if any. */
   #guarding: WriteGuard | undefined;
-  /** The tables the message being judged names (its top-level text's verdict), for the statement tally. */
-  #touched: readonly string[] | undefined;
+  /** The tables the message being judged reads from, for the statement tally: its texts' (a prepared body an EXECUTE runs too), and for a FETCH its cursors'. */
+  #touched: Set<string> | undefined;
+  /** The tables the session's cursors were declared over (SQL DECLARE): a FETCH reads from them. */
+  readonly #cursorTables = new Set<string>();
   /** The current message's guard came from what an EXECUTE runs (its tag may not count it). */
   #guardedBody = false;
   /** The current message's SQL, for a reviewer of a write over its limit. */
@@ -176,7 +179,16 @@ export class StatementGate implements GateStage {
   takeTouched(): readonly string[] | undefined {
     const touched = this.#touched;
     this.#touched = undefined;
-    return touched;
+    return touched && [...touched];
+  }
+
+  /** Notes what one judged text reads from (see {@link takeTouched}); a cursor it declares is remembered for the FETCHes that read it (at most 1,000 tables). */
+  #noteTouched(touched: TablesTouchedBy | undefined): void {
+    if (!touched) return;
+    const into = (this.#touched ??= new Set());
+    for (const t of touched.tables) into.add(t);
+    if (touched.declares) for (const t of touched.tables) if (this.#cursorTables.size < 1000) this.#cursorTables.add(t);
+    if (touched.fetches) for (const t of this.#cursorTables) into.add(t);
   }
 
   /** Counts and logs a refusal of the write guard's that it says itself (in place of a ROLLBACK's answer). */
@@ -548,7 +560,7 @@ export class StatementGate implements GateStage {
     let ops: PreparedOp[] | undefined;
     try {
       verdict = this.#judge.judge(sql, analysis);
-      if (depth === 0) this.#touched = verdict.touched?.tables;
+      this.#noteTouched(verdict.touched);
       ops = preparedOps(sql, analysis);
     } catch {
       return this.#builtin(BuiltinRule.JUDGE_FAILED);
