@@ -169,7 +169,7 @@ async function expectNoSessionLeft(id: string, baseline: number): Promise<void> 
   const settled = (): boolean => stack.gateway.activeSessions <= baseline && (events().length === 0 || events().some((e) => e.startsWith('tunnel.close')));
   // A window for a late tunnel.open to show up: with no event at all the session looks settled.
   await quietFor(300);
-  await eventually(() => expect(settled()).toBe(true), { timeout: 1500 }).catch(() => undefined);
+  await eventually(() => expect(settled()).toBe(true), { timeout: 10_000 }).catch(() => undefined);
   if (events().includes('tunnel.open')) expect(events(), `the gateway's log of session ${id}`).toContain('tunnel.close:client-disconnected');
   expect(stack.gateway.activeSessions, 'sessions the gateway still counts as active').toBeLessThanOrEqual(baseline);
 }

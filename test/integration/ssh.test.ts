@@ -56,7 +56,16 @@ function sha256File(file: string): Promise<string> {
 }
 
 /** The events of the gateway's recording of a session (`hoop sessions export --format jsonl`). */
+/** The recording of session `sessionId` once it ended (a running session's export holds only what its last checkpoint signed). */
 async function recordingOf(sessionId: string): Promise<Array<Record<string, unknown>>> {
+  await eventually(
+    async () => {
+      const r = await stack.run(['sessions', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+      const s = (JSON.parse(r.stdout) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.find((x) => x.id === sessionId);
+      expect(s?.endedAt, `session ${sessionId} ended`).toBeDefined();
+    },
+    { timeout: 15_000, interval: 100 },
+  );
   const r = await eventually(
     async () => {
       const r = await stack.run(['sessions', 'export', sessionId, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
