@@ -772,17 +772,15 @@ export const testIdentitySchema = z.strictObject({
 });
 
 /** One test case. */
+const sqlListError = 'must be the SQL to judge, or a list of statements run in order';
 export const policyTestSchema = z
   .strictObject({
     name: nonEmpty('a test name'),
     as: testIdentitySchema,
     connection: nonEmpty('a connection name'),
-    sql: z.union(
-      [nonEmpty('the SQL to judge'), z.array(nonEmpty('the SQL to judge')).min(1, { error: 'must list at least one statement' }).max(1000, { error: 'must list at most 1000 statements' })],
-      {
-        error: 'must be the SQL to judge, or a list of statements run in order',
-      },
-    ),
+    sql: z.union([nonEmpty('the SQL to judge'), z.array(nonEmpty('the SQL to judge')).min(1, { error: 'must list at least one statement' }).max(1000, { error: 'must list at most 1000' })], {
+      error: sqlListError,
+    }),
     expect: action.optional(),
     rule: nonEmpty('a rule name').optional(),
     rows: wholeNumber('a number of rows', 0, 1_000_000_000).optional(),
