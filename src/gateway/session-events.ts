@@ -122,6 +122,8 @@ export function auditObserver(audit: GatewayEvents): SessionObserver {
         reason: outcome.reason,
         statements: s.counts.statements,
         refused: s.counts.refused,
+        rowsRead: s.counts.rowsRead,
+        rowsChanged: s.counts.rowsChanged,
         bytesFromClient: outcome.bytesFromClient,
         bytesToClient: outcome.bytesToClient,
         durationMs: Date.now() - s.started,

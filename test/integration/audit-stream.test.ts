@@ -78,7 +78,7 @@ describe('audit stream', () => {
     for (const e of got) expect(e).toMatchObject({ v: 1, time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), subject: 'alice', connection: 'app', session: got[0]!.session });
     expect(got[0]).toMatchObject({ kind: 'user', recorded: true, type: 'postgres' });
     expect(got[1]).toMatchObject({ action: 'deny', rule: 'no-drop', message: 'Q' });
-    expect(got[2]).toMatchObject({ reason: 'client-terminated', statements: 2, refused: 1 });
+    expect(got[2]).toMatchObject({ reason: 'client-terminated', statements: 2, refused: 1, rowsRead: 1, rowsChanged: 0 });
     expect(failFirst).toBe(0); // it was refused twice and retried
     const file = readFileSync(join(stack.dir, 'audit.jsonl'), 'utf8')
       .trim()
