@@ -7,7 +7,9 @@
  *   that did not approve it), weighing 1;
  * - `review-denied`: `review.decided` denied (not an access request's), weighing 1;
  * - `rows-read`: `statement.completed` with rows, weighing its rows, of statements that name the
- *   rule's `table` (`customers` names `public.customers` too) or any statement without one.
+ *   rule's `table` (`customers` names `public.customers` too) or any statement without one;
+ * - `bytes-sent`: `session.end`, weighing the bytes the gateway sent the session's client (any
+ *   protocol; counted when the session ends).
  */
 import type { AlertEvent, AlertRule } from './schema.js';
 
@@ -19,12 +21,13 @@ export function alertKindOf(event: string, f: AlertEventFields): AlertEvent | un
   if (event === 'statement.refused') return 'refused';
   if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
   if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
+  if (event === 'session.end' && typeof f.bytesToClient === 'number' && f.bytesToClient > 0) return 'bytes-sent';
   return undefined;
 }
 
 /** What an event of `kind` weighs in a rule's window. */
 export function alertWeight(kind: AlertEvent, f: AlertEventFields): number {
-  return kind === 'rows-read' ? (f.rows as number) : 1;
+  return kind === 'rows-read' ? (f.rows as number) : kind === 'bytes-sent' ? (f.bytesToClient as number) : 1;
 }
 
 /** Whether `rule` counts an event of its kind with fields `f`: its connections, and for `rows-read` its table. */

@@ -364,9 +364,9 @@ export interface Policy {
 /**
  * What an alert counts: statements and SSH commands refused (by a rule, or a review that did not
  * approve them), reviews denied, or rows read (the rows the client received from statements that
- * name `table`, or from any statement).
+ * name `table`, or from any statement), or bytes sent (what the gateway sent a session's client, counted as the session ends).
  */
-export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read'] as const;
+export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read', 'bytes-sent'] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 
 /** Whose events an alert counts together: one person's (with their agents'), one run's, one agent's (by name, across runs). */
@@ -744,7 +744,7 @@ export const alertRuleSchema = z.strictObject({
   when: z
     .strictObject({
       event: z.enum(ALERT_EVENTS, { error: `must be one of ${ALERT_EVENTS.join(', ')}` }),
-      count: wholeNumber('a number of events (of rows, for rows-read)', 1, 1_000_000_000),
+      count: wholeNumber('a number of events (rows for rows-read, bytes for bytes-sent)', 1, 1_000_000_000_000),
       within: timeBetween(1_000, 7 * 86_400_000, '10min'),
       table: lowerName('a table name (table or schema.table)').optional(),
     })

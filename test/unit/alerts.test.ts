@@ -79,6 +79,34 @@ describe('rows-read alerts', () => {
   });
 });
 
+describe('bytes-sent alerts', () => {
+  it('weigh each ended session by the bytes the gateway sent its client', async () => {
+    const events = new GatewayEvents(undefined, log);
+    const raised: Array<Record<string, unknown>> = [];
+    events.listen((event, fields) => {
+      if (event === 'alert.raised') raised.push(fields);
+    });
+    const policy: Policy = emptyPolicy({
+      alerts: [{ name: 'big-pulls', event: 'bytes-sent', count: 50_000_000, withinMs: 3_600_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }],
+    });
+    const monitor = await AlertMonitor.open({
+      store: new FileAlertStore(join(dir, 'bytes'), log),
+      policy: () => policy,
+      events,
+      webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }),
+      log,
+    });
+    const ended = (session: string, bytesToClient: number) => events.emit('session.end', { session, subject: 'mallory', issuer: 'https://idp', connection: 'bastion', bytesToClient });
+    ended('s1', 30_000_000);
+    ended('s2', 0);
+    await monitor.counted();
+    expect(raised).toHaveLength(0);
+    ended('s3', 25_000_000);
+    await monitor.counted();
+    expect(raised).toEqual([expect.objectContaining({ counted: 'bytes-sent', count: 55_000_000, sessions: ['s1', 's3'] })]);
+  });
+});
+
 describe('sources of refused credentials', () => {
   it('are addresses, an IPv6 /64 counted as one', () => {
     expect(sourceOf('192.0.2.7')).toBe('192.0.2.7');

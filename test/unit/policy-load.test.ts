@@ -191,7 +191,7 @@ alerts:
     const at = (name: string): number => GOOD.split('\n').length + ['a', 'b', 'c'].indexOf(name) + 1;
     expect(broken).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied, rows-read$`)),
+        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied, rows-read, bytes-sent$`)),
         expect.stringMatching(/alerts\.4\.when\.table: table: is for event: rows-read/),
         expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.count: must be at least 1$`)),
         expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.within: must be a time from 1s`)),
