@@ -24,7 +24,7 @@ import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
 import { readOptionalFile } from '../private-file.js';
 import { countedText, type AlertEvidence, type RaisedAlert } from '../api/answers.js';
-import { alertCounts, alertKindOf, alertSubjectKey, alertWeight } from '../policy/alert-match.js';
+import { alertSubjectKey, alertWeightFor } from '../policy/alert-match.js';
 import type { AlertRule, Policy } from '../policy/schema.js';
 import type { GatewayEvents } from './events.js';
 import { slackEscape, type WebhookSender } from './review-notify.js';
@@ -107,16 +107,15 @@ export class AlertMonitor {
     this.#onSuspend.push(listener);
   }
 
-  /** Counts an event for every rule that counts its kind; raises what reaches its count. */
+  /** Counts an event for every rule that counts it (./alert-match.ts); raises what reaches its count. */
   hear(event: string, f: EventFields): void {
-    const kind = alertKindOf(event, f);
-    const rules = kind ? (this.policy()?.alerts ?? []).filter((r) => r.event === kind) : [];
-    for (const rule of rules) {
-      if (!alertCounts(rule, f)) continue;
+    const at = new Date(this.now());
+    for (const rule of this.policy()?.alerts ?? []) {
+      const weight = alertWeightFor(rule, event, f, at);
+      if (weight === 0) continue;
       const key = alertSubjectKey(rule.per, f);
       if (key === undefined) continue;
-      const evidence: AlertEvidence = { at: new Date(this.now()).toISOString(), ...pick(f) };
-      const weight = alertWeight(kind!, f);
+      const evidence: AlertEvidence = { at: at.toISOString(), ...pick(f) };
       this.#counting = this.#counting
         .then(() => this.#count(rule, key, f, evidence, weight))
         .catch((err: unknown) => this.log.error('alert.count-failed', { rule: rule.name, error: describeError(err) }));

@@ -9,9 +9,11 @@
  * - `rows-read`: `statement.completed` with rows, weighing its rows, of statements that name the
  *   rule's `table` (`customers` names `public.customers` too) or any statement without one;
  * - `bytes-sent`: `session.end`, weighing the bytes the gateway sent the session's client (any
- *   protocol; counted when the session ends).
+ *   protocol; counted when the session ends);
+ * - `off-hours`: a statement run or refused (`statement.completed`, `statement.refused`) at a time
+ *   outside the rule's usual hours, weighing 1.
  */
-import type { AlertEvent, AlertRule } from './schema.js';
+import type { AlertEvent, AlertRule, UsualHours } from './alert-rules.js';
 
 /** An event's fields, as the gateway emits them (src/gateway/events.ts). */
 export type AlertEventFields = Record<string, unknown>;
@@ -28,6 +30,31 @@ export function alertKindOf(event: string, f: AlertEventFields): AlertEvent | un
 /** What an event of `kind` weighs in a rule's window. */
 export function alertWeight(kind: AlertEvent, f: AlertEventFields): number {
   return kind === 'rows-read' ? (f.rows as number) : kind === 'bytes-sent' ? (f.bytesToClient as number) : 1;
+}
+
+/**
+ * What `event` weighs for `rule` at time `at` (0: the rule does not count it): the rule's kind,
+ * its connections and table, and for `off-hours` the time (none given: not counted).
+ */
+export function alertWeightFor(rule: AlertRule, event: string, f: AlertEventFields, at?: Date): number {
+  if (rule.event === 'off-hours') {
+    const statement = event === 'statement.completed' || event === 'statement.refused';
+    return statement && at !== undefined && rule.usual !== undefined && !withinUsualHours(rule.usual, at) && alertCounts(rule, f) ? 1 : 0;
+  }
+  const kind = alertKindOf(event, f);
+  return kind === rule.event && alertCounts(rule, f) ? alertWeight(kind, f) : 0;
+}
+
+/** Whether `at` falls in `usual` hours (on a usual day, in its time zone; a window past midnight belongs to the day it starts). */
+export function withinUsualHours(usual: UsualHours, at: Date): boolean {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone: usual.timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(at);
+  const part = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
+  const day = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'].indexOf(part('weekday'));
+  const minute = Number(part('hour')) * 60 + Number(part('minute'));
+  const { fromMin, toMin, days } = usual;
+  if (fromMin <= toMin) return days.includes(day) && minute >= fromMin && minute < toMin;
+  // Past midnight: the evening on a usual day, or the early hours after one.
+  return (days.includes(day) && minute >= fromMin) || (days.includes((day + 6) % 7) && minute < toMin);
 }
 
 /** Whether `rule` counts an event of its kind with fields `f`: its connections, and for `rows-read` its table. */

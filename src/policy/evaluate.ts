@@ -6,7 +6,7 @@
  * @see docs/architecture.md (§2, §4)
  */
 import { accessFor, type AccessGrant } from './access.js';
-import { alertCounts, alertKindOf, alertSubjectKey, alertWeight } from './alert-match.js';
+import { alertSubjectKey, alertWeightFor } from './alert-match.js';
 import { StatementJudge, type Decision } from './decide.js';
 import { loadSqlParser } from './sql/analyze.js';
 import type { Action, Policy, PolicyTest, Who } from './schema.js';
@@ -113,17 +113,14 @@ export function alertsRaised(policy: Policy, test: PolicyTest, decisions: readon
   };
   const events = decisions.flatMap((d): Array<[string, Record<string, unknown>]> => {
     if (d.action === 'deny') return [['statement.refused', { ...who, rule: d.rule }]];
-    if (d.action === 'allow' && (test.rows ?? 0) > 0) return [['statement.completed', { ...who, rows: test.rows, tables: d.touched?.tables ?? [] }]];
+    if (d.action === 'allow') return [['statement.completed', { ...who, rows: test.rows ?? 0, tables: d.touched?.tables ?? [] }]];
     return [];
   });
   const raised: string[] = [];
   for (const rule of policy.alerts ?? []) {
     if (alertSubjectKey(rule.per, who) === undefined) continue;
     let total = 0;
-    for (const [event, f] of events) {
-      const kind = alertKindOf(event, f);
-      if (kind === rule.event && alertCounts(rule, f)) total += alertWeight(kind, f);
-    }
+    for (const [event, f] of events) total += alertWeightFor(rule, event, f, test.at);
     if (total >= rule.count) raised.push(rule.name);
   }
   return raised;

@@ -36,6 +36,7 @@ import {
   RUN_DEFAULTS,
   SSH_DEFAULTS,
 } from './schema.js';
+import { usualHoursOf } from './alert-rules.js';
 import { principalMatchOf, describedPrincipal } from './principal.js';
 
 /** Largest policy or test file accepted. */
@@ -325,6 +326,7 @@ class MergedBundle {
           count: when.count,
           withinMs: when.within,
           ...(when.table !== undefined ? { table: when.table } : {}),
+          ...(when.hours !== undefined ? { usual: usualHoursOf(when)! } : {}),
           clearedBy: clearedBy ?? [],
           notify: notify ?? [],
           ...(connections ? { connections } : {}),
@@ -647,6 +649,7 @@ function policyTests(parsedTests: readonly { file: SourceFile; data: TestFileDat
         ...(t.rule !== undefined ? { rule: t.rule } : {}),
         ...(t.rows !== undefined ? { rows: t.rows } : {}),
         ...(t.alerts !== undefined ? { alerts: t.alerts } : {}),
+        ...(t.at !== undefined ? { at: new Date(t.at) } : {}),
         source: where(at),
       });
     });

@@ -39,6 +39,11 @@ import { policyConnectionSchema, type ConnectionConfig } from '../config/connect
 import type { SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';
 import { principalMatchFields, VIAS, type Principal, type PrincipalMatch } from './principal.js';
+import { alertRuleSchema, type AlertRule } from './alert-rules.js';
+import { list, lowerName, nameSchema, nonEmpty, notifySchema, type ReviewNotify, timeBetween, wholeNumber } from './schema-fields.js';
+
+export { ALERT_EVENTS, ALERT_SCOPES, alertRuleSchema, type AlertEvent, type AlertRule } from './alert-rules.js';
+export { RULE_NAME, type ReviewNotify } from './schema-fields.js';
 
 /** What a matching statement rule does. */
 export type Action = 'allow' | 'deny' | 'review';
@@ -148,13 +153,6 @@ export interface RowLimit {
   overLimit: 'deny' | 'review';
   /** The rule (statement or access rule) that set it. */
   rule: string;
-}
-
-/** Where a review's request and decision are sent: a generic JSON body, or one Slack's incoming webhooks take. */
-export interface ReviewNotify {
-  /** An http(s) URL, or a secret reference to one (`${env:SLACK_WEBHOOK}`), resolved by the gateway. */
-  url: string;
-  format: 'json' | 'slack';
 }
 
 /**
@@ -329,6 +327,8 @@ export interface PolicyTest {
   rows?: number;
   /** The alerts the statements raise together, exactly (absent: not checked). */
   alerts?: string[];
+  /** When the statements run, for `off-hours` alerts (absent: no time, so those never count). */
+  at?: Date;
   /** The rule expected to decide, when the case names one. */
   rule?: string;
   /** `file:line:col` of the case. */
@@ -361,58 +361,6 @@ export interface Policy {
   tests: PolicyTest[];
 }
 
-/**
- * What an alert counts: statements and SSH commands refused (by a rule, or a review that did not
- * approve them), reviews denied, or rows read (the rows the client received from statements that
- * name `table`, or from any statement), or bytes sent (what the gateway sent a session's client, counted as the session ends).
- */
-export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read', 'bytes-sent'] as const;
-export type AlertEvent = (typeof ALERT_EVENTS)[number];
-
-/** Whose events an alert counts together: one person's (with their agents'), one run's, one agent's (by name, across runs). */
-export const ALERT_SCOPES = ['identity', 'run', 'agent'] as const;
-
-/**
- * An alert rule (`alerts:`): `count` events of kind `event` within `withinMs` by one `per` raise
- * the alert; it says so on the audit stream and to `notify`, and with `suspend` ends that
- * identity's (run's, agent's) sessions and refuses new ones until a member of `clearedBy` clears it.
- */
-export interface AlertRule {
-  name: string;
-  event: AlertEvent;
-  /** Events counted, or for `rows-read`, rows. */
-  count: number;
-  /** For `rows-read`: only statements that name this table (`table` or `schema.table`, lower-case). */
-  table?: string;
-  withinMs: number;
-  per: (typeof ALERT_SCOPES)[number];
-  /** Only events on these connections count (absent: all). */
-  connections?: string[];
-  suspend: boolean;
-  /** Groups whose members may clear it (empty: the policy's `recording.auditors`). */
-  clearedBy: string[];
-  notify: ReviewNotify[];
-}
-
-/** Names of access rules, statement rules and tests. */
-export const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9-_.:]{0,62}$/;
-
-const nonEmpty = (what: string) =>
-  z
-    .string({ error: `must be ${what}` })
-    .trim()
-    .min(1, { error: `must be ${what}` });
-const nameSchema = z.string({ error: 'must be a name' }).regex(RULE_NAME, {
-  error: 'must be 1-63 characters of letters, digits, "-", "_", ".", ":" starting with a letter or digit',
-});
-const list = (what: string) => z.array(nonEmpty(what));
-const lowerName = (what: string) => nonEmpty(what).transform((v) => v.toLowerCase());
-const wholeNumber = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `must be ${what}` })
-    .int({ error: 'must be a whole number' })
-    .min(min, { error: `must be at least ${min}` })
-    .max(max, { error: `must be at most ${max}` });
 const lowerList = (what: string, min?: string) => (min ? list(what).min(1, { error: min }) : list(what)).transform((v) => v.map((s) => s.toLowerCase()));
 const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny or review' });
 const strategy = z.enum(['redact', 'last4', 'hash', 'null'], { error: 'must be redact, last4, hash or null' });
@@ -485,20 +433,6 @@ export const ruleMatchSchema = z.strictObject({
   subjects: list('a subject').min(1, { error: 'must list at least one subject' }).optional(),
   groups: list('a group name').min(1, { error: 'must list at least one group' }).optional(),
   ...principalMatchFields,
-});
-
-const notifySchema = z.strictObject({
-  url: z.string({ error: 'must be an http(s) URL or a secret reference like ${env:SLACK_WEBHOOK}' }).check((ctx) => {
-    if (/^\$\{(env|file):[^}]+\}$/.test(ctx.value)) return;
-    let ok = false;
-    try {
-      ok = ['http:', 'https:'].includes(new URL(ctx.value).protocol);
-    } catch {
-      ok = false;
-    }
-    if (!ok) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be an http(s) URL or a secret reference like ${env:SLACK_WEBHOOK}' });
-  }),
-  format: z.enum(['json', 'slack'], { error: "must be json (a generic body) or slack (an incoming webhook's body)" }).default('json'),
 });
 
 /** The review settings of a rule or a connection (all optional: they are merged over the defaults). */
@@ -703,17 +637,6 @@ export const policyFileSchema = z.strictObject(
   { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping (key: value) at the top level' : undefined) },
 );
 
-/** A time setting from `min` to `max` ms, written as a PostgreSQL time (`30s`, `15min`) or a number of seconds; in ms. */
-const timeBetween = (min: number, max: number, what: string) =>
-  z.union([z.number(), z.string()], { error: `must be a time such as ${what} (or a number of seconds)` }).transform((v, ctx) => {
-    const ms = typeof v === 'number' ? Math.round(v * 1000) : parseTimeSetting(v);
-    if (ms === undefined || !Number.isFinite(ms) || ms < min || ms > max) {
-      ctx.addIssue({ code: 'custom', message: `must be a time from ${min / 1000}s to ${max / 1000}s, such as ${what}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
 /** A number of seconds from a minute to a week (a session's, a run's longest). */
 const minuteToWeekSchema = z
   .number({ error: 'must be a number of seconds' })
@@ -736,24 +659,6 @@ const reviewServiceSchema = z.strictObject({
     .string({ error: 'must be a secret reference like ${env:HOOP_REVIEWER_KEY}' })
     .regex(/^\$\{(env|file):[^}]+\}$/, { error: 'must be a secret reference like ${env:HOOP_REVIEWER_KEY} (the key requests are signed with; never written in the policy)' }),
   timeout: timeBetween(1_000, 60_000, '10s').optional(),
-});
-
-/** One alert rule (see {@link AlertRule}). */
-export const alertRuleSchema = z.strictObject({
-  name: nameSchema,
-  when: z
-    .strictObject({
-      event: z.enum(ALERT_EVENTS, { error: `must be one of ${ALERT_EVENTS.join(', ')}` }),
-      count: wholeNumber('a number of events (rows for rows-read, bytes for bytes-sent)', 1, 1_000_000_000_000),
-      within: timeBetween(1_000, 7 * 86_400_000, '10min'),
-      table: lowerName('a table name (table or schema.table)').optional(),
-    })
-    .refine((w) => w.table === undefined || w.event === 'rows-read', { error: 'table: is for event: rows-read (the rows read from statements that name it)', path: ['table'] }),
-  per: z.enum(ALERT_SCOPES, { error: `must be one of ${ALERT_SCOPES.join(', ')}` }).default('identity'),
-  connections: list('a connection name').min(1, { error: 'must list at least one connection (or leave it out: all)' }).optional(),
-  suspend: z.boolean({ error: 'must be true (the sessions end and new ones are refused until someone clears it) or false' }).default(false),
-  clearedBy: list('a group name').optional(),
-  notify: z.array(notifySchema, { error: 'must be a list of { url, format }' }).max(10, { error: 'must list at most 10 targets' }).optional(),
 });
 
 /** The `reviews` section: what people's decisions need. */
@@ -785,6 +690,10 @@ export const policyTestSchema = z
     rule: nonEmpty('a rule name').optional(),
     rows: wholeNumber('a number of rows', 0, 1_000_000_000).optional(),
     alerts: z.array(nonEmpty('an alert name'), { error: 'must list the alert names the statements raise ([] for none)' }).optional(),
+    at: z
+      .string({ error: 'must be a date and time, such as 2026-11-22T23:30:00+01:00' })
+      .refine((v) => !Number.isNaN(Date.parse(v)), { error: 'must be a date and time, such as 2026-11-22T23:30:00+01:00' })
+      .optional(),
   })
   .refine((t) => t.expect !== undefined || t.alerts !== undefined, { error: 'needs expect: (allow, deny or review), alerts: (the alerts it raises), or both', path: ['expect'] });
 

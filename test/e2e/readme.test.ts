@@ -293,6 +293,7 @@ describe('the README, run as written', () => {
         expect.objectContaining({ name: 'refusal-burst', event: 'refused', count: 5, withinMs: 600_000, per: 'identity', suspend: false, notify: [{ url: '${env:SECOPS_SLACK}', format: 'slack' }] }),
         expect.objectContaining({ name: 'agent-denied-twice', event: 'review-denied', count: 2, withinMs: 3_600_000, per: 'agent', suspend: true, clearedBy: ['secops'] }),
         expect.objectContaining({ name: 'bulk-customers', event: 'rows-read', table: 'customers', count: 1000, withinMs: 60_000, per: 'identity' }),
+        expect.objectContaining({ name: 'night-work', event: 'off-hours', count: 20, withinMs: 3_600_000, usual: { fromMin: 480, toMin: 1140, days: [1, 2, 3, 4, 5], timeZone: 'Europe/Paris' } }),
       ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

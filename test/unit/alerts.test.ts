@@ -14,6 +14,8 @@ import { WebhookSender } from '../../src/gateway/review-notify.js';
 import { createLogger } from '../../src/log.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { emptyPolicy } from '../harness/policy.js';
+import { usualHoursOf } from '../../src/policy/alert-rules.js';
+import { withinUsualHours } from '../../src/policy/alert-match.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hoop-alerts-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -104,6 +106,52 @@ describe('bytes-sent alerts', () => {
     ended('s3', 25_000_000);
     await monitor.counted();
     expect(raised).toEqual([expect.objectContaining({ counted: 'bytes-sent', count: 55_000_000, sessions: ['s1', 's3'] })]);
+  });
+});
+
+describe('off-hours alerts', () => {
+  const usual = (hours: string, o: { days?: Array<'sun' | 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat'>; timezone?: string } = {}) => usualHoursOf({ hours, ...o })!;
+
+  it('tell the usual hours in the rule’s time zone, on its days, a window past midnight belonging to the day it starts', () => {
+    const office = usual('08:00-19:00', { days: ['mon', 'tue', 'wed', 'thu', 'fri'], timezone: 'Europe/Paris' });
+    expect(withinUsualHours(office, new Date('2026-11-25T07:30:00Z'))).toBe(true); // Wednesday 08:30 in Paris
+    expect(withinUsualHours(office, new Date('2026-11-25T06:30:00Z'))).toBe(false); // 07:30 in Paris
+    expect(withinUsualHours(office, new Date('2026-11-25T18:00:00Z'))).toBe(false); // 19:00 in Paris: the end is outside
+    expect(withinUsualHours(office, new Date('2026-11-28T10:00:00Z'))).toBe(false); // a Saturday
+    const night = usual('22:00-06:00', { days: ['fri'] });
+    expect(withinUsualHours(night, new Date('2026-11-27T23:00:00Z'))).toBe(true); // Friday 23:00
+    expect(withinUsualHours(night, new Date('2026-11-28T05:59:00Z'))).toBe(true); // Saturday 05:59, after Friday
+    expect(withinUsualHours(night, new Date('2026-11-29T05:00:00Z'))).toBe(false); // Sunday early: after Saturday
+  });
+
+  it('count statements run or refused outside the usual hours, and nothing else', async () => {
+    const events = new GatewayEvents(undefined, log);
+    const raised: Array<Record<string, unknown>> = [];
+    events.listen((event, fields) => {
+      if (event === 'alert.raised') raised.push(fields);
+    });
+    let now = Date.parse('2026-11-25T12:00:00Z'); // a Wednesday at noon, UTC
+    const policy: Policy = emptyPolicy({
+      alerts: [{ name: 'night-work', event: 'off-hours', usual: usual('08:00-19:00'), count: 2, withinMs: 3_600_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }],
+    });
+    const monitor = await AlertMonitor.open({
+      store: new FileAlertStore(join(dir, 'hours'), log),
+      policy: () => policy,
+      events,
+      webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }),
+      log,
+      now: () => now,
+    });
+    const who = { session: 's1', subject: 'mallory', issuer: 'https://idp', connection: 'app' };
+    events.emit('statement.completed', { ...who, verb: 'SELECT', rows: 1, changed: 0, tables: [] }); // at noon: usual
+    now = Date.parse('2026-11-25T23:00:00Z');
+    events.emit('session.start', who); // not a statement
+    events.emit('statement.completed', { ...who, verb: 'SELECT', rows: 0, changed: 0, tables: [] });
+    await monitor.counted();
+    expect(raised).toHaveLength(0);
+    events.emit('statement.refused', { ...who, rule: 'no-drop' });
+    await monitor.counted();
+    expect(raised).toEqual([expect.objectContaining({ rule: 'night-work', counted: 'off-hours', count: 2 })]);
   });
 });
 

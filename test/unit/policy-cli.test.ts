@@ -114,6 +114,7 @@ describe('hoop policy', () => {
   - { name: refusal-burst, when: { event: refused, count: 3, within: 10min } }
   - { name: bulk-customers, when: { event: rows-read, table: customers, count: 1000, within: 1min } }
   - { name: agent-burst, when: { event: refused, count: 1, within: 1h }, per: agent }
+  - { name: night-work, when: { event: off-hours, hours: "08:00-19:00", timezone: Europe/Paris, count: 2, within: 1h } }
 `;
     const cases = `tests:
   - { name: three refusals, as: { subject: bob, groups: [analysts] }, connection: prod, sql: ["update t set a = 1 where id = 1", "update t set a = 2 where id = 2", "delete from t where id = 3"], expect: deny, alerts: [refusal-burst] }
@@ -121,6 +122,8 @@ describe('hoop policy', () => {
   - { name: bulk read, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "select * from public.customers", rows: 1200, expect: allow, alerts: [bulk-customers] }
   - { name: another table, as: { subject: bob, groups: [analysts] }, connection: prod, sql: "select * from orders", rows: 5000, alerts: [] }
   - { name: wrong, as: { subject: bob, groups: [analysts] }, connection: prod, sql: ["update t set a = 1 where id = 1"], alerts: [refusal-burst] }
+  - { name: at night, as: { subject: bob, groups: [analysts] }, connection: prod, sql: ["select 1", "select 2"], at: "2026-11-25T23:30:00+01:00", alerts: [night-work] }
+  - { name: by day, as: { subject: bob, groups: [analysts] }, connection: prod, sql: ["select 1", "select 2"], at: "2026-11-25T10:30:00+01:00", alerts: [] }
 `;
     const dir = tree({ 'hoop.yaml': `${POLICY}${alerts}`, 'policy/tests/alerts.yaml': cases });
     const { code, out } = await run(['policy', 'test', '--dir', dir]);
@@ -129,14 +132,16 @@ describe('hoop policy', () => {
     expect(out).toContain('✓ bulk read: allow, alerts bulk-customers');
     expect(out).toContain('✓ another table: alerts none');
     expect(out).toContain(
-      "✗ wrong (policy/tests/alerts.yaml:6:5): expected alerts refusal-burst, got alerts none\n    the statements raise no alert (1 refused, 0 rows read; the policy's alerts need refusal-burst: 3, bulk-customers: 1000, agent-burst: 1)",
+      "✗ wrong (policy/tests/alerts.yaml:6:5): expected alerts refusal-burst, got alerts none\n    the statements raise no alert (1 refused, 0 rows read; the policy's alerts need refusal-burst: 3, bulk-customers: 1000, agent-burst: 1, night-work: 2)",
     );
-    expect(out).toContain('4 passed, 1 failed');
+    expect(out).toContain('✓ at night: alerts night-work');
+    expect(out).toContain('✓ by day: alerts none');
+    expect(out).toContain('6 passed, 1 failed');
     expect(code).toBe(1);
     const unknown = tree({ 'hoop.yaml': `${POLICY}${alerts}`, 'policy/tests/alerts.yaml': `tests:\n  - { name: x, as: { subject: bob }, connection: prod, sql: "select 1", alerts: [nope] }\n` });
     const broken = await run(['policy', 'test', '--dir', unknown]);
     expect(broken.code).toBe(78);
-    expect(broken.err).toContain('policy/tests/alerts.yaml:2:82: tests.0.alerts.0: unknown alert "nope" (known: refusal-burst, bulk-customers, agent-burst)');
+    expect(broken.err).toContain('policy/tests/alerts.yaml:2:82: tests.0.alerts.0: unknown alert "nope" (known: refusal-burst, bulk-customers, agent-burst, night-work)');
     const neither = tree({ 'hoop.yaml': POLICY, 'policy/tests/x.yaml': `tests:\n  - { name: x, as: { subject: bob }, connection: prod, sql: "select 1" }\n` });
     expect((await run(['policy', 'test', '--dir', neither])).err).toContain('needs expect: (allow, deny or review), alerts: (the alerts it raises), or both');
   });

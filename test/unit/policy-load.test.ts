@@ -184,6 +184,9 @@ alerts:
   - { name: c, when: { event: refused, count: 1, within: 1min }, connections: [nope], suspend: true }
   - { name: c, when: { event: refused, count: 1, within: 1min } }
   - { name: d, when: { event: refused, count: 1, within: 1min, table: customers } }
+  - { name: e, when: { event: off-hours, count: 1, within: 1h } }
+  - { name: f, when: { event: off-hours, count: 1, within: 1h, hours: 8-19, timezone: Mars/Olympus } }
+  - { name: g, when: { event: refused, count: 1, within: 1h, days: [mon] } }
 `,
         'ca.pem': ca,
       }),
@@ -191,8 +194,12 @@ alerts:
     const at = (name: string): number => GOOD.split('\n').length + ['a', 'b', 'c'].indexOf(name) + 1;
     expect(broken).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied, rows-read, bytes-sent$`)),
+        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied, rows-read, bytes-sent, off-hours$`)),
         expect.stringMatching(/alerts\.4\.when\.table: table: is for event: rows-read/),
+        expect.stringMatching(/alerts\.5\.when\.hours: is missing \(event: off-hours needs hours: \(the usual hours, such as 08:00-19:00\)/),
+        expect.stringMatching(/alerts\.6\.when\.hours: must be the usual hours, such as 08:00-19:00 \(24-hour clock\)/),
+        expect.stringMatching(/alerts\.6\.when\.timezone: must be a time zone such as Europe\/Paris or UTC/),
+        expect.stringMatching(/alerts\.7\.when\.days: days: and timezone: are for event: off-hours/),
         expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.count: must be at least 1$`)),
         expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('b')}:\\d+: alerts\\.1\\.when\\.within: must be a time from 1s`)),
       ]),
