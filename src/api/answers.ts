@@ -225,7 +225,7 @@ export interface RaisedAlert {
   rule: string;
   /** What it counts: `refused` (statements and SSH commands refused), `review-denied`. */
   /** What its rule counted: events, or rows (`rows-read`). */
-  event: 'refused' | 'review-denied' | 'rows-read' | 'bytes-sent' | 'off-hours';
+  event: 'refused' | 'review-denied' | 'rows-read' | 'bytes-sent' | 'off-hours' | 'first-use';
   /** Whose events it counts together. */
   per: 'identity' | 'run' | 'agent';
   /** Whom it is about. */
@@ -249,11 +249,11 @@ export interface RaisedAlert {
 
 /** What an alert counted, for people: `5 refused events`, `1200 rows read`. */
 export function countedText(a: Pick<RaisedAlert, 'count' | 'event'>): string {
-  return a.event === 'rows-read'
-    ? `${a.count} rows read`
-    : a.event === 'bytes-sent'
-      ? `${a.count} bytes sent`
-      : a.event === 'off-hours'
-        ? `${a.count} statements outside the usual hours`
-        : `${a.count} ${a.event} events`;
+  const what: Partial<Record<RaisedAlert['event'], string>> = {
+    'rows-read': 'rows read',
+    'bytes-sent': 'bytes sent',
+    'off-hours': 'statements outside the usual hours',
+    'first-use': 'first uses of a connection by an agent',
+  };
+  return `${a.count} ${what[a.event] ?? `${a.event} events`}`;
 }

@@ -134,6 +134,14 @@ export class PostgresSessionArchive implements SessionArchive {
     return (await this.#query<{ summary: SessionSummary }>('select summary from hoop.sessions where id = $1', [id]))[0]?.summary;
   }
 
+  async agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean> {
+    const rows = await this.#query<{ one: number }>(
+      "select 1 as one from hoop.sessions where id <> $1 and summary->>'agent' = $2 and summary->>'connection' = $3 and summary->>'subject' = $4 and summary->>'issuer' = $5 limit 1",
+      [q.except, q.agent, q.connection, q.subject, q.issuer],
+    );
+    return rows.length > 0;
+  }
+
   async recorded(id: string): Promise<boolean> {
     return (await this.#query('select 1 from hoop.sessions where id = $1', [id])).length > 0;
   }

@@ -105,6 +105,8 @@ export interface SessionArchive {
   sessions(): Promise<SessionSummary[]>;
   /** Session `id` as the index has it. */
   session(id: string): Promise<SessionSummary | undefined>;
+  /** Whether the index holds a session other than `except` of this identity's agent on this connection (its agent used it before). */
+  agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean>;
   /** Whether session `id` was ever recorded (its id is never given to another session). */
   recorded(id: string): Promise<boolean>;
   /** Claims session id `id` for a new session, atomically: false when it was claimed or recorded before, here or on any replica sharing the archive. */
@@ -401,6 +403,10 @@ export class FileSessionArchive implements SessionArchive {
 
   async session(id: string): Promise<SessionSummary | undefined> {
     return (await this.sessions()).find((s) => s.id === id);
+  }
+
+  async agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean> {
+    return (await this.sessions()).some((s) => s.id !== q.except && s.agent === q.agent && s.connection === q.connection && s.subject === q.subject && s.issuer === q.issuer);
   }
 
   #parse(text: string): SessionSummary[] {

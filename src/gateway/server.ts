@@ -31,7 +31,7 @@ import { apiHandler } from './http/router.js';
 import { tunnelEndpoint } from './http/tunnel-endpoint.js';
 import { buildParts, Disposer, type GatewayParts } from './parts.js';
 import type { GatewayPolicySource } from './policy-source.js';
-import { auditObserver, indexObserver, logObserver, recordingObserver, SessionEvents } from './session-events.js';
+import { auditObserver, firstUseObserver, indexObserver, logObserver, recordingObserver, SessionEvents } from './session-events.js';
 import type { GatewayStore } from './store.js';
 import type { TokenVerifier } from './verify-token.js';
 
@@ -163,6 +163,7 @@ function sessionEvents({ log, events: gatewayEvents, recordings }: GatewayParts,
   if (recordings) {
     events.observe(recordingObserver(log));
     events.observe(indexObserver(recordings, running, log));
+    events.observe(firstUseObserver(recordings, gatewayEvents, log));
   }
   return events;
 }

@@ -131,6 +131,31 @@ export function auditObserver(audit: GatewayEvents): SessionObserver {
   };
 }
 
+/**
+ * `agent.first-use` among the gateway's events when an agent's session opens on a connection that
+ * agent of that person never used before (as the session index, or this replica since it
+ * started, knows): what the alerts' `first-use` counts.
+ */
+export function firstUseObserver(recordings: GatewayRecordings, events: GatewayEvents, log: Logger): SessionObserver {
+  const seen = new Set<string>();
+  return {
+    opened: (s) => {
+      const { agent, connection, session } = s.who;
+      if (agent === undefined) return;
+      const key = JSON.stringify([s.identity.issuer, s.identity.subject, agent, connection]);
+      if (seen.has(key)) return;
+      seen.add(key);
+      if (seen.size > 100_000) seen.clear();
+      recordings.archive
+        .agentUsed({ subject: s.identity.subject, issuer: s.identity.issuer, agent, connection, except: session })
+        .then((used) => {
+          if (!used) events.emit('agent.first-use', { ...s.who });
+        })
+        .catch((err: unknown) => log.warn('agent.first-use-unknown', { session, error: describeError(err) }));
+    },
+  };
+}
+
 /** The recording's `end` event, then the recording closed (signed). */
 export function recordingObserver(log: Logger): SessionObserver {
   return {

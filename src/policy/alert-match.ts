@@ -10,6 +10,7 @@
  *   rule's `table` (`customers` names `public.customers` too) or any statement without one;
  * - `bytes-sent`: `session.end`, weighing the bytes the gateway sent the session's client (any
  *   protocol; counted when the session ends);
+ * - `first-use`: `agent.first-use`, an agent's first session on a connection for its person, weighing 1;
  * - `off-hours`: a statement run or refused (`statement.completed`, `statement.refused`) at a time
  *   outside the rule's usual hours, weighing 1.
  */
@@ -24,6 +25,7 @@ export function alertKindOf(event: string, f: AlertEventFields): AlertEvent | un
   if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
   if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
   if (event === 'session.end' && typeof f.bytesToClient === 'number' && f.bytesToClient > 0) return 'bytes-sent';
+  if (event === 'agent.first-use') return 'first-use';
   return undefined;
 }
 

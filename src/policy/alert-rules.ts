@@ -9,9 +9,10 @@ import { list, lowerName, nameSchema, notifySchema, type ReviewNotify, timeBetwe
  * What an alert counts: statements and SSH commands refused (by a rule, or a review that did not
  * approve them), reviews denied, or rows read (the rows the client received from statements that
  * name `table`, or from any statement), bytes sent (what the gateway sent a session's client,
- * counted as the session ends), or statements run outside the usual hours (`off-hours`).
+ * counted as the session ends), statements run outside the usual hours (`off-hours`), or an
+ * agent's first session on a connection (`first-use`).
  */
-export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read', 'bytes-sent', 'off-hours'] as const;
+export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read', 'bytes-sent', 'off-hours', 'first-use'] as const;
 
 /** Days of the week, as `days:` names them (Sunday first, as `Date.getDay` counts them). */
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;

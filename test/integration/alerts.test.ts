@@ -53,6 +53,9 @@ alerts:
     notify: [{ url: ${JSON.stringify(url)}, format: json }]
   - name: bulk-people
     when: { event: rows-read, table: people, count: 50, within: 1min }
+  - name: agent-new-connection
+    when: { event: first-use, count: 1, within: 1h }
+    per: agent
 `);
       return repo.gatewayBlock(['${env:APP_PASSWORD}']);
     },
@@ -189,5 +192,36 @@ describe('what sessions read', () => {
     const bad = await hoop(['sessions', 'ls', '--min-rows', 'lots'], 'carol');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('min-rows must be a whole number of rows');
+  });
+});
+
+describe('an agent on a connection it never used', () => {
+  it("raises first-use on its person's agent's first session there, and not on the next", async () => {
+    const run = async (): Promise<string> => {
+      const begun = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runs', await stack.token('carol'), { connections: ['app'], agent: 'devin', isolation: 'bwrap' });
+      expect(begun.status).toBe(201);
+      const { token } = begun.body as { token: string };
+      const raw = await stack.tunnel('app', token);
+      expect((await raw.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
+      raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
+      expect(await raw.closed()).toBe(true);
+      return token;
+    };
+    await run();
+    await eventually(() => expect(audit().filter((e) => e.event === 'agent.first-use')).toEqual([expect.objectContaining({ subject: 'carol', agent: 'devin', connection: 'app', via: 'run' })]));
+    await eventually(() =>
+      expect(audit().find((e) => e.event === 'alert.raised' && e.rule === 'agent-new-connection')).toMatchObject({ counted: 'first-use', agent: 'devin', subject: 'carol', count: 1 }),
+    );
+    // Its session is in the index now: the next run of the same agent on the same connection is no first use.
+    await eventually(async () => {
+      const ls = await hoop(['sessions', 'ls', '--json', '--agent', 'devin'], 'carol');
+      expect((JSON.parse(ls.stdout) as { sessions: Array<{ endedAt?: string }> }).sessions.filter((x) => x.endedAt)).toHaveLength(1);
+    });
+    await run();
+    await eventually(async () => {
+      const ls = await hoop(['sessions', 'ls', '--json', '--agent', 'devin'], 'carol');
+      expect((JSON.parse(ls.stdout) as { sessions: Array<{ endedAt?: string }> }).sessions.filter((x) => x.endedAt)).toHaveLength(2);
+    });
+    expect(audit().filter((e) => e.event === 'agent.first-use')).toHaveLength(1);
   });
 });

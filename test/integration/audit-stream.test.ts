@@ -98,10 +98,12 @@ describe('audit stream', () => {
     const events = (): Array<Record<string, unknown>> => received.slice(seen).map((l) => JSON.parse(l) as Record<string, unknown>);
     await eventually(() => expect(events().some((e) => e.event === 'session.end')).toBe(true), { timeout: 10_000, interval: 100 });
     const got = events();
-    expect(got.map((e) => e.event).sort()).toEqual(['run.end', 'run.start', 'session.end', 'session.start']);
+    expect(got.map((e) => e.event).sort()).toEqual(['agent.first-use', 'run.end', 'run.start', 'session.end', 'session.start']);
     const of = (event: string): Record<string, unknown> => got.find((e) => e.event === event)!;
     expect(of('run.start')).toMatchObject({ run: id, subject: 'alice', agent: 'claude', via: 'run', isolation: 'bwrap', connections: ['app'] });
     expect(of('session.start')).toMatchObject({ run: id, subject: 'alice', agent: 'claude', via: 'run', connection: 'app' });
+    // claude had never been on app for alice: a first use.
+    expect(of('agent.first-use')).toMatchObject({ run: id, subject: 'alice', agent: 'claude', connection: 'app', session: of('session.start').session });
     expect(of('session.end')).toMatchObject({ run: id, reason: 'run-ended' });
     expect(of('run.end')).toMatchObject({ run: id, agent: 'claude', reason: 'ended' });
   });

@@ -454,6 +454,28 @@ describe('two replicas behind a load balancer', () => {
     expect(await storeRows("select count(*) from hoop.alert_hits where rule = 'bulk-am'")).toEqual(['0']);
   });
 
+  it("tells of an agent's first use of a connection once, whichever replica its sessions reach (the shared index knows)", async () => {
+    const sessionOfRun = async (url: string): Promise<void> => {
+      const begun = await callApi(url, stack.pki.ca, 'POST', '/v1/runs', await stack.token('bob'), { connections: ['app'], agent: 'aider', isolation: 'bwrap' });
+      const raw = await stack.tunnel('app', (begun.body as { token: string }).token, { gateway: url });
+      expect((await raw.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
+      raw.stream.end();
+      await raw.closed();
+    };
+    const firstUses = () => siemEvents.filter((e) => e.event === 'agent.first-use' && (e as { agent?: string }).agent === 'aider');
+    await sessionOfRun(stack.gateway.url);
+    await eventually(() => expect(firstUses()).toHaveLength(1), { timeout: 15_000, interval: 150 });
+    // Once the store lists that session, replica B (which never saw aider) knows it is no first use.
+    await eventually(async () => expect(await storeRows("select count(*) from hoop.sessions where summary->>'agent' = 'aider'")).toEqual(['1']), { timeout: 15_000, interval: 150 });
+    await sessionOfRun(bUrl);
+    await eventually(async () => expect(await storeRows("select count(*) from hoop.sessions where summary->>'agent' = 'aider' and summary ? 'endedAt'")).toEqual(['2']), {
+      timeout: 15_000,
+      interval: 150,
+    });
+    await quietFor(1000); // the audit's batches go out every second: a second event would be in by now
+    expect(firstUses()).toHaveLength(1);
+  });
+
   it('cancels a query running on replica A with a CancelRequest that reaches replica B, only for the identity that owns the session', async () => {
     const onA = await connectVia(stack.gateway.url);
     const onB = await connectVia(bUrl);
