@@ -12,7 +12,7 @@ import { sourceOf } from '../../src/gateway/auth-refusals.js';
 import { GatewayEvents } from '../../src/gateway/events.js';
 import { WebhookSender } from '../../src/gateway/review-notify.js';
 import { createLogger } from '../../src/log.js';
-import type { Policy } from '../../src/policy/schema.js';
+import type { AlertRule, Policy } from '../../src/policy/schema.js';
 import { emptyPolicy } from '../harness/policy.js';
 import { usualHoursOf } from '../../src/policy/alert-rules.js';
 import { withinUsualHours } from '../../src/policy/alert-match.js';
@@ -21,16 +21,35 @@ const dir = mkdtempSync(join(tmpdir(), 'hoop-alerts-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const log = createLogger({ level: 'error', sink: { write: () => undefined } });
 
+/** An alert monitor over `rules` with a file store of its own (`name`), on the clock `now`; `raised` collects its alert.raised events. */
+async function monitorOf(name: string, rules: AlertRule[], now: () => number = Date.now) {
+  const events = new GatewayEvents(undefined, log);
+  const raised: Array<Record<string, unknown>> = [];
+  events.listen((event, fields) => {
+    if (event === 'alert.raised') raised.push(fields);
+  });
+  const policy: Policy = emptyPolicy({ alerts: rules });
+  const store = new FileAlertStore(join(dir, name), log, now);
+  const monitor = await AlertMonitor.open({ store, policy: () => policy, events, webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }), log, now });
+  return { events, raised, store, monitor };
+}
+
+/** An alert rule of `event`, counting `count` within `withinMs` per identity, with `more`. */
+const ruleOf = (name: string, event: AlertRule['event'], count: number, withinMs: number, more: Partial<AlertRule> = {}): AlertRule => ({
+  name,
+  event,
+  count,
+  withinMs,
+  per: 'identity',
+  suspend: false,
+  clearedBy: [],
+  notify: [],
+  ...more,
+});
+
 describe('alert counting', () => {
   it('raises a rule of 120 events at the 120th (more than the evidence it keeps), once, and adds what comes after to the open alert', async () => {
-    const events = new GatewayEvents(undefined, log);
-    const raised: Array<Record<string, unknown>> = [];
-    events.listen((event, fields) => {
-      if (event === 'alert.raised') raised.push(fields);
-    });
-    const policy: Policy = emptyPolicy({ alerts: [{ name: 'many', event: 'refused', count: 120, withinMs: 600_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }] });
-    const store = new FileAlertStore(join(dir, 'a'), log);
-    const monitor = await AlertMonitor.open({ store, policy: () => policy, events, webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }), log });
+    const { events, raised, store, monitor } = await monitorOf('a', [ruleOf('many', 'refused', 120, 600_000)]);
     const refuse = (i: number) => events.emit('statement.refused', { session: `s${i}`, subject: 'mallory', issuer: 'https://idp', connection: 'app', rule: 'r', reason: 'no' });
     for (let i = 0; i < 119; i++) refuse(i);
     await monitor.counted();
@@ -51,17 +70,8 @@ describe('alert counting', () => {
 
 describe('rows-read alerts', () => {
   it('weigh each statement by the rows it read, only from statements that name the table, within the window', async () => {
-    const events = new GatewayEvents(undefined, log);
-    const raised: Array<Record<string, unknown>> = [];
-    events.listen((event, fields) => {
-      if (event === 'alert.raised') raised.push(fields);
-    });
     let now = Date.parse('2026-11-25T10:00:00Z');
-    const policy: Policy = emptyPolicy({
-      alerts: [{ name: 'bulk-customers', event: 'rows-read', table: 'customers', count: 1000, withinMs: 60_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }],
-    });
-    const store = new FileAlertStore(join(dir, 'rows'), log, () => now);
-    const monitor = await AlertMonitor.open({ store, policy: () => policy, events, webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }), log, now: () => now });
+    const { events, raised, store, monitor } = await monitorOf('rows', [ruleOf('bulk-customers', 'rows-read', 1000, 60_000, { table: 'customers' })], () => now);
     const read = (rows: number, tables: string[]) =>
       events.emit('statement.completed', { session: 's1', subject: 'mallory', issuer: 'https://idp', connection: 'app', verb: 'SELECT', rows, changed: 0, tables });
     read(600, ['public.customers']);
@@ -83,21 +93,7 @@ describe('rows-read alerts', () => {
 
 describe('bytes-sent alerts', () => {
   it('weigh each ended session by the bytes the gateway sent its client', async () => {
-    const events = new GatewayEvents(undefined, log);
-    const raised: Array<Record<string, unknown>> = [];
-    events.listen((event, fields) => {
-      if (event === 'alert.raised') raised.push(fields);
-    });
-    const policy: Policy = emptyPolicy({
-      alerts: [{ name: 'big-pulls', event: 'bytes-sent', count: 50_000_000, withinMs: 3_600_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }],
-    });
-    const monitor = await AlertMonitor.open({
-      store: new FileAlertStore(join(dir, 'bytes'), log),
-      policy: () => policy,
-      events,
-      webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }),
-      log,
-    });
+    const { events, raised, monitor } = await monitorOf('bytes', [ruleOf('big-pulls', 'bytes-sent', 50_000_000, 3_600_000)]);
     const ended = (session: string, bytesToClient: number) => events.emit('session.end', { session, subject: 'mallory', issuer: 'https://idp', connection: 'bastion', bytesToClient });
     ended('s1', 30_000_000);
     ended('s2', 0);
@@ -125,23 +121,8 @@ describe('off-hours alerts', () => {
   });
 
   it('count statements run or refused outside the usual hours, and nothing else', async () => {
-    const events = new GatewayEvents(undefined, log);
-    const raised: Array<Record<string, unknown>> = [];
-    events.listen((event, fields) => {
-      if (event === 'alert.raised') raised.push(fields);
-    });
     let now = Date.parse('2026-11-25T12:00:00Z'); // a Wednesday at noon, UTC
-    const policy: Policy = emptyPolicy({
-      alerts: [{ name: 'night-work', event: 'off-hours', usual: usual('08:00-19:00'), count: 2, withinMs: 3_600_000, per: 'identity', suspend: false, clearedBy: [], notify: [] }],
-    });
-    const monitor = await AlertMonitor.open({
-      store: new FileAlertStore(join(dir, 'hours'), log),
-      policy: () => policy,
-      events,
-      webhooks: new WebhookSender({ log, resolveUrl: async (u) => u }),
-      log,
-      now: () => now,
-    });
+    const { events, raised, monitor } = await monitorOf('hours', [ruleOf('night-work', 'off-hours', 2, 3_600_000, { usual: usual('08:00-19:00') })], () => now);
     const who = { session: 's1', subject: 'mallory', issuer: 'https://idp', connection: 'app' };
     events.emit('statement.completed', { ...who, verb: 'SELECT', rows: 1, changed: 0, tables: [] }); // at noon: usual
     now = Date.parse('2026-11-25T23:00:00Z');
