@@ -130,6 +130,10 @@ describe('recorded sessions', () => {
     expect(show.stdout).toContain('app=> drop table customers');
     expect(show.stdout).toContain('-- hoop: denied by rule "no-drop"');
 
+    // The pg driver's session: what it read, and the columns its statements named.
+    const shown = await hoop(['sessions', 'show', id], 'alice');
+    expect(shown.stdout).toMatch(/^rows\s+1501 read, 0 changed$/m);
+    expect(shown.stdout).toMatch(/^columns\s+customers\.email, customers\.id, customers\.name$/m);
     const first = await hoop(['sessions', 'show', id, '--json'], 'alice');
     const doc = JSON.parse(first.stdout) as { events: Array<Record<string, unknown>>; verification: { ok: boolean } };
     expect(doc.verification.ok).toBe(true);
