@@ -201,7 +201,7 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
 export interface StatementRows {
   /** The command tag's verb (`SELECT`, `UPDATE`, `COPY`), empty when it failed or a portal was suspended. */
   verb: string;
-  /** Rows the client was sent (result rows, COPY TO data). */
+  /** Rows the server sent for it (result rows, COPY TO data): what the client received, but for the RETURNING rows of a write the blast-radius guard refused. */
   rows: number;
   /** Rows the server says it changed (INSERT, UPDATE, DELETE, MERGE, COPY FROM). */
   changed: number;

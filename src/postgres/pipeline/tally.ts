@@ -2,7 +2,8 @@
  * What each statement read and changed, for the session index, the audit stream and the alerts:
  * every Query and Execute the client runs carries a {@link StatementNote} on its place in the
  * {@link ServerState}'s queue, and the {@link BackendPath} counts the server's answers to it
- * (./relay.ts): rows sent (DataRow, and CopyData of a COPY TO), and at each statement's end
+ * (./relay.ts): rows the server sent (DataRow, and CopyData of a COPY TO; counted before the
+ * write guard, which drops the RETURNING rows of a write it refuses), and at each statement's end
  * (CommandComplete, PortalSuspended, ErrorResponse) the rows its tag says it changed. The
  * gateway's own messages (the write guard's counts, masking's Describes) carry no note and are
  * not counted; refused messages never reach the server.
