@@ -364,7 +364,15 @@ export class SessionAdmission {
       onStatement: (st) => {
         opened.counts.rowsRead += st.rows;
         opened.counts.rowsChanged += st.changed;
-        parts.events.emit('statement.completed', { ...who, verb: st.verb, rows: st.rows, changed: st.changed, tables: st.tables, ...(st.failed ? { failed: true } : {}) });
+        parts.events.emit('statement.completed', {
+          ...who,
+          verb: st.verb,
+          rows: st.rows,
+          changed: st.changed,
+          tables: st.tables,
+          ...(st.failed ? { failed: true } : {}),
+          ...(st.partial ? { partial: true } : {}),
+        });
       },
       reviews: {
         // Each review's request and end are in the session's recording as `review` events.

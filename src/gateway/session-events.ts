@@ -144,14 +144,18 @@ export function firstUseObserver(recordings: GatewayRecordings, events: GatewayE
       if (agent === undefined) return;
       const key = JSON.stringify([s.identity.issuer, s.identity.subject, agent, connection]);
       if (seen.has(key)) return;
-      seen.add(key);
       if (seen.size > 100_000) seen.clear();
+      seen.add(key);
       recordings.archive
         .agentUsed({ subject: s.identity.subject, issuer: s.identity.issuer, agent, connection, except: session })
         .then((used) => {
           if (!used) events.emit('agent.first-use', { ...s.who });
         })
-        .catch((err: unknown) => log.warn('agent.first-use-unknown', { session, error: describeError(err) }));
+        .catch((err: unknown) => {
+          // Not known: the next session of it asks again.
+          seen.delete(key);
+          log.warn('agent.first-use-unknown', { session, error: describeError(err) });
+        });
     },
   };
 }

@@ -64,7 +64,8 @@ export function alertCounts(rule: AlertRule, f: AlertEventFields): boolean {
   if (rule.connections && !rule.connections.includes(String(f.connection))) return false;
   if (rule.table === undefined) return true;
   const table = rule.table;
-  return Array.isArray(f.tables) && f.tables.some((t) => typeof t === 'string' && (t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`)));
+  // `*`: a statement whose tables hoop could not tell (it may read any).
+  return Array.isArray(f.tables) && f.tables.some((t) => typeof t === 'string' && (t === '*' || t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`)));
 }
 
 /** The key of what `rule` counts `f` against: the identity, with the run or the agent when the rule counts per run or agent. */

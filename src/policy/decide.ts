@@ -280,6 +280,17 @@ export const READ_ONLY_DENIED_FUNCTIONS: ReadonlySet<string> = new Set([
 ]);
 
 /** The first of `functions` (as in StatementFacts: `schema.name` or `name`) that `set` names, in any schema. */
+/**
+ * What SQL touches ({@link tablesTouched}), with `*` among its tables when it calls a function
+ * that reads tables named in a string ({@link UNSEEN_READ_FUNCTIONS}): what it reads cannot be told,
+ * so every alert's and search's table matches it.
+ */
+function touchedBy(analysis: Analysis): TablesTouchedBy {
+  const touched = tablesTouched(analysis);
+  const unseen = analysis.ok && analysis.statements.some((st) => findFunction(st.functions, UNSEEN_READ_FUNCTIONS) !== undefined);
+  return unseen ? { ...touched, tables: [...touched.tables, '*'] } : touched;
+}
+
 function findFunction(functions: readonly string[], set: ReadonlySet<string>): string | undefined {
   return functions.find((f) => {
     const name = f.slice(f.lastIndexOf('.') + 1);
@@ -464,11 +475,11 @@ export class StatementJudge {
    */
   judge(sql: string, analyzed?: Analysis): Decision {
     // A text the caller analysed itself is long: not cached (and `sql` may be left empty).
-    if (analyzed) return Object.freeze({ ...this.#decideAnalysis(analyzed), touched: tablesTouched(analyzed) });
+    if (analyzed) return Object.freeze({ ...this.#decideAnalysis(analyzed), touched: touchedBy(analyzed) });
     const hit = this.#cache.get(sql);
     if (hit) return hit;
     const analysis = analyzeSql(sql);
-    const decision = Object.freeze({ ...this.#decideAnalysis(analysis), touched: tablesTouched(analysis) });
+    const decision = Object.freeze({ ...this.#decideAnalysis(analysis), touched: touchedBy(analysis) });
     const { statements: _omitted, ...shared } = decision;
     this.#cache.set(sql, analysis, decision, Object.freeze(shared));
     return decision;

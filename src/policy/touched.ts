@@ -26,22 +26,25 @@ const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.
 /**
  * The columns one statement names, as `table.column` with the table as the statement names it
  * (`schema.table` or `table`): a reference qualified by a table or its alias (`c.email` with
- * `customers c`), or unqualified in a statement that names one table; `table.*` for a `*`. A
- * reference the parse cannot tie to one table (unqualified, with several tables) is left out:
- * the parse knows no table's columns.
+ * `customers c`); `table.*` for a `*` or a whole row (`row_to_json(c)`). An unqualified reference
+ * the parse cannot tie to one table (the parse knows no table's columns) counts for each table
+ * the statement names: the index may then say a column was read that was not, never the reverse.
  */
 export function columnsNamed(st: Pick<StatementFacts, 'tables' | 'refs' | 'outputs'>, into: Set<string>): void {
-  const only = st.tables.length === 1 ? st.tables[0] : undefined;
+  const aliasOf = (name: string): string | undefined => (Object.hasOwn(st.outputs.aliases, name) ? st.outputs.aliases[name] : undefined);
   for (const ref of st.refs) {
     const parts = ref.split('.');
     const column = parts[parts.length - 1]!;
     if (parts.length === 1) {
-      if (only !== undefined) into.add(`${only}.${column}`);
+      // A table's or an alias's name alone is its whole row.
+      const whole = aliasOf(column) ?? st.tables.find((t) => t === column || t.endsWith(`.${column}`));
+      if (whole !== undefined) into.add(`${whole}.*`);
+      else for (const t of st.tables) into.add(`${t}.${column}`);
       continue;
     }
     const qualifier = parts.slice(0, -1).join('.');
     const last = parts[parts.length - 2]!;
-    const table = (Object.hasOwn(st.outputs.aliases, last) ? st.outputs.aliases[last] : undefined) ?? st.tables.find((t) => t === qualifier || t.endsWith(`.${qualifier}`));
+    const table = aliasOf(last) ?? st.tables.find((t) => t === qualifier || t.endsWith(`.${qualifier}`));
     if (table !== undefined) into.add(`${table}.${column}`);
   }
 }

@@ -208,6 +208,8 @@ export interface StatementRows {
   /** The tables the client's message named (all of them, for a Query of several statements). */
   tables: readonly string[];
   failed: boolean;
+  /** A part of a statement still running (past 10,000 rows), or one the session's end cut short: its rows so far. */
+  partial?: true;
 }
 
 /** A session's recording as an engine writes it: its records go to `stream`, as the policy's `recording` section says. */

@@ -17,6 +17,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
+import { query } from '../../src/postgres/wire/messages.js';
 
 const hooks: Array<Record<string, unknown>> = [];
 const webhook = createServer((req: IncomingMessage, res) => {
@@ -192,6 +193,24 @@ describe('what sessions read', () => {
     const bad = await hoop(['sessions', 'ls', '--min-rows', 'lots'], 'carol');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('min-rows must be a whole number of rows');
+  });
+});
+
+describe('a read cut short', () => {
+  it('counts the rows a statement sent before its session ended in the middle of it', async () => {
+    const raw = await stack.tunnel('app', await stack.token('carol'));
+    // 100 rows of 1,000 bytes, then a wait: the rows reach the client, the statement never ends.
+    raw.write(query("select repeat('x', 1000) from generate_series(1, 100) union all select pg_sleep(60)::text"));
+    await eventually(() => expect(raw.raw.length).toBeGreaterThan(90_000));
+    raw.destroy();
+    // What the client got (over 90 rows' bytes) is counted, though the statement never ended.
+    const cut = await eventually(() => {
+      const found = audit().find((e) => e.event === 'statement.completed' && e.subject === 'carol' && e.partial === true && e.failed === true);
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(cut.rows).toBeGreaterThanOrEqual(90);
+    expect(cut.rows).toBeLessThanOrEqual(100);
   });
 });
 

@@ -290,6 +290,32 @@ describe('the statement tally, through the relay paths', () => {
     ]);
   });
 
+  it('counts rows read into a table (CREATE TABLE AS), a protocol Execute of a SQL cursor, and a long read in parts', async () => {
+    await reset();
+    const p = await pipeline({ judge: judge(), tally: true });
+    await p.send(query('create temp table copied as select * from wg_items'));
+    await p.answers();
+    expect(p.statements.at(-1)).toEqual({ verb: 'SELECT', rows: 10, changed: 0, tables: ['copied', 'wg_items'], failed: false });
+    // A cursor DECLAREd in SQL, run by the protocol's Execute: its rows count against the cursor's tables.
+    await p.send(query('begin; declare cur cursor for select id from wg_ledger'));
+    await p.answers();
+    await p.send(Buffer.concat([execute('cur', 2), sync()]));
+    await p.answers();
+    expect(p.statements.at(-1)).toEqual({ verb: '', rows: 2, changed: 0, tables: ['wg_ledger'], failed: false });
+    await p.send(query('commit'));
+    await p.answers();
+    // 25,000 rows: told in parts of at least 10,000 as they come (a run of rows is counted at its end), then the rest with the end.
+    const before = p.statements.length;
+    await p.send(query('select g from generate_series(1, 25000) g'));
+    await p.answers();
+    const parts = p.statements.slice(before);
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    expect(parts.slice(0, -1).every((st) => st.partial === true && st.rows >= 10_000)).toBe(true);
+    expect(parts.at(-1)).toMatchObject({ verb: 'SELECT', failed: false });
+    expect(parts.at(-1)!.partial).toBeUndefined();
+    expect(parts.reduce((n, st) => n + st.rows, 0)).toBe(25_000);
+  });
+
   it('counts a COPY FROM as rows changed, a write the guard refused as the server counted it, and the gate’s refusals not at all', async () => {
     await reset();
     const p = await pipeline({ judge: judge(), tally: true });

@@ -58,8 +58,9 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
     (since === undefined || s.endedAt === undefined || Date.parse(s.endedAt) >= since) &&
     (until === undefined || Date.parse(s.startedAt) <= until) &&
     (!denied || s.refused > 0) &&
-    (table === null || (s.tables ?? []).some((t) => t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
-    (column === null || columnSeen(s, column)) &&
+    // A session whose statements hoop could not all read (tablesComplete false), or one that read tables named in a string (`*`), may have read any table or column.
+    (table === null || s.tablesComplete === false || (s.tables ?? []).some((t) => t === '*' || t === table || t.endsWith(`.${table}`) || table.endsWith(`.${t}`))) &&
+    (column === null || s.tablesComplete === false || (s.tables ?? []).includes('*') || columnSeen(s, column)) &&
     (minRows === undefined || (s.rowsRead ?? 0) + (s.rowsChanged ?? 0) >= minRows);
 }
 

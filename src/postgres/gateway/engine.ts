@@ -464,6 +464,7 @@ class SessionRelay {
   /** The session's recording stage, once the relay runs. */
   #recorder: PostgresRecordingStage | undefined;
   #gate: StatementGate | undefined;
+  #tally: StatementTally | undefined;
   #frontend!: FrontendPath;
   #backend!: BackendPath;
   #fromClient: PumpStats | undefined;
@@ -545,6 +546,7 @@ class SessionRelay {
     // What each statement read and changed, for the index, the audit stream and the alerts.
     const onStatement = this.#session.onStatement;
     const tally = onStatement ? new StatementTally(onStatement) : undefined;
+    this.#tally = tally;
     this.#frontend = new FrontendPath({
       reader,
       state,
@@ -641,6 +643,7 @@ class SessionRelay {
     // A statement held for review never runs once its session is gone.
     this.#gate?.withdraw('session-ended');
     this.#recorder?.end();
+    this.#tally?.end();
     clearTimeout(this.#partialTimer);
     clearTimeout(this.#cutTimer);
     this.#session.signal.removeEventListener('abort', this.#onAbort);

@@ -231,9 +231,14 @@ export class FrontendPath {
     const runs = m.kind === 'query' || m.kind === 'execute';
     const note = this.#tally && runs ? new StatementNote(this.#gate?.takeTouched?.() ?? NO_TABLES) : undefined;
     if (guarded && runs) {
+      // The guard may send the message twice (rolled back for a review, then run again on approval): the note goes with the first, so it is counted once.
+      let unsent = note;
       const io = {
         send: (g: FrontendMessage, tag?: object, onDone?: (outcome: AskOutcome) => void): void => {
-          if (!this.#stopped) this.#forward(g, out, g === m ? analysis : undefined, onDone, tag, g === m ? note : undefined);
+          if (this.#stopped) return;
+          const noted = g === m ? unsent : undefined;
+          if (g === m) unsent = undefined;
+          this.#forward(g, out, g === m ? analysis : undefined, onDone, tag, noted);
         },
         sendAll: (messages: readonly FrontendMessage[]): void => {
           if (!this.#stopped) this.#send(messages, out);

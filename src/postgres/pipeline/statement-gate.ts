@@ -187,7 +187,8 @@ export class StatementGate implements GateStage {
     if (!touched) return;
     const into = (this.#touched ??= new Set());
     for (const t of touched.tables) into.add(t);
-    if (touched.declares) for (const t of touched.tables) if (this.#cursorTables.size < 1000) this.#cursorTables.add(t);
+    // Past 1,000 tables the cursors' are not known: a FETCH then reads from any table (`*`, which every alert's table matches).
+    if (touched.declares) for (const t of touched.tables) this.#cursorTables.add(this.#cursorTables.size < 1000 ? t : '*');
     if (touched.fetches) for (const t of this.#cursorTables) into.add(t);
   }
 
@@ -361,7 +362,8 @@ export class StatementGate implements GateStage {
   /** An Execute: what its portal may hold is judged again (what an approved Bind made passes on the texts approved). */
   #execute(m: ExecuteMessage, onReview: OnReview): Sent | Promise<Sent> {
     const sql = m.utf8 ? this.#names.portalHeld(m.portal) : undefined;
-    // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist.
+    // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist: its rows come from the cursors' tables.
+    if (sql === undefined) this.#noteTouched({ tables: [], written: [], columns: [], fetches: true });
     const approved = this.#approvedPortals.get(m.portal);
     const outer = this.#approvedTexts;
     if (approved) this.#approvedTexts = outer ? new Set([...outer, ...approved]) : approved;

@@ -11,6 +11,10 @@
  * Rows changed are the server's count (`UPDATE 3`), whether or not the transaction commits: a
  * write the guard rolls back, or the client does, was still attempted on that many rows.
  *
+ * Rows are never held back until a statement ends: past {@link PARTIAL_ROWS} rows a statement
+ * still running is told as a part (`partial`), and when the session ends ({@link end}) what its
+ * open statements sent is told too, so a long read cut short is counted.
+ *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
  */
@@ -23,11 +27,15 @@ const { DATA_ROW, COPY_DATA, COMMAND_COMPLETE, PORTAL_SUSPENDED, ERROR, COPY_IN,
 
 /** Verbs whose tag counts rows changed. */
 const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
+/** Rows after which a statement still running is told as a part. */
+export const PARTIAL_ROWS = 10_000;
 
 /** A Query or Execute the client sent, followed to its end (see the module documentation). */
 export class StatementNote {
-  /** Rows sent since its last statement ended. */
+  /** Rows sent since it was last told. */
   rows = 0;
+  /** Rows sent since its last statement ended (parts told included). */
+  sent = 0;
   /** It is a COPY FROM (its tag counts rows written). */
   copyIn = false;
   constructor(readonly tables: readonly string[]) {}
@@ -35,6 +43,9 @@ export class StatementNote {
 
 /** Counts the server's answers to noted statements and says each statement's end. */
 export class StatementTally {
+  /** Notes with rows not told yet. */
+  readonly #open = new Set<StatementNote>();
+
   constructor(readonly onStatement: (s: StatementRows) => void) {}
 
   /** How a server message answering a noted statement must be read: its ends and COPY starts whole (small and rare), rows as they were. */
@@ -44,7 +55,16 @@ export class StatementTally {
 
   /** Rows that passed unread, `count` of them (a run). */
   rows(note: StatementNote, type: number, count: number): void {
-    if (type === DATA_ROW || (type === COPY_DATA && !note.copyIn)) note.rows += count;
+    if (type !== DATA_ROW && (type !== COPY_DATA || note.copyIn)) return;
+    note.rows += count;
+    note.sent += count;
+    this.#open.add(note);
+    if (note.rows >= PARTIAL_ROWS) this.#tell(note, '', 0, false, true);
+  }
+
+  /** The session ended: what its statements sent and were never told is told now (cut short). */
+  end(): void {
+    for (const note of [...this.#open]) this.#tell(note, '', 0, true, true);
   }
 
   /** A whole server message answering `note`. */
@@ -60,6 +80,8 @@ export class StatementTally {
         return;
       case COMMAND_COMPLETE: {
         const { verb, rows } = commandTag(body);
+        // CREATE TABLE AS and SELECT INTO say `SELECT n` and send no row: the n rows were read into a table the session can read later.
+        if (verb === 'SELECT' && note.sent === 0) note.rows = rows;
         this.#end(note, verb, WRITES.has(verb) || (verb === 'COPY' && note.copyIn) ? rows : 0, false);
         return;
       }
@@ -75,9 +97,16 @@ export class StatementTally {
   }
 
   #end(note: StatementNote, verb: string, changed: number, failed: boolean): void {
+    this.#tell(note, verb, changed, failed, false);
+    note.copyIn = false;
+    note.sent = 0;
+  }
+
+  /** Tells what `note` sent since it was last told; a `partial` one goes on. */
+  #tell(note: StatementNote, verb: string, changed: number, failed: boolean, partial: boolean): void {
     const rows = note.rows;
     note.rows = 0;
-    note.copyIn = false;
-    this.onStatement({ verb, rows, changed, tables: note.tables, failed });
+    this.#open.delete(note);
+    this.onStatement({ verb, rows, changed, tables: note.tables, failed, ...(partial ? { partial: true } : {}) });
   }
 }
