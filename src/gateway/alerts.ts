@@ -109,8 +109,11 @@ export class AlertMonitor {
 
   /** Counts an event for every rule that counts it (./alert-match.ts); raises what reaches its count. */
   hear(event: string, f: EventFields): void {
+    const rules = this.policy()?.alerts;
+    // Every statement's end comes here: without rules there is nothing to count.
+    if (!rules || rules.length === 0) return;
     const at = new Date(this.now());
-    for (const rule of this.policy()?.alerts ?? []) {
+    for (const rule of rules) {
       const weight = alertWeightFor(rule, event, f, at);
       if (weight === 0) continue;
       const key = alertSubjectKey(rule.per, f);

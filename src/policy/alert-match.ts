@@ -20,7 +20,7 @@ import type { AlertEvent, AlertRule, UsualHours } from './alert-rules.js';
 export type AlertEventFields = Record<string, unknown>;
 
 /** What `event` counts as for alert rules, if anything. */
-export function alertKindOf(event: string, f: AlertEventFields): AlertEvent | undefined {
+function alertKindOf(event: string, f: AlertEventFields): AlertEvent | undefined {
   if (event === 'statement.refused') return 'refused';
   if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
   if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
@@ -30,7 +30,7 @@ export function alertKindOf(event: string, f: AlertEventFields): AlertEvent | un
 }
 
 /** What an event of `kind` weighs in a rule's window. */
-export function alertWeight(kind: AlertEvent, f: AlertEventFields): number {
+function alertWeight(kind: AlertEvent, f: AlertEventFields): number {
   return kind === 'rows-read' ? (f.rows as number) : kind === 'bytes-sent' ? (f.bytesToClient as number) : 1;
 }
 
@@ -60,7 +60,7 @@ export function withinUsualHours(usual: UsualHours, at: Date): boolean {
 }
 
 /** Whether `rule` counts an event of its kind with fields `f`: its connections, and for `rows-read` its table. */
-export function alertCounts(rule: AlertRule, f: AlertEventFields): boolean {
+function alertCounts(rule: AlertRule, f: AlertEventFields): boolean {
   if (rule.connections && !rule.connections.includes(String(f.connection))) return false;
   if (rule.table === undefined) return true;
   const table = rule.table;

@@ -5,14 +5,12 @@
  * leave the review to the human reviewers, and its decisions are the review's record.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgClient } from '../harness/clients.js';
-import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
-import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 
@@ -42,17 +40,15 @@ const judge = createServer((req: IncomingMessage, res) => {
   });
 });
 let stack: HoopStack;
-let repo: PolicyGitRepo;
 const running: RunningConnect[] = [];
 
 beforeAll(async () => {
   await new Promise<void>((r) => judge.listen(0, '127.0.0.1', () => r()));
   process.env.JUDGE_KEY = KEY; // the service's key: a secret reference the gateway resolves
   const url = `http://127.0.0.1:${(judge.address() as AddressInfo).port}/judge`;
-  repo = new PolicyGitRepo('hoop-review-service-');
-  stack = await startStack({
-    policy: ({ pg }) => {
-      repo.commit(`version: 1
+  stack = await startRepoStack(
+    'hoop-review-service-',
+    (pg) => `version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
   - { name: people, subjects: [alice, bob], connections: [app], mode: read-write }
@@ -65,10 +61,9 @@ statements:
         groups: [dba]
         timeout: 30s
         service: { name: risk-judge, url: ${JSON.stringify(url)}, secret: "\${env:JUDGE_KEY}", timeout: 1s }
-`);
-      return repo.gatewayBlock(['${env:APP_PASSWORD}', '${env:JUDGE_KEY}']);
-    },
-  });
+`,
+    ['${env:APP_PASSWORD}', '${env:JUDGE_KEY}'],
+  );
   await stack.pg.psql("create table jobs (id int primary key, state text); insert into jobs select g, 'new' from generate_series(1, 5) g; grant all on jobs to public", { database: 'app' });
 }, 120_000);
 
@@ -76,7 +71,6 @@ afterAll(async () => {
   for (const c of running) await c.stop();
   await stack?.close();
   judge.close();
-  if (repo) rmSync(repo.base, { recursive: true, force: true });
 });
 
 async function client() {

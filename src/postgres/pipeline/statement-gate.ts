@@ -189,7 +189,13 @@ export class StatementGate implements GateStage {
     for (const t of touched.tables) into.add(t);
     // Past 1,000 tables the cursors' are not known: a FETCH then reads from any table (`*`, which every alert's table matches).
     if (touched.declares) for (const t of touched.tables) this.#cursorTables.add(this.#cursorTables.size < 1000 ? t : '*');
-    if (touched.fetches) for (const t of this.#cursorTables) into.add(t);
+    if (touched.fetches) this.#readCursors();
+  }
+
+  /** The message reads from the session's cursors (a FETCH, an Execute of a cursor): from their tables. */
+  #readCursors(): void {
+    const into = (this.#touched ??= new Set());
+    for (const t of this.#cursorTables) into.add(t);
   }
 
   /** Counts and logs a refusal of the write guard's that it says itself (in place of a ROLLBACK's answer). */
@@ -363,7 +369,7 @@ export class StatementGate implements GateStage {
   #execute(m: ExecuteMessage, onReview: OnReview): Sent | Promise<Sent> {
     const sql = m.utf8 ? this.#names.portalHeld(m.portal) : undefined;
     // A portal hoop did not bind is a SQL cursor (its query was judged at DECLARE) or does not exist: its rows come from the cursors' tables.
-    if (sql === undefined) this.#noteTouched({ tables: [], written: [], columns: [], fetches: true });
+    if (sql === undefined) this.#readCursors();
     const approved = this.#approvedPortals.get(m.portal);
     const outer = this.#approvedTexts;
     if (approved) this.#approvedTexts = outer ? new Set([...outer, ...approved]) : approved;
