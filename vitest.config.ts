@@ -26,8 +26,9 @@ export default defineConfig({
       },
       {
         extends: true,
-        // Each file starts its own stack (servers, a gateway: ~0.5 s) and stops it; a worker runs its files one after
-        // another on one module graph (importing the sources again for each file cost ~2 s of CPU per file).
+        // Each file starts its own PostgreSQL and gateway (~0.25 s) and stops them; what no test changes (the CA, the
+        // OpenID provider: test/harness/worker-shared.ts) is the worker's. A worker runs its files one after another on
+        // one module graph (importing the sources again for each file cost ~2 s of CPU per file).
         test: { name: 'integration', include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'], isolate: false },
       },
       {

@@ -15,11 +15,10 @@ import { createLogger } from '../../src/log.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { RawFrontend } from './raw-pg.js';
 import { type CliResult, runCli } from './run-cli.js';
-import { createTestPki, type TestPki } from './certs.js';
-import { startOidc, type TestOidc } from './oidc.js';
 import { connectionYaml, startPgCluster, type PgCluster } from './postgres.js';
 import type { ConnectJson } from '../../src/connect-json.js';
 import { PolicyGitRepo } from './policy-git.js';
+import { SHARED_AUDIENCE, type SharedOidc, type SharedPki, workerOidc, workerPki } from './worker-shared.js';
 
 /** The JSON line `hoop connect --json` prints. */
 export type ConnectInfo = ConnectJson;
@@ -34,9 +33,11 @@ export interface RunningConnect {
 
 /** A running stack. */
 export interface HoopStack {
-  pki: TestPki;
+  /** The worker's CA, shared with its other stacks (see {@link workerPki}). */
+  pki: SharedPki;
   pg: PgCluster;
-  oidc: TestOidc;
+  /** The worker's OpenID provider, shared with its other stacks (see {@link workerOidc}). */
+  oidc: SharedOidc;
   gateway: Gateway;
   dir: string;
   /** The session runtime directory the stack's CLI runs use (`XDG_RUNTIME_DIR`, 0700, inside `dir`). */
@@ -65,8 +66,6 @@ export interface HoopStack {
   close(): Promise<void>;
 }
 
-const AUDIENCE = 'hoop-test';
-
 /** Options of {@link startStack}. */
 export interface StackOptions {
   gateway?: Partial<GatewayOptions>;
@@ -82,13 +81,10 @@ export interface StackOptions {
   policy?: (ctx: { pg: PgCluster; dir: string }) => string | Promise<string>;
 }
 
-/** Starts PostgreSQL, an OpenID provider and the gateway with the connections tests use. */
+/** Starts PostgreSQL and the gateway with the connections tests use, on the worker's CA and OpenID provider. */
 export async function startStack(options: StackOptions = {}): Promise<HoopStack> {
   const dir = await mkdtemp(join(tmpdir(), 'hoop-stack-'));
-  const pki = await createTestPki();
-  const pg = await startPgCluster(options.pgConfig ? { config: options.pgConfig } : {});
-  const oidc = await startOidc({ audience: AUDIENCE });
-  const gatewayCert = await pki.issue('gateway', ['IP:127.0.0.1', 'DNS:localhost']);
+  const [{ pki, gateway: gatewayCert }, oidc, pg] = await Promise.all([workerPki(), workerOidc(), startPgCluster(options.pgConfig ? { config: options.pgConfig } : {})]);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     APP_PASSWORD: pg.users.scram.password,
@@ -126,7 +122,7 @@ ${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md
 tls: { cert: ${gatewayCert.certFile}, key: ${gatewayCert.keyFile} }
 issuers:
   - issuer: ${oidc.issuer}
-    audience: ${AUDIENCE}
+    audience: ${SHARED_AUDIENCE}
 ${Object.entries(options.issuer ?? {})
   .map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`)
   .join(
@@ -206,8 +202,7 @@ ${Object.entries(options.issuer ?? {})
     },
     async close() {
       await gateway.close();
-      await Promise.allSettled([oidc.close(), pg.stop()]);
-      await pki.cleanup();
+      await pg.stop();
       await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     },
   };
