@@ -20,6 +20,9 @@ import { hostname } from 'node:os';
 import { CLIENT_RECORD_ROW_CAP, POSTGRES_RECORD_ENCODER } from '../postgres/pipeline/recording/records.js';
 import { PostgresRawTap, PostgresRecordingStage } from '../postgres/pipeline/recording/stage.js';
 import { VERSION } from '../version.js';
+import type { RecordingStream } from '../recording/thread.js';
+import { SSH_RECORD_ENCODER } from '../ssh/common/recorder.js';
+import type { SshClientRecord } from '../ssh/local/terminator.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
 export const UPLOAD_DEADLINE_MS = 15_000;
@@ -43,6 +46,28 @@ export async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider
   const target = uploadTarget(provider);
   await uploadSpool(spool, target, { deadline: Date.now() });
   return new Set((await spool.entries(target.origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
+}
+
+/**
+ * The `record` hook of an SSH port (src/ssh/local/port.ts) when `records` are kept: each session
+ * the gateway records gets the CLI's record, which names the connection, the gateway, the person
+ * and the run. A record that cannot be opened or written is said; the session goes on.
+ */
+export function sshRecordHook(
+  records: CommandRecords | undefined,
+  o: { connection: string; gateway: string; runId?: string; say: (line: string) => void },
+): ((sessionId: string) => Promise<SshClientRecord | undefined>) | undefined {
+  if (!records?.keeps) return undefined;
+  const stopped = (id: string, err: unknown): void => o.say(`this machine's record of session ${id} stopped: ${describeError(err)} (the gateway's record is not affected)`);
+  return async (id) => {
+    try {
+      const start = { connection: o.connection, gateway: gatewayOrigin(o.gateway), ...(records.subject ? { subject: records.subject } : {}), ...(o.runId ? { runId: o.runId } : {}) };
+      return await records.sshSession(id, start, (err) => stopped(id, err));
+    } catch (err) {
+      stopped(id, err);
+      return undefined;
+    }
+  };
 }
 
 /** Where `provider`'s records go: its gateway, with its (renewed) token. */
@@ -103,12 +128,41 @@ export class CommandRecords {
    * session goes on; what it holds is uploaded by a later command, as truncated).
    */
   async session(id: string, rows: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SessionRecord> {
-    const stream = await this.recorder.session(id, POSTGRES_RECORD_ENCODER);
-    this.opened('sessions', id);
-    stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
+    const opened = await this.#session(id, POSTGRES_RECORD_ENCODER, start, onFailure);
+    const { stream } = opened;
     const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);
     const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap });
     let raw: PostgresRawTap | undefined;
+    return {
+      stage,
+      get raw() {
+        return (raw ??= new PostgresRawTap({ stream, rowCap: cap }));
+      },
+      context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
+      close: (end) =>
+        opened.close(end, () => {
+          stage.end();
+          raw?.end();
+        }),
+    };
+  }
+
+  /** Opens the record of SSH session `id` (the gateway's id), as {@link session} does for PostgreSQL; the port's terminator writes its events. */
+  async sshSession(id: string, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SshClientRecord> {
+    const opened = await this.#session(id, SSH_RECORD_ENCODER, start, onFailure);
+    return { stream: opened.stream, close: (end) => opened.close(end) };
+  }
+
+  /** A session's record opened in the spool with its start event; `close` (once) ends it, signs it and uploads it. */
+  async #session(
+    id: string,
+    encoder: string,
+    start: Record<string, unknown>,
+    onFailure: (err: Error) => void,
+  ): Promise<{ stream: RecordingStream; close(end: { reason: string } & Record<string, unknown>, before?: () => void): void }> {
+    const stream = await this.recorder.session(id, encoder);
+    this.opened('sessions', id);
+    stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
     const failed = (err: Error): void => {
       this.failed('sessions', id);
       onFailure(err);
@@ -116,16 +170,11 @@ export class CommandRecords {
     stream.onFailure = failed;
     let closed = false;
     return {
-      stage,
-      get raw() {
-        return (raw ??= new PostgresRawTap({ stream, rowCap: cap }));
-      },
-      context: (fields) => stream.event({ ...fields, t: 'context', at: Date.now() }),
-      close: (end) => {
+      stream,
+      close: (end, before) => {
         if (closed) return;
         closed = true;
-        stage.end();
-        raw?.end();
+        before?.();
         stream.event({ t: 'end', at: Date.now(), ...end });
         stream.close().then(
           () => this.closed('sessions', id),

@@ -25,7 +25,7 @@ import type { Logger } from '../log.js';
 import { openSshPort } from '../ssh/local/port.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { localUri, openLocalPort } from './local-port.js';
-import { CommandRecords } from './client-records.js';
+import { CommandRecords, sshRecordHook } from './client-records.js';
 import type { ConnectJson } from '../connect-json.js';
 import { shellQuote } from '../text-format.js';
 
@@ -68,7 +68,15 @@ async function serveSsh(
   say: (line: string) => void,
 ): Promise<void> {
   if (opts.socket) throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: it is served on a TCP port of 127.0.0.1, not a unix socket (drop --socket)`);
-  const port = await openSshPort({ env: io.env, provider, name, hostKeys, ...(user ? { user } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}), log, say });
+  const records = new CommandRecords(io, provider, log);
+  records.resume();
+  const record = sshRecordHook(records, { connection: name, gateway: provider.gateway, say });
+  const port = await openSshPort({ env: io.env, provider, name, hostKeys, ...(user ? { user } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}), log, say, ...(record ? { record } : {}) }).catch(
+    async (err: unknown) => {
+      await records.finish(say);
+      throw err;
+    },
+  );
   try {
     const ssh = `ssh -F ${shellQuote(port.configFile)}`;
     if (opts.json) {
@@ -103,6 +111,7 @@ async function serveSsh(
     await whenAborted(io.signal);
   } finally {
     await port.close();
+    await records.finish(say);
   }
 }
 

@@ -33,7 +33,7 @@ import { getConnection, getRecordingKeys } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { RecordingWriter } from '../recording/writer.js';
 import { VERSION } from '../version.js';
-import { CommandRecords } from './client-records.js';
+import { CommandRecords, sshRecordHook } from './client-records.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { writePgpass } from '../postgres/local/pgpass.js';
@@ -322,7 +322,10 @@ export function runCommand(io: CliIo): Command {
           const onSession = (id: string): void => void runRecord?.append({ t: 'session', at: Date.now(), id, connection: name });
           const info = await getConnection({ gateway: run.provider.gateway, ca: run.provider.ca }, run.token, name);
           const common = { provider: run.provider, name, context, log, say, onSession, filesDir: runDir };
-          if (info.type === 'ssh') sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}) }));
+          if (info.type === 'ssh') {
+            const record = sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say });
+            sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
+          }
           else ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
         }
         // Interrupted while the ports opened: the command never starts.

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { SftpProtocolError, SftpStage, type SftpEvent } from '../../src/ssh/gateway/sftp-stage.js';
+import { SftpProtocolError, SftpStage, type SftpEvent } from '../../src/ssh/common/sftp-stage.js';
 
 /** One side of the channel: what the test pushes in as `data`, what the stage wrote to it. */
 class Side extends EventEmitter {

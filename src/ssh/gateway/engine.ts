@@ -18,8 +18,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc4254 (connection protocol)
  * @see https://github.com/gravitational/teleport/tree/master/lib/srv/forward (a recording SSH proxy)
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Readable, Writable } from 'node:stream';
+import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { AuthContext, ClientChannel, Client as SshClient, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { SshConnection } from '../../config/connection.js';
@@ -28,10 +27,11 @@ import { describeError } from '../../errors.js';
 import { fileTransferOf, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { VERSION } from '../../version.js';
-import { SftpStage } from './sftp-stage.js';
-import { SshDataRecorder, SshStream } from './recorder.js';
+import { bridgeChannel, EMPTY, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { SSH_RECORD_ENCODER, SshDataRecorder, SshStream } from '../common/recorder.js';
+import { parsedKey, provesKey } from '../common/keys.js';
+import { SftpStage } from '../common/sftp-stage.js';
 import { openUpstreamSsh, UpstreamSshError } from './upstream.js';
-import { SSH_RECORD_ENCODER } from './recorder.js';
 
 /** Options of the {@link SshEngine}. */
 export interface SshEngineOptions {
@@ -49,9 +49,6 @@ export const REFUSED_EXIT_STATUS = 126;
 
 /** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
 const END_GRACE_MS = 5_000;
-
-/** An empty write: its callback runs once everything written before it has gone out. */
-const EMPTY = Buffer.alloc(0);
 
 /** The gateway side of SSH sessions; see the module documentation. */
 export class SshEngine implements Engine<SshConnection> {
@@ -102,8 +99,7 @@ export class SshEngine implements Engine<SshConnection> {
         counts.toClient += chunk.length;
         return write(chunk, ...rest);
       }) as typeof channel.write;
-      const clientKey = session.sshClientKey ? ssh2.utils.parseKey(session.sshClientKey) : undefined;
-      const expected = clientKey && !(clientKey instanceof Error) ? clientKey : undefined;
+      const expected = session.sshClientKey ? parsedKey(session.sshClientKey) : undefined;
       const server = new ssh2.Server({ hostKeys: [this.#o.hostKey], ident: `hoop_${VERSION}` });
       let client: Connection | undefined;
       const signIn = setTimeout(() => end('handshake-timeout', 'the client did not sign in in time'), this.#o.handshakeTimeoutMs ?? 30_000);
@@ -112,12 +108,7 @@ export class SshEngine implements Engine<SshConnection> {
         client = guarded(c, fail);
         c.on('error', (err: Error) => log.debug('ssh.client-error', { ...who, error: describeError(err) }));
         c.on('authentication', (ctx: AuthContext) => {
-          if (ctx.method !== 'publickey' || !expected) return ctx.reject(['publickey']);
-          const blob = expected.getPublicSSH();
-          const same = ctx.key.algo === expected.type && ctx.key.data.length === blob.length && timingSafeEqual(ctx.key.data, blob);
-          if (!same) return ctx.reject(['publickey']);
-          // Without a signature the client only asks whether this key would do (RFC 4252 section 7).
-          if (ctx.signature && expected.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) return ctx.reject(['publickey']);
+          if (ctx.method !== 'publickey' || !expected || !provesKey(ctx, expected)) return ctx.reject(['publickey']);
           ctx.accept();
         });
         c.on('ready', () => {
@@ -262,6 +253,14 @@ export class SshEngine implements Engine<SshConnection> {
         decision: verdict.action,
         ...(verdict.rule ? { rule: verdict.rule } : {}),
       });
+      // The CLI's own record keeps what the gateway decided, to be checked against this record later.
+      session.channel.sendControl({
+        type: SSH_DECISION,
+        kind: request.kind,
+        ...(request.kind === 'exec' ? { command: request.command } : {}),
+        decision: verdict.action,
+        ...(verdict.rule ? { rule: verdict.rule } : {}),
+      });
       const refuse = (message: string): void => {
         down.stderr.write(`hoop: ${message}\r\n`);
         rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: REFUSED_EXIT_STATUS, refused: true });
@@ -349,9 +348,8 @@ export class SshEngine implements Engine<SshConnection> {
     const rec = session.recording;
     const data = rec ? new SshDataRecorder(rec.stream) : undefined;
     const kept = { out: { bytes: 0 }, err: { bytes: 0 }, in: { bytes: 0 } };
-    const total = { out: 0, err: 0, in: 0 };
     const input = rec?.sshInput ?? 'exec';
-    const recordInput = kind !== 'sftp' && (input === 'all' || (input === 'exec' && kind === 'exec'));
+    const recordInput = input === 'all' || (input === 'exec' && kind === 'exec');
     // Each sftp operation is a statement too; a refused one is counted as a refusal.
     const sftp =
       kind === 'sftp'
@@ -361,92 +359,19 @@ export class SshEngine implements Engine<SshConnection> {
             if (e.refused) rec?.notes?.refused();
           })
         : undefined;
-    const observe = (stream: 'out' | 'err' | 'in', code: number, record: boolean) => (chunk: Buffer) => {
-      total[stream] += chunk.length;
-      if (record && data) data.data(n, code, kept[stream], chunk);
-      return rec?.stream.behind;
-    };
-    // The target's EOF waits for its close: ssh2 sends no exit status after EOF, so the client gets data, exit status, EOF, close.
-    const eof = (): void => undefined;
-    if (sftp) {
-      sftp.relay(down, up, eof);
-    } else {
-      relay(up, down, observe('out', SshStream.out, true), eof);
-      relay(down, up, observe('in', SshStream.in, recordInput));
-    }
-    relay(up.stderr, down.stderr, observe('err', SshStream.err, true), () => undefined);
-    let exit: { status?: number; signal?: string; core?: boolean; message?: string } | undefined;
-    up.on('exit', (code: number | null, signal?: string, core?: boolean, message?: string) => {
-      exit = code !== null && code !== undefined ? { status: code } : { signal: signal ?? 'KILL', ...(core ? { core } : {}), ...(message ? { message } : {}) };
-    });
-    up.on('close', () => {
-      // What the target sent before closing goes out first, then its exit, EOF and close.
-      let waiting = 2;
-      const done = safely(fail, (): void => {
-        if (--waiting > 0) return;
-        if (exit?.status !== undefined) down.exit(exit.status);
-        else if (exit?.signal !== undefined) {
-          try {
-            down.exit(exit.signal.replace(/^SIG/, ''), exit.core ?? false, exit.message ?? '');
-          } catch {
-            down.exit(255); // a signal name ssh2 does not know (RFC 4254 section 6.10 lists them)
-          }
-        }
-        rec?.stream.event({ t: 'ssh-exit', at: Date.now(), ch: n, ...(exit ?? {}), bytes: total, ...(sftp ? { sftp: sftp.summary() } : {}) });
-        down.end();
-      });
-      down.write(EMPTY, done);
-      down.stderr.write(EMPTY, done);
-    });
-    down.on('close', () => up.close());
+    bridgeChannel(
+      up,
+      down,
+      {
+        ...(sftp ? { sftp } : {}),
+        observe: (stream, chunk) => {
+          if (data && (stream !== 'in' || recordInput)) data.data(n, SshStream[stream], kept[stream], chunk);
+          return rec?.stream.behind;
+        },
+        exited: (exit, bytes) => rec?.stream.event({ t: 'ssh-exit', at: Date.now(), ch: n, ...(exit ?? {}), bytes, ...(sftp ? { sftp: sftp.summary() } : {}) }),
+      },
+      fail,
+    );
   }
 }
 
-/**
- * `e` with its `emit` guarded: a listener that throws (on what a client or target sent) goes to
- * `fail`, which ends that one session, instead of becoming an uncaught exception of the gateway.
- */
-function guarded<T extends { emit(event: string | symbol, ...args: unknown[]): boolean }>(e: T, fail: (err: unknown) => void): T {
-  const emit = e.emit.bind(e);
-  e.emit = (event: string | symbol, ...args: unknown[]): boolean => {
-    try {
-      return emit(event, ...args);
-    } catch (err) {
-      fail(err);
-      return true;
-    }
-  };
-  return e;
-}
-
-/** `fn`, with what it throws going to `fail` (for callbacks ssh2 and streams call outside any emit). */
-function safely<A extends unknown[]>(fail: (err: unknown) => void, fn: (...args: A) => void): (...args: A) => void {
-  return (...args: A): void => {
-    try {
-      fn(...args);
-    } catch (err) {
-      fail(err);
-    }
-  };
-}
-
-/**
- * Copies `from` into `to` with back-pressure: `from` pauses while `to` is full or while the
- * Promise `observe` returns (the recording is behind) is pending. When `from` ends, `ended` runs
- * (default: `to` is ended).
- */
-export function relay(from: Readable, to: Writable, observe: ((chunk: Buffer) => Promise<void> | undefined) | undefined, ended: () => void = () => to.end()): void {
-  let held = 0;
-  const hold = (p: Promise<void>): void => {
-    if (held++ === 0) from.pause();
-    void p.then(() => {
-      if (--held === 0) from.resume();
-    });
-  };
-  from.on('data', (chunk: Buffer) => {
-    const behind = observe?.(chunk);
-    if (!to.write(chunk)) hold(new Promise((r) => to.once('drain', r)));
-    if (behind) hold(behind);
-  });
-  from.on('end', ended);
-}

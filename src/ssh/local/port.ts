@@ -1,12 +1,15 @@
 /**
  * One SSH connection of the gateway served on a local port for as long as a command runs
  * (`hoop connect bastion`, `hoop run --connect bastion`). Each TCP client of the port gets its own
- * authenticated session, a stream of the port's one hoop-mux/1 connection to the gateway, and its
- * SSH bytes go through unchanged: the gateway's SSH
- * engine ends the SSH connection, decides, records and relays (src/ssh/gateway/engine.ts).
+ * authenticated session, a stream of the port's one hoop-mux/1 connection to the gateway. The
+ * gateway's SSH engine ends the SSH connection it receives, decides, records and relays
+ * (src/ssh/gateway/engine.ts). When the command keeps its own records, the client's SSH ends at
+ * the port, which keeps the CLI's record and relays over SSH of its own (./terminator.ts);
+ * otherwise the client's SSH bytes go through unchanged.
  *
  * The port writes, in a 0700 directory of the user, an `ssh_config` with a `Host <name>` entry,
- * a `known_hosts` pinning the gateway's host key under that name (`HostKeyAlias`), and a key made
+ * a `known_hosts` pinning the host key the client meets (the gateway's, or the port's own when it
+ * ends SSH) under that name (`HostKeyAlias`), and a key made
  * for this run (0600), which the gateway requires of the client: another local user or process
  * that reaches the port cannot sign in. `ssh -F <ssh_config> <name>`, scp, sftp, `rsync -e` and
  * git use them unchanged, and an `Include <ssh_config>` line in ~/.ssh/config makes `ssh <name>` work.
@@ -25,6 +28,7 @@ import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
 import { newSessionId, TunnelMux } from '../../tunnel/transport.js';
 import { VERSION } from '../../version.js';
 import { newEd25519Key } from '../common/keys.js';
+import { type SshClientRecord, terminateSsh } from './terminator.js';
 
 /** Options of {@link openSshPort}. */
 export interface SshPortOptions {
@@ -46,6 +50,11 @@ export interface SshPortOptions {
   say: (line: string) => void;
   /** Told each session the port opens (the gateway's session id). */
   onSession?: (id: string) => void;
+  /**
+   * The command keeps its own records: each client's SSH connection then ends at the port
+   * (./terminator.ts), which opens the CLI's record of each session the gateway records with this.
+   */
+  record?: (sessionId: string) => Promise<SshClientRecord | undefined>;
 }
 
 /** A local SSH port serving one connection. */
@@ -85,6 +94,8 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
   const configFile = join(dir, 'ssh_config');
   const key = newEd25519Key(`hoop connect ${name}`);
   const publicKey = key.public.trim().split(/\s+/).slice(0, 2).join(' ');
+  // Ending SSH here, the port shows the local client a host key of its own.
+  const hostKey = o.record ? newEd25519Key(`hoop connect ${name} (this machine)`) : undefined;
   const renewal = new TunnelTokenRenewal(provider, log, say);
   // The port's sessions share one connection to the gateway (each still authenticated on its own).
   const tunnels = new TunnelMux({ gateway, clientVersion: VERSION, ...(ca ? { ca } : {}) });
@@ -112,6 +123,12 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
           socket.destroy();
         });
         socket.on('close', () => channel.destroy());
+        if (hostKey) {
+          const record = opened.clientRecord ? await o.record?.(opened.sessionId) : undefined;
+          const ended = await terminateSsh({ socket, tunnel: channel, hostKey: hostKey.private, clientKey: key.private, gatewayHostKeys: o.hostKeys, record, say: (line) => say(`session ${opened.sessionId}: ${line}`) });
+          record?.close({ ...ended });
+          return;
+        }
         socket.pipe(channel);
         channel.pipe(socket);
         socket.resume();
@@ -135,7 +152,8 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
     await writeFile(`${keyFile}.pub`, `${key.public.trim()}\n`, { mode: 0o600, flag: 'wx' });
     const alias = hostAlias(name);
     const keyAlias = `hoop-${alias}`;
-    await writeFile(knownHostsFile, o.hostKeys.map((k) => `${keyAlias} ${k}\n`).join(''), { mode: 0o600, flag: 'wx' });
+    const pinned = hostKey ? [hostKey.public.trim().split(/\s+/).slice(0, 2).join(' ')] : o.hostKeys;
+    await writeFile(knownHostsFile, pinned.map((k) => `${keyAlias} ${k}\n`).join(''), { mode: 0o600, flag: 'wx' });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: '127.0.0.1', port: o.port ?? 0 }, () => resolve());

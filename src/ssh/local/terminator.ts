@@ -1,0 +1,306 @@
+/**
+ * The CLI's own end of an SSH session, for a port whose command keeps its own records: the local
+ * client's SSH connection ends here (the port's host key, pinned in the known_hosts the port
+ * writes; the client proves the port's per-run key), and a second SSH connection, signed in with
+ * that same key, goes through the session's tunnel to the gateway, whose host key the CLI checks.
+ * The gateway still decides everything; this end relays what the client asks for and writes the
+ * CLI's record of the session: each command, shell and sftp session as the client asked for it,
+ * each sftp operation, what the gateway said it decided (its `ssh-decision` control messages),
+ * the output and exit status the client received. `hoop sessions verify` checks that record
+ * against the gateway's (src/recording/cross-check.ts).
+ *
+ * Channels relayed: session channels (pty-req, env, window-change, signal, shell, exec, subsystem;
+ * then exit-status / exit-signal, EOF, close), direct-tcpip (`ssh -L`), and `ssh -R` requests,
+ * which the gateway answers. Agent and X11 forwarding and subsystems other than sftp are refused
+ * here, as the gateway refuses them.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc4254 (connection protocol)
+ */
+import type { Socket } from 'node:net';
+import ssh2 from 'ssh2';
+import type { AuthContext, ClientChannel, Client as SshClient, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import { describeError } from '../../errors.js';
+import type { RecordingStream } from '../../recording/thread.js';
+import type { TunnelStream } from '../../tunnel/stream.js';
+import { VERSION } from '../../version.js';
+import { bridgeChannel, EMPTY, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { parsedKey, provesKey } from '../common/keys.js';
+import { SshDataRecorder, SshStream } from '../common/recorder.js';
+import { SftpStage } from '../common/sftp-stage.js';
+
+/** The CLI's record of one session, as the terminator writes it. */
+export interface SshClientRecord {
+  stream: RecordingStream;
+  /** Writes the end event (`reason`, bytes) and closes, signs and uploads the record. */
+  close(end: { reason: string } & Record<string, unknown>): void;
+}
+
+/** Exit status the local client gets when the gateway could not start what it asked for (ssh's own status for a failed connection). */
+const START_FAILED = 255;
+
+/** Options of {@link terminateSsh}. */
+export interface TerminateOptions {
+  /** The local client's connection. */
+  socket: Socket;
+  /** The session's tunnel to the gateway. */
+  tunnel: TunnelStream;
+  /** This end's host key (OpenSSH private key text). */
+  hostKey: string;
+  /** The port's per-run key (OpenSSH private key text): the local client must prove it; this end signs in to the gateway with it. */
+  clientKey: string;
+  /** The gateway's host keys for the connection (`type base64`). */
+  gatewayHostKeys: readonly string[];
+  /** The CLI's record of the session, when the gateway takes one. */
+  record?: SshClientRecord | undefined;
+  /** Deadline for each sign-in (default 30 s). */
+  timeoutMs?: number;
+  /** Told what went wrong, once, when the session could not go on. */
+  say: (line: string) => void;
+}
+
+/** Why the session ended, and the bytes the local client sent and received. */
+export interface TerminatedSession {
+  reason: string;
+  bytesFromClient: number;
+  bytesToClient: number;
+}
+
+/** Ends the local client's SSH connection here and relays it to the gateway; see the module documentation. */
+export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
+  return new Promise<TerminatedSession>((resolve) => {
+    const rec = o.record?.stream;
+    const counts = { fromClient: 0, toClient: 0 };
+    o.socket.on('data', (b: Buffer) => (counts.fromClient += b.length));
+    const write = o.socket.write.bind(o.socket);
+    o.socket.write = ((chunk: Buffer, ...rest: never[]) => {
+      counts.toClient += chunk.length;
+      return write(chunk, ...rest);
+    }) as typeof o.socket.write;
+    let reason: string | undefined;
+    let local: Connection | undefined;
+    let gateway: SshClient | undefined;
+    const end = (why: string, message?: string): void => {
+      if (reason === undefined && message) o.say(message);
+      reason ??= why;
+      local?.end();
+      gateway?.end();
+      o.socket.destroy();
+    };
+    const fail = (err: unknown): void => end('protocol-error', `an SSH session ended: ${describeError(err)}`);
+    const expected = parsedKey(o.clientKey);
+    const server = new ssh2.Server({ hostKeys: [o.hostKey], ident: `hoop_${VERSION}` });
+    const signIn = setTimeout(() => end('handshake-timeout', 'the local SSH client did not sign in in time'), o.timeoutMs ?? 30_000);
+    signIn.unref();
+    let signedIn: Promise<SshClient> | undefined;
+    server.on('connection', (c: Connection) => {
+      local = guarded(c, fail);
+      c.on('error', () => undefined);
+      c.on('authentication', (ctx: AuthContext) => {
+        if (ctx.method !== 'publickey' || !expected || !provesKey(ctx, expected)) return ctx.reject(['publickey']);
+        signedIn ??= signInToGateway(o, ctx.username, fail);
+        ctx.accept();
+      });
+      c.on('ready', () => {
+        clearTimeout(signIn);
+        signedIn!.then(
+          (g) => {
+            gateway = guarded(g, fail);
+            g.on('close', () => end('gateway-closed'));
+          },
+          (err: unknown) => end('gateway-refused', describeError(err)),
+        );
+        o.tunnel.on('control', (m: Record<string, unknown>) => {
+          if (m.type === SSH_DECISION) rec?.event({ t: 'ssh-decision', at: Date.now(), kind: m.kind, ...(typeof m.command === 'string' ? { command: m.command } : {}), decision: m.decision, ...(typeof m.rule === 'string' ? { rule: m.rule } : {}) });
+        });
+        let channels = 0;
+        const up = (): Promise<SshClient> => signedIn!;
+        c.on('session', (accept) => sessionChannel(guarded(accept(), fail), ++channels, up, rec, fail));
+        c.on('tcpip', (accept, reject, info) => {
+          const n = ++channels;
+          const target = `${info.destIP}:${info.destPort}`;
+          rec?.event({ t: 'ssh-forward', at: Date.now(), ch: n, target });
+          up().then(
+            (g) =>
+              g.forwardOut(
+                info.srcIP,
+                info.srcPort,
+                info.destIP,
+                info.destPort,
+                safely(fail, (err: Error | undefined, upstream: ClientChannel) => {
+                  if (err) {
+                    rec?.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
+                    return reject();
+                  }
+                  const down = guarded(accept(), fail);
+                  guarded(upstream, fail);
+                  relay(upstream, down, undefined);
+                  relay(down, upstream, undefined);
+                  down.on('close', () => upstream.close());
+                  upstream.on('close', () => down.close());
+                }),
+              ),
+            () => reject(),
+          );
+        });
+        // `ssh -R`: the gateway answers; other global requests are refused here.
+        c.on('request', (accept, reject, name, info) => {
+          rec?.event({ t: 'ssh-request', at: Date.now(), what: name });
+          if (name !== 'tcpip-forward' || !('bindAddr' in info)) return reject?.();
+          up().then(
+            (g) => g.forwardIn(info.bindAddr, info.bindPort, (err) => (err ? reject?.() : accept?.())),
+            () => reject?.(),
+          );
+        });
+      });
+      c.on('close', () => {
+        gateway?.end();
+        resolve({ reason: reason ?? 'client-disconnected', bytesFromClient: counts.fromClient, bytesToClient: counts.toClient });
+      });
+    });
+    o.socket.on('close', () => {
+      clearTimeout(signIn);
+      o.tunnel.destroy();
+      if (!local) resolve({ reason: reason ?? 'client-disconnected', bytesFromClient: counts.fromClient, bytesToClient: counts.toClient });
+    });
+    server.injectSocket(o.socket as never);
+    o.socket.resume();
+  });
+}
+
+/** Signs in to the gateway through the tunnel with the port's key, checking the gateway's host key. */
+function signInToGateway(o: TerminateOptions, username: string, fail: (err: unknown) => void): Promise<SshClient> {
+  const pinned = o.gatewayHostKeys.map((k) => Buffer.from(k.trim().split(/\s+/)[1] ?? '', 'base64'));
+  return new Promise<SshClient>((resolve, reject) => {
+    const client = new ssh2.Client();
+    let settled = false;
+    client.on('ready', () => {
+      settled = true;
+      resolve(client);
+    });
+    client.on('error', (err: Error & { level?: string }) => {
+      if (settled) return fail(err);
+      settled = true;
+      reject(
+        new Error(
+          err.level === 'client-authentication'
+            ? "the gateway refused this port's key (the session's tunnel and key no longer match; run hoop connect again)"
+            : `could not sign in to the gateway over SSH: ${describeError(err)}`,
+        ),
+      );
+    });
+    client.on('close', () => {
+      if (!settled) reject(new Error('the gateway closed the session before this port signed in'));
+      settled = true;
+    });
+    client.connect({
+      sock: o.tunnel as never,
+      username,
+      privateKey: o.clientKey,
+      readyTimeout: o.timeoutMs ?? 30_000,
+      // Only the gateway's published keys: ssh2 calls this with the raw key blob before signing in (RFC 4253 section 8).
+      hostVerifier: (key: Buffer) => pinned.some((p) => p.equals(key)),
+    });
+  });
+}
+
+/** One session channel: its requests, relayed to the gateway, and its record. */
+function sessionChannel(s: Session, n: number, up: () => Promise<SshClient>, rec: RecordingStream | undefined, fail: (err: unknown) => void): void {
+  let pty: PseudoTtyInfo | undefined;
+  const env: Record<string, string> = {};
+  let running: ClientChannel | undefined;
+  s.on('pty', (accept, _reject, info) => {
+    pty = info;
+    accept?.();
+  });
+  s.on('window-change', (accept, _reject, info) => {
+    if (pty) pty = { ...pty, cols: info.cols, rows: info.rows, width: info.width, height: info.height };
+    running?.setWindow(info.rows, info.cols, info.height, info.width);
+    accept?.();
+  });
+  // The gateway decides which variables pass; the client does not wait for the answer (OpenSSH sends them without want-reply).
+  s.on('env', (accept, _reject, { key, val }) => {
+    env[key] = val;
+    accept?.();
+  });
+  s.on('signal', (accept, reject, { name }) => {
+    try {
+      running?.signal(name);
+    } catch {
+      return reject?.();
+    }
+    accept?.();
+  });
+  for (const what of ['auth-agent', 'x11'] as const) {
+    s.on(what, (_accept: unknown, reject?: () => void) => {
+      rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: what === 'x11' ? 'x11-forwarding' : 'agent-forwarding' });
+      reject?.();
+    });
+  }
+  type Start = { kind: 'exec'; command: string } | { kind: 'shell' } | { kind: 'sftp' };
+  // Accepted at once, as the gateway does: OpenSSH may send EOF right after its request, and a channel not accepted by then cannot be.
+  const start = (request: Start, accepted: ServerChannel | undefined): void => {
+    if (!accepted) return;
+    const down = guarded(accepted, fail);
+    rec?.event({
+      t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
+      at: Date.now(),
+      ch: n,
+      ...(request.kind === 'exec' ? { command: request.command } : {}),
+      ...(pty ? { pty: true } : {}),
+    });
+    const failed = (message: string): void => {
+      rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: START_FAILED, message });
+      down.stderr.write(`hoop: ${message}\r\n`);
+      down.write(
+        EMPTY,
+        safely(fail, () => {
+          down.exit(START_FAILED);
+          down.end();
+        }),
+      );
+    };
+    const opened = safely(fail, (err: Error | undefined, channel: ClientChannel): void => {
+      if (err) return failed(`the gateway did not start the ${request.kind === 'exec' ? 'command' : request.kind}: ${err.message}`);
+      running = guarded(channel, fail);
+      bridge(running, down, n, request.kind, rec, fail);
+    });
+    const options = Object.keys(env).length > 0 ? { env } : {};
+    up().then(
+      (g) => {
+        if (request.kind === 'exec') g.exec(request.command, { ...options, ...(pty ? { pty } : {}) }, opened);
+        else if (request.kind === 'shell') g.shell(pty ?? false, options, opened);
+        else g.subsys('sftp', opened);
+      },
+      (err: unknown) => failed(describeError(err)),
+    );
+  };
+  s.on('shell', (accept) => start({ kind: 'shell' }, accept()));
+  s.on('exec', (accept, _reject, { command }) => start({ kind: 'exec', command }, accept()));
+  // Only sftp, as the gateway allows.
+  s.on('subsystem', (accept, reject, { name }) => {
+    if (name === 'sftp') return start({ kind: 'sftp' }, accept());
+    rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: `subsystem ${name}` });
+    reject?.();
+  });
+}
+
+/** Relays a running channel and records it as the gateway does: output, a command's input, sftp operations, the exit. */
+function bridge(up: ClientChannel, down: ServerChannel, n: number, kind: 'exec' | 'shell' | 'sftp', rec: RecordingStream | undefined, fail: (err: unknown) => void): void {
+  const data = rec ? new SshDataRecorder(rec) : undefined;
+  const kept = { out: { bytes: 0 }, err: { bytes: 0 }, in: { bytes: 0 } };
+  const sftp = kind === 'sftp' ? new SftpStage(false, (e) => rec?.event({ at: Date.now(), ch: n, ...e, t: 'ssh-sftp' })) : undefined;
+  bridgeChannel(
+    up,
+    down,
+    {
+      ...(sftp ? { sftp } : {}),
+      observe: (stream, chunk) => {
+        // A shell's input is what the user typed (passwords too): kept only for commands, as the gateway keeps it by default.
+        if (data && (stream !== 'in' || kind === 'exec')) data.data(n, SshStream[stream], kept[stream], chunk);
+        return rec?.behind;
+      },
+      exited: (exit, bytes) => rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, ...(exit ?? {}), bytes, ...(sftp ? { sftp: sftp.summary() } : {}) }),
+    },
+    fail,
+  );
+}
