@@ -71,12 +71,20 @@ async function serveSsh(
   const records = new CommandRecords(io, provider, log);
   records.resume();
   const record = sshRecordHook(records, { connection: name, gateway: provider.gateway, say });
-  const port = await openSshPort({ env: io.env, provider, name, hostKeys, ...(user ? { user } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}), log, say, ...(record ? { record } : {}) }).catch(
-    async (err: unknown) => {
-      await records.finish(say);
-      throw err;
-    },
-  );
+  const port = await openSshPort({
+    env: io.env,
+    provider,
+    name,
+    hostKeys,
+    ...(user ? { user } : {}),
+    ...(opts.port !== undefined ? { port: opts.port } : {}),
+    log,
+    say,
+    ...(record ? { record } : {}),
+  }).catch(async (err: unknown) => {
+    await records.finish(say);
+    throw err;
+  });
   try {
     const ssh = `ssh -F ${shellQuote(port.configFile)}`;
     if (opts.json) {

@@ -325,8 +325,7 @@ export function runCommand(io: CliIo): Command {
           if (info.type === 'ssh') {
             const record = sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say });
             sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
-          }
-          else ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
+          } else ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
         }
         // Interrupted while the ports opened: the command never starts.
         if (io.signal.aborted) {

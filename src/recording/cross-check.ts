@@ -20,9 +20,10 @@ import type { RecordingEvent } from './event-line.js';
 /** What {@link crossCheck} found. */
 export interface CrossCheckResult {
   agree: boolean;
-  /** Statements compared (and outcomes). */
+  /** Statements compared (and outcomes, and sftp operations). */
   statements: number;
   outcomes: number;
+  sftp?: number;
   /** Each difference, in words, the first few. */
   differences: string[];
   /** Set when one record holds less than the other because it was cut short. */
@@ -31,22 +32,44 @@ export interface CrossCheckResult {
   uncompared: number;
 }
 
-const STATEMENTS = new Set(['query', 'parse', 'bind', 'execute', 'function-call']);
+/** Statements: PostgreSQL's messages that run SQL; SSH's commands, shells and sftp sessions. */
+const STATEMENTS = new Set(['query', 'parse', 'bind', 'execute', 'function-call', 'ssh-exec', 'ssh-shell', 'ssh-sftp-start']);
 const MAX_DIFFERENCES = 10;
+/** sftp operations compared per record; past this the rest are not (the result says so). */
+const MAX_SFTP_OPERATIONS = 100_000;
 
 /** A statement as both ends record it. */
 function statementKey(e: RecordingEvent): string {
   const sql = typeof e.sql === 'string' ? ` ${e.sql}` : '';
   const params = Array.isArray(e.params) ? ` ${JSON.stringify(e.params)}` : '';
-  return `${String(e.t)}${sql}${params}`;
+  const command = typeof e.command === 'string' ? ` ${e.command}` : '';
+  return `${String(e.t)}${sql}${params}${command}`;
 }
 
-/** An outcome as the client received it, or undefined for events that are not one. */
+/**
+ * An outcome as the client received it, or undefined for events that are not one. For SSH: the
+ * gateway's decision on each command, shell or sftp session (in the CLI's record, as the gateway
+ * told it), and how each ended (exit status or signal).
+ */
 function outcomeKey(e: RecordingEvent): string | undefined {
   if (e.t === 'complete') return `complete ${String(e.tag ?? '')}`;
   if (e.t === 'error') return `error ${String(e.code ?? '')}`;
   if (e.t === 'ready') return `ready ${String(e.status ?? '')}`;
+  if ((e.t === 'ssh-exec' || e.t === 'ssh-shell' || e.t === 'ssh-sftp-start' || e.t === 'ssh-decision') && typeof e.decision === 'string') return `decision ${e.decision}`;
+  if (e.t === 'ssh-exit') return `exit ${String(e.status ?? e.signal ?? '')}`;
   return undefined;
+}
+
+/**
+ * An sftp operation as both ends record it, or undefined. A file's open is one whether it
+ * succeeded, was refused by the gateway (read-only) or failed at the server; a change is taken
+ * as sent, not its failure (the gateway records a refusal in place of the request).
+ */
+function sftpKey(e: RecordingEvent): string | undefined {
+  if (e.t !== 'ssh-sftp') return undefined;
+  if (e.op !== 'open' && e.failed !== undefined) return undefined;
+  if (e.op === 'write') return undefined; // counted on close where writes are allowed, refused one by one where not
+  return [e.ch, e.op, e.mode, e.name, e.path, e.to].filter((v) => v !== undefined).join(' ');
 }
 
 /**
@@ -115,6 +138,7 @@ export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIter
   };
   out.statements = await compare('statement', steps(read('gateway'), 'statements'), steps(read('client'), 'statements', local), out, cut);
   out.outcomes = await compare('outcome', steps(read('gateway'), 'outcomes'), steps(read('client'), 'outcomes', {}), out, cut);
+  if (!cut.gateway && !cut.client) await compareSftp(read, out);
   const partial = [
     ...(truncated.gateway && truncated.client
       ? ['both records were cut short']
@@ -128,4 +152,41 @@ export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIter
   if (partial.length > 0) out.partial = `${partial.join('; ')}: compared up to there`;
   out.agree = out.differences.length === 0;
   return out;
+}
+
+/**
+ * The sftp operations of both records, compared as sets per channel: each end sees requests and
+ * answers interleave in its own order (a client pipelines), so only what was done is compared.
+ * Records cut short are not compared here.
+ */
+async function compareSftp(read: (side: 'gateway' | 'client') => AsyncIterable<RecordingEvent>, out: CrossCheckResult): Promise<void> {
+  const collect = async (side: 'gateway' | 'client'): Promise<string[] | undefined> => {
+    const keys: string[] = [];
+    for await (const e of read(side)) {
+      const key = sftpKey(e);
+      if (key === undefined) continue;
+      if (keys.length >= MAX_SFTP_OPERATIONS) return undefined;
+      keys.push(key);
+    }
+    return keys.sort();
+  };
+  const [gateway, client] = await Promise.all([collect('gateway'), collect('client')]);
+  if (!gateway || !client) {
+    out.partial = `${out.partial ? `${out.partial}; ` : ''}more than ${MAX_SFTP_OPERATIONS} sftp operations: they were not compared`;
+    return;
+  }
+  if (gateway.length === 0 && client.length === 0) return;
+  out.sftp = gateway.length;
+  const missing = (a: string[], b: string[]): string[] => {
+    const left = new Map<string, number>();
+    for (const k of b) left.set(k, (left.get(k) ?? 0) + 1);
+    return a.filter((k) => {
+      const n = left.get(k) ?? 0;
+      if (n === 0) return true;
+      left.set(k, n - 1);
+      return false;
+    });
+  };
+  for (const k of missing(gateway, client).slice(0, MAX_DIFFERENCES)) out.differences.push(`sftp operation ${JSON.stringify(k)} (channel, operation, path) is in the gateway's record only`);
+  for (const k of missing(client, gateway).slice(0, MAX_DIFFERENCES)) out.differences.push(`sftp operation ${JSON.stringify(k)} (channel, operation, path) is in the CLI's record only`);
 }

@@ -132,7 +132,7 @@ afterAll(async () => {
 });
 
 describe('hoop connect for an ssh connection', () => {
-  it('writes an ssh_config with the gateway host key pinned and a per-run key only the user can read', () => {
+  it('writes an ssh_config with the host key the client meets pinned and a per-run key only the user can read', () => {
     const config = readFileSync(info.sshConfig, 'utf8');
     expect(config).toContain('Host bastion');
     expect(config).toContain(`Port ${info.port}`);

@@ -1,8 +1,8 @@
 /**
- * The SFTP stage of the SSH engine: reads the packets of an sftp subsystem channel once in each
- * direction, relays them unchanged, records the file operations (opens and closes with their
- * mode and bytes read and written; every request that changes files, extensions included, as it is
- * sent, and its failure when the server answers one), and on a read-only session answers every
+ * The SFTP stage of both SSH ends: reads the packets of an sftp subsystem channel once in each
+ * direction, relays them unchanged, records the file operations (opens, failed ones too, and closes
+ * with their mode and bytes read and written; every request that changes files, extensions
+ * included, as it is sent, and its failure when the server answers one), and on a read-only session answers every
  * request that would change the server's files with SSH_FX_PERMISSION_DENIED instead of relaying
  * it. An extension or a packet type the stage does not know to be read-only is refused too (fail
  * closed). A request that reuses the id of one still unanswered is a protocol violation (it would
@@ -214,6 +214,9 @@ export class SftpStage {
         this.#handles.delete(asked.handle);
         this.#record({ op: 'close', path: file.path, mode: file.mode, read: file.read, written: file.written });
       }
+    } else if (type === T.STATUS && asked.type === T.OPEN) {
+      const code = r.u32();
+      if (code !== 0) this.#record({ op: 'open', path: asked.path ?? '?', mode: asked.mode ?? 'read', failed: code ?? -1 });
     } else if (type === T.STATUS && asked.change) {
       const code = r.u32();
       if (code !== 0) this.#record({ ...asked.change, failed: code ?? -1 });

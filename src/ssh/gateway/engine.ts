@@ -374,4 +374,3 @@ export class SshEngine implements Engine<SshConnection> {
     );
   }
 }
-

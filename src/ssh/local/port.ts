@@ -125,7 +125,15 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
         socket.on('close', () => channel.destroy());
         if (hostKey) {
           const record = opened.clientRecord ? await o.record?.(opened.sessionId) : undefined;
-          const ended = await terminateSsh({ socket, tunnel: channel, hostKey: hostKey.private, clientKey: key.private, gatewayHostKeys: o.hostKeys, record, say: (line) => say(`session ${opened.sessionId}: ${line}`) });
+          const ended = await terminateSsh({
+            socket,
+            tunnel: channel,
+            hostKey: hostKey.private,
+            clientKey: key.private,
+            gatewayHostKeys: o.hostKeys,
+            record,
+            say: (line) => say(`session ${opened.sessionId}: ${line}`),
+          });
           record?.close({ ...ended });
           return;
         }

@@ -110,7 +110,15 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
           (err: unknown) => end('gateway-refused', describeError(err)),
         );
         o.tunnel.on('control', (m: Record<string, unknown>) => {
-          if (m.type === SSH_DECISION) rec?.event({ t: 'ssh-decision', at: Date.now(), kind: m.kind, ...(typeof m.command === 'string' ? { command: m.command } : {}), decision: m.decision, ...(typeof m.rule === 'string' ? { rule: m.rule } : {}) });
+          if (m.type === SSH_DECISION)
+            rec?.event({
+              t: 'ssh-decision',
+              at: Date.now(),
+              kind: m.kind,
+              ...(typeof m.command === 'string' ? { command: m.command } : {}),
+              decision: m.decision,
+              ...(typeof m.rule === 'string' ? { rule: m.rule } : {}),
+            });
         });
         let channels = 0;
         const up = (): Promise<SshClient> => signedIn!;
@@ -118,7 +126,6 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
         c.on('tcpip', (accept, reject, info) => {
           const n = ++channels;
           const target = `${info.destIP}:${info.destPort}`;
-          rec?.event({ t: 'ssh-forward', at: Date.now(), ch: n, target });
           up().then(
             (g) =>
               g.forwardOut(
@@ -127,10 +134,9 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
                 info.destIP,
                 info.destPort,
                 safely(fail, (err: Error | undefined, upstream: ClientChannel) => {
-                  if (err) {
-                    rec?.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
-                    return reject();
-                  }
+                  // As the client saw it: the gateway opened the forwarding, or refused it.
+                  rec?.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed: !err, ...(err ? { message: err.message } : {}) });
+                  if (err) return reject();
                   const down = guarded(accept(), fail);
                   guarded(upstream, fail);
                   relay(upstream, down, undefined);

@@ -1,0 +1,84 @@
+/**
+ * The cross-check of the gateway's and the CLI's records of an SSH session (src/recording/cross-check.ts):
+ * commands, shells and sftp sessions in order; the gateway's decisions and the exit statuses the client
+ * got; sftp operations as sets per channel, a read-only refusal matching the failure the client saw.
+ */
+import { describe, expect, it } from 'vitest';
+import { crossCheck } from '../../src/recording/cross-check.js';
+import type { RecordingEvent } from '../../src/recording/event-line.js';
+
+const at = 1;
+async function* events(list: Array<Record<string, unknown>>): AsyncGenerator<RecordingEvent> {
+  for (const e of list) yield { at, ...e } as RecordingEvent;
+}
+const check = (gateway: Array<Record<string, unknown>>, client: Array<Record<string, unknown>>) =>
+  crossCheck((side) => events(side === 'gateway' ? gateway : client), { gateway: false, client: false });
+
+const gatewayRecord = [
+  { t: 'start', side: 'gateway' },
+  { t: 'ssh-exec', ch: 1, command: 'uname -a', decision: 'allow' },
+  { t: 'ssh-exit', ch: 1, status: 0 },
+  { t: 'ssh-exec', ch: 2, command: 'rm -rf /srv', decision: 'deny', rule: 'no-rm' },
+  { t: 'ssh-exit', ch: 2, status: 126, refused: true },
+  { t: 'ssh-sftp-start', ch: 3, decision: 'allow' },
+  { t: 'ssh-sftp', ch: 3, op: 'open', path: '/srv/a', mode: 'write', refused: true },
+  { t: 'ssh-sftp', ch: 3, op: 'open', path: '/srv/b', mode: 'read' },
+  { t: 'ssh-sftp', ch: 3, op: 'close', path: '/srv/b', mode: 'read', read: 10, written: 0 },
+  { t: 'ssh-exit', ch: 3, status: 0 },
+];
+const clientRecord = [
+  { t: 'start', side: 'client' },
+  { t: 'ssh-exec', ch: 1, command: 'uname -a' },
+  { t: 'ssh-decision', kind: 'exec', command: 'uname -a', decision: 'allow' },
+  { t: 'ssh-exit', ch: 1, status: 0 },
+  { t: 'ssh-exec', ch: 2, command: 'rm -rf /srv' },
+  { t: 'ssh-decision', kind: 'exec', command: 'rm -rf /srv', decision: 'deny', rule: 'no-rm' },
+  { t: 'ssh-exit', ch: 2, status: 126 },
+  { t: 'ssh-sftp-start', ch: 3 },
+  { t: 'ssh-decision', kind: 'sftp', decision: 'allow' },
+  { t: 'ssh-sftp', ch: 3, op: 'open', path: '/srv/b', mode: 'read' },
+  { t: 'ssh-sftp', ch: 3, op: 'open', path: '/srv/a', mode: 'write', failed: 3 },
+  { t: 'ssh-sftp', ch: 3, op: 'close', path: '/srv/b', mode: 'read', read: 10, written: 0 },
+  { t: 'ssh-exit', ch: 3, status: 0 },
+];
+
+describe('cross-check of SSH records', () => {
+  it('agrees when both tell the same session (a refused open is the failure the client saw; sftp order may differ)', async () => {
+    expect(await check(gatewayRecord, clientRecord)).toMatchObject({ agree: true, statements: 3, outcomes: 6, sftp: 3, differences: [] });
+  });
+
+  it('finds a command the gateway left out of its record', async () => {
+    const r = await check(
+      gatewayRecord.filter((e) => e.ch !== 2),
+      clientRecord.filter((e) => e.ch !== 2 && e.command !== 'rm -rf /srv'),
+    );
+    expect(r.agree).toBe(true);
+    const hidden = await check(
+      gatewayRecord.filter((e) => e.ch !== 2),
+      clientRecord,
+    );
+    expect(hidden.agree).toBe(false);
+    expect(hidden.differences[0]).toContain('rm -rf /srv');
+  });
+
+  it('finds an exit status or a decision told differently', async () => {
+    const status = await check(
+      gatewayRecord.map((e) => (e.ch === 1 && e.t === 'ssh-exit' ? { ...e, status: 1 } : e)),
+      clientRecord,
+    );
+    expect(status.agree).toBe(false);
+    expect(status.differences.join('\n')).toContain('exit 1');
+    const decision = await check(
+      gatewayRecord.map((e) => (e.ch === 2 && e.t === 'ssh-exec' ? { ...e, decision: 'allow' } : e)),
+      clientRecord,
+    );
+    expect(decision.agree).toBe(false);
+    expect(decision.differences.join('\n')).toContain('decision allow');
+  });
+
+  it('finds an sftp operation in one record only', async () => {
+    const r = await check(gatewayRecord, [...clientRecord.slice(0, -1), { t: 'ssh-sftp', ch: 3, op: 'remove', path: '/srv/c' }, clientRecord.at(-1)!]);
+    expect(r.agree).toBe(false);
+    expect(r.differences).toEqual(['sftp operation "3 remove /srv/c" (channel, operation, path) is in the CLI\'s record only']);
+  });
+});
