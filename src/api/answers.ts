@@ -134,6 +134,8 @@ export interface ConnectionInfo {
   user?: string;
   /** SSH: the gateway's host keys (`type base64`), which the local ssh client pins. */
   hostKeys?: string[];
+  /** The gateway records the connection's sessions and takes the CLI's own record of each (an SSH port then ends SSH itself to keep one). */
+  clientRecords?: true;
   /** The caller's access (`read-only`, `read-write`), when the gateway's policy repo decides it. */
   mode?: string;
   /** When the access rests on an approved request (`hoop request`): when it ends. */

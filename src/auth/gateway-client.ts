@@ -350,6 +350,7 @@ function connectionInfo(value: unknown): ConnectionInfo | undefined {
     ...(Array.isArray(info.hostKeys) ? { hostKeys: info.hostKeys as string[] } : {}),
     ...(typeof info.mode === 'string' ? { mode: info.mode } : {}),
     ...(typeof info.until === 'string' ? { until: info.until } : {}),
+    ...(info.clientRecords === true ? { clientRecords: true as const } : {}),
   };
 }
 

@@ -20,6 +20,7 @@ import { createLogger, levelFromEnv } from '../log.js';
 import { writePgpass } from '../postgres/local/pgpass.js';
 import { removeRunFile, runtimeDir } from '../runtime-files.js';
 import { getConnection } from '../auth/gateway-client.js';
+import type { ConnectionInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { Logger } from '../log.js';
 import { openSshPort } from '../ssh/local/port.js';
@@ -57,26 +58,17 @@ export interface ConnectSshJson {
 }
 
 /** `hoop connect` of an SSH connection: the local port, the generated ssh_config, and how to use it. */
-async function serveSsh(
-  io: CliIo,
-  opts: ConnectOptions,
-  provider: ResolvedTokenProvider,
-  name: string,
-  hostKeys: string[],
-  user: string | undefined,
-  log: Logger,
-  say: (line: string) => void,
-): Promise<void> {
+async function serveSsh(io: CliIo, opts: ConnectOptions, provider: ResolvedTokenProvider, name: string, info: ConnectionInfo, log: Logger, say: (line: string) => void): Promise<void> {
   if (opts.socket) throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: it is served on a TCP port of 127.0.0.1, not a unix socket (drop --socket)`);
   const records = new CommandRecords(io, provider, log);
   records.resume();
-  const record = sshRecordHook(records, { connection: name, gateway: provider.gateway, say });
+  const record = info.clientRecords ? sshRecordHook(records, { connection: name, gateway: provider.gateway, say }) : undefined;
   const port = await openSshPort({
     env: io.env,
     provider,
     name,
-    hostKeys,
-    ...(user ? { user } : {}),
+    hostKeys: info.hostKeys ?? [],
+    ...(info.user ? { user: info.user } : {}),
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     log,
     say,
@@ -148,7 +140,7 @@ export function connectCommand(io: CliIo): Command {
       });
       if (info.type === 'ssh') {
         try {
-          await serveSsh(io, opts, provider, name, info.hostKeys ?? [], info.user, log, say);
+          await serveSsh(io, opts, provider, name, info, log, say);
         } finally {
           provider.close();
         }

@@ -323,7 +323,7 @@ export function runCommand(io: CliIo): Command {
           const info = await getConnection({ gateway: run.provider.gateway, ca: run.provider.ca }, run.token, name);
           const common = { provider: run.provider, name, context, log, say, onSession, filesDir: runDir };
           if (info.type === 'ssh') {
-            const record = sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say });
+            const record = info.clientRecords ? sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say }) : undefined;
             sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
           } else ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
         }

@@ -2,7 +2,7 @@
  * The connections a caller may use: `GET /v1/connections` and `GET /v1/connections/{name}` (with a
  * policy repo: what its access rules and the caller's grants admit, each with its `mode` and, for
  * a temporary grant, `until`; an SSH connection with the gateway's host keys, which `hoop connect`
- * pins), and `GET /v1/policy`: `{ commit, loadedAt }` of the policy in force.
+ * pins; `clientRecords` when the gateway records sessions and takes the CLI's record of each), and `GET /v1/policy`: `{ commit, loadedAt }` of the policy in force.
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import type { Identity } from '../../identity.js';
@@ -14,7 +14,7 @@ import type { GatewayParts } from '../parts.js';
 
 /** The connection endpoints; `sshHostKey`: this replica's, when there are no others. */
 export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey: string) {
-  const { policySource, reviews, replica, config } = parts;
+  const { policySource, reviews, replica, config, recordings, clientRecords } = parts;
   const describe = async (c: ConnectionConfig, mode?: string, until?: number): Promise<ConnectionInfo> => ({
     name: c.name,
     type: c.type,
@@ -22,6 +22,7 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
     ...(mode !== undefined ? { mode } : {}),
     ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
     ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey] } : {}),
+    ...(recordings && clientRecords ? { clientRecords: true as const } : {}),
   });
   return {
     /** `GET /v1/connections` */
