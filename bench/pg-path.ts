@@ -663,11 +663,15 @@ async function startBenchGateway(
 }
 
 /** `hoop connect <name> --json` against a bench gateway; resolves its JSON line. */
-async function startBenchConnect<T>(gw: { url: string; caFile: string; token: string; hoopBin: string }, name: string): Promise<{ info: T; pid: number; stop: () => Promise<void> }> {
+async function startBenchConnect<T>(
+  gw: { url: string; caFile: string; token: string; hoopBin: string },
+  name: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ info: T; pid: number; stop: () => Promise<void> }> {
   const client = start(process.execPath, [...hoopNodeArgs(), gw.hoopBin, 'connect', name, '--gateway', gw.url, '--ca-file', gw.caFile, '--json'], {
     name: 'hoop connect',
     // A config directory of its own: the records it keeps of its sessions go to a spool of the bench's, not the user's.
-    env: { ...process.env, HOOP_TOKEN: gw.token, HOOP_CONFIG_DIR: tempDir('hoop-bench-cli-').dir },
+    env: { ...process.env, HOOP_TOKEN: gw.token, HOOP_CONFIG_DIR: tempDir('hoop-bench-cli-').dir, ...env },
   });
   const info = await waitFor(20_000, () => {
     const first = client.stdout().split('\n')[0];
@@ -712,8 +716,8 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
 
 /**
  * `scp` of BENCH_SCP_MB (default 100) MB of random bytes up and down, to an sshd of its own: direct,
- * through hoop, and through hoop with the session recorded; the median of BENCH_SCP_RUNS (default
- * 3) runs each.
+ * through hoop, and through hoop with the session recorded, with and without the CLI's own record;
+ * the median of BENCH_SCP_RUNS (default 3) runs each.
  */
 async function measureScp(log: (s: string) => void): Promise<string[]> {
   const { startSshd } = await import('../src/demo/sshd.js');
@@ -770,16 +774,19 @@ async function measureScp(log: (s: string) => void): Promise<string[]> {
       `  - { name: bastion, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: [${JSON.stringify(sshd.hostKey)}], allow: { subjects: ["*"] } }`,
     ]);
     try {
-      const client = await startBenchConnect<{ sshConfig: string }>(gw, 'bastion');
-      try {
-        const cfg = ['-F', client.info.sshConfig];
-        await measureOne(
-          recording ? 'hoop+recording' : 'hoop',
-          (r) => [...cfg, file, `bastion:${r}`],
-          (r, l) => [...cfg, `bastion:${r}`, l],
-        );
-      } finally {
-        await client.stop();
+      // Recorded, the CLI keeps its own record too (it ends SSH at its port); HOOP_CLIENT_RECORD=off shows what that costs.
+      for (const cliRecord of recording ? [true, false] : [false]) {
+        const client = await startBenchConnect<{ sshConfig: string }>(gw, 'bastion', cliRecord ? {} : { HOOP_CLIENT_RECORD: 'off' });
+        try {
+          const cfg = ['-F', client.info.sshConfig];
+          await measureOne(
+            recording ? `hoop+recording${cliRecord ? ' (+ CLI record)' : ', HOOP_CLIENT_RECORD=off'}` : 'hoop',
+            (r) => [...cfg, file, `bastion:${r}`],
+            (r, l) => [...cfg, `bastion:${r}`, l],
+          );
+        } finally {
+          await client.stop();
+        }
       }
     } finally {
       await gw.stop();
