@@ -46,17 +46,11 @@ function statementKey(e: RecordingEvent): string {
   return `${String(e.t)}${sql}${params}${command}`;
 }
 
-/**
- * An outcome as the client received it, or undefined for events that are not one. For SSH: the
- * gateway's decision on each command, shell or sftp session (in the CLI's record, as the gateway
- * told it), and how each ended (exit status or signal).
- */
+/** An outcome as the client received it (PostgreSQL's), or undefined for events that are not one. */
 function outcomeKey(e: RecordingEvent): string | undefined {
   if (e.t === 'complete') return `complete ${String(e.tag ?? '')}`;
   if (e.t === 'error') return `error ${String(e.code ?? '')}`;
   if (e.t === 'ready') return `ready ${String(e.status ?? '')}`;
-  if ((e.t === 'ssh-exec' || e.t === 'ssh-shell' || e.t === 'ssh-sftp-start' || e.t === 'ssh-decision') && typeof e.decision === 'string') return `decision ${e.decision}`;
-  if (e.t === 'ssh-exit') return `exit ${String(e.status ?? e.signal ?? '')}`;
   return undefined;
 }
 
@@ -69,7 +63,7 @@ function sftpKey(e: RecordingEvent): string | undefined {
   if (e.t !== 'ssh-sftp') return undefined;
   if (e.op !== 'open' && e.failed !== undefined) return undefined;
   if (e.op === 'write') return undefined; // counted on close where writes are allowed, refused one by one where not
-  return [e.ch, e.op, e.mode, e.name, e.path, e.to].filter((v) => v !== undefined).join(' ');
+  return [e.op, e.mode, e.name, e.path, e.to].filter((v) => v !== undefined).join(' ');
 }
 
 /**
@@ -138,7 +132,7 @@ export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIter
   };
   out.statements = await compare('statement', steps(read('gateway'), 'statements'), steps(read('client'), 'statements', local), out, cut);
   out.outcomes = await compare('outcome', steps(read('gateway'), 'outcomes'), steps(read('client'), 'outcomes', {}), out, cut);
-  if (!cut.gateway && !cut.client) await compareSftp(read, out);
+  if (!cut.gateway && !cut.client) await compareSsh(read, out);
   const partial = [
     ...(truncated.gateway && truncated.client
       ? ['both records were cut short']
@@ -154,39 +148,72 @@ export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIter
   return out;
 }
 
-/**
- * The sftp operations of both records, compared as sets per channel: each end sees requests and
- * answers interleave in its own order (a client pipelines), so only what was done is compared.
- * Records cut short are not compared here.
- */
-async function compareSftp(read: (side: 'gateway' | 'client') => AsyncIterable<RecordingEvent>, out: CrossCheckResult): Promise<void> {
-  const collect = async (side: 'gateway' | 'client'): Promise<string[] | undefined> => {
-    const keys: string[] = [];
-    for await (const e of read(side)) {
+/** What an SSH record says happened, compared as multisets: each end numbers its channels and sees them interleave in its own order. */
+interface SshAccount {
+  /** `<statement> | decision <d> | exit <e>` for each command, shell and sftp session; a decision bound to none on its own. */
+  statements: string[];
+  /** Outcomes (decisions and exits) among them. */
+  outcomes: number;
+  /** Each sftp operation (operation, mode, path). */
+  sftp: string[];
+}
+
+/** Reads one record's SSH account; undefined when it holds more than {@link MAX_SFTP_OPERATIONS} statements or operations. */
+async function sshAccount(events: AsyncIterable<RecordingEvent>): Promise<SshAccount | undefined> {
+  const byChannel = new Map<unknown, { key: string; decision?: string; exit?: string }>();
+  const loose: string[] = [];
+  const sftp: string[] = [];
+  for await (const e of events) {
+    if (byChannel.size + sftp.length > MAX_SFTP_OPERATIONS) return undefined;
+    if (e.t === 'ssh-exec' || e.t === 'ssh-shell' || e.t === 'ssh-sftp-start') {
+      byChannel.set(e.ch, { key: statementKey(e), ...(typeof e.decision === 'string' ? { decision: e.decision } : {}) });
+    } else if (e.t === 'ssh-decision') {
+      const s = e.ch !== undefined ? byChannel.get(e.ch) : undefined;
+      if (s) s.decision = String(e.decision);
+      else loose.push(`(no statement) ${String(e.kind)} ${String(e.command ?? '')} | decision ${String(e.decision)}`);
+    } else if (e.t === 'ssh-exit') {
+      const s = byChannel.get(e.ch);
+      if (s) s.exit = String(e.status ?? e.signal ?? '');
+    } else {
       const key = sftpKey(e);
-      if (key === undefined) continue;
-      if (keys.length >= MAX_SFTP_OPERATIONS) return undefined;
-      keys.push(key);
+      if (key !== undefined) sftp.push(key);
     }
-    return keys.sort();
-  };
-  const [gateway, client] = await Promise.all([collect('gateway'), collect('client')]);
+  }
+  const statements = [...byChannel.values()].map((s) => `${s.key} | decision ${s.decision ?? '-'} | exit ${s.exit ?? '-'}`);
+  const outcomes = [...byChannel.values()].reduce((n, s) => n + (s.decision !== undefined ? 1 : 0) + (s.exit !== undefined ? 1 : 0), 0);
+  return { statements: [...statements, ...loose].sort(), outcomes, sftp: sftp.sort() };
+}
+
+/** What `a` holds that `b` does not, counting repeats. */
+function missing(a: string[], b: string[]): string[] {
+  const left = new Map<string, number>();
+  for (const k of b) left.set(k, (left.get(k) ?? 0) + 1);
+  return a.filter((k) => {
+    const n = left.get(k) ?? 0;
+    if (n === 0) return true;
+    left.set(k, n - 1);
+    return false;
+  });
+}
+
+/**
+ * SSH's outcomes and sftp operations in both records: each command, shell and sftp session with
+ * the gateway's decision on it and how it ended, and each sftp operation, compared as multisets.
+ * Records cut short are not compared here (the statements in order are, up to the cut).
+ */
+async function compareSsh(read: (side: 'gateway' | 'client') => AsyncIterable<RecordingEvent>, out: CrossCheckResult): Promise<void> {
+  const [gateway, client] = await Promise.all([sshAccount(read('gateway')), sshAccount(read('client'))]);
   if (!gateway || !client) {
-    out.partial = `${out.partial ? `${out.partial}; ` : ''}more than ${MAX_SFTP_OPERATIONS} sftp operations: they were not compared`;
+    out.partial = `${out.partial ? `${out.partial}; ` : ''}more than ${MAX_SFTP_OPERATIONS} SSH statements and sftp operations: their outcomes were not compared`;
     return;
   }
-  if (gateway.length === 0 && client.length === 0) return;
-  out.sftp = gateway.length;
-  const missing = (a: string[], b: string[]): string[] => {
-    const left = new Map<string, number>();
-    for (const k of b) left.set(k, (left.get(k) ?? 0) + 1);
-    return a.filter((k) => {
-      const n = left.get(k) ?? 0;
-      if (n === 0) return true;
-      left.set(k, n - 1);
-      return false;
-    });
+  out.outcomes += gateway.outcomes;
+  if (gateway.sftp.length > 0 || client.sftp.length > 0) out.sftp = gateway.sftp.length;
+  const say = (what: string, only: string[], side: string): void => {
+    for (const k of only.slice(0, Math.max(0, MAX_DIFFERENCES - out.differences.length))) out.differences.push(`${what} ${JSON.stringify(k.slice(0, 200))} is in the ${side} record only`);
   };
-  for (const k of missing(gateway, client).slice(0, MAX_DIFFERENCES)) out.differences.push(`sftp operation ${JSON.stringify(k)} (channel, operation, path) is in the gateway's record only`);
-  for (const k of missing(client, gateway).slice(0, MAX_DIFFERENCES)) out.differences.push(`sftp operation ${JSON.stringify(k)} (channel, operation, path) is in the CLI's record only`);
+  say('SSH statement and outcome', missing(gateway.statements, client.statements), "gateway's");
+  say('SSH statement and outcome', missing(client.statements, gateway.statements), "CLI's");
+  say('sftp operation', missing(gateway.sftp, client.sftp), "gateway's");
+  say('sftp operation', missing(client.sftp, gateway.sftp), "CLI's");
 }

@@ -140,6 +140,21 @@ describe("the CLI's own record of SSH sessions", () => {
     expect(v.crossCheck!.sftp).toBeGreaterThanOrEqual(4); // the read's open and close, the refused open for write and mkdir
   }, 120_000);
 
+  it('an sftp server started as a command (sftp -s) is read as sftp at both ends, and its records agree', async () => {
+    const c = await stack.connect('bastion', await stack.token('alice'));
+    const info = c.info as unknown as ConnectSshJson;
+    const batch = join(stack.dir, 'batch-s');
+    writeFileSync(batch, `put ${batch} ${sshd.dir}/via-s.txt\n`);
+    const sftp = await run('sftp', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-s', '/usr/lib/openssh/sftp-server', '-b', batch, 'bastion']);
+    expect(sftp.code).toBe(0);
+    expect(readFileSync(join(sshd.dir, 'via-s.txt'), 'utf8')).toBe(readFileSync(batch, 'utf8'));
+    const id = lastSession('bastion');
+    expect(await c.stop()).toBe(0);
+    const v = await verified(id);
+    expect(v.crossCheck).toMatchObject({ agree: true, statements: 1, outcomes: 2, differences: [] });
+    expect(v.crossCheck!.sftp).toBeGreaterThanOrEqual(2); // the upload's open and close
+  }, 60_000);
+
   it('with records off, the client meets the gateway and verify says no CLI record was uploaded', async () => {
     const c = await stack.connect('bastion', await stack.token('alice'), [], { HOOP_CLIENT_RECORD: 'off' });
     const info = c.info as unknown as ConnectSshJson;

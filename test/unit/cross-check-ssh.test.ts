@@ -29,13 +29,13 @@ const gatewayRecord = [
 const clientRecord = [
   { t: 'start', side: 'client' },
   { t: 'ssh-exec', ch: 1, command: 'uname -a' },
-  { t: 'ssh-decision', kind: 'exec', command: 'uname -a', decision: 'allow' },
+  { t: 'ssh-decision', ch: 1, kind: 'exec', command: 'uname -a', decision: 'allow' },
   { t: 'ssh-exit', ch: 1, status: 0 },
   { t: 'ssh-exec', ch: 2, command: 'rm -rf /srv' },
-  { t: 'ssh-decision', kind: 'exec', command: 'rm -rf /srv', decision: 'deny', rule: 'no-rm' },
+  { t: 'ssh-decision', ch: 2, kind: 'exec', command: 'rm -rf /srv', decision: 'deny', rule: 'no-rm' },
   { t: 'ssh-exit', ch: 2, status: 126 },
   { t: 'ssh-sftp-start', ch: 3 },
-  { t: 'ssh-decision', kind: 'sftp', decision: 'allow' },
+  { t: 'ssh-decision', ch: 3, kind: 'sftp', decision: 'allow' },
   { t: 'ssh-sftp', ch: 3, op: 'open', path: '/srv/b', mode: 'read' },
   { t: 'ssh-sftp', ch: 3, op: 'open', path: '/srv/a', mode: 'write', failed: 3 },
   { t: 'ssh-sftp', ch: 3, op: 'close', path: '/srv/b', mode: 'read', read: 10, written: 0 },
@@ -67,18 +67,32 @@ describe('cross-check of SSH records', () => {
       clientRecord,
     );
     expect(status.agree).toBe(false);
-    expect(status.differences.join('\n')).toContain('exit 1');
+    expect(status.differences).toEqual([
+      'SSH statement and outcome "ssh-exec uname -a | decision allow | exit 1" is in the gateway\'s record only',
+      'SSH statement and outcome "ssh-exec uname -a | decision allow | exit 0" is in the CLI\'s record only',
+    ]);
     const decision = await check(
       gatewayRecord.map((e) => (e.ch === 2 && e.t === 'ssh-exec' ? { ...e, decision: 'allow' } : e)),
       clientRecord,
     );
     expect(decision.agree).toBe(false);
-    expect(decision.differences.join('\n')).toContain('decision allow');
+    expect(decision.differences.join('\n')).toContain('rm -rf /srv | decision allow | exit 126');
+  });
+
+  it('numbers channels and orders them as each end saw them: a concurrent second channel numbered otherwise still agrees', async () => {
+    const swapped = clientRecord.map((e) => (e.ch === 1 ? { ...e, ch: 7 } : e));
+    expect(await check(gatewayRecord, swapped)).toMatchObject({ agree: true });
+  });
+
+  it('finds a decision the gateway told for no statement the client sent', async () => {
+    const r = await check(gatewayRecord, [...clientRecord.slice(0, -1), { t: 'ssh-decision', unmatched: true, kind: 'exec', command: 'id', decision: 'allow' }, clientRecord.at(-1)!]);
+    expect(r.agree).toBe(false);
+    expect(r.differences).toEqual(['SSH statement and outcome "(no statement) exec id | decision allow" is in the CLI\'s record only']);
   });
 
   it('finds an sftp operation in one record only', async () => {
     const r = await check(gatewayRecord, [...clientRecord.slice(0, -1), { t: 'ssh-sftp', ch: 3, op: 'remove', path: '/srv/c' }, clientRecord.at(-1)!]);
     expect(r.agree).toBe(false);
-    expect(r.differences).toEqual(['sftp operation "3 remove /srv/c" (channel, operation, path) is in the CLI\'s record only']);
+    expect(r.differences).toEqual(['sftp operation "remove /srv/c" is in the CLI\'s record only']);
   });
 });

@@ -112,7 +112,19 @@ export function bridgeChannel(up: ClientChannel, down: ServerChannel, hooks: Bri
   up.on('exit', (code: number | null, signal?: string, core?: boolean, message?: string) => {
     exit = code !== null && code !== undefined ? { status: code } : { signal: signal ?? 'KILL', ...(core ? { core } : {}), ...(message ? { message } : {}) };
   });
+  // The exit is told once: when the near side got it, or when the near side was gone before it could.
+  let told = false;
+  const tell = (): void => {
+    if (told) return;
+    told = true;
+    hooks.exited(exit, bytes);
+  };
+  let downClosed = false;
+  let upClosed = false;
   up.on('close', () => {
+    upClosed = true;
+    // The near side closed first (ssh2 calls back no write on a closed channel): nothing more goes out.
+    if (downClosed) return tell();
     // What the far side sent before closing goes out first, then its exit, EOF and close.
     let waiting = 2;
     const done = safely(fail, (): void => {
@@ -125,11 +137,15 @@ export function bridgeChannel(up: ClientChannel, down: ServerChannel, hooks: Bri
           down.exit(255); // a signal name ssh2 does not know (RFC 4254 section 6.10 lists them)
         }
       }
-      hooks.exited(exit, bytes);
+      tell();
       down.end();
     });
     down.write(EMPTY, done);
     down.stderr.write(EMPTY, done);
   });
-  down.on('close', () => up.close());
+  down.on('close', () => {
+    downClosed = true;
+    if (upClosed) tell();
+    else up.close();
+  });
 }

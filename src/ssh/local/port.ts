@@ -124,17 +124,16 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
         });
         socket.on('close', () => channel.destroy());
         if (hostKey) {
-          const record = opened.clientRecord ? await o.record?.(opened.sessionId) : undefined;
-          const ended = await terminateSsh({
+          const record = opened.clientRecord ? o.record : undefined;
+          await terminateSsh({
             socket,
             tunnel: channel,
             hostKey: hostKey.private,
             clientKey: key.private,
             gatewayHostKeys: o.hostKeys,
-            record,
+            ...(record ? { openRecord: () => record(opened.sessionId) } : {}),
             say: (line) => say(`session ${opened.sessionId}: ${line}`),
           });
-          record?.close({ ...ended });
           return;
         }
         socket.pipe(channel);

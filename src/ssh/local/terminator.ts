@@ -12,7 +12,8 @@
  * Channels relayed: session channels (pty-req, env, window-change, signal, shell, exec, subsystem;
  * then exit-status / exit-signal, EOF, close), direct-tcpip (`ssh -L`), and `ssh -R` requests,
  * which the gateway answers. Agent and X11 forwarding and subsystems other than sftp are refused
- * here, as the gateway refuses them.
+ * here, as the gateway refuses them. The record opens only once the local client has signed in
+ * (proved the key, not only offered it), and so does the SSH connection to the gateway.
  *
  * @see https://www.rfc-editor.org/rfc/rfc4254 (connection protocol)
  */
@@ -23,6 +24,7 @@ import { describeError } from '../../errors.js';
 import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { VERSION } from '../../version.js';
+import { fileTransferOf } from '../../policy/ssh.js';
 import { bridgeChannel, EMPTY, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { SshDataRecorder, SshStream } from '../common/recorder.js';
@@ -37,6 +39,9 @@ export interface SshClientRecord {
 
 /** Exit status the local client gets when the gateway could not start what it asked for (ssh's own status for a failed connection). */
 const START_FAILED = 255;
+/** Keepalives to the gateway: a dead gateway or tunnel ends the session, as OpenSSH's ServerAlive* would through the gateway. */
+const KEEPALIVE_MS = 15_000;
+const KEEPALIVE_MISSES = 3;
 
 /** Options of {@link terminateSsh}. */
 export interface TerminateOptions {
@@ -50,8 +55,8 @@ export interface TerminateOptions {
   clientKey: string;
   /** The gateway's host keys for the connection (`type base64`). */
   gatewayHostKeys: readonly string[];
-  /** The CLI's record of the session, when the gateway takes one. */
-  record?: SshClientRecord | undefined;
+  /** Opens the CLI's record of the session once the local client has signed in (undefined: none is kept); closed when the session ends. */
+  openRecord?: () => Promise<SshClientRecord | undefined>;
   /** Deadline for each sign-in (default 30 s). */
   timeoutMs?: number;
   /** Told what went wrong, once, when the session could not go on. */
@@ -65,10 +70,47 @@ export interface TerminatedSession {
   bytesToClient: number;
 }
 
+/** The gateway's side once both ends signed in: its connection, the record, and the statements awaiting the gateway's decision. */
+interface Upstream {
+  gateway: SshClient;
+  rec: RecordingStream | undefined;
+  decisions: Decisions;
+}
+
+/**
+ * Binds each decision the gateway tells (`ssh-decision`) to the statement it is for: the oldest of
+ * this session's statements of that kind and command still without one. One that fits none is
+ * recorded as `unmatched`, which the cross-check reports.
+ */
+class Decisions {
+  readonly #waiting: Array<{ ch: number; kind: string; command?: string }> = [];
+  constructor(private readonly rec: RecordingStream | undefined) {}
+
+  expect(ch: number, kind: 'exec' | 'shell' | 'sftp', command?: string): void {
+    if (this.#waiting.length < 10_000) this.#waiting.push({ ch, kind, ...(command !== undefined ? { command } : {}) });
+  }
+
+  told(m: Record<string, unknown>): void {
+    const kind = m.kind === 'exec' || m.kind === 'shell' || m.kind === 'sftp' ? m.kind : undefined;
+    const decision = m.decision === 'allow' || m.decision === 'deny' || m.decision === 'review' ? m.decision : undefined;
+    const command = typeof m.command === 'string' ? m.command : undefined;
+    const at = this.#waiting.findIndex((w) => w.kind === kind && w.command === command);
+    const bound = kind && decision && at >= 0 ? this.#waiting.splice(at, 1)[0] : undefined;
+    this.rec?.event({
+      t: 'ssh-decision',
+      at: Date.now(),
+      ...(bound ? { ch: bound.ch } : { unmatched: true }),
+      kind: String(m.kind),
+      ...(command !== undefined ? { command } : {}),
+      decision: String(m.decision),
+      ...(typeof m.rule === 'string' ? { rule: m.rule } : {}),
+    });
+  }
+}
+
 /** Ends the local client's SSH connection here and relays it to the gateway; see the module documentation. */
 export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
   return new Promise<TerminatedSession>((resolve) => {
-    const rec = o.record?.stream;
     const counts = { fromClient: 0, toClient: 0 };
     o.socket.on('data', (b: Buffer) => (counts.fromClient += b.length));
     const write = o.socket.write.bind(o.socket);
@@ -79,6 +121,7 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
     let reason: string | undefined;
     let local: Connection | undefined;
     let gateway: SshClient | undefined;
+    let record: Promise<SshClientRecord | undefined> | undefined;
     const end = (why: string, message?: string): void => {
       if (reason === undefined && message) o.say(message);
       reason ??= why;
@@ -86,48 +129,56 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
       gateway?.end();
       o.socket.destroy();
     };
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(signIn);
+      o.tunnel.destroy();
+      gateway?.end();
+      const ended = { reason: reason ?? 'client-disconnected', bytesFromClient: counts.fromClient, bytesToClient: counts.toClient };
+      void record?.then((r) => r?.close({ ...ended }));
+      resolve(ended);
+    };
     const fail = (err: unknown): void => end('protocol-error', `an SSH session ended: ${describeError(err)}`);
     const expected = parsedKey(o.clientKey);
     const server = new ssh2.Server({ hostKeys: [o.hostKey], ident: `hoop_${VERSION}` });
     const signIn = setTimeout(() => end('handshake-timeout', 'the local SSH client did not sign in in time'), o.timeoutMs ?? 30_000);
     signIn.unref();
-    let signedIn: Promise<SshClient> | undefined;
+    let user = '';
     server.on('connection', (c: Connection) => {
       local = guarded(c, fail);
       c.on('error', () => undefined);
       c.on('authentication', (ctx: AuthContext) => {
         if (ctx.method !== 'publickey' || !expected || !provesKey(ctx, expected)) return ctx.reject(['publickey']);
-        signedIn ??= signInToGateway(o, ctx.username, fail);
+        user = ctx.username;
         ctx.accept();
       });
       c.on('ready', () => {
         clearTimeout(signIn);
-        signedIn!.then(
-          (g) => {
-            gateway = guarded(g, fail);
-            g.on('close', () => end('gateway-closed'));
-          },
-          (err: unknown) => end('gateway-refused', describeError(err)),
-        );
-        o.tunnel.on('control', (m: Record<string, unknown>) => {
-          if (m.type === SSH_DECISION)
-            rec?.event({
-              t: 'ssh-decision',
-              at: Date.now(),
-              kind: m.kind,
-              ...(typeof m.command === 'string' ? { command: m.command } : {}),
-              decision: m.decision,
-              ...(typeof m.rule === 'string' ? { rule: m.rule } : {}),
-            });
+        // Signed in (a signature verified, not a key only offered): now this end signs in to the gateway as the same user, and the record opens.
+        record = o.openRecord?.().catch(() => undefined) ?? Promise.resolve(undefined);
+        const up: Promise<Upstream> = Promise.all([signInToGateway(o, user, fail), record]).then(([g, r]) => {
+          gateway = guarded(g, fail);
+          g.on('close', () => end('gateway-closed'));
+          const decisions = new Decisions(r?.stream);
+          o.tunnel.on('control', (m: Record<string, unknown>) => {
+            if (m.type === SSH_DECISION) decisions.told(m);
+          });
+          return { gateway: g, rec: r?.stream, decisions };
         });
+        up.catch((err: unknown) => end('gateway-refused', describeError(err)));
+        /** Runs `fn` once the gateway's side is up; what it throws (ssh2 throws once the tunnel is gone) ends the session. */
+        const withUp = (fn: (u: Upstream) => void, failed: (err: unknown) => void): void => {
+          up.then(safely(fail, fn), failed);
+        };
         let channels = 0;
-        const up = (): Promise<SshClient> => signedIn!;
-        c.on('session', (accept) => sessionChannel(guarded(accept(), fail), ++channels, up, rec, fail));
+        c.on('session', (accept) => sessionChannel(guarded(accept(), fail), ++channels, withUp, fail));
         c.on('tcpip', (accept, reject, info) => {
           const n = ++channels;
           const target = `${info.destIP}:${info.destPort}`;
-          up().then(
-            (g) =>
+          withUp(
+            ({ gateway: g, rec }) =>
               g.forwardOut(
                 info.srcIP,
                 info.srcPort,
@@ -148,25 +199,22 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
             () => reject(),
           );
         });
-        // `ssh -R`: the gateway answers; other global requests are refused here.
+        // `ssh -R`: the gateway answers; other global requests (OpenSSH's keepalives among them) are answered here.
         c.on('request', (accept, reject, name, info) => {
-          rec?.event({ t: 'ssh-request', at: Date.now(), what: name });
           if (name !== 'tcpip-forward' || !('bindAddr' in info)) return reject?.();
-          up().then(
-            (g) => g.forwardIn(info.bindAddr, info.bindPort, (err) => (err ? reject?.() : accept?.())),
+          withUp(
+            ({ gateway: g, rec }) => {
+              rec?.event({ t: 'ssh-request', at: Date.now(), what: name, target: `${info.bindAddr}:${info.bindPort}` });
+              g.forwardIn(info.bindAddr, info.bindPort, (err) => (err ? reject?.() : accept?.()));
+            },
             () => reject?.(),
           );
         });
       });
-      c.on('close', () => {
-        gateway?.end();
-        resolve({ reason: reason ?? 'client-disconnected', bytesFromClient: counts.fromClient, bytesToClient: counts.toClient });
-      });
+      c.on('close', finish);
     });
     o.socket.on('close', () => {
-      clearTimeout(signIn);
-      o.tunnel.destroy();
-      if (!local) resolve({ reason: reason ?? 'client-disconnected', bytesFromClient: counts.fromClient, bytesToClient: counts.toClient });
+      if (!local) finish();
     });
     server.injectSocket(o.socket as never);
     o.socket.resume();
@@ -203,6 +251,8 @@ function signInToGateway(o: TerminateOptions, username: string, fail: (err: unkn
       username,
       privateKey: o.clientKey,
       readyTimeout: o.timeoutMs ?? 30_000,
+      keepaliveInterval: KEEPALIVE_MS,
+      keepaliveCountMax: KEEPALIVE_MISSES,
       // Only the gateway's published keys: ssh2 calls this with the raw key blob before signing in (RFC 4253 section 8).
       hostVerifier: (key: Buffer) => pinned.some((p) => p.equals(key)),
     });
@@ -210,7 +260,7 @@ function signInToGateway(o: TerminateOptions, username: string, fail: (err: unkn
 }
 
 /** One session channel: its requests, relayed to the gateway, and its record. */
-function sessionChannel(s: Session, n: number, up: () => Promise<SshClient>, rec: RecordingStream | undefined, fail: (err: unknown) => void): void {
+function sessionChannel(s: Session, n: number, withUp: (fn: (u: Upstream) => void, failed: (err: unknown) => void) => void, fail: (err: unknown) => void): void {
   let pty: PseudoTtyInfo | undefined;
   const env: Record<string, string> = {};
   let running: ClientChannel | undefined;
@@ -228,66 +278,71 @@ function sessionChannel(s: Session, n: number, up: () => Promise<SshClient>, rec
     env[key] = val;
     accept?.();
   });
+  // A signal for a command not started yet has nothing to go to.
   s.on('signal', (accept, reject, { name }) => {
+    if (!running) return reject?.();
     try {
-      running?.signal(name);
+      running.signal(name);
     } catch {
       return reject?.();
     }
     accept?.();
   });
   for (const what of ['auth-agent', 'x11'] as const) {
-    s.on(what, (_accept: unknown, reject?: () => void) => {
-      rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: what === 'x11' ? 'x11-forwarding' : 'agent-forwarding' });
-      reject?.();
-    });
+    s.on(what, (_accept: unknown, reject?: () => void) => reject?.());
   }
   type Start = { kind: 'exec'; command: string } | { kind: 'shell' } | { kind: 'sftp' };
   // Accepted at once, as the gateway does: OpenSSH may send EOF right after its request, and a channel not accepted by then cannot be.
   const start = (request: Start, accepted: ServerChannel | undefined): void => {
     if (!accepted) return;
     const down = guarded(accepted, fail);
-    rec?.event({
-      t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
-      at: Date.now(),
-      ch: n,
-      ...(request.kind === 'exec' ? { command: request.command } : {}),
-      ...(pty ? { pty: true } : {}),
-    });
-    const failed = (message: string): void => {
-      rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: START_FAILED, message });
-      down.stderr.write(`hoop: ${message}\r\n`);
-      down.write(
-        EMPTY,
-        safely(fail, () => {
-          down.exit(START_FAILED);
-          down.end();
-        }),
-      );
-    };
-    const opened = safely(fail, (err: Error | undefined, channel: ClientChannel): void => {
-      if (err) return failed(`the gateway did not start the ${request.kind === 'exec' ? 'command' : request.kind}: ${err.message}`);
-      running = guarded(channel, fail);
-      bridge(running, down, n, request.kind, rec, fail);
-    });
-    const options = Object.keys(env).length > 0 ? { env } : {};
-    up().then(
-      (g) => {
+    let downClosed = false;
+    down.once('close', () => (downClosed = true));
+    withUp(
+      ({ gateway: g, rec, decisions }) => {
+        const command = request.kind === 'exec' ? request.command : undefined;
+        rec?.event({
+          t: request.kind === 'exec' ? 'ssh-exec' : request.kind === 'shell' ? 'ssh-shell' : 'ssh-sftp-start',
+          at: Date.now(),
+          ch: n,
+          ...(command !== undefined ? { command } : {}),
+          ...(pty ? { pty: true } : {}),
+        });
+        decisions.expect(n, request.kind, command);
+        // An sftp server started as a command is read as sftp, as the gateway reads it.
+        const stage = request.kind === 'sftp' || (command !== undefined && fileTransferOf(command) === 'sftp') ? 'sftp' : request.kind;
+        const opened = safely(fail, (err: Error | undefined, channel: ClientChannel): void => {
+          if (err) return startFailed(down, n, rec, `the gateway did not start the ${request.kind === 'exec' ? 'command' : request.kind}: ${err.message}`, fail);
+          // The client left before the gateway answered: the command must not run on without it.
+          if (downClosed) return channel.close();
+          running = guarded(channel, fail);
+          bridge(running, down, n, stage, rec, fail);
+        });
+        const options = Object.keys(env).length > 0 ? { env } : {};
         if (request.kind === 'exec') g.exec(request.command, { ...options, ...(pty ? { pty } : {}) }, opened);
         else if (request.kind === 'shell') g.shell(pty ?? false, options, opened);
         else g.subsys('sftp', opened);
       },
-      (err: unknown) => failed(describeError(err)),
+      (err) => startFailed(down, n, undefined, describeError(err), fail),
     );
   };
   s.on('shell', (accept) => start({ kind: 'shell' }, accept()));
   s.on('exec', (accept, _reject, { command }) => start({ kind: 'exec', command }, accept()));
   // Only sftp, as the gateway allows.
-  s.on('subsystem', (accept, reject, { name }) => {
-    if (name === 'sftp') return start({ kind: 'sftp' }, accept());
-    rec?.event({ t: 'ssh-refused', at: Date.now(), ch: n, what: `subsystem ${name}` });
-    reject?.();
-  });
+  s.on('subsystem', (accept, reject, { name }) => (name === 'sftp' ? start({ kind: 'sftp' }, accept()) : reject?.()));
+}
+
+/** Tells the client, as ssh would, that what it asked for could not start. */
+function startFailed(down: ServerChannel, n: number, rec: RecordingStream | undefined, message: string, fail: (err: unknown) => void): void {
+  rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: START_FAILED, message });
+  down.stderr.write(`hoop: ${message}\r\n`);
+  down.write(
+    EMPTY,
+    safely(fail, () => {
+      down.exit(START_FAILED);
+      down.end();
+    }),
+  );
 }
 
 /** Relays a running channel and records it as the gateway does: output, a command's input, sftp operations, the exit. */
