@@ -51,8 +51,8 @@ describe('hoop connections with connections from the gateway configuration', () 
     expect(JSON.parse(r.stdout)).toEqual({
       gateway: new URL(stack.gateway.url).origin,
       connections: [
-        { name: 'down', type: 'postgres', database: 'app' },
-        { name: 'carol-only', type: 'postgres', database: 'app' },
+        { name: 'down', type: 'postgres', database: 'app', clientRecords: true },
+        { name: 'carol-only', type: 'postgres', database: 'app', clientRecords: true },
       ],
     });
   });
@@ -99,8 +99,8 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}${connect
     const rita = await run(stack, ['ls', '--json'], 'rita');
     expect(rita.code).toBe(0);
     expect(JSON.parse(rita.stdout).connections).toEqual([
-      { name: 'app', type: 'postgres', database: 'app', mode: 'read-only' },
-      { name: 'reports', type: 'postgres', database: 'app', mode: 'read-only' },
+      { name: 'app', type: 'postgres', database: 'app', mode: 'read-only', clientRecords: true },
+      { name: 'reports', type: 'postgres', database: 'app', mode: 'read-only', clientRecords: true },
     ]);
 
     const mallory = await run(stack, ['connections'], 'mallory');

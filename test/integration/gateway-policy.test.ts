@@ -95,8 +95,8 @@ describe('the gateway with a policy repo', () => {
     expect(policy.status).toBe(200);
     expect(policy.body.commit).toBe(first);
     expect(Number.isNaN(Date.parse(String(policy.body.loadedAt)))).toBe(false);
-    expect((await get('/v1/connections', alice)).body.connections).toEqual([{ name: 'app', type: 'postgres', database: 'app', mode: 'read-write' }]);
-    expect((await get('/v1/connections', await stack.token('rita'))).body.connections).toEqual([{ name: 'app', type: 'postgres', database: 'app', mode: 'read-only' }]);
+    expect((await get('/v1/connections', alice)).body.connections).toEqual([{ name: 'app', type: 'postgres', database: 'app', mode: 'read-write', clientRecords: true }]);
+    expect((await get('/v1/connections', await stack.token('rita'))).body.connections).toEqual([{ name: 'app', type: 'postgres', database: 'app', mode: 'read-only', clientRecords: true }]);
     expect((await get('/v1/connections', await stack.token('mallory'))).body.connections).toEqual([]);
     expect((await get('/v1/connections/app', await stack.token('mallory'))).status).toBe(403);
     expect((await get('/v1/policy', 'not-a-token')).status).toBe(401);

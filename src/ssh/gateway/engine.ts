@@ -50,6 +50,9 @@ export const REFUSED_EXIT_STATUS = 126;
 /** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
 const END_GRACE_MS = 5_000;
 
+/** The client's running channels; `emptied` is told when the last one closes. */
+type OpenChannels = Set<ServerChannel> & { emptied?: () => void };
+
 /** The gateway side of SSH sessions; see the module documentation. */
 export class SshEngine implements Engine<SshConnection> {
   readonly recordEncoder = SSH_RECORD_ENCODER;
@@ -79,7 +82,7 @@ export class SshEngine implements Engine<SshConnection> {
         setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
       };
       /** The client's running channels: told on their stderr why the gateway ends the session. */
-      const open = new Set<ServerChannel>();
+      const open: OpenChannels = new Set<ServerChannel>();
       const onAbort = (): void => {
         const e = sessionEndOf(session.signal);
         session.recording?.stream.event({ t: 'ssh-end', at: Date.now(), reason: e.reason, message: e.message });
@@ -126,8 +129,14 @@ export class SshEngine implements Engine<SshConnection> {
             session.recording?.stream.event({ t: 'ssh-upstream-failed', at: Date.now(), reason: e.reason, message: e.message });
             reason ??= e.reason === 'host-key-mismatch' ? 'upstream-unavailable' : e.reason;
             detail ??= e.message;
-            // The client's open channels say why; then the connection ends.
-            setTimeout(() => end(reason!, e.message), 200).unref();
+            // The client's channels say why (those open, or the next it opens: a client that ends SSH
+            // locally asks for its command a moment after signing in); then the connection ends.
+            const said = (): void => void setTimeout(() => end(reason!, e.message), 100).unref();
+            if (open.size > 0) setTimeout(said, 100).unref();
+            else {
+              open.emptied = said;
+              setTimeout(said, END_GRACE_MS).unref();
+            }
           });
           let channels = 0;
           c.on('session', (accept) => this.#session(session, guarded(accept(), fail), ++channels, () => upstream!, fail, open));
@@ -195,7 +204,7 @@ export class SshEngine implements Engine<SshConnection> {
   }
 
   /** One session channel: its requests, then the shell, command or subsystem it runs. */
-  #session(session: TunnelSession<SshConnection>, s: Session, n: number, upstream: () => Promise<SshClient>, fail: (err: unknown) => void, open: Set<ServerChannel>): void {
+  #session(session: TunnelSession<SshConnection>, s: Session, n: number, upstream: () => Promise<SshClient>, fail: (err: unknown) => void, open: OpenChannels): void {
     const rec = session.recording?.stream;
     let pty: PseudoTtyInfo | undefined;
     const env: Record<string, string> = {};
@@ -240,7 +249,10 @@ export class SshEngine implements Engine<SshConnection> {
       if (!accepted) return;
       const down = guarded(accepted, fail);
       open.add(down);
-      down.on('close', () => open.delete(down));
+      down.on('close', () => {
+        open.delete(down);
+        if (open.size === 0) open.emptied?.();
+      });
       const verdict: SshVerdict = session.ssh?.decide(request) ?? { action: 'allow', reason: 'no ssh policy' };
       // An sftp server started as a command meets the same read-only checks as the subsystem.
       const stage = request.kind === 'sftp' || (request.kind === 'exec' && fileTransferOf(request.command) === 'sftp') ? 'sftp' : request.kind;
