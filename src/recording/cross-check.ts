@@ -32,8 +32,8 @@ export interface CrossCheckResult {
   uncompared: number;
 }
 
-/** Statements: PostgreSQL's messages that run SQL; SSH's commands, shells and sftp sessions. */
-const STATEMENTS = new Set(['query', 'parse', 'bind', 'execute', 'function-call', 'ssh-exec', 'ssh-shell', 'ssh-sftp-start']);
+/** PostgreSQL's statements: the messages that run SQL (SSH's are compared apart, see {@link compareSsh}). */
+const STATEMENTS = new Set(['query', 'parse', 'bind', 'execute', 'function-call']);
 const MAX_DIFFERENCES = 10;
 /** sftp operations compared per record; past this the rest are not (the result says so). */
 const MAX_SFTP_OPERATIONS = 100_000;
@@ -132,7 +132,7 @@ export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIter
   };
   out.statements = await compare('statement', steps(read('gateway'), 'statements'), steps(read('client'), 'statements', local), out, cut);
   out.outcomes = await compare('outcome', steps(read('gateway'), 'outcomes'), steps(read('client'), 'outcomes', {}), out, cut);
-  if (!cut.gateway && !cut.client) await compareSsh(read, out);
+  await compareSsh(read, out, truncated);
   const partial = [
     ...(truncated.gateway && truncated.client
       ? ['both records were cut short']
@@ -152,6 +152,8 @@ export async function crossCheck(read: (side: 'gateway' | 'client') => AsyncIter
 interface SshAccount {
   /** `<statement> | decision <d> | exit <e>` for each command, shell and sftp session; a decision bound to none on its own. */
   statements: string[];
+  /** The commands, shells and sftp sessions alone. */
+  keys: string[];
   /** Outcomes (decisions and exits) among them. */
   outcomes: number;
   /** Each sftp operation (operation, mode, path). */
@@ -181,7 +183,7 @@ async function sshAccount(events: AsyncIterable<RecordingEvent>): Promise<SshAcc
   }
   const statements = [...byChannel.values()].map((s) => `${s.key} | decision ${s.decision ?? '-'} | exit ${s.exit ?? '-'}`);
   const outcomes = [...byChannel.values()].reduce((n, s) => n + (s.decision !== undefined ? 1 : 0) + (s.exit !== undefined ? 1 : 0), 0);
-  return { statements: [...statements, ...loose].sort(), outcomes, sftp: sftp.sort() };
+  return { statements: [...statements, ...loose].sort(), keys: [...byChannel.values()].map((s) => s.key).sort(), outcomes, sftp: sftp.sort() };
 }
 
 /** What `a` holds that `b` does not, counting repeats. */
@@ -197,21 +199,31 @@ function missing(a: string[], b: string[]): string[] {
 }
 
 /**
- * SSH's outcomes and sftp operations in both records: each command, shell and sftp session with
- * the gateway's decision on it and how it ended, and each sftp operation, compared as multisets.
- * Records cut short are not compared here (the statements in order are, up to the cut).
+ * SSH's statements in both records: each command, shell and sftp session with the gateway's
+ * decision on it and how it ended, and each sftp operation, compared as multisets (a client
+ * multiplexing channels, as OpenSSH's ControlMaster does, interleaves them differently at each
+ * end). When one record was cut short, its commands must be among the other's; nothing more is
+ * compared.
  */
-async function compareSsh(read: (side: 'gateway' | 'client') => AsyncIterable<RecordingEvent>, out: CrossCheckResult): Promise<void> {
+async function compareSsh(read: (side: 'gateway' | 'client') => AsyncIterable<RecordingEvent>, out: CrossCheckResult, cut: { gateway: boolean; client: boolean }): Promise<void> {
   const [gateway, client] = await Promise.all([sshAccount(read('gateway')), sshAccount(read('client'))]);
   if (!gateway || !client) {
-    out.partial = `${out.partial ? `${out.partial}; ` : ''}more than ${MAX_SFTP_OPERATIONS} SSH statements and sftp operations: their outcomes were not compared`;
+    out.partial = `${out.partial ? `${out.partial}; ` : ''}more than ${MAX_SFTP_OPERATIONS} SSH statements and sftp operations: they were not compared`;
     return;
   }
-  out.outcomes += gateway.outcomes;
-  if (gateway.sftp.length > 0 || client.sftp.length > 0) out.sftp = gateway.sftp.length;
   const say = (what: string, only: string[], side: string): void => {
     for (const k of only.slice(0, Math.max(0, MAX_DIFFERENCES - out.differences.length))) out.differences.push(`${what} ${JSON.stringify(k.slice(0, 200))} is in the ${side} record only`);
   };
+  if (cut.gateway || cut.client) {
+    if (cut.gateway && cut.client) return;
+    const [shorter, longer] = cut.gateway ? [gateway, client] : [client, gateway];
+    out.statements += shorter.keys.length;
+    say('SSH statement', missing(shorter.keys, longer.keys), cut.gateway ? "gateway's" : "CLI's");
+    return;
+  }
+  out.statements += gateway.keys.length;
+  out.outcomes += gateway.outcomes;
+  if (gateway.sftp.length > 0 || client.sftp.length > 0) out.sftp = gateway.sftp.length;
   say('SSH statement and outcome', missing(gateway.statements, client.statements), "gateway's");
   say('SSH statement and outcome', missing(client.statements, gateway.statements), "CLI's");
   say('sftp operation', missing(gateway.sftp, client.sftp), "gateway's");
