@@ -155,6 +155,23 @@ describe("the CLI's own record of SSH sessions", () => {
     expect(v.crossCheck!.sftp).toBeGreaterThanOrEqual(2); // the upload's open and close
   }, 60_000);
 
+  it("commands run side by side on one connection (OpenSSH's ControlMaster) agree too", async () => {
+    const c = await stack.connect('bastion', await stack.token('alice'));
+    const info = c.info as unknown as ConnectSshJson;
+    const control = ['-o', `ControlPath=${join(stack.runtime, 'cm-%C')}`];
+    const master = await ssh(info, [...control, '-M', '-N', '-f', 'bastion']);
+    expect(master.code).toBe(0);
+    const id = lastSession('bastion');
+    const [slow, fast] = await Promise.all([ssh(info, [...control, 'bastion', 'sleep 0.5; echo slow; exit 4']), ssh(info, [...control, 'bastion', 'echo fast'])]);
+    expect(slow).toMatchObject({ code: 4, stdout: 'slow\n' });
+    expect(fast).toMatchObject({ code: 0, stdout: 'fast\n' });
+    expect((await ssh(info, [...control, '-O', 'exit', 'bastion'])).code).toBe(0);
+    expect(await c.stop()).toBe(0);
+    expect(lastSession('bastion')).toBe(id); // one connection: one session
+    const v = await verified(id);
+    expect(v.crossCheck).toMatchObject({ agree: true, statements: 2, outcomes: 4, differences: [] });
+  }, 60_000);
+
   it('with records off, the client meets the gateway and verify says no CLI record was uploaded', async () => {
     const c = await stack.connect('bastion', await stack.token('alice'), [], { HOOP_CLIENT_RECORD: 'off' });
     const info = c.info as unknown as ConnectSshJson;
