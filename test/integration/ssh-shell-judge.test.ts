@@ -86,7 +86,15 @@ beforeAll(async () => {
   ] as const) {
     const c = await stack.connect(connection, await stack.token(name));
     running.push(c);
-    people.push({ name, connection, info: c.info as unknown as ConnectSshJson });
+    const info = c.info as unknown as ConnectSshJson;
+    people.push({ name, connection, info });
+    // Each person's one connection, up before the commands share it (eight ssh started at once with
+    // ControlMaster=auto would race to become the master, which is OpenSSH's business, not this test's).
+    await new Promise((resolve, reject) =>
+      execFile('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', `ControlPath=${join(controls, name)}`, '-o', 'ControlPersist=120', '-M', '-N', '-f', connection], (err) =>
+        err ? reject(err) : resolve(undefined),
+      ),
+    );
   }
 }, 120_000);
 

@@ -79,6 +79,23 @@ export function relay(from: Readable, to: Writable, observe: ((chunk: Buffer) =>
   from.on('end', ended);
 }
 
+/**
+ * Ends a channel this end answers itself: `line` on its error output (what the ssh client prints),
+ * then exit `status`, EOF and close. Nothing is written once the near side has gone (ssh2 would
+ * fail the write after the fact).
+ */
+export function endChannel(down: ServerChannel, status: number, line: string, fail: (err: unknown) => void): void {
+  if (down.destroyed || !down.writable || !down.stderr.writable) return;
+  down.stderr.write(line);
+  down.write(
+    EMPTY,
+    safely(fail, () => {
+      down.exit(status);
+      down.end();
+    }),
+  );
+}
+
 /** What {@link bridgeChannel} tells and asks of its caller. */
 export interface BridgeHooks {
   /** Sees each chunk of a stream as it passes (not an sftp channel's data); a Promise it returns holds the source until it settles. */

@@ -27,7 +27,7 @@ import { describeError } from '../../errors.js';
 import { fileTransferOf, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { VERSION } from '../../version.js';
-import { bridgeChannel, EMPTY, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { bridgeChannel, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
 import { SSH_RECORD_ENCODER, SshDataRecorder, SshStream } from '../common/recorder.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { SftpStage } from '../common/sftp-stage.js';
@@ -274,15 +274,8 @@ export class SshEngine implements Engine<SshConnection> {
         ...(verdict.rule ? { rule: verdict.rule } : {}),
       });
       const refuse = (message: string): void => {
-        down.stderr.write(`hoop: ${message}\r\n`);
         rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: REFUSED_EXIT_STATUS, refused: true });
-        down.write(
-          EMPTY,
-          safely(fail, () => {
-            down.exit(REFUSED_EXIT_STATUS);
-            down.end();
-          }),
-        );
+        endChannel(down, REFUSED_EXIT_STATUS, `hoop: ${message}\r\n`, fail);
       };
       // Each command, shell and sftp session is a statement of the session, as each SQL statement is; a refusal is counted as one.
       session.recording?.notes?.statement();

@@ -25,7 +25,7 @@ import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { VERSION } from '../../version.js';
 import { fileTransferOf } from '../../policy/ssh.js';
-import { bridgeChannel, EMPTY, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { bridgeChannel, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { SshDataRecorder, SshStream } from '../common/recorder.js';
 import { SftpStage } from '../common/sftp-stage.js';
@@ -335,14 +335,7 @@ function sessionChannel(s: Session, n: number, withUp: (fn: (u: Upstream) => voi
 /** Tells the client, as ssh would, that what it asked for could not start. */
 function startFailed(down: ServerChannel, n: number, rec: RecordingStream | undefined, message: string, fail: (err: unknown) => void): void {
   rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: START_FAILED, message });
-  down.stderr.write(`hoop: ${message}\r\n`);
-  down.write(
-    EMPTY,
-    safely(fail, () => {
-      down.exit(START_FAILED);
-      down.end();
-    }),
-  );
+  endChannel(down, START_FAILED, `hoop: ${message}\r\n`, fail);
 }
 
 /** Relays a running channel and records it as the gateway does: output, a command's input, sftp operations, the exit. */
