@@ -48,6 +48,11 @@ export async function uploadLeftovers(io: CliIo, provider: ResolvedTokenProvider
   return new Set((await spool.entries(target.origin)).map((e) => `${e.meta.kind}/${e.meta.id}`));
 }
 
+/** Says that this machine's record of session `id` stopped (the session goes on). */
+export function recordStopped(say: (line: string) => void, id: string, err: unknown): void {
+  say(`this machine's record of session ${id} stopped: ${describeError(err)} (the gateway's record is not affected)`);
+}
+
 /**
  * The `record` hook of an SSH port (src/ssh/local/port.ts) when `records` are kept: each session
  * the gateway records gets the CLI's record, which names the connection, the gateway, the person
@@ -58,7 +63,7 @@ export function sshRecordHook(
   o: { connection: string; gateway: string; runId?: string; say: (line: string) => void },
 ): ((sessionId: string) => Promise<SshClientRecord | undefined>) | undefined {
   if (!records?.keeps) return undefined;
-  const stopped = (id: string, err: unknown): void => o.say(`this machine's record of session ${id} stopped: ${describeError(err)} (the gateway's record is not affected)`);
+  const stopped = (id: string, err: unknown): void => recordStopped(o.say, id, err);
   return async (id) => {
     try {
       const start = { connection: o.connection, gateway: gatewayOrigin(o.gateway), ...(records.subject ? { subject: records.subject } : {}), ...(o.runId ? { runId: o.runId } : {}) };

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { getConnection, type ConnectionInfo } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
-import { describeError, ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { LocalPostgresListener, type ListenerEvent } from '../postgres/local/listener.js';
@@ -24,7 +24,7 @@ import { TunnelMux, type OpenedTunnel } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
 import { mintCertificate } from '../x509.js';
 import { EarlyChecks, type LocalPolicyOptions } from './connect-policy.js';
-import type { CommandRecords } from './client-records.js';
+import { type CommandRecords, recordStopped } from './client-records.js';
 import type { Refusal } from '../postgres/pipeline/statement-gate.js';
 import { reviewStatusLine } from '../ui/review-lines.js';
 
@@ -102,7 +102,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
     else if (e.kind === 'review') say(`session ${e.session}: ${reviewStatusLine(e.review)}`);
     else if (e.kind === 'client-connected') log.info('client.connected', { session: e.session, user: e.user, database: e.database });
   };
-  const recordFailed = (session: string, err: unknown): void => say(`this machine's record of session ${session} stopped: ${describeError(err)} (the gateway's record is not affected)`);
+  const recordFailed = (session: string, err: unknown): void => recordStopped(say, session, err);
   // A certificate for this run's local port, its own root: clients that insist on TLS verify it.
   const certificate = mintCertificate({ commonName: `hoop connect ${name}`, altNames: ['127.0.0.1', 'localhost'], ca: true, validDays: 30 });
   const listener = new LocalPostgresListener({

@@ -1,8 +1,10 @@
 /**
- * The gateway side of SSH sessions. The tunnel carries the client's own SSH connection: the
- * gateway ends it with an ssh2 server (its host key, pinned in the ssh_config `hoop connect`
- * writes; the client proves the per-session key the CLI named in the tunnel's `Hoop-Ssh-Key`),
- * opens the target with the credential only it holds, and relays each channel the policy allows:
+ * The gateway side of SSH sessions. The tunnel carries an SSH connection: the client's own, or
+ * the CLI's when it ends the client's SSH to keep its own record (src/ssh/local/terminator.ts).
+ * The gateway ends it with an ssh2 server (its host key, which the client or the CLI pins; the
+ * client proves the per-session key the CLI named in the tunnel's `Hoop-Ssh-Key`), tells the CLI
+ * each decision (`ssh-decision`), opens the target with the credential only it holds, and relays
+ * each channel the policy allows:
  *
  * - session channels: pty-req, env (allow-listed), window-change, signal, shell, exec and the sftp
  *   subsystem, then exit-status / exit-signal, EOF and close in the order the target sent them;
