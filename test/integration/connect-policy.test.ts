@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgClient, psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, type PgCluster } from '../harness/postgres.js';
+import { eventually } from '../harness/wait.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let base: string;
@@ -170,8 +171,14 @@ describe('hoop connect with the policy bundle', () => {
     const sessions = (JSON.parse(ls.stdout) as { sessions: Array<{ id: string; statements: number; clientRecord?: string }> }).sessions.filter((s) => s.clientRecord === 'complete');
     expect(sessions.length).toBeGreaterThanOrEqual(3);
     for (const s of sessions.slice(0, 3)) {
-      const verify = await stack.run(['sessions', 'verify', s.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
-      expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
+      // The CLI's record may be in before the gateway has signed its own (a loaded machine ends sessions late).
+      await eventually(
+        async () => {
+          const verify = await stack.run(['sessions', 'verify', s.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
+          expect(verify.stdout).toMatch(/cross-check: the gateway's and the CLI's records agree/);
+        },
+        { timeout: 15_000, interval: 200 },
+      );
     }
     // The CLI told the gateway what it refused: the gateway's record keeps it on the CLI's word, counts it, and shows it (not the stand-in's error).
     const withRefusals = (JSON.parse(ls.stdout) as { sessions: Array<{ id: string; refused: number }> }).sessions.filter((s) => s.refused > 0);
