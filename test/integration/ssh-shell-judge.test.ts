@@ -88,15 +88,7 @@ beforeAll(async () => {
     // own record, and commands side by side through it, are ssh-client-records.test.ts's).
     const c = await stack.connect(connection, await stack.token(name), [], { HOOP_CLIENT_RECORD: 'off' });
     running.push(c);
-    const info = c.info as unknown as ConnectSshJson;
-    people.push({ name, connection, info });
-    // Each person's one connection, up before the commands share it (eight ssh started at once with
-    // ControlMaster=auto would race to become the master, which is OpenSSH's business, not this test's).
-    await new Promise((resolve, reject) =>
-      execFile('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', `ControlPath=${join(controls, name)}`, '-o', 'ControlPersist=120', '-M', '-N', '-f', connection], (err) =>
-        err ? reject(err) : resolve(undefined),
-      ),
-    );
+    people.push({ name, connection, info: c.info as unknown as ConnectSshJson });
   }
 }, 120_000);
 
