@@ -84,9 +84,7 @@ beforeAll(async () => {
     ['bob', 'bastion'],
     ['carol', 'bastion-ro'],
   ] as const) {
-    // The gateway's judge is what this file tests: the client's SSH goes to it unchanged (the CLI's
-    // own record, and commands side by side through it, are ssh-client-records.test.ts's).
-    const c = await stack.connect(connection, await stack.token(name), [], { HOOP_CLIENT_RECORD: 'off' });
+    const c = await stack.connect(connection, await stack.token(name));
     running.push(c);
     people.push({ name, connection, info: c.info as unknown as ConnectSshJson });
   }

@@ -8,15 +8,26 @@
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-5 (channel data, EOF, close)
  * @see https://www.rfc-editor.org/rfc/rfc4254#section-6.10 (exit-status, exit-signal)
  */
+import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import type { SftpStage } from './sftp-stage.js';
 
 /**
  * The tunnel control message in which the gateway tells the CLI what it decided for a command, a
- * shell or an sftp session, as it records it: `{ type, kind, command?, decision, rule? }`.
+ * shell or an sftp session, as it records it: `{ type, kind, command?, decision, rule? }`. A
+ * command longer than {@link DECISION_COMMAND_BYTES} is named by `commandSha256` instead (a
+ * control message holds at most 64 KiB; a command may be longer).
  */
 export const SSH_DECISION = 'ssh-decision';
+
+/** The longest command an `ssh-decision` message spells out. */
+export const DECISION_COMMAND_BYTES = 1024;
+
+/** How an `ssh-decision` message names `command`: itself, or its SHA-256 when long. */
+export function decisionCommand(command: string): { command: string } | { commandSha256: string } {
+  return Buffer.byteLength(command) <= DECISION_COMMAND_BYTES ? { command } : { commandSha256: createHash('sha256').update(command).digest('hex') };
+}
 
 /** An empty write: its callback runs once everything written before it has gone out. */
 export const EMPTY = Buffer.alloc(0);

@@ -29,7 +29,7 @@ import { describeError } from '../../errors.js';
 import { fileTransferOf, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { VERSION } from '../../version.js';
-import { bridgeChannel, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { bridgeChannel, decisionCommand, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
 import { SSH_RECORD_ENCODER, SshDataRecorder, SshStream } from '../common/recorder.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { SftpStage } from '../common/sftp-stage.js';
@@ -267,14 +267,19 @@ export class SshEngine implements Engine<SshConnection> {
         decision: verdict.action,
         ...(verdict.rule ? { rule: verdict.rule } : {}),
       });
-      // The CLI's own record keeps what the gateway decided, to be checked against this record later.
-      session.channel.sendControl({
-        type: SSH_DECISION,
-        kind: request.kind,
-        ...(request.kind === 'exec' ? { command: request.command } : {}),
-        decision: verdict.action,
-        ...(verdict.rule ? { rule: verdict.rule } : {}),
-      });
+      // The CLI's own record keeps what the gateway decided, to be checked against this record later
+      // (a message that cannot be sent is the CLI's loss, never the session's end).
+      try {
+        session.channel.sendControl({
+          type: SSH_DECISION,
+          kind: request.kind,
+          ...(request.kind === 'exec' ? decisionCommand(request.command) : {}),
+          decision: verdict.action,
+          ...(verdict.rule ? { rule: verdict.rule } : {}),
+        });
+      } catch (err) {
+        session.log.debug('ssh.decision-not-sent', { session: session.id, error: describeError(err) });
+      }
       const refuse = (message: string): void => {
         rec?.event({ t: 'ssh-exit', at: Date.now(), ch: n, status: REFUSED_EXIT_STATUS, refused: true });
         endChannel(down, REFUSED_EXIT_STATUS, `hoop: ${message}\r\n`, fail);

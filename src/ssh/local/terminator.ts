@@ -25,7 +25,7 @@ import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { VERSION } from '../../version.js';
 import { fileTransferOf } from '../../policy/ssh.js';
-import { bridgeChannel, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { bridgeChannel, decisionCommand, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { SshDataRecorder, SshStream } from '../common/recorder.js';
 import { SftpStage } from '../common/sftp-stage.js';
@@ -87,13 +87,14 @@ class Decisions {
   constructor(private readonly rec: RecordingStream | undefined) {}
 
   expect(ch: number, kind: 'exec' | 'shell' | 'sftp', command?: string): void {
-    if (this.#waiting.length < 10_000) this.#waiting.push({ ch, kind, ...(command !== undefined ? { command } : {}) });
+    if (this.#waiting.length < 10_000) this.#waiting.push({ ch, kind, ...(command !== undefined ? { command: JSON.stringify(decisionCommand(command)) } : {}) });
   }
 
   told(m: Record<string, unknown>): void {
     const kind = m.kind === 'exec' || m.kind === 'shell' || m.kind === 'sftp' ? m.kind : undefined;
     const decision = m.decision === 'allow' || m.decision === 'deny' || m.decision === 'review' ? m.decision : undefined;
-    const command = typeof m.command === 'string' ? m.command : undefined;
+    const named = typeof m.command === 'string' ? { command: m.command } : typeof m.commandSha256 === 'string' ? { commandSha256: m.commandSha256 } : undefined;
+    const command = named ? JSON.stringify(named) : undefined;
     const at = this.#waiting.findIndex((w) => w.kind === kind && w.command === command);
     const bound = kind && decision && at >= 0 ? this.#waiting.splice(at, 1)[0] : undefined;
     this.rec?.event({
@@ -101,7 +102,7 @@ class Decisions {
       at: Date.now(),
       ...(bound ? { ch: bound.ch } : { unmatched: true }),
       kind: String(m.kind),
-      ...(command !== undefined ? { command } : {}),
+      ...(named ?? {}),
       decision: String(m.decision),
       ...(typeof m.rule === 'string' ? { rule: m.rule } : {}),
     });
