@@ -278,10 +278,13 @@ export class MuxStream extends TunnelStream {
     const data: Buffer[] = [];
     for (const chunk of chunks) {
       if (this.#controls.has(chunk)) {
-        this.#controls.delete(chunk);
-        // A control message keeps its place after the bytes written before it.
+        // A control message keeps its place after the bytes written before it: queued behind them it
+        // stays marked, so that #unblock sends it as the CONTROL frame it is, never as stream bytes.
         if (data.length > 0 || this.#blocked) data.push(chunk);
-        else this.#mux.send(chunk);
+        else {
+          this.#controls.delete(chunk);
+          this.#mux.send(chunk);
+        }
       } else if (chunk.length > 0) data.push(chunk);
     }
     if (data.length === 0) {

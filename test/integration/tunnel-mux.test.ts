@@ -236,15 +236,25 @@ describe('MuxConnection', () => {
     const { stream } = await client.open({ connection: 'x', headers: {} });
     const big = randomBytes(STREAM_WINDOW + 100_000);
     stream.write(big);
+    // Written while the window is closed, the tail and the control message go out in one batch (_writev).
+    const tail = Buffer.from('tail');
+    stream.write(tail);
     stream.sendControl({ type: 'after', n: 1 });
     const events: Array<string | number> = [];
     let bytes = 0;
+    const received: Buffer[] = [];
     gatewaySide.on('control', (m: ControlMessage) => events.push(`control at ${bytes}`, String(m.n)));
     // A window in which the control message must not overtake the bytes held back.
     await quietFor(100);
     expect(events).toEqual([]); // held behind the bytes the window does not let through yet
-    gatewaySide.on('data', (d: Buffer) => (bytes += d.length));
-    await eventually(() => expect(events).toEqual([`control at ${big.length}`, '1']));
+    gatewaySide.on('data', (d: Buffer) => {
+      bytes += d.length;
+      received.push(Buffer.from(d));
+    });
+    await eventually(() => expect(events).toEqual([`control at ${big.length + tail.length}`, '1']));
+    // The control message is a CONTROL frame, never bytes of the stream.
+    await eventually(() => expect(bytes).toBeGreaterThanOrEqual(big.length + tail.length));
+    expect(Buffer.concat(received).equals(Buffer.concat([big, tail]))).toBe(true);
   });
 
   it('half-closes each direction on its own, then forgets the stream; a reset reaches the peer as an error and spares the others', async () => {
