@@ -107,6 +107,14 @@ export function endChannel(down: ServerChannel, status: number, line: string, fa
   );
 }
 
+/** Relays a forwarded TCP channel (`ssh -L`) both ways with back-pressure; each side's close closes the other. */
+export function bridgeForward(up: ClientChannel, down: ServerChannel): void {
+  relay(up, down, undefined);
+  relay(down, up, undefined);
+  down.on('close', () => up.close());
+  up.on('close', () => down.close());
+}
+
 /** What {@link bridgeChannel} tells and asks of its caller. */
 export interface BridgeHooks {
   /** Sees each chunk of a stream as it passes (not an sftp channel's data); a Promise it returns holds the source until it settles. */

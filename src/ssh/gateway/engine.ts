@@ -29,7 +29,7 @@ import { describeError } from '../../errors.js';
 import { fileTransferOf, type SshRequest, type SshVerdict } from '../../policy/ssh.js';
 import { sessionEndOf, type CloseReason, type Engine, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
 import { VERSION } from '../../version.js';
-import { bridgeChannel, decisionCommand, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { bridgeChannel, bridgeForward, decisionCommand, endChannel, guarded, safely, SSH_DECISION } from '../common/channels.js';
 import { SSH_RECORD_ENCODER, SshDataRecorder, SshStream } from '../common/recorder.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { SftpStage } from '../common/sftp-stage.js';
@@ -165,12 +165,7 @@ export class SshEngine implements Engine<SshConnection> {
                       session.recording?.stream.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
                       return reject();
                     }
-                    const down = guarded(accept(), fail);
-                    guarded(up, fail);
-                    relay(up, down, undefined);
-                    relay(down, up, undefined);
-                    down.on('close', () => up.close());
-                    up.on('close', () => down.close());
+                    bridgeForward(guarded(up, fail), guarded(accept(), fail));
                   }),
                 ),
               () => reject(),

@@ -25,7 +25,7 @@ import type { RecordingStream } from '../../recording/thread.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { VERSION } from '../../version.js';
 import { fileTransferOf } from '../../policy/ssh.js';
-import { bridgeChannel, decisionCommand, endChannel, guarded, relay, safely, SSH_DECISION } from '../common/channels.js';
+import { bridgeChannel, bridgeForward, decisionCommand, endChannel, guarded, safely, SSH_DECISION } from '../common/channels.js';
 import { parsedKey, provesKey } from '../common/keys.js';
 import { SshDataRecorder, SshStream } from '../common/recorder.js';
 import { SftpStage } from '../common/sftp-stage.js';
@@ -189,12 +189,7 @@ export function terminateSsh(o: TerminateOptions): Promise<TerminatedSession> {
                   // As the client saw it: the gateway opened the forwarding, or refused it.
                   rec?.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed: !err, ...(err ? { message: err.message } : {}) });
                   if (err) return reject();
-                  const down = guarded(accept(), fail);
-                  guarded(upstream, fail);
-                  relay(upstream, down, undefined);
-                  relay(down, upstream, undefined);
-                  down.on('close', () => upstream.close());
-                  upstream.on('close', () => down.close());
+                  bridgeForward(guarded(upstream, fail), guarded(accept(), fail));
                 }),
               ),
             () => reject(),
