@@ -35,7 +35,9 @@
  * scp copies, default 100), BENCH_IDLE (idle sessions for the memory figure, default 1000; 0 skips
  * it), BENCH_IDLE_MODE (`all`, the default; `policy`: no recording; `plain`: neither),
  * BENCH_IDLE_WARMUP (seconds of pgbench before the idle sessions, default 3; 0: none),
- * BENCH_CHECKPOINT_SECONDS (the recorded paths' `recording.checkpointSeconds`; default: the gateway's, 1).
+ * BENCH_CHECKPOINT_SECONDS (the recorded paths' `recording.checkpointSeconds`; default: the gateway's, 1),
+ * BENCH_RUNS (comma list of the runs to make per path: latency, tps, prepared, tpcb, update, sessions,
+ * copy; default all: `BENCH_RUNS=tps` with a long BENCH_SECONDS measures the CPU per transaction alone).
  *
  * Run with `npm run bench`. Everything started here is stopped on exit, on error and on Ctrl-C.
  *
@@ -63,6 +65,10 @@ const COPY_RUNS = positiveInt(process.env.BENCH_COPY_RUNS, 3);
 const IDLE_SESSIONS = process.env.BENCH_IDLE === '0' ? 0 : positiveInt(process.env.BENCH_IDLE, 1000);
 /** Seconds of pgbench through the idle measurement's gateway before it is measured (BENCH_IDLE_WARMUP=0: none). */
 const IDLE_WARMUP = process.env.BENCH_IDLE_WARMUP === '0' ? 0 : positiveInt(process.env.BENCH_IDLE_WARMUP, 3);
+const ALL_RUNS = ['latency', 'tps', 'prepared', 'tpcb', 'update', 'sessions', 'copy'] as const;
+/** The runs made per path (BENCH_RUNS; default all). */
+const RUNS = new Set<string>(process.env.BENCH_RUNS ? process.env.BENCH_RUNS.split(',').map((r) => r.trim()) : ALL_RUNS);
+for (const r of RUNS) if (!(ALL_RUNS as readonly string[]).includes(r)) throw new Error(`BENCH_RUNS: unknown run ${r} (known: ${ALL_RUNS.join(', ')})`);
 const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'node relay', 'ssh -L', 'pgbouncer'] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
@@ -361,43 +367,61 @@ async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: numbe
     // A gateway runs for days: what its first seconds cost (V8 compiling the hot code) is not measured.
     for (const args of [['-S'], ['-S', '-M', 'prepared'], [], ['-f', updateScript()]]) await pgbench(bin, ep, [...args, '-n', '-c', '8', '-j', '2', '-T', String(WARMUP)]);
   }
-  const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
-  r.latencyMs = one.latencyMs;
-  r.tps1 = one.tps;
-  log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
+  if (RUNS.has('latency')) {
+    const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
+    r.latencyMs = one.latencyMs;
+    r.tps1 = one.tps;
+    log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
+  }
+  if (RUNS.has('tps')) await measureTps8(bin, ep, r, log, relay);
+  if (RUNS.has('prepared')) {
+    const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
+    r.tps8Prepared = prepared.tps;
+    log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
+  }
+  if (RUNS.has('tpcb')) {
+    const tpcb = await pgbench(bin, ep, ['-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
+    r.tpcb8 = tpcb.tps;
+    log(`TPC-B tps ${tpcb.tps.toFixed(0)} at 8 clients`);
+  }
+  if (RUNS.has('update')) {
+    const update = await pgbench(bin, ep, ['-n', '-f', updateScript(), '-c', '8', '-j', '2', '-T', String(SECONDS)]);
+    r.update8 = update.tps;
+    log(`autocommit UPDATE tps ${update.tps.toFixed(0)} at 8 clients`);
+  }
+  if (RUNS.has('sessions')) {
+    const connects = await pgbench(bin, ep, ['-S', '-n', '-C', '-c', '1', '-T', String(Math.max(2, Math.ceil(SECONDS / 2)))]);
+    r.connects = connects.tps;
+    log(`${connects.tps.toFixed(0)} new sessions/s at 1 client (-C)`);
+  }
+  if (RUNS.has('copy')) {
+    const times: number[] = [];
+    for (let i = 0; i < COPY_RUNS; i++) times.push(await copyOut(psql, ep));
+    r.copyMBps = copyBytes / 1e6 / (median(times) / 1000);
+    log(`COPY ${r.copyMBps.toFixed(1)} MB/s (runs: ${times.map((t) => `${t.toFixed(0)} ms`).join(', ')})`);
+  }
+  return r;
+}
+
+/** Select-only TPS at 8 clients, with the relay's CPU and syscalls per transaction. */
+async function measureTps8(bin: string, ep: Endpoint, r: Result, log: (s: string) => void, relay?: PathSetup['relay']): Promise<void> {
   const cpuBefore = relay && { server: cpuSeconds(relay.server), client: cpuSeconds(relay.client) };
   const ioBefore = relay && { server: syscalls(relay.server), client: syscalls(relay.client) };
   const eight = await pgbench(bin, ep, ['-S', '-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
   r.tps8 = eight.tps;
-  if (relay && cpuBefore && eight.transactions > 0) {
+  if (relay && cpuBefore && ioBefore && eight.transactions > 0) {
     r.serverCpuUs = ((cpuSeconds(relay.server) - cpuBefore.server) * 1e6) / eight.transactions;
     r.clientCpuUs = ((cpuSeconds(relay.client) - cpuBefore.client) * 1e6) / eight.transactions;
-    const s = syscalls(relay.server),
-      c = syscalls(relay.client);
+    const s = syscalls(relay.server);
+    const c = syscalls(relay.client);
+    const per = (n: number): string => (n / eight.transactions).toFixed(2);
     log(
-      `syscalls per transaction: server side ${((s.r - ioBefore!.server.r) / eight.transactions).toFixed(2)} reads ${((s.w - ioBefore!.server.w) / eight.transactions).toFixed(2)} writes; client side ${((c.r - ioBefore!.client.r) / eight.transactions).toFixed(2)} reads ${((c.w - ioBefore!.client.w) / eight.transactions).toFixed(2)} writes`,
+      `syscalls per transaction: server side ${per(s.r - ioBefore.server.r)} reads ${per(s.w - ioBefore.server.w)} writes; client side ${per(c.r - ioBefore.client.r)} reads ${per(c.w - ioBefore.client.w)} writes`,
     );
   }
   log(
     `tps ${eight.tps.toFixed(0)} at 8 clients${r.serverCpuUs !== undefined ? ` (CPU per transaction: server side ${r.serverCpuUs.toFixed(1)} µs, client side ${r.clientCpuUs!.toFixed(1)} µs)` : ''}`,
   );
-  const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
-  r.tps8Prepared = prepared.tps;
-  log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
-  const tpcb = await pgbench(bin, ep, ['-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
-  r.tpcb8 = tpcb.tps;
-  log(`TPC-B tps ${tpcb.tps.toFixed(0)} at 8 clients`);
-  const update = await pgbench(bin, ep, ['-n', '-f', updateScript(), '-c', '8', '-j', '2', '-T', String(SECONDS)]);
-  r.update8 = update.tps;
-  log(`autocommit UPDATE tps ${update.tps.toFixed(0)} at 8 clients`);
-  const connects = await pgbench(bin, ep, ['-S', '-n', '-C', '-c', '1', '-T', String(Math.max(2, Math.ceil(SECONDS / 2)))]);
-  r.connects = connects.tps;
-  log(`${connects.tps.toFixed(0)} new sessions/s at 1 client (-C)`);
-  const times: number[] = [];
-  for (let i = 0; i < COPY_RUNS; i++) times.push(await copyOut(psql, ep));
-  r.copyMBps = copyBytes / 1e6 / (median(times) / 1000);
-  log(`COPY ${r.copyMBps.toFixed(1)} MB/s (runs: ${times.map((t) => `${t.toFixed(0)} ms`).join(', ')})`);
-  return r;
 }
 
 /* ------------------------------------------------------------------ paths */
@@ -946,10 +970,19 @@ async function main(): Promise<number> {
 
   log(`pgbench -i -s ${SCALE} ...`);
   await runToEnd(join(pg.bin, 'pgbench'), ['-i', '-q', '-s', String(SCALE), direct.database], { env: clientEnv(direct), timeoutMs: 600_000 });
-  log(`creating copybench (${COPY_ROWS} rows) ...`);
+  log(`creating copybench (${RUNS.has('copy') ? COPY_ROWS : 1} rows) ...`);
   await runToEnd(
     psql,
-    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', `create table copybench as select g, repeat('x', 92) as pad from generate_series(1, ${COPY_ROWS}) g`, '-c', 'vacuum analyze copybench'],
+    [
+      '-X',
+      '-q',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-c',
+      `create table copybench as select g, repeat('x', 92) as pad from generate_series(1, ${RUNS.has('copy') ? COPY_ROWS : 1}) g`,
+      '-c',
+      'vacuum analyze copybench',
+    ],
     { env: clientEnv(direct), timeoutMs: 600_000 },
   );
   const copyBytes = await countCopyBytes(psql, direct);

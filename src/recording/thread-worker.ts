@@ -51,7 +51,7 @@ function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
   (async () => {
     const module = await encoderModule(encoder);
-    const writer = await RecordingWriter.create({ ...options, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
+    const writer = await RecordingWriter.create({ ...options, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
     recordings.set(id, { writer, encoder: module.createRecordEncoder(writer), queue: Promise.resolve(), failed: false });
     say({ op: 'opened', id });
   })().catch((err: unknown) => say({ op: 'opened', id, error: message(err) }));

@@ -101,6 +101,8 @@ export interface ThreadRecordingOptions {
   checkpointMs?: number;
   chunkBytes?: number;
   chunkMs?: number;
+  /** False: no fsync (see RecordingWriterOptions.durable). */
+  durable?: boolean;
   /** Staged bytes not yet on disk beyond which {@link RecordingStream.behind} says wait (default 4 MiB). */
   maxPendingBytes?: number;
   /** Told of each file of the recording once it is durable on disk, and of each removed (a shared store copies them). */

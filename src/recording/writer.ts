@@ -25,10 +25,11 @@
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL.sshsig
  */
 import { createHash, type KeyObject } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { writeFileOnce } from '../durable-file.js';
+import { writeFileOnce, writeFileOnceOnThread } from '../durable-file.js';
 import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
 import { sshSign } from './sshsig.js';
 
@@ -42,6 +43,30 @@ import { sshSign } from './sshsig.js';
 function gzipChunkSize(n: number): number {
   return Math.min(n + 64, Buffer.poolSize / 2 - 64);
 }
+
+/** How a writer places its files (each written once) and removes them. */
+interface FileOps {
+  once(file: string, data: Uint8Array, dir: string, syncDir: boolean): Promise<void> | void;
+  remove(file: string): Promise<void> | void;
+}
+
+/** Quick calls that block, fsyncs that do not: for a writer on a thread of its own (see `writeFileOnceOnThread`). */
+const BLOCKING_FILES: FileOps = {
+  once: writeFileOnceOnThread,
+  remove: (file) => {
+    try {
+      unlinkSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  },
+};
+
+/** As {@link BLOCKING_FILES}, with no fsync: files outlive the process, not the machine. */
+const CACHED_FILES: FileOps = { once: (file, data, dir) => writeFileOnceOnThread(file, data, dir, false, false), remove: BLOCKING_FILES.remove };
+
+/** Asynchronous calls, for a writer on a thread that serves others. */
+const ASYNC_FILES: FileOps = { once: writeFileOnce, remove: (file) => rm(file, { force: true }) };
 
 /** The namespace of every recording signature. */
 export const RECORDING_NAMESPACE = 'hoop-recording';
@@ -90,6 +115,17 @@ export interface RecordingWriterOptions {
   onFailure?: (err: Error) => void;
   /** Called with each file once it is durable, and with each file removed, in that order. */
   onFile?: (name: string, removed: boolean) => void;
+  /**
+   * Whether quick file operations block (the recording thread's writers: see
+   * `writeFileOnceOnThread`; fsyncs stay asynchronous). Default false.
+   */
+  blocking?: boolean;
+  /**
+   * With `blocking`: false to skip every fsync, so that the recording survives its process being
+   * killed but not the machine's crash (a CLI's own record: its fsyncs, a second set beside the
+   * gateway's, slowed the database's own commits by a few per cent in `npm run bench`). Default true.
+   */
+  durable?: boolean;
 }
 
 /** See the module documentation. */
@@ -103,6 +139,7 @@ export class RecordingWriter implements EventSink {
   readonly #maxPending: number;
   readonly #onFailure: ((err: Error) => void) | undefined;
   readonly #onFile: (name: string, removed: boolean) => void;
+  readonly #files: FileOps;
   readonly #lines = new LineBlocks(() => this.#ended());
   #pending = 0;
   #seq = 0;
@@ -127,6 +164,7 @@ export class RecordingWriter implements EventSink {
     this.#maxPending = o.maxPendingBytes ?? 4 * 1024 * 1024;
     this.#onFailure = o.onFailure;
     this.#onFile = o.onFile ?? (() => undefined);
+    this.#files = !o.blocking ? ASYNC_FILES : o.durable === false ? CACHED_FILES : BLOCKING_FILES;
     const chunkMs = o.chunkMs ?? 1000;
     // Ticks come late by a few ms: a checkpoint due within half a tick is signed at this one, not a whole tick later.
     this.#checkpointDueMs = this.#checkpointMs - Math.min(chunkMs, this.#checkpointMs) / 2;
@@ -230,7 +268,7 @@ export class RecordingWriter implements EventSink {
         const data = gzipSync(text, { level: 1, chunkSize: gzipChunkSize(text.length) });
         const name = chunkName(seq);
         // The directory is fsynced when a manifest is signed (#sign), before it names this chunk.
-        await writeFileOnce(join(this.dir, name), data, this.dir, false);
+        await this.#files.once(join(this.dir, name), data, this.dir, false);
         this.#onFile(name, false);
         this.#prev = createHash('sha256').update(data).digest('hex');
         this.#sums.push(`${this.#prev}  ${name}\n`);
@@ -245,11 +283,14 @@ export class RecordingWriter implements EventSink {
     });
   }
 
-  /** Writes the manifest so far as `file` with its signature (the first write fsyncs the directory: the chunks' names are durable before the manifest names them). */
+  /**
+   * Writes the manifest so far as `file` with its signature, then fsyncs the directory once: the
+   * names of the pair and of the chunks it names are durable before anything older is removed.
+   */
   async #sign(file: string): Promise<void> {
     const manifest = Buffer.from(this.#sums.join(''));
-    await writeFileOnce(join(this.dir, `${file}.sig`), sshSign(this.#key, RECORDING_NAMESPACE, manifest), this.dir);
-    await writeFileOnce(join(this.dir, file), manifest, this.dir);
+    await this.#files.once(join(this.dir, `${file}.sig`), Buffer.from(sshSign(this.#key, RECORDING_NAMESPACE, manifest)), this.dir, false);
+    await this.#files.once(join(this.dir, file), manifest, this.dir, true);
     this.#onFile(`${file}.sig`, false);
     this.#onFile(file, false);
     this.#lastCheckpoint = Date.now();
@@ -267,8 +308,8 @@ export class RecordingWriter implements EventSink {
   }
 
   async #removePair(name: string): Promise<void> {
-    await rm(join(this.dir, name), { force: true });
-    await rm(join(this.dir, `${name}.sig`), { force: true });
+    await this.#files.remove(join(this.dir, name));
+    await this.#files.remove(join(this.dir, `${name}.sig`));
     this.#onFile(name, true);
     this.#onFile(`${name}.sig`, true);
   }
