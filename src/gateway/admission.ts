@@ -17,6 +17,7 @@ import type { RecordingPolicy } from '../policy/schema.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
 import type { TunnelAnswer, TunnelErrorBody, TunnelSessionRequest } from '../tunnel/accept.js';
+import { BytesSentTally } from './bytes-sent.js';
 import type { TunnelStream } from '../tunnel/stream.js';
 import { describeLength } from '../text-format.js';
 import { VERSION } from '../version.js';
@@ -105,6 +106,8 @@ export interface SessionPolicy {
 export interface AdmissionOptions {
   sessionPolicy?: ((identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined) | undefined;
   sessionLimitScale?: number | undefined;
+  /** How often the bytes sent to each client are told (default BYTES_TICK_MS of ./bytes-sent.ts). */
+  bytesTickMs?: number | undefined;
 }
 
 /** Admits, serves and ends the gateway's sessions; knows every live one. */
@@ -117,6 +120,7 @@ export class SessionAdmission {
   readonly #lingering = new Set<TunnelStream>();
   readonly #claimed = new Set<string>();
   readonly #identitySessions = new IdentitySessions();
+  readonly #bytesSent: BytesSentTally;
 
   constructor(
     private readonly parts: GatewayParts,
@@ -125,6 +129,7 @@ export class SessionAdmission {
     private readonly events: SessionEvents,
     private readonly o: AdmissionOptions,
   ) {
+    this.#bytesSent = new BytesSentTally((event, fields) => parts.events.emit(event, fields), o.bytesTickMs);
     parts.alerts.onSuspend((alert, matches) => {
       const end = new SessionEnd(
         'alert-suspended',
@@ -313,6 +318,7 @@ export class SessionAdmission {
     const session = this.#session(opened, channel, controller.signal, a, asked);
     if (recording) startRecording(opened, recording, session, recordingPolicy, facts, parts, (reason) => controller.abort(reason));
     const stopWatching = this.#watch(opened, session, a, (reason) => controller.abort(reason));
+    const tellBytesSent = this.#bytesSent.watch(who, channel);
     this.events.opened(opened);
     let outcome: SessionOutcome;
     try {
@@ -324,6 +330,7 @@ export class SessionAdmission {
       outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
     } finally {
       stopWatching();
+      opened.bytesTold = tellBytesSent();
       this.#controllers.delete(controller);
     }
     this.#linger(channel);

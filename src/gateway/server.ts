@@ -59,6 +59,8 @@ export interface GatewayOptions {
   sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
   /** Tests only: multiplies every maximum session length (e.g. 0.02 turns 60 s into 1.2 s). */
   sessionLimitScale?: number;
+  /** Tests only: how often the bytes sent to each client are told (`session.bytes`; default 10 s). */
+  bytesTickMs?: number;
   /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
   firstRequestTimeoutMs?: number;
   /** Connections one source address may hold that no accepted token came on (default 256: a balancer or a NAT is one address for many). */

@@ -43,6 +43,8 @@ export interface OpenedSession {
   recordingFailed: boolean;
   /** Statements run and refused; rows the client received and rows its statements changed. */
   counts: { statements: number; refused: number; rowsRead: number; rowsChanged: number };
+  /** Bytes sent to the client already told in `session.bytes` events (./bytes-sent.ts), when there were any. */
+  bytesTold?: number | undefined;
   /** Columns masked in what the client received, and how (at most 1,000). */
   maskedColumns: Map<string, string>;
   touched: TablesTouched;
@@ -126,6 +128,7 @@ export function auditObserver(audit: GatewayEvents): SessionObserver {
         rowsChanged: s.counts.rowsChanged,
         bytesFromClient: outcome.bytesFromClient,
         bytesToClient: outcome.bytesToClient,
+        ...(s.bytesTold !== undefined ? { bytesTold: s.bytesTold } : {}),
         durationMs: Date.now() - s.started,
       }),
   };

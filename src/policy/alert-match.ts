@@ -8,8 +8,10 @@
  * - `review-denied`: `review.decided` denied (not an access request's), weighing 1;
  * - `rows-read`: `statement.completed` with rows, weighing its rows, of statements that name the
  *   rule's `table` (`customers` names `public.customers` too) or any statement without one;
- * - `bytes-sent`: `session.end`, weighing the bytes the gateway sent the session's client (any
- *   protocol; counted when the session ends);
+ * - `bytes-sent`: `session.bytes`, weighing the bytes the gateway sent a session's client since
+ *   it was last told (any protocol, every byte; told every 10 s while bytes flow, see
+ *   src/gateway/bytes-sent.ts), and `session.end` of a session never told of so (no `bytesTold`),
+ *   weighing its `bytesToClient`;
  * - `first-use`: `agent.first-use`, an agent's first session on a connection for its person, weighing 1;
  * - `off-hours`: a statement run or refused (`statement.completed`, `statement.refused`) at a time
  *   outside the rule's usual hours, weighing 1.
@@ -24,7 +26,7 @@ function alertKindOf(event: string, f: AlertEventFields): AlertEvent | undefined
   if (event === 'statement.refused') return 'refused';
   if (event === 'review.decided' && f.state === 'denied' && f.kind !== 'access') return 'review-denied';
   if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
-  if (event === 'session.end' && typeof f.bytesToClient === 'number' && f.bytesToClient > 0) return 'bytes-sent';
+  if ((event === 'session.bytes' || (event === 'session.end' && f.bytesTold === undefined)) && typeof f.bytesToClient === 'number' && f.bytesToClient > 0) return 'bytes-sent';
   if (event === 'agent.first-use') return 'first-use';
   return undefined;
 }

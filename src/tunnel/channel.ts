@@ -101,9 +101,11 @@ export class TunnelChannel extends TunnelStream {
     } else if (chunk.length === 0) {
       callback();
     } else if (chunk.length <= COPY_LIMIT) {
+      this.countSent(chunk.length);
       this.#send(encodeFrame(FrameType.DATA, chunk), callback);
     } else {
       const parts: Buffer[] = [];
+      this.countSent(chunk.length);
       this.#frameData(chunk, parts);
       this.#sendCorked(parts, callback);
     }
@@ -118,6 +120,7 @@ export class TunnelChannel extends TunnelStream {
         parts.push(chunk);
         total += chunk.length;
       } else if (chunk.length > 0) {
+        this.countSent(chunk.length);
         total += this.#frameData(chunk, parts);
       }
     }

@@ -285,7 +285,10 @@ export class MuxStream extends TunnelStream {
           this.#controls.delete(chunk);
           this.#mux.send(chunk);
         }
-      } else if (chunk.length > 0) data.push(chunk);
+      } else if (chunk.length > 0) {
+        this.countSent(chunk.length);
+        data.push(chunk);
+      }
     }
     if (data.length === 0) {
       this.#mux.whenWritable(callback);

@@ -28,6 +28,7 @@ export abstract class TunnelStream extends Duplex {
   protected readonly peer: TunnelPeer;
   #pendingControls: ControlMessage[] = [];
   #peerGone = false;
+  #bytesSent = 0;
 
   constructor(peer: TunnelPeer, options: DuplexOptions) {
     super(options);
@@ -35,6 +36,16 @@ export abstract class TunnelStream extends Duplex {
     this.on('newListener', (event: string | symbol) => {
       if (event === 'control' && this.#pendingControls.length > 0) process.nextTick(this.#flushControls);
     });
+  }
+
+  /** Bytes of the stream taken for sending to the peer so far (CONTROL messages not counted): what the gateway sent a session's client. */
+  get bytesSent(): number {
+    return this.#bytesSent;
+  }
+
+  /** Counts `n` bytes of the stream taken for sending (each implementation's `_write`). */
+  protected countSent(n: number): void {
+    this.#bytesSent += n;
   }
 
   /**

@@ -37,11 +37,13 @@ beforeAll(async () => {
   repo = new PolicyGitRepo('hoop-alerts-policy-');
   stack = await startStack({
     extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2, statements: all }',
+    // Bytes sent are told every 200 ms (10 s in production): a long pull is seen while it runs.
+    gateway: { bytesTickMs: 200 },
     policy: ({ pg }) => {
       repo.commit(`version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
-  - { name: people, subjects: [alice, carol], connections: [app], mode: read-write }
+  - { name: people, subjects: [alice, carol, dave], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
@@ -54,6 +56,9 @@ alerts:
     notify: [{ url: ${JSON.stringify(url)}, format: json }]
   - name: bulk-people
     when: { event: rows-read, table: people, count: 50, within: 1min }
+  - name: big-pull
+    when: { event: bytes-sent, count: 1000000, within: 1min }
+    suspend: true
   - name: agent-new-connection
     when: { event: first-use, count: 1, within: 1h }
     per: agent
@@ -211,6 +216,35 @@ describe('a read cut short', () => {
     });
     expect(cut.rows).toBeGreaterThanOrEqual(90);
     expect(cut.rows).toBeLessThanOrEqual(100);
+  });
+});
+
+describe('a long pull', () => {
+  it('raises bytes-sent while the session runs (session.bytes), and the suspension ends that session', async () => {
+    const raw = await stack.tunnel('app', await stack.token('dave'));
+    // 2 MB of rows reach the client, then a statement that would hold the session for a minute.
+    raw.write(query("select repeat('x', 10000) from generate_series(1, 200) union all select pg_sleep(60)::text"));
+    const raised = await eventually(() => {
+      const found = audit().find((e) => e.event === 'alert.raised' && e.rule === 'big-pull');
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(raised).toMatchObject({ counted: 'bytes-sent', subject: 'dave' });
+    expect(raised.count as number).toBeGreaterThanOrEqual(1_000_000);
+    // The client received what it was told about, and the gateway ended the session long before the minute.
+    expect(raw.raw.length).toBeGreaterThanOrEqual(1_000_000);
+    expect(await raw.closed()).toBe(true);
+    const end = await eventually(() => {
+      const found = audit().find((e) => e.event === 'session.end' && e.subject === 'dave');
+      expect(found).toMatchObject({ reason: 'alert-suspended' });
+      return found!;
+    });
+    // Told as it went, the rest before its end (which says so, and is not counted again).
+    const told = audit().filter((e) => e.event === 'session.bytes' && e.subject === 'dave');
+    expect(told.length).toBeGreaterThanOrEqual(1);
+    const sum = told.reduce((n, e) => n + (e.bytesToClient as number), 0);
+    expect(sum).toBe(told.at(-1)!.total);
+    expect(end.bytesTold).toBe(sum);
   });
 });
 

@@ -92,16 +92,22 @@ describe('rows-read alerts', () => {
 });
 
 describe('bytes-sent alerts', () => {
-  it('weigh each ended session by the bytes the gateway sent its client', async () => {
+  it('weigh the bytes the gateway sent a session as they are told (session.bytes), and a short session by its session.end, never both', async () => {
     const { events, raised, monitor } = await monitorOf('bytes', [ruleOf('big-pulls', 'bytes-sent', 50_000_000, 3_600_000)]);
-    const ended = (session: string, bytesToClient: number) => events.emit('session.end', { session, subject: 'mallory', issuer: 'https://idp', connection: 'bastion', bytesToClient });
-    ended('s1', 30_000_000);
-    ended('s2', 0);
+    const who = { subject: 'mallory', issuer: 'https://idp', connection: 'bastion' };
+    const told = (session: string, bytesToClient: number) => events.emit('session.bytes', { session, ...who, bytesToClient });
+    told('s1', 20_000_000);
+    told('s1', 10_000_000);
+    events.emit('session.end', { session: 's1', ...who, bytesToClient: 30_000_000, bytesTold: 30_000_000 });
+    events.emit('session.end', { session: 's2', ...who, bytesToClient: 0 });
     await monitor.counted();
     expect(raised).toHaveLength(0);
-    ended('s3', 25_000_000);
+    events.emit('session.end', { session: 's3', ...who, bytesToClient: 19_000_000 });
     await monitor.counted();
-    expect(raised).toEqual([expect.objectContaining({ counted: 'bytes-sent', count: 55_000_000, sessions: ['s1', 's3'] })]);
+    expect(raised).toHaveLength(0);
+    told('s4', 6_000_000);
+    await monitor.counted();
+    expect(raised).toEqual([expect.objectContaining({ counted: 'bytes-sent', count: 55_000_000, sessions: ['s1', 's3', 's4'] })]);
   });
 });
 
