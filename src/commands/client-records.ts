@@ -17,10 +17,11 @@ import { ClientRecorder, Spool, type RecordKind } from '../recording/spool.js';
 import { uploadRecord, uploadSpool, type UploadReport, type UploadTarget } from './record-upload.js';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
-import { CLIENT_RECORD_ROW_CAP, POSTGRES_RECORD_ENCODER } from '../postgres/pipeline/recording/records.js';
+import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { PostgresRawTap, PostgresRecordingStage } from '../postgres/pipeline/recording/stage.js';
 import { VERSION } from '../version.js';
 import type { RecordingStream } from '../recording/thread.js';
+import { WIRE_ENCODER } from '../recording/wire.js';
 import { SSH_RECORD_ENCODER } from '../ssh/common/recorder.js';
 import type { SshClientRecord } from '../ssh/local/terminator.js';
 
@@ -133,7 +134,8 @@ export class CommandRecords {
    * session goes on; what it holds is uploaded by a later command, as truncated).
    */
   async session(id: string, rows: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SessionRecord> {
-    const opened = await this.#session(id, POSTGRES_RECORD_ENCODER, start, onFailure);
+    // Kept as the messages came, read by the PostgreSQL encoder when the record is read (src/recording/wire.ts).
+    const opened = await this.#session(id, WIRE_ENCODER, { ...start, wire: 'postgres' }, onFailure);
     const { stream } = opened;
     const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);
     const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap });

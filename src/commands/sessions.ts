@@ -19,7 +19,8 @@ import { commandTokenProvider, gatewayOptions, type GatewayFlags } from './clien
 import { columns, shellQuote } from '../text-format.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { readEvents } from '../recording/read.js';
+import { readEvents as readRecording } from '../recording/read.js';
+import { createRecordEncoder as postgresRecordEncoder } from '../postgres/pipeline/recording/encoder.js';
 import { TranscriptRenderer, type TranscriptLine } from '../ui/transcript.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
@@ -28,6 +29,14 @@ import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../
 import { type CastVersion, castHeader, castWriter } from '../recording/asciicast.js';
 import { writeEvidenceBundle } from './evidence-bundle.js';
 import type { RecordingEvent } from '../recording/event-line.js';
+
+/** The encoders that read a CLI record's `wire` events (src/recording/wire.ts), by the protocol its start names. */
+const WIRE_DECODERS = { postgres: { createRecordEncoder: postgresRecordEncoder } };
+
+/** A verified recording's events (a gateway's or a CLI's), in one shape. */
+function readEvents(dir: string, manifest: string): ReturnType<typeof readRecording> {
+  return readRecording(dir, manifest, WIRE_DECODERS);
+}
 
 interface CommonFlags extends GatewayFlags {
   json?: boolean;

@@ -7,27 +7,33 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RecordingEvent } from './event-line.js';
+import type { RecordEncoderModule } from './thread.js';
 import { chunkText } from './verify.js';
+import { decodeWire } from './wire.js';
 
 /**
  * The events of the chunks `manifest` names (a verified SHA256SUMS or checkpoint), headers left
- * out. A small result's one `result` event is read as the `columns`, `row`s and `complete` a
- * larger result is written as, and an `execute` with `params` as its `bind` and `execute`, so
+ * out. `wire` events (a CLI's record, ./wire.ts) are read by the encoder their record names among
+ * `decoders`. A small result's one `result` event is read as the `columns`, `row`s and `complete`
+ * a larger result is written as, and an `execute` with `params` as its `bind` and `execute`, so
  * every reader sees one shape.
  */
-export async function* readEvents(dir: string, manifest: string): AsyncGenerator<RecordingEvent> {
+export async function* readEvents(dir: string, manifest: string, decoders: Readonly<Record<string, RecordEncoderModule>> = {}): AsyncGenerator<RecordingEvent> {
+  for await (const e of decodeWire(chunkEvents(dir, manifest), decoders)) {
+    if (e.t === 'result') yield* expandResult(e);
+    else if (e.t === 'execute' && 'params' in e) yield* expandExecute(e);
+    else yield e;
+  }
+}
+
+/** The events of the chunks `manifest` names, as they were written. */
+async function* chunkEvents(dir: string, manifest: string): AsyncGenerator<RecordingEvent> {
   const text = await readFile(join(dir, manifest), 'utf8');
   for (const line of text.split('\n')) {
     const name = line.split('  ')[1];
     if (!name) continue;
     const lines = (await chunkText(await readFile(join(dir, name)))).split('\n');
-    for (const l of lines.slice(1)) {
-      if (!l) continue;
-      const e = JSON.parse(l) as RecordingEvent;
-      if (e.t === 'result') yield* expandResult(e);
-      else if (e.t === 'execute' && 'params' in e) yield* expandExecute(e);
-      else yield e;
-    }
+    for (const l of lines.slice(1)) if (l) yield JSON.parse(l) as RecordingEvent;
   }
 }
 

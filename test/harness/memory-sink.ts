@@ -19,7 +19,7 @@ export function memorySink(): MemorySink {
     begin: (t, at) => blocks.begin(t, at),
     drained: async () => {},
     events() {
-      lines.push(...Buffer.concat(blocks.take()).toString('utf8').split('\n').filter(Boolean));
+      for (const line of Buffer.concat(blocks.take()).toString('utf8').split('\n')) if (line) lines.push(line);
       return lines.map((l) => JSON.parse(l) as RecordingEvent);
     },
   };

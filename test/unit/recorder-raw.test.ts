@@ -5,7 +5,8 @@
  * BackendPath with the stage), however the bytes were cut.
  */
 import { describe, expect, it } from 'vitest';
-import { PostgresRecorder } from '../../src/postgres/pipeline/recording/encoder.js';
+import { createRecordEncoder, PostgresRecorder } from '../../src/postgres/pipeline/recording/encoder.js';
+import { createRecordEncoder as createWireEncoder, decodeWire } from '../../src/recording/wire.js';
 import { PostgresRawTap, PostgresRecordingStage } from '../../src/postgres/pipeline/recording/stage.js';
 import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
@@ -71,6 +72,27 @@ function tapped(rowCap: number, cut: number): RecordingEvent[] {
   return sink.events();
 }
 
+/** As {@link tapped}, kept as `wire` events (a CLI's record, src/recording/wire.ts) and read back through the PostgreSQL encoder. */
+async function tappedAsWire(rowCap: number, cut: number): Promise<{ kept: RecordingEvent[]; read: RecordingEvent[] }> {
+  const sink = memorySink();
+  const stream = loopbackStream(sink, createWireEncoder(sink));
+  stream.event({ t: 'start', at: 0, wire: 'postgres' });
+  const tap = new PostgresRawTap({ stream, rowCap, now: () => 1 });
+  for (const [side, messages] of SESSION) {
+    const bytes = Buffer.concat(messages);
+    for (let at = 0; at < bytes.length; at += cut) (side === 'client' ? tap.client : tap.server).call(tap, bytes.subarray(at, at + cut));
+  }
+  tap.end();
+  stream.event({ t: 'end', at: 2 });
+  const kept = sink.events();
+  async function* events(): AsyncGenerator<RecordingEvent> {
+    yield* kept;
+  }
+  const read: RecordingEvent[] = [];
+  for await (const e of decodeWire(events(), { postgres: { createRecordEncoder } })) read.push(e);
+  return { kept, read };
+}
+
 /** A tap whose records' bytes are also kept in `copied`. */
 function copyingTap(rowCap: number): { tap: PostgresRawTap; copied: Buffer[]; stream: ReturnType<typeof loopbackStream>; sink: ReturnType<typeof memorySink> } {
   const sink = memorySink();
@@ -104,6 +126,29 @@ describe('the raw tap', () => {
     expect(expected.find((e) => e.t === 'bind')).toMatchObject({ portal: 'p2', statement: 's1', params: 'not recorded (streamed)' });
     expect(expected.filter((e) => e.t === 'result')[1]).toMatchObject({ values: [['0'], ['1'], ['2'], ['3']], rows: 9, unrecorded: 5 });
     for (const cut of [1, 3, 7, 64, 1000, 1 << 30]) expect(tapped(4, cut), `cut every ${cut} bytes`).toEqual(expected);
+  });
+
+  it('kept as wire events (a CLI record), reads back as the same record', async () => {
+    const expected = await readEveryMessage(4, 'masked');
+    for (const cut of [7, 1 << 30]) {
+      const { kept, read } = await tappedAsWire(4, cut);
+      expect(kept.some((e) => e.t === 'query')).toBe(false);
+      expect(kept.filter((e) => e.t === 'wire').length).toBeGreaterThan(5);
+      expect(read, `cut every ${cut} bytes`).toEqual([{ t: 'start', at: 0, wire: 'postgres' }, ...expected]);
+    }
+  });
+
+  it('a wire event is read only by an encoder the record names: else the record is said to be unreadable', async () => {
+    async function* events(start: RecordingEvent): AsyncGenerator<RecordingEvent> {
+      yield start;
+      yield { t: 'wire', at: 1, k: 25, b: msg('Q', 'select 1').toString('base64') };
+    }
+    const read = async (start: RecordingEvent, decoders = {}) => {
+      for await (const _ of decodeWire(events(start), decoders));
+    };
+    await expect(read({ t: 'start', at: 0, wire: 'mysql' }, { postgres: { createRecordEncoder } })).rejects.toThrow('the record keeps mysql messages, which this hoop cannot read');
+    await expect(read({ t: 'start', at: 0 })).rejects.toThrow('the record keeps messages of no protocol it names');
+    await expect(read({ t: 'start', at: 0, wire: 'constructor' })).rejects.toThrow('which this hoop cannot read');
   });
 
   it('keeps no rows when the gateway says none', async () => {

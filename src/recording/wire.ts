@@ -1,0 +1,89 @@
+/**
+ * A record kept as it was staged, read later (docs/recording-format.md, "wire" events): what a
+ * CLI's own record of a session is made of. On the recording thread each staged record of the
+ * protocol's (src/recording/thread.ts) is written as it came, `{"t":"wire","at":…,"k":<kind>,
+ * "b":"<base64>"}`, instead of being decoded into events there; whole events (the start, the end,
+ * the CLI's own refusals) are written as they are. Reading the record runs the protocol's encoder
+ * over the wire events, in order, as the thread would have run it, so a reader sees the events it
+ * always did. Decoding a message costs more than keeping it (a third of a CLI recording thread's
+ * time in `npm run bench`), and a record is read far less often than it is written.
+ *
+ * Which encoder reads them is named by the record's `start` event (`wire: "postgres"`), from the
+ * decoders the reader is given: this module knows no protocol.
+ */
+import type { EventLine, EventSink, RecordingEvent } from './event-line.js';
+import { LineBlocks } from './event-line.js';
+import type { RecordEncoder, RecordEncoderModule } from './thread.js';
+import { siblingModule } from '../worker-thread.js';
+
+/** The URL of this module as a {@link RecordEncoderModule} (the recording thread loads it by URL). */
+export const WIRE_ENCODER = siblingModule(import.meta.url, 'wire');
+
+/** Writes each staged record as a `wire` event. */
+export function createRecordEncoder(sink: EventSink): RecordEncoder {
+  return {
+    record: (kind, at, bytes, start, end) => void sink.begin('wire', at).key('k').number(kind).key('b').base64(bytes, start, end).end(),
+    flush: () => undefined,
+  };
+}
+
+/** An {@link EventSink} that keeps the events written into it, in order, to be taken as objects. */
+class EventCollector implements EventSink {
+  readonly #lines = new LineBlocks();
+
+  append(event: RecordingEvent): boolean {
+    return this.#lines.add(JSON.stringify(event));
+  }
+
+  begin(t: string, at: number): EventLine {
+    return this.#lines.begin(t, at);
+  }
+
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The events written since the last take. */
+  take(): RecordingEvent[] {
+    const out: RecordingEvent[] = [];
+    for (const block of this.#lines.take()) {
+      for (const line of block.toString('utf8').split('\n')) if (line) out.push(JSON.parse(line) as RecordingEvent);
+    }
+    return out;
+  }
+}
+
+/**
+ * `events` with their `wire` events read by the encoder their `start` event names, among
+ * `decoders`. Wire events of a protocol it has no decoder for, or before any `start`, make it
+ * throw: a record is read whole or said to be unreadable.
+ */
+export async function* decodeWire(events: AsyncIterable<RecordingEvent>, decoders: Readonly<Record<string, RecordEncoderModule>>): AsyncGenerator<RecordingEvent> {
+  const sink = new EventCollector();
+  let encoder: RecordEncoder | undefined;
+  let protocol: string | undefined;
+  for await (const e of events) {
+    if (e.t !== 'wire') {
+      if (encoder) {
+        encoder.flush();
+        yield* sink.take();
+      }
+      if (e.t === 'start' && typeof e.wire === 'string') protocol = e.wire;
+      yield e;
+      continue;
+    }
+    if (!encoder) {
+      const module = protocol !== undefined && Object.hasOwn(decoders, protocol) ? decoders[protocol] : undefined;
+      if (!module) throw new Error(`the record keeps ${protocol === undefined ? 'messages of no protocol it names' : `${protocol} messages`}, which this hoop cannot read`);
+      encoder = module.createRecordEncoder(sink);
+    }
+    if (typeof e.k !== 'number' || typeof e.b !== 'string') throw new Error('a wire event without its kind and bytes');
+    const bytes = Buffer.from(e.b, 'base64');
+    encoder.record(e.k, e.at, bytes, 0, bytes.length);
+    yield* sink.take();
+  }
+  if (encoder) {
+    encoder.flush();
+    yield* sink.take();
+  }
+}
