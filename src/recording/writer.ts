@@ -122,8 +122,8 @@ export interface RecordingWriterOptions {
   blocking?: boolean;
   /**
    * With `blocking`: false to skip every fsync, so that the recording survives its process being
-   * killed but not the machine's crash (a CLI's own record: its fsyncs, a second set beside the
-   * gateway's, slowed the database's own commits by a few per cent in `npm run bench`). Default true.
+   * killed but not the machine's crash (a CLI's own record: the gateway's is the durable one, and
+   * a laptop's disk is spared a second set of syncs per session and second). Default true.
    */
   durable?: boolean;
 }
