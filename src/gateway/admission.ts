@@ -368,6 +368,7 @@ export class SessionAdmission {
       ...(policy?.masking ? { masking: policy.masking } : {}),
       ...(policy?.limits ? { limits: policy.limits } : {}),
       onRefusal: (r) => parts.events.emit('statement.refused', { ...who, ...r }),
+      onReads: (r) => touched.addVerdict({ tables: r.tables, written: [], columns: r.columns }),
       onStatement: (st) => {
         opened.counts.rowsRead += st.rows;
         opened.counts.rowsChanged += st.changed;

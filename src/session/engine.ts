@@ -195,6 +195,11 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
   /** Called at the end of each statement the client ran, with what it read and changed (the index, the audit stream, the alerts); must not block. */
   onStatement?: (statement: StatementRows) => void;
+  /**
+   * Called with what the relations a statement named read beyond themselves (the tables and
+   * columns under a view, a partition's parents; `*`: anything), for the index; must not block.
+   */
+  onReads?: (reads: { tables: readonly string[]; columns: readonly string[] }) => void;
 }
 
 /** One statement's end: what it read and changed (see src/postgres/pipeline/tally.ts). */

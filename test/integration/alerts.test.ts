@@ -43,7 +43,7 @@ beforeAll(async () => {
       repo.commit(`version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
-  - { name: people, subjects: [alice, carol, dave], connections: [app], mode: read-write }
+  - { name: people, subjects: [alice, carol, dave, erin], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
@@ -198,6 +198,41 @@ describe('what sessions read', () => {
     const bad = await hoop(['sessions', 'ls', '--min-rows', 'lots'], 'carol');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('min-rows must be a whole number of rows');
+  });
+});
+
+describe('what a view or a partition reads', () => {
+  it('counts rows read through a view against its tables, and the index finds who read a column through a view or a table through its partition', async () => {
+    await stack.pg.psql(
+      'create view people_v as select id, email from people; create table ledger (id int, amount int) partition by range (id); ' +
+        'create table ledger_low partition of ledger for values from (0) to (1000); insert into ledger select g, g from generate_series(1, 10) g; ' +
+        'grant select on people_v, ledger, ledger_low to public',
+      { database: 'app' },
+    );
+    const raw = await stack.tunnel('app', await stack.token('erin'));
+    const rows = async (sql: string): Promise<number> => (await raw.simple(sql)).filter((m) => m.type === 0x44).length;
+    expect(await rows('select * from people_v')).toBe(40);
+    expect(await rows('select email from people_v where id <= 20')).toBe(20);
+    // 60 rows of people, read through a view the parse alone does not see through: the rule on people counts them.
+    await eventually(() => expect(audit().find((e) => e.event === 'alert.raised' && e.rule === 'bulk-people' && e.subject === 'erin')).toMatchObject({ counted: 'rows-read', count: 60 }));
+    expect(audit().find((e) => e.event === 'statement.completed' && e.subject === 'erin')).toMatchObject({ rows: 40, tables: ['people_v', 'public.people'] });
+    expect(await rows('select * from ledger_low')).toBe(10);
+    raw.write(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
+    expect(await raw.closed()).toBe(true);
+
+    const ls = async (...filter: string[]): Promise<string[]> => {
+      const r = await hoop(['sessions', 'ls', '--user', 'erin', '--json', ...filter], 'erin');
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.filter((x) => x.endedAt !== undefined).map((x) => x.id);
+    };
+    await eventually(async () => expect(await ls()).toHaveLength(1));
+    const [id] = await ls();
+    // Who read people.email: this session, through people_v; people.name it never read (the view has no such column).
+    expect(await ls('--column', 'people.email')).toEqual([id]);
+    expect(await ls('--column', 'public.people.id')).toEqual([id]);
+    expect(await ls('--column', 'people.name')).toEqual([]);
+    // Who read the ledger: this session, through its partition.
+    expect(await ls('--table', 'ledger')).toEqual([id]);
   });
 });
 

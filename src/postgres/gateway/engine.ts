@@ -8,7 +8,9 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
+import { createHash } from 'node:crypto';
 import { StatementTally } from '../pipeline/tally.js';
+import { RelationReadsByConnection, StatementReads, type RelationReads } from './relation-reads.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
@@ -24,7 +26,7 @@ import { ErrorCode, describeError, isHoopError } from '../../errors.js';
 import type { CancelKey, CancelRegistry } from './cancel-registry.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
-import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import { PgSessionMasking } from '../pipeline/masking/stage.js';
 import { reviewNotice } from '../pipeline/gate/responses.js';
 import { unsafeSettingValue } from '../pipeline/gate/settings.js';
@@ -115,6 +117,8 @@ interface OpenedSession {
   masking: PgSessionMasking | undefined;
   /** The relay's gate, once it runs: a CancelRequest withdraws the review it holds a statement for. */
   relayed: { gate?: StatementGate; idle?: () => boolean };
+  /** What the relations its statements name read, when the session's statements are told (./relation-reads.ts). */
+  reads: RelationReads | undefined;
   /** Gives the session's cancel key back. */
   release: () => void;
 }
@@ -124,6 +128,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   readonly recordEncoder = POSTGRES_RECORD_ENCODER;
   readonly #o: Required<PostgresEngineOptions>;
   readonly #startupSettings: ReadonlySet<string>;
+  readonly #reads = new RelationReadsByConnection();
 
   constructor(options: PostgresEngineOptions) {
     this.#o = {
@@ -209,7 +214,8 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       release();
       throw err;
     }
-    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, release };
+    const reads = this.#relationReads(session, password);
+    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, reads, release };
   }
 
   /** The client's first packet: a StartupMessage (its settings filtered), or a CancelRequest acted on here; a failure is said to the client. */
@@ -299,22 +305,39 @@ export class PostgresEngine implements Engine<PostgresConnection> {
           sessionId: session.id,
           maxMessageBytes: this.#o.maxMaskedMessageBytes,
           sessionPid: backendKey.processId,
-          openCatalogConnection: () =>
-            connectUpstreamPostgres({
-              ...upstreamTarget(connection),
-              user: connection.user,
-              database: connection.database,
-              password,
-              params: [
-                ['application_name', 'hoop-catalog'],
-                ['default_transaction_read_only', 'on'],
-              ],
-              timeoutMs: this.#o.upstreamTimeoutMs,
-              allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
-              signal: session.signal,
-            }),
+          openCatalogConnection: () => this.#catalogConnection(connection, password, session.signal),
         })
       : undefined;
+  }
+
+  /** A read-only connection of the gateway's own for catalog lookups, with the connection's credentials. */
+  #catalogConnection(connection: PostgresConnection, password: string, signal?: AbortSignal): ReturnType<typeof connectUpstreamPostgres> {
+    return connectUpstreamPostgres({
+      ...upstreamTarget(connection),
+      user: connection.user,
+      database: connection.database,
+      password,
+      params: [
+        ['application_name', 'hoop-catalog'],
+        ['default_transaction_read_only', 'on'],
+      ],
+      timeoutMs: this.#o.upstreamTimeoutMs,
+      allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  /** What relations read on `session`'s connection, shared by its sessions with the same credentials (for the index and the alerts, see ./relation-reads.ts). */
+  #relationReads(session: TunnelSession<PostgresConnection>, password: string): RelationReads | undefined {
+    if (!session.onStatement) return undefined;
+    const { connection } = session;
+    const key = JSON.stringify([upstreamTarget(connection), connection.user, connection.database, createHash('sha256').update(password).digest('hex')]);
+    // Unreferenced: an idle lookup connection never keeps a stopping gateway alive.
+    return this.#reads.for(key, async () => {
+      const upstream = await this.#catalogConnection(connection, password);
+      upstream.socket.unref();
+      return upstream;
+    });
   }
 
   /**
@@ -465,6 +488,7 @@ class SessionRelay {
   #recorder: PostgresRecordingStage | undefined;
   #gate: StatementGate | undefined;
   #tally: StatementTally | undefined;
+  #reads: StatementReads<StatementRows> | undefined;
   #frontend!: FrontendPath;
   #backend!: BackendPath;
   #fromClient: PumpStats | undefined;
@@ -544,8 +568,10 @@ class SessionRelay {
     // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
     const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
     // What each statement read and changed, for the index, the audit stream and the alerts.
-    const onStatement = this.#session.onStatement;
-    const tally = onStatement ? new StatementTally(onStatement) : undefined;
+    const { onStatement, onReads } = this.#session;
+    const reads = onStatement && this.#opened.reads ? new StatementReads(this.#opened.reads, onStatement, onReads) : undefined;
+    this.#reads = reads;
+    const tally = onStatement ? new StatementTally(reads?.tell ?? onStatement) : undefined;
     this.#tally = tally;
     this.#frontend = new FrontendPath({
       reader,
@@ -647,7 +673,11 @@ class SessionRelay {
     clearTimeout(this.#partialTimer);
     clearTimeout(this.#cutTimer);
     this.#session.signal.removeEventListener('abort', this.#onAbort);
-    this.#resolve({ reason, bytesFromClient: this.#fromClient?.bytes ?? 0, bytesToClient: this.#toClient?.bytes ?? 0, ...(detail ? { detail } : {}) });
+    const outcome: SessionOutcome = { reason, bytesFromClient: this.#fromClient?.bytes ?? 0, bytesToClient: this.#toClient?.bytes ?? 0, ...(detail ? { detail } : {}) };
+    // Statements still waiting for what their relations read are told before the session's end.
+    const told = this.#reads?.settled();
+    if (told) void told.then(() => this.#resolve(outcome));
+    else this.#resolve(outcome);
   }
 
   /**

@@ -63,7 +63,7 @@ function integerParam(p: unknown): string {
 }
 
 /** A text[] parameter in PostgreSQL's array syntax, every element quoted. @see https://www.postgresql.org/docs/current/arrays.html#ARRAYS-IO */
-function textArrayParam(items: readonly string[]): string {
+export function textArrayParam(items: readonly string[]): string {
   return `{${items.map((i) => `"${i.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
 }
 
@@ -197,7 +197,7 @@ interface HintsEntry {
  * is `table` or `schema.table`, split at its last dot.
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  */
-const RELATIONS_NAMED_SQL =
+export const RELATIONS_NAMED_SQL =
   'with recursive cand as (select w.name, c.oid, c.relkind from ' +
   "(select x as name, substring(x from '^(.*)\\.[^.]*$') as schema, substring(x from '([^.]*)$') as rel from unnest($1::text[]) as x) as w " +
   'join pg_catalog.pg_class c on lower(c.relname) = w.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +

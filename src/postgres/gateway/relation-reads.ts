@@ -1,0 +1,182 @@
+/**
+ * What the relations a statement names read beyond themselves, for the session index, the audit
+ * stream and the alerts: a view (or materialized view) reads the columns of the tables under it
+ * (through other views), and a partition or a child table is read as part of its parents. So "who
+ * read `customers.card`" finds a session that read it through a view `v_cards`, and a `rows-read`
+ * alert on `customers` counts the rows of `select * from v_cards`. The parse alone names only
+ * `v_cards`, and the server's RowDescription names the view too.
+ *
+ * Looked up in the connection's catalog ({@link RELATIONS_NAMED_SQL}, the masking stage's query:
+ * a name means every relation so named in any schema, since the session's search_path decides),
+ * off the relay's path: a statement whose names are all known is told at once; else it is told
+ * once the lookup answers. Answers are kept for {@link TTL_MS} per name, per connection (one cache
+ * and one catalog connection of the gateway's own per connection, closed when idle). A name the
+ * catalog does not know (a temporary relation gone, one made in the session's open transaction)
+ * or a lookup that fails reads `*`: anything (as a table named in a string does), never nothing.
+ *
+ * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
+ */
+import type { RoundTripConnection } from '../wire/client.js';
+import { CatalogConnection, RELATIONS_NAMED_SQL, textArrayParam } from '../pipeline/masking/stage.js';
+
+/** How long what a name reads is taken as known. */
+export const TTL_MS = 60_000;
+/** Names kept per connection; past it the oldest go. */
+const MAX_NAMES = 4096;
+/** A catalog connection unused this long is closed. */
+const IDLE_MS = 30_000;
+
+/** What some relations read beyond themselves: base tables (`schema.table`) and their columns (`schema.table.column`, `schema.table.*`), or `*` for anything. */
+export interface Reads {
+  tables: readonly string[];
+  columns: readonly string[];
+}
+
+const NOTHING: Reads = { tables: [], columns: [] };
+const ANYTHING: Reads = { tables: ['*'], columns: [] };
+
+/** What one connection's relations read, by name: see the module documentation. */
+export class RelationReads {
+  readonly #open: () => Promise<RoundTripConnection>;
+  readonly #now: () => number;
+  readonly #known = new Map<string, { reads: Reads; at: number }>();
+  #catalog: CatalogConnection | undefined;
+  #idle: NodeJS.Timeout | undefined;
+
+  /** `open`: a catalog connection of the gateway's own, with the connection's credentials. */
+  constructor(open: () => Promise<RoundTripConnection>, now: () => number = Date.now) {
+    this.#open = open;
+    this.#now = now;
+  }
+
+  /** What `names` read, if every one is known now; undefined when a lookup is needed. */
+  known(names: readonly string[]): Reads | undefined {
+    const parts: Reads[] = [];
+    for (const name of names) {
+      const k = this.#known.get(name.toLowerCase());
+      if (!k || this.#now() - k.at > TTL_MS) return undefined;
+      parts.push(k.reads);
+    }
+    return merged(parts);
+  }
+
+  /** What `names` read, looked up for those not known now. */
+  async lookup(names: readonly string[]): Promise<Reads> {
+    const wanted = [...new Set(names.map((n) => n.toLowerCase()))].filter((n) => n !== '*');
+    const missing = wanted.filter((n) => this.known([n]) === undefined);
+    if (missing.length > 0) await this.#fetch(missing);
+    return this.known(wanted) ?? ANYTHING;
+  }
+
+  async #fetch(names: readonly string[]): Promise<void> {
+    clearTimeout(this.#idle);
+    this.#catalog ??= new CatalogConnection(this.#open);
+    const catalog = this.#catalog;
+    let rows: Array<Record<string, string | null>>;
+    try {
+      rows = await catalog.prepared(RELATIONS_NAMED_SQL, [textArrayParam(names)]);
+    } catch {
+      // Not kept: the next statement asks again. This one reads anything.
+      this.#closeCatalog();
+      return;
+    } finally {
+      this.#idle = setTimeout(() => this.#closeCatalog(), IDLE_MS).unref();
+    }
+    const at = this.#now();
+    const found = new Map<string, { tables: Set<string>; columns: Set<string> }>();
+    for (const r of rows) {
+      if (r.name === null || r.name === undefined) continue;
+      const f = found.get(r.name) ?? { tables: new Set<string>(), columns: new Set<string>() };
+      found.set(r.name, f);
+      // A plain table (no column): it reads only itself, which the statement names already.
+      if (r.column === null || r.column === undefined || r.table === null || r.table === undefined) continue;
+      const table = `${r.schema}.${r.table}`;
+      f.tables.add(table);
+      f.columns.add(`${table}.${r.column}`);
+    }
+    for (const name of names) {
+      const f = found.get(name);
+      this.#remember(name, { reads: f ? { tables: [...f.tables], columns: [...f.columns] } : ANYTHING, at });
+    }
+  }
+
+  #remember(name: string, entry: { reads: Reads; at: number }): void {
+    this.#known.delete(name);
+    this.#known.set(name, entry);
+    if (this.#known.size > MAX_NAMES) this.#known.delete(this.#known.keys().next().value!);
+  }
+
+  #closeCatalog(): void {
+    clearTimeout(this.#idle);
+    this.#catalog?.close();
+    this.#catalog = undefined;
+  }
+
+  /** Closes the catalog connection (a later lookup opens another). */
+  close(): void {
+    this.#closeCatalog();
+  }
+}
+
+function merged(parts: readonly Reads[]): Reads {
+  if (parts.every((p) => p.tables.length === 0)) return NOTHING;
+  return { tables: [...new Set(parts.flatMap((p) => p.tables))], columns: [...new Set(parts.flatMap((p) => p.columns))] };
+}
+
+/** Connections' {@link RelationReads}, one per connection and credentials, for the gateway's life. */
+export class RelationReadsByConnection {
+  readonly #by = new Map<string, RelationReads>();
+
+  /** The one for `key` (what the connection is and signs in with), made with `open` the first time. */
+  for(key: string, open: () => Promise<RoundTripConnection>): RelationReads {
+    let reads = this.#by.get(key);
+    if (!reads) {
+      reads = new RelationReads(open);
+      this.#by.set(key, reads);
+      // Connections changed by policy reloads leave theirs behind: the oldest go.
+      if (this.#by.size > 64) {
+        const [oldest, r] = this.#by.entries().next().value!;
+        r.close();
+        this.#by.delete(oldest);
+      }
+    }
+    return reads;
+  }
+}
+
+/**
+ * Passes each statement's end on with what its relations read (its `tables` and the `reads`
+ * told), in the order the statements ended: one whose names are known goes at once, unless an
+ * earlier one still waits for its lookup.
+ */
+export class StatementReads<S extends { tables: readonly string[] }> {
+  #told: Promise<void> | undefined;
+
+  constructor(
+    private readonly reads: RelationReads,
+    private readonly onStatement: (statement: S) => void,
+    private readonly onReads: ((reads: Reads) => void) | undefined,
+  ) {}
+
+  readonly tell = (statement: S): void => {
+    const known = statement.tables.length === 0 ? NOTHING : this.reads.known(statement.tables);
+    if (known && !this.#told) return this.#pass(statement, known);
+    const told = (this.#told ?? Promise.resolve()).then(async () => this.#pass(statement, known ?? (await this.reads.lookup(statement.tables)))).catch(() => undefined);
+    this.#told = told;
+    void told.then(() => {
+      if (this.#told === told) this.#told = undefined;
+    });
+  };
+
+  /** Settles once every statement told so far was passed on (undefined: none waits). */
+  settled(): Promise<void> | undefined {
+    return this.#told;
+  }
+
+  #pass(statement: S, reads: Reads): void {
+    if (reads.tables.length === 0) return this.onStatement(statement);
+    this.onReads?.(reads);
+    this.onStatement({ ...statement, tables: [...new Set([...statement.tables, ...reads.tables])] });
+  }
+}
