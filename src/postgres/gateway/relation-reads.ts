@@ -26,6 +26,8 @@ export const TTL_MS = 60_000;
 const MAX_NAMES = 4096;
 /** A catalog connection unused this long is closed. */
 const IDLE_MS = 30_000;
+/** After a failed lookup, its names read anything for this long before they are asked again (a down catalog is not asked per statement). */
+const RETRY_MS = 5_000;
 
 /** What some relations read beyond themselves: base tables (`schema.table`) and their columns (`schema.table.column`, `schema.table.*`), or `*` for anything. */
 export interface Reads {
@@ -54,6 +56,7 @@ export class RelationReads {
   known(names: readonly string[]): Reads | undefined {
     const parts: Reads[] = [];
     for (const name of names) {
+      if (name === '*') continue; // anything already
       const k = this.#known.get(name.toLowerCase());
       if (!k || this.#now() - k.at > TTL_MS) return undefined;
       parts.push(k.reads);
@@ -77,8 +80,10 @@ export class RelationReads {
     try {
       rows = await catalog.prepared(RELATIONS_NAMED_SQL, [textArrayParam(names)]);
     } catch {
-      // Not kept: the next statement asks again. This one reads anything.
+      // These read anything until they are asked again, a few seconds on.
       this.#closeCatalog();
+      const at = this.#now() - TTL_MS + RETRY_MS;
+      for (const name of names) this.#remember(name, { reads: ANYTHING, at });
       return;
     } finally {
       this.#idle = setTimeout(() => this.#closeCatalog(), IDLE_MS).unref();

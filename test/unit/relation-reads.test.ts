@@ -1,0 +1,54 @@
+/**
+ * What relations read (src/postgres/gateway/relation-reads.ts) when the catalog cannot answer: a
+ * name reads anything (`*`), never nothing, and is asked again a few seconds on, not per
+ * statement; statements are passed on in the order they ended. (Views and partitions against a
+ * real catalog: test/integration/alerts.test.ts.)
+ */
+import { describe, expect, it } from 'vitest';
+import { RelationReads, StatementReads, TTL_MS } from '../../src/postgres/gateway/relation-reads.js';
+
+describe('relation reads', () => {
+  it('a lookup that fails reads anything, and is not asked again for a few seconds', async () => {
+    let now = 1_000_000;
+    let opened = 0;
+    const reads = new RelationReads(
+      () => {
+        opened++;
+        return Promise.reject(new Error('the catalog is down'));
+      },
+      () => now,
+    );
+    expect(reads.known(['customers'])).toBeUndefined();
+    expect(await reads.lookup(['customers'])).toEqual({ tables: ['*'], columns: [] });
+    expect(opened).toBe(1);
+    expect(reads.known(['customers'])).toEqual({ tables: ['*'], columns: [] });
+    now += 6_000;
+    expect(reads.known(['customers'])).toBeUndefined();
+    await reads.lookup(['customers']);
+    expect(opened).toBe(2);
+    expect(TTL_MS).toBeGreaterThan(6_000);
+    reads.close();
+  });
+
+  it('a name already read as anything (`*`) needs no lookup', () => {
+    const reads = new RelationReads(() => Promise.reject(new Error('not asked')));
+    expect(reads.known(['*'])).toEqual({ tables: [], columns: [] });
+  });
+
+  it('passes statements on in the order they ended, one waiting for a lookup holding back those after it', async () => {
+    const reads = new RelationReads(() => Promise.reject(new Error('the catalog is down')));
+    const told: Array<{ n: number; tables: readonly string[] }> = [];
+    const statements = new StatementReads<{ n: number; tables: readonly string[] }>(reads, (s) => told.push(s), undefined);
+    statements.tell({ n: 1, tables: ['customers'] });
+    statements.tell({ n: 2, tables: [] });
+    expect(told).toEqual([]);
+    await statements.settled();
+    expect(told).toEqual([
+      { n: 1, tables: ['customers', '*'] },
+      { n: 2, tables: [] },
+    ]);
+    expect(statements.settled()).toBeUndefined();
+    statements.tell({ n: 3, tables: [] });
+    expect(told.at(-1)).toEqual({ n: 3, tables: [] });
+  });
+});
