@@ -1,7 +1,7 @@
 /**
  * The CLI's spool: its own records, written on this machine as the sessions and runs happen, in
- * the recording format (./writer.ts: chunks fsynced, signed checkpoints every second, a signed
- * manifest at the end), signed with the device key, and kept until the gateway holds them
+ * the recording format (./writer.ts: chunks, signed checkpoints every second, a signed manifest
+ * at the end; a session's record not fsynced, a run's fsynced), signed with the device key, and kept until the gateway holds them
  * (./uploader.ts). One directory per record under `<config dir>/spool/`: `<kind>-<id>/`, with
  * `spool.json` saying whose it is (gateway, process id, signer).
  *
@@ -81,13 +81,18 @@ export class Spool {
     return join(this.root, `${kind}-${id}`);
   }
 
-  /** Creates a record's directory and its `spool.json`. */
+  /** Creates a record's directory and its `spool.json` (fsynced: a run's record is). */
   async create(meta: Omit<SpoolMeta, 'pid' | 'host' | 'startedAt'>): Promise<string> {
-    const dir = this.dir(meta.kind, meta.id);
+    const { dir, text } = this.meta(meta);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const full: SpoolMeta = { ...meta, pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
-    await writeFileAtomic(join(dir, META), `${JSON.stringify(full)}\n`, dir);
+    await writeFileAtomic(join(dir, META), text, dir);
     return dir;
+  }
+
+  /** A record's directory and the text of its `spool.json`, for a writer that makes them (a session's record: the recording thread). */
+  meta(meta: Omit<SpoolMeta, 'pid' | 'host' | 'startedAt'>): { dir: string; name: string; text: string } {
+    const full: SpoolMeta = { ...meta, pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+    return { dir: this.dir(meta.kind, meta.id), name: META, text: `${JSON.stringify(full)}\n` };
   }
 
   /** The records in the spool (of gateway `origin` when given), oldest first. */
@@ -178,11 +183,16 @@ export class ClientRecorder {
     return this.#key;
   }
 
-  /** Opens the record of session `id` (the gateway's id), on the recording thread, its records read by the protocol's `encoder` module (a URL). */
+  /**
+   * Opens the record of session `id` (the gateway's id), on the recording thread, its records read
+   * by the protocol's `encoder` module (a URL). The session need not wait for the thread to open
+   * it: what it records meanwhile waits there, and a failure to open is the stream's `onFailure`.
+   */
   async session(id: string, encoder: string): Promise<RecordingStream> {
     const key = await this.key();
-    const dir = await this.#o.spool.create({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
-    return this.#thread.open({ dir, id, key, encoder, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false });
+    // Its directory and spool.json are made on the thread too, unsynced as the record is: a session pays no file call to start.
+    const { dir, name, text } = this.#o.spool.meta({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
+    return this.#thread.openNow({ dir, id, key, encoder, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, beside: { name, text } });
   }
 
   /** Opens the record of run `id`. */

@@ -6,7 +6,9 @@
  *
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
+import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
+import { writeFileOnceOnThread } from '../durable-file.js';
 import { loadSiblingModule, lowerThreadPriority } from '../worker-thread.js';
 import { EVENT, forEachRecord, type FromThread, type RecordEncoder, type RecordEncoderModule, type ToThread } from './thread.js';
 import { RecordingWriter } from './writer.js';
@@ -20,9 +22,10 @@ function encoderModule(url: string): Promise<RecordEncoderModule> {
 }
 
 interface Open {
-  writer: RecordingWriter;
-  encoder: RecordEncoder;
-  /** The work on this recording, in order. */
+  /** Its writer and its encoder, once open (undefined when it could not be opened). */
+  opened: Promise<{ writer: RecordingWriter; encoder: RecordEncoder } | undefined>;
+  writer?: RecordingWriter;
+  /** The work on this recording, in order (its opening first). */
   queue: Promise<void>;
   failed: boolean;
 }
@@ -40,21 +43,33 @@ function fail(id: number, err: unknown): void {
   if (r?.failed) return;
   if (r) {
     r.failed = true;
-    r.writer.abandon();
+    r.writer?.abandon();
   }
   say({ op: 'failed', id, error: message(err) });
 }
 
-/** Opens recording `id`. (Its own scope: what its writer keeps for its life, the callbacks below, holds only the id.) */
+/**
+ * Opens recording `id`; what comes for it meanwhile waits in its queue. (Its own scope: what its
+ * writer keeps for its life, the callbacks below, holds only the id.)
+ */
 function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
-  const { encoder, announce, ...options } = o;
+  const { encoder, announce, beside, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
-  (async () => {
-    const module = await encoderModule(encoder);
+  const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
+  r.opened = (async () => {
     const writer = await RecordingWriter.create({ ...options, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
-    recordings.set(id, { writer, encoder: module.createRecordEncoder(writer), queue: Promise.resolve(), failed: false });
+    if (beside) await writeFileOnceOnThread(join(options.dir, beside.name), Buffer.from(beside.text), options.dir, options.durable !== false, options.durable !== false);
+    const module = await encoderModule(encoder);
+    r.writer = writer;
     say({ op: 'opened', id });
-  })().catch((err: unknown) => say({ op: 'opened', id, error: message(err) }));
+    return { writer, encoder: module.createRecordEncoder(writer) };
+  })().catch((err: unknown) => {
+    r.failed = true;
+    say({ op: 'opened', id, error: message(err) });
+    return undefined;
+  });
+  r.queue = r.opened.then(() => undefined);
+  recordings.set(id, r);
 }
 
 port.on('message', (m: ToThread) => {
@@ -66,14 +81,15 @@ port.on('message', (m: ToThread) => {
   if (!r) return;
   if (m.op === 'data') {
     r.queue = r.queue.then(async () => {
-      if (r.failed) return;
+      const w = await r.opened;
+      if (r.failed || !w) return;
       try {
         forEachRecord(Buffer.from(m.buffer, 0, m.length), m.length, (kind, at, bytes, start, end) => {
-          if (kind !== EVENT) return r.encoder.record(kind, at, bytes, start, end);
-          r.encoder.flush();
-          r.writer.appendJson(bytes.toString('utf8', start, end));
+          if (kind !== EVENT) return w.encoder.record(kind, at, bytes, start, end);
+          w.encoder.flush();
+          w.writer.appendJson(bytes.toString('utf8', start, end));
         });
-        await r.writer.drained();
+        await w.writer.drained();
         if (!r.failed) say({ op: 'written', id: m.id, bytes: m.length });
       } catch (err) {
         fail(m.id, err);
@@ -83,10 +99,11 @@ port.on('message', (m: ToThread) => {
   }
   r.queue = r.queue.then(async () => {
     recordings.delete(m.id);
-    if (r.failed) return say({ op: 'closed', id: m.id, error: 'the recording failed' });
+    const w = await r.opened;
+    if (r.failed || !w) return say({ op: 'closed', id: m.id, error: 'the recording failed' });
     try {
-      r.encoder.flush();
-      await r.writer.close();
+      w.encoder.flush();
+      await w.writer.close();
       say({ op: 'closed', id: m.id });
     } catch (err) {
       say({ op: 'closed', id: m.id, error: message(err) });

@@ -103,6 +103,8 @@ export interface ThreadRecordingOptions {
   chunkMs?: number;
   /** False: no fsync (see RecordingWriterOptions.durable). */
   durable?: boolean;
+  /** A file written whole into the directory before the recording opens (a CLI spool's `spool.json`); not opened without it. */
+  beside?: { name: string; text: string };
   /** Staged bytes not yet on disk beyond which {@link RecordingStream.behind} says wait (default 4 MiB). */
   maxPendingBytes?: number;
   /** Told of each file of the recording once it is durable on disk, and of each removed (a shared store copies them). */
@@ -143,18 +145,29 @@ export class RecordingThread {
     this.#flushMs = o.flushMs ?? FLUSH_MS;
   }
 
-  /** Opens a recording (its directory is created); rejects when it cannot be. */
+  /** Opens a recording (its directory is created) and waits until it is open; rejects when it cannot be. */
   async open(o: ThreadRecordingOptions): Promise<RecordingStream> {
+    const stream = this.openNow(o);
+    try {
+      await stream.ready;
+    } catch (err) {
+      this.#closed(stream.id);
+      throw err;
+    }
+    return stream;
+  }
+
+  /**
+   * Opens a recording and answers at once, for a recorder that need not wait (a CLI's own record:
+   * its session goes on either way): what it records meanwhile waits for it on the thread, and a
+   * failure to open is the stream's failure (`onFailure`), as a failure to write is.
+   */
+  openNow(o: ThreadRecordingOptions): RecordingStream & { readonly id: number; readonly ready: Promise<void> } {
     const id = ++this.#seq;
     const stream = this.#stream(id, o.maxPendingBytes ?? 4 * 1024 * 1024, o.onFile);
     this.#open.set(id, stream);
     const { maxPendingBytes: _, onFile, ...options } = o;
-    try {
-      await stream.opened(() => this.#post({ op: 'open', id, options: { ...options, announce: onFile !== undefined } }));
-    } catch (err) {
-      this.#closed(id);
-      throw err;
-    }
+    this.#post({ op: 'open', id, options: { ...options, announce: onFile !== undefined } });
     this.#thread.busy(true);
     this.#timer ??= setInterval(() => {
       for (const s of this.#open.values()) s.send();
@@ -195,7 +208,9 @@ export class RecordingThread {
 
 /** A recording as the data path sees it: a staging block, and what the thread answered. */
 class ThreadStream implements RecordingStream {
-  readonly #id: number;
+  readonly id: number;
+  /** Settles once the thread opened the recording (rejects when it could not). */
+  readonly ready: Promise<void>;
   readonly #post: (m: ToThread, transfer?: ArrayBuffer[]) => void;
   readonly #maxPending: number;
   readonly #onClosed: () => void;
@@ -210,23 +225,19 @@ class ThreadStream implements RecordingStream {
   #behind: { promise: Promise<void>; resolve: () => void } | undefined;
   #failure: Error | undefined;
   #closing: { resolve: () => void; reject: (err: Error) => void } | undefined;
-  #opening: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  #opening!: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #closed = false;
   onFailure: ((err: Error) => void) | undefined;
 
   constructor(id: number, post: (m: ToThread, transfer?: ArrayBuffer[]) => void, maxPending: number, onClosed: () => void, onFile?: (name: string, removed: boolean) => void) {
-    this.#id = id;
+    this.id = id;
+    this.ready = new Promise((resolve, reject) => (this.#opening = { resolve, reject }));
+    // Told through onFailure too: a recorder that does not wait for it leaves no rejection unheard.
+    this.ready.catch(() => undefined);
     this.#onFile = onFile;
     this.#post = post;
     this.#maxPending = maxPending;
     this.#onClosed = onClosed;
-  }
-
-  opened(open: () => void): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#opening = { resolve, reject };
-      open();
-    });
   }
 
   get behind(): Promise<void> | undefined {
@@ -288,7 +299,7 @@ class ThreadStream implements RecordingStream {
       const promise = new Promise<void>((r) => (resolve = r));
       this.#behind = { promise, resolve };
     }
-    this.#post({ op: 'data', id: this.#id, buffer, length }, [buffer]);
+    this.#post({ op: 'data', id: this.id, buffer, length }, [buffer]);
   }
 
   close(): Promise<void> {
@@ -301,7 +312,7 @@ class ThreadStream implements RecordingStream {
     }
     return new Promise((resolve, reject) => {
       this.#closing = { resolve, reject };
-      this.#post({ op: 'close', id: this.#id });
+      this.#post({ op: 'close', id: this.id });
     });
   }
 
@@ -309,8 +320,11 @@ class ThreadStream implements RecordingStream {
   answer(m: FromThread): void {
     switch (m.op) {
       case 'opened':
-        if (m.error) this.#opening?.reject(new Error(m.error));
-        else this.#opening?.resolve();
+        if (m.error) {
+          this.#opening?.reject(new Error(m.error));
+          this.#opening = undefined;
+          this.answer({ op: 'failed', id: m.id, error: m.error });
+        } else this.#opening?.resolve();
         this.#opening = undefined;
         return;
       case 'file':

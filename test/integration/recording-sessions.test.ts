@@ -198,8 +198,11 @@ describe('recorded sessions', () => {
       let now: Listed | undefined;
       for (let i = 0; i < 50 && !now; i++) now = (JSON.parse((await hoop(['sessions', 'ls', '--json'], 'alice')).stdout) as { sessions: Listed[] }).sessions.find((s) => s.endedAt === undefined);
       expect(now).toMatchObject({ reason: 'running', recording: 'running', statements: 1 });
-      const ls = await hoop(['sessions', 'ls'], 'alice');
-      expect(ls.stdout.split('\n')[1]).toMatch(new RegExp(`^${now!.id}\\s+\\S+ \\S+\\s+alice\\s+connect\\s+app\\s+1\\s+0\\s+1\\s+running\\s+running\\s+local$`)); // first
+      // The CLI's record is in its spool (`local`) once its recording thread opened it, as the session started.
+      await eventually(async () => {
+        const ls = await hoop(['sessions', 'ls'], 'alice');
+        expect(ls.stdout.split('\n')[1]).toMatch(new RegExp(`^${now!.id}\\s+\\S+ \\S+\\s+alice\\s+connect\\s+app\\s+1\\s+0\\s+1\\s+running\\s+running\\s+local$`)); // first
+      });
       expect((await hoop(['sessions', 'ls', '--json'], 'bob')).stdout).not.toContain(now!.id);
       // A checkpoint is signed at least every second here (checkpointSeconds: 1): until one covers the statement, show says there is none yet, or shows less.
       const covered = (r: CliResult): boolean => r.code === 0 && r.stdout.includes('app=> select count(*) from customers');

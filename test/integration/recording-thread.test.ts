@@ -5,7 +5,7 @@
  * to write reaches the session at once and the close says so.
  */
 import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,5 +85,33 @@ describe('the recording thread', () => {
     expect((await failed).message).toMatch(/ENOENT/);
     expect(stream.failure).toBeInstanceOf(Error);
     await expect(stream.close()).rejects.toThrow(/ENOENT/);
+  });
+
+  it('opened without waiting (a CLI record): what comes before the thread opened it is kept, with the file beside it', async () => {
+    const dir = join(root, 'now');
+    const stream = thread.openNow({ dir, id: 'now', key, encoder: POSTGRES_RECORD_ENCODER, beside: { name: 'spool.json', text: '{"kind":"sessions"}\n' } });
+    stream.event({ t: 'start', at: 1 });
+    const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 10, now: () => 2 });
+    stage.client(query('select 1'));
+    stage.end();
+    stream.event({ t: 'end', at: 3 });
+    await stream.close();
+    expect(readFileSync(join(dir, 'spool.json'), 'utf8')).toBe('{"kind":"sessions"}\n');
+    const check = await verifyRecording(dir, [createPublicKey(key)]);
+    expect(check).toMatchObject({ ok: true, complete: true });
+    const events = [];
+    for await (const e of readEvents(dir, MANIFEST)) events.push(e.t);
+    expect(events).toEqual(['start', 'query', 'end']);
+  });
+
+  it("opened without waiting, a recording that cannot be opened is the stream's failure, and its close fails", async () => {
+    const file = join(root, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const stream = thread.openNow({ dir: join(file, 'rec'), id: 'nowhere', key, encoder: POSTGRES_RECORD_ENCODER });
+    const failed = new Promise<Error>((resolve) => (stream.onFailure = resolve));
+    stream.event({ t: 'start', at: 1 });
+    expect((await failed).message).toMatch(/ENOTDIR|EEXIST/);
+    await expect(stream.ready).rejects.toThrow();
+    await expect(stream.close()).rejects.toThrow();
   });
 });
