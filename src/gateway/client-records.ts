@@ -106,7 +106,7 @@ export interface HeldRecord {
   read(name: string): Promise<Buffer | undefined>;
   /** How many files it holds, and their bytes. */
   usage(): Promise<{ files: number; bytes: number }>;
-  /** Adds the file `name` (not held yet). */
+  /** Adds the file `name` (not held yet); durable once the {@link save} that follows it is. */
   write(name: string, data: Buffer): Promise<void>;
   /** Drops these files (those not held are ignored). */
   delete(names: readonly string[]): Promise<void>;
@@ -378,7 +378,8 @@ export class FileClientRecordStore implements ClientRecordStore {
         const fs = await statfs(this.#root);
         if (fs.bavail * fs.bsize - data.length < this.#reserve) throw diskFull(this.#reserve);
         await mkdir(dir, { recursive: true, mode: 0o700 });
-        await writeFileAtomic(join(dir, name), data, dir).catch((err: NodeJS.ErrnoException) => {
+        // The directory is fsynced by the state saved next (#put saves one after every file): both names are durable at once.
+        await writeFileAtomic(join(dir, name), data, dir, false).catch((err: NodeJS.ErrnoException) => {
           throw err.code === 'ENOSPC' ? diskFull(this.#reserve) : err;
         });
       },
