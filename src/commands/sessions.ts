@@ -17,7 +17,7 @@ import { spoolOf, uploadLeftovers } from './client-records.js';
 import type { RecordKind } from '../recording/spool.js';
 import { commandTokenProvider, gatewayOptions, type GatewayFlags } from './client-config.js';
 import { columns, shellQuote } from '../text-format.js';
-import { ErrorCode, HoopError, isHoopError } from '../errors.js';
+import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { readEvents as readRecording } from '../recording/read.js';
 import { createRecordEncoder as postgresRecordEncoder } from '../postgres/pipeline/recording/encoder.js';
@@ -494,6 +494,12 @@ async function verifyClientRecord(io: CliIo, flags: VerifyFlags, dir: string, ch
       cross = await crossCheck((side) => (side === 'gateway' ? readEvents(dir, check.manifest!) : readEvents(clientDir, client.check!.manifest!)), {
         gateway: !check.complete,
         client: !client.check.complete,
+      }).catch((err: unknown) => {
+        // Signed, yet not readable (bytes that do not decode, a protocol this hoop does not know): it tells nothing that can be checked.
+        throw new HoopError(ErrorCode.RECORDING_INVALID, `the records of session ${summary.id} cannot be compared: ${describeError(err)}`, {
+          hint: 'keep both for an investigation; a newer hoop may read them',
+          exitCode: 1,
+        });
       });
     }
     if (flags.json) {

@@ -371,6 +371,18 @@ describe("the CLI's own records", () => {
     expect(verify.stdout).toContain('cross-check: the records DIFFER:');
     expect(verify.stdout).toContain('statement 1: the gateway recorded "query select 1", the CLI "query select 42"');
     expect(verify.stderr).toContain("the gateway's and the CLI's records of session");
+
+    // Her key over messages this hoop cannot read (a protocol it does not know): signed, yet nothing in it can be compared.
+    const c = await endedSession('select 3');
+    const odd = await mkdtemp(join(stack.dir, 'odd-'));
+    const w = await RecordingWriter.create({ dir: odd, id: c, key: createPrivateKey(mine.privateKey) });
+    w.append({ t: 'start', at: Date.now(), side: 'client', wire: 'mysql' });
+    w.append({ t: 'wire', at: Date.now(), k: 25, b: Buffer.from('Q').toString('base64') });
+    await w.close();
+    expect(await upload(odd, c)).toBeUndefined();
+    const unreadable = await hoop(['sessions', 'verify', c]);
+    expect(unreadable.code, unreadable.stderr).toBe(1);
+    expect(unreadable.stderr).toContain(`the records of session ${c} cannot be compared: the record keeps mysql messages, which this hoop cannot read`);
   }, 60_000);
 
   it('a record uploaded a checkpoint at a time is verified as it grows: truncated at its first checkpoint, complete at its manifest', async () => {
