@@ -21,8 +21,10 @@
  * from a gateway that has first carried a few seconds of pgbench (what any traffic touches once, such
  * as V8's young generation, is not counted against the sessions).
  *
- * Each path is first warmed up: BENCH_WARMUP seconds (default 2; 0: none) of each workload at 8
- * clients, unmeasured, as a gateway that has run for a while would be (V8 compiles the hot code in
+ * Before each run of a hoop path, `hoop connect`'s spool is waited on until the records of the
+ * sessions the run before ended are uploaded: a run pays for its own sessions' records, not for the
+ * backlog of the one before (a `-C` run leaves hundreds). Each path is first warmed up: BENCH_WARMUP
+ * seconds (default 2; 0: none) of each workload at 8 clients, unmeasured, as a gateway that has run for a while would be (V8 compiles the hot code in
  * the first seconds: in two rounds each, hoop+policy's TPS at 8 clients was 4,386–5,507 measured
  * cold and 5,279–6,401 warmed up).
  *
@@ -361,42 +363,51 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: number, log: (s: string) => void, relay?: PathSetup['relay']): Promise<Result> {
+async function measure(bin: string, psql: string, ep: Endpoint, copyBytes: number, log: (s: string) => void, relay?: PathSetup['relay'], settle?: () => Promise<void>): Promise<Result> {
   const r: Result = {};
   if (WARMUP > 0) {
     // A gateway runs for days: what its first seconds cost (V8 compiling the hot code) is not measured.
     for (const args of [['-S'], ['-S', '-M', 'prepared'], [], ['-f', updateScript()]]) await pgbench(bin, ep, [...args, '-n', '-c', '8', '-j', '2', '-T', String(WARMUP)]);
   }
-  if (RUNS.has('latency')) {
+  // Each run measures its own sessions: what the run before left in the background (records to upload) is done first.
+  const ready = async (run: string): Promise<boolean> => {
+    if (!RUNS.has(run)) return false;
+    await settle?.();
+    return true;
+  };
+  if (await ready('latency')) {
     const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
     r.latencyMs = one.latencyMs;
     r.tps1 = one.tps;
     log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
   }
-  if (RUNS.has('tps')) await measureTps8(bin, ep, r, log, relay);
-  if (RUNS.has('prepared')) {
+  if (await ready('tps')) await measureTps8(bin, ep, r, log, relay);
+  if (await ready('prepared')) {
     const prepared = await pgbench(bin, ep, ['-S', '-n', '-M', 'prepared', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
     r.tps8Prepared = prepared.tps;
     log(`tps ${prepared.tps.toFixed(0)} at 8 clients, -M prepared`);
   }
-  if (RUNS.has('tpcb')) {
+  if (await ready('tpcb')) {
     const tpcb = await pgbench(bin, ep, ['-n', '-c', '8', '-j', '2', '-T', String(SECONDS)]);
     r.tpcb8 = tpcb.tps;
     log(`TPC-B tps ${tpcb.tps.toFixed(0)} at 8 clients`);
   }
-  if (RUNS.has('update')) {
+  if (await ready('update')) {
     const update = await pgbench(bin, ep, ['-n', '-f', updateScript(), '-c', '8', '-j', '2', '-T', String(SECONDS)]);
     r.update8 = update.tps;
     log(`autocommit UPDATE tps ${update.tps.toFixed(0)} at 8 clients`);
   }
-  if (RUNS.has('sessions')) {
+  if (await ready('sessions')) {
     const connects = await pgbench(bin, ep, ['-S', '-n', '-C', '-c', '1', '-T', String(Math.max(2, Math.ceil(SECONDS / 2)))]);
     r.connects = connects.tps;
     log(`${connects.tps.toFixed(0)} new sessions/s at 1 client (-C)`);
   }
-  if (RUNS.has('copy')) {
+  if (await ready('copy')) {
     const times: number[] = [];
-    for (let i = 0; i < COPY_RUNS; i++) times.push(await copyOut(psql, ep));
+    for (let i = 0; i < COPY_RUNS; i++) {
+      if (i > 0) await settle?.();
+      times.push(await copyOut(psql, ep));
+    }
     r.copyMBps = copyBytes / 1e6 / (median(times) / 1000);
     log(`COPY ${r.copyMBps.toFixed(1)} MB/s (runs: ${times.map((t) => `${t.toFixed(0)} ms`).join(', ')})`);
   }
@@ -434,6 +445,8 @@ interface PathSetup {
   pids?: { gateway: number; connect: number };
   /** The relay's two processes (trees), whose CPU per transaction is reported. */
   relay?: { server: number; client: number };
+  /** Resolves once what the last run left to do in the background is done (the CLI's records uploaded). */
+  settle?: () => Promise<void>;
 }
 
 function tempDir(prefix: string, forPostgres = false): { dir: string; remove: () => void } {
@@ -691,11 +704,12 @@ async function startBenchConnect<T>(
   gw: { url: string; caFile: string; token: string; hoopBin: string },
   name: string,
   env: NodeJS.ProcessEnv = {},
-): Promise<{ info: T; pid: number; stop: () => Promise<void> }> {
+): Promise<{ info: T; pid: number; configDir: string; stop: () => Promise<void> }> {
+  const configDir = tempDir('hoop-bench-cli-').dir;
   const client = start(process.execPath, [...hoopNodeArgs(), gw.hoopBin, 'connect', name, '--gateway', gw.url, '--ca-file', gw.caFile, '--json'], {
     name: 'hoop connect',
     // A config directory of its own: the records it keeps of its sessions go to a spool of the bench's, not the user's.
-    env: { ...process.env, HOOP_TOKEN: gw.token, HOOP_CONFIG_DIR: tempDir('hoop-bench-cli-').dir, ...env },
+    env: { ...process.env, HOOP_TOKEN: gw.token, HOOP_CONFIG_DIR: configDir, ...env },
   });
   const info = await waitFor(20_000, () => {
     const first = client.stdout().split('\n')[0];
@@ -705,7 +719,19 @@ async function startBenchConnect<T>(
   }).catch((e: Error) => {
     throw new Error(`hoop connect did not start: ${e.message}`);
   });
-  return { info, pid: client.child.pid!, stop: () => client.stop() };
+  return { info, pid: client.child.pid!, configDir, stop: () => client.stop() };
+}
+
+/**
+ * Resolves once `hoop connect`'s spool (`<configDir>/spool`) holds no session record: the records
+ * of the sessions a run ended are uploaded (and verified by the gateway) before the next run is
+ * measured, which would otherwise pay for them (a `-C` run leaves hundreds).
+ */
+async function spoolEmptied(configDir: string): Promise<void> {
+  const spool = join(configDir, 'spool');
+  const pending = (): number => (existsSync(spool) ? readdirSync(spool).filter((d) => d.startsWith('sessions-')).length : 0);
+  const until = Date.now() + 120_000;
+  while (pending() > 0 && Date.now() < until) await sleep(200);
 }
 
 async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, guard = false, storeUrl?: string): Promise<PathSetup> {
@@ -735,6 +761,7 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
     },
     pids: { gateway: gw.pid, connect: client.pid },
     relay: { server: gw.pid, client: client.pid },
+    settle: () => spoolEmptied(client.configDir),
   };
 }
 
@@ -1014,7 +1041,7 @@ async function main(): Promise<number> {
         await store.psql('create database hoop_store');
         setup = await setupHoop(pg, true, true, false, store.url(store.superuser, { database: 'hoop_store' }));
       } else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
-      results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.relay));
+      results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.relay, setup.settle));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);
       }
