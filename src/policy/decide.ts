@@ -279,7 +279,6 @@ export const READ_ONLY_DENIED_FUNCTIONS: ReadonlySet<string> = new Set([
   'pg_sync_replication_slots',
 ]);
 
-/** The first of `functions` (as in StatementFacts: `schema.name` or `name`) that `set` names, in any schema. */
 /**
  * What SQL touches ({@link tablesTouched}), with `*` among its tables when it calls a function
  * that reads tables named in a string ({@link UNSEEN_READ_FUNCTIONS}): what it reads cannot be told,
@@ -291,6 +290,7 @@ function touchedBy(analysis: Analysis): TablesTouchedBy {
   return unseen ? { ...touched, tables: [...touched.tables, '*'] } : touched;
 }
 
+/** The first of `functions` (as in StatementFacts: `schema.name` or `name`) that `set` names, in any schema. */
 function findFunction(functions: readonly string[], set: ReadonlySet<string>): string | undefined {
   return functions.find((f) => {
     const name = f.slice(f.lastIndexOf('.') + 1);

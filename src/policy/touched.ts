@@ -18,6 +18,8 @@ export interface TablesTouchedBy {
   declares?: true;
   /** It fetches from a cursor (FETCH, MOVE): its rows come from the tables of the cursor's DECLARE. */
   fetches?: true;
+  /** The functions it calls, lower-case as written (one of the database's own may read any table: the gateway looks them up). */
+  functions?: readonly string[];
 }
 
 /** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
@@ -57,12 +59,21 @@ export function tablesTouched(analysis: Analysis): TablesTouchedBy {
   const columns = new Set<string>();
   let declares = false;
   let fetches = false;
+  const functions = new Set<string>();
   for (const st of analysis.statements) {
     for (const t of st.tables) tables.add(t);
+    for (const f of st.functions) functions.add(f);
     if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
     columnsNamed(st, columns);
     declares ||= st.kinds.includes('cursor') && !st.fetch;
     fetches ||= st.fetch === true;
   }
-  return { tables: [...tables], written: [...written], columns: [...columns], ...(declares ? { declares: true as const } : {}), ...(fetches ? { fetches: true as const } : {}) };
+  return {
+    tables: [...tables],
+    written: [...written],
+    columns: [...columns],
+    ...(declares ? { declares: true as const } : {}),
+    ...(fetches ? { fetches: true as const } : {}),
+    ...(functions.size > 0 ? { functions: [...functions] } : {}),
+  };
 }

@@ -43,7 +43,7 @@ beforeAll(async () => {
       repo.commit(`version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
-  - { name: people, subjects: [alice, carol, dave, erin], connections: [app], mode: read-write }
+  - { name: people, subjects: [alice, carol, dave, erin, frank], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
@@ -233,6 +233,21 @@ describe('what a view or a partition reads', () => {
     expect(await ls('--column', 'people.name')).toEqual([]);
     // Who read the ledger: this session, through its partition.
     expect(await ls('--table', 'ledger')).toEqual([id]);
+  });
+
+  it("counts a statement that calls one of the database's own functions as reading anything (what it reads is not in the catalog), and PostgreSQL's own as nothing more", async () => {
+    await stack.pg.psql('create function people_emails() returns setof text language sql as $$ select email from people $$; grant execute on function people_emails() to public', {
+      database: 'app',
+    });
+    const raw = await stack.tunnel('app', await stack.token('frank'));
+    expect((await raw.simple("select lower('X'), count(*) from people")).filter((m) => m.type === 0x44)).toHaveLength(1);
+    expect((await raw.simple('select * from people_emails()')).filter((m) => m.type === 0x44)).toHaveLength(40);
+    await eventually(() => expect(audit().filter((e) => e.event === 'statement.completed' && e.subject === 'frank')).toHaveLength(2));
+    const [builtin, own] = audit().filter((e) => e.event === 'statement.completed' && e.subject === 'frank');
+    expect(builtin).toMatchObject({ rows: 1, tables: ['people'] });
+    expect(own).toMatchObject({ rows: 40, tables: ['*'] });
+    raw.write(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
+    expect(await raw.closed()).toBe(true);
   });
 });
 

@@ -14,6 +14,11 @@
  * catalog does not know (a temporary relation gone, one made in the session's open transaction)
  * or a lookup that fails reads `*`: anything (as a table named in a string does), never nothing.
  *
+ * Functions a statement calls come as `name()` (src/postgres/pipeline/statement-gate.ts): one of
+ * the database's own (not in `pg_catalog` or `information_schema`) may read any table, and what it
+ * reads is not in the catalog (a function's body is text), so a statement that calls one reads `*`;
+ * PostgreSQL's own functions read nothing more.
+ *
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
@@ -37,6 +42,18 @@ export interface Reads {
 
 const NOTHING: Reads = { tables: [], columns: [] };
 const ANYTHING: Reads = { tables: ['*'], columns: [] };
+
+/** A function's name as the statements' tables carry it: `name()` (see the module documentation). */
+const isFunction = (name: string): boolean => name.endsWith('()');
+
+/**
+ * The functions of `$1` (text[], bare lower-case names) that the database defines outside its own
+ * schemas, in any schema: the ones that may read any table.
+ * @see https://www.postgresql.org/docs/current/catalog-pg-proc.html
+ */
+const OWN_FUNCTIONS_SQL =
+  'select distinct lower(p.proname) as name from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace ' +
+  "where lower(p.proname) = any($1::text[]) and n.nspname not in ('pg_catalog', 'information_schema')";
 
 /** What one connection's relations read, by name: see the module documentation. */
 export class RelationReads {
@@ -76,9 +93,14 @@ export class RelationReads {
     clearTimeout(this.#idle);
     this.#catalog ??= new CatalogConnection(this.#open);
     const catalog = this.#catalog;
-    let rows: Array<Record<string, string | null>>;
+    const relations = names.filter((n) => !isFunction(n));
+    const functions = names.filter(isFunction);
+    let rows: Array<Record<string, string | null>> = [];
+    let own: Set<string>;
     try {
-      rows = await catalog.prepared(RELATIONS_NAMED_SQL, [textArrayParam(names)]);
+      if (relations.length > 0) rows = await catalog.prepared(RELATIONS_NAMED_SQL, [textArrayParam(relations)]);
+      const bare = functions.map((f) => f.slice(f.lastIndexOf('.') + 1, -2));
+      own = new Set(bare.length > 0 ? (await catalog.prepared(OWN_FUNCTIONS_SQL, [textArrayParam(bare)])).map((r) => r.name ?? '') : []);
     } catch {
       // These read anything until they are asked again, a few seconds on.
       this.#closeCatalog();
@@ -89,6 +111,7 @@ export class RelationReads {
       this.#idle = setTimeout(() => this.#closeCatalog(), IDLE_MS).unref();
     }
     const at = this.#now();
+    for (const f of functions) this.#remember(f, { reads: own.has(f.slice(f.lastIndexOf('.') + 1, -2)) ? ANYTHING : NOTHING, at });
     const found = new Map<string, { tables: Set<string>; columns: Set<string> }>();
     for (const r of rows) {
       if (r.name === null || r.name === undefined) continue;
@@ -100,7 +123,7 @@ export class RelationReads {
       f.tables.add(table);
       f.columns.add(`${table}.${r.column}`);
     }
-    for (const name of names) {
+    for (const name of relations) {
       const f = found.get(name);
       this.#remember(name, { reads: f ? { tables: [...f.tables], columns: [...f.columns] } : ANYTHING, at });
     }
@@ -180,8 +203,9 @@ export class StatementReads<S extends { tables: readonly string[] }> {
   }
 
   #pass(statement: S, reads: Reads): void {
-    if (reads.tables.length === 0) return this.onStatement(statement);
+    const named = statement.tables.some(isFunction) ? statement.tables.filter((t) => !isFunction(t)) : statement.tables;
+    if (reads.tables.length === 0) return this.onStatement(named === statement.tables ? statement : { ...statement, tables: named });
     this.onReads?.(reads);
-    this.onStatement({ ...statement, tables: [...new Set([...statement.tables, ...reads.tables])] });
+    this.onStatement({ ...statement, tables: [...new Set([...named, ...reads.tables])] });
   }
 }

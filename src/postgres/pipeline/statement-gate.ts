@@ -186,9 +186,11 @@ export class StatementGate implements GateStage {
   #noteTouched(touched: TablesTouchedBy | undefined): void {
     if (!touched) return;
     const into = (this.#touched ??= new Set());
-    for (const t of touched.tables) into.add(t);
+    // The functions it calls go with its tables as `name()`: one of the database's own may read any table (see src/postgres/gateway/relation-reads.ts).
+    const read = touched.functions ? [...touched.tables, ...touched.functions.map((f) => `${f}()`)] : touched.tables;
+    for (const t of read) into.add(t);
     // Past 1,000 tables the cursors' are not known: a FETCH then reads from any table (`*`, which every alert's table matches).
-    if (touched.declares) for (const t of touched.tables) this.#cursorTables.add(this.#cursorTables.size < 1000 ? t : '*');
+    if (touched.declares) for (const t of read) this.#cursorTables.add(this.#cursorTables.size < 1000 ? t : '*');
     if (touched.fetches) this.#readCursors();
   }
 
