@@ -45,6 +45,8 @@ const ANYTHING: Reads = { tables: ['*'], columns: [] };
 
 /** A function's name as the statements' tables carry it: `name()` (see the module documentation). */
 const isFunction = (name: string): boolean => name.endsWith('()');
+/** `name` of `schema.name()`. */
+const functionName = (f: string): string => f.slice(f.lastIndexOf('.') + 1, -2);
 
 /**
  * The functions of `$1` (text[], bare lower-case names) that the database defines outside its own
@@ -99,7 +101,7 @@ export class RelationReads {
     let own: Set<string>;
     try {
       if (relations.length > 0) rows = await catalog.prepared(RELATIONS_NAMED_SQL, [textArrayParam(relations)]);
-      const bare = functions.map((f) => f.slice(f.lastIndexOf('.') + 1, -2));
+      const bare = functions.map(functionName);
       own = new Set(bare.length > 0 ? (await catalog.prepared(OWN_FUNCTIONS_SQL, [textArrayParam(bare)])).map((r) => r.name ?? '') : []);
     } catch {
       // These read anything until they are asked again, a few seconds on.
@@ -111,7 +113,7 @@ export class RelationReads {
       this.#idle = setTimeout(() => this.#closeCatalog(), IDLE_MS).unref();
     }
     const at = this.#now();
-    for (const f of functions) this.#remember(f, { reads: own.has(f.slice(f.lastIndexOf('.') + 1, -2)) ? ANYTHING : NOTHING, at });
+    for (const f of functions) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
     const found = new Map<string, { tables: Set<string>; columns: Set<string> }>();
     for (const r of rows) {
       if (r.name === null || r.name === undefined) continue;
