@@ -51,4 +51,20 @@ describe('relation reads', () => {
     statements.tell({ n: 3, tables: [] });
     expect(told.at(-1)).toEqual({ n: 3, tables: [] });
   });
+
+  it('a client that sends new names faster than they are looked up gets no more lookups: its statements read anything', async () => {
+    let opened = 0;
+    const reads = new RelationReads(() => {
+      opened++;
+      return Promise.reject(new Error('the catalog is down'));
+    });
+    const told: Array<readonly string[]> = [];
+    const statements = new StatementReads<{ tables: readonly string[] }>(reads, (s) => told.push(s.tables), undefined);
+    for (let i = 0; i < 1500; i++) statements.tell({ tables: [`t${i}`] });
+    await statements.settled();
+    expect(told).toHaveLength(1500);
+    expect(told.every((t) => t.length === 2 && t[1] === '*')).toBe(true);
+    // The first 1,000 were looked up (and failed); the 500 behind them were not.
+    expect(opened).toBe(1000);
+  });
 });

@@ -31,6 +31,8 @@ export const TTL_MS = 60_000;
 const MAX_NAMES = 4096;
 /** A catalog connection unused this long is closed. */
 const IDLE_MS = 30_000;
+/** Statements of a session waiting to be told past which the next are told as reading anything, not looked up. */
+const MAX_WAITING = 1000;
 /** After a failed lookup, its names read anything for this long before they are asked again (a down catalog is not asked per statement). */
 const RETRY_MS = 5_000;
 
@@ -182,6 +184,8 @@ export class RelationReadsByConnection {
  */
 export class StatementReads<S extends { tables: readonly string[] }> {
   #told: Promise<void> | undefined;
+  /** Statements waiting to be told. */
+  #waiting = 0;
 
   constructor(
     private readonly reads: RelationReads,
@@ -192,7 +196,13 @@ export class StatementReads<S extends { tables: readonly string[] }> {
   readonly tell = (statement: S): void => {
     const known = statement.tables.length === 0 ? NOTHING : this.reads.known(statement.tables);
     if (known && !this.#told) return this.#pass(statement, known);
-    const told = (this.#told ?? Promise.resolve()).then(async () => this.#pass(statement, known ?? (await this.reads.lookup(statement.tables)))).catch(() => undefined);
+    // A client that sends new names faster than they are looked up gets no more lookups: its statements read anything.
+    const lookup = this.#waiting >= MAX_WAITING ? (): Promise<Reads> => Promise.resolve(ANYTHING) : (): Promise<Reads> => this.reads.lookup(statement.tables);
+    this.#waiting++;
+    const told = (this.#told ?? Promise.resolve())
+      .then(async () => this.#pass(statement, known ?? (await lookup())))
+      .catch(() => undefined)
+      .finally(() => this.#waiting--);
     this.#told = told;
     void told.then(() => {
       if (this.#told === told) this.#told = undefined;
