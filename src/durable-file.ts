@@ -1,6 +1,6 @@
 /** Files that must survive a crash whole or not at all. */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fsync, linkSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, linkSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
@@ -8,14 +8,12 @@ import { promisify } from 'node:util';
  * Writes `data` to `file` atomically: a temporary file in the same directory (0600), fsync,
  * rename over the target, fsync of the directory (unless `syncDir` is false: the caller fsyncs
  * the directory before anything depends on the new name, which makes every rename before durable).
- * With `syncData` false nothing is fsynced: the file is whole or absent, and outlives the process,
- * not the machine.
  *
  * @see https://man7.org/linux/man-pages/man2/rename.2.html (atomic replacement)
  * @see https://man7.org/linux/man-pages/man2/fsync.2.html (a directory entry needs the directory's fsync)
  */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, dir: string, syncDir = true, syncData = true): Promise<void> {
-  await placeDurably(file, data, dir, syncData && syncDir, (tmp) => rename(tmp, file), syncData);
+export async function writeFileAtomic(file: string, data: string | Uint8Array, dir: string, syncDir = true): Promise<void> {
+  await placeDurably(file, data, dir, syncDir, (tmp) => rename(tmp, file));
 }
 
 /**
@@ -32,12 +30,12 @@ export async function writeFileOnce(file: string, data: string | Uint8Array, dir
   });
 }
 
-async function placeDurably(file: string, data: string | Uint8Array, dir: string, syncDir: boolean, place: (tmp: string) => Promise<void>, syncData = true): Promise<void> {
+async function placeDurably(file: string, data: string | Uint8Array, dir: string, syncDir: boolean, place: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, 'wx', 0o600);
   try {
     await handle.writeFile(data);
-    if (syncData) await handle.sync();
+    await handle.sync();
   } finally {
     await handle.close();
   }
@@ -47,13 +45,7 @@ async function placeDurably(file: string, data: string | Uint8Array, dir: string
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  if (!syncDir) return;
-  const d = await open(dir, 'r');
-  try {
-    await d.sync().catch(() => undefined);
-  } finally {
-    await d.close();
-  }
+  if (syncDir) await syncDirectory(dir);
 }
 
 /**
@@ -85,14 +77,13 @@ export async function writeFileOnceOnThread(file: string, data: Uint8Array, dir:
 }
 
 const fdatasyncFd = promisify(fdatasync);
-const fsyncFd = promisify(fsync);
 
-/** `fsync` of a directory: the names made in it are durable (where the file system allows; errors ignored as {@link writeFileAtomic} does). */
+/** `fsync` of a directory: the names made in it are durable (where the file system allows; errors ignored). */
 async function syncDirectory(dir: string): Promise<void> {
-  const fd = openSync(dir, 'r');
+  const d = await open(dir, 'r');
   try {
-    await fsyncFd(fd).catch(() => undefined);
+    await d.sync().catch(() => undefined);
   } finally {
-    closeSync(fd);
+    await d.close();
   }
 }

@@ -38,6 +38,7 @@ export class StatementNote {
   sent = 0;
   /** It is a COPY FROM (its tag counts rows written). */
   copyIn = false;
+  /** `tables`: what the gate noted the statement reads, with the functions it calls as `name()` (src/postgres/gateway/relation-reads.ts reads those). */
   constructor(readonly tables: readonly string[]) {}
 }
 
