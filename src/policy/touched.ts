@@ -20,7 +20,12 @@ export interface TablesTouchedBy {
   fetches?: true;
   /** The functions it calls, lower-case as written (one of the database's own may read any table: the gateway looks them up). */
   functions?: readonly string[];
+  /** It may change what a relation reads (DDL, a DO block, a CALL): what the gateway knew of the catalog is stale. */
+  redefines?: true;
 }
+
+/** Kinds after which what a relation reads may have changed. */
+const REDEFINING_KINDS = new Set<string>([...KIND_UMBRELLAS.ddl, 'do', 'call']);
 
 /** The policy's `write` and `ddl` umbrella kinds: a statement of one of these writes to the tables it names. */
 const WRITE_KINDS = new Set<string>([...KIND_UMBRELLAS.write, ...KIND_UMBRELLAS.ddl]);
@@ -60,7 +65,9 @@ export function tablesTouched(analysis: Analysis): TablesTouchedBy {
   let declares = false;
   let fetches = false;
   const functions = new Set<string>();
+  let redefines = false;
   for (const st of analysis.statements) {
+    redefines ||= st.kinds.some((k) => REDEFINING_KINDS.has(k));
     for (const t of st.tables) tables.add(t);
     for (const f of st.functions) functions.add(f);
     if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
@@ -75,5 +82,6 @@ export function tablesTouched(analysis: Analysis): TablesTouchedBy {
     ...(declares ? { declares: true as const } : {}),
     ...(fetches ? { fetches: true as const } : {}),
     ...(functions.size > 0 ? { functions: [...functions] } : {}),
+    ...(redefines ? { redefines: true as const } : {}),
   };
 }

@@ -16,7 +16,7 @@ import { psql } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
-import { eventually } from '../harness/wait.js';
+import { eventually, pace } from '../harness/wait.js';
 import { query } from '../../src/postgres/wire/messages.js';
 
 const hooks: Array<Record<string, unknown>> = [];
@@ -43,7 +43,7 @@ beforeAll(async () => {
       repo.commit(`version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
-  - { name: people, subjects: [alice, carol, dave, erin, frank], connections: [app], mode: read-write }
+  - { name: people, subjects: [alice, carol, dave, erin, frank, grace], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
@@ -246,6 +246,26 @@ describe('what a view or a partition reads', () => {
     const [builtin, own] = audit().filter((e) => e.event === 'statement.completed' && e.subject === 'frank');
     expect(builtin).toMatchObject({ rows: 1, tables: ['people'] });
     expect(own).toMatchObject({ rows: 40, tables: ['*'] });
+    raw.write(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
+    expect(await raw.closed()).toBe(true);
+  });
+
+  // Last here: it changes the catalog through the gateway, after which names read anything for a few seconds.
+  it('a client that reads through a view and then redefines it is counted by what the view read, or as reading anything', async () => {
+    const raw = await stack.tunnel('app', await stack.token('grace'));
+    const selects = async (): Promise<Array<Record<string, unknown>>> => audit().filter((e) => e.event === 'statement.completed' && e.subject === 'grace' && e.verb === 'SELECT');
+    // Straight to the gateway: a view that reads nothing, read (and what it reads known to the gateway) ...
+    expect((await raw.simple("create view swap_v as select 'x'::text as email")).some((m) => m.type === 0x45)).toBe(false);
+    await pace(5_500); // past the settling after a change of the catalog
+    expect((await raw.simple('select * from swap_v')).filter((m) => m.type === 0x44)).toHaveLength(1);
+    await eventually(async () => expect(await selects()).toEqual([expect.objectContaining({ tables: ['swap_v'] })]));
+    // ... then over people, read at once: not counted by what the gateway knew before.
+    expect((await raw.simple('create or replace view swap_v as select email from people')).some((m) => m.type === 0x45)).toBe(false);
+    expect((await raw.simple('select * from swap_v')).filter((m) => m.type === 0x44)).toHaveLength(40);
+    // ... and read, then made to read nothing again, in one message: counted by what the read read, or as anything.
+    expect((await raw.simple("select * from swap_v; create or replace view swap_v as select 'y'::text as email")).filter((m) => m.type === 0x44)).toHaveLength(40);
+    await eventually(async () => expect(await selects()).toHaveLength(3));
+    for (const read of (await selects()).slice(1)) expect(read.tables as string[]).toEqual(expect.arrayContaining([expect.stringMatching(/^(public\.people|\*)$/)]));
     raw.write(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
     expect(await raw.closed()).toBe(true);
   });

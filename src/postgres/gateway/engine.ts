@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { StatementTally } from '../pipeline/tally.js';
-import { RelationReadsByConnection, StatementReads, type RelationReads } from './relation-reads.js';
+import { RelationReadsByConnection, redefinitionsTold, StatementReads, type RelationReads } from './relation-reads.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';
 import type { TunnelStream } from '../../tunnel/stream.js';
 import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
@@ -538,8 +538,10 @@ class SessionRelay {
   #statementGate(): StatementGate | undefined {
     const session = this.#session;
     const { connection, identity } = session;
-    return session.judge
-      ? new StatementGate(session.judge, {
+    const { judge } = session;
+    const reads = this.#opened.reads;
+    return judge
+      ? new StatementGate(reads ? redefinitionsTold(judge, reads) : judge, {
           readOnly: session.readOnly === true,
           // The relay's ServerState tells the gate what the server did with each name change.
           confirmed: true,

@@ -14,6 +14,11 @@
  * catalog does not know (a temporary relation gone, one made in the session's open transaction)
  * or a lookup that fails reads `*`: anything (as a table named in a string does), never nothing.
  *
+ * A statement that may redefine a relation (DDL, a DO block, a CALL) on the connection, from any
+ * session, drops what was known ({@link RelationReads.changed}): for {@link SETTLE_MS} after it,
+ * and for a lookup it overlaps, names read `*`. So reading through a view and then replacing it,
+ * in the same message or the next, never leaves the read counted by the new definition.
+ *
  * Functions a statement calls come as `name()` (src/postgres/pipeline/statement-gate.ts): one of
  * the database's own (not in `pg_catalog` or `information_schema`) may read any table, and what it
  * reads is not in the catalog (a function's body is text), so a statement that calls one reads `*`;
@@ -22,6 +27,7 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
+import type { SessionJudge } from '../../session/engine.js';
 import type { RoundTripConnection } from '../wire/client.js';
 import { CatalogConnection, RELATIONS_NAMED_SQL, textArrayParam } from '../pipeline/masking/stage.js';
 
@@ -33,6 +39,8 @@ const MAX_NAMES = 4096;
 const IDLE_MS = 30_000;
 /** Statements of a session waiting to be told past which the next are told as reading anything, not looked up. */
 const MAX_WAITING = 1000;
+/** After a change of the catalog through the gateway, names read anything this long (the change may not be committed yet). */
+const SETTLE_MS = 5_000;
 /** After a failed lookup, its names read anything for this long before they are asked again (a down catalog is not asked per statement). */
 const RETRY_MS = 5_000;
 
@@ -66,6 +74,8 @@ export class RelationReads {
   readonly #known = new Map<string, { reads: Reads; at: number }>();
   #catalog: CatalogConnection | undefined;
   #idle: NodeJS.Timeout | undefined;
+  /** When a statement last may have redefined a relation here. */
+  #changedAt = Number.NEGATIVE_INFINITY;
 
   /** `open`: a catalog connection of the gateway's own, with the connection's credentials. */
   constructor(open: () => Promise<RoundTripConnection>, now: () => number = Date.now) {
@@ -73,8 +83,15 @@ export class RelationReads {
     this.#now = now;
   }
 
+  /** A statement may have redefined a relation: what is known goes, and names read anything for a while. */
+  changed(): void {
+    this.#known.clear();
+    this.#changedAt = this.#now();
+  }
+
   /** What `names` read, if every one is known now; undefined when a lookup is needed. */
   known(names: readonly string[]): Reads | undefined {
+    if (this.#now() - this.#changedAt < SETTLE_MS && names.some((n) => n !== '*')) return ANYTHING;
     const parts: Reads[] = [];
     for (const name of names) {
       if (name === '*') continue; // anything already
@@ -89,11 +106,15 @@ export class RelationReads {
   async lookup(names: readonly string[]): Promise<Reads> {
     const wanted = [...new Set(names.map((n) => n.toLowerCase()))].filter((n) => n !== '*');
     const missing = wanted.filter((n) => this.known([n]) === undefined);
+    const since = this.#changedAt;
     if (missing.length > 0) await this.#fetch(missing);
+    // A change during the lookup: what it answered may be the new definition, not the one the statement read.
+    if (this.#changedAt !== since) return ANYTHING;
     return this.known(wanted) ?? ANYTHING;
   }
 
   async #fetch(names: readonly string[]): Promise<void> {
+    const started = this.#now();
     clearTimeout(this.#idle);
     this.#catalog ??= new CatalogConnection(this.#open);
     const catalog = this.#catalog;
@@ -114,6 +135,8 @@ export class RelationReads {
     } finally {
       this.#idle = setTimeout(() => this.#closeCatalog(), IDLE_MS).unref();
     }
+    // A change during the lookup: its answers are not kept.
+    if (this.#changedAt >= started) return;
     const at = this.#now();
     for (const f of functions) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
     const found = new Map<string, { tables: Set<string>; columns: Set<string> }>();
@@ -220,4 +243,18 @@ export class StatementReads<S extends { tables: readonly string[] }> {
     this.onReads?.(reads);
     this.onStatement({ ...statement, tables: [...new Set([...named, ...reads.tables])] });
   }
+}
+
+/**
+ * `judge`, telling `reads` of each statement that may redefine a relation as it is judged (before
+ * it runs; one refused never runs). One held for review is told when judged, not when it runs.
+ */
+export function redefinitionsTold(judge: SessionJudge, reads: RelationReads): SessionJudge {
+  return {
+    judge: (sql, analysis) => {
+      const verdict = judge.judge(sql, analysis);
+      if (verdict.touched?.redefines && verdict.action !== 'deny') reads.changed();
+      return verdict;
+    },
+  };
 }
