@@ -33,6 +33,7 @@ import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
+import { STATISTICS_RELATIONS } from './masking/rules.js';
 import { limitProblem, type SessionLimits } from './limits.js';
 import { maskingFor, principalMatches } from './principal.js';
 import { expandKind, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
@@ -710,13 +711,6 @@ export const UNSEEN_READ_FUNCTIONS: ReadonlySet<string> = new Set([...SQL_TEXT_F
  * identity names tables: what they read is not in the statement's text.
  */
 export const UNSEEN_READ_RULE = 'unseen-read';
-
-/**
- * Catalogs that hold values of other tables' columns (the planner's statistics: most common
- * values, histogram bounds), readable for any column the role may read.
- * @see https://www.postgresql.org/docs/current/view-pg-stats.html
- */
-const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext', 'pg_statistic_ext_data']);
 
 /**
  * What, in a statement, reads column values past masking (undefined when nothing does): a call

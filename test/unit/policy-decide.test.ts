@@ -652,12 +652,21 @@ describe('reads the gateway cannot see', () => {
   it('with masking rules, refuses those and reads of the planner statistics, which hold column values', () => {
     const p: Policy = { ...policy([]), masking: { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived: 'mask' } };
     const j = new StatementJudge(p, alice, 'prod-db', 'read-write');
-    for (const sql of [...reads, "select most_common_vals from pg_stats where tablename = 'customers'", 'select * from pg_catalog.pg_statistic', 'select * from pg_stats_ext']) {
+    for (const sql of [
+      ...reads,
+      "select most_common_vals from pg_stats where tablename = 'customers'",
+      'select * from pg_catalog.pg_statistic',
+      'select * from pg_stats_ext',
+      'select * from pg_stats_ext_exprs',
+      'select stxdmcv from pg_statistic_ext_data',
+    ]) {
       const d = j.judge(sql);
       expectDecision(d, 'deny', SIDE_CHANNEL_RULE);
       expect(d.message).toContain('cannot trace');
     }
     expectDecision(j.judge('select relname from pg_class'), 'allow');
+    // The definitions of extended statistics (psql's \d and \dX list them) hold no values.
+    expectDecision(j.judge("select stxname, stxkind from pg_catalog.pg_statistic_ext where stxrelid = 'customers'::regclass"), 'allow');
   });
 });
 

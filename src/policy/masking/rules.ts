@@ -9,6 +9,17 @@ import { applyStrategy, type MaskStrategy } from './strategies.js';
 import { glob } from '../../glob.js';
 
 /**
+ * Catalogs that hold values of other tables' columns (the planner's statistics: most common
+ * values, histogram bounds), readable for any column the role may read. Not `pg_statistic_ext`:
+ * it holds the definitions of extended statistics objects (which columns, which kinds), what
+ * psql's `\d` and `\dX` list; their values are in `pg_statistic_ext_data`. A statement that names
+ * one is refused under masking (src/policy/decide.ts); a view over one reads masked values.
+ * @see https://www.postgresql.org/docs/current/view-pg-stats.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-statistic-ext.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-statistic-ext-data.html
+ */
+export const STATISTICS_RELATIONS: ReadonlySet<string> = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+/**
  * The shape of the policy's `masking` section this module needs (the policy schema's
  * `MaskingPolicy` satisfies it). `table` is `schema.table` (globs with `*`; without a schema it
  * matches the table in any schema), `column` a column name or `*`, `pattern` a case-insensitive
@@ -125,9 +136,11 @@ export class MaskingRules {
 
   /**
    * Whether a value read from `origin` is masked: a column by its origin or name rules, a whole
-   * row (`column` is `*`) when its table (or one it inherits from) has column rules.
+   * row (`column` is `*`) when its table (or one it inherits from) has column rules, and anything
+   * of the planner's statistics ({@link STATISTICS_RELATIONS}) when the policy masks anything.
    */
   readsMasked(origin: ColumnOrigin): boolean {
+    if (!this.empty && origin.schema.toLowerCase() === 'pg_catalog' && STATISTICS_RELATIONS.has(origin.table.toLowerCase())) return true;
     if (origin.column !== '*') return (this.forOrigin(origin) ?? this.forName(origin.column)) !== undefined;
     return [origin, ...(origin.inheritsFrom ?? [])].some((t) => this.tableHasRules(t.schema, t.table));
   }
