@@ -1,14 +1,15 @@
 /**
  * Catalog access under masking: psql's `\d` family and what GUI clients ask on connect work through
  * hoop with a masked column, and print what they print straight to the server; the planner's
- * statistics, which hold sample values of columns, never bring a masked value back.
+ * statistics, which hold sample values of columns, never bring a masked value back. And hoop's own
+ * words (a rule's message) are never masked, where the server's are.
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html#APP-PSQL-META-COMMANDS
  * @see https://www.postgresql.org/docs/current/catalog-pg-statistic-ext.html
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
-import type { MaskingPolicy } from '../../src/policy/schema.js';
+import type { MaskingPolicy, StatementRule } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { libpqEnv, psql, runProcess } from '../harness/clients.js';
 import { emptyPolicy } from '../harness/policy.js';
@@ -17,9 +18,10 @@ import { type HoopStack, type RunningConnect, startStack } from '../harness/stac
 const masking: MaskingPolicy = {
   columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
   names: [],
-  detectors: [],
+  detectors: [{ detector: 'email', strategy: 'redact' }],
   derived: 'mask',
 };
+const rules: StatementRule[] = [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny', message: 'ask dba@example.com to drop it' }];
 
 let stack: HoopStack;
 let connect: RunningConnect;
@@ -29,7 +31,7 @@ beforeAll(async () => {
   stack = await startStack({
     gateway: {
       sessionPolicy: (identity) => ({
-        judge: new StatementJudge(emptyPolicy({ masking }), { subject: identity.subject, groups: identity.groups }, 'app', 'read-write'),
+        judge: new StatementJudge(emptyPolicy({ masking, statements: { unparseable: 'deny', rules } }), { subject: identity.subject, groups: identity.groups }, 'app', 'read-write'),
         masking: { policy: masking },
       }),
     },
@@ -116,5 +118,16 @@ describe('pgcli', () => {
         .filter((l) => l.event === 'statement.refused')
         .slice(refusedBefore),
     ).toEqual([]);
+  });
+});
+
+describe("hoop's own words", () => {
+  it('are never masked: a refusal names the address its rule gives, where the same address from the server is masked', async () => {
+    const refused = await psql(connect.info, ['-c', 'drop table customers']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('hoop: denied by rule "no-drop": ask dba@example.com to drop it');
+    const served = await psql(connect.info, ['-A', '-t', '-c', "select 'dba@example.com' as x"]);
+    expect(served.stdout).toBe('[redacted]\n');
+    expect(await stack.pg.psql('select count(*) from customers', { database: 'app' })).toBe('200\n');
   });
 });

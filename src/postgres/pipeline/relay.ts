@@ -476,7 +476,7 @@ export class BackendPath {
       if (f.type === READY) this.#state?.ready(f.body[0]!);
       else if (ask?.note) this.#tally?.message(ask.note, f.type, f.body);
       const m = this.#gate ? this.#gate.backend(f) : f;
-      const r = this.#masking ? this.#masking.backend(m) : m.raw;
+      const r = this.#masking ? this.#masked(m, m !== f) : m.raw;
       if (r instanceof Promise) return this.#wait(r, out, ask);
       const recording = this.#hand(r, ask, out);
       if (recording)
@@ -487,6 +487,18 @@ export class BackendPath {
         );
       if (this.#cut && this.reader.atBoundary) return this.#stop(out);
     }
+  }
+
+  /**
+   * What masking hands on for `m`. A message of the gateway's own (`own`: the refusal the gate put
+   * in place of the server's answer to its stand-in) is read by masking, which follows the
+   * answers in order, and handed on as the gateway wrote it: its words (a rule's message, the
+   * reviewer who denied) are never masked or withheld.
+   */
+  #masked(m: PgMessage, own: boolean): Buffer | Promise<Buffer> {
+    const r = this.#masking!.backend(m);
+    if (!own) return r;
+    return r instanceof Promise ? r.then(() => m.raw) : m.raw;
   }
 
   /** Hands the client one server message (what the write guard lets through, if it is on) and records it. */
