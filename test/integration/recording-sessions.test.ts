@@ -234,6 +234,17 @@ describe('recorded sessions', () => {
     const peek = await hoop(['sessions', 'show', id], 'bob');
     expect(peek.code).toBe(ExitCode.DATA);
     expect(peek.stderr).toContain(`no session ${id} that you may see`);
+    // An id of no session's shape is an unknown session too, not an endpoint the gateway lacks.
+    for (const [argv, said] of [
+      [['sessions', 'show', 'nope'], 'no session "nope": session ids are 8 to 64 letters'],
+      [['sessions', 'replay', 'no.pe'], 'no session "no.pe"'],
+      [['review', 'show', 'a_b'], 'no review "a_b"'],
+    ] as const) {
+      const r = await hoop([...argv], 'bob');
+      expect(r.code, argv.join(' ')).toBe(ExitCode.DATA);
+      expect(r.stderr, argv.join(' ')).toContain(said);
+      expect(r.stderr, argv.join(' ')).not.toContain('upgrade');
+    }
     const audrey = await hoop(['sessions', 'ls', '--user', 'alice', '--json'], 'audrey', ['auditors']);
     expect((JSON.parse(audrey.stdout) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id)).toContain(id);
     expect((await hoop(['sessions', 'verify', id], 'audrey', ['auditors'])).code).toBe(0);

@@ -18,7 +18,7 @@
  */
 import type * as http from 'node:http';
 import { API_ROUTES, exactPath } from '../../api/paths.js';
-import { HoopError, describeError } from '../../errors.js';
+import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { VERSION } from '../../version.js';
 import { requestAccess, requireRecentSignIn } from '../api/access.js';
@@ -108,7 +108,20 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     { path: exactly('/v1/devices'), methods: ['GET', 'POST'], forRun: 'devices', handle: (req, _m, identity) => devicesApi(parts, req, identity) },
     { path: R.clientRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'sessions', m[1]!, m[2]) },
     { path: R.runRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'runs', m[1]!, m[2]) },
+    // An id no session, run or review can have (`hoop sessions show nope`) names nothing: said so, not as an endpoint this gateway lacks.
+    { path: MALFORMED_ID, methods: ['GET', 'PUT', 'POST'], open: (_req, m) => Promise.reject(noSuchId(m[1]!, m[2]!)) },
   ];
+}
+
+/** A path under sessions, runs or reviews whose id matched none of the routes above (group 1: which; group 2: the id). */
+const MALFORMED_ID = /^\/v1\/(sessions|runs|reviews)\/([^/]+)(?:\/.*)?$/;
+
+/** What an id of the wrong shape gets: the code of an unknown one, and what ids look like. */
+function noSuchId(kind: string, id: string): HoopError {
+  const shown = JSON.stringify(id.slice(0, 80));
+  if (kind === 'reviews') return new HoopError(ErrorCode.REVIEW_UNKNOWN, `no review ${shown}: review ids are 1 to 64 letters, digits and -`, { hint: '`hoop review ls` lists the reviews you may see' });
+  const what = kind === 'runs' ? 'run' : 'session';
+  return new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} ${shown}: ${what} ids are 8 to 64 letters, digits, - and _`, { hint: '`hoop sessions ls` lists the sessions you may see' });
 }
 
 /** The request handler of the gateway's HTTP server. */
