@@ -52,6 +52,8 @@ export interface ConnectSshJson {
   port: number;
   /** `ssh -F <sshConfig> <connection>`. */
   sshConfig: string;
+  /** The user's ssh_config that includes every running connection's, at a path that stays put: `Include` it from ~/.ssh/config once. */
+  sshInclude?: string;
   knownHosts: string;
   identityFile: string;
   command: string;
@@ -85,6 +87,7 @@ async function serveSsh(io: CliIo, opts: ConnectOptions, provider: ResolvedToken
         host: port.host,
         port: port.port,
         sshConfig: port.configFile,
+        ...(port.includeFile ? { sshInclude: port.includeFile } : {}),
         knownHosts: port.knownHostsFile,
         identityFile: port.keyFile,
         command: `${ssh} ${name}`,
@@ -101,8 +104,10 @@ async function serveSsh(io: CliIo, opts: ConnectOptions, provider: ResolvedToken
           `  scp -F ${shellQuote(port.configFile)} FILE ${name}:PATH      sftp -F ${shellQuote(port.configFile)} ${name}`,
           `  rsync -e ${shellQuote(ssh)} DIR ${name}:PATH      GIT_SSH_COMMAND=${shellQuote(ssh)} git clone ${name}:REPO`,
           '',
-          `or put this line at the top of ~/.ssh/config, then use plain \`ssh ${name}\`:`,
-          `  Include ${port.configFile}`,
+          port.includeFile
+            ? `or put this line at the top of ~/.ssh/config once (it includes every hoop connect you run), then use plain \`ssh ${name}\`:`
+            : `or put this line at the top of ~/.ssh/config, then use plain \`ssh ${name}\`:`,
+          `  Include ${port.includeFile ?? port.configFile}`,
           'Press Ctrl-C to stop.',
           '',
         ].join('\n'),

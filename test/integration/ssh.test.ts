@@ -142,6 +142,27 @@ describe('hoop connect for an ssh connection', () => {
     expect(info.command).toBe(`ssh -F ${info.sshConfig} bastion`);
   });
 
+  it('keeps one ssh_config per user, at a path that stays put, which includes every running connection: one Include line works run after run', async () => {
+    expect(info.sshInclude).toBe(join(stack.runtime, 'hoop', 'ssh_config'));
+    expect(statSync(info.sshInclude!).mode & 0o077).toBe(0);
+    const userConfig = join(stack.dir, 'user-ssh-config');
+    writeFileSync(userConfig, `Include "${info.sshInclude}"\n`);
+    expect((await ssh(['bastion', 'echo through-include'], { config: userConfig })).stdout).toBe('through-include\n');
+    for (const round of [1, 2]) {
+      const other = await connectSsh('bastion-timed');
+      expect(other.info.sshInclude).toBe(info.sshInclude);
+      const r = await ssh(['bastion-timed', `echo round-${round}`], { config: userConfig });
+      expect(r.stdout, r.stderr).toBe(`round-${round}\n`);
+      await other.c.stop();
+      running.splice(running.indexOf(other.c), 1);
+      // Stopped, its entry is gone with its files; the include line is left as it was.
+      const after = await ssh(['-o', 'ConnectTimeout=5', 'bastion-timed', 'echo stale'], { config: userConfig });
+      expect(after.code).not.toBe(0);
+      expect(after.stdout).toBe('');
+    }
+    expect((await ssh(['bastion', 'echo still'], { config: userConfig })).stdout).toBe('still\n');
+  });
+
   it('runs a command on the target with ssh: its output, its stderr and its exit status', async () => {
     const r = await ssh(['bastion', 'echo out-42; echo err-line >&2; exit 3']);
     expect(r.stdout).toBe('out-42\n');

@@ -12,7 +12,10 @@
  * ends SSH) under that name (`HostKeyAlias`), and a key made
  * for this run (0600), which the gateway requires of the client: another local user or process
  * that reaches the port cannot sign in. `ssh -F <ssh_config> <name>`, scp, sftp, `rsync -e` and
- * git use them unchanged, and an `Include <ssh_config>` line in ~/.ssh/config makes `ssh <name>` work.
+ * git use them unchanged. In the runtime directory it also keeps one file per user that stays put,
+ * `<runtime>/ssh_config` ({@link includeAllPorts}), which includes the `ssh_config` of every port
+ * running there: one `Include` line for it in ~/.ssh/config makes `ssh <name>` work for every
+ * connection, run after run.
  *
  * @see https://man.openbsd.org/ssh_config.5
  * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
@@ -23,6 +26,7 @@ import { join } from 'node:path';
 import type { ResolvedTokenProvider } from '../../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { readOptionalFile, writePrivateFile } from '../../private-file.js';
 import { runtimeDir } from '../../runtime-files.js';
 import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
 import { newSessionId, TunnelMux } from '../../tunnel/transport.js';
@@ -64,6 +68,8 @@ export interface SshPort {
   port: number;
   /** The generated ssh_config: `ssh -F <configFile> <connection>`. */
   configFile: string;
+  /** The user's one ssh_config that includes every running port's (a path that stays put), when the port's files are in the runtime directory. */
+  includeFile?: string;
   knownHostsFile: string;
   /** The per-run private key the local client signs in with. */
   keyFile: string;
@@ -84,11 +90,30 @@ function configPath(path: string): string {
   return `"${path}"`;
 }
 
+/**
+ * Writes `<runtime>/ssh_config`, the same text every time (rewritten only when it differs): an
+ * `Include` of the `ssh_config` of every port whose files are in the runtime directory (a glob,
+ * which OpenSSH expands each time it reads the file; none matching is no error). Returns its path.
+ * @see https://man.openbsd.org/ssh_config.5#Include
+ */
+async function includeAllPorts(runtime: string): Promise<string> {
+  const file = join(runtime, 'ssh_config');
+  const text = [
+    '# Written by hoop: the ssh_config of every `hoop connect` running for this user.',
+    `# One line at the top of ~/.ssh/config keeps working run after run: Include ${configPath(file)}`,
+    `Include ${configPath(join(runtime, 'ssh-*', 'ssh_config'))}`,
+    '',
+  ].join('\n');
+  if ((await readOptionalFile(file)) !== text) await writePrivateFile(file, text);
+  return file;
+}
+
 /** Opens a local SSH port for connection `o.name`; see the module documentation. */
 export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
   const { provider, name, log, say } = o;
   const { gateway, ca } = provider;
-  const dir = await mkdtemp(join(o.filesDir ?? (await runtimeDir(o.env)), `ssh-${hostAlias(name)}-`));
+  const runtime = o.filesDir === undefined ? await runtimeDir(o.env) : undefined;
+  const dir = await mkdtemp(join(o.filesDir ?? runtime!, `ssh-${hostAlias(name)}-`));
   const keyFile = join(dir, 'id_ed25519');
   const knownHostsFile = join(dir, 'known_hosts');
   const configFile = join(dir, 'ssh_config');
@@ -190,7 +215,8 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
       ].join('\n'),
       { mode: 0o600, flag: 'wx' },
     );
-    return { connection: name, host: '127.0.0.1', port, configFile, knownHostsFile, keyFile, accept: serve, close };
+    const includeFile = runtime !== undefined ? await includeAllPorts(runtime) : undefined;
+    return { connection: name, host: '127.0.0.1', port, configFile, ...(includeFile ? { includeFile } : {}), knownHostsFile, keyFile, accept: serve, close };
   } catch (err) {
     await close();
     throw err;
