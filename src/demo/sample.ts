@@ -188,6 +188,10 @@ statements:
       match: { kinds: [drop, truncate] }
       action: deny
       message: dropping or emptying tables is not allowed through hoop
+    - name: no-do-or-call                       # a DO block or a procedure runs SQL the gateway cannot read
+      match: { kinds: [do, call] }
+      action: deny
+      message: DO blocks and procedures run SQL hoop cannot see; send the statements themselves
     - name: review-mass-writes
       match: { kinds: [update, delete, merge], missingWhere: true }
       action: review
@@ -238,6 +242,12 @@ tests:
     sql: drop table orders
     expect: deny
     rule: no-drop-or-truncate
+  - name: a DO block cannot hide a DROP
+    as: { subject: demo, groups: [engineers] }
+    connection: ${DEMO_CONNECTION}
+    sql: do $$ begin execute 'drop table orders'; end $$
+    expect: deny
+    rule: no-do-or-call
   - name: a delete of every row waits for a reviewer
     as: { subject: demo, groups: [engineers] }
     connection: ${DEMO_CONNECTION}

@@ -168,6 +168,10 @@ describe('hoop demo', () => {
     const drop = await terminal(first.info.envFile, "psql -X -c 'drop table orders'");
     expect(drop.code).not.toBe(0);
     expect(drop.stderr).toContain('denied by rule "no-drop-or-truncate"');
+    // The banner's DO block: refused as a whole, so the DROP inside it never runs.
+    const hidden = await terminal(first.info.envFile, `psql -X -c "do \\$\\$ begin execute 'drop table orders'; end \\$\\$"`);
+    expect(hidden.code).not.toBe(0);
+    expect(hidden.stderr).toContain('denied by rule "no-do-or-call"');
     const write = await terminal(first.info.envFile, "psql -XAt -c 'create table notes (t text)' -c \"insert into notes values ('kept')\" -c 'select count(*) from orders'");
     expect(write.stdout.trim().split('\n').at(-1)).toBe('60');
 
@@ -184,7 +188,7 @@ describe('hoop demo', () => {
     expect(check.stdout).toMatch(/rule\s+read-only-access/);
     const tests = await terminal(first.info.envFile, 'hoop policy test');
     expect(tests.code).toBe(0);
-    expect(tests.stdout).toContain('6 passed, 0 failed');
+    expect(tests.stdout).toContain('7 passed, 0 failed');
 
     // A second demo on the same directory; another one on a port in use.
     const second = await demoOnce(['--dir', dir, ...ports]);

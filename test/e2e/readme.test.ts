@@ -245,7 +245,7 @@ describe('the README, run as written', () => {
     expect(check.output).toMatch(/decision +deny\nrule +read-only-access/);
     const test = await sourced('npx hoop policy test');
     expect(test.code).toBe(0);
-    expect(test.output).toContain('6 passed, 0 failed');
+    expect(test.output).toContain('7 passed, 0 failed');
 
     // The policy is code: $EDITOR makes the change the README's comment names.
     const [edit, commit, again] = shCommands(readme).filter((l) => l.startsWith('$EDITOR') || l.startsWith('git -C') || l.startsWith('sleep 6'));
