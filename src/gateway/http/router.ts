@@ -119,7 +119,8 @@ const MALFORMED_ID = /^\/v1\/(sessions|runs|reviews)\/([^/]+)(?:\/.*)?$/;
 /** What an id of the wrong shape gets: the code of an unknown one, and what ids look like. */
 function noSuchId(kind: string, id: string): HoopError {
   const shown = JSON.stringify(id.slice(0, 80));
-  if (kind === 'reviews') return new HoopError(ErrorCode.REVIEW_UNKNOWN, `no review ${shown}: review ids are 1 to 64 letters, digits and -`, { hint: '`hoop review ls` lists the reviews you may see' });
+  if (kind === 'reviews')
+    return new HoopError(ErrorCode.REVIEW_UNKNOWN, `no review ${shown}: review ids are 1 to 64 letters, digits and -`, { hint: '`hoop review ls` lists the reviews you may see' });
   const what = kind === 'runs' ? 'run' : 'session';
   return new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} ${shown}: ${what} ids are 8 to 64 letters, digits, - and _`, { hint: '`hoop sessions ls` lists the sessions you may see' });
 }
