@@ -148,8 +148,14 @@ describe('hoop connect for an ssh connection', () => {
     const userConfig = join(stack.dir, 'user-ssh-config');
     writeFileSync(userConfig, `Include "${info.sshInclude}"\n`);
     expect((await ssh(['bastion', 'echo through-include'], { config: userConfig })).stdout).toBe('through-include\n');
+    // A port whose process was killed left its files: the next hoop connect removes them, or ssh would take its dead Host entry first.
+    const gone = await run('sh', ['-c', 'echo $$']);
+    const dead = join(stack.runtime, 'hoop', 'ssh-a-dead');
+    mkdirSync(dead, { mode: 0o700 });
+    writeFileSync(join(dead, 'ssh_config'), `# Written by hoop connect bastion-timed (pid ${gone.stdout.trim()}); removed when it stops.\nHost bastion-timed\n  HostName 127.0.0.1\n  Port 1\n`);
     for (const round of [1, 2]) {
       const other = await connectSsh('bastion-timed');
+      expect(existsSync(dead)).toBe(false);
       expect(other.info.sshInclude).toBe(info.sshInclude);
       const r = await ssh(['bastion-timed', `echo round-${round}`], { config: userConfig });
       expect(r.stdout, r.stderr).toBe(`round-${round}\n`);

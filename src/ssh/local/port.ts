@@ -20,12 +20,13 @@
  * @see https://man.openbsd.org/ssh_config.5
  * @see https://man.openbsd.org/sshd.8#SSH_KNOWN_HOSTS_FILE_FORMAT
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { ResolvedTokenProvider } from '../../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import { processExists } from '../../pid.js';
 import { readOptionalFile, writePrivateFile } from '../../private-file.js';
 import { runtimeDir } from '../../runtime-files.js';
 import { TunnelTokenRenewal } from '../../auth/token-renewal.js';
@@ -97,6 +98,7 @@ function configPath(path: string): string {
  * @see https://man.openbsd.org/ssh_config.5#Include
  */
 async function includeAllPorts(runtime: string): Promise<string> {
+  await removeDeadPorts(runtime);
   const file = join(runtime, 'ssh_config');
   const text = [
     '# Written by hoop: the ssh_config of every `hoop connect` running for this user.',
@@ -107,6 +109,22 @@ async function includeAllPorts(runtime: string): Promise<string> {
   if ((await readOptionalFile(file)) !== text) await writePrivateFile(file, text);
   return file;
 }
+
+/**
+ * Removes the files of ports whose process is gone (killed before it could remove them): the
+ * include would otherwise still list their `Host` entries, and OpenSSH takes the first it reads.
+ */
+async function removeDeadPorts(runtime: string): Promise<void> {
+  for (const entry of await readdir(runtime).catch(() => [] as string[])) {
+    if (!entry.startsWith('ssh-')) continue;
+    const text = await readOptionalFile(join(runtime, entry, 'ssh_config')).catch(() => undefined);
+    const pid = Number(text && WRITER.exec(text)?.[1]);
+    if (pid > 0 && !processExists(pid)) await rm(join(runtime, entry), { recursive: true, force: true });
+  }
+}
+
+/** The first line of a port's ssh_config: which process wrote it. */
+const WRITER = /^# Written by hoop connect .* \(pid (\d+)\); removed when it stops\./;
 
 /** Opens a local SSH port for connection `o.name`; see the module documentation. */
 export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
