@@ -100,14 +100,14 @@ export class TunnelChannel extends TunnelStream {
       this.#send(chunk, callback);
     } else if (chunk.length === 0) {
       callback();
-    } else if (chunk.length <= COPY_LIMIT) {
-      this.countSent(chunk.length);
-      this.#send(encodeFrame(FrameType.DATA, chunk), callback);
     } else {
-      const parts: Buffer[] = [];
       this.countSent(chunk.length);
-      this.#frameData(chunk, parts);
-      this.#sendCorked(parts, callback);
+      if (chunk.length <= COPY_LIMIT) this.#send(encodeFrame(FrameType.DATA, chunk), callback);
+      else {
+        const parts: Buffer[] = [];
+        this.#frameData(chunk, parts);
+        this.#sendCorked(parts, callback);
+      }
     }
   }
 
