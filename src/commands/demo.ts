@@ -44,7 +44,7 @@ Or, in another terminal, take the demo's environment (hoop, psql and drivers the
 Try:
   select name, email, card_number, ssn from customers limit 5;   -- masked by the gateway
   drop table orders;                                              -- denied by a rule
-  do $$ begin execute 'drop table orders'; end $$;                -- denied: hoop cannot read inside
+  do $$ begin execute 'drop table orders'; end $$;                -- denied: hoop cannot read inside (so are new functions)
   delete from orders;                                             -- held until a reviewer decides (psql waits; Ctrl-C withdraws it)
   select count(*) from orders;                                    -- still 60
 

@@ -188,10 +188,10 @@ statements:
       match: { kinds: [drop, truncate] }
       action: deny
       message: dropping or emptying tables is not allowed through hoop
-    - name: no-do-or-call                       # a DO block or a procedure runs SQL the gateway cannot read
-      match: { kinds: [do, call] }
+    - name: no-unseen-code                      # DO blocks, procedures and new functions run SQL the gateway cannot read
+      match: { kinds: [do, call, create-function] }
       action: deny
-      message: DO blocks and procedures run SQL hoop cannot see; send the statements themselves
+      message: DO blocks, procedures and new functions run SQL hoop cannot see; send the statements themselves
     - name: review-mass-writes
       match: { kinds: [update, delete, merge], missingWhere: true }
       action: review
@@ -247,7 +247,7 @@ tests:
     connection: ${DEMO_CONNECTION}
     sql: do $$ begin execute 'drop table orders'; end $$
     expect: deny
-    rule: no-do-or-call
+    rule: no-unseen-code
   - name: a delete of every row waits for a reviewer
     as: { subject: demo, groups: [engineers] }
     connection: ${DEMO_CONNECTION}
