@@ -175,7 +175,7 @@ describe('hoop demo', () => {
     // Nor can a function of the session's own read the masked column past masking.
     const fn = await terminal(first.info.envFile, `psql -X -c "create function leak() returns text language sql as 'select email from customers limit 1'"`);
     expect(fn.stderr).toContain('denied by rule "no-unseen-code"');
-    expect((await terminal(first.info.envFile, "psql -XAt -c \"select count(*) from pg_proc where proname = 'leak'\"")).stdout.trim()).toBe('0');
+    expect((await terminal(first.info.envFile, 'psql -XAt -c "select count(*) from pg_proc where proname = \'leak\'"')).stdout.trim()).toBe('0');
     const write = await terminal(first.info.envFile, "psql -XAt -c 'create table notes (t text)' -c \"insert into notes values ('kept')\" -c 'select count(*) from orders'");
     expect(write.stdout.trim().split('\n').at(-1)).toBe('60');
 
