@@ -29,6 +29,7 @@ import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
+import { jsonValue } from '../postgres/wire/json-values.js';
 import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, tableHeader, tableRow } from '../ui/psql-format.js';
 import type { RowDescriptionField } from '../postgres/wire/rows.js';
 import type { ResultHandler } from '../postgres/wire/client.js';
@@ -60,31 +61,6 @@ interface ExecOptions {
   caFile?: string;
   /** False with `--no-wait`. */
   wait: boolean;
-}
-
-/** A row's values for `--json`: numbers, booleans and JSON as themselves where they fit, anything else as text. */
-function jsonValue(v: string | null, typeOid: number): unknown {
-  if (v === null) return null;
-  switch (typeOid) {
-    case 16: // bool
-      return v === 't';
-    case 21: // int2
-    case 23: // int4
-    case 26: // oid
-      return Number(v);
-    case 20: // int8: a number while it is exact
-    case 700: // float4
-    case 701: {
-      // float8 (NaN and Infinity stay text)
-      const n = Number(v);
-      return Number.isFinite(n) && (typeOid !== 20 || Number.isSafeInteger(n)) ? n : v;
-    }
-    case 114: // json
-    case 3802: // jsonb
-      return JSON.parse(v) as unknown;
-    default:
-      return v;
-  }
 }
 
 /** The reader of the output went away (`hoop exec … | head`): exit as a Unix tool killed by SIGPIPE does, 128 + 13. */

@@ -543,7 +543,7 @@ function crossCheckLine(cross: CrossCheckResult): string {
 function replayCommand(io: CliIo): Command {
   return gatewayOptions(new Command('replay'))
     .argument('<id>', 'the session id, or `last` for your newest ended one (with --run: a run id)')
-    .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, q quit); else the transcript')
+    .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, ? keys, q quit); else the transcript')
     .option('--run', "the id is a `hoop run`'s (its HOOP_RUN_ID): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each")
     .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
     .option('--skip-idle', 'wait at most 1 s between lines')

@@ -39,10 +39,10 @@ async function* chunkEvents(dir: string, manifest: string): AsyncGenerator<Recor
 
 /** A `result` event as `columns`, `row`s (at the first row's time) and `complete`. */
 function expandResult(e: RecordingEvent): RecordingEvent[] {
-  const { names, masked, values, at, t: _t, ...outcome } = e;
+  const { names, types, masked, values, at, t: _t, ...outcome } = e;
   const rowsAt = typeof outcome.ms === 'number' && typeof outcome.firstRowMs === 'number' ? at - outcome.ms + outcome.firstRowMs : at;
   return [
-    { t: 'columns', at: rowsAt, names, ...(masked !== undefined ? { masked } : {}) },
+    { t: 'columns', at: rowsAt, names, ...(types !== undefined ? { types } : {}), ...(masked !== undefined ? { masked } : {}) },
     ...(Array.isArray(values) ? values : []).map((v: unknown) => ({ t: 'row', at: rowsAt, values: v })),
     { t: 'complete', at, ...outcome },
   ];

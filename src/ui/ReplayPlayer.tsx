@@ -2,8 +2,8 @@
  * `hoop sessions replay` on a terminal: the session as psql showed it, played with its real timing.
  * The transcript is cut into steps (each statement and what came back); keys: space pauses and
  * resumes, → or `n` steps forward, ← or `p` steps back, `d` jumps to the next statement hoop
- * refused, `+` / `-` change the speed, `q` quits. The last lines that fit are shown above a status
- * line.
+ * refused, `+` / `-` change the speed, `?` shows or hides the keys, `q` quits. The last lines that
+ * fit are shown above a status line.
  *
  * @see https://github.com/vadimdemedes/ink
  */
@@ -46,12 +46,24 @@ export interface ReplayPlayerProps {
 
 const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16, 64];
 
+/** The keys, as `?` lists them. */
+export const REPLAY_KEYS: ReadonlyArray<readonly [string, string]> = [
+  ['space', 'pause or resume'],
+  ['→ or n', 'next step'],
+  ['← or p', 'previous step'],
+  ['d', 'next statement hoop refused'],
+  ['+ / -', 'faster / slower'],
+  ['?', 'show or hide these keys'],
+  ['q', 'quit'],
+];
+
 /** See the module documentation. */
 export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false, rows = 20, title = '' }: ReplayPlayerProps) {
   const { exit } = useApp();
   const [shown, setShown] = useState(Math.min(1, steps.length));
   const [playing, setPlaying] = useState(true);
   const [speed, setSpeed] = useState(initialSpeed);
+  const [help, setHelp] = useState(false);
   const done = shown >= steps.length;
 
   useEffect(() => {
@@ -63,6 +75,7 @@ export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false,
 
   useInput((input, key) => {
     if (input === 'q' || key.escape || (key.ctrl && input === 'c')) exit();
+    else if (input === '?') setHelp((h) => !h);
     else if (input === ' ') setPlaying((p) => !p);
     else if (key.rightArrow || input === 'n') setShown((n) => Math.min(steps.length, n + 1));
     else if (key.leftArrow || input === 'p') setShown((n) => Math.max(1, n - 1));
@@ -81,8 +94,8 @@ export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false,
       steps
         .slice(0, shown)
         .flatMap((s) => s.lines)
-        .slice(-rows),
-    [steps, shown, rows],
+        .slice(-(help ? Math.max(1, rows - REPLAY_KEYS.length) : rows)),
+    [steps, shown, rows, help],
   );
   const state = done ? 'end' : playing ? `playing ×${speed}` : 'paused';
   return (
@@ -92,7 +105,8 @@ export function ReplayPlayer({ steps, speed: initialSpeed = 1, skipIdle = false,
           {line.text === '' ? ' ' : line.text}
         </Text>
       ))}
-      <Text inverse>{` ${title}${title ? ' · ' : ''}step ${shown}/${steps.length} · ${state} · space pause · ←/→ step · d next refused · +/- speed · q quit `}</Text>
+      {help && REPLAY_KEYS.map(([key, what]) => <Text key={key}>{`  ${key.padEnd(8)} ${what}`}</Text>)}
+      <Text inverse>{` ${title}${title ? ' · ' : ''}step ${shown}/${steps.length} · ${state} · ? keys · q quit `}</Text>
     </Box>
   );
 }

@@ -2,7 +2,7 @@
  * A recorded session as psql would have shown it (the events come from src/recording/read.ts).
  */
 import type { RecordingEvent } from '../recording/event-line.js';
-import { alignedTable, rowCount, serverMessageLines } from './psql-format.js';
+import { alignedTable, NUMERIC_TYPES, rowCount, serverMessageLines } from './psql-format.js';
 import { terminalSafe } from './terminal-safe.js';
 import { RESERVED_STATEMENT_PREFIX } from '../postgres/pipeline/gate/names.js';
 
@@ -24,6 +24,8 @@ export interface TranscriptLine {
  */
 export class TranscriptRenderer {
   #names: string[] | undefined;
+  /** Which columns psql right-aligns (numbers), from the result's `types`. */
+  #right: boolean[] = [];
   #rows: unknown[][] = [];
   #rowsAt = 0;
   #database = 'db';
@@ -101,6 +103,7 @@ export class TranscriptRenderer {
       }
       case 'columns':
         this.#names = (e.names as string[]) ?? [];
+        this.#right = Array.isArray(e.types) ? e.types.map((oid) => NUMERIC_TYPES.has(Number(oid))) : [];
         this.#rows = [];
         this.#rowsAt = at;
         return [];
@@ -110,7 +113,7 @@ export class TranscriptRenderer {
       case 'complete': {
         const out: TranscriptLine[] = [];
         if (this.#names) {
-          out.push(...alignedTable(this.#names, this.#rows).map((text) => ({ at: this.#rowsAt || at, text })));
+          out.push(...alignedTable(this.#names, this.#rows, this.#right).map((text) => ({ at: this.#rowsAt || at, text })));
           const n = Number(e.rows ?? this.#rows.length);
           out.push({ at, text: `${rowCount(n)}${e.unrecorded ? `   -- ${String(e.unrecorded)} not recorded (row cap)` : ''}` }, { at, text: '' });
         } else out.push({ at, text: String(e.tag) });

@@ -174,8 +174,11 @@ describe('recorded sessions', () => {
 
     const replay = await hoop(['sessions', 'replay', psqlSession, '--no-tty'], 'alice');
     expect(replay.stdout).toContain('app=> select id, email from customers order by id limit 2');
-    expect(replay.stdout).toMatch(/^ 1 +\| \[redacted\]$/m);
+    expect(replay.stdout).toMatch(/^ +1 \| \[redacted\]$/m);
     expect(replay.stdout).toContain('(2 rows)');
+    // Every line psql printed is in the replay as psql printed it: numbers right-aligned, text left.
+    const replayed = replay.stdout.split('\n');
+    for (const line of r.stdout.trimEnd().split('\n')) expect(replayed).toContain(line);
 
     const extended = await hoop(['sessions', 'replay', id, '--no-tty'], 'alice');
     expect(extended.stdout).toMatch(/^app=> select name, email from customers where id = \$1\n {3}-- parameters: "7"\n/m);

@@ -12,7 +12,17 @@ import { loopbackStream, memorySink } from '../harness/memory-sink.js';
 import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
 import { bind, execute, frontendMessage as msg, int32, parse } from '../harness/pg-frontend.js';
 
-const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ...names.flatMap((n) => [n, Buffer.alloc(18)]));
+/** A RowDescription of text columns, but `id` and `n` of type int4 (23). */
+const rowDescription = (...names: string[]): Buffer =>
+  msg(
+    'T',
+    names.length,
+    ...names.flatMap((n) => {
+      const field = Buffer.alloc(18);
+      field.writeUInt32BE(n === 'id' || n === 'n' ? 23 : 25, 6);
+      return [n, field];
+    }),
+  );
 const dataRow = (...values: string[]): Buffer => msg('D', values.length, ...values.flatMap((v) => [int32(Buffer.byteLength(v)), Buffer.from(v)]));
 const complete = (tag: string): Buffer => msg('C', tag);
 const notice = (text: string): Buffer => msg('N', 'SNOTICE', 'C00000', `M${text}`, Buffer.from([0]));
@@ -32,6 +42,7 @@ describe('the recording stage', () => {
       {
         t: 'result',
         names: ['id', 'name'],
+        types: [23, 25],
         values: [
           ['1', 'a'],
           ['2', 'b'],
@@ -65,7 +76,7 @@ describe('the recording stage', () => {
     cut.rec.end();
     await cut.stream.close();
     expect(cut.events()).toEqual([
-      { t: 'columns', names: ['n'], at: 1 },
+      { t: 'columns', names: ['n'], types: [23], at: 1 },
       { t: 'row', values: ['1'], at: 1 },
     ]);
   });

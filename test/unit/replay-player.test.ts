@@ -6,7 +6,7 @@ import { render } from 'ink-testing-library';
 import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
 import type { TranscriptLine } from '../../src/ui/transcript.js';
-import { ReplayPlayer, replaySteps } from '../../src/ui/ReplayPlayer.js';
+import { REPLAY_KEYS, ReplayPlayer, replaySteps } from '../../src/ui/ReplayPlayer.js';
 import { eventually, pace, quietFor } from '../harness/wait.js';
 
 const t0 = Date.parse('2026-11-22T10:00:00Z');
@@ -85,6 +85,21 @@ describe('replay player', () => {
     const frame = ui.lastFrame()!.split('\n');
     expect(frame).toHaveLength(6);
     expect(frame.slice(0, 5)).toEqual([' 45', ' 46', ' 47', ' 48', ' 49']);
+    ui.unmount();
+  });
+  it('? shows every key above the status line, in the rows the transcript had, and hides them again', async () => {
+    const many: TranscriptLine[] = Array.from({ length: 50 }, (_, i) => ({ at: t0, text: i === 0 ? 'app=> select g from generate_series(1, 49) g' : ` ${i}` }));
+    const ui = render(createElement(ReplayPlayer, { steps: replaySteps(many), rows: 10 }));
+    expect(ui.lastFrame()).toContain('? keys · q quit');
+    ui.stdin.write('?');
+    await until(ui.lastFrame, 'show or hide these keys');
+    const frame = ui.lastFrame()!.split('\n');
+    expect(frame).toHaveLength(11);
+    expect(frame.slice(0, 3)).toEqual([' 47', ' 48', ' 49']);
+    for (const [key, what] of REPLAY_KEYS) expect(ui.lastFrame()).toContain(`${key.padEnd(8)} ${what}`);
+    await pace(30);
+    ui.stdin.write('?');
+    await eventually(() => expect(ui.lastFrame()).not.toContain('show or hide these keys'), { timeout: 3000, interval: 10 });
     ui.unmount();
   });
 });

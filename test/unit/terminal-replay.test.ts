@@ -2,9 +2,10 @@
  * An SSH session's terminal replay: frames from recorded events, asciicast v3 lines, and the
  * player's timing (speed, idle skipping, quit).
  */
+import { getEventListeners } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../../src/ssh/common/terminal-replay.js';
+import { asciicast, playTerminal, TERMINAL_PLAYER_KEYS, terminalFrames, type TerminalFrame } from '../../src/ssh/common/terminal-replay.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 
 const events: RecordingEvent[] = [
@@ -71,5 +72,33 @@ describe('terminal replay', () => {
     await playTerminal(frames, { stdout: out, stdin: keys, speed: 1, skipIdle: false });
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(text()).toBe('a');
+  });
+  it('leaves no listener on its signal after each wait: a long session plays without a MaxListenersExceededWarning', async () => {
+    const many: TerminalFrame[] = Array.from({ length: 40 }, (_, i) => ({ at: i, code: 'o', data: 'x' }));
+    const signal = new AbortController().signal;
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): number => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const { out, text } = collect();
+      await playTerminal(many, { stdout: out, speed: 1, skipIdle: false, signal });
+      await new Promise((r) => setImmediate(r));
+      expect(text()).toBe('x'.repeat(40));
+      expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('? pauses and lists the keys between two frames', async () => {
+    const { out, text } = collect();
+    const keys = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
+    setTimeout(() => keys.write('?'), 100);
+    const played = playTerminal(frames, { stdout: out, stdin: keys, speed: 1, skipIdle: false });
+    await new Promise((r) => setTimeout(r, 700));
+    expect(text()).toBe(`a\r\n[hoop replay: paused · ${TERMINAL_PLAYER_KEYS}]\r\n`);
+    keys.write('q');
+    await played;
   });
 });

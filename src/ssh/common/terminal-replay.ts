@@ -76,7 +76,7 @@ export function asciicast(events: readonly RecordingEvent[], o: { startedAt: num
 /** Options of {@link playTerminal}. */
 export interface PlayOptions {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Keys (raw mode when a terminal): space pauses, `+`/`-` change the speed, `q` quits. */
+  /** Keys (raw mode when a terminal): see {@link TERMINAL_PLAYER_KEYS}. */
   stdin?: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
   speed: number;
   /** Wait at most 1 s between frames. */
@@ -84,11 +84,18 @@ export interface PlayOptions {
   signal?: AbortSignal;
 }
 
-/** Plays the output frames with their timing; resolves when done or quit. */
+/** The keys of the terminal player, as `?` lists them. */
+export const TERMINAL_PLAYER_KEYS = 'space pause/resume · + faster · - slower · ? these keys · q quit';
+
+/**
+ * Plays the output frames with their timing; resolves when done or quit. `?` pauses and prints the
+ * keys on a line of their own (between two frames, so the replayed screen is not drawn over).
+ */
 export async function playTerminal(frames: readonly TerminalFrame[], o: PlayOptions): Promise<void> {
   let speed = o.speed;
   let paused = false;
   let quit = false;
+  let help = false;
   let wake: (() => void) | undefined;
   const keys = o.stdin?.isTTY && o.stdin.setRawMode ? o.stdin : undefined;
   const onKey = (b: Buffer): void => {
@@ -97,6 +104,10 @@ export async function playTerminal(frames: readonly TerminalFrame[], o: PlayOpti
     else if (k === ' ') paused = !paused;
     else if (k === '+') speed *= 2;
     else if (k === '-') speed /= 2;
+    else if (k === '?') {
+      paused = true;
+      help = true;
+    }
     wake?.();
   };
   if (keys) {
@@ -104,11 +115,13 @@ export async function playTerminal(frames: readonly TerminalFrame[], o: PlayOpti
     keys.on('data', onKey);
     keys.resume();
   }
+  /** Waits `ms`, or until a key or the signal wakes it; the signal's listener goes with the wait. */
   const wait = (ms: number): Promise<void> =>
     new Promise((resolve) => {
       const t = setTimeout(done, ms);
       function done(): void {
         clearTimeout(t);
+        o.signal?.removeEventListener('abort', done);
         wake = undefined;
         resolve();
       }
@@ -123,6 +136,10 @@ export async function playTerminal(frames: readonly TerminalFrame[], o: PlayOpti
         let left = (f.at - last) / speed;
         if (o.skipIdle) left = Math.min(left, 1000);
         while ((left > 0 || paused) && !quit && !o.signal?.aborted) {
+          if (help) {
+            help = false;
+            o.stdout.write(`\r\n[hoop replay: paused · ${TERMINAL_PLAYER_KEYS}]\r\n`);
+          }
           const started = Date.now();
           await wait(paused ? 60_000 : left);
           if (!paused) left -= Date.now() - started;

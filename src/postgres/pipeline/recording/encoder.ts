@@ -173,9 +173,22 @@ function writeNames(line: EventLine, desc: Buffer): void {
   line.close();
 }
 
-/** A held result's `names` and, when masking changed some, how (`masked`). */
+/** A RowDescription's type OIDs (docs: `types`), which a transcript aligns numbers by, as psql does. */
+function writeTypes(line: EventLine, desc: Buffer): void {
+  line.array();
+  let at = 2;
+  for (let i = 0, n = readCount16(desc, 0); i < n; i++) {
+    const end = desc.indexOf(0, at);
+    line.number(desc.readUInt32BE(end + 7));
+    at = end + 19;
+  }
+  line.close();
+}
+
+/** A held result's `names` and `types` and, when masking changed some, how (`masked`). */
 function writeColumns(line: EventLine, held: HeldResult): EventLine {
   writeNames(line.key('names'), held.desc);
+  writeTypes(line.key('types'), held.desc);
   if (held.masked) line.key('masked').json(held.masked);
   return line;
 }
