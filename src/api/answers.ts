@@ -140,6 +140,21 @@ export interface ConnectionInfo {
   mode?: string;
   /** When the access rests on an approved request (`hoop request`): when it ends. */
   until?: string;
+  /** PostgreSQL, from `GET /v1/connections/{name}` when the policy masks anything for the caller: how (see {@link MaskingInfo}). */
+  masking?: MaskingInfo;
+}
+
+/**
+ * The masking rules the gateway applies to the caller's sessions (its principal's, as the policy
+ * repo says): columns by origin (`table` is `schema.table`, globs), columns by name (`pattern`, a
+ * case-insensitive regular expression), values by content (`detector`), and what becomes of values
+ * computed from masked columns (`derived`).
+ */
+export interface MaskingInfo {
+  columns: Array<{ table: string; column: string; strategy: string }>;
+  names: Array<{ pattern: string; strategy: string }>;
+  detectors: Array<{ detector: string; strategy: string }>;
+  derived: 'mask' | 'deny';
 }
 
 /** A session as `GET /v1/sessions` lists it: `endedAt` absent, `reason` and `recording` `running`, while it runs. */

@@ -19,6 +19,7 @@ import {
   type AuthConfig,
   type ClientRecordInfo,
   type ConnectionInfo,
+  type MaskingInfo,
   codeFitsStatus,
   type RaisedAlert,
   type RecordingKey,
@@ -351,7 +352,18 @@ function connectionInfo(value: unknown): ConnectionInfo | undefined {
     ...(typeof info.mode === 'string' ? { mode: info.mode } : {}),
     ...(typeof info.until === 'string' ? { until: info.until } : {}),
     ...(info.clientRecords === true ? { clientRecords: true as const } : {}),
+    ...(maskingInfo(info.masking) ?? {}),
   };
+}
+
+/** A connection's `masking`, when it is one (as an object to spread), else undefined. */
+function maskingInfo(value: unknown): { masking: MaskingInfo } | undefined {
+  const m = (typeof value === 'object' && value !== null ? value : undefined) as Partial<Record<keyof MaskingInfo, unknown>> | undefined;
+  if (!m || !Array.isArray(m.columns) || !Array.isArray(m.names) || !Array.isArray(m.detectors) || (m.derived !== 'mask' && m.derived !== 'deny')) return undefined;
+  const strings = (list: unknown[], keys: readonly string[]): boolean =>
+    list.every((e) => typeof e === 'object' && e !== null && keys.every((k) => typeof (e as Record<string, unknown>)[k] === 'string'));
+  if (!strings(m.columns, ['table', 'column', 'strategy']) || !strings(m.names, ['pattern', 'strategy']) || !strings(m.detectors, ['detector', 'strategy'])) return undefined;
+  return { masking: m as MaskingInfo };
 }
 
 /**

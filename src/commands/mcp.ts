@@ -35,12 +35,11 @@ import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { commandTokenProvider } from './client-config.js';
 import { CommandRecords } from './client-records.js';
 import { describeError } from '../errors.js';
+import { answer, describeSchema, failure, runStatements, type ToolAnswer } from './mcp-tools.js';
 import { whenAborted, type CliIo } from '../io.js';
-import { createLogger, levelFromEnv, type Logger } from '../log.js';
+import { createLogger, levelFromEnv } from '../log.js';
 import { cutValue } from '../recording/event-line.js';
-import { serverMessageLines } from '../ui/psql-format.js';
 import { VERSION } from '../version.js';
-import { openGatewaySql, refusalOf, type ClientContext } from './gateway-sql.js';
 
 /** How long `wait_for_review` waits by default, and at most (seconds). */
 const DEFAULT_WAIT_SECONDS = 120;
@@ -49,73 +48,6 @@ const MAX_WAIT_SECONDS = 900;
 /** Rows `run_sql` hands back by default, and at most. */
 const DEFAULT_ROWS = 100;
 const MAX_ROWS = 1000;
-
-/** One statement's result as `run_sql` returns it. */
-interface SqlResult {
-  columns: string[];
-  rows: Array<Array<string | null>>;
-  /** Rows the statement returned; more than `rows` when capped. */
-  rowCount: number;
-  truncated: boolean;
-  tag: string;
-}
-
-type ToolAnswer = { content: Array<{ type: 'text'; text: string }>; isError?: boolean };
-
-const answer = (value: unknown): ToolAnswer => ({ content: [{ type: 'text', text: typeof value === 'string' ? value : JSON.stringify(value, null, 2) }] });
-const failure = (text: string): ToolAnswer => ({ content: [{ type: 'text', text }], isError: true });
-
-/** Runs `sql` on `connection` in a session of its own; the results, or the error that stopped them, as a tool answer. */
-async function runSql(io: CliIo, log: Logger, provider: ResolvedTokenProvider, records: CommandRecords, connection: string, sql: string, maxRows: number, context: ClientContext): Promise<ToolAnswer> {
-  const gw = await openGatewaySql({ provider, name: connection, application: 'hoop mcp', log, say: (line) => void io.stderr.write(`hoop: ${line}\n`), records, detachReviews: true });
-  try {
-    gw.context(context);
-    const results: SqlResult[] = [];
-    let current: SqlResult | undefined;
-    const failed = await gw.run(sql, {
-      columns: (fields) => {
-        current = { columns: fields.map((f) => f.name), rows: [], rowCount: 0, truncated: false, tag: '' };
-      },
-      row: (values) => {
-        if (!current) return;
-        current.rowCount++;
-        if (current.rows.length < maxRows) current.rows.push(values);
-        else current.truncated = true;
-      },
-      complete: (tag) => {
-        results.push(current ? { ...current, tag } : { columns: [], rows: [], rowCount: 0, truncated: false, tag });
-        current = undefined;
-      },
-      notice: () => {},
-    });
-    if (failed && 'held' in failed) {
-      const h = failed.held;
-      return answer({
-        pending_review: {
-          id: h.id,
-          ...(h.rule !== undefined ? { rule: h.rule } : {}),
-          reviewers: h.groups,
-          approvals: h.approvals,
-          ...(typeof h.timeoutMs === 'number' ? { expires_in_seconds: Math.round(h.timeoutMs / 1000) } : {}),
-        },
-        ran: false,
-        next: `A reviewer must approve this statement (they run \`hoop review approve ${h.id}\`). Call wait_for_review with id ${h.id}; once it is approved, call run_sql again with exactly the same connection and sql: the approval lets it run once.`,
-      });
-    }
-    if (failed) {
-      const refusal = refusalOf(failed);
-      const said = serverMessageLines(failed).join('\n');
-      if (refusal === 'review') return failure(`${said}\nThe statement needs a reviewer's approval and did not get it; it did not run.`);
-      return failure(refusal === 'denied' ? `${said}\nThe gateway's policy (or a reviewer) refused the statement; it did not run.` : said);
-    }
-    return answer(results.length === 1 ? results[0] : results);
-  } finally {
-    gw.close();
-  }
-}
-
-/** An identifier as `describe_schema` takes it (it goes into SQL: nothing else is accepted). */
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 /** Builds the `mcp` command. */
 export function mcpCommand(io: CliIo): Command {
@@ -172,7 +104,8 @@ export function mcpCommand(io: CliIo): Command {
         'describe_schema',
         {
           title: 'Describe a schema',
-          description: 'The tables and columns of a connection (from information_schema, through the gateway), optionally of one schema or table.',
+          description:
+            'The tables and columns of a connection (from information_schema, through the gateway), optionally of one schema or table; a column the gateway masks for you says how (`masked`: redact, last4, hash or null), and `masking` says what else is masked.',
           inputSchema: {
             connection: z.string().describe('a connection name from list_connections'),
             schema: z.string().optional().describe('only this schema'),
@@ -180,17 +113,7 @@ export function mcpCommand(io: CliIo): Command {
           },
           annotations: { readOnlyHint: true },
         },
-        ({ connection, schema, table }) =>
-          guarded(async () => {
-            for (const [what, v] of [
-              ['schema', schema],
-              ['table', table],
-            ] as const)
-              if (v !== undefined && !IDENTIFIER.test(v)) return failure(`${what} must be a plain identifier (letters, digits, _ and $), not ${JSON.stringify(v)}`);
-            const where = [`table_schema not in ('pg_catalog', 'information_schema')`, ...(schema ? [`table_schema = '${schema}'`] : []), ...(table ? [`table_name = '${table}'`] : [])].join(' and ');
-            const sql = `select table_schema, table_name, column_name, data_type, is_nullable from information_schema.columns where ${where} order by table_schema, table_name, ordinal_position`;
-            return runSql(io, log, await runProvider(), records, connection, sql, MAX_ROWS, { source: 'mcp', tool: 'describe_schema' });
-          }),
+        ({ connection, schema, table }) => guarded(async () => describeSchema({ io, log, provider: await runProvider(), records }, connection, schema, table)),
       );
 
       server.registerTool(
@@ -208,9 +131,14 @@ export function mcpCommand(io: CliIo): Command {
         },
         ({ connection, sql, intent, max_rows }) =>
           // The gateway keeps 4 KiB of each field: no more is sent.
-          guarded(async () =>
-            runSql(io, log, await runProvider(), records, connection, sql, max_rows ?? DEFAULT_ROWS, { source: 'mcp', tool: 'run_sql', ...(intent ? { intent: cutValue(intent) } : {}) }),
-          ),
+          guarded(async () => {
+            const ran = await runStatements({ io, log, provider: await runProvider(), records }, connection, sql, max_rows ?? DEFAULT_ROWS, {
+              source: 'mcp',
+              tool: 'run_sql',
+              ...(intent ? { intent: cutValue(intent) } : {}),
+            });
+            return Array.isArray(ran) ? answer(ran.length === 1 ? ran[0] : ran) : ran;
+          }),
       );
 
       server.registerTool(

@@ -68,6 +68,9 @@ beforeAll(async () => {
 lines'), (3, '', 100.25, null, null, 'x');
          create table agent_people (id int primary key, email text);
          insert into agent_people values (1, 'ada@example.com'), (2, 'grace@example.com');
+         create table agent_cards (id int, card text, ssn text) partition by range (id);
+         create table agent_cards_1 partition of agent_cards for values from (0) to (100);
+         insert into agent_cards values (1, '4111111111111111', '123-45-6789');
          create table agent_jobs (id int primary key);
          insert into agent_jobs select g from generate_series(1, 3) g;
          grant all on agent_jobs to public;`,
@@ -86,6 +89,9 @@ statements:
 masking:
   columns:
     - { table: public.agent_people, column: email, strategy: redact }
+    - { table: public.agent_cards, column: card, strategy: last4 }
+  names:
+    - { pattern: '^ssn$', strategy: redact }
 `);
       return repo.gatewayBlock(['${env:APP_*}', '${env:MD5_*}']);
     },
@@ -476,23 +482,44 @@ describe('hoop mcp', () => {
       expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['describe_schema', 'list_connections', 'run_sql', 'wait_for_review']);
       expect(json(await call('list_connections'))).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'app', type: 'postgres', database: 'app' })]));
 
-      const schema = json(await call('describe_schema', { connection: 'app', table: 'agent_people' })) as { rows: string[][] };
-      expect(schema.rows).toEqual([
-        ['public', 'agent_people', 'id', 'integer', 'NO'],
-        ['public', 'agent_people', 'email', 'text', 'YES'],
+      // Compact JSON, each masked column with its strategy: by its table, by its partitioned table, by its name.
+      const people = await call('describe_schema', { connection: 'app', table: 'agent_people' });
+      expect(people.content[0]!.text).not.toContain('\n');
+      expect(json(people)).toEqual({
+        tables: [
+          {
+            schema: 'public',
+            table: 'agent_people',
+            columns: [
+              { name: 'id', type: 'integer', nullable: false },
+              { name: 'email', type: 'text', nullable: true, masked: 'redact' },
+            ],
+          },
+        ],
+        masking: { derived: 'values computed from masked columns are masked' },
+      });
+      const cards = json(await call('describe_schema', { connection: 'app', schema: 'public' })) as { tables: Array<{ table: string; columns: Array<{ name: string; masked?: string }> }> };
+      const maskedOf = (t: string): Array<[string, string | undefined]> => cards.tables.find((x) => x.table === t)!.columns.map((col) => [col.name, col.masked]);
+      expect(maskedOf('agent_cards')).toEqual([
+        ['id', undefined],
+        ['card', 'last4'],
+        ['ssn', 'redact'],
       ]);
+      expect(maskedOf('agent_cards_1')).toEqual(maskedOf('agent_cards')); // the partition: its parent's rule
+      // What describe_schema says is what run_sql gets.
+      expect(json(await call('run_sql', { connection: 'app', sql: 'select id, card, ssn from agent_cards_1' }))).toMatchObject({ rows: [[1, '************1111', '[redacted]']] });
       const injected = await call('describe_schema', { connection: 'app', table: "x' or '1'='1" });
       expect(injected.isError).toBe(true);
       expect(injected.content[0]!.text).toContain('table must be a plain identifier');
 
       const intent = 'find who to email about the outage';
-      const people = await call('run_sql', { connection: 'app', sql: 'select id, email from agent_people order by id', intent });
-      expect(people.isError).toBeFalsy();
-      expect(json(people)).toEqual({
+      const emails = await call('run_sql', { connection: 'app', sql: 'select id, email from agent_people order by id', intent });
+      expect(emails.isError).toBeFalsy();
+      expect(json(emails)).toEqual({
         columns: ['id', 'email'],
         rows: [
-          ['1', '[redacted]'],
-          ['2', '[redacted]'],
+          [1, '[redacted]'],
+          [2, '[redacted]'],
         ],
         rowCount: 2,
         truncated: false,
@@ -508,7 +535,18 @@ describe('hoop mcp', () => {
       const deleted = await call('run_sql', { connection: 'app', sql: 'delete from agent_people' });
       expect(deleted.isError).toBe(true);
       expect(deleted.content[0]!.text).toContain('hoop: approval required (rule "review-deletes")');
-      expect(json(await call('run_sql', { connection: 'app', sql: 'select count(*) from agent_people' }))).toMatchObject({ rows: [['2']] }); // nothing dropped or deleted
+      expect(json(await call('run_sql', { connection: 'app', sql: 'select count(*) from agent_people' }))).toMatchObject({ rows: [[2]] }); // nothing dropped or deleted
+      // Numbers, booleans and JSON as themselves where exact; the rest as the server wrote it.
+      const items = json(
+        await call('run_sql', { connection: 'app', sql: "select id, price, active, tags, 12345678901234567::int8 as big, 0.1::float8 as f, 'NaN'::numeric as nan from agent_items order by id" }),
+      ) as {
+        rows: unknown[][];
+      };
+      expect(items.rows).toEqual([
+        [1, '1.50', true, { colour: 'blue' }, '12345678901234567', 0.1, 'NaN'],
+        [2, 12, false, [], '12345678901234567', 0.1, 'NaN'],
+        [3, 100.25, null, null, '12345678901234567', 0.1, 'NaN'],
+      ]);
 
       // Where reviewers are named, run_sql answers a pending review at once; the agent waits for it, then sends the same SQL again.
       const held = 'begin; delete from agent_jobs where id > 1; rollback';

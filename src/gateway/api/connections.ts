@@ -6,7 +6,10 @@
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import type { Identity } from '../../identity.js';
-import type { ConnectionInfo } from '../../api/answers.js';
+import type { ConnectionInfo, MaskingInfo } from '../../api/answers.js';
+import { maskingFor, principalOf } from '../../policy/principal.js';
+import type { Policy } from '../../policy/schema.js';
+import { hasMaskingRules } from '../policy-source.js';
 import { mayUse } from '../access.js';
 import type { Callers } from '../callers.js';
 import { HttpError } from '../http-error.js';
@@ -30,11 +33,12 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
       if (!policySource) return { connections: await Promise.all(config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c))) };
       return { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until))) };
     },
-    /** `GET /v1/connections/{name}` */
+    /** `GET /v1/connections/{name}`: with a PostgreSQL connection, the masking the caller's sessions get. */
     async one(identity: Identity, name: string): Promise<ConnectionInfo> {
       if (!policySource) return describe(callers.lookup(identity, name));
       const { connection, grant } = policySource.lookup(identity, name, reviews.grantsOf(identity));
-      return describe(connection, grant.mode, grant.until);
+      const masking = connection.type === 'postgres' ? maskingInfo(policySource.current().policy.masking, identity) : undefined;
+      return { ...(await describe(connection, grant.mode, grant.until)), ...(masking ? { masking } : {}) };
     },
     /** `GET /v1/policy` */
     policy(): { commit: string; loadedAt: string } {
@@ -42,5 +46,17 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
       const { commit, loadedAt } = policySource.current();
       return { commit, loadedAt: loadedAt.toISOString() };
     },
+  };
+}
+
+/** The masking rules `identity`'s sessions get (its principal's entries), without the key; undefined when there are none. */
+function maskingInfo(m: Policy['masking'], identity: Identity): MaskingInfo | undefined {
+  const mine = maskingFor(m, principalOf(identity));
+  if (!hasMaskingRules(mine)) return undefined;
+  return {
+    columns: mine.columns.map(({ table, column, strategy }) => ({ table, column, strategy })),
+    names: mine.names.map(({ pattern, strategy }) => ({ pattern, strategy })),
+    detectors: mine.detectors.map(({ detector, strategy }) => ({ detector, strategy })),
+    derived: mine.derived,
   };
 }
