@@ -19,7 +19,8 @@ import type { RecordingStream } from '../recording/thread.js';
 
 /**
  * Why a session ended; logged and sent to the CLI in a `close` control message.
- * `unsafe-setting`: with statements judged, the server reported (at start or after a DO block or
+ * `startup-refused`: the client's startup asked for what the gateway does not allow (a database
+ * other than the connection's, a setting not on its list). `unsafe-setting`: with statements judged, the server reported (at start or after a DO block or
  * function) a setting under which it would read SQL differently from the gateway's parser.
  */
 export type CloseReason =
@@ -29,6 +30,7 @@ export type CloseReason =
   | 'upstream-unavailable'
   | 'upstream-auth-failed'
   | 'protocol-violation'
+  | 'startup-refused'
   | 'unsafe-setting'
   | 'handshake-timeout'
   | 'read-timeout'

@@ -13,6 +13,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, runProcess } from '../harness/clients.js';
+import { startupMessage } from '../../src/postgres/wire/messages.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 
 let stack: HoopStack;
@@ -99,5 +100,39 @@ describe('files a run hands out', () => {
     await c.stop();
     expect(existsSync(c.info.sslrootcert!)).toBe(false);
     expect(existsSync(c.info.pgpassFile)).toBe(false);
+  });
+});
+
+describe('the database a client names', () => {
+  it('is the connection\'s, or refused as a server refuses a database it does not have (3D000), naming the one it serves; the raw tunnel meets the same', async () => {
+    const { info } = connected;
+    const nope = await psql(info, ['-At', '-c', 'select current_database()'], { env: { PGDATABASE: 'nope' } });
+    expect(nope.code).toBe(2);
+    expect(nope.stdout).toBe('');
+    expect(nope.stderr).toContain(`FATAL:  hoop: database "nope" is not available through hoop: this connection serves "${info.database}"`);
+    expect(nope.stderr).toContain(`HINT:  connect with dbname=${info.database}`);
+    const ok = await psql(info, ['-At', '-c', 'select current_database()']);
+    expect(ok.stdout.trim()).toBe(info.database);
+    // Straight to the gateway, with no CLI in between.
+    const raw = await stack.tunnel('app', token, { startup: false });
+    try {
+      raw.write(
+        startupMessage([
+          ['user', 'x'],
+          ['database', 'postgres'],
+        ]),
+      );
+      const err = await raw.error();
+      expect(err).toMatchObject({ severity: 'FATAL', code: '3D000' });
+      expect(err!.message).toContain('this connection serves "app"');
+      expect(await raw.closed()).toBe(true);
+    } finally {
+      raw.destroy();
+    }
+    // The index says what it was: a refused startup, not a protocol violation.
+    const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token })).stdout) as {
+      sessions: Array<{ reason: string }>;
+    };
+    expect(ls.sessions.filter((x) => x.reason === 'startup-refused').length).toBeGreaterThanOrEqual(2);
   });
 });

@@ -237,7 +237,10 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         channel.end();
         return { done: outcome('cancel-request', done) };
       }
-      return { startup: first, params: filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {} }) };
+      return {
+        startup: first,
+        params: filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {}, databases: [session.connection.database] }),
+      };
     } catch (err) {
       handshake.release();
       return { done: ended() ?? startupFailed(channel, err, outcome) };
@@ -405,8 +408,10 @@ function startupFailed(channel: TunnelStream, err: unknown, outcome: OutcomeOf):
     return outcome('protocol-violation', describeError(err));
   }
   const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
-  closeWithError(channel, 'protocol-violation', sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
-  return outcome('protocol-violation', describeError(err));
+  // A refused database or setting is the client's choice, said as the server would; anything else broke the protocol.
+  const reason: CloseReason = sqlstate === SqlState.PROTOCOL_VIOLATION ? 'protocol-violation' : 'startup-refused';
+  closeWithError(channel, reason, sqlstate, `hoop: ${describeError(err)}`, isHoopError(err) ? err.hint : undefined);
+  return outcome(reason, describeError(err));
 }
 
 /** Says why the gateway could not sign in to the upstream (its password, the server's refusal, or no answer), and the session's outcome. */

@@ -131,6 +131,12 @@ export interface StartupPolicy {
   settings?: ReadonlySet<string>;
   /** Server timeouts of the access: a larger value is refused; the limit is set when the client gives none. */
   limits?: SessionLimits;
+  /**
+   * The databases the session may name (the connection's); a `database` not among them is refused
+   * (3D000) as a server refuses one it does not have, naming what is allowed. A client that names
+   * none gets the first.
+   */
+  databases?: readonly string[];
 }
 
 /**
@@ -215,6 +221,14 @@ export function filterStartupParams(
   protocolOptions: string[];
 } {
   const { user, database } = startupIdentity(params);
+  const asked = params.get('database');
+  if (policy.databases && asked && !policy.databases.includes(asked)) {
+    const list = policy.databases.map((d) => `"${d}"`).join(', ');
+    throw new PgProtocolError(`database "${asked}" is not available through hoop: this connection serves ${list}`, {
+      sqlstate: SqlState.INVALID_CATALOG_NAME,
+      hint: `connect with dbname=${policy.databases[0]}`,
+    });
+  }
   const allowed = policy.settings ?? DEFAULT_SETTINGS;
   const limits = policy.limits ?? {};
   const forward: Array<[string, string]> = [];
