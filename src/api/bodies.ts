@@ -111,3 +111,14 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.outp
   const issue = result.error.issues[0]!;
   throw new BodyProblem(issue.message, issue.path.length > 0 ? String(issue.path[0]) : undefined);
 }
+
+const CANCEL = 'processId and secretKey must be the whole numbers (0 to 4294967295) of the BackendKeyData the session was given';
+const uint32 = z.number(CANCEL).int(CANCEL).min(0, CANCEL).max(0xffffffff, CANCEL);
+
+/**
+ * `POST /v1/connections/{name}/cancel`: a PostgreSQL CancelRequest's key, as the session's
+ * BackendKeyData gave it (what `hoop connect` sends for a client's Ctrl-C, with no session of its own).
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
+ */
+export const cancelBody = object('{ processId, secretKey }', { processId: uint32, secretKey: uint32 });
+export type CancelBody = z.infer<typeof cancelBody>;

@@ -22,6 +22,8 @@ export const API_ROUTES = {
   mux: /^\/v1\/tunnel$/,
   /** `GET` — group 1: the connection, percent-encoded. */
   connection: /^\/v1\/connections\/([^/]+)$/,
+  /** `POST` a PostgreSQL CancelRequest's key — group 1: the connection, percent-encoded. */
+  cancel: /^\/v1\/connections\/([^/]+)\/cancel$/,
   /** `GET` — group 1: the session; group 2 when its recording's files are asked for; group 3: one file. */
   session: new RegExp(`^/v1/sessions/(${RECORD_ID})(/files(?:/(${FILE}))?)?$`),
   /** `GET|PUT` a session's record made by the CLI — group 1: the session; group 2: one file. */
@@ -54,6 +56,7 @@ export const apiPath = {
   connections: 'v1/connections',
   connection: (name: string): string => `v1/connections/${enc(name)}`,
   tunnel: (connection: string): string => `v1/connections/${enc(connection)}/tunnel`,
+  cancel: (connection: string): string => `v1/connections/${enc(connection)}/cancel`,
   mux: 'v1/tunnel',
   sessions: (filter: Record<string, string> = {}): string => `v1/sessions${query(filter)}`,
   session: (id: string): string => `v1/sessions/${enc(id)}`,

@@ -30,7 +30,7 @@ import {
   type SessionSummary,
   type WhoAmI,
 } from '../api/answers.js';
-import type { AccessRequestBody, AlertClearBody, ReviewDecisionBody, RunAskBody, RunHeartbeatBody } from '../api/bodies.js';
+import type { AccessRequestBody, AlertClearBody, CancelBody, ReviewDecisionBody, RunAskBody, RunHeartbeatBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
 
 export type { AuthConfig, ClientRecordInfo, ConnectionInfo, RaisedAlert, RecordingKey, RegisteredDevice, RunStarted, SessionSummary, WhoAmI };
@@ -395,6 +395,15 @@ export async function getConnection(endpoint: GatewayEndpoint, token: string, na
   const info = connectionInfo(body);
   if (!info) throw protocolError(origin, 'the connection');
   return info;
+}
+
+/**
+ * `POST /v1/connections/{name}/cancel`: hands a PostgreSQL CancelRequest's key to the gateway, which
+ * cancels the statement of the caller's session that holds it (and records that in the session).
+ * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
+ */
+export async function cancelStatement(endpoint: GatewayEndpoint, token: string, name: string, key: CancelBody): Promise<void> {
+  await requestJson(endpoint, 'POST', apiPath.cancel(name), { token, connection: name, body: key });
 }
 
 /**

@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import { getConnection, type ConnectionInfo } from '../auth/gateway-client.js';
+import { cancelStatement, getConnection, type ConnectionInfo } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -120,6 +120,7 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
       await early?.admit(opened);
       return opened;
     },
+    cancel: async (key) => cancelStatement({ gateway, ...(ca ? { ca } : {}) }, (await provider.current()).token, name, key),
     ...(early ? { statementGate: (session: string, tunnel: OpenedTunnel, onRefusal: (r: Refusal) => void) => early.gate(session, tunnel, onRefusal) } : {}),
     ...(records
       ? {

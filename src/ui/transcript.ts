@@ -82,6 +82,8 @@ export class TranscriptRenderer {
         const said = [...(intent !== undefined ? [JSON.stringify(intent)] : []), ...Object.entries(more).map(([k, v]) => `${k}=${JSON.stringify(v)}`)];
         return [{ at, text: `-- client${who.length ? ` (${who.join(' ')})` : ''} says: ${said.join(' ') || '(nothing)'}` }];
       }
+      case 'cancel':
+        return [{ at, text: "-- the client asked to cancel what runs (a CancelRequest: psql's Ctrl-C)" }];
       case 'decision':
         return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];
       case 'review': {

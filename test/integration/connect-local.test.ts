@@ -104,7 +104,7 @@ describe('files a run hands out', () => {
 });
 
 describe('the database a client names', () => {
-  it('is the connection\'s, or refused as a server refuses a database it does not have (3D000), naming the one it serves; the raw tunnel meets the same', async () => {
+  it("is the connection's, or refused as a server refuses a database it does not have (3D000), naming the one it serves; the raw tunnel meets the same", async () => {
     const { info } = connected;
     const nope = await psql(info, ['-At', '-c', 'select current_database()'], { env: { PGDATABASE: 'nope' } });
     expect(nope.code).toBe(2);

@@ -69,7 +69,9 @@ describe('psql through hoop connect', () => {
     expect(r.stdout).toContain('Asynchronous notification "ch" with payload "payload-1"');
   });
 
-  it('cancels a running query with Ctrl-C (CancelRequest through the gateway)', async () => {
+  it('cancels a running query with Ctrl-C (CancelRequest through the gateway), which is part of the session it cancels, not a session of its own', async () => {
+    const hoop = async (argv: string[]): Promise<string> => (await stack.run([...argv, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: aliceToken })).stdout;
+    const before = (JSON.parse(await hoop(['sessions', 'ls', '--json'])) as { sessions: unknown[] }).sessions.length;
     const child = spawnPsql(app.info, ['-c', 'select pg_sleep(30)']);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -80,6 +82,20 @@ describe('psql through hoop connect', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(code).not.toBe(0);
     expect(stderr).toContain('canceling statement due to user request');
+    // One session more, psql's, ended; its recording holds the cancel before the server's error.
+    type Listed = { id: string; reason: string; endedAt?: string };
+    let sessions: Listed[] = [];
+    await eventually(async () => {
+      sessions = (JSON.parse(await hoop(['sessions', 'ls', '--json'])) as { sessions: Listed[] }).sessions;
+      expect(sessions).toHaveLength(before + 1);
+      expect(sessions[0]!.endedAt).toBeDefined();
+    });
+    expect(sessions.map((s) => s.reason)).not.toContain('cancel-request');
+    const shown = JSON.parse(await hoop(['sessions', 'show', sessions[0]!.id, '--json'])) as { events: Array<{ t: string; message?: string }> };
+    const types = shown.events.map((e) => e.t);
+    expect(types).toContain('cancel');
+    expect(shown.events.slice(types.indexOf('cancel')).find((e) => e.t === 'error')?.message).toBe('canceling statement due to user request');
+    expect((await hoop(['sessions', 'replay', sessions[0]!.id, '--no-tty'])).split('\n')).toContain("-- the client asked to cancel what runs (a CancelRequest: psql's Ctrl-C)");
   });
 });
 
@@ -247,11 +263,20 @@ describe('the gateway API and cancel keys', () => {
       const { channel } = await openTunnel({ gateway: stack.gateway.url, connection: 'app', token: await stack.token('bob'), sessionId: 'bob-cancel-1', clientVersion: 'test', ca: stack.pki.ca });
       channel.resume();
       channel.end(cancelRequest(key.processID, key.secretKey));
+      // Nor through the API's cancel request, as hoop connect sends it.
+      const { cancelStatement } = await import('../../src/auth/gateway-client.js');
+      await cancelStatement({ gateway: stack.gateway.url, ca: stack.pki.ca }, await stack.token('bob'), 'app', { processId: key.processID >>> 0, secretKey: key.secretKey >>> 0 });
       await expect(slept).resolves.toMatchObject({ rowCount: 1 });
     } finally {
       await client.end();
     }
     const bobs = stack.logs().filter((l) => l.event === 'tunnel.close' && l.subject === 'bob' && l.reason === 'cancel-request');
     expect(bobs.at(-1)?.detail).toBe('no matching session');
+    expect(
+      stack
+        .logs()
+        .filter((l) => l.event === 'cancel.request' && l.subject === 'bob')
+        .at(-1)?.outcome,
+    ).toBe('no matching session');
   });
 });

@@ -13,11 +13,13 @@ import { hasMaskingRules } from '../policy-source.js';
 import { mayUse } from '../access.js';
 import type { Callers } from '../callers.js';
 import { HttpError } from '../http-error.js';
+import { cancelBody } from '../../api/bodies.js';
+import { checkBody } from '../http/respond.js';
 import type { GatewayParts } from '../parts.js';
 
 /** The connection endpoints; `sshHostKey`: this replica's, when there are no others. */
 export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey: string) {
-  const { policySource, reviews, replica, config, recordings, clientRecords } = parts;
+  const { policySource, reviews, replica, config, recordings, clientRecords, cancels, log } = parts;
   const describe = async (c: ConnectionConfig, mode?: string, until?: number): Promise<ConnectionInfo> => ({
     name: c.name,
     type: c.type,
@@ -39,6 +41,20 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
       const { connection, grant } = policySource.lookup(identity, name, reviews.grantsOf(identity));
       const masking = connection.type === 'postgres' ? maskingInfo(policySource.current().policy.masking, identity) : undefined;
       return { ...(await describe(connection, grant.mode, grant.until)), ...(masking ? { masking } : {}) };
+    },
+    /**
+     * `POST /v1/connections/{name}/cancel`: a client's CancelRequest, as `hoop connect` hands it on
+     * with no session of its own; honoured when the key is one of the caller's live sessions (here
+     * or on another replica), which then records it. Answers what became of it, as PostgreSQL does
+     * not.
+     */
+    async cancel(identity: Identity, name: string, body: unknown): Promise<{ outcome: string }> {
+      const key = checkBody(cancelBody, body);
+      if (policySource) policySource.lookup(identity, name, reviews.grantsOf(identity));
+      else callers.lookup(identity, name);
+      const outcome = await cancels.cancel(key, identity);
+      log.info('cancel.request', { subject: identity.subject, connection: name, processId: key.processId, outcome });
+      return { outcome };
     },
     /** `GET /v1/policy` */
     policy(): { commit: string; loadedAt: string } {

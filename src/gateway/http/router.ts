@@ -5,7 +5,8 @@
  *   `GET /v1/connections/{name}/tunnel` is an Upgrade (./tunnel-endpoint.ts; a plain GET gets 426);
  *   a run's `POST /v1/runs/{id}/heartbeat|end` carries its control credential;
  * - with a bearer token, verified before anything else happens: `GET /v1/whoami`,
- *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `GET /v1/policy`, `GET /v1/alerts`,
+ *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `POST /v1/connections/{name}/cancel`,
+ *   `GET /v1/policy`, `GET /v1/alerts`,
  *   `POST /v1/alerts/{id}/clear`,
  *   `GET|POST /v1/reviews…`, `POST /v1/requests`, `POST /v1/runs`, `GET /v1/sessions…` and the
  *   CLIs' records (`PUT|GET /v1/sessions/{id}/client[/{file}]`, `PUT|GET /v1/runs/{id}[/files/{file}]`).
@@ -102,6 +103,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     { path: exactly('/v1/whoami'), methods: ['GET'], handle: (_req, _m, identity) => ok(whoami(identity)) },
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
     { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
+    { path: R.cancel, methods: ['POST'], handle: async (req, m, identity) => ok(await connections.cancel(identity, decodeURIComponent(m[1]!), await readJsonBody(req))) },
     { path: exactly('/v1/policy'), methods: ['GET'], handle: () => ok(connections.policy()) },
     { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
     { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },

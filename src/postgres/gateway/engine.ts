@@ -286,6 +286,8 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         subject: identity.subject,
         issuer: identity.issuer,
         cancel: async () => {
+          // Part of this session's story: the client asked (its Ctrl-C), whatever it then stopped.
+          session.recording?.stream.event({ t: 'cancel', at: Date.now() });
           // As PostgreSQL cancels the running statement: here the one held for review, and whatever runs before it.
           if (relayed.gate?.withdraw('cancel') && relayed.idle?.()) return;
           await cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: this.#o.upstreamTimeoutMs }, backendKey);

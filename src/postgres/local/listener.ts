@@ -69,6 +69,12 @@ function waitingFor(behind: Promise<void> | undefined, r: void | Promise<void>, 
 export interface LocalPostgresListenerOptions {
   /** Opens a tunnel to the gateway for one client session. */
   openTunnel: (sessionId: string) => Promise<OpenedTunnel>;
+  /**
+   * Hands a client's CancelRequest to the gateway without a session of its own (so that a Ctrl-C is
+   * part of the session it cancels, not a new one); when absent or failing, it goes through a
+   * tunnel of its own.
+   */
+  cancel?: (key: { processId: number; secretKey: number }) => Promise<void>;
   /** The SCRAM secret of the per-session password local clients must present. */
   secret: ScramSecret;
   /** TCP port on 127.0.0.1 (0: any free port). Ignored when `socketDir` is set. */
@@ -368,6 +374,13 @@ export class LocalPostgresListener {
   }
 
   async #forwardCancel(session: string, processId: number, secretKey: number): Promise<void> {
+    if (this.#o.cancel) {
+      try {
+        return await this.#o.cancel({ processId, secretKey });
+      } catch (err) {
+        this.#o.log.debug('cancel.request-failed', { session, error: describeError(err), then: 'through a tunnel' });
+      }
+    }
     try {
       const { channel } = await this.#o.openTunnel(session);
       await new Promise<void>((resolve) => {
