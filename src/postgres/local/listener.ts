@@ -378,7 +378,7 @@ export class LocalPostgresListener {
       try {
         return await this.#o.cancel({ processId, secretKey });
       } catch (err) {
-        this.#o.log.debug('cancel.request-failed', { session, error: describeError(err), then: 'through a tunnel' });
+        this.#o.log.debug('cancel.request-failed', { session, error: describeError(err), next: 'a tunnel of its own' });
       }
     }
     try {
