@@ -140,8 +140,32 @@ export interface ConnectionInfo {
   mode?: string;
   /** When the access rests on an approved request (`hoop request`): when it ends. */
   until?: string;
+  /** The gateway cannot open it now, and why (a secret it lacks, an unreadable CA file). */
+  unavailable?: string;
   /** PostgreSQL, from `GET /v1/connections/{name}` when the policy masks anything for the caller: how (see {@link MaskingInfo}). */
   masking?: MaskingInfo;
+}
+
+/**
+ * `GET /v1/policy`: the policy the gateway runs and how it validates a commit, so that `hoop policy
+ * test` checks a working tree exactly as the gateway will check the commit, and `hoop policy
+ * status` shows what is in force and what was refused.
+ */
+export interface PolicyStatus {
+  /** The commit in force for new sessions, and when it was applied. */
+  commit: string;
+  loadedAt: string;
+  /** The config repo (passwords in URLs hidden) and the ref the gateway follows. */
+  repo: string;
+  ref: string;
+  /** The secret references a bundle may use (`policy.allowedSecrets`); any other is refused. */
+  allowedSecrets: string[];
+  /** Only commits signed by a key in the gateway's allowed signers are applied. */
+  signedCommitsOnly: boolean;
+  /** Connections of the commit in force the gateway cannot open, and what it lacks (`file:line:col: field: what`). */
+  unavailable: Array<{ connection: string; lacks: string[] }>;
+  /** The newest commit the gateway refused since it started, and why. */
+  refused?: { commit: string; at: string; problems: string[] };
 }
 
 /**

@@ -54,6 +54,7 @@ export const apiPath = {
   devices: 'v1/devices',
   keys: 'v1/keys',
   connections: 'v1/connections',
+  policy: 'v1/policy',
   connection: (name: string): string => `v1/connections/${enc(name)}`,
   tunnel: (connection: string): string => `v1/connections/${enc(connection)}/tunnel`,
   cancel: (connection: string): string => `v1/connections/${enc(connection)}/cancel`,

@@ -20,6 +20,7 @@ import {
   type ClientRecordInfo,
   type ConnectionInfo,
   type MaskingInfo,
+  type PolicyStatus,
   codeFitsStatus,
   type RaisedAlert,
   type RecordingKey,
@@ -33,7 +34,7 @@ import {
 import type { AccessRequestBody, AlertClearBody, CancelBody, ReviewDecisionBody, RunAskBody, RunHeartbeatBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
 
-export type { AuthConfig, ClientRecordInfo, ConnectionInfo, RaisedAlert, RecordingKey, RegisteredDevice, RunStarted, SessionSummary, WhoAmI };
+export type { AuthConfig, ClientRecordInfo, ConnectionInfo, PolicyStatus, RaisedAlert, RecordingKey, RegisteredDevice, RunStarted, SessionSummary, WhoAmI };
 import type { Review } from '../policy/review-record.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { RecordKind } from '../recording/spool.js';
@@ -352,6 +353,7 @@ function connectionInfo(value: unknown): ConnectionInfo | undefined {
     ...(typeof info.mode === 'string' ? { mode: info.mode } : {}),
     ...(typeof info.until === 'string' ? { until: info.until } : {}),
     ...(info.clientRecords === true ? { clientRecords: true as const } : {}),
+    ...(typeof info.unavailable === 'string' ? { unavailable: info.unavailable } : {}),
     ...(maskingInfo(info.masking) ?? {}),
   };
 }
@@ -395,6 +397,28 @@ export async function getConnection(endpoint: GatewayEndpoint, token: string, na
   const info = connectionInfo(body);
   if (!info) throw protocolError(origin, 'the connection');
   return info;
+}
+
+/**
+ * `GET /v1/policy`: the commit the gateway runs, how it validates a commit, and what it refused.
+ * @throws HoopError GATEWAY_PROTOCOL for an answer of another shape
+ */
+export async function getPolicyStatus(endpoint: GatewayEndpoint, token: string): Promise<PolicyStatus> {
+  const origin = gatewayBaseUrl(endpoint.gateway).origin;
+  const { body } = await requestJson(endpoint, 'GET', apiPath.policy, { token });
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Partial<Record<keyof PolicyStatus, unknown>>;
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (
+    typeof b.commit !== 'string' ||
+    typeof b.ref !== 'string' ||
+    typeof b.repo !== 'string' ||
+    !strings(b.allowedSecrets) ||
+    typeof b.signedCommitsOnly !== 'boolean' ||
+    !Array.isArray(b.unavailable)
+  ) {
+    throw protocolError(origin, 'its policy (an older gateway?)');
+  }
+  return b as PolicyStatus;
 }
 
 /**

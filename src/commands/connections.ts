@@ -25,7 +25,7 @@ export function connectionsCommand(io: CliIo): Command {
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current profile)')
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--token-file <file>', 'use the token in this file instead (default: $HOOP_TOKEN, else the login)')
-    .option('--json', 'print one JSON object: { gateway, connections: [{ name, type, database | user and hostKeys, mode?, until?, clientRecords? }] }')
+    .option('--json', 'print one JSON object: { gateway, connections: [{ name, type, database | user and hostKeys, mode?, until?, clientRecords?, unavailable? }] }')
     .action(async (opts: ConnectionsOptions) => {
       const provider = await commandTokenProvider(io, opts);
       try {
@@ -50,6 +50,7 @@ export function connectionsCommand(io: CliIo): Command {
           ]),
         ];
         io.stdout.write(`${columns(rows).join('\n')}\n`);
+        for (const c of connections) if (c.unavailable) io.stdout.write(`${c.name} is unavailable on the gateway now: ${c.unavailable}\n`);
       } finally {
         provider.close();
       }

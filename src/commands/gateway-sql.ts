@@ -26,6 +26,8 @@ export type HeldForReview = { held: ControlMessage & { id: string } };
 /** A signed-in session and the tunnel under it. */
 export interface GatewaySql {
   session: PgClient;
+  /** The session's id, as the gateway names it (its recording's). */
+  sessionId: string;
   /**
    * Runs `sql` as {@link PgClient.run} does; opened with `detachReviews`, resolves
    * `{ held }` as soon as the gateway holds a statement for review (the session is then of no
@@ -89,6 +91,7 @@ export async function openGatewaySql(o: {
     );
     return {
       session,
+      sessionId: tunnel.sessionId,
       run: (sql, handler) => {
         const ran = session.run(sql, handler);
         if (!o.detachReviews) return ran;

@@ -1,84 +1,36 @@
 /**
- * `hoop policy show | pull | test | check`: look at, fetch and exercise a policy bundle.
+ * `hoop policy show | pull | test | check | status | schema`: look at, fetch and exercise a policy
+ * bundle, and see what the gateway runs.
  *
- * The bundle comes from a directory (`--dir`: a checked-out config repo) or from git (`--repo
- * URL|PATH --ref REF`, ref default `$HOOP_POLICY_REF`, else `main`). With neither, every subcommand
- * pulls `$HOOP_POLICY_REPO` when it is set, and reads the current directory otherwise. Pulled repos
- * are kept under `$HOOP_CONFIG_DIR/policy/<hash>` with the same validation and signature rules as
- * the gateway (`--allowed-signers FILE` or `$HOOP_POLICY_ALLOWED_SIGNERS`). Secret references are
- * never resolved by the CLI.
+ * `show`, `test` and `check` read what the user is editing: the working tree of `--dir`, of the
+ * local config repo `--repo PATH` or `$HOOP_POLICY_REPO` names, or of the current directory (a
+ * git URL, a bare repo or `--ref` are pulled instead, with the gateway's rules; see
+ * ./policy-source.ts). `test` first validates the bundle exactly as the gateway validates a commit
+ * (its `policy.allowedSecrets`, asked of the gateway when one is configured) and fails with the
+ * gateway's refusal of the commit the tree is on. Secret references are never resolved by the CLI.
  *
  * Exit codes: `check` 0 allow, 1 deny, 2 review; `test` 0 when every case passes, 1 otherwise;
- * 78 for an invalid policy, 64 for bad usage.
+ * 78 for an invalid policy (one the gateway would refuse), 64 for bad usage.
  */
 import { Command } from 'commander';
-import { resolve } from 'node:path';
-import { configDir } from '../auth/paths.js';
+import { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { createLogger, levelFromEnv } from '../log.js';
-import { evaluateStatement, runPolicyTests } from '../policy/evaluate.js';
-import { loadPolicyDir } from '../policy/load.js';
-import { PolicyRepo, cliPolicyWorkDir, looksLikeGitUrl } from '../policy/repo.js';
-import type { Policy } from '../policy/schema.js';
-import { describePolicy, policyAsJson } from '../policy/summary.js';
+import { evaluateStatement } from '../policy/evaluate.js';
 import { describedPrincipal, VIAS, type Via } from '../policy/principal.js';
-
-interface SourceOptions {
-  dir?: string;
-  repo?: string;
-  ref?: string;
-  allowedSigners?: string;
-}
+import { policyFileSchema } from '../policy/schema.js';
+import { describePolicy, policyAsJson } from '../policy/summary.js';
+import { policyTestFileSchema } from '../policy/test-cases.js';
+import { gatewayOptions } from './client-config.js';
+import { loadSource, pullSource, type SourceOptions } from './policy-source.js';
+import { policyStatus, policyTest } from './policy-test.js';
 
 function withSource(cmd: Command, dirHelp = 'a checked-out config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)'): Command {
   return cmd
     .option('--dir <dir>', dirHelp)
-    .option('--repo <url>', 'a config repo URL or path to pull instead (default: $HOOP_POLICY_REPO, unless --dir is given)')
-    .option('--ref <ref>', 'branch, tag or commit of --repo (default: $HOOP_POLICY_REF, else main)')
+    .option('--repo <url>', 'a config repo: a local checkout (its working tree) or a URL to pull (default: $HOOP_POLICY_REPO, unless --dir is given)')
+    .option('--ref <ref>', 'pull this branch, tag or commit of --repo instead of reading a working tree (default for a URL: $HOOP_POLICY_REF, else main)')
     .option('--allowed-signers <file>', 'accept only commits signed by these SSH keys (default: $HOOP_POLICY_ALLOWED_SIGNERS)');
-}
-
-/** Opens the CLI's copy of a config repo (fetching it), with the gateway's rules. */
-async function openRepo(io: CliIo, repo: string, opts: SourceOptions): Promise<PolicyRepo> {
-  const isUrl = looksLikeGitUrl(repo);
-  const remote = isUrl ? repo : resolve(io.cwd, repo);
-  const signers = opts.allowedSigners ?? io.env.HOOP_POLICY_ALLOWED_SIGNERS?.trim();
-  return PolicyRepo.open({
-    ...(isUrl ? { url: remote } : { path: remote }),
-    ref: opts.ref ?? (io.env.HOOP_POLICY_REF?.trim() || 'main'),
-    workDir: cliPolicyWorkDir(configDir(io.env, io.cwd), remote),
-    ...(signers ? { allowedSignersFile: resolve(io.cwd, signers) } : {}),
-    log: createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr }),
-    env: io.env,
-    checkSecrets: false,
-  });
-}
-
-/** Says on stderr when the ref's newest commit was refused and an older accepted one is used. */
-function warnIfRefused(io: CliIo, pr: PolicyRepo): void {
-  const last = pr.lastRefresh();
-  if (last?.error && last.candidate !== pr.commit) {
-    io.stderr.write(`hoop: warning: the ref's newest commit was refused; keeping the last accepted one\n  ${last.error.replace(/\n/g, '\n  ')}\n`);
-  }
-}
-
-/** The bundle of `--repo` (pulled), else `--dir`, else `$HOOP_POLICY_REPO` (pulled), else the current directory. */
-async function loadSource(io: CliIo, opts: SourceOptions): Promise<{ policy: Policy; source: string }> {
-  if (opts.dir !== undefined && opts.repo !== undefined) throw new HoopError(ErrorCode.USAGE, 'give --dir or --repo, not both');
-  const repo = opts.dir === undefined ? (opts.repo ?? (io.env.HOOP_POLICY_REPO?.trim() || undefined)) : undefined;
-  if (repo !== undefined) {
-    const pr = await openRepo(io, repo, opts);
-    warnIfRefused(io, pr);
-    return { policy: pr.current(), source: repo };
-  }
-  if (opts.ref !== undefined || opts.allowedSigners !== undefined) {
-    throw new HoopError(ErrorCode.USAGE, `${opts.ref !== undefined ? '--ref' : '--allowed-signers'} applies to a pulled config repo, not to --dir or the current directory`, {
-      hint: 'pass --repo URL (or set HOOP_POLICY_REPO and leave out --dir)',
-    });
-  }
-  const dir = resolve(io.cwd, opts.dir ?? '.');
-  return { policy: await loadPolicyDir(dir), source: dir };
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -87,13 +39,16 @@ function collect(value: string, previous: string[]): string[] {
 
 /** Builds the `policy` command and its subcommands. */
 export function policyCommand(io: CliIo): Command {
-  const policy = new Command('policy').description('show, pull, test and check the policy bundle of a config repo');
+  const policy = new Command('policy').description('show, pull, test and check the policy bundle of a config repo, and see what the gateway runs');
 
   policy.addCommand(
-    withSource(new Command('show').description('summarise a policy bundle: commit, connections, access, statement rules, masking (never secret values)'))
+    withSource(
+      new Command('show').description('every rule of a policy bundle: connections, access (requestable grants, row and session limits), statements, masking, ssh, alerts (never secret values)'),
+    )
       .option('--json', 'print the bundle as JSON')
       .action(async (opts: SourceOptions & { json?: boolean }) => {
-        const { policy: p, source } = await loadSource(io, opts);
+        const { policy: p, source, what } = await loadSource(io, opts);
+        if (!opts.json) io.stderr.write(`hoop: reading ${what}\n`);
         io.stdout.write(opts.json ? `${JSON.stringify(policyAsJson(p), null, 2)}\n` : describePolicy(p, source));
       }),
   );
@@ -107,40 +62,19 @@ export function policyCommand(io: CliIo): Command {
       .action(async (opts: SourceOptions) => {
         const repo = opts.repo ?? io.env.HOOP_POLICY_REPO?.trim();
         if (!repo) throw new HoopError(ErrorCode.USAGE, 'no config repo given', { hint: 'pass --repo URL or set HOOP_POLICY_REPO' });
-        const pr = await openRepo(io, repo, opts);
-        warnIfRefused(io, pr);
-        io.stdout.write(`${pr.commit}\n`);
+        io.stdout.write(`${(await pullSource(io, repo, opts)).pr.commit}\n`);
       }),
   );
 
   policy.addCommand(
-    withSource(
-      new Command('test').description("run the bundle's test cases (policy/tests/*.yaml); exit 1 if any fails"),
-      'the config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)',
-    ).action(async (opts: SourceOptions) => {
-      const { policy: p } = await loadSource(io, opts);
-      if (p.tests.length === 0) throw new HoopError(ErrorCode.USAGE, 'the bundle has no test cases', { hint: 'add policy/tests/*.yaml with a tests: list' });
-      const results = await runPolicyTests(p);
-      for (const r of results) {
-        const decided = `${r.action}${r.rule ? ` by rule "${r.rule}"` : ''}`;
-        const raised = r.raised ? `alerts ${r.raised.length > 0 ? r.raised.join(', ') : 'none'}` : undefined;
-        const got = r.test.expect !== undefined ? `${decided}${raised ? `, ${raised}` : ''}` : raised!;
-        if (r.passed) io.stdout.write(`✓ ${r.test.name}: ${got}\n`);
-        else {
-          const wantedAlerts = r.test.alerts ? `alerts ${r.test.alerts.length > 0 ? r.test.alerts.join(', ') : 'none'}` : undefined;
-          const wanted = [r.test.expect !== undefined ? `${r.test.expect}${r.test.rule ? ` by rule "${r.test.rule}"` : ''}` : undefined, wantedAlerts].filter(Boolean).join(', ');
-          io.stdout.write(`✗ ${r.test.name} (${r.test.source}): expected ${wanted}, got ${got}\n    ${r.reason}\n`);
-        }
-      }
-      const failed = results.filter((r) => !r.passed).length;
-      io.stdout.write(`\n${results.length - failed} passed, ${failed} failed\n`);
-      if (failed > 0) {
-        throw new HoopError(ErrorCode.CONFIG_INVALID, `${failed} of ${results.length} policy test${results.length === 1 ? '' : 's'} failed`, {
-          hint: 'fix the policy or the expectations in policy/tests/',
-          exitCode: 1,
-        });
-      }
-    }),
+    gatewayOptions(
+      withSource(
+        new Command('test').description('validate the bundle as the gateway will, then run its test cases (policy/tests/*.yaml: decisions, alerts, masked columns, ssh); exit 1 if any fails'),
+        'the config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)',
+      ),
+    )
+      .option('--offline', 'do not ask the gateway how it validates (secret references are then checked for form only)')
+      .action((opts: SourceOptions & { offline?: boolean; gateway?: string; tokenFile?: string; caFile?: string }) => policyTest(io, opts)),
   );
 
   policy.addCommand(
@@ -154,7 +88,7 @@ export function policyCommand(io: CliIo): Command {
       .option('--agent <name>', 'judge it as this agent in a run acting for the identity')
       .option('--not-isolated', "the agent's run was not contained")
       .action(async (sql: string, opts: SourceOptions & { as?: string; email?: string; group: string[]; connection?: string; via?: string; agent?: string; notIsolated?: boolean }) => {
-        const { policy: p } = await loadSource(io, opts);
+        const { policy: p, what } = await loadSource(io, opts);
         let connection = opts.connection;
         if (connection === undefined) {
           if (p.connections.length !== 1) {
@@ -178,7 +112,7 @@ export function policyCommand(io: CliIo): Command {
           ...(decision.message ? [`message   ${decision.message}`] : []),
           `reason    ${decision.reason}`,
           `access    ${who ? (access ? `${access.mode} by rule "${access.rule}"${access.maxSessionSeconds !== undefined ? `, sessions up to ${access.maxSessionSeconds}s` : ''}` : 'none') : 'not checked (no --as); statement rules applied as for read-write'}`,
-          `policy    ${p.commit ?? 'working tree'}`,
+          `policy    ${p.commit ?? what}`,
         ];
         io.stdout.write(`${lines.join('\n')}\n`);
         if (decision.action !== 'allow') {
@@ -186,6 +120,27 @@ export function policyCommand(io: CliIo): Command {
             exitCode: decision.action === 'deny' ? 1 : 2,
           });
         }
+      }),
+  );
+
+  policy.addCommand(
+    gatewayOptions(new Command('status').description('the policy commit the gateway runs, what it cannot open, and the last commit it refused (with every problem)'))
+      .option('--json', 'print what the gateway says as JSON')
+      .action((opts: { json?: boolean; gateway?: string; tokenFile?: string; caFile?: string }) => policyStatus(io, opts)),
+  );
+
+  policy.addCommand(
+    new Command('schema')
+      .description('print the JSON Schema of the policy file (hoop.yaml, policy/*.yaml), or of a test file, for editors (yaml-language-server)')
+      .option('--tests', 'the schema of a test file (policy/tests/*.yaml)')
+      .action((opts: { tests?: boolean }) => {
+        const schema = z.toJSONSchema(opts.tests ? policyTestFileSchema : policyFileSchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
+        const titled = {
+          $schema: 'https://json-schema.org/draft/2020-12/schema',
+          title: opts.tests ? 'hoop policy test file (policy/tests/*.yaml)' : 'hoop policy file (hoop.yaml, policy/*.yaml)',
+          ...schema,
+        };
+        io.stdout.write(`${JSON.stringify(titled, null, 2)}\n`);
       }),
   );
   return policy;

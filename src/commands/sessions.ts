@@ -11,16 +11,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { downloadClientRecord, downloadRecording, getRecordingKeys, getSession, listSessions, type ClientRecordInfo, type GatewayEndpoint, type SessionSummary } from '../auth/gateway-client.js';
+import { getRecordingKeys, listSessions, type SessionSummary } from '../auth/gateway-client.js';
+import { readEvents, verifiedClientRecord, withVerifiedRecording, type ClientRecordCheck, type GatewayApi } from './recordings-fetch.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { spoolOf, uploadLeftovers } from './client-records.js';
-import type { RecordKind } from '../recording/spool.js';
 import { commandTokenProvider, gatewayOptions, type GatewayFlags } from './client-config.js';
 import { columns, shellQuote } from '../text-format.js';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { readEvents as readRecording } from '../recording/read.js';
-import { createRecordEncoder as postgresRecordEncoder } from '../postgres/pipeline/recording/encoder.js';
 import { TranscriptRenderer, type TranscriptLine } from '../ui/transcript.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
@@ -29,14 +27,6 @@ import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../
 import { type CastVersion, castHeader, castWriter } from '../recording/asciicast.js';
 import { writeEvidenceBundle } from './evidence-bundle.js';
 import type { RecordingEvent } from '../recording/event-line.js';
-
-/** The encoders that read a CLI record's `wire` events (src/recording/wire.ts), by the protocol its start names. */
-const WIRE_DECODERS = { postgres: { createRecordEncoder: postgresRecordEncoder } };
-
-/** A verified recording's events (a gateway's or a CLI's), in one shape. */
-function readEvents(dir: string, manifest: string): ReturnType<typeof readRecording> {
-  return readRecording(dir, manifest, WIRE_DECODERS);
-}
 
 interface CommonFlags extends GatewayFlags {
   json?: boolean;
@@ -55,63 +45,6 @@ function verdict(check: RecordingCheck, running = false): string {
   const later = check.unverified.length ? ` (${check.unverified.length} later chunk(s) unverified)` : '';
   const state = check.complete ? 'complete' : running ? `running: verified to its last checkpoint${later}` : `truncated at its last checkpoint${later}`;
   return `verified: ${check.chunks} chunk(s), ${check.events} events, ${state}, signed by ${check.signer}`;
-}
-
-/** How a command that already holds a token reaches the gateway. */
-interface GatewayApi {
-  endpoint: GatewayEndpoint;
-  token: string;
-}
-
-/** The CLI's record of a session (or a run) checked: downloaded, verified against the key that signed it. */
-interface ClientRecordCheck {
-  /** What the gateway holds of it (null: nothing uploaded). */
-  info: ClientRecordInfo['record'];
-  check?: RecordingCheck;
-}
-
-/**
- * Downloads the CLI's record of a session or run into `dir` and verifies it against the device
- * key the gateway accepted it with (registered to its uploader, who is the session's owner).
- */
-async function verifiedClientRecord(api: GatewayApi, kind: RecordKind, id: string, dir: string): Promise<ClientRecordCheck> {
-  let info: ClientRecordInfo;
-  try {
-    info = await downloadClientRecord(api.endpoint, api.token, kind, id, dir);
-  } catch (err) {
-    if (kind === 'runs' && isHoopError(err, ErrorCode.SESSION_UNKNOWN)) return { info: null };
-    throw err;
-  }
-  if (!info.record?.signer) return { info: info.record };
-  return { info: info.record, check: await verifyRecording(dir, [parseSshPublicKey(info.record.signer)], undefined, id) };
-}
-
-/**
- * Downloads session `id`'s recording to a temporary directory, verifies it against the gateway's
- * published keys, and hands it to `use` (the directory is removed after).
- */
-async function withVerifiedRecording<T>(io: CliIo, flags: GatewayFlags, id: string, use: (dir: string, check: RecordingCheck, summary: SessionSummary, api: GatewayApi) => Promise<T>): Promise<T> {
-  const provider = await commandTokenProvider(io, flags);
-  const dir = await mkdtemp(join(tmpdir(), 'hoop-recording-'));
-  try {
-    const endpoint = { gateway: provider.gateway, ca: provider.ca };
-    const { token } = await provider.current();
-    if (id === 'last') {
-      // The newest session that ended (a running one is named by its id).
-      const newest = (await listSessions(endpoint, token)).sessions.find((s) => s.endedAt !== undefined);
-      if (!newest) throw new HoopError(ErrorCode.SESSION_UNKNOWN, 'you have no ended sessions yet', { hint: '`hoop sessions ls` lists them, running ones too' });
-      id = newest.id;
-    }
-    await uploadLeftovers(io, provider).catch(() => undefined);
-    const summary = await getSession(endpoint, token, id);
-    await downloadRecording(endpoint, token, id, dir);
-    const keys = (await getRecordingKeys(endpoint)).map((k) => parseSshPublicKey(k.publicKey));
-    const check = await verifyRecording(dir, keys, undefined, id);
-    return await use(dir, check, summary, { endpoint, token });
-  } finally {
-    provider.close();
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 /** The CLI's record of a session as `ls` shows it. */

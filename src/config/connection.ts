@@ -40,6 +40,8 @@ export interface PostgresConnection {
   /** Whether a cleartext password may be sent when the upstream link is not encrypted. */
   allowCleartextWithoutTls: boolean;
   allow: ConnectionAllow;
+  /** What the gateway lacks to open it (a secret that does not resolve, an unreadable CA file), as `file:line:col: field: what`; absent when it can. */
+  unavailable?: string[];
 }
 
 /**
@@ -62,6 +64,8 @@ export interface SshConnection {
   /** `SHA256:…` fingerprints of the keys the server may show. */
   hostKeys: string[];
   allow: ConnectionAllow;
+  /** As for {@link PostgresConnection.unavailable}. */
+  unavailable?: string[];
 }
 
 /** A connection of any type. */

@@ -18,7 +18,7 @@ import type { Logger } from '../log.js';
 import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../policy/access.js';
 import { StatementJudge } from '../policy/decide.js';
 import { sshJudgeFor, type SshJudge } from '../policy/ssh.js';
-import { PolicyRepo, looksLikeGitUrl, type RefreshResult } from '../policy/repo.js';
+import { PolicyRepo, looksLikeGitUrl, type RefreshResult, type RefusedCommit } from '../policy/repo.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { Policy, Who } from '../policy/schema.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
@@ -81,10 +81,14 @@ export class GatewayPolicySource {
     this.#repo = repo;
     this.#env = options.env;
     this.#snapshot = { policy: repo.current(), commit: repo.commit, loadedAt: new Date() };
-    options.log.info('policy.applied', { commit: repo.commit, connections: repo.current().connections.map((c) => c.name) });
+    const applied = (policy: Policy, previous?: Policy): void => {
+      options.log.info('policy.applied', { commit: policy.commit, ...(previous ? { previous: previous.commit ?? null } : {}), connections: policy.connections.map((c) => c.name) });
+      for (const c of policy.connections) if (c.unavailable) options.log.warn('policy.connection_unavailable', { commit: policy.commit, connection: c.name, lacks: c.unavailable });
+    };
+    applied(repo.current());
     repo.on('change', (policy: Policy, previous: Policy | undefined) => {
       this.#snapshot = { policy, commit: policy.commit!, loadedAt: new Date() };
-      options.log.info('policy.applied', { commit: policy.commit, previous: previous?.commit ?? null, connections: policy.connections.map((c) => c.name) });
+      applied(policy, previous);
     });
   }
 
@@ -133,6 +137,11 @@ export class GatewayPolicySource {
     return this.#snapshot;
   }
 
+  /** The newest commit the repo refused (since this gateway started), with why; undefined when none was. */
+  lastRefused(): RefusedCommit | undefined {
+    return this.#repo.lastRefused();
+  }
+
   /** Pulls now (as the interval would); the policy in force stays when the new commit is refused. */
   refresh(): Promise<RefreshResult> {
     return this.#repo.refresh();
@@ -173,6 +182,11 @@ export class GatewayPolicySource {
       });
     }
     checkRunConnection(identity, name);
+    if (connection.unavailable) {
+      throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the connection "${name}" is unavailable on this gateway: ${connection.unavailable.map((p) => p.replace(/^.*?: /, '')).join('; ')}`, {
+        hint: `the gateway operator must provide what it lacks (policy commit ${snapshot.commit.slice(0, 12)}: ${connection.unavailable[0]}); the rest of the policy is in force`,
+      });
+    }
     const who = whoOf(identity, principal);
     const grant = accessFor(snapshot.policy, who, name, temporary);
     if (!grant) {
@@ -197,26 +211,30 @@ export class GatewayPolicySource {
     const snapshot = this.#snapshot;
     const { connection, grant } = this.lookup(identity, name, temporary, snapshot, principal);
     const { policy } = snapshot;
-    const who = whoOf(identity, principal);
-    let masking: SessionMasking | undefined;
-    const mine = maskingFor(policy.masking, principal);
-    if (hasMaskingRules(mine)) {
-      const key = mine.key ? await resolveSecret(mine.key, this.#env) : undefined;
-      masking = { policy: mine, ...(key !== undefined ? { key } : {}) };
-    }
-    return {
-      snapshot,
-      connection,
-      grant,
-      judge: new StatementJudge(policy, who, name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
-      limits: grant.limits,
-      maxSessions: grant.maxSessions,
-      readOnly: grant.mode === 'read-only',
-      ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, who, name, grant.mode) } : {}),
-      ...(masking ? { masking } : {}),
-      ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
-    };
+    const key = maskingFor(policy.masking, principal).key;
+    const resolved = key ? await resolveSecret(key, this.#env) : undefined;
+    return { snapshot, connection, grant, ...enforcedFor(policy, whoOf(identity, principal), connection, grant, resolved) };
   }
+}
+
+/**
+ * What a session of `who` on `connection` under `policy` and `grant` enforces (with the masking
+ * key, resolved, when the policy hashes): its statement judge, read-only mode, masking, limits,
+ * SSH judge. One function for the gateway's sessions and `hoop policy test`'s, so the two judge
+ * and mask alike.
+ */
+export function enforcedFor(policy: Policy, who: Who, connection: ConnectionConfig, grant: AccessGrant, maskingKey?: string): Omit<PolicySession, 'snapshot' | 'connection' | 'grant'> {
+  const mine = maskingFor(policy.masking, who.principal);
+  const masking: SessionMasking | undefined = hasMaskingRules(mine) ? { policy: mine, ...(maskingKey !== undefined ? { key: maskingKey } : {}) } : undefined;
+  return {
+    judge: new StatementJudge(policy, who, connection.name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
+    limits: grant.limits,
+    maxSessions: grant.maxSessions,
+    readOnly: grant.mode === 'read-only',
+    ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, who, connection.name, grant.mode) } : {}),
+    ...(masking ? { masking } : {}),
+    ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
+  };
 }
 
 /**

@@ -9,6 +9,7 @@ import { accessFor, type AccessGrant } from './access.js';
 import { alertSubjectKey, alertWeightFor } from './alert-match.js';
 import { StatementJudge, type Decision } from './decide.js';
 import { loadSqlParser } from './sql/analyze.js';
+import { sshJudgeFor } from './ssh.js';
 import type { Action, Policy, PolicyTest, Who } from './schema.js';
 
 /** The outcome of {@link evaluateStatement}. */
@@ -50,6 +51,23 @@ export async function evaluateStatement(policy: Policy, who: Who | undefined, co
   return { ...(access ? { access } : {}), admitted: true, decision: judge.judge(sql) };
 }
 
+/** How one result column came back in a masking case: masked or not, and by which strategy when one whole-value strategy tells. */
+export interface ColumnMask {
+  column: string;
+  masked: boolean;
+  /** `redact`, `last4`, `hash`, `null`, or `detector` (parts of the value masked). */
+  strategy?: string;
+}
+
+/** What running a masking case's statements found (the result columns of the last that returned rows), or why they could not run. */
+export type MaskOutcome = { columns: ColumnMask[]; where: string } | { error: string };
+
+/** Options of {@link runPolicyTests}. */
+export interface PolicyTestOptions {
+  /** Runs a case with `masked:` (it needs a database: the command's to give); without it such a case fails, saying so. */
+  masks?: (test: PolicyTest) => Promise<MaskOutcome>;
+}
+
 /** The result of one test case. */
 export interface PolicyTestResult {
   test: PolicyTest;
@@ -60,31 +78,85 @@ export interface PolicyTestResult {
   reason: string;
   /** With `alerts`: the alerts the statements raised together. */
   raised?: string[];
+  /** With `masked`: how each result column came back. */
+  masks?: ColumnMask[];
+}
+
+/** The decision on each thing an SSH case asks, as the gateway's SSH engine judges it. */
+function sshDecisions(policy: Policy, test: PolicyTest): Decision[] {
+  const access = accessFor(policy, test.as, test.connection);
+  if (!access) return test.ssh!.map(() => ({ action: 'deny' as const, reason: `no access rule admits ${test.as.subject} to connection "${test.connection}"` }));
+  const judge = sshJudgeFor(policy, test.as, test.connection, access.mode);
+  return test.ssh!.map((ask): Decision => {
+    if (ask.kind !== 'forward') return judge.decide(ask);
+    return judge.forward(ask.host, ask.port)
+      ? { action: 'allow', reason: `ssh.forwarding admits ${ask.host}:${ask.port}` }
+      : { action: 'deny', rule: 'hoop:ssh-forwarding', reason: `ssh.forwarding does not admit ${ask.host}:${ask.port}` };
+  });
+}
+
+/** Why a masking case's columns are not as expected, or undefined when they are. */
+function maskProblem(test: PolicyTest, got: ColumnMask[]): string | undefined {
+  const names = new Set(got.map((c) => c.column));
+  const missing = test.masked!.filter((m) => !names.has(m.column)).map((m) => m.column);
+  if (missing.length > 0) return `the result has no column ${missing.join(', ')} (it has ${[...names].join(', ') || 'none'})`;
+  const expected = new Map(test.masked!.map((m) => [m.column, m.strategy]));
+  const wrong = got.filter((c) => c.masked !== expected.has(c.column) || (c.masked && expected.get(c.column) !== undefined && expected.get(c.column) !== c.strategy));
+  if (wrong.length === 0) return undefined;
+  return wrong
+    .map((c) =>
+      !expected.has(c.column)
+        ? `${c.column} came back masked (${c.strategy ?? 'changed'})`
+        : !c.masked
+          ? `${c.column} came back as stored`
+          : `${c.column} came back ${c.strategy ?? 'changed'}, not ${expected.get(c.column)}`,
+    )
+    .join('; ');
 }
 
 /**
- * Runs the bundle's test cases (`policy/tests/*.yaml`). A case passes when every statement's
- * decision is the expected one (and, when the case names a rule, that rule made it), and when the
- * case lists `alerts`, when its statements together raise exactly those, as the gateway's alert
- * monitor would count them within one window ({@link alertsRaised}). A case whose identity has no
- * access to the connection decides `deny` with no rule.
+ * Runs the bundle's test cases (`policy/tests/*.yaml`). A case passes when every statement's (or
+ * SSH request's) decision is the expected one (and, when the case names a rule, that rule made
+ * it); when the case lists `alerts`, when its statements together raise exactly those, as the
+ * gateway's alert monitor would count them within one window ({@link alertsRaised}); and when it
+ * lists `masked`, when exactly those result columns come back masked (with the strategies it
+ * names), as `options.masks` runs them. A case whose identity has no access to the connection
+ * decides `deny` with no rule.
  */
-export async function runPolicyTests(policy: Policy): Promise<PolicyTestResult[]> {
+export async function runPolicyTests(policy: Policy, options: PolicyTestOptions = {}): Promise<PolicyTestResult[]> {
   const results: PolicyTestResult[] = [];
   for (const test of policy.tests) {
     const decisions: Decision[] = [];
-    for (const sql of test.sql) decisions.push((await evaluateStatement(policy, test.as, test.connection, sql)).decision);
-    const wrong = decisions.find((d) => test.expect !== undefined && (d.action !== test.expect || (test.rule !== undefined && test.rule !== d.rule)));
+    if (test.ssh) decisions.push(...sshDecisions(policy, test));
+    else for (const sql of test.sql!) decisions.push((await evaluateStatement(policy, test.as, test.connection, sql)).decision);
+    const expect = test.expect ?? (test.masked ? 'allow' : undefined);
+    const wrong = decisions.find((d) => expect !== undefined && (d.action !== expect || (test.rule !== undefined && test.rule !== d.rule)));
     const shown = wrong ?? decisions[decisions.length - 1]!;
     const raised = test.alerts ? alertsRaised(policy, test, decisions) : undefined;
     const alertsMatch = !raised || [...raised].sort().join('\n') === [...test.alerts!].sort().join('\n');
+    let reason = wrong === undefined && !alertsMatch ? `the statements raise ${raised!.length > 0 ? raised!.join(', ') : 'no alert'} (${describeCounts(policy, test, decisions)})` : shown.reason;
+    let masks: ColumnMask[] | undefined;
+    let masksMatch = true;
+    if (test.masked && wrong === undefined && alertsMatch) {
+      const ran = options.masks ? await options.masks(test) : { error: 'masked: cases need a database, which this run does not give' };
+      if ('error' in ran) {
+        masksMatch = false;
+        reason = ran.error;
+      } else {
+        masks = ran.columns;
+        const problem = maskProblem(test, ran.columns);
+        masksMatch = problem === undefined;
+        reason = problem ? `${problem} (${ran.where})` : `${shown.reason}; masked as expected (${ran.where})`;
+      }
+    }
     results.push({
       test,
-      passed: wrong === undefined && alertsMatch,
+      passed: wrong === undefined && alertsMatch && masksMatch,
       action: shown.action,
       ...(shown.rule !== undefined ? { rule: shown.rule } : {}),
-      reason: wrong === undefined && !alertsMatch ? `the statements raise ${raised!.length > 0 ? raised!.join(', ') : 'no alert'} (${describeCounts(policy, test, decisions)})` : shown.reason,
+      reason,
       ...(raised ? { raised } : {}),
+      ...(masks ? { masks } : {}),
     });
   }
   return results;

@@ -21,7 +21,6 @@ import { formatSecretRef, parseSecretRef, secretAllowed, unresolvedSecret, type 
 import { type Locator, problemLine, readYamlWith, type Path, type Problem } from '../config/yaml.js';
 import {
   policyFileSchema,
-  policyTestFileSchema,
   reviewSettingsOf,
   type AccessRule,
   type AlertRule,
@@ -30,6 +29,7 @@ import {
   type Policy,
   type PolicyConnection,
   type PolicyTest,
+  type SshTestRequest,
   type RecordingPolicy,
   type SshRule,
   type StatementRule,
@@ -37,6 +37,7 @@ import {
   SSH_DEFAULTS,
 } from './schema.js';
 import { usualHoursOf } from './alert-rules.js';
+import { policyTestFileSchema } from './test-cases.js';
 import { principalMatchOf, describedPrincipal } from './principal.js';
 
 /** Largest policy or test file accepted. */
@@ -198,7 +199,10 @@ function notAllowed(text: string, ref: SecretRef): string {
  *
  * With `options.allowedSecrets` (the gateway), every secret reference must match one of them.
  * With `env` (the gateway), every secret reference must resolve in it and `tls.ca` files outside
- * the repo must be readable; without it (the CLI), references are only checked for form.
+ * the repo must be readable; without it (the CLI), references are only checked for form. What a
+ * connection lacks on this host (its secret, its CA file) does not make the bundle invalid: the
+ * connection is `unavailable`, saying why (file:line), and the rest is in force. The masking key
+ * and notification secrets must resolve.
  *
  * @throws PolicyInvalidError (HoopError CONFIG_INVALID) listing every problem.
  */
@@ -221,20 +225,22 @@ export async function loadPolicyDir(dir: string, env?: NodeJS.ProcessEnv, option
 
   const merged = new MergedBundle(problems);
   for (const { file, data } of parsedFiles) merged.add(file, data);
-  const connectionNames = checkNamesAndReferences(merged, problems);
+  checkNamesAndReferences(merged, problems);
 
   // Secret references and CA files (some checked as promises, awaited below).
   const pending: Promise<void>[] = [];
   const checkSecret = secretChecker(root, env, options, problems, pending);
   for (const n of merged.notifySecrets) checkSecret(n.text, n.at, 'secret reference');
-  const cas = checkConnectionFiles(merged.connections, root, env, problems, checkSecret, pending);
+  const unavailable = new Map<number, Problems>();
+  const cas = checkConnectionFiles(merged.connections, root, env, problems, checkSecret, pending, unavailable);
   if (merged.masking.key) checkSecret(merged.masking.key.text, merged.masking.key.at, 'masking key');
 
-  const tests = policyTests(parsedTests, connectionNames, new Set(merged.alerts.map((a) => a.value.name)), problems);
+  const connectionTypes = new Map(merged.connections.map((c) => [c.value.name, c.value.type]));
+  const tests = await policyTests(root, parsedTests, connectionTypes, new Set(merged.alerts.map((a) => a.value.name)), problems);
 
   await Promise.all(pending);
   if (problems.list.length > 0) throw new PolicyInvalidError(problems.format(), root);
-  return assemblePolicy(merged, root, cas, tests);
+  return assemblePolicy(merged, root, cas, tests, new Map([...unavailable].filter(([, p]) => p.list.length > 0).map(([i, p]) => [i, p.format()])));
 }
 
 /**
@@ -479,9 +485,9 @@ class MergedBundle {
 /**
  * Checks what the merged files name: every connection, rule and ssh rule name defined once, every
  * connection an access or statement rule names defined, an access rule that admits somebody, and
- * `masking.key` set when a masking rule hashes. The connection names defined.
+ * `masking.key` set when a masking rule hashes.
  */
-function checkNamesAndReferences(merged: MergedBundle, problems: Problems): Set<string> {
+function checkNamesAndReferences(merged: MergedBundle, problems: Problems): void {
   const unique = <T extends { name: string }>(items: { value: T; at: Origin }[], what: string): void => {
     const seen = new Map<string, Origin>();
     for (const { value, at } of items) {
@@ -521,7 +527,6 @@ function checkNamesAndReferences(merged: MergedBundle, problems: Problems): Set<
   if (merged.hashAt.length > 0 && !merged.masking.key) {
     for (const at of merged.hashAt) problems.add(at.file, at.path, 'hash needs masking.key (a secret reference such as ${env:HOOP_MASK_KEY})');
   }
-  return connectionNames;
 }
 
 /** The connection names, as an unknown connection's problem lists them. */
@@ -529,8 +534,11 @@ function knownConnections(connectionNames: ReadonlySet<string>): string {
   return [...connectionNames].join(', ') || 'none defined';
 }
 
-/** Checks one secret reference, written `text` at `at`, for `what` it is. */
-type SecretCheck = (text: string, at: Origin, what: string) => void;
+/**
+ * Checks one secret reference, written `text` at `at`, for `what` it is; one that does not resolve
+ * goes to `unresolved` (default: the problems).
+ */
+type SecretCheck = (text: string, at: Origin, what: string, unresolved?: Problems) => void;
 
 /**
  * The check of a secret reference: a reference (not a literal; a `${file:}` one absolute), allowed
@@ -538,7 +546,7 @@ type SecretCheck = (text: string, at: Origin, what: string) => void;
  * `pending`).
  */
 function secretChecker(root: string, env: NodeJS.ProcessEnv | undefined, options: LoadPolicyOptions, problems: Problems, pending: Promise<void>[]): SecretCheck {
-  return (text, at, what) => {
+  return (text, at, what, unresolved = problems) => {
     const m = /^\$\{file:([^}]*)\}$/.exec(text.trim());
     if (m && !isAbsolute(m[1]!.trim())) {
       problems.add(at.file, at.path, 'a ${file:...} reference must be an absolute path on the gateway host (secrets never live in the config repo)');
@@ -556,7 +564,7 @@ function secretChecker(root: string, env: NodeJS.ProcessEnv | undefined, options
     if (env) {
       pending.push(
         unresolvedSecret(ref, env, what).then((message) => {
-          if (message) problems.add(at.file, at.path, message);
+          if (message) unresolved.add(at.file, at.path, message);
         }),
       );
     }
@@ -577,10 +585,14 @@ function checkConnectionFiles(
   problems: Problems,
   checkSecret: SecretCheck,
   pending: Promise<void>[],
+  unavailable: Map<number, Problems>,
 ): Map<number, CaFile> {
   const cas = new Map<number, CaFile>();
   connections.forEach(({ value, at }, i) => {
-    for (const [key, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, key] }, 'secret reference');
+    // What the gateway lacks for one connection (its secret, its CA file) makes that connection unavailable, not the policy invalid.
+    const lacks = new Problems();
+    unavailable.set(i, lacks);
+    for (const [key, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, key] }, 'secret reference', lacks);
     if (value.type !== 'postgres') return;
     problems.addAll(at.file, disabledTlsProblems(value.tls, [...at.path, 'tls']));
     const ca = value.tls.ca;
@@ -593,7 +605,7 @@ function checkConnectionFiles(
       }
       pending.push(
         readPem(ca, 'certificate').then(({ data, problem }) => {
-          if (problem) problems.add(at.file, caAt, problem);
+          if (problem) lacks.add(at.file, caAt, problem);
           else cas.set(i, { data: data!, file: ca });
         }),
       );
@@ -623,42 +635,87 @@ async function readRepoCa(root: string, file: SourceFile, ca: string, caAt: Path
   else found({ data: data!, file: target });
 }
 
-/** The bundle's test cases: each name once, each on a defined connection, each as a principal that can be described. */
-function policyTests(parsedTests: readonly { file: SourceFile; data: TestFileData }[], connectionNames: ReadonlySet<string>, alertNames: ReadonlySet<string>, problems: Problems): PolicyTest[] {
-  const known = knownConnections(connectionNames);
+/** One `ssh:` entry of a test case as the judge asks it. */
+function sshAskOf(a: string | { shell: true } | { sftp: true } | { exec: string } | { forward: string }): SshTestRequest {
+  if (typeof a === 'string') return { kind: 'exec', command: a };
+  if ('shell' in a) return { kind: 'shell' };
+  if ('sftp' in a) return { kind: 'sftp' };
+  if ('exec' in a) return { kind: 'exec', command: a.exec };
+  const colon = a.forward.lastIndexOf(':');
+  return { kind: 'forward', host: a.forward.slice(0, colon), port: Number(a.forward.slice(colon + 1)) };
+}
+
+/** A case's `fixture:`: an SQL file of the repo (a regular file inside it), read. */
+async function fixtureOf(root: string, file: SourceFile, at: Path, name: string, problems: Problems): Promise<{ file: string; sql: string } | undefined> {
+  const abs = resolve(root, name);
+  const rel = relative(root, abs);
+  if (rel.startsWith('..') || isAbsolute(rel)) {
+    problems.add(file, at, `${name} is not a file inside the config repo`);
+    return undefined;
+  }
+  const { text, problem } = await readBundleFile(root, abs);
+  if (problem) {
+    problems.add(file, at, `${name} ${problem}`);
+    return undefined;
+  }
+  return { file: rel, sql: text! };
+}
+
+/**
+ * The bundle's test cases: each name once, each on a defined connection of the type it asks of
+ * (SQL of PostgreSQL, `ssh` of SSH), each as a principal that can be described, each fixture a
+ * file of the repo.
+ */
+async function policyTests(
+  root: string,
+  parsedTests: readonly { file: SourceFile; data: TestFileData }[],
+  connectionTypes: ReadonlyMap<string, string>,
+  alertNames: ReadonlySet<string>,
+  problems: Problems,
+): Promise<PolicyTest[]> {
+  const known = knownConnections(new Set(connectionTypes.keys()));
   const tests: PolicyTest[] = [];
   const testSeen = new Map<string, Origin>();
   for (const { file, data } of parsedTests) {
-    data.tests.forEach((t, i) => {
+    for (const [i, t] of data.tests.entries()) {
       const at: Origin = { file, path: ['tests', i] };
       const first = testSeen.get(t.name);
       if (first) problems.add(file, [...at.path, 'name'], `duplicate test name "${t.name}" (also defined at ${where({ file: first.file, path: [...first.path, 'name'] })})`);
       else testSeen.set(t.name, at);
-      if (!connectionNames.has(t.connection)) problems.add(file, [...at.path, 'connection'], `unknown connection "${t.connection}" (known: ${known})`);
+      const type = connectionTypes.get(t.connection);
+      if (type === undefined) problems.add(file, [...at.path, 'connection'], `unknown connection "${t.connection}" (known: ${known})`);
+      else if (t.ssh !== undefined && type !== 'ssh') problems.add(file, [...at.path, 'ssh'], `"${t.connection}" is a ${type} connection: ssh: cases ask SSH connections (use sql:)`);
+      else if (t.sql !== undefined && type !== 'postgres') problems.add(file, [...at.path, 'sql'], `"${t.connection}" is a ${type} connection: sql: cases ask PostgreSQL connections (use ssh:)`);
       const principal = describedPrincipal(t.as);
       if (typeof principal === 'string') problems.add(file, [...at.path, 'as'], principal);
       (t.alerts ?? []).forEach((name, j) => {
         if (!alertNames.has(name)) problems.add(file, [...at.path, 'alerts', j], `unknown alert "${name}" (known: ${[...alertNames].join(', ') || 'none: the policy has no alerts:'})`);
       });
+      const fixture = t.fixture !== undefined ? await fixtureOf(root, file, [...at.path, 'fixture'], t.fixture, problems) : undefined;
+      const masked =
+        t.masked === undefined ? undefined : Array.isArray(t.masked) ? t.masked.map((column) => ({ column })) : Object.entries(t.masked).map(([column, strategy]) => ({ column, strategy }));
       tests.push({
         name: t.name,
         as: { subject: t.as.subject, groups: t.as.groups, ...(t.as.email !== undefined ? { email: t.as.email } : {}), ...(typeof principal === 'object' ? { principal } : {}) },
         connection: t.connection,
-        sql: typeof t.sql === 'string' ? [t.sql] : t.sql,
+        ...(t.sql !== undefined ? { sql: typeof t.sql === 'string' ? [t.sql] : t.sql } : {}),
+        ...(t.ssh !== undefined ? { ssh: (Array.isArray(t.ssh) ? t.ssh : [t.ssh]).map(sshAskOf) } : {}),
         ...(t.expect !== undefined ? { expect: t.expect } : {}),
         ...(t.rule !== undefined ? { rule: t.rule } : {}),
         ...(t.rows !== undefined ? { rows: t.rows } : {}),
         ...(t.alerts !== undefined ? { alerts: t.alerts } : {}),
         ...(t.at !== undefined ? { at: new Date(t.at) } : {}),
+        ...(masked ? { masked } : {}),
+        ...(fixture ? { fixture } : {}),
         source: where(at),
       });
-    });
+    }
   }
   return tests;
 }
 
 /** The policy of a merged bundle without problems: each setting a file did not set takes its default. */
-function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<number, CaFile>, tests: PolicyTest[]): Policy {
+function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<number, CaFile>, tests: PolicyTest[], unavailable: ReadonlyMap<number, string[]>): Policy {
   const { scalars } = merged;
   const scalar = <T>(key: string, fallback: T): T => merged.scalar(key, fallback);
   const recording: RecordingPolicy = {
@@ -670,7 +727,11 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
     ...(scalars.has('recording.sshInput') ? { sshInput: scalar<'none' | 'exec' | 'all'>('recording.sshInput', 'exec') } : {}),
   };
   return {
-    connections: merged.connections.map(({ value }, i): PolicyConnection => normaliseConnection(value, root, cas.get(i))),
+    connections: merged.connections.map(({ value }, i): PolicyConnection => {
+      const c = normaliseConnection(value, root, cas.get(i));
+      const lacks = unavailable.get(i);
+      return lacks ? { ...c, unavailable: lacks } : c;
+    }),
     access: merged.access.map((a) => a.value),
     statements: { unparseable: scalar('statements.unparseable', 'deny'), rules: merged.rules.map((r) => r.value), reviewers: merged.reviewers },
     masking: {

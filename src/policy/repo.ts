@@ -63,6 +63,11 @@ export interface PolicyRepoOptions {
    * none, so a bundle that references any secret is refused.
    */
   allowedSecrets?: readonly string[];
+  /**
+   * With `checkSecrets`, whether the references must also resolve in `env` (default: yes, the
+   * gateway's own; no for the CLI checking a bundle against the gateway's `allowedSecrets`).
+   */
+  resolveSecrets?: boolean;
   /** The git executable; default `git`. */
   git?: string;
   /**
@@ -70,6 +75,13 @@ export interface PolicyRepoOptions {
    * CLI when `git` runs, else isomorphic-git for a local repo; `cli` or `js` to force one (tests).
    */
   backend?: 'auto' | 'cli' | 'js';
+}
+
+/** A commit the repo refused: which, when, and every problem (`file:line:col: field: what` where it has a place). */
+export interface RefusedCommit {
+  commit: string;
+  at: Date;
+  problems: string[];
 }
 
 /** The outcome of one {@link PolicyRepo.refresh}. */
@@ -298,6 +310,7 @@ export class PolicyRepo extends EventEmitter {
   private running: Promise<RefreshResult> | undefined;
   private stopped = false;
   private last: RefreshResult | undefined;
+  private refusedLast: RefusedCommit | undefined;
   /** Set by {@link PolicyRepo.open} before the first pull. */
   private backend!: PolicyGit;
 
@@ -363,6 +376,11 @@ export class PolicyRepo extends EventEmitter {
   /** The outcome of the latest pull (at open: says why the head was refused when a fallback is in force). */
   lastRefresh(): RefreshResult | undefined {
     return this.last;
+  }
+
+  /** The newest commit refused since it opened (one the policy in force replaced later is still told). */
+  lastRefused(): RefusedCommit | undefined {
+    return this.refusedLast;
   }
 
   /** How the repo is read: the git CLI, or isomorphic-git (no git on this host). */
@@ -506,6 +524,7 @@ export class PolicyRepo extends EventEmitter {
   private async accept(sha: string): Promise<{ ok: true } | { error: string }> {
     const refuse = (error: string, problems: string[] = [error]): { error: string } => {
       this.log.warn('policy.refused', { commit: sha, ref: this.options.ref, kept: this.policy?.commit ?? null, errors: problems });
+      this.refusedLast = { commit: sha, at: new Date(), problems };
       this.emit('refused', sha, problems);
       return { error };
     };
@@ -522,7 +541,10 @@ export class PolicyRepo extends EventEmitter {
     try {
       await mkdir(join(this.options.workDir, 'trees'), { recursive: true });
       await this.backend.checkout(sha, tree);
-      policy = this.allowedSecrets === undefined ? await loadPolicyDir(tree) : await loadPolicyDir(tree, this.gitEnv, { allowedSecrets: this.allowedSecrets });
+      policy =
+        this.allowedSecrets === undefined
+          ? await loadPolicyDir(tree)
+          : await loadPolicyDir(tree, this.options.resolveSecrets === false ? undefined : this.gitEnv, { allowedSecrets: this.allowedSecrets });
     } catch (err) {
       if (err instanceof PolicyInvalidError) return refuse(`commit ${sha.slice(0, 12)} has an invalid policy:\n${err.problems.map((p) => `  ${p}`).join('\n')}`, err.problems);
       return refuse(`commit ${sha.slice(0, 12)} cannot be loaded: ${describeError(err)}`);

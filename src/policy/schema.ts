@@ -38,9 +38,9 @@ import { z } from 'zod';
 import { policyConnectionSchema, type ConnectionConfig } from '../config/connection.js';
 import type { SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';
-import { principalMatchFields, VIAS, type Principal, type PrincipalMatch } from './principal.js';
+import { principalMatchFields, type Principal, type PrincipalMatch } from './principal.js';
 import { alertRuleSchema, type AlertRule } from './alert-rules.js';
-import { list, lowerName, nameSchema, nonEmpty, notifySchema, type ReviewNotify, timeBetween, wholeNumber } from './schema-fields.js';
+import { list, lowerName, nameSchema, nonEmpty, notifySchema, type ReviewNotify, timeBetween } from './schema-fields.js';
 
 export { ALERT_EVENTS, ALERT_SCOPES, alertRuleSchema, type AlertEvent, type AlertRule } from './alert-rules.js';
 export { RULE_NAME, type ReviewNotify } from './schema-fields.js';
@@ -314,14 +314,29 @@ export interface ReviewPolicy {
   requireSignInWithinMs?: number;
 }
 
-/** One test case from `policy/tests/*.yaml`: identity + statement -> expected decision. */
+/** What an SSH test case asks of a connection: a shell, a command, sftp, or a forwarded port. */
+export type SshTestRequest = { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'sftp' } | { kind: 'forward'; host: string; port: number };
+
+/** One masked result column a masking test case expects, with its strategy when it names one. */
+export interface ExpectedMask {
+  column: string;
+  strategy?: MaskStrategy;
+}
+
+/**
+ * One test case from `policy/tests/*.yaml`: an identity, a connection and what it asks (SQL, or an
+ * SSH shell, command, sftp or forward), and what must come of it: a decision, alerts, masked
+ * columns (see ./test-cases.ts for the file's format).
+ */
 export interface PolicyTest {
   name: string;
   as: Who;
   connection: string;
-  /** The statements, in order (one Query message each). */
-  sql: string[];
-  /** The decision every statement must get (absent: only `alerts` is checked). */
+  /** PostgreSQL: the statements, in order (one Query message each). */
+  sql?: string[];
+  /** SSH: what the session asks, in order. */
+  ssh?: SshTestRequest[];
+  /** The decision everything asked must get (absent: only `alerts` and `masked` are checked). */
   expect?: Action;
   /** Rows each allowed statement reads, for `rows-read` alerts (default 0). */
   rows?: number;
@@ -331,6 +346,14 @@ export interface PolicyTest {
   at?: Date;
   /** The rule expected to decide, when the case names one. */
   rule?: string;
+  /**
+   * The result columns (by name) that come back masked, every other one as the database holds
+   * it: checked by running the statements on `fixture`'s data through the gateway's PostgreSQL
+   * engine, or, without a fixture, on the connection through the gateway.
+   */
+  masked?: ExpectedMask[];
+  /** The SQL that makes the data `masked` is checked on (`file`, relative to the repo), in a scratch database. */
+  fixture?: { file: string; sql: string };
   /** `file:line:col` of the case. */
   source: string;
 }
@@ -362,8 +385,8 @@ export interface Policy {
 }
 
 const lowerList = (what: string, min?: string) => (min ? list(what).min(1, { error: min }) : list(what)).transform((v) => v.map((s) => s.toLowerCase()));
-const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny or review' });
-const strategy = z.enum(['redact', 'last4', 'hash', 'null'], { error: 'must be redact, last4, hash or null' });
+export const action = z.enum(['allow', 'deny', 'review'], { error: 'must be allow, deny or review' });
+export const strategy = z.enum(['redact', 'last4', 'hash', 'null'], { error: 'must be redact, last4, hash or null' });
 const onlyTrue = (field: string) => z.literal(true, { error: `write ${field}: true, or leave it out` });
 const secretText = z.string({ error: 'must be a secret reference like ${env:NAME} or ${file:/absolute/path}' });
 
@@ -521,7 +544,7 @@ export const recordingSchema = z.strictObject({
     .optional(),
 });
 
-const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });
+export const versionSchema = z.literal(1, { error: 'must be 1 (the only bundle version)' });
 
 /** What an `ssh` rule matches; every field given must match. */
 export interface SshRuleMatch extends PrincipalMatch {
@@ -665,43 +688,3 @@ const reviewServiceSchema = z.strictObject({
 export const reviewsSchema = z.strictObject({
   requireSignInWithin: timeBetween(60_000, 7 * 86_400_000, '15min').optional(),
 });
-
-/** The identity of a test case: a person, or with `via`, `agent` and `isolated`, an agent's run acting for them. */
-export const testIdentitySchema = z.strictObject({
-  subject: nonEmpty('a subject'),
-  email: lowerName('an email address').optional(),
-  groups: list('a group name').default([]),
-  via: z.enum(VIAS, { error: `must be one of ${VIAS.join(', ')}` }).optional(),
-  agent: lowerName('an agent name').optional(),
-  isolated: z.boolean({ error: 'must be true or false' }).optional(),
-});
-
-/** One test case. */
-const sqlListError = 'must be the SQL to judge, or a list of statements run in order';
-export const policyTestSchema = z
-  .strictObject({
-    name: nonEmpty('a test name'),
-    as: testIdentitySchema,
-    connection: nonEmpty('a connection name'),
-    sql: z.union([nonEmpty('the SQL to judge'), z.array(nonEmpty('the SQL to judge')).min(1, { error: 'must list at least one statement' }).max(1000, { error: 'must list at most 1000' })], {
-      error: sqlListError,
-    }),
-    expect: action.optional(),
-    rule: nonEmpty('a rule name').optional(),
-    rows: wholeNumber('a number of rows', 0, 1_000_000_000).optional(),
-    alerts: z.array(nonEmpty('an alert name'), { error: 'must list the alert names the statements raise ([] for none)' }).optional(),
-    at: z
-      .string({ error: 'must be a date and time, such as 2026-11-22T23:30:00+01:00' })
-      .refine((v) => !Number.isNaN(Date.parse(v)), { error: 'must be a date and time, such as 2026-11-22T23:30:00+01:00' })
-      .optional(),
-  })
-  .refine((t) => t.expect !== undefined || t.alerts !== undefined, { error: 'needs expect: (allow, deny or review), alerts: (the alerts it raises), or both', path: ['expect'] });
-
-/** A test file (`policy/tests/*.yaml`). */
-export const policyTestFileSchema = z.strictObject(
-  {
-    version: versionSchema.optional(),
-    tests: z.array(policyTestSchema, { error: 'must be a list of test cases' }).min(1, { error: 'must list at least one test case' }),
-  },
-  { error: (iss) => (iss.code === 'invalid_type' ? 'the file must be a mapping with a tests: list' : undefined) },
-);

@@ -1,11 +1,13 @@
 /**
- * A readable summary of a policy bundle for `hoop policy show`: commit, connections, access,
- * statement rules, masking, recording and tests. Secret references are shown as written
+ * A readable summary of a policy bundle for `hoop policy show`: commit, connections, access (every
+ * field that changes what someone may do: requestable grants, row limits, session limits,
+ * timeouts), statement rules and their reviewers, masking, SSH, recording, runs, alerts and tests. Secret references are shown as written
  * (`${env:NAME}`), never resolved.
  */
 import type { SecretRef } from '../config/secrets.js';
 import type { PrincipalMatch } from './principal.js';
-import { RUN_DEFAULTS, type Policy, type RuleMatch } from './schema.js';
+import type { AlertRule } from './alert-rules.js';
+import { DEFAULT_MAX_GRANT_SECONDS, RUN_DEFAULTS, SSH_DEFAULTS, type AccessRule, type Policy, type ReviewSettings, type RuleMatch, type SshRuleMatch } from './schema.js';
 
 function ref(r: SecretRef): string {
   return r.kind === 'env' ? `\${env:${r.name}}` : `\${file:${r.path}}`;
@@ -56,48 +58,115 @@ function table(rows: string[][], indent = '  '): string[] {
   );
 }
 
-/** The summary text, one section per part of the bundle; `source` says where it came from. */
+/** How a review is decided, as `show` says it: who, how many, how long, what else. */
+function reviewText(r: Partial<ReviewSettings> | undefined): string {
+  if (!r) return '';
+  return [
+    r.groups?.length ? `reviewed by ${r.groups.join(',')}` : '',
+    r.approvals !== undefined ? `${r.approvals} approval${r.approvals === 1 ? '' : 's'}` : '',
+    r.timeoutMs !== undefined ? `held ${duration(r.timeoutMs / 1000)}` : '',
+    r.selfApprove ? 'self-approval allowed' : '',
+    r.windowMs ? `approval covers the same shape for ${duration(r.windowMs / 1000)}` : '',
+    r.service ? `service ${r.service.name} first` : '',
+    r.notify?.length ? `notifies ${r.notify.length} webhook${r.notify.length === 1 ? '' : 's'}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
+/** A write's row limit, as `show` says it. */
+function rowLimitText(o: { maxAffectedRows?: number; overLimit?: 'deny' | 'review' }): string {
+  return o.maxAffectedRows !== undefined ? `writes over ${o.maxAffectedRows} rows ${o.overLimit === 'review' ? 'held for review' : 'refused'} (rolled back)` : '';
+}
+
+/** One access rule: whom it admits, to what, how, for how long, under which limits and conditions. */
+function accessRow(a: AccessRule): string[] {
+  const who = [
+    a.subjects.length ? `subjects ${a.subjects.join(',')}` : '',
+    a.emails.length ? `emails ${a.emails.join(',')}` : '',
+    a.groups.length ? `groups ${a.groups.join(',')}` : '',
+    ...principalText(a),
+  ].filter(Boolean);
+  const limits = Object.entries(a.limits ?? {}).map(([setting, ms]) => `${setting} ${ms % 1000 === 0 ? duration(ms / 1000) : `${ms}ms`}`);
+  const grant = a.requestable
+    ? `REQUESTABLE: admits nobody until a request is approved, for at most ${duration(a.maxGrantSeconds ?? DEFAULT_MAX_GRANT_SECONDS)}${a.review ? ` (${reviewText(a.review)})` : ''}`
+    : 'standing';
+  return [
+    a.name,
+    a.mode,
+    `on ${a.connections.join(',')}`,
+    who.join('; ') || 'nobody',
+    [
+      grant,
+      a.maxSessionSeconds !== undefined ? `sessions up to ${duration(a.maxSessionSeconds)}` : 'no session limit',
+      a.maxSessions !== undefined ? `at most ${a.maxSessions} open sessions` : '',
+      rowLimitText(a),
+      ...limits,
+    ]
+      .filter(Boolean)
+      .join('; '),
+  ];
+}
+
+/** An SSH rule's match, as `show` says it. */
+function sshMatchText(m: SshRuleMatch): string {
+  const parts = [
+    m.shell ? 'shells' : '',
+    m.commands ? `commands ${m.commands.join(',')}` : '',
+    m.patterns ? `patterns ${m.patterns.map((p) => `/${p}/`).join(',')}` : '',
+    m.shellSyntax ? 'the whole line, shell syntax and all' : '',
+    m.connections ? `connections ${m.connections.join(',')}` : '',
+    m.subjects ? `subjects ${m.subjects.join(',')}` : '',
+    m.groups ? `groups ${m.groups.join(',')}` : '',
+    ...principalText(m),
+  ].filter(Boolean);
+  return parts.join('; ') || 'every command';
+}
+
+/** An alert rule, as `show` says it. */
+function alertRow(a: AlertRule): string[] {
+  const usual = a.usual
+    ? ` outside ${String(Math.floor(a.usual.fromMin / 60)).padStart(2, '0')}:${String(a.usual.fromMin % 60).padStart(2, '0')}-${String(Math.floor(a.usual.toMin / 60)).padStart(2, '0')}:${String(a.usual.toMin % 60).padStart(2, '0')} ${a.usual.timeZone}`
+    : '';
+  return [
+    a.name,
+    `${a.event}${a.table ? ` of ${a.table}` : ''}${usual}`,
+    `${a.count} within ${duration(a.withinMs / 1000)} per ${a.per}${a.connections ? ` on ${a.connections.join(',')}` : ''}`,
+    [a.suspend ? 'SUSPENDS until cleared' : 'notifies only', a.clearedBy.length ? `cleared by ${a.clearedBy.join(',')}` : 'cleared by auditors', a.notify.length ? `${a.notify.length} webhook(s)` : '']
+      .filter(Boolean)
+      .join('; '),
+  ];
+}
+
+/** The summary text, one section per part of the bundle, every field that changes what someone may do; `source` says where it came from. */
 export function describePolicy(policy: Policy, source: string): string {
   const out: string[] = [];
   out.push(`policy  ${policy.commit ? `commit ${policy.commit}` : 'working tree'} (${source})`);
   out.push('', `connections (${policy.connections.length})`);
   out.push(
     ...table(
-      policy.connections.map((c) =>
-        c.type === 'ssh'
+      policy.connections.map((c) => [
+        ...(c.type === 'ssh'
           ? [c.name, `ssh ${c.user}@${c.host}:${c.port}`, c.privateKey ? `key ${ref(c.privateKey)}` : `password ${ref(c.password!)}`, `host keys ${c.hostKeys.join(' ')}`]
           : [
               c.name,
               `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
               `password ${ref(c.password)}`,
-              `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}`,
-            ],
-      ),
+              `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}${c.allowCleartextWithoutTls ? '; cleartext password without TLS allowed' : ''}`,
+            ]),
+        c.unavailable ? `UNAVAILABLE here: ${c.unavailable.join('; ')}` : '',
+      ]),
     ),
   );
   out.push('', `access (${policy.access.length}; deny by default)`);
+  out.push(...table(policy.access.map(accessRow)));
+  out.push('', `statements (${policy.statements.rules.length} rules; unparseable SQL: ${policy.statements.unparseable}; most restrictive match wins)`);
   out.push(
     ...table(
-      policy.access.map((a) => {
-        const who = [
-          a.subjects.length ? `subjects ${a.subjects.join(',')}` : '',
-          a.emails.length ? `emails ${a.emails.join(',')}` : '',
-          a.groups.length ? `groups ${a.groups.join(',')}` : '',
-          ...principalText(a),
-        ].filter(Boolean);
-        const limits = Object.entries(a.limits ?? {}).map(([setting, ms]) => `${setting} ${ms % 1000 === 0 ? duration(ms / 1000) : `${ms}ms`}`);
-        return [
-          a.name,
-          a.mode,
-          `on ${a.connections.join(',')}`,
-          who.join('; '),
-          [a.maxSessionSeconds !== undefined ? `max ${duration(a.maxSessionSeconds)}` : 'no session limit', ...limits].join('; '),
-        ];
-      }),
+      policy.statements.rules.map((r) => [r.name, r.action, matchText(r.match), [reviewText(r.review), rowLimitText(r)].filter(Boolean).join('; '), r.message ? JSON.stringify(r.message) : '']),
     ),
   );
-  out.push('', `statements (${policy.statements.rules.length} rules; unparseable SQL: ${policy.statements.unparseable}; most restrictive match wins)`);
-  out.push(...table(policy.statements.rules.map((r) => [r.name, r.action, matchText(r.match), r.message ? JSON.stringify(r.message) : ''])));
+  for (const r of policy.statements.reviewers ?? []) out.push(`  reviewers${r.connections ? ` on ${r.connections.join(',')}` : ''}: ${reviewText(r) || 'defaults'}`);
   const m = policy.masking;
   out.push('', `masking (key ${m.key ? ref(m.key) : 'none'}; derived values: ${m.derived})`);
   out.push(
@@ -107,13 +176,24 @@ export function describePolicy(policy: Policy, source: string): string {
       ...m.detectors.map((d) => ['detector', d.detector, d.strategy, principalText(d).join('; ')]),
     ]),
   );
+  const ssh = policy.ssh ?? SSH_DEFAULTS;
+  out.push(
+    '',
+    `ssh (shells and commands: ${ssh.default} unless a rule says otherwise; sftp ${ssh.sftp}; forwarding ${ssh.forwarding.length ? `to ${ssh.forwarding.join(',')}` : 'refused'}; client variables ${ssh.env.join(',') || 'none'})`,
+  );
+  out.push(...table(ssh.rules.map((r) => [r.name, r.action, sshMatchText(r.match), reviewText(r.review), r.message ? JSON.stringify(r.message) : ''])));
   const r = policy.recording;
-  out.push('', `recording  results ${r.results}, row cap ${r.rowCap}, on failure ${r.onFailure}${r.auditors.length ? `, auditors ${r.auditors.join(',')}` : ''}`);
+  out.push(
+    '',
+    `recording  results ${r.results}, row cap ${r.rowCap}, on failure ${r.onFailure}${r.sshInput ? `, ssh input ${r.sshInput}` : ''}${r.retentionDays !== undefined ? `, kept ${r.retentionDays} days` : ''}${r.auditors.length ? `, auditors ${r.auditors.join(',')}` : ''}`,
+  );
   const runs = policy.runs ?? RUN_DEFAULTS;
   out.push(
     `runs       at most ${duration(runs.maxSeconds)}, ended after ${duration(runs.heartbeatTimeoutMs / 1000)} without a heartbeat; ${runs.requireIsolation ? 'a command not contained is refused' : 'contained or not'}`,
   );
   if (policy.reviews?.requireSignInWithinMs !== undefined) out.push(`reviews    decisions need a sign-in within ${duration(policy.reviews.requireSignInWithinMs / 1000)}`);
+  const alerts = policy.alerts ?? [];
+  out.push('', `alerts (${alerts.length})`, ...table(alerts.map(alertRow)));
   out.push('', `tests  ${policy.tests.length} case${policy.tests.length === 1 ? '' : 's'}`);
   return `${out.join('\n')}\n`;
 }

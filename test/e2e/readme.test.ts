@@ -320,7 +320,7 @@ ${yamlBlock('alerts:')}`,
       );
       writeFileSync(join(dir, 'policy', 'tests', 'ci.yaml'), yamlBlock('# policy/tests/ci.yaml'));
       const policy = await loadPolicyDir(dir);
-      expect(policy.tests.map((t) => t.sql.length)).toEqual([1, 1, 5, 1]);
+      expect(policy.tests.map((t) => t.sql?.length)).toEqual([1, 1, 5, 1]);
       const results = await runPolicyTests(policy);
       expect(results.map((r) => [r.test.name, r.passed, r.raised])).toEqual([
         ['the migration pipeline never deletes data', true, undefined],

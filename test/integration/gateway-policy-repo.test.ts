@@ -172,20 +172,29 @@ describe('a ${file:} password in the policy bundle', () => {
     expect(await policyCommit()).toBe(first);
   });
 
-  it('refuses a commit whose ${file:} path is relative, or whose file the gateway cannot read, and keeps the policy in force', async () => {
+  it('refuses a commit whose ${file:} path is relative; takes one whose file the gateway cannot read, that connection unavailable (saying why), the others in force', async () => {
     const relative = repo.commit(bundle(stack.pg, { rules: NO_SECRETS, vaultPassword: '${file:secrets/vault.pass}' }), keyA);
     const r1 = await stack.gateway.policy!.refresh();
     expect(r1).toMatchObject({ changed: false, commit: first, candidate: relative });
     expect(r1.error).toContain('hoop.yaml:17:15: connections.1.password: a ${file:...} reference must be an absolute path on the gateway host');
 
+    expect(refusedLogs(relative)).toHaveLength(1);
+
     const absent = join(repo.base, 'secrets', 'nowhere.pass');
     const unreadable = repo.commit(bundle(stack.pg, { rules: NO_SECRETS, vaultPassword: `\${file:${absent}}` }), keyA);
-    const r2 = await stack.gateway.policy!.refresh();
-    expect(r2).toMatchObject({ changed: false, commit: first, candidate: unreadable });
-    expect(r2.error).toContain(`connections.1.password: secret reference does not resolve: cannot read secret file ${absent} (ENOENT)`);
-    expect(await policyCommit()).toBe(first);
-    expect(refusedLogs(relative)).toHaveLength(1);
-    expect(refusedLogs(unreadable)).toHaveLength(1);
+    expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: unreadable });
+    const lacks = `connections.1.password: secret reference does not resolve: cannot read secret file ${absent} (ENOENT)`;
+    expect(stack.logs().find((l) => l.event === 'policy.connection_unavailable' && l.commit === unreadable)).toMatchObject({ connection: 'vault', lacks: [expect.stringContaining(lacks)] });
+    const refused = await connect('vault').then(
+      () => 'hoop connect vault started',
+      (err: Error) => err.message,
+    );
+    expect(refused).toContain('the connection "vault" is unavailable on this gateway');
+    expect(refused).toContain(lacks);
+    expect(await query(await connect('app'), 'select 1 as ok')).toEqual({ rows: [{ ok: 1 }] });
+    // Back to the bundle the next cases start from.
+    first = repo.commit(bundle(stack.pg, { rules: NO_SECRETS }), keyA);
+    expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: first });
   });
 });
 

@@ -119,13 +119,15 @@ describe('PolicyRepo', () => {
     await pr.stop();
   });
 
-  it('refuses a commit whose secret references do not resolve for the gateway (and not for the CLI)', async () => {
+  it('accepts, for the gateway, a commit whose connection secret does not resolve, that connection unavailable saying why (and the CLI never resolves)', async () => {
     const repo = newRepo();
-    commit(repo, { 'hoop.yaml': policyText('dev') });
-    await expect(PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: gitEnv, allowedSecrets: SECRETS })).rejects.toMatchObject({
-      code: ErrorCode.CONFIG_INVALID,
-      message: expect.stringContaining('environment variable DB_PASSWORD is not set'),
-    });
+    const first = commit(repo, { 'hoop.yaml': policyText('dev') });
+    const gateway = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: gitEnv, allowedSecrets: SECRETS });
+    expect(gateway.commit).toBe(first);
+    expect(gateway.current().connections[0]!.unavailable).toEqual([
+      expect.stringMatching(/^hoop\.yaml:\d+:\d+: connections\.0\.password: secret reference does not resolve: environment variable DB_PASSWORD is not set$/),
+    ]);
+    await gateway.stop();
     const cli = await PolicyRepo.open({ path: repo, ref: 'main', workDir: join(base, `work${n++}`), env: gitEnv, checkSecrets: false });
     expect(cli.current().connections[0]!.password).toEqual({ kind: 'env', name: 'DB_PASSWORD' });
   });
@@ -271,9 +273,12 @@ describe('hoop policy pull / show --repo', () => {
     const withoutSigners = await run(['policy', 'pull', '--repo', repo, '--ref', 'main']);
     expect(withoutSigners.out).toBe(`${unsigned}\n`);
 
-    const shown = await run(['policy', 'show', '--repo', repo]);
+    const shown = await run(['policy', 'show', '--repo', repo, '--ref', 'main']);
     expect(shown.code).toBe(0);
     expect(shown.out).toContain(`policy  commit ${unsigned} (${repo})`);
+    // Without a ref, a local checkout is read as it is being edited.
+    const tree = await run(['policy', 'show', '--repo', repo]);
+    expect(tree.out).toContain(`policy  working tree (${repo})`);
 
     expect((await run(['policy', 'pull'])).code).toBe(64);
   });

@@ -71,7 +71,7 @@ describe('hoop policy', () => {
     expect(code).toBe(0);
     expect(out).toContain(`policy  working tree (${dir})`);
     expect(out).toMatch(/prod\s+postgres app_rw@db\.internal:5432\/app\s+password \$\{env:PROD_PASSWORD\}\s+tls prefer/);
-    expect(out).toMatch(/dbas\s+read-write\s+on \*\s+groups dba\s+max 8h/);
+    expect(out).toMatch(/dbas\s+read-write\s+on \*\s+groups dba\s+standing; sessions up to 8h/);
     expect(out).toMatch(/drop-needs-review\s+review\s+kinds drop,truncate\s+"DROP and TRUNCATE need a reviewer"/);
     expect(out).toMatch(/column\s+public\.customers\.email\s+hash/);
     expect(out).toContain('recording  results masked, row cap 1000, on failure close');
@@ -141,9 +141,11 @@ describe('hoop policy', () => {
     const unknown = tree({ 'hoop.yaml': `${POLICY}${alerts}`, 'policy/tests/alerts.yaml': `tests:\n  - { name: x, as: { subject: bob }, connection: prod, sql: "select 1", alerts: [nope] }\n` });
     const broken = await run(['policy', 'test', '--dir', unknown]);
     expect(broken.code).toBe(78);
-    expect(broken.err).toContain('policy/tests/alerts.yaml:2:82: tests.0.alerts.0: unknown alert "nope" (known: refusal-burst, bulk-customers, agent-burst, night-work)');
+    expect(broken.out).toContain('policy/tests/alerts.yaml:2:82: tests.0.alerts.0: unknown alert "nope" (known: refusal-burst, bulk-customers, agent-burst, night-work)');
     const neither = tree({ 'hoop.yaml': POLICY, 'policy/tests/x.yaml': `tests:\n  - { name: x, as: { subject: bob }, connection: prod, sql: "select 1" }\n` });
-    expect((await run(['policy', 'test', '--dir', neither])).err).toContain('needs expect: (allow, deny or review), alerts: (the alerts it raises), or both');
+    expect((await run(['policy', 'test', '--dir', neither])).out).toContain(
+      'needs expect: (allow, deny or review), alerts: (the alerts it raises), masked: (the columns that come back masked), or several',
+    );
   });
 
   it('check prints decision, rule and reason; exit 0 allow, 1 deny, 2 review', async () => {
@@ -221,20 +223,31 @@ describe('hoop policy show | test | check with $HOOP_POLICY_REPO', () => {
 
   const withRepo = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ ...repo.env, HOOP_POLICY_REPO: repo.dir, ...extra });
 
-  it('show, test and check pull $HOOP_POLICY_REPO when neither --dir nor --repo is given', async () => {
+  it('show, test and check read the working tree of $HOOP_POLICY_REPO (a checkout) when neither --dir nor --repo is given, saying so; pull pulls it', async () => {
     const show = await run(['policy', 'show'], empty, withRepo());
-    expect(show.err).toBe('');
+    expect(show.err).toBe(`hoop: reading the working tree of ${repo.dir} (on ${main.slice(0, 12)}, unchanged)\n`);
     expect(show.code).toBe(0);
-    expect(show.out).toContain(`policy  commit ${main} (${repo.dir})`);
+    expect(show.out).toContain(`policy  working tree (${repo.dir})`);
 
-    const test = await run(['policy', 'test'], empty, withRepo());
+    const test = await run(['policy', 'test', '--offline'], empty, withRepo());
+    expect(test.err).toContain(`hoop: testing the working tree of ${repo.dir} (on ${main.slice(0, 12)}, unchanged)`);
     expect(test.out).toContain('5 passed, 0 failed');
     expect(test.code).toBe(0);
 
     const check = await run(['policy', 'check', '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'select 1'], empty, withRepo());
     expect(check.out).toMatch(/^access {4}read-only by rule "analysts"$/m);
-    expect(check.out).toMatch(new RegExp(`^policy {4}${main}$`, 'm'));
+    expect(check.out).toContain(`policy    the working tree of ${repo.dir} (on ${main.slice(0, 12)}, unchanged)`);
     expect(check.code).toBe(0);
+
+    // An edit not yet committed is what they read.
+    writeFileSync(join(repo.dir, 'hoop.yaml'), POLICY.replace('  - { name: analysts, groups: [analysts], connections: [prod] }\n', ''));
+    try {
+      const edited = await run(['policy', 'check', '--as', 'bob', '--group', 'analysts', '--connection', 'prod', 'select 1'], empty, withRepo());
+      expect(edited.out).toMatch(/^access {4}none$/m);
+      expect(edited.out).toContain('1 file changed');
+    } finally {
+      repo.git('checkout', '-q', '--', 'hoop.yaml');
+    }
 
     const pulled = await run(['policy', 'pull'], empty, withRepo());
     expect(pulled.out).toBe(`${main}\n`);

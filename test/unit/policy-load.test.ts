@@ -347,7 +347,6 @@ statements:
       'policy/a.yaml:6:45: access.1.connections.0: unknown connection "ghost" (known: db)',
       'policy/a.yaml:9:36: masking.detectors.0.strategy: hash needs masking.key (a secret reference such as ${env:HOOP_MASK_KEY})',
       'policy/b.yaml:3:13: connections.0.name: duplicate connection name "db" (also defined at policy/a.yaml:3:13)',
-      expect.stringMatching(/^policy\/b\.yaml:3:75: connections\.0\.password: secret reference does not resolve: environment variable MISSING_VAR is not set$/),
       'policy/b.yaml:3:119: connections.0.tls.ca: has no effect with mode: disable; remove it or choose another mode',
       'policy/b.yaml:5:13: access.0.name: duplicate access rule name "x" (also defined at policy/a.yaml:6:13)',
       'policy/b.yaml:8:55: statements.rules.0.match.connections.0: unknown connection "ghost" (known: db)',
@@ -386,15 +385,20 @@ statements:
     expect(await problems(outside)).toEqual(['hoop.yaml:3:112: connections.0.tls.ca: ../ca/ca.pem is not a file inside the config repo']);
   });
 
-  it('checks secrets and host files only when given an environment (the gateway)', async () => {
+  it('checks secrets and host files only when given an environment (the gateway): what a connection lacks makes it unavailable, the masking key must resolve', async () => {
     const dir = tree({ 'hoop.yaml': GOOD.replace('./ca.pem', join(base, 'ca', 'ca.pem')) });
     const cli = await loadPolicyDir(dir);
     expect(pg(cli.connections[1]).tls).toEqual({ mode: 'verify-full', caFile: join(base, 'ca', 'ca.pem'), serverName: 'replica.internal' });
+    expect(cli.connections.map((c) => c.unavailable)).toEqual([undefined, undefined]);
     const list = await problems(dir, { PROD_DB_PASSWORD: 'x' });
-    expect(list).toEqual([
+    expect(list).toEqual([expect.stringMatching(/^hoop\.yaml:44:8: masking\.key: masking key does not resolve: environment variable HOOP_MASK_KEY is not set$/)]);
+    const keyed = await loadPolicyDir(dir, { PROD_DB_PASSWORD: 'x', HOOP_MASK_KEY: 'k' });
+    expect(keyed.connections[0]!.unavailable).toBeUndefined();
+    expect(keyed.connections[1]!.unavailable).toEqual([
       expect.stringMatching(/^hoop\.yaml:15:15: connections\.1\.password: secret reference does not resolve: cannot read secret file \/run\/secrets\/replica/),
-      expect.stringMatching(/^hoop\.yaml:44:8: masking\.key: masking key does not resolve: environment variable HOOP_MASK_KEY is not set$/),
     ]);
+    const noCa = await loadPolicyDir(tree({ 'hoop.yaml': GOOD.replace('./ca.pem', join(base, 'ca', 'missing.pem')) }), { PROD_DB_PASSWORD: 'x', HOOP_MASK_KEY: 'k' });
+    expect(noCa.connections[1]!.unavailable).toContainEqual(expect.stringMatching(/^hoop\.yaml:\d+:\d+: connections\.1\.tls\.ca: /));
     writeFileSync(join(base, 'replica.pass'), 'pw\n');
     const ok = await loadPolicyDir(tree({ 'hoop.yaml': GOOD.replace('./ca.pem', join(base, 'ca', 'ca.pem')).replace('/run/secrets/replica', join(base, 'replica.pass')) }), {
       PROD_DB_PASSWORD: 'x',

@@ -6,7 +6,8 @@
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import type { Identity } from '../../identity.js';
-import type { ConnectionInfo, MaskingInfo } from '../../api/answers.js';
+import type { ConnectionInfo, MaskingInfo, PolicyStatus } from '../../api/answers.js';
+import { displayRemote } from '../../policy/repo.js';
 import { maskingFor, principalOf } from '../../policy/principal.js';
 import type { Policy } from '../../policy/schema.js';
 import { hasMaskingRules } from '../policy-source.js';
@@ -28,6 +29,7 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
     ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
     ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey] } : {}),
     ...(recordings && clientRecords ? { clientRecords: true as const } : {}),
+    ...(c.unavailable ? { unavailable: c.unavailable.map((p) => p.replace(/^.*?: /, '')).join('; ') } : {}),
   });
   return {
     /** `GET /v1/connections` */
@@ -57,10 +59,20 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
       return { outcome };
     },
     /** `GET /v1/policy` */
-    policy(): { commit: string; loadedAt: string } {
-      if (!policySource) throw new HttpError(404, 'this gateway does not load its policy from a config repo');
-      const { commit, loadedAt } = policySource.current();
-      return { commit, loadedAt: loadedAt.toISOString() };
+    policy(): PolicyStatus {
+      if (!policySource || !config.policy) throw new HttpError(404, 'this gateway does not load its policy from a config repo');
+      const { commit, loadedAt, policy } = policySource.current();
+      const refused = policySource.lastRefused();
+      return {
+        commit,
+        loadedAt: loadedAt.toISOString(),
+        repo: displayRemote(config.policy.repo),
+        ref: config.policy.ref,
+        allowedSecrets: config.policy.allowedSecrets,
+        signedCommitsOnly: config.policy.allowedSignersFile !== undefined,
+        unavailable: policy.connections.flatMap((c) => (c.unavailable ? [{ connection: c.name, lacks: c.unavailable }] : [])),
+        ...(refused ? { refused: { commit: refused.commit, at: refused.at.toISOString(), problems: refused.problems } } : {}),
+      };
     },
   };
 }

@@ -1,0 +1,222 @@
+/**
+ * Where `hoop policy test` runs its masking cases (`masked:`): the gateway's own PostgreSQL engine
+ * (src/postgres/gateway/engine.ts) over a real tunnel, on a scratch database that each case's
+ * `fixture:` SQL fills, judged and masked as the policy being tested says for the case's identity.
+ *
+ * - The server is a PostgreSQL of the CLI's own (`<config dir>/policy-lab`, made once with the
+ *   binaries `hoop demo` uses, started for the run and stopped after); each fixture gets a fresh
+ *   database, dropped when the run ends.
+ * - A case's statements run twice: straight on the scratch database (what it holds) and through
+ *   the engine (what the identity gets). A column whose values differ came back masked; its
+ *   strategy is the one whose output the gateway's value is (`detector` when only parts of it
+ *   changed). The masking key of `hash` is a fixed one of the lab's: hashed values differ from the
+ *   gateway's, never their shape. Statements should read: they run twice.
+ *
+ * @see ../policy/test-cases.ts (`masked:`, `fixture:`)
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { configDir } from '../auth/paths.js';
+import type { PostgresConnection } from '../config/connection.js';
+import { startDemoPostgres, runSql, type DemoPostgres } from '../demo/postgres.js';
+import { describeError } from '../errors.js';
+import { enforcedFor } from '../gateway/policy-source.js';
+import type { CliIo } from '../io.js';
+import { silentLogger } from '../log.js';
+import { accessFor } from '../policy/access.js';
+import type { ColumnMask, MaskOutcome } from '../policy/evaluate.js';
+import { applyStrategy, MASK_STRATEGIES } from '../policy/masking/strategies.js';
+import type { Policy, PolicyTest } from '../policy/schema.js';
+import { CancelRegistry } from '../postgres/gateway/cancel-registry.js';
+import { PostgresEngine } from '../postgres/gateway/engine.js';
+import { connectUpstreamPostgres } from '../postgres/gateway/upstream.js';
+import { PgClient, roundTrip } from '../postgres/wire/client.js';
+import { query as queryMessage, terminate } from '../postgres/wire/messages.js';
+import { TunnelChannel } from '../tunnel/channel.js';
+
+/** The `hash` key of the lab (the policy's own is a secret of the gateway). */
+const LAB_KEY = 'hoop-policy-test';
+
+/** A result as both runs see it: the last RowDescription's names, and every row as text. */
+interface Rows {
+  names: string[];
+  rows: Array<Array<string | null>>;
+}
+
+/** Two ends of one hoop-tunnel/1 connection on loopback: the gateway's and the client's. */
+async function tunnelPair(): Promise<{ gateway: TunnelChannel; client: TunnelChannel }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const [gatewaySide] = await Promise.all([accepted, new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject))]);
+    return { gateway: new TunnelChannel(gatewaySide, undefined, { peer: 'client' }), client: new TunnelChannel(socket) };
+  } finally {
+    server.close();
+  }
+}
+
+/** A free TCP port on loopback. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The strategy whose output `masked` is for every changed value of a column, else `detector`. */
+function strategyOf(pairs: ReadonlyArray<[string | null, string | null]>): string {
+  for (const s of MASK_STRATEGIES) {
+    if (pairs.every(([raw, got]) => raw !== null && applyStrategy(raw, s, LAB_KEY, true) === got)) return s;
+  }
+  return 'detector';
+}
+
+/** How each column of `through` differs from `direct`. @throws Error when the two are not the same result */
+function compare(direct: Rows, through: Rows): ColumnMask[] {
+  if (direct.names.join('\0') !== through.names.join('\0')) throw new Error(`the result's columns differ: ${direct.names.join(', ')} direct, ${through.names.join(', ')} through hoop`);
+  if (direct.rows.length !== through.rows.length) throw new Error(`${direct.rows.length} rows direct, ${through.rows.length} through hoop`);
+  return direct.names.map((column, i) => {
+    const changed = direct.rows.flatMap((row, r): Array<[string | null, string | null]> => (row[i] !== through.rows[r]![i] ? [[row[i] ?? null, through.rows[r]![i] ?? null]] : []));
+    return changed.length === 0 ? { column, masked: false } : { column, masked: true, strategy: strategyOf(changed) };
+  });
+}
+
+/** A scratch PostgreSQL and the databases made for a run's fixtures. */
+export class PolicyLab {
+  readonly #pg: DemoPostgres;
+  /** Fixture file → its database (made on first use). */
+  readonly #databases = new Map<string, Promise<string>>();
+  readonly #engine: PostgresEngine;
+
+  private constructor(pg: DemoPostgres) {
+    this.#pg = pg;
+    this.#engine = new PostgresEngine({ cancels: new CancelRegistry(), resolveSecret: async () => pg.superuser.password });
+  }
+
+  /** Starts the scratch server (`say` hears what it does, once). */
+  static async open(io: CliIo, say: (line: string) => void): Promise<PolicyLab> {
+    const dir = join(configDir(io.env, io.cwd), 'policy-lab');
+    const pg = await startDemoPostgres({ dir, port: await freePort(), log: (line) => (/^created|^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
+    return new PolicyLab(pg);
+  }
+
+  /** Runs `test`'s statements on its fixture, direct and through the engine as its identity, and says how each result column came back. */
+  async masks(policy: Policy, test: PolicyTest): Promise<MaskOutcome> {
+    if (!test.fixture) return { error: 'masked: without fixture: runs against the connection, which this lab does not do' };
+    try {
+      const database = await this.#database(test.fixture);
+      const direct = await this.#direct(database, test.sql!);
+      const through = await this.#through(policy, test, database);
+      return { columns: compare(direct, through), where: `on ${test.fixture.file}, through the gateway's engine` };
+    } catch (err) {
+      return { error: `${test.fixture.file}: ${describeError(err)}` };
+    }
+  }
+
+  /** Drops the run's databases and stops the server. */
+  async close(): Promise<void> {
+    for (const made of this.#databases.values()) {
+      const name = await made.catch(() => undefined);
+      if (name) await runSql(this.#pg, 'postgres', `drop database if exists ${name} with (force)`).catch(() => undefined);
+    }
+    await this.#pg.stop();
+  }
+
+  /** The database of `fixture`: made and filled on first use. */
+  #database(fixture: { file: string; sql: string }): Promise<string> {
+    let made = this.#databases.get(fixture.file);
+    if (!made) {
+      const name = `hoop_lab_${randomBytes(6).toString('hex')}`;
+      made = (async () => {
+        await runSql(this.#pg, 'postgres', `create database ${name}`);
+        await runSql(this.#pg, name, fixture.sql);
+        return name;
+      })();
+      this.#databases.set(fixture.file, made);
+    }
+    return made;
+  }
+
+  /** The statements run straight on `database`, as the superuser. */
+  async #direct(database: string, sql: readonly string[]): Promise<Rows> {
+    const upstream = await connectUpstreamPostgres({
+      host: this.#pg.host,
+      port: this.#pg.port,
+      user: this.#pg.superuser.user,
+      password: this.#pg.superuser.password,
+      database,
+      tls: { mode: 'disable' },
+      params: [],
+    });
+    try {
+      let last: Rows = { names: [], rows: [] };
+      for (const text of sql) {
+        const answer = await roundTrip(upstream, queryMessage(text), 60_000);
+        if (answer.error) throw new Error(`the statement fails on the fixture: ${answer.error.message}`);
+        if (answer.fields.length > 0) last = { names: answer.fields.map((f) => f.name), rows: answer.rows };
+      }
+      return last;
+    } finally {
+      upstream.socket.end(terminate());
+    }
+  }
+
+  /** The statements through the gateway's engine, as `test.as` on a connection to `database`. */
+  async #through(policy: Policy, test: PolicyTest, database: string): Promise<Rows> {
+    const grant = accessFor(policy, test.as, test.connection);
+    if (!grant) throw new Error(`no access rule admits ${test.as.subject} to "${test.connection}"`);
+    const declared = policy.connections.find((c) => c.name === test.connection) as PostgresConnection;
+    const { unavailable: _unavailable, ...rest } = declared;
+    const connection: PostgresConnection = { ...rest, host: this.#pg.host, port: this.#pg.port, database, user: this.#pg.superuser.user, tls: { mode: 'disable' }, allowCleartextWithoutTls: true };
+    const { gateway, client } = await tunnelPair();
+    const controller = new AbortController();
+    const identity = {
+      subject: test.as.subject,
+      issuer: 'policy-test',
+      kind: 'user' as const,
+      groups: test.as.groups,
+      ...(test.as.email ? { email: test.as.email } : {}),
+      expiresAt: new Date(Date.now() + 3_600_000),
+      claims: {},
+    };
+    const served = this.#engine.serve({
+      id: `policy-test-${randomBytes(6).toString('hex')}`,
+      identity,
+      connection,
+      channel: gateway,
+      remoteAddress: 'hoop policy test',
+      log: silentLogger,
+      signal: controller.signal,
+      ...enforcedFor(policy, test.as, connection, grant, LAB_KEY),
+    });
+    try {
+      const session = await PgClient.start(client, [
+        ['user', 'policy-test'],
+        ['database', database],
+      ]);
+      let last: Rows = { names: [], rows: [] };
+      for (const text of test.sql!) {
+        let names: string[] | undefined;
+        const rows: Rows['rows'] = [];
+        const failed = await session.run(text, {
+          columns: (fields) => void (names = fields.map((f) => f.name)),
+          row: (values) => void rows.push(values),
+          complete: () => {},
+          notice: () => {},
+        });
+        if (failed) throw new Error(`through hoop: ${failed.message}`);
+        if (names) last = { names, rows };
+      }
+      session.close();
+      return last;
+    } finally {
+      controller.abort();
+      client.destroy();
+      await served.catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Where `hoop policy` reads a bundle from, and how the gateway validates one.
+ *
+ * - **What the user is editing.** `--dir DIR`, a local config repo (`--repo PATH` or
+ *   `$HOOP_POLICY_REPO` naming a checkout with a working tree), or the current directory: its
+ *   working tree, said as such (with the commit it is on and how many files differ from it). A git
+ *   URL, a bare repo, or a ref asked for (`--ref`, `$HOOP_POLICY_REF`): that ref's commit, pulled
+ *   with the gateway's rules.
+ * - **The gateway's validation.** `GET /v1/policy` says which secret references the gateway admits
+ *   (`policy.allowedSecrets`), whether it wants signed commits, and which commit it refused last;
+ *   the bundle is loaded with the same allow-list, so a policy the gateway would refuse fails here
+ *   with the same `file:line:col` problems, before it is committed and after.
+ *
+ * @see https://git-scm.com/docs/git-status#_porcelain_format_version_1
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { getPolicyStatus, type PolicyStatus } from '../auth/gateway-client.js';
+import { configDir } from '../auth/paths.js';
+import { parseSecretPatterns } from '../config/secrets.js';
+import { describeError, ErrorCode, HoopError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { createLogger, levelFromEnv } from '../log.js';
+import { loadPolicyDir } from '../policy/load.js';
+import { cliPolicyWorkDir, looksLikeGitUrl, PolicyRepo } from '../policy/repo.js';
+import type { Policy } from '../policy/schema.js';
+import { commandTokenProvider, type GatewayFlags } from './client-config.js';
+
+/** The flags that name a bundle. */
+export interface SourceOptions {
+  dir?: string;
+  repo?: string;
+  ref?: string;
+  allowedSigners?: string;
+}
+
+/** A loaded bundle and what it is: a working tree (its directory and git state) or a pulled commit. */
+export interface LoadedSource {
+  policy: Policy;
+  /** The directory or repo, as `show` names it. */
+  source: string;
+  /** A sentence: what was read (`the working tree of DIR (on 1a2b3c4d5e6f, 2 files changed)`, `commit … of REPO`). */
+  what: string;
+  /** For a working tree in git: its HEAD and whether it differs from it. */
+  tree?: { dir: string; head?: string; changed: number };
+  /** For a pulled ref: why its newest commit was refused (an older accepted one was read instead). */
+  refused?: string;
+}
+
+/** Runs git in `dir`; its stdout, or undefined when git is missing or fails. */
+function git(dir: string, args: string[], env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  return new Promise((done) => {
+    execFile('git', ['-C', dir, ...args], { env: { ...env, LC_ALL: 'C', GIT_TERMINAL_PROMPT: '0' }, timeout: 20_000 }, (err, stdout) => done(err ? undefined : stdout));
+  });
+}
+
+/** A working tree's HEAD and how many of its policy files differ from it (or are new). */
+async function treeState(dir: string, env: NodeJS.ProcessEnv): Promise<{ head?: string; changed: number }> {
+  const head = (await git(dir, ['rev-parse', '--verify', '--quiet', 'HEAD'], env))?.trim() || undefined;
+  const status = await git(dir, ['status', '--porcelain=v1', '--untracked-files=all', '--', 'hoop.yaml', 'policy'], env);
+  return { ...(head ? { head } : {}), changed: status ? status.split('\n').filter(Boolean).length : 0 };
+}
+
+/** The sentence that says which working tree was read. */
+function treeWhat(dir: string, state: { head?: string; changed: number }): string {
+  const on = state.head ? `on ${state.head.slice(0, 12)}` : 'no commit yet';
+  return `the working tree of ${dir} (${on}${state.changed > 0 ? `, ${state.changed} file${state.changed === 1 ? '' : 's'} changed` : ', unchanged'})`;
+}
+
+/** Opens the CLI's copy of a config repo (fetching it), with the gateway's rules (and its `allowedSecrets`, when known). */
+async function openRepo(io: CliIo, remote: string, isUrl: boolean, opts: SourceOptions, allowedSecrets?: readonly string[]): Promise<PolicyRepo> {
+  const signers = opts.allowedSigners ?? io.env.HOOP_POLICY_ALLOWED_SIGNERS?.trim();
+  return PolicyRepo.open({
+    ...(isUrl ? { url: remote } : { path: remote }),
+    ref: opts.ref ?? (io.env.HOOP_POLICY_REF?.trim() || 'main'),
+    workDir: cliPolicyWorkDir(configDir(io.env, io.cwd), remote),
+    ...(signers ? { allowedSignersFile: resolve(io.cwd, signers) } : {}),
+    log: createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr }),
+    env: io.env,
+    ...(allowedSecrets ? { checkSecrets: true, allowedSecrets, resolveSecrets: false } : { checkSecrets: false }),
+  });
+}
+
+/**
+ * Pulls `repo`'s ref (fetching it) and says when its newest commit was refused and an older one is
+ * used: the repo, and that refusal.
+ */
+export async function pullSource(io: CliIo, repo: string, opts: SourceOptions, allowedSecrets?: readonly string[]): Promise<{ pr: PolicyRepo; refused?: string }> {
+  const isUrl = looksLikeGitUrl(repo);
+  const pr = await openRepo(io, isUrl ? repo : resolve(io.cwd, repo), isUrl, opts, allowedSecrets);
+  const last = pr.lastRefresh();
+  if (last?.error && last.candidate !== pr.commit) {
+    io.stderr.write(`hoop: warning: the ref's newest commit was refused; keeping the last accepted one\n  ${last.error.replace(/\n/g, '\n  ')}\n`);
+    return { pr, refused: last.error };
+  }
+  return { pr };
+}
+
+/**
+ * The bundle the flags name (see the module documentation), validated with `allowedSecrets` when
+ * given (the gateway's list).
+ *
+ * @throws PolicyInvalidError with every problem; HoopError USAGE for flags that do not go together
+ */
+export async function loadSource(io: CliIo, opts: SourceOptions, allowedSecrets?: readonly string[]): Promise<LoadedSource> {
+  if (opts.dir !== undefined && opts.repo !== undefined) throw new HoopError(ErrorCode.USAGE, 'give --dir or --repo, not both');
+  const repo = opts.dir === undefined ? (opts.repo ?? (io.env.HOOP_POLICY_REPO?.trim() || undefined)) : undefined;
+  // A ref asked for (--ref, $HOOP_POLICY_REF) is pulled; without one, a local checkout is read as it is being edited.
+  const refAsked = opts.ref ?? (io.env.HOOP_POLICY_REF?.trim() || undefined);
+  const checkout = repo !== undefined && !looksLikeGitUrl(repo) && refAsked === undefined && existsSync(join(resolve(io.cwd, repo), '.git')) ? resolve(io.cwd, repo) : undefined;
+  if (repo !== undefined && checkout === undefined) {
+    const { pr, refused } = await pullSource(io, repo, opts, allowedSecrets);
+    return { policy: pr.current(), source: repo, ...(refused ? { refused } : {}), what: `commit ${pr.commit.slice(0, 12)} of ${repo} (${opts.ref ?? (io.env.HOOP_POLICY_REF?.trim() || 'main')})` };
+  }
+  if (opts.ref !== undefined || (opts.allowedSigners !== undefined && checkout === undefined)) {
+    throw new HoopError(ErrorCode.USAGE, `${opts.ref !== undefined ? '--ref' : '--allowed-signers'} applies to a pulled config repo, not to --dir or the current directory`, {
+      hint: 'pass --repo URL (or set HOOP_POLICY_REPO and leave out --dir)',
+    });
+  }
+  const dir = checkout ?? resolve(io.cwd, opts.dir ?? '.');
+  const state = await treeState(dir, io.env);
+  const policy = await loadPolicyDir(dir, undefined, allowedSecrets ? { allowedSecrets: parseSecretPatterns(allowedSecrets) } : {});
+  return { policy, source: dir, what: treeWhat(dir, state), tree: { dir, ...state } };
+}
+
+/** What the gateway says of its policy, or why it could not be asked. */
+export type GatewayPolicy = { status: PolicyStatus; gateway: string } | { unknown: string };
+
+/** Asks the gateway (`--gateway`, `$HOOP_GATEWAY`, the login) how it validates a policy; never throws. */
+export async function gatewayPolicy(io: CliIo, flags: GatewayFlags): Promise<GatewayPolicy> {
+  try {
+    const provider = await commandTokenProvider(io, flags);
+    try {
+      return { status: await getPolicyStatus({ gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) }, (await provider.current()).token), gateway: provider.origin };
+    } finally {
+      provider.close();
+    }
+  } catch (err) {
+    return { unknown: describeError(err) };
+  }
+}
