@@ -3,9 +3,9 @@
  * (src/postgres/gateway/engine.ts) over a real tunnel, on a scratch database that each case's
  * `fixture:` SQL fills, judged and masked as the policy being tested says for the case's identity.
  *
- * - The server is a PostgreSQL of the CLI's own (`<config dir>/policy-lab`, made once with the
- *   binaries `hoop demo` uses, started for the run and stopped after); each fixture gets a fresh
- *   database, dropped when the run ends.
+ * - The server is a scratch PostgreSQL of the run's own (made with the binaries `hoop demo` uses,
+ *   under `<config dir>/policy-lab/`, and removed with its data when the run ends); each fixture
+ *   gets a database of its own.
  * - A case's statements run twice: straight on the scratch database (what it holds) and through
  *   the engine (what the identity gets). A column whose values differ came back masked; its
  *   strategy is the one whose output the gateway's value is (`detector` when only parts of it
@@ -16,7 +16,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { configDir } from '../auth/paths.js';
 import type { PostgresConnection } from '../config/connection.js';
 import { startDemoPostgres, runSql, type DemoPostgres } from '../demo/postgres.js';
@@ -88,20 +89,30 @@ function compare(direct: Rows, through: Rows): ColumnMask[] {
 /** A scratch PostgreSQL and the databases made for a run's fixtures. */
 export class PolicyLab {
   readonly #pg: DemoPostgres;
+  /** The run's directory (the server's data is there, or under the demo's runtime root when the postgres OS user cannot reach it). */
+  readonly #dir: string;
   /** Fixture file → its database (made on first use). */
   readonly #databases = new Map<string, Promise<string>>();
   readonly #engine: PostgresEngine;
 
-  private constructor(pg: DemoPostgres) {
+  private constructor(pg: DemoPostgres, dir: string) {
     this.#pg = pg;
+    this.#dir = dir;
     this.#engine = new PostgresEngine({ cancels: new CancelRegistry(), resolveSecret: async () => pg.superuser.password });
   }
 
   /** Starts the scratch server (`say` hears what it does, once). */
   static async open(io: CliIo, say: (line: string) => void): Promise<PolicyLab> {
-    const dir = join(configDir(io.env, io.cwd), 'policy-lab');
-    const pg = await startDemoPostgres({ dir, port: await freePort(), log: (line) => (/^created|^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
-    return new PolicyLab(pg);
+    const parent = join(configDir(io.env, io.cwd), 'policy-lab');
+    await mkdir(parent, { recursive: true, mode: 0o700 });
+    const dir = await mkdtemp(join(parent, 'run-'));
+    try {
+      const pg = await startDemoPostgres({ dir, port: await freePort(), log: (line) => (/^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
+      return new PolicyLab(pg, dir);
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   /** Runs `test`'s statements on its fixture, direct and through the engine as its identity, and says how each result column came back. */
@@ -117,13 +128,11 @@ export class PolicyLab {
     }
   }
 
-  /** Drops the run's databases and stops the server. */
+  /** Stops the server and removes it, data and all. */
   async close(): Promise<void> {
-    for (const made of this.#databases.values()) {
-      const name = await made.catch(() => undefined);
-      if (name) await runSql(this.#pg, 'postgres', `drop database if exists ${name} with (force)`).catch(() => undefined);
-    }
     await this.#pg.stop();
+    if (!this.#pg.dataDir.startsWith(`${this.#dir}/`)) await rm(dirname(this.#pg.dataDir), { recursive: true, force: true });
+    await rm(this.#dir, { recursive: true, force: true });
   }
 
   /** The database of `fixture`: made and filled on first use. */

@@ -271,6 +271,11 @@ tests:
     sql: update orders set status = 'paid' where id = 7
     expect: deny
     rule: read-only-access
+  - name: demo gets customers' emails, card numbers and SSNs masked, names as stored
+    as: { subject: demo, groups: [engineers] }   # no fixture: on demo-db itself, through the gateway, as you
+    connection: ${DEMO_CONNECTION}
+    sql: select name, email, card_number, ssn from customers order by id limit 5
+    masked: { email: redact, card_number: last4, ssn: last4 }
 `,
   };
 }

@@ -320,7 +320,8 @@ export type SshTestRequest = { kind: 'shell' } | { kind: 'exec'; command: string
 /** One masked result column a masking test case expects, with its strategy when it names one. */
 export interface ExpectedMask {
   column: string;
-  strategy?: MaskStrategy;
+  /** A whole-value strategy, or `detector`: parts of the value masked by the content detectors. */
+  strategy?: MaskStrategy | 'detector';
 }
 
 /**

@@ -66,7 +66,15 @@ export const policyTestSchema = z
       .string({ error: 'must be a date and time, such as 2026-11-22T23:30:00+01:00' })
       .refine((v) => !Number.isNaN(Date.parse(v)), { error: 'must be a date and time, such as 2026-11-22T23:30:00+01:00' })
       .optional(),
-    masked: z.union([z.array(nonEmpty('a column name'), { error: maskedError }), z.record(z.string(), strategy, { error: maskedError })], { error: maskedError }).optional(),
+    masked: z
+      .union(
+        [
+          z.array(nonEmpty('a column name'), { error: maskedError }),
+          z.record(z.string(), z.enum([...strategy.options, 'detector'], { error: 'must be redact, last4, hash, null, or detector (parts of the value masked)' }), { error: maskedError }),
+        ],
+        { error: maskedError },
+      )
+      .optional(),
     fixture: nonEmpty('an SQL file of the repo, such as policy/fixtures/shop.sql').optional(),
   })
   .refine((t) => (t.sql === undefined) !== (t.ssh === undefined), { error: 'needs sql: (a PostgreSQL case) or ssh: (an SSH case), one of them', path: ['sql'] })

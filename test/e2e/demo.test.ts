@@ -192,7 +192,7 @@ describe('hoop demo', () => {
     expect(check.stdout).toMatch(/rule\s+read-only-access/);
     const tests = await terminal(first.info.envFile, 'hoop policy test');
     expect(tests.code).toBe(0);
-    expect(tests.stdout).toContain('7 passed, 0 failed');
+    expect(tests.stdout).toContain('8 passed, 0 failed');
 
     // A second demo on the same directory; another one on a port in use.
     const second = await demoOnce(['--dir', dir, ...ports]);

@@ -245,7 +245,7 @@ describe('the README, run as written', () => {
     expect(check.output).toMatch(/decision +deny\nrule +read-only-access/);
     const test = await sourced('npx hoop policy test');
     expect(test.code).toBe(0);
-    expect(test.output).toContain('7 passed, 0 failed');
+    expect(test.output).toContain('8 passed, 0 failed');
 
     // The policy is code: $EDITOR makes the change the README's comment names.
     const [edit, commit, again] = shCommands(readme).filter((l) => l.startsWith('$EDITOR') || l.startsWith('git -C') || l.startsWith('sleep 6'));
@@ -368,6 +368,19 @@ ${yamlBlock('alerts:')}`,
       if (line.includes('truncate')) expect(r.output).toMatch(/rule +no-drop-or-truncate/);
       if (line.includes('policy show')) expect(r.output).toMatch(/^connections \(3\)$/m);
     }
+  });
+
+  it("editors: policy schema writes the JSON Schemas the README's yaml-language-server line names", async () => {
+    const line = shCommands(readme).find((l) => l.startsWith('npx hoop policy schema'))!;
+    const dir = mkdtempSync(join(base, 'schema-'));
+    const r = await run([line], { cwd: dir });
+    expect(r.code).toBe(0);
+    const policy = JSON.parse(readFileSync(join(dir, 'hoop.schema.json'), 'utf8')) as { $schema: string; properties: Record<string, unknown> };
+    const tests = JSON.parse(readFileSync(join(dir, 'hoop-tests.schema.json'), 'utf8')) as { properties: { tests: unknown } };
+    expect(policy.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(Object.keys(policy.properties)).toContain('masking');
+    expect(tests.properties.tests).toBeDefined();
+    expect(yamlBlock('# yaml-language-server: $schema=./hoop.schema.json')).toContain('version: 1');
   });
 
   describe('setting hoop up for real', () => {
