@@ -36,6 +36,7 @@ import { commandTokenProvider } from './client-config.js';
 import { CommandRecords } from './client-records.js';
 import { describeError } from '../errors.js';
 import { answer, describeSchema, failure, runStatements, type ToolAnswer } from './mcp-tools.js';
+import { mcpConfigCommand } from './mcp-config.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { cutValue } from '../recording/event-line.js';
@@ -52,6 +53,7 @@ const MAX_ROWS = 1000;
 /** Builds the `mcp` command. */
 export function mcpCommand(io: CliIo): Command {
   return new Command('mcp')
+    .addCommand(mcpConfigCommand(io))
     .description('serve the Model Context Protocol on stdio: agents list connections, describe schemas and run SQL through the gateway')
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file (default: $HOOP_TOKEN, else the login)')

@@ -55,11 +55,12 @@ const home = join(base, 'home');
 mkdirSync(home);
 const children: ChildProcess[] = [];
 
-/** A bash prelude: `npx hoop` (and `npm run bench`) are this checkout's, as they are in its directory. */
+/** A bash prelude: `npx hoop` (and `npm run bench`) are this checkout's, as they are in its directory, and `hoop` the installed one (test/e2e/package.test.ts installs the package itself). */
 const prelude = `
 npx() { if [ "$1" = hoop ]; then shift; ${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} "$@"; else command npx "$@"; fi; }
+hoop() { ${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} "$@"; }
 npm() { if [ "$*" = "run bench" ]; then ${JSON.stringify(process.execPath)} ${JSON.stringify(join(root, 'bench/pg-path.mjs'))}; else command npm "$@"; fi; }
-export -f npx npm
+export -f npx npm hoop
 `;
 
 interface Shell {
@@ -368,6 +369,15 @@ ${yamlBlock('alerts:')}`,
       if (line.includes('truncate')) expect(r.output).toMatch(/rule +no-drop-or-truncate/);
       if (line.includes('policy show')) expect(r.output).toMatch(/^connections \(3\)$/m);
     }
+  });
+
+  it('hoop mcp: the config line writes the MCP configuration the README shows', async () => {
+    const line = shCommands(readme).find((l) => l.startsWith('hoop mcp config'))!;
+    const dir = mkdtempSync(join(base, 'mcp-'));
+    const r = await run([line], { cwd: dir });
+    expect(r.code).toBe(0);
+    const written = JSON.parse(readFileSync(join(dir, '.mcp.json'), 'utf8')) as { mcpServers: { hoop: { type: string; command: string; args: string[] } } };
+    expect(written.mcpServers.hoop).toMatchObject({ type: 'stdio', command: process.execPath, args: [bin, 'mcp'] });
   });
 
   it("editors: policy schema writes the JSON Schemas the README's yaml-language-server line names", async () => {

@@ -16,13 +16,18 @@ export interface Finished {
 }
 
 /** Runs `file args` and resolves when it exits (never rejects on a non-zero exit). */
-export function runProcess(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<Finished> {
+export function runProcess(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = execFile(file, args, { env: { ...process.env, ...options.env }, maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 60_000 }, (err, stdout, stderr) => {
-      const code = err && typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : err ? null : 0;
-      if (err && code === null && !(err as { killed?: boolean }).killed && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(err);
-      else resolve({ code, stdout, stderr });
-    });
+    const child = execFile(
+      file,
+      args,
+      { env: { ...process.env, ...options.env }, maxBuffer: 256 * 1024 * 1024, timeout: options.timeoutMs ?? 60_000, ...(options.cwd ? { cwd: options.cwd } : {}) },
+      (err, stdout, stderr) => {
+        const code = err && typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : err ? null : 0;
+        if (err && code === null && !(err as { killed?: boolean }).killed && (err as NodeJS.ErrnoException).code === 'ENOENT') reject(err);
+        else resolve({ code, stdout, stderr });
+      },
+    );
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }

@@ -1,0 +1,112 @@
+/**
+ * hoop installed as a newcomer installs it, away from this checkout: `npm pack`, then `npm install
+ * -g` of the tarball into a prefix of its own, then the installed `hoop` from a directory that is
+ * not the checkout: its version, a demo, and an MCP client's configuration written by `hoop mcp
+ * config` that the MCP SDK's client starts and talks to (rows masked by the gateway).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runProcess } from '../harness/clients.js';
+import { freePort } from '../harness/postgres.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-package-'));
+const prefix = join(base, 'prefix');
+const project = join(base, 'project');
+const home = join(base, 'home');
+const installed = join(prefix, 'bin', 'hoop');
+const children: ChildProcess[] = [];
+/** The PATH of a machine with Node.js and the installed hoop (and npm, which installs it). */
+const PATH = `${join(prefix, 'bin')}:${process.env.PATH}`;
+
+beforeAll(async () => {
+  mkdirSync(project);
+  mkdirSync(home);
+  // No prepare script here: dist is built (npm test builds it first), and other files' tests are running it.
+  const packed = await runProcess('npm', ['pack', '--ignore-scripts', '--pack-destination', base, '--silent'], { env: { ...process.env, npm_config_loglevel: 'error' }, timeoutMs: 120_000 });
+  expect(packed.code).toBe(0);
+  const tarball = readdirSync(base).find((f) => /^hoop-.*\.tgz$/.test(f))!;
+  // What a newcomer runs; the packages come from npm's cache, as after `npm ci` (the registry otherwise).
+  const install = await runProcess('npm', ['install', '-g', '--prefix', prefix, join(base, tarball), '--prefer-offline', '--no-audit', '--no-fund'], {
+    env: { ...process.env, npm_config_loglevel: 'error' },
+    timeoutMs: 240_000,
+  });
+  expect(install.stderr).not.toMatch(/ERR!/);
+  expect(install.code).toBe(0);
+}, 300_000);
+
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  // As root, the demo keeps PostgreSQL's data where the postgres OS user can reach it.
+  rmSync(
+    join(
+      '/var/lib/hoop-demo',
+      createHash('sha256')
+        .update(join(base, 'demo', 'postgres'))
+        .digest('hex')
+        .slice(0, 16),
+    ),
+    { recursive: true, force: true },
+  );
+  rmSync(base, { recursive: true, force: true });
+});
+
+describe('npm install -g of the packed tarball', () => {
+  it('installs a hoop that runs outside the checkout', async () => {
+    const version = await runProcess(installed, ['--version'], { env: { PATH, HOME: home } });
+    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+    const tarball = readdirSync(base).find((f) => /^hoop-.*\.tgz$/.test(f))!;
+    const listing = await runProcess('tar', ['tzf', join(base, tarball)]);
+    expect(listing.stdout).toContain('package/bin/hoop.js');
+    expect(listing.stdout).not.toMatch(/package\/(src|test)\//);
+  });
+
+  it('runs the demo, and hoop mcp config writes an MCP configuration an MCP client starts: tools answer, rows masked', async () => {
+    const ports = ['--gateway-port', String(await freePort()), '--port', String(await freePort())];
+    const demo = spawn(installed, ['demo', '--json', '--dir', join(base, 'demo'), ...ports], { cwd: project, env: { PATH, HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(demo);
+    let err = '';
+    demo.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const info = await new Promise<{ env: Record<string, string> }>((ready, reject) => {
+      let out = '';
+      demo.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('\n')) ready(JSON.parse(out.split('\n')[0]!) as { env: Record<string, string> });
+      });
+      demo.once('exit', (code) => reject(new Error(`hoop demo exited ${code}: ${err}`)));
+    });
+
+    const env = { PATH, HOME: home, ...info.env };
+    const written = await runProcess(installed, ['mcp', 'config', '--client', 'claude-code', '--write'], { env, cwd: project });
+    expect(written.code).toBe(0);
+    const config = JSON.parse(readFileSync(join(project, '.mcp.json'), 'utf8')) as { mcpServers: { hoop: { command: string; args: string[]; env: Record<string, string> } } };
+    const server = config.mcpServers.hoop;
+    expect(server.args[0]).toBe(join(prefix, 'lib', 'node_modules', 'hoop', 'bin', 'hoop.js')); // the installed one, not the checkout's
+    expect(server.args.slice(1)).toEqual(['mcp']);
+    expect(server.env.HOOP_CONFIG_DIR).toBe(info.env.HOOP_CONFIG_DIR);
+    expect(JSON.stringify(config)).not.toMatch(/HOOP_TOKEN"|eyJ/); // no token in a project file
+
+    const transport = new StdioClientTransport({ command: server.command, args: server.args, env: { HOME: home, ...server.env }, cwd: project, stderr: 'pipe' });
+    const client = new Client({ name: 'claude-code', version: '1.0.0' });
+    await client.connect(transport);
+    try {
+      const call = async (name: string, args: Record<string, unknown> = {}): Promise<unknown> => {
+        const r = (await client.callTool({ name, arguments: args })) as { content: Array<{ text: string }>; isError?: boolean };
+        expect(r.isError, r.content[0]!.text).toBeFalsy();
+        return JSON.parse(r.content[0]!.text);
+      };
+      expect(await call('list_connections')).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'demo-db', type: 'postgres' })]));
+      const rows = (await call('run_sql', { connection: 'demo-db', sql: 'select id, email from customers order by id limit 1', intent: 'check the install' })) as { rows: unknown[][] };
+      expect(rows.rows).toEqual([[1, '[redacted]']]);
+    } finally {
+      await client.close();
+      demo.kill('SIGINT');
+    }
+  }, 120_000);
+});
