@@ -101,6 +101,10 @@ const issuerSchema = z.strictObject({
     .default(30),
   kind: z.enum(['user', 'workload'], { error: 'must be user or workload' }).default('user'),
   tokenType: z.enum(['access', 'id', 'any'], { error: 'must be access, id or any' }).default('any'),
+  accessTokenTypes: z
+    .array(z.enum(['at+jwt', 'JWT'], { error: 'must be at+jwt (RFC 9068) or JWT (Keycloak, Microsoft Entra ID)' }), { error: 'must be a list: [at+jwt], or [at+jwt, JWT]' })
+    .min(1, { error: 'must list at least one' })
+    .default(['at+jwt']),
   rules: z.array(ruleSchema, { error: 'must be a list of rules' }).optional(),
 });
 

@@ -20,6 +20,7 @@
  *     clockToleranceSeconds: 30       # 0..60, default 30
  *     kind: user                      # user (people, via hoop login; default) | workload (CI, services)
  *     tokenType: access               # access (RFC 9068 typ at+jwt) | id (not at+jwt) | any (default)
+ *     accessTokenTypes: [at+jwt, JWT] # the typ its access tokens carry; JWT for Keycloak, Entra ID (default [at+jwt])
  *   - issuer: https://token.actions.githubusercontent.com
  *     audience: hoop
  *     kind: workload
@@ -239,8 +240,14 @@ export interface IssuerConfig {
   clockToleranceSeconds: number;
   /** `user`: people signing in with `hoop login`; `workload`: CI jobs and services, mapped by {@link IssuerConfig.rules}. */
   kind: 'user' | 'workload';
-  /** Which tokens are accepted: JWT access tokens (`typ: at+jwt`), ID tokens (anything else), or both. */
+  /** Which tokens are accepted: access tokens (a `typ` of {@link IssuerConfig.accessTokenTypes}), ID tokens (anything else), or both. */
   tokenType: 'access' | 'id' | 'any';
+  /**
+   * The JOSE `typ` values this issuer's access tokens carry: `at+jwt` (RFC 9068), and `JWT` for
+   * providers that mark their access tokens so (Keycloak, Microsoft Entra ID). A `typ: JWT` token
+   * that carries an ID token's marks (a `nonce`, a `typ: ID` claim) is still not an access token.
+   */
+  accessTokenTypes: Array<'at+jwt' | 'JWT'>;
   /** Empty for user issuers; at least one for workload issuers. */
   rules: WorkloadRule[];
 }
@@ -475,6 +482,7 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
     issuers: data.issuers.map((i) => ({
       ...i,
       algorithms: [...i.algorithms],
+      accessTokenTypes: [...i.accessTokenTypes],
       rules: (i.rules ?? []).map((r) => ({ claims: { ...r.claims }, groups: [...r.groups], ...(r.subject !== undefined ? { subject: r.subject } : {}) })),
     })),
     connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),

@@ -135,6 +135,31 @@ function normalizeIssuer(issuer: string): string {
   }
 }
 
+/** What a token is, as its `typ` header and its claims tell: an access token, an ID token, or a `typ` this issuer's access tokens do not carry. */
+type TokenKind = 'access' | 'id' | 'other-typ';
+
+/**
+ * Whether a token is an access token of an issuer whose access tokens carry a `typ` of `types`:
+ * `at+jwt` always says so (RFC 9068); `JWT`, where the issuer is said to use it, unless the token
+ * carries an ID token's marks (a `nonce`, Keycloak's `typ: ID` claim).
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.1
+ * @see https://openid.net/specs/openid-connect-core-1_0.html#IDToken (nonce)
+ */
+function accessTokenKind(typ: unknown, claims: Record<string, unknown>, types: readonly string[]): TokenKind {
+  if (isAccessTokenType(typ)) return 'access';
+  const idMarks = claims.nonce !== undefined || claims.typ === 'ID';
+  if (typeof typ === 'string' && typ.toUpperCase() === 'JWT') return idMarks ? 'id' : types.includes('JWT') ? 'access' : 'other-typ';
+  return 'id';
+}
+
+/** Why a token that is not an access token was refused, and what to do. */
+function accessRefusal(kind: TokenKind, typ: unknown, config: IssuerConfig): string {
+  if (kind === 'other-typ') {
+    return `a token of typ "JWT", which this issuer is not said to use for access tokens (RFC 9068 says at+jwt): if it issues access tokens so (Keycloak, Microsoft Entra ID do), add accessTokenTypes: [at+jwt, JWT] to this issuer in the gateway configuration`;
+  }
+  return `an ID token (typ ${typeof typ === 'string' ? quote(typ) : 'absent'}${config.accessTokenTypes.includes('JWT') ? ', with an ID token\'s nonce or typ claim' : ''}): sign in with hoop login, which asks for an access token`;
+}
+
 /**
  * True when a JOSE `typ` header value names a JWT access token (`at+jwt`, optionally with the
  * `application/` prefix, compared without regard to case as media types are).
@@ -270,18 +295,15 @@ export class TokenVerifier {
       throw new TokenRejectedError('not-yet-valid', 'the token was issued in the future (clocks disagree)');
     }
 
-    const access = isAccessTokenType(protectedHeader.typ);
-    if (config.tokenType === 'access' && !access) {
-      throw new TokenRejectedError(
-        'wrong-token-type',
-        `${config.issuer} is configured to accept only access tokens (JWT typ "at+jwt", RFC 9068); this token's typ is ${typeof protectedHeader.typ === 'string' ? quote(protectedHeader.typ) : 'absent'}, an ID token is not accepted`,
-      );
+    const claims = payload as Record<string, unknown>;
+    const access = accessTokenKind(protectedHeader.typ, claims, config.accessTokenTypes);
+    if (config.tokenType === 'access' && access !== 'access') {
+      throw new TokenRejectedError('wrong-token-type', `${config.issuer} is configured to accept only access tokens, and this is ${accessRefusal(access, protectedHeader.typ, config)}`);
     }
-    if (config.tokenType === 'id' && access) {
-      throw new TokenRejectedError('wrong-token-type', `${config.issuer} is configured to accept only ID tokens; this is an access token (typ "at+jwt")`);
+    if (config.tokenType === 'id' && access === 'access') {
+      throw new TokenRejectedError('wrong-token-type', `${config.issuer} is configured to accept only ID tokens; this is an access token (typ ${quote(String(protectedHeader.typ))})`);
     }
 
-    const claims = payload as Record<string, unknown>;
     const tokenSubject = readClaim(claims, config.subjectClaim);
     if (typeof tokenSubject !== 'string' || tokenSubject === '') {
       throw new TokenRejectedError('missing-claim', `the token has no "${config.subjectClaim}" claim (the subject)`);

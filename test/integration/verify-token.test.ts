@@ -40,6 +40,7 @@ function issuer(overrides: Partial<IssuerConfig> = {}): IssuerConfig {
     clockToleranceSeconds: 30,
     kind: 'user',
     tokenType: 'any',
+    accessTokenTypes: ['at+jwt'],
     rules: [],
     ...overrides,
   };
@@ -320,10 +321,28 @@ describe('token types: access tokens (RFC 9068 at+jwt) and ID tokens told apart'
     for (const typ of ['at+JWT', 'application/at+jwt']) {
       expect((await verifier.verify(await signedByProvider(claims(), { typ }))).subject, typ).toBe('mallory');
     }
-    const idShaped = await rejection(verifier, await signedByProvider(claims(), { typ: 'JWT' }));
-    expect(idShaped.reason).toBe('wrong-token-type');
-    expect(idShaped.message).toContain('only access tokens');
-    expect(idShaped.message).toContain('"JWT"');
+    const jwtTyped = await rejection(verifier, await signedByProvider(claims(), { typ: 'JWT' }));
+    expect(jwtTyped.reason).toBe('wrong-token-type');
+    expect(jwtTyped.message).toContain('only access tokens');
+    expect(jwtTyped.message).toContain('add accessTokenTypes: [at+jwt, JWT] to this issuer'); // what to do, not "an ID token"
+    const idTyped = await rejection(verifier, await signedByProvider(claims()));
+    expect(idTyped.reason).toBe('wrong-token-type');
+    expect(idTyped.message).toContain('an ID token (typ absent)');
+  });
+
+  it('access with accessTokenTypes [at+jwt, JWT]: Keycloak and Entra ID access tokens (typ JWT) pass; a typ JWT token with an ID token\'s marks does not', async () => {
+    const verifier = new TokenVerifier([issuer({ tokenType: 'access', accessTokenTypes: ['at+jwt', 'JWT'] })]);
+    expect((await verifier.verify(await op.token({ subject: 'alice' }))).subject).toBe('alice');
+    // Keycloak: typ JWT in the header, typ Bearer and realm roles in the claims.
+    const keycloak = await verifier.verify(await signedByProvider(claims({ typ: 'Bearer', azp: 'hoop-cli', realm_access: { roles: ['dba'] } }), { typ: 'JWT' }));
+    expect(keycloak.subject).toBe('mallory');
+    // Entra ID v2: typ JWT, scp, groups as object ids.
+    expect((await verifier.verify(await signedByProvider(claims({ ver: '2.0', scp: 'access_as_user' }), { typ: 'JWT' }))).subject).toBe('mallory');
+    for (const marks of [{ nonce: 'n-0S6_WzA2Mj' }, { typ: 'ID' }]) {
+      const id = await rejection(verifier, await signedByProvider(claims(marks), { typ: 'JWT' }));
+      expect(id.reason, JSON.stringify(marks)).toBe('wrong-token-type');
+      expect(id.message).toContain("an ID token (typ \"JWT\", with an ID token's nonce or typ claim)");
+    }
     expect(await reason(verifier, await signedByProvider(claims()))).toBe('wrong-token-type');
   });
 

@@ -138,6 +138,7 @@ describe('a good file', () => {
         clockToleranceSeconds: 30,
         kind: 'user',
         tokenType: 'any',
+        accessTokenTypes: ['at+jwt'],
         rules: [],
       },
       {
@@ -150,6 +151,7 @@ describe('a good file', () => {
         clockToleranceSeconds: 5,
         kind: 'user',
         tokenType: 'any',
+        accessTokenTypes: ['at+jwt'],
         rules: [],
       },
     ]);
