@@ -78,6 +78,8 @@ export type TokenKind = 'access' | 'id' | 'any';
 export interface AuthConfig {
   issuer: string;
   clientId: string;
+  /** An installed app's client secret where the provider requires one (Google); not a secret. */
+  clientSecret?: string;
   scopes: string[];
   resource?: string;
   tokenType: TokenKind;

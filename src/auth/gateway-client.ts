@@ -299,6 +299,7 @@ export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConf
   return {
     issuer: b.issuer,
     clientId: b.clientId,
+    ...(typeof b.clientSecret === 'string' && b.clientSecret !== '' ? { clientSecret: b.clientSecret } : {}),
     scopes: b.scopes,
     tokenType,
     ...(typeof b.resource === 'string' && b.resource !== '' ? { resource: b.resource } : {}),

@@ -142,7 +142,7 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
       });
     }
     authConfig = await getAuthConfig(endpoint);
-    const config = await discoverIssuer(authConfig.issuer, authConfig.clientId);
+    const config = await discoverIssuer(authConfig.issuer, authConfig.clientId, authConfig.clientSecret !== undefined ? { clientSecret: authConfig.clientSecret } : {});
     const timeoutMs = (options.timeoutSeconds ?? DEFAULT_LOGIN_TIMEOUT_SECONDS) * 1000;
     const common = { scopes: authConfig.scopes, resource: authConfig.resource, timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) };
     let response;
@@ -190,7 +190,7 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
   const profile: Profile = {
     gateway,
     issuer: whoami.issuer,
-    ...(authConfig && !workload ? { clientId: authConfig.clientId, scopes: authConfig.scopes } : {}),
+    ...(authConfig && !workload ? { clientId: authConfig.clientId, ...(authConfig.clientSecret !== undefined ? { clientSecret: authConfig.clientSecret } : {}), scopes: authConfig.scopes } : {}),
     ...(authConfig?.resource && !workload ? { resource: authConfig.resource } : {}),
     tokenType: authConfig?.tokenType ?? 'any',
     subject: whoami.subject,

@@ -31,7 +31,7 @@ export interface LogoutContext {
 async function revoke(profile: Profile, refreshToken: string | undefined): Promise<Pick<LogoutResult, 'revocation' | 'revocationError'>> {
   if (!refreshToken || !profile.issuer || !profile.clientId) return { revocation: 'no-refresh-token' };
   try {
-    const config = await discoverIssuer(profile.issuer, profile.clientId, { timeoutSeconds: 10 });
+    const config = await discoverIssuer(profile.issuer, profile.clientId, { timeoutSeconds: 10, ...(profile.clientSecret !== undefined ? { clientSecret: profile.clientSecret } : {}) });
     if (!config.serverMetadata().revocation_endpoint) return { revocation: 'unsupported' };
     await client.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
     return { revocation: 'revoked' };

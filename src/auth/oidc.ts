@@ -31,6 +31,8 @@ export interface DiscoverOptions {
   timeoutSeconds?: number;
   /** A fetch to use instead of the global one. */
   fetch?: client.CustomFetch;
+  /** An installed app's client secret, where the provider requires one (Google). */
+  clientSecret?: string;
 }
 
 /**
@@ -53,14 +55,15 @@ export function issuerUrl(issuer: string): { url: URL; insecure: boolean } {
 
 /**
  * Discovers `issuer` and makes a public-client configuration for `clientId` (no client secret:
- * PKCE protects the code).
+ * PKCE protects the code; `clientSecret`, an installed app's where the provider requires one,
+ * is sent in the body of token requests).
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfig
  * @see https://www.rfc-editor.org/rfc/rfc7636 (PKCE)
  */
 export async function discoverIssuer(issuer: string, clientId: string, options: DiscoverOptions = {}): Promise<client.Configuration> {
   const { url, insecure } = issuerUrl(issuer);
   try {
-    return await client.discovery(url, clientId, undefined, client.None(), {
+    return await client.discovery(url, clientId, undefined, options.clientSecret !== undefined ? client.ClientSecretPost(options.clientSecret) : client.None(), {
       timeout: options.timeoutSeconds ?? 30,
       ...(insecure ? { execute: [client.allowInsecureRequests] } : {}),
       ...(options.fetch ? { [client.customFetch]: options.fetch } : {}),

@@ -34,6 +34,8 @@ export interface Profile {
   /** The OpenID provider (absent for a workload login to a gateway without `login`). */
   issuer?: string;
   clientId?: string;
+  /** The provider's client secret of an installed app, where it requires one (Google); not a secret. */
+  clientSecret?: string;
   scopes?: string[];
   /** RFC 8707 resource indicator sent with every grant. */
   resource?: string;
@@ -71,6 +73,7 @@ const profileSchema = z.looseObject({
   gateway: z.string(),
   issuer: z.string().optional(),
   clientId: z.string().optional(),
+  clientSecret: z.string().optional(),
   scopes: z.array(z.string()).optional(),
   resource: z.string().optional(),
   tokenType: z.enum(['access', 'id', 'any']).default('any'),

@@ -312,7 +312,7 @@ class ProfileTokenProvider extends BaseTokenProvider {
       if (!secrets.refreshToken) throw this.#notLoggedIn(`your login to ${this.origin} has expired and cannot be renewed (the identity provider gave no refresh token)`);
       const { issuer, clientId } = this.#profile;
       if (!issuer || !clientId) throw this.#notLoggedIn(`the profile of ${this.origin} does not say which identity provider to renew the login with`);
-      this.#config ??= discoverIssuer(issuer, clientId).catch((err: unknown) => {
+      this.#config ??= discoverIssuer(issuer, clientId, this.#profile.clientSecret !== undefined ? { clientSecret: this.#profile.clientSecret } : {}).catch((err: unknown) => {
         this.#config = undefined;
         throw err;
       });

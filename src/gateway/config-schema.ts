@@ -111,6 +111,7 @@ const issuerSchema = z.strictObject({
 const loginSchema = z.strictObject({
   issuer: nonEmpty('the URL of a configured issuer of kind user'),
   clientId: nonEmpty('the client id registered for hoop at the identity provider'),
+  clientSecret: nonEmpty("the client secret a provider gives a desktop app's client (Google), which is not kept secret").optional(),
   scopes: z
     .array(z.string({ error: 'must be a scope name' }).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, { error: 'must be a scope name (no spaces or quotes)' }), { error: 'must be a list of scopes' })
     .min(1, { error: 'must list at least one scope' })

@@ -31,6 +31,7 @@
  * login:                              # what `hoop login` uses (GET /v1/auth/config); optional
  *   issuer: https://idp.example.com   # one of `issuers`, of kind user
  *   clientId: hoop-cli                # a public client (PKCE), no secret
+ *   clientSecret: GOCSPX-…            # only where the provider requires one of an installed app (Google); not a secret
  *   scopes: [openid, profile, email, offline_access]   # the default; must include openid
  *   resource: https://hoop.example.com                 # optional RFC 8707 resource indicator
  * dataDir: ./hoop-data                # the gateway's state (device keys); default <dir of this file>/hoop-data
@@ -217,6 +218,13 @@ export interface PolicySourceConfig {
 export interface LoginConfig {
   issuer: string;
   clientId: string;
+  /**
+   * For providers that give an installed app's client a secret and require it (Google's desktop
+   * clients): not a secret (anyone with the app has it), served to every CLI and sent with the
+   * code and refresh grants; PKCE still protects the code.
+   * @see https://developers.google.com/identity/protocols/oauth2/native-app
+   */
+  clientSecret?: string;
   scopes: string[];
   resource?: string;
 }
@@ -522,6 +530,7 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
           login: {
             issuer: data.login.issuer,
             clientId: data.login.clientId,
+            ...(data.login.clientSecret !== undefined ? { clientSecret: data.login.clientSecret } : {}),
             scopes: [...data.login.scopes],
             ...(data.login.resource !== undefined ? { resource: data.login.resource } : {}),
           },

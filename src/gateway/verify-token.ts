@@ -157,7 +157,7 @@ function accessRefusal(kind: TokenKind, typ: unknown, config: IssuerConfig): str
   if (kind === 'other-typ') {
     return `a token of typ "JWT", which this issuer is not said to use for access tokens (RFC 9068 says at+jwt): if it issues access tokens so (Keycloak, Microsoft Entra ID do), add accessTokenTypes: [at+jwt, JWT] to this issuer in the gateway configuration`;
   }
-  return `an ID token (typ ${typeof typ === 'string' ? quote(typ) : 'absent'}${config.accessTokenTypes.includes('JWT') ? ', with an ID token\'s nonce or typ claim' : ''}): sign in with hoop login, which asks for an access token`;
+  return `an ID token (typ ${typeof typ === 'string' ? quote(typ) : 'absent'}${config.accessTokenTypes.includes('JWT') ? ", with an ID token's nonce or typ claim" : ''}): sign in with hoop login, which asks for an access token`;
 }
 
 /**

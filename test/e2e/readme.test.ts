@@ -381,9 +381,10 @@ ${yamlBlock('alerts:')}`,
   });
 
   it("editors: policy schema writes the JSON Schemas the README's yaml-language-server line names", async () => {
-    const line = shCommands(readme).find((l) => l.startsWith('npx hoop policy schema'))!;
+    const lines = shCommands(readme).filter((l) => l.startsWith('npx hoop policy schema'));
+    expect(lines).toHaveLength(2);
     const dir = mkdtempSync(join(base, 'schema-'));
-    const r = await run([line], { cwd: dir });
+    const r = await run(lines, { cwd: dir });
     expect(r.code).toBe(0);
     const policy = JSON.parse(readFileSync(join(dir, 'hoop.schema.json'), 'utf8')) as { $schema: string; properties: Record<string, unknown> };
     const tests = JSON.parse(readFileSync(join(dir, 'hoop-tests.schema.json'), 'utf8')) as { properties: { tests: unknown } };

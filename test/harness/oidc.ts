@@ -81,6 +81,8 @@ export interface OidcOptions {
   accounts?: Record<string, TestAccount>;
   /** The public native client's id. Default `hoop-cli`. */
   clientId?: string;
+  /** The native client's secret, which it must send with its token requests (as Google's desktop clients do); default: none. */
+  clientSecret?: string;
   /** Access token TTL of the user flows, seconds. Default 600. */
   accessTokenTTL?: number;
   /** Refresh token TTL, seconds. Default 3600. */
@@ -381,7 +383,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
             client_id: clientId,
             client_name: 'hoop CLI (test)',
             application_type: 'native',
-            token_endpoint_auth_method: 'none',
+            ...(options.clientSecret !== undefined ? { token_endpoint_auth_method: 'client_secret_post', client_secret: options.clientSecret } : { token_endpoint_auth_method: 'none' }),
             redirect_uris: [redirectUri],
             response_types: ['code'],
             grant_types: ['authorization_code', 'refresh_token', DEVICE_CODE_GRANT],

@@ -736,3 +736,62 @@ describe('secrets stay secret', () => {
     for (const token of tokens) expect(gatewayLogs.join('\n').includes(token)).toBe(false);
   });
 });
+
+describe('a provider that wants the client secret of an installed app (Google)', () => {
+  it('login.clientSecret: the CLI sends it with the code and refresh grants; logs in, presents the ID token, refreshes it', async () => {
+    const google = await startOidc({ clientId: 'hoop-desktop.apps.example', clientSecret: 'GOCSPX-not-a-secret', accounts: { carol: { groups: [], email: 'carol@acme.example' } } });
+    const cert = await pki.issue('gateway-google', ['IP:127.0.0.1']);
+    const file = join(dir, 'google.yaml');
+    const gatewayYaml = (secret: string): string => `listen: 127.0.0.1:0
+tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }
+dataDir: ./state-google
+login:
+  issuer: ${google.issuer}
+  clientId: ${google.clientId}
+${secret}issuers:
+  - issuer: ${google.issuer}
+    audience: ${google.clientId}
+    tokenType: id
+connections:
+  - name: app
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg_.port}
+    database: app
+    user: ${pg_.users.scram.user}
+    password: "\${env:APP_PASSWORD}"
+    tls: { mode: disable }
+    allow: { emails: [carol@acme.example] }
+`;
+    const boot = async (secret: string): Promise<Gateway> => {
+      await writeFile(file, gatewayYaml(secret));
+      const env = { APP_PASSWORD: pg_.users.scram.password };
+      return startGateway({ config: await loadGatewayConfig(file, env), log: createLogger({ level: 'error', sink: { write: () => {} } }), env });
+    };
+    // Without the secret, the provider refuses the code exchange, and the CLI says so.
+    const without = await boot('');
+    try {
+      const login = start(['login', '--gateway', without.url, '--no-browser'], user(), { tty: true });
+      const [, url] = await login.waitFor(/^\s+(http:\/\/127\.0\.0\.1:\d+\S+)$/m);
+      expect((await new TestBrowser().authorize(url!, 'carol')).status).toBe(400);
+      expect(await login.done).not.toBe(0);
+      expect(login.stderr()).toMatch(/refused to .*invalid_client/);
+    } finally {
+      await without.close();
+    }
+    const gw = await boot('  clientSecret: GOCSPX-not-a-secret\n');
+    try {
+      const env = user();
+      google.lifetimes.idToken = 3;
+      expect((await browserLogin(env, 'carol', gw)).code).toBe(0);
+      const before = await secretsOf(env, gw);
+      await pastExpiry(JSON.parse(Buffer.from(before!.idToken!.split('.')[1]!, 'base64url').toString()).exp * 1000);
+      const who = await run(['whoami', '--json', '--gateway', gw.url], env);
+      expect(JSON.parse(who.stdout)).toMatchObject({ subject: 'carol', email: 'carol@acme.example' });
+      expect((await secretsOf(env, gw))?.idToken).not.toBe(before?.idToken); // refreshed, with the secret
+    } finally {
+      await gw.close();
+      await google.close();
+    }
+  }, 60_000);
+});

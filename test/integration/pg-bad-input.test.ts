@@ -175,7 +175,7 @@ describe('straight to the gateway tunnel (no CLI)', () => {
     const raw = await tunnel();
     await raw.startup('', [
       ['user', 'postgres'],
-      ['database', 'postgres'],
+      ['database', 'app'],
     ]);
     raw.write(query('select current_user'));
     const row = await raw.waitFor('D');

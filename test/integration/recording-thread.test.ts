@@ -60,7 +60,7 @@ describe('the recording thread', () => {
     expect(events.filter((e) => e.t === 'query')).toHaveLength(300);
     expect(events.slice(1, 6)).toEqual([
       { t: 'query', at: 5, sql: 'select name from "customers" where id = 0' },
-      { t: 'columns', at: 5, names: ['name'] },
+      { t: 'columns', at: 5, names: ['name'], types: [expect.any(Number)] },
       { t: 'row', at: 5, values: ['Zoë "0"'] },
       { t: 'row', at: 5, values: [null] },
       { t: 'complete', at: 5, tag: 'SELECT 3', rows: 3, unrecorded: 1, ms: 0, firstRowMs: 0 },

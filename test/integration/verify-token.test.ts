@@ -330,7 +330,7 @@ describe('token types: access tokens (RFC 9068 at+jwt) and ID tokens told apart'
     expect(idTyped.message).toContain('an ID token (typ absent)');
   });
 
-  it('access with accessTokenTypes [at+jwt, JWT]: Keycloak and Entra ID access tokens (typ JWT) pass; a typ JWT token with an ID token\'s marks does not', async () => {
+  it("access with accessTokenTypes [at+jwt, JWT]: Keycloak and Entra ID access tokens (typ JWT) pass; a typ JWT token with an ID token's marks does not", async () => {
     const verifier = new TokenVerifier([issuer({ tokenType: 'access', accessTokenTypes: ['at+jwt', 'JWT'] })]);
     expect((await verifier.verify(await op.token({ subject: 'alice' }))).subject).toBe('alice');
     // Keycloak: typ JWT in the header, typ Bearer and realm roles in the claims.
@@ -341,7 +341,7 @@ describe('token types: access tokens (RFC 9068 at+jwt) and ID tokens told apart'
     for (const marks of [{ nonce: 'n-0S6_WzA2Mj' }, { typ: 'ID' }]) {
       const id = await rejection(verifier, await signedByProvider(claims(marks), { typ: 'JWT' }));
       expect(id.reason, JSON.stringify(marks)).toBe('wrong-token-type');
-      expect(id.message).toContain("an ID token (typ \"JWT\", with an ID token's nonce or typ claim)");
+      expect(id.message).toContain('an ID token (typ "JWT", with an ID token\'s nonce or typ claim)');
     }
     expect(await reason(verifier, await signedByProvider(claims()))).toBe('wrong-token-type');
   });

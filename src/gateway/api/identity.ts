@@ -29,6 +29,7 @@ export function authConfig({ config }: GatewayParts): AuthConfig {
   return {
     issuer: login.issuer,
     clientId: login.clientId,
+    ...(login.clientSecret !== undefined ? { clientSecret: login.clientSecret } : {}),
     scopes: login.scopes,
     ...(login.resource !== undefined ? { resource: login.resource } : {}),
     tokenType: issuer?.tokenType ?? 'any',
