@@ -80,6 +80,10 @@ export interface AuthConfig {
   clientId: string;
   /** An installed app's client secret where the provider requires one (Google); not a secret. */
   clientSecret?: string;
+  /** The login redirect's port, for providers that compare it (Okta); absent: any. */
+  redirectPort?: number;
+  /** More parameters of the authorization request (Google: `access_type: offline` for a refresh token). */
+  authorizationParams?: Record<string, string>;
   scopes: string[];
   resource?: string;
   tokenType: TokenKind;

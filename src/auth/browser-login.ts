@@ -28,6 +28,10 @@ export interface BrowserLoginOptions {
    * @see https://openid.net/specs/openid-connect-core-1_0.html#AuthRequest
    */
   reauth?: boolean | undefined;
+  /** The redirect's port, when the provider compares it (login.redirectPort); default any. */
+  redirectPort?: number | undefined;
+  /** More parameters of the authorization request, as the gateway's login configuration gives them (Google: access_type=offline). */
+  authorizationParams?: Record<string, string> | undefined;
 }
 
 /**
@@ -36,12 +40,13 @@ export interface BrowserLoginOptions {
  */
 export async function loginWithBrowser(config: client.Configuration, options: BrowserLoginOptions): Promise<client.TokenEndpointResponse> {
   const origin = new URL(config.serverMetadata().issuer).origin;
-  const listener = await startRedirectListener();
+  const listener = await startRedirectListener(options.redirectPort);
   try {
     const codeVerifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
     const url = client.buildAuthorizationUrl(config, {
+      ...options.authorizationParams,
       redirect_uri: listener.redirectUri,
       scope: options.scopes.join(' '),
       code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),

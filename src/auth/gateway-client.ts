@@ -126,9 +126,11 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
   }
   if (status === 401) {
     const text = rejectionText(parsed.reason, origin);
+    // Which kind of token the issuer is configured for, and what to change, only the gateway can say.
+    const said = parsed.reason === 'wrong-token-type' && parsed.message ? `${origin}: ${parsed.message}` : undefined;
     return new GatewayApiError(
       ErrorCode.TOKEN_REJECTED,
-      text?.message ?? parsed.message ?? `${origin} rejected the token`,
+      said ?? text?.message ?? parsed.message ?? `${origin} rejected the token`,
       status,
       text?.hint ?? parsed.hint ?? `run \`hoop login --gateway ${origin}\``,
       parsed.reason,
@@ -285,6 +287,7 @@ function protocolError(origin: string, what: string): HoopError {
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+const isStringRecord = (v: unknown): v is Record<string, string> => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((s) => typeof s === 'string');
 
 /**
  * `GET /v1/auth/config`. Throws HoopError(USAGE) when the gateway has no login configured.
@@ -300,6 +303,8 @@ export async function getAuthConfig(endpoint: GatewayEndpoint): Promise<AuthConf
     issuer: b.issuer,
     clientId: b.clientId,
     ...(typeof b.clientSecret === 'string' && b.clientSecret !== '' ? { clientSecret: b.clientSecret } : {}),
+    ...(typeof b.redirectPort === 'number' && Number.isInteger(b.redirectPort) && b.redirectPort > 0 && b.redirectPort < 65536 ? { redirectPort: b.redirectPort } : {}),
+    ...(isStringRecord(b.authorizationParams) ? { authorizationParams: b.authorizationParams } : {}),
     scopes: b.scopes,
     tokenType,
     ...(typeof b.resource === 'string' && b.resource !== '' ? { resource: b.resource } : {}),

@@ -152,7 +152,14 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
       else view = plainDeviceView(ctx.say);
       response = await loginWithDevice(config, { ...common, view, now });
     } else {
-      response = await loginWithBrowser(config, { ...common, say: ctx.say, openUrl: options.noBrowser ? undefined : ctx.openUrl, reauth: options.reauth });
+      response = await loginWithBrowser(config, {
+        ...common,
+        say: ctx.say,
+        openUrl: options.noBrowser ? undefined : ctx.openUrl,
+        reauth: options.reauth,
+        redirectPort: authConfig.redirectPort,
+        authorizationParams: authConfig.authorizationParams,
+      });
     }
     tokenSecrets = secretsFromTokenResponse(response, now());
     const grant = presentedToken(tokenSecrets, authConfig.tokenType);

@@ -142,14 +142,22 @@ export class RedirectListener {
 }
 
 /**
- * Listens on `127.0.0.1`, port 0.
+ * Listens on `127.0.0.1`, on `port` when the provider compares the redirect URI's port (Okta), else
+ * on one the OS picks (RFC 8252: a provider must take any port of a loopback redirect).
  * @see https://www.rfc-editor.org/rfc/rfc8252#section-7.3
  */
-export async function startRedirectListener(): Promise<RedirectListener> {
+export async function startRedirectListener(port = 0): Promise<RedirectListener> {
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on 127.0.0.1 for the login redirect: ${err.message}`, { cause: err })));
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.once('error', (err) =>
+      reject(
+        new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on 127.0.0.1${port ? `:${port}` : ''} for the login redirect: ${err.message}`, {
+          cause: err,
+          ...(port ? { hint: `the identity provider wants its redirect on port ${port} (login.redirectPort of the gateway): free it, or ask the gateway operator to register another` } : {}),
+        }),
+      ),
+    );
+    server.listen(port, '127.0.0.1', () => resolve());
   });
   return new RedirectListener(server);
 }

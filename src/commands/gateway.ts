@@ -1,5 +1,6 @@
 /**
  * `hoop gateway --config FILE`: runs the gateway until SIGINT/SIGTERM.
+ * `hoop gateway init --url URL --issuer URL …`: writes a first gateway's configuration (./gateway-init.ts).
  * `hoop gateway migrate --config FILE`: brings a shared store (`store: { kind: postgres }`) up to
  * this version's schema; the gateway does the same at start, so this is for doing it ahead.
  * `hoop gateway status --config FILE`: whether the store answers, the replicas it has seen, pending
@@ -14,6 +15,7 @@ import { MIGRATIONS, describeStoreUrl, migrate, openStorePool } from '../gateway
 import { storeStatus } from '../gateway/replica.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 import { whenAborted, type CliIo } from '../io.js';
+import { gatewayInitCommand } from './gateway-init.js';
 import { createLogger, levelFromEnv } from '../log.js';
 
 /** The configuration file named, or a usage error saying how to name it (here, not as a required option, so that `migrate` takes it too). */
@@ -36,6 +38,7 @@ export function gatewayCommand(io: CliIo): Command {
       log.info('gateway.stopping', { activeSessions: gateway.activeSessions });
       await gateway.close();
     });
+  gateway.addCommand(gatewayInitCommand(io));
   gateway.addCommand(
     new Command('migrate')
       .description("bring the shared store (store: postgres) up to this version's schema; safe while other replicas run or start")

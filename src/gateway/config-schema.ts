@@ -102,7 +102,9 @@ const issuerSchema = z.strictObject({
   kind: z.enum(['user', 'workload'], { error: 'must be user or workload' }).default('user'),
   tokenType: z.enum(['access', 'id', 'any'], { error: 'must be access, id or any' }).default('any'),
   accessTokenTypes: z
-    .array(z.enum(['at+jwt', 'JWT'], { error: 'must be at+jwt (RFC 9068) or JWT (Keycloak, Microsoft Entra ID)' }), { error: 'must be a list: [at+jwt], or [at+jwt, JWT]' })
+    .array(z.enum(['at+jwt', 'JWT', 'none'], { error: 'must be at+jwt (RFC 9068), JWT (Keycloak, Microsoft Entra ID) or none (no typ: Okta)' }), {
+      error: 'must be a list: [at+jwt], or [at+jwt, JWT]',
+    })
     .min(1, { error: 'must list at least one' })
     .default(['at+jwt']),
   rules: z.array(ruleSchema, { error: 'must be a list of rules' }).optional(),
@@ -112,6 +114,19 @@ const loginSchema = z.strictObject({
   issuer: nonEmpty('the URL of a configured issuer of kind user'),
   clientId: nonEmpty('the client id registered for hoop at the identity provider'),
   clientSecret: nonEmpty("the client secret a provider gives a desktop app's client (Google), which is not kept secret").optional(),
+  redirectPort: z
+    .number({ error: 'must be a port number (1024 to 65535)' })
+    .int({ error: 'must be a port number (1024 to 65535)' })
+    .min(1024, { error: 'must be a port number (1024 to 65535)' })
+    .max(65535, { error: 'must be a port number (1024 to 65535)' })
+    .optional(),
+  authorizationParams: z
+    .record(z.string(), z.string({ error: 'must be a text' }), { error: 'must be a mapping of parameter names to values' })
+    .check((ctx) => {
+      const own = Object.keys(ctx.value).filter((k) => ['state', 'nonce', 'code_challenge', 'code_challenge_method', 'redirect_uri', 'scope', 'client_id', 'response_type'].includes(k));
+      if (own.length > 0) ctx.issues.push({ code: 'custom', input: ctx.value, message: `${own.join(', ')} ${own.length === 1 ? 'is' : 'are'} hoop's own to set` });
+    })
+    .optional(),
   scopes: z
     .array(z.string({ error: 'must be a scope name' }).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, { error: 'must be a scope name (no spaces or quotes)' }), { error: 'must be a list of scopes' })
     .min(1, { error: 'must list at least one scope' })

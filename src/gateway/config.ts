@@ -225,6 +225,14 @@ export interface LoginConfig {
    * @see https://developers.google.com/identity/protocols/oauth2/native-app
    */
   clientSecret?: string;
+  /** The login redirect's port, for providers that compare it (Okta); absent: any port (RFC 8252). */
+  redirectPort?: number;
+  /**
+   * More parameters of the authorization request (Google: `access_type: offline` and `prompt:
+   * consent` in place of the `offline_access` scope it refuses). hoop's own (state, PKCE, nonce,
+   * redirect, scope) cannot be set.
+   */
+  authorizationParams?: Record<string, string>;
   scopes: string[];
   resource?: string;
 }
@@ -251,11 +259,12 @@ export interface IssuerConfig {
   /** Which tokens are accepted: access tokens (a `typ` of {@link IssuerConfig.accessTokenTypes}), ID tokens (anything else), or both. */
   tokenType: 'access' | 'id' | 'any';
   /**
-   * The JOSE `typ` values this issuer's access tokens carry: `at+jwt` (RFC 9068), and `JWT` for
-   * providers that mark their access tokens so (Keycloak, Microsoft Entra ID). A `typ: JWT` token
-   * that carries an ID token's marks (a `nonce`, a `typ: ID` claim) is still not an access token.
+   * The JOSE `typ` values this issuer's access tokens carry: `at+jwt` (RFC 9068), `JWT` for
+   * providers that mark their access tokens so (Keycloak, Microsoft Entra ID), `none` for those
+   * that give none (Okta). Such a token counts as an access token only with a `scope`, `scp` or
+   * `client_id` claim and without an ID token's marks (a `nonce`, a `typ: ID` claim).
    */
-  accessTokenTypes: Array<'at+jwt' | 'JWT'>;
+  accessTokenTypes: Array<'at+jwt' | 'JWT' | 'none'>;
   /** Empty for user issuers; at least one for workload issuers. */
   rules: WorkloadRule[];
 }
@@ -531,6 +540,8 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
             issuer: data.login.issuer,
             clientId: data.login.clientId,
             ...(data.login.clientSecret !== undefined ? { clientSecret: data.login.clientSecret } : {}),
+            ...(data.login.redirectPort !== undefined ? { redirectPort: data.login.redirectPort } : {}),
+            ...(data.login.authorizationParams !== undefined ? { authorizationParams: { ...data.login.authorizationParams } } : {}),
             scopes: [...data.login.scopes],
             ...(data.login.resource !== undefined ? { resource: data.login.resource } : {}),
           },

@@ -139,17 +139,22 @@ function normalizeIssuer(issuer: string): string {
 type TokenKind = 'access' | 'id' | 'other-typ';
 
 /**
- * Whether a token is an access token of an issuer whose access tokens carry a `typ` of `types`:
- * `at+jwt` always says so (RFC 9068); `JWT`, where the issuer is said to use it, unless the token
- * carries an ID token's marks (a `nonce`, Keycloak's `typ: ID` claim).
- * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.1
+ * Whether a token is an access token of an issuer whose access tokens carry a `typ` of `types`
+ * (`none`: no `typ` at all): `at+jwt` always says so (RFC 9068). A `JWT` or absent `typ`, where
+ * the issuer is said to use it, says so only for a token that carries what access tokens carry
+ * and ID tokens do not (`scope`, Entra's and Okta's `scp`, `client_id`) and none of an ID token's
+ * marks (a `nonce`, Keycloak's `typ: ID` claim): providers that mark both kinds `JWT` (Entra ID)
+ * may give both the same audience.
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-2.2 (client_id, scope)
  * @see https://openid.net/specs/openid-connect-core-1_0.html#IDToken (nonce)
  */
 function accessTokenKind(typ: unknown, claims: Record<string, unknown>, types: readonly string[]): TokenKind {
   if (isAccessTokenType(typ)) return 'access';
+  const marked = typeof typ === 'string' ? (typ.toUpperCase() === 'JWT' ? 'JWT' : undefined) : typ === undefined ? 'none' : undefined;
+  if (marked === undefined || !types.includes(marked)) return marked === 'JWT' ? 'other-typ' : 'id';
+  const accessClaims = claims.scope !== undefined || claims.scp !== undefined || claims.client_id !== undefined;
   const idMarks = claims.nonce !== undefined || claims.typ === 'ID';
-  if (typeof typ === 'string' && typ.toUpperCase() === 'JWT') return idMarks ? 'id' : types.includes('JWT') ? 'access' : 'other-typ';
-  return 'id';
+  return accessClaims && !idMarks ? 'access' : 'id';
 }
 
 /** Why a token that is not an access token was refused, and what to do. */
@@ -157,7 +162,8 @@ function accessRefusal(kind: TokenKind, typ: unknown, config: IssuerConfig): str
   if (kind === 'other-typ') {
     return `a token of typ "JWT", which this issuer is not said to use for access tokens (RFC 9068 says at+jwt): if it issues access tokens so (Keycloak, Microsoft Entra ID do), add accessTokenTypes: [at+jwt, JWT] to this issuer in the gateway configuration`;
   }
-  return `an ID token (typ ${typeof typ === 'string' ? quote(typ) : 'absent'}${config.accessTokenTypes.includes('JWT') ? ", with an ID token's nonce or typ claim" : ''}): sign in with hoop login, which asks for an access token`;
+  const lenient = config.accessTokenTypes.some((t) => t !== 'at+jwt');
+  return `an ID token (typ ${typeof typ === 'string' ? quote(typ) : 'absent'}${lenient ? ", with an ID token's nonce or typ claim, or no scope, scp or client_id claim" : ''}): sign in with hoop login, which asks for an access token`;
 }
 
 /**

@@ -60,7 +60,10 @@ afterAll(() => {
 describe('npm install -g of the packed tarball', () => {
   it('installs a hoop that runs outside the checkout', async () => {
     const version = await runProcess(installed, ['--version'], { env: { PATH, HOME: home } });
-    expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+    const packageVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    expect(version.stdout.trim()).toBe(packageVersion);
+    // The README's install line, which this test runs (into a prefix of its own, from npm's cache).
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain(`npm pack && npm install -g ./hoop-${packageVersion}.tgz`);
     const tarball = readdirSync(base).find((f) => /^hoop-.*\.tgz$/.test(f))!;
     const listing = await runProcess('tar', ['tzf', join(base, tarball)]);
     expect(listing.stdout).toContain('package/bin/hoop.js');

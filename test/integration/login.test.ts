@@ -28,7 +28,7 @@ import { TestBrowser } from '../harness/browser.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { psql } from '../harness/clients.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
-import { startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
 import type { ConnectInfo } from '../harness/stack.js';
 import { eventually, pace, quietFor } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
@@ -738,7 +738,8 @@ describe('secrets stay secret', () => {
 });
 
 describe('a provider that wants the client secret of an installed app (Google)', () => {
-  it('login.clientSecret: the CLI sends it with the code and refresh grants; logs in, presents the ID token, refreshes it', async () => {
+  it('login.clientSecret, redirectPort and authorizationParams: the CLI sends the secret with the code and refresh grants, listens on the port, asks for offline access as told; logs in, presents the ID token, refreshes it', async () => {
+    const port = await freePort();
     const google = await startOidc({ clientId: 'hoop-desktop.apps.example', clientSecret: 'GOCSPX-not-a-secret', accounts: { carol: { groups: [], email: 'carol@acme.example' } } });
     const cert = await pki.issue('gateway-google', ['IP:127.0.0.1']);
     const file = join(dir, 'google.yaml');
@@ -779,11 +780,14 @@ connections:
     } finally {
       await without.close();
     }
-    const gw = await boot('  clientSecret: GOCSPX-not-a-secret\n');
+    const gw = await boot(`  clientSecret: GOCSPX-not-a-secret\n  redirectPort: ${port}\n  authorizationParams: { access_type: offline, prompt: consent }\n  scopes: [openid, profile, email]\n`);
     try {
       const env = user();
       google.lifetimes.idToken = 3;
-      expect((await browserLogin(env, 'carol', gw)).code).toBe(0);
+      const login = await browserLogin(env, 'carol', gw);
+      expect(login.code).toBe(0);
+      expect(new URL(login.url.searchParams.get('redirect_uri')!).port).toBe(String(port));
+      expect([login.url.searchParams.get('access_type'), login.url.searchParams.get('prompt'), login.url.searchParams.get('scope')]).toEqual(['offline', 'consent', 'openid profile email']);
       const before = await secretsOf(env, gw);
       await pastExpiry(JSON.parse(Buffer.from(before!.idToken!.split('.')[1]!, 'base64url').toString()).exp * 1000);
       const who = await run(['whoami', '--json', '--gateway', gw.url], env);

@@ -330,20 +330,22 @@ describe('token types: access tokens (RFC 9068 at+jwt) and ID tokens told apart'
     expect(idTyped.message).toContain('an ID token (typ absent)');
   });
 
-  it("access with accessTokenTypes [at+jwt, JWT]: Keycloak and Entra ID access tokens (typ JWT) pass; a typ JWT token with an ID token's marks does not", async () => {
-    const verifier = new TokenVerifier([issuer({ tokenType: 'access', accessTokenTypes: ['at+jwt', 'JWT'] })]);
+  it("access with accessTokenTypes [at+jwt, JWT, none]: Keycloak and Entra ID access tokens (typ JWT) and Okta's (no typ) pass; ID tokens, told by their marks or by what they lack, do not", async () => {
+    const verifier = new TokenVerifier([issuer({ tokenType: 'access', accessTokenTypes: ['at+jwt', 'JWT', 'none'] })]);
     expect((await verifier.verify(await op.token({ subject: 'alice' }))).subject).toBe('alice');
-    // Keycloak: typ JWT in the header, typ Bearer and realm roles in the claims.
-    const keycloak = await verifier.verify(await signedByProvider(claims({ typ: 'Bearer', azp: 'hoop-cli', realm_access: { roles: ['dba'] } }), { typ: 'JWT' }));
+    // Keycloak: typ JWT in the header; typ Bearer, scope and realm roles in the claims.
+    const keycloak = await verifier.verify(await signedByProvider(claims({ typ: 'Bearer', azp: 'hoop-cli', scope: 'openid email profile', realm_access: { roles: ['dba'] } }), { typ: 'JWT' }));
     expect(keycloak.subject).toBe('mallory');
-    // Entra ID v2: typ JWT, scp, groups as object ids.
+    // Entra ID v2: typ JWT, scp; Okta: no typ, scp and cid.
     expect((await verifier.verify(await signedByProvider(claims({ ver: '2.0', scp: 'access_as_user' }), { typ: 'JWT' }))).subject).toBe('mallory');
-    for (const marks of [{ nonce: 'n-0S6_WzA2Mj' }, { typ: 'ID' }]) {
-      const id = await rejection(verifier, await signedByProvider(claims(marks), { typ: 'JWT' }));
-      expect(id.reason, JSON.stringify(marks)).toBe('wrong-token-type');
-      expect(id.message).toContain('an ID token (typ "JWT", with an ID token\'s nonce or typ claim)');
+    expect((await verifier.verify(await signedByProvider(claims({ scp: ['openid', 'email'], cid: '0oa1' })))).subject).toBe('mallory');
+    // Entra gives its ID tokens typ JWT and, with one registration, the same audience: a nonce, Keycloak's typ ID, or no scope says ID token.
+    for (const idToken of [claims({ scope: 'openid', nonce: 'n-0S6_WzA2Mj' }), claims({ scope: 'openid', typ: 'ID' }), claims({ ver: '2.0', name: 'Mallory' })]) {
+      const id = await rejection(verifier, await signedByProvider(idToken, { typ: 'JWT' }));
+      expect(id.reason, JSON.stringify(idToken)).toBe('wrong-token-type');
+      expect(id.message).toContain('an ID token (typ "JWT", with an ID token\'s nonce or typ claim, or no scope, scp or client_id claim)');
     }
-    expect(await reason(verifier, await signedByProvider(claims()))).toBe('wrong-token-type');
+    expect(await reason(verifier, await signedByProvider(claims({ name: 'no typ, no scope' })))).toBe('wrong-token-type');
   });
 
   it('id: at+jwt access tokens are refused, ID tokens pass', async () => {

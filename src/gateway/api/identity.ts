@@ -30,6 +30,8 @@ export function authConfig({ config }: GatewayParts): AuthConfig {
     issuer: login.issuer,
     clientId: login.clientId,
     ...(login.clientSecret !== undefined ? { clientSecret: login.clientSecret } : {}),
+    ...(login.redirectPort !== undefined ? { redirectPort: login.redirectPort } : {}),
+    ...(login.authorizationParams !== undefined ? { authorizationParams: login.authorizationParams } : {}),
     scopes: login.scopes,
     ...(login.resource !== undefined ? { resource: login.resource } : {}),
     tokenType: issuer?.tokenType ?? 'any',

@@ -1,0 +1,223 @@
+/**
+ * The recipes of docs/deployment.md, as an operator follows them: for each identity provider,
+ * `hoop gateway init --idp …` writes the configuration the page shows, a gateway starts on it, and
+ * a token shaped as that provider issues it (its header, audience and claims; signed by a test
+ * provider at the issuer URL, since the real ones are not reached) signs a person in with the
+ * groups the recipe maps, who reads through the starter policy; that provider's ID token is
+ * refused where the recipe takes access tokens. The CI recipes' workload rules map GitHub- and
+ * GitLab-shaped tokens.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { SignJWT, type JWTPayload } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { startOidc, type TestOidc } from '../harness/oidc.js';
+import { freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { runCli } from '../harness/run-cli.js';
+import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config.js';
+import { startGateway, type Gateway } from '../../src/gateway/server.js';
+import { TokenVerifier } from '../../src/gateway/verify-token.js';
+import { createLogger } from '../../src/log.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const doc = readFileSync(join(root, 'docs/deployment.md'), 'utf8');
+const base = mkdtempSync(join(tmpdir(), 'hoop-e2e-deployment-'));
+let op: TestOidc;
+let pg: PgCluster;
+
+/** The ```yaml block of docs/deployment.md whose first line is `first`. */
+function docBlock(first: string): string {
+  const block = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.startsWith(first));
+  if (!block) throw new Error(`docs/deployment.md has no yaml block starting with ${first}`);
+  return block;
+}
+
+/** A token signed with the test provider's key, with `header` and `claims` as a provider shapes them. */
+function shaped(claims: JWTPayload, header: Record<string, unknown> = { typ: 'JWT' }): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ iss: op.issuer, iat: now, exp: now + 600, ...claims }).setProtectedHeader({ alg: 'RS256', kid: op.signingKey.kid, ...header }).sign(op.signingKey.privateKey);
+}
+
+beforeAll(async () => {
+  [op, pg] = await Promise.all([startOidc({ audience: 'hoop' }), startPgCluster()]);
+  await pg.psql("create table orders (id int primary key, status text, note text); insert into orders values (1, 'paid', 'mail ada@acme.example')", { user: pg.users.scram });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([op?.close(), pg?.stop()]);
+  rmSync(base, { recursive: true, force: true });
+});
+
+interface Recipe {
+  idp: string;
+  /** The first line of the page's block for it. */
+  block: string;
+  flags: string[];
+  /** The group `init` admits (the one the provider's token carries). */
+  group: string;
+  /** The person's token, as the provider issues it. */
+  token: () => Promise<string>;
+  /** Who the gateway takes them for. */
+  who: { subject: string; groups: string[] };
+  /** That provider's ID token, refused where the recipe takes access tokens (by its kind, or by its audience: the client's). */
+  idToken?: () => Promise<string>;
+  idRefused?: RegExp;
+}
+
+const ENTRA_CLIENT = '11111111-2222-3333-4444-555555555555';
+const GOOGLE_CLIENT = '123456789012-abcdefghijklmnopqrstuvwxyz012345.apps.googleusercontent.com';
+
+const recipes: Recipe[] = [
+  {
+    idp: 'keycloak',
+    block: '# Keycloak',
+    flags: [],
+    group: 'dba',
+    token: () =>
+      shaped({ sub: 'f:7c9:dana', aud: ['hoop', 'account'], azp: 'hoop-cli', typ: 'Bearer', scope: 'openid email profile', groups: ['dba'], email: 'dana@acme.example', email_verified: true }),
+    who: { subject: 'f:7c9:dana', groups: ['dba'] },
+    idToken: () => shaped({ sub: 'f:7c9:dana', aud: 'hoop', azp: 'hoop-cli', typ: 'ID', nonce: 'n-0S6', groups: ['dba'] }),
+  },
+  {
+    idp: 'entra',
+    block: '# Microsoft Entra ID',
+    flags: ['--client-id', ENTRA_CLIENT],
+    group: 'dba',
+    token: () =>
+      shaped({
+        sub: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ',
+        aud: ENTRA_CLIENT,
+        ver: '2.0',
+        scp: 'access_as_user',
+        roles: ['dba'],
+        preferred_username: 'dana@acme.example',
+        oid: '00000000-0000-0000-66f3-3332eca7ea81',
+      }),
+    who: { subject: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', groups: ['dba'] },
+    // Entra's ID token: typ JWT and, with one registration, the same audience; a nonce and no scp.
+    idToken: () => shaped({ sub: 'AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ', aud: ENTRA_CLIENT, ver: '2.0', nonce: 'n-0S6', roles: ['dba'] }),
+  },
+  {
+    idp: 'okta',
+    block: '# Okta',
+    flags: ['--client-id', '0oa1b2c3d4e5f6g7h8i9'],
+    group: 'dba',
+    token: () => shaped({ sub: 'dana@acme.example', aud: 'hoop', cid: '0oa1b2c3d4e5f6g7h8i9', scp: ['openid', 'email', 'offline_access'], groups: ['dba', 'Everyone'], uid: '00u1' }, {}),
+    who: { subject: 'dana@acme.example', groups: ['dba', 'Everyone'] },
+    idToken: () => shaped({ sub: '00u1', aud: '0oa1b2c3d4e5f6g7h8i9', nonce: 'n-0S6', email: 'dana@acme.example' }, {}),
+    idRefused: /your token was issued for another audience/,
+  },
+  {
+    idp: 'google',
+    block: '# Google',
+    flags: ['--client-id', GOOGLE_CLIENT, '--client-secret', 'GOCSPX-desktop-client-secret'],
+    group: 'acme.example',
+    token: () => shaped({ sub: '110169484474386276334', aud: GOOGLE_CLIENT, azp: GOOGLE_CLIENT, email: 'dana@acme.example', email_verified: true, hd: 'acme.example', nonce: 'n-0S6' }),
+    who: { subject: '110169484474386276334', groups: ['acme.example'] },
+  },
+  {
+    idp: 'generic',
+    block: '',
+    flags: [],
+    group: 'dba',
+    token: () => op.token({ subject: 'dana', groups: ['dba'] }),
+    who: { subject: 'dana', groups: ['dba'] },
+  },
+];
+
+describe('hoop gateway init, provider by provider, as docs/deployment.md says', () => {
+  for (const r of recipes) {
+    it(`${r.idp}: init writes the page's configuration; a gateway on it signs the provider's tokens in, the groups mapped, and serves the starter policy`, async () => {
+      const dir = join(base, r.idp);
+      const url = `https://127.0.0.1:${await freePort()}`;
+      const connection = `prod-db=postgres://${pg.users.scram.user}@127.0.0.1:${pg.port}/app?sslmode=disable`;
+      const init = await runCli(
+        ['gateway', 'init', '--dir', dir, '--url', url, '--idp', r.idp, '--issuer', op.issuer, '--connection', connection, '--group', r.group, ...r.flags],
+        { PATH: process.env.PATH },
+        base,
+      );
+      expect(init.code, init.stderr).toBe(0);
+      const written = parseYaml(readFileSync(join(dir, 'gateway.yaml'), 'utf8')) as { login: Record<string, unknown>; issuers: Array<Record<string, unknown>> };
+      if (r.block) {
+        // What init writes is the page's block, but for the addresses and ids of a real deployment.
+        const shown = parseYaml(docBlock(r.block)) as { login: Record<string, unknown>; issuers: Array<Record<string, unknown>> };
+        const same = (o: Record<string, unknown>): Record<string, unknown> =>
+          Object.fromEntries(Object.entries(o).filter(([k]) => !['issuer', 'clientId', 'clientSecret', 'audience', 'scopes'].includes(k)));
+        expect(same(written.login)).toEqual(same(shown.login));
+        expect(same(written.issuers[0]!)).toEqual(same(shown.issuers[0]!));
+        expect(Object.keys(written.login).sort()).toEqual(Object.keys(shown.login).sort());
+      }
+      const env = { HOOP_DB_PROD_DB_PASSWORD: pg.users.scram.password };
+      const gateway: Gateway = await startGateway({
+        config: await loadGatewayConfig(join(dir, 'gateway.yaml'), env),
+        log: createLogger({ level: 'error', sink: { write: () => {} } }),
+        env,
+      });
+      try {
+        const cli = (token: string, argv: string[]) =>
+          runCli([...argv, '--gateway', url, '--ca-file', join(dir, 'tls', 'ca.crt')], { PATH: process.env.PATH, HOOP_TOKEN: token, HOOP_CONFIG_DIR: join(dir, 'cli') }, dir);
+        const token = await r.token();
+        const who = await cli(token, ['whoami', '--json']);
+        expect(who.code, who.stderr).toBe(0);
+        expect(JSON.parse(who.stdout)).toMatchObject(r.who);
+        const read = await cli(token, ['exec', 'prod-db', '--csv', '-c', 'select id, status, note from orders']);
+        expect(read.stdout).toBe('id,status,note\n1,paid,mail [redacted]\n');
+        const write = await cli(token, ['exec', 'prod-db', '-c', 'delete from orders']);
+        expect(write.code).toBe(3); // read-only for the group
+        if (r.idToken) {
+          const refused = await cli(await r.idToken(), ['whoami']);
+          expect(refused.code).not.toBe(0);
+          expect(refused.stderr).toMatch(r.idRefused ?? /only access tokens, and this is an ID token/);
+        }
+      } finally {
+        await gateway.close();
+      }
+    }, 60_000);
+  }
+});
+
+describe('CI jobs: the workload rules of docs/deployment.md', () => {
+  /** The page's issuer block for `first`, with the test provider in the platform's place. */
+  async function verifierOf(first: string, platformIssuer: string): Promise<TokenVerifier> {
+    const block = docBlock(first).replace(platformIssuer, op.issuer);
+    const config = await parseGatewayConfig(`listen: 127.0.0.1:0\n${block}`, join(base, 'ci.yaml'), {});
+    return new TokenVerifier(config.issuers);
+  }
+
+  it('GitHub Actions: a run of acme/api on main in production is ci:acme/api in deployers; another branch matches no rule', async () => {
+    const verifier = await verifierOf('# GitHub Actions', 'https://token.actions.githubusercontent.com');
+    const claims = {
+      aud: 'hoop',
+      sub: 'repo:acme/api:environment:production',
+      repository: 'acme/api',
+      repository_owner: 'acme',
+      ref: 'refs/heads/main',
+      ref_type: 'branch',
+      environment: 'production',
+      job_workflow_ref: 'acme/api/.github/workflows/deploy.yml@refs/heads/main',
+    };
+    expect(await verifier.verify(await shaped(claims))).toMatchObject({ subject: 'ci:acme/api', kind: 'workload', groups: ['deployers'] });
+    await expect(verifier.verify(await shaped({ ...claims, ref: 'refs/heads/feature' }))).rejects.toMatchObject({ reason: 'no-matching-rule' });
+  });
+
+  it('GitLab CI: a protected main of acme/api is ci:acme/api in deployers; an unprotected ref matches no rule', async () => {
+    const verifier = await verifierOf('# GitLab CI: the workload issuer', 'https://gitlab.com');
+    const claims = {
+      aud: 'hoop',
+      sub: 'project_path:acme/api:ref_type:branch:ref:main',
+      project_path: 'acme/api',
+      namespace_path: 'acme',
+      ref: 'main',
+      ref_type: 'branch',
+      ref_protected: 'true',
+      pipeline_source: 'push',
+      user_login: 'dana',
+    };
+    expect(await verifier.verify(await shaped(claims))).toMatchObject({ subject: 'ci:acme/api', kind: 'workload', groups: ['deployers'] });
+    await expect(verifier.verify(await shaped({ ...claims, ref_protected: 'false' }))).rejects.toMatchObject({ reason: 'no-matching-rule' });
+    // The job's token reaches hoop login in HOOP_ID_TOKEN, as the page's .gitlab-ci.yml names it.
+    expect(parseYaml(docBlock('# .gitlab-ci.yml'))).toMatchObject({ migrate: { id_tokens: { HOOP_ID_TOKEN: { aud: 'hoop' } } } });
+  });
+});
