@@ -10,8 +10,8 @@
  * privileges, or reach beyond the database's tables (rule `read-only-access`), and an access
  * with server timeouts denies statements that would raise them or could do so unseen (rule
  * `session-limit`); functions that read tables named in a string are denied when some rule names
- * tables (rule `unseen-read`), and with masking rules, as are reads of the planner's statistics
- * and values passed to a side channel (rule `masking-side-channel`); with `masking.derived: deny`,
+ * tables (rule `unseen-read`), and with masking rules, as are values passed to a side channel
+ * (rule `masking-side-channel`); with `masking.derived: deny`,
  * statements that return a value computed from a masked column are denied (rule
  * `masking-derived`); SQL the parser
  * rejects gets the policy's `unparseable` action (rule `unparseable`, deny by default). No matching rule means allow: whether the
@@ -33,7 +33,6 @@ import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
 import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
-import { STATISTICS_RELATIONS } from './masking/rules.js';
 import { limitProblem, type SessionLimits } from './limits.js';
 import { maskingFor, principalMatches } from './principal.js';
 import { expandKind, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
@@ -714,12 +713,12 @@ export const UNSEEN_READ_RULE = 'unseen-read';
 
 /**
  * What, in a statement, reads column values past masking (undefined when nothing does): a call
- * of {@link UNSEEN_READ_FUNCTIONS} or a read of the planner's statistics.
+ * of {@link UNSEEN_READ_FUNCTIONS}. (The planner's statistics are masked columns: see
+ * `STATISTICS_VALUE_COLUMNS` in ./masking/rules.ts.)
  */
 function unmaskableRead(facts: StatementFacts): string | undefined {
   const fn = findFunction(facts.functions, UNSEEN_READ_FUNCTIONS);
-  if (fn !== undefined) return `${fn}()`;
-  return facts.tables.find((t) => STATISTICS_RELATIONS.has(t.slice(t.lastIndexOf('.') + 1)));
+  return fn === undefined ? undefined : `${fn}()`;
 }
 
 /** Whether a rule's identity and connection conditions hold for this judge (fixed per judge). */

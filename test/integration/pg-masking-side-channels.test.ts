@@ -232,14 +232,14 @@ describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s'
       expect(errorOf(notice)).toBeUndefined();
       for (const s of SECRETS) expect(bytes(notice)).not.toContain(s);
       await stack.pg.psql('analyze customers', { database: 'app' });
-      for (const sql of [
-        "select query_to_xml('select email from customers', true, false, '')",
-        "select table_to_xml('customers', true, false, '')",
-        "select most_common_vals::text from pg_stats where tablename = 'customers'",
-        'select * from pg_catalog.pg_statistic',
-      ]) {
+      for (const sql of ["select query_to_xml('select email from customers', true, false, '')", "select table_to_xml('customers', true, false, '')"]) {
         const got = await f.simple(sql);
         expect(errorOf(got)?.message, sql).toContain('masking-side-channel');
+        for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
+      }
+      // The planner's statistics are read, their values masked.
+      for (const sql of ["select most_common_vals::text, histogram_bounds from pg_stats where tablename = 'customers'", 'select * from pg_catalog.pg_statistic']) {
+        const got = await f.simple(sql);
         for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
       }
     } finally {

@@ -2,7 +2,18 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BACKEND_SIGNAL_RULE, LEXING_RULE, LIMIT_RULE, READ_ONLY_RULE, SIDE_CHANNEL_RULE, StatementJudge, UNPARSEABLE_RULE, UNSEEN_READ_RULE, type Decision } from '../../src/policy/decide.js';
+import {
+  BACKEND_SIGNAL_RULE,
+  DERIVED_RULE,
+  LEXING_RULE,
+  LIMIT_RULE,
+  READ_ONLY_RULE,
+  SIDE_CHANNEL_RULE,
+  StatementJudge,
+  UNPARSEABLE_RULE,
+  UNSEEN_READ_RULE,
+  type Decision,
+} from '../../src/policy/decide.js';
 import { limitProblem, parseTimeSetting, rint, type SessionLimits } from '../../src/policy/limits.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
@@ -649,24 +660,35 @@ describe('reads the gateway cannot see', () => {
     expectDecision(judge(alice, 'read-write', 'db', [{ name: 'no-drop', match: { kinds: ['drop'] }, action: 'deny' }]).judge(sql), 'allow');
   });
 
-  it('with masking rules, refuses those and reads of the planner statistics, which hold column values', () => {
-    const p: Policy = { ...policy([]), masking: { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived: 'mask' } };
-    const j = new StatementJudge(p, alice, 'prod-db', 'read-write');
-    for (const sql of [
-      ...reads,
+  it('with masking rules, refuses those; the planner statistics are read with their value columns masked, and with derived: deny a value computed from them is refused', () => {
+    const masking: Policy['masking'] = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }], names: [], detectors: [], derived: 'mask' };
+    const j = new StatementJudge({ ...policy([]), masking }, alice, 'prod-db', 'read-write');
+    for (const sql of reads) {
+      const d = j.judge(sql);
+      expectDecision(d, 'deny', SIDE_CHANNEL_RULE);
+      expect(d.message).toContain('cannot trace');
+    }
+    const statistics = [
       "select most_common_vals from pg_stats where tablename = 'customers'",
       'select * from pg_catalog.pg_statistic',
       'select * from pg_stats_ext',
       'select * from pg_stats_ext_exprs',
       'select stxdmcv from pg_statistic_ext_data',
-    ]) {
-      const d = j.judge(sql);
-      expectDecision(d, 'deny', SIDE_CHANNEL_RULE);
-      expect(d.message).toContain('cannot trace');
-    }
+    ];
+    for (const sql of statistics) expectDecision(j.judge(sql), 'allow');
     expectDecision(j.judge('select relname from pg_class'), 'allow');
     // The definitions of extended statistics (psql's \d and \dX list them) hold no values.
     expectDecision(j.judge("select stxname, stxkind from pg_catalog.pg_statistic_ext where stxrelid = 'customers'::regclass"), 'allow');
+    const strict = new StatementJudge({ ...policy([]), masking: { ...masking, derived: 'deny' } }, alice, 'prod-db', 'read-write');
+    for (const sql of statistics) expectDecision(strict.judge(sql), 'allow');
+    for (const sql of [
+      "select array_to_string(most_common_vals, ',') from pg_stats",
+      'select stavalues1::text from pg_catalog.pg_statistic',
+      "select histogram_bounds || '' from pg_catalog.pg_stats",
+    ]) {
+      expectDecision(strict.judge(sql), 'deny', DERIVED_RULE);
+    }
+    expectDecision(strict.judge('select attname, null_frac, n_distinct from pg_stats'), 'allow');
   });
 });
 

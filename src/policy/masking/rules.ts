@@ -10,15 +10,26 @@ import { glob } from '../../glob.js';
 
 /**
  * Catalogs that hold values of other tables' columns (the planner's statistics: most common
- * values, histogram bounds), readable for any column the role may read. Not `pg_statistic_ext`:
- * it holds the definitions of extended statistics objects (which columns, which kinds), what
- * psql's `\d` and `\dX` list; their values are in `pg_statistic_ext_data`. A statement that names
- * one is refused under masking (src/policy/decide.ts); a view over one reads masked values.
+ * values, histogram bounds), readable for any column the role may read, and the columns of each
+ * that hold those values. Not `pg_statistic_ext`: it holds the definitions of extended statistics
+ * objects (which columns, which kinds), what psql's `\d` and `\dX` list; their values are in
+ * `pg_statistic_ext_data`. Under masking these columns are masked columns (by origin, through a
+ * view, in expressions): `select * from pg_stats` answers with its names and fractions, and its
+ * values redacted.
  * @see https://www.postgresql.org/docs/current/view-pg-stats.html
- * @see https://www.postgresql.org/docs/current/catalog-pg-statistic-ext.html
+ * @see https://www.postgresql.org/docs/current/view-pg-stats-ext.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-statistic.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-statistic-ext-data.html
  */
-export const STATISTICS_RELATIONS: ReadonlySet<string> = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+export const STATISTICS_VALUE_COLUMNS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['pg_stats', new Set(['most_common_vals', 'histogram_bounds', 'most_common_elems'])],
+  ['pg_stats_ext', new Set(['most_common_vals'])],
+  ['pg_stats_ext_exprs', new Set(['most_common_vals', 'histogram_bounds', 'most_common_elems'])],
+  ['pg_statistic', new Set(['stavalues1', 'stavalues2', 'stavalues3', 'stavalues4', 'stavalues5'])],
+  ['pg_statistic_ext_data', new Set(['stxdmcv', 'stxdexpr'])],
+]);
+/** The relations of {@link STATISTICS_VALUE_COLUMNS}. */
+export const STATISTICS_RELATIONS: ReadonlySet<string> = new Set(STATISTICS_VALUE_COLUMNS.keys());
 /**
  * The shape of the policy's `masking` section this module needs (the policy schema's
  * `MaskingPolicy` satisfies it). `table` is `schema.table` (globs with `*`; without a schema it
@@ -123,9 +134,14 @@ export class MaskingRules {
     return this.names.length > 0;
   }
 
-  /** The strategy of the first column rule that names this origin (or the column in a table it inherits from). */
+  /**
+   * The strategy of the first column rule that names this origin (or the column in a table it
+   * inherits from); `redact` for a value column of the planner's statistics when the policy masks
+   * anything.
+   */
   forOrigin(origin: ColumnOrigin): MaskStrategy | undefined {
     const column = origin.column.toLowerCase();
+    if (!this.empty && origin.schema.toLowerCase() === 'pg_catalog' && STATISTICS_VALUE_COLUMNS.get(origin.table.toLowerCase())?.has(column)) return 'redact';
     for (const t of origin.inheritsFrom ? [origin, ...origin.inheritsFrom] : [origin]) {
       const schema = t.schema.toLowerCase();
       const table = t.table.toLowerCase();
@@ -135,12 +151,11 @@ export class MaskingRules {
   }
 
   /**
-   * Whether a value read from `origin` is masked: a column by its origin or name rules, a whole
-   * row (`column` is `*`) when its table (or one it inherits from) has column rules, and anything
-   * of the planner's statistics ({@link STATISTICS_RELATIONS}) when the policy masks anything.
+   * Whether a value read from `origin` is masked: a column by its origin or name rules (a value
+   * column of the planner's statistics when the policy masks anything), a whole row (`column` is
+   * `*`) when its table (or one it inherits from) has such columns.
    */
   readsMasked(origin: ColumnOrigin): boolean {
-    if (!this.empty && origin.schema.toLowerCase() === 'pg_catalog' && STATISTICS_RELATIONS.has(origin.table.toLowerCase())) return true;
     if (origin.column !== '*') return (this.forOrigin(origin) ?? this.forName(origin.column)) !== undefined;
     return [origin, ...(origin.inheritsFrom ?? [])].some((t) => this.tableHasRules(t.schema, t.table));
   }
@@ -166,7 +181,9 @@ export class MaskingRules {
     const dot = lower.lastIndexOf('.');
     const schema = dot < 0 ? undefined : lower.slice(0, dot);
     const table = dot < 0 ? lower : lower.slice(dot + 1);
-    const out = new Set<string>();
+    // pg_catalog comes first on every search path unless named later: a bare name may be its.
+    const statistics = !this.empty && (schema === undefined || schema === 'pg_catalog') ? STATISTICS_VALUE_COLUMNS.get(table) : undefined;
+    const out = new Set<string>(statistics);
     for (const c of this.columns) {
       if ((schema === undefined || c.schema(schema)) && (table === '*' || c.table(table))) out.add(c.column);
     }
