@@ -507,7 +507,12 @@ export class PolicyRepo extends EventEmitter {
       this.log.warn('policy.ref_missing', { remote: this.shown, ref: this.options.ref });
       return { changed: false, commit, error };
     }
-    if (candidate === commit) return { changed: false, commit, candidate };
+    if (candidate === commit) {
+      // A connection that lacked a secret file or CA file may have it now: the same commit is loaded again to see.
+      const lacking = this.policy?.connections.some((c) => c.unavailable);
+      const again = lacking ? await this.accept(candidate, { onlyIfAvailabilityChanged: true }) : undefined;
+      return { changed: again !== undefined && 'ok' in again && again.swapped, commit, candidate };
+    }
     const known = this.refused.get(candidate);
     if (known !== undefined && Date.now() - known.at < REFUSAL_RETRY_MS) return { changed: false, commit, candidate, error: known.error };
     this.refused.delete(candidate);
@@ -520,8 +525,11 @@ export class PolicyRepo extends EventEmitter {
     return { changed: true, commit: candidate, candidate };
   }
 
-  /** Verifies and loads `sha`; on success swaps it in. */
-  private async accept(sha: string): Promise<{ ok: true } | { error: string }> {
+  /**
+   * Verifies and loads `sha`; on success swaps it in (with `onlyIfAvailabilityChanged`, the commit in
+   * force loaded again: only when which of its connections are unavailable changed).
+   */
+  private async accept(sha: string, o: { onlyIfAvailabilityChanged?: boolean } = {}): Promise<{ ok: true; swapped: boolean } | { error: string }> {
     const refuse = (error: string, problems: string[] = [error]): { error: string } => {
       this.log.warn('policy.refused', { commit: sha, ref: this.options.ref, kept: this.policy?.commit ?? null, errors: problems });
       this.refusedLast = { commit: sha, at: new Date(), problems };
@@ -554,11 +562,13 @@ export class PolicyRepo extends EventEmitter {
     }
     policy.commit = sha;
     const previous = this.policy;
+    const unavailable = (p: Policy | undefined): string => JSON.stringify(p?.connections.map((c) => c.unavailable ?? null));
+    if (o.onlyIfAvailabilityChanged && unavailable(previous) === unavailable(policy)) return { ok: true, swapped: false };
     this.policy = policy;
     await this.remember(sha);
     this.log.info('policy.loaded', { commit: sha, ref: this.options.ref, previous: previous?.commit ?? null });
     this.emit('change', policy, previous);
-    return { ok: true };
+    return { ok: true, swapped: true };
   }
 
   private async remember(sha: string): Promise<void> {

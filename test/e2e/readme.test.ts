@@ -37,7 +37,7 @@ const exampleReadme = readFileSync(join(root, 'examples/policy-repo/README.md'),
 /** Run by CI before this suite (`.ci/run` is CI's entry point; it runs `npm ci`, then `npm test`). */
 const RUN_BY_CI = new Set(['npm ci', '.ci/run']);
 /** Run by test/e2e/package.test.ts, into a prefix of its own (here it would install over the machine's hoop). */
-const RUN_BY_PACKAGE_TEST = new Set(['npm pack && npm install -g ./hoop-0.1.0.tgz']);
+const RUN_BY_PACKAGE_TEST = new Set(['npm pack', 'npm install -g ./hoop-0.1.0.tgz']);
 
 /** The command lines of the ```sh blocks of a markdown text (a block in a list item is indented). */
 function shCommands(markdown: string): string[] {

@@ -192,6 +192,15 @@ describe('a ${file:} password in the policy bundle', () => {
     expect(refused).toContain('the connection "vault" is unavailable on this gateway');
     expect(refused).toContain(lacks);
     expect(await query(await connect('app'), 'select 1 as ok')).toEqual({ rows: [{ ok: 1 }] });
+    // The file is provided: the next pull loads the same commit again and vault is available.
+    writeFileSync(absent, readFileSync(secretFile));
+    try {
+      expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: unreadable });
+      expect(await query(await connect('vault'), 'select current_user as who')).toEqual({ rows: [{ who: ROLE }] });
+      expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: false, commit: unreadable }); // nothing more to see
+    } finally {
+      rmSync(absent, { force: true });
+    }
     // Back to the bundle the next cases start from.
     first = repo.commit(bundle(stack.pg, { rules: NO_SECRETS }), keyA);
     expect(await stack.gateway.policy!.refresh()).toMatchObject({ changed: true, commit: first });
