@@ -138,6 +138,29 @@ async function run(lines: string[], o: Parameters<typeof bash>[1] = {}): Promise
   return { code, output: sh.output(), stdout: sh.stdout() };
 }
 
+/**
+ * `hoop login` as the README gives it (`line`), on a terminal, with a $BROWSER that only notes the
+ * URL; `dana` signs in on the provider's page in the test browser. Resolves the login's shell, ended.
+ */
+async function browserSignIn(line: string, o: { dir: string; env: NodeJS.ProcessEnv; cwd?: string }): Promise<Shell> {
+  const opened = join(o.dir, 'opened-url');
+  writeFileSync(join(o.dir, 'browser'), `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`, { mode: 0o755 });
+  const login = bash([line], { env: { ...o.env, BROWSER: join(o.dir, 'browser') }, tty: true, ...(o.cwd ? { cwd: o.cwd } : {}) });
+  await login.waitFor(/Waiting for the browser/);
+  // $BROWSER runs beside hoop: its file may come a moment after hoop says it is waiting.
+  const url = await eventually(
+    () => {
+      const url = existsSync(opened) ? readFileSync(opened, 'utf8') : '';
+      expect(url, 'the URL $BROWSER was given').not.toBe('');
+      return url;
+    },
+    { timeout: 5000, interval: 25 },
+  );
+  expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
+  expect(await login.exited).toBe(0);
+  return login;
+}
+
 /** Ctrl-C to a process group started by {@link bash}. */
 async function interrupt(sh: Shell): Promise<number | null> {
   process.kill(-sh.child.pid!, 'SIGINT');
@@ -446,21 +469,8 @@ ${yamlBlock('alerts:')}`,
       gateway = bash([substitute(start!)], { cwd: dir });
       await gateway.waitFor(/"event":"gateway.listening"/);
 
-      const opened = join(dir, 'opened-url');
-      writeFileSync(join(dir, 'browser'), `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`, { mode: 0o755 });
-      const env = { HOOP_CONFIG_DIR: join(dir, 'person'), HOOP_TOKEN_STORE: 'file', BROWSER: join(dir, 'browser') };
-      const signIn = bash([substitute(login!)], { cwd: dir, env, tty: true });
-      await signIn.waitFor(/Waiting for the browser/);
-      const url = await eventually(
-        () => {
-          const url = existsSync(opened) ? readFileSync(opened, 'utf8') : '';
-          expect(url, 'the URL $BROWSER was given').not.toBe('');
-          return url;
-        },
-        { timeout: 5000, interval: 25 },
-      );
-      expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
-      expect(await signIn.exited).toBe(0);
+      const env = { HOOP_CONFIG_DIR: join(dir, 'person'), HOOP_TOKEN_STORE: 'file' };
+      await browserSignIn(substitute(login!), { dir, env, cwd: dir });
 
       const open = bash([connect!], { cwd: dir, env });
       const psqlLine = await open.waitFor(/^ {2}(PGPASSFILE=\S+ psql '[^']+')$/m);
@@ -568,23 +578,9 @@ ${yamlBlock('alerts:')}`,
         .slice(1);
       expect([browser, whoami, device]).toEqual(['npx hoop login --gateway https://hoop.acme.example', 'npx hoop whoami', 'npx hoop login --gateway https://hoop.acme.example --device']);
 
-      const opened = join(dir, 'opened-url');
-      writeFileSync(join(dir, 'browser'), `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`, { mode: 0o755 });
-      const env = { ...cliEnv('person'), BROWSER: join(dir, 'browser') };
-      const login = bash([substitute(browser!)], { env, tty: true });
+      const env = cliEnv('person');
+      const login = await browserSignIn(substitute(browser!), { dir, env });
       ran.add(browser!);
-      await login.waitFor(/Waiting for the browser/);
-      // $BROWSER runs beside hoop: its file may come a moment after hoop says it is waiting.
-      const url = await eventually(
-        () => {
-          const url = existsSync(opened) ? readFileSync(opened, 'utf8') : '';
-          expect(url, 'the URL $BROWSER was given').not.toBe('');
-          return url;
-        },
-        { timeout: 5000, interval: 25 },
-      );
-      expect((await new TestBrowser().authorize(url, 'dana')).status).toBe(200);
-      expect(await login.exited).toBe(0);
       expect(login.output()).toContain(`Logged in to ${gatewayUrl} as dana`);
       const who = await run([whoami!], { env });
       expect(who.output).toMatch(/^dana <dana@acme\.example>/);

@@ -48,6 +48,21 @@ const tokens = new Set<string>();
 
 const RESOURCE = 'urn:hoop-test:gateway';
 
+/** The `connections:` block of a gateway's YAML: the test's database as `app`, for those `allow` admits. */
+function appConnection(allow: string): string {
+  return `connections:
+  - name: app
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg_.port}
+    database: app
+    user: ${pg_.users.scram.user}
+    password: \${env:APP_PASSWORD}
+    tls: { mode: disable }
+    allow: ${allow}
+`;
+}
+
 /** The gateway's YAML; `idTokens`: it takes ID tokens (audience = the client id) instead of access tokens. */
 async function gatewayConfig(name: string, idTokens: boolean): Promise<string> {
   const cert = await pki.issue(`gateway-${name}`, ['IP:127.0.0.1']);
@@ -73,17 +88,7 @@ ${idTokens ? '' : `  resource: ${RESOURCE}\n`}issuers:
       - claims: { repository: acme/api, ref: "refs/heads/*" }
         groups: [deployers]
         subject: "ci:{repository}"
-connections:
-  - name: app
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg_.port}
-    database: app
-    user: ${pg_.users.scram.user}
-    password: \${env:APP_PASSWORD}
-    tls: { mode: disable }
-    allow: { subjects: [alice, bob, "ci:acme/api"] }
-`,
+${appConnection('{ subjects: [alice, bob, "ci:acme/api"] }')}`,
   );
   return file;
 }
@@ -753,17 +758,7 @@ ${secret}issuers:
   - issuer: ${google.issuer}
     audience: ${google.clientId}
     tokenType: id
-connections:
-  - name: app
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg_.port}
-    database: app
-    user: ${pg_.users.scram.user}
-    password: "\${env:APP_PASSWORD}"
-    tls: { mode: disable }
-    allow: { emails: [carol@acme.example] }
-`;
+${appConnection('{ emails: [carol@acme.example] }')}`;
     const boot = async (secret: string): Promise<Gateway> => {
       await writeFile(file, gatewayYaml(secret));
       const env = { APP_PASSWORD: pg_.users.scram.password };
