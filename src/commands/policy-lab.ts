@@ -5,7 +5,9 @@
  *
  * - The server is a scratch PostgreSQL of the run's own (made with the binaries `hoop demo` uses,
  *   under `<config dir>/policy-lab/`, and removed with its data when the run ends); each fixture
- *   gets a database of its own.
+ *   gets a database of its own. A config repo is not trusted code (a pull request's branch, in CI):
+ *   its fixtures and statements run as a role that is not a superuser (no `COPY … TO PROGRAM`, no
+ *   server files), owning that database, with a statement timeout.
  * - A case's statements run twice: straight on the scratch database (what it holds) and through
  *   the engine (what the identity gets). A column whose values differ came back masked; its
  *   strategy is the one whose output the gateway's value is (`detector` when only parts of it
@@ -38,6 +40,9 @@ import { TunnelChannel } from '../tunnel/channel.js';
 
 /** The `hash` key of the lab (the policy's own is a secret of the gateway). */
 const LAB_KEY = 'hoop-policy-test';
+
+/** The role the repo's SQL runs as: neither superuser nor anything else, its statements cut at a minute. */
+const LAB_ROLE = 'hoop_policy_test';
 
 /** A result as both runs see it: the last RowDescription's names, and every row as text. */
 interface Rows {
@@ -89,6 +94,8 @@ function compare(direct: Rows, through: Rows): ColumnMask[] {
 /** A scratch PostgreSQL and the databases made for a run's fixtures. */
 export class PolicyLab {
   readonly #pg: DemoPostgres;
+  /** The password of {@link LAB_ROLE}, this run's. */
+  readonly #password = randomBytes(18).toString('base64url');
   /** The run's directory (the server's data is there, or under the demo's runtime root when the postgres OS user cannot reach it). */
   readonly #dir: string;
   /** Fixture file → its database (made on first use). */
@@ -98,7 +105,7 @@ export class PolicyLab {
   private constructor(pg: DemoPostgres, dir: string) {
     this.#pg = pg;
     this.#dir = dir;
-    this.#engine = new PostgresEngine({ cancels: new CancelRegistry(), resolveSecret: async () => pg.superuser.password });
+    this.#engine = new PostgresEngine({ cancels: new CancelRegistry(), resolveSecret: async () => this.#password });
   }
 
   /** Starts the scratch server (`say` hears what it does, once). */
@@ -108,7 +115,9 @@ export class PolicyLab {
     const dir = await mkdtemp(join(parent, 'run-'));
     try {
       const pg = await startDemoPostgres({ dir, port: await freePort(), log: (line) => (/^PostgreSQL \d/.test(line) ? say(`scratch ${line}`) : undefined) });
-      return new PolicyLab(pg, dir);
+      const lab = new PolicyLab(pg, dir);
+      await runSql(pg, 'postgres', `create role ${LAB_ROLE} login nosuperuser nocreatedb nocreaterole password '${lab.#password}'; alter role ${LAB_ROLE} set statement_timeout = '60s'`);
+      return lab;
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw err;
@@ -141,8 +150,9 @@ export class PolicyLab {
     if (!made) {
       const name = `hoop_lab_${randomBytes(6).toString('hex')}`;
       made = (async () => {
-        await runSql(this.#pg, 'postgres', `create database ${name}`);
-        await runSql(this.#pg, name, fixture.sql);
+        await runSql(this.#pg, 'postgres', `create database ${name} owner ${LAB_ROLE}`);
+        await runSql(this.#pg, name, `alter schema public owner to ${LAB_ROLE}`);
+        await runSql(this.#lab, name, fixture.sql);
         return name;
       })();
       this.#databases.set(fixture.file, made);
@@ -150,13 +160,18 @@ export class PolicyLab {
     return made;
   }
 
-  /** The statements run straight on `database`, as the superuser. */
+  /** How the repo's SQL signs in to the scratch server: as {@link LAB_ROLE}. */
+  get #lab(): Pick<DemoPostgres, 'host' | 'port' | 'superuser'> {
+    return { host: this.#pg.host, port: this.#pg.port, superuser: { user: LAB_ROLE, password: this.#password } };
+  }
+
+  /** The statements run straight on `database`, as {@link LAB_ROLE}. */
   async #direct(database: string, sql: readonly string[]): Promise<Rows> {
     const upstream = await connectUpstreamPostgres({
       host: this.#pg.host,
       port: this.#pg.port,
-      user: this.#pg.superuser.user,
-      password: this.#pg.superuser.password,
+      user: LAB_ROLE,
+      password: this.#password,
       database,
       tls: { mode: 'disable' },
       params: [],
@@ -180,7 +195,7 @@ export class PolicyLab {
     if (!grant) throw new Error(`no access rule admits ${test.as.subject} to "${test.connection}"`);
     const declared = policy.connections.find((c) => c.name === test.connection) as PostgresConnection;
     const { unavailable: _unavailable, ...rest } = declared;
-    const connection: PostgresConnection = { ...rest, host: this.#pg.host, port: this.#pg.port, database, user: this.#pg.superuser.user, tls: { mode: 'disable' }, allowCleartextWithoutTls: true };
+    const connection: PostgresConnection = { ...rest, host: this.#pg.host, port: this.#pg.port, database, user: LAB_ROLE, tls: { mode: 'disable' }, allowCleartextWithoutTls: true };
     const { gateway, client } = await tunnelPair();
     const controller = new AbortController();
     const identity = {

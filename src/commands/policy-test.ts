@@ -19,6 +19,7 @@ import { silentLogger } from '../log.js';
 import { runPolicyTests, type ColumnMask, type MaskOutcome, type PolicyTestResult } from '../policy/evaluate.js';
 import { PolicyInvalidError } from '../policy/load.js';
 import type { Policy, PolicyTest } from '../policy/schema.js';
+import { analyzeSql } from '../policy/sql/analyze.js';
 import { openGatewaySql } from './gateway-sql.js';
 import { readEvents, withVerifiedRecording } from './recordings-fetch.js';
 import { gatewayPolicy, loadSource, type GatewayPolicy, type LoadedSource, type SourceOptions } from './policy-source.js';
@@ -126,12 +127,26 @@ async function runCases(io: CliIo, policy: Policy, flags: GatewayFlags, say: (li
 const INDEXED_WITHIN_MS = 15_000;
 
 /**
+ * Why `sql` may not run on a real connection for a test (undefined when it may): only reads do, in a
+ * read-only transaction the statements cannot end (a config repo's cases are not trusted code).
+ */
+function notAReadOnlyQuery(sql: string): string | undefined {
+  const analysis = analyzeSql(sql);
+  if (!analysis.ok) return 'it does not parse';
+  const other = analysis.statements.flatMap((s) => (s.cteDml ? ['a write in WITH'] : s.kinds)).find((k) => k !== 'select');
+  return other === undefined ? undefined : `it is not only SELECT (${other})`;
+}
+
+/**
  * A masking case without a fixture: its statements on the connection itself, through the gateway,
  * as the signed-in identity (which must be the case's: the gateway masks for whoever calls) under
- * the policy the gateway runs; the columns masked as the session's recording says (masked whole:
- * by column, name or a value computed from a masked one).
+ * the policy the gateway runs, in a read-only transaction rolled back after (only SELECTs run); the
+ * columns masked as the session's recording says (masked whole: by column, name or a value
+ * computed from a masked one).
  */
 async function connectionMasks(io: CliIo, flags: GatewayFlags, test: PolicyTest): Promise<MaskOutcome> {
+  const refused = test.sql!.map(notAReadOnlyQuery).find((why) => why !== undefined);
+  if (refused) return { error: `without a fixture, the statements run on ${test.connection} itself, where a test only reads: ${refused}; give the case a fixture:` };
   const provider = await commandTokenProvider(io, flags);
   try {
     const endpoint = { gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) };
@@ -141,7 +156,7 @@ async function connectionMasks(io: CliIo, flags: GatewayFlags, test: PolicyTest)
     }
     const gw = await openGatewaySql({ provider, name: test.connection, application: 'hoop policy test', log: silentLogger, say: () => {} });
     try {
-      for (const text of test.sql!) {
+      for (const text of ['begin read only', ...test.sql!, 'rollback']) {
         const failed = await gw.run(text, { columns: () => {}, row: () => {}, complete: () => {}, notice: () => {} });
         if (failed) return { error: `on ${test.connection} through the gateway: ${'held' in failed ? `held for review ${failed.held.id}` : failed.message}` };
       }

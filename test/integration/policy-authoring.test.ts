@@ -7,7 +7,7 @@
  * fixture, through the gateway's engine), SSH decisions and alerts; `show` prints every field that
  * changes what someone may do; `schema` is a JSON Schema of the files.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectionYaml } from '../harness/postgres.js';
@@ -80,7 +80,7 @@ ${connectionYaml(pg, { name: 'app', password: appPassword })}  - name: box
     hostKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAc5PHqqpC/Izm7sHJYHDlu/xwPRkqS2kJ+lzAT6viBQ"]
 access:
   - { name: analysts, groups: [analysts], connections: [app, box], mode: read-write, maxAffectedRows: 10 }
-  - { name: alice, subjects: [alice], connections: [app], mode: read-only }
+  - { name: alice, subjects: [alice], connections: [app], mode: read-write }
   - { name: oncall, subjects: [carol], connections: [app], mode: read-write, requestable: true, maxGrant: 2h }
 masking:
   columns:
@@ -145,9 +145,29 @@ describe('hoop policy test', () => {
         /✗ analysts see emails and cards masked, names as stored \(policy\/tests\/cases\.yaml:\d+:\d+\): expected masked email \(redact\), name \(redact\), got masked email \(redact\), card \(last4\)/,
       );
       expect(r.stdout).toContain('name came back as stored; card came back masked (last4)');
+      // A config repo is not trusted code: its fixture runs as a role that cannot reach the host.
+      const planted = join(repo.base, 'planted-by-a-fixture');
+      writeFileSync(join(repo.dir, 'policy', 'fixtures', 'hostile.sql'), `copy (select 1) to program 'touch ${planted}';\n${FIXTURE}`);
+      writeFileSync(file, TESTS.replace('fixture: policy/fixtures/customers.sql\n    masked: [note]', 'fixture: policy/fixtures/hostile.sql\n    masked: [note]'));
+      const hostile = await hoop(['policy', 'test']);
+      expect(hostile.stdout).toMatch(/✗ an email in a note is masked where it stands .*\n.*policy\/fixtures\/hostile\.sql: .*permission denied to COPY to or from an external program/);
+      expect(existsSync(planted)).toBe(false);
+      rmSync(join(repo.dir, 'policy', 'fixtures', 'hostile.sql'));
+      writeFileSync(file, TESTS);
       // On the connection, the statements run as whoever is signed in: a case as someone else says so.
       const bob = await hoop(['policy', 'test'], { HOOP_TOKEN: await stack.token('bob', ['analysts']) });
       expect(bob.stdout).toContain('without a fixture, the statements run on app as you (bob), not as the case');
+      // And there only reads run, in a read-only transaction: a case that writes is not run on the connection.
+      writeFileSync(
+        file,
+        TESTS.replace(
+          'sql: select id, email, card from customers order by id\n    masked:',
+          'sql: ["delete from customers where id = 2", "select id, email, card from customers order by id"]\n    masked:',
+        ),
+      );
+      const writer = await hoop(['policy', 'test']);
+      expect(writer.stdout).toContain('where a test only reads: it is not only SELECT (delete)');
+      expect((await stack.pg.psql('select count(*) from customers', { database: 'app' })).trim()).toBe('2');
     } finally {
       writeFileSync(file, TESTS);
     }
