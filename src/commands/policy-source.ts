@@ -11,9 +11,8 @@
  *   the bundle is loaded with the same allow-list, so a policy the gateway would refuse fails here
  *   with the same `file:line:col` problems, before it is committed and after.
  *
- * @see https://git-scm.com/docs/git-status#_porcelain_format_version_1
+ * @see ../policy/git-js.ts (workTreeState: the tree is read without the git program)
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { getPolicyStatus, type PolicyStatus } from '../auth/gateway-client.js';
@@ -23,6 +22,7 @@ import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { loadPolicyDir } from '../policy/load.js';
+import { workTreeState } from '../policy/git-js.js';
 import { cliPolicyWorkDir, looksLikeGitUrl, PolicyRepo } from '../policy/repo.js';
 import type { Policy } from '../policy/schema.js';
 import { commandTokenProvider, type GatewayFlags } from './client-config.js';
@@ -48,18 +48,9 @@ export interface LoadedSource {
   refused?: string;
 }
 
-/** Runs git in `dir`; its stdout, or undefined when git is missing or fails. */
-function git(dir: string, args: string[], env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  return new Promise((done) => {
-    execFile('git', ['-C', dir, ...args], { env: { ...env, LC_ALL: 'C', GIT_TERMINAL_PROMPT: '0' }, timeout: 20_000 }, (err, stdout) => done(err ? undefined : stdout));
-  });
-}
-
-/** A working tree's HEAD and how many of its policy files differ from it (or are new). */
-async function treeState(dir: string, env: NodeJS.ProcessEnv): Promise<{ head?: string; changed: number }> {
-  const head = (await git(dir, ['rev-parse', '--verify', '--quiet', 'HEAD'], env))?.trim() || undefined;
-  const status = await git(dir, ['status', '--porcelain=v1', '--untracked-files=all', '--', 'hoop.yaml', 'policy'], env);
-  return { ...(head ? { head } : {}), changed: status ? status.split('\n').filter(Boolean).length : 0 };
+/** A working tree's HEAD and how many of its policy files differ from it (read without the git program: see {@link workTreeState}). */
+async function treeState(dir: string): Promise<{ head?: string; changed: number }> {
+  return (await workTreeState(dir)) ?? { changed: 0 };
 }
 
 /** The sentence that says which working tree was read. */
@@ -119,7 +110,7 @@ export async function loadSource(io: CliIo, opts: SourceOptions, allowedSecrets?
     });
   }
   const dir = checkout ?? resolve(io.cwd, opts.dir ?? '.');
-  const state = await treeState(dir, io.env);
+  const state = await treeState(dir);
   const policy = await loadPolicyDir(dir, undefined, allowedSecrets ? { allowedSecrets: parseSecretPatterns(allowedSecrets) } : {});
   return { policy, source: dir, what: treeWhat(dir, state), tree: { dir, ...state } };
 }

@@ -74,7 +74,8 @@ export function policyCommand(io: CliIo): Command {
       ),
     )
       .option('--offline', 'do not ask the gateway how it validates (secret references are then checked for form only)')
-      .action((opts: SourceOptions & { offline?: boolean; gateway?: string; tokenFile?: string; caFile?: string }) => policyTest(io, opts)),
+      .option('--on-connections', 'run masking cases that have no fixture on their connection itself, through the gateway, as you (only SELECTs, read-only): never for a change you have not read')
+      .action((opts: SourceOptions & { offline?: boolean; onConnections?: boolean; gateway?: string; tokenFile?: string; caFile?: string }) => policyTest(io, opts)),
   );
 
   policy.addCommand(

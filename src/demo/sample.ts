@@ -146,7 +146,8 @@ export const DEMO_SSH_CONNECTION = 'demo-ssh';
 
 /**
  * The files of the demo's config repo: `hoop.yaml` (connection, access, statement rules,
- * masking) and `policy/tests/demo.yaml` (what `hoop policy test` checks).
+ * masking), `policy/tests/demo.yaml` (what `hoop policy test` checks) and the data its masking
+ * case runs on (`policy/fixtures/shop.sql`).
  */
 export function samplePolicyFiles(target: SampleTarget): Record<string, string> {
   return {
@@ -272,10 +273,12 @@ tests:
     expect: deny
     rule: read-only-access
   - name: demo gets customers' emails, card numbers and SSNs masked, names as stored
-    as: { subject: demo, groups: [engineers] }   # no fixture: on demo-db itself, through the gateway, as you
+    as: { subject: demo, groups: [engineers] }
     connection: ${DEMO_CONNECTION}
     sql: select name, email, card_number, ssn from customers order by id limit 5
+    fixture: policy/fixtures/shop.sql       # the demo's data, in a scratch database: run straight and through hoop
     masked: { email: redact, card_number: last4, ssn: last4 }
 `,
+    'policy/fixtures/shop.sql': `-- The data the masking case of policy/tests/demo.yaml runs on (the demo's own).\n${sampleSchemaSql()}`,
   };
 }

@@ -6,7 +6,7 @@
  */
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CancelRegistry } from '../postgres/gateway/cancel-registry.js';
+import { CancelRegistry, type CancelOwner } from '../postgres/gateway/cancel-registry.js';
 import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import { dirname } from 'node:path';
 import { mkdir, statfs } from 'node:fs/promises';
@@ -259,7 +259,7 @@ function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, event
   // A CancelRequest that reached this replica for a session held by another.
   cancels.elsewhere = (key, owner) => replica.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...owner }));
   replica.on(CANCEL_CHANNEL, (payload) => {
-    const m = JSON.parse(payload) as { processId: number; secretKey: number; subject: string; issuer: string };
+    const m = JSON.parse(payload) as { processId: number; secretKey: number } & CancelOwner;
     void cancels
       .lookup({ processId: m.processId, secretKey: m.secretKey }, m)
       ?.cancel()

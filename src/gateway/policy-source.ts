@@ -182,11 +182,6 @@ export class GatewayPolicySource {
       });
     }
     checkRunConnection(identity, name);
-    if (connection.unavailable) {
-      throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the connection "${name}" is unavailable on this gateway: ${connection.unavailable.map((p) => p.replace(/^.*?: /, '')).join('; ')}`, {
-        hint: `the gateway operator must provide what it lacks (policy commit ${snapshot.commit.slice(0, 12)}: ${connection.unavailable[0]}); the rest of the policy is in force`,
-      });
-    }
     const who = whoOf(identity, principal);
     const grant = accessFor(snapshot.policy, who, name, temporary);
     if (!grant) {
@@ -196,6 +191,12 @@ export class GatewayPolicySource {
         hint: requestable
           ? `ask for temporary access: hoop request ${name} --for 1h --reason "…"`
           : `ask an administrator to grant you access in the policy repo (policy commit ${snapshot.commit.slice(0, 12)})`,
+      });
+    }
+    // Only to someone who may use it: what it lacks (a secret's name, a file's path) stays in the log.
+    if (connection.unavailable) {
+      throw new HoopError(ErrorCode.UPSTREAM_UNAVAILABLE, `the connection "${name}" is unavailable on this gateway: the gateway lacks a secret or file it needs`, {
+        hint: `tell the gateway operator (policy commit ${snapshot.commit.slice(0, 12)}; its log says what is missing, and an auditor sees it in hoop policy status); the rest of the policy is in force`,
       });
     }
     return { connection, grant };

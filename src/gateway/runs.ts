@@ -380,6 +380,7 @@ const FORBIDDEN = {
   records: ['upload or read records', "records are uploaded by the hoop that holds the person's login"],
   sessions: ['read sessions', 'sessions and recordings are for the people who may see them'],
   alerts: ['read or clear alerts', 'an alert is cleared by a person, signed in as themselves, never by what it is about'],
+  policy: ['read how the gateway runs its policy', 'its settings and refusals are for the people who write the policy'],
 } as const;
 
 /** The refusal of something a run's credential may not do. */

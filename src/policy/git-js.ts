@@ -441,3 +441,29 @@ export async function commitPolicyFiles(dir: string, files: Record<string, strin
   const who = signature(author);
   return git.commit({ fs, dir, message, author: who, committer: who });
 }
+
+/**
+ * The commit a working tree at `dir` is on, and how many of its policy files (`hoop.yaml`,
+ * `policy/`) differ from that commit or are new, read with isomorphic-git: the git program would
+ * obey the repository's own configuration (`core.fsmonitor`, filters), which a checkout of a
+ * change nobody has read yet may set. The repository is the nearest `.git` at or above `dir`;
+ * undefined when there is none.
+ *
+ * @see https://isomorphic-git.org/docs/en/statusMatrix
+ */
+export async function workTreeState(dir: string): Promise<{ head?: string; changed: number } | undefined> {
+  const git = await isoGit();
+  let root: string;
+  try {
+    root = await git.findRoot({ fs, filepath: dir });
+  } catch {
+    return undefined;
+  }
+  const head = await git.resolveRef({ fs, dir: root, ref: 'HEAD' }).catch(() => undefined);
+  const rel = posix.normalize(dir.slice(root.length).split(/[\\/]/).filter(Boolean).join('/'));
+  const under = (path: string): string => (rel === '.' || rel === '' ? path : `${rel}/${path}`);
+  const rows = await git.statusMatrix({ fs, dir: root, filepaths: [under('hoop.yaml'), under('policy')] }).catch(() => []);
+  // [path, HEAD, workdir, stage]: 1 1 1 is unchanged; a file only ignored is 0 0 0.
+  const changed = rows.filter(([, h, w, s]) => !(h === 1 && w === 1 && s === 1) && !(h === 0 && w === 0 && s === 0)).length;
+  return { ...(head ? { head } : {}), changed };
+}

@@ -599,13 +599,14 @@ export class PolicyRepo extends EventEmitter {
 }
 
 /**
- * `text` (a remote, or a message holding URLs) with the password of `scheme://user:password@host`
- * URLs replaced by `***`, for logs and messages.
+ * `text` (a remote, or a message holding URLs) with the user-info of every `scheme://…@host` URL
+ * replaced by `***`, for logs and messages: a token is as often the user name (`https://<token>@
+ * github.com/…`) as the password, and a password may hold an `@`.
  *
  * @see https://www.rfc-editor.org/rfc/rfc3986#section-3.2.1 (userinfo; passwords in URIs are deprecated)
  */
 export function displayRemote(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^/@:\s]*):[^/@\s]*@/gi, '$1:***@');
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s]*@/gi, '$1***@');
 }
 
 /**

@@ -13,6 +13,8 @@ import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually, pace } from '../harness/wait.js';
 import { MAX_OPEN_RUNS } from '../../src/gateway/runs.js';
+import { cancelRequest, query as queryMessage } from '../../src/postgres/wire/messages.js';
+import { errorIn } from '../harness/raw-pg.js';
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
@@ -201,5 +203,33 @@ describe("a run's sessions", () => {
       { timeout: 5000, interval: 100 },
     );
     expect(session).toMatchObject({ subject: 'alice', runId: run.id, agent: 'claude', via: 'run', isolated: true, reason: 'run-ended' });
+  });
+
+  it("cannot cancel its person's query with its cancel key, nor can anyone through another connection's name; its person can", async () => {
+    const run = (await begin(alice, { connections: ['app', 'other'] })).body;
+    const session = await stack.tunnel('app', alice);
+    const key = (await session.messagesSince(0, 1)).find((m) => m.type === 0x4b)!.body;
+    const body = { processId: key.readUInt32BE(0), secretKey: key.readUInt32BE(4) };
+    const from = session.raw.length;
+    session.write(queryMessage('select pg_sleep(30)'));
+    await eventually(async () => expect((await stack.pg.psql("select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'")).trim()).toBe('1'));
+    const cancel = async (token: string, connection: string): Promise<unknown> => (await api('POST', `/v1/connections/${connection}/cancel`, token, body)).body.outcome;
+    expect(await cancel(run.token as string, 'app')).toBe('no matching session');
+    expect(await cancel(alice, 'other')).toBe('no matching session');
+    // Nor on the tunnel, as a client's CancelRequest comes when hoop connect cannot use the API.
+    const raw = await stack.tunnel('app', run.token as string, { startup: false });
+    raw.write(cancelRequest(body.processId, body.secretKey));
+    await raw.closed();
+    expect(
+      stack
+        .logs()
+        .filter((l) => l.event === 'tunnel.close' && l.reason === 'cancel-request')
+        .at(-1)?.detail,
+    ).toBe('no matching session');
+    expect(await cancel(alice, 'app')).toBe('forwarded');
+    const answer = await session.messagesSince(from, 1);
+    expect(errorIn(answer)?.code).toBe('57014');
+    session.destroy();
+    await api('POST', `/v1/runs/${run.id as string}/end`, run.controlToken as string);
   });
 });

@@ -49,7 +49,10 @@ beforeAll(async () => {
     `create table customers (id int primary key, email text, note text);
      insert into customers values (1, 'alice@example.com', 'n1');
      create function shout(t text) returns boolean language plpgsql as $$ begin raise notice 'saw %', t; return true; end $$;
-     grant all on customers to public`,
+     create view customer_view as select id, email, note from customers;
+     create view email_numbers as select id, email::int as n from customers;
+     create view notes as select id, note from customers;
+     grant all on customers, customer_view, email_numbers, notes to public`,
     { database: 'app' },
   );
   for (const mode of ['mask', 'deny']) {
@@ -123,9 +126,18 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
           expect(e?.message, sql).toContain('withheld');
           for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
         }
-        // Errors of statements that read no masked value keep their text.
+        // Through a view over the masked column: an expression over its column (in the select list
+        // or WHERE only), and the view's own expression, looked up when the error comes.
+        for (const sql of ['select email::int from customer_view', 'select 1 from customer_view where email::int = 1', 'select n from email_numbers']) {
+          const got = await f.simple(sql);
+          expect(errorOf(got)?.code, sql).toBe('22P02');
+          expect(errorOf(got)?.message, sql).toContain('withheld');
+          for (const s of SECRETS) expect(bytes(got), sql).not.toContain(s);
+        }
+        // Errors of statements that read no masked value keep their text, through a view too.
         const plain = await f.simple("select 'abc'::int");
         expect(errorOf(plain)?.message).toContain('invalid input syntax for type integer: "abc"');
+        expect(errorOf(await f.simple('select 1 from notes where note::int = 1'))?.message).toContain('invalid input syntax for type integer: "n1"');
         // A notice raised by a function evaluated over a masked value.
         const notice = await f.simple('select id from customers where shout(email)');
         const n = notice.find((m) => m.type === 0x4e);

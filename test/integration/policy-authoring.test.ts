@@ -81,6 +81,7 @@ ${connectionYaml(pg, { name: 'app', password: appPassword })}  - name: box
 access:
   - { name: analysts, groups: [analysts], connections: [app, box], mode: read-write, maxAffectedRows: 10 }
   - { name: alice, subjects: [alice], connections: [app], mode: read-write }
+  - { name: auditors, groups: [security], connections: [app], mode: read-only }
   - { name: oncall, subjects: [carol], connections: [app], mode: read-write, requestable: true, maxGrant: 2h }
 masking:
   columns:
@@ -91,6 +92,8 @@ masking:
 ssh:
   rules:
     - { name: no-rm, match: { commands: ["rm *"] }, action: deny }
+recording:
+  auditors: [security]
 `;
 }
 
@@ -111,7 +114,7 @@ beforeAll(async () => {
       return repo.gatewayBlock(['${env:APP_*}']);
     },
   });
-  token = await stack.token('alice');
+  token = await stack.token('alice', ['security']); // an auditor: she sees what connections lack
 }, 120_000);
 afterAll(async () => {
   await stack?.close();
@@ -120,7 +123,7 @@ afterAll(async () => {
 
 describe('hoop policy test', () => {
   it('reads the working tree, says so, validates it as the gateway does, and runs decisions, masking on a fixture and on the connection, and SSH requests', async () => {
-    const r = await hoop(['policy', 'test']);
+    const r = await hoop(['policy', 'test', '--on-connections']);
     expect(r.stderr).toContain(`hoop: testing the working tree of ${repo.dir} (on ${repo.git('rev-parse', 'HEAD').slice(0, 12)}, unchanged)`);
     expect(r.stderr).toContain(`validated as ${new URL(stack.gateway.url).origin} validates a commit (policy.allowedSecrets: \${env:APP_*})`);
     // The SSH connection's key is not set on the gateway: unavailable there, said, not a refusal.
@@ -132,6 +135,10 @@ describe('hoop policy test', () => {
     expect(r.stdout).toMatch(/✓ on the connection itself, as the signed-in identity, under the policy in force: masked email \(redact\), card \(last4\)/);
     expect(r.stdout).toContain('7 passed, 0 failed');
     expect(r.code).toBe(0);
+    // Without --on-connections, a case's SQL never runs on a real connection.
+    const untrusted = await hoop(['policy', 'test']);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stdout).toContain('without a fixture, the statements would run on app itself: pass --on-connections to let them');
   }, 60_000);
 
   it('fails a masking case whose columns are not as expected, saying which and how they came back', async () => {
@@ -155,7 +162,7 @@ describe('hoop policy test', () => {
       rmSync(join(repo.dir, 'policy', 'fixtures', 'hostile.sql'));
       writeFileSync(file, TESTS);
       // On the connection, the statements run as whoever is signed in: a case as someone else says so.
-      const bob = await hoop(['policy', 'test'], { HOOP_TOKEN: await stack.token('bob', ['analysts']) });
+      const bob = await hoop(['policy', 'test', '--on-connections'], { HOOP_TOKEN: await stack.token('bob', ['analysts']) });
       expect(bob.stdout).toContain('without a fixture, the statements run on app as you (bob), not as the case');
       // And there only reads run, in a read-only transaction: a case that writes is not run on the connection.
       writeFileSync(
@@ -165,7 +172,7 @@ describe('hoop policy test', () => {
           'sql: ["delete from customers where id = 2", "select id, email, card from customers order by id"]\n    masked:',
         ),
       );
-      const writer = await hoop(['policy', 'test']);
+      const writer = await hoop(['policy', 'test', '--on-connections']);
       expect(writer.stdout).toContain('where a test only reads: it is not only SELECT (delete)');
       expect((await stack.pg.psql('select count(*) from customers', { database: 'app' })).trim()).toBe('2');
     } finally {
@@ -192,6 +199,12 @@ describe('hoop policy test', () => {
     expect(status.stdout).toContain(`in force     ${inForce}`);
     expect(status.stdout).toMatch(new RegExp(`refused      ${refused} at \\S+:\\n +hoop\\.yaml:\\d+:\\d+: connections\\.0\\.password: \\$\\{env:OTHER_PASSWORD\\} is not allowed`));
     expect(status.stdout).toMatch(/unavailable {2}box: hoop\.yaml:\d+:\d+: connections\.1\.privateKey: secret reference does not resolve/);
+    // What a connection lacks is an auditor's to see: bob, who may use box, is told it is unavailable; carol, who may not, nothing of it.
+    const bobs = await hoop(['policy', 'status'], { HOOP_TOKEN: await stack.token('bob', ['analysts']) });
+    expect(bobs.stdout).toContain('unavailable  box: the gateway lacks a secret or file this connection needs');
+    expect(bobs.stdout).not.toContain('privateKey');
+    const carols = await hoop(['policy', 'status'], { HOOP_TOKEN: await stack.token('carol') });
+    expect(carols.stdout).toContain('unavailable  none');
     const json = JSON.parse((await hoop(['policy', 'status', '--json'])).stdout) as { refused: { commit: string }; allowedSecrets: string[] };
     expect(json).toMatchObject({ refused: { commit: refused }, allowedSecrets: ['${env:APP_*}'] });
     // Offline, the CLI alone cannot know the gateway's list: it says so, and checks the rest.
@@ -199,7 +212,7 @@ describe('hoop policy test', () => {
     expect(offline.stderr).toContain('not checked against a gateway (--offline): secret references were checked for form only');
     repo.commit(bundle);
     expect((await stack.gateway.policy!.refresh()).changed).toBe(true);
-    expect((await hoop(['policy', 'test'])).code).toBe(0);
+    expect((await hoop(['policy', 'test', '--on-connections'])).code).toBe(0);
   }, 60_000);
 });
 
@@ -207,10 +220,14 @@ describe('a connection the gateway lacks a secret for', () => {
   it('is unavailable with a clear error when used; the rest of the policy is in force', async () => {
     const bob = { HOOP_TOKEN: await stack.token('bob', ['analysts']) };
     const conns = (JSON.parse((await hoop(['connections', '--json'], bob)).stdout) as { connections: Array<{ name: string; unavailable?: string }> }).connections;
-    expect(conns.find((c) => c.name === 'box')?.unavailable).toMatch(/connections\.1\.privateKey: secret reference does not resolve/);
+    expect(conns.find((c) => c.name === 'box')?.unavailable).toBe("the gateway lacks a secret or file this connection needs (an auditor sees which in hoop policy status; the gateway's log names it)");
     const used = await hoop(['connect', 'box'], bob);
     expect(used.code).not.toBe(0);
-    expect(used.stderr).toContain('the connection "box" is unavailable on this gateway');
+    expect(used.stderr).toContain('the connection "box" is unavailable on this gateway: the gateway lacks a secret or file it needs');
+    expect(used.stderr).not.toContain('privateKey');
+    // Someone with no access learns nothing of it: access is decided first.
+    const carol = await hoop(['connect', 'box'], { HOOP_TOKEN: await stack.token('carol') });
+    expect(carol.stderr).toContain('may not use the connection "box"');
     expect(stack.logs().some((l) => l.event === 'policy.connection_unavailable' && l.connection === 'box')).toBe(true);
   });
 });

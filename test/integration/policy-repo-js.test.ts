@@ -423,7 +423,7 @@ describe('choosing the backend', () => {
     });
     await expect(PolicyRepo.open({ url: 'https://ci:hunter2@git.example.com/acme/policy.git', ref: 'main', workDir: join(base, `work${n++}`), env: env(nodeOnly) })).rejects.toMatchObject({
       code: ErrorCode.CONFIG_INVALID,
-      message: 'fetching https://ci:***@git.example.com/acme/policy.git needs the git program, which was not found on PATH',
+      message: 'fetching https://***@git.example.com/acme/policy.git needs the git program, which was not found on PATH',
     });
     await expect(PolicyRepo.open({ url: 'git@github.com:acme/policy.git', ref: 'main', workDir: join(base, `work${n++}`), env: env(nodeOnly) })).rejects.toMatchObject({
       message: 'fetching git@github.com:acme/policy.git needs the git program, which was not found on PATH',

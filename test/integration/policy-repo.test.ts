@@ -214,12 +214,15 @@ describe('PolicyRepo', () => {
   });
 
   it('never shows a password given in the repo URL', async () => {
-    expect(displayRemote('https://ci:ghp_secret@git.example.com/acme/policy.git')).toBe('https://ci:***@git.example.com/acme/policy.git');
-    expect(displayRemote('fatal: unable to access https://u:p@h/x/: 404')).toBe('fatal: unable to access https://u:***@h/x/: 404');
+    expect(displayRemote('https://ci:ghp_secret@git.example.com/acme/policy.git')).toBe('https://***@git.example.com/acme/policy.git');
+    expect(displayRemote('fatal: unable to access https://u:p@h/x/: 404')).toBe('fatal: unable to access https://***@h/x/: 404');
+    // A token as the user name (GitHub takes it so), and a password holding an @: nothing of either shows.
+    expect(displayRemote('https://ghp_S3CR3T@github.com/acme/policy.git')).toBe('https://***@github.com/acme/policy.git');
+    expect(displayRemote('https://ci:p@ss@git.example.com/x.git, then ssh://git@host/y')).toBe('https://***@git.example.com/x.git, then ssh://***@host/y');
     const { log, lines } = logSink();
     const err = await PolicyRepo.open({ url: 'http://user:hunter2@127.0.0.1:1/policy.git', ref: 'main', workDir: join(base, `work${n++}`), env: gitEnv, log }).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(HoopError);
-    expect((err as Error).message).toContain('cannot fetch http://user:***@127.0.0.1:1/policy.git');
+    expect((err as Error).message).toContain('cannot fetch http://***@127.0.0.1:1/policy.git');
     expect((err as Error).message).not.toContain('hunter2');
     expect(JSON.stringify(lines())).not.toContain('hunter2');
   });

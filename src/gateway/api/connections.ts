@@ -15,6 +15,7 @@ import { mayUse } from '../access.js';
 import type { Callers } from '../callers.js';
 import { HttpError } from '../http-error.js';
 import { cancelBody } from '../../api/bodies.js';
+import { cancelOwnerOf } from '../../postgres/gateway/cancel-registry.js';
 import { checkBody } from '../http/respond.js';
 import type { GatewayParts } from '../parts.js';
 
@@ -29,7 +30,7 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
     ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
     ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey] } : {}),
     ...(recordings && clientRecords ? { clientRecords: true as const } : {}),
-    ...(c.unavailable ? { unavailable: c.unavailable.map((p) => p.replace(/^.*?: /, '')).join('; ') } : {}),
+    ...(c.unavailable ? { unavailable: UNAVAILABLE_FOR_USERS } : {}),
   });
   return {
     /** `GET /v1/connections` */
@@ -54,15 +55,20 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
       const key = checkBody(cancelBody, body);
       if (policySource) policySource.lookup(identity, name, reviews.grantsOf(identity));
       else callers.lookup(identity, name);
-      const outcome = await cancels.cancel(key, identity);
+      const outcome = await cancels.cancel(key, cancelOwnerOf(identity, name));
       log.info('cancel.request', { subject: identity.subject, connection: name, processId: key.processId, outcome });
       return { outcome };
     },
-    /** `GET /v1/policy` */
-    policy(): PolicyStatus {
+    /**
+     * `GET /v1/policy` (not to a run's credential): what connections lack, for an auditor; for anyone
+     * else only which of the connections they may use are unavailable, not what they lack.
+     */
+    policy(identity: Identity): PolicyStatus {
       if (!policySource || !config.policy) throw new HttpError(404, 'this gateway does not load its policy from a config repo');
       const { commit, loadedAt, policy } = policySource.current();
       const refused = policySource.lastRefused();
+      const auditor = callers.isAuditor(identity);
+      const theirs = new Set(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map((c) => c.connection.name));
       return {
         commit,
         loadedAt: loadedAt.toISOString(),
@@ -70,12 +76,15 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
         ref: config.policy.ref,
         allowedSecrets: config.policy.allowedSecrets,
         signedCommitsOnly: config.policy.allowedSignersFile !== undefined,
-        unavailable: policy.connections.flatMap((c) => (c.unavailable ? [{ connection: c.name, lacks: c.unavailable }] : [])),
+        unavailable: policy.connections.flatMap((c) => (!c.unavailable || !(auditor || theirs.has(c.name)) ? [] : [{ connection: c.name, lacks: auditor ? c.unavailable : [UNAVAILABLE_FOR_USERS] }])),
         ...(refused ? { refused: { commit: refused.commit, at: refused.at.toISOString(), problems: refused.problems } } : {}),
       };
     },
   };
 }
+
+/** What a user is told of a connection the gateway cannot open (what it lacks, its secret's name or a file's path, is an operator's to see). */
+export const UNAVAILABLE_FOR_USERS = "the gateway lacks a secret or file this connection needs (an auditor sees which in hoop policy status; the gateway's log names it)";
 
 /** The masking rules `identity`'s sessions get (its principal's entries), without the key; undefined when there are none. */
 function maskingInfo(m: Policy['masking'], identity: Identity): MaskingInfo | undefined {

@@ -104,7 +104,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
     { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
     { path: R.cancel, methods: ['POST'], handle: async (req, m, identity) => ok(await connections.cancel(identity, decodeURIComponent(m[1]!), await readJsonBody(req))) },
-    { path: exactly('/v1/policy'), methods: ['GET'], handle: () => ok(connections.policy()) },
+    { path: exactly('/v1/policy'), methods: ['GET'], forRun: 'policy', handle: (_req, _m, identity) => ok(connections.policy(identity)) },
     { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
     { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
     { path: exactly('/v1/devices'), methods: ['GET', 'POST'], forRun: 'devices', handle: (req, _m, identity) => devicesApi(parts, req, identity) },

@@ -2,9 +2,10 @@
  * Cancel keys minted by the gateway. Each client session is told the real process id of its
  * upstream backend (so `pg_backend_pid()`, `pg_stat_activity` and NotificationResponse agree
  * with BackendKeyData) and a secret key the gateway mints; a CancelRequest is honoured only when
- * its (process id, secret key) pair matches a live session of the same identity, and is then
- * sent to that session's upstream backend with the server's own key. No client can cancel
- * another's query: the upstream's secret key never leaves the gateway.
+ * its (process id, secret key) pair matches a live session of the same owner (identity, run
+ * credential, connection), and is then sent to that session's upstream backend with the server's
+ * own key. No client can cancel another's query, and an agent's run credential cannot cancel its
+ * person's (nor the person a run's): the upstream's secret key never leaves the gateway.
  *
  * Behind a load balancer a CancelRequest may reach another replica than the one holding its
  * session: a key not held here is then handed to {@link CancelRegistry.elsewhere} (the store tells
@@ -13,6 +14,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
 import { randomBytes } from 'node:crypto';
+import type { Identity } from '../../identity.js';
 
 /** A client-visible cancel key (both fields unsigned 32-bit, as the codec reads them). */
 export interface CancelKey {
@@ -20,11 +22,31 @@ export interface CancelKey {
   secretKey: number;
 }
 
-/** What the gateway needs to cancel the upstream query of one session. */
-export interface CancelTarget {
+/**
+ * Who may cancel a session's query: the same person or workload, through the same run credential
+ * (or none), on the same connection.
+ */
+export interface CancelOwner {
   subject: string;
   issuer: string;
+  /** The run credential's id (`run-…`) the session was opened with; absent for a person's own. */
+  run?: string;
+  connection: string;
+}
+
+/** What the gateway needs to cancel the upstream query of one session. */
+export interface CancelTarget extends CancelOwner {
   cancel(): Promise<void>;
+}
+
+/** The owner of a session `identity` opens on `connection`. */
+export function cancelOwnerOf(identity: Identity, connection: string): CancelOwner {
+  return { subject: identity.subject, issuer: identity.issuer, ...(identity.run ? { run: identity.run.id } : {}), connection };
+}
+
+/** Whether `a` and `b` are the same owner. */
+function sameOwner(a: CancelOwner, b: CancelOwner): boolean {
+  return a.subject === b.subject && a.issuer === b.issuer && (a.run ?? '') === (b.run ?? '') && a.connection === b.connection;
 }
 
 /** Live sessions' minted cancel keys. */
@@ -45,21 +67,20 @@ export class CancelRegistry {
     }
   }
 
-  /** The session `key` belongs to, if it is live and owned by the same identity. */
-  lookup(key: CancelKey, owner: { subject: string; issuer: string }): CancelTarget | undefined {
+  /** The session `key` belongs to, if it is live and `owner` owns it. */
+  lookup(key: CancelKey, owner: CancelOwner): CancelTarget | undefined {
     const target = this.#targets.get(`${key.processId}:${key.secretKey}`);
-    if (!target || target.subject !== owner.subject || target.issuer !== owner.issuer) return undefined;
-    return target;
+    return target && sameOwner(target, owner) ? target : undefined;
   }
 
   /** Where a key not held here is sent (other replicas), if anywhere. */
-  elsewhere: ((key: CancelKey, owner: { subject: string; issuer: string }) => Promise<void>) | undefined;
+  elsewhere: ((key: CancelKey, owner: CancelOwner) => Promise<void>) | undefined;
 
   /**
    * Cancels the query of the session `key` belongs to, when `owner` owns it: here, or by telling
    * the other replicas. Resolves what became of it.
    */
-  async cancel(key: CancelKey, owner: { subject: string; issuer: string }): Promise<'forwarded' | 'sent to the other replicas' | 'no matching session'> {
+  async cancel(key: CancelKey, owner: CancelOwner): Promise<'forwarded' | 'sent to the other replicas' | 'no matching session'> {
     const target = this.lookup(key, owner);
     if (target) {
       await target.cancel();

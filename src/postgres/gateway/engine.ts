@@ -23,7 +23,7 @@ import { PostgresRecordingStage } from '../pipeline/recording/stage.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../pipeline/startup.js';
 import { pump, type PumpStats } from '../../tunnel/pump.js';
 import { ErrorCode, describeError, isHoopError } from '../../errors.js';
-import type { CancelKey, CancelRegistry } from './cancel-registry.js';
+import { cancelOwnerOf, type CancelKey, type CancelRegistry } from './cancel-registry.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
@@ -225,12 +225,12 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     outcome: OutcomeOf,
     ended: () => SessionOutcome | undefined,
   ): Promise<{ startup: StartupMessage; params: StartupParams } | { done: SessionOutcome }> {
-    const { channel, identity } = session;
+    const { channel } = session;
     try {
       const first = await handshake.startup();
       if (first.kind === 'cancel') {
         handshake.release();
-        const done = await this.#o.cancels.cancel(first, identity).catch((err: unknown) => {
+        const done = await this.#o.cancels.cancel(first, cancelOwnerOf(session.identity, session.connection.name)).catch((err: unknown) => {
           session.log.warn('cancel.failed', { session: session.id, error: describeError(err) });
           return 'failed';
         });
@@ -280,11 +280,10 @@ export class PostgresEngine implements Engine<PostgresConnection> {
 
   /** Registers the session's cancel key: a CancelRequest withdraws the statement held for review, else cancels upstream. */
   #registerCancel(session: TunnelSession<PostgresConnection>, backendKey: UpstreamPostgres['backendKey'], relayed: OpenedSession['relayed']): { key: CancelKey; release: () => void } {
-    const { connection, identity } = session;
+    const { connection } = session;
     return this.#o.cancels.register(
       {
-        subject: identity.subject,
-        issuer: identity.issuer,
+        ...cancelOwnerOf(session.identity, session.connection.name),
         cancel: async () => {
           // Part of this session's story: the client asked (its Ctrl-C), whatever it then stopped.
           session.recording?.stream.event({ t: 'cancel', at: Date.now() });

@@ -70,6 +70,11 @@ export interface StatementHints {
    * withheld; the SQLSTATE stays.
    */
   withholdMessages?: boolean;
+  /**
+   * Without `withholdMessages`: whether the statement reads a view over masked columns after all,
+   * asked when an error or notice arrives (then withheld too).
+   */
+  messagesMayQuoteMasked?: () => Promise<boolean>;
   /** For COPY ... TO STDOUT: the format options and, when known, the origin of each column by position. */
   copy?: CopyOptions & { columns?: Array<ColumnOrigin | undefined> };
   /**
@@ -317,8 +322,8 @@ export class ResultMasker {
 
   /**
    * The bytes to send to the client for one server message: `msg.raw` when nothing changed, a
-   * rewritten message, several messages, or nothing. A Promise only for a RowDescription that
-   * needs a catalog lookup; do not feed the next message before it settles.
+   * rewritten message, several messages, or nothing. A Promise only for a RowDescription, error or
+   * notice that needs a catalog lookup; do not feed the next message before it settles.
    *
    * @throws PgProtocolError on a malformed message, or one that answers nothing the client sent
    * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
@@ -367,13 +372,13 @@ export class ResultMasker {
         return rest.length ? Buffer.concat([frameMessage(Backend.COPY_DATA, rest), msg.raw]) : msg.raw;
       }
       case T.error: {
-        const withhold = this.withholds(op);
+        const hints = this.hintsOf(op);
         this.copy = undefined;
         if (op?.k === 'execute') this.ended(this.portals.get(op.portal)?.hints);
-        return this.errorOrNotice(msg, withhold);
+        return this.errorOrNotice(msg, hints);
       }
       case T.notice:
-        return this.errorOrNotice(msg, this.withholds(this.answers.head));
+        return this.errorOrNotice(msg, this.hintsOf(this.answers.head));
       case T.notification:
         return this.notification(msg);
       case T.ready:
@@ -393,11 +398,6 @@ export class ResultMasker {
   private ended(hints: StatementHints | undefined): void {
     if (hints?.changes?.statements) this.statements.clear();
     if (hints?.changes?.portals) this.portals.clear();
-  }
-
-  /** Whether the text of an error or notice raised now is withheld (see {@link StatementHints.withholdMessages}). */
-  private withholds(op: Op | undefined): boolean {
-    return this.hintsOf(op).withholdMessages === true;
   }
 
   private hintsOf(op: Op | undefined): StatementHints {
@@ -638,7 +638,16 @@ export class ResultMasker {
     return payload.length === 0 ? Buffer.alloc(0) : frameMessage(Backend.COPY_DATA, payload);
   }
 
-  private errorOrNotice(msg: PgMessage, withhold: boolean): Buffer {
+  /**
+   * An error or notice of the statement `hints` are of: withheld (its SQLSTATE kept) when it may
+   * quote masked values (see {@link StatementHints.withholdMessages}), else its data fields masked.
+   */
+  private errorOrNotice(msg: PgMessage, hints: StatementHints): Buffer | Promise<Buffer> {
+    if (hints.withholdMessages !== true && hints.messagesMayQuoteMasked) return hints.messagesMayQuoteMasked().then((withhold) => this.errorOrNoticeAs(msg, withhold));
+    return this.errorOrNoticeAs(msg, hints.withholdMessages === true);
+  }
+
+  private errorOrNoticeAs(msg: PgMessage, withhold: boolean): Buffer {
     const { fields } = parseErrorFields(msg.body);
     if (withhold) return withheldMessage(msg.type, fields);
     const table = fields.get('t');

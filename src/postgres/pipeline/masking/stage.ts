@@ -187,6 +187,12 @@ interface HintsEntry {
   copyRelation?: { schema?: string; table: string; columns?: readonly string[] };
   /** Relations read that no column rule names (checked for views over masked columns). */
   others: string[];
+  /**
+   * Every relation the statements read: should one be a view over masked columns, its errors and
+   * notices may quote their values (`invalid input syntax for type integer: "4111…"` from the
+   * view's own expression); looked up only when one arrives.
+   */
+  read: string[];
 }
 
 /**
@@ -321,8 +327,10 @@ export class PgSessionMasking implements MaskingStage {
     let copy: CopyFacts | undefined;
     let copyTables: string[] = [];
     const others = new Set<string>();
+    const read = new Set<string>();
     if (analysis.ok) {
       for (const s of analysis.statements) {
+        for (const t of s.tables) if (!t.endsWith('*')) read.add(t);
         if (this.#originLessMayBeMasked(s)) mask = true;
         // A prepared statement's or cursor's query was judged elsewhere: its errors may quote masked values.
         if (this.#derived.findIn(s, s.refs) !== undefined || s.executeName !== undefined || s.kinds.includes('cursor') || s.kinds.includes('execute')) withhold = true;
@@ -354,7 +362,7 @@ export class PgSessionMasking implements MaskingStage {
       ...(changes.statements || changes.portals ? { changes } : {}),
     };
     // Columns left unmasked by name may still read a view over masked columns: looked up below.
-    const entry: HintsEntry = { hints, others: mask && !maskedColumns ? [] : [...others] };
+    const entry: HintsEntry = { hints, others: mask && !maskedColumns ? [] : [...others], read: withhold ? [] : [...read] };
     if (copy && copy.target === 'client') {
       const { direction: _d, target: _t, relation, columns, query, ...options } = copy;
       hints.copy = options;
@@ -408,13 +416,19 @@ export class PgSessionMasking implements MaskingStage {
       // A long text was analysed off the relay's thread and is not decoded here (nor cached).
       const entry = this.#entryFor(m.long ? undefined : m.sql, analysis);
       hints = entry.hints;
-      if (entry.others.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules)) {
+      const byOrigin = this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules;
+      if (byOrigin && entry.read.length > 0) {
+        let asked: Promise<boolean> | undefined;
+        hints = { ...hints, messagesMayQuoteMasked: () => (asked ??= this.#relationsMayCarryMasked(entry.read)) };
+      }
+      if (byOrigin && entry.others.length > 0) {
         const late: StatementHints = { ...hints };
         hints = late;
         this.#barriers.push(
           this.#relationsMayCarryMasked(entry.others).then((m) => {
             if (!m) return;
             late.originUnknownPolicy = 'mask';
+            late.withholdMessages = true;
             delete late.maskedColumns;
           }),
         );
