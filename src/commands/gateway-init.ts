@@ -9,16 +9,19 @@
  * @see ../gateway/setup-templates.ts
  * @see ../../docs/deployment.md
  */
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ErrorCode, HoopError } from '../errors.js';
 import { parseGatewayConfig } from '../gateway/config.js';
 import { gatewayYaml, IDP_PROFILES, IDPS, nextSteps, starterPolicy, type FirstConnection, type Idp, type InitChoices } from '../gateway/setup-templates.js';
 import type { CliIo } from '../io.js';
 import { isLoopbackHost } from '../loopback.js';
+import { writeFileAtomic } from '../durable-file.js';
 import { createPolicyRepo } from '../policy/git-js.js';
+import { loadPolicyDir } from '../policy/load.js';
 import { mintCertificate } from '../x509.js';
 
 /** The flags of `hoop gateway init`. */
@@ -90,6 +93,24 @@ async function fresh(file: string, force: boolean | undefined): Promise<void> {
   if (there) throw new HoopError(ErrorCode.USAGE, `${file} exists`, { hint: 'give another --dir, or --force to write over it' });
 }
 
+/**
+ * The starter policy repo, made once its files load as a policy (the gateway's checks but its
+ * secrets, which are only set where it runs): init never commits a policy the gateway refuses.
+ */
+async function starterPolicyRepo(dir: string, files: Record<string, string>): Promise<void> {
+  const scratch = await mkdtemp(join(tmpdir(), 'hoop-init-'));
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(dirname(join(scratch, name)), { recursive: true });
+      await writeFile(join(scratch, name), text);
+    }
+    await loadPolicyDir(scratch);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  await createPolicyRepo(dir, files, { name: 'hoop gateway init', email: 'hoop-gateway-init@localhost' }, 'The starter policy');
+}
+
 /** The gateway's key and certificate: the ones given, or a CA of init's own and a certificate it issues for `host`. */
 async function tlsFiles(flags: InitFlags, dir: string, host: string): Promise<{ cert: string; key: string; ca?: string }> {
   if (flags.tlsCert || flags.tlsKey) {
@@ -102,10 +123,10 @@ async function tlsFiles(flags: InitFlags, dir: string, host: string): Promise<{ 
   for (const f of Object.values(files)) await fresh(f, flags.force);
   const ca = mintCertificate({ commonName: `hoop gateway CA (${host})`, ca: true, validDays: 3650 });
   const cert = mintCertificate({ commonName: host, altNames: [isIP(host) ? host : host.toLowerCase()], validDays: 397, issuer: ca });
-  await writeFile(files.caKey, ca.key, { mode: 0o600 });
-  await writeFile(files.ca, ca.cert);
-  await writeFile(files.key, cert.key, { mode: 0o600 });
-  await writeFile(files.cert, cert.cert);
+  await writeFileAtomic(files.caKey, ca.key, tls);
+  await writeFileAtomic(files.ca, ca.cert, tls);
+  await writeFileAtomic(files.key, cert.key, tls);
+  await writeFileAtomic(files.cert, cert.cert, tls);
   return { cert: files.cert, key: files.key, ca: files.ca };
 }
 
@@ -161,11 +182,12 @@ export function gatewayInitCommand(io: CliIo): Command {
         group: flags.group,
         ...(flags.connection ? { connection: firstConnection(flags.connection) } : {}),
       };
-      if (!flags.policyRepo) await createPolicyRepo(choices.policyRepo, starterPolicy(choices), { name: 'hoop gateway init', email: 'hoop-gateway-init@localhost' }, 'The starter policy');
+      if (!flags.policyRepo) await starterPolicyRepo(choices.policyRepo, starterPolicy(choices));
       const text = gatewayYaml(choices, new Date());
       // What init leaves is what the gateway starts on: the file is loaded as the gateway loads it.
       await parseGatewayConfig(text, config, io.env);
-      await writeFile(config, text, { mode: 0o600 });
+      // 0600, and over what is there (--force) by a rename: never through a link planted at its name.
+      await writeFileAtomic(config, text, dir);
       io.stdout.write(
         [
           `wrote ${config} (${profile.title}), ${tls.ca ? `${join(dir, 'tls')}/ (a CA of its own, ca.crt for people, and a certificate for ${host})` : `using ${tls.cert}`}, ${dataDir}/${flags.policyRepo ? '' : `, and the starter policy repo ${choices.policyRepo}`}`,

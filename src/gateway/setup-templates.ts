@@ -159,9 +159,14 @@ export function listenOf(url: URL): string {
   return `0.0.0.0:${url.port || '443'}`;
 }
 
-/** A YAML scalar, quoted when plain would not do. */
+/**
+ * A YAML string scalar, always double-quoted (a JSON string is one): a plain `true`, `null`,
+ * `1e3` or `a # b` would be read as something else.
+ *
+ * @see https://yaml.org/spec/1.2.2/#731-double-quoted-style
+ */
 function q(v: string): string {
-  return /^[A-Za-z0-9_./:@+-]+$/.test(v) && !/^[0-9]+$/.test(v) ? v : JSON.stringify(v);
+  return JSON.stringify(v);
 }
 
 /** A YAML line with its comment in the column the file's comments share. */
@@ -228,7 +233,7 @@ export function starterPolicy(c: InitChoices): Record<string, string> {
   const connections = conn
     ? [
         'connections:',
-        `  - name: ${conn.name}`,
+        `  - name: ${q(conn.name)}`,
         '    type: postgres',
         `    host: ${q(conn.host)}`,
         `    port: ${conn.port}`,
@@ -276,10 +281,10 @@ export function starterPolicy(c: InitChoices): Record<string, string> {
     ? [
         'version: 1',
         'tests:',
-        `  - { name: people read, as: { subject: someone, groups: [${q(c.group)}] }, connection: ${conn.name}, sql: "select 1", expect: allow }`,
-        `  - { name: people do not write, as: { subject: someone, groups: [${q(c.group)}] }, connection: ${conn.name}, sql: "delete from t where id = 1", expect: deny, rule: read-only-access }`,
-        `  - { name: nobody drops tables, as: { subject: someone, groups: [${q(c.group)}] }, connection: ${conn.name}, sql: "drop table t", expect: deny }`,
-        `  - { name: strangers get nothing, as: { subject: stranger }, connection: ${conn.name}, sql: "select 1", expect: deny }`,
+        `  - { name: people read, as: { subject: someone, groups: [${q(c.group)}] }, connection: ${q(conn.name)}, sql: "select 1", expect: allow }`,
+        `  - { name: people do not write, as: { subject: someone, groups: [${q(c.group)}] }, connection: ${q(conn.name)}, sql: "delete from t where id = 1", expect: deny, rule: read-only-access }`,
+        `  - { name: nobody drops tables, as: { subject: someone, groups: [${q(c.group)}] }, connection: ${q(conn.name)}, sql: "drop table t", expect: deny }`,
+        `  - { name: strangers get nothing, as: { subject: stranger }, connection: ${q(conn.name)}, sql: "select 1", expect: deny }`,
         '',
       ].join('\n')
     : undefined;

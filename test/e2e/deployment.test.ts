@@ -7,7 +7,7 @@
  * refused where the recipe takes access tokens. The CI recipes' workload rules map GitHub- and
  * GitLab-shaped tokens.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
@@ -20,6 +20,7 @@ import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config.
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
 import { TokenVerifier } from '../../src/gateway/verify-token.js';
 import { createLogger } from '../../src/log.js';
+import { loadPolicyDir } from '../../src/policy/load.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const doc = readFileSync(join(root, 'docs/deployment.md'), 'utf8');
@@ -176,6 +177,43 @@ describe('hoop gateway init, provider by provider, as docs/deployment.md says', 
       }
     }, 60_000);
   }
+});
+
+describe('hoop gateway init, given awkward input', () => {
+  it('writes every value as the string it was given (a group true, a user yes, a database null), and the starter policy says so', async () => {
+    const dir = join(base, 'awkward');
+    const init = await runCli(
+      ['gateway', 'init', '--dir', dir, '--url', 'https://127.0.0.1:8443', '--issuer', op.issuer, '--group', 'true', '--audience', '1e3', '--connection', 'null=postgres://yes@127.0.0.1/null'],
+      { PATH: process.env.PATH },
+      base,
+    );
+    expect(init.code, init.stderr).toBe(0);
+    const config = parseYaml(readFileSync(join(dir, 'gateway.yaml'), 'utf8')) as { issuers: Array<{ audience: unknown }> };
+    expect(config.issuers[0]!.audience).toBe('1e3');
+    const policy = await loadPolicyDir(join(dir, 'policy-repo'));
+    expect(policy.connections[0]).toMatchObject({ name: 'null', user: 'yes', database: 'null' });
+    expect(policy.access[0]!.groups).toEqual(['true']);
+  });
+
+  it('with --force, replaces a file planted as a link to another instead of writing through it', async () => {
+    const dir = join(base, 'forced');
+    const victim = join(base, 'victim.txt');
+    writeFileSync(victim, 'keep me');
+    mkdirSync(join(dir, 'tls'), { recursive: true });
+    symlinkSync(victim, join(dir, 'gateway.yaml'));
+    symlinkSync(victim, join(dir, 'tls', 'gateway.key'));
+    const args = ['gateway', 'init', '--dir', dir, '--url', 'https://127.0.0.1:8443', '--issuer', op.issuer, '--policy-repo', 'https://git.example/acme/policy.git'];
+    const refused = await runCli(args, { PATH: process.env.PATH }, base);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('gateway.yaml exists');
+    const forced = await runCli([...args, '--force'], { PATH: process.env.PATH }, base);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+    for (const f of ['gateway.yaml', 'tls/gateway.key']) {
+      expect(lstatSync(join(dir, f)).isFile()).toBe(true);
+      expect(lstatSync(join(dir, f)).mode & 0o777).toBe(0o600);
+    }
+  });
 });
 
 describe('CI jobs: the workload rules of docs/deployment.md', () => {
