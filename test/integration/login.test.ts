@@ -28,7 +28,7 @@ import { TestBrowser } from '../harness/browser.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { psql } from '../harness/clients.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
-import { freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
+import { connectionYaml, freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
 import type { ConnectInfo } from '../harness/stack.js';
 import { eventually, pace, quietFor } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
@@ -50,17 +50,7 @@ const RESOURCE = 'urn:hoop-test:gateway';
 
 /** The `connections:` block of a gateway's YAML: the test's database as `app`, for those `allow` admits. */
 function appConnection(allow: string): string {
-  return `connections:
-  - name: app
-    type: postgres
-    host: 127.0.0.1
-    port: ${pg_.port}
-    database: app
-    user: ${pg_.users.scram.user}
-    password: \${env:APP_PASSWORD}
-    tls: { mode: disable }
-    allow: ${allow}
-`;
+  return `connections:\n${connectionYaml(pg_, { name: 'app', password: '${env:APP_PASSWORD}', extra: [`allow: ${allow}`] })}`;
 }
 
 /** The gateway's YAML; `idTokens`: it takes ID tokens (audience = the client id) instead of access tokens. */

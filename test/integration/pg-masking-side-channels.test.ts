@@ -138,6 +138,15 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
         const plain = await f.simple("select 'abc'::int");
         expect(errorOf(plain)?.message).toContain('invalid input syntax for type integer: "abc"');
         expect(errorOf(await f.simple('select 1 from notes where note::int = 1'))?.message).toContain('invalid input syntax for type integer: "n1"');
+        // A relation that does not exist is said as the server says it; a view the gateway cannot
+        // see yet (made in the open transaction) has its errors withheld.
+        expect(errorOf(await f.simple('select * from no_such_table'))?.message).toBe('relation "no_such_table" does not exist');
+        await f.simple('begin');
+        await f.simple('create temporary view fresh as select email::int as n from customers');
+        const fresh = await f.simple('select n from fresh');
+        expect(errorOf(fresh)?.code).toBe('22P02');
+        for (const s of SECRETS) expect(bytes(fresh)).not.toContain(s);
+        await f.simple('rollback');
         // A notice raised by a function evaluated over a masked value.
         const notice = await f.simple('select id from customers where shout(email)');
         const n = notice.find((m) => m.type === 0x4e);

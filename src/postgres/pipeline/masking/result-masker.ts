@@ -74,7 +74,7 @@ export interface StatementHints {
    * Without `withholdMessages`: whether the statement reads a view over masked columns after all,
    * asked when an error or notice arrives (then withheld too).
    */
-  messagesMayQuoteMasked?: () => Promise<boolean>;
+  messagesMayQuoteMasked?: (fields: ReadonlyMap<string, string>) => Promise<boolean>;
   /** For COPY ... TO STDOUT: the format options and, when known, the origin of each column by position. */
   copy?: CopyOptions & { columns?: Array<ColumnOrigin | undefined> };
   /**
@@ -643,12 +643,12 @@ export class ResultMasker {
    * quote masked values (see {@link StatementHints.withholdMessages}), else its data fields masked.
    */
   private errorOrNotice(msg: PgMessage, hints: StatementHints): Buffer | Promise<Buffer> {
-    if (hints.withholdMessages !== true && hints.messagesMayQuoteMasked) return hints.messagesMayQuoteMasked().then((withhold) => this.errorOrNoticeAs(msg, withhold));
-    return this.errorOrNoticeAs(msg, hints.withholdMessages === true);
+    const { fields } = parseErrorFields(msg.body);
+    if (hints.withholdMessages !== true && hints.messagesMayQuoteMasked) return hints.messagesMayQuoteMasked(fields).then((withhold) => this.errorOrNoticeAs(msg, fields, withhold));
+    return this.errorOrNoticeAs(msg, fields, hints.withholdMessages === true);
   }
 
-  private errorOrNoticeAs(msg: PgMessage, withhold: boolean): Buffer {
-    const { fields } = parseErrorFields(msg.body);
+  private errorOrNoticeAs(msg: PgMessage, fields: Map<string, string>, withhold: boolean): Buffer {
     if (withhold) return withheldMessage(msg.type, fields);
     const table = fields.get('t');
     const keyed = table !== undefined && (this.rules.tableHasRules(fields.get('s') ?? 'public', table) || this.rules.hasNameRules);

@@ -226,6 +226,30 @@ export const RELATIONS_NAMED_SQL =
   "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, '*' from cand join anc on anc.root = cand.oid " +
   'join pg_catalog.pg_class c on c.oid = anc.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace';
 
+/** What the relations some names may mean read (see {@link RELATIONS_NAMED_SQL}). */
+interface RelationsRead {
+  /** The names that mean no relation the gateway's connection can see. */
+  missing: string[];
+  /** Whether any relation they mean reads a masked column. */
+  readsMasked: boolean;
+}
+
+/**
+ * Whether an error or notice of a statement that reads relations (`read`) may quote a masked
+ * value: when one of them is a view over masked columns, or a name means no relation the gateway
+ * can see, unless the server says it is just that (`42P01 relation "name" does not exist`: the
+ * statement stopped at a name the client wrote, before anything ran).
+ *
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html (42P01 undefined_table)
+ */
+async function messagesMayQuoteMasked(read: Promise<RelationsRead>, fields: ReadonlyMap<string, string>): Promise<boolean> {
+  const { missing, readsMasked } = await read;
+  if (readsMasked) return true;
+  if (missing.length === 0) return false;
+  const undefinedTable = fields.get('C') === '42P01' ? /^relation "([^"]+)" does not exist$/.exec(fields.get('M') ?? '') : null;
+  return !(undefinedTable && missing.includes(undefinedTable[1]!.toLowerCase()));
+}
+
 /** A {@link PgSessionMasking}'s options. */
 export interface PgSessionMaskingOptions {
   masking: SessionMasking;
@@ -391,15 +415,23 @@ export class PgSessionMasking implements MaskingStage {
    * table. Looked up for every statement that needs it: a view can be replaced at any time.
    */
   async #relationsMayCarryMasked(names: readonly string[]): Promise<boolean> {
+    const found = await this.#relationsRead(names);
+    return found.readsMasked || found.missing.length > 0;
+  }
+
+  /** Which of `names` mean no relation the gateway can see, and whether any that does reads a masked column (through views, or whole rows of what it inherits from). */
+  async #relationsRead(names: readonly string[]): Promise<RelationsRead> {
     try {
       const rows = await this.#catalog.prepared(RELATIONS_NAMED_SQL, [textArrayParam(names)]);
       const found = new Set(rows.map((r) => r.name));
-      if (names.some((n) => !found.has(n))) return true;
       const rules = this.masker.rules;
-      return rows.some((c) => c.column !== null && rules.readsMasked({ schema: c.schema ?? '', table: c.table ?? '', column: c.column }));
+      return {
+        missing: names.filter((n) => !found.has(n)),
+        readsMasked: rows.some((c) => c.column !== null && rules.readsMasked({ schema: c.schema ?? '', table: c.table ?? '', column: c.column })),
+      };
     } catch (err) {
       this.#log?.warn('masking.catalog-failed', { session: this.#sessionId, error: describeError(err) });
-      return true;
+      return { missing: [], readsMasked: true };
     }
   }
 
@@ -418,8 +450,9 @@ export class PgSessionMasking implements MaskingStage {
       hints = entry.hints;
       const byOrigin = this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules;
       if (byOrigin && entry.read.length > 0) {
-        let asked: Promise<boolean> | undefined;
-        hints = { ...hints, messagesMayQuoteMasked: () => (asked ??= this.#relationsMayCarryMasked(entry.read)) };
+        // Looked up once per statement run, however many notices it raises.
+        let read: Promise<RelationsRead> | undefined;
+        hints = { ...hints, messagesMayQuoteMasked: (fields) => messagesMayQuoteMasked((read ??= this.#relationsRead(entry.read)), fields) };
       }
       if (byOrigin && entry.others.length > 0) {
         const late: StatementHints = { ...hints };
