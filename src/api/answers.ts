@@ -222,6 +222,20 @@ export interface ClientRecordInfo {
   files: string[];
 }
 
+/**
+ * A direct credential as `POST /v1/connections/{name}/direct` answers it: the PostgreSQL user and
+ * password to sign in with at the gateway's own address and port, for the connection's database.
+ * The password is answered once.
+ */
+export interface DirectCredentialView {
+  id: string;
+  user: string;
+  password: string;
+  connection: string;
+  database: string;
+  expiresAt: string;
+}
+
 /** A run as the API answers it (never its secrets). */
 export interface RunView {
   id: string;

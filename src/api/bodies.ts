@@ -122,3 +122,8 @@ const uint32 = z.number(CANCEL).int(CANCEL).min(0, CANCEL).max(0xffffffff, CANCE
  */
 export const cancelBody = object('{ processId, secretKey }', { processId: uint32, secretKey: uint32 });
 export type CancelBody = z.infer<typeof cancelBody>;
+
+const SECONDS = { error: 'seconds must be a whole number of seconds' };
+/** `POST /v1/connections/{name}/direct` and `POST /v1/direct/{id}/renew`: how long the credential lives from now (the gateway bounds it). */
+export const directBody = object('{ seconds? }', { seconds: z.number(SECONDS).int(SECONDS).optional() });
+export type DirectBody = z.infer<typeof directBody>;

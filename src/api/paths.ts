@@ -24,6 +24,10 @@ export const API_ROUTES = {
   connection: /^\/v1\/connections\/([^/]+)$/,
   /** `POST` a PostgreSQL CancelRequest's key — group 1: the connection, percent-encoded. */
   cancel: /^\/v1\/connections\/([^/]+)\/cancel$/,
+  /** `POST` for a direct credential — group 1: the connection, percent-encoded. */
+  direct: /^\/v1\/connections\/([^/]+)\/direct$/,
+  /** `DELETE` (revoke) or `POST …/renew` a direct credential — group 1: its id; group 2: `renew`. */
+  directOne: /^\/v1\/direct\/(dc_[A-Za-z0-9_-]{22})(?:\/(renew))?$/,
   /** `GET` — group 1: the session; group 2 when its recording's files are asked for; group 3: one file. */
   session: new RegExp(`^/v1/sessions/(${RECORD_ID})(/files(?:/(${FILE}))?)?$`),
   /** `GET|PUT` a session's record made by the CLI — group 1: the session; group 2: one file. */
@@ -59,6 +63,8 @@ export const apiPath = {
   tunnel: (connection: string): string => `v1/connections/${enc(connection)}/tunnel`,
   cancel: (connection: string): string => `v1/connections/${enc(connection)}/cancel`,
   mux: 'v1/tunnel',
+  direct: (connection: string): string => `v1/connections/${enc(connection)}/direct`,
+  directOne: (id: string, renew = false): string => `v1/direct/${enc(id)}${renew ? '/renew' : ''}`,
   sessions: (filter: Record<string, string> = {}): string => `v1/sessions${query(filter)}`,
   session: (id: string): string => `v1/sessions/${enc(id)}`,
   sessionFiles: (id: string, file?: string): string => `v1/sessions/${enc(id)}/files${file ? `/${file}` : ''}`,

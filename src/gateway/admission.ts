@@ -1,5 +1,6 @@
 /**
- * Admitting a session, however it came (a hoop-tunnel/1 Upgrade or a hoop-mux/1 OPEN), in explicit
+ * Admitting a session, however it came (a hoop-tunnel/1 Upgrade, a hoop-mux/1 OPEN, or a direct
+ * client signed in with a direct credential at the gateway's port), in explicit
  * steps: who is calling and what the policy lets them do on the connection ({@link authorize}),
  * the identity's bound on open sessions, the session's id, its recording, the channel accepted,
  * what ends it early (its token, its run, its maximum length, a temporary grant), and its engine
@@ -11,14 +12,14 @@ import type { ConnectionConfig } from '../config/connection.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Identity } from '../identity.js';
 import { accessFor } from '../policy/access.js';
-import { principalOf, type Principal } from '../policy/principal.js';
+import { directPrincipal, principalOf, type Principal } from '../policy/principal.js';
 import { alertSubject } from './alerts.js';
 import type { RecordingPolicy } from '../policy/schema.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
-import type { TunnelAnswer, TunnelErrorBody, TunnelSessionRequest } from '../tunnel/accept.js';
+import type { TunnelErrorBody, TunnelSessionRequest } from '../tunnel/accept.js';
 import { BytesSentTally } from './bytes-sent.js';
-import type { TunnelStream } from '../tunnel/stream.js';
+import type { SessionChannel } from '../session/engine.js';
 import { describeLength } from '../text-format.js';
 import { VERSION } from '../version.js';
 import { mayUse } from './access.js';
@@ -34,6 +35,7 @@ import { describeEnd } from './runs.js';
 import type { OpenedSession, SessionEvents, SessionWho } from './session-events.js';
 import { openRecording, startRecording } from './session-recording.js';
 import { watchSessionToken } from './session-token.js';
+import { directIdentity, watchDirectSession, type DirectRecord } from './direct-credentials.js';
 import { TokenRejectedError } from './verify-token.js';
 import type { SessionJudge, SessionMasking, SessionSsh } from '../session/engine.js';
 import type { SessionLimits } from '../policy/limits.js';
@@ -50,7 +52,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export const SHUTTING_DOWN: TunnelErrorBody = { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } };
 
 /** Logs why a tunnel (or a hoop-mux/1 connection) is refused, and refuses it with the error's status, body and headers. */
-export function refuseTunnel(parts: GatewayParts, err: unknown, fields: Record<string, string>, refuse: TunnelAnswer['refuse']): void {
+export function refuseTunnel(parts: GatewayParts, err: unknown, fields: Record<string, string>, refuse: SessionAnswer['refuse']): void {
   const e = asHoopError(err);
   parts.log.warn('tunnel.refused', { ...fields, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
   refuse(errorStatus(e), errorBody(e), errorHeaders(e));
@@ -62,7 +64,13 @@ function headerOf(headers: TunnelSessionRequest['headers'], name: string): strin
   return typeof value === 'string' ? value : undefined;
 }
 
-/** What a session's client asks for in its request's headers. */
+/** How a session is answered: refused (a status and body, said in the client's protocol), or accepted with the channel it runs on. */
+export interface SessionAnswer {
+  refuse(status: number, body: TunnelErrorBody, headers?: Record<string, string>): void;
+  accept(headers: Record<string, string>): SessionChannel;
+}
+
+/** What a session's client asks for in its request's headers (a direct client: its credential). */
 interface Asked {
   sessionId: string | undefined;
   client: string | undefined;
@@ -70,6 +78,8 @@ interface Asked {
   /** A client that does not wait for reviews (hoop exec --no-wait, hoop mcp): its reviews outlive the session. */
   detached: boolean;
   via: string | undefined;
+  /** A direct client's credential (its principal is the credential's, its life the credential's), and how its engine serves it (its startup was read). */
+  direct?: { record: DirectRecord; serve: (session: TunnelSession) => Promise<SessionOutcome> };
 }
 
 /** What the policy lets a caller do on a connection, for one session. */
@@ -117,7 +127,7 @@ export class SessionAdmission {
   /** Each live session's controller, with whom it serves (an alert that suspends them ends it). */
   readonly #controllers = new Map<AbortController, { identity: Identity; agent: string | undefined }>();
   readonly #live = new Set<Promise<unknown>>();
-  readonly #lingering = new Set<TunnelStream>();
+  readonly #lingering = new Set<SessionChannel>();
   readonly #claimed = new Set<string>();
   readonly #identitySessions = new IdentitySessions();
   readonly #bytesSent: BytesSentTally;
@@ -150,7 +160,7 @@ export class SessionAdmission {
    * the verifier here and not kept: a session holds who it is, not the bearer token, nor the rest
    * of the request's headers (only what it reads).
    */
-  admit(request: TunnelSessionRequest, answer: TunnelAnswer): void {
+  admit(request: TunnelSessionRequest, answer: SessionAnswer): void {
     // remoteAddress is `address:port`.
     const remote = request.remoteAddress.slice(0, Math.max(0, request.remoteAddress.lastIndexOf(':'))) || request.remoteAddress;
     const identified = this.callers.authenticate(headerOf(request.headers, 'authorization'), { remote, at: 'tunnel' });
@@ -166,6 +176,18 @@ export class SessionAdmission {
     void task.finally(() => this.#live.delete(task));
   }
 
+  /**
+   * Admits a direct client signed in with the credential `record` (../postgres/gateway/direct-front.ts),
+   * in the background; `serve` runs its session on the engine, its startup read. A refusal is
+   * said in the client's protocol by `refuse`.
+   */
+  admitDirect(record: DirectRecord, remoteAddress: string, answer: SessionAnswer, serve: (session: TunnelSession) => Promise<SessionOutcome>): void {
+    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: undefined, detached: false, via: undefined, direct: { record, serve } };
+    const task = this.#admit(record.connection, remoteAddress, Promise.resolve(directIdentity(record)), asked, answer);
+    this.#live.add(task);
+    void task.finally(() => this.#live.delete(task));
+  }
+
   /** Ends every live session with `reason`. */
   endAll(reason: SessionEnd): void {
     for (const c of this.#controllers.keys()) c.abort(reason);
@@ -177,7 +199,7 @@ export class SessionAdmission {
     for (const channel of this.#lingering) channel.destroy();
   }
 
-  async #admit(name: string, remoteAddress: string, identified: Promise<Identity>, asked: Asked, answer: TunnelAnswer): Promise<void> {
+  async #admit(name: string, remoteAddress: string, identified: Promise<Identity>, asked: Asked, answer: SessionAnswer): Promise<void> {
     const refuse = (err: unknown): void => refuseTunnel(this.parts, err, { connection: name, remote: remoteAddress }, answer.refuse);
     const started = Date.now();
     let authorized: Authorized;
@@ -209,8 +231,8 @@ export class SessionAdmission {
   /** Who is calling, and what the policy (or without a policy repo, the configuration) lets them do on connection `name`. */
   async #authorize(identity: Identity, name: string, asked: Asked): Promise<Authorized> {
     const { policySource, reviews } = this.parts;
-    // How it came: a run's, from its credential; a person's own, as their client says (connect or exec).
-    const principal = principalOf(identity, asked.via);
+    // How it came: a run's, from its credential; a direct client's, from its credential; a person's own, as their client says (connect or exec).
+    const principal = asked.direct ? directPrincipal(identity) : principalOf(identity, asked.via);
     if (!policySource) {
       const connection = this.callers.lookup(identity, name);
       return { identity, principal, connection, policy: this.o.sessionPolicy?.(identity, connection), policyCommit: undefined, stillAllowed: (id) => mayUse(id, connection), grantUntil: undefined };
@@ -261,7 +283,7 @@ export class SessionAdmission {
   }
 
   /** Records, accepts and serves an authorized session to its end. */
-  async #serve(sessionId: string, a: Authorized, asked: Asked, remoteAddress: string, answer: TunnelAnswer, started: number): Promise<void> {
+  async #serve(sessionId: string, a: Authorized, asked: Asked, remoteAddress: string, answer: SessionAnswer, started: number): Promise<void> {
     const { parts } = this;
     const { identity, connection, policy, principal, policyCommit } = a;
     const name = connection.name;
@@ -317,13 +339,15 @@ export class SessionAdmission {
       controller.abort(new SessionEnd('alert-suspended', `hoop: ${alertSubject(suspendedMeanwhile)} is suspended by alert ${suspendedMeanwhile.id} (${suspendedMeanwhile.rule})`));
     const session = this.#session(opened, channel, controller.signal, a, asked);
     if (recording) startRecording(opened, recording, session, recordingPolicy, facts, parts, (reason) => controller.abort(reason));
-    const stopWatching = this.#watch(opened, session, a, (reason) => controller.abort(reason));
+    const stopWatching = this.#watch(opened, session, a, asked.direct?.record, (reason) => controller.abort(reason));
     const tellBytesSent = this.#bytesSent.watch(who, channel);
     this.events.opened(opened);
     let outcome: SessionOutcome;
     try {
       // A client that left while it was being admitted has nothing to serve.
-      outcome = channel.destroyed ? { reason: 'client-disconnected', bytesFromClient: 0, bytesToClient: 0, detail: 'the client left before its session opened' } : await engine.serve(session);
+      outcome = channel.destroyed
+        ? { reason: 'client-disconnected', bytesFromClient: 0, bytesToClient: 0, detail: 'the client left before its session opened' }
+        : await (asked.direct ? asked.direct.serve(session) : engine.serve(session));
     } catch (err) {
       parts.log.error('engine.error', { ...who, error: describeError(err) });
       channel.destroy();
@@ -338,7 +362,7 @@ export class SessionAdmission {
   }
 
   /** The session an engine serves: who, where, and the policy's parts for it. */
-  #session(opened: OpenedSession, channel: TunnelStream, signal: AbortSignal, { policy, principal }: Authorized, asked: Asked): TunnelSession {
+  #session(opened: OpenedSession, channel: SessionChannel, signal: AbortSignal, { policy, principal }: Authorized, asked: Asked): TunnelSession {
     const { parts } = this;
     const { who, identity, connection, touched } = opened;
     const judge = policy?.judge;
@@ -347,6 +371,7 @@ export class SessionAdmission {
       identity,
       connection,
       channel,
+      ...(asked.direct ? { direct: true } : {}),
       remoteAddress: who.remote,
       log: parts.log,
       signal,
@@ -401,18 +426,21 @@ export class SessionAdmission {
   }
 
   /** What ends the session before its client does: its token running out (unless renewed), its run ending, its maximum length, its temporary grant. Returns what stops watching. */
-  #watch(opened: OpenedSession, session: TunnelSession, a: Authorized, end: (reason: SessionEnd) => void): () => void {
+  #watch(opened: OpenedSession, session: TunnelSession, a: Authorized, direct: DirectRecord | undefined, end: (reason: SessionEnd) => void): () => void {
     const { log, runs, verifier, config } = this.parts;
     const { who } = opened;
-    const watch = watchSessionToken({
-      session,
-      verifier,
-      toleranceSeconds: (id) => verifier.issuerConfig(id.issuer)?.clockToleranceSeconds ?? config.issuers.find((i) => i.issuer === id.issuer)?.clockToleranceSeconds ?? 0,
-      mayUse: a.stillAllowed,
-      end,
-      log,
-      logFields: who,
-    });
+    // A tunnel lives on its token (renewed by its client), a direct session on its credential.
+    const stopLifetime = direct
+      ? watchDirectSession({ session, credentials: this.parts.directs, record: direct, mayUse: a.stillAllowed, end, log, logFields: who })
+      : watchSessionToken({
+          session,
+          verifier,
+          toleranceSeconds: (id) => verifier.issuerConfig(id.issuer)?.clockToleranceSeconds ?? config.issuers.find((i) => i.issuer === id.issuer)?.clockToleranceSeconds ?? 0,
+          mayUse: a.stillAllowed,
+          end,
+          log,
+          logFields: who,
+        }).stop;
     // A run's sessions end with it, on whichever replica it ends.
     const runId = who.run;
     const unwatchRun = runId
@@ -447,14 +475,14 @@ export class SessionAdmission {
       });
     }
     return () => {
-      watch.stop();
+      stopLifetime();
       unwatchRun?.();
       for (const t of timers) clearTimeout(t);
     };
   }
 
   /** The session is over: give the client a moment to read the last bytes and close, then cut it. */
-  #linger(channel: TunnelStream): void {
+  #linger(channel: SessionChannel): void {
     if (channel.destroyed) return;
     if (!channel.writableEnded) channel.end();
     this.#lingering.add(channel);

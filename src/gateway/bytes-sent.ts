@@ -7,7 +7,7 @@
  * runs, not when it ends, and counts every byte: results, command output, sftp reads and
  * forwarded ports alike (the tunnel's own count, any protocol). One timer for every session.
  */
-import type { TunnelStream } from '../tunnel/stream.js';
+import type { SessionChannel } from '../session/engine.js';
 import type { SessionWho } from './session-events.js';
 
 /** How often the bytes sent to each session's client are told. */
@@ -15,7 +15,7 @@ export const BYTES_TICK_MS = 10_000;
 
 interface Watched {
   who: SessionWho;
-  channel: TunnelStream;
+  channel: SessionChannel;
   told: number;
 }
 
@@ -33,7 +33,7 @@ export class BytesSentTally {
    * before `session.end`): it tells the rest of a session told of before, and answers the bytes
    * told in all (undefined for a session never told of: its `session.end` tells them).
    */
-  watch(who: SessionWho, channel: TunnelStream): () => number | undefined {
+  watch(who: SessionWho, channel: SessionChannel): () => number | undefined {
     const w: Watched = { who, channel, told: 0 };
     this.#watched.add(w);
     this.#timer ??= setInterval(() => {

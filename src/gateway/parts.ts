@@ -2,11 +2,11 @@
  * The gateway's parts, built in order and stopped in the reverse order by one {@link Disposer}:
  * the state store, the policy repo, this replica among the others (with a PostgreSQL store), the
  * recordings and the CLIs' records, the audit stream, reviews (and their notifications), runs,
- * and the CancelRequest registry. A part that fails to start stops those built before it.
+ * direct credentials, and the CancelRequest registry. A part that fails to start stops those built before it.
  */
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CancelRegistry, type CancelOwner } from '../postgres/gateway/cancel-registry.js';
+import { CancelRegistry, type CancelAsker } from '../postgres/gateway/cancel-registry.js';
 import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import { dirname } from 'node:path';
 import { mkdir, statfs } from 'node:fs/promises';
@@ -26,6 +26,8 @@ import { PostgresAlertStore } from './alerts-postgres.js';
 import { GatewayEvents } from './events.js';
 import { ReviewRegistry } from './reviews.js';
 import { PostgresReviewStore } from './reviews-postgres.js';
+import { DirectCredentials, FileDirectStore } from './direct-credentials.js';
+import { PostgresDirectStore } from './direct-credentials-postgres.js';
 import { FileRunStore, RunRegistry } from './runs.js';
 import { PostgresRunStore } from './runs-postgres.js';
 import { FileGatewayStore, type GatewayStore } from './store.js';
@@ -76,6 +78,7 @@ export interface GatewayParts {
   alerts: AlertMonitor;
   reviews: ReviewRegistry;
   runs: RunRegistry;
+  directs: DirectCredentials;
   cancels: CancelRegistry;
   /** Throws RECORDING_UNAVAILABLE when the data disk is below its free-space floor (`what`: what it then cannot do). */
   checkFreeSpace(what: string): Promise<void>;
@@ -123,6 +126,10 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir), log);
   disposer.defer(() => runs.close());
   runs.onEnd((run) => events.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
+  const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir), log);
+  disposer.defer(() => directs.close());
+  // A run's direct credentials end with it (its sessions end with the run already).
+  runs.onEnd((run) => void directs.endRun(run.id));
   const cancels = new CancelRegistry();
   if (replica) shareWithReplicas(replica, cancels, events, log);
   const alertStore = replica ? new PostgresAlertStore(replica) : new FileAlertStore(config.dataDir, log);
@@ -142,7 +149,7 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
       { hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)" },
     );
   };
-  return { config, log, env, verifier, store, policySource, replica, recordings, clientRecords, audit, events, alerts, reviews, runs, cancels, checkFreeSpace };
+  return { config, log, env, verifier, store, policySource, replica, recordings, clientRecords, audit, events, alerts, reviews, runs, directs, cancels, checkFreeSpace };
 }
 
 async function startReplica(config: GatewayConfig, log: Logger, store: PostgresGatewayStore, scheme: 'https' | 'http'): Promise<StoreReplica> {
@@ -257,9 +264,9 @@ function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, event
     };
   });
   // A CancelRequest that reached this replica for a session held by another.
-  cancels.elsewhere = (key, owner) => replica.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...owner }));
+  cancels.elsewhere = (key, asker) => replica.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...asker }));
   replica.on(CANCEL_CHANNEL, (payload) => {
-    const m = JSON.parse(payload) as { processId: number; secretKey: number } & CancelOwner;
+    const m = JSON.parse(payload) as { processId: number; secretKey: number } & CancelAsker;
     void cancels
       .lookup({ processId: m.processId, secretKey: m.secretKey }, m)
       ?.cancel()

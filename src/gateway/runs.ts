@@ -381,6 +381,7 @@ const FORBIDDEN = {
   sessions: ['read sessions', 'sessions and recordings are for the people who may see them'],
   alerts: ['read or clear alerts', 'an alert is cleared by a person, signed in as themselves, never by what it is about'],
   policy: ['read how the gateway runs its policy', 'its settings and refusals are for the people who write the policy'],
+  direct: ['renew a direct credential', "a run's direct credential lives as long as the run"],
 } as const;
 
 /** The refusal of something a run's credential may not do. */

@@ -2,16 +2,16 @@
  * The gateway: the composition root. It builds the parts (./parts.ts: stores, policy repo,
  * replica, recordings, audit, reviews, runs), the protocol engines (./engines.ts), the session
  * admission (./admission.ts) and the observers that log, audit, record and index each session
- * (./session-events.ts), then serves the HTTP API (./http/router.ts) and the tunnel endpoint
- * (./http/tunnel-endpoint.ts) on one HTTP(S) server. Stopping undoes it in the reverse order.
+ * (./session-events.ts), then serves the HTTP API (./http/router.ts), the tunnel endpoint
+ * (./http/tunnel-endpoint.ts) and direct PostgreSQL clients (./http/direct-endpoint.ts) on one
+ * port (./front-door.ts tells them apart). Stopping undoes it in the reverse order.
  *
  * Plain HTTP is served only on a loopback address and only when the operator asked for it.
  *
  * @see https://www.rfc-editor.org/rfc/rfc9110 (HTTP semantics)
  */
 import * as http from 'node:http';
-import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import type { ConnectionConfig } from '../config/connection.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
@@ -25,8 +25,11 @@ import { type SessionPolicy, SessionAdmission } from './admission.js';
 import { AuthRefusals } from './auth-refusals.js';
 import { callers as callersOf } from './callers.js';
 import type { GatewayConfig } from './config.js';
-import { type ConnectionGuard, guardConnections } from './connection-guard.js';
-import { startEngines } from './engines.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { openFrontDoor } from './front-door.js';
+import { directEndpoint } from './http/direct-endpoint.js';
+import type { PostgresEngine } from '../postgres/gateway/engine.js';
+import { startEngines, type EngineRegistry } from './engines.js';
 import { apiHandler } from './http/router.js';
 import { tunnelEndpoint } from './http/tunnel-endpoint.js';
 import { buildParts, Disposer, type GatewayParts } from './parts.js';
@@ -112,30 +115,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ),
       ),
     );
-    let guard: ConnectionGuard | undefined;
-    const server = createServer(
-      config,
-      useTls,
-      options,
-      apiHandler(parts, callers, sshHostKey, () => guard),
-    );
-    const tunnels = tunnelEndpoint(parts, callers, admission, () => guard);
-    server.on('upgrade', tunnels.onUpgrade);
     // Before an identity stands behind it: a connection that sends no request in time is closed (and the TLS handshake has as long), and each source holds only so many.
-    guard = guardConnections(server, useTls ? 'secureConnection' : 'connection', { ms: options.firstRequestTimeoutMs ?? 10_000, perAddress: options.strangerConnectionsPerAddress ?? 256 });
-    await listen(server, config);
+    const guard = new ConnectionGuard({ ms: options.firstRequestTimeoutMs ?? 10_000, perAddress: options.strangerConnectionsPerAddress ?? 256 });
+    const api = createHttpServer(options, apiHandler(parts, callers, sshHostKey, guard));
+    guard.watch(api);
+    const tunnels = tunnelEndpoint(parts, callers, admission, guard);
+    api.on('upgrade', tunnels.onUpgrade);
+    const listener = useTls ? frontDoor(parts, options, admission, engines, guard, api) : plainHttp(api, guard);
+    await listen(listener, config);
     disposer.defer(async () => {
       admission.closing = true;
       admission.endAll(new SessionEnd('gateway-shutdown', 'hoop: the gateway is shutting down', 'connect again in a moment'));
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      api.closeIdleConnections();
       await admission.drained();
       tunnels.closeMuxes();
-      const grace = setTimeout(() => server.closeAllConnections(), 5_000);
+      const grace = setTimeout(() => api.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(grace);
     });
-    return await announce(parts, server, useTls, admission, disposer);
+    return await announce(parts, listener, useTls, admission, disposer);
   } catch (err) {
     await disposer.dispose();
     throw err;
@@ -170,14 +169,10 @@ function sessionEvents({ log, events: gatewayEvents, recordings }: GatewayParts,
   return events;
 }
 
-/** The HTTP(S) server, its timeouts set; a request it cannot parse gets a 400, a failed TLS handshake is closed. */
-function createServer(config: GatewayConfig, useTls: boolean, options: GatewayOptions, onRequest: http.RequestListener): http.Server {
-  const serverOptions: http.ServerOptions = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true };
-  const handshakeTimeout = options.firstRequestTimeoutMs ?? 10_000;
-  const server = useTls
-    ? https.createServer({ ...serverOptions, handshakeTimeout, cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true }, onRequest)
-    : http.createServer(serverOptions, onRequest);
-  // Anything but an HTTP parse error (a TLS handshake that failed or timed out: https hands its tlsClientError here) has no HTTP to answer in.
+/** The HTTP server of the API and the tunnels, its timeouts set; a request it cannot parse gets a 400, a broken connection is closed. */
+function createHttpServer(options: GatewayOptions, onRequest: http.RequestListener): http.Server {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000, noDelay: true }, onRequest);
+  // Anything but an HTTP parse error has no HTTP to answer in.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     options.log.debug('http.client-error', { error: describeError(err) });
     if (socket.writable && err.code?.startsWith('HPE_')) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -186,7 +181,25 @@ function createServer(config: GatewayConfig, useTls: boolean, options: GatewayOp
   return server;
 }
 
-function listen(server: http.Server, config: GatewayConfig): Promise<void> {
+/**
+ * The gateway's port with TLS: HTTPS (the API and the tunnels) and direct PostgreSQL clients, told
+ * apart by their first bytes (./front-door.ts).
+ */
+function frontDoor(parts: GatewayParts, options: GatewayOptions, admission: SessionAdmission, engines: EngineRegistry, guard: ConnectionGuard, api: http.Server): Server {
+  const { config, log } = parts;
+  const secureContext = tls.createSecureContext({ cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true });
+  const handshakeTimeoutMs = options.postgres?.handshakeTimeoutMs ?? 15_000;
+  const direct = directEndpoint(parts, admission, engines.postgres as PostgresEngine, guard, handshakeTimeoutMs);
+  return openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, log });
+}
+
+/** Plain HTTP on a loopback address (development): the HTTP server listens itself, guarded alike. */
+function plainHttp(api: http.Server, guard: ConnectionGuard): http.Server {
+  api.on('connection', (socket: Socket) => guard.arrived(socket));
+  return api;
+}
+
+function listen(server: Server, config: GatewayConfig): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new HoopError(ErrorCode.LISTEN_FAILED, `cannot listen on ${config.listen.host}:${config.listen.port}: ${describeError(err)}`, { cause: err })));
     server.listen(config.listen.port, config.listen.host, () => resolve());
@@ -194,7 +207,7 @@ function listen(server: http.Server, config: GatewayConfig): Promise<void> {
 }
 
 /** Tells the other replicas and the log where the gateway listens; the running gateway. */
-async function announce(parts: GatewayParts, server: http.Server, useTls: boolean, admission: SessionAdmission, disposer: Disposer): Promise<Gateway> {
+async function announce(parts: GatewayParts, server: Server, useTls: boolean, admission: SessionAdmission, disposer: Disposer): Promise<Gateway> {
   const { config, log, policySource } = parts;
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;

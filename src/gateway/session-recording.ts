@@ -4,7 +4,7 @@
  * what the engine records into it, the client's claims about why (`context` control messages,
  * bounded), and what a failure to write does to the session.
  */
-import type { TunnelStream } from '../tunnel/stream.js';
+import type { SessionChannel } from '../session/engine.js';
 import type { ControlMessage } from '../tunnel/frames.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { RecordingPolicy } from '../policy/schema.js';
@@ -150,7 +150,7 @@ export function startRecording(
  * the client's claims, bounded. A refusal the CLI reports can only add to the session's record:
  * what it sent in place of the statement the gateway still judged as it does any message.
  */
-function recordContext(channel: TunnelStream, recording: RecordingStream, on: Record<'refusal' | 'context', (fields: Record<string, string>) => void>): void {
+function recordContext(channel: SessionChannel, recording: RecordingStream, on: Record<'refusal' | 'context', (fields: Record<string, string>) => void>): void {
   let budget = CONTEXT_BUDGET;
   let reported = 0;
   channel.on('control', (m: ControlMessage) => {

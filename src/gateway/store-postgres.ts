@@ -201,6 +201,25 @@ export const MIGRATIONS: readonly Migration[] = [
     // What one event weighs in its rule's window: 1, or the rows a statement read (`rows-read`).
     sql: 'alter table hoop.alert_hits add column weight bigint not null default 1;',
   },
+  {
+    version: 9,
+    name: 'direct credentials',
+    // A credential's password is kept as its SCRAM verifier alone (in the record); the open ones of a person are counted, a run's ended with it.
+    sql: `
+      create table hoop.direct_credentials (
+        id         text primary key,
+        issuer     text not null,
+        subject    text not null,
+        run_id     text,
+        record     jsonb not null,
+        expires_at timestamptz not null,
+        ended_at   timestamptz,
+        end_reason text
+      );
+      create index direct_credentials_open on hoop.direct_credentials (issuer, subject) where ended_at is null;
+      create index direct_credentials_run on hoop.direct_credentials (run_id) where run_id is not null and ended_at is null;
+      create index direct_credentials_expires on hoop.direct_credentials (expires_at);`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

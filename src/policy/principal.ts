@@ -6,9 +6,13 @@
  * - `connect` and `exec`: a person with their own credential (`hoop connect`'s port or any client
  *   of theirs; `hoop exec`). Which of the two is the client's word: both are the person, and a
  *   rule names both or neither.
+ * - `direct`: a person's own PostgreSQL client at the gateway's port, with a direct credential
+ *   the gateway minted for them (`hoop connect --direct`): no hoop on their machine in the path,
+ *   so no record of the CLI's. The credential says it, never the client.
  * - `run` and `mcp`: an agent with a run credential the gateway issued (`hoop run`'s ports and
  *   hoop inside its command; `hoop mcp` with no run around it). These, the run, the agent's name
- *   and whether its command was contained come from the credential, never from the client.
+ *   and whether its command was contained come from the credential, never from the client (a
+ *   run's direct credential is the run's: `run` or `mcp`).
  *
  * A rule's principal keys must all hold: `via` lists the ways in; `agents` lists globs of agent
  * names (`*`: any agent; a person's own session is never an agent); `isolated` holds only for a
@@ -19,7 +23,7 @@ import { globMatches } from '../glob.js';
 import type { Identity } from '../identity.js';
 
 /** The ways a session comes to the gateway. */
-export const VIAS = ['connect', 'exec', 'run', 'mcp'] as const;
+export const VIAS = ['connect', 'exec', 'direct', 'run', 'mcp'] as const;
 
 /** One way a session comes to the gateway. */
 export type Via = (typeof VIAS)[number];
@@ -39,6 +43,11 @@ export interface Principal {
   agent?: string;
   /** For a run: whether its command was contained (its user's hoop credentials out of its reach). */
   isolated?: boolean;
+}
+
+/** The principal of a session opened with a direct credential minted for `identity`: its run's, or the person's own `direct`. */
+export function directPrincipal(identity: Identity): Principal {
+  return identity.run ? principalOf(identity) : { via: 'direct' };
 }
 
 /** A person's own session: what a rule sees when no principal is given. */

@@ -12,7 +12,8 @@ import type { WriteGuard } from '../policy/decide.js';
 import type { TablesTouchedBy } from '../policy/touched.js';
 import type { SshJudge } from '../policy/ssh.js';
 import type { SessionLimits } from '../policy/limits.js';
-import type { TunnelStream } from '../tunnel/stream.js';
+import type { Duplex } from 'node:stream';
+import type { ControlMessage } from '../tunnel/frames.js';
 import type { ConnectionConfig } from '../config/connection.js';
 import type { Identity } from '../identity.js';
 import type { RecordingStream } from '../recording/thread.js';
@@ -145,13 +146,31 @@ export interface SessionReviews {
   request(ask: ReviewAsk): PendingReview;
 }
 
-/** One authenticated tunnel, handed to the engine of its connection's type. */
+/**
+ * What an engine serves a session's client over: the protocol's bytes both ways, the bytes sent
+ * so far, and CONTROL messages where hoop is the client. A tunnel (`TunnelStream`, hoop connect's
+ * and hoop exec's) is one; a direct client's TLS connection is another, which carries no CONTROL
+ * messages (`sendControl` drops them: the client hears what the protocol says).
+ */
+export interface SessionChannel extends Duplex {
+  /** Sends a CONTROL message after the bytes written before it; false when it was not sent. */
+  sendControl(message: ControlMessage): boolean;
+  /** Bytes of the protocol sent to the client so far. */
+  readonly bytesSent: number;
+}
+
+/** One authenticated session (a tunnel's, or a direct client's), handed to the engine of its connection's type. */
 export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   id: string;
   /** Who is calling; replaced (same issuer and subject) when the client renews its token. */
   identity: Identity;
   connection: C;
-  channel: TunnelStream;
+  channel: SessionChannel;
+  /**
+   * A direct client's session (no hoop in its path, its credential minted by the gateway): its
+   * client cancels by key alone, on a connection of its own, as with PostgreSQL.
+   */
+  direct?: boolean;
   remoteAddress: string;
   log: Logger;
   /**

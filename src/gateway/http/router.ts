@@ -6,6 +6,7 @@
  *   a run's `POST /v1/runs/{id}/heartbeat|end` carries its control credential;
  * - with a bearer token, verified before anything else happens: `GET /v1/whoami`,
  *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `POST /v1/connections/{name}/cancel`,
+ *   `POST /v1/connections/{name}/direct`, `POST /v1/direct/{id}/renew`, `DELETE /v1/direct/{id}`,
  *   `GET /v1/policy`, `GET /v1/alerts`,
  *   `POST /v1/alerts/{id}/clear`,
  *   `GET|POST /v1/reviews…`, `POST /v1/requests`, `POST /v1/runs`, `GET /v1/sessions…` and the
@@ -26,6 +27,7 @@ import { requestAccess, requireRecentSignIn } from '../api/access.js';
 import { connectionsApi } from '../api/connections.js';
 import { authConfig, devicesApi, whoami } from '../api/identity.js';
 import { runsApi } from '../api/runs.js';
+import { directApi } from '../api/direct.js';
 import { alertsApi } from '../api/alerts.js';
 import { sessionsApi } from '../api/sessions.js';
 import type { Callers } from '../callers.js';
@@ -62,6 +64,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
   const sessions = sessionsApi(parts, callers);
   const runs = runsApi(parts, callers);
   const alerts = alertsApi(parts, callers);
+  const direct = directApi(parts, callers);
   const writeOr = (m: RegExpExecArray, read: string): readonly string[] => (m[2] !== undefined ? [read, 'PUT'] : [read]);
   return [
     { path: exactly('/healthz'), methods: ['GET'], open: () => ok({ status: 'ok', version: VERSION }) },
@@ -104,6 +107,12 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
     { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
     { path: R.cancel, methods: ['POST'], handle: async (req, m, identity) => ok(await connections.cancel(identity, decodeURIComponent(m[1]!), await readJsonBody(req))) },
+    { path: R.direct, methods: ['POST'], handle: async (req, m, identity) => ({ status: 201, body: await direct.mint(identity, decodeURIComponent(m[1]!), await readOptionalJsonBody(req)) }) },
+    {
+      path: R.directOne,
+      methods: (m) => (m[2] !== undefined ? ['POST'] : ['DELETE']),
+      handle: async (req, m, identity) => ok(m[2] !== undefined ? await direct.renew(identity, m[1]!, await readOptionalJsonBody(req)) : await direct.revoke(identity, m[1]!)),
+    },
     { path: exactly('/v1/policy'), methods: ['GET'], forRun: 'policy', handle: (_req, _m, identity) => ok(connections.policy(identity)) },
     { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
     { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
@@ -128,7 +137,7 @@ function noSuchId(kind: string, id: string): HoopError {
 }
 
 /** The request handler of the gateway's HTTP server. */
-export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: string, guard: () => ConnectionGuard | undefined): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: string, guard: ConnectionGuard): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const table = routes(parts, callers, sshHostKey);
   const answer = async (req: http.IncomingMessage, path: string): Promise<Answer> => {
     const method = req.method ?? 'GET';
@@ -138,7 +147,7 @@ export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: st
       allowOnly(method, typeof route.methods === 'function' ? route.methods(m) : route.methods);
       if (route.open) return route.open(req, m);
       const identity = await callers.authenticate(req.headers.authorization, { remote: req.socket.remoteAddress ?? '?', at: 'api', path });
-      guard()?.trust(req.socket);
+      guard.trust(req.socket);
       const refused = identity.run ? (typeof route.forRun === 'function' ? route.forRun(method) : route.forRun) : undefined;
       if (refused) throw runForbidden(refused);
       return route.handle!(req, m, identity);

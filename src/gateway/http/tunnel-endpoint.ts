@@ -22,7 +22,7 @@ export function tunnelEndpoint(
   parts: GatewayParts,
   callers: Callers,
   admission: SessionAdmission,
-  guard: () => ConnectionGuard | undefined,
+  guard: ConnectionGuard,
 ): { onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void; closeMuxes: () => void } {
   /** The hoop-mux/1 connections open now: closed at shutdown, once their sessions have ended. */
   const muxes = new Set<MuxConnection>();
@@ -32,7 +32,7 @@ export function tunnelEndpoint(
     if (admission.closing) return rejectUpgrade(socket, 503, SHUTTING_DOWN);
     try {
       await callers.authenticate(req.headers.authorization, { remote: req.socket.remoteAddress ?? '?', at: 'tunnel' });
-      guard()?.trust(req.socket);
+      guard.trust(req.socket);
     } catch (err) {
       return refuseTunnel(parts, err, { remote: remoteAddress }, (status, body, headers) => rejectUpgrade(socket, status, body, headers));
     }
@@ -67,7 +67,7 @@ export function tunnelEndpoint(
       {
         refuse: (status, body, headers) => rejectUpgrade(socket, status, body, headers),
         accept: (headers) => {
-          guard()?.trust(req.socket);
+          guard.trust(req.socket);
           return acceptTunnel(req, socket, head, headers);
         },
       },

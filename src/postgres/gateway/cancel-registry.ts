@@ -5,7 +5,9 @@
  * its (process id, secret key) pair matches a live session of the same owner (identity, run
  * credential, connection), and is then sent to that session's upstream backend with the server's
  * own key. No client can cancel another's query, and an agent's run credential cannot cancel its
- * person's (nor the person a run's): the upstream's secret key never leaves the gateway.
+ * person's (nor the person a run's): the upstream's secret key never leaves the gateway. A direct
+ * client's session (no hoop in its path) is cancelled as PostgreSQL cancels: by its key alone,
+ * since its client sends CancelRequests on a connection of their own, often in the clear.
  *
  * Behind a load balancer a CancelRequest may reach another replica than the one holding its
  * session: a key not held here is then handed to {@link CancelRegistry.elsewhere} (the store tells
@@ -36,8 +38,13 @@ export interface CancelOwner {
 
 /** What the gateway needs to cancel the upstream query of one session. */
 export interface CancelTarget extends CancelOwner {
+  /** A direct client's session: its key alone cancels it. */
+  direct?: boolean;
   cancel(): Promise<void>;
 }
+
+/** Who asks to cancel: an owner, or a CancelRequest that came with no credential (`direct`: only a direct session's key is honoured). */
+export type CancelAsker = CancelOwner | { direct: true };
 
 /** The owner of a session `identity` opens on `connection`. */
 export function cancelOwnerOf(identity: Identity, connection: string): CancelOwner {
@@ -67,27 +74,28 @@ export class CancelRegistry {
     }
   }
 
-  /** The session `key` belongs to, if it is live and `owner` owns it. */
-  lookup(key: CancelKey, owner: CancelOwner): CancelTarget | undefined {
+  /** The session `key` belongs to, if it is live and `asker` may cancel it. */
+  lookup(key: CancelKey, asker: CancelAsker): CancelTarget | undefined {
     const target = this.#targets.get(`${key.processId}:${key.secretKey}`);
-    return target && sameOwner(target, owner) ? target : undefined;
+    if (!target) return undefined;
+    return ('direct' in asker ? target.direct === true : sameOwner(target, asker)) ? target : undefined;
   }
 
   /** Where a key not held here is sent (other replicas), if anywhere. */
-  elsewhere: ((key: CancelKey, owner: CancelOwner) => Promise<void>) | undefined;
+  elsewhere: ((key: CancelKey, asker: CancelAsker) => Promise<void>) | undefined;
 
   /**
-   * Cancels the query of the session `key` belongs to, when `owner` owns it: here, or by telling
-   * the other replicas. Resolves what became of it.
+   * Cancels the query of the session `key` belongs to, when `asker` may: here, or by telling the
+   * other replicas. Resolves what became of it.
    */
-  async cancel(key: CancelKey, owner: CancelOwner): Promise<'forwarded' | 'sent to the other replicas' | 'no matching session'> {
-    const target = this.lookup(key, owner);
+  async cancel(key: CancelKey, asker: CancelAsker): Promise<'forwarded' | 'sent to the other replicas' | 'no matching session'> {
+    const target = this.lookup(key, asker);
     if (target) {
       await target.cancel();
       return 'forwarded';
     }
     if (!this.elsewhere) return 'no matching session';
-    await this.elsewhere(key, owner);
+    await this.elsewhere(key, asker);
     return 'sent to the other replicas';
   }
 

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { StatementTally } from '../pipeline/tally.js';
 import { RelationReadsByConnection, redefinitionsTold, StatementReads, type RelationReads } from './relation-reads.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';
-import type { TunnelStream } from '../../tunnel/stream.js';
+import type { SessionChannel } from '../../session/engine.js';
 import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
 import { authenticationOk, backendKeyData, errorResponse, negotiateProtocolVersion, parameterStatus, readyForQuery, SqlState, terminate } from '../wire/messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
@@ -76,7 +76,7 @@ function upstreamTarget(c: PostgresConnection): { host: string; port: number; tl
 }
 
 /** Sends a fatal ErrorResponse and a `close` control message, then ends the tunnel. */
-function closeWithError(channel: TunnelStream, reason: CloseReason, sqlstate: string, message: string, hint?: string): void {
+function closeWithError(channel: SessionChannel, reason: CloseReason, sqlstate: string, message: string, hint?: string): void {
   if (channel.destroyed || channel.writableEnded) return;
   channel.sendControl({ type: 'close', reason, message, ...(hint ? { hint } : {}) });
   channel.end(errorResponse({ severity: 'FATAL', code: sqlstate, message, ...(hint ? { hint } : {}) }));
@@ -89,7 +89,7 @@ function endState(end: { reason: CloseReason }): string {
 }
 
 /** Says inside the protocol and in a `close` control message why the gateway ends the session. */
-function closeForEnd(channel: TunnelStream, end: SessionEnd): void {
+function closeForEnd(channel: SessionChannel, end: SessionEnd): void {
   closeWithError(channel, end.reason, endState(end), end.message, end.hint);
 }
 
@@ -143,7 +143,19 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     this.#startupSettings = new Set(this.#o.startupSettings.map((n) => n.toLowerCase()));
   }
 
-  async serve(session: TunnelSession<PostgresConnection>): Promise<SessionOutcome> {
+  serve(session: TunnelSession<PostgresConnection>): Promise<SessionOutcome> {
+    return this.#serveFrom(session, undefined);
+  }
+
+  /**
+   * Serves a direct client's session whose StartupMessage (and sign-in) the gateway's direct front
+   * read already on `handshake` (../gateway/direct-front.ts): the rest is as for a tunnel.
+   */
+  serveStarted(session: TunnelSession<PostgresConnection>, started: DirectStart): Promise<SessionOutcome> {
+    return this.#serveFrom(session, started);
+  }
+
+  async #serveFrom(session: TunnelSession<PostgresConnection>, started: DirectStart | undefined): Promise<SessionOutcome> {
     const { channel } = session;
     const outcome = (reason: CloseReason, detail?: string): SessionOutcome => ({
       reason,
@@ -160,14 +172,14 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     else session.signal.addEventListener('abort', onEarlyEnd, { once: true });
     const relaying = (): void => session.signal.removeEventListener('abort', onEarlyEnd);
     try {
-      return await this.#serve(session, outcome, relaying);
+      return await this.#serve(session, outcome, relaying, started);
     } finally {
       relaying();
     }
   }
 
-  async #serve(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf, relaying: () => void): Promise<SessionOutcome> {
-    const opened = await this.#open(session, outcome);
+  async #serve(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf, relaying: () => void, started: DirectStart | undefined): Promise<SessionOutcome> {
+    const opened = await this.#open(session, outcome, started);
     if ('reason' in opened) return opened;
     try {
       relaying();
@@ -184,11 +196,11 @@ export class PostgresEngine implements Engine<PostgresConnection> {
    * holds (the startup message, the server's parameters, the greeting) does not stay with the
    * session while it runs: a suspended async function keeps every local it had.
    */
-  async #open(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf): Promise<SessionOutcome | OpenedSession> {
+  async #open(session: TunnelSession<PostgresConnection>, outcome: OutcomeOf, direct: DirectStart | undefined): Promise<SessionOutcome | OpenedSession> {
     const { channel } = session;
     const ended = (): SessionOutcome | undefined => (session.signal.aborted ? outcome(sessionEndOf(session.signal).reason) : undefined);
-    const handshake = new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
-    const started = await this.#readStartup(session, handshake, outcome, ended);
+    const handshake = direct?.handshake ?? new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
+    const started = direct ? this.#startupParams(session, direct.startup, handshake, outcome) : await this.#readStartup(session, handshake, outcome, ended);
     if ('done' in started) return started.done;
     const { startup, params } = started;
     const connected = await this.#connectUpstream(session, handshake, params, outcome, ended);
@@ -237,13 +249,25 @@ export class PostgresEngine implements Engine<PostgresConnection> {
         channel.end();
         return { done: outcome('cancel-request', done) };
       }
-      return {
-        startup: first,
-        params: filterStartupParams(first.params, { settings: this.#startupSettings, limits: session.limits ?? {}, databases: [session.connection.database] }),
-      };
+      return this.#startupParams(session, first, handshake, outcome);
     } catch (err) {
       handshake.release();
       return { done: ended() ?? startupFailed(channel, err, outcome) };
+    }
+  }
+
+  /** The StartupMessage's settings, filtered (a refused one is said to the client). */
+  #startupParams(
+    session: TunnelSession<PostgresConnection>,
+    startup: StartupMessage,
+    handshake: HandshakeStream,
+    outcome: OutcomeOf,
+  ): { startup: StartupMessage; params: StartupParams } | { done: SessionOutcome } {
+    try {
+      return { startup, params: filterStartupParams(startup.params, { settings: this.#startupSettings, limits: session.limits ?? {}, databases: [session.connection.database] }) };
+    } catch (err) {
+      handshake.release();
+      return { done: startupFailed(session.channel, err, outcome) };
     }
   }
 
@@ -284,6 +308,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     return this.#o.cancels.register(
       {
         ...cancelOwnerOf(session.identity, session.connection.name),
+        ...(session.direct ? { direct: true } : {}),
         cancel: async () => {
           // Part of this session's story: the client asked (its Ctrl-C), whatever it then stopped.
           session.recording?.stream.event({ t: 'cancel', at: Date.now() });
@@ -393,11 +418,17 @@ export class PostgresEngine implements Engine<PostgresConnection> {
 type OutcomeOf = (reason: CloseReason, detail?: string) => SessionOutcome;
 /** A client's StartupMessage. */
 type StartupMessage = Extract<FirstPacket, { kind: 'startup' }>;
+
+/** A direct client's startup as the gateway's direct front read it: its StartupMessage, and the handshake it was read on (which holds what came after). */
+export interface DirectStart {
+  startup: StartupMessage;
+  handshake: HandshakeStream;
+}
 /** What the gateway makes of a StartupMessage's parameters. */
 type StartupParams = ReturnType<typeof filterStartupParams>;
 
 /** Says why the client's startup failed (a timeout, or a packet the gateway refuses), and the session's outcome. */
-function startupFailed(channel: TunnelStream, err: unknown, outcome: OutcomeOf): SessionOutcome {
+function startupFailed(channel: SessionChannel, err: unknown, outcome: OutcomeOf): SessionOutcome {
   if (isHoopError(err, ErrorCode.TIMEOUT)) {
     closeWithError(channel, 'handshake-timeout', SqlState.PROTOCOL_VIOLATION, 'hoop: the startup phase did not finish in time');
     return outcome('handshake-timeout');
@@ -416,7 +447,7 @@ function startupFailed(channel: TunnelStream, err: unknown, outcome: OutcomeOf):
 }
 
 /** Says why the gateway could not sign in to the upstream (its password, the server's refusal, or no answer), and the session's outcome. */
-function upstreamFailed(channel: TunnelStream, connection: PostgresConnection, err: unknown, outcome: OutcomeOf): SessionOutcome {
+function upstreamFailed(channel: SessionChannel, connection: PostgresConnection, err: unknown, outcome: OutcomeOf): SessionOutcome {
   const authFailed = isHoopError(err, ErrorCode.UPSTREAM_AUTH_FAILED);
   const reason: CloseReason = authFailed ? 'upstream-auth-failed' : 'upstream-unavailable';
   const what = authFailed
@@ -438,7 +469,7 @@ function upstreamFailed(channel: TunnelStream, connection: PostgresConnection, e
  * For a judged session: ends it (the outcome) when the server reports a setting that undoes what
  * the gateway's checks rely on, or does not report standard_conforming_strings; else undefined.
  */
-function refuseUnsafeServer(channel: TunnelStream, upstream: UpstreamPostgres, readOnly: boolean | undefined, outcome: OutcomeOf): SessionOutcome | undefined {
+function refuseUnsafeServer(channel: SessionChannel, upstream: UpstreamPostgres, readOnly: boolean | undefined, outcome: OutcomeOf): SessionOutcome | undefined {
   const unsafe = upstream.serverParams.find(([name, value]) => unsafeSettingValue(name, value, readOnly));
   const missing = upstream.serverParams.every(([name]) => name.toLowerCase() !== 'standard_conforming_strings');
   if (!unsafe && !missing) return undefined;

@@ -14,7 +14,7 @@ import { ErrorCode, HoopError, describeError, type HoopErrorOptions } from '../.
 import { cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage, SqlState } from '../wire/messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
 import { MessageReader, parseAuthentication, parseBackendKeyData, parseErrorFields, parseParameterStatus, type PgMessage } from '../wire/reader.js';
-import { ScramAuthError, ScramClient, md5Password } from '../wire/scram.js';
+import { ScramAuthError, ScramClient, SCRAM_SHA_256, md5Password } from '../wire/scram.js';
 import { Backend, EncryptionAnswer } from '../wire/codes.js';
 
 /**
@@ -90,7 +90,6 @@ export class UpstreamPostgresError extends HoopError {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const KEEPALIVE_DELAY_MS = 30_000;
-const SCRAM = 'SCRAM-SHA-256';
 const authNames: Record<number, string> = { 2: 'Kerberos V5', 6: 'SCM credentials', 7: 'GSSAPI', 9: 'SSPI' };
 
 type Phase = 'connect' | 'tls' | 'startup' | 'cancel';
@@ -380,13 +379,13 @@ export async function connectUpstreamPostgres(o: UpstreamPostgresOptions): Promi
           case 10: {
             if (scramStep !== 'none') throw new PgProtocolError('a second AuthenticationSASL');
             const offered = auth.mechanisms ?? [];
-            if (!offered.includes(SCRAM)) {
+            if (!offered.includes(SCRAM_SHA_256)) {
               throw unavailable(`${link.where} offers no SASL mechanism hoop supports (offered: ${offered.join(', ') || 'none'})`, {
-                hint: `Configure the server to offer ${SCRAM} for this user.`,
+                hint: `Configure the server to offer ${SCRAM_SHA_256} for this user.`,
               });
             }
             scram = new ScramClient(o.password);
-            link.write(saslInitialResponse(SCRAM, scram.clientFirstMessage()));
+            link.write(saslInitialResponse(SCRAM_SHA_256, scram.clientFirstMessage()));
             scramStep = 'initial';
             break;
           }

@@ -23,17 +23,13 @@ import type { RecorderStage } from '../pipeline/stages.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import { pump, type PumpOutput } from '../../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
-import { HandshakeStream } from '../pipeline/handshake.js';
-import { authenticationSASL, authenticationSASLContinue, authenticationSASLFinal, cancelRequest, errorResponse, SqlState, startupMessage } from '../wire/messages.js';
+import { HandshakeStream, scramExchange } from '../pipeline/handshake.js';
+import { authenticationSASLFinal, cancelRequest, errorResponse, SqlState, startupMessage } from '../wire/messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
-import { MessageReader, parseSaslInitialResponse } from '../wire/reader.js';
+import { MessageReader } from '../wire/reader.js';
 import { BackendPath, FrontendPath } from '../pipeline/relay.js';
 import { ScramAuthError, ScramServer, type ScramSecret } from '../wire/scram.js';
 import { startupIdentity } from '../pipeline/startup.js';
-import { Frontend } from '../wire/codes.js';
-
-const { PASSWORD: PASSWORD_MESSAGE } = Frontend;
-const SCRAM = 'SCRAM-SHA-256';
 
 /** Something the user should hear about (the CLI prints these). */
 export type ListenerEvent =
@@ -361,16 +357,7 @@ export class LocalPostgresListener {
 
   /** SCRAM-SHA-256 with the per-session secret; throws ScramAuthError on a wrong password. */
   async #authenticate(socket: Duplex, handshake: HandshakeStream): Promise<void> {
-    const scram = new ScramServer(this.#o.secret);
-    socket.write(authenticationSASL([SCRAM]));
-    const initial = await handshake.message();
-    if (initial.type !== PASSWORD_MESSAGE) throw new PgProtocolError(`expected a SASLInitialResponse, got message type '${String.fromCharCode(initial.type)}'`);
-    const { mechanism, data } = parseSaslInitialResponse(initial.body);
-    if (mechanism !== SCRAM) throw new PgProtocolError(`unsupported SASL mechanism "${mechanism}"; hoop connect offers ${SCRAM}`);
-    socket.write(authenticationSASLContinue(scram.handleClientFirst(data)));
-    const final = await handshake.message();
-    if (final.type !== PASSWORD_MESSAGE) throw new PgProtocolError(`expected a SASLResponse, got message type '${String.fromCharCode(final.type)}'`);
-    socket.write(authenticationSASLFinal(scram.handleClientFinal(final.body)));
+    socket.write(authenticationSASLFinal(await scramExchange(handshake, new ScramServer(this.#o.secret))));
   }
 
   async #forwardCancel(session: string, processId: number, secretKey: number): Promise<void> {

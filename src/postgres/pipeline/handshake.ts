@@ -13,7 +13,10 @@ import { TLSSocket, type SecureContext } from 'node:tls';
 import { ErrorCode, HoopError } from '../../errors.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
 import { EncryptionAnswer } from '../wire/codes.js';
-import { MessageReader, type PgMessage } from '../wire/reader.js';
+import { MessageReader, parseSaslInitialResponse, type PgMessage } from '../wire/reader.js';
+import { authenticationSASL, authenticationSASLContinue } from '../wire/messages.js';
+import { Frontend } from '../wire/codes.js';
+import type { ScramServer } from '../wire/scram.js';
 import { readStartupPacket, type StartupPacket } from './startup.js';
 
 /** The packets that end the encryption negotiation. */
@@ -145,4 +148,24 @@ export class HandshakeStream {
     this.#stream.pause();
     return this.reader;
   }
+}
+
+/**
+ * A SCRAM exchange on a client past its StartupMessage: AuthenticationSASL with `scram`'s
+ * mechanisms, the client's SASLInitialResponse and SASLResponse checked by `scram`. Resolves the
+ * server-final-message, for the caller to send (AuthenticationSASLFinal) once it admits the client.
+ *
+ * @throws ScramAuthError (a wrong password), PgProtocolError
+ * @see https://www.postgresql.org/docs/current/sasl-authentication.html#SASL-SCRAM-SHA-256
+ */
+export async function scramExchange(handshake: HandshakeStream, scram: ScramServer): Promise<Buffer> {
+  const expect = async (what: string): Promise<Buffer> => {
+    const m = await handshake.message();
+    if (m.type !== Frontend.PASSWORD) throw new PgProtocolError(`expected a ${what}, got message type '${String.fromCharCode(m.type)}'`);
+    return m.body;
+  };
+  handshake.stream.write(authenticationSASL(scram.mechanisms));
+  const { mechanism, data } = parseSaslInitialResponse(await expect('SASLInitialResponse'));
+  handshake.stream.write(authenticationSASLContinue(scram.start(mechanism, data)));
+  return scram.handleClientFinal(await expect('SASLResponse'));
 }

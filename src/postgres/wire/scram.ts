@@ -1,6 +1,6 @@
 /**
- * SCRAM-SHA-256 as PostgreSQL uses it (no channel binding, gs2 header `n,,`), both ends, and
- * the legacy MD5 password hash.
+ * SCRAM-SHA-256 as PostgreSQL uses it, both ends, with channel binding (SCRAM-SHA-256-PLUS,
+ * `tls-server-end-point`) where the connection is TLS, and the legacy MD5 password hash.
  *
  * @see https://www.rfc-editor.org/rfc/rfc5802 (SCRAM)
  * @see https://www.rfc-editor.org/rfc/rfc7677 (SCRAM-SHA-256)
@@ -12,6 +12,10 @@ import { ErrorCode, HoopError, type HoopErrorOptions } from '../../errors.js';
 import { PgProtocolError } from './protocol-error.js';
 
 const pbkdf2Async = promisify(pbkdf2);
+
+/** The SASL mechanisms, as PostgreSQL names them. */
+export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
+export const SCRAM_SHA_256_PLUS = 'SCRAM-SHA-256-PLUS';
 
 /**
  * SaltedPassword (PBKDF2 of the password with the server's salt and iteration count) of the
@@ -154,6 +158,8 @@ export class ScramClient {
   private readonly password: string;
   private readonly nonce: string;
   private readonly clientFirstBare: string;
+  private readonly gs2Header: string;
+  private readonly channelBinding: Buffer | undefined;
   private state: 'initial' | 'first-sent' | 'final-sent' | 'done' = 'initial';
   private expectedServerSignature: Buffer | undefined;
 
@@ -161,19 +167,27 @@ export class ScramClient {
    * @param password the password (SASLprep is applied)
    * @param nonce the client nonce, for tests; random by default
    * @param username sent in `n=`; PostgreSQL ignores it and uses the startup user, so it is empty by default
+   * @param channelBinding the server certificate's `tls-server-end-point` data, to bind (SCRAM-SHA-256-PLUS)
    */
-  constructor(password: string, nonce: string = makeNonce(), username = '') {
+  constructor(password: string, nonce: string = makeNonce(), username = '', channelBinding?: Buffer) {
     if (!printable.test(nonce)) throw new RangeError('a SCRAM nonce is printable ASCII without ","');
     this.password = saslPrep(password);
     this.nonce = nonce;
     this.clientFirstBare = `n=${escapeSaslName(username)},r=${nonce}`;
+    this.channelBinding = channelBinding;
+    this.gs2Header = channelBinding ? 'p=tls-server-end-point,,' : 'n,,';
   }
 
-  /** client-first-message: gs2 header `n,,` and client-first-message-bare. */
+  /** The mechanism this client signs in with. */
+  get mechanism(): string {
+    return this.channelBinding ? SCRAM_SHA_256_PLUS : SCRAM_SHA_256;
+  }
+
+  /** client-first-message: the gs2 header (`n,,`, or `p=tls-server-end-point,,` binding) and client-first-message-bare. */
   clientFirstMessage(): Buffer {
     if (this.state !== 'initial') throw new PgProtocolError('SCRAM client-first-message was already sent');
     this.state = 'first-sent';
-    return Buffer.from(`n,,${this.clientFirstBare}`, 'utf8');
+    return Buffer.from(`${this.gs2Header}${this.clientFirstBare}`, 'utf8');
   }
 
   /** Checks server-first-message and returns client-final-message (PBKDF2 on this thread). @throws PgProtocolError */
@@ -233,7 +247,8 @@ export class ScramClient {
 
   private finish(p: { raw: string; nonce: string }, saltedPassword: Buffer): Buffer {
     const { clientKey, storedKey, serverKey } = keysFrom(saltedPassword);
-    const withoutProof = `c=biws,r=${p.nonce}`;
+    const binding = Buffer.concat([Buffer.from(this.gs2Header, 'latin1'), this.channelBinding ?? Buffer.alloc(0)]);
+    const withoutProof = `c=${binding.toString('base64')},r=${p.nonce}`;
     const authMessage = `${this.clientFirstBare},${p.raw},${withoutProof}`;
     const proof = xor(clientKey, hmac(storedKey, authMessage));
     this.expectedServerSignature = hmac(serverKey, authMessage);
@@ -261,18 +276,25 @@ export function makeScramSecret(password: string, iterations = 4096, salt: Buffe
 }
 
 /**
- * The server end of SCRAM-SHA-256. Accepts gs2 flags `n` and `y` (the client supports channel
- * binding but thinks the server does not, which is true: hoop offers no -PLUS mechanism), refuses
- * `p=` and authorization identities.
+ * The server end of SCRAM-SHA-256 and, given the TLS connection's `tls-server-end-point` data,
+ * of SCRAM-SHA-256-PLUS (channel binding: the client proves it signed in over the TLS connection
+ * that ends at this server's certificate, so a man in the middle with another certificate cannot
+ * relay the exchange). Without channel binding it accepts gs2 flags `n` and `y` (the client
+ * supports binding but thinks the server does not); with it, `y` is a downgrade and refused, and
+ * the -PLUS mechanism must bind `p=tls-server-end-point`. Authorization identities are refused.
  *
  * @see https://www.rfc-editor.org/rfc/rfc5802#section-5
+ * @see https://www.rfc-editor.org/rfc/rfc5802#section-6 (channel binding; the `y` flag)
  * @see https://www.rfc-editor.org/rfc/rfc7677
+ * @see https://www.rfc-editor.org/rfc/rfc5929#section-4 (tls-server-end-point)
  */
 export class ScramServer {
   private readonly secret: ScramSecret;
   private readonly serverNonce: string;
+  private readonly channelBinding: Buffer | undefined;
   private state: 'initial' | 'first-sent' | 'done' = 'initial';
   private gs2Header = '';
+  private bound = false;
   private clientFirstBare = '';
   private serverFirst = '';
   private nonce = '';
@@ -280,11 +302,28 @@ export class ScramServer {
   /**
    * @param secret the stored secret to check the client's proof against
    * @param nonce the server's part of the nonce, for tests; random by default
+   * @param channelBinding the TLS connection's `tls-server-end-point` data ({@link tlsServerEndPoint}): -PLUS is offered
    */
-  constructor(secret: ScramSecret, nonce: string = makeNonce()) {
+  constructor(secret: ScramSecret, nonce: string = makeNonce(), channelBinding?: Buffer) {
     if (!printable.test(nonce)) throw new RangeError('a SCRAM nonce is printable ASCII without ","');
     this.secret = secret;
     this.serverNonce = nonce;
+    this.channelBinding = channelBinding;
+  }
+
+  /** The mechanisms to offer in AuthenticationSASL, preferred first. */
+  get mechanisms(): string[] {
+    return this.channelBinding ? [SCRAM_SHA_256_PLUS, SCRAM_SHA_256] : [SCRAM_SHA_256];
+  }
+
+  /**
+   * Checks the mechanism the client picked, then its client-first-message; returns
+   * server-first-message. @throws PgProtocolError
+   */
+  start(mechanism: string, msg: Buffer): Buffer {
+    if (!this.mechanisms.includes(mechanism)) throw new PgProtocolError(`unsupported SASL mechanism "${mechanism}"; offered: ${this.mechanisms.join(', ')}`);
+    this.bound = mechanism === SCRAM_SHA_256_PLUS;
+    return this.handleClientFirst(msg);
   }
 
   /** Checks client-first-message and returns server-first-message. @throws PgProtocolError */
@@ -294,8 +333,13 @@ export class ScramServer {
     const m = /^([^,]*),([^,]*),(.*)$/s.exec(s);
     if (!m) throw malformed('client-first-message has no gs2 header');
     const [, flag, authzid, bare] = m as unknown as [string, string, string, string];
-    if (flag.startsWith('p=')) throw malformed('channel binding was requested, but SCRAM-SHA-256-PLUS is not offered');
-    if (flag !== 'n' && flag !== 'y') throw malformed('invalid channel-binding flag');
+    if (this.bound) {
+      if (flag !== 'p=tls-server-end-point')
+        throw malformed(flag.startsWith('p=') ? `channel binding type "${flag.slice(2)}" is not supported (tls-server-end-point is)` : 'SCRAM-SHA-256-PLUS needs p=tls-server-end-point');
+    } else if (flag.startsWith('p=')) throw malformed('channel binding was requested with SCRAM-SHA-256: pick SCRAM-SHA-256-PLUS');
+    else if (flag !== 'n' && flag !== 'y') throw malformed('invalid channel-binding flag');
+    // The client could bind but thinks this server cannot: something between them removed -PLUS from the offer.
+    else if (flag === 'y' && this.channelBinding) throw new ScramAuthError('the client saw no channel binding offered, but this server offered it (a downgrade)');
     if (authzid !== '') throw malformed('authorization identities are not supported');
     const attrs = attributes(bare, 'client-first-message');
     if (attrs[0]?.[0] === 'm') throw malformed('client-first-message has an unsupported mandatory extension');
@@ -321,7 +365,10 @@ export class ScramServer {
     const attrs = attributes(withoutProof, 'client-final-message');
     if (attrs.length < 2 || attrs[0]![0] !== 'c' || attrs[1]![0] !== 'r') throw malformed('client-final-message must be c=...,r=...,p=...');
     const binding = decodeBase64(attrs[0]![1], 'channel binding');
-    if (binding.toString('latin1') !== this.gs2Header) throw malformed('channel binding does not match the gs2 header');
+    const expected = Buffer.concat([Buffer.from(this.gs2Header, 'latin1'), this.bound ? this.channelBinding! : Buffer.alloc(0)]);
+    if (binding.length !== expected.length || !timingSafeEqual(binding, expected)) {
+      throw this.bound ? new ScramAuthError('the channel binding does not match this TLS connection') : malformed('channel binding does not match the gs2 header');
+    }
     if (attrs[1]![1] !== this.nonce) throw malformed('the nonce does not match');
     const proof = decodeBase64(s.slice(at + 3), 'proof');
     if (proof.length !== 32) throw malformed('the proof has the wrong length');
@@ -331,6 +378,55 @@ export class ScramServer {
       throw new ScramAuthError('password authentication failed');
     }
     return Buffer.from(`v=${hmac(this.secret.serverKey, authMessage).toString('base64')}`, 'utf8');
+  }
+}
+
+/** Signature algorithms (their OIDs, DER-encoded content) and the hash tls-server-end-point uses with each: MD5 and SHA-1 are replaced by SHA-256. */
+const END_POINT_HASHES: ReadonlyMap<string, string> = new Map([
+  ['2a864886f70d010104', 'sha256'], // md5WithRSAEncryption
+  ['2a864886f70d010105', 'sha256'], // sha1WithRSAEncryption
+  ['2a864886f70d01010b', 'sha256'], // sha256WithRSAEncryption
+  ['2a864886f70d01010c', 'sha384'], // sha384WithRSAEncryption
+  ['2a864886f70d01010d', 'sha512'], // sha512WithRSAEncryption
+  ['2a8648ce3d040301', 'sha256'], // ecdsa-with-SHA1
+  ['2a8648ce3d040302', 'sha256'], // ecdsa-with-SHA256
+  ['2a8648ce3d040303', 'sha384'], // ecdsa-with-SHA384
+  ['2a8648ce3d040304', 'sha512'], // ecdsa-with-SHA512
+]);
+
+/** One DER TLV at `at`: where its content starts and ends. */
+function derAt(der: Buffer, at: number): { start: number; end: number } {
+  let len = der[at + 1]!;
+  let start = at + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4) throw new RangeError('unsupported DER length');
+    len = der.readUIntBE(start, n);
+    start += n;
+  }
+  if (start + len > der.length) throw new RangeError('truncated DER');
+  return { start, end: start + len };
+}
+
+/**
+ * The `tls-server-end-point` channel binding data of a server certificate (DER): its hash with the
+ * hash function of its signature algorithm (SHA-256 for MD5 and SHA-1), as libpq computes it;
+ * undefined for an algorithm without one (Ed25519, RSASSA-PSS), with which -PLUS is not offered.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc5929#section-4.1
+ */
+export function tlsServerEndPoint(certDer: Buffer): Buffer | undefined {
+  try {
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm AlgorithmIdentifier, signature }
+    const cert = derAt(certDer, 0);
+    const tbs = derAt(certDer, cert.start);
+    const algorithm = derAt(certDer, tbs.end);
+    if (certDer[algorithm.start] !== 0x06) return undefined;
+    const oid = derAt(certDer, algorithm.start);
+    const hash = END_POINT_HASHES.get(certDer.subarray(oid.start, oid.end).toString('hex'));
+    return hash ? createHash(hash).update(certDer).digest() : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,0 +1,46 @@
+/**
+ * Direct credentials at the API (../direct-credentials.ts): `POST /v1/connections/{name}/direct`
+ * mints one for the caller on a PostgreSQL connection they may use directly (a person: `via:
+ * direct`; a run's credential: the run's own way in, on its connections); `POST
+ * /v1/direct/{id}/renew` extends one with its person's fresh credential; `DELETE /v1/direct/{id}`
+ * revokes one, and its sessions end.
+ */
+import { directBody } from '../../api/bodies.js';
+import type { DirectCredentialView } from '../../api/answers.js';
+import type { Identity } from '../../identity.js';
+import { directPrincipal } from '../../policy/principal.js';
+import type { Callers } from '../callers.js';
+import { directSeconds } from '../direct-credentials.js';
+import { HttpError } from '../http-error.js';
+import { checkBody } from '../http/respond.js';
+import type { GatewayParts } from '../parts.js';
+import { runForbidden } from '../runs.js';
+
+/** The direct-credential endpoints. */
+export function directApi(parts: GatewayParts, callers: Callers) {
+  const { policySource, reviews, directs, config } = parts;
+  return {
+    /** `POST /v1/connections/{name}/direct` */
+    async mint(identity: Identity, name: string, body: unknown): Promise<DirectCredentialView> {
+      const { seconds } = checkBody(directBody, body ?? {});
+      if (!config.tls) throw new HttpError(400, 'this gateway serves plain HTTP (a development gateway): direct connections need its TLS', { hint: 'use hoop connect' });
+      // Who may use the connection this way: the access rules as they read a direct session.
+      const connection = policySource ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity)).connection : callers.lookup(identity, name);
+      if (connection.type !== 'postgres') throw new HttpError(400, `"${name}" is an ssh connection: direct connections are PostgreSQL's`, { hint: `hoop connect ${name}` });
+      const minted = await directs.mint(identity, name, directSeconds(seconds));
+      return { ...minted, database: connection.database };
+    },
+    /** `POST /v1/direct/{id}/renew`: a person's own, with their current credential. */
+    async renew(identity: Identity, id: string, body: unknown): Promise<{ id: string; expiresAt: string }> {
+      if (identity.run) throw runForbidden('direct');
+      const { seconds } = checkBody(directBody, body ?? {});
+      const record = await directs.renew(identity, id, directSeconds(seconds));
+      return { id, expiresAt: record.expiresAt };
+    },
+    /** `DELETE /v1/direct/{id}` */
+    async revoke(identity: Identity, id: string): Promise<{ id: string; revoked: true }> {
+      await directs.revoke(identity, id);
+      return { id, revoked: true };
+    },
+  };
+}
