@@ -56,6 +56,7 @@ import { availableParallelism, cpus, tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, startPgCluster, type PgCluster } from '../test/harness/postgres.js';
 import { formatLimits, measureLimits, rssMb, type LimitsResult } from './pg-limits.js';
+import { MAX_DIRECT_SECONDS } from '../src/gateway/direct-credentials.js';
 
 const SECONDS = positiveInt(process.env.BENCH_SECONDS, 10);
 const SCALE = positiveInt(process.env.BENCH_SCALE, 10);
@@ -71,7 +72,20 @@ const ALL_RUNS = ['latency', 'tps', 'prepared', 'tpcb', 'update', 'sessions', 'c
 /** The runs made per path (BENCH_RUNS; default all). */
 const RUNS = new Set<string>(process.env.BENCH_RUNS ? process.env.BENCH_RUNS.split(',').map((r) => r.trim()) : ALL_RUNS);
 for (const r of RUNS) if (!(ALL_RUNS as readonly string[]).includes(r)) throw new Error(`BENCH_RUNS: unknown run ${r} (known: ${ALL_RUNS.join(', ')})`);
-const ALL_PATHS = ['direct', 'hoop', 'hoop+policy', 'hoop+policy+recording', 'hoop+store', 'hoop+policy+guard', 'node relay', 'ssh -L', 'pgbouncer'] as const;
+const ALL_PATHS = [
+  'direct',
+  'hoop',
+  'hoop+policy',
+  'hoop+policy+recording',
+  'hoop direct',
+  'hoop direct plain',
+  'hoop direct policy',
+  'hoop+store',
+  'hoop+policy+guard',
+  'node relay',
+  'ssh -L',
+  'pgbouncer',
+] as const;
 type PathName = (typeof ALL_PATHS)[number];
 const PATHS: PathName[] = process.env.BENCH_PATHS
   ? ALL_PATHS.filter((p) =>
@@ -247,6 +261,8 @@ interface Endpoint {
   user: string;
   password: string;
   database: string;
+  /** TLS to the endpoint, verified with this CA (a direct connection to the gateway). */
+  sslRootCert?: string;
 }
 
 interface Result {
@@ -279,7 +295,7 @@ function clientEnv(ep: Endpoint): NodeJS.ProcessEnv {
     PGUSER: ep.user,
     PGPASSWORD: ep.password,
     PGDATABASE: ep.database,
-    PGSSLMODE: 'disable',
+    ...(ep.sslRootCert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: ep.sslRootCert } : { PGSSLMODE: 'disable' }),
     PGCONNECT_TIMEOUT: '15',
     PGAPPNAME: 'hoop-bench',
   };
@@ -765,6 +781,32 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
   };
 }
 
+/** The gateway with policy, masking and recording on, reached directly: a direct credential minted for the bench's token, TLS to the gateway's port. */
+async function setupHoopDirect(pg: PgCluster, withPolicy = true, recording = true): Promise<PathSetup> {
+  const { dir } = tempDir('hoop-bench-policy-');
+  const gw = await startBenchGateway(
+    [
+      'postgres: { maxStatementBytes: 128MiB }',
+      `recording: { enabled: ${recording} }`,
+      ...(withPolicy
+        ? ['policy:', `  repo: ${JSON.stringify(benchPolicyRepo(dir, benchPolicy(pg)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
+        : [
+            'connections:',
+            `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"], maxSessions: 5000 } }`,
+          ]),
+    ],
+    { BENCH_PG_PASSWORD: pg.users.scram.password },
+  );
+  const { mintDirect } = await import('../src/auth/gateway-client.js');
+  const minted = await mintDirect({ gateway: gw.url, ca: readFileSync(gw.caFile) }, gw.token, 'bench', { seconds: MAX_DIRECT_SECONDS });
+  const url = new URL(gw.url);
+  return {
+    endpoint: { host: url.hostname, port: Number(url.port), user: minted.user, password: minted.password, database: minted.database, sslRootCert: gw.caFile },
+    close: () => gw.stop(),
+    relay: { server: gw.pid, client: 0 },
+  };
+}
+
 /**
  * `scp` of BENCH_SCP_MB (default 100) MB of random bytes up and down, to an sshd of its own: direct,
  * through hoop, and through hoop with the session recorded, with and without the CLI's own record;
@@ -1040,7 +1082,10 @@ async function main(): Promise<number> {
         onCleanup('store', () => store.stop());
         await store.psql('create database hoop_store');
         setup = await setupHoop(pg, true, true, false, store.url(store.superuser, { database: 'hoop_store' }));
-      } else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
+      } else if (path === 'hoop direct') setup = await setupHoopDirect(pg);
+      else if (path === 'hoop direct plain') setup = await setupHoopDirect(pg, false, false);
+      else if (path === 'hoop direct policy') setup = await setupHoopDirect(pg, true, false);
+      else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
       results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.relay, setup.settle));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);

@@ -22,6 +22,7 @@ import {
   type MaskingInfo,
   type PolicyStatus,
   codeFitsStatus,
+  type DirectCredentialView,
   type RaisedAlert,
   type RecordingKey,
   type RegisteredDevice,
@@ -168,7 +169,7 @@ function apiError(status: number, body: Buffer, origin: string, path: string, co
 
 async function requestJson(
   endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST' | 'PUT',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   options: { token?: string; body?: unknown; raw?: Buffer; connection?: string } = {},
 ): Promise<{ status: number; body: unknown }> {
@@ -206,7 +207,7 @@ function agentFor(url: URL, ca: Buffer | undefined): http.Agent {
  */
 async function request(
   endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST' | 'PUT',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   options: { token?: string; body?: unknown; raw?: Buffer; connection?: string },
   maxBody: number,
@@ -224,7 +225,7 @@ class StaleConnection extends Error {}
 
 async function requestOnce(
   endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST' | 'PUT',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   options: { token?: string; body?: unknown; raw?: Buffer; connection?: string },
   maxBody: number,
@@ -434,6 +435,33 @@ export async function getPolicyStatus(endpoint: GatewayEndpoint, token: string):
  */
 export async function cancelStatement(endpoint: GatewayEndpoint, token: string, name: string, key: CancelBody): Promise<void> {
   await requestJson(endpoint, 'POST', apiPath.cancel(name), { token, connection: name, body: key });
+}
+
+/**
+ * `POST /v1/connections/{name}/direct`: a direct credential for `name` (a PostgreSQL user and
+ * password to sign in with at the gateway's own address), for `seconds` (the gateway's default
+ * when absent).
+ */
+export async function mintDirect(endpoint: GatewayEndpoint, token: string, name: string, ask: { seconds?: number } = {}): Promise<DirectCredentialView> {
+  const { body } = await requestJson(endpoint, 'POST', apiPath.direct(name), { token, connection: name, body: ask });
+  const b = body as Partial<DirectCredentialView>;
+  if (typeof b.user !== 'string' || typeof b.password !== 'string' || typeof b.database !== 'string' || typeof b.expiresAt !== 'string' || typeof b.id !== 'string') {
+    throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'the direct credential');
+  }
+  return b as DirectCredentialView;
+}
+
+/** `POST /v1/direct/{id}/renew`: the credential lives `seconds` more from now; resolves its new end. */
+export async function renewDirect(endpoint: GatewayEndpoint, token: string, id: string, ask: { seconds?: number } = {}): Promise<string> {
+  const { body } = await requestJson(endpoint, 'POST', apiPath.directOne(id, true), { token, body: ask });
+  const expiresAt = (body as { expiresAt?: unknown }).expiresAt;
+  if (typeof expiresAt !== 'string') throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'the renewed direct credential');
+  return expiresAt;
+}
+
+/** `DELETE /v1/direct/{id}`: the credential is no longer accepted, and its sessions end. */
+export async function revokeDirect(endpoint: GatewayEndpoint, token: string, id: string): Promise<void> {
+  await requestJson(endpoint, 'DELETE', apiPath.directOne(id), { token });
 }
 
 /**

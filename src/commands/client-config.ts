@@ -8,7 +8,8 @@
 import { resolveTokenProvider, type ResolvedTokenProvider } from '../auth/token-provider.js';
 import { isInteractive, login } from '../auth/login.js';
 import { openBrowser } from '../auth/browser.js';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseTimeSetting } from '../policy/limits.js';
 import type { CliIo } from '../io.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 
@@ -31,6 +32,13 @@ export function commandTokenProvider(io: CliIo, flags: GatewayFlags): Promise<Re
     caFile: flags.caFile,
     isTTY: isInteractive(io.stdin as { isTTY?: boolean } | undefined, io.env),
   });
+}
+
+/** An option's time: `1h`, `30min`, `90s` (PostgreSQL's time units) or a number of seconds; whole seconds. */
+export function duration(value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : parseTimeSetting(value);
+  if (ms === undefined || !Number.isFinite(ms) || ms < 1000) throw new InvalidArgumentError('must be a time such as 1h, 30min or 90s');
+  return Math.round(ms / 1000);
 }
 
 /** Adds the options every command that calls the gateway's API takes: `--gateway`, `--ca-file`, `--token-file`. */

@@ -1,6 +1,6 @@
 /**
  * `hoop connect <name>`: a local PostgreSQL port that forwards every client through its own
- * authenticated, audited tunnel to the gateway. Prints how to connect (a psql command, a URI, a
+ * authenticated, audited tunnel to the gateway (with `--direct`, no local port: ./connect-direct.ts). Prints how to connect (a psql command, a URI, a
  * PGPASSFILE holding the per-session password, and the certificate of the port's TLS for
  * `sslmode=verify-full`) and runs until interrupted.
  *
@@ -13,7 +13,8 @@
  * @see docs/architecture.md (§2)
  */
 import { Command, Option } from 'commander';
-import { commandTokenProvider } from './client-config.js';
+import { commandTokenProvider, duration } from './client-config.js';
+import { serveDirect } from './connect-direct.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
@@ -31,6 +32,9 @@ import type { ConnectJson } from '../connect-json.js';
 import { shellQuote } from '../text-format.js';
 
 interface ConnectOptions extends LocalPolicyOptions {
+  direct?: boolean;
+  ttl?: number;
+  once?: boolean;
   port?: number;
   socket?: string;
   gateway?: string;
@@ -131,6 +135,9 @@ export function connectCommand(io: CliIo): Command {
     .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
     .option('--json', 'print the connection details as one JSON line (including the local password) and nothing else on stdout')
+    .option('--direct', "no local port: the client connects to the gateway's own port with a credential the gateway mints for this connection (PostgreSQL)")
+    .option('--ttl <time>', 'with --direct: how long the credential lives, renewed while this runs (default 15min, at most 12h)', duration)
+    .option('--once', 'with --direct: print the connection details and exit; the credential is not renewed and ends after --ttl')
     .option('--policy-dir <dir>', 'judge statements here first with the policy bundle in this checked-out config repo (the gateway still decides)')
     .option('--policy-repo <url>', 'the same with a config repo pulled as `hoop policy pull` does (default: $HOOP_POLICY_REPO)')
     .option('--policy-ref <ref>', 'branch, tag or commit of --policy-repo (default: $HOOP_POLICY_REF, else main)')
@@ -143,6 +150,22 @@ export function connectCommand(io: CliIo): Command {
         provider.close();
         throw err;
       });
+      if (opts.direct) {
+        if (info.type !== 'postgres') {
+          provider.close();
+          throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: --direct is for PostgreSQL connections`, { hint: `hoop connect ${name}` });
+        }
+        try {
+          await serveDirect(io, opts, provider, name, say);
+        } finally {
+          provider.close();
+        }
+        return;
+      }
+      if (opts.ttl !== undefined || opts.once) {
+        provider.close();
+        throw new HoopError(ErrorCode.USAGE, '--ttl and --once go with --direct');
+      }
       if (info.type === 'ssh') {
         try {
           await serveSsh(io, opts, provider, name, info, log, say);

@@ -77,6 +77,9 @@ export interface LocalPort {
   close(): Promise<void>;
 }
 
+/** Where a PostgreSQL client signs in: a local port's, or the gateway's own with a direct credential (./connect-direct.ts). */
+export type PgEndpoint = Pick<LocalPort, 'connection' | 'host' | 'port' | 'socketPath' | 'user' | 'database' | 'password' | 'sslrootcert'>;
+
 /** The user name local clients give (the gateway connects as the connection's own user). */
 const LOCAL_USER = 'hoop';
 
@@ -184,10 +187,10 @@ export async function openLocalPort(o: LocalPortOptions): Promise<LocalPort> {
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS
  */
-export function localUri(port: LocalPort, password?: string): string {
+export function localUri(port: PgEndpoint, password?: string): string {
   const user = password === undefined ? port.user : `${port.user}:${encodeURIComponent(password)}`;
   const database = encodeURIComponent(port.database);
   return port.socketPath
     ? `postgresql://${user}@/${database}?host=${encodeURIComponent(port.host)}&port=${port.port}`
-    : `postgresql://${user}@${port.host}:${port.port}/${database}?sslmode=verify-full&sslrootcert=${encodeURIComponent(port.sslrootcert!)}`;
+    : `postgresql://${user}@${port.host.includes(':') ? `[${port.host}]` : port.host}:${port.port}/${database}?sslmode=verify-full&sslrootcert=${encodeURIComponent(port.sslrootcert!)}`;
 }

@@ -9,12 +9,11 @@
  *
  * @see docs/architecture.md (§3.6, §4.4)
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { followReview, requestAccess } from '../auth/gateway-client.js';
-import { gatewayOptions, withGatewayAsPerson, type GatewayFlags } from './client-config.js';
+import { duration, gatewayOptions, withGatewayAsPerson, type GatewayFlags } from './client-config.js';
 import { CommandExit } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { parseTimeSetting } from '../policy/limits.js';
 import { standing } from '../ui/review-lines.js';
 
 interface RequestFlags extends GatewayFlags {
@@ -23,13 +22,6 @@ interface RequestFlags extends GatewayFlags {
   mode: 'read-only' | 'read-write';
   wait?: string | true;
   json?: boolean;
-}
-
-/** `1h`, `30min`, `90s` (PostgreSQL's time units) or a number of seconds; whole seconds. */
-function duration(value: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : parseTimeSetting(value);
-  if (ms === undefined || !Number.isFinite(ms) || ms < 1000) throw new InvalidArgumentError('must be a time such as 1h, 30min or 90s');
-  return Math.round(ms / 1000);
 }
 
 /** Builds the `request` command. */

@@ -12,7 +12,9 @@
  * around the gateway. Stdio is the command's own (a TTY stays a TTY); the signals hoop receives
  * are handed on (on a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal, so hoop
  * does not send them again); hoop exits with the command's exit code (128 + n for signal n), and
- * the ports close when the command exits.
+ * the ports close when the command exits. With `--direct`, a PostgreSQL connection has no local
+ * port: the variables name the gateway's own address and a direct credential minted with the
+ * run's credential, which ends with the run.
  *
  * Without `--connect`, the connections are the `connections:` of `.hoop.yaml` in the working
  * directory, else of `hoop.yaml` in the user's hoop config directory.
@@ -50,7 +52,9 @@ import { openSshPort, type SshPort } from '../ssh/local/port.js';
 import { cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';
-import { localUri, openLocalPort, type LocalPort } from './local-port.js';
+import { localUri, openLocalPort, type LocalPort, type PgEndpoint } from './local-port.js';
+import { directRootCert, gatewayAddress } from './connect-direct.js';
+import { mintDirect } from '../auth/gateway-client.js';
 
 interface RunOptions extends LocalPolicyOptions {
   connect?: string[];
@@ -63,6 +67,7 @@ interface RunOptions extends LocalPolicyOptions {
   prompt?: string;
   promptFile?: string;
   socket?: string;
+  direct?: boolean;
   gateway?: string;
   tokenFile?: string;
   caFile?: string;
@@ -125,7 +130,7 @@ export function databaseUrlName(connection: string): string {
  */
 export function runVariables(
   run: { id: string; token: string; gateway: string; caFile?: string | undefined },
-  ports: readonly LocalPort[],
+  ports: readonly PgEndpoint[],
   pgpassFile: string | undefined,
   sshConfig?: string,
 ): NodeJS.ProcessEnv {
@@ -203,6 +208,14 @@ async function openRunRecord(
   return writer;
 }
 
+/** A PostgreSQL connection of the run reached directly: the gateway's address, a credential minted with the run's (it ends with the run), the CA in the run's directory. */
+async function directEndpoint(run: AgentRun, name: string, runDir: string): Promise<PgEndpoint> {
+  const minted = await mintDirect({ gateway: run.provider.gateway, ...(run.provider.ca ? { ca: run.provider.ca } : {}) }, run.token, name);
+  const { host, port } = gatewayAddress(run.provider.gateway);
+  const { file } = await directRootCert(run.provider.ca, runDir, name, port);
+  return { connection: name, host, port, user: minted.user, database: minted.database, password: minted.password, sslrootcert: file };
+}
+
 /** A gateway on this machine's loopback (the demo's), which hoop inside a contained run reaches through the bridge. */
 function loopbackGateway(gateway: string): PortAcceptor[] {
   const url = new URL(gateway);
@@ -235,6 +248,7 @@ export function runCommand(io: CliIo): Command {
     .addOption(new Option('--prompt <text>', 'what the command was asked to do: recorded at the start of each of its sessions').conflicts('promptFile'))
     .option('--prompt-file <file>', 'the same, read from a file')
     .option('--socket <dir>', 'serve the connections on unix sockets in this directory instead of TCP')
+    .option('--direct', "PostgreSQL connections: no local port; the command connects to the gateway's own port with a credential minted for the run (it ends with the run)")
     .option('--gateway <url>', 'gateway URL (default: $HOOP_GATEWAY, else the current `hoop login` profile)')
     .option('--token-file <file>', 'read the bearer token from this file; it is not renewed (default: $HOOP_TOKEN, else the login)')
     .option('--ca-file <file>', "trust this CA for the gateway certificate (default: $HOOP_CA_FILE, else the profile's)")
@@ -301,6 +315,8 @@ export function runCommand(io: CliIo): Command {
       const said: Record<string, string> = { source: 'run', run: run.id, command: commandLine, cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
       const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
       const ports: LocalPort[] = [];
+      /** With --direct: the gateway's own address and a credential of the run's, per PostgreSQL connection. */
+      const directs: PgEndpoint[] = [];
       const sshPorts: SshPort[] = [];
       let giveSignals: (() => void) | undefined;
       let bridge: PortBridge | undefined;
@@ -325,19 +341,21 @@ export function runCommand(io: CliIo): Command {
           if (info.type === 'ssh') {
             const record = info.clientRecords ? sshRecordHook(records, { connection: name, gateway: run.provider.gateway, runId: run.id, say }) : undefined;
             sshPorts.push(await openSshPort({ ...common, env: io.env, hostKeys: info.hostKeys ?? [], ...(info.user ? { user: info.user } : {}), ...(record ? { record } : {}) }));
-          } else ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
+          } else if (opts.direct) directs.push(await directEndpoint(run, name, runDir));
+          else ports.push(await openLocalPort({ ...common, io, info, policy: opts, ...(opts.socket ? { socket: opts.socket, port: 5432 + i } : {}), runId: run.id, records }));
         }
         // Interrupted while the ports opened: the command never starts.
         if (io.signal.aborted) {
           runRecord?.append({ t: 'end', at: Date.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: Date.now() - started });
           throw new CommandExit(130);
         }
-        const pgpassFile = ports.length > 0 ? await writePgpass({ dir: runDir, name: 'run', entries: ports }) : undefined;
+        const clients: PgEndpoint[] = [...ports, ...directs];
+        const pgpassFile = clients.length > 0 ? await writePgpass({ dir: runDir, name: 'run', entries: clients }) : undefined;
         // Several SSH connections: one ssh_config that includes each port's.
         const sshConfig = sshPorts.length > 1 ? await writeRunFile(runDir, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join('')) : sshPorts[0]?.configFile;
         const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
         log.info('run.start', { run: run.id, connections: names, command: file, isolation: containment.kind });
-        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, ports, pgpassFile, sshConfig), {
+        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, clients, pgpassFile, sshConfig), {
           contained,
           sshAgent: opts.sshAgent === true,
         });

@@ -211,7 +211,7 @@ function lsCommand(io: CliIo): Command {
     .option('--connection <name>', 'only this connection')
     .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
     .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
-    .option('--via <way>', "only the sessions that came this way: connect, exec (a person's own), run, mcp (an agent's)")
+    .option('--via <way>', "only the sessions that came this way: connect, exec, direct (a person's own), run, mcp (an agent's)")
     .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
     .option('--until <time>', 'started at or before this date or time')
     .option('--denied', 'only sessions in which the policy refused a statement')
@@ -299,7 +299,15 @@ function sessionDetails(check: RecordingCheck, summary: SessionSummary): string[
         : '-',
     ],
     ['recording', verdict(check, summary.recording === 'running')],
+    ['client record', clientRecordText(summary)],
   ];
+}
+
+/** What the CLI's own record of a session is: a direct client has no hoop in its path, so it has none. */
+function clientRecordText(s: SessionSummary): string {
+  if (s.direct === true) return "none: a direct client (no hoop in its path); the gateway's recording is the only one";
+  const state = s.clientRecord;
+  return state === 'complete' ? 'signed by the CLI (hoop sessions verify checks it against this one)' : typeof state === 'string' ? state : 'none uploaded';
 }
 
 /** Builds `hoop sessions verify`. */

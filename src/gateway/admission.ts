@@ -504,6 +504,7 @@ function sessionFacts({ identity, connection, principal, policyCommit }: Authori
     via: principal.via,
     ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
     ...(identity.run ? { isolated: identity.run.isolated } : {}),
+    ...(asked.direct ? { direct: true as const } : {}),
   };
 }
 

@@ -130,7 +130,12 @@ export class DirectCredentials {
   /** Sessions' listeners per credential id: told when it is extended or ended. */
   readonly #watchers = new Map<string, Set<(record: DirectRecord | undefined) => void>>();
 
-  constructor(store: DirectStore, log: Logger) {
+  /** `lifetimeScale`: tests only, multiplies each credential's lifetime. */
+  constructor(
+    store: DirectStore,
+    log: Logger,
+    private readonly lifetimeScale = 1,
+  ) {
     this.#store = store;
     this.#log = log;
     store.onChanged?.((id) => this.#changed(id));
@@ -152,7 +157,7 @@ export class DirectCredentials {
     const password = randomBytes(32).toString('base64url');
     const secret = makeScramSecret(password, ITERATIONS);
     // A run's credential lives no longer than the run's own (its expiresAt is the run's deadline).
-    const end = Math.min(now + seconds * 1000, run ? caller.expiresAt.getTime() : Number.POSITIVE_INFINITY);
+    const end = Math.min(now + seconds * 1000 * this.lifetimeScale, run ? caller.expiresAt.getTime() : Number.POSITIVE_INFINITY);
     const record: DirectRecord = {
       id: `dc_${randomBytes(16).toString('base64url')}`,
       connection,
@@ -181,7 +186,7 @@ export class DirectCredentials {
   async renew(person: Identity, id: string, seconds: number): Promise<DirectRecord> {
     const record = await this.#theirs(person, id);
     if (record.run) throw new HttpError(403, `direct credential ${id} is run ${record.run.id}'s: it lives as long as the run`);
-    const done = directOpen(record) ? await this.#store.extend(id, new Date(Date.now() + seconds * 1000).toISOString(), ownerOf(person)) : undefined;
+    const done = directOpen(record) ? await this.#store.extend(id, new Date(Date.now() + seconds * 1000 * this.lifetimeScale).toISOString(), ownerOf(person)) : undefined;
     if (!done) throw new HttpError(410, directRefusal(record) ?? `direct credential ${id} has ended`, { hint: 'ask for a new one: hoop connect --direct' });
     this.#changed(id, done);
     return done;

@@ -89,6 +89,8 @@ export interface PartOverrides {
   verifier?: TokenVerifier | undefined;
   store?: GatewayStore | undefined;
   clientRecordDiskReserveBytes?: number | undefined;
+  /** Tests: multiplies each direct credential's lifetime. */
+  directLifetimeScale?: number | undefined;
   /** The gateway's URL scheme, for the replica's address. */
   scheme: 'https' | 'http';
 }
@@ -126,7 +128,7 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir), log);
   disposer.defer(() => runs.close());
   runs.onEnd((run) => events.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
-  const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir), log);
+  const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir), log, o.directLifetimeScale);
   disposer.defer(() => directs.close());
   // A run's direct credentials end with it (its sessions end with the run already).
   runs.onEnd((run) => void directs.endRun(run.id));

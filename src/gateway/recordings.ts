@@ -47,6 +47,8 @@ export interface SessionSummary {
   agent?: string;
   /** For a run's session: whether its command was contained. */
   isolated?: boolean;
+  /** A direct client's session (a direct credential at the gateway's port): no hoop in its path, so no record of the CLI's. */
+  direct?: true;
   startedAt: string;
   /** Absent while the session runs. */
   endedAt?: string;
@@ -274,6 +276,7 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
     ...(typeof start?.via === 'string' && (VIAS as readonly string[]).includes(start.via) ? { via: start.via as Via } : {}),
     ...(typeof start?.agent === 'string' ? { agent: start.agent } : {}),
     ...(typeof start?.isolated === 'boolean' ? { isolated: start.isolated } : {}),
+    ...(start?.direct === true ? { direct: true as const } : {}),
     startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
     endedAt: new Date(last || Date.now()).toISOString(),
     reason: 'gateway-stopped',

@@ -62,6 +62,8 @@ export interface GatewayOptions {
   sessionPolicy?: (identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined;
   /** Tests only: multiplies every maximum session length (e.g. 0.02 turns 60 s into 1.2 s). */
   sessionLimitScale?: number;
+  /** Tests only: multiplies the lifetime of each direct credential minted (0.02 turns 60 s into 1.2 s). */
+  directLifetimeScale?: number;
   /** Tests only: how often the bytes sent to each client are told (`session.bytes`; default 10 s). */
   bytesTickMs?: number;
   /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
@@ -98,7 +100,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const useTls = checkTransport(config, options.insecureDevHttp === true);
   const disposer = new Disposer(log);
   try {
-    const overrides = { verifier: options.verifier, store: options.store, clientRecordDiskReserveBytes: options.clientRecordDiskReserveBytes, scheme: useTls ? ('https' as const) : ('http' as const) };
+    const overrides = {
+      verifier: options.verifier,
+      store: options.store,
+      clientRecordDiskReserveBytes: options.clientRecordDiskReserveBytes,
+      directLifetimeScale: options.directLifetimeScale,
+      scheme: useTls ? ('https' as const) : ('http' as const),
+    };
     const parts = await buildParts(config, log, options.env ?? process.env, overrides, disposer);
     const refusals = new AuthRefusals(parts.events, log);
     disposer.defer(() => refusals.close());

@@ -410,6 +410,14 @@ describe('the policy sees the agent', () => {
     expect(own.stdout).toBe('seed\n');
   });
 
+  it("with --direct, the contained agent's psql signs in at the gateway's own port with the run's direct credential: rows masked for the agent, the session the run's and direct", async () => {
+    const agent = await hoopRun(['--direct', '--agent', 'claude', '--connect', 'app', '--', 'psql', '-XAt', '-c', "select note from marks where note = 'seed'"]);
+    expect(agent.stderr).not.toContain('error');
+    expect(agent.stdout).toBe('[redacted]\n');
+    const sessions = (await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/sessions?agent=claude', alice)).body.sessions as Array<Record<string, unknown>>;
+    expect(sessions.find((x) => x.direct === true)).toMatchObject({ via: 'run', agent: 'claude', isolated: true, connection: 'app' });
+  });
+
   it('a run that is not contained says so, is recorded so, and is refused where the policy says', async () => {
     const loose = await hoopRun(['--isolation', 'none', '--connect', 'app', '--', process.execPath, HOOP_BIN, 'exec', 'app', '-c', 'select 1']);
     expect(loose.stderr).toContain('isolation: none (asked for with --isolation none)');

@@ -4,8 +4,9 @@
  * the gateway) and collects the backend messages it gets back.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { query as queryMessage, saslInitialResponse, saslResponse, startupMessage } from '../../src/postgres/wire/messages.js';
+import { query as queryMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage } from '../../src/postgres/wire/messages.js';
 import { MessageReader, parseAuthentication, parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
 import { ScramClient } from '../../src/postgres/wire/scram.js';
 
@@ -41,6 +42,26 @@ export class RawFrontend {
     const socket: Socket = connect({ host: '127.0.0.1', port });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     return new RawFrontend(socket);
+  }
+
+  /**
+   * A TLS connection to the gateway's own port, as a direct client makes it: an SSLRequest, then
+   * TLS (or with `alpn`, TLS at once with ALPN `postgresql`, as PostgreSQL 17's direct TLS), the
+   * gateway's certificate verified with `ca`.
+   */
+  static async direct(port: number, ca: Buffer, alpn = false): Promise<RawFrontend> {
+    const secure = (socket?: Socket): Promise<TLSSocket> =>
+      new Promise((resolve, reject) => {
+        const t = tlsConnect({ ...(socket ? { socket } : { port }), host: '127.0.0.1', ca, ...(alpn ? { ALPNProtocols: ['postgresql'] } : {}) }, () => resolve(t));
+        t.once('error', reject);
+      });
+    if (alpn) return new RawFrontend(await secure());
+    const socket: Socket = connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    socket.write(sslRequest());
+    const answer = await new Promise<Buffer>((resolve, reject) => socket.once('data', resolve).once('error', reject));
+    if (answer.toString('latin1') !== 'S') throw new Error(`the gateway answered the SSLRequest with ${JSON.stringify(answer.toString('latin1'))}`);
+    return new RawFrontend(await secure(socket));
   }
 
   /** A frontend signed in to a `hoop connect` listener (its user and database), up to ReadyForQuery. */

@@ -13,6 +13,8 @@ import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
+import { mintDirect } from '../../src/auth/gateway-client.js';
+import type { DirectCredentialView } from '../../src/api/answers.js';
 import { RawFrontend } from './raw-pg.js';
 import { type CliResult, runCli } from './run-cli.js';
 import { connectionYaml, startPgCluster, type PgCluster } from './postgres.js';
@@ -63,8 +65,20 @@ export interface HoopStack {
     token: string,
     options?: { startup?: boolean; params?: Array<[string, string]>; via?: 'connect' | 'exec'; sessionId?: string; detachReviews?: boolean; gateway?: string },
   ): Promise<RawFrontend>;
+  /**
+   * A raw frontend of a direct client: a direct credential minted for `token` on `connection`,
+   * then TLS to the gateway's own port (an SSLRequest, or with `alpn` PostgreSQL 17's direct TLS),
+   * signed in (its user and database; `params` added) up to ReadyForQuery unless `startup` is false.
+   */
+  direct(connection: string, token: string, options?: { startup?: boolean; params?: Array<[string, string]>; seconds?: number; alpn?: boolean }): Promise<DirectFrontend>;
   close(): Promise<void>;
 }
+
+/** The ways a client reaches the gateway, each suite of hostile-client tests runs on: `hoop connect`'s port, a raw tunnel, and a direct client at the gateway's own port. */
+export const WAYS_IN = ['hoop connect', 'the tunnel', 'direct'] as const;
+
+/** A direct client's raw frontend, with the credential it was given. */
+export type DirectFrontend = RawFrontend & { credential: DirectCredentialView };
 
 /** Options of {@link startStack}. */
 export interface StackOptions {
@@ -198,6 +212,13 @@ ${Object.entries(options.issuer ?? {})
       });
       const raw = new RawFrontend(channel);
       if (o.startup !== false) await raw.startup('', o.params);
+      return raw;
+    },
+    async direct(connection, token, o = {}) {
+      const credential = await mintDirect({ gateway: gateway.url, ca: pki.ca }, token, connection, o.seconds !== undefined ? { seconds: o.seconds } : {});
+      const raw = Object.assign(await RawFrontend.direct(gateway.port, pki.ca, o.alpn), { credential });
+      const params = (o.params ?? []).filter(([k]) => k !== 'user' && k !== 'database');
+      if (o.startup !== false) await raw.startup(credential.password, [['user', credential.user], ['database', credential.database], ...params]);
       return raw;
     },
     async close() {

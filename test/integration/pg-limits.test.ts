@@ -20,7 +20,7 @@ import { makeScramSecret } from '../../src/postgres/wire/scram.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
-import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startStack, WAYS_IN, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { emptyPolicy } from '../harness/policy.js';
 
 const policy: Policy = emptyPolicy();
@@ -56,7 +56,22 @@ afterAll(async () => {
 
 async function open(via: string, params: Array<[string, string]> = []): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', token, { params: [['user', 'x'], ['database', 'app'], ...params] });
+  if (via === 'direct') return stack.direct('app', token, { params });
   return RawFrontend.signedIn(connected.info, params);
+}
+
+/** A frontend of `via` not signed in yet, and its startup with `params`. */
+async function starting(via: string, params: Array<[string, string]>): Promise<{ f: RawFrontend; start: Promise<void> }> {
+  if (via === 'the tunnel') {
+    const f = await stack.tunnel('app', token, { startup: false });
+    return { f, start: f.startup('', [['user', 'x'], ['database', 'app'], ...params]) };
+  }
+  if (via === 'direct') {
+    const f = await stack.direct('app', token, { startup: false });
+    return { f, start: f.startup(f.credential.password, [['user', f.credential.user], ['database', 'app'], ...params]) };
+  }
+  const f = await RawFrontend.tcp(connected.info.port);
+  return { f, start: f.startup(connected.info.password, [['user', 'u'], ['database', 'app'], ...params]) };
 }
 
 const errorOf = errorIn;
@@ -66,7 +81,7 @@ const value = (ms: PgMessage[]): string | undefined =>
     ?.body.subarray(6)
     .toString();
 
-describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, through %s', (via) => {
+describe.each(WAYS_IN)('per-access server timeouts, through %s', (via) => {
   it('are in force from the start, and the server applies them', async () => {
     const f = await open(via);
     try {
@@ -142,8 +157,7 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
 
   it('refuse a startup value the server rounds to 0', async () => {
     for (const params of [[['lock_timeout', '0.5']], [['options', '-c statement_timeout=500us']]] as Array<Array<[string, string]>>) {
-      const f = via === 'the tunnel' ? await stack.tunnel('app', token, { startup: false }) : await RawFrontend.tcp(connected.info.port);
-      const start = via === 'the tunnel' ? f.startup('', [['user', 'x'], ['database', 'app'], ...params]) : f.startup(connected.info.password, [['user', 'u'], ['database', 'app'], ...params]);
+      const { f, start } = await starting(via, params);
       await start.catch(() => undefined);
       const e = await f.error();
       expect(e?.code).toBe('0A000');
@@ -153,8 +167,7 @@ describe.each(['hoop connect', 'the tunnel'])('per-access server timeouts, throu
 
   it('refuse a higher value given at startup, naming the parameter and why', async () => {
     for (const params of [[['statement_timeout', '0']], [['options', '-c lock_timeout=1h']]] as Array<Array<[string, string]>>) {
-      const f = via === 'the tunnel' ? await stack.tunnel('app', token, { startup: false }) : await RawFrontend.tcp(connected.info.port);
-      const start = via === 'the tunnel' ? f.startup('', [['user', 'x'], ['database', 'app'], ...params]) : f.startup(connected.info.password, [['user', 'u'], ['database', 'app'], ...params]);
+      const { f, start } = await starting(via, params);
       await start.catch(() => undefined);
       const e = await f.error();
       expect(e?.code).toBe('0A000');
@@ -252,7 +265,7 @@ describe('time values', () => {
   });
 });
 
-describe.each(['hoop connect', 'the tunnel'])('a client that goes away, through %s', (via) => {
+describe.each(WAYS_IN)('a client that goes away, through %s', (via) => {
   /** Backends of the app database running `text`, as the server sees them. */
   const running = async (text: string): Promise<number> =>
     Number(await stack.pg.psql(`select count(*) from pg_stat_activity where datname = 'app' and query like '%${text}%' and pid <> pg_backend_pid()`, { database: 'app' }));
@@ -260,6 +273,7 @@ describe.each(['hoop connect', 'the tunnel'])('a client that goes away, through 
   async function openFree(): Promise<RawFrontend> {
     const free = await stack.token('bob', ['free']);
     if (via === 'the tunnel') return stack.tunnel('app', free);
+    if (via === 'direct') return stack.direct('app', free);
     const c = await stack.connect('app', free);
     const f = await RawFrontend.tcp(c.info.port);
     await f.startup(c.info.password, [
@@ -293,7 +307,7 @@ describe.each(['hoop connect', 'the tunnel'])('a client that goes away, through 
   });
 });
 
-describe.each(['hoop connect', 'the tunnel'])('the cancel key, through %s', (via) => {
+describe.each(WAYS_IN)('the cancel key, through %s', (via) => {
   it("carries the server's real process id: pg_backend_pid() and notifications agree with it", async () => {
     const f = await open(via);
     try {

@@ -16,7 +16,7 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { PgMessage } from '../../src/postgres/wire/reader.js';
 import { bind, execute, frontendMessage as msg, parse, sync } from '../harness/pg-frontend.js';
 import { RawFrontend } from '../harness/raw-pg.js';
-import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startStack, type HoopStack, type RunningConnect, WAYS_IN } from '../harness/stack.js';
 
 const policy: MaskingPolicy = {
   columns: [
@@ -76,12 +76,13 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const VIA = ['hoop connect', 'the tunnel'] as const;
+const VIA = WAYS_IN;
 
 /** A session through `via`; with `searchPath`, it sets it first (the gateway takes no search_path at startup). */
 async function open(via: (typeof VIA)[number], searchPath?: string): Promise<RawFrontend> {
   let f: RawFrontend;
-  if (via === 'the tunnel')
+  if (via === 'direct') f = await stack.direct('app', token);
+  else if (via === 'the tunnel')
     f = await stack.tunnel('app', token, {
       params: [
         ['user', 'x'],

@@ -16,7 +16,7 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { PgMessage } from '../../src/postgres/wire/reader.js';
 import { bind, describePortal, execute, frontendMessage as msg, parse, sync } from '../harness/pg-frontend.js';
 import { RawFrontend } from '../harness/raw-pg.js';
-import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startStack, type HoopStack, type RunningConnect, WAYS_IN } from '../harness/stack.js';
 
 const policy: MaskingPolicy = {
   columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }],
@@ -48,11 +48,12 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const VIA = ['hoop connect', 'the tunnel'] as const;
+const VIA = WAYS_IN;
 
 /** A raw frontend signed in through `via`. */
 async function open(via: (typeof VIA)[number]): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', token);
+  if (via === 'direct') return stack.direct('app', token);
   const f = await RawFrontend.tcp(connected.info.port);
   await f.startup(connected.info.password, [
     ['user', connected.info.user],

@@ -16,7 +16,7 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
-import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startStack, type HoopStack, type RunningConnect, WAYS_IN } from '../harness/stack.js';
 import { emptyPolicy } from '../harness/policy.js';
 
 const base: MaskingPolicy = {
@@ -69,6 +69,7 @@ afterAll(async () => {
 
 async function open(mode: string, via: string): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', tokens.get(mode)!);
+  if (via === 'direct') return stack.direct('app', tokens.get(mode)!);
   const info = connects.get(mode)!.info;
   return RawFrontend.signedIn(info);
 }
@@ -77,7 +78,7 @@ const bytes = (ms: PgMessage[]): string => Buffer.concat(ms.map((m) => m.raw)).t
 const errorOf = errorIn;
 
 describe.each(['mask', 'deny'])('derived: %s', (mode) => {
-  describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
+  describe.each(WAYS_IN)('through %s', (via) => {
     it('refuses pg_notify and set_config of a value computed from a masked column (select list and WHERE); the listener hears nothing', async () => {
       const listener = await open(mode, via);
       const f = await open(mode, via);
@@ -160,7 +161,7 @@ describe.each(['mask', 'deny'])('derived: %s', (mode) => {
   });
 });
 
-describe.each(['hoop connect', 'the tunnel'])('what masking follows, through %s', (via) => {
+describe.each(WAYS_IN)('what masking follows, through %s', (via) => {
   /** Bytes of the frontend messages. */
   const P = (name: string, sql: string): Buffer => msg('P', name, sql, 0);
   const B = (portal: string, statement: string): Buffer => msg('B', portal, statement, 0, 0, 0);

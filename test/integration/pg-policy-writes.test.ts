@@ -12,7 +12,7 @@ import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy, StatementRule } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
-import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startStack, type HoopStack, type RunningConnect, WAYS_IN } from '../harness/stack.js';
 import { emptyPolicy } from '../harness/policy.js';
 
 const rules: StatementRule[] = [
@@ -58,6 +58,7 @@ afterAll(async () => {
 
 async function open(who: string, via: string): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', tokens.get(who)!);
+  if (via === 'direct') return stack.direct('app', tokens.get(who)!);
   const info = connects.get(who)!.info;
   return RawFrontend.signedIn(info);
 }
@@ -66,7 +67,7 @@ const errorOf = errorIn;
 
 const db = async (sql: string): Promise<string> => (await stack.pg.psql(sql, { database: 'app' })).trim();
 
-describe.each(['hoop connect', 'the tunnel'])('through %s', (via) => {
+describe.each(WAYS_IN)('through %s', (via) => {
   it('refuses writes the parse tree shows reach every row; the rows stay as they were', async () => {
     const f = await open('rw', via);
     try {

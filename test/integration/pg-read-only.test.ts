@@ -21,7 +21,7 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import type { PgMessage } from '../../src/postgres/wire/reader.js';
 import { frontendMessage as msg } from '../harness/pg-frontend.js';
 import { errorIn, RawFrontend } from '../harness/raw-pg.js';
-import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { startStack, type HoopStack, type RunningConnect, WAYS_IN } from '../harness/stack.js';
 import { emptyPolicy } from '../harness/policy.js';
 
 const policy: Policy = emptyPolicy();
@@ -65,6 +65,7 @@ afterAll(async () => {
 
 async function open(via: string): Promise<RawFrontend> {
   if (via === 'the tunnel') return stack.tunnel('app', token);
+  if (via === 'direct') return stack.direct('app', token);
   return RawFrontend.signedIn(connected.info);
 }
 
@@ -93,7 +94,7 @@ async function refused(f: RawFrontend, statements: readonly string[], rule: RegE
   }
 }
 
-describe.each(['hoop connect', 'the tunnel'])('read-only access, through %s', (via) => {
+describe.each(WAYS_IN)('read-only access, through %s', (via) => {
   it('refuses every way back to read-write transactions; nothing is written and the server still reports read-only', async () => {
     // The server itself lets a read-only session's transaction turn read-write this way.
     await expect(db('set default_transaction_read_only = on; begin; reset transaction_read_only; select bump(); rollback')).resolves.toMatch(/^1$/m);

@@ -31,7 +31,8 @@ import { HOOP_BIN } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { runCli } from '../harness/run-cli.js';
-import type { RawFrontend } from '../harness/raw-pg.js';
+import { RawFrontend } from '../harness/raw-pg.js';
+import { cancelRequest, query as queryMessage } from '../../src/postgres/wire/messages.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually, quietFor } from '../harness/wait.js';
 
@@ -244,7 +245,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 8$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 9$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -474,6 +475,28 @@ describe('two replicas behind a load balancer', () => {
     });
     await quietFor(1000); // the audit's batches go out every second: a second event would be in by now
     expect(firstUses()).toHaveLength(1);
+  });
+
+  it('knows a direct credential on every replica: minted through B, it signs in at A; a CancelRequest in the clear at B cancels its query on A; revoked through B, its session on A ends', async () => {
+    const alice = await stack.token('alice');
+    const minted = await callApi(bUrl, stack.pki.ca, 'POST', '/v1/connections/app/direct', alice, {});
+    expect(minted.status).toBe(201);
+    const { id, user, password } = minted.body as { id: string; user: string; password: string };
+    const onA = await RawFrontend.direct(stack.gateway.port, stack.pki.ca);
+    await onA.startup(password, [
+      ['user', user],
+      ['database', 'app'],
+    ]);
+    const key = (await onA.messagesSince(0, 1)).find((m) => m.type === 0x4b)!.body;
+    onA.write(queryMessage('select pg_sleep(30) /* direct on A */'));
+    await eventually(async () =>
+      expect((await stack.pg.psql("select count(*) from pg_stat_activity where query like '%direct on A%' and state = 'active' and pid <> pg_backend_pid()")).trim()).toBe('1'),
+    );
+    const clear = await RawFrontend.tcp(Number(new URL(bUrl).port));
+    clear.write(cancelRequest(key.readUInt32BE(0), key.readUInt32BE(4)));
+    expect(await onA.error(10_000)).toMatchObject({ code: '57014' });
+    expect((await callApi(bUrl, stack.pki.ca, 'DELETE', `/v1/direct/${id}`, alice)).status).toBe(200);
+    expect(await onA.error(10_000)).toMatchObject({ severity: 'FATAL', message: expect.stringContaining(`direct credential ${id} was revoked`) });
   });
 
   it('cancels a query running on replica A with a CancelRequest that reaches replica B, only for the identity that owns the session', async () => {

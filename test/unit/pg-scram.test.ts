@@ -2,7 +2,9 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
-import { ScramAuthError, ScramClient, ScramServer, makeScramSecret, md5Password, saslPrep } from '../../src/postgres/wire/scram.js';
+import { ScramAuthError, ScramClient, ScramServer, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, makeScramSecret, md5Password, saslPrep, tlsServerEndPoint } from '../../src/postgres/wire/scram.js';
+import { mintCertificate } from '../../src/x509.js';
+import { createHash } from 'node:crypto';
 import { thrown } from '../harness/thrown.js';
 
 // RFC 7677 section 3. The ServerSignature printed in the RFC is wrong (see
@@ -292,5 +294,48 @@ describe('md5Password', () => {
   it("is 'md5' + md5hex(md5hex(password + user) + salt)", () => {
     expect(md5Password('user', 'pencil', Buffer.from([1, 2, 3, 4]))).toMatch(/^md5[0-9a-f]{32}$/);
     expect(md5Password('user', 'pencil', Buffer.from([1, 2, 3, 4]))).not.toBe(md5Password('user', 'pencil', Buffer.from([1, 2, 3, 5])));
+  });
+});
+
+describe('SCRAM-SHA-256-PLUS (channel binding, tls-server-end-point)', () => {
+  const binding = createHash('sha256').update('the TLS connection the server certificate ends').digest();
+  const secret = makeScramSecret('pw');
+
+  const exchange = (server: ScramServer, client: ScramClient): void => {
+    const serverFirst = server.start(client.mechanism, client.clientFirstMessage());
+    client.verifyServerFinal(server.handleClientFinal(client.handleServerFirst(serverFirst)));
+  };
+
+  it('offers -PLUS first over TLS, and a client binding the same connection signs in', () => {
+    const server = new ScramServer(secret, undefined, binding);
+    expect(server.mechanisms).toEqual([SCRAM_SHA_256_PLUS, SCRAM_SHA_256]);
+    exchange(server, new ScramClient('pw', undefined, '', binding));
+    expect(new ScramServer(secret).mechanisms).toEqual([SCRAM_SHA_256]);
+  });
+
+  it('refuses a client that binds another connection (a man in the middle with another certificate)', () => {
+    const other = createHash('sha256').update('the attacker certificate').digest();
+    rejects(() => exchange(new ScramServer(secret, undefined, binding), new ScramClient('pw', undefined, '', other)), ScramAuthError);
+  });
+
+  it('takes a client that cannot bind (gs2 n), and refuses one that could but saw no -PLUS offered (gs2 y: the offer was cut)', () => {
+    exchange(new ScramServer(secret, undefined, binding), new ScramClient('pw'));
+    const server = new ScramServer(secret, undefined, binding);
+    rejects(() => server.start(SCRAM_SHA_256, b('y,,n=,r=abcdefgh')), ScramAuthError);
+    // Without TLS, y is what it says: the server offered no binding.
+    new ScramServer(secret).start(SCRAM_SHA_256, b('y,,n=,r=abcdefgh'));
+  });
+
+  it('refuses a mechanism and a gs2 header that disagree, another binding type, and a mechanism not offered', () => {
+    rejects(() => new ScramServer(secret, undefined, binding).start(SCRAM_SHA_256_PLUS, b('n,,n=,r=abcdefgh')), PgProtocolError);
+    rejects(() => new ScramServer(secret, undefined, binding).start(SCRAM_SHA_256, b('p=tls-server-end-point,,n=,r=abcdefgh')), PgProtocolError);
+    rejects(() => new ScramServer(secret, undefined, binding).start(SCRAM_SHA_256_PLUS, b('p=tls-unique,,n=,r=abcdefgh')), PgProtocolError);
+    rejects(() => new ScramServer(secret).start(SCRAM_SHA_256_PLUS, b('p=tls-server-end-point,,n=,r=abcdefgh')), PgProtocolError);
+  });
+
+  it("hashes the certificate with its signature's hash (SHA-256 for ECDSA-SHA256), and has no binding for a certificate signed otherwise", () => {
+    const cert = mintCertificate({ commonName: 'gateway' });
+    expect(tlsServerEndPoint(cert.x509.raw)).toEqual(createHash('sha256').update(cert.x509.raw).digest());
+    expect(tlsServerEndPoint(Buffer.from('not a certificate'))).toBeUndefined();
   });
 });

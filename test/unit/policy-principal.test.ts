@@ -140,7 +140,7 @@ describe('principal keys', () => {
     const err = await loadPolicyDir(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PolicyInvalidError);
     const text = (err as Error).message;
-    expect(text).toMatch(/policy\/main\.yaml:\d+:\d+: statements\.rules\.0\.match\.via\.0: must be one of connect, exec, run, mcp/);
+    expect(text).toMatch(/policy\/main\.yaml:\d+:\d+: statements\.rules\.0\.match\.via\.0: must be one of connect, exec, direct, run, mcp/);
     expect(text).toMatch(/policy\/tests\/t\.yaml:\d+:\d+: tests\.0\.as: agent and isolated describe an agent's run/);
   });
 

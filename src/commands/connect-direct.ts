@@ -1,0 +1,159 @@
+/**
+ * `hoop connect --direct <name>`: no local port. The gateway mints a direct credential for the
+ * caller on the connection (a PostgreSQL user and password good for that connection alone, for
+ * `--ttl`), and the client talks TLS to the gateway's own port with it: one hop, the gateway's
+ * engine as through a tunnel (policy, masking, reviews, recording), but no record of the CLI's,
+ * since no hoop is in the client's path. Prints the connection string and a PGPASSFILE holding the
+ * password; while it runs it renews the credential with the person's current sign-in (which also
+ * brings their groups as they are now), and when it stops it revokes it, which ends its sessions.
+ * With `--once` it prints and exits: the credential lives its `--ttl` and ends then.
+ *
+ * @see ../gateway/direct-credentials.ts
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING
+ */
+import { existsSync } from 'node:fs';
+import { mintDirect, renewDirect, revokeDirect } from '../auth/gateway-client.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import type { DirectCredentialView } from '../api/answers.js';
+import { describeError } from '../errors.js';
+import { whenAborted, type CliIo } from '../io.js';
+import { writePgpass, writeRootCert } from '../postgres/local/pgpass.js';
+import { removeRunFile, runtimeDir } from '../runtime-files.js';
+import { shellQuote } from '../text-format.js';
+import { localUri } from './local-port.js';
+
+/** What `hoop connect --direct --json` prints: one line. */
+export interface DirectJson {
+  connection: string;
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  sslmode: 'verify-full';
+  sslrootcert: string;
+  /** Libpq's channel binding: the client proves the TLS connection it signed in on ends at the gateway. */
+  channelBinding: 'require';
+  pgpassFile: string;
+  uri: string;
+  /** The credential's id (also its user). */
+  id: string;
+  expiresAt: string;
+}
+
+/** Options of {@link serveDirect}. */
+export interface DirectOptions {
+  json?: boolean;
+  /** Seconds the credential lives (and, while this runs, each renewal). */
+  ttl?: number;
+  /** Print and exit: the credential is not renewed or revoked. */
+  once?: boolean;
+}
+
+/** The CA bundle libpq should verify the gateway with when its certificate is a public one: the system's (libpq 16 reads `system`; older ones need the file). */
+const SYSTEM_ROOTS = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+
+/** Where a client finds the CA to verify the gateway with: the CLI's (`--ca-file`, the profile's) written to `dir`, else the system's roots. */
+export async function directRootCert(ca: Buffer | undefined, dir: string, name: string, port: number): Promise<{ file: string; written: boolean }> {
+  if (ca) return { file: await writeRootCert({ dir, name: `${name}-direct`, port, pem: ca.toString('utf8') }), written: true };
+  return { file: SYSTEM_ROOTS.find((f) => existsSync(f)) ?? 'system', written: false };
+}
+
+/** The gateway's host and port, where direct clients connect. */
+export function gatewayAddress(gateway: string): { host: string; port: number } {
+  const url = new URL(gateway);
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 443) };
+}
+
+/** `hoop connect --direct` of a PostgreSQL connection: see the module documentation. */
+export async function serveDirect(io: CliIo, o: DirectOptions, provider: ResolvedTokenProvider, name: string, say: (line: string) => void): Promise<void> {
+  const endpoint = { gateway: provider.gateway, ...(provider.ca ? { ca: provider.ca } : {}) };
+  const ask = o.ttl !== undefined ? { seconds: o.ttl } : {};
+  const minted = await mintDirect(endpoint, (await provider.current()).token, name, ask);
+  const { host, port } = gatewayAddress(provider.gateway);
+  const dir = await runtimeDir(io.env);
+  const files: string[] = [];
+  try {
+    const pgpassFile = await writePgpass({ dir, name: `${name}-direct`, entries: [{ host, port, password: minted.password }] });
+    files.push(pgpassFile);
+    const root = await directRootCert(provider.ca, dir, name, port);
+    if (root.written) files.push(root.file);
+    const sslrootcert = root.file;
+    const conninfo = `host=${host} port=${port} user=${minted.user} dbname=${minted.database} sslmode=verify-full sslrootcert=${sslrootcert} channel_binding=require`;
+    const uri = `${localUri({ connection: name, host, port, user: minted.user, database: minted.database, password: minted.password, sslrootcert })}&channel_binding=require`;
+    if (o.json) {
+      const details: DirectJson = {
+        connection: name,
+        host,
+        port,
+        user: minted.user,
+        password: minted.password,
+        database: minted.database,
+        sslmode: 'verify-full',
+        sslrootcert,
+        channelBinding: 'require',
+        pgpassFile,
+        uri,
+        id: minted.id,
+        expiresAt: minted.expiresAt,
+      };
+      io.stdout.write(`${JSON.stringify(details)}\n`);
+    } else {
+      io.stdout.write(
+        [
+          `Direct to "${name}" at ${host}:${port}: your client talks TLS to the gateway itself, with no hoop on this machine in its path`,
+          `(the gateway records the session; there is no record of the CLI's). Credential ${minted.id}, good for "${name}" only, until ${minted.expiresAt}${o.once ? '' : ' (renewed while this runs, revoked when it stops)'}; the password is in ${pgpassFile}.`,
+          '',
+          'Connect with:',
+          `  PGPASSFILE=${shellQuote(pgpassFile)} psql ${shellQuote(conninfo)}`,
+          '',
+          `or export PGPASSFILE=${shellQuote(pgpassFile)} and use ${uri}`,
+          o.once ? '' : 'Press Ctrl-C to stop.',
+          '',
+        ].join('\n'),
+      );
+    }
+    if (o.once) {
+      files.length = 0; // the client reads them after this exits
+      return;
+    }
+    const stop = keepRenewed(provider, endpoint, minted, o.ttl, say);
+    try {
+      await whenAborted(io.signal);
+    } finally {
+      stop();
+      await revokeDirect(endpoint, (await provider.current()).token, minted.id).catch((err: unknown) =>
+        say(`could not revoke direct credential ${minted.id}: ${describeError(err)}; it ends at ${minted.expiresAt}`),
+      );
+    }
+  } finally {
+    for (const f of files) await removeRunFile(f);
+  }
+}
+
+/**
+ * Renews the credential at half its life with the person's current sign-in, until stopped. A
+ * run's credential is not renewed: it lives as long as the run.
+ */
+function keepRenewed(provider: ResolvedTokenProvider, endpoint: { gateway: string; ca?: Buffer }, minted: DirectCredentialView, ttl: number | undefined, say: (line: string) => void): () => void {
+  if (provider.source === 'run') return () => {};
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (ms: number): void => {
+    timer = setTimeout(renew, ms);
+  };
+  const renew = async (): Promise<void> => {
+    let next = 15_000;
+    try {
+      const expiresAt = Date.parse(await renewDirect(endpoint, (await provider.current()).token, minted.id, ttl !== undefined ? { seconds: ttl } : {}));
+      next = Math.max(1000, (expiresAt - Date.now()) / 2);
+    } catch (err) {
+      say(`could not renew direct credential ${minted.id}: ${describeError(err)}; trying again in 15 s`);
+    }
+    if (timer !== undefined) arm(next);
+  };
+  arm(Math.max(1000, (Date.parse(minted.expiresAt) - Date.now()) / 2));
+  return () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+}
