@@ -9,7 +9,7 @@
  */
 import { PassThrough, Writable } from 'node:stream';
 import { connectUpstreamPostgres, type UpstreamPostgres } from '../../src/postgres/gateway/upstream.js';
-import { PgSessionMasking } from '../../src/postgres/pipeline/masking/stage.js';
+import { CatalogConnection, PgSessionMasking } from '../../src/postgres/pipeline/masking/stage.js';
 import { BackendPath, FrontendPath } from '../../src/postgres/pipeline/relay.js';
 import { ServerState } from '../../src/postgres/pipeline/server-state.js';
 import type { Refusal } from '../../src/postgres/pipeline/stages.js';
@@ -88,11 +88,13 @@ export async function openPipeline(cluster: PgCluster, o: PipelineOptions = {}):
       })
     : undefined;
   const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
+  // The session's own catalog connection here (the gateway shares one per connection), closed with it.
+  const lookups = new CatalogConnection(() => connectUpstreamPostgres({ ...target, params: [['default_transaction_read_only', 'on']] }));
   const masking = o.masking
     ? new PgSessionMasking({
         masking: o.masking,
         sessionPid: upstream.backendKey.processId,
-        openCatalogConnection: () => connectUpstreamPostgres({ ...target, params: [['default_transaction_read_only', 'on']] }),
+        catalog: lookups,
       })
     : undefined;
   const statements: StatementRows[] = [];
@@ -147,6 +149,7 @@ export async function openPipeline(cluster: PgCluster, o: PipelineOptions = {}):
       return out;
     },
     async close() {
+      lookups.close();
       fromClient.end(terminate());
       await new Promise<void>((resolve) => {
         if (socket.destroyed) return resolve();

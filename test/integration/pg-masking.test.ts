@@ -172,9 +172,9 @@ describe('masking through the gateway', () => {
 
   it('an INSERT without RETURNING sends no rows and needs no catalog lookup; one with RETURNING still gets it', async () => {
     const c = await pgClient(masked.info);
-    // The gateway's catalog connection is opened on a session's first lookup.
+    // The gateway's catalog connection (shared by the connection's sessions) runs a lookup: its last query started since.
     const lookups = async (since: string): Promise<number> =>
-      Number(await stack.pg.psql(`select count(*) from pg_stat_activity where application_name = 'hoop-catalog' and backend_start >= '${since}'`, { database: 'app' }));
+      Number(await stack.pg.psql(`select count(*) from pg_stat_activity where application_name = 'hoop-catalog' and query_start >= '${since}'`, { database: 'app' }));
     try {
       const since = (await c.query('select clock_timestamp()::text as t')).rows[0].t as string;
       for (let i = 0; i < 3; i++) await c.query(`insert into orders values (${100 + i}, 'x${i}@example.com', ${i})`);

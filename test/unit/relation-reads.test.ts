@@ -6,16 +6,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RelationReads, StatementReads, TTL_MS } from '../../src/postgres/gateway/relation-reads.js';
+import { CatalogConnection } from '../../src/postgres/pipeline/masking/stage.js';
 
 describe('relation reads', () => {
   it('a lookup that fails reads anything, and is not asked again for a few seconds', async () => {
     let now = 1_000_000;
     let opened = 0;
     const reads = new RelationReads(
-      () => {
+      new CatalogConnection(() => {
         opened++;
         return Promise.reject(new Error('the catalog is down'));
-      },
+      }),
       () => now,
     );
     expect(reads.known(['customers'])).toBeUndefined();
@@ -27,16 +28,15 @@ describe('relation reads', () => {
     await reads.lookup(['customers']);
     expect(opened).toBe(2);
     expect(TTL_MS).toBeGreaterThan(6_000);
-    reads.close();
   });
 
   it('a name already read as anything (`*`) needs no lookup', () => {
-    const reads = new RelationReads(() => Promise.reject(new Error('not asked')));
+    const reads = new RelationReads(new CatalogConnection(() => Promise.reject(new Error('not asked'))));
     expect(reads.known(['*'])).toEqual({ tables: [], columns: [] });
   });
 
   it('passes statements on in the order they ended, one waiting for a lookup holding back those after it', async () => {
-    const reads = new RelationReads(() => Promise.reject(new Error('the catalog is down')));
+    const reads = new RelationReads(new CatalogConnection(() => Promise.reject(new Error('the catalog is down'))));
     const told: Array<{ n: number; tables: readonly string[] }> = [];
     const statements = new StatementReads<{ n: number; tables: readonly string[] }>(reads, (s) => told.push(s), undefined);
     statements.tell({ n: 1, tables: ['customers'] });
@@ -54,10 +54,12 @@ describe('relation reads', () => {
 
   it('a client that sends new names faster than they are looked up gets no more lookups: its statements read anything', async () => {
     let opened = 0;
-    const reads = new RelationReads(() => {
-      opened++;
-      return Promise.reject(new Error('the catalog is down'));
-    });
+    const reads = new RelationReads(
+      new CatalogConnection(() => {
+        opened++;
+        return Promise.reject(new Error('the catalog is down'));
+      }),
+    );
     const told: Array<readonly string[]> = [];
     const statements = new StatementReads<{ tables: readonly string[] }>(reads, (s) => told.push(s.tables), undefined);
     for (let i = 0; i < 1500; i++) statements.tell({ tables: [`t${i}`] });

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { StatementTally } from '../pipeline/tally.js';
-import { RelationReadsByConnection, redefinitionsTold, StatementReads, type RelationReads } from './relation-reads.js';
+import { CatalogsByConnection, redefinitionsTold, StatementReads, type RelationReads } from './relation-reads.js';
 import { WriteGuardStage } from '../pipeline/write-guard.js';
 import type { SessionChannel } from '../../session/engine.js';
 import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
@@ -27,7 +27,7 @@ import { cancelOwnerOf, type CancelKey, type CancelRegistry } from './cancel-reg
 import type { PostgresConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
-import { PgSessionMasking } from '../pipeline/masking/stage.js';
+import { type CatalogConnection, PgSessionMasking } from '../pipeline/masking/stage.js';
 import { reviewNotice } from '../pipeline/gate/responses.js';
 import { unsafeSettingValue } from '../pipeline/gate/settings.js';
 import { loadStatementGate, StatementGate } from '../pipeline/statement-gate.js';
@@ -128,7 +128,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   readonly recordEncoder = POSTGRES_RECORD_ENCODER;
   readonly #o: Required<PostgresEngineOptions>;
   readonly #startupSettings: ReadonlySet<string>;
-  readonly #reads = new RelationReadsByConnection();
+  readonly #catalogs = new CatalogsByConnection();
 
   constructor(options: PostgresEngineOptions) {
     this.#o = {
@@ -322,25 +322,37 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   }
 
   /**
-   * One masker per session (with a masking policy); its catalog lookups run on a connection of the
-   * gateway's own, opened on the first lookup with the session's credentials and closed with the session.
+   * One masker per session (with a masking policy); its catalog lookups run on the connection's
+   * catalog connection of the gateway's own, shared by its sessions with the same credentials (and
+   * opened now if it is not open, so that the first lookup does not wait for it).
    */
   #sessionMasking(session: TunnelSession<PostgresConnection>, backendKey: UpstreamPostgres['backendKey'], password: string): PgSessionMasking | undefined {
-    const { connection } = session;
-    return session.masking
-      ? new PgSessionMasking({
-          masking: session.masking,
-          log: session.log,
-          sessionId: session.id,
-          maxMessageBytes: this.#o.maxMaskedMessageBytes,
-          sessionPid: backendKey.processId,
-          openCatalogConnection: () => this.#catalogConnection(connection, password, session.signal),
-        })
-      : undefined;
+    if (!session.masking) return undefined;
+    const { catalog } = this.#catalogsOf(session.connection, password);
+    catalog.warm();
+    return new PgSessionMasking({
+      masking: session.masking,
+      log: session.log,
+      sessionId: session.id,
+      maxMessageBytes: this.#o.maxMaskedMessageBytes,
+      sessionPid: backendKey.processId,
+      catalog,
+    });
+  }
+
+  /** The catalog connection and relation reads of `connection` with `password`, shared by its sessions (see ./relation-reads.ts). */
+  #catalogsOf(connection: PostgresConnection, password: string): { catalog: CatalogConnection; reads: RelationReads } {
+    const key = JSON.stringify([upstreamTarget(connection), connection.user, connection.database, createHash('sha256').update(password).digest('hex')]);
+    // Unreferenced: an idle lookup connection never keeps a stopping gateway alive.
+    return this.#catalogs.for(key, async () => {
+      const upstream = await this.#catalogConnection(connection, password);
+      upstream.socket.unref();
+      return upstream;
+    });
   }
 
   /** A read-only connection of the gateway's own for catalog lookups, with the connection's credentials. */
-  #catalogConnection(connection: PostgresConnection, password: string, signal?: AbortSignal): ReturnType<typeof connectUpstreamPostgres> {
+  #catalogConnection(connection: PostgresConnection, password: string): ReturnType<typeof connectUpstreamPostgres> {
     return connectUpstreamPostgres({
       ...upstreamTarget(connection),
       user: connection.user,
@@ -352,21 +364,12 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       ],
       timeoutMs: this.#o.upstreamTimeoutMs,
       allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
-      ...(signal ? { signal } : {}),
     });
   }
 
   /** What relations read on `session`'s connection, shared by its sessions with the same credentials (for the index and the alerts, see ./relation-reads.ts). */
   #relationReads(session: TunnelSession<PostgresConnection>, password: string): RelationReads | undefined {
-    if (!session.onStatement) return undefined;
-    const { connection } = session;
-    const key = JSON.stringify([upstreamTarget(connection), connection.user, connection.database, createHash('sha256').update(password).digest('hex')]);
-    // Unreferenced: an idle lookup connection never keeps a stopping gateway alive.
-    return this.#reads.for(key, async () => {
-      const upstream = await this.#catalogConnection(connection, password);
-      upstream.socket.unref();
-      return upstream;
-    });
+    return session.onStatement ? this.#catalogsOf(session.connection, password).reads : undefined;
   }
 
   /**

@@ -10,7 +10,8 @@
  * a name means every relation so named in any schema, since the session's search_path decides),
  * off the relay's path: a statement whose names are all known is told at once; else it is told
  * once the lookup answers. Answers are kept for {@link TTL_MS} per name, per connection (one cache
- * and one catalog connection of the gateway's own per connection, closed when idle). A name the
+ * per connection; the lookups run on the connection's shared catalog connection, which masking's
+ * lookups use too, closed when idle). A name the
  * catalog does not know (a temporary relation gone, one made in the session's open transaction)
  * or a lookup that fails reads `*`: anything (as a table named in a string does), never nothing.
  *
@@ -35,8 +36,6 @@ import { CatalogConnection, RELATIONS_NAMED_SQL, textArrayParam } from '../pipel
 export const TTL_MS = 60_000;
 /** Names kept per connection; past it the oldest go. */
 const MAX_NAMES = 4096;
-/** A catalog connection unused this long is closed. */
-const IDLE_MS = 30_000;
 /** Statements of a session waiting to be told past which the next are told as reading anything, not looked up. */
 const MAX_WAITING = 1000;
 /** After a change of the catalog through the gateway, names read anything this long (the change may not be committed yet). */
@@ -69,17 +68,15 @@ const OWN_FUNCTIONS_SQL =
 
 /** What one connection's relations read, by name: see the module documentation. */
 export class RelationReads {
-  readonly #open: () => Promise<RoundTripConnection>;
+  readonly #catalog: CatalogConnection;
   readonly #now: () => number;
   readonly #known = new Map<string, { reads: Reads; at: number }>();
-  #catalog: CatalogConnection | undefined;
-  #idle: NodeJS.Timeout | undefined;
   /** When a statement last may have redefined a relation here. */
   #changedAt = Number.NEGATIVE_INFINITY;
 
-  /** `open`: a catalog connection of the gateway's own, with the connection's credentials. */
-  constructor(open: () => Promise<RoundTripConnection>, now: () => number = Date.now) {
-    this.#open = open;
+  /** `catalog`: the connection's catalog connection of the gateway's own, with its credentials. */
+  constructor(catalog: CatalogConnection, now: () => number = Date.now) {
+    this.#catalog = catalog;
     this.#now = now;
   }
 
@@ -115,8 +112,6 @@ export class RelationReads {
 
   async #fetch(names: readonly string[]): Promise<void> {
     const started = this.#now();
-    clearTimeout(this.#idle);
-    this.#catalog ??= new CatalogConnection(this.#open);
     const catalog = this.#catalog;
     const relations = names.filter((n) => !isFunction(n));
     const functions = names.filter(isFunction);
@@ -128,12 +123,9 @@ export class RelationReads {
       own = new Set(bare.length > 0 ? (await catalog.prepared(OWN_FUNCTIONS_SQL, [textArrayParam(bare)])).map((r) => r.name ?? '') : []);
     } catch {
       // These read anything until they are asked again, a few seconds on.
-      this.#closeCatalog();
       const at = this.#now() - TTL_MS + RETRY_MS;
       for (const name of names) this.#remember(name, { reads: ANYTHING, at });
       return;
-    } finally {
-      this.#idle = setTimeout(() => this.#closeCatalog(), IDLE_MS).unref();
     }
     // A change during the lookup: its answers are not kept.
     if (this.#changedAt >= started) return;
@@ -161,17 +153,6 @@ export class RelationReads {
     this.#known.set(name, entry);
     if (this.#known.size > MAX_NAMES) this.#known.delete(this.#known.keys().next().value!);
   }
-
-  #closeCatalog(): void {
-    clearTimeout(this.#idle);
-    this.#catalog?.close();
-    this.#catalog = undefined;
-  }
-
-  /** Closes the catalog connection (a later lookup opens another). */
-  close(): void {
-    this.#closeCatalog();
-  }
 }
 
 function merged(parts: readonly Reads[]): Reads {
@@ -179,24 +160,34 @@ function merged(parts: readonly Reads[]): Reads {
   return { tables: [...new Set(parts.flatMap((p) => p.tables))], columns: [...new Set(parts.flatMap((p) => p.columns))] };
 }
 
-/** Connections' {@link RelationReads}, one per connection and credentials, for the gateway's life. */
-export class RelationReadsByConnection {
-  readonly #by = new Map<string, RelationReads>();
+/** How long a connection's shared catalog connection stays open unused. */
+const CATALOG_IDLE_MS = 30_000;
 
-  /** The one for `key` (what the connection is and signs in with), made with `open` the first time. */
-  for(key: string, open: () => Promise<RoundTripConnection>): RelationReads {
-    let reads = this.#by.get(key);
-    if (!reads) {
-      reads = new RelationReads(open);
-      this.#by.set(key, reads);
+/**
+ * Per connection and credentials, for the gateway's life: the catalog connection of the gateway's
+ * own that its sessions' masking and relation reads share (kept open while used, ended after
+ * {@link CATALOG_IDLE_MS} unused), and what its relations read.
+ */
+export class CatalogsByConnection {
+  readonly #by = new Map<string, { catalog: CatalogConnection; reads: RelationReads }>();
+
+  constructor(private readonly make: (open: () => Promise<RoundTripConnection>) => CatalogConnection = (open) => new CatalogConnection(open, { idleMs: CATALOG_IDLE_MS })) {}
+
+  /** The ones for `key` (what the connection is and signs in with), made with `open` the first time. */
+  for(key: string, open: () => Promise<RoundTripConnection>): { catalog: CatalogConnection; reads: RelationReads } {
+    let entry = this.#by.get(key);
+    if (!entry) {
+      const catalog = this.make(open);
+      entry = { catalog, reads: new RelationReads(catalog) };
+      this.#by.set(key, entry);
       // Connections changed by policy reloads leave theirs behind: the oldest go.
       if (this.#by.size > 64) {
-        const [oldest, r] = this.#by.entries().next().value!;
-        r.close();
+        const [oldest, old] = this.#by.entries().next().value!;
+        old.catalog.close();
         this.#by.delete(oldest);
       }
     }
-    return reads;
+    return entry;
   }
 }
 

@@ -84,15 +84,32 @@ interface CatalogResult {
  */
 export class CatalogConnection {
   readonly #open: () => Promise<RoundTripConnection>;
+  readonly #idleMs: number | undefined;
   #upstream: Promise<RoundTripConnection> | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #idle: NodeJS.Timeout | undefined;
+  /** Round trips asked for and not answered yet. */
+  #busy = 0;
   /** The statements prepared on the current connection, by SQL text. */
   readonly #prepared = new Map<string, string>();
   #statementCount = 0;
 
-  constructor(open: () => Promise<RoundTripConnection>) {
+  /**
+   * `open`: the gateway's own upstream connection for lookups. With `idleMs`, a connection unused
+   * that long is ended (the next lookup opens another): one shared by many sessions.
+   */
+  constructor(open: () => Promise<RoundTripConnection>, options: { idleMs?: number } = {}) {
     this.#open = open;
+    this.#idleMs = options.idleMs;
+  }
+
+  /** Opens the connection now (if it is not open), so that the first lookup does not wait for it. */
+  warm(): void {
+    if (this.#closed || this.#upstream) return;
+    this.#upstream = this.#open();
+    this.#upstream.catch(() => (this.#upstream = undefined));
+    this.#armIdle();
   }
 
   /** Runs `sql` (no parameters) and resolves its rows; serialised with earlier queries. */
@@ -126,23 +143,47 @@ export class CatalogConnection {
 
   /** Sends what `build` makes once the connection is open and earlier round trips are done; `prepared`: the SQL of the prepared statement it uses. */
   #serial(build: () => Buffer, prepared?: string): Promise<CatalogResult> {
+    this.#busy++;
+    clearTimeout(this.#idle);
     const run = this.#chain.then(
       () => this.#run(build, prepared),
       () => this.#run(build, prepared),
     );
     this.#chain = run.catch(() => undefined);
+    void this.#chain.then(() => {
+      this.#busy--;
+      this.#armIdle();
+    });
     return run;
   }
 
-  /** Ends the connection (Terminate) if it was opened. */
-  close(): void {
-    this.#closed = true;
-    this.#upstream?.then(
+  /** With `idleMs`: ends the connection once it has been unused that long. */
+  #armIdle(): void {
+    if (this.#idleMs === undefined || this.#busy > 0) return;
+    clearTimeout(this.#idle);
+    this.#idle = setTimeout(() => {
+      if (this.#busy === 0) this.#end();
+    }, this.#idleMs);
+    this.#idle.unref();
+  }
+
+  /** Ends the open connection (Terminate), if any; a later lookup opens another. */
+  #end(): void {
+    const upstream = this.#upstream;
+    this.#upstream = undefined;
+    upstream?.then(
       (u) => {
         if (!u.socket.destroyed && !u.socket.writableEnded) u.socket.end(terminate());
       },
       () => undefined,
     );
+  }
+
+  /** Ends the connection (Terminate) if it was opened; no lookup runs after. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#idle);
+    this.#end();
   }
 
   async #run(build: () => Buffer, prepared: string | undefined): Promise<CatalogResult> {
@@ -257,8 +298,12 @@ export interface PgSessionMaskingOptions {
   maxMessageBytes?: number;
   /** The process id of the session's own backend (its open transaction's locks tell a view it is replacing). */
   sessionPid?: number;
-  /** Opens the gateway's own upstream connection for catalog lookups (same credentials as the session's). */
-  openCatalogConnection: () => Promise<RoundTripConnection>;
+  /**
+   * Where its catalog lookups run: a connection of the gateway's own with the session's credentials,
+   * shared with the connection's other sessions (the caller closes it); its queries name the
+   * session's backend by `sessionPid`, never by being it.
+   */
+  catalog: CatalogConnection;
   log?: Logger;
   sessionId?: string;
 }
@@ -283,7 +328,7 @@ export class PgSessionMasking implements MaskingStage {
   readonly #sessionId: string | undefined;
 
   constructor(options: PgSessionMaskingOptions) {
-    this.#catalog = new CatalogConnection(options.openCatalogConnection);
+    this.#catalog = options.catalog;
     const resolver = new PgCatalogResolver(async (sql, params) => this.#catalog.prepared(sql, params.map(integerParam)), {
       describe: async (sql) => this.#catalog.describe(sql),
       sessionPid: () => options.sessionPid,
@@ -590,8 +635,8 @@ export class PgSessionMasking implements MaskingStage {
     this.#barriers.push(barrier);
   }
 
-  /** Closes the catalog connection. */
+  /** The session ended: its lookups are over (the shared catalog connection stays, its caller's). */
   close(): void {
-    this.#catalog.close();
+    this.#barriers = [];
   }
 }
