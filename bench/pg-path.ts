@@ -625,6 +625,7 @@ connections:
     user: ${pg.users.scram.user}
     password: \${env:BENCH_PG_PASSWORD}
     tls: { mode: disable }
+    pool: { idle: 8, idleSeconds: 60 }
 access:
   - { name: bench, subjects: ["*"], connections: [bench], mode: read-write, maxSessions: 5000${guard ? ', maxAffectedRows: 1000' : ''} }
 statements:

@@ -39,6 +39,12 @@ export interface PostgresConnection {
   tls: { mode: 'disable' | 'prefer' | 'require' | 'verify-full'; ca?: Buffer; caFile?: string; serverName?: string };
   /** Whether a cleartext password may be sent when the upstream link is not encrypted. */
   allowCleartextWithoutTls: boolean;
+  /**
+   * Server connections kept warm between sessions (src/postgres/gateway/upstream-pool.ts): at most
+   * `idle` per person and startup settings, each kept `idleSeconds` unused, reset with DISCARD ALL
+   * before the next session. Absent: each session signs in anew.
+   */
+  pool?: { idle: number; idleSeconds: number };
   allow: ConnectionAllow;
   /** What the gateway lacks to open it (a secret that does not resolve, an unreadable CA file), as `file:line:col: field: what`; absent when it can. */
   unavailable?: string[];
@@ -114,6 +120,17 @@ export const postgresConnectionSchema = z.strictObject({
     })
     .default({ mode: 'prefer' }),
   allowCleartextWithoutTls: z.boolean({ error: 'must be true or false' }).default(false),
+  pool: z
+    .strictObject({
+      idle: z.number({ error: 'must be a number of connections' }).int({ error: 'must be a whole number' }).min(1, { error: 'must be at least 1' }).max(64, { error: 'must be at most 64' }),
+      idleSeconds: z
+        .number({ error: 'must be a number of seconds' })
+        .int({ error: 'must be a whole number' })
+        .min(1, { error: 'must be at least 1' })
+        .max(3600, { error: 'must be at most 3600' })
+        .default(60),
+    })
+    .optional(),
   allow: allowSchema,
 });
 
@@ -258,6 +275,7 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
       ...(entry.tls.serverName !== undefined ? { serverName: entry.tls.serverName } : {}),
     },
     allowCleartextWithoutTls: entry.allowCleartextWithoutTls,
+    ...(entry.pool ? { pool: entry.pool } : {}),
     allow,
   };
 }

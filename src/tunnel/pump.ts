@@ -19,10 +19,12 @@ export interface PumpOutput {
 /** Handles one received chunk: adds the bytes to forward to `out`; may return a Promise to wait. */
 export type PumpStep = (chunk: Buffer, out: PumpOutput) => void | Promise<void>;
 
-/** Counts what a pump moved. */
+/** Counts what a pump moved, and stops it. */
 export interface PumpStats {
   /** Bytes received from the source. */
   bytes: number;
+  /** Stops forwarding and lets go of both streams (their listeners removed; the source left paused), to hand them to someone else. */
+  detach(): void;
 }
 
 /**
@@ -31,7 +33,16 @@ export interface PumpStats {
  * pump stops forwarding.
  */
 export function pump(from: Readable, to: Writable, options: { step: PumpStep; onError?: (err: unknown) => void; initial?: Buffer }): PumpStats {
-  const stats: PumpStats = { bytes: 0 };
+  const stats: PumpStats = {
+    bytes: 0,
+    detach: () => {
+      failed = true;
+      queue.length = 0;
+      from.off('data', onData);
+      to.off('drain', onDrain);
+      from.pause();
+    },
+  };
   const { step, onError } = options;
   const queue: Buffer[] = [];
   let busy = false;

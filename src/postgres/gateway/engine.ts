@@ -28,6 +28,7 @@ import { unsafeSettingValue } from '../pipeline/gate/settings.js';
 import { loadStatementGate } from '../pipeline/statement-gate.js';
 import { loadSqlParser } from '../../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
+import { poolKey, UpstreamPool } from './upstream-pool.js';
 import { POSTGRES_RECORD_ENCODER } from '../pipeline/recording/records.js';
 import { closeForEnd, closeWithError, type OpenedSession, SessionRelay, upstreamTarget } from './session-relay.js';
 
@@ -76,6 +77,8 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   readonly #o: Required<PostgresEngineOptions>;
   readonly #startupSettings: ReadonlySet<string>;
   readonly #catalogs = new CatalogsByConnection();
+  /** Server connections kept warm between sessions, for connections whose `pool` allows it. */
+  readonly #pool = new UpstreamPool();
 
   constructor(options: PostgresEngineOptions) {
     this.#o = {
@@ -152,7 +155,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { startup, params } = started;
     const connected = await this.#connectUpstream(session, handshake, params, outcome, ended);
     if ('done' in connected) return connected.done;
-    const { upstream, password } = connected;
+    const { upstream, password, poolKey: pooled } = connected;
 
     const end = ended();
     if (end) {
@@ -174,7 +177,12 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       throw err;
     }
     const reads = this.#relationReads(session, password);
-    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, reads, release };
+    // A connection kept warm goes back to the pool when its session ends cleanly (./upstream-pool.ts).
+    const pool =
+      pooled && session.connection.pool
+        ? { keep: () => void this.#pool.give(pooled, upstream, { idle: session.connection.pool!.idle, idleMs: session.connection.pool!.idleSeconds * 1000 }) }
+        : undefined;
+    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, reads, release, ...(pool ? { pool } : {}) };
   }
 
   /** The client's first packet: a StartupMessage (its settings filtered), or a CancelRequest acted on here; a failure is said to the client. */
@@ -225,24 +233,31 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     params: StartupParams,
     outcome: OutcomeOf,
     ended: () => SessionOutcome | undefined,
-  ): Promise<{ upstream: UpstreamPostgres; password: string } | { done: SessionOutcome }> {
-    const { connection } = session;
+  ): Promise<{ upstream: UpstreamPostgres; password: string; poolKey?: string } | { done: SessionOutcome }> {
+    const { connection, identity } = session;
     try {
       if (session.judge) await loadStatementGate();
       if (session.masking) await loadSqlParser();
       const password = await this.#o.resolveSecret(connection.password);
+      // Read-only access is enforced by the server too; the client cannot send this parameter itself.
+      const sent: Array<[string, string]> = session.readOnly ? [...params.forward, ['default_transaction_read_only', 'on']] : params.forward;
+      const target = upstreamTarget(connection);
+      const key = connection.pool
+        ? poolKey({ target, user: connection.user, database: connection.database, password, params: sent, owner: `${identity.issuer}\n${identity.subject}\n${identity.run?.id ?? ''}` })
+        : undefined;
+      const warm = key !== undefined ? this.#pool.take(key) : undefined;
+      if (warm) return { upstream: warm, password, poolKey: key! };
       const upstream = await connectUpstreamPostgres({
-        ...upstreamTarget(connection),
+        ...target,
         user: connection.user,
         database: connection.database,
         password,
-        // Read-only access is enforced by the server too; the client cannot send this parameter itself.
-        params: session.readOnly ? [...params.forward, ['default_transaction_read_only', 'on']] : params.forward,
+        params: sent,
         timeoutMs: this.#o.upstreamTimeoutMs,
         allowCleartextWithoutTls: connection.allowCleartextWithoutTls,
         signal: session.signal,
       });
-      return { upstream, password };
+      return { upstream, password, ...(key !== undefined ? { poolKey: key } : {}) };
     } catch (err) {
       handshake.release();
       return { done: ended() ?? upstreamFailed(session.channel, connection, err, outcome) };

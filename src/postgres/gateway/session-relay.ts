@@ -33,7 +33,6 @@ function unsafeSettingMessage(setting: string): string {
   return `hoop: the session changed ${setting}, which the gateway's checks rely on (how SQL reads, or read-only access); the session is closed`;
 }
 
-
 /** Where `c`'s server is and how to reach it (its TLS). */
 export function upstreamTarget(c: PostgresConnection): { host: string; port: number; tls: { mode: PostgresConnection['tls']['mode']; ca?: Buffer; serverName?: string } } {
   return {
@@ -73,6 +72,8 @@ export interface OpenedSession {
   reads: RelationReads | undefined;
   /** Gives the session's cancel key back. */
   release: () => void;
+  /** The server connection is kept warm for the next session when this one ends cleanly: `keep` hands it back (./upstream-pool.ts). */
+  pool?: { keep: () => void };
 }
 
 /** What a {@link SessionRelay} takes from the engine: its limits, and how it raises a review. */
@@ -207,6 +208,7 @@ export class SessionRelay {
       ...(masking ? { masking } : {}),
       ...(recorder ? { recorder } : {}),
       ...(tally ? { tally } : {}),
+      ...(this.#opened.pool ? { keepServer: true } : {}),
       maxStatementBytes: this.#o.maxStatementBytes,
     });
     this.#backend = new BackendPath({
@@ -226,6 +228,13 @@ export class SessionRelay {
       initial: Buffer.alloc(0),
       step: (chunk, out) => {
         const r = this.#frontend.step(chunk, out);
+        // A Terminate the server never sees (its connection is kept warm): the session ends here, as the server would end it.
+        if (this.#opened.pool && this.#frontend.terminated) {
+          out.flush();
+          this.#clientGone();
+          this.#session.channel.end();
+          return;
+        }
         if (!r) return this.#armPartialTimer();
         // A held message (a review, the lexing guard) pauses reading: what the client sent behind it is not late.
         clearTimeout(this.#partialTimer);
@@ -265,28 +274,62 @@ export class SessionRelay {
 
   /** The server's end, error or close ends the session (or abandons the cut that waits for a message boundary). */
   #watchUpstream(): void {
-    const session = this.#session;
-    const { channel } = session;
-    const socket = this.#socket;
-    socket.on('end', () => {
-      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
-      if (!this.#done && !this.#frontend.terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
-      channel.end();
-      this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
-    });
-    socket.on('error', (err) => {
-      session.log.debug('upstream.error', { session: session.id, error: describeError(err) });
-      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, describeError(err));
-      if (!channel.destroyed && !this.#backend.stopped) {
-        closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
-      }
-      this.#finish('upstream-closed', describeError(err));
-    });
-    socket.on('close', () => {
-      if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
-      if (!channel.writableEnded) channel.end();
-      this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
-    });
+    this.#socket.on('end', this.#onUpstreamEnd);
+    this.#socket.on('error', this.#onUpstreamError);
+    this.#socket.on('close', this.#onUpstreamClose);
+  }
+
+  readonly #onUpstreamEnd = (): void => {
+    const { channel } = this.#session;
+    if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
+    if (!this.#done && !this.#frontend.terminated) channel.sendControl({ type: 'close', reason: 'upstream-closed' });
+    channel.end();
+    this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
+  };
+
+  readonly #onUpstreamError = (err: Error): void => {
+    const { channel, log, id } = this.#session;
+    log.debug('upstream.error', { session: id, error: describeError(err) });
+    if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, describeError(err));
+    if (!channel.destroyed && !this.#backend.stopped) {
+      closeWithError(channel, 'upstream-closed', SqlState.CONNECTION_FAILURE, `hoop: the connection to the database failed: ${describeError(err)}`);
+    }
+    this.#finish('upstream-closed', describeError(err));
+  };
+
+  readonly #onUpstreamClose = (): void => {
+    const { channel } = this.#session;
+    if (this.#pendingCut()) return this.#abandonCut(this.#endingReason!, 'the server closed in the middle of a message');
+    if (!channel.writableEnded) channel.end();
+    this.#finish(this.#frontend.terminated ? 'client-terminated' : 'upstream-closed');
+  };
+
+  /**
+   * Whether the server connection can outlive the session, kept warm for the next (see
+   * OpenedSession.pool): the client said goodbye (Terminate), the server answered everything and
+   * is outside a transaction, and nothing is half read, held or being ended by the gateway.
+   */
+  #keepable(): boolean {
+    return (
+      this.#opened.pool !== undefined &&
+      this.#frontend.terminated &&
+      this.#endingReason === undefined &&
+      this.#state.idle &&
+      this.#state.transactionStatus === 'I' &&
+      this.#backend.atBoundary &&
+      !this.#socket.destroyed &&
+      !this.#socket.writableEnded
+    );
+  }
+
+  /** Lets go of the server connection, which the pool resets and keeps: the pumps and this relay's listeners come off it. */
+  #keepUpstream(): void {
+    this.#fromClient?.detach();
+    this.#toClient?.detach();
+    this.#socket.off('end', this.#onUpstreamEnd);
+    this.#socket.off('error', this.#onUpstreamError);
+    this.#socket.off('close', this.#onUpstreamClose);
+    this.#opened.pool!.keep();
   }
 
   /** Resolves the session's outcome, once: a statement held for review is withdrawn, the recording ended, the timers cleared. */
@@ -387,11 +430,15 @@ export class SessionRelay {
     return this.#endingReason !== undefined && !this.#backend.stopped;
   }
 
-  /** The client went (or sent its Terminate): the upstream is ended and the session finishes. */
+  /** The client went (or sent its Terminate): the upstream is ended (or kept warm) and the session finishes. */
   #clientGone(): void {
+    if (this.#done) return;
     this.#frontend.stop();
-    this.#endUpstream();
-    this.#cutUpstreamSoon();
+    if (this.#keepable()) this.#keepUpstream();
+    else {
+      this.#endUpstream();
+      this.#cutUpstreamSoon();
+    }
     this.#finish(this.#frontend.terminated ? 'client-terminated' : 'client-disconnected');
   }
 }

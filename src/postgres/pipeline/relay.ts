@@ -55,6 +55,8 @@ export interface FrontendPathOptions {
   maxStatementBytes?: number;
   /** Follows each Query and Execute the client runs (with the tables the gate saw it name) for what it reads and changes; needs `state`. */
   tally?: StatementTally;
+  /** The client's Terminate is not handed on: the server connection outlives the session (kept warm for the next). */
+  keepServer?: boolean;
 }
 
 /**
@@ -88,6 +90,7 @@ export class FrontendPath {
   readonly #tally: boolean;
   readonly #maxStatement: number;
   readonly #looks: boolean;
+  readonly #keepServer: boolean;
   /** The streamed message in progress: a Bind being decoded, or a message being dropped. */
   #stream: { bind?: BindDecoder; forward: boolean; held: Buffer[] } | undefined;
   #terminated = false;
@@ -104,6 +107,7 @@ export class FrontendPath {
     this.#tally = o.tally !== undefined && o.state !== undefined;
     this.#maxStatement = o.maxStatementBytes ?? Number.POSITIVE_INFINITY;
     this.#looks = o.gate !== undefined || o.masking !== undefined || o.recorder !== undefined;
+    this.#keepServer = o.keepServer === true;
   }
 
   /** True once the client sent Terminate. */
@@ -124,7 +128,10 @@ export class FrontendPath {
   };
 
   readonly #decide = (type: number, length: number): Framing => {
-    if (type === TERMINATE) this.#terminated = true;
+    if (type === TERMINATE) {
+      this.#terminated = true;
+      if (this.#keepServer) return 'whole';
+    }
     if (!this.#looks) {
       this.#state?.forwarded(type);
       return 'pass';
@@ -156,6 +163,8 @@ export class FrontendPath {
         this.#part(f, out);
         continue;
       }
+      // The server connection is kept (see FrontendPathOptions.keepServer): the client's goodbye is its own.
+      if (f.type === TERMINATE && this.#keepServer) continue;
       const m = decodeFrontend(f);
       if (m.kind === 'query' || m.kind === 'parse') {
         const waiting = this.#sql(m, out);

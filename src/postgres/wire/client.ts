@@ -280,9 +280,10 @@ export interface RoundTripConnection {
  * Sends `messages` (a batch that ends in a Sync or a Query) and resolves the answers up to the
  * ReadyForQuery that ends them. Rejects when the connection closes or breaks the protocol first,
  * or after `timeoutMs` (then the socket is destroyed). One round trip at a time per connection.
+ * `tap` hears every server message first (a ParameterStatus, which results do not carry).
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
-export function roundTrip(connection: RoundTripConnection, messages: Buffer, timeoutMs: number): Promise<RoundTrip> {
+export function roundTrip(connection: RoundTripConnection, messages: Buffer, timeoutMs: number, tap?: Pick<ClientTap, 'received'>): Promise<RoundTrip> {
   const { socket } = connection;
   if (socket.destroyed || socket.writableEnded) return Promise.reject(new Error('the connection is closed'));
   const answers = new ServerMessages(socket, connection.leftover);
@@ -309,13 +310,17 @@ export function roundTrip(connection: RoundTripConnection, messages: Buffer, tim
     socket.once('close', onClose);
     socket.once('error', onClose);
     socket.write(messages);
-    answer(answers, (r) => {
-      if (r.kind === 'columns') result.fields = r.fields;
-      else if (r.kind === 'row') result.rows.push(r.values);
-      else if (r.kind === 'complete') result.commands.push(r.tag);
-      else if (r.kind === 'error') result.error = r.fields;
-      else if (r.kind === 'notice') result.notices.push(r.fields);
-    }).then(
+    answer(
+      answers,
+      (r) => {
+        if (r.kind === 'columns') result.fields = r.fields;
+        else if (r.kind === 'row') result.rows.push(r.values);
+        else if (r.kind === 'complete') result.commands.push(r.tag);
+        else if (r.kind === 'error') result.error = r.fields;
+        else if (r.kind === 'notice') result.notices.push(r.fields);
+      },
+      tap as ClientTap | undefined,
+    ).then(
       (ready) => done(ready ? undefined : new Error('the connection closed')),
       (err: unknown) => {
         socket.destroy();
