@@ -1,5 +1,6 @@
 /**
- * `hoop gateway --config FILE`: runs the gateway until SIGINT/SIGTERM.
+ * `hoop gateway --config FILE`: runs the gateway until SIGINT/SIGTERM (on every core with a shared
+ * store: ../gateway/workers.ts).
  * `hoop gateway init --url URL --issuer URL …`: writes a first gateway's configuration (./gateway-init.ts).
  * `hoop gateway migrate --config FILE`: brings a shared store (`store: { kind: postgres }`) up to
  * this version's schema; the gateway does the same at start, so this is for doing it ahead.
@@ -11,6 +12,7 @@ import { resolveSecret } from '../config/secrets.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config.js';
 import { startGateway } from '../gateway/server.js';
+import { runWorkers, workerConfig, workerCount, workerIndex } from '../gateway/workers.js';
 import { MIGRATIONS, describeStoreUrl, migrate, openStorePool } from '../gateway/store-postgres.js';
 import { storeStatus } from '../gateway/replica.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
@@ -32,8 +34,12 @@ export function gatewayCommand(io: CliIo): Command {
     .option('--insecure-dev-http', 'serve plain HTTP (only allowed on a loopback address; for local development)')
     .action(async (opts: { config?: string; insecureDevHttp?: boolean }) => {
       const config = await loadGatewayConfig(configFile(opts.config), io.env);
-      const log = createLogger({ level: levelFromEnv(io.env, config.log.level), sink: io.stderr, fields: { component: 'gateway' } });
-      const gateway = await startGateway({ config, log, insecureDevHttp: opts.insecureDevHttp === true, env: io.env });
+      // A worker of a gateway on several cores (../gateway/workers.ts) runs a whole gateway of its own, as a replica.
+      const worker = workerIndex(io.env);
+      const log = createLogger({ level: levelFromEnv(io.env, config.log.level), sink: io.stderr, fields: { component: 'gateway', ...(worker !== undefined ? { worker } : {}) } });
+      const count = worker === undefined ? workerCount(config) : 1;
+      if (count > 1) return runWorkers(config, count, log, io.signal);
+      const gateway = await startGateway({ config: worker !== undefined ? workerConfig(config, worker) : config, log, insecureDevHttp: opts.insecureDevHttp === true, env: io.env });
       await whenAborted(io.signal);
       log.info('gateway.stopping', { activeSessions: gateway.activeSessions });
       await gateway.close();

@@ -268,6 +268,7 @@ export const fileSchema = z.strictObject(
     connections: z.array(connectionSchema, { error: 'must be a list of connections' }).default([]),
     log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') }).default({ level: 'info' }),
     dataDir: nonEmpty('a directory path').optional(),
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'must be auto or a number of processes from 1 to 256' }).default('auto'),
     store: z
       .discriminatedUnion(
         'kind',

@@ -35,6 +35,7 @@
  *   scopes: [openid, profile, email, offline_access]   # the default; must include openid
  *   resource: https://hoop.example.com                 # optional RFC 8707 resource indicator
  * dataDir: ./hoop-data                # the gateway's state (device keys); default <dir of this file>/hoop-data
+ * workers: auto                       # processes serving the port: auto (one per core with store: postgres, else 1) or a number
  * store:                              # where the state goes (devices, sessions, recordings, reviews); default: files in dataDir
  *   kind: postgres                    # file (default) | postgres (several replicas share it; docs/deployment.md)
  *   url: ${env:HOOP_STORE_URL}        # a secret reference to postgres://user:password@host:5432/db?sslmode=verify-full
@@ -132,6 +133,8 @@ export interface GatewayConfig {
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** Absolute path of the directory that holds the gateway's state. */
   dataDir: string;
+  /** Processes serving the port (src/gateway/workers.ts): `auto` is one per core with a shared store, one with the file store. */
+  workers: 'auto' | number;
   /** Where the shared state is kept: files in `dataDir`, or a PostgreSQL database (its URL a secret reference, resolved at start). */
   store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef; heartbeatSeconds: number; deadAfterSeconds: number; recordings?: RecordingBucketConfig };
   /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
@@ -316,6 +319,7 @@ export async function parseGatewayConfig(text: string, file: string, env: NodeJS
   checkIssuers(rawIssuers, problems);
   checkLogin(asRecord(root?.login), rawIssuers, problems);
   checkPolicy(root, checks);
+  checkWorkers(root, checks.problems);
   await Promise.all(checks.pending);
 
   if (problems.length > 0 || !parsed.success) {
@@ -461,6 +465,16 @@ function checkLogin(login: Record<string, unknown> | undefined, rawIssuers: unkn
   }
 }
 
+/** Several workers share their state as replicas do: through a PostgreSQL store. */
+function checkWorkers(root: Record<string, unknown> | undefined, problems: Problem[]): void {
+  if (typeof root?.workers === 'number' && root.workers > 1 && asRecord(root.store)?.kind !== 'postgres') {
+    problems.push({
+      path: ['workers'],
+      message: `${root.workers} workers share their state as replicas do, through the PostgreSQL store: add store: { kind: postgres, url: … } (docs/deployment.md), or use workers: 1`,
+    });
+  }
+}
+
 /** A policy repo comes without connections of the file's own, and its allowed signers file can be read. */
 function checkPolicy(root: Record<string, unknown> | undefined, checks: PendingChecks): void {
   if (root?.policy !== undefined && Array.isArray(root?.connections) && root.connections.length > 0) {
@@ -505,6 +519,7 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
     connections: data.connections.map((c, i) => normaliseConnection(c, baseDir, files.get(`connections.${i}.tls.ca`))),
     log: data.log,
     dataDir,
+    workers: data.workers,
     store:
       data.store.kind === 'postgres'
         ? {

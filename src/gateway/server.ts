@@ -223,6 +223,7 @@ async function announce(parts: GatewayParts, server: Server, useTls: boolean, ad
   await parts.replica?.listening(url);
   log.info('gateway.listening', {
     url,
+    pid: process.pid,
     tls: useTls,
     connections: (policySource ? policySource.current().policy.connections : config.connections).map((c) => c.name),
     ...(policySource ? { policyCommit: policySource.current().commit } : {}),
