@@ -80,6 +80,8 @@ const ALL_PATHS = [
   'hoop direct',
   'hoop direct plain',
   'hoop direct policy',
+  'hoop direct 1w store',
+  'hoop direct 2w store',
   'hoop+store',
   'hoop+policy+guard',
   'node relay',
@@ -783,10 +785,12 @@ async function setupHoop(pg: PgCluster, withPolicy = false, recording = false, g
 }
 
 /** The gateway with policy, masking and recording on, reached directly: a direct credential minted for the bench's token, TLS to the gateway's port. */
-async function setupHoopDirect(pg: PgCluster, withPolicy = true, recording = true): Promise<PathSetup> {
+async function setupHoopDirect(pg: PgCluster, withPolicy = true, recording = true, o: { store?: string; workers?: number } = {}): Promise<PathSetup> {
   const { dir } = tempDir('hoop-bench-policy-');
   const gw = await startBenchGateway(
     [
+      ...(o.store ? ['store: { kind: postgres, url: "${env:BENCH_STORE_URL}" }'] : []),
+      ...(o.workers ? [`workers: ${o.workers}`] : []),
       'postgres: { maxStatementBytes: 128MiB }',
       `recording: { enabled: ${recording} }`,
       ...(withPolicy
@@ -796,7 +800,7 @@ async function setupHoopDirect(pg: PgCluster, withPolicy = true, recording = tru
             `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"], maxSessions: 5000 } }`,
           ]),
     ],
-    { BENCH_PG_PASSWORD: pg.users.scram.password },
+    { BENCH_PG_PASSWORD: pg.users.scram.password, ...(o.store ? { BENCH_STORE_URL: o.store } : {}) },
   );
   const { mintDirect } = await import('../src/auth/gateway-client.js');
   const minted = await mintDirect({ gateway: gw.url, ca: readFileSync(gw.caFile) }, gw.token, 'bench', { seconds: MAX_DIRECT_SECONDS });
@@ -1086,7 +1090,12 @@ async function main(): Promise<number> {
       } else if (path === 'hoop direct') setup = await setupHoopDirect(pg);
       else if (path === 'hoop direct plain') setup = await setupHoopDirect(pg, false, false);
       else if (path === 'hoop direct policy') setup = await setupHoopDirect(pg, true, false);
-      else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
+      else if (path === 'hoop direct 1w store' || path === 'hoop direct 2w store') {
+        const store = await startPgCluster();
+        onCleanup('store', () => store.stop());
+        await store.psql('create database hoop_store');
+        setup = await setupHoopDirect(pg, true, true, { store: store.url(store.superuser, { database: 'hoop_store' }), workers: path === 'hoop direct 2w store' ? 2 : 1 });
+      } else setup = await setupHoop(pg, path !== 'hoop', path === 'hoop+policy+recording', path === 'hoop+policy+guard');
       results.set(path, await measure(pg.bin, psql, setup.endpoint, copyBytes, plog, setup.relay, setup.settle));
       if (path === 'hoop+policy' && setup.pids && process.env.BENCH_LIMITS !== '0') {
         limits = await measureLimits({ ...setup.endpoint, gatewayPid: setup.pids.gateway, connectPid: setup.pids.connect, psql }, plog);
