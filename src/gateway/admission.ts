@@ -397,6 +397,7 @@ export class SessionAdmission {
       onStatement: (st) => {
         opened.counts.rowsRead += st.rows;
         opened.counts.rowsChanged += st.changed;
+        if (!parts.events.wants('statement.completed')) return;
         parts.events.emit('statement.completed', {
           ...who,
           verb: st.verb,

@@ -98,7 +98,11 @@ export class AlertMonitor {
     const m = new AlertMonitor(o.store, o.policy, o.events, o.webhooks, o.log, o.now ?? Date.now);
     for (const a of await o.store.load()) m.#alerts.set(a.id, a);
     o.store.onChange((a) => m.#changed(a));
-    o.events.listen((event, fields) => m.hear(event, fields));
+    // Every statement's end is an event: without rules there is nothing to count, and it is not made.
+    o.events.listen(
+      (event, fields) => m.hear(event, fields),
+      () => (o.policy()?.alerts?.length ?? 0) > 0,
+    );
     return m;
   }
 

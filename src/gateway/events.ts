@@ -12,6 +12,7 @@ export type EventListener = (event: string, fields: Record<string, unknown>) => 
 
 export class GatewayEvents {
   readonly #listeners: EventListener[] = [];
+  readonly #wanted: Array<(event: string) => boolean> = [];
 
   constructor(
     private readonly audit: AuditStream | undefined,
@@ -32,7 +33,18 @@ export class GatewayEvents {
     }
   }
 
-  listen(listener: EventListener): void {
+  /** Adds a listener; `wants` says which events it may act on (default: every one), for {@link wants}. */
+  listen(listener: EventListener, wants: (event: string) => boolean = () => true): void {
     this.#listeners.push(listener);
+    this.#wanted.push(wants);
+  }
+
+  /**
+   * Whether an `event` emitted now may go anywhere (the audit stream, a listener that may act on
+   * it): a caller on the relay's path (each statement's end) makes the event's fields only then.
+   */
+  wants(event: string): boolean {
+    if (this.audit && (event !== 'statement.completed' || this.statements === 'all' || this.statements === 'writes')) return true;
+    return this.#wanted.some((w) => w(event));
   }
 }

@@ -228,12 +228,6 @@ interface HintsEntry {
   copyRelation?: { schema?: string; table: string; columns?: readonly string[] };
   /** Relations read that no column rule names (checked for views over masked columns). */
   others: string[];
-  /**
-   * Every relation the statements read: should one be a view over masked columns, its errors and
-   * notices may quote their values (`invalid input syntax for type integer: "4111…"` from the
-   * view's own expression); looked up only when one arrives.
-   */
-  read: string[];
 }
 
 /**
@@ -266,6 +260,9 @@ export const RELATIONS_NAMED_SQL =
   'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0 ' +
   "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, '*' from cand join anc on anc.root = cand.oid " +
   'join pg_catalog.pg_class c on c.oid = anc.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace';
+
+/** How long one lookup of what a statement's relations read answers for its errors and notices. */
+const RECENT_READ_MS = 1000;
 
 /** What the relations some names may mean read (see {@link RELATIONS_NAMED_SQL}). */
 interface RelationsRead {
@@ -424,14 +421,17 @@ export class PgSessionMasking implements MaskingStage {
       }
     }
     const maskedColumns = mask && analysis.ok && analysis.statements.length === 1 ? this.#maskedColumns(analysis.statements[0]!) : undefined;
+    // Should one of the relations read be a view over masked columns, its errors and notices may quote their values (the view's own expression failing on one).
+    const readNames = withhold ? [] : [...read];
     const hints: StatementHints = {
       originUnknownPolicy: mask ? 'mask' : 'detect-only',
       ...(maskedColumns ? { maskedColumns } : {}),
       ...(withhold ? { withholdMessages: true } : {}),
       ...(changes.statements || changes.portals ? { changes } : {}),
+      ...(readNames.length > 0 && (this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules) ? { messagesMayQuoteMasked: this.#messagesCheck(readNames) } : {}),
     };
     // Columns left unmasked by name may still read a view over masked columns: looked up below.
-    const entry: HintsEntry = { hints, others: mask && !maskedColumns ? [] : [...others], read: withhold ? [] : [...read] };
+    const entry: HintsEntry = { hints, others: mask && !maskedColumns ? [] : [...others] };
     if (copy && copy.target === 'client') {
       const { direction: _d, target: _t, relation, columns, query, ...options } = copy;
       hints.copy = options;
@@ -464,6 +464,18 @@ export class PgSessionMasking implements MaskingStage {
     return found.readsMasked || found.missing.length > 0;
   }
 
+  /**
+   * Whether an error or notice of a statement reading `names` may quote a masked value, asked only
+   * when one comes; one lookup serves the notices of a second (a statement that raises many).
+   */
+  #messagesCheck(names: readonly string[]): (fields: ReadonlyMap<string, string>) => Promise<boolean> {
+    let recent: { read: Promise<RelationsRead>; at: number } | undefined;
+    return (fields) => {
+      if (!recent || Date.now() - recent.at > RECENT_READ_MS) recent = { read: this.#relationsRead(names), at: Date.now() };
+      return messagesMayQuoteMasked(recent.read, fields);
+    };
+  }
+
   /** Which of `names` mean no relation the gateway can see, and whether any that does reads a masked column (through views, or whole rows of what it inherits from). */
   async #relationsRead(names: readonly string[]): Promise<RelationsRead> {
     try {
@@ -494,11 +506,6 @@ export class PgSessionMasking implements MaskingStage {
       const entry = this.#entryFor(m.long ? undefined : m.sql, analysis);
       hints = entry.hints;
       const byOrigin = this.masker.rules.hasColumnRules || this.masker.rules.hasNameRules;
-      if (byOrigin && entry.read.length > 0) {
-        // Looked up once per statement run, however many notices it raises.
-        let read: Promise<RelationsRead> | undefined;
-        hints = { ...hints, messagesMayQuoteMasked: (fields) => messagesMayQuoteMasked((read ??= this.#relationsRead(entry.read)), fields) };
-      }
       if (byOrigin && entry.others.length > 0) {
         const late: StatementHints = { ...hints };
         hints = late;
