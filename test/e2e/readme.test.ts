@@ -596,7 +596,7 @@ ${yamlBlock('alerts:')}`,
 
     it('hoop connect: connections, then psql through the local port sees masked values', async () => {
       const [connections, connect] = shCommands(readme)
-        .filter((l) => /^npx hoop conn/.test(l))
+        .filter((l) => /^npx hoop conn/.test(l) && !l.includes('--direct'))
         .slice(-2);
       expect(connect).toBe('npx hoop connect prod-db --port 6432');
       const env = cliEnv('person');
@@ -604,6 +604,18 @@ ${yamlBlock('alerts:')}`,
       expect(ls.output).toMatch(/prod-db +postgres +app +read-write/);
       const open = bash([connect!], { env });
       const line = await open.waitFor(/^ {2}(PGPASSFILE=\S+ psql '[^']+')$/m);
+      const r = await run([`${line[1]} -XAt -c 'select email, card_number from customers order by id'`]);
+      ran.delete(`${line[1]} -XAt -c 'select email, card_number from customers order by id'`);
+      expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 0004$/)]);
+      expect(await interrupt(open)).toBe(0);
+    }, 60_000);
+
+    it('hoop connect --direct: psql with the connection string it prints reaches the gateway itself and sees masked values', async () => {
+      const [direct] = shCommands(readme).filter((l) => l.startsWith('npx hoop connect --direct'));
+      expect(direct).toBe('npx hoop connect --direct prod-db');
+      const open = bash([direct!], { env: cliEnv('person') });
+      const line = await open.waitFor(/^ {2}(PGPASSFILE=\S+ psql '[^']+')$/m);
+      expect(line[1]).toMatch(/channel_binding=require'$/);
       const r = await run([`${line[1]} -XAt -c 'select email, card_number from customers order by id'`]);
       ran.delete(`${line[1]} -XAt -c 'select email, card_number from customers order by id'`);
       expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 1111$/), expect.stringMatching(/^h:[0-9a-f]{16}\|\*{4} \*{4} \*{4} 0004$/)]);
