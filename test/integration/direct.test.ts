@@ -285,6 +285,9 @@ describe('a hostile client at the gateway port', () => {
     await clearCancel(directKey);
     expect(errorIn(await direct.messagesSince(at, 1))?.code).toBe('57014');
     direct.destroy();
+    // Keys are not guessed by the thousand: past 20 a second from one address, CancelRequests are dropped, and said once.
+    await Promise.all(Array.from({ length: 30 }, (_, i) => clearCancel({ pid: directKey.pid, secret: i })));
+    expect(stack.logs().filter((l) => l.event === 'cancel.throttled')).toHaveLength(1);
   });
 });
 

@@ -17,6 +17,9 @@ import type { ConnectionGuard } from '../connection-guard.js';
 import { directRefusal, directSecret, type DirectRecord } from '../direct-credentials.js';
 import type { GatewayParts } from '../parts.js';
 
+/** CancelRequests honoured per source address and second. */
+const CANCELS_PER_SECOND = 20;
+
 /** The SQLSTATE a refused direct session gets for the status a tunnel would. @see https://www.postgresql.org/docs/current/errcodes-appendix.html */
 function sqlstateOf(status: number): string {
   if (status === 401 || status === 403) return '28000'; // invalid_authorization_specification
@@ -34,7 +37,18 @@ function refuseDirect(channel: TlsSessionChannel, status: number, body: TunnelEr
 /** What the front door calls for direct PostgreSQL clients. */
 export function directEndpoint(parts: GatewayParts, admission: SessionAdmission, engine: PostgresEngine, guard: ConnectionGuard, handshakeTimeoutMs: number) {
   const { directs, cancels, log } = parts;
-  const cancelByKey = (key: { processId: number; secretKey: number }): void => {
+  // A CancelRequest carries no credential, only a 32-bit secret: one source address sends a few a second, not a guessing run.
+  const recent = new Map<string, { since: number; count: number }>();
+  const cancelByKey = (key: { processId: number; secretKey: number }, remote: string): void => {
+    const now = Date.now();
+    const seen = recent.get(remote);
+    if (!seen || now - seen.since > 1000) {
+      if (recent.size > 10_000) recent.clear();
+      recent.set(remote, { since: now, count: 1 });
+    } else if (++seen.count > CANCELS_PER_SECOND) {
+      if (seen.count === CANCELS_PER_SECOND + 1) log.warn('cancel.throttled', { remote, perSecond: CANCELS_PER_SECOND });
+      return;
+    }
     void cancels.cancel(key, { direct: true }).then(
       (outcome) => log.info('cancel.request', { direct: true, processId: key.processId, outcome }),
       (err: unknown) => log.warn('cancel.failed', { error: String(err) }),
@@ -56,12 +70,12 @@ export function directEndpoint(parts: GatewayParts, admission: SessionAdmission,
             engine.serveStarted(session as TunnelSession<PostgresConnection>, start),
           );
         },
-        cancel: cancelByKey,
+        cancel: (key) => cancelByKey(key, channel.remoteAddress ?? ''),
         spoke: (ch) => guard.spoke(ch),
         signedIn: (ch) => guard.trust(ch),
       });
     },
     /** A CancelRequest that came in the clear (libpq before 17). */
-    cancel: (key: { processId: number; secretKey: number }): void => cancelByKey(key),
+    cancel: (key: { processId: number; secretKey: number }, remote: string): void => cancelByKey(key, remote),
   };
 }

@@ -90,7 +90,9 @@ export async function serveDirectClient<T>(channel: TlsSessionChannel, o: Direct
 
 /** Says why the startup failed, as PostgreSQL would, and closes. */
 function refuse(channel: TlsSessionChannel, err: unknown, user: string, log: Logger): void {
-  log.debug('direct.refused', { user, remote: channel.remoteAddress, error: describeError(err) });
+  // A wrong password is worth an operator's look; a client that broke the protocol is not.
+  if (err instanceof ScramAuthError) log.warn('direct.auth-failed', { user, remote: channel.remoteAddress, error: describeError(err) });
+  else log.debug('direct.refused', { user, remote: channel.remoteAddress, error: describeError(err) });
   if (channel.destroyed || channel.writableEnded) return;
   if (err instanceof ScramAuthError) {
     channel.end(errorResponse({ severity: 'FATAL', code: '28P01', message: `password authentication failed for user "${user}"` }));
