@@ -1,6 +1,7 @@
 /**
- * What a hostile or careless session costs everyone else, measured on the `hoop+policy` path
- * (`hoop gateway` and `hoop connect` as processes, statements judged, masking on):
+ * What a hostile or careless session costs everyone else, measured on the `hoop connect, recording
+ * off` path (id `connect-norec`: `hoop gateway` and `hoop connect` as processes, statements judged,
+ * masking on):
  *
  * - the latency of another session's `select 1` while a 100 MB statement is judged (it is
  *   analysed in a worker thread: the relay's event loop must not stall);
@@ -153,7 +154,7 @@ export async function measureLimits(t: LimitsTarget, log: (s: string) => void): 
 export function formatLimits(r: LimitsResult): string[] {
   const f = (n: number, d = 1): string => n.toFixed(d);
   return [
-    'hoop+policy under a heavy session (gateway and hoop connect as processes):',
+    'hoop connect, recording off, under a heavy session (gateway and hoop connect as processes):',
     `  select 1 of another session: idle p50 ${f(r.idleLatency.p50, 2)} ms, max ${f(r.idleLatency.max)} ms; while a 100 MB statement is judged (${f(r.judgingLatency.judgedMs / 1000, 1)} s): p50 ${f(r.judgingLatency.p50, 2)} ms, max ${f(r.judgingLatency.max)} ms over ${r.judgingLatency.count} queries; gateway RSS after it ${f(r.judgingLatency.gatewayRssAfterMb ?? Number.NaN, 0)} MB`,
     `  a ${r.row.mb} MB row in ${f(r.row.ms / 1000, 1)} s: gateway RSS ${f(r.row.gatewayRssMb.before, 0)} -> peak ${f(r.row.gatewayRssMb.peak, 0)} MB; hoop connect RSS ${f(r.row.connectRssMb.before, 0)} -> peak ${f(r.row.connectRssMb.peak, 0)} MB`,
     `  ${r.lexing.queries} simple Queries in one write: ${f(r.lexing.plainMs, 0)} ms; with a backslash in each (held until the one before is answered): ${f(r.lexing.backslashMs, 0)} ms`,

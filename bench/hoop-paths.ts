@@ -1,0 +1,244 @@
+/**
+ * The hoop paths' set-ups: a `hoop gateway` of the bench's own (TLS on, its own CA and OpenID
+ * provider), with or without a policy repo, recording, the blast-radius guard, a PostgreSQL store
+ * and workers, reached through `hoop connect` or directly with a direct credential.
+ *
+ * The policy repo (`benchPolicy`): read-write access for every identity, statement rules (one deny
+ * among them) that judge every statement but match none of pgbench's or COPY's, and a masking rule
+ * on a table the benchmark does not read, so every result goes through the masking code.
+ *
+ * Layer: uses ./settings.ts, ./processes.ts and ./measure.ts's types; ./paths.ts, ./idle.ts and
+ * ./scp.ts build on it.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MAX_DIRECT_SECONDS } from '../src/gateway/direct-credentials.js';
+import { type PgCluster, startPgCluster } from '../test/harness/postgres.js';
+import type { PathSetup } from './measure.js';
+import { lastLines, onCleanup, repoRoot, sleep, startProcess, tempDir, waitFor } from './processes.js';
+import { CHECKPOINT_SECONDS, HOOP_NODE_ARGS } from './settings.js';
+
+/** What a hoop path's gateway has on. */
+export interface HoopOptions {
+  /** The policy repo (statement rules and masking); without it, one connection in gateway.yaml. */
+  policy: boolean;
+  /** Every session recorded (`recording: { enabled }`). */
+  recording: boolean;
+  /** The blast-radius guard on every write: the access's `maxAffectedRows: 1000` (needs `policy`). */
+  guard?: boolean;
+  /** The gateway's state in a PostgreSQL store, on a cluster of its own (as it would be on a server of its own). */
+  store?: boolean;
+  /** `workers: N`. */
+  workers?: number;
+}
+
+/** A running bench gateway. */
+export interface BenchGateway {
+  url: string;
+  caFile: string;
+  /** A token of the bench's OpenID provider, for subject `bench`. */
+  token: string;
+  dir: string;
+  pid: number;
+  hoopBin: string;
+  stop: () => Promise<void>;
+}
+
+/** The policy repo's hoop.yaml: see the module documentation. */
+function benchPolicy(pg: PgCluster, guard: boolean): string {
+  return `version: 1
+connections:
+  - name: bench
+    type: postgres
+    host: 127.0.0.1
+    port: ${pg.port}
+    database: ${pg.database}
+    user: ${pg.users.scram.user}
+    password: \${env:BENCH_PG_PASSWORD}
+    tls: { mode: disable }
+    pool: { idle: 8, idleSeconds: 60 }
+access:
+  - { name: bench, subjects: ["*"], connections: [bench], mode: read-write, maxSessions: 5000${guard ? ', maxAffectedRows: 1000' : ''} }
+statements:
+  unparseable: deny
+  rules:
+    - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
+    - { name: truncate-review, match: { kinds: [truncate] }, action: review, message: TRUNCATE needs a reviewer }
+    - { name: no-unbounded-writes, match: { kinds: [update, delete], missingWhere: true }, action: deny }
+    - { name: no-file-reads, match: { functions: [pg_read_file, pg_read_binary_file, lo_import] }, action: deny }
+    - { name: no-secrets, match: { tables: [public.bench_secrets] }, action: deny }
+masking:
+  columns:
+    - { table: public.bench_secrets, column: ssn, strategy: redact }
+`;
+}
+
+/** Commits `text` as hoop.yaml of a new git repo in `dir`; returns the repo's path. */
+function benchPolicyRepo(dir: string, text: string): string {
+  const repo = join(dir, 'policy-repo');
+  mkdirSync(repo);
+  const env = {
+    PATH: process.env.PATH,
+    HOME: dir,
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_AUTHOR_NAME: 'hoop bench',
+    GIT_AUTHOR_EMAIL: 'bench@example.invalid',
+    GIT_COMMITTER_NAME: 'hoop bench',
+    GIT_COMMITTER_EMAIL: 'bench@example.invalid',
+  };
+  const git = (...args: string[]): void => void execFileSync('git', args, { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  git('init', '-q', '-b', 'main');
+  writeFileSync(join(repo, 'hoop.yaml'), text);
+  git('add', '-A');
+  git('commit', '-q', '-m', 'bench policy');
+  return repo;
+}
+
+/** The gateway.yaml lines (after listen, tls, issuers, dataDir) of a hoop path with `o` on. */
+function gatewayConfig(pg: PgCluster, dir: string, o: HoopOptions): string[] {
+  const recording = `recording: { enabled: ${o.recording}${o.recording && CHECKPOINT_SECONDS !== undefined ? `, checkpointSeconds: ${CHECKPOINT_SECONDS}` : ''} }`;
+  const connection = o.policy
+    ? ['policy:', `  repo: ${JSON.stringify(benchPolicyRepo(dir, benchPolicy(pg, o.guard ?? false)))}`, '  ref: main', '  allowedSecrets: ["${env:BENCH_PG_PASSWORD}"]', '  pullIntervalSeconds: 3600']
+    : [
+        'connections:',
+        `  - { name: bench, type: postgres, host: 127.0.0.1, port: ${pg.port}, database: ${pg.database}, user: ${pg.users.scram.user}, password: "\${env:BENCH_PG_PASSWORD}", tls: { mode: disable }, allow: { subjects: ["*"], maxSessions: 5000 } }`,
+      ];
+  return [
+    ...(o.store ? ['store: { kind: postgres, url: "${env:BENCH_STORE_URL}" }'] : []),
+    ...(o.workers ? [`workers: ${o.workers}`] : []),
+    // The heavy-session measurements send a 100 MB statement (pg-limits.ts).
+    'postgres: { maxStatementBytes: 128MiB }',
+    recording,
+    ...connection,
+  ];
+}
+
+/** A PostgreSQL cluster of its own with a `hoop_store` database, for the gateway's store; its URL and how to stop it. */
+async function startStore(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const store = await startPgCluster();
+  const stop = onCleanup('store', () => store.stop());
+  await store.psql('create database hoop_store');
+  return { url: store.url(store.superuser, { database: 'hoop_store' }), stop };
+}
+
+/** A hoop gateway for the PostgreSQL paths, with `o` on; its store (if any) is stopped with it. */
+async function startPathGateway(pg: PgCluster, o: HoopOptions): Promise<BenchGateway> {
+  const { dir } = tempDir('hoop-bench-policy-');
+  const store = o.store ? await startStore() : undefined;
+  const gw = await startBenchGateway(gatewayConfig(pg, dir, o), { BENCH_PG_PASSWORD: pg.users.scram.password, ...(store ? { BENCH_STORE_URL: store.url } : {}) });
+  return {
+    ...gw,
+    stop: async () => {
+      await gw.stop();
+      await store?.stop();
+    },
+  };
+}
+
+/** A hoop gateway started for the bench (TLS on, its own CA and OpenID provider), with `config` lines after its listen/tls/issuers/dataDir. */
+export async function startBenchGateway(config: string[], env: NodeJS.ProcessEnv = {}): Promise<BenchGateway> {
+  const hoopBin = join(repoRoot, 'bin', 'hoop.js');
+  if (!existsSync(join(repoRoot, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: run `npm run build` first');
+  const { createTestPki } = await import('../test/harness/certs.js');
+  const { startOidc } = await import('../test/harness/oidc.js');
+
+  const pki = await createTestPki();
+  onCleanup('test PKI', () => pki.cleanup());
+  const leaf = await pki.issue('gateway', ['IP:127.0.0.1', 'DNS:localhost']);
+  const oidc = await startOidc({ audience: 'hoop-bench' });
+  onCleanup('oidc provider', async () => {
+    await oidc.close();
+  });
+  const { dir } = tempDir('hoop-bench-gateway-');
+  const configFile = join(dir, 'gateway.yaml');
+  const head = [
+    'listen: 127.0.0.1:0',
+    `tls: { cert: ${JSON.stringify(leaf.certFile)}, key: ${JSON.stringify(leaf.keyFile)} }`,
+    `issuers: [{ issuer: ${JSON.stringify(oidc.issuer)}, audience: hoop-bench }]`,
+    `dataDir: ${JSON.stringify(join(dir, 'data'))}`,
+  ];
+  writeFileSync(configFile, [...head, ...config, ''].join('\n'));
+  const gateway = startProcess(process.execPath, [...HOOP_NODE_ARGS, hoopBin, 'gateway', '--config', configFile], {
+    name: 'hoop gateway',
+    env: { ...process.env, ...env, HOOP_LOG_LEVEL: process.env.HOOP_LOG_LEVEL ?? 'info' },
+  });
+  const url = await waitFor(20_000, () => {
+    for (const line of gateway.stderr().split('\n')) {
+      if (!line.includes('gateway.listening')) continue;
+      try {
+        const ev = JSON.parse(line) as { event?: string; url?: string };
+        if (ev.event === 'gateway.listening' && ev.url) return ev.url;
+      } catch {
+        /* partial line */
+      }
+    }
+    if (gateway.child.exitCode !== null) throw new Error(`gateway exited ${gateway.child.exitCode}: ${lastLines(gateway.stderr(), 3)}`);
+    return undefined;
+  }).catch((e: Error) => {
+    throw new Error(`gateway did not start: ${e.message}`);
+  });
+  const token = await oidc.token({ subject: 'bench', groups: [] });
+  return { url, caFile: pki.caFile, token, dir, pid: gateway.child.pid!, hoopBin, stop: () => gateway.stop() };
+}
+
+/** `hoop connect <name> --json` against a bench gateway; resolves its JSON line. */
+export async function startBenchConnect<T>(gw: BenchGateway, name: string, env: NodeJS.ProcessEnv = {}): Promise<{ info: T; pid: number; configDir: string; stop: () => Promise<void> }> {
+  const configDir = tempDir('hoop-bench-cli-').dir;
+  const client = startProcess(process.execPath, [...HOOP_NODE_ARGS, gw.hoopBin, 'connect', name, '--gateway', gw.url, '--ca-file', gw.caFile, '--json'], {
+    name: 'hoop connect',
+    // A config directory of its own: the records it keeps of its sessions go to a spool of the bench's, not the user's.
+    env: { ...process.env, HOOP_TOKEN: gw.token, HOOP_CONFIG_DIR: configDir, ...env },
+  });
+  const info = await waitFor(20_000, () => {
+    const first = client.stdout().split('\n')[0];
+    if (first && client.stdout().includes('\n')) return JSON.parse(first) as T;
+    if (client.child.exitCode !== null) throw new Error(`hoop connect exited ${client.child.exitCode}: ${lastLines(client.stderr(), 3)}`);
+    return undefined;
+  }).catch((e: Error) => {
+    throw new Error(`hoop connect did not start: ${e.message}`);
+  });
+  return { info, pid: client.child.pid!, configDir, stop: () => client.stop() };
+}
+
+/**
+ * Resolves once `hoop connect`'s spool (`<configDir>/spool`) holds no session record: the records
+ * of the sessions a run ended are uploaded (and verified by the gateway) before the next run is
+ * measured, which would otherwise pay for them (a `-C` run leaves hundreds).
+ */
+async function spoolEmptied(configDir: string): Promise<void> {
+  const spool = join(configDir, 'spool');
+  const pending = (): number => (existsSync(spool) ? readdirSync(spool).filter((d) => d.startsWith('sessions-')).length : 0);
+  const until = Date.now() + 120_000;
+  while (pending() > 0 && Date.now() < until) await sleep(200);
+}
+
+/** A hoop path through `hoop connect`: clients reach the CLI's local port, the CLI the gateway. */
+export async function setupHoopConnect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
+  const gw = await startPathGateway(pg, o);
+  const client = await startBenchConnect<{ host: string; port: number; user: string; database: string; password: string }>(gw, 'bench');
+  const { info } = client;
+  return {
+    endpoint: { host: info.host, port: info.port, user: info.user, password: info.password, database: info.database },
+    close: async () => {
+      await client.stop();
+      await gw.stop();
+    },
+    pids: { gateway: gw.pid, connect: client.pid },
+    relay: { server: gw.pid, client: client.pid },
+    settle: () => spoolEmptied(client.configDir),
+  };
+}
+
+/** A hoop path reached directly: a direct credential minted for the bench's token, TLS to the gateway's port, no `hoop connect`. */
+export async function setupHoopDirect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
+  const gw = await startPathGateway(pg, o);
+  const { mintDirect } = await import('../src/auth/gateway-client.js');
+  const minted = await mintDirect({ gateway: gw.url, ca: readFileSync(gw.caFile) }, gw.token, 'bench', { seconds: MAX_DIRECT_SECONDS });
+  const url = new URL(gw.url);
+  return {
+    endpoint: { host: url.hostname, port: Number(url.port), user: minted.user, password: minted.password, database: minted.database, sslRootCert: gw.caFile },
+    close: () => gw.stop(),
+    relay: { server: gw.pid },
+  };
+}
