@@ -24,7 +24,7 @@
  *   `workers: 2`; `direct-1w-store` (`hoop direct, all on + store`): the same with `workers: 1`;
  * - `connect` (`hoop connect, all on`), `connect-norec` (`hoop connect, recording off`),
  *   `connect-plain` (`hoop connect, plain`): the same gateways through `hoop connect`;
- * - `connect-guard` (`hoop connect, all on + guard`): policy and the blast-radius guard on every
+ * - `connect-guard` (`hoop connect, recording off + guard`): policy and the blast-radius guard on every
  *   write (the access's `maxAffectedRows: 1000`), recording off as it always was;
  * - `connect-store` (`hoop connect, all on + store`): all on, the state in a PostgreSQL store;
  * - `pgbouncer` (`pgbouncer`): pgbouncer in session mode.

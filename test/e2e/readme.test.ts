@@ -716,7 +716,7 @@ ${yamlBlock('alerts:')}`,
         BENCH_SCALE: '1',
         BENCH_COPY_ROWS: '10000',
         BENCH_COPY_RUNS: '1',
-        BENCH_PATHS: 'direct,hoop',
+        BENCH_PATHS: 'direct,ssh,hoop-direct',
         BENCH_LIMITS: '0',
         BENCH_SCP_MB: '5',
         BENCH_SCP_RUNS: '1',
@@ -725,7 +725,7 @@ ${yamlBlock('alerts:')}`,
       },
     });
     expect(r.code).toBe(0);
-    expect(r.output).toMatch(/^hoop +\d+\.\d+ +x/m);
+    expect(r.output).toMatch(/^hoop direct, all on +\d+\.\d+ +x\d/m);
   }, 120_000);
 
   it('ran every command of the README', () => {
