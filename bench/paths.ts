@@ -50,7 +50,7 @@ export const ALL_PATHS: readonly BenchPath[] = [
   { id: 'connect-plain', label: 'hoop connect, plain', setup: connect(PLAIN) },
   // The guard's row keeps what it always measured: the policy path with the guard, recording off.
   { id: 'connect-guard', label: 'hoop connect, recording off + guard', setup: connect({ ...RECORDING_OFF, guard: true }) },
-  { id: 'connect-store', label: 'hoop connect, all on + store', setup: connect({ ...ALL_ON, store: true }) },
+  { id: 'connect-store', label: 'hoop connect, all on + store', setup: connect({ ...ALL_ON, store: true, workers: 1 }) },
   { id: 'pgbouncer', label: 'pgbouncer', setup: (ctx) => setupPgbouncer(ctx.pg, ctx.direct) },
 ];
 

@@ -144,7 +144,8 @@ async function bothTakeNewSessions(): Promise<void> {
 /** Starts replica B: the stack's configuration, its own port and data directory. */
 async function startReplicaB(): Promise<void> {
   const port = await freePort();
-  const text = (await readFile(stack.configFile, 'utf8')).replace(/^listen: .*$/m, `listen: 127.0.0.1:${port}\ndataDir: ${join(dir, 'b')}`);
+  // One process (with the store, `workers: auto` would be one per core): this replica is the test's second.
+  const text = (await readFile(stack.configFile, 'utf8')).replace(/^listen: .*$/m, `listen: 127.0.0.1:${port}\ndataDir: ${join(dir, 'b')}\nworkers: 1`);
   const file = join(dir, 'gateway-b.yaml');
   await writeFile(file, text);
   bUrl = `https://127.0.0.1:${port}`;
