@@ -254,8 +254,12 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
     log(`autocommit UPDATE tps ${figures.update8.toFixed(0)} at 8 clients`);
   }
   if (await ready('sessions')) {
-    figures.sessionsPerSecond = (await pgbench(bin, ep, ['-S', '-n', '-C', '-c', '1', '-T', String(Math.max(2, Math.ceil(SECONDS / 2)))])).tps;
-    log(`${figures.sessionsPerSecond.toFixed(0)} new sessions/s at 1 client (-C)`);
+    const sides = relaySides(setup.relay);
+    const before = sides.map(([, pid]) => cpuSeconds(pid));
+    const run = await pgbench(bin, ep, ['-S', '-n', '-C', '-c', '1', '-T', String(Math.max(2, Math.ceil(SECONDS / 2)))]);
+    figures.sessionsPerSecond = run.tps;
+    const notes = run.transactions > 0 ? sides.map(([side, pid], i) => `${side} side ${(((cpuSeconds(pid) - before[i]!) * 1e3) / run.transactions).toFixed(2)} ms`) : [];
+    log(`${figures.sessionsPerSecond.toFixed(0)} new sessions/s at 1 client (-C)${notes.length > 0 ? ` (CPU per session: ${notes.join(', ')})` : ''}`);
   }
   if (await ready('copy')) {
     const times: number[] = [];
@@ -268,9 +272,15 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
   }
 }
 
+/** The relay's processes by side: the server side, then the client side where it has one. */
+function relaySides(relay: RelayPids | undefined): Array<['server' | 'client', number]> {
+  if (!relay) return [];
+  return relay.client === undefined ? [['server', relay.server]] : [['server', relay.server], ['client', relay.client]];
+}
+
 /** Select-only TPS at 8 clients, with the relay's CPU and system calls per transaction. */
 async function measureTps8(bin: string, ep: Endpoint, figures: PathFigures, log: (s: string) => void, relay?: RelayPids): Promise<void> {
-  const sides = relay ? ([['server', relay.server], ...(relay.client ? [['client', relay.client]] : [])] as Array<['server' | 'client', number]>) : [];
+  const sides = relaySides(relay);
   const before = sides.map(([, pid]) => ({ cpu: cpuSeconds(pid), io: syscalls(pid) }));
   const eight = await pgbench(bin, ep, ['-S', ...eightClients(SECONDS)]);
   figures.tps8 = eight.tps;
