@@ -275,7 +275,12 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
 /** The relay's processes by side: the server side, then the client side where it has one. */
 function relaySides(relay: RelayPids | undefined): Array<['server' | 'client', number]> {
   if (!relay) return [];
-  return relay.client === undefined ? [['server', relay.server]] : [['server', relay.server], ['client', relay.client]];
+  return relay.client === undefined
+    ? [['server', relay.server]]
+    : [
+        ['server', relay.server],
+        ['client', relay.client],
+      ];
 }
 
 /** Select-only TPS at 8 clients, with the relay's CPU and system calls per transaction. */
