@@ -178,7 +178,8 @@ export async function startBenchGateway(config: string[], env: NodeJS.ProcessEnv
   }).catch((e: Error) => {
     throw new Error(`gateway did not start: ${e.message}`);
   });
-  const token = await oidc.token({ subject: 'bench', groups: [] });
+  // Long enough for the longest path (its runs, and the uploads of its CLI's records between them): HOOP_TOKEN is not renewed, and the gateway ends a session when its token expires.
+  const token = await oidc.token({ subject: 'bench', groups: [], expiresInSeconds: 3 * 3600 });
   return { url, caFile: pki.caFile, token, dir, pid: gateway.child.pid!, hoopBin, stop: () => gateway.stop() };
 }
 

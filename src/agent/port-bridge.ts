@@ -62,7 +62,7 @@ export function forwardTo(host: string, port: number): PortAcceptor {
     host,
     port,
     accept: (client) => {
-      const upstream = connect({ host, port });
+      const upstream = connect({ host, port, noDelay: true });
       for (const [a, b] of [
         [client, upstream],
         [upstream, client],

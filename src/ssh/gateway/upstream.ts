@@ -43,6 +43,8 @@ export async function openUpstreamSsh(c: SshConnection, resolveSecret: (ref: Sec
     };
     client.on('ready', () => {
       settled = true;
+      // ssh2 leaves Nagle on: small writes (keystrokes, window adjustments) would wait for an ACK.
+      client.setNoDelay(true);
       resolve(client);
     });
     client.on('error', (err: Error & { level?: string }) => {
