@@ -235,10 +235,13 @@ export async function measurePath(db: BenchDatabase, setup: PathSetup, figures: 
     return true;
   };
   if (await ready('latency')) {
+    const sides = relaySides(setup.relay);
+    const before = sides.map(([, pid]) => cpuSeconds(pid));
     const one = await pgbench(bin, ep, ['-S', '-n', '-c', '1', '-T', String(SECONDS)]);
     figures.latencyMs = one.latencyMs;
     figures.tps1 = one.tps;
-    log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client)`);
+    const cpu = one.transactions > 0 ? sides.map(([side, pid], i) => `${side} side ${(((cpuSeconds(pid) - before[i]!) * 1e6) / one.transactions).toFixed(1)} µs`) : [];
+    log(`latency ${one.latencyMs.toFixed(3)} ms (tps ${one.tps.toFixed(0)} at 1 client${cpu.length > 0 ? `; CPU per transaction: ${cpu.join(', ')}` : ''})`);
   }
   if (await ready('tps')) await measureTps8(bin, ep, figures, log, setup.relay);
   if (await ready('prepared')) {
