@@ -241,7 +241,10 @@ export class CommandRecords {
           this.#tried.delete(`${e.meta.kind}/${e.meta.id}`);
           this.#log.info('record.uploaded', { kind: e.meta.kind, id: e.meta.id, status: e.status });
         }
-        for (const { entry } of report.left) this.#tried.add(`${entry.meta.kind}/${entry.meta.id}`);
+        for (const { entry, error } of report.left) {
+          this.#tried.add(`${entry.meta.kind}/${entry.meta.id}`);
+          this.#log.info('record.upload-deferred', { kind: entry.meta.kind, id: entry.meta.id, error });
+        }
         for (const { entry, error, dir } of report.setAside) this.#log.error('record.refused', { kind: entry.meta.kind, id: entry.meta.id, error, keptIn: dir });
         return report;
       },

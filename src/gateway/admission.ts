@@ -221,9 +221,9 @@ export class SessionAdmission {
     try {
       await this.#serve(sessionId, authorized, asked, remoteAddress, answer, started);
     } finally {
-      // Whatever happened: the id is free again, the session no longer listed as running nor counted as its identity's.
+      // Whatever happened: the id is free again, and no longer counted as its identity's. (Its index
+      // observer lists it as running, then as it ended until the index has it: ./session-events.ts.)
       this.#claimed.delete(sessionId);
-      this.callers.running.delete(sessionId);
       slot.release();
     }
   }

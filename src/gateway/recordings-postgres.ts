@@ -38,7 +38,7 @@ import type { StoreReplica } from './replica.js';
 import { NOW_ISO, storeError, withTransaction } from './store-postgres.js';
 
 /** One write waiting for the store, in the order it happened. */
-type Op = { kind: 'session'; summary: SessionSummary } | { kind: 'file'; session: string; name: string; removed: boolean } | { kind: 'done'; session: string };
+type Op = { kind: 'session'; summary: SessionSummary; held?: () => void } | { kind: 'file'; session: string; name: string; removed: boolean } | { kind: 'done'; session: string };
 
 /** A batch holds at most this many operations, or this many bytes of files. */
 const BATCH_OPS = 256;
@@ -75,6 +75,8 @@ export class PostgresSessionArchive implements SessionArchive {
   readonly #log: Logger;
   readonly #bucket: RecordingBucket | undefined;
   readonly #ops: Op[] = [];
+  /** Ended sessions queued for the store, until a batch holding them commits (see indexedLater). */
+  readonly #indexing = new Map<string, Promise<void>>();
   /** Objects whose rows are gone (older checkpoints) that the bucket has not deleted yet. */
   readonly #orphans = new Set<string>();
   #running: Promise<void> | undefined;
@@ -122,8 +124,22 @@ export class PostgresSessionArchive implements SessionArchive {
   }
 
   async index(summary: SessionSummary): Promise<void> {
-    this.#push({ kind: 'session', summary });
+    let held = (): void => undefined;
+    const later = new Promise<void>((resolve) => (held = resolve));
+    this.#indexing.set(summary.id, later);
+    this.#push({
+      kind: 'session',
+      summary,
+      held: () => {
+        this.#indexing.delete(summary.id);
+        held();
+      },
+    });
     if (summary.recording !== 'none') this.#push({ kind: 'done', session: summary.id });
+  }
+
+  indexedLater(id: string): Promise<void> | undefined {
+    return this.#indexing.get(id);
   }
 
   async sessions(): Promise<SessionSummary[]> {
@@ -281,6 +297,7 @@ export class PostgresSessionArchive implements SessionArchive {
       if (this.#failures > 0) this.#log.info('recording.store-recovered', { message: 'recording files are sent to the store again' });
       this.#failures = 0;
       this.#ops.splice(0, batch.length);
+      for (const op of batch) if (op.kind === 'session') op.held?.();
       for (const op of batch) if (op.kind === 'done') await rm(join(this.#spool, op.session), { recursive: true, force: true });
     }
   }

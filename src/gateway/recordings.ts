@@ -101,8 +101,14 @@ export interface SessionArchive {
   started(summary: SessionSummary): void;
   /** A file of session `id`'s recording is durable in the data directory, or was removed there. */
   fileWritten?(id: string, name: string, removed: boolean): void;
-  /** Adds an ended session to the index. */
+  /** Adds an ended session to the index (a shared store: queues it; see {@link SessionArchive.indexedLater}). */
   index(summary: SessionSummary): Promise<void>;
+  /**
+   * For an archive whose {@link SessionArchive.index} resolves before {@link SessionArchive.session}
+   * answers with the line (a shared store, written in batches and kept queued while it is down):
+   * settles once it does. Undefined when nothing waits for session `id`.
+   */
+  indexedLater?(id: string): Promise<void> | undefined;
   /** Every session of the index, newest first. */
   sessions(): Promise<SessionSummary[]>;
   /** Session `id` as the index has it. */

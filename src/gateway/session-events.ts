@@ -74,7 +74,16 @@ export class SessionEvents {
   }
 
   async ended(s: OpenedSession, outcome: SessionOutcome): Promise<void> {
-    for (const o of this.#observers) await o.ended?.(s, outcome);
+    // Every observer hears it, even after one failed (the index must not list it as running for ever); the first failure is thrown after.
+    let failure: { err: unknown } | undefined;
+    for (const o of this.#observers) {
+      try {
+        await o.ended?.(s, outcome);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+    if (failure) throw failure.err;
   }
 }
 
@@ -193,11 +202,20 @@ export function indexObserver(recordings: GatewayRecordings, running: Map<string
     },
     ended: async (s, outcome) => {
       const summary = s.summarize(outcome, await s.touched.summary().catch(() => undefined));
-      // Listed as running until the index has it: never neither.
-      await recordings
-        .index(summary)
-        .catch((err: unknown) => log.error('recording.index-failed', { ...s.who, error: describeError(err) }))
-        .finally(() => running.delete(s.who.session));
+      // Listed from memory, as it ended, until the index has it: never neither. (A shared store
+      // takes it a moment later; a CLI uploading its record of the session at once must find it.)
+      running.set(s.who.session, () => summary);
+      const listed = (): boolean => running.delete(s.who.session);
+      try {
+        await recordings.index(summary);
+      } catch (err) {
+        log.error('recording.index-failed', { ...s.who, error: describeError(err) });
+        listed();
+        return;
+      }
+      const later = recordings.archive.indexedLater?.(s.who.session);
+      if (later) void later.then(listed);
+      else listed();
     },
   };
 }

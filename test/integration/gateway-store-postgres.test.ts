@@ -205,6 +205,43 @@ describe('the PostgreSQL store', () => {
     expect(await readdir(join(stack.dir, 'hoop-data', 'recordings'))).not.toContain(id);
   });
 
+  it('lists a session as it ended the moment it ends, while the store has yet to take its line (a CLI uploads its record at once)', async () => {
+    const token = await stack.token('alice');
+    // The store takes no write to the index meanwhile; reads go on.
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table hoop.sessions in share mode');
+      const sessionId = `raw-${randomBytes(8).toString('hex')}`;
+      const raw = await stack.tunnel('app', token, { sessionId });
+      await raw.simple('select 1');
+      raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
+      await raw.closed();
+      // Never neither running nor indexed: once it ended it is shown as it ended, from the gateway's memory.
+      await eventually(
+        async () => {
+          const r = await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, token);
+          expect(r.status, JSON.stringify(r.body)).toBe(200);
+          expect(r.body.endedAt).toBeTruthy();
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(0);
+      await blocker.query('commit');
+      await eventually(
+        async () => expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(1),
+        { timeout: 10_000, interval: 50 },
+      );
+      const r = await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, token);
+      expect(r.status).toBe(200);
+      expect(r.body.endedAt).toBeTruthy();
+    } finally {
+      await blocker.query('rollback').catch(() => undefined);
+      await blocker.end();
+    }
+  });
+
   it('keeps a recording file it holds: another write under its name is refused and logged, never replaces it', async () => {
     const sessionId = `planted-${randomBytes(6).toString('hex')}`;
     await store.psql(`insert into hoop.recording_files (session, name, data) values ('${sessionId}', 'events-000001.jsonl.gz', 'planted evidence')`, { database: 'hoop_store' });
