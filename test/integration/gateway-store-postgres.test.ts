@@ -229,10 +229,10 @@ describe('the PostgreSQL store', () => {
       );
       expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(0);
       await blocker.query('commit');
-      await eventually(
-        async () => expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(1),
-        { timeout: 10_000, interval: 50 },
-      );
+      await eventually(async () => expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(1), {
+        timeout: 10_000,
+        interval: 50,
+      });
       const r = await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, token);
       expect(r.status).toBe(200);
       expect(r.body.endedAt).toBeTruthy();
