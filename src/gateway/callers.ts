@@ -31,7 +31,7 @@ export interface Callers {
   lookup(identity: Identity, name: string): ConnectionConfig;
   /** Members of the policy's `recording.auditors` groups see every session. */
   isAuditor(identity: Identity): boolean;
-  /** Sessions running on this replica, as `GET /v1/sessions` lists them until they are in the index. */
+  /** Sessions of this replica as `GET /v1/sessions` lists them from memory: running, then as they ended until the index has them. */
   readonly running: Map<string, () => SessionSummary>;
 }
 
