@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql, runProcess } from '../harness/clients.js';
 import { startupMessage } from '../../src/postgres/wire/messages.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let stack: HoopStack;
 let connected: RunningConnect;
@@ -129,10 +130,16 @@ describe('the database a client names', () => {
     } finally {
       raw.destroy();
     }
-    // The index says what it was: a refused startup, not a protocol violation.
-    const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token })).stdout) as {
-      sessions: Array<{ reason: string }>;
-    };
-    expect(ls.sessions.filter((x) => x.reason === 'startup-refused').length).toBeGreaterThanOrEqual(2);
+    // The index says what it was: a refused startup, not a protocol violation (once the gateway has
+    // ended the session: its client may see the connection close first).
+    await eventually(
+      async () => {
+        const ls = JSON.parse((await stack.run(['sessions', 'ls', '--json', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token })).stdout) as {
+          sessions: Array<{ reason: string }>;
+        };
+        expect(ls.sessions.filter((x) => x.reason === 'startup-refused').length).toBeGreaterThanOrEqual(2);
+      },
+      { timeout: 10_000, interval: 100 },
+    );
   });
 });
