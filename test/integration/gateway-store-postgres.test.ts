@@ -76,13 +76,19 @@ async function clientRecord(id: string, privateKey: string, side: 'client' | 'ru
   return at;
 }
 
-/** A session of alice's through the first gateway, ended and in the store; resolves its id. */
-async function aliceSession(token: string): Promise<string> {
+/** A session of `token`'s through the first gateway: `select 1`, then Terminate; resolves its id once its client saw it close. */
+async function rawSession(token: string): Promise<string> {
   const sessionId = `raw-${randomBytes(8).toString('hex')}`;
   const raw = await stack.tunnel('app', token, { sessionId });
   await raw.simple('select 1');
   raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
   await raw.closed();
+  return sessionId;
+}
+
+/** A session of alice's through the first gateway, ended and in the store; resolves its id. */
+async function aliceSession(token: string): Promise<string> {
+  const sessionId = await rawSession(token);
   await eventually(
     async () => {
       const r = await getJson(replica.url, `/v1/sessions/${sessionId}`, token);
@@ -213,11 +219,7 @@ describe('the PostgreSQL store', () => {
     try {
       await blocker.query('begin');
       await blocker.query('lock table hoop.sessions in share mode');
-      const sessionId = `raw-${randomBytes(8).toString('hex')}`;
-      const raw = await stack.tunnel('app', token, { sessionId });
-      await raw.simple('select 1');
-      raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
-      await raw.closed();
+      const sessionId = await rawSession(token);
       // Never neither running nor indexed: once it ended it is shown as it ended, from the gateway's memory.
       await eventually(
         async () => {
