@@ -15,10 +15,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc5802#section-3 (the verifier: salt, iterations, StoredKey, ServerKey)
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../durable-file.js';
-import { describeError, ErrorCode, HoopError } from '../errors.js';
+import { RecordFile } from './record-file.js';
+import { describeError, ErrorCode } from '../errors.js';
 import type { Identity, RunGrant } from '../identity.js';
 import type { Logger } from '../log.js';
 import { SessionEnd, type TunnelSession } from '../session/engine.js';
@@ -256,27 +254,18 @@ export function tooManyDirect(subject: string, max: number): HttpError {
 
 /** Credentials in `<dataDir>/direct-credentials.json`: one gateway process owns the file (the store's lock). */
 export class FileDirectStore implements DirectStore {
-  readonly #file: string;
-  readonly #dir: string;
+  readonly #file: RecordFile<DirectRecord>;
   readonly #records = new Map<string, DirectRecord>();
-  #writing: Promise<void> = Promise.resolve();
 
   private constructor(dir: string) {
-    this.#dir = dir;
-    this.#file = join(dir, 'direct-credentials.json');
+    this.#file = new RecordFile(dir, 'direct-credentials.json');
   }
 
   /** Loads the credentials kept; one a day past its end is forgotten. */
   static async open(dataDir: string): Promise<FileDirectStore> {
     const store = new FileDirectStore(dataDir);
-    let text: string | undefined;
-    try {
-      text = await readFile(store.#file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${store.#file}: ${describeError(err)}`);
-    }
     const cutoff = Date.now() - 86_400_000;
-    for (const r of text ? (JSON.parse(text) as DirectRecord[]) : []) {
+    for (const r of await store.#file.read()) {
       if (Date.parse(r.endedAt ?? r.expiresAt) < cutoff) continue;
       store.#records.set(r.id, r);
     }
@@ -285,23 +274,16 @@ export class FileDirectStore implements DirectStore {
 
   /** Changes the credentials one change at a time; the file holds a change before it is kept (see FileRunStore). */
   #change(change: () => DirectRecord[]): Promise<DirectRecord[]> {
-    const done = this.#writing
-      .catch(() => undefined)
-      .then(async () => {
-        const next = change();
-        if (next.length === 0) return next;
-        const all = new Map(this.#records);
-        for (const r of next) all.set(r.id, r);
-        const cutoff = Date.now() - 86_400_000;
-        await writeFileAtomic(this.#file, JSON.stringify([...all.values()].filter((r) => Date.parse(r.endedAt ?? r.expiresAt) >= cutoff)), this.#dir);
-        for (const r of next) this.#records.set(r.id, r);
-        return next;
-      });
-    this.#writing = done.then(
-      () => undefined,
-      () => undefined,
-    );
-    return done;
+    return this.#file.serially(async () => {
+      const next = change();
+      if (next.length === 0) return next;
+      const all = new Map(this.#records);
+      for (const r of next) all.set(r.id, r);
+      const cutoff = Date.now() - 86_400_000;
+      await this.#file.write([...all.values()].filter((r) => Date.parse(r.endedAt ?? r.expiresAt) >= cutoff));
+      for (const r of next) this.#records.set(r.id, r);
+      return next;
+    });
   }
 
   async create(record: DirectRecord, maxOpen: number): Promise<void> {
@@ -339,8 +321,8 @@ export class FileDirectStore implements DirectStore {
     });
   }
 
-  async close(): Promise<void> {
-    await this.#writing;
+  close(): Promise<void> {
+    return this.#file.close();
   }
 }
 

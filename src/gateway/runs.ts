@@ -25,10 +25,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../durable-file.js';
-import { describeError, ErrorCode, HoopError } from '../errors.js';
+import { RecordFile } from './record-file.js';
+import { describeError, ErrorCode } from '../errors.js';
 import type { Identity, RunGrant } from '../identity.js';
 import type { Logger } from '../log.js';
 import { AGENT_NAME, agentName } from '../policy/principal.js';
@@ -395,28 +393,19 @@ export function runForbidden(what: keyof typeof FORBIDDEN): HttpError {
 
 /** Runs in `<dataDir>/runs.json`: one gateway process owns the file (its lock). */
 export class FileRunStore implements RunStore {
-  readonly #file: string;
-  readonly #dir: string;
+  readonly #file: RecordFile<RunRecord>;
   readonly #runs = new Map<string, RunRecord>();
   readonly #byHash = new Map<string, RunRecord>();
-  #writing: Promise<void> = Promise.resolve();
 
   private constructor(dir: string) {
-    this.#dir = dir;
-    this.#file = join(dir, 'runs.json');
+    this.#file = new RecordFile(dir, 'runs.json');
   }
 
   /** Loads the runs kept, as they were last heard from: a run whose hoop went silent while the gateway was down longer than its timeout has ended. */
   static async open(dataDir: string): Promise<FileRunStore> {
     const store = new FileRunStore(dataDir);
-    let text: string | undefined;
-    try {
-      text = await readFile(store.#file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${store.#file}: ${describeError(err)}`);
-    }
     const cutoff = Date.now() - 86_400_000;
-    for (const run of text ? (JSON.parse(text) as RunRecord[]) : []) {
+    for (const run of await store.#file.read()) {
       if (run.endedAt !== undefined && Date.parse(run.endedAt) < cutoff) continue; // a day after it ended, a run is forgotten
       store.#keep(run);
     }
@@ -435,20 +424,13 @@ export class FileRunStore implements RunStore {
    * then is it kept (a change the file does not hold is not made). Resolves the run made.
    */
   #change(change: () => RunRecord | undefined): Promise<RunRecord | undefined> {
-    const done = this.#writing
-      .catch(() => undefined)
-      .then(async () => {
-        const next = change();
-        if (!next) return undefined;
-        await writeFileAtomic(this.#file, JSON.stringify([...this.#runs.values()].filter((r) => r.id !== next.id).concat(next)), this.#dir);
-        this.#keep(next);
-        return next;
-      });
-    this.#writing = done.then(
-      () => undefined,
-      () => undefined,
-    );
-    return done;
+    return this.#file.serially(async () => {
+      const next = change();
+      if (!next) return undefined;
+      await this.#file.write([...this.#runs.values()].filter((r) => r.id !== next.id).concat(next));
+      this.#keep(next);
+      return next;
+    });
   }
 
   async create(run: RunRecord, maxOpen: number): Promise<void> {
@@ -494,8 +476,8 @@ export class FileRunStore implements RunStore {
     return ended;
   }
 
-  async close(): Promise<void> {
-    await this.#writing;
+  close(): Promise<void> {
+    return this.#file.close();
   }
 }
 
