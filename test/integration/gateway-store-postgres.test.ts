@@ -229,6 +229,8 @@ describe('the PostgreSQL store', () => {
         },
         { timeout: 10_000, interval: 20 },
       );
+      // Told from memory as the index would tell it: to its owner (and auditors), not to another person.
+      expect((await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, await stack.token('bob'))).status).toBe(404);
       expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(0);
       await blocker.query('commit');
       await eventually(async () => expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(1), {
