@@ -14,6 +14,9 @@ const RECORD_ID = '[A-Za-z0-9_-]{8,64}';
 /** A file of a recording or of a CLI's record. */
 const FILE = '[A-Za-z0-9._-]+';
 
+/** A file's name in the archive of `POST /v1/client-records` — group 1: `sessions` or `runs`; group 2: the id; group 3: the file. */
+export const RECORD_BATCH_ENTRY = new RegExp(`^(sessions|runs)/(${RECORD_ID})/(${FILE})$`);
+
 /** The patterns the gateway routes by (absolute paths; groups: what the builders put in). */
 export const API_ROUTES = {
   /** `GET` (Upgrade) — group 1: the connection, percent-encoded. */
@@ -32,6 +35,8 @@ export const API_ROUTES = {
   session: new RegExp(`^/v1/sessions/(${RECORD_ID})(/files(?:/(${FILE}))?)?$`),
   /** `GET|PUT` a session's record made by the CLI — group 1: the session; group 2: one file. */
   clientRecord: new RegExp(`^/v1/sessions/(${RECORD_ID})/client(?:/(${FILE}))?$`),
+  /** `POST` the files of several CLI records at once, a ustar archive of {@link RECORD_BATCH_ENTRY}s. */
+  clientRecords: /^\/v1\/client-records$/,
   /** `GET|PUT` a `hoop run`'s record — group 1: the run; group 2: one file. */
   runRecord: new RegExp(`^/v1/runs/(${RECORD_ID})(?:/files/(${FILE}))?$`),
   /** `POST` with the run's control credential — group 1: the run; group 2: `heartbeat` or `end`. */
@@ -70,6 +75,7 @@ export const apiPath = {
   sessionFiles: (id: string, file?: string): string => `v1/sessions/${enc(id)}/files${file ? `/${file}` : ''}`,
   clientRecord: (id: string, file?: string): string => `v1/sessions/${enc(id)}/client${file ? `/${file}` : ''}`,
   runRecord: (id: string, file?: string): string => `v1/runs/${enc(id)}${file ? `/files/${file}` : ''}`,
+  clientRecords: 'v1/client-records',
   runs: 'v1/runs',
   runControl: (id: string, action: 'heartbeat' | 'end'): string => `v1/runs/${enc(id)}/${action}`,
   reviews: (state?: string): string => `v1/reviews${query({ state })}`,

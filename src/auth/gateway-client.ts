@@ -524,6 +524,34 @@ export async function putClientRecordFile(
   return body as { stored: boolean; record: ClientRecordInfo['record'] };
 }
 
+/** What `POST /v1/client-records` says of one record: stored (or held already), or the error its `PUT`s would have got. */
+export interface RecordBatchAnswer {
+  kind: RecordKind;
+  id: string;
+  stored?: boolean;
+  record?: ClientRecordInfo['record'];
+  failure?: GatewayApiError;
+}
+
+/** Uploads the files of several records in one request (`archive`: a ustar archive of `<kind>/<id>/<file>`); resolves what became of each. */
+export async function postClientRecords(endpoint: GatewayEndpoint, token: string, archive: Buffer): Promise<RecordBatchAnswer[]> {
+  const origin = gatewayBaseUrl(endpoint.gateway).origin;
+  const { body } = await requestJson(endpoint, 'POST', apiPath.clientRecords, { token, raw: archive });
+  const records = (body as { records?: unknown }).records;
+  const valid = (r: unknown): r is { kind: RecordKind; id: string; status: number; stored?: boolean; record?: ClientRecordInfo['record']; error?: unknown } =>
+    typeof r === 'object' &&
+    r !== null &&
+    ((r as { kind?: unknown }).kind === 'sessions' || (r as { kind?: unknown }).kind === 'runs') &&
+    typeof (r as { id?: unknown }).id === 'string' &&
+    typeof (r as { status?: unknown }).status === 'number';
+  if (!Array.isArray(records) || !records.every(valid)) throw protocolError(origin, 'the records it took');
+  return records.map(({ kind, id, status, stored, record, error }) =>
+    status >= 200 && status <= 299
+      ? { kind, id, ...(stored === undefined ? {} : { stored }), ...(record === undefined ? {} : { record }) }
+      : { kind, id, failure: apiError(status, Buffer.from(JSON.stringify({ error })), origin, recordPath(kind, id)) as GatewayApiError },
+  );
+}
+
 /** Downloads a CLI's record into `dir`; resolves what the gateway says of it. */
 export async function downloadClientRecord(endpoint: GatewayEndpoint, token: string, kind: RecordKind, id: string, dir: string): Promise<ClientRecordInfo> {
   const info = await getClientRecord(endpoint, token, kind, id);

@@ -115,6 +115,9 @@ export class CommandRecords {
   readonly #tried = new Set<string>();
   /** Records of this command not closed yet: settled when closed (or failed), and what settles it. */
   readonly #open = new Map<string, { settled: Promise<void>; settle: () => void }>();
+  /** Records closed and not yet being uploaded, by `kind/id`, and the upload of those closed before, while under way. */
+  readonly #closed = new Set<string>();
+  #closedUpload: Promise<unknown> | undefined;
   /** Aborted when the command is about to end: retries stop, what is left stays in the spool. */
   readonly #stop = new AbortController();
 
@@ -215,10 +218,26 @@ export class CommandRecords {
     if (entry) await uploadRecord(entry, this.#target);
   }
 
-  /** A record of this command is closed and signed: upload it now, in the background. */
+  /**
+   * A record of this command is closed and signed: uploaded now, in the background, with every
+   * other that closed while the upload before was under way (one request for them all: a client
+   * that opens a session per statement does not pay a request per session).
+   */
   closed(kind: RecordKind, id: string): void {
     this.#settle(`${kind}/${id}`);
-    this.#upload({ only: new Set([`${kind}/${id}`]) });
+    this.#closed.add(`${kind}/${id}`);
+    this.#uploadClosed();
+  }
+
+  /** Starts the upload of the closed records waiting, unless one is under way (which starts it when it ends). */
+  #uploadClosed(): void {
+    if (this.#closedUpload || this.#closed.size === 0) return;
+    const only = new Set(this.#closed);
+    this.#closed.clear();
+    this.#closedUpload = this.#upload({ only }).finally(() => {
+      this.#closedUpload = undefined;
+      this.#uploadClosed();
+    });
   }
 
   /** A record of this command could not be written to the end (what it holds is uploaded by a later command, as truncated). */
@@ -232,7 +251,7 @@ export class CommandRecords {
   }
 
   /** Uploads in the background: retried until {@link UPLOAD_DEADLINE_MS}, or tried `once`. */
-  #upload(o: { statuses?: Array<'closed' | 'abandoned'>; only?: Set<string>; once?: boolean }): void {
+  #upload(o: { statuses?: Array<'closed' | 'abandoned'>; only?: Set<string>; once?: boolean }): Promise<UploadReport> {
     const { once, ...which } = o;
     const task = uploadSpool(this.spool, this.#target, { deadline: once ? Date.now() : Date.now() + UPLOAD_DEADLINE_MS, signal: this.#stop.signal, ...which }).then(
       (report) => {
@@ -255,6 +274,7 @@ export class CommandRecords {
     );
     this.#uploads.add(task);
     void task.finally(() => this.#uploads.delete(task));
+    return task;
   }
 
   /**

@@ -1,9 +1,13 @@
 /**
- * Uploads the CLI's records from its spool (./spool.ts) to the gateway, file by file: chunks
- * first, then each checkpoint and the manifest before its signature, so the gateway can verify a
- * record when its signature arrives. Files the gateway already holds are skipped, and a `PUT` of
- * the same bytes is answered as stored, so a retry never duplicates and a command that was
- * stopped resumes where it was. A record leaves the spool once the gateway holds all of it.
+ * Uploads the CLI's records from its spool (./spool.ts) to the gateway. Small records (a
+ * session's of a few statements: one chunk and its signed manifest) go together, many in one
+ * request (`POST /v1/client-records`, a ustar archive of each one's chunks and its newest signed
+ * manifest), so that a command that opens a session per statement pays one request for all those
+ * that closed meanwhile, not four per session. A larger record goes file by file: chunks first,
+ * then each checkpoint and the manifest before its signature, so the gateway can verify a record
+ * when its signature arrives, and files the gateway already holds are skipped. Either way the same
+ * bytes again are answered as stored, so a retry never duplicates and a command that was stopped
+ * resumes where it was. A record leaves the spool once the gateway holds all of it.
  *
  * Failures: the network or the gateway being down is retried with backoff until the caller's
  * deadline, then left for the next hoop command; a record the gateway will never take (it does
@@ -14,10 +18,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GatewayApiError, getClientRecord, putClientRecordFile, type GatewayEndpoint } from '../auth/gateway-client.js';
+import { GatewayApiError, getClientRecord, postClientRecords, putClientRecordFile, type GatewayEndpoint } from '../auth/gateway-client.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';
 import type { Spool, SpoolEntry } from '../recording/spool.js';
-import { MANIFEST, RECORDING_FILE } from '../recording/writer.js';
+import { tarOf, type TarEntry } from '../recording/tar.js';
+import { MANIFEST, RECORDING_FILE, uploadOrder as recordOrder } from '../recording/writer.js';
 
 /** Where records go. */
 export interface UploadTarget {
@@ -45,8 +50,7 @@ export interface UploadReport {
 function uploadOrder(files: string[]): string[] {
   const present = new Set(files);
   const paired = (f: string): boolean => f.startsWith('events-') || (f.endsWith('.sig') ? present.has(f.slice(0, -4)) : present.has(`${f}.sig`));
-  const rank = (f: string): number => (f.startsWith('events-') ? 0 : f.startsWith('checkpoint-') ? 1 : 2);
-  return files.filter((f) => RECORDING_FILE.test(f) && paired(f)).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return recordOrder(files.filter((f) => RECORDING_FILE.test(f) && paired(f)).map((name) => ({ name }))).map((f) => f.name);
 }
 
 /** Uploads one record; resolves once the gateway holds every file of it. */
@@ -85,6 +89,78 @@ function failureKind(err: unknown): 'retry' | 'later' | 'never' {
   return 'retry';
 }
 
+/** A record goes in a batch when what it sends is at most this many bytes; a larger one, file by file. */
+const BATCHED_RECORD_BYTES = 1024 * 1024;
+/** Most bytes of records one batch carries (the gateway takes 8 MiB). */
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * What a record sends in a batch: its chunks and its newest signed manifest with the signature
+ * (the final one, else the last checkpoint; older checkpoints sign less of the same chunks), or
+ * undefined when that is more than {@link BATCHED_RECORD_BYTES}.
+ */
+async function batchFiles(entry: SpoolEntry): Promise<TarEntry[] | undefined> {
+  const names = (await readdir(entry.dir)).filter((f) => RECORDING_FILE.test(f));
+  const signed = (m: string): boolean => names.includes(m) && names.includes(`${m}.sig`);
+  const manifest = signed(MANIFEST)
+    ? MANIFEST
+    : names
+        .filter((f) => f.startsWith('checkpoint-') && !f.endsWith('.sig') && signed(f))
+        .sort()
+        .pop();
+  const files: TarEntry[] = [];
+  let bytes = 0;
+  for (const name of [...names.filter((f) => f.startsWith('events-')), ...(manifest ? [manifest, `${manifest}.sig`] : [])]) {
+    const data = await readFile(join(entry.dir, name));
+    bytes += data.length;
+    if (bytes > BATCHED_RECORD_BYTES) return undefined;
+    files.push({ name: `${entry.meta.kind}/${entry.meta.id}/${name}`, data });
+  }
+  return files;
+}
+
+/** Uploads `entries`: small ones in batches, the rest file by file; resolves each one's failure (undefined: the gateway holds it). */
+async function uploadSome(entries: readonly SpoolEntry[], target: UploadTarget): Promise<Array<[SpoolEntry, unknown]>> {
+  const done: Array<[SpoolEntry, unknown]> = [];
+  const oneByOne = async (entry: SpoolEntry): Promise<void> => {
+    done.push([
+      entry,
+      await uploadRecord(entry, target).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+    ]);
+  };
+  const batches: Array<{ entries: SpoolEntry[]; files: TarEntry[]; bytes: number }> = [];
+  for (const entry of entries) {
+    const files = await batchFiles(entry).catch(() => undefined);
+    if (!files) {
+      await oneByOne(entry);
+      continue;
+    }
+    const bytes = files.reduce((n, f) => n + f.data.length, 0);
+    let batch = batches.at(-1);
+    if (!batch || batch.bytes + bytes > BATCH_BYTES) batches.push((batch = { entries: [], files: [], bytes: 0 }));
+    batch.entries.push(entry);
+    batch.files.push(...files);
+    batch.bytes += bytes;
+  }
+  for (const batch of batches) {
+    try {
+      const answers = new Map((await postClientRecords(target.endpoint, await target.token(), tarOf(batch.files))).map((a) => [`${a.kind}/${a.id}`, a]));
+      for (const entry of batch.entries) {
+        const answer = answers.get(`${entry.meta.kind}/${entry.meta.id}`);
+        done.push([entry, answer ? answer.failure : new GatewayApiError(ErrorCode.GATEWAY_PROTOCOL, 'the gateway said nothing of this record', 502, undefined)]);
+      }
+    } catch (err) {
+      // A gateway without batches (an older one) takes the same records file by file; a batch refused whole, too, so that each record gets its own answer.
+      if (err instanceof GatewayApiError && (err.status === 404 || err.status === 405 || failureKind(err) === 'never')) for (const entry of batch.entries) await oneByOne(entry);
+      else for (const entry of batch.entries) done.push([entry, err]);
+    }
+  }
+  return done;
+}
+
 /**
  * Uploads the spool's records of `target.origin` whose status is in `statuses` (by default the
  * closed ones and those a killed process left), or only those of `only`. Transient failures are
@@ -98,28 +174,27 @@ export async function uploadSpool(
 ): Promise<UploadReport> {
   const report: UploadReport = { uploaded: [], left: [], setAside: [] };
   const statuses = o.statuses ?? ['closed', 'abandoned'];
-  const entries = o.only ? await spool.only(o.only, target.origin) : (await spool.entries(target.origin)).filter((e) => statuses.includes(e.status));
-  for (const entry of entries) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await uploadRecord(entry, target);
+  let pending = o.only ? await spool.only(o.only, target.origin) : (await spool.entries(target.origin)).filter((e) => statuses.includes(e.status));
+  for (let attempt = 0; pending.length > 0; attempt++) {
+    const again: Array<{ entry: SpoolEntry; error: string }> = [];
+    for (const [entry, err] of await uploadSome(pending, target)) {
+      if (err === undefined) {
         await spool.remove(entry);
         report.uploaded.push(entry);
-        break;
-      } catch (err) {
-        const error = describeError(err);
-        const kind = failureKind(err);
-        if (kind === 'never') {
-          report.setAside.push({ entry, error, dir: await spool.setAside(entry, error) });
-          break;
-        }
-        const wait = Math.min(250 * 2 ** attempt, 4000);
-        if (kind === 'later' || o.signal?.aborted || Date.now() + wait > o.deadline || !(await sleep(wait, true, o.signal ? { signal: o.signal } : {}).catch(() => false))) {
-          report.left.push({ entry, error });
-          break;
-        }
+        continue;
       }
+      const error = describeError(err);
+      const kind = failureKind(err);
+      if (kind === 'never') report.setAside.push({ entry, error, dir: await spool.setAside(entry, error) });
+      else if (kind === 'later') report.left.push({ entry, error });
+      else again.push({ entry, error });
     }
+    const wait = Math.min(250 * 2 ** attempt, 4000);
+    if (again.length > 0 && (o.signal?.aborted || Date.now() + wait > o.deadline || !(await sleep(wait, true, o.signal ? { signal: o.signal } : {}).catch(() => false)))) {
+      report.left.push(...again);
+      break;
+    }
+    pending = again.map((a) => a.entry);
   }
   return report;
 }

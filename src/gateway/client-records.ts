@@ -34,7 +34,7 @@ import type { DeviceOwner } from './store.js';
 import { sshFingerprint, sshPublicKeyLine } from '../recording/sshsig.js';
 import type { RecordingCheck, VerifiedBefore, verifyRecording } from '../recording/verify.js';
 import { verifyOffThread } from '../recording/verify-thread.js';
-import { RECORDING_FILE } from '../recording/writer.js';
+import { RECORDING_FILE, uploadOrder } from '../recording/writer.js';
 import { HttpError } from './http-error.js';
 import type { RecordKind } from '../recording/spool.js';
 
@@ -191,15 +191,42 @@ export class ClientRecords {
    * @throws HttpError 403 (another's record), 409 (other bytes under a held name; a complete record), 413 (a file or the record too large), 422 (does not verify), 429 (the uploader's unverified records hold too much already), 507 (the gateway's disk keeps its last space for recordings); HoopError USAGE (not a record's file)
    */
   put(kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<{ stored: boolean; state: ClientRecordState }> {
-    if (!RECORD_ID.test(id) || !RECORDING_FILE.test(name))
-      return Promise.reject(new HoopError(ErrorCode.USAGE, `a record holds no file ${name}`, { hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig' }));
+    return this.putFiles(kind, id, [{ name, data }], owner, keys);
+  }
+
+  /**
+   * Stores several files of one record at once, as {@link put} would one after the other in the
+   * upload order (chunks, manifest, signature), with the record's state saved once and the record
+   * verified once, by the one signature they may hold. `stored`: whether any file was new.
+   *
+   * @throws as {@link put}; HttpError 400 for two signatures, or a file named twice
+   */
+  putFiles(
+    kind: RecordKind,
+    id: string,
+    files: ReadonlyArray<{ name: string; data: Buffer }>,
+    owner: DeviceOwner,
+    keys: () => Promise<UploaderKey[]>,
+  ): Promise<{ stored: boolean; state: ClientRecordState }> {
+    const bad = files.find((f) => !RECORDING_FILE.test(f.name));
+    if (!RECORD_ID.test(id) || bad || files.length === 0)
+      return Promise.reject(
+        new HoopError(ErrorCode.USAGE, `a record holds no file ${bad?.name ?? '(none given)'}`, {
+          hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig',
+        }),
+      );
+    const ordered = uploadOrder(files);
+    if (new Set(ordered.map((f) => f.name)).size !== ordered.length) return Promise.reject(new HttpError(400, `a file of the record of ${id} is named twice`));
+    const signature = ordered.filter((f) => f.name.endsWith('.sig'));
+    if (signature.length > 1)
+      return Promise.reject(new HttpError(400, `${signature.length} signatures of the record of ${id} at once`, { hint: 'send one signed manifest with its chunks: the newest' }));
     // One upload of an identity at a time in this process, so that its quota is read and spent together.
     return this.#serialized('owner', `${owner.issuer}\n${owner.subject}`, () =>
       this.#serialized(kind, id, async () => {
         // A signature is verified holding the record: its turn to verify is taken before, so that no upload holds a record (and a store connection) waiting for one.
-        const release = name.endsWith('.sig') ? await this.#verifyTurn() : undefined;
+        const release = signature.length > 0 ? await this.#verifyTurn() : undefined;
         try {
-          const outcome = await this.#store.update(kind, id, (record) => this.#put(record, kind, id, name, data, owner, keys));
+          const outcome = await this.#store.update(kind, id, (record) => this.#put(record, kind, id, ordered, owner, keys));
           if ('refused' in outcome) throw outcome.refused;
           return outcome;
         } finally {
@@ -209,29 +236,36 @@ export class ClientRecords {
     );
   }
 
-  async #put(record: HeldRecord, kind: RecordKind, id: string, name: string, data: Buffer, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
+  async #put(record: HeldRecord, kind: RecordKind, id: string, files: ReadonlyArray<{ name: string; data: Buffer }>, owner: DeviceOwner, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
     let state = await record.state();
     if (state && (state.issuer !== owner.issuer || state.subject !== owner.subject)) {
       throw new HttpError(403, `the ${kind === 'runs' ? 'run' : 'session'} ${id} has a record uploaded by someone else`, { hint: 'a record is uploaded by the identity that made it' });
     }
     const limits = LIMITS[kind];
-    if (data.length > limits.fileBytes) throw new HttpError(413, `${name} is larger than the ${limits.fileBytes / 1024} KiB a file of this record may be`);
-    const held = await record.read(name);
-    if (held) {
-      if (!held.equals(data))
-        throw new HttpError(409, `${name} of ${id} is already uploaded with other bytes; a record is never written over`, {
-          hint: 'this spool does not match what was uploaded before: keep it for an investigation',
-        });
-      // A signature held but not yet acted on (the gateway stopped in between) is verified again.
-      if (state === undefined) throw new HttpError(409, `${name} of ${id} is held without its record's state; ask the gateway's operators`);
-      if (!name.endsWith('.sig') || state.state === 'complete' || state.verified === name) return { stored: false, state };
-    } else {
+    let usage: { files: number; bytes: number } | undefined;
+    let unverified: number | undefined;
+    let stored = false;
+    /** The signature to verify the record with, and whether it was held before. */
+    let check: { name: string; held: boolean } | undefined;
+    for (const { name, data } of files) {
+      if (data.length > limits.fileBytes) throw new HttpError(413, `${name} is larger than the ${limits.fileBytes / 1024} KiB a file of this record may be`);
+      const held = await record.read(name);
+      if (held) {
+        if (!held.equals(data))
+          throw new HttpError(409, `${name} of ${id} is already uploaded with other bytes; a record is never written over`, {
+            hint: 'this spool does not match what was uploaded before: keep it for an investigation',
+          });
+        // A signature held but not yet acted on (the gateway stopped in between) is verified again.
+        if (state === undefined) throw new HttpError(409, `${name} of ${id} is held without its record's state; ask the gateway's operators`);
+        if (name.endsWith('.sig') && state.state !== 'complete' && state.verified !== name) check = { name, held: true };
+        continue;
+      }
       if (state?.state === 'complete') throw new HttpError(409, `the record of ${id} is complete; it takes no more files`);
-      const usage = await record.usage();
+      usage ??= await record.usage();
       if (usage.files >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
       if (usage.bytes + data.length > limits.bytes) throw new HttpError(413, `the record of ${id} would pass the ${limits.bytes / 1024 / 1024} MiB a record of this kind may hold`);
       if (!name.endsWith('.sig')) {
-        const unverified = await this.#store.unverifiedBytes(owner);
+        unverified ??= await this.#store.unverifiedBytes(owner);
         if (unverified + data.length > this.#unverifiedCap) {
           throw new HttpError(
             429,
@@ -241,15 +275,23 @@ export class ClientRecords {
             },
           );
         }
+        unverified += data.length;
       }
       // The file first: a write the disk refuses leaves no record behind.
       await record.write(name, data);
+      usage = { files: usage.files + 1, bytes: usage.bytes + data.length };
       state = { ...(state ?? { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() }), pending: (state?.pending ?? 0) + data.length };
-      await record.save(state);
-      if (!name.endsWith('.sig')) return { stored: true, state };
+      stored = true;
+      if (name.endsWith('.sig')) check = { name, held: false };
     }
+    if (stored) await record.save(state!);
+    if (!check || !state) return { stored, state: state! };
+    return this.#verify(record, id, state, check.name, stored, keys);
+  }
 
-    // A signature: the record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
+  /** Verifies the record with the signature `name` it now holds: its state says so, or the upload is refused (and what it dropped, dropped). */
+  async #verify(record: HeldRecord, id: string, state: ClientRecordState, name: string, stored: boolean, keys: () => Promise<UploaderKey[]>): Promise<Outcome> {
+    // The record must verify with it, as the record of this id, by a key of the uploader (the same key as its first signature).
     const trusted = (await keys()).map((k) => createPublicKey(k.publicKey));
     const check = await verifyOffThread(await record.local(), trusted, await verifiedBefore(record, state, id));
     const problems = [...check.problems];
@@ -269,7 +311,7 @@ export class ClientRecords {
       };
     }
     const signer = signerOf(check, trusted);
-    state = {
+    const verified: ClientRecordState = {
       ...state,
       state: check.complete ? 'complete' : 'truncated',
       ...(signer ? { signer: sshPublicKeyLine(signer), fingerprint: sshFingerprint(signer) } : {}),
@@ -279,8 +321,8 @@ export class ClientRecords {
       pending: 0,
       updatedAt: new Date().toISOString(),
     };
-    await record.save(state);
-    return { stored: !held, state };
+    await record.save(verified);
+    return { stored, state: verified };
   }
 
   /** Removes the records that no signature verified within {@link UNVERIFIED_RECORD_TTL_MS} of their first file; resolves them. */

@@ -1,7 +1,9 @@
 /**
  * A tar archive written as it streams (POSIX ustar: a 512-byte header per entry, the bytes padded
- * to 512, two empty blocks at the end), for the evidence bundle that `tar -xzf` opens anywhere.
- * Names up to 100 bytes, regular files and directories only: what a bundle holds.
+ * to 512, two empty blocks at the end), for the evidence bundle that `tar -xzf` opens anywhere;
+ * and small archives made and read whole, for the CLI's records uploaded in one request
+ * (`POST /v1/client-records`). Names up to 100 bytes, regular files and directories only: what a
+ * bundle holds.
  *
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/utilities/pax.html#tag_20_92_13_06 (ustar Interchange Format)
  */
@@ -78,4 +80,60 @@ export class TarWriter {
     const rest = size % BLOCK;
     if (rest !== 0) await put(this.out, Buffer.alloc(BLOCK - rest));
   }
+}
+
+/** A file read from a tar archive. */
+export interface TarEntry {
+  name: string;
+  data: Buffer;
+}
+
+/**
+ * The regular files of a ustar archive held whole in `archive` (what {@link TarWriter} writes;
+ * directories are skipped). Strict: every header's checksum, the `ustar` magic, an octal size that
+ * fits the archive, and the two empty blocks at the end are required; at most `maxEntries` files.
+ *
+ * @throws RangeError naming what is wrong, for an archive that is not one
+ */
+export function readTar(archive: Buffer, maxEntries: number): TarEntry[] {
+  const entries: TarEntry[] = [];
+  const field = (h: Buffer, at: number, width: number): string => h.toString('latin1', at, at + width).replace(/[\0 ]+$/, '');
+  for (let at = 0; ; ) {
+    if (at + 2 * BLOCK > archive.length) throw new RangeError('tar: the archive ends without its two empty blocks');
+    const h = archive.subarray(at, at + BLOCK);
+    if (h.every((b) => b === 0)) {
+      if (!archive.subarray(at + BLOCK, at + 2 * BLOCK).every((b) => b === 0)) throw new RangeError(`tar: an empty block at ${at} is not followed by another`);
+      return entries;
+    }
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+    const stored = field(h, 148, 8);
+    if (!/^[0-7]+$/.test(stored) || Number.parseInt(stored, 8) !== sum) throw new RangeError(`tar: the header at ${at} has a wrong checksum`);
+    if (h.toString('latin1', 257, 262) !== 'ustar') throw new RangeError(`tar: the header at ${at} is not ustar`);
+    const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '');
+    if (h[345] !== 0) throw new RangeError(`tar: ${name} has a name prefix (names are read up to 100 bytes)`);
+    const sizeText = field(h, 124, 12);
+    if (!/^[0-7]+$/.test(sizeText)) throw new RangeError(`tar: ${name} has no octal size`);
+    const size = Number.parseInt(sizeText, 8);
+    const start = at + BLOCK;
+    if (start + size > archive.length) throw new RangeError(`tar: ${name} says ${size} bytes, more than the archive holds`);
+    const type = String.fromCharCode(h[156]!);
+    if (type === '0' || type === '\0') {
+      if (entries.length >= maxEntries) throw new RangeError(`tar: more than ${maxEntries} files`);
+      entries.push({ name, data: archive.subarray(start, start + size) });
+    } else if (type !== '5') throw new RangeError(`tar: ${name} is neither a file nor a directory (type ${JSON.stringify(type)})`);
+    at = start + Math.ceil(size / BLOCK) * BLOCK;
+  }
+}
+
+/** A whole ustar archive of these files, in memory (a few small ones: a batch of records). */
+export function tarOf(files: readonly TarEntry[], mtime = Date.now()): Buffer {
+  const parts: Buffer[] = [];
+  for (const f of files) {
+    parts.push(header(f.name, f.data.length, '0', mtime), f.data);
+    const rest = f.data.length % BLOCK;
+    if (rest !== 0) parts.push(Buffer.alloc(BLOCK - rest));
+  }
+  parts.push(Buffer.alloc(2 * BLOCK));
+  return Buffer.concat(parts);
 }

@@ -82,6 +82,15 @@ export const NO_PREVIOUS = '0'.repeat(64);
 /** Every file a recording holds (chunks, manifests, checkpoints, signatures). */
 export const RECORDING_FILE = /^(events-\d{6}\.jsonl\.gz|SHA256SUMS(\.sig)?|checkpoint-\d{6}\.SHA256SUMS(\.sig)?)$/;
 
+/**
+ * The order a record's files are taken in: chunks, then checkpoints (manifest before signature),
+ * then the final manifest and its signature, so that a signature comes after all it signs.
+ */
+export function uploadOrder<T extends { name: string }>(files: readonly T[]): T[] {
+  const rank = (f: string): number => (f.startsWith('events-') ? 0 : f.startsWith('checkpoint-') ? 1 : 2);
+  return [...files].sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
+}
+
 /** `events-000001.jsonl.gz`, ... */
 export function chunkName(seq: number): string {
   return `events-${String(seq).padStart(6, '0')}.jsonl.gz`;

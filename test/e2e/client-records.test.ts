@@ -9,7 +9,9 @@
  * - the gateway takes a record only from the session's owner, signed by a key they registered,
  *   naming the session it is uploaded as; a record that tells another story is caught by verify;
  * - a record uploaded a checkpoint at a time is verified as it grows (how long that takes, and that
- *   it stays off the event loop, is measured in test/perf/client-record-verify.test.ts).
+ *   it stays off the event loop, is measured in test/perf/client-record-verify.test.ts);
+ * - closed records go up many in one request (`POST /v1/client-records`), each one judged as its
+ *   files' `PUT`s would be, whoever sends it and whatever the archive holds.
  */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
@@ -18,7 +20,8 @@ import { join } from 'node:path';
 import { createHash, createPrivateKey } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerDevice, putClientRecordFile, getClientRecord, GatewayApiError } from '../../src/auth/gateway-client.js';
+import { registerDevice, putClientRecordFile, getClientRecord, GatewayApiError, postClientRecords } from '../../src/auth/gateway-client.js';
+import { tarOf } from '../../src/recording/tar.js';
 import { createDeviceKey } from '../../src/auth/device-key.js';
 import { NO_PREVIOUS, RecordingWriter } from '../../src/recording/writer.js';
 import { sshSign } from '../../src/recording/sshsig.js';
@@ -403,5 +406,103 @@ describe("the CLI's own records", () => {
     await put('events-000002.jsonl.gz', second);
     await put('SHA256SUMS', manifest);
     expect((await put('SHA256SUMS.sig', sign(manifest))).record).toMatchObject({ state: 'complete', chunks: 2, events: rows + 1 });
+  });
+
+  it('closed records go up together in one request, each complete, and leave the spool', async () => {
+    const pair = createDeviceKey();
+    await registerDevice(endpoint(), token, { ...pair, name: 'alice batch' });
+    const origin = new URL(stack.gateway.url).origin;
+    const spool = new Spool(await mkdtemp(join(stack.dir, 'spool-batch-')));
+    const ids: string[] = [];
+    for (const sql of ['select 11', 'select 12', 'select 13']) {
+      const id = await endedSession(sql);
+      ids.push(id);
+      const dir = await spool.create({ kind: 'sessions', id, gateway: origin, signer: 'test' });
+      const w = await RecordingWriter.create({ dir, id, key: createPrivateKey(pair.privateKey) });
+      w.append({ t: 'start', at: Date.now(), side: 'client' });
+      w.append({ t: 'query', at: Date.now(), sql });
+      await w.close();
+    }
+    const batchesBefore = stack.logs().filter((l) => l.event === 'client-record.batch').length;
+    const report = await uploadSpool(spool, { endpoint: endpoint(), token: async () => token, origin }, { deadline: Date.now() + 10_000 });
+    expect(report).toMatchObject({ left: [], setAside: [] });
+    expect(report.uploaded.map((e) => e.meta.id).sort()).toEqual([...ids].sort());
+    expect(await spool.entries()).toEqual([]);
+    const batches = stack
+      .logs()
+      .filter((l) => l.event === 'client-record.batch')
+      .slice(batchesBefore);
+    expect(batches).toEqual([expect.objectContaining({ subject: 'alice', records: 3, refused: 0 })]);
+    for (const id of ids) expect((await getClientRecord(endpoint(), token, 'sessions', id)).record).toMatchObject({ state: 'complete', chunks: 1, events: 2 });
+  });
+
+  it("a batch sent without the CLI gets each record judged as its PUTs would be: another's, unsigned by a known key, two signatures, not an archive", async () => {
+    const key = createDeviceKey();
+    await registerDevice(endpoint(), token, { ...key, name: 'alice raw batch' });
+    const stranger = createDeviceKey();
+    const recordFiles = async (id: string, privateKey: string, sql: string): Promise<Array<{ name: string; data: Buffer }>> => {
+      const dir = await mkdtemp(join(stack.dir, 'raw-batch-'));
+      const w = await RecordingWriter.create({ dir, id, key: createPrivateKey(privateKey) });
+      w.append({ t: 'start', at: Date.now(), side: 'client' });
+      w.append({ t: 'query', at: Date.now(), sql });
+      await w.checkpoint();
+      await w.close();
+      const names = (await readdir(dir)).filter((f) => f !== 'checkpoint-000001.SHA256SUMS' && f !== 'checkpoint-000001.SHA256SUMS.sig');
+      return Promise.all(names.map(async (f) => ({ name: `sessions/${id}/${f}`, data: await readFile(join(dir, f)) })));
+    };
+    const good = await endedSession('select 21');
+    const forged = await endedSession('select 22');
+    const twice = await endedSession('select 23');
+    // Bob's session, in alice's batch.
+    const bob = await stack.token('bob');
+    const raw = await stack.tunnel('app', bob);
+    await raw.simple('select 24');
+    raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
+    await raw.closed();
+    let bobs = '';
+    await eventually(async () => {
+      const ls = JSON.parse((await hoop(['sessions', 'ls', '--json'], { HOOP_TOKEN: bob })).stdout) as { sessions: Listed[] };
+      bobs = ls.sessions.find((s) => s.endedAt)?.id ?? '';
+      expect(bobs).not.toBe('');
+    });
+    const twoSigs = await recordFiles(twice, key.privateKey, 'select 23');
+    const checkpointDir = await mkdtemp(join(stack.dir, 'raw-batch-cp-'));
+    const cp = await RecordingWriter.create({ dir: checkpointDir, id: twice, key: createPrivateKey(key.privateKey) });
+    cp.append({ t: 'start', at: Date.now(), side: 'client' });
+    await cp.checkpoint();
+    cp.abandon();
+    twoSigs.push({ name: `sessions/${twice}/checkpoint-000001.SHA256SUMS.sig`, data: await readFile(join(checkpointDir, 'checkpoint-000001.SHA256SUMS.sig')) });
+    const archive = tarOf([
+      ...(await recordFiles(good, key.privateKey, 'select 21')),
+      ...(await recordFiles(forged, stranger.privateKey, 'select 22')),
+      ...(await recordFiles(bobs, key.privateKey, 'select 24')),
+      ...twoSigs,
+    ]);
+    const answers = await postClientRecords(endpoint(), token, archive);
+    const of = (id: string) => answers.find((a) => a.id === id);
+    expect(answers.map((a) => a.id)).toEqual([good, forged, bobs, twice]);
+    expect(of(good)).toMatchObject({ stored: true, record: { state: 'complete', subject: 'alice' } });
+    expect(of(forged)?.failure).toMatchObject({ status: 422, message: expect.stringContaining('does not verify with SHA256SUMS.sig') });
+    expect(of(bobs)?.failure).toMatchObject({ status: 404 });
+    expect(of(twice)?.failure).toMatchObject({ status: 400, message: expect.stringContaining('2 signatures') });
+    // What was refused was not kept: the gateway's disk holds the good record alone.
+    const held = (id: string) => readdir(join(stack.dir, 'hoop-data', 'client-records', 'sessions', id)).catch(() => [] as string[]);
+    expect((await held(good)).filter((f) => f !== 'record.json').sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'events-000001.jsonl.gz']);
+    expect(await held(forged)).toEqual([]);
+    expect(await held(bobs)).toEqual([]);
+    expect(await held(twice)).toEqual([]);
+    // Another record under the same id once it is complete: refused (a record is never written over).
+    expect((await postClientRecords(endpoint(), token, tarOf(await recordFiles(good, key.privateKey, 'select 21')))).at(0)?.failure).toMatchObject({ status: 409 });
+
+    // Not an archive, or an archive of something else: 400 for the request, and the gateway serves on.
+    for (const body of [Buffer.from('not a tar'), tarOf([{ name: '../../etc/passwd', data: Buffer.from('x') }]), tarOf([{ name: `sessions/${good}/x/y`, data: Buffer.from('x') }])]) {
+      const refused = await postClientRecords(endpoint(), token, body).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(GatewayApiError);
+      expect((refused as GatewayApiError).status).toBe(400);
+    }
+    // A file no record holds (the gateway's own state file, say): that record refused, nothing written over.
+    const [stateFile] = await postClientRecords(endpoint(), token, tarOf([{ name: `sessions/${good}/record.json`, data: Buffer.from('{}') }]));
+    expect(stateFile?.failure).toMatchObject({ status: 400, message: expect.stringContaining('a record holds no file record.json') });
+    expect((await getClientRecord(endpoint(), token, 'sessions', good)).record).toMatchObject({ state: 'complete' });
   });
 });

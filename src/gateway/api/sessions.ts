@@ -7,23 +7,26 @@
  *   session the caller may not see is answered as unknown.
  * - `GET /v1/keys` (no token): the public keys recordings are signed with.
  * - The CLIs' records (../client-records.ts): `PUT /v1/sessions/{id}/client/{file}` and
- *   `PUT /v1/runs/{id}/files/{file}` store one file (raw bytes, at most 16 MiB): a session's record
- *   only from its owner, a run's only from its person. `GET …/client` and `GET /v1/runs/{id}` say
+ *   `PUT /v1/runs/{id}/files/{file}` store one file (raw bytes, at most 4 MiB), and
+ *   `POST /v1/client-records` the files of several records at once (a ustar archive, at most 8
+ *   MiB): a session's record only from its owner, a run's only from its person. `GET …/client` and `GET /v1/runs/{id}` say
  *   `{ record, files }`; `GET …/{file}` hands one out, to whoever may see the session (a run: its
  *   uploader, or an auditor).
  */
 import type * as http from 'node:http';
-import { ErrorCode, HoopError } from '../../errors.js';
+import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { globMatches } from '../../glob.js';
 import type { RecordKind } from '../../recording/spool.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
 import { owns, type Callers } from '../callers.js';
-import { MAX_RECORD_FILE_BYTES } from '../client-records.js';
+import { type ClientRecordState, MAX_RECORD_FILE_BYTES } from '../client-records.js';
+import { RECORD_BATCH_ENTRY } from '../../api/paths.js';
 import { HttpError } from '../http-error.js';
 import type { GatewayParts } from '../parts.js';
 import type { SessionSummary } from '../recordings.js';
-import { type Answer, readBody } from '../http/respond.js';
+import { type Answer, asHoopError, errorBody, errorStatus, readBody } from '../http/respond.js';
+import { readTar, type TarEntry } from '../../recording/tar.js';
 
 const notRecording = (): HttpError => new HttpError(404, 'this gateway does not record sessions', { hint: 'recording.enabled is false in its configuration' });
 
@@ -144,36 +147,20 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
     /** The CLIs' records of sessions and runs (see the module documentation). */
     async clientRecord(req: http.IncomingMessage, identity: Identity, kind: RecordKind, id: string, name: string | undefined): Promise<Answer> {
       if (!recordings || !clientRecords) throw notRecording();
-      const what = kind === 'sessions' ? `session ${id}` : `run ${id}`;
-      const unknown = (): HoopError =>
-        new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${what} that you may see`, {
-          hint: kind === 'sessions' ? '`hoop sessions ls` lists the sessions you may see' : 'the id is the HOOP_RUN_ID hoop run gave its command',
-        });
       const put = req.method === 'PUT';
-      if (kind === 'sessions') {
-        const summary = await visibleSession(identity, id);
-        if (!summary) throw unknown();
-        if (put && !owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
-        // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
-        if (put && !['running', 'complete', 'truncated'].includes(summary.recording))
-          throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
-      } else if (put) {
-        // A run's record is its person's: the run must be one this gateway began for them.
-        const run = await runs.get(id);
-        if (!run) throw unknown();
-        if (!owns(identity, run.owner)) throw new HttpError(403, `run ${id} was not begun by ${identity.subject}; only its person uploads its record`);
-      } else {
-        const state = await clientRecords.state('runs', id);
-        if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknown();
-      }
       if (put) {
         if (name === undefined) throw new HttpError(405, 'PUT a file of the record, at …/{file}', { headers: { Allow: 'GET' } });
+        await mayUpload(identity, kind, id);
         await parts.checkFreeSpace('store more records');
         const data = await readBody(req, MAX_RECORD_FILE_BYTES, "a record's files are its chunks, manifests and signatures, as hoop wrote them");
-        const owner = { issuer: identity.issuer, subject: identity.subject };
-        const { stored, state } = await clientRecords.put(kind, id, name, data, owner, () => store.listDevices(owner));
-        if (stored && name.endsWith('.sig')) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
+        const { stored, state } = await storeFiles(identity, kind, id, [{ name, data }]);
         return { status: stored ? 201 : 200, body: { stored, record: state } };
+      }
+      if (kind === 'sessions') {
+        if (!(await visibleSession(identity, id))) throw unknownRecord(kind, id);
+      } else {
+        const state = await clientRecords.state('runs', id);
+        if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknownRecord(kind, id);
       }
       if (name === undefined) return { status: 200, body: { record: (await clientRecords.state(kind, id)) ?? null, files: await clientRecords.files(kind, id) } };
       if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a record holds no file ${name}`);
@@ -181,5 +168,89 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       if (file === undefined) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no such file in this record: ${name}`);
       return { status: 200, body: undefined, file };
     },
+
+    /**
+     * `POST /v1/client-records`: the files of several records in one ustar archive, each named
+     * `<sessions|runs>/<id>/<file>`; each record taken as its files' `PUT`s would take it (the same
+     * checks, one state save and one verification per record). Answers 200 with what became of each,
+     * in the order they came: `{ records: [{ kind, id, status, stored?, record?, error? }] }`, where
+     * `status` is the one its `PUT`s would have got. A body that is not such an archive is a 400.
+     */
+    async clientRecords(req: http.IncomingMessage, identity: Identity): Promise<Answer> {
+      if (!recordings || !clientRecords) throw notRecording();
+      await parts.checkFreeSpace('store more records');
+      const body = await readBody(req, MAX_RECORD_BATCH_BYTES, 'send fewer records at once (hoop sends a record larger than 4 MiB file by file)');
+      const batch = recordBatch(body);
+      const answers: Array<{ kind: RecordKind; id: string; status: number } & Record<string, unknown>> = [];
+      for (const { kind, id, files } of batch) {
+        try {
+          await mayUpload(identity, kind, id);
+          const { stored, state } = await storeFiles(identity, kind, id, files);
+          answers.push({ kind, id, status: stored ? 201 : 200, stored, record: state });
+        } catch (err) {
+          const failure = asHoopError(err);
+          answers.push({ kind, id, status: errorStatus(failure), ...errorBody(failure) });
+        }
+      }
+      const refused = answers.filter((a) => a.status >= 300).length;
+      log.info('client-record.batch', { subject: identity.subject, records: batch.length, refused });
+      return { status: 200, body: { records: answers } };
+    },
   };
+
+  /** Why `identity` may not upload to the record `kind/id`, thrown; nothing when it may. */
+  async function mayUpload(identity: Identity, kind: RecordKind, id: string): Promise<void> {
+    if (kind === 'sessions') {
+      const summary = await visibleSession(identity, id);
+      if (!summary) throw unknownRecord(kind, id);
+      if (!owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
+      // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
+      if (!['running', 'complete', 'truncated'].includes(summary.recording))
+        throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
+    } else {
+      // A run's record is its person's: the run must be one this gateway began for them.
+      const run = await runs.get(id);
+      if (!run) throw unknownRecord(kind, id);
+      if (!owns(identity, run.owner)) throw new HttpError(403, `run ${id} was not begun by ${identity.subject}; only its person uploads its record`);
+    }
+  }
+
+  /** Stores files of a record `identity` may upload to, checked against their registered device keys. */
+  async function storeFiles(identity: Identity, kind: RecordKind, id: string, files: ReadonlyArray<{ name: string; data: Buffer }>): Promise<{ stored: boolean; state: ClientRecordState }> {
+    const owner = { issuer: identity.issuer, subject: identity.subject };
+    const { stored, state } = await clientRecords!.putFiles(kind, id, files, owner, () => store.listDevices(owner));
+    if (stored && files.some((f) => f.name.endsWith('.sig'))) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
+    return { stored, state };
+  }
+}
+
+/** A record the caller may not see, answered as one that does not exist. */
+function unknownRecord(kind: RecordKind, id: string): HoopError {
+  return new HoopError(ErrorCode.SESSION_UNKNOWN, `no ${kind === 'sessions' ? `session ${id}` : `run ${id}`} that you may see`, {
+    hint: kind === 'sessions' ? '`hoop sessions ls` lists the sessions you may see' : 'the id is the HOOP_RUN_ID hoop run gave its command',
+  });
+}
+
+/** Largest body of `POST /v1/client-records`, and most files in it. */
+export const MAX_RECORD_BATCH_BYTES = 8 * 1024 * 1024;
+const MAX_BATCH_FILES = 1024;
+
+/** The records of a batch's archive, in the order their first files came. @throws HttpError 400 */
+function recordBatch(body: Buffer): Array<{ kind: RecordKind; id: string; files: Array<{ name: string; data: Buffer }> }> {
+  let entries: TarEntry[];
+  try {
+    entries = readTar(body, MAX_BATCH_FILES);
+  } catch (err) {
+    throw new HttpError(400, `the body is not an archive of records: ${describeError(err)}`, { hint: 'send a ustar archive of <sessions|runs>/<id>/<file> entries' });
+  }
+  const records = new Map<string, { kind: RecordKind; id: string; files: Array<{ name: string; data: Buffer }> }>();
+  for (const { name, data } of entries) {
+    const m = RECORD_BATCH_ENTRY.exec(name);
+    if (!m) throw new HttpError(400, `${JSON.stringify(name.slice(0, 120))} names no record's file`, { hint: 'name each entry <sessions|runs>/<id>/<file>' });
+    const key = `${m[1]}/${m[2]}`;
+    let record = records.get(key);
+    if (!record) records.set(key, (record = { kind: m[1] as RecordKind, id: m[2]!, files: [] }));
+    record.files.push({ name: m[3]!, data });
+  }
+  return [...records.values()];
 }

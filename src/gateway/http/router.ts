@@ -118,6 +118,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
     { path: exactly('/v1/devices'), methods: ['GET', 'POST'], forRun: 'devices', handle: (req, _m, identity) => devicesApi(parts, req, identity) },
     { path: R.clientRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'sessions', m[1]!, m[2]) },
+    { path: R.clientRecords, methods: ['POST'], forRun: 'records', handle: (req, _m, identity) => sessions.clientRecords(req, identity) },
     { path: R.runRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'runs', m[1]!, m[2]) },
     // An id no session, run or review can have (`hoop sessions show nope`) names nothing: said so, not as an endpoint this gateway lacks.
     { path: MALFORMED_ID, methods: ['GET', 'PUT', 'POST'], open: (_req, m) => Promise.reject(noSuchId(m[1]!, m[2]!)) },
