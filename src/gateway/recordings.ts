@@ -19,6 +19,7 @@ import { tablesTouched, type TablesTouchedBy } from '../policy/touched.js';
 import { analyzeSql, loadSqlParser } from '../policy/sql/analyze.js';
 import { RecordingThread, type RecordingStream } from '../recording/thread.js';
 import { RECORDING_FILE } from '../recording/writer.js';
+import { SessionIndexFile } from './session-index-file.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
 const INDEX_FILE = 'sessions.jsonl';
@@ -305,11 +306,11 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
  */
 export class FileSessionArchive implements SessionArchive {
   readonly dir: string;
-  /** The parsed index and the file size it was parsed at. */
-  #index: { size: number; sessions: SessionSummary[] } | undefined;
+  readonly #index: SessionIndexFile;
 
   constructor(dataDir: string) {
     this.dir = dataDir;
+    this.#index = new SessionIndexFile(join(dataDir, INDEX_FILE));
   }
 
   started(): void {
@@ -360,9 +361,9 @@ export class FileSessionArchive implements SessionArchive {
     return found;
   }
 
-  /** Adds an ended session to the index (one line, fsynced). */
+  /** Adds an ended session to the index (one line, fsynced; see ./session-index-file.ts). */
   index(summary: SessionSummary): Promise<void> {
-    return this.#append(summary);
+    return this.#index.append(summary);
   }
 
   /** Notes each deletion in the index (`{ id, deleted }`; the session stays listed, its recording `deleted`). */
@@ -374,64 +375,27 @@ export class FileSessionArchive implements SessionArchive {
       // The files go; the empty directory stays, so the id is never given to another session.
       const dir = join(this.dir, 'recordings', s.id);
       for (const f of await readdir(dir).catch(() => [])) await rm(join(dir, f), { recursive: true, force: true });
-      await this.#append({ id: s.id, deleted: new Date(now).toISOString() });
+      await this.#index.append({ id: s.id, deleted: new Date(now).toISOString() });
       deleted.push(s.id);
     }
     return deleted;
   }
 
-  async close(): Promise<void> {
-    /* every write was awaited */
+  close(): Promise<void> {
+    return this.#index.close();
   }
 
-  async #append(line: unknown): Promise<void> {
-    const handle = await open(join(this.dir, INDEX_FILE), 'a', 0o600);
-    try {
-      await handle.write(`${JSON.stringify(line)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
-
-  /**
-   * The index, newest first (a deletion marks its session's recording `deleted`). The parsed index
-   * is kept while the file keeps its size (it is only appended to), so listing and uploads do not
-   * read it again each time.
-   */
+  /** The index, newest first. */
   async sessions(): Promise<SessionSummary[]> {
-    const file = join(this.dir, INDEX_FILE);
-    const size = await stat(file).then(
-      (s) => s.size,
-      (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 0 : Promise.reject(err)),
-    );
-    if (size === 0) return [];
-    if (this.#index?.size !== size) this.#index = { size, sessions: this.#parse(await readFile(file, 'utf8')) };
-    return [...this.#index.sessions];
+    return (await this.#index.sessions()).reverse();
   }
 
-  async session(id: string): Promise<SessionSummary | undefined> {
-    return (await this.sessions()).find((s) => s.id === id);
+  session(id: string): Promise<SessionSummary | undefined> {
+    return this.#index.session(id);
   }
 
   async agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean> {
     return (await this.sessions()).some((s) => s.id !== q.except && s.agent === q.agent && s.connection === q.connection && s.subject === q.subject && s.issuer === q.issuer);
-  }
-
-  #parse(text: string): SessionSummary[] {
-    const out: SessionSummary[] = [];
-    const deleted = new Set<string>();
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      try {
-        const entry = JSON.parse(line) as SessionSummary | { id: string; deleted: string };
-        if ('deleted' in entry) deleted.add(entry.id);
-        else out.push(entry);
-      } catch {
-        /* a line cut by a crash mid-write */
-      }
-    }
-    return out.map((s) => (deleted.has(s.id) ? { ...s, recording: 'deleted' as const } : s)).reverse();
   }
 }
 
