@@ -306,7 +306,7 @@ export async function summaryFromRecording(id: string, dir: string): Promise<Ses
  */
 export class FileSessionArchive implements SessionArchive {
   readonly dir: string;
-  readonly #index: SessionIndexFile;
+  readonly #index: SessionIndexFile<SessionSummary>;
 
   constructor(dataDir: string) {
     this.dir = dataDir;

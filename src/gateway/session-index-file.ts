@@ -1,6 +1,6 @@
 /**
  * The file store's sessions index, `sessions.jsonl`: one JSON line per ended session (a
- * {@link SessionSummary}), and `{ id, deleted }` when retention removed a session's recording. The
+ * `SessionSummary`), and `{ id, deleted }` when retention removed a session's recording. The
  * file is only ever appended to.
  *
  * Appends are committed in groups: the lines that come while one write and fsync are under way go
@@ -16,20 +16,25 @@
  * @see https://man7.org/linux/man-pages/man2/fsync.2.html
  */
 import { type FileHandle, open, stat } from 'node:fs/promises';
-import type { SessionSummary } from './recordings.js';
+
+/** What the index holds of a session: at least its id and the state of its recording. */
+interface Indexed {
+  id: string;
+  recording: string;
+}
 
 /** A line of the index. */
-type IndexLine = SessionSummary | { id: string; deleted: string };
+type IndexLine<S> = S | { id: string; deleted: string };
 
-/** See the module documentation. */
-export class SessionIndexFile {
+/** See the module documentation; `S` is the summary each line holds (recordings.ts's `SessionSummary`). */
+export class SessionIndexFile<S extends Indexed> {
   readonly #file: string;
   /** Lines waiting for the next group's write, with whom to tell. */
   #waiting: Array<{ text: string; done: (err?: Error) => void }> = [];
   #writing = false;
   #handle: FileHandle | undefined;
   /** The sessions by id in the order first indexed, and the offset of the file read so far. */
-  #read = { offset: 0, byId: new Map<string, SessionSummary>() };
+  #read = { offset: 0, byId: new Map<string, S>() };
   /** The read under way, if any: reads run one after the other. */
   #reading: Promise<void> = Promise.resolve();
 
@@ -38,7 +43,7 @@ export class SessionIndexFile {
   }
 
   /** Appends one line; resolves once it is on disk (fsynced). */
-  append(line: IndexLine): Promise<void> {
+  append(line: IndexLine<S>): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ text: `${JSON.stringify(line)}\n`, done: (err) => (err ? reject(err) : resolve()) });
       if (!this.#writing) void this.#writeGroups();
@@ -65,13 +70,13 @@ export class SessionIndexFile {
   }
 
   /** The sessions indexed, in the order first indexed (a deletion marks its session's recording `deleted`). */
-  async sessions(): Promise<SessionSummary[]> {
+  async sessions(): Promise<S[]> {
     await this.#catchUp();
     return [...this.#read.byId.values()];
   }
 
   /** One session as indexed. */
-  async session(id: string): Promise<SessionSummary | undefined> {
+  async session(id: string): Promise<S | undefined> {
     await this.#catchUp();
     return this.#read.byId.get(id);
   }
@@ -104,9 +109,9 @@ export class SessionIndexFile {
     this.#read.offset += whole;
     for (const text of bytes.toString('utf8', 0, whole).split('\n')) {
       if (!text) continue;
-      let line: IndexLine;
+      let line: IndexLine<S>;
       try {
-        line = JSON.parse(text) as IndexLine;
+        line = JSON.parse(text) as IndexLine<S>;
       } catch {
         continue; // a line cut by a crash mid-write
       }

@@ -7,7 +7,10 @@
  * @see https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../harness/wait.js';
 import { StatementJudge } from '../../src/policy/decide.js';
 import { parseTimeSetting, type SessionLimits } from '../../src/policy/limits.js';
 import type { MaskingPolicy, Policy } from '../../src/policy/schema.js';
@@ -39,6 +42,7 @@ beforeAll(async () => {
         if (identity.groups.includes('free')) return undefined;
         const judge = new StatementJudge(policy, { subject: identity.subject, groups: identity.groups }, connection.name, 'read-write', identity.groups.includes('big') ? {} : { limits });
         if (identity.groups.includes('big')) return { judge, masking: { policy: masking } };
+        if (identity.groups.includes('unjudged')) return { masking: { policy: masking } };
         return { judge, limits };
       },
       postgres: { maxStatementBytes: 110 * 1024 * 1024, maxMaskedMessageBytes: 1024 * 1024 },
@@ -371,16 +375,37 @@ describe('huge statements and rows (a judged, masked session through hoop connec
     }
   }, 180_000);
 
-  it('refuses a statement over postgres.maxStatementBytes unread, with a clear error; the session goes on', async () => {
+  it('refuses a statement over postgres.maxStatementBytes unread with 54000, naming the limit and the setting; the session goes on', async () => {
     const f = await bigSession();
     try {
       const got = await f.simple(`select length('${'y'.repeat(111 * 1024 * 1024)}')`);
       const e = errorOf(got);
-      expect(e?.code).toBe('42501');
-      expect(e?.message).toMatch(/hoop:too-long.*statement is 111 MiB long.*at most 110 MiB \(postgres\.maxStatementBytes/);
+      expect(e?.code).toBe('54000');
+      expect(e?.message).toMatch(/^hoop: the statement is 111 MiB long; the gateway reads statements of at most 110 MiB \(postgres\.maxStatementBytes/);
+      expect(e?.hint).toContain('raise postgres.maxStatementBytes');
       expect(value(await f.simple('select 42'))).toBe('42');
     } finally {
       f.destroy();
+    }
+  }, 120_000);
+
+  it('without a judge to answer in its place, a statement over the limit ends the session with 54000 once sent, and psql prints why', async () => {
+    const unjudged = await stack.connect('app', await stack.token('alice', ['unjudged']));
+    try {
+      const script = join(stack.dir, 'too-long.sql');
+      writeFileSync(script, `select length('${'y'.repeat(111 * 1024 * 1024)}');\n`);
+      const r = await psql(unjudged.info, ['-At', '-f', script]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('FATAL:  hoop: the statement is 111 MiB long; the gateway reads statements of at most 110 MiB (postgres.maxStatementBytes');
+      expect(r.stderr).toContain('HINT:  raise postgres.maxStatementBytes');
+      // The gateway's log names the session it ended, and why.
+      await eventually(() =>
+        expect(stack.logs().some((l) => l.event === 'tunnel.close' && l.reason === 'protocol-violation' && String(l.detail ?? '').includes('111 MiB') && typeof l.session === 'string')).toBe(true),
+      );
+      // Still serving.
+      expect((await psql(unjudged.info, ['-At', '-c', 'select 7'])).stdout.trim()).toBe('7');
+    } finally {
+      await unjudged.stop();
     }
   }, 120_000);
 

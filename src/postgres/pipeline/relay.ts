@@ -24,6 +24,8 @@ import type { Ask, AskOutcome } from './answers.js';
 import type { PumpOutput } from '../../tunnel/pump.js';
 import { BIND_HELD_MAX, BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from '../wire/frontend-messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
+import { SqlState } from '../wire/messages.js';
+import { TOO_LONG_HINT, tooLongMessage } from './gate/responses.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from '../wire/reader.js';
 import type { GateStage, GuardStage, MaskingStage, RecorderStage } from './stages.js';
 import type { ServerState } from './server-state.js';
@@ -91,8 +93,8 @@ export class FrontendPath {
   readonly #maxStatement: number;
   readonly #looks: boolean;
   readonly #keepServer: boolean;
-  /** The streamed message in progress: a Bind being decoded, or a message being dropped. */
-  #stream: { bind?: BindDecoder; forward: boolean; held: Buffer[] } | undefined;
+  /** The streamed message in progress: a Bind being decoded, or a message being dropped (and what ends the session at its end, with no gate to refuse it). */
+  #stream: { bind?: BindDecoder; forward: boolean; held: Buffer[]; fatal?: PgProtocolError } | undefined;
   #terminated = false;
   #stopped = false;
 
@@ -286,12 +288,16 @@ export class FrontendPath {
         this.#stream = { forward: false, held: [] };
         const gate = this.#gate;
         if (gate && !gate.discarding) this.#send(gate.refuseUnread(p.type, p.length, this.#maxStatement), out);
-        else if (!gate) throw new PgProtocolError(`a ${p.type === QUERY ? 'Query' : 'Parse'} message of ${p.length - 4} bytes is longer than hoop reads`, { sqlstate: '54000' });
+        // No gate to answer in its place: the session ends once the client has sent it all, so that the client reads why.
+        else if (!gate) this.#stream.fatal = new PgProtocolError(tooLongMessage(p.length, this.#maxStatement), { sqlstate: SqlState.PROGRAM_LIMIT_EXCEEDED, hint: TOO_LONG_HINT });
       }
     }
     const s = this.#stream!;
     if (s.bind) this.#bindPart(p, s as Required<typeof s>, out);
-    if (p.last) this.#stream = undefined;
+    if (p.last) {
+      this.#stream = undefined;
+      if (s.fatal) throw s.fatal;
+    }
   }
 
   /**

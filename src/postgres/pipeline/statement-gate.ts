@@ -43,7 +43,7 @@ import type { AskOutcome } from './answers.js';
 import { NOTHING, RefusalDescribes, SYNC_MESSAGE } from './gate/describe-refusals.js';
 import { type AnswerHook, type Held, MAX_HELD, MAX_NAME_BYTES, MAX_NAMES, PreparedNames, RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { type PreparedOp, preparedOps } from './gate/prepared-ops.js';
-import { BuiltinRule, type BuiltinRuleName, builtinMessage, functionCallError, refusalError, reviewOutcomeError, tooLongMessage, unknownStatementError } from './gate/responses.js';
+import { BuiltinRule, type BuiltinRuleName, builtinMessage, functionCallError, refusalError, reviewOutcomeError, tooLongError, tooLongMessage, unknownStatementError } from './gate/responses.js';
 import { heldText, PARAMS_TOO_LONG, reviewAsk, reviewParams } from './gate/review-display.js';
 import { ReviewHolds } from './gate/review-holds.js';
 import { SettingsWatch } from './gate/settings.js';
@@ -420,7 +420,8 @@ export class StatementGate implements GateStage {
     if (this.#discarding) return NOTHING;
     this.#current = type;
     if (type === FUNCTION_CALL) return [this.#describes.describe(this.#count('builtin', functionCallError, `hoop:${BuiltinRule.FUNCTION_CALL}`, 'FunctionCall is not supported')), SYNC_MESSAGE];
-    const refusal = this.#builtin(BuiltinRule.TOO_LONG, tooLongMessage(length, limit));
+    const said = tooLongMessage(length, limit);
+    const refusal = this.#count('builtin', tooLongError(length, limit), `hoop:${BuiltinRule.TOO_LONG}`, said);
     return this.#refusing(refusal, type === QUERY);
   }
 

@@ -43,7 +43,21 @@ export const builtinMessage: Readonly<Record<BuiltinRuleName, string>> = {
 /** What a refusal of a Query or Parse longer than the gateway reads says: its length and the limit. */
 export function tooLongMessage(length: number, limit: number): string {
   const size = (n: number): string => (n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1).replace(/\.0$/, '')} MiB` : `${n} bytes`);
-  return `the statement is ${size(length - 4)} long; the gateway judges statements of at most ${size(limit)} (postgres.maxStatementBytes in its configuration)`;
+  return `the statement is ${size(length - 4)} long; the gateway reads statements of at most ${size(limit)} (postgres.maxStatementBytes in its configuration)`;
+}
+
+/** What to do about a statement over the limit. */
+export const TOO_LONG_HINT = "raise postgres.maxStatementBytes in the gateway's configuration (at most 1 GiB, as PostgreSQL), or send the data with COPY or as parameters of a prepared statement";
+
+/**
+ * The ErrorResponse for a Query or Parse longer than the gateway reads: SQLSTATE 54000
+ * (program_limit_exceeded, as PostgreSQL answers a statement over its own limits), the length, the
+ * limit and the setting that raises it. It was dropped unread: the session goes on.
+ *
+ * @see https://www.postgresql.org/docs/current/errcodes-appendix.html (class 54)
+ */
+export function tooLongError(length: number, limit: number): Buffer {
+  return errorResponse({ severity: 'ERROR', code: SqlState.PROGRAM_LIMIT_EXCEEDED, message: `hoop: ${tooLongMessage(length, limit)}`, hint: `${TOO_LONG_HINT}; the session is still usable` });
 }
 
 /**
