@@ -37,6 +37,7 @@ import { connectUpstreamPostgres } from '../postgres/gateway/upstream.js';
 import { PgClient, roundTrip } from '../postgres/wire/client.js';
 import { query as queryMessage, terminate } from '../postgres/wire/messages.js';
 import { TunnelChannel } from '../tunnel/channel.js';
+import { ANY_ROLE } from '../postgres/gateway/database-access.js';
 
 /** The `hash` key of the lab (the policy's own is a secret of the gateway). */
 const LAB_KEY = 'hoop-policy-test';
@@ -215,11 +216,12 @@ export class PolicyLab {
       remoteAddress: 'hoop policy test',
       log: silentLogger,
       signal: controller.signal,
-      ...enforcedFor(policy, test.as, connection, grant, LAB_KEY),
+      // Its own role on its scratch database, whatever roles the access allows on the real one.
+      ...withoutDatabaseAccess(enforcedFor(policy, test.as, connection, grant, LAB_KEY)),
     });
     try {
       const session = await PgClient.start(client, [
-        ['user', 'policy-test'],
+        ['user', ANY_ROLE],
         ['database', database],
       ]);
       let last: Rows = { names: [], rows: [] };
@@ -243,4 +245,10 @@ export class PolicyLab {
       await served.catch(() => undefined);
     }
   }
+}
+
+/** What a session enforces, but the database roles and databases it may pick (the lab's session has its own). */
+function withoutDatabaseAccess<T extends { databaseAccess?: unknown }>(enforced: T): Omit<T, 'databaseAccess'> {
+  const { databaseAccess: _own, ...rest } = enforced;
+  return rest;
 }

@@ -35,6 +35,14 @@ export interface PostgresConnection {
   database: string;
   user: string;
   password: SecretRef;
+  /**
+   * More database roles the gateway may sign in as on this server, each with its own credential
+   * (`roles: [{ user: app_ro, password: ... }]`): an access rule's `roles` names which a person may
+   * pick with the startup's `user` (src/postgres/gateway/database-access.ts). Absent: `user` alone.
+   */
+  roles?: Array<{ user: string; password: SecretRef }>;
+  /** More databases of this server a session may name (an access rule's `databases` says whose); absent: `database` alone. */
+  databases?: string[];
   /** `mode` follows libpq's `sslmode` (default `prefer`, as in libpq). */
   tls: { mode: 'disable' | 'prefer' | 'require' | 'verify-full'; ca?: Buffer; caFile?: string; serverName?: string };
   /** Whether a cleartext password may be sent when the upstream link is not encrypted. */
@@ -112,6 +120,8 @@ export const postgresConnectionSchema = z.strictObject({
   database: nonEmpty('a database name'),
   user: nonEmpty('a user name'),
   password: secretSchema,
+  roles: z.array(z.strictObject({ user: nonEmpty('a database role'), password: secretSchema }), { error: 'must be a list of { user, password }' }).optional(),
+  databases: z.array(nonEmpty('a database name'), { error: 'must be a list of database names' }).optional(),
   tls: z
     .strictObject({
       mode: z.enum(['disable', 'prefer', 'require', 'verify-full'], { error: 'must be one of disable, prefer, require, verify-full' }).default('prefer'),
@@ -268,6 +278,8 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
     database: entry.database,
     user: entry.user,
     password: parseSecretRef(entry.password, baseDir)!,
+    ...(entry.roles ? { roles: entry.roles.map((r) => ({ user: r.user, password: parseSecretRef(r.password, baseDir)! })) } : {}),
+    ...(entry.databases ? { databases: entry.databases } : {}),
     tls: {
       mode: entry.tls.mode,
       ...(ca?.data ? { ca: ca.data } : {}),
@@ -280,9 +292,16 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
   };
 }
 
-/** The secret references of a connection entry as written, by key (`password`, `privateKey`, `passphrase`). */
-export function connectionSecrets(entry: Record<string, unknown>): Array<[key: string, text: string]> {
-  return (['password', 'privateKey', 'passphrase'] as const).flatMap((k) => (typeof entry[k] === 'string' ? [[k, entry[k]] as [string, string]] : []));
+/** The secret references of a connection entry as written, by path (`password`, `privateKey`, `passphrase`, each role's `password`). */
+export function connectionSecrets(entry: Record<string, unknown>): Array<[path: Array<string | number>, text: string]> {
+  const own = (['password', 'privateKey', 'passphrase'] as const).flatMap((k) => (typeof entry[k] === 'string' ? [[[k], entry[k]] as [Array<string | number>, string]] : []));
+  const roles = Array.isArray(entry.roles) ? entry.roles : [];
+  return [
+    ...own,
+    ...roles.flatMap((r: unknown, i: number) =>
+      typeof (r as { password?: unknown })?.password === 'string' ? [[['roles', i, 'password'], (r as { password: string }).password] as [Array<string | number>, string]] : [],
+    ),
+  ];
 }
 
 /**

@@ -15,6 +15,7 @@ import { accessFor } from '../policy/access.js';
 import { directPrincipal, principalOf, type Principal } from '../policy/principal.js';
 import { alertSubject } from './alerts.js';
 import type { RecordingPolicy } from '../policy/schema.js';
+import type { DatabaseAccess } from '../policy/database-access.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
 import type { TunnelErrorBody, TunnelSessionRequest } from '../tunnel/accept.js';
@@ -110,6 +111,8 @@ export interface SessionPolicy {
   recording?: RecordingPolicy;
   /** SSH: what the session may do. */
   ssh?: SessionSsh;
+  /** PostgreSQL: the database roles and databases the session may pick (default: the connection's own). */
+  databaseAccess?: DatabaseAccess;
 }
 
 /** Options of {@link SessionAdmission} (tests). */
@@ -254,6 +257,7 @@ export class SessionAdmission {
         ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
         maxSessions: ps.maxSessions,
         limits: ps.limits,
+        ...(ps.databaseAccess ? { databaseAccess: ps.databaseAccess } : {}),
       },
       // A renewed token keeps the session only with the same access under the policy the session started with.
       stillAllowed: (id) => accessFor(pinned, whoOf(id, principal), name, reviews.grantsOf(id))?.mode === mode,
@@ -392,6 +396,7 @@ export class SessionAdmission {
       ...(asked.sshKey !== undefined ? { sshClientKey: asked.sshKey } : {}),
       ...(policy?.masking ? { masking: policy.masking } : {}),
       ...(policy?.limits ? { limits: policy.limits } : {}),
+      ...(policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {}),
       onRefusal: (r) => parts.events.emit('statement.refused', { ...who, ...r }),
       onReads: (r) => touched.addVerdict({ tables: r.tables, written: [], columns: r.columns }),
       onStatement: (st) => {

@@ -408,7 +408,7 @@ function checkConnections(root: Record<string, unknown> | undefined, locator: Lo
     }
     checks.wantFile(['connections', i, 'tls', 'ca'], asRecord(conn.tls)?.ca, 'certificate');
     problems.push(...disabledTlsProblems(conn.tls, ['connections', i, 'tls']));
-    for (const [key, text] of connectionSecrets(conn)) checks.wantSecret(['connections', i, key], text);
+    for (const [path, text] of connectionSecrets(conn)) checks.wantSecret(['connections', i, ...path], text);
   });
 }
 

@@ -19,6 +19,7 @@ import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../po
 import { StatementJudge } from '../policy/decide.js';
 import { sshJudgeFor, type SshJudge } from '../policy/ssh.js';
 import { PolicyRepo, looksLikeGitUrl, type RefreshResult, type RefusedCommit } from '../policy/repo.js';
+import type { DatabaseAccess } from '../policy/database-access.js';
 import type { SessionLimits } from '../policy/limits.js';
 import type { Policy, Who } from '../policy/schema.js';
 import { loadSqlParser } from '../policy/sql/analyze.js';
@@ -52,6 +53,8 @@ export interface PolicySession {
   limits: SessionLimits;
   /** For an SSH connection: what the session may do. */
   ssh?: SshJudge;
+  /** For a PostgreSQL connection: the database roles and databases the session may pick. */
+  databaseAccess?: DatabaseAccess;
 }
 
 /** Options of {@link GatewayPolicySource.open}. */
@@ -235,6 +238,7 @@ export function enforcedFor(policy: Policy, who: Who, connection: ConnectionConf
     ...(connection.type === 'ssh' ? { ssh: sshJudgeFor(policy, who, connection.name, grant.mode) } : {}),
     ...(masking ? { masking } : {}),
     ...(grant.maxSessionSeconds !== undefined ? { maxSessionSeconds: grant.maxSessionSeconds } : {}),
+    ...(grant.databaseAccess ? { databaseAccess: grant.databaseAccess } : {}),
   };
 }
 

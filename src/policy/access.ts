@@ -8,6 +8,7 @@ import { listNames } from '../glob.js';
 import { loosestLimits, type SessionLimits } from './limits.js';
 import { principalMatches } from './principal.js';
 import type { AccessRule, Policy, RowLimit, Who } from './schema.js';
+import { databaseAccessOf, type DatabaseAccess } from './database-access.js';
 
 /** Sessions one identity may have open at once on a gateway when its access rule says nothing: a third of PostgreSQL's default max_connections, so no one identity's idle sessions take every upstream slot. */
 export const DEFAULT_MAX_SESSIONS_PER_IDENTITY = 32;
@@ -30,6 +31,8 @@ export interface AccessGrant {
   /** The access rests on a temporary grant (an approved request): it ends then (ms since the epoch), and this request gave it. */
   until?: number;
   request?: string;
+  /** PostgreSQL: the database roles and databases the session may pick (./database-access.ts). */
+  databaseAccess?: DatabaseAccess;
 }
 
 /** An approved access request: the requestable rule it opens, on which connection, how, until when. */
@@ -72,7 +75,8 @@ export function namesPerson(list: PeopleList, who: { subject: string; email?: st
  * (read-write over read-only) and the longest session among them applies.
  */
 export function accessFor(policy: Policy, who: Who, connection: string, temporary: readonly TemporaryAccess[] = [], now = Date.now()): AccessGrant | undefined {
-  if (!policy.connections.some((c) => c.name === connection)) return undefined;
+  const target = policy.connections.find((c) => c.name === connection);
+  if (!target) return undefined;
   // A requestable rule admits only through a live grant for it on this connection, in the mode granted (never more than the rule's).
   const admitting: Array<{ rule: AccessRule; mode: AccessRule['mode']; grant?: TemporaryAccess }> = [];
   for (const r of policy.access) {
@@ -108,6 +112,7 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
     limits: loosestLimits(rules.map((r) => r.limits ?? {})),
     ...(rowLimit ? { rowLimit } : {}),
     ...(grant ? { until: grant.until, request: grant.request } : {}),
+    ...(target.type === 'postgres' ? { databaseAccess: databaseAccessOf(target, rules) } : {}),
   };
 }
 

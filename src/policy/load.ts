@@ -16,6 +16,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { connectionSecrets, disabledTlsProblems, normaliseConnection } from '../config/connection.js';
+import { databaseChoiceProblems } from './database-access.js';
 import { readPem } from '../config/pem.js';
 import { formatSecretRef, parseSecretRef, secretAllowed, unresolvedSecret, type SecretPattern, type SecretRef } from '../config/secrets.js';
 import { type Locator, problemLine, readYamlWith, type Path, type Problem } from '../config/yaml.js';
@@ -387,6 +388,8 @@ class MergedBundle {
       ...(value.maxGrant !== undefined ? { maxGrantSeconds: value.maxGrant } : {}),
       ...(value.review !== undefined ? { review: reviewSettingsOf(value.review) } : {}),
       ...(value.maxAffectedRows !== undefined ? { maxAffectedRows: value.maxAffectedRows, overLimit: value.overLimit ?? 'deny' } : {}),
+      ...(value.roles ? { roles: value.roles } : {}),
+      ...(value.databases ? { databases: value.databases } : {}),
       limits: {
         ...(value.statementTimeout !== undefined ? { statement_timeout: value.statementTimeout } : {}),
         ...(value.lockTimeout !== undefined ? { lock_timeout: value.lockTimeout } : {}),
@@ -511,6 +514,11 @@ function checkNamesAndReferences(merged: MergedBundle, problems: Problems): void
     value.connections.forEach((c, j) => {
       if (c !== '*' && !connectionNames.has(c)) problems.add(at.file, [...at.path, 'connections', j], `unknown connection "${c}" (known: ${known})`);
     });
+    for (const [key, j, message] of databaseChoiceProblems(
+      value,
+      merged.connections.map((c) => c.value),
+    ))
+      problems.add(at.file, [...at.path, key, j], message);
   }
   for (const { value, at } of merged.rules) {
     value.match.connections?.forEach((c, j) => {
@@ -592,7 +600,7 @@ function checkConnectionFiles(
     // What the gateway lacks for one connection (its secret, its CA file) makes that connection unavailable, not the policy invalid.
     const lacks = new Problems();
     unavailable.set(i, lacks);
-    for (const [key, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, key] }, 'secret reference', lacks);
+    for (const [path, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, ...path] }, 'secret reference', lacks);
     if (value.type !== 'postgres') return;
     problems.addAll(at.file, disabledTlsProblems(value.tls, [...at.path, 'tls']));
     const ca = value.tls.ca;

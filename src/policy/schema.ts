@@ -14,6 +14,7 @@
  * access:                       # deny by default
  *   - { name: dbas, groups: [dba], connections: [prod-db], mode: read-write, maxSessionSeconds: 28800 }
  *   - { name: agents, groups: [agents], connections: [prod-db], statementTimeout: 30s, lockTimeout: 5s, idleInTransactionTimeout: 1min }
+ *   - { name: analysts, groups: [analysts], connections: [prod-db], roles: [app_ro], databases: [app, reports] }
  * statements:
  *   unparseable: deny           # deny (default) | allow | review
  *   reviewers:                  # who reviews statements held by `review` (first entry naming the connection, or without connections)
@@ -236,6 +237,9 @@ export interface AccessRule extends PrincipalMatch {
   /** The most rows one write of the sessions it admits may change (see {@link RowLimit}), and what happens over it. */
   maxAffectedRows?: number;
   overLimit?: 'deny' | 'review';
+  /** PostgreSQL: the database roles (the connection's `user` or its `roles`) and databases a session may pick (./database-access.ts); absent: the connection's own. */
+  roles?: string[];
+  databases?: string[];
 }
 
 /** Default of {@link AccessRule.maxGrantSeconds}. */
@@ -434,6 +438,8 @@ export const accessRuleSchema = z.strictObject({
   review: z.lazy(() => reviewSchema).optional(),
   maxAffectedRows: z.lazy(() => maxAffectedRowsSchema).optional(),
   overLimit: z.lazy(() => overLimitSchema).optional(),
+  roles: list('a database role').min(1, { error: 'must list at least one database role' }).optional(),
+  databases: list('a database name').min(1, { error: 'must list at least one database' }).optional(),
   ...principalMatchFields,
 });
 

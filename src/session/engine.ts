@@ -12,6 +12,7 @@ import type { WriteGuard } from '../policy/decide.js';
 import type { TablesTouchedBy } from '../policy/touched.js';
 import type { SshJudge } from '../policy/ssh.js';
 import type { SessionLimits } from '../policy/limits.js';
+import type { DatabaseAccess } from '../policy/database-access.js';
 import type { Duplex } from 'node:stream';
 import type { ControlMessage } from '../tunnel/frames.js';
 import type { ConnectionConfig } from '../config/connection.js';
@@ -210,6 +211,11 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
    * allowed, forwarding is refused and only LANG and LC_* may be set.
    */
   ssh?: SessionSsh;
+  /**
+   * PostgreSQL: the database roles and databases the client may pick with its StartupMessage's
+   * `user` and `database` (src/policy/database-access.ts); without it, the connection's own.
+   */
+  databaseAccess?: DatabaseAccess;
   /** SSH: the public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
   sshClientKey?: string;
   /** Called for each statement the policy refused (the audit stream); must not block. */

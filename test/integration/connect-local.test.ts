@@ -119,7 +119,7 @@ describe('the database a client names', () => {
     try {
       raw.write(
         startupMessage([
-          ['user', 'x'],
+          ['user', 'hoop'],
           ['database', 'postgres'],
         ]),
       );

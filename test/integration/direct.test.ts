@@ -244,7 +244,7 @@ describe('a hostile client at the gateway port', () => {
     const clear = await RawFrontend.tcp(stack.gateway.port);
     clear.write(
       startupMessage([
-        ['user', 'x'],
+        ['user', 'hoop'],
         ['database', 'app'],
       ]),
     );

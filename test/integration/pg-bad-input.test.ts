@@ -159,7 +159,7 @@ describe('straight to the gateway tunnel (no CLI)', () => {
       ['session_authorization', 'postgres'],
     ] as Array<[string, string]>) {
       const raw = await tunnel();
-      raw.write(startupMessage([['user', 'x'], extra]));
+      raw.write(startupMessage([['user', 'hoop'], extra]));
       expect((await raw.error())?.code).toBe('0A000');
     }
   });
@@ -171,16 +171,28 @@ describe('straight to the gateway tunnel (no CLI)', () => {
     expect(raw.raw.length).toBe(0);
   });
 
-  it('gives the gateway credential, not the client-chosen user', async () => {
+  it("signs in with the gateway's credential for the role the access allows; a role it does not allow is refused 28000, naming those it does", async () => {
     const raw = await tunnel();
     await raw.startup('', [
-      ['user', 'postgres'],
+      ['user', 'hoop'],
       ['database', 'app'],
     ]);
     raw.write(query('select current_user'));
     const row = await raw.waitFor('D');
     expect(row!.body.toString()).toContain(stack.pg.users.scram.user);
     raw.write(terminate());
+
+    const refused = await tunnel();
+    refused.write(
+      startupMessage([
+        ['user', 'postgres'],
+        ['database', 'app'],
+      ]),
+    );
+    const e = await refused.error(5000);
+    expect(e?.code).toBe('28000');
+    expect(e?.message).toContain(`hoop: role "postgres" is not allowed to you on connection "app" through hoop: you may use "${stack.pg.users.scram.user}"`);
+    expect(await refused.closed()).toBe(true);
   });
 
   it('closes a tunnel whose client never sends its startup packet (handshake deadline)', async () => {

@@ -59,7 +59,7 @@ afterAll(async () => {
 });
 
 async function open(via: string, params: Array<[string, string]> = []): Promise<RawFrontend> {
-  if (via === 'the tunnel') return stack.tunnel('app', token, { params: [['user', 'x'], ['database', 'app'], ...params] });
+  if (via === 'the tunnel') return stack.tunnel('app', token, { params: [['user', 'hoop'], ['database', 'app'], ...params] });
   if (via === 'direct') return stack.direct('app', token, { params });
   return RawFrontend.signedIn(connected.info, params);
 }
@@ -68,14 +68,14 @@ async function open(via: string, params: Array<[string, string]> = []): Promise<
 async function starting(via: string, params: Array<[string, string]>): Promise<{ f: RawFrontend; start: Promise<void> }> {
   if (via === 'the tunnel') {
     const f = await stack.tunnel('app', token, { startup: false });
-    return { f, start: f.startup('', [['user', 'x'], ['database', 'app'], ...params]) };
+    return { f, start: f.startup('', [['user', 'hoop'], ['database', 'app'], ...params]) };
   }
   if (via === 'direct') {
     const f = await stack.direct('app', token, { startup: false });
     return { f, start: f.startup(f.credential.password, [['user', f.credential.user], ['database', 'app'], ...params]) };
   }
   const f = await RawFrontend.tcp(connected.info.port);
-  return { f, start: f.startup(connected.info.password, [['user', 'u'], ['database', 'app'], ...params]) };
+  return { f, start: f.startup(connected.info.password, [['user', 'hoop'], ['database', 'app'], ...params]) };
 }
 
 const errorOf = errorIn;

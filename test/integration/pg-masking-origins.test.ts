@@ -85,7 +85,7 @@ async function open(via: (typeof VIA)[number], searchPath?: string): Promise<Raw
   else if (via === 'the tunnel')
     f = await stack.tunnel('app', token, {
       params: [
-        ['user', 'x'],
+        ['user', 'hoop'],
         ['database', 'app'],
       ],
     });

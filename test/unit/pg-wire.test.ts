@@ -200,7 +200,7 @@ describe('readStartupPacket', () => {
   });
 
   it('returns null until the packet is complete', () => {
-    const s = m.startupMessage([['user', 'u']]);
+    const s = m.startupMessage([['user', 'hoop']]);
     for (let i = 0; i < s.length; i++) expect(readStartupPacket(s.subarray(0, i))).toBeNull();
   });
 
@@ -289,7 +289,7 @@ describe('filterStartupParams', () => {
       () =>
         filterStartupParams(
           new Map([
-            ['user', 'u'],
+            ['user', 'hoop'],
             ['replication', 'database'],
           ]),
         ),
@@ -300,7 +300,7 @@ describe('filterStartupParams', () => {
       () =>
         filterStartupParams(
           new Map([
-            ['user', 'u'],
+            ['user', 'hoop'],
             ['Replication', 'true'],
           ]),
         ),
@@ -310,7 +310,7 @@ describe('filterStartupParams', () => {
       () =>
         filterStartupParams(
           new Map([
-            ['user', 'u'],
+            ['user', 'hoop'],
             ['work_mem', '1GB'],
           ]),
         ),
@@ -324,7 +324,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               ['search_path', 'billing'],
             ]),
           ),
@@ -336,7 +336,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               ['options', '-c search_path=billing'],
             ]),
           ),
@@ -348,7 +348,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               ['default_transaction_read_only', 'off'],
             ]),
           ),
@@ -360,7 +360,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               ['options', '-c role=postgres'],
             ]),
           ),
@@ -372,7 +372,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               ['standard_conforming_strings', 'off'],
             ]),
           ),
@@ -384,7 +384,7 @@ describe('filterStartupParams', () => {
   it('reads -c settings from options, within the allow-list', () => {
     const r = filterStartupParams(
       new Map([
-        ['user', 'u'],
+        ['user', 'hoop'],
         ['options', '-c application_name=app\\,public  --lock-timeout=2s -cstatement_timeout=1min'],
       ]),
     );
@@ -398,7 +398,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               ['options', '-D /tmp'],
             ]),
           ),
@@ -410,7 +410,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               ['application_name', 'x'],
             ]),
             { settings: new Set(['work_mem']) },
@@ -421,7 +421,7 @@ describe('filterStartupParams', () => {
     expect(
       filterStartupParams(
         new Map([
-          ['user', 'u'],
+          ['user', 'hoop'],
           ['work_mem', '64MB'],
         ]),
         { settings: new Set(['work_mem']) },
@@ -434,7 +434,7 @@ describe('filterStartupParams', () => {
     expect(
       filterStartupParams(
         new Map([
-          ['user', 'u'],
+          ['user', 'hoop'],
           ['statement_timeout', '10s'],
         ]),
         { limits },
@@ -453,7 +453,7 @@ describe('filterStartupParams', () => {
         () =>
           filterStartupParams(
             new Map([
-              ['user', 'u'],
+              ['user', 'hoop'],
               [name!, value!],
             ]),
             { limits },
@@ -871,7 +871,7 @@ describe('client encodings that could make SQL lex differently', () => {
     const e = thrown(() =>
       filterStartupParams(
         new Map([
-          ['user', 'u'],
+          ['user', 'hoop'],
           ['client_encoding', enc],
         ]),
       ),
@@ -885,7 +885,7 @@ describe('client encodings that could make SQL lex differently', () => {
     expect(
       filterStartupParams(
         new Map([
-          ['user', 'u'],
+          ['user', 'hoop'],
           ['client_encoding', enc],
         ]),
       ).forward,

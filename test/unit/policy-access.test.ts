@@ -15,6 +15,8 @@ const conn = (name: string) => ({
   database: 'd',
   user: 'u',
   password: { kind: 'env' as const, name: 'P' },
+  roles: [{ user: 'u_ro', password: { kind: 'env' as const, name: 'P_RO' } }],
+  databases: ['reports'],
   tls: { mode: 'prefer' as const },
   allowCleartextWithoutTls: false,
   allow: { subjects: [], emails: [], groups: [] },
@@ -55,10 +57,45 @@ describe('accessFor', () => {
       { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 600, connections: ['prod'] },
       { groups: ['dba'], mode: 'read-write', maxSessionSeconds: 1200, connections: ['staging'] },
     ]);
-    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')).toEqual({ mode: 'read-write', rule: 'r1', maxSessionSeconds: 3600, rules: ['r0', 'r1'], limits: {}, maxSessions: 32 });
-    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', maxSessionSeconds: 3600, rules: ['r0'], limits: {}, maxSessions: 32 });
+    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')).toEqual({
+      mode: 'read-write',
+      rule: 'r1',
+      maxSessionSeconds: 3600,
+      rules: ['r0', 'r1'],
+      limits: {},
+      maxSessions: 32,
+      databaseAccess: { roles: ['u'], databases: ['d'] },
+    });
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')).toEqual({
+      mode: 'read-only',
+      rule: 'r0',
+      maxSessionSeconds: 3600,
+      rules: ['r0'],
+      limits: {},
+      maxSessions: 32,
+      databaseAccess: { roles: ['u'], databases: ['d'] },
+    });
     const unlimited = policy([{ subjects: ['alice'], maxSessionSeconds: 60 }, { groups: ['dev'] }]);
-    expect(accessFor(unlimited, { subject: 'alice', groups: ['dev'] }, 'prod')).toEqual({ mode: 'read-only', rule: 'r0', rules: ['r0', 'r1'], limits: {}, maxSessions: 32 });
+    expect(accessFor(unlimited, { subject: 'alice', groups: ['dev'] }, 'prod')).toEqual({
+      mode: 'read-only',
+      rule: 'r0',
+      rules: ['r0', 'r1'],
+      limits: {},
+      maxSessions: 32,
+      databaseAccess: { roles: ['u'], databases: ['d'] },
+    });
+  });
+
+  it("gives the database roles and databases of every admitting rule, the connection's own first; a rule that lists none gives the connection's own", () => {
+    const p = policy([
+      { subjects: ['alice'], roles: ['u_ro'], databases: ['reports'] },
+      { groups: ['dba'], roles: ['u', 'u_ro'] },
+      { groups: ['odd'], roles: ['nobody-here'], databases: ['elsewhere'] },
+    ]);
+    expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')?.databaseAccess).toEqual({ roles: ['u_ro'], databases: ['reports'] });
+    expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')?.databaseAccess).toEqual({ roles: ['u', 'u_ro'], databases: ['d', 'reports'] });
+    // A role or database the connection does not hold is never given (a rule over "*" may name one another connection has).
+    expect(accessFor(p, { subject: 'carol', groups: ['odd'] }, 'prod')?.databaseAccess).toEqual({ roles: [], databases: [] });
   });
 
   it('gives the most sessions at once of the admitting rules, each 32 unless it says', () => {

@@ -407,3 +407,26 @@ statements:
     expect(pg(ok.connections[1]).tls.ca?.toString()).toContain('BEGIN CERTIFICATE');
   });
 });
+
+describe("an access rule's database roles and databases", () => {
+  it('must be ones the connections it names hold (their own, or their roles and databases); role passwords are secret references', async () => {
+    const dir = tree({
+      'hoop.yaml': `version: 1
+connections:
+  - { name: db, type: postgres, host: h, database: app, user: app_rw, password: "\${env:PW}", roles: [{ user: app_ro, password: "\${env:RO_PW}" }], databases: [reports] }
+access:
+  - { name: ok, subjects: [a], connections: [db], roles: [app_ro, app_rw], databases: [app, reports] }
+  - { name: bad, subjects: [b], connections: [db], roles: [postgres], databases: [other] }
+  - { name: wide, subjects: [c], connections: ["*"], roles: [anyone] }
+`,
+    });
+    expect(await problems(dir, { PW: 'x', RO_PW: 'y' })).toEqual([
+      'hoop.yaml:6:60: access.1.roles.0: role "postgres" is not one connection "db" has (it has "app_rw", "app_ro"; add it to the connection\'s roles, with its password)',
+      'hoop.yaml:6:83: access.1.databases.0: database "other" is not one connection "db" has (it has "app", "reports"; add it to the connection\'s databases)',
+    ]);
+    const plain = tree({
+      'hoop.yaml': `version: 1\nconnections:\n  - { name: db, type: postgres, host: h, database: app, user: app_rw, password: "\${env:PW}", roles: [{ user: app_ro, password: "plain-text" }] }\n`,
+    });
+    expect((await problems(plain, { PW: 'x' })).join('\n')).toContain('connections.0.roles.0.password');
+  });
+});

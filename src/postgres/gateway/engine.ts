@@ -17,6 +17,7 @@ import { PgProtocolError } from '../wire/protocol-error.js';
 import { type BackendPath, FrontendPath } from '../pipeline/relay.js';
 import { ServerState } from '../pipeline/server-state.js';
 import { DEFAULT_STARTUP_SETTINGS, filterStartupParams } from '../pipeline/startup.js';
+import { databasesOf, signInAs } from './database-access.js';
 import { ErrorCode, describeError, isHoopError } from '../../errors.js';
 import { cancelOwnerOf, type CancelKey, type CancelRegistry } from './cancel-registry.js';
 import type { PostgresConnection } from '../../config/connection.js';
@@ -152,8 +153,9 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const handshake = direct?.handshake ?? new HandshakeStream(channel, this.#o.handshakeTimeoutMs);
     const started = direct ? this.#startupParams(session, direct.startup, handshake, outcome) : await this.#readStartup(session, handshake, outcome, ended);
     if ('done' in started) return started.done;
-    const { startup, params } = started;
-    const connected = await this.#connectUpstream(session, handshake, params, outcome, ended);
+    // The connection as this session signs in: the role and database it picked, with that role's credential.
+    const { startup, params, connection } = started;
+    const connected = await this.#connectUpstream(session, connection, handshake, params, outcome, ended);
     if ('done' in connected) return connected.done;
     const { upstream, password, poolKey: pooled } = connected;
 
@@ -169,14 +171,14 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { key, release } = this.#registerCancel(session, backendKey, relayed);
     let masking: PgSessionMasking | undefined;
     try {
-      masking = this.#sessionMasking(session, backendKey, password);
+      masking = this.#sessionMasking(session, connection, backendKey, password);
       channel.write(greeting(startup.minorVersion > 0 || params.protocolOptions.length > 0 ? params.protocolOptions : undefined, upstream.serverParams, key));
     } catch (err) {
       masking?.close();
       release();
       throw err;
     }
-    const reads = this.#relationReads(session, password);
+    const reads = this.#relationReads(session, connection, password);
     // A connection kept warm goes back to the pool when its session ends cleanly (./upstream-pool.ts).
     const pool =
       pooled && session.connection.pool
@@ -191,7 +193,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     handshake: HandshakeStream,
     outcome: OutcomeOf,
     ended: () => SessionOutcome | undefined,
-  ): Promise<{ startup: StartupMessage; params: StartupParams } | { done: SessionOutcome }> {
+  ): Promise<{ startup: StartupMessage; params: StartupParams; connection: PostgresConnection } | { done: SessionOutcome }> {
     const { channel } = session;
     try {
       const first = await handshake.startup();
@@ -217,24 +219,28 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     startup: StartupMessage,
     handshake: HandshakeStream,
     outcome: OutcomeOf,
-  ): { startup: StartupMessage; params: StartupParams } | { done: SessionOutcome } {
+  ): { startup: StartupMessage; params: StartupParams; connection: PostgresConnection } | { done: SessionOutcome } {
     try {
-      return { startup, params: filterStartupParams(startup.params, { settings: this.#startupSettings, limits: session.limits ?? {}, databases: [session.connection.database] }) };
+      const access = session.databaseAccess;
+      const params = filterStartupParams(startup.params, { settings: this.#startupSettings, limits: session.limits ?? {}, databases: databasesOf(session.connection, access) });
+      const connection = signInAs(session.connection, access, { user: params.user, database: startup.params.get('database') || undefined, direct: session.direct === true });
+      return { startup, params, connection };
     } catch (err) {
       handshake.release();
       return { done: startupFailed(session.channel, err, outcome) };
     }
   }
 
-  /** Signs in to the upstream server with the connection's password (the SQL analysis loaded first when the session needs it); a failure is said to the client. */
+  /** Signs in to the upstream server as `connection` says (the role the session picked, with its password; the SQL analysis loaded first when the session needs it); a failure is said to the client. */
   async #connectUpstream(
     session: TunnelSession<PostgresConnection>,
+    connection: PostgresConnection,
     handshake: HandshakeStream,
     params: StartupParams,
     outcome: OutcomeOf,
     ended: () => SessionOutcome | undefined,
   ): Promise<{ upstream: UpstreamPostgres; password: string; poolKey?: string } | { done: SessionOutcome }> {
-    const { connection, identity } = session;
+    const { identity } = session;
     try {
       if (session.judge) await loadStatementGate();
       if (session.masking) await loadSqlParser();
@@ -288,9 +294,9 @@ export class PostgresEngine implements Engine<PostgresConnection> {
    * catalog connection of the gateway's own, shared by its sessions with the same credentials (and
    * opened now if it is not open, so that the first lookup does not wait for it).
    */
-  #sessionMasking(session: TunnelSession<PostgresConnection>, backendKey: UpstreamPostgres['backendKey'], password: string): PgSessionMasking | undefined {
+  #sessionMasking(session: TunnelSession<PostgresConnection>, connection: PostgresConnection, backendKey: UpstreamPostgres['backendKey'], password: string): PgSessionMasking | undefined {
     if (!session.masking) return undefined;
-    const { catalog } = this.#catalogsOf(session.connection, password);
+    const { catalog } = this.#catalogsOf(connection, password);
     catalog.warm();
     return new PgSessionMasking({
       masking: session.masking,
@@ -329,9 +335,9 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     });
   }
 
-  /** What relations read on `session`'s connection, shared by its sessions with the same credentials (for the index and the alerts, see ./relation-reads.ts). */
-  #relationReads(session: TunnelSession<PostgresConnection>, password: string): RelationReads | undefined {
-    return session.onStatement ? this.#catalogsOf(session.connection, password).reads : undefined;
+  /** What relations read on `connection` as the session signed in, shared by its sessions with the same credentials (for the index and the alerts, see ./relation-reads.ts). */
+  #relationReads(session: TunnelSession<PostgresConnection>, connection: PostgresConnection, password: string): RelationReads | undefined {
+    return session.onStatement ? this.#catalogsOf(connection, password).reads : undefined;
   }
 
   /**

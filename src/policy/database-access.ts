@@ -1,0 +1,79 @@
+/**
+ * Which database roles and databases a PostgreSQL session may use. A connection names its own
+ * role and database (`user`, `database`) and may hold more (`roles`, each with its credential;
+ * `databases`, on the same server). An access rule lists which of them the people it admits may
+ * pick (`roles`, `databases`); a rule that lists none gives the connection's own. A session's
+ * choices are those of every rule that admits it, the connection's own first when among them. The
+ * client picks with its StartupMessage's `user` and `database`, as with a server of its own, and
+ * anything else is refused as that server would refuse it (src/postgres/gateway/database-access.ts).
+ * As Teleport's database users: the role is the client's to name, the policy's to allow.
+ *
+ * @see https://goteleport.com/docs/enroll-resources/database-access/rbac/
+ */
+/** What of a PostgreSQL connection (as written, or as the gateway holds it) names its roles and databases. */
+interface RolesAndDatabases {
+  user: string;
+  database: string;
+  roles?: ReadonlyArray<{ user: string }>;
+  databases?: readonly string[];
+}
+
+/** The database roles and databases a session may pick; the first of each is what it gets when it names none. */
+export interface DatabaseAccess {
+  roles: readonly string[];
+  databases: readonly string[];
+}
+
+/** What an access rule says of database roles and databases (absent: the connection's own). */
+export interface DatabaseChoices {
+  roles?: readonly string[];
+  databases?: readonly string[];
+}
+
+/** The roles a rule may name on `c`: its own, and those it holds credentials for. */
+export function connectionRoles(c: RolesAndDatabases): string[] {
+  return [c.user, ...(c.roles ?? []).map((r) => r.user)];
+}
+
+/** The databases a rule may name on `c`. */
+export function connectionDatabases(c: RolesAndDatabases): string[] {
+  return [c.database, ...(c.databases ?? [])];
+}
+
+/** What the access `rules` that admit a session on `connection` let it pick (see the module documentation). */
+export function databaseAccessOf(connection: RolesAndDatabases, rules: readonly DatabaseChoices[]): DatabaseAccess {
+  // A rule over several connections may list one's roles the others lack: each connection gives only what it holds.
+  const pick = (own: string, held: readonly string[], listed: (r: DatabaseChoices) => readonly string[] | undefined): string[] => {
+    const all = new Set(rules.flatMap((r) => listed(r) ?? [own]).filter((x) => held.includes(x)));
+    return all.has(own) ? [own, ...[...all].filter((x) => x !== own)] : [...all];
+  };
+  return { roles: pick(connection.user, connectionRoles(connection), (r) => r.roles), databases: pick(connection.database, connectionDatabases(connection), (r) => r.databases) };
+}
+
+/**
+ * The roles and databases `rule` lists that a PostgreSQL connection it names explicitly does not
+ * hold (a rule over `*` allows each where it exists), as `[key, index, message]`.
+ */
+export function databaseChoiceProblems(
+  rule: DatabaseChoices & { connections: readonly string[] },
+  connections: ReadonlyArray<{ name: string; type: string } & Partial<RolesAndDatabases>>,
+): Array<[key: 'roles' | 'databases', index: number, message: string]> {
+  const problems: Array<[key: 'roles' | 'databases', index: number, message: string]> = [];
+  const named = connections.filter((c): c is { name: string; type: string } & RolesAndDatabases => c.type === 'postgres' && rule.connections.includes(c.name));
+  const check = (key: 'roles' | 'databases', listed: readonly string[] | undefined, held: (c: RolesAndDatabases) => string[]): void => {
+    listed?.forEach((name, i) => {
+      const lacking = named.filter((c) => !held(c).includes(name));
+      if (lacking.length > 0)
+        problems.push([
+          key,
+          i,
+          `${key === 'roles' ? 'role' : 'database'} "${name}" is not one connection "${lacking[0]!.name}" has (it has ${held(lacking[0]!)
+            .map((x) => `"${x}"`)
+            .join(', ')}${key === 'roles' ? "; add it to the connection's roles, with its password" : "; add it to the connection's databases"})`,
+        ]);
+    });
+  };
+  check('roles', rule.roles, connectionRoles);
+  check('databases', rule.databases, connectionDatabases);
+  return problems;
+}
