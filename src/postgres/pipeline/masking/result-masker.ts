@@ -695,8 +695,11 @@ function withheldMessage(type: number, fields: Map<string, string>): Buffer {
   const parts: Buffer[] = [];
   for (const [k, v] of fields) if (KEPT_WHEN_WITHHELD.has(k)) parts.push(Buffer.from(`${k}${v}\0`, 'utf8'));
   parts.push(
-    Buffer.from(`Mhoop: the server's ${type === T.error ? 'error' : 'notice'} text is withheld (SQLSTATE ${code}): the statement computes over masked values, which the text could quote\0`, 'utf8'),
-    Buffer.from("Hrun the statement without the masked columns to see the server's own text\0\0", 'utf8'),
+    Buffer.from(
+      `Mhoop: the server's ${type === T.error ? 'error' : 'notice'} text is withheld (SQLSTATE ${code}): the statement computes over masked values, or runs code hoop cannot read (a DO block, a procedure, a cursor or prepared statement of unknown SQL), and the text could quote them\0`,
+      'utf8',
+    ),
+    Buffer.from("Hrun the statement without the masked columns, or outside a DO block or procedure, to see the server's own text\0\0", 'utf8'),
   );
   return frameMessage(type, Buffer.concat(parts));
 }
