@@ -36,7 +36,8 @@ export function databasesOf(connection: PostgresConnection, access: DatabaseAcce
 export function signInAs(connection: PostgresConnection, access: DatabaseAccess | undefined, asked: { user: string; database: string | undefined; direct: boolean }): PostgresConnection {
   const { roles, databases } = access ?? ownAccess(connection);
   const list = roles.map((r) => `"${r}"`).join(', ');
-  const role = asked.direct || asked.user === ANY_ROLE ? roles[0] : roles.find((r) => r === asked.user);
+  // A role the access names is taken by its name, even one called `hoop`.
+  const role = asked.direct ? roles[0] : (roles.find((r) => r === asked.user) ?? (asked.user === ANY_ROLE ? roles[0] : undefined));
   if (role === undefined) {
     throw new PgProtocolError(
       roles.length === 0
