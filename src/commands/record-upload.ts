@@ -91,8 +91,9 @@ function failureKind(err: unknown): 'retry' | 'later' | 'never' {
 
 /** A record goes in a batch when what it sends is at most this many bytes; a larger one, file by file. */
 const BATCHED_RECORD_BYTES = 1024 * 1024;
-/** Most bytes of records one batch carries (the gateway takes 8 MiB). */
+/** Most bytes and records one batch carries (the gateway takes 8 MiB and 64 records). */
 const BATCH_BYTES = 4 * 1024 * 1024;
+const BATCH_RECORDS = 64;
 
 /**
  * What a record sends in a batch: its chunks and its newest signed manifest with the signature
@@ -140,7 +141,7 @@ async function uploadSome(entries: readonly SpoolEntry[], target: UploadTarget):
     }
     const bytes = files.reduce((n, f) => n + f.data.length, 0);
     let batch = batches.at(-1);
-    if (!batch || batch.bytes + bytes > BATCH_BYTES) batches.push((batch = { entries: [], files: [], bytes: 0 }));
+    if (!batch || batch.bytes + bytes > BATCH_BYTES || batch.entries.length >= BATCH_RECORDS) batches.push((batch = { entries: [], files: [], bytes: 0 }));
     batch.entries.push(entry);
     batch.files.push(...files);
     batch.bytes += bytes;

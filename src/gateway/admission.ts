@@ -15,7 +15,7 @@ import { accessFor } from '../policy/access.js';
 import { directPrincipal, principalOf, type Principal } from '../policy/principal.js';
 import { alertSubject } from './alerts.js';
 import type { RecordingPolicy } from '../policy/schema.js';
-import type { DatabaseAccess } from '../policy/database-access.js';
+import { stillIncludes, type DatabaseAccess } from '../policy/database-access.js';
 import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js';
 import { SessionEnd, type SessionOutcome, type TunnelSession } from '../session/engine.js';
 import type { TunnelErrorBody, TunnelSessionRequest } from '../tunnel/accept.js';
@@ -260,7 +260,11 @@ export class SessionAdmission {
         ...(ps.databaseAccess ? { databaseAccess: ps.databaseAccess } : {}),
       },
       // A renewed token keeps the session only with the same access under the policy the session started with.
-      stillAllowed: (id) => accessFor(pinned, whoOf(id, principal), name, reviews.grantsOf(id))?.mode === mode,
+      stillAllowed: (id) => {
+        const now = accessFor(pinned, whoOf(id, principal), name, reviews.grantsOf(id));
+        // The role and database the session signed in as must still be allowed: so must everything it could pick.
+        return now?.mode === mode && stillIncludes(now.databaseAccess, ps.databaseAccess);
+      },
       grantUntil: ps.grant.until !== undefined ? { until: ps.grant.until, request: ps.grant.request! } : undefined,
     };
   }

@@ -122,7 +122,8 @@ export interface ClientRecordStore {
   /**
    * Runs `fn` with the record held: no other update of it runs meanwhile, here or (with a shared
    * store) on another replica. What `fn` wrote is kept when it resolves; when it throws, the
-   * PostgreSQL store drops it (the engine throws only before it writes, so the file store needs not).
+   * PostgreSQL store drops it (the engine checks every file before it writes any, and takes back
+   * what it wrote when a write fails, so the file store needs not).
    */
   update<T>(kind: RecordKind, id: string, fn: (record: HeldRecord) => Promise<T>): Promise<T>;
   /** The state of each of `ids` that has a record, by id: one lookup for a listing. */
@@ -247,6 +248,8 @@ export class ClientRecords {
     let stored = false;
     /** The signature to verify the record with, and whether it was held before. */
     let check: { name: string; held: boolean } | undefined;
+    // Every file is checked before any is written: a batch refused at its third file leaves nothing of the first two.
+    const toWrite: Array<{ name: string; data: Buffer }> = [];
     for (const { name, data } of files) {
       if (data.length > limits.fileBytes) throw new HttpError(413, `${name} is larger than the ${limits.fileBytes / 1024} KiB a file of this record may be`);
       const held = await record.read(name);
@@ -277,12 +280,22 @@ export class ClientRecords {
         }
         unverified += data.length;
       }
-      // The file first: a write the disk refuses leaves no record behind.
-      await record.write(name, data);
+      toWrite.push({ name, data });
       usage = { files: usage.files + 1, bytes: usage.bytes + data.length };
       state = { ...(state ?? { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() }), pending: (state?.pending ?? 0) + data.length };
       stored = true;
       if (name.endsWith('.sig')) check = { name, held: false };
+    }
+    // The files first, then the state that counts them: a write the disk refuses takes back the ones before it.
+    const written: string[] = [];
+    try {
+      for (const { name, data } of toWrite) {
+        await record.write(name, data);
+        written.push(name);
+      }
+    } catch (err) {
+      await record.delete(written);
+      throw err;
     }
     if (stored) await record.save(state!);
     if (!check || !state) return { stored, state: state! };

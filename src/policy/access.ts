@@ -112,7 +112,15 @@ export function accessFor(policy: Policy, who: Who, connection: string, temporar
     limits: loosestLimits(rules.map((r) => r.limits ?? {})),
     ...(rowLimit ? { rowLimit } : {}),
     ...(grant ? { until: grant.until, request: grant.request } : {}),
-    ...(target.type === 'postgres' ? { databaseAccess: databaseAccessOf(target, rules) } : {}),
+    // Only the rules that give the session's mode, and of those the standing ones unless the access rests on a grant: a read-only rule's role is never used read-write, nor a grant's after it ends.
+    ...(target.type === 'postgres'
+      ? {
+          databaseAccess: databaseAccessOf(
+            target,
+            (grant ? giving : giving.filter((a) => !a.grant)).map((a) => a.rule),
+          ),
+        }
+      : {}),
   };
 }
 

@@ -3,7 +3,8 @@
  * role and database (`user`, `database`) and may hold more (`roles`, each with its credential;
  * `databases`, on the same server). An access rule lists which of them the people it admits may
  * pick (`roles`, `databases`); a rule that lists none gives the connection's own. A session's
- * choices are those of every rule that admits it, the connection's own first when among them. The
+ * choices are those of the rules that give it its mode, the connection's own first when among
+ * them; a renewed token keeps the session only while they still include all of them. The
  * client picks with its StartupMessage's `user` and `database`, as with a server of its own, and
  * anything else is refused as that server would refuse it (src/postgres/gateway/database-access.ts).
  * As Teleport's database users: the role is the client's to name, the policy's to allow.
@@ -30,6 +31,12 @@ export interface DatabaseChoices {
   databases?: readonly string[];
 }
 
+/** Whether `now` still allows everything `before` did (a session's token renewed under a changed access). */
+export function stillIncludes(now: DatabaseAccess | undefined, before: DatabaseAccess | undefined): boolean {
+  if (!before) return true;
+  return !!now && before.roles.every((r) => now.roles.includes(r)) && before.databases.every((d) => now.databases.includes(d));
+}
+
 /** The roles a rule may name on `c`: its own, and those it holds credentials for. */
 export function connectionRoles(c: RolesAndDatabases): string[] {
   return [c.user, ...(c.roles ?? []).map((r) => r.user)];
@@ -40,7 +47,11 @@ export function connectionDatabases(c: RolesAndDatabases): string[] {
   return [c.database, ...(c.databases ?? [])];
 }
 
-/** What the access `rules` that admit a session on `connection` let it pick (see the module documentation). */
+/**
+ * What the access `rules` that give a session on `connection` its mode let it pick (see the
+ * module documentation; `accessFor` passes the rules giving the mode it grants, and the
+ * requestable ones only while the access rests on their grant).
+ */
 export function databaseAccessOf(connection: RolesAndDatabases, rules: readonly DatabaseChoices[]): DatabaseAccess {
   // A rule over several connections may list one's roles the others lack: each connection gives only what it holds.
   const pick = (own: string, held: readonly string[], listed: (r: DatabaseChoices) => readonly string[] | undefined): string[] => {

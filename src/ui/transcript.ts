@@ -84,6 +84,8 @@ export class TranscriptRenderer {
       }
       case 'cancel':
         return [{ at, text: "-- the client asked to cancel what runs (a CancelRequest: psql's Ctrl-C)" }];
+      case 'sign-in':
+        return [{ at, text: `-- signed in as role ${JSON.stringify(e.role)} on database ${JSON.stringify(e.database)}` }];
       case 'decision':
         return [{ at, text: `-- hoop: ${String(e.action === 'review' ? 'held for review' : 'denied')} by rule "${String(e.rule)}": ${String(e.reason)}`, denied: true }];
       case 'review': {

@@ -106,4 +106,33 @@ describe("CLIs' records", () => {
     expect(readdirSync(join(dir, 'client-records', 'sessions'))).toEqual([]);
     expect(await records.state('sessions', 'session-full-01')).toBeUndefined();
   });
+
+  it('files of one record taken together are all checked before any is written: one refused leaves nothing of the others, on disk or in the quota', async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const files = (extra: { name: string; data: Buffer }) => [{ name: chunk(1), data: Buffer.alloc(900 * 1024, 1) }, extra];
+    for (let i = 0; i < 5; i++) {
+      const refused = await refusal(records.putFiles('sessions', `session-batch-${String(i).padStart(4, '0')}`, files({ name: 'SHA256SUMS', data: Buffer.alloc(4 * 1024 * 1024 + 1) }), alice, noKeys));
+      expect(refused).toMatchObject({ status: 413 });
+    }
+    // An unverified signature over a manifest too large: neither the checkpoint pair before it nor anything else is kept.
+    const sig = await refusal(
+      records.putFiles(
+        'sessions',
+        'session-batch-sig1',
+        [
+          { name: 'checkpoint-000001.SHA256SUMS', data: Buffer.from('x') },
+          { name: 'checkpoint-000001.SHA256SUMS.sig', data: Buffer.from('not a signature') },
+          { name: 'SHA256SUMS', data: Buffer.alloc(4 * 1024 * 1024 + 1) },
+        ],
+        alice,
+        noKeys,
+      ),
+    );
+    expect(sig).toMatchObject({ status: 413 });
+    expect(readdirSync(join(dir, 'client-records', 'sessions'))).toEqual([]);
+    // The quota still holds its whole MiB.
+    await records.putFiles('sessions', 'session-batch-okay', [{ name: chunk(1), data: Buffer.alloc(900 * 1024, 2) }], alice, noKeys);
+    expect(await refusal(records.putFiles('sessions', 'session-batch-over', [{ name: chunk(1), data: Buffer.alloc(200 * 1024, 3) }], alice, noKeys))).toMatchObject({ status: 429 });
+  });
 });

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { psql } from '../harness/clients.js';
+import { eventually } from '../harness/wait.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { query, startupMessage } from '../../src/postgres/wire/messages.js';
@@ -72,6 +73,15 @@ describe('database roles and databases through hoop', () => {
     expect(await signIn(analyst, ro, 'app')).toEqual({ who: `${ro}@app` });
     expect(await signIn(analyst, 'hoop', 'app')).toEqual({ who: `${ro}@app` });
     expect(await signIn(analyst, ro, 'reports')).toEqual({ who: `${ro}@reports` });
+    // The recording says who the session was at the server.
+    const recorded = stack
+      .logs()
+      .filter((l) => l.event === 'tunnel.open' && l.subject === 'bob')
+      .at(-1)!.session as string;
+    await eventually(async () => {
+      const shown = await stack.run(['sessions', 'show', recorded, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: analyst });
+      expect(shown.stdout).toContain(`-- signed in as role "${ro}" on database "reports"`);
+    });
     const other = await signIn(analyst, rw, 'app');
     expect(other.error).toMatchObject({ code: '28000' });
     expect(other.error?.message).toContain(`you may use "${ro}"`);

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { accessFor, admits } from '../../src/policy/access.js';
+import { stillIncludes } from '../../src/policy/database-access.js';
 import type { AccessRule, Policy } from '../../src/policy/schema.js';
 import { emptyPolicy } from '../harness/policy.js';
 
@@ -94,6 +95,21 @@ describe('accessFor', () => {
     ]);
     expect(accessFor(p, { subject: 'alice', groups: [] }, 'prod')?.databaseAccess).toEqual({ roles: ['u_ro'], databases: ['reports'] });
     expect(accessFor(p, { subject: 'alice', groups: ['dba'] }, 'prod')?.databaseAccess).toEqual({ roles: ['u', 'u_ro'], databases: ['d', 'reports'] });
+    // Only the rules that give the mode: a read-only rule's role is not used read-write.
+    const modes = policy([
+      { groups: ['audit'], roles: ['u_ro'], mode: 'read-only' },
+      { groups: ['dev'], mode: 'read-write' },
+    ]);
+    expect(accessFor(modes, { subject: 'dan', groups: ['audit', 'dev'] }, 'prod')?.databaseAccess).toEqual({ roles: ['u'], databases: ['d'] });
+    // A requestable rule's roles while its grant is what the access rests on; a standing rule of the same mode keeps only its own.
+    const jit = policy([
+      { groups: ['dev'], roles: ['u'] },
+      { groups: ['dev'], roles: ['u_ro'], requestable: true },
+    ]);
+    const grant = [{ rule: 'r1', connection: 'prod', mode: 'read-only' as const, until: Date.now() + 60_000, request: 'q1' }];
+    expect(accessFor(jit, { subject: 'eve', groups: ['dev'] }, 'prod', grant)?.databaseAccess).toEqual({ roles: ['u'], databases: ['d'] });
+    const onlyJit = policy([{ groups: ['dev'], roles: ['u_ro'], requestable: true }]);
+    expect(accessFor(onlyJit, { subject: 'eve', groups: ['dev'] }, 'prod', [{ ...grant[0]!, rule: 'r0' }])).toMatchObject({ until: grant[0]!.until, databaseAccess: { roles: ['u_ro'] } });
     // A role or database the connection does not hold is never given (a rule over "*" may name one another connection has).
     expect(accessFor(p, { subject: 'carol', groups: ['odd'] }, 'prod')?.databaseAccess).toEqual({ roles: [], databases: [] });
   });
@@ -132,5 +148,13 @@ describe('temporary access', () => {
     // Of two grants, the one that lasts longest.
     const later = { ...grant, until: now + 120_000, request: 'rv-2' };
     expect(accessFor(p, who, 'prod', [grant, later], now)).toMatchObject({ until: later.until, request: 'rv-2' });
+  });
+
+  it('a renewed token keeps a session only while its access still allows every role and database it did', () => {
+    expect(stillIncludes({ roles: ['u', 'u_ro'], databases: ['d'] }, { roles: ['u'], databases: ['d'] })).toBe(true);
+    expect(stillIncludes({ roles: ['u'], databases: ['d'] }, { roles: ['u', 'u_ro'], databases: ['d'] })).toBe(false);
+    expect(stillIncludes({ roles: ['u'], databases: ['d'] }, { roles: ['u'], databases: ['d', 'reports'] })).toBe(false);
+    expect(stillIncludes(undefined, { roles: ['u'], databases: ['d'] })).toBe(false);
+    expect(stillIncludes(undefined, undefined)).toBe(true);
   });
 });

@@ -25,10 +25,14 @@ export function directApi(parts: GatewayParts, callers: Callers) {
       const { seconds } = checkBody(directBody, body ?? {});
       if (!config.tls) throw new HttpError(400, 'this gateway serves plain HTTP (a development gateway): direct connections need its TLS', { hint: 'use hoop connect' });
       // Who may use the connection this way: the access rules as they read a direct session.
-      const connection = policySource ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity)).connection : callers.lookup(identity, name);
+      const found = policySource
+        ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity))
+        : { connection: callers.lookup(identity, name), grant: undefined };
+      const { connection } = found;
       if (connection.type !== 'postgres') throw new HttpError(400, `"${name}" is an ssh connection: direct connections are PostgreSQL's`, { hint: `hoop connect ${name}` });
       const minted = await directs.mint(identity, name, directSeconds(seconds));
-      return { ...minted, database: connection.database };
+      // The database its sessions get when the client names none: the first the access allows.
+      return { ...minted, database: found.grant?.databaseAccess?.databases[0] ?? connection.database };
     },
     /** `POST /v1/direct/{id}/renew`: a person's own, with their current credential. */
     async renew(identity: Identity, id: string, body: unknown): Promise<{ id: string; expiresAt: string }> {

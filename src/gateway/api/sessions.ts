@@ -231,9 +231,10 @@ function unknownRecord(kind: RecordKind, id: string): HoopError {
   });
 }
 
-/** Largest body of `POST /v1/client-records`, and most files in it. */
+/** Largest body of `POST /v1/client-records`, most files and most records in it (each record may cost a verification). */
 export const MAX_RECORD_BATCH_BYTES = 8 * 1024 * 1024;
 const MAX_BATCH_FILES = 1024;
+export const MAX_BATCH_RECORDS = 64;
 
 /** The records of a batch's archive, in the order their first files came. @throws HttpError 400 */
 function recordBatch(body: Buffer): Array<{ kind: RecordKind; id: string; files: Array<{ name: string; data: Buffer }> }> {
@@ -249,7 +250,10 @@ function recordBatch(body: Buffer): Array<{ kind: RecordKind; id: string; files:
     if (!m) throw new HttpError(400, `${JSON.stringify(name.slice(0, 120))} names no record's file`, { hint: 'name each entry <sessions|runs>/<id>/<file>' });
     const key = `${m[1]}/${m[2]}`;
     let record = records.get(key);
-    if (!record) records.set(key, (record = { kind: m[1] as RecordKind, id: m[2]!, files: [] }));
+    if (!record) {
+      if (records.size >= MAX_BATCH_RECORDS) throw new HttpError(400, `the archive holds more than ${MAX_BATCH_RECORDS} records`, { hint: `send at most ${MAX_BATCH_RECORDS} records a request` });
+      records.set(key, (record = { kind: m[1] as RecordKind, id: m[2]!, files: [] }));
+    }
     record.files.push({ name: m[3]!, data });
   }
   return [...records.values()];

@@ -49,7 +49,12 @@ export function signInAs(connection: PostgresConnection, access: DatabaseAccess 
       },
     );
   }
-  const database = asked.database ?? databases[0] ?? connection.database;
+  const database = asked.database ?? databases[0];
+  if (database === undefined)
+    throw new PgProtocolError(`no database of connection "${connection.name}" is allowed to you through hoop`, {
+      sqlstate: SqlState.INVALID_CATALOG_NAME,
+      hint: "ask the policy's owners for one (an access rule's databases)",
+    });
   if (role === connection.user) return database === connection.database ? connection : { ...connection, database };
   const credential = connection.roles?.find((r) => r.user === role);
   if (!credential) throw new PgProtocolError(`the gateway holds no credential for role "${role}" of connection "${connection.name}"`, { sqlstate: SqlState.INVALID_AUTHORIZATION });
