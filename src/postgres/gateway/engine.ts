@@ -158,8 +158,8 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const connected = await this.#connectUpstream(session, connection, handshake, params, outcome, ended);
     if ('done' in connected) return connected.done;
     const { upstream, password, poolKey: pooled } = connected;
-    // Who the session is at the server: the role and database it picked (the recording's reader sees the privileges it ran with).
-    session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
+    // Who the session is at the server, when it picked other than the connection's own role and database (the recording's reader sees the privileges it ran with).
+    if (connection !== session.connection) session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
 
     const end = ended();
     if (end) {
