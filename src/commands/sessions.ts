@@ -159,6 +159,7 @@ interface LsFlags extends CommonFlags {
   run?: string;
   agent?: string;
   via?: string;
+  role?: string;
   since?: string;
   until?: string;
   denied?: boolean;
@@ -212,6 +213,7 @@ function lsCommand(io: CliIo): Command {
     .option('--run <id>', 'only the sessions of this `hoop run` (its HOOP_RUN_ID)')
     .option('--agent <name>', 'only the sessions of this agent (a glob: claude*, or * for every agent)')
     .option('--via <way>', "only the sessions that came this way: connect, exec, direct (a person's own), run, mcp (an agent's)")
+    .option('--role <role>', 'only the PostgreSQL sessions that signed in as this database role')
     .option('--since <time>', 'ended at or after this date or time (e.g. 2026-11-22 or 2026-11-22T10:00:00Z)')
     .option('--until <time>', 'started at or before this date or time')
     .option('--denied', 'only sessions in which the policy refused a statement')
@@ -227,7 +229,7 @@ async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
   const provider = await commandTokenProvider(io, flags);
   try {
     const filter: Record<string, string> = {};
-    for (const k of ['user', 'connection', 'run', 'agent', 'via', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
+    for (const k of ['user', 'connection', 'run', 'agent', 'via', 'role', 'since', 'until', 'table', 'column'] as const) if (flags[k] !== undefined) filter[k] = flags[k]!;
     if (flags.denied) filter.denied = '1';
     if (flags.minRows !== undefined) filter['min-rows'] = flags.minRows;
     const local = await uploadLeftovers(io, provider);

@@ -403,6 +403,9 @@ export class SessionAdmission {
       ...(policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {}),
       onRefusal: (r) => parts.events.emit('statement.refused', { ...who, ...r }),
       onReads: (r) => touched.addVerdict({ tables: r.tables, written: [], columns: r.columns }),
+      onSignIn: (as) => {
+        opened.signedInAs = as;
+      },
       onStatement: (st) => {
         opened.counts.rowsRead += st.rows;
         opened.counts.rowsChanged += st.changed;
@@ -529,6 +532,7 @@ function summarize(s: OpenedSession, facts: ReturnType<typeof sessionFacts>, end
     groups: identity.groups,
     kind: identity.kind,
     ...facts,
+    ...(s.signedInAs ? { role: s.signedInAs.role, database: s.signedInAs.database } : {}),
     startedAt: new Date(s.started).toISOString(),
     ...(end ? { endedAt: new Date().toISOString() } : {}),
     reason: end?.reason ?? 'running',

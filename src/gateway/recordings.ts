@@ -46,6 +46,9 @@ export interface SessionSummary {
   via?: Via;
   /** The agent, for a run's session. */
   agent?: string;
+  /** PostgreSQL: the database role and database the session signed in as (absent until it has, and in sessions recorded before hoop let a client pick them). */
+  role?: string;
+  database?: string;
   /** For a run's session: whether its command was contained. */
   isolated?: boolean;
   /** A direct client's session (a direct credential at the gateway's port): no hoop in its path, so no record of the CLI's. */

@@ -50,6 +50,8 @@ export interface OpenedSession {
   touched: TablesTouched;
   /** What the client last said the session is for (its `context` message's `intent`), for reviewers. */
   intent?: string;
+  /** PostgreSQL: the role and database it signed in as. */
+  signedInAs?: { role: string; database: string };
   /** The index's line for the session: as it ends (`end`), or while it runs. */
   summarize(end?: SessionOutcome, touched?: TouchedSummary): SessionSummary;
 }

@@ -218,6 +218,8 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   databaseAccess?: DatabaseAccess;
   /** SSH: the public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
   sshClientKey?: string;
+  /** PostgreSQL: called once the session signed in upstream, with the role and database it picked (the index); must not block. */
+  onSignIn?: (as: { role: string; database: string }) => void;
   /** Called for each statement the policy refused (the audit stream); must not block. */
   onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
   /** Called at the end of each statement the client ran, with what it read and changed (the index, the audit stream, the alerts); must not block. */

@@ -82,6 +82,12 @@ describe('database roles and databases through hoop', () => {
       const shown = await stack.run(['sessions', 'show', recorded, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: analyst });
       expect(shown.stdout).toContain(`-- signed in as role "${ro}" on database "reports"`);
     });
+    // And the index: who used a role is a search.
+    const listed = await stack.run(['sessions', 'ls', '--json', '--role', ro, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: analyst });
+    const sessions = (JSON.parse(listed.stdout) as { sessions: Array<{ id: string; role?: string; database?: string }> }).sessions;
+    expect(sessions.length).toBeGreaterThanOrEqual(3);
+    expect(sessions.every((x) => x.role === ro)).toBe(true);
+    expect(sessions.find((x) => x.id === recorded)).toMatchObject({ role: ro, database: 'reports' });
     const other = await signIn(analyst, rw, 'app');
     expect(other.error).toMatchObject({ code: '28000' });
     expect(other.error?.message).toContain(`you may use "${ro}"`);

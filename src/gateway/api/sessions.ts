@@ -1,7 +1,7 @@
 /**
  * Recordings and the CLIs' records:
  *
- * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&since=&until=&denied=1&table=&column=&min-rows=]`,
+ * - `GET /v1/sessions[?user=&connection=&run=&agent=&via=&role=&since=&until=&denied=1&table=&column=&min-rows=]`,
  *   `GET /v1/sessions/{id}`, and a recording's files (`…/files`, `…/files/{name}`). A caller sees
  *   their own sessions; members of the policy's `recording.auditors` groups see everyone's. A
  *   session the caller may not see is answered as unknown.
@@ -45,6 +45,7 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
   const run = query.get('run');
   const agent = query.get('agent')?.toLowerCase() ?? null;
   const via = query.get('via');
+  const role = query.get('role');
   const connection = query.get('connection');
   const denied = query.get('denied') !== null;
   const table = query.get('table')?.toLowerCase() ?? null;
@@ -58,6 +59,7 @@ function sessionFilter(query: URLSearchParams): (s: SessionSummary) => boolean {
     (run === null || s.runId === run) &&
     (agent === null || (s.agent !== undefined && globMatches(agent, s.agent))) &&
     (via === null || (s.via ?? 'connect') === via) &&
+    (role === null || s.role === role) &&
     (since === undefined || s.endedAt === undefined || Date.parse(s.endedAt) >= since) &&
     (until === undefined || Date.parse(s.startedAt) <= until) &&
     (!denied || s.refused > 0) &&

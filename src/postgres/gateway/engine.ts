@@ -160,6 +160,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { upstream, password, poolKey: pooled } = connected;
     // Who the session is at the server, when it picked other than the connection's own role and database (the recording's reader sees the privileges it ran with).
     if (connection !== session.connection) session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
+    session.onSignIn?.({ role: connection.user, database: connection.database });
 
     const end = ended();
     if (end) {
