@@ -29,6 +29,7 @@ connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}', extra: [`roles: [{ user: ${ro}, password: "\${env:MD5_PASSWORD}" }]`, 'databases: [reports]'] })}access:
   - { name: people, subjects: [alice], connections: [app], mode: read-write }
   - { name: analysts, groups: [analysts], connections: [app], roles: [${ro}], databases: [app, reports] }
+  - { name: reporters, groups: [reporters], connections: [app], databases: [reports] }
 `;
     },
     ['${env:APP_*}', '${env:MD5_PASSWORD}'],
@@ -106,5 +107,21 @@ describe('database roles and databases through hoop', () => {
     } finally {
       await connected.stop();
     }
+  });
+
+  it('hoop connect and hoop exec name the first database the access allows: a rule that gives only another database gets it by default', async () => {
+    const reporter = await stack.token('carol', ['reporters']);
+    const connected: RunningConnect = await stack.connect('app', reporter);
+    try {
+      expect(connected.info.database).toBe('reports');
+      const r = await psql(connected.info, ['-At', '-c', 'select current_user, current_database()']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe(`${rw}|reports`);
+    } finally {
+      await connected.stop();
+    }
+    const exec = await stack.run(['exec', 'app', '-c', 'select current_database()', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: reporter });
+    expect(exec.stderr).toBe('');
+    expect(exec.stdout).toContain('reports');
   });
 });

@@ -10,6 +10,7 @@ import type { ConnectionInfo, MaskingInfo, PolicyStatus } from '../../api/answer
 import { displayRemote } from '../../policy/repo.js';
 import { maskingFor, principalOf } from '../../policy/principal.js';
 import type { Policy } from '../../policy/schema.js';
+import type { AccessGrant } from '../../policy/access.js';
 import { hasMaskingRules } from '../policy-source.js';
 import { mayUse } from '../access.js';
 import type { Callers } from '../callers.js';
@@ -22,12 +23,13 @@ import type { GatewayParts } from '../parts.js';
 /** The connection endpoints; `sshHostKey`: this replica's, when there are no others. */
 export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey: string) {
   const { policySource, reviews, replica, config, recordings, clientRecords, cancels, log } = parts;
-  const describe = async (c: ConnectionConfig, mode?: string, until?: number): Promise<ConnectionInfo> => ({
+  // A PostgreSQL connection's database is the first the caller's access allows: the one its sessions get when the client names none.
+  const describe = async (c: ConnectionConfig, grant?: Pick<AccessGrant, 'mode' | 'until' | 'databaseAccess'>): Promise<ConnectionInfo> => ({
     name: c.name,
     type: c.type,
-    ...(c.type === 'postgres' ? { database: c.database } : { user: c.user }),
-    ...(mode !== undefined ? { mode } : {}),
-    ...(until !== undefined ? { until: new Date(until).toISOString() } : {}),
+    ...(c.type === 'postgres' ? { database: grant?.databaseAccess?.databases[0] ?? c.database } : { user: c.user }),
+    ...(grant ? { mode: grant.mode } : {}),
+    ...(grant?.until !== undefined ? { until: new Date(grant.until).toISOString() } : {}),
     ...(c.type === 'ssh' ? { hostKeys: replica ? await replica.sshHostKeys() : [sshHostKey] } : {}),
     ...(recordings && clientRecords ? { clientRecords: true as const } : {}),
     ...(c.unavailable ? { unavailable: UNAVAILABLE_FOR_USERS } : {}),
@@ -36,14 +38,14 @@ export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey
     /** `GET /v1/connections` */
     async list(identity: Identity): Promise<{ connections: ConnectionInfo[] }> {
       if (!policySource) return { connections: await Promise.all(config.connections.filter((c) => mayUse(identity, c)).map((c) => describe(c))) };
-      return { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant.mode, grant.until))) };
+      return { connections: await Promise.all(policySource.connectionsFor(identity, reviews.grantsOf(identity)).map(({ connection, grant }) => describe(connection, grant))) };
     },
     /** `GET /v1/connections/{name}`: with a PostgreSQL connection, the masking the caller's sessions get. */
     async one(identity: Identity, name: string): Promise<ConnectionInfo> {
       if (!policySource) return describe(callers.lookup(identity, name));
       const { connection, grant } = policySource.lookup(identity, name, reviews.grantsOf(identity));
       const masking = connection.type === 'postgres' ? maskingInfo(policySource.current().policy.masking, identity) : undefined;
-      return { ...(await describe(connection, grant.mode, grant.until)), ...(masking ? { masking } : {}) };
+      return { ...(await describe(connection, grant)), ...(masking ? { masking } : {}) };
     },
     /**
      * `POST /v1/connections/{name}/cancel`: a client's CancelRequest, as `hoop connect` hands it on
