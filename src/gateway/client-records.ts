@@ -245,9 +245,8 @@ export class ClientRecords {
     const limits = LIMITS[kind];
     let usage: { files: number; bytes: number } | undefined;
     let unverified: number | undefined;
-    let stored = false;
-    /** The signature to verify the record with, and whether it was held before. */
-    let check: { name: string; held: boolean } | undefined;
+    /** The signature to verify the record with, when one came that is not yet acted on. */
+    let signature: string | undefined;
     // Every file is checked before any is written: a batch refused at its third file leaves nothing of the first two.
     const toWrite: Array<{ name: string; data: Buffer }> = [];
     for (const { name, data } of files) {
@@ -260,7 +259,7 @@ export class ClientRecords {
           });
         // A signature held but not yet acted on (the gateway stopped in between) is verified again.
         if (state === undefined) throw new HttpError(409, `${name} of ${id} is held without its record's state; ask the gateway's operators`);
-        if (name.endsWith('.sig') && state.state !== 'complete' && state.verified !== name) check = { name, held: true };
+        if (name.endsWith('.sig') && state.state !== 'complete' && state.verified !== name) signature = name;
         continue;
       }
       if (state?.state === 'complete') throw new HttpError(409, `the record of ${id} is complete; it takes no more files`);
@@ -283,8 +282,7 @@ export class ClientRecords {
       toWrite.push({ name, data });
       usage = { files: usage.files + 1, bytes: usage.bytes + data.length };
       state = { ...(state ?? { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() }), pending: (state?.pending ?? 0) + data.length };
-      stored = true;
-      if (name.endsWith('.sig')) check = { name, held: false };
+      if (name.endsWith('.sig')) signature = name;
     }
     // The files first, then the state that counts them: a write the disk refuses takes back the ones before it.
     const written: string[] = [];
@@ -297,9 +295,10 @@ export class ClientRecords {
       await record.delete(written);
       throw err;
     }
+    const stored = toWrite.length > 0;
     if (stored) await record.save(state!);
-    if (!check || !state) return { stored, state: state! };
-    return this.#verify(record, id, state, check.name, stored, keys);
+    if (!signature || !state) return { stored, state: state! };
+    return this.#verify(record, id, state, signature, stored, keys);
   }
 
   /** Verifies the record with the signature `name` it now holds: its state says so, or the upload is refused (and what it dropped, dropped). */

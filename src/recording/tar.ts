@@ -35,6 +35,12 @@ function header(name: string, size: number, type: '0' | '5', mtime: number): Buf
   return h;
 }
 
+/** The zeros that pad `size` bytes of a file to a whole block (none when it fills its last one). */
+function padding(size: number): Buffer | undefined {
+  const rest = size % BLOCK;
+  return rest === 0 ? undefined : Buffer.alloc(BLOCK - rest);
+}
+
 /** Writes one chunk, waiting while `out` is full (back-pressure). */
 async function put(out: Writable, chunk: Buffer): Promise<void> {
   if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', resolve));
@@ -77,8 +83,8 @@ export class TarWriter {
   }
 
   async #pad(size: number): Promise<void> {
-    const rest = size % BLOCK;
-    if (rest !== 0) await put(this.out, Buffer.alloc(BLOCK - rest));
+    const pad = padding(size);
+    if (pad) await put(this.out, pad);
   }
 }
 
@@ -130,9 +136,8 @@ export function readTar(archive: Buffer, maxEntries: number): TarEntry[] {
 export function tarOf(files: readonly TarEntry[], mtime = Date.now()): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
-    parts.push(header(f.name, f.data.length, '0', mtime), f.data);
-    const rest = f.data.length % BLOCK;
-    if (rest !== 0) parts.push(Buffer.alloc(BLOCK - rest));
+    const pad = padding(f.data.length);
+    parts.push(header(f.name, f.data.length, '0', mtime), f.data, ...(pad ? [pad] : []));
   }
   parts.push(Buffer.alloc(2 * BLOCK));
   return Buffer.concat(parts);
