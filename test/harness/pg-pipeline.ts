@@ -9,7 +9,8 @@
  */
 import { PassThrough, Writable } from 'node:stream';
 import { connectUpstreamPostgres, type UpstreamPostgres } from '../../src/postgres/gateway/upstream.js';
-import { CatalogConnection, PgSessionMasking } from '../../src/postgres/pipeline/masking/stage.js';
+import { PgSessionMasking } from '../../src/postgres/pipeline/masking/stage.js';
+import { CatalogConnection } from '../../src/postgres/pipeline/masking/catalog-connection.js';
 import { BackendPath, FrontendPath } from '../../src/postgres/pipeline/relay.js';
 import { ServerState } from '../../src/postgres/pipeline/server-state.js';
 import type { Refusal } from '../../src/postgres/pipeline/stages.js';

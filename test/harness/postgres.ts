@@ -526,13 +526,13 @@ function killQuietly(pid: number): void {
  * `app` of `pg` on loopback without TLS; `password` is the secret reference as YAML text,
  * `extra` more lines of the entry (e.g. `allow: { subjects: [alice] }`).
  */
-export function connectionYaml(pg: PgCluster, c: { name: string; user?: string; password: string; extra?: string[] }): string {
+export function connectionYaml(pg: PgCluster, c: { name: string; user?: string; password: string; database?: string; extra?: string[] }): string {
   const lines = [
     `- name: ${c.name}`,
     '  type: postgres',
     '  host: 127.0.0.1',
     `  port: ${pg.port}`,
-    '  database: app',
+    `  database: ${c.database ?? 'app'}`,
     `  user: ${c.user ?? pg.users.scram.user}`,
     `  password: ${c.password}`,
     '  tls: { mode: disable }',

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { RelationReads, StatementReads, TTL_MS } from '../../src/postgres/gateway/relation-reads.js';
-import { CatalogConnection } from '../../src/postgres/pipeline/masking/stage.js';
+import { CatalogConnection } from '../../src/postgres/pipeline/masking/catalog-connection.js';
 
 describe('relation reads', () => {
   it('a lookup that fails reads anything, and is not asked again for a few seconds', async () => {

@@ -9,7 +9,8 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { createHash } from 'node:crypto';
-import { CatalogsByConnection, type RelationReads } from './relation-reads.js';
+import { CATALOG_IDLE_MS, CatalogsByConnection, type RelationReads } from './relation-reads.js';
+import { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
 import type { SessionChannel } from '../../session/engine.js';
 import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
 import { authenticationOk, backendKeyData, negotiateProtocolVersion, parameterStatus, readyForQuery, SqlState, terminate } from '../wire/messages.js';
@@ -23,7 +24,7 @@ import { cancelOwnerOf, type CancelKey, type CancelRegistry } from './cancel-reg
 import type { PostgresConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { sessionEndOf, type CloseReason, type Engine, type PendingReview, type ReviewAsk, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
-import { type CatalogConnection, PgSessionMasking } from '../pipeline/masking/stage.js';
+import { PgSessionMasking } from '../pipeline/masking/stage.js';
 import { reviewNotice } from '../pipeline/gate/responses.js';
 import { unsafeSettingValue } from '../pipeline/gate/settings.js';
 import { loadStatementGate } from '../pipeline/statement-gate.js';
@@ -54,6 +55,8 @@ export interface PostgresEngineOptions {
   maxMaskedMessageBytes?: number;
   /** Settings a client may give at startup; default {@link DEFAULT_STARTUP_SETTINGS}. */
   startupSettings?: readonly string[];
+  /** How long the shared catalog connection of a connection stays open unused while sessions hold it (default 30 s). */
+  catalogIdleMs?: number;
 }
 
 /**
@@ -77,7 +80,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
   readonly recordEncoder = POSTGRES_RECORD_ENCODER;
   readonly #o: Required<PostgresEngineOptions>;
   readonly #startupSettings: ReadonlySet<string>;
-  readonly #catalogs = new CatalogsByConnection();
+  readonly #catalogs: CatalogsByConnection;
   /** Server connections kept warm between sessions, for connections whose `pool` allows it. */
   readonly #pool = new UpstreamPool();
 
@@ -89,9 +92,12 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       maxStatementBytes: DEFAULT_MAX_STATEMENT_BYTES,
       maxMaskedMessageBytes: DEFAULT_MAX_MASKED_MESSAGE_BYTES,
       startupSettings: DEFAULT_STARTUP_SETTINGS,
+      catalogIdleMs: CATALOG_IDLE_MS,
       ...options,
     };
     this.#startupSettings = new Set(this.#o.startupSettings.map((n) => n.toLowerCase()));
+    const idleMs = this.#o.catalogIdleMs;
+    this.#catalogs = new CatalogsByConnection((open) => new CatalogConnection(open, { idleMs }));
   }
 
   serve(session: TunnelSession<PostgresConnection>): Promise<SessionOutcome> {
@@ -171,17 +177,24 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     if (unsafe) return unsafe;
     const { backendKey } = upstream;
     const relayed: OpenedSession['relayed'] = {};
-    const { key, release } = this.#registerCancel(session, backendKey, relayed);
+    const { key, release: releaseKey } = this.#registerCancel(session, backendKey, relayed);
+    // The connection's shared catalog connection, held while the session lives (masking and what its statements read look up there).
+    const catalogs = session.masking || session.onStatement ? this.#catalogsOf(connection, password) : undefined;
+    catalogs?.catalog.acquire();
+    const release = (): void => {
+      releaseKey();
+      catalogs?.catalog.release();
+    };
     let masking: PgSessionMasking | undefined;
     try {
-      masking = this.#sessionMasking(session, connection, backendKey, password);
+      masking = catalogs && this.#sessionMasking(session, catalogs.catalog, backendKey);
       channel.write(greeting(startup.minorVersion > 0 || params.protocolOptions.length > 0 ? params.protocolOptions : undefined, upstream.serverParams, key));
     } catch (err) {
       masking?.close();
       release();
       throw err;
     }
-    const reads = this.#relationReads(session, connection, password);
+    const reads = session.onStatement ? catalogs?.reads : undefined;
     // A connection kept warm goes back to the pool when its session ends cleanly (./upstream-pool.ts).
     const pool =
       pooled && session.connection.pool
@@ -292,15 +305,9 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     );
   }
 
-  /**
-   * One masker per session (with a masking policy); its catalog lookups run on the connection's
-   * catalog connection of the gateway's own, shared by its sessions with the same credentials (and
-   * opened now if it is not open, so that the first lookup does not wait for it).
-   */
-  #sessionMasking(session: TunnelSession<PostgresConnection>, connection: PostgresConnection, backendKey: UpstreamPostgres['backendKey'], password: string): PgSessionMasking | undefined {
+  /** One masker per session (with a masking policy); its catalog lookups run on the connection's catalog connection of the gateway's own. */
+  #sessionMasking(session: TunnelSession<PostgresConnection>, catalog: CatalogConnection, backendKey: UpstreamPostgres['backendKey']): PgSessionMasking | undefined {
     if (!session.masking) return undefined;
-    const { catalog } = this.#catalogsOf(connection, password);
-    catalog.warm();
     return new PgSessionMasking({
       masking: session.masking,
       log: session.log,
@@ -338,10 +345,6 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     });
   }
 
-  /** What relations read on `connection` as the session signed in, shared by its sessions with the same credentials (for the index and the alerts, see ./relation-reads.ts). */
-  #relationReads(session: TunnelSession<PostgresConnection>, connection: PostgresConnection, password: string): RelationReads | undefined {
-    return session.onStatement ? this.#catalogsOf(connection, password).reads : undefined;
-  }
 
   /**
    * Raises the review of a statement the gate holds (session.reviews), and tells the client: a

@@ -30,7 +30,8 @@
  */
 import type { SessionJudge } from '../../session/engine.js';
 import type { RoundTripConnection } from '../wire/client.js';
-import { CatalogConnection, RELATIONS_NAMED_SQL, textArrayParam } from '../pipeline/masking/stage.js';
+import { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
+import { RELATIONS_NAMED_SQL, textArrayParam } from '../pipeline/masking/stage.js';
 
 /** How long what a name reads is taken as known. */
 export const TTL_MS = 60_000;
@@ -160,18 +161,18 @@ function merged(parts: readonly Reads[]): Reads {
   return { tables: [...new Set(parts.flatMap((p) => p.tables))], columns: [...new Set(parts.flatMap((p) => p.columns))] };
 }
 
-/** How long a connection's shared catalog connection stays open unused. */
-const CATALOG_IDLE_MS = 30_000;
+/** How long a connection's shared catalog connection stays open unused (while sessions hold it). */
+export const CATALOG_IDLE_MS = 30_000;
 
 /**
  * Per connection and credentials, for the gateway's life: the catalog connection of the gateway's
- * own that its sessions' masking and relation reads share (kept open while used, ended after
- * {@link CATALOG_IDLE_MS} unused), and what its relations read.
+ * own that its sessions' masking and relation reads share (open while sessions hold it, ended
+ * after `idleMs` unused or soon after the last session), and what its relations read.
  */
 export class CatalogsByConnection {
   readonly #by = new Map<string, { catalog: CatalogConnection; reads: RelationReads }>();
 
-  constructor(private readonly make: (open: () => Promise<RoundTripConnection>) => CatalogConnection = (open) => new CatalogConnection(open, { idleMs: CATALOG_IDLE_MS })) {}
+  constructor(private readonly make: (open: () => Promise<RoundTripConnection>) => CatalogConnection) {}
 
   /** The ones for `key` (what the connection is and signs in with), made with `open` the first time. */
   for(key: string, open: () => Promise<RoundTripConnection>): { catalog: CatalogConnection; reads: RelationReads } {

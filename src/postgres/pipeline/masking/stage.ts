@@ -31,10 +31,10 @@ import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type CopyFacts, typ
 import { ShapeCache } from '../../../policy/sql/shape.js';
 import { describeError } from '../../../errors.js';
 import type { FrontendMessage } from '../../wire/frontend-messages.js';
-import { bindText, describePortalUnnamed, describeUnnamed, execute, parseNamed, parseUnnamed, query as queryMessage, SqlState, sync, terminate } from '../../wire/messages.js';
+import { SqlState } from '../../wire/messages.js';
+import type { CatalogConnection } from './catalog-connection.js';
 import { PgProtocolError } from '../../wire/protocol-error.js';
 import type { Framing, PgMessage } from '../../wire/reader.js';
-import { roundTrip, type RoundTrip, type RoundTripConnection } from '../../wire/client.js';
 import type { MaskingStage } from '../stages.js';
 import type { SessionMasking } from '../../../session/engine.js';
 import { Backend } from '../../wire/codes.js';
@@ -42,8 +42,6 @@ import { Backend } from '../../wire/codes.js';
 const { DATA_ROW, COPY_DATA } = Backend;
 /** Default of {@link PgSessionMaskingOptions.maxMessageBytes}. */
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
-/** How long one catalog query may take before the lookup fails (and the column is masked). */
-const CATALOG_TIMEOUT_MS = 10_000;
 /** Most SQL texts (and as many statement shapes) whose hints are remembered per session. */
 const MAX_HINTS = 256;
 
@@ -65,158 +63,6 @@ function integerParam(p: unknown): string {
 /** A text[] parameter in PostgreSQL's array syntax, every element quoted. @see https://www.postgresql.org/docs/current/arrays.html#ARRAYS-IO */
 export function textArrayParam(items: readonly string[]): string {
   return `{${items.map((i) => `"${i.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
-}
-
-/** What one catalog round trip returned. */
-interface CatalogResult {
-  rows: Array<Record<string, string | null>>;
-  /** The RowDescription's origins (table OID, attribute number), when there was one. */
-  origins: Array<{ tableOid: number; attnum: number }>;
-}
-
-/**
- * A minimal client over an upstream connection the gateway opened: simple queries and prepared
- * ones with text results as string records, and Parse + Describe of a statement that is never
- * executed. One round trip at a time.
- *
- * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SIMPLE-QUERY
- * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
- */
-export class CatalogConnection {
-  readonly #open: () => Promise<RoundTripConnection>;
-  readonly #idleMs: number | undefined;
-  #upstream: Promise<RoundTripConnection> | undefined;
-  #chain: Promise<unknown> = Promise.resolve();
-  #closed = false;
-  #idle: NodeJS.Timeout | undefined;
-  /** Round trips asked for and not answered yet. */
-  #busy = 0;
-  /** The statements prepared on the current connection, by SQL text. */
-  readonly #prepared = new Map<string, string>();
-  #statementCount = 0;
-
-  /**
-   * `open`: the gateway's own upstream connection for lookups. With `idleMs`, a connection unused
-   * that long is ended (the next lookup opens another): one shared by many sessions.
-   */
-  constructor(open: () => Promise<RoundTripConnection>, options: { idleMs?: number } = {}) {
-    this.#open = open;
-    this.#idleMs = options.idleMs;
-  }
-
-  /** Opens the connection now (if it is not open), so that the first lookup does not wait for it. */
-  warm(): void {
-    if (this.#closed || this.#upstream) return;
-    this.#upstream = this.#open();
-    this.#upstream.catch(() => (this.#upstream = undefined));
-    this.#armIdle();
-  }
-
-  /** Runs `sql` (no parameters) and resolves its rows; serialised with earlier queries. */
-  async query(sql: string): Promise<Array<Record<string, string | null>>> {
-    return (await this.#serial(() => queryMessage(sql))).rows;
-  }
-
-  /**
-   * Runs `sql` with its `$n` parameters bound as text and resolves its rows. The statement is
-   * prepared once per connection: planning a catalog query costs more than running it (about
-   * 4 ms against 1 ms for the view lookup), and PostgreSQL keeps a generic plan once it pays.
-   * @see https://www.postgresql.org/docs/current/sql-prepare.html (plan_cache_mode)
-   */
-  async prepared(sql: string, params: ReadonlyArray<string | null>): Promise<Array<Record<string, string | null>>> {
-    const build = (): Buffer => {
-      const known = this.#prepared.get(sql);
-      const name = known ?? `hoop_catalog_${++this.#statementCount}`;
-      if (!known) this.#prepared.set(sql, name);
-      return Buffer.concat([...(known ? [] : [parseNamed(name, sql)]), bindText('', name, params), describePortalUnnamed(), execute(''), sync()]);
-    };
-    return (await this.#serial(build, sql)).rows;
-  }
-
-  /**
-   * The result columns' origins of `sql` as the server would report them, from Parse and
-   * Describe of the unnamed statement: nothing is executed.
-   */
-  async describe(sql: string): Promise<Array<{ tableOid: number; attnum: number }>> {
-    return (await this.#serial(() => Buffer.concat([parseUnnamed(sql), describeUnnamed(), sync()]))).origins;
-  }
-
-  /** Sends what `build` makes once the connection is open and earlier round trips are done; `prepared`: the SQL of the prepared statement it uses. */
-  #serial(build: () => Buffer, prepared?: string): Promise<CatalogResult> {
-    this.#busy++;
-    clearTimeout(this.#idle);
-    const run = this.#chain.then(
-      () => this.#run(build, prepared),
-      () => this.#run(build, prepared),
-    );
-    this.#chain = run.catch(() => undefined);
-    void this.#chain.then(() => {
-      this.#busy--;
-      this.#armIdle();
-    });
-    return run;
-  }
-
-  /** With `idleMs`: ends the connection once it has been unused that long. */
-  #armIdle(): void {
-    if (this.#idleMs === undefined || this.#busy > 0) return;
-    clearTimeout(this.#idle);
-    this.#idle = setTimeout(() => {
-      if (this.#busy === 0) this.#end();
-    }, this.#idleMs);
-    this.#idle.unref();
-  }
-
-  /** Ends the open connection (Terminate), if any; a later lookup opens another. */
-  #end(): void {
-    const upstream = this.#upstream;
-    this.#upstream = undefined;
-    upstream?.then(
-      (u) => {
-        if (!u.socket.destroyed && !u.socket.writableEnded) u.socket.end(terminate());
-      },
-      () => undefined,
-    );
-  }
-
-  /** Ends the connection (Terminate) if it was opened; no lookup runs after. */
-  close(): void {
-    this.#closed = true;
-    clearTimeout(this.#idle);
-    this.#end();
-  }
-
-  async #run(build: () => Buffer, prepared: string | undefined): Promise<CatalogResult> {
-    if (this.#closed) throw new Error('the session ended');
-    if (!this.#upstream) {
-      this.#prepared.clear();
-      this.#upstream = this.#open();
-    }
-    let upstream: RoundTripConnection;
-    try {
-      upstream = await this.#upstream;
-    } catch (err) {
-      this.#upstream = undefined;
-      throw err;
-    }
-    let answer: RoundTrip;
-    try {
-      answer = await roundTrip(upstream, build(), CATALOG_TIMEOUT_MS);
-    } catch (err) {
-      this.#upstream = undefined;
-      throw new Error(`catalog connection: ${describeError(err)}`);
-    }
-    if (answer.error) {
-      // The statement may not exist (its Parse failed): it is prepared again, under a new name, next time.
-      if (prepared !== undefined) this.#prepared.delete(prepared);
-      throw new Error(`catalog query failed: ${answer.error.message}`);
-    }
-    const names = answer.fields.map((f) => f.name);
-    return {
-      rows: answer.rows.map((row) => Object.fromEntries(row.map((v, i) => [names[i] ?? String(i), v]))),
-      origins: answer.fields.map((f) => ({ tableOid: f.tableOid, attnum: f.attnum })),
-    };
-  }
 }
 
 /** What {@link PgSessionMasking} remembers of one SQL text. */
