@@ -91,7 +91,6 @@ describe('the catalog connection', () => {
       await open.end();
     }
   });
-
 });
 
 describe('the catalog connection with the default idle expiry (30 s)', () => {

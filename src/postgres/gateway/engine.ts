@@ -345,7 +345,6 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     });
   }
 
-
   /**
    * Raises the review of a statement the gate holds (session.reviews), and tells the client: a
    * NoticeResponse at the next message boundary (psql prints it while it waits) and `review`

@@ -30,7 +30,7 @@
  */
 import type { SessionJudge } from '../../session/engine.js';
 import type { RoundTripConnection } from '../wire/client.js';
-import { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
+import type { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
 import { RELATIONS_NAMED_SQL, textArrayParam } from '../pipeline/masking/stage.js';
 
 /** How long what a name reads is taken as known. */
