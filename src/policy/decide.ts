@@ -591,7 +591,7 @@ export class StatementJudge {
       const message = `${limited.join(', ')} ${limited.length > 1 ? 'are' : 'is'} limited for this access, and ${runs} could change ${limited.length > 1 ? 'them' : 'it'} unseen`;
       return { action: 'deny', rule: LIMIT_RULE, message, reason: `${where} (${what}): ${message}`, statement: index, statements: all };
     }
-    const side = facts.sideChannel && this.#masked?.findIn(facts, facts.sideChannel.refs);
+    const side = this.#masked?.sideChannel(facts);
     if (side !== undefined && facts.sideChannel) {
       const through = facts.sideChannel.name === 'pg_notify' ? 'a NOTIFY payload' : 'a setting the server reports back';
       return {

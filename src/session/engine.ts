@@ -34,6 +34,7 @@ export type CloseReason =
   | 'protocol-violation'
   | 'startup-refused'
   | 'unsafe-setting'
+  | 'masking-refused'
   | 'handshake-timeout'
   | 'read-timeout'
   | 'cancel-request'

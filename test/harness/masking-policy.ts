@@ -1,5 +1,7 @@
 /** The masking policy the masking tests share: a `customers` table with sensitive columns. */
 import type { MaskingPolicyLike } from '../../src/policy/masking/rules.js';
+import type { MaskStrategy } from '../../src/policy/masking/strategies.js';
+import type { ColumnJudge, StatementHints } from '../../src/postgres/pipeline/masking/result-masker.js';
 
 /**
  * Column rules on `public.customers` (email redacted, card_number last4, balance hashed), a name
@@ -19,5 +21,20 @@ export function customersMaskingPolicy(key: string): MaskingPolicyLike {
       { detector: 'email', strategy: 'hash' },
       { detector: 'us-ssn', strategy: 'redact' },
     ],
+  };
+}
+
+/** A statement whose computed columns come from no masked column, and one whose come from code hoop cannot read. */
+export const EXACT: StatementHints = { statements: [{ lineage: { branches: [], reads: [], relations: [] } }] };
+export const MASK: StatementHints = { statements: [{ opaque: 'a test' }] };
+
+/**
+ * A judge for tests that drive a ResultMasker without the masking stage: an opaque statement's
+ * columns masked, any other's exact; a COPY's columns (which have no names) by `copy()`.
+ */
+export function testJudge(copy: () => ReadonlyArray<MaskStrategy | undefined> = () => []): ColumnJudge {
+  return {
+    columns: (fields, positions, statement) => positions.map((i) => ('opaque' in statement ? 'redact' : fields[i]!.name === '' ? copy()[i] : undefined)),
+    quotes: (statement) => 'opaque' in statement,
   };
 }

@@ -47,12 +47,11 @@ export function sentBytes(out: FrontendMessage | readonly FrontendMessage[] | Pr
   return (Array.isArray(out) ? (out as readonly FrontendMessage[]) : [out as FrontendMessage]).map((m) => m.msg!.raw);
 }
 
-/** A bare {@link ResultMasker} as a path's masking stage (no catalog barriers, no size limit). */
+/** A bare {@link ResultMasker} as a path's masking stage (no size limit). */
 export function maskingStageOf(masker: ResultMasker): MaskingStage {
   return {
     frontend: (m) => masker.frontend(m),
     framing: (type) => ((type === 0x44 || type === 0x64) && masker.passes(type) ? 'pass' : 'whole'),
-    takeBarrier: () => undefined,
     backend: (msg) => masker.backend(msg),
   };
 }

@@ -4,6 +4,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgCatalogResolver } from '../../src/policy/masking/catalog.js';
 import { ResultMasker, type StatementHints } from '../../src/postgres/pipeline/masking/result-masker.js';
+import { MaskingRules } from '../../src/policy/masking/rules.js';
+import type { MaskStrategy } from '../../src/policy/masking/strategies.js';
 import { keyedHash } from '../../src/policy/masking/strategies.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
 import { BackendPath } from '../../src/postgres/pipeline/relay.js';
@@ -12,7 +14,7 @@ import { sync } from '../harness/pg-frontend.js';
 import { decoded, maskingStageOf } from '../harness/relay.js';
 import { runProcess } from '../harness/clients.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
-import { customersMaskingPolicy } from '../harness/masking-policy.js';
+import { customersMaskingPolicy, EXACT, MASK, testJudge } from '../harness/masking-policy.js';
 
 const KEY = 'integration-mask-key';
 const policy = customersMaskingPolicy(KEY);
@@ -24,7 +26,9 @@ let catalog: PgCatalogResolver;
 let proxy: Server;
 let proxyPort: number;
 /** Hints the proxy passes with every Query/Parse (what the engine would derive from the parse tree). */
-let hints: StatementHints = {};
+let hints: StatementHints = EXACT;
+/** What the judge says of a COPY's columns (the masking stage judges them by the COPY's lineage). */
+let copyStrategies: Array<MaskStrategy | undefined> = [];
 const sockets = new Set<Socket>();
 
 /** A tiny PostgreSQL proxy: client bytes pass through (recorded by the masker), server bytes are masked. */
@@ -33,7 +37,7 @@ function startProxy(): Promise<number> {
     sockets.add(client);
     const server = connect({ host: '127.0.0.1', port: cluster.port });
     sockets.add(server);
-    const masker = new ResultMasker({ rules: policy, catalog });
+    const masker = new ResultMasker({ rules: policy, catalog, judge: testJudge(() => copyStrategies) });
     // This proxy relays the startup phase too: its ReadyForQuery answers the StartupMessage, as a Sync's would.
     masker.frontend(decoded(sync()));
     const frontend = new MessageReader({ side: 'frontend' });
@@ -131,7 +135,7 @@ describe('PgCatalogResolver against real PostgreSQL', () => {
 
 describe('masking through a proxy, real PostgreSQL', () => {
   it('masks by origin through aliases, by name, and by content', async () => {
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     const rows = await q('select id, email as e, ssn, card_number as cc, notes, balance from customers c order by id');
     expect(rows).toEqual([
       { id: 1, e: '[redacted]', ssn: '***-**-6789', cc: '**** **** **** 1111', notes: `prefers mail to ${h('alice.alt@example.org')}`, balance: null },
@@ -142,36 +146,36 @@ describe('masking through a proxy, real PostgreSQL', () => {
 
   it("casts and expressions: content rules under 'detect-only', everything under 'mask'", async () => {
     const sql = `select email::varchar(100) as x, upper(email) as u, length(notes) as n, 'ssn ' || ssn as s from customers where id = 1`;
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     expect(await q(sql)).toEqual([{ x: h('alice@example.com'), u: h('ALICE@EXAMPLE.COM'), n: 37, s: 'ssn [redacted]' }]);
-    hints = { originUnknownPolicy: 'mask' };
+    hints = MASK;
     expect(await q(sql)).toEqual([{ x: '[redacted]', u: '[redacted]', n: null, s: '[redacted]' }]);
   });
 
   it('whole-row values and JSON functions', async () => {
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     const [row] = await q<{ j: Record<string, unknown>; r: string }>('select row_to_json(c) as j, c::text as r from customers c where id = 1');
     expect(row!.j).toEqual({ id: 1, email: h('alice@example.com'), ssn: '[redacted]', card_number: '**** **** **** 1111', notes: `prefers mail to ${h('alice.alt@example.org')}`, balance: 100.5 });
     expect(row!.r).toContain('[redacted]');
     expect(row!.r).not.toContain('alice@');
     const [agg] = await q<{ j: unknown }>(`select json_agg(json_build_object('e', email)) as j from customers where id < 3`);
     expect(agg!.j).toEqual([{ e: h('alice@example.com') }, { e: h('bob@example.com') }]);
-    hints = { originUnknownPolicy: 'mask' };
+    hints = MASK;
     const [masked] = await q<{ j: unknown; b: unknown }>('select row_to_json(c) as j, to_jsonb(c) as b from customers c where id = 1');
     expect(masked).toEqual({ j: '[redacted]', b: '[redacted]' });
   });
 
   it('aggregates', async () => {
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     expect(await q(`select string_agg(email, ',' order by id) as e, count(*)::int as n, max(card_number) as m from customers`)).toEqual([
       { e: `${h('alice@example.com')},${h('bob@example.com')}`, n: 3, m: '************4444' },
     ]);
-    hints = { originUnknownPolicy: 'mask' };
+    hints = MASK;
     expect(await q(`select string_agg(email, ',') as e, count(*) as n from customers`)).toEqual([{ e: '[redacted]', n: null }]);
   });
 
   it('binary result format (pg binary: true)', async () => {
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     const c = await client({ binary: true } as Partial<pg.ClientConfig>);
     const r = await c.query(`select id, email, card_number, notes, balance, ssn, 4111111111111111::int8 as big, 'x'::text || email as expr from customers where id = $1`, [1]);
     await c.end();
@@ -188,7 +192,7 @@ describe('masking through a proxy, real PostgreSQL', () => {
   });
 
   it('COPY out with psql: \\copy (query), COPY table TO STDOUT, csv', async () => {
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     const viaCopyQuery = await psql(`\\copy (select id, email, notes from customers order by id) to stdout`);
     expect(viaCopyQuery).toBe(
       `1\t${h('alice@example.com')}\tprefers mail to ${h('alice.alt@example.org')}\n2\t${h('bob@example.com')}\tVIP; backup card ****-****-****-0002\n3\t\\N\tnothing special\n`,
@@ -196,10 +200,9 @@ describe('masking through a proxy, real PostgreSQL', () => {
     const table = await psql('COPY customers TO STDOUT');
     expect(table).not.toMatch(/alice@example\.com|123-45-6789|4111 1111 1111 1111/);
     expect(table.split('\n')[0]).toBe(`1\t${h('alice@example.com')}\t[redacted]\t**** **** **** 1111\tprefers mail to ${h('alice.alt@example.org')}\t100.50`);
-    hints = {
-      originUnknownPolicy: 'detect-only',
-      copy: { format: 'csv', header: true, columns: ['id', 'email', 'ssn', 'card_number', 'notes', 'balance'].map((column) => ({ schema: 'public', table: 'customers', column })) },
-    };
+    const rules = MaskingRules.of(policy, KEY);
+    copyStrategies = ['id', 'email', 'ssn', 'card_number', 'notes', 'balance'].map((column) => rules.forOrigin({ schema: 'public', table: 'customers', column }) ?? rules.forName(column));
+    hints = { ...EXACT, copy: { format: 'csv', header: true } };
     const csv = await psql(`COPY (select * from customers order by id) TO STDOUT WITH (FORMAT csv, HEADER)`);
     expect(csv.split('\n').slice(0, 2)).toEqual([
       'id,email,ssn,card_number,notes,balance',
@@ -208,7 +211,7 @@ describe('masking through a proxy, real PostgreSQL', () => {
   });
 
   it('cursors and FETCH', async () => {
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     const c = await client();
     try {
       await c.query('begin');
@@ -224,7 +227,7 @@ describe('masking through a proxy, real PostgreSQL', () => {
   });
 
   it('notices, notifications and error messages', async () => {
-    hints = { originUnknownPolicy: 'detect-only' };
+    hints = EXACT;
     const c = await client();
     const listener = await client();
     try {

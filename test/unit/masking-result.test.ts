@@ -1,16 +1,16 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import type { CatalogResolver } from '../../src/policy/masking/catalog.js';
-import { redactKeyValues, ResultMasker, type StatementHints } from '../../src/postgres/pipeline/masking/result-masker.js';
+import { redactKeyValues, ResultMasker, type ColumnJudge, type StatementHints } from '../../src/postgres/pipeline/masking/result-masker.js';
 import { dataRow, parseDataRow, parseRowDescription } from '../../src/postgres/wire/rows.js';
-import type { ColumnOrigin, MaskingPolicyLike } from '../../src/policy/masking/rules.js';
-import { keyedHash } from '../../src/policy/masking/strategies.js';
+import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../src/policy/masking/rules.js';
+import { keyedHash, type MaskStrategy } from '../../src/policy/masking/strategies.js';
 import { errorResponse, noticeResponse, readyForQuery } from '../../src/postgres/wire/messages.js';
 import { MessageReader, parseErrorFields, type PgMessage } from '../../src/postgres/wire/reader.js';
 import { BackendPath } from '../../src/postgres/pipeline/relay.js';
 import { pump } from '../../src/tunnel/pump.js';
 import { collectingOutput, decoded, maskingStageOf, throughMasker } from '../harness/relay.js';
-import { customersMaskingPolicy } from '../harness/masking-policy.js';
+import { customersMaskingPolicy, EXACT, MASK, testJudge } from '../harness/masking-policy.js';
 
 const KEY = 'unit-key';
 const policy = customersMaskingPolicy(KEY);
@@ -97,7 +97,7 @@ function messages(bytes: Buffer, side: 'frontend' | 'backend' = 'backend'): PgMe
 }
 
 /** Feeds the client messages to the masker, then the server bytes; returns the masked server messages. */
-async function run(masker: ResultMasker, client: Buffer[], server: Buffer[], hints?: StatementHints): Promise<PgMessage[]> {
+async function run(masker: ResultMasker, client: Buffer[], server: Buffer[], hints: StatementHints = EXACT): Promise<PgMessage[]> {
   for (const m of messages(Buffer.concat(client), 'frontend')) masker.frontend(decoded(m.raw), hints);
   return messages(await throughMasker(masker, Buffer.concat(server)));
 }
@@ -116,7 +116,7 @@ const customerCols: Col[] = [
 describe('ResultMasker, simple query, text format', () => {
   it('masks by origin (through an alias), by name, by content; keeps NULLs', async () => {
     const catalog = new MapCatalog();
-    const masker = new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, catalog, judge: testJudge() });
     const out = await run(
       masker,
       [fe.query('select ...')],
@@ -144,33 +144,33 @@ describe('ResultMasker, simple query, text format', () => {
       { name: 'j', type: 114 },
     ];
     const row = text('hello', '42', '{"a":"carol@example.org"}');
-    const mask = await run(new ResultMasker({ rules: policy }), [fe.query('q')], [rowDescription(cols), row, complete('SELECT 1')], { originUnknownPolicy: 'mask' });
+    const mask = await run(new ResultMasker({ rules: policy, judge: testJudge() }), [fe.query('q')], [rowDescription(cols), row, complete('SELECT 1')], MASK);
     expect(rows(mask)).toEqual([['[redacted]', null, '"[redacted]"']]);
-    const detectOnly = await run(new ResultMasker({ rules: policy, originUnknownPolicy: 'mask' }), [fe.query('q')], [rowDescription(cols), row], { originUnknownPolicy: 'detect-only' });
+    const detectOnly = await run(new ResultMasker({ rules: policy, judge: testJudge() }), [fe.query('q')], [rowDescription(cols), row], EXACT);
     expect(rows(detectOnly)).toEqual([['hello', '42', `{"a":"${keyedHash('carol@example.org', KEY)}"}`]]);
   });
 
-  it('fails closed when the catalog lookup fails or there is no catalog', async () => {
+  it('leaves a column whose origin lookup fails (or with no catalog) to the judge, and refuses with it: no value is guessed', async () => {
+    const asked: number[][] = [];
+    const refusing: ColumnJudge = {
+      columns: (_fields, positions) => {
+        asked.push([...positions]);
+        throw new Error('cannot tell');
+      },
+      quotes: () => true,
+    };
     const catalog = new MapCatalog();
     catalog.fail = true;
-    const out = await run(
-      new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' }),
-      [fe.query('q')],
-      [rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]), text('1')],
-    );
-    expect(rows(out)).toEqual([['[redacted]']]);
-    const none = await run(
-      new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' }),
-      [fe.query('q')],
-      [rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]), text('1')],
-    );
-    expect(rows(none)).toEqual([['[redacted]']]);
+    const description = [rowDescription([{ name: 'id', table: CUSTOMERS, attnum: 1, type: 25 }]), text('1')];
+    await expect(run(new ResultMasker({ rules: policy, catalog, judge: refusing }), [fe.query('q')], description)).rejects.toThrow('cannot tell');
+    await expect(run(new ResultMasker({ rules: policy, judge: refusing }), [fe.query('q')], description)).rejects.toThrow('cannot tell');
+    expect(asked).toEqual([[0], [0]]);
   });
 
   it('turns a detector hit in a scalar non-text column into NULL, and masks many columns', async () => {
     const cols: Col[] = Array.from({ length: 300 }, (_, i) => ({ name: `c${i}`, type: i % 2 ? 20 : 25 }));
     const vals = Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? '4111111111111111' : i % 3 === 1 ? null : `v${i}`));
-    const out = await run(new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' }), [fe.query('q')], [rowDescription(cols), text(...vals)]);
+    const out = await run(new ResultMasker({ rules: policy, judge: testJudge() }), [fe.query('q')], [rowDescription(cols), text(...vals)]);
     const got = rows(out)[0]!;
     expect(got).toHaveLength(300);
     got.forEach((v, i) => {
@@ -181,7 +181,7 @@ describe('ResultMasker, simple query, text format', () => {
   });
 
   it('passes rows through untouched when nothing applies', async () => {
-    const masker = new ResultMasker({ rules: { names: [{ pattern: '^ssn', strategy: 'redact' }] }, originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: { names: [{ pattern: '^ssn', strategy: 'redact' }] }, judge: testJudge() });
     const row = text('a', 'b');
     const out = await run(
       masker,
@@ -215,15 +215,15 @@ describe('ResultMasker, plans kept for a repeated result shape', () => {
   it('plans a result again as soon as the catalog gives a column another origin (a relation reloaded after a rename)', async () => {
     const catalog = new CachedCatalog();
     catalog.known.set(`${CUSTOMERS}:2`, { schema: 'public', table: 'customers', column: 'notes' });
-    const masker = new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, catalog, judge: testJudge() });
     for (let i = 0; i < 3; i++) expect(rows(await run(masker, [fe.query('select x ...')], result))).toEqual([['plain value']]);
     // The same RowDescription bytes; the column is now `email`, which the policy redacts.
     catalog.known.set(`${CUSTOMERS}:2`, { schema: 'public', table: 'customers', column: 'email' });
     expect(rows(await run(masker, [fe.query('select x ...')], result))).toEqual([['[redacted]']]);
     expect(masker.lastMaskedColumns).toEqual([{ strategy: 'redact', origin: 'public.customers.email' }]);
-    // A column the catalog no longer has is masked, not planned from before.
+    // A column the catalog no longer has goes to the judge (here: a statement it masks), not planned from before.
     catalog.known.delete(`${CUSTOMERS}:2`);
-    expect(rows(await run(masker, [fe.query('select x ...')], result))).toEqual([['[redacted]']]);
+    expect(rows(await run(masker, [fe.query('select x ...')], result, MASK))).toEqual([['[redacted]']]);
   });
 
   it('does not keep a plan that needed a catalog query, and plans it anew once the catalog needs one again', async () => {
@@ -232,7 +232,7 @@ describe('ResultMasker, plans kept for a repeated result shape', () => {
     let loaded = false;
     catalog.cached = (t, a) => (loaded ? { column: catalog.known.get(`${t}:${a}`) } : undefined) as { column: ColumnOrigin | undefined };
     catalog.known.set(`${CUSTOMERS}:2`, origin);
-    const masker = new ResultMasker({ rules: policy, catalog, originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, catalog, judge: testJudge() });
     expect(rows(await run(masker, [fe.query('q')], result))).toEqual([['[redacted]']]);
     loaded = true;
     expect(rows(await run(masker, [fe.query('q')], result))).toEqual([['[redacted]']]);
@@ -259,7 +259,7 @@ describe('ResultMasker, extended protocol', () => {
   const jsonb = Buffer.concat([Buffer.from([1]), Buffer.from('{"mail": "dave@example.com"}')]);
 
   it('masks binary values: text-like rewritten, other types NULL, int8 inspected', async () => {
-    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge() });
     const out = await run(
       masker,
       [fe.parse('', 'q'), fe.bind('', '', [1]), fe.describe('P', ''), fe.execute(''), fe.sync()],
@@ -284,7 +284,7 @@ describe('ResultMasker, extended protocol', () => {
   });
 
   it('uses Bind formats for a statement described before binding, across portal suspension', async () => {
-    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge() });
     const cols: Col[] = [
       { name: 'email', table: CUSTOMERS, attnum: 2, type: 25 },
       { name: 'b', type: 20 },
@@ -314,7 +314,7 @@ describe('ResultMasker, extended protocol', () => {
   });
 
   it('after an error skips to Sync and keeps tracking', async () => {
-    const masker = new ResultMasker({ rules: policy, originUnknownPolicy: 'mask' });
+    const masker = new ResultMasker({ rules: policy, judge: testJudge() });
     const out = await run(
       masker,
       [fe.parse('', 'bad'), fe.bind('', '', []), fe.execute(''), fe.sync(), fe.query('select')],
@@ -326,7 +326,7 @@ describe('ResultMasker, extended protocol', () => {
         complete('SELECT 1'),
         readyForQuery('I'),
       ],
-      { originUnknownPolicy: 'mask' },
+      MASK,
     );
     expect(rows(out)).toEqual([['[redacted]']]);
   });
@@ -334,7 +334,7 @@ describe('ResultMasker, extended protocol', () => {
 
 describe('ResultMasker, notices, notifications, errors', () => {
   it('masks message, detail, hint and notification payloads', async () => {
-    const masker = new ResultMasker({ rules: policy });
+    const masker = new ResultMasker({ rules: policy, judge: testJudge() });
     const out = await run(
       masker,
       [],
@@ -353,7 +353,7 @@ describe('ResultMasker, notices, notifications, errors', () => {
 
   it('redacts key values and failing rows of tables with column rules', async () => {
     const fields = Buffer.concat([...['SERROR', 'C23502', 'Mnull value in column "id"', 'DFailing row contains (null, some secret note).', 'spublic', 'tcustomers'].map(cstr), Buffer.from([0])]);
-    const out = await run(new ResultMasker({ rules: policy }), [], [msg('E', fields)]);
+    const out = await run(new ResultMasker({ rules: policy, judge: testJudge() }), [], [msg('E', fields)]);
     const f = parseErrorFields(out[0]!.body);
     expect(f.detail).toBe('Failing row contains ([redacted]).');
     expect(f.fields.get('t')).toBe('customers');
@@ -369,30 +369,32 @@ describe('ResultMasker, COPY out', () => {
       .filter((m) => m.type === 0x64)
       .map((m) => m.body.toString())
       .join('');
-  const cols = (...c: string[]): Array<ColumnOrigin | undefined> => c.map((column) => (column ? { schema: 'public', table: 'customers', column } : undefined));
+  const rules = MaskingRules.of(policy, KEY);
+  /** Each column's strategy as the judge would give it for these columns of customers. */
+  const strategies = (...c: string[]): Array<MaskStrategy | undefined> => c.map((column) => rules.forOrigin({ schema: 'public', table: 'customers', column }) ?? rules.forName(column));
 
   it('text format: by column position when origins are known, detectors otherwise; escapes kept', async () => {
-    const masker = new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, judge: testJudge(() => strategies('id', 'email', 'card_number', 'notes')) });
     const out = await run(
       masker,
       [fe.query('copy')],
       [copyOut(0, 4), copyData('1\talice@example.com\t4111111111111111\tline\\none\\tbob@example.com\n'), copyData('2\t\\N\t\\N\t\\N\n'), msg('c', Buffer.alloc(0)), complete('COPY 2')],
-      { copy: { format: 'text', columns: cols('id', 'email', 'card_number', 'notes') } },
+      { ...EXACT, copy: { format: 'text' } },
     );
     expect(copyText(out)).toBe(`1\t[redacted]\t************1111\tline\\none\\t${keyedHash('bob@example.com', KEY)}\n2\t\\N\t\\N\t\\N\n`);
   });
 
   it("csv format, with a header, quotes, rows split across CopyData, and 'mask' for unknown columns", async () => {
-    const masker = new ResultMasker({ rules: policy });
+    const masker = new ResultMasker({ rules: policy, judge: testJudge() });
     const out = await run(
       masker,
       [fe.query('copy')],
       [copyOut(0, 3), copyData('id,email,notes\n'), copyData('1,"alice@example.com","a, ""quoted"" note'), copyData(' with 4111 1111 1111 1111"\n2,,\n'), msg('c', Buffer.alloc(0))],
-      { originUnknownPolicy: 'detect-only', copy: { format: 'csv', header: true } },
+      { ...EXACT, copy: { format: 'csv', header: true } },
     );
     expect(copyText(out)).toBe(`id,email,notes\n1,${keyedHash('alice@example.com', KEY)},"a, ""quoted"" note with **** **** **** 1111"\n2,,\n`);
-    const all = await run(new ResultMasker({ rules: policy }), [fe.query('copy')], [copyOut(0, 2), copyData('1,x\n'), msg('c', Buffer.alloc(0))], {
-      originUnknownPolicy: 'mask',
+    const all = await run(new ResultMasker({ rules: policy, judge: testJudge() }), [fe.query('copy')], [copyOut(0, 2), copyData('1,x\n'), msg('c', Buffer.alloc(0))], {
+      ...MASK,
       copy: { format: 'csv' },
     });
     expect(copyText(all)).toBe('[redacted],[redacted]\n');
@@ -400,8 +402,8 @@ describe('ResultMasker, COPY out', () => {
 
   it('passes a COPY with nothing to mask through unparsed (no detectors, no masked column)', async () => {
     const columnsOnly: MaskingPolicyLike = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }] };
-    const masker = new ResultMasker({ rules: columnsOnly });
-    masker.frontend(decoded(fe.query('copy')), { originUnknownPolicy: 'detect-only', copy: { format: 'text' } });
+    const masker = new ResultMasker({ rules: columnsOnly, judge: testJudge() });
+    masker.frontend(decoded(fe.query('copy')), { ...EXACT, copy: { format: 'text' } });
     const path = new BackendPath({ reader: new MessageReader({ side: 'backend' }), masking: maskingStageOf(masker) });
     const out = collectingOutput();
     // Half a row: a masking COPY parser would hold it back until the row is complete; a pass-through does not.
@@ -422,10 +424,11 @@ describe('ResultMasker, COPY out', () => {
   it('binary format: masked columns and detector hits become NULL', async () => {
     const header = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), int32(0), int32(0)]);
     const tuple = (...f: Array<string | null>): Buffer => Buffer.concat([int16(f.length), ...f.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v)]))]);
-    const masker = new ResultMasker({ rules: policy, originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, judge: testJudge(() => strategies('id', 'email', 'notes')) });
     const body = Buffer.concat([header, tuple('1', 'alice@example.com', 'ok'), tuple('2', 'x', 'card 4111111111111111'), int16(-1)]);
     const out = await run(masker, [fe.query('copy')], [copyOut(1, 3), copyData(body.subarray(0, 30)), copyData(body.subarray(30)), msg('c', Buffer.alloc(0))], {
-      copy: { format: 'binary', columns: cols('id', 'email', 'notes') },
+      ...EXACT,
+      copy: { format: 'binary' },
     });
     const got = Buffer.concat(out.filter((m) => m.type === 0x64).map((m) => m.body));
     expect(got.equals(Buffer.concat([header, tuple('1', null, 'ok'), tuple('2', null, null), int16(-1)]))).toBe(true);
@@ -434,7 +437,7 @@ describe('ResultMasker, COPY out', () => {
 
 describe('rows whose shape is not known, and portals nobody described', () => {
   it('adds a Describe before an Execute of an undescribed portal, consumes its answer, and masks by it', async () => {
-    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge() });
     const sent: string[] = [];
     for (const raw of [fe.parse('', 'q'), fe.bind('', '', []), fe.execute(''), fe.sync()]) {
       for (const b of masker.frontend(decoded(raw)) ?? []) sent.push(`${String.fromCharCode(b.msg!.type)}${b.msg!.body.toString('latin1')}`);
@@ -459,7 +462,7 @@ describe('rows whose shape is not known, and portals nobody described', () => {
 
   it('hands on a DataRow that no RowDescription described as NULLs (fail closed)', async () => {
     let unknown = 0;
-    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only', onUnknownRow: () => unknown++ });
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge(), onUnknownRow: () => unknown++ });
     masker.frontend(decoded(fe.query('q')));
     const out = messages(await throughMasker(masker, Buffer.concat([text('1', 'alice@example.com'), complete('SELECT 1'), readyForQuery('I')])));
     expect(rows(out)).toEqual([[null, null]]);
@@ -481,7 +484,7 @@ describe('streaming', () => {
   it('gives the same, well-framed output at every split point', async () => {
     const whole = Buffer.concat(stream());
     const mk = (): ResultMasker => {
-      const m = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+      const m = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge() });
       m.frontend(decoded(fe.query('q')));
       return m;
     };
@@ -495,7 +498,7 @@ describe('streaming', () => {
   });
 
   it('the pump holds the stream during catalog lookups and keeps order', async () => {
-    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), originUnknownPolicy: 'detect-only' });
+    const masker = new ResultMasker({ rules: policy, catalog: new MapCatalog(), judge: testJudge() });
     masker.frontend(decoded(fe.query('q')));
     masker.frontend(decoded(fe.query('q')));
     const input = Buffer.concat([...stream(), ...stream()]);

@@ -436,9 +436,13 @@ describe('COPY, DO, functions, prepared statements, cursors, settings', () => {
   it('column references anywhere, and values passed to pg_notify or set_config', () => {
     const s = one('select id from customers c where c.email::int = 1 and exists (select 1 from orders o where o.x = lower(c.note)) order by upper(name)');
     expect(new Set(s.refs)).toEqual(new Set(['id', 'c.email', 'o.x', 'c.note', 'name']));
-    expect(one("select pg_notify('ch', email) from customers").sideChannel).toEqual({ name: 'pg_notify', refs: ['email'] });
-    expect(one("select 1 from t where pg_catalog.pg_notify('ch', (select e from u)) is null").sideChannel).toEqual({ name: 'pg_notify', refs: ['e'] });
-    expect(one("select set_config('application_name', c::text, false) from customers c").sideChannel).toEqual({ name: 'set_config', refs: ['c'] });
+    const side = (sql: string): [string | undefined, string[]] => {
+      const f = one(sql);
+      return [f.sideChannel?.name, (f.lineage?.sideChannel?.sources ?? []).map((x) => `${x.relation}.${x.column}`)];
+    };
+    expect(side("select pg_notify('ch', email) from customers")).toEqual(['pg_notify', ['customers.email']]);
+    expect(side("select 1 from t where pg_catalog.pg_notify('ch', (select e from u)) is null")).toEqual(['pg_notify', ['u.e', 't.e']]);
+    expect(side("select set_config('application_name', c::text, false) from customers c")).toEqual(['set_config', ['customers.c', 'customers.*']]);
     expect(one("create view v as select pg_notify('x', email) from customers").sideChannel).toBeUndefined();
     expect(one('select 1').sideChannel).toBeUndefined();
   });

@@ -1,36 +1,24 @@
 /**
- * Values computed from masked columns, told from the parse tree: `upper(email)`, `email::text`,
- * `count(email)`, `row_to_json(c)`, `(SELECT email FROM ...)` as a column of an outer query.
- * PostgreSQL reports such result columns without an origin (RowDescription's table OID is 0), so
- * column rules cannot find them in the result; the policy's `masking.derived` says whether they
- * are masked (every origin-less column of a statement that reads a table with column rules) or
- * the statement is denied, which is decided here, before it runs.
+ * Values computed from masked columns, told from the statement's lineage before it runs:
+ * `upper(email)`, `email::text`, `count(email)`, `row_to_json(c)`, `(SELECT email FROM ...)`, a
+ * masked column renamed by a subquery and computed over outside it, a UNION's column. PostgreSQL
+ * reports such result columns without an origin, so column rules cannot find them in the result;
+ * with `masking.derived: deny` the statement is refused here, before it runs (with `mask`, the
+ * masking stage masks them when they come). Also the arguments of calls whose value leaves through
+ * another channel (`pg_notify`, `set_config`), refused whatever `derived` says.
  *
- * The check errs towards finding more: a column reference is matched by name against every
- * masked column of every table the statement reads unless its qualifier names one table;
- * references in a subquery's WHERE count as well as those in its SELECT list; and a column read
- * through a subquery in FROM or a CTE (which may rename a masked column: `SELECT s.e || ''
- * FROM (SELECT email AS e FROM customers) s`) counts as masked whenever the statement reads a
- * table with column rules, or the policy has name rules.
+ * The parse names no view and knows no table's columns: a column is matched by its relation's name
+ * and its own against the rules; one that may belong to several relations counts for each. A view
+ * over masked columns is found by the masking stage, in the catalog.
  *
  * @see https://www.postgresql.org/docs/17/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
  * @see https://www.postgresql.org/docs/17/sql-expressions.html
  */
-import type { StatementFacts } from '../sql/analyze.js';
+import type { ColumnLineage, ColumnSource, StatementFacts } from '../sql/analyze.js';
 import { MaskingRules, type MaskingPolicyLike } from './rules.js';
 
-/** How a statement's column references resolve to masked columns (phrases for messages). */
-interface MaskedNames {
-  /** The masked column (or whole row) a column reference may read. */
-  ref(ref: string): string | undefined;
-  /** The masked table a qualifier names. */
-  tableOf(qualifier: string): string | undefined;
-  column(name: string, table?: string): string | undefined;
-  row(table: string): string;
-}
-
 /**
- * Finds the masked column a statement's computed output is derived from.
+ * Finds the masked column a statement's computed output (or a side channel's argument) is derived from.
  *
  * @see https://www.postgresql.org/docs/17/sql-expressions.html
  */
@@ -47,78 +35,46 @@ export class DerivedValueCheck {
   }
 
   /**
-   * What an output of `facts` is computed from, as a phrase for messages (`the masked column
-   * customers.email`, `the whole row of customers`, ...); undefined when no output is computed
-   * from a masked column.
+   * What an output of `facts` without an origin is computed from, as a phrase for messages (`the
+   * masked column customers.email`, `the whole row of customers`, `the column ssn (masked by
+   * name)`); undefined when none is computed from a masked column.
    */
   find(facts: StatementFacts): string | undefined {
-    const names = this.#names(facts);
-    if (!names) return undefined;
-    for (const ref of facts.outputs.derived) {
-      const hit = names.ref(ref);
-      if (hit) return hit;
-    }
-    for (const name of facts.outputs.bare) {
-      const whole = names.tableOf(name);
-      if (whole && !names.column(name)) return names.row(whole);
-    }
-    return undefined;
-  }
-
-  /**
-   * The masked column (as a phrase, see {@link find}) one of `refs` (column references of
-   * `facts`, as the analysis writes them) may read; undefined when none may.
-   */
-  findIn(facts: StatementFacts, refs: readonly string[]): string | undefined {
-    const names = this.#names(facts);
-    if (!names) return undefined;
-    for (const ref of refs) {
-      const hit = names.ref(ref);
-      if (hit) return hit;
-    }
-    return undefined;
-  }
-
-  /** How the references of `facts` resolve to masked columns; undefined when none can. */
-  #names(facts: StatementFacts): MaskedNames | undefined {
-    const masked = new Map<string, Set<string>>();
-    for (const table of facts.tables) {
-      const columns = this.#rules.columnsOfSqlTable(table);
-      if (columns.size > 0) masked.set(table, columns);
-    }
-    const { aliases, subqueries } = facts.outputs;
-    if (masked.size === 0 && !this.#rules.hasNameRules) return undefined;
-    const renamed = (ref: string): string => {
-      const table = masked.keys().next().value;
-      return `${ref}, which a subquery or CTE may have renamed from a masked column${table ? ` of ${table}` : ''}`;
-    };
-    const row = (table: string): string => `the whole row of ${table}`;
-    /** The masked table a qualifier (alias, table name, or schema.table) names. */
-    const tableOf = (qualifier: string): string | undefined => {
-      const table = aliases[qualifier] ?? qualifier;
-      for (const name of masked.keys()) if (name === table || name.endsWith(`.${table}`) || table.endsWith(`.${name}`)) return name;
-      return undefined;
-    };
-    const column = (name: string, table?: string): string | undefined => {
-      for (const [t, cols] of masked) if ((table === undefined || t === table) && (cols.has('*') || cols.has(name))) return `the masked column ${t}.${name}`;
-      return this.#rules.forName(name) ? `the column ${name} (masked by name)` : undefined;
-    };
-    const ref = (text: string): string | undefined => {
-      const parts = text.split('.');
-      const last = parts.at(-1)!;
-      if (parts.length === 1) {
-        const whole = tableOf(last);
-        const hit = whole ? row(whole) : column(last);
+    const lineage = facts.lineage;
+    if (!lineage || facts.kinds[0] === 'explain') return undefined;
+    const several = lineage.branches.length > 1;
+    for (const branch of lineage.branches) {
+      for (const seg of branch) {
+        // A star over a relation, or a column reference outside a set operation: RowDescription gives it its origin.
+        if ('relation' in seg || ('lineage' in seg && seg.plain && !several)) continue;
+        const hit = this.#in('any' in seg ? seg.any : seg.lineage, lineage.reads);
         if (hit) return hit;
-        return subqueries.length > 0 ? renamed(text) : undefined;
       }
-      const qualifier = parts.slice(0, -1).join('.');
-      if (subqueries.includes(parts.at(-2)!) && !tableOf(parts.at(-2)!)) return renamed(text);
-      const table = tableOf(qualifier) ?? tableOf(parts.at(-2)!);
-      if (last === '*') return table ? row(table) : undefined;
-      // A qualifier that names no masked table (a subquery or CTE alias) may still carry one.
-      return column(last, table);
-    };
-    return { ref, tableOf, column, row };
+    }
+    return undefined;
+  }
+
+  /** The masked column a value sent through a side channel (`facts.sideChannel`) is computed from; undefined when none. */
+  sideChannel(facts: StatementFacts): string | undefined {
+    const side = facts.sideChannel ? facts.lineage?.sideChannel : undefined;
+    return side ? this.#in(side, facts.lineage?.reads ?? []) : undefined;
+  }
+
+  /** The masked source of a lineage (an opaque one carries what the statement reads), as a phrase. */
+  #in(l: ColumnLineage, reads: readonly ColumnSource[]): string | undefined {
+    for (const s of l.sources) {
+      const hit = this.#phrase(s);
+      if (hit) return hit;
+    }
+    if (l.opaque) for (const s of reads) if (this.#phrase(s)) return this.#phrase(s);
+    return undefined;
+  }
+
+  #phrase(s: ColumnSource): string | undefined {
+    const columns = this.#rules.columnsOfSqlTable(s.relation);
+    if (s.column === '*' && s.position === undefined) return columns.size > 0 ? `the whole row of ${s.relation}` : undefined;
+    if (s.column === '*') return columns.size > 0 ? `column ${s.position! + 1} of ${s.relation}, which may be masked` : undefined;
+    if (columns.has('*') || columns.has(s.column)) return `the masked column ${s.relation}.${s.column}`;
+    return this.#rules.forName(s.column) ? `the column ${s.column} (masked by name)` : undefined;
   }
 }

@@ -22,11 +22,12 @@ import type { ParseResult, RawStmt } from 'libpg-query';
 import { Acc, EMPTY_SCOPE } from './analyze/acc.js';
 import { tagged } from './analyze/ast.js';
 import type { Analysis, StatementFacts } from './analyze/facts.js';
-import { resultColumns } from './analyze/outputs.js';
 import { statement } from './analyze/statements.js';
+import { statementLineage } from './analyze/lineage.js';
+import { relationDdl } from './analyze/ddl.js';
 import { LruCache } from './lru.js';
 
-export type { Analysis, CopyFacts, LockMode, OutputFacts, StatementFacts, StatementKind } from './analyze/facts.js';
+export type { Analysis, ColumnLineage, ColumnSource, CopyFacts, LineageSegment, LockMode, OutputFacts, RelationDdl, StatementFacts, StatementKind, StatementLineage } from './analyze/facts.js';
 export { LOCK_MODES } from './analyze/facts.js';
 
 let loaded: Promise<void> | undefined;
@@ -91,8 +92,10 @@ function analyzeUncached(sql: string): Analysis {
       const acc = new Acc(sliceStatement(sql, raw));
       statement(node, acc, { scope: EMPTY_SCOPE, runs: true, inCte: false });
       const facts = acc.facts();
-      const columns = node[0] === 'SelectStmt' ? resultColumns(node[1]) : undefined;
-      if (columns) facts.outputs.columns = columns;
+      const lineage = statementLineage(node);
+      if (lineage) facts.lineage = lineage;
+      const ddl = relationDdl(node, lineage);
+      if (ddl) facts.ddl = ddl;
       statements.push(facts);
       numericLiterals.push(...acc.numericLiterals);
       if (acc.literalSensitive) literalSensitive = true;

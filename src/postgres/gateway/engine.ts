@@ -180,7 +180,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { key, release: releaseKey } = this.#registerCancel(session, backendKey, relayed);
     // The connection's shared catalog connection, held while the session lives (masking and what its statements read look up there).
     const catalogs = session.masking || session.onStatement ? this.#catalogsOf(connection, password) : undefined;
-    catalogs?.catalog.acquire();
+    catalogs?.catalog.acquire(session.masking !== undefined);
     const release = (): void => {
       releaseKey();
       catalogs?.catalog.release();

@@ -6,7 +6,7 @@
  * alert on `customers` counts the rows of `select * from v_cards`. The parse alone names only
  * `v_cards`, and the server's RowDescription names the view too.
  *
- * Looked up in the connection's catalog ({@link RELATIONS_NAMED_SQL}, the masking stage's query:
+ * Looked up in the connection's catalog ({@link RELATIONS_NAMED_SQL}:
  * a name means every relation so named in any schema, since the session's search_path decides),
  * off the relay's path: a statement whose names are all known is told at once; else it is told
  * once the lookup answers. Answers are kept for {@link TTL_MS} per name, per connection (one cache
@@ -30,8 +30,38 @@
  */
 import type { SessionJudge } from '../../session/engine.js';
 import type { RoundTripConnection } from '../wire/client.js';
-import type { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
-import { RELATIONS_NAMED_SQL, textArrayParam } from '../pipeline/masking/stage.js';
+import { type CatalogConnection, textArrayParam } from '../pipeline/masking/catalog-connection.js';
+
+/**
+ * Every relation the (lower-case) names in `$1` (text[]) may mean, in any schema, with, for views
+ * and materialized views, every column they read through other views (`*` for a whole row), and
+ * the tables any of these inherit from (partitioned tables, inheritance parents: `*`): rows of
+ * `name, oid, kind` and `schema, table, column` of what is read (null for a plain table). A name
+ * is `table` or `schema.table`, split at its last dot.
+ * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ */
+const RELATIONS_NAMED_SQL =
+  'with recursive cand as (select w.name, c.oid, c.relkind from ' +
+  "(select x as name, substring(x from '^(.*)\\.[^.]*$') as schema, substring(x from '([^.]*)$') as rel from unnest($1::text[]) as x) as w " +
+  'join pg_catalog.pg_class c on lower(c.relname) = w.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  "where (w.schema is null or lower(n.nspname) = w.schema) and c.relkind in ('r','p','v','m','f')), " +
+  'reads(root, relid, attnum, depth) as (' +
+  'select cand.oid, d.refobjid, d.refobjsubid, 1 from cand join pg_catalog.pg_rewrite r on r.ev_class = cand.oid ' +
+  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+  "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class " +
+  'union select reads.root, d.refobjid, d.refobjsubid, reads.depth + 1 from reads join pg_catalog.pg_rewrite r on r.ev_class = reads.relid ' +
+  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
+  "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32), " +
+  // The tables a relation (or one a view reads) inherits from: read as whole rows.
+  'anc(root, relid, depth) as (select x.root, i.inhparent, 1 from (select cand.oid as root, cand.oid as rel from cand union select root, relid from reads) x ' +
+  'join pg_catalog.pg_inherits i on i.inhrelid = x.rel union select anc.root, i.inhparent, anc.depth + 1 from anc ' +
+  'join pg_catalog.pg_inherits i on i.inhrelid = anc.relid where anc.depth < 32) ' +
+  "select distinct cand.name, cand.oid::int8 as oid, cand.relkind as kind, n.nspname as schema, c.relname as table, case when reads.relid is null then null else coalesce(a.attname, '*') end as column " +
+  'from cand left join reads on reads.root = cand.oid left join pg_catalog.pg_class c on c.oid = reads.relid ' +
+  'left join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0 ' +
+  "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, '*' from cand join anc on anc.root = cand.oid " +
+  'join pg_catalog.pg_class c on c.oid = anc.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace';
 
 /** How long what a name reads is taken as known. */
 export const TTL_MS = 60_000;

@@ -21,6 +21,7 @@ import { describeError, isHoopError } from '../../errors.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { PgSessionMasking } from '../pipeline/masking/stage.js';
+import { MaskingRefusal } from '../pipeline/masking/result-masker.js';
 import { StatementGate } from '../pipeline/statement-gate.js';
 import { cancelUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 
@@ -250,6 +251,8 @@ export class SessionRelay {
       initial: this.#opened.upstream.leftover,
       step: this.#backend.step,
       onError: (err) => {
+        // A result masking cannot judge: said as it is (the judge logged why).
+        if (err instanceof MaskingRefusal) return this.#fail('masking-refused', err.sqlstate, `hoop: ${err.message}`, err.message, err.hint);
         const sqlstate = err instanceof PgProtocolError ? err.sqlstate : SqlState.PROTOCOL_VIOLATION;
         this.#session.log.warn('upstream.message-refused', { session: this.#session.id, error: describeError(err) });
         this.#fail('protocol-violation', sqlstate, `hoop: the server's answer could not be relayed: ${describeError(err)}`, describeError(err), isHoopError(err) ? err.hint : undefined);

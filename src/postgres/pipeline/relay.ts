@@ -471,13 +471,6 @@ export class BackendPath {
   #drain(out: PumpOutput): void | Promise<void> {
     for (;;) {
       if (this.#stopped) return this.#stop(out);
-      const barrier = this.#masking?.takeBarrier();
-      if (barrier)
-        return this.#wait(
-          barrier.then(() => undefined),
-          out,
-          undefined,
-        );
       this.#addInjected(out);
       const f = this.reader.frame(this.#decide, out.run, this.#ran);
       if (this.#stopped) return this.#stop(out);

@@ -70,8 +70,6 @@ export interface MaskingStage {
   frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined;
   /** How a server message whose header just arrived must be read (`pass` when it cannot change). @throws PgProtocolError over a limit */
   framing(type: number, length: number): Framing;
-  /** Lookups the server's next message must wait for, if any (each is handed out once). */
-  takeBarrier(): Promise<void> | undefined;
   /** The bytes to hand on for one server message; a Promise while a catalog lookup runs. */
   backend(msg: PgMessage): Buffer | Promise<Buffer>;
 }

@@ -47,16 +47,13 @@ export class Acc {
   executes: string[] = [];
   copy: CopyFacts | undefined;
   cursorName: string | undefined;
+  cursorHold = false;
   fetch = false;
   transaction: string | undefined;
   setting: string | undefined;
-  derived = new Set<string>();
-  bare = new Set<string>();
   refs = new Set<string>();
-  sideChannel: { name: string; refs: Set<string> } | undefined;
+  sideChannel: { name: string } | undefined;
   aliases = new Map<string, string>();
-  opaqueOutputs = false;
-  subqueries = new Set<string>();
 
   constructor(source: string) {
     this.source = source;
@@ -79,16 +76,17 @@ export class Acc {
       changesLexing: this.changesLexing,
       settings: this.settings,
       readWrite: this.readWrite,
-      outputs: { derived: [...this.derived], bare: [...this.bare], aliases: Object.fromEntries(this.aliases), opaque: this.opaqueOutputs, subqueries: [...this.subqueries] },
+      outputs: { aliases: Object.fromEntries(this.aliases) },
       executes: this.executes,
       refs: [...this.refs],
       text,
     };
-    if (this.sideChannel !== undefined) f.sideChannel = { name: this.sideChannel.name, refs: [...this.sideChannel.refs] };
+    if (this.sideChannel !== undefined) f.sideChannel = { name: this.sideChannel.name };
     if (this.copy !== undefined) f.copy = this.copy;
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;
     if (this.executeName !== undefined) f.executeName = this.executeName;
     if (this.cursorName !== undefined) f.cursorName = this.cursorName;
+    if (this.cursorHold) f.cursorHold = true;
     if (this.transaction !== undefined) f.transaction = this.transaction;
     if (this.fetch) f.fetch = true;
     if (this.setting !== undefined) f.setting = this.setting;

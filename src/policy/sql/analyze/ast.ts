@@ -11,7 +11,7 @@
  * @see https://github.com/pganalyze/libpg_query (JSON output of the raw parse tree, PostgreSQL 17)
  * @see https://github.com/postgres/postgres/blob/REL_17_STABLE/src/include/nodes/parsenodes.h
  */
-import type { Node, RangeVar, SelectStmt } from 'libpg-query';
+import type { ColumnRef, Node, RangeVar, SelectStmt } from 'libpg-query';
 
 /** The name of a node type (`SelectStmt`, `RangeVar`, `A_Const`, ...): a key of {@link Node}. */
 export type NodeTag = Node extends infer N ? (N extends unknown ? keyof N : never) : never;
@@ -124,4 +124,15 @@ export function defElemTrue(arg: Node | undefined): boolean {
 /** A boolean option's word: anything but a prefix of false / off / no, or 0, is true. */
 function wordTrue(word: string | undefined): boolean {
   return !['false', 'off', 'no', '0', 'of', 'fa', 'f', 'n'].includes(String(word).toLowerCase());
+}
+
+/** A ColumnRef as written, lower-case: `a`, `a.b`, `a.*`, `*`. */
+export function columnRefText(ref: ColumnRef): string {
+  return list(ref.fields)
+    .map((f) => {
+      const [type, body] = unwrap(f);
+      if (type === 'A_Star') return '*';
+      return (type === 'String' && typeof body.sval === 'string' ? body.sval : '?').toLowerCase();
+    })
+    .join('.');
 }

@@ -127,6 +127,8 @@ export interface StatementFacts {
   fetch?: true;
   /** DECLARE / FETCH / MOVE / CLOSE: the cursor's name (`*` for CLOSE ALL and DISCARD ALL). */
   cursorName?: string;
+  /** DECLARE ... WITH HOLD: the cursor outlives its transaction. */
+  cursorHold?: true;
   /** SET / RESET / SHOW: the setting's name, lower-case (`all` for RESET ALL). */
   setting?: string;
   /**
@@ -172,8 +174,15 @@ export interface StatementFacts {
    * @see https://www.postgresql.org/docs/current/sql-load.html
    */
   serverCommand?: 'checkpoint' | 'load';
-  /** What the statement's result columns are computed from (see {@link OutputFacts}). */
+  /** The aliases its queries give tables (see {@link OutputFacts}). */
   outputs: OutputFacts;
+  /**
+   * Where each result column comes from and what the statement reads (see {@link StatementLineage}):
+   * for a statement whose result or definition is a query; absent for any other.
+   */
+  lineage?: StatementLineage;
+  /** What the statement does to a relation's shape (CREATE TABLE / VIEW / TABLE AS, SELECT INTO, ALTER TABLE, RENAME). */
+  ddl?: RelationDdl;
   /**
    * Every column reference in what the statement runs, anywhere (outputs, WHERE, JOIN, ORDER BY,
    * function arguments, subqueries), as written and lower-case: what an error or notice raised
@@ -181,12 +190,12 @@ export interface StatementFacts {
    */
   refs: string[];
   /**
-   * Column references in the arguments of calls that send a value out of band, to this or
-   * another session: `pg_notify` (a NotificationResponse payload) and `set_config` (a reported
-   * setting such as application_name comes back in ParameterStatus); `name` is the first such
-   * function called.
+   * A call that runs now and sends a value out of band, to this or another session: `pg_notify`
+   * (a NotificationResponse payload) or `set_config` (a reported setting such as application_name
+   * comes back in ParameterStatus); `name` is the first such function called (what its arguments
+   * are computed from is `lineage.sideChannel`).
    */
-  sideChannel?: { name: string; refs: string[] };
+  sideChannel?: { name: string };
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
 }
@@ -224,46 +233,77 @@ export interface CopyFacts extends CopyOptions {
 }
 
 /**
- * What the result columns of a statement are computed from, read off every SELECT list (at
- * every level: subqueries, CTEs, set operations) and every RETURNING list of what runs. Lets a
- * masking policy tell a masked column returned as it is (RowDescription then names its origin)
- * from a value computed from it (`upper(email)`, `email::text`, `count(email)`,
- * `row_to_json(c)`), which PostgreSQL reports without an origin.
- * @see https://www.postgresql.org/docs/17/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ROWDESCRIPTION
- * @see https://www.postgresql.org/docs/17/sql-expressions.html
+ * What the statement's queries call their row sources: the aliases of tables (the lineage, see
+ * {@link StatementLineage}, says what each result column is computed from).
  */
 export interface OutputFacts {
-  /**
-   * Every column reference inside an output that is not a plain column reference, lower-case
-   * and as written: `col`, `qualifier.col`, `qualifier.*`, or a lone `name` (a column, or a
-   * whole-row reference to a table or alias: `row_to_json(c)`).
-   */
-  derived: string[];
-  /** Outputs that are a single bare name (`SELECT c FROM customers c` returns the whole row of `c`). */
-  bare: string[];
-  /**
-   * The statement's own result columns in order, when a plain SELECT (no set operation, VALUES or
-   * INTO) lists them without `*`: `null` for a column reference (RowDescription gives it an
-   * origin when it names a table column), else the column references its expression reads (none
-   * for `count(*)` or `now()`). Lets masking decide column by column which values computed
-   * without an origin may carry a masked one.
-   */
-  columns?: ReadonlyArray<readonly string[] | null>;
   /** Table aliases in scope anywhere in the statement, alias -> table as in {@link StatementFacts.tables}. */
   aliases: Record<string, string>;
-  /**
-   * Some result column may carry a table's value without an origin and without an expression
-   * that names it: a set operation (UNION, INTERSECT, EXCEPT: the server reports no origin for
-   * its columns), the merged column of a join USING / NATURAL, a function or table function in
-   * FROM (`jsonb_each_text(to_jsonb(c))`, JSON_TABLE), or VALUES.
-   */
-  opaque: boolean;
-  /**
-   * Names of row sources whose columns are outputs of a query or renamed (subqueries in FROM,
-   * CTEs, aliases with a column list such as `t AS x(a, b)`, aliased joins), lower case: a column
-   * read through one may be a masked column under another name.
-   */
-  subqueries: string[];
+}
+
+/**
+ * A column a value may come from: a column of a relation as the SQL names it.
+ * @see https://www.postgresql.org/docs/17/queries-table-expressions.html
+ */
+export interface ColumnSource {
+  /** The relation, lower-case: `schema.table`, or `table` (whichever the session's search_path picks). */
+  relation: string;
+  /** The column's name, lower-case; `*` for the whole row, or with `position` one column by its place. */
+  column: string;
+  /** With column `*`: the relation's column at this place (0-based, its live columns in order). */
+  position?: number;
+  /** An unqualified name that may not be a column of this relation (several row sources were in scope). */
+  maybe?: true;
+}
+
+/** What one result column is computed from. */
+export interface ColumnLineage {
+  sources: ColumnSource[];
+  /** A function in FROM (or a row source the analysis does not know) computes it: it may carry anything the statement reads. */
+  opaque?: true;
+}
+
+/**
+ * A run of result columns: one column (with its name, when PostgreSQL names it so; `plain` when it is
+ * a column reference, to which RowDescription gives an origin), the columns of a
+ * relation from its `from`-th on (a star: as many as the catalog says), or a record of unknown width
+ * and names (a function's), each column of which carries `any`.
+ */
+export type LineageSegment = { name?: string; lineage: ColumnLineage; plain?: true } | { relation: string; from?: number } | { any: ColumnLineage };
+
+/**
+ * The lineage of a statement (see `analyze/lineage.ts`): its result columns, one list per branch of
+ * a set operation (a result column is the union of the branches' columns at its place), every
+ * column it reads anywhere, and every relation it scans.
+ */
+export interface StatementLineage {
+  branches: LineageSegment[][];
+  reads: ColumnSource[];
+  relations: string[];
+  /** What the arguments of `pg_notify` and `set_config` calls are computed from (see `StatementFacts.sideChannel`). */
+  sideChannel?: ColumnLineage;
+}
+
+/**
+ * A relation a statement creates or changes the shape of (see `analyze/ddl.ts`).
+ * @see https://www.postgresql.org/docs/17/sql-createtable.html
+ */
+export interface RelationDdl {
+  /** Its name as the SQL gives it, lower-case (after a RENAME or SET SCHEMA: the new one). */
+  relation: string;
+  /** `table` or `view` made (a materialized view is a view here), `altered` columns, `renamed` relation. */
+  kind: 'table' | 'view' | 'altered' | 'renamed';
+  /** A table's columns in order, when its DDL lists them all. */
+  columns?: string[];
+  /** Tables it inherits from or is a partition of. */
+  inherits?: string[];
+  /** A view's columns, as its query computes them. */
+  view?: LineageSegment[];
+  /** ALTER TABLE: the columns it adds, and renames (new name to old). */
+  added?: string[];
+  renamed?: Record<string, string>;
+  /** RENAME TO / SET SCHEMA: the name it had. */
+  was?: string;
 }
 
 /**

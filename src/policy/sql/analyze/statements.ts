@@ -45,6 +45,8 @@ export function statement(node: Tagged, acc: Acc, ctx: Ctx): void {
     case 'DeclareCursorStmt':
       acc.kind('cursor', ctx);
       acc.cursorName ??= node[1].portalname;
+      // CURSOR_OPT_HOLD (parsenodes.h): WITH HOLD.
+      if (((node[1].options ?? 0) & 0x20) !== 0) acc.cursorHold = true;
       return inner(node[1].query, acc, ctx);
     case 'FetchStmt':
     case 'ClosePortalStmt':

@@ -41,9 +41,8 @@ export function addAlias(rv: RangeVar, table: string, acc: Acc): void {
   const alias = rv.alias;
   const name = alias?.aliasname;
   if (name === undefined) return;
-  // `t AS x(a, b)` renames t's columns: what is read through x is named as a subquery's outputs are.
-  if (list(alias!.colnames).length > 0) acc.subqueries.add(name.toLowerCase());
-  else acc.aliases.set(name.toLowerCase(), table);
+  // `t AS x(a, b)` renames t's columns: x is no plain alias of t.
+  if (list(alias!.colnames).length === 0) acc.aliases.set(name.toLowerCase(), table);
 }
 
 /**

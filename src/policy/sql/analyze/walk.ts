@@ -10,11 +10,10 @@
  */
 import type { FuncCall } from 'libpg-query';
 import type { Acc, Ctx, Scope } from './acc.js';
-import { bareRangeVar, isSetOperation, list, names, nodeAs, type QueryTag, type Tagged, type TaggedOf, tagged, type WriteTag } from './ast.js';
+import { bareRangeVar, columnRefText, list, names, nodeAs, type QueryTag, type Tagged, type TaggedOf, tagged, type WriteTag } from './ast.js';
 import type { StatementKind } from './facts.js';
 import { writeMayReachAllRows } from './missing-where.js';
 import { BARE_FIELDS } from './node-fields.js';
-import { addOutputs, columnRefsIn, columnRefText } from './outputs.js';
 import { isPgSettings, settingChanged, settingText } from './settings.js';
 import { addAlias, addRangeVar, addTable, tableName } from './tables.js';
 
@@ -70,22 +69,6 @@ function walkNode(node: Tagged, acc: Acc, ctx: Ctx): void {
       return addRangeVar(node[1], acc, ctx);
     case 'FuncCall':
       return funcCall(node[1], acc, ctx);
-    case 'JoinExpr': {
-      const body = node[1];
-      if (body.usingClause || body.isNatural === true) acc.opaqueOutputs = true;
-      // `(a JOIN b) AS j(x, y)`: j's columns are a's and b's, renamed.
-      const alias = body.alias?.aliasname;
-      if (alias !== undefined) acc.subqueries.add(alias.toLowerCase());
-      return walkFields(node[0], body, acc, ctx);
-    }
-    case 'RangeSubselect':
-      acc.subqueries.add((node[1].alias?.aliasname ?? '').toLowerCase());
-      return walkFields(node[0], node[1], acc, ctx);
-    case 'RangeFunction':
-    case 'RangeTableFunc':
-    case 'JsonTable':
-      acc.opaqueOutputs = true;
-      return walkFields(node[0], node[1], acc, ctx);
     case 'SelectStmt':
     case 'InsertStmt':
     case 'UpdateStmt':
@@ -120,10 +103,7 @@ function funcCall(body: FuncCall, acc: Acc, ctx: Ctx): void {
   const parts = names(body.funcname);
   if (parts.length > 0) acc.functions.add(parts.slice(-2).join('.').toLowerCase());
   const fn = parts.at(-1)?.toLowerCase();
-  if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) {
-    acc.sideChannel ??= { name: fn, refs: new Set() };
-    columnRefsIn(body.args, acc.sideChannel.refs);
-  }
+  if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) acc.sideChannel ??= { name: fn };
   if (fn === 'set_config') {
     const [nameArg, valueArg] = list(body.args);
     settingChanged(settingText(nameArg), settingText(valueArg), acc, ctx);
@@ -157,11 +137,6 @@ export function query(node: TaggedOf<QueryTag>, acc: Acc, ctx: Ctx): void {
     addTable(acc, table);
     if (table !== undefined) addAlias(body.relation, table, acc);
   }
-  if (ctx.runs) {
-    addOutputs(type === 'SelectStmt' ? body.targetList : body.returningList, acc);
-    if (type === 'SelectStmt' && (isSetOperation(body) || body.valuesLists)) acc.opaqueOutputs = true;
-    if (type === 'SelectStmt' && body.valuesLists) columnRefsIn(body.valuesLists, acc.derived);
-  }
   if (type === 'SelectStmt' && body.intoClause?.rel) addTable(acc, tableName(body.intoClause.rel));
   walkFields(type, body, acc, { ...ctx, scope }, ['withClause', 'relation', 'intoClause']);
 }
@@ -174,7 +149,6 @@ function withScope(node: TaggedOf<QueryTag>, acc: Acc, ctx: Ctx): Scope {
     .map((c) => nodeAs(c, 'CommonTableExpr'))
     .filter((c) => c !== undefined);
   const cteNames = ctes.map((b) => b.ctename ?? '');
-  for (const n of cteNames) acc.subqueries.add(n.toLowerCase());
   const all = new Set([...ctx.scope, ...cteNames]);
   ctes.forEach((cte, i) => {
     // A non-recursive CTE sees only the CTEs before it; a same-named table inside its own
@@ -205,10 +179,5 @@ export function dml(node: TaggedOf<WriteTag>, acc: Acc, ctx: Ctx): void {
   const touchesAll = writeMayReachAllRows(node, literals);
   if (ctx.runs && touchesAll) acc.missingWhere = true;
   if (literals.compared) acc.literalSensitive = true;
-  const opaqueBefore = acc.opaqueOutputs;
   query(node, acc, ctx);
-  // An INSERT without RETURNING sends no rows: what its VALUES, SELECT or CTEs compute goes into
-  // the table, so none of it is a result column without an origin. (What they read still counts:
-  // `derived` and the tables are kept, for `masking.derived` and errors that quote values.)
-  if (type === 'InsertStmt' && list(body.returningList).length === 0) acc.opaqueOutputs = opaqueBefore;
 }

@@ -22,6 +22,11 @@ const CATALOG_TIMEOUT_MS = 10_000;
 /** SQLSTATE invalid_sql_statement_name: a prepared statement the server does not have. */
 const NO_SUCH_STATEMENT = '26000';
 
+/** A text[] parameter in PostgreSQL's array syntax, every element quoted. @see https://www.postgresql.org/docs/current/arrays.html#ARRAYS-IO */
+export function textArrayParam(items: readonly string[]): string {
+  return `{${items.map((i) => `"${i.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
+}
+
 /** What one catalog round trip returned. */
 export interface CatalogResult {
   rows: Array<Record<string, string | null>>;
@@ -84,10 +89,10 @@ export class CatalogConnection {
     return this.#link !== undefined;
   }
 
-  /** A session uses it from now on: the connection opens now, so that its first lookup does not wait for it. */
-  acquire(): void {
+  /** A session uses it from now on; with `warm`, the connection opens now, so that its first lookup does not wait for it. */
+  acquire(warm: boolean): void {
     this.#holders++;
-    if (this.#closed) return;
+    if (this.#closed || !warm) return;
     this.#linkNow();
     this.#armIdle();
   }

@@ -41,6 +41,7 @@ import { AnswerQueue } from '../answers.js';
 import { cstr, dataRow, need, parseDataRow, parseRowDescription, type RowDescriptionField } from '../../wire/rows.js';
 import { readCount16 } from '../../wire/fields.js';
 import type { CatalogResolver, ResolvedColumn } from '../../../policy/masking/catalog.js';
+import type { RelationDdl, StatementLineage } from '../../../policy/sql/analyze.js';
 import { CopyOutMasker, type CopyOptions } from './copy-out.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../../policy/masking/rules.js';
 import { REDACTED, type MaskStrategy } from '../../../policy/masking/strategies.js';
@@ -48,43 +49,72 @@ import { detectInField, maskField, type FieldType } from '../../../policy/maskin
 import { Backend } from '../../wire/codes.js';
 
 /**
- * What to do with a result column that has no origin (table OID 0 in RowDescription: an
- * expression, cast, aggregate, function result or whole-row value): `mask` masks every such
- * column (fail closed: the engine chooses it when the statement reads a table with masked
- * columns), `detect-only` applies only name rules and content detectors.
+ * What one statement's result columns are judged by, when the catalog's origins do not decide
+ * them (a column without an origin, or one whose relation the catalog does not know yet):
+ * - `lineage`: where each column comes from (see `StatementLineage`), judged by the {@link ColumnJudge};
+ * - `opaque`: code hoop cannot read computes the results (a DO block, a procedure, a cursor or
+ *   prepared statement something other than this session's SQL made): such columns are masked,
+ *   and its errors and notices withheld;
+ * - `unparsed`: hoop cannot tell (SQL it cannot parse): a column that needs it is refused;
+ * - `cursor`, `execute`: FETCH and EXECUTE run what the named cursor or prepared statement was
+ *   declared with (looked up when its result comes);
+ * - `utility`: a statement with no result of its own, which reads the rows of `tables` when
+ *   `evaluates` (ALTER TABLE ... TYPE, CREATE INDEX: an error may quote a value).
+ * `effects` are what it makes or drops, applied when it completes.
  */
-export type OriginUnknownPolicy = 'mask' | 'detect-only';
+export type StatementMasking =
+  | { lineage: StatementLineage; effects?: StatementEffects }
+  | { opaque: string; effects?: StatementEffects }
+  | { unparsed: string }
+  | { cursor: string }
+  | { execute: string }
+  | { utility: { tables: readonly string[]; evaluates: boolean }; effects?: StatementEffects };
 
-/** What the engine knows about a statement from its parse tree, passed with its Query or Parse message. */
-export interface StatementHints {
-  originUnknownPolicy?: OriginUnknownPolicy;
-  /**
-   * With `originUnknownPolicy: 'mask'`, which result columns (by position) the mask applies to
-   * when they have no origin: `false` for one computed from no masked value (`count(*)` next to
-   * `upper(email)`). Unlisted positions are masked.
-   */
-  maskedColumns?: readonly boolean[];
-  /**
-   * The statement evaluates expressions over values that may be masked: the text of its errors
-   * and notices (which can quote a value, e.g. `invalid input syntax for type integer: "..."`) is
-   * withheld; the SQLSTATE stays.
-   */
-  withholdMessages?: boolean;
-  /**
-   * Without `withholdMessages`: whether the statement reads a view over masked columns after all,
-   * asked when an error or notice arrives (then withheld too).
-   */
-  messagesMayQuoteMasked?: (fields: ReadonlyMap<string, string>) => Promise<boolean>;
-  /** For COPY ... TO STDOUT: the format options and, when known, the origin of each column by position. */
-  copy?: CopyOptions & { columns?: Array<ColumnOrigin | undefined> };
-  /**
-   * What the statement may create, replace or drop besides its result: prepared statements
-   * (PREPARE, DEALLOCATE, DISCARD, code hoop cannot read: DO, CALL, SQL that does not parse) or
-   * portals (DECLARE, CLOSE, transaction control, and the same code). Once it has run, what the
-   * masker knew of them is dropped: their later results are masked as of unknown statements.
-   */
-  changes?: { statements?: boolean; portals?: boolean };
+/** What a statement makes or drops that later statements run (see {@link StatementMasking}). */
+export interface StatementEffects {
+  /** DECLARE: a cursor (a portal of that name) running `of`. */
+  declare?: { name: string; hold: boolean; of: StatementMasking };
+  /** PREPARE: a prepared statement of that name running `of`. */
+  prepare?: { name: string; of: StatementMasking };
+  /** DEALLOCATE (`*`: all, DISCARD ALL too). */
+  deallocate?: string;
+  /** CLOSE (`*`: all). */
+  close?: string;
+  /** What it does to a relation's shape, for whoever follows the open transaction ({@link ColumnJudge.completed}). */
+  ddl?: RelationDdl;
+  /** Code hoop cannot read ran: any statement or portal may have been replaced. */
+  unknown?: true;
 }
+
+/** What the engine knows about a Query or Parse from its parse tree. */
+export interface StatementHints {
+  /** Each statement's (a Query's, in order; a Parse's one). */
+  statements?: readonly StatementMasking[];
+  /** For COPY ... TO STDOUT: the format options (`maskAll`: every field is masked, none can be placed). */
+  copy?: CopyOptions & { maskAll?: true };
+}
+
+/** A statement's masking with FETCH and EXECUTE resolved to what they run. */
+export type ResolvedMasking = Exclude<StatementMasking, { cursor: string } | { execute: string }>;
+
+/**
+ * Decides what the catalog's origins do not (see {@link StatementMasking}): the columns of a result
+ * at `positions` (no origin, or one the catalog does not know), and whether an error or notice may
+ * quote a masked value. Told when a statement completes and when the server is ready again.
+ */
+export interface ColumnJudge {
+  /** The strategy of each column at `positions` (undefined: exact), in their order. @throws Error when it cannot tell (the session ends with it) */
+  columns(fields: readonly RowDescriptionField[], positions: readonly number[], statement: ResolvedMasking): Array<MaskStrategy | undefined> | Promise<Array<MaskStrategy | undefined>>;
+  /** Whether an error or notice of `statement` may quote a masked value (then its text is withheld). */
+  quotes(statement: ResolvedMasking, fields: ReadonlyMap<string, string>): boolean | Promise<boolean>;
+  /** `statement` completed (its DDL is now part of the open transaction). */
+  completed?(statement: ResolvedMasking): void;
+  /** ReadyForQuery with this transaction status (`I`: the transaction, and what it made, is committed or gone). */
+  ready?(status: string): void;
+}
+
+/** A result masking refuses to hand on: hoop cannot tell what a column carries (the session ends with it, and nothing is guessed). */
+export class MaskingRefusal extends PgProtocolError {}
 
 /** Options of a {@link ResultMasker}. */
 export interface ResultMaskerOptions {
@@ -92,12 +122,10 @@ export interface ResultMaskerOptions {
   rules: MaskingRules | MaskingPolicyLike;
   /** The resolved HMAC key for `hash`, when `rules` is a policy section whose key is a secret reference. */
   key?: string;
-  /** Resolves column origins; without it, columns with an origin are treated as failed lookups when column rules exist. */
+  /** Resolves column origins; without it, columns with an origin go to the judge when rules name columns. */
   catalog?: CatalogResolver;
-  /** For statements whose hints do not say; default `mask`. */
-  originUnknownPolicy?: OriginUnknownPolicy;
-  /** The strategy for columns masked because their origin is unknown; default `redact`. */
-  originUnknownStrategy?: MaskStrategy;
+  /** Decides the columns origins do not (see {@link ColumnJudge}). */
+  judge: ColumnJudge;
   /** Told when a DataRow came with no known row shape (it was handed on as NULLs). */
   onUnknownRow?: () => void;
 }
@@ -121,45 +149,45 @@ interface KnownPlan {
 interface ColumnPlan {
   typeOid: number;
   format: number;
-  /** From an origin or name rule, or a failed origin lookup. */
+  /** The strategy that masks the whole column (an origin or name rule, or the judge), if any. */
   strategy: MaskStrategy | undefined;
-  /** No table origin (expression, aggregate, ...). */
-  originLess: boolean;
-  /** A column of a view: its trace is checked again before a later result uses this plan. */
-  view?: true;
   /** `schema.table.column` the values come from, when the catalog says. */
   origin?: string;
 }
 
+/** A plan, and whether it holds only for the statement it was made for (the judge decided some column). */
+interface Planned {
+  plan: ColumnPlan[];
+  judged: boolean;
+}
+
 interface Portal {
-  hints: StatementHints;
+  statement: StatementMasking | undefined;
   formats: number[];
   /** From the Describe of this portal that precedes each Execute. */
   plan?: ColumnPlan[];
+  /** A cursor declared WITH HOLD: it outlives its transaction. */
+  hold?: boolean;
 }
 
 type Op =
-  | { k: 'parse'; name: string; hints: StatementHints }
+  | { k: 'parse'; name: string; statement: StatementMasking | undefined }
   | { k: 'bind'; portal: string; statement: string; formats: number[] }
   | { k: 'describe'; what: 'S' | 'P'; name: string; injected?: true }
   | { k: 'execute'; portal: string }
   | { k: 'close'; what: 'S' | 'P'; name: string }
   | { k: 'sync' }
-  | { k: 'query'; hints: StatementHints }
+  | { k: 'query'; hints: StatementHints; ran: number }
   | { k: 'function' }
   | { k: 'copy-end' };
 
-/**
- * For a statement or portal whose SQL the masker did not see judged (a SQL cursor, a statement
- * prepared in SQL or replaced since): columns without an origin are masked, as for FETCH, and
- * error and notice text is withheld.
- */
-const UNKNOWN_HINTS: StatementHints = { originUnknownPolicy: 'mask', withholdMessages: true };
+/** What a statement or portal is judged by when nothing this session saw made it (code hoop cannot read did). */
+const MADE_UNSEEN: Extract<StatementMasking, { opaque: string }> = { opaque: 'a cursor or prepared statement that SQL hoop did not see made (a function, a DO block)' };
+/** The strategy of a column masked because it is computed from a masked one. */
+const REDACT: MaskStrategy = 'redact';
 const SYNC_OP: Op = { k: 'sync' };
 const FUNCTION_OP: Op = { k: 'function' };
 const COPY_END_OP: Op = { k: 'copy-end' };
-/** A FunctionCall may have changed anything. */
-const CHANGES_ALL: StatementHints = { changes: { statements: true, portals: true } };
 const EMPTY = Buffer.alloc(0);
 
 const T = {
@@ -179,6 +207,7 @@ const T = {
   error: Backend.ERROR,
   notice: Backend.NOTICE,
   notification: Backend.NOTIFICATION,
+  functionResult: Backend.FUNCTION_CALL_RESPONSE,
   ready: Backend.READY_FOR_QUERY,
 } as const;
 
@@ -200,35 +229,25 @@ function formatAt(formats: number[], i: number): number {
 export class ResultMasker {
   /** The compiled rules. */
   readonly rules: MaskingRules;
-  /** Policy for origin-less columns of statements whose hints do not say. */
-  originUnknownPolicy: OriginUnknownPolicy;
   private readonly catalog: CatalogResolver | undefined;
-  private readonly unknownStrategy: MaskStrategy;
+  private readonly judge: ColumnJudge;
   private readonly onUnknownRow: (() => void) | undefined;
   private readonly answers = new AnswerQueue<Op>();
-  /** Prepared statements -> the hints of the SQL they were parsed from. */
-  private get statements(): Map<string, StatementHints> {
-    return (this.#statements ??= new Map());
-  }
-  #statements: Map<string, StatementHints> | undefined;
-  private get portals(): Map<string, Portal> {
-    return (this.#portals ??= new Map());
-  }
-  #portals: Map<string, Portal> | undefined;
+  /** Prepared statements (the protocol's and SQL's) -> what they run. */
+  private readonly statements = new Map<string, StatementMasking | undefined>();
+  /** Portals (the protocol's, and SQL cursors) -> what they run. */
+  private readonly portals = new Map<string, Portal>();
   /** The result being returned for a simple Query. */
-  private current: { plan: ColumnPlan[]; hints: StatementHints } | undefined;
+  private current: { plan: ColumnPlan[] } | undefined;
   /**
    * Portals whose Describe the server will have answered before their next Execute, as the
    * client's messages go: described after their Bind, with no Execute, Query or FunctionCall
    * since (any of which can close and re-open a portal under the same name).
    */
-  private get described(): Set<string> {
-    return (this.#described ??= new Set());
-  }
-  #described: Set<string> | undefined;
+  private readonly described = new Set<string>();
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
   private copy: { masker: CopyOutMasker } | 'pass' | undefined;
-  /** Plans of RowDescriptions planned without a catalog query, by their bytes (see {@link planOf}). */
+  /** Plans of RowDescriptions planned without a catalog query or the judge, by their bytes (see {@link planOf}). */
   #plans: Map<string, KnownPlan> | undefined;
   /** Whether a column's plan depends on its origin: some rule names columns (by origin, or by a name an alias may hide). */
   get #byOrigin(): boolean {
@@ -238,8 +257,7 @@ export class ResultMasker {
   constructor(options: ResultMaskerOptions) {
     this.rules = options.rules instanceof MaskingRules ? options.rules : MaskingRules.of(options.rules, options.key);
     this.catalog = options.catalog;
-    this.originUnknownPolicy = options.originUnknownPolicy ?? 'mask';
-    this.unknownStrategy = options.originUnknownStrategy ?? 'redact';
+    this.judge = options.judge;
     this.onUnknownRow = options.onUnknownRow;
   }
 
@@ -261,14 +279,14 @@ export class ResultMasker {
     switch (m.kind) {
       case 'query':
         described.clear();
-        this.answers.push({ k: 'query', hints: hints ?? {} });
+        this.answers.push({ k: 'query', hints: hints ?? {}, ran: 0 });
         return undefined;
       case 'function-call':
         described.clear();
         this.answers.push(FUNCTION_OP);
         return undefined;
       case 'parse':
-        this.answers.push({ k: 'parse', name: m.name, hints: hints ?? {} });
+        this.answers.push({ k: 'parse', name: m.name, statement: hints?.statements?.[0] });
         return undefined;
       case 'bind':
         described.delete(m.portal);
@@ -311,19 +329,14 @@ export class ResultMasker {
   passes(type: number): boolean {
     if (type === T.copyData) return this.copy === 'pass';
     if (type !== T.dataRow || this.rules.detectors.length > 0) return false;
-    const head = this.answers.head;
-    const source = head?.k === 'execute' ? this.portals.get(head.portal) : this.current;
-    const plan = source?.plan;
-    if (plan === undefined) return false;
-    const hints = source!.hints;
-    for (let i = 0; i < plan.length; i++) if (plan[i]!.strategy || (plan[i]!.originLess && this.masksOriginLess(hints, i))) return false;
-    return true;
+    const plan = this.#resultPlan();
+    return plan !== undefined && !plan.some((c) => c.strategy);
   }
 
   /**
    * The bytes to send to the client for one server message: `msg.raw` when nothing changed, a
    * rewritten message, several messages, or nothing. A Promise only for a RowDescription, error or
-   * notice that needs a catalog lookup; do not feed the next message before it settles.
+   * notice that needs a lookup; do not feed the next message before it settles.
    *
    * @throws PgProtocolError on a malformed message, or one that answers nothing the client sent
    * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
@@ -333,12 +346,12 @@ export class ResultMasker {
     const op = this.answers.answer(msg.type);
     switch (msg.type) {
       case T.parseComplete:
-        if (op?.k === 'parse') this.statements.set(op.name, op.hints);
+        if (op?.k === 'parse') this.statements.set(op.name, op.statement);
         return msg.raw;
       case T.bindComplete:
         if (op?.k === 'bind') {
-          // A statement the masker did not see parsed (prepared in SQL, or dropped since): unknown.
-          this.portals.set(op.portal, { hints: this.statements.get(op.statement) ?? UNKNOWN_HINTS, formats: op.formats });
+          // A statement the masker did not see parsed (prepared by code hoop cannot read): opaque.
+          this.portals.set(op.portal, { statement: this.statements.has(op.statement) ? this.statements.get(op.statement) : MADE_UNSEEN, formats: op.formats });
         }
         return msg.raw;
       case T.rowDescription:
@@ -350,8 +363,12 @@ export class ResultMasker {
       case T.commandComplete:
       case T.emptyQuery:
       case T.portalSuspended:
-        if (op?.k === 'execute') this.ended(this.portals.get(op.portal)?.hints);
-        else this.current = undefined;
+        if (op?.k === 'execute') {
+          if (msg.type !== T.portalSuspended) this.completed(this.portals.get(op.portal)?.statement);
+        } else {
+          if (op?.k === 'query') this.completed(op.hints.statements?.[op.ran++]);
+          this.current = undefined;
+        }
         return msg.raw;
       case T.closeComplete:
         if (op?.k === 'close') {
@@ -360,7 +377,7 @@ export class ResultMasker {
         }
         return msg.raw;
       case T.copyOut:
-        return this.copyOut(msg);
+        return this.copyOut(msg, op);
       case T.copyData:
         if (this.copy === undefined || this.copy === 'pass') return msg.raw;
         return this.wrapCopy(this.copy.masker.push(msg.body));
@@ -372,65 +389,88 @@ export class ResultMasker {
         return rest.length ? Buffer.concat([frameMessage(Backend.COPY_DATA, rest), msg.raw]) : msg.raw;
       }
       case T.error: {
-        const hints = this.hintsOf(op);
+        const statement = this.statementOf(op);
         this.copy = undefined;
-        if (op?.k === 'execute') this.ended(this.portals.get(op.portal)?.hints);
-        return this.errorOrNotice(msg, hints);
+        return this.errorOrNotice(msg, statement);
       }
       case T.notice:
-        return this.errorOrNotice(msg, this.hintsOf(this.answers.head));
+        return this.errorOrNotice(msg, this.statementOf(this.answers.head));
       case T.notification:
         return this.notification(msg);
-      case T.ready:
-        // Portals end with their transaction (a holdable cursor is described again, as unknown).
-        this.portals.clear();
-        if (op?.k === 'query') this.ended(op.hints);
-        else if (op?.k === 'function') this.ended(CHANGES_ALL);
+      case T.functionResult:
+        return this.functionResult(msg);
+      case T.ready: {
+        const status = String.fromCharCode(msg.body[0] ?? 0x49);
+        // Portals end with their transaction; a cursor WITH HOLD outlives it.
+        if (status === 'I') for (const [name, p] of this.portals) if (!p.hold) this.portals.delete(name);
+        if (op?.k === 'function') this.completed({ utility: { tables: [], evaluates: false }, effects: { unknown: true } });
         this.current = undefined;
         this.copy = undefined;
+        this.judge.ready?.(status);
         return msg.raw;
+      }
       default:
         return msg.raw;
     }
   }
 
-  /** A Query, Execute or FunctionCall is done: drops what it may have replaced (see {@link StatementHints.changes}). */
-  private ended(hints: StatementHints | undefined): void {
-    if (hints?.changes?.statements) this.statements.clear();
-    if (hints?.changes?.portals) this.portals.clear();
+  /** A statement completed: what it made or dropped takes effect. */
+  private completed(statement: StatementMasking | undefined): void {
+    if (!statement || 'cursor' in statement || 'execute' in statement || 'unparsed' in statement) {
+      // SQL hoop could not read may have replaced anything.
+      if (statement && 'unparsed' in statement) this.forgetAll();
+      return;
+    }
+    const e = statement.effects;
+    if (e?.unknown) this.forgetAll();
+    if (e?.declare) this.portals.set(e.declare.name, { statement: e.declare.of, formats: [], hold: e.declare.hold });
+    if (e?.prepare) this.statements.set(e.prepare.name, e.prepare.of);
+    if (e?.deallocate === '*') this.statements.clear();
+    else if (e?.deallocate !== undefined) this.statements.delete(e.deallocate);
+    if (e?.close === '*') this.portals.clear();
+    else if (e?.close !== undefined) this.portals.delete(e.close);
+    this.judge.completed?.(statement);
   }
 
-  private hintsOf(op: Op | undefined): StatementHints {
-    if (op?.k === 'query') return op.hints;
-    if (op?.k === 'execute') return this.portals.get(op.portal)?.hints ?? UNKNOWN_HINTS;
-    return {};
+  /** Code hoop cannot read ran: the statements and portals it may have replaced are judged as made by such code. */
+  private forgetAll(): void {
+    for (const name of this.statements.keys()) this.statements.set(name, MADE_UNSEEN);
+    for (const p of this.portals.values()) p.statement = MADE_UNSEEN;
   }
 
-  private policyOf(hints: StatementHints): OriginUnknownPolicy {
-    return hints.originUnknownPolicy ?? this.originUnknownPolicy;
+  /** What the statement an answer belongs to is judged by: a Query's statement now running, an Execute's portal's. */
+  private statementOf(op: Op | undefined): ResolvedMasking | undefined {
+    if (op?.k === 'query') return this.resolve(op.hints.statements?.[op.ran] ?? (op.hints.statements ? undefined : MADE_UNSEEN));
+    if (op?.k === 'execute') return this.resolve(this.portals.get(op.portal)?.statement ?? MADE_UNSEEN);
+    return undefined;
   }
 
-  /** Whether result column `i`, when it has no origin, is masked under `hints`. */
-  private masksOriginLess(hints: StatementHints, i: number): boolean {
-    return this.policyOf(hints) === 'mask' && hints.maskedColumns?.[i] !== false;
+  /** FETCH and EXECUTE as what they run (a cursor or prepared statement this session did not see made: opaque). */
+  private resolve(s: StatementMasking | undefined, depth = 0): ResolvedMasking | undefined {
+    if (!s) return undefined;
+    if (depth > 8) return MADE_UNSEEN;
+    if ('cursor' in s) return this.resolve(this.portals.get(s.cursor)?.statement ?? MADE_UNSEEN, depth + 1);
+    if ('execute' in s) return this.resolve(this.statements.has(s.execute) ? this.statements.get(s.execute) : MADE_UNSEEN, depth + 1);
+    return s;
   }
 
   /**
    * A RowDescription answering a Describe. Of a statement: handed on (an Execute's row shape
    * always comes from a Describe of its portal). Of a portal: planned for its Execute; a portal
-   * no Bind of this session made is a SQL cursor (or one some SQL replaced), masked as unknown.
+   * no Bind or DECLARE of this session made is judged as opaque.
    */
   private describedRow(op: Extract<Op, { k: 'describe' }>, msg: PgMessage): Buffer | Promise<Buffer> {
     if (op.what === 'S') return msg.raw;
+    let portal = this.portals.get(op.name);
+    if (!portal) this.portals.set(op.name, (portal = { statement: MADE_UNSEEN, formats: [] }));
+    const p = portal;
     const done = (plan: ColumnPlan[]): Buffer => {
-      let portal = this.portals.get(op.name);
-      if (!portal) this.portals.set(op.name, (portal = { hints: UNKNOWN_HINTS, formats: [] }));
-      const formats = portal.formats;
-      portal.plan = plan.map((c, i) => ({ ...c, format: formats.length ? formatAt(formats, i) : c.format }));
-      this.lastPlan = portal.plan;
+      const formats = p.formats;
+      p.plan = plan.map((c, i) => ({ ...c, format: formats.length ? formatAt(formats, i) : c.format }));
+      this.lastPlan = p.plan;
       return op.injected ? EMPTY : msg.raw;
     };
-    const plan = this.planOf(msg.body);
+    const plan = this.planOf(msg.body, this.resolve(p.statement));
     return plan instanceof Promise ? plan.then(done) : done(plan);
   }
 
@@ -452,34 +492,39 @@ export class ResultMasker {
   private queryResult(op: Op | undefined, msg: PgMessage): Buffer | Promise<Buffer> {
     const done = (plan: ColumnPlan[]): Buffer => {
       this.lastPlan = plan;
-      this.current = { plan, hints: this.hintsOf(op) };
+      this.current = { plan };
       return msg.raw;
     };
-    const plan = this.planOf(msg.body);
+    const plan = this.planOf(msg.body, this.statementOf(op));
     return plan instanceof Promise ? plan.then(done) : done(plan);
   }
 
   /**
-   * The plan of a RowDescription's body. A session sends the same few shapes of result over and
-   * over: a plan made without a catalog query is kept (for {@link PLANS_KEPT} bodies of at most
-   * {@link PLAN_KEPT_MAX_BODY} bytes) with the origin the catalog gave each column, and used
-   * again while the catalog still gives those very origins (the same objects: a relation
-   * reloaded, expired or replaced gives new ones, a view none without a query). The rules never
-   * change in a session, so the plan is what {@link plan} would make, without decoding the names
-   * and deciding each column again.
+   * The plan of a RowDescription's body for `statement`. A session sends the same few shapes of
+   * result over and over: a plan made without a catalog query or the judge is kept (for
+   * {@link PLANS_KEPT} bodies of at most {@link PLAN_KEPT_MAX_BODY} bytes) with the origin the
+   * catalog gave each column, and used again while the catalog still gives those very origins (the
+   * same objects: a relation reloaded, expired or replaced gives new ones, a view none without a
+   * query). The rules never change in a session, so the plan is what {@link plan} would make.
+   *
+   * @throws Error (the judge's) when it cannot tell what a column carries: the session ends with it
    */
-  private planOf(body: Buffer): ColumnPlan[] | Promise<ColumnPlan[]> {
+  private planOf(body: Buffer, statement: ResolvedMasking | undefined): ColumnPlan[] | Promise<ColumnPlan[]> {
     const key = body.length <= PLAN_KEPT_MAX_BODY ? body.toString('latin1') : '';
     const kept = key ? this.#plans?.get(key) : undefined;
     if (kept && this.#sameOrigins(kept)) return kept.plan;
     const fields = kept?.fields ?? parseRowDescription(body);
     const origins = this.#originsNow(fields);
-    const plan = this.plan(fields, origins);
-    if (plan instanceof Promise || origins === undefined || !key) return plan;
-    const plans = (this.#plans ??= new Map());
-    if (plans.size >= PLANS_KEPT && !plans.has(key)) plans.delete(plans.keys().next().value!);
-    plans.set(key, { fields, origins, plan });
-    return plan;
+    const planned = this.plan(fields, origins, statement);
+    const keep = (p: Planned): ColumnPlan[] => {
+      if (origins !== undefined && key && !p.judged) {
+        const plans = (this.#plans ??= new Map());
+        if (plans.size >= PLANS_KEPT && !plans.has(key)) plans.delete(plans.keys().next().value!);
+        plans.set(key, { fields, origins, plan: p.plan });
+      }
+      return p.plan;
+    };
+    return planned instanceof Promise ? planned.then(keep) : keep(planned);
   }
 
   /**
@@ -508,70 +553,67 @@ export class ResultMasker {
   }
 
   /**
-   * Decides each column's whole-column strategy; async only when origins must be looked up.
+   * Decides each column's whole-column strategy: by its origin's rules (through views), by name,
+   * and, for a column without an origin (or with one the catalog does not know, or a view the
+   * session is replacing), by the judge over the statement's lineage. Async only when origins must
+   * be looked up or the judge needs the catalog.
    * `known`: each column's origin as the catalog has it without a query (see #originsNow).
    */
-  private plan(fields: RowDescriptionField[], known: ReadonlyArray<ResolvedColumn | undefined | null> | undefined): ColumnPlan[] | Promise<ColumnPlan[]> {
-    const byName = (f: RowDescriptionField, origin?: ColumnOrigin): MaskStrategy | undefined => this.rules.forName(f.name) ?? (origin ? this.rules.forName(origin.column) : undefined);
-    const base = (f: RowDescriptionField, strategy: MaskStrategy | undefined): ColumnPlan => ({
+  private plan(fields: RowDescriptionField[], known: ReadonlyArray<ResolvedColumn | undefined | null> | undefined, statement: ResolvedMasking | undefined): Planned | Promise<Planned> {
+    const rules = this.rules;
+    const byName = (f: RowDescriptionField, origin?: ColumnOrigin): MaskStrategy | undefined => rules.forName(f.name) ?? (origin ? rules.forName(origin.column) : undefined);
+    const column = (f: RowDescriptionField, strategy: MaskStrategy | undefined, origin?: ResolvedColumn): ColumnPlan => ({
       typeOid: f.typeOid,
       format: f.format,
       strategy,
-      originLess: f.tableOid === 0,
+      ...(origin ? { origin: originName(origin.base ?? origin) } : {}),
     });
-    // Name rules need the origin too: `SELECT ssn AS x` is reported as `x`.
-    const needsLookup = this.#byOrigin && fields.some((f) => f.tableOid !== 0);
-    if (!needsLookup) return fields.map((f) => base(f, byName(f)));
+    if (!this.#byOrigin) return { plan: fields.map((f) => column(f, undefined)), judged: false };
+    /** A column decided by its origin; undefined when the judge must decide it. */
+    const byOrigin = (f: RowDescriptionField, origin: ResolvedColumn | undefined | null): ColumnPlan | undefined => {
+      // No origin, a relation column the catalog does not know (made or changed in the session's open transaction), a view the session is replacing.
+      if (!origin || origin.unresolved) return undefined;
+      const own = rules.forOrigin(origin);
+      if (own) return column(f, own, origin);
+      if (origin.computedFrom) return column(f, origin.computedFrom.some((c) => rules.readsMasked(c)) ? REDACT : byName(f, origin), origin);
+      return column(f, (origin.base && rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin), origin);
+    };
+    const finish = (origins: ReadonlyArray<ResolvedColumn | undefined | null>): Planned | Promise<Planned> => {
+      const plan: Array<ColumnPlan | undefined> = fields.map((f, i) => byOrigin(f, origins[i]));
+      const open = plan.flatMap((p, i) => (p === undefined ? [i] : []));
+      // A result column named by a name rule is masked whatever it is computed from.
+      const named = open.filter((i) => byName(fields[i]!) === undefined);
+      for (const i of open) if (!named.includes(i)) plan[i] = column(fields[i]!, byName(fields[i]!));
+      if (named.length === 0) return { plan: plan as ColumnPlan[], judged: false };
+      const judged = this.judge.columns(fields, named, statement ?? MADE_UNSEEN);
+      const fill = (strategies: Array<MaskStrategy | undefined>): Planned => {
+        named.forEach((i, k) => (plan[i] = column(fields[i]!, strategies[k], origins[i] ?? undefined)));
+        return { plan: plan as ColumnPlan[], judged: true };
+      };
+      return judged instanceof Promise ? judged.then(fill) : fill(judged);
+    };
     const catalog = this.catalog;
-    if (!catalog) return fields.map((f) => (f.tableOid === 0 ? base(f, byName(f)) : base(f, this.unknownStrategy)));
-    const resolved = (f: RowDescriptionField, origin: ResolvedColumn | undefined): ColumnPlan => {
-      // The result names a relation column the catalog does not know (a relation created in the
-      // session's open transaction, or dropped since), or a view the session is replacing: what
-      // it is cannot be told, so it is masked.
-      if (!origin) return base(f, this.unknownStrategy);
-      if (origin.base || origin.computedFrom || origin.unresolved) return { ...resolvedPlan(f, origin), view: true };
-      return resolvedPlan(f, origin);
-    };
-    const resolvedPlan = (f: RowDescriptionField, origin: ResolvedColumn): ColumnPlan => ({ ...decide(f, origin), origin: originName(origin.base ?? origin) });
-    const decide = (f: RowDescriptionField, origin: ResolvedColumn): ColumnPlan => {
-      if (origin.unresolved) return base(f, this.unknownStrategy);
-      const own = this.rules.forOrigin(origin);
-      if (own) return base(f, own);
-      if (origin.computedFrom) {
-        const rules = this.rules;
-        const masked = origin.computedFrom.some((c) => rules.readsMasked(c));
-        return base(f, masked ? this.unknownStrategy : byName(f, origin));
-      }
-      return base(f, (origin.base && this.rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin));
-    };
-    // Relations already in the catalog cache are planned at once, without a Promise.
-    if (known) return fields.map((f, i) => (f.tableOid === 0 ? base(f, byName(f)) : resolved(f, known[i] ?? undefined)));
+    if (known) return finish(known);
+    if (!catalog) return finish(fields.map(() => undefined));
     return Promise.all(
-      fields.map(async (f): Promise<ColumnPlan> => {
-        if (f.tableOid === 0) return base(f, byName(f));
-        try {
-          return resolved(f, await catalog.columnName(f.tableOid, f.attnum));
-        } catch {
-          return base(f, this.unknownStrategy);
-        }
+      fields.map(async (f): Promise<ResolvedColumn | undefined | null> => {
+        if (f.tableOid === 0) return null;
+        // A failed lookup leaves the column to the judge, which looks its relation up by name (or refuses).
+        return catalog.columnName(f.tableOid, f.attnum).catch(() => undefined);
       }),
-    );
+    ).then(finish);
   }
 
-  /** The row shape and hints of the result the next DataRow belongs to. */
-  private result(): { plan: ColumnPlan[] | undefined; hints: StatementHints } {
+  /** The plan of the result the next DataRow belongs to. */
+  #resultPlan(): ColumnPlan[] | undefined {
     const head = this.answers.head;
-    if (head?.k === 'execute') {
-      const portal = this.portals.get(head.portal);
-      return { plan: portal?.plan, hints: portal?.hints ?? UNKNOWN_HINTS };
-    }
-    return { plan: this.current?.plan, hints: this.current?.hints ?? this.hintsOf(head) };
+    return head?.k === 'execute' ? this.portals.get(head.portal)?.plan : this.current?.plan;
   }
 
   private dataRow(msg: PgMessage): Buffer {
-    const { plan, hints } = this.result();
+    const plan = this.#resultPlan();
     const rules = this.rules;
-    if (plan && rules.detectors.length === 0 && !plan.some((c, i) => c.strategy || (c.originLess && this.masksOriginLess(hints, i)))) return msg.raw;
+    if (plan && rules.detectors.length === 0 && !plan.some((c) => c.strategy)) return msg.raw;
     const fields = parseDataRow(msg.body);
     if (!plan) {
       // No RowDescription told what these values are (the server answered a Describe it was
@@ -581,13 +623,12 @@ export class ResultMasker {
     }
     let changed = false;
     const out = fields.map((value, i) => {
-      const col: ColumnPlan = plan[i] ?? { typeOid: 0, format: 0, strategy: this.unknownStrategy, originLess: true };
+      const col: ColumnPlan = plan[i] ?? { typeOid: 0, format: 0, strategy: REDACT };
       if (value === null) return null;
       const t: FieldType = col.typeOid === 0 && col.format === 0 ? { typeOid: 25, format: 0 } : col;
-      const strategy = col.strategy ?? (col.originLess && this.masksOriginLess(hints, i) ? this.unknownStrategy : undefined);
-      if (strategy) {
+      if (col.strategy) {
         changed = true;
-        return maskField(value, t, strategy, rules);
+        return maskField(value, t, col.strategy, rules);
       }
       const d = detectInField(value, t, rules);
       if (d === undefined) return value;
@@ -597,27 +638,45 @@ export class ResultMasker {
     return changed ? dataRow(out) : msg.raw;
   }
 
-  private copyOut(msg: PgMessage): Buffer {
+  /** A FunctionCallResponse: its value through the detectors (a function's result has no origin and reads no column). */
+  private functionResult(msg: PgMessage): Buffer {
+    const rules = this.rules;
+    if (rules.detectors.length === 0) return msg.raw;
+    const [value] = parseDataRow(msg.body);
+    if (!value) return msg.raw;
+    const d = detectInField(value, { typeOid: 0, format: 0 }, rules);
+    return d === undefined ? msg.raw : frameMessage(msg.type, dataRow([d]).subarray(5));
+  }
+
+  /** A CopyOutResponse: its columns are judged as a result's without origins are (a COPY has no RowDescription). */
+  private copyOut(msg: PgMessage, op: Op | undefined): Buffer | Promise<Buffer> {
     const b = msg.body;
     need(b, 0, 3);
     const overall = b[0]!;
     const n = readCount16(b, 1);
     need(b, 3, 2 * n);
-    const hints = this.hintsOf(this.answers.head);
-    const copyHints = hints.copy;
+    const copyHints = op?.k === 'query' ? op.hints.copy : undefined;
     const options: CopyOptions = overall === 1 ? { ...copyHints, format: 'binary' } : copyHints && copyHints.format !== 'binary' ? copyHints : { format: 'text' };
-    const mask = this.policyOf(hints) === 'mask';
-    const strategies: Array<MaskStrategy | undefined> = [];
-    for (let i = 0; i < n; i++) {
-      const origin = copyHints?.columns?.[i];
-      strategies.push(origin ? (this.rules.forOrigin(origin) ?? this.rules.forName(origin.column)) : mask ? this.unknownStrategy : undefined);
-    }
-    const rules = this.rules;
-    if (rules.detectors.length === 0 && strategies.every((st) => st === undefined)) {
-      // Nothing in this COPY can be masked: its rows pass as they come, unparsed.
-      this.copy = 'pass';
+    const start = (strategies: ReadonlyArray<MaskStrategy | undefined>): Buffer => {
+      this.copy = this.copyMasker(options, strategies);
       return msg.raw;
-    }
+    };
+    if (copyHints?.maskAll) return start(new Array<MaskStrategy>(n).fill(REDACT));
+    if (!this.#byOrigin) return start([]);
+    const statement = this.statementOf(op) ?? MADE_UNSEEN;
+    const columns: RowDescriptionField[] = Array.from({ length: n }, () => ({ name: '', tableOid: 0, attnum: 0, typeOid: 0, typlen: -1, typmod: -1, format: overall }));
+    const judged = this.judge.columns(
+      columns,
+      columns.map((_, i) => i),
+      statement,
+    );
+    return judged instanceof Promise ? judged.then(start) : start(judged);
+  }
+
+  /** How the rows of a COPY out are masked, given each column's strategy: passed on unparsed when nothing can be. */
+  private copyMasker(options: CopyOptions, strategies: ReadonlyArray<MaskStrategy | undefined>): { masker: CopyOutMasker } | 'pass' {
+    const rules = this.rules;
+    if (rules.detectors.length === 0 && strategies.every((st) => st === undefined)) return 'pass';
     const text = (value: string | null, i: number): string | null | undefined => {
       if (value === null) return undefined;
       const s = strategies[i];
@@ -630,8 +689,7 @@ export class ResultMasker {
       if (strategies[i]) return null;
       return detectInField(value, { typeOid: 0, format: 0 }, rules) === undefined ? undefined : null;
     };
-    this.copy = { masker: new CopyOutMasker(options, text, binary, (s) => rules.maskText(s).text) };
-    return msg.raw;
+    return { masker: new CopyOutMasker(options, text, binary, (s) => rules.maskText(s).text) };
   }
 
   private wrapCopy(payload: Buffer): Buffer {
@@ -639,13 +697,18 @@ export class ResultMasker {
   }
 
   /**
-   * An error or notice of the statement `hints` are of: withheld (its SQLSTATE kept) when it may
-   * quote masked values (see {@link StatementHints.withholdMessages}), else its data fields masked.
+   * An error or notice of `statement`: withheld (its SQLSTATE kept) when the judge says it may
+   * quote a masked value, else its data fields masked.
    */
-  private errorOrNotice(msg: PgMessage, hints: StatementHints): Buffer | Promise<Buffer> {
+  private errorOrNotice(msg: PgMessage, statement: ResolvedMasking | undefined): Buffer | Promise<Buffer> {
     const { fields } = parseErrorFields(msg.body);
-    if (hints.withholdMessages !== true && hints.messagesMayQuoteMasked) return hints.messagesMayQuoteMasked(fields).then((withhold) => this.errorOrNoticeAs(msg, fields, withhold));
-    return this.errorOrNoticeAs(msg, fields, hints.withholdMessages === true);
+    const withhold = statement ? this.judge.quotes(statement, fields) : false;
+    return withhold instanceof Promise
+      ? withhold.then(
+          (w) => this.errorOrNoticeAs(msg, fields, w),
+          () => this.errorOrNoticeAs(msg, fields, true),
+        )
+      : this.errorOrNoticeAs(msg, fields, withhold);
   }
 
   private errorOrNoticeAs(msg: PgMessage, fields: Map<string, string>, withhold: boolean): Buffer {

@@ -1,0 +1,77 @@
+/**
+ * What a statement does to the shape of a relation (`StatementFacts.ddl`): the table or view it
+ * creates (its columns, what it inherits, a view's lineage), the columns an ALTER TABLE adds or
+ * renames, the name a RENAME or SET SCHEMA gives. Masking reads it for relations the session's open
+ * transaction made or changed, which the gateway's own catalog connection cannot see yet.
+ *
+ * @see https://www.postgresql.org/docs/17/sql-createtable.html
+ * @see https://www.postgresql.org/docs/17/sql-altertable.html
+ */
+import type { RangeVar } from 'libpg-query';
+import type { RelationDdl, StatementLineage } from './facts.js';
+import { list, nodeAs, type Tagged } from './ast.js';
+import { asRowSource } from './lineage.js';
+
+function relationName(rv: RangeVar | undefined): string | undefined {
+  if (!rv?.relname) return undefined;
+  const rel = rv.relname.toLowerCase();
+  return rv.schemaname ? `${rv.schemaname.toLowerCase()}.${rel}` : rel;
+}
+
+/** What `node` does to a relation's shape, if anything (`lineage`: its query's, for CREATE VIEW / TABLE AS / SELECT INTO). */
+export function relationDdl(node: Tagged, lineage: StatementLineage | undefined): RelationDdl | undefined {
+  switch (node[0]) {
+    case 'CreateStmt': {
+      const relation = relationName(node[1].relation);
+      if (!relation) return undefined;
+      const inherits = list(node[1].inhRelations)
+        .map((r) => relationName(nodeAs(r, 'RangeVar')))
+        .filter((r) => r !== undefined);
+      const elements = list(node[1].tableElts);
+      const columns = elements.map((e) => nodeAs(e, 'ColumnDef')?.colname?.toLowerCase()).filter((c) => c !== undefined);
+      // LIKE and a parent add columns the DDL does not list.
+      const complete = inherits.length === 0 && !elements.some((e) => nodeAs(e, 'TableLikeClause')) && !node[1].ofTypename;
+      return { relation, kind: 'table', ...(complete ? { columns } : {}), ...(inherits.length > 0 ? { inherits } : {}) };
+    }
+    case 'CreateTableAsStmt':
+    case 'SelectStmt': {
+      const into = node[0] === 'CreateTableAsStmt' ? node[1].into : node[1].intoClause;
+      const relation = relationName(into?.rel);
+      if (!relation || !lineage) return undefined;
+      const source = asRowSource(lineage.branches);
+      if (node[0] === 'CreateTableAsStmt' && node[1].objtype === 'OBJECT_MATVIEW') return { relation, kind: 'view', view: source };
+      const columns = source.every((s) => 'lineage' in s && s.name !== undefined) ? source.map((s) => ('lineage' in s ? s.name! : '')) : undefined;
+      return { relation, kind: 'table', ...(columns ? { columns } : {}) };
+    }
+    case 'ViewStmt': {
+      const relation = relationName(node[1].view);
+      return relation && lineage ? { relation, kind: 'view', view: asRowSource(lineage.branches) } : undefined;
+    }
+    case 'AlterTableStmt': {
+      const relation = relationName(node[1].relation);
+      if (!relation) return undefined;
+      const added = list(node[1].cmds)
+        .map((c) => nodeAs(c, 'AlterTableCmd'))
+        .filter((c) => c?.subtype === 'AT_AddColumn')
+        .map((c) => nodeAs(c!.def, 'ColumnDef')?.colname?.toLowerCase())
+        .filter((c) => c !== undefined);
+      return { relation, kind: 'altered', added, renamed: {} };
+    }
+    case 'RenameStmt': {
+      const relation = relationName(node[1].relation);
+      if (!relation || !node[1].newname) return undefined;
+      const newname = node[1].newname.toLowerCase();
+      if (node[1].renameType === 'OBJECT_COLUMN' && node[1].subname) return { relation, kind: 'altered', added: [], renamed: { [newname]: node[1].subname.toLowerCase() } };
+      if (!['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE'].includes(node[1].renameType ?? '')) return undefined;
+      const schema = node[1].relation?.schemaname;
+      return { relation: schema ? `${schema.toLowerCase()}.${newname}` : newname, kind: 'renamed', was: relation };
+    }
+    case 'AlterObjectSchemaStmt': {
+      const relation = relationName(node[1].relation);
+      if (!relation || !node[1].newschema) return undefined;
+      return { relation: `${node[1].newschema.toLowerCase()}.${relation.slice(relation.lastIndexOf('.') + 1)}`, kind: 'renamed', was: relation };
+    }
+    default:
+      return undefined;
+  }
+}
