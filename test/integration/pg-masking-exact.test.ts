@@ -33,7 +33,10 @@ beforeAll(async () => {
   await stack.pg.psql(
     `create table customers (id int primary key, name text, ssn text, card_number text);
      insert into customers values (1, 'Ada', '123-45-6789', '4111111111111111'), (2, 'Grace', '536-90-4399', '5500005555555559');
-     grant all on customers to public`,
+     create table orders (id int primary key, customer int, total numeric, tags text[], at timestamptz);
+     insert into orders values (7, 1, 12.50, '{a,b}', '2026-01-02 03:04:05+00'), (8, 2, 3, '{}', null);
+     create view order_view as select o.id, o.total * 2 as doubled, c.name, upper(c.ssn) as shout from orders o join customers c on c.id = o.customer;
+     grant all on customers, orders, order_view to public`,
     { database: 'app' },
   );
   masked = await stack.connect('app', await stack.token('alice'));
@@ -53,6 +56,12 @@ async function psqlRows(sql: string): Promise<string> {
   const r = await psql(masked.info, ['-A', '-t', '-c', sql]);
   expect(r.stderr).toBe('');
   return r.stdout.trim();
+}
+
+/** A psql script's output and errors, unaligned and tuples only, as psql prints them. */
+async function script(sql: string): Promise<string> {
+  const r = await psql(masked.info, ['-A', '-t', '-v', 'ON_ERROR_STOP=0', '-f', '-'], { input: sql });
+  return `${r.stdout}${r.stderr}`.trim();
 }
 
 describe('the catalog connection', () => {
@@ -121,5 +130,93 @@ describe('the catalog connection with the default idle expiry (30 s)', () => {
     }
     // The catalog connection lingers a second after its last session; DROP DATABASE waits up to 5 s for other sessions to leave.
     await plain.pg.psql('drop database dropme');
+  });
+});
+
+describe('values no rule masks come back exact', () => {
+  it("computed columns of a statement that reads no masked column (constants through a subquery, arrays, a view's arithmetic)", async () => {
+    expect(await psqlRows('select t.b, t.a[1] from (select not true as b, array[1,2] as a) t')).toBe('f|1');
+    expect(await psqlRows('select count(*), max(total), sum(id + 1) from orders')).toBe('2|12.50|17');
+    expect(await psqlRows('select id, doubled, name, shout from order_view order by id')).toBe(`7|25.00|Ada|${REDACTED}\n8|6|Grace|${REDACTED}`);
+    expect(await psqlRows("select upper(name), length(name), name || '!' from customers order by id")).toBe('ADA|3|Ada!\nGRACE|5|Grace!');
+    // Computed from a masked column: masked, next to exact ones.
+    expect(await psqlRows('select upper(ssn), count(*) over (), left(card_number, 4) from customers order by id')).toBe(`${REDACTED}|2|${REDACTED}\n${REDACTED}|2|${REDACTED}`);
+  });
+
+  it('a table created in the open transaction, before and after COMMIT', async () => {
+    expect(
+      await script(`begin;
+create table t54 (id int, x text);
+insert into t54 values (1, 'a'), (2, 'b');
+select count(*), max(x), min(id) + 1 from t54;
+select * from t54 order by id;
+commit;
+select count(*), max(x) from t54;
+drop table t54;`),
+    ).toBe('BEGIN\nCREATE TABLE\nINSERT 0 2\n2|b|2\n1|a\n2|b\nCOMMIT\n2|b\nDROP TABLE');
+    // In one message (one implicit transaction), and a column named by a rule inside it.
+    expect(
+      await psqlRows(
+        'create temp table t55 (id int, card_number text, at timestamptz, tags text[]); insert into t55 values (1, $$4111111111111111$$, $$2026-01-01 00:00:00+00$$, $${x}$$); select id, card_number, at, tags, upper(card_number) from t55',
+      ),
+    ).toBe(`CREATE TABLE\nINSERT 0 1\n1|${REDACTED}|2026-01-01 00:00:00+00|{x}|${REDACTED}`);
+  });
+
+  it("notices of statements that compute nothing over masked values are the server's own", async () => {
+    const r = await psql(masked.info, ['-c', 'drop table if exists nope']);
+    expect(r.stderr).toContain('NOTICE:  table "nope" does not exist, skipping');
+  });
+
+  it('cursors (DECLARE / FETCH, WITH HOLD) and SQL PREPARE / EXECUTE: masked by what they run', async () => {
+    expect(
+      await script(`begin;
+declare c cursor with hold for select id, name, ssn, upper(name), upper(ssn) from customers order by id;
+fetch 1 from c;
+commit;
+fetch all from c;
+close c;
+prepare p(int) as select id, name, upper(name), ssn from customers where id = $1;
+execute p(2);
+deallocate p;`),
+    ).toBe(`BEGIN\nDECLARE CURSOR\n1|Ada|${REDACTED}|ADA|${REDACTED}\nCOMMIT\n2|Grace|${REDACTED}|GRACE|${REDACTED}\nCLOSE CURSOR\nPREPARE\n2|Grace|GRACE|${REDACTED}\nDEALLOCATE`);
+  });
+});
+
+describe('when hoop cannot tell, it refuses and says why', () => {
+  it('a relation made by a DO block in the open transaction: the session ends with the reason, no value is guessed', async () => {
+    const out = await script(`begin;
+do $$ begin create temp table made_unseen as select 1 as n; end $$;
+select n + 1 from made_unseen;`);
+    expect(out).toContain(
+      'hoop cannot tell whether column 1 ("?column?") of this result carries a masked value: made_unseen is not in the catalog: code this transaction ran (a DO block or procedure) may have made it',
+    );
+    expect(out).not.toMatch(/^2$/m);
+    await eventually(() => expect(stack.logs().some((l) => l.event === 'masking.cannot-tell')).toBe(true));
+  });
+
+  it('a catalog that cannot be reached: the session ends saying the lookup failed, the gateway logs it', async () => {
+    const role = stack.pg.users.scram.user;
+    const open = await pgClient(masked.info);
+    open.on('error', () => undefined); // the refusal ends the session
+    try {
+      await open.query('select 1');
+      // Its catalog connection gone, and no connection for the role left to open another.
+      await stack.pg.psql(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'hoop-catalog'`);
+      await eventually(async () => expect(await catalogConnections()).toBe(0));
+      const used = Number((await stack.pg.psql(`select count(*) from pg_stat_activity where usename = '${role}'`)).trim());
+      await stack.pg.psql(`alter role ${role} connection limit ${used}`);
+      const refused = await open.query('select upper(name) from customers').then(
+        () => undefined,
+        (err: Error & { code?: string }) => err,
+      );
+      expect(refused?.code).toBe('58000');
+      expect(refused?.message).toMatch(/hoop cannot tell whether column 1 \("upper"\) of this result carries a masked value: the catalog lookup failed/);
+      await eventually(() => expect(stack.logs().some((l) => l.event === 'masking.catalog-failed')).toBe(true));
+    } finally {
+      await stack.pg.psql(`alter role ${role} connection limit -1`);
+      await open.end().catch(() => undefined);
+    }
+    // Reachable again: exact again.
+    expect(await psqlRows('select upper(name) from customers order by id')).toBe('ADA\nGRACE');
   });
 });

@@ -16,6 +16,8 @@
  * @see https://www.postgresql.org/docs/current/functions-info.html (pg_get_viewdef)
  */
 import type { ColumnOrigin } from './rules.js';
+import { analyzeSql, type ColumnLineage } from '../sql/analyze.js';
+import { asRowSource, segmentLineage } from '../sql/analyze/lineage.js';
 
 /**
  * A resolved result column: the relation column RowDescription named, and for a view's column
@@ -30,6 +32,12 @@ export interface ResolvedColumn extends ColumnOrigin {
    * reads, through views; `column` is `*` where it reads a whole row.
    */
   computedFrom?: ColumnOrigin[];
+  /**
+   * A view column the view computes: what its definition computes it from (see
+   * `sql/analyze/lineage.ts`), its relations named as `pg_get_viewdef` prints them for the
+   * gateway's connection; absent when the definition could not be traced (then `computedFrom`).
+   */
+  lineage?: ColumnLineage;
   /**
    * A view column whose definition the gateway cannot see as the session sees it (the session
    * replaced or altered a view it reads through, in its open transaction): masked.
@@ -147,6 +155,19 @@ const VIEWS_CHANGED_SQL =
   'select r.ev_class::int8 as oid, r.xmin::text as rule, exists (select 1 from pg_catalog.pg_locks l where l.pid = $2 and ' +
   "l.locktype = 'relation' and l.relation = r.ev_class and l.mode = 'AccessExclusiveLock') as locked " +
   "from pg_catalog.pg_rewrite r where r.ev_class = any($1::oid[]) and r.rulename = '_RETURN'";
+
+/**
+ * What each of a view's `width` columns is computed from, by its definition (one list, a set
+ * operation's branches merged); undefined when the definition does not parse as a query of that width.
+ */
+function viewLineage(def: string, width: number): ColumnLineage[] | undefined {
+  const a = analyzeSql(def);
+  const l = a.ok && a.statements.length === 1 ? a.statements[0]!.lineage : undefined;
+  if (!l) return undefined;
+  const columns = asRowSource(l.branches);
+  if (columns.length !== width || columns.some((c) => !('lineage' in c))) return undefined;
+  return columns.map(segmentLineage);
+}
 
 /** How many views deep a column is traced before it counts as computed. */
 const MAX_VIEW_DEPTH = 16;
@@ -270,9 +291,13 @@ export class PgCatalogResolver implements CatalogResolver {
       return { schema: String(r.schema), table: String(r.table), column: String(r.column), ...(inheritsFrom ? { inheritsFrom } : {}) };
     });
     let origins: Array<{ tableOid: number; attnum: number }> = [];
+    let lineage: ColumnLineage[] | undefined;
     if (this.describe && depth < MAX_VIEW_DEPTH) {
       const def = (await this.query(VIEWDEF_SQL, [oid]))[0]?.def;
-      if (typeof def === 'string') origins = await this.describe(def);
+      if (typeof def === 'string') {
+        origins = await this.describe(def);
+        lineage = viewLineage(def, columns.size);
+      }
     }
     for (const [attnum, col] of columns) {
       const o = origins[attnum - 1];
@@ -284,7 +309,11 @@ export class PgCatalogResolver implements CatalogResolver {
       }
       if (behind && !behind.computedFrom) {
         col.base = behind.base ?? { schema: behind.schema, table: behind.table, column: behind.column, ...(behind.inheritsFrom ? { inheritsFrom: behind.inheritsFrom } : {}) };
-      } else col.computedFrom = behind?.computedFrom ?? reads;
+      } else {
+        col.computedFrom = behind?.computedFrom ?? reads;
+        const computed = behind ? behind.lineage : lineage?.[attnum - 1];
+        if (computed) col.lineage = computed;
+      }
     }
   }
 }

@@ -41,7 +41,8 @@ export class DerivedValueCheck {
    */
   find(facts: StatementFacts): string | undefined {
     const lineage = facts.lineage;
-    if (!lineage || facts.kinds[0] === 'explain') return undefined;
+    // EXPLAIN's result is a plan; a view's query does not run when the view is made.
+    if (!lineage || facts.kinds[0] === 'explain' || (facts.ddl?.kind === 'view' && !facts.kinds.includes('select'))) return undefined;
     const several = lineage.branches.length > 1;
     for (const branch of lineage.branches) {
       for (const seg of branch) {

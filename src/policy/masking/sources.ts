@@ -151,7 +151,7 @@ export class SourceJudge {
       if (columns === undefined) continue;
       for (const [attnum, column] of columns) {
         if (c.kind === 'v' || c.kind === 'm') {
-          if (await this.#viewColumnMasked(c, attnum, column)) return true;
+          if (await this.#viewColumnMasked(c, attnum, column, depth)) return true;
         } else if (rules.readsMasked(origin(c, column)) || (overlay?.altered?.renamed[column] !== undefined && rules.readsMasked(origin(c, overlay.altered.renamed[column]!)))) return true;
       }
     }
@@ -176,12 +176,17 @@ export class SourceJudge {
     throw new CannotTell(`the view ${c.schema}.${c.table} has no column ${s.column} in the catalog`);
   }
 
-  async #viewColumnMasked(c: RelationCandidate, attnum: number, column: string): Promise<boolean> {
+  /** Whether a view's column may carry a masked value: one its definition computes by what it computes it from, one it passes by its table column. */
+  async #viewColumnMasked(c: RelationCandidate, attnum: number, column: string, depth: number): Promise<boolean> {
     const rules = this.#rules;
     const r = await this.#catalog.viewColumn(c.oid, attnum);
     if (!r) throw new CannotTell(`the view ${c.schema}.${c.table} has no column ${column} in the catalog`);
     if (r.unresolved) throw new CannotTell(`the view ${c.schema}.${c.table} is being replaced in the open transaction by code hoop cannot read`);
     if (rules.forOrigin(r) !== undefined || rules.forName(column) !== undefined) return true;
+    if (r.computedFrom && r.lineage && !r.lineage.opaque) {
+      for (const s of r.lineage.sources) if (await this.#source(s, depth + 1)) return true;
+      return false;
+    }
     if (r.computedFrom) return r.computedFrom.some((o) => rules.readsMasked(o));
     if (r.base) return rules.readsMasked(r.base);
     return false;

@@ -575,6 +575,8 @@ export class ResultMasker {
       if (!origin || origin.unresolved) return undefined;
       const own = rules.forOrigin(origin);
       if (own) return column(f, own, origin);
+      // A view column its definition computes: traced by the judge through what it is computed from.
+      if (origin.computedFrom && origin.lineage) return undefined;
       if (origin.computedFrom) return column(f, origin.computedFrom.some((c) => rules.readsMasked(c)) ? REDACT : byName(f, origin), origin);
       return column(f, (origin.base && rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin), origin);
     };
