@@ -392,6 +392,7 @@ export class SessionAdmission {
                 touched.addVerdict(verdict.touched);
                 return verdict;
               },
+              ...(judge.ownBackend ? { ownBackend: (pid: number) => judge.ownBackend!(pid) } : {}),
             },
           }
         : {}),

@@ -436,6 +436,8 @@ export class StatementJudge {
   readonly #connection: string;
   readonly #cache: ShapeCache<Decision>;
   readonly #derived: DerivedValueCheck | undefined;
+  /** The session's own backend process (see {@link ownBackend}). */
+  #ownPid: number | undefined;
   /** Masked values by reference, for side channels (whenever masking has column or name rules). */
   readonly #masked: DerivedValueCheck | undefined;
   readonly #limits: SessionLimits;
@@ -461,6 +463,12 @@ export class StatementJudge {
     const masked = new DerivedValueCheck(masking);
     this.#masked = masked.active ? masked : undefined;
     this.#derived = masking.derived === 'deny' ? this.#masked : undefined;
+  }
+
+  /** The session's own backend process id: a signal function naming it by number reaches no one else. */
+  ownBackend(pid: number): void {
+    this.#ownPid = pid;
+    this.#cache.clear();
   }
 
   /** How many decisions are cached (by exact text, and by shape). */
@@ -637,8 +645,11 @@ export class StatementJudge {
       };
     }
     const signal = facts.functions.find((f) => SIGNAL_FUNCTIONS.has(f.slice(f.lastIndexOf('.') + 1)));
+    // One's own backend may be signalled (`pg_cancel_backend(pg_backend_pid())`, or its pid): no other session is reached.
+    const ownOnly = facts.signals?.every((t) => t === 'own' || (this.#ownPid !== undefined && t === this.#ownPid)) === true;
     if (
       signal !== undefined &&
+      !ownOnly &&
       !this.#rules.some((p) => p.rule.action === 'allow' && p.rule.match.functions && functionsMatch(p.rule.match.functions, [signal]) && matches(p, facts, all.length > 1))
     ) {
       return {

@@ -100,6 +100,8 @@ export interface StatementVerdict {
 export interface SessionJudge {
   /** `analysis` is the SQL's analysis when the caller already made it (a long text, analysed off the event loop). */
   judge(sql: string, analysis?: Analysis): StatementVerdict;
+  /** The session's own backend process id, once known (signalling it reaches no one else). */
+  ownBackend?(pid: number): void;
 }
 
 /** What an engine asks reviewers about: a statement it holds, as the client sent it. */

@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MaskingPolicy } from '../../src/policy/schema.js';
+import { StatementJudge } from '../../src/policy/decide.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import { pgClient, psql } from '../harness/clients.js';
@@ -19,6 +22,23 @@ const policy: MaskingPolicy = {
   derived: 'mask',
 };
 
+/** A judge with one rule on a function large objects are removed with. */
+function judgeOf(who: { subject: string; groups: string[] }, connection: string): StatementJudge {
+  return new StatementJudge(
+    {
+      connections: [],
+      access: [],
+      statements: { unparseable: 'deny', rules: [{ name: 'keep-large-objects', match: { functions: ['lo_unlink'] }, action: 'deny', message: 'large objects are not removed through hoop' }] },
+      masking: policy,
+      recording: { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] },
+      tests: [],
+    },
+    who,
+    connection,
+    'read-write',
+  );
+}
+
 /** The catalog connection's idle expiry here: a gap past it is a few hundred milliseconds, not a minute. */
 const CATALOG_IDLE_MS = 150;
 
@@ -28,7 +48,10 @@ let masked: RunningConnect;
 beforeAll(async () => {
   await loadSqlParser();
   stack = await startStack({
-    gateway: { postgres: { catalogIdleMs: CATALOG_IDLE_MS }, sessionPolicy: () => ({ masking: { policy } }) },
+    gateway: {
+      postgres: { catalogIdleMs: CATALOG_IDLE_MS },
+      sessionPolicy: (identity, connection) => ({ masking: { policy }, judge: judgeOf({ subject: identity.subject, groups: identity.groups }, connection.name) }),
+    },
   });
   await stack.pg.psql(
     `create table customers (id int primary key, name text, ssn text, card_number text);
@@ -218,5 +241,42 @@ select n + 1 from made_unseen;`);
     }
     // Reachable again: exact again.
     expect(await psqlRows('select upper(name) from customers order by id')).toBe('ADA\nGRACE');
+  });
+});
+
+describe("FunctionCall and signals to one's own backend", () => {
+  it('\\lo_import and \\lo_export (FunctionCall) run, judged as the SQL calls they stand for; one a rule denies is refused', async () => {
+    const file = join(stack.dir, 'lo-in.bin');
+    const back = join(stack.dir, 'lo-out.bin');
+    writeFileSync(file, Buffer.from(Array.from({ length: 20_000 }, (_, i) => i % 251)));
+    const imported = await psql(masked.info, ['-A', '-t', '-c', `\\lo_import ${file}`]);
+    expect(imported.stderr).toBe('');
+    const oid = /^lo_import (\d+)$/m.exec(imported.stdout)?.[1];
+    expect(oid).toBeDefined();
+    const exported = await psql(masked.info, ['-A', '-t', '-c', `\\lo_export ${oid} ${back}`]);
+    expect(exported.stderr).toBe('');
+    expect(readFileSync(back).equals(readFileSync(file))).toBe(true);
+    // lo_unlink is a FunctionCall too: the rule on it refuses it, and the object stays.
+    const unlinked = await psql(masked.info, ['-c', `\\lo_unlink ${oid}`]);
+    expect(unlinked.stderr).toContain('large objects are not removed through hoop');
+    expect((await stack.pg.psql(`select count(*) from pg_largeobject_metadata where oid = ${oid}`, { database: 'app' })).trim()).toBe('1');
+  });
+
+  it("cancels and ends one's own backend (by pg_backend_pid() or its number); another's stays refused", async () => {
+    const own = await psql(masked.info, ['-c', 'select pg_cancel_backend(pg_backend_pid())']);
+    expect(own.stderr).toContain('canceling statement due to user request');
+    const c = await pgClient(masked.info);
+    c.on('error', () => undefined);
+    try {
+      const pid = (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      const other = await c.query('select pg_cancel_backend(pid) from pg_stat_activity where pid <> pg_backend_pid() limit 1').catch((e: { code?: string; message: string }) => e);
+      expect(other).toMatchObject({ code: '42501', message: expect.stringContaining('pg_cancel_backend() is refused') });
+      const byNumber = await c.query(`select pg_cancel_backend(${pid})`).catch((e: { code?: string; message: string }) => e);
+      expect(byNumber).toMatchObject({ code: '57014' });
+      const ended = await c.query('select pg_terminate_backend(pg_backend_pid())').catch((e: { code?: string; message: string }) => e);
+      expect(ended).toMatchObject({ code: '57P01' });
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   });
 });

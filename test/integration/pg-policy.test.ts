@@ -280,22 +280,30 @@ describe('the extended protocol', () => {
     }
   });
 
-  it('refuses FunctionCall with 0A000 and goes on', async () => {
+  it('judges a FunctionCall as the SQL call it stands for: one the rules allow runs, one they deny is refused (42501), an unknown function 42883; the session goes on', async () => {
     const f = await raw('alice');
+    const call = (oid: number, ...args: string[]): Buffer => {
+      const o = Buffer.alloc(4);
+      o.writeInt32BE(oid);
+      const parts = args.flatMap((a) => {
+        const len = Buffer.alloc(4);
+        len.writeInt32BE(Buffer.byteLength(a));
+        return [len, Buffer.from(a)];
+      });
+      return msg('F', o, 0, args.length, ...parts, 0);
+    };
     try {
+      const cancel = Number((await stack.pg.psql("select 'pg_cancel_backend(int4)'::regprocedure::oid")).trim());
       const start = f.raw.length;
-      // FunctionCall of int4abs (oid 1251) with one text-format argument.
-      const arg = Buffer.from('-5');
-      const len = Buffer.alloc(4);
-      len.writeInt32BE(arg.length);
-      const oid = Buffer.alloc(4);
-      oid.writeInt32BE(1251);
-      f.write(Buffer.concat([msg('F', oid, 0, 1, len, arg, 0), query('select 7')]));
-      const ms = await f.messagesSince(start, 2);
-      expect(types(ms)).toBe('EZTDCZ');
-      const err = parseErrorFields(ms[0]!.body);
-      expect(err.code).toBe('0A000');
-      expect(err.message).toContain('fast-path function call');
+      // int4abs (OID 1251): allowed; pg_cancel_backend of another backend: the built-in rule denies it; OID 1: no function.
+      f.write(Buffer.concat([call(1251, '-5'), call(cancel, '1'), call(1), query('select 7')]));
+      const ms = await f.messagesSince(start, 4);
+      expect(types(ms)).toBe('VZEZEZTDCZ');
+      expect(ms[0]!.body.subarray(4).toString()).toBe('5');
+      const denied = parseErrorFields(ms[2]!.body);
+      expect(denied.code).toBe('42501');
+      expect(denied.message).toContain('pg_cancel_backend() is refused');
+      expect(parseErrorFields(ms[4]!.body).code).toBe('42883');
     } finally {
       f.destroy();
     }

@@ -206,11 +206,14 @@ describe('the frontend side', () => {
     expect(preparedOps('prepare broken as selec')).toBeUndefined();
   });
 
-  it('refuses FunctionCall, names it reserves, SQL that is not UTF-8, and a judge that throws', () => {
+  it('refuses a FunctionCall of no known function, names it reserves, SQL that is not UTF-8, and a judge that throws', async () => {
     const seen: string[] = [];
-    const gate = new StatementGate(new TestJudge(), { onRefusal: (r) => seen.push(`${r.message} ${r.action} ${r.rule}`) });
-    const f = sent(gate.frontend(msg(message('F', int32(1234), 0, 0, 0))));
+    const gate = new StatementGate(new TestJudge(), { onRefusal: (r) => seen.push(`${r.message} ${r.action} ${r.rule}`), functionName: async () => undefined });
+    const f = sent(await gate.frontend(msg(message('F', int32(1234), 0, 0, 0))));
     expect(f).toHaveLength(2);
+    // Without a catalog to name its function (hoop connect's advisory checks), a FunctionCall goes on to the gateway.
+    const advisory = msg(message('F', int32(1234), 0, 0, 0));
+    expect(new StatementGate(new TestJudge()).frontend(advisory)).toBe(advisory);
     expect(poisonName(f[0]!)).toBeDefined();
     expect(f[1]).toEqual(sync());
     expect(poisonName(sent(gate.frontend(msg(parse(`${RESERVED_STATEMENT_PREFIX}1`, 'select 1'))))[0]!)).toBeDefined();

@@ -100,6 +100,12 @@ export class ShapeCache<T> {
     return (this.#exact?.size ?? 0) + (this.#shapes?.size ?? 0);
   }
 
+  /** Forgets everything cached. */
+  clear(): void {
+    this.#exact = undefined;
+    this.#shapes = undefined;
+  }
+
   /** What was cached for `sql` or for a text of the same proven shape. */
   get(sql: string): T | undefined {
     if (sql.length > this.#maxText || !this.#exact) return undefined;

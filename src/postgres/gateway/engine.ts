@@ -179,7 +179,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const relayed: OpenedSession['relayed'] = {};
     const { key, release: releaseKey } = this.#registerCancel(session, backendKey, relayed);
     // The connection's shared catalog connection, held while the session lives (masking and what its statements read look up there).
-    const catalogs = session.masking || session.onStatement ? this.#catalogsOf(connection, password) : undefined;
+    const catalogs = session.masking || session.onStatement || session.judge ? this.#catalogsOf(connection, password) : undefined;
     catalogs?.catalog.acquire(session.masking !== undefined);
     const release = (): void => {
       releaseKey();
@@ -200,7 +200,16 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       pooled && session.connection.pool
         ? { keep: () => void this.#pool.give(pooled, upstream, { idle: session.connection.pool!.idle, idleMs: session.connection.pool!.idleSeconds * 1000 }) }
         : undefined;
-    return { reader: handshake.release(), upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover }, masking, relayed, reads, release, ...(pool ? { pool } : {}) };
+    return {
+      reader: handshake.release(),
+      upstream: { socket: upstream.socket, backendKey, leftover: upstream.leftover },
+      masking,
+      relayed,
+      reads,
+      release,
+      ...(catalogs && session.judge ? { catalog: catalogs.catalog } : {}),
+      ...(pool ? { pool } : {}),
+    };
   }
 
   /** The client's first packet: a StartupMessage (its settings filtered), or a CancelRequest acted on here; a failure is said to the client. */

@@ -273,6 +273,7 @@ export class StatementReads<S extends { tables: readonly string[] }> {
  */
 export function redefinitionsTold(judge: SessionJudge, reads: RelationReads): SessionJudge {
   return {
+    ...(judge.ownBackend ? { ownBackend: (pid: number) => judge.ownBackend!(pid) } : {}),
     judge: (sql, analysis) => {
       const verdict = judge.judge(sql, analysis);
       if (verdict.touched?.redefines && verdict.action !== 'deny') reads.changed();

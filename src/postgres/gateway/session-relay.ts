@@ -22,6 +22,7 @@ import type { PostgresConnection } from '../../config/connection.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { PgSessionMasking } from '../pipeline/masking/stage.js';
 import { MaskingRefusal } from '../pipeline/masking/result-masker.js';
+import type { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
 import { StatementGate } from '../pipeline/statement-gate.js';
 import { cancelUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 
@@ -56,6 +57,25 @@ export function endState(end: { reason: CloseReason }): string {
   return end.reason === 'recording-failed' ? SqlState.IO_ERROR : SqlState.INVALID_AUTHORIZATION;
 }
 
+/**
+ * The qualified name of a function by its OID, as SQL writes it, from the catalog (a session's
+ * lookups remembered: an OID names one function for as long as it exists).
+ * @see https://www.postgresql.org/docs/current/catalog-pg-proc.html
+ */
+function functionNames(catalog: CatalogConnection): (oid: number) => Promise<string | undefined> {
+  const known = new Map<number, string | undefined>();
+  return async (oid) => {
+    if (known.has(oid)) return known.get(oid);
+    const [row] = await catalog.prepared(
+      "select pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) as name from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace where p.oid = $1::oid",
+      [String(oid)],
+    );
+    const name = row?.name ?? undefined;
+    if (known.size < 1000) known.set(oid, name);
+    return name;
+  };
+}
+
 /** Says inside the protocol and in a `close` control message why the gateway ends the session. */
 export function closeForEnd(channel: SessionChannel, end: SessionEnd): void {
   closeWithError(channel, end.reason, endState(end), end.message, end.hint);
@@ -71,6 +91,8 @@ export interface OpenedSession {
   relayed: { gate?: StatementGate; idle?: () => boolean };
   /** What the relations its statements name read, when the session's statements are told (./relation-reads.ts). */
   reads: RelationReads | undefined;
+  /** The connection's shared catalog connection, for a judged session: the function a FunctionCall names is looked up there. */
+  catalog?: CatalogConnection;
   /** Gives the session's cancel key back. */
   release: () => void;
   /** The server connection is kept warm for the next session when this one ends cleanly: `keep` hands it back (./upstream-pool.ts). */
@@ -167,8 +189,12 @@ export class SessionRelay {
     const { connection, identity } = session;
     const { judge } = session;
     const reads = this.#opened.reads;
+    // The session's own backend may be signalled by its number (pg_cancel_backend(<its pid>)).
+    judge?.ownBackend?.(this.#opened.upstream.backendKey.processId);
+    const catalog = this.#opened.catalog;
     return judge
       ? new StatementGate(reads ? redefinitionsTold(judge, reads) : judge, {
+          ...(catalog ? { functionName: functionNames(catalog) } : {}),
           readOnly: session.readOnly === true,
           // The relay's ServerState tells the gate what the server did with each name change.
           confirmed: true,

@@ -32,7 +32,7 @@ import type { ServerState } from './server-state.js';
 import { StatementNote, type StatementTally } from './tally.js';
 import { Backend, Frontend } from '../wire/codes.js';
 
-const { QUERY, PARSE, BIND, TERMINATE, FUNCTION_CALL, COPY_DATA } = Frontend;
+const { QUERY, PARSE, BIND, TERMINATE, COPY_DATA } = Frontend;
 const { DATA_ROW, READY_FOR_QUERY: READY, ERROR, PARAMETER_STATUS } = Backend;
 const BACKSLASH = 0x5c;
 const NO_TABLES: readonly string[] = [];
@@ -146,8 +146,6 @@ export class FrontendPath {
         return length - 4 > this.#maxStatement ? 'stream' : 'whole';
       case BIND:
         return length > BIND_HELD_MAX ? 'stream' : 'whole';
-      case FUNCTION_CALL:
-        return this.#gate ? 'stream' : 'whole';
       default:
         return 'whole';
     }

@@ -37,10 +37,7 @@ export interface GateStage {
    * held (a Bind streamed on), so a review refuses it.
    */
   frontend(m: FrontendMessage, analysis?: Analysis, canHold?: boolean): FrontendMessage | readonly FrontendMessage[] | Promise<FrontendMessage | readonly FrontendMessage[]>;
-  /**
-   * What to send instead of a message refused without being read whole: a Query or Parse longer
-   * than the limit, a FunctionCall.
-   */
+  /** What to send instead of a message refused without being read whole: a Query or Parse longer than the limit. */
   refuseUnread(type: number, length: number, limit?: number): readonly FrontendMessage[];
   /**
    * What to send instead of a Query or Parse whose text has a backslash and that follows, in the

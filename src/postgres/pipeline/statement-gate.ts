@@ -25,7 +25,11 @@
  *   protocol-level statements (PostgreSQL keeps one namespace), `EXECUTE name` (also inside
  *   `EXPLAIN ANALYZE` or `CREATE TABLE ... AS`) is judged again with the prepared body, and
  *   `DEALLOCATE` / `DISCARD ALL` forget;
- * - FunctionCall ('F') is refused (0A000); everything else passes.
+ * - FunctionCall ('F', libpq's large-object calls: `\lo_import`, `\lo_export`) is judged as the
+ *   SQL call it stands for, `select schema.name($1, ...)`, its function named by its OID through
+ *   `functionName` (the gateway's catalog); without that (hoop connect's advisory checks) it passes
+ *   to the gateway, which judges it; it cannot be held for review (a review verdict refuses it);
+ * - everything else passes.
  *
  * SQL is judged as UTF-8 (the parser's encoding); a message that is not valid UTF-8 is refused,
  * which also closes the multi-byte client encodings (SJIS, GBK, BIG5) whose second bytes can
@@ -43,7 +47,7 @@ import type { AskOutcome } from './answers.js';
 import { NOTHING, RefusalDescribes, SYNC_MESSAGE } from './gate/describe-refusals.js';
 import { type AnswerHook, type Held, MAX_HELD, MAX_NAME_BYTES, MAX_NAMES, PreparedNames, RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { type PreparedOp, preparedOps } from './gate/prepared-ops.js';
-import { BuiltinRule, type BuiltinRuleName, builtinMessage, functionCallError, refusalError, reviewOutcomeError, tooLongError, tooLongMessage, unknownStatementError } from './gate/responses.js';
+import { BuiltinRule, type BuiltinRuleName, builtinMessage, refusalError, reviewOutcomeError, tooLongError, tooLongMessage, unknownFunctionError, unknownStatementError } from './gate/responses.js';
 import { heldText, PARAMS_TOO_LONG, reviewAsk, reviewParams } from './gate/review-display.js';
 import { ReviewHolds } from './gate/review-holds.js';
 import { SettingsWatch } from './gate/settings.js';
@@ -59,7 +63,7 @@ export { type PreparedOp, preparedOps } from './gate/prepared-ops.js';
 export { BuiltinRule, refusalError, reviewNotice, reviewOutcomeError } from './gate/responses.js';
 export { unsafeParameter, unsafeSettingValue } from './gate/settings.js';
 
-const { QUERY, BIND, FUNCTION_CALL } = Frontend;
+const { QUERY, BIND } = Frontend;
 const { PARAMETER_STATUS } = Backend;
 /** How deep `EXECUTE a` whose body is again an EXECUTE is followed. */
 const MAX_DEPTH = 4;
@@ -119,6 +123,7 @@ export class StatementGate implements GateStage {
   /** Refusals so far, by action, for the session log. */
   readonly refusals = { deny: 0, review: 0, builtin: 0 };
   readonly #onRefusal: ((refusal: Refusal) => void) | undefined;
+  readonly #functionName: ((oid: number) => Promise<string | undefined>) | undefined;
   /** What must hear the server's answer to the message just passed. */
   #hook: AnswerHook | undefined;
   /** Names the message being judged DEALLOCATEs (forgotten once the server confirms). */
@@ -156,10 +161,19 @@ export class StatementGate implements GateStage {
    */
   constructor(
     judge: SessionJudge,
-    options: { onRefusal?: (refusal: Refusal) => void; onUnsafeSetting?: (setting: string) => void; readOnly?: boolean; review?: (ask: ReviewAsk) => PendingReview; confirmed?: boolean } = {},
+    options: {
+      onRefusal?: (refusal: Refusal) => void;
+      onUnsafeSetting?: (setting: string) => void;
+      readOnly?: boolean;
+      review?: (ask: ReviewAsk) => PendingReview;
+      confirmed?: boolean;
+      /** The qualified name of the function with this OID (quoted as SQL writes it), undefined when there is none: for FunctionCall. */
+      functionName?: (oid: number) => Promise<string | undefined>;
+    } = {},
   ) {
     this.#names = new PreparedNames(options.confirmed === true);
     this.#judge = judge;
+    this.#functionName = options.functionName;
     this.#onRefusal = options.onRefusal;
     this.#settings = new SettingsWatch(options.readOnly === true, options.onUnsafeSetting);
     this.#reviews = new ReviewHolds(options.review);
@@ -296,7 +310,7 @@ export class StatementGate implements GateStage {
         this.#close(m);
         return m;
       case 'function-call':
-        return this.refuseUnread(FUNCTION_CALL, 0);
+        return this.#functionCall(m);
       default:
         return m;
     }
@@ -392,6 +406,34 @@ export class StatementGate implements GateStage {
     return m;
   }
 
+  /**
+   * A FunctionCall: judged as the SQL call it stands for (see the module documentation), once its
+   * function's name is looked up. A function the catalog does not know is refused, as the server
+   * would refuse it.
+   */
+  #functionCall(m: FrontendMessage): Sent | Promise<Sent> {
+    const lookup = this.#functionName;
+    if (!lookup) return m;
+    const body = m.msg!.body;
+    const oid = body.length >= 6 ? body.readUInt32BE(0) : 0;
+    const args = body.length >= 6 ? functionCallArgs(body) : -1;
+    const refuse = (refusal: Buffer): Sent => [this.#describes.describe(refusal), SYNC_MESSAGE];
+    return lookup(oid).then(
+      (name) => {
+        this.#begin(m);
+        if (name === undefined || args < 0)
+          return refuse(this.#count('builtin', unknownFunctionError(oid), `hoop:${BuiltinRule.FUNCTION_CALL}`, `FunctionCall of function ${oid}, which the catalog does not have`));
+        const sql = `select ${name}(${Array.from({ length: args }, (_, i) => `$${i + 1}`).join(', ')})`;
+        const refusal = this.#judgeString(sql, false, 0, undefined, 'refuse');
+        return refusal ? refuse(refusal as Buffer) : m;
+      },
+      () => {
+        this.#begin(m);
+        return refuse(this.#builtin(BuiltinRule.JUDGE_FAILED, 'the function a FunctionCall names could not be looked up; run it as SQL, or retry'));
+      },
+    );
+  }
+
   /** A Close: the statement or portal is forgotten (once the server confirms it closed it, with `confirmed`). */
   #close(m: { target: 'S' | 'P'; name: string }): void {
     const names = this.#names;
@@ -412,14 +454,10 @@ export class StatementGate implements GateStage {
     }
   }
 
-  /**
-   * What to send instead of a message refused before it was read whole: a FunctionCall, or a
-   * Query or Parse whose text is longer than the gateway reads (the rest of it is dropped).
-   */
+  /** What to send instead of a Query or Parse whose text is longer than the gateway reads (the rest of it is dropped). */
   refuseUnread(type: number, length: number, limit = 0): readonly FrontendMessage[] {
     if (this.#discarding) return NOTHING;
     this.#current = type;
-    if (type === FUNCTION_CALL) return [this.#describes.describe(this.#count('builtin', functionCallError, `hoop:${BuiltinRule.FUNCTION_CALL}`, 'FunctionCall is not supported')), SYNC_MESSAGE];
     const said = tooLongMessage(length, limit);
     const refusal = this.#count('builtin', tooLongError(length, limit), `hoop:${BuiltinRule.TOO_LONG}`, said);
     return this.#refusing(refusal, type === QUERY);
@@ -684,4 +722,14 @@ export class StatementGate implements GateStage {
     const a = analysis ?? (sql !== '' ? analyzeSql(sql) : undefined);
     return a?.ok === true && a.statements.length > 0 && a.statements.every((s) => s.kinds[0] === 'prepare');
   }
+}
+
+/**
+ * How many arguments a FunctionCall body passes (-1 when the body is malformed: the server refuses it).
+ * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-FUNCTIONCALL
+ */
+function functionCallArgs(body: Buffer): number {
+  const formats = body.readUInt16BE(4);
+  const at = 6 + 2 * formats;
+  return at + 2 <= body.length ? body.readUInt16BE(at) : -1;
 }

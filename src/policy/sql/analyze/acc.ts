@@ -52,6 +52,7 @@ export class Acc {
   transaction: string | undefined;
   setting: string | undefined;
   refs = new Set<string>();
+  signals: Array<number | 'own' | 'other'> = [];
   sideChannel: { name: string } | undefined;
   aliases = new Map<string, string>();
 
@@ -82,6 +83,7 @@ export class Acc {
       text,
     };
     if (this.sideChannel !== undefined) f.sideChannel = { name: this.sideChannel.name };
+    if (this.signals.length > 0) f.signals = this.signals;
     if (this.copy !== undefined) f.copy = this.copy;
     if (this.preparedName !== undefined) f.preparedName = this.preparedName;
     if (this.executeName !== undefined) f.executeName = this.executeName;

@@ -196,6 +196,12 @@ export interface StatementFacts {
    * are computed from is `lineage.sideChannel`).
    */
   sideChannel?: { name: string };
+  /**
+   * The process each call of a signal function (`pg_cancel_backend`, `pg_terminate_backend`,
+   * `pg_signal_backend`) names: `own` for `pg_backend_pid()` (the session's own backend), a pid
+   * written as a number, or `other`.
+   */
+  signals?: Array<number | 'own' | 'other'>;
   /** The statement's own text (as sliced by the parser, trimmed). */
   text: string;
 }

@@ -25,6 +25,19 @@ export const WRITE_KINDS: Readonly<Record<WriteTag, StatementKind>> = {
   MergeStmt: 'merge',
 };
 
+/** Functions that signal a server process by its pid (see `StatementFacts.signals`). */
+const SIGNAL_FUNCTIONS = new Set(['pg_terminate_backend', 'pg_cancel_backend', 'pg_signal_backend']);
+
+/** The process a signal function's first argument names: the caller's own (`pg_backend_pid()`), a pid written as a number, or another. */
+function signalTarget(arg: unknown): number | 'own' | 'other' {
+  const call = nodeAs(arg, 'FuncCall');
+  if (call && list(call.args).length === 0 && names(call.funcname).at(-1)?.toLowerCase() === 'pg_backend_pid' && ['pg_catalog', undefined].includes(names(call.funcname).at(-2)?.toLowerCase()))
+    return 'own';
+  const constant = nodeAs(arg, 'A_Const');
+  const n = constant?.ival !== undefined ? (constant.ival.ival ?? 0) : undefined;
+  return n !== undefined ? n : 'other';
+}
+
 /** Functions whose arguments leave through another channel than the result (see `StatementFacts.sideChannel`). */
 const SIDE_CHANNELS = new Set(['pg_notify', 'set_config']);
 
@@ -104,6 +117,12 @@ function funcCall(body: FuncCall, acc: Acc, ctx: Ctx): void {
   if (parts.length > 0) acc.functions.add(parts.slice(-2).join('.').toLowerCase());
   const fn = parts.at(-1)?.toLowerCase();
   if (ctx.runs && fn !== undefined && SIDE_CHANNELS.has(fn)) acc.sideChannel ??= { name: fn };
+  if (fn !== undefined && SIGNAL_FUNCTIONS.has(fn)) {
+    const target = signalTarget(list(body.args)[0]);
+    // Which pid is named decides (the session's own, or another's): no other text of this shape shares the verdict.
+    if (typeof target === 'number') acc.literalSensitive = true;
+    acc.signals.push(target);
+  }
   if (fn === 'set_config') {
     const [nameArg, valueArg] = list(body.args);
     settingChanged(settingText(nameArg), settingText(valueArg), acc, ctx);

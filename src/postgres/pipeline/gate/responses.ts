@@ -29,7 +29,7 @@ export type BuiltinRuleName = (typeof BuiltinRule)[keyof typeof BuiltinRule];
 
 /** What a built-in refusal says when its caller has nothing more precise. */
 export const builtinMessage: Readonly<Record<BuiltinRuleName, string>> = {
-  [BuiltinRule.FUNCTION_CALL]: 'the fast-path function call interface is not supported',
+  [BuiltinRule.FUNCTION_CALL]: 'FunctionCall of a function the catalog does not have',
   [BuiltinRule.NOT_UTF8]: 'the statement is not valid UTF-8; hoop judges SQL as UTF-8 (set client_encoding to UTF8)',
   [BuiltinRule.RESERVED_NAME]: `statement names starting with "${RESERVED_STATEMENT_PREFIX}" are reserved by hoop`,
   [BuiltinRule.NAME_TOO_LONG]: `statement and portal names are limited to ${MAX_NAME_BYTES} bytes (PostgreSQL reads only that many)`,
@@ -143,13 +143,15 @@ export function reviewOutcomeError(v: StatementVerdict, id: string, o: Exclude<R
   }
 }
 
-/** The ErrorResponse for a FunctionCall, which the gate refuses (0A000). */
-export const functionCallError = errorResponse({
-  severity: 'ERROR',
-  code: SqlState.FEATURE_NOT_SUPPORTED,
-  message: 'hoop: the fast-path function call interface is not supported through hoop',
-  hint: 'call the function with SELECT instead, so the policy can judge it',
-});
+/** The ErrorResponse for a FunctionCall of a function the catalog does not have (42883, as PostgreSQL answers). */
+export function unknownFunctionError(oid: number): Buffer {
+  return errorResponse({
+    severity: 'ERROR',
+    code: '42883',
+    message: `hoop: function with OID ${oid} does not exist in the catalog`,
+    hint: 'a function made in the open transaction cannot be called with FunctionCall through hoop: commit first, or call it with SELECT',
+  });
+}
 
 /** The ErrorResponse for a Bind or EXECUTE of a statement the gate did not see prepared (26000, as PostgreSQL answers). */
 export function unknownStatementError(name: string): Buffer {

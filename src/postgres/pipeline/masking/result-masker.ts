@@ -403,7 +403,6 @@ export class ResultMasker {
         const status = String.fromCharCode(msg.body[0] ?? 0x49);
         // Portals end with their transaction; a cursor WITH HOLD outlives it.
         if (status === 'I') for (const [name, p] of this.portals) if (!p.hold) this.portals.delete(name);
-        if (op?.k === 'function') this.completed({ utility: { tables: [], evaluates: false }, effects: { unknown: true } });
         this.current = undefined;
         this.copy = undefined;
         this.judge.ready?.(status);
