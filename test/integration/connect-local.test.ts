@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TLSSocket } from 'node:tls';
 import { psql, runProcess } from '../harness/clients.js';
+import { RawFrontend } from '../harness/raw-pg.js';
 import { startupMessage } from '../../src/postgres/wire/messages.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
@@ -72,6 +74,22 @@ describe('TLS on the local port', () => {
     }
     const plain = await psql(info, ['-At', '-c', 'select 4']);
     expect(plain.stdout.trim()).toBe('4');
+  });
+
+  it("takes PostgreSQL 17's direct TLS (sslnegotiation=direct: a ClientHello first, ALPN postgresql), as the gateway's port does", async () => {
+    const { info } = connected;
+    const f = await RawFrontend.direct(info.port, readFileSync(info.sslrootcert!), true);
+    try {
+      expect((f.stream as TLSSocket).alpnProtocol).toBe('postgresql');
+      await f.startup(info.password, [
+        ['user', info.user],
+        ['database', info.database],
+      ]);
+      const rows = (await f.simple('select 5 as five')).filter((m) => m.type === 0x44).map((m) => m.body.subarray(6).toString());
+      expect(rows).toEqual(['5']);
+    } finally {
+      f.destroy();
+    }
   });
 });
 

@@ -2,11 +2,14 @@
  * The startup phase of a PostgreSQL connection, read from any duplex stream (a local client
  * socket or a gateway tunnel): an SSLRequest is accepted with `S` and a TLS handshake when a
  * TLS context is given (the local listener's per-session certificate), declined with `N`
- * otherwise (the tunnel is the encryption); a GSSENCRequest is declined; then a StartupMessage
+ * otherwise (the tunnel is the encryption); with a TLS context, a TLS ClientHello as the first
+ * bytes is PostgreSQL 17's direct TLS (`sslnegotiation=direct`, ALPN `postgresql`), as the
+ * gateway's own port takes it; a GSSENCRequest is declined; then a StartupMessage
  * or CancelRequest, then — for the local listener — the SASL messages of its authentication
  * exchange. Everything is read under one deadline, so half-open connections cannot pile up.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP
+ * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLNEGOTIATION
  */
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
@@ -22,6 +25,10 @@ import { readStartupPacket, type StartupPacket } from './startup.js';
 /** The packets that end the encryption negotiation. */
 export type FirstPacket = Extract<StartupPacket, { kind: 'startup' | 'cancel' }>;
 
+/** The first byte of a TLS record carrying a handshake message (a ClientHello). @see https://www.rfc-editor.org/rfc/rfc8446#section-5.1 */
+const TLS_HANDSHAKE = 0x16;
+/** ALPN's name for PostgreSQL, which a direct TLS client asks for. */
+const ALPN = ['postgresql'];
 const DECLINE = Buffer.from([EncryptionAnswer.DECLINE]);
 const ACCEPT = Buffer.from([EncryptionAnswer.ACCEPT]);
 
@@ -69,12 +76,17 @@ export class HandshakeStream {
     stream.off('error', this.#onError);
   }
 
-  /** Answers `S` and continues on a TLS socket over the stream. @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL */
-  #startTls(context: SecureContext): void {
+  /**
+   * Continues on a TLS socket over the stream: after answering `S` to an SSLRequest, or at once
+   * for a direct TLS client, whose ClientHello (`hello`, already read) is handed back to it.
+   * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL
+   */
+  #startTls(context: SecureContext, hello?: Buffer): void {
     const raw = this.#stream;
-    raw.write(ACCEPT);
     this.#unlisten(raw);
-    const secure = new TLSSocket(raw as ConstructorParameters<typeof TLSSocket>[0], { isServer: true, secureContext: context });
+    if (hello) raw.pause().unshift(hello);
+    else raw.write(ACCEPT);
+    const secure = new TLSSocket(raw as ConstructorParameters<typeof TLSSocket>[0], { isServer: true, secureContext: context, ALPNProtocols: ALPN });
     this.#stream = secure;
     this.#listen(secure);
   }
@@ -107,6 +119,13 @@ export class HandshakeStream {
    */
   async startup(): Promise<FirstPacket> {
     for (;;) {
+      if (this.#tls && !this.#encrypted && this.#pending[0] === TLS_HANDSHAKE) {
+        this.#encrypted = true;
+        const hello = this.#pending;
+        this.#pending = Buffer.alloc(0);
+        this.#startTls(this.#tls, hello);
+        continue;
+      }
       const parsed = readStartupPacket(this.#pending);
       if (!parsed) {
         await this.#waitForData();
