@@ -1,31 +1,39 @@
 /**
- * The differential fidelity suite (issue 43, part 4). The same client programs run twice: straight
+ * The differential fidelity suite (issues 43 and 54). The same client programs run twice: straight
  * to PostgreSQL (or to sshd), and through hoop with a policy, masking and recording on. The suite
  * compares what each run printed and what it left behind, byte for byte. Both runs start from the
  * same state: two databases made alike, one for each path, and one target directory, emptied in
  * between.
  *
  * The programs: a psql script with meta-commands, `\copy` both ways, variables, `\if`, cursors,
- * savepoints, LISTEN/NOTIFY, prepared statements, a DO block's notice and unicode names;
- * node-postgres and postgres.js programs (types, errors, transactions, named statements,
- * cursors); an ORM-style bulk upsert of 50,000 parameters; pgbench in each query mode with a fixed
- * seed; ssh commands (output, error output, exit status, bytes on stdin), scp both ways, and an
- * sftp batch.
+ * savepoints, LISTEN/NOTIFY, prepared statements, large objects, a table made and read in one
+ * transaction, a DO block's notice and unicode names; node-postgres and postgres.js programs (types,
+ * arrays, timestamps, temporary tables, errors, transactions, named statements, cursors); an
+ * ORM-style bulk upsert of 50,000 parameters; psycopg2 in its default mode (a transaction always
+ * open) with a named cursor, and psycopg 3; pgjdbc's DatabaseMetaData, what DBeaver asks; pgbench
+ * in each query mode with a fixed seed; ssh commands (output, error output, exit status, bytes on
+ * stdin), scp both ways, and an sftp batch.
+ *
+ * The PostgreSQL programs run in two rounds: the second after the gateway's catalog connection has
+ * expired (a short idle setting here), with a CPU busy loop beside it.
  *
  * A run's output may differ only where the two paths cannot agree, and each such place is named
  * where it is normalised:
  * - the server process id in psql's notification line: each path has its own backend;
+ * - the OID of a large object (each database numbers its own);
  * - pgbench's timings;
  * - the random key pg_dump guards its script with.
  *
- * The policy masks a table these programs never read. One documented difference still shows, and
- * is asserted as the README says it: the text of a notice a DO block raises is withheld while
- * masking is on (hoop cannot see into the block). No other refusal the README documents
- * (FunctionCall, replication, role settings) applies here.
+ * The policy masks columns of tables these programs never read, by origin and by name (every value
+ * they read comes back exact, computed ones too). One documented difference still shows, and is
+ * asserted as the README says it: the text of a notice a DO block raises is withheld while masking
+ * is on (hoop cannot see into the block). No other refusal the README documents (replication, role
+ * settings) applies here.
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html
  * @see https://www.postgresql.org/docs/current/pgbench.html
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,6 +46,7 @@ import { runProcess } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { pgBinDir, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
+import { eventually } from '../harness/wait.js';
 
 let stack: HoopStack;
 let repo: PolicyGitRepo;
@@ -65,13 +74,50 @@ create table events (id bigserial primary key, person int references people(id),
 create table bulk (id int primary key, a text, b int, c boolean, d numeric, e text);
 create table secrets (id int primary key, token text);
 insert into secrets values (1, 'never-read-here');
+create table customers (id int primary key, ssn text, card_number text);
+insert into customers values (1, '123-45-6789', '4111111111111111');
 `;
+
+/** A pgjdbc program: DatabaseMetaData's answers about the tables, and one query run past the driver's prepareThreshold (then prepared at the server). */
+const META_JAVA = `import java.sql.*;
+public class Meta {
+  public static void main(String[] a) throws Exception {
+    try (Connection c = DriverManager.getConnection(a[0], a[1], a[2])) {
+      DatabaseMetaData m = c.getMetaData();
+      print("tables", m.getTables(null, "public", "%", new String[] { "TABLE", "VIEW" }));
+      print("columns", m.getColumns(null, "public", "people", "%"));
+      print("indexes", m.getIndexInfo(null, "public", "people", false, false));
+      print("primary keys", m.getPrimaryKeys(null, "public", "events"));
+      print("imported keys", m.getImportedKeys(null, "public", "events"));
+      try (PreparedStatement p = c.prepareStatement("select id, upper(name), score * 2 from people where id = ?")) {
+        for (int i = 0; i < 7; i++) {
+          p.setInt(1, 1 + i % 3);
+          print("prepared " + i, p.executeQuery());
+        }
+      }
+    }
+  }
+  static void print(String what, ResultSet rs) throws SQLException {
+    int n = rs.getMetaData().getColumnCount();
+    while (rs.next()) {
+      StringBuilder b = new StringBuilder(what).append(": [");
+      for (int i = 1; i <= n; i++) b.append(i > 1 ? ", " : "").append(rs.getString(i));
+      System.out.println(b.append("]"));
+    }
+    rs.close();
+  }
+}
+`;
+
+/** The gateway's catalog connection expires this soon here: the second round starts past it. */
+const CATALOG_IDLE_MS = 300;
 
 beforeAll(async () => {
   sshd = await startSshd();
   repo = new PolicyGitRepo('hoop-fidelity-clients-');
   let cluster: PgCluster | undefined;
   stack = await startStack({
+    gateway: { postgres: { catalogIdleMs: CATALOG_IDLE_MS } },
     policy: async ({ pg: c }) => {
       cluster = c;
       for (const db of ['fid_direct', 'fid_hoop']) {
@@ -91,6 +137,8 @@ statements:
 masking:
   columns:
     - { table: public.secrets, column: token, strategy: redact }
+  names:
+    - { pattern: "^(ssn|card_number)$", strategy: redact }
 `);
       return repo.gatewayBlock(['${env:APP_*}', '${file:/tmp/*/client_key}']);
     },
@@ -100,7 +148,11 @@ masking:
   pgConnect = await stack.connect('fid', token);
   sshConnect = await stack.connect('box', token);
   work = join(stack.dir, 'fidelity');
-  mkdirSync(work, { recursive: true });
+  for (const d of ['direct', 'hoop']) mkdirSync(join(work, d), { recursive: true });
+  // What DBeaver asks a database for a table's structure, through pgjdbc's DatabaseMetaData.
+  writeFileSync(join(work, 'Meta.java'), META_JAVA);
+  const javac = await runProcess('javac', ['-d', work, join(work, 'Meta.java')]);
+  expect(javac.code, javac.stderr).toBe(0);
   const i = pgConnect.info;
   paths.direct = {
     name: 'direct',
@@ -151,9 +203,37 @@ async function databaseOf(p: Path): Promise<string> {
   return r.stdout.replace(/^\\(un)?restrict \S+$/gm, '');
 }
 
-describe('the same client programs, direct and through hoop, print the same and leave the same', () => {
-  it('psql: a script of meta-commands, \\copy both ways, variables, \\if, savepoints, cursors, LISTEN/NOTIFY, prepared statements, a DO notice, unicode names', async () => {
+/** How many catalog connections of the gateway's own the databases have now. */
+async function catalogConnections(): Promise<number> {
+  return Number((await stack.pg.psql("select count(*) from pg_stat_activity where application_name = 'hoop-catalog'")).trim());
+}
+
+/** A process that keeps one core busy until it is killed. */
+function busyLoop(): ChildProcess {
+  return spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+}
+
+const ROUNDS = [
+  { name: 'first round', busy: false },
+  { name: 'after the catalog connection expired, beside a CPU busy loop', busy: true },
+] as const;
+
+describe.each(ROUNDS)('the same PostgreSQL client programs, direct and through hoop, print the same and leave the same (%s)', (round) => {
+  let busy: ChildProcess | undefined;
+  beforeAll(async () => {
+    if (!round.busy) return;
+    // Past the catalog connection's idle expiry: the gateway ended it, and opens another for the next lookup.
+    await eventually(async () => expect(await catalogConnections()).toBe(0), { timeout: 30_000 });
+    busy = busyLoop();
+  }, 60_000);
+  afterAll(() => {
+    busy?.kill('SIGKILL');
+  });
+
+  it('psql: a script of meta-commands, \\copy both ways, variables, \\if, savepoints, cursors, LISTEN/NOTIFY, prepared statements, large objects, a table made and read in one transaction, a DO notice, unicode names', async () => {
     const script = join(work, 'script.sql');
+    writeFileSync(join(work, 'direct', 'lo.bin'), Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 256)));
+    writeFileSync(join(work, 'hoop', 'lo.bin'), Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 256)));
     writeFileSync(
       script,
       String.raw`\pset pager off
@@ -181,18 +261,32 @@ select count(*) as n, count(*) > 0 as any from events \gset
 \else
   \echo none
 \endif
+select t.b, t.a[1] from (select not true as b, array[1,2] as a) t;
+select upper(name) as shout, length(name) * 2 as twice, score + 1 as more, tags[1] as first_tag from people order by id;
 begin;
 savepoint s1;
 insert into events (person, kind) values (1, 'rolled back');
 rollback to savepoint s1;
-declare c cursor for select id, kind from events order by id;
+declare c cursor for select id, kind, upper(kind) as loud from events order by id;
 fetch 2 from c;
 fetch next from c;
 close c;
+create table fresh (id int, x text);
+insert into fresh values (1, 'a'), (2, 'b');
+select count(*), max(x), sum(id) * 2 as doubled from fresh;
 commit;
+select count(*), max(x) from fresh;
+drop table fresh;
+drop table if exists nope;
 prepare add_event(int, text) as insert into events (person, kind) values ($1, $2) returning kind;
 execute add_event(2, 'prepared');
 deallocate add_event;
+prepare by_id(int) as select id, upper(name), score * 2 as double_score from people where id = $1;
+execute by_id(1);
+deallocate by_id;
+\lo_import lo.bin
+\lo_export :LASTOID lo-out.bin
+\lo_unlink :LASTOID
 do $$ begin raise notice 'from a DO block: %', 41 + 1; end $$;
 listen "chän";
 notify "chän", 'payload ü';
@@ -201,8 +295,8 @@ select 1/0;
 `,
     );
     const runs = await both('psql', () => ['-X', '-v', 'ON_ERROR_STOP=0', '-f', script]);
-    // Each path has its own server process: psql names it in the notification line.
-    const same = (s: string): string => s.replace(/server process with PID \d+/g, 'server process with PID N');
+    // Each path has its own server process: psql names it in the notification line; each database numbers its own large objects.
+    const same = (s: string): string => s.replace(/server process with PID \d+/g, 'server process with PID N').replace(/^lo_(import|unlink) \d+$/gm, 'lo_$1 N');
     expect(runs.hoop.code).toBe(runs.direct.code);
     expect(same(runs.hoop.stdout)).toBe(same(runs.direct.stdout));
     // Documented (README, "Everything that carries row data"): with masking on, the text of a notice a DO block raises is withheld.
@@ -213,13 +307,16 @@ select 1/0;
       );
     expect(same(runs.hoop.stderr)).toBe(withheld(same(runs.direct.stderr)));
     expect(runs.direct.stderr).toContain('NOTICE:  from a DO block: 42');
+    expect(runs.direct.stderr).toContain('NOTICE:  table "nope" does not exist, skipping');
     expect(runs.direct.stdout).toContain('Asynchronous notification "chän" with payload "payload ü" received');
+    expect(runs.direct.stdout).toMatch(/^lo_import \d+$/m);
     expect(runs.direct.stderr).toContain('division by zero');
     expect(readFileSync(join(work, 'hoop', 'events.csv'), 'utf8')).toBe(readFileSync(join(work, 'direct', 'events.csv'), 'utf8'));
+    expect(readFileSync(join(work, 'hoop', 'lo-out.bin')).equals(readFileSync(join(work, 'hoop', 'lo.bin')))).toBe(true);
     expect(await databaseOf(paths.hoop)).toBe(await databaseOf(paths.direct));
   });
 
-  it('node-postgres: types, named statements, errors, a transaction, and a 50,000-parameter ORM-style upsert', async () => {
+  it('node-postgres: types, arrays, timestamps, a temporary table, named statements, errors, a transaction, and a 50,000-parameter ORM-style upsert', async () => {
     const program = async (p: Path): Promise<string> => {
       const client = new pg.Client(p.driver);
       await client.connect();
@@ -233,6 +330,11 @@ select 1/0;
         await q('select $1::int + $2::int as sum, $3::text as t, $4::jsonb as j, $5::bytea as b, $6::int[] as arr', [40, 2, 'ü', { a: [1] }, Buffer.from([0, 1, 255]), [1, 2, 3]]);
         await q({ name: 'by-id', text: 'select name from people where id = $1', values: [2] });
         await q({ name: 'by-id', text: 'select name from people where id = $1', values: [3] });
+        await q({ name: 'computed', text: 'select upper(name) as u, coalesce(score, 0) * 2 as s, tags || $2::text[] as more from people where id = $1', values: [1, ['x']] });
+        await q('create temp table tmp (id int, tags text[], at timestamptz, doc jsonb, n numeric)');
+        await q('insert into tmp values (1, $1, $2, $3, 1.5), (2, $4, null, null, null)', [['a', 'b'], new Date('2026-01-02T03:04:05Z'), { k: 1 }, []]);
+        await q("select id, tags, at, doc, n, array_length(tags, 1) as len, at + interval '1 day' as later, tags[1] as first from tmp order by id");
+        await q({ name: 'tmp-agg', text: 'select count(*) as c, max(at) as m, sum(n) as s from tmp' });
         await q('select * from no_such_table');
         await q('begin');
         await q('insert into events (person, kind) values ($1, $2) returning id, kind', [1, 'node-postgres']);
@@ -253,6 +355,7 @@ select 1/0;
     const direct = await program(paths.direct);
     expect(await program(paths.hoop)).toBe(direct);
     expect(JSON.parse(direct)).toContainEqual({ error: '42P01 relation "no_such_table" does not exist' });
+    expect(direct).toContain('"later": "2026-01-03T03:04:05.000Z"');
     expect(await databaseOf(paths.hoop)).toBe(await databaseOf(paths.direct));
   });
 
@@ -261,16 +364,16 @@ select 1/0;
       const sql = postgres({ ...p.driver, username: p.driver.user, ssl: false, max: 1, onnotice: () => undefined });
       const out: unknown[] = [];
       try {
-        out.push(await sql`select id, name, ${'ü'}::text as param, ${sql.json({ k: 1 })} as j from people where id = any(${[1, 3]}) order by id`);
+        out.push(await sql`select id, name, ${'ü'}::text as param, ${sql.json({ k: 1 })} as j, upper(name) as u from people where id = any(${[1, 3]}) order by id`);
         out.push(
           await sql.begin(async (tx) => {
             await tx`insert into events (person, kind) values (3, 'postgres.js')`;
-            return tx`select kind from events where kind = 'postgres.js'`;
+            return tx`select kind, count(*) over () as n from events where kind = 'postgres.js'`;
           }),
         );
         const batches: unknown[] = [];
-        await sql`select id from bulk where id < 25 order by id`.cursor(10, (rows) => {
-          batches.push(rows.map((r) => r.id));
+        await sql`select id, id * 2 as twice from bulk where id < 25 order by id`.cursor(10, (rows) => {
+          batches.push(rows.map((r) => [r.id, r.twice]));
         });
         out.push(batches);
         out.push(await sql.unsafe('select 1 as one; select 2 as two'));
@@ -286,6 +389,67 @@ select 1/0;
     expect(await databaseOf(paths.hoop)).toBe(await databaseOf(paths.direct));
   });
 
+  it('psycopg2 in its default mode (a transaction always open: a table made, filled and read in it) with a named cursor, and psycopg 3', async () => {
+    const program = join(work, 'python_clients.py');
+    writeFileSync(
+      program,
+      `import json, os, sys
+import psycopg2, psycopg
+args = dict(host=os.environ['PGHOST'], port=os.environ['PGPORT'], user=os.environ['PGUSER'], password=os.environ['PGPASSWORD'], dbname=os.environ['PGDATABASE'], sslmode='disable')
+out = []
+conn = psycopg2.connect(**args)
+cur = conn.cursor()
+cur.execute("create table py_fresh (id int, x text, at timestamptz, tags text[])")
+cur.execute("insert into py_fresh values (%s, %s, %s, %s), (%s, %s, %s, %s)", (1, 'a', '2026-01-01T00:00:00+00:00', ['p', 'q'], 2, 'b', None, []))
+cur.execute("select count(*), max(x), min(at), sum(id) * 2, array_agg(x order by id) from py_fresh")
+out.append(cur.fetchall())
+cur.execute("select id, upper(x), tags from py_fresh order by id")
+out.append(cur.fetchall())
+conn.commit()
+named = conn.cursor(name='pycur')
+named.itersize = 2
+named.execute("select id, name, upper(name), score, tags from people order by id")
+out.append([list(r) for r in named])
+named.close()
+cur.execute("drop table py_fresh")
+conn.commit()
+conn.close()
+with psycopg.connect(**args) as c3:
+    with c3.cursor() as c:
+        c.execute("select id, upper(name), %s::int * 2 from people where id = %s", (21, 1))
+        out.append(c.fetchall())
+    with c3.cursor(name='p3') as named3:
+        named3.execute("select id, length(name) from people order by id")
+        out.append(named3.fetchall())
+print(json.dumps(out, default=str, ensure_ascii=False))
+`,
+    );
+    const runs = await both('/usr/bin/python3', () => [program]);
+    expect(runs.direct.stderr).toBe('');
+    expect(runs.hoop.stderr).toBe('');
+    expect(runs.hoop.stdout).toBe(runs.direct.stdout);
+    expect(JSON.parse(runs.direct.stdout)[0]).toEqual([[2, 'b', '2026-01-01 00:00:00+00:00', 6, ['a', 'b']]]);
+    expect(await databaseOf(paths.hoop)).toBe(await databaseOf(paths.direct));
+  });
+
+  it("pgjdbc's DatabaseMetaData (tables, columns, indexes, primary and imported keys) and a statement prepared at the server", async () => {
+    const runs = await both('java', (p) => [
+      '-cp',
+      `/usr/share/java/postgresql.jar:${work}`,
+      'Meta',
+      `jdbc:postgresql://${p.driver.host}:${p.driver.port}/${p.driver.database}?sslmode=disable`,
+      p.driver.user,
+      p.driver.password,
+    ]);
+    expect(runs.direct.stderr).toBe('');
+    expect(runs.hoop.stderr).toBe('');
+    expect(runs.hoop.stdout).toBe(runs.direct.stdout);
+    expect(runs.direct.stdout).toContain('indexes: [null, public, people, f, null, people_pkey, 3, 1, id');
+    expect(runs.direct.stdout).toContain('imported keys: [null, public, people, id, null, public, events, person');
+  });
+});
+
+describe('the same PostgreSQL load, direct and through hoop', () => {
   it('pgbench: initialisation, then the same transactions in simple, extended and prepared mode leave the same data', async () => {
     const pgbench = join(pgBinDir(), 'pgbench');
     const init = await both(pgbench, () => ['-i', '-s', '1', '-q']);
