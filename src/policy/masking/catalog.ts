@@ -223,6 +223,14 @@ export class PgCatalogResolver implements CatalogResolver {
     this.cache.clear();
   }
 
+  /** Every column the view `oid` reads anywhere (its WHERE and joins too), through other views, as it is defined now; `*` for a whole row. */
+  async viewReads(oid: number): Promise<ColumnOrigin[]> {
+    return (await this.query(VIEW_READS_SQL, [oid])).map((r) => {
+      const inheritsFrom = parseAncestors(r.ancestors);
+      return { schema: String(r.schema), table: String(r.table), column: String(r.column), ...(inheritsFrom ? { inheritsFrom } : {}) };
+    });
+  }
+
   columnName(tableOid: number, attnum: number): Promise<ResolvedColumn | undefined> {
     return this.current(tableOid).then((cols) => cols.get(attnum));
   }
@@ -286,10 +294,7 @@ export class PgCatalogResolver implements CatalogResolver {
 
   /** Fills in `base` or `computedFrom` for each column of the view `oid`; adds the views traced through to `views`. */
   private async traceView(oid: number, columns: Map<number, ResolvedColumn>, depth: number, views: Map<number, string>): Promise<void> {
-    const reads = (await this.query(VIEW_READS_SQL, [oid])).map((r): ColumnOrigin => {
-      const inheritsFrom = parseAncestors(r.ancestors);
-      return { schema: String(r.schema), table: String(r.table), column: String(r.column), ...(inheritsFrom ? { inheritsFrom } : {}) };
-    });
+    const reads = await this.viewReads(oid);
     let origins: Array<{ tableOid: number; attnum: number }> = [];
     let lineage: ColumnLineage[] | undefined;
     if (this.describe && depth < MAX_VIEW_DEPTH) {

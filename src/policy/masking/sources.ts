@@ -23,8 +23,6 @@ export interface RelationCandidate {
   /** Its live columns in order: attribute number and name. */
   columns: Array<[number, string]>;
   inheritsFrom?: Array<{ schema: string; table: string }>;
-  /** A view's: every column it reads anywhere (its WHERE and joins too), through other views; `*` for a whole row. */
-  reads?: ColumnOrigin[];
 }
 
 /** What masking asks the catalog (the gateway's own connection) about relations. */
@@ -33,6 +31,8 @@ export interface SourceCatalog {
   relations(names: readonly string[]): Promise<ReadonlyMap<string, RelationCandidate[]>>;
   /** A view's column, traced to what it reads (see `PgCatalogResolver`). */
   viewColumn(oid: number, attnum: number): Promise<ResolvedColumn | undefined>;
+  /** Every column a view reads anywhere (its WHERE and joins too), through other views, as it is defined now. */
+  viewReads(oid: number): Promise<ColumnOrigin[]>;
 }
 
 /** A relation the session's open transaction created, replaced or changed, as its DDL says (see {@link Overlay}). */
@@ -232,7 +232,10 @@ export class SourceJudge {
       for (const seg of o.view ?? []) for (const inner of segmentSources(seg)) if (await this.#source(inner, 1)) return true;
     }
     if (o?.kind === 'view') return false;
-    return (this.#known.get(relation) ?? []).some((c) => c.reads?.some((r) => this.#rules.readsMasked(r)));
+    for (const c of this.#known.get(relation) ?? []) {
+      if ((c.kind === 'v' || c.kind === 'm') && (await this.#catalog.viewReads(c.oid)).some((r) => this.#rules.readsMasked(r))) return true;
+    }
+    return false;
   }
 }
 

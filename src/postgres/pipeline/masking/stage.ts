@@ -60,27 +60,16 @@ function integerParam(p: unknown): string {
 
 /**
  * Every relation the (lower-case) names in `$1` (text[]) may mean, in any schema: its OID, kind,
- * live columns (`[[attnum, name], ...]`), the tables it inherits from, and for a view or
- * materialized view every column it reads through other views (`[[schema, table, column], ...]`,
- * `*` for a whole row). A name is `table` or `schema.table`, split at its last dot.
- * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ * live columns (`[[attnum, name], ...]`) and the tables it inherits from. A name is `table` or
+ * `schema.table`, split at its last dot.
+ * @see https://www.postgresql.org/docs/current/catalog-pg-class.html
  */
 const RELATIONS_BY_NAME_SQL =
   "with w as (select x as name, substring(x from '^(.*)\\.[^.]*$') as schema, substring(x from '([^.]*)$') as rel from unnest($1::text[]) as x) " +
   'select w.name, c.oid::int8 as oid, n.nspname as schema, c.relname as table, c.relkind as kind, ' +
   '(select pg_catalog.json_agg(pg_catalog.json_build_array(a.attnum, a.attname) order by a.attnum)::text from pg_catalog.pg_attribute a ' +
   'where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns, ' +
-  `${ancestorsJsonSql('c.oid')} as ancestors, ` +
-  "case when c.relkind in ('v', 'm') then (with recursive reads(relid, attnum, depth) as (" +
-  'select d.refobjid, d.refobjsubid, 1 from pg_catalog.pg_rewrite r ' +
-  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
-  "where r.ev_class = c.oid and d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class " +
-  'union select d.refobjid, d.refobjsubid, reads.depth + 1 from reads join pg_catalog.pg_rewrite r on r.ev_class = reads.relid ' +
-  "join pg_catalog.pg_depend d on d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass and d.objid = r.oid " +
-  "where d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.refobjid <> r.ev_class and reads.depth < 32) " +
-  "select pg_catalog.json_agg(distinct pg_catalog.jsonb_build_array(rn.nspname, rc.relname, coalesce(ra.attname, '*')))::text from reads " +
-  'join pg_catalog.pg_class rc on rc.oid = reads.relid join pg_catalog.pg_namespace rn on rn.oid = rc.relnamespace ' +
-  'left join pg_catalog.pg_attribute ra on ra.attrelid = reads.relid and ra.attnum = reads.attnum and reads.attnum > 0) end as reads ' +
+  `${ancestorsJsonSql('c.oid')} as ancestors ` +
   'from w join pg_catalog.pg_class c on lower(c.relname) = w.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   "where (w.schema is null or lower(n.nspname) = w.schema) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
 
@@ -205,14 +194,16 @@ export class PgSessionMasking implements MaskingStage {
     this.#sessionId = options.sessionId;
   }
 
-  /** The catalog as the lineage judge asks it: relations by name, a view's columns traced. */
+  /**
+   * The catalog as the lineage judge asks it: relations by name, a view's columns traced, what a
+   * view reads. Names are looked up for each statement that needs them, never kept: a relation
+   * another session makes can shadow one of the same name on the search path at any time.
+   */
   readonly #sources: SourceCatalog = {
     relations: async (names) => {
-      const rows = await this.#catalog.prepared(RELATIONS_BY_NAME_SQL, [textArrayParam(names)]);
       const out = new Map<string, RelationCandidate[]>();
-      for (const r of rows) {
+      for (const r of await this.#catalog.prepared(RELATIONS_BY_NAME_SQL, [textArrayParam(names)])) {
         const inheritsFrom = parseAncestors(r.ancestors);
-        const reads = r.reads ? (JSON.parse(r.reads) as Array<[string, string, string]>).map(([schema, table, column]) => ({ schema, table, column })) : undefined;
         const candidate: RelationCandidate = {
           oid: Number(r.oid),
           schema: r.schema ?? '',
@@ -220,7 +211,6 @@ export class PgSessionMasking implements MaskingStage {
           kind: r.kind ?? '',
           columns: r.columns ? (JSON.parse(r.columns) as Array<[number, string]>) : [],
           ...(inheritsFrom ? { inheritsFrom } : {}),
-          ...(reads ? { reads } : {}),
         };
         const list = out.get(r.name ?? '') ?? [];
         list.push(candidate);
@@ -229,6 +219,7 @@ export class PgSessionMasking implements MaskingStage {
       return out;
     },
     viewColumn: (oid, attnum) => this.#resolver.columnName(oid, attnum),
+    viewReads: (oid) => this.#resolver.viewReads(oid),
   };
 
   /** Decides what origins do not (see ColumnJudge), and follows the open transaction. */
