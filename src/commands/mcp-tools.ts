@@ -110,7 +110,7 @@ const MAX_COLUMNS = 5000;
  * @see https://www.postgresql.org/docs/current/infoschema-columns.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
-function columnsQuery(schema: string | undefined, table: string | undefined): string {
+export function columnsQuery(schema: string | undefined, table: string | undefined): string {
   const where = [`c.table_schema not in ('pg_catalog', 'information_schema')`, ...(schema ? [`c.table_schema = '${schema}'`] : []), ...(table ? [`c.table_name = '${table}'`] : [])].join(' and ');
   return `with recursive ancestors(rel, parent) as (
   select inhrelid, inhparent from pg_catalog.pg_inherits

@@ -10,6 +10,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
+import pg from 'pg';
+import { columnsQuery } from '../../src/commands/mcp-tools.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -183,6 +185,21 @@ drop table t54;`),
         'create temp table t55 (id int, card_number text, at timestamptz, tags text[]); insert into t55 values (1, $$4111111111111111$$, $$2026-01-01 00:00:00+00$$, $${x}$$); select id, card_number, at, tags, upper(card_number) from t55',
       ),
     ).toBe(`CREATE TABLE\nINSERT 0 1\n1|${REDACTED}|2026-01-01 00:00:00+00|{x}|${REDACTED}`);
+  });
+
+  it("hoop mcp's describe_schema query (information_schema, a recursive CTE, JSON) answers as the database does, every name and type", async () => {
+    const sql = columnsQuery(undefined, undefined);
+    const direct = new pg.Client({ host: '127.0.0.1', port: stack.pg.port, user: stack.pg.users.scram.user, password: stack.pg.users.scram.password, database: 'app' });
+    await direct.connect();
+    const hoop = await pgClient(masked.info);
+    try {
+      const d = (await direct.query(sql)).rows;
+      expect(d.some((r) => r.column_name === 'ssn')).toBe(true);
+      expect((await hoop.query(sql)).rows).toEqual(d);
+    } finally {
+      await direct.end();
+      await hoop.end();
+    }
   });
 
   it("notices of statements that compute nothing over masked values are the server's own", async () => {
