@@ -1,7 +1,7 @@
 /** The masking policy the masking tests share: a `customers` table with sensitive columns. */
 import type { MaskingPolicyLike } from '../../src/policy/masking/rules.js';
 import type { MaskStrategy } from '../../src/policy/masking/strategies.js';
-import type { ColumnJudge, StatementHints } from '../../src/postgres/pipeline/masking/result-masker.js';
+import type { ColumnJudge, StatementHints } from '../../src/postgres/pipeline/masking/judging.js';
 
 /**
  * Column rules on `public.customers` (email redacted, card_number last4, balance hashed), a name

@@ -1,7 +1,8 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it, vi } from 'vitest';
 import type { CatalogResolver } from '../../src/policy/masking/catalog.js';
-import { redactKeyValues, ResultMasker, type ColumnJudge, type StatementHints } from '../../src/postgres/pipeline/masking/result-masker.js';
+import { redactKeyValues, ResultMasker } from '../../src/postgres/pipeline/masking/result-masker.js';
+import type { ColumnJudge, StatementHints } from '../../src/postgres/pipeline/masking/judging.js';
 import { dataRow, parseDataRow, parseRowDescription } from '../../src/postgres/wire/rows.js';
 import { MaskingRules, type ColumnOrigin, type MaskingPolicyLike } from '../../src/policy/masking/rules.js';
 import { keyedHash, type MaskStrategy } from '../../src/policy/masking/strategies.js';

@@ -21,7 +21,7 @@ import { describeError, isHoopError } from '../../errors.js';
 import type { PostgresConnection } from '../../config/connection.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { PgSessionMasking } from '../pipeline/masking/stage.js';
-import { MaskingRefusal } from '../pipeline/masking/result-masker.js';
+import { MaskingRefusal } from '../pipeline/masking/judging.js';
 import type { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
 import { StatementGate } from '../pipeline/statement-gate.js';
 import { cancelUpstreamPostgres, type UpstreamPostgres } from './upstream.js';

@@ -510,7 +510,7 @@ class LineageWalker {
     };
     if (fields.length > 1) {
       const entries = this.#entryNamed(fields.slice(0, -1), level);
-      return entries !== undefined && entries.every(plainIn);
+      return entries?.every(plainIn) === true;
     }
     for (let lv: Level | undefined = level; lv; lv = lv.parent) {
       // A lone name of a row source may be its whole row, which has no origin.

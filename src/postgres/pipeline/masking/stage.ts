@@ -24,7 +24,8 @@
 import { lexingSafeEncoding } from '../../../policy/sql/lexing.js';
 import type { Logger } from '../../../log.js';
 import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
-import { MaskingRefusal, ResultMasker, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './result-masker.js';
+import { ResultMasker } from './result-masker.js';
+import { MaskingRefusal, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './judging.js';
 import type { MaskStrategy } from '../../../policy/masking/strategies.js';
 import { alignedLineage, CannotTell, SourceJudge, TransactionOverlay, type RelationCandidate, type SourceCatalog } from '../../../policy/masking/sources.js';
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type LineageSegment, type StatementFacts, type StatementKind, type StatementLineage } from '../../../policy/sql/analyze.js';
