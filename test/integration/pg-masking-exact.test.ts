@@ -297,3 +297,68 @@ describe("FunctionCall and signals to one's own backend", () => {
     }
   });
 });
+
+describe('names read as PostgreSQL reads them (cases a review of issue 54 found)', () => {
+  /** A psql script's rows and errors, for values that must not appear. */
+  const ssns = /123-45-6789|536-90-4399/;
+
+  it('quoted CTE names, a column of an outer level before an inner alias, WITH RECURSIVE forward references, a field of a composite column, a name with a dot', async () => {
+    const out = await script(`with "A" as (select upper(ssn) as v from customers), a as (select name as v from customers) select v from "A" order by 1;
+select id, (select ssn from orders ssn limit 1) as s from customers order by id;
+with recursive a as (select * from orders), orders as (select upper(ssn) as u from customers) select * from a order by 1;
+select (s.c).ssn from (select c from customers c) s, orders c order by 1;
+create view "public.x" as select upper(ssn) as u from customers;
+select u from "public.x" order by 1;
+drop view "public.x";`);
+    expect(out).not.toMatch(ssns);
+    expect(out).toContain(`1|${REDACTED}\n2|${REDACTED}`);
+  });
+
+  it('errors quoting a value read through an outer column are withheld', async () => {
+    const out = await script('select (select ssn::int from orders ssn limit 1) from customers;');
+    expect(out).toContain('withheld');
+    expect(out).not.toMatch(ssns);
+  });
+
+  it('a view the open transaction made does not hide a committed view of the same name; a view it made and renamed a column of is read as renamed', async () => {
+    const out = await script(`begin;
+create temp view order_view as select 'a'::text as shout;
+select shout from public.order_view order by 1;
+select shout::int from public.order_view;
+rollback;
+begin;
+create view v9 as select id, upper(ssn) as u from customers;
+alter view v9 rename column u to z;
+select z from v9 order by 1;
+rollback;`);
+    expect(out).not.toMatch(ssns);
+    expect(out).toContain(`${REDACTED}\n${REDACTED}`);
+  });
+
+  it('a star after an ALTER of an inheritance parent in the open transaction: columns are not placed by stale widths', async () => {
+    await stack.pg.psql(
+      'create table par (a int, b text); create table kid () inherits (par); insert into kid values (5, $$x$$); create table par2 (p int); create table kid2 () inherits (par2); insert into kid2 values (7)',
+      { database: 'app', user: stack.pg.users.scram },
+    );
+    try {
+      const out = await script(`begin;
+alter table par drop column b;
+alter table par2 add column z int;
+select * from only kid, (select upper(ssn) u from customers where id = 1) x, only kid2;
+rollback;`);
+      expect(out).not.toMatch(ssns);
+      expect(out).toContain(`5|${REDACTED}|7|`);
+    } finally {
+      await stack.pg.psql('drop table kid, par, kid2, par2', { database: 'app' });
+    }
+  });
+
+  it('pg_notify and set_config of a value computed from a view over a masked column are refused', async () => {
+    const out = await script(`listen c;
+select pg_notify('c', shout) from order_view;
+select set_config('my.x', shout, false) from order_view;
+select current_setting('my.x', true);`);
+    expect(out.match(/masking-side-channel/g)).toHaveLength(2);
+    expect(out).not.toMatch(ssns);
+  });
+});

@@ -15,11 +15,14 @@ function lineage(sql: string): StatementLineage | undefined {
 }
 
 function text(l: ColumnLineage): string {
-  return l.sources.map((s) => `${s.relation}.${s.column}${s.position !== undefined ? `#${s.position}` : ''}${s.maybe ? '?' : ''}`).join(',') + (l.opaque ? '+opaque' : '');
+  return (
+    l.sources.map((s) => `${s.schema !== undefined ? `${s.schema}.` : ''}${s.relation}.${s.column}${s.position !== undefined ? `#${s.position}` : ''}${s.maybe ? '?' : ''}`).join(',') +
+    (l.opaque ? '+opaque' : '')
+  );
 }
 
 function segment(seg: LineageSegment): string {
-  if ('relation' in seg) return `[*${seg.relation}${seg.from ? `+${seg.from}` : ''}]`;
+  if ('relation' in seg) return `[*${seg.schema !== undefined ? `${seg.schema}.` : ''}${seg.relation}${seg.from ? `+${seg.from}` : ''}]`;
   if ('any' in seg) return `[any: ${text(seg.any)}]`;
   return `${seg.name ?? ''}<${text(seg.lineage)}>`;
 }
@@ -57,7 +60,7 @@ describe('result columns', () => {
     ['select j.x from (a join b on true) as j(x, y)', 'x<a.*#0>'],
     // Whole rows.
     ['select row_to_json(c) from customers c', 'row_to_json<customers.c?,customers.*>'],
-    ['select (c).email, (c).id from customers c', 'email<customers.email,customers.c?> | id<customers.id,customers.c?>'],
+    ['select (c).email, (c).id from customers c', 'email<customers.c?,customers.email> | id<customers.c?,customers.id>'],
     ['select to_jsonb(c.*) from customers c', 'to_jsonb<customers.*>'],
     // Stars.
     ['select * from customers', '[*customers]'],
@@ -92,6 +95,16 @@ describe('result columns', () => {
     ['explain analyze select upper(ssn) from customers', 'query plan<>'],
     ['show search_path', 'search_path<>'],
     ['drop table if exists nope', '(none)'],
+    // Names as PostgreSQL reads them (issue 54's review): quoted names keep their case; a column of
+    // an outer level comes before a whole row of an inner alias; WITH RECURSIVE sees every CTE;
+    // `(s.c).f` is a field of column c of s; a relation's name may hold a dot.
+    ['with "A" as (select upper(ssn) as v from customers), a as (select name as v from customers) select v from "A"', 'v<customers.ssn?>'],
+    ['select (select ssn from orders ssn limit 1) from customers', 'ssn<orders.ssn?,customers.ssn?,orders.*>'],
+    ['with recursive a as (select * from orders), orders as (select upper(ssn) as u from customers) select * from a', 'u<customers.ssn?>'],
+    ['select (s.c).ssn from (select c from customers c) s, orders c', 'ssn<customers.c?,customers.*>'],
+    ['select x from (select 1 as x, email from customers) s', 'x<>'],
+    ['select upper(u) from "public.x"', 'upper<public.x.u?>'],
+    ['select upper(u) from public.x', 'upper<public.x.u?>'],
   ])('%s', (sql, expected) => {
     expect(columns(sql)).toBe(expected);
   });

@@ -16,6 +16,7 @@
  */
 import type { ColumnLineage, ColumnSource, StatementFacts } from '../sql/analyze.js';
 import { MaskingRules, type MaskingPolicyLike } from './rules.js';
+import { sqlName } from './sources.js';
 
 /**
  * Finds the masked column a statement's computed output (or a side channel's argument) is derived from.
@@ -72,10 +73,11 @@ export class DerivedValueCheck {
   }
 
   #phrase(s: ColumnSource): string | undefined {
-    const columns = this.#rules.columnsOfSqlTable(s.relation);
-    if (s.column === '*' && s.position === undefined) return columns.size > 0 ? `the whole row of ${s.relation}` : undefined;
-    if (s.column === '*') return columns.size > 0 ? `column ${s.position! + 1} of ${s.relation}, which may be masked` : undefined;
-    if (columns.has('*') || columns.has(s.column)) return `the masked column ${s.relation}.${s.column}`;
+    const table = sqlName(s);
+    const columns = this.#rules.columnsOfSqlTable(table);
+    if (s.column === '*' && s.position === undefined) return columns.size > 0 ? `the whole row of ${table}` : undefined;
+    if (s.column === '*') return columns.size > 0 ? `column ${s.position! + 1} of ${table}, which may be masked` : undefined;
+    if (columns.has('*') || columns.has(s.column.toLowerCase())) return `the masked column ${table}.${s.column}`;
     return this.#rules.forName(s.column) ? `the column ${s.column} (masked by name)` : undefined;
   }
 }

@@ -9,7 +9,7 @@
  * @see https://www.postgresql.org/docs/current/catalog-pg-class.html
  * @see https://www.postgresql.org/docs/current/catalog-pg-attribute.html
  */
-import type { ColumnLineage, ColumnSource, LineageSegment, RelationDdl, StatementLineage } from '../sql/analyze.js';
+import type { ColumnLineage, ColumnSource, LineageSegment, RelationDdl, RelationName, StatementLineage } from '../sql/analyze.js';
 import type { ResolvedColumn } from './catalog.js';
 import type { ColumnOrigin, MaskingRules } from './rules.js';
 
@@ -27,8 +27,8 @@ export interface RelationCandidate {
 
 /** What masking asks the catalog (the gateway's own connection) about relations. */
 export interface SourceCatalog {
-  /** The relations each name (`schema.table` or `table`, lower-case) may mean, in any schema the search path may pick. */
-  relations(names: readonly string[]): Promise<ReadonlyMap<string, RelationCandidate[]>>;
+  /** The relations each name may mean (in any schema the search path may pick, without one), by {@link relationKey}. */
+  relations(names: readonly RelationName[]): Promise<ReadonlyMap<string, RelationCandidate[]>>;
   /** A view's column, traced to what it reads (see `PgCatalogResolver`). */
   viewColumn(oid: number, attnum: number): Promise<ResolvedColumn | undefined>;
   /** Every column a view reads anywhere (its WHERE and joins too), through other views, as it is defined now. */
@@ -43,33 +43,48 @@ export interface OverlayRelation {
   /** A view's columns, from its query. */
   view?: LineageSegment[];
   /** Relations it inherits from or is a partition of, whose rules apply to it. */
-  inherits?: string[];
+  inherits?: RelationName[];
   /** ALTER TABLE: columns added, renamed (new name to old), or changed otherwise. */
   altered?: { added: string[]; renamed: Record<string, string> };
   /** ALTER ... RENAME TO: the name it had. */
-  was?: string;
+  was?: RelationName;
 }
 
 /**
  * What the session's open transaction did to relations, which the gateway's catalog connection
- * cannot see until it commits: by bare name (lower-case), the relations its DDL made or changed, and
- * whether it ran code hoop cannot read (a DO block, a procedure) that may have made others.
+ * cannot see until it commits: by name (without schema), the relations its DDL made or changed;
+ * whether any relation's columns may have moved (an ALTER, which reaches a table's children too);
+ * and whether it ran code hoop cannot read (a DO block, a procedure) that may have made others.
  */
 export interface Overlay {
-  get(bare: string): OverlayRelation | undefined;
+  get(name: string): OverlayRelation | undefined;
+  readonly altered: boolean;
   readonly opaque: boolean;
 }
 
 /** Nothing pending: a session outside a transaction. */
-export const NO_OVERLAY: Overlay = { get: () => undefined, opaque: false };
+export const NO_OVERLAY: Overlay = { get: () => undefined, altered: false, opaque: false };
 
 /** What hoop could not establish about a result column, said to the client when it refuses. */
 export class CannotTell extends Error {}
 
-/** The bare name of a relation name (`schema.table` → `table`). */
-export function bareName(relation: string): string {
-  return relation.slice(relation.lastIndexOf('.') + 1);
+/** A name as `StatementFacts.tables` writes it (`schema.table` or `table`), split at its last dot. */
+export function splitName(name: string): RelationName {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 ? { relation: name } : { schema: name.slice(0, dot), relation: name.slice(dot + 1) };
 }
+
+/** A relation's name as SQL writes it, and as the rules take it (`schema.table`). */
+export function sqlName(r: RelationName): string {
+  return r.schema !== undefined ? `${r.schema}.${r.relation}` : r.relation;
+}
+
+/** How the catalog's answers are keyed: a name and its schema, apart (a relation's name may hold a dot). */
+export function relationKey(r: RelationName): string {
+  return `${r.schema ?? ''}\u0000${r.relation}`;
+}
+
+const isView = (c: RelationCandidate): boolean => c.kind === 'v' || c.kind === 'm';
 
 /**
  * Judges lineages for one statement: the relations they name are looked up once (a catalog round
@@ -103,8 +118,8 @@ export class SourceJudge {
     this.#readsMasked ??= (async () => {
       const st = this.#statement;
       if (!st) return false;
-      const all = [...st.reads, ...st.branches.flat().flatMap((seg) => segmentSources(seg))];
-      await this.#load([...all, ...st.relations.map((relation) => ({ relation, column: '' }))]);
+      const all = [...st.reads, ...st.branches.flat().flatMap(segmentSources)];
+      await this.#load([...all, ...st.relations]);
       for (const s of all) if (await this.#source(s, 0)) return true;
       for (const r of st.relations) if (await this.#scansMasked(r)) return true;
       return false;
@@ -112,46 +127,62 @@ export class SourceJudge {
     return this.#readsMasked;
   }
 
-  /** The live width of a relation a star expands, when every relation the name may mean has the same. */
-  async width(relation: string): Promise<number | undefined> {
-    await this.#load([{ relation, column: '*' }]);
-    const o = this.#overlay.get(bareName(relation));
-    if (o) return o.kind === 'table' && o.columns && !o.altered && (this.#known.get(relation) ?? []).length === 0 ? o.columns.length : undefined;
-    const widths = new Set((this.#known.get(relation) ?? []).map((c) => c.columns.length));
+  /**
+   * The live width of a relation a star expands, when every relation the name may mean has the
+   * same; undefined when not known (the open transaction changed a relation's columns: an ALTER
+   * reaches a table's children too, which the catalog does not show yet).
+   */
+  async width(r: RelationName): Promise<number | undefined> {
+    if (this.#overlay.altered || this.#overlay.opaque) return undefined;
+    await this.#load([r]);
+    const o = this.#overlay.get(r.relation);
+    const candidates = this.#known.get(relationKey(r)) ?? [];
+    if (o) return o.kind === 'table' && o.columns && candidates.length === 0 ? o.columns.length : undefined;
+    const widths = new Set(candidates.map((c) => c.columns.length));
     return widths.size === 1 ? [...widths][0] : undefined;
   }
 
   /** Looks up, in one round trip, the relations of these sources not looked up yet. */
-  async #load(sources: readonly ColumnSource[]): Promise<void> {
-    const wanted = [...new Set(sources.map((s) => s.relation))].filter((r) => !this.#known.has(r));
-    if (wanted.length === 0) return;
-    const found = await this.#catalog.relations(wanted);
-    for (const name of wanted) this.#known.set(name, found.get(name) ?? []);
+  async #load(sources: ReadonlyArray<RelationName>): Promise<void> {
+    const wanted = new Map<string, RelationName>();
+    for (const s of sources) {
+      const key = relationKey(s);
+      if (!this.#known.has(key)) wanted.set(key, { ...(s.schema !== undefined ? { schema: s.schema } : {}), relation: s.relation });
+    }
+    if (wanted.size === 0) return;
+    const found = await this.#catalog.relations([...wanted.values()]);
+    for (const key of wanted.keys()) this.#known.set(key, found.get(key) ?? []);
   }
 
   /** Whether `s` is (or, a whole row, holds) a masked column. */
   async #source(s: ColumnSource, depth: number): Promise<boolean> {
-    if (depth > 16) throw new CannotTell(`${s.relation} is defined through more than 16 views`);
+    if (depth > 16) throw new CannotTell(`${sqlName(s)} is defined through more than 16 views`);
     await this.#load([s]);
     const rules = this.#rules;
-    const candidates = this.#known.get(s.relation) ?? [];
-    const overlay = this.#overlay.get(bareName(s.relation));
+    const candidates = this.#known.get(relationKey(s)) ?? [];
+    const overlay = this.#overlay.get(s.relation);
     if (candidates.length === 0 && !overlay) {
-      if (this.#overlay.opaque) throw new CannotTell(`${s.relation} is not in the catalog: code this transaction ran (a DO block or procedure) may have made it`);
-      throw new CannotTell(`${s.relation} is not in the catalog`);
+      if (this.#overlay.opaque) throw new CannotTell(`${sqlName(s)} is not in the catalog: code this transaction ran (a DO block or procedure) may have made it`);
+      throw new CannotTell(`${sqlName(s)} is not in the catalog`);
     }
     if (overlay) {
       if (await this.#overlaySource(s, overlay, depth)) return true;
-      if (overlay.was !== undefined && (await this.#source({ ...s, relation: overlay.was }, depth + 1))) return true;
+      const was = overlay.was;
+      if (
+        was !== undefined &&
+        (await this.#source(
+          { ...(was.schema !== undefined ? { schema: was.schema } : {}), relation: was.relation, column: s.column, ...(s.position !== undefined ? { position: s.position } : {}) },
+          depth + 1,
+        ))
+      )
+        return true;
     }
     for (const c of candidates) {
-      // A view the transaction replaced is read as its DDL says (above), not as the catalog had it.
-      if (overlay?.kind === 'view' && (c.kind === 'v' || c.kind === 'm')) continue;
       const columns = this.#columnsOf(c, s, overlay);
       if (columns === undefined) continue;
       for (const [attnum, column] of columns) {
-        if (c.kind === 'v' || c.kind === 'm') {
-          if (await this.#viewColumnMasked(c, attnum, column, depth)) return true;
+        if (isView(c)) {
+          if (await this.#viewColumnMasked(c, attnum, column, depth, overlay?.kind === 'view')) return true;
         } else if (rules.readsMasked(origin(c, column)) || (overlay?.altered?.renamed[column] !== undefined && rules.readsMasked(origin(c, overlay.altered.renamed[column]!)))) return true;
       }
     }
@@ -161,27 +192,34 @@ export class SourceJudge {
   /** The columns of candidate `c` that source `s` names (none when it is `maybe` and `c` has no such column). */
   #columnsOf(c: RelationCandidate, s: ColumnSource, overlay: OverlayRelation | undefined): Array<[number, string]> | undefined {
     if (s.column === '*') {
-      if (s.position === undefined) return c.columns;
-      if (overlay?.altered) return c.columns; // its columns' places may have changed: all of them
+      // A place is the catalog's only while the open transaction moved no relation's columns.
+      if (s.position === undefined || this.#overlay.altered || this.#overlay.opaque) return c.columns;
       const at = c.columns[s.position];
       if (!at) throw new CannotTell(`${c.schema}.${c.table} has no column ${s.position + 1}`);
       return [at];
     }
-    const hit = c.columns.filter(([, name]) => name.toLowerCase() === s.column);
+    const hit = c.columns.filter(([, name]) => name === s.column);
     if (hit.length > 0) return hit;
     if (overlay?.altered && (overlay.altered.added.includes(s.column) || s.column in overlay.altered.renamed)) return [[0, s.column]];
-    if (s.maybe) return undefined;
+    if (s.maybe || overlay?.kind === 'view') return undefined;
     // A column the catalog does not know of a table: one the open transaction added (judged by its name).
-    if (c.kind !== 'v' && c.kind !== 'm') return [[0, s.column]];
+    if (!isView(c)) return [[0, s.column]];
     throw new CannotTell(`the view ${c.schema}.${c.table} has no column ${s.column} in the catalog`);
   }
 
-  /** Whether a view's column may carry a masked value: one its definition computes by what it computes it from, one it passes by its table column. */
-  async #viewColumnMasked(c: RelationCandidate, attnum: number, column: string, depth: number): Promise<boolean> {
+  /**
+   * Whether a view's column may carry a masked value: one its definition computes by what it
+   * computes it from, one it passes by its table column. `overlaid`: the open transaction made a
+   * view of this name, whose DDL judges it where this one is being replaced by the same session.
+   */
+  async #viewColumnMasked(c: RelationCandidate, attnum: number, column: string, depth: number, overlaid: boolean): Promise<boolean> {
     const rules = this.#rules;
     const r = await this.#catalog.viewColumn(c.oid, attnum);
     if (!r) throw new CannotTell(`the view ${c.schema}.${c.table} has no column ${column} in the catalog`);
-    if (r.unresolved) throw new CannotTell(`the view ${c.schema}.${c.table} is being replaced in the open transaction by code hoop cannot read`);
+    if (r.unresolved) {
+      if (overlaid && !this.#overlay.opaque) return false;
+      throw new CannotTell(`the view ${c.schema}.${c.table} is being replaced in the open transaction by code hoop cannot read`);
+    }
     if (rules.forOrigin(r) !== undefined || rules.forName(column) !== undefined) return true;
     if (r.computedFrom && r.lineage && !r.lineage.opaque) {
       for (const s of r.lineage.sources) if (await this.#source(s, depth + 1)) return true;
@@ -195,45 +233,44 @@ export class SourceJudge {
   /** A source in a relation the open transaction made or changed. */
   async #overlaySource(s: ColumnSource, o: OverlayRelation, depth: number): Promise<boolean> {
     const rules = this.#rules;
+    const name = sqlName(s);
     const byRules = (column: string): boolean =>
-      rules.columnsOfSqlTable(s.relation).has(column) ||
-      rules.columnsOfSqlTable(s.relation).has('*') ||
+      rules.columnsOfSqlTable(name).has(column.toLowerCase()) ||
+      rules.columnsOfSqlTable(name).has('*') ||
       rules.forName(column) !== undefined ||
-      (o.inherits ?? []).some((p) => rules.columnsOfSqlTable(p).has(column) || rules.columnsOfSqlTable(p).has('*'));
+      (o.inherits ?? []).some((p) => rules.columnsOfSqlTable(sqlName(p)).has(column.toLowerCase()) || rules.columnsOfSqlTable(sqlName(p)).has('*'));
     if (o.kind === 'view') {
-      const columns = o.view ?? [];
-      const picked = pickColumns(columns, s);
+      const picked = pickColumns(o.view ?? [], s);
       if (picked === undefined) {
         if (s.maybe) return false;
-        throw new CannotTell(`the view ${s.relation} made in this transaction has no column ${s.column}`);
+        throw new CannotTell(`the view ${name} made in this transaction has no column ${s.column}`);
       }
-      if (picked.some((seg) => (!('lineage' in seg) || seg.name === undefined ? false : rules.forName(seg.name) !== undefined))) return true;
       for (const seg of picked) {
-        const l = 'lineage' in seg ? seg.lineage : 'any' in seg ? seg.any : { sources: [{ relation: seg.relation, column: '*' }] };
+        if ('lineage' in seg && seg.name !== undefined && rules.forName(seg.name) !== undefined) return true;
+        const l = 'lineage' in seg ? seg.lineage : 'any' in seg ? seg.any : { sources: [{ ...seg, column: '*' }] };
         for (const inner of l.sources) if (await this.#source(inner, depth + 1)) return true;
         if (l.opaque) return true;
       }
       return false;
     }
     if (s.column !== '*') return byRules(s.column) || (o.altered?.renamed[s.column] !== undefined && byRules(o.altered.renamed[s.column]!));
-    if (s.position !== undefined && o.columns && !o.altered) return byRules(o.columns[s.position] ?? '*');
+    if (s.position !== undefined && o.columns && !o.altered && !this.#overlay.altered) return byRules(o.columns[s.position] ?? '*');
     // A whole row: any of its columns.
-    if (rules.columnsOfSqlTable(s.relation).size > 0 || (o.inherits ?? []).some((p) => rules.columnsOfSqlTable(p).size > 0)) return true;
+    if (rules.columnsOfSqlTable(name).size > 0 || (o.inherits ?? []).some((p) => rules.columnsOfSqlTable(sqlName(p)).size > 0)) return true;
     const known = [...(o.columns ?? []), ...(o.altered?.added ?? [])];
     if (known.some((c) => rules.forName(c) !== undefined)) return true;
-    if (rules.hasNameRules && !o.columns && (this.#known.get(s.relation) ?? []).length === 0) throw new CannotTell(`the columns of ${s.relation}, made in this transaction, are not known to hoop`);
+    if (rules.hasNameRules && !o.columns && (this.#known.get(relationKey(s)) ?? []).length === 0) throw new CannotTell(`the columns of ${name}, made in this transaction, are not known to hoop`);
     return false;
   }
 
   /** Whether scanning a relation evaluates a masked value: a view (or materialized view) that reads one anywhere. */
-  async #scansMasked(relation: string): Promise<boolean> {
-    const o = this.#overlay.get(bareName(relation));
+  async #scansMasked(r: RelationName): Promise<boolean> {
+    const o = this.#overlay.get(r.relation);
     if (o?.kind === 'view') {
       for (const seg of o.view ?? []) for (const inner of segmentSources(seg)) if (await this.#source(inner, 1)) return true;
     }
-    if (o?.kind === 'view') return false;
-    for (const c of this.#known.get(relation) ?? []) {
-      if ((c.kind === 'v' || c.kind === 'm') && (await this.#catalog.viewReads(c.oid)).some((r) => this.#rules.readsMasked(r))) return true;
+    for (const c of this.#known.get(relationKey(r)) ?? []) {
+      if (isView(c) && (await this.#catalog.viewReads(c.oid)).some((x) => this.#rules.readsMasked(x))) return true;
     }
     return false;
   }
@@ -241,7 +278,7 @@ export class SourceJudge {
 
 /** The sources a run of columns carries. */
 function segmentSources(seg: LineageSegment): ColumnSource[] {
-  if ('relation' in seg) return [{ relation: seg.relation, column: '*' }];
+  if ('relation' in seg) return [{ ...(seg.schema !== undefined ? { schema: seg.schema } : {}), relation: seg.relation, column: '*' }];
   return 'any' in seg ? seg.any.sources : seg.lineage.sources;
 }
 
@@ -272,7 +309,7 @@ function origin(c: RelationCandidate, column: string): ColumnOrigin {
  * ends, and a column between two of them carries all of what lies between. A branch that cannot
  * have `n` columns carries all of itself in each.
  */
-export async function alignedLineage(branches: readonly LineageSegment[][], n: number, width: (relation: string) => Promise<number | undefined>): Promise<ColumnLineage[]> {
+export async function alignedLineage(branches: readonly LineageSegment[][], n: number, width: (r: RelationName) => Promise<number | undefined>): Promise<ColumnLineage[]> {
   const out: ColumnSource[][] = Array.from({ length: n }, () => []);
   const opaque: boolean[] = new Array(n).fill(false);
   const add = (i: number, l: ColumnLineage): void => {
@@ -280,7 +317,7 @@ export async function alignedLineage(branches: readonly LineageSegment[][], n: n
     if (l.opaque) opaque[i] = true;
   };
   for (const branch of branches) {
-    const widths = await Promise.all(branch.map(async (seg) => ('lineage' in seg ? 1 : 'relation' in seg ? ((await width(seg.relation)) ?? -1) - (seg.from ?? 0) : -1)));
+    const widths = await Promise.all(branch.map(async (seg) => ('lineage' in seg ? 1 : 'relation' in seg ? ((await width(seg)) ?? -1) - (seg.from ?? 0) : -1)));
     const lineages = branch.map(segLineageAt);
     const known = widths.every((w) => w >= 0);
     const total = widths.reduce((a, w) => a + Math.max(w, 0), 0);
@@ -295,7 +332,7 @@ export async function alignedLineage(branches: readonly LineageSegment[][], n: n
     const unknown = widths.map((w, k) => (w < 0 ? k : -1)).filter((k) => k >= 0);
     if (known || total > n || unknown.length === 0) {
       // Not as wide as the result (a join USING merges columns): every column may be any of it.
-      const all = unionOf(branch.map((seg) => lineages[branch.indexOf(seg)]!(-1)));
+      const all = unionOf(lineages.map((l) => l(-1)));
       for (let i = 0; i < n; i++) add(i, all);
       continue;
     }
@@ -305,7 +342,7 @@ export async function alignedLineage(branches: readonly LineageSegment[][], n: n
     for (let k = 0; k < firstUnknown; k++) for (let j = 0; j < widths[k]!; j++) add(at++, lineages[k]!(j));
     let back = n;
     for (let k = branch.length - 1; k > lastUnknown; k--) for (let j = widths[k]! - 1; j >= 0; j--) add(--back, lineages[k]!(j));
-    const middle = unionOf(branch.slice(firstUnknown, lastUnknown + 1).map((_, k) => lineages[firstUnknown + k]!(-1)));
+    const middle = unionOf(lineages.slice(firstUnknown, lastUnknown + 1).map((l) => l(-1)));
     for (let i = at; i < back; i++) add(i, middle);
   }
   return out.map((sources, i) => (opaque[i] ? { sources, opaque: true } : { sources }));
@@ -315,7 +352,8 @@ export async function alignedLineage(branches: readonly LineageSegment[][], n: n
 function segLineageAt(seg: LineageSegment): (j: number) => ColumnLineage {
   if ('lineage' in seg) return () => seg.lineage;
   if ('any' in seg) return () => seg.any;
-  return (j) => ({ sources: [{ relation: seg.relation, column: '*', ...(j >= 0 ? { position: (seg.from ?? 0) + j } : {}) }] });
+  const rel = { ...(seg.schema !== undefined ? { schema: seg.schema } : {}), relation: seg.relation };
+  return (j) => ({ sources: [{ ...rel, column: '*', ...(j >= 0 ? { position: (seg.from ?? 0) + j } : {}) }] });
 }
 
 function unionOf(parts: readonly ColumnLineage[]): ColumnLineage {
@@ -329,43 +367,53 @@ function unionOf(parts: readonly ColumnLineage[]): ColumnLineage {
  * is gone).
  */
 export class TransactionOverlay implements Overlay {
-  readonly #byBare = new Map<string, OverlayRelation>();
+  readonly #byName = new Map<string, OverlayRelation>();
+  #altered = false;
   #opaque = false;
 
   get opaque(): boolean {
     return this.#opaque;
   }
 
-  /** Whether the open transaction changed any relation's shape. */
-  get empty(): boolean {
-    return this.#byBare.size === 0 && !this.#opaque;
+  get altered(): boolean {
+    return this.#altered;
   }
 
-  get(bare: string): OverlayRelation | undefined {
-    return this.#byBare.get(bare);
+  get(name: string): OverlayRelation | undefined {
+    return this.#byName.get(name);
   }
 
   /** A statement that made or changed a relation completed. */
   add(ddl: RelationDdl): void {
-    const bare = bareName(ddl.relation);
-    const had = this.#byBare.get(bare);
+    const name = ddl.relation.relation;
+    const had = this.#byName.get(name);
     switch (ddl.kind) {
       case 'table':
-        this.#byBare.set(bare, { kind: 'table', ...(ddl.columns ? { columns: ddl.columns } : {}), ...(ddl.inherits ? { inherits: ddl.inherits } : {}) });
+        this.#byName.set(name, { kind: 'table', ...(ddl.columns ? { columns: ddl.columns } : {}), ...(ddl.inherits ? { inherits: ddl.inherits } : {}) });
         return;
       case 'view':
-        this.#byBare.set(bare, { kind: 'view', view: ddl.view ?? [] });
+        this.#byName.set(name, { kind: 'view', view: ddl.view ?? [] });
         return;
       case 'altered': {
+        this.#altered = true;
+        // A view made in this transaction renames its own columns; a table records what changed.
+        if (had?.kind === 'view') {
+          const renamed = Object.fromEntries(Object.entries(ddl.renamed ?? {}).map(([to, from]) => [from, to]));
+          this.#byName.set(name, {
+            ...had,
+            view: (had.view ?? []).map((seg) => ('lineage' in seg && seg.name !== undefined && renamed[seg.name] !== undefined ? { ...seg, name: renamed[seg.name]! } : seg)),
+          });
+          return;
+        }
         const base = had ?? { kind: 'table' as const };
         const altered = { added: [...(base.altered?.added ?? []), ...(ddl.added ?? [])], renamed: { ...base.altered?.renamed, ...ddl.renamed } };
-        this.#byBare.set(bare, { ...base, altered });
+        this.#byName.set(name, { ...base, altered });
         return;
       }
       case 'renamed': {
-        const was = ddl.was ?? '';
-        const old = this.#byBare.get(bareName(was));
-        this.#byBare.set(bare, { ...(old ?? { kind: 'table' as const }), was });
+        const was = ddl.was!;
+        const old = this.#byName.get(was.relation);
+        this.#byName.set(name, { ...(old ?? { kind: 'table' as const }), was });
         return;
       }
     }
@@ -378,7 +426,8 @@ export class TransactionOverlay implements Overlay {
 
   /** The transaction ended. */
   clear(): void {
-    this.#byBare.clear();
+    this.#byName.clear();
+    this.#altered = false;
     this.#opaque = false;
   }
 }

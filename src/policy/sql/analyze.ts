@@ -27,7 +27,20 @@ import { statementLineage } from './analyze/lineage.js';
 import { relationDdl } from './analyze/ddl.js';
 import { LruCache } from './lru.js';
 
-export type { Analysis, ColumnLineage, ColumnSource, CopyFacts, LineageSegment, LockMode, OutputFacts, RelationDdl, StatementFacts, StatementKind, StatementLineage } from './analyze/facts.js';
+export type {
+  Analysis,
+  ColumnLineage,
+  ColumnSource,
+  CopyFacts,
+  LineageSegment,
+  LockMode,
+  OutputFacts,
+  RelationDdl,
+  RelationName,
+  StatementFacts,
+  StatementKind,
+  StatementLineage,
+} from './analyze/facts.js';
 export { LOCK_MODES } from './analyze/facts.js';
 
 let loaded: Promise<void> | undefined;

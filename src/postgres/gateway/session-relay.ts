@@ -22,6 +22,7 @@ import type { PostgresConnection } from '../../config/connection.js';
 import { sessionEndOf, type CloseReason, type PendingReview, type ReviewAsk, type SessionEnd, type SessionOutcome, type StatementRows, type TunnelSession } from '../../session/engine.js';
 import type { PgSessionMasking } from '../pipeline/masking/stage.js';
 import { MaskingRefusal } from '../pipeline/masking/judging.js';
+import type { Analysis } from '../../policy/sql/analyze.js';
 import type { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
 import { StatementGate } from '../pipeline/statement-gate.js';
 import { cancelUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
@@ -191,10 +192,11 @@ export class SessionRelay {
     const reads = this.#opened.reads;
     // The session's own backend may be signalled by its number (pg_cancel_backend(<its pid>)).
     judge?.ownBackend?.(this.#opened.upstream.backendKey.processId);
-    const catalog = this.#opened.catalog;
+    const { catalog, masking } = this.#opened;
     return judge
       ? new StatementGate(reads ? redefinitionsTold(judge, reads) : judge, {
           ...(catalog ? { functionName: functionNames(catalog) } : {}),
+          ...(masking ? { sideChannel: (analysis: Analysis) => masking.sideChannel(analysis) } : {}),
           readOnly: session.readOnly === true,
           // The relay's ServerState tells the gate what the server did with each name change.
           confirmed: true,

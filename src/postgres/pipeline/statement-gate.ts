@@ -39,7 +39,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-import { changesRows, combineReviewDecisions, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/decide.js';
+import { changesRows, combineReviewDecisions, opensBlockBefore, SIDE_CHANNEL_RULE, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/decide.js';
 import type { TablesTouchedBy } from '../../policy/touched.js';
 import { analyzeSql, loadSqlParser, type Analysis } from '../../policy/sql/analyze.js';
 import type { PendingReview, ReviewAsk, SessionJudge, StatementVerdict } from '../../session/engine.js';
@@ -124,6 +124,7 @@ export class StatementGate implements GateStage {
   readonly refusals = { deny: 0, review: 0, builtin: 0 };
   readonly #onRefusal: ((refusal: Refusal) => void) | undefined;
   readonly #functionName: ((oid: number) => Promise<string | undefined>) | undefined;
+  readonly #sideChannel: ((analysis: Analysis) => Promise<string | undefined> | undefined) | undefined;
   /** What must hear the server's answer to the message just passed. */
   #hook: AnswerHook | undefined;
   /** Names the message being judged DEALLOCATEs (forgotten once the server confirms). */
@@ -169,11 +170,17 @@ export class StatementGate implements GateStage {
       confirmed?: boolean;
       /** The qualified name of the function with this OID (quoted as SQL writes it), undefined when there is none: for FunctionCall. */
       functionName?: (oid: number) => Promise<string | undefined>;
+      /**
+       * What masked value a statement's side channel (`pg_notify`, `set_config`) would carry, told
+       * with the catalog (through views), as a phrase; undefined when it has none to look up.
+       */
+      sideChannel?: (analysis: Analysis) => Promise<string | undefined> | undefined;
     } = {},
   ) {
     this.#names = new PreparedNames(options.confirmed === true);
     this.#judge = judge;
     this.#functionName = options.functionName;
+    this.#sideChannel = options.sideChannel;
     this.#onRefusal = options.onRefusal;
     this.#settings = new SettingsWatch(options.readOnly === true, options.onUnsafeSetting);
     this.#reviews = new ReviewHolds(options.review);
@@ -338,11 +345,28 @@ export class StatementGate implements GateStage {
     if (!refusal && this.#guardedBody) refusal = this.#checkGuardedQuery(m.sql, analysis);
     if (refusal) return [this.#describes.describe(refusal), SYNC_MESSAGE];
     if (this.#forget.length > 0) this.#hook = this.#names.forgetWhenDone([...this.#forget]);
-    return m;
+    return this.#checkSideChannel(m, analysis, true);
+  }
+
+  /**
+   * `m` once its side channel is known to carry no masked value the catalog shows (a view's), else
+   * its refusal (rule `masking-side-channel`); `m` at once when it has none.
+   */
+  #checkSideChannel(m: QueryMessage | ParseMessage, analysis: Analysis | undefined, query: boolean): Sent | Promise<Sent> {
+    const check = this.#sideChannel?.(analysis ?? analyzeSql(m.sql));
+    if (!check) return m;
+    const type = this.#current;
+    return check.then((carried) => {
+      if (carried === undefined) return m;
+      this.#current = type;
+      const reason = `a value computed from ${carried} would be passed to a function whose value leaves through another channel (a NOTIFY payload, a setting the server reports back), which masking cannot change`;
+      const refusal = this.#count('deny', refusalError({ action: 'deny', rule: SIDE_CHANNEL_RULE, message: reason, reason }), SIDE_CHANNEL_RULE, reason, m.sql);
+      return this.#refusing(refusal, query);
+    });
   }
 
   /** A Parse: its name checked and its SQL judged (a review passes: it runs nothing); remembered when it passes. */
-  #parse(m: ParseMessage, analysis: Analysis | undefined): Sent {
+  #parse(m: ParseMessage, analysis: Analysis | undefined): Sent | Promise<Sent> {
     const statements = this.#names.statements;
     const refusal = !m.utf8 ? this.#builtin(BuiltinRule.NOT_UTF8) : (this.#checkNewName(m.name, statements) ?? (this.#judgeString(m.sql, true, 0, analysis, 'pass') as Buffer | undefined));
     if (refusal) {
@@ -351,7 +375,7 @@ export class StatementGate implements GateStage {
       return this.#refusing(refusal, false);
     }
     this.#hook = this.#names.prepared(m.name, m.long && analysis ? analysis : m.sql);
-    return m;
+    return this.#checkSideChannel(m, analysis, false);
   }
 
   /** A Bind: what its statement may hold is judged again; held for review with its parameters, refused, or bound. */

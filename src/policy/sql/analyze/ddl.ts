@@ -8,14 +8,13 @@
  * @see https://www.postgresql.org/docs/17/sql-altertable.html
  */
 import type { RangeVar } from 'libpg-query';
-import type { RelationDdl, StatementLineage } from './facts.js';
+import type { RelationDdl, RelationName, StatementLineage } from './facts.js';
 import { list, nodeAs, type Tagged } from './ast.js';
 import { asRowSource } from './lineage.js';
 
-function relationName(rv: RangeVar | undefined): string | undefined {
+function relationName(rv: RangeVar | undefined): RelationName | undefined {
   if (!rv?.relname) return undefined;
-  const rel = rv.relname.toLowerCase();
-  return rv.schemaname ? `${rv.schemaname.toLowerCase()}.${rel}` : rel;
+  return { ...(rv.schemaname ? { schema: rv.schemaname } : {}), relation: rv.relname };
 }
 
 /** What `node` does to a relation's shape, if anything (`lineage`: its query's, for CREATE VIEW / TABLE AS / SELECT INTO). */
@@ -28,7 +27,7 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
         .map((r) => relationName(nodeAs(r, 'RangeVar')))
         .filter((r) => r !== undefined);
       const elements = list(node[1].tableElts);
-      const columns = elements.map((e) => nodeAs(e, 'ColumnDef')?.colname?.toLowerCase()).filter((c) => c !== undefined);
+      const columns = elements.map((e) => nodeAs(e, 'ColumnDef')?.colname).filter((c) => c !== undefined);
       // LIKE and a parent add columns the DDL does not list.
       const complete = inherits.length === 0 && !elements.some((e) => nodeAs(e, 'TableLikeClause')) && !node[1].ofTypename;
       return { relation, kind: 'table', ...(complete ? { columns } : {}), ...(inherits.length > 0 ? { inherits } : {}) };
@@ -53,23 +52,22 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
       const added = list(node[1].cmds)
         .map((c) => nodeAs(c, 'AlterTableCmd'))
         .filter((c) => c?.subtype === 'AT_AddColumn')
-        .map((c) => nodeAs(c!.def, 'ColumnDef')?.colname?.toLowerCase())
+        .map((c) => nodeAs(c!.def, 'ColumnDef')?.colname)
         .filter((c) => c !== undefined);
       return { relation, kind: 'altered', added, renamed: {} };
     }
     case 'RenameStmt': {
       const relation = relationName(node[1].relation);
       if (!relation || !node[1].newname) return undefined;
-      const newname = node[1].newname.toLowerCase();
-      if (node[1].renameType === 'OBJECT_COLUMN' && node[1].subname) return { relation, kind: 'altered', added: [], renamed: { [newname]: node[1].subname.toLowerCase() } };
+      const newname = node[1].newname;
+      if (node[1].renameType === 'OBJECT_COLUMN' && node[1].subname) return { relation, kind: 'altered', added: [], renamed: { [newname]: node[1].subname } };
       if (!['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE'].includes(node[1].renameType ?? '')) return undefined;
-      const schema = node[1].relation?.schemaname;
-      return { relation: schema ? `${schema.toLowerCase()}.${newname}` : newname, kind: 'renamed', was: relation };
+      return { relation: { ...relation, relation: newname }, kind: 'renamed', was: relation };
     }
     case 'AlterObjectSchemaStmt': {
       const relation = relationName(node[1].relation);
       if (!relation || !node[1].newschema) return undefined;
-      return { relation: `${node[1].newschema.toLowerCase()}.${relation.slice(relation.lastIndexOf('.') + 1)}`, kind: 'renamed', was: relation };
+      return { relation: { schema: node[1].newschema, relation: relation.relation }, kind: 'renamed', was: relation };
     }
     default:
       return undefined;

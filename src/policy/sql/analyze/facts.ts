@@ -252,9 +252,11 @@ export interface OutputFacts {
  * @see https://www.postgresql.org/docs/17/queries-table-expressions.html
  */
 export interface ColumnSource {
-  /** The relation, lower-case: `schema.table`, or `table` (whichever the session's search_path picks). */
+  /** The relation's schema, when the SQL names one (else whichever the session's search_path picks). */
+  schema?: string;
+  /** The relation's own name, as the parser gives it (folded to lower case unless quoted). */
   relation: string;
-  /** The column's name, lower-case; `*` for the whole row, or with `position` one column by its place. */
+  /** The column's name, as the parser gives it; `*` for the whole row, or with `position` one column by its place. */
   column: string;
   /** With column `*`: the relation's column at this place (0-based, its live columns in order). */
   position?: number;
@@ -275,7 +277,13 @@ export interface ColumnLineage {
  * relation from its `from`-th on (a star: as many as the catalog says), or a record of unknown width
  * and names (a function's), each column of which carries `any`.
  */
-export type LineageSegment = { name?: string; lineage: ColumnLineage; plain?: true } | { relation: string; from?: number } | { any: ColumnLineage };
+export type LineageSegment = { name?: string; lineage: ColumnLineage; plain?: true } | { schema?: string; relation: string; from?: number } | { any: ColumnLineage };
+
+/** A relation a statement names: its own name, and its schema when the SQL names one. */
+export interface RelationName {
+  schema?: string;
+  relation: string;
+}
 
 /**
  * The lineage of a statement (see `analyze/lineage.ts`): its result columns, one list per branch of
@@ -285,7 +293,7 @@ export type LineageSegment = { name?: string; lineage: ColumnLineage; plain?: tr
 export interface StatementLineage {
   branches: LineageSegment[][];
   reads: ColumnSource[];
-  relations: string[];
+  relations: RelationName[];
   /** What the arguments of `pg_notify` and `set_config` calls are computed from (see `StatementFacts.sideChannel`). */
   sideChannel?: ColumnLineage;
 }
@@ -295,21 +303,21 @@ export interface StatementLineage {
  * @see https://www.postgresql.org/docs/17/sql-createtable.html
  */
 export interface RelationDdl {
-  /** Its name as the SQL gives it, lower-case (after a RENAME or SET SCHEMA: the new one). */
-  relation: string;
+  /** Its name as the SQL gives it (after a RENAME or SET SCHEMA: the new one). */
+  relation: RelationName;
   /** `table` or `view` made (a materialized view is a view here), `altered` columns, `renamed` relation. */
   kind: 'table' | 'view' | 'altered' | 'renamed';
   /** A table's columns in order, when its DDL lists them all. */
   columns?: string[];
   /** Tables it inherits from or is a partition of. */
-  inherits?: string[];
+  inherits?: RelationName[];
   /** A view's columns, as its query computes them. */
   view?: LineageSegment[];
   /** ALTER TABLE: the columns it adds, and renames (new name to old). */
   added?: string[];
   renamed?: Record<string, string>;
   /** RENAME TO / SET SCHEMA: the name it had. */
-  was?: string;
+  was?: RelationName;
 }
 
 /**

@@ -24,7 +24,7 @@
  * @see https://github.com/postgres/postgres/blob/REL_17_STABLE/src/backend/parser/parse_target.c (FigureColname)
  */
 import type { ColumnRef, CommonTableExpr, DeleteStmt, InsertStmt, MergeStmt, Node, RangeVar, ResTarget, SelectStmt, UpdateStmt, WithClause } from 'libpg-query';
-import type { ColumnLineage, ColumnSource, LineageSegment, StatementLineage } from './facts.js';
+import type { ColumnLineage, ColumnSource, LineageSegment, RelationName, StatementLineage } from './facts.js';
 import { isSetOperation, list, names, nodeAs, type Tagged, tagged, unwrap } from './ast.js';
 
 /** A row source in scope: its name and its columns. */
@@ -60,7 +60,12 @@ interface Collector {
 }
 
 function sourceKey(s: ColumnSource): string {
-  return `${s.relation}\u0000${s.column}\u0000${s.position ?? ''}\u0000${s.maybe ? 1 : 0}`;
+  return `${s.schema ?? ''}\u0000${s.relation}\u0000${s.column}\u0000${s.position ?? ''}\u0000${s.maybe ? 1 : 0}`;
+}
+
+/** A relation segment's own source: column `column` of it (or a place with `position`). */
+function relationSource(seg: { schema?: string; relation: string }, column: string, more: Partial<ColumnSource> = {}): ColumnSource {
+  return { ...(seg.schema !== undefined ? { schema: seg.schema } : {}), relation: seg.relation, column, ...more };
 }
 
 function lineageOf(c: Collector): ColumnLineage {
@@ -79,13 +84,13 @@ export function unionLineage(parts: readonly ColumnLineage[]): ColumnLineage {
 
 /** Every value a run of columns may carry: a relation's star as its whole row. */
 export function segmentLineage(seg: LineageSegment): ColumnLineage {
-  if ('relation' in seg) return { sources: [{ relation: seg.relation, column: '*' }] };
+  if ('relation' in seg) return { sources: [relationSource(seg, '*')] };
   return 'any' in seg ? seg.any : seg.lineage;
 }
 
-/** A name as the parser folded it (identifiers are lower-case here, as rules compare them). */
-function lower(s: string | undefined): string {
-  return (s ?? '').toLowerCase();
+/** An identifier as the parser gives it (folded to lower case unless quoted): names are compared exactly, as PostgreSQL compares them. */
+function ident(s: string | undefined): string {
+  return s ?? '';
 }
 
 /**
@@ -99,13 +104,13 @@ export function statementLineage(node: Tagged): StatementLineage | undefined {
   const branches = w.statement(node);
   if (!branches) return undefined;
   const side = w.sideChannel.length > 0 ? { sideChannel: unionLineage(w.sideChannel) } : {};
-  return { branches, reads: w.reads(), relations: [...w.relations], ...side };
+  return { branches, reads: w.reads(), relations: [...w.relations.values()], ...side };
 }
 
 class LineageWalker {
   /** The collectors open now: the statement's reads first, then one per expression being traced. */
   readonly #collectors: Collector[] = [{ sources: new Map(), opaque: false }];
-  readonly relations = new Set<string>();
+  readonly relations = new Map<string, RelationName>();
   /** What the arguments of calls that send a value out of band are computed from. */
   readonly sideChannel: ColumnLineage[] = [];
 
@@ -136,7 +141,7 @@ class LineageWalker {
         return branches;
       }
       case 'VariableShowStmt':
-        return [[{ name: lower(node[1].name), lineage: { sources: [] } }]];
+        return [[{ name: ident(node[1].name), lineage: { sources: [] } }]];
       default:
         return undefined;
     }
@@ -154,7 +159,7 @@ class LineageWalker {
     const windows = new Map(
       list(select.windowClause).flatMap((w) => {
         const name = nodeAs(w, 'WindowDef')?.name;
-        return name ? [[lower(name), w] as const] : [];
+        return name ? [[ident(name), w] as const] : [];
       }),
     );
     const level: Level = { entries: [], parent: outer, ...(windows.size > 0 ? { windows } : {}) };
@@ -207,15 +212,32 @@ class LineageWalker {
     return this.#targets(body.returningList, level, scope);
   }
 
-  /** The CTEs a WITH clause adds to those in scope (each sees those before it; all of them when RECURSIVE). */
+  /** The CTEs a WITH clause adds to those in scope: each sees those before it; with RECURSIVE, all of them (traced to a fixed point). */
   #with(clause: WithClause | undefined, outer: Level | undefined, ctes: Ctes): Ctes {
     if (!clause) return ctes;
     const scope = new Map(ctes);
-    for (const item of list(clause.ctes)) {
-      const cte = nodeAs(item, 'CommonTableExpr');
-      if (!cte?.ctename) continue;
-      scope.set(lower(cte.ctename), clause.recursive === true ? this.#recursiveCte(cte, outer, scope) : this.#cte(cte, outer, scope));
+    const defined = list(clause.ctes)
+      .map((c) => nodeAs(c, 'CommonTableExpr'))
+      .filter((c): c is CommonTableExpr => c?.ctename !== undefined);
+    if (clause.recursive !== true) {
+      for (const cte of defined) scope.set(ident(cte.ctename), this.#cte(cte, outer, scope));
+      return scope;
     }
+    // Every CTE may name every other, itself too: traced with what is known so far until nothing grows.
+    for (const cte of defined) scope.set(ident(cte.ctename), [{ any: { sources: [] } }]);
+    for (let round = 0; round < MAX_RECURSION_ROUNDS; round++) {
+      let grew = false;
+      for (const cte of defined) {
+        const name = ident(cte.ctename);
+        const before = scope.get(name)!;
+        const next = this.#cte(cte, outer, scope);
+        const joined = sameShape(next, before) ? next.map((seg, i) => unite(seg, before[i]!)) : next;
+        if (signature(joined) !== signature(before)) grew = true;
+        scope.set(name, joined);
+      }
+      if (!grew) return scope;
+    }
+    for (const cte of defined) scope.set(ident(cte.ctename), [{ any: unionLineage(scope.get(ident(cte.ctename))!.map(segmentLineage)) }]);
     return scope;
   }
 
@@ -225,20 +247,6 @@ class LineageWalker {
     if (q?.[0] === 'SelectStmt') branches = this.query(q[1], outer, scope);
     else if (q && (q[0] === 'InsertStmt' || q[0] === 'UpdateStmt' || q[0] === 'DeleteStmt' || q[0] === 'MergeStmt')) branches = [this.write(q, outer, scope)];
     return renamed(asRowSource(branches), names(cte.aliascolnames));
-  }
-
-  /** A recursive CTE: traced with its own lineage so far until it no longer grows. */
-  #recursiveCte(cte: CommonTableExpr, outer: Level | undefined, scope: Map<string, LineageSegment[]>): LineageSegment[] {
-    const name = lower(cte.ctename);
-    let columns: LineageSegment[] = [{ any: { sources: [] } }];
-    for (let round = 0; round < MAX_RECURSION_ROUNDS; round++) {
-      scope.set(name, columns);
-      const next = this.#cte(cte, outer, scope);
-      const joined = sameShape(next, columns) ? next.map((seg, i) => unite(seg, columns[i]!)) : next;
-      if (signature(joined) === signature(columns)) return joined;
-      columns = joined;
-    }
-    return [{ any: unionLineage(columns.map(segmentLineage)) }];
   }
 
   /** VALUES: each column is what its expressions in every row read. */
@@ -271,7 +279,7 @@ class LineageWalker {
         continue;
       }
       const plain = fields !== undefined && this.#plain(fields, level) ? { plain: true as const } : {};
-      out.push({ name: lower(res.name) || figureName(res.val), lineage: this.#expr(res.val, level, ctes), ...plain });
+      out.push({ name: ident(res.name) || figureName(res.val), lineage: this.#expr(res.val, level, ctes), ...plain });
     }
     return out;
   }
@@ -300,7 +308,7 @@ class LineageWalker {
         // A LATERAL subquery sees the row sources before it; any subquery sees the levels around.
         const outer = body.lateral ? { entries: [...level.entries], parent: level.parent } : level.parent;
         const columns = sub ? asRowSource(this.query(sub, outer, ctes)) : [{ any: { sources: [] } }];
-        return [{ name: lower(body.alias?.aliasname), columns: renamed(columns, names(body.alias?.colnames)) }];
+        return [{ name: ident(body.alias?.aliasname), columns: renamed(columns, names(body.alias?.colnames)) }];
       }
       case 'RangeFunction': {
         const lateral: Level = { entries: [...level.entries], parent: level.parent };
@@ -311,10 +319,10 @@ class LineageWalker {
           this.#walk(defs, lateral, ctes);
         }
         const lineage = { ...unionLineage(parts), opaque: true as const };
-        const named = [...names(body.alias?.colnames), ...list(body.coldeflist).map((d) => lower(nodeAs(d, 'ColumnDef')?.colname))];
+        const named = [...names(body.alias?.colnames), ...list(body.coldeflist).map((d) => ident(nodeAs(d, 'ColumnDef')?.colname))];
         const fname = names(nodeAs(list(nodeAs(list(body.functions)[0], 'List')?.items)[0], 'FuncCall')?.funcname).at(-1);
-        const columns: LineageSegment[] = named.length > 0 ? named.map((n) => ({ name: lower(n), lineage })) : [{ any: lineage }];
-        return [{ name: lower(body.alias?.aliasname ?? fname), columns }];
+        const columns: LineageSegment[] = named.length > 0 ? named.map((n) => ({ name: ident(n), lineage })) : [{ any: lineage }];
+        return [{ name: ident(body.alias?.aliasname ?? fname), columns }];
       }
       case 'RangeTableSample': {
         this.#walkAll([body.args, body.repeatable], level, ctes);
@@ -324,7 +332,7 @@ class LineageWalker {
       case 'JsonTable': {
         const lateral: Level = { entries: [...level.entries], parent: level.parent };
         const lineage = this.#expr(body, lateral, ctes);
-        return [{ name: lower(body.alias?.aliasname), columns: [{ any: lineage }] }];
+        return [{ name: ident(body.alias?.aliasname), columns: [{ any: lineage }] }];
       }
       case 'JoinExpr': {
         const inner: Level = { entries: [...level.entries], parent: level.parent };
@@ -333,13 +341,13 @@ class LineageWalker {
         const right = body.rarg ? this.#fromEntries(body.rarg, inner, ctes) : [];
         const both: Level = { entries: [...left, ...right], parent: level.parent };
         this.#walk(body.quals, { entries: [...level.entries, ...both.entries], parent: level.parent }, ctes);
-        for (const n of names(body.usingClause)) for (const e of both.entries) this.#record(this.#column(e, lower(n), false));
+        for (const n of names(body.usingClause)) for (const e of both.entries) this.#record(this.#column(e, ident(n), false));
         const alias = body.alias?.aliasname;
         if (alias === undefined) return [...left, ...right];
         // An aliased join hides the names inside it: its columns are theirs, renamed.
         return [
           {
-            name: lower(alias),
+            name: ident(alias),
             columns: renamed(
               both.entries.flatMap((e) => e.columns),
               names(body.alias?.colnames),
@@ -355,22 +363,21 @@ class LineageWalker {
 
   /** A table or CTE named in FROM. */
   #rangeVar(rv: RangeVar, ctes: Ctes): Entry {
-    const rel = lower(rv.relname);
+    const rel = ident(rv.relname);
     const alias = rv.alias;
     const cte = !rv.schemaname && !rv.catalogname ? ctes.get(rel) : undefined;
-    if (cte) return { name: lower(alias?.aliasname ?? rel), columns: renamed(cte, names(alias?.colnames)) };
+    if (cte) return { name: ident(alias?.aliasname ?? rel), columns: renamed(cte, names(alias?.colnames)) };
     return this.#relationEntry(rv);
   }
 
   /** A relation (not a CTE) as a row source: its columns are the catalog's; an alias column list renames the first ones. */
   #relationEntry(rv: RangeVar): Entry {
-    const rel = lower(rv.relname);
-    const relation = rv.schemaname ? `${lower(rv.schemaname)}.${rel}` : rel;
-    this.relations.add(relation);
+    const rel: RelationName = { ...(rv.schemaname ? { schema: rv.schemaname } : {}), relation: ident(rv.relname) };
+    this.relations.set(`${rel.schema ?? ''}\u0000${rel.relation}`, rel);
     const colnames = names(rv.alias?.colnames);
-    const columns: LineageSegment[] = colnames.map((n, i) => ({ name: lower(n), lineage: { sources: [{ relation, column: '*', position: i }] }, plain: true }));
-    columns.push(colnames.length > 0 ? { relation, from: colnames.length } : { relation });
-    return { name: lower(rv.alias?.aliasname ?? rel), ...(rv.schemaname ? { schema: lower(rv.schemaname) } : {}), columns };
+    const columns: LineageSegment[] = colnames.map((n, i) => ({ name: ident(n), lineage: { sources: [relationSource(rel, '*', { position: i })] }, plain: true }));
+    columns.push(colnames.length > 0 ? { ...rel, from: colnames.length } : { ...rel });
+    return { name: ident(rv.alias?.aliasname ?? rel.relation), ...(rv.schemaname && !rv.alias ? { schema: rv.schemaname } : {}), columns };
   }
 
   /** What one expression is computed from (what it reads is recorded as read too). */
@@ -402,14 +409,14 @@ class LineageWalker {
         this.#record(this.#resolve(refFields(body), level));
         return;
       case 'A_Indirection': {
-        // `(c).email`: the column email of the row source c (and, as PostgreSQL reads a lone name as a column first, a column c).
+        // `(c).email`: a composite column c (all of it), else the column email of the row source c.
         const field = nodeAs(list(body.indirection)[0], 'String')?.sval;
-        const ref = nodeAs(body.arg, 'ColumnRef');
-        const fields = ref ? refFields(ref) : [];
-        const entries = field !== undefined && fields.length > 0 && fields.at(-1) !== '*' ? this.#entryNamed(fields, level) : undefined;
-        if (entries) {
-          for (const e of entries) this.#record(this.#column(e, lower(field), false));
-          if (fields.length === 1) this.#record(this.#unqualified(fields[0]!, level, false));
+        const fields = nodeAs(body.arg, 'ColumnRef') ? refFields(nodeAs(body.arg, 'ColumnRef')!) : [];
+        if (field !== undefined && fields.length === 1 && fields[0] !== '*') {
+          const found = this.#name(fields[0]!, level);
+          this.#record(found.columns);
+          for (const e of found.rows) this.#record(this.#column(e, ident(field), false));
+          if (!found.any && found.rows.length === 0) this.#record(this.#everything(level));
         } else this.#walk(body.arg, level, ctes);
         this.#walk(body.indirection, level, ctes);
         return;
@@ -426,8 +433,8 @@ class LineageWalker {
       case 'FuncCall': {
         // `OVER w` reads what the window w is defined over.
         const window = body.over?.name ?? body.over?.refname;
-        if (window !== undefined) this.#walk(level.windows?.get(lower(window)), level, ctes);
-        if (SIDE_CHANNELS.has(lower(names(body.funcname).at(-1)))) {
+        if (window !== undefined) this.#walk(level.windows?.get(ident(window)), level, ctes);
+        if (SIDE_CHANNELS.has(ident(names(body.funcname).at(-1)).toLowerCase())) {
           this.sideChannel.push(this.#expr(body.args, level, ctes));
           for (const [key, v] of Object.entries(body)) if (key !== 'args') this.#walk(v, level, ctes);
           return;
@@ -451,32 +458,49 @@ class LineageWalker {
     }
   }
 
-  /** What a column reference reads (see the module documentation for the rules). */
+  /**
+   * What a column reference reads, read as PostgreSQL reads it: `a` is a column of the innermost
+   * level that has one so named, else the whole row of a row source `a`; `a.b` is column b of row
+   * source a, else field b of a composite column a; `s.a.b` is column b of `s.a`, or field b of
+   * `a.b`; `a.*` a whole row.
+   */
   #resolve(fields: string[], level: Level): ColumnLineage {
-    if (fields.length === 1) return fields[0] === '*' ? unionLineage(level.entries.map(wholeRow)) : this.#unqualified(fields[0]!, level);
     const column = fields.at(-1)!;
-    const entries = this.#entryNamed(fields.slice(0, -1), level);
-    if (entries) return unionLineage(entries.map((e) => (column === '*' ? wholeRow(e) : this.#column(e, column, false))));
-    // `a.b` where no row source is called `a`: a field of the composite column `a`.
-    return this.#unqualified(fields[0]!, level);
+    if (fields.length === 1) return column === '*' ? unionLineage(level.entries.map(wholeRow)) : this.#unqualified(column, level);
+    const qualifier = fields.slice(0, -1);
+    const entries = this.#entryNamed(qualifier.slice(-2), level);
+    const asRow = entries ? unionLineage(entries.map((e) => (column === '*' ? wholeRow(e) : this.#column(e, column, false)))) : undefined;
+    // `a.b` with no row source a, `s.t.c` with no row source s.t: a field of a composite column, all of whose values it may be.
+    const asField = entries ? undefined : fields.length === 2 ? this.#unqualified(qualifier[0]!, level) : fields.length === 3 ? this.#resolve(qualifier, level) : undefined;
+    return unionLineage([asRow, asField].filter((l): l is ColumnLineage => l !== undefined));
   }
 
-  /** An unqualified name: a column of the innermost level that has it, else a whole row (with `wholeRows`). */
-  #unqualified(name: string, level: Level, wholeRows = true): ColumnLineage {
+  /** An unqualified name: a column of the innermost level that has one, else a whole row. */
+  #unqualified(name: string, level: Level): ColumnLineage {
+    const found = this.#name(name, level);
+    if (!found.any && found.rows.length === 0) return this.#everything(level);
+    return unionLineage([found.columns, ...found.rows.map(wholeRow)]);
+  }
+
+  /**
+   * What a lone name may be: the columns so named (at the innermost level that surely has one; with
+   * the levels inside it that may), and, unless a level surely has such a column, the row sources so
+   * named (the innermost that has one).
+   */
+  #name(name: string, level: Level): { columns: ColumnLineage; any: boolean; rows: Entry[] } {
     const found: ColumnLineage[] = [];
-    for (let lv: Level | undefined = level; lv; lv = lv.parent) {
-      let definite = false;
+    let definite = false;
+    for (let lv: Level | undefined = level; lv && !definite; lv = lv.parent) {
       for (const e of lv.entries) {
         const hit = this.#lookup(e, name, true);
         if (hit.found === 'no') continue;
         found.push(hit.lineage);
         if (hit.found === 'yes') definite = true;
       }
-      const rows = wholeRows ? lv.entries.filter((e) => e.name === name) : [];
-      found.push(...rows.map(wholeRow));
-      if (definite || rows.length > 0) break;
     }
-    return found.length > 0 || !wholeRows ? unionLineage(found) : this.#everything(level);
+    let rows: Entry[] = [];
+    for (let lv: Level | undefined = level; lv && !definite && rows.length === 0; lv = lv.parent) rows = lv.entries.filter((e) => e.name === name);
+    return { columns: unionLineage(found), any: found.length > 0, rows };
   }
 
   /** Column `name` of `e`, or (a name it is not known to have) all of it. */
@@ -492,7 +516,7 @@ class LineageWalker {
     const parts: ColumnLineage[] = [];
     const several = e.columns.length > 1;
     for (const seg of e.columns) {
-      if ('relation' in seg) parts.push({ sources: [{ relation: seg.relation, column: name, ...(unqualified || several ? { maybe: true as const } : {}) }] });
+      if ('relation' in seg) parts.push({ sources: [relationSource(seg, name, unqualified || several ? { maybe: true } : {})] });
       else if ('any' in seg) parts.push(seg.any);
     }
     if (parts.length === 0) return { found: 'no', lineage: { sources: [] } };
@@ -545,7 +569,7 @@ function refFields(ref: ColumnRef): string[] {
   return list(ref.fields).map((f) => {
     const [type, body] = unwrap(f);
     if (type === 'A_Star') return '*';
-    return type === 'String' ? lower(body.sval) : '?';
+    return type === 'String' ? ident(body.sval) : '?';
   });
 }
 
@@ -563,14 +587,14 @@ function renamed(columns: LineageSegment[], aliases: string[]): LineageSegment[]
     if (i >= aliases.length) {
       out.push(seg);
     } else if ('lineage' in seg) {
-      out.push({ name: lower(aliases[i++]), lineage: seg.lineage, ...(seg.plain ? { plain: true as const } : {}) });
+      out.push({ name: ident(aliases[i++]), lineage: seg.lineage, ...(seg.plain ? { plain: true as const } : {}) });
     } else if ('relation' in seg) {
       // A relation's columns renamed by position: the k-th column of the relation.
       let from = seg.from ?? 0;
-      while (i < aliases.length) out.push({ name: lower(aliases[i++]), lineage: { sources: [{ relation: seg.relation, column: '*', position: from++ }] }, plain: true });
-      out.push({ relation: seg.relation, from });
+      while (i < aliases.length) out.push({ name: ident(aliases[i++]), lineage: { sources: [relationSource(seg, '*', { position: from++ })] }, plain: true });
+      out.push({ ...seg, from });
     } else {
-      while (i < aliases.length) out.push({ name: lower(aliases[i++]), lineage: seg.any });
+      while (i < aliases.length) out.push({ name: ident(aliases[i++]), lineage: seg.any });
       out.push(seg);
     }
   }
@@ -626,13 +650,13 @@ function figureName(node: Node | undefined): string {
         .map((i) => nodeAs(i, 'String')?.sval)
         .filter((s) => s !== undefined)
         .at(-1);
-      return field !== undefined ? lower(field) : figureName(body.arg);
+      return field !== undefined ? ident(field) : figureName(body.arg);
     }
     case 'FuncCall':
-      return lower(names(body.funcname).at(-1));
+      return ident(names(body.funcname).at(-1));
     case 'TypeCast': {
       const inner = figureName(body.arg);
-      return inner !== '?column?' ? inner : lower(names(body.typeName?.names).at(-1));
+      return inner !== '?column?' ? inner : ident(names(body.typeName?.names).at(-1));
     }
     case 'CollateClause':
       return figureName(body.arg);
@@ -641,7 +665,7 @@ function figureName(node: Node | undefined): string {
       if (body.subLinkType === 'ARRAY_SUBLINK') return 'array';
       const sub = nodeAs(body.subselect, 'SelectStmt');
       const res = nodeAs(list(sub?.targetList)[0], 'ResTarget');
-      return body.subLinkType === 'EXPR_SUBLINK' && res ? lower(res.name) || figureName(res.val) : '?column?';
+      return body.subLinkType === 'EXPR_SUBLINK' && res ? ident(res.name) || figureName(res.val) : '?column?';
     }
     case 'CaseExpr':
       return 'case';

@@ -27,8 +27,18 @@ import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../../../po
 import { ResultMasker } from './result-masker.js';
 import { MaskingRefusal, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './judging.js';
 import type { MaskStrategy } from '../../../policy/masking/strategies.js';
-import { alignedLineage, CannotTell, SourceJudge, TransactionOverlay, type RelationCandidate, type SourceCatalog } from '../../../policy/masking/sources.js';
-import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis, type LineageSegment, type StatementFacts, type StatementKind, type StatementLineage } from '../../../policy/sql/analyze.js';
+import { alignedLineage, CannotTell, relationKey, SourceJudge, splitName, sqlName, TransactionOverlay, type RelationCandidate, type SourceCatalog } from '../../../policy/masking/sources.js';
+import {
+  ANALYSIS_CACHE_MAX_TEXT,
+  analyzeSql,
+  type Analysis,
+  type ColumnSource,
+  type LineageSegment,
+  type RelationName,
+  type StatementFacts,
+  type StatementKind,
+  type StatementLineage,
+} from '../../../policy/sql/analyze.js';
 import { ShapeCache } from '../../../policy/sql/shape.js';
 import { describeError } from '../../../errors.js';
 import type { FrontendMessage } from '../../wire/frontend-messages.js';
@@ -60,19 +70,20 @@ function integerParam(p: unknown): string {
 }
 
 /**
- * Every relation the (lower-case) names in `$1` (text[]) may mean, in any schema: its OID, kind,
- * live columns (`[[attnum, name], ...]`) and the tables it inherits from. A name is `table` or
- * `schema.table`, split at its last dot.
+ * Every relation the names in `$2` (text[], each with its schema in `$1`, or '' for any schema the
+ * search path may pick) may mean: its OID, kind, live columns (`[[attnum, name], ...]`) and the
+ * tables it inherits from. Names are compared without case (a quoted name may differ only in
+ * case: both are candidates, and masking errs towards masking).
  * @see https://www.postgresql.org/docs/current/catalog-pg-class.html
  */
 const RELATIONS_BY_NAME_SQL =
-  "with w as (select x as name, substring(x from '^(.*)\\.[^.]*$') as schema, substring(x from '([^.]*)$') as rel from unnest($1::text[]) as x) " +
-  'select w.name, c.oid::int8 as oid, n.nspname as schema, c.relname as table, c.relkind as kind, ' +
+  'select w.schema as wanted_schema, w.rel as wanted, c.oid::int8 as oid, n.nspname as schema, c.relname as table, c.relkind as kind, ' +
   '(select pg_catalog.json_agg(pg_catalog.json_build_array(a.attnum, a.attname) order by a.attnum)::text from pg_catalog.pg_attribute a ' +
   'where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns, ' +
   `${ancestorsJsonSql('c.oid')} as ancestors ` +
-  'from w join pg_catalog.pg_class c on lower(c.relname) = w.rel join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
-  "where (w.schema is null or lower(n.nspname) = w.schema) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
+  'from unnest($1::text[], $2::text[]) as w(schema, rel) join pg_catalog.pg_class c on lower(c.relname) = lower(w.rel) ' +
+  'join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  "where (w.schema = '' or lower(n.nspname) = lower(w.schema)) and c.relkind in ('r', 'p', 'v', 'm', 'f')";
 
 /**
  * Kinds of statement that never evaluate a stored value, so that their errors and notices quote
@@ -126,16 +137,21 @@ export function statementMasking(s: StatementFacts): StatementMasking {
 function namesMissingRelation(statement: ResolvedMasking, fields: ReadonlyMap<string, string>): boolean {
   const missing = fields.get('C') === '42P01' ? /^relation "([^"]+)" does not exist$/.exec(fields.get('M') ?? '')?.[1]?.toLowerCase() : undefined;
   if (missing === undefined) return false;
-  const named = 'lineage' in statement ? statement.lineage.relations : 'utility' in statement ? statement.utility.tables : [];
-  return named.includes(missing);
+  const named = 'lineage' in statement ? statement.lineage.relations.map(sqlName) : 'utility' in statement ? statement.utility.tables : [];
+  return named.some((n) => n.toLowerCase() === missing);
+}
+
+/** A source as a message names it. */
+function sqlSource(s: ColumnSource): string {
+  return `${sqlName(s)}.${s.column}`;
 }
 
 /** `COPY table [(columns)] TO`: its fields are the table's columns (a star over it), or those listed. */
 function copyLineage(s: StatementFacts): StatementLineage | undefined {
   const rel = s.copy?.direction === 'to' ? s.copy.relation : undefined;
   if (!rel) return undefined;
-  const relation = (rel.schema ? `${rel.schema}.${rel.table}` : rel.table).toLowerCase();
-  const columns: LineageSegment[] = s.copy!.columns ? s.copy!.columns.map((c) => ({ name: c.toLowerCase(), lineage: { sources: [{ relation, column: c.toLowerCase() }] } })) : [{ relation }];
+  const relation: RelationName = { ...(rel.schema ? { schema: rel.schema } : {}), relation: rel.table };
+  const columns: LineageSegment[] = s.copy!.columns ? s.copy!.columns.map((c) => ({ name: c, lineage: { sources: [{ ...relation, column: c }] } })) : [{ ...relation }];
   return { branches: [columns], reads: [], relations: [relation] };
 }
 
@@ -203,7 +219,8 @@ export class PgSessionMasking implements MaskingStage {
   readonly #sources: SourceCatalog = {
     relations: async (names) => {
       const out = new Map<string, RelationCandidate[]>();
-      for (const r of await this.#catalog.prepared(RELATIONS_BY_NAME_SQL, [textArrayParam(names)])) {
+      const rows = await this.#catalog.prepared(RELATIONS_BY_NAME_SQL, [textArrayParam(names.map((n) => n.schema ?? '')), textArrayParam(names.map((n) => n.relation))]);
+      for (const r of rows) {
         const inheritsFrom = parseAncestors(r.ancestors);
         const candidate: RelationCandidate = {
           oid: Number(r.oid),
@@ -213,9 +230,10 @@ export class PgSessionMasking implements MaskingStage {
           columns: r.columns ? (JSON.parse(r.columns) as Array<[number, string]>) : [],
           ...(inheritsFrom ? { inheritsFrom } : {}),
         };
-        const list = out.get(r.name ?? '') ?? [];
+        const key = relationKey({ ...(r.wanted_schema ? { schema: r.wanted_schema } : {}), relation: r.wanted ?? '' });
+        const list = out.get(key) ?? [];
         list.push(candidate);
-        out.set(r.name ?? '', list);
+        out.set(key, list);
       }
       return out;
     },
@@ -289,9 +307,29 @@ export class PgSessionMasking implements MaskingStage {
     if ('utility' in statement) {
       if (!statement.utility.evaluates || statement.utility.tables.length === 0) return false;
       const judge = new SourceJudge(rules, this.#sources, this.#overlay, undefined);
-      return judge.masked({ sources: statement.utility.tables.map((relation) => ({ relation, column: '*' })) }).catch(() => true);
+      return judge.masked({ sources: statement.utility.tables.map((t) => ({ ...splitName(t), column: '*' })) }).catch(() => true);
     }
     return new SourceJudge(rules, this.#sources, this.#overlay, statement.lineage).readsMasked().catch(() => true);
+  }
+
+  /**
+   * What masked value a statement's side channel (the arguments of `pg_notify` or `set_config`)
+   * would carry, told with the catalog: a view's column too, which the judge's names cannot show.
+   * Undefined when the statement has no side channel to look up; a lookup that cannot tell counts
+   * as carrying one.
+   */
+  sideChannel(analysis: Analysis): Promise<string | undefined> | undefined {
+    if (!analysis.ok || (!this.masker.rules.hasColumnRules && !this.masker.rules.hasNameRules)) return undefined;
+    const sent = analysis.statements.filter((s) => s.sideChannel && (s.lineage?.sideChannel?.sources.length ?? 0) > 0);
+    if (sent.length === 0) return undefined;
+    return (async () => {
+      for (const s of sent) {
+        const judge = new SourceJudge(this.masker.rules, this.#sources, this.#overlay, s.lineage);
+        const carried = await judge.masked(s.lineage!.sideChannel!).catch(() => true);
+        if (carried) return `a masked column (${s.lineage!.sideChannel!.sources.map(sqlSource).join(', ')})`;
+      }
+      return undefined;
+    })();
   }
 
   /** The refusal of a result hoop cannot judge: said to the client (the session ends with it) and logged. */
