@@ -213,9 +213,10 @@ function busyLoop(): ChildProcess {
   return spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
 }
 
+/** The rounds: the second past the catalog connection's expiry, beside a busy loop (the bulk upsert, which masking does not read, runs once). */
 const ROUNDS = [
-  { name: 'first round', busy: false },
-  { name: 'after the catalog connection expired, beside a CPU busy loop', busy: true },
+  { name: 'first round', busy: false, bulk: true },
+  { name: 'after the catalog connection expired, beside a CPU busy loop', busy: true, bulk: false },
 ] as const;
 
 describe.each(ROUNDS)('the same PostgreSQL client programs, direct and through hoop, print the same and leave the same (%s)', (round) => {
@@ -341,8 +342,8 @@ select 1/0;
         await q('select 1/0');
         await q('rollback');
         // An ORM's bulk upsert: 10,000 rows of 5 parameters in one statement, then again on conflict.
-        for (const round of [1, 2]) {
-          const rows = Array.from({ length: 10_000 }, (_, i) => [i, `a${i}-${round}`, i * round, i % 2 === 0, `${i}.5`]);
+        for (const pass of round.bulk ? [1, 2] : []) {
+          const rows = Array.from({ length: 10_000 }, (_, i) => [i, `a${i}-${pass}`, i * pass, i % 2 === 0, `${i}.5`]);
           const values = rows.map((_, i) => `($${i * 5 + 1}, $${i * 5 + 2}, $${i * 5 + 3}, $${i * 5 + 4}, $${i * 5 + 5})`).join(', ');
           await q(`insert into bulk (id, a, b, c, d) values ${values} on conflict (id) do update set a = excluded.a, b = excluded.b`, rows.flat());
         }
