@@ -183,7 +183,8 @@ export const READ_ONLY_RULE = 'read-only-access';
 
 /**
  * Functions that run SQL handed to them as text, which the gateway never parses (so no rule, no
- * limit and no read-only check sees what it does): `query_to_xml` and its kin, `ts_stat`, and
+ * limit and no read-only check sees what it does): `query_to_xml` and its kin, `ts_stat`, `ts_rewrite` (its
+ * form that takes a query), and
  * tablefunc's `crosstab` / `connectby` and xml2's `xpath_table`, which build or take a query.
  * Refused under read-only access and under server timeouts, as DO blocks are.
  * @see https://www.postgresql.org/docs/current/functions-xml.html#FUNCTIONS-XML-MAPPING
@@ -191,7 +192,7 @@ export const READ_ONLY_RULE = 'read-only-access';
  * @see https://www.postgresql.org/docs/current/tablefunc.html
  * @see https://www.postgresql.org/docs/current/xml2.html
  */
-export const SQL_TEXT_FUNCTIONS: ReadonlySet<string> = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat', 'crosstab*', 'connectby', 'xpath_table']);
+export const SQL_TEXT_FUNCTIONS: ReadonlySet<string> = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat', 'ts_rewrite', 'crosstab*', 'connectby', 'xpath_table']);
 
 /**
  * Built-in (and contrib) functions read-only access refuses, by name in any schema; a name

@@ -1,6 +1,7 @@
 /** The masking policy the masking tests share: a `customers` table with sensitive columns. */
 import type { MaskingPolicyLike } from '../../src/policy/masking/rules.js';
 import type { MaskStrategy } from '../../src/policy/masking/strategies.js';
+import type { CopyOptions } from '../../src/postgres/pipeline/masking/copy-out.js';
 import type { ColumnJudge, StatementHints } from '../../src/postgres/pipeline/masking/judging.js';
 
 /**
@@ -26,6 +27,11 @@ export function customersMaskingPolicy(key: string): MaskingPolicyLike {
 
 /** A statement whose computed columns come from no masked column, and one whose come from code hoop cannot read. */
 export const EXACT: StatementHints = { statements: [{ lineage: { branches: [], reads: [], relations: [] } }] };
+
+/** A COPY TO STDOUT with these format options, its columns as the judge says. */
+export function copyHints(copy: CopyOptions): StatementHints {
+  return { statements: [{ lineage: { branches: [], reads: [], relations: [] }, copy }] };
+}
 export const MASK: StatementHints = { statements: [{ opaque: 'a test' }] };
 
 /**

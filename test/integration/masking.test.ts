@@ -15,7 +15,7 @@ import { sync } from '../harness/pg-frontend.js';
 import { decoded, maskingStageOf } from '../harness/relay.js';
 import { runProcess } from '../harness/clients.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
-import { customersMaskingPolicy, EXACT, MASK, testJudge } from '../harness/masking-policy.js';
+import { copyHints, customersMaskingPolicy, EXACT, MASK, testJudge } from '../harness/masking-policy.js';
 
 const KEY = 'integration-mask-key';
 const policy = customersMaskingPolicy(KEY);
@@ -203,7 +203,7 @@ describe('masking through a proxy, real PostgreSQL', () => {
     expect(table.split('\n')[0]).toBe(`1\t${h('alice@example.com')}\t[redacted]\t**** **** **** 1111\tprefers mail to ${h('alice.alt@example.org')}\t100.50`);
     const rules = MaskingRules.of(policy, KEY);
     copyStrategies = ['id', 'email', 'ssn', 'card_number', 'notes', 'balance'].map((column) => rules.forOrigin({ schema: 'public', table: 'customers', column }) ?? rules.forName(column));
-    hints = { ...EXACT, copy: { format: 'csv', header: true } };
+    hints = copyHints({ format: 'csv', header: true });
     const csv = await psql(`COPY (select * from customers order by id) TO STDOUT WITH (FORMAT csv, HEADER)`);
     expect(csv.split('\n').slice(0, 2)).toEqual([
       'id,email,ssn,card_number,notes,balance',

@@ -13,6 +13,7 @@ import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import pg from 'pg';
 import { columnsQuery } from '../../src/commands/mcp-tools.js';
 import { pgClient, psql } from '../harness/clients.js';
+import { bind, close, describePortal, execute, frontendMessage, parse, sync } from '../harness/pg-frontend.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
@@ -360,5 +361,101 @@ select set_config('my.x', shout, false) from order_view;
 select current_setting('my.x', true);`);
     expect(out.match(/masking-side-channel/g)).toHaveLength(2);
     expect(out).not.toMatch(ssns);
+  });
+});
+
+describe('what a second review of issue 54 found', () => {
+  const ssns = /123-45-6789|536-90-4399|4111111111111111|5500005555555559/;
+  /** What a raw session through the tunnel receives for `parts`, up to `ready` ReadyForQuery messages, as text. */
+  async function raw(parts: Buffer[], ready = 1): Promise<string> {
+    const f = await stack.tunnel('app', await stack.token('alice'));
+    try {
+      const from = f.raw.length;
+      f.write(Buffer.concat(parts));
+      const got = await f.messagesSince(from, ready);
+      return got.map((m) => `${String.fromCharCode(m.type)} ${m.body.toString('latin1')}`).join('\n');
+    } finally {
+      f.destroy();
+    }
+  }
+
+  it('a function that runs SQL given as text (ts_rewrite) is refused', async () => {
+    const out = await script("select ts_rewrite('a'::tsquery, 'select ''a''::tsquery, quote_literal(string_agg(ssn, '' ''))::tsquery from customers');");
+    expect(out).toContain('ts_rewrite');
+    expect(out).not.toMatch(ssns);
+  });
+
+  it('COPY TO STDOUT is split by its own options: the second of two in one Query, one run through the extended protocol', async () => {
+    const out = await script("copy (select 1) to stdout (format csv, delimiter '|') \\; copy (select name, ssn, card_number from customers order by id) to stdout;");
+    expect(out).toContain(`Ada\t${REDACTED}\t${REDACTED}`);
+    expect(out).not.toMatch(ssns);
+    const extended = await raw([parse('', 'copy (select name, ssn, card_number from customers order by id) to stdout (format csv)'), bind('', ''), describePortal(''), execute(''), sync()]);
+    expect(extended).toContain(`Ada,${REDACTED},${REDACTED}`);
+    expect(extended).not.toMatch(ssns);
+  });
+
+  it('a portal that runs SQL EXECUTE is judged by the statement its Execute runs, not by what it was bound or described with', async () => {
+    const out = await raw([
+      parse('x', 'select name, name as x from customers'),
+      parse('e', 'execute x'),
+      bind('pe', 'e'),
+      describePortal('pe'),
+      close('S', 'x'),
+      parse('x', "select upper(ssn) as name, card_number || '' as x from customers"),
+      execute('pe'),
+      sync(),
+    ]);
+    expect(out).not.toMatch(ssns);
+    expect(out).toContain(REDACTED);
+  });
+
+  it('EXECUTE of a statement prepared through the protocol does what it does (DEALLOCATE, PREPARE)', async () => {
+    const out = await raw(
+      [
+        parse('dx', 'deallocate x'),
+        parse('px', "prepare x as select upper(ssn) as name, card_number || '' as x from customers"),
+        sync(),
+        frontendMessage('Q', 'prepare x as select name, name as x from customers'),
+        frontendMessage('Q', 'execute dx'),
+        frontendMessage('Q', 'execute px'),
+        frontendMessage('Q', 'execute x'),
+      ],
+      5,
+    );
+    expect(out).not.toMatch(ssns);
+    expect(out).toContain(REDACTED);
+  });
+
+  it('rows a rule returns for a statement whose SQL returns none are masked', async () => {
+    const out = await script(`create temp table t1 (x int);
+create rule r1 as on insert to t1 do also select upper(ssn) as u, ssn, card_number as cc from customers order by id;
+insert into t1 values (1);`);
+    expect(out).not.toMatch(ssns);
+    expect(out).toContain(REDACTED);
+  });
+
+  it('RETURNING of a write that stores values computed from masked columns is masked, in a CTE too', async () => {
+    const out = await script(`begin;
+update customers set name = ssn where id = 1 returning name, upper(name);
+with u as (update customers set name = card_number returning name) select name from u;
+rollback;`);
+    expect(out).not.toMatch(ssns);
+    expect(out).toContain(REDACTED);
+  });
+
+  it('after a schema rename in the open transaction, names are not placed by the committed catalog: refused', async () => {
+    const owner = stack.pg.users.scram.user;
+    await stack.pg.psql(`create schema s1 authorization ${owner}; create schema s2 authorization ${owner}`, { database: 'app' });
+    await stack.pg.psql('create view s1.v as select id, name as x from customers; create view s2.v as select id, upper(ssn) as x from customers', { database: 'app', user: stack.pg.users.scram });
+    try {
+      const out = await script(`begin;
+alter schema s1 rename to s0;
+alter schema s2 rename to s1;
+select x || '' as y, x from s1.v;`);
+      expect(out).not.toMatch(ssns);
+      expect(out).toContain('renamed a schema');
+    } finally {
+      await stack.pg.psql('drop schema if exists s0 cascade; drop schema if exists s1 cascade; drop schema if exists s2 cascade', { database: 'app' });
+    }
   });
 });

@@ -11,7 +11,7 @@ import { MessageReader, parseErrorFields, type PgMessage } from '../../src/postg
 import { BackendPath } from '../../src/postgres/pipeline/relay.js';
 import { pump } from '../../src/tunnel/pump.js';
 import { collectingOutput, decoded, maskingStageOf, throughMasker } from '../harness/relay.js';
-import { customersMaskingPolicy, EXACT, MASK, testJudge } from '../harness/masking-policy.js';
+import { copyHints, customersMaskingPolicy, EXACT, MASK, testJudge } from '../harness/masking-policy.js';
 
 const KEY = 'unit-key';
 const policy = customersMaskingPolicy(KEY);
@@ -380,7 +380,7 @@ describe('ResultMasker, COPY out', () => {
       masker,
       [fe.query('copy')],
       [copyOut(0, 4), copyData('1\talice@example.com\t4111111111111111\tline\\none\\tbob@example.com\n'), copyData('2\t\\N\t\\N\t\\N\n'), msg('c', Buffer.alloc(0)), complete('COPY 2')],
-      { ...EXACT, copy: { format: 'text' } },
+      copyHints({ format: 'text' }),
     );
     expect(copyText(out)).toBe(`1\t[redacted]\t************1111\tline\\none\\t${keyedHash('bob@example.com', KEY)}\n2\t\\N\t\\N\t\\N\n`);
   });
@@ -391,20 +391,18 @@ describe('ResultMasker, COPY out', () => {
       masker,
       [fe.query('copy')],
       [copyOut(0, 3), copyData('id,email,notes\n'), copyData('1,"alice@example.com","a, ""quoted"" note'), copyData(' with 4111 1111 1111 1111"\n2,,\n'), msg('c', Buffer.alloc(0))],
-      { ...EXACT, copy: { format: 'csv', header: true } },
+      copyHints({ format: 'csv', header: true }),
     );
     expect(copyText(out)).toBe(`id,email,notes\n1,${keyedHash('alice@example.com', KEY)},"a, ""quoted"" note with **** **** **** 1111"\n2,,\n`);
-    const all = await run(new ResultMasker({ rules: policy, judge: testJudge() }), [fe.query('copy')], [copyOut(0, 2), copyData('1,x\n'), msg('c', Buffer.alloc(0))], {
-      ...MASK,
-      copy: { format: 'csv' },
-    });
+    const masksAll = testJudge(() => ['redact', 'redact']);
+    const all = await run(new ResultMasker({ rules: policy, judge: masksAll }), [fe.query('copy')], [copyOut(0, 2), copyData('1,x\n'), msg('c', Buffer.alloc(0))], copyHints({ format: 'csv' }));
     expect(copyText(all)).toBe('[redacted],[redacted]\n');
   });
 
   it('passes a COPY with nothing to mask through unparsed (no detectors, no masked column)', async () => {
     const columnsOnly: MaskingPolicyLike = { columns: [{ table: 'public.customers', column: 'email', strategy: 'redact' }] };
     const masker = new ResultMasker({ rules: columnsOnly, judge: testJudge() });
-    masker.frontend(decoded(fe.query('copy')), { ...EXACT, copy: { format: 'text' } });
+    masker.frontend(decoded(fe.query('copy')), copyHints({ format: 'text' }));
     const path = new BackendPath({ reader: new MessageReader({ side: 'backend' }), masking: maskingStageOf(masker) });
     const out = collectingOutput();
     // Half a row: a masking COPY parser would hold it back until the row is complete; a pass-through does not.
@@ -427,10 +425,7 @@ describe('ResultMasker, COPY out', () => {
     const tuple = (...f: Array<string | null>): Buffer => Buffer.concat([int16(f.length), ...f.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v)]))]);
     const masker = new ResultMasker({ rules: policy, judge: testJudge(() => strategies('id', 'email', 'notes')) });
     const body = Buffer.concat([header, tuple('1', 'alice@example.com', 'ok'), tuple('2', 'x', 'card 4111111111111111'), int16(-1)]);
-    const out = await run(masker, [fe.query('copy')], [copyOut(1, 3), copyData(body.subarray(0, 30)), copyData(body.subarray(30)), msg('c', Buffer.alloc(0))], {
-      ...EXACT,
-      copy: { format: 'binary' },
-    });
+    const out = await run(masker, [fe.query('copy')], [copyOut(1, 3), copyData(body.subarray(0, 30)), copyData(body.subarray(30)), msg('c', Buffer.alloc(0))], copyHints({ format: 'binary' }));
     const got = Buffer.concat(out.filter((m) => m.type === 0x64).map((m) => m.body));
     expect(got.equals(Buffer.concat([header, tuple('1', null, 'ok'), tuple('2', null, null), int16(-1)]))).toBe(true);
   });

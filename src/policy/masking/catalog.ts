@@ -255,6 +255,14 @@ export class PgCatalogResolver implements CatalogResolver {
     return this.entry(oid, 0).columns;
   }
 
+  /** Whether the session's open transaction holds the view `oid` to replace or change it. */
+  async #lockedBySession(oid: number): Promise<boolean> {
+    const pid = this.sessionPid();
+    if (pid === undefined) return false;
+    const rows = await this.query(VIEWS_CHANGED_SQL, [[oid], pid]);
+    return rows.some((r) => r.locked === true || r.locked === 't');
+  }
+
   /** Whether the views of a trace are as they were traced. */
   private async check(views: Map<number, string>): Promise<'same' | 'changed' | 'locked'> {
     const rows = await this.query(VIEWS_CHANGED_SQL, [[...views.keys()], this.sessionPid() ?? 0]);
@@ -276,6 +284,11 @@ export class PgCatalogResolver implements CatalogResolver {
       for (const r of rows) map.set(Number(r.attnum), { schema: String(r.schema), table: String(r.table), column: String(r.column), ...(inheritsFrom ? { inheritsFrom } : {}) });
       const kind = rows[0]?.kind;
       if (kind === 'v' || kind === 'm') {
+        // A view the session is replacing is not traced: its definition is not the committed one, and reading it would wait for the session's own lock.
+        if (await this.#lockedBySession(oid)) {
+          if (this.cache.get(oid) === entry) this.cache.delete(oid);
+          return new Map([...map].map(([n, c]) => [n, { ...c, unresolved: true as const }]));
+        }
         entry.views = new Map([[oid, String(rows[0]!.rule)]]);
         await this.traceView(oid, map, depth, entry.views);
       }

@@ -60,6 +60,8 @@ export interface Overlay {
   get(name: string): OverlayRelation | undefined;
   readonly altered: boolean;
   readonly opaque: boolean;
+  /** A schema was renamed: a name may now mean another relation than the catalog's connection sees. */
+  readonly namesMoved?: boolean;
 }
 
 /** Nothing pending: a session outside a transaction. */
@@ -157,6 +159,7 @@ export class SourceJudge {
   /** Whether `s` is (or, a whole row, holds) a masked column. */
   async #source(s: ColumnSource, depth: number): Promise<boolean> {
     if (depth > 16) throw new CannotTell(`${sqlName(s)} is defined through more than 16 views`);
+    if (this.#overlay.namesMoved) throw new CannotTell(`this transaction renamed a schema, so ${sqlName(s)} may name another relation than the catalog shows until it commits`);
     await this.#load([s]);
     const rules = this.#rules;
     const candidates = this.#known.get(relationKey(s)) ?? [];
@@ -370,6 +373,11 @@ export class TransactionOverlay implements Overlay {
   readonly #byName = new Map<string, OverlayRelation>();
   #altered = false;
   #opaque = false;
+  #namesMoved = false;
+
+  get namesMoved(): boolean {
+    return this.#namesMoved;
+  }
 
   get opaque(): boolean {
     return this.#opaque;
@@ -410,6 +418,9 @@ export class TransactionOverlay implements Overlay {
         this.#byName.set(name, { ...base, altered });
         return;
       }
+      case 'schema':
+        this.#namesMoved = true;
+        return;
       case 'renamed': {
         const was = ddl.was!;
         const old = this.#byName.get(was.relation);
@@ -429,5 +440,6 @@ export class TransactionOverlay implements Overlay {
     this.#byName.clear();
     this.#altered = false;
     this.#opaque = false;
+    this.#namesMoved = false;
   }
 }

@@ -57,6 +57,7 @@ export function relationDdl(node: Tagged, lineage: StatementLineage | undefined)
       return { relation, kind: 'altered', added, renamed: {} };
     }
     case 'RenameStmt': {
+      if (node[1].renameType === 'OBJECT_SCHEMA' && node[1].newname) return { relation: { relation: node[1].newname }, kind: 'schema' };
       const relation = relationName(node[1].relation);
       if (!relation || !node[1].newname) return undefined;
       const newname = node[1].newname;

@@ -296,6 +296,12 @@ export interface StatementLineage {
   relations: RelationName[];
   /** What the arguments of `pg_notify` and `set_config` calls are computed from (see `StatementFacts.sideChannel`). */
   sideChannel?: ColumnLineage;
+  /**
+   * What the values its writes store are computed from (SET, VALUES, an INSERT's query, ON
+   * CONFLICT, MERGE), when from any column: a RETURNING column, or a CTE's, hands them back under
+   * the target's column, whose origin then tells nothing of them.
+   */
+  assigned?: ColumnLineage;
 }
 
 /**
@@ -305,8 +311,8 @@ export interface StatementLineage {
 export interface RelationDdl {
   /** Its name as the SQL gives it (after a RENAME or SET SCHEMA: the new one). */
   relation: RelationName;
-  /** `table` or `view` made (a materialized view is a view here), `altered` columns, `renamed` relation. */
-  kind: 'table' | 'view' | 'altered' | 'renamed';
+  /** `table` or `view` made (a materialized view is a view here), `altered` columns, `renamed` relation, `schema` renamed (every name in it moved). */
+  kind: 'table' | 'view' | 'altered' | 'renamed' | 'schema';
   /** A table's columns in order, when its DDL lists them all. */
   columns?: string[];
   /** Tables it inherits from or is a partition of. */

@@ -104,7 +104,9 @@ export function statementLineage(node: Tagged): StatementLineage | undefined {
   const branches = w.statement(node);
   if (!branches) return undefined;
   const side = w.sideChannel.length > 0 ? { sideChannel: unionLineage(w.sideChannel) } : {};
-  return { branches, reads: w.reads(), relations: [...w.relations.values()], ...side };
+  const assigned = unionLineage(w.assigned);
+  const stores = assigned.sources.length > 0 || assigned.opaque ? { assigned } : {};
+  return { branches, reads: w.reads(), relations: [...w.relations.values()], ...side, ...stores };
 }
 
 class LineageWalker {
@@ -113,6 +115,8 @@ class LineageWalker {
   readonly relations = new Map<string, RelationName>();
   /** What the arguments of calls that send a value out of band are computed from. */
   readonly sideChannel: ColumnLineage[] = [];
+  /** What the values a write stores are computed from (its RETURNING may hand them back under the target's columns). */
+  readonly assigned: ColumnLineage[] = [];
 
   reads(): ColumnSource[] {
     return [...this.#collectors[0]!.sources.values()];
@@ -183,20 +187,22 @@ class LineageWalker {
       case 'InsertStmt': {
         const insert = node[1];
         const source = nodeAs(insert.selectStmt, 'SelectStmt');
-        if (source) this.query(source, outer, scope);
+        if (source) this.assigned.push(unionLineage(this.query(source, outer, scope).flat().map(segmentLineage)));
         if (target) level.entries.push(target);
         const conflict = insert.onConflictClause;
         if (conflict) {
           const excluded = target && { ...target, name: 'excluded', schema: undefined };
           const inConflict: Level = { entries: [...level.entries, ...(excluded ? [excluded] : [])], parent: outer };
-          this.#walkAll([conflict.infer, conflict.targetList, conflict.whereClause], inConflict, scope);
+          this.assigned.push(this.#expr(conflict.targetList, inConflict, scope));
+          this.#walkAll([conflict.infer, conflict.whereClause], inConflict, scope);
         }
         break;
       }
       case 'UpdateStmt':
         if (target) level.entries.push(target);
         for (const item of list(node[1].fromClause)) this.#from(item, level, scope);
-        this.#walkAll([node[1].targetList, node[1].whereClause], level, scope);
+        this.assigned.push(this.#expr(node[1].targetList, level, scope));
+        this.#walkAll([node[1].whereClause], level, scope);
         break;
       case 'DeleteStmt':
         if (target) level.entries.push(target);
@@ -206,7 +212,8 @@ class LineageWalker {
       case 'MergeStmt':
         if (target) level.entries.push(target);
         if (node[1].sourceRelation) this.#from(node[1].sourceRelation, level, scope);
-        this.#walkAll([node[1].joinCondition, node[1].mergeWhenClauses], level, scope);
+        this.#walkAll([node[1].joinCondition], level, scope);
+        this.assigned.push(this.#expr(node[1].mergeWhenClauses, level, scope));
         break;
     }
     return this.#targets(body.returningList, level, scope);

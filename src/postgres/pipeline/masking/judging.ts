@@ -17,6 +17,7 @@ import type { CopyOptions } from './copy-out.js';
  * What one statement's result columns are judged by, when the catalog's origins do not decide
  * them (a column without an origin, or one whose relation the catalog does not know yet):
  * - `lineage`: where each column comes from (see `StatementLineage`), judged by the {@link ColumnJudge};
+ *   with `copy`, a COPY TO STDOUT's format options (`maskAll`: in an encoding hoop cannot split, every field masked);
  * - `opaque`: code hoop cannot read computes the results (a DO block, a procedure, a cursor or
  *   prepared statement something other than this session's SQL made): such columns are masked,
  *   and its errors and notices withheld;
@@ -28,7 +29,7 @@ import type { CopyOptions } from './copy-out.js';
  * `effects` are what it makes or drops, applied when it completes.
  */
 export type StatementMasking =
-  | { lineage: StatementLineage; effects?: StatementEffects }
+  | { lineage: StatementLineage; effects?: StatementEffects; copy?: CopyOptions & { maskAll?: true } }
   | { opaque: string; effects?: StatementEffects }
   | { unparsed: string }
   | { cursor: string }
@@ -55,8 +56,6 @@ export interface StatementEffects {
 export interface StatementHints {
   /** Each statement's (a Query's, in order; a Parse's one). */
   statements?: readonly StatementMasking[];
-  /** For COPY ... TO STDOUT: the format options (`maskAll`: every field is masked, none can be placed). */
-  copy?: CopyOptions & { maskAll?: true };
 }
 
 /** A statement's masking with FETCH and EXECUTE resolved to what they run. */

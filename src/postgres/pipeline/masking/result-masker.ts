@@ -177,6 +177,13 @@ export class ResultMasker {
    * since (any of which can close and re-open a portal under the same name).
    */
   private readonly described = new Set<string>();
+  /**
+   * Statement names whose SQL is an EXECUTE, as parsed, and the portals bound to them: what such a
+   * portal runs is found at its Execute (the prepared statement may be replaced after the Bind), so
+   * it is described again before each Execute and its origins are not trusted.
+   */
+  readonly #executeStatements = new Set<string>();
+  readonly #lateBound = new Set<string>();
   /** The COPY out in progress: masked by a CopyOutMasker, or passed on as it comes (`pass`). */
   private copy: { masker: CopyOutMasker } | 'pass' | undefined;
   /** Plans of RowDescriptions planned without a catalog query or the judge, by their bytes (see {@link planOf}). */
@@ -217,11 +224,17 @@ export class ResultMasker {
         described.clear();
         this.answers.push(FUNCTION_OP);
         return undefined;
-      case 'parse':
-        this.answers.push({ k: 'parse', name: m.name, statement: hints?.statements?.[0] });
+      case 'parse': {
+        const statement = hints?.statements?.[0];
+        if (statement && 'execute' in statement) this.#executeStatements.add(m.name);
+        else this.#executeStatements.delete(m.name);
+        this.answers.push({ k: 'parse', name: m.name, statement });
         return undefined;
+      }
       case 'bind':
         described.delete(m.portal);
+        if (this.#executeStatements.has(m.statement)) this.#lateBound.add(m.portal);
+        else this.#lateBound.delete(m.portal);
         this.answers.push({ k: 'bind', portal: m.portal, statement: m.statement, formats: m.resultFormats });
         return undefined;
       case 'describe':
@@ -234,7 +247,7 @@ export class ResultMasker {
         return undefined;
       case 'execute': {
         let before: FrontendMessage[] | undefined;
-        if (!described.has(m.portal)) {
+        if (!described.has(m.portal) || this.#lateBound.has(m.portal)) {
           before = [describeMessage('P', m.portal)];
           this.answers.push({ k: 'describe', what: 'P', name: m.portal, injected: true });
         }
@@ -346,7 +359,9 @@ export class ResultMasker {
   }
 
   /** A statement completed: what it made or dropped takes effect. */
-  private completed(statement: StatementMasking | undefined): void {
+  private completed(done: StatementMasking | undefined): void {
+    // EXECUTE does what the prepared statement it runs does (a DEALLOCATE, a PREPARE, a DECLARE, DDL).
+    const statement = 'execute' in (done ?? {}) ? this.resolve(done) : done;
     if (!statement || 'cursor' in statement || 'execute' in statement || 'unparsed' in statement) {
       // SQL hoop could not read may have replaced anything.
       if (statement && 'unparsed' in statement) this.forgetAll();
@@ -401,7 +416,9 @@ export class ResultMasker {
       this.lastPlan = p.plan;
       return op.injected ? EMPTY : msg.raw;
     };
-    const plan = this.planOf(msg.body, this.resolve(p.statement));
+    // A portal running SQL EXECUTE: its rows are the prepared statement's as it is at the Execute, whatever the Bind described.
+    const late = p.statement !== undefined && 'execute' in p.statement;
+    const plan = this.planOf(msg.body, this.resolve(p.statement), !late);
     return plan instanceof Promise ? plan.then(done) : done(plan);
   }
 
@@ -440,12 +457,12 @@ export class ResultMasker {
    *
    * @throws Error (the judge's) when it cannot tell what a column carries: the session ends with it
    */
-  private planOf(body: Buffer, statement: ResolvedMasking | undefined): ColumnPlan[] | Promise<ColumnPlan[]> {
-    const key = body.length <= PLAN_KEPT_MAX_BODY ? body.toString('latin1') : '';
+  private planOf(body: Buffer, statement: ResolvedMasking | undefined, trustOrigins = true): ColumnPlan[] | Promise<ColumnPlan[]> {
+    const key = trustOrigins && body.length <= PLAN_KEPT_MAX_BODY ? body.toString('latin1') : '';
     const kept = key ? this.#plans?.get(key) : undefined;
     if (kept && this.#sameOrigins(kept)) return kept.plan;
     const fields = kept?.fields ?? parseRowDescription(body);
-    const origins = this.#originsNow(fields);
+    const origins = trustOrigins ? this.#originsNow(fields) : fields.map(() => null);
     const planned = this.plan(fields, origins, statement);
     const keep = (p: Planned): ColumnPlan[] => {
       if (origins !== undefined && key && !p.judged) {
@@ -511,16 +528,18 @@ export class ResultMasker {
       if (origin.computedFrom) return column(f, origin.computedFrom.some((c) => rules.readsMasked(c)) ? REDACT : byName(f, origin), origin);
       return column(f, (origin.base && rules.forOrigin(origin.base)) ?? byName(f, origin.base ?? origin), origin);
     };
+    // A write that stores values computed from columns may return them under its target's: every column is judged too.
+    const stores = statement !== undefined && 'lineage' in statement && statement.lineage.assigned !== undefined;
     const finish = (origins: ReadonlyArray<ResolvedColumn | undefined | null>): Planned | Promise<Planned> => {
       const plan: Array<ColumnPlan | undefined> = fields.map((f, i) => byOrigin(f, origins[i]));
-      const open = plan.flatMap((p, i) => (p === undefined ? [i] : []));
+      const open = plan.flatMap((p, i) => (p === undefined || stores ? [i] : []));
       // A result column named by a name rule is masked whatever it is computed from.
       const named = open.filter((i) => byName(fields[i]!) === undefined);
       for (const i of open) if (!named.includes(i)) plan[i] = column(fields[i]!, byName(fields[i]!));
       if (named.length === 0) return { plan: plan as ColumnPlan[], judged: false };
       const judged = this.judge.columns(fields, named, statement ?? MADE_UNSEEN);
       const fill = (strategies: Array<MaskStrategy | undefined>): Planned => {
-        named.forEach((i, k) => (plan[i] = column(fields[i]!, strategies[k], origins[i] ?? undefined)));
+        named.forEach((i, k) => (plan[i] = column(fields[i]!, strategies[k] ?? plan[i]?.strategy, origins[i] ?? undefined)));
         return { plan: plan as ColumnPlan[], judged: true };
       };
       return judged instanceof Promise ? judged.then(fill) : fill(judged);
@@ -588,7 +607,8 @@ export class ResultMasker {
     const overall = b[0]!;
     const n = readCount16(b, 1);
     need(b, 3, 2 * n);
-    const copyHints = op?.k === 'query' ? op.hints.copy : undefined;
+    const statement = this.statementOf(op) ?? MADE_UNSEEN;
+    const copyHints = 'lineage' in statement ? statement.copy : undefined;
     const options: CopyOptions = overall === 1 ? { ...copyHints, format: 'binary' } : copyHints && copyHints.format !== 'binary' ? copyHints : { format: 'text' };
     const start = (strategies: ReadonlyArray<MaskStrategy | undefined>): Buffer => {
       this.copy = this.copyMasker(options, strategies);
@@ -596,7 +616,6 @@ export class ResultMasker {
     };
     if (copyHints?.maskAll) return start(new Array<MaskStrategy>(n).fill(REDACT));
     if (!this.#byOrigin) return start([]);
-    const statement = this.statementOf(op) ?? MADE_UNSEEN;
     const columns: RowDescriptionField[] = Array.from({ length: n }, () => ({ name: '', tableOid: 0, attnum: 0, typeOid: 0, typlen: -1, typmod: -1, format: overall }));
     const judged = this.judge.columns(
       columns,

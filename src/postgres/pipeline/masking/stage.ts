@@ -25,6 +25,7 @@ import { lexingSafeEncoding } from '../../../policy/sql/lexing.js';
 import type { Logger } from '../../../log.js';
 import { ancestorsJsonSql, parseAncestors, PgCatalogResolver } from '../../../policy/masking/catalog.js';
 import { ResultMasker } from './result-masker.js';
+import type { CopyOptions } from './copy-out.js';
 import { MaskingRefusal, type ColumnJudge, type ResolvedMasking, type StatementHints, type StatementMasking } from './judging.js';
 import type { MaskStrategy } from '../../../policy/masking/strategies.js';
 import { alignedLineage, CannotTell, relationKey, SourceJudge, splitName, sqlName, TransactionOverlay, type RelationCandidate, type SourceCatalog } from '../../../policy/masking/sources.js';
@@ -125,7 +126,7 @@ export function statementMasking(s: StatementFacts): StatementMasking {
   if (s.ddl) effects.ddl = s.ddl;
   const withEffects = Object.keys(effects).length > 0 ? { effects } : {};
   // DECLARE and PREPARE make a result later (FETCH, EXECUTE), none now; their own errors are planning errors.
-  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects };
+  if (lineage && !effects.declare && !effects.prepare) return { lineage, ...withEffects, ...copyOf(s) };
   return { utility: { tables: s.tables.filter((t) => !t.endsWith('*') && !t.endsWith('()')), evaluates: !NEVER_EVALUATES.has(s.kinds[0]!) && !effects.declare && !effects.prepare }, ...withEffects };
 }
 
@@ -139,6 +140,16 @@ function namesMissingRelation(statement: ResolvedMasking, fields: ReadonlyMap<st
   if (missing === undefined) return false;
   const named = 'lineage' in statement ? statement.lineage.relations.map(sqlName) : 'utility' in statement ? statement.utility.tables : [];
   return named.some((n) => n.toLowerCase() === missing);
+}
+
+/**
+ * A COPY TO STDOUT's format options, as its masking reads its rows: in an encoding hoop cannot
+ * split safely (a judge refuses it: parser-consistency), every field masked, none placed.
+ */
+function copyOf(s: StatementFacts): { copy: CopyOptions & { maskAll?: true } } | undefined {
+  if (s.kinds[0] !== 'copy-out' || s.copy?.target !== 'client') return undefined;
+  const { direction: _d, target: _t, relation: _r, columns: _c, query: _q, encoding, ...options } = s.copy;
+  return { copy: encoding !== undefined && !lexingSafeEncoding(encoding) ? { format: 'text', maskAll: true } : options };
 }
 
 /** A source as a message names it. */
@@ -275,9 +286,13 @@ export class PgSessionMasking implements MaskingStage {
       return positions.map(() => undefined);
     }
     const lineage = statement.lineage;
+    // Rows of a statement whose SQL returns none (a rule on its table returns them): what they carry is not in the SQL.
+    if (lineage.branches.every((b) => b.length === 0)) return positions.map(() => REDACT);
     const judge = new SourceJudge(this.masker.rules, this.#sources, this.#overlay, lineage);
     const needsWidth = lineage.branches.some((b) => b.some((seg) => 'relation' in seg));
     const decide = async (): Promise<Array<MaskStrategy | undefined>> => {
+      // A write that stores a value computed from a masked column may hand it back under any of its columns.
+      if (lineage.assigned && (await judge.masked(lineage.assigned))) return positions.map(() => REDACT);
       const aligned = await alignedLineage(lineage.branches, fields.length, needsWidth ? (r) => judge.width(r) : async () => undefined);
       const out: Array<MaskStrategy | undefined> = [];
       for (const i of positions) {
@@ -289,7 +304,7 @@ export class PgSessionMasking implements MaskingStage {
       return out;
     };
     // Columns computed from no column at all (`count(*)`, `now()`, a constant) need no lookup.
-    if (!needsWidth && lineage.branches.length === 1 && lineage.branches[0]!.every((seg) => 'lineage' in seg) && lineage.branches[0]!.length === fields.length) {
+    if (!needsWidth && !lineage.assigned && lineage.branches.length === 1 && lineage.branches[0]!.every((seg) => 'lineage' in seg) && lineage.branches[0]!.length === fields.length) {
       const segs = lineage.branches[0]!;
       if (positions.every((i) => fields[i]!.tableOid === 0 && 'lineage' in segs[i]! && segs[i]!.lineage.sources.length === 0 && !segs[i]!.lineage.opaque)) return positions.map(() => undefined);
     }
@@ -354,12 +369,6 @@ export class PgSessionMasking implements MaskingStage {
     const analysis = analyzed ?? analyzeSql(sql!);
     if (!analysis.ok) return { statements: [{ unparsed: `hoop cannot parse this SQL (${analysis.error})` }] };
     const hints: StatementHints = { statements: analysis.statements.map(statementMasking) };
-    const copy = analysis.statements.find((s) => s.kinds[0] === 'copy-out')?.copy;
-    if (copy?.target === 'client') {
-      const { direction: _d, target: _t, relation: _r, columns: _c, query: _q, encoding, ...options } = copy;
-      // COPY data in an encoding hoop cannot split safely (a judge refuses it: parser-consistency): every field is masked, none is placed.
-      hints.copy = encoding !== undefined && !lexingSafeEncoding(encoding) ? { format: 'text', maskAll: true } : options;
-    }
     if (sql !== undefined) this.#hints.set(sql, analysis, hints);
     return hints;
   }
