@@ -1,10 +1,11 @@
 /**
- * A generated differential test of masking (issue 54): random SELECTs over tables and views some of
- * whose columns are masked (by origin and by name), through joins, subqueries, CTEs, set
- * operations, expressions, aggregates and scalar subqueries, run straight to PostgreSQL and through
- * hoop. The generator knows what each output column is computed from: one computed from no masked
- * column must come back exactly as PostgreSQL sent it, one computed from a masked column masked.
- * The seed is fixed (HOOP_MASKING_SEED overrides it); a failure prints the case to reproduce it.
+ * A generated differential test of masking (issue 54): a random schema (tables some of whose
+ * columns are masked by origin or by name, views over them, rows) and random SELECTs over it
+ * (joins, subqueries, CTEs, set operations, expressions, aggregates, scalar subqueries), run
+ * straight to PostgreSQL and through hoop. The generator knows what each output column is computed
+ * from: one computed from no masked column must come back exactly as PostgreSQL sent it, one
+ * computed from a masked column masked. The seed is fixed (HOOP_MASKING_SEED overrides it); a
+ * failure prints the case and the schema to reproduce it.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,26 +18,6 @@ import { startStack, type HoopStack, type RunningConnect } from '../harness/stac
 const SEED = Number(process.env.HOOP_MASKING_SEED ?? 54);
 const CASES = 2000;
 
-const policy: MaskingPolicy = {
-  columns: [{ table: 'public.acct', column: 'secret', strategy: 'redact' }],
-  names: [{ pattern: '^pii_', regex: /^pii_/i, strategy: 'redact' }],
-  detectors: [],
-  derived: 'mask',
-};
-
-const SETUP = `
-create table acct (id int primary key, name text, secret text, n int, born date);
-create table pay (id int primary key, acct_id int, pii_email text, amount numeric(10,2), tag text);
-create table note (id int primary key, body text, code text, flag boolean);
-insert into acct select i, 'name' || i, 'SECRET-' || i, i % 7, date '2000-01-01' + i from generate_series(1, 12) i;
-insert into acct values (13, null, null, null, null);
-insert into pay select i, 1 + i % 13, 'PII-' || i || '@mail', i * 1.25, case when i % 3 = 0 then null else 'tag' || (i % 4) end from generate_series(1, 20) i;
-insert into note select i, 'body ' || i, 'c' || (i % 5), i % 2 = 0 from generate_series(1, 9) i;
-create view acct_view as select id, upper(name) as uname, secret, n * 2 as n2, born from acct;
-create view pay_view as select p.id, p.amount, a.secret || p.tag as combo, p.tag, a.name from pay p join acct a on a.id = p.acct_id;
-grant select on acct, pay, note, acct_view, pay_view to public;
-`;
-
 /** A column a query can read: its SQL, its type, and whether its values are (or are computed from) masked ones. */
 interface Col {
   sql: string;
@@ -44,43 +25,11 @@ interface Col {
   masked: boolean;
 }
 
-/** The relations and their columns, as the generator sees them. */
-const RELATIONS: Record<string, Array<Omit<Col, 'sql'> & { name: string }>> = {
-  acct: [
-    { name: 'id', type: 'int', masked: false },
-    { name: 'name', type: 'text', masked: false },
-    { name: 'secret', type: 'text', masked: true },
-    { name: 'n', type: 'int', masked: false },
-    { name: 'born', type: 'date', masked: false },
-  ],
-  pay: [
-    { name: 'id', type: 'int', masked: false },
-    { name: 'acct_id', type: 'int', masked: false },
-    { name: 'pii_email', type: 'text', masked: true },
-    { name: 'amount', type: 'num', masked: false },
-    { name: 'tag', type: 'text', masked: false },
-  ],
-  note: [
-    { name: 'id', type: 'int', masked: false },
-    { name: 'body', type: 'text', masked: false },
-    { name: 'code', type: 'text', masked: false },
-    { name: 'flag', type: 'bool', masked: false },
-  ],
-  acct_view: [
-    { name: 'id', type: 'int', masked: false },
-    { name: 'uname', type: 'text', masked: false },
-    { name: 'secret', type: 'text', masked: true },
-    { name: 'n2', type: 'int', masked: false },
-    { name: 'born', type: 'date', masked: false },
-  ],
-  pay_view: [
-    { name: 'id', type: 'int', masked: false },
-    { name: 'amount', type: 'num', masked: false },
-    { name: 'combo', type: 'text', masked: true },
-    { name: 'tag', type: 'text', masked: false },
-    { name: 'name', type: 'text', masked: false },
-  ],
-};
+/** A relation's column, as the generator sees it. */
+type RelationColumn = Omit<Col, 'sql'> & { name: string };
+
+/** The relations a schema holds, by name. */
+type Relations = Record<string, RelationColumn[]>;
 
 /** mulberry32: a small PRNG with a fixed sequence per seed. */
 function prng(seed: number): () => number {
@@ -94,35 +43,125 @@ function prng(seed: number): () => number {
   };
 }
 
+/** Random choices from one seeded sequence. */
+class Random {
+  readonly #r: () => number;
+
+  constructor(seed: number) {
+    this.#r = prng(seed);
+  }
+
+  int(n: number): number {
+    return Math.floor(this.#r() * n);
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+}
+
+const SQL_TYPES: Record<Col['type'], string> = { int: 'int', text: 'text', num: 'numeric(10,2)', date: 'date', bool: 'boolean' };
+
+/** A random value of `type` as an SQL literal, sometimes NULL; integers fall among the ids of `rows` rows (joins meet). */
+function literal(r: Random, type: Col['type'], rows: number): string {
+  if (r.int(8) === 0) return 'null';
+  switch (type) {
+    case 'int':
+      return String(1 + r.int(rows));
+    case 'text':
+      return `'${r.pick(['ab', 'Zed', 'x y', 'ñu', '42', ''])}${r.int(9)}'`;
+    case 'num':
+      return (r.int(100_000) / 4).toFixed(2);
+    case 'date':
+      return `'20${10 + r.int(20)}-0${1 + r.int(9)}-1${r.int(9)}'`;
+    case 'bool':
+      return r.pick(['true', 'false']);
+  }
+}
+
+/** A random schema: tables whose columns are masked by origin, by name (`pii_…`) or not at all, views over them (some columns computed, one a join), their rows, and the policy. */
+function randomSchema(r: Random): { setup: string; relations: Relations; policy: MaskingPolicy } {
+  const relations: Relations = {};
+  const policy: MaskingPolicy = { columns: [], names: [{ pattern: '^pii_', regex: /^pii_/i, strategy: 'redact' }], detectors: [], derived: 'mask' };
+  const sql: string[] = [];
+  const tables = 2 + r.int(3);
+  for (let t = 0; t < tables; t++) {
+    const name = `t${t}`;
+    const cols: RelationColumn[] = [{ name: 'id', type: 'int', masked: false }];
+    const width = 2 + r.int(4);
+    for (let k = 0; k < width; k++) {
+      const type = r.pick<Col['type']>(['int', 'text', 'text', 'num', 'date', 'bool']);
+      const how = r.int(5);
+      const col = { name: `${how === 0 ? 'pii_' : ''}${type}_${k}`, type, masked: how <= 1 };
+      if (how === 1) policy.columns.push({ table: `public.${name}`, column: col.name, strategy: 'redact' });
+      cols.push(col);
+    }
+    const rows = 6 + r.int(10);
+    const values = Array.from({ length: rows }, (_, i) => `(${[String(i + 1), ...cols.slice(1).map((c) => literal(r, c.type, rows))].join(', ')})`);
+    sql.push(`create table ${name} (${cols.map((c) => `${c.name} ${SQL_TYPES[c.type]}${c.name === 'id' ? ' primary key' : ''}`).join(', ')})`, `insert into ${name} values ${values.join(', ')}`);
+    relations[name] = cols;
+  }
+  // Views: a column passed through keeps its masking, a computed one takes what it is computed from; the last view joins two tables.
+  const names = Object.keys(relations);
+  for (let v = 0; v < 2; v++) {
+    const base = r.pick(names);
+    const other = v === 1 ? r.pick(names) : undefined;
+    const cols: RelationColumn[] = [{ name: 'id', type: 'int', masked: false }];
+    const list = ['b.id'];
+    const sources = [...relations[base]!.slice(1).map((c) => ({ c, from: 'b' })), ...(other ? relations[other]!.slice(1).map((c) => ({ c, from: 'o' })) : [])];
+    sources.forEach(({ c, from }, k) => {
+      const out = `v${k}_${c.name}`;
+      const shape = r.int(3);
+      if (shape === 0 && c.type === 'text') list.push(`upper(${from}.${c.name}) as ${out}`);
+      else if (shape === 0 && c.type === 'int') list.push(`${from}.${c.name} * 2 as ${out}`);
+      else if (shape === 1) {
+        const t = r.pick(sources);
+        list.push(`${from}.${c.name}::text || coalesce(${t.from}.${t.c.name}::text, '-') as ${out}`);
+        cols.push({ name: out, type: 'text', masked: c.masked || t.c.masked });
+        return;
+      } else list.push(`${from}.${c.name} as ${out}`);
+      cols.push({ name: out, type: c.type, masked: c.masked });
+    });
+    const join = other ? ` left join ${other} o on o.id = b.${relations[base]!.find((c) => c.type === 'int' && c.name !== 'id')?.name ?? 'id'}` : '';
+    sql.push(`create view view${v} as select ${list.join(', ')} from ${base} b${join}`);
+    relations[`view${v}`] = cols;
+  }
+  sql.push(`grant select on ${Object.keys(relations).join(', ')} to public`);
+  return { setup: `${sql.join(';\n')};`, relations, policy };
+}
+
 /** A generated query, and for each output column whether it must come back masked. */
 interface Case {
   sql: string;
   masked: boolean[];
 }
 
+/** Random SELECTs over `relations`, each with what its output columns are computed from. */
 class Generator {
-  readonly #r: () => number;
+  readonly #r: Random;
+  readonly #relations: Relations;
   #alias = 0;
 
-  constructor(seed: number) {
-    this.#r = prng(seed);
+  constructor(r: Random, relations: Relations) {
+    this.#r = r;
+    this.#relations = relations;
   }
 
   #int(n: number): number {
-    return Math.floor(this.#r() * n);
+    return this.#r.int(n);
   }
 
   #pick<T>(items: readonly T[]): T {
-    return items[this.#int(items.length)]!;
+    return this.#r.pick(items);
   }
 
   /** A row source: a relation, a join of two, a subquery or a CTE's reference; its columns, and the WITH it needs. */
   #source(depth: number): { from: string; cols: Col[]; with?: string } {
     const kind = depth > 1 ? 0 : this.#int(5);
     if (kind <= 1) {
-      const rel = this.#pick(Object.keys(RELATIONS));
+      const rel = this.#pick(Object.keys(this.#relations));
       const a = `r${this.#alias++}`;
-      return { from: `${rel} ${a}`, cols: RELATIONS[rel]!.map((c) => ({ sql: `${a}.${c.name}`, type: c.type, masked: c.masked })) };
+      return { from: `${rel} ${a}`, cols: this.#relations[rel]!.map((c) => ({ sql: `${a}.${c.name}`, type: c.type, masked: c.masked })) };
     }
     if (kind === 2) {
       const left = this.#source(depth + 1);
@@ -199,19 +238,19 @@ class Generator {
         ]);
       case 9: {
         if (depth > 0) return this.#pick(cols);
-        // A scalar subquery reads everything it references.
-        const rel = this.#pick(Object.keys(RELATIONS));
-        const inner = RELATIONS[rel]!;
+        // A scalar subquery's value is computed from all it reads, its filter too.
+        const rel = this.#pick(Object.keys(this.#relations));
+        const inner = this.#relations[rel]!;
         const target = this.#pick(inner.filter((c) => c.type !== 'bool'));
         const corr = this.#pick(inner.filter((c) => c.type === 'int'));
         const outer = int ?? { sql: '1', type: 'int' as const, masked: false };
         const a = `s${this.#alias++}`;
-        return { sql: `(select max(${a}.${target.name}) from ${rel} ${a} where ${a}.${corr.name} = ${outer.sql})`, type: target.type, masked: target.masked || outer.masked };
+        return { sql: `(select max(${a}.${target.name}) from ${rel} ${a} where ${a}.${corr.name} = ${outer.sql})`, type: target.type, masked: target.masked || corr.masked || outer.masked };
       }
       case 10: {
         if (depth > 0) return this.#pick(cols);
-        const rel = this.#pick(Object.keys(RELATIONS));
-        const c = this.#pick(RELATIONS[rel]!);
+        const rel = this.#pick(Object.keys(this.#relations));
+        const c = this.#pick(this.#relations[rel]!);
         const a = `e${this.#alias++}`;
         return { sql: `exists (select 1 from ${rel} ${a} where ${a}.${c.name} is not null)`, type: 'bool', masked: c.masked };
       }
@@ -249,13 +288,15 @@ class Generator {
   }
 }
 
+const random = new Random(SEED);
+const schema = randomSchema(random);
 let stack: HoopStack;
 let masked: RunningConnect;
 
 beforeAll(async () => {
   await loadSqlParser();
-  stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy } }) } });
-  await stack.pg.psql(SETUP, { database: 'app' });
+  stack = await startStack({ gateway: { sessionPolicy: () => ({ masking: { policy: schema.policy } }) } });
+  await stack.pg.psql(schema.setup, { database: 'app' });
   masked = await stack.connect('app', await stack.token('alice'));
 }, 120_000);
 
@@ -270,7 +311,7 @@ describe(`generated SELECTs, direct and through hoop (seed ${SEED}, ${CASES} cas
     await direct.connect();
     const hoop = await pgClient(masked.info);
     const asText = { getTypeParser: () => (v: string) => v } as unknown as pg.QueryConfig['types'];
-    const gen = new Generator(SEED);
+    const gen = new Generator(random, schema.relations);
     let exact = 0;
     let hidden = 0;
     try {
@@ -278,7 +319,7 @@ describe(`generated SELECTs, direct and through hoop (seed ${SEED}, ${CASES} cas
         const c = gen.next();
         const q: pg.QueryArrayConfig = { text: c.sql, rowMode: 'array', types: asText };
         const [d, h] = await Promise.all([direct.query(q), hoop.query(q).catch((e: Error) => e)]);
-        const where = `case ${i} of seed ${SEED} (HOOP_MASKING_SEED=${SEED}):\n  ${c.sql}\n  masked columns: ${JSON.stringify(c.masked)}`;
+        const where = `case ${i} of seed ${SEED} (HOOP_MASKING_SEED=${SEED}):\n  ${c.sql}\n  masked columns: ${JSON.stringify(c.masked)}\n  schema: ${schema.setup}`;
         if (h instanceof Error) throw new Error(`${where}\n  through hoop: ${h.message}`);
         expect(h.rows.length, where).toBe(d.rows.length);
         d.rows.forEach((row: unknown[], r: number) => {
