@@ -7,13 +7,19 @@
  *
  * @see src/gateway/runs.ts
  */
-import { controlRun, startRun, type RunStarted } from '../auth/gateway-client.js';
+import type { RunEgressBody } from '../api/bodies.js';
+import { MAX_EGRESS_REPORTS } from '../api/bodies.js';
+import { controlRun, reportEgress, startRun, type RunStarted } from '../auth/gateway-client.js';
+import { egressAllows, normalHost } from '../policy/egress.js';
 import { runTokenProvider, type ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 /** Heartbeats go at least this often, and four times within the gateway's timeout. */
 const MAX_HEARTBEAT_MS = 15_000;
+/** Refused connections are told to the gateway this often (at most), and this many wait at most. */
+const EGRESS_REPORT_MS = 1_000;
+const MAX_EGRESS_WAITING = 10 * MAX_EGRESS_REPORTS;
 
 /** See the module documentation. */
 export class AgentRun {
@@ -31,6 +37,12 @@ export class AgentRun {
   readonly #timer: NodeJS.Timeout;
   readonly #say: (line: string) => void;
   readonly #log: Logger;
+  /** Where the command may connect, as the gateway last said (besides the gateway itself). */
+  #egress: string[];
+  /** Refused connections not yet told to the gateway, and the report under way. */
+  #refused: RunEgressBody['refused'] = [];
+  #reportTimer: NodeJS.Timeout | undefined;
+  #reporting: Promise<void> = Promise.resolve();
   #ended = false;
 
   private constructor(started: RunStarted, person: ResolvedTokenProvider, say: (line: string) => void, log: Logger) {
@@ -43,6 +55,7 @@ export class AgentRun {
     this.#person = person;
     this.#endpoint = { gateway: person.gateway, ca: person.ca };
     this.provider = runTokenProvider(person.gateway, person.ca, started.token);
+    this.#egress = started.egress ?? [];
     this.#say = say;
     this.#log = log;
     const every = Math.max(1_000, Math.min(MAX_HEARTBEAT_MS, Math.floor(started.heartbeatTimeoutMs / 4)));
@@ -81,7 +94,8 @@ export class AgentRun {
       (err: unknown) => void this.#log.warn('run.person-token-unavailable', { run: this.id, error: describeError(err) }),
     );
     try {
-      await controlRun(this.#endpoint, this.#controlToken, this.id, 'heartbeat', personToken ?? undefined);
+      const now = await controlRun(this.#endpoint, this.#controlToken, this.id, 'heartbeat', personToken ?? undefined);
+      this.#egress = now.egress ?? [];
     } catch (err) {
       if (this.#ended) return;
       // Ended at the gateway (its time is up, or the gateway lost it): said once; the command goes on without its sessions.
@@ -95,10 +109,39 @@ export class AgentRun {
     }
   }
 
-  /** Ends the run at the gateway (its credential is refused from then on, its sessions end); once. */
+  /** Whether the command may connect to `host`:`port`: the gateway, or a destination of the policy's `runs.egress` for this run. */
+  allowsEgress(host: string, port: number): boolean {
+    const gateway = new URL(this.#endpoint.gateway);
+    const own = normalHost(gateway.hostname) === normalHost(host) && Number(gateway.port || (gateway.protocol === 'https:' ? 443 : 80)) === port;
+    return own || egressAllows(this.#egress, host, port);
+  }
+
+  /** Notes a connection the command was refused: told to the gateway within a second (it counts for alerts). */
+  refused(d: { host: string; port: number; at: number }): void {
+    if (this.#refused.length >= MAX_EGRESS_WAITING) return;
+    this.#refused.push({ host: d.host.slice(0, 255), port: d.port, at: new Date(d.at).toISOString() });
+    this.#reportTimer ??= setTimeout(() => {
+      this.#reportTimer = undefined;
+      this.#reporting = this.#reporting.then(() => this.#report());
+    }, EGRESS_REPORT_MS).unref();
+  }
+
+  /** Tells the gateway the refused connections waiting, a batch at a time. */
+  async #report(): Promise<void> {
+    while (this.#refused.length > 0) {
+      const batch = this.#refused.splice(0, MAX_EGRESS_REPORTS);
+      await reportEgress(this.#endpoint, this.#controlToken, this.id, batch).catch((err: unknown) =>
+        this.#log.warn('run.egress-report-failed', { run: this.id, refused: batch.length, error: describeError(err) }),
+      );
+    }
+  }
+
+  /** Ends the run at the gateway (its credential is refused from then on, its sessions end), after telling it the refused connections waiting; once. */
   async end(): Promise<void> {
     clearInterval(this.#timer);
     this.provider.close();
+    clearTimeout(this.#reportTimer);
+    await (this.#reporting = this.#reporting.then(() => this.#report()));
     if (this.#ended) return;
     this.#ended = true;
     await controlRun(this.#endpoint, this.#controlToken, this.id, 'end').catch((err: unknown) => {

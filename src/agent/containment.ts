@@ -1,16 +1,19 @@
 /**
  * Keeping what would let an agent act as its person out of the agent's reach: whether the command
  * `hoop run` wraps is contained, and the environment it gets. What it sees of the person's files
- * when contained is ./sandbox.ts's to say, its network ./sandbox-network.ts's.
+ * when contained is ./sandbox.ts's to say; where it may connect, ./egress-proxy.ts's.
  *
  * - **Environment** ({@link agentEnvironment}): every `HOOP_*` variable but a few harmless ones,
  *   the CI platforms' token requests (with which a job's identity could be asked for anew) and
  *   libpq's and `DATABASE_URL*` are dropped; contained, so are the addresses of the person's
  *   session services, which it cannot reach (D-Bus, X11, Wayland, tmux, screen, the SSH agent
  *   unless shared, Docker, Kerberos' cache). The run's own are set after.
- * - **Containment** ({@link detectContainment}): on Linux with bubblewrap and slirp4netns, user,
- *   mount, PID, IPC and network namespaces of its own with no capability (root's included), a seccomp filter (./seccomp.ts) that refuses the
- *   kernel keyrings and `TIOCSTI`, and death with `hoop run`.
+ * - **Containment** ({@link detectContainment}): on Linux with bubblewrap, for root and for any
+ *   user who may make user namespaces: user, mount, PID, IPC and network namespaces of its own
+ *   with no capability (root's included), a seccomp filter (./seccomp.ts) that refuses the kernel
+ *   keyrings and `TIOCSTI`, and death with `hoop run`. Its network is its own loopback, where the
+ *   run's ports, the gateway and the egress proxy are bridged in (./port-bridge.ts): nothing has
+ *   to enter its namespaces from outside, so no privilege is needed to set them up.
  * - Where either is missing or cannot make namespaces, the command runs as the person's other
  *   processes do (`isolation: none`): `hoop run` says so, the run records it, and the policy can
  *   refuse such runs (`runs.requireIsolation`, or rules with `isolated: false`).
@@ -18,16 +21,25 @@
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { ErrorCode, HoopError } from '../errors.js';
 import { BWRAP_NAMESPACES } from './sandbox.js';
-import { findProgram, findSlirp4netns } from './sandbox-network.js';
 
 /** How `hoop run` contains its command: `auto` (bubblewrap where it works, else none, said on stderr), `bwrap` (or fail), `none`. */
 export type IsolationMode = 'auto' | 'bwrap' | 'none';
 
 /** The containment a run gets. */
-export type Containment = { kind: 'bwrap'; bwrap: string; slirp4netns: string; nsenter: string; ip: string } | { kind: 'none'; why: string };
+export type Containment = { kind: 'bwrap'; bwrap: string } | { kind: 'none'; why: string };
+
+/**
+ * A program as the variable `named` says (taken as it is), else the first on `PATH` or in the
+ * system's directories (where packages put `bwrap`); undefined when none is.
+ */
+export function findProgram(name: string, env: NodeJS.ProcessEnv, named?: string): string | undefined {
+  if (named?.trim()) return named.trim();
+  return [...(env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/bin', '/usr/local/bin', '/sbin', '/bin'].map((d) => join(d, name)).find((f) => existsSync(f));
+}
 
 /** `HOOP_*` variables an agent keeps: how loud hoop is, and whether it keeps records. */
 const KEPT_HOOP = new Set(['HOOP_LOG_LEVEL', 'HOOP_DEBUG', 'HOOP_CLIENT_RECORD']);
@@ -80,41 +92,34 @@ export function agentEnvironment(inherited: NodeJS.ProcessEnv, run: NodeJS.Proce
 }
 
 /**
- * The containment `mode` gives on this machine: bubblewrap when it and slirp4netns are installed
- * and bubblewrap can make the namespaces (tried once, as the command would be run), else none and
- * why.
+ * The containment `mode` gives on this machine: bubblewrap when it is installed and can make the
+ * namespaces (tried once, as the command would be run), else none and why.
  *
  * @throws HoopError USAGE when `mode` is `bwrap` and the command cannot be contained
  */
 export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): Containment {
   if (mode === 'none') return { kind: 'none', why: 'asked for with --isolation none' };
-  const fail = (why: string, hint = 'install bubblewrap and slirp4netns (apt install bubblewrap slirp4netns), or run with --isolation none'): Containment => {
+  const fail = (why: string, hint = 'install bubblewrap (apt install bubblewrap), or run with --isolation none'): Containment => {
     if (mode === 'bwrap') throw new HoopError(ErrorCode.USAGE, `hoop run cannot contain the command: ${why}`, { hint });
     return { kind: 'none', why };
   };
   if (process.platform !== 'linux') return fail(`containment needs Linux namespaces (bubblewrap); this is ${process.platform}`);
   const bwrap = findProgram('bwrap', env, env.HOOP_BWRAP);
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');
-  const slirp4netns = findSlirp4netns(env);
-  if (!slirp4netns) return fail('slirp4netns is not installed: without a network of its own, the command could reach services of yours on this machine');
-  const nsenter = findProgram('nsenter', env);
-  const ip = findProgram('ip', env);
-  if (!nsenter || !ip)
-    return fail(
-      `${nsenter ? 'ip (iproute2)' : 'nsenter (util-linux)'} is not installed: without it, the command could reach services of yours on this machine's own addresses`,
-      'install util-linux and iproute2, or run with --isolation none',
-    );
   // By its path: bubblewrap looks a bare name up in this process's PATH, which may hold no cat (a machine with only node on it).
   const cat = findProgram('cat', env) ?? '/bin/cat';
   const probe = spawnSync(bwrap, [...BWRAP_NAMESPACES, '--', cat, '/proc/self/status'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 5_000 });
   if (probe.status !== 0) {
     const said = probe.stderr?.toString('utf8').trim().split('\n')[0];
-    return fail(`bwrap cannot make the namespaces it needs here${said ? ` (${said})` : ''}`);
+    return fail(
+      `bwrap cannot make the namespaces it needs here${said ? ` (${said})` : ''}`,
+      'let users make user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu, an AppArmor profile that allows bwrap to), or run with --isolation none',
+    );
   }
   // Root's bubblewrap keeps capabilities unless told: a command with any could undo its mounts.
   const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(probe.stdout?.toString('utf8') ?? '')?.[1];
   if (effective === undefined || BigInt(`0x${effective}`) !== 0n) return fail(`bwrap leaves the command capabilities here (CapEff ${effective ?? 'unknown'}), with which it could undo its sandbox`);
-  return { kind: 'bwrap', bwrap, slirp4netns, nsenter, ip };
+  return { kind: 'bwrap', bwrap };
 }
 
 /**

@@ -67,8 +67,8 @@ export interface SandboxInputs {
   share?: readonly string[];
   /** Share the person's SSH agent (`--ssh-agent`): its socket is bound back. */
   sshAgent?: boolean;
-  /** A `resolv.conf` for the command's own network, put over the machine's (./sandbox-network.ts). */
-  resolvConf?: string;
+  /** A `hosts` file put over the machine's: its own, and the gateway's name on the sandbox's loopback (./port-bridge.ts). */
+  hosts?: string;
 }
 
 /** Browsers' profiles, under a home directory: cookies hold the identity provider's session. */
@@ -462,8 +462,8 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
   for (const [path, kind] of wanted) mounts.push({ path, kind, dir: statSync(path).isDirectory() });
   // A private /run keeps the symbolic links at its top (NixOS's /run/current-system holds its programs).
   if (wanted.get('/run') === 'private') for (const link of linksIn('/run')) mounts.push(link);
-  const resolvConf = real('/etc/resolv.conf');
-  if (i.resolvConf && resolvConf) mounts.push({ path: resolvConf, kind: 'replaced', dir: false, source: i.resolvConf });
+  const hosts = real('/etc/hosts');
+  if (i.hosts && hosts) mounts.push({ path: hosts, kind: 'replaced', dir: false, source: i.hosts });
   // Outer first; at the same depth, a stable order.
   return mounts.sort((a, b) => depth(a.path) - depth(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
@@ -494,19 +494,13 @@ export const BWRAP_NAMESPACES: readonly string[] = [
   '--die-with-parent',
 ];
 
-/** The file descriptors bubblewrap is given: the seccomp program, where it tells its child's pid, and what it waits on before the command starts. */
-export interface BwrapDescriptors {
-  seccomp?: number;
-  info: number;
-  block: number;
-}
-
 /**
  * The bubblewrap arguments that run a command read-only over the person's files, in mount, PID,
  * IPC and network namespaces of its own, with `mounts` applied (`empty`: an empty file bound
- * over each hidden file). The command follows them, after `--`.
+ * over each hidden file; `seccomp`: the descriptor of the seccomp program). The command follows
+ * them, after `--`.
  */
-export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd: string; fds: BwrapDescriptors }): string[] {
+export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd: string; seccomp?: number }): string[] {
   const args = [...BWRAP_NAMESPACES];
   for (const m of mounts) {
     if (m.kind === 'link') args.push('--symlink', m.source!, m.path);
@@ -516,7 +510,7 @@ export function bwrapArguments(mounts: readonly Mount[], o: { empty: string; cwd
     else if (m.kind === 'read-only') args.push('--ro-bind', m.path, m.path);
     else args.push('--bind', m.path, m.path);
   }
-  if (o.fds.seccomp !== undefined) args.push('--seccomp', String(o.fds.seccomp));
-  args.push('--info-fd', String(o.fds.info), '--block-fd', String(o.fds.block), '--chdir', o.cwd);
+  if (o.seccomp !== undefined) args.push('--seccomp', String(o.seccomp));
+  args.push('--chdir', o.cwd);
   return args;
 }

@@ -1,19 +1,17 @@
 /**
  * Starts the command `hoop run` wraps: under bubblewrap when the run is contained
- * (./containment.ts, ./sandbox.ts, ./sandbox-network.ts), else as a plain child. Either way it gets exactly the environment given,
+ * (./containment.ts, ./sandbox.ts), else as a plain child. Either way it gets exactly the environment given,
  * the working directory, and this process's own stdio where it can (a TTY stays a TTY); signals
  * for it reach the command itself (bubblewrap does not hand them on).
  *
  * @see https://nodejs.org/api/child_process.html#child_processspawncommand-args-options
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, closeSync, lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { describeError, ErrorCode, HoopError } from '../errors.js';
+import { ErrorCode, HoopError } from '../errors.js';
 import { containedPid, type Containment } from './containment.js';
 import { bwrapArguments, installRoot, type Mount } from './sandbox.js';
-import { attachNetwork, hostAddresses, type NamespaceNetwork, refuseHostAddresses } from './sandbox-network.js';
 import { agentSeccompFilter } from './seccomp.js';
 
 /** How the command's stdio is wired. */
@@ -78,48 +76,13 @@ export function resolveCommand(file: string, path: string | undefined, cwd: stri
   throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: command not found`, { hint: 'check the command name and PATH', exitCode: 127 });
 }
 
-/** Reads bubblewrap's `--info-fd` JSON (`{"child-pid": N}`) from `stream`. */
-function childPid(stream: Readable): Promise<number> {
-  return new Promise((resolvePid, reject) => {
-    let text = '';
-    const done = (err?: Error): void => {
-      stream.removeAllListeners('data');
-      const pid = Number(/"child-pid"\s*:\s*(\d+)/.exec(text)?.[1]);
-      if (Number.isInteger(pid) && pid > 0) resolvePid(pid);
-      else reject(err ?? new Error('bubblewrap ended before its sandbox started'));
-    };
-    stream.on('data', (b: Buffer) => {
-      text += b.toString('utf8');
-      if (/"child-pid"\s*:\s*\d+/.test(text)) done();
-    });
-    stream.once('end', () => done());
-    stream.once('error', (err) => done(err));
-  });
-}
-
-/** The number of `read` for this host's architecture, as `/proc/<pid>/syscall` shows it. @see https://github.com/torvalds/linux/blob/master/arch/x86/entry/syscalls/syscall_64.tbl */
-const READ_CALL: Partial<Record<string, number>> = { x64: 0, arm64: 63 };
-
-/**
- * Resolves once bubblewrap's child `pid` waits on its block descriptor (`fd`): past setting up its
- * namespaces, the loopback among them, which slirp4netns must not configure at the same time.
- * Where this architecture's `read` is not known, once its loopback has its address.
- * @see https://man7.org/linux/man-pages/man5/proc_pid_syscall.5.html
- */
-async function sandboxWaiting(pid: number, fd: number): Promise<void> {
-  const read = READ_CALL[process.arch];
-  const waiting = (): boolean => {
-    try {
-      if (read === undefined) return readFileSync(`/proc/${pid}/net/fib_trie`, 'utf8').includes('127.0.0.1');
-      const [call, first] = readFileSync(`/proc/${pid}/syscall`, 'utf8').trim().split(' ');
-      return Number(call) === read && Number(first) === fd;
-    } catch {
-      return false;
-    }
-  };
-  for (const end = Date.now() + 10_000; !waiting(); ) {
-    if (Date.now() > end) throw new Error('bubblewrap did not set its sandbox up within 10 s');
-    await new Promise((r) => setTimeout(r, 2));
+/** Whether `path` exists (a dangling link included). */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -128,9 +91,9 @@ const SANDBOX_INIT = join(installRoot(), 'bin', 'hoop-sandbox.js');
 
 /**
  * Starts `file` (already resolved) with `args`; contained, under bubblewrap with `mounts`
- * (./sandbox.ts) in a network namespace given a way out (./sandbox-network.ts), the run's `ports`
- * served inside by the sandbox's first process, the seccomp program and an empty file to hide
- * files with written into `runDir`. Resolves once the command has started.
+ * (./sandbox.ts) in a network namespace of its own, the run's `ports` served inside by the
+ * sandbox's first process, the seccomp program and an empty file to hide files with written into
+ * `runDir`. Resolves once the command has started.
  */
 export async function spawnAgent(o: {
   file: string;
@@ -159,9 +122,11 @@ export async function spawnAgent(o: {
   }
   let child: ChildProcess;
   try {
-    // Descriptors: 3 the seccomp program (a copy made as the child starts), 4 where bubblewrap tells its child's pid, 5 what it waits on before the command starts.
+    // A hidden file or socket gone since the mounts were worked out has nothing left to hide (bubblewrap could not mount over it).
+    const mounts = o.mounts.filter((m) => m.kind !== 'hidden' || m.dir || present(m.path));
+    // Descriptor 3: the seccomp program (a copy made as the child starts).
     const args = [
-      ...bwrapArguments(o.mounts, { empty, cwd: o.cwd, fds: { ...(fd !== undefined ? { seccomp: 3 } : {}), info: 4, block: 5 } }),
+      ...bwrapArguments(mounts, { empty, cwd: o.cwd, ...(fd !== undefined ? { seccomp: 3 } : {}) }),
       '--',
       process.execPath,
       SANDBOX_INIT,
@@ -169,34 +134,13 @@ export async function spawnAgent(o: {
       o.file,
       ...o.args,
     ];
-    child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, fd ?? 'ignore', 'pipe', 'pipe'] });
+    child = spawn(o.containment.bwrap, args, { env: o.env, cwd: o.cwd, stdio: [...stdio, fd ?? 'ignore'] });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-  const exited = exitOf(child);
-  // Both are socket pairs that bubblewrap drops as it goes: what they say after is nothing to us.
-  const [info, block] = [child.stdio[4] as Readable, (child.stdio as unknown as Writable[])[5]!];
-  for (const s of [info, block]) s.on('error', () => undefined);
-  let network: NamespaceNetwork | undefined;
-  try {
-    const pid = await Promise.race([childPid(info), exited.then((e) => Promise.reject(e.error ?? new Error('bubblewrap ended before its sandbox started')))]);
-    await sandboxWaiting(pid, 5);
-    network = await attachNetwork(o.containment.slirp4netns, pid);
-    refuseHostAddresses(o.containment, pid, hostAddresses());
-  } catch (err) {
-    network?.close();
-    child.kill('SIGKILL');
-    throw new HoopError(ErrorCode.USAGE, `hoop run could not give the command a network of its own: ${describeError(err)}`, {
-      hint: 'check that slirp4netns works here, or run with --isolation none',
-      exitCode: 126,
-    });
-  }
-  info.destroy();
-  block.end('go');
-  void exited.then(() => network!.close());
   return {
     child,
-    exited,
+    exited: exitOf(child),
     kill: (signal) => {
       const pid = child.pid === undefined ? undefined : containedPid(child.pid);
       if (pid === undefined) child.kill(signal);

@@ -259,6 +259,8 @@ export interface RunView {
   /** The person it runs for. */
   subject: string;
   issuer: string;
+  /** Where its command may connect besides the gateway (`host:port`, from `runs.egress`), as the policy says now. */
+  egress?: string[];
 }
 
 /** `POST /v1/runs`'s answer: the run, its credential and its control credential. */
@@ -277,6 +279,8 @@ export interface AlertEvidence {
   /** For `rows-read`: the rows the statement read, and the tables it named. */
   rows?: number;
   tables?: string[];
+  /** For `egress-refused`: the `host:port` the command asked for. */
+  destination?: string;
 }
 
 /** An alert the gateway raised (`GET /v1/alerts`): whom it is about, what it counted, its evidence, and whether it is cleared. */
@@ -286,7 +290,7 @@ export interface RaisedAlert {
   rule: string;
   /** What it counts: `refused` (statements and SSH commands refused), `review-denied`. */
   /** What its rule counted: events, or rows (`rows-read`). */
-  event: 'refused' | 'review-denied' | 'rows-read' | 'bytes-sent' | 'off-hours' | 'first-use';
+  event: 'refused' | 'review-denied' | 'rows-read' | 'bytes-sent' | 'off-hours' | 'first-use' | 'egress-refused';
   /** Whose events it counts together. */
   per: 'identity' | 'run' | 'agent';
   /** Whom it is about. */
@@ -315,6 +319,7 @@ export function countedText(a: Pick<RaisedAlert, 'count' | 'event'>): string {
     'bytes-sent': 'bytes sent',
     'off-hours': 'statements outside the usual hours',
     'first-use': 'first uses of a connection by an agent',
+    'egress-refused': "connections refused to a run's command",
   };
   return `${a.count} ${what[a.event] ?? `${a.event} events`}`;
 }

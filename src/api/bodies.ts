@@ -45,6 +45,24 @@ export type RunAskBody = z.infer<typeof runAskBody>;
 export const runHeartbeatBody = object('{ personToken? }', { personToken: z.unknown().optional() });
 export type RunHeartbeatBody = { personToken?: string };
 
+/** Most refused connections one `POST /v1/runs/{id}/egress` reports. */
+export const MAX_EGRESS_REPORTS = 100;
+
+/** `POST /v1/runs/{id}/egress`: connections the run's command asked for and its hoop refused (not in `runs.egress`). */
+export const runEgressBody = object('{ refused: [{ host, port, at }] }', {
+  refused: z
+    .array(
+      z.strictObject({
+        host: z.string().min(1).max(255),
+        port: z.number().int().min(0).max(65_535),
+        at: z.iso.datetime(),
+      }),
+    )
+    .min(1)
+    .max(MAX_EGRESS_REPORTS),
+});
+export type RunEgressBody = z.infer<typeof runEgressBody>;
+
 const REQUEST = {
   connection: 'connection must be a connection name',
   mode: 'mode must be read-only or read-write',

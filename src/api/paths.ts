@@ -17,6 +17,9 @@ const FILE = '[A-Za-z0-9._-]+';
 /** A file's name in the archive of `POST /v1/client-records` — group 1: `sessions` or `runs`; group 2: the id; group 3: the file. */
 export const RECORD_BATCH_ENTRY = new RegExp(`^(sessions|runs)/(${RECORD_ID})/(${FILE})$`);
 
+/** What a run's control credential does: keeps it alive, ends it, or reports connections its command was refused. */
+export type RunAction = 'heartbeat' | 'end' | 'egress';
+
 /** The patterns the gateway routes by (absolute paths; groups: what the builders put in). */
 export const API_ROUTES = {
   /** `GET` (Upgrade) — group 1: the connection, percent-encoded. */
@@ -39,8 +42,8 @@ export const API_ROUTES = {
   clientRecords: /^\/v1\/client-records$/,
   /** `GET|PUT` a `hoop run`'s record — group 1: the run; group 2: one file. */
   runRecord: new RegExp(`^/v1/runs/(${RECORD_ID})(?:/files/(${FILE}))?$`),
-  /** `POST` with the run's control credential — group 1: the run; group 2: `heartbeat` or `end`. */
-  runControl: /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end)$/,
+  /** `POST` with the run's control credential — group 1: the run; group 2: `heartbeat`, `end` or `egress` (connections refused). */
+  runControl: /^\/v1\/runs\/(run-[A-Za-z0-9_-]{16,64})\/(heartbeat|end|egress)$/,
   /** `GET` the list, `GET` one (group 1), `POST` a decision (group 2: `approve` or `deny`). */
   reviews: /^\/v1\/reviews(?:\/([A-Za-z0-9-]{1,64})(?:\/(approve|deny))?)?$/,
   /** `GET` the list, `POST` a clearing (group 1: the alert). */
@@ -77,7 +80,7 @@ export const apiPath = {
   runRecord: (id: string, file?: string): string => `v1/runs/${enc(id)}${file ? `/files/${file}` : ''}`,
   clientRecords: 'v1/client-records',
   runs: 'v1/runs',
-  runControl: (id: string, action: 'heartbeat' | 'end'): string => `v1/runs/${enc(id)}/${action}`,
+  runControl: (id: string, action: RunAction): string => `v1/runs/${enc(id)}/${action}`,
   reviews: (state?: string): string => `v1/reviews${query({ state })}`,
   review: (id: string, waitSeconds = 0): string => `v1/reviews/${enc(id)}${query({ wait: waitSeconds > 0 ? String(waitSeconds) : undefined })}`,
   reviewDecision: (id: string, decision: 'approve' | 'deny'): string => `v1/reviews/${enc(id)}/${decision}`,

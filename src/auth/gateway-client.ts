@@ -32,7 +32,7 @@ import {
   type SessionSummary,
   type WhoAmI,
 } from '../api/answers.js';
-import type { AccessRequestBody, AlertClearBody, CancelBody, ReviewDecisionBody, RunAskBody, RunHeartbeatBody } from '../api/bodies.js';
+import type { AccessRequestBody, AlertClearBody, CancelBody, ReviewDecisionBody, RunAskBody, RunEgressBody, RunHeartbeatBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
 
 export type { AuthConfig, ClientRecordInfo, ConnectionInfo, PolicyStatus, RaisedAlert, RecordingKey, RegisteredDevice, RunStarted, SessionSummary, WhoAmI };
@@ -626,6 +626,11 @@ export async function controlRun(endpoint: GatewayEndpoint, controlToken: string
     ...(personToken !== undefined ? { body: { personToken } satisfies RunHeartbeatBody } : {}),
   });
   return body as RunView;
+}
+
+/** `POST /v1/runs/{id}/egress` with the run's control credential: connections its command asked for and was refused. */
+export async function reportEgress(endpoint: GatewayEndpoint, controlToken: string, id: string, refused: RunEgressBody['refused']): Promise<void> {
+  await requestJson(endpoint, 'POST', apiPath.runControl(id, 'egress'), { token: controlToken, body: { refused } satisfies RunEgressBody });
 }
 
 /** `GET /v1/alerts[?state=]`: the alerts the caller may see, newest first. */

@@ -42,10 +42,9 @@ import { writePgpass } from '../postgres/local/pgpass.js';
 import { runtimeDir, writeRunFile } from '../runtime-files.js';
 import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
-import { bridgePorts, forwardTo, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
-import { isLoopbackHost } from '../loopback.js';
+import { bridgePorts, gatewayAcceptor, gatewayHostsLine, portInside, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
+import { egressProxy, type EgressDecision } from '../agent/egress-proxy.js';
 import { pathsNotToCreate, quarantineCreated, sandboxMounts, type Mount } from '../agent/sandbox.js';
-import { namespaceResolvConf } from '../agent/sandbox-network.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local/port.js';
@@ -216,12 +215,43 @@ async function directEndpoint(run: AgentRun, name: string, runDir: string): Prom
   return { connection: name, host, port, user: minted.user, database: minted.database, password: minted.password, sslrootcert: file };
 }
 
-/** A gateway on this machine's loopback (the demo's), which hoop inside a contained run reaches through the bridge. */
-function loopbackGateway(gateway: string): PortAcceptor[] {
-  const url = new URL(gateway);
-  if (!isLoopbackHost(url.hostname)) return [];
-  const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
-  return [forwardTo(host, Number(url.port || (url.protocol === 'https:' ? 443 : 80)))];
+/**
+ * The variables that send a contained command's connections to the egress proxy on `port` of its
+ * loopback (HTTP and SOCKS5 on one port; `NODE_USE_ENV_PROXY` for Node's own clients); what is on
+ * that loopback (the run's ports, the gateway) is reached directly.
+ */
+export function proxyVariables(port: number, direct: readonly string[]): NodeJS.ProcessEnv {
+  const http = `http://127.0.0.1:${port}`;
+  const socks = `socks5h://127.0.0.1:${port}`;
+  const none = ['localhost', '127.0.0.1', '::1', ...direct].join(',');
+  return { HTTP_PROXY: http, HTTPS_PROXY: http, http_proxy: http, https_proxy: http, ALL_PROXY: socks, all_proxy: socks, NO_PROXY: none, no_proxy: none, NODE_USE_ENV_PROXY: '1' };
+}
+
+/** What a contained command's loopback serves (./port-bridge.ts), and how it finds it. */
+interface SandboxNetwork {
+  bridge: PortBridge;
+  /** The gateway there, when the sandbox can stand in for it: its URL for the command, and its port. */
+  gateway?: { url: string; port: number };
+  /** The egress proxy's variables. */
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Bridges into a contained command's loopback its run's TCP ports (`local`), the gateway under
+ * its own name and the egress proxy (./egress-proxy.ts), which lets through what `run` allows and
+ * tells each connection to `onEgress`.
+ */
+async function sandboxNetwork(runDir: string, local: PortAcceptor[], gateway: string, run: AgentRun, onEgress: (d: EgressDecision) => void): Promise<SandboxNetwork> {
+  const taken = new Set(local.map((p) => p.port));
+  const inside = gatewayAcceptor(gateway, portInside(taken, gatewayAddress(gateway).port));
+  if (inside) taken.add(inside.acceptor.port);
+  const proxy = egressProxy({ port: portInside(taken, 3128), allows: (host, port) => run.allowsEgress(host, port), onDecision: onEgress });
+  const bridge = await bridgePorts(runDir, [...local, ...(inside ? [inside.acceptor] : []), proxy]);
+  return {
+    bridge: { ports: bridge.ports, close: () => (proxy.close(), bridge.close()) },
+    ...(inside ? { gateway: { url: inside.url, port: inside.acceptor.port } } : {}),
+    env: proxyVariables(proxy.port, inside ? [new URL(gateway).hostname] : []),
+  };
 }
 
 /** Builds the `run` command. */
@@ -286,9 +316,9 @@ export function runCommand(io: CliIo): Command {
       let run: AgentRun;
       try {
         if (contained) {
-          // The command's own resolv.conf: /run (where the machine's may be) is its own, and a resolver on this machine's loopback is out of its reach.
-          const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-          const resolvConf = await writeRunFile(runDir, 'resolv', '.conf', namespaceResolvConf(hostResolv) ?? hostResolv);
+          // The command's own hosts file: the machine's, with the gateway's name on the sandbox's loopback, where it is bridged in.
+          const line = gatewayHostsLine(person.gateway);
+          const hosts = line ? await writeRunFile(runDir, 'hosts', '', `${await readFile('/etc/hosts', 'utf8').catch(() => '')}\n${line}\n`) : undefined;
           const share = [...(opts.share ?? []), ...(opts.socket ? [opts.socket] : [])];
           const credentialFiles = opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [];
           mounts = sandboxMounts({
@@ -301,7 +331,7 @@ export function runCommand(io: CliIo): Command {
             readOnly: opts.readOnly ?? [],
             share,
             sshAgent: opts.sshAgent === true,
-            resolvConf,
+            ...(hosts ? { hosts } : {}),
           });
           notToCreate = pathsNotToCreate([io.cwd, ...share.map((p) => resolve(io.cwd, p))]);
         }
@@ -349,19 +379,28 @@ export function runCommand(io: CliIo): Command {
           runRecord?.append({ t: 'end', at: Date.now(), exitCode: 130, reason: 'interrupted before the command started', durationMs: Date.now() - started });
           throw new CommandExit(130);
         }
-        const clients: PgEndpoint[] = [...ports, ...directs];
+        // Contained, the command has a network of its own: its TCP ports, the gateway and the egress proxy come in through the run's directory.
+        const told = new Set<string>();
+        const onEgress = (d: EgressDecision): void => {
+          runRecord?.append({ t: 'egress', at: d.at, host: d.host, port: d.port, allowed: d.allowed, ...(d.why ? { why: d.why } : {}) });
+          if (d.allowed) return;
+          run.refused(d);
+          // Said once per destination: the command may retry.
+          const where = `${d.host}:${d.port}`;
+          if (told.size < 100 && !told.has(where)) say(`refused the command's connection to ${where}: ${d.why}`);
+          told.add(where);
+        };
+        const net = contained ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts], person.gateway, run, onEgress) : undefined;
+        bridge = net?.bridge;
+        const clients: PgEndpoint[] = [...ports, ...directs.map((d) => (net?.gateway ? { ...d, port: net.gateway.port } : d))];
         const pgpassFile = clients.length > 0 ? await writePgpass({ dir: runDir, name: 'run', entries: clients }) : undefined;
         // Several SSH connections: one ssh_config that includes each port's.
         const sshConfig = sshPorts.length > 1 ? await writeRunFile(runDir, 'run', '.ssh_config', sshPorts.map((p) => `Include "${p.configFile}"\n`).join('')) : sshPorts[0]?.configFile;
         const caFile = person.ca ? await writeRunFile(runDir, 'gateway', '.crt', person.ca.toString('utf8')) : undefined;
         log.info('run.start', { run: run.id, connections: names, command: file, isolation: containment.kind });
-        const env = agentEnvironment(io.env, runVariables({ id: run.id, token: run.token, gateway: person.gateway, caFile }, clients, pgpassFile, sshConfig), {
-          contained,
-          sshAgent: opts.sshAgent === true,
-        });
+        const own = runVariables({ id: run.id, token: run.token, gateway: net?.gateway?.url ?? person.gateway, caFile }, clients, pgpassFile, sshConfig);
+        const env = agentEnvironment(io.env, { ...own, ...net?.env }, { contained, sshAgent: opts.sshAgent === true });
         const stdio = { stdin: io.stdin ? inherited(io.stdin, 0) : ('ignore' as const), stdout: inherited(io.stdout, 1), stderr: inherited(io.stderr, 2) };
-        // Contained, the command has a network of its own: its TCP ports come in through the run's directory.
-        if (contained) bridge = await bridgePorts(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts, ...loopbackGateway(person.gateway)]);
         // On a terminal, Ctrl-C and Ctrl-\ reach the command from the terminal itself (its process group): not sent twice.
         const terminal = [io.stdin, io.stdout, io.stderr].some((s) => (s as { isTTY?: boolean } | undefined)?.isTTY === true);
         // The signals are the command's from before it starts: one that comes while it starts (it may already write) is handed on once it has.

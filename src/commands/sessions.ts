@@ -56,7 +56,7 @@ function clientRecordLabel(s: SessionSummary, local: Set<string>): string {
 
 /**
  * The run's own record (signed by the CLI that ran it), as lines before and after its sessions:
- * who ran what, where, with which prompt; then how the command ended. Nothing when no record of the
+ * who ran what, where, with which prompt; then where it connected and was refused, and how the command ended. Nothing when no record of the
  * run was uploaded; an error when one was and does not verify.
  */
 async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Promise<{ head: TranscriptLine[]; tail: TranscriptLine[] }> {
@@ -71,6 +71,15 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
     const tail: TranscriptLine[] = [];
     const quoted = (v: unknown): string => JSON.stringify(String(v ?? ''));
     const sessions: string[] = [];
+    /** Connections through the egress proxy, by destination: refused, and let through. */
+    const egress = { refused: new Map<string, number>(), allowed: new Map<string, number>() };
+    const egressLines = (at: number): TranscriptLine[] =>
+      (['refused', 'allowed'] as const)
+        .filter((k) => egress[k].size > 0)
+        .map((k) => ({
+          at,
+          text: `-- the run's command ${k === 'refused' ? 'was refused connections to' : 'connected through its egress proxy to'} ${[...egress[k]].map(([to, n]) => `${to} (${n})`).join(', ')}`,
+        }));
     for await (const e of readEvents(dir, check.manifest!)) {
       if (e.t === 'start') {
         const command = Array.isArray(e.command) ? (e.command as unknown[]).map((a) => shellQuote(String(a))).join(' ') : '';
@@ -81,14 +90,22 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
         if (typeof e.prompt === 'string') head.push({ at: e.at, text: `-- the run's prompt: ${quoted(e.prompt)}` });
       } else if (e.t === 'session') {
         sessions.push(String(e.id));
+      } else if (e.t === 'egress') {
+        const to = `${String(e.host)}:${String(e.port)}`;
+        const seen = e.allowed === true ? egress.allowed : egress.refused;
+        seen.set(to, (seen.get(to) ?? 0) + 1);
       } else if (e.t === 'end') {
         if (sessions.length > 0) tail.push({ at: e.at, text: `-- the run's tunnels carried ${sessions.length} session(s): ${sessions.join(', ')}` });
+        tail.push(...egressLines(e.at));
+        egress.refused.clear();
+        egress.allowed.clear();
         tail.push({
           at: e.at,
           text: `-- the run's command exited with ${String(e.exitCode)}${typeof e.signal === 'string' ? ` (${e.signal})` : ''}${typeof e.reason === 'string' ? `: ${e.reason}` : ''} after ${((Number(e.durationMs) || 0) / 1000).toFixed(1)} s`,
         });
       }
     }
+    tail.push(...egressLines(Date.now()));
     if (check.truncated) tail.push({ at: Date.now(), text: "-- the run's record ends here: its CLI was stopped before the command ended" });
     return { head, tail };
   } finally {

@@ -353,6 +353,7 @@ function pick(f: EventFields): Omit<AlertEvidence, 'at'> {
   for (const k of ['session', 'connection', 'rule', 'reason', 'review', 'by'] as const) if (typeof f[k] === 'string') out[k] = (f[k] as string).slice(0, 500);
   if (typeof f.rows === 'number') out.rows = f.rows;
   if (Array.isArray(f.tables)) out.tables = f.tables.slice(0, 20).map((t) => String(t).slice(0, 200));
+  if (typeof f.host === 'string' && typeof f.port === 'number') out.destination = `${f.host.slice(0, 255)}:${f.port}`;
   return out;
 }
 

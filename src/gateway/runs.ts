@@ -254,8 +254,7 @@ export class RunRegistry {
    * @throws TokenRejectedError when the credential is not that run's control credential; HttpError 403 for another person, 410 when the run has ended
    */
   async control(token: string | undefined, id: string, action: 'heartbeat' | 'end', person?: Identity | { refused: string }): Promise<RunRecord> {
-    const run = isControlToken(token) ? await this.#store.find('control', sha256(token!)) : undefined;
-    if (!run || run.id !== id) throw new TokenRejectedError('unknown-run', `that is not the control credential of run ${id}`);
+    const run = await this.controlled(token, id);
     const identity = person && !('refused' in person) ? person : undefined;
     if (identity && (identity.run || identity.issuer !== run.owner.issuer || identity.subject !== run.owner.subject)) {
       throw new HttpError(403, `the credential a heartbeat of run ${id} brought is not its person's (${run.owner.subject})`, { hint: "the hoop that began the run sends its person's own credential" });
@@ -275,6 +274,16 @@ export class RunRegistry {
     }
     if (action === 'end') this.#endedHere(done);
     return done;
+  }
+
+  /**
+   * The run `id` whose control credential is `token`, open or ended (a report may come as it ends).
+   * @throws TokenRejectedError when the credential is not that run's control credential
+   */
+  async controlled(token: string | undefined, id: string): Promise<RunRecord> {
+    const run = isControlToken(token) ? await this.#store.find('control', sha256(token!)) : undefined;
+    if (!run || run.id !== id) throw new TokenRejectedError('unknown-run', `that is not the control credential of run ${id}`);
+    return run;
   }
 
   /** Told of each run this gateway ended (its hoop ended it, or this gateway's sweep found it silent or out of time): once per run, across replicas. */

@@ -13,6 +13,7 @@
  *   src/gateway/bytes-sent.ts), and `session.end` of a session never told of so (no `bytesTold`),
  *   weighing its `bytesToClient`;
  * - `first-use`: `agent.first-use`, an agent's first session on a connection for its person, weighing 1;
+ * - `egress-refused`: `run.egress-refused`, a connection a contained run's command was refused, weighing 1;
  * - `off-hours`: a statement run or refused (`statement.completed`, `statement.refused`) at a time
  *   outside the rule's usual hours, weighing 1.
  */
@@ -28,6 +29,7 @@ function alertKindOf(event: string, f: AlertEventFields): AlertEvent | undefined
   if (event === 'statement.completed' && typeof f.rows === 'number' && f.rows > 0) return 'rows-read';
   if ((event === 'session.bytes' || (event === 'session.end' && f.bytesTold === undefined)) && typeof f.bytesToClient === 'number' && f.bytesToClient > 0) return 'bytes-sent';
   if (event === 'agent.first-use') return 'first-use';
+  if (event === 'run.egress-refused') return 'egress-refused';
   return undefined;
 }
 

@@ -10,9 +10,10 @@ import { list, lowerName, nameSchema, notifySchema, type ReviewNotify, timeBetwe
  * approve them), reviews denied, or rows read (the rows the client received from statements that
  * name `table`, or from any statement), bytes sent (what the gateway sent a session's client,
  * counted as the session ends), statements run outside the usual hours (`off-hours`), or an
- * agent's first session on a connection (`first-use`).
+ * agent's first session on a connection (`first-use`), or a connection a contained run's command
+ * asked for outside `runs.egress` (`egress-refused`).
  */
-export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read', 'bytes-sent', 'off-hours', 'first-use'] as const;
+export const ALERT_EVENTS = ['refused', 'review-denied', 'rows-read', 'bytes-sent', 'off-hours', 'first-use', 'egress-refused'] as const;
 
 /** Days of the week, as `days:` names them (Sunday first, as `Date.getDay` counts them). */
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;

@@ -38,6 +38,7 @@ import {
   SSH_DEFAULTS,
 } from './schema.js';
 import { usualHoursOf } from './alert-rules.js';
+import type { EgressRule } from './egress.js';
 import { policyTestFileSchema } from './test-cases.js';
 import { principalMatchOf, describedPrincipal } from './principal.js';
 
@@ -305,6 +306,7 @@ class MergedBundle {
   /** Where a masking rule asks for `hash` (which needs `masking.key`). */
   readonly hashAt: Origin[] = [];
   readonly auditors: string[] = [];
+  readonly egress: EgressRule[] = [];
   readonly #problems: Problems;
 
   constructor(problems: Problems) {
@@ -322,7 +324,10 @@ class MergedBundle {
       for (const k of ['results', 'rowCap', 'onFailure', 'retentionDays', 'sshInput'] as const) this.#setScalar(`recording.${k}`, data.recording[k], { file, path: ['recording', k] });
       if (data.recording.auditors) this.auditors.push(...data.recording.auditors);
     }
-    if (data.runs) for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation'] as const) this.#setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
+    if (data.runs) {
+      for (const k of ['maxSeconds', 'heartbeatTimeout', 'requireIsolation'] as const) this.#setScalar(`runs.${k}`, data.runs[k], { file, path: ['runs', k] });
+      for (const e of data.runs.egress ?? []) this.egress.push(typeof e === 'string' ? { to: [e] } : e);
+    }
     if (data.reviews) this.#setScalar('reviews.requireSignInWithin', data.reviews.requireSignInWithin, { file, path: ['reviews', 'requireSignInWithin'] });
     data.alerts.forEach((a, i) => {
       const { when, clearedBy, notify, connections, ...rest } = a;
@@ -761,6 +766,7 @@ function assemblePolicy(merged: MergedBundle, root: string, cas: ReadonlyMap<num
       maxSeconds: scalar('runs.maxSeconds', RUN_DEFAULTS.maxSeconds),
       heartbeatTimeoutMs: scalar('runs.heartbeatTimeout', RUN_DEFAULTS.heartbeatTimeoutMs),
       requireIsolation: scalar('runs.requireIsolation', RUN_DEFAULTS.requireIsolation),
+      egress: merged.egress,
     },
     ...(scalars.has('reviews.requireSignInWithin') ? { reviews: { requireSignInWithinMs: scalar('reviews.requireSignInWithin', 0) } } : {}),
     alerts: merged.alerts.map((a) => a.value),

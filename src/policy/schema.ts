@@ -41,6 +41,7 @@ import type { SecretRef } from '../config/secrets.js';
 import { parseTimeSetting, type SessionLimits } from './limits.js';
 import { principalMatchFields, type Principal, type PrincipalMatch } from './principal.js';
 import { alertRuleSchema, type AlertRule } from './alert-rules.js';
+import { egressProblem, type EgressRule } from './egress.js';
 import { list, lowerName, nameSchema, nonEmpty, notifySchema, type ReviewNotify, timeBetween } from './schema-fields.js';
 
 export { ALERT_EVENTS, ALERT_SCOPES, alertRuleSchema, type AlertEvent, type AlertRule } from './alert-rules.js';
@@ -307,10 +308,12 @@ export interface RunPolicy {
   maxSeconds: number;
   heartbeatTimeoutMs: number;
   requireIsolation: boolean;
+  /** Where a contained run's command may connect besides the gateway (./egress.ts). */
+  egress: EgressRule[];
 }
 
-/** Defaults of {@link RunPolicy}: 12 hours, a minute without a heartbeat, contained or not. */
-export const RUN_DEFAULTS: RunPolicy = { maxSeconds: 12 * 3600, heartbeatTimeoutMs: 60_000, requireIsolation: false };
+/** Defaults of {@link RunPolicy}: 12 hours, a minute without a heartbeat, contained or not, nowhere but the gateway. */
+export const RUN_DEFAULTS: RunPolicy = { maxSeconds: 12 * 3600, heartbeatTimeoutMs: 60_000, requireIsolation: false, egress: [] };
 
 /** What a person's decisions (a review's, an access request's) need besides a person's credential. */
 export interface ReviewPolicy {
@@ -674,11 +677,34 @@ const minuteToWeekSchema = z
   .min(60, { error: 'must be at least 60 seconds' })
   .max(7 * 24 * 3600, { error: 'must be at most 604800 seconds (7 days)' });
 
+/** One `host:port` a contained run's command may reach (./egress.ts). */
+const egressDestinationSchema = z.string({ error: 'must be host:port' }).superRefine((v, ctx) => {
+  const problem = egressProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 /** The `runs` section: agents' runs. */
 export const runsSchema = z.strictObject({
   maxSeconds: minuteToWeekSchema.optional(),
   heartbeatTimeout: timeBetween(5_000, 3_600_000, '1min').optional(),
   requireIsolation: z.boolean({ error: 'must be true (runs whose command is not contained are refused) or false' }).optional(),
+  egress: z
+    .array(
+      z.union(
+        [
+          egressDestinationSchema,
+          z.strictObject({
+            to: z.array(egressDestinationSchema, { error: 'must be a list of host:port' }).min(1, { error: 'must name at least one host:port' }),
+            agents: principalMatchFields.agents.unwrap(),
+          }),
+        ],
+        {
+          error: 'must be host:port, or { to: [host:port, ...], agents: [name, ...] }',
+        },
+      ),
+      { error: 'must be a list of host:port destinations' },
+    )
+    .optional(),
 });
 
 /** An automated reviewer (see {@link ReviewService}). */

@@ -17,11 +17,10 @@
 import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installRoot } from '../../src/agent/sandbox.js';
-import { hostAddresses } from '../../src/agent/sandbox-network.js';
 import { ProfileStore } from '../../src/auth/profiles.js';
 import { FileSecretStore } from '../../src/auth/secret-store.js';
 import { callApi, type ApiAnswer } from '../harness/api.js';
@@ -31,6 +30,7 @@ import { connectionYaml, type PgCluster } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { psql } from '../harness/clients.js';
 import { eventually } from '../harness/wait.js';
+import { givePerson, personDir, testPeople, type TestPerson } from '../harness/people.js';
 
 const ATTACKER = resolve(import.meta.dirname, '../fixtures/agent-attacker.mjs');
 const REACH = resolve(import.meta.dirname, '../fixtures/agent-reach.mjs');
@@ -38,8 +38,10 @@ let stack: HoopStack;
 let cluster: PgCluster;
 let repo: PolicyGitRepo;
 let alice: string;
-let person: string;
+/** Root's places (this process's user's), for the tests that are not tried as every person. */
+let places: Places;
 let aliceConnect: RunningConnect;
+const PEOPLE = testPeople();
 let bobReview: string;
 
 /** The policy, with `runs` its runs: section and `extra` more sections. */
@@ -71,19 +73,47 @@ function gatewayArgs(): string[] {
   return ['--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile];
 }
 
-/** `hoop run <args>` as alice would start it: her token in HOOP_TOKEN, her login on disk, her runtime directory. */
-function hoopRun(args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
-  return spawnHoop(['run', ...gatewayArgs(), ...args], {
-    env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: person, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: xdg(), HOOP_ID_TOKEN_FILE: join(stack.dir, 'id-token'), ...o.env },
-    cwd: o.cwd ?? work(),
+/**
+ * Where alice keeps what she runs agents with, as one person of {@link PEOPLE} (a directory of
+ * theirs under /tmp, which a contained command does not see): her hoop login (`hoop login` with
+ * the file store), her session runtime directory, her project, a workload token file of hers, her
+ * CLI's own state and the gateway's CA.
+ */
+interface Places {
+  person: TestPerson;
+  login: string;
+  xdg: string;
+  work: string;
+  idToken: string;
+  cli: string;
+  ca: string;
+}
+
+/** Makes `person`'s {@link Places}. */
+async function placesFor(person: TestPerson): Promise<Places> {
+  const base = personDir(person, 'hoop-agent-principal-', tmpdir());
+  const p: Places = { person, login: join(base, 'alice-hoop'), xdg: join(base, 'xdg'), work: join(base, 'work'), idToken: join(base, 'id-token'), cli: join(base, 'cli'), ca: join(base, 'ca.pem') };
+  mkdirSync(p.xdg, { mode: 0o700 });
+  for (const d of [p.work, p.cli]) mkdirSync(d);
+  const origin = new URL(stack.gateway.url).origin;
+  await new ProfileStore(p.login).put(origin, { gateway: stack.gateway.url, tokenType: 'access', subject: 'alice', kind: 'user', store: 'file', loggedInAt: new Date().toISOString() });
+  await new FileSecretStore(p.login).write(origin, { accessToken: await stack.token('alice', ['dba']), refreshToken: 'alice-refresh-token' });
+  writeFileSync(p.idToken, await stack.token('alice', ['dba']), { mode: 0o600 });
+  writeFileSync(p.ca, readFileSync(stack.pki.caFile));
+  givePerson(person, base);
+  return p;
+}
+
+/** `hoop run <args>` as alice would start it, as the person of `o.places` (default root's): her token in HOOP_TOKEN, her login on disk, her runtime directory. */
+function hoopRun(args: string[], o: { places?: Places; env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
+  const p = o.places ?? places;
+  return spawnHoop(['run', '--gateway', stack.gateway.url, '--ca-file', p.ca, ...args], {
+    env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: p.login, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: p.xdg, HOOP_ID_TOKEN_FILE: p.idToken, ...o.env },
+    cwd: o.cwd ?? p.work,
+    as: p.person,
     ...(o.onStdout ? { onStdout: o.onStdout } : {}),
   });
 }
-
-/** Alice's session runtime directory (her hoop connect's files, her runs'). */
-const xdg = (): string => stack.runtime;
-/** Where her agents work: what they write lands here. */
-const work = (): string => join(stack.dir, 'work');
 
 /** What the database holds in `marks`, sorted. */
 async function marks(): Promise<string[]> {
@@ -111,15 +141,9 @@ beforeAll(async () => {
     },
   });
   alice = await stack.token('alice', ['dba']);
-  // Alice's own login on disk (as hoop login leaves it with the file store), and a workload token file of hers.
-  person = join(stack.dir, 'alice-hoop');
-  const origin = new URL(stack.gateway.url).origin;
-  await new ProfileStore(person).put(origin, { gateway: stack.gateway.url, tokenType: 'access', subject: 'alice', kind: 'user', store: 'file', loggedInAt: new Date().toISOString() });
-  await new FileSecretStore(person).write(origin, { accessToken: await stack.token('alice', ['dba']), refreshToken: 'alice-refresh-token' });
-  writeFileSync(join(stack.dir, 'id-token'), await stack.token('alice', ['dba']), { mode: 0o600 });
+  places = await placesFor(PEOPLE[0]!);
   // Her own hoop connect, whose per-session password sits in her runtime directory.
-  mkdirSync(work());
-  aliceConnect = await stack.connect('app', alice);
+  aliceConnect = await stack.connect('app', alice, [], { XDG_RUNTIME_DIR: places.xdg });
   // Bob's delete, waiting for a reviewer: alice (dba) may approve it, her agent must not.
   const bob = await stack.token('bob');
   const held = await stack.run(['exec', 'app', '--no-wait', '-c', "delete from marks where note = 'seed'", ...gatewayArgs()], { HOOP_TOKEN: bob });
@@ -129,22 +153,45 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await aliceConnect?.stop();
+  if (places) rmSync(dirname(places.work), { recursive: true, force: true });
   await stack?.close();
   if (repo) rmSync(repo.base, { recursive: true, force: true });
 });
 
-describe('a contained agent', () => {
+describe.each(PEOPLE)('a contained agent, as $label', (who) => {
+  let p: Places;
+  /** Her own hoop connect as this person (another person's than root's is a process of theirs). */
+  let theirs: ChildProcess | undefined;
+  beforeAll(async () => {
+    if (!who.other) return void (p = places);
+    p = await placesFor(who);
+    await new Promise<void>((ready) => {
+      void spawnHoop(['connect', 'app', '--json', '--gateway', stack.gateway.url, '--ca-file', p.ca], {
+        env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: p.login, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: p.xdg },
+        as: who,
+        onStdout: (text, child) => {
+          theirs = child;
+          if (text.includes('\n')) ready();
+        },
+      });
+    });
+  });
+  afterAll(() => {
+    theirs?.kill();
+    if (who.other && p) rmSync(dirname(p.work), { recursive: true, force: true });
+  });
+
   it('finds no credential of its person, and its run credential can do nothing a person does', async () => {
-    const out = join(work(), 'seen-run-token');
+    const out = join(p.work, 'seen-run-token');
     const attack = {
       hoop: HOOP_BIN,
-      paths: [person, join(xdg(), 'hoop'), join(stack.dir, 'id-token'), join(stack.dir, 'cli')],
+      paths: [p.login, join(p.xdg, 'hoop'), p.idToken, p.cli],
       gateway: stack.gateway.url,
-      caFile: stack.pki.caFile,
+      caFile: p.ca,
       review: bobReview,
       out,
     };
-    const r = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, ATTACKER, JSON.stringify(attack)]);
+    const r = await hoopRun(['--agent', 'claude', '--connect', 'app', '--', process.execPath, ATTACKER, JSON.stringify(attack)], { places: p });
     expect(r.stderr).not.toContain('isolation: none');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -162,7 +209,7 @@ describe('a contained agent', () => {
     // Nothing of hers: not her tokens on disk, her id-token file, her HOOP_TOKEN, her other port's password; only this run's files.
     expect(seen.tokens).toEqual(['hooprun_']);
     // Of her files, only the id-token file is there at all, and it is empty (no token was found above).
-    expect(seen.files.filter((f) => !f.includes('/hoop/run-'))).toEqual([join(stack.dir, 'id-token')]);
+    expect(seen.files.filter((f) => !f.includes('/hoop/run-'))).toEqual([p.idToken]);
     expect(seen.files.some((f) => f.endsWith('.pgpass'))).toBe(true); // the run's own port
     expect(seen.pids).toBeLessThan(10); // its own namespace's processes, none of hers
     // The run's credential: who it is, and nothing a person does.
@@ -188,7 +235,7 @@ describe('a contained agent', () => {
     const all = await reviews(alice);
     expect(all.find((x) => x.id === bobReview)).toMatchObject({ state: 'pending', decisions: [] });
     expect(all.filter((x) => x.kind === 'access')).toEqual([]);
-    expect(await marks()).toEqual(['run', 'seed', 'seed2']);
+    expect(await marks()).toEqual([...PEOPLE.slice(0, PEOPLE.indexOf(who) + 1).map(() => 'run'), 'seed', 'seed2']); // one row per person's run so far
     // The credential it saw is refused once the run has ended.
     const after = await whoami(readFileSync(out, 'utf8'));
     expect(after.status).toBe(401);
@@ -201,7 +248,7 @@ describe('a contained agent', () => {
 
   it("cannot have its person's other processes act for it (sockets, abstract sockets, loopback), leave code that runs as its person later, or read what signs its person in; its own work goes on", async () => {
     // Her home, runtime and project outside /tmp (the command's /tmp is its own).
-    const outside = mkdtempSync(join(homedir(), '.hoop-reach-'));
+    const outside = personDir(who, '.hoop-reach-');
     const home = join(outside, 'home');
     const runtime = join(outside, 'runtime');
     const work = join(outside, 'work');
@@ -216,7 +263,7 @@ describe('a contained agent', () => {
     writeFileSync(join(home, '.ssh/id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\nher-key\n');
     // Her hoop login, in her home (not under /tmp, which the command does not see at all).
     const login = join(home, '.config/hoop');
-    cpSync(person, login, { recursive: true });
+    cpSync(p.login, login, { recursive: true });
     writeFileSync(join(home, '.mozilla/firefox/p/cookies.sqlite'), 'the identity provider session');
     writeFileSync(join(home, '.pgpass'), '*:*:*:*:direct-password\n');
     const planted = join(installRoot(), `hoop-agent-was-here-${process.pid}`);
@@ -237,8 +284,14 @@ describe('a contained agent', () => {
           }),
       ),
     );
+    // All of it hers: her servers' sockets too (whoever she is, she may connect to them).
+    givePerson(who, outside);
+    givePerson(who, meeting);
     const portOf = (s: Server): number => (s.address() as { port: number }).port;
-    const own = hostAddresses();
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+      .map((a) => a!.address);
     const sockets = [...paths, `tcp:${portOf(servers.at(-2)!)}`, ...own.map((a) => `tcp:${a}:${portOf(servers.at(-1)!)}`)];
     try {
       const attack = {
@@ -257,7 +310,7 @@ describe('a contained agent', () => {
         DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(runtime, 'bus')}`,
         TMUX: `${sockets[0]},1,0`,
       };
-      const r = await hoopRun(['--connect', 'app', '--', process.execPath, REACH, JSON.stringify(attack)], { env, cwd: work });
+      const r = await hoopRun(['--connect', 'app', '--', process.execPath, REACH, JSON.stringify(attack)], { places: p, env, cwd: work });
       expect(r.stderr).not.toContain('isolation: none');
       expect(r.code).toBe(0);
       const seen = JSON.parse(r.stdout) as Record<'sockets' | 'writes' | 'reads' | 'renames' | 'creates' | 'work', Record<string, string>> & {
@@ -302,12 +355,12 @@ describe('a contained agent', () => {
   });
 
   it('refuses the kernel keyrings and pushing input into the terminal', async () => {
-    const script = join(work(), 'keys.py');
+    const script = join(p.work, 'keys.py');
     writeFileSync(
       script,
       `import ctypes, fcntl, termios\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.syscall(250 if ctypes.sizeof(ctypes.c_void_p) == 8 else 288, 0, -3, 0)\nprint("keyctl", r, ctypes.get_errno())\ntry:\n    fcntl.ioctl(1, termios.TIOCSTI, b"x")\n    print("tiocsti 0")\nexcept OSError as e:\n    print("tiocsti", e.errno)\n`,
     );
-    const r = await hoopRun(['--connect', 'app', '--', 'python3', script]);
+    const r = await hoopRun(['--connect', 'app', '--', 'python3', script], { places: p });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('keyctl -1 1\n'); // EPERM
@@ -317,7 +370,7 @@ describe('a contained agent', () => {
 
 describe('the run credential lives as long as the run', () => {
   it('dies soon after its hoop is killed (no heartbeat), and its sessions with it', async () => {
-    const file = join(work(), 'killed-run-token');
+    const file = join(places.work, 'killed-run-token');
     let hoop: ChildProcess | undefined;
     const ready = new Promise<void>((resolveReady) => {
       void hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_TOKEN" > ${file}; echo ready; sleep 60`], {
@@ -332,7 +385,7 @@ describe('the run credential lives as long as the run', () => {
     const token = readFileSync(file, 'utf8');
     const copied = await stack.tunnel('app', token);
     expect((await whoami(token)).status).toBe(200);
-    // Its sandbox's processes, as hoop started them: the network's slirp4netns and the command.
+    // Its sandbox's processes, as hoop started them: bubblewrap and the command.
     const processes = (): Array<{ pid: string; ppid: string; cmd: string }> =>
       readdirSync('/proc')
         .filter((d) => /^\d+$/.test(d))
@@ -344,7 +397,7 @@ describe('the run credential lives as long as the run', () => {
           }
         });
     const sandbox = processes()
-      .filter((p) => (p.ppid === String(hoop!.pid) && p.cmd.startsWith('slirp4netns')) || p.cmd.includes(file))
+      .filter((p) => (p.ppid === String(hoop!.pid) && p.cmd.includes('bwrap')) || p.cmd.includes(file))
       .map((p) => p.pid);
     expect(sandbox.length).toBeGreaterThanOrEqual(2);
     hoop!.kill('SIGKILL');
@@ -356,7 +409,7 @@ describe('the run credential lives as long as the run', () => {
     expect(ended).toMatchObject({ severity: 'FATAL', code: '28000' });
     expect(ended!.message).toMatch(/^hoop: run run-\S+ ended \(its hoop stopped answering\); its sessions end with it$/);
     expect(await copied.closed()).toBe(true);
-    // Nothing of the sandbox outlives its hoop: neither the command nor the network's slirp4netns.
+    // Nothing of the sandbox outlives its hoop: neither the command nor bubblewrap.
     const left = (): string[] =>
       processes()
         .filter((p) => sandbox.includes(p.pid))
@@ -365,7 +418,7 @@ describe('the run credential lives as long as the run', () => {
   });
 
   it('belongs to the person who began it: another may not upload its record, and nobody a record of a run the gateway never began', async () => {
-    const file = join(work(), 'owned-run-id');
+    const file = join(places.work, 'owned-run-id');
     const r = await hoopRun(['--connect', 'app', '--', 'sh', '-c', `printf %s "$HOOP_RUN_ID" > ${file}`]);
     expect(r.code).toBe(0);
     const runId = readFileSync(file, 'utf8');

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import type { TestPerson } from './people.js';
 
 export const HOOP_BIN = resolve(import.meta.dirname, '../../bin/hoop.js');
 
@@ -17,11 +18,15 @@ export interface HoopProcessResult {
 /** Runs `node [nodeArgs] bin/hoop.js args`; `onStdout` sees the output so far as it grows; `input` goes to its stdin. */
 export function spawnHoop(
   args: string[],
-  o: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; nodeArgs?: string[]; onStdout?: (text: string, child: ChildProcess) => void },
+  o: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; nodeArgs?: string[]; onStdout?: (text: string, child: ChildProcess) => void; as?: TestPerson; wrap?: string[] },
 ): Promise<HoopProcessResult> {
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), HOOP_BIN, ...args], {
-    env: { PATH: process.env.PATH, ...o.env },
+  // As another person: their ids and home (./people.ts). Wrapped: `wrap` runs node (a namespace of the test's own).
+  const as = o.as?.other ? { uid: o.as.uid, gid: o.as.gid } : {};
+  const [file, ...before] = [...(o.wrap ?? []), process.execPath];
+  const child = spawn(file!, [...before, ...(o.nodeArgs ?? []), HOOP_BIN, ...args], {
+    env: { PATH: process.env.PATH, ...(o.as?.other ? { HOME: o.as.home, USER: o.as.label.split(' ')[0] } : {}), ...o.env },
     ...(o.cwd ? { cwd: o.cwd } : {}),
+    ...as,
     stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   if (o.input !== undefined) child.stdin!.end(o.input);

@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentEnvironment, detectContainment, withheldVariable } from '../../src/agent/containment.js';
 import { bwrapArguments, installRoot, pathsNotToCreate, quarantineCreated, sandboxMounts, within } from '../../src/agent/sandbox.js';
-import { namespaceResolvConf } from '../../src/agent/sandbox-network.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
 import { thrown } from '../harness/thrown.js';
 
@@ -126,7 +125,7 @@ describe("the sandbox's mounts", () => {
   });
 
   it('mounts over a read-only root, outer first, in namespaces of its own', () => {
-    const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, fds: { seccomp: 3, info: 4, block: 5 } });
+    const args = bwrapArguments(mounts, { empty: join(runDir, '.hidden'), cwd: work, seccomp: 3 });
     // A /dev of its own (no other terminal of the person's), a user namespace and no capability, root's included.
     expect(args.slice(0, 15)).toEqual([
       '--ro-bind',
@@ -145,7 +144,7 @@ describe("the sandbox's mounts", () => {
       '--die-with-parent',
       '--tmpfs',
     ]);
-    expect(args.slice(-8)).toEqual(['--seccomp', '3', '--info-fd', '4', '--block-fd', '5', '--chdir', work]);
+    expect(args.slice(-4)).toEqual(['--seccomp', '3', '--chdir', work]);
     // The runtime directory is emptied before the run's own directory is bound back into it.
     expect(args.indexOf(runtime)).toBeLessThan(args.indexOf(runDir));
     // Hidden files get the empty file.
@@ -229,14 +228,6 @@ describe("the sandbox's mounts", () => {
     expect(existsSync(join(plain, '.git'))).toBe(false);
     expect(readFileSync(join(plain, '.git.hoop-run-run-x/config'), 'utf8')).toContain('fsmonitor');
     expect(existsSync(join(repo, '.git/commondir'))).toBe(false);
-  });
-});
-
-describe("the command's own network", () => {
-  it("names slirp4netns's resolver only where the machine's resolvers are on its loopback", () => {
-    expect(namespaceResolvConf('nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp\n')).toBe('nameserver 10.0.2.3\noptions edns0 trust-ad\nsearch corp\n');
-    expect(namespaceResolvConf('nameserver 10.1.1.1\nnameserver 127.0.0.1\n')).toBeUndefined();
-    expect(namespaceResolvConf('')).toBe('nameserver 10.0.2.3\n');
   });
 });
 

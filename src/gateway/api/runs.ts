@@ -2,7 +2,8 @@
  * Agents' runs (../runs.ts): `POST /v1/runs` `{ connections, agent, via, isolation, command? }`
  * begins a run for the caller (a person's credential) once every connection it names admits the
  * agent, and answers the run with its credential and its control credential;
- * `POST /v1/runs/{id}/heartbeat|end` with the control credential keeps it alive or ends it. What a
+ * `POST /v1/runs/{id}/heartbeat|end` with the control credential keeps it alive or ends it, and
+ * `POST /v1/runs/{id}/egress` reports connections its command was refused. What a
  * run credential may not do is refused at each route (`forRun` in ../http/router.ts).
  */
 import type * as http from 'node:http';
@@ -15,10 +16,14 @@ import { describeRun, isRunToken, parseRunAsk, runForbidden } from '../runs.js';
 import { TokenRejectedError, TokenVerifier } from '../verify-token.js';
 import { checkBody, readOptionalJsonBody } from '../http/respond.js';
 import type { RunStarted, RunView } from '../../api/answers.js';
-import { runHeartbeatBody } from '../../api/bodies.js';
+import { runEgressBody, runHeartbeatBody } from '../../api/bodies.js';
+import type { RunAction } from '../../api/paths.js';
+import { egressFor } from '../../policy/egress.js';
 
 export function runsApi(parts: GatewayParts, callers: Callers) {
   const { policySource, reviews, runs, events, verifier, log } = parts;
+  /** Where the runs of `agent` may connect, as the policy in force says. */
+  const egress = (agent: string): string[] => egressFor((policySource?.current().policy.runs ?? RUN_DEFAULTS).egress, agent);
 
   /**
    * The person a run's heartbeat brings (`{ personToken }`), verified as any person's token: their
@@ -62,17 +67,30 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
         connections: run.connections,
         expiresAt: run.expiresAt,
       });
-      return { ...describeRun(run), token, controlToken };
+      return { ...describeRun(run), egress: egress(run.agent), token, controlToken };
     },
 
-    /** `POST /v1/runs/{id}/heartbeat|end`: the control credential, never a person's nor the run's own (only the hoop that began the run keeps it alive or ends it). */
-    async control(req: http.IncomingMessage, id: string, action: 'heartbeat' | 'end'): Promise<RunView> {
-      const person = action === 'heartbeat' ? await heartbeatPerson(req) : undefined;
-      const run = await runs.control(TokenVerifier.bearerFromHeader(req.headers.authorization), id, action, person).catch((err: unknown) => {
+    /**
+     * `POST /v1/runs/{id}/heartbeat|end|egress`: the control credential, never a person's nor the
+     * run's own (only the hoop that began the run keeps it alive, ends it, or says what its command
+     * was refused). A heartbeat's answer says where the command may connect now.
+     */
+    async control(req: http.IncomingMessage, id: string, action: RunAction): Promise<RunView> {
+      const token = TokenVerifier.bearerFromHeader(req.headers.authorization);
+      const refused = (err: unknown): never => {
         callers.refusals.report(err, req.socket.remoteAddress ?? '?', 'run-control', `/v1/runs/${id}/${action}`);
         throw err;
-      });
-      return describeRun(run);
+      };
+      if (action === 'egress') {
+        const run = await runs.controlled(token, id).catch(refused);
+        const { refused: connections } = checkBody(runEgressBody, await readOptionalJsonBody(req));
+        const who = { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via };
+        for (const c of connections) events.emit('run.egress-refused', { ...who, host: c.host, port: c.port, at: c.at });
+        return describeRun(run);
+      }
+      const person = action === 'heartbeat' ? await heartbeatPerson(req) : undefined;
+      const run = await runs.control(token, id, action, person).catch(refused);
+      return { ...describeRun(run), egress: egress(run.agent) };
     },
   };
 }

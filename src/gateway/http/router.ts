@@ -3,7 +3,7 @@
  *
  * - open, no token: `GET /healthz`, `GET /v1/auth/config`, `GET /v1/keys`; the tunnel endpoint
  *   `GET /v1/connections/{name}/tunnel` is an Upgrade (./tunnel-endpoint.ts; a plain GET gets 426);
- *   a run's `POST /v1/runs/{id}/heartbeat|end` carries its control credential;
+ *   a run's `POST /v1/runs/{id}/heartbeat|end|egress` carries its control credential;
  * - with a bearer token, verified before anything else happens: `GET /v1/whoami`,
  *   `GET|POST /v1/devices`, `GET /v1/connections[/{name}]`, `POST /v1/connections/{name}/cancel`,
  *   `POST /v1/connections/{name}/direct`, `POST /v1/direct/{id}/renew`, `DELETE /v1/direct/{id}`,
@@ -19,7 +19,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-405-method-not-allowed
  */
 import type * as http from 'node:http';
-import { API_ROUTES, exactPath } from '../../api/paths.js';
+import { API_ROUTES, exactPath, type RunAction } from '../../api/paths.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { VERSION } from '../../version.js';
@@ -77,7 +77,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
     },
     { path: exactly('/v1/auth/config'), methods: ['GET'], open: () => ok(authConfig(parts)) },
     { path: exactly('/v1/keys'), methods: ['GET'], open: () => sessions.keys() },
-    { path: R.runControl, methods: ['POST'], open: async (req, m) => ok(await runs.control(req, m[1]!, m[2] as 'heartbeat' | 'end')) },
+    { path: R.runControl, methods: ['POST'], open: async (req, m) => ok(await runs.control(req, m[1]!, m[2] as RunAction)) },
     {
       path: R.reviews,
       methods: (m) => (m[2] !== undefined ? ['POST'] : ['GET']),
