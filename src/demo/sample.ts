@@ -202,6 +202,10 @@ statements:
       action: review
       message: a write an agent sends needs a reviewer, even where its person's own runs
 
+runs:                                           # agents under hoop run: contained, they reach the gateway and nothing else
+  egress:                                       # but what is listed here (host:port), through the run's proxy
+    - { to: [api.anthropic.com:443], agents: [claude*] }   # e.g. Claude Code's model API, for agents named claude*
+
 alerts:                                         # what the security team hears about: hoop alerts ls
   - name: refusal-burst
     when: { event: refused, count: 5, within: 10min }   # five refusals of one person (or their agents) in ten minutes
