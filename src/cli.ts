@@ -9,6 +9,7 @@ import { commandsFor } from './commands/index.js';
 import { CommandExit, ExitCode, HoopError, describeError } from './errors.js';
 import type { CliIo } from './io.js';
 import { VERSION } from './version.js';
+import { sweepAbandonedRuns } from './agent/pending-sweeps.js';
 
 /** Builds the commander program for one invocation: with the command `argv` runs (or all of them, for help). */
 export async function buildProgram(io: CliIo, argv: readonly string[]): Promise<Command> {
@@ -42,6 +43,12 @@ export function formatError(err: unknown): string {
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[], io: CliIo): Promise<number> {
+  // A contained run whose hoop was killed before it swept its working directory: swept now.
+  try {
+    sweepAbandonedRuns(io.env, (line) => void io.stderr.write(`hoop: ${line}\n`));
+  } catch (err) {
+    io.stderr.write(`hoop: could not sweep after a run whose hoop was stopped: ${describeError(err)}\n`);
+  }
   try {
     const program = await buildProgram(io, argv);
     await program.parseAsync(argv, { from: 'user' });

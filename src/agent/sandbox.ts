@@ -20,8 +20,9 @@
  *   service files, keyrings, browsers' profiles (the identity provider's session), X11 cookies,
  *   Kerberos' credential cache and the container daemons' sockets.
  * - **Read-only within a writable place**: what the command's work would have run as the person
- *   without being looked at: a repository's `config` and `hooks`, and `.hoop.yaml` (the next
- *   run's connections); and `--read-only` paths.
+ *   without being looked at: every repository's controls and what git's configuration runs from
+ *   there, and `.hoop.yaml` (the next run's connections), as ./tree-controls.ts finds them; and
+ *   `--read-only` paths.
  *
  * Every path is taken as its real path (symbolic links resolved), and the mounts apply outer
  * first, so a path inside another is placed after it.
@@ -29,13 +30,14 @@
  * @see https://github.com/containers/bubblewrap/blob/main/bwrap.xml
  * @see https://specifications.freedesktop.org/basedir-spec/latest/
  */
-import { closeSync, type Dirent, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, renameSync, statSync } from 'node:fs';
+import { closeSync, type Dirent, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, statSync } from 'node:fs';
 import { homedir, tmpdir, userInfo } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configDir, stateDir } from '../auth/paths.js';
 import { KUBERNETES_TOKEN_FILES } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
+import type { TreeControls } from './tree-controls.js';
 
 /** How a path appears to the contained command. */
 export type MountKind = 'writable' | 'private' | 'hidden' | 'read-only' | 'replaced' | 'link';
@@ -69,6 +71,8 @@ export interface SandboxInputs {
   sshAgent?: boolean;
   /** A `hosts` file put over the machine's: its own, and the gateway's name on the sandbox's loopback (./port-bridge.ts). */
   hosts?: string;
+  /** What git or hoop would act on in the writable places (./tree-controls.ts). */
+  controls?: TreeControls;
 }
 
 /** Browsers' profiles, under a home directory: cookies hold the identity provider's session. */
@@ -272,82 +276,6 @@ export function privateKeysIn(sshDir: string): string[] {
   return keys;
 }
 
-/** The git directory of the repository `dir` is in (a `.git` directory, or the one a `.git` file names), if any. */
-function gitDirOf(dir: string): string | undefined {
-  for (let d = dir; ; d = dirname(d)) {
-    const dotGit = join(d, '.git');
-    try {
-      if (statSync(dotGit).isDirectory()) return dotGit;
-      const named = /^gitdir:\s*(.+)$/m.exec(readFileSync(dotGit, 'utf8'))?.[1]?.trim();
-      if (named) return resolve(d, named);
-    } catch {
-      /* not here */
-    }
-    if (dirname(d) === d) return undefined;
-  }
-}
-
-/** A repository's parts that run as whoever uses it: its configuration and hooks (a worktree's and its common directory's). */
-function repositoryControls(gitDir: string): string[] {
-  const dirs = [gitDir];
-  try {
-    dirs.push(resolve(gitDir, readFileSync(join(gitDir, 'commondir'), 'utf8').trim()));
-  } catch {
-    /* not a worktree */
-  }
-  return dirs.flatMap((d) => REPOSITORY_CONTROLS.map((c) => join(d, c)));
-}
-
-/**
- * A git directory's entries that say what runs as whoever uses the repository: its configuration
- * (`core.fsmonitor`, `core.hooksPath`, aliases, filters), hooks, where its configuration is read
- * from instead (`commondir`), its worktrees' and submodules' own, and attributes (which filters run).
- * @see https://git-scm.com/docs/gitrepository-layout
- */
-const REPOSITORY_CONTROLS = ['config', 'config.worktree', 'hooks', 'commondir', 'info', 'modules', 'worktrees'];
-
-/**
- * The paths a run must not create, for {@link quarantineCreated}: where a working directory or
- * shared place has no repository, its `.git`; where its repository lacks a control entry, that
- * entry; and a missing `.hoop.yaml` (the next run's connections). A mount cannot keep a path
- * from being made, so what the command made is moved aside when it ends.
- */
-export function pathsNotToCreate(places: readonly string[]): string[] {
-  const missing: string[] = [];
-  for (const place of places) {
-    const p = real(place);
-    if (p === undefined) continue;
-    const gitDir = gitDirOf(p);
-    if (gitDir) missing.push(...repositoryControls(gitDir).filter((c) => !existsSync(c)));
-    else missing.push(join(p, '.git'));
-    if (!existsSync(join(p, '.hoop.yaml'))) missing.push(join(p, '.hoop.yaml'));
-  }
-  return [...new Set(missing)];
-}
-
-/**
- * Moves aside each of `paths` that exists now (the run made it): to `<path>.hoop-run-<runId>`,
- * where the person can look at it before git or hoop acts on it. Returns what was moved where.
- */
-export function quarantineCreated(paths: readonly string[], runId: string): Array<{ path: string; to: string }> {
-  const moved: Array<{ path: string; to: string }> = [];
-  for (const path of paths) {
-    try {
-      lstatSync(path);
-    } catch {
-      continue;
-    }
-    const to = `${path}.hoop-run-${runId}`;
-    try {
-      renameSync(path, to);
-      moved.push({ path, to });
-    } catch {
-      /* gone meanwhile, or not ours to move: said by its absence */
-    }
-  }
-  return moved;
-}
-
 /** The symbolic links directly in `dir`, as `link` mounts. */
 function linksIn(dir: string): Mount[] {
   try {
@@ -441,15 +369,11 @@ export function sandboxMounts(i: SandboxInputs): Mount[] {
       throw new HoopError(ErrorCode.USAGE, `hoop run cannot let the command write ${place}: ${problem}`, { hint: 'run it in a project directory, and share only what the command must change' });
     }
     want(p, 'writable');
-    const gitDir = gitDirOf(p);
-    if (gitDir) {
-      // Its own mount point, so that it cannot be renamed away and a new one made in its place.
-      if (within(real(gitDir) ?? gitDir, p)) want(gitDir, 'writable');
-      for (const c of repositoryControls(gitDir)) want(c, 'read-only');
-    }
-    want(join(p, '.hoop.yaml'), 'read-only');
     for (const later of runsLater) if (within(later, p)) want(later, 'read-only');
   }
+  // What git or hoop would act on in them (./tree-controls.ts): read-only; each git directory a mount point of its own.
+  for (const d of i.controls?.gitDirs ?? []) want(d, 'writable');
+  for (const c of i.controls?.readOnly ?? []) want(c, 'read-only');
   // What the sandbox runs (hoop's own first process, Node, the command, the programs on PATH) stays
   // visible, read-only, where a private area would hide it (a checkout or a tool under /tmp).
   const programs = [installRoot(), dirname(dirname(real(process.execPath) ?? process.execPath)), ...(i.programs ?? []), ...(i.env.PATH ?? '').split(delimiter).filter((d) => isAbsolute(d))];

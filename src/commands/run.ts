@@ -44,7 +44,9 @@ import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
 import { bridgePorts, gatewayAcceptor, gatewayHostsLine, portInside, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
 import { egressProxy, type EgressDecision } from '../agent/egress-proxy.js';
-import { pathsNotToCreate, quarantineCreated, sandboxMounts, type Mount } from '../agent/sandbox.js';
+import { sandboxMounts, type Mount } from '../agent/sandbox.js';
+import { scanTree, sweepTree, type TreeControls } from '../agent/tree-controls.js';
+import { notePendingSweep, tellSwept } from '../agent/pending-sweeps.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local/port.js';
@@ -312,7 +314,8 @@ export function runCommand(io: CliIo): Command {
       const runDir = await mkdtemp(join(runtime, 'run-'));
       const contained = containment.kind === 'bwrap';
       let mounts: Mount[] = [];
-      let notToCreate: string[] = [];
+      /** What git or hoop would act on in the places the command may write: read-only, and swept when it ends. */
+      let controls: TreeControls | undefined;
       let run: AgentRun;
       try {
         if (contained) {
@@ -321,6 +324,7 @@ export function runCommand(io: CliIo): Command {
           const hosts = line ? await writeRunFile(runDir, 'hosts', '', `${await readFile('/etc/hosts', 'utf8').catch(() => '')}\n${line}\n`) : undefined;
           const share = [...(opts.share ?? []), ...(opts.socket ? [opts.socket] : [])];
           const credentialFiles = opts.tokenFile ? [resolve(io.cwd, opts.tokenFile)] : [];
+          controls = scanTree([io.cwd, ...share.map((p) => resolve(io.cwd, p))], io.env);
           mounts = sandboxMounts({
             env: io.env,
             cwd: io.cwd,
@@ -332,8 +336,8 @@ export function runCommand(io: CliIo): Command {
             share,
             sshAgent: opts.sshAgent === true,
             ...(hosts ? { hosts } : {}),
+            controls,
           });
-          notToCreate = pathsNotToCreate([io.cwd, ...share.map((p) => resolve(io.cwd, p))]);
         }
         run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
       } catch (err) {
@@ -341,6 +345,8 @@ export function runCommand(io: CliIo): Command {
         person.close();
         throw err;
       }
+      // Swept when the command has ended, or by the next hoop command if this one is killed first.
+      const pending = controls ? notePendingSweep(io.env, run.id, controls) : undefined;
       // What only the CLI knows, said at the start of every session of the run (the gateway keeps 4 KiB of each).
       const said: Record<string, string> = { source: 'run', run: run.id, command: commandLine, cwd: io.cwd, ...(prompt?.trim() ? { prompt: prompt.trim() } : {}) };
       const context = Object.fromEntries(Object.entries(said).map(([k, v]) => [k, cutValue(v)]));
@@ -349,6 +355,9 @@ export function runCommand(io: CliIo): Command {
       const directs: PgEndpoint[] = [];
       const sshPorts: SshPort[] = [];
       let giveSignals: (() => void) | undefined;
+      /** The command, once started; and how it ended (the sweep waits for it). */
+      let agentProcess: Awaited<ReturnType<typeof spawnAgent>> | undefined;
+      let exitCode = 1;
       let bridge: PortBridge | undefined;
       let records: CommandRecords | undefined;
       /** The run as one unit, signed by this CLI (when the gateway keeps records). */
@@ -412,6 +421,7 @@ export function runCommand(io: CliIo): Command {
           else early.push(signal);
         });
         const agent = await spawnAgent({ file: command, args, env, cwd: io.cwd, stdio, containment, runDir, mounts, ports: bridge?.ports ?? [] });
+        agentProcess = agent;
         spawned = agent;
         for (const signal of early.splice(0)) agent.kill(signal);
         const child = agent.child;
@@ -425,8 +435,9 @@ export function runCommand(io: CliIo): Command {
           throw new HoopError(ErrorCode.USAGE, `cannot run ${file}: ${result.error.message}`, { hint: 'check that it is an executable the current user may run', exitCode: 126 });
         }
         log.info('run.end', { run: run.id, exitCode: result.exitCode, signal: result.signal });
-        runRecord?.append({ t: 'end', at: Date.now(), exitCode: exitCodeOf(result), ...(result.signal ? { signal: result.signal } : {}), durationMs: Date.now() - started });
-        throw new CommandExit(exitCodeOf(result));
+        exitCode = exitCodeOf(result);
+        runRecord?.append({ t: 'end', at: Date.now(), exitCode, ...(result.signal ? { signal: result.signal } : {}), durationMs: Date.now() - started });
+        throw new CommandExit(exitCode);
       } finally {
         // Each step of the cleanup runs whatever the one before did: the run ends, its directory goes.
         const step = (what: string, fn: () => Promise<unknown> | void): Promise<void> =>
@@ -440,12 +451,22 @@ export function runCommand(io: CliIo): Command {
         await step('closing the bridge into the sandbox', () => bridge?.close());
         for (const port of [...ports, ...sshPorts]) await step(`closing the port of ${port.connection}`, () => port.close());
         await step('ending the run', () => run.end());
-        for (const { path, to } of quarantineCreated(notToCreate, run.id)) say(`the command made ${path}, which git or hoop would act on as you: moved to ${to}; look at it before you move it back`);
+        // Nothing of the command runs any more (its namespace ended with it) when what it made is moved aside.
+        if (agentProcess) {
+          if (agentProcess.child.exitCode === null && agentProcess.child.signalCode === null) agentProcess.kill('SIGKILL');
+          await agentProcess.exited;
+        }
+        const swept = controls ? sweepTree(controls) : [];
+        tellSwept(swept, say, 'this run');
+        if (!swept.some((s) => s.error)) pending?.done();
         await step("removing the run's directory", () => rm(runDir, { recursive: true, force: true }));
         const recorded = runRecord;
         if (recorded) await step("this machine's record of the run could not be closed", async () => (await recorded.close(), records?.closed('runs', run.id)));
         await step('uploading records', () => records?.finish(say));
         person.close();
+        // What could not be moved aside fails the run, whatever the command did (the next hoop command tries again).
+        // biome-ignore lint/correctness/noUnsafeFinally: a failed sweep overrides the command's own exit, by design.
+        if (swept.some((s) => s.error)) throw new CommandExit(exitCode === 0 ? 1 : exitCode);
       }
     });
 }

@@ -16,7 +16,7 @@
  */
 import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -300,6 +300,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
         reads: [join(home, '.mozilla/firefox/p/cookies.sqlite'), join(home, '.pgpass'), join(home, '.ssh/id_ed25519')],
         renames: [join(work, '.git')],
         creates: [join(work, '.git/commondir'), join(work, '.hoop.yaml')],
+        plants: [{ dir: join(work, 'src', 'deep'), marker: join(home, 'fsmonitor-ran') }],
         undo: login,
       };
       const env = {
@@ -313,7 +314,7 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       const r = await hoopRun(['--connect', 'app', '--', process.execPath, REACH, JSON.stringify(attack)], { places: p, env, cwd: work });
       expect(r.stderr).not.toContain('isolation: none');
       expect(r.code).toBe(0);
-      const seen = JSON.parse(r.stdout) as Record<'sockets' | 'writes' | 'reads' | 'renames' | 'creates' | 'work', Record<string, string>> & {
+      const seen = JSON.parse(r.stdout) as Record<'sockets' | 'writes' | 'reads' | 'renames' | 'creates' | 'plants' | 'work', Record<string, string>> & {
         undo: { said: string; files: Record<string, string> };
         capabilities: string;
         terminals: string[];
@@ -333,8 +334,17 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       expect(seen.creates).toEqual({ [join(work, '.git/commondir')]: 'ok', [join(work, '.hoop.yaml')]: 'ok' });
       expect(existsSync(join(work, '.git/commondir'))).toBe(false);
       expect(existsSync(join(work, '.hoop.yaml'))).toBe(false);
-      expect(readdirSync(work).filter((f) => f.startsWith('.hoop.yaml.hoop-run-'))).toHaveLength(1);
+      expect(readdirSync(work).filter((f) => /^\.hoop\.yaml\.hoop-quarantine-[0-9a-f]{16}$/.test(f))).toHaveLength(1);
       expect(r.stderr).toMatch(/the command made .*\.hoop\.yaml, which git or hoop would act on as you: moved to/);
+      // The repository it made deeper in the tree, in a directory it made unwritable, is moved aside too (to a name it could not know):
+      // her own git status there finds no repository (her project's .git here is a stand-in), and runs nothing of it.
+      const deep = join(work, 'src', 'deep');
+      expect(seen.plants).toEqual({ [deep]: 'ok' });
+      expect(existsSync(join(deep, '.git'))).toBe(false);
+      expect(readdirSync(deep).filter((f) => /^\.git\.hoop-quarantine-[0-9a-f]{16}$/.test(f))).toHaveLength(1);
+      const status = spawnSync('git', ['-C', deep, 'status'], { encoding: 'utf8', ...(who.other ? { uid: who.uid, gid: who.gid } : {}), env: { PATH: process.env.PATH, HOME: home } });
+      expect(status.stderr).toContain('not a git repository');
+      expect(existsSync(join(home, 'fsmonitor-ran'))).toBe(false);
       // No capability, not even as root; her login stays hidden through every attempt to unmount what hides it.
       expect(seen.capabilities).toBe('0000000000000000');
       expect(JSON.stringify(seen.undo)).not.toMatch(/alice-refresh-token|accessToken/);

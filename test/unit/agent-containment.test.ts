@@ -5,13 +5,14 @@
  * (private meeting places, hidden credentials, read-only code that runs later, shared paths) as
  * bubblewrap arguments, when containment cannot be claimed, and the seccomp program's shape.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentEnvironment, detectContainment, withheldVariable } from '../../src/agent/containment.js';
-import { bwrapArguments, installRoot, pathsNotToCreate, quarantineCreated, sandboxMounts, within } from '../../src/agent/sandbox.js';
+import { bwrapArguments, installRoot, sandboxMounts, within } from '../../src/agent/sandbox.js';
+import { scanTree } from '../../src/agent/tree-controls.js';
 import { agentSeccompFilter } from '../../src/agent/seccomp.js';
 import { thrown } from '../harness/thrown.js';
 
@@ -88,7 +89,7 @@ describe("the sandbox's mounts", () => {
   // A workload login in the default config directory names its token file.
   mkdirSync(join(home, '.config/hoop'), { recursive: true });
   writeFileSync(join(home, '.config/hoop/profiles.json'), JSON.stringify({ profiles: { x: { workload: { kind: 'kubernetes', path: join(home, 'k8s-token') } } } }));
-  const mounts = sandboxMounts({ env, cwd: work, runDir, credentialFiles: [], hide: ['secret-dir-nope'], readOnly: [], share: [] });
+  const mounts = sandboxMounts({ env, cwd: work, runDir, credentialFiles: [], hide: ['secret-dir-nope'], readOnly: [], share: [], controls: scanTree([work], env) });
   const of = (kind: string): string[] => mounts.filter((m) => m.kind === kind).map((m) => m.path);
 
   it("makes private the places where the person's processes meet, and the home's caches", () => {
@@ -206,28 +207,6 @@ describe("the sandbox's mounts", () => {
       .filter((e) => e.isSymbolicLink())
       .map((e) => join('/run', e.name));
     expect(of('link').sort()).toEqual(links.sort());
-  });
-
-  it('moves aside what the command made that git or hoop would act on: a repository where there was none, a missing control file, .hoop.yaml', () => {
-    const plain = join(base, 'plain');
-    const repo = join(base, 'repo');
-    mkdirSync(plain, { recursive: true });
-    mkdirSync(join(repo, '.git/hooks'), { recursive: true });
-    writeFileSync(join(repo, '.git/config'), '[core]\n');
-    writeFileSync(join(repo, '.hoop.yaml'), 'connections: [app]\n');
-    const watched = pathsNotToCreate([plain, repo]);
-    expect(watched).toEqual(expect.arrayContaining([join(plain, '.git'), join(plain, '.hoop.yaml'), join(repo, '.git/commondir'), join(repo, '.git/config.worktree')]));
-    expect(watched).not.toContain(join(repo, '.git/config'));
-    expect(watched).not.toContain(join(repo, '.hoop.yaml'));
-    // The run: a repository whose config runs a program, a commondir that points elsewhere.
-    mkdirSync(join(plain, '.git'));
-    writeFileSync(join(plain, '.git/config'), '[core]\n\tfsmonitor = touch /tmp/pwned\n');
-    writeFileSync(join(repo, '.git/commondir'), '/elsewhere\n');
-    const moved = quarantineCreated(watched, 'run-x');
-    expect(moved.map((m) => m.path).sort()).toEqual([join(plain, '.git'), join(repo, '.git/commondir')].sort());
-    expect(existsSync(join(plain, '.git'))).toBe(false);
-    expect(readFileSync(join(plain, '.git.hoop-run-run-x/config'), 'utf8')).toContain('fsmonitor');
-    expect(existsSync(join(repo, '.git/commondir'))).toBe(false);
   });
 });
 

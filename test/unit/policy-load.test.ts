@@ -194,7 +194,9 @@ alerts:
     const at = (name: string): number => GOOD.split('\n').length + ['a', 'b', 'c'].indexOf(name) + 1;
     expect(broken).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied, rows-read, bytes-sent, off-hours, first-use, egress-refused$`)),
+        expect.stringMatching(
+          new RegExp(`^hoop\\.yaml:${at('a')}:\\d+: alerts\\.0\\.when\\.event: must be one of refused, review-denied, rows-read, bytes-sent, off-hours, first-use, egress-refused$`),
+        ),
         expect.stringMatching(/alerts\.4\.when\.table: table: is for event: rows-read/),
         expect.stringMatching(/alerts\.5\.when\.hours: is missing \(event: off-hours needs hours: \(the usual hours, such as 08:00-19:00\)/),
         expect.stringMatching(/alerts\.6\.when\.hours: must be the usual hours, such as 08:00-19:00 \(24-hour clock\)/),

@@ -1,0 +1,125 @@
+/**
+ * What a contained command could leave that git or hoop would act on as its person
+ * (src/agent/tree-controls.ts), on real files: found before the run (every repository at any depth,
+ * what git's configuration runs or reads from the tree, `.hoop.yaml`), and what the run made of it
+ * moved aside after, to a name nobody could know before, its content kept.
+ */
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { scanTree, sweepTree } from '../../src/agent/tree-controls.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-tree-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+/** Writes `files` (path → content) under `dir`, making directories. */
+function lay(dir: string, files: Record<string, string>): void {
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+}
+
+describe('before the run', () => {
+  it("finds every repository's controls, what git's configuration runs or includes from the tree, and .hoop.yaml files", () => {
+    const work = join(base, 'scan');
+    const home = join(base, 'scan-home');
+    lay(work, {
+      '.git/config':
+        '[core]\n\thooksPath = .husky\n\tfsmonitor = "./scripts/watch.sh --fast"\n[include]\n\tpath = ../shared.gitconfig\n[alias]\n\tlint = !sh tools/lint.sh\n\tst = status\n[diff "x"]\n\ttextconv = bin/conv\n',
+      '.git/hooks/pre-commit': '#!/bin/sh\n',
+      '.husky/pre-commit': '#!/bin/sh\n',
+      'scripts/watch.sh': '#!/bin/sh\n',
+      'tools/lint.sh': '#!/bin/sh\n',
+      'shared.gitconfig': '[core]\n\tsshCommand = ssh -i keys/deploy\n',
+      'vendor/lib/.git/config': '[core]\n',
+      'modules/sub/.git': 'gitdir: ../../.git/modules/sub\n',
+      '.git/modules/sub/config': '[core]\n',
+      'app/.hoop.yaml': 'connections: [app]\n',
+      'keys/deploy': 'not a key',
+    });
+    // The person's global configuration names hooks relative to each repository.
+    lay(home, { '.gitconfig': '[core]\n\thooksPath = .githooks\n' });
+    const c = scanTree([work], { HOME: home });
+    expect(c.readOnly).toEqual(
+      expect.arrayContaining([
+        join(work, '.git/config'),
+        join(work, '.git/hooks'),
+        join(work, '.husky'),
+        join(work, 'scripts/watch.sh'),
+        join(work, 'tools/lint.sh'),
+        join(work, 'shared.gitconfig'),
+        join(work, 'keys/deploy'), // named by the included file's sshCommand
+        join(work, 'vendor/lib/.git/config'),
+        join(work, 'modules/sub/.git'), // a .git file says where its controls are
+        join(work, '.git/modules/sub/config'),
+        join(work, 'app/.hoop.yaml'),
+      ]),
+    );
+    expect(c.readOnly).not.toContain(join(work, 'bin/conv')); // missing: watched instead
+    expect(c.missing).toEqual(expect.arrayContaining([join(work, '.githooks'), join(work, 'bin/conv'), join(work, '.git/commondir'), join(work, 'vendor/lib/.git/hooks'), join(work, '.hoop.yaml')]));
+    expect(c.gitDirs).toEqual(expect.arrayContaining([join(work, '.git'), join(work, 'vendor/lib/.git'), join(work, '.git/modules/sub')]));
+    // A plain alias runs nothing: nothing of it is noted.
+    expect([...c.readOnly, ...c.missing].some((p) => p.endsWith('status'))).toBe(false);
+  });
+});
+
+describe('after the run', () => {
+  it('moves aside every .git and .hoop.yaml the run made, at any depth, and the missing controls it made; to names nobody knew', () => {
+    const work = join(base, 'sweep');
+    lay(work, { '.git/config': '[core]\n', 'src/keep.txt': 'x', 'old/.git': 'gitdir: /elsewhere\n', '.hoop.yaml': 'connections: [a]\n' });
+    const c = scanTree([work], { HOME: join(base, 'none') });
+    // The run: a repository deep in the tree whose config runs a program on `git status`; a
+    // submodule-style .git file; a .hoop.yaml in a subdirectory; a commondir that points elsewhere.
+    lay(work, {
+      'src/deep/er/.git/config': '[core]\n\tfsmonitor = touch /tmp/pwned\n',
+      'node_modules/x/.git': 'gitdir: /tmp/evil\n',
+      'src/.hoop.yaml': 'connections: [prod]\n',
+      '.git/commondir': '/elsewhere\n',
+      'src/work.txt': 'its work',
+    });
+    const swept = sweepTree(c);
+    expect(swept.map((s) => s.path).sort()).toEqual([join(work, '.git/commondir'), join(work, 'node_modules/x/.git'), join(work, 'src/.hoop.yaml'), join(work, 'src/deep/er/.git')].sort());
+    for (const s of swept) {
+      expect(s.error).toBeUndefined();
+      expect(s.to).toMatch(new RegExp(`^${s.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.hoop-quarantine-[0-9a-f]{16}$`));
+      expect(existsSync(s.path)).toBe(false);
+    }
+    expect(readFileSync(join(swept.find((s) => s.path.endsWith('er/.git'))!.to!, 'config'), 'utf8')).toContain('fsmonitor');
+    // What was there before, and the run's own work, stay.
+    for (const p of ['.git/config', 'old/.git', '.hoop.yaml', 'src/keep.txt', 'src/work.txt']) expect(existsSync(join(work, p)), p).toBe(true);
+    // A second sweep finds nothing more.
+    expect(sweepTree(c)).toEqual([]);
+  });
+
+  it('moves a .git made anew where a known one was (its inode reused, by when it was born), and a known one linked or moved elsewhere', async () => {
+    const work = join(base, 'reuse');
+    lay(work, { 'a/.git': 'gitdir: /one\n', 'keep.txt': 'x' });
+    const c = scanTree([work], { HOME: join(base, 'none') });
+    await new Promise((r) => setTimeout(r, 10)); // the command starts after the scan
+    rmSync(join(work, 'a/.git'));
+    lay(work, { 'a/.git': 'gitdir: /evil\n' });
+    expect(sweepTree(c).map((s) => s.path)).toEqual([join(work, 'a/.git')]);
+    // A hard link of a known .git keeps its inode and birth under a new name: a new .git all the same.
+    lay(work, { 'c/.git': 'gitdir: /two\n' });
+    const c2 = scanTree([work], { HOME: join(base, 'none') });
+    mkdirSync(join(work, 'b'));
+    linkSync(join(work, 'c/.git'), join(work, 'b/.git'));
+    expect(sweepTree(c2).map((s) => s.path)).toEqual([join(work, 'b/.git')]);
+    expect(existsSync(join(work, 'a/.git'))).toBe(false);
+  });
+
+  it('leaves what was born after the time given (the person made it after a killed run)', async () => {
+    const work = join(base, 'later');
+    mkdirSync(work);
+    const c = scanTree([work], { HOME: join(base, 'none') });
+    await new Promise((r) => setTimeout(r, 10)); // the command starts after the scan
+    lay(work, { 'by-agent/.git/config': '[core]\n' });
+    const until = Date.now();
+    await new Promise((r) => setTimeout(r, 20));
+    lay(work, { 'by-person/.git/config': '[core]\n' });
+    expect(sweepTree(c, { until }).map((s) => s.path)).toEqual([join(work, 'by-agent/.git')]);
+    expect(readdirSync(join(work, 'by-person'))).toEqual(['.git']);
+  });
+});
