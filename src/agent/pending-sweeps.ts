@@ -80,8 +80,10 @@ export function sweepAbandonedRuns(env: NodeJS.ProcessEnv, say: (line: string) =
       continue;
     }
     if (startOf(note.pid) === note.started) continue; // its hoop run is still at work
-    tellSwept(sweepTree(note.controls, { until: heard + MARGIN_MS }), say, `run ${note.run}, whose hoop run was stopped before it ended`);
-    rmSync(file, { force: true });
+    const swept = sweepTree(note.controls, { until: heard + MARGIN_MS });
+    tellSwept(swept, say, `run ${note.run}, whose hoop run was stopped before it ended`);
+    // What could not be moved is tried again by the next hoop command.
+    if (!swept.some((s) => s.error)) rmSync(file, { force: true });
   }
 }
 

@@ -108,7 +108,7 @@ async function placesFor(person: TestPerson): Promise<Places> {
 function hoopRun(args: string[], o: { places?: Places; env?: NodeJS.ProcessEnv; cwd?: string; onStdout?: Parameters<typeof spawnHoop>[1]['onStdout'] } = {}): Promise<HoopProcessResult> {
   const p = o.places ?? places;
   return spawnHoop(['run', '--gateway', stack.gateway.url, '--ca-file', p.ca, ...args], {
-    env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: p.login, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: p.xdg, HOOP_ID_TOKEN_FILE: p.idToken, ...o.env },
+    env: { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: p.login, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: p.xdg, XDG_STATE_HOME: p.cli, HOOP_ID_TOKEN_FILE: p.idToken, ...o.env },
     cwd: o.cwd ?? p.work,
     as: p.person,
     ...(o.onStdout ? { onStdout: o.onStdout } : {}),
@@ -362,6 +362,39 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       rmSync(outside, { recursive: true, force: true });
       rmSync(planted, { force: true });
     }
+  });
+
+  it('killed before it swept, its run is swept by the next hoop command its person runs: the repository the command made runs nothing as them', async () => {
+    const tree = join(p.work, 'killed');
+    mkdirSync(tree);
+    givePerson(who, tree);
+    const marker = join(tree, 'fsmonitor-ran');
+    let hoop: ChildProcess | undefined;
+    const ended = new Promise<HoopProcessResult>((done) => {
+      void hoopRun(['--connect', 'app', '--', 'sh', '-c', `git init -q sub && git -C sub config core.fsmonitor "touch ${marker}; false" && echo planted; sleep 60`], {
+        places: p,
+        cwd: tree,
+        onStdout: (text, child) => {
+          hoop = child;
+          if (text.includes('planted')) hoop.kill('SIGKILL');
+        },
+      }).then(done);
+    });
+    expect((await ended).code).toBe(null);
+    // Left as the command made it: nothing swept it.
+    expect(existsSync(join(tree, 'sub', '.git'))).toBe(true);
+    // Her next hoop command, whatever it is, sweeps first.
+    const next = await spawnHoop(['--version'], { env: { XDG_STATE_HOME: p.cli }, as: who, cwd: tree });
+    expect(next.code).toBe(0);
+    expect(next.stderr).toMatch(
+      /whose hoop run was stopped before it ended: the command made \S+\/sub\/\.git, which git or hoop would act on as you: moved to \S+\/sub\/\.git\.hoop-quarantine-[0-9a-f]{16}/,
+    );
+    expect(existsSync(join(tree, 'sub', '.git'))).toBe(false);
+    const status = spawnSync('git', ['-C', join(tree, 'sub'), 'status'], { encoding: 'utf8', ...(who.other ? { uid: who.uid, gid: who.gid } : {}), env: { PATH: process.env.PATH, HOME: who.home } });
+    expect(status.stderr).toContain('not a git repository');
+    expect(existsSync(marker)).toBe(false);
+    // Once: the command after finds nothing to sweep.
+    expect((await spawnHoop(['--version'], { env: { XDG_STATE_HOME: p.cli }, as: who })).stderr).toBe('');
   });
 
   it('refuses the kernel keyrings and pushing input into the terminal', async () => {

@@ -4,10 +4,12 @@
  * what git's configuration runs or reads from the tree, `.hoop.yaml`), and what the run made of it
  * moved aside after, to a name nobody could know before, its content kept.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { notePendingSweep, sweepAbandonedRuns, tellSwept } from '../../src/agent/pending-sweeps.js';
 import { scanTree, sweepTree } from '../../src/agent/tree-controls.js';
 
 const base = mkdtempSync(join(tmpdir(), 'hoop-tree-'));
@@ -121,5 +123,41 @@ describe('after the run', () => {
     lay(work, { 'by-person/.git/config': '[core]\n' });
     expect(sweepTree(c, { until }).map((s) => s.path)).toEqual([join(work, 'by-agent/.git')]);
     expect(readdirSync(join(work, 'by-person'))).toEqual(['.git']);
+  });
+});
+
+describe('a sweep that cannot move', () => {
+  // Only root may make a directory immutable: the one thing a person's own sweep cannot undo.
+  it.runIf(process.getuid?.() === 0)('says so, names the path, and is tried again by the next hoop command', () => {
+    const work = join(base, 'stuck');
+    const env = { HOME: join(base, 'none'), XDG_STATE_HOME: join(base, 'state') };
+    mkdirSync(work);
+    const c = scanTree([work], env);
+    const pending = notePendingSweep(env, 'run-stuck', c);
+    lay(work, { 'in/.git/config': '[core]\n\tfsmonitor = touch /tmp/pwned\n' });
+    const lock = (flag: '+i' | '-i'): void => void execFileSync('chattr', [flag, join(work, 'in')]);
+    lock('+i');
+    try {
+      const swept = sweepTree(c);
+      expect(swept).toEqual([{ path: join(work, 'in/.git'), error: expect.stringMatching(/EPERM|operation not permitted/i) }]);
+      const said: string[] = [];
+      tellSwept(swept, (l) => said.push(l), 'this run');
+      expect(said).toEqual([
+        expect.stringMatching(/^this run: the command made \S+\/in\/\.git, which git or hoop would act on as you, and it could not be moved aside \(.+\): remove it before you use git or hoop there$/),
+      ]);
+      // Its hoop run is gone (the note says another process): the next command tries, fails, and keeps the note.
+      const file = join(env.XDG_STATE_HOME, 'hoop', 'pending-sweeps', 'run-stuck.json');
+      writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), pid: 999_999_999 }));
+      sweepAbandonedRuns(env, () => undefined);
+      expect(existsSync(file)).toBe(true);
+      lock('-i');
+      const later: string[] = [];
+      sweepAbandonedRuns(env, (l) => later.push(l));
+      expect(later).toEqual([expect.stringMatching(/^run run-stuck, whose hoop run was stopped before it ended: the command made \S+\/in\/\.git, .* moved to /)]);
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      lock('-i');
+      pending.done();
+    }
   });
 });
