@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { configDir, stateDir } from '../auth/paths.js';
 import { KUBERNETES_TOKEN_FILES } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
+import type { TreePlaces } from '../tree-file.js';
 import type { TreeControls } from './tree-controls.js';
 
 /** How a path appears to the contained command. */
@@ -211,6 +212,12 @@ function tokenFiles(env: NodeJS.ProcessEnv, cwd: string, configDirs: readonly st
     }
   }
   return files;
+}
+
+/** Where a file the person names in working tree `cwd` is judged (../tree-file.ts): never in hoop's directories or token files. */
+export function treePlaces(env: NodeJS.ProcessEnv, cwd: string): TreePlaces {
+  const dirs = hoopDirectories(env, cwd);
+  return { tree: resolve(cwd), private: [...dirs.made, ...dirs.other, ...tokenFiles(env, cwd, dirs.made)] };
 }
 
 /** The path of the D-Bus session bus, when it is a file (an abstract socket has none). */

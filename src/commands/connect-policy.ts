@@ -24,6 +24,8 @@ import { promisify } from 'node:util';
 import { getWhoAmI, type GatewayEndpoint } from '../auth/gateway-client.js';
 import { configDir } from '../auth/paths.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { checkTreeDir } from '../tree-file.js';
+import { treePlaces } from '../agent/sandbox.js';
 import { loadStatementGate, StatementGate, type Refusal } from '../postgres/pipeline/statement-gate.js';
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
@@ -71,7 +73,7 @@ async function cleanCommit(dir: string): Promise<string | undefined> {
 async function loadLocalPolicy(io: CliIo, opts: LocalPolicyOptions, log: Logger): Promise<LocalPolicy | undefined> {
   if (opts.policyDir !== undefined && opts.policyRepo !== undefined) throw new HoopError(ErrorCode.USAGE, 'give --policy-dir or --policy-repo, not both');
   if (opts.policyDir !== undefined) {
-    const dir = resolve(io.cwd, opts.policyDir);
+    const dir = await checkTreeDir(opts.policyDir, treePlaces(io.env, io.cwd));
     const policy = await loadPolicyDir(dir);
     const fixed = { policy, commit: policy.commit ?? (await cleanCommit(dir)) };
     return { current: () => fixed, source: dir };

@@ -18,14 +18,14 @@
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html
  */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { text } from 'node:stream/consumers';
 import type { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { commandTokenProvider } from './client-config.js';
 import { CommandRecords } from './client-records.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
+import { readNamedFile } from '../tree-file.js';
+import { treePlaces } from '../agent/sandbox.js';
 import type { CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import type { PgErrorFields } from '../postgres/wire/messages.js';
@@ -195,8 +195,7 @@ export function execCommand(io: CliIo): Command {
       if (opts.command?.length && opts.file !== undefined) throw new HoopError(ErrorCode.USAGE, 'give -c SQL or -f FILE, not both');
       let statements: string[];
       if (opts.command?.length) statements = opts.command;
-      else if (opts.file !== undefined)
-        statements = [await readFile(resolve(io.cwd, opts.file), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.file}: ${err.message}`)))];
+      else if (opts.file !== undefined) statements = [await readNamedFile(opts.file, treePlaces(io.env, io.cwd))];
       else statements = io.stdin && !(io.stdin as { isTTY?: boolean }).isTTY ? [await text(io.stdin)] : [];
       if (statements.every((sql) => sql.trim() === '')) throw new HoopError(ErrorCode.USAGE, 'no statements: give -c SQL, -f FILE, or pipe them in', { hint: `hoop exec ${name} -c 'select 1'` });
       const format: Format = opts.json ? 'json' : opts.csv ? 'csv' : 'table';

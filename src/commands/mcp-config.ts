@@ -12,13 +12,15 @@
  * @see https://docs.cursor.com/context/model-context-protocol (.cursor/mcp.json: mcpServers)
  * @see https://code.visualstudio.com/docs/copilot/chat/mcp-servers (.vscode/mcp.json: servers)
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { writeFileAtomic } from '../durable-file.js';
 import { ErrorCode, HoopError } from '../errors.js';
+import { checkTreeTarget, readTreeFile } from '../tree-file.js';
+import { treePlaces } from '../agent/sandbox.js';
 import type { CliIo } from '../io.js';
 
 /** The clients hoop writes a configuration for. */
@@ -76,10 +78,14 @@ export function mcpConfigCommand(io: CliIo): Command {
         io.stderr.write(`hoop: this goes in ${file} (--write puts it there)\n`);
         return;
       }
+      // A project's file may be an agent's work: never a link, never one into hoop's own places.
+      const places = treePlaces(io.env, io.cwd);
+      await checkTreeTarget(file, places);
       let existing: Record<string, unknown> = {};
       try {
-        existing = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+        existing = JSON.parse(await readTreeFile(file, places)) as Record<string, unknown>;
       } catch (err) {
+        if (err instanceof HoopError) throw err;
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
           throw new HoopError(ErrorCode.CONFIG_INVALID, `${file} is not a JSON file hoop can add to: ${(err as Error).message}`, {
             hint: 'fix it, or print the configuration (leave out --write) and add it by hand',

@@ -31,6 +31,7 @@ import { configDir } from '../auth/paths.js';
 import { locatedProblems, readErrorMessage, readYamlWith, syntaxProblems } from '../config/yaml.js';
 import { commandTokenProvider } from './client-config.js';
 import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
+import { readNamedFile, readTreeFile, type TreePlaces } from '../tree-file.js';
 import { getConnection, getRecordingKeys } from '../auth/gateway-client.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { RecordingWriter } from '../recording/writer.js';
@@ -44,7 +45,7 @@ import { AgentRun } from '../agent/agent-run.js';
 import { agentEnvironment, detectContainment, type IsolationMode } from '../agent/containment.js';
 import { bridgePorts, gatewayAcceptor, gatewayHostsLine, portInside, type PortAcceptor, type PortBridge } from '../agent/port-bridge.js';
 import { egressProxy, type EgressDecision } from '../agent/egress-proxy.js';
-import { sandboxMounts, type Mount } from '../agent/sandbox.js';
+import { sandboxMounts, treePlaces, type Mount } from '../agent/sandbox.js';
 import { scanTree, sweepTree, type TreeControls } from '../agent/tree-controls.js';
 import { notePendingSweep, tellSwept } from '../agent/pending-sweeps.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
@@ -80,12 +81,13 @@ export const RUN_FILE = '.hoop.yaml';
 const RunFile = z.object({ connections: z.array(z.string().min(1)).min(1, { error: 'name at least one connection' }) }, { error: 'must be a mapping with `connections: [NAME, ...]`' }).strict();
 
 /** The connections of `file` (undefined when it does not exist), checked as the gateway and policy files are (src/config/yaml.ts). */
-async function connectionsIn(file: string): Promise<string[] | undefined> {
+async function connectionsIn(file: string, places: TreePlaces): Promise<string[] | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readTreeFile(file, places);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (err instanceof HoopError) throw err;
     throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot read ${file}: ${readErrorMessage(err)}`);
   }
   const read = readYamlWith(text, RunFile);
@@ -100,7 +102,9 @@ async function connectionsIn(file: string): Promise<string[] | undefined> {
 
 /** The connections a run serves: `--connect`, else `.hoop.yaml` here, else the user's `hoop.yaml`. */
 async function runConnections(io: CliIo, named: string[] | undefined): Promise<string[]> {
-  const names = named?.length ? named : ((await connectionsIn(join(io.cwd, RUN_FILE))) ?? (await connectionsIn(join(configDir(io.env, io.cwd), 'hoop.yaml'))));
+  const names = named?.length
+    ? named
+    : ((await connectionsIn(join(io.cwd, RUN_FILE), treePlaces(io.env, io.cwd))) ?? (await connectionsIn(join(configDir(io.env, io.cwd), 'hoop.yaml'), { tree: io.cwd, private: [] })));
   if (!names) {
     throw new HoopError(ErrorCode.USAGE, 'hoop run needs to know which connections to serve', {
       hint: `name them with --connect NAME (as \`hoop connections\` lists them), or in ${RUN_FILE} here: connections: [NAME]`,
@@ -294,10 +298,7 @@ export function runCommand(io: CliIo): Command {
       const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'run' } });
       const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
       const names = await runConnections(io, opts.connect);
-      const prompt =
-        opts.promptFile !== undefined
-          ? await readFile(resolve(io.cwd, opts.promptFile), 'utf8').catch((err: Error) => Promise.reject(new HoopError(ErrorCode.USAGE, `cannot read ${opts.promptFile}: ${err.message}`)))
-          : opts.prompt;
+      const prompt = opts.promptFile !== undefined ? await readNamedFile(opts.promptFile, treePlaces(io.env, io.cwd)) : opts.prompt;
       const person = await commandTokenProvider(io, opts);
       if (person.source === 'run') {
         person.close();

@@ -397,6 +397,36 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
     expect((await spawnHoop(['--version'], { env: { XDG_STATE_HOME: p.cli }, as: who })).stderr).toBe('');
   });
 
+  it("leaves links to its person's login where hoop reads and writes files of the tree: hoop refuses each, and no token leaves the login", async () => {
+    const tree = join(p.work, 'links');
+    mkdirSync(tree);
+    givePerson(who, tree);
+    const tokens = join(p.login, 'tokens');
+    const tokenFile = join(tokens, readdirSync(tokens)[0]!);
+    const before = readFileSync(tokenFile, 'utf8');
+    // Inside its sandbox the login is hidden: the links dangle, nothing looks wrong.
+    const plant = `ln -s ${tokenFile} prompt.md && ln -s ${tokenFile} q.sql && ln -s ${tokenFile} .mcp.json && ln -s ${p.login} policy && ln -s ${tokens} t`;
+    expect((await hoopRun(['--connect', 'app', '--', 'sh', '-c', plant], { places: p, cwd: tree })).code).toBe(0);
+    const env = { HOOP_TOKEN: alice, HOOP_CONFIG_DIR: p.login, HOOP_TOKEN_STORE: 'file', XDG_RUNTIME_DIR: p.xdg, XDG_STATE_HOME: p.cli };
+    const tries = [
+      await hoopRun(['--prompt-file', 'prompt.md', '--connect', 'app', '--', 'true'], { places: p, cwd: tree }),
+      await hoopRun(['--prompt-file', `t/${tokenFile.split('/').at(-1)}`, '--connect', 'app', '--', 'true'], { places: p, cwd: tree }),
+      await hoopRun(['--policy-dir', 'policy', '--connect', 'app', '--', 'true'], { places: p, cwd: tree }),
+      await spawnHoop(['exec', 'app', '-f', 'q.sql', '--gateway', stack.gateway.url, '--ca-file', p.ca], { env, as: who, cwd: tree }),
+      await spawnHoop(['mcp', 'config', '--client', 'claude-code', '--write'], { env, as: who, cwd: tree }),
+    ];
+    const said = tries.map((t) => `${t.code} ${t.stderr.split('\n')[0]}`);
+    expect(said).toEqual([
+      '64 hoop: hoop will not use prompt.md: it is a symbolic link',
+      `64 hoop: hoop will not use t/${tokenFile.split('/').at(-1)}: it is in hoop's own ${p.login}, which holds your login and tokens`,
+      '64 hoop: hoop will not use policy: it is a symbolic link',
+      '64 hoop: hoop will not use q.sql: it is a symbolic link',
+      `64 hoop: hoop will not use ${join(tree, '.mcp.json')}: it is a symbolic link`,
+    ]);
+    for (const t of tries) expect(`${t.stdout}${t.stderr}`).not.toMatch(/alice-refresh-token|accessToken/);
+    expect(readFileSync(tokenFile, 'utf8')).toBe(before);
+  });
+
   it('refuses the kernel keyrings and pushing input into the terminal', async () => {
     const script = join(p.work, 'keys.py');
     writeFileSync(
