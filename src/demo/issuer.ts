@@ -240,7 +240,13 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
         getResourceServerInfo: async () => ({ scope: '', audience: options.audience, accessTokenTTL: 3600, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
       },
     },
-    extraTokenClaims: async (_ctx: unknown, token: { accountId?: string }) => (token.accountId === undefined ? undefined : claimsOf(token.accountId)),
+    // When the person signed in (the grant's: a code's, or a refresh token's, which keeps its sign-in's), so reviews.requireSignInWithin can be met.
+    extraTokenClaims: async (ctx: { oidc?: { entities?: Record<string, { authTime?: number } | undefined> } }, token: { accountId?: string }) => {
+      if (token.accountId === undefined) return undefined;
+      const e = ctx.oidc?.entities ?? {};
+      const authTime = e.AuthorizationCode?.authTime ?? e.RefreshToken?.authTime;
+      return { ...claimsOf(token.accountId), ...(authTime !== undefined ? { auth_time: authTime } : {}) };
+    },
     ttl: { AccessToken: 3600, AuthorizationCode: 60, Grant: 14 * 86_400, IdToken: 3600, Interaction: 600, RefreshToken: 14 * 86_400, Session: 14 * 86_400 },
   });
   const handle = provider.callback();

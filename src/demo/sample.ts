@@ -202,6 +202,9 @@ statements:
       action: review
       message: a write an agent sends needs a reviewer, even where its person's own runs
 
+reviews:
+  requireSignInWithin: 12h                      # a decision needs a sign-in of the last 12 hours (hoop login --reauth): a token an agent took cannot make one
+
 runs:                                           # agents under hoop run: contained, they reach the gateway and nothing else
   egress:                                       # but what is listed here (host:port), through the run's proxy
     - { to: [api.anthropic.com:443], agents: [claude*] }   # e.g. Claude Code's model API, for agents named claude*

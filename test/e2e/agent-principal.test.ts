@@ -561,14 +561,22 @@ describe('the policy sees the agent', () => {
     }
   });
 
-  it('a decision needs a recent sign-in where the policy says so: a token that does not say when, or says too long ago, is refused', async () => {
+  it('a decision needs a recent sign-in where the policy says so: a token that does not say when, says too long ago, in the future or after it was issued, is refused', async () => {
     await applyPolicy(policy(undefined, 'reviews: { requireSignInWithin: 15min }\n'));
     try {
       const now = Math.floor(Date.now() / 1000);
-      for (const token of [await stack.token('alice', ['dba']), await stack.token('alice', ['dba'], now - 3600)]) {
-        const r = await stack.run(['review', 'approve', bobReview, ...gatewayArgs()], { HOOP_TOKEN: token });
+      const tries: Array<[number | undefined, RegExp]> = [
+        [undefined, /no auth_time/],
+        [now - 3600, /the last sign-in was 60 min ago/],
+        [now + 3600, /the token says they did 3[56]\d\d s from now, which no sign-in can be/],
+        // Within the clock tolerance (30 s), but after the token's own issue.
+        [now + 20, /after it was issued \(auth_time after iat\)/],
+      ];
+      for (const [authTime, why] of tries) {
+        const r = await stack.run(['review', 'approve', bobReview, ...gatewayArgs()], { HOOP_TOKEN: await stack.token('alice', ['dba'], authTime) });
         expect(r.code).toBe(77);
         expect(r.stderr).toMatch(/to approve a review, alice must have signed in within the last 15 minutes/);
+        expect(r.stderr).toMatch(why);
         expect(r.stderr).toContain('hoop login --reauth');
       }
       expect((await reviews(alice)).find((x) => x.id === bobReview)).toMatchObject({ state: 'pending' });

@@ -21,28 +21,35 @@ import type { Review } from '../reviews.js';
 import { runForbidden } from '../runs.js';
 
 /**
- * Refuses a person's decision unless they signed in within the policy's
- * `reviews.requireSignInWithin`, as their token's `auth_time` says: an agent that took a token
- * cannot sign in anew, a person can.
+ * Why a token's `auth_time` does not show a sign-in within `withinMs` of `now`, or undefined when
+ * it does: none said, a time later than the token's own issue (`iat`) or in the future beyond
+ * `toleranceSeconds` (no sign-in can be), or too long ago.
  */
-export function requireRecentSignIn({ policySource }: GatewayParts, identity: Identity, what: string): void {
+export function signInProblem(claims: Record<string, unknown>, withinMs: number, toleranceSeconds: number, now: number): string | undefined {
+  const at = claims.auth_time;
+  if (typeof at !== 'number' || !Number.isFinite(at)) return 'and the token does not say when they did (no auth_time)';
+  if (at * 1000 > now + toleranceSeconds * 1000) return `and the token says they did ${Math.round(at - now / 1000)} s from now, which no sign-in can be (the clocks disagree, or the token was made so)`;
+  if (typeof claims.iat === 'number' && at > claims.iat) return 'and the token says they did after it was issued (auth_time after iat), which no sign-in can be';
+  const age = now - at * 1000;
+  return age <= withinMs ? undefined : `the last sign-in was ${Math.round(age / 60_000)} min ago`;
+}
+
+/**
+ * Refuses a person's decision unless they signed in within the policy's
+ * `reviews.requireSignInWithin`, as their token's `auth_time` says ({@link signInProblem}): an
+ * agent that took a token cannot sign in anew, a person can.
+ */
+export function requireRecentSignIn({ policySource, verifier }: GatewayParts, identity: Identity, what: string): void {
   const within = policySource?.current().policy.reviews?.requireSignInWithinMs;
   if (within === undefined) return;
-  const at = identity.claims.auth_time;
-  const age = typeof at === 'number' && Number.isFinite(at) ? Date.now() - at * 1000 : undefined;
-  if (age !== undefined && age <= within) return;
+  const problem = signInProblem(identity.claims, within, verifier.issuerConfig(identity.issuer)?.clockToleranceSeconds ?? 0, Date.now());
+  if (problem === undefined) return;
   const limit = describeLength(Math.round(within / 1000));
-  throw new HttpError(
-    401,
-    age === undefined
-      ? `to ${what}, ${identity.subject} must have signed in within the last ${limit}, and the token does not say when they did (no auth_time)`
-      : `to ${what}, ${identity.subject} must have signed in within the last ${limit}; the last sign-in was ${Math.round(age / 60_000)} min ago`,
-    {
-      code: ErrorCode.SIGN_IN_REQUIRED,
-      hint: 'sign in again (hoop login --reauth: your identity provider asks for your credentials), then decide again',
-      headers: { 'WWW-Authenticate': `Bearer error="insufficient_user_authentication", error_description="a recent sign-in is required", max_age="${Math.round(within / 1000)}"` },
-    },
-  );
+  throw new HttpError(401, `to ${what}, ${identity.subject} must have signed in within the last ${limit}${problem.startsWith('and') ? ', ' : '; '}${problem}`, {
+    code: ErrorCode.SIGN_IN_REQUIRED,
+    hint: 'sign in again (hoop login --reauth: your identity provider asks for your credentials), then decide again',
+    headers: { 'WWW-Authenticate': `Bearer error="insufficient_user_authentication", error_description="a recent sign-in is required", max_age="${Math.round(within / 1000)}"` },
+  });
 }
 
 /** `POST /v1/requests`: the review that decides the request. */
