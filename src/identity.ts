@@ -29,4 +29,6 @@ export interface RunGrant {
   isolated: boolean;
   /** The connections the run may use, and no others. */
   connections: string[];
+  /** What its person said the run is for, in their words. */
+  prompt?: string;
 }

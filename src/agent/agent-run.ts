@@ -71,6 +71,7 @@ export class AgentRun {
     via: 'run' | 'mcp';
     isolation: string;
     command?: string;
+    prompt?: string;
     say: (line: string) => void;
     log: Logger;
   }): Promise<AgentRun> {
@@ -81,6 +82,7 @@ export class AgentRun {
       via: o.via,
       isolation: o.isolation,
       ...(o.command !== undefined ? { command: o.command } : {}),
+      ...(o.prompt !== undefined ? { prompt: o.prompt } : {}),
     });
     o.log.info('run.begun', { run: started.id, agent: started.agent, isolation: started.isolation, expiresAt: started.expiresAt });
     return new AgentRun(started, o.person, o.say, o.log);

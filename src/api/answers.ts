@@ -246,6 +246,8 @@ export interface RunView {
   connections: string[];
   /** The command line, for people (cut). */
   command?: string;
+  /** What its person said the run is for (`--prompt`), in their words: a claim, not a fact. */
+  prompt?: string;
   /** ISO 8601, as every time of the API. */
   createdAt: string;
   expiresAt: string;

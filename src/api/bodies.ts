@@ -16,6 +16,8 @@ export const MAX_RUN_CONNECTIONS = 64;
 export const MAX_REASON_CHARS = 1_000;
 /** Longest command line a run reports. */
 export const MAX_RUN_COMMAND_CHARS = 4_096;
+/** Longest prompt a run says it was given (what an automated reviewer reads). */
+export const MAX_RUN_PROMPT_CHARS = 16_384;
 
 const object = <T extends z.ZodRawShape>(fields: string, shape: T) => z.object(shape, { error: `the request body must be a JSON object ${fields}` });
 
@@ -26,6 +28,7 @@ export const RUN_ASK_MESSAGES = {
   via: 'via must be run or mcp',
   isolation: 'isolation must say how the command is contained (bwrap, …) or none',
   command: `command must be a text of at most ${MAX_RUN_COMMAND_CHARS} characters`,
+  prompt: `prompt must be a text of at most ${MAX_RUN_PROMPT_CHARS} characters`,
 };
 
 /** `POST /v1/runs`: what a person asks for when a run begins. */
@@ -38,6 +41,7 @@ export const runAskBody = object('{ connections, agent, via, isolation }', {
   via: z.enum(['run', 'mcp'], RUN_ASK_MESSAGES.via).optional(),
   isolation: z.string(RUN_ASK_MESSAGES.isolation).regex(/^[a-z][a-z0-9-]{0,31}$/, RUN_ASK_MESSAGES.isolation),
   command: z.string(RUN_ASK_MESSAGES.command).max(MAX_RUN_COMMAND_CHARS, RUN_ASK_MESSAGES.command).optional(),
+  prompt: z.string(RUN_ASK_MESSAGES.prompt).max(MAX_RUN_PROMPT_CHARS, RUN_ASK_MESSAGES.prompt).optional(),
 });
 export type RunAskBody = z.infer<typeof runAskBody>;
 

@@ -51,7 +51,8 @@ import { notePendingSweep, tellSwept } from '../agent/pending-sweeps.js';
 import { resolveCommand, spawnAgent } from '../agent/spawn-agent.js';
 import { agentName } from '../policy/principal.js';
 import { openSshPort, type SshPort } from '../ssh/local/port.js';
-import { cutValue } from '../recording/event-line.js';
+import { MAX_RUN_PROMPT_CHARS } from '../api/bodies.js';
+import { cutText, cutValue } from '../recording/event-line.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';
 import { localUri, openLocalPort, type LocalPort, type PgEndpoint } from './local-port.js';
@@ -340,7 +341,17 @@ export function runCommand(io: CliIo): Command {
             controls,
           });
         }
-        run = await AgentRun.begin({ person, connections: names, agent: agentName(opts.agent ?? file!), via: 'run', isolation: containment.kind, command: cutValue(commandLine), say, log });
+        run = await AgentRun.begin({
+          person,
+          connections: names,
+          agent: agentName(opts.agent ?? file!),
+          via: 'run',
+          isolation: containment.kind,
+          command: cutValue(commandLine),
+          ...(prompt?.trim() ? { prompt: cutText(prompt.trim(), MAX_RUN_PROMPT_CHARS - 1) } : {}),
+          say,
+          log,
+        });
       } catch (err) {
         await rm(runDir, { recursive: true, force: true });
         person.close();

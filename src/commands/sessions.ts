@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getRecordingKeys, listSessions, type SessionSummary } from '../auth/gateway-client.js';
 import { readEvents, verifiedClientRecord, withVerifiedRecording, type ClientRecordCheck, type GatewayApi } from './recordings-fetch.js';
+import { writeRunBundle } from './run-bundle.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
 import { spoolOf, uploadLeftovers } from './client-records.js';
 import { commandTokenProvider, gatewayOptions, type GatewayFlags } from './client-config.js';
@@ -502,9 +503,12 @@ function crossCheckLine(cross: CrossCheckResult): string {
 /** Builds `hoop sessions replay`. */
 function replayCommand(io: CliIo): Command {
   return gatewayOptions(new Command('replay'))
-    .argument('<id>', 'the session id, or `last` for your newest ended one (with --run: a run id)')
+    .argument('<id>', 'the session id, `last` for your newest ended one, or a run id (its sessions in order, its prompt first)')
     .description('the session as psql would have shown it, with its timing: on a terminal a player (space pause, ←/→ step, d next refused, +/- speed, ? keys, q quit); else the transcript')
-    .option('--run', "the id is a `hoop run`'s (its HOOP_RUN_ID): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each")
+    .option(
+      '--run',
+      "the id is a `hoop run`'s (its HOOP_RUN_ID; said by the id itself): its sessions one after the other, from the first, with what the run said it was for (its prompt) at the start of each",
+    )
     .option('--speed <factor>', 'play this many times faster (default 1)', positive, 1)
     .option('--skip-idle', 'wait at most 1 s between lines')
     .addOption(new Option('--no-tty', 'print the transcript at once, without timing (the default when stdout is not a terminal)'))
@@ -522,10 +526,12 @@ interface ReplaySeen {
 async function replayAction(io: CliIo, id: string, flags: ReplayFlags): Promise<void> {
   const terminal = flags.tty && (io.stdout as { isTTY?: boolean }).isTTY === true;
   const interactive = terminal && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
-  const ids = flags.run ? await sessionsOfRun(io, flags, id) : [id];
-  const run = flags.run ? await runRecordLines(io, flags, id) : { head: [], tail: [] };
+  // A run's id says it is one (`hoop run` gives it as HOOP_RUN_ID).
+  const ofRun = flags.run === true || RUN_ID.test(id);
+  const ids = ofRun ? await sessionsOfRun(io, flags, id) : [id];
+  const run = ofRun ? await runRecordLines(io, flags, id) : { head: [], tail: [] };
   const seen: ReplaySeen = {};
-  const play = (emit: (line: TranscriptLine) => Promise<void>): Promise<void> => playRecordings(io, flags, id, ids, run, seen, emit);
+  const play = (emit: (line: TranscriptLine) => Promise<void>): Promise<void> => playRecordings(io, { ...flags, run: ofRun }, id, ids, run, seen, emit);
   if (interactive) {
     const all: TranscriptLine[] = [];
     await play(async (line) => void all.push(line));
@@ -596,9 +602,9 @@ async function playTerminalFrames(io: CliIo, flags: ReplayFlags, frames: Termina
 /** Builds `hoop sessions export`. */
 function exportCommand(io: CliIo): Command {
   return gatewayOptions(new Command('export'))
-    .argument('<id>', 'the session id, or `last` for your newest ended one')
+    .argument('<id>', 'the session id, `last` for your newest ended one, or a run id (with --format bundle)')
     .description(
-      'the recording for other tools: its events as JSON or JSON lines, what the terminal showed (an SSH session) or the psql transcript as an asciicast recording, or the evidence bundle (tar.gz: the signed recording, the key, how to check them with sha256sum and ssh-keygen)',
+      "the recording for other tools: its events as JSON or JSON lines, what the terminal showed (an SSH session) or the psql transcript as an asciicast recording, or the evidence bundle (tar.gz: the signed recording, the key, how to check them with sha256sum and ssh-keygen; of a run: the run's record, every session's recordings and a verify.sh)",
     )
     .addOption(
       new Option('--format <format>', 'json, jsonl, asciicast (v2: asciinema 2 and 3 play it), asciicast-v3 or bundle')
@@ -610,6 +616,11 @@ function exportCommand(io: CliIo): Command {
 
 /** `hoop sessions export`: the verified recording as an asciicast (an SSH session's terminal, or a transcript), or its events. */
 async function exportAction(io: CliIo, id: string, flags: ExportFlags): Promise<void> {
+  if (RUN_ID.test(id)) {
+    if (flags.format !== 'bundle')
+      throw new HoopError(ErrorCode.USAGE, `${id} is a run: it exports as a bundle of all its records`, { hint: `hoop sessions export ${id} --format bundle > ${id}.tar.gz` });
+    return writeRunBundle(io, id, flags);
+  }
   await withVerifiedRecording(io, flags, id, async (dir, check, summary, api) => {
     refuseInvalid(check, summary.id, summary);
     if (flags.format === 'bundle') return writeEvidenceBundle(io, dir, check, summary, await getRecordingKeys(api.endpoint), String(api.endpoint.gateway));

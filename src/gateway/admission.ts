@@ -432,6 +432,7 @@ export class SessionAdmission {
             requester: session.identity,
             ...(asked.detached ? { detached: true } : {}),
             ...(opened.intent !== undefined ? { intent: opened.intent } : {}),
+            ...(session.identity.run?.prompt !== undefined ? { prompt: session.identity.run.prompt } : {}),
             observe: (r) => opened.recording?.event(reviewRecordingEvent(r)),
           }),
       },

@@ -1,7 +1,7 @@
 /**
  * Automated reviewers: a review whose settings name a `service` is sent to it as it is raised —
  * the held statement or command in full, who asks (the person, and for an agent its name, how it
- * came and its run), the connection, the rule and why it held it — and the service's answer is a
+ * came, its run and the prompt its person gave the run), the connection, the rule and why it held it — and the service's answer is a
  * decision: `approve` (it counts as one approval), `deny` (it decides), or `abstain` (people
  * decide). This is how a team plugs in a risk judge (an LLM, a change-management check) without
  * hoop shipping one. The gateway fails closed: no answer within the service's timeout, an answer
@@ -58,6 +58,7 @@ function requestBody(r: Review): string {
       ...(r.agent !== undefined ? { agent: r.agent } : {}),
       ...(r.run !== undefined ? { run: r.run } : {}),
       ...(r.intent !== undefined ? { intent: r.intent } : {}),
+      ...(r.prompt !== undefined ? { prompt: r.prompt } : {}),
       session: r.session,
       sql: r.sql,
       ...(r.kind === 'statement' ? { tables: tablesOf(r.sql) } : {}),

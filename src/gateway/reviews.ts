@@ -55,6 +55,8 @@ export interface ReviewOrigin {
   detached?: boolean;
   /** What the client last said its session is for (its `context` message's `intent`). */
   intent?: string;
+  /** The prompt of the run whose session raised it. */
+  prompt?: string;
   /** Told, synchronously, of the review as it is raised and as it ends (the session's recording). */
   observe?: (review: Review) => void;
 }
@@ -241,6 +243,7 @@ export class ReviewRegistry {
       ...(origin.run !== undefined ? { run: origin.run } : {}),
       ...(origin.principal ? { via: origin.principal.via, ...(origin.principal.agent !== undefined ? { agent: origin.principal.agent } : {}) } : {}),
       ...(origin.intent !== undefined ? { intent: origin.intent } : {}),
+      ...(origin.prompt !== undefined ? { prompt: origin.prompt } : {}),
       connection: origin.connection,
       requester: { subject: requester.subject, issuer: requester.issuer, ...(requester.email !== undefined ? { email: requester.email } : {}), groups: requester.groups },
       sql: ask.sql,

@@ -128,6 +128,7 @@ export interface RunAsk {
   via: 'run' | 'mcp';
   isolation: string;
   command?: string;
+  prompt?: string;
 }
 
 /**
@@ -142,12 +143,13 @@ export function parseRunAsk(body: unknown): RunAsk {
     via: ask.via ?? 'run',
     isolation: ask.isolation,
     ...(ask.command !== undefined ? { command: ask.command } : {}),
+    ...(ask.prompt?.trim() ? { prompt: ask.prompt.trim() } : {}),
   };
 }
 
 /** What a run credential stands for: the person, with the run (see {@link Identity.run}). */
 export function runIdentity(run: RunRecord): Identity {
-  const grant: RunGrant = { id: run.id, agent: run.agent, via: run.via, isolated: run.isolation !== 'none', connections: run.connections };
+  const grant: RunGrant = { id: run.id, agent: run.agent, via: run.via, isolated: run.isolation !== 'none', connections: run.connections, ...(run.prompt !== undefined ? { prompt: run.prompt } : {}) };
   const { owner } = run;
   return {
     subject: owner.subject,
@@ -211,6 +213,7 @@ export class RunRegistry {
       isolation: ask.isolation,
       connections: ask.connections,
       ...(ask.command !== undefined ? { command: ask.command } : {}),
+      ...(ask.prompt !== undefined ? { prompt: ask.prompt } : {}),
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + policy.maxSeconds * 1000).toISOString(),
       heartbeatAt: new Date(now).toISOString(),

@@ -38,6 +38,8 @@ export interface Review {
   agent?: string;
   /** What the client last said its session was for (an MCP call's `intent`), in its words: a claim, not a fact. */
   intent?: string;
+  /** What the person said the agent's run is for (`hoop run --prompt`), in their words: a claim, not a fact. */
+  prompt?: string;
   connection: string;
   requester: ReviewPerson & { groups: string[] };
   sql: string;

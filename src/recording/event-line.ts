@@ -18,7 +18,12 @@ export const VALUE_MAX = 4096;
 
 /** A value cut at {@link VALUE_MAX}. */
 export function cutValue(text: string): string {
-  return text.length > VALUE_MAX ? `${text.slice(0, VALUE_MAX)}…` : text;
+  return cutText(text, VALUE_MAX);
+}
+
+/** `text` cut at `max` characters, with `…` after where it was cut. */
+export function cutText(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /**

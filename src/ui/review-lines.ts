@@ -76,6 +76,8 @@ export function reviewText(r: ReviewInfo): string {
     `requested by ${person(r.requester)}${r.requester.groups.length ? ` (${r.requester.groups.join(', ')})` : ''} on ${r.connection}${r.session ? `, session ${r.session}` : ''}${r.run ? `, run ${String(r.run)}` : ''}, ${relative(r.createdAt)}`,
     r.access ? `access rule: ${r.rule ?? '?'}` : `rule: ${r.rule ?? '(policy)'}: ${r.message ?? r.reason}`,
     `reviewers: ${r.groups.join(', ')}; ${r.approvals} approval${r.approvals > 1 ? 's' : ''} needed${r.selfApprove ? '' : ', not the requester'}`,
+    ...(r.agent !== undefined ? [`sent by the agent ${r.agent} (${r.via ?? 'run'})${r.prompt !== undefined ? ", whose run's prompt was, in its person's words:" : ''}`] : []),
+    ...(r.prompt !== undefined ? r.prompt.split('\n').map((l) => `    > ${l}`) : []),
     '',
     ...(r.access ? [`    asks for ${r.access.mode} access to ${r.connection} for ${formatDuration(r.access.seconds * 1000)}: ${r.access.reason}`] : r.sql.split('\n').map((l) => `    ${l}`)),
   ];

@@ -8,7 +8,7 @@
  * - `hoop mcp` driven by the MCP SDK's own client: masked rows, refusals as tool errors, the
  *   agent's intent in the gateway's recording.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -192,6 +192,75 @@ describe('hoop run', () => {
       await writeFile(manifest, original);
     }
     expect((await verify('run-nobody-made-it-0000')).code).toBe(65);
+  });
+
+  it("sessions export <run-id> --format bundle: the run's evidence, checked with standard tools alone (sha256sum, ssh-keygen, jq), the CLI's records cross-checked against the gateway's", async () => {
+    const r = await hoopRun([
+      '--connect',
+      'app',
+      '--prompt',
+      'Count the items; then the people.',
+      '--',
+      'sh',
+      '-c',
+      'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items" -c "select nope from agent_items"; psql -X -At -c "select count(*) from agent_people"',
+    ]);
+    const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
+    // Replayed by its id alone: the prompt first, then the sessions in order.
+    const replay = await eventually(
+      async () => {
+        const p = await stack.run(['sessions', 'replay', runId, '--no-tty', ...gatewayArgs()], { HOOP_TOKEN: token });
+        expect(p.stdout).toContain("-- the run's command exited with");
+        return p.stdout;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    const items = replay.indexOf('app=> select count(*) from agent_items');
+    expect(replay.indexOf('-- the run\'s prompt: "Count the items; then the people."')).toBeLessThan(items);
+    expect(items).toBeGreaterThan(0);
+    expect(items).toBeLessThan(replay.indexOf('app=> select count(*) from agent_people'));
+    const dir = await mkdtemp(join(stack.dir, 'bundle-'));
+    const archive = join(dir, 'run.tar.gz');
+    await eventually(
+      async () => {
+        const e = await runProcess('sh', ['-c', `node ${HOOP_BIN} sessions export ${runId} --format bundle ${gatewayArgs().join(' ')} > ${archive}`], { env: { ...process.env, HOOP_TOKEN: token } });
+        expect(e.code, e.stderr).toBe(0);
+      },
+      { timeout: 30_000, interval: 500 },
+    );
+    expect((await runProcess('tar', ['xzf', archive, '-C', dir])).code).toBe(0);
+    const root = join(dir, `hoop-run-${runId}`);
+    const check = () => runProcess('sh', ['verify.sh'], { cwd: root, env: { PATH: process.env.PATH } });
+    const ok = await check();
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(ok.stdout).toContain('ok   run: its record names the 2 session(s) the gateway recorded');
+    expect(ok.stdout).toMatch(/verified: every record of the run\n$/);
+    // The script's cross-check counts what hoop's own does.
+    const sessions = (
+      JSON.parse((await stack.run(['sessions', 'ls', '--json', '--run', runId, ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; startedAt: string }> }
+    ).sessions.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    for (const s of sessions) {
+      const hoops = /agree on (\d+) statement\(s\) and (\d+) outcome\(s\)/.exec((await stack.run(['sessions', 'verify', s.id, ...gatewayArgs()], { HOOP_TOKEN: token })).stdout);
+      expect(hoops, `hoop verifies ${s.id}`).not.toBeNull();
+      expect(ok.stdout).toContain(`ok   session ${s.id}: the gateway's and the CLI's records agree on ${hoops![1]} statement(s) and ${hoops![2]} outcome(s)`);
+    }
+    // The first session's CLI record swapped for the second's: its signature holds, its id and its account do not.
+    const [first, second] = sessions.map((s) => join(root, 'sessions', s.id, 'client'));
+    rmSync(first!, { recursive: true });
+    cpSync(second!, first!, { recursive: true });
+    const swapped = await check();
+    expect(swapped.code).toBe(1);
+    expect(swapped.stdout).toContain(`FAIL sessions/${sessions[0]!.id}/client/events-000001.jsonl.gz: not chunk 1 of recording ${sessions[0]!.id}`);
+    expect(swapped.stdout).toMatch(
+      new RegExp(
+        `FAIL session ${sessions[0]!.id}: the records DIFFER:\n +statement 1: the gateway recorded \\{"t":"query","sql":"select count\\(\\*\\) from agent_items"\\}, the CLI \\{"t":"query","sql":"select count\\(\\*\\) from agent_people"\\}`,
+      ),
+    );
+    expect(swapped.stdout).toMatch(/NOT verified/);
+    // A chunk changed: its hash no longer matches the signed manifest.
+    const chunk = join(root, 'sessions', sessions[1]!.id, 'gateway', 'events-000001.jsonl.gz');
+    writeFileSync(chunk, Buffer.concat([readFileSync(chunk), Buffer.from([0])]));
+    expect((await check()).stdout).toContain(`FAIL sessions/${sessions[1]!.id}/gateway: a file does not match`);
   });
 
   it("a person's session belongs to no run, whatever its request says: the run id and the agent's way in are a run credential's alone", async () => {

@@ -8,6 +8,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { callApi } from '../harness/api.js';
 import { pgClient } from '../harness/clients.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startRepoStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
@@ -108,6 +109,24 @@ describe('review services', () => {
     expect((await reviewOf('where id = 2')) as unknown).toMatchObject({ intent: 'mark job 2 done, as the ticket asks' });
     raw.stream.end();
     await stack.pg.psql("update jobs set state = 'new' where id = 2", { database: 'app' });
+  });
+
+  it("sends the service, and shows reviewers, the prompt its person gave an agent's run, and the agent", async () => {
+    const prompt = 'Close job 3: the customer cancelled.\nDo nothing else.';
+    const begun = await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runs', await stack.token('alice'), { connections: ['app'], agent: 'claude', isolation: 'none', prompt });
+    expect(begun.status).toBe(201);
+    const run = begun.body as { id: string; token: string; controlToken: string; prompt?: string };
+    expect(run.prompt).toBe(prompt);
+    const raw = await stack.tunnel('app', run.token);
+    expect((await raw.simple("update jobs set state = 'done' where id = 3")).some((m) => m.type === 0x43)).toBe(true);
+    expect(bodies.at(-1)).toMatchObject({ sql: "update jobs set state = 'done' where id = 3", via: 'run', agent: 'claude', run: run.id, prompt });
+    const shown = await stack.run(['review', 'show', (await reviewOf('where id = 3')).id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], {
+      HOOP_TOKEN: await stack.token('bob', ['dba']),
+    });
+    expect(shown.stdout).toContain("sent by the agent claude (run), whose run's prompt was, in its person's words:\n    > Close job 3: the customer cancelled.\n    > Do nothing else.\n");
+    raw.stream.end();
+    await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${run.id}/end`, run.controlToken);
+    await stack.pg.psql("update jobs set state = 'new' where id = 3", { database: 'app' });
   });
 
   it("deny: the client gets the service's reason and nothing ran", async () => {

@@ -28,7 +28,8 @@ import { runForbidden } from '../runs.js';
 export function signInProblem(claims: Record<string, unknown>, withinMs: number, toleranceSeconds: number, now: number): string | undefined {
   const at = claims.auth_time;
   if (typeof at !== 'number' || !Number.isFinite(at)) return 'and the token does not say when they did (no auth_time)';
-  if (at * 1000 > now + toleranceSeconds * 1000) return `and the token says they did ${Math.round(at - now / 1000)} s from now, which no sign-in can be (the clocks disagree, or the token was made so)`;
+  if (at * 1000 > now + toleranceSeconds * 1000)
+    return `and the token says they did ${Math.round(at - now / 1000)} s from now, which no sign-in can be (the clocks disagree, or the token was made so)`;
   if (typeof claims.iat === 'number' && at > claims.iat) return 'and the token says they did after it was issued (auth_time after iat), which no sign-in can be';
   const age = now - at * 1000;
   return age <= withinMs ? undefined : `the last sign-in was ${Math.round(age / 60_000)} min ago`;
