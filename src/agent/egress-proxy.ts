@@ -18,7 +18,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, connect, isIP, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { normalHost } from '../policy/egress.js';
+import { isHostName, normalHost } from '../policy/egress.js';
 import type { PortAcceptor } from './port-bridge.js';
 
 /** What became of one connection the command asked for. */
@@ -48,6 +48,13 @@ function hostOnly(): BlockList {
   b.addAddress('::', 'ipv6');
   b.addSubnet('fe80::', 10, 'ipv6');
   b.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+  // IPv4 inside IPv6: compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) forms of loopback, unspecified and link-local.
+  for (const prefix of ['::', '64:ff9b::']) {
+    b.addSubnet(`${prefix}7f00:0`, 104, 'ipv6');
+    b.addSubnet(`${prefix}0:0`, 104, 'ipv6');
+    b.addSubnet(`${prefix}a9fe:0`, 112, 'ipv6');
+  }
+  b.addAddress('fd00:ec2::254', 'ipv6'); // AWS's metadata service over IPv6 (a private address, not link-local)
   for (const a of Object.values(networkInterfaces()).flat()) if (a) b.addAddress(a.address, a.family === 'IPv6' ? 'ipv6' : 'ipv4');
   return b;
 }
@@ -82,8 +89,16 @@ export function egressProxy(o: { port: number; allows: (host: string, port: numb
   };
 
   /** Judges `to` and, when allowed, dials it; resolves the connected socket, or why not (refused: the policy's no). */
-  const dial = async (to: Destination): Promise<Socket | { why: string; refused: boolean }> => {
+  const dial = async (asked: Destination): Promise<Socket | { why: string; refused: boolean }> => {
     const at = Date.now();
+    // A name that is not one (a NUL, a control character) is refused before it is compared or looked up, and said escaped.
+    if (!isHostName(asked.host)) {
+      const host = JSON.stringify(asked.host.slice(0, 100)).slice(1, -1);
+      const why = `"${host}" is not a host name`;
+      o.onDecision({ host, port: asked.port, allowed: false, why, at });
+      return { why, refused: true };
+    }
+    const to = asked;
     if (!o.allows(to.host, to.port)) {
       const why = `${to.host}:${to.port} is not among the destinations the policy allows this run (runs.egress)`;
       o.onDecision({ ...to, allowed: false, why, at });

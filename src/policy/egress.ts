@@ -54,10 +54,17 @@ export function normalHost(host: string): string {
   return isIP(h) === 6 ? new URL(`http://[${h}]/`).hostname.slice(1, -1) : h;
 }
 
+/** Whether `host` (as {@link normalHost} gives it) is an IP address or a DNS name: nothing else (a NUL, a space, a control character) is compared or looked up. */
+export function isHostName(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  return host.length <= 253 && host.split('.').every((l) => LABEL.test(l));
+}
+
 /** Whether `to` names `host` (as asked for, not as resolved) and `port`. */
 function reaches(to: EgressDestination, host: string, port: number): boolean {
   if (to.port !== '*' && to.port !== port) return false;
   const h = normalHost(host);
+  if (!isHostName(h)) return false;
   return to.host.startsWith('*.') ? h.endsWith(to.host.slice(1)) : h === to.host;
 }
 

@@ -93,7 +93,7 @@ describe('the egress proxy', () => {
       '127.0.0.1',
     );
     await Promise.all([once(allowed, 'listening'), once(other, 'listening'), once(web, 'listening')]);
-    const entries = [`127.0.0.1:${portOf(allowed)}`, `localhost:${portOf(web)}`, `localhost:${portOf(allowed)}`, `${hostname()}:${portOf(allowed)}`];
+    const entries = [`*.example.com:*`, `127.0.0.1:${portOf(allowed)}`, `localhost:${portOf(web)}`, `localhost:${portOf(allowed)}`, `${hostname()}:${portOf(allowed)}`];
     proxy = egressProxy({ port: 3128, allows: (h, p) => egressAllows(entries, h, p), onDecision: (d) => decisions.push(d) });
     // The bridge hands the proxy each client: here a plain listener does.
     front = createServer((s) => proxy.accept(s)).listen(0, '127.0.0.1');
@@ -157,6 +157,18 @@ describe('the egress proxy', () => {
 
   it('answers a client that is not a proxy client with 400', async () => {
     expect((await talk([Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')])).toString()).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*egress proxy/);
+  });
+
+  it('refuses a name that is not one (a NUL before an allowed suffix would be looked up as what comes before it), said escaped', async () => {
+    expect(egressAllows(['*.example.com:*'], 'evil.org\0.example.com', 443)).toBe(false);
+    expect(egressAllows(['*.example.com:*'], 'api.example.com', 443)).toBe(true);
+    const connectNul = (await talk([Buffer.from(`CONNECT 10.1.2.3\0.example.com:${portOf(allowed)} HTTP/1.1\r\n\r\n`)])).toString();
+    expect(connectNul).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    expect(decisions.at(-1)).toMatchObject({ host: '10.1.2.3\\u0000.example.com', allowed: false, why: '"10.1.2.3\\u0000.example.com" is not a host name' });
+    const name = Buffer.from('\x1b[31mred\0.example.com', 'latin1');
+    const socksNul = await talk([Buffer.from([5, 1, 0]), Buffer.concat([Buffer.from([5, 1, 0, 3, name.length]), name, Buffer.from([0, 80])])]);
+    expect([...socksNul]).toEqual([5, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
+    expect(decisions.at(-1)).toMatchObject({ host: '\\u001b[31mred\\u0000.example.com', allowed: false });
   });
 
   it('SOCKS5: CONNECT by address and by name when allowed; refused as "not allowed by ruleset"', async () => {
