@@ -90,7 +90,8 @@ export function sweepAbandonedRuns(env: NodeJS.ProcessEnv, say: (line: string) =
 /** Says what a sweep of `whose` moved and could not move. */
 export function tellSwept(swept: readonly Swept[], say: (line: string) => void, whose: string): void {
   for (const s of swept) {
-    if (s.to) say(`${whose}: the command made ${s.path}, which git or hoop would act on as you: moved to ${s.to}; look at it before you move it back`);
+    if (s.unread) say(`${whose}: ${s.path}: ${s.error}: look in it before you use git or hoop there`);
+    else if (s.to) say(`${whose}: the command made ${s.path}, which git or hoop would act on as you: moved to ${s.to}; look at it before you move it back`);
     else say(`${whose}: the command made ${s.path}, which git or hoop would act on as you, and it could not be moved aside (${s.error}): remove it before you use git or hoop there`);
   }
 }

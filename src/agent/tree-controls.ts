@@ -10,7 +10,11 @@
  *   the programs its commands name by path (`core.fsmonitor`, `core.sshCommand`, an alias's `!…`,
  *   filters, diff and merge drivers, credential helpers, editors, pagers), the person's global and
  *   system configuration included (a relative `core.hooksPath` is in every repository);
- * - a **`.git`** or a **`.hoop.yaml`** (the connections a later run serves) made anywhere in them.
+ * - a **`.git`** or a **`.hoop.yaml`** (the connections a later run serves) made anywhere in them,
+ *   and a directory git takes for a repository under any name (its `HEAD` beside `objects` and
+ *   `refs`: a bare repository, whose `config` may name a work tree);
+ * - an **operation in progress** in a repository (`rebase-merge`, `rebase-apply`, `sequencer`),
+ *   whose next step runs what it holds.
  *
  * Before the run, {@link scanTree} finds them: what exists becomes read-only in the sandbox; the
  * control paths that are missing, and every `.git` and `.hoop.yaml` there is, are noted. After it
@@ -32,6 +36,9 @@ const REPOSITORY_CONTROLS = ['config', 'config.worktree', 'hooks', 'commondir', 
 
 /** Names git or hoop act on wherever they are made. */
 const ACTED_ON = new Set(['.git', '.hoop.yaml']);
+
+/** A git directory's operations in progress, whose next step (`git rebase --continue`) runs what they hold (a rebase's `exec` lines). */
+const OPERATIONS = ['rebase-merge', 'rebase-apply', 'sequencer'];
 
 /** Configuration keys (`section.key`, `*` for a subsection) whose value names a file git reads or a program it runs. */
 const RUNS_OR_READS = [
@@ -98,16 +105,38 @@ function identity(path: string): { key: string; born: number } | undefined {
   }
 }
 
-/** Every `.git` and `.hoop.yaml` under `dir` (not inside a `.git` directory, not through a link). */
-function actedOnUnder(dir: string): string[] {
+/** Whether directory entries `names` make a git directory as git discovers one: `HEAD` beside `objects` and `refs` (or a `commondir`). */
+function looksLikeGitDir(entries: readonly Dirent[]): boolean {
+  const has = (name: string): boolean => entries.some((e) => e.name === name);
+  return has('HEAD') && ((has('objects') && has('refs')) || has('commondir'));
+}
+
+/** The directory entries of `d`; one the command made unreadable is made readable again (it is the person's), and one that stays so is said. */
+function listed(d: string, unreadable?: (path: string, why: string) => void): Dirent[] {
+  try {
+    return readdirSync(d, { withFileTypes: true });
+  } catch (err) {
+    if (!unreadable) return [];
+    try {
+      chmodSync(d, statSync(d).mode | 0o700);
+      return readdirSync(d, { withFileTypes: true });
+    } catch {
+      unreadable(d, `it could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'}), so what is in it was not checked`);
+      return [];
+    }
+  }
+}
+
+/**
+ * Every `.git` and `.hoop.yaml` under `dir`, and the `HEAD` of every directory git would take for
+ * a repository under another name (not inside a `.git` directory, not through a link);
+ * `unreadable` (after a run) hears of a directory that could not be read.
+ */
+function actedOnUnder(dir: string, unreadable?: (path: string, why: string) => void): string[] {
   const found: string[] = [];
   const walk = (d: string): void => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
+    const entries = listed(d, unreadable);
+    if (looksLikeGitDir(entries)) found.push(join(d, 'HEAD'));
     for (const e of entries) {
       const path = join(d, e.name);
       if (ACTED_ON.has(e.name)) found.push(path);
@@ -145,7 +174,7 @@ function controlsOf(gitDir: string): string[] {
   } catch {
     /* not a worktree */
   }
-  return dirs.flatMap((d) => REPOSITORY_CONTROLS.map((c) => join(d, c)));
+  return [...dirs.flatMap((d) => REPOSITORY_CONTROLS.map((c) => join(d, c))), ...OPERATIONS.map((o) => join(gitDir, o))];
 }
 
 /** Whether `name` (`section.sub.key`, lower case but the subsection) is one of {@link RUNS_OR_READS}. */
@@ -246,8 +275,9 @@ export function scanTree(placesGiven: readonly string[], env: NodeJS.ProcessEnv)
   const global = globalConfigs(env).flatMap((f) => configValues(f));
   const known: string[] = [];
   const gitDirs = new Set<string>();
-  // The repositories: each place's own, and every one found in a place; the .hoop.yaml files.
+  // The repositories: each place's own, and every one found in a place (bare ones by their directory); the .hoop.yaml files.
   const dotGits = new Set<string>();
+  const bare = new Set<string>();
   for (const place of places) {
     const above = dotGitAbove(place);
     if (above) dotGits.add(above);
@@ -257,6 +287,7 @@ export function scanTree(placesGiven: readonly string[], env: NodeJS.ProcessEnv)
       const id = identity(path);
       if (id) known.push(`${path} ${id.key}`);
       if (path.endsWith(`${sep}.git`)) dotGits.add(path);
+      else if (path.endsWith(`${sep}HEAD`)) bare.add(dirname(path));
       else note(path);
     }
   }
@@ -271,6 +302,10 @@ export function scanTree(placesGiven: readonly string[], env: NodeJS.ProcessEnv)
     const own = [join(gitDir, 'config'), join(gitDir, 'config.worktree')].flatMap((f) => configValues(f));
     for (const v of [...global, ...own]) for (const p of namedPaths(v, top)) note(p);
   }
+  for (const gitDir of bare) {
+    gitDirs.add(realish(gitDir));
+    for (const c of controlsOf(gitDir)) note(c);
+  }
   return { places, readOnly: [...readOnly], gitDirs: [...gitDirs], missing: [...missing], known, scannedAt: Date.now() + 1 };
 }
 
@@ -279,6 +314,8 @@ export interface Swept {
   path: string;
   to?: string;
   error?: string;
+  /** A directory that could not be read: what is in it was not checked. */
+  unread?: true;
 }
 
 /**
@@ -295,9 +332,11 @@ export function sweepTree(c: TreeControls, o: { until?: number } = {}): Swept[] 
     if (o.until !== undefined && id.born > o.until) return false;
     return !known.has(`${path} ${id.key}`) || id.born > c.scannedAt;
   };
-  const paths = [...c.places.flatMap(actedOnUnder), ...c.missing].filter((p, i, all) => all.indexOf(p) === i && made(p));
+  const unread: Swept[] = [];
+  const found = c.places.flatMap((place) => actedOnUnder(place, (path, error) => unread.push({ path, error, unread: true })));
+  const paths = [...found, ...c.missing].filter((p, i, all) => all.indexOf(p) === i && made(p));
   // Inner ones first: moving a directory would move what is in it out of reach.
-  return paths.sort((a, b) => b.length - a.length).map(moveAside);
+  return [...paths.sort((a, b) => b.length - a.length).map(moveAside), ...unread];
 }
 
 /** Moves `path` to `<path>.hoop-quarantine-<random>`; a parent the command made unwritable is made writable again (it is the person's). */

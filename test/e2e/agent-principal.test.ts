@@ -300,7 +300,12 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
         reads: [join(home, '.mozilla/firefox/p/cookies.sqlite'), join(home, '.pgpass'), join(home, '.ssh/id_ed25519')],
         renames: [join(work, '.git')],
         creates: [join(work, '.git/commondir'), join(work, '.hoop.yaml')],
-        plants: [{ dir: join(work, 'src', 'deep'), marker: join(home, 'fsmonitor-ran') }],
+        plants: [
+          { dir: join(work, 'src', 'deep'), marker: join(home, 'fsmonitor-ran') },
+          { dir: join(work, 'vendor', 'bare'), marker: join(home, 'bare-ran'), kind: 'bare' },
+          { dir: join(work, 'locked'), marker: join(home, 'locked-ran'), kind: 'locked' },
+          { dir: work, marker: join(home, 'rebase-ran'), kind: 'rebase' },
+        ],
         undo: login,
       };
       const env = {
@@ -339,12 +344,25 @@ describe.each(PEOPLE)('a contained agent, as $label', (who) => {
       // The repository it made deeper in the tree, in a directory it made unwritable, is moved aside too (to a name it could not know):
       // her own git status there finds no repository (her project's .git here is a stand-in), and runs nothing of it.
       const deep = join(work, 'src', 'deep');
-      expect(seen.plants).toEqual({ [deep]: 'ok' });
+      const [bare, locked] = [join(work, 'vendor', 'bare'), join(work, 'locked')];
+      expect(seen.plants).toEqual({ [deep]: 'ok', [bare]: 'ok', [locked]: 'ok', [work]: 'ok' });
+      const quarantined = (dir: string, name: string): string[] => readdirSync(dir).filter((f) => new RegExp(`^${name.replace('.', '\\.')}\\.hoop-quarantine-[0-9a-f]{16}$`).test(f));
+      const gitStatus = (dir: string) =>
+        spawnSync('git', ['-C', dir, 'status'], { encoding: 'utf8', ...(who.other ? { uid: who.uid, gid: who.gid } : {}), env: { PATH: process.env.PATH, HOME: home } });
       expect(existsSync(join(deep, '.git'))).toBe(false);
-      expect(readdirSync(deep).filter((f) => /^\.git\.hoop-quarantine-[0-9a-f]{16}$/.test(f))).toHaveLength(1);
-      const status = spawnSync('git', ['-C', deep, 'status'], { encoding: 'utf8', ...(who.other ? { uid: who.uid, gid: who.gid } : {}), env: { PATH: process.env.PATH, HOME: home } });
-      expect(status.stderr).toContain('not a git repository');
-      expect(existsSync(join(home, 'fsmonitor-ran'))).toBe(false);
+      expect(quarantined(deep, '.git')).toHaveLength(1);
+      expect(gitStatus(deep).stderr).toContain('not a git repository');
+      // A repository under no .git (HEAD beside objects and refs): its HEAD is moved aside, so git finds none there.
+      expect(existsSync(join(bare, 'HEAD'))).toBe(false);
+      expect(quarantined(bare, 'HEAD')).toHaveLength(1);
+      expect(gitStatus(bare).stderr).toContain('not a git repository');
+      // One in a directory it made unlistable: the sweep lists it all the same (it is the person's).
+      expect(existsSync(join(locked, 'inner', '.git'))).toBe(false);
+      expect(gitStatus(join(locked, 'inner')).stderr).toContain('not a git repository');
+      // An interactive rebase left in progress in her repository: moved aside, so no `git rebase --continue` runs its exec line.
+      expect(existsSync(join(work, '.git', 'rebase-merge'))).toBe(false);
+      expect(quarantined(join(work, '.git'), 'rebase-merge')).toHaveLength(1);
+      for (const ran of ['fsmonitor-ran', 'bare-ran', 'locked-ran', 'rebase-ran']) expect(existsSync(join(home, ran)), ran).toBe(false);
       // No capability, not even as root; her login stays hidden through every attempt to unmount what hides it.
       expect(seen.capabilities).toBe('0000000000000000');
       expect(JSON.stringify(seen.undo)).not.toMatch(/alice-refresh-token|accessToken/);

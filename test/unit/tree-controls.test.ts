@@ -40,6 +40,10 @@ describe('before the run', () => {
       '.git/modules/sub/config': '[core]\n',
       'app/.hoop.yaml': 'connections: [app]\n',
       'keys/deploy': 'not a key',
+      'mirror.git/HEAD': 'ref: refs/heads/main\n',
+      'mirror.git/objects/.keep': '',
+      'mirror.git/refs/.keep': '',
+      'mirror.git/config': '[core]\n\tbare = true\n',
     });
     // The person's global configuration names hooks relative to each repository.
     lay(home, { '.gitconfig': '[core]\n\thooksPath = .githooks\n' });
@@ -57,11 +61,14 @@ describe('before the run', () => {
         join(work, 'modules/sub/.git'), // a .git file says where its controls are
         join(work, '.git/modules/sub/config'),
         join(work, 'app/.hoop.yaml'),
+        join(work, 'mirror.git/config'), // a bare repository, under its own name
       ]),
     );
     expect(c.readOnly).not.toContain(join(work, 'bin/conv')); // missing: watched instead
     expect(c.missing).toEqual(expect.arrayContaining([join(work, '.githooks'), join(work, 'bin/conv'), join(work, '.git/commondir'), join(work, 'vendor/lib/.git/hooks'), join(work, '.hoop.yaml')]));
-    expect(c.gitDirs).toEqual(expect.arrayContaining([join(work, '.git'), join(work, 'vendor/lib/.git'), join(work, '.git/modules/sub')]));
+    expect(c.gitDirs).toEqual(expect.arrayContaining([join(work, '.git'), join(work, 'vendor/lib/.git'), join(work, '.git/modules/sub'), join(work, 'mirror.git')]));
+    // An operation begun during the run would be moved aside.
+    expect(c.missing).toEqual(expect.arrayContaining([join(work, '.git/rebase-merge'), join(work, '.git/sequencer')]));
     // A plain alias runs nothing: nothing of it is noted.
     expect([...c.readOnly, ...c.missing].some((p) => p.endsWith('status'))).toBe(false);
   });
