@@ -224,7 +224,19 @@ describe('the seccomp program', () => {
 });
 
 describe('containment detection', () => {
-  it.runIf(process.platform === 'linux' && existsSync('/usr/bin/bwrap') && existsSync('/usr/bin/slirp4netns'))(
+  it('on macOS (or any system but Linux) says in one line that it cannot contain, and --isolation bwrap refuses to run', () => {
+    const real = Object.getOwnPropertyDescriptor(process, 'platform')!;
+    Object.defineProperty(process, 'platform', { value: 'darwin' });
+    try {
+      const c = detectContainment('auto', { PATH: process.env.PATH });
+      expect(c).toEqual({ kind: 'none', why: 'this is macOS, where hoop run cannot contain a command yet (docs/macos-containment.md says how it will)' });
+      expect(() => detectContainment('bwrap', { PATH: process.env.PATH })).toThrow(/^hoop run cannot contain the command: this is macOS, where hoop run cannot contain a command yet/);
+    } finally {
+      Object.defineProperty(process, 'platform', real);
+    }
+  });
+
+  it.runIf(process.platform === 'linux' && existsSync('/usr/bin/bwrap'))(
     'does not depend on what PATH holds: a run from a PATH with only node in it is contained as any other',
     () => {
       // The process's own PATH too: bubblewrap, its child, inherits it (hoop demo runs its commands in-process).
