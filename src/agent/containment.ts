@@ -103,7 +103,8 @@ export function detectContainment(mode: IsolationMode, env: NodeJS.ProcessEnv): 
     if (mode === 'bwrap') throw new HoopError(ErrorCode.USAGE, `hoop run cannot contain the command: ${why}`, { hint });
     return { kind: 'none', why };
   };
-  if (process.platform === 'darwin') return fail('this is macOS, where hoop run cannot contain a command yet (docs/macos-containment.md says how it will)', 'run it on Linux with bubblewrap, or with --isolation none');
+  if (process.platform === 'darwin')
+    return fail('this is macOS, where hoop run cannot contain a command yet (docs/macos-containment.md says how it will)', 'run it on Linux with bubblewrap, or with --isolation none');
   if (process.platform !== 'linux') return fail(`containment needs Linux namespaces (bubblewrap); this is ${process.platform}`);
   const bwrap = findProgram('bwrap', env, env.HOOP_BWRAP);
   if (!bwrap) return fail('bubblewrap (bwrap) is not installed');

@@ -236,18 +236,15 @@ describe('containment detection', () => {
     }
   });
 
-  it.runIf(process.platform === 'linux' && existsSync('/usr/bin/bwrap'))(
-    'does not depend on what PATH holds: a run from a PATH with only node in it is contained as any other',
-    () => {
-      // The process's own PATH too: bubblewrap, its child, inherits it (hoop demo runs its commands in-process).
-      const saved = process.env.PATH;
-      process.env.PATH = '/nonexistent-node-only';
-      try {
-        const c = detectContainment('auto', { PATH: '/nonexistent-node-only' });
-        expect(c.kind === 'none' ? c.why : c.kind).toBe('bwrap');
-      } finally {
-        process.env.PATH = saved;
-      }
-    },
-  );
+  it.runIf(process.platform === 'linux' && existsSync('/usr/bin/bwrap'))('does not depend on what PATH holds: a run from a PATH with only node in it is contained as any other', () => {
+    // The process's own PATH too: bubblewrap, its child, inherits it (hoop demo runs its commands in-process).
+    const saved = process.env.PATH;
+    process.env.PATH = '/nonexistent-node-only';
+    try {
+      const c = detectContainment('auto', { PATH: '/nonexistent-node-only' });
+      expect(c.kind === 'none' ? c.why : c.kind).toBe('bwrap');
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
 });
