@@ -76,6 +76,19 @@ interface RunOptions extends LocalPolicyOptions {
   caFile?: string;
 }
 
+/** Hears the egress proxy's decisions: each in the run's record; a refusal told to the gateway and said, once per destination (the command may retry). */
+function egressListener(run: AgentRun, record: RecordingWriter | undefined, say: (line: string) => void): (d: EgressDecision) => void {
+  const told = new Set<string>();
+  return (d) => {
+    record?.append({ t: 'egress', at: d.at, host: d.host, port: d.port, allowed: d.allowed, ...(d.why ? { why: d.why } : {}) });
+    if (d.allowed) return;
+    run.refused(d);
+    const where = `${d.host}:${d.port}`;
+    if (told.size < 100 && !told.has(where)) say(`refused the command's connection to ${where}: ${d.why}`);
+    told.add(where);
+  };
+}
+
 /** The file in a working directory (and in the user's config directory, `hoop.yaml`) that names a run's connections. */
 export const RUN_FILE = '.hoop.yaml';
 
@@ -401,17 +414,7 @@ export function runCommand(io: CliIo): Command {
           throw new CommandExit(130);
         }
         // Contained, the command has a network of its own: its TCP ports, the gateway and the egress proxy come in through the run's directory.
-        const told = new Set<string>();
-        const onEgress = (d: EgressDecision): void => {
-          runRecord?.append({ t: 'egress', at: d.at, host: d.host, port: d.port, allowed: d.allowed, ...(d.why ? { why: d.why } : {}) });
-          if (d.allowed) return;
-          run.refused(d);
-          // Said once per destination: the command may retry.
-          const where = `${d.host}:${d.port}`;
-          if (told.size < 100 && !told.has(where)) say(`refused the command's connection to ${where}: ${d.why}`);
-          told.add(where);
-        };
-        const net = contained ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts], person.gateway, run, onEgress) : undefined;
+        const net = contained ? await sandboxNetwork(runDir, [...ports.filter((p) => !p.socketPath), ...sshPorts], person.gateway, run, egressListener(run, runRecord, say)) : undefined;
         bridge = net?.bridge;
         const clients: PgEndpoint[] = [...ports, ...directs.map((d) => (net?.gateway ? { ...d, port: net.gateway.port } : d))];
         const pgpassFile = clients.length > 0 ? await writePgpass({ dir: runDir, name: 'run', entries: clients }) : undefined;
