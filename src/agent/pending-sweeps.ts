@@ -82,8 +82,11 @@ export function sweepAbandonedRuns(env: NodeJS.ProcessEnv, say: (line: string) =
     if (startOf(note.pid) === note.started) continue; // its hoop run is still at work
     const swept = sweepTree(note.controls, { until: heard + MARGIN_MS });
     tellSwept(swept, say, `run ${note.run}, whose hoop run was stopped before it ended`);
-    // What could not be moved is tried again by the next hoop command.
-    if (!swept.some((s) => s.error)) rmSync(file, { force: true });
+    // What could not be moved is tried again by the next hoop command (what was, is not).
+    if (swept.some((s) => s.error)) {
+      writeFileSync(file, JSON.stringify(note), { mode: 0o600 });
+      utimesSync(file, new Date(heard), new Date(heard)); // still when its hoop run was last heard from
+    } else rmSync(file, { force: true });
   }
 }
 

@@ -13,8 +13,9 @@
  * - a **`.git`** or a **`.hoop.yaml`** (the connections a later run serves) made anywhere in them,
  *   and a directory git takes for a repository under any name (its `HEAD` beside `objects` and
  *   `refs`: a bare repository, whose `config` may name a work tree);
- * - an **operation in progress** in a repository (`rebase-merge`, `rebase-apply`, `sequencer`),
- *   whose next step runs what it holds.
+ * - an **operation in progress** in a repository (a rebase, a merge, a cherry-pick, a bisect),
+ *   whose next step runs what it holds or takes its parent and message, and anything in a git
+ *   directory that is not a file, directory or link (a FIFO, on which every git command hangs).
  *
  * Before the run, {@link scanTree} finds them: what exists becomes read-only in the sandbox; the
  * control paths that are missing, and every `.git` and `.hoop.yaml` there is, are noted. After it
@@ -37,8 +38,28 @@ const REPOSITORY_CONTROLS = ['config', 'config.worktree', 'hooks', 'commondir', 
 /** Names git or hoop act on wherever they are made. */
 const ACTED_ON = new Set(['.git', '.hoop.yaml']);
 
-/** A git directory's operations in progress, whose next step (`git rebase --continue`) runs what they hold (a rebase's `exec` lines). */
-const OPERATIONS = ['rebase-merge', 'rebase-apply', 'sequencer'];
+/**
+ * A git directory's operations in progress: their next step runs what they hold (a rebase's `exec`
+ * lines on `git rebase --continue`) or shapes the person's next commit (a merge's parent and message).
+ */
+const OPERATIONS = [
+  'rebase-merge',
+  'rebase-apply',
+  'sequencer',
+  'MERGE_HEAD',
+  'MERGE_MSG',
+  'MERGE_MODE',
+  'AUTO_MERGE',
+  'SQUASH_MSG',
+  'CHERRY_PICK_HEAD',
+  'REVERT_HEAD',
+  'BISECT_START',
+  'BISECT_LOG',
+  'BISECT_TERMS',
+  'BISECT_NAMES',
+  'BISECT_EXPECTED_REV',
+  'BISECT_ANCESTORS_OK',
+];
 
 /** Configuration keys (`section.key`, `*` for a subsection) whose value names a file git reads or a program it runs. */
 const RUNS_OR_READS = [
@@ -80,6 +101,8 @@ export interface TreeControls {
   known: string[];
   /** When the scan ended (ms, rounded up): an entry born after it is the run's, whatever its inode (the command starts later). */
   scannedAt: number;
+  /** Where sweeps of these controls moved what they moved (not swept again). */
+  quarantined?: string[];
 }
 
 /** Whether `path` is `dir` or inside it. */
@@ -132,10 +155,10 @@ function listed(d: string, unreadable?: (path: string, why: string) => void): Di
  * a repository under another name (not inside a `.git` directory, not through a link);
  * `unreadable` (after a run) hears of a directory that could not be read.
  */
-function actedOnUnder(dir: string, unreadable?: (path: string, why: string) => void): string[] {
+function actedOnUnder(dir: string, unreadable?: (path: string, why: string) => void, skip: ReadonlySet<string> = new Set()): string[] {
   const found: string[] = [];
   const walk = (d: string): void => {
-    const entries = listed(d, unreadable);
+    const entries = listed(d, unreadable).filter((e) => !skip.has(join(d, e.name)));
     if (looksLikeGitDir(entries)) found.push(join(d, 'HEAD'));
     for (const e of entries) {
       const path = join(d, e.name);
@@ -333,10 +356,30 @@ export function sweepTree(c: TreeControls, o: { until?: number } = {}): Swept[] 
     return !known.has(`${path} ${id.key}`) || id.born > c.scannedAt;
   };
   const unread: Swept[] = [];
-  const found = c.places.flatMap((place) => actedOnUnder(place, (path, error) => unread.push({ path, error, unread: true })));
-  const paths = [...found, ...c.missing].filter((p, i, all) => all.indexOf(p) === i && made(p));
+  // What an earlier sweep of these controls moved aside is not looked at again.
+  const skip = new Set(c.quarantined ?? []);
+  const found = c.places.flatMap((place) => actedOnUnder(place, (path, error) => unread.push({ path, error, unread: true }), skip));
+  const odd = c.gitDirs.flatMap((d) => notPlainUnder(d, skip));
+  const paths = [...found, ...c.missing, ...odd].filter((p, i, all) => all.indexOf(p) === i && made(p));
   // Inner ones first: moving a directory would move what is in it out of reach.
-  return [...paths.sort((a, b) => b.length - a.length).map(moveAside), ...unread];
+  const moved = paths.sort((a, b) => b.length - a.length).map(moveAside);
+  c.quarantined = [...skip, ...moved.flatMap((m) => (m.to ? [m.to] : []))];
+  return [...moved, ...unread];
+}
+
+/** What under git directory `dir` is neither a file, a directory nor a link (git makes none such; a FIFO hangs it). */
+function notPlainUnder(dir: string, skip: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of listed(d)) {
+      const path = join(d, e.name);
+      if (skip.has(path)) continue;
+      if (e.isDirectory()) walk(path);
+      else if (!e.isFile() && !e.isSymbolicLink()) out.push(path);
+    }
+  };
+  walk(dir);
+  return out;
 }
 
 /** Moves `path` to `<path>.hoop-quarantine-<random>`; a parent the command made unwritable is made writable again (it is the person's). */

@@ -26,7 +26,15 @@ export interface RecordEntry {
   client?: boolean;
 }
 
-/** The record kinds of a CLI's PostgreSQL bytes (src/postgres/pipeline/recording/records.ts RAW_CLIENT, RAW_SERVER). */
+/**
+ * The record kinds of a CLI's PostgreSQL messages (src/postgres/pipeline/recording/records.ts): one
+ * whole client message (CLIENT), a Query or Parse too long to keep (CLIENT_LONG: its type, its
+ * length little-endian, its name), one server message (SERVER), or either direction's bytes as they
+ * came (RAW_CLIENT, RAW_SERVER: whole messages, in pieces).
+ */
+const CLIENT = 16;
+const CLIENT_LONG = 17;
+const SERVER = 20;
 const RAW_CLIENT = 25;
 const RAW_SERVER = 26;
 
@@ -57,8 +65,12 @@ def server_step($m): $m[0] as $t | $m[5:] as $b
     else . end;
 def messages: if length >= 5 and length >= 1 + int32(1) then .[0:1 + int32(1)], (.[1 + int32(1):] | messages) else empty end;
 def rest: if length >= 5 and length >= 1 + int32(1) then .[1 + int32(1):] | rest else . end;
-reduce inputs as $e ({statements: [], outcomes: [], ssh: [], c: [], s: [], status: 73, stopped: false};
-  if .stopped then .
+reduce inputs as $e ({statements: [], outcomes: [], ssh: [], c: [], s: [], status: 73, stopped: false, after: 0};
+  if .stopped then (if $e.t == "wire" and ($e.k == ${CLIENT} or $e.k == ${CLIENT_LONG}) then .after += 1 else . end)
+  elif $e.t == "wire" and $e.k == ${CLIENT} then .statements += [$e.b | b64 | client_step]
+  elif $e.t == "wire" and $e.k == ${CLIENT_LONG} then ($e.b | b64) as $m
+    | .statements += [{t: (if $m[0] == 81 then "query" else "parse" end), sql: "(\($m[1] + $m[2] * 256 + $m[3] * 65536 + $m[4] * 16777216) bytes, not recorded)"}]
+  elif $e.t == "wire" and $e.k == ${SERVER} then server_step($e.b | b64)
   elif $e.t == "wire" and $e.k == ${RAW_CLIENT} then .c += ($e.b | b64) | .statements += [.c | messages | client_step] | .c |= rest
   elif $e.t == "wire" and $e.k == ${RAW_SERVER} then .s += ($e.b | b64) | reduce (.s | messages) as $m (.; server_step($m)) | .s |= rest
   elif $e.t == "decision" then .stopped = true | .statements |= .[:-1] | .outcomes |= .[:-1]
@@ -69,7 +81,7 @@ reduce inputs as $e ({statements: [], outcomes: [], ssh: [], c: [], s: [], statu
   elif $e.t == "ready" then .outcomes += ["ready \($e.status // "")"]
   elif ($e.t | IN("ssh-exec", "ssh-shell", "ssh-sftp-start")) then .ssh += ["\($e.t) \($e.command // "")"]
   else . end)
-| {statements, outcomes, ssh: (.ssh | sort), stopped}`;
+| {statements, outcomes, ssh: (.ssh | sort), stopped, after}`;
 
 /** jq (with $g and $c slurped, $gcut and $ccut): the differences between the gateway's and the CLI's accounts, one per line. */
 const COMPARE_JQ = String.raw`
@@ -82,7 +94,9 @@ def seq($what; $a; $b; $gcut; $ccut):
     (if ($a | length) > $n and ($ccut | not) then "\($what) \($n + 1): the CLI's record ends here, the gateway's goes on with \($a[$n] | shown)"
      elif ($b | length) > $n and ($gcut | not) then "\($what) \($n + 1): the gateway's record ends here, the CLI's goes on with \($b[$n] | shown)" else empty end);
 $g[0] as $g | $c[0] as $c | ($ccut or $c.stopped) as $ccut
-| seq("statement"; $g.statements; $c.statements; $gcut; $ccut),
+| (if $c.stopped then "~compared up to the CLI's own refusal of its statement \($c.statements | length + 1) (it never reached the gateway): \([($g.statements | length) - ($c.statements | length), 0] | max) later statement(s) of the gateway's record and \($c.after) of the CLI's not compared"
+   elif $gcut or $ccut then "~compared up to where a record was cut short" else empty end),
+  seq("statement"; $g.statements; $c.statements; $gcut; $ccut),
   seq("outcome"; $g.outcomes; $c.outcomes; $gcut; $ccut),
   (if $g.ssh != $c.ssh and ($gcut or $ccut | not) then "SSH commands: the gateway recorded \($g.ssh | tojson), the CLI \($c.ssh | tojson)" else empty end)`;
 
@@ -123,8 +137,10 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     '  side "sessions/$1/gateway" "$2" > "$g" && side "sessions/$1/client" "$3" > "$c" || { fail "session $1: a record cannot be read"; rm -f "$g" "$c"; return; }',
     '  gcut=true; [ "$2" = SHA256SUMS ] && gcut=false; ccut=true; [ "$3" = SHA256SUMS ] && ccut=false',
     `  diffs=$(jq -n -r --slurpfile g "$g" --slurpfile c "$c" --argjson gcut "$gcut" --argjson ccut "$ccut" ${q(COMPARE_JQ)})`,
-    '  if [ -n "$diffs" ]; then fail "session $1: the records DIFFER:"; echo "$diffs" | sed "s/^/       /"',
-    '  else echo "ok   session $1: the gateway\'s and the CLI\'s records agree on $(jq \'.statements | length\' "$c") statement(s) and $(jq \'.outcomes | length\' "$c") outcome(s)"; fi',
+    "  part=$(printf '%s\\n' \"$diffs\" | sed -n 's/^~/; /p'); diffs=$(printf '%s\\n' \"$diffs\" | sed '/^~/d')",
+    '  # printf, never echo: what the records hold (SQL text) is printed as it is, its escapes uninterpreted.',
+    '  if [ -n "$diffs" ]; then fail "session $1: the records DIFFER:"; printf \'%s\\n\' "$diffs" | sed "s/^/       /"',
+    "  else printf '%s\\n' \"ok   session $1: the gateway's and the CLI's records agree on $(jq '.statements | length' \"$c\") statement(s) and $(jq '.outcomes | length' \"$c\") outcome(s)$part\"; fi",
     '  rm -f "$g" "$c"',
     '}',
     '',

@@ -496,7 +496,7 @@ async function writeClientRecordLine(io: CliIo, client: ClientRecordCheck, sessi
 /** What the cross-check of the gateway's and the CLI's records found, as `hoop sessions verify` prints it. */
 function crossCheckLine(cross: CrossCheckResult): string {
   return cross.agree
-    ? `cross-check: the gateway's and the CLI's records agree on ${cross.statements} statement(s) and ${cross.outcomes} outcome(s)${cross.sftp ? ` and ${cross.sftp} sftp operation(s)` : ''}${cross.partial ? `; ${cross.partial}` : ''}${cross.uncompared ? `; ${cross.uncompared} later statement(s) of the gateway's record are in no CLI record` : ''}\n`
+    ? `cross-check: the gateway's and the CLI's records agree on ${cross.statements} statement(s) and ${cross.outcomes} outcome(s)${cross.sftp ? ` and ${cross.sftp} sftp operation(s)` : ''}${cross.partial ? `; ${cross.partial}` : ''}${cross.uncompared ? `; ${cross.uncompared} later statement(s) of the gateway's record not compared` : ''}\n`
     : `cross-check: the records DIFFER:\n${cross.differences.map((d) => `  ${d}`).join('\n')}\n`;
 }
 

@@ -261,6 +261,48 @@ describe('hoop run', () => {
     const chunk = join(root, 'sessions', sessions[1]!.id, 'gateway', 'events-000001.jsonl.gz');
     writeFileSync(chunk, Buffer.concat([readFileSync(chunk), Buffer.from([0])]));
     expect((await check()).stdout).toContain(`FAIL sessions/${sessions[1]!.id}/gateway: a file does not match`);
+
+    // With the policy at hand the CLI reads every message (its record keeps them whole) and refuses some itself:
+    // compared up to there, and said so.
+    const checked = await hoopRun([
+      '--connect',
+      'app',
+      '--policy-dir',
+      repo.dir,
+      '--',
+      'sh',
+      '-c',
+      'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items" -c "select nope"; psql -X -At -c "select 1" -c "drop table agent_jobs" -c "select 2"',
+    ]);
+    expect(checked.stderr).toContain('denied by rule "no-drop"');
+    const checkedId = /^run=(\S+)$/m.exec(checked.stdout)![1]!;
+    const checkedArchive = join(dir, 'checked.tar.gz');
+    await eventually(
+      async () => {
+        const e = await runProcess('sh', ['-c', `node ${HOOP_BIN} sessions export ${checkedId} --format bundle ${gatewayArgs().join(' ')} > ${checkedArchive}`], {
+          env: { ...process.env, HOOP_TOKEN: token },
+        });
+        expect(e.code, e.stderr).toBe(0);
+      },
+      { timeout: 30_000, interval: 500 },
+    );
+    expect((await runProcess('tar', ['xzf', checkedArchive, '-C', dir])).code).toBe(0);
+    const again = await runProcess('sh', ['verify.sh'], { cwd: join(dir, `hoop-run-${checkedId}`), env: { PATH: process.env.PATH } });
+    expect(again.code, again.stdout).toBe(0);
+    const [plain, refused] = (
+      JSON.parse((await stack.run(['sessions', 'ls', '--json', '--run', checkedId, ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; startedAt: string }> }
+    ).sessions.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    // The same counts as hoop's own cross-check, the refused session's said to be compared in part.
+    for (const s of [plain!, refused!]) {
+      const hoops = /agree on (\d+) statement\(s\) and (\d+) outcome\(s\)/.exec((await stack.run(['sessions', 'verify', s.id, ...gatewayArgs()], { HOOP_TOKEN: token })).stdout);
+      expect(again.stdout).toContain(`ok   session ${s.id}: the gateway's and the CLI's records agree on ${hoops![1]} statement(s) and ${hoops![2]} outcome(s)`);
+    }
+    expect(again.stdout).toContain(`ok   session ${plain!.id}: the gateway's and the CLI's records agree on 2 statement(s) and 2 outcome(s)\n`);
+    expect(again.stdout).toMatch(
+      new RegExp(
+        `ok   session ${refused!.id}: .*; compared up to the CLI's own refusal of its statement 2 \\(it never reached the gateway\\): 1 later statement\\(s\\) of the gateway's record and 1 of the CLI's not compared`,
+      ),
+    );
   });
 
   it("a person's session belongs to no run, whatever its request says: the run id and the agent's way in are a run credential's alone", async () => {

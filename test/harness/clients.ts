@@ -28,6 +28,8 @@ export function runProcess(file: string, args: string[], options: { env?: NodeJS
         else resolve({ code, stdout, stderr });
       },
     );
+    // A program that exits before reading all of it closes its stdin: that is its business, not an error here.
+    child.stdin?.on('error', () => undefined);
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }

@@ -29,6 +29,7 @@ export function spawnHoop(
     ...as,
     stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  child.stdin?.on('error', () => undefined); // hoop may exit before reading it all
   if (o.input !== undefined) child.stdin!.end(o.input);
   let stdout = '';
   let stderr = '';

@@ -178,6 +178,7 @@ function run(file: string, args: string[], opts: { asPostgres?: boolean; input?:
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
     child.stdin.on('error', () => {});
+    child.stdin.on('error', () => undefined); // psql may exit before reading it all
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -32,6 +32,7 @@ function run(cmd: string, args: string[], o: { input?: string | Buffer; timeoutM
     const child = execFile(cmd, args, { encoding: 'utf8', timeout: o.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...o.env } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
     });
+    child.stdin!.on('error', () => undefined); // ssh may exit before reading it all
     if (o.input !== undefined) child.stdin!.end(o.input);
     else child.stdin!.end();
   });

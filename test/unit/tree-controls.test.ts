@@ -86,10 +86,22 @@ describe('after the run', () => {
       'node_modules/x/.git': 'gitdir: /tmp/evil\n',
       'src/.hoop.yaml': 'connections: [prod]\n',
       '.git/commondir': '/elsewhere\n',
+      '.git/MERGE_HEAD': '0123456789012345678901234567890123456789\n',
       'src/work.txt': 'its work',
     });
+    // A FIFO where git reads (every git command would hang on it).
+    execFileSync('mkfifo', [join(work, '.git/packed-refs')]);
     const swept = sweepTree(c);
-    expect(swept.map((s) => s.path).sort()).toEqual([join(work, '.git/commondir'), join(work, 'node_modules/x/.git'), join(work, 'src/.hoop.yaml'), join(work, 'src/deep/er/.git')].sort());
+    expect(swept.map((s) => s.path).sort()).toEqual(
+      [
+        join(work, '.git/commondir'),
+        join(work, '.git/MERGE_HEAD'),
+        join(work, '.git/packed-refs'),
+        join(work, 'node_modules/x/.git'),
+        join(work, 'src/.hoop.yaml'),
+        join(work, 'src/deep/er/.git'),
+      ].sort(),
+    );
     for (const s of swept) {
       expect(s.error).toBeUndefined();
       expect(s.to).toMatch(new RegExp(`^${s.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.hoop-quarantine-[0-9a-f]{16}$`));
