@@ -13,6 +13,9 @@ import { type FileHandle, lstat, open, readlink, realpath } from 'node:fs/promis
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { ErrorCode, HoopError } from './errors.js';
 
+/** Largest file hoop reads from a tree (a prompt, a statements file, a project's configuration). */
+export const MAX_TREE_FILE_BYTES = 64 * 1024 * 1024;
+
 /** Where a file is judged: the working tree, and hoop's own places (files or directories) it may never be in. */
 export interface TreePlaces {
   tree: string;
@@ -62,7 +65,9 @@ export async function openTreeFile(path: string, places: TreePlaces): Promise<Fi
     throw err;
   }
   try {
-    if (!(await handle.stat()).isFile()) throw refused(path, 'it is not a regular file');
+    const st = await handle.stat();
+    if (!st.isFile()) throw refused(path, 'it is not a regular file');
+    if (st.size > MAX_TREE_FILE_BYTES) throw refused(path, `it is larger than ${MAX_TREE_FILE_BYTES / 1024 / 1024} MiB`);
     // Where the open file really is (Linux names it); elsewhere, where its path resolves.
     const real = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => realOr(abs));
     await judge(abs, real, path, places);

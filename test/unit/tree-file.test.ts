@@ -4,7 +4,7 @@
  * refused, naming why, when they are links, lead out of the tree, or into hoop's own places.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ for (const d of [tree, login, elsewhere, join(tree, 'sub')]) mkdirSync(d, { recu
 writeFileSync(join(login, 'tokens.json'), '{"accessToken":"secret"}');
 writeFileSync(join(elsewhere, 'notes.md'), 'notes');
 writeFileSync(join(tree, 'prompt.md'), 'fix the bug');
+writeFileSync(join(tree, 'huge.md'), '');
 writeFileSync(join(tree, 'sub', 'q.sql'), 'select 1');
 const places = { tree, private: [login] };
 
@@ -46,9 +47,11 @@ describe('a file of the tree', () => {
     await expect(readTreeFile(join(login, 'tokens.json'), places)).rejects.toThrow(/hoop's own/);
   });
 
-  it('is refused when it is not a regular file (a fifo would block), and a missing one is said as missing', async () => {
+  it('is refused when it is not a regular file (a fifo would block) or larger than hoop reads (a sparse one would fill memory), and a missing one is said as missing', async () => {
     execFileSync('mkfifo', [join(tree, 'pipe')]);
     await expect(readNamedFile('pipe', places)).rejects.toThrow(/it is not a regular file/);
+    truncateSync(join(tree, 'huge.md'), 1024 ** 4); // a sparse terabyte
+    await expect(readNamedFile('huge.md', places)).rejects.toThrow(/it is larger than 64 MiB/);
     await expect(readNamedFile('nope.md', places)).rejects.toThrow(/^cannot read nope\.md: ENOENT/);
   });
 });
