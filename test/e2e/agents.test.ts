@@ -220,17 +220,22 @@ describe('hoop run', () => {
     expect(items).toBeGreaterThan(0);
     expect(items).toBeLessThan(replay.indexOf('app=> select count(*) from agent_people'));
     const dir = await mkdtemp(join(stack.dir, 'bundle-'));
-    const archive = join(dir, 'run.tar.gz');
-    await eventually(
-      async () => {
-        const e = await runProcess('sh', ['-c', `node ${HOOP_BIN} sessions export ${runId} --format bundle ${gatewayArgs().join(' ')} > ${archive}`], { env: { ...process.env, HOOP_TOKEN: token } });
-        expect(e.code, e.stderr).toBe(0);
-      },
-      { timeout: 30_000, interval: 500 },
-    );
-    expect((await runProcess('tar', ['xzf', archive, '-C', dir])).code).toBe(0);
-    const root = join(dir, `hoop-run-${runId}`);
-    const check = () => runProcess('sh', ['verify.sh'], { cwd: root, env: { PATH: process.env.PATH } });
+    /** The run's bundle, exported once its records are in, and unpacked: where it is, and its verify.sh. */
+    const unpacked = async (id: string) => {
+      await eventually(
+        async () => {
+          const e = await runProcess('sh', ['-c', `node ${HOOP_BIN} sessions export ${id} --format bundle ${gatewayArgs().join(' ')} > ${dir}/${id}.tar.gz`], {
+            env: { ...process.env, HOOP_TOKEN: token },
+          });
+          expect(e.code, e.stderr).toBe(0);
+        },
+        { timeout: 30_000, interval: 500 },
+      );
+      expect((await runProcess('tar', ['xzf', `${dir}/${id}.tar.gz`, '-C', dir])).code).toBe(0);
+      const at = join(dir, `hoop-run-${id}`);
+      return { root: at, check: () => runProcess('sh', ['verify.sh'], { cwd: at, env: { PATH: process.env.PATH } }) };
+    };
+    const { root, check } = await unpacked(runId);
     const ok = await check();
     expect(ok.code, ok.stdout).toBe(0);
     expect(ok.stdout).toContain('ok   run: its record names the 2 session(s) the gateway recorded');
@@ -276,18 +281,7 @@ describe('hoop run', () => {
     ]);
     expect(checked.stderr).toContain('denied by rule "no-drop"');
     const checkedId = /^run=(\S+)$/m.exec(checked.stdout)![1]!;
-    const checkedArchive = join(dir, 'checked.tar.gz');
-    await eventually(
-      async () => {
-        const e = await runProcess('sh', ['-c', `node ${HOOP_BIN} sessions export ${checkedId} --format bundle ${gatewayArgs().join(' ')} > ${checkedArchive}`], {
-          env: { ...process.env, HOOP_TOKEN: token },
-        });
-        expect(e.code, e.stderr).toBe(0);
-      },
-      { timeout: 30_000, interval: 500 },
-    );
-    expect((await runProcess('tar', ['xzf', checkedArchive, '-C', dir])).code).toBe(0);
-    const again = await runProcess('sh', ['verify.sh'], { cwd: join(dir, `hoop-run-${checkedId}`), env: { PATH: process.env.PATH } });
+    const again = await (await unpacked(checkedId)).check();
     expect(again.code, again.stdout).toBe(0);
     const [plain, refused] = (
       JSON.parse((await stack.run(['sessions', 'ls', '--json', '--run', checkedId, ...gatewayArgs()], { HOOP_TOKEN: token })).stdout) as { sessions: Array<{ id: string; startedAt: string }> }
