@@ -273,14 +273,17 @@ async function listAction(io: CliIo, flags: LsFlags): Promise<void> {
 /** Builds `hoop sessions show`. */
 function showCommand(io: CliIo): Command {
   return gatewayOptions(new Command('show'))
-    .argument('<id>', 'the session id, as `hoop sessions ls` lists it, or `last` for your newest ended one')
-    .description('the session: who, where, when, whether its recording verifies, and each statement with its decision and outcome')
+    .argument('<id>', 'the session id, as `hoop sessions ls` lists it, `last` for your newest ended one, or a run id')
+    .description(
+      'the session: who, where, when, whether its recording verifies, and each statement with its decision and outcome; of a run: its command, agent and prompt, its sessions, the connections its command was refused, how it ended',
+    )
     .option('--json', 'print one JSON document { session, verification, events }')
     .action((id: string, flags: CommonFlags) => showAction(io, id, flags));
 }
 
-/** `hoop sessions show`: the verified session as JSON, or its details and then its transcript. */
+/** `hoop sessions show`: the verified session as JSON, or its details and then its transcript; a run's id shows the run. */
 async function showAction(io: CliIo, id: string, flags: CommonFlags): Promise<void> {
+  if (RUN_ID.test(id)) return showRun(io, id, flags);
   await withVerifiedRecording(io, flags, id, async (dir, check, summary) => {
     refuseInvalid(check, summary.id, summary);
     if (flags.json) {
@@ -293,6 +296,35 @@ async function showAction(io: CliIo, id: string, flags: CommonFlags): Promise<vo
     io.stdout.write('\n');
     for await (const line of transcript(dir, check, summary)) io.stdout.write(`${line.text}\n`);
   });
+}
+
+/**
+ * `hoop sessions show <run-id>`: the run as its CLI signed it (the command, the agent, the prompt),
+ * its sessions as the gateway lists them, then how it ended (its egress, its exit).
+ */
+async function showRun(io: CliIo, runId: string, flags: CommonFlags): Promise<void> {
+  const run = await runRecordLines(io, flags, runId);
+  const provider = await commandTokenProvider(io, flags);
+  let sessions: SessionSummary[];
+  try {
+    ({ sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, { run: runId }));
+  } finally {
+    provider.close();
+  }
+  if (run.head.length === 0 && sessions.length === 0)
+    throw new HoopError(ErrorCode.SESSION_UNKNOWN, `run ${runId}: the gateway holds no record of it and no session of it that you may see`, {
+      hint: "the id is the HOOP_RUN_ID hoop run gave its command; its CLI uploads the run's record when the run ends",
+    });
+  sessions.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  if (flags.json) {
+    io.stdout.write(`${JSON.stringify({ run: runId, record: [...run.head, ...run.tail].map((l) => l.text), sessions })}\n`);
+    return;
+  }
+  for (const line of run.head) io.stdout.write(`${line.text}\n`);
+  const rows = [['SESSION', 'STARTED', 'CONNECTION', 'STATEMENTS', 'REFUSED', 'ENDED']];
+  for (const s of sessions) rows.push([s.id, when(s.startedAt), s.connection, String(s.statements), String(s.refused), s.reason]);
+  io.stdout.write(`\n${table(rows)}\n`);
+  for (const line of run.tail) io.stdout.write(`${line.text}\n`);
 }
 
 /** The rows `hoop sessions show` prints above the transcript: who, where, when, what it touched, and the verdict. */

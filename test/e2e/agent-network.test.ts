@@ -203,5 +203,11 @@ describe.each(PEOPLE)('a contained run, as $label', (person: TestPerson) => {
     expect(replay.code, replay.stderr).toBe(0);
     expect(replay.stdout).toContain("-- the run's command was refused connections to other.test:80 (1), rebind.test:80 (1)");
     expect(replay.stdout).toContain("-- the run's command connected through its egress proxy to allowed.test:80 (3), claude-only.test:80 (1)");
+    // So does `sessions show` of the run, with its sessions.
+    const shown = await spawnHoop(['sessions', 'show', runId, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { env: { HOOP_TOKEN: await stack.token('alice') } });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^-- run ${runId} by alice on `));
+    expect(shown.stdout).toMatch(/^SESSION +STARTED +CONNECTION +STATEMENTS +REFUSED +ENDED$/m);
+    expect(shown.stdout).toContain("-- the run's command was refused connections to other.test:80 (1), rebind.test:80 (1)");
   });
 });
