@@ -473,6 +473,7 @@ export function runCommand(io: CliIo): Command {
         }
         const swept = controls ? sweepTree(controls) : [];
         tellSwept(swept, say, 'this run');
+        for (const s of swept) runRecord?.append({ t: 'swept', at: Date.now(), path: s.path, ...(s.to ? { to: s.to } : {}), ...(s.error ? { error: s.error } : {}) });
         if (!swept.some((s) => s.error)) pending?.done();
         await step("removing the run's directory", () => rm(runDir, { recursive: true, force: true }));
         const recorded = runRecord;

@@ -95,6 +95,9 @@ async function runRecordLines(io: CliIo, flags: GatewayFlags, runId: string): Pr
         const to = `${String(e.host)}:${String(e.port)}`;
         const seen = e.allowed === true ? egress.allowed : egress.refused;
         seen.set(to, (seen.get(to) ?? 0) + 1);
+      } else if (e.t === 'swept') {
+        const what = `${quoted(e.path)}, which the command made and git or hoop would act on`;
+        tail.push({ at: e.at, text: e.to ? `-- hoop moved ${what}, to ${quoted(e.to)}` : `-- hoop could not move ${what} (${String(e.error)})` });
       } else if (e.t === 'end') {
         if (sessions.length > 0) tail.push({ at: e.at, text: `-- the run's tunnels carried ${sessions.length} session(s): ${sessions.join(', ')}` });
         tail.push(...egressLines(e.at));

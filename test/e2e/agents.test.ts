@@ -203,9 +203,10 @@ describe('hoop run', () => {
       '--',
       'sh',
       '-c',
-      'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items" -c "select nope from agent_items"; psql -X -At -c "select count(*) from agent_people"',
+      'echo "run=$HOOP_RUN_ID"; psql -X -At -c "select count(*) from agent_items" -c "select nope from agent_items"; psql -X -At -c "select count(*) from agent_people"; git init -q "planted-$HOOP_RUN_ID"',
     ]);
     const runId = /^run=(\S+)$/m.exec(r.stdout)![1]!;
+    expect(r.stderr).toContain(`planted-${runId}/.git, which git or hoop would act on as you: moved to`);
     // Replayed by its id alone: the prompt first, then the sessions in order.
     const replay = await eventually(
       async () => {
@@ -215,6 +216,8 @@ describe('hoop run', () => {
       },
       { timeout: 30_000, interval: 200 },
     );
+    // What hoop moved aside after the command is in the run's record too.
+    expect(replay).toMatch(new RegExp(`-- hoop moved "\\S+/planted-${runId}/\\.git", which the command made and git or hoop would act on, to "\\S+\\.hoop-quarantine-[0-9a-f]{16}"`));
     const items = replay.indexOf('app=> select count(*) from agent_items');
     expect(replay.indexOf('-- the run\'s prompt: "Count the items; then the people."')).toBeLessThan(items);
     expect(items).toBeGreaterThan(0);
