@@ -9,7 +9,7 @@
  * @see https://man7.org/linux/man-pages/man2/open.2.html (O_NOFOLLOW)
  */
 import { constants } from 'node:fs';
-import { type FileHandle, lstat, open, readlink, realpath } from 'node:fs/promises';
+import { type FileHandle, lstat, open, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { ErrorCode, HoopError } from './errors.js';
 
@@ -57,16 +57,24 @@ async function judge(path: string, real: string, shown: string, places: TreePlac
 export async function openTreeFile(path: string, places: TreePlaces): Promise<FileHandle> {
   const abs = resolve(places.tree, path);
   const inTree = inside(abs, places.tree);
+  // Named outside the tree, a pipe is the person's (a shell's `-f <(…)`): read as it comes, blocking.
+  const pipe =
+    !inTree &&
+    (await stat(abs).then(
+      (st) => st.isFIFO(),
+      () => false,
+    ));
   let handle: FileHandle;
   try {
-    handle = await open(abs, constants.O_RDONLY | constants.O_NONBLOCK | (inTree ? constants.O_NOFOLLOW : 0));
+    handle = await open(abs, constants.O_RDONLY | (pipe ? 0 : constants.O_NONBLOCK) | (inTree ? constants.O_NOFOLLOW : 0));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw refused(path, 'it is a symbolic link');
     throw err;
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw refused(path, 'it is not a regular file');
+    // In the tree only a regular file: a FIFO planted there would hang hoop.
+    if (!st.isFile() && !(pipe && st.isFIFO())) throw refused(path, 'it is not a regular file');
     if (st.size > MAX_TREE_FILE_BYTES) throw refused(path, `it is larger than ${MAX_TREE_FILE_BYTES / 1024 / 1024} MiB`);
     // Where the open file really is (Linux names it); elsewhere, where its path resolves.
     const real = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => realOr(abs));

@@ -3,7 +3,8 @@
  * (src/tree-file.ts), on real files and links: read when they are regular files of the tree;
  * refused, naming why, when they are links, lead out of the tree, or into hoop's own places.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,14 @@ describe('a file of the tree', () => {
   it('is refused when it is not a regular file (a fifo would block) or larger than hoop reads (a sparse one would fill memory), and a missing one is said as missing', async () => {
     execFileSync('mkfifo', [join(tree, 'pipe')]);
     await expect(readNamedFile('pipe', places)).rejects.toThrow(/it is not a regular file/);
+    // Named outside the tree, a pipe is the person's own (a shell's `-f <(cat a.sql b.sql)`).
+    const outside = join(elsewhere, 'pipe');
+    execFileSync('mkfifo', [outside]);
+    const reading = readNamedFile(outside, places);
+    // Its writer comes later, and writes in two steps.
+    const exited = once(spawn('sh', ['-c', `sleep 0.2; exec > '${outside}'; printf 'select '; sleep 0.2; printf 1`]), 'exit');
+    expect(await reading).toBe('select 1');
+    await exited;
     truncateSync(join(tree, 'huge.md'), 1024 ** 4); // a sparse terabyte
     await expect(readNamedFile('huge.md', places)).rejects.toThrow(/it is larger than 64 MiB/);
     await expect(readNamedFile('nope.md', places)).rejects.toThrow(/^cannot read nope\.md: ENOENT/);
