@@ -161,11 +161,12 @@ export class AlertMonitor {
     return undefined;
   }
 
-  /** The refusal of a new session of a suspended identity: the alert, and who can clear it. */
-  refusal(identity: Identity, agent: string | undefined): HoopError | undefined {
+  /** The refusal of a new session (or of `act`) of a suspended identity: the alert, and who can clear it. */
+  refusal(identity: Identity, agent: string | undefined, act?: string): HoopError | undefined {
     const a = this.suspension(identity, agent);
     if (!a) return undefined;
-    return new HoopError(ErrorCode.ACCESS_DENIED, `hoop: ${alertSubject(a)} is suspended by alert ${a.id} (${a.rule}: ${countedText(a)}), raised ${a.raisedAt}`, {
+    const said = `${alertSubject(a)} is suspended by alert ${a.id} (${a.rule}: ${countedText(a)}), raised ${a.raisedAt}`;
+    return new HoopError(ErrorCode.ACCESS_DENIED, act ? `${identity.subject} may not ${act}: ${said}` : `hoop: ${said}`, {
       hint: `a member of ${this.#clearers(a).join(', ') || 'the auditors'} can clear it: hoop alerts clear ${a.id} --reason "…"`,
     });
   }

@@ -43,7 +43,7 @@ beforeAll(async () => {
       repo.commit(`version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
-  - { name: people, subjects: [alice, carol, dave, erin, frank, grace], connections: [app], mode: read-write }
+  - { name: people, subjects: [alice, carol, dave, erin, frank, grace, heidi, ivan], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
@@ -129,7 +129,8 @@ describe('alerts', () => {
     expect((JSON.parse(mine.stdout) as { alerts: Array<{ id: string }> }).alerts.map((a) => a.id)).toEqual([id]);
     const own = await hoop(['alerts', 'clear', id, '--reason', 'it was me'], 'alice');
     expect(own.code).toBe(ExitCode.NOPERM);
-    expect(own.stderr).toContain('may not clear an alert about themselves');
+    // Suspended, she may clear no alert at all (one about her least of all).
+    expect(own.stderr).toContain(`alice may not clear an alert: alice is suspended by alert ${id}`);
     expect((await hoop(['alerts', 'ls', '--json'], 'carol')).stdout).toBe('{"alerts":[]}\n');
     expect((await hoop(['alerts', 'clear', id, '--reason', 'x'], 'carol')).code).toBe(ExitCode.NOPERM);
     const listed = await hoop(['alerts', 'ls'], 'bob', ['secops']);
@@ -152,6 +153,47 @@ describe('alerts', () => {
     // Its window starts afresh: one more refusal raises nothing.
     expect((await again.simple('drop table items')).some((m) => m.type === 0x45)).toBe(true);
     expect(audit().filter((e) => e.event === 'alert.raised')).toHaveLength(1);
+  });
+});
+
+describe('suspension', () => {
+  it('stops every act that needs a decision or a credential, not only sessions: a suspended clearer clears nothing, decides nothing, is given nothing', async () => {
+    /** Three refusals of `subject`'s: the alert that suspends them. */
+    const suspend = async (subject: string, groups: string[] = []): Promise<string> => {
+      const t = await stack.tunnel('app', await stack.token(subject, groups));
+      for (let i = 0; i < 3; i++) await t.simple('drop table items').catch(() => undefined);
+      let id = '';
+      await eventually(() => {
+        const raised = audit().find((e) => e.event === 'alert.raised' && e.subject === subject);
+        expect(raised).toBeDefined();
+        id = String(raised!.alert);
+      });
+      return id;
+    };
+    const heidi = await suspend('heidi');
+    const ivan = await suspend('ivan', ['secops']);
+    const ivanToken = await stack.token('ivan', ['secops']);
+    const act = (method: string, path: string, body?: unknown) => callApi(stack.gateway.url, stack.pki.ca, method, path, ivanToken, body);
+    // Whatever she asks, and whether or not it exists, she is told she is suspended: nothing is looked at first.
+    const tries = [
+      await act('POST', `/v1/alerts/${heidi}/clear`, { reason: 'heidi is fine' }),
+      await act('POST', '/v1/reviews/rv-0000000000000000/approve', {}),
+      await act('POST', '/v1/requests', { connection: 'app', mode: 'read-only', seconds: 600, reason: 'look' }),
+      await act('POST', '/v1/runs', { connections: ['app'], agent: 'claude', isolation: 'none' }),
+      await act('POST', '/v1/connections/app/direct', {}),
+      await act('POST', '/v1/devices', { publicKey: 'ssh-ed25519 AAAA' }),
+    ];
+    for (const t of tries) {
+      expect(t.status).toBe(403);
+      expect(JSON.stringify(t.body)).toMatch(new RegExp(`ivan may not [a-z ]+: ivan is suspended by alert ${ivan}`));
+    }
+    expect(JSON.stringify(tries[0]!.body)).toContain('ivan may not clear an alert');
+    expect((await hoop(['alerts', 'ls', '--state', 'open', '--json'], 'bob', ['secops'])).stdout).toContain(heidi);
+    // She may still look: her alerts, her sessions.
+    expect((await act('GET', '/v1/alerts')).status).toBe(200);
+    // Cleared by another, she may act again.
+    expect((await hoop(['alerts', 'clear', ivan, '--reason', 'tested'], 'bob', ['secops'])).code).toBe(0);
+    await eventually(async () => expect((await act('POST', `/v1/alerts/${heidi}/clear`, { reason: 'heidi is fine' })).status).toBe(200));
   });
 });
 

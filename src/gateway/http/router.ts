@@ -54,6 +54,8 @@ interface Route {
   handle?: (req: http.IncomingMessage, m: RegExpExecArray, identity: Identity) => Answer | Promise<Answer>;
   /** What a run's credential is refused here (none: open to it). */
   forRun?: RunArea | ((method: string) => RunArea | undefined);
+  /** What it does that needs a decision or a credential (none: nothing), which a suspended identity may not. */
+  acts?: (method: string, m: RegExpExecArray) => string | undefined;
 }
 
 const ok = (body: unknown): Answer => ({ status: 200, body });
@@ -82,6 +84,7 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
       path: R.reviews,
       methods: (m) => (m[2] !== undefined ? ['POST'] : ['GET']),
       forRun: (method) => (method === 'GET' ? undefined : 'decide'), // its own reviews only (mayView)
+      acts: (_method, m) => (m[2] !== undefined ? `${m[2]} a review` : undefined),
       handle: (req, m, identity) => {
         if (m[2] !== undefined) requireRecentSignIn(parts, identity, `${m[2]} a review`);
         return reviewsApi(parts.reviews, req, identity, callers.isAuditor(identity), m, () => readOptionalJsonBody(req));
@@ -91,32 +94,52 @@ function routes(parts: GatewayParts, callers: Callers, sshHostKey: string): Rout
       path: exactly('/v1/requests'),
       methods: ['POST'],
       forRun: 'request',
+      acts: () => 'ask for access',
       handle: async (req, _m, identity) => {
         requireRecentSignIn(parts, identity, 'ask for access');
         return { status: 201, body: requestAccess(parts, identity, await readJsonBody(req)) };
       },
     },
-    { path: exactly('/v1/runs'), methods: ['POST'], forRun: 'runs', handle: async (req, _m, identity) => ({ status: 201, body: await runs.start(identity, await readJsonBody(req)) }) },
+    {
+      path: exactly('/v1/runs'),
+      methods: ['POST'],
+      forRun: 'runs',
+      acts: () => 'begin a run',
+      handle: async (req, _m, identity) => ({ status: 201, body: await runs.start(identity, await readJsonBody(req)) }),
+    },
     {
       path: R.alerts,
       methods: (m) => (m[1] !== undefined ? ['POST'] : ['GET']),
       forRun: 'alerts',
+      acts: (_method, m) => (m[1] !== undefined ? 'clear an alert' : undefined),
       handle: async (req, m, identity) => (m[1] !== undefined ? ok(await alerts.clear(identity, m[1], await readJsonBody(req))) : ok(alerts.list(req, identity))),
     },
     { path: exactly('/v1/whoami'), methods: ['GET'], handle: (_req, _m, identity) => ok(whoami(identity)) },
     { path: exactly('/v1/connections'), methods: ['GET'], handle: async (_req, _m, identity) => ok(await connections.list(identity)) },
     { path: R.connection, methods: ['GET'], handle: async (_req, m, identity) => ok(await connections.one(identity, decodeURIComponent(m[1]!))) },
     { path: R.cancel, methods: ['POST'], handle: async (req, m, identity) => ok(await connections.cancel(identity, decodeURIComponent(m[1]!), await readJsonBody(req))) },
-    { path: R.direct, methods: ['POST'], handle: async (req, m, identity) => ({ status: 201, body: await direct.mint(identity, decodeURIComponent(m[1]!), await readOptionalJsonBody(req)) }) },
+    {
+      path: R.direct,
+      methods: ['POST'],
+      acts: () => 'get a direct credential',
+      handle: async (req, m, identity) => ({ status: 201, body: await direct.mint(identity, decodeURIComponent(m[1]!), await readOptionalJsonBody(req)) }),
+    },
     {
       path: R.directOne,
       methods: (m) => (m[2] !== undefined ? ['POST'] : ['DELETE']),
+      acts: (method) => (method === 'POST' ? 'renew a direct credential' : undefined),
       handle: async (req, m, identity) => ok(m[2] !== undefined ? await direct.renew(identity, m[1]!, await readOptionalJsonBody(req)) : await direct.revoke(identity, m[1]!)),
     },
     { path: exactly('/v1/policy'), methods: ['GET'], forRun: 'policy', handle: (_req, _m, identity) => ok(connections.policy(identity)) },
     { path: exactly('/v1/sessions'), methods: ['GET'], forRun: 'sessions', handle: (req, _m, identity) => sessions.sessions(req, identity, undefined, false, undefined) },
     { path: R.session, methods: ['GET'], forRun: 'sessions', handle: (req, m, identity) => sessions.sessions(req, identity, m[1]!, m[2] !== undefined, m[3]) },
-    { path: exactly('/v1/devices'), methods: ['GET', 'POST'], forRun: 'devices', handle: (req, _m, identity) => devicesApi(parts, req, identity) },
+    {
+      path: exactly('/v1/devices'),
+      methods: ['GET', 'POST'],
+      forRun: 'devices',
+      acts: (method) => (method === 'POST' ? 'register a device key' : undefined),
+      handle: (req, _m, identity) => devicesApi(parts, req, identity),
+    },
     { path: R.clientRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'sessions', m[1]!, m[2]) },
     { path: R.clientRecords, methods: ['POST'], forRun: 'records', handle: (req, _m, identity) => sessions.clientRecords(req, identity) },
     { path: R.runRecord, methods: (m) => writeOr(m, 'GET'), forRun: 'records', handle: (req, m, identity) => sessions.clientRecord(req, identity, 'runs', m[1]!, m[2]) },
@@ -151,6 +174,10 @@ export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: st
       guard.trust(req.socket);
       const refused = identity.run ? (typeof route.forRun === 'function' ? route.forRun(method) : route.forRun) : undefined;
       if (refused) throw runForbidden(refused);
+      // A suspended identity (or its agent) may look, never act: no decision, no credential, on any replica (the alerts are shared).
+      const act = route.acts?.(method, m);
+      const suspended = act ? parts.alerts.refusal(identity, identity.run?.agent, act) : undefined;
+      if (suspended) throw suspended;
       return route.handle!(req, m, identity);
     }
     throw new HttpError(404, `no such endpoint: ${path}`);
