@@ -15,6 +15,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ReviewNotify } from '../policy/schema.js';
 import type { Review } from './reviews.js';
+import { terminalSafe } from '../ui/terminal-safe.js';
 
 /** Deliveries tried per target and event. */
 const ATTEMPTS = 5;
@@ -31,11 +32,12 @@ export function reviewEventBody(event: 'requested' | 'decided', r: Review): Reco
 /**
  * Text for Slack's `mrkdwn` with its control characters escaped, as Slack asks of any text a
  * message did not write itself: no `<!channel>` or `<@U…>` mention, no `<https://evil|a link that
- * says otherwise>`, whatever a requester, a reviewer or a statement says.
+ * says otherwise>`, no reordered or hidden text, whatever a requester, a reviewer or a statement says.
  * @see https://api.slack.com/reference/surfaces/formatting#escaping
  */
 export function slackEscape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  // What changes how text reads (bidirectional overrides, zero-width characters) is shown as an escape too.
+  return terminalSafe(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** A Slack incoming webhook's body for a review event: every text not hoop's own escaped ({@link slackEscape}). */

@@ -57,7 +57,9 @@ describe('Slack review messages', () => {
     expect(texts(slackBody('requested', review())).join('\n')).not.toContain('cut:');
   });
 
-  it('escapes the three characters Slack reserves, and only them', () => {
-    expect(slackEscape('a & <b> *c* _d_')).toBe('a &amp; &lt;b&gt; *c* _d_');
+  it('escapes the three characters Slack reserves, and what changes how text reads (bidi overrides, zero-width characters, controls)', () => {
+    expect(slackEscape('a & <b> *c* _d_ — 日本')).toBe('a &amp; &lt;b&gt; *c* _d_ — 日本');
+    expect(slackEscape('delete from t\u202e where id = 1 \u2066')).toBe('delete from t\\u202e where id = 1 \\u2066');
+    expect(slackEscape('dr\u200bop ta\u200dble\ufeff\u2060\u00ad\u2028x\r')).toBe('dr\\u200bop ta\\u200dble\\ufeff\\u2060\\xad\\u2028x\\x0d');
   });
 });

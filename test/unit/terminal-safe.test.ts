@@ -10,6 +10,8 @@ describe('terminalSafe', () => {
   it('shows controls, DEL, C1 and bidi overrides as escapes; keeps newlines, tabs and other text', () => {
     expect(terminalSafe('a\r\x1b[2Kb\x07\x7f\x9b')).toBe('a\\x0d\\x1b[2Kb\\x07\\x7f\\x9b');
     expect(terminalSafe('if (admin) \u202e } \u2066')).toBe('if (admin) \\u202e } \\u2066');
+    // Invisible characters: zero-width space and joiner, word joiner, byte-order mark, soft hyphen, line separator.
+    expect(terminalSafe('a\u200bb\u200dc\u2060d\ufeffe\u00adf\u2028g')).toBe('a\\u200bb\\u200dc\\u2060d\\ufeffe\\xadf\\u2028g');
     expect(terminalSafe('select 1;\n\tnaïve — 日本 🚀')).toBe('select 1;\n\tnaïve — 日本 🚀');
   });
 
