@@ -259,6 +259,17 @@ describe('a hostile client at the gateway port', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
   });
 
+  it('is closed without a word when it sends a Terminate before its startup, as PostgreSQL closes it', async () => {
+    const f = await RawFrontend.direct(stack.gateway.port, stack.pki.ca);
+    try {
+      f.write(Buffer.from([0x58, 0, 0, 0, 4]));
+      expect(await f.closed()).toBe(true);
+      expect(f.raw.length).toBe(0);
+    } finally {
+      f.destroy();
+    }
+  });
+
   it('cancels a direct session by key in the clear (as libpq sends it), never a tunnel session', async () => {
     const keyOf = async (f: RawFrontend): Promise<{ pid: number; secret: number }> => {
       const k = (await f.messagesSince(0, 1)).find((m) => m.type === 0x4b)!.body;

@@ -98,8 +98,10 @@ function refuse(channel: TlsSessionChannel, err: unknown, user: string, log: Log
     channel.end(errorResponse({ severity: 'FATAL', code: '28P01', message: `password authentication failed for user "${user}"` }));
     return;
   }
-  if (err instanceof PgProtocolError && !err.unanswered) {
-    channel.end(errorResponse({ severity: 'FATAL', code: err.sqlstate, message: `hoop: ${err.message}` }));
+  if (err instanceof PgProtocolError) {
+    // What PostgreSQL only logs (a startup packet of no valid length: a Terminate sent first, a stray probe) closes without a word.
+    if (err.unanswered) channel.end();
+    else channel.end(errorResponse({ severity: 'FATAL', code: err.sqlstate, message: `hoop: ${err.message}` }));
     return;
   }
   if (isHoopError(err)) channel.end(errorResponse({ severity: 'FATAL', code: '08006', message: `hoop: ${err.message}` }));
