@@ -19,7 +19,7 @@ import { ErrorCode, HoopError } from './errors.js';
  * @throws HoopError CONFIG_INVALID naming the directory and what is wrong with it
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/functions/lstat.html
  */
-export async function checkPrivateDir(dir: string): Promise<void> {
+export async function checkPrivateDir(dir: string, hint = 'remove it (or point XDG_RUNTIME_DIR, HOOP_CONFIG_DIR or TMPDIR at a directory of your own), then run hoop again'): Promise<void> {
   if (typeof process.getuid !== 'function') return;
   let st;
   try {
@@ -28,10 +28,7 @@ export async function checkPrivateDir(dir: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  const refuse = (why: string): HoopError =>
-    new HoopError(ErrorCode.CONFIG_INVALID, `hoop will not use ${dir}: ${why}`, {
-      hint: 'remove it (or point XDG_RUNTIME_DIR, HOOP_CONFIG_DIR or TMPDIR at a directory of your own), then run hoop again',
-    });
+  const refuse = (why: string): HoopError => new HoopError(ErrorCode.CONFIG_INVALID, `hoop will not use ${dir}: ${why}`, { hint });
   if (st.isSymbolicLink()) throw refuse('it is a symbolic link, not a directory of its own');
   if (!st.isDirectory()) throw refuse('it is not a directory');
   if (st.uid !== process.getuid()) throw refuse(`it belongs to another user (uid ${st.uid}), who could read or replace what hoop keeps there`);
@@ -44,9 +41,9 @@ export async function checkPrivateDir(dir: string): Promise<void> {
  * ({@link checkPrivateDir}).
  * @see https://pubs.opengroup.org/onlinepubs/9799919799/functions/mkdir.html
  */
-export async function ensurePrivateDir(dir: string): Promise<void> {
+export async function ensurePrivateDir(dir: string, hint?: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await checkPrivateDir(dir);
+  await checkPrivateDir(dir, hint);
 }
 
 /**

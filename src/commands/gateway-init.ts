@@ -9,7 +9,7 @@
  * @see ../gateway/setup-templates.ts
  * @see ../../docs/deployment.md
  */
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +20,7 @@ import { gatewayYaml, IDP_PROFILES, IDPS, nextSteps, starterPolicy, type FirstCo
 import type { CliIo } from '../io.js';
 import { isLoopbackHost } from '../loopback.js';
 import { writeFileAtomic } from '../durable-file.js';
+import { ensurePrivateDir } from '../private-file.js';
 import { createPolicyRepo } from '../policy/git-js.js';
 import { loadPolicyDir } from '../policy/load.js';
 import { mintCertificate } from '../x509.js';
@@ -111,6 +112,9 @@ async function starterPolicyRepo(dir: string, files: Record<string, string>): Pr
   await createPolicyRepo(dir, files, { name: 'hoop gateway init', email: 'hoop-gateway-init@localhost' }, 'The starter policy');
 }
 
+/** What to do about a directory in --dir that init did not make and will not write through (a link to elsewhere, another's). */
+const NOT_MADE_HERE = 'remove it (init makes tls/, data/ and policy-repo/ itself), or give another --dir';
+
 /** The gateway's key and certificate: the ones given, or a CA of init's own and a certificate it issues for `host`. */
 async function tlsFiles(flags: InitFlags, dir: string, host: string): Promise<{ cert: string; key: string; ca?: string }> {
   if (flags.tlsCert || flags.tlsKey) {
@@ -118,7 +122,7 @@ async function tlsFiles(flags: InitFlags, dir: string, host: string): Promise<{ 
     return { cert: resolve(flags.tlsCert), key: resolve(flags.tlsKey) };
   }
   const tls = join(dir, 'tls');
-  await mkdir(tls, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(tls, NOT_MADE_HERE);
   const files = { ca: join(tls, 'ca.crt'), caKey: join(tls, 'ca.key'), cert: join(tls, 'gateway.crt'), key: join(tls, 'gateway.key') };
   for (const f of Object.values(files)) await fresh(f, flags.force);
   const ca = mintCertificate({ commonName: `hoop gateway CA (${host})`, ca: true, validDays: 3650 });
@@ -168,7 +172,7 @@ export function gatewayInitCommand(io: CliIo): Command {
       const host = url.hostname.replace(/^\[|\]$/g, '');
       const tls = await tlsFiles(flags, dir, host);
       const dataDir = join(dir, 'data');
-      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      await ensurePrivateDir(dataDir, NOT_MADE_HERE);
       const choices: InitChoices = {
         url,
         idp: flags.idp,
@@ -182,7 +186,11 @@ export function gatewayInitCommand(io: CliIo): Command {
         group: flags.group,
         ...(flags.connection ? { connection: firstConnection(flags.connection) } : {}),
       };
-      if (!flags.policyRepo) await starterPolicyRepo(choices.policyRepo, starterPolicy(choices));
+      if (!flags.policyRepo) {
+        if ((await lstat(choices.policyRepo).catch(() => undefined))?.isSymbolicLink())
+          throw new HoopError(ErrorCode.CONFIG_INVALID, `hoop will not use ${choices.policyRepo}: it is a symbolic link, not a directory of its own`, { hint: NOT_MADE_HERE });
+        await starterPolicyRepo(choices.policyRepo, starterPolicy(choices));
+      }
       const text = gatewayYaml(choices, new Date());
       // What init leaves is what the gateway starts on: the file is loaded as the gateway loads it.
       await parseGatewayConfig(text, config, io.env);

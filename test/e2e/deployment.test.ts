@@ -7,7 +7,7 @@
  * refused where the recipe takes access tokens. The CI recipes' workload rules map GitHub- and
  * GitLab-shaped tokens.
  */
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
@@ -213,6 +213,20 @@ describe('hoop gateway init, given awkward input', () => {
       expect(lstatSync(join(dir, f)).isFile()).toBe(true);
       expect(lstatSync(join(dir, f)).mode & 0o777).toBe(0o600);
     }
+  });
+
+  it('writes its keys, data and policy repo through no directory it did not make: a link planted at tls/, data/ or policy-repo/ is refused, naming it', async () => {
+    const elsewhere = join(base, 'elsewhere');
+    mkdirSync(elsewhere);
+    for (const name of ['tls', 'data', 'policy-repo']) {
+      const dir = join(base, `planted-${name}`);
+      mkdirSync(dir);
+      symlinkSync(elsewhere, join(dir, name));
+      const r = await runCli(['gateway', 'init', '--dir', dir, '--url', 'https://127.0.0.1:8443', '--issuer', op.issuer, '--force'], { PATH: process.env.PATH }, base);
+      expect(r.code, name).not.toBe(0);
+      expect(r.stderr).toContain(`hoop will not use ${join(dir, name)}: it is a symbolic link, not a directory of its own`);
+    }
+    expect(readdirSync(elsewhere)).toEqual([]);
   });
 });
 
