@@ -30,7 +30,7 @@ import { loadStatementGate, StatementGate, type Refusal } from '../postgres/pipe
 import type { CliIo } from '../io.js';
 import type { Logger } from '../log.js';
 import { accessFor } from '../policy/access.js';
-import { StatementJudge } from '../policy/decide.js';
+import { judgeOptionsOf, StatementJudge } from '../policy/decide.js';
 import { loadPolicyDir } from '../policy/load.js';
 import { PolicyRepo, cliPolicyWorkDir, displayRemote, looksLikeGitUrl } from '../policy/repo.js';
 import type { Policy, Who } from '../policy/schema.js';
@@ -171,7 +171,7 @@ export class EarlyChecks {
     const policy = this.#decided.get(tunnel);
     const grant = policy && accessFor(policy, this.#who, this.#connection);
     if (!policy || !grant) return undefined;
-    const local = new StatementJudge(policy, this.#who, this.#connection, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) });
+    const local = new StatementJudge(policy, this.#who, this.#connection, grant.mode, judgeOptionsOf(grant));
     // A statement a review rule holds goes on: the gateway holds it and asks the reviewers.
     const judge = {
       judge: (sql: string, analysis?: Analysis): StatementVerdict => {

@@ -16,7 +16,7 @@ import { listNames } from '../glob.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { accessFor, admits, type AccessGrant, type TemporaryAccess } from '../policy/access.js';
-import { StatementJudge } from '../policy/decide.js';
+import { judgeOptionsOf, StatementJudge } from '../policy/decide.js';
 import { sshJudgeFor, type SshJudge } from '../policy/ssh.js';
 import { PolicyRepo, looksLikeGitUrl, type RefreshResult, type RefusedCommit } from '../policy/repo.js';
 import type { DatabaseAccess } from '../policy/database-access.js';
@@ -231,7 +231,7 @@ export function enforcedFor(policy: Policy, who: Who, connection: ConnectionConf
   const mine = maskingFor(policy.masking, who.principal);
   const masking: SessionMasking | undefined = hasMaskingRules(mine) ? { policy: mine, ...(maskingKey !== undefined ? { key: maskingKey } : {}) } : undefined;
   return {
-    judge: new StatementJudge(policy, who, connection.name, grant.mode, { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}) }),
+    judge: new StatementJudge(policy, who, connection.name, grant.mode, judgeOptionsOf(grant)),
     limits: grant.limits,
     maxSessions: grant.maxSessions,
     readOnly: grant.mode === 'read-only',

@@ -35,6 +35,7 @@ import { ShapeCache } from './sql/shape.js';
 import { DerivedValueCheck } from './masking/derived.js';
 import { limitProblem, type SessionLimits } from './limits.js';
 import { maskingFor, principalMatches } from './principal.js';
+import type { AccessGrant } from './access.js';
 import { expandKind, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
@@ -399,6 +400,32 @@ export interface JudgeOptions {
   limits?: SessionLimits;
   /** The access's row limit on every write (see {@link WriteGuard}). */
   rowLimit?: RowLimit;
+  /** The database roles the access lets a session be: becoming any other (SET ROLE, SET SESSION AUTHORIZATION, set_config) is refused. */
+  roles?: readonly string[];
+}
+
+/** The judge's options of an access grant: its server timeouts, its row limit, the database roles it allows. */
+export function judgeOptionsOf(grant: Pick<AccessGrant, 'limits' | 'rowLimit' | 'databaseAccess'>): JudgeOptions {
+  return { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}), ...(grant.databaseAccess ? { roles: grant.databaseAccess.roles } : {}) };
+}
+
+/** Rule name of decisions that keep a session to the database roles its access allows. */
+export const ROLE_RULE = 'database-roles';
+
+/**
+ * Why `facts` would make the session a database role outside `roles`, or undefined: a role or
+ * session authorization set to one not listed, or from an expression the gateway cannot read
+ * (back to the session's own, `NONE` or `DEFAULT`, is always allowed).
+ */
+function roleRefusal(facts: StatementFacts, roles: readonly string[]): string | undefined {
+  if (!facts.kinds.some((k) => k === 'set-role' || k === 'set-session-authorization')) return undefined;
+  for (const { name, value } of facts.settings) {
+    if (name === undefined) return 'a setting named by an expression, which could be the role';
+    if (name !== 'role' && name !== 'session_authorization') continue;
+    if (value === undefined) return `${name === 'role' ? 'a role' : 'a session authorization'} from an expression`;
+    if (value !== 'none' && value !== 'default' && !roles.includes(value)) return `role "${value}"`;
+  }
+  return undefined;
 }
 
 const RANK: Readonly<Record<Action, number>> = { allow: 0, review: 1, deny: 2 };
@@ -442,6 +469,7 @@ export class StatementJudge {
   /** Masked values by reference, for side channels (whenever masking has column or name rules). */
   readonly #masked: DerivedValueCheck | undefined;
   readonly #limits: SessionLimits;
+  readonly #roles: readonly string[] | undefined;
   /** Some rule for this identity names tables: SQL that reads tables unseen is refused (see {@link UNSEEN_READ_RULE}). */
   readonly #tableRules: boolean;
   readonly #rowLimit: RowLimit | undefined;
@@ -457,6 +485,7 @@ export class StatementJudge {
     this.#tableRules = this.#rules.some((r) => (r.rule.match.tables?.length ?? 0) > 0);
     this.#cache = new ShapeCache(options.cacheSize ?? 1000, options.maxCachedText ?? 8192);
     this.#limits = options.limits ?? {};
+    this.#roles = options.roles;
     this.#rowLimit = options.rowLimit;
     this.#limitsRows = this.#rowLimit !== undefined || this.#rules.some((r) => r.rule.maxAffectedRows !== undefined);
     // What this principal sees masked: entries for other principals leave its values alone.
@@ -585,6 +614,18 @@ export class StatementJudge {
           statements: all,
         };
       }
+    }
+    const role = this.#roles ? roleRefusal(facts, this.#roles) : undefined;
+    if (role !== undefined) {
+      const allowed = this.#roles!.map((r) => `"${r}"`).join(', ');
+      return {
+        action: 'deny',
+        rule: ROLE_RULE,
+        message: `access to "${this.#connection}" lets a session be ${allowed} only, not ${role}`,
+        reason: `${where} (${what}) would make the session ${role}, which access to "${this.#connection}" does not allow (${allowed})`,
+        statement: index,
+        statements: all,
+      };
     }
     for (const { name, value } of facts.settings) {
       const problem = name !== undefined ? limitProblem(this.#limits, name, value) : undefined;

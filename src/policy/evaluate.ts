@@ -7,7 +7,7 @@
  */
 import { accessFor, type AccessGrant } from './access.js';
 import { alertSubjectKey, alertWeightFor } from './alert-match.js';
-import { StatementJudge, type Decision } from './decide.js';
+import { judgeOptionsOf, StatementJudge, type Decision } from './decide.js';
 import { loadSqlParser } from './sql/analyze.js';
 import { sshJudgeFor } from './ssh.js';
 import type { Action, Policy, PolicyTest, Who } from './schema.js';
@@ -41,13 +41,7 @@ export async function evaluateStatement(policy: Policy, who: Who | undefined, co
       };
     }
   }
-  const judge = new StatementJudge(
-    policy,
-    who ?? { subject: '', groups: [] },
-    connection,
-    access?.mode ?? 'read-write',
-    access ? { limits: access.limits, ...(access.rowLimit ? { rowLimit: access.rowLimit } : {}) } : {},
-  );
+  const judge = new StatementJudge(policy, who ?? { subject: '', groups: [] }, connection, access?.mode ?? 'read-write', access ? judgeOptionsOf(access) : {});
   return { ...(access ? { access } : {}), admitted: true, decision: judge.judge(sql) };
 }
 

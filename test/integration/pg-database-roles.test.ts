@@ -24,6 +24,8 @@ beforeAll(async () => {
       rw = pg.users.scram.user;
       // The cluster's app database holds items (3 rows), readable by every role.
       await pg.psql('create database reports');
+      // The server lets the connection's own role become the other: only the policy stands between.
+      await pg.psql(`grant "${ro}" to "${rw}"`);
       return `version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}', extra: [`roles: [{ user: ${ro}, password: "\${env:MD5_PASSWORD}" }]`, 'databases: [reports]'] })}access:
@@ -92,6 +94,31 @@ describe('database roles and databases through hoop', () => {
     const other = await signIn(analyst, rw, 'app');
     expect(other.error).toMatchObject({ code: '28000' });
     expect(other.error?.message).toContain(`you may use "${ro}"`);
+  });
+
+  it('a session cannot become a role its access does not allow, though the server would let it (SET ROLE, set_config, SET SESSION AUTHORIZATION); back to its own it may', async () => {
+    // The server itself lets the connection's role become the other.
+    expect((await stack.pg.psql(`set role "${ro}"; select current_user`, { user: stack.pg.users.scram })).trim().split('\n').at(-1)).toBe(ro);
+    const raw = await stack.tunnel('app', await stack.token('alice'));
+    const refused = async (sql: string): Promise<string | undefined> => {
+      const from = raw.raw.length;
+      raw.write(query(sql));
+      const e = (await raw.messagesSince(from, 1)).find((m) => m.type === 0x45);
+      return e?.body.toString('utf8');
+    };
+    // A setting named by an expression could be the role, or anything: refused whatever it is.
+    expect(await refused(`select set_config('ro' || 'le', '${ro}', false)`)).toContain('hoop: denied by rule');
+    for (const sql of [`set role "${ro}"`, `select set_config('role', '${ro}', false)`, `set session authorization "${ro}"`]) {
+      const error = await refused(sql);
+      expect(error, sql).toContain('denied by rule "database-roles"');
+      expect(error).toContain(`access to "app" lets a session be "${rw}" only`);
+    }
+    for (const sql of ['reset role', 'set role none', `set role "${rw}"`, 'select current_user']) expect(await refused(sql), sql).toBeUndefined();
+    const from = raw.raw.length;
+    raw.write(query('select current_user'));
+    const row = (await raw.messagesSince(from, 1)).find((m) => m.type === 0x44)!;
+    expect(row.body.subarray(6).toString('utf8')).toBe(rw);
+    raw.destroy();
   });
 
   it('psql through hoop connect picks the role with its user, and is told when it may not', async () => {
