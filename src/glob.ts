@@ -49,3 +49,41 @@ export function glob(pattern: string, o: { lowerCase?: boolean; starTakes?: Star
 export function listNames(list: readonly string[], value: string): boolean {
   return list.includes('*') || list.includes(value);
 }
+
+/**
+ * `pattern` as a predicate over a command's arguments, as a person reading an allow rule means it:
+ * each word of the pattern is one argument, in which `*` stays within one path segment (never a
+ * `/`) and `**` may cross them; an argument with a `..` segment the pattern does not spell is
+ * matched by no star; and a word that is `**` alone stands for any number of arguments (none too).
+ */
+export function argumentsGlob(pattern: string): (words: readonly string[]) => boolean {
+  const parts = pattern.trim().split(/\s+/).filter(Boolean);
+  const word = (p: string): ((w: string) => boolean) => {
+    if (!p.includes('*')) return (w) => w === p;
+    const re = new RegExp(
+      `^${p
+        .split('**')
+        .map((piece) =>
+          piece
+            .split('*')
+            .map((t) => t.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+            .join('[^/]*'),
+        )
+        .join('.*')}$`,
+      's',
+    );
+    const spellsParent = p.split('/').includes('..');
+    return (w) => (spellsParent || !w.split('/').includes('..')) && re.test(w);
+  };
+  const matchers = parts.map((p) => (p === '**' ? undefined : word(p)));
+  const from = (i: number, words: readonly string[], j: number): boolean => {
+    if (i === parts.length) return j === words.length;
+    const m = matchers[i];
+    if (!m) {
+      for (let k = j; k <= words.length; k++) if (from(i + 1, words, k)) return true;
+      return false;
+    }
+    return j < words.length && m(words[j]!) && from(i + 1, words, j + 1);
+  };
+  return (words) => from(0, words, 0);
+}

@@ -18,7 +18,10 @@
  * A command line is judged as the target's shell will run it (src/policy/shell-line.ts): each
  * command it runs — in lists, pipelines, `$(…)`, subshells, `sh -c` strings, after `sudo` or `env` —
  * is judged, and the most restrictive decision wins. A rule's `commands` are globs over a
- * command's words (quotes removed, joined by spaces; `*` matches anything, spaces and slashes too);
+ * command's words (quotes removed): an allow rule's word by word, each `*` within one argument and
+ * one path segment (no `/`, no `..`), a word `**` any number of arguments ({@link argumentsGlob});
+ * a deny or review rule's over the words joined by spaces, `*` matching anything, so that it
+ * matches at least what it says;
  * `patterns` are regular expressions searched in them (and in the line as sent). A rule that
  * allows by `commands` or `patterns` matches only *simple* commands — words known before the line
  * runs, with no assignments, redirections, `&` or substitutions — so `ls *` does not admit
@@ -36,7 +39,7 @@ import { combineReviewDecisions, reviewSettingsFor } from './decide.js';
 import { principalMatches } from './principal.js';
 import { parseShellLine, type ShellCommand } from './shell-line.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type SshRuleMatch, type Who } from './schema.js';
-import { glob, listNames } from '../glob.js';
+import { argumentsGlob, glob, listNames } from '../glob.js';
 
 /** What the judge answers for a shell, a command or an sftp session. */
 export interface SshVerdict {
@@ -115,6 +118,8 @@ export class SshJudge {
       .map((rule) => ({
         rule,
         ...(rule.match.commands ? { commands: rule.match.commands.map((g) => glob(g)) } : {}),
+        // An allow rule's globs read each word as one argument, each `*` as within one path segment.
+        ...(rule.match.commands && rule.action === 'allow' ? { arguments: rule.match.commands.map((g) => argumentsGlob(g)) } : {}),
         ...(rule.match.patterns ? { patterns: rule.match.patterns.map((p) => new RegExp(p)) } : {}),
         wholeLine: rule.match.shellSyntax === 'allow',
       }));
@@ -248,6 +253,8 @@ export class SshJudge {
 interface CompiledRule {
   rule: SshRule;
   commands?: Array<(text: string) => boolean>;
+  /** An allow rule's `commands` over a command's arguments ({@link argumentsGlob}). */
+  arguments?: Array<(words: readonly string[]) => boolean>;
   patterns?: RegExp[];
   /** `shellSyntax: allow`: the rule reads the whole line as sent. */
   wholeLine: boolean;
@@ -265,7 +272,10 @@ function matchesText(c: CompiledRule, text: string): boolean {
  */
 function matches(c: CompiledRule, command: ShellCommand): 'yes' | 'opaque' | undefined {
   if (!c.commands && !c.patterns) return 'yes';
-  if (c.rule.action === 'allow') return command.simple && matchesText(c, command.text) ? 'yes' : undefined;
+  if (c.rule.action === 'allow') {
+    const byArguments = !c.arguments || c.arguments.some((matches) => matches(command.words));
+    return command.simple && byArguments && (!c.patterns || c.patterns.some((r) => r.test(command.text))) ? 'yes' : undefined;
+  }
   if (matchesText(c, command.text) || matchesText(c, command.source.replace(/\s+/g, ' ').trim())) return 'yes';
   return command.opaque ? 'opaque' : undefined;
 }

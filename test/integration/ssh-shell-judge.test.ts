@@ -33,7 +33,7 @@ access:
 ssh:
   default: deny
   rules:
-    - { name: reads, match: { subjects: [alice, carol], commands: ["ls *", "cat *", "echo *"] }, action: allow }
+    - { name: reads, match: { subjects: [alice, carol], commands: ["ls **", "cat **", "echo **"] }, action: allow }
     - { name: bob-may-run-anything, match: { subjects: [bob] }, action: allow }
     - { name: no-recursive-rm, match: { subjects: [bob], patterns: ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }, action: deny, message: "recursive deletes are not allowed here" }
 `;

@@ -91,7 +91,7 @@ describe('the ssh judge', () => {
   it('decides commands by glob and pattern, the most restrictive rule winning, else the default', async () => {
     const p = await policy(`  default: review
   rules:
-    - { name: reads, match: { commands: ["cat *", "ls*"] }, action: allow }
+    - { name: reads, match: { commands: ["cat /**", "ls **"] }, action: allow }
     - { name: no-rm, match: { patterns: ['\\brm\\s+-[a-z]*r'] }, action: deny, message: no }
     - { name: no-shell, match: { shell: true, groups: [agents] }, action: deny }
 `);
@@ -177,9 +177,25 @@ describe('the ssh judge', () => {
     ]);
   });
 
+  it("reads an allow rule's glob as its reader does: one argument a word, a * within one path segment, never a .. it does not spell; ** for more", async () => {
+    const p = await policy(`  default: deny
+  rules:
+    - { name: ok-files, match: { commands: ["cat /srv/ok/*", "tail -n * /var/log/*.log", "git log **"] }, action: allow }
+    - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review }
+`);
+    const judge = sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-write');
+    const action = (command: string): string => judge.decide({ kind: 'exec', command }).action;
+    for (const ok of ['cat /srv/ok/a', 'cat /srv/ok/.env', 'tail -n 20 /var/log/app.log', 'git log', 'git log --oneline -5 main']) expect(action(ok), ok).toBe('allow');
+    // Out of the directory, by .., by a deeper path, by a second argument, or by a word the pattern does not have.
+    for (const no of ['cat /srv/ok/../../etc/shadow', 'cat /srv/ok/..', 'cat /srv/ok/x/y', 'cat /srv/ok/a /etc/shadow', 'tail -n 20 /var/log/../../etc/shadow.log', 'cat'])
+      expect(action(no), no).toBe('deny');
+    // A review rule matches at least what it says: any arguments after its words.
+    expect(action('./deploy.sh v2 --force')).toBe('review');
+  });
+
   it('runs under read-only access only the commands a rule allows, and downloads', async () => {
     const p = await policy(`  rules:
-    - { name: reads, match: { commands: ["cat *"] }, action: allow }
+    - { name: reads, match: { commands: ["cat /**"] }, action: allow }
     - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review }
 `);
     const judge = sshJudgeFor(p, { subject: 'a', groups: [] }, 'bastion', 'read-only');

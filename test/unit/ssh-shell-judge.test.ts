@@ -30,7 +30,7 @@ ${ssh}`,
   return sshJudgeFor(await loadPolicyDir(dir), { subject: 'alice', groups: [] }, 'bastion', mode);
 }
 
-const ALLOW_READS = `    - { name: reads, match: { commands: ["ls", "ls *", "cat *", "echo *"] }, action: allow }\n`;
+const ALLOW_READS = `    - { name: reads, match: { commands: ["ls **", "cat **", "echo **"] }, action: allow }\n`;
 const NO_RECURSIVE_RM = `    - { name: no-recursive-rm, match: { patterns: ['\\brm\\s+(-\\S+\\s+)*(-[a-zA-Z]*[rR]|--recursive)'] }, action: deny }\n`;
 const exec = (command: string) => ({ kind: 'exec' as const, command: spelled(command, '/srv/victim') });
 
