@@ -42,18 +42,22 @@ export class PostgresDirectStore implements DirectStore {
 
   async create(r: DirectRecord, maxOpen: number): Promise<void> {
     const { expiresAt, endedAt: _e, endReason: _r, ...rest } = r;
-    // One person's credentials are minted one at a time (an advisory lock on them), so the limit holds across replicas.
+    // One person's (or run's) credentials are minted one at a time (an advisory lock on them), so the limit holds across replicas.
     const client = await this.#run((pool) => pool.connect(), 'mint the direct credential');
     try {
       await client.query('begin');
-      await client.query(`select pg_advisory_xact_lock(hashtext('hoop-direct ' || $1 || ' ' || $2))`, [r.owner.issuer, r.owner.subject]);
-      const open = await client.query<{ n: number }>('select count(*)::int as n from hoop.direct_credentials where issuer = $1 and subject = $2 and ended_at is null and expires_at > now()', [
-        r.owner.issuer,
-        r.owner.subject,
-      ]);
+      // A run's credentials count against the run, a person's own against the person.
+      const scope = r.run ? ['run', r.run.id] : [r.owner.issuer, r.owner.subject];
+      await client.query(`select pg_advisory_xact_lock(hashtext('hoop-direct ' || $1 || ' ' || $2))`, scope);
+      const open = await client.query<{ n: number }>(
+        r.run
+          ? 'select count(*)::int as n from hoop.direct_credentials where run_id = $1 and ended_at is null and expires_at > now()'
+          : 'select count(*)::int as n from hoop.direct_credentials where issuer = $1 and subject = $2 and run_id is null and ended_at is null and expires_at > now()',
+        r.run ? [r.run.id] : [r.owner.issuer, r.owner.subject],
+      );
       if ((open.rows[0]?.n ?? 0) >= maxOpen) {
         await client.query('rollback');
-        throw tooManyDirect(r.owner.subject, maxOpen);
+        throw tooManyDirect(r, maxOpen);
       }
       await client.query('insert into hoop.direct_credentials (id, issuer, subject, run_id, record, expires_at) values ($1, $2, $3, $4, $5, $6)', [
         r.id,

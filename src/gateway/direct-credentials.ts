@@ -30,6 +30,8 @@ export const DEFAULT_DIRECT_SECONDS = 900;
 export const MAX_DIRECT_SECONDS = 12 * 3600;
 /** Most open credentials one person (their runs included) holds at once. */
 export const MAX_OPEN_DIRECT = 100;
+/** Open credentials one run may hold at once: a run's count against the run, never against its person (an agent cannot lock its person out). */
+export const MAX_OPEN_DIRECT_PER_RUN = 20;
 /** A credential's id, which is also the PostgreSQL user name its client signs in with. */
 export const DIRECT_USER = /^dc_[A-Za-z0-9_-]{22}$/;
 /** PBKDF2 rounds of the verifier: the password is 256 random bits, so they guard nothing guessable; RFC 7677's minimum, which every client accepts. */
@@ -165,7 +167,7 @@ export class DirectCredentials {
       expiresAt: new Date(end).toISOString(),
       scram: { salt: secret.salt.toString('base64'), iterations: secret.iterations, storedKey: secret.storedKey.toString('base64'), serverKey: secret.serverKey.toString('base64') },
     };
-    await this.#store.create(record, MAX_OPEN_DIRECT);
+    await this.#store.create(record, run ? MAX_OPEN_DIRECT_PER_RUN : MAX_OPEN_DIRECT);
     this.#log.info('direct.minted', { credential: record.id, subject: caller.subject, issuer: caller.issuer, connection, ...(run ? { run: run.id } : {}), expiresAt: record.expiresAt });
     return { id: record.id, user: record.id, password, connection, expiresAt: record.expiresAt };
   }
@@ -247,9 +249,15 @@ function notTheirs(id: string): HttpError {
   return new HttpError(404, `you have no direct credential ${id}`, { code: ErrorCode.USAGE });
 }
 
-/** The refusal of a credential over a person's limit. */
-export function tooManyDirect(subject: string, max: number): HttpError {
-  return new HttpError(429, `${subject} has ${max} direct credentials open already`, { hint: 'revoke some (hoop connect --direct revokes its own when it stops), or wait for them to expire' });
+/** Whether `r` counts against the same limit as `mint`: the same run's, or the same person's own (a run's count against the run). */
+export function sameLimit(r: DirectRecord, mint: DirectRecord): boolean {
+  return mint.run ? r.run?.id === mint.run.id : !r.run && r.owner.issuer === mint.owner.issuer && r.owner.subject === mint.owner.subject;
+}
+
+/** The refusal of a credential over its person's limit, or its run's. */
+export function tooManyDirect(mint: DirectRecord, max: number): HttpError {
+  const who = mint.run ? `run ${mint.run.id}` : mint.owner.subject;
+  return new HttpError(429, `${who} has ${max} direct credentials open already`, { hint: 'revoke some (hoop connect --direct revokes its own when it stops), or wait for them to expire' });
 }
 
 /** Credentials in `<dataDir>/direct-credentials.json`: one gateway process owns the file (the store's lock). */
@@ -288,8 +296,8 @@ export class FileDirectStore implements DirectStore {
 
   async create(record: DirectRecord, maxOpen: number): Promise<void> {
     await this.#change(() => {
-      const open = [...this.#records.values()].filter((r) => r.owner.issuer === record.owner.issuer && r.owner.subject === record.owner.subject && directOpen(r)).length;
-      if (open >= maxOpen) throw tooManyDirect(record.owner.subject, maxOpen);
+      const open = [...this.#records.values()].filter((r) => sameLimit(r, record) && directOpen(r)).length;
+      if (open >= maxOpen) throw tooManyDirect(record, maxOpen);
       return [record];
     });
   }

@@ -340,6 +340,21 @@ describe('who a direct session is', () => {
     expect(await again.error()).toMatchObject({ code: '28000', message: expect.stringContaining(`ended with run ${run.id}`) });
   });
 
+  it("a run's credentials count against the run, never its person: an agent at its run's cap cannot lock its person out", async () => {
+    const run = (await api('POST', '/v1/runs', alice, { connections: ['app'], agent: 'claude', isolation: 'none' })).body as { id: string; token: string; controlToken: string };
+    try {
+      for (let i = 0; i < 20; i++) expect((await api('POST', '/v1/connections/app/direct', run.token, {})).status).toBe(201);
+      const over = await api('POST', '/v1/connections/app/direct', run.token, {});
+      expect(over.status).toBe(429);
+      expect(JSON.stringify(over.body)).toContain(`run ${run.id} has 20 direct credentials open already`);
+      const own = await api('POST', '/v1/connections/app/direct', alice, {});
+      expect(own.status).toBe(201);
+      expect((await api('DELETE', `/v1/direct/${(own.body as { id: string }).id}`, alice)).status).toBe(200);
+    } finally {
+      await api('POST', `/v1/runs/${run.id}/end`, run.controlToken);
+    }
+  });
+
   it('its person renews it with a fresh sign-in (the credential lives on), and nobody else can', async () => {
     const f = await stack.direct('app', alice, { seconds: 60 });
     const renewed = await api('POST', `/v1/direct/${f.credential.id}/renew`, alice, { seconds: 600 });

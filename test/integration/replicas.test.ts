@@ -483,6 +483,14 @@ describe('two replicas behind a load balancer', () => {
     const minted = await callApi(bUrl, stack.pki.ca, 'POST', '/v1/connections/app/direct', alice, {});
     expect(minted.status).toBe(201);
     const { id, user, password } = minted.body as { id: string; user: string; password: string };
+    // A run's own count against the run in the shared store too.
+    const run = (await callApi(bUrl, stack.pki.ca, 'POST', '/v1/runs', alice, { connections: ['app'], agent: 'claude', isolation: 'none' })).body as {
+      id: string;
+      token: string;
+      controlToken: string;
+    };
+    expect((await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/connections/app/direct', run.token, {})).status).toBe(201);
+    await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${run.id}/end`, run.controlToken);
     const onA = await RawFrontend.direct(stack.gateway.port, stack.pki.ca);
     await onA.startup(password, [
       ['user', user],
