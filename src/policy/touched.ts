@@ -72,6 +72,12 @@ export function tablesTouched(analysis: Analysis): TablesTouchedBy {
     for (const f of st.functions) functions.add(f);
     if (st.kinds.some((k) => WRITE_KINDS.has(k))) for (const t of st.tables) written.add(t);
     columnsNamed(st, columns);
+    // COPY of a table reads (TO) or writes (FROM) its columns: those listed, else every one.
+    if (st.copy?.relation) {
+      const { table, schema } = st.copy.relation;
+      const name = (schema ? `${schema}.${table}` : table).toLowerCase();
+      for (const c of st.copy.columns ?? ['*']) columns.add(`${name}.${c.toLowerCase()}`);
+    }
     declares ||= st.kinds.includes('cursor') && !st.fetch;
     fetches ||= st.fetch === true;
   }

@@ -25,6 +25,10 @@ describe('tables touched', () => {
     expect(cached.touched).toEqual({ tables: ['pgbench_accounts'], written: [], columns: ['pgbench_accounts.abalance', 'pgbench_accounts.aid'] });
     expect(judge.judge('INSERT INTO audit.log SELECT * FROM orders').touched).toEqual({ tables: ['audit.log', 'orders'], written: ['audit.log', 'orders'], columns: ['audit.log.*', 'orders.*'] });
     expect(judge.judge('select from').touched).toEqual({ tables: [], written: [], columns: [] });
+    // COPY moves a table's columns, both ways: those it lists, else every one.
+    expect(judge.judge('copy customers to stdout').touched?.columns).toEqual(['customers.*']);
+    expect(judge.judge('COPY public.Customers (Email, name) TO STDOUT').touched?.columns).toEqual(['public.customers.email', 'public.customers.name']);
+    expect(judge.judge('copy customers (card) from stdin').touched?.columns).toEqual(['customers.card']);
     // A function that reads tables named in a string: what it reads cannot be told (`*`).
     expect(judge.judge("select table_to_xml('customers', true, false, '')").touched?.tables).toEqual(['*']);
   });
