@@ -36,6 +36,7 @@
  *   resource: https://hoop.example.com                 # optional RFC 8707 resource indicator
  * dataDir: ./hoop-data                # the gateway's state (device keys); default <dir of this file>/hoop-data
  * workers: auto                       # processes serving the port: auto (one per core with store: postgres, else 1) or a number
+ * connectionsPerAddress: 256          # connections one source address may hold before a token is accepted on them (a NAT or balancer is one address for many)
  * store:                              # where the state goes (devices, sessions, recordings, reviews); default: files in dataDir
  *   kind: postgres                    # file (default) | postgres (several replicas share it; docs/deployment.md)
  *   url: ${env:HOOP_STORE_URL}        # a secret reference to postgres://user:password@host:5432/db?sslmode=verify-full
@@ -135,6 +136,8 @@ export interface GatewayConfig {
   dataDir: string;
   /** Processes serving the port (src/gateway/workers.ts): `auto` is one per core with a shared store, one with the file store. */
   workers: 'auto' | number;
+  /** Connections one source address may hold that no accepted token came on. */
+  connectionsPerAddress: number;
   /** Where the shared state is kept: files in `dataDir`, or a PostgreSQL database (its URL a secret reference, resolved at start). */
   store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef; heartbeatSeconds: number; deadAfterSeconds: number; recordings?: RecordingBucketConfig };
   /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
@@ -520,6 +523,7 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
     log: data.log,
     dataDir,
     workers: data.workers,
+    connectionsPerAddress: data.connectionsPerAddress,
     store:
       data.store.kind === 'postgres'
         ? {

@@ -68,7 +68,7 @@ export interface GatewayOptions {
   bytesTickMs?: number;
   /** How long a connection may take to finish its TLS handshake and send its first request (default 10 s): an idle socket holds no descriptor longer. */
   firstRequestTimeoutMs?: number;
-  /** Connections one source address may hold that no accepted token came on (default 256: a balancer or a NAT is one address for many). */
+  /** Connections one source address may hold that no accepted token came on (default: the configuration's `connectionsPerAddress`). */
   strangerConnectionsPerAddress?: number;
   /** Free bytes of the data directory that CLIs' records never take: an upload that would leave less is refused 507 (default 1 GiB). */
   clientRecordDiskReserveBytes?: number;
@@ -124,7 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ),
     );
     // Before an identity stands behind it: a connection that sends no request in time is closed (and the TLS handshake has as long), and each source holds only so many.
-    const guard = new ConnectionGuard({ ms: options.firstRequestTimeoutMs ?? 10_000, perAddress: options.strangerConnectionsPerAddress ?? 256 });
+    const guard = new ConnectionGuard({ ms: options.firstRequestTimeoutMs ?? 10_000, perAddress: options.strangerConnectionsPerAddress ?? config.connectionsPerAddress });
     const api = createHttpServer(options, apiHandler(parts, callers, sshHostKey, guard));
     guard.watch(api);
     const tunnels = tunnelEndpoint(parts, callers, admission, guard);

@@ -22,7 +22,10 @@ let bob: string;
 let connected: RunningConnect;
 
 beforeAll(async () => {
-  stack = await startStack({ gateway: { sessionPolicy: (identity) => ({ maxSessions: identity.subject === 'alice' ? 2 : 100 }), firstRequestTimeoutMs: 800, strangerConnectionsPerAddress: 3 } });
+  stack = await startStack({
+    gateway: { sessionPolicy: (identity) => ({ maxSessions: identity.subject === 'alice' ? 2 : 100 }), firstRequestTimeoutMs: 800 },
+    extraConfig: 'connectionsPerAddress: 3',
+  });
   alice = await stack.token('alice');
   bob = await stack.token('bob');
   connected = await stack.connect('app', alice);
