@@ -219,6 +219,12 @@ export class SessionAdmission {
     // Each identity's sessions on this gateway are bounded: one person's (or agent's) idle sessions cannot take every upstream slot.
     const slot = this.#identitySessions.take(identity, policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY);
     if (slot instanceof HoopError) return refuse(slot);
+    // And each PostgreSQL connection's, whoever's: the server keeps slots for others.
+    const shared = connection.type === 'postgres' ? this.#identitySessions.takeConnection(connection.name, connection.maxSessions) : undefined;
+    if (shared instanceof HoopError) {
+      slot.release();
+      return refuse(shared);
+    }
     // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
     const sessionId = await this.#claimSessionId(asked.sessionId);
     try {
@@ -228,6 +234,7 @@ export class SessionAdmission {
       // observer lists it as running, then as it ended until the index has it: ./session-events.ts.)
       this.#claimed.delete(sessionId);
       slot.release();
+      shared?.release();
     }
   }
 

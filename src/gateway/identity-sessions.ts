@@ -1,6 +1,7 @@
 /**
- * How many sessions each identity has open on this gateway, bounded: one person's (or one
- * agent's) sessions left idle cannot take every upstream slot from everyone else. The bound is
+ * How many sessions each identity, and each PostgreSQL connection, has open on this gateway,
+ * bounded: one person's (or one agent's) sessions left idle cannot take every upstream slot from
+ * everyone else, nor can a few people each under their own bound (the connection's `maxSessions`). The bound is
  * the policy's (`maxSessions` of the access rules that admit the session: the loosest), else
  * 32 (policy/access.ts); the refusal says whose and how many, and reaches a
  * PostgreSQL client as SQLSTATE 53300 (too_many_connections), as the server's own limit does.
@@ -28,13 +29,31 @@ export class IdentitySessions {
 
   /** Counts one more session of `who`, or says why not when `who` has `max` open already. */
   take(who: Counted, max: number): CountedSession | HoopError {
-    const key = `${who.issuer}\n${who.subject}`;
+    return this.#take(
+      `${who.issuer}\n${who.subject}`,
+      max,
+      (open) =>
+        new HoopError(ErrorCode.TOO_MANY_SESSIONS, `${who.subject} has ${open} sessions open on this gateway, the most the policy allows (${max})`, {
+          hint: 'close sessions you no longer use (an idle psql, a pool that keeps connections), or ask for a higher maxSessions on your access rule',
+        }),
+    );
+  }
+
+  /** Counts one more session on connection `name`, whoever's, or says why not when it has `max` open already. */
+  takeConnection(name: string, max: number): CountedSession | HoopError {
+    return this.#take(
+      `connection\n${name}`,
+      max,
+      (open) =>
+        new HoopError(ErrorCode.TOO_MANY_SESSIONS, `connection "${name}" has ${open} sessions open through this gateway, the most it allows (${max}), so that the server keeps slots for others`, {
+          hint: "close sessions you no longer use, or ask the gateway's operators to raise the connection's maxSessions",
+        }),
+    );
+  }
+
+  #take(key: string, max: number, refusal: (open: number) => HoopError): CountedSession | HoopError {
     const open = this.#open.get(key) ?? 0;
-    if (open >= max) {
-      return new HoopError(ErrorCode.TOO_MANY_SESSIONS, `${who.subject} has ${open} sessions open on this gateway, the most the policy allows (${max})`, {
-        hint: 'close sessions you no longer use (an idle psql, a pool that keeps connections), or ask for a higher maxSessions on your access rule',
-      });
-    }
+    if (open >= max) return refusal(open);
     this.#open.set(key, open + 1);
     let released = false;
     return {
