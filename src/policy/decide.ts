@@ -413,17 +413,20 @@ export function judgeOptionsOf(grant: Pick<AccessGrant, 'limits' | 'rowLimit' | 
 export const ROLE_RULE = 'database-roles';
 
 /**
- * Why `facts` would make the session a database role outside `roles`, or undefined: a role or
- * session authorization set to one not listed, or from an expression the gateway cannot read
- * (back to the session's own, `NONE` or `DEFAULT`, is always allowed).
+ * Why `facts` would make the session (or a later one: ALTER ROLE … SET role) a database role
+ * outside `roles`, or undefined: a role or session authorization set to one not listed, or from
+ * an expression the gateway cannot read (back to the session's own, `NONE` or `DEFAULT`, is
+ * always allowed).
  */
 function roleRefusal(facts: StatementFacts, roles: readonly string[]): string | undefined {
   if (!facts.kinds.some((k) => k === 'set-role' || k === 'set-session-authorization')) return undefined;
-  for (const { name, value } of facts.settings) {
+  for (const { name, value, raw } of facts.settings) {
     if (name === undefined) return 'a setting named by an expression, which could be the role';
     if (name !== 'role' && name !== 'session_authorization') continue;
-    if (value === undefined) return `${name === 'role' ? 'a role' : 'a session authorization'} from an expression`;
-    if (value !== 'none' && value !== 'default' && !roles.includes(value)) return `role "${value}"`;
+    // A name is compared as the server reads it, case and spaces included (`"ADMIN"` is not admin).
+    if (raw !== undefined ? raw !== 'none' && !roles.includes(raw) : value !== 'default') {
+      return value === undefined || raw === undefined ? `${name === 'role' ? 'a role' : 'a session authorization'} from an expression` : `role "${raw}"`;
+    }
   }
   return undefined;
 }

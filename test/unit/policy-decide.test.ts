@@ -925,3 +925,42 @@ describe('the blast-radius guard (maxAffectedRows)', () => {
     }
   });
 });
+
+describe('database roles the access allows', () => {
+  const judge = new StatementJudge(emptyPolicy(), { subject: 'a', groups: [] }, 'db', 'read-write', { roles: ['app', 'admin'] });
+  const decided = (sql: string): string => {
+    const d = judge.judge(sql);
+    return `${d.action} ${d.rule ?? ''}`.trim();
+  };
+
+  it('refuses becoming another, now or in later sessions (ALTER ROLE, DATABASE, SYSTEM … SET role), by name exactly as the server reads it', () => {
+    for (const sql of [
+      'set role boss',
+      'set role "ADMIN"',
+      "set role 'Admin'",
+      "set role 'admin '",
+      'set session authorization boss',
+      "select set_config('role', 'ADMIN', false)",
+      'alter role current_user set role = boss',
+      'alter role app in database shop set role to boss',
+      'alter database shop set role = boss',
+      'alter system set role = boss',
+      'alter user app set session_authorization = boss',
+      'create function f() returns int language sql set role = boss as $$ select 1 $$',
+    ])
+      expect(decided(sql), sql).toBe('deny database-roles');
+  });
+
+  it('allows the roles it names, and going back to the session’s own', () => {
+    for (const sql of [
+      'set role admin',
+      "select set_config('role', 'admin', false)",
+      'set role none',
+      'reset role',
+      'set session authorization default',
+      'alter role app set role = admin',
+      'alter role app reset role',
+    ])
+      expect(decided(sql), sql).toBe('allow');
+  });
+});

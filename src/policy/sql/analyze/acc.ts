@@ -36,7 +36,7 @@ export class Acc {
   opaqueBody = false;
   changesLexing = false;
   readWrite = false;
-  settings: Array<{ name?: string; value?: string }> = [];
+  settings: Array<{ name?: string; value?: string; raw?: string }> = [];
   lockMode: LockMode | undefined;
   serverCommand: 'checkpoint' | 'load' | undefined;
   numericLiterals: number[] = [];

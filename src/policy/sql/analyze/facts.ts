@@ -147,7 +147,7 @@ export interface StatementFacts {
    * @see https://www.postgresql.org/docs/current/view-pg-settings.html
    * @see https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADMIN-SET
    */
-  settings: Array<{ name?: string; value?: string }>;
+  settings: Array<{ name?: string; value?: string; raw?: string }>;
   /**
    * The statement asks for read-write transactions: `default_transaction_read_only` or
    * `transaction_read_only` set to anything but on (also through set_config, or a name that is an

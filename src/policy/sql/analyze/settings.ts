@@ -34,7 +34,7 @@ export function setStatement(body: VariableSetStmt, acc: Acc, ctx: Ctx): void {
   if (body.kind === 'VAR_SET_MULTI') transactionOptions(body.args, acc, ctx);
   else if (name !== undefined) {
     const value = body.kind === 'VAR_SET_VALUE' ? valueText(body.args) : body.kind === 'VAR_SET_CURRENT' ? undefined : 'default';
-    settingChanged(name, value, acc, ctx);
+    settingChanged(name, value, acc, ctx, body.kind === 'VAR_SET_VALUE' ? rawValue(body.args) : undefined);
   }
 }
 
@@ -61,9 +61,9 @@ export function transactionStatement(body: TransactionStmt, acc: Acc, ctx: Ctx):
  * function body or a plain EXPLAIN's target is recorded too (the first two run later; see
  * `StatementFacts.settings`).
  */
-export function settingChanged(name: string | undefined, value: string | undefined, acc: Acc, ctx: Ctx): void {
+export function settingChanged(name: string | undefined, value: string | undefined, acc: Acc, ctx: Ctx, raw?: string): void {
   const now: Ctx = { ...ctx, runs: true };
-  acc.settings.push({ ...(name !== undefined ? { name } : {}), ...(value !== undefined ? { value } : {}) });
+  acc.settings.push({ ...(name !== undefined ? { name } : {}), ...(value !== undefined ? { value } : {}), ...(raw !== undefined ? { raw } : {}) });
   if (name === undefined || (LEXING_SETTINGS.has(name) && !lexingSafe(name, value))) acc.changesLexing = true;
   if (name === undefined || name === 'role') acc.kind('set-role', now);
   if (name === undefined || name === 'session_authorization') acc.kind('set-session-authorization', now);
@@ -94,9 +94,24 @@ export function functionSettings(options: readonly Node[] | undefined, acc: Acc,
     const v = nodeAs(d.arg, 'VariableSetStmt');
     const name = v?.name?.toLowerCase();
     if (v === undefined || name === undefined) continue;
-    if (v.kind === 'VAR_SET_VALUE') settingChanged(name, valueText(v.args), acc, ctx);
+    if (v.kind === 'VAR_SET_VALUE') settingChanged(name, valueText(v.args), acc, ctx, rawValue(v.args));
     else if (v.kind === 'VAR_SET_CURRENT') settingChanged(name, undefined, acc, ctx);
   }
+}
+
+/**
+ * ALTER ROLE / ALTER DATABASE / ALTER SYSTEM … SET: a value stored for the sessions that start
+ * later, counted as a setting the statement makes (a later session of the role runs with it).
+ * @see https://www.postgresql.org/docs/current/sql-alterrole.html
+ */
+export function storedSetting(setstmt: unknown, acc: Acc, ctx: Ctx): void {
+  const v = ((setstmt as { VariableSetStmt?: VariableSetStmt } | undefined)?.VariableSetStmt ?? setstmt) as VariableSetStmt | undefined;
+  const name = v?.name?.toLowerCase();
+  if (v === undefined || v.kind === 'VAR_RESET_ALL') return;
+  if (name === undefined) return settingChanged(undefined, undefined, acc, ctx);
+  if (v.kind === 'VAR_SET_VALUE') settingChanged(name, valueText(v.args), acc, ctx, rawValue(v.args));
+  else if (v.kind === 'VAR_SET_CURRENT') settingChanged(name, undefined, acc, ctx);
+  else settingChanged(name, 'default', acc, ctx);
 }
 
 /** The value SET gives: one constant's text, or a list's (`SET search_path = a, b`) joined by commas. */
@@ -156,6 +171,20 @@ export function settingText(node: Node | undefined): string | undefined {
   const plain = parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog');
   if (!plain || !['text', 'varchar'].includes(parts.at(-1)!) || list(typeName?.typmods).length > 0 || typeName?.arrayBounds !== undefined) return undefined;
   return constantText(body.arg);
+}
+
+/** One constant value as written (a role's name is case- and space-sensitive); undefined for anything else or a list. */
+export function rawValue(args: readonly Node[] | undefined): string | undefined {
+  const items = list(args);
+  return items.length === 1 ? rawSetting(items[0]) : undefined;
+}
+
+/** A string constant's text exactly as written (through a plain text cast too); undefined for anything else. */
+export function rawSetting(node: Node | undefined): string | undefined {
+  const [type, body] = unwrap(node);
+  const c = nodeAs(type === 'TypeCast' ? body.arg : node, 'A_Const');
+  const text = c?.sval?.sval;
+  return typeof text === 'string' && settingText(node) !== undefined ? text : undefined;
 }
 
 /** A string or number constant's text as written, lower-case and trimmed; undefined for anything else. */

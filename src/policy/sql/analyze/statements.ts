@@ -11,7 +11,7 @@ import { lexingSafeEncoding } from '../lexing.js';
 import type { Acc, Ctx } from './acc.js';
 import { defElemTrue, list, nodeAs, type Tagged, tagged } from './ast.js';
 import { copyFacts } from './copy.js';
-import { setStatement, showStatement, transactionStatement } from './settings.js';
+import { setStatement, showStatement, storedSetting, transactionStatement } from './settings.js';
 import { addRangeVar, addTable, tableName } from './tables.js';
 import { utility } from './utility.js';
 import { dml, query, walkFields } from './walk.js';
@@ -59,6 +59,12 @@ export function statement(node: Tagged, acc: Acc, ctx: Ctx): void {
     case 'VariableSetStmt':
       setStatement(node[1], acc, ctx);
       return walkFields(node[0], node[1], acc, ctx);
+    case 'AlterRoleSetStmt':
+    case 'AlterDatabaseSetStmt':
+    case 'AlterSystemStmt':
+      // A value stored for later sessions is a setting all the same (ALTER ROLE CURRENT_USER SET role = …).
+      storedSetting(node[1].setstmt, acc, ctx);
+      return utility(node, acc, ctx);
     case 'TransactionStmt':
       return transactionStatement(node[1], acc, ctx);
     case 'VariableShowStmt':

@@ -14,7 +14,7 @@ import { bareRangeVar, columnRefText, list, names, nodeAs, type QueryTag, type T
 import type { StatementKind } from './facts.js';
 import { writeMayReachAllRows } from './missing-where.js';
 import { BARE_FIELDS } from './node-fields.js';
-import { isPgSettings, settingChanged, settingText } from './settings.js';
+import { isPgSettings, rawSetting, settingChanged, settingText } from './settings.js';
 import { addAlias, addRangeVar, addTable, tableName } from './tables.js';
 
 /** The kind each write statement reports. */
@@ -125,7 +125,7 @@ function funcCall(body: FuncCall, acc: Acc, ctx: Ctx): void {
   }
   if (fn === 'set_config') {
     const [nameArg, valueArg] = list(body.args);
-    settingChanged(settingText(nameArg), settingText(valueArg), acc, ctx);
+    settingChanged(settingText(nameArg), settingText(valueArg), acc, ctx, rawSetting(valueArg));
   }
   walkFields('FuncCall', body, acc, ctx, ['funcname']);
 }
