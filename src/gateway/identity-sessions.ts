@@ -16,6 +16,8 @@ export { DEFAULT_MAX_SESSIONS_PER_IDENTITY } from '../policy/access.js';
 interface Counted {
   subject: string;
   issuer: string;
+  /** An agent's run counts on its own: it never takes its person's places. */
+  run?: { id: string };
 }
 
 /** A session counted until it is released (once). */
@@ -29,11 +31,12 @@ export class IdentitySessions {
 
   /** Counts one more session of `who`, or says why not when `who` has `max` open already. */
   take(who: Counted, max: number): CountedSession | HoopError {
+    const whose = who.run ? `run ${who.run.id} of ${who.subject}` : who.subject;
     return this.#take(
-      `${who.issuer}\n${who.subject}`,
+      `${who.issuer}\n${who.subject}\n${who.run?.id ?? ''}`,
       max,
       (open) =>
-        new HoopError(ErrorCode.TOO_MANY_SESSIONS, `${who.subject} has ${open} sessions open on this gateway, the most the policy allows (${max})`, {
+        new HoopError(ErrorCode.TOO_MANY_SESSIONS, `${whose} has ${open} sessions open on this gateway, the most the policy allows (${max})`, {
           hint: 'close sessions you no longer use (an idle psql, a pool that keeps connections), or ask for a higher maxSessions on your access rule',
         }),
     );

@@ -69,6 +69,22 @@ describe('sessions per identity', () => {
     expect(await bobs.simple('select 1')).toBeDefined();
     bobs.destroy();
 
+    // An agent's run counts on its own: at its limit it holds back neither alice nor a second of its kind beyond it.
+    const run = (await callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runs', alice, { connections: ['app'], agent: 'claude', isolation: 'none' })).body as {
+      id: string;
+      token: string;
+      controlToken: string;
+    };
+    const agents = [await stack.tunnel('app', run.token), await stack.tunnel('app', run.token)];
+    const past = await stack.tunnel('app', run.token).then(
+      () => undefined,
+      (err: { status?: number; message?: string }) => err,
+    );
+    expect(past).toMatchObject({ status: 429 });
+    expect(past?.message).toContain(`run ${run.id} of alice has 2 sessions open on this gateway`);
+    for (const a of agents) a.destroy();
+    await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${run.id}/end`, run.controlToken);
+
     // A session that ends frees its place.
     await first.end();
     await until(async () => {
