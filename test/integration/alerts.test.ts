@@ -43,7 +43,7 @@ beforeAll(async () => {
       repo.commit(`version: 1
 connections:
 ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
-  - { name: people, subjects: [alice, carol, dave, erin, frank, grace, heidi, ivan], connections: [app], mode: read-write }
+  - { name: people, subjects: [alice, carol, dave, erin, frank, grace, heidi, ivan, judy], connections: [app], mode: read-write }
 statements:
   rules:
     - { name: no-drop, match: { kinds: [drop] }, action: deny, message: DROP is not allowed }
@@ -58,6 +58,10 @@ alerts:
     when: { event: rows-read, table: people, count: 50, within: 1min }
   - name: big-pull
     when: { event: bytes-sent, count: 1000000, within: 1min }
+    suspend: true
+  - name: agent-refusals
+    when: { event: refused, count: 2, within: 10min }
+    per: agent
     suspend: true
   - name: agent-new-connection
     when: { event: first-use, count: 1, within: 1h }
@@ -388,5 +392,22 @@ describe('an agent on a connection it never used', () => {
       expect((JSON.parse(ls.stdout) as { sessions: Array<{ endedAt?: string }> }).sessions.filter((x) => x.endedAt)).toHaveLength(2);
     });
     expect(audit().filter((e) => e.event === 'agent.first-use')).toHaveLength(1);
+  });
+});
+
+describe('an agent suspended by its name', () => {
+  it('gets no new run under that name; its person may run another agent', async () => {
+    const judy = await stack.token('judy');
+    const begin = (agent: string) => callApi(stack.gateway.url, stack.pki.ca, 'POST', '/v1/runs', judy, { connections: ['app'], agent, isolation: 'bwrap' });
+    const run = (await begin('mallory')).body as { id: string; token: string; controlToken: string };
+    const t = await stack.tunnel('app', run.token);
+    for (let i = 0; i < 2; i++) await t.simple('drop table items').catch(() => undefined);
+    await eventually(() => expect(audit().find((e) => e.event === 'alert.raised' && e.rule === 'agent-refusals' && e.subject === 'judy')).toBeDefined());
+    const again = await begin('mallory');
+    expect(again.status).toBe(403);
+    expect(JSON.stringify(again.body)).toContain('judy may not begin a run of the agent mallory');
+    const other = await begin('helper');
+    expect(other.status).toBe(201);
+    for (const r of [run, other.body as { id: string; controlToken: string }]) await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${r.id}/end`, r.controlToken);
   });
 });

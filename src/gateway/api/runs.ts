@@ -50,6 +50,9 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
     async start(identity: Identity, body: unknown): Promise<RunStarted> {
       if (identity.run) throw runForbidden('runs');
       const ask = parseRunAsk(body);
+      // An agent suspended by its name (`per: agent`) gets no new run under it either.
+      const suspended = parts.alerts.refusal(identity, ask.agent, `begin a run of the agent ${ask.agent}`);
+      if (suspended) throw suspended;
       const principal = { via: ask.via, run: 'run-new', agent: ask.agent, isolated: ask.isolation !== 'none' };
       // A run that may not use what it names is refused now, saying which, rather than at its first session.
       for (const name of ask.connections) {
