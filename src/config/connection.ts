@@ -53,8 +53,8 @@ export interface PostgresConnection {
    * before the next session. Absent: each session signs in anew.
    */
   pool?: { idle: number; idleSeconds: number };
-  /** Sessions this gateway holds on it at once, whoever's (default {@link DEFAULT_MAX_SESSIONS_PER_CONNECTION}). */
-  maxSessions: number;
+  /** Sessions this gateway holds on it at once, whoever's; absent: no ceiling but each identity's. */
+  maxSessions?: number;
   allow: ConnectionAllow;
   /** What the gateway lacks to open it (a secret that does not resolve, an unreadable CA file), as `file:line:col: field: what`; absent when it can. */
   unavailable?: string[];
@@ -114,9 +114,6 @@ const allowSchema = z
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
-/** Sessions one gateway holds on one PostgreSQL connection at once, by default: under PostgreSQL's default max_connections (100), so that a few identities, each under its own limit, cannot take every slot. */
-export const DEFAULT_MAX_SESSIONS_PER_CONNECTION = 64;
-
 export const postgresConnectionSchema = z.strictObject({
   name: connectionName,
   type: z.literal('postgres'),
@@ -148,11 +145,11 @@ export const postgresConnectionSchema = z.strictObject({
     .optional(),
   /** Sessions this gateway holds on the connection at once, whoever's: the server's other slots stay for others. */
   maxSessions: z
-    .number({ error: 'must be a number of sessions from 1 to 10000' })
-    .int({ error: 'must be a number of sessions from 1 to 10000' })
-    .min(1, { error: 'must be a number of sessions from 1 to 10000' })
-    .max(10_000, { error: 'must be a number of sessions from 1 to 10000' })
-    .default(DEFAULT_MAX_SESSIONS_PER_CONNECTION),
+    .number({ error: 'must be a number of sessions from 1 to 100000' })
+    .int({ error: 'must be a number of sessions from 1 to 100000' })
+    .min(1, { error: 'must be a number of sessions from 1 to 100000' })
+    .max(100_000, { error: 'must be a number of sessions from 1 to 100000' })
+    .optional(),
   allow: allowSchema,
 });
 
@@ -300,7 +297,7 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
     },
     allowCleartextWithoutTls: entry.allowCleartextWithoutTls,
     ...(entry.pool ? { pool: entry.pool } : {}),
-    maxSessions: entry.maxSessions,
+    ...(entry.maxSessions !== undefined ? { maxSessions: entry.maxSessions } : {}),
     allow,
   };
 }

@@ -220,7 +220,7 @@ export class SessionAdmission {
     const slot = this.#identitySessions.take(identity, policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY);
     if (slot instanceof HoopError) return refuse(slot);
     // And each PostgreSQL connection's, whoever's: the server keeps slots for others.
-    const shared = connection.type === 'postgres' ? this.#identitySessions.takeConnection(connection.name, connection.maxSessions) : undefined;
+    const shared = connection.type === 'postgres' && connection.maxSessions !== undefined ? this.#identitySessions.takeConnection(connection.name, connection.maxSessions) : undefined;
     if (shared instanceof HoopError) {
       slot.release();
       return refuse(shared);

@@ -22,7 +22,6 @@ const connection: PostgresConnection = {
   databases: ['reports'],
   tls: { mode: 'prefer' },
   allowCleartextWithoutTls: false,
-  maxSessions: 64,
   allow: { subjects: [], emails: [], groups: [] },
 };
 const fails = (f: () => unknown): { sqlstate?: string; message?: string } => {

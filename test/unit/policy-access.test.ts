@@ -20,7 +20,6 @@ const conn = (name: string) => ({
   databases: ['reports'],
   tls: { mode: 'prefer' as const },
   allowCleartextWithoutTls: false,
-  maxSessions: 64,
   allow: { subjects: [], emails: [], groups: [] },
 });
 
