@@ -53,8 +53,9 @@ export function listNames(list: readonly string[], value: string): boolean {
 /**
  * `pattern` as a predicate over a command's arguments, as a person reading an allow rule means it:
  * each word of the pattern is one argument, in which `*` stays within one path segment (never a
- * `/`) and `**` may cross them; an argument with a `..` segment the pattern does not spell is
- * matched by no star; and a word that is `**` alone stands for any number of arguments (none too).
+ * `/`) and `**` may cross them; an argument with a `..` segment the pattern does not spell, or
+ * with a character the target's shell would expand as a glob, is matched by no star; and a word
+ * that is `**` alone stands for any number of arguments (none too).
  */
 export function argumentsGlob(pattern: string): (words: readonly string[]) => boolean {
   const parts = pattern.trim().split(/\s+/).filter(Boolean);
@@ -73,7 +74,8 @@ export function argumentsGlob(pattern: string): (words: readonly string[]) => bo
       's',
     );
     const spellsParent = p.split('/').includes('..');
-    return (w) => (spellsParent || !w.split('/').includes('..')) && re.test(w);
+    // A word with a glob character of the shell's (`.?`, `[.]`, `*`) may be made into another path on the target (`..`): no star matches it.
+    return (w) => !/[*?[]/.test(w) && (spellsParent || !w.split('/').includes('..')) && re.test(w);
   };
   const matchers = parts.map((p) => (p === '**' ? undefined : word(p)));
   const from = (i: number, words: readonly string[], j: number): boolean => {

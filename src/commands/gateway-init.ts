@@ -9,7 +9,7 @@
  * @see ../gateway/setup-templates.ts
  * @see ../../docs/deployment.md
  */
-import { access, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -112,6 +112,18 @@ async function starterPolicyRepo(dir: string, files: Record<string, string>): Pr
   await createPolicyRepo(dir, files, { name: 'hoop gateway init', email: 'hoop-gateway-init@localhost' }, 'The starter policy');
 }
 
+/** Refuses `dir` unless it is the user's and no one else may write to it (another could replace what init writes there). */
+async function ownDir(dir: string): Promise<void> {
+  const st = await stat(dir);
+  const why =
+    typeof process.getuid === 'function' && st.uid !== process.getuid()
+      ? `it belongs to another user (uid ${st.uid})`
+      : (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0
+        ? `others may write to it (mode ${(st.mode & 0o777).toString(8)})`
+        : undefined;
+  if (why) throw new HoopError(ErrorCode.CONFIG_INVALID, `hoop will not write the gateway's keys and policy in ${dir}: ${why}`, { hint: 'give a --dir of your own' });
+}
+
 /** What to do about a directory in --dir that init did not make and will not write through (a link to elsewhere, another's). */
 const NOT_MADE_HERE = 'remove it (init makes tls/, data/ and policy-repo/ itself), or give another --dir';
 
@@ -167,6 +179,7 @@ export function gatewayInitCommand(io: CliIo): Command {
       if (issuerUrl.protocol !== 'https:' && !(issuerUrl.protocol === 'http:' && isLoopbackHost(issuerUrl.hostname))) throw new HoopError(ErrorCode.USAGE, '--issuer must be an https URL');
       const dir = resolve(io.cwd, flags.dir);
       await mkdir(dir, { recursive: true });
+      await ownDir(dir);
       const config = join(dir, 'gateway.yaml');
       await fresh(config, flags.force);
       const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -187,8 +200,8 @@ export function gatewayInitCommand(io: CliIo): Command {
         ...(flags.connection ? { connection: firstConnection(flags.connection) } : {}),
       };
       if (!flags.policyRepo) {
-        if ((await lstat(choices.policyRepo).catch(() => undefined))?.isSymbolicLink())
-          throw new HoopError(ErrorCode.CONFIG_INVALID, `hoop will not use ${choices.policyRepo}: it is a symbolic link, not a directory of its own`, { hint: NOT_MADE_HERE });
+        // Its commits are the gateway's policy: a directory of another's, or one others may write to, is refused as tls/ is.
+        await ensurePrivateDir(choices.policyRepo, NOT_MADE_HERE);
         await starterPolicyRepo(choices.policyRepo, starterPolicy(choices));
       }
       const text = gatewayYaml(choices, new Date());

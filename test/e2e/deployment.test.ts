@@ -7,7 +7,7 @@
  * refused where the recipe takes access tokens. The CI recipes' workload rules map GitHub- and
  * GitLab-shaped tokens.
  */
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
@@ -227,6 +227,22 @@ describe('hoop gateway init, given awkward input', () => {
       expect(r.stderr).toContain(`hoop will not use ${join(dir, name)}: it is a symbolic link, not a directory of its own`);
     }
     expect(readdirSync(elsewhere)).toEqual([]);
+    // A --dir others may write to, or a policy-repo/ of another user's: another could replace what init writes.
+    const open = join(base, 'open-dir');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const shared = await runCli(['gateway', 'init', '--dir', open, '--url', 'https://127.0.0.1:8443', '--issuer', op.issuer], { PATH: process.env.PATH }, base);
+    expect(shared.code).not.toBe(0);
+    expect(shared.stderr).toContain(`hoop will not write the gateway's keys and policy in ${open}: others may write to it (mode 777)`);
+    if (process.getuid?.() === 0) {
+      const theirs = join(base, 'theirs');
+      mkdirSync(join(theirs, 'policy-repo'), { recursive: true });
+      chownSync(join(theirs, 'policy-repo'), 65534, 65534);
+      const r = await runCli(['gateway', 'init', '--dir', theirs, '--url', 'https://127.0.0.1:8443', '--issuer', op.issuer], { PATH: process.env.PATH }, base);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`hoop will not use ${join(theirs, 'policy-repo')}: it belongs to another user (uid 65534)`);
+      expect(readdirSync(join(theirs, 'policy-repo'))).toEqual([]);
+    }
   });
 });
 

@@ -187,7 +187,18 @@ describe('the ssh judge', () => {
     const action = (command: string): string => judge.decide({ kind: 'exec', command }).action;
     for (const ok of ['cat /srv/ok/a', 'cat /srv/ok/.env', 'tail -n 20 /var/log/app.log', 'git log', 'git log --oneline -5 main']) expect(action(ok), ok).toBe('allow');
     // Out of the directory, by .., by a deeper path, by a second argument, or by a word the pattern does not have.
-    for (const no of ['cat /srv/ok/../../etc/shadow', 'cat /srv/ok/..', 'cat /srv/ok/x/y', 'cat /srv/ok/a /etc/shadow', 'tail -n 20 /var/log/../../etc/shadow.log', 'cat'])
+    // A glob the target's shell expands can make a `..` (dash expands `.?` to `..`): no star matches it.
+    for (const no of [
+      'cat /srv/ok/../../etc/shadow',
+      'cat /srv/ok/..',
+      'cat /srv/ok/x/y',
+      'cat /srv/ok/a /etc/shadow',
+      'tail -n 20 /var/log/../../etc/shadow.log',
+      'cat',
+      'cat /srv/ok/.?',
+      'cat /srv/ok/[.][.]',
+      'tail -n 20 /var/log/*.log',
+    ])
       expect(action(no), no).toBe('deny');
     // A review rule matches at least what it says: any arguments after its words.
     expect(action('./deploy.sh v2 --force')).toBe('review');
