@@ -125,6 +125,7 @@ interface Mvdan {
     NewParser(...options: unknown[]): { Parse(src: string, name: string): Node };
     Variant(lang: unknown): unknown;
     LangBash: unknown;
+    LangPOSIX: unknown;
     Walk(node: Node, visit: (node: Node | null) => boolean): void;
     NodeType(node: Node): string;
   };
@@ -132,19 +133,21 @@ interface Mvdan {
 /** A node of mvdan/sh's syntax tree (GopherJS objects: fields are read by name). */
 type Node = any;
 
-let parser: { Parse(src: string, name: string): Node } | undefined;
+let parsers: Record<'bash' | 'posix', { Parse(src: string, name: string): Node }> | undefined;
 let nodeType: (node: Node) => string;
 let walk: (node: Node, visit: (node: Node | null) => boolean) => void;
+/** The grammar lines are read in now: bash's, then POSIX sh's (dash, ash) to compare. */
+let grammar: 'bash' | 'posix' = 'bash';
 
-/** The parser, loaded on first use (the module is 1.5 MB and takes ~100 ms to load). */
+/** The parser of {@link grammar}, loaded on first use (the module is 1.5 MB and takes ~100 ms to load). */
 function shellParser(): { Parse(src: string, name: string): Node } {
-  if (!parser) {
+  if (!parsers) {
     const { syntax } = createRequire(import.meta.url)('mvdan-sh') as Mvdan;
-    parser = syntax.NewParser(syntax.Variant(syntax.LangBash));
+    parsers = { bash: syntax.NewParser(syntax.Variant(syntax.LangBash)), posix: syntax.NewParser(syntax.Variant(syntax.LangPOSIX)) };
     nodeType = (n) => syntax.NodeType(n);
     walk = (n, v) => syntax.Walk(n, v);
   }
-  return parser;
+  return parsers[grammar];
 }
 
 /** The commands `line` runs, or why hoop cannot be sure. */
@@ -162,7 +165,23 @@ function parseUncached(line: string): ShellLine {
   if (Buffer.byteLength(line) > SHELL_LINE_MAX_BYTES) return { certain: false, why: `it is longer than ${SHELL_LINE_MAX_BYTES / 1024} KiB` };
   const commands: ShellCommand[] = [];
   const why = collect(line, 0, undefined, commands);
-  return why === undefined ? { certain: true, commands } : { certain: false, why };
+  if (why !== undefined) return { certain: false, why };
+  // The target's login shell may be sh (dash on Debian, ash on Alpine): a line it would run otherwise than bash is not certain.
+  const posix: ShellCommand[] = [];
+  grammar = 'posix';
+  try {
+    const posixWhy = collect(line, 0, undefined, posix);
+    if (posixWhy !== undefined || !sameCommands(commands, posix))
+      return { certain: false, why: `bash and a POSIX sh (dash, ash) would run it differently${posixWhy !== undefined ? ` (to sh ${posixWhy.replace(/^it /, 'it ')})` : ''}` };
+  } finally {
+    grammar = 'bash';
+  }
+  return { certain: true, commands };
+}
+
+/** Whether two grammars read a line as the same commands, word for word. */
+function sameCommands(a: readonly ShellCommand[], b: readonly ShellCommand[]): boolean {
+  return a.length === b.length && a.every((c, i) => c.text === b[i]!.text && c.simple === b[i]!.simple && c.opaque === b[i]!.opaque && c.via === b[i]!.via);
 }
 
 /** Adds the commands of `script` (reached `via` a wrapper, if given) to `out`; returns why it cannot, if it cannot. */

@@ -138,11 +138,20 @@ ${NO_RECURSIVE_RM}`);
     expect(judge.decide(exec('./deploy.sh (')).action).toBe('deny');
   });
 
+  it("admits by an allow rule no line bash and a POSIX sh (dash, ash) would run differently: $'…', [[ ]], &>, <(…)", async () => {
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}`);
+    // bash reads one echo; dash reads `echo $` and a quoted `a\`, then runs id.
+    for (const line of ["echo $'a\\';id;#'", 'echo x &> /tmp/y', '[[ -f /etc/hosts ]] && cat /etc/hosts', 'cat <(id)'])
+      expect(allowList.decide(exec(line)), line).toMatchObject({ action: 'deny', reason: expect.stringMatching(/bash and a POSIX sh \(dash, ash\) would run it differently/) });
+    expect(allowList.decide(exec('ls -la /tmp && cat /etc/hosts | echo done'))).toMatchObject({ action: 'allow' });
+  });
+
   it('under read-only access, run a line only when a rule allows each command in it', async () => {
     const judge = await judgeOf(`  default: allow\n  rules:\n${ALLOW_READS}`, 'read-only');
     expect(judge.decide(exec('ls /tmp | cat -n')).action).toBe('allow');
     expect(judge.decide(exec('ls /tmp | tee /tmp/x'))).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
-    expect(judge.decide(exec('cat <(ls)'))).toMatchObject({ action: 'deny', rule: 'hoop:read-only-access' });
+    // Process substitution is bash's alone: a line sh would read otherwise is not certain, and read-only refuses it.
+    expect(judge.decide(exec('cat <(ls)')).action).toBe('deny');
     // A line it cannot parse may run a file transfer too: read-only sftp says so.
     expect(judge.decide(exec('ls "'))).toMatchObject({ action: 'deny', rule: 'hoop:ssh-sftp' });
   });
