@@ -74,7 +74,9 @@ fingerprint (ssh-keygen -lf allowed_signers) with the one the gateway publishes 
 with your own copy of it.
 
 Each chunk holds the session's events as gzip JSON lines (zcat recording/events-*.jsonl.gz); each chunk's
-first line names the SHA-256 of the one before, which hoop sessions verify --file also checks.
+first line names the SHA-256 of the one before, which hoop sessions verify --file also checks. A
+recording closed in full ends with {"t":"sealed","chunks":N} in its last chunk, N the chunks the
+manifest names: without it (a checkpoint renamed), what came after is missing.
 session.json is the gateway's index entry for the session (not signed).
 `;
 }

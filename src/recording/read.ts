@@ -4,6 +4,7 @@
  *
  * @see ./writer.ts for the format
  */
+import { SEALED } from './writer.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RecordingEvent } from './event-line.js';
@@ -22,7 +23,7 @@ export async function* readEvents(dir: string, manifest: string, decoders: Reado
   for await (const e of decodeWire(chunkEvents(dir, manifest), decoders)) {
     if (e.t === 'result') yield* expandResult(e);
     else if (e.t === 'execute' && 'params' in e) yield* expandExecute(e);
-    else yield e;
+    else if (e.t !== SEALED) yield e; // the writer's mark of its end (./verify.ts reads it), no event of the session
   }
 }
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
 import { sshVerify } from './sshsig.js';
-import { MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, chunkName, type ChunkHeader } from './writer.js';
+import { MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, SEALED, chunkName, type ChunkHeader } from './writer.js';
 
 const gunzip = promisify(gunzipCallback);
 /**
@@ -134,6 +134,9 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
   const named = new Set<string>();
   let prev = NO_PREVIOUS;
   const lines = manifestLines(manifest.toString('utf8'));
+  /** The format its chunks say (a writer's chunks all say the same), and the last event of its last chunk. */
+  let version = 1;
+  let last: { t?: unknown; chunks?: unknown } | undefined;
   /** Lines whose chunks a check before verified: they are this manifest's first lines, each the same. */
   const prior = before ? manifestLines(before.manifest) : [];
   const known = prior.length <= lines.length && prior.every((l, i) => l === lines[i]) ? prior.length : 0;
@@ -183,6 +186,8 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
     try {
       header = JSON.parse(events[0] ?? '') as ChunkHeader;
       for (const e of events.slice(1)) JSON.parse(e);
+      version = Math.max(version, header.v ?? 1);
+      if (i === lines.length - 1) last = events.length > 1 ? (JSON.parse(events.at(-1)!) as { t?: unknown; chunks?: unknown }) : undefined;
     } catch {
       problem(`${name} holds a line that is not JSON`);
     }
@@ -196,6 +201,13 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
     result.events += Math.max(0, events.length - 1);
     prev = sum;
   }
+  // Complete only as the signed content says: its last event seals it (a checkpoint saved as the final manifest does not).
+  if (result.complete && version >= 2 && !(last?.t === SEALED && last.chunks === lines.length)) {
+    result.complete = false;
+    result.truncated = true;
+  }
+  // The seal is the writer's mark, not an event of the session.
+  if (last?.t === SEALED) result.events -= 1;
   for (const f of files.filter((f) => CHUNK_FILE.test(f) && !named.has(f)).sort()) {
     if (result.complete) problem(`${f} is not in ${MANIFEST}`);
     else result.unverified.push(f);

@@ -103,7 +103,12 @@ export interface ChunkHeader {
   seq: number;
   /** SHA-256 (hex) of the previous chunk's file, or {@link NO_PREVIOUS}. */
   prev: string;
+  /** The format: 2 seals its end ({@link SEALED}); absent (1) in recordings made before. */
+  v?: number;
 }
+
+/** The last event of a recording closed in full: how many chunks it has, inside what the final manifest signs. */
+export const SEALED = 'sealed';
 
 export interface RecordingWriterOptions {
   /** The recording's directory (created; must not hold a recording yet). */
@@ -271,7 +276,7 @@ export class RecordingWriter implements EventSink {
     this.#queue = this.#queue.then(async () => {
       if (this.#failure) return;
       try {
-        const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev };
+        const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev, v: 2 };
         // On the recording thread (./thread.ts), so compressing in place blocks no session.
         const text = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]);
         const data = gzipSync(text, { level: 1, chunkSize: gzipChunkSize(text.length) });
@@ -333,6 +338,8 @@ export class RecordingWriter implements EventSink {
   async close(): Promise<void> {
     if (this.#closed) return this.#queue;
     clearInterval(this.#timer);
+    // It says its own end inside what the final manifest signs: a checkpoint saved under the final name lacks it.
+    if (!this.#failure) this.#lines.add(JSON.stringify({ t: SEALED, at: Date.now(), chunks: this.#seq + 1 }));
     await this.flush();
     this.#closed = true;
     await this.#sign(MANIFEST);

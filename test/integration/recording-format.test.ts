@@ -203,6 +203,27 @@ describe('recordings', () => {
     expect((await verifyRecording(d, [key])).manifest).toBe(r.manifest);
   });
 
+  it('is complete only as its signed content says: a checkpoint saved under the final name, its tail dropped, verifies as cut short', async () => {
+    const whole = await verifyRecording(await recording(200, { checkpointEvery: 60 }), [key]);
+    expect(whole).toMatchObject({ ok: true, complete: true, truncated: false });
+    const dir = await recording(200, { close: false, checkpointEvery: 60 });
+    const checkpoint = readdirSync(dir).find((f) => /^checkpoint-\d{6}\.SHA256SUMS$/.test(f))!;
+    // What an attacker with the files can do: the checkpoint's pair named as the final manifest, the unsigned tail removed.
+    renameSync(join(dir, checkpoint), join(dir, MANIFEST));
+    renameSync(join(dir, `${checkpoint}.sig`), join(dir, `${MANIFEST}.sig`));
+    const named = new Set(
+      readFileSync(join(dir, MANIFEST), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(/\s+/)[1]),
+    );
+    for (const f of readdirSync(dir)) if (f.startsWith('events-') && !named.has(f)) rmSync(join(dir, f));
+    expect(await verifyRecording(dir, [key])).toMatchObject({ ok: true, complete: false, truncated: true });
+    // sha256sum and ssh-keygen still pass (the files are the writer's): the seal is what says it ended, and it is not there.
+    const lastChunk = [...named].sort().at(-1)!;
+    expect(execFileSync('sh', ['-c', `zcat ${join(dir, lastChunk)} | tail -n 1`], { encoding: 'utf8' })).not.toContain('"t":"sealed"');
+  });
+
   it('signs what was written last within the checkpoint interval (and a tick) even when nothing comes after it', async () => {
     const dir = join(base, `r${n++}`);
     const w = await RecordingWriter.create({ dir, id: `rec-${n}`, key, chunkMs: 50, checkpointMs: 300 });
