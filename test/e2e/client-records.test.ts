@@ -487,7 +487,8 @@ describe("the CLI's own records", () => {
     expect(of(twice)?.failure).toMatchObject({ status: 400, message: expect.stringContaining('2 signatures') });
     // What was refused was not kept: the gateway's disk holds the good record alone.
     const held = (id: string) => readdir(join(stack.dir, 'hoop-data', 'client-records', 'sessions', id)).catch(() => [] as string[]);
-    expect((await held(good)).filter((f) => f !== 'record.json').sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'events-000001.jsonl.gz']);
+    // Its events, then the seal of its end in a chunk of its own (the first was signed by the checkpoint).
+    expect((await held(good)).filter((f) => f !== 'record.json').sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'events-000001.jsonl.gz', 'events-000002.jsonl.gz']);
     expect(await held(forged)).toEqual([]);
     expect(await held(bobs)).toEqual([]);
     expect(await held(twice)).toEqual([]);
