@@ -89,6 +89,12 @@ export type ConnectionConfig = PostgresConnection | SshConnection;
 
 export const CONNECTION_NAME = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 
+/** A whole number of `what` from `min` to `max`, every check saying the same. */
+export const wholeNumber = (what: string, min: number, max: number) => {
+  const error = `must be a number of ${what} from ${min} to ${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+
 export const port = (min: number) =>
   z
     .number({ error: 'must be a port number' })
@@ -144,12 +150,7 @@ export const postgresConnectionSchema = z.strictObject({
     })
     .optional(),
   /** Sessions this gateway holds on the connection at once, whoever's: the server's other slots stay for others. */
-  maxSessions: z
-    .number({ error: 'must be a number of sessions from 1 to 100000' })
-    .int({ error: 'must be a number of sessions from 1 to 100000' })
-    .min(1, { error: 'must be a number of sessions from 1 to 100000' })
-    .max(100_000, { error: 'must be a number of sessions from 1 to 100000' })
-    .optional(),
+  maxSessions: wholeNumber('sessions', 1, 100_000).optional(),
   allow: allowSchema,
 });
 

@@ -8,7 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { connectionSchema } from '../config/connection.js';
+import { connectionSchema, wholeNumber } from '../config/connection.js';
 import { parseSecretPattern, secretSchema } from '../config/secrets.js';
 import { nonEmpty, stringList } from '../config/yaml.js';
 import { isLoopbackHost } from '../loopback.js';
@@ -269,12 +269,7 @@ export const fileSchema = z.strictObject(
     log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error'], { error: 'must be one of debug, info, warn, error' }).default('info') }).default({ level: 'info' }),
     dataDir: nonEmpty('a directory path').optional(),
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'must be auto or a number of processes from 1 to 256' }).default('auto'),
-    connectionsPerAddress: z
-      .number({ error: 'must be a number of connections from 1 to 100000' })
-      .int({ error: 'must be a number of connections from 1 to 100000' })
-      .min(1, { error: 'must be a number of connections from 1 to 100000' })
-      .max(100_000, { error: 'must be a number of connections from 1 to 100000' })
-      .default(256),
+    connectionsPerAddress: wholeNumber('connections', 1, 100_000).default(256),
     store: z
       .discriminatedUnion(
         'kind',
