@@ -7,10 +7,13 @@
  * them; a renewed token keeps the session only while they still include all of them. The
  * client picks with its StartupMessage's `user` and `database`, as with a server of its own, and
  * anything else is refused as that server would refuse it (src/postgres/gateway/database-access.ts).
- * As Teleport's database users: the role is the client's to name, the policy's to allow.
+ * As Teleport's database users: the role is the client's to name, the policy's to allow; and
+ * once in, a session cannot become a role the access does not allow ({@link roleRefusal}).
  *
  * @see https://goteleport.com/docs/enroll-resources/database-access/rbac/
  */
+import type { StatementFacts } from './sql/analyze.js';
+
 /** What of a PostgreSQL connection (as written, or as the gateway holds it) names its roles and databases. */
 interface RolesAndDatabases {
   user: string;
@@ -87,4 +90,26 @@ export function databaseChoiceProblems(
   check('roles', rule.roles, connectionRoles);
   check('databases', rule.databases, connectionDatabases);
   return problems;
+}
+
+/** Rule name of decisions that keep a session to the database roles its access allows. */
+export const ROLE_RULE = 'database-roles';
+
+/**
+ * Why `facts` would make the session (or a later one: ALTER ROLE … SET role) a database role
+ * outside `roles`, or undefined: a role or session authorization set to one not listed, or from
+ * an expression the gateway cannot read (back to the session's own, `NONE` or `DEFAULT`, is
+ * always allowed).
+ */
+export function roleRefusal(facts: StatementFacts, roles: readonly string[]): string | undefined {
+  if (!facts.kinds.some((k) => k === 'set-role' || k === 'set-session-authorization')) return undefined;
+  for (const { name, value, raw } of facts.settings) {
+    if (name === undefined) return 'a setting named by an expression, which could be the role';
+    if (name !== 'role' && name !== 'session_authorization') continue;
+    // A name is compared as the server reads it, case and spaces included (`"ADMIN"` is not admin).
+    if (raw !== undefined ? raw !== 'none' && !roles.includes(raw) : value !== 'default') {
+      return value === undefined || raw === undefined ? `${name === 'role' ? 'a role' : 'a session authorization'} from an expression` : `role "${raw}"`;
+    }
+  }
+  return undefined;
 }

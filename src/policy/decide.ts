@@ -36,6 +36,7 @@ import { DerivedValueCheck } from './masking/derived.js';
 import { limitProblem, type SessionLimits } from './limits.js';
 import { maskingFor, principalMatches } from './principal.js';
 import type { AccessGrant } from './access.js';
+import { ROLE_RULE, roleRefusal } from './database-access.js';
 import { expandKind, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
@@ -407,28 +408,6 @@ export interface JudgeOptions {
 /** The judge's options of an access grant: its server timeouts, its row limit, the database roles it allows. */
 export function judgeOptionsOf(grant: Pick<AccessGrant, 'limits' | 'rowLimit' | 'databaseAccess'>): JudgeOptions {
   return { limits: grant.limits, ...(grant.rowLimit ? { rowLimit: grant.rowLimit } : {}), ...(grant.databaseAccess ? { roles: grant.databaseAccess.roles } : {}) };
-}
-
-/** Rule name of decisions that keep a session to the database roles its access allows. */
-export const ROLE_RULE = 'database-roles';
-
-/**
- * Why `facts` would make the session (or a later one: ALTER ROLE … SET role) a database role
- * outside `roles`, or undefined: a role or session authorization set to one not listed, or from
- * an expression the gateway cannot read (back to the session's own, `NONE` or `DEFAULT`, is
- * always allowed).
- */
-function roleRefusal(facts: StatementFacts, roles: readonly string[]): string | undefined {
-  if (!facts.kinds.some((k) => k === 'set-role' || k === 'set-session-authorization')) return undefined;
-  for (const { name, value, raw } of facts.settings) {
-    if (name === undefined) return 'a setting named by an expression, which could be the role';
-    if (name !== 'role' && name !== 'session_authorization') continue;
-    // A name is compared as the server reads it, case and spaces included (`"ADMIN"` is not admin).
-    if (raw !== undefined ? raw !== 'none' && !roles.includes(raw) : value !== 'default') {
-      return value === undefined || raw === undefined ? `${name === 'role' ? 'a role' : 'a session authorization'} from an expression` : `role "${raw}"`;
-    }
-  }
-  return undefined;
 }
 
 const RANK: Readonly<Record<Action, number>> = { allow: 0, review: 1, deny: 2 };
