@@ -183,6 +183,16 @@ export class PostgresClientRecordStore implements ClientRecordStore {
     return Number(r.rows[0]?.bytes ?? 0);
   }
 
+  async recentBytes(owner: { issuer: string; subject: string }, since: number): Promise<number> {
+    const r = await query<{ bytes: string }>(
+      this.#pool,
+      "select coalesce(sum((state->>'bytes')::bigint), 0)::bigint as bytes from hoop.client_records where state->>'issuer' = $1 and state->>'subject' = $2 and updated_at >= $3",
+      [owner.issuer, owner.subject, new Date(since)],
+      "count an identity's records of the day",
+    );
+    return Number(r.rows[0]?.bytes ?? 0);
+  }
+
   async unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>> {
     const r = await query<{ kind: RecordKind; id: string }>(
       this.#pool,

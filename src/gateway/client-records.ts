@@ -52,6 +52,10 @@ const LIMITS: Record<RecordKind, { fileBytes: number; files: number; bytes: numb
 };
 /** Bytes one identity may have held in records that no signature verified yet, by default (a record verifies at its first checkpoint, within seconds). */
 export const UNVERIFIED_BYTES_PER_IDENTITY = 256 * 1024 * 1024;
+/** Bytes one identity may have the gateway keep in its records over a day, signed or not (a device key signs junk as well as records). */
+export const DAILY_BYTES_PER_IDENTITY = 2 * 1024 * 1024 * 1024;
+/** The window of {@link DAILY_BYTES_PER_IDENTITY}. */
+const DAY_MS = 86_400_000;
 /** How long a record may stay without a signature that verifies it before it is removed. */
 export const UNVERIFIED_RECORD_TTL_MS = 24 * 3_600_000;
 /** Largest request body an upload may have. */
@@ -77,6 +81,8 @@ export interface ClientRecordState {
   verified?: string;
   /** Bytes uploaded since a signature last verified it (all of them while `uploading`): what its owner's quota of unverified bytes counts. */
   pending?: number;
+  /** Every byte it holds, signed or not: what its owner's daily budget counts while it changed within the day. */
+  bytes?: number;
   updatedAt: string;
 }
 
@@ -134,6 +140,8 @@ export interface ClientRecordStore {
   file(kind: RecordKind, id: string, name: string): Promise<string | Buffer | undefined>;
   /** The bytes `owner`'s records took since a signature last verified each ({@link ClientRecordState.pending}). */
   unverifiedBytes(owner: DeviceOwner): Promise<number>;
+  /** The bytes held by `owner`'s records that changed since `since` (ms), signed or not. */
+  recentBytes(owner: DeviceOwner, since: number): Promise<number>;
   /** The records still `uploading` that began before `before`. */
   unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>>;
 }
@@ -151,14 +159,21 @@ export class ClientRecords {
   #verifying = 0;
   readonly #waiting: Array<() => void> = [];
 
-  private constructor(store: ClientRecordStore, unverifiedCap: number) {
+  readonly #dailyCap: number;
+
+  private constructor(store: ClientRecordStore, unverifiedCap: number, dailyCap: number) {
     this.#store = store;
     this.#unverifiedCap = unverifiedCap;
+    this.#dailyCap = dailyCap;
   }
 
   /** Opens the records in `store`, by default in files under `<dataDir>/client-records` (keeping `reserveBytes` of the disk free). */
-  static async open(dataDir: string, store?: ClientRecordStore, o: { reserveBytes?: number; unverifiedBytesPerIdentity?: number } = {}): Promise<ClientRecords> {
-    return new ClientRecords(store ?? (await FileClientRecordStore.open(dataDir, o)), o.unverifiedBytesPerIdentity ?? UNVERIFIED_BYTES_PER_IDENTITY);
+  static async open(dataDir: string, store?: ClientRecordStore, o: { reserveBytes?: number; unverifiedBytesPerIdentity?: number; dailyBytesPerIdentity?: number } = {}): Promise<ClientRecords> {
+    return new ClientRecords(
+      store ?? (await FileClientRecordStore.open(dataDir, o)),
+      o.unverifiedBytesPerIdentity ?? UNVERIFIED_BYTES_PER_IDENTITY,
+      o.dailyBytesPerIdentity ?? DAILY_BYTES_PER_IDENTITY,
+    );
   }
 
   /** The state of a record, if any of it was uploaded. */
@@ -245,6 +260,7 @@ export class ClientRecords {
     const limits = LIMITS[kind];
     let usage: { files: number; bytes: number } | undefined;
     let unverified: number | undefined;
+    let recent: number | undefined;
     /** The signature to verify the record with, when one came that is not yet acted on. */
     let signature: string | undefined;
     // Every file is checked before any is written: a batch refused at its third file leaves nothing of the first two.
@@ -266,6 +282,18 @@ export class ClientRecords {
       usage ??= await record.usage();
       if (usage.files >= limits.files) throw new HttpError(413, `the record of ${id} already holds ${limits.files} files`);
       if (usage.bytes + data.length > limits.bytes) throw new HttpError(413, `the record of ${id} would pass the ${limits.bytes / 1024 / 1024} MiB a record of this kind may hold`);
+      // Every byte, signed or not, counts against its owner's budget for the day.
+      recent ??= await this.#store.recentBytes(owner, Date.now() - DAY_MS);
+      if (recent + data.length > this.#dailyCap) {
+        throw new HttpError(
+          429,
+          `${owner.subject} has had the gateway keep ${(recent / 1024 / 1024).toFixed(1)} MiB of records within a day, and may ${(this.#dailyCap / 1024 / 1024).toFixed(1)} MiB`,
+          {
+            hint: 'the budget frees as the day passes; if your sessions need more, ask the gateway operators',
+          },
+        );
+      }
+      recent += data.length;
       if (!name.endsWith('.sig')) {
         unverified ??= await this.#store.unverifiedBytes(owner);
         if (unverified + data.length > this.#unverifiedCap) {
@@ -281,7 +309,12 @@ export class ClientRecords {
       }
       toWrite.push({ name, data });
       usage = { files: usage.files + 1, bytes: usage.bytes + data.length };
-      state = { ...(state ?? { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() }), pending: (state?.pending ?? 0) + data.length };
+      state = {
+        ...(state ?? { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() }),
+        pending: (state?.pending ?? 0) + data.length,
+        bytes: (state?.bytes ?? 0) + data.length,
+        updatedAt: new Date().toISOString(),
+      };
       if (name.endsWith('.sig')) signature = name;
     }
     // The files first, then the state that counts them: a write the disk refuses takes back the ones before it.
@@ -479,6 +512,12 @@ export class FileClientRecordStore implements ClientRecordStore {
   async unverifiedBytes(owner: DeviceOwner): Promise<number> {
     let bytes = 0;
     for (const state of this.#states.values()) if (state.issuer === owner.issuer && state.subject === owner.subject) bytes += state.pending ?? 0;
+    return bytes;
+  }
+
+  async recentBytes(owner: DeviceOwner, since: number): Promise<number> {
+    let bytes = 0;
+    for (const state of this.#states.values()) if (state.issuer === owner.issuer && state.subject === owner.subject && Date.parse(state.updatedAt) >= since) bytes += state.bytes ?? 0;
     return bytes;
   }
 

@@ -4,7 +4,7 @@
  * a record may wait, and the disk the gateway records every session on. What is refused is not
  * written; what expires is removed from the disk.
  */
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +84,42 @@ describe("CLIs' records", () => {
     expect(await verified.state('sessions', 'session-tail-0001')).toMatchObject({ state: 'truncated', pending: 0 });
     await verified.put('sessions', 'session-tail-0001', chunk(2), Buffer.alloc(600 * 1024, 1), bob, keys);
     expect(await refusal(verified.put('sessions', 'session-tail-0001', chunk(3), Buffer.alloc(600 * 1024, 2), bob, keys))).toMatchObject({ status: 429 });
+  });
+
+  it("an identity's daily budget counts every byte it has the gateway keep, signed or not: records signed with a device key of its own do not go past it", async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, dailyBytesPerIdentity: 2 * 1024 * 1024 });
+    const key = createDeviceKey();
+    const keys = async () => [{ publicKey: key.publicKey }];
+    /** A complete record of `size` bytes of junk, signed by alice's own key. */
+    const signed = async (id: string, size: number): Promise<Array<[string, Buffer]>> => {
+      const spool = join(dir, `spool-${id}`);
+      const w = await RecordingWriter.create({ dir: spool, id, key: createPrivateKey(key.privateKey), chunkBytes: 64 * 1024 * 1024 });
+      w.append({ t: 'start', at: Date.now(), side: 'client', junk: randomBytes(size).toString('base64') });
+      await w.close();
+      // The chunks first, the signed manifest last (it is verified as it comes).
+      const order = (f: string): number => (f.startsWith('events-') ? 0 : f.endsWith('.sig') ? 2 : 1);
+      return readdirSync(spool)
+        .sort((a, b) => order(a) - order(b))
+        .map((f) => [f, readFileSync(join(spool, f))]);
+    };
+    const put = async (id: string, files: Array<[string, Buffer]>) => {
+      for (const [f, data] of files) {
+        const refused = await refusal(records.put('sessions', id, f, data, alice, keys));
+        if (refused) return refused;
+      }
+      return undefined;
+    };
+    expect(await put('session-junk-0001', await signed('session-junk-0001', 700 * 1024))).toBeUndefined();
+    expect(await records.state('sessions', 'session-junk-0001')).toMatchObject({ state: 'complete', pending: 0 });
+    expect(await put('session-junk-0002', await signed('session-junk-0002', 700 * 1024))).toBeUndefined();
+    // Signed, so no unverified quota counts them; the day's budget does.
+    expect(await put('session-junk-0003', await signed('session-junk-0003', 700 * 1024))).toMatchObject({
+      status: 429,
+      message: expect.stringMatching(/alice has had the gateway keep \d+\.\d MiB of records within a day/),
+    });
+    // Another identity's budget is its own.
+    expect(await refusal(records.put('sessions', 'session-bobs-0001', chunk(1), Buffer.alloc(1024, 1), bob, noKeys))).toBeUndefined();
   });
 
   it('a record that no signature verified within a day is removed, files and all', async () => {
