@@ -10,7 +10,7 @@
  */
 import { constants } from 'node:fs';
 import { type FileHandle, lstat, open, readlink, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, resolve, sep } from 'node:path';
 import { ErrorCode, HoopError } from './errors.js';
 
 /** Largest file hoop reads from a tree (a prompt, a statements file, a project's configuration). */
@@ -22,11 +22,10 @@ export interface TreePlaces {
   private: readonly string[];
 }
 
-/** Whether `path` is `dir` or inside it (both absolute). */
-const inside = (path: string, dir: string): boolean => {
-  const rel = relative(dir, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-};
+/** Whether `path` is `dir` or inside it (both absolute and normal). */
+export function within(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
+}
 
 /** `path` with every link resolved, or `path` as it is when it does not exist. */
 const realOr = (path: string): Promise<string> => realpath(path).catch(() => path);
@@ -43,9 +42,9 @@ const refused = (shown: string, why: string): HoopError =>
  */
 async function judge(path: string, real: string, shown: string, places: TreePlaces): Promise<void> {
   for (const p of places.private) {
-    if (inside(real, await realOr(p)) || inside(real, p)) throw refused(shown, `it is in hoop's own ${p}, which holds your login and tokens`);
+    if (within(real, await realOr(p)) || within(real, p)) throw refused(shown, `it is in hoop's own ${p}, which holds your login and tokens`);
   }
-  if (inside(path, places.tree) && !inside(real, await realOr(places.tree))) throw refused(shown, `a symbolic link on its way leads out of ${places.tree}, to ${real}`);
+  if (within(path, places.tree) && !within(real, await realOr(places.tree))) throw refused(shown, `a symbolic link on its way leads out of ${places.tree}, to ${real}`);
 }
 
 /**
@@ -56,7 +55,7 @@ async function judge(path: string, real: string, shown: string, places: TreePlac
  */
 export async function openTreeFile(path: string, places: TreePlaces): Promise<FileHandle> {
   const abs = resolve(places.tree, path);
-  const inTree = inside(abs, places.tree);
+  const inTree = within(abs, places.tree);
   // Named outside the tree, a pipe is the person's (a shell's `-f <(…)`): read as it comes, blocking.
   const pipe =
     !inTree &&
@@ -102,7 +101,7 @@ export async function readTreeFile(path: string, places: TreePlaces): Promise<st
  */
 export async function checkTreeDir(dir: string, places: TreePlaces): Promise<string> {
   const abs = resolve(places.tree, dir);
-  if (inside(abs, places.tree) && (await lstat(abs).catch(() => undefined))?.isSymbolicLink()) throw refused(dir, 'it is a symbolic link');
+  if (within(abs, places.tree) && (await lstat(abs).catch(() => undefined))?.isSymbolicLink()) throw refused(dir, 'it is a symbolic link');
   await judge(abs, await realOr(abs), dir, places);
   return abs;
 }

@@ -37,7 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { configDir, stateDir } from '../auth/paths.js';
 import { KUBERNETES_TOKEN_FILES } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
-import type { TreePlaces } from '../tree-file.js';
+import { type TreePlaces, within } from '../tree-file.js';
 import type { TreeControls } from './tree-controls.js';
 
 /** How a path appears to the contained command. */
@@ -152,10 +152,7 @@ export function installRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-/** Whether `path` is `dir` or inside it. */
-export function within(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
-}
+export { within };
 
 const depth = (path: string): number => path.split(sep).filter(Boolean).length;
 

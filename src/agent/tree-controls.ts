@@ -31,6 +31,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, type Dirent, lstatSync, readdirSync, readFileSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { within } from '../tree-file.js';
 
 /** A git directory's entries that say what runs as whoever uses the repository. */
 const REPOSITORY_CONTROLS = ['config', 'config.worktree', 'hooks', 'commondir', 'info', 'modules', 'worktrees'];
@@ -104,9 +105,6 @@ export interface TreeControls {
   /** Where sweeps of these controls moved what they moved (not swept again). */
   quarantined?: string[];
 }
-
-/** Whether `path` is `dir` or inside it. */
-const inside = (path: string, dir: string): boolean => path === dir || path.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
 
 /** `path`'s real path; for a missing one, its nearest existing parent's real path with the rest. */
 function realish(path: string): string {
@@ -287,7 +285,7 @@ function globalConfigs(env: NodeJS.ProcessEnv): string[] {
 /** Scans the writable `places` before a run (see the module documentation). */
 export function scanTree(placesGiven: readonly string[], env: NodeJS.ProcessEnv): TreeControls {
   const places = placesGiven.map(realish);
-  const inPlace = (p: string): boolean => places.some((place) => inside(realish(p), place));
+  const inPlace = (p: string): boolean => places.some((place) => within(realish(p), place));
   const readOnly = new Set<string>();
   const missing = new Set<string>();
   const note = (p: string): void => {
