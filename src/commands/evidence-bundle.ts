@@ -22,13 +22,16 @@ const SIGNER = 'hoop-gateway';
 /** The signatures' namespace (`-n`). */
 const NAMESPACE = 'hoop-recording';
 
+/** Refuses to write the bundle of `id` to a terminal. */
+export function refuseTerminal(io: CliIo, id: string): void {
+  if ((io.stdout as { isTTY?: boolean }).isTTY) {
+    throw new HoopError(ErrorCode.USAGE, 'the bundle is a tar.gz archive, not for a terminal', { hint: `write it to a file: hoop sessions export ${id} --format bundle > ${id}.tar.gz` });
+  }
+}
+
 /** Writes the bundle of a verified recording in `dir` to stdout (never to a terminal). */
 export async function writeEvidenceBundle(io: CliIo, dir: string, check: RecordingCheck, summary: SessionSummary, keys: readonly RecordingKey[], gateway: string): Promise<void> {
-  if ((io.stdout as { isTTY?: boolean }).isTTY) {
-    throw new HoopError(ErrorCode.USAGE, 'the bundle is a tar.gz archive, not for a terminal', {
-      hint: `write it to a file: hoop sessions export ${summary.id} --format bundle > ${summary.id}.tar.gz`,
-    });
-  }
+  refuseTerminal(io, summary.id);
   const key = keys.find((k) => k.fingerprint === check.signer);
   if (!key || !check.manifest) {
     throw new HoopError(ErrorCode.RECORDING_INVALID, `the gateway does not publish the key that signed session ${summary.id}'s recording (${check.signer ?? 'none'})`, {

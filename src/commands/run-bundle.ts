@@ -24,6 +24,7 @@ import { TarWriter } from '../recording/tar.js';
 import { type RecordingCheck, verifyRecording } from '../recording/verify.js';
 import { RECORDING_NAMESPACE } from '../recording/writer.js';
 import { commandTokenProvider, type GatewayFlags } from './client-config.js';
+import { refuseTerminal } from './evidence-bundle.js';
 import { type RecordEntry, verifyScript } from './run-bundle-check.js';
 import { verifiedClientRecord } from './recordings-fetch.js';
 
@@ -40,9 +41,7 @@ function verified(check: RecordingCheck, what: string): RecordingCheck & { manif
 
 /** Writes the bundle of run `runId` to stdout (never to a terminal). */
 export async function writeRunBundle(io: CliIo, runId: string, flags: GatewayFlags): Promise<void> {
-  if ((io.stdout as { isTTY?: boolean }).isTTY) {
-    throw new HoopError(ErrorCode.USAGE, 'the bundle is a tar.gz archive, not for a terminal', { hint: `write it to a file: hoop sessions export ${runId} --format bundle > ${runId}.tar.gz` });
-  }
+  refuseTerminal(io, runId);
   const provider = await commandTokenProvider(io, flags);
   const tmp = await mkdtemp(join(tmpdir(), 'hoop-run-bundle-'));
   try {
