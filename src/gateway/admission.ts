@@ -353,7 +353,7 @@ export class SessionAdmission {
     if (suspendedMeanwhile)
       controller.abort(new SessionEnd('alert-suspended', `hoop: ${alertSubject(suspendedMeanwhile)} is suspended by alert ${suspendedMeanwhile.id} (${suspendedMeanwhile.rule})`));
     const session = this.#session(opened, channel, controller.signal, a, asked);
-    if (recording) startRecording(opened, recording, session, recordingPolicy, facts, parts, (reason) => controller.abort(reason));
+    const unwatchDisk = recording ? startRecording(opened, recording, session, recordingPolicy, facts, parts, (reason) => controller.abort(reason)) : undefined;
     const stopWatching = this.#watch(opened, session, a, asked.direct?.record, (reason) => controller.abort(reason));
     const tellBytesSent = this.#bytesSent.watch(who, channel);
     this.events.opened(opened);
@@ -369,6 +369,7 @@ export class SessionAdmission {
       outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
     } finally {
       stopWatching();
+      unwatchDisk?.();
       opened.bytesTold = tellBytesSent();
       this.#controllers.delete(controller);
     }

@@ -69,7 +69,7 @@
  *   statements: refused               # statement events: none | refused (default) | writes | all (with rows read and changed)
  * recording:                          # the gateway's recordings of sessions, in dataDir
  *   enabled: true                     # default true
- *   minFreeBytes: 1GiB                # refuse new sessions below this much free disk; default 1GiB
+ *   minFreeBytes: 1GiB                # refuse new sessions below this much free disk, recorded statements below a quarter; default 1GiB
  *   checkpointSeconds: 1              # sign a checkpoint at least this often while events come (1..60): what a killed gateway can lose
  * postgres:                           # limits of PostgreSQL sessions; all optional
  *   maxStatementBytes: 64MiB          # longest SQL text judged (bytes, or with kB/MB/GB); longer is refused
@@ -175,7 +175,7 @@ export interface RecordingBucketConfig {
 export interface GatewayRecordingConfig {
   /** Record every session (default true). */
   enabled: boolean;
-  /** New sessions are refused while the data directory's disk has less free space than this (bytes; default 1 GiB). */
+  /** New sessions are refused while the data directory's disk has less free space than this, recorded statements below a quarter of it (bytes; default 1 GiB). */
   minFreeBytes: number;
   /** A signed checkpoint at least this often while a session runs (default 10). */
   checkpointSeconds: number;

@@ -4,18 +4,19 @@
  * recordings and the CLIs' records, the audit stream, reviews (and their notifications), runs,
  * direct credentials, and the CancelRequest registry. A part that fails to start stops those built before it.
  */
-import { ErrorCode, HoopError, describeError } from '../errors.js';
+import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CancelRegistry, type CancelAsker } from '../postgres/gateway/cancel-registry.js';
 import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import { dirname } from 'node:path';
-import { mkdir, statfs } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { AuditStream } from './audit.js';
 import { PostgresAuditLedger } from './audit-postgres.js';
 import { ClientRecords } from './client-records.js';
 import { PostgresClientRecordStore } from './client-records-postgres.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayPolicySource } from './policy-source.js';
+import { RecordingDisk } from './recording-disk.js';
 import { GatewayRecordings } from './recordings.js';
 import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
 import { StoreReplica } from './replica.js';
@@ -80,8 +81,8 @@ export interface GatewayParts {
   runs: RunRegistry;
   directs: DirectCredentials;
   cancels: CancelRegistry;
-  /** Throws RECORDING_UNAVAILABLE when the data disk is below its free-space floor (`what`: what it then cannot do). */
-  checkFreeSpace(what: string): Promise<void>;
+  /** The free space of the data disk: sessions and client records refused, and recorded statements stopped, when it runs low. */
+  disk: RecordingDisk;
 }
 
 /** What {@link buildParts} may be given instead of what the configuration says (tests). */
@@ -141,17 +142,8 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
     if (alertStore instanceof FileAlertStore) await alertStore.flushed();
   });
   await replica?.begin();
-  const checkFreeSpace = async (what: string): Promise<void> => {
-    const fs = await statfs(config.dataDir);
-    const free = fs.bavail * fs.bsize;
-    if (free >= config.recording.minFreeBytes) return;
-    throw new HoopError(
-      ErrorCode.RECORDING_UNAVAILABLE,
-      `hoop: the gateway's data disk has ${Math.floor(free / 1024 / 1024)} MiB free, under its floor of ${Math.floor(config.recording.minFreeBytes / 1024 / 1024)} MiB, so it cannot ${what}`,
-      { hint: "try again later, and tell the gateway's operators (free space in its dataDir, or lower recording.minFreeBytes)" },
-    );
-  };
-  return { config, log, env, verifier, store, policySource, replica, recordings, clientRecords, audit, events, alerts, reviews, runs, directs, cancels, checkFreeSpace };
+  const disk = new RecordingDisk({ dir: config.dataDir, floor: config.recording.minFreeBytes, log });
+  return { config, log, env, verifier, store, policySource, replica, recordings, clientRecords, audit, events, alerts, reviews, runs, directs, cancels, disk };
 }
 
 async function startReplica(config: GatewayConfig, log: Logger, store: PostgresGatewayStore, scheme: 'https' | 'http'): Promise<StoreReplica> {

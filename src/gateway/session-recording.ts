@@ -64,7 +64,7 @@ export async function openRecording(parts: GatewayParts, engine: Engine, session
   const { recordings, replica, config, log } = parts;
   if (!recordings) return undefined;
   try {
-    await parts.checkFreeSpace('record new sessions');
+    await parts.disk.check('record new sessions');
     if (replica && !replica.reachable) {
       throw new HoopError(ErrorCode.RECORDING_UNAVAILABLE, 'hoop: the gateway cannot reach its store (PostgreSQL), so it cannot record new sessions', {
         hint: "try again in a moment, and tell the gateway's operators (`hoop gateway status` says whether the store answers)",
@@ -81,8 +81,9 @@ export async function openRecording(parts: GatewayParts, engine: Engine, session
 
 /**
  * Starts `s`'s recording: its `start` event (`facts`: where the session came from), what the
- * engine records (`session.recording`), the client's context messages, and on a failure to write,
- * the session's end unless the policy says to go on.
+ * engine records (`session.recording`), the client's context messages, and on a failure to write
+ * or a disk running low, the session's end (or its statements' refusal) unless the policy says to
+ * go on. Returns what stops watching the disk, once the session ended.
  */
 export function startRecording(
   s: OpenedSession,
@@ -92,20 +93,13 @@ export function startRecording(
   facts: Record<string, unknown>,
   parts: GatewayParts,
   end: (reason: SessionEnd) => void,
-): void {
+): () => void {
   const { identity } = s;
+  const strict = policy.onFailure === 'close';
   recording.onFailure = (err) => {
     s.recordingFailed = true;
     parts.log.error('recording.failed', { ...s.who, error: describeError(err), onFailure: policy.onFailure });
-    if (policy.onFailure === 'close') {
-      end(
-        new SessionEnd(
-          'recording-failed',
-          'hoop: this session can no longer be recorded, so the gateway ended it',
-          "connect again; if it happens again, tell the gateway's operators (its data disk may be full)",
-        ),
-      );
-    }
+    if (strict) end(recordingFailed('this session can no longer be recorded'));
   };
   recording.event({
     t: 'start',
@@ -120,6 +114,7 @@ export function startRecording(
     results: policy.results,
     rowCap: policy.rowCap,
     ...(policy.sshInput ? { sshInput: policy.sshInput } : {}),
+    ...(strict ? { stopping: () => parts.disk.stopping() } : {}),
     notes: {
       statement: () => s.counts.statements++,
       sql: (text) => {
@@ -132,6 +127,10 @@ export function startRecording(
       },
     },
   };
+  // Under the disk's stop line, a judged session's statements are refused one by one (the engine asks `stopping`); any other ends.
+  const unwatch = strict
+    ? parts.disk.watch(session.judge ? undefined : () => end(recordingFailed("the gateway's data disk is nearly full and this session can no longer be recorded")))
+    : () => undefined;
   recordContext(session.channel, recording, {
     refusal: (fields) => {
       // The CLI's early check refused a statement the gateway never saw: counted as this session's refusal, on the CLI's word.
@@ -142,6 +141,12 @@ export function startRecording(
       if (fields.intent !== undefined) s.intent = fields.intent;
     },
   });
+  return unwatch;
+}
+
+/** The end of a session that can no longer be recorded (`why`). */
+function recordingFailed(why: string): SessionEnd {
+  return new SessionEnd('recording-failed', `hoop: ${why}, so the gateway ended it`, "connect again later; if it happens again, tell the gateway's operators (its data disk may be full)");
 }
 
 /**

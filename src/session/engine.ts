@@ -260,6 +260,8 @@ export interface SessionRecording {
   notes?: RecordingNotes;
   /** SSH: whose input is recorded: none, commands' only (the default), or shells' too. */
   sshInput?: 'none' | 'exec' | 'all';
+  /** Why a statement may not run now, as it could not be recorded (src/gateway/recording-disk.ts); undefined while it may. */
+  stopping?: () => string | undefined;
 }
 
 /** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */

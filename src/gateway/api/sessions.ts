@@ -153,7 +153,7 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       if (put) {
         if (name === undefined) throw new HttpError(405, 'PUT a file of the record, at …/{file}', { headers: { Allow: 'GET' } });
         await mayUpload(identity, kind, id);
-        await parts.checkFreeSpace('store more records');
+        await parts.disk.check('store more records');
         const data = await readBody(req, MAX_RECORD_FILE_BYTES, "a record's files are its chunks, manifests and signatures, as hoop wrote them");
         const { stored, state } = await storeFiles(identity, kind, id, [{ name, data }]);
         return { status: stored ? 201 : 200, body: { stored, record: state } };
@@ -180,7 +180,7 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
      */
     async clientRecords(req: http.IncomingMessage, identity: Identity): Promise<Answer> {
       if (!recordings || !clientRecords) throw notRecording();
-      await parts.checkFreeSpace('store more records');
+      await parts.disk.check('store more records');
       const body = await readBody(req, MAX_RECORD_BATCH_BYTES, 'send fewer records at once (hoop sends a record larger than 4 MiB file by file)');
       const batch = recordBatch(body);
       const answers: Array<{ kind: RecordKind; id: string; status: number } & Record<string, unknown>> = [];

@@ -47,7 +47,18 @@ import type { AskOutcome } from './answers.js';
 import { NOTHING, RefusalDescribes, SYNC_MESSAGE } from './gate/describe-refusals.js';
 import { type AnswerHook, type Held, MAX_HELD, MAX_NAME_BYTES, MAX_NAMES, PreparedNames, RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { type PreparedOp, preparedOps } from './gate/prepared-ops.js';
-import { BuiltinRule, type BuiltinRuleName, builtinMessage, refusalError, reviewOutcomeError, tooLongError, tooLongMessage, unknownFunctionError, unknownStatementError } from './gate/responses.js';
+import {
+  BuiltinRule,
+  type BuiltinRuleName,
+  builtinMessage,
+  refusalError,
+  reviewOutcomeError,
+  tooLongError,
+  tooLongMessage,
+  unknownFunctionError,
+  unknownStatementError,
+  unrecordableError,
+} from './gate/responses.js';
 import { heldText, PARAMS_TOO_LONG, reviewAsk, reviewParams } from './gate/review-display.js';
 import { ReviewHolds } from './gate/review-holds.js';
 import { SettingsWatch } from './gate/settings.js';
@@ -100,6 +111,9 @@ export function stricter(a: StatementVerdict, b: StatementVerdict): StatementVer
   return rank[b.action] > rank[a.action] ? b : a;
 }
 
+/** The messages that run something on the server: refused whole while nothing may run unrecorded. */
+const RUNS = new Set<FrontendMessage['kind']>(['query', 'bind', 'execute', 'function-call']);
+
 /**
  * The per-session enforcement state machine: judges the client's messages
  * ({@link StatementGate.frontend}) and turns the server's answer to a refused message into the
@@ -125,6 +139,7 @@ export class StatementGate implements GateStage {
   readonly #onRefusal: ((refusal: Refusal) => void) | undefined;
   readonly #functionName: ((oid: number) => Promise<string | undefined>) | undefined;
   readonly #sideChannel: ((analysis: Analysis) => Promise<string | undefined> | undefined) | undefined;
+  readonly #stopping: (() => string | undefined) | undefined;
   /** What must hear the server's answer to the message just passed. */
   #hook: AnswerHook | undefined;
   /** Names the message being judged DEALLOCATEs (forgotten once the server confirms). */
@@ -175,12 +190,15 @@ export class StatementGate implements GateStage {
        * with the catalog (through views), as a phrase; undefined when it has none to look up.
        */
       sideChannel?: (analysis: Analysis) => Promise<string | undefined> | undefined;
+      /** Why no statement may run now, as it could not be recorded (SessionRecording.stopping); undefined while they may. */
+      stopping?: () => string | undefined;
     } = {},
   ) {
     this.#names = new PreparedNames(options.confirmed === true);
     this.#judge = judge;
     this.#functionName = options.functionName;
     this.#sideChannel = options.sideChannel;
+    this.#stopping = options.stopping;
     this.#onRefusal = options.onRefusal;
     this.#settings = new SettingsWatch(options.readOnly === true, options.onUnsafeSetting);
     this.#reviews = new ReviewHolds(options.review);
@@ -304,6 +322,8 @@ export class StatementGate implements GateStage {
       return m.kind === 'terminate' ? m : NOTHING;
     }
     this.#begin(m);
+    const stopped = RUNS.has(m.kind) ? this.#stopping?.() : undefined;
+    if (stopped !== undefined) return this.#refusing(unrecordableError(stopped), m.kind === 'query' || m.kind === 'function-call');
     switch (m.kind) {
       case 'query':
         return this.#query(m, analysis, onReview);

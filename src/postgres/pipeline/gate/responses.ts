@@ -153,6 +153,16 @@ export function unknownFunctionError(oid: number): Buffer {
   });
 }
 
+/** The ErrorResponse for a statement that would run while its recording could not be written (`why`): 53100, disk_full. */
+export function unrecordableError(why: string): Buffer {
+  return errorResponse({
+    severity: 'ERROR',
+    code: '53100',
+    message: why,
+    hint: "nothing ran; try again once the gateway's operators have freed space on its data disk",
+  });
+}
+
 /** The ErrorResponse for a Bind or EXECUTE of a statement the gate did not see prepared (26000, as PostgreSQL answers). */
 export function unknownStatementError(name: string): Buffer {
   return errorResponse({
