@@ -415,6 +415,7 @@ export class SessionAdmission {
       onSignIn: (as) => {
         opened.signedInAs = as;
       },
+      onUpstream: (key) => parts.recordings?.archive.upstream?.(who.session, key),
       onStatement: (st) => {
         opened.counts.rowsRead += st.rows;
         opened.counts.rowsChanged += st.changed;

@@ -7,6 +7,9 @@
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CancelRegistry, type CancelAsker } from '../postgres/gateway/cancel-registry.js';
+import { upstreamTarget } from '../postgres/gateway/session-relay.js';
+import { cancelUpstreamPostgres } from '../postgres/gateway/upstream.js';
+import type { ConnectionConfig } from '../config/connection.js';
 import { parseSecretRef, resolveSecret } from '../config/secrets.js';
 import { dirname } from 'node:path';
 import { mkdir } from 'node:fs/promises';
@@ -17,7 +20,7 @@ import { PostgresClientRecordStore } from './client-records-postgres.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayPolicySource } from './policy-source.js';
 import { RecordingDisk } from './recording-disk.js';
-import { GatewayRecordings } from './recordings.js';
+import { GatewayRecordings, type UpstreamKey } from './recordings.js';
 import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
 import { StoreReplica } from './replica.js';
 import { ReviewNotifier, WebhookSender } from './review-notify.js';
@@ -134,7 +137,8 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   // A run's direct credentials end with it (its sessions end with the run already).
   runs.onEnd((run) => void directs.endRun(run.id));
   const cancels = new CancelRegistry();
-  if (replica) shareWithReplicas(replica, cancels, events, log);
+  const connectionNamed = (name: string): ConnectionConfig | undefined => (policySource?.current().policy.connections ?? config.connections).find((c) => c.name === name);
+  if (replica) shareWithReplicas(replica, cancels, events, log, connectionNamed);
   const alertStore = replica ? new PostgresAlertStore(replica) : new FileAlertStore(config.dataDir, log);
   const alerts = await AlertMonitor.open({ store: alertStore, policy: () => policySource?.current().policy, events, webhooks, log });
   disposer.defer(async () => {
@@ -237,12 +241,17 @@ async function openReviews(config: GatewayConfig, log: Logger, env: NodeJS.Proce
   return reviews;
 }
 
-/** With a shared store: a dead replica's sessions end here (the audit stream says so for it), and CancelRequests reach the replica that holds the session. */
-function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, events: GatewayEvents, log: Logger): void {
+/**
+ * With a shared store: a dead replica's sessions end here (the audit stream says so for it, and
+ * what they left running upstream is cancelled), and CancelRequests reach the replica that holds
+ * the session.
+ */
+function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, events: GatewayEvents, log: Logger, connectionNamed: (name: string) => ConnectionConfig | undefined): void {
   replica.onTakeOver(async (client, dead) => {
     const ended = await takeOverSessions(client, dead);
     return () => {
-      for (const s of ended) {
+      for (const { summary: s, upstream } of ended) {
+        if (upstream) cancelLeftRunning(connectionNamed(s.connection), upstream, log);
         events.emit('session.end', {
           session: s.id,
           subject: s.subject,
@@ -266,4 +275,12 @@ function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, event
       ?.cancel()
       .catch((err: unknown) => log.warn('cancel.failed', { error: describeError(err) }));
   });
+}
+
+/** Cancels the statement a dead replica's session left running on its PostgreSQL server, which would otherwise run on unrecorded. */
+function cancelLeftRunning(connection: ConnectionConfig | undefined, key: UpstreamKey, log: Logger): void {
+  if (connection?.type !== 'postgres') return;
+  cancelUpstreamPostgres({ ...upstreamTarget(connection), timeoutMs: 10_000 }, key).catch((err: unknown) =>
+    log.warn('takeover.cancel-failed', { connection: connection.name, error: describeError(err), message: 'a statement the stopped replica left running may still run' }),
+  );
 }

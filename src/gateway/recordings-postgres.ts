@@ -33,12 +33,16 @@ import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RECORDING_FILE } from '../recording/writer.js';
 import type { RecordingBucket } from './recordings-bucket.js';
-import { SESSION_ID, summaryFromRecording, type PublishedKey, type SessionArchive, type SessionSummary } from './recordings.js';
+import { SESSION_ID, summaryFromRecording, type PublishedKey, type SessionArchive, type SessionSummary, type UpstreamKey } from './recordings.js';
 import type { StoreReplica } from './replica.js';
 import { NOW_ISO, storeError, withTransaction } from './store-postgres.js';
 
 /** One write waiting for the store, in the order it happened. */
-type Op = { kind: 'session'; summary: SessionSummary; held?: () => void } | { kind: 'file'; session: string; name: string; removed: boolean } | { kind: 'done'; session: string };
+type Op =
+  | { kind: 'session'; summary: SessionSummary; held?: () => void }
+  | { kind: 'file'; session: string; name: string; removed: boolean }
+  | { kind: 'upstream'; session: string; key: UpstreamKey }
+  | { kind: 'done'; session: string };
 
 /** A batch holds at most this many operations, or this many bytes of files. */
 const BATCH_OPS = 256;
@@ -53,18 +57,19 @@ const PUT_CONCURRENCY = 8;
 /**
  * The take-over step for sessions of a dead replica (./replica.ts): the sessions it ran are ended
  * `gateway-stopped`, their recordings `truncated` (verifiable up to their last checkpoint).
- * Resolves them as they now stand.
+ * Resolves them as they now stand, each with its upstream backend's cancel key (if it was kept).
  */
-export async function takeOverSessions(client: pg.PoolClient, dead: string): Promise<SessionSummary[]> {
-  const ended = await client.query<{ summary: SessionSummary }>(
-    `update hoop.sessions set ended_at = now(), summary = summary || jsonb_build_object(
+export async function takeOverSessions(client: pg.PoolClient, dead: string): Promise<Array<{ summary: SessionSummary; upstream: UpstreamKey | null }>> {
+  const ended = await client.query<{ summary: SessionSummary; upstream: UpstreamKey | null }>(
+    `with left_running as (select id, upstream from hoop.sessions where replica = $1 and ended_at is null for update)
+     update hoop.sessions s set ended_at = now(), upstream = null, summary = s.summary || jsonb_build_object(
        'endedAt', ${NOW_ISO}, 'reason', 'gateway-stopped',
-       'recording', case when summary->>'recording' = 'running' then 'truncated' else summary->>'recording' end)
-     where replica = $1 and ended_at is null
-     returning summary`,
+       'recording', case when s.summary->>'recording' = 'running' then 'truncated' else s.summary->>'recording' end)
+     from left_running l where s.id = l.id
+     returning s.summary, l.upstream`,
     [dead],
   );
-  return ended.rows.map((r) => r.summary);
+  return ended.rows;
 }
 
 /** See the module documentation. */
@@ -121,6 +126,10 @@ export class PostgresSessionArchive implements SessionArchive {
 
   fileWritten(id: string, name: string, removed: boolean): void {
     this.#push({ kind: 'file', session: id, name, removed });
+  }
+
+  upstream(id: string, key: UpstreamKey): void {
+    this.#push({ kind: 'upstream', session: id, key });
   }
 
   async index(summary: SessionSummary): Promise<void> {
@@ -325,10 +334,13 @@ export class PostgresSessionArchive implements SessionArchive {
           // A summary never goes back: once ended (or taken over), a late "running" one is ignored.
           await client.query(
             `insert into hoop.sessions (id, replica, started_at, ended_at, summary) values ($1, $2, $3, $4, $5)
-             on conflict (id) do update set ended_at = excluded.ended_at, summary = excluded.summary, replica = excluded.replica
+             on conflict (id) do update set ended_at = excluded.ended_at, summary = excluded.summary, replica = excluded.replica,
+               upstream = case when excluded.ended_at is null then hoop.sessions.upstream end
              where hoop.sessions.ended_at is null or excluded.ended_at is not null`,
             [s.id, this.#replica.id, s.startedAt, s.endedAt ?? null, s],
           );
+        } else if (op.kind === 'upstream') {
+          await client.query('update hoop.sessions set upstream = $2 where id = $1 and ended_at is null', [op.session, op.key]);
         } else if (op.kind === 'file') {
           const data = files.get(op);
           if (op.removed) {

@@ -95,6 +95,12 @@ export interface SessionSummary {
   bytesToClient: number;
 }
 
+/** The cancel key of a session's upstream PostgreSQL backend. */
+export interface UpstreamKey {
+  processId: number;
+  secretKey: number;
+}
+
 /**
  * Where a gateway keeps its sessions index and its recordings' files once written: the data
  * directory ({@link FileSessionArchive}), or a store shared by replicas (./recordings-postgres.ts).
@@ -105,6 +111,8 @@ export interface SessionArchive {
   started(summary: SessionSummary): void;
   /** A file of session `id`'s recording is durable in the data directory, or was removed there. */
   fileWritten?(id: string, name: string, removed: boolean): void;
+  /** Running session `id`'s upstream PostgreSQL cancel key (a shared store keeps it, out of every listing, for a replica that takes this one over). */
+  upstream?(id: string, key: UpstreamKey): void;
   /** Adds an ended session to the index (a shared store: queues it; see {@link SessionArchive.indexedLater}). */
   index(summary: SessionSummary): Promise<void>;
   /**

@@ -126,6 +126,16 @@ export class StoreReplica {
     return new StoreReplica(await StoreReplica.idFor(o.dataDir), pool, o);
   }
 
+  /** A replica seen within this long (ms) is surely live: two heartbeats, or a third of the dead-after time if longer. */
+  get liveWithinMs(): number {
+    return Math.max(2 * this.#o.heartbeatMs, this.#o.deadAfterMs / 3);
+  }
+
+  /** How long a silent replica may go unseen before another takes it over (ms). */
+  get deadAfterMs(): number {
+    return this.#o.deadAfterMs;
+  }
+
   /** Whether the store answered the last heartbeat. */
   get reachable(): boolean {
     return this.#reachable;

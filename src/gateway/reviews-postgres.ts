@@ -23,6 +23,14 @@ import { NOW_ISO, storeError } from './store-postgres.js';
 const CHANNEL = 'hoop_reviews';
 /** Reviews read at start and on catching up: the newest this many. */
 const MAX_LOADED = 10_000;
+const UPDATE = 'with x as (update hoop.reviews set state = $2, version = $3, review = $4, expires_at = $5, updated_at = now() where id = $1 and version = $3 - 1';
+/** An approval of a held statement is saved only while the replica holding it lives: it has beaten lately (or it is this one). */
+const WHILE_HOLDER_LIVES = ` and (holder is null or holder = $6 or exists (select 1 from hoop.replicas p where p.id = holder and p.stopped_at is null and p.seen_at > now() - make_interval(secs => $7)))`;
+const NOTIFY = ` returning id, version) select pg_notify('${CHANNEL}', id || ' ' || version) from x`;
+
+/** Whether saving `r` lets a statement a replica holds run: an approval of a held statement whose client waits. */
+const runsHeld = (r: Review): boolean => r.state === 'approved' && r.kind === 'statement' && !r.detached;
+
 /** An overdue review's holder has this long to expire it itself before any replica does. */
 const OVERDUE_GRACE_SECONDS = 5;
 
@@ -120,16 +128,35 @@ export class PostgresReviewStore implements ReviewStore {
               ),
             'keep the review',
           )
-        : await this.#run(
-            (pool) =>
-              pool.query(
-                `with x as (update hoop.reviews set state = $2, version = $3, review = $4, expires_at = $5, updated_at = now() where id = $1 and version = $3 - 1 returning id, version)
-                 select pg_notify('${CHANNEL}', id || ' ' || version) from x`,
-                values,
-              ),
-            'keep the review',
-          );
+        : await this.#update(r, values);
     return res.rowCount === 1;
+  }
+
+  /**
+   * Saves a change of a review; an approval of a held statement only while its holder lives. One
+   * that finds the holder silent but not yet taken over waits for it (a heartbeat at a time, up to
+   * twice the dead-after time): it is saved once the holder beats again, and refused once it is
+   * taken over (its statement expired, as it never ran).
+   */
+  async #update(r: Review, values: unknown[]): Promise<pg.QueryResult> {
+    if (!runsHeld(r)) return this.#run((pool) => pool.query(`${UPDATE}${NOTIFY}`, values), 'keep the review');
+    const until = Date.now() + 2 * this.#replica.deadAfterMs;
+    for (;;) {
+      const res = await this.#run((pool) => pool.query(`${UPDATE}${WHILE_HOLDER_LIVES}${NOTIFY}`, [...values, this.#replica.id, this.#replica.liveWithinMs / 1000]), 'keep the review');
+      if (res.rowCount === 1 || Date.now() > until || !(await this.#holderSilent(r.id, values[2] as number))) return res;
+    }
+  }
+
+  /** Whether review `id` (still one before `version`) waits on a holder that is silent but not taken over; then waits half a live time. */
+  async #holderSilent(id: string, version: number): Promise<boolean> {
+    const [row] = await this.#query<{ waiting: boolean }>(
+      `select r.version = $2 - 1 and r.state = 'pending' and p.stopped_at is null as waiting
+       from hoop.reviews r join hoop.replicas p on p.id = r.holder where r.id = $1`,
+      [id, version],
+    );
+    if (!row?.waiting) return false;
+    await new Promise((resolve) => setTimeout(resolve, this.#replica.liveWithinMs / 2));
+    return true;
   }
 
   async get(id: string): Promise<StoredReview | undefined> {

@@ -445,7 +445,9 @@ export class ReviewRegistry {
     const final = decision === 'deny' ? this.#closed(next, 'denied') : next.decisions.length >= next.approvals ? this.#closed(next, 'approved') : next;
     if (!(await this.#commit(final))) {
       const now = await this.#refresh(id);
-      throw new HttpError(409, `review ${id} changed while you decided${now ? ` (it is ${now.state} now)` : ''}; look at it again`, { hint: `hoop review show ${id}` });
+      throw new HttpError(409, `review ${id} changed while you decided${now ? ` (it is ${now.state} now${now.closedBecause ? `: ${now.closedBecause}` : ''})` : ''}; look at it again`, {
+        hint: `hoop review show ${id}`,
+      });
     }
     this.#log.info('review.decision', { id, reviewer: reviewer.subject, decision });
     return this.#reviews.get(id)!;

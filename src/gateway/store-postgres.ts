@@ -220,6 +220,12 @@ export const MIGRATIONS: readonly Migration[] = [
       create index direct_credentials_run on hoop.direct_credentials (run_id) where run_id is not null and ended_at is null;
       create index direct_credentials_expires on hoop.direct_credentials (expires_at);`,
   },
+  {
+    version: 10,
+    name: "running sessions' upstream cancel keys",
+    // Out of `summary` (which listings show): the key a replica taking this one over cancels the statement it left running with.
+    sql: 'alter table hoop.sessions add column upstream jsonb;',
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

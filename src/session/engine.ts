@@ -223,6 +223,11 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   sshClientKey?: string;
   /** PostgreSQL: called once the session signed in upstream, with the role and database it picked (the index); must not block. */
   onSignIn?: (as: { role: string; database: string }) => void;
+  /**
+   * PostgreSQL: called once with the upstream backend's own cancel key, which the shared store
+   * keeps so that a replica taking this one over cancels what it left running; must not block.
+   */
+  onUpstream?: (key: { processId: number; secretKey: number }) => void;
   /** Called for each statement the policy refused (the audit stream); must not block. */
   onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
   /** Called at the end of each statement the client ran, with what it read and changed (the index, the audit stream, the alerts); must not block. */

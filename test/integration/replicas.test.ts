@@ -246,7 +246,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 9$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 10$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -623,19 +623,41 @@ describe('two replicas behind a load balancer', () => {
       return ls.reviews.find((r) => r.state === 'pending' && r.sql === 'delete from notes')?.id;
     });
     const [aId, bId] = [await replicaIdOf(stack.gateway.url), await replicaIdOf(bUrl)];
-    // A checkpoint of both sessions (the two newest running on B) is in the store.
+    // A statement running on B's upstream, its cancel key in the store: A's take-over cancels it.
+    const sleeper = await client(c);
+    const sleeping = sleeper.query('select pg_sleep(40)').then(
+      () => 'ran',
+      (e: Error) => e.message,
+    );
+    const sleepers = async (): Promise<string[]> =>
+      (await stack.pg.psql("select pid from pg_stat_activity where query = 'select pg_sleep(40)' and state = 'active'", { database: 'app' })).split('\n').filter(Boolean);
+    const sleepPid = await until(async () => (await sleepers())[0]);
+    await until(
+      async () => ((await storeRows(`select count(*) from hoop.sessions where replica = '${bId}' and upstream->>'processId' = '${sleepPid}'`))[0] === '1' ? true : undefined),
+      10_000,
+      "the sleeper's upstream key in the store",
+    );
+    // A checkpoint of the three sessions (the newest running on B) is in the store.
     await eventually(
       async () =>
         expect(
           await storeRows(
-            `select count(*) from (select id from hoop.sessions where replica = '${bId}' and ended_at is null order by started_at desc limit 2) s where exists (select 1 from hoop.recording_files f where f.session = s.id and f.name like 'checkpoint-%')`,
+            `select count(*) from (select id from hoop.sessions where replica = '${bId}' and ended_at is null order by started_at desc limit 3) s where exists (select 1 from hoop.recording_files f where f.session = s.id and f.name like 'checkpoint-%')`,
           ),
-        ).toEqual(['2']),
+        ).toEqual(['3']),
       { timeout: 10_000, interval: 100 },
     );
     const openOnB = (await storeRows(`select id from hoop.sessions where replica = '${bId}' and ended_at is null`)).sort();
     expect(openOnB.length).toBeGreaterThanOrEqual(PER_REPLICA + 2);
+    const bobToken = await stack.token('bob', ['dba']);
     b.kill('SIGKILL');
+    // B is silent past the live time, not taken over yet: an approval through A waits, and is refused once A takes B over (nothing ran).
+    await until(
+      async () => ((await storeRows(`select now() - seen_at > interval '0.7 s' and stopped_at is null from hoop.replicas where id = '${bId}'`))[0] === 't' ? true : undefined),
+      5_000,
+      'B to be silent',
+    );
+    const approving = callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/reviews/${reviewId}/approve`, bobToken, {});
     const lost = await idle.query('select 1').then(
       () => 'answered',
       (e: Error) => e.message,
@@ -661,6 +683,12 @@ describe('two replicas behind a load balancer', () => {
     expect(verify.stdout).toContain('truncated at its last checkpoint');
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
+    await until(async () => ((await sleepers()).length === 0 ? true : undefined), 10_000, "B's running statement to be cancelled");
+    expect(await sleeping).not.toBe('ran');
+    expect(await storeRows(`select count(*) from hoop.sessions where upstream is not null and ended_at is not null`)).toEqual(['0']);
+    const approved = await approving;
+    expect(approved.status).toBe(409);
+    expect(JSON.stringify(approved.body)).toMatch(/is expired (already|now: the gateway replica holding its statement stopped)/);
     // The SIEM hears of it from A: B's sessions ended, and the review it held expired.
     await until(async () => (siemEvents.some((e) => e.review === reviewId && e.event === 'review.decided') ? true : undefined), 10_000, 'the expired review at the SIEM');
     expect(siemEvents.filter((e) => e.review === reviewId && e.event === 'review.decided')).toEqual([expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: aId })]);

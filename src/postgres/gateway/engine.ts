@@ -178,6 +178,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { backendKey } = upstream;
     const relayed: OpenedSession['relayed'] = {};
     const { key, release: releaseKey } = this.#registerCancel(session, backendKey, relayed);
+    session.onUpstream?.(backendKey);
     // The connection's shared catalog connection, held while the session lives (masking and what its statements read look up there).
     const catalogs = session.masking || session.onStatement || session.judge ? this.#catalogsOf(connection, password) : undefined;
     catalogs?.catalog.acquire(session.masking !== undefined);
