@@ -405,6 +405,19 @@ describe('problems are reported with file:line:col and the field', () => {
     ]);
   });
 
+  it('reads proxyProtocol.from (addresses and CIDR blocks, IPv4 and IPv6) and refuses what is neither, or an empty list', async () => {
+    const ok = await parseGatewayConfig(good.replace('log:\n', 'proxyProtocol: { from: [10.0.0.5, 10.1.0.0/16, "::1", "fd00::/8"] }\nlog:\n'), join(dir, 'gateway.yaml'), env);
+    expect(ok.proxyProtocol).toEqual({ from: ['10.0.0.5', '10.1.0.0/16', '::1', 'fd00::/8'] });
+    expect((await parseGatewayConfig(good, join(dir, 'gateway.yaml'), env)).proxyProtocol).toBeUndefined();
+    const text = good.replace('log:\n', 'proxyProtocol: { from: [lb.internal, 10.0.0.0/33] }\nlog:\n');
+    expect((await problems(text)).lines).toEqual([
+      `${at(text, 'lb.internal')}: proxyProtocol.from.0: must be an IPv4 or IPv6 address or CIDR block, e.g. 10.0.0.5, 10.1.0.0/16 or "fd00::/8"`,
+      `${at(text, '10.0.0.0/33')}: proxyProtocol.from.1: must be an IPv4 or IPv6 address or CIDR block, e.g. 10.0.0.5, 10.1.0.0/16 or "fd00::/8"`,
+    ]);
+    const empty = good.replace('log:\n', 'proxyProtocol: { from: [] }\nlog:\n');
+    expect((await problems(empty)).lines).toEqual([`${at(empty, '[] }')}: proxyProtocol.from: must list at least one load balancer (leave proxyProtocol out when none sends the header)`]);
+  });
+
   it('names the connection types it knows', async () => {
     const text = good.replace('type: postgres\n    host: 10', 'type: mysql\n    host: 10');
     expect((await problems(text)).lines).toEqual([`${at(text, 'mysql')}: connections.1.type: must have a type: postgres or ssh`]);
