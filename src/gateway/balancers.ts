@@ -65,6 +65,7 @@ export function receiveProxyHeader(raw: Socket, log: Logger, then: () => void): 
       return void raw.destroy();
     }
     if (header.peer) tellPeer(raw, header.peer);
+    else log.debug('front.proxy-local', { balancer: peerOf(raw).address });
     if (seen.length > header.length) raw.unshift(seen.subarray(header.length));
     then();
   };
