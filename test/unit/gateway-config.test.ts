@@ -3,7 +3,7 @@
  * problem is reported with its file, line, column and field, all at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -409,6 +409,11 @@ describe('problems are reported with file:line:col and the field', () => {
     const ok = await parseGatewayConfig(good.replace('log:\n', 'proxyProtocol: { from: [10.0.0.5, 10.1.0.0/16, "::1", "fd00::/8"] }\nlog:\n'), join(dir, 'gateway.yaml'), env);
     expect(ok.proxyProtocol).toEqual({ from: ['10.0.0.5', '10.1.0.0/16', '::1', 'fd00::/8'] });
     expect((await parseGatewayConfig(good, join(dir, 'gateway.yaml'), env)).proxyProtocol).toBeUndefined();
+    // docs/deployment.md's example, as written there (inside a list item, indented by two).
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/deployment.md'), 'utf8');
+    const block = /\n {2}```yaml\n( {2}proxyProtocol:\n(?: {2}.*\n)*?) {2}```/.exec(doc)?.[1]?.replace(/^ {2}/gm, '');
+    expect(block).toMatch(/^proxyProtocol:\n/);
+    expect((await parseGatewayConfig(`${good}${block}`, join(dir, 'gateway.yaml'), env)).proxyProtocol).toEqual({ from: ['10.0.0.5', '10.1.0.0/16', 'fd00:1::/64'] });
     const text = good.replace('log:\n', 'proxyProtocol: { from: [lb.internal, 10.0.0.0/33] }\nlog:\n');
     expect((await problems(text)).lines).toEqual([
       `${at(text, 'lb.internal')}: proxyProtocol.from.0: must be an IPv4 or IPv6 address or CIDR block, e.g. 10.0.0.5, 10.1.0.0/16 or "fd00::/8"`,
