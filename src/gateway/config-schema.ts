@@ -12,6 +12,7 @@ import { connectionSchema, wholeNumber } from '../config/connection.js';
 import { parseSecretPattern, secretSchema } from '../config/secrets.js';
 import { nonEmpty, stringList } from '../config/yaml.js';
 import { isLoopbackHost } from '../loopback.js';
+import { parseBalancer } from './balancers.js';
 import { parseSubjectTemplate } from './workload-rules.js';
 import { STATEMENT_VOLUMES } from './audit.js';
 
@@ -260,6 +261,17 @@ export const recordingBucketSchema = z
     error: "needs both accessKeyId and secretAccessKey, or neither (then the SDK's default credential chain)",
   });
 
+const proxyProtocolSchema = z.strictObject({
+  from: z
+    .array(
+      z.string({ error: 'must be an address or CIDR block, e.g. 10.0.0.5, 10.1.0.0/16 or "fd00::/8"' }).refine((v) => parseBalancer(v) !== undefined, {
+        error: 'must be an IPv4 or IPv6 address or CIDR block, e.g. 10.0.0.5, 10.1.0.0/16 or "fd00::/8"',
+      }),
+      { error: 'must list the load balancers that send the header, e.g. [10.0.0.5, 10.1.0.0/16]' },
+    )
+    .min(1, { error: 'must list at least one load balancer (leave proxyProtocol out when none sends the header)' }),
+});
+
 export const fileSchema = z.strictObject(
   {
     listen: listenSchema.default({ host: '127.0.0.1', port: 8443 }),
@@ -270,6 +282,7 @@ export const fileSchema = z.strictObject(
     dataDir: nonEmpty('a directory path').optional(),
     workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'must be auto or a number of processes from 1 to 256' }).default('auto'),
     connectionsPerAddress: wholeNumber('connections', 1, 100_000).default(256),
+    proxyProtocol: proxyProtocolSchema.optional(),
     store: z
       .discriminatedUnion(
         'kind',

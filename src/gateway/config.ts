@@ -37,6 +37,8 @@
  * dataDir: ./hoop-data                # the gateway's state (device keys); default <dir of this file>/hoop-data
  * workers: auto                       # processes serving the port: auto (one per core with store: postgres, else 1) or a number
  * connectionsPerAddress: 256          # connections one source address may hold before a token is accepted on them (a NAT or balancer is one address for many)
+ * proxyProtocol:                      # optional: load balancers in TCP mode that send a PROXY protocol v2 header (HAProxy: send-proxy-v2)
+ *   from: [10.0.0.5, 10.1.0.0/16, "fd00::/8"]   # their addresses or CIDR blocks: a connection from them must begin with the header, whose client address is then the connection's
  * store:                              # where the state goes (devices, sessions, recordings, reviews); default: files in dataDir
  *   kind: postgres                    # file (default) | postgres (several replicas share it; docs/deployment.md)
  *   url: ${env:HOOP_STORE_URL}        # a secret reference to postgres://user:password@host:5432/db?sslmode=verify-full
@@ -138,6 +140,8 @@ export interface GatewayConfig {
   workers: 'auto' | number;
   /** Connections one source address may hold that no accepted token came on. */
   connectionsPerAddress: number;
+  /** The load balancers (addresses, CIDR blocks) whose PROXY protocol v2 header says a connection's client; absent: none. */
+  proxyProtocol?: { from: string[] };
   /** Where the shared state is kept: files in `dataDir`, or a PostgreSQL database (its URL a secret reference, resolved at start). */
   store: { kind: 'file' } | { kind: 'postgres'; url: SecretRef; heartbeatSeconds: number; deadAfterSeconds: number; recordings?: RecordingBucketConfig };
   /** What the CLI needs to log in, served at `GET /v1/auth/config`; absent when not configured. */
@@ -524,6 +528,7 @@ function gatewayConfigOf(data: FileData, abs: string, baseDir: string, files: Pe
     dataDir,
     workers: data.workers,
     connectionsPerAddress: data.connectionsPerAddress,
+    ...(data.proxyProtocol ? { proxyProtocol: { from: [...data.proxyProtocol.from] } } : {}),
     store:
       data.store.kind === 'postgres'
         ? {

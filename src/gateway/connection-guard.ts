@@ -7,6 +7,7 @@
  */
 import type * as http from 'node:http';
 import type { Socket } from 'node:net';
+import { peerOf } from './peer-address.js';
 
 /**
  * Bounds the connections no identity stands behind yet. Each is closed unless it sends a request
@@ -15,7 +16,8 @@ import type { Socket } from 'node:net';
  * credential came on (silent ones, and ones that only ever sent requests without a valid token),
  * so sockets from one place cannot take every descriptor of the gateway. Later requests on a
  * connection have Node's `headersTimeout`, checked every second (`connectionsCheckingInterval`).
- * A TLS socket made over a TCP one counts as it ({@link alias}).
+ * A TLS socket made over a TCP one counts as it ({@link alias}). An address is the client's, the
+ * one a listed balancer's PROXY header told (./peer-address.ts), whose wait the deadline covers.
  */
 export class ConnectionGuard {
   readonly #waiting = new WeakMap<object, NodeJS.Timeout>();
@@ -34,19 +36,25 @@ export class ConnectionGuard {
     server.on('upgrade', spoke);
   }
 
-  /** A new TCP connection: false (and it is closed) when its address holds too many strangers; else its deadline runs. */
+  /** A new TCP connection's deadline runs from now (a balancer's, before its PROXY header is read); once only. */
+  started(socket: Socket): void {
+    if (this.#waiting.has(socket)) return;
+    const timer = setTimeout(() => socket.destroy(), this.o.ms);
+    timer.unref();
+    this.#waiting.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  /** A new TCP connection, its client's address known: false (and it is closed) when that address holds too many strangers; else its deadline runs. */
   arrived(socket: Socket): boolean {
-    const from = socket.remoteAddress ?? '';
+    const from = peerOf(socket).address ?? '';
     if ((this.#open.get(from) ?? 0) - (this.#known.get(from) ?? 0) >= this.o.perAddress) {
       socket.destroy();
       return false;
     }
     add(this.#open, from, 1);
     socket.once('close', () => add(this.#open, from, -1));
-    const timer = setTimeout(() => socket.destroy(), this.o.ms);
-    timer.unref();
-    this.#waiting.set(socket, timer);
-    socket.once('close', () => clearTimeout(timer));
+    this.started(socket);
     return true;
   }
 
@@ -65,7 +73,7 @@ export class ConnectionGuard {
     const raw = this.#raw(socket);
     if (this.#trusted.has(raw)) return;
     this.#trusted.add(raw);
-    const from = raw.remoteAddress ?? '';
+    const from = peerOf(raw).address ?? '';
     add(this.#known, from, 1);
     raw.once('close', () => add(this.#known, from, -1));
   }

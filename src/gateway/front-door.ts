@@ -15,6 +15,10 @@
  * The TLS socket is made here on the TCP socket's own handle (the bytes read to decide are given
  * back to it first), so TLS runs in OpenSSL on the socket, with no JavaScript stream in between.
  *
+ * Before all of it, a connection from a listed load balancer (`proxyProtocol.from`) must begin with
+ * a PROXY protocol v2 header (./balancers.ts): the client's address it says is the connection's
+ * (./peer-address.ts), counted per address and recorded as its source; without one it is closed.
+ *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-SSLNEGOTIATION
  * @see https://www.rfc-editor.org/rfc/rfc7301 (ALPN)
@@ -28,7 +32,9 @@ import type { Logger } from '../log.js';
 import { EncryptionAnswer } from '../postgres/wire/codes.js';
 import { errorResponse } from '../postgres/wire/messages.js';
 import { TlsSessionChannel } from '../session/tls-channel.js';
+import { type Balancers, receiveProxyHeader } from './balancers.js';
 import type { ConnectionGuard } from './connection-guard.js';
+import { peerOf, tellPeer } from './peer-address.js';
 
 /** The protocol codes of the packets a PostgreSQL client may send first. @see https://www.postgresql.org/docs/current/protocol-message-formats.html */
 const SSL_REQUEST = 80877103;
@@ -51,6 +57,8 @@ export interface FrontDoorOptions {
   /** A CancelRequest that came in the clear. */
   cancel: (key: { processId: number; secretKey: number }, remote: string) => void;
   guard: ConnectionGuard;
+  /** The balancers whose PROXY protocol header is read, when `proxyProtocol` is configured. */
+  balancers?: Balancers;
   log: Logger;
 }
 
@@ -58,8 +66,15 @@ export interface FrontDoorOptions {
 export function openFrontDoor(o: FrontDoorOptions): net.Server {
   return net.createServer({ noDelay: true }, (raw) => {
     raw.on('error', (err) => o.log.debug('front.error', { error: describeError(err) }));
-    if (!o.guard.arrived(raw)) return;
-    sniff(raw, o);
+    if (!o.balancers?.has(peerOf(raw).address)) {
+      if (o.guard.arrived(raw)) sniff(raw, o);
+      return;
+    }
+    // The deadline covers the header's wait; the cap counts the client the header names.
+    o.guard.started(raw);
+    receiveProxyHeader(raw, o.log, () => {
+      if (o.guard.arrived(raw)) sniff(raw.resume(), o);
+    });
   });
 }
 
@@ -89,7 +104,7 @@ function sniff(raw: net.Socket, o: FrontDoorOptions): void {
         raw.write(Buffer.from([EncryptionAnswer.DECLINE]));
         return sniff(raw.resume(), o);
       case 'cancel':
-        o.cancel({ processId: seen.readUInt32BE(8), secretKey: seen.readUInt32BE(12) }, raw.remoteAddress ?? '');
+        o.cancel({ processId: seen.readUInt32BE(8), secretKey: seen.readUInt32BE(12) }, peerOf(raw).address ?? '');
         return void raw.end();
       case 'plain-postgres':
         return void raw.end(
@@ -137,6 +152,7 @@ function startTls(raw: net.Socket, sslRequest: boolean, o: FrontDoorOptions): vo
     ALPNCallback: ({ protocols }) => (protocols.includes(ALPN_POSTGRESQL) ? ALPN_POSTGRESQL : protocols.includes('http/1.1') ? 'http/1.1' : undefined),
   });
   o.guard.alias(socket, raw);
+  tellPeer(socket, peerOf(raw));
   socket.on('error', (err) => {
     o.log.debug('front.tls-error', { error: describeError(err) });
     socket.destroy();

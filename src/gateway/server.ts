@@ -25,6 +25,7 @@ import { type SessionPolicy, SessionAdmission } from './admission.js';
 import { AuthRefusals } from './auth-refusals.js';
 import { callers as callersOf } from './callers.js';
 import type { GatewayConfig } from './config.js';
+import { Balancers } from './balancers.js';
 import { ConnectionGuard } from './connection-guard.js';
 import { openFrontDoor } from './front-door.js';
 import { directEndpoint } from './http/direct-endpoint.js';
@@ -156,6 +157,9 @@ function checkTransport(config: GatewayConfig, insecureDevHttp: boolean): boolea
       hint: 'add `tls: { cert: ..., key: ... }`, or for local development on a loopback address start with --insecure-dev-http',
     });
   }
+  if (insecureDevHttp && config.proxyProtocol) {
+    throw new HoopError(ErrorCode.USAGE, '--insecure-dev-http refused: proxyProtocol is read at the TLS port only', { hint: 'configure tls, or leave proxyProtocol out for local development' });
+  }
   if (insecureDevHttp && !isLoopbackHost(config.listen.host)) {
     throw new HoopError(ErrorCode.USAGE, `--insecure-dev-http refused: ${config.listen.host} is not a loopback address`, {
       hint: 'plain HTTP would expose tokens on the network; configure tls, or listen on 127.0.0.1',
@@ -198,7 +202,8 @@ function frontDoor(parts: GatewayParts, options: GatewayOptions, admission: Sess
   const secureContext = tls.createSecureContext({ cert: config.tls!.cert, key: config.tls!.key, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true });
   const handshakeTimeoutMs = options.postgres?.handshakeTimeoutMs ?? 15_000;
   const direct = directEndpoint(parts, admission, engines.postgres as PostgresEngine, guard, handshakeTimeoutMs);
-  return openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, log });
+  const balancers = config.proxyProtocol ? new Balancers(config.proxyProtocol.from) : undefined;
+  return openFrontDoor({ secureContext, http: api, postgres: direct.postgres, cancel: direct.cancel, guard, ...(balancers ? { balancers } : {}), log });
 }
 
 /** Plain HTTP on a loopback address (development): the HTTP server listens itself, guarded alike. */

@@ -3,7 +3,7 @@
  * problem is reported with its file, line, column and field, all at once.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -403,6 +403,24 @@ describe('problems are reported with file:line:col and the field', () => {
       `${at(text, '"yes"')}: connections.1.allowCleartextWithoutTls: must be true or false`,
       `${at(text, 'loud')}: log.level: must be one of debug, info, warn, error`,
     ]);
+  });
+
+  it('reads proxyProtocol.from (addresses and CIDR blocks, IPv4 and IPv6) and refuses what is neither, or an empty list', async () => {
+    const ok = await parseGatewayConfig(good.replace('log:\n', 'proxyProtocol: { from: [10.0.0.5, 10.1.0.0/16, "::1", "fd00::/8"] }\nlog:\n'), join(dir, 'gateway.yaml'), env);
+    expect(ok.proxyProtocol).toEqual({ from: ['10.0.0.5', '10.1.0.0/16', '::1', 'fd00::/8'] });
+    expect((await parseGatewayConfig(good, join(dir, 'gateway.yaml'), env)).proxyProtocol).toBeUndefined();
+    // docs/deployment.md's example, as written there (inside a list item, indented by two).
+    const doc = readFileSync(join(import.meta.dirname, '../../docs/deployment.md'), 'utf8');
+    const block = /\n {2}```yaml\n( {2}proxyProtocol:\n(?: {2}.*\n)*?) {2}```/.exec(doc)?.[1]?.replace(/^ {2}/gm, '');
+    expect(block).toMatch(/^proxyProtocol:\n/);
+    expect((await parseGatewayConfig(`${good}${block}`, join(dir, 'gateway.yaml'), env)).proxyProtocol).toEqual({ from: ['10.0.0.5', '10.1.0.0/16', 'fd00:1::/64'] });
+    const text = good.replace('log:\n', 'proxyProtocol: { from: [lb.internal, 10.0.0.0/33] }\nlog:\n');
+    expect((await problems(text)).lines).toEqual([
+      `${at(text, 'lb.internal')}: proxyProtocol.from.0: must be an IPv4 or IPv6 address or CIDR block, e.g. 10.0.0.5, 10.1.0.0/16 or "fd00::/8"`,
+      `${at(text, '10.0.0.0/33')}: proxyProtocol.from.1: must be an IPv4 or IPv6 address or CIDR block, e.g. 10.0.0.5, 10.1.0.0/16 or "fd00::/8"`,
+    ]);
+    const empty = good.replace('log:\n', 'proxyProtocol: { from: [] }\nlog:\n');
+    expect((await problems(empty)).lines).toEqual([`${at(empty, '[] }')}: proxyProtocol.from: must list at least one load balancer (leave proxyProtocol out when none sends the header)`]);
   });
 
   it('names the connection types it knows', async () => {

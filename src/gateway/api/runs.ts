@@ -12,6 +12,7 @@ import type { Identity } from '../../identity.js';
 import { RUN_DEFAULTS } from '../../policy/schema.js';
 import type { Callers } from '../callers.js';
 import type { GatewayParts } from '../parts.js';
+import { peerOf } from '../peer-address.js';
 import { describeRun, isRunToken, parseRunAsk, runForbidden } from '../runs.js';
 import { TokenRejectedError, TokenVerifier } from '../verify-token.js';
 import { checkBody, readOptionalJsonBody } from '../http/respond.js';
@@ -39,7 +40,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
       return await verifier.verify(token);
     } catch (err) {
       log.info('run.person-token-refused', { error: describeError(err) });
-      callers.refusals.report(err, req.socket.remoteAddress ?? '?', 'run-control', req.url);
+      callers.refusals.report(err, peerOf(req.socket).address ?? '?', 'run-control', req.url);
       const transient = err instanceof TokenRejectedError && (err.reason === 'discovery-failed' || err.reason === 'unknown-key');
       return transient || !(err instanceof TokenRejectedError) ? undefined : { refused: err.message };
     }
@@ -81,7 +82,7 @@ export function runsApi(parts: GatewayParts, callers: Callers) {
     async control(req: http.IncomingMessage, id: string, action: RunAction): Promise<RunView> {
       const token = TokenVerifier.bearerFromHeader(req.headers.authorization);
       const refused = (err: unknown): never => {
-        callers.refusals.report(err, req.socket.remoteAddress ?? '?', 'run-control', `/v1/runs/${id}/${action}`);
+        callers.refusals.report(err, peerOf(req.socket).address ?? '?', 'run-control', `/v1/runs/${id}/${action}`);
         throw err;
       };
       if (action === 'egress') {

@@ -16,6 +16,7 @@ import type { SessionAdmission } from '../admission.js';
 import type { ConnectionGuard } from '../connection-guard.js';
 import { directRefusal, directSecret, type DirectRecord } from '../direct-credentials.js';
 import type { GatewayParts } from '../parts.js';
+import { peerOf, peerText } from '../peer-address.js';
 
 /** CancelRequests honoured per source address and second. */
 const CANCELS_PER_SECOND = 20;
@@ -58,6 +59,7 @@ export function directEndpoint(parts: GatewayParts, admission: SessionAdmission,
     postgres(channel: TlsSessionChannel): void {
       void serveDirectClient<DirectRecord>(channel, {
         handshakeTimeoutMs,
+        remote: peerOf(channel).address,
         log,
         credential: async (user) => {
           const record = await directs.find(user);
@@ -66,11 +68,11 @@ export function directEndpoint(parts: GatewayParts, admission: SessionAdmission,
           return { secret: directSecret(record), value: record, ...(refused ? { refused: { message: refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` } } : {}) };
         },
         admit: (record, start, ch) => {
-          admission.admitDirect(record, `${ch.remoteAddress ?? '?'}:${ch.remotePort ?? '?'}`, { refuse: (status, body) => refuseDirect(ch, status, body), accept: () => ch }, (session) =>
+          admission.admitDirect(record, peerText(ch), { refuse: (status, body) => refuseDirect(ch, status, body), accept: () => ch }, (session) =>
             engine.serveStarted(session as TunnelSession<PostgresConnection>, start),
           );
         },
-        cancel: (key) => cancelByKey(key, channel.remoteAddress ?? ''),
+        cancel: (key) => cancelByKey(key, peerOf(channel).address ?? ''),
         spoke: (ch) => guard.spoke(ch),
         signedIn: (ch) => guard.trust(ch),
       });

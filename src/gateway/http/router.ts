@@ -34,6 +34,7 @@ import type { Callers } from '../callers.js';
 import type { ConnectionGuard } from '../connection-guard.js';
 import { HttpError } from '../http-error.js';
 import type { GatewayParts } from '../parts.js';
+import { peerOf } from '../peer-address.js';
 import { reviewsApi } from '../api/reviews.js';
 import { runForbidden } from '../runs.js';
 import { type Answer, allowOnly, asHoopError, readJsonBody, readOptionalJsonBody, sendAnswer, sendError } from './respond.js';
@@ -170,7 +171,7 @@ export function apiHandler(parts: GatewayParts, callers: Callers, sshHostKey: st
       if (!m) continue;
       allowOnly(method, typeof route.methods === 'function' ? route.methods(m) : route.methods);
       if (route.open) return route.open(req, m);
-      const identity = await callers.authenticate(req.headers.authorization, { remote: req.socket.remoteAddress ?? '?', at: 'api', path });
+      const identity = await callers.authenticate(req.headers.authorization, { remote: peerOf(req.socket).address ?? '?', at: 'api', path });
       guard.trust(req.socket);
       const refused = identity.run ? (typeof route.forRun === 'function' ? route.forRun(method) : route.forRun) : undefined;
       if (refused) throw runForbidden(refused);

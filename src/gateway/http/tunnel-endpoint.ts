@@ -15,6 +15,7 @@ import { refuseTunnel, SHUTTING_DOWN, type SessionAdmission } from '../admission
 import type { Callers } from '../callers.js';
 import type { ConnectionGuard } from '../connection-guard.js';
 import type { GatewayParts } from '../parts.js';
+import { peerOf, peerText } from '../peer-address.js';
 import { API_ROUTES } from '../../api/paths.js';
 
 /** The server's `upgrade` handler, and what closes the hoop-mux/1 connections at shutdown. */
@@ -31,7 +32,7 @@ export function tunnelEndpoint(
   const acceptMuxConnection = async (req: http.IncomingMessage, socket: Duplex, head: Buffer, remoteAddress: string): Promise<void> => {
     if (admission.closing) return rejectUpgrade(socket, 503, SHUTTING_DOWN);
     try {
-      await callers.authenticate(req.headers.authorization, { remote: req.socket.remoteAddress ?? '?', at: 'tunnel' });
+      await callers.authenticate(req.headers.authorization, { remote: peerOf(req.socket).address ?? '?', at: 'tunnel' });
       guard.trust(req.socket);
     } catch (err) {
       return refuseTunnel(parts, err, { remote: remoteAddress }, (status, body, headers) => rejectUpgrade(socket, status, body, headers));
@@ -48,7 +49,7 @@ export function tunnelEndpoint(
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => undefined);
     const path = new URL(req.url ?? '/', 'http://gateway').pathname;
-    const remoteAddress = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const remoteAddress = peerText(req.socket);
     if (API_ROUTES.mux.test(path) && isMuxUpgrade(req)) {
       void acceptMuxConnection(req, socket, head, remoteAddress);
       return;

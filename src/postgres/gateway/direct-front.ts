@@ -35,6 +35,8 @@ export interface DirectCredential<T> {
 export interface DirectFrontOptions<T> {
   /** Deadline for the startup and the sign-in. */
   handshakeTimeoutMs: number;
+  /** The client's address, as the gateway knows it (a balancer's PROXY header's), for the log. */
+  remote: string | undefined;
   /** The credential named by a StartupMessage's user, if any. */
   credential(user: string): Promise<DirectCredential<T> | undefined>;
   /** The client signed in with `value`: admit and serve its session. */
@@ -84,15 +86,15 @@ export async function serveDirectClient<T>(channel: TlsSessionChannel, o: Direct
     o.admit(credential.value, { startup: first, handshake }, channel);
   } catch (err) {
     handshake.release();
-    refuse(channel, err, user, o.log);
+    refuse(channel, err, user, o);
   }
 }
 
 /** Says why the startup failed, as PostgreSQL would, and closes. */
-function refuse(channel: TlsSessionChannel, err: unknown, user: string, log: Logger): void {
+function refuse(channel: TlsSessionChannel, err: unknown, user: string, { log, remote }: { log: Logger; remote: string | undefined }): void {
   // A wrong password is worth an operator's look; a client that broke the protocol is not.
-  if (err instanceof ScramAuthError) log.warn('direct.auth-failed', { user, remote: channel.remoteAddress, error: describeError(err) });
-  else log.debug('direct.refused', { user, remote: channel.remoteAddress, error: describeError(err) });
+  if (err instanceof ScramAuthError) log.warn('direct.auth-failed', { user, remote, error: describeError(err) });
+  else log.debug('direct.refused', { user, remote, error: describeError(err) });
   if (channel.destroyed || channel.writableEnded) return;
   if (err instanceof ScramAuthError) {
     channel.end(errorResponse({ severity: 'FATAL', code: '28P01', message: `password authentication failed for user "${user}"` }));
