@@ -31,7 +31,7 @@ import { eventually } from '../harness/wait.js';
 /** The balancer's own address, the one listed; the clients' addresses. */
 const BALANCER = '127.0.0.9';
 /** How long a connection may stay silent (the header's wait included). */
-const DEADLINE_MS = 4_000;
+const DEADLINE_MS = 8_000;
 
 let stack: HoopStack;
 let haproxy: ChildProcess;
