@@ -27,7 +27,8 @@ import { mayUse } from './access.js';
 import type { Callers } from './callers.js';
 import { type EngineRegistry, engineFor } from './engines.js';
 import { errorBody, errorHeaders, errorStatus, asHoopError } from './http/respond.js';
-import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, IdentitySessions } from './identity-sessions.js';
+import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionSlots } from './session-slots.js';
+import { PostgresSlots } from './session-slots-postgres.js';
 import type { GatewayParts } from './parts.js';
 import { whoOf } from './policy-source.js';
 import { TablesTouched, type SessionSummary, type TouchedSummary } from './recordings.js';
@@ -132,7 +133,7 @@ export class SessionAdmission {
   readonly #live = new Set<Promise<unknown>>();
   readonly #lingering = new Set<SessionChannel>();
   readonly #claimed = new Set<string>();
-  readonly #identitySessions = new IdentitySessions();
+  readonly #slots: SessionSlots;
   readonly #bytesSent: BytesSentTally;
 
   constructor(
@@ -142,6 +143,7 @@ export class SessionAdmission {
     private readonly events: SessionEvents,
     private readonly o: AdmissionOptions,
   ) {
+    this.#slots = new SessionSlots(parts.replica ? new PostgresSlots(parts.replica, parts.log) : undefined);
     this.#bytesSent = new BytesSentTally((event, fields) => parts.events.emit(event, fields), o.bytesTickMs);
     parts.alerts.onSuspend((alert, matches) => {
       const end = new SessionEnd(
@@ -216,15 +218,11 @@ export class SessionAdmission {
     // An alert that suspends this identity (its run, its agent) refuses it until someone clears it.
     const suspended = this.parts.alerts.refusal(identity, authorized.principal.agent);
     if (suspended) return refuse(suspended);
-    // Each identity's sessions on this gateway are bounded: one person's (or agent's) idle sessions cannot take every upstream slot.
-    const slot = this.#identitySessions.take(identity, policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY);
+    // Each identity's sessions are bounded: one person's (or agent's) idle sessions cannot take every upstream slot; and each PostgreSQL connection's, whoever's: the server keeps slots for others.
+    const max = policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY;
+    const ceiling = connection.type === 'postgres' && connection.maxSessions !== undefined ? { name: connection.name, max: connection.maxSessions } : undefined;
+    const slot = await this.#slots.take(identity, max, ceiling).catch((err: unknown) => asHoopError(err));
     if (slot instanceof HoopError) return refuse(slot);
-    // And each PostgreSQL connection's, whoever's: the server keeps slots for others.
-    const shared = connection.type === 'postgres' && connection.maxSessions !== undefined ? this.#identitySessions.takeConnection(connection.name, connection.maxSessions) : undefined;
-    if (shared instanceof HoopError) {
-      slot.release();
-      return refuse(shared);
-    }
     // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
     const sessionId = await this.#claimSessionId(asked.sessionId);
     try {
@@ -234,7 +232,6 @@ export class SessionAdmission {
       // observer lists it as running, then as it ended until the index has it: ./session-events.ts.)
       this.#claimed.delete(sessionId);
       slot.release();
-      shared?.release();
     }
   }
 

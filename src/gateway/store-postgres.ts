@@ -226,6 +226,36 @@ export const MIGRATIONS: readonly Migration[] = [
     // Out of `summary` (which listings show): the key a replica taking this one over cancels the statement it left running with.
     sql: 'alter table hoop.sessions add column upstream jsonb;',
   },
+  {
+    version: 11,
+    name: 'sessions counted by every replica together',
+    // A place per session under each bound (an identity's, a connection's); taken in one statement, each bound's lock in order.
+    sql: `
+      create table hoop.session_slots (
+        slot    text not null,
+        key     text not null,
+        replica text not null,
+        primary key (key, slot)
+      );
+      create index session_slots_slot on hoop.session_slots (slot);
+      create index session_slots_replica on hoop.session_slots (replica);
+      create function hoop.take_session_slots(p_slot text, p_replica text, p_keys text[], p_maxes int[]) returns int language plpgsql as $fn$
+      declare
+        i int;
+        n int;
+      begin
+        for i in 1 .. coalesce(array_length(p_keys, 1), 0) loop
+          perform pg_advisory_xact_lock(hashtext('hoop-slots ' || p_keys[i]));
+          select count(*) into n from hoop.session_slots where key = p_keys[i];
+          if n >= p_maxes[i] then
+            return i;
+          end if;
+        end loop;
+        insert into hoop.session_slots (slot, key, replica) select p_slot, k, p_replica from unnest(p_keys) k;
+        return 0;
+      end
+      $fn$;`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */

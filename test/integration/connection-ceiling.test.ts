@@ -42,7 +42,7 @@ describe("a connection's ceiling", () => {
       (err: { status?: number; code?: string; message?: string }) => err,
     );
     expect(refused).toMatchObject({ status: 429, code: 'HOOP_TOO_MANY_SESSIONS' });
-    expect(refused?.message).toContain('connection "app" has 3 sessions open through this gateway, the most it allows (3)');
+    expect(refused?.message).toContain('connection "app" has 3 sessions open through the gateway, the most it allows (3)');
     expect(await upstream()).toBe(base + 3);
     open.shift()!.destroy();
     const carolToken = await stack.token('carol');

@@ -64,6 +64,7 @@ connections:
 ${connection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: 1, user: ops, password: "\${env:APP_PASSWORD}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
 access:
   - { name: everyone, subjects: [alice, bob, carol], connections: [app, bastion], mode: read-write, maxSessions: 2000 }
+  - { name: dave, subjects: [dave], connections: [app], mode: read-write, maxSessions: 2 }
 statements:
   reviewers:
     - groups: [dba]
@@ -246,7 +247,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 10$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 11$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -327,6 +328,23 @@ describe('two replicas behind a load balancer', () => {
     await until(async () => (during.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 20_000, 'the backlog to reach the SIEM');
     for (const id of [...ids, ...during]) expect(eventsOf(id)).toEqual(['session.start', 'session.end']);
     expect(await status()).not.toMatch(/^audit /m);
+  });
+
+  it("bounds an identity's sessions over both replicas together: one on A and one on B, the third is refused on either; one ended, another opens", async () => {
+    const token = await stack.token('dave');
+    const onA = await stack.tunnel('app', token);
+    const onB = await stack.tunnel('app', token, { gateway: bUrl });
+    for (const url of [stack.gateway.url, bUrl]) {
+      const refused = await stack.tunnel('app', token, { gateway: url }).then(
+        () => undefined,
+        (err: { status?: number; message?: string }) => err,
+      );
+      expect(refused, url).toMatchObject({ status: 429, message: expect.stringContaining('dave has 2 sessions open through the gateway, the most the policy allows (2)') });
+    }
+    onB.destroy();
+    const again = await eventually(() => stack.tunnel('app', token), { timeout: 10_000, interval: 100 });
+    expect(await again.simple('select 1')).toBeDefined();
+    for (const f of [onA, again]) f.destroy();
   });
 
   it('releases a statement held on replica A when a reviewer approves it through replica B', async () => {

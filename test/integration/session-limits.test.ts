@@ -56,7 +56,7 @@ describe('sessions per identity', () => {
       (c) => c,
       (err: { code?: string; message?: string }) => err,
     );
-    expect(third).toMatchObject({ code: '53300', message: expect.stringMatching(/alice has 2 sessions open on this gateway, the most the policy allows \(2\)/) });
+    expect(third).toMatchObject({ code: '53300', message: expect.stringMatching(/alice has 2 sessions open through the gateway, the most the policy allows \(2\)/) });
     const direct = await stack.tunnel('app', alice).then(
       () => undefined,
       (err: { status?: number; code?: string }) => err,
@@ -81,7 +81,7 @@ describe('sessions per identity', () => {
       (err: { status?: number; message?: string }) => err,
     );
     expect(past).toMatchObject({ status: 429 });
-    expect(past?.message).toContain(`run ${run.id} of alice has 2 sessions open on this gateway`);
+    expect(past?.message).toContain(`run ${run.id} of alice has 2 sessions open through the gateway`);
     for (const a of agents) a.destroy();
     await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${run.id}/end`, run.controlToken);
 
