@@ -408,7 +408,7 @@ export class SessionAdmission {
       ...(policy?.limits ? { limits: policy.limits } : {}),
       ...(policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {}),
       onRefusal: (r) => parts.events.emit('statement.refused', { ...who, ...r }),
-      onReads: (r) => touched.addVerdict({ tables: r.tables, written: [], columns: r.columns }),
+      onReads: (r) => touched.addReads(r),
       onSignIn: (as) => {
         opened.signedInAs = as;
       },

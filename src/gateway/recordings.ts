@@ -430,6 +430,8 @@ export class TablesTouched {
   #written: Set<string> | undefined;
   #columns: Set<string> | undefined;
   #texts: Set<string> | undefined;
+  /** Named relation (as statements name it) -> its descendants (`schema.table`), from the catalog. */
+  #descendants: Map<string, Set<string>> | undefined;
   #complete = true;
 
   /** A judge's verdict on one statement. */
@@ -441,6 +443,21 @@ export class TablesTouched {
       if ((this.#columns?.size ?? 0) >= MAX_COLUMNS) {
         if (!this.#columns!.has(c)) this.#complete = false;
       } else (this.#columns ??= new Set()).add(c);
+    }
+  }
+
+  /**
+   * What the relations a statement named read beyond themselves (src/postgres/gateway/relation-reads.ts):
+   * the tables and columns under a view, and a named parent's descendants, whose same-named
+   * columns count as read (and the descendant as written) with the parent's, at the summary.
+   */
+  addReads(reads: { tables: readonly string[]; columns: readonly string[]; descendants?: ReadonlyArray<{ of: string; table: string }> }): void {
+    this.addVerdict({ tables: reads.tables, written: [], columns: reads.columns });
+    for (const d of reads.descendants ?? []) {
+      const of = (this.#descendants ??= new Map()).get(d.of) ?? new Set<string>();
+      if (of.size < MAX_COLUMNS) of.add(d.table);
+      else if (!of.has(d.table)) this.#complete = false;
+      this.#descendants.set(d.of, of);
     }
   }
 
@@ -461,6 +478,27 @@ export class TablesTouched {
         this.addVerdict(tablesTouched(a));
       }
     }
+    if (this.#descendants) complete = this.#inherit(this.#descendants) && complete;
     return { tables: [...(this.#tables ?? [])].sort(), written: [...(this.#written ?? [])].sort(), columns: [...(this.#columns ?? [])].sort(), tablesComplete: complete };
+  }
+
+  /**
+   * A parent's columns named are its descendants' same-named columns too, and a parent written
+   * its descendants written (a statement reading `ONLY parent` is counted so as well: the parse
+   * does not tell ONLY, and a read said that was not is safe, the reverse is not). False when the
+   * columns went past their cap.
+   */
+  #inherit(descendants: ReadonlyMap<string, ReadonlySet<string>>): boolean {
+    let complete = true;
+    for (const c of [...(this.#columns ?? [])]) {
+      const dot = c.lastIndexOf('.');
+      for (const table of descendants.get(c.slice(0, dot)) ?? []) {
+        const column = `${table}${c.slice(dot)}`;
+        if ((this.#columns?.size ?? 0) < MAX_COLUMNS) this.#columns!.add(column);
+        else if (!this.#columns!.has(column)) complete = false;
+      }
+    }
+    for (const w of [...(this.#written ?? [])]) for (const table of descendants.get(w) ?? []) this.#written!.add(table);
+    return complete;
   }
 }

@@ -234,9 +234,12 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   onStatement?: (statement: StatementRows) => void;
   /**
    * Called with what the relations a statement named read beyond themselves (the tables and
-   * columns under a view, a partition's parents; `*`: anything), for the index; must not block.
+   * columns under a view, a partition's parents, a parent's partitions and children; `*`:
+   * anything), for the index; `descendants`: a named relation (`of`, as the statement names it)
+   * and a descendant of it, whose same-named columns are read and written with the named one's;
+   * must not block.
    */
-  onReads?: (reads: { tables: readonly string[]; columns: readonly string[] }) => void;
+  onReads?: (reads: { tables: readonly string[]; columns: readonly string[]; descendants?: ReadonlyArray<{ of: string; table: string }> }) => void;
 }
 
 /** One statement's end: what it read and changed (see src/postgres/pipeline/tally.ts). */

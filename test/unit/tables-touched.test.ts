@@ -45,6 +45,25 @@ describe('tables touched', () => {
     expect((await broken.summary()).tablesComplete).toBe(false);
   });
 
+  it("counts a named parent's columns as its descendants' same-named columns, and a parent written as its descendants written", async () => {
+    const t = new TablesTouched();
+    t.addVerdict({ tables: ['pay', 'other'], written: ['pay'], columns: ['pay.card', 'other.card'] });
+    t.addReads({
+      tables: ['public.pay_q1', 'public.pay_q2'],
+      columns: [],
+      descendants: [
+        { of: 'pay', table: 'public.pay_q1' },
+        { of: 'pay', table: 'public.pay_q2' },
+      ],
+    });
+    expect(await t.summary()).toEqual({
+      tables: ['other', 'pay', 'public.pay_q1', 'public.pay_q2'],
+      written: ['pay', 'public.pay_q1', 'public.pay_q2'],
+      columns: ['other.card', 'pay.card', 'public.pay_q1.card', 'public.pay_q2.card'],
+      tablesComplete: true,
+    });
+  });
+
   it('names the columns each statement reads, tied to a table by its name or alias, or else to each table it names', () => {
     const judge = new StatementJudge(emptyPolicy(), { subject: 'alice', groups: [] }, 'db', 'read-write');
     const columns = (sql: string): readonly string[] | undefined => judge.judge(sql).touched?.columns;

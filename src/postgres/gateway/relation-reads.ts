@@ -1,10 +1,15 @@
 /**
  * What the relations a statement names read beyond themselves, for the session index, the audit
  * stream and the alerts: a view (or materialized view) reads the columns of the tables under it
- * (through other views), and a partition or a child table is read as part of its parents. So "who
- * read `customers.card`" finds a session that read it through a view `v_cards`, and a `rows-read`
- * alert on `customers` counts the rows of `select * from v_cards`. The parse alone names only
- * `v_cards`, and the server's RowDescription names the view too.
+ * (through other views), a partition or a child table is read as part of its parents, and a parent
+ * (partitioned, or an inheritance parent) reads its descendants at any depth, their same-named
+ * columns (the statement's columns of the parent, or those a view reads of it; the index maps them,
+ * see {@link Reads}). So "who read `customers.card`" finds a session that read it through a view
+ * `v_cards`, "who read `payments_2024.card`" one that ran `select card from payments`, and a
+ * `rows-read` alert on `customers` counts the rows of `select * from v_cards`. The parse alone
+ * names only `v_cards` (or `payments`), and the server's RowDescription names the view too. The
+ * parse does not tell `ONLY payments` (nor COPY TO, which reads only the table): such a read counts
+ * its descendants too, a read said that was not, never one missed.
  *
  * Looked up in the connection's catalog ({@link RELATIONS_NAMED_SQL}:
  * a name means every relation so named in any schema, since the session's search_path decides),
@@ -36,9 +41,14 @@ import { type CatalogConnection, textArrayParam } from '../pipeline/masking/cata
  * Every relation the (lower-case) names in `$1` (text[]) may mean, in any schema, with, for views
  * and materialized views, every column they read through other views (`*` for a whole row), and
  * the tables any of these inherit from (partitioned tables, inheritance parents: `*`): rows of
- * `name, oid, kind` and `schema, table, column` of what is read (null for a plain table). A name
- * is `table` or `schema.table`, split at its last dot.
+ * `name, oid, kind` and `schema, table, column` of what is read (null for a plain table). Reading
+ * a parent reads its descendants' rows (partitions at any depth, inheritance children): rows with
+ * `descends` set name each descendant of the named relation itself (which of its columns are read
+ * the statement says: the same-named ones), and a column a view reads of a parent comes with the
+ * same-named column of each of the parent's descendants. A name is `table` or `schema.table`, split
+ * at its last dot.
  * @see https://www.postgresql.org/docs/current/catalog-pg-depend.html
+ * @see https://www.postgresql.org/docs/current/catalog-pg-inherits.html
  */
 const RELATIONS_NAMED_SQL =
   'with recursive cand as (select w.name, c.oid, c.relkind from ' +
@@ -55,13 +65,25 @@ const RELATIONS_NAMED_SQL =
   // The tables a relation (or one a view reads) inherits from: read as whole rows.
   'anc(root, relid, depth) as (select x.root, i.inhparent, 1 from (select cand.oid as root, cand.oid as rel from cand union select root, relid from reads) x ' +
   'join pg_catalog.pg_inherits i on i.inhrelid = x.rel union select anc.root, i.inhparent, anc.depth + 1 from anc ' +
-  'join pg_catalog.pg_inherits i on i.inhrelid = anc.relid where anc.depth < 32) ' +
-  "select distinct cand.name, cand.oid::int8 as oid, cand.relkind as kind, n.nspname as schema, c.relname as table, case when reads.relid is null then null else coalesce(a.attname, '*') end as column " +
+  'join pg_catalog.pg_inherits i on i.inhrelid = anc.relid where anc.depth < 32), ' +
+  // The descendants of a named relation: its rows are theirs too.
+  'des(root, relid, depth) as (select cand.oid, i.inhrelid, 1 from cand join pg_catalog.pg_inherits i on i.inhparent = cand.oid ' +
+  'union select des.root, i.inhrelid, des.depth + 1 from des join pg_catalog.pg_inherits i on i.inhparent = des.relid where des.depth < 32), ' +
+  // The descendants of a table a view reads, with the (same-named) column read.
+  "vdes(root, relid, col, depth) as (select reads.root, i.inhrelid, coalesce(a.attname::text, '*'), 1 from reads " +
+  'join pg_catalog.pg_inherits i on i.inhparent = reads.relid ' +
+  'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0 ' +
+  'union select vdes.root, i.inhrelid, vdes.col, vdes.depth + 1 from vdes join pg_catalog.pg_inherits i on i.inhparent = vdes.relid where vdes.depth < 32) ' +
+  "select distinct cand.name, cand.oid::int8 as oid, cand.relkind as kind, n.nspname as schema, c.relname as table, case when reads.relid is null then null else coalesce(a.attname::text, '*') end as column, null::text as descends " +
   'from cand left join reads on reads.root = cand.oid left join pg_catalog.pg_class c on c.oid = reads.relid ' +
   'left join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
   'left join pg_catalog.pg_attribute a on a.attrelid = reads.relid and a.attnum = reads.attnum and reads.attnum > 0 ' +
-  "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, '*' from cand join anc on anc.root = cand.oid " +
-  'join pg_catalog.pg_class c on c.oid = anc.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace';
+  "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, '*', null from cand join anc on anc.root = cand.oid " +
+  'join pg_catalog.pg_class c on c.oid = anc.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  "union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, null, '1' from cand join des on des.root = cand.oid " +
+  'join pg_catalog.pg_class c on c.oid = des.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace ' +
+  'union select cand.name, cand.oid::int8, cand.relkind, n.nspname, c.relname, vdes.col, null from cand join vdes on vdes.root = cand.oid ' +
+  'join pg_catalog.pg_class c on c.oid = vdes.relid join pg_catalog.pg_namespace n on n.oid = c.relnamespace';
 
 /** How long what a name reads is taken as known. */
 export const TTL_MS = 60_000;
@@ -74,10 +96,17 @@ const SETTLE_MS = 5_000;
 /** After a failed lookup, its names read anything for this long before they are asked again (a down catalog is not asked per statement). */
 const RETRY_MS = 5_000;
 
-/** What some relations read beyond themselves: base tables (`schema.table`) and their columns (`schema.table.column`, `schema.table.*`), or `*` for anything. */
+/**
+ * What some relations read beyond themselves: base tables (`schema.table`) and their columns
+ * (`schema.table.column`, `schema.table.*`), or `*` for anything; `descendants`: each named
+ * relation (`of`, lower-case as the statement names it) with a partition or inheritance child of
+ * it at any depth (`table`, `schema.table`, in `tables` too), whose same-named columns a statement
+ * reads (or writes) when it reads (or writes) the named one's.
+ */
 export interface Reads {
   tables: readonly string[];
   columns: readonly string[];
+  descendants?: ReadonlyArray<{ of: string; table: string }>;
 }
 
 const NOTHING: Reads = { tables: [], columns: [] };
@@ -162,20 +191,28 @@ export class RelationReads {
     if (this.#changedAt >= started) return;
     const at = this.#now();
     for (const f of functions) this.#remember(f, { reads: own.has(functionName(f)) ? ANYTHING : NOTHING, at });
-    const found = new Map<string, { tables: Set<string>; columns: Set<string> }>();
+    const found = new Map<string, { tables: Set<string>; columns: Set<string>; descendants: Set<string> }>();
     for (const r of rows) {
       if (r.name === null || r.name === undefined) continue;
-      const f = found.get(r.name) ?? { tables: new Set<string>(), columns: new Set<string>() };
+      const f = found.get(r.name) ?? { tables: new Set<string>(), columns: new Set<string>(), descendants: new Set<string>() };
       found.set(r.name, f);
-      // A plain table (no column): it reads only itself, which the statement names already.
-      if (r.column === null || r.column === undefined || r.table === null || r.table === undefined) continue;
+      if (r.table === null || r.table === undefined) continue;
       const table = `${r.schema}.${r.table}`;
+      // A descendant of the named relation: the statement's columns of the name are its columns too.
+      if (r.descends) {
+        f.tables.add(table);
+        f.descendants.add(table);
+        continue;
+      }
+      // A plain table (no column): it reads only itself, which the statement names already.
+      if (r.column === null || r.column === undefined) continue;
       f.tables.add(table);
       f.columns.add(`${table}.${r.column}`);
     }
     for (const name of relations) {
       const f = found.get(name);
-      this.#remember(name, { reads: f ? { tables: [...f.tables], columns: [...f.columns] } : ANYTHING, at });
+      const descendants = f ? [...f.descendants].map((table) => ({ of: name, table })) : [];
+      this.#remember(name, { reads: f ? { tables: [...f.tables], columns: [...f.columns], ...(descendants.length > 0 ? { descendants } : {}) } : ANYTHING, at });
     }
   }
 
@@ -188,7 +225,12 @@ export class RelationReads {
 
 function merged(parts: readonly Reads[]): Reads {
   if (parts.every((p) => p.tables.length === 0)) return NOTHING;
-  return { tables: [...new Set(parts.flatMap((p) => p.tables))], columns: [...new Set(parts.flatMap((p) => p.columns))] };
+  const descendants = parts.flatMap((p) => p.descendants ?? []);
+  return {
+    tables: [...new Set(parts.flatMap((p) => p.tables))],
+    columns: [...new Set(parts.flatMap((p) => p.columns))],
+    ...(descendants.length > 0 ? { descendants } : {}),
+  };
 }
 
 /** How long a connection's shared catalog connection stays open unused (while sessions hold it). */
