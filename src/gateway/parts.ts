@@ -24,6 +24,7 @@ import { GatewayRecordings, type UpstreamKey } from './recordings.js';
 import { PostgresSessionArchive, takeOverSessions } from './recordings-postgres.js';
 import { StoreReplica } from './replica.js';
 import { ReviewNotifier, WebhookSender } from './review-notify.js';
+import { PostgresWebhookMinutes } from './webhook-minutes-postgres.js';
 import { ReviewServices } from './review-service.js';
 import { AlertMonitor, FileAlertStore } from './alerts.js';
 import { PostgresAlertStore } from './alerts-postgres.js';
@@ -116,8 +117,10 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
   const audit = config.audit ? await openAudit(config, log, env, replica) : undefined;
   if (audit) disposer.defer(() => audit.close()); // the ended sessions' last events
   const events = new GatewayEvents(audit, log, config.audit?.statements);
+  // With a shared store, every replica counts one target's messages per minute together.
   const webhooks = new WebhookSender({
     log,
+    ...(replica ? { minutes: new PostgresWebhookMinutes(replica) } : {}),
     resolveUrl: async (url) => {
       const ref = parseSecretRef(url, dirname(config.file));
       return ref ? resolveSecret(ref, env) : url;

@@ -5,12 +5,23 @@
  * failed delivery (a network error, 5xx, 429) is retried with backoff, up to
  * {@link ATTEMPTS} times; what still fails is logged.
  *
+ * One target gets at most {@link PER_TARGET_PER_MINUTE} messages a minute from the whole gateway
+ * (review notifications and alerts together); past it they are held back and counted, and one
+ * message says how many once the minute is over. With the PostgreSQL store the count is shared by
+ * every replica and worker process ({@link WebhookMinutes}, ./webhook-minutes-postgres.ts: a row per
+ * target and calendar minute, raised atomically), so N replicas do not send N times the limit, and
+ * the held messages are claimed for the summary under the row's lock: one replica says each, once.
+ * With the file store the gateway is one process (./workers.ts) and one thread sends: the senders
+ * are built once, on the main thread (./parts.ts; worker threads parse SQL and write recordings),
+ * so the count in memory is the whole gateway's.
+ *
  * The generic body: `{ "event": "review.requested" | "review.decided", "review": { id, state,
  * connection, requester, sql, params, rule, message, groups, approvals, decisions, createdAt,
  * expiresAt, decidedAt }, "approve": "hoop review approve <id>" }`.
  *
  * @see https://api.slack.com/messaging/webhooks
  */
+import { createHash } from 'node:crypto';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ReviewNotify } from '../policy/schema.js';
@@ -71,6 +82,29 @@ export function slackBody(event: 'requested' | 'decided', r: Review): Record<str
 /** Messages one target gets in full per minute; past it they are counted, and one message says how many once the minute is over. */
 export const PER_TARGET_PER_MINUTE = 10;
 const MINUTE_MS = 60_000;
+/** How often minutes that are over are summarised. */
+const SUMMARY_EVERY_MS = MINUTE_MS / 4;
+/** A shared minute is summarised this long after it ends: another replica's clock may be a little behind. */
+const SHARED_GRACE_MS = 5_000;
+
+/**
+ * Messages per target and minute counted by every replica together (the PostgreSQL store's
+ * ./webhook-minutes-postgres.ts). `target`: a hash of the target's URL as written; `minute`: the
+ * minute's start (ms since the epoch).
+ */
+export interface WebhookMinutes {
+  /** Counts one message to `target` in `minute`; resolves the minute's count with it. */
+  count(target: string, minute: number): Promise<number>;
+  /** The messages of `minute` past `limit` no summary said yet, now taken as said: each is told to one caller. */
+  claimHeld(target: string, minute: number, limit: number): Promise<number>;
+}
+
+/** The held-back message that says `held` messages since `since` (ms) were not sent one by one. */
+function summaryBody(target: ReviewNotify, held: number, since: number): Record<string, unknown> {
+  const at = new Date(since).toISOString();
+  const text = `hoop: ${held} more notification(s) in the minute since ${at} were not sent one by one; \`hoop alerts ls\` and \`hoop review ls\` list them`;
+  return target.format === 'slack' ? { text } : { event: 'notifications.held', count: held, since: at, text };
+}
 
 /**
  * Sends JSON bodies to webhooks (review notifications, alerts) in the background, retried with
@@ -85,19 +119,81 @@ export class WebhookSender {
   #inFlight = new Set<Promise<void>>();
   /** Per target (its URL as written): the minute's start, messages sent, messages held back. */
   readonly #minutes = new Map<string, { since: number; sent: number; held: number; target: ReviewNotify }>();
+  readonly #shared: WebhookMinutes | undefined;
+  /** With {@link WebhookMinutes}: the minutes in which this process held a message back (by target hash and minute), to be summarised once over. */
+  readonly #heldShared = new Map<string, { key: string; minute: number; target: ReviewNotify }>();
   readonly #timer: NodeJS.Timeout;
 
-  /** `resolveUrl` turns a secret reference into the URL (a plain URL is returned as it is). */
-  constructor(o: { log: Logger; resolveUrl: (url: string) => Promise<string>; fetch?: typeof fetch; now?: () => number }) {
+  /**
+   * `resolveUrl` turns a secret reference into the URL (a plain URL is returned as it is);
+   * `minutes`: the count shared by replicas (the PostgreSQL store), else this process's;
+   * `summaryEveryMs`: how often minutes that are over are summarised (tests).
+   */
+  constructor(o: { log: Logger; resolveUrl: (url: string) => Promise<string>; fetch?: typeof fetch; now?: () => number; minutes?: WebhookMinutes; summaryEveryMs?: number }) {
     this.#log = o.log;
     this.#resolve = o.resolveUrl;
     this.#fetch = o.fetch ?? fetch;
     this.#now = o.now ?? Date.now;
-    this.#timer = setInterval(() => this.#summarise(false), MINUTE_MS / 4).unref();
+    this.#shared = o.minutes;
+    this.#timer = setInterval(() => {
+      this.#summarise(false);
+      this.#summariseShared(false);
+    }, o.summaryEveryMs ?? SUMMARY_EVERY_MS).unref();
   }
 
   /** Sends `body` to `target` in the background (`what`: fields that name it in the log). */
   send(target: ReviewNotify, body: Record<string, unknown>, what: Record<string, unknown>): void {
+    if (this.#shared) return this.#track(this.#sendShared(this.#shared, target, body, what));
+    this.#sendLocal(target, body, what);
+  }
+
+  /** Counts the message in the minute every replica shares; past the limit it is held back (and this process summarises the minute once it is over). */
+  async #sendShared(shared: WebhookMinutes, target: ReviewNotify, body: Record<string, unknown>, what: Record<string, unknown>): Promise<void> {
+    const now = this.#now();
+    const minute = now - (now % MINUTE_MS);
+    const key = createHash('sha256').update(target.url).digest('hex');
+    let count: number;
+    try {
+      count = await shared.count(key, minute);
+    } catch (err) {
+      // The store down: this process's own count limits what it sends meanwhile.
+      this.#log.warn('notify.count-failed', { ...what, error: describeError(err) });
+      return this.#sendLocal(target, body, what);
+    }
+    if (count <= PER_TARGET_PER_MINUTE) return this.#post(target, body, what);
+    this.#heldShared.set(`${key} ${minute}`, { key, minute, target });
+  }
+
+  /** Says what was held back in shared minutes that are over (all: those not over too, at close), claiming it first so that one replica says each held message. */
+  #summariseShared(all: boolean): void {
+    const shared = this.#shared;
+    if (!shared) return;
+    const now = this.#now();
+    for (const [id, h] of this.#heldShared) {
+      if (!all && now < h.minute + MINUTE_MS + SHARED_GRACE_MS) continue;
+      this.#heldShared.delete(id);
+      this.#track(
+        shared.claimHeld(h.key, h.minute, PER_TARGET_PER_MINUTE).then(
+          (held) => {
+            if (held > 0) this.#post(h.target, summaryBody(h.target, held, h.minute), { held });
+          },
+          (err: unknown) => {
+            this.#log.warn('notify.summary-failed', { error: describeError(err) });
+            // Asked again at the next tick (not when closing).
+            if (!all) this.#heldShared.set(id, h);
+          },
+        ),
+      );
+    }
+  }
+
+  #track(p: Promise<void>): void {
+    const tracked = p.catch(() => undefined).finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
+  }
+
+  /** This process's own count of the target's minute (the file store's, or while the shared one cannot be reached). */
+  #sendLocal(target: ReviewNotify, body: Record<string, unknown>, what: Record<string, unknown>): void {
     const now = this.#now();
     let m = this.#minutes.get(target.url);
     if (m && now - m.since >= MINUTE_MS) {
@@ -125,8 +221,7 @@ export class WebhookSender {
       if ((only !== undefined && url !== only) || (!all && now - m.since < MINUTE_MS)) continue;
       this.#minutes.delete(url);
       if (m.held === 0) continue;
-      const text = `hoop: ${m.held} more notification(s) in the minute since ${new Date(m.since).toISOString()} were not sent one by one; \`hoop alerts ls\` and \`hoop review ls\` list them`;
-      this.#post(m.target, m.target.format === 'slack' ? { text } : { event: 'notifications.held', count: m.held, since: new Date(m.since).toISOString(), text }, { held: m.held });
+      this.#post(m.target, summaryBody(m.target, m.held, m.since), { held: m.held });
     }
   }
 
@@ -134,11 +229,11 @@ export class WebhookSender {
   close(): void {
     clearInterval(this.#timer);
     this.#summarise(true);
+    this.#summariseShared(true);
   }
 
   #post(target: ReviewNotify, body: Record<string, unknown>, what: Record<string, unknown>): void {
-    const p = this.#deliver(target, JSON.stringify(body), what).finally(() => this.#inFlight.delete(p));
-    this.#inFlight.add(p);
+    this.#track(this.#deliver(target, JSON.stringify(body), what));
   }
 
   async #deliver(t: ReviewNotify, body: string, what: Record<string, unknown>): Promise<void> {

@@ -256,6 +256,19 @@ export const MIGRATIONS: readonly Migration[] = [
       end
       $fn$;`,
   },
+  {
+    version: 12,
+    name: 'webhook messages per target and minute, counted by every replica together',
+    // Per target (a hash of its URL as written) and minute (its start, ms since the epoch): messages counted, and how many of them a summary said.
+    sql: `
+      create table hoop.webhook_minutes (
+        target     text not null,
+        minute     bigint not null,
+        sent       integer not null,
+        summarised integer not null default 0,
+        primary key (target, minute)
+      );`,
+  },
 ];
 
 /** The advisory lock key migrations take (any constant; "hoop" in ASCII). */
