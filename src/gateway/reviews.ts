@@ -66,7 +66,7 @@ export type ReviewListener = (event: 'requested' | 'decided', review: Review, se
 
 /** Reviews kept in memory; older decided ones are only in the history file. */
 const MAX_KEPT = 10_000;
-/** Pending reviews at once, gateway-wide, and of one requester: beyond, a new one is refused (the statement with it). */
+/** Pending reviews at once held by this gateway process, and of one requester across replicas: beyond, a new one is refused (the statement with it). */
 const MAX_PENDING = 1_000;
 const MAX_PENDING_PER_REQUESTER = 20;
 /** Longest a `?wait=` long-poll waits. */
@@ -342,12 +342,17 @@ export class ReviewRegistry {
     return undefined;
   }
 
-  /** How many reviews of `who` are pending here. */
+  /**
+   * How many reviews of `who` are pending, held here or (with the PostgreSQL store) on another
+   * replica, as this one knows them (each change is told to every replica): a requester spreading
+   * sessions over replicas has {@link MAX_PENDING_PER_REQUESTER} pending in all, give or take those
+   * raised at the same moment on two replicas. One past its expiry (its replica gone) counts no more.
+   */
   #pendingOf(who: Identity): number {
+    const now = Date.now();
     let n = 0;
-    for (const id of this.#live.keys()) {
-      const r = this.#reviews.get(id);
-      if (r && r.requester.issuer === who.issuer && r.requester.subject === who.subject) n++;
+    for (const r of this.#reviews.values()) {
+      if (r.state === 'pending' && Date.parse(r.expiresAt) > now && r.requester.issuer === who.issuer && r.requester.subject === who.subject) n++;
     }
     return n;
   }

@@ -63,7 +63,7 @@ const bundle = (connection: string): string => `version: 1
 connections:
 ${connection}  - { name: bastion, type: ssh, host: 127.0.0.1, port: 1, user: ops, password: "\${env:APP_PASSWORD}", hostKeys: ["SHA256:${'A'.repeat(43)}"] }
 access:
-  - { name: everyone, subjects: [alice, bob, carol], connections: [app, bastion], mode: read-write, maxSessions: 2000 }
+  - { name: everyone, subjects: [alice, bob, carol, dora], connections: [app, bastion], mode: read-write, maxSessions: 2000 }
   - { name: dave, subjects: [dave], connections: [app], mode: read-write, maxSessions: 2 }
 statements:
   reviewers:
@@ -363,6 +363,29 @@ describe('two replicas behind a load balancer', () => {
     expect(await notes()).toBe(0);
     const seenOnA = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', id, '--json'], 'bob', ['dba'])).stdout) as { state: string; decisions: Array<{ subject: string }> };
     expect(seenOnA).toMatchObject({ state: 'approved', decisions: [{ subject: 'bob' }] });
+  });
+
+  it("bounds one requester's pending reviews across replicas: 20 held through A, the next raised on B is refused", async () => {
+    const dora = await stack.token('dora');
+    const pending = async (url: string): Promise<number> =>
+      (JSON.parse((await hoop(url, ['review', 'ls', '--json'], 'bob', ['dba'])).stdout) as { reviews: Array<{ state: string; requester: { subject: string } }> }).reviews.filter(
+        (r) => r.state === 'pending' && r.requester.subject === 'dora',
+      ).length;
+    // Clients that do not wait: each review stays pending after its session is gone.
+    for (let i = 0; i < 20; i++) {
+      const raw = await stack.tunnel('app', dora, { detachReviews: true });
+      raw.write(queryMessage('delete from notes as d')); // not the text other tests look for
+      await until(async () => ((await pending(stack.gateway.url)) === i + 1 ? true : undefined));
+      raw.destroy();
+    }
+    // B knows them (each change is told to every replica).
+    await until(async () => ((await pending(bUrl)) === 20 ? true : undefined));
+    const onB = await stack.tunnel('app', dora, { gateway: bUrl, detachReviews: true });
+    const answer = await onB.simple('delete from notes as d');
+    const error = answer.find((m) => m.type === 0x45);
+    expect(error?.body.toString()).toContain('dora has 20 statements waiting for review already');
+    onB.destroy();
+    expect(await pending(bUrl)).toBe(20);
   });
 
   it("gives a proposed session id to one session only, when two replicas are asked for it at once: its recording is that one session's", async () => {
