@@ -2,7 +2,7 @@
  * What relations read (src/postgres/gateway/relation-reads.ts) when the catalog cannot answer: a
  * name reads anything (`*`), never nothing, and is asked again a few seconds on, not per
  * statement; statements are passed on in the order they ended. (Views and partitions against a
- * real catalog: test/integration/alerts.test.ts.)
+ * real catalog: test/integration/alerts.test.ts, test/integration/index-descendants.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
 import { RelationReads, StatementReads, TTL_MS } from '../../src/postgres/gateway/relation-reads.js';
@@ -28,6 +28,22 @@ describe('relation reads', () => {
     await reads.lookup(['customers']);
     expect(opened).toBe(2);
     expect(TTL_MS).toBeGreaterThan(6_000);
+  });
+
+  it('a parent reads its descendants (tables, and pairs the index maps its columns by); one with over 1,000 reads anything', async () => {
+    const row = (name: string, table: string) => ({ name, oid: '1', kind: 'p', schema: 'public', table, column: null, descends: '1' });
+    const rows = [row('pay', 'pay_q1'), row('pay', 'pay_q2'), ...Array.from({ length: 1001 }, (_, i) => row('events', `events_${i}`))];
+    const catalog = { prepared: async () => rows } as unknown as CatalogConnection;
+    const reads = new RelationReads(catalog);
+    expect(await reads.lookup(['pay'])).toEqual({
+      tables: ['public.pay_q1', 'public.pay_q2'],
+      columns: [],
+      descendants: [
+        { of: 'pay', table: 'public.pay_q1' },
+        { of: 'pay', table: 'public.pay_q2' },
+      ],
+    });
+    expect(await reads.lookup(['events'])).toEqual({ tables: ['*'], columns: [] });
   });
 
   it('a name already read as anything (`*`) needs no lookup', () => {

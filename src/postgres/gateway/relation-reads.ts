@@ -9,7 +9,8 @@
  * `rows-read` alert on `customers` counts the rows of `select * from v_cards`. The parse alone
  * names only `v_cards` (or `payments`), and the server's RowDescription names the view too. The
  * parse does not tell `ONLY payments` (nor COPY TO, which reads only the table): such a read counts
- * its descendants too, a read said that was not, never one missed.
+ * its descendants too, a read said that was not, never one missed. A name with more than
+ * {@link MAX_DESCENDANTS} descendants reads `*`.
  *
  * Looked up in the connection's catalog ({@link RELATIONS_NAMED_SQL}:
  * a name means every relation so named in any schema, since the session's search_path decides),
@@ -87,6 +88,8 @@ const RELATIONS_NAMED_SQL =
 
 /** How long what a name reads is taken as known. */
 export const TTL_MS = 60_000;
+/** Descendants of one name told one by one; past it the name reads anything (`*`): its statements' events stay small. */
+const MAX_DESCENDANTS = 1000;
 /** Names kept per connection; past it the oldest go. */
 const MAX_NAMES = 4096;
 /** Statements of a session waiting to be told past which the next are told as reading anything, not looked up. */
@@ -211,8 +214,12 @@ export class RelationReads {
     }
     for (const name of relations) {
       const f = found.get(name);
-      const descendants = f ? [...f.descendants].map((table) => ({ of: name, table })) : [];
-      this.#remember(name, { reads: f ? { tables: [...f.tables], columns: [...f.columns], ...(descendants.length > 0 ? { descendants } : {}) } : ANYTHING, at });
+      if (!f || f.descendants.size > MAX_DESCENDANTS) {
+        this.#remember(name, { reads: ANYTHING, at });
+        continue;
+      }
+      const descendants = [...f.descendants].map((table) => ({ of: name, table }));
+      this.#remember(name, { reads: { tables: [...f.tables], columns: [...f.columns], ...(descendants.length > 0 ? { descendants } : {}) }, at });
     }
   }
 
