@@ -2,7 +2,8 @@
  * The session index and the audit stream read through partitions and inheritance children
  * (src/postgres/gateway/relation-reads.ts): reading a parent reads its descendants' rows, so
  * `hoop sessions ls --column payments_2024.card` finds `select card from payments` (two levels of
- * partitions, an inheritance child, through a view over the parent), and COPY both ways is in it.
+ * partitions, an inheritance child, through a view over the parent), the audit stream and a
+ * rows-read alert on a partition count the read, and COPY both ways is in the index.
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +31,8 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
   - { name: people, subjects: [${PEOPLE.join(', ')}], connections: [app], mode: read-write }
 recording:
   auditors: [secops]
+alerts:
+  - { name: bulk-q1, when: { event: rows-read, table: pay_2024_q1, count: 100, within: 10min } }
 `);
       return repo.gatewayBlock(['${env:APP_PASSWORD}']);
     },
@@ -104,6 +107,8 @@ describe('the index reads through partitions and inheritance', () => {
       return found!;
     });
     expect(statement.tables).toEqual(expect.arrayContaining(['pay', 'public.pay_2024', 'public.pay_2024_q1', 'public.pay_2024_rest']));
+    // A rows-read alert on a partition counts the rows read through its parent (all of them: which partition a row came from is not told).
+    await eventually(() => expect(audit().find((e) => e.event === 'alert.raised' && e.rule === 'bulk-q1' && e.subject === 'carol')).toMatchObject({ counted: 'rows-read', count: 100 }));
   });
 
   it('says a write through a partitioned parent wrote its partitions', async () => {
