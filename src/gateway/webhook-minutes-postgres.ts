@@ -4,7 +4,10 @@
  * is its secret) and minute, its count raised by one atomically for each message any replica would
  * send, so that the limit of ./review-notify.ts holds however many replicas (and workers) send. The
  * messages held back past the limit are claimed for the summary with the row locked: one replica
- * says each held message, once. Rows older than an hour are deleted.
+ * says each held message, once. A minute is the sending replica's clock's; it is summarised 5 s after
+ * it ends, so a replica whose clock is behind by more (or one that stops, and claims at once) may
+ * leave messages held after that claim to a second summary of the same minute. Rows older than an
+ * hour are deleted.
  *
  * @see https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
  * @see docs/architecture.md (§4.7)
