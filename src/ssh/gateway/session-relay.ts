@@ -1,0 +1,224 @@
+/**
+ * One SSH session at the gateway, in named steps: the tunnel's bytes are counted and handed to an
+ * ssh2 server ({@link SshSessionRelay.start}); the client signs in with the key the CLI named
+ * ({@link #accept}); once it has, the target is opened with the gateway's credential
+ * ({@link #openUpstream}) and each channel the client opens is served (./session-channel.ts) or
+ * forwarded ({@link #forward}); the session ends once ({@link #end}) and is told how
+ * ({@link #finish}).
+ */
+import type { AuthContext, Client as SshClient, ClientChannel, Connection, TcpipRequestInfo } from 'ssh2';
+import ssh2 from 'ssh2';
+import type { SshConnection } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { describeError } from '../../errors.js';
+import { sessionEndOf, type CloseReason, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { VERSION } from '../../version.js';
+import { bridgeForward, guarded, safely } from '../common/channels.js';
+import { parsedKey, provesKey } from '../common/keys.js';
+import { type OpenChannels, serveSessionChannel } from './session-channel.js';
+import { openUpstreamSsh, UpstreamSshError } from './upstream.js';
+
+/** Options of the SSH engine (./engine.ts). */
+export interface SshEngineOptions {
+  /** The gateway's SSH host key (OpenSSH private key text). */
+  hostKey: string;
+  resolveSecret: (ref: SecretRef) => Promise<string>;
+  /** Deadline for the client to sign in (default 30 s). */
+  handshakeTimeoutMs?: number;
+  /** Deadline for connecting and signing in to the target (default 15 s). */
+  upstreamTimeoutMs?: number;
+}
+
+/** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
+const END_GRACE_MS = 5_000;
+
+/** See the module documentation. */
+export class SshSessionRelay {
+  readonly #session: TunnelSession<SshConnection>;
+  readonly #o: SshEngineOptions;
+  readonly #who: { session: string; connection: string };
+  readonly #counts = { fromClient: 0, toClient: 0 };
+  /** The client's running channels: told on their stderr why the gateway ends the session. */
+  readonly #open: OpenChannels = new Set();
+  #reason: CloseReason | undefined;
+  #detail: string | undefined;
+  #client: Connection | undefined;
+  #upstream: Promise<SshClient> | undefined;
+  #upstreamClient: SshClient | undefined;
+  #channels = 0;
+  #signIn: NodeJS.Timeout | undefined;
+  #resolve: (outcome: SessionOutcome) => void = () => undefined;
+  readonly #onAbort = (): void => this.#aborted();
+  /** Whatever a client sends that trips the engine (or ssh2) ends that one session, never the gateway. */
+  readonly #fail = (err: unknown): void => {
+    this.#session.log.warn('ssh.session-failed', { ...this.#who, error: describeError(err) });
+    this.#end('protocol-violation', describeError(err));
+  };
+
+  constructor(session: TunnelSession<SshConnection>, o: SshEngineOptions) {
+    this.#session = session;
+    this.#o = o;
+    this.#who = { session: session.id, connection: session.connection.name };
+  }
+
+  /** Serves the session until it ends; never rejects. */
+  start(): Promise<SessionOutcome> {
+    const done = new Promise<SessionOutcome>((resolve) => (this.#resolve = resolve));
+    const { channel } = this.#session;
+    this.#session.signal.addEventListener('abort', this.#onAbort, { once: true });
+    this.#countBytes();
+    const server = new ssh2.Server({ hostKeys: [this.#o.hostKey], ident: `hoop_${VERSION}` });
+    this.#signIn = setTimeout(() => this.#end('handshake-timeout', 'the client did not sign in in time'), this.#o.handshakeTimeoutMs ?? 30_000);
+    this.#signIn.unref();
+    server.on('connection', (c: Connection) => this.#accept(c));
+    // SSH has no half-closed connections: the client's end is the session's (ssh2 waits for the socket to close).
+    channel.on('end', () => channel.end());
+    channel.on('error', (err: Error) => {
+      this.#reason ??= 'client-disconnected';
+      this.#detail ??= describeError(err);
+    });
+    channel.on('close', () => {
+      if (!this.#client) this.#finish();
+    });
+    server.injectSocket(channel as never);
+    return done;
+  }
+
+  /** Counts the tunnel's bytes each way, for the session's outcome. */
+  #countBytes(): void {
+    const { channel } = this.#session;
+    channel.on('data', (b: Buffer) => (this.#counts.fromClient += b.length));
+    const write = channel.write.bind(channel);
+    channel.write = ((chunk: Buffer, ...rest: never[]) => {
+      this.#counts.toClient += chunk.length;
+      return write(chunk, ...rest);
+    }) as typeof channel.write;
+  }
+
+  /** The client's SSH connection: it signs in with the per-session key the CLI named, or not at all. */
+  #accept(c: Connection): void {
+    const { log } = this.#session;
+    const expected = this.#session.sshClientKey ? parsedKey(this.#session.sshClientKey) : undefined;
+    this.#client = guarded(c, this.#fail);
+    c.on('error', (err: Error) => log.debug('ssh.client-error', { ...this.#who, error: describeError(err) }));
+    c.on('authentication', (ctx: AuthContext) => {
+      if (ctx.method !== 'publickey' || !expected || !provesKey(ctx, expected)) return ctx.reject(['publickey']);
+      ctx.accept();
+    });
+    c.on('ready', () => this.#signedIn(c));
+    c.on('close', () => {
+      clearTimeout(this.#signIn);
+      this.#upstream?.then(
+        (u) => u.end(),
+        () => undefined,
+      );
+      this.#finish();
+    });
+  }
+
+  /** Signed in: the target is opened, and each channel the client opens is served, forwarded or refused. */
+  #signedIn(c: Connection): void {
+    const { connection } = this.#session;
+    clearTimeout(this.#signIn);
+    this.#session.recording?.stream.event({ t: 'ssh-signed-in', at: Date.now(), user: connection.user, target: `${connection.host}:${connection.port}` });
+    this.#upstream = this.#openUpstream();
+    const context = { session: this.#session, upstream: () => this.#upstream!, fail: this.#fail, open: this.#open };
+    c.on('session', (accept) => serveSessionChannel(context, guarded(accept(), this.#fail), ++this.#channels));
+    c.on('tcpip', (accept, reject, info) => this.#forward(accept, reject, info));
+    // Remote forwarding (`ssh -R`) and streamlocal forwarding: refused.
+    c.on('request', (_accept, reject, name) => {
+      this.#session.recording?.stream.event({ t: 'ssh-refused', at: Date.now(), what: name });
+      reject?.();
+    });
+  }
+
+  /** The target, signed in with the credential only the gateway holds; its failure is told on the client's channels, then ends the session. */
+  #openUpstream(): Promise<SshClient> {
+    const { log } = this.#session;
+    const upstream = openUpstreamSsh(this.#session.connection, this.#o.resolveSecret, this.#o.upstreamTimeoutMs ?? 15_000).then((u) => {
+      this.#upstreamClient = guarded(u, this.#fail);
+      u.on('error', (err: Error) => log.debug('ssh.upstream-error', { ...this.#who, error: describeError(err) }));
+      u.on('close', () => this.#end('upstream-closed'));
+      return u;
+    });
+    upstream.catch((err: unknown) => this.#upstreamFailed(err));
+    return upstream;
+  }
+
+  #upstreamFailed(err: unknown): void {
+    const e = err instanceof UpstreamSshError ? err : new UpstreamSshError('upstream-unavailable', describeError(err));
+    this.#session.log.warn('ssh.upstream-failed', { ...this.#who, reason: e.reason, message: e.message });
+    this.#session.recording?.stream.event({ t: 'ssh-upstream-failed', at: Date.now(), reason: e.reason, message: e.message });
+    this.#reason ??= e.reason === 'host-key-mismatch' ? 'upstream-unavailable' : e.reason;
+    this.#detail ??= e.message;
+    // The client's channels say why (those open, or the next it opens: a client that ends SSH
+    // locally asks for its command a moment after signing in); then the connection ends.
+    const said = (): void => void setTimeout(() => this.#end(this.#reason!, e.message), 100).unref();
+    if (this.#open.size > 0) setTimeout(said, 100).unref();
+    else {
+      this.#open.emptied = said;
+      setTimeout(said, END_GRACE_MS).unref();
+    }
+  }
+
+  /** A direct-tcpip channel (`ssh -L`): to a target the policy lists, else refused. */
+  #forward(accept: () => ssh2.ServerChannel, reject: () => void, info: TcpipRequestInfo): void {
+    const session = this.#session;
+    const n = ++this.#channels;
+    const target = `${info.destIP}:${info.destPort}`;
+    const allowed = session.ssh ? session.ssh.forward(info.destIP, info.destPort) : false;
+    session.recording?.stream.event({ t: 'ssh-forward', at: Date.now(), ch: n, target, allowed });
+    if (!allowed) {
+      session.log.info('ssh.refused', { ...this.#who, what: 'forward', target });
+      session.recording?.notes?.refused();
+      session.onRefusal?.({ action: 'deny', rule: 'hoop:ssh-forwarding', reason: `${target} is not in the policy's ssh.forwarding`, message: '' });
+      return reject();
+    }
+    this.#upstream!.then(
+      (u) =>
+        u.forwardOut(
+          info.srcIP,
+          info.srcPort,
+          info.destIP,
+          info.destPort,
+          safely(this.#fail, (err: Error | undefined, up: ClientChannel) => {
+            if (err) {
+              session.recording?.stream.event({ t: 'ssh-forward-failed', at: Date.now(), ch: n, message: err.message });
+              return reject();
+            }
+            bridgeForward(guarded(up, this.#fail), guarded(accept(), this.#fail));
+          }),
+        ),
+      () => reject(),
+    );
+  }
+
+  /** The gateway ends the session (its token, its run, a shutdown): the client's channels are told why, then it ends. */
+  #aborted(): void {
+    const e = sessionEndOf(this.#session.signal);
+    this.#session.recording?.stream.event({ t: 'ssh-end', at: Date.now(), reason: e.reason, message: e.message });
+    for (const down of this.#open) down.stderr.write(`\r\n${e.message}${e.hint ? ` (${e.hint})` : ''}\r\n`);
+    // A moment for those lines to leave before the connection ends.
+    setTimeout(() => this.#end(e.reason, e.message), this.#open.size > 0 ? 100 : 0).unref();
+  }
+
+  /** Ends both SSH connections and the tunnel, keeping the first reason given. */
+  #end(why: CloseReason, what?: string): void {
+    this.#reason ??= why;
+    this.#detail ??= what;
+    this.#client?.end();
+    this.#upstreamClient?.end();
+    const { channel } = this.#session;
+    if (channel.destroyed) return;
+    channel.end();
+    // A client that never closes its side must not keep the session (and the gateway's shutdown) waiting.
+    setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
+  }
+
+  /** Tells the engine how the session ended (once). */
+  #finish(): void {
+    this.#session.signal.removeEventListener('abort', this.#onAbort);
+    const { fromClient, toClient } = this.#counts;
+    this.#resolve({ reason: this.#reason ?? 'client-disconnected', bytesFromClient: fromClient, bytesToClient: toClient, ...(this.#detail !== undefined ? { detail: this.#detail } : {}) });
+  }
+}
