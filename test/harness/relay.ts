@@ -7,7 +7,7 @@ import type { ResultMasker } from '../../src/postgres/pipeline/masking/result-ma
 import { ByteRun } from '../../src/byte-run.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
 import { BackendPath } from '../../src/postgres/pipeline/relay.js';
-import type { MaskingStage } from '../../src/postgres/pipeline/stages.js';
+import type { MaskingStage, GateDecision } from '../../src/postgres/pipeline/stages.js';
 import { decodeFrontend, type FrontendMessage } from '../../src/postgres/wire/frontend-messages.js';
 import type { PumpOutput, PumpStep } from '../../src/tunnel/pump.js';
 
@@ -42,9 +42,10 @@ export function decoded(raw: Buffer): FrontendMessage {
 }
 
 /** The bytes a stage sends upstream for a message: itself, or its replacements. */
-export function sentBytes(out: FrontendMessage | readonly FrontendMessage[] | Promise<unknown>): Buffer[] {
+export function sentBytes(out: GateDecision | FrontendMessage | readonly FrontendMessage[] | Promise<unknown>): Buffer[] {
   if (out instanceof Promise) throw new Error('the gate held the message for a review');
-  return (Array.isArray(out) ? (out as readonly FrontendMessage[]) : [out as FrontendMessage]).map((m) => m.msg!.raw);
+  const messages = 'send' in out ? out.send : Array.isArray(out) ? (out as readonly FrontendMessage[]) : [out as FrontendMessage];
+  return messages.map((m) => m.msg!.raw);
 }
 
 /** A bare {@link ResultMasker} as a path's masking stage (no size limit). */

@@ -27,7 +27,7 @@ import { PgProtocolError } from '../wire/protocol-error.js';
 import { SqlState } from '../wire/messages.js';
 import { TOO_LONG_HINT, tooLongMessage } from './gate/responses.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from '../wire/reader.js';
-import type { GateStage, GuardStage, MaskingStage, RecorderStage } from './stages.js';
+import type { GateDecision, GateStage, GuardStage, MaskingStage, RecorderStage } from './stages.js';
 import type { ServerState } from './server-state.js';
 import { StatementNote, type StatementTally } from './tally.js';
 import { Backend, Frontend } from '../wire/codes.js';
@@ -216,29 +216,30 @@ export class FrontendPath {
    */
   #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
     this.#recorder?.client(m);
-    const sent = this.#gate ? this.#gate.frontend(m, analysis) : m;
-    if (sent instanceof Promise) {
+    const decision = this.#gate ? this.#gate.frontend(m, analysis) : { send: [m], passed: {} };
+    if (decision instanceof Promise) {
       out.flush();
-      return sent.then((decided) => {
+      return decision.then((decided) => {
         if (!this.#stopped) return this.#sendFor(m, decided, out, analysis);
       });
     }
-    return this.#sendFor(m, sent, out, analysis);
+    return this.#sendFor(m, decision, out, analysis);
   }
 
   /**
    * Sends `m` when the gate passed it, else its replacement. A write under a row limit goes to
    * the write guard: a Promise until what the client sent after it may follow.
    */
-  #sendFor(m: FrontendMessage, sent: FrontendMessage | readonly FrontendMessage[], out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
-    if (sent !== m) {
-      this.#send(sent as readonly FrontendMessage[], out);
+  #sendFor(m: FrontendMessage, decision: GateDecision, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
+    const { passed } = decision;
+    if (!passed) {
+      this.#send(decision.send, out);
       return undefined;
     }
-    const done = this.#gate?.takeAnswerHook?.();
-    const guarded = this.#guard ? this.#gate?.takeGuard?.() : undefined;
+    const done = passed.answered;
+    const guarded = this.#guard ? passed.guard : undefined;
     const runs = m.kind === 'query' || m.kind === 'execute';
-    const note = this.#tally && runs ? new StatementNote(this.#gate?.takeTouched?.() ?? NO_TABLES) : undefined;
+    const note = this.#tally && runs ? new StatementNote(passed.touched ?? NO_TABLES) : undefined;
     if (guarded && runs) {
       // The guard may send the message twice (rolled back for a review, then run again on approval): the note goes with the first, so it is counted once.
       let unsent = note;
@@ -311,9 +312,10 @@ export class FrontendPath {
       const head = s.bind.head;
       if (!head) return;
       this.#recorder?.client(head);
-      const sent = this.#gate ? (this.#gate.frontend(head, undefined, false) as FrontendMessage | readonly FrontendMessage[]) : head;
-      if (sent !== head) {
-        this.#send(sent as readonly FrontendMessage[], out);
+      // A streamed Bind cannot be held, so the gate decides at once.
+      const decision = this.#gate ? (this.#gate.frontend(head, undefined, false) as GateDecision) : { send: [head], passed: {} };
+      if (!decision.passed) {
+        this.#send(decision.send, out);
         s.held = [];
         return;
       }

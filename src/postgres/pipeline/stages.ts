@@ -29,14 +29,28 @@ export interface Refusal {
   sql?: string;
 }
 
+/** What the gate decided for one whole message. */
+export interface GateDecision {
+  /** What goes upstream: the message itself when it passed, else what stands in its place (possibly nothing). */
+  send: readonly FrontendMessage[];
+  /** Set when the message passed as the client sent it: what goes with it. */
+  passed?: {
+    /** What must hear how the server took it (a Parse, a Close, a Query that PREPAREs or DEALLOCATEs). */
+    answered?: (outcome: AskOutcome) => void;
+    /** The row limit on what it writes, and its SQL. */
+    guard?: { guard: WriteGuard; sql: string };
+    /** The tables it names, when it was judged. */
+    touched?: readonly string[];
+  };
+}
+
 /** The statement gate as the paths use it (./statement-gate.ts). */
 export interface GateStage {
   /**
-   * What to send upstream for one whole message: `m` itself when it passes, else its
-   * replacement; a Promise of either while it is held for a review. `canHold` false: it cannot be
-   * held (a Bind streamed on), so a review refuses it.
+   * The decision on one whole message; a Promise while it is held for a review. `canHold` false:
+   * it cannot be held (a Bind streamed on), so a review refuses it.
    */
-  frontend(m: FrontendMessage, analysis?: Analysis, canHold?: boolean): FrontendMessage | readonly FrontendMessage[] | Promise<FrontendMessage | readonly FrontendMessage[]>;
+  frontend(m: FrontendMessage, analysis?: Analysis, canHold?: boolean): GateDecision | Promise<GateDecision>;
   /** What to send instead of a message refused without being read whole: a Query or Parse longer than the limit. */
   refuseUnread(type: number, length: number, limit?: number): readonly FrontendMessage[];
   /**
@@ -50,15 +64,6 @@ export interface GateStage {
   readonly pendingRefusals: number;
   /** The server message to hand on for `msg` (an ErrorResponse or ParameterStatus; others pass). */
   backend(msg: PgMessage): PgMessage;
-  /**
-   * What must hear how the server took the message the gate just passed (a Parse, a Close, a
-   * Query that PREPAREs or DEALLOCATEs), if anything; handed out once.
-   */
-  takeAnswerHook?(): ((outcome: AskOutcome) => void) | undefined;
-  /** The row limit on what the message just passed writes, and its SQL, if any; handed out once. */
-  takeGuard?(): { guard: WriteGuard; sql: string } | undefined;
-  /** The tables the message just passed names, when it was judged; handed out once. */
-  takeTouched?(): readonly string[] | undefined;
 }
 
 /** Masking as the paths use it (./masking/stage.ts). */

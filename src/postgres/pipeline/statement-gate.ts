@@ -43,7 +43,6 @@ import { changesRows, combineReviewDecisions, opensBlockBefore, SIDE_CHANNEL_RUL
 import type { TablesTouchedBy } from '../../policy/touched.js';
 import { analyzeSql, loadSqlParser, type Analysis } from '../../policy/sql/analyze.js';
 import type { PendingReview, ReviewAsk, SessionJudge, StatementVerdict } from '../../session/engine.js';
-import type { AskOutcome } from './answers.js';
 import { NOTHING, RefusalDescribes, SYNC_MESSAGE } from './gate/describe-refusals.js';
 import { type AnswerHook, type Held, MAX_HELD, MAX_NAME_BYTES, MAX_NAMES, PreparedNames, RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { type PreparedOp, preparedOps } from './gate/prepared-ops.js';
@@ -62,7 +61,7 @@ import {
 import { heldText, PARAMS_TOO_LONG, reviewAsk, reviewParams } from './gate/review-display.js';
 import { ReviewHolds } from './gate/review-holds.js';
 import { SettingsWatch } from './gate/settings.js';
-import type { GateStage, Refusal } from './stages.js';
+import type { GateDecision, GateStage, Refusal } from './stages.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import type { FrontendMessage } from '../wire/frontend-messages.js';
 import type { PgMessage } from '../wire/reader.js';
@@ -171,7 +170,7 @@ export class StatementGate implements GateStage {
   /**
    * `readOnly`: the session's access is read-only (the server turning it off ends the session).
    * `review`: raises the review of a message a `review` verdict holds; without it such messages are refused.
-   * `confirmed`: the server's answers reach the gate ({@link takeAnswerHook}), and a prepared name
+   * `confirmed`: the server's answers reach the gate (a decision's `answered`), and a prepared name
    * changes only as the server confirms; without (`hoop connect`'s early checks), names change
    * as messages pass (see ./gate/names.ts).
    */
@@ -204,24 +203,7 @@ export class StatementGate implements GateStage {
     this.#reviews = new ReviewHolds(options.review);
   }
 
-  /**
-   * The row limit on what the message just passed writes (a Query, a Bind, an Execute), if any;
-   * handed out once. An approved review lifts it: the reviewer saw what runs.
-   */
-  takeGuard(): { guard: WriteGuard; sql: string } | undefined {
-    const guard = this.#guarding;
-    this.#guarding = undefined;
-    return guard && { guard, sql: this.#guardSql };
-  }
-
-  /** The tables the message just passed names (see `StatementNote`, ./tally.ts), if it was judged; handed out once. */
-  takeTouched(): readonly string[] | undefined {
-    const touched = this.#touched;
-    this.#touched = undefined;
-    return touched && [...touched];
-  }
-
-  /** Notes what one judged text reads from (see {@link takeTouched}); a cursor it declares is remembered for the FETCHes that read it (at most 1,000 tables). */
+  /** Notes what one judged text reads from (its decision carries them); a cursor it declares is remembered for the FETCHes that read it (at most 1,000 tables). */
   #noteTouched(touched: TablesTouchedBy | undefined): void {
     if (!touched) return;
     const into = (this.#touched ??= new Set());
@@ -266,13 +248,6 @@ export class StatementGate implements GateStage {
     return this.#reviews.available;
   }
 
-  /** What must hear the server's answer to the message just passed (see the constructor's `confirmed`); handed out once. */
-  takeAnswerHook(): ((outcome: AskOutcome) => void) | undefined {
-    const hook = this.#hook;
-    this.#hook = undefined;
-    return hook;
-  }
-
   /**
    * Withdraws the review the session waits for, if any (the client's CancelRequest, or the
    * session ends): the held message is then refused, or dropped with the session. True when one was.
@@ -301,9 +276,9 @@ export class StatementGate implements GateStage {
   }
 
   /**
-   * What to send upstream for one complete frontend message: `m` itself when it passes
-   * (callers may compare by identity), else the replacement (possibly nothing); a Promise of
-   * either while the message is held for a review. `analysis` is the analysis of a Query's or
+   * The gate's decision on one complete frontend message (see {@link GateDecision}): what to send
+   * upstream, and when it passed, what goes with it; a Promise while the message is held for a
+   * review. `analysis` is the analysis of a Query's or
    * Parse's SQL when the caller made it (a long text). `canHold` false: a review verdict refuses
    * (a Bind streamed past the gate cannot be held).
    *
@@ -312,7 +287,32 @@ export class StatementGate implements GateStage {
    * passes, as it runs nothing. On approval the message is judged again with its review verdicts
    * passing (a deny still refuses) and sent as the client sent it; a Bind's portal then runs.
    */
-  frontend(m: FrontendMessage, analysis?: Analysis, canHold = true): Sent | Promise<Sent> {
+  frontend(m: FrontendMessage, analysis?: Analysis, canHold = true): GateDecision | Promise<GateDecision> {
+    const sent = this.#message(m, analysis, canHold);
+    return sent instanceof Promise ? sent.then((s) => this.#decision(m, s)) : this.#decision(m, sent);
+  }
+
+  /** `m` passed as sent, with what goes with it (each handed out once), or what stands in its place. */
+  #decision(m: FrontendMessage, sent: Sent): GateDecision {
+    if (sent !== m) return { send: sent as readonly FrontendMessage[] };
+    const answered = this.#hook;
+    const guard = this.#guarding;
+    const touched = this.#touched;
+    this.#hook = undefined;
+    this.#guarding = undefined;
+    this.#touched = undefined;
+    return {
+      send: [m],
+      passed: {
+        ...(answered ? { answered } : {}),
+        ...(guard ? { guard: { guard, sql: this.#guardSql } } : {}),
+        ...(touched ? { touched: [...touched] } : {}),
+      },
+    };
+  }
+
+  /** What to send for `m`: itself when it passes, else what stands in its place; a Promise while held for review. */
+  #message(m: FrontendMessage, analysis: Analysis | undefined, canHold: boolean): Sent | Promise<Sent> {
     const onReview: OnReview = canHold ? 'hold' : 'refuse';
     if (this.#discarding) {
       if (m.kind === 'sync') {
@@ -602,7 +602,7 @@ export class StatementGate implements GateStage {
         // Judged again: what the reviewer saw passes; anything new it would now run is held again.
         this.#approvedTexts = seen;
         try {
-          return this.frontend(m, analysis);
+          return this.#message(m, analysis, true);
         } finally {
           this.#approvedTexts = undefined;
         }
