@@ -126,6 +126,7 @@ interface Mvdan {
     Variant(lang: unknown): unknown;
     LangBash: unknown;
     LangPOSIX: unknown;
+    KeepComments(keep: boolean): unknown;
     Walk(node: Node, visit: (node: Node | null) => boolean): void;
     NodeType(node: Node): string;
   };
@@ -143,7 +144,11 @@ let grammar: 'bash' | 'posix' = 'bash';
 function shellParser(): { Parse(src: string, name: string): Node } {
   if (!parsers) {
     const { syntax } = createRequire(import.meta.url)('mvdan-sh') as Mvdan;
-    parsers = { bash: syntax.NewParser(syntax.Variant(syntax.LangBash)), posix: syntax.NewParser(syntax.Variant(syntax.LangPOSIX)) };
+    // Comments are kept to be checked: the parser starts one where a shell reads a letter (see {@link collect}).
+    parsers = {
+      bash: syntax.NewParser(syntax.KeepComments(true), syntax.Variant(syntax.LangBash)),
+      posix: syntax.NewParser(syntax.KeepComments(true), syntax.Variant(syntax.LangPOSIX)),
+    };
     nodeType = (n) => syntax.NodeType(n);
     walk = (n, v) => syntax.Walk(n, v);
   }
@@ -162,6 +167,8 @@ let last: { line: string; parsed: ShellLine } | undefined;
 
 function parseUncached(line: string): ShellLine {
   if (line.includes('\0')) return { certain: false, why: 'it holds a NUL byte, where the target would cut it short' };
+  // The parser reads a carriage return as a blank; bash and dash read it as a letter of the word.
+  if (line.includes('\r')) return { certain: false, why: "it holds a carriage return, which the target's shell reads as part of a word" };
   if (Buffer.byteLength(line) > SHELL_LINE_MAX_BYTES) return { certain: false, why: `it is longer than ${SHELL_LINE_MAX_BYTES / 1024} KiB` };
   const commands: ShellCommand[] = [];
   const why = collect(line, 0, undefined, commands);
@@ -198,6 +205,9 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
   const sourceOf = (n: Node): string => bytes.subarray(n.Pos().Offset(), n.End().Offset()).toString();
   let failed: string | undefined;
   walk(file, (node) => {
+    // A `#` starts a comment only at the start of a word (after a blank or an operator); the parser also starts one right after a quote or a substitution.
+    if (node && failed === undefined && nodeType(node) === 'Comment' && !COMMENT_MAY_FOLLOW.has(bytes[node.Pos().Offset() - 1] ?? 0x0a))
+      failed = "a # inside a word (right after a quote or a substitution) would start a comment only to hoop's parser; the target's shell reads it as a letter";
     if (!node || failed !== undefined || nodeType(node) !== 'Stmt') return failed === undefined;
     const stmt = node;
     const kind = stmt.Cmd ? nodeType(stmt.Cmd) : 'Redirect';
@@ -227,6 +237,9 @@ function collect(script: string, depth: number, via: string | undefined, out: Sh
   });
   return failed;
 }
+
+/** The bytes after which a shell starts a comment at `#`: blanks, a newline, and the operators' characters. */
+const COMMENT_MAY_FOLLOW = new Set([...' \t\n;&|()<>'].map((c) => c.charCodeAt(0)));
 
 /** A construct (`if`, `for`, `[[ ]]`, `declare`, a redirected block…): judged as a whole, never simple. */
 function construct(source: string, via: string | undefined): ShellCommand {
@@ -327,12 +340,15 @@ function skipOptions(args: string[], valued: string[]): string[] {
 function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string): { text: string; known: boolean } {
   let text = '';
   let known = true;
+  /** The word with each quoted or escaped piece as a plain letter: what bash's brace expansion sees. */
+  let shape = '';
   for (const part of word.Parts as Node[]) {
     const kind = nodeType(part);
+    shape += kind === 'Lit' ? (part.Value as string).replace(/\\./gs, 'q') : 'q';
     if (kind === 'Lit') {
       const value = part.Value as string;
-      // Brace expansion makes several words (`r{m,}` is `rm r`); a glob in the program's name picks a file.
-      if (/\{[^{}]*(,|\.\.)[^{}]*\}/.test(value) || (isProgram && /(^|[^\\])([*?]|\[[^\]]*\])/.test(value))) known = false;
+      // A glob in the program's name picks a file.
+      if (isProgram && /(^|[^\\])([*?]|\[[^\]]*\])/.test(value)) known = false;
       text += value.replace(/\\(.)/gs, '$1');
     } else if (kind === 'SglQuoted') {
       text += part.Dollar ? ansiC(part.Value) : part.Value;
@@ -349,6 +365,8 @@ function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string): 
       text += sourceOf(part);
     }
   }
+  // Brace expansion makes several words (`r{m,}` is `rm r`, `{'a',../b}` is `a ../b`), whatever of it is quoted.
+  if (/\{[^{}]*(,|\.\.)[^{}]*\}/.test(shape)) known = false;
   return { text, known };
 }
 

@@ -5,6 +5,7 @@
  * removed and may match what is built when it runs, and a line the gateway cannot parse is
  * matched by no allow rule. The spellings are the same table the real-sshd test runs.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +145,33 @@ ${NO_RECURSIVE_RM}`);
     for (const line of ["echo $'a\\';id;#'", 'echo x &> /tmp/y', '[[ -f /etc/hosts ]] && cat /etc/hosts', 'cat <(id)'])
       expect(allowList.decide(exec(line)), line).toMatchObject({ action: 'deny', reason: expect.stringMatching(/bash and a POSIX sh \(dash, ash\) would run it differently/) });
     expect(allowList.decide(exec('ls -la /tmp && cat /etc/hosts | echo done'))).toMatchObject({ action: 'allow' });
+  });
+
+  it("reads a line as bash and dash read it where hoop's parser would not: a # right after a quote or a substitution, a carriage return, a brace of quoted parts", async () => {
+    const allowList = await judgeOf(`  default: deny\n  rules:\n${ALLOW_READS}    - { name: pub, match: { commands: ["cat /srv/pub/**"] }, action: allow }\n`);
+    // What bash makes of each (a stub `id` is not needed: bash's own printf shows the words it passes).
+    const bashWords = (line: string): string[] =>
+      execFileSync('bash', ['-c', `printf '%s\\n' ${line}`], { encoding: 'utf8' })
+        .split('\n')
+        .slice(0, -1);
+    expect(bashWords("/srv/pub/{'note',../secret}")).toEqual(['/srv/pub/note', '/srv/pub/../secret']);
+    for (const line of ["echo 'x'#;id", 'echo "x"#;id', 'echo $(echo x)#;id', 'echo x\r#;id', "cat /srv/pub/{'note',../secret}", 'cat /srv/pub/note\r#;cat /srv/secret', "{'cat',/etc/shadow}"])
+      expect(allowList.decide({ kind: 'exec', command: line }), JSON.stringify(line)).toMatchObject({ action: 'deny' });
+    // A # that starts a word is a comment to every reader alike; one inside a plain word is a letter to every reader.
+    expect(allowList.decide({ kind: 'exec', command: 'echo x # note' }).action).toBe('allow');
+    expect(allowList.decide({ kind: 'exec', command: 'echo a#b' }).action).toBe('allow');
+    expect(allowList.decide({ kind: 'exec', command: "echo '{a,b}' \\{c,d}" }).action).toBe('allow');
+  });
+
+  it("makes a deny or review rule, and ssh.sftp, see through a brace of quoted parts: bash runs {'rm',-rf,/tmp/x} as rm -rf /tmp/x", async () => {
+    const judge = await judgeOf(
+      `  default: allow\n  rules:\n    - { name: no-rm, match: { commands: ["rm *"] }, action: deny }\n    - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review, review: { groups: [dba] } }\n`,
+    );
+    expect(judge.decide({ kind: 'exec', command: "{'rm',-rf,/tmp/x}" }).action).toBe('deny');
+    expect(judge.decide({ kind: 'exec', command: "{'./deploy.sh',v2}" }).action).not.toBe('allow');
+    expect(fileTransferOf('{"sc"p,-t,/tmp/x}')).toBe('unknown');
+    const noTransfers = await judgeOf('  default: allow\n  sftp: deny\n');
+    expect(noTransfers.decide({ kind: 'exec', command: '{"sc"p,-t,/tmp/x}' }).action).toBe('deny');
   });
 
   it('under read-only access, run a line only when a rule allows each command in it', async () => {

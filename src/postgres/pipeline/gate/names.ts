@@ -7,7 +7,7 @@
  * A name may hold more than one text ({@link Held}): a Parse or PREPARE of a name already held
  * adds to it until the server's answer says which one it kept. With `confirmed`, names change
  * only as the server confirms: each change hands out an answer hook (see
- * `StatementGate.takeAnswerHook`), and a Bind (or Execute) in the same batch as its Parse (or
+ * the gate decision's `answered`), and a Bind (or Execute) in the same batch as its Parse (or
  * Bind) judges what that message set, as it runs only if that message did. Without (`hoop
  * connect`'s early checks), names change as messages pass.
  *

@@ -1,10 +1,12 @@
 /**
- * A target whose login shell is dash (Debian's /bin/sh; Alpine's ash reads the same POSIX
- * grammar), behind OpenSSH's sshd: `ssh host <line>` runs `dash -c <line>` there. A line bash reads
- * as one `echo` but dash runs as `echo` then `id` really runs `id` when sent straight to sshd;
- * through hoop, under an allow list of `echo` and `cat`, it is refused and `id` never runs. Allow
- * globs match one path segment each: `cat /…/ok/*` reads the files in ok/, never `..` out of it.
- * Needs root: it makes the OS user whose shell is dash.
+ * Targets whose login shells are dash (Debian's /bin/sh; Alpine's ash reads the same POSIX
+ * grammar) and bash, behind OpenSSH's sshd: `ssh host <line>` runs `<shell> -c <line>` there.
+ * Lines that a shell runs as `echo` then `id` where hoop's parser would read one `echo` (bash's
+ * `$'…'` on dash, a `#` right after a quote, a carriage return) really run `id` when sent straight
+ * to sshd; through hoop, under an allow list of `echo` and `cat`, each is refused and `id` never
+ * runs. Allow globs match one path segment each: `cat /…/ok/*` reads the files in ok/, never `..`
+ * out of it, not with `.?` (dash) nor a brace of quoted parts (bash).
+ * Needs root: it makes the OS users whose shells are dash and bash.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,11 +20,14 @@ import { startStack, type HoopStack, type RunningConnect } from '../harness/stac
 
 const root = process.getuid?.() === 0;
 const USER = 'hoop-dash';
+const BASH_USER = 'hoop-bash';
 let sshd: Sshd;
 let repo: PolicyGitRepo;
 let stack: HoopStack;
 let connect: RunningConnect;
 let info: ConnectSshJson;
+let bashConnect: RunningConnect;
+let bashInfo: ConnectSshJson;
 const files = mkdtempSync(join(tmpdir(), 'hoop-dash-'));
 const controls = mkdtempSync(join(tmpdir(), 'hoop-dash-mux-'));
 
@@ -34,25 +39,43 @@ function run(file: string, args: string[]): Promise<Ran> {
   });
 }
 
-/** `line` through hoop connect's ssh config. */
-const viaHoop = (line: string): Promise<Ran> =>
-  run('ssh', ['-F', info.sshConfig, '-o', 'BatchMode=yes', '-o', 'ControlMaster=auto', '-o', `ControlPath=${join(controls, 'c')}`, '-o', 'ControlPersist=60', 'dash', line]);
+/** `line` through hoop connect's ssh config, to the dash target or the bash one. */
+const viaHoop = (line: string, host: 'dash' | 'bash' = 'dash'): Promise<Ran> =>
+  run('ssh', [
+    '-F',
+    (host === 'dash' ? info : bashInfo).sshConfig,
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ControlMaster=auto',
+    '-o',
+    `ControlPath=${join(controls, host)}`,
+    '-o',
+    'ControlPersist=60',
+    host,
+    line,
+  ]);
 
-/** `line` straight to sshd as the dash user, with the gateway's key: what the target's shell does with it. */
-const straight = (line: string): Promise<Ran> =>
-  run('ssh', ['-i', sshd.clientKeyFile, '-p', String(sshd.port), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', `${USER}@127.0.0.1`, line]);
+/** `line` straight to sshd as the target's user, with the gateway's key: what the target's shell does with it. */
+const straight = (line: string, user = USER): Promise<Ran> =>
+  run('ssh', ['-i', sshd.clientKeyFile, '-p', String(sshd.port), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', `${user}@127.0.0.1`, line]);
+
+/** An OS user whose login shell is `shell`, with no password and not locked (sshd without PAM lets no locked account in, even by key). */
+function shellUser(name: string, shell: string): void {
+  if (spawnOk('id', [name])) execFileSync('usermod', ['-s', shell, name]);
+  else execFileSync('useradd', ['--system', '--no-create-home', '--home-dir', '/tmp', '--shell', shell, name]);
+  execFileSync('usermod', ['-p', '*', name]);
+}
 
 describe.skipIf(!root)('an ssh target whose login shell is dash', () => {
   beforeAll(async () => {
-    if (spawnOk('id', [USER])) execFileSync('usermod', ['-s', '/bin/dash', USER]);
-    else execFileSync('useradd', ['--system', '--no-create-home', '--home-dir', '/tmp', '--shell', '/bin/dash', USER]);
-    // No password, and not locked ('!'): sshd without PAM lets no locked account in, even by key.
-    execFileSync('usermod', ['-p', '*', USER]);
+    shellUser(USER, '/bin/dash');
+    shellUser(BASH_USER, '/bin/bash');
     // The dash user reads its authorised key from a file it may read (sshd's own directory is root's alone).
     const keys = join(files, 'keys');
     mkdirSync(keys, { mode: 0o755 });
     chmodSync(files, 0o755);
-    sshd = await startSshd({ config: [`Match User ${USER}`, `  AuthorizedKeysFile ${join(keys, 'authorized_keys')}`] });
+    sshd = await startSshd({ config: [`Match User ${USER},${BASH_USER}`, `  AuthorizedKeysFile ${join(keys, 'authorized_keys')}`] });
     copyFileSync(`${sshd.clientKeyFile}.pub`, join(keys, 'authorized_keys'));
     chmodSync(join(keys, 'authorized_keys'), 0o644);
     mkdirSync(join(files, 'ok'), { mode: 0o755 });
@@ -64,8 +87,9 @@ describe.skipIf(!root)('an ssh target whose login shell is dash', () => {
         repo.commit(`version: 1
 connections:
   - { name: dash, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
+  - { name: bash, type: ssh, host: 127.0.0.1, port: ${sshd.port}, user: ${BASH_USER}, privateKey: "\${file:${sshd.clientKeyFile}}", hostKeys: ["${sshd.hostKey}"] }
 access:
-  - { name: people, subjects: [alice], connections: [dash], mode: read-write }
+  - { name: people, subjects: [alice], connections: [dash, bash], mode: read-write }
 ssh:
   default: deny
   rules:
@@ -76,11 +100,15 @@ ssh:
     });
     connect = await stack.connect('dash', await stack.token('alice'));
     info = connect.info as unknown as ConnectSshJson;
+    bashConnect = await stack.connect('bash', await stack.token('alice'));
+    bashInfo = bashConnect.info as unknown as ConnectSshJson;
   }, 120_000);
 
   afterAll(async () => {
-    if (info) await run('ssh', ['-F', info.sshConfig, '-o', `ControlPath=${join(controls, 'c')}`, '-O', 'exit', 'dash']);
+    if (info) await run('ssh', ['-F', info.sshConfig, '-o', `ControlPath=${join(controls, 'dash')}`, '-O', 'exit', 'dash']);
+    if (bashInfo) await run('ssh', ['-F', bashInfo.sshConfig, '-o', `ControlPath=${join(controls, 'bash')}`, '-O', 'exit', 'bash']);
     await connect?.stop().catch(() => undefined);
+    await bashConnect?.stop().catch(() => undefined);
     await stack?.close();
     await sshd?.stop();
     repo?.remove();
@@ -88,7 +116,7 @@ ssh:
     rmSync(controls, { recursive: true, force: true });
   });
 
-  it('refuses a line dash would run otherwise than bash reads it (one echo to bash, echo and id to dash); id never runs', async () => {
+  it("refuses a line a target's shell runs otherwise than hoop reads it (bash's $'…' on dash, a # right after a quote, a carriage return); id never runs", async () => {
     const line = "echo $'a\\';id;#'";
     // Straight to the target, dash runs id.
     const target = await straight(line);
@@ -97,6 +125,18 @@ ssh:
     expect(through.code).toBe(126);
     expect(through.stderr).toContain('bash and a POSIX sh (dash, ash) would run it differently');
     expect(through.stdout).not.toContain('uid=');
+    // A # right after a quote, and a carriage return, are letters to both shells, which then run id.
+    for (const bad of ["echo 'x'#;id", 'echo x\r#;id']) {
+      for (const [host, user] of [
+        ['dash', USER],
+        ['bash', BASH_USER],
+      ] as const) {
+        expect((await straight(bad, user)).stdout, `${host}: ${JSON.stringify(bad)}`).toMatch(/uid=\d+/);
+        const r = await viaHoop(bad, host);
+        expect(r.code, `${host}: ${JSON.stringify(bad)}`).toBe(126);
+        expect(r.stdout).not.toContain('uid=');
+      }
+    }
     // What both read alike runs, in dash.
     expect(await viaHoop("echo 'one; two' && echo three")).toMatchObject({ code: 0, stdout: 'one; two\nthree\n' });
   }, 60_000);
@@ -110,6 +150,12 @@ ssh:
     }
     // Straight to the target, dash expands .? to .. and reads the secret: the glob would have let it out.
     expect((await straight(`cat ${files}/ok/.?/secret`)).stdout).toBe('not for you\n');
+    // bash expands a brace whose parts are quoted: straight, it reads the secret; through hoop, refused.
+    const braced = `cat ${files}/ok/{'note',../secret}`;
+    expect((await straight(braced, BASH_USER)).stdout).toContain('not for you');
+    const r = await viaHoop(braced, 'bash');
+    expect(r.code).toBe(126);
+    expect(r.stdout).not.toContain('not for you');
   }, 60_000);
 });
 
