@@ -1,0 +1,69 @@
+/**
+ * The run bundle's verify.sh and a recording's seal, with real sh, jq, zcat, sha256sum and
+ * ssh-keygen: a sealed recording is reported complete; one cut short at a checkpoint that was
+ * saved under the final manifest's name (its tail dropped) is not, whatever jq's version does
+ * with empty input.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { verifyScript } from '../../src/commands/run-bundle-check.js';
+import { generateSigningKey, sshPublicKeyLine } from '../../src/recording/sshsig.js';
+import { verifyRecording } from '../../src/recording/verify.js';
+import { RECORDING_NAMESPACE, RecordingWriter } from '../../src/recording/writer.js';
+
+const base = mkdtempSync(join(tmpdir(), 'hoop-verify-sh-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+const { privateKey: key } = generateSigningKey();
+const RUN = 'run-aaaaaaaaaaaaaaaaaaaa';
+
+async function runRecord(root: string, o: { close: boolean }): Promise<string> {
+  const dir = join(root, 'run');
+  const w = await RecordingWriter.create({ dir, id: RUN, key, chunkMs: 60_000 });
+  w.append({ t: 'start', at: 1, identity: { subject: 'devin' }, connection: 'prod-db' } as never);
+  w.append({ t: 'statement', at: 2, sql: 'select 1', decision: 'allow' } as never);
+  await w.checkpoint();
+  w.append({ t: 'statement', at: 3, sql: 'delete from customers', decision: 'allow' } as never);
+  if (o.close) await w.close();
+  else {
+    await w.flush();
+    w.abandon();
+  }
+  return dir;
+}
+
+function bundle(root: string, manifest: string): string {
+  writeFileSync(join(root, 'allowed_signers'), `hoop-cli namespaces="${RECORDING_NAMESPACE}" ${sshPublicKeyLine(key)}\n`);
+  writeFileSync(join(root, 'verify.sh'), verifyScript(RUN, [{ dir: 'run', id: RUN, manifest, signer: 'hoop-cli' }]));
+  return execFileSync('sh', ['verify.sh'], { cwd: root, encoding: 'utf8', env: { PATH: process.env.PATH } });
+}
+
+describe("the run bundle's verify.sh and the seal", () => {
+  it('a complete, sealed recording (hoop itself says complete) is reported complete by verify.sh', async () => {
+    const root = mkdtempSync(join(base, 'complete-'));
+    const dir = await runRecord(root, { close: true });
+    const check = await verifyRecording(dir, [key]);
+    expect(check).toMatchObject({ ok: true, complete: true, manifest: 'SHA256SUMS' });
+    const out = bundle(root, 'SHA256SUMS');
+    expect(out).toMatch(/ok {3}run: recording \S+, signed by hoop-cli, \d+ chunk\(s\), complete\n/);
+  });
+
+  it('a truncated recording (its checkpoint saved under the final name) is not reported complete by verify.sh', async () => {
+    const cut = mkdtempSync(join(base, 'cut-'));
+    const dir = await runRecord(cut, { close: false });
+    const checkpoint = readdirSync(dir).find((f) => /^checkpoint-\d{6}\.SHA256SUMS$/.test(f))!;
+    renameSync(join(dir, checkpoint), join(dir, 'SHA256SUMS'));
+    renameSync(join(dir, `${checkpoint}.sig`), join(dir, 'SHA256SUMS.sig'));
+    // hoop's own verifier sees the missing seal:
+    expect(await verifyRecording(dir, [key])).toMatchObject({ complete: false, truncated: true });
+    const whole = mkdtempSync(join(base, 'whole-'));
+    await runRecord(whole, { close: true });
+    const normalise = (s: string): string => s.replace(/\d+ chunk\(s\)/, 'N chunk(s)');
+    const cutOut = bundle(cut, 'SHA256SUMS');
+    expect(cutOut).toContain('verified: every record of the run');
+    expect(cutOut).not.toMatch(/chunk\(s\), complete\n/);
+    expect(normalise(cutOut)).not.toBe(normalise(bundle(whole, 'SHA256SUMS')));
+  });
+});
