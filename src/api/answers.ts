@@ -218,7 +218,16 @@ export interface RecordingKey {
 
 /** What the gateway holds of a CLI's record (`GET /v1/sessions/{id}/client`, `GET /v1/runs/{id}`). */
 export interface ClientRecordInfo {
-  record: { state: 'uploading' | 'complete' | 'truncated'; subject: string; issuer: string; signer?: string; fingerprint?: string; chunks?: number; events?: number; updatedAt: string } | null;
+  record: {
+    state: 'uploading' | 'complete' | 'truncated' | 'refused';
+    subject: string;
+    issuer: string;
+    signer?: string;
+    fingerprint?: string;
+    chunks?: number;
+    events?: number;
+    updatedAt: string;
+  } | null;
   files: string[];
 }
 

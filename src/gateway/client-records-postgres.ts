@@ -196,7 +196,7 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   async unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>> {
     const r = await query<{ kind: RecordKind; id: string }>(
       this.#pool,
-      "select kind, id from hoop.client_records where state->>'state' = 'uploading' and updated_at < $1",
+      "select kind, id from hoop.client_records where state->>'state' in ('uploading', 'refused') and updated_at < $1",
       [before],
       'find the records no signature verified',
     );

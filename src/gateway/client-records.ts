@@ -70,8 +70,12 @@ export interface ClientRecordState {
   /** Who uploaded it (a session's owner; a run's first uploader). */
   issuer: string;
   subject: string;
-  /** `complete`: its final manifest verified; `truncated`: a checkpoint did (the CLI stopped mid-session); `uploading`: no signature yet. */
-  state: 'uploading' | 'complete' | 'truncated';
+  /**
+   * `complete`: its final manifest verified; `truncated`: a checkpoint did (the CLI stopped
+   * mid-session); `uploading`: no signature yet; `refused`: a signature did not verify it, so its
+   * files were dropped (kept a day, its bytes counting against its owner's daily budget).
+   */
+  state: 'uploading' | 'complete' | 'truncated' | 'refused';
   /** The device key that signed it (`ssh-ed25519 …`), and its fingerprint. */
   signer?: string;
   fingerprint?: string;
@@ -310,7 +314,8 @@ export class ClientRecords {
       toWrite.push({ name, data });
       usage = { files: usage.files + 1, bytes: usage.bytes + data.length };
       state = {
-        ...(state ?? { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading', updatedAt: new Date().toISOString() }),
+        // A record refused before starts again, its bytes still counted for the day.
+        ...(state && state.state !== 'refused' ? state : { kind, id, issuer: owner.issuer, subject: owner.subject, state: 'uploading' as const, updatedAt: new Date().toISOString() }),
         pending: (state?.pending ?? 0) + data.length,
         bytes: (state?.bytes ?? 0) + data.length,
         updatedAt: new Date().toISOString(),
@@ -343,9 +348,11 @@ export class ClientRecords {
     if (check.ok && check.id !== id) problems.push(`it is the record of ${check.id ?? 'nothing'}, not of ${id}`);
     if (check.ok && state.fingerprint !== undefined && check.signer !== state.fingerprint) problems.push(`it is signed by ${check.signer}, not by ${state.fingerprint} as it was first`);
     if (problems.length > 0 || !check.manifest || `${check.manifest}.sig` !== name) {
-      // Nothing of a record that never verified is kept (its owner may upload the right one); of one that did, only the new manifest and signature go.
-      if (state.state === 'uploading') await record.removeAll();
-      else await record.delete([name, name.slice(0, -'.sig'.length)]);
+      // Nothing of a record that never verified is kept but what it cost (its owner may upload the right one); of one that did, only the new manifest and signature go.
+      if (state.state === 'uploading') {
+        await record.removeAll();
+        await record.save({ ...state, state: 'refused', pending: 0, updatedAt: new Date().toISOString() });
+      } else await record.delete([name, name.slice(0, -'.sig'.length)]);
       return {
         refused: new HttpError(422, `the record of ${id} does not verify with ${name}: ${problems.join('; ') || `the newest signed manifest is ${check.manifest ?? 'none'}`}`, {
           hint:
@@ -374,7 +381,7 @@ export class ClientRecords {
   async expireUnverified(now = Date.now()): Promise<Array<{ kind: RecordKind; id: string }>> {
     const stale = await this.#store.unverifiedSince(new Date(now - UNVERIFIED_RECORD_TTL_MS));
     for (const { kind, id } of stale)
-      await this.#serialized(kind, id, () => this.#store.update(kind, id, async (record) => ((await record.state())?.state === 'uploading' ? record.removeAll() : undefined)));
+      await this.#serialized(kind, id, () => this.#store.update(kind, id, async (record) => (['uploading', 'refused'].includes((await record.state())?.state ?? '') ? record.removeAll() : undefined)));
     return stale;
   }
 
@@ -522,7 +529,7 @@ export class FileClientRecordStore implements ClientRecordStore {
   }
 
   async unverifiedSince(before: Date): Promise<Array<{ kind: RecordKind; id: string }>> {
-    return [...this.#states.values()].filter((s) => s.state === 'uploading' && Date.parse(s.updatedAt) < before.getTime()).map((s) => ({ kind: s.kind, id: s.id }));
+    return [...this.#states.values()].filter((s) => (s.state === 'uploading' || s.state === 'refused') && Date.parse(s.updatedAt) < before.getTime()).map((s) => ({ kind: s.kind, id: s.id }));
   }
 }
 

@@ -90,7 +90,7 @@ export interface SessionSummary {
    */
   recording: 'complete' | 'running' | 'truncated' | 'failed' | 'none' | 'deleted';
   /** How much of the CLI's own record of the session the gateway holds (absent: none of it). */
-  clientRecord?: 'uploading' | 'complete' | 'truncated';
+  clientRecord?: 'uploading' | 'complete' | 'truncated' | 'refused';
   bytesFromClient: number;
   bytesToClient: number;
 }

@@ -122,6 +122,32 @@ describe("CLIs' records", () => {
     expect(await refusal(records.put('sessions', 'session-bobs-0001', chunk(1), Buffer.alloc(1024, 1), bob, noKeys))).toBeUndefined();
   });
 
+  it("an identity's daily budget counts what uploads that never verified made the gateway write and check: the third 400 KiB upload in a 1 MiB day is refused; a day later the tombstones go", async () => {
+    const dir = dataDir();
+    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, dailyBytesPerIdentity: 1024 * 1024, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const statuses: Array<number | 'stored'> = [];
+    for (let i = 0; i < 3; i++) {
+      const files = [
+        { name: chunk(1), data: randomBytes(400 * 1024) },
+        { name: 'SHA256SUMS', data: Buffer.from(`${'0'.repeat(64)}  ${chunk(1)}\n`) },
+        { name: 'SHA256SUMS.sig', data: Buffer.from('-----BEGIN SSH SIGNATURE-----\nbogus\n-----END SSH SIGNATURE-----\n') },
+      ];
+      const id = `session-refused-${String(i).padStart(3, '0')}`;
+      statuses.push(
+        await records.putFiles('sessions', id, files, alice, noKeys).then(
+          () => 'stored' as const,
+          (e: { status?: number }) => e.status ?? 0,
+        ),
+      );
+    }
+    // Written, checked (422: does not verify) and dropped, twice; the third would pass the day's megabyte.
+    expect(statuses).toEqual([422, 422, 429]);
+    expect(readdirSync(join(dir, 'client-records', 'sessions', 'session-refused-000'))).toEqual(['record.json']);
+    expect(await records.state('sessions', 'session-refused-000')).toMatchObject({ state: 'refused', pending: 0 });
+    expect(await records.expireUnverified(Date.now() + UNVERIFIED_RECORD_TTL_MS + 60_000)).toHaveLength(2);
+    expect(await records.state('sessions', 'session-refused-000')).toBeUndefined();
+  });
+
   it('a record that no signature verified within a day is removed, files and all', async () => {
     const dir = dataDir();
     const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0 });
