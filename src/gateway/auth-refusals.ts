@@ -9,6 +9,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 (why a bearer token is refused)
  * @see https://cheatsheetseries.owasp.org/cheatsheets/Logging_Cheat_Sheet.html (authentication failures are events to log)
  */
+import { sourceOf } from './peer-address.js';
 import type { Logger } from '../log.js';
 import type { GatewayEvents } from './events.js';
 import { TokenRejectedError } from './verify-token.js';
@@ -85,23 +86,4 @@ export class AuthRefusals {
     clearInterval(this.#timer);
     this.#flush(true);
   }
-}
-
-/**
- * Whose refusals are counted together: an IPv4 address, or an IPv6 address's /64 (one host holds a
- * whole /64: counting each of its addresses apart would let it spray past the limit).
- * @see https://www.rfc-editor.org/rfc/rfc4291#section-2.5.4 (a /64 per link)
- */
-export function sourceOf(address: string): string {
-  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
-  if (v4) return v4[1]!;
-  if (!address.includes(':')) return address;
-  const [head = '', tail = ''] = address.toLowerCase().split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = address.includes('::') ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.replace(/^0+(?=.)/, ''))
-    .join(':')}::/64`;
 }

@@ -7,7 +7,7 @@
  */
 import type * as http from 'node:http';
 import type { Socket } from 'node:net';
-import { peerOf } from './peer-address.js';
+import { peerOf, sourceOf } from './peer-address.js';
 
 /**
  * Bounds the connections no identity stands behind yet. Each is closed unless it sends a request
@@ -47,7 +47,7 @@ export class ConnectionGuard {
 
   /** A new TCP connection, its client's address known: false (and it is closed) when that address holds too many strangers; else its deadline runs. */
   arrived(socket: Socket): boolean {
-    const from = peerOf(socket).address ?? '';
+    const from = sourceOf(peerOf(socket).address ?? '');
     if ((this.#open.get(from) ?? 0) - (this.#known.get(from) ?? 0) >= this.o.perAddress) {
       socket.destroy();
       return false;
@@ -73,7 +73,7 @@ export class ConnectionGuard {
     const raw = this.#raw(socket);
     if (this.#trusted.has(raw)) return;
     this.#trusted.add(raw);
-    const from = peerOf(raw).address ?? '';
+    const from = sourceOf(peerOf(raw).address ?? '');
     add(this.#known, from, 1);
     raw.once('close', () => add(this.#known, from, -1));
   }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AlertMonitor, FileAlertStore } from '../../src/gateway/alerts.js';
-import { sourceOf } from '../../src/gateway/auth-refusals.js';
+import { sourceOf } from '../../src/gateway/peer-address.js';
 import { GatewayEvents } from '../../src/gateway/events.js';
 import { WebhookSender } from '../../src/gateway/review-notify.js';
 import { createLogger } from '../../src/log.js';
