@@ -245,6 +245,19 @@ describe('the README, run as written', () => {
       }
     }
     expect(broken).toEqual([]);
+    // The product's own pointers (hints, generated files, comments) name pages that exist, and headings they hold.
+    const sources = (dir: string): string[] =>
+      readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+    const pointers: string[] = [];
+    for (const file of sources('src')) {
+      const text = readFileSync(join(root, file), 'utf8');
+      for (const [, page, anchor] of text.matchAll(/docs\/([a-z0-9-]+\.md)(?:#([a-z0-9-]+))?/g)) {
+        const target = join(root, 'docs', page!);
+        if (!existsSync(target) || (anchor && !anchorsOf(readFileSync(target, 'utf8')).has(anchor))) pointers.push(`${file}: docs/${page}${anchor ? `#${anchor}` : ''}`);
+      }
+      if (/the README \("/.test(text)) pointers.push(`${file}: names a section of the README, whose sections moved to docs/`);
+    }
+    expect(pointers).toEqual([]);
   });
 
   it('the top: install and run the demo; the whole suite is what CI runs', () => {
