@@ -10,7 +10,7 @@
  * - the cost of the lexing guard: 2000 pipelined simple Queries with a backslash (each waits until
  *   the server answered what came before it) against the same without one.
  *
- * @see README.md (the benchmark: what it measures and how to run it)
+ * @see docs/benchmark.md (what it measures and how to run it)
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';

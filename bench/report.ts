@@ -194,7 +194,7 @@ function orNull<T>(v: T | undefined): T | null {
   return v === undefined ? null : v;
 }
 
-/** The report as the JSON document of `--json`; see README.md (Benchmark) for its shape. */
+/** The report as the JSON document of `--json`; see docs/benchmark.md for its shape. */
 export function reportJson(report: BenchReport): unknown {
   const base = baseline(report.outcomes);
   const cost = recordingCost(report.outcomes);

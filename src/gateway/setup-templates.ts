@@ -180,7 +180,7 @@ export function gatewayYaml(c: InitChoices, now: Date): string {
   const audience = p.audience(c.clientId, c.audience);
   const lines = [
     `# The hoop gateway's configuration, written by hoop gateway init on ${now.toISOString().slice(0, 10)} for ${c.url.origin}.`,
-    '# Start it: hoop gateway --config <this file>. Every setting: the README ("The gateway"), docs/deployment.md.',
+    '# Start it: hoop gateway --config <this file>. Every setting: docs/deployment.md ("The gateway").',
     '',
     commented(`listen: ${listenOf(c.url)}`, `where people, agents and CI jobs reach it (${c.url.origin})`),
     commented('tls:', 'a certificate for the name people use'),
@@ -255,7 +255,7 @@ export function starterPolicy(c: InitChoices): Record<string, string> {
   const hoopYaml = [
     '# The policy hoop enforces: which connections it serves, who may use them, what they may run and',
     '# see. Check an edit with `hoop policy test` (it validates as the gateway will); the gateway',
-    '# applies each commit on main within a minute. Every section: the README ("The policy repo").',
+    '# applies each commit on main within a minute. Every section: docs/policy.md ("The policy repo").',
     'version: 1',
     '',
     ...connections,

@@ -26,9 +26,9 @@
  *
  * The policy masks columns of tables these programs never read, by origin and by name (every value
  * they read comes back exact, computed ones too). One documented difference still shows, and is
- * asserted as the README says it: the text of a notice a DO block raises is withheld while masking
- * is on (hoop cannot see into the block). No other refusal the README documents (replication, role
- * settings) applies here.
+ * asserted as docs/masking.md and docs/reference.md say it: the text of a notice a DO block raises
+ * is withheld while masking is on (hoop cannot see into the block). No other refusal the docs name
+ * (replication, role settings) applies here.
  *
  * @see https://www.postgresql.org/docs/current/app-psql.html
  * @see https://www.postgresql.org/docs/current/pgbench.html
@@ -298,7 +298,7 @@ select 1/0;
     const same = (s: string): string => s.replace(/server process with PID \d+/g, 'server process with PID N').replace(/^lo_(import|unlink) \d+$/gm, 'lo_$1 N');
     expect(runs.hoop.code).toBe(runs.direct.code);
     expect(same(runs.hoop.stdout)).toBe(same(runs.direct.stdout));
-    // Documented (README, "Everything that carries row data"): with masking on, the text of a notice a DO block raises is withheld.
+    // Documented (docs/masking.md, "Side channels a statement controls"; docs/reference.md, "At PostgreSQL's own limits"): with masking on, the text of a notice a DO block raises is withheld.
     const withheld = (s: string): string =>
       s.replace(
         /NOTICE: {2}from a DO block: 42\n/,

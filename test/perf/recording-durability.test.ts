@@ -3,7 +3,7 @@
  * benchmark: `npm run bench:tests`, on a machine doing nothing else). A gateway killed with
  * SIGKILL keeps what its last signed checkpoint covers; so for each statement of a busy session
  * this measures the time from the client's answer to the first signed checkpoint whose chunks
- * hold that answer, with the default `recording.checkpointSeconds` (1). The bound the README
+ * hold that answer, with the default `recording.checkpointSeconds` (1). The bound docs/recordings.md
  * states: about a second (a chunk is cut each second, a checkpoint signed with it).
  *
  * @see docs/recording-format.md
