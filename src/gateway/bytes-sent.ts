@@ -24,7 +24,7 @@ export class BytesSentTally {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly emit: (event: string, fields: Record<string, unknown>) => void,
+    private readonly emit: (event: 'session.bytes', fields: Record<string, unknown>) => void,
     private readonly tickMs = BYTES_TICK_MS,
   ) {}
 

@@ -15,7 +15,7 @@ function socketFrom(remoteAddress: string): Socket & { closedByGuard: boolean } 
     s.closedByGuard = true;
     s.emit('close');
     return s;
-  }) as Socket['destroy'];
+  }) as unknown as typeof s.destroy;
   return s;
 }
 
