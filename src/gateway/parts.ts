@@ -4,6 +4,7 @@
  * recordings and the CLIs' records, the audit stream, reviews (and their notifications), runs,
  * direct credentials, and the CancelRequest registry. A part that fails to start stops those built before it.
  */
+import { z } from 'zod';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CancelRegistry, type CancelAsker } from '../postgres/gateway/cancel-registry.js';
@@ -272,12 +273,30 @@ function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, event
   // A CancelRequest that reached this replica for a session held by another.
   cancels.elsewhere = (key, asker) => replica.notify(CANCEL_CHANNEL, JSON.stringify({ ...key, ...asker }));
   replica.on(CANCEL_CHANNEL, (payload) => {
-    const m = JSON.parse(payload) as { processId: number; secretKey: number } & CancelAsker;
+    const m = cancelNotice(payload);
+    if (!m) return void log.warn('cancel.bad-notice', { message: 'a replica sent a CancelRequest notice this gateway cannot read' });
     void cancels
       .lookup({ processId: m.processId, secretKey: m.secretKey }, m)
       ?.cancel()
       .catch((err: unknown) => log.warn('cancel.failed', { error: describeError(err) }));
   });
+}
+
+const KEY_PART = z.number().int().min(0).max(0xffffffff);
+/** A CancelRequest another replica passed on: its key, and who asked (an owner, or a direct client's request). */
+const CANCEL_NOTICE = z.union([
+  z.strictObject({ processId: KEY_PART, secretKey: KEY_PART, direct: z.literal(true) }),
+  z.strictObject({ processId: KEY_PART, secretKey: KEY_PART, subject: z.string(), issuer: z.string(), run: z.string().optional(), connection: z.string() }),
+]);
+
+/** The notice in `payload`, parsed with its schema; undefined when it is not one. */
+function cancelNotice(payload: string): ({ processId: number; secretKey: number } & CancelAsker) | undefined {
+  try {
+    const parsed = CANCEL_NOTICE.safeParse(JSON.parse(payload));
+    return parsed.success ? (parsed.data as { processId: number; secretKey: number } & CancelAsker) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Cancels the statement a dead replica's session left running on its PostgreSQL server, which would otherwise run on unrecorded. */
