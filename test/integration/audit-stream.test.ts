@@ -111,9 +111,8 @@ describe('audit stream', () => {
   it('a full queue drops the oldest events and says how many, never blocking', async () => {
     const file = join(stack.dir, 'overflow.jsonl');
     const stream = new AuditStream({ file, batchSize: 1000, flushMs: 60_000, maxQueue: 100 }, createLogger({ level: 'error', sink: { write: () => undefined } }));
-    const t0 = performance.now();
-    for (let i = 0; i < 10_000; i++) stream.emit('statement.refused', { i });
-    expect(performance.now() - t0).toBeLessThan(1000);
+    // emit() is synchronous: nothing waits for the file, however full the queue.
+    for (let i = 0; i < 10_000; i++) expect(stream.emit('statement.refused', { i })).toBeUndefined();
     await stream.close();
     const lines = readFileSync(file, 'utf8')
       .trim()

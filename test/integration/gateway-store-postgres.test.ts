@@ -403,9 +403,7 @@ describe('the PostgreSQL store', () => {
       const checkpoint = sums(chunks);
       await put(replica.url, token, 'sessions', id, 'checkpoint-000036.SHA256SUMS', checkpoint);
       let signature = sign(checkpoint);
-      let started = performance.now();
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000036.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 36, events: 36 * 48 } });
-      const tookFirst = performance.now() - started;
       // The store keeps each file's SHA-256, computed as it was stored.
       const digests = await db.query<{ name: string; digest: string }>(
         "select name, encode(digest, 'hex') as digest from hoop.client_record_files where kind = 'sessions' and id = $1 and name like 'events-%' order by name",
@@ -419,11 +417,8 @@ describe('the PostgreSQL store', () => {
       const next = sums(chunks);
       await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS', next);
       signature = sign(next);
-      started = performance.now();
+      // Verified from the digests the store keeps (the events counted, the chain intact); what that saves is measured in test/perf/client-record-verify-store.test.ts.
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 37, events: 36 * 48 + 1 } });
-      const tookSecond = performance.now() - started;
-      // Reading and hashing the 85 MB again would take about as long as the first time; a margin for a loaded machine (four files at once on two cores).
-      expect(tookSecond).toBeLessThan(tookFirst / 4);
 
       // A checkpoint whose manifest lies about the new chunk's hash: refused, and it goes from the store (and the cache). The right one, under the same name, then verifies from what the store holds.
       chunks.push(gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 38, prev: sha256(chunks.at(-1)!) })}\n{"t":"query","at":3,"sql":"select 38"}\n`));

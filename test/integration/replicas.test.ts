@@ -553,7 +553,6 @@ describe('two replicas behind a load balancer', () => {
     const onA = await connectVia(stack.gateway.url);
     const onB = await connectVia(bUrl);
     const cl = await client(onA);
-    const started = Date.now();
     const sleeping = cl.query('select pg_sleep(30)').then(
       () => undefined,
       (e: { code?: string }) => e,
@@ -578,9 +577,9 @@ describe('two replicas behind a load balancer', () => {
     // A window in which a wrongly honoured cancel would end the statement.
     expect(await Promise.race([sleeping.then(() => 'ended'), quietFor(1500).then(() => 'still running')])).toBe('still running');
     await send(onB.info.port);
+    // 57014 (query_canceled): the cancel through B ended it, not the end of its 30 s.
     const err = await sleeping;
     expect(err).toMatchObject({ code: '57014' });
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('keeps running sessions going while the store is down, refuses new ones saying why, and recovers by itself', async () => {
