@@ -123,7 +123,7 @@ describe('a gateway with two workers', () => {
         expect(list.length).toBe(1);
         return list[0]!;
       },
-      { timeout: 10_000, interval: 100 },
+      { timeout: 30_000, interval: 100 },
     );
     for (let i = 0; i < 4; i++) expect((await callApi(url, stack.pki.ca, 'GET', `/v1/reviews/${review.id}`, await stack.token('bob', ['dba']))).status).toBe(200);
     expect((await callApi(url, stack.pki.ca, 'POST', `/v1/reviews/${review.id}/approve`, await stack.token('bob', ['dba']), { reason: 'ok' })).status).toBe(200);
@@ -140,7 +140,7 @@ describe('a gateway with two workers', () => {
       .map((e) => e.pid as number);
     const killed = pids[0]!;
     process.kill(killed, 'SIGKILL');
-    await eventually(() => expect(events().some((e) => e.event === 'gateway.worker-died')).toBe(true), { timeout: 10_000, interval: 100 });
+    await eventually(() => expect(events().some((e) => e.event === 'gateway.worker-died')).toBe(true), { timeout: 30_000, interval: 100 });
     // Meanwhile, and after, new sessions are served.
     const f = await directClient(await stack.token('alice'));
     expect(errorIn(await f.simple('select 1'))).toBeUndefined();

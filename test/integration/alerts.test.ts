@@ -107,7 +107,7 @@ describe('alerts', () => {
 
     // The third of alice's refusals within ten minutes raises the alert, and her sessions end (this one right after its refusal).
     await first.simple('drop table items').catch((err: Error) => expect(err.message).toMatch(/only E/));
-    await eventually(() => expect(audit().map((e) => e.event)).toContain('alert.raised'), { timeout: 10_000, interval: 100 });
+    await eventually(() => expect(audit().map((e) => e.event)).toContain('alert.raised'), { timeout: 30_000, interval: 100 });
     const raised = audit().find((e) => e.event === 'alert.raised')!;
     expect(raised).toMatchObject({ rule: 'refusal-burst', subject: 'alice', per: 'identity', count: 3, suspend: true, sessions: [expect.any(String)] });
     expect((raised.evidence as unknown[]).length).toBe(3);
@@ -117,7 +117,7 @@ describe('alerts', () => {
     expect(carol.ended).toBe(false);
     const id = String(raised.alert);
     await eventually(() => expect(hooks).toContainEqual(expect.objectContaining({ event: 'alert.raised', alert: expect.objectContaining({ id, subject: 'alice' }) })), {
-      timeout: 10_000,
+      timeout: 30_000,
       interval: 100,
     });
 
@@ -149,7 +149,7 @@ describe('alerts', () => {
     expect(cleared.code, cleared.stderr).toBe(0);
     expect(cleared.stdout).toBe(`alert ${id}: cleared; alice may connect again\n`);
     await eventually(() => expect(audit().find((e) => e.event === 'alert.cleared')).toMatchObject({ alert: id, reason: 'alice was testing the rule', clearer: { subject: 'bob' } }), {
-      timeout: 10_000,
+      timeout: 30_000,
       interval: 100,
     });
     const again = await stack.tunnel('app', alice);

@@ -254,7 +254,7 @@ class RawMux {
     const lines = [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${stack.gateway.port}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
     socket.write(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
     await new Promise<void>((resolve) => (mux.#onHead = resolve));
-    if (mux.status !== 101) await mux.closed(5000);
+    if (mux.status !== 101) await mux.closed(30_000);
     return mux;
   }
 
@@ -311,7 +311,7 @@ class RawMux {
   }
 
   /** Waits for a frame on `stream` of one of `types`. */
-  async waitFrame(stream: number, types: number[], timeoutMs = 10_000): Promise<Frame> {
+  async waitFrame(stream: number, types: number[], timeoutMs = 30_000): Promise<Frame> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const f = this.frames.find((x) => x.stream === stream && types.includes(x.type));
@@ -337,7 +337,7 @@ class RawMux {
   }
 
   /** Waits until `count` ReadyForQuery messages arrived on `stream`; returns its messages. */
-  async untilReady(stream: number, count: number, timeoutMs = 10_000): Promise<PgMessage[]> {
+  async untilReady(stream: number, count: number, timeoutMs = 30_000): Promise<PgMessage[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const messages = this.pgMessages(stream);
@@ -349,7 +349,7 @@ class RawMux {
   }
 
   /** True once the socket has closed, within `timeoutMs`. */
-  async closed(timeoutMs = 5000): Promise<boolean> {
+  async closed(timeoutMs = 30_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (!this.ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     return this.ended;
@@ -611,7 +611,7 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     const raw = await RawMux.open(token);
     expect(raw.status).toBe(101);
     await misbehave(raw);
-    expect(await raw.closed(3000)).toBe(true);
+    expect(await raw.closed(30_000)).toBe(true);
     await othersStillServed();
   });
 
@@ -680,9 +680,9 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     raw.write(frame(MuxFrameType.DATA, 1, query('select pg_backend_pid()')));
     const pid = rows(await raw.untilReady(1, 2))[0]![0]!;
     raw.write(frame(MuxFrameType.DATA, 9, Buffer.from('x')));
-    expect(await raw.closed(3000)).toBe(true);
+    expect(await raw.closed(30_000)).toBe(true);
     // Its PostgreSQL backend goes away with it.
-    await eventually(async () => expect((await stack.pg.psql(`select count(*) from pg_stat_activity where pid = ${pid}`)).trim()).toBe('0'), { timeout: 5000 });
+    await eventually(async () => expect((await stack.pg.psql(`select count(*) from pg_stat_activity where pid = ${pid}`)).trim()).toBe('0'), { timeout: 30_000 });
     await othersStillServed();
   });
 
@@ -698,7 +698,7 @@ describe('a client speaking hoop-mux/1 by hand', () => {
         dataFrames(1, Buffer.alloc(STREAM_WINDOW + 1, 0x41)),
       ]),
     );
-    expect(await raw.closed(3000)).toBe(true);
+    expect(await raw.closed(30_000)).toBe(true);
     await expectNoUncaught();
     await expectNoSessionLeft(id, baseline);
     await othersStillServed();
@@ -715,7 +715,7 @@ describe('a client speaking hoop-mux/1 by hand', () => {
     const raw = await RawMux.open(token);
     const id = sid();
     leave(raw, json(MuxFrameType.OPEN, 1, { connection: 'app', headers: { authorization: `Bearer ${token}`, 'hoop-session-id': id, 'hoop-client-version': 'raw-mux-test' } }));
-    expect(await raw.closed(3000)).toBe(true);
+    expect(await raw.closed(30_000)).toBe(true);
     await expectNoUncaught();
     await expectNoSessionLeft(id, baseline);
     await othersStillServed();
@@ -767,7 +767,7 @@ describe('the client side of a lost connection', () => {
       const err = await pending;
       expect(err).toBeInstanceOf(HoopError);
       expect(err).toMatchObject({ code: ErrorCode.GATEWAY_UNREACHABLE });
-      expect(await first.raw.closed(3000)).toBe(true);
+      expect(await first.raw.closed(30_000)).toBe(true);
       await expectNoUncaught();
       // The next session opens a new connection.
       const direct = newMux();

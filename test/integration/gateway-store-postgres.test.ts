@@ -94,7 +94,7 @@ async function aliceSession(token: string): Promise<string> {
       const r = await getJson(replica.url, `/v1/sessions/${sessionId}`, token);
       expect(r.status === 200 && r.body.endedAt, `session ${sessionId} ended in the store`).toBeTruthy();
     },
-    { timeout: 10_000, interval: 100 },
+    { timeout: 30_000, interval: 100 },
   );
   return sessionId;
 }
@@ -195,7 +195,7 @@ describe('the PostgreSQL store', () => {
         expect((await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0]!.id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim()).toBe('1');
         return listed;
       },
-      { timeout: 10_000, interval: 100 },
+      { timeout: 30_000, interval: 100 },
     );
     expect(listed[0]).toMatchObject({ recording: 'complete', statements: 1 });
     const id = listed[0]!.id;
@@ -227,14 +227,14 @@ describe('the PostgreSQL store', () => {
           expect(r.status, JSON.stringify(r.body)).toBe(200);
           expect(r.body.endedAt).toBeTruthy();
         },
-        { timeout: 10_000, interval: 20 },
+        { timeout: 30_000, interval: 20 },
       );
       // Told from memory as the index would tell it: to its owner (and auditors), not to another person.
       expect((await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, await stack.token('bob'))).status).toBe(404);
       expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(0);
       await blocker.query('commit');
       await eventually(async () => expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(1), {
-        timeout: 10_000,
+        timeout: 30_000,
         interval: 50,
       });
       const r = await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, token);
@@ -253,7 +253,7 @@ describe('the PostgreSQL store', () => {
     await raw.simple('select 1');
     raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
     await raw.closed();
-    await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 10_000, interval: 100 });
+    await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 30_000, interval: 100 });
     expect(replicaErrors.find((l) => l.includes(sessionId))).toContain('recording.conflict');
     expect(
       (await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'events-000001.jsonl.gz'`, { database: 'hoop_store' })).trim(),

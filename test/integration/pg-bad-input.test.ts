@@ -189,7 +189,7 @@ describe('straight to the gateway tunnel (no CLI)', () => {
         ['database', 'app'],
       ]),
     );
-    const e = await refused.error(5000);
+    const e = await refused.error(30_000);
     expect(e?.code).toBe('28000');
     expect(e?.message).toContain(`hoop: role "postgres" is not allowed to you on connection "app" through hoop: you may use "${stack.pg.users.scram.user}"`);
     expect(await refused.closed()).toBe(true);
@@ -208,7 +208,7 @@ describe('straight to the gateway tunnel (no CLI)', () => {
     const raw = await tunnel();
     await raw.startup('');
     raw.write(message('Q', 1000, Buffer.from('select')));
-    expect((await raw.error(5000))?.message).toContain('middle of a message');
+    expect((await raw.error(30_000))?.message).toContain('middle of a message');
     expect(await raw.closed()).toBe(true);
   });
 });

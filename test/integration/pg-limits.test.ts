@@ -183,7 +183,7 @@ describe.each(WAYS_IN)('per-access server timeouts, through %s', (via) => {
     const f = await open(via);
     try {
       await f.simple('begin');
-      const e = await f.error(10_000);
+      const e = await f.error(30_000);
       expect(e?.code).toBe('25P03');
       expect(await f.closed()).toBe(true);
     } finally {

@@ -144,7 +144,7 @@ backend gateway
         });
         s.on('error', reject);
       }),
-    { timeout: 10_000, interval: 100 },
+    { timeout: 30_000, interval: 100 },
   );
 }
 

@@ -407,6 +407,6 @@ async function withFakeServer(onConnection: (socket: Socket) => void, body: (por
   }
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   await eventually(async () => expect(await check(), 'condition not met in time').toBe(true), { timeout: timeoutMs });
 }
