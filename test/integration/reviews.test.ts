@@ -467,12 +467,17 @@ describe('a statement held for review', () => {
     await eventually(() => expect(printed).toContain(`review ${id}: pending (0 of 1 approval`), { timeout: 30_000 });
     expect(printed).toContain('    DELETE FROM notes');
     expect(printed).toContain(`approve: hoop review approve ${id}`);
-    // A window for watch to print it a second time, which it must not.
-    await quietFor(1500);
+    // Another review starts waiting: once watch printed it, it has looked again since it printed the first, which it must not print a second time.
+    const other = await stack.tunnel('app', await stack.token('alice'));
+    other.write(queryMessage('DELETE FROM scratch'));
+    const second = await pendingReview('DELETE FROM scratch');
+    await eventually(() => expect(printed).toContain(`review ${second}: pending`));
     expect(printed.split(`review ${id}:`).length).toBe(2); // once
+    expect(printed.split(`review ${second}:`).length).toBe(2);
     controller.abort();
     expect(await watching).toBe(0);
     raw.destroy();
+    other.destroy();
   });
 
   it('times out with an error that says so', async () => {
