@@ -515,7 +515,10 @@ describe('two replicas behind a load balancer', () => {
       timeout: 30_000,
       interval: 150,
     });
-    await quietFor(1000); // the audit's batches go out every second: a second event would be in by now
+    // The second session's end is at the SIEM; a first use is told once the index answers (asked when the session opened), and the
+    // audit's batches go out every second: a second first use would be in one batch later.
+    await eventually(() => expect(siemEvents.filter((e) => e.event === 'session.end' && (e as { agent?: string }).agent === 'aider')).toHaveLength(2), { interval: 150 });
+    await quietFor(1000);
     expect(firstUses()).toHaveLength(1);
   });
 
