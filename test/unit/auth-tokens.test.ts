@@ -171,7 +171,9 @@ describe('resolveTokenProvider', () => {
     // Half-life of a 4 s token: renewed 2 s in.
     await vi.advanceTimersByTimeAsync(2_000);
     await eventually(() => expect(renewed).toEqual([second]), { timeout: 30_000 });
-    // The file is never rotated again: one failure message, however many retries, until the second token expires and the retries stop.
+    // The file is never rotated again: one failure message (at the second token's half-life, its file read real I/O) ...
+    await eventually(() => expect(failures).toHaveLength(1), { timeout: 30_000 });
+    // ... however many retries, until the second token expires and the retries stop.
     while (!(Date.now() > secondExpires && vi.getTimerCount() === 0)) {
       await vi.advanceTimersByTimeAsync(250);
       await new Promise((r) => setImmediate(r)); // a retry's file read is real I/O
