@@ -26,6 +26,7 @@ export class RecordingDisk {
   readonly #floor: number;
   readonly #log: Logger;
   readonly #watchMs: number;
+  readonly #freeBytes: (dir: string) => Promise<number>;
   /** Free bytes when last read (undefined before the first read). */
   #free: number | undefined;
   /** What each watching session does when the disk falls under the stop line. */
@@ -33,11 +34,13 @@ export class RecordingDisk {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(o: { dir: string; floor: number; log: Logger; watchMs?: number }) {
+  /** `freeBytes` reads the free space of `dir` (statfs unless told: a test's disk that fills on cue). */
+  constructor(o: { dir: string; floor: number; log: Logger; watchMs?: number; freeBytes?: (dir: string) => Promise<number> }) {
     this.#dir = o.dir;
     this.#floor = o.floor;
     this.#log = o.log;
     this.#watchMs = o.watchMs ?? WATCH_MS;
+    this.#freeBytes = o.freeBytes ?? statfsFree;
   }
 
   /** @throws HoopError RECORDING_UNAVAILABLE when the disk is below its floor (`what`: what the gateway then cannot do). */
@@ -86,8 +89,13 @@ export class RecordingDisk {
   }
 
   async #read(): Promise<number> {
-    const fs = await statfs(this.#dir);
-    this.#free = fs.bavail * fs.bsize;
+    this.#free = await this.#freeBytes(this.#dir);
     return this.#free;
   }
+}
+
+/** Bytes an unprivileged process may still write on the file system of `dir`. */
+async function statfsFree(dir: string): Promise<number> {
+  const fs = await statfs(dir);
+  return fs.bavail * fs.bsize;
 }

@@ -500,7 +500,7 @@ describe('hoop exec', () => {
           expect(ls.reviews[0], 'a pending review').toBeDefined();
           return ls.reviews[0]!.id;
         },
-        { timeout: 10_000, interval: 100 },
+        { timeout: 30_000, interval: 100 },
       );
     // Waiting: the status lines on stderr, the results once approved.
     const waiting = hoopExec(['app-md5', '-c', sql]);

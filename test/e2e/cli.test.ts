@@ -178,7 +178,7 @@ describe('hoop gateway + hoop connect as processes', () => {
           expect(now, 'chunks under a signed checkpoint of the gateway').toBeGreaterThan(after);
           return now;
         },
-        { timeout: 10_000, interval: 100 },
+        { timeout: 30_000, interval: 100 },
       );
     psql.stdin!.write('select count(*) from items;\n');
     await answered(1);
@@ -195,7 +195,7 @@ describe('hoop gateway + hoop connect as processes', () => {
         expect(now, 'a chunk cut after the second answer').toBeGreaterThan(before);
         return now;
       },
-      { timeout: 10_000, interval: 100 },
+      { timeout: 30_000, interval: 100 },
     );
     await nextCheckpoint(Math.max(first, cut - 1));
     gw.child.kill('SIGKILL');

@@ -68,7 +68,7 @@ async function sessionsOfRun(runId: string): Promise<Listed[]> {
       sessions = (JSON.parse(ls.stdout) as { sessions: Listed[] }).sessions;
       expect(sessions.length > 0 && sessions.every((s) => s.endedAt && s.clientRecord)).toBe(true);
     },
-    { timeout: 5_000, interval: 100 },
+    { timeout: 30_000, interval: 100 },
   ).catch(() => undefined);
   return sessions;
 }
@@ -239,7 +239,7 @@ describe("the CLI's own records", () => {
 
     // The next hoop command (here `sessions ls`) uploads it.
     await eventually(async () => expect((JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Listed[] }).sessions.find((s) => s.id === id)?.clientRecord).toBe('truncated'), {
-      timeout: 10_000,
+      timeout: 30_000,
       interval: 100,
     });
     expect(spoolEntries()).toEqual([]);

@@ -119,6 +119,8 @@ export interface TestOidc {
   lifetimes: OidcLifetimes;
   /** Device grant polling interval, seconds (mutable). */
   deviceInterval: number;
+  /** How many device grant polls were answered `slow_down` (a test waits for one instead of guessing when it came). */
+  slowDowns: number;
   /** Every token the revocation endpoint revoked, in order (RFC 7009). */
   revocations: RevokedToken[];
   /**
@@ -503,6 +505,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
     accounts,
     lifetimes,
     deviceInterval: options.deviceInterval ?? 1,
+    slowDowns: 0,
     revocations,
     revokeTokens(subject) {
       let removed = 0;
@@ -540,6 +543,7 @@ export async function startOidc(options: OidcOptions = {}): Promise<TestOidc> {
       const last = lastPoll.get(deviceCode);
       lastPoll.set(deviceCode, now);
       if (last !== undefined && now - last < self.deviceInterval * 1000) {
+        self.slowDowns++;
         send(res, 400, 'application/json', JSON.stringify({ error: 'slow_down', error_description: 'you are polling too quickly and should back off' }));
         return;
       }

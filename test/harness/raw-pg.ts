@@ -76,14 +76,14 @@ export class RawFrontend {
   }
 
   /** Sends one simple Query and returns every message up to its ReadyForQuery. */
-  async simple(sql: string, timeoutMs = 15_000): Promise<PgMessage[]> {
+  async simple(sql: string, timeoutMs = 45_000): Promise<PgMessage[]> {
     const from = this.raw.length;
     this.write(queryMessage(sql));
     return this.messagesSince(from, 1, timeoutMs);
   }
 
   /** Waits for a message of `type` (a character), or for the stream to end (then undefined). */
-  async waitFor(type: string, timeoutMs = 10_000): Promise<PgMessage | undefined> {
+  async waitFor(type: string, timeoutMs = 30_000): Promise<PgMessage | undefined> {
     const code = type.charCodeAt(0);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -108,7 +108,7 @@ export class RawFrontend {
   }
 
   /** Waits until the peer closes. */
-  async closed(timeoutMs = 10_000): Promise<boolean> {
+  async closed(timeoutMs = 30_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (!this.ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     return this.ended;
@@ -139,7 +139,7 @@ export class RawFrontend {
   }
 
   /** Every backend message received from byte `from` of {@link raw} on, once `readyForQuery` ReadyForQuery have arrived there. */
-  async messagesSince(from: number, readyForQuery: number, timeoutMs = 10_000): Promise<PgMessage[]> {
+  async messagesSince(from: number, readyForQuery: number, timeoutMs = 30_000): Promise<PgMessage[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const reader = new MessageReader({ side: 'backend' });

@@ -29,7 +29,7 @@ async function pendingRequest(subject: string): Promise<string> {
       expect(r, `a pending request of ${subject}`).toBeDefined();
       return r!.id;
     },
-    { timeout: 10_000, interval: 100 },
+    { timeout: 30_000, interval: 100 },
   );
 }
 

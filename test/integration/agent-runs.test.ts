@@ -160,7 +160,7 @@ describe("a run lives no longer than its person's sign-in", () => {
     const short = await stack.oidc.token({ subject: 'alice', groups: [], audience: 'hoop-test', expiresInSeconds: 6 }); // long enough for a session to start on a loaded machine
     const run = (await begin(short)).body;
     const raw = await stack.tunnel('app', run.token as string);
-    const ended = raw.error(15_000);
+    const ended = raw.error(30_000);
     // Its hoop keeps beating, but brings no newer token of hers.
     let beat: ApiAnswer;
     do {
@@ -190,7 +190,7 @@ describe("a run's sessions", () => {
     expect(await answer).toMatchObject({ type: 'token-rejected', reason: 'run-credential' });
     // Ending the run ends the session.
     await api('POST', `/v1/runs/${run.id as string}/end`, run.controlToken as string);
-    const ended = await raw.error(10_000);
+    const ended = await raw.error(30_000);
     expect(ended).toMatchObject({ severity: 'FATAL', code: '28000', message: `hoop: run ${run.id as string} ended (its hoop ended it); its sessions end with it` });
     // The index names the person, the run, the agent and how it came.
     const session = await eventually(
@@ -200,7 +200,7 @@ describe("a run's sessions", () => {
         expect(session?.endedAt).toBeDefined();
         return session;
       },
-      { timeout: 5000, interval: 100 },
+      { timeout: 30_000, interval: 100 },
     );
     expect(session).toMatchObject({ subject: 'alice', runId: run.id, agent: 'claude', via: 'run', isolated: true, reason: 'run-ended' });
   });

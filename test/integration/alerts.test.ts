@@ -38,7 +38,8 @@ beforeAll(async () => {
   stack = await startStack({
     extraConfig: 'audit: { file: audit.jsonl, flushSeconds: 0.2, statements: all }',
     // Bytes sent are told every 200 ms (10 s in production): a long pull is seen while it runs.
-    gateway: { bytesTickMs: 200 },
+    // After a change of the catalog through the gateway, names read anything for 0.5 s (5 s in production).
+    gateway: { bytesTickMs: 200, postgres: { catalogSettleMs: 500 } },
     policy: ({ pg }) => {
       repo.commit(`version: 1
 connections:
@@ -106,7 +107,7 @@ describe('alerts', () => {
 
     // The third of alice's refusals within ten minutes raises the alert, and her sessions end (this one right after its refusal).
     await first.simple('drop table items').catch((err: Error) => expect(err.message).toMatch(/only E/));
-    await eventually(() => expect(audit().map((e) => e.event)).toContain('alert.raised'), { timeout: 10_000, interval: 100 });
+    await eventually(() => expect(audit().map((e) => e.event)).toContain('alert.raised'), { timeout: 30_000, interval: 100 });
     const raised = audit().find((e) => e.event === 'alert.raised')!;
     expect(raised).toMatchObject({ rule: 'refusal-burst', subject: 'alice', per: 'identity', count: 3, suspend: true, sessions: [expect.any(String)] });
     expect((raised.evidence as unknown[]).length).toBe(3);
@@ -116,7 +117,7 @@ describe('alerts', () => {
     expect(carol.ended).toBe(false);
     const id = String(raised.alert);
     await eventually(() => expect(hooks).toContainEqual(expect.objectContaining({ event: 'alert.raised', alert: expect.objectContaining({ id, subject: 'alice' }) })), {
-      timeout: 10_000,
+      timeout: 30_000,
       interval: 100,
     });
 
@@ -148,7 +149,7 @@ describe('alerts', () => {
     expect(cleared.code, cleared.stderr).toBe(0);
     expect(cleared.stdout).toBe(`alert ${id}: cleared; alice may connect again\n`);
     await eventually(() => expect(audit().find((e) => e.event === 'alert.cleared')).toMatchObject({ alert: id, reason: 'alice was testing the rule', clearer: { subject: 'bob' } }), {
-      timeout: 10_000,
+      timeout: 30_000,
       interval: 100,
     });
     const again = await stack.tunnel('app', alice);
@@ -296,13 +297,13 @@ describe('what a view or a partition reads', () => {
     expect(await raw.closed()).toBe(true);
   });
 
-  // Last here: it changes the catalog through the gateway, after which names read anything for a few seconds.
+  // Last here: it changes the catalog through the gateway, after which names read anything for a while (catalogSettleMs).
   it('a client that reads through a view and then redefines it is counted by what the view read, or as reading anything', async () => {
     const raw = await stack.tunnel('app', await stack.token('grace'));
     const selects = async (): Promise<Array<Record<string, unknown>>> => audit().filter((e) => e.event === 'statement.completed' && e.subject === 'grace' && e.verb === 'SELECT');
     // Straight to the gateway: a view that reads nothing, read (and what it reads known to the gateway) ...
     expect((await raw.simple("create view swap_v as select 'x'::text as email")).some((m) => m.type === 0x45)).toBe(false);
-    await pace(5_500); // past the settling after a change of the catalog
+    await pace(1_000); // past the settling after a change of the catalog (catalogSettleMs: 0.5 s here)
     expect((await raw.simple('select * from swap_v')).filter((m) => m.type === 0x44)).toHaveLength(1);
     await eventually(async () => expect(await selects()).toEqual([expect.objectContaining({ tables: ['swap_v'] })]));
     // ... then over people, read at once: not counted by what the gateway knew before.

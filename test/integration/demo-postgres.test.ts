@@ -253,7 +253,7 @@ describe('startDemoPostgres', () => {
         const gone = new Promise((r) => child.once('exit', r));
         child.stdin.end();
         await gone;
-        await eventually(() => expect(alive(info.pid)).toBe(false), { timeout: 10_000, interval: 25 });
+        await eventually(() => expect(alive(info.pid)).toBe(false), { timeout: 30_000, interval: 25 });
       },
       30_000,
     );

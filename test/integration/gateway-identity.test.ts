@@ -334,7 +334,7 @@ describe('sessions live as long as their token', () => {
       raw,
       channel,
       controls,
-      async control(type, timeoutMs = 8000) {
+      async control(type, timeoutMs = 30_000) {
         const deadline = Date.now() + timeoutMs;
         for (;;) {
           const found = controls.find((m) => m.type === type);
@@ -363,7 +363,7 @@ describe('sessions live as long as their token', () => {
     const [short, long] = await Promise.all([session(shortToken, 'expiring-1'), session(await stack.oidc.token({ subject: 'bob' }), 'lasting-1')]);
     expect(await selectOne(short)).toBe('1');
 
-    const error = await short.raw.error(6000);
+    const error = await short.raw.error(30_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000', message: `hoop: your token expired at ${exp.toISOString()}; the session is closed` });
     expect(error?.hint).toBe('run `hoop login` and connect again');
     expect(Date.now()).toBeGreaterThanOrEqual(exp.getTime());
@@ -430,14 +430,14 @@ describe('sessions live as long as their token', () => {
     const s = await session(await stack.oidc.token({ subject: 'alice', expiresInSeconds: 3 }), 'typ-renewal');
     s.channel.sendControl({ type: 'token', token: await signed('JWT') });
     expect(await s.control('token-rejected')).toMatchObject({ reason: 'wrong-token-type' });
-    expect(await s.raw.error(8000)).toMatchObject({ severity: 'FATAL', code: '28000' });
+    expect(await s.raw.error(30_000)).toMatchObject({ severity: 'FATAL', code: '28000' });
     expect(await s.control('close')).toMatchObject({ reason: 'token-expired' });
   });
 
   it("a renewal with another identity's token ends the session", async () => {
     const s = await session(await stack.oidc.token({ subject: 'alice' }), 'hijack-1');
     s.channel.sendControl({ type: 'token', token: await stack.oidc.token({ subject: 'bob' }) });
-    const error = await s.raw.error(5000);
+    const error = await s.raw.error(30_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000' });
     expect(error?.message).toContain('"bob"');
     expect(await s.control('close')).toMatchObject({ reason: 'identity-changed' });
@@ -456,7 +456,7 @@ describe('sessions live as long as their token', () => {
     // Holds the reader stalled until past the expiry under test.
     await pace(Math.max(0, exp - Date.now()) + 700);
     s.channel.resume();
-    const error = await s.raw.error(10_000);
+    const error = await s.raw.error(30_000);
     expect(error).toMatchObject({ severity: 'FATAL', code: '28000' });
     expect(error?.message).toContain('token expired');
     expect(await s.raw.closed()).toBe(true);

@@ -94,7 +94,7 @@ async function aliceSession(token: string): Promise<string> {
       const r = await getJson(replica.url, `/v1/sessions/${sessionId}`, token);
       expect(r.status === 200 && r.body.endedAt, `session ${sessionId} ended in the store`).toBeTruthy();
     },
-    { timeout: 10_000, interval: 100 },
+    { timeout: 30_000, interval: 100 },
   );
   return sessionId;
 }
@@ -195,7 +195,7 @@ describe('the PostgreSQL store', () => {
         expect((await store.psql(`select count(*) from hoop.recording_files where session = '${listed[0]!.id}' and name = 'SHA256SUMS'`, { database: 'hoop_store' })).trim()).toBe('1');
         return listed;
       },
-      { timeout: 10_000, interval: 100 },
+      { timeout: 30_000, interval: 100 },
     );
     expect(listed[0]).toMatchObject({ recording: 'complete', statements: 1 });
     const id = listed[0]!.id;
@@ -227,14 +227,14 @@ describe('the PostgreSQL store', () => {
           expect(r.status, JSON.stringify(r.body)).toBe(200);
           expect(r.body.endedAt).toBeTruthy();
         },
-        { timeout: 10_000, interval: 20 },
+        { timeout: 30_000, interval: 20 },
       );
       // Told from memory as the index would tell it: to its owner (and auditors), not to another person.
       expect((await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, await stack.token('bob'))).status).toBe(404);
       expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(0);
       await blocker.query('commit');
       await eventually(async () => expect((await blocker.query('select count(*)::int as n from hoop.sessions where id = $1 and ended_at is not null', [sessionId])).rows[0].n).toBe(1), {
-        timeout: 10_000,
+        timeout: 30_000,
         interval: 50,
       });
       const r = await getJson(stack.gateway.url, `/v1/sessions/${sessionId}`, token);
@@ -253,7 +253,7 @@ describe('the PostgreSQL store', () => {
     await raw.simple('select 1');
     raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
     await raw.closed();
-    await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 10_000, interval: 100 });
+    await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 30_000, interval: 100 });
     expect(replicaErrors.find((l) => l.includes(sessionId))).toContain('recording.conflict');
     expect(
       (await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'events-000001.jsonl.gz'`, { database: 'hoop_store' })).trim(),
@@ -403,9 +403,7 @@ describe('the PostgreSQL store', () => {
       const checkpoint = sums(chunks);
       await put(replica.url, token, 'sessions', id, 'checkpoint-000036.SHA256SUMS', checkpoint);
       let signature = sign(checkpoint);
-      let started = performance.now();
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000036.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 36, events: 36 * 48 } });
-      const tookFirst = performance.now() - started;
       // The store keeps each file's SHA-256, computed as it was stored.
       const digests = await db.query<{ name: string; digest: string }>(
         "select name, encode(digest, 'hex') as digest from hoop.client_record_files where kind = 'sessions' and id = $1 and name like 'events-%' order by name",
@@ -419,11 +417,8 @@ describe('the PostgreSQL store', () => {
       const next = sums(chunks);
       await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS', next);
       signature = sign(next);
-      started = performance.now();
+      // Verified from the digests the store keeps (the events counted, the chain intact); what that saves is measured in test/perf/client-record-verify-store.test.ts.
       expect(await put(replica.url, token, 'sessions', id, 'checkpoint-000037.SHA256SUMS.sig', signature)).toMatchObject({ record: { state: 'truncated', chunks: 37, events: 36 * 48 + 1 } });
-      const tookSecond = performance.now() - started;
-      // Reading and hashing the 85 MB again would take about as long as the first time; a margin for a loaded machine (four files at once on two cores).
-      expect(tookSecond).toBeLessThan(tookFirst / 4);
 
       // A checkpoint whose manifest lies about the new chunk's hash: refused, and it goes from the store (and the cache). The right one, under the same name, then verifies from what the store holds.
       chunks.push(gzipSync(`${JSON.stringify({ t: 'chunk', recording: id, seq: 38, prev: sha256(chunks.at(-1)!) })}\n{"t":"query","at":3,"sql":"select 38"}\n`));

@@ -8,10 +8,10 @@ import { listenOnLoopback } from '../harness/listen.js';
 import { createServer, type Server } from 'node:http';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as client from 'openid-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { approveDevice, authorize, TestBrowser } from '../harness/browser.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
-import { pace } from '../harness/wait.js';
+import { eventually, pace } from '../harness/wait.js';
 import { startWorkloadIssuer, type WorkloadIssuer } from '../harness/workload-issuer.js';
 
 const insecure = { execute: [client.allowInsecureRequests] };
@@ -232,10 +232,11 @@ describe('oidc-provider harness: the CLI flows', () => {
     // Pretend the provider asked for 0.2 s: the second poll is too fast for its 1 s, gets
     // slow_down, and openid-client adds 5 s before the next one.
     const started = Date.now();
+    const slowDowns = op.slowDowns;
     const polling = client.pollDeviceAuthorizationGrant(config, { ...da, interval: 0.2 });
     const approved = (async () => {
       // Approves only once openid-client has polled too fast (at 0.2 s and 0.4 s) and been told slow_down.
-      await pace(700);
+      await eventually(() => expect(op.slowDowns).toBeGreaterThan(slowDowns), { timeout: 30_000, interval: 20 });
       await approveDevice(da.verification_uri, da.user_code, 'carol');
     })();
     const [tokens] = await Promise.all([polling, approved]);
@@ -260,10 +261,12 @@ describe('oidc-provider harness: the CLI flows', () => {
       const refreshed = await client.refreshTokenGrant(cfg, tokens.refresh_token ?? '');
       expect(refreshed.expires_in).toBe(7);
 
-      // Past the refresh token's lifetime (4 s): polling instead would rotate the token it tests.
-      await pace(4100);
+      // Past the refresh token's lifetime (4 s), on the test's clock (the provider runs in this process and reads Date; timers and sockets are real).
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() + 4100);
       await expect(client.refreshTokenGrant(cfg, refreshed.refresh_token ?? '')).rejects.toMatchObject({ error: 'invalid_grant' });
     } finally {
+      vi.useRealTimers();
       await short.close();
     }
   }, 20_000);

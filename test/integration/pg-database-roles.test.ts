@@ -47,7 +47,7 @@ async function signIn(token: string, user: string, database?: string): Promise<{
   raw.write(startupMessage([['user', user], ...(database ? ([['database', database]] as Array<[string, string]>) : [])]));
   // Signed in (ReadyForQuery), or refused: then the stream ends after an ErrorResponse.
   if (!(await raw.waitFor('Z'))) {
-    const error = await raw.error(1000);
+    const error = await raw.error(30_000);
     return { error: { code: error?.code, message: error?.message, ...(error?.hint ? { hint: error.hint } : {}) } };
   }
   const from = raw.raw.length;

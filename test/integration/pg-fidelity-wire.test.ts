@@ -108,7 +108,7 @@ async function exchange(path: PathName, messages: Buffer[]): Promise<Exchanged> 
     const from = f.raw.length;
     f.write(Buffer.concat(messages));
     const got = await f.messagesSince(from, 1, 30_000).catch(async () => {
-      await f.closed(10_000);
+      await f.closed(30_000);
       return [] as PgMessage[];
     });
     const all = got.length > 0 ? got : await collectUntilClosed(f, from);
@@ -121,7 +121,7 @@ async function exchange(path: PathName, messages: Buffer[]): Promise<Exchanged> 
 
 /** Every message received since byte `from`, once the peer has closed. */
 async function collectUntilClosed(f: RawFrontend, from: number): Promise<PgMessage[]> {
-  await f.closed(10_000);
+  await f.closed(30_000);
   const reader = new MessageReader({ side: 'backend' });
   reader.push(f.raw.subarray(from));
   const out: PgMessage[] = [];

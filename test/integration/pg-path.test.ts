@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgbench, pgClient, psql, spawnPsql } from '../harness/clients.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
-import { eventually, quietFor } from '../harness/wait.js';
+import { eventually } from '../harness/wait.js';
 
 let stack: HoopStack;
 let app: RunningConnect;
@@ -76,10 +76,8 @@ describe('psql through hoop connect', () => {
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     await running('select pg_sleep(30)');
-    const started = Date.now();
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(Date.now() - started).toBeLessThan(5000);
     expect(code).not.toBe(0);
     expect(stderr).toContain('canceling statement due to user request');
     // One session more, psql's, ended; its recording holds the cancel before the server's error.
@@ -176,7 +174,7 @@ describe('gateway logs', () => {
       closes()
         .slice(before)
         .find((l) => Number(l.bytesToClient) > 0);
-    await eventually(() => expect(psqlClose()).toBeDefined(), { timeout: 20_000, interval: 100 });
+    await eventually(() => expect(psqlClose()).toBeDefined(), { timeout: 30_000, interval: 100 });
     const logs = stack.logs();
     const close = psqlClose();
     expect(close).toMatchObject({ subject: 'alice', connection: 'app' });
@@ -213,8 +211,8 @@ describe('pipelining and back-pressure', () => {
       const result = client.query(sql);
       await running(sql);
       stream.pause();
-      // The window under test: the reader is stalled for 3 s, and nobody's buffers may grow without bound in it.
-      await quietFor(3000);
+      // The reader is stalled until PostgreSQL itself waits to write to its client: every buffer on the way is as full as it gets, and none may grow without bound.
+      await eventually(async () => expect((await stack.pg.psql(`select coalesce(wait_event, '') from pg_stat_activity where query = '${sql.replace(/'/g, "''")}'`)).trim()).toBe('ClientWrite'));
       const during = process.memoryUsage();
       // ~200 MB are offered; the gateway and the listener (both in this process) hold only socket-sized buffers.
       expect(during.arrayBuffers - before.arrayBuffers).toBeLessThan(64 * 1024 * 1024);

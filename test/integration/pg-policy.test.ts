@@ -346,17 +346,15 @@ describe('read-only access', () => {
 });
 
 describe('the allow path under load', () => {
+  // How many transactions a second: test/perf/pg-judge-throughput.test.ts. Here, a number of transactions, not a time.
   it('keeps pgbench -S working with the judge on, next to the plain relay', async () => {
     const init = await pgbench(info('bob'), ['-i', '-s', '1', '-q']);
     expect(init.code, init.stderr).toBe(0);
-    const tps: Record<string, number> = {};
     for (const who of ['bob', 'alice'] as const) {
-      const run = await pgbench(info(who), ['-S', '-n', '-c', '4', '-j', '2', '-T', '3']);
+      const run = await pgbench(info(who), ['-S', '-n', '-c', '4', '-j', '2', '-t', '250']);
       expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/number of transactions actually processed: 1000\/1000/);
       expect(run.stdout).toMatch(/number of failed transactions: 0/);
-      tps[who] = Number(/tps = ([\d.]+)/.exec(run.stdout)?.[1]);
-      expect(tps[who]).toBeGreaterThan(100);
     }
-    process.stderr.write(`pgbench -S c=4 (in-process stack): without judge ${tps.bob} tps, with judge ${tps.alice} tps\n`);
-  }, 60_000);
+  }, 180_000);
 });

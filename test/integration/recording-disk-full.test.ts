@@ -108,7 +108,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(e).toBeDefined();
         return e!;
       },
-      { timeout: 10_000, interval: 50 },
+      { timeout: 30_000, interval: 50 },
     );
     expect(refusal).toMatch(/^53100: hoop: the gateway's data disk has \d MiB free, under a quarter of its floor of 16 MiB/);
     expect(await rows()).toEqual(ran);
@@ -120,7 +120,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(await insert(k)).toBeUndefined();
         return k;
       },
-      { timeout: 10_000, interval: 50 },
+      { timeout: 30_000, interval: 50 },
     );
     expect(await rows()).toEqual(ran);
     expect(ran.at(-1)).toBe(after);
@@ -133,7 +133,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(sessions[0]?.endedAt).toBeDefined();
         return sessions[0]!.id;
       },
-      { timeout: 15_000, interval: 100 },
+      { timeout: 30_000, interval: 100 },
     );
     const verify = await hoop(['sessions', 'verify', id]);
     expect(verify.code, verify.stderr).toBe(0);
@@ -160,7 +160,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
         expect(r).toBeDefined();
         return r!;
       },
-      { timeout: 10_000, interval: 50 },
+      { timeout: 30_000, interval: 50 },
     );
     expect(stopped).toMatch(/^(53100|58030) hoop: |Connection terminated/);
     expect(await rows()).toEqual([...before, ...ran]);
@@ -187,7 +187,7 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
           expect(r).toBeDefined();
           return r!;
         },
-        { timeout: 10_000, interval: 50 },
+        { timeout: 30_000, interval: 50 },
       );
       expect(`${fatal} ${ended}`).toContain("hoop: the gateway's data disk is nearly full and this session can no longer be recorded, so the gateway ended it");
       await c.stop();

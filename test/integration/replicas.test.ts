@@ -95,7 +95,7 @@ interface Listed {
 const sessionsOn = async (url: string): Promise<Listed[]> => (JSON.parse((await hoop(url, ['sessions', 'ls', '--json'], 'audrey', ['auditors'])).stdout) as { sessions: Listed[] }).sessions;
 
 /** Polls `fn` until it returns something other than undefined (at most `ms`). */
-async function until<T>(fn: () => Promise<T | undefined>, ms = 15_000, what = 'the condition'): Promise<T> {
+async function until<T>(fn: () => Promise<T | undefined>, ms = 30_000, what = 'the condition'): Promise<T> {
   return eventually(
     async () => {
       const v = await fn();
@@ -246,7 +246,7 @@ afterAll(async () => {
 
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
-    const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 10_000, 'two live replicas');
+    const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 30_000, 'two live replicas');
     expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 12$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
@@ -322,10 +322,10 @@ describe('two replicas behind a load balancer', () => {
       return all.length === 4 && all.every((s) => s.endedAt) ? all.map((s) => s.id) : undefined;
     });
     // The events wait in the store, and `hoop gateway status` says so.
-    expect(await until(async () => ((await status()).match(/^audit {6}(\d+) events wait for delivery to the audit url$/m) ? true : undefined), 10_000, 'the backlog in status')).toBe(true);
+    expect(await until(async () => ((await status()).match(/^audit {6}(\d+) events wait for delivery to the audit url$/m) ? true : undefined), 30_000, 'the backlog in status')).toBe(true);
     expect(during.some((id) => eventsOf(id).length > 0)).toBe(false);
     siemDown = false;
-    await until(async () => (during.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 20_000, 'the backlog to reach the SIEM');
+    await until(async () => (during.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 60_000, 'the backlog to reach the SIEM');
     for (const id of [...ids, ...during]) expect(eventsOf(id)).toEqual(['session.start', 'session.end']);
     expect(await status()).not.toMatch(/^audit /m);
   });
@@ -342,7 +342,7 @@ describe('two replicas behind a load balancer', () => {
       expect(refused, url).toMatchObject({ status: 429, message: expect.stringContaining('dave has 2 sessions open through the gateway, the most the policy allows (2)') });
     }
     onB.destroy();
-    const again = await eventually(() => stack.tunnel('app', token), { timeout: 10_000, interval: 100 });
+    const again = await eventually(() => stack.tunnel('app', token), { timeout: 30_000, interval: 100 });
     expect(await again.simple('select 1')).toBeDefined();
     for (const f of [onA, again]) f.destroy();
   });
@@ -428,7 +428,7 @@ describe('two replicas behind a load balancer', () => {
     expect((await callApi(stack.gateway.url, stack.pki.ca, 'POST', `/v1/runs/${id}/heartbeat`, controlToken, { personToken: await stack.token('alice', ['dba']) })).status).toBe(200);
     expect((await callApi(bUrl, stack.pki.ca, 'GET', '/v1/whoami', token)).body).toMatchObject({ subject: 'alice', groups: ['dba'], run: { id } });
     expect((await callApi(bUrl, stack.pki.ca, 'POST', `/v1/runs/${id}/end`, controlToken)).status).toBe(200);
-    const ended = await onA.error(10_000);
+    const ended = await onA.error(30_000);
     expect(ended).toMatchObject({ severity: 'FATAL', message: `hoop: run ${id} ended (its hoop ended it); its sessions end with it` });
     expect((await callApi(stack.gateway.url, stack.pki.ca, 'GET', '/v1/whoami', token)).status).toBe(401);
   });
@@ -453,11 +453,11 @@ describe('two replicas behind a load balancer', () => {
         expect(b.map((x) => x.id)).toEqual(a.map((x) => x.id));
         return a;
       },
-      { timeout: 15_000, interval: 150 },
+      { timeout: 30_000, interval: 150 },
     );
     expect(await storeRows("select count(*) from hoop.alerts where rule = 'drop-burst'")).toEqual(['1']);
     // Raised on A, it ends carol's session on B too, and both refuse her new ones.
-    expect(await idleOnB.closed(15_000)).toBe(true);
+    expect(await idleOnB.closed(30_000)).toBe(true);
     for (const url of [stack.gateway.url, bUrl]) {
       const refused = await stack.tunnel('app', carol, { gateway: url }).then(
         () => 'admitted',
@@ -468,7 +468,7 @@ describe('two replicas behind a load balancer', () => {
     // Cleared through B (by an auditor), carol connects through A again.
     const cleared = await hoop(bUrl, ['alerts', 'clear', alert!.id, '--reason', 'a test of the rule'], 'audrey', ['auditors']);
     expect(cleared.code, cleared.stderr).toBe(0);
-    const again = await eventually(() => stack.tunnel('app', carol, { gateway: stack.gateway.url }), { timeout: 10_000, interval: 150 });
+    const again = await eventually(() => stack.tunnel('app', carol, { gateway: stack.gateway.url }), { timeout: 30_000, interval: 150 });
     expect((await again.simple('select 1')).some((m) => m.type === 0x44)).toBe(true);
     again.stream.end();
   });
@@ -490,7 +490,7 @@ describe('two replicas behind a load balancer', () => {
         expect(mine).toEqual([expect.objectContaining({ count: 2 * per, event: 'rows-read' })]);
         return mine;
       },
-      { timeout: 15_000, interval: 150 },
+      { timeout: 30_000, interval: 150 },
     );
     expect(alerts).toHaveLength(1);
     // Counted in the store, weighed by rows; raised, its window starts afresh.
@@ -507,15 +507,18 @@ describe('two replicas behind a load balancer', () => {
     };
     const firstUses = () => siemEvents.filter((e) => e.event === 'agent.first-use' && (e as { agent?: string }).agent === 'aider');
     await sessionOfRun(stack.gateway.url);
-    await eventually(() => expect(firstUses()).toHaveLength(1), { timeout: 15_000, interval: 150 });
+    await eventually(() => expect(firstUses()).toHaveLength(1), { timeout: 30_000, interval: 150 });
     // Once the store lists that session, replica B (which never saw aider) knows it is no first use.
-    await eventually(async () => expect(await storeRows("select count(*) from hoop.sessions where summary->>'agent' = 'aider'")).toEqual(['1']), { timeout: 15_000, interval: 150 });
+    await eventually(async () => expect(await storeRows("select count(*) from hoop.sessions where summary->>'agent' = 'aider'")).toEqual(['1']), { timeout: 30_000, interval: 150 });
     await sessionOfRun(bUrl);
     await eventually(async () => expect(await storeRows("select count(*) from hoop.sessions where summary->>'agent' = 'aider' and summary ? 'endedAt'")).toEqual(['2']), {
-      timeout: 15_000,
+      timeout: 30_000,
       interval: 150,
     });
-    await quietFor(1000); // the audit's batches go out every second: a second event would be in by now
+    // The second session's end is at the SIEM; a first use is told once the index answers (asked when the session opened), and the
+    // audit's batches go out every second: a second first use would be in one batch later.
+    await eventually(() => expect(siemEvents.filter((e) => e.event === 'session.end' && (e as { agent?: string }).agent === 'aider')).toHaveLength(2), { interval: 150 });
+    await quietFor(1000);
     expect(firstUses()).toHaveLength(1);
   });
 
@@ -544,16 +547,15 @@ describe('two replicas behind a load balancer', () => {
     );
     const clear = await RawFrontend.tcp(Number(new URL(bUrl).port));
     clear.write(cancelRequest(key.readUInt32BE(0), key.readUInt32BE(4)));
-    expect(await onA.error(10_000)).toMatchObject({ code: '57014' });
+    expect(await onA.error(30_000)).toMatchObject({ code: '57014' });
     expect((await callApi(bUrl, stack.pki.ca, 'DELETE', `/v1/direct/${id}`, alice)).status).toBe(200);
-    expect(await onA.error(10_000)).toMatchObject({ severity: 'FATAL', message: expect.stringContaining(`direct credential ${id} was revoked`) });
+    expect(await onA.error(30_000)).toMatchObject({ severity: 'FATAL', message: expect.stringContaining(`direct credential ${id} was revoked`) });
   });
 
   it('cancels a query running on replica A with a CancelRequest that reaches replica B, only for the identity that owns the session', async () => {
     const onA = await connectVia(stack.gateway.url);
     const onB = await connectVia(bUrl);
     const cl = await client(onA);
-    const started = Date.now();
     const sleeping = cl.query('select pg_sleep(30)').then(
       () => undefined,
       (e: { code?: string }) => e,
@@ -578,9 +580,9 @@ describe('two replicas behind a load balancer', () => {
     // A window in which a wrongly honoured cancel would end the statement.
     expect(await Promise.race([sleeping.then(() => 'ended'), quietFor(1500).then(() => 'still running')])).toBe('still running');
     await send(onB.info.port);
+    // 57014 (query_canceled): the cancel through B ended it, not the end of its 30 s.
     const err = await sleeping;
     expect(err).toMatchObject({ code: '57014' });
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('keeps running sessions going while the store is down, refuses new ones saying why, and recovers by itself', async () => {
@@ -592,15 +594,15 @@ describe('two replicas behind a load balancer', () => {
     await store.halt();
     const down = Date.now();
     try {
-      await until(async () => ((await psql(c.info, ['-c', 'select 1'])).stderr.includes('cannot reach its store') ? true : undefined), 10_000, 'new sessions to be refused');
+      await until(async () => ((await psql(c.info, ['-c', 'select 1'])).stderr.includes('cannot reach its store') ? true : undefined), 30_000, 'new sessions to be refused');
       // The session that was running is untouched: the data path never waits on the store.
       for (let i = 0; i < 20; i++) await cl.query('insert into notes(body) values ($1)', [`during ${i}`]);
       // An outage longer than the dead-after time (2 s): no replica could say it was alive meanwhile.
-      await until(async () => (Date.now() - down > 3_000 ? true : undefined), 10_000, 'an outage of 3 s');
+      await until(async () => (Date.now() - down > 3_000 ? true : undefined), 30_000, 'an outage of 3 s');
     } finally {
       await store.start();
     }
-    await until(async () => ((await psql(c.info, ['-c', "insert into notes(body) values ('after')"])).code === 0 ? true : undefined), 20_000, 'new sessions to work again');
+    await until(async () => ((await psql(c.info, ['-c', "insert into notes(body) values ('after')"])).code === 0 ? true : undefined), 60_000, 'new sessions to work again');
     await bothTakeNewSessions();
     expect(await notes()).toBe(22);
     // Nobody took anybody over for the outage: B's session goes on, and both replicas are live.
@@ -610,7 +612,7 @@ describe('two replicas behind a load balancer', () => {
     await onB.end();
     await cl.end();
     // Its recording reaches the store once it ends, complete, and is listed by the other replica.
-    await until(async () => ((await sessionsOn(bUrl)).some((s) => s.statements === 21 && s.recording === 'complete') ? true : undefined), 20_000, 'the recording to reach the store');
+    await until(async () => ((await sessionsOn(bUrl)).some((s) => s.statements === 21 && s.recording === 'complete') ? true : undefined), 60_000, 'the recording to reach the store');
   });
 
   // How many sessions a replica holds, and what an idle one costs its memory, is the benchmark's: test/perf/idle-session-memory.test.ts (npm run bench:tests).
@@ -686,7 +688,7 @@ describe('two replicas behind a load balancer', () => {
             `select count(*) from (select id from hoop.sessions where replica = '${bId}' and ended_at is null order by started_at desc limit 3) s where exists (select 1 from hoop.recording_files f where f.session = s.id and f.name like 'checkpoint-%')`,
           ),
         ).toEqual(['3']),
-      { timeout: 10_000, interval: 100 },
+      { timeout: 30_000, interval: 100 },
     );
     const openOnB = (await storeRows(`select id from hoop.sessions where replica = '${bId}' and ended_at is null`)).sort();
     expect(openOnB.length).toBeGreaterThanOrEqual(PER_REPLICA + 2);
@@ -731,7 +733,7 @@ describe('two replicas behind a load balancer', () => {
     expect(approved.status).toBe(409);
     expect(JSON.stringify(approved.body)).toMatch(/is expired (already|now: the gateway replica holding its statement stopped)/);
     // The SIEM hears of it from A: B's sessions ended, and the review it held expired.
-    await until(async () => (siemEvents.some((e) => e.review === reviewId && e.event === 'review.decided') ? true : undefined), 10_000, 'the expired review at the SIEM');
+    await until(async () => (siemEvents.some((e) => e.review === reviewId && e.event === 'review.decided') ? true : undefined), 30_000, 'the expired review at the SIEM');
     expect(siemEvents.filter((e) => e.review === reviewId && e.event === 'review.decided')).toEqual([expect.objectContaining({ state: 'expired', because: review.closedBecause, replica: aId })]);
     await until(async () => (openOnB.every((id) => eventsOf(id).includes('session.end')) ? true : undefined), 10_000, "the taken-over sessions' ends at the SIEM");
     // One end per session B held, each told by A.
@@ -767,7 +769,7 @@ describe('two replicas behind a load balancer', () => {
     } finally {
       b.kill('SIGCONT');
     }
-    await until(async () => (bLog.includes('replica.fenced') ? true : undefined), 10_000, 'B to find itself taken over');
+    await until(async () => (bLog.includes('replica.fenced') ? true : undefined), 30_000, 'B to find itself taken over');
     // Its session ended as the store says (57P01: connect again), and B takes new sessions again.
     expect(await told).toMatchObject({ code: '57P01', message: expect.stringContaining('another replica ended its sessions') });
     expect(
@@ -777,7 +779,7 @@ describe('two replicas behind a load balancer', () => {
       ),
     ).toBe('closed');
     const fresh = await connectVia(bUrl);
-    await until(async () => ((await psql(fresh.info, ['-c', 'select 1'])).code === 0 ? true : undefined), 20_000, 'B to take new sessions');
-    await until(async () => ((await status()).match(/^replicas {3}2 live/m) ? true : undefined), 10_000, 'both replicas live');
+    await until(async () => ((await psql(fresh.info, ['-c', 'select 1'])).code === 0 ? true : undefined), 60_000, 'B to take new sessions');
+    await until(async () => ((await status()).match(/^replicas {3}2 live/m) ? true : undefined), 30_000, 'both replicas live');
   });
 });

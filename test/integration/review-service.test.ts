@@ -147,16 +147,16 @@ describe('review services', () => {
       const cl = await client();
       const held = cl.query(`update jobs set state = '${text}' where id = 2 or id = 3`);
       // Past the service's second: still pending, for a person to decide.
-      await eventually(async () => expect(asked.some((a) => a.sql.includes(`'${text}'`))).toBe(true), { timeout: 10_000, interval: 100 });
+      await eventually(async () => expect(asked.some((a) => a.sql.includes(`'${text}'`))).toBe(true), { timeout: 30_000, interval: 100 });
       const pending = await eventually(
         async () => {
           const r = await reviewOf(`'${text}'`);
           expect(r.state).toBe('pending');
           return r;
         },
-        { timeout: 10_000, interval: 100 },
+        { timeout: 30_000, interval: 100 },
       );
-      if (text === 'slow') await eventually(() => expect(stack.logs().some((l) => l.event === 'review.service-failed' && l.id === pending.id)).toBe(true), { timeout: 10_000, interval: 100 });
+      if (text === 'slow') await eventually(() => expect(stack.logs().some((l) => l.event === 'review.service-failed' && l.id === pending.id)).toBe(true), { timeout: 30_000, interval: 100 });
       expect((await reviewOf(`'${text}'`)).decisions).toEqual([]);
       const approve = await stack.run(['review', 'approve', pending.id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('bob', ['dba']) });
       expect(approve.code, approve.stderr).toBe(0);

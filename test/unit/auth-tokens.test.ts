@@ -7,13 +7,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createDeviceKey, deviceFingerprint, isValidDeviceKey, rawPublicKey } from '../../src/auth/device-key.js';
 import { issuerUrl, jwtExpiry, presentedToken, secretsFromTokenResponse } from '../../src/auth/oidc.js';
 import { renewalTime, resolveTokenProvider, RENEW_LEAD_MS } from '../../src/auth/token-provider.js';
 import { detectWorkload } from '../../src/auth/workload.js';
 import { ErrorCode, HoopError } from '../../src/errors.js';
-import { eventually, quietFor } from '../harness/wait.js';
+import { eventually } from '../harness/wait.js';
 
 const { privateKey: jwtKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
@@ -31,6 +31,7 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hoop-auth-tokens-'));
 });
 afterEach(async () => {
+  vi.useRealTimers();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -119,6 +120,7 @@ describe('resolveTokenProvider', () => {
   const base = (): { env: NodeJS.ProcessEnv; cwd: string } => ({ env: { HOOP_CONFIG_DIR: join(dir, 'conf') }, cwd: dir });
 
   it('uses HOOP_TOKEN as is, without renewal, and --token-file before it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     const token = await jwt({ sub: 'x' }, 2);
     await writeFile(join(dir, 'tok'), `${token}\n`);
     const fromEnv = await resolveTokenProvider({ ...base(), env: { ...base().env, HOOP_TOKEN: 'env-token' }, gateway: 'https://gw.example' });
@@ -129,7 +131,8 @@ describe('resolveTokenProvider', () => {
     expect((await fromFile.current()).token).toBe(token);
     let renewed = 0;
     fromFile.onRenewed(() => renewed++);
-    await quietFor(2_500); // past the token's 2 s: nothing renews a token given as is
+    // Nothing renews a token given as is: no timer is armed for it, however long one waits.
+    expect(vi.getTimerCount()).toBe(0);
     expect(renewed).toBe(0);
     expect((await fromFile.current()).token).toBe(token);
     fromFile.close();
@@ -149,6 +152,8 @@ describe('resolveTokenProvider', () => {
   });
 
   it('re-reads a workload token file ahead of expiry and reports a renewal that cannot happen once', async () => {
+    // The provider's clock and timers are the test's: tokens and renewals run on fake time; file reads are real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     const file = join(dir, 'id-token');
     const first = await jwt({ sub: 'ci' }, 4);
     await writeFile(file, first);
@@ -159,12 +164,20 @@ describe('resolveTokenProvider', () => {
     const failures: HoopError[] = [];
     provider.onRenewed((g) => renewed.push(g.token));
     provider.onRenewFailed((e) => failures.push(e));
+    expect(vi.getTimerCount()).toBe(1); // the renewal, armed (a token given as is has none: above)
     const second = await jwt({ sub: 'ci', n: 2 }, 4);
+    const secondExpires = jwtExpiry(second)!.getTime();
     await writeFile(file, second);
-    // Half-life of a 4 s token: renewed about 2 s in.
-    await eventually(() => expect(renewed).toEqual([second]), { timeout: 4_000 });
-    // The file is never rotated again: one failure message, however many retries (a window past the second token's expiry).
-    await quietFor(3_500);
+    // Half-life of a 4 s token: renewed 2 s in.
+    await vi.advanceTimersByTimeAsync(2_000);
+    await eventually(() => expect(renewed).toEqual([second]), { timeout: 30_000 });
+    // The file is never rotated again: one failure message (at the second token's half-life, its file read real I/O) ...
+    await eventually(() => expect(failures).toHaveLength(1), { timeout: 30_000 });
+    // ... however many retries, until the second token expires and the retries stop.
+    while (!(Date.now() > secondExpires && vi.getTimerCount() === 0)) {
+      await vi.advanceTimersByTimeAsync(250);
+      await new Promise((r) => setImmediate(r)); // a retry's file read is real I/O
+    }
     expect(failures).toHaveLength(1);
     expect(failures[0]!.message).toContain('no fresher token');
     provider.close();

@@ -103,7 +103,7 @@ describe('a policy repo without allowedSigners', () => {
       () => (finished = true),
       () => (finished = true),
     );
-    await eventually(() => expect(finished || err.includes('gateway.listening')).toBe(true), { timeout: 20_000, interval: 25 }).catch(() => undefined);
+    await eventually(() => expect(finished || err.includes('gateway.listening')).toBe(true), { timeout: 45_000, interval: 25 }).catch(() => undefined);
     stop.abort();
     expect(await done).toBe(0);
     const lines = err.split('\n').filter((l) => l.includes('policy.unsigned_accepted'));

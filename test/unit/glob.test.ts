@@ -43,10 +43,9 @@ describe('glob', () => {
     expect(glob('Billing.*')('billing.invoices')).toBe(false);
   });
 
-  it('stays linear on patterns that make backtracking regular expressions explode', () => {
-    const started = performance.now();
+  it('answers on patterns that make backtracking regular expressions explode (a backtracking match would not end; how fast: test/perf/parsing-speed.test.ts)', () => {
     expect(globMatches(`${'*a'.repeat(30)}b`, 'a'.repeat(5000))).toBe(false);
-    expect(performance.now() - started).toBeLessThan(2000);
+    expect(globMatches(`${'*a'.repeat(30)}`, 'a'.repeat(5000))).toBe(true);
   });
 });
 

@@ -131,23 +131,19 @@ describe('ScramServer', () => {
     expect(e.message).not.toMatch(/right|wrong/);
   });
 
-  it('derives a salted password once per password, salt and iteration count, and never reuses it for another', async () => {
-    const salt = Buffer.from('the same salt for every exchange');
-    const secret = makeScramSecret('pw', 200_000, salt);
-    const signIn = async (password: string): Promise<number> => {
+  it('signs in again with a remembered salted password, and derives another password anew (and refuses it)', async () => {
+    // How often PBKDF2 runs is counted in pg-scram-cache.test.ts, what it saves is measured in test/perf/parsing-speed.test.ts.
+    const salt = Buffer.from('the same salt for every exchange, again');
+    const secret = makeScramSecret('pw', 4096, salt);
+    const signIn = async (password: string): Promise<void> => {
       const server = new ScramServer(secret);
       const client = new ScramClient(password);
-      const started = performance.now();
       const final = await client.handleServerFirstAsync(server.handleClientFirst(client.clientFirstMessage()));
-      const ms = performance.now() - started;
       client.verifyServerFinal(server.handleClientFinal(final));
-      return ms;
     };
-    const first = await signIn('pw');
-    const again = [await signIn('pw'), await signIn('pw')];
-    // 200,000 rounds of HMAC-SHA-256 take tens of milliseconds; remembered, they take none.
-    expect(first).toBeGreaterThan(10);
-    for (const ms of again) expect(ms).toBeLessThan(first / 5);
+    await signIn('pw');
+    await signIn('pw');
+    await signIn('pw');
     // Another password with the same salt is derived anew, and refused.
     await expect(signIn('not pw')).rejects.toBeInstanceOf(ScramAuthError);
     // The synchronous path shares what was derived, and checks the same way.

@@ -628,7 +628,7 @@ describe('MessageReader', () => {
     expect(b.next()).toBeNull();
   });
 
-  it('reads a 50 MB message arriving in 64 KiB chunks in well under a second', () => {
+  it('reads a 50 MB message arriving in 64 KiB chunks (how fast: test/perf/parsing-speed.test.ts)', () => {
     const size = 50 * 1024 * 1024;
     const msg = Buffer.allocUnsafe(5 + size);
     msg[0] = ch('d');
@@ -638,18 +638,15 @@ describe('MessageReader', () => {
     const trailer = m.query('select 1');
     const all = Buffer.concat([msg, trailer]);
     const r = new MessageReader({ side: 'frontend' });
-    const t0 = performance.now();
     const got: PgMessage[] = [];
     for (let i = 0; i < all.length; i += 65536) {
       r.push(all.subarray(i, Math.min(all.length, i + 65536)));
       for (let x = r.next(); x; x = r.next()) got.push(x);
     }
-    const ms = performance.now() - t0;
     expect(got).toHaveLength(2);
     expect(got[0]!.body.length).toBe(size);
     expect(got[0]!.raw.equals(msg)).toBe(true);
     expect(got[1]!.raw).toEqual(trailer);
-    expect(ms).toBeLessThan(500);
   });
 });
 

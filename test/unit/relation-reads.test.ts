@@ -30,6 +30,37 @@ describe('relation reads', () => {
     expect(TTL_MS).toBeGreaterThan(6_000);
   });
 
+  it('after a change of the catalog, names read anything for the settling time, and are looked up again after it', async () => {
+    let now = 1_000_000;
+    let asked = 0;
+    const catalog = {
+      prepared: async () => {
+        asked++;
+        return [{ name: 'customers', oid: '1', kind: 'r', schema: 'public', table: 'customers', column: null, descends: null }];
+      },
+    } as unknown as CatalogConnection;
+    const reads = new RelationReads(catalog, () => now, 2_000);
+    // A table reads nothing beyond itself.
+    expect(await reads.lookup(['customers'])).toEqual({ tables: [], columns: [] });
+    expect(reads.known(['customers'])).toEqual({ tables: [], columns: [] });
+    expect(asked).toBe(1);
+    reads.changed();
+    now += 1_999;
+    expect(reads.known(['customers'])).toEqual({ tables: ['*'], columns: [] });
+    expect(reads.known(['*'])).toEqual({ tables: [], columns: [] });
+    now += 1;
+    expect(reads.known(['customers'])).toBeUndefined();
+    expect(await reads.lookup(['customers'])).toEqual({ tables: [], columns: [] });
+    expect(asked).toBe(2);
+    // 5 s unless told.
+    const plain = new RelationReads(catalog, () => now);
+    plain.changed();
+    now += 4_999;
+    expect(plain.known(['customers'])).toEqual({ tables: ['*'], columns: [] });
+    now += 1;
+    expect(plain.known(['customers'])).toBeUndefined();
+  });
+
   it('a parent reads its descendants (tables, and pairs the index maps its columns by); one with over 1,000 reads anything', async () => {
     const row = (name: string, table: string) => ({ name, oid: '1', kind: 'p', schema: 'public', table, column: null, descends: '1' });
     const rows = [row('pay', 'pay_q1'), row('pay', 'pay_q2'), ...Array.from({ length: 1001 }, (_, i) => row('events', `events_${i}`))];

@@ -20,9 +20,9 @@ const lines: TranscriptLine[] = [
   { at: t0 + 2400, text: '-- session ended: client-terminated' },
 ];
 
-/** Waits (up to 3 s, for a loaded machine) until the frame holds `text`. */
+/** Waits (up to 30 s, for a loaded machine) until the frame holds `text`. */
 async function until(frame: () => string | undefined, text: string): Promise<void> {
-  await eventually(() => expect(frame()).toContain(text), { timeout: 3000, interval: 10 });
+  await eventually(() => expect(frame()).toContain(text), { timeout: 30_000, interval: 10 });
 }
 
 describe('replay player', () => {
@@ -99,7 +99,7 @@ describe('replay player', () => {
     for (const [key, what] of REPLAY_KEYS) expect(ui.lastFrame()).toContain(`${key.padEnd(8)} ${what}`);
     await pace(30);
     ui.stdin.write('?');
-    await eventually(() => expect(ui.lastFrame()).not.toContain('show or hide these keys'), { timeout: 3000, interval: 10 });
+    await eventually(() => expect(ui.lastFrame()).not.toContain('show or hide these keys'), { timeout: 30_000, interval: 10 });
     ui.unmount();
   });
 });

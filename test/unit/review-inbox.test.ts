@@ -11,7 +11,7 @@ import { ReviewInbox } from '../../src/ui/ReviewInbox.js';
 import { eventually, pace } from '../harness/wait.js';
 
 async function until(frame: () => string | undefined, text: string): Promise<void> {
-  await eventually(() => expect(frame()).toContain(text), { timeout: 3000, interval: 10 });
+  await eventually(() => expect(frame()).toContain(text), { timeout: 30_000, interval: 10 });
 }
 /** Lets ink's effects run after a render: its key handler is set in one, and nothing tells from outside when. */
 const settle = (): Promise<void> => pace(50);
@@ -73,7 +73,7 @@ describe('review inbox', () => {
     await until(ui.lastFrame, 'review rv-0000000000000002: denied by rae@example.test: too wide');
     expect(decided).toEqual([['rv-0000000000000002', 'deny', 'too wide']]);
     await until(ui.lastFrame, '↑/↓ select'); // no longer sending
-    await eventually(() => expect(ui.lastFrame()).not.toContain('update accounts'), { timeout: 3000, interval: 10 });
+    await eventually(() => expect(ui.lastFrame()).not.toContain('update accounts'), { timeout: 30_000, interval: 10 });
     expect(ui.lastFrame()).not.toContain('sending…');
     await settle();
     ui.stdin.write('a');

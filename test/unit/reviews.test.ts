@@ -6,7 +6,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ReviewRegistry } from '../../src/gateway/reviews.js';
 import type { Identity } from '../../src/identity.js';
 import { silentLogger } from '../../src/log.js';
@@ -84,5 +84,27 @@ describe('the review registry', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { id: string; state: string });
     expect(lines.filter((l) => l.id === left.id).map((l) => l.state)).toEqual(['pending', 'expired']);
+  });
+
+  it("expires a review not decided within its timeout, at the timeout and not before (on a clock of the test's own)", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const reg = await ReviewRegistry.open(dir, silentLogger);
+      const r = reg.request(ask({ timeoutMs: 600_000 }), origin);
+      let decided: unknown;
+      void r.decided.then((d) => (decided = d));
+      await reg.flushed();
+      await vi.advanceTimersByTimeAsync(599_999);
+      await reg.flushed();
+      expect(decided).toBeUndefined();
+      expect(reg.get(r.id, who('alice'), false).state).toBe('pending');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await r.decided).toEqual({ state: 'expired', afterMs: 600_000 });
+      expect(reg.get(r.id, who('alice'), false)).toMatchObject({ state: 'expired', closedBecause: 'not decided within 600 s' });
+      reg.close();
+      await reg.flushed();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

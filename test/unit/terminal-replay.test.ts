@@ -4,7 +4,7 @@
  */
 import { getEventListeners } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { asciicast, playTerminal, TERMINAL_PLAYER_KEYS, terminalFrames, type TerminalFrame } from '../../src/ssh/common/terminal-replay.js';
 import type { RecordingEvent } from '../../src/recording/event-line.js';
 
@@ -53,24 +53,43 @@ describe('terminal replay', () => {
     return { out, text: () => text };
   };
 
+  // The player waits on timers and reads Date.now(): a clock of the test's own (fake timers) makes its timing exact, whatever the machine's speed.
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('plays with the recorded timing, faster with --speed, and caps idle time with --skip-idle', async () => {
+    vi.useFakeTimers();
     const { out, text } = collect();
-    const t0 = Date.now();
-    await playTerminal(frames, { stdout: out, speed: 4, skipIdle: true });
-    const took = Date.now() - t0;
+    let done = false;
+    const played = playTerminal(frames, { stdout: out, speed: 4, skipIdle: true }).then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(text()).toBe('a');
+    // 400 ms / 4 = 100 ms, then min(5000 / 4, 1000) = 1000 ms: 1100 ms in all.
+    await vi.advanceTimersByTimeAsync(99);
+    expect(text()).toBe('a');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(text()).toBe('ab');
+    await vi.advanceTimersByTimeAsync(999);
+    expect(text()).toBe('ab');
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await played;
     expect(text()).toBe('abc');
-    // 400 ms / 4 + min(5000 / 4, 1000) = 1100 ms
-    expect(took).toBeGreaterThanOrEqual(1000);
-    expect(took).toBeLessThan(2000);
   });
 
   it('quits on q', async () => {
+    vi.useFakeTimers();
     const { out, text } = collect();
     const keys = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
-    setTimeout(() => keys.write('q'), 100);
-    const t0 = Date.now();
-    await playTerminal(frames, { stdout: out, stdin: keys, speed: 1, skipIdle: false });
-    expect(Date.now() - t0).toBeLessThan(1000);
+    let done = false;
+    const played = playTerminal(frames, { stdout: out, stdin: keys, speed: 1, skipIdle: false }).then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(done).toBe(false);
+    keys.write('q');
+    // Before the next frame is due (400 ms in): q ends the play at once, with no time passing.
+    await vi.advanceTimersByTimeAsync(0);
+    await played;
     expect(text()).toBe('a');
   });
   it('leaves no listener on its signal after each wait: a long session plays without a MaxListenersExceededWarning', async () => {
@@ -92,13 +111,17 @@ describe('terminal replay', () => {
   });
 
   it('? pauses and lists the keys between two frames', async () => {
+    vi.useFakeTimers();
     const { out, text } = collect();
     const keys = Object.assign(new PassThrough(), { isTTY: true, setRawMode: () => undefined });
-    setTimeout(() => keys.write('?'), 100);
     const played = playTerminal(frames, { stdout: out, stdin: keys, speed: 1, skipIdle: false });
-    await new Promise((r) => setTimeout(r, 700));
+    await vi.advanceTimersByTimeAsync(100);
+    keys.write('?');
+    // Long past the second frame (due 400 ms in): paused, the keys listed, and no frame played.
+    await vi.advanceTimersByTimeAsync(600);
     expect(text()).toBe(`a\r\n[hoop replay: paused · ${TERMINAL_PLAYER_KEYS}]\r\n`);
     keys.write('q');
+    await vi.advanceTimersByTimeAsync(0);
     await played;
   });
 });

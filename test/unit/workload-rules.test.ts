@@ -33,11 +33,10 @@ describe('globMatches', () => {
     for (const [p, v, want] of cases) expect(globMatches(p, v), `${p} ~ ${v}`).toBe(want);
   });
 
-  it('stays fast on patterns that make backtracking regexes explode', () => {
+  it('answers on patterns that make backtracking regexes explode (a backtracking match would not end; how fast: test/perf/parsing-speed.test.ts)', () => {
     const value = `${'a'.repeat(20_000)}b`;
-    const started = Date.now();
     expect(globMatches('*a*a*a*a*a*a*c', value)).toBe(false);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(globMatches('*a*a*a*a*a*a*b', value)).toBe(true);
   });
 });
 

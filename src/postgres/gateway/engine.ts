@@ -9,7 +9,7 @@
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 import { createHash } from 'node:crypto';
-import { CATALOG_IDLE_MS, CatalogsByConnection, type RelationReads } from './relation-reads.js';
+import { CATALOG_IDLE_MS, CatalogsByConnection, type RelationReads, SETTLE_MS } from './relation-reads.js';
 import { CatalogConnection } from '../pipeline/masking/catalog-connection.js';
 import type { SessionChannel } from '../../session/engine.js';
 import { HandshakeStream, type FirstPacket } from '../pipeline/handshake.js';
@@ -57,6 +57,8 @@ export interface PostgresEngineOptions {
   startupSettings?: readonly string[];
   /** How long the shared catalog connection of a connection stays open unused while sessions hold it (default 30 s). */
   catalogIdleMs?: number;
+  /** How long a connection's names read anything after a statement may have changed its catalog (default 5 s; tests shorten it). */
+  catalogSettleMs?: number;
 }
 
 /**
@@ -93,11 +95,12 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       maxMaskedMessageBytes: DEFAULT_MAX_MASKED_MESSAGE_BYTES,
       startupSettings: DEFAULT_STARTUP_SETTINGS,
       catalogIdleMs: CATALOG_IDLE_MS,
+      catalogSettleMs: SETTLE_MS,
       ...options,
     };
     this.#startupSettings = new Set(this.#o.startupSettings.map((n) => n.toLowerCase()));
     const idleMs = this.#o.catalogIdleMs;
-    this.#catalogs = new CatalogsByConnection((open) => new CatalogConnection(open, { idleMs }));
+    this.#catalogs = new CatalogsByConnection((open) => new CatalogConnection(open, { idleMs }), this.#o.catalogSettleMs);
   }
 
   serve(session: TunnelSession<PostgresConnection>): Promise<SessionOutcome> {

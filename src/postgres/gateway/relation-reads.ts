@@ -95,7 +95,7 @@ const MAX_NAMES = 4096;
 /** Statements of a session waiting to be told past which the next are told as reading anything, not looked up. */
 const MAX_WAITING = 1000;
 /** After a change of the catalog through the gateway, names read anything this long (the change may not be committed yet). */
-const SETTLE_MS = 5_000;
+export const SETTLE_MS = 5_000;
 /** After a failed lookup, its names read anything for this long before they are asked again (a down catalog is not asked per statement). */
 const RETRY_MS = 5_000;
 
@@ -133,14 +133,16 @@ const OWN_FUNCTIONS_SQL =
 export class RelationReads {
   readonly #catalog: CatalogConnection;
   readonly #now: () => number;
+  readonly #settleMs: number;
   readonly #known = new Map<string, { reads: Reads; at: number }>();
   /** When a statement last may have redefined a relation here. */
   #changedAt = Number.NEGATIVE_INFINITY;
 
-  /** `catalog`: the connection's catalog connection of the gateway's own, with its credentials. */
-  constructor(catalog: CatalogConnection, now: () => number = Date.now) {
+  /** `catalog`: the connection's catalog connection of the gateway's own, with its credentials; `settleMs`: how long names read anything after a change ({@link SETTLE_MS} unless told). */
+  constructor(catalog: CatalogConnection, now: () => number = Date.now, settleMs = SETTLE_MS) {
     this.#catalog = catalog;
     this.#now = now;
+    this.#settleMs = settleMs;
   }
 
   /** A statement may have redefined a relation: what is known goes, and names read anything for a while. */
@@ -151,7 +153,7 @@ export class RelationReads {
 
   /** What `names` read, if every one is known now; undefined when a lookup is needed. */
   known(names: readonly string[]): Reads | undefined {
-    if (this.#now() - this.#changedAt < SETTLE_MS && names.some((n) => n !== '*')) return ANYTHING;
+    if (this.#now() - this.#changedAt < this.#settleMs && names.some((n) => n !== '*')) return ANYTHING;
     const parts: Reads[] = [];
     for (const name of names) {
       if (name === '*') continue; // anything already
@@ -251,14 +253,18 @@ export const CATALOG_IDLE_MS = 30_000;
 export class CatalogsByConnection {
   readonly #by = new Map<string, { catalog: CatalogConnection; reads: RelationReads }>();
 
-  constructor(private readonly make: (open: () => Promise<RoundTripConnection>) => CatalogConnection) {}
+  /** `settleMs`: how long a connection's names read anything after a change of its catalog ({@link SETTLE_MS} unless told). */
+  constructor(
+    private readonly make: (open: () => Promise<RoundTripConnection>) => CatalogConnection,
+    private readonly settleMs = SETTLE_MS,
+  ) {}
 
   /** The ones for `key` (what the connection is and signs in with), made with `open` the first time. */
   for(key: string, open: () => Promise<RoundTripConnection>): { catalog: CatalogConnection; reads: RelationReads } {
     let entry = this.#by.get(key);
     if (!entry) {
       const catalog = this.make(open);
-      entry = { catalog, reads: new RelationReads(catalog) };
+      entry = { catalog, reads: new RelationReads(catalog, Date.now, this.settleMs) };
       this.#by.set(key, entry);
       // Connections changed by policy reloads leave theirs behind: the oldest go.
       if (this.#by.size > 64) {
