@@ -375,13 +375,13 @@ describe('the PostgreSQL store', () => {
       expect((refused as GatewayApiError).status).toBe(403);
       expect((await getJson(replica.url, `/v1/runs/${runId}`, bob)).status).toBe(404);
       expect([...(await held('runs', runId)).files.keys()]).toEqual(['events-000001.jsonl.gz']);
-      // A manifest signed by a key alice never registered: refused, and the record (never verified) is dropped whole.
+      // A manifest signed by a key alice never registered: refused, and the record (never verified) is dropped but for its state, what it cost alice's day.
       const stranger = createDeviceKey();
       const forged = await filesOf(await clientRecord(runId, stranger.privateKey, 'run'));
       expect(await put(replica.url, token, 'runs', runId, 'SHA256SUMS', forged.get('SHA256SUMS')!)).toMatchObject({ stored: true });
       const unverified = await put(stack.gateway.url, token, 'runs', runId, 'SHA256SUMS.sig', forged.get('SHA256SUMS.sig')!);
       expect((unverified as GatewayApiError).status).toBe(422);
-      expect(await held('runs', runId)).toEqual({ state: undefined, files: new Map() });
+      expect(await held('runs', runId)).toEqual({ state: expect.objectContaining({ state: 'refused', pending: 0 }), files: new Map() });
       // Now the right one, piecewise through both: alice's, complete, and read through either.
       for (const [i, f] of ['events-000001.jsonl.gz', 'SHA256SUMS', 'SHA256SUMS.sig'].entries()) await put(i % 2 ? replica.url : stack.gateway.url, token, 'runs', runId, f, files.get(f)!);
       expect(await getClientRecord(endpoint(replica.url), token, 'runs', runId)).toMatchObject({ record: { state: 'complete', subject: 'alice' }, files: [...files.keys()] });

@@ -587,8 +587,8 @@ describe('forwarding, ptys and reviews', () => {
   }, 60_000);
 
   it('shows a reviewer a command with terminal escapes as it is, and refuses it when denied', async () => {
-    // On a terminal, the carriage return and "erase line" would leave only "./deploy.sh v2" in view.
-    const disguised = `echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\r\x1b[2K./deploy.sh v2`;
+    // On a terminal, "to column 1" and "erase line" would leave only "./deploy.sh v2" in view.
+    const disguised = `echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\x1b[1G\x1b[2K./deploy.sh v2`;
     const pending = ssh(['bastion', disguised]);
     const id = await eventually(
       async () => {
@@ -601,7 +601,7 @@ describe('forwarding, ptys and reviews', () => {
     );
     const asBob = { HOOP_TOKEN: await stack.token('bob', ['ops']) };
     const show = await stack.run(['review', 'show', id, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
-    expect(show.stdout).toContain(`    echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\\x0d\\x1b[2K./deploy.sh v2\n`);
+    expect(show.stdout).toContain(`    echo pwned > ${sshd.dir}/pwned.txt; ./deploy.sh --denied #\\x1b[1G\\x1b[2K./deploy.sh v2\n`);
     const ls = await stack.run(['review', 'ls', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
     for (const out of [show.stdout, ls.stdout]) expect(out).not.toMatch(/[\r\x1b]/);
     await stack.run(['review', 'deny', id, '--reason', 'not today', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], asBob);
