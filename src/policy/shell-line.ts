@@ -169,6 +169,8 @@ function parseUncached(line: string): ShellLine {
   if (line.includes('\0')) return { certain: false, why: 'it holds a NUL byte, where the target would cut it short' };
   // The parser reads a carriage return as a blank; bash and dash read it as a letter of the word.
   if (line.includes('\r')) return { certain: false, why: "it holds a carriage return, which the target's shell reads as part of a word" };
+  // Shells join a backslash-newline before they read anything else (in `$\⏎(`, `"$\⏎NAME"`, `$\⏎'…'`), and not in a comment; the parser does neither alike.
+  if (line.includes('\\\n')) return { certain: false, why: "it continues a line with a backslash-newline, which shells join in places hoop's parser does not" };
   if (Buffer.byteLength(line) > SHELL_LINE_MAX_BYTES) return { certain: false, why: `it is longer than ${SHELL_LINE_MAX_BYTES / 1024} KiB` };
   const commands: ShellCommand[] = [];
   const why = collect(line, 0, undefined, commands);
@@ -365,8 +367,9 @@ function wordOf(word: Node, isProgram: boolean, sourceOf: (n: Node) => string): 
       text += sourceOf(part);
     }
   }
-  // Brace expansion makes several words (`r{m,}` is `rm r`, `{'a',../b}` is `a ../b`), whatever of it is quoted.
-  if (/\{[^{}]*(,|\.\.)[^{}]*\}/.test(shape)) known = false;
+  // Brace expansion makes several words (`r{m,}` is `rm r`, `{'a',../b}` is `a ../b`), whatever of it is quoted;
+  // an unquoted tilde at a word's start, or after `=` or `:` (bash expands `a=~` even in an argument), is a home directory.
+  if (/\{[^{}]*(,|\.\.)[^{}]*\}/.test(shape) || /(^|[=:])~/.test(shape)) known = false;
   return { text, known };
 }
 

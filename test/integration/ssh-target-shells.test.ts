@@ -125,8 +125,8 @@ ssh:
     expect(through.code).toBe(126);
     expect(through.stderr).toContain('bash and a POSIX sh (dash, ash) would run it differently');
     expect(through.stdout).not.toContain('uid=');
-    // A # right after a quote, and a carriage return, are letters to both shells, which then run id.
-    for (const bad of ["echo 'x'#;id", 'echo x\r#;id']) {
+    // A # right after a quote and a carriage return are letters to both shells, a comment continues nothing, and a backslash-newline is joined first: each runs id.
+    for (const bad of ["echo 'x'#;id", 'echo x\r#;id', 'echo #x\\\nid', 'echo "$\\\n(id)"']) {
       for (const [host, user] of [
         ['dash', USER],
         ['bash', BASH_USER],

@@ -67,7 +67,9 @@ describe('the commands a line runs', () => {
     expect(opaque('r{m,} x')).toEqual(['its words are built when it runs']);
     expect(opaque('/bin/r[m] x')).toEqual(['its words are built when it runs']);
     expect(opaque('[ -d x ]')).toEqual(['']);
-    expect(opaque('ls *.log ~/x')).toEqual(['']);
+    expect(opaque('ls *.log /x')).toEqual(['']);
+    // A tilde is the home directory the shell finds when it runs (`~root`, `~/x`).
+    expect(opaque('ls ~/x')).toEqual(['its words are built when it runs']);
     expect(opaque('echo x | sh')).toEqual(['', 'it runs commands it reads from its input']);
     expect(opaque('bash -s < f')).toEqual(['it runs commands it reads from its input']);
     expect(opaque('. ./env.sh')).toEqual(['it runs commands it reads from a file']);
@@ -155,7 +157,19 @@ ${NO_RECURSIVE_RM}`);
         .split('\n')
         .slice(0, -1);
     expect(bashWords("/srv/pub/{'note',../secret}")).toEqual(['/srv/pub/note', '/srv/pub/../secret']);
-    for (const line of ["echo 'x'#;id", 'echo "x"#;id', 'echo $(echo x)#;id', 'echo x\r#;id', "cat /srv/pub/{'note',../secret}", 'cat /srv/pub/note\r#;cat /srv/secret', "{'cat',/etc/shadow}"])
+    // Backslash-newlines the shells join where the parser did not: in `"$\⏎(…)"`, `$\⏎NAME`, `$\⏎'…'`, and a comment ending in one (which continues nothing).
+    const joined = ['echo "$\\\n(id)"', 'ls #x\\\nid', 'cat /srv/pub/x$\\\nIFS/etc/shadow', "cat /srv/pub/$\\\n'\\x2f..\\x2fsecret'"];
+    expect(bashWords('x$\\\nIFS/etc/shadow'.replace('x', '/srv/pub/x'))).toEqual(['/srv/pub/x', '/etc/shadow']);
+    for (const line of [
+      "echo 'x'#;id",
+      'echo "x"#;id',
+      'echo $(echo x)#;id',
+      'echo x\r#;id',
+      "cat /srv/pub/{'note',../secret}",
+      'cat /srv/pub/note\r#;cat /srv/secret',
+      "{'cat',/etc/shadow}",
+      ...joined,
+    ])
       expect(allowList.decide({ kind: 'exec', command: line }), JSON.stringify(line)).toMatchObject({ action: 'deny' });
     // A # that starts a word is a comment to every reader alike; one inside a plain word is a letter to every reader.
     expect(allowList.decide({ kind: 'exec', command: 'echo x # note' }).action).toBe('allow');
@@ -168,6 +182,10 @@ ${NO_RECURSIVE_RM}`);
       `  default: allow\n  rules:\n    - { name: no-rm, match: { commands: ["rm *"] }, action: deny }\n    - { name: deploys, match: { commands: ["./deploy.sh *"] }, action: review, review: { groups: [dba] } }\n`,
     );
     expect(judge.decide({ kind: 'exec', command: "{'rm',-rf,/tmp/x}" }).action).toBe('deny');
+    // A backslash-newline and a tilde are read as the shells read them too.
+    expect(judge.decide({ kind: 'exec', command: 'ls #\\\nrm /srv/db.sqlite' }).action).toBe('deny');
+    const noRoot = await judgeOf('  default: allow\n  rules:\n    - { name: not-root, match: { commands: ["cat /root/**"] }, action: deny }\n');
+    expect(noRoot.decide({ kind: 'exec', command: 'cat ~root/.ssh/id_rsa' }).action).toBe('deny');
     expect(judge.decide({ kind: 'exec', command: "{'./deploy.sh',v2}" }).action).not.toBe('allow');
     expect(fileTransferOf('{"sc"p,-t,/tmp/x}')).toBe('unknown');
     const noTransfers = await judgeOf('  default: allow\n  sftp: deny\n');
