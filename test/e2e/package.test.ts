@@ -109,7 +109,10 @@ describe('npm install -g of the packed tarball', () => {
       expect(rows.rows).toEqual([[1, '[redacted]']]);
     } finally {
       await client.close();
+      // The demo stops what it started (PostgreSQL, sshd) on SIGINT: it is waited for, or they would outlive the test.
+      const exited = new Promise((resolve) => demo.once('exit', resolve));
       demo.kill('SIGINT');
+      await exited;
     }
   }, 120_000);
 });
