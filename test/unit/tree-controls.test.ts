@@ -137,7 +137,8 @@ describe('after the run', () => {
     const c = scanTree([work], { HOME: join(base, 'none') });
     await new Promise((r) => setTimeout(r, 10)); // the command starts after the scan
     lay(work, { 'by-agent/.git/config': '[core]\n' });
-    const until = Date.now();
+    // Date.now() drops the fraction of a millisecond that a birth time keeps: the next millisecond is after what was laid.
+    const until = Date.now() + 1;
     await new Promise((r) => setTimeout(r, 20));
     lay(work, { 'by-person/.git/config': '[core]\n' });
     expect(sweepTree(c, { until }).map((s) => s.path)).toEqual([join(work, 'by-agent/.git')]);
