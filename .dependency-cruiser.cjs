@@ -37,9 +37,11 @@ const LAYERS = [
   { rank: 8, name: 'agent', path: '^src/agent/' },
   // 9 — the demo's stack (run by `hoop demo`).
   { rank: 9, name: 'demo', path: '^src/demo/' },
-  // 10 — the CLI's commands, then its entry.
-  { rank: 10, name: 'commands', path: '^src/commands/' },
-  { rank: 11, name: 'cli', path: '^src/cli\\.ts$' },
+  // 10 — the CLI's runtime: local ports, early checks, its records, bundles and the policy lab.
+  { rank: 10, name: 'client', path: '^src/client/' },
+  // 11 — the CLI's commands, each a thin declaration, then its entry.
+  { rank: 11, name: 'commands', path: '^src/commands/' },
+  { rank: 12, name: 'cli', path: '^src/cli\\.ts$' },
 ];
 
 /** Every room's modules: a module of src/ outside all of them would escape the ranks. */

@@ -12,7 +12,7 @@ import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { columns, describeLength } from '../text-format.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
-import { type GatewayFlags, gatewayOptions, withGateway, withGatewayAsPerson } from './client-config.js';
+import { type GatewayFlags, gatewayOptions, withGateway, withGatewayAsPerson } from '../client/client-config.js';
 
 interface AlertFlags extends GatewayFlags {
   json?: boolean;

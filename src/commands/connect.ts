@@ -13,8 +13,8 @@
  * @see docs/architecture.md (§2)
  */
 import { Command, Option } from 'commander';
-import { commandTokenProvider, duration } from './client-config.js';
-import { serveDirect } from './connect-direct.js';
+import { commandTokenProvider, duration } from '../client/client-config.js';
+import { serveDirect } from '../client/connect-direct.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
@@ -25,9 +25,9 @@ import type { ConnectionInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { Logger } from '../log.js';
 import { openSshPort } from '../ssh/local/port.js';
-import type { LocalPolicyOptions } from './connect-policy.js';
-import { localUri, openLocalPort } from './local-port.js';
-import { CommandRecords, sshRecordHook } from './client-records.js';
+import type { LocalPolicyOptions } from '../client/connect-policy.js';
+import { localUri, openLocalPort } from '../client/local-port.js';
+import { CommandRecords, sshRecordHook } from '../client/client-records.js';
 import type { ConnectJson } from '../connect-json.js';
 import { shellQuote } from '../text-format.js';
 

@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { listConnections } from '../auth/gateway-client.js';
-import { commandTokenProvider } from './client-config.js';
+import { commandTokenProvider } from '../client/client-config.js';
 import type { CliIo } from '../io.js';
 import { columns } from '../text-format.js';
 

@@ -21,8 +21,8 @@
 import { text } from 'node:stream/consumers';
 import type { Writable } from 'node:stream';
 import { Command, Option } from 'commander';
-import { commandTokenProvider } from './client-config.js';
-import { CommandRecords } from './client-records.js';
+import { commandTokenProvider } from '../client/client-config.js';
+import { CommandRecords } from '../client/client-records.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import { readNamedFile } from '../tree-file.js';
 import { treePlaces } from '../agent/sandbox.js';
@@ -33,7 +33,7 @@ import { jsonValue } from '../postgres/wire/json-values.js';
 import { columnWidths, csvField, NUMERIC_TYPES, rowCount, serverMessageLines, tableHeader, tableRow } from '../ui/psql-format.js';
 import type { RowDescriptionField } from '../postgres/wire/rows.js';
 import type { ResultHandler } from '../postgres/wire/client.js';
-import { openGatewaySql, refusalOf } from './gateway-sql.js';
+import { openGatewaySql, refusalOf } from '../client/gateway-sql.js';
 import { reviewStatusLine } from '../ui/review-lines.js';
 
 /** `hoop exec`'s exit codes beyond hoop's own (see the module documentation). */

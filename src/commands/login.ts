@@ -8,7 +8,7 @@ import { DEFAULT_LOGIN_TIMEOUT_SECONDS, isInteractive, login } from '../auth/log
 import { describeWorkload } from '../auth/workload.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { refuseInsideRun } from './client-config.js';
+import { refuseInsideRun } from '../client/client-config.js';
 
 interface LoginCommandOptions {
   gateway?: string;

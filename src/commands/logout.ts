@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { logout } from '../auth/logout.js';
 import type { CliIo } from '../io.js';
-import { refuseInsideRun } from './client-config.js';
+import { refuseInsideRun } from '../client/client-config.js';
 
 /** Builds the `logout` command. */
 export function logoutCommand(io: CliIo): Command {

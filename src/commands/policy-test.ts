@@ -11,7 +11,7 @@
  * secret references it admits, the connections it cannot open, and the last commit it refused.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { commandTokenProvider, withGateway, type GatewayFlags } from './client-config.js';
+import { commandTokenProvider, withGateway, type GatewayFlags } from '../client/client-config.js';
 import { getPolicyStatus, getSession, getWhoAmI, type PolicyStatus } from '../auth/gateway-client.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -20,10 +20,10 @@ import { runPolicyTests, type ColumnMask, type MaskOutcome, type PolicyTestResul
 import { PolicyInvalidError } from '../policy/load.js';
 import type { Policy, PolicyTest } from '../policy/schema.js';
 import { analyzeSql } from '../policy/sql/analyze.js';
-import { openGatewaySql } from './gateway-sql.js';
-import { readEvents, withVerifiedRecording } from './recordings-fetch.js';
-import { gatewayPolicy, loadSource, type GatewayPolicy, type LoadedSource, type SourceOptions } from './policy-source.js';
-import { PolicyLab } from './policy-lab.js';
+import { openGatewaySql } from '../client/gateway-sql.js';
+import { readEvents, withVerifiedRecording } from '../client/recordings-fetch.js';
+import { gatewayPolicy, loadSource, type GatewayPolicy, type LoadedSource, type SourceOptions } from '../client/policy-source.js';
+import { PolicyLab } from '../client/policy-lab.js';
 
 /** The flags of `hoop policy test`. */
 export type PolicyTestFlags = SourceOptions & GatewayFlags & { offline?: boolean; onConnections?: boolean };

@@ -21,8 +21,8 @@ import { describedPrincipal, VIAS, type Via } from '../policy/principal.js';
 import { policyFileSchema } from '../policy/schema.js';
 import { describePolicy, policyAsJson } from '../policy/summary.js';
 import { policyTestFileSchema } from '../policy/test-cases.js';
-import { gatewayOptions } from './client-config.js';
-import { loadSource, pullSource, type SourceOptions } from './policy-source.js';
+import { gatewayOptions } from '../client/client-config.js';
+import { loadSource, pullSource, type SourceOptions } from '../client/policy-source.js';
 import { policyStatus, policyTest } from './policy-test.js';
 
 function withSource(cmd: Command, dirHelp = 'a checked-out config repo (default: the current directory, unless $HOOP_POLICY_REPO is set)'): Command {

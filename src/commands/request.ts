@@ -11,7 +11,7 @@
  */
 import { Command, Option } from 'commander';
 import { followReview, requestAccess } from '../auth/gateway-client.js';
-import { duration, gatewayOptions, withGatewayAsPerson, type GatewayFlags } from './client-config.js';
+import { duration, gatewayOptions, withGatewayAsPerson, type GatewayFlags } from '../client/client-config.js';
 import { CommandExit } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { standing } from '../ui/review-lines.js';

@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getRecordingKeys, listSessions, type SessionSummary } from '../auth/gateway-client.js';
-import { readEvents, verifiedClientRecord, withVerifiedRecording, type ClientRecordCheck, type GatewayApi } from './recordings-fetch.js';
-import { writeRunBundle } from './run-bundle.js';
+import { readEvents, verifiedClientRecord, withVerifiedRecording, type ClientRecordCheck, type GatewayApi } from '../client/recordings-fetch.js';
+import { writeRunBundle } from '../client/run-bundle.js';
 import { crossCheck, type CrossCheckResult } from '../recording/cross-check.js';
-import { spoolOf, uploadLeftovers } from './client-records.js';
-import { commandTokenProvider, gatewayOptions, type GatewayFlags } from './client-config.js';
+import { spoolOf, uploadLeftovers } from '../client/client-records.js';
+import { commandTokenProvider, gatewayOptions, type GatewayFlags } from '../client/client-config.js';
 import { columns, shellQuote } from '../text-format.js';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -26,7 +26,7 @@ import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
 import { playReplay } from '../ui/ReplayPlayer.js';
 import { asciicast, playTerminal, terminalFrames, type TerminalFrame } from '../ssh/common/terminal-replay.js';
 import { type CastVersion, castHeader, castWriter } from '../recording/asciicast.js';
-import { writeEvidenceBundle } from './evidence-bundle.js';
+import { writeEvidenceBundle } from '../client/evidence-bundle.js';
 import type { RecordingEvent } from '../recording/event-line.js';
 
 interface CommonFlags extends GatewayFlags {

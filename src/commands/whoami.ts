@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { configDir } from '../auth/paths.js';
 import { FileSecretStore } from '../auth/secret-store.js';
 import { getWhoAmI } from '../auth/gateway-client.js';
-import { commandTokenProvider } from './client-config.js';
+import { commandTokenProvider } from '../client/client-config.js';
 import type { CliIo } from '../io.js';
 
 interface WhoamiOptions {

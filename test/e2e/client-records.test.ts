@@ -26,7 +26,7 @@ import { createDeviceKey } from '../../src/auth/device-key.js';
 import { NO_PREVIOUS, RecordingWriter } from '../../src/recording/writer.js';
 import { sshSign } from '../../src/recording/sshsig.js';
 import { Spool } from '../../src/recording/spool.js';
-import { uploadSpool } from '../../src/commands/record-upload.js';
+import { uploadSpool } from '../../src/client/record-upload.js';
 import { runProcess } from '../harness/clients.js';
 import { spawnHoop, type HoopProcessResult } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';

@@ -20,7 +20,7 @@ import { errorIn, RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
 import { cancelRequest, query as queryMessage, startupMessage } from '../../src/postgres/wire/messages.js';
-import type { DirectJson } from '../../src/commands/connect-direct.js';
+import type { DirectJson } from '../../src/client/connect-direct.js';
 import { join } from 'node:path';
 
 let stack: HoopStack;

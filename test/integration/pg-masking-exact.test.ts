@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { REDACTED } from '../../src/policy/masking/strategies.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
 import pg from 'pg';
-import { columnsQuery } from '../../src/commands/mcp-tools.js';
+import { columnsQuery } from '../../src/client/mcp-tools.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { bind, close, describePortal, execute, frontendMessage, parse, sync } from '../harness/pg-frontend.js';
 import { connectionYaml } from '../harness/postgres.js';

@@ -23,8 +23,8 @@ const EXEMPT: Record<string, string> = {
   'agent/port-bridge.ts:createServer': 'a Unix socket (no Nagle there)',
   'agent/sandbox-init.ts:connect': 'a Unix socket (no Nagle there)',
   'auth/loopback-redirect.ts:createServer': "node:http's, for the browser's one redirect",
-  'commands/policy-lab.ts:createServer': 'finds a free port, or makes a loopback pair handed to TunnelChannel, which turns Nagle off',
-  'commands/policy-lab.ts:connect': 'handed to TunnelChannel, which turns Nagle off',
+  'client/policy-lab.ts:createServer': 'finds a free port, or makes a loopback pair handed to TunnelChannel, which turns Nagle off',
+  'client/policy-lab.ts:connect': 'handed to TunnelChannel, which turns Nagle off',
 };
 
 function sources(dir: string): string[] {

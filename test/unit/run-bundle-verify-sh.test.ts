@@ -9,7 +9,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync, readdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { verifyScript } from '../../src/commands/run-bundle-check.js';
+import { verifyScript } from '../../src/client/run-bundle-check.js';
 import { generateSigningKey, sshPublicKeyLine } from '../../src/recording/sshsig.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 import { RECORDING_NAMESPACE, RecordingWriter } from '../../src/recording/writer.js';
