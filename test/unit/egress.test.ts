@@ -12,7 +12,7 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { egressProxy, type EgressDecision } from '../../src/agent/egress-proxy.js';
 import { gatewayAcceptor, gatewayHostsLine, portInside } from '../../src/agent/port-bridge.js';
-import { proxyVariables } from '../../src/commands/run.js';
+import { proxyVariables } from '../../src/client/run-agent.js';
 import { egressAllows, egressFor, egressProblem, parseDestination } from '../../src/policy/egress.js';
 import { runsSchema } from '../../src/policy/schema.js';
 
