@@ -1,0 +1,206 @@
+/**
+ * What `hoop mcp` serves (src/commands/mcp.ts declares it): a Model Context Protocol server on stdio, so agents that speak MCP (Claude Code,
+ * Cursor, …) reach data through the gateway with no password and no local port. Its tools:
+ *
+ * - `list_connections`: the connections the caller may use;
+ * - `describe_schema`: the tables and columns of a connection (information_schema, through the gateway);
+ * - `run_sql`: statements through the gateway under its policy: rows come back masked as the
+ *   policy says, a refusal comes back as a tool error with the rule's message, and the call (its
+ *   arguments and the agent's stated `intent`) is in the session's recording at the gateway. A
+ *   statement held for review comes back at once as a pending review (its id, rule and
+ *   reviewers): the review goes on at the gateway without the session;
+ * - `wait_for_review`: waits for a review's decision; once approved, the agent sends the same
+ *   statement again with `run_sql`, and the approval lets it run once.
+ *
+ * Each call is a session of its own (no transaction outlives a call). Rows handed to the agent are
+ * capped (`max_rows`); the rest are read, counted and dropped, never held.
+ *
+ * The agent is a principal of its own: inside `hoop run` the calls use the run's credential;
+ * otherwise `hoop mcp` begins a run of its own (`via: mcp`, the agent named by `--agent` or by
+ * the MCP client's name) at the first call, for the connections `--connect` names (by default
+ * every one the person may use then), and ends it when the client goes. It cannot contain the
+ * agent that started it (`isolation: none`, said on stderr): for that, start the agent with
+ * `hoop run`.
+ *
+ * @see https://modelcontextprotocol.io/specification/2025-06-18/server/tools
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { z } from 'zod';
+import { AgentRun } from '../agent/agent-run.js';
+import { followReview, listConnections } from '../auth/gateway-client.js';
+import type { ResolvedTokenProvider } from '../auth/token-provider.js';
+import { describeError } from '../errors.js';
+import { whenAborted, type CliIo } from '../io.js';
+import { createLogger, levelFromEnv, type Logger } from '../log.js';
+import { agentName } from '../policy/principal.js';
+import { cutValue } from '../recording/event-line.js';
+import { VERSION } from '../version.js';
+import { commandTokenProvider } from './client-config.js';
+import { CommandRecords } from './client-records.js';
+import { answer, describeSchema, failure, runStatements, type ToolAnswer } from './mcp-tools.js';
+
+/** How long `wait_for_review` waits by default, and at most (seconds). */
+const DEFAULT_WAIT_SECONDS = 120;
+const MAX_WAIT_SECONDS = 900;
+
+/** Rows `run_sql` hands back by default, and at most. */
+const DEFAULT_ROWS = 100;
+const MAX_ROWS = 1000;
+
+/** The options of `hoop mcp`. */
+export interface McpOptions {
+  gateway?: string;
+  tokenFile?: string;
+  caFile?: string;
+  agent?: string;
+  connect?: string[];
+}
+
+/** Serves MCP on `io`'s stdio until the client goes (or the signal aborts). */
+export async function serveMcp(io: CliIo, opts: McpOptions): Promise<void> {
+  // stdout carries the protocol: anything hoop has to say goes to stderr.
+  const log = createLogger({ level: levelFromEnv(io.env, 'warn'), sink: io.stderr, fields: { component: 'mcp' } });
+  const person = await commandTokenProvider(io, opts);
+  const say = (line: string): void => void io.stderr.write(`hoop: ${line}\n`);
+  if (person.source !== 'run') say('isolation: none: the agent that started hoop mcp runs as you and can read your hoop login; start the agent with hoop run to keep it out of its reach');
+  /** The agent's run: the one hoop mcp is inside, or one of its own begun at the first call. */
+  let ownRun: Promise<AgentRun> | undefined;
+  const runProvider = async (): Promise<ResolvedTokenProvider> => {
+    if (person.source === 'run') return person;
+    ownRun ??= (async () => {
+      const connections = opts.connect?.length ? opts.connect : (await listConnections({ gateway: person.gateway, ca: person.ca }, (await person.current()).token)).map((c) => c.name);
+      const agent = agentName(opts.agent ?? server.server.getClientVersion()?.name ?? 'mcp');
+      return AgentRun.begin({ person, connections, agent, via: 'mcp', isolation: 'none', say, log });
+    })().catch((err: unknown) => {
+      ownRun = undefined; // asked again at the next call
+      throw err;
+    });
+    return (await ownRun).provider;
+  };
+  // Each call's own record, and what an earlier hoop (one killed, say) left in this machine's spool, go up in the background.
+  const records = new CommandRecords(io, person, log);
+  records.resume();
+  const server = new McpServer({ name: 'hoop', version: VERSION });
+  const guarded = async (work: () => Promise<ToolAnswer>): Promise<ToolAnswer> => {
+    try {
+      return await work();
+    } catch (err) {
+      return failure(describeError(err));
+    }
+  };
+
+  registerTools(server, { io, log, records, runProvider, guarded });
+
+  const transport = new StdioServerTransport(io.stdin, io.stdout);
+  // The client is gone when it closes our stdin or stdout (or closes the transport, or we are interrupted).
+  const closed = new Promise<void>((resolve) => {
+    server.server.onclose = resolve;
+    io.stdin?.once('end', resolve);
+    io.stdout.on('error', () => resolve());
+  });
+  try {
+    await server.connect(transport);
+    await Promise.race([closed, whenAborted(io.signal)]);
+  } finally {
+    await server.close();
+    await records.finish((line) => void io.stderr.write(`hoop: ${line}\n`));
+    await ownRun?.then(
+      (run) => run.end(),
+      () => undefined,
+    );
+    person.close();
+  }
+}
+
+/** What the tools share: the CLI's io and log, the records, the agent's run, and a guard that turns a failure into a tool error. */
+interface ToolContext {
+  io: CliIo;
+  log: Logger;
+  records: CommandRecords;
+  runProvider: () => Promise<ResolvedTokenProvider>;
+  guarded: (work: () => Promise<ToolAnswer>) => Promise<ToolAnswer>;
+}
+
+/** Registers the tools: list_connections, describe_schema, run_sql and wait_for_review. */
+function registerTools(server: McpServer, { io, log, records, runProvider, guarded }: ToolContext): void {
+  server.registerTool(
+    'list_connections',
+    { title: 'Connections', description: 'The database connections you may use through the hoop gateway, with their type, database and access mode.', annotations: { readOnlyHint: true } },
+    () =>
+      guarded(async () => {
+        const provider = await runProvider();
+        return answer(await listConnections({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token));
+      }),
+  );
+
+  server.registerTool(
+    'describe_schema',
+    {
+      title: 'Describe a schema',
+      description:
+        'The tables and columns of a connection (from information_schema, through the gateway), optionally of one schema or table; a column the gateway masks for you says how (`masked`: redact, last4, hash or null), and `masking` says what else is masked.',
+      inputSchema: {
+        connection: z.string().describe('a connection name from list_connections'),
+        schema: z.string().optional().describe('only this schema'),
+        table: z.string().optional().describe('only this table'),
+      },
+      annotations: { readOnlyHint: true },
+    },
+    ({ connection, schema, table }) => guarded(async () => describeSchema({ io, log, provider: await runProvider(), records }, connection, schema, table)),
+  );
+
+  server.registerTool(
+    'run_sql',
+    {
+      title: 'Run SQL',
+      description:
+        'Run SQL on a connection through the hoop gateway, under its policy: sensitive columns come back masked, statements the policy refuses are not run and come back as errors naming the rule. Each call is its own session. Say why in `intent`: it is recorded with the statements.',
+      inputSchema: {
+        connection: z.string().describe('a connection name from list_connections'),
+        sql: z.string().min(1).describe('one or more statements'),
+        intent: z.string().optional().describe('why you run this, in a sentence: recorded with the statements'),
+        max_rows: z.number().int().min(1).max(MAX_ROWS).optional().describe(`rows returned per result (default ${DEFAULT_ROWS}, at most ${MAX_ROWS}); the rest are counted`),
+      },
+    },
+    ({ connection, sql, intent, max_rows }) =>
+      // The gateway keeps 4 KiB of each field: no more is sent.
+      guarded(async () => {
+        const ran = await runStatements({ io, log, provider: await runProvider(), records }, connection, sql, max_rows ?? DEFAULT_ROWS, {
+          source: 'mcp',
+          tool: 'run_sql',
+          ...(intent ? { intent: cutValue(intent) } : {}),
+        });
+        return Array.isArray(ran) ? answer(ran.length === 1 ? ran[0] : ran) : ran;
+      }),
+  );
+
+  server.registerTool(
+    'wait_for_review',
+    {
+      title: 'Wait for a review',
+      description: 'Wait for the decision on a statement run_sql left pending review; once approved, call run_sql again with exactly the same connection and sql.',
+      inputSchema: {
+        id: z
+          .string()
+          .regex(/^rv-[0-9a-f]{16}$/)
+          .describe('the review id run_sql returned'),
+        timeout_seconds: z.number().int().min(0).max(MAX_WAIT_SECONDS).optional().describe(`how long to wait (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS})`),
+      },
+      annotations: { readOnlyHint: true },
+    },
+    ({ id, timeout_seconds }) =>
+      guarded(async () => {
+        const provider = await runProvider();
+        const r = await followReview({ gateway: provider.gateway, ca: provider.ca }, async () => (await provider.current()).token, id, timeout_seconds ?? DEFAULT_WAIT_SECONDS);
+        const decisions = r.decisions.map((d) => ({ by: d.email ?? d.subject, decision: d.decision, ...(d.reason ? { reason: d.reason } : {}) }));
+        const next =
+          r.state === 'approved'
+            ? 'Approved: call run_sql again with exactly the same connection and sql; it runs once.'
+            : r.state === 'pending'
+              ? `Still pending: call wait_for_review again, or stop here (it expires ${r.expiresAt}).`
+              : 'It will not run: do not send it again as it is.';
+        return answer({ id: r.id, state: r.state, decisions, ...(r.closedBecause ? { because: r.closedBecause } : {}), next });
+      }),
+  );
+}
