@@ -8,6 +8,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { stateDir } from '../auth/paths.js';
 import { type Swept, sweepTree, type TreeControls } from './tree-controls.js';
 
@@ -15,14 +16,23 @@ import { type Swept, sweepTree, type TreeControls } from './tree-controls.js';
 const FRESH_MS = 5_000;
 const MARGIN_MS = 2 * FRESH_MS;
 
-/** What a note holds. */
-interface Note {
-  run: string;
-  pid: number;
+/** What a note holds: read back with this schema, as a file any process of the person's could have written. */
+const NOTE = z.strictObject({
+  run: z.string().regex(/^run-[A-Za-z0-9_-]{1,64}$/),
+  pid: z.number().int().positive(),
   /** The process's start, as /proc says it (a pid is reused). */
-  started: string;
-  controls: TreeControls;
-}
+  started: z.string(),
+  controls: z.strictObject({
+    places: z.array(z.string().startsWith('/')),
+    readOnly: z.array(z.string()),
+    gitDirs: z.array(z.string()),
+    missing: z.array(z.string()),
+    known: z.array(z.string()),
+    scannedAt: z.number(),
+    quarantined: z.array(z.string()).optional(),
+  }),
+});
+type Note = z.infer<typeof NOTE> & { controls: TreeControls };
 
 const notesDir = (env: NodeJS.ProcessEnv): string => join(stateDir(env), 'pending-sweeps');
 
@@ -74,7 +84,12 @@ export function sweepAbandonedRuns(env: NodeJS.ProcessEnv, say: (line: string) =
     let note: Note;
     let heard: number;
     try {
-      note = JSON.parse(readFileSync(file, 'utf8')) as Note;
+      const parsed = NOTE.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+      if (!parsed.success) {
+        say(`${file} is not a note of hoop run's (${parsed.error.issues[0]?.message ?? 'unreadable'}): nothing was swept for it; remove it`);
+        continue;
+      }
+      note = parsed.data as Note;
       heard = statSync(file).mtimeMs;
     } catch {
       continue;

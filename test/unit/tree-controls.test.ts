@@ -146,6 +146,23 @@ describe('after the run', () => {
   });
 });
 
+describe('a note of a pending sweep', () => {
+  it("is read with its schema: one in another shape (written by something else of the person's) moves nothing, and is said", () => {
+    const work = join(base, 'forged');
+    const env = { HOME: join(base, 'none'), XDG_STATE_HOME: join(base, 'state-forged') };
+    mkdirSync(work);
+    lay(work, { 'mine/.git/config': '[core]\n' });
+    const dir = join(env.XDG_STATE_HOME, 'hoop', 'pending-sweeps');
+    mkdirSync(dir, { recursive: true });
+    const forged = { run: 'run-forged', pid: 999_999_999, started: '', controls: { places: [work], readOnly: [], gitDirs: [], missing: [], known: [], scannedAt: 0, sweepEverything: true } };
+    writeFileSync(join(dir, 'run-forged.json'), JSON.stringify(forged));
+    const said: string[] = [];
+    sweepAbandonedRuns(env, (l) => said.push(l));
+    expect(existsSync(join(work, 'mine/.git'))).toBe(true);
+    expect(said).toEqual([expect.stringContaining("is not a note of hoop run's")]);
+  });
+});
+
 describe('a sweep that cannot move', () => {
   // Only root may make a directory immutable: the one thing a person's own sweep cannot undo.
   it.runIf(process.getuid?.() === 0)('says so, names the path, and is tried again by the next hoop command', () => {
