@@ -216,7 +216,7 @@ export class FrontendPath {
    */
   #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
     this.#recorder?.client(m);
-    const decision = this.#gate ? this.#gate.frontend(m, analysis) : { send: [m], passed: {} };
+    const decision = this.#gate?.frontend(m, analysis);
     if (decision instanceof Promise) {
       out.flush();
       return decision.then((decided) => {
@@ -230,16 +230,17 @@ export class FrontendPath {
    * Sends `m` when the gate passed it, else its replacement. A write under a row limit goes to
    * the write guard: a Promise until what the client sent after it may follow.
    */
-  #sendFor(m: FrontendMessage, decision: GateDecision, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
-    const { passed } = decision;
-    if (!passed) {
+  #sendFor(m: FrontendMessage, decision: GateDecision | undefined, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
+    // Without a gate, every message passes as it came.
+    if (decision && !decision.passed) {
       this.#send(decision.send, out);
       return undefined;
     }
-    const done = passed.answered;
-    const guarded = this.#guard ? passed.guard : undefined;
+    const passed = decision?.passed;
+    const done = passed?.answered;
+    const guarded = this.#guard ? passed?.guard : undefined;
     const runs = m.kind === 'query' || m.kind === 'execute';
-    const note = this.#tally && runs ? new StatementNote(passed.touched ?? NO_TABLES) : undefined;
+    const note = this.#tally && runs ? new StatementNote(passed?.touched ?? NO_TABLES) : undefined;
     if (guarded && runs) {
       // The guard may send the message twice (rolled back for a review, then run again on approval): the note goes with the first, so it is counted once.
       let unsent = note;
@@ -313,8 +314,8 @@ export class FrontendPath {
       if (!head) return;
       this.#recorder?.client(head);
       // A streamed Bind cannot be held, so the gate decides at once.
-      const decision = this.#gate ? (this.#gate.frontend(head, undefined, false) as GateDecision) : { send: [head], passed: {} };
-      if (!decision.passed) {
+      const decision = this.#gate?.frontend(head, undefined, false) as GateDecision | undefined;
+      if (decision && !decision.passed) {
         this.#send(decision.send, out);
         s.held = [];
         return;

@@ -110,6 +110,9 @@ export function stricter(a: StatementVerdict, b: StatementVerdict): StatementVer
   return rank[b.action] > rank[a.action] ? b : a;
 }
 
+/** What goes with a message that passed with no answer to hear, no row limit and no tables: one object for all of them (the relay's every message). */
+const NOTHING_MORE: NonNullable<GateDecision['passed']> = Object.freeze({});
+
 /** The messages that run something on the server: refused whole while nothing may run unrecorded. */
 const RUNS = new Set<FrontendMessage['kind']>(['query', 'bind', 'execute', 'function-call']);
 
@@ -298,17 +301,15 @@ export class StatementGate implements GateStage {
     const answered = this.#hook;
     const guard = this.#guarding;
     const touched = this.#touched;
+    if (!answered && !guard && !touched) return { send: [m], passed: NOTHING_MORE };
     this.#hook = undefined;
     this.#guarding = undefined;
     this.#touched = undefined;
-    return {
-      send: [m],
-      passed: {
-        ...(answered ? { answered } : {}),
-        ...(guard ? { guard: { guard, sql: this.#guardSql } } : {}),
-        ...(touched ? { touched: [...touched] } : {}),
-      },
-    };
+    const passed: NonNullable<GateDecision['passed']> = {};
+    if (answered) passed.answered = answered;
+    if (guard) passed.guard = { guard, sql: this.#guardSql };
+    if (touched) passed.touched = [...touched];
+    return { send: [m], passed };
   }
 
   /** What to send for `m`: itself when it passes, else what stands in its place; a Promise while held for review. */
