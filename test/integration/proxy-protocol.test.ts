@@ -13,9 +13,8 @@
  * - a header from anywhere else (straight to the gateway, or a client's own behind the balancer's)
  *   is not believed: the connection is closed, and the address it claims is nowhere on record.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -23,7 +22,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintDirect } from '../../src/auth/gateway-client.js';
 import { PROXY_V2_SIGNATURE } from '../../src/gateway/proxy-header.js';
-import { freePort } from '../harness/postgres.js';
+import { startHaproxy } from '../harness/haproxy.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually } from '../harness/wait.js';
@@ -35,7 +34,6 @@ const DEADLINE_MS = 8_000;
 
 let stack: HoopStack;
 let haproxy: ChildProcess;
-let haproxyLog = '';
 let lbPort: number;
 let gwPort: number;
 const opened: Socket[] = [];
@@ -114,38 +112,9 @@ function forgedHeader(client: string, port: number): Buffer {
 
 /** HAProxy in TCP mode before the gateway, sending PROXY v2 from the listed address. */
 async function startBalancer(dir: string): Promise<void> {
-  lbPort = await freePort();
-  const cfg = join(dir, 'haproxy.cfg');
-  await writeFile(
-    cfg,
-    `global
-  maxconn 1000
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-frontend hoop
-  bind 127.0.0.1:${lbPort}
-  default_backend gateway
-backend gateway
-  server a 127.0.0.1:${gwPort} send-proxy-v2 source ${BALANCER}
-`,
-  );
-  haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  haproxy.stderr!.on('data', (d: Buffer) => (haproxyLog += d.toString()));
-  await eventually(
-    () =>
-      new Promise<void>((resolve, reject) => {
-        if (haproxy.exitCode !== null) return reject(new Error(`haproxy exited: ${haproxyLog}`));
-        const s = tcpConnect(lbPort, '127.0.0.1', () => {
-          s.destroy();
-          resolve();
-        });
-        s.on('error', reject);
-      }),
-    { timeout: 30_000, interval: 100 },
-  );
+  const lb = await startHaproxy(dir, `  server a 127.0.0.1:${gwPort} send-proxy-v2 source ${BALANCER}\n`);
+  lbPort = lb.port;
+  haproxy = lb.process;
 }
 
 beforeAll(async () => {

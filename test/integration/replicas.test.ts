@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callApi } from '../harness/api.js';
+import { startHaproxy } from '../harness/haproxy.js';
 import { pgClient, psql } from '../harness/clients.js';
 import { HOOP_BIN } from '../harness/hoop-process.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -157,46 +158,20 @@ async function startReplicaB(): Promise<void> {
 
 /** HAProxy in TCP mode in front of both replicas (TLS goes through to them), checking each every 300 ms. */
 async function startBalancer(): Promise<void> {
-  const port = await freePort();
   const a = new URL(stack.gateway.url);
-  const cfg = join(dir, 'haproxy.cfg');
-  await writeFile(
-    cfg,
-    `global
-  maxconn 4096
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-frontend hoop
-  bind 127.0.0.1:${port}
-  default_backend gateways
-backend gateways
-  balance roundrobin
+  const b = new URL(bUrl);
+  const lb = await startHaproxy(
+    dir,
+    `  balance roundrobin
   retries 3
   option redispatch
   server a ${a.hostname}:${a.port} check inter 300 fall 3 rise 1
-  server b ${new URL(bUrl).hostname}:${new URL(bUrl).port} check inter 300 fall 3 rise 1
+  server b ${b.hostname}:${b.port} check inter 300 fall 3 rise 1
 `,
+    4096,
   );
-  let log = '';
-  haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  haproxy.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  lbUrl = `https://127.0.0.1:${port}`;
-  await until(
-    () =>
-      new Promise<true | undefined>((resolve, reject) => {
-        if (haproxy.exitCode !== null) return reject(new Error(`haproxy exited: ${log}`));
-        const s = netConnect(port, '127.0.0.1', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(undefined));
-      }),
-    10_000,
-    'HAProxy to listen',
-  );
+  haproxy = lb.process;
+  lbUrl = `https://127.0.0.1:${lb.port}`;
 }
 
 beforeAll(async () => {

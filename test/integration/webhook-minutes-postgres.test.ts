@@ -6,8 +6,6 @@
  * waits a real minute.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,17 +17,9 @@ import { createLogger } from '../../src/log.js';
 import type { Review } from '../../src/policy/review-record.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { eventually } from '../harness/wait.js';
+import { webhookReceiver, type WebhookReceiver } from '../harness/webhook-receiver.js';
 
-const received: Array<{ path: string; body: Record<string, unknown> }> = [];
-const server = createServer((req: IncomingMessage, res) => {
-  let body = '';
-  req.on('data', (b: Buffer) => (body += b.toString()));
-  req.on('end', () => {
-    received.push({ path: req.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
-    res.writeHead(204).end();
-  });
-});
-let base = '';
+let target: WebhookReceiver;
 let pg: PgCluster;
 let dir: string;
 const stores: PostgresGatewayStore[] = [];
@@ -55,15 +45,14 @@ const review = (id: string): Review => ({
 });
 
 beforeAll(async () => {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  target = await webhookReceiver();
   dir = await mkdtemp(join(tmpdir(), 'hoop-webhook-minutes-'));
   pg = await startPgCluster();
   await pg.psql('create database hoop_store');
 }, 120_000);
 
 afterAll(async () => {
-  server.close();
+  target.close();
   for (const s of stores) await s.close();
   await pg?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -86,12 +75,12 @@ describe('webhook messages per target and minute, across replicas', () => {
     const clock = (): number => now;
     const [a, b] = [await replica('a', clock), await replica('b', clock)];
     const notifiers = [new ReviewNotifier(a), new ReviewNotifier(b)];
-    const storm = [{ url: `${base}/storm`, format: 'json' as const }];
-    const quiet = [{ url: `${base}/quiet`, format: 'json' as const }];
+    const storm = [{ url: `${target.base}/storm`, format: 'json' as const }];
+    const quiet = [{ url: `${target.base}/quiet`, format: 'json' as const }];
     for (let i = 0; i < 30; i++) notifiers[i % 2]!.notify(storm, 'requested', review(`rv-${i}`));
     notifiers[1]!.notify(quiet, 'requested', review('rv-quiet'));
     await Promise.all([a.settled(), b.settled()]);
-    const at = (path: string) => received.filter((r) => r.path === path);
+    const at = (path: string) => target.received.filter((r) => r.path === path);
     const full = (): unknown[] => at('/storm').filter((r) => r.body.event === 'review.requested');
     const summaries = (): Array<Record<string, unknown>> =>
       at('/storm')
