@@ -5,7 +5,7 @@
  * the identity's bound on open sessions, the session's id, its recording, the channel accepted,
  * what ends it early (its token, its run, its maximum length, a temporary grant), and its engine
  * serving it. What the log, the audit stream, the recording and the index say of it, they hear
- * from {@link SessionEvents}.
+ * from the session's owner ({@link LiveSession}).
  */
 import { randomUUID } from 'node:crypto';
 import type { ConnectionConfig } from '../config/connection.js';
@@ -31,10 +31,8 @@ import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionSlots } from './session-slots
 import { PostgresSlots } from './session-slots-postgres.js';
 import type { GatewayParts } from './parts.js';
 import { whoOf } from './policy-source.js';
-import { TablesTouched, type SessionSummary, type TouchedSummary } from './recordings.js';
-import { reviewRecordingEvent } from './reviews.js';
 import { describeEnd } from './runs.js';
-import type { OpenedSession, SessionEvents, SessionWho } from './session-events.js';
+import { LiveSession, type SessionEvents, type SessionOrigin, type SessionWho } from './live-session.js';
 import { openRecording, startRecording } from './session-recording.js';
 import { watchSessionToken } from './session-token.js';
 import { directIdentity, watchDirectSession, type DirectRecord } from './direct-credentials.js';
@@ -326,34 +324,33 @@ export class SessionAdmission {
       ...(runId ? { run: runId } : {}),
       ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
     };
-    const facts = sessionFacts(a, asked, remoteAddress);
-    const opened: OpenedSession = {
-      who,
-      identity,
-      connection,
-      started,
-      client: asked.client,
-      policyCommit,
-      readOnly: policy?.readOnly === true,
-      maxSessionSeconds: policy?.maxSessionSeconds,
-      recording,
-      recordingFailed: parts.recordings !== undefined && recording === undefined,
-      counts: { statements: 0, refused: 0, rowsRead: 0, rowsChanged: 0 },
-      maskedColumns: new Map(),
-      touched: new TablesTouched(),
-      summarize: (end, tables) => summarize(opened, facts, end, tables),
-    };
+    const live = new LiveSession(
+      {
+        who,
+        identity,
+        connection,
+        origin: originOf(a, asked, remoteAddress),
+        started,
+        policyCommit,
+        readOnly: policy?.readOnly === true,
+        maxSessionSeconds: policy?.maxSessionSeconds,
+        recording,
+        recordingFailed: parts.recordings !== undefined && recording === undefined,
+        judged: policy?.judge !== undefined,
+      },
+      this.events,
+    );
     const controller = new AbortController();
     this.#controllers.set(controller, { identity, agent: principal.agent });
     // An alert raised while this session was being admitted ends it now (its suspension ended the live ones).
     const suspendedMeanwhile = parts.alerts.suspension(identity, principal.agent);
     if (suspendedMeanwhile)
       controller.abort(new SessionEnd('alert-suspended', `hoop: ${alertSubject(suspendedMeanwhile)} is suspended by alert ${suspendedMeanwhile.id} (${suspendedMeanwhile.rule})`));
-    const session = this.#session(opened, channel, controller.signal, a, asked);
-    const unwatchDisk = recording ? startRecording(opened, recording, session, recordingPolicy, facts, parts, (reason) => controller.abort(reason)) : undefined;
-    const stopWatching = this.#watch(opened, session, a, asked.direct?.record, (reason) => controller.abort(reason));
+    const session = this.#session(live, channel, controller.signal, a, asked);
+    const unwatchDisk = recording ? startRecording(live, recording, session, recordingPolicy, parts, (reason) => controller.abort(reason)) : undefined;
+    const stopWatching = this.#watch(live, session, a, asked.direct?.record, (reason) => controller.abort(reason));
     const tellBytesSent = this.#bytesSent.watch(who, channel);
-    this.events.opened(opened);
+    live.opened();
     let outcome: SessionOutcome;
     try {
       // A client that left while it was being admitted has nothing to serve.
@@ -367,17 +364,17 @@ export class SessionAdmission {
     } finally {
       stopWatching();
       unwatchDisk?.();
-      opened.bytesTold = tellBytesSent();
+      live.bytesTold = tellBytesSent();
       this.#controllers.delete(controller);
     }
     this.#linger(channel);
-    await this.events.ended(opened, outcome);
+    await this.events.ended(live, outcome);
   }
 
   /** The session an engine serves: who, where, and the policy's parts for it. */
-  #session(opened: OpenedSession, channel: SessionChannel, signal: AbortSignal, { policy, principal }: Authorized, asked: Asked): TunnelSession {
+  #session(live: LiveSession, channel: SessionChannel, signal: AbortSignal, { policy, principal }: Authorized, asked: Asked): TunnelSession {
     const { parts } = this;
-    const { who, identity, connection, touched } = opened;
+    const { who, identity, connection, touched } = live;
     const judge = policy?.judge;
     const session: TunnelSession = {
       id: who.session,
@@ -407,26 +404,7 @@ export class SessionAdmission {
       ...(policy?.masking ? { masking: policy.masking } : {}),
       ...(policy?.limits ? { limits: policy.limits } : {}),
       ...(policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {}),
-      onRefusal: (r) => parts.events.emit('statement.refused', { ...who, ...r }),
-      onReads: (r) => touched.addReads(r),
-      onSignIn: (as) => {
-        opened.signedInAs = as;
-      },
-      onUpstream: (key) => parts.recordings?.archive.upstream?.(who.session, key),
-      onStatement: (st) => {
-        opened.counts.rowsRead += st.rows;
-        opened.counts.rowsChanged += st.changed;
-        if (!parts.events.wants('statement.completed')) return;
-        parts.events.emit('statement.completed', {
-          ...who,
-          verb: st.verb,
-          rows: st.rows,
-          changed: st.changed,
-          tables: st.tables,
-          ...(st.failed ? { failed: true } : {}),
-          ...(st.partial ? { partial: true } : {}),
-        });
-      },
+      report: live,
       reviews: {
         // Each review's request and end are in the session's recording as `review` events.
         request: (ask) =>
@@ -437,9 +415,9 @@ export class SessionAdmission {
             connection: connection.name,
             requester: session.identity,
             ...(asked.detached ? { detached: true } : {}),
-            ...(opened.intent !== undefined ? { intent: opened.intent } : {}),
+            ...(live.intent !== undefined ? { intent: live.intent } : {}),
             ...(session.identity.run?.prompt !== undefined ? { prompt: session.identity.run.prompt } : {}),
-            observe: (r) => opened.recording?.event(reviewRecordingEvent(r)),
+            observe: (r) => live.reviewed(r),
           }),
       },
     };
@@ -447,9 +425,9 @@ export class SessionAdmission {
   }
 
   /** What ends the session before its client does: its token running out (unless renewed), its run ending, its maximum length, its temporary grant. Returns what stops watching. */
-  #watch(opened: OpenedSession, session: TunnelSession, a: Authorized, direct: DirectRecord | undefined, end: (reason: SessionEnd) => void): () => void {
+  #watch(live: LiveSession, session: TunnelSession, a: Authorized, direct: DirectRecord | undefined, end: (reason: SessionEnd) => void): () => void {
     const { log, runs, verifier, config } = this.parts;
-    const { who } = opened;
+    const { who } = live;
     // A tunnel lives on its token (renewed by its client), a direct session on its credential.
     const stopLifetime = direct
       ? watchDirectSession({ session, credentials: this.parts.directs, record: direct, mayUse: a.stillAllowed, end, log, logFields: who })
@@ -512,8 +490,8 @@ export class SessionAdmission {
   }
 }
 
-/** What the recording's start and the index say of where a session came from. */
-function sessionFacts({ identity, connection, principal, policyCommit }: Authorized, asked: Asked, remote: string) {
+/** Where a session came from, as its recording's start and its summary say it. */
+function originOf({ identity, connection, principal, policyCommit }: Authorized, asked: Asked, remote: string): SessionOrigin {
   const runId = identity.run?.id;
   return {
     connection: connection.name,
@@ -526,33 +504,5 @@ function sessionFacts({ identity, connection, principal, policyCommit }: Authori
     ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
     ...(identity.run ? { isolated: identity.run.isolated } : {}),
     ...(asked.direct ? { direct: true as const } : {}),
-  };
-}
-
-/** The index's line for a session: as it ends (`end`), or while it runs. */
-function summarize(s: OpenedSession, facts: ReturnType<typeof sessionFacts>, end?: SessionOutcome, touched?: TouchedSummary): SessionSummary {
-  const { identity } = s;
-  return {
-    id: s.who.session,
-    subject: identity.subject,
-    issuer: identity.issuer,
-    ...(identity.email !== undefined ? { email: identity.email } : {}),
-    groups: identity.groups,
-    kind: identity.kind,
-    ...facts,
-    ...(s.signedInAs ? { role: s.signedInAs.role, database: s.signedInAs.database } : {}),
-    startedAt: new Date(s.started).toISOString(),
-    ...(end ? { endedAt: new Date().toISOString() } : {}),
-    reason: end?.reason ?? 'running',
-    statements: s.counts.statements,
-    refused: s.counts.refused,
-    rowsRead: s.counts.rowsRead,
-    rowsChanged: s.counts.rowsChanged,
-    // While it runs, the tables are not known yet: they are read from its statements at the end.
-    ...(touched ?? { tables: [], written: [], columns: [], tablesComplete: false }),
-    maskedColumns: [...s.maskedColumns].map(([column, strategy]) => ({ column, strategy })).sort((a, b) => a.column.localeCompare(b.column)),
-    recording: s.recording === undefined ? 'none' : s.recordingFailed ? 'failed' : end ? 'complete' : 'running',
-    bytesFromClient: end?.bytesFromClient ?? 0,
-    bytesToClient: end?.bytesToClient ?? 0,
   };
 }

@@ -8,7 +8,7 @@
  * forwarded ports alike (the tunnel's own count, any protocol). One timer for every session.
  */
 import type { SessionChannel } from '../session/engine.js';
-import type { SessionWho } from './session-events.js';
+import type { SessionWho } from './live-session.js';
 
 /** How often the bytes sent to each session's client are told. */
 export const BYTES_TICK_MS = 10_000;

@@ -35,7 +35,8 @@ import { apiHandler } from './http/router.js';
 import { tunnelEndpoint } from './http/tunnel-endpoint.js';
 import { buildParts, Disposer, type GatewayParts } from './parts.js';
 import type { GatewayPolicySource } from './policy-source.js';
-import { auditObserver, firstUseObserver, indexObserver, logObserver, recordingObserver, SessionEvents } from './session-events.js';
+import { SessionEvents } from './live-session.js';
+import { auditObserver, firstUseObserver, indexObserver, logObserver, recordingObserver } from './session-events.js';
 import type { GatewayStore } from './store.js';
 import type { TokenVerifier } from './verify-token.js';
 

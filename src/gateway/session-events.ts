@@ -1,93 +1,17 @@
 /**
- * What becomes of each session, told once to every observer: the gateway's log (`tunnel.open`,
- * `tunnel.close`), the audit stream (`session.start`, `session.end`), the session's recording (its
- * `end` event, then closed) and the session index (listed as running, then indexed). Admission
- * (./admission.ts) says when a session opened and how it ended, and writes none of these itself;
- * what happens within a session (a refused statement, a review) goes to the gateway's events
- * (./events.ts) as it happens, from the session's engine and the review registry.
+ * The observers of live sessions (./live-session.ts), each one place that hears every session's
+ * facts: the gateway's log (`tunnel.open`, `tunnel.close`), the audit stream and the alerts
+ * (`session.start`, `statement.refused`, `statement.completed`, `session.end`), the session's
+ * recording (its reviews, its `end` event, then closed), the session index (listed as running,
+ * the upstream's cancel key, then indexed) and an agent's first use of a connection. Admission
+ * (./admission.ts) and the engines write none of these themselves.
  */
-import type { ConnectionConfig } from '../config/connection.js';
 import { describeError } from '../errors.js';
-import type { Identity } from '../identity.js';
 import type { Logger } from '../log.js';
-import type { RecordingStream } from '../recording/thread.js';
-import type { SessionOutcome } from '../session/engine.js';
 import type { GatewayEvents } from './events.js';
-import type { GatewayRecordings, SessionSummary, TablesTouched, TouchedSummary } from './recordings.js';
-
-/** Who a session is, as every log line and audit event about it names it. */
-export type SessionWho = {
-  session: string;
-  subject: string;
-  issuer: string;
-  connection: string;
-  remote: string;
-  via: string;
-  run?: string;
-  agent?: string;
-};
-
-/** A session that opened. */
-export interface OpenedSession {
-  who: SessionWho;
-  identity: Identity;
-  connection: ConnectionConfig;
-  started: number;
-  /** The client's version, as it says. */
-  client?: string | undefined;
-  policyCommit?: string | undefined;
-  readOnly: boolean;
-  maxSessionSeconds?: number | undefined;
-  recording?: RecordingStream | undefined;
-  /** The recording could not be written (or opened) to the end. */
-  recordingFailed: boolean;
-  /** Statements run and refused; rows the client received and rows its statements changed. */
-  counts: { statements: number; refused: number; rowsRead: number; rowsChanged: number };
-  /** Bytes sent to the client already told in `session.bytes` events (./bytes-sent.ts), when there were any. */
-  bytesTold?: number | undefined;
-  /** Columns masked in what the client received, and how (at most 1,000). */
-  maskedColumns: Map<string, string>;
-  touched: TablesTouched;
-  /** What the client last said the session is for (its `context` message's `intent`), for reviewers. */
-  intent?: string;
-  /** PostgreSQL: the role and database it signed in as. */
-  signedInAs?: { role: string; database: string };
-  /** The index's line for the session: as it ends (`end`), or while it runs. */
-  summarize(end?: SessionOutcome, touched?: TouchedSummary): SessionSummary;
-}
-
-/** Hears sessions open and end; an `ended` that returns a Promise is waited for before the next observer hears it. */
-export interface SessionObserver {
-  opened?(s: OpenedSession): void;
-  ended?(s: OpenedSession, outcome: SessionOutcome): void | Promise<void>;
-}
-
-/** The one source of session events. */
-export class SessionEvents {
-  readonly #observers: SessionObserver[] = [];
-
-  /** Adds an observer; observers hear each event in the order they were added. */
-  observe(o: SessionObserver): void {
-    this.#observers.push(o);
-  }
-
-  opened(s: OpenedSession): void {
-    for (const o of this.#observers) o.opened?.(s);
-  }
-
-  async ended(s: OpenedSession, outcome: SessionOutcome): Promise<void> {
-    // Every observer hears it, even after one failed (the index must not list it as running for ever); the first failure is thrown after.
-    let failure: { err: unknown } | undefined;
-    for (const o of this.#observers) {
-      try {
-        await o.ended?.(s, outcome);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-    if (failure) throw failure.err;
-  }
-}
+import type { SessionObserver } from './live-session.js';
+import type { GatewayRecordings, SessionSummary } from './recordings.js';
+import { reviewRecordingEvent } from './reviews.js';
 
 /** `tunnel.open` and `tunnel.close` in the gateway's log. */
 export function logObserver(log: Logger): SessionObserver {
@@ -98,7 +22,7 @@ export function logObserver(log: Logger): SessionObserver {
         type: s.connection.type,
         kind: s.identity.kind,
         expiresAt: s.identity.expiresAt.toISOString(),
-        client: s.client,
+        client: s.origin.client,
         ...(s.policyCommit !== undefined ? { policyCommit: s.policyCommit } : {}),
         ...(s.readOnly ? { readOnly: true } : {}),
         ...(s.maxSessionSeconds !== undefined ? { maxSessionSeconds: s.maxSessionSeconds } : {}),
@@ -115,7 +39,7 @@ export function logObserver(log: Logger): SessionObserver {
   };
 }
 
-/** `session.start` and `session.end` among the gateway's events (to the audit stream and the alerts). */
+/** `session.start`, each refused and completed statement, and `session.end` among the gateway's events (to the audit stream and the alerts). */
 export function auditObserver(audit: GatewayEvents): SessionObserver {
   return {
     opened: (s) =>
@@ -125,10 +49,23 @@ export function auditObserver(audit: GatewayEvents): SessionObserver {
         groups: s.identity.groups,
         ...(s.identity.email !== undefined ? { email: s.identity.email } : {}),
         type: s.connection.type,
-        ...(s.client !== undefined ? { client: s.client } : {}),
+        ...(s.origin.client !== undefined ? { client: s.origin.client } : {}),
         ...(s.policyCommit !== undefined ? { policyCommit: s.policyCommit } : {}),
         recorded: s.recording !== undefined,
       }),
+    refused: (s, r) => audit.emit('statement.refused', { ...s.who, ...r }),
+    statement: (s, st) => {
+      if (!audit.wants('statement.completed')) return;
+      audit.emit('statement.completed', {
+        ...s.who,
+        verb: st.verb,
+        rows: st.rows,
+        changed: st.changed,
+        tables: st.tables,
+        ...(st.failed ? { failed: true } : {}),
+        ...(st.partial ? { partial: true } : {}),
+      });
+    },
     ended: (s, outcome) =>
       audit.emit('session.end', {
         ...s.who,
@@ -174,9 +111,10 @@ export function firstUseObserver(recordings: GatewayRecordings, events: GatewayE
   };
 }
 
-/** The recording's `end` event, then the recording closed (signed). */
+/** Each review's request and end as `review` events of the recording; its `end` event, then the recording closed (signed). */
 export function recordingObserver(log: Logger): SessionObserver {
   return {
+    reviewed: (s, r) => s.recording?.event(reviewRecordingEvent(r)),
     ended: async (s, outcome) => {
       if (!s.recording) return;
       s.recording.event({
@@ -195,13 +133,14 @@ export function recordingObserver(log: Logger): SessionObserver {
   };
 }
 
-/** The session index: the session listed as running (`running`, and the archive's own), then indexed as it ended. */
+/** The session index: the session listed as running (`running`, and the archive's own) with its upstream's cancel key, then indexed as it ended. */
 export function indexObserver(recordings: GatewayRecordings, running: Map<string, () => SessionSummary>, log: Logger): SessionObserver {
   return {
     opened: (s) => {
       running.set(s.who.session, () => s.summarize());
       recordings.archive.started(s.summarize());
     },
+    upstream: (s, key) => recordings.archive.upstream?.(s.who.session, key),
     ended: async (s, outcome) => {
       const summary = s.summarize(outcome, await s.touched.summary().catch(() => undefined));
       // Listed from memory, as it ended, until the index has it: never neither. (A shared store

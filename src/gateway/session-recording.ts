@@ -10,10 +10,10 @@ import { ErrorCode, HoopError, describeError } from '../errors.js';
 import type { RecordingPolicy } from '../policy/schema.js';
 import { cutValue } from '../recording/event-line.js';
 import type { RecordingStream } from '../recording/thread.js';
-import { type Engine, SessionEnd, type TunnelSession } from '../session/engine.js';
+import { type Engine, SessionEnd, type StatementRefusal, type TunnelSession } from '../session/engine.js';
 import { VERSION } from '../version.js';
 import type { GatewayParts } from './parts.js';
-import type { OpenedSession } from './session-events.js';
+import type { LiveSession } from './live-session.js';
 
 /** Characters of context messages a session records; past it they are dropped (a client's claims cannot fill the disk). */
 const CONTEXT_BUDGET = 256 * 1024;
@@ -41,18 +41,12 @@ export function clientContext(fields: unknown): Record<string, string> | undefin
 }
 
 /** The fields of a client's `refusal` control message as a recording keeps them: the rule, the action, the reason, the message type and the SQL (cut); undefined for anything else. */
-export function clientRefusal(fields: unknown): Record<string, string> | undefined {
+export function clientRefusal(fields: unknown): (StatementRefusal & { sql?: string }) | undefined {
   if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) return undefined;
-  const f = fields as Record<string, unknown>;
-  if (f.action !== 'deny' && f.action !== 'review') return undefined;
-  const out: Record<string, string> = { action: f.action };
-  for (const k of ['rule', 'reason', 'message', 'sql'] as const) {
-    const v = f[k];
-    if (v === undefined && k === 'sql') continue;
-    if (typeof v !== 'string') return undefined;
-    out[k] = cutValue(v);
-  }
-  return out;
+  const { action, rule, reason, message, sql } = fields as Record<string, unknown>;
+  if ((action !== 'deny' && action !== 'review') || typeof rule !== 'string' || typeof reason !== 'string' || typeof message !== 'string') return undefined;
+  if (sql !== undefined && typeof sql !== 'string') return undefined;
+  return { action, rule: cutValue(rule), reason: cutValue(reason), message: cutValue(message), ...(sql !== undefined ? { sql: cutValue(sql) } : {}) };
 }
 
 /**
@@ -80,20 +74,12 @@ export async function openRecording(parts: GatewayParts, engine: Engine, session
 }
 
 /**
- * Starts `s`'s recording: its `start` event (`facts`: where the session came from), what the
+ * Starts `s`'s recording: its `start` event (with where the session came from), what the
  * engine records (`session.recording`), the client's context messages, and on a failure to write
  * or a disk running low, the session's end (or its statements' refusal) unless the policy says to
  * go on. Returns what stops watching the disk, once the session ended.
  */
-export function startRecording(
-  s: OpenedSession,
-  recording: RecordingStream,
-  session: TunnelSession,
-  policy: RecordingPolicy,
-  facts: Record<string, unknown>,
-  parts: GatewayParts,
-  end: (reason: SessionEnd) => void,
-): () => void {
+export function startRecording(s: LiveSession, recording: RecordingStream, session: TunnelSession, policy: RecordingPolicy, parts: GatewayParts, end: (reason: SessionEnd) => void): () => void {
   const { identity } = s;
   const strict = policy.onFailure === 'close';
   recording.onFailure = (err) => {
@@ -106,7 +92,7 @@ export function startRecording(
     at: s.started,
     session: s.who.session,
     identity: { subject: identity.subject, issuer: identity.issuer, kind: identity.kind, groups: identity.groups, ...(identity.email !== undefined ? { email: identity.email } : {}) },
-    ...facts,
+    ...s.origin,
     gateway: VERSION,
   });
   session.recording = {
@@ -115,28 +101,14 @@ export function startRecording(
     rowCap: policy.rowCap,
     ...(policy.sshInput ? { sshInput: policy.sshInput } : {}),
     ...(strict ? { stopping: () => parts.disk.stopping() } : {}),
-    notes: {
-      statement: () => s.counts.statements++,
-      sql: (text) => {
-        // With a judge, its verdicts name the tables; without one the SQL is read at the end.
-        if (!session.judge) s.touched.addText(text);
-      },
-      refused: () => s.counts.refused++,
-      masked: (column, strategy) => {
-        if (s.maskedColumns.size < 1000) s.maskedColumns.set(column, strategy);
-      },
-    },
+    notes: s.notes,
   };
   // Under the disk's stop line, a judged session's statements are refused one by one (the engine asks `stopping`); any other ends.
   const unwatch = strict
     ? parts.disk.watch(session.judge ? undefined : () => end(recordingFailed("the gateway's data disk is nearly full and this session can no longer be recorded")))
     : () => undefined;
   recordContext(session.channel, recording, {
-    refusal: (fields) => {
-      // The CLI's early check refused a statement the gateway never saw: counted as this session's refusal, on the CLI's word.
-      s.counts.refused++;
-      parts.events.emit('statement.refused', { ...s.who, action: fields.action, rule: fields.rule, reason: fields.reason, message: fields.message, by: 'cli' });
-    },
+    refusal: ({ sql: _sql, ...refusal }) => s.refusedByClient(refusal),
     context: (fields) => {
       if (fields.intent !== undefined) s.intent = fields.intent;
     },
@@ -155,28 +127,34 @@ function recordingFailed(why: string): SessionEnd {
  * the client's claims, bounded. A refusal the CLI reports can only add to the session's record:
  * what it sent in place of the statement the gateway still judged as it does any message.
  */
-function recordContext(channel: SessionChannel, recording: RecordingStream, on: Record<'refusal' | 'context', (fields: Record<string, string>) => void>): void {
+function recordContext(
+  channel: SessionChannel,
+  recording: RecordingStream,
+  on: { refusal: (refusal: NonNullable<ReturnType<typeof clientRefusal>>) => void; context: (fields: Record<string, string>) => void },
+): void {
   let budget = CONTEXT_BUDGET;
   let reported = 0;
+  /** Whether a claim of these fields is still recorded: past its budget, or while the disk is behind, a session's claims are no longer recorded (said once). */
+  const spend = (fields: object): boolean => {
+    budget -= Object.values(fields).reduce((n: number, v: string) => n + v.length, 0);
+    if (budget > 0 && !recording.behind) return true;
+    budget = 0;
+    recording.event({ t: 'context-dropped', at: Date.now() });
+    return false;
+  };
   channel.on('control', (m: ControlMessage) => {
-    if ((m.type !== 'context' && m.type !== 'refusal') || budget <= 0) return;
-    const fields = m.type === 'refusal' ? clientRefusal(m.fields) : clientContext(m.fields);
-    if (!fields) return;
-    budget -= Object.values(fields).reduce((n, v) => n + v.length, 0);
-    // Past its budget, or while the disk is behind, a session's claims are no longer recorded: said once.
-    if (budget <= 0 || recording.behind) {
-      budget = 0;
-      recording.event({ t: 'context-dropped', at: Date.now() });
-      return;
-    }
+    if (budget <= 0) return;
     if (m.type === 'refusal') {
+      const refusal = clientRefusal(m.fields);
       // A client's word counts for a few refusals a session, not for a flood of the audit stream and the alerts.
-      if (++reported > MAX_CLIENT_REFUSALS) return;
-      recording.event({ t: 'client-refusal', at: Date.now(), ...fields });
-      on.refusal(fields);
-      return;
+      if (!refusal || !spend(refusal) || ++reported > MAX_CLIENT_REFUSALS) return;
+      recording.event({ t: 'client-refusal', at: Date.now(), ...refusal });
+      on.refusal(refusal);
+    } else if (m.type === 'context') {
+      const fields = clientContext(m.fields);
+      if (!fields || !spend(fields)) return;
+      recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
+      on.context(fields);
     }
-    recording.event({ t: 'context', at: Date.now(), ...fields }); // fields never hold t or at (clientContext)
-    on.context(fields);
   });
 }

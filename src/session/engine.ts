@@ -221,25 +221,42 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   databaseAccess?: DatabaseAccess;
   /** SSH: the public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
   sshClientKey?: string;
-  /** PostgreSQL: called once the session signed in upstream, with the role and database it picked (the index); must not block. */
-  onSignIn?: (as: { role: string; database: string }) => void;
-  /**
-   * PostgreSQL: called once with the upstream backend's own cancel key, which the shared store
-   * keeps so that a replica taking this one over cancels what it left running; must not block.
-   */
-  onUpstream?: (key: { processId: number; secretKey: number }) => void;
-  /** Called for each statement the policy refused (the audit stream); must not block. */
-  onRefusal?: (refusal: { action: 'deny' | 'review'; rule: string; reason: string; message: string }) => void;
-  /** Called at the end of each statement the client ran, with what it read and changed (the index, the audit stream, the alerts); must not block. */
-  onStatement?: (statement: StatementRows) => void;
-  /**
-   * Called with what the relations a statement named read beyond themselves (the tables and
-   * columns under a view, a partition's parents, a parent's partitions and children; `*`:
-   * anything), for the index; `descendants`: a named relation (`of`, as the statement names it)
-   * and a descendant of it, whose same-named columns are read and written with the named one's;
-   * must not block.
-   */
-  onReads?: (reads: { tables: readonly string[]; columns: readonly string[]; descendants?: ReadonlyArray<{ of: string; table: string }> }) => void;
+  /** Told what the engine learns as it serves the session (the gateway's live session, src/gateway/live-session.ts). */
+  report?: SessionReport;
+}
+
+/** What an engine tells its session's owner as it learns it; none of these may block. */
+export interface SessionReport {
+  /** PostgreSQL: it signed in upstream with this role and database. */
+  signedIn(as: { role: string; database: string }): void;
+  /** PostgreSQL: the upstream backend's own cancel key, which the shared store keeps so that a replica taking this one over cancels what it left running. */
+  upstream(key: { processId: number; secretKey: number }): void;
+  /** A statement ran to its end: what it read and changed. */
+  statement(statement: StatementRows): void;
+  /** The policy refused a statement. */
+  refused(refusal: StatementRefusal): void;
+  /** What the relations a statement named read beyond themselves. */
+  reads(reads: RelationsRead): void;
+}
+
+/** A statement the policy refused, as the audit stream says it (never its SQL). */
+export interface StatementRefusal {
+  action: 'deny' | 'review';
+  rule: string;
+  reason: string;
+  message: string;
+}
+
+/**
+ * What the relations a statement named read beyond themselves (the tables and columns under a
+ * view, a partition's parents, a parent's partitions and children; `*`: anything), for the index;
+ * `descendants`: a named relation (`of`, as the statement names it) and a descendant of it, whose
+ * same-named columns are read and written with the named one's.
+ */
+export interface RelationsRead {
+  tables: readonly string[];
+  columns: readonly string[];
+  descendants?: ReadonlyArray<{ of: string; table: string }>;
 }
 
 /** One statement's end: what it read and changed (see src/postgres/pipeline/tally.ts). */

@@ -169,7 +169,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { upstream, password, poolKey: pooled } = connected;
     // Who the session is at the server, when it picked other than the connection's own role and database (the recording's reader sees the privileges it ran with).
     if (connection !== session.connection) session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
-    session.onSignIn?.({ role: connection.user, database: connection.database });
+    session.report?.signedIn({ role: connection.user, database: connection.database });
 
     const end = ended();
     if (end) {
@@ -181,9 +181,9 @@ export class PostgresEngine implements Engine<PostgresConnection> {
     const { backendKey } = upstream;
     const relayed: OpenedSession['relayed'] = {};
     const { key, release: releaseKey } = this.#registerCancel(session, backendKey, relayed);
-    session.onUpstream?.(backendKey);
+    session.report?.upstream(backendKey);
     // The connection's shared catalog connection, held while the session lives (masking and what its statements read look up there).
-    const catalogs = session.masking || session.onStatement || session.judge ? this.#catalogsOf(connection, password) : undefined;
+    const catalogs = session.masking || session.report || session.judge ? this.#catalogsOf(connection, password) : undefined;
     catalogs?.catalog.acquire(session.masking !== undefined);
     const release = (): void => {
       releaseKey();
@@ -198,7 +198,7 @@ export class PostgresEngine implements Engine<PostgresConnection> {
       release();
       throw err;
     }
-    const reads = session.onStatement ? catalogs?.reads : undefined;
+    const reads = session.report ? catalogs?.reads : undefined;
     // A connection kept warm goes back to the pool when its session ends cleanly (./upstream-pool.ts).
     const pool =
       pooled && session.connection.pool

@@ -205,7 +205,7 @@ export class SessionRelay {
             const { sql: _sql, ...said } = r; // the log never carries SQL text
             session.log.info('statement.refused', { session: session.id, subject: identity.subject, connection: connection.name, ...said });
             this.#recorder?.refused(r);
-            session.onRefusal?.(said); // nor the audit stream (the recording and a review do)
+            session.report?.refused(said); // nor the audit stream (the recording and a review do)
           },
           // A DO block, a function or a rule can change what the analysis refuses in SET: end the session.
           onUnsafeSetting: (setting) => {
@@ -226,10 +226,11 @@ export class SessionRelay {
     // Writes under a row limit (maxAffectedRows) are counted by the database before they commit.
     const guard = gate ? new WriteGuardStage({ state, gate }) : undefined;
     // What each statement read and changed, for the index, the audit stream and the alerts.
-    const { onStatement, onReads } = this.#session;
-    const reads = onStatement && this.#opened.reads ? new StatementReads(this.#opened.reads, onStatement, onReads) : undefined;
+    const { report } = this.#session;
+    const statementEnded = report ? (st: StatementRows): void => report.statement(st) : undefined;
+    const reads = report && this.#opened.reads ? new StatementReads(this.#opened.reads, statementEnded!, (r) => report.reads(r)) : undefined;
     this.#reads = reads;
-    const tally = onStatement ? new StatementTally(reads?.tell ?? onStatement) : undefined;
+    const tally = statementEnded ? new StatementTally(reads?.tell ?? statementEnded) : undefined;
     this.#tally = tally;
     this.#frontend = new FrontendPath({
       reader,

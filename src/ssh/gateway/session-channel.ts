@@ -161,7 +161,7 @@ class SessionChannel {
     const { session, fail } = this.#c;
     if (verdict.action === 'deny') {
       session.recording?.notes?.refused();
-      session.onRefusal?.({ action: 'deny', rule: verdict.rule ?? 'hoop:ssh', reason: verdict.reason, message: verdict.message ?? '' });
+      session.report?.refused({ action: 'deny', rule: verdict.rule ?? 'hoop:ssh', reason: verdict.reason, message: verdict.message ?? '' });
       return refuse(`${verdict.message ?? `the policy does not allow this ${request.kind === 'exec' ? 'command' : request.kind}`} (${verdict.reason})`);
     }
     if (verdict.action === 'review') {

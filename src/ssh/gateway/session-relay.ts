@@ -171,7 +171,7 @@ export class SshSessionRelay {
     if (!allowed) {
       session.log.info('ssh.refused', { ...this.#who, what: 'forward', target });
       session.recording?.notes?.refused();
-      session.onRefusal?.({ action: 'deny', rule: 'hoop:ssh-forwarding', reason: `${target} is not in the policy's ssh.forwarding`, message: '' });
+      session.report?.refused({ action: 'deny', rule: 'hoop:ssh-forwarding', reason: `${target} is not in the policy's ssh.forwarding`, message: '' });
       return reject();
     }
     this.#upstream!.then(
