@@ -32,16 +32,36 @@ const LAYERS = [
   { rank: 6, name: 'ssh-gateway', path: '^src/ssh/gateway/' },
   // 7 — what people see (ink components, transcripts, tables).
   { rank: 7, name: 'ui', path: '^src/ui/' },
-  // 8 — the gateway and the agent's containment.
-  { rank: 8, name: 'gateway', path: '^src/gateway/' },
+  // 8 to 19 — the gateway by domain, and the agent's containment (which never imports the gateway, nor it the agent):
+  //   8  the front door (PROXY headers, the per-address guard, the first bytes), the state store, the agent;
+  //   9  the audit stream and the gateway's events; 10 its configuration (and the policy repo's source);
+  //   11 who is calling (tokens, access); 12 HTTP errors and answers, this replica among the others;
+  //   13 runs; 14 reviews, direct credentials; 15 alerts, recordings and the session index;
+  //   16 the parts built from all of those; 17 live sessions and their admission; 18 the API; 19 the server (its routes, its Upgrades, its workers).
+  { rank: 8, name: 'gw-front', path: '^src/gateway/front/' },
+  { rank: 8, name: 'gw-store', path: '^src/gateway/store/' },
   { rank: 8, name: 'agent', path: '^src/agent/' },
-  // 9 — the demo's stack (run by `hoop demo`).
-  { rank: 9, name: 'demo', path: '^src/demo/' },
-  // 10 — the CLI's runtime: local ports, early checks, its records, bundles and the policy lab.
-  { rank: 10, name: 'client', path: '^src/client/' },
-  // 11 — the CLI's commands, each a thin declaration, then its entry.
-  { rank: 11, name: 'commands', path: '^src/commands/' },
-  { rank: 12, name: 'cli', path: '^src/cli\\.ts$' },
+  { rank: 9, name: 'gw-audit', path: '^src/gateway/audit/' },
+  { rank: 10, name: 'gw-config', path: '^src/gateway/config/' },
+  { rank: 11, name: 'gw-identity', path: '^src/gateway/identity/' },
+  { rank: 12, name: 'gw-http', path: '^src/gateway/http/' },
+  { rank: 12, name: 'gw-replicas', path: '^src/gateway/replicas/' },
+  { rank: 13, name: 'gw-runs', path: '^src/gateway/runs/' },
+  { rank: 14, name: 'gw-reviews', path: '^src/gateway/reviews/' },
+  { rank: 14, name: 'gw-credentials', path: '^src/gateway/credentials/' },
+  { rank: 15, name: 'gw-alerts', path: '^src/gateway/alerts/' },
+  { rank: 15, name: 'gw-records', path: '^src/gateway/records/' },
+  { rank: 16, name: 'gw-parts', path: '^src/gateway/parts/' },
+  { rank: 17, name: 'gw-sessions', path: '^src/gateway/sessions/' },
+  { rank: 18, name: 'gw-api', path: '^src/gateway/api/' },
+  { rank: 19, name: 'gateway', path: '^src/gateway/[^/]+\\.ts$' },
+  // 20 — the demo's stack (run by `hoop demo`).
+  { rank: 20, name: 'demo', path: '^src/demo/' },
+  // 21 — the CLI's runtime: local ports, early checks, its records, bundles and the policy lab.
+  { rank: 21, name: 'client', path: '^src/client/' },
+  // 22 — the CLI's commands, each a thin declaration, then its entry.
+  { rank: 22, name: 'commands', path: '^src/commands/' },
+  { rank: 23, name: 'cli', path: '^src/cli\\.ts$' },
 ];
 
 /** Every room's modules: a module of src/ outside all of them would escape the ranks. */
@@ -63,6 +83,8 @@ const upward = LAYERS.filter((from) => LAYERS.some((to) => to !== from && to.ran
 module.exports = {
   forbidden: [
     { name: 'no-circular', comment: 'no import cycle, of modules or of rooms', severity: 'error', from: {}, to: { circular: true } },
+    { name: 'gateway-not-to-agent', comment: "the gateway never imports the agent's containment", severity: 'error', from: { path: '^src/gateway/' }, to: { path: '^src/agent/' } },
+    { name: 'agent-not-to-gateway', comment: "the agent's containment never imports the gateway", severity: 'error', from: { path: '^src/agent/' }, to: { path: '^src/gateway/' } },
     { name: 'not-to-test', comment: 'production code never imports tests', severity: 'error', from: { path: '^src/' }, to: { path: '^test/' } },
     { name: 'not-to-dev-dependencies', comment: 'production code uses runtime dependencies only', severity: 'error', from: { path: '^src/' }, to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] } },
     { name: 'in-a-room', comment: 'every module of src/ is in a room of LAYERS, so the ranks reach it', severity: 'error', from: { path: '^src/', pathNot: ROOMS }, to: {} },

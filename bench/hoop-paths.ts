@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAX_DIRECT_SECONDS } from '../src/gateway/direct-credentials.js';
+import { MAX_DIRECT_SECONDS } from '../src/gateway/credentials/direct-credentials.js';
 import { type PgCluster, startPgCluster } from '../test/harness/postgres.js';
 import type { PathSetup } from './measure.js';
 import { lastLines, onCleanup, repoRoot, sleep, startProcess, tempDir, waitFor } from './processes.js';

@@ -1,6 +1,6 @@
 /**
  * Who is calling, as the gateway verified it: from a token of a trusted issuer
- * (src/gateway/verify-token.ts), or from a run credential it issued itself (src/gateway/runs.ts),
+ * (src/gateway/identity/verify-token.ts), or from a run credential it issued itself (src/gateway/runs/runs.ts),
  * which names the person the run acts for and the run.
  */
 export interface Identity {

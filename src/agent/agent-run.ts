@@ -5,7 +5,7 @@
  * ends when the person's sign-in does), and ended when it ends. Its sessions use the run's
  * credential ({@link AgentRun.provider}); the control credential never leaves this process.
  *
- * @see src/gateway/runs.ts
+ * @see src/gateway/runs/runs.ts
  */
 import type { RunEgressBody } from '../api/bodies.js';
 import { MAX_EGRESS_REPORTS } from '../api/bodies.js';

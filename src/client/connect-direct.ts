@@ -8,7 +8,7 @@
  * brings their groups as they are now), and when it stops it revokes it, which ends its sessions.
  * With `--once` it prints and exits: the credential lives its `--ttl` and ends then.
  *
- * @see ../gateway/direct-credentials.ts
+ * @see ../gateway/credentials/direct-credentials.ts
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING
  */
 import { existsSync } from 'node:fs';

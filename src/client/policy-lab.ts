@@ -24,7 +24,7 @@ import { configDir } from '../auth/paths.js';
 import type { PostgresConnection } from '../config/connection.js';
 import { startDemoPostgres, runSql, type DemoPostgres } from '../demo/postgres.js';
 import { describeError } from '../errors.js';
-import { enforcedFor } from '../gateway/policy-source.js';
+import { enforcedFor } from '../gateway/config/policy-source.js';
 import type { CliIo } from '../io.js';
 import { silentLogger } from '../log.js';
 import { accessFor } from '../policy/access.js';

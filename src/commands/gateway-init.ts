@@ -6,7 +6,7 @@
  * one; then what to register at the provider and the commands that follow. The configuration is
  * loaded once written, so what init leaves is what the gateway starts on.
  *
- * @see ../gateway/setup-templates.ts
+ * @see ../gateway/config/setup-templates.ts
  * @see ../../docs/deployment.md
  */
 import { access, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ErrorCode, HoopError } from '../errors.js';
-import { parseGatewayConfig } from '../gateway/config.js';
-import { gatewayYaml, IDP_PROFILES, IDPS, nextSteps, starterPolicy, type FirstConnection, type Idp, type InitChoices } from '../gateway/setup-templates.js';
+import { parseGatewayConfig } from '../gateway/config/config.js';
+import { gatewayYaml, IDP_PROFILES, IDPS, nextSteps, starterPolicy, type FirstConnection, type Idp, type InitChoices } from '../gateway/config/setup-templates.js';
 import type { CliIo } from '../io.js';
 import { isLoopbackHost } from '../loopback.js';
 import { writeFileAtomic } from '../durable-file.js';

@@ -10,11 +10,12 @@
 import { Command } from 'commander';
 import { resolveSecret } from '../config/secrets.js';
 import { ErrorCode, HoopError } from '../errors.js';
-import { loadGatewayConfig } from '../gateway/config.js';
+import { loadGatewayConfig } from '../gateway/config/config.js';
 import { startGateway } from '../gateway/server.js';
 import { runWorkers, workerConfig, workerCount, workerIndex } from '../gateway/workers.js';
-import { MIGRATIONS, describeStoreUrl, migrate, openStorePool } from '../gateway/store-postgres.js';
-import { storeStatus } from '../gateway/replica.js';
+import { MIGRATIONS } from '../gateway/migrations.js';
+import { describeStoreUrl, migrate, openStorePool } from '../gateway/store/store-postgres.js';
+import { storeStatus } from '../gateway/replicas/replica.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 import { whenAborted, type CliIo } from '../io.js';
 import { gatewayInitCommand } from './gateway-init.js';
@@ -59,7 +60,7 @@ export function gatewayCommand(io: CliIo): Command {
         const url = await resolveSecret(config.store.url, io.env);
         const pool = await openStorePool(url);
         try {
-          const { version, applied } = await migrate(pool);
+          const { version, applied } = await migrate(pool, MIGRATIONS);
           const names = applied.map((v) => `${v} (${MIGRATIONS.find((m) => m.version === v)!.name})`);
           io.stdout.write(`store ${describeStoreUrl(url)}: ${applied.length > 0 ? `applied ${names.join(', ')}; ` : 'nothing to apply; '}schema at version ${version}\n`);
         } finally {

@@ -27,7 +27,7 @@ import { login } from '../auth/login.js';
 import type { ConnectJson } from '../connect-json.js';
 import { shellQuote } from '../text-format.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
-import { loadGatewayConfig } from '../gateway/config.js';
+import { loadGatewayConfig } from '../gateway/config/config.js';
 import { startGateway, type Gateway } from '../gateway/server.js';
 import type { RunCli } from '../io.js';
 import { createLogger, type Logger } from '../log.js';

@@ -1,10 +1,10 @@
 /**
- * The gateway: the composition root. It builds the parts (./parts.ts: stores, policy repo,
- * replica, recordings, audit, reviews, runs), the protocol engines (./engines.ts), the session
- * admission (./admission.ts) and the observers that log, audit, record and index each session
- * (./session-events.ts), then serves the HTTP API (./http/router.ts), the tunnel endpoint
- * (./http/tunnel-endpoint.ts) and direct PostgreSQL clients (./http/direct-endpoint.ts) on one
- * port (./front-door.ts tells them apart). Stopping undoes it in the reverse order.
+ * The gateway: the composition root. It builds the parts (./parts/parts.ts: stores, policy repo,
+ * replica, recordings, audit, reviews, runs), the protocol engines (./parts/engines.ts), the session
+ * admission (./sessions/admission.ts) and the observers that log, audit, record and index each session
+ * (./sessions/session-events.ts), then serves the HTTP API (./router.ts), the tunnel endpoint
+ * (./tunnel-endpoint.ts) and direct PostgreSQL clients (./direct-endpoint.ts) on one
+ * port (./front/front-door.ts tells them apart). Stopping undoes it in the reverse order.
  *
  * Plain HTTP is served only on a loopback address and only when the operator asked for it.
  *
@@ -21,24 +21,25 @@ import type { Logger } from '../log.js';
 import type { PostgresEngineOptions } from '../postgres/gateway/engine.js';
 import { SessionEnd } from '../session/engine.js';
 import type { SshEngineOptions } from '../ssh/gateway/engine.js';
-import { type SessionPolicy, SessionAdmission } from './admission.js';
-import { AuthRefusals } from './auth-refusals.js';
-import { callers as callersOf } from './callers.js';
-import type { GatewayConfig } from './config.js';
-import { Balancers } from './balancers.js';
-import { ConnectionGuard } from './connection-guard.js';
-import { openFrontDoor } from './front-door.js';
-import { directEndpoint } from './http/direct-endpoint.js';
+import { type SessionPolicy, SessionAdmission } from './sessions/admission.js';
+import { AuthRefusals } from './identity/auth-refusals.js';
+import { callers as callersOf } from './sessions/callers.js';
+import type { GatewayConfig } from './config/config.js';
+import { Balancers } from './front/balancers.js';
+import { ConnectionGuard } from './front/connection-guard.js';
+import { openFrontDoor } from './front/front-door.js';
+import { directEndpoint } from './direct-endpoint.js';
 import type { PostgresEngine } from '../postgres/gateway/engine.js';
-import { startEngines, type EngineRegistry } from './engines.js';
-import { apiHandler } from './http/router.js';
-import { tunnelEndpoint } from './http/tunnel-endpoint.js';
-import { buildParts, Disposer, type GatewayParts } from './parts.js';
-import type { GatewayPolicySource } from './policy-source.js';
-import { SessionEvents } from './live-session.js';
-import { auditObserver, firstUseObserver, indexObserver, logObserver, recordingObserver } from './session-events.js';
-import type { GatewayStore } from './store.js';
-import type { TokenVerifier } from './verify-token.js';
+import { startEngines, type EngineRegistry } from './parts/engines.js';
+import { apiHandler } from './router.js';
+import { tunnelEndpoint } from './tunnel-endpoint.js';
+import { MIGRATIONS } from './migrations.js';
+import { buildParts, Disposer, type GatewayParts } from './parts/parts.js';
+import type { GatewayPolicySource } from './config/policy-source.js';
+import { SessionEvents } from './sessions/live-session.js';
+import { auditObserver, firstUseObserver, indexObserver, logObserver, recordingObserver } from './sessions/session-events.js';
+import type { GatewayStore } from './store/store.js';
+import type { TokenVerifier } from './identity/verify-token.js';
 
 export type { SessionPolicy };
 
@@ -108,6 +109,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       clientRecordDiskReserveBytes: options.clientRecordDiskReserveBytes,
       directLifetimeScale: options.directLifetimeScale,
       scheme: useTls ? ('https' as const) : ('http' as const),
+      migrations: MIGRATIONS,
     };
     const parts = await buildParts(config, log, options.env ?? process.env, overrides, disposer);
     const refusals = new AuthRefusals(parts.events, log);
@@ -196,7 +198,7 @@ function createHttpServer(options: GatewayOptions, onRequest: http.RequestListen
 
 /**
  * The gateway's port with TLS: HTTPS (the API and the tunnels) and direct PostgreSQL clients, told
- * apart by their first bytes (./front-door.ts).
+ * apart by their first bytes (./front/front-door.ts).
  */
 function frontDoor(parts: GatewayParts, options: GatewayOptions, admission: SessionAdmission, engines: EngineRegistry, guard: ConnectionGuard, api: http.Server): Server {
   const { config, log } = parts;

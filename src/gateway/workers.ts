@@ -4,7 +4,7 @@
  * connection to the next worker) and each run a whole gateway. They share their state as replicas
  * on several machines do, through the PostgreSQL store: reviews, runs, direct credentials, the
  * session index, alerts, the audit stream's delivery and CancelRequests are correct across
- * workers because they are across replicas (./replica.ts). Each worker is a replica with a data
+ * workers because they are across replicas (./replicas/replica.ts). Each worker is a replica with a data
  * directory of its own, `<dataDir>/workers/<n>` (its recording spool, its policy checkout, its
  * replica id, so that a restarted worker takes over what it left), with the gateway's one SSH host
  * key copied in. The primary restarts a worker that dies (its sessions end, as a dead replica's
@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { gatewaySshHostKey, SSH_HOST_KEY_FILE } from '../ssh/gateway/host-key.js';
-import type { GatewayConfig } from './config.js';
+import type { GatewayConfig } from './config/config.js';
 
 /** The environment variable that tells a worker which one it is. */
 const WORKER_INDEX = 'HOOP_GATEWAY_WORKER';

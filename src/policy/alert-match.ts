@@ -1,6 +1,6 @@
 /**
  * Which gateway events an alert rule counts, and what each weighs: one reading for the gateway's
- * alert monitor (src/gateway/alerts.ts) and `hoop policy test` (./evaluate.ts), so that a test
+ * alert monitor (src/gateway/alerts/alerts.ts) and `hoop policy test` (./evaluate.ts), so that a test
  * case's `alerts:` says what the gateway would raise.
  *
  * - `refused`: `statement.refused` (a statement or SSH command refused, by a rule or a review
@@ -10,7 +10,7 @@
  *   rule's `table` (`customers` names `public.customers` too) or any statement without one;
  * - `bytes-sent`: `session.bytes`, weighing the bytes the gateway sent a session's client since
  *   it was last told (any protocol, every byte; told every 10 s while bytes flow, see
- *   src/gateway/bytes-sent.ts), and `session.end` of a session never told of so (no `bytesTold`),
+ *   src/gateway/sessions/bytes-sent.ts), and `session.end` of a session never told of so (no `bytesTold`),
  *   weighing its `bytesToClient`;
  * - `first-use`: `agent.first-use`, an agent's first session on a connection for its person, weighing 1;
  * - `egress-refused`: `run.egress-refused`, a connection a contained run's command was refused, weighing 1;
@@ -19,7 +19,7 @@
  */
 import type { AlertEvent, AlertRule, UsualHours } from './alert-rules.js';
 
-/** An event's fields, as the gateway emits them (src/gateway/events.ts). */
+/** An event's fields, as the gateway emits them (src/gateway/audit/events.ts). */
 export type AlertEventFields = Record<string, unknown>;
 
 /** What `event` counts as for alert rules, if anything. */

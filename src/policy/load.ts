@@ -178,7 +178,7 @@ type TestFileData = z.output<typeof policyTestFileSchema>;
 /**
  * Options of {@link loadPolicyDir}.
  *
- * @see ../gateway/config.ts (`policy.allowedSecrets`) and ../config/secrets.ts (`parseSecretPattern`)
+ * @see ../gateway/config/config.ts (`policy.allowedSecrets`) and ../config/secrets.ts (`parseSecretPattern`)
  */
 export interface LoadPolicyOptions {
   /**

@@ -1,6 +1,6 @@
 /**
  * A review as the gateway keeps it and its API answers it: a statement held for review, or a
- * request for temporary access (src/gateway/reviews.ts), read by the CLI's `hoop review` and
+ * request for temporary access (src/gateway/reviews/reviews.ts), read by the CLI's `hoop review` and
  * `hoop request`.
  *
  * @see docs/architecture.md (§3.6, §4.4)

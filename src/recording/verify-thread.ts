@@ -1,6 +1,6 @@
 /**
  * Verifying recordings off the event loop. The gateway verifies a record a CLI uploads when its
- * signature comes (src/gateway/client-records.ts): every chunk read, hashed, decompressed and each
+ * signature comes (src/gateway/records/client-records.ts): every chunk read, hashed, decompressed and each
  * of its lines parsed. For a long session that is seconds of work, and a chunk may claim up to
  * {@link MAX_CHUNK_TEXT} of text: done on the thread that relays every session, it would stall
  * them all, at the will of anyone who may upload a record. {@link verifyOffThread} runs

@@ -143,7 +143,7 @@ export interface PendingReview {
 }
 
 /**
- * Raises reviews of a session's held statements (src/gateway/reviews.ts): records them, tells
+ * Raises reviews of a session's held statements (src/gateway/reviews/reviews.ts): records them, tells
  * the reviewers and the client, and settles each with its decision.
  */
 export interface SessionReviews {
@@ -221,7 +221,7 @@ export interface TunnelSession<C extends ConnectionConfig = ConnectionConfig> {
   databaseAccess?: DatabaseAccess;
   /** SSH: the public key (`type base64`) the client must prove, named by the CLI in `Hoop-Ssh-Key`; without it no client signs in. */
   sshClientKey?: string;
-  /** Told what the engine learns as it serves the session (the gateway's live session, src/gateway/live-session.ts). */
+  /** Told what the engine learns as it serves the session (the gateway's live session, src/gateway/sessions/live-session.ts). */
   report?: SessionReport;
 }
 
@@ -285,14 +285,14 @@ export interface SessionRecording {
   notes?: RecordingNotes;
   /** SSH: whose input is recorded: none, commands' only (the default), or shells' too. */
   sshInput?: 'none' | 'exec' | 'all';
-  /** Why a statement may not run now, as it could not be recorded (src/gateway/recording-disk.ts); undefined while it may. */
+  /** Why a statement may not run now, as it could not be recorded (src/gateway/records/recording-disk.ts); undefined while it may. */
   stopping?: () => string | undefined;
 }
 
 /** The ssh policy of a session, as the SSH engine asks it (src/policy/ssh.ts's `SshJudge`). */
 export type SessionSsh = Pick<SshJudge, 'decide' | 'env' | 'forward' | 'sftp'>;
 
-/** What a session's index keeps (src/gateway/recordings.ts), told by the engine's recorder as it writes. */
+/** What a session's index keeps (src/gateway/records/recordings.ts), told by the engine's recorder as it writes. */
 export interface RecordingNotes {
   /** A statement ran (a query, or a portal executed). */
   statement(): void;

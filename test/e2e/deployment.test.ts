@@ -16,9 +16,9 @@ import { parse as parseYaml } from 'yaml';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { freePort, startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { runCli } from '../harness/run-cli.js';
-import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
-import { TokenVerifier } from '../../src/gateway/verify-token.js';
+import { TokenVerifier } from '../../src/gateway/identity/verify-token.js';
 import { createLogger } from '../../src/log.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main } from '../../src/cli.js';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
 import { openTunnel } from '../../src/tunnel/transport.js';

@@ -12,7 +12,7 @@ import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml } from '../harness/postgres.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 import { eventually, pace } from '../harness/wait.js';
-import { MAX_OPEN_RUNS } from '../../src/gateway/runs.js';
+import { MAX_OPEN_RUNS } from '../../src/gateway/runs/runs.js';
 import { cancelRequest, query as queryMessage } from '../../src/postgres/wire/messages.js';
 import { errorIn } from '../harness/raw-pg.js';
 

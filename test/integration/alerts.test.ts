@@ -1,5 +1,5 @@
 /**
- * Alerts (src/gateway/alerts.ts) end to end: refusals counted per identity over a window; at the
+ * Alerts (src/gateway/alerts/alerts.ts) end to end: refusals counted per identity over a window; at the
  * rule's count an `alert.raised` event with its evidence on the audit stream and to the webhook;
  * a suspending alert ends the identity's open sessions and refuses new ones naming the alert and
  * who can clear it; the one it is about cannot clear it, a run's credential cannot, an auditor can

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditStream } from '../../src/gateway/audit.js';
+import { AuditStream } from '../../src/gateway/audit/audit.js';
 import { createLogger } from '../../src/log.js';
 import { callApi } from '../harness/api.js';
 import { psql } from '../harness/clients.js';

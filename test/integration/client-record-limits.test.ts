@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDeviceKey } from '../../src/auth/device-key.js';
-import { ClientRecords, UNVERIFIED_RECORD_TTL_MS } from '../../src/gateway/client-records.js';
+import { ClientRecords, UNVERIFIED_RECORD_TTL_MS } from '../../src/gateway/records/client-records.js';
 import { RecordingWriter } from '../../src/recording/writer.js';
 
 const dirs: string[] = [];

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
 import { silentLogger } from '../../src/log.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';

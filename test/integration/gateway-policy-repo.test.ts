@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
-import { parseGatewayConfig } from '../../src/gateway/config.js';
+import { parseGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
 import { openTunnel } from '../../src/tunnel/transport.js';

@@ -11,7 +11,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
-import { parseGatewayConfig } from '../../src/gateway/config.js';
+import { parseGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway } from '../../src/gateway/server.js';
 import { silentLogger } from '../../src/log.js';
 import { openTunnel, TunnelRefusedError } from '../../src/tunnel/transport.js';

@@ -20,10 +20,11 @@ import type { RecordKind } from '../../src/recording/spool.js';
 import { sshSign } from '../../src/recording/sshsig.js';
 import { NO_PREVIOUS, RecordingWriter } from '../../src/recording/writer.js';
 import { ErrorCode } from '../../src/errors.js';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
-import { parseDevicePublicKey } from '../../src/gateway/store.js';
-import { MIGRATIONS, PostgresGatewayStore, migrate } from '../../src/gateway/store-postgres.js';
+import { parseDevicePublicKey } from '../../src/gateway/store/store.js';
+import { MIGRATIONS } from '../../src/gateway/migrations.js';
+import { PostgresGatewayStore, migrate } from '../../src/gateway/store/store-postgres.js';
 import { createLogger } from '../../src/log.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { runCli } from '../harness/run-cli.js';
@@ -128,12 +129,12 @@ describe('the PostgreSQL store', () => {
     await store.psql('create database racing');
     const pools = Array.from({ length: 4 }, () => new pg.Pool({ connectionString: store.url(store.superuser, { database: 'racing' }) }));
     try {
-      const results = await Promise.all(pools.map((p) => migrate(p)));
+      const results = await Promise.all(pools.map((p) => migrate(p, MIGRATIONS)));
       expect(results.flatMap((r) => r.applied).sort((x, y) => x - y)).toEqual(MIGRATIONS.map((m) => m.version));
       expect(results.every((r) => r.version === MIGRATIONS.at(-1)!.version)).toBe(true);
       expect(await store.psql('select version, name from hoop.migrations order by version', { database: 'racing' })).toBe(`${MIGRATIONS.map((m) => `${m.version}|${m.name}`).join('\n')}\n`);
       await store.psql("insert into hoop.migrations (version, name) values (999, 'from the future')", { database: 'racing' });
-      const err = await rejected(() => migrate(pools[0]!));
+      const err = await rejected(() => migrate(pools[0]!, MIGRATIONS));
       expect(err).toMatchObject({ code: ErrorCode.STORE_UNAVAILABLE });
       expect((err as Error).message).toContain('schema is at version 999, newer than this gateway knows');
     } finally {
@@ -142,7 +143,7 @@ describe('the PostgreSQL store', () => {
   });
 
   it('keeps one device per key for an identity however many replicas register it at once', async () => {
-    const [a, b] = await Promise.all([PostgresGatewayStore.open(url), PostgresGatewayStore.open(url)]);
+    const [a, b] = await Promise.all([PostgresGatewayStore.open(url, MIGRATIONS), PostgresGatewayStore.open(url, MIGRATIONS)]);
     try {
       const key = device();
       const same = await Promise.all([a, b, a, b].map((s) => s.registerDevice(alice, key)));
@@ -261,7 +262,7 @@ describe('the PostgreSQL store', () => {
   });
 
   it('says which store cannot be reached, without its password', async () => {
-    const err = await rejected(() => PostgresGatewayStore.open('postgres://hoop:s3cret@127.0.0.1:1/hoop'));
+    const err = await rejected(() => PostgresGatewayStore.open('postgres://hoop:s3cret@127.0.0.1:1/hoop', MIGRATIONS));
     expect(err).toMatchObject({ code: ErrorCode.STORE_UNAVAILABLE });
     expect((err as Error).message).toContain('cannot reach the store at 127.0.0.1:1/hoop');
     expect((err as Error).message).not.toContain('s3cret');

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import { FileGatewayStore, deviceFingerprint, parseDeviceName, parseDevicePublicKey } from '../../src/gateway/store.js';
+import { FileGatewayStore, deviceFingerprint, parseDeviceName, parseDevicePublicKey } from '../../src/gateway/store/store.js';
 import { thrown } from '../harness/thrown.js';
 
 let root: string;

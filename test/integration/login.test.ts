@@ -21,7 +21,7 @@ import { login } from '../../src/auth/login.js';
 import { ProfileStore } from '../../src/auth/profiles.js';
 import { FileSecretStore, type KeyringFactory, type Secrets } from '../../src/auth/secret-store.js';
 import { main } from '../../src/cli.js';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
 import { TestBrowser } from '../harness/browser.js';

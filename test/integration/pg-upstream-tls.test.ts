@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway } from '../../src/gateway/server.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintDirect } from '../../src/auth/gateway-client.js';
-import { PROXY_V2_SIGNATURE } from '../../src/gateway/proxy-header.js';
+import { PROXY_V2_SIGNATURE } from '../../src/gateway/front/proxy-header.js';
 import { startHaproxy } from '../harness/haproxy.js';
 import { RawFrontend } from '../harness/raw-pg.js';
 import { startStack, type HoopStack } from '../harness/stack.js';

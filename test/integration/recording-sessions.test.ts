@@ -472,7 +472,7 @@ describe('recorded sessions', () => {
 
 describe('retention', () => {
   it('recording.retentionDays deletes older recordings, keeps the sessions listed as deleted, and logs it', async () => {
-    const { GatewayRecordings } = await import('../../src/gateway/recordings.js');
+    const { GatewayRecordings } = await import('../../src/gateway/records/recordings.js');
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const data = mkdtempSync(join(tmpdir(), 'hoop-retention-'));

@@ -1,5 +1,5 @@
 /**
- * Automated reviewers (src/gateway/review-service.ts): a local HTTP service, checking the gateway's
+ * Automated reviewers (src/gateway/reviews/review-service.ts): a local HTTP service, checking the gateway's
  * HMAC signature on every request, decides held statements. Its approval runs the statement as
  * held, its denial refuses it with its reason, its abstention and its silence (past its timeout)
  * leave the review to the human reviewers, and its decisions are the review's record.

@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI, importJWK, type JWK, type JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../src/errors.js';
-import type { IssuerConfig } from '../../src/gateway/config.js';
-import { TokenRejectedError, TokenVerifier, type TokenRejection } from '../../src/gateway/verify-token.js';
+import type { IssuerConfig } from '../../src/gateway/config/config.js';
+import { TokenRejectedError, TokenVerifier, type TokenRejection } from '../../src/gateway/identity/verify-token.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { newKeyPair } from '../../src/key-pair.js';
 

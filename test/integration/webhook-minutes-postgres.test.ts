@@ -1,18 +1,19 @@
 /**
- * The per-target minute limit of webhook messages (src/gateway/review-notify.ts) shared by
- * replicas on one PostgreSQL store (src/gateway/webhook-minutes-postgres.ts): two replicas sending
+ * The per-target minute limit of webhook messages (src/gateway/reviews/review-notify.ts) shared by
+ * replicas on one PostgreSQL store (src/gateway/alerts/webhook-minutes-postgres.ts): two replicas sending
  * 30 review events to one target in one minute send it 10 in full and one summary of the 20 held
  * back, whichever replica held them; the next minute starts again. Clocks are injected: no test
  * waits a real minute.
  */
+import { MIGRATIONS } from '../../src/gateway/migrations.js';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StoreReplica } from '../../src/gateway/replica.js';
-import { PER_TARGET_PER_MINUTE, ReviewNotifier, WebhookSender } from '../../src/gateway/review-notify.js';
-import { PostgresGatewayStore } from '../../src/gateway/store-postgres.js';
-import { PostgresWebhookMinutes } from '../../src/gateway/webhook-minutes-postgres.js';
+import { StoreReplica } from '../../src/gateway/replicas/replica.js';
+import { PER_TARGET_PER_MINUTE, ReviewNotifier, WebhookSender } from '../../src/gateway/reviews/review-notify.js';
+import { PostgresGatewayStore } from '../../src/gateway/store/store-postgres.js';
+import { PostgresWebhookMinutes } from '../../src/gateway/alerts/webhook-minutes-postgres.js';
 import { createLogger } from '../../src/log.js';
 import type { Review } from '../../src/policy/review-record.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
@@ -60,7 +61,7 @@ afterAll(async () => {
 
 /** A replica of its own (pool, data directory) on the shared store, with a sender on clock `now`. */
 async function replica(name: string, now: () => number): Promise<WebhookSender> {
-  const store = await PostgresGatewayStore.open(pg.url(pg.superuser, { database: 'hoop_store' }));
+  const store = await PostgresGatewayStore.open(pg.url(pg.superuser, { database: 'hoop_store' }), MIGRATIONS);
   stores.push(store);
   const replicaDir = join(dir, name);
   await mkdir(replicaDir, { recursive: true });

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createDeviceKey } from '../../src/auth/device-key.js';
 import { type GatewayApiError, putClientRecordFile, registerDevice } from '../../src/auth/gateway-client.js';
-import { loadGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { type Gateway, startGateway } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
 import type { RecordKind } from '../../src/recording/spool.js';

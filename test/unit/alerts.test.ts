@@ -1,5 +1,5 @@
 /**
- * The alert monitor's counting (src/gateway/alerts.ts) on one gateway: a rule whose count is past
+ * The alert monitor's counting (src/gateway/alerts/alerts.ts) on one gateway: a rule whose count is past
  * the evidence it keeps still raises at its count; what comes while an alert is open is added to
  * it; and where refusals of credentials come from is counted by address, an IPv6 /64 as one.
  */
@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AlertMonitor, FileAlertStore } from '../../src/gateway/alerts.js';
-import { sourceOf } from '../../src/gateway/peer-address.js';
-import { GatewayEvents } from '../../src/gateway/events.js';
-import { WebhookSender } from '../../src/gateway/review-notify.js';
+import { AlertMonitor, FileAlertStore } from '../../src/gateway/alerts/alerts.js';
+import { sourceOf } from '../../src/gateway/front/peer-address.js';
+import { GatewayEvents } from '../../src/gateway/audit/events.js';
+import { WebhookSender } from '../../src/gateway/reviews/review-notify.js';
 import { createLogger } from '../../src/log.js';
 import type { AlertRule, Policy } from '../../src/policy/schema.js';
 import { emptyPolicy } from '../harness/policy.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GATEWAY_EVENTS } from '../../src/gateway/events.js';
+import { GATEWAY_EVENTS } from '../../src/gateway/audit/events.js';
 
 describe("the audit stream's events", () => {
   it('are the ones docs/audit.md lists, no more and no fewer', () => {

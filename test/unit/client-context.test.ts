@@ -3,7 +3,7 @@
  * cut at 4 KiB; anything else is ignored rather than recorded in part.
  */
 import { describe, expect, it } from 'vitest';
-import { clientContext } from '../../src/gateway/session-recording.js';
+import { clientContext } from '../../src/gateway/sessions/session-recording.js';
 
 describe('client context', () => {
   it('keeps string fields with plain names, cut at 4 KiB', () => {

@@ -1,12 +1,12 @@
 /**
- * The gateway's guard of connections no identity stands behind yet (src/gateway/connection-guard.ts),
+ * The gateway's guard of connections no identity stands behind yet (src/gateway/front/connection-guard.ts),
  * on a clock of the test's own: a connection that says nothing is closed at its deadline, not before;
  * one that spoke is not; an address holds only so many strangers, and a trusted connection is not one.
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ConnectionGuard } from '../../src/gateway/connection-guard.js';
+import { ConnectionGuard } from '../../src/gateway/front/connection-guard.js';
 
 /** A socket as the guard sees it: an address, destroy() (which closes it), and 'close'. */
 function socket(remoteAddress = '10.0.0.1'): Socket & { destroyed: boolean } {

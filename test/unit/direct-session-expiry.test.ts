@@ -1,11 +1,11 @@
 /**
- * A direct session lives on its credential (watchDirectSession, src/gateway/direct-credentials.ts),
+ * A direct session lives on its credential (watchDirectSession, src/gateway/credentials/direct-credentials.ts),
  * on a clock of the test's own: it ends when the credential expires, not before; a renewal moves the
  * end; a revocation ends it at once; and stopping the watch leaves no timer behind.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ConnectionConfig } from '../../src/config/connection.js';
-import { type DirectCredentials, type DirectRecord, directIdentity, watchDirectSession } from '../../src/gateway/direct-credentials.js';
+import { type DirectCredentials, type DirectRecord, directIdentity, watchDirectSession } from '../../src/gateway/credentials/direct-credentials.js';
 import { silentLogger } from '../../src/log.js';
 import type { SessionEnd, TunnelSession } from '../../src/session/engine.js';
 

@@ -11,7 +11,7 @@ import { ErrorCode, HoopError } from '../../src/errors.js';
 import { z } from 'zod';
 import { parseSecretRef, resolveSecret } from '../../src/config/secrets.js';
 import { parseWithSchema, zodProblems } from '../../src/config/yaml.js';
-import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config.js';
+import { loadGatewayConfig, parseGatewayConfig } from '../../src/gateway/config/config.js';
 import { isLoopbackHost } from '../../src/loopback.js';
 import type { PostgresConnection } from '../../src/config/connection.js';
 

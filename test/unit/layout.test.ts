@@ -2,7 +2,7 @@
  * The source tree's rules that a reviewer would otherwise have to remember: production code
  * (src/) never imports from test/ (what the demo needs lives in src/demo), the layers of
  * .dependency-cruiser.cjs hold, only bin/ calls process.exit, and the gateway reads a connection's
- * address in one place (src/gateway/peer-address.ts, which knows a balancer's PROXY header).
+ * address in one place (src/gateway/front/peer-address.ts, which knows a balancer's PROXY header).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -53,10 +53,10 @@ describe('source layout', () => {
     expect(files.filter((f) => /process\.exit\(/.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f))).toEqual([]);
   });
 
-  it("reads a connection's address and port only in src/gateway/peer-address.ts (a socket's own would be a balancer's)", () => {
+  it("reads a connection's address and port only in src/gateway/front/peer-address.ts (a socket's own would be a balancer's)", () => {
     // What admission takes is the address already read (`request.remoteAddress`, a string), not a socket's.
     const offenders = files
-      .filter((f) => !f.endsWith(join('src', 'gateway', 'peer-address.ts')))
+      .filter((f) => !f.endsWith(join('src', 'gateway', 'front', 'peer-address.ts')))
       .flatMap((f) =>
         readFileSync(f, 'utf8')
           .split('\n')

@@ -1,15 +1,15 @@
 /**
- * The PROXY protocol v2 header a listed load balancer sends first (src/gateway/proxy-header.ts,
- * src/gateway/balancers.ts): TCP over IPv4 and IPv6 say the client, LOCAL says none, TLVs are
+ * The PROXY protocol v2 header a listed load balancer sends first (src/gateway/front/proxy-header.ts,
+ * src/gateway/front/balancers.ts): TCP over IPv4 and IPv6 say the client, LOCAL says none, TLVs are
  * skipped, a header split across reads waits for the rest; a bad signature, the text form v1, an
  * unknown command or family, a truncated address or TLV and an oversize header are refused. Over a
  * socket, the bytes after the header are given back and the address told (peer-address.ts).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Balancers, parseBalancer, receiveProxyHeader } from '../../src/gateway/balancers.js';
-import { peerOf, peerText } from '../../src/gateway/peer-address.js';
-import { MAX_PROXY_HEADER, PROXY_V2_SIGNATURE, parseProxyHeader } from '../../src/gateway/proxy-header.js';
+import { Balancers, parseBalancer, receiveProxyHeader } from '../../src/gateway/front/balancers.js';
+import { peerOf, peerText } from '../../src/gateway/front/peer-address.js';
+import { MAX_PROXY_HEADER, PROXY_V2_SIGNATURE, parseProxyHeader } from '../../src/gateway/front/proxy-header.js';
 import { createLogger } from '../../src/log.js';
 
 /** A v2 header: command byte, family byte, address bytes, then TLVs. */

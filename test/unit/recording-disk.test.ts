@@ -1,12 +1,12 @@
 /**
- * The watch of the recording disk (src/gateway/recording-disk.ts) on a clock and a disk of the
+ * The watch of the recording disk (src/gateway/records/recording-disk.ts) on a clock and a disk of the
  * test's own: the free space is read every watchMs while a session records, and not once no
  * session records; a session that cannot refuse one statement alone is stopped under a quarter of
  * the floor, said once in the log; statements are refused meanwhile, and run again once space is back.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode, HoopError } from '../../src/errors.js';
-import { RecordingDisk } from '../../src/gateway/recording-disk.js';
+import { RecordingDisk } from '../../src/gateway/records/recording-disk.js';
 import { createLogger } from '../../src/log.js';
 
 const MiB = 1024 * 1024;

@@ -1,12 +1,12 @@
 /**
- * Slack bodies of review events (src/gateway/review-notify.ts): text that hoop did not write —
+ * Slack bodies of review events (src/gateway/reviews/review-notify.ts): text that hoop did not write —
  * the statement, its parameters, the requester's and reviewers' names and reasons — reaches
  * Slack's mrkdwn escaped (no mention, no disguised link), and a statement cut for the message
  * says so and how to see the whole.
  * @see https://api.slack.com/reference/surfaces/formatting#escaping
  */
 import { describe, expect, it } from 'vitest';
-import { slackBody, slackEscape } from '../../src/gateway/review-notify.js';
+import { slackBody, slackEscape } from '../../src/gateway/reviews/review-notify.js';
 import type { Review } from '../../src/policy/review-record.js';
 
 const review = (over: Partial<Review> = {}): Review => ({

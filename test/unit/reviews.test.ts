@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ReviewRegistry } from '../../src/gateway/reviews.js';
+import { ReviewRegistry } from '../../src/gateway/reviews/reviews.js';
 import type { Identity } from '../../src/identity.js';
 import { silentLogger } from '../../src/log.js';
 import { REVIEW_DEFAULTS } from '../../src/policy/schema.js';

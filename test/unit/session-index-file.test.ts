@@ -7,8 +7,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { SessionSummary } from '../../src/gateway/recordings.js';
-import { SessionIndexFile } from '../../src/gateway/session-index-file.js';
+import type { SessionSummary } from '../../src/gateway/records/recordings.js';
+import { SessionIndexFile } from '../../src/gateway/records/session-index-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hoop-session-index-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import type { Policy } from '../../src/policy/schema.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { TablesTouched } from '../../src/gateway/recordings.js';
+import { TablesTouched } from '../../src/gateway/records/recordings.js';
 import { emptyPolicy } from '../harness/policy.js';
 
 const policy: Policy = emptyPolicy();

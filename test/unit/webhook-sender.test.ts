@@ -1,10 +1,10 @@
 /**
- * The webhook sender (src/gateway/review-notify.ts) that reviews and alerts notify through: a
+ * The webhook sender (src/gateway/reviews/review-notify.ts) that reviews and alerts notify through: a
  * storm of events reaches one target at most ten times a minute in full, then as one summary
  * saying how many were held back; other targets are not held back by it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PER_TARGET_PER_MINUTE, WebhookSender } from '../../src/gateway/review-notify.js';
+import { PER_TARGET_PER_MINUTE, WebhookSender } from '../../src/gateway/reviews/review-notify.js';
 import { createLogger } from '../../src/log.js';
 import { eventually } from '../harness/wait.js';
 import { webhookReceiver, type WebhookReceiver } from '../harness/webhook-receiver.js';

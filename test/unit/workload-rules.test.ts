@@ -3,9 +3,9 @@
  * and how several rules combine.
  */
 import { describe, expect, it } from 'vitest';
-import type { WorkloadRule } from '../../src/gateway/config.js';
+import type { WorkloadRule } from '../../src/gateway/config/config.js';
 import { globMatches } from '../../src/glob.js';
-import { applyWorkloadRules, parseSubjectTemplate, readClaim, renderSubjectTemplate, ruleMatches } from '../../src/gateway/workload-rules.js';
+import { applyWorkloadRules, parseSubjectTemplate, readClaim, renderSubjectTemplate, ruleMatches } from '../../src/gateway/config/workload-rules.js';
 
 describe('globMatches', () => {
   it('matches exact values and * runs, anchored at both ends', () => {

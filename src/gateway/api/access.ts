@@ -12,13 +12,13 @@ import type { Identity } from '../../identity.js';
 import { accessFor, requestableRule } from '../../policy/access.js';
 import { reviewSettingsFor } from '../../policy/decide.js';
 import { DEFAULT_MAX_GRANT_SECONDS } from '../../policy/schema.js';
-import { HttpError } from '../http-error.js';
+import { HttpError } from '../http/http-error.js';
 import { checkBody } from '../http/respond.js';
 import { accessRequestBody } from '../../api/bodies.js';
-import type { GatewayParts } from '../parts.js';
-import { whoOf } from '../policy-source.js';
-import type { Review } from '../reviews.js';
-import { runForbidden } from '../runs.js';
+import type { GatewayParts } from '../parts/parts.js';
+import { whoOf } from '../config/policy-source.js';
+import type { Review } from '../reviews/reviews.js';
+import { runForbidden } from '../runs/runs.js';
 
 /**
  * Why a token's `auth_time` does not show a sign-in within `withinMs` of `now`, or undefined when

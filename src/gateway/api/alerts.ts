@@ -1,5 +1,5 @@
 /**
- * Alerts (../alerts.ts): `GET /v1/alerts[?state=open|cleared]` lists those the caller may see (an
+ * Alerts (../alerts/alerts.ts): `GET /v1/alerts[?state=open|cleared]` lists those the caller may see (an
  * auditor, or a member of an alert's clearers: all of them; anyone else: those about them), newest
  * first; `POST /v1/alerts/{id}/clear` `{ reason }` clears one: a person's decision (never a run's
  * credential), of a member of its clearers who is not the one it is about, after a recent sign-in
@@ -9,10 +9,10 @@ import type * as http from 'node:http';
 import type { RaisedAlert } from '../../api/answers.js';
 import { alertClearBody } from '../../api/bodies.js';
 import type { Identity } from '../../identity.js';
-import type { Callers } from '../callers.js';
-import { HttpError } from '../http-error.js';
+import type { Callers } from '../sessions/callers.js';
+import { HttpError } from '../http/http-error.js';
 import { checkBody } from '../http/respond.js';
-import type { GatewayParts } from '../parts.js';
+import type { GatewayParts } from '../parts/parts.js';
 import { requireRecentSignIn } from './access.js';
 
 const STATES: ReadonlyArray<RaisedAlert['state']> = ['open', 'cleared'];

@@ -11,14 +11,14 @@ import { displayRemote } from '../../policy/repo.js';
 import { maskingFor, principalOf } from '../../policy/principal.js';
 import type { Policy } from '../../policy/schema.js';
 import type { AccessGrant } from '../../policy/access.js';
-import { hasMaskingRules } from '../policy-source.js';
-import { mayUse } from '../access.js';
-import type { Callers } from '../callers.js';
-import { HttpError } from '../http-error.js';
+import { hasMaskingRules } from '../config/policy-source.js';
+import { mayUse } from '../identity/access.js';
+import type { Callers } from '../sessions/callers.js';
+import { HttpError } from '../http/http-error.js';
 import { cancelBody } from '../../api/bodies.js';
 import { cancelOwnerOf } from '../../postgres/gateway/cancel-registry.js';
 import { checkBody } from '../http/respond.js';
-import type { GatewayParts } from '../parts.js';
+import type { GatewayParts } from '../parts/parts.js';
 
 /** The connection endpoints; `sshHostKey`: this replica's, when there are no others. */
 export function connectionsApi(parts: GatewayParts, callers: Callers, sshHostKey: string) {

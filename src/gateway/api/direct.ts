@@ -1,5 +1,5 @@
 /**
- * Direct credentials at the API (../direct-credentials.ts): `POST /v1/connections/{name}/direct`
+ * Direct credentials at the API (../credentials/direct-credentials.ts): `POST /v1/connections/{name}/direct`
  * mints one for the caller on a PostgreSQL connection they may use directly (a person: `via:
  * direct`; a run's credential: the run's own way in, on its connections); `POST
  * /v1/direct/{id}/renew` extends one with its person's fresh credential; `DELETE /v1/direct/{id}`
@@ -9,12 +9,12 @@ import { directBody } from '../../api/bodies.js';
 import type { DirectCredentialView } from '../../api/answers.js';
 import type { Identity } from '../../identity.js';
 import { directPrincipal } from '../../policy/principal.js';
-import type { Callers } from '../callers.js';
-import { directSeconds } from '../direct-credentials.js';
-import { HttpError } from '../http-error.js';
+import type { Callers } from '../sessions/callers.js';
+import { directSeconds } from '../credentials/direct-credentials.js';
+import { HttpError } from '../http/http-error.js';
 import { checkBody } from '../http/respond.js';
-import type { GatewayParts } from '../parts.js';
-import { runForbidden } from '../runs.js';
+import type { GatewayParts } from '../parts/parts.js';
+import { runForbidden } from '../runs/runs.js';
 
 /** The direct-credential endpoints. */
 export function directApi(parts: GatewayParts, callers: Callers) {

@@ -8,10 +8,10 @@
 import type * as http from 'node:http';
 import { deviceProofProblem } from '../../device-proof.js';
 import type { Identity } from '../../identity.js';
-import { HttpError } from '../http-error.js';
-import type { GatewayParts } from '../parts.js';
-import { EPHEMERAL_DEVICE_MS, parseDeviceName, parseDevicePublicKey, type Device } from '../store.js';
-import { TokenVerifier } from '../verify-token.js';
+import { HttpError } from '../http/http-error.js';
+import type { GatewayParts } from '../parts/parts.js';
+import { EPHEMERAL_DEVICE_MS, parseDeviceName, parseDevicePublicKey, type Device } from '../store/store.js';
+import { TokenVerifier } from '../identity/verify-token.js';
 import { type Answer, checkBody, readJsonBody } from '../http/respond.js';
 import type { AuthConfig, DeviceView, RegisteredDevice, WhoAmI } from '../../api/answers.js';
 import { deviceRegistrationBody } from '../../api/bodies.js';

@@ -3,13 +3,13 @@
  * newest first); `GET /v1/reviews/{id}[?wait=S]` answers one, after waiting up to S seconds (60
  * at most) for it to be decided; `POST /v1/reviews/{id}/approve|deny` with `{ "reason": "…" }`
  * (optional for approve) records the caller's decision and answers the review as it then stands.
- * The registry (../reviews.ts) decides who may see and decide what.
+ * The registry (../reviews/reviews.ts) decides who may see and decide what.
  */
 import type { Identity } from '../../identity.js';
 import type { ReviewState } from '../../policy/review-record.js';
 import { reviewDecisionBody } from '../../api/bodies.js';
-import { HttpError } from '../http-error.js';
-import type { ReviewRegistry } from '../reviews.js';
+import { HttpError } from '../http/http-error.js';
+import type { ReviewRegistry } from '../reviews/reviews.js';
 import { checkBody } from '../http/respond.js';
 
 const STATES: readonly ReviewState[] = ['pending', 'approved', 'denied', 'expired', 'withdrawn'];

@@ -1,20 +1,20 @@
 /**
- * Agents' runs (../runs.ts): `POST /v1/runs` `{ connections, agent, via, isolation, command? }`
+ * Agents' runs (../runs/runs.ts): `POST /v1/runs` `{ connections, agent, via, isolation, command? }`
  * begins a run for the caller (a person's credential) once every connection it names admits the
  * agent, and answers the run with its credential and its control credential;
  * `POST /v1/runs/{id}/heartbeat|end` with the control credential keeps it alive or ends it, and
  * `POST /v1/runs/{id}/egress` reports connections its command was refused. What a
- * run credential may not do is refused at each route (`forRun` in ../http/router.ts).
+ * run credential may not do is refused at each route (`forRun` in ../router.ts).
  */
 import type * as http from 'node:http';
 import { describeError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import { RUN_DEFAULTS } from '../../policy/schema.js';
-import type { Callers } from '../callers.js';
-import type { GatewayParts } from '../parts.js';
-import { peerOf } from '../peer-address.js';
-import { describeRun, isRunToken, parseRunAsk, runForbidden } from '../runs.js';
-import { TokenRejectedError, TokenVerifier } from '../verify-token.js';
+import type { Callers } from '../sessions/callers.js';
+import type { GatewayParts } from '../parts/parts.js';
+import { peerOf } from '../front/peer-address.js';
+import { describeRun, isRunToken, parseRunAsk, runForbidden } from '../runs/runs.js';
+import { TokenRejectedError, TokenVerifier } from '../identity/verify-token.js';
 import { checkBody, readOptionalJsonBody } from '../http/respond.js';
 import type { RunStarted, RunView } from '../../api/answers.js';
 import { runEgressBody, runHeartbeatBody } from '../../api/bodies.js';

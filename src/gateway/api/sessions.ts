@@ -6,7 +6,7 @@
  *   their own sessions; members of the policy's `recording.auditors` groups see everyone's. A
  *   session the caller may not see is answered as unknown.
  * - `GET /v1/keys` (no token): the public keys recordings are signed with.
- * - The CLIs' records (../client-records.ts): `PUT /v1/sessions/{id}/client/{file}` and
+ * - The CLIs' records (../records/client-records.ts): `PUT /v1/sessions/{id}/client/{file}` and
  *   `PUT /v1/runs/{id}/files/{file}` store one file (raw bytes, at most 4 MiB), and
  *   `POST /v1/client-records` the files of several records at once (a ustar archive, at most 8
  *   MiB): a session's record only from its owner, a run's only from its person. `GET …/client` and `GET /v1/runs/{id}` say
@@ -19,12 +19,12 @@ import type { Identity } from '../../identity.js';
 import { globMatches } from '../../glob.js';
 import type { RecordKind } from '../../recording/spool.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
-import { owns, type Callers } from '../callers.js';
-import { type ClientRecordState, MAX_RECORD_FILE_BYTES } from '../client-records.js';
+import { owns, type Callers } from '../sessions/callers.js';
+import { type ClientRecordState, MAX_RECORD_FILE_BYTES } from '../records/client-records.js';
 import { RECORD_BATCH_ENTRY } from '../../api/paths.js';
-import { HttpError } from '../http-error.js';
-import type { GatewayParts } from '../parts.js';
-import type { SessionSummary } from '../recordings.js';
+import { HttpError } from '../http/http-error.js';
+import type { GatewayParts } from '../parts/parts.js';
+import type { SessionSummary } from '../records/recordings.js';
 import { type Answer, asHoopError, errorBody, errorStatus, readBody } from '../http/respond.js';
 import { readTar, type TarEntry } from '../../recording/tar.js';
 

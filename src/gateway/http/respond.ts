@@ -13,8 +13,8 @@ import type { z } from 'zod';
 import { type ErrorBody, statusOfCode } from '../../api/answers.js';
 import { BodyProblem, parseBody } from '../../api/bodies.js';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
-import { HttpError } from '../http-error.js';
-import { TokenRejectedError } from '../verify-token.js';
+import { HttpError } from './http-error.js';
+import { TokenRejectedError } from '../identity/verify-token.js';
 
 /** What an endpoint answers: a JSON body, or a file (a path streamed, or bytes). */
 export interface Answer {

@@ -1,5 +1,5 @@
 /**
- * A direct PostgreSQL client at the gateway's port, its TLS handshake done (../../gateway/front-door.ts):
+ * A direct PostgreSQL client at the gateway's port, its TLS handshake done (../../gateway/front/front-door.ts):
  * its StartupMessage names a direct credential as its user; the client proves it knows the
  * credential's password with SCRAM-SHA-256, bound to this TLS connection (-PLUS, `tls-server-end-point`)
  * when the client can bind, as libpq does by default; a credential no longer accepted is refused

@@ -1,0 +1,83 @@
+/**
+ * Direct PostgreSQL clients at the gateway's port (./front/front-door.ts hands them over, TLS done):
+ * their sign-in with a direct credential (../postgres/gateway/direct-front.ts), their admission
+ * as any session's (./sessions/admission.ts: the policy, the identity's bound, the recording, the index,
+ * the audit stream), and their CancelRequests, which carry no credential and are honoured by key
+ * for direct sessions only.
+ */
+import type { PostgresConnection } from '../config/connection.js';
+import type { PostgresEngine } from '../postgres/gateway/engine.js';
+import { serveDirectClient } from '../postgres/gateway/direct-front.js';
+import { errorResponse } from '../postgres/wire/messages.js';
+import type { TunnelSession } from '../session/engine.js';
+import type { TlsSessionChannel } from '../session/tls-channel.js';
+import type { TunnelErrorBody } from '../tunnel/accept.js';
+import type { SessionAdmission } from './sessions/admission.js';
+import type { ConnectionGuard } from './front/connection-guard.js';
+import { directRefusal, directSecret, type DirectRecord } from './credentials/direct-credentials.js';
+import type { GatewayParts } from './parts/parts.js';
+import { peerOf, peerText } from './front/peer-address.js';
+
+/** CancelRequests honoured per source address and second. */
+const CANCELS_PER_SECOND = 20;
+
+/** The SQLSTATE a refused direct session gets for the status a tunnel would. @see https://www.postgresql.org/docs/current/errcodes-appendix.html */
+function sqlstateOf(status: number): string {
+  if (status === 401 || status === 403) return '28000'; // invalid_authorization_specification
+  if (status === 404) return '3D000'; // invalid_catalog_name: no such connection
+  if (status === 429) return '53300'; // too_many_connections
+  return '57P03'; // cannot_connect_now
+}
+
+/** Says a refusal to a direct client as PostgreSQL says a refused connection: a FATAL ErrorResponse. */
+function refuseDirect(channel: TlsSessionChannel, status: number, body: TunnelErrorBody): void {
+  const { message, hint } = body.error;
+  if (!channel.destroyed && !channel.writableEnded) channel.end(errorResponse({ severity: 'FATAL', code: sqlstateOf(status), message: `hoop: ${message}`, ...(hint ? { hint } : {}) }));
+}
+
+/** What the front door calls for direct PostgreSQL clients. */
+export function directEndpoint(parts: GatewayParts, admission: SessionAdmission, engine: PostgresEngine, guard: ConnectionGuard, handshakeTimeoutMs: number) {
+  const { directs, cancels, log } = parts;
+  // A CancelRequest carries no credential, only a 32-bit secret: one source address sends a few a second, not a guessing run.
+  const recent = new Map<string, { since: number; count: number }>();
+  const cancelByKey = (key: { processId: number; secretKey: number }, remote: string): void => {
+    const now = Date.now();
+    const seen = recent.get(remote);
+    if (!seen || now - seen.since > 1000) {
+      if (recent.size > 10_000) recent.clear();
+      recent.set(remote, { since: now, count: 1 });
+    } else if (++seen.count > CANCELS_PER_SECOND) {
+      if (seen.count === CANCELS_PER_SECOND + 1) log.warn('cancel.throttled', { remote, perSecond: CANCELS_PER_SECOND });
+      return;
+    }
+    void cancels.cancel(key, { direct: true }).then(
+      (outcome) => log.info('cancel.request', { direct: true, processId: key.processId, outcome }),
+      (err: unknown) => log.warn('cancel.failed', { error: String(err) }),
+    );
+  };
+  return {
+    postgres(channel: TlsSessionChannel): void {
+      void serveDirectClient<DirectRecord>(channel, {
+        handshakeTimeoutMs,
+        remote: peerOf(channel).address,
+        log,
+        credential: async (user) => {
+          const record = await directs.find(user);
+          if (!record) return undefined;
+          const refused = directRefusal(record);
+          return { secret: directSecret(record), value: record, ...(refused ? { refused: { message: refused, hint: `ask for a new one: hoop connect --direct ${record.connection}` } } : {}) };
+        },
+        admit: (record, start, ch) => {
+          admission.admitDirect(record, peerText(ch), { refuse: (status, body) => refuseDirect(ch, status, body), accept: () => ch }, (session) =>
+            engine.serveStarted(session as TunnelSession<PostgresConnection>, start),
+          );
+        },
+        cancel: (key) => cancelByKey(key, peerOf(channel).address ?? ''),
+        spoke: (ch) => guard.spoke(ch),
+        signedIn: (ch) => guard.trust(ch),
+      });
+    },
+    /** A CancelRequest that came in the clear (libpq before 17). */
+    cancel: (key: { processId: number; secretKey: number }, remote: string): void => cancelByKey(key, remote),
+  };
+}

@@ -1,0 +1,433 @@
+/**
+ * Sessions and recordings in the PostgreSQL store, shared by every replica: `hoop.sessions` (one
+ * row per session, written when it starts and again when it ends, so every replica lists every
+ * replica's running sessions), `hoop.recording_files` (each file of each recording: chunks,
+ * checkpoints, manifests, signatures, byte for byte as written) and `hoop.signing_keys` (each
+ * replica's recording keys' public halves, all published at `/v1/keys`).
+ *
+ * The data path never waits on the store. The recording thread writes a recording to the data
+ * directory as with the file store, and tells of each file once it is durable; this archive copies
+ * files to the store in batches (one transaction per batch: a chunk is one file, a second's or
+ * 256 KiB of events) in the order they were written, and removes the session's directory once the
+ * final manifest is stored. The data directory is the spool: while the store is unreachable the
+ * batches wait and are retried, and a replica that starts again on the same data directory sends
+ * what its previous run left. A replica killed mid-session leaves in the store every chunk and the
+ * last checkpoint it had sent, so its recordings verify up to that checkpoint; the take-over
+ * (../replicas/replica.ts) marks its sessions truncated.
+ *
+ * With a bucket (`store.recordings`, ./recordings-bucket.ts) the bytes of each file go to the
+ * object `<prefix><session>/<name>` and its row holds the key (`object`) with `data` null. A
+ * batch first puts its files' objects (a few at a time), then writes its rows in one
+ * transaction, so a row never names an object not yet stored; a bucket that cannot be reached
+ * holds the batch back as the store does (the files wait in the spool and are sent again). An
+ * object whose row the batch removed (an older checkpoint) is deleted once the rows are committed.
+ * Rows with bytes (written before the bucket was configured) are still served from PostgreSQL.
+ *
+ * @see docs/recording-format.md
+ * @see https://www.postgresql.org/docs/current/datatype-binary.html
+ */
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { ErrorCode, HoopError, describeError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { RECORDING_FILE } from '../../recording/writer.js';
+import type { RecordingBucket } from './recordings-bucket.js';
+import { SESSION_ID, summaryFromRecording, type PublishedKey, type SessionArchive, type SessionSummary, type UpstreamKey } from './recordings.js';
+import type { StoreReplica } from '../replicas/replica.js';
+import { NOW_ISO, storeError, withTransaction, type Migration } from '../store/store-postgres.js';
+
+/** The session index's steps of the store's schema: session ids claimed once, running sessions' upstream cancel keys. */
+export const SESSION_INDEX_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 6,
+    name: 'session ids, claimed once',
+    // Insert-only: a session id a replica claimed is never given to another session, on any replica, even after its recording was pruned.
+    sql: `
+      create table hoop.session_claims (
+        id         text primary key,
+        replica    text not null,
+        claimed_at timestamptz not null default now()
+      );
+      insert into hoop.session_claims (id, replica, claimed_at) select id, replica, started_at from hoop.sessions on conflict do nothing;`,
+  },
+  {
+    version: 10,
+    name: "running sessions' upstream cancel keys",
+    // Out of `summary` (which listings show): the key a replica taking this one over cancels the statement it left running with.
+    sql: 'alter table hoop.sessions add column upstream jsonb;',
+  },
+];
+
+/** One write waiting for the store, in the order it happened. */
+type Op =
+  | { kind: 'session'; summary: SessionSummary; held?: () => void }
+  | { kind: 'file'; session: string; name: string; removed: boolean }
+  | { kind: 'upstream'; session: string; key: UpstreamKey }
+  | { kind: 'done'; session: string };
+
+/** A batch holds at most this many operations, or this many bytes of files. */
+const BATCH_OPS = 256;
+const BATCH_BYTES = 8 * 1024 * 1024;
+/** Sessions listed at most (newest first). */
+const MAX_LISTED = 10_000;
+/** How long closing waits for the store to take what is left (the rest waits in the spool for the next start). */
+const CLOSE_WAIT_MS = 10_000;
+/** With a bucket: objects of one batch put at once at most. */
+const PUT_CONCURRENCY = 8;
+
+/**
+ * The take-over step for sessions of a dead replica (../replicas/replica.ts): the sessions it ran are ended
+ * `gateway-stopped`, their recordings `truncated` (verifiable up to their last checkpoint).
+ * Resolves them as they now stand, each with its upstream backend's cancel key (if it was kept).
+ */
+export async function takeOverSessions(client: pg.PoolClient, dead: string): Promise<Array<{ summary: SessionSummary; upstream: UpstreamKey | null }>> {
+  const ended = await client.query<{ summary: SessionSummary; upstream: UpstreamKey | null }>(
+    `with left_running as (select id, upstream from hoop.sessions where replica = $1 and ended_at is null for update)
+     update hoop.sessions s set ended_at = now(), upstream = null, summary = s.summary || jsonb_build_object(
+       'endedAt', ${NOW_ISO}, 'reason', 'gateway-stopped',
+       'recording', case when s.summary->>'recording' = 'running' then 'truncated' else s.summary->>'recording' end)
+     from left_running l where s.id = l.id
+     returning s.summary, l.upstream`,
+    [dead],
+  );
+  return ended.rows;
+}
+
+/** See the module documentation. */
+export class PostgresSessionArchive implements SessionArchive {
+  readonly #replica: StoreReplica;
+  readonly #pool: pg.Pool;
+  readonly #spool: string;
+  readonly #log: Logger;
+  readonly #bucket: RecordingBucket | undefined;
+  readonly #ops: Op[] = [];
+  /** Ended sessions queued for the store, until a batch holding them commits (see indexedLater). */
+  readonly #indexing = new Map<string, Promise<void>>();
+  /** Objects whose rows are gone (older checkpoints) that the bucket has not deleted yet. */
+  readonly #orphans = new Set<string>();
+  #running: Promise<void> | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #closed = false;
+
+  /** `dataDir`: where the recording thread writes (its `recordings/` is the spool); `bucket`: where files' bytes go (default: PostgreSQL). */
+  constructor(replica: StoreReplica, dataDir: string, log: Logger, bucket?: RecordingBucket) {
+    this.#replica = replica;
+    this.#pool = replica.pool;
+    this.#spool = join(dataDir, 'recordings');
+    this.#log = log;
+    this.#bucket = bucket;
+    replica.onRecovered(() => this.#kick());
+  }
+
+  /** Publishes this replica's recording keys. */
+  async publish(own: PublishedKey[]): Promise<void> {
+    try {
+      for (const k of own) {
+        await this.#pool.query('insert into hoop.signing_keys (fingerprint, public_key, replica, retired) values ($1, $2, $3, $4) on conflict (fingerprint) do update set retired = excluded.retired', [
+          k.fingerprint,
+          k.publicKey,
+          this.#replica.id,
+          k.status === 'retired',
+        ]);
+      }
+    } catch (err) {
+      throw storeError(err, 'publish the recording key');
+    }
+  }
+
+  async publicKeys(): Promise<PublishedKey[]> {
+    const rows = await this.#query<{ public_key: string; fingerprint: string; retired: boolean; replica: string }>('select * from hoop.signing_keys order by retired, created_at, fingerprint', []);
+    return rows.map((r) => ({ publicKey: r.public_key, fingerprint: r.fingerprint, status: r.retired ? 'retired' : 'current', replica: r.replica }));
+  }
+
+  started(summary: SessionSummary): void {
+    this.#push({ kind: 'session', summary });
+  }
+
+  fileWritten(id: string, name: string, removed: boolean): void {
+    this.#push({ kind: 'file', session: id, name, removed });
+  }
+
+  upstream(id: string, key: UpstreamKey): void {
+    this.#push({ kind: 'upstream', session: id, key });
+  }
+
+  async index(summary: SessionSummary): Promise<void> {
+    let held = (): void => undefined;
+    const later = new Promise<void>((resolve) => (held = resolve));
+    this.#indexing.set(summary.id, later);
+    this.#push({
+      kind: 'session',
+      summary,
+      held: () => {
+        this.#indexing.delete(summary.id);
+        held();
+      },
+    });
+    if (summary.recording !== 'none') this.#push({ kind: 'done', session: summary.id });
+  }
+
+  indexedLater(id: string): Promise<void> | undefined {
+    return this.#indexing.get(id);
+  }
+
+  async sessions(): Promise<SessionSummary[]> {
+    return (await this.#query<{ summary: SessionSummary }>('select summary from hoop.sessions order by started_at desc, id limit $1', [MAX_LISTED])).map((r) => r.summary);
+  }
+
+  async session(id: string): Promise<SessionSummary | undefined> {
+    return (await this.#query<{ summary: SessionSummary }>('select summary from hoop.sessions where id = $1', [id]))[0]?.summary;
+  }
+
+  async agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean> {
+    const rows = await this.#query<{ one: number }>(
+      "select 1 as one from hoop.sessions where id <> $1 and summary->>'agent' = $2 and summary->>'connection' = $3 and summary->>'subject' = $4 and summary->>'issuer' = $5 limit 1",
+      [q.except, q.agent, q.connection, q.subject, q.issuer],
+    );
+    return rows.length > 0;
+  }
+
+  async recorded(id: string): Promise<boolean> {
+    return (await this.#query('select 1 from hoop.sessions where id = $1', [id])).length > 0;
+  }
+
+  /** One row in `hoop.session_claims`, inserted or not: the store decides between replicas that ask at once. */
+  async claim(id: string): Promise<boolean> {
+    return (await this.#query('insert into hoop.session_claims (id, replica) values ($1, $2) on conflict do nothing returning id', [id, this.#replica.id])).length === 1;
+  }
+
+  async files(id: string): Promise<string[]> {
+    return (await this.#query<{ name: string }>('select name from hoop.recording_files where session = $1 order by name', [id])).map((r) => r.name);
+  }
+
+  async file(id: string, name: string): Promise<Buffer | undefined> {
+    const row = (await this.#query<{ data: Buffer | null; object: string | null }>('select data, object from hoop.recording_files where session = $1 and name = $2', [id, name]))[0];
+    if (!row || row.object === null) return row?.data ?? undefined;
+    if (!this.#bucket) {
+      throw new HoopError(ErrorCode.STORE_UNAVAILABLE, `file ${name} of session ${id} is in a recordings bucket (object ${row.object}), and this gateway has no store.recordings`, {
+        hint: 'give every replica the same store.recordings in its configuration',
+      });
+    }
+    const data = await this.#bucket.get(row.object);
+    if (!data) this.#log.warn('recording.object-missing', { session: id, file: name, object: row.object, message: 'the store indexes an object the bucket does not hold' });
+    return data;
+  }
+
+  /** With a bucket, a session's objects (those its rows name, and any left under its key prefix) are deleted before its rows. */
+  async prune(days: number, now: number): Promise<string[]> {
+    const cutoff = new Date(now - days * 86_400_000);
+    const due = "ended_at < $1 and summary->>'recording' not in ('deleted', 'none', 'running')";
+    let only: string[] | undefined;
+    if (this.#bucket) {
+      only = (await this.#query<{ id: string }>(`select id from hoop.sessions where ${due} order by ended_at, id`, [cutoff])).map((r) => r.id);
+      if (only.length === 0) return [];
+      for (const id of only) {
+        const keys = new Set((await this.#query<{ object: string }>('select object from hoop.recording_files where session = $1 and object is not null', [id])).map((r) => r.object));
+        for (const key of await this.#bucket.list(this.#bucket.key(id, ''))) keys.add(key);
+        await this.#bucket.delete([...keys]);
+      }
+    }
+    const rows = await this.#query<{ id: string }>(
+      `with gone as (
+         update hoop.sessions set summary = summary || '{"recording":"deleted"}'
+         where ${due}${only ? ' and id = any($2)' : ''} returning id),
+       files as (delete from hoop.recording_files where session in (select id from gone))
+       select id from gone`,
+      only ? [cutoff, only] : [cutoff],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Sends what a previous run of this replica left in the spool (it was killed, or the store was
+   * unreachable when it stopped): every file, and for a session the store does not know, what
+   * its recording says of it (truncated).
+   */
+  async recover(): Promise<number> {
+    let found = 0;
+    for (const id of (await readdir(this.#spool).catch(() => [])).filter((d) => SESSION_ID.test(d)).sort()) {
+      const dir = join(this.#spool, id);
+      const names = (await readdir(dir).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
+      if (!(await this.recorded(id))) this.#push({ kind: 'session', summary: await summaryFromRecording(id, dir) });
+      for (const name of names) this.#push({ kind: 'file', session: id, name, removed: false });
+      this.#push({ kind: 'done', session: id });
+      found++;
+    }
+    return found;
+  }
+
+  async close(): Promise<void> {
+    const until = Date.now() + CLOSE_WAIT_MS;
+    while (this.#ops.length > 0 && Date.now() < until) {
+      this.#kick();
+      await (this.#running ?? new Promise((r) => setTimeout(r, 100)));
+    }
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    if (this.#ops.length > 0)
+      this.#log.warn('recording.spooled', { operations: this.#ops.length, message: 'the store did not take every recording file; they are sent when this replica starts again' });
+    if (this.#bucket && this.#orphans.size > 0 && Date.now() < until) await this.#deleteOrphans();
+    this.#bucket?.close();
+  }
+
+  async #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    try {
+      return (await this.#pool.query<R>(text, values)).rows;
+    } catch (err) {
+      throw storeError(err, 'answer');
+    }
+  }
+
+  #push(op: Op): void {
+    this.#ops.push(op);
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#running || this.#closed || this.#ops.length === 0) return;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.#running = this.#drain().finally(() => {
+      this.#running = undefined;
+    });
+  }
+
+  /** Sends batches until none waits; on a failure, waits (1 s, doubling to 30 s) and sends the same batch again. */
+  async #drain(): Promise<void> {
+    while (this.#ops.length > 0 && !this.#closed) {
+      const batch: Op[] = [];
+      let bytes = 0;
+      const files = new Map<Op, Buffer | undefined>();
+      for (const op of this.#ops) {
+        if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES) break;
+        batch.push(op);
+        if (op.kind === 'file' && !op.removed) {
+          // Removed meanwhile (an older checkpoint): its removal follows in the queue.
+          const data = await readFile(join(this.#spool, op.session, op.name)).catch(() => undefined);
+          files.set(op, data);
+          bytes += data?.length ?? 0;
+        }
+      }
+      try {
+        await this.#send(batch, files);
+      } catch (err) {
+        this.#failures++;
+        if (this.#failures === 1)
+          this.#log.error('recording.store-failed', {
+            error: describeError(err),
+            waiting: this.#ops.length,
+            message: 'recording files wait in the data directory and are sent when the store answers',
+          });
+        const ms = Math.min(30_000, 1000 * 2 ** Math.min(this.#failures - 1, 5));
+        this.#retry = setTimeout(() => this.#kick(), ms);
+        this.#retry.unref();
+        return;
+      }
+      if (this.#failures > 0) this.#log.info('recording.store-recovered', { message: 'recording files are sent to the store again' });
+      this.#failures = 0;
+      this.#ops.splice(0, batch.length);
+      for (const op of batch) if (op.kind === 'session') op.held?.();
+      for (const op of batch) if (op.kind === 'done') await rm(join(this.#spool, op.session), { recursive: true, force: true });
+    }
+  }
+
+  async #send(batch: Op[], files: Map<Op, Buffer | undefined>): Promise<void> {
+    const bucket = this.#bucket;
+    /** With a bucket: the objects this batch stores (the last bytes read of each file). */
+    const puts = new Map<string, Buffer>();
+    if (bucket) {
+      for (const op of batch) {
+        if (op.kind !== 'file') continue;
+        const key = bucket.key(op.session, op.name);
+        const data = files.get(op);
+        if (op.removed) puts.delete(key);
+        else if (data) puts.set(key, data);
+      }
+      await this.#putAll(bucket, puts);
+    }
+    /** Objects whose rows this batch deletes. */
+    const gone: string[] = [];
+    await withTransaction(this.#pool, 'keep recording files', async (client) => {
+      for (const op of batch) {
+        if (op.kind === 'session') {
+          const s = op.summary;
+          // A summary never goes back: once ended (or taken over), a late "running" one is ignored.
+          await client.query(
+            `insert into hoop.sessions (id, replica, started_at, ended_at, summary) values ($1, $2, $3, $4, $5)
+             on conflict (id) do update set ended_at = excluded.ended_at, summary = excluded.summary, replica = excluded.replica,
+               upstream = case when excluded.ended_at is null then hoop.sessions.upstream end
+             where hoop.sessions.ended_at is null or excluded.ended_at is not null`,
+            [s.id, this.#replica.id, s.startedAt, s.endedAt ?? null, s],
+          );
+        } else if (op.kind === 'upstream') {
+          await client.query('update hoop.sessions set upstream = $2 where id = $1 and ended_at is null', [op.session, op.key]);
+        } else if (op.kind === 'file') {
+          const data = files.get(op);
+          if (op.removed) {
+            const { rows } = await client.query<{ object: string | null }>('delete from hoop.recording_files where session = $1 and name = $2 returning object', [op.session, op.name]);
+            for (const r of rows) if (r.object !== null) gone.push(r.object);
+          } else if (data) {
+            const key = bucket && puts.has(bucket.key(op.session, op.name)) ? bucket.key(op.session, op.name) : null;
+            // Insert-only: a file already held is evidence; the same bytes again (a retry) are nothing new, other bytes are refused and said.
+            const inserted = await client.query('insert into hoop.recording_files (session, name, data, object) values ($1, $2, $3, $4) on conflict (session, name) do nothing', [
+              op.session,
+              op.name,
+              key === null ? data : null,
+              key,
+            ]);
+            if (inserted.rowCount === 0) {
+              const held = (
+                await client.query<{ same: boolean }>('select (data is not distinct from $3 and object is not distinct from $4) as same from hoop.recording_files where session = $1 and name = $2', [
+                  op.session,
+                  op.name,
+                  key === null ? data : null,
+                  key,
+                ])
+              ).rows[0];
+              if (!held?.same)
+                this.#log.error('recording.conflict', {
+                  session: op.session,
+                  file: op.name,
+                  message: 'the store holds other bytes under this name: they are kept, these are not (a recording is never written over)',
+                });
+            }
+          }
+        }
+      }
+    });
+    if (bucket) {
+      for (const key of gone) if (!puts.has(key)) this.#orphans.add(key);
+      if (this.#orphans.size > 0) await this.#deleteOrphans();
+    }
+  }
+
+  /** Puts `objects` in the bucket, {@link PUT_CONCURRENCY} at a time; rejects with the first failure once none is in flight. */
+  async #putAll(bucket: RecordingBucket, objects: Map<string, Buffer>): Promise<void> {
+    const queue = [...objects];
+    let failed: { err: unknown } | undefined;
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next && !failed; next = queue.shift()) {
+        try {
+          await bucket.put(next[0], next[1]);
+        } catch (err) {
+          failed ??= { err };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, queue.length) }, worker));
+    if (failed) throw failed.err;
+  }
+
+  /** Deletes the objects whose rows are gone; those the bucket does not delete now are tried again after the next batch (prune deletes any left). */
+  async #deleteOrphans(): Promise<void> {
+    const keys = [...this.#orphans];
+    try {
+      await this.#bucket!.delete(keys);
+      for (const key of keys) this.#orphans.delete(key);
+    } catch (err) {
+      this.#log.warn('recording.object-delete-failed', { objects: keys.length, error: describeError(err), message: 'tried again after the next batch; deleting the recording deletes them too' });
+    }
+  }
+}

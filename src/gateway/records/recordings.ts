@@ -1,0 +1,504 @@
+/**
+ * The gateway's recordings in its data directory: the Ed25519 key that signs them
+ * (`keys/recording-ed25519.pem`, made on first start; older keys kept as `keys/retired-*.pem` stay
+ * published so old recordings still verify), one directory per session under `recordings/`
+ * (the format of src/recording/writer.ts), and the sessions index `sessions.jsonl`: one line per
+ * ended session, appended and fsynced, that `hoop sessions ls` searches without opening recordings.
+ *
+ * @see docs/recording-format.md
+ */
+import type { RecordingKey } from '../../api/answers.js';
+import { VIAS, type Via } from '../../policy/principal.js';
+import type { KeyObject } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import { ErrorCode, HoopError, describeError } from '../../errors.js';
+import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../../recording/sshsig.js';
+import { tablesTouched, type TablesTouchedBy } from '../../policy/touched.js';
+import { analyzeSql, loadSqlParser } from '../../policy/sql/analyze.js';
+import { RecordingThread, type RecordingStream } from '../../recording/thread.js';
+import { RECORDING_FILE } from '../../recording/writer.js';
+import { SessionIndexFile } from './session-index-file.js';
+
+const KEY_FILE = 'recording-ed25519.pem';
+const INDEX_FILE = 'sessions.jsonl';
+export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** A published recording key (`GET /v1/keys`). */
+export type PublishedKey = RecordingKey;
+
+/** One session: in the index once it ended; while it runs, as the gateway sees it so far. */
+export interface SessionSummary {
+  id: string;
+  subject: string;
+  issuer: string;
+  email?: string;
+  groups: string[];
+  kind: 'user' | 'workload';
+  connection: string;
+  type: string;
+  remote: string;
+  client?: string;
+  policyCommit?: string;
+  runId?: string;
+  /** How the session came (absent in sessions recorded before hoop knew: read as connect). */
+  via?: Via;
+  /** The agent, for a run's session. */
+  agent?: string;
+  /** PostgreSQL: the database role and database the session signed in as (absent until it has, and in sessions recorded before hoop let a client pick them). */
+  role?: string;
+  database?: string;
+  /** For a run's session: whether its command was contained. */
+  isolated?: boolean;
+  /** A direct client's session (a direct credential at the gateway's port): no hoop in its path, so no record of the CLI's. */
+  direct?: true;
+  startedAt: string;
+  /** Absent while the session runs. */
+  endedAt?: string;
+  /** Why it ended (`running` while it runs). */
+  reason: string;
+  /** Statements the client sent (Query and Execute). */
+  statements: number;
+  /** Statements the policy refused. */
+  refused: number;
+  /** Tables (and views) the session's statements named, refused ones included; lower-case as written (`schema.table` or `table`). */
+  tables: string[];
+  /** Of those, the ones a statement wrote to or tried to (DML, COPY FROM, DDL). */
+  written: string[];
+  /**
+   * The columns its statements named, as `table.column` (`table.*` for a `*`; see `columnsNamed`
+   * in src/policy/touched.ts); absent in sessions indexed before hoop kept them.
+   */
+  columns?: string[];
+  /** False when the session ran more distinct statements (or named more columns) than were analysed for `tables` and `columns`. */
+  tablesComplete: boolean;
+  /** Rows the client received (result rows and COPY TO data), in all its statements; absent before hoop counted them. */
+  rowsRead?: number;
+  /** Rows its statements changed, as the server reported them (INSERT, UPDATE, DELETE, MERGE, COPY FROM), committed or not. */
+  rowsChanged?: number;
+  /**
+   * Columns masking masked as a whole in results the client received (`schema.table.column`, or
+   * the result column's name when it has no origin), each with the strategy: their values left masked.
+   */
+  maskedColumns: Array<{ column: string; strategy: string }>;
+  /**
+   * `complete`: closed and signed; `running`: being written (it verifies up to its last
+   * checkpoint); `truncated`: the gateway stopped before the session ended (it verifies up to its
+   * last checkpoint); `failed`: it could not be written (onFailure continue or refuse); `none`: not
+   * recorded; `deleted`: removed after the policy's `retentionDays`.
+   */
+  recording: 'complete' | 'running' | 'truncated' | 'failed' | 'none' | 'deleted';
+  /** How much of the CLI's own record of the session the gateway holds (absent: none of it). */
+  clientRecord?: 'uploading' | 'complete' | 'truncated' | 'refused';
+  bytesFromClient: number;
+  bytesToClient: number;
+}
+
+/** The cancel key of a session's upstream PostgreSQL backend. */
+export interface UpstreamKey {
+  processId: number;
+  secretKey: number;
+}
+
+/**
+ * Where a gateway keeps its sessions index and its recordings' files once written: the data
+ * directory ({@link FileSessionArchive}), or a store shared by replicas (./recordings-postgres.ts).
+ * Recordings are always written first to the data directory, by the recording thread.
+ */
+export interface SessionArchive {
+  /** A session started (a shared store lists it as running on every replica). */
+  started(summary: SessionSummary): void;
+  /** A file of session `id`'s recording is durable in the data directory, or was removed there. */
+  fileWritten?(id: string, name: string, removed: boolean): void;
+  /** Running session `id`'s upstream PostgreSQL cancel key (a shared store keeps it, out of every listing, for a replica that takes this one over). */
+  upstream?(id: string, key: UpstreamKey): void;
+  /** Adds an ended session to the index (a shared store: queues it; see {@link SessionArchive.indexedLater}). */
+  index(summary: SessionSummary): Promise<void>;
+  /**
+   * For an archive whose {@link SessionArchive.index} resolves before {@link SessionArchive.session}
+   * answers with the line (a shared store, written in batches and kept queued while it is down):
+   * settles once it does. Undefined when nothing waits for session `id`.
+   */
+  indexedLater?(id: string): Promise<void> | undefined;
+  /** Every session of the index, newest first. */
+  sessions(): Promise<SessionSummary[]>;
+  /** Session `id` as the index has it. */
+  session(id: string): Promise<SessionSummary | undefined>;
+  /** Whether the index holds a session other than `except` of this identity's agent on this connection (its agent used it before). */
+  agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean>;
+  /** Whether session `id` was ever recorded (its id is never given to another session). */
+  recorded(id: string): Promise<boolean>;
+  /** Claims session id `id` for a new session, atomically: false when it was claimed or recorded before, here or on any replica sharing the archive. */
+  claim(id: string): Promise<boolean>;
+  /** The files of session `id`'s recording. */
+  files(id: string): Promise<string[]>;
+  /** One file of it: a path in the data directory, or its bytes; undefined when there is none. */
+  file(id: string, name: string): Promise<string | Buffer | undefined>;
+  /** Deletes the recordings of sessions that ended more than `days` days before `now`; resolves their ids. */
+  prune(days: number, now: number): Promise<string[]>;
+  /** The recording keys published at `/v1/keys` (the replica's own `key` among them). */
+  publicKeys(own: PublishedKey[]): Promise<PublishedKey[]>;
+  /** Indexes what a gateway that stopped without ending its sessions left behind; resolves how many. */
+  recover(): Promise<number>;
+  /** Waits for what is still to be written (bounded), then stops. */
+  close(): Promise<void>;
+}
+
+/** See the module documentation. */
+export class GatewayRecordings {
+  readonly dir: string;
+  readonly key: KeyObject;
+  readonly archive: SessionArchive;
+  readonly #retired: KeyObject[];
+  /** Where recordings are written, off the event loop that relays sessions. */
+  readonly #thread = new RecordingThread();
+
+  private constructor(dir: string, key: KeyObject, retired: KeyObject[], archive: SessionArchive) {
+    this.dir = dir;
+    this.key = key;
+    this.#retired = retired;
+    this.archive = archive;
+  }
+
+  /**
+   * Opens the recordings of the data directory `dataDir`, making the signing key on first use;
+   * the index and the files written go to `archive` (default: the data directory).
+   */
+  static async open(dataDir: string, archive?: (dir: string) => SessionArchive): Promise<GatewayRecordings> {
+    const keys = join(dataDir, 'keys');
+    try {
+      await mkdir(keys, { recursive: true, mode: 0o700 });
+      await mkdir(join(dataDir, 'recordings'), { recursive: true, mode: 0o700 });
+      let pem: string;
+      try {
+        pem = await readFile(join(keys, KEY_FILE), 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        pem = generateSigningKey().pem;
+        const handle = await open(join(keys, KEY_FILE), 'wx', 0o600);
+        await handle.writeFile(pem);
+        await handle.sync();
+        await handle.close();
+      }
+      const retired: KeyObject[] = [];
+      for (const f of (await readdir(keys)).filter((f) => /^retired-.*\.pem$/.test(f)).sort()) retired.push(signingKeyFromPem(await readFile(join(keys, f), 'utf8')));
+      return new GatewayRecordings(dataDir, signingKeyFromPem(pem), retired, (archive ?? ((dir) => new FileSessionArchive(dir)))(dataDir));
+    } catch (err) {
+      throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot use the recording key in ${keys}: ${describeError(err)}`, {
+        hint: 'check the permissions of dataDir; a key file must be an Ed25519 private key in PEM',
+      });
+    }
+  }
+
+  /** This gateway's keys: the current one, then retired ones. */
+  ownKeys(): PublishedKey[] {
+    return [
+      { publicKey: sshPublicKeyLine(this.key), fingerprint: sshFingerprint(this.key), status: 'current' as const },
+      ...this.#retired.map((k) => ({ publicKey: sshPublicKeyLine(k), fingerprint: sshFingerprint(k), status: 'retired' as const })),
+    ];
+  }
+
+  /** The keys recordings are checked against: this gateway's, and with a shared store every replica's. */
+  publicKeys(): Promise<PublishedKey[]> {
+    return this.archive.publicKeys(this.ownKeys());
+  }
+
+  /** Whether session `id` was recorded (its recording is never written over). */
+  recorded(id: string): Promise<boolean> {
+    return SESSION_ID.test(id) ? this.archive.recorded(id) : Promise.resolve(false);
+  }
+
+  /** Claims `id` for a new session ({@link SessionArchive.claim}): false for an id that is not a session id, or taken. */
+  claim(id: string): Promise<boolean> {
+    return SESSION_ID.test(id) ? this.archive.claim(id) : Promise.resolve(false);
+  }
+
+  /** Starts the recording of session `id` on the recording thread, its records read by the protocol's `encoder` module (a URL), with a signed checkpoint at least every `checkpointMs`. */
+  start(id: string, encoder: string, checkpointMs = 1000): Promise<RecordingStream> {
+    if (!SESSION_ID.test(id)) throw new Error(`not a session id: ${id}`);
+    const dir = join(this.dir, 'recordings', id);
+    const archive = this.archive;
+    return this.#thread.open({ dir, id, key: this.key, encoder, checkpointMs, ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}) });
+  }
+
+  /** Stops the recording thread (the gateway is stopping; its sessions have ended), then the archive. */
+  async stop(): Promise<void> {
+    await this.#thread.stop();
+    await this.archive.close();
+  }
+
+  /** See {@link SessionArchive.recover}. Call at start, before any session runs. */
+  recoverUnindexed(): Promise<number> {
+    return this.archive.recover();
+  }
+
+  /** Adds an ended session to the index. */
+  index(summary: SessionSummary): Promise<void> {
+    return this.archive.index(summary);
+  }
+
+  /** See {@link SessionArchive.prune}. */
+  prune(days: number, now = Date.now()): Promise<string[]> {
+    return this.archive.prune(days, now);
+  }
+
+  /** The index, newest first. */
+  sessions(): Promise<SessionSummary[]> {
+    return this.archive.sessions();
+  }
+}
+
+/**
+ * What the index says of a session whose gateway stopped before it ended (killed, crashed), read
+ * from its recording in `dir`: `truncated`, ended `gateway-stopped` at its last write, with who and
+ * where from its `start` event.
+ */
+export async function summaryFromRecording(id: string, dir: string): Promise<SessionSummary> {
+  const chunks = (await readdir(dir).catch(() => [])).filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f)).sort();
+  let start: Record<string, unknown> | undefined;
+  let statements = 0;
+  let refused = 0;
+  let last = 0;
+  for (const f of chunks) {
+    try {
+      last = Math.max(last, (await stat(join(dir, f))).mtimeMs);
+      for (const line of gunzipSync(await readFile(join(dir, f)))
+        .toString('utf8')
+        .split('\n')
+        .slice(1)) {
+        if (!line) continue;
+        const e = JSON.parse(line) as Record<string, unknown>;
+        if (e.t === 'start') start = e;
+        else if (e.t === 'query' || e.t === 'execute') statements++;
+        else if (e.t === 'decision') refused++;
+      }
+    } catch {
+      /* a chunk cut by the crash: the verifier says so */
+    }
+  }
+  const who = (start?.identity ?? {}) as { subject?: string; issuer?: string; email?: string; groups?: string[]; kind?: 'user' | 'workload' };
+  return {
+    id,
+    subject: who.subject ?? '?',
+    issuer: who.issuer ?? '?',
+    ...(who.email !== undefined ? { email: who.email } : {}),
+    groups: who.groups ?? [],
+    kind: who.kind ?? 'user',
+    connection: String(start?.connection ?? '?'),
+    type: String(start?.type ?? 'postgres'),
+    remote: String(start?.remote ?? '?'),
+    ...(typeof start?.client === 'string' ? { client: start.client } : {}),
+    ...(typeof start?.policyCommit === 'string' ? { policyCommit: start.policyCommit } : {}),
+    ...(typeof start?.runId === 'string' ? { runId: start.runId } : {}),
+    ...(typeof start?.via === 'string' && (VIAS as readonly string[]).includes(start.via) ? { via: start.via as Via } : {}),
+    ...(typeof start?.agent === 'string' ? { agent: start.agent } : {}),
+    ...(typeof start?.isolated === 'boolean' ? { isolated: start.isolated } : {}),
+    ...(start?.direct === true ? { direct: true as const } : {}),
+    startedAt: new Date(typeof start?.at === 'number' ? start.at : last).toISOString(),
+    endedAt: new Date(last || Date.now()).toISOString(),
+    reason: 'gateway-stopped',
+    statements,
+    refused,
+    tables: [],
+    written: [],
+    tablesComplete: false,
+    maskedColumns: [],
+    recording: 'truncated',
+    bytesFromClient: 0,
+    bytesToClient: 0,
+  };
+}
+
+/**
+ * The sessions index and recordings in the data directory: one directory per session under
+ * `recordings/`, and `sessions.jsonl`, one line per ended session, appended and fsynced, that
+ * `hoop sessions ls` searches without opening recordings.
+ */
+export class FileSessionArchive implements SessionArchive {
+  readonly dir: string;
+  readonly #index: SessionIndexFile<SessionSummary>;
+
+  constructor(dataDir: string) {
+    this.dir = dataDir;
+    this.#index = new SessionIndexFile(join(dataDir, INDEX_FILE));
+  }
+
+  started(): void {
+    /* listed from the gateway's memory while it runs */
+  }
+
+  async recorded(id: string): Promise<boolean> {
+    return stat(join(this.dir, 'recordings', id)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** The recording's directory, made exclusively: it exists for every id claimed here, and stays when its files are pruned. */
+  async claim(id: string): Promise<boolean> {
+    await mkdir(join(this.dir, 'recordings'), { recursive: true, mode: 0o700 });
+    return mkdir(join(this.dir, 'recordings', id), { mode: 0o700 }).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') return false;
+        throw err;
+      },
+    );
+  }
+
+  async files(id: string): Promise<string[]> {
+    return (await readdir(join(this.dir, 'recordings', id)).catch(() => [])).filter((f) => RECORDING_FILE.test(f)).sort();
+  }
+
+  async file(id: string, name: string): Promise<string> {
+    return join(this.dir, 'recordings', id, name);
+  }
+
+  async publicKeys(own: PublishedKey[]): Promise<PublishedKey[]> {
+    return own;
+  }
+
+  async recover(): Promise<number> {
+    const indexed = new Set((await this.sessions()).map((s) => s.id));
+    const root = join(this.dir, 'recordings');
+    let found = 0;
+    for (const id of (await readdir(root)).filter((d) => SESSION_ID.test(d) && !indexed.has(d)).sort()) {
+      // An id claimed for a session that never wrote a file (its recording could not start) is no session to list.
+      if ((await readdir(join(root, id)).catch(() => [])).length === 0) continue;
+      await this.index(await summaryFromRecording(id, join(root, id)));
+      found++;
+    }
+    return found;
+  }
+
+  /** Adds an ended session to the index (one line, fsynced; see ./session-index-file.ts). */
+  index(summary: SessionSummary): Promise<void> {
+    return this.#index.append(summary);
+  }
+
+  /** Notes each deletion in the index (`{ id, deleted }`; the session stays listed, its recording `deleted`). */
+  async prune(days: number, now: number): Promise<string[]> {
+    const cutoff = now - days * 86_400_000;
+    const deleted: string[] = [];
+    for (const s of await this.sessions()) {
+      if (s.recording === 'deleted' || s.recording === 'none' || !s.endedAt || Date.parse(s.endedAt) >= cutoff) continue;
+      // The files go; the empty directory stays, so the id is never given to another session.
+      const dir = join(this.dir, 'recordings', s.id);
+      for (const f of await readdir(dir).catch(() => [])) await rm(join(dir, f), { recursive: true, force: true });
+      await this.#index.append({ id: s.id, deleted: new Date(now).toISOString() });
+      deleted.push(s.id);
+    }
+    return deleted;
+  }
+
+  close(): Promise<void> {
+    return this.#index.close();
+  }
+
+  /** The index, newest first. */
+  async sessions(): Promise<SessionSummary[]> {
+    return (await this.#index.sessions()).reverse();
+  }
+
+  session(id: string): Promise<SessionSummary | undefined> {
+    return this.#index.session(id);
+  }
+
+  async agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean> {
+    return (await this.sessions()).some((s) => s.id !== q.except && s.agent === q.agent && s.connection === q.connection && s.subject === q.subject && s.issuer === q.issuer);
+  }
+}
+
+/** Distinct SQL texts of a session without a judge analysed for the index; beyond this the index says it is incomplete. */
+const MAX_TEXTS = 500;
+/** Distinct columns the index keeps per session; beyond this it says it is incomplete. */
+const MAX_COLUMNS = 1000;
+
+/** What the index says a session's statements touched. */
+export type TouchedSummary = Pick<SessionSummary, 'tables' | 'written' | 'columns' | 'tablesComplete'>;
+
+/**
+ * The tables a session's statements named and wrote to, for the index: from the judge's verdicts
+ * as they come (the policy analysed each text once already, and caches it by shape), or, in a
+ * session without a judge, from its distinct SQL texts (a Set insert on the data path, capped),
+ * analysed once the session is over.
+ */
+export class TablesTouched {
+  /** Each made on its first entry: a session that sends nothing holds none. */
+  #tables: Set<string> | undefined;
+  #written: Set<string> | undefined;
+  #columns: Set<string> | undefined;
+  #texts: Set<string> | undefined;
+  /** Named relation (as statements name it) -> its descendants (`schema.table`), from the catalog. */
+  #descendants: Map<string, Set<string>> | undefined;
+  #complete = true;
+
+  /** A judge's verdict on one statement. */
+  addVerdict(touched: TablesTouchedBy | undefined): void {
+    if (!touched) return;
+    for (const t of touched.tables) (this.#tables ??= new Set()).add(t);
+    for (const t of touched.written) (this.#written ??= new Set()).add(t);
+    for (const c of touched.columns) {
+      if ((this.#columns?.size ?? 0) >= MAX_COLUMNS) {
+        if (!this.#columns!.has(c)) this.#complete = false;
+      } else (this.#columns ??= new Set()).add(c);
+    }
+  }
+
+  /**
+   * What the relations a statement named read beyond themselves (src/postgres/gateway/relation-reads.ts):
+   * the tables and columns under a view, and a named parent's descendants, whose same-named
+   * columns count as read (and the descendant as written) with the parent's, at the summary.
+   */
+  addReads(reads: { tables: readonly string[]; columns: readonly string[]; descendants?: ReadonlyArray<{ of: string; table: string }> }): void {
+    this.addVerdict({ tables: reads.tables, written: [], columns: reads.columns });
+    for (const d of reads.descendants ?? []) {
+      const of = (this.#descendants ??= new Map()).get(d.of) ?? new Set<string>();
+      if (of.size < MAX_COLUMNS) of.add(d.table);
+      else if (!of.has(d.table)) this.#complete = false;
+      this.#descendants.set(d.of, of);
+    }
+  }
+
+  /** The SQL text of a statement no judge saw. */
+  addText(sql: unknown): void {
+    if (typeof sql !== 'string' || sql === '' || this.#texts?.has(sql)) return;
+    if ((this.#texts?.size ?? 0) >= MAX_TEXTS) this.#complete = false;
+    else (this.#texts ??= new Set()).add(sql);
+  }
+
+  async summary(): Promise<TouchedSummary> {
+    let complete = this.#complete;
+    if (this.#texts && this.#texts.size > 0) {
+      await loadSqlParser();
+      for (const sql of this.#texts) {
+        const a = analyzeSql(sql);
+        if (!a.ok) complete = false;
+        this.addVerdict(tablesTouched(a));
+      }
+    }
+    if (this.#descendants) complete = this.#inherit(this.#descendants) && complete;
+    return { tables: [...(this.#tables ?? [])].sort(), written: [...(this.#written ?? [])].sort(), columns: [...(this.#columns ?? [])].sort(), tablesComplete: complete };
+  }
+
+  /**
+   * A parent's columns named are its descendants' same-named columns too, and a parent written
+   * its descendants written (a statement reading `ONLY parent` is counted so as well: the parse
+   * does not tell ONLY, and a read said that was not is safe, the reverse is not). False when the
+   * columns went past their cap.
+   */
+  #inherit(descendants: ReadonlyMap<string, ReadonlySet<string>>): boolean {
+    let complete = true;
+    for (const c of [...(this.#columns ?? [])]) {
+      const dot = c.lastIndexOf('.');
+      for (const table of descendants.get(c.slice(0, dot)) ?? []) {
+        const column = `${table}${c.slice(dot)}`;
+        if ((this.#columns?.size ?? 0) < MAX_COLUMNS) this.#columns!.add(column);
+        else if (!this.#columns!.has(column)) complete = false;
+      }
+    }
+    for (const w of [...(this.#written ?? [])]) for (const table of descendants.get(w) ?? []) this.#written!.add(table);
+    return complete;
+  }
+}

@@ -1,0 +1,508 @@
+/**
+ * Admitting a session, however it came (a hoop-tunnel/1 Upgrade, a hoop-mux/1 OPEN, or a direct
+ * client signed in with a direct credential at the gateway's port), in explicit
+ * steps: who is calling and what the policy lets them do on the connection ({@link authorize}),
+ * the identity's bound on open sessions, the session's id, its recording, the channel accepted,
+ * what ends it early (its token, its run, its maximum length, a temporary grant), and its engine
+ * serving it. What the log, the audit stream, the recording and the index say of it, they hear
+ * from the session's owner ({@link LiveSession}).
+ */
+import { randomUUID } from 'node:crypto';
+import type { ConnectionConfig } from '../../config/connection.js';
+import { ErrorCode, HoopError, describeError } from '../../errors.js';
+import type { Identity } from '../../identity.js';
+import { accessFor } from '../../policy/access.js';
+import { directPrincipal, principalOf, type Principal } from '../../policy/principal.js';
+import { alertSubject } from '../alerts/alerts.js';
+import type { RecordingPolicy } from '../../policy/schema.js';
+import { stillIncludes, type DatabaseAccess } from '../../policy/database-access.js';
+import { CLIENT_RECORD_ROW_CAP } from '../../postgres/pipeline/recording/records.js';
+import { SessionEnd, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import type { TunnelErrorBody, TunnelSessionRequest } from '../../tunnel/accept.js';
+import { BytesSentTally } from './bytes-sent.js';
+import type { SessionChannel } from '../../session/engine.js';
+import { describeLength } from '../../text-format.js';
+import { VERSION } from '../../version.js';
+import { mayUse } from '../identity/access.js';
+import type { Callers } from './callers.js';
+import { type EngineRegistry, engineFor } from '../parts/engines.js';
+import { errorBody, errorHeaders, errorStatus, asHoopError } from '../http/respond.js';
+import { DEFAULT_MAX_SESSIONS_PER_IDENTITY, SessionSlots } from './session-slots.js';
+import { PostgresSlots } from './session-slots-postgres.js';
+import type { GatewayParts } from '../parts/parts.js';
+import { whoOf } from '../config/policy-source.js';
+import { describeEnd } from '../runs/runs.js';
+import { LiveSession, type SessionEvents, type SessionOrigin, type SessionWho } from './live-session.js';
+import { openRecording, startRecording } from './session-recording.js';
+import { watchSessionToken } from './session-token.js';
+import { directIdentity, watchDirectSession, type DirectRecord } from '../credentials/direct-credentials.js';
+import { TokenRejectedError } from '../identity/verify-token.js';
+import type { SessionJudge, SessionMasking, SessionSsh } from '../../session/engine.js';
+import type { SessionLimits } from '../../policy/limits.js';
+
+/** Recording without a policy repo. */
+const DEFAULT_RECORDING: RecordingPolicy = { results: 'masked', rowCap: 1000, onFailure: 'close', auditors: [] };
+/** A session id as a tunnel may propose it (`Hoop-Session-Id`). */
+const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
+/** How long a finished session's tunnel may stay open for the client to read its last bytes. */
+const SESSION_LINGER_MS = 5_000;
+/** The longest delay `setTimeout` takes; a session limit is at most 7 days, so clamp. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const SHUTTING_DOWN: TunnelErrorBody = { error: { code: ErrorCode.GATEWAY_UNREACHABLE, message: 'the gateway is shutting down' } };
+
+/** Logs why a tunnel (or a hoop-mux/1 connection) is refused, and refuses it with the error's status, body and headers. */
+export function refuseTunnel(parts: GatewayParts, err: unknown, fields: Record<string, string>, refuse: SessionAnswer['refuse']): void {
+  const e = asHoopError(err);
+  parts.log.warn('tunnel.refused', { ...fields, code: e.code, reason: e instanceof TokenRejectedError ? e.reason : undefined, message: e.message });
+  refuse(errorStatus(e), errorBody(e), errorHeaders(e));
+}
+
+/** A header of a session's request, when it was given once (a repeated one is as if absent). */
+function headerOf(headers: TunnelSessionRequest['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** How a session is answered: refused (a status and body, said in the client's protocol), or accepted with the channel it runs on. */
+export interface SessionAnswer {
+  refuse(status: number, body: TunnelErrorBody, headers?: Record<string, string>): void;
+  accept(headers: Record<string, string>): SessionChannel;
+}
+
+/** What a session's client asks for in its request's headers (a direct client: its credential). */
+interface Asked {
+  sessionId: string | undefined;
+  client: string | undefined;
+  sshKey: string | undefined;
+  /** A client that does not wait for reviews (hoop exec --no-wait, hoop mcp): its reviews outlive the session. */
+  detached: boolean;
+  via: string | undefined;
+  /** A direct client's credential (its principal is the credential's, its life the credential's), and how its engine serves it (its startup was read). */
+  direct?: { record: DirectRecord; serve: (session: TunnelSession) => Promise<SessionOutcome> };
+}
+
+/** What the policy lets a caller do on a connection, for one session. */
+interface Authorized {
+  identity: Identity;
+  principal: Principal;
+  connection: ConnectionConfig;
+  policy: SessionPolicy | undefined;
+  policyCommit: string | undefined;
+  /** Whether a renewed token keeps the session. */
+  stillAllowed: (id: Identity) => boolean;
+  /** The session rests on a temporary grant: it ends then. */
+  grantUntil: { until: number; request: string } | undefined;
+}
+
+/** What a session may do without a policy repo (GatewayOptions.sessionPolicy), or as the policy repo says. */
+export interface SessionPolicy {
+  judge?: SessionJudge;
+  readOnly?: boolean;
+  masking?: SessionMasking;
+  /** The session ends (reason `session-limit`) this many seconds after it opened. */
+  maxSessionSeconds?: number;
+  /** Sessions the identity may have open at once on this gateway (default 32). */
+  maxSessions?: number;
+  /** Server timeouts of the access. */
+  limits?: SessionLimits;
+  /** What the session's recording keeps (default: masked results, 1000 rows, close on failure). */
+  recording?: RecordingPolicy;
+  /** SSH: what the session may do. */
+  ssh?: SessionSsh;
+  /** PostgreSQL: the database roles and databases the session may pick (default: the connection's own). */
+  databaseAccess?: DatabaseAccess;
+}
+
+/** Options of {@link SessionAdmission} (tests). */
+export interface AdmissionOptions {
+  sessionPolicy?: ((identity: Identity, connection: ConnectionConfig) => SessionPolicy | undefined) | undefined;
+  sessionLimitScale?: number | undefined;
+  /** How often the bytes sent to each client are told (default BYTES_TICK_MS of ./bytes-sent.ts). */
+  bytesTickMs?: number | undefined;
+}
+
+/** Admits, serves and ends the gateway's sessions; knows every live one. */
+export class SessionAdmission {
+  /** Set at shutdown: no new session is admitted. */
+  closing = false;
+  /** Each live session's controller, with whom it serves (an alert that suspends them ends it). */
+  readonly #controllers = new Map<AbortController, { identity: Identity; agent: string | undefined }>();
+  readonly #live = new Set<Promise<unknown>>();
+  readonly #lingering = new Set<SessionChannel>();
+  readonly #claimed = new Set<string>();
+  readonly #slots: SessionSlots;
+  readonly #bytesSent: BytesSentTally;
+
+  constructor(
+    private readonly parts: GatewayParts,
+    private readonly callers: Callers,
+    private readonly engines: EngineRegistry,
+    private readonly events: SessionEvents,
+    private readonly o: AdmissionOptions,
+  ) {
+    this.#slots = new SessionSlots(parts.replica ? new PostgresSlots(parts.replica, parts.log) : undefined);
+    this.#bytesSent = new BytesSentTally((event, fields) => parts.events.emit(event, fields), o.bytesTickMs);
+    parts.alerts.onSuspend((alert, matches) => {
+      const end = new SessionEnd(
+        'alert-suspended',
+        `hoop: ${alertSubject(alert)} is suspended by alert ${alert.id} (${alert.rule})`,
+        `hoop alerts ls shows it; a member of the groups that may clear it can: hoop alerts clear ${alert.id}`,
+      );
+      for (const [c, who] of this.#controllers) if (matches(who.identity, who.agent)) c.abort(end);
+    });
+  }
+
+  /** Sessions being admitted or served. */
+  get active(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * Admits one session, in the background; `answer` refuses or accepts it. The token is handed to
+   * the verifier here and not kept: a session holds who it is, not the bearer token, nor the rest
+   * of the request's headers (only what it reads).
+   */
+  admit(request: TunnelSessionRequest, answer: SessionAnswer): void {
+    // remoteAddress is `address:port`.
+    const remote = request.remoteAddress.slice(0, Math.max(0, request.remoteAddress.lastIndexOf(':'))) || request.remoteAddress;
+    const identified = this.callers.authenticate(headerOf(request.headers, 'authorization'), { remote, at: 'tunnel' });
+    const asked: Asked = {
+      sessionId: headerOf(request.headers, 'hoop-session-id'),
+      client: headerOf(request.headers, 'hoop-client-version'),
+      sshKey: headerOf(request.headers, 'hoop-ssh-key'),
+      detached: headerOf(request.headers, 'hoop-review') === 'detach',
+      via: headerOf(request.headers, 'hoop-via'),
+    };
+    const task = this.#admit(request.name, request.remoteAddress, identified, asked, answer);
+    this.#live.add(task);
+    void task.finally(() => this.#live.delete(task));
+  }
+
+  /**
+   * Admits a direct client signed in with the credential `record` (../../postgres/gateway/direct-front.ts),
+   * in the background; `serve` runs its session on the engine, its startup read. A refusal is
+   * said in the client's protocol by `refuse`.
+   */
+  admitDirect(record: DirectRecord, remoteAddress: string, answer: SessionAnswer, serve: (session: TunnelSession) => Promise<SessionOutcome>): void {
+    const asked: Asked = { sessionId: undefined, client: undefined, sshKey: undefined, detached: false, via: undefined, direct: { record, serve } };
+    const task = this.#admit(record.connection, remoteAddress, Promise.resolve(directIdentity(record)), asked, answer);
+    this.#live.add(task);
+    void task.finally(() => this.#live.delete(task));
+  }
+
+  /** Ends every live session with `reason`. */
+  endAll(reason: SessionEnd): void {
+    for (const c of this.#controllers.keys()) c.abort(reason);
+  }
+
+  /** Resolves once every session has ended; then cuts the channels still lingering. */
+  async drained(): Promise<void> {
+    await Promise.allSettled([...this.#live]);
+    for (const channel of this.#lingering) channel.destroy();
+  }
+
+  async #admit(name: string, remoteAddress: string, identified: Promise<Identity>, asked: Asked, answer: SessionAnswer): Promise<void> {
+    const refuse = (err: unknown): void => refuseTunnel(this.parts, err, { connection: name, remote: remoteAddress }, answer.refuse);
+    const started = Date.now();
+    let authorized: Authorized;
+    try {
+      authorized = await this.#authorize(await identified, name, asked);
+    } catch (err) {
+      return refuse(err);
+    }
+    if (this.closing) return answer.refuse(503, SHUTTING_DOWN);
+    const { identity, connection, policy } = authorized;
+    // An alert that suspends this identity (its run, its agent) refuses it until someone clears it.
+    const suspended = this.parts.alerts.refusal(identity, authorized.principal.agent);
+    if (suspended) return refuse(suspended);
+    // Each identity's sessions are bounded: one person's (or agent's) idle sessions cannot take every upstream slot; and each PostgreSQL connection's, whoever's: the server keeps slots for others.
+    const max = policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY;
+    const ceiling = connection.type === 'postgres' && connection.maxSessions !== undefined ? { name: connection.name, max: connection.maxSessions } : undefined;
+    const slot = await this.#slots.take(identity, max, ceiling).catch((err: unknown) => asHoopError(err));
+    if (slot instanceof HoopError) return refuse(slot);
+    // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.
+    const sessionId = await this.#claimSessionId(asked.sessionId);
+    try {
+      await this.#serve(sessionId, authorized, asked, remoteAddress, answer, started);
+    } finally {
+      // Whatever happened: the id is free again, and no longer counted as its identity's. (Its index
+      // observer lists it as running, then as it ended until the index has it: ./session-events.ts.)
+      this.#claimed.delete(sessionId);
+      slot.release();
+    }
+  }
+
+  /** Who is calling, and what the policy (or without a policy repo, the configuration) lets them do on connection `name`. */
+  async #authorize(identity: Identity, name: string, asked: Asked): Promise<Authorized> {
+    const { policySource, reviews } = this.parts;
+    // How it came: a run's, from its credential; a direct client's, from its credential; a person's own, as their client says (connect or exec).
+    const principal = asked.direct ? directPrincipal(identity) : principalOf(identity, asked.via);
+    if (!policySource) {
+      const connection = this.callers.lookup(identity, name);
+      return { identity, principal, connection, policy: this.o.sessionPolicy?.(identity, connection), policyCommit: undefined, stillAllowed: (id) => mayUse(id, connection), grantUntil: undefined };
+    }
+    const ps = await policySource.forSession(identity, name, reviews.grantsOf(identity), principal);
+    const pinned = ps.snapshot.policy;
+    const mode = ps.grant.mode;
+    return {
+      identity,
+      principal,
+      connection: ps.connection,
+      policyCommit: ps.snapshot.commit,
+      policy: {
+        judge: ps.judge,
+        readOnly: ps.readOnly,
+        recording: pinned.recording,
+        ...(ps.ssh ? { ssh: ps.ssh } : {}),
+        ...(ps.masking ? { masking: ps.masking } : {}),
+        ...(ps.maxSessionSeconds !== undefined ? { maxSessionSeconds: ps.maxSessionSeconds } : {}),
+        maxSessions: ps.maxSessions,
+        limits: ps.limits,
+        ...(ps.databaseAccess ? { databaseAccess: ps.databaseAccess } : {}),
+      },
+      // A renewed token keeps the session only with the same access under the policy the session started with.
+      stillAllowed: (id) => {
+        const now = accessFor(pinned, whoOf(id, principal), name, reviews.grantsOf(id));
+        // The role and database the session signed in as must still be allowed: so must everything it could pick.
+        return now?.mode === mode && stillIncludes(now.databaseAccess, ps.databaseAccess);
+      },
+      grantUntil: ps.grant.until !== undefined ? { until: ps.grant.until, request: ps.grant.request! } : undefined,
+    };
+  }
+
+  /**
+   * The new session's id: the one its client proposed when nobody ever had it (claimed in the
+   * archive, atomically across replicas, so that no recording is written over or mixed with
+   * another's), else a new one.
+   */
+  async #claimSessionId(requested: string | undefined): Promise<string> {
+    const { recordings } = this.parts;
+    if (requested !== undefined && SESSION_ID.test(requested) && !this.#claimed.has(requested)) {
+      this.#claimed.add(requested);
+      // When the store cannot say, the id counts as taken.
+      if (!recordings || (await recordings.claim(requested).catch(() => false))) return requested;
+      this.#claimed.delete(requested);
+    }
+    for (;;) {
+      const id = randomUUID();
+      this.#claimed.add(id);
+      if (!recordings || (await recordings.claim(id).catch(() => true))) return id;
+      this.#claimed.delete(id);
+    }
+  }
+
+  /** Records, accepts and serves an authorized session to its end. */
+  async #serve(sessionId: string, a: Authorized, asked: Asked, remoteAddress: string, answer: SessionAnswer, started: number): Promise<void> {
+    const { parts } = this;
+    const { identity, connection, policy, principal, policyCommit } = a;
+    const name = connection.name;
+    const engine = engineFor(this.engines, connection);
+    // The run is the credential's, never a client's claim (a person's own session belongs to no run).
+    const runId = identity.run?.id;
+    const recordingPolicy = policy?.recording ?? DEFAULT_RECORDING;
+    let recording: Awaited<ReturnType<typeof openRecording>>;
+    try {
+      recording = await openRecording(parts, engine, sessionId, recordingPolicy, { connection: name, subject: identity.subject });
+    } catch (err) {
+      return answer.refuse(503, errorBody(asHoopError(err)));
+    }
+    const channel = answer.accept({
+      'Hoop-Session-Id': sessionId,
+      'Hoop-Gateway-Version': VERSION,
+      // The gateway records this session, and takes the CLI's record of it (PUT …/client/{file}), with as many rows as the policy keeps (at most 100).
+      ...(recording !== undefined ? { 'Hoop-Client-Record': `rows=${recordingPolicy.results === 'none' ? 0 : Math.min(recordingPolicy.rowCap, CLIENT_RECORD_ROW_CAP)}` } : {}),
+      ...(policyCommit !== undefined ? { 'Hoop-Policy-Commit': policyCommit } : {}),
+    });
+    const who: SessionWho = {
+      session: sessionId,
+      subject: identity.subject,
+      issuer: identity.issuer,
+      connection: name,
+      remote: remoteAddress,
+      via: principal.via,
+      ...(runId ? { run: runId } : {}),
+      ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
+    };
+    const live = new LiveSession(
+      {
+        who,
+        identity,
+        connection,
+        origin: originOf(a, asked, remoteAddress),
+        started,
+        policyCommit,
+        readOnly: policy?.readOnly === true,
+        maxSessionSeconds: policy?.maxSessionSeconds,
+        recording,
+        recordingFailed: parts.recordings !== undefined && recording === undefined,
+        judged: policy?.judge !== undefined,
+      },
+      this.events,
+    );
+    const controller = new AbortController();
+    this.#controllers.set(controller, { identity, agent: principal.agent });
+    // An alert raised while this session was being admitted ends it now (its suspension ended the live ones).
+    const suspendedMeanwhile = parts.alerts.suspension(identity, principal.agent);
+    if (suspendedMeanwhile)
+      controller.abort(new SessionEnd('alert-suspended', `hoop: ${alertSubject(suspendedMeanwhile)} is suspended by alert ${suspendedMeanwhile.id} (${suspendedMeanwhile.rule})`));
+    const session = this.#session(live, channel, controller.signal, a, asked);
+    const unwatchDisk = recording ? startRecording(live, recording, session, recordingPolicy, parts, (reason) => controller.abort(reason)) : undefined;
+    const stopWatching = this.#watch(live, session, a, asked.direct?.record, (reason) => controller.abort(reason));
+    const tellBytesSent = this.#bytesSent.watch(who, channel);
+    live.opened();
+    let outcome: SessionOutcome;
+    try {
+      // A client that left while it was being admitted has nothing to serve.
+      outcome = channel.destroyed
+        ? { reason: 'client-disconnected', bytesFromClient: 0, bytesToClient: 0, detail: 'the client left before its session opened' }
+        : await (asked.direct ? asked.direct.serve(session) : engine.serve(session));
+    } catch (err) {
+      parts.log.error('engine.error', { ...who, error: describeError(err) });
+      channel.destroy();
+      outcome = { reason: 'internal-error', bytesFromClient: 0, bytesToClient: 0, detail: describeError(err) };
+    } finally {
+      stopWatching();
+      unwatchDisk?.();
+      live.bytesTold = tellBytesSent();
+      this.#controllers.delete(controller);
+    }
+    this.#linger(channel);
+    await this.events.ended(live, outcome);
+  }
+
+  /** The session an engine serves: who, where, and the policy's parts for it. */
+  #session(live: LiveSession, channel: SessionChannel, signal: AbortSignal, { policy, principal }: Authorized, asked: Asked): TunnelSession {
+    const { parts } = this;
+    const { who, identity, connection, touched } = live;
+    const judge = policy?.judge;
+    const session: TunnelSession = {
+      id: who.session,
+      identity,
+      connection,
+      channel,
+      ...(asked.direct ? { direct: true } : {}),
+      remoteAddress: who.remote,
+      log: parts.log,
+      signal,
+      // The tables the session's statements name, for the index: from the judge's verdicts.
+      ...(judge
+        ? {
+            judge: {
+              judge: (sql, analysis) => {
+                const verdict = judge.judge(sql, analysis);
+                touched.addVerdict(verdict.touched);
+                return verdict;
+              },
+              ...(judge.ownBackend ? { ownBackend: (pid: number) => judge.ownBackend!(pid) } : {}),
+            },
+          }
+        : {}),
+      ...(policy?.readOnly ? { readOnly: true } : {}),
+      ...(policy?.ssh ? { ssh: policy.ssh } : {}),
+      ...(asked.sshKey !== undefined ? { sshClientKey: asked.sshKey } : {}),
+      ...(policy?.masking ? { masking: policy.masking } : {}),
+      ...(policy?.limits ? { limits: policy.limits } : {}),
+      ...(policy?.databaseAccess ? { databaseAccess: policy.databaseAccess } : {}),
+      report: live,
+      reviews: {
+        // Each review's request and end are in the session's recording as `review` events.
+        request: (ask) =>
+          parts.reviews.request(ask, {
+            session: who.session,
+            ...(who.run ? { run: who.run } : {}),
+            principal,
+            connection: connection.name,
+            requester: session.identity,
+            ...(asked.detached ? { detached: true } : {}),
+            ...(live.intent !== undefined ? { intent: live.intent } : {}),
+            ...(session.identity.run?.prompt !== undefined ? { prompt: session.identity.run.prompt } : {}),
+            observe: (r) => live.reviewed(r),
+          }),
+      },
+    };
+    return session;
+  }
+
+  /** What ends the session before its client does: its token running out (unless renewed), its run ending, its maximum length, its temporary grant. Returns what stops watching. */
+  #watch(live: LiveSession, session: TunnelSession, a: Authorized, direct: DirectRecord | undefined, end: (reason: SessionEnd) => void): () => void {
+    const { log, runs, verifier, config } = this.parts;
+    const { who } = live;
+    // A tunnel lives on its token (renewed by its client), a direct session on its credential.
+    const stopLifetime = direct
+      ? watchDirectSession({ session, credentials: this.parts.directs, record: direct, mayUse: a.stillAllowed, end, log, logFields: who })
+      : watchSessionToken({
+          session,
+          verifier,
+          toleranceSeconds: (id) => verifier.issuerConfig(id.issuer)?.clockToleranceSeconds ?? config.issuers.find((i) => i.issuer === id.issuer)?.clockToleranceSeconds ?? 0,
+          mayUse: a.stillAllowed,
+          end,
+          log,
+          logFields: who,
+        }).stop;
+    // A run's sessions end with it, on whichever replica it ends.
+    const runId = who.run;
+    const unwatchRun = runId
+      ? runs.watch(runId, (reason) =>
+          end(new SessionEnd('run-ended', `hoop: run ${runId} ended${reason ? ` (${describeEnd(reason)})` : ''}; its sessions end with it`, 'start the command again with hoop run')),
+        )
+      : undefined;
+    const timers: NodeJS.Timeout[] = [];
+    const at = (ms: number, fire: () => void): void => {
+      const t = setTimeout(fire, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
+      t.unref();
+      timers.push(t);
+    };
+    const seconds = a.policy?.maxSessionSeconds;
+    if (seconds !== undefined) {
+      at(Math.round(seconds * 1000 * (this.o.sessionLimitScale ?? 1)), () => {
+        log.info('tunnel.session-limit', { ...who, maxSessionSeconds: seconds });
+        end(new SessionEnd('session-limit', `hoop: this session reached its maximum length of ${describeLength(seconds)}`, 'connect again'));
+      });
+    }
+    if (a.grantUntil) {
+      const { until, request } = a.grantUntil;
+      at(until - Date.now(), () => {
+        log.info('tunnel.grant-expired', { ...who, request });
+        end(
+          new SessionEnd(
+            'grant-expired',
+            `hoop: your temporary access to "${who.connection}" (request ${request}) ended at ${new Date(until).toISOString()}`,
+            `ask again: hoop request ${who.connection} --for 1h --reason "…"`,
+          ),
+        );
+      });
+    }
+    return () => {
+      stopLifetime();
+      unwatchRun?.();
+      for (const t of timers) clearTimeout(t);
+    };
+  }
+
+  /** The session is over: give the client a moment to read the last bytes and close, then cut it. */
+  #linger(channel: SessionChannel): void {
+    if (channel.destroyed) return;
+    if (!channel.writableEnded) channel.end();
+    this.#lingering.add(channel);
+    channel.once('close', () => this.#lingering.delete(channel));
+    setTimeout(() => channel.destroy(), SESSION_LINGER_MS).unref();
+  }
+}
+
+/** Where a session came from, as its recording's start and its summary say it. */
+function originOf({ identity, connection, principal, policyCommit }: Authorized, asked: Asked, remote: string): SessionOrigin {
+  const runId = identity.run?.id;
+  return {
+    connection: connection.name,
+    type: connection.type,
+    remote,
+    ...(asked.client !== undefined ? { client: asked.client } : {}),
+    ...(policyCommit !== undefined ? { policyCommit } : {}),
+    ...(runId ? { runId } : {}),
+    via: principal.via,
+    ...(principal.agent !== undefined ? { agent: principal.agent } : {}),
+    ...(identity.run ? { isolated: identity.run.isolated } : {}),
+    ...(asked.direct ? { direct: true as const } : {}),
+  };
+}
