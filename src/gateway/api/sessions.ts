@@ -80,15 +80,20 @@ function columnSeen(s: SessionSummary, column: string): boolean {
   return (s.maskedColumns ?? []).some((m) => same(m.column, column)) || (s.columns ?? []).some((c) => same(c, column) || (table !== undefined && c.endsWith('.*') && same(c.slice(0, -2), table)));
 }
 
-export function sessionsApi(parts: GatewayParts, callers: Callers) {
-  const { recordings, clientRecords, runs, store, log } = parts;
-  const { running, isAuditor } = callers;
+/** The sessions a caller may see, as the API lists them: from memory while they run here, else from the index, with what of the CLI's record of each was uploaded. */
+class SessionListing {
+  constructor(
+    private readonly parts: GatewayParts,
+    private readonly callers: Callers,
+  ) {}
 
   /**
    * The sessions `identity` may see (its own; an auditor's: everyone's), running ones first, then
    * ended ones, each newest (by start) first; each says how much of the CLI's record of it was uploaded.
    */
-  const visibleSessions = async (identity: Identity): Promise<SessionSummary[]> => {
+  async all(identity: Identity): Promise<SessionSummary[]> {
+    const { recordings, clientRecords } = this.parts;
+    const { running, isAuditor } = this.callers;
     if (!recordings) throw notRecording();
     const auditor = isAuditor(identity);
     // Running ones first taken, then the index: a session that ends in between is in both (and listed once), never in neither.
@@ -109,10 +114,12 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       const client = clients.get(s.id)?.state;
       return client ? { ...s, clientRecord: client } : s;
     });
-  };
+  }
 
-  /** Session `id` as {@link visibleSessions} lists it, if `identity` may see it (one lookup, not the whole index). */
-  const visibleSession = async (identity: Identity, id: string): Promise<SessionSummary | undefined> => {
+  /** Session `id` as {@link SessionListing.all} lists it, if `identity` may see it (one lookup, not the whole index). */
+  async one(identity: Identity, id: string): Promise<SessionSummary | undefined> {
+    const { recordings, clientRecords } = this.parts;
+    const { running, isAuditor } = this.callers;
     if (!recordings) throw notRecording();
     const indexed = await recordings.archive.session(id);
     // As in the listing: ended, the index's; running here, from memory (fresher).
@@ -120,7 +127,14 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
     if (!s || !(isAuditor(identity) || owns(identity, s))) return undefined;
     const client = (await clientRecords?.state('sessions', id))?.state;
     return client ? { ...s, clientRecord: client } : s;
-  };
+  }
+}
+
+/** The sessions API: sessions and their recordings, and the CLIs' records of sessions and runs, as a caller may see them. */
+export function sessionsApi(parts: GatewayParts, callers: Callers) {
+  const { recordings, clientRecords, runs, log } = parts;
+  const { isAuditor } = callers;
+  const listing = new SessionListing(parts, callers);
 
   return {
     /** `GET /v1/keys` */
@@ -132,11 +146,11 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
     /** `GET /v1/sessions` (`id` absent), `GET /v1/sessions/{id}[/files[/{file}]]` */
     async sessions(req: http.IncomingMessage, identity: Identity, id: string | undefined, files: boolean, name: string | undefined): Promise<Answer> {
       if (id === undefined) {
-        const all = await visibleSessions(identity);
+        const all = await listing.all(identity);
         const keep = sessionFilter(new URL(req.url ?? '/', 'http://gateway').searchParams);
         return { status: 200, body: { sessions: all.filter(keep), auditor: isAuditor(identity) } };
       }
-      const summary = await visibleSession(identity, id);
+      const summary = await listing.one(identity, id);
       if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
       if (!files) return { status: 200, body: summary };
       if (name === undefined) return { status: 200, body: { files: await recordings!.archive.files(id) } };
@@ -152,14 +166,14 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       const put = req.method === 'PUT';
       if (put) {
         if (name === undefined) throw new HttpError(405, 'PUT a file of the record, at …/{file}', { headers: { Allow: 'GET' } });
-        await mayUpload(identity, kind, id);
+        await mayUpload(listing, runs, identity, kind, id);
         await parts.disk.check('store more records');
         const data = await readBody(req, MAX_RECORD_FILE_BYTES, "a record's files are its chunks, manifests and signatures, as hoop wrote them");
-        const { stored, state } = await storeFiles(identity, kind, id, [{ name, data }]);
+        const { stored, state } = await storeFiles(parts, identity, kind, id, [{ name, data }]);
         return { status: stored ? 201 : 200, body: { stored, record: state } };
       }
       if (kind === 'sessions') {
-        if (!(await visibleSession(identity, id))) throw unknownRecord(kind, id);
+        if (!(await listing.one(identity, id))) throw unknownRecord(kind, id);
       } else {
         const state = await clientRecords.state('runs', id);
         if (!state || !(isAuditor(identity) || owns(identity, state))) throw unknownRecord(kind, id);
@@ -186,8 +200,8 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       const answers: Array<{ kind: RecordKind; id: string; status: number } & Record<string, unknown>> = [];
       for (const { kind, id, files } of batch) {
         try {
-          await mayUpload(identity, kind, id);
-          const { stored, state } = await storeFiles(identity, kind, id, files);
+          await mayUpload(listing, runs, identity, kind, id);
+          const { stored, state } = await storeFiles(parts, identity, kind, id, files);
           answers.push({ kind, id, status: stored ? 201 : 200, stored, record: state });
         } catch (err) {
           const failure = asHoopError(err);
@@ -199,31 +213,38 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       return { status: 200, body: { records: answers } };
     },
   };
+}
 
-  /** Why `identity` may not upload to the record `kind/id`, thrown; nothing when it may. */
-  async function mayUpload(identity: Identity, kind: RecordKind, id: string): Promise<void> {
-    if (kind === 'sessions') {
-      const summary = await visibleSession(identity, id);
-      if (!summary) throw unknownRecord(kind, id);
-      if (!owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
-      // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
-      if (!['running', 'complete', 'truncated'].includes(summary.recording))
-        throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
-    } else {
-      // A run's record is its person's: the run must be one this gateway began for them.
-      const run = await runs.get(id);
-      if (!run) throw unknownRecord(kind, id);
-      if (!owns(identity, run.owner)) throw new HttpError(403, `run ${id} was not begun by ${identity.subject}; only its person uploads its record`);
-    }
+/** Why `identity` may not upload to the record `kind/id`, thrown; nothing when it may. */
+async function mayUpload(listing: SessionListing, runs: GatewayParts['runs'], identity: Identity, kind: RecordKind, id: string): Promise<void> {
+  if (kind === 'sessions') {
+    const summary = await listing.one(identity, id);
+    if (!summary) throw unknownRecord(kind, id);
+    if (!owns(identity, summary)) throw new HttpError(403, `only the owner of session ${id} uploads its record`);
+    // A record only beside the gateway's own: not for a session it did not record, or whose recording retention removed.
+    if (!['running', 'complete', 'truncated'].includes(summary.recording))
+      throw new HttpError(409, `session ${id} has no recording here (${summary.recording}): the gateway takes no CLI record of it`);
+  } else {
+    // A run's record is its person's: the run must be one this gateway began for them.
+    const run = await runs.get(id);
+    if (!run) throw unknownRecord(kind, id);
+    if (!owns(identity, run.owner)) throw new HttpError(403, `run ${id} was not begun by ${identity.subject}; only its person uploads its record`);
   }
+}
 
-  /** Stores files of a record `identity` may upload to, checked against their registered device keys. */
-  async function storeFiles(identity: Identity, kind: RecordKind, id: string, files: ReadonlyArray<{ name: string; data: Buffer }>): Promise<{ stored: boolean; state: ClientRecordState }> {
-    const owner = { issuer: identity.issuer, subject: identity.subject };
-    const { stored, state } = await clientRecords!.putFiles(kind, id, files, owner, () => store.listDevices(owner));
-    if (stored && files.some((f) => f.name.endsWith('.sig'))) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
-    return { stored, state };
-  }
+/** Stores files of a record `identity` may upload to, checked against their registered device keys. */
+async function storeFiles(
+  parts: GatewayParts,
+  identity: Identity,
+  kind: RecordKind,
+  id: string,
+  files: ReadonlyArray<{ name: string; data: Buffer }>,
+): Promise<{ stored: boolean; state: ClientRecordState }> {
+  const { clientRecords, store, log } = parts;
+  const owner = { issuer: identity.issuer, subject: identity.subject };
+  const { stored, state } = await clientRecords!.putFiles(kind, id, files, owner, () => store.listDevices(owner));
+  if (stored && files.some((f) => f.name.endsWith('.sig'))) log.info('client-record.uploaded', { kind, id, subject: identity.subject, state: state.state, fingerprint: state.fingerprint });
+  return { stored, state };
 }
 
 /** A record the caller may not see, answered as one that does not exist. */
