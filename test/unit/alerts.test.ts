@@ -50,7 +50,8 @@ const ruleOf = (name: string, event: AlertRule['event'], count: number, withinMs
 describe('alert counting', () => {
   it('raises a rule of 120 events at the 120th (more than the evidence it keeps), once, and adds what comes after to the open alert', async () => {
     const { events, raised, store, monitor } = await monitorOf('a', [ruleOf('many', 'refused', 120, 600_000)]);
-    const refuse = (i: number) => events.emit('statement.refused', { session: `s${i}`, subject: 'mallory', issuer: 'https://idp', connection: 'app', rule: 'r', reason: 'no' });
+    const refuse = (i: number) =>
+      events.emit('statement.refused', { session: `s${i}`, subject: 'mallory', issuer: 'https://idp', connection: 'app', action: 'deny', rule: 'r', reason: 'no', message: '' });
     for (let i = 0; i < 119; i++) refuse(i);
     await monitor.counted();
     expect(raised).toHaveLength(0);
@@ -95,14 +96,14 @@ describe('bytes-sent alerts', () => {
   it('weigh the bytes the gateway sent a session as they are told (session.bytes), and a short session by its session.end, never both', async () => {
     const { events, raised, monitor } = await monitorOf('bytes', [ruleOf('big-pulls', 'bytes-sent', 50_000_000, 3_600_000)]);
     const who = { subject: 'mallory', issuer: 'https://idp', connection: 'bastion' };
-    const told = (session: string, bytesToClient: number) => events.emit('session.bytes', { session, ...who, bytesToClient });
+    const told = (session: string, bytesToClient: number) => events.emit('session.bytes', { session, ...who, bytesToClient, total: bytesToClient });
     told('s1', 20_000_000);
     told('s1', 10_000_000);
-    events.emit('session.end', { session: 's1', ...who, bytesToClient: 30_000_000, bytesTold: 30_000_000 });
-    events.emit('session.end', { session: 's2', ...who, bytesToClient: 0 });
+    events.emit('session.end', { session: 's1', ...who, reason: 'client-terminated', durationMs: 1, bytesToClient: 30_000_000, bytesTold: 30_000_000 });
+    events.emit('session.end', { session: 's2', ...who, reason: 'client-terminated', durationMs: 1, bytesToClient: 0 });
     await monitor.counted();
     expect(raised).toHaveLength(0);
-    events.emit('session.end', { session: 's3', ...who, bytesToClient: 19_000_000 });
+    events.emit('session.end', { session: 's3', ...who, reason: 'client-terminated', durationMs: 1, bytesToClient: 19_000_000 });
     await monitor.counted();
     expect(raised).toHaveLength(0);
     told('s4', 6_000_000);
@@ -132,11 +133,11 @@ describe('off-hours alerts', () => {
     const who = { session: 's1', subject: 'mallory', issuer: 'https://idp', connection: 'app' };
     events.emit('statement.completed', { ...who, verb: 'SELECT', rows: 1, changed: 0, tables: [] }); // at noon: usual
     now = Date.parse('2026-11-25T23:00:00Z');
-    events.emit('session.start', who); // not a statement
+    events.emit('session.start', { ...who, kind: 'user', groups: [], type: 'postgres', recorded: true }); // not a statement
     events.emit('statement.completed', { ...who, verb: 'SELECT', rows: 0, changed: 0, tables: [] });
     await monitor.counted();
     expect(raised).toHaveLength(0);
-    events.emit('statement.refused', { ...who, rule: 'no-drop' });
+    events.emit('statement.refused', { ...who, action: 'deny', rule: 'no-drop', reason: 'no', message: '' });
     await monitor.counted();
     expect(raised).toEqual([expect.objectContaining({ rule: 'night-work', counted: 'off-hours', count: 2 })]);
   });

@@ -35,7 +35,49 @@ export const GATEWAY_EVENTS = [
 /** An event of the {@link GATEWAY_EVENTS} catalogue. */
 export type GatewayEvent = (typeof GATEWAY_EVENTS)[number];
 
-export type EventListener = (event: GatewayEvent, fields: Record<string, unknown>) => void;
+/** Who a session is, as each event about it names it. */
+type SessionNamed = { session: string; subject: string; issuer: string; connection: string; remote?: string; via?: string; run?: string; agent?: string };
+
+/** A review's event: the review and its session, never the SQL text. */
+export type ReviewNamed = { review: string; session?: string; subject: string; issuer: string; connection: string; kind: string; state: string; [more: string]: unknown };
+
+/** The fields of each event emitted through {@link GatewayEvents.emit}, as docs/audit.md describes them. */
+export type GatewayEventFields = {
+  'session.start': SessionNamed & { kind: string; groups: readonly string[]; email?: string; type: string; client?: string; policyCommit?: string; recorded: boolean };
+  'agent.first-use': SessionNamed;
+  'statement.refused': SessionNamed & { action: 'deny' | 'review'; rule: string; reason: string; message: string; by?: 'cli' };
+  'statement.completed': SessionNamed & { verb: string; rows: number; changed: number; tables: readonly string[]; failed?: true; partial?: true };
+  'review.requested': ReviewNamed;
+  'review.decided': ReviewNamed;
+  'session.bytes': SessionNamed & { bytesToClient: number; total: number };
+  'session.end': SessionNamed & {
+    reason: string;
+    durationMs: number;
+    statements?: number;
+    refused?: number;
+    rowsRead?: number;
+    rowsChanged?: number;
+    bytesFromClient?: number;
+    bytesToClient?: number;
+    bytesTold?: number;
+    takenOverFrom?: string;
+  };
+  'run.start': { run: string; subject: string; issuer: string; agent: string; via: string; isolation: string; connections: readonly string[]; expiresAt: string };
+  'run.end': { run: string; subject: string; issuer: string; agent: string; via: string; reason: string };
+  'run.egress-refused': { run: string; subject: string; issuer: string; agent?: string; host: string; port: number; at: string };
+  'auth.refused': { reason: string; message: string; at: string; path?: string; remote: string; tokenIssuer?: string; tokenSubject?: string; signed: boolean };
+  'auth.refused.suppressed': { remote: string; count: number; since: string; until: string };
+  'alert.raised': { alert: string; rule: string; counted: string; subject?: string; issuer?: string; agent?: string; count: number; [more: string]: unknown };
+  'alert.cleared': { alert: string; rule: string; subject?: string; issuer?: string; clearer?: unknown; reason: string };
+};
+
+/** An event emitted through {@link GatewayEvents.emit} (the stream's own `audit.dropped` is written to it directly). */
+export type EmittedEvent = keyof GatewayEventFields;
+
+/** Every event of the catalogue but the stream's own has its fields typed (a compile-time check: this is `true`). */
+export const EVERY_EVENT_TYPED: Exclude<GatewayEvent, EmittedEvent | 'audit.dropped'> extends never ? true : never = true;
+
+export type EventListener = (event: GatewayEvent, fields: Readonly<Record<string, unknown>>) => void;
 
 export class GatewayEvents {
   readonly #listeners: EventListener[] = [];
@@ -49,7 +91,7 @@ export class GatewayEvents {
   ) {}
 
   /** Emits `event` to the audit stream (statements as its volume says) and every listener; never waits. */
-  emit(event: Exclude<GatewayEvent, 'audit.dropped'>, fields: Record<string, unknown>): void {
+  emit<E extends EmittedEvent>(event: E, fields: GatewayEventFields[E]): void {
     if (this.audit && audited(this.statements, event, fields)) this.audit.emit(event, fields);
     for (const l of this.#listeners) {
       try {

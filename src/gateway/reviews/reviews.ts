@@ -40,6 +40,7 @@ import type { PendingReview, ReviewAsk, ReviewOutcome } from '../../session/engi
 import { HttpError } from '../http/http-error.js';
 import type { Principal } from '../../policy/principal.js';
 import { runForbidden } from '../runs/runs.js';
+import type { ReviewNamed } from '../audit/events.js';
 
 export type { Review, ReviewDecision, ReviewPerson, ReviewState };
 
@@ -707,7 +708,7 @@ function nameOf(p: ReviewPerson): string {
 }
 
 /** A review's change as the audit stream carries it (`review.requested`, `review.decided`): who, what and how it stands, never the SQL text. */
-export function reviewAuditFields(event: 'requested' | 'decided', review: Review): Record<string, unknown> {
+export function reviewAuditFields(event: 'requested' | 'decided', review: Review): ReviewNamed {
   return {
     session: review.session,
     subject: review.requester.subject,

@@ -9,6 +9,7 @@
  */
 import type { SessionChannel } from '../../session/engine.js';
 import type { SessionWho } from './live-session.js';
+import type { GatewayEventFields } from '../audit/events.js';
 
 /** How often the bytes sent to each session's client are told. */
 export const BYTES_TICK_MS = 10_000;
@@ -24,7 +25,7 @@ export class BytesSentTally {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly emit: (event: 'session.bytes', fields: Record<string, unknown>) => void,
+    private readonly emit: (event: 'session.bytes', fields: GatewayEventFields['session.bytes']) => void,
     private readonly tickMs = BYTES_TICK_MS,
   ) {}
 
