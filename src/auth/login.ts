@@ -12,17 +12,18 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type * as client from 'openid-client';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
 import { gatewayBaseUrl } from '../tunnel/transport.js';
 import { loginWithBrowser } from './browser-login.js';
-import { createDeviceKey, defaultDeviceName, deviceFingerprint, isValidDeviceKey } from './device-key.js';
+import { createDeviceKey, defaultDeviceName, deviceFingerprint, isValidDeviceKey, type DeviceKeyPair } from './device-key.js';
 import { loginWithDevice, plainDeviceView, type DeviceLoginView } from './device-login.js';
 import { getAuthConfig, getWhoAmI, registerDevice, type AuthConfig, type GatewayEndpoint, type RegisteredDevice, type WhoAmI } from './gateway-client.js';
 import { discoverIssuer, presentedToken, secretsFromTokenResponse } from './oidc.js';
 import { configDir } from './paths.js';
 import { ProfileStore, type Profile, type WorkloadSource } from './profiles.js';
-import { storeOf, writeSecrets, type KeyringFactory, type Secrets } from './secret-store.js';
-import { describeWorkload, detectWorkload, fetchWorkloadToken } from './workload.js';
+import { storeOf, writeSecrets, type KeyringFactory, type Secrets, type SecretStoreOptions, type WrittenSecrets } from './secret-store.js';
+import { describeWorkload, detectWorkload, fetchWorkloadToken, type DetectedWorkload } from './workload.js';
 
 /** Default wait for the browser or the device approval. @see https://www.rfc-editor.org/rfc/rfc8252 */
 export const DEFAULT_LOGIN_TIMEOUT_SECONDS = 300;
@@ -92,110 +93,166 @@ export function isInteractive(stdin: { isTTY?: boolean } | undefined, env: NodeJ
  * @see docs/architecture.md (§3)
  */
 export async function login(options: LoginOptions, ctx: LoginContext): Promise<LoginResult> {
-  const { env, cwd } = ctx;
   const now = ctx.now ?? (() => new Date());
-  const dir = configDir(env, cwd);
+  const dir = configDir(ctx.env, ctx.cwd);
   const profiles = new ProfileStore(dir);
+  const { gateway, origin, existing } = await gatewayToLogInTo(options, ctx.env, profiles);
+  const caFile = caFileFor(options, ctx, existing);
+  const endpoint: GatewayEndpoint = { gateway, ca: caFile ? await readCaFile(caFile) : undefined };
+  const signedIn = await signIn(endpoint, origin, options, ctx, now);
+  const whoami = await getWhoAmI(endpoint, signedIn.token);
+  const stores: SecretStoreOptions = { env: ctx.env, configDir: dir, keyring: ctx.keyring };
+  const key = await registerDeviceKey(endpoint, signedIn.token, origin, existing, stores);
+  const written = await writeSecrets(origin, { ...signedIn.secrets, deviceKey: key.deviceKey }, stores);
+  if (existing && existing.store !== written.store.kind) {
+    await storeOf(existing.store, stores)
+      .then((s) => s.delete(origin))
+      .catch(() => undefined);
+  }
+  const profile = profileOf({ gateway, whoami, signedIn, store: written.store.kind, caFile, key, now });
+  const storeDescription = written.store.describe(origin);
+  const fileStoreNotice = await saveProfile(profiles, origin, profile, written, storeDescription, now);
+  if (fileStoreNotice) ctx.say(`hoop: ${fileStoreNotice}`);
+  return {
+    origin,
+    profile,
+    whoami,
+    storeDescription,
+    fingerprint: profile.fingerprint!,
+    ...(key.device ? { device: key.device } : {}),
+    ...(key.deviceError ? { deviceError: key.deviceError } : {}),
+    ...(fileStoreNotice ? { fileStoreNotice } : {}),
+  };
+}
+
+/** The gateway to log in to (`--gateway`, else `HOOP_GATEWAY`, else the current profile's), its origin, and the profile kept for it. */
+async function gatewayToLogInTo(options: LoginOptions, env: NodeJS.ProcessEnv, profiles: ProfileStore): Promise<{ gateway: string; origin: string; existing: Profile | undefined }> {
   const named = options.gateway?.trim() || env.HOOP_GATEWAY?.trim() || (await profiles.current())?.profile.gateway;
   if (!named) throw new HoopError(ErrorCode.USAGE, 'no gateway given', { hint: 'pass --gateway https://gateway.example.com or set HOOP_GATEWAY' });
   const base = gatewayBaseUrl(named);
-  const gateway = base.href.replace(/\/$/, '');
-  const origin = base.origin;
-  const existing = await profiles.get(origin);
-  const caSetting = options.caFile ?? env.HOOP_CA_FILE ?? existing?.caFile;
-  const caFile = caSetting ? resolve(cwd, caSetting) : undefined;
-  let ca: Buffer | undefined;
-  if (caFile) {
-    try {
-      ca = await readFile(caFile);
-    } catch (err) {
-      throw new HoopError(ErrorCode.USAGE, `cannot read the CA file ${caFile}: ${describeError(err)}`, { hint: 'check --ca-file / HOOP_CA_FILE' });
-    }
-  }
-  const endpoint: GatewayEndpoint = { gateway, ca };
+  return { gateway: base.href.replace(/\/$/, ''), origin: base.origin, existing: await profiles.get(base.origin) };
+}
 
-  const detected = detectWorkload({ env, cwd, idTokenFile: options.idTokenFile, ...(ctx.exists ? { exists: ctx.exists } : {}) });
-  let token: string;
-  let tokenSecrets: Secrets = {};
-  let authConfig: AuthConfig | undefined;
-  let workload: WorkloadSource | undefined;
-  if (detected) {
-    authConfig = await getAuthConfig(endpoint).catch((err: unknown) => {
-      if (isHoopError(err, ErrorCode.USAGE)) return undefined;
-      throw err;
+/** The CA file to trust for the gateway (`--ca-file`, else `HOOP_CA_FILE`, else the profile's), as an absolute path. */
+function caFileFor(options: LoginOptions, ctx: LoginContext, existing: Profile | undefined): string | undefined {
+  const caSetting = options.caFile ?? ctx.env.HOOP_CA_FILE ?? existing?.caFile;
+  return caSetting ? resolve(ctx.cwd, caSetting) : undefined;
+}
+
+/** The CA file's bytes. @throws HoopError (usage) when it cannot be read */
+async function readCaFile(caFile: string): Promise<Buffer> {
+  try {
+    return await readFile(caFile);
+  } catch (err) {
+    throw new HoopError(ErrorCode.USAGE, `cannot read the CA file ${caFile}: ${describeError(err)}`, { hint: 'check --ca-file / HOOP_CA_FILE' });
+  }
+}
+
+/** A token for the gateway and what came with it: the secrets to keep, the gateway's login settings, the workload source it came from. */
+interface SignedIn {
+  token: string;
+  secrets: Secrets;
+  authConfig?: AuthConfig | undefined;
+  workload?: WorkloadSource | undefined;
+}
+
+/** Signs in with a workload token when one is found, else (at a terminal only) with the browser or the device flow. */
+async function signIn(endpoint: GatewayEndpoint, origin: string, options: LoginOptions, ctx: LoginContext, now: () => Date): Promise<SignedIn> {
+  const detected = detectWorkload({ env: ctx.env, cwd: ctx.cwd, idTokenFile: options.idTokenFile, ...(ctx.exists ? { exists: ctx.exists } : {}) });
+  if (detected) return signInAsWorkload(detected, endpoint, origin, options, ctx);
+  if (!ctx.interactive) {
+    throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'not at a terminal: hoop login will not wait for a browser or a device approval', {
+      hint: 'in CI, log in with a workload token: --id-token-file PATH or HOOP_ID_TOKEN (GitHub Actions and Kubernetes tokens are found by themselves)',
     });
-    if (detected.kind === 'github') {
-      const audience = options.audience?.trim() || env.HOOP_AUDIENCE?.trim() || authConfig?.workloadAudience;
-      if (!audience) {
-        throw new HoopError(ErrorCode.USAGE, `${origin} does not say which audience a GitHub Actions token must carry`, {
-          hint: "pass --audience (the audience of the gateway's workload issuer)",
-        });
-      }
-      workload = { kind: 'github', audience };
-    } else workload = detected;
-    ctx.say(`Logging in to ${origin} with ${describeWorkload(workload)}...`);
-    token = await fetchWorkloadToken(workload, { env, ...(ctx.fetch ? { fetch: ctx.fetch } : {}) });
-  } else {
-    if (!ctx.interactive) {
-      throw new HoopError(ErrorCode.NOT_LOGGED_IN, 'not at a terminal: hoop login will not wait for a browser or a device approval', {
-        hint: 'in CI, log in with a workload token: --id-token-file PATH or HOOP_ID_TOKEN (GitHub Actions and Kubernetes tokens are found by themselves)',
-      });
-    }
-    authConfig = await getAuthConfig(endpoint);
-    const config = await discoverIssuer(authConfig.issuer, authConfig.clientId, authConfig.clientSecret !== undefined ? { clientSecret: authConfig.clientSecret } : {});
-    const timeoutMs = (options.timeoutSeconds ?? DEFAULT_LOGIN_TIMEOUT_SECONDS) * 1000;
-    const common = { scopes: authConfig.scopes, resource: authConfig.resource, timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) };
-    let response;
-    if (options.device) {
-      let view: DeviceLoginView;
-      if (ctx.liveView) view = await ctx.liveView();
-      else view = plainDeviceView(ctx.say);
-      response = await loginWithDevice(config, { ...common, view, now });
-    } else {
-      response = await loginWithBrowser(config, {
-        ...common,
-        say: ctx.say,
-        openUrl: options.noBrowser ? undefined : ctx.openUrl,
-        reauth: options.reauth,
-        redirectPort: authConfig.redirectPort,
-        authorizationParams: authConfig.authorizationParams,
-      });
-    }
-    tokenSecrets = secretsFromTokenResponse(response, now());
-    const grant = presentedToken(tokenSecrets, authConfig.tokenType);
-    if (!grant) {
-      throw new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the identity provider did not issue the ${authConfig.tokenType === 'id' ? 'ID' : 'access'} token ${origin} wants`, {
-        hint: 'ask the gateway administrator to check the `login` scopes and tokenType',
-      });
-    }
-    token = grant.token;
   }
+  return signInAsPerson(endpoint, origin, options, ctx, now);
+}
 
-  const whoami = await getWhoAmI(endpoint, token);
+/** Signs in with the workload's token (a GitHub Actions token for the audience asked for, or else the gateway's `workloadAudience`). */
+async function signInAsWorkload(detected: DetectedWorkload, endpoint: GatewayEndpoint, origin: string, options: LoginOptions, ctx: LoginContext): Promise<SignedIn> {
+  const authConfig = await getAuthConfig(endpoint).catch((err: unknown) => {
+    if (isHoopError(err, ErrorCode.USAGE)) return undefined;
+    throw err;
+  });
+  let workload: WorkloadSource;
+  if (detected.kind === 'github') {
+    const audience = options.audience?.trim() || ctx.env.HOOP_AUDIENCE?.trim() || authConfig?.workloadAudience;
+    if (!audience) {
+      throw new HoopError(ErrorCode.USAGE, `${origin} does not say which audience a GitHub Actions token must carry`, {
+        hint: "pass --audience (the audience of the gateway's workload issuer)",
+      });
+    }
+    workload = { kind: 'github', audience };
+  } else workload = detected;
+  ctx.say(`Logging in to ${origin} with ${describeWorkload(workload)}...`);
+  const token = await fetchWorkloadToken(workload, { env: ctx.env, ...(ctx.fetch ? { fetch: ctx.fetch } : {}) });
+  return { token, secrets: {}, authConfig, workload };
+}
 
+/** Signs a person in at the gateway's identity provider and takes the token the gateway wants from what it issued. */
+async function signInAsPerson(endpoint: GatewayEndpoint, origin: string, options: LoginOptions, ctx: LoginContext, now: () => Date): Promise<SignedIn> {
+  const authConfig = await getAuthConfig(endpoint);
+  const response = await tokenFromProvider(authConfig, options, ctx, now);
+  const secrets = secretsFromTokenResponse(response, now());
+  const grant = presentedToken(secrets, authConfig.tokenType);
+  if (!grant) {
+    throw new HoopError(ErrorCode.GATEWAY_PROTOCOL, `the identity provider did not issue the ${authConfig.tokenType === 'id' ? 'ID' : 'access'} token ${origin} wants`, {
+      hint: 'ask the gateway administrator to check the `login` scopes and tokenType',
+    });
+  }
+  return { token: grant.token, secrets, authConfig };
+}
+
+/** The identity provider's token response, by the device flow (`--device`) or the browser. */
+async function tokenFromProvider(authConfig: AuthConfig, options: LoginOptions, ctx: LoginContext, now: () => Date): Promise<client.TokenEndpointResponse> {
+  const config = await discoverIssuer(authConfig.issuer, authConfig.clientId, authConfig.clientSecret !== undefined ? { clientSecret: authConfig.clientSecret } : {});
+  const timeoutMs = (options.timeoutSeconds ?? DEFAULT_LOGIN_TIMEOUT_SECONDS) * 1000;
+  const common = { scopes: authConfig.scopes, resource: authConfig.resource, timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) };
+  if (options.device) {
+    const view = ctx.liveView ? await ctx.liveView() : plainDeviceView(ctx.say);
+    return loginWithDevice(config, { ...common, view, now });
+  }
+  return loginWithBrowser(config, {
+    ...common,
+    say: ctx.say,
+    openUrl: options.noBrowser ? undefined : ctx.openUrl,
+    reauth: options.reauth,
+    redirectPort: authConfig.redirectPort,
+    authorizationParams: authConfig.authorizationParams,
+  });
+}
+
+/** The device key, its fingerprint, and the gateway's registration of it (or why that failed: login still succeeds). */
+interface DeviceKeyRegistration {
+  deviceKey: DeviceKeyPair;
+  fingerprint: string;
+  device?: RegisteredDevice;
+  deviceError?: HoopError;
+}
+
+/** Registers the device key kept for `origin` (a new one when none valid is kept) with the gateway. */
+async function registerDeviceKey(endpoint: GatewayEndpoint, token: string, origin: string, existing: Profile | undefined, stores: SecretStoreOptions): Promise<DeviceKeyRegistration> {
   const previous = existing
-    ? await storeOf(existing.store, { env, configDir: dir, keyring: ctx.keyring })
+    ? await storeOf(existing.store, stores)
         .then((s) => s.read(origin))
         .catch(() => undefined)
     : undefined;
   const deviceKey = isValidDeviceKey(previous?.deviceKey) ? previous.deviceKey : createDeviceKey();
   const fingerprint = deviceFingerprint(deviceKey.publicKey);
-  let device: RegisteredDevice | undefined;
-  let deviceError: HoopError | undefined;
   try {
-    device = await registerDevice(endpoint, token, { publicKey: deviceKey.publicKey, privateKey: deviceKey.privateKey, name: defaultDeviceName() });
+    const device = await registerDevice(endpoint, token, { publicKey: deviceKey.publicKey, privateKey: deviceKey.privateKey, name: defaultDeviceName() });
+    return { deviceKey, fingerprint, device };
   } catch (err) {
-    deviceError = isHoopError(err) ? err : new HoopError(ErrorCode.INTERNAL, describeError(err), { cause: err });
+    return { deviceKey, fingerprint, deviceError: isHoopError(err) ? err : new HoopError(ErrorCode.INTERNAL, describeError(err), { cause: err }) };
   }
+}
 
-  const written = await writeSecrets(origin, { ...tokenSecrets, deviceKey }, { env, configDir: dir, keyring: ctx.keyring });
-  if (existing && existing.store !== written.store.kind) {
-    await storeOf(existing.store, { env, configDir: dir, keyring: ctx.keyring })
-      .then((s) => s.delete(origin))
-      .catch(() => undefined);
-  }
-  const profile: Profile = {
-    gateway,
+/** The profile for the gateway: who signed in and how, where the tokens are, and the device. */
+function profileOf(p: { gateway: string; whoami: WhoAmI; signedIn: SignedIn; store: Profile['store']; caFile: string | undefined; key: DeviceKeyRegistration; now: () => Date }): Profile {
+  const { authConfig, workload } = p.signedIn;
+  const { whoami, key } = p;
+  return {
+    gateway: p.gateway,
     issuer: whoami.issuer,
     ...(authConfig && !workload ? { clientId: authConfig.clientId, ...(authConfig.clientSecret !== undefined ? { clientSecret: authConfig.clientSecret } : {}), scopes: authConfig.scopes } : {}),
     ...(authConfig?.resource && !workload ? { resource: authConfig.resource } : {}),
@@ -203,14 +260,17 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
     subject: whoami.subject,
     ...(whoami.email ? { email: whoami.email } : {}),
     kind: whoami.kind,
-    store: written.store.kind,
+    store: p.store,
     ...(workload ? { workload } : {}),
-    ...(caFile ? { caFile } : {}),
-    ...(device ? { deviceId: device.deviceId } : {}),
-    fingerprint: device?.fingerprint ?? fingerprint,
-    loggedInAt: now().toISOString(),
+    ...(p.caFile ? { caFile: p.caFile } : {}),
+    ...(key.device ? { deviceId: key.device.deviceId } : {}),
+    fingerprint: key.device?.fingerprint ?? key.fingerprint,
+    loggedInAt: p.now().toISOString(),
   };
-  const storeDescription = written.store.describe(origin);
+}
+
+/** Saves `profile` as the current one; resolves the notice that tokens are kept in a file, the first time they are. */
+async function saveProfile(profiles: ProfileStore, origin: string, profile: Profile, written: WrittenSecrets, storeDescription: string, now: () => Date): Promise<string | undefined> {
   let fileStoreNotice: string | undefined;
   await profiles.update((file) => {
     file.profiles[origin] = profile;
@@ -220,15 +280,5 @@ export async function login(options: LoginOptions, ctx: LoginContext): Promise<L
       file.fileStoreNoticeAt = now().toISOString();
     }
   });
-  if (fileStoreNotice) ctx.say(`hoop: ${fileStoreNotice}`);
-  return {
-    origin,
-    profile,
-    whoami,
-    storeDescription,
-    fingerprint: profile.fingerprint!,
-    ...(device ? { device } : {}),
-    ...(deviceError ? { deviceError } : {}),
-    ...(fileStoreNotice ? { fileStoreNotice } : {}),
-  };
+  return fileStoreNotice;
 }
