@@ -87,16 +87,38 @@ export interface VerifiedBefore {
  */
 export async function verifyRecording(dir: string, trusted: readonly KeyObject[], before?: VerifiedBefore, expected?: string): Promise<RecordingCheck> {
   const result: RecordingCheck = { ok: false, complete: false, truncated: false, chunks: 0, events: 0, unverified: [], problems: [] };
-  const problem = (text: string): void => void result.problems.push(text);
   let files: string[];
   try {
     files = await readdir(dir);
   } catch (err) {
-    problem(`cannot read the recording directory ${dir}: ${(err as Error).message}`);
+    result.problems.push(`cannot read the recording directory ${dir}: ${(err as Error).message}`);
     return result;
   }
+  const manifest = await signedManifest(dir, files, trusted, result);
+  if (!manifest) {
+    if (result.problems.length === 0) result.problems.push(`no signed ${MANIFEST} and no signed checkpoint: nothing in ${dir} can be verified`);
+    return result;
+  }
+  const lines = manifestLines(manifest.toString('utf8'));
+  const chunks = await checkChunks(dir, lines, result, before);
+  applySeal(result, chunks, lines.length);
+  reportUnlistedChunks(files, chunks.named, result);
+  // Bound to the id it is asked for: every chunk names its recording, under the signed manifest's hashes.
+  if (expected !== undefined && result.id !== expected) {
+    result.problems.push(
+      result.id === undefined ? `no chunk names recording ${expected}: nothing binds these files to it` : `it is the recording of ${result.id}, not of ${expected} (its files were copied over)`,
+    );
+  }
+  result.ok = result.problems.length === 0;
+  return result;
+}
 
-  // The manifest: the final one, else the newest checkpoint whose pair is complete.
+/**
+ * The manifest to check, its signature verified: the final one, else the newest checkpoint whose pair is complete. Says in
+ * `result` which it is, who signed it, and whether the recording is complete or truncated; a manifest that exists but does not
+ * verify is a problem, not a reason to fall back.
+ */
+async function signedManifest(dir: string, files: string[], trusted: readonly KeyObject[], result: RecordingCheck): Promise<Buffer | undefined> {
   const candidates = [
     MANIFEST,
     ...files
@@ -104,117 +126,142 @@ export async function verifyRecording(dir: string, trusted: readonly KeyObject[]
       .sort()
       .reverse(),
   ];
-  let manifest: Buffer | undefined;
   for (const name of candidates) {
     const [text, sig] = await Promise.all([readIfThere(join(dir, name)), readIfThere(join(dir, `${name}.sig`))]);
     if (!text && !sig) continue;
     if (!text || !sig) {
       // A checkpoint whose pair was being written when the writer stopped; an older one may hold.
-      if (name === MANIFEST) problem(`${!text ? MANIFEST : `${MANIFEST}.sig`} is missing`);
+      if (name === MANIFEST) result.problems.push(`${!text ? MANIFEST : `${MANIFEST}.sig`} is missing`);
       continue;
     }
     try {
       result.signer = sshVerify(sig.toString('utf8'), RECORDING_NAMESPACE, text, trusted).fingerprint;
     } catch (err) {
-      problem(`${name}: ${(err as Error).message}`);
-      break; // a manifest that exists but does not verify is a failure, not a reason to fall back
+      result.problems.push(`${name}: ${(err as Error).message}`);
+      return undefined;
     }
-    manifest = text;
     result.manifest = name;
     result.complete = name === MANIFEST;
     result.truncated = !result.complete;
-    break;
+    return text;
   }
-  if (!manifest) {
-    if (result.problems.length === 0) problem(`no signed ${MANIFEST} and no signed checkpoint: nothing in ${dir} can be verified`);
-    return result;
-  }
+  return undefined;
+}
 
-  // Every chunk it names, in order, by hash; then the chain inside them.
-  const named = new Set<string>();
+/** What the chunks a manifest names showed: the file names it lists, the format they say (a writer's chunks all say the same), and the last event of its last chunk. */
+interface ChunksRead {
+  named: Set<string>;
+  version: number;
+  last: { t?: unknown; chunks?: unknown } | undefined;
+}
+
+/** Checks every chunk the manifest's `lines` name, in order, by hash; then the chain inside them. Counts in `result` the chunks and events that verified. */
+async function checkChunks(dir: string, lines: string[], result: RecordingCheck, before: VerifiedBefore | undefined): Promise<ChunksRead> {
+  const read: ChunksRead = { named: new Set(), version: 1, last: undefined };
+  const known = linesVerifiedBefore(lines, before, result);
   let prev = NO_PREVIOUS;
-  const lines = manifestLines(manifest.toString('utf8'));
-  /** The format its chunks say (a writer's chunks all say the same), and the last event of its last chunk. */
-  let version = 1;
-  let last: { t?: unknown; chunks?: unknown } | undefined;
-  /** Lines whose chunks a check before verified: they are this manifest's first lines, each the same. */
+  for (const [i, line] of lines.entries()) {
+    const m = SUM_LINE.exec(line);
+    const expected = chunkName(i + 1);
+    if (!m) {
+      result.problems.push(`${result.manifest} line ${i + 1} is not "<sha256>  <file>"`);
+      break;
+    }
+    const [, sum, name] = m as unknown as [string, string, string];
+    read.named.add(name);
+    if (name !== expected) {
+      result.problems.push(`${result.manifest} line ${i + 1} names ${name} where ${expected} belongs`);
+      continue;
+    }
+    if (i < known) result.chunks += 1;
+    else await checkChunk(dir, { name, seq: i + 1, sum, prev, last: i === lines.length - 1 }, result, read);
+    prev = sum;
+  }
+  return read;
+}
+
+/** How many of `lines` a check before verified (they are this manifest's first lines, each the same); takes its recording id and events into `result`. */
+function linesVerifiedBefore(lines: string[], before: VerifiedBefore | undefined, result: RecordingCheck): number {
   const prior = before ? manifestLines(before.manifest) : [];
   const known = prior.length <= lines.length && prior.every((l, i) => l === lines[i]) ? prior.length : 0;
   if (known > 0) {
     result.id = before!.id;
     result.events = before!.events;
   }
-  for (const [i, line] of lines.entries()) {
-    const m = SUM_LINE.exec(line);
-    const expected = chunkName(i + 1);
-    if (!m) {
-      problem(`${result.manifest} line ${i + 1} is not "<sha256>  <file>"`);
-      break;
-    }
-    const [, sum, name] = m as unknown as [string, string, string];
-    named.add(name);
-    if (name !== expected) {
-      problem(`${result.manifest} line ${i + 1} names ${name} where ${expected} belongs`);
-      continue;
-    }
-    if (i < known) {
-      result.chunks += 1;
-      prev = sum;
-      continue;
-    }
-    const data = await readIfThere(join(dir, name));
-    if (!data) {
-      problem(`${name} is missing`);
-      prev = sum;
-      continue;
-    }
-    if (createHash('sha256').update(data).digest('hex') !== sum) {
-      problem(`${name} does not match its SHA-256 in ${result.manifest} (it was changed or cut short)`);
-      prev = sum;
-      continue;
-    }
-    let text: string;
-    try {
-      text = await chunkText(data);
-    } catch (err) {
-      problem(err instanceof RangeError ? `${name} decompresses to more than ${MAX_CHUNK_TEXT / 1024 / 1024} MiB: not a chunk hoop writes` : `${name} is not a gzip file`);
-      prev = sum;
-      continue;
-    }
-    const events = text.split('\n').filter((l) => l !== '');
-    let header: ChunkHeader | undefined;
-    try {
-      header = JSON.parse(events[0] ?? '') as ChunkHeader;
-      for (const e of events.slice(1)) JSON.parse(e);
-      version = Math.max(version, header.v ?? 1);
-      if (i === lines.length - 1) last = events.length > 1 ? (JSON.parse(events.at(-1)!) as { t?: unknown; chunks?: unknown }) : undefined;
-    } catch {
-      problem(`${name} holds a line that is not JSON`);
-    }
-    if (header) {
-      if (header.t !== 'chunk' || header.seq !== i + 1) problem(`${name} says it is chunk ${header.seq}, not ${i + 1}`);
-      if (header.prev !== prev) problem(`${name} does not follow the chunk before it (the chain is broken)`);
-      result.id ??= header.recording;
-      if (header.recording !== result.id) problem(`${name} belongs to recording ${header.recording}, not ${result.id}`);
-    }
-    result.chunks += 1;
-    result.events += Math.max(0, events.length - 1);
-    prev = sum;
+  return known;
+}
+
+/** One chunk as its manifest line names it: its file, its number, its SHA-256, the SHA-256 of the chunk before it, and whether it is the last. */
+interface NamedChunk {
+  name: string;
+  seq: number;
+  sum: string;
+  prev: string;
+  last: boolean;
+}
+
+/** Checks one chunk (its hash, its text, its place in the chain) and counts it and its events, unless it is missing, changed or not gzip. */
+async function checkChunk(dir: string, chunk: NamedChunk, result: RecordingCheck, read: ChunksRead): Promise<void> {
+  const text = await hashedChunkText(dir, chunk, result);
+  if (text === undefined) return;
+  const events = text.split('\n').filter((l) => l !== '');
+  let header: ChunkHeader | undefined;
+  try {
+    header = JSON.parse(events[0] ?? '') as ChunkHeader;
+    for (const e of events.slice(1)) JSON.parse(e);
+    read.version = Math.max(read.version, header.v ?? 1);
+    if (chunk.last) read.last = events.length > 1 ? (JSON.parse(events.at(-1)!) as { t?: unknown; chunks?: unknown }) : undefined;
+  } catch {
+    result.problems.push(`${chunk.name} holds a line that is not JSON`);
   }
-  // Complete only as the signed content says: its last event seals it (a checkpoint saved as the final manifest does not).
-  if (result.complete && version >= 2 && !(last?.t === SEALED && last.chunks === lines.length)) {
+  if (header) checkChunkHeader(header, chunk, result);
+  result.chunks += 1;
+  result.events += Math.max(0, events.length - 1);
+}
+
+/** The chunk's text, when its file is there, matches its SHA-256 in the manifest and decompresses (within {@link MAX_CHUNK_TEXT}); else the problem is said. */
+async function hashedChunkText(dir: string, chunk: NamedChunk, result: RecordingCheck): Promise<string | undefined> {
+  const data = await readIfThere(join(dir, chunk.name));
+  if (!data) {
+    result.problems.push(`${chunk.name} is missing`);
+    return undefined;
+  }
+  if (createHash('sha256').update(data).digest('hex') !== chunk.sum) {
+    result.problems.push(`${chunk.name} does not match its SHA-256 in ${result.manifest} (it was changed or cut short)`);
+    return undefined;
+  }
+  try {
+    return await chunkText(data);
+  } catch (err) {
+    result.problems.push(err instanceof RangeError ? `${chunk.name} decompresses to more than ${MAX_CHUNK_TEXT / 1024 / 1024} MiB: not a chunk hoop writes` : `${chunk.name} is not a gzip file`);
+    return undefined;
+  }
+}
+
+/** The chain inside a chunk: its header names its number, the chunk before it, and the recording (the first chunk's, for all). */
+function checkChunkHeader(header: ChunkHeader, chunk: NamedChunk, result: RecordingCheck): void {
+  if (header.t !== 'chunk' || header.seq !== chunk.seq) result.problems.push(`${chunk.name} says it is chunk ${header.seq}, not ${chunk.seq}`);
+  if (header.prev !== chunk.prev) result.problems.push(`${chunk.name} does not follow the chunk before it (the chain is broken)`);
+  result.id ??= header.recording;
+  if (header.recording !== result.id) result.problems.push(`${chunk.name} belongs to recording ${header.recording}, not ${result.id}`);
+}
+
+/**
+ * Complete only as the signed content says: its last event seals it (a checkpoint saved as the final manifest does not). The
+ * seal is the writer's mark, not an event of the session.
+ */
+function applySeal(result: RecordingCheck, read: ChunksRead, chunks: number): void {
+  if (result.complete && read.version >= 2 && !(read.last?.t === SEALED && read.last.chunks === chunks)) {
     result.complete = false;
     result.truncated = true;
   }
-  // The seal is the writer's mark, not an event of the session.
-  if (last?.t === SEALED) result.events -= 1;
+  if (read.last?.t === SEALED) result.events -= 1;
+}
+
+/** Chunk files on disk that the manifest does not name: a problem under the final manifest, else unverified (written after the last checkpoint). */
+function reportUnlistedChunks(files: string[], named: Set<string>, result: RecordingCheck): void {
   for (const f of files.filter((f) => CHUNK_FILE.test(f) && !named.has(f)).sort()) {
-    if (result.complete) problem(`${f} is not in ${MANIFEST}`);
+    if (result.complete) result.problems.push(`${f} is not in ${MANIFEST}`);
     else result.unverified.push(f);
   }
-  // Bound to the id it is asked for: every chunk names its recording, under the signed manifest's hashes.
-  if (expected !== undefined && result.id !== expected)
-    problem(result.id === undefined ? `no chunk names recording ${expected}: nothing binds these files to it` : `it is the recording of ${result.id}, not of ${expected} (its files were copied over)`);
-  result.ok = result.problems.length === 0;
-  return result;
 }
