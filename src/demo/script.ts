@@ -95,11 +95,6 @@ export interface RecordingCheckResult {
   detail: string;
 }
 
-/**
- * Plays the agent on `session`, then ends the session and, with `recording`, checks that the
- * gateway recorded it and that the recording verifies. Resolves the transcript and whether every
- * outcome was as expected.
- */
 /** The wrapped agent's step: its prompt, its statement, and what the run must show. */
 const AGENT_PROMPT = 'How many orders are there?';
 const AGENT_SQL = 'select count(*) from orders';
@@ -131,87 +126,122 @@ const AGENT_WRITE = "update orders set status = 'shipped' where id = 7";
 /** The agent keeps trying what the policy refuses: with the DROP before, five refusals in ten minutes, which the demo's alert counts. */
 const BURST = ['truncate orders', 'truncate customers', 'drop table customers', 'truncate orders'];
 
+/** What one part of the script did: the lines it adds to the transcript, what went wrong (undefined: nothing), and what it shows when nothing did. */
+interface Outcome {
+  lines: string[];
+  problem: string | undefined;
+  shows: string;
+}
+
+/** `lines` indented under the command that said them. */
+function indented(lines: string[]): string[] {
+  return lines.map((l) => `        ${l}`);
+}
+
+/**
+ * Plays the agent on `session` (with `checks.alerts`, a burst of refused statements too), then ends the session and plays
+ * each of the other `checks` it was given: the recording, a wrapped agent, an agent's write held for review, an SSH run.
+ * Resolves the transcript and whether every outcome was as expected.
+ */
 export async function runDemoScript(session: SqlSession, checks: DemoScriptChecks = {}): Promise<{ transcript: string[]; ok: boolean }> {
   const { recording, runAgent, review, runSsh, agentWrite, personRun, alerts } = checks;
-  const transcript: string[] = [];
-  let passed = 0;
-  for (const step of STEPS) {
-    const running = session.run(step.sql);
-    const decided = step.review && review ? await review(step.review.decision, step.review.reason) : undefined;
-    const answer = await running;
-    transcript.push(`agent> ${step.sql}`);
-    if (decided) transcript.push(`        (reviewer) ${decided.line}`);
-    for (const line of shown(answer)) transcript.push(`        ${line}`);
-    const problem = decided && decided.code !== 0 ? `the reviewer's command failed: ${decided.line}` : step.check(answer);
-    if (problem === undefined) passed++;
-    transcript.push(problem === undefined ? `   ok   ${step.shows}` : `   FAIL ${problem}`, '');
-  }
-  let total = STEPS.length;
-  if (alerts) {
-    total++;
-    const refused: string[] = [];
-    for (const sql of BURST) {
-      const a = await session.run(sql);
-      if (a.error?.code === REFUSED) refused.push(sql);
-    }
-    transcript.push(`agent> ${BURST.join('; ')} (one at a time)`, `        ${refused.length} of ${BURST.length} refused`);
-    const r = await alerts();
-    const raised = r.alerts.find((a) => a.rule === 'refusal-burst' && a.state === 'open');
-    transcript.push('you>   hoop alerts ls', ...(raised ? [`        ${raised.id}  refusal-burst  ${raised.count} refused events  open`] : [`        (exit ${r.code}) no open refusal-burst alert`]));
-    const problem = refused.length !== BURST.length ? `only ${refused.length} of the ${BURST.length} statements were refused` : !raised ? 'no refusal-burst alert was raised' : undefined;
-    if (problem === undefined) passed++;
-    transcript.push(
-      problem === undefined
-        ? "   ok   five refusals within ten minutes raised the policy's refusal-burst alert: on the audit stream with its evidence, and in hoop alerts ls (an alert may also suspend, until a person clears it)"
-        : `   FAIL ${problem}`,
-      '',
-    );
-  }
+  const outcomes: Outcome[] = [];
+  for (const step of STEPS) outcomes.push(await playStep(session, step, review));
+  if (alerts) outcomes.push(await playRefusalBurst(session, alerts));
   session.close();
-  if (recording) {
-    total++;
-    const r = await recording();
-    transcript.push('agent> (disconnects; hoop sessions verify last)', ...r.detail.split('\n').map((l) => `        ${l}`));
-    if (r.ok) passed++;
-    transcript.push(
-      r.ok
-        ? "   ok   the gateway recorded the session, with the rows as the agent saw them, and signed it; hoop connect's own record, signed with this machine's key, tells the same story"
-        : `   FAIL ${r.detail.split('\n').at(-1) ?? ''}`,
-      '',
-    );
+  if (recording) outcomes.push(await checkRecording(recording));
+  if (runAgent) outcomes.push(await playWrappedAgent(runAgent));
+  if (agentWrite && personRun && review) outcomes.push(await playAgentWrite(agentWrite, personRun, review));
+  if (runSsh) outcomes.push(await playSshRun(runSsh));
+  const passed = outcomes.filter((o) => o.problem === undefined).length;
+  const transcript = outcomes.flatMap((o) => [...o.lines, o.problem === undefined ? `   ok   ${o.shows}` : `   FAIL ${o.problem}`, '']);
+  transcript.push(`${passed} of ${outcomes.length} expected outcomes happened.`);
+  return { transcript, ok: passed === outcomes.length };
+}
+
+/** Runs one step's statement, the reviewer deciding it while it waits when the step is held for review. */
+async function playStep(session: SqlSession, step: Step, review: DemoScriptChecks['review']): Promise<Outcome> {
+  const running = session.run(step.sql);
+  const decided = step.review && review ? await review(step.review.decision, step.review.reason) : undefined;
+  const answer = await running;
+  return {
+    lines: [`agent> ${step.sql}`, ...(decided ? [`        (reviewer) ${decided.line}`] : []), ...indented(shown(answer))],
+    problem: decided && decided.code !== 0 ? `the reviewer's command failed: ${decided.line}` : step.check(answer),
+    shows: step.shows,
+  };
+}
+
+/** Sends the {@link BURST} of refused statements, then looks for the open refusal-burst alert they raise. */
+async function playRefusalBurst(session: SqlSession, alerts: NonNullable<DemoScriptChecks['alerts']>): Promise<Outcome> {
+  const refused: string[] = [];
+  for (const sql of BURST) {
+    const a = await session.run(sql);
+    if (a.error?.code === REFUSED) refused.push(sql);
   }
-  if (runAgent) {
-    total++;
-    const r = await runAgent(AGENT_PROMPT, AGENT_SQL);
-    transcript.push(`agent> hoop run --connect demo-db --prompt ${JSON.stringify(AGENT_PROMPT)} -- hoop exec demo-db --csv -c ${JSON.stringify(AGENT_SQL)}`);
-    for (const line of [...r.stdout.trim().split('\n'), ...r.replay.split('\n').filter((l) => l.startsWith('-- run ') || l.startsWith("-- the run's"))]) transcript.push(`        ${line}`);
-    const problem =
+  const r = await alerts();
+  const raised = r.alerts.find((a) => a.rule === 'refusal-burst' && a.state === 'open');
+  return {
+    lines: [
+      `agent> ${BURST.join('; ')} (one at a time)`,
+      `        ${refused.length} of ${BURST.length} refused`,
+      'you>   hoop alerts ls',
+      ...(raised ? [`        ${raised.id}  refusal-burst  ${raised.count} refused events  open`] : [`        (exit ${r.code}) no open refusal-burst alert`]),
+    ],
+    problem: refused.length !== BURST.length ? `only ${refused.length} of the ${BURST.length} statements were refused` : !raised ? 'no refusal-burst alert was raised' : undefined,
+    shows:
+      "five refusals within ten minutes raised the policy's refusal-burst alert: on the audit stream with its evidence, and in hoop alerts ls (an alert may also suspend, until a person clears it)",
+  };
+}
+
+/** `hoop sessions verify last`, once the session ended: the gateway's recording of it must verify. */
+async function checkRecording(recording: NonNullable<DemoScriptChecks['recording']>): Promise<Outcome> {
+  const r = await recording();
+  return {
+    lines: ['agent> (disconnects; hoop sessions verify last)', ...indented(r.detail.split('\n'))],
+    problem: r.ok ? undefined : (r.detail.split('\n').at(-1) ?? ''),
+    shows: "the gateway recorded the session, with the rows as the agent saw them, and signed it; hoop connect's own record, signed with this machine's key, tells the same story",
+  };
+}
+
+/** An agent wrapped by `hoop run` asks its question: its answer, and the run's own record replayed. */
+async function playWrappedAgent(runAgent: NonNullable<DemoScriptChecks['runAgent']>): Promise<Outcome> {
+  const r = await runAgent(AGENT_PROMPT, AGENT_SQL);
+  return {
+    lines: [
+      `agent> hoop run --connect demo-db --prompt ${JSON.stringify(AGENT_PROMPT)} -- hoop exec demo-db --csv -c ${JSON.stringify(AGENT_SQL)}`,
+      ...indented([...r.stdout.trim().split('\n'), ...r.replay.split('\n').filter((l) => l.startsWith('-- run ') || l.startsWith("-- the run's"))]),
+    ],
+    problem:
       r.code !== 0
         ? `hoop run exited ${r.code}`
         : r.stdout !== 'count\n60\n'
           ? `the agent printed ${JSON.stringify(r.stdout)}`
           : !r.replay.includes(`-- the run's prompt: ${JSON.stringify(AGENT_PROMPT)}`) || !r.replay.includes("-- the run's command exited with 0")
             ? `the run's own record was not replayed: ${r.replay.split('\n')[0] ?? ''}`
-            : undefined;
-    if (problem === undefined) passed++;
-    transcript.push(
-      problem === undefined
-        ? "   ok   hoop run wrapped the agent: its session is linked to the run, and the run's own record (its prompt, its exit code) is signed by this machine and uploaded"
-        : `   FAIL ${problem}`,
-      '',
-    );
-  }
-  if (agentWrite && personRun && review) {
-    total++;
-    const r = await agentWrite(AGENT_WRITE);
-    transcript.push(`agent> hoop run --agent demo-agent --connect demo-db -- hoop exec demo-db --no-wait -c ${JSON.stringify(AGENT_WRITE)}`, `        ${r.stdout.trim() || `(exit ${r.code})`}`);
-    const own = await personRun(AGENT_WRITE);
-    transcript.push(`you>   ${AGENT_WRITE}`, ...shown(own).map((l) => `        ${l}`));
-    const id = r.stdout.trim();
-    const denied = await review('deny', 'its person made the change', id);
-    transcript.push(`        (reviewer) ${denied.line}`);
-    const held = r.review;
-    const problem =
+            : undefined,
+    shows: "hoop run wrapped the agent: its session is linked to the run, and the run's own record (its prompt, its exit code) is signed by this machine and uploaded",
+  };
+}
+
+/** An agent's write is held for a reviewer while its person's own write of it runs; the reviewer then denies the agent's. */
+async function playAgentWrite(
+  agentWrite: NonNullable<DemoScriptChecks['agentWrite']>,
+  personRun: NonNullable<DemoScriptChecks['personRun']>,
+  review: NonNullable<DemoScriptChecks['review']>,
+): Promise<Outcome> {
+  const r = await agentWrite(AGENT_WRITE);
+  const own = await personRun(AGENT_WRITE);
+  const denied = await review('deny', 'its person made the change', r.stdout.trim());
+  const held = r.review;
+  return {
+    lines: [
+      `agent> hoop run --agent demo-agent --connect demo-db -- hoop exec demo-db --no-wait -c ${JSON.stringify(AGENT_WRITE)}`,
+      `        ${r.stdout.trim() || `(exit ${r.code})`}`,
+      `you>   ${AGENT_WRITE}`,
+      ...indented(shown(own)),
+      `        (reviewer) ${denied.line}`,
+    ],
+    problem:
       r.code !== 4
         ? `hoop exec exited ${r.code}; a write held for review exits 4`
         : held?.rule !== 'agents-writes-review' || held.via !== 'run' || held.agent !== 'demo-agent'
@@ -220,21 +250,17 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
             ? `the person's own write did not run: ${shown(own).join(' ')}`
             : denied.code !== 0
               ? `the reviewer's command failed: ${denied.line}`
-              : undefined;
-    if (problem === undefined) passed++;
-    transcript.push(
-      problem === undefined
-        ? "   ok   the agent is a principal of its own: its write waited for a reviewer (rule agents-writes-review names via: run), while the same person's own write ran"
-        : `   FAIL ${problem}`,
-      '',
-    );
-  }
-  if (runSsh) {
-    total++;
-    const r = await runSsh(SSH_SCRIPT);
-    transcript.push(`agent> hoop run --connect demo-ssh -- sh -c ${JSON.stringify(SSH_SCRIPT)}`);
-    for (const line of [...r.stdout.trim().split('\n'), ...r.stderr.trim().split('\n')].filter(Boolean)) transcript.push(`        ${line}`);
-    const problem =
+              : undefined,
+    shows: "the agent is a principal of its own: its write waited for a reviewer (rule agents-writes-review names via: run), while the same person's own write ran",
+  };
+}
+
+/** The agent runs {@link SSH_SCRIPT} on the SSH target: the command runs, the rm -rf is refused, and the replay shows it. */
+async function playSshRun(runSsh: NonNullable<DemoScriptChecks['runSsh']>): Promise<Outcome> {
+  const r = await runSsh(SSH_SCRIPT);
+  return {
+    lines: [`agent> hoop run --connect demo-ssh -- sh -c ${JSON.stringify(SSH_SCRIPT)}`, ...indented([...r.stdout.trim().split('\n'), ...r.stderr.trim().split('\n')].filter(Boolean))],
+    problem:
       r.code !== 0
         ? `hoop run exited ${r.code}`
         : !/^hello from \S+$/m.test(r.stdout)
@@ -243,15 +269,7 @@ export async function runDemoScript(session: SqlSession, checks: DemoScriptCheck
             ? `the rm -rf was not refused: ${JSON.stringify(r.stderr)}`
             : !r.replay.includes('$ rm -rf /tmp/hoop-demo-nothing')
               ? `the replay of the SSH session did not show it: ${JSON.stringify(r.replay)}`
-              : undefined;
-    if (problem === undefined) passed++;
-    transcript.push(
-      problem === undefined
-        ? "   ok   over SSH too: the gateway alone holds the target's key, refused the rm -rf before it reached the server, and recorded the session (hoop sessions replay plays it)"
-        : `   FAIL ${problem}`,
-      '',
-    );
-  }
-  transcript.push(`${passed} of ${total} expected outcomes happened.`);
-  return { transcript, ok: passed === total };
+              : undefined,
+    shows: "over SSH too: the gateway alone holds the target's key, refused the rm -rf before it reached the server, and recorded the session (hoop sessions replay plays it)",
+  };
 }
