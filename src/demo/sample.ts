@@ -151,7 +151,15 @@ export const DEMO_SSH_CONNECTION = 'demo-ssh';
  */
 export function samplePolicyFiles(target: SampleTarget): Record<string, string> {
   return {
-    'hoop.yaml': `# The demo's policy: who may reach demo-db, what they may run, what they may see.
+    'hoop.yaml': [connectionsYaml(target), accessYaml(target), STATEMENTS_YAML, RUNS_AND_ALERTS_YAML, MASKING_YAML, sshRulesYaml(target)].join(''),
+    'policy/tests/demo.yaml': POLICY_TESTS_YAML,
+    'policy/fixtures/shop.sql': `-- The data the masking case of policy/tests/demo.yaml runs on (the demo's own).\n${sampleSchemaSql()}`,
+  };
+}
+
+/** `hoop.yaml`'s head and its connections: the demo's database, and its sshd when there is one. */
+function connectionsYaml(target: SampleTarget): string {
+  return `# The demo's policy: who may reach demo-db, what they may run, what they may see.
 # hoop reads it from this git repository; commit a change and the gateway picks it up.
 version: 1
 
@@ -176,11 +184,20 @@ ${
 `
     : ''
 }
-access:                                         # nobody gets in unless a rule admits them
+`;
+}
+
+/** `hoop.yaml`'s access rules: engineers read and write (the SSH connection too), analysts only read. */
+function accessYaml(target: SampleTarget): string {
+  return `access:                                         # nobody gets in unless a rule admits them
   - { name: engineers, groups: [engineers], connections: [${DEMO_CONNECTION}${target.ssh ? `, ${DEMO_SSH_CONNECTION}` : ''}], mode: read-write, maxSessionSeconds: 28800 }
   - { name: analysts, groups: [analysts], connections: [${DEMO_CONNECTION}], mode: read-only, statementTimeout: 30s }
 
-statements:
+`;
+}
+
+/** `hoop.yaml`'s statement rules and who reviews what they hold. */
+const STATEMENTS_YAML = `statements:
   unparseable: deny
   reviewers:                                    # who decides statements a review rule holds
     - { groups: [dba], approvals: 1, timeout: 10min }
@@ -205,7 +222,10 @@ statements:
 reviews:
   requireSignInWithin: 12h                      # a decision needs a sign-in of the last 12 hours (hoop login --reauth): a token an agent took cannot make one
 
-runs:                                           # agents under hoop run: contained, they reach the gateway and nothing else
+`;
+
+/** `hoop.yaml`'s runs (what a contained agent may reach) and alerts (what the security team hears about). */
+const RUNS_AND_ALERTS_YAML = `runs:                                           # agents under hoop run: contained, they reach the gateway and nothing else
   egress:                                       # but what is listed here (host:port), through the run's proxy
     - { to: [api.anthropic.com:443], agents: [claude*] }   # e.g. Claude Code's model API, for agents named claude*
 
@@ -215,7 +235,10 @@ alerts:                                         # what the security team hears a
   - name: bulk-customers
     when: { event: rows-read, table: customers, count: 1000, within: 1min }   # more than 1,000 rows of customers read in a minute
 
-masking:
+`;
+
+/** `hoop.yaml`'s masking: emails redacted, card numbers and SSNs to their last four, by column, by name and by what the values look like. */
+const MASKING_YAML = `masking:
   columns:
     - { table: public.customers, column: email, strategy: redact }
     - { table: public.customers, column: card_number, strategy: last4 }
@@ -225,8 +248,11 @@ masking:
     - { detector: payment-card, strategy: last4 }
     - { detector: email, strategy: redact }
   derived: mask
-${
-  target.ssh
+`;
+
+/** `hoop.yaml`'s SSH rules, with the SSH connection: no recursive deletes. */
+function sshRulesYaml(target: SampleTarget): string {
+  return target.ssh
     ? `
 ssh:                                            # what sessions on ${DEMO_SSH_CONNECTION} may do
   rules:
@@ -235,9 +261,11 @@ ssh:                                            # what sessions on ${DEMO_SSH_CO
       action: deny
       message: recursive deletes are not allowed through hoop
 `
-    : ''
-}`,
-    'policy/tests/demo.yaml': `# Run with: hoop policy test --dir <this repository>
+    : '';
+}
+
+/** `policy/tests/demo.yaml`: what `hoop policy test` checks of the demo's policy. */
+const POLICY_TESTS_YAML = `# Run with: hoop policy test --dir <this repository>
 tests:
   - name: engineers read customers
     as: { subject: demo, groups: [engineers] }
@@ -285,7 +313,4 @@ tests:
     sql: select name, email, card_number, ssn from customers order by id limit 5
     fixture: policy/fixtures/shop.sql       # the demo's data, in a scratch database: run straight and through hoop
     masked: { email: redact, card_number: last4, ssn: last4 }
-`,
-    'policy/fixtures/shop.sql': `-- The data the masking case of policy/tests/demo.yaml runs on (the demo's own).\n${sampleSchemaSql()}`,
-  };
-}
+`;
