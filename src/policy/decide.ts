@@ -569,149 +569,198 @@ export class StatementJudge {
     return { ...allowed, guard };
   }
 
+  /** The decision for one statement: a built-in rule's denial, else what the policy's statement rules say. */
   #judgeStatement(facts: StatementFacts, index: number, all: readonly StatementFacts[]): Decision {
-    const where = all.length > 1 ? `statement ${index + 1} of ${all.length}` : 'the statement';
-    const what = describe(facts);
-    if (facts.changesLexing) {
-      return {
-        action: 'deny',
-        rule: LEXING_RULE,
-        message: `standard_conforming_strings must stay on, and client_encoding and COPY's ENCODING must stay ASCII-safe (e.g. UTF8), through the gateway${
-          facts.settings.some((s) => s.name === undefined) ? '; a setting the gateway cannot name (set_config of an expression, a write to pg_settings or a view of it) could be either' : ''
-        }`,
-        reason: `${where} (${what}) would, or could, make the server read later SQL text differently from the gateway's parser`,
-        statement: index,
-        statements: all,
-      };
-    }
-    if (this.#mode === 'read-only') {
-      const refused = readOnlyRefusal(facts);
-      if (refused !== undefined) {
-        return {
-          action: 'deny',
-          rule: READ_ONLY_RULE,
-          message: `read-only access to "${this.#connection}" does not allow ${refused}`,
-          reason: `${where} (${what}) needs more than read access (${refused}) but access to "${this.#connection}" is read-only`,
-          statement: index,
-          statements: all,
-        };
-      }
-    }
+    const at: StatementAt = { facts, index, all, where: all.length > 1 ? `statement ${index + 1} of ${all.length}` : 'the statement', what: describe(facts) };
+    const denial = this.#builtInDenial(at);
+    if (denial) return { action: 'deny', ...denial, statement: index, statements: all };
+    return this.#ruleDecision(at);
+  }
+
+  /**
+   * The first built-in rule that denies the statement, whatever the policy's rules say, in this order: it would change how the
+   * server lexes later SQL, read-only access, the database roles the access allows, the access's server timeouts, a masked value
+   * passed to a side channel, a read of tables named in a string (with rules on tables), a read masking cannot trace (with
+   * masking), a value derived from a masked column (`masking.derived: deny`), a signal to another backend.
+   */
+  #builtInDenial(at: StatementAt): Denial | undefined {
+    return (
+      lexingDenial(at) ??
+      this.#readOnlyDenial(at) ??
+      this.#roleDenial(at) ??
+      this.#sessionLimitDenial(at) ??
+      this.#sideChannelDenial(at) ??
+      this.#unseenReadDenial(at) ??
+      this.#unmaskableDenial(at) ??
+      this.#derivedDenial(at) ??
+      this.#backendSignalDenial(at)
+    );
+  }
+
+  /** Under read-only access, what needs more than read access (see {@link readOnlyRefusal}). */
+  #readOnlyDenial({ facts, where, what }: StatementAt): Denial | undefined {
+    const refused = this.#mode === 'read-only' ? readOnlyRefusal(facts) : undefined;
+    if (refused === undefined) return undefined;
+    return {
+      rule: READ_ONLY_RULE,
+      message: `read-only access to "${this.#connection}" does not allow ${refused}`,
+      reason: `${where} (${what}) needs more than read access (${refused}) but access to "${this.#connection}" is read-only`,
+    };
+  }
+
+  /** Becoming a database role the access does not allow. */
+  #roleDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const role = this.#roles ? roleRefusal(facts, this.#roles) : undefined;
-    if (role !== undefined) {
-      const allowed = this.#roles!.map((r) => `"${r}"`).join(', ');
-      return {
-        action: 'deny',
-        rule: ROLE_RULE,
-        message: `access to "${this.#connection}" lets a session be ${allowed} only, not ${role}`,
-        reason: `${where} (${what}) would make the session ${role}, which access to "${this.#connection}" does not allow (${allowed})`,
-        statement: index,
-        statements: all,
-      };
-    }
+    if (role === undefined) return undefined;
+    const allowed = this.#roles!.map((r) => `"${r}"`).join(', ');
+    return {
+      rule: ROLE_RULE,
+      message: `access to "${this.#connection}" lets a session be ${allowed} only, not ${role}`,
+      reason: `${where} (${what}) would make the session ${role}, which access to "${this.#connection}" does not allow (${allowed})`,
+    };
+  }
+
+  /** A setting past the access's server timeouts; with any timeout limited, code the gateway cannot read (it could change one unseen). */
+  #sessionLimitDenial({ facts, where, what }: StatementAt): Denial | undefined {
     for (const { name, value } of facts.settings) {
       const problem = name !== undefined ? limitProblem(this.#limits, name, value) : undefined;
-      if (problem !== undefined) {
-        return { action: 'deny', rule: LIMIT_RULE, message: problem, reason: `${where} (${what}) sets ${name}: ${problem}`, statement: index, statements: all };
-      }
+      if (problem !== undefined) return { rule: LIMIT_RULE, message: problem, reason: `${where} (${what}) sets ${name}: ${problem}` };
     }
     const limited = Object.keys(this.#limits).filter((n) => this.#limits[n as keyof SessionLimits] !== undefined);
     const unseen =
       limited.length > 0 ? (facts.opaqueBody ? 'a body the gateway cannot read (a DO block, or a function body given as a string)' : findFunction(facts.functions, SQL_TEXT_FUNCTIONS)) : undefined;
-    if (unseen !== undefined) {
-      const runs = facts.opaqueBody ? unseen : `${unseen}(), which runs SQL given as text,`;
-      const message = `${limited.join(', ')} ${limited.length > 1 ? 'are' : 'is'} limited for this access, and ${runs} could change ${limited.length > 1 ? 'them' : 'it'} unseen`;
-      return { action: 'deny', rule: LIMIT_RULE, message, reason: `${where} (${what}): ${message}`, statement: index, statements: all };
-    }
+    if (unseen === undefined) return undefined;
+    const runs = facts.opaqueBody ? unseen : `${unseen}(), which runs SQL given as text,`;
+    const message = `${limited.join(', ')} ${limited.length > 1 ? 'are' : 'is'} limited for this access, and ${runs} could change ${limited.length > 1 ? 'them' : 'it'} unseen`;
+    return { rule: LIMIT_RULE, message, reason: `${where} (${what}): ${message}` };
+  }
+
+  /** A value computed from a masked column passed to a channel masking cannot reach (a NOTIFY payload, a reported setting). */
+  #sideChannelDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const side = this.#masked?.sideChannel(facts);
-    if (side !== undefined && facts.sideChannel) {
-      const through = facts.sideChannel.name === 'pg_notify' ? 'a NOTIFY payload' : 'a setting the server reports back';
-      return {
-        action: 'deny',
-        rule: SIDE_CHANNEL_RULE,
-        message: `a value computed from ${side} cannot be passed to ${facts.sideChannel.name}(): it would reach the client in ${through}, which masking cannot change`,
-        reason: `${where} (${what}) passes a value computed from ${side} to ${facts.sideChannel.name}()`,
-        statement: index,
-        statements: all,
-      };
-    }
+    if (side === undefined || !facts.sideChannel) return undefined;
+    const through = facts.sideChannel.name === 'pg_notify' ? 'a NOTIFY payload' : 'a setting the server reports back';
+    return {
+      rule: SIDE_CHANNEL_RULE,
+      message: `a value computed from ${side} cannot be passed to ${facts.sideChannel.name}(): it would reach the client in ${through}, which masking cannot change`,
+      reason: `${where} (${what}) passes a value computed from ${side} to ${facts.sideChannel.name}()`,
+    };
+  }
+
+  /** With rules on tables, a function that reads tables named in a string (see {@link UNSEEN_READ_RULE}). */
+  #unseenReadDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const unseenRead = this.#tableRules ? findFunction(facts.functions, UNSEEN_READ_FUNCTIONS) : undefined;
-    if (unseenRead !== undefined) {
-      return {
-        action: 'deny',
-        rule: UNSEEN_READ_RULE,
-        message: `${unseenRead}() reads tables named in a string, which the gateway cannot judge; the policy has rules on tables`,
-        reason: `${where} (${what}) calls ${unseenRead}(), whose tables the rules on tables cannot see`,
-        statement: index,
-        statements: all,
-      };
-    }
+    if (unseenRead === undefined) return undefined;
+    return {
+      rule: UNSEEN_READ_RULE,
+      message: `${unseenRead}() reads tables named in a string, which the gateway cannot judge; the policy has rules on tables`,
+      reason: `${where} (${what}) calls ${unseenRead}(), whose tables the rules on tables cannot see`,
+    };
+  }
+
+  /** With masking, a read whose values masking cannot trace to their columns (see {@link unmaskableRead}). */
+  #unmaskableDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const unmaskable = this.#masked ? unmaskableRead(facts) : undefined;
-    if (unmaskable !== undefined) {
-      return {
-        action: 'deny',
-        rule: SIDE_CHANNEL_RULE,
-        message: `${unmaskable} returns column values masking cannot trace to their columns; with masking rules on this connection it is refused`,
-        reason: `${where} (${what}) reads through ${unmaskable}, whose values masking cannot trace`,
-        statement: index,
-        statements: all,
-      };
-    }
+    if (unmaskable === undefined) return undefined;
+    return {
+      rule: SIDE_CHANNEL_RULE,
+      message: `${unmaskable} returns column values masking cannot trace to their columns; with masking rules on this connection it is refused`,
+      reason: `${where} (${what}) reads through ${unmaskable}, whose values masking cannot trace`,
+    };
+  }
+
+  /** With `masking.derived: deny`, a value computed from a masked column returned. */
+  #derivedDenial({ facts, where, what }: StatementAt): Denial | undefined {
     const derived = this.#derived?.find(facts);
-    if (derived !== undefined) {
-      return {
-        action: 'deny',
-        rule: DERIVED_RULE,
-        message: `a value computed from ${derived} cannot be returned (masking.derived is deny); select masked columns as they are to get them masked`,
-        reason: `${where} (${what}) returns a value computed from ${derived}, and masking.derived is deny`,
-        statement: index,
-        statements: all,
-      };
-    }
+    if (derived === undefined) return undefined;
+    return {
+      rule: DERIVED_RULE,
+      message: `a value computed from ${derived} cannot be returned (masking.derived is deny); select masked columns as they are to get them masked`,
+      reason: `${where} (${what}) returns a value computed from ${derived}, and masking.derived is deny`,
+    };
+  }
+
+  /** A signal to a backend other than the session's own, unless an allow rule names the function (see {@link BACKEND_SIGNAL_RULE}). */
+  #backendSignalDenial({ facts, all, where, what }: StatementAt): Denial | undefined {
     const signal = facts.functions.find((f) => SIGNAL_FUNCTIONS.has(f.slice(f.lastIndexOf('.') + 1)));
     // One's own backend may be signalled (`pg_cancel_backend(pg_backend_pid())`, or its pid): no other session is reached.
     const ownOnly = facts.signals?.every((t) => t === 'own' || (this.#ownPid !== undefined && t === this.#ownPid)) === true;
     if (
-      signal !== undefined &&
-      !ownOnly &&
-      !this.#rules.some((p) => p.rule.action === 'allow' && p.rule.match.functions && functionsMatch(p.rule.match.functions, [signal]) && matches(p, facts, all.length > 1))
+      signal === undefined ||
+      ownOnly ||
+      this.#rules.some((p) => p.rule.action === 'allow' && p.rule.match.functions && functionsMatch(p.rule.match.functions, [signal]) && matches(p, facts, all.length > 1))
     ) {
-      return {
-        action: 'deny',
-        rule: BACKEND_SIGNAL_RULE,
-        message: `${signal}() is refused: every identity shares the gateway's database role, so it could end or cancel someone else's session`,
-        reason: `${where} (${what}) calls ${signal}(), which no allow rule names`,
-        statement: index,
-        statements: all,
-      };
+      return undefined;
     }
+    return {
+      rule: BACKEND_SIGNAL_RULE,
+      message: `${signal}() is refused: every identity shares the gateway's database role, so it could end or cancel someone else's session`,
+      reason: `${where} (${what}) calls ${signal}(), which no allow rule names`,
+    };
+  }
+
+  /**
+   * What the policy's statement rules say: the most restrictive rule that matches (the first in file order among equals; a
+   * deny ends the search), reviewed under every review rule that matched when a review wins; allowed by default when none does.
+   */
+  #ruleDecision(at: StatementAt): Decision {
     let winner: PreparedRule | undefined;
     /** Every review rule that matched, when a review wins: its review must satisfy them all. */
     const reviews: StatementRule[] = [];
     for (const prepared of this.#rules) {
-      if (!matches(prepared, facts, all.length > 1)) continue;
+      if (!matches(prepared, at.facts, at.all.length > 1)) continue;
       if (prepared.rule.action === 'review') reviews.push(prepared.rule);
       if (!winner || RANK[prepared.rule.action] > RANK[winner.rule.action]) winner = prepared;
       if (winner.rule.action === 'deny') break;
     }
     if (!winner) {
-      return { action: 'allow', reason: `no statement rule matched ${where} (${what}); allowed by default`, statements: all };
+      return { action: 'allow', reason: `no statement rule matched ${at.where} (${at.what}); allowed by default`, statements: at.all };
     }
-    const decided = (rule: StatementRule): Decision => {
-      const review = rule.action === 'review' ? reviewSettingsFor(this.#policy, this.#connection, rule.review) : undefined;
-      return {
-        action: rule.action,
-        ...(review ? { review } : {}),
-        rule: rule.name,
-        ...(rule.message !== undefined ? { message: rule.message } : {}),
-        reason: `rule "${rule.name}" (${rule.action}) matched ${where} (${what})${rule.message ? `: ${rule.message}` : ''}`,
-        statement: index,
-        statements: all,
-      };
-    };
-    if (winner.rule.action !== 'review') return decided(winner.rule);
-    return reviews.map(decided).reduce((a, b) => combineReviewDecisions(a, b));
+    if (winner.rule.action !== 'review') return this.#ruleMatched(winner.rule, at);
+    return reviews.map((rule) => this.#ruleMatched(rule, at)).reduce((a, b) => combineReviewDecisions(a, b));
   }
+
+  /** The decision of `rule`, which matched the statement (with its review settings, for a review rule). */
+  #ruleMatched(rule: StatementRule, { index, all, where, what }: StatementAt): Decision {
+    const review = rule.action === 'review' ? reviewSettingsFor(this.#policy, this.#connection, rule.review) : undefined;
+    return {
+      action: rule.action,
+      ...(review ? { review } : {}),
+      rule: rule.name,
+      ...(rule.message !== undefined ? { message: rule.message } : {}),
+      reason: `rule "${rule.name}" (${rule.action}) matched ${where} (${what})${rule.message ? `: ${rule.message}` : ''}`,
+      statement: index,
+      statements: all,
+    };
+  }
+}
+
+/** A statement being judged: its facts, its 0-based place among all the statements of the text, and how reasons name it (`where`, `what`). */
+interface StatementAt {
+  facts: StatementFacts;
+  index: number;
+  all: readonly StatementFacts[];
+  where: string;
+  what: string;
+}
+
+/** A built-in rule's denial of a statement: the rule, the message for the client, the reason for people. */
+interface Denial {
+  rule: string;
+  message: string;
+  reason: string;
+}
+
+/** A statement that would, or could, make the server read later SQL text differently from the gateway's parser (see {@link LEXING_RULE}). */
+function lexingDenial({ facts, where, what }: StatementAt): Denial | undefined {
+  if (!facts.changesLexing) return undefined;
+  return {
+    rule: LEXING_RULE,
+    message: `standard_conforming_strings must stay on, and client_encoding and COPY's ENCODING must stay ASCII-safe (e.g. UTF8), through the gateway${
+      facts.settings.some((s) => s.name === undefined) ? '; a setting the gateway cannot name (set_config of an expression, a write to pg_settings or a view of it) could be either' : ''
+    }`,
+    reason: `${where} (${what}) would, or could, make the server read later SQL text differently from the gateway's parser`,
+  };
 }
 
 /**
