@@ -59,121 +59,139 @@ export function tokenExpiredEnd(identity: Identity): SessionEnd {
  * Control messages of other types are left to others.
  */
 export function watchSessionToken(options: SessionTokenOptions): SessionTokenWatch {
-  const { session, verifier, log, logFields } = options;
-  const channel = session.channel;
-  const clock = options.clock ?? Date.now;
-  let deadline = session.identity.expiresAt.getTime() + options.toleranceSeconds(session.identity) * 1000;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let busy = false;
-  let next: unknown;
+  return new TokenWatch(options);
+}
 
-  const stop = (): void => {
-    stopped = true;
-    clearTimeout(timer);
-    timer = undefined;
-    channel.off('control', onControl);
+/** A session's token watched: its deadline's timer and its renewals, one at a time. */
+class TokenWatch implements SessionTokenWatch {
+  readonly #o: SessionTokenOptions;
+  readonly #clock: () => number;
+  #deadline: number;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #busy = false;
+  /** The last token that arrived while a renewal was verified, waiting its turn. */
+  #next: unknown;
+
+  constructor(o: SessionTokenOptions) {
+    this.#o = o;
+    this.#clock = o.clock ?? Date.now;
+    this.#deadline = o.session.identity.expiresAt.getTime() + o.toleranceSeconds(o.session.identity) * 1000;
+    o.session.channel.on('control', this.#onControl);
+    this.#arm();
+  }
+
+  get deadline(): Date {
+    return new Date(this.#deadline);
+  }
+
+  /** Stops watching (a bound function: callers keep it apart from the watch). */
+  readonly stop = (): void => {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#o.session.channel.off('control', this.#onControl);
   };
-  const end = (reason: SessionEnd): void => {
-    if (stopped) return;
-    stop();
-    options.end(reason);
-  };
-  const arm = (): void => {
-    clearTimeout(timer);
-    const delay = deadline - clock();
+
+  #end(reason: SessionEnd): void {
+    if (this.#stopped) return;
+    this.stop();
+    this.#o.end(reason);
+  }
+
+  /** Ends the session at its deadline: now if it passed, else by a timer (re-armed past the longest delay a timer takes). */
+  readonly #arm = (): void => {
+    clearTimeout(this.#timer);
+    const delay = this.#deadline - this.#clock();
     if (delay <= 0) {
-      timer = undefined;
-      log.info('tunnel.token-expired', { ...logFields, expiredAt: session.identity.expiresAt.toISOString() });
-      end(tokenExpiredEnd(session.identity));
+      this.#timer = undefined;
+      const { identity } = this.#o.session;
+      this.#o.log.info('tunnel.token-expired', { ...this.#o.logFields, expiredAt: identity.expiresAt.toISOString() });
+      this.#end(tokenExpiredEnd(identity));
       return;
     }
-    timer = setTimeout(arm, Math.min(delay, MAX_TIMER_MS));
-    timer.unref();
-  };
-  const reply = (message: ControlMessage): void => {
-    if (!stopped) channel.sendControl(message);
+    this.#timer = setTimeout(this.#arm, Math.min(delay, MAX_TIMER_MS));
+    this.#timer.unref();
   };
 
-  const renew = async (token: unknown): Promise<void> => {
+  #reply(message: ControlMessage): void {
+    if (!this.#stopped) this.#o.session.channel.sendControl(message);
+  }
+
+  /** One renewal at a time; of the tokens that arrive meanwhile only the last is verified. */
+  readonly #onControl = (message: ControlMessage): void => {
+    if (message.type !== 'token' || this.#stopped) return;
+    this.#next = message.token ?? '';
+    if (this.#busy) return;
+    this.#drain().catch((err: unknown) => this.#o.log.error('tunnel.token-renewal-failed', { ...this.#o.logFields, error: err instanceof Error ? err.message : String(err) }));
+  };
+
+  async #drain(): Promise<void> {
+    this.#busy = true;
+    try {
+      while (this.#next !== undefined && !this.#stopped) {
+        const token = this.#next;
+        this.#next = undefined;
+        const identity = await this.#verified(token);
+        if (identity && !this.#stopped) this.#renew(identity);
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Who `token` says is calling, when it may renew this session; else undefined, the client told why. */
+  async #verified(token: unknown): Promise<Identity | undefined> {
+    const { session, verifier, log, logFields } = this.#o;
     if (typeof token !== 'string' || token === '') {
-      reply({ type: 'token-rejected', reason: 'malformed', message: 'the token message carries no token' });
-      return;
+      this.#reply({ type: 'token-rejected', reason: 'malformed', message: 'the token message carries no token' });
+      return undefined;
     }
     // A run's session lives as long as its run: nothing renews it, nor turns it into the person's own.
     if (session.identity.run) {
-      reply({ type: 'token-rejected', reason: 'run-credential', message: `the session belongs to run ${session.identity.run.id}, whose credential is never renewed` });
-      return;
+      this.#reply({ type: 'token-rejected', reason: 'run-credential', message: `the session belongs to run ${session.identity.run.id}, whose credential is never renewed` });
+      return undefined;
     }
-    let identity: Identity;
     try {
-      identity = await verifier.verify(token);
+      return await verifier.verify(token);
     } catch (err) {
-      if (stopped) return;
+      if (this.#stopped) return undefined;
       const e = err instanceof TokenRejectedError ? err : new TokenRejectedError('malformed', 'the token could not be verified', { cause: err });
       log.warn('tunnel.token-rejected', { ...logFields, reason: e.reason, message: e.message });
-      reply({ type: 'token-rejected', reason: e.reason, message: e.message, ...(e.hint ? { hint: e.hint } : {}) });
-      return;
+      this.#reply({ type: 'token-rejected', reason: e.reason, message: e.message, ...(e.hint ? { hint: e.hint } : {}) });
+      return undefined;
     }
-    if (stopped) return;
+  }
+
+  /** A verified token renews the session: its deadline moves; another identity, or one that may no longer use the connection, ends it. */
+  #renew(identity: Identity): void {
+    const { session, log, logFields } = this.#o;
     const current = session.identity;
     if (identity.issuer !== current.issuer || identity.subject !== current.subject) {
       log.warn('tunnel.identity-changed', { ...logFields, newSubject: identity.subject, newIssuer: identity.issuer });
-      end(
+      return this.#end(
         new SessionEnd(
           'identity-changed',
           `hoop: the renewed token is for ${JSON.stringify(identity.subject)}, not ${JSON.stringify(current.subject)}; the session is closed`,
           'connect again to open a session as the new identity',
         ),
       );
-      return;
     }
-    if (!options.mayUse(identity)) {
+    if (!this.#o.mayUse(identity)) {
       log.warn('tunnel.access-revoked', { ...logFields, groups: identity.groups });
-      end(
+      return this.#end(
         new SessionEnd(
           'access-revoked',
           `hoop: your renewed token no longer grants access to "${session.connection.name}"; the session is closed`,
           'ask an administrator to grant you access in the gateway configuration',
         ),
       );
-      return;
     }
     session.identity = identity;
-    deadline = identity.expiresAt.getTime() + options.toleranceSeconds(identity) * 1000;
-    arm();
-    if (stopped) return;
+    this.#deadline = identity.expiresAt.getTime() + this.#o.toleranceSeconds(identity) * 1000;
+    this.#arm();
+    if (this.#stopped) return;
     log.info('tunnel.token-renewed', { ...logFields, expiresAt: identity.expiresAt.toISOString() });
-    reply({ type: 'token-accepted', expiresAt: identity.expiresAt.toISOString() });
-  };
-
-  /** One renewal at a time; of the tokens that arrive meanwhile only the last is verified. */
-  const drain = async (): Promise<void> => {
-    busy = true;
-    try {
-      while (next !== undefined && !stopped) {
-        const token = next;
-        next = undefined;
-        await renew(token);
-      }
-    } finally {
-      busy = false;
-    }
-  };
-  const onControl = (message: ControlMessage): void => {
-    if (message.type !== 'token' || stopped) return;
-    next = message.token ?? '';
-    if (!busy) {
-      drain().catch((err: unknown) => log.error('tunnel.token-renewal-failed', { ...logFields, error: err instanceof Error ? err.message : String(err) }));
-    }
-  };
-
-  channel.on('control', onControl);
-  arm();
-  return {
-    get deadline() {
-      return new Date(deadline);
-    },
-    stop,
-  };
+    this.#reply({ type: 'token-accepted', expiresAt: identity.expiresAt.toISOString() });
+  }
 }
