@@ -129,65 +129,23 @@ const WRITER = /^# Written by hoop connect .* \(pid (\d+)\); removed when it sto
 /** Opens a local SSH port for connection `o.name`; see the module documentation. */
 export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
   const { provider, name, log, say } = o;
-  const { gateway, ca } = provider;
   const runtime = o.filesDir === undefined ? await runtimeDir(o.env) : undefined;
   const dir = await mkdtemp(join(o.filesDir ?? runtime!, `ssh-${hostAlias(name)}-`));
-  const keyFile = join(dir, 'id_ed25519');
-  const knownHostsFile = join(dir, 'known_hosts');
-  const configFile = join(dir, 'ssh_config');
-  const key = newEd25519Key(`hoop connect ${name}`);
-  const publicKey = key.public.trim().split(/\s+/).slice(0, 2).join(' ');
-  // Ending SSH here, the port shows the local client a host key of its own.
-  const hostKey = o.record ? newEd25519Key(`hoop connect ${name} (this machine)`) : undefined;
+  const keys: PortKeys = {
+    client: newEd25519Key(`hoop connect ${name}`),
+    // Ending SSH here, the port shows the local client a host key of its own.
+    ...(o.record ? { host: newEd25519Key(`hoop connect ${name} (this machine)`) } : {}),
+  };
   const renewal = new TunnelTokenRenewal(provider, log, say);
   // The port's sessions share one connection to the gateway (each still authenticated on its own).
-  const tunnels = new TunnelMux({ gateway, clientVersion: VERSION, ...(ca ? { ca } : {}) });
+  const tunnels = new TunnelMux({ gateway: provider.gateway, clientVersion: VERSION, ...(provider.ca ? { ca: provider.ca } : {}) });
   const sockets = new Set<Socket>();
-  /** One local client: its own session on the port's connection to the gateway. */
   const serve = (socket: Socket): void => {
     socket.pause();
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    void (async () => {
-      const sessionId = newSessionId();
-      try {
-        const { token } = await provider.current();
-        const opened = await tunnels.open({ connection: name, token, sessionId, sshKey: publicKey, via: 'connect' });
-        const channel = opened.channel;
-        renewal.track(channel, token);
-        if (o.context) channel.sendControl({ type: 'context', fields: o.context });
-        o.onSession?.(opened.sessionId);
-        channel.on('control', (m: { type: string; message?: unknown }) => {
-          if (m.type === 'close' && typeof m.message === 'string') say(`session ${opened.sessionId} closed: ${m.message}`);
-        });
-        channel.on('error', (err: Error) => {
-          say(`session ${opened.sessionId}: ${describeError(err)}`);
-          socket.destroy();
-        });
-        socket.on('close', () => channel.destroy());
-        if (hostKey) {
-          const record = opened.clientRecord ? o.record : undefined;
-          await terminateSsh({
-            socket,
-            tunnel: channel,
-            hostKey: hostKey.private,
-            clientKey: key.private,
-            gatewayHostKeys: o.hostKeys,
-            ...(record ? { openRecord: () => record(opened.sessionId) } : {}),
-            say: (line) => say(`session ${opened.sessionId}: ${line}`),
-          });
-          return;
-        }
-        socket.pipe(channel);
-        channel.pipe(socket);
-        socket.resume();
-      } catch (err) {
-        const e = err instanceof HoopError ? err : new HoopError(ErrorCode.GATEWAY_UNREACHABLE, describeError(err));
-        say(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-        socket.destroy();
-      }
-    })();
+    void serveClient(socket, o, keys, tunnels, renewal);
   };
   // No Nagle: the window adjustments and acknowledgements SSH sends back are small writes, and held
   // for an ACK they stalled uploads (scp up 40 MB/s instead of 140 in `npm run bench`).
@@ -200,45 +158,111 @@ export async function openSshPort(o: SshPortOptions): Promise<SshPort> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await writeFile(keyFile, key.private, { mode: 0o600, flag: 'wx' });
-    await writeFile(`${keyFile}.pub`, `${key.public.trim()}\n`, { mode: 0o600, flag: 'wx' });
-    const alias = hostAlias(name);
-    const keyAlias = `hoop-${alias}`;
-    const pinned = hostKey ? [hostKey.public.trim().split(/\s+/).slice(0, 2).join(' ')] : o.hostKeys;
-    await writeFile(knownHostsFile, pinned.map((k) => `${keyAlias} ${k}\n`).join(''), { mode: 0o600, flag: 'wx' });
+    const files = await writeKeyFiles(dir, name, keys, o.hostKeys);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: '127.0.0.1', port: o.port ?? 0 }, () => resolve());
     });
     const port = (server.address() as { port: number }).port;
-    await writeFile(
-      configFile,
-      [
-        `# Written by hoop connect ${name} (pid ${process.pid}); removed when it stops.`,
-        `Host ${alias}`,
-        '  HostName 127.0.0.1',
-        `  Port ${port}`,
-        ...(o.user ? [`  User ${o.user}`] : []),
-        `  HostKeyAlias ${keyAlias}`,
-        `  UserKnownHostsFile ${configPath(knownHostsFile)}`,
-        '  StrictHostKeyChecking yes',
-        '  CheckHostIP no',
-        `  IdentityFile ${configPath(keyFile)}`,
-        '  IdentitiesOnly yes',
-        '  IdentityAgent none',
-        '  PreferredAuthentications publickey',
-        '  PasswordAuthentication no',
-        '  KbdInteractiveAuthentication no',
-        '  ForwardAgent no',
-        '  ForwardX11 no',
-        '',
-      ].join('\n'),
-      { mode: 0o600, flag: 'wx' },
-    );
+    await writeFile(files.configFile, sshConfig(name, port, files, o.user), { mode: 0o600, flag: 'wx' });
     const includeFile = runtime !== undefined ? await includeAllPorts(runtime) : undefined;
-    return { connection: name, host: '127.0.0.1', port, configFile, ...(includeFile ? { includeFile } : {}), knownHostsFile, keyFile, accept: serve, close };
+    return { connection: name, host: '127.0.0.1', port, ...files, ...(includeFile ? { includeFile } : {}), accept: serve, close };
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/** The port's keys: the one the local client signs in with, and (when SSH ends at the port) the host key it shows. */
+interface PortKeys {
+  client: ReturnType<typeof newEd25519Key>;
+  host?: ReturnType<typeof newEd25519Key>;
+}
+
+/** The port's files in `dir`. */
+interface PortFiles {
+  configFile: string;
+  knownHostsFile: string;
+  keyFile: string;
+}
+
+/** Writes the client's key pair and the known hosts it checks (the port's own host key, or the gateway's); the files, and where its config goes. */
+async function writeKeyFiles(dir: string, name: string, keys: PortKeys, gatewayHostKeys: readonly string[]): Promise<PortFiles> {
+  const files = { keyFile: join(dir, 'id_ed25519'), knownHostsFile: join(dir, 'known_hosts'), configFile: join(dir, 'ssh_config') };
+  await writeFile(files.keyFile, keys.client.private, { mode: 0o600, flag: 'wx' });
+  await writeFile(`${files.keyFile}.pub`, `${keys.client.public.trim()}\n`, { mode: 0o600, flag: 'wx' });
+  const pinned = keys.host ? [typeAndKey(keys.host.public)] : gatewayHostKeys;
+  await writeFile(files.knownHostsFile, pinned.map((k) => `hoop-${hostAlias(name)} ${k}\n`).join(''), { mode: 0o600, flag: 'wx' });
+  return files;
+}
+
+/** The ssh_config that reaches connection `name` on `port`, with the port's key and known hosts only. */
+function sshConfig(name: string, port: number, files: PortFiles, user: string | undefined): string {
+  const alias = hostAlias(name);
+  return [
+    `# Written by hoop connect ${name} (pid ${process.pid}); removed when it stops.`,
+    `Host ${alias}`,
+    '  HostName 127.0.0.1',
+    `  Port ${port}`,
+    ...(user ? [`  User ${user}`] : []),
+    `  HostKeyAlias hoop-${alias}`,
+    `  UserKnownHostsFile ${configPath(files.knownHostsFile)}`,
+    '  StrictHostKeyChecking yes',
+    '  CheckHostIP no',
+    `  IdentityFile ${configPath(files.keyFile)}`,
+    '  IdentitiesOnly yes',
+    '  IdentityAgent none',
+    '  PreferredAuthentications publickey',
+    '  PasswordAuthentication no',
+    '  KbdInteractiveAuthentication no',
+    '  ForwardAgent no',
+    '  ForwardX11 no',
+    '',
+  ].join('\n');
+}
+
+/** A public key line's type and key, without its comment. */
+function typeAndKey(publicKey: string): string {
+  return publicKey.trim().split(/\s+/).slice(0, 2).join(' ');
+}
+
+/** One local client: its own session on the port's connection to the gateway, relayed as bytes or (keeping records) with SSH ended at the port. */
+async function serveClient(socket: Socket, o: SshPortOptions, keys: PortKeys, tunnels: TunnelMux, renewal: TunnelTokenRenewal): Promise<void> {
+  const { say } = o;
+  try {
+    const { token } = await o.provider.current();
+    const opened = await tunnels.open({ connection: o.name, token, sessionId: newSessionId(), sshKey: typeAndKey(keys.client.public), via: 'connect' });
+    const channel = opened.channel;
+    renewal.track(channel, token);
+    if (o.context) channel.sendControl({ type: 'context', fields: o.context });
+    o.onSession?.(opened.sessionId);
+    channel.on('control', (m: { type: string; message?: unknown }) => {
+      if (m.type === 'close' && typeof m.message === 'string') say(`session ${opened.sessionId} closed: ${m.message}`);
+    });
+    channel.on('error', (err: Error) => {
+      say(`session ${opened.sessionId}: ${describeError(err)}`);
+      socket.destroy();
+    });
+    socket.on('close', () => channel.destroy());
+    if (keys.host) {
+      const record = opened.clientRecord ? o.record : undefined;
+      await terminateSsh({
+        socket,
+        tunnel: channel,
+        hostKey: keys.host.private,
+        clientKey: keys.client.private,
+        gatewayHostKeys: o.hostKeys,
+        ...(record ? { openRecord: () => record(opened.sessionId) } : {}),
+        say: (line) => say(`session ${opened.sessionId}: ${line}`),
+      });
+      return;
+    }
+    socket.pipe(channel);
+    channel.pipe(socket);
+    socket.resume();
+  } catch (err) {
+    const e = err instanceof HoopError ? err : new HoopError(ErrorCode.GATEWAY_UNREACHABLE, describeError(err));
+    say(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+    socket.destroy();
   }
 }
