@@ -195,13 +195,36 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const { privateKey } = newKeyPair('rsa');
   const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid: `demo-${randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' };
-  const accounts = options.accounts;
-  const claimsOf = (sub: string): Record<string, unknown> => {
-    const a = Object.hasOwn(accounts, sub) ? accounts[sub] : undefined;
-    return a ? { groups: a.groups, email: a.email, email_verified: true, name: a.name } : {};
-  };
 
-  const provider = new Provider(issuer, {
+  const provider = new Provider(issuer, providerSettings(options, signingJwk));
+  const handle = provider.callback();
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const m = /^\/interaction\/([^/]+)(\/login)?$/.exec(path);
+    const run = m ? interaction(provider, options.accounts, req, res, decodeURIComponent(m[1]!), m[2] !== undefined && req.method === 'POST') : Promise.resolve(handle(req, res));
+    run.catch((err: unknown) => {
+      if (res.headersSent) res.destroy();
+      else send(res, 400, page('Error', `<p>${esc(err instanceof Error ? err.message : String(err))}</p>`));
+    });
+  });
+
+  return {
+    issuer,
+    clientId: CLIENT_ID,
+    signIn: (url, username) => followAs(url, username, issuer),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The provider's settings: the CLI as its one native client (PKCE, refresh tokens), JWT access tokens for the gateway's audience, the accounts' claims. */
+function providerSettings(options: DemoIssuerOptions, signingJwk: Record<string, unknown>) {
+  const claimsOf = accountClaims(options.accounts);
+  return {
     adapter: MemoryAdapter,
     jwks: { keys: [signingJwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -217,7 +240,8 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
         grant_types: ['authorization_code', 'refresh_token'],
       },
     ],
-    findAccount: async (_ctx: unknown, sub: string) => (Object.hasOwn(accounts, sub) ? { accountId: sub, claims: async () => ({ sub, preferred_username: sub, ...claimsOf(sub) }) } : undefined),
+    findAccount: async (_ctx: unknown, sub: string) =>
+      Object.hasOwn(options.accounts, sub) ? { accountId: sub, claims: async () => ({ sub, preferred_username: sub, ...claimsOf(sub) }) } : undefined,
     claims: { openid: ['sub', 'groups'], email: ['email', 'email_verified'], profile: ['name', 'preferred_username'] },
     scopes: SCOPES,
     conformIdTokenClaims: false,
@@ -248,60 +272,46 @@ export async function startDemoIssuer(options: DemoIssuerOptions): Promise<DemoI
       return { ...claimsOf(token.accountId), ...(authTime !== undefined ? { auth_time: authTime } : {}) };
     },
     ttl: { AccessToken: 3600, AuthorizationCode: 60, Grant: 14 * 86_400, IdToken: 3600, Interaction: 600, RefreshToken: 14 * 86_400, Session: 14 * 86_400 },
-  });
-  const handle = provider.callback();
-
-  /** Consents to what the client asked for, for the signed-in account. */
-  const consent = async (req: IncomingMessage, res: ServerResponse, details: Interaction): Promise<void> => {
-    const accountId = details.session!.accountId!;
-    const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId: String(details.params.client_id) });
-    const missing = details.prompt.details;
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
-    await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
   };
+}
 
-  /** The sign-in page (one button per account) and its answers; consent is given at once: every account is the demo's. */
-  const interaction = async (req: IncomingMessage, res: ServerResponse, uid: string, login: boolean): Promise<void> => {
-    const details = await provider.interactionDetails(req, res);
-    if (details.uid !== uid) throw new Error('this sign-in page belongs to another request; start again');
-    if (details.prompt.name === 'consent') return consent(req, res, details);
-    if (!login) {
-      const buttons = Object.entries(accounts)
-        .map(([name, a]) => `<p><button type="submit" name="username" value="${esc(name)}">${esc(name)}</button> ${esc(a.name)} — groups ${esc(a.groups.join(', '))}</p>`)
-        .join('\n');
-      return send(
-        res,
-        200,
-        page('Sign in to the hoop demo', `<p>Pick who you are (the demo asks for no password).</p>\n<form method="post" action="/interaction/${esc(uid)}/login">\n${buttons}\n</form>`),
-      );
-    }
-    const username = (await readForm(req)).get('username') ?? '';
-    if (!Object.hasOwn(accounts, username)) return send(res, 400, page('Sign in to the hoop demo', `<p>There is no demo account "${esc(username)}".</p>`));
-    await provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
+/** An account's claims by its name (none for a name that is no account). */
+function accountClaims(accounts: DemoIssuerOptions['accounts']): (sub: string) => Record<string, unknown> {
+  return (sub) => {
+    const a = Object.hasOwn(accounts, sub) ? accounts[sub] : undefined;
+    return a ? { groups: a.groups, email: a.email, email_verified: true, name: a.name } : {};
   };
+}
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const m = /^\/interaction\/([^/]+)(\/login)?$/.exec(path);
-    const run = m ? interaction(req, res, decodeURIComponent(m[1]!), m[2] !== undefined && req.method === 'POST') : Promise.resolve(handle(req, res));
-    run.catch((err: unknown) => {
-      if (res.headersSent) res.destroy();
-      else send(res, 400, page('Error', `<p>${esc(err instanceof Error ? err.message : String(err))}</p>`));
-    });
-  });
+/** Consents to what the client asked for, for the signed-in account. */
+async function consent(provider: Provider, req: IncomingMessage, res: ServerResponse, details: Interaction): Promise<void> {
+  const accountId = details.session!.accountId!;
+  const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId: String(details.params.client_id) });
+  const missing = details.prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+  await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
+}
 
-  return {
-    issuer,
-    clientId: CLIENT_ID,
-    signIn: (url, username) => followAs(url, username, issuer),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+/** The sign-in page (one button per account) and its answers; consent is given at once: every account is the demo's. */
+async function interaction(provider: Provider, accounts: DemoIssuerOptions['accounts'], req: IncomingMessage, res: ServerResponse, uid: string, login: boolean): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) throw new Error('this sign-in page belongs to another request; start again');
+  if (details.prompt.name === 'consent') return consent(provider, req, res, details);
+  if (!login) {
+    const buttons = Object.entries(accounts)
+      .map(([name, a]) => `<p><button type="submit" name="username" value="${esc(name)}">${esc(name)}</button> ${esc(a.name)} — groups ${esc(a.groups.join(', '))}</p>`)
+      .join('\n');
+    return send(
+      res,
+      200,
+      page('Sign in to the hoop demo', `<p>Pick who you are (the demo asks for no password).</p>\n<form method="post" action="/interaction/${esc(uid)}/login">\n${buttons}\n</form>`),
+    );
+  }
+  const username = (await readForm(req)).get('username') ?? '';
+  if (!Object.hasOwn(accounts, username)) return send(res, 400, page('Sign in to the hoop demo', `<p>There is no demo account "${esc(username)}".</p>`));
+  await provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
 }
 
 /**
