@@ -3,6 +3,10 @@
  * (src/gateway/identity/verify-token.ts), or from a run credential it issued itself (src/gateway/runs/runs.ts),
  * which names the person the run acts for and the run.
  */
+import { z } from 'zod';
+import { recordObject } from './stored-record.js';
+
+/** Who is calling, as the gateway verified it. */
 export interface Identity {
   /** The subject claim, or for a workload the subject its matching rule gives. */
   subject: string;
@@ -19,16 +23,17 @@ export interface Identity {
   run?: RunGrant;
 }
 
-/** What a run credential grants, as the gateway issued it (never as a client says). */
-export interface RunGrant {
+/** What a run credential grants, as the gateway issued it (never as a client says); kept with a run's direct credentials and read back with this schema. */
+export const runGrantSchema = recordObject({
   /** The run's id (`run-…`), the gateway's. */
-  id: string;
-  agent: string;
-  via: 'run' | 'mcp';
+  id: z.string().min(1),
+  agent: z.string(),
+  via: z.enum(['run', 'mcp']),
   /** Whether the run's command was contained (`isolation` other than `none` when the run began). */
-  isolated: boolean;
+  isolated: z.boolean(),
   /** The connections the run may use, and no others. */
-  connections: string[];
+  connections: z.array(z.string()),
   /** What its person said the run is for, in their words. */
-  prompt?: string;
-}
+  prompt: z.string().optional(),
+});
+export type RunGrant = z.infer<typeof runGrantSchema>;

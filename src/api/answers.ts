@@ -7,7 +7,9 @@
  * @see https://www.rfc-editor.org/rfc/rfc9110#name-status-codes
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html (what `hoop login` is told)
  */
+import { z } from 'zod';
 import { ErrorCode } from '../errors.js';
+import { recordObject, storedTime } from '../stored-record.js';
 
 /** The body of every error answer. `reason`: why a token was refused (a 401). @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1 */
 export interface ErrorBody {
@@ -245,83 +247,89 @@ export interface DirectCredentialView {
   expiresAt: string;
 }
 
-/** A run as the API answers it (never its secrets). */
-export interface RunView {
-  id: string;
-  agent: string;
-  via: 'run' | 'mcp';
+/** A run as the API answers it (never its secrets); the gateway keeps it so with its owner and secrets' digests (src/gateway/runs/runs.ts). */
+export const runViewSchema = recordObject({
+  id: z.string().min(1),
+  agent: z.string(),
+  via: z.enum(['run', 'mcp']),
   /** How its command was contained (`bwrap`, …), or `none`. */
-  isolation: string;
-  connections: string[];
+  isolation: z.string(),
+  connections: z.array(z.string()),
   /** The command line, for people (cut). */
-  command?: string;
+  command: z.string().optional(),
   /** What its person said the run is for (`--prompt`), in their words: a claim, not a fact. */
-  prompt?: string;
+  prompt: z.string().optional(),
   /** ISO 8601, as every time of the API. */
-  createdAt: string;
-  expiresAt: string;
-  heartbeatAt: string;
-  heartbeatTimeoutMs: number;
+  createdAt: storedTime,
+  expiresAt: storedTime,
+  heartbeatAt: storedTime,
+  heartbeatTimeoutMs: z.number().min(0),
   /** Until when the person's own credential holds (the latest one a heartbeat brought). */
-  ownerExpiresAt: string;
-  endedAt?: string;
+  ownerExpiresAt: storedTime,
+  endedAt: storedTime.optional(),
   /** Why it ended (`ended`, `heartbeat-lost`, `expired`, `person-expired`, `person-refused`). */
-  endReason?: string;
+  endReason: z.string().optional(),
   /** The person it runs for. */
-  subject: string;
-  issuer: string;
+  subject: z.string(),
+  issuer: z.string(),
   /** Where its command may connect besides the gateway (`host:port`, from `runs.egress`), as the policy says now. */
-  egress?: string[];
-}
+  egress: z.array(z.string()).optional(),
+});
+export type RunView = z.infer<typeof runViewSchema>;
 
 /** `POST /v1/runs`'s answer: the run, its credential and its control credential. */
 export type RunStarted = RunView & { token: string; controlToken: string };
 
-/** One event an alert counts, as its evidence. */
-export interface AlertEvidence {
-  at: string;
-  session?: string;
-  connection?: string;
-  rule?: string;
-  reason?: string;
-  review?: string;
+/** One event an alert counts, as its evidence (kept with its alert, and in `hoop.alert_hits` while counted). */
+export const alertEvidenceSchema = recordObject({
+  at: storedTime,
+  session: z.string().optional(),
+  connection: z.string().optional(),
+  rule: z.string().optional(),
+  reason: z.string().optional(),
+  review: z.string().optional(),
   /** `cli`: a refusal hoop connect's early check made and reported (its word, not the gateway's). */
-  by?: string;
+  by: z.string().optional(),
   /** For `rows-read`: the rows the statement read, and the tables it named. */
-  rows?: number;
-  tables?: string[];
+  rows: z.number().optional(),
+  tables: z.array(z.string()).optional(),
   /** For `egress-refused`: the `host:port` the command asked for. */
-  destination?: string;
-}
+  destination: z.string().optional(),
+});
+export type AlertEvidence = z.infer<typeof alertEvidenceSchema>;
 
-/** An alert the gateway raised (`GET /v1/alerts`): whom it is about, what it counted, its evidence, and whether it is cleared. */
-export interface RaisedAlert {
-  id: string;
+/**
+ * An alert the gateway raised (`GET /v1/alerts`): whom it is about, what it counted, its evidence,
+ * and whether it is cleared. The gateway keeps it so (`alerts.json`, `hoop.alerts`) and reads it
+ * back with this schema.
+ */
+export const raisedAlertSchema = recordObject({
+  id: z.string().min(1),
   /** The alert rule's name. */
-  rule: string;
-  /** What it counts: `refused` (statements and SSH commands refused), `review-denied`. */
-  /** What its rule counted: events, or rows (`rows-read`). */
-  event: 'refused' | 'review-denied' | 'rows-read' | 'bytes-sent' | 'off-hours' | 'first-use' | 'egress-refused';
+  rule: z.string(),
+  /** What its rule counted: events (`refused`: statements and SSH commands refused; `review-denied`; …), or rows (`rows-read`). */
+  event: z.enum(['refused', 'review-denied', 'rows-read', 'bytes-sent', 'off-hours', 'first-use', 'egress-refused']),
   /** Whose events it counts together. */
-  per: 'identity' | 'run' | 'agent';
+  per: z.enum(['identity', 'run', 'agent']),
   /** Whom it is about. */
-  subject: string;
-  issuer: string;
-  run?: string;
-  agent?: string;
+  subject: z.string(),
+  issuer: z.string(),
+  run: z.string().optional(),
+  agent: z.string().optional(),
   /** Events counted: the rule's count when raised, more while it stays open. */
-  count: number;
-  withinMs: number;
-  evidence: AlertEvidence[];
-  raisedAt: string;
-  suspend: boolean;
+  count: z.number(),
+  withinMs: z.number(),
+  evidence: z.array(alertEvidenceSchema),
+  raisedAt: storedTime,
+  suspend: z.boolean(),
   /** Groups whose members may clear it. */
-  clearedBy: string[];
-  state: 'open' | 'cleared';
-  clearedAt?: string;
-  clearer?: { subject: string; issuer: string; email?: string };
-  clearReason?: string;
-}
+  clearedBy: z.array(z.string()),
+  state: z.enum(['open', 'cleared']),
+  clearedAt: storedTime.optional(),
+  clearer: recordObject({ subject: z.string(), issuer: z.string(), email: z.string().optional() }).optional(),
+  clearReason: z.string().optional(),
+}).refine((a) => (a.per === 'run' ? a.run !== undefined : a.per === 'agent' ? a.agent !== undefined : true), { error: 'an alert per run names its run, one per agent its agent', path: ['per'] });
+export type RaisedAlert = z.infer<typeof raisedAlertSchema>;
 
 /** What an alert counted, for people: `5 refused events`, `1200 rows read`. */
 export function countedText(a: Pick<RaisedAlert, 'count' | 'event'>): string {

@@ -5,69 +5,83 @@
  *
  * @see docs/architecture.md (§3.6, §4.4)
  */
-import type { Via } from './principal.js';
+import { z } from 'zod';
+import { recordObject, storedTime } from '../stored-record.js';
+import { VIAS } from './principal.js';
+
+/** Where a review stands, each state. */
+export const REVIEW_STATES = ['pending', 'approved', 'denied', 'expired', 'withdrawn'] as const;
 
 /** Where a review stands. */
-export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
+export type ReviewState = (typeof REVIEW_STATES)[number];
+
+const person = {
+  subject: z.string(),
+  issuer: z.string(),
+  email: z.string().optional(),
+};
 
 /** Someone, as a review names them. */
-export interface ReviewPerson {
-  subject: string;
-  issuer: string;
-  email?: string;
-}
+export const reviewPersonSchema = recordObject(person);
+export type ReviewPerson = z.infer<typeof reviewPersonSchema>;
 
 /** One reviewer's decision. */
-export interface ReviewDecision extends ReviewPerson {
-  decision: 'approve' | 'deny';
-  reason?: string;
-  at: string;
-}
+export const reviewDecisionSchema = recordObject({
+  ...person,
+  decision: z.enum(['approve', 'deny']),
+  reason: z.string().optional(),
+  at: storedTime,
+});
+export type ReviewDecision = z.infer<typeof reviewDecisionSchema>;
 
-/** A review as the API answers it and the history file keeps it. */
-export interface Review {
-  id: string;
-  state: ReviewState;
+/**
+ * A review as the API answers it and the gateway keeps it (the history file, `hoop.reviews`): read
+ * back with this schema (../stored-record.ts).
+ */
+export const reviewSchema = recordObject({
+  id: z.string().min(1),
+  state: z.enum(REVIEW_STATES),
   /** What waits: a statement of a session, or a request for temporary access (`hoop request`). */
-  kind: 'statement' | 'access';
+  kind: z.enum(['statement', 'access']),
   /** The session of a statement (empty for an access request). */
-  session: string;
-  run?: string;
+  session: z.string(),
+  run: z.string().optional(),
   /** How the session that raised it came, and its agent (an agent's run). */
-  via?: Via;
-  agent?: string;
+  via: z.enum(VIAS).optional(),
+  agent: z.string().optional(),
   /** What the client last said its session was for (an MCP call's `intent`), in its words: a claim, not a fact. */
-  intent?: string;
+  intent: z.string().optional(),
   /** What the person said the agent's run is for (`hoop run --prompt`), in their words: a claim, not a fact. */
-  prompt?: string;
-  connection: string;
-  requester: ReviewPerson & { groups: string[] };
-  sql: string;
-  params?: Array<string | null>;
+  prompt: z.string().optional(),
+  connection: z.string(),
+  requester: recordObject({ ...person, groups: z.array(z.string()) }),
+  sql: z.string(),
+  params: z.array(z.string().nullable()).optional(),
   /** What exactly would run (the held message's bytes and the SQL texts judged for it, SHA-256). */
-  digest?: string;
-  rule?: string;
-  message?: string;
-  reason: string;
+  digest: z.string().optional(),
+  rule: z.string().optional(),
+  message: z.string().optional(),
+  reason: z.string(),
   /** The settings it is decided under (without the notification targets). */
-  groups: string[];
-  approvals: number;
-  selfApprove: boolean;
-  windowMs: number;
-  decisions: ReviewDecision[];
-  createdAt: string;
-  expiresAt: string;
-  decidedAt?: string;
+  groups: z.array(z.string()),
+  approvals: z.number().int().min(1),
+  selfApprove: z.boolean(),
+  windowMs: z.number().min(0),
+  decisions: z.array(reviewDecisionSchema),
+  createdAt: storedTime,
+  expiresAt: storedTime,
+  decidedAt: storedTime.optional(),
   /** Why it was withdrawn or expired without a decision, in words. */
-  closedBecause?: string;
+  closedBecause: z.string().optional(),
   /** Raised by a client that does not wait: it outlives its session (see the module documentation). */
-  detached?: boolean;
+  detached: z.boolean().optional(),
   /** An approved detached review, once a later session ran its statement: that session, and when. */
-  usedBy?: string;
-  usedAt?: string;
+  usedBy: z.string().optional(),
+  usedAt: storedTime.optional(),
   /**
    * An access request: the mode and how long (from its approval), the requester's reason, and once
    * approved until when the grant holds. `rule` is the requestable access rule it opens.
    */
-  access?: { mode: 'read-only' | 'read-write'; seconds: number; reason: string; until?: string };
-}
+  access: recordObject({ mode: z.enum(['read-only', 'read-write']), seconds: z.number().int().min(1), reason: z.string(), until: storedTime.optional() }).optional(),
+});
+export type Review = z.infer<typeof reviewSchema>;

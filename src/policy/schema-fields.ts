@@ -3,14 +3,20 @@
  * whole numbers, times, notification targets; each with the message a policy author reads.
  */
 import { z } from 'zod';
+import { recordObject } from '../stored-record.js';
 import { parseTimeSetting } from './limits.js';
 
-/** Where a review's request and decision are sent: a generic JSON body, or one Slack's incoming webhooks take. */
-export interface ReviewNotify {
+/**
+ * Where a review's request and decision are sent: a generic JSON body, or one Slack's incoming
+ * webhooks take. As the gateway keeps it with a review (`hoop.reviews.settings`), read back with
+ * this schema; a policy writes it as {@link notifySchema} checks.
+ */
+export const reviewNotifySchema = recordObject({
   /** An http(s) URL, or a secret reference to one (`${env:SLACK_WEBHOOK}`), resolved by the gateway. */
-  url: string;
-  format: 'json' | 'slack';
-}
+  url: z.string(),
+  format: z.enum(['json', 'slack']),
+});
+export type ReviewNotify = z.infer<typeof reviewNotifySchema>;
 
 /** Names of access rules, statement rules and tests. */
 export const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9-_.:]{0,62}$/;

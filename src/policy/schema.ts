@@ -42,7 +42,8 @@ import { parseTimeSetting, type SessionLimits } from './limits.js';
 import { principalMatchFields, type Principal, type PrincipalMatch } from './principal.js';
 import { alertRuleSchema, type AlertRule } from './alert-rules.js';
 import { egressProblem, type EgressRule } from './egress.js';
-import { list, lowerName, nameSchema, nonEmpty, notifySchema, type ReviewNotify, timeBetween } from './schema-fields.js';
+import { recordObject } from '../stored-record.js';
+import { list, lowerName, nameSchema, nonEmpty, notifySchema, reviewNotifySchema, timeBetween } from './schema-fields.js';
 
 export { ALERT_EVENTS, ALERT_SCOPES, alertRuleSchema, type AlertEvent, type AlertRule } from './alert-rules.js';
 export { RULE_NAME, type ReviewNotify } from './schema-fields.js';
@@ -158,38 +159,42 @@ export interface RowLimit {
 }
 
 /**
- * How a statement held by a `review` rule is reviewed: who may decide, how many approvals it
- * needs, how long it waits, and who is told.
- */
-export interface ReviewSettings {
-  /** Groups whose members may approve or deny (a review no group can decide is refused at once). */
-  groups: string[];
-  /** Approvals from distinct reviewers needed; one denial decides. Default 1. */
-  approvals: number;
-  /** How long the statement is held waiting for a decision, in ms. Default 10 minutes. */
-  timeoutMs: number;
-  /** Whether the requester may approve their own statement. Default false. */
-  selfApprove: boolean;
-  /** An approval also lets statements of the same shape run in that session for this long (ms); 0: only the held one. */
-  windowMs: number;
-  notify: ReviewNotify[];
-  /** A service asked to decide first (an automated reviewer); its approval counts as one. */
-  service?: ReviewService;
-}
-
-/**
  * An automated reviewer: a service the gateway sends each held statement or command to, signed
  * (HMAC-SHA256 with `secret`), whose answer (approve, deny, or leave it to people) is a decision;
  * no answer within `timeoutMs`, or a bad one, leaves it to people.
  */
-export interface ReviewService {
-  name: string;
+export const reviewServiceSettingsSchema = recordObject({
+  name: z.string(),
   /** An http(s) URL, or a secret reference to one. */
-  url: string;
+  url: z.string(),
   /** A secret reference to the key requests are signed with. */
-  secret: string;
-  timeoutMs: number;
-}
+  secret: z.string(),
+  timeoutMs: z.number().int().positive(),
+});
+export type ReviewService = z.infer<typeof reviewServiceSettingsSchema>;
+
+/**
+ * How a statement held by a `review` rule is reviewed: who may decide, how many approvals it
+ * needs, how long it waits, and who is told. As the gateway keeps it with a review
+ * (`hoop.reviews.settings`), read back with this schema; a policy writes it as `reviewersSchema`
+ * and a rule's `review` check.
+ */
+export const reviewSettingsSchema = recordObject({
+  /** Groups whose members may approve or deny (a review no group can decide is refused at once). */
+  groups: z.array(z.string()),
+  /** Approvals from distinct reviewers needed; one denial decides. Default 1. */
+  approvals: z.number().int().min(1),
+  /** How long the statement is held waiting for a decision, in ms. Default 10 minutes. */
+  timeoutMs: z.number().min(0),
+  /** Whether the requester may approve their own statement. Default false. */
+  selfApprove: z.boolean(),
+  /** An approval also lets statements of the same shape run in that session for this long (ms); 0: only the held one. */
+  windowMs: z.number().min(0),
+  notify: z.array(reviewNotifySchema),
+  /** A service asked to decide first (an automated reviewer); its approval counts as one. */
+  service: reviewServiceSettingsSchema.optional(),
+});
+export type ReviewSettings = z.infer<typeof reviewSettingsSchema>;
 
 /** Review settings for the connections they name (all when `connections` is absent); the first that names a connection is its default. */
 export interface Reviewers extends Partial<ReviewSettings> {

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createDeviceKey } from '../../src/auth/device-key.js';
 import { ClientRecords, UNVERIFIED_RECORD_TTL_MS } from '../../src/gateway/records/client-records.js';
 import { RecordingWriter } from '../../src/recording/writer.js';
+import { silentLogger } from '../../src/log.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -40,7 +41,7 @@ const held = (dir: string, kind: string, id: string): string[] =>
 describe("CLIs' records", () => {
   it("a record holds at most its kind's bytes: a run's 1 MiB", async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0 });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0 });
     for (let i = 1; i <= 4; i++) await records.put('runs', 'run-limits-0001', chunk(i), Buffer.alloc(256 * 1024, i), alice, noKeys);
     expect(await refusal(records.put('runs', 'run-limits-0001', chunk(5), Buffer.alloc(1024), alice, noKeys))).toMatchObject({
       status: 413,
@@ -51,7 +52,7 @@ describe("CLIs' records", () => {
 
   it("an identity's unverified records hold at most so many bytes; another's are not held back", async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
     await records.put('sessions', 'session-a-0001', chunk(1), Buffer.alloc(600 * 1024, 1), alice, noKeys);
     await records.put('sessions', 'session-b-0001', chunk(1), Buffer.alloc(300 * 1024, 2), alice, noKeys);
     const third = await refusal(records.put('sessions', 'session-c-0001', chunk(1), Buffer.alloc(300 * 1024, 3), alice, noKeys));
@@ -62,7 +63,7 @@ describe("CLIs' records", () => {
 
   it("an identity's quota holds when its uploads come at once, and counts what a record took since its last verified signature", async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
     const all = await Promise.all(
       Array.from({ length: 20 }, (_, i) => refusal(records.put('sessions', `session-race-${String(i).padStart(4, '0')}`, chunk(1), Buffer.alloc(900 * 1024, i), alice, noKeys))),
     );
@@ -71,7 +72,7 @@ describe("CLIs' records", () => {
 
     // A record that verified once (a signed checkpoint), then takes unsigned chunks: they count.
     const other = dataDir();
-    const verified = await ClientRecords.open(other, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const verified = await ClientRecords.open(other, silentLogger, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
     const key = createDeviceKey();
     const spool = join(other, 'spool');
     const w = await RecordingWriter.create({ dir: spool, id: 'session-tail-0001', key: createPrivateKey(key.privateKey), checkpointMs: 3_600_000 });
@@ -88,7 +89,7 @@ describe("CLIs' records", () => {
 
   it("an identity's daily budget counts every byte it has the gateway keep, signed or not: records signed with a device key of its own do not go past it", async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, dailyBytesPerIdentity: 2 * 1024 * 1024 });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0, dailyBytesPerIdentity: 2 * 1024 * 1024 });
     const key = createDeviceKey();
     const keys = async () => [{ publicKey: key.publicKey }];
     /** A complete record of `size` bytes of junk, signed by alice's own key. */
@@ -124,7 +125,7 @@ describe("CLIs' records", () => {
 
   it("an identity's daily budget counts what uploads that never verified made the gateway write and check: the third 400 KiB upload in a 1 MiB day is refused; a day later the tombstones go", async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, dailyBytesPerIdentity: 1024 * 1024, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0, dailyBytesPerIdentity: 1024 * 1024, unverifiedBytesPerIdentity: 1024 * 1024 });
     const statuses: Array<number | 'stored'> = [];
     for (let i = 0; i < 3; i++) {
       const files = [
@@ -150,7 +151,7 @@ describe("CLIs' records", () => {
 
   it('a record that no signature verified within a day is removed, files and all', async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0 });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0 });
     await records.put('sessions', 'session-old-001', chunk(1), Buffer.from('never signed'), alice, noKeys);
     expect(await records.expireUnverified(Date.now() + UNVERIFIED_RECORD_TTL_MS - 60_000)).toEqual([]);
     expect(await records.expireUnverified(Date.now() + UNVERIFIED_RECORD_TTL_MS + 60_000)).toEqual([{ kind: 'sessions', id: 'session-old-001' }]);
@@ -160,7 +161,7 @@ describe("CLIs' records", () => {
 
   it('an upload that would take the last free space of the data disk is refused 507, and nothing is written', async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: Number.MAX_SAFE_INTEGER });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: Number.MAX_SAFE_INTEGER });
     expect(await refusal(records.put('sessions', 'session-full-01', chunk(1), Buffer.from('x'), alice, noKeys))).toMatchObject({
       status: 507,
       message: expect.stringContaining("the gateway's disk is too full to keep this record"),
@@ -171,7 +172,7 @@ describe("CLIs' records", () => {
 
   it('files of one record taken together are all checked before any is written: one refused leaves nothing of the others, on disk or in the quota', async () => {
     const dir = dataDir();
-    const records = await ClientRecords.open(dir, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
+    const records = await ClientRecords.open(dir, silentLogger, undefined, { reserveBytes: 0, unverifiedBytesPerIdentity: 1024 * 1024 });
     const files = (extra: { name: string; data: Buffer }) => [{ name: chunk(1), data: Buffer.alloc(900 * 1024, 1) }, extra];
     for (let i = 0; i < 5; i++) {
       const refused = await refusal(records.putFiles('sessions', `session-batch-${String(i).padStart(4, '0')}`, files({ name: 'SHA256SUMS', data: Buffer.alloc(4 * 1024 * 1024 + 1) }), alice, noKeys));

@@ -475,9 +475,10 @@ describe('retention', () => {
     const { GatewayRecordings } = await import('../../src/gateway/records/recordings.js');
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
+    const { silentLogger } = await import('../../src/log.js');
     const data = mkdtempSync(join(tmpdir(), 'hoop-retention-'));
     try {
-      const recordings = await GatewayRecordings.open(data);
+      const recordings = await GatewayRecordings.open(data, silentLogger);
       const base = {
         subject: 'alice',
         issuer: 'i',

@@ -9,8 +9,10 @@
  * @see docs/architecture.md (§4.7)
  */
 import type pg from 'pg';
-import type { AlertEvidence, RaisedAlert } from '../../api/answers.js';
-import { type AlertStore, KEEP_CLEARED_MS, keyOfAlert } from './alerts.js';
+import { z } from 'zod';
+import { alertEvidenceSchema, raisedAlertSchema, type AlertEvidence, type RaisedAlert } from '../../api/answers.js';
+import { storedRow } from '../../stored-record.js';
+import { type AlertStore, KEEP_CLEARED_MS } from './alerts.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import { storeError, type Migration } from '../store/store-postgres.js';
 
@@ -49,6 +51,18 @@ export const ALERTS_MIGRATIONS: readonly Migration[] = [
 
 const CHANNEL = 'hoop_alerts';
 
+/** The evidence of a rule's window, as `count` reads it from `hoop.alert_hits`. */
+const EVIDENCE = z.array(alertEvidenceSchema);
+
+/** A row of `hoop.alerts`: its alert as the store holds it. */
+interface Row {
+  id: string;
+  alert: unknown;
+}
+
+/** A row's alert, read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be acted on. */
+const alertOf = (r: Row): RaisedAlert => storedRow(raisedAlertSchema, r.alert, `alert ${r.id}`);
+
 /** See the module documentation. */
 export class PostgresAlertStore implements AlertStore {
   readonly #replica: StoreReplica;
@@ -77,7 +91,7 @@ export class PostgresAlertStore implements AlertStore {
   async count(rule: string, key: string, evidence: AlertEvidence, withinMs: number, _need: number, max: number, weight = 1): Promise<{ count: number; evidence: AlertEvidence[] }> {
     const r = await this.#run(
       (pool) =>
-        pool.query<{ count: string; evidence: AlertEvidence[] | null }>(
+        pool.query<{ count: string; evidence: unknown }>(
           `with hit as (insert into hoop.alert_hits (rule, key, evidence, weight) values ($1, $2, $3, $6) returning at, evidence, weight),
                 counted as (select at, evidence, weight from hoop.alert_hits where rule = $1 and key = $2 and at > now() - make_interval(secs => $4::float8) union all select at, evidence, weight from hit)
            select sum(weight) as count, (select jsonb_agg(evidence order by at) from (select at, evidence from counted order by at desc limit $5) newest) as evidence from counted`,
@@ -85,7 +99,8 @@ export class PostgresAlertStore implements AlertStore {
         ),
       'count an alert rule',
     );
-    return { count: Number(r.rows[0]?.count ?? 0), evidence: r.rows[0]?.evidence ?? [evidence] };
+    const counted = r.rows[0]?.evidence;
+    return { count: Number(r.rows[0]?.count ?? 0), evidence: counted ? storedRow(EVIDENCE, counted, `evidence of alert rule ${rule}`) : [evidence] };
   }
 
   async reset(rule: string, key: string): Promise<void> {
@@ -93,8 +108,8 @@ export class PostgresAlertStore implements AlertStore {
   }
 
   async openFor(rule: string, key: string): Promise<RaisedAlert | undefined> {
-    const r = await this.#run((pool) => pool.query<{ alert: RaisedAlert }>("select alert from hoop.alerts where rule = $1 and key = $2 and state = 'open'", [rule, key]), 'read the alerts');
-    return r.rows[0]?.alert;
+    const r = await this.#run((pool) => pool.query<Row>("select id, alert from hoop.alerts where rule = $1 and key = $2 and state = 'open'", [rule, key]), 'read the alerts');
+    return r.rows[0] ? alertOf(r.rows[0]) : undefined;
   }
 
   async open(alert: RaisedAlert, key: string): Promise<boolean> {
@@ -134,8 +149,8 @@ export class PostgresAlertStore implements AlertStore {
   }
 
   async #recent(where: string, values: unknown[] = []): Promise<RaisedAlert[]> {
-    const r = await this.#run((pool) => pool.query<{ alert: RaisedAlert }>(`select alert from hoop.alerts where ${where} order by updated_at`, values), 'read the alerts');
-    return r.rows.map((row) => row.alert).filter((a) => keyOfAlert(a) !== undefined);
+    const r = await this.#run((pool) => pool.query<Row>(`select id, alert from hoop.alerts where ${where} order by updated_at`, values), 'read the alerts');
+    return r.rows.map(alertOf);
   }
 
   async #run<T>(fn: (pool: pg.Pool) => Promise<T>, doing: string): Promise<T> {

@@ -23,7 +23,8 @@ import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { Identity } from '../../identity.js';
 import type { Logger } from '../../log.js';
 import { readOptionalFile } from '../../private-file.js';
-import { countedText, type AlertEvidence, type RaisedAlert } from '../../api/answers.js';
+import { countedText, raisedAlertSchema, type AlertEvidence, type RaisedAlert } from '../../api/answers.js';
+import { fileRecords } from '../../stored-record.js';
 import { alertSubjectKey, alertWeightFor } from '../../policy/alert-match.js';
 import type { AlertRule, Policy } from '../../policy/schema.js';
 import type { GatewayEvents } from '../audit/events.js';
@@ -282,7 +283,9 @@ export class FileAlertStore implements AlertStore {
   async load(): Promise<RaisedAlert[]> {
     const text = await readOptionalFile(this.#file);
     const cutoff = this.now() - KEEP_CLEARED_MS;
-    for (const a of text ? (JSON.parse(text) as RaisedAlert[]) : []) if (a.state === 'open' || Date.parse(a.clearedAt ?? a.raisedAt) > cutoff) this.#alerts.set(a.id, a);
+    // An entry that is not an alert is skipped, said; the others are kept.
+    for (const a of text ? fileRecords(raisedAlertSchema, text, 'alert', this.#file, this.log) : [])
+      if (a.state === 'open' || Date.parse(a.clearedAt ?? a.raisedAt) > cutoff) this.#alerts.set(a.id, a);
     return [...this.#alerts.values()];
   }
 

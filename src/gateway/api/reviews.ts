@@ -6,13 +6,13 @@
  * The registry (../reviews/reviews.ts) decides who may see and decide what.
  */
 import type { Identity } from '../../identity.js';
-import type { ReviewState } from '../../policy/review-record.js';
+import { REVIEW_STATES, type ReviewState } from '../../policy/review-record.js';
 import { reviewDecisionBody } from '../../api/bodies.js';
 import { HttpError } from '../http/http-error.js';
 import type { ReviewRegistry } from '../reviews/reviews.js';
 import { checkBody } from '../http/respond.js';
 
-const STATES: readonly ReviewState[] = ['pending', 'approved', 'denied', 'expired', 'withdrawn'];
+const STATES: readonly ReviewState[] = REVIEW_STATES;
 
 /** The reviews endpoints (`match`: {@link API_ROUTES}.reviews's groups, the review and the decision). */
 export async function reviewsApi(

@@ -8,7 +8,8 @@
  * @see https://www.postgresql.org/docs/current/sql-notify.html
  */
 import type pg from 'pg';
-import { tooManyDirect, type DirectEnd, type DirectRecord, type DirectStore } from './direct-credentials.js';
+import { directRecordSchema, tooManyDirect, type DirectEnd, type DirectRecord, type DirectStore } from './direct-credentials.js';
+import { storedRow } from '../../stored-record.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import type { RunOwner } from '../runs/runs.js';
 import { storeError, type Migration } from '../store/store-postgres.js';
@@ -38,17 +39,26 @@ export const DIRECT_CREDENTIALS_MIGRATIONS: readonly Migration[] = [
 
 const CHANNEL = 'hoop_direct';
 const UTC = (column: string): string => `to_char(${column} at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ${column}`;
-const COLUMNS = `record, ${UTC('expires_at')}, ${UTC('ended_at')}, end_reason`;
+const COLUMNS = `id, record, ${UTC('expires_at')}, ${UTC('ended_at')}, end_reason`;
 
+/** A row of `hoop.direct_credentials`: the credential's jsonb as the store holds it, and its columns. */
 interface Row {
-  record: Omit<DirectRecord, 'expiresAt' | 'endedAt' | 'endReason'>;
+  id: string;
+  record: unknown;
   expires_at: string;
   ended_at: string | null;
-  end_reason: DirectEnd | null;
+  end_reason: string | null;
 }
 
+/** A row's credential, read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be acted on. */
 function record(r: Row): DirectRecord {
-  return { ...r.record, expiresAt: r.expires_at, ...(r.ended_at !== null ? { endedAt: r.ended_at } : {}), ...(r.end_reason !== null ? { endReason: r.end_reason } : {}) };
+  const kept = {
+    ...(typeof r.record === 'object' ? r.record : {}),
+    expiresAt: r.expires_at,
+    ...(r.ended_at !== null ? { endedAt: r.ended_at } : {}),
+    ...(r.end_reason !== null ? { endReason: r.end_reason } : {}),
+  };
+  return storedRow(directRecordSchema, kept, `direct credential ${r.id}`);
 }
 
 /** See the module documentation. */

@@ -15,14 +15,16 @@
  * @see https://www.rfc-editor.org/rfc/rfc5802#section-3 (the verifier: salt, iterations, StoredKey, ServerKey)
  */
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { RecordFile } from '../store/record-file.js';
 import { describeError, ErrorCode } from '../../errors.js';
-import type { Identity, RunGrant } from '../../identity.js';
+import { runGrantSchema, type Identity } from '../../identity.js';
 import type { Logger } from '../../log.js';
 import { SessionEnd, type TunnelSession } from '../../session/engine.js';
 import { makeScramSecret, type ScramSecret } from '../../postgres/wire/scram.js';
 import { HttpError } from '../http/http-error.js';
-import { ownerOf, type RunOwner } from '../runs/runs.js';
+import { ownerOf, runOwnerSchema, type RunOwner } from '../runs/runs.js';
+import { recordObject, storedTime } from '../../stored-record.js';
 
 /** How long a credential lives unless its asker says otherwise. */
 export const DEFAULT_DIRECT_SECONDS = 900;
@@ -40,20 +42,21 @@ const ITERATIONS = 4096;
 /** Why a credential stopped being accepted before its time. */
 export type DirectEnd = 'revoked' | 'run-ended';
 
-/** A direct credential as the gateway keeps it: the verifier of its password, never the password. */
-export interface DirectRecord {
-  id: string;
-  connection: string;
-  owner: RunOwner;
+/** A direct credential as the gateway keeps it (`direct-credentials.json`, `hoop.direct_credentials`), the verifier of its password, never the password: read back with this schema. */
+export const directRecordSchema = recordObject({
+  id: z.string().regex(DIRECT_USER),
+  connection: z.string(),
+  owner: runOwnerSchema,
   /** Asked for with a run's credential: the run it belongs to (its sessions are the run's). */
-  run?: RunGrant;
-  createdAt: string;
-  expiresAt: string;
-  endedAt?: string;
-  endReason?: DirectEnd;
+  run: runGrantSchema.optional(),
+  createdAt: storedTime,
+  expiresAt: storedTime,
+  endedAt: storedTime.optional(),
+  endReason: z.enum(['revoked', 'run-ended']).optional(),
   /** The SCRAM-SHA-256 verifier, base64. */
-  scram: { salt: string; iterations: number; storedKey: string; serverKey: string };
-}
+  scram: recordObject({ salt: z.base64(), iterations: z.number().int().positive(), storedKey: z.base64(), serverKey: z.base64() }),
+});
+export type DirectRecord = z.infer<typeof directRecordSchema>;
 
 /** A credential as `POST /v1/connections/{name}/direct` answers it (the password once, never again). */
 export interface MintedDirect {
@@ -265,13 +268,13 @@ export class FileDirectStore implements DirectStore {
   readonly #file: RecordFile<DirectRecord>;
   readonly #records = new Map<string, DirectRecord>();
 
-  private constructor(dir: string) {
-    this.#file = new RecordFile(dir, 'direct-credentials.json');
+  private constructor(dir: string, log: Logger) {
+    this.#file = new RecordFile(dir, 'direct-credentials.json', { schema: directRecordSchema, what: 'direct credential' }, log);
   }
 
-  /** Loads the credentials kept; one a day past its end is forgotten. */
-  static async open(dataDir: string): Promise<FileDirectStore> {
-    const store = new FileDirectStore(dataDir);
+  /** Loads the credentials kept; one a day past its end is forgotten, an entry that is not a credential skipped (said). */
+  static async open(dataDir: string, log: Logger): Promise<FileDirectStore> {
+    const store = new FileDirectStore(dataDir, log);
     const cutoff = Date.now() - 86_400_000;
     for (const r of await store.#file.read()) {
       if (Date.parse(r.endedAt ?? r.expiresAt) < cutoff) continue;

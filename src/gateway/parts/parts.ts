@@ -21,7 +21,7 @@ import { PostgresClientRecordStore } from '../records/client-records-postgres.js
 import type { GatewayConfig } from '../config/config.js';
 import { GatewayPolicySource } from '../config/policy-source.js';
 import { RecordingDisk } from '../records/recording-disk.js';
-import { GatewayRecordings, type UpstreamKey } from '../records/recordings.js';
+import { GatewayRecordings, upstreamKeySchema, type UpstreamKey } from '../records/recordings.js';
 import { PostgresSessionArchive, takeOverSessions } from '../records/recordings-postgres.js';
 import { StoreReplica } from '../replicas/replica.js';
 import { ReviewNotifier, WebhookSender } from '../reviews/review-notify.js';
@@ -135,10 +135,10 @@ export async function buildParts(config: GatewayConfig, log: Logger, env: NodeJS
     reviews.close();
     await reviews.flushed();
   });
-  const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir), log);
+  const runs = new RunRegistry(replica ? new PostgresRunStore(replica) : await FileRunStore.open(config.dataDir, log), log);
   disposer.defer(() => runs.close());
   runs.onEnd((run) => events.emit('run.end', { run: run.id, subject: run.owner.subject, issuer: run.owner.issuer, agent: run.agent, via: run.via, reason: run.endReason ?? 'ended' }));
-  const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir), log, o.directLifetimeScale);
+  const directs = new DirectCredentials(replica ? new PostgresDirectStore(replica) : await FileDirectStore.open(config.dataDir, log), log, o.directLifetimeScale);
   disposer.defer(() => directs.close());
   // A run's direct credentials end with it (its sessions end with the run already).
   runs.onEnd((run) => void directs.endRun(run.id));
@@ -174,10 +174,10 @@ async function openRecordings(
   // With store.recordings the files' bytes go to that bucket (../records/recordings-bucket.ts), their index to PostgreSQL.
   const bucketConfig = replica && config.store.kind === 'postgres' ? config.store.recordings : undefined;
   const bucket = bucketConfig ? await (await import('../records/recordings-bucket.js')).S3RecordingBucket.open(bucketConfig, env) : undefined;
-  const recordings = await GatewayRecordings.open(config.dataDir, replica ? (dir) => new PostgresSessionArchive(replica, dir, log, bucket) : undefined);
+  const recordings = await GatewayRecordings.open(config.dataDir, log, replica ? (dir) => new PostgresSessionArchive(replica, dir, log, bucket) : undefined);
   disposer.defer(() => recordings.stop());
   if (recordings.archive instanceof PostgresSessionArchive) await recordings.archive.publish(recordings.ownKeys());
-  const clientRecords = await ClientRecords.open(config.dataDir, replica ? await PostgresClientRecordStore.open(replica, config.dataDir) : undefined, {
+  const clientRecords = await ClientRecords.open(config.dataDir, log, replica ? await PostgresClientRecordStore.open(replica, config.dataDir) : undefined, {
     ...(o.clientRecordDiskReserveBytes !== undefined ? { reserveBytes: o.clientRecordDiskReserveBytes } : {}),
   });
   const recovered = await recordings.recoverUnindexed();
@@ -254,7 +254,7 @@ async function openReviews(config: GatewayConfig, log: Logger, env: NodeJS.Proce
  */
 function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, events: GatewayEvents, log: Logger, connectionNamed: (name: string) => ConnectionConfig | undefined): void {
   replica.onTakeOver(async (client, dead) => {
-    const ended = await takeOverSessions(client, dead);
+    const ended = await takeOverSessions(client, dead, log);
     return () => {
       for (const { summary: s, upstream } of ended) {
         if (upstream) cancelLeftRunning(connectionNamed(s.connection), upstream, log);
@@ -284,11 +284,10 @@ function shareWithReplicas(replica: StoreReplica, cancels: CancelRegistry, event
   });
 }
 
-const KEY_PART = z.number().int().min(0).max(0xffffffff);
 /** A CancelRequest another replica passed on: its key, and who asked (an owner, or a direct client's request). */
 const CANCEL_NOTICE = z.union([
-  z.strictObject({ processId: KEY_PART, secretKey: KEY_PART, direct: z.literal(true) }),
-  z.strictObject({ processId: KEY_PART, secretKey: KEY_PART, subject: z.string(), issuer: z.string(), run: z.string().optional(), connection: z.string() }),
+  z.strictObject({ ...upstreamKeySchema.shape, direct: z.literal(true) }),
+  z.strictObject({ ...upstreamKeySchema.shape, subject: z.string(), issuer: z.string(), run: z.string().optional(), connection: z.string() }),
 ]);
 
 /** The notice in `payload`, parsed with its schema; undefined when it is not one. */

@@ -28,7 +28,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import type { RecordKind } from '../../recording/spool.js';
-import type { ClientRecordState, ClientRecordStore, HeldRecord } from './client-records.js';
+import { clientRecordStateSchema, type ClientRecordState, type ClientRecordStore, type HeldRecord } from './client-records.js';
+import { storedRow } from '../../stored-record.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import { storeError, withTransaction, type Migration } from '../store/store-postgres.js';
 
@@ -90,7 +91,10 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   #held(client: pg.PoolClient, kind: RecordKind, id: string, cache: string, done: () => void): HeldRecord {
     const key = [kind, id];
     return {
-      state: async () => (await query<{ state: ClientRecordState }>(client, 'select state from hoop.client_records where kind = $1 and id = $2', key, 'read the record')).rows[0]?.state,
+      state: async () => {
+        const row = (await query<{ state: unknown }>(client, 'select state from hoop.client_records where kind = $1 and id = $2', key, 'read the record')).rows[0];
+        return row ? stateOf(kind, id, row.state) : undefined;
+      },
       read: async (name) =>
         (await query<{ data: Buffer }>(client, 'select data from hoop.client_record_files where kind = $1 and id = $2 and name = $3', [...key, name], 'read the record')).rows[0]?.data,
       usage: async () => {
@@ -165,13 +169,8 @@ export class PostgresClientRecordStore implements ClientRecordStore {
   }
 
   async states(kind: RecordKind, ids: readonly string[]): Promise<Map<string, ClientRecordState>> {
-    const r = await query<{ id: string; state: ClientRecordState }>(
-      this.#pool,
-      'select id, state from hoop.client_records where kind = $1 and id = any($2::text[])',
-      [kind, ids],
-      "read the CLIs' records",
-    );
-    return new Map(r.rows.map((row) => [row.id, row.state]));
+    const r = await query<{ id: string; state: unknown }>(this.#pool, 'select id, state from hoop.client_records where kind = $1 and id = any($2::text[])', [kind, ids], "read the CLIs' records");
+    return new Map(r.rows.map((row) => [row.id, stateOf(kind, row.id, row.state)]));
   }
 
   async files(kind: RecordKind, id: string): Promise<string[]> {
@@ -213,6 +212,11 @@ export class PostgresClientRecordStore implements ClientRecordStore {
     );
     return r.rows;
   }
+}
+
+/** The state of record `kind/id` as the store holds it, read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be acted on. */
+function stateOf(kind: RecordKind, id: string, state: unknown): ClientRecordState {
+  return storedRow(clientRecordStateSchema, state, `CLI's record ${kind}/${id}`);
 }
 
 /** Runs one statement; a failure is STORE_UNAVAILABLE, saying what the gateway was `doing` with a CLI's record. */

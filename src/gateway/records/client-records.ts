@@ -29,7 +29,10 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../durable-file.js';
+import { z } from 'zod';
 import { ErrorCode, HoopError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { lineRecord, recordObject, skipRecord, storedTime } from '../../stored-record.js';
 import type { DeviceOwner } from '../store/store.js';
 import { sshFingerprint, sshPublicKeyLine } from '../../recording/sshsig.js';
 import type { RecordingCheck, VerifiedBefore, verifyRecording } from '../../recording/verify.js';
@@ -63,32 +66,33 @@ export const MAX_RECORD_FILE_BYTES = LIMITS.sessions.fileBytes;
 /** Verifications that run at once (each reads a whole record): the rest wait their turn. */
 const MAX_VERIFYING = 2;
 
-/** A record's state (`record.json` with the file store; `hoop.client_records.state` with PostgreSQL). */
-export interface ClientRecordState {
-  kind: RecordKind;
-  id: string;
+/** A record's state (`record.json` with the file store; `hoop.client_records.state` with PostgreSQL): read back with this schema. */
+export const clientRecordStateSchema = recordObject({
+  kind: z.enum(['sessions', 'runs']),
+  id: z.string().regex(RECORD_ID),
   /** Who uploaded it (a session's owner; a run's first uploader). */
-  issuer: string;
-  subject: string;
+  issuer: z.string(),
+  subject: z.string(),
   /**
    * `complete`: its final manifest verified; `truncated`: a checkpoint did (the CLI stopped
    * mid-session); `uploading`: no signature yet; `refused`: a signature did not verify it, so its
    * files were dropped (kept a day, its bytes counting against its owner's daily budget).
    */
-  state: 'uploading' | 'complete' | 'truncated' | 'refused';
+  state: z.enum(['uploading', 'complete', 'truncated', 'refused']),
   /** The device key that signed it (`ssh-ed25519 …`), and its fingerprint. */
-  signer?: string;
-  fingerprint?: string;
-  chunks?: number;
-  events?: number;
+  signer: z.string().optional(),
+  fingerprint: z.string().optional(),
+  chunks: z.number().int().min(0).optional(),
+  events: z.number().int().min(0).optional(),
   /** The signature it was last verified with. */
-  verified?: string;
+  verified: z.string().regex(RECORDING_FILE).endsWith('.sig').optional(),
   /** Bytes uploaded since a signature last verified it (all of them while `uploading`): what its owner's quota of unverified bytes counts. */
-  pending?: number;
+  pending: z.number().int().min(0).optional(),
   /** Every byte it holds, signed or not: what its owner's daily budget counts while it changed within the day. */
-  bytes?: number;
-  updatedAt: string;
-}
+  bytes: z.number().int().min(0).optional(),
+  updatedAt: storedTime,
+});
+export type ClientRecordState = z.infer<typeof clientRecordStateSchema>;
 
 /**
  * What the record's last verification established, for the next one to start from: the chunks of
@@ -172,9 +176,14 @@ export class ClientRecords {
   }
 
   /** Opens the records in `store`, by default in files under `<dataDir>/client-records` (keeping `reserveBytes` of the disk free). */
-  static async open(dataDir: string, store?: ClientRecordStore, o: { reserveBytes?: number; unverifiedBytesPerIdentity?: number; dailyBytesPerIdentity?: number } = {}): Promise<ClientRecords> {
+  static async open(
+    dataDir: string,
+    log: Logger,
+    store?: ClientRecordStore,
+    o: { reserveBytes?: number; unverifiedBytesPerIdentity?: number; dailyBytesPerIdentity?: number } = {},
+  ): Promise<ClientRecords> {
     return new ClientRecords(
-      store ?? (await FileClientRecordStore.open(dataDir, o)),
+      store ?? (await FileClientRecordStore.open(dataDir, log, o)),
       o.unverifiedBytesPerIdentity ?? UNVERIFIED_BYTES_PER_IDENTITY,
       o.dailyBytesPerIdentity ?? DAILY_BYTES_PER_IDENTITY,
     );
@@ -434,18 +443,22 @@ export class FileClientRecordStore implements ClientRecordStore {
   /** Free bytes the data directory keeps for the gateway's own recordings: an upload that would leave less is refused. */
   readonly #reserve: number;
 
-  /** Opens (and creates) `<dataDir>/client-records`, reading the state of every record. */
-  static async open(dataDir: string, o: { reserveBytes?: number } = {}): Promise<FileClientRecordStore> {
+  /**
+   * Opens (and creates) `<dataDir>/client-records`, reading the state of every record: one that is
+   * not a record's state (or not its directory's) is skipped, said in the log; the record is then
+   * as one with none uploaded.
+   */
+  static async open(dataDir: string, log: Logger, o: { reserveBytes?: number } = {}): Promise<FileClientRecordStore> {
     const store = new FileClientRecordStore(join(dataDir, 'client-records'), o.reserveBytes ?? DISK_RESERVE_BYTES);
     for (const kind of ['sessions', 'runs'] as const) {
       const dir = join(store.#root, kind);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       for (const id of await readdir(dir)) {
-        const state = await readFile(join(dir, id, STATE_FILE), 'utf8').then(
-          (t) => JSON.parse(t) as ClientRecordState,
-          () => undefined,
-        );
-        if (state) store.#states.set(`${kind}/${id}`, state);
+        const file = join(dir, id, STATE_FILE);
+        const text = await readFile(file, 'utf8').catch(() => undefined);
+        const state = text === undefined ? undefined : lineRecord(clientRecordStateSchema, text, "CLI's record state", { file }, log);
+        if (state && (state.kind !== kind || state.id !== id)) skipRecord("CLI's record state", { file }, `it names record ${state.kind}/${state.id}`, log);
+        else if (state) store.#states.set(`${kind}/${id}`, state);
       }
     }
     return store;

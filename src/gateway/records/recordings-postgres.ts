@@ -33,7 +33,8 @@ import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { RECORDING_FILE } from '../../recording/writer.js';
 import type { RecordingBucket } from './recordings-bucket.js';
-import { SESSION_ID, summaryFromRecording, type PublishedKey, type SessionArchive, type SessionSummary, type UpstreamKey } from './recordings.js';
+import { SESSION_ID, sessionSummarySchema, summaryFromRecording, upstreamKeySchema, type PublishedKey, type SessionArchive, type SessionSummary, type UpstreamKey } from './recordings.js';
+import { storedRow } from '../../stored-record.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import { NOW_ISO, storeError, withTransaction, type Migration } from '../store/store-postgres.js';
 
@@ -76,22 +77,41 @@ const CLOSE_WAIT_MS = 10_000;
 /** With a bucket: objects of one batch put at once at most. */
 const PUT_CONCURRENCY = 8;
 
+/** A session's summary as the store holds it (`hoop.sessions.summary`), read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be listed. */
+const summaryOf = (r: { id: string; summary: unknown }): SessionSummary => storedRow(sessionSummarySchema, r.summary, `session ${r.id}`);
+
 /**
  * The take-over step for sessions of a dead replica (../replicas/replica.ts): the sessions it ran are ended
  * `gateway-stopped`, their recordings `truncated` (verifiable up to their last checkpoint).
  * Resolves them as they now stand, each with its upstream backend's cancel key (if it was kept).
+ * A session whose summary or key this gateway cannot read is ended all the same (its row is what
+ * the store changes), and said in `log`: it is left out of what is told of (its audit event, the
+ * cancel of what it left running), rather than hold back the take-over of every other.
  */
-export async function takeOverSessions(client: pg.PoolClient, dead: string): Promise<Array<{ summary: SessionSummary; upstream: UpstreamKey | null }>> {
-  const ended = await client.query<{ summary: SessionSummary; upstream: UpstreamKey | null }>(
+export async function takeOverSessions(client: pg.PoolClient, dead: string, log: Logger): Promise<Array<{ summary: SessionSummary; upstream: UpstreamKey | null }>> {
+  const ended = await client.query<{ id: string; summary: unknown; upstream: unknown }>(
     `with left_running as (select id, upstream from hoop.sessions where replica = $1 and ended_at is null for update)
      update hoop.sessions s set ended_at = now(), upstream = null, summary = s.summary || jsonb_build_object(
        'endedAt', ${NOW_ISO}, 'reason', 'gateway-stopped',
        'recording', case when s.summary->>'recording' = 'running' then 'truncated' else s.summary->>'recording' end)
      from left_running l where s.id = l.id
-     returning s.summary, l.upstream`,
+     returning s.id, s.summary, l.upstream`,
     [dead],
   );
-  return ended.rows;
+  const out: Array<{ summary: SessionSummary; upstream: UpstreamKey | null }> = [];
+  for (const row of ended.rows) {
+    try {
+      out.push({ summary: summaryOf(row), upstream: row.upstream === null ? null : storedRow(upstreamKeySchema, row.upstream, `upstream cancel key of session ${row.id}`) });
+    } catch (err) {
+      log.error('replica.session-unreadable', {
+        replica: dead,
+        session: row.id,
+        error: describeError(err),
+        message: 'the session is ended in the store; what it left running upstream is not cancelled',
+      });
+    }
+  }
+  return out;
 }
 
 /** See the module documentation. */
@@ -174,11 +194,12 @@ export class PostgresSessionArchive implements SessionArchive {
   }
 
   async sessions(): Promise<SessionSummary[]> {
-    return (await this.#query<{ summary: SessionSummary }>('select summary from hoop.sessions order by started_at desc, id limit $1', [MAX_LISTED])).map((r) => r.summary);
+    return (await this.#query<{ id: string; summary: unknown }>('select id, summary from hoop.sessions order by started_at desc, id limit $1', [MAX_LISTED])).map(summaryOf);
   }
 
   async session(id: string): Promise<SessionSummary | undefined> {
-    return (await this.#query<{ summary: SessionSummary }>('select summary from hoop.sessions where id = $1', [id]))[0]?.summary;
+    const [row] = await this.#query<{ id: string; summary: unknown }>('select id, summary from hoop.sessions where id = $1', [id]);
+    return row ? summaryOf(row) : undefined;
   }
 
   async agentUsed(q: { subject: string; issuer: string; agent: string; connection: string; except: string }): Promise<boolean> {

@@ -8,7 +8,10 @@
  * @see docs/recording-format.md
  */
 import type { RecordingKey } from '../../api/answers.js';
+import { z } from 'zod';
 import { VIAS, type Via } from '../../policy/principal.js';
+import type { Logger } from '../../log.js';
+import { recordObject, storedTime } from '../../stored-record.js';
 import type { KeyObject } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
@@ -28,78 +31,81 @@ export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 /** A published recording key (`GET /v1/keys`). */
 export type PublishedKey = RecordingKey;
 
-/** One session: in the index once it ended; while it runs, as the gateway sees it so far. */
-export interface SessionSummary {
-  id: string;
-  subject: string;
-  issuer: string;
-  email?: string;
-  groups: string[];
-  kind: 'user' | 'workload';
-  connection: string;
-  type: string;
-  remote: string;
-  client?: string;
-  policyCommit?: string;
-  runId?: string;
+/**
+ * One session: in the index once it ended; while it runs, as the gateway sees it so far. Kept in
+ * `sessions.jsonl` or `hoop.sessions.summary`, and read back with this schema.
+ */
+export const sessionSummarySchema = recordObject({
+  id: z.string().regex(SESSION_ID),
+  subject: z.string(),
+  issuer: z.string(),
+  email: z.string().optional(),
+  groups: z.array(z.string()),
+  kind: z.enum(['user', 'workload']),
+  connection: z.string(),
+  type: z.string(),
+  remote: z.string(),
+  client: z.string().optional(),
+  policyCommit: z.string().optional(),
+  runId: z.string().optional(),
   /** How the session came (absent in sessions recorded before hoop knew: read as connect). */
-  via?: Via;
+  via: z.enum(VIAS).optional(),
   /** The agent, for a run's session. */
-  agent?: string;
+  agent: z.string().optional(),
   /** PostgreSQL: the database role and database the session signed in as (absent until it has, and in sessions recorded before hoop let a client pick them). */
-  role?: string;
-  database?: string;
+  role: z.string().optional(),
+  database: z.string().optional(),
   /** For a run's session: whether its command was contained. */
-  isolated?: boolean;
+  isolated: z.boolean().optional(),
   /** A direct client's session (a direct credential at the gateway's port): no hoop in its path, so no record of the CLI's. */
-  direct?: true;
-  startedAt: string;
+  direct: z.literal(true).optional(),
+  startedAt: storedTime,
   /** Absent while the session runs. */
-  endedAt?: string;
+  endedAt: storedTime.optional(),
   /** Why it ended (`running` while it runs). */
-  reason: string;
+  reason: z.string(),
   /** Statements the client sent (Query and Execute). */
-  statements: number;
+  statements: z.number(),
   /** Statements the policy refused. */
-  refused: number;
+  refused: z.number(),
   /** Tables (and views) the session's statements named, refused ones included; lower-case as written (`schema.table` or `table`). */
-  tables: string[];
+  tables: z.array(z.string()),
   /** Of those, the ones a statement wrote to or tried to (DML, COPY FROM, DDL). */
-  written: string[];
+  written: z.array(z.string()),
   /**
    * The columns its statements named, as `table.column` (`table.*` for a `*`; see `columnsNamed`
    * in src/policy/touched.ts); absent in sessions indexed before hoop kept them.
    */
-  columns?: string[];
+  columns: z.array(z.string()).optional(),
   /** False when the session ran more distinct statements (or named more columns) than were analysed for `tables` and `columns`. */
-  tablesComplete: boolean;
+  tablesComplete: z.boolean(),
   /** Rows the client received (result rows and COPY TO data), in all its statements; absent before hoop counted them. */
-  rowsRead?: number;
+  rowsRead: z.number().optional(),
   /** Rows its statements changed, as the server reported them (INSERT, UPDATE, DELETE, MERGE, COPY FROM), committed or not. */
-  rowsChanged?: number;
+  rowsChanged: z.number().optional(),
   /**
    * Columns masking masked as a whole in results the client received (`schema.table.column`, or
    * the result column's name when it has no origin), each with the strategy: their values left masked.
    */
-  maskedColumns: Array<{ column: string; strategy: string }>;
+  maskedColumns: z.array(recordObject({ column: z.string(), strategy: z.string() })),
   /**
    * `complete`: closed and signed; `running`: being written (it verifies up to its last
    * checkpoint); `truncated`: the gateway stopped before the session ended (it verifies up to its
    * last checkpoint); `failed`: it could not be written (onFailure continue or refuse); `none`: not
    * recorded; `deleted`: removed after the policy's `retentionDays`.
    */
-  recording: 'complete' | 'running' | 'truncated' | 'failed' | 'none' | 'deleted';
+  recording: z.enum(['complete', 'running', 'truncated', 'failed', 'none', 'deleted']),
   /** How much of the CLI's own record of the session the gateway holds (absent: none of it). */
-  clientRecord?: 'uploading' | 'complete' | 'truncated' | 'refused';
-  bytesFromClient: number;
-  bytesToClient: number;
-}
+  clientRecord: z.enum(['uploading', 'complete', 'truncated', 'refused']).optional(),
+  bytesFromClient: z.number(),
+  bytesToClient: z.number(),
+});
+export type SessionSummary = z.infer<typeof sessionSummarySchema>;
 
-/** The cancel key of a session's upstream PostgreSQL backend. */
-export interface UpstreamKey {
-  processId: number;
-  secretKey: number;
-}
+const KEY_PART = z.number().int().min(0).max(0xffffffff);
+/** The cancel key of a session's upstream PostgreSQL backend (kept in `hoop.sessions.upstream` while it runs). */
+export const upstreamKeySchema = recordObject({ processId: KEY_PART, secretKey: KEY_PART });
+export type UpstreamKey = z.infer<typeof upstreamKeySchema>;
 
 /**
  * Where a gateway keeps its sessions index and its recordings' files once written: the data
@@ -163,9 +169,10 @@ export class GatewayRecordings {
 
   /**
    * Opens the recordings of the data directory `dataDir`, making the signing key on first use;
-   * the index and the files written go to `archive` (default: the data directory).
+   * the index and the files written go to `archive` (default: the data directory, its index's
+   * unreadable lines said in `log`).
    */
-  static async open(dataDir: string, archive?: (dir: string) => SessionArchive): Promise<GatewayRecordings> {
+  static async open(dataDir: string, log: Logger, archive?: (dir: string) => SessionArchive): Promise<GatewayRecordings> {
     const keys = join(dataDir, 'keys');
     try {
       await mkdir(keys, { recursive: true, mode: 0o700 });
@@ -183,7 +190,7 @@ export class GatewayRecordings {
       }
       const retired: KeyObject[] = [];
       for (const f of (await readdir(keys)).filter((f) => /^retired-.*\.pem$/.test(f)).sort()) retired.push(signingKeyFromPem(await readFile(join(keys, f), 'utf8')));
-      return new GatewayRecordings(dataDir, signingKeyFromPem(pem), retired, (archive ?? ((dir) => new FileSessionArchive(dir)))(dataDir));
+      return new GatewayRecordings(dataDir, signingKeyFromPem(pem), retired, (archive ?? ((dir) => new FileSessionArchive(dir, log)))(dataDir));
     } catch (err) {
       throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot use the recording key in ${keys}: ${describeError(err)}`, {
         hint: 'check the permissions of dataDir; a key file must be an Ed25519 private key in PEM',
@@ -319,9 +326,10 @@ export class FileSessionArchive implements SessionArchive {
   readonly dir: string;
   readonly #index: SessionIndexFile<SessionSummary>;
 
-  constructor(dataDir: string) {
+  /** A line of the index that is not a session's summary (nor a deletion) is skipped, said in `log`. */
+  constructor(dataDir: string, log: Logger) {
     this.dir = dataDir;
-    this.#index = new SessionIndexFile(join(dataDir, INDEX_FILE));
+    this.#index = new SessionIndexFile(join(dataDir, INDEX_FILE), sessionSummarySchema, log);
   }
 
   started(): void {

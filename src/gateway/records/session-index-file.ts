@@ -10,12 +10,17 @@
  *
  * Reads are incremental: the parsed index is kept with the offset it was read to, and only the
  * bytes appended since (up to the last whole line) are read and parsed, so a lookup after each
- * session's end does not parse the whole history again.
+ * session's end does not parse the whole history again. Each line is read with its schema: one
+ * that is not a summary nor a deletion (or not JSON: cut by a crash) is skipped, said in the log
+ * with the file and its line number; the others are kept.
  *
  * @see https://jsonlines.org/
  * @see https://man7.org/linux/man-pages/man2/fsync.2.html
  */
 import { type FileHandle, open, stat } from 'node:fs/promises';
+import { z } from 'zod';
+import type { Logger } from '../../log.js';
+import { fileRecord, lineJson, recordObject, storedTime } from '../../stored-record.js';
 
 /** What the index holds of a session: at least its id and the state of its recording. */
 interface Indexed {
@@ -23,8 +28,11 @@ interface Indexed {
   recording: string;
 }
 
+/** The line that says retention removed a session's recording. */
+const deletedLine = recordObject({ id: z.string(), deleted: storedTime });
+
 /** A line of the index. */
-type IndexLine<S> = S | { id: string; deleted: string };
+type IndexLine<S> = S | z.infer<typeof deletedLine>;
 
 /** See the module documentation; `S` is the summary each line holds (recordings.ts's `SessionSummary`). */
 export class SessionIndexFile<S extends Indexed> {
@@ -33,13 +41,18 @@ export class SessionIndexFile<S extends Indexed> {
   #waiting: Array<{ text: string; done: (err?: Error) => void }> = [];
   #writing = false;
   #handle: FileHandle | undefined;
-  /** The sessions by id in the order first indexed, and the offset of the file read so far. */
-  #read = { offset: 0, byId: new Map<string, S>() };
+  /** The sessions by id in the order first indexed, the offset of the file read so far, and the lines read to it. */
+  #read = { offset: 0, lines: 0, byId: new Map<string, S>() };
   /** The read under way, if any: reads run one after the other. */
   #reading: Promise<void> = Promise.resolve();
+  /** The summary's schema, which each line that is not a deletion is read with. */
+  readonly #schema: z.ZodType<S>;
+  readonly #log: Logger;
 
-  constructor(file: string) {
+  constructor(file: string, schema: z.ZodType<S>, log: Logger) {
     this.#file = file;
+    this.#schema = schema;
+    this.#log = log;
   }
 
   /** Appends one line; resolves once it is on disk (fsynced). */
@@ -94,7 +107,7 @@ export class SessionIndexFile<S extends Indexed> {
       (s) => s.size,
       (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? 0 : Promise.reject(err)),
     );
-    if (size < this.#read.offset) this.#read = { offset: 0, byId: new Map() };
+    if (size < this.#read.offset) this.#read = { offset: 0, lines: 0, byId: new Map() };
     if (size === this.#read.offset) return;
     const handle = await open(this.#file, 'r');
     let bytes: Buffer;
@@ -107,14 +120,17 @@ export class SessionIndexFile<S extends Indexed> {
     }
     const whole = bytes.lastIndexOf(0x0a) + 1;
     this.#read.offset += whole;
-    for (const text of bytes.toString('utf8', 0, whole).split('\n')) {
+    const texts = bytes.toString('utf8', 0, whole).split('\n');
+    texts.pop(); // what follows the last newline: nothing
+    for (const text of texts) {
+      const n = ++this.#read.lines;
       if (!text) continue;
-      let line: IndexLine<S>;
-      try {
-        line = JSON.parse(text) as IndexLine<S>;
-      } catch {
-        continue; // a line cut by a crash mid-write
-      }
+      const at = { file: this.#file, line: n };
+      const value = lineJson(text, 'session', at, this.#log);
+      if (value === undefined) continue;
+      const line: IndexLine<S> | undefined =
+        typeof value === 'object' && value !== null && 'deleted' in value ? fileRecord(deletedLine, value, 'deletion', at, this.#log) : fileRecord(this.#schema, value, 'session', at, this.#log);
+      if (!line) continue;
       if ('deleted' in line) {
         const s = this.#read.byId.get(line.id);
         if (s) this.#read.byId.set(line.id, { ...s, recording: 'deleted' });

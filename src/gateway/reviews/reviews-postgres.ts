@@ -15,7 +15,9 @@
  * @see docs/architecture.md (§3.6, §4.4)
  */
 import type pg from 'pg';
-import type { ReviewSettings } from '../../policy/schema.js';
+import { reviewSettingsSchema, type ReviewSettings } from '../../policy/schema.js';
+import { reviewSchema } from '../../policy/review-record.js';
+import { storedRow } from '../../stored-record.js';
 import type { StoreReplica } from '../replicas/replica.js';
 import type { Review, ReviewStore, StoredReview } from './reviews.js';
 import { NOW_ISO, storeError } from '../store/store-postgres.js';
@@ -34,13 +36,21 @@ const runsHeld = (r: Review): boolean => r.state === 'approved' && r.kind === 's
 /** An overdue review's holder has this long to expire it itself before any replica does. */
 const OVERDUE_GRACE_SECONDS = 5;
 
+/** A row of `hoop.reviews`: its jsonb columns as the store holds them, read with their schemas ({@link stored}). */
 interface Row {
-  review: Review;
+  id: string;
+  review: unknown;
   version: number;
-  settings: ReviewSettings | null;
+  settings: unknown;
 }
 
-const stored = (r: Row): StoredReview => ({ review: r.review, version: r.version, ...(r.settings ? { settings: r.settings } : {}) });
+/** A row's review, read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be acted on. */
+function stored(r: Row): StoredReview {
+  const what = `review ${r.id}`;
+  const review = storedRow(reviewSchema, r.review, what);
+  const settings = r.settings === null ? undefined : storedRow(reviewSettingsSchema, r.settings, `${what} (its settings)`);
+  return { review, version: r.version, ...(settings ? { settings } : {}) };
+}
 
 /**
  * Closes pending reviews matched by `where` (over `hoop.reviews`, with `$1` free for the caller)
@@ -110,7 +120,7 @@ export class PostgresReviewStore implements ReviewStore {
   }
 
   async load(): Promise<StoredReview[]> {
-    const rows = await this.#query<Row>('select review, version, settings from (select * from hoop.reviews order by updated_at desc limit $1) r order by updated_at', [MAX_LOADED]);
+    const rows = await this.#query<Row>('select id, review, version, settings from (select * from hoop.reviews order by updated_at desc limit $1) r order by updated_at', [MAX_LOADED]);
     return rows.map(stored);
   }
 
@@ -160,7 +170,7 @@ export class PostgresReviewStore implements ReviewStore {
   }
 
   async get(id: string): Promise<StoredReview | undefined> {
-    const [row] = await this.#query<Row>('select review, version, settings from hoop.reviews where id = $1', [id]);
+    const [row] = await this.#query<Row>('select id, review, version, settings from hoop.reviews where id = $1', [id]);
     return row ? stored(row) : undefined;
   }
 

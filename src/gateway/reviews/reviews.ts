@@ -33,7 +33,8 @@ import type { Identity } from '../../identity.js';
 import type { Logger } from '../../log.js';
 import { describeError, ErrorCode, HoopError } from '../../errors.js';
 import type { ReviewSettings } from '../../policy/schema.js';
-import type { Review, ReviewDecision, ReviewPerson, ReviewState } from '../../policy/review-record.js';
+import { reviewSchema, type Review, type ReviewDecision, type ReviewPerson, type ReviewState } from '../../policy/review-record.js';
+import { lineRecord } from '../../stored-record.js';
 import type { TemporaryAccess } from '../../policy/access.js';
 import type { RecordingEvent } from '../../recording/event-line.js';
 import type { PendingReview, ReviewAsk, ReviewOutcome } from '../../session/engine.js';
@@ -75,6 +76,8 @@ export const MAX_WAIT_MS = 60_000;
 /** Long-polls one viewer may have under way at once. */
 const MAX_WAITS_PER_VIEWER = 20;
 const REVIEW_ID = /^rv-[0-9a-f]{16}$/;
+/** A review as this gateway's history file keeps it: one of its ids. */
+const storedReview = reviewSchema.refine((r) => REVIEW_ID.test(r.id), { error: 'not a review id (rv- and 16 hex digits)', path: ['id'] });
 
 /** A review as a {@link ReviewStore} keeps it: at a version (1 when raised, one more per change). */
 export interface StoredReview {
@@ -128,15 +131,13 @@ export class FileReviewStore implements ReviewStore {
     const out = new Map<string, StoredReview>();
     try {
       const lines = createInterface({ input: createReadStream(this.#file), crlfDelay: Infinity });
+      let n = 0;
       for await (const line of lines) {
+        n++;
         if (line.trim() === '') continue;
-        let r: Review;
-        try {
-          r = JSON.parse(line) as Review;
-        } catch {
-          continue; // a line cut short by a crash
-        }
-        if (typeof r?.id !== 'string' || !REVIEW_ID.test(r.id)) continue;
+        // A line that is not a review (one a crash cut short, or of another shape) is skipped, said; the others are kept.
+        const r = lineRecord(storedReview, line, 'review', { file: this.#file, line: n }, this.#log);
+        if (!r) continue;
         const version = (this.#versions.get(r.id) ?? 0) + 1;
         this.#versions.set(r.id, version);
         out.delete(r.id);
@@ -597,7 +598,7 @@ export class ReviewRegistry {
 
   /** Reads review `id` from the store and applies it; resolves it as it now stands. */
   async #refresh(id: string): Promise<Review | undefined> {
-    const s = await this.#store.get(id).catch(() => undefined);
+    const s = await this.#store.get(id).catch((err: unknown) => void this.#log.warn('review.read-failed', { id, error: describeError(err) }));
     if (s && s.version > (this.#versions.get(id) ?? 0)) this.#apply(s.review, s.version, s.settings, this.#store.sweptHere?.(id, s.version));
     return this.#reviews.get(id);
   }

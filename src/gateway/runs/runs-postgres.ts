@@ -9,7 +9,8 @@
  */
 import type pg from 'pg';
 import type { StoreReplica } from '../replicas/replica.js';
-import { tooManyRuns, type FreshOwner, type RunEnd, type RunRecord, type RunStore } from './runs.js';
+import { runRecordSchema, tooManyRuns, type FreshOwner, type RunEnd, type RunRecord, type RunStore } from './runs.js';
+import { storedRow } from '../../stored-record.js';
 import { storeError, type Migration } from '../store/store-postgres.js';
 
 /** The runs' steps of the store's schema. */
@@ -40,7 +41,7 @@ export const RUNS_MIGRATIONS: readonly Migration[] = [
 ];
 
 const CHANNEL = 'hoop_runs';
-const COLUMNS = `run, token_hash, control_hash,
+const COLUMNS = `id, run, token_hash, control_hash,
   to_char(created_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
   to_char(expires_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as expires_at,
   to_char(heartbeat_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as heartbeat_at,
@@ -48,8 +49,10 @@ const COLUMNS = `run, token_hash, control_hash,
   to_char(owner_expires_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as owner_expires_at,
   to_char(ended_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as ended_at, end_reason`;
 
+/** A row of `hoop.runs`: the run's jsonb as the store holds it, and its columns. */
 interface Row {
-  run: Omit<RunRecord, 'tokenHash' | 'controlHash' | 'createdAt' | 'expiresAt' | 'heartbeatAt' | 'heartbeatTimeoutMs' | 'ownerExpiresAt' | 'endedAt' | 'endReason'>;
+  id: string;
+  run: unknown;
   token_hash: string;
   control_hash: string;
   created_at: string;
@@ -58,12 +61,13 @@ interface Row {
   heartbeat_timeout_ms: number;
   owner_expires_at: string;
   ended_at: string | null;
-  end_reason: RunEnd | null;
+  end_reason: string | null;
 }
 
+/** A row's run, read with its schema: a row this gateway cannot read fails the read (STORE_UNAVAILABLE) rather than be acted on. */
 function record(r: Row): RunRecord {
-  return {
-    ...r.run,
+  const run = {
+    ...(typeof r.run === 'object' ? r.run : {}),
     tokenHash: r.token_hash,
     controlHash: r.control_hash,
     createdAt: r.created_at,
@@ -74,6 +78,7 @@ function record(r: Row): RunRecord {
     ...(r.ended_at !== null ? { endedAt: r.ended_at } : {}),
     ...(r.end_reason !== null ? { endReason: r.end_reason } : {}),
   };
+  return storedRow(runRecordSchema, run, `run ${r.id}`);
 }
 
 /** Whether a row's run is open, by the database's clock. */

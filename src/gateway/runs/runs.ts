@@ -25,29 +25,35 @@
  * @see https://www.rfc-editor.org/rfc/rfc6750 (bearer tokens)
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { RecordFile } from '../store/record-file.js';
 import { describeError, ErrorCode } from '../../errors.js';
+import { recordObject } from '../../stored-record.js';
 import type { Identity, RunGrant } from '../../identity.js';
 import type { Logger } from '../../log.js';
 import { AGENT_NAME, agentName } from '../../policy/principal.js';
 import type { RunPolicy } from '../../policy/schema.js';
 import { HttpError } from '../http/http-error.js';
 import { checkBody } from '../http/respond.js';
-import type { RunView } from '../../api/answers.js';
+import { runViewSchema, type RunView } from '../../api/answers.js';
 import { RUN_ASK_MESSAGES, runAskBody } from '../../api/bodies.js';
 import { TokenRejectedError } from '../identity/verify-token.js';
 
-/** Why a run ended. */
-export type RunEnd = 'ended' | 'heartbeat-lost' | 'expired' | 'person-expired' | 'person-refused';
+/** Why a run ended, each way. */
+export const RUN_ENDS = ['ended', 'heartbeat-lost', 'expired', 'person-expired', 'person-refused'] as const;
 
-/** The person a run acts for, as the gateway verified them when the run began. */
-export interface RunOwner {
-  issuer: string;
-  subject: string;
-  kind: 'user' | 'workload';
-  email?: string;
-  groups: string[];
-}
+/** Why a run ended. */
+export type RunEnd = (typeof RUN_ENDS)[number];
+
+/** The person a run acts for, as the gateway verified them when the run began (kept with the run, and with each direct credential). */
+export const runOwnerSchema = recordObject({
+  issuer: z.string(),
+  subject: z.string(),
+  kind: z.enum(['user', 'workload']),
+  email: z.string().optional(),
+  groups: z.array(z.string()),
+});
+export type RunOwner = z.infer<typeof runOwnerSchema>;
 
 /** The person of a run as a fresh credential of theirs says: who, in which groups, until when. */
 export interface FreshOwner {
@@ -55,13 +61,19 @@ export interface FreshOwner {
   expiresAt: string;
 }
 
-/** A run as the gateway keeps it (its secrets as SHA-256 only). */
-export interface RunRecord extends Omit<RunView, 'subject' | 'issuer' | 'endReason'> {
-  owner: RunOwner;
-  endReason?: RunEnd;
-  tokenHash: string;
-  controlHash: string;
-}
+const RUN_ID = /^run-[A-Za-z0-9_-]{16,64}$/;
+/** A secret as the gateway keeps it: its SHA-256, in hex. */
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** A run as the gateway keeps it (its secrets as SHA-256 only): `runs.json`, `hoop.runs`; read back with this schema. */
+export const runRecordSchema = runViewSchema.omit({ subject: true, issuer: true, endReason: true }).extend({
+  id: z.string().regex(RUN_ID),
+  owner: runOwnerSchema,
+  endReason: z.enum(RUN_ENDS).optional(),
+  tokenHash: z.string().regex(SHA256_HEX),
+  controlHash: z.string().regex(SHA256_HEX),
+});
+export type RunRecord = z.infer<typeof runRecordSchema>;
 
 /** Where runs are kept: the data directory ({@link FileRunStore}) or the store replicas share. */
 export interface RunStore {
@@ -87,7 +99,6 @@ export const MAX_OPEN_RUNS = 100;
 const SWEEP_MS = 1_000;
 const RUN_TOKEN = 'hooprun_';
 const CONTROL_TOKEN = 'hoopctl_';
-const RUN_ID = /^run-[A-Za-z0-9_-]{16,64}$/;
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const secret = (prefix: string): string => `${prefix}${randomBytes(32).toString('base64url')}`;
@@ -409,13 +420,16 @@ export class FileRunStore implements RunStore {
   readonly #runs = new Map<string, RunRecord>();
   readonly #byHash = new Map<string, RunRecord>();
 
-  private constructor(dir: string) {
-    this.#file = new RecordFile(dir, 'runs.json');
+  private constructor(dir: string, log: Logger) {
+    this.#file = new RecordFile(dir, 'runs.json', { schema: runRecordSchema, what: 'run' }, log);
   }
 
-  /** Loads the runs kept, as they were last heard from: a run whose hoop went silent while the gateway was down longer than its timeout has ended. */
-  static async open(dataDir: string): Promise<FileRunStore> {
-    const store = new FileRunStore(dataDir);
+  /**
+   * Loads the runs kept, as they were last heard from: a run whose hoop went silent while the
+   * gateway was down longer than its timeout has ended. An entry that is not a run is skipped (said).
+   */
+  static async open(dataDir: string, log: Logger): Promise<FileRunStore> {
+    const store = new FileRunStore(dataDir, log);
     const cutoff = Date.now() - 86_400_000;
     for (const run of await store.#file.read()) {
       if (run.endedAt !== undefined && Date.parse(run.endedAt) < cutoff) continue; // a day after it ended, a run is forgotten
