@@ -476,28 +476,10 @@ describe('retention', () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { silentLogger } = await import('../../src/log.js');
+    const { storedSummary } = await import('../harness/stored-records.js');
     const data = mkdtempSync(join(tmpdir(), 'hoop-retention-'));
     try {
       const recordings = await GatewayRecordings.open(data, silentLogger);
-      const base = {
-        subject: 'alice',
-        issuer: 'i',
-        groups: [],
-        kind: 'user' as const,
-        connection: 'app',
-        type: 'postgres',
-        remote: 'r',
-        reason: 'client-terminated',
-        statements: 1,
-        refused: 0,
-        tables: [],
-        written: [],
-        tablesComplete: true,
-        maskedColumns: [],
-        recording: 'complete' as const,
-        bytesFromClient: 0,
-        bytesToClient: 0,
-      };
       const day = 86_400_000;
       const now = Date.parse('2026-11-22T12:00:00Z');
       for (const [id, ago] of [
@@ -507,7 +489,7 @@ describe('retention', () => {
         const w = await recordings.start(id, POSTGRES_RECORD_ENCODER);
         w.event({ t: 'start', at: now - ago * day });
         await w.close();
-        await recordings.index({ ...base, id, startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });
+        await recordings.index({ ...storedSummary(id), startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });
       }
       expect(await recordings.prune(30, now)).toEqual(['old-session-1']);
       // The old recording's files are gone; its empty directory stays, so its id is never reused.
