@@ -17,9 +17,12 @@ const LAYERS = [
   { rank: 2, name: 'policy', path: '^src/policy/' },
   { rank: 2, name: 'recording', path: '^src/recording/' },
   { rank: 2, name: 'tunnel', path: '^src/tunnel/' },
-  // 3 — the CLI's identity: logins, tokens, the gateway API client.
-  { rank: 3, name: 'auth', path: '^src/auth/' },
-  // 4 — the session contract between the gateway and a protocol engine.
+  // 3 — the gateway API's client: one request helper (TLS, keep-alive, errors) and a module per area of the API
+  //     (identity, connections, direct credentials, sessions, the CLI's records, reviews, runs, alerts, policy).
+  { rank: 3, name: 'api-client', path: '^src/api-client/' },
+  // 4 — the CLI's identity (logins, tokens, device key; over the API client), and the session contract between
+  //     the gateway and a protocol engine.
+  { rank: 4, name: 'auth', path: '^src/auth/' },
   { rank: 4, name: 'session', path: '^src/session/' },
   // 5 — what both ends of a protocol share: PostgreSQL's pipeline (the stage contract, the relay's
   //     paths, startup, the stages), SSH's keys and terminal replay.

@@ -234,7 +234,7 @@ export async function setupHoopConnect(pg: PgCluster, o: HoopOptions): Promise<P
 /** A hoop path reached directly: a direct credential minted for the bench's token, TLS to the gateway's port, no `hoop connect`. */
 export async function setupHoopDirect(pg: PgCluster, o: HoopOptions): Promise<PathSetup> {
   const gw = await startPathGateway(pg, o);
-  const { mintDirect } = await import('../src/auth/gateway-client.js');
+  const { mintDirect } = await import('../src/api-client/direct.js');
   const minted = await mintDirect({ gateway: gw.url, ca: readFileSync(gw.caFile) }, gw.token, 'bench', { seconds: MAX_DIRECT_SECONDS });
   const url = new URL(gw.url);
   return {

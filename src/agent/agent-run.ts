@@ -9,7 +9,8 @@
  */
 import type { RunEgressBody } from '../api/bodies.js';
 import { MAX_EGRESS_REPORTS } from '../api/bodies.js';
-import { controlRun, reportEgress, startRun, type RunStarted } from '../auth/gateway-client.js';
+import { controlRun, reportEgress, startRun } from '../api-client/runs.js';
+import type { RunStarted } from '../api/answers.js';
 import { egressAllows, normalHost } from '../policy/egress.js';
 import { runTokenProvider, type ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';

@@ -8,7 +8,7 @@
  * @see docs/architecture.md (§3, §1.5, §5)
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { registerDevice } from './gateway-client.js';
+import { registerDevice } from '../api-client/identity.js';
 import { createDeviceKey, defaultDeviceName, isValidDeviceKey } from './device-key.js';
 import { configDir } from './paths.js';
 import { storeOf } from './secret-store.js';

@@ -24,7 +24,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as client from 'openid-client';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../errors.js';
-import { getAuthConfig } from './gateway-client.js';
+import { getAuthConfig } from '../api-client/identity.js';
 import { withFileLock } from './lock.js';
 import { discoverIssuer, jwtExpiry, jwtIssuedAt, presentedToken, providerError, resourceParameters, secretsFromTokenResponse, type TokenGrant } from './oidc.js';
 import { configDir, gatewayOrigin } from './paths.js';

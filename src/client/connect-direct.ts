@@ -12,7 +12,7 @@
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING
  */
 import { existsSync } from 'node:fs';
-import { mintDirect, renewDirect, revokeDirect } from '../auth/gateway-client.js';
+import { mintDirect, renewDirect, revokeDirect } from '../api-client/direct.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { DirectCredentialView } from '../api/answers.js';
 import { describeError } from '../errors.js';

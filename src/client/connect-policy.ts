@@ -21,7 +21,8 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { getWhoAmI, type GatewayEndpoint } from '../auth/gateway-client.js';
+import { getWhoAmI } from '../api-client/identity.js';
+import type { GatewayEndpoint } from '../api-client/request.js';
 import { configDir } from '../auth/paths.js';
 import { ErrorCode, HoopError, describeError } from '../errors.js';
 import { checkTreeDir } from '../tree-file.js';

@@ -4,7 +4,7 @@
  * session; with a run's credential (inside `hoop run`, or `hoop mcp`'s own run) the session is
  * the run's, as the gateway knows from the credential.
  */
-import { getConnection } from '../auth/gateway-client.js';
+import { getConnection } from '../api-client/connections.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CommandRecords, SessionRecord } from './client-records.js';

@@ -10,7 +10,8 @@
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import { cancelStatement, getConnection, type ConnectionInfo } from '../auth/gateway-client.js';
+import { cancelStatement, getConnection } from '../api-client/connections.js';
+import type { ConnectionInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';

@@ -6,7 +6,7 @@
  *
  * @see https://modelcontextprotocol.io/specification/2025-06-18/server/tools#tool-result
  */
-import { getConnection } from '../auth/gateway-client.js';
+import { getConnection } from '../api-client/connections.js';
 import type { MaskingInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { CliIo } from '../io.js';

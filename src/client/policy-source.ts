@@ -15,7 +15,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { getPolicyStatus, type PolicyStatus } from '../auth/gateway-client.js';
+import { getPolicyStatus } from '../api-client/policy.js';
+import type { PolicyStatus } from '../api/answers.js';
 import { configDir } from '../auth/paths.js';
 import { parseSecretPatterns } from '../config/secrets.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';

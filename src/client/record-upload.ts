@@ -18,7 +18,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GatewayApiError, getClientRecord, postClientRecords, putClientRecordFile, type GatewayEndpoint } from '../auth/gateway-client.js';
+import { GatewayApiError } from '../api-client/api-error.js';
+import { getClientRecord, postClientRecords, putClientRecordFile } from '../api-client/records.js';
+import type { GatewayEndpoint } from '../api-client/request.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';
 import type { Spool, SpoolEntry } from '../recording/spool.js';
 import { tarOf, type TarEntry } from '../recording/tar.js';

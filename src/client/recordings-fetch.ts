@@ -9,7 +9,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { downloadClientRecord, downloadRecording, getRecordingKeys, getSession, listSessions, type ClientRecordInfo, type GatewayEndpoint, type SessionSummary } from '../auth/gateway-client.js';
+import { downloadClientRecord } from '../api-client/records.js';
+import { downloadRecording, getRecordingKeys, getSession, listSessions } from '../api-client/sessions.js';
+import type { ClientRecordInfo, SessionSummary } from '../api/answers.js';
+import type { GatewayEndpoint } from '../api-client/request.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { createRecordEncoder as postgresRecordEncoder } from '../postgres/pipeline/recording/encoder.js';

@@ -31,7 +31,8 @@ import { locatedProblems, readErrorMessage, readYamlWith, syntaxProblems } from 
 import { commandTokenProvider } from './client-config.js';
 import { CommandExit, describeError, ErrorCode, HoopError } from '../errors.js';
 import { readNamedFile, readTreeFile, type TreePlaces } from '../tree-file.js';
-import { getConnection, getRecordingKeys } from '../auth/gateway-client.js';
+import { getConnection } from '../api-client/connections.js';
+import { getRecordingKeys } from '../api-client/sessions.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { RecordingWriter } from '../recording/writer.js';
 import { VERSION } from '../version.js';
@@ -56,7 +57,7 @@ import type { LocalPolicyOptions } from './connect-policy.js';
 import { shellQuote } from '../text-format.js';
 import { localUri, openLocalPort, type LocalPort, type PgEndpoint } from './local-port.js';
 import { directRootCert, gatewayAddress } from './connect-direct.js';
-import { mintDirect } from '../auth/gateway-client.js';
+import { mintDirect } from '../api-client/direct.js';
 
 export interface RunOptions extends LocalPolicyOptions {
   connect?: string[];

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
 import type { RecordingKey, SessionSummary } from '../api/answers.js';
-import { downloadRecording, getRecordingKeys, listSessions } from '../auth/gateway-client.js';
+import { downloadRecording, getRecordingKeys, listSessions } from '../api-client/sessions.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';

@@ -6,8 +6,8 @@
  * @see docs/architecture.md (§4.7)
  */
 import { Command, Option } from 'commander';
-import { countedText } from '../api/answers.js';
-import { clearAlert, listAlerts, type RaisedAlert } from '../auth/gateway-client.js';
+import { countedText, type RaisedAlert } from '../api/answers.js';
+import { clearAlert, listAlerts } from '../api-client/alerts.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { columns, describeLength } from '../text-format.js';

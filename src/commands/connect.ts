@@ -20,7 +20,7 @@ import { whenAborted, type CliIo } from '../io.js';
 import { createLogger, levelFromEnv } from '../log.js';
 import { writePgpass } from '../postgres/local/pgpass.js';
 import { removeRunFile, runtimeDir } from '../runtime-files.js';
-import { getConnection } from '../auth/gateway-client.js';
+import { getConnection } from '../api-client/connections.js';
 import type { ConnectionInfo } from '../api/answers.js';
 import type { ResolvedTokenProvider } from '../auth/token-provider.js';
 import type { Logger } from '../log.js';

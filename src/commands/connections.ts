@@ -5,7 +5,7 @@
  * token resolution as `hoop whoami`.
  */
 import { Command } from 'commander';
-import { listConnections } from '../auth/gateway-client.js';
+import { listConnections } from '../api-client/connections.js';
 import { commandTokenProvider } from '../client/client-config.js';
 import type { CliIo } from '../io.js';
 import { columns } from '../text-format.js';

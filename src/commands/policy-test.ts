@@ -12,7 +12,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { commandTokenProvider, withGateway, type GatewayFlags } from '../client/client-config.js';
-import { getPolicyStatus, getSession, getWhoAmI, type PolicyStatus } from '../auth/gateway-client.js';
+import { getPolicyStatus } from '../api-client/policy.js';
+import { getSession } from '../api-client/sessions.js';
+import { getWhoAmI } from '../api-client/identity.js';
+import type { PolicyStatus } from '../api/answers.js';
 import { describeError, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { silentLogger } from '../log.js';

@@ -10,7 +10,7 @@
  * @see docs/architecture.md (§3.6, §4.4)
  */
 import { Command, Option } from 'commander';
-import { followReview, requestAccess } from '../auth/gateway-client.js';
+import { followReview, requestAccess } from '../api-client/reviews.js';
 import { duration, gatewayOptions, withGatewayAsPerson, type GatewayFlags } from '../client/client-config.js';
 import { CommandExit } from '../errors.js';
 import type { CliIo } from '../io.js';

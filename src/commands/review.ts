@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
-import { decideReview, followReview, getReview, listReviews, type ReviewInfo } from '../auth/gateway-client.js';
+import { decideReview, followReview, getReview, listReviews, type ReviewInfo } from '../api-client/reviews.js';
 import { gatewayOptions, withGateway, withGatewayAsPerson, type GatewayFlags } from '../client/client-config.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { configDir } from '../auth/paths.js';
 import { FileSecretStore } from '../auth/secret-store.js';
-import { getWhoAmI } from '../auth/gateway-client.js';
+import { getWhoAmI } from '../api-client/identity.js';
 import { commandTokenProvider } from '../client/client-config.js';
 import type { CliIo } from '../io.js';
 

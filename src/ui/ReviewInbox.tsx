@@ -11,7 +11,7 @@
  */
 import { Box, Text, useApp, useInput } from 'ink';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { ReviewInfo } from '../auth/gateway-client.js';
+import type { ReviewInfo } from '../api-client/reviews.js';
 import { relative, reviewRows, standing } from './review-lines.js';
 import { terminalSafe } from './terminal-safe.js';
 import { columns } from '../text-format.js';

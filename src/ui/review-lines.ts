@@ -4,7 +4,7 @@
  * run` and `hoop exec` print as a held statement's review goes on. What requesters and reviewers
  * wrote (statements, commands, reasons) is printed through {@link terminalSafe}.
  */
-import type { ReviewInfo } from '../auth/gateway-client.js';
+import type { ReviewInfo } from '../api-client/reviews.js';
 import { formatDuration } from '../text-format.js';
 import { terminalSafe } from './terminal-safe.js';
 

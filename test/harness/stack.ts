@@ -13,7 +13,7 @@ import { loadGatewayConfig } from '../../src/gateway/config/config.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/server.js';
 import { createLogger } from '../../src/log.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
-import { mintDirect } from '../../src/auth/gateway-client.js';
+import { mintDirect } from '../../src/api-client/direct.js';
 import type { DirectCredentialView } from '../../src/api/answers.js';
 import { RawFrontend } from './raw-pg.js';
 import { type CliResult, runCli } from './run-cli.js';

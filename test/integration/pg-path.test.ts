@@ -262,7 +262,7 @@ describe('the gateway API and cancel keys', () => {
       channel.resume();
       channel.end(cancelRequest(key.processID, key.secretKey));
       // Nor through the API's cancel request, as hoop connect sends it.
-      const { cancelStatement } = await import('../../src/auth/gateway-client.js');
+      const { cancelStatement } = await import('../../src/api-client/connections.js');
       await cancelStatement({ gateway: stack.gateway.url, ca: stack.pki.ca }, await stack.token('bob'), 'app', { processId: key.processID >>> 0, secretKey: key.secretKey >>> 0 });
       await expect(slept).resolves.toMatchObject({ rowCount: 1 });
     } finally {

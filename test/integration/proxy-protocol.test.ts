@@ -20,7 +20,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintDirect } from '../../src/auth/gateway-client.js';
+import { mintDirect } from '../../src/api-client/direct.js';
 import { PROXY_V2_SIGNATURE } from '../../src/gateway/front/proxy-header.js';
 import { startHaproxy } from '../harness/haproxy.js';
 import { RawFrontend } from '../harness/raw-pg.js';

@@ -6,7 +6,7 @@
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
-import type { ReviewInfo } from '../../src/auth/gateway-client.js';
+import type { ReviewInfo } from '../../src/api-client/reviews.js';
 import { ReviewInbox } from '../../src/ui/ReviewInbox.js';
 import { eventually, pace } from '../harness/wait.js';
 

@@ -11,7 +11,7 @@
  * every replica and worker process ({@link WebhookMinutes}, ../alerts/webhook-minutes-postgres.ts: a row per
  * target and calendar minute, raised atomically), so N replicas do not send N times the limit, and
  * the held messages are claimed for the summary under the row's lock: one replica says each, once.
- * With the file store the gateway is one process (../config/workers.ts) and one thread sends: the senders
+ * With the file store the gateway is one process (../workers.ts) and one thread sends: the senders
  * are built once, on the main thread (../parts/parts.ts; worker threads parse SQL and write recordings),
  * so the count in memory is the whole gateway's.
  *

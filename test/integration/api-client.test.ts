@@ -1,13 +1,13 @@
 /**
- * The CLI's API client (src/auth/gateway-client.ts) against the real gateway: a command's
- * requests share kept-alive connections (a session's record is uploaded in several requests as
- * it closes, and each used to make a TLS handshake), and a request on a connection the server
- * closed while it was idle is sent again on a new one.
+ * The CLI's API client (src/api-client/) against the real gateway: a command's requests share
+ * kept-alive connections (a session's record is uploaded in several requests as it closes, and
+ * each used to make a TLS handshake), and a request on a connection the server closed while it
+ * was idle is sent again on a new one.
  */
 import { readFile } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getAuthConfig, getWhoAmI } from '../../src/auth/gateway-client.js';
+import { getAuthConfig, getWhoAmI } from '../../src/api-client/identity.js';
 import { listenOnLoopback } from '../harness/listen.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 
