@@ -2,7 +2,8 @@
  * Reading the gateway's recordings from the CLI: session `id`'s recording downloaded to a
  * temporary directory and verified against the gateway's published keys, a CLI's own record
  * verified against the device key it was uploaded with, and their events read (a CLI's `wire`
- * events through the protocol's encoder). `hoop sessions` and `hoop policy test` read them so.
+ * events through the protocol's encoder), a recording's transcript, and the sessions listed as
+ * this machine knows them. `hoop sessions` and `hoop policy test` read them so.
  *
  * @see ../../docs/recording-format.md
  */
@@ -20,6 +21,7 @@ import { readEvents as readRecording } from '../recording/read.js';
 import type { RecordKind } from '../recording/spool.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
 import { verifyRecording, type RecordingCheck } from '../recording/verify.js';
+import { TranscriptRenderer, type TranscriptLine } from '../ui/transcript.js';
 import { uploadLeftovers } from './client-records.js';
 import { commandTokenProvider, type GatewayFlags } from './client-config.js';
 
@@ -29,6 +31,27 @@ const WIRE_DECODERS = { postgres: { createRecordEncoder: postgresRecordEncoder }
 /** A verified recording's events (a gateway's or a CLI's), in one shape. */
 export function readEvents(dir: string, manifest: string): ReturnType<typeof readRecording> {
   return readRecording(dir, manifest, WIRE_DECODERS);
+}
+
+/** The flags every `hoop sessions` subcommand takes. */
+export interface SessionsFlags extends GatewayFlags {
+  json?: boolean;
+}
+
+/**
+ * The sessions `hoop sessions ls` lists: this machine's leftover records uploaded first, then the
+ * sessions that match `filter`, each whose CLI record this machine still holds marked `local`.
+ */
+export async function listSessionsFromHere(io: CliIo, flags: GatewayFlags, filter: Record<string, string>): Promise<{ sessions: SessionSummary[]; local: Set<string> }> {
+  const provider = await commandTokenProvider(io, flags);
+  try {
+    const local = await uploadLeftovers(io, provider);
+    const { sessions } = await listSessions({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, filter);
+    for (const s of sessions) if (local.has(`sessions/${s.id}`)) s.clientRecord = 'local';
+    return { sessions, local };
+  } finally {
+    provider.close();
+  }
 }
 
 /** How a command that already holds a token reaches the gateway. */
@@ -91,4 +114,26 @@ export async function withVerifiedRecording<T>(
     provider.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Refuses a recording that does not verify (one of a running session without a signed checkpoint yet, saying so): nothing of it is shown. */
+export function refuseInvalid(check: RecordingCheck, id: string, summary: SessionSummary): void {
+  if (!check.ok && summary.recording === 'running' && check.manifest === undefined) {
+    throw new HoopError(ErrorCode.RECORDING_INVALID, `session ${id} is running and its recording has no signed checkpoint yet`, {
+      hint: 'the gateway signs one at least every recording.checkpointSeconds (1 s by default): try again in a moment',
+    });
+  }
+  if (!check.ok) {
+    throw new HoopError(ErrorCode.RECORDING_INVALID, `the recording of session ${id} does not verify: ${check.problems.join('; ')}`, {
+      hint: 'it was altered or damaged after the gateway signed it; `hoop sessions verify` says what failed',
+    });
+  }
+}
+
+/** A verified recording as psql would have shown it, line by line with its time; then whether it is still running or was cut short. */
+export async function* transcript(dir: string, check: RecordingCheck, summary: SessionSummary): AsyncGenerator<TranscriptLine> {
+  const renderer = new TranscriptRenderer();
+  for await (const e of readEvents(dir, check.manifest!)) yield* renderer.render(e);
+  if (summary.recording === 'running') yield { at: Date.now(), text: '-- the session is still running: this is its recording to its last checkpoint' };
+  else if (check.truncated) yield { at: Date.now(), text: '-- the recording ends here: the session was cut short (its last checkpoint)' };
 }
