@@ -1,5 +1,6 @@
 /**
- * What `hoop connect --json` prints: one line a script (or the demo) reads to reach the local port.
+ * What `hoop connect --json` prints: one line a script (or the demo) reads to reach the local port
+ * (a PostgreSQL connection's, or an SSH connection's).
  */
 
 /** The one line `hoop connect --json` prints. */
@@ -16,4 +17,18 @@ export interface ConnectJson {
   sslmode?: string;
   sslrootcert?: string;
   uri: string;
+}
+
+/** The one line `hoop connect --json` prints for an SSH connection. */
+export interface ConnectSshJson {
+  connection: string;
+  host: string;
+  port: number;
+  /** `ssh -F <sshConfig> <connection>`. */
+  sshConfig: string;
+  /** The user's ssh_config that includes every running connection's, at a path that stays put: `Include` it from ~/.ssh/config once. */
+  sshInclude?: string;
+  knownHosts: string;
+  identityFile: string;
+  command: string;
 }

@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConnectSshJson } from '../../src/commands/connect.js';
+import type { ConnectSshJson } from '../../src/connect-json.js';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { runProcess } from '../harness/clients.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConnectSshJson } from '../../src/commands/connect.js';
+import type { ConnectSshJson } from '../../src/connect-json.js';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';

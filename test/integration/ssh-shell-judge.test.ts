@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConnectSshJson } from '../../src/commands/connect.js';
+import type { ConnectSshJson } from '../../src/connect-json.js';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { RM_LOOKALIKES, RM_SPELLINGS, spelled } from '../fixtures/shell-spellings.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';

@@ -14,7 +14,7 @@ import ssh2 from 'ssh2';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
 import { newEd25519Key } from '../../src/ssh/common/keys.js';
 import { openTunnel } from '../../src/tunnel/transport.js';
-import type { ConnectSshJson } from '../../src/commands/connect.js';
+import type { ConnectSshJson } from '../../src/connect-json.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { connectionYaml, freePort } from '../harness/postgres.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSshd, type Sshd } from '../../src/demo/sshd.js';
-import type { ConnectSshJson } from '../../src/commands/connect.js';
+import type { ConnectSshJson } from '../../src/connect-json.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
 import { startStack, type HoopStack, type RunningConnect } from '../harness/stack.js';
 import { eventually, quietFor } from '../harness/wait.js';
