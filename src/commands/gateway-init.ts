@@ -3,27 +3,20 @@
  * first real gateway needs, in one directory: a commented `gateway.yaml` for the identity provider
  * named, a TLS key and certificate for the URL's host (with a CA of its own to give people), or
  * the ones given; a starter policy repo (git), with a first connection when `--connection` names
- * one; then what to register at the provider and the commands that follow. The configuration is
- * loaded once written, so what init leaves is what the gateway starts on.
+ * one; then what to register at the provider and the commands that follow. What it writes, and
+ * how, is ../gateway/setup.ts; the configuration is loaded once written, so what init leaves is
+ * what the gateway starts on.
  *
  * @see ../gateway/config/setup-templates.ts
  * @see ../../docs/deployment.md
  */
-import { access, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ErrorCode, HoopError } from '../errors.js';
-import { parseGatewayConfig } from '../gateway/config/config.js';
-import { gatewayYaml, IDP_PROFILES, IDPS, nextSteps, starterPolicy, type FirstConnection, type Idp, type InitChoices } from '../gateway/config/setup-templates.js';
+import { writeFirstGateway } from '../gateway/setup.js';
+import { IDP_PROFILES, IDPS, nextSteps, type FirstConnection, type Idp } from '../gateway/config/setup-templates.js';
 import type { CliIo } from '../io.js';
 import { isLoopbackHost } from '../loopback.js';
-import { writeFileAtomic } from '../durable-file.js';
-import { ensurePrivateDir } from '../private-file.js';
-import { createPolicyRepo } from '../policy/git-js.js';
-import { loadPolicyDir } from '../policy/load.js';
-import { mintCertificate } from '../x509.js';
 
 /** The flags of `hoop gateway init`. */
 interface InitFlags {
@@ -84,68 +77,6 @@ function firstConnection(text: string): FirstConnection {
   };
 }
 
-/** Refuses to write over `file` unless `force`. */
-async function fresh(file: string, force: boolean | undefined): Promise<void> {
-  if (force) return;
-  const there = await access(file).then(
-    () => true,
-    () => false,
-  );
-  if (there) throw new HoopError(ErrorCode.USAGE, `${file} exists`, { hint: 'give another --dir, or --force to write over it' });
-}
-
-/**
- * The starter policy repo, made once its files load as a policy (the gateway's checks but its
- * secrets, which are only set where it runs): init never commits a policy the gateway refuses.
- */
-async function starterPolicyRepo(dir: string, files: Record<string, string>): Promise<void> {
-  const scratch = await mkdtemp(join(tmpdir(), 'hoop-init-'));
-  try {
-    for (const [name, text] of Object.entries(files)) {
-      await mkdir(dirname(join(scratch, name)), { recursive: true });
-      await writeFile(join(scratch, name), text);
-    }
-    await loadPolicyDir(scratch);
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
-  await createPolicyRepo(dir, files, { name: 'hoop gateway init', email: 'hoop-gateway-init@localhost' }, 'The starter policy');
-}
-
-/** Refuses `dir` unless it is the user's and no one else may write to it (another could replace what init writes there). */
-async function ownDir(dir: string): Promise<void> {
-  const st = await stat(dir);
-  const why =
-    typeof process.getuid === 'function' && st.uid !== process.getuid()
-      ? `it belongs to another user (uid ${st.uid})`
-      : (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0
-        ? `others may write to it (mode ${(st.mode & 0o777).toString(8)})`
-        : undefined;
-  if (why) throw new HoopError(ErrorCode.CONFIG_INVALID, `hoop will not write the gateway's keys and policy in ${dir}: ${why}`, { hint: 'give a --dir of your own' });
-}
-
-/** What to do about a directory in --dir that init did not make and will not write through (a link to elsewhere, another's). */
-const NOT_MADE_HERE = 'remove it (init makes tls/, data/ and policy-repo/ itself), or give another --dir';
-
-/** The gateway's key and certificate: the ones given, or a CA of init's own and a certificate it issues for `host`. */
-async function tlsFiles(flags: InitFlags, dir: string, host: string): Promise<{ cert: string; key: string; ca?: string }> {
-  if (flags.tlsCert || flags.tlsKey) {
-    if (!flags.tlsCert || !flags.tlsKey) throw new HoopError(ErrorCode.USAGE, '--tls-cert and --tls-key go together');
-    return { cert: resolve(flags.tlsCert), key: resolve(flags.tlsKey) };
-  }
-  const tls = join(dir, 'tls');
-  await ensurePrivateDir(tls, NOT_MADE_HERE);
-  const files = { ca: join(tls, 'ca.crt'), caKey: join(tls, 'ca.key'), cert: join(tls, 'gateway.crt'), key: join(tls, 'gateway.key') };
-  for (const f of Object.values(files)) await fresh(f, flags.force);
-  const ca = mintCertificate({ commonName: `hoop gateway CA (${host})`, ca: true, validDays: 3650 });
-  const cert = mintCertificate({ commonName: host, altNames: [isIP(host) ? host : host.toLowerCase()], validDays: 397, issuer: ca });
-  await writeFileAtomic(files.caKey, ca.key, tls);
-  await writeFileAtomic(files.ca, ca.cert, tls);
-  await writeFileAtomic(files.key, cert.key, tls);
-  await writeFileAtomic(files.cert, cert.cert, tls);
-  return { cert: files.cert, key: files.key, ca: files.ca };
-}
-
 /** Builds `hoop gateway init`. */
 export function gatewayInitCommand(io: CliIo): Command {
   return new Command('init')
@@ -178,40 +109,27 @@ export function gatewayInitCommand(io: CliIo): Command {
       const issuerUrl = new URL(issuer);
       if (issuerUrl.protocol !== 'https:' && !(issuerUrl.protocol === 'http:' && isLoopbackHost(issuerUrl.hostname))) throw new HoopError(ErrorCode.USAGE, '--issuer must be an https URL');
       const dir = resolve(io.cwd, flags.dir);
-      await mkdir(dir, { recursive: true });
-      await ownDir(dir);
-      const config = join(dir, 'gateway.yaml');
-      await fresh(config, flags.force);
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      const tls = await tlsFiles(flags, dir, host);
-      const dataDir = join(dir, 'data');
-      await ensurePrivateDir(dataDir, NOT_MADE_HERE);
-      const choices: InitChoices = {
-        url,
-        idp: flags.idp,
-        issuer,
-        clientId: flags.clientId ?? 'hoop-cli',
-        ...(profile.clientSecret && flags.clientSecret ? { clientSecret: flags.clientSecret } : {}),
-        audience: flags.audience,
-        tls: { cert: tls.cert, key: tls.key },
-        dataDir,
-        policyRepo: flags.policyRepo ?? join(dir, 'policy-repo'),
-        group: flags.group,
-        ...(flags.connection ? { connection: firstConnection(flags.connection) } : {}),
-      };
-      if (!flags.policyRepo) {
-        // Its commits are the gateway's policy: a directory of another's, or one others may write to, is refused as tls/ is.
-        await ensurePrivateDir(choices.policyRepo, NOT_MADE_HERE);
-        await starterPolicyRepo(choices.policyRepo, starterPolicy(choices));
-      }
-      const text = gatewayYaml(choices, new Date());
-      // What init leaves is what the gateway starts on: the file is loaded as the gateway loads it.
-      await parseGatewayConfig(text, config, io.env);
-      // 0600, and over what is there (--force) by a rename: never through a link planted at its name.
-      await writeFileAtomic(config, text, dir);
+      const { config, choices, tls, host } = await writeFirstGateway({
+        dir,
+        choices: {
+          url,
+          idp: flags.idp,
+          issuer,
+          clientId: flags.clientId ?? 'hoop-cli',
+          ...(profile.clientSecret && flags.clientSecret ? { clientSecret: flags.clientSecret } : {}),
+          audience: flags.audience,
+          group: flags.group,
+          ...(flags.connection ? { connection: firstConnection(flags.connection) } : {}),
+        },
+        ...(flags.policyRepo ? { policyRepo: flags.policyRepo } : {}),
+        ...(flags.tlsCert ? { tlsCert: flags.tlsCert } : {}),
+        ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
+        ...(flags.force ? { force: true } : {}),
+        env: io.env,
+      });
       io.stdout.write(
         [
-          `wrote ${config} (${profile.title}), ${tls.ca ? `${join(dir, 'tls')}/ (a CA of its own, ca.crt for people, and a certificate for ${host})` : `using ${tls.cert}`}, ${dataDir}/${flags.policyRepo ? '' : `, and the starter policy repo ${choices.policyRepo}`}`,
+          `wrote ${config} (${profile.title}), ${tls.ca ? `${join(dir, 'tls')}/ (a CA of its own, ca.crt for people, and a certificate for ${host})` : `using ${tls.cert}`}, ${choices.dataDir}/${flags.policyRepo ? '' : `, and the starter policy repo ${choices.policyRepo}`}`,
           ...nextSteps(choices, { config, ...(tls.ca ? { ca: tls.ca } : {}) }),
           '',
         ].join('\n'),
