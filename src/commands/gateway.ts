@@ -1,25 +1,22 @@
 /**
- * `hoop gateway --config FILE`: runs the gateway until SIGINT/SIGTERM (on every core with a shared
- * store: ../gateway/workers.ts).
+ * `hoop gateway --config FILE`: runs the gateway until SIGINT/SIGTERM (../gateway/serve.ts; on
+ * every core with a shared store: ../gateway/workers.ts).
  * `hoop gateway init --url URL --issuer URL …`: writes a first gateway's configuration (./gateway-init.ts).
  * `hoop gateway migrate --config FILE`: brings a shared store (`store: { kind: postgres }`) up to
  * this version's schema; the gateway does the same at start, so this is for doing it ahead.
  * `hoop gateway status --config FILE`: whether the store answers, the replicas it has seen, pending
- * reviews and running sessions (exit 69 when the store cannot be reached).
+ * reviews and running sessions (exit 69 when the store cannot be reached). Both through
+ * ../gateway/store-admin.ts.
  */
 import { Command } from 'commander';
-import { resolveSecret } from '../config/secrets.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config/config.js';
-import { startGateway } from '../gateway/server.js';
-import { runWorkers, workerConfig, workerCount, workerIndex } from '../gateway/workers.js';
-import { MIGRATIONS } from '../gateway/migrations.js';
-import { describeStoreUrl, migrate, openStorePool } from '../gateway/store/store-postgres.js';
-import { storeStatus } from '../gateway/replicas/replica.js';
+import { serveGateway } from '../gateway/serve.js';
+import { migrateStore, readStoreStatus } from '../gateway/store-admin.js';
+import { MIGRATIONS } from '../gateway/store/store-postgres.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
-import { whenAborted, type CliIo } from '../io.js';
+import type { CliIo } from '../io.js';
 import { gatewayInitCommand } from './gateway-init.js';
-import { createLogger, levelFromEnv } from '../log.js';
 
 /** The configuration file named, or a usage error saying how to name it (here, not as a required option, so that `migrate` takes it too). */
 function configFile(file: string | undefined): string {
@@ -35,15 +32,7 @@ export function gatewayCommand(io: CliIo): Command {
     .option('--insecure-dev-http', 'serve plain HTTP (only allowed on a loopback address; for local development)')
     .action(async (opts: { config?: string; insecureDevHttp?: boolean }) => {
       const config = await loadGatewayConfig(configFile(opts.config), io.env);
-      // A worker of a gateway on several cores (../gateway/workers.ts) runs a whole gateway of its own, as a replica.
-      const worker = workerIndex(io.env);
-      const log = createLogger({ level: levelFromEnv(io.env, config.log.level), sink: io.stderr, fields: { component: 'gateway', ...(worker !== undefined ? { worker } : {}) } });
-      const count = worker === undefined ? workerCount(config) : 1;
-      if (count > 1) return runWorkers(config, count, log, io.signal);
-      const gateway = await startGateway({ config: worker !== undefined ? workerConfig(config, worker) : config, log, insecureDevHttp: opts.insecureDevHttp === true, env: io.env });
-      await whenAborted(io.signal);
-      log.info('gateway.stopping', { activeSessions: gateway.activeSessions });
-      await gateway.close();
+      await serveGateway(config, { env: io.env, stderr: io.stderr, signal: io.signal, insecureDevHttp: opts.insecureDevHttp === true });
     });
   gateway.addCommand(gatewayInitCommand(io));
   gateway.addCommand(
@@ -57,15 +46,8 @@ export function gatewayCommand(io: CliIo): Command {
             hint: 'for several replicas, set store: { kind: postgres, url: ${env:HOOP_STORE_URL} }',
           });
         }
-        const url = await resolveSecret(config.store.url, io.env);
-        const pool = await openStorePool(url);
-        try {
-          const { version, applied } = await migrate(pool, MIGRATIONS);
-          const names = applied.map((v) => `${v} (${MIGRATIONS.find((m) => m.version === v)!.name})`);
-          io.stdout.write(`store ${describeStoreUrl(url)}: ${applied.length > 0 ? `applied ${names.join(', ')}; ` : 'nothing to apply; '}schema at version ${version}\n`);
-        } finally {
-          await pool.end();
-        }
+        const { where, version, applied } = await migrateStore(config.store, io.env);
+        io.stdout.write(`store ${where}: ${applied.length > 0 ? `applied ${applied.join(', ')}; ` : 'nothing to apply; '}schema at version ${version}\n`);
       }),
   );
   gateway.addCommand(
@@ -80,29 +62,22 @@ export function gatewayCommand(io: CliIo): Command {
           io.stdout.write(opts.json ? `${JSON.stringify({ store: { kind: 'file', dataDir: config.dataDir } })}\n` : text);
           return;
         }
-        const url = await resolveSecret(config.store.url, io.env);
-        const where = describeStoreUrl(url);
-        const pool = await openStorePool(url);
-        try {
-          const status = await storeStatus(pool, config.store.deadAfterSeconds * 1000);
-          if (opts.json) {
-            io.stdout.write(`${JSON.stringify({ store: { kind: 'postgres', at: where, reachable: true, schema: status.schema }, ...status })}\n`);
-            return;
-          }
-          const known = MIGRATIONS.at(-1)!.version;
-          const count = (state: string): number => status.replicas.filter((r) => r.state === state).length;
-          const lines = [
-            `store      ${where}: reachable, schema at version ${status.schema}${status.schema < known ? ` (this hoop knows ${known}: run hoop gateway migrate)` : ''}`,
-            `replicas   ${count('live')} live${count('silent') ? `, ${count('silent')} not answering` : ''}${count('stopped') ? `, ${count('stopped')} stopped` : ''}`,
-            ...status.replicas.map((r) => `  ${r.id}  ${r.state.padEnd(7)}  ${r.url}  hoop ${r.version}  seen ${r.seenAt}`),
-            `sessions   ${status.runningSessions} running`,
-            `reviews    ${status.pendingReviews} pending`,
-            ...(status.auditBacklog > 0 ? [`audit      ${status.auditBacklog} events wait for delivery to the audit url`] : []),
-          ];
-          io.stdout.write(`${lines.map(terminalSafe).join('\n')}\n`);
-        } finally {
-          await pool.end();
+        const { where, status } = await readStoreStatus(config.store, io.env);
+        if (opts.json) {
+          io.stdout.write(`${JSON.stringify({ store: { kind: 'postgres', at: where, reachable: true, schema: status.schema }, ...status })}\n`);
+          return;
         }
+        const known = MIGRATIONS.at(-1)!.version;
+        const count = (state: string): number => status.replicas.filter((r) => r.state === state).length;
+        const lines = [
+          `store      ${where}: reachable, schema at version ${status.schema}${status.schema < known ? ` (this hoop knows ${known}: run hoop gateway migrate)` : ''}`,
+          `replicas   ${count('live')} live${count('silent') ? `, ${count('silent')} not answering` : ''}${count('stopped') ? `, ${count('stopped')} stopped` : ''}`,
+          ...status.replicas.map((r) => `  ${r.id}  ${r.state.padEnd(7)}  ${r.url}  hoop ${r.version}  seen ${r.seenAt}`),
+          `sessions   ${status.runningSessions} running`,
+          `reviews    ${status.pendingReviews} pending`,
+          ...(status.auditBacklog > 0 ? [`audit      ${status.auditBacklog} events wait for delivery to the audit url`] : []),
+        ];
+        io.stdout.write(`${lines.map(terminalSafe).join('\n')}\n`);
       }),
   );
   return gateway;
