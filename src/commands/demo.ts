@@ -1,14 +1,14 @@
 /**
  * `hoop demo`: starts the whole product on this machine (see src/demo/demo.ts), says how to use
  * it, and runs until Ctrl-C. `--json` says it in one JSON line; `--script` plays an agent's
- * session through it, prints the transcript and exits (0 only if every outcome was as expected).
+ * session through it (src/demo/play-script.ts), prints the transcript and exits (0 only if every
+ * outcome was as expected).
  */
-import type { RoundTrip } from '../postgres/wire/client.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { stateDir } from '../auth/paths.js';
 import { startDemo, type RunningDemo } from '../demo/demo.js';
-import { runDemoScript } from '../demo/script.js';
+import { playDemoScript } from '../demo/play-script.js';
 import { DEMO_CONNECTION, DEMO_SSH_CONNECTION } from '../demo/sample.js';
 import { ErrorCode, HoopError } from '../errors.js';
 import { whenAborted, type CliIo, type RunCli } from '../io.js';
@@ -88,35 +88,13 @@ export function demoCommand(io: CliIo, cli: RunCli): Command {
       const demo = await startDemo({ dir, fresh: flags.fresh === true, gatewayPort: flags.gatewayPort, port: flags.port, env: io.env, say, cli });
       try {
         if (flags.script) {
-          const before = await demo.recordedSessions();
-          const session = await demo.openSession();
-          try {
-            const personRun = async (sql: string): Promise<RoundTrip> => {
-              const own = await demo.openSession();
-              try {
-                return await own.run(sql);
-              } finally {
-                own.close();
-              }
-            };
-            const { transcript, ok } = await runDemoScript(session, {
-              recording: () => demo.verifyLastSession(before),
-              runAgent: (prompt, sql) => demo.runAgent(prompt, sql),
-              review: (decision, reason, id) => demo.review(decision, reason, id),
-              agentWrite: (sql) => demo.runAgentWrite(sql),
-              personRun,
-              alerts: () => demo.alerts(),
-              ...(demo.runSsh ? { runSsh: demo.runSsh } : {}),
+          const { transcript, ok } = await playDemoScript(demo);
+          io.stdout.write(`${transcript.join('\n')}\n`);
+          if (!ok)
+            throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', {
+              hint: `the gateway's log is in ${demo.dir}/gateway.log`,
+              exitCode: 1,
             });
-            io.stdout.write(`${transcript.join('\n')}\n`);
-            if (!ok)
-              throw new HoopError(ErrorCode.INTERNAL, 'the scripted session did not go as the demo policy says it should (see FAIL above)', {
-                hint: `the gateway's log is in ${demo.dir}/gateway.log`,
-                exitCode: 1,
-              });
-          } finally {
-            session.close();
-          }
           return;
         }
         if (flags.json) {
