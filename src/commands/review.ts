@@ -6,15 +6,14 @@
  *
  * @see docs/architecture.md (§3.6, §4.4)
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
 import { decideReview, followReview, getReview, listReviews, type ReviewInfo } from '../api-client/reviews.js';
 import { gatewayOptions, withGateway, withGatewayAsPerson, type GatewayFlags } from '../client/client-config.js';
+import { watchPendingReviews } from '../client/review-watch.js';
 import { CommandExit, ErrorCode, HoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { columns } from '../text-format.js';
 import { reviewRows, reviewText, standing } from '../ui/review-lines.js';
-import { watchReviews } from '../ui/ReviewInbox.js';
 
 interface ReviewFlags extends GatewayFlags {
   json?: boolean;
@@ -76,26 +75,7 @@ export function reviewCommand(io: CliIo): Command {
   }
   review.addCommand(
     reviewOptions(new Command('watch').description('a live inbox of the reviews that wait for you: approve or deny from the terminal (without a terminal: print each new one as it comes)')).action(
-      (opts: ReviewFlags) =>
-        withGateway(io, opts, async (endpoint, token) => {
-          const load = async (): Promise<ReviewInfo[]> => listReviews(endpoint, await token(), 'pending');
-          const decide = async (id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> => decideReview(endpoint, await token(), id, decision, reason);
-          const tty = (io.stdout as { isTTY?: boolean }).isTTY === true && (io.stdin as { isTTY?: boolean } | undefined)?.isTTY === true;
-          if (tty && !opts.json) {
-            await watchReviews({ load, decide }, { stdout: io.stdout as NodeJS.WriteStream, stdin: io.stdin as NodeJS.ReadStream, signal: io.signal });
-            return;
-          }
-          // Not on a terminal: each review that starts waiting, once, as `show` prints it (or one JSON object per line).
-          const seen = new Set<string>();
-          while (!io.signal.aborted) {
-            for (const r of (await load()).reverse()) {
-              if (seen.has(r.id)) continue;
-              seen.add(r.id);
-              io.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${reviewText(r)}\n`);
-            }
-            await sleep(1000, undefined, { signal: io.signal }).catch(() => undefined);
-          }
-        }),
+      (opts: ReviewFlags) => watchPendingReviews(io, opts),
     ),
   );
   return review;
