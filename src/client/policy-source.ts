@@ -132,3 +132,18 @@ export async function gatewayPolicy(io: CliIo, flags: GatewayFlags): Promise<Gat
     return { unknown: describeError(err) };
   }
 }
+
+/** The lines that say how the bundle relates to what the gateway runs, and the refusal that fails the test (if any). */
+export function againstGateway(loaded: LoadedSource, gw: GatewayPolicy): { notes: string[]; refusal?: string[] } {
+  if ('unknown' in gw) return { notes: [`not checked against a gateway (${gw.unknown}): secret references were checked for form only`] };
+  const s = gw.status;
+  const notes = [`validated as ${gw.gateway} validates a commit (policy.allowedSecrets: ${s.allowedSecrets.join(', ') || 'none'})`];
+  if (s.signedCommitsOnly) notes.push('the gateway applies only commits signed by its allowed signers: sign yours (git commit -S)');
+  for (const u of s.unavailable) notes.push(`the gateway cannot open "${u.connection}" (commit ${s.commit.slice(0, 12)}): ${u.lacks.join('; ')}`);
+  const head = loaded.tree?.head ?? loaded.policy.commit;
+  if (head && s.refused?.commit === head && (loaded.tree?.changed ?? 0) === 0) {
+    return { notes, refusal: [`the gateway refused commit ${head.slice(0, 12)} (the one read here) at ${s.refused.at}:`, ...s.refused.problems.map((p) => `  ${p}`)] };
+  }
+  if (head && head !== s.commit) notes.push(`the gateway runs commit ${s.commit.slice(0, 12)}, not ${head.slice(0, 12)}`);
+  return { notes };
+}
