@@ -26,13 +26,19 @@ export interface GatewayEndpoint {
 
 const MAX_BODY = 1024 * 1024;
 
+/** The methods the API takes. */
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** What a request carries: the bearer token, a JSON body or raw bytes, and the connection it is about (for the error a 403 or 404 becomes). */
+interface RequestOptions {
+  token?: string;
+  body?: unknown;
+  raw?: Buffer;
+  connection?: string;
+}
+
 /** One API request whose answer is JSON; resolves it parsed (HoopError GATEWAY_PROTOCOL when it is not JSON). */
-export async function requestJson(
-  endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-  path: string,
-  options: { token?: string; body?: unknown; raw?: Buffer; connection?: string } = {},
-): Promise<{ status: number; body: unknown }> {
+export async function requestJson(endpoint: GatewayEndpoint, method: Method, path: string, options: RequestOptions = {}): Promise<{ status: number; body: unknown }> {
   const { status, bytes } = await request(endpoint, method, path, options, MAX_BODY);
   try {
     return { status, body: JSON.parse(bytes.toString('utf8')) };
@@ -65,13 +71,7 @@ function agentFor(url: URL, ca: Buffer | undefined): http.Agent {
  * non-2xx answer. A request on a kept-alive connection that the gateway closed just before is
  * sent once more on a new one (it never reached the gateway).
  */
-async function request(
-  endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-  path: string,
-  options: { token?: string; body?: unknown; raw?: Buffer; connection?: string },
-  maxBody: number,
-): Promise<{ status: number; bytes: Buffer }> {
+async function request(endpoint: GatewayEndpoint, method: Method, path: string, options: RequestOptions, maxBody: number): Promise<{ status: number; bytes: Buffer }> {
   try {
     return await requestOnce(endpoint, method, path, options, maxBody);
   } catch (err) {
@@ -83,14 +83,7 @@ async function request(
 /** A kept-alive connection that was closed under a request before any answer came. */
 class StaleConnection extends Error {}
 
-async function requestOnce(
-  endpoint: GatewayEndpoint,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-  path: string,
-  options: { token?: string; body?: unknown; raw?: Buffer; connection?: string },
-  maxBody: number,
-  fresh = false,
-): Promise<{ status: number; bytes: Buffer }> {
+async function requestOnce(endpoint: GatewayEndpoint, method: Method, path: string, options: RequestOptions, maxBody: number, fresh = false): Promise<{ status: number; bytes: Buffer }> {
   const base = gatewayBaseUrl(endpoint.gateway);
   const url = new URL(path, base);
   const payload = options.raw ?? (options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body), 'utf8'));
