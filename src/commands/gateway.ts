@@ -13,7 +13,7 @@ import { ErrorCode, HoopError } from '../errors.js';
 import { loadGatewayConfig } from '../gateway/config/config.js';
 import { serveGateway } from '../gateway/serve.js';
 import { migrateStore, readStoreStatus } from '../gateway/store-admin.js';
-import { MIGRATIONS } from '../gateway/store/store-postgres.js';
+import { MIGRATIONS } from '../gateway/migrations.js';
 import { terminalSafe } from '../ui/terminal-safe.js';
 import type { CliIo } from '../io.js';
 import { gatewayInitCommand } from './gateway-init.js';

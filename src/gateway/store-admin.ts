@@ -7,7 +7,8 @@ import type pg from 'pg';
 import { resolveSecret } from '../config/secrets.js';
 import type { GatewayConfig } from './config/config.js';
 import { storeStatus, type StoreStatus } from './replicas/replica.js';
-import { describeStoreUrl, MIGRATIONS, migrate, openStorePool } from './store/store-postgres.js';
+import { MIGRATIONS } from './migrations.js';
+import { describeStoreUrl, migrate, openStorePool } from './store/store-postgres.js';
 
 /** A shared store's settings. */
 type PostgresStore = Extract<GatewayConfig['store'], { kind: 'postgres' }>;
@@ -27,7 +28,7 @@ async function withStore<T>(store: PostgresStore, env: NodeJS.ProcessEnv, use: (
 /** Brings `store` up to this version's schema; resolves where it is, its schema's version, and the migrations applied now (`version (name)`). */
 export function migrateStore(store: PostgresStore, env: NodeJS.ProcessEnv): Promise<{ where: string; version: number; applied: string[] }> {
   return withStore(store, env, async (pool, where) => {
-    const { version, applied } = await migrate(pool);
+    const { version, applied } = await migrate(pool, MIGRATIONS);
     return { where, version, applied: applied.map((v) => `${v} (${MIGRATIONS.find((m) => m.version === v)!.name})`) };
   });
 }
