@@ -1,6 +1,6 @@
 /**
- * The first process of a contained run, inside its sandbox (./sandbox.ts) and network namespace
- * (./sandbox-network.ts): it serves the run's ports on the namespace's own loopback (each TCP
+ * The first process of a contained run, inside its sandbox and network namespace
+ * (./sandbox.ts): it serves the run's ports on the namespace's own loopback (each TCP
  * connection is handed to the unix socket `hoop run` listens on for that port in the run's
  * directory, ./port-bridge.ts), then starts the command with this process's stdio and
  * environment, hands it every signal it receives, and ends as the command ended (its exit code,

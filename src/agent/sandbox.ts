@@ -1,6 +1,6 @@
 /**
  * What the command `hoop run` contains sees of the person's machine (./containment.ts decides
- * whether it is contained at all; ./sandbox-network.ts gives it a network of its own). It reads
+ * whether it is contained at all; `--unshare-net` below gives it a network of its own, ./port-bridge.ts its ports). It reads
  * the person's files as they are, and writes only its working directory. Five classes of paths:
  *
  * - **Read-only**: everything, to begin with. Whatever runs as the person later (startup files,

@@ -1,5 +1,5 @@
 /**
- * What `hoop mcp`'s SQL tools do (./mcp.ts registers them): run statements in a session of their
+ * What `hoop mcp`'s SQL tools do (./mcp-server.ts registers them): run statements in a session of their
  * own through the gateway, and describe a connection's tables with the masking the gateway applies
  * to the caller. Answers are compact JSON; values are numbers, booleans and JSON where the JSON
  * says exactly what the server sent, else text (src/postgres/wire/json-values.ts).

@@ -1,5 +1,5 @@
 /**
- * Uploads the CLI's records from its spool (./spool.ts) to the gateway. Small records (a
+ * Uploads the CLI's records from its spool (../recording/spool.ts) to the gateway. Small records (a
  * session's of a few statements: one chunk and its signed manifest) go together, many in one
  * request (`POST /v1/client-records`, a ustar archive of each one's chunks and its newest signed
  * manifest), so that a command that opens a session per statement pays one request for all those

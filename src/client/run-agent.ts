@@ -247,7 +247,7 @@ export function proxyVariables(port: number, direct: readonly string[]): NodeJS.
   return { HTTP_PROXY: http, HTTPS_PROXY: http, http_proxy: http, https_proxy: http, ALL_PROXY: socks, all_proxy: socks, NO_PROXY: none, no_proxy: none, NODE_USE_ENV_PROXY: '1' };
 }
 
-/** What a contained command's loopback serves (./port-bridge.ts), and how it finds it. */
+/** What a contained command's loopback serves (../agent/port-bridge.ts), and how it finds it. */
 interface SandboxNetwork {
   bridge: PortBridge;
   /** The gateway there, when the sandbox can stand in for it: its URL for the command, and its port. */
@@ -258,7 +258,7 @@ interface SandboxNetwork {
 
 /**
  * Bridges into a contained command's loopback its run's TCP ports (`local`), the gateway under
- * its own name and the egress proxy (./egress-proxy.ts), which lets through what `run` allows and
+ * its own name and the egress proxy (../agent/egress-proxy.ts), which lets through what `run` allows and
  * tells each connection to `onEgress`.
  */
 async function sandboxNetwork(runDir: string, local: PortAcceptor[], gateway: string, run: AgentRun, onEgress: (d: EgressDecision) => void): Promise<SandboxNetwork> {

@@ -5,7 +5,7 @@
  * `show`, `test` and `check` read what the user is editing: the working tree of `--dir`, of the
  * local config repo `--repo PATH` or `$HOOP_POLICY_REPO` names, or of the current directory (a
  * git URL, a bare repo or `--ref` are pulled instead, with the gateway's rules; see
- * ./policy-source.ts). `test` first validates the bundle exactly as the gateway validates a commit
+ * ../client/policy-source.ts). `test` first validates the bundle exactly as the gateway validates a commit
  * (its `policy.allowedSecrets`, asked of the gateway when one is configured) and fails with the
  * gateway's refusal of the commit the tree is on. Secret references are never resolved by the CLI.
  *

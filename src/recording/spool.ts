@@ -2,7 +2,7 @@
  * The CLI's spool: its own records, written on this machine as the sessions and runs happen, in
  * the recording format (./writer.ts: chunks, signed checkpoints every second, a signed manifest
  * at the end; a session's record not fsynced, a run's fsynced), signed with the device key, and kept until the gateway holds them
- * (./uploader.ts). One directory per record under `<config dir>/spool/`: `<kind>-<id>/`, with
+ * (src/client/record-upload.ts). One directory per record under `<config dir>/spool/`: `<kind>-<id>/`, with
  * `spool.json` saying whose it is (gateway, process id, signer).
  *
  * A record is `closed` once its manifest is signed and written; `live` while the process that

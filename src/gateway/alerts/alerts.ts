@@ -112,7 +112,7 @@ export class AlertMonitor {
     this.#onSuspend.push(listener);
   }
 
-  /** Counts an event for every rule that counts it (../alert-match.ts); raises what reaches its count. */
+  /** Counts an event for every rule that counts it (../../policy/alert-match.ts); raises what reaches its count. */
   hear(event: string, f: EventFields): void {
     const rules = this.policy()?.alerts;
     // Every statement's end comes here: without rules there is nothing to count.
