@@ -12,6 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { join } from 'node:path';
+import type { z } from 'zod';
 import { ErrorCode, HoopError } from '../errors.js';
 import { gatewayBaseUrl, requestError } from '../tunnel/transport.js';
 import { VERSION } from '../version.js';
@@ -139,6 +140,17 @@ async function requestOnce(endpoint: GatewayEndpoint, method: Method, path: stri
 /** An answer of a shape this client does not understand (`what` says of what). */
 export function protocolError(origin: string, what: string): HoopError {
   return new HoopError(ErrorCode.GATEWAY_PROTOCOL, `${origin} described ${what} in a form this client does not understand`, { hint: 'upgrade hoop to match the gateway' });
+}
+
+/**
+ * `body` read as `schema` says `what` is: the answer's own value, or a protocol error naming the
+ * field that is not of its shape (never a value cast to a type it is not).
+ */
+export function answerAs<T>(endpoint: GatewayEndpoint, what: string, schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, `${what} (${issue ? `${issue.path.join('.') || 'the answer'}: ${issue.message}` : 'its shape'})`);
 }
 
 export const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');

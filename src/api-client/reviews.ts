@@ -6,9 +6,9 @@
  */
 import type { AccessRequestBody, ReviewDecisionBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
-import type { Review } from '../policy/review-record.js';
-import { gatewayBaseUrl } from '../tunnel/transport.js';
-import { type GatewayEndpoint, protocolError, requestJson } from './request.js';
+import { type Review, reviewSchema } from '../policy/review-record.js';
+import { z } from 'zod';
+import { answerAs, type GatewayEndpoint, requestJson } from './request.js';
 
 /** A review as `GET /v1/reviews` answers it (the gateway's own record of it). */
 export type ReviewInfo = Review;
@@ -16,22 +16,20 @@ export type ReviewInfo = Review;
 /** `GET /v1/reviews[?state=]`: the reviews the caller may see (theirs, those they may decide; an auditor's: all), newest first. */
 export async function listReviews(endpoint: GatewayEndpoint, token: string, state?: string): Promise<ReviewInfo[]> {
   const { body } = await requestJson(endpoint, 'GET', apiPath.reviews(state), { token });
-  const b = body as { reviews?: unknown };
-  if (!Array.isArray(b.reviews)) throw protocolError(gatewayBaseUrl(endpoint.gateway).origin, 'its reviews');
-  return b.reviews as ReviewInfo[];
+  return answerAs(endpoint, 'its reviews', z.object({ reviews: z.array(reviewSchema) }), body).reviews;
 }
 
 /** `GET /v1/reviews/{id}[?wait=S]`: one review, after waiting up to `waitSeconds` (60 at most) for its decision. */
 export async function getReview(endpoint: GatewayEndpoint, token: string, id: string, waitSeconds = 0): Promise<ReviewInfo> {
   const wait = Math.min(60, Math.max(0, Math.floor(waitSeconds)));
   const { body } = await requestJson({ ...endpoint, timeoutMs: Math.max(endpoint.timeoutMs ?? 10_000, (wait + 15) * 1000) }, 'GET', apiPath.review(id, wait), { token });
-  return body as ReviewInfo;
+  return answerAs(endpoint, `review ${id}`, reviewSchema, body);
 }
 
 /** `POST /v1/requests`: asks for temporary access to `connection`; resolves the request (a review) as raised. */
 export async function requestAccess(endpoint: GatewayEndpoint, token: string, body: AccessRequestBody & { mode: 'read-only' | 'read-write' }): Promise<ReviewInfo> {
   const { body: answer } = await requestJson(endpoint, 'POST', apiPath.requests, { token, body, connection: body.connection });
-  return answer as ReviewInfo;
+  return answerAs(endpoint, 'the access request', reviewSchema, answer);
 }
 
 /**
@@ -49,5 +47,5 @@ export async function followReview(endpoint: GatewayEndpoint, token: () => Promi
 /** `POST /v1/reviews/{id}/approve|deny`: records the caller's decision; resolves the review as it then stands. */
 export async function decideReview(endpoint: GatewayEndpoint, token: string, id: string, decision: 'approve' | 'deny', reason?: string): Promise<ReviewInfo> {
   const { body } = await requestJson(endpoint, 'POST', apiPath.reviewDecision(id, decision), { token, body: (reason !== undefined ? { reason } : {}) satisfies ReviewDecisionBody });
-  return body as ReviewInfo;
+  return answerAs(endpoint, `review ${id}`, reviewSchema, body);
 }

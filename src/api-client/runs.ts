@@ -4,10 +4,10 @@
  *
  * @see docs/architecture.md (§3.6)
  */
-import type { RunStarted, RunView } from '../api/answers.js';
+import { type RunStarted, type RunView, runViewSchema } from '../api/answers.js';
 import type { RunAskBody, RunEgressBody, RunHeartbeatBody } from '../api/bodies.js';
 import { apiPath } from '../api/paths.js';
-import { type GatewayEndpoint, requestJson } from './request.js';
+import { answerAs, type GatewayEndpoint, requestJson } from './request.js';
 
 /** `POST /v1/runs`: begins an agent's run for the caller (a person's credential). */
 export async function startRun(endpoint: GatewayEndpoint, token: string, ask: RunAskBody & { agent: string; via: 'run' | 'mcp' }): Promise<RunStarted> {
@@ -25,7 +25,7 @@ export async function controlRun(endpoint: GatewayEndpoint, controlToken: string
     token: controlToken,
     ...(personToken !== undefined ? { body: { personToken } satisfies RunHeartbeatBody } : {}),
   });
-  return body as RunView;
+  return answerAs(endpoint, `run ${id}`, runViewSchema, body);
 }
 
 /** `POST /v1/runs/{id}/egress` with the run's control credential: connections its command asked for and was refused. */

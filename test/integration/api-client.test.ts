@@ -7,7 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listAlerts } from '../../src/api-client/alerts.js';
 import { getAuthConfig, getWhoAmI } from '../../src/api-client/identity.js';
+import { getReview, listReviews } from '../../src/api-client/reviews.js';
 import { listenOnLoopback } from '../harness/listen.js';
 import { startStack, type HoopStack } from '../harness/stack.js';
 
@@ -77,6 +79,27 @@ describe('gateway API client', () => {
       // The second request reached the kept-alive connection, which closed; it went again on a new one.
       expect(requests).toBe(3);
       expect(connections).toBe(2);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses an answer not of its shape, naming the field, rather than hand it on as a review or an alert', async () => {
+    // A loopback server answering every request with `answer` (as a gateway of another version, or something else, might).
+    let answer = '';
+    const server = createServer((socket) => {
+      socket.on('data', () => socket.end(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(answer)}\r\nConnection: close\r\n\r\n${answer}`));
+      socket.on('error', () => undefined);
+    });
+    const port = await listenOnLoopback(server);
+    try {
+      const endpoint = { gateway: `http://127.0.0.1:${port}` };
+      answer = JSON.stringify({ id: 'rv-1', state: 'approved' });
+      await expect(getReview(endpoint, 't', 'rv-1')).rejects.toThrow(/described review rv-1 \(.+\) in a form this client does not understand/);
+      answer = JSON.stringify({ reviews: [{ id: 'rv-1', state: 'whatever' }] });
+      await expect(listReviews(endpoint, 't')).rejects.toMatchObject({ code: 'HOOP_GATEWAY_PROTOCOL' });
+      answer = JSON.stringify({ alerts: [{ id: 'al-1', rule: 'r', count: 'many' }] });
+      await expect(listAlerts(endpoint, 't')).rejects.toThrow(/alerts/);
     } finally {
       server.close();
     }
