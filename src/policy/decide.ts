@@ -28,6 +28,8 @@
  * @see https://www.postgresql.org/docs/17/sql-commands.html
  */
 import { globMatches, listNames } from '../glob.js';
+import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
+import { changesRows, opensBlockBefore, preparesWrite, tagCounts, unguardable, WRITE_GUARD_RULE, type WriteGuard } from './write-limit.js';
 import { analyzeSql, type Analysis, type StatementFacts } from './sql/analyze.js';
 import { tablesTouched, type TablesTouchedBy } from './touched.js';
 import { functionsMatch, tablesMatch } from './sql/match.js';
@@ -37,58 +39,7 @@ import { limitProblem, type SessionLimits } from './limits.js';
 import { maskingFor, principalMatches } from './principal.js';
 import type { AccessGrant } from './access.js';
 import { ROLE_RULE, roleRefusal } from './database-access.js';
-import { expandKind, REVIEW_DEFAULTS, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
-
-/**
- * One review for two review verdicts of one message (two statements, two rules on one statement,
- * a statement and what it EXECUTEs): its reviewers must be of a group both name, it needs as many
- * approvals as the stricter asks, waits the shorter time, opens the shorter window, lets the
- * requester approve only when both do, and notifies both. Undefined when no group is named by
- * both: nobody could approve for both rules, so the message is refused.
- */
-export function combineReviews(a: ReviewSettings, b: ReviewSettings): ReviewSettings | undefined {
-  const groups = a.groups.filter((g) => b.groups.includes(g));
-  if (groups.length === 0) return undefined;
-  return {
-    groups,
-    approvals: Math.max(a.approvals, b.approvals),
-    timeoutMs: Math.min(a.timeoutMs, b.timeoutMs),
-    selfApprove: a.selfApprove && b.selfApprove,
-    windowMs: Math.min(a.windowMs, b.windowMs),
-    notify: [...a.notify, ...b.notify.filter((n) => !a.notify.some((m) => m.url === n.url && m.format === n.format))],
-  };
-}
-
-/** Rule name of the refusal of a message whose review rules no one group of reviewers may approve together. */
-export const REVIEW_CONFLICT_RULE = 'review-conflict';
-
-/**
- * The decision for two review decisions of one message: one review under both rules' settings
- * ({@link combineReviews}), or a refusal when a rule names no reviewers or no group may approve
- * for both.
- */
-export function combineReviewDecisions<D extends { action: Action; rule?: string; reason: string; message?: string; review?: ReviewSettings }>(a: D, b: D): D {
-  if (a.rule === b.rule || !a.review) return a;
-  if (!b.review) return b;
-  const review = combineReviews(a.review, b.review);
-  if (!review) {
-    const message = `the message falls under review rules "${a.rule}" and "${b.rule}", which no one group of reviewers may approve together; send their statements separately`;
-    return { ...a, action: 'deny', rule: REVIEW_CONFLICT_RULE, message, reason: `${message} (${a.reason}; ${b.reason})`, review: undefined };
-  }
-  return { ...a, review, reason: `${a.reason}; and ${b.reason}` };
-}
-
-/**
- * The review settings of a rule on `connection`: the rule's own over the first entry of
- * `statements.reviewers` that names the connection (or names none), over {@link REVIEW_DEFAULTS}.
- * Undefined when no group may decide (the statement is then refused, as nobody could approve it).
- */
-export function reviewSettingsFor(policy: Policy, connection: string, rule?: Partial<ReviewSettings>): ReviewSettings | undefined {
-  const entry = (policy.statements.reviewers ?? []).find((r) => !r.connections || listNames(r.connections, connection));
-  const { connections: _c, ...base } = entry ?? {};
-  const merged = { ...REVIEW_DEFAULTS, ...base, ...rule };
-  return merged.groups && merged.groups.length > 0 ? { ...merged, groups: merged.groups } : undefined;
-}
+import { expandKind, type Action, type Policy, type ReviewSettings, type RowLimit, type StatementKind, type StatementRule, type Who } from './schema.js';
 
 /**
  * The outcome of judging one SQL string.
@@ -115,69 +66,6 @@ export interface Decision {
   review?: ReviewSettings;
   /** For an `allow` decision on SQL that writes under a row limit: how the gateway counts and limits it. */
   guard?: WriteGuard;
-}
-
-/**
- * The blast-radius guard on a message that changes rows: the database counts them before they
- * commit, and a write over {@link RowLimit.maxRows} is rolled back, then refused or held for
- * review. Guarded statements: UPDATE, DELETE, MERGE and INSERT ... ON CONFLICT DO UPDATE, also
- * inside a WITH, EXPLAIN ANALYZE or COPY (...) TO (plain INSERT and COPY FROM add rows and change
- * none; TRUNCATE and DDL are for deny and review rules).
- */
-export interface WriteGuard extends RowLimit {
-  /**
-   * How the rows are counted: `tag`, from the CommandComplete of each guarded statement (its own
-   * rows, as psql prints them: `DELETE 60`); `stats`, for a write whose tag does not count it (in
-   * a WITH, under EXPLAIN ANALYZE or COPY, what an EXECUTE runs), from the rows every table had
-   * inserted, updated or deleted while the message ran (`pg_stat_xact_all_tables`, which counts
-   * what its triggers write too).
-   * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
-   * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
-   */
-  count: 'tag' | 'stats';
-  /** For `tag`: the 0-based statements of the text whose CommandComplete counts. */
-  statements: readonly number[];
-  /** The text BEGINs a transaction block before its first guarded statement (which then runs in it). */
-  opensBlock: boolean;
-  /** Only PREPAREs write: the limit applies where an EXECUTE runs them, not to the PREPARE itself. */
-  prepared?: true;
-  /** For `overLimit: review`: who reviews it (absent when the policy names no reviewers: it is refused). */
-  review?: ReviewSettings;
-}
-
-/** Rule name of the refusal of a message the row limit cannot guard as written (see {@link WriteGuard}). */
-export const WRITE_GUARD_RULE = 'write-guard';
-
-/** Statement kinds whose rows the blast-radius guard counts. */
-const GUARDED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['update', 'delete', 'merge']);
-/** Statement kinds whose CommandComplete tag carries the rows they changed. */
-const TAGGED_KINDS: ReadonlySet<StatementKind> = new Set<StatementKind>(['update', 'delete', 'merge', 'insert']);
-
-/**
- * Why the guard cannot count a message's writes as it is written (undefined when it can): a
- * transaction statement other than a BEGIN before its first guarded statement (`first`) would
- * commit or undo part of what is counted; a COPY FROM STDIN beside it would wait for data behind
- * the results the guard holds.
- */
-export function unguardable(statements: readonly StatementFacts[], first: number, limit: RowLimit): string | undefined {
-  const why = (what: string): string =>
-    `this message has a write under a row limit (rule "${limit.rule}": at most ${limit.maxRows} rows) and ${what}, so hoop cannot count its rows before they commit; send them as separate statements`;
-  for (const [i, facts] of statements.entries()) {
-    if (facts.transaction !== undefined && (i > first || (facts.transaction !== 'begin' && facts.transaction !== 'start')))
-      return why(`a ${facts.transaction.replace('_', ' ').toUpperCase()} statement`);
-    if (facts.kinds.includes('copy-in') && facts.copy?.target === 'client') return why('a COPY FROM STDIN');
-  }
-  return undefined;
-}
-
-/** Whether a BEGIN of the message comes before statement `first`. */
-export function opensBlockBefore(statements: readonly StatementFacts[], first: number): boolean {
-  return statements.slice(0, first).some((f) => f.transaction === 'begin' || f.transaction === 'start');
-}
-
-/** Whether a statement changes existing rows when it runs (a PREPARE only stores its body). */
-export function changesRows(facts: StatementFacts): boolean {
-  return facts.kinds[0] !== 'prepare' && facts.kinds.some((k) => GUARDED_KINDS.has(k));
 }
 
 /** Rule name of decisions made by read-only access. */
@@ -543,7 +431,7 @@ export class StatementJudge {
     let tagged = true;
     let prepared = 0;
     statements.forEach((facts, i) => {
-      const preparing = facts.kinds[0] === 'prepare' && facts.kinds.some((k) => GUARDED_KINDS.has(k));
+      const preparing = preparesWrite(facts);
       if (!changesRows(facts) && !preparing) return;
       let own = this.#rowLimit;
       for (const prepared of this.#rules) {
@@ -554,7 +442,7 @@ export class StatementJudge {
       if (!own) return;
       guarded.push(i);
       if (preparing) prepared++;
-      if (!TAGGED_KINDS.has(facts.kinds[0]!) || facts.cteDml) tagged = false;
+      if (!tagCounts(facts)) tagged = false;
       if (!limit || own.maxRows < limit.maxRows || (own.maxRows === limit.maxRows && own.overLimit === 'deny')) limit = own;
     });
     if (!limit) return allowed;

@@ -35,7 +35,7 @@
  * @see https://man.openbsd.org/sshd_config (AcceptEnv, AllowTcpForwarding, PermitOpen, ForceCommand)
  * @see docs/architecture.md (§4: ssh rules)
  */
-import { combineReviewDecisions, reviewSettingsFor } from './decide.js';
+import { combineReviewDecisions, reviewSettingsFor } from './review-combine.js';
 import { principalMatches } from './principal.js';
 import { parseShellLine, type ShellCommand } from './shell-line.js';
 import { ACTIONS, SSH_DEFAULTS, type Action, type Policy, type ReviewSettings, type SshPolicy, type SshRule, type SshRuleMatch, type Who } from './schema.js';

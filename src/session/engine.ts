@@ -8,7 +8,7 @@
 import type { Logger } from '../log.js';
 import type { MaskingPolicy, ReviewSettings } from '../policy/schema.js';
 import type { Analysis } from '../policy/sql/analyze.js';
-import type { WriteGuard } from '../policy/decide.js';
+import type { WriteGuard } from '../policy/write-limit.js';
 import type { TablesTouchedBy } from '../policy/touched.js';
 import type { SshJudge } from '../policy/ssh.js';
 import type { SessionLimits } from '../policy/limits.js';

@@ -10,7 +10,7 @@ import { ErrorCode, HoopError } from '../../errors.js';
 import { describeLength } from '../../text-format.js';
 import type { Identity } from '../../identity.js';
 import { accessFor, requestableRule } from '../../policy/access.js';
-import { reviewSettingsFor } from '../../policy/decide.js';
+import { reviewSettingsFor } from '../../policy/review-combine.js';
 import { DEFAULT_MAX_GRANT_SECONDS } from '../../policy/schema.js';
 import { HttpError } from '../http/http-error.js';
 import { checkBody } from '../http/respond.js';

@@ -11,7 +11,7 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
-import type { WriteGuard } from '../../policy/decide.js';
+import type { WriteGuard } from '../../policy/write-limit.js';
 import type { Analysis } from '../../policy/sql/analyze.js';
 import type { Ask, AskOutcome } from './answers.js';
 import type { FrontendMessage } from '../wire/frontend-messages.js';

@@ -39,7 +39,9 @@
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  * @see https://www.postgresql.org/docs/current/sql-prepare.html
  */
-import { changesRows, combineReviewDecisions, opensBlockBefore, SIDE_CHANNEL_RULE, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/decide.js';
+import { SIDE_CHANNEL_RULE } from '../../policy/decide.js';
+import { changesRows, opensBlockBefore, unguardable, WRITE_GUARD_RULE, type WriteGuard } from '../../policy/write-limit.js';
+import { combineReviewDecisions } from '../../policy/review-combine.js';
 import type { TablesTouchedBy } from '../../policy/touched.js';
 import { analyzeSql, loadSqlParser, type Analysis } from '../../policy/sql/analyze.js';
 import type { PendingReview, ReviewAsk, SessionJudge, StatementVerdict } from '../../session/engine.js';

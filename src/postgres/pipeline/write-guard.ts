@@ -1,6 +1,6 @@
 /**
  * The blast-radius guard in the PostgreSQL relay. A write under a row limit (`maxAffectedRows`:
- * see `WriteGuard` in src/policy/decide.ts) runs so that the database counts the rows it changes
+ * see `WriteGuard` in src/policy/write-limit.ts) runs so that the database counts the rows it changes
  * before they can commit; a write over the limit is rolled back, then refused (42501) or held
  * for review, and on approval it runs again, unguarded. No parser can tell that `DELETE ... WHERE
  * id = id` reaches every row; the database's count can.
@@ -38,7 +38,7 @@
  * @see https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { WriteGuard } from '../../policy/decide.js';
+import type { WriteGuard } from '../../policy/write-limit.js';
 import type { AskOutcome, Ask } from './answers.js';
 import { decodeFrontend, describeMessage, type FrontendMessage } from '../wire/frontend-messages.js';
 import { Backend, TransactionStatus } from '../wire/codes.js';
