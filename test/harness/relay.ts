@@ -7,7 +7,7 @@ import type { ResultMasker } from '../../src/postgres/pipeline/masking/result-ma
 import { ByteRun } from '../../src/byte-run.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
 import { BackendPath } from '../../src/postgres/pipeline/relay.js';
-import type { MaskingStage, GateDecision } from '../../src/postgres/pipeline/stages.js';
+import type { Decision, Stage } from '../../src/postgres/pipeline/stages.js';
 import { decodeFrontend, type FrontendMessage } from '../../src/postgres/wire/frontend-messages.js';
 import type { PumpOutput, PumpStep } from '../../src/tunnel/pump.js';
 
@@ -42,18 +42,18 @@ export function decoded(raw: Buffer): FrontendMessage {
 }
 
 /** The bytes a stage sends upstream for a message: itself, or its replacements. */
-export function sentBytes(out: GateDecision | FrontendMessage | readonly FrontendMessage[] | Promise<unknown>): Buffer[] {
+export function sentBytes(out: Decision | FrontendMessage | readonly FrontendMessage[] | Promise<unknown>): Buffer[] {
   if (out instanceof Promise) throw new Error('the gate held the message for a review');
   const messages = 'send' in out ? out.send : Array.isArray(out) ? (out as readonly FrontendMessage[]) : [out as FrontendMessage];
   return messages.map((m) => m.msg!.raw);
 }
 
 /** A bare {@link ResultMasker} as a path's masking stage (no size limit). */
-export function maskingStageOf(masker: ResultMasker): MaskingStage {
+export function maskingStageOf(masker: ResultMasker): Stage {
   return {
-    frontend: (m) => masker.frontend(m),
-    framing: (type) => ((type === 0x44 || type === 0x64) && masker.passes(type) ? 'pass' : 'whole'),
-    backend: (msg) => masker.backend(msg),
+    upstream: (m) => masker.frontend(m),
+    wants: (type) => !((type === 0x44 || type === 0x64) && masker.passes(type)),
+    backend: (_bytes, msg) => masker.backend(msg),
   };
 }
 

@@ -41,10 +41,13 @@ describe('the recording thread', () => {
     const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 2, now: () => 5 });
     stream.event({ t: 'start', at: 1, who: 'alice' });
     for (let i = 0; i < 300; i++) {
-      stage.client(query(`select name from "customers" where id = ${i}`));
+      stage.frontend(query(`select name from "customers" where id = ${i}`));
       for (const m of [rowDescription('name'), dataRow(`Zoë "${i}"`), dataRow(null), dataRow('beyond the cap'), msg('C', 'SELECT 3'), msg('Z', 'I')]) {
-        if (stage.wants(m[0]!)) await stage.server(m);
-        else stage.passed(m[0]!, 1);
+        if (!stage.wants(m[0]!)) stage.unread(m[0]!, 1);
+        else {
+          stage.backend(m);
+          await stage.behind;
+        }
       }
     }
     stage.end();
@@ -92,7 +95,7 @@ describe('the recording thread', () => {
     const stream = thread.openNow({ dir, id: 'now', key, encoder: POSTGRES_RECORD_ENCODER, beside: { name: 'spool.json', text: '{"kind":"sessions"}\n' } });
     stream.event({ t: 'start', at: 1 });
     const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 10, now: () => 2 });
-    stage.client(query('select 1'));
+    stage.frontend(query('select 1'));
     stage.end();
     stream.event({ t: 'end', at: 3 });
     await stream.close();

@@ -37,7 +37,7 @@ function recorder(): { events: () => RecordingEvent[]; rec: PostgresRecordingSta
 describe('the recording stage', () => {
   it('writes a small result as one event with its columns, rows and outcome', () => {
     const { events, rec } = recorder();
-    rec.server(Buffer.concat([rowDescription('id', 'name'), dataRow('1', 'a'), dataRow('2', 'b'), complete('SELECT 2')]));
+    rec.backend(Buffer.concat([rowDescription('id', 'name'), dataRow('1', 'a'), dataRow('2', 'b'), complete('SELECT 2')]));
     expect(events()).toEqual([
       {
         t: 'result',
@@ -57,7 +57,7 @@ describe('the recording stage', () => {
   it('streams a larger result as columns, rows and complete', () => {
     const { events, rec } = recorder();
     const rows = Array.from({ length: 20 }, (_, i) => dataRow(String(i)));
-    rec.server(Buffer.concat([rowDescription('n'), ...rows, complete('SELECT 20')]));
+    rec.backend(Buffer.concat([rowDescription('n'), ...rows, complete('SELECT 20')]));
     expect(events().map((e) => e.t)).toEqual(['columns', ...Array(20).fill('row'), 'complete']);
     expect(
       events()
@@ -68,10 +68,10 @@ describe('the recording stage', () => {
 
   it('keeps the order the client saw when a notice comes mid-result, and writes a held result when the session ends', async () => {
     const { events, rec } = recorder();
-    rec.server(Buffer.concat([rowDescription('n'), dataRow('1'), notice('careful'), dataRow('2'), complete('SELECT 2')]));
+    rec.backend(Buffer.concat([rowDescription('n'), dataRow('1'), notice('careful'), dataRow('2'), complete('SELECT 2')]));
     expect(events().map((e) => e.t)).toEqual(['columns', 'row', 'notice', 'row', 'complete']);
     const cut = recorder();
-    cut.rec.server(Buffer.concat([rowDescription('n'), dataRow('1')]));
+    cut.rec.backend(Buffer.concat([rowDescription('n'), dataRow('1')]));
     expect(cut.events()).toEqual([]);
     cut.rec.end();
     await cut.stream.close();
@@ -83,7 +83,7 @@ describe('the recording stage', () => {
 
   it('writes a Bind and the Execute of its portal right after it as one execute event; any other Bind on its own, in order', () => {
     const { events, rec } = recorder();
-    const send = (raw: Buffer): void => rec.client(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
+    const send = (raw: Buffer): void => rec.frontend(decodeFrontend({ type: raw[0]!, body: raw.subarray(5), raw }));
     const withParam = msg('B', '', 's1', 0, 1, int32(1), Buffer.from('7'), 0); // no formats (text), one parameter, no result formats
     send(parse('s1', 'select $1'));
     send(withParam);
@@ -91,7 +91,7 @@ describe('the recording stage', () => {
     send(bind('p2', 's1'));
     send(parse('s2', 'select 2'));
     send(execute('p2', 10));
-    rec.server(complete('SELECT 1'));
+    rec.backend(complete('SELECT 1'));
     expect(events()).toEqual([
       { t: 'parse', statement: 's1', sql: 'select $1', at: 1 },
       { t: 'execute', portal: '', statement: 's1', params: ['7'], at: 1 },

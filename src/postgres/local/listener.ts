@@ -18,8 +18,7 @@ import type { SecureContext } from 'node:tls';
 import { ErrorCode, HoopError, describeError, isHoopError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Refusal, StatementGate } from '../pipeline/statement-gate.js';
-import type { PostgresRawTap } from '../pipeline/recording/stage.js';
-import type { RecorderStage } from '../pipeline/stages.js';
+import type { PostgresRawTap, PostgresRecordingStage } from '../pipeline/recording/stage.js';
 import type { ControlMessage } from '../../tunnel/frames.js';
 import { pump, type PumpOutput } from '../../tunnel/pump.js';
 import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
@@ -44,7 +43,7 @@ export type ListenerEvent =
 /** The CLI's own record of a session, as the listener feeds it. */
 export interface ClientSessionRecord {
   /** Fed the messages of both directions when the relay reads them for its own checks (with their refusals)... */
-  stage: RecorderStage;
+  stage: PostgresRecordingStage;
   /** ... or else the bytes of both as they pass (read on the recording thread). */
   readonly raw: Pick<PostgresRawTap, 'client' | 'server'>;
   /** The session is over: writes its end and closes the record. */

@@ -21,7 +21,6 @@
  */
 import { PgProtocolError } from '../wire/protocol-error.js';
 import { Backend, Frontend } from '../wire/codes.js';
-import type { StatementNote } from './tally.js';
 
 /** The kinds of client message the server answers (`copy-end`: a CopyDone or CopyFail, which may end a copy-in). */
 export type AskKind = 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'query' | 'function' | 'copy-end';
@@ -45,6 +44,18 @@ export interface Ask {
   readonly note?: StatementNote;
   /** A Query that met an ErrorResponse (set on its ask). */
   failed?: boolean;
+}
+
+/** A Query or Execute the client sent, followed to its end for what it reads and changes (./tally.ts). */
+export class StatementNote {
+  /** Rows sent since it was last told. */
+  rows = 0;
+  /** Rows sent since its last statement ended (parts told included). */
+  sent = 0;
+  /** It is a COPY FROM (its tag counts rows written). */
+  copyIn = false;
+  /** `tables`: what the gate noted the statement reads, with the functions it calls as `name()` (src/postgres/gateway/relation-reads.ts reads those). */
+  constructor(readonly tables: readonly string[]) {}
 }
 
 /** The kind of a frontend message by type byte, or undefined for those nothing answers (CopyData, Flush, Terminate). */

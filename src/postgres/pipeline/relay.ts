@@ -1,17 +1,22 @@
 /**
  * The two directions of a PostgreSQL relay, each read once: a {@link FrontendPath} (client ->
  * server) and a {@link BackendPath} (server -> client), each over one {@link MessageReader}. The
- * concerns of a session are stages that see that one read, in a fixed order:
+ * concerns of a session are {@link Stage}s (./stages.ts) that see that one read, each path running
+ * those it has in the order declared here ({@link FRONTEND_ORDER}, {@link BACKEND_ORDER}):
  *
  * - client -> server: framing and limits (reader), then for a Query or Parse the SQL analysis
- *   (in a worker thread for long texts), the lexing guard, the statement gate (judge; refusals
- *   replace the message), masking (records what the server receives, may add a Describe before
- *   an Execute), and the {@link ServerState} (what the server has yet to answer);
+ *   (in a worker thread for long texts) and the lexing guard; then the stages: the recorder (the
+ *   message as the client sent it), the statement gate (judges; refusals replace the message),
+ *   the write guard, and masking (sees all the server receives, may add a Describe before an
+ *   Execute); last the {@link ServerState} (what the server has yet to answer);
  * - server -> client: framing (a message no stage needs to see is passed on as its bytes arrive,
- *   never held), the {@link ServerState} (ReadyForQuery), the statement gate (its refusals'
- *   errors, the server's settings), masking, and the cut at a message boundary when the session
- *   ends.
+ *   never held), the {@link ServerState} (which client message it answers; ReadyForQuery), then the
+ *   stages: the statement tally, the statement gate (its refusals' errors, the server's
+ *   settings), masking, the write guard, the recorder; last the cut at a message boundary when the
+ *   session ends.
  *
+ * The {@link ServerState} is the paths' own, not a stage: every message the server receives is
+ * noted in it, and every message the server sends is matched against it before a stage sees it.
  * Both the gateway's engine and `hoop connect`'s local listener build their relay from these, with
  * the stages they have.
  *
@@ -20,43 +25,76 @@
  */
 import { ANALYSIS_CACHE_MAX_TEXT, analyzeSql, type Analysis } from '../../policy/sql/analyze.js';
 import { analyzeLongSql } from '../../policy/sql/worker.js';
-import type { Ask, AskOutcome } from './answers.js';
+import { type Ask, type AskOutcome, StatementNote } from './answers.js';
 import type { PumpOutput } from '../../tunnel/pump.js';
 import { BIND_HELD_MAX, BindDecoder, decodeFrontend, type FrontendMessage, type SqlMessage } from '../wire/frontend-messages.js';
 import { PgProtocolError } from '../wire/protocol-error.js';
 import { SqlState } from '../wire/messages.js';
 import { TOO_LONG_HINT, tooLongMessage } from './gate/responses.js';
 import type { Framing, MessageReader, PgMessage, StreamPart } from '../wire/reader.js';
-import type { GateDecision, GateStage, GuardStage, MaskingStage, RecorderStage } from './stages.js';
+import type { Decision, FrontendContext, Passed, Stage } from './stages.js';
 import type { ServerState } from './server-state.js';
-import { StatementNote, type StatementTally } from './tally.js';
 import { Backend, Frontend } from '../wire/codes.js';
 
 const { QUERY, PARSE, BIND, TERMINATE, COPY_DATA } = Frontend;
-const { DATA_ROW, READY_FOR_QUERY: READY, ERROR, PARAMETER_STATUS } = Backend;
+const { DATA_ROW, READY_FOR_QUERY: READY } = Backend;
 const BACKSLASH = 0x5c;
 const NO_TABLES: readonly string[] = [];
 
+/** The stages a relay may have, by name: each path runs those it has in its order. */
+export interface PathStages {
+  /** Records what the client sent and what it receives (./recording/stage.ts). */
+  recorder?: Stage;
+  /** The statement gate (./statement-gate.ts). */
+  gate?: Stage;
+  /** Runs writes under a row limit so that their rows are counted before they commit (./write-guard.ts). */
+  guard?: Stage;
+  /** Masking (./masking/stage.ts). */
+  masking?: Stage;
+  /** Follows each Query and Execute that passed (with the tables the gate saw it name) for what it reads and changes (./tally.ts); needs the server state. */
+  tally?: Stage;
+}
+
+/**
+ * The stages each message the client sends meets, in order: recorded as sent, judged, run under a
+ * row limit, and masking sees all that goes upstream (the statement tally's part is the note each
+ * Query and Execute that passed carries in the server state).
+ */
+const FRONTEND_ORDER = ['recorder', 'gate', 'guard', 'masking'] as const;
+/**
+ * The stages each message the server sends meets, in order: counted as the server sent it, put
+ * right for the gate (its refusals), masked, held for a write's count, and recorded as the client
+ * gets it.
+ */
+const BACKEND_ORDER = ['tally', 'gate', 'masking', 'guard', 'recorder'] as const;
+
+/** The stages of `o` a path has, in its `order`. */
+function inOrder(o: PathStages, order: readonly (keyof PathStages)[]): readonly Stage[] {
+  return order.flatMap((name) => o[name] ?? []);
+}
+
+/** The client's message at hand in a {@link FrontendPath}: one per path, refilled for each message. */
+interface AtHand extends FrontendContext {
+  message: FrontendMessage | undefined;
+  analysis: Analysis | undefined;
+  passed: Passed | undefined;
+  /** Its statement note went upstream with it (the first time it was sent). */
+  noted: boolean;
+}
+
 /** Options of a {@link FrontendPath}. */
-export interface FrontendPathOptions {
+export interface FrontendPathOptions extends PathStages {
   /** The reader of the client's messages; may already hold bytes (those that came with the startup). */
   reader: MessageReader;
-  gate?: GateStage;
-  masking?: MaskingStage;
   state?: ServerState;
-  /** Records each message the gate judges, as the client sent it. */
-  recorder?: RecorderStage;
-  /** Runs writes under a row limit so that their rows are counted before they commit. */
-  guard?: GuardStage;
   /**
    * Hold a Query or Parse whose text has a backslash until the server has answered what came
-   * before it (see {@link FrontendPath}); for sessions whose statements are judged.
+   * before it (see {@link FrontendPath}); for sessions whose statements are judged (a stage says
+   * `refuseLexingPending`).
    */
   guardLexing?: boolean;
-  /** Longest SQL text (bytes) of a Query or Parse the gate reads; longer ones are refused unread. Default: the reader's limit. */
+  /** Longest SQL text (bytes) of a Query or Parse the stages read; longer ones are refused unread. Default: the reader's limit. */
   maxStatementBytes?: number;
-  /** Follows each Query and Execute the client runs (with the tables the gate saw it name) for what it reads and changes; needs `state`. */
-  tally?: StatementTally;
   /** The client's Terminate is not handed on: the server connection outlives the session (kept warm for the next). */
   keepServer?: boolean;
 }
@@ -73,43 +111,59 @@ export interface FrontendPathOptions {
  *    answered everything before it, so that a DO block or function that turned
  *    `standard_conforming_strings` off is seen (its ParameterStatus comes with ReadyForQuery)
  *    before the text is judged; behind an unsynced Bind or Execute it is refused;
- * 4. the recorder (the message as the client sent it);
- * 5. the statement gate (a message held for a review holds everything behind it, in order,
- *    until it is decided: the source is paused, so the client's bytes wait in the tunnel's
- *    window); 6. the write guard; 7. masking; 8. the server state.
+ * 4. the stages' `frontend` hooks, in {@link FRONTEND_ORDER}: each may put others in its place
+ *    (then the rest do not see it) or wait (a message held for a review holds everything behind
+ *    it, in order, until it is decided: the source is paused, so the client's bytes wait in the
+ *    tunnel's window);
+ * 5. each message the server will receive (the client's, what stands in its place, what a stage
+ *    sends beside it): the stages' `upstream` hooks, then the server state.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-PIPELINING
  * @see https://www.postgresql.org/docs/current/runtime-config-compatible.html#GUC-STANDARD-CONFORMING-STRINGS
  */
 export class FrontendPath {
   readonly reader: MessageReader;
-  readonly #gate: GateStage | undefined;
-  readonly #masking: MaskingStage | undefined;
+  /** Its stages in {@link FRONTEND_ORDER}; those with a `frontend` hook, and those with an `upstream` hook. */
+  readonly #stages: readonly Stage[];
+  readonly #deciders: readonly Stage[];
+  readonly #upstreams: readonly Stage[];
   readonly #state: ServerState | undefined;
-  readonly #recorder: RecorderStage | undefined;
-  readonly #guard: GuardStage | undefined;
   readonly #guardLexing: boolean;
-  readonly #tally: boolean;
+  /** Each Query and Execute that passed carries a {@link StatementNote} (for the tally). */
+  readonly #notes: boolean;
   readonly #maxStatement: number;
-  readonly #looks: boolean;
   readonly #keepServer: boolean;
-  /** The streamed message in progress: a Bind being decoded, or a message being dropped (and what ends the session at its end, with no gate to refuse it). */
+  readonly #atHand: AtHand;
+  /** The pump's output (one per pump), for what a stage sends later (see {@link FrontendContext}). */
+  #out: PumpOutput | undefined;
+  /** The streamed message in progress: a Bind being decoded, or a message being dropped (and what ends the session at its end, with no stage to refuse it). */
   #stream: { bind?: BindDecoder; forward: boolean; held: Buffer[]; fatal?: PgProtocolError } | undefined;
   #terminated = false;
   #stopped = false;
 
   constructor(o: FrontendPathOptions) {
     this.reader = o.reader;
-    this.#gate = o.gate;
-    this.#masking = o.masking;
+    this.#stages = inOrder(o, FRONTEND_ORDER);
+    this.#deciders = this.#stages.filter((s) => s.frontend);
+    this.#upstreams = this.#stages.filter((s) => s.upstream);
     this.#state = o.state;
-    this.#recorder = o.recorder;
-    this.#guard = o.guard;
-    this.#guardLexing = o.guardLexing === true && o.gate !== undefined;
-    this.#tally = o.tally !== undefined && o.state !== undefined;
+    this.#guardLexing = o.guardLexing === true && this.#stages.some((s) => s.refuseLexingPending);
+    this.#notes = o.tally !== undefined && o.state !== undefined;
     this.#maxStatement = o.maxStatementBytes ?? Number.POSITIVE_INFINITY;
-    this.#looks = o.gate !== undefined || o.masking !== undefined || o.recorder !== undefined;
     this.#keepServer = o.keepServer === true;
+    this.#atHand = {
+      message: undefined,
+      analysis: undefined,
+      passed: undefined,
+      noted: false,
+      send: (m, tag, done) => {
+        if (!this.#stopped) this.#upstream(m, 0, this.#out!, tag, done, this.#noteFor(m));
+      },
+      sendAll: (messages) => {
+        if (!this.#stopped) this.#send(messages, this.#out!);
+      },
+      flush: () => this.#out?.flush(),
+    };
   }
 
   /** True once the client sent Terminate. */
@@ -125,6 +179,7 @@ export class FrontendPath {
   /** The pump step: reads `chunk` and adds what to send upstream to `out`. */
   readonly step = (chunk: Buffer, out: PumpOutput): void | Promise<void> => {
     if (this.#stopped) return;
+    this.#out = out;
     this.reader.push(chunk);
     return this.#drain(out);
   };
@@ -134,7 +189,7 @@ export class FrontendPath {
       this.#terminated = true;
       if (this.#keepServer) return 'whole';
     }
-    if (!this.#looks) {
+    if (this.#stages.length === 0) {
       this.#state?.forwarded(type);
       return 'pass';
     }
@@ -176,12 +231,18 @@ export class FrontendPath {
     }
   }
 
+  /** True while a stage drops what the client sends until its Sync. */
+  #discarding(): boolean {
+    for (const s of this.#stages) if (s.discarding) return true;
+    return false;
+  }
+
   /**
    * A Query or Parse: analysed once (a long text off the event loop), held behind unanswered
    * messages when it could lex differently, then passed on. A Promise when it must wait.
    */
   #sql(m: SqlMessage, out: PumpOutput): Promise<void> | undefined {
-    if (this.#gate?.discarding) return this.#pass(m, out, undefined);
+    if (this.#discarding()) return this.#pass(m, out, undefined);
     const guarding = this.#guardLexing && this.#state !== undefined && !this.#state.idle;
     if (!m.long && !(guarding && m.msg.body.includes(BACKSLASH))) {
       return this.#pass(m, out, m.sql.length > ANALYSIS_CACHE_MAX_TEXT ? analyzeSql(m.sql) : undefined);
@@ -200,7 +261,7 @@ export class FrontendPath {
       }
       if (this.#guardLexing && this.#state && backslash) {
         if (this.#state.unsynced > 0 && this.#state.batchRunsCode) {
-          this.#send(this.#gate!.refuseLexingPending(msg), out);
+          this.#send(this.#refusal((s) => s.refuseLexingPending?.(msg)) ?? [], out);
           return;
         }
         await this.#state.answered();
@@ -209,72 +270,88 @@ export class FrontendPath {
     })();
   }
 
-  /**
-   * Passes one whole message through the gate and masking into `out`; a Promise while the gate
-   * holds it for a review (what was gathered before it is written first). A decision that comes
-   * after the session stopped sends nothing.
-   */
-  #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
-    this.#recorder?.client(m);
-    const decision = this.#gate?.frontend(m, analysis);
-    if (decision instanceof Promise) {
-      out.flush();
-      return decision.then((decided) => {
-        if (!this.#stopped) return this.#sendFor(m, decided, out, analysis);
-      });
+  /** What the first stage that says one sends in place of a message the stages cannot read (`says`: its hook). */
+  #refusal(says: (s: Stage) => readonly FrontendMessage[] | undefined): readonly FrontendMessage[] | undefined {
+    for (const s of this.#stages) {
+      const instead = says(s);
+      if (instead) return instead;
     }
-    return this.#sendFor(m, decision, out, analysis);
-  }
-
-  /**
-   * Sends `m` when the gate passed it, else its replacement. A write under a row limit goes to
-   * the write guard: a Promise until what the client sent after it may follow.
-   */
-  #sendFor(m: FrontendMessage, decision: GateDecision | undefined, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
-    // Without a gate, every message passes as it came.
-    if (decision && !decision.passed) {
-      this.#send(decision.send, out);
-      return undefined;
-    }
-    const passed = decision?.passed;
-    const done = passed?.answered;
-    const guarded = this.#guard ? passed?.guard : undefined;
-    const runs = m.kind === 'query' || m.kind === 'execute';
-    const note = this.#tally && runs ? new StatementNote(passed?.touched ?? NO_TABLES) : undefined;
-    if (guarded && runs) {
-      // The guard may send the message twice (rolled back for a review, then run again on approval): the note goes with the first, so it is counted once.
-      let unsent = note;
-      const io = {
-        send: (g: FrontendMessage, tag?: object, onDone?: (outcome: AskOutcome) => void): void => {
-          if (this.#stopped) return;
-          const noted = g === m ? unsent : undefined;
-          if (g === m) unsent = undefined;
-          this.#forward(g, out, g === m ? analysis : undefined, onDone, tag, noted);
-        },
-        sendAll: (messages: readonly FrontendMessage[]): void => {
-          if (!this.#stopped) this.#send(messages, out);
-        },
-        flush: (): void => out.flush(),
-      };
-      return this.#guard!.run(m, guarded.guard, guarded.sql, io, done);
-    }
-    if (m.kind === 'bind' && this.#guard) this.#guard.bound(m.portal, m.msg?.raw, guarded?.guard);
-    this.#forward(m, out, analysis, done, undefined, note);
     return undefined;
   }
 
+  /**
+   * Passes one whole message the client sent through the stages, then upstream; a Promise while a
+   * stage waits (what was gathered before it is written first). What a stage decides after the
+   * session stopped sends nothing.
+   */
+  #pass(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined): Promise<void> | undefined {
+    const at = this.#atHand;
+    at.message = m;
+    at.analysis = analysis;
+    at.passed = undefined;
+    at.noted = false;
+    return this.#runStages(0, out);
+  }
+
+  /** Runs the message at hand through the deciding stages from `from` on, and sends what they leave. */
+  #runStages(from: number, out: PumpOutput): Promise<void> | undefined {
+    const at = this.#atHand;
+    const m = at.message!;
+    const deciders = this.#deciders;
+    for (let i = from; i < deciders.length; i++) {
+      const decision = deciders[i]!.frontend!(m, at);
+      if (decision === undefined) continue;
+      if (decision instanceof Promise) {
+        out.flush();
+        return decision.then((decided) => (this.#stopped ? undefined : this.#goOn(decided, i + 1, out)));
+      }
+      if (!decision.passed) {
+        this.#send(decision.send, out);
+        return undefined;
+      }
+      at.passed = decision.passed;
+    }
+    this.#upstream(m, 0, out, undefined, at.passed?.answered, this.#noteFor(m));
+    return undefined;
+  }
+
+  /** Goes on after a stage that waited: what stands in the message's place, or the stages after it. */
+  #goOn(decision: Decision, next: number, out: PumpOutput): Promise<void> | undefined {
+    if (!decision.passed) {
+      this.#send(decision.send, out);
+      return undefined;
+    }
+    this.#atHand.passed = decision.passed;
+    return this.#runStages(next, out);
+  }
+
+  /** The note that goes upstream with the client's Query or Execute the first time it is sent (the write guard may send it twice: it is counted once). */
+  #noteFor(m: FrontendMessage): StatementNote | undefined {
+    const at = this.#atHand;
+    if (!this.#notes || m !== at.message || at.noted || (m.kind !== 'query' && m.kind !== 'execute')) return undefined;
+    at.noted = true;
+    return new StatementNote(at.passed?.touched ?? NO_TABLES);
+  }
+
   #send(messages: readonly FrontendMessage[], out: PumpOutput): void {
-    for (const s of messages) this.#forward(s, out, undefined);
+    for (const s of messages) this.#upstream(s, 0, out);
   }
 
-  /** One message the server will receive: masking first (it may put a Describe before it), then the state (told who waits on its answer, and who else must see it). */
-  #forward(m: FrontendMessage, out: PumpOutput, analysis: Analysis | undefined, done?: (outcome: AskOutcome) => void, tag?: object, note?: StatementNote): void {
-    const before = this.#masking?.frontend(m, analysis);
-    if (before) for (const b of before) this.#emit(b.msg!, out, undefined, tag);
-    this.#emit(m.msg!, out, done, tag, note);
-  }
-
-  #emit(msg: PgMessage, out: PumpOutput, done?: (outcome: AskOutcome) => void, tag?: object, note?: StatementNote): void {
+  /**
+   * One message the server will receive: the `upstream` hooks of the stages from `from` on (what
+   * one sends before it meets those after it), then the server state, told who waits on its
+   * answer, who else must see it, and its note.
+   */
+  #upstream(m: FrontendMessage, from: number, out: PumpOutput, tag?: object, done?: (outcome: AskOutcome) => void, note?: StatementNote): void {
+    const upstreams = this.#upstreams;
+    if (from < upstreams.length) {
+      const analysis = m === this.#atHand.message ? this.#atHand.analysis : undefined;
+      for (let i = from; i < upstreams.length; i++) {
+        const before = upstreams[i]!.upstream!(m, analysis);
+        if (before) for (const b of before) this.#upstream(b, i + 1, out, tag);
+      }
+    }
+    const msg = m.msg!;
     if (this.#state) this.#state.forwarded(msg.type, done, tag, note);
     else done?.('skipped');
     out.run.add(msg.raw);
@@ -286,10 +363,10 @@ export class FrontendPath {
       if (p.type === BIND) this.#stream = { bind: new BindDecoder(), forward: false, held: [] };
       else {
         this.#stream = { forward: false, held: [] };
-        const gate = this.#gate;
-        if (gate && !gate.discarding) this.#send(gate.refuseUnread(p.type, p.length, this.#maxStatement), out);
-        // No gate to answer in its place: the session ends once the client has sent it all, so that the client reads why.
-        else if (!gate) this.#stream.fatal = new PgProtocolError(tooLongMessage(p.length, this.#maxStatement), { sqlstate: SqlState.PROGRAM_LIMIT_EXCEEDED, hint: TOO_LONG_HINT });
+        const instead = this.#refusal((s) => s.refuseTooLong?.(p.type, p.length, this.#maxStatement));
+        if (instead) this.#send(instead, out);
+        // No stage to answer in its place: the session ends once the client has sent it all, so that the client reads why.
+        else this.#stream.fatal = new PgProtocolError(tooLongMessage(p.length, this.#maxStatement), { sqlstate: SqlState.PROGRAM_LIMIT_EXCEEDED, hint: TOO_LONG_HINT });
       }
     }
     const s = this.#stream!;
@@ -301,8 +378,9 @@ export class FrontendPath {
   }
 
   /**
-   * A streamed Bind: its first bytes are held until both names are in and the gate has decided;
-   * then its bytes go on as they come (or are dropped), and masking records it at its end.
+   * A streamed Bind: its first bytes are held until both names are in and the stages have
+   * decided (at once: it cannot be held); then its bytes go on as they come (or are dropped), and
+   * the `upstream` hooks see it at its end.
    */
   #bindPart(p: StreamPart, s: { bind: BindDecoder; forward: boolean; held: Buffer[] }, out: PumpOutput): void {
     const body = p.first ? p.bytes.subarray(5) : p.bytes;
@@ -312,11 +390,7 @@ export class FrontendPath {
       s.held.push(p.bytes);
       const head = s.bind.head;
       if (!head) return;
-      this.#recorder?.client(head);
-      // A streamed Bind cannot be held, so the gate decides at once.
-      const decision = this.#gate?.frontend(head, undefined, false) as GateDecision | undefined;
-      if (decision && !decision.passed) {
-        this.#send(decision.send, out);
+      if (!this.#passesAtOnce(head, out)) {
         s.held = [];
         return;
       }
@@ -324,45 +398,58 @@ export class FrontendPath {
       this.#state?.forwarded(BIND);
       for (const b of s.held.splice(0)) out.run.add(b);
     } else if (s.forward) out.run.add(p.bytes);
-    if (p.last && s.forward) this.#masking?.frontend(s.bind.finish());
+    if (p.last && s.forward) {
+      const bound = s.bind.finish();
+      for (const u of this.#upstreams) u.upstream!(bound, undefined);
+    }
+  }
+
+  /** Runs a streamed Bind's names through the deciding stages: true when it passed, else what stands in its place was sent. */
+  #passesAtOnce(head: FrontendMessage, out: PumpOutput): boolean {
+    const at = this.#atHand;
+    at.message = head;
+    at.analysis = undefined;
+    at.passed = undefined;
+    at.noted = false;
+    for (const stage of this.#deciders) {
+      const decision = stage.frontend!(head, at) as Decision | undefined;
+      if (decision === undefined) continue;
+      if (!decision.passed) {
+        this.#send(decision.send, out);
+        return false;
+      }
+      at.passed = decision.passed;
+    }
+    return true;
   }
 }
 
 /** Options of a {@link BackendPath}. */
-export interface BackendPathOptions {
+export interface BackendPathOptions extends PathStages {
   /** The reader of the server's messages. */
   reader: MessageReader;
-  gate?: GateStage;
-  masking?: MaskingStage;
   state?: ServerState;
-  /** Records what the client receives (after masking). */
-  recorder?: RecorderStage;
-  /** Holds the results of writes under a row limit until their rows are counted, and drops the answers to its own messages. */
-  guard?: GuardStage;
-  /** Counts what the client's statements read and changed (the same tally as the frontend path's). */
-  tally?: StatementTally;
 }
 
 /**
  * The server -> client direction. For each message, in order: framing (a message no stage must
- * see passes as it arrives: DataRow and CopyData unless masking must change them, everything
- * without stages), the {@link ServerState} on ReadyForQuery, the statement gate (the server's
- * answer to a refused message becomes the refusal; ParameterStatus is watched), masking, the
- * write guard (results held until a write's rows are counted), the recorder (what the client
- * receives), and the cut: when the session is ending, nothing after the next message boundary is
- * handed on.
+ * read whole passes as it arrives: DataRow and CopyData unless masking must change them,
+ * everything without stages), the {@link ServerState} (the client message it answers; a
+ * ReadyForQuery), the stages' `backend` hooks in {@link BACKEND_ORDER} (each hands on what the
+ * next sees: the same bytes, others, or none while it holds them; a lookup waits), and the cut:
+ * when the session is ending, nothing after the next message boundary is handed on.
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
 export class BackendPath {
   readonly reader: MessageReader;
-  readonly #gate: GateStage | undefined;
-  readonly #masking: MaskingStage | undefined;
+  /** Its stages in {@link BACKEND_ORDER}: those with a `wants`, an `unread`, a `backend` hook, and those that may be `behind`. */
+  readonly #wanting: readonly Stage[];
+  readonly #counting: readonly Stage[];
+  readonly #handling: readonly Stage[];
+  readonly #pacing: readonly Stage[];
   readonly #state: ServerState | undefined;
-  readonly #recorder: RecorderStage | undefined;
-  readonly #guard: GuardStage | undefined;
-  readonly #tally: StatementTally | undefined;
-  /** The client message the server message being read answers (for the write guard). */
+  /** The client message the server message being read answers. */
   #ask: Ask | undefined;
   /** A step is waiting (a catalog lookup): the stream is not at a boundary the client has seen. */
   #busy = false;
@@ -375,13 +462,13 @@ export class BackendPath {
 
   constructor(o: BackendPathOptions) {
     this.reader = o.reader;
-    this.#gate = o.gate;
-    this.#masking = o.masking;
+    const stages = inOrder(o, BACKEND_ORDER);
+    this.#wanting = stages.filter((s) => s.wants);
+    this.#counting = stages.filter((s) => s.unread);
+    this.#handling = stages.filter((s) => s.backend);
+    this.#pacing = stages.filter((s) => 'behind' in s);
     this.#state = o.state;
-    this.#recorder = o.recorder;
-    this.#guard = o.guard;
-    this.#tally = o.state ? o.tally : undefined;
-    this.#plain = !o.gate && !o.masking && !o.state && !o.recorder;
+    this.#plain = stages.length === 0 && !o.state;
   }
 
   /** True when the client has been handed whole messages only (no step is waiting, no message is half read). */
@@ -432,6 +519,12 @@ export class BackendPath {
     return this.#drain(out);
   };
 
+  /**
+   * How a server message whose header just arrived is read: whole when the server state (a
+   * ReadyForQuery) or a stage wants it (every stage is asked: one may refuse it over its limit);
+   * else rows that pass now pass until the next message of another kind (nothing above changes
+   * between two rows), so the rest of the received rows go on without asking.
+   */
   readonly #decide = (type: number, length: number): Framing => {
     if (this.#cut) {
       // A new message begins: the boundary the cut waits for.
@@ -440,34 +533,18 @@ export class BackendPath {
     }
     const ask = this.#state?.serverSent(type);
     this.#ask = ask;
-    const framing = this.#framingFor(type, length, ask);
-    return ask?.note && this.#tally ? this.#tally.framing(type, framing) : framing;
-  };
-
-  #framingFor(type: number, length: number, ask: Ask | undefined): Framing {
-    let framing = this.#framing(type, length);
-    if (framing === 'pass' && this.#guard?.wants(ask)) framing = 'whole';
-    if (framing !== 'pass') return framing;
-    if (this.#recorder?.wants(type)) return 'whole';
-    // Rows that pass now pass until the next message of another kind (nothing above changes
-    // between two rows): the rest of the received rows go on without asking.
+    let whole = type === READY && this.#state !== undefined;
+    const wanting = this.#wanting;
+    for (let i = 0; i < wanting.length; i++) if (wanting[i]!.wants!(type, length, ask)) whole = true;
+    if (whole) return 'whole';
     return type === DATA_ROW || type === COPY_DATA ? 'run' : 'pass';
-  }
-
-  /** A run of rows passed unread (see {@link #decide}): the recording and the tally count them. */
-  readonly #ran = (type: number, count: number): void => {
-    this.#recorder?.passed(type, count);
-    const note = this.#ask?.note;
-    if (note) this.#tally?.rows(note, type, count);
   };
 
-  #framing(type: number, length: number): Framing {
-    if (this.#masking) return this.#masking.framing(type, length);
-    if (type === READY) return this.#state ? 'whole' : 'pass';
-    if (type === ERROR) return this.#gate && this.#gate.pendingRefusals > 0 ? 'whole' : 'pass';
-    if (type === PARAMETER_STATUS) return this.#gate ? 'whole' : 'pass';
-    return 'pass';
-  }
+  /** A run of messages passed unread (see {@link #decide}): the stages count them. */
+  readonly #ran = (type: number, count: number): void => {
+    const counting = this.#counting;
+    for (let i = 0; i < counting.length; i++) counting[i]!.unread!(type, count, this.#ask);
+  };
 
   #drain(out: PumpOutput): void | Promise<void> {
     for (;;) {
@@ -481,52 +558,40 @@ export class BackendPath {
         return;
       }
       if ('part' in f) continue; // the backend direction never streams
-      const ask = this.#ask;
       if (f.type === READY) this.#state?.ready(f.body[0]!);
-      else if (ask?.note) this.#tally?.message(ask.note, f.type, f.body);
-      const m = this.#gate ? this.#gate.backend(f) : f;
-      const r = this.#masking ? this.#masked(m, m !== f) : m.raw;
-      if (r instanceof Promise) return this.#wait(r, out, ask);
-      const recording = this.#hand(r, ask, out);
-      if (recording)
-        return this.#wait(
-          recording.then(() => undefined),
-          out,
-          ask,
-        );
+      const waiting = this.#hand(f.raw, 0, f, this.#ask, out);
+      if (waiting) {
+        out.flush();
+        this.#busy = true;
+        return waiting.then(() => {
+          this.#busy = false;
+          return this.#drain(out);
+        });
+      }
       if (this.#cut && this.reader.atBoundary) return this.#stop(out);
     }
   }
 
   /**
-   * What masking hands on for `m`. A message of the gateway's own (`own`: the refusal the gate put
-   * in place of the server's answer to its stand-in) is read by masking, which follows the
-   * answers in order, and handed on as the gateway wrote it: its words (a rule's message, the
-   * reviewer who denied) are never masked or withheld.
+   * Hands the client server message `msg` through the stages from `from` on (`bytes`: as the stages
+   * before left it); a Promise while a stage waits, or while one is behind once it is handed on.
    */
-  #masked(m: PgMessage, own: boolean): Buffer | Promise<Buffer> {
-    const r = this.#masking!.backend(m);
-    if (!own) return r;
-    return r instanceof Promise ? r.then(() => m.raw) : m.raw;
-  }
-
-  /** Hands the client one server message (what the write guard lets through, if it is on) and records it. */
-  #hand(r: Buffer, ask: Ask | undefined, out: PumpOutput): Promise<void> | undefined {
-    const handed = this.#guard ? this.#guard.backend(r, ask) : r;
-    if (handed === undefined) return undefined;
-    const bytes = Buffer.isBuffer(handed) ? handed : Buffer.concat(handed as readonly Buffer[]);
+  #hand(bytes: Buffer, from: number, msg: PgMessage, ask: Ask | undefined, out: PumpOutput): Promise<void> | undefined {
+    const handling = this.#handling;
+    for (let i = from; i < handling.length; i++) {
+      const r = handling[i]!.backend!(bytes, msg, ask);
+      if (r === undefined) return undefined;
+      if (r instanceof Promise) return r.then((b) => this.#hand(b, i + 1, msg, ask, out));
+      // (Not Buffer.isBuffer: the global `Buffer` is a getter, a call on every message.)
+      bytes = Array.isArray(r) ? Buffer.concat(r) : (r as Buffer);
+    }
     out.run.add(bytes);
-    return this.#recorder?.server(bytes);
-  }
-
-  #wait(p: Promise<Buffer | undefined>, out: PumpOutput, ask: Ask | undefined): Promise<void> {
-    out.flush();
-    this.#busy = true;
-    return p.then(async (b) => {
-      if (b) await this.#hand(b, ask, out);
-      this.#busy = false;
-      return this.#drain(out);
-    });
+    const pacing = this.#pacing;
+    for (let i = 0; i < pacing.length; i++) {
+      const behind = pacing[i]!.behind;
+      if (behind) return behind;
+    }
+    return undefined;
   }
 
   /** Makes the cut: hands on what is gathered, then lets `onCut` speak. */

@@ -4,9 +4,8 @@
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
-import { AnswerQueue, askKindOf, type Ask, type AskKind, type AskOutcome } from './answers.js';
+import { AnswerQueue, askKindOf, type Ask, type AskKind, type AskOutcome, type StatementNote } from './answers.js';
 import { Backend, TransactionStatus } from '../wire/codes.js';
-import type { StatementNote } from './tally.js';
 
 const { DATA_ROW, COPY_DATA } = Backend;
 

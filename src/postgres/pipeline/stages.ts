@@ -1,13 +1,15 @@
 /**
- * The stages of the PostgreSQL engine's data path, as the relay's two paths (./relay.ts) use
- * them: one contract, declared here once. Each stage sees the relay's one read of its direction;
- * the gateway's engine (../gateway/engine.ts) and `hoop connect`'s local listener
- * (../local/listener.ts) build a relay from the stages they have.
+ * The one contract of the PostgreSQL engine's data path: every concern on the relay's one read of
+ * each direction is a {@link Stage}, and each of the relay's two paths (./relay.ts) runs the stages
+ * it has in the order it declares there. A stage has only the hooks of the directions it cares
+ * about. The gateway's engine (../gateway/session-relay.ts) and `hoop connect`'s local listener
+ * (../local/listener.ts) build a relay from the stages they have:
  *
- * - {@link GateStage}: the statement gate (./statement-gate.ts): judges, refuses, holds for review;
- * - {@link MaskingStage}: masking (./masking/stage.ts);
- * - {@link GuardStage}: the write guard (./write-guard.ts): a write under a row limit;
- * - {@link RecorderStage}: the recording (./recording/stage.ts).
+ * - the statement gate (./statement-gate.ts): judges, refuses, holds for review;
+ * - the write guard (./write-guard.ts): a write under a row limit;
+ * - masking (./masking/stage.ts);
+ * - the statement tally (./tally.ts): what each statement read and changed;
+ * - the recording (./recording/stage.ts).
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
@@ -15,7 +17,7 @@ import type { WriteGuard } from '../../policy/write-limit.js';
 import type { Analysis } from '../../policy/sql/analyze.js';
 import type { Ask, AskOutcome } from './answers.js';
 import type { FrontendMessage } from '../wire/frontend-messages.js';
-import type { Framing, PgMessage } from '../wire/reader.js';
+import type { PgMessage } from '../wire/reader.js';
 
 /** One refusal, for the gateway's log: never the SQL text. */
 export interface Refusal {
@@ -29,84 +31,63 @@ export interface Refusal {
   sql?: string;
 }
 
-/** What the gate decided for one whole message. */
-export interface GateDecision {
+/** What goes with a message that passed as the client sent it. */
+export interface Passed {
+  /** What must hear how the server took it (a Parse, a Close, a Query that PREPAREs or DEALLOCATEs). */
+  answered?: (outcome: AskOutcome) => void;
+  /** The row limit on what it writes, and its SQL. */
+  guard?: { guard: WriteGuard; sql: string };
+  /** The tables it names, when it was judged. */
+  touched?: readonly string[];
+}
+
+/** What a stage decided for one whole message the client sent. */
+export interface Decision {
   /** What goes upstream: the message itself when it passed, else what stands in its place (possibly nothing). */
   send: readonly FrontendMessage[];
   /** Set when the message passed as the client sent it: what goes with it. */
-  passed?: {
-    /** What must hear how the server took it (a Parse, a Close, a Query that PREPAREs or DEALLOCATEs). */
-    answered?: (outcome: AskOutcome) => void;
-    /** The row limit on what it writes, and its SQL. */
-    guard?: { guard: WriteGuard; sql: string };
-    /** The tables it names, when it was judged. */
-    touched?: readonly string[];
-  };
+  passed?: Passed;
 }
 
-/** The statement gate as the paths use it (./statement-gate.ts). */
-export interface GateStage {
-  /**
-   * The decision on one whole message; a Promise while it is held for a review. `canHold` false:
-   * it cannot be held (a Bind streamed on), so a review refuses it.
-   */
-  frontend(m: FrontendMessage, analysis?: Analysis, canHold?: boolean): GateDecision | Promise<GateDecision>;
-  /** What to send instead of a message refused without being read whole: a Query or Parse longer than the limit. */
-  refuseUnread(type: number, length: number, limit?: number): readonly FrontendMessage[];
-  /**
-   * What to send instead of a Query or Parse whose text has a backslash and that follows, in the
-   * same unsynced batch, a message that may change how the server reads it.
-   */
-  refuseLexingPending(m: FrontendMessage): readonly FrontendMessage[];
-  /** True while messages are dropped until the client's Sync (after a refusal in a batch). */
-  readonly discarding: boolean;
-  /** Refusals whose ErrorResponse has not come back yet. */
-  readonly pendingRefusals: number;
-  /** The server message to hand on for `msg` (an ErrorResponse or ParameterStatus; others pass). */
-  backend(msg: PgMessage): PgMessage;
-}
-
-/** Masking as the paths use it (./masking/stage.ts). */
-export interface MaskingStage {
-  /** Records a message the server receives; returns messages to send before it (a Describe), if any. */
-  frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined;
-  /** How a server message whose header just arrived must be read (`pass` when it cannot change). @throws PgProtocolError over a limit */
-  framing(type: number, length: number): Framing;
-  /** The bytes to hand on for one server message; a Promise while a catalog lookup runs. */
-  backend(msg: PgMessage): Buffer | Promise<Buffer>;
-}
-
-/** How the guard sends upstream: through masking and the server state, in order. */
-export interface GuardIO {
+/** The client's message at hand, as a path's stages are told of it, and the way upstream for a stage that sends itself. */
+export interface FrontendContext {
+  /** The analysis of a Query's or Parse's SQL, when the path made it (a long text; stages analyse others through the per-text cache). */
+  readonly analysis: Analysis | undefined;
+  /** What goes with the message, once a stage before passed it. */
+  readonly passed: Passed | undefined;
+  /** Sends `m` upstream: through the stages' `upstream` hooks, then noted in the server state with `tag` and `done` (see ServerState.forwarded). */
   send(m: FrontendMessage, tag?: object, done?: (outcome: AskOutcome) => void): void;
   sendAll(messages: readonly FrontendMessage[]): void;
+  /** Writes what was gathered upstream. */
   flush(): void;
 }
 
-/** The write guard as the paths use it (./write-guard.ts). */
-export interface GuardStage {
-  /** Runs a Query or Execute the gate passed under a row limit; settles once what the client sent after it may follow. `sql`: its text, for a reviewer. */
-  run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void>;
-  /** A Bind the gate passed (`raw` absent: streamed), kept while its write may go to review. */
-  bound(portal: string, raw: Buffer | undefined, guard: WriteGuard | undefined): void;
-  /** True when the server message for `ask` must be read whole. */
-  wants(ask: Ask | undefined): boolean;
-  /** The server message (or messages, or none) to hand on for `r`. */
-  backend(r: Buffer, ask: Ask | undefined): Buffer | readonly Buffer[] | undefined;
-}
-
-/** The stage as the relay's paths use it. */
-export interface RecorderStage {
-  /** A message the client sent, before the gate judges it. */
-  client(m: FrontendMessage): void;
-  /** The gate refused the client's last message (or one it could not read). */
-  refused(r: Refusal): void;
-  /** Whether a server message of this type must be read whole for the recording (else it passes, counted). */
-  wants(type: number): boolean;
+/** One concern on the relay's data path, with the hooks of the directions it cares about: each path calls them in the order it declares (./relay.ts). */
+export interface Stage {
+  /**
+   * A whole message the client sent, once the stages before let it through: undefined when it goes
+   * on as it came, else what goes upstream for it; a Promise while it waits (never for a Bind
+   * streamed on, whose `msg` is absent).
+   */
+  frontend?(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined;
+  /** Each message the server will receive, in order (the client's, and those sent in its place or beside it): messages to send before it, if any. */
+  upstream?(m: FrontendMessage, analysis: Analysis | undefined): readonly FrontendMessage[] | undefined;
+  /** True while the stage drops what the client sends until its Sync: the path then analyses no SQL and holds nothing back. */
+  readonly discarding?: boolean;
+  /** What to send in place of a Query or Parse longer than the path reads (`limit` bytes of SQL); without a stage that says it, the session ends. */
+  refuseTooLong?(type: number, length: number, limit: number): readonly FrontendMessage[];
+  /** What to send in place of a Query or Parse with a backslash, behind unsynced messages that may change how the server lexes it. */
+  refuseLexingPending?(m: FrontendMessage): readonly FrontendMessage[];
+  /** Whether the server message whose header just arrived must be read whole (else it may pass unread). @throws PgProtocolError over the stage's limit */
+  wants?(type: number, length: number, ask: Ask | undefined): boolean;
   /** Server messages of one type that passed unread, `count` of them in a row. */
-  passed(type: number, count: number): void;
-  /** Bytes handed to the client: whole server messages. A Promise while the recording is behind. */
-  server(bytes: Buffer): Promise<void> | undefined;
-  /** The session is over. */
-  end(): void;
+  unread?(type: number, count: number, ask: Ask | undefined): void;
+  /**
+   * A whole server message `msg`, as the stages before hand it on (`bytes`: its own, unless one put
+   * others in its place): what to hand on (the same bytes, others, or none), or a Promise of the
+   * bytes while a lookup runs.
+   */
+  backend?(bytes: Buffer, msg: PgMessage, ask: Ask | undefined): Buffer | readonly Buffer[] | undefined | Promise<Buffer>;
+  /** A Promise while the stage is behind (a recording): the path reads no more of the server until it settles. */
+  readonly behind?: Promise<void> | undefined;
 }

@@ -3,7 +3,7 @@
  * client sends, judges the SQL it carries against the policy, and refuses what the policy does
  * not allow, inside the protocol and exactly as PostgreSQL itself reports an error, so every
  * client library stays in step with the server. This module is the per-session state machine
- * ({@link StatementGate}, the relay's `GateStage`); its parts live beside it in ./gate/:
+ * ({@link StatementGate}, a `Stage` of the relay); its parts live beside it in ./gate/:
  * - what each statement and portal name holds (./gate/names.ts) and the prepared-statement
  *   operations in SQL text (./gate/prepared-ops.ts);
  * - how a refusal is said, with a Describe of a statement that cannot exist
@@ -63,7 +63,7 @@ import {
 import { heldText, PARAMS_TOO_LONG, reviewAsk, reviewParams } from './gate/review-display.js';
 import { ReviewHolds } from './gate/review-holds.js';
 import { SettingsWatch } from './gate/settings.js';
-import type { GateDecision, GateStage, Refusal } from './stages.js';
+import type { Decision, FrontendContext, Passed, Refusal, Stage } from './stages.js';
 import { Backend, Frontend } from '../wire/codes.js';
 import type { FrontendMessage } from '../wire/frontend-messages.js';
 import type { PgMessage } from '../wire/reader.js';
@@ -76,7 +76,7 @@ export { BuiltinRule, refusalError, reviewNotice, reviewOutcomeError } from './g
 export { unsafeParameter, unsafeSettingValue } from './gate/settings.js';
 
 const { QUERY, BIND } = Frontend;
-const { PARAMETER_STATUS } = Backend;
+const { PARAMETER_STATUS, ERROR } = Backend;
 /** How deep `EXECUTE a` whose body is again an EXECUTE is followed. */
 const MAX_DEPTH = 4;
 /** SQL that may run a portal by name (a protocol portal shares the namespace of cursors). */
@@ -113,7 +113,7 @@ export function stricter(a: StatementVerdict, b: StatementVerdict): StatementVer
 }
 
 /** What goes with a message that passed with no answer to hear, no row limit and no tables: one object for all of them (the relay's every message). */
-const NOTHING_MORE: NonNullable<GateDecision['passed']> = Object.freeze({});
+const NOTHING_MORE: Passed = Object.freeze({});
 
 /** The messages that run something on the server: refused whole while nothing may run unrecorded. */
 const RUNS = new Set<FrontendMessage['kind']>(['query', 'bind', 'execute', 'function-call']);
@@ -125,7 +125,7 @@ const RUNS = new Set<FrontendMessage['kind']>(['query', 'bind', 'execute', 'func
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
-export class StatementGate implements GateStage {
+export class StatementGate implements Stage {
   readonly #judge: SessionJudge;
   /** What each prepared statement and portal name may hold at the server. */
   readonly #names: PreparedNames;
@@ -281,24 +281,23 @@ export class StatementGate implements GateStage {
   }
 
   /**
-   * The gate's decision on one complete frontend message (see {@link GateDecision}): what to send
+   * The gate's decision on one complete frontend message (see {@link Decision}): what to send
    * upstream, and when it passed, what goes with it; a Promise while the message is held for a
-   * review. `analysis` is the analysis of a Query's or
-   * Parse's SQL when the caller made it (a long text). `canHold` false: a review verdict refuses
-   * (a Bind streamed past the gate cannot be held).
+   * review. `ctx.analysis` is the analysis of a Query's or Parse's SQL when the caller made it (a
+   * long text). A Bind streamed on (its `msg` absent) cannot be held: a review verdict refuses it.
    *
    * Held for review: a Query (whole), a Bind (with its parameters: the first message that runs a
    * statement) and an Execute of a portal no approved Bind made. A Parse a review rule matches
    * passes, as it runs nothing. On approval the message is judged again with its review verdicts
    * passing (a deny still refuses) and sent as the client sent it; a Bind's portal then runs.
    */
-  frontend(m: FrontendMessage, analysis?: Analysis, canHold = true): GateDecision | Promise<GateDecision> {
-    const sent = this.#message(m, analysis, canHold);
+  frontend(m: FrontendMessage, ctx?: Pick<FrontendContext, 'analysis'>): Decision | Promise<Decision> {
+    const sent = this.#message(m, ctx?.analysis, m.kind !== 'bind' || m.msg !== undefined);
     return sent instanceof Promise ? sent.then((s) => this.#decision(m, s)) : this.#decision(m, sent);
   }
 
   /** `m` passed as sent, with what goes with it (each handed out once), or what stands in its place. */
-  #decision(m: FrontendMessage, sent: Sent): GateDecision {
+  #decision(m: FrontendMessage, sent: Sent): Decision {
     if (sent !== m) return { send: sent as readonly FrontendMessage[] };
     const answered = this.#hook;
     const guard = this.#guarding;
@@ -307,7 +306,7 @@ export class StatementGate implements GateStage {
     this.#hook = undefined;
     this.#guarding = undefined;
     this.#touched = undefined;
-    const passed: NonNullable<GateDecision['passed']> = {};
+    const passed: Passed = {};
     if (answered) passed.answered = answered;
     if (guard) passed.guard = { guard, sql: this.#guardSql };
     if (touched) passed.touched = [...touched];
@@ -502,7 +501,7 @@ export class StatementGate implements GateStage {
   }
 
   /** What to send instead of a Query or Parse whose text is longer than the gateway reads (the rest of it is dropped). */
-  refuseUnread(type: number, length: number, limit = 0): readonly FrontendMessage[] {
+  refuseTooLong(type: number, length: number, limit = 0): readonly FrontendMessage[] {
     if (this.#discarding) return NOTHING;
     this.#current = type;
     const said = tooLongMessage(length, limit);
@@ -522,19 +521,25 @@ export class StatementGate implements GateStage {
     return this.#refusing(refusal, m.kind === 'query');
   }
 
+  /** Whether the gate reads a server message whole: an ErrorResponse while a refusal's is due, every ParameterStatus. */
+  wants(type: number): boolean {
+    return type === ERROR ? this.#describes.size > 0 : type === PARAMETER_STATUS;
+  }
+
   /**
-   * The server message to hand on for `msg`: an ErrorResponse that answers one of the gateway's
-   * Describes (26000, naming it) becomes the refusal; a ParameterStatus is checked for a setting
-   * under which SQL would read differently. Everything else passes.
+   * The bytes to hand on for server message `msg`: an ErrorResponse that answers one of the
+   * gateway's Describes (26000, naming it) becomes the refusal; a ParameterStatus is checked for a
+   * setting under which SQL would read differently. Everything else passes.
    *
    * @see https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-ERRORRESPONSE
    */
-  backend(msg: PgMessage): PgMessage {
+  backend(bytes: Buffer, msg: PgMessage): Buffer {
     if (msg.type === PARAMETER_STATUS) {
       this.#settings.check(msg.body);
-      return msg;
+      return bytes;
     }
-    return this.#describes.answer(msg);
+    const answer = this.#describes.answer(msg);
+    return answer === msg ? bytes : answer.raw;
   }
 
   /**

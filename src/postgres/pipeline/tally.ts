@@ -20,8 +20,10 @@
  */
 import { Backend } from '../wire/codes.js';
 import { commandTag } from '../wire/rows.js';
-import type { Framing } from '../wire/reader.js';
+import type { PgMessage } from '../wire/reader.js';
 import type { StatementRows } from '../../session/engine.js';
+import type { Ask, StatementNote } from './answers.js';
+import type { Stage } from './stages.js';
 
 const { DATA_ROW, COPY_DATA, COMMAND_COMPLETE, PORTAL_SUSPENDED, ERROR, COPY_IN, COPY_BOTH } = Backend;
 
@@ -30,32 +32,33 @@ const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
 /** Rows after which a statement still running is told as a part. */
 export const PARTIAL_ROWS = 10_000;
 
-/** A Query or Execute the client sent, followed to its end (see the module documentation). */
-export class StatementNote {
-  /** Rows sent since it was last told. */
-  rows = 0;
-  /** Rows sent since its last statement ended (parts told included). */
-  sent = 0;
-  /** It is a COPY FROM (its tag counts rows written). */
-  copyIn = false;
-  /** `tables`: what the gate noted the statement reads, with the functions it calls as `name()` (src/postgres/gateway/relation-reads.ts reads those). */
-  constructor(readonly tables: readonly string[]) {}
-}
-
-/** Counts the server's answers to noted statements and says each statement's end. */
-export class StatementTally {
+/** Counts the server's answers to noted statements and says each statement's end: a stage of the backend path. */
+export class StatementTally implements Stage {
   /** Notes with rows not told yet. */
   readonly #open = new Set<StatementNote>();
 
   constructor(readonly onStatement: (s: StatementRows) => void) {}
 
-  /** How a server message answering a noted statement must be read: its ends and COPY starts whole (small and rare), rows as they were. */
-  framing(type: number, framing: Framing): Framing {
-    return framing === 'pass' && (type === COMMAND_COMPLETE || type === PORTAL_SUSPENDED || type === ERROR || type === COPY_IN || type === COPY_BOTH) ? 'whole' : framing;
+  /** Whether a server message must be read whole: the ends and COPY starts of a noted statement (small and rare); rows as they come. */
+  wants(type: number, _length: number, ask: Ask | undefined): boolean {
+    return ask?.note !== undefined && (type === COMMAND_COMPLETE || type === PORTAL_SUSPENDED || type === ERROR || type === COPY_IN || type === COPY_BOTH);
+  }
+
+  /** Messages that passed unread, `count` of them (a run): a noted statement's rows. */
+  unread(type: number, count: number, ask: Ask | undefined): void {
+    const note = ask?.note;
+    if (note) this.#rows(note, type, count);
+  }
+
+  /** A whole server message, counted when it answers a noted statement. */
+  backend(bytes: Buffer, msg: PgMessage, ask: Ask | undefined): Buffer {
+    const note = ask?.note;
+    if (note) this.#message(note, msg.type, msg.body);
+    return bytes;
   }
 
   /** Rows that passed unread, `count` of them (a run). */
-  rows(note: StatementNote, type: number, count: number): void {
+  #rows(note: StatementNote, type: number, count: number): void {
     if (type !== DATA_ROW && (type !== COPY_DATA || note.copyIn)) return;
     note.rows += count;
     note.sent += count;
@@ -69,11 +72,11 @@ export class StatementTally {
   }
 
   /** A whole server message answering `note`. */
-  message(note: StatementNote, type: number, body: Buffer): void {
+  #message(note: StatementNote, type: number, body: Buffer): void {
     switch (type) {
       case DATA_ROW:
       case COPY_DATA:
-        this.rows(note, type, 1);
+        this.#rows(note, type, 1);
         return;
       case COPY_IN:
       case COPY_BOTH:

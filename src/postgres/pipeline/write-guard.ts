@@ -45,7 +45,8 @@ import { Backend, TransactionStatus } from '../wire/codes.js';
 import { bindPlain, close, errorResponse, execute, flush, parseNamed, query, SqlState, sync } from '../wire/messages.js';
 import type { ReviewAsk, ReviewOutcome } from '../../session/engine.js';
 import type { ServerState } from './server-state.js';
-import type { GuardIO, GuardStage } from './stages.js';
+import type { PgMessage } from '../wire/reader.js';
+import type { Decision, FrontendContext, Stage } from './stages.js';
 import { commandTag, parseDataRow } from '../wire/rows.js';
 import { RESERVED_STATEMENT_PREFIX } from './gate/names.js';
 import { reviewOutcomeError } from './gate/responses.js';
@@ -82,6 +83,12 @@ interface Tag {
 /** What the guard needs of the statement gate: its refusals and its reviews. */
 type GuardGate = Pick<StatementGate, 'refuseWith' | 'refused' | 'raise' | 'reviews'>;
 
+/** How the guard sends upstream: through the stages after it and the server state, in order. */
+type GuardIO = Pick<FrontendContext, 'send' | 'sendAll' | 'flush'>;
+
+/** What the guard decided for a message it runs: it sent it (and its own) itself. */
+const SENT: Decision = Object.freeze({ send: Object.freeze([]) });
+
 /** What the guard needs of the server state. */
 type GuardState = Pick<ServerState, 'pendingReady' | 'unsynced' | 'batchExecuted' | 'transactionStatus' | 'answered'>;
 
@@ -110,7 +117,8 @@ class GuardRun {
   decided = false;
   /** Sent before the ReadyForQuery of the `final` message (the refusal in autocommit). */
   finalError: Buffer | undefined;
-  readonly released: Promise<void>;
+  /** Settles once what the client sent after it may follow. */
+  readonly released: Promise<Decision>;
   release!: () => void;
 
   constructor(
@@ -126,7 +134,7 @@ class GuardRun {
     /** For an Execute: the Bind that made its portal, for a run again. */
     readonly bind: Buffer | undefined,
   ) {
-    this.released = new Promise((resolve) => (this.release = resolve));
+    this.released = new Promise((resolve) => (this.release = () => resolve(SENT)));
   }
 
   /** Holds a result message; past {@link MAX_HELD_BYTES} the results are dropped and the write cannot be counted. */
@@ -143,10 +151,10 @@ class GuardRun {
 }
 
 /**
- * The write guard of one session: runs guarded messages ({@link run}) and reads the server's
+ * The write guard of one session: runs guarded messages ({@link frontend}) and reads the server's
  * answers to them ({@link backend}). See the module documentation.
  */
-export class WriteGuardStage implements GuardStage {
+export class WriteGuardStage implements Stage {
   readonly #state: GuardState;
   readonly #gate: GuardGate;
   /** The name of the guard's own statement, portal and savepoint. */
@@ -175,10 +183,25 @@ export class WriteGuardStage implements GuardStage {
   }
 
   /**
-   * A Bind the gate passed: kept when its write may go to review, for a run again (`raw` absent:
+   * A whole message the stages before passed: a Bind is kept while its write may go to review
+   * (one streamed on, its `msg` absent, is not); a Query or Execute under a row limit is run here,
+   * sent with the guard's own messages through `ctx`.
+   */
+  frontend(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined {
+    const guarded = ctx.passed?.guard;
+    if (m.kind === 'bind') {
+      if (m.msg) this.#bound(m.portal, m.msg.raw, guarded?.guard);
+      return undefined;
+    }
+    if (!guarded || (m.kind !== 'query' && m.kind !== 'execute')) return undefined;
+    return this.#run(m, guarded.guard, guarded.sql, ctx, ctx.passed?.answered);
+  }
+
+  /**
+   * A Bind that passed: kept when its write may go to review, for a run again (`raw` absent:
    * streamed, or no review: forgotten); the oldest go past {@link MAX_BINDS} or {@link MAX_BIND_BYTES}.
    */
-  bound(portal: string, raw: Buffer | undefined, guard: WriteGuard | undefined): void {
+  #bound(portal: string, raw: Buffer | undefined, guard: WriteGuard | undefined): void {
     const old = this.#binds.get(portal);
     if (old) {
       this.#bindBytes -= old.length;
@@ -194,12 +217,9 @@ export class WriteGuardStage implements GuardStage {
     }
   }
 
-  /**
-   * Runs a Query or Execute the gate passed under a row limit; the Promise the client side waits
-   * on settles once what the client sent after it may follow. `sql`: its text, for a reviewer.
-   */
-  run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void> {
-    const start = (): Promise<void> => (m.kind === 'execute' ? this.#execute(m, guard, sql, io, done) : this.#query(m, guard, sql, io, done));
+  /** Runs a Query or Execute the gate passed under a row limit (`sql`: its text, for a reviewer); a Promise until what the client sent after it may follow. */
+  #run(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
+    const start = (): Decision | Promise<Decision> => (m.kind === 'execute' ? this.#execute(m, guard, sql, io, done) : this.#query(m, guard, sql, io, done));
     // The transaction status is known once the server has answered everything before.
     const needStatus = m.kind === 'query' || guard.overLimit === 'review';
     if (needStatus && this.#state.pendingReady > 0) {
@@ -209,16 +229,16 @@ export class WriteGuardStage implements GuardStage {
     return start();
   }
 
-  #query(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void> {
+  #query(m: FrontendMessage, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
     const status = this.#state.transactionStatus;
     if (this.#state.unsynced > 0) {
       const why = 'a Query under a row limit cannot follow extended-protocol messages not yet synced (it would commit them unseen); send a Sync first';
       io.sendAll(this.#gate.refuseWith(this.#refusal(guard, why), true, guard.rule, why));
-      return Promise.resolve();
+      return SENT;
     }
     if (status === 'E') {
       io.send(m, undefined, done);
-      return Promise.resolve();
+      return SENT;
     }
     const review = this.#reviews(guard);
     const wrapped = status === 'I' && !guard.opensBlock;
@@ -232,11 +252,11 @@ export class WriteGuardStage implements GuardStage {
     return run.released;
   }
 
-  #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Promise<void> {
+  #execute(m: FrontendMessage & { kind: 'execute' }, guard: WriteGuard, sql: string, io: GuardIO, done?: (outcome: AskOutcome) => void): Decision | Promise<Decision> {
     if (m.maxRows > 0) {
       const why = 'a write under a row limit must be executed whole (an Execute without a row limit), so that its rows are counted before the portal is used again';
       io.sendAll(this.#gate.refuseWith(this.#refusal(guard, why), false, guard.rule, why));
-      return Promise.resolve();
+      return SENT;
     }
     const bind = this.#binds.get(m.portal);
     // A review runs the write again: its Bind must be at hand, and it must be the batch's first Execute (what ran before it would be undone with it).
@@ -244,7 +264,7 @@ export class WriteGuardStage implements GuardStage {
     const status = this.#state.transactionStatus;
     if (review && status === 'E') {
       io.send(m, undefined, done);
-      return Promise.resolve();
+      return SENT;
     }
     const scope = !review ? 'none' : status === 'T' ? 'savepoint' : 'batch';
     const run = new GuardRun(m, guard, sql, io, scope, false, review, bind);
@@ -273,16 +293,16 @@ export class WriteGuardStage implements GuardStage {
   }
 
   /** True when the server message for `ask` must be read whole: the guard holds it, or drops it. */
-  wants(ask: Ask | undefined): boolean {
+  wants(_type: number, _length: number, ask: Ask | undefined): boolean {
     return ask?.tag !== undefined || this.#holding !== undefined;
   }
 
   /**
-   * What to hand the client for one server message (after masking), given the client message
+   * What to hand the client for one server message (`r`: after masking), given the client message
    * it answers: itself, nothing (an answer to the gateway's own message, or held), or what the
    * guard releases with it.
    */
-  backend(r: Buffer, ask: Ask | undefined): Buffer | readonly Buffer[] | undefined {
+  backend(r: Buffer, _msg: PgMessage, ask: Ask | undefined): Buffer | readonly Buffer[] | undefined {
     const tag = ask?.tag as Tag | undefined;
     if (!tag || !(tag.run instanceof GuardRun)) {
       if (!this.#holding) return r;

@@ -46,9 +46,9 @@ import type { FrontendMessage } from '../../wire/frontend-messages.js';
 import { SqlState } from '../../wire/messages.js';
 import { type CatalogConnection, textArrayParam } from './catalog-connection.js';
 import { PgProtocolError } from '../../wire/protocol-error.js';
-import type { Framing, PgMessage } from '../../wire/reader.js';
+import type { PgMessage } from '../../wire/reader.js';
 import type { RowDescriptionField } from '../../wire/rows.js';
-import type { MaskingStage } from '../stages.js';
+import type { Stage } from '../stages.js';
 import type { SessionMasking } from '../../../session/engine.js';
 import { Backend } from '../../wire/codes.js';
 
@@ -184,13 +184,13 @@ export interface PgSessionMaskingOptions {
 }
 
 /**
- * The masking of one PostgreSQL session: {@link frontend} records what is forwarded to the
+ * The masking of one PostgreSQL session: {@link upstream} records what is forwarded to the
  * server, {@link backend} masks what the server sends (a Promise while a catalog lookup runs;
  * the caller must not pass the next chunk before it settles).
  *
  * @see https://www.postgresql.org/docs/current/protocol-flow.html
  */
-export class PgSessionMasking implements MaskingStage {
+export class PgSessionMasking implements Stage {
   readonly masker: ResultMasker;
   readonly #maxMessage: number;
   readonly #catalog: CatalogConnection;
@@ -380,20 +380,20 @@ export class PgSessionMasking implements MaskingStage {
    *
    * @throws PgProtocolError when too many messages await an answer
    */
-  frontend(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined {
+  upstream(m: FrontendMessage, analysis?: Analysis): readonly FrontendMessage[] | undefined {
     // A long text was analysed off the relay's thread and is not decoded here (nor cached).
     const hints = m.kind === 'query' || m.kind === 'parse' ? this.#hintsFor(m.long ? undefined : m.sql, analysis) : undefined;
     return this.masker.frontend(m, hints);
   }
 
   /**
-   * How a server message must be read: a DataRow or CopyData that nothing can change passes as
-   * it arrives (never held, whatever its size); anything else is read whole, up to the limit.
+   * Whether a server message must be read whole: a DataRow or CopyData that nothing can change
+   * passes as it arrives (never held, whatever its size); anything else is read whole, up to the limit.
    *
    * @throws PgProtocolError (54000) for a message masking would have to hold that is over the limit
    */
-  framing(type: number, length: number): Framing {
-    if ((type === DATA_ROW || type === COPY_DATA) && this.masker.passes(type)) return 'pass';
+  wants(type: number, length: number): boolean {
+    if ((type === DATA_ROW || type === COPY_DATA) && this.masker.passes(type)) return false;
     if (length > this.#maxMessage) {
       const what = type === DATA_ROW ? 'a row' : type === COPY_DATA ? 'a COPY line' : `a message ('${String.fromCharCode(type)}')`;
       throw new PgProtocolError(`the server sent ${what} of ${length - 4} bytes that masking would have to hold; the gateway holds at most ${this.#maxMessage} bytes`, {
@@ -401,16 +401,20 @@ export class PgSessionMasking implements MaskingStage {
         hint: 'select fewer or smaller values, or ask the gateway operator to raise postgres.maxMaskedMessageBytes',
       });
     }
-    return 'whole';
+    return true;
   }
 
   /**
-   * Masks one server message; a Promise while a catalog lookup runs.
+   * Masks one server message (a Promise while a catalog lookup runs); one the gateway put in the
+   * server's place (`bytes` not `msg`'s own: the gate's refusal) is read, as masking follows the
+   * answers in order, and handed on as the gateway wrote it, its words never masked or withheld.
    *
    * @throws PgProtocolError on a malformed message
    */
-  backend(msg: PgMessage): Buffer | Promise<Buffer> {
-    return this.masker.backend(msg);
+  backend(bytes: Buffer, msg: PgMessage): Buffer | Promise<Buffer> {
+    if (bytes === msg.raw) return this.masker.backend(msg);
+    const read = this.masker.backend({ type: bytes[0]!, body: bytes.subarray(5), raw: bytes });
+    return read instanceof Promise ? read.then(() => bytes) : bytes;
   }
 
   /** The session ended (the shared catalog connection stays, its caller's). */

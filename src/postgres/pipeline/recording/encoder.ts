@@ -67,12 +67,12 @@ class ThreadFraming {
     this.#at = at;
     // Mostly whole messages, as one record: read where they are.
     if (this.#serverReader.atBoundary && wholeMessages(bytes)) {
-      this.stage.server(bytes);
+      this.stage.backend(bytes);
       return;
     }
     this.#serverReader.push(bytes);
     try {
-      for (let m = this.#serverReader.next(); m; m = this.#serverReader.next()) this.stage.server(m.raw);
+      for (let m = this.#serverReader.next(); m; m = this.#serverReader.next()) this.stage.backend(m.raw);
     } catch (err) {
       if (!(err instanceof PgProtocolError)) throw err;
       this.#broken = true;
@@ -86,7 +86,7 @@ class ThreadFraming {
     try {
       for (let f = this.#reader.frame(framing, this.#passed); f; f = this.#reader.frame(framing, this.#passed)) {
         if (!('part' in f)) {
-          this.stage.client(decodeFrontend(f));
+          this.stage.frontend(decodeFrontend(f));
           continue;
         }
         if (f.first) this.#bind = new BindDecoder();
@@ -94,7 +94,7 @@ class ThreadFraming {
         // Only its names are recorded: read until they are in.
         if (!bind.head) {
           bind.push(f.first ? f.bytes.subarray(5) : f.bytes);
-          if (bind.head) this.stage.client(bind.head);
+          if (bind.head) this.stage.frontend(bind.head);
         }
         if (f.last) this.#bind = undefined;
       }

@@ -24,7 +24,7 @@ import { checkHeader, MessageReader } from '../../wire/reader.js';
 import { parseRowDescription } from '../../wire/rows.js';
 import { Backend, Frontend, TransactionStatus } from '../../wire/codes.js';
 import { BIND_STREAMED, CLIENT, CLIENT_LONG, MASKED, PASSED, PASSED_COUNT, RAW_CLIENT, RAW_SERVER, SERVER } from './records.js';
-import type { RecorderStage, Refusal } from '../stages.js';
+import type { Refusal, Stage } from '../stages.js';
 
 const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, ERROR, NOTICE, READY_FOR_QUERY: READY, EMPTY_QUERY, PORTAL_SUSPENDED, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH, COPY_DATA } = Backend;
 const { QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL } = Frontend;
@@ -57,7 +57,7 @@ export interface PostgresRecordingStageOptions {
 }
 
 /** The stage on the data path: see the module documentation. */
-export class PostgresRecordingStage implements RecorderStage {
+export class PostgresRecordingStage implements Stage {
   readonly #stream: RecordSink;
   readonly #now: () => number;
   readonly #maskedColumns: PostgresRecordingStageOptions['maskedColumns'];
@@ -83,7 +83,8 @@ export class PostgresRecordingStage implements RecorderStage {
     this.#stream.record(kind, at, bytes, start, end);
   }
 
-  client(m: FrontendMessage): void {
+  /** A message the client sent, before any stage judges it. */
+  frontend(m: FrontendMessage): undefined {
     const at = this.#now();
     switch (m.kind) {
       case 'query':
@@ -123,6 +124,7 @@ export class PostgresRecordingStage implements RecorderStage {
     }
   }
 
+  /** The gate refused the client's last message (or one it could not read). */
   refused(r: Refusal): void {
     this.#notes?.refused();
     // A whole event, after what the thread holds (as the session's own events are).
@@ -130,15 +132,18 @@ export class PostgresRecordingStage implements RecorderStage {
     this.#stream.event({ t: 'decision', at: this.#now(), action: r.action, rule: r.rule, reason: r.reason, message: r.message });
   }
 
+  /** Whether a server message of this type must be read whole for the recording (else it passes, counted). */
   wants(type: number): boolean {
     return this.#kept.wants(type);
   }
 
-  passed(type: number, count: number): void {
+  /** Server messages of one type that passed unread, `count` of them in a row. */
+  unread(type: number, count: number): void {
     if (type === DATA_ROW) this.#passed.add(this.#now(), count);
   }
 
-  server(bytes: Buffer): Promise<void> | undefined {
+  /** Bytes handed to the client: whole server messages, handed on as they are. */
+  backend(bytes: Buffer): Buffer {
     const at = this.#now();
     let i = 0;
     while (i + 5 <= bytes.length) {
@@ -148,6 +153,11 @@ export class PostgresRecordingStage implements RecorderStage {
       else if (type === DATA_ROW) this.#passed.add(at);
       i = end;
     }
+    return bytes;
+  }
+
+  /** A Promise while the recording is behind. */
+  get behind(): Promise<void> | undefined {
     return this.#stream.behind;
   }
 
@@ -172,6 +182,7 @@ export class PostgresRecordingStage implements RecorderStage {
     return true;
   }
 
+  /** The session is over. */
   end(): void {
     this.#passed.flush();
   }
@@ -183,13 +194,16 @@ export class PostgresRecordingStage implements RecorderStage {
  * else counted as passed.
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-export function recorderTap(stage: RecorderStage): ClientTap {
+export function recorderTap(stage: PostgresRecordingStage): ClientTap {
   return {
-    sent: (m) => stage.client(m),
+    sent: (m) => stage.frontend(m),
     received: (m) => {
-      if (stage.wants(m.type)) return stage.server(m.raw);
-      stage.passed(m.type, 1);
-      return undefined;
+      if (!stage.wants(m.type)) {
+        stage.unread(m.type, 1);
+        return undefined;
+      }
+      stage.backend(m.raw);
+      return stage.behind;
     },
   };
 }
@@ -249,7 +263,7 @@ export class PostgresRawTap {
     this.#passed.flush();
   }
 
-  /** The stage's choice (see {@link PostgresRecordingStage.server}), made from the header; the thread's stage makes the rest of it. */
+  /** The stage's choice (see {@link PostgresRecordingStage.backend}), made from the header; the thread's stage makes the rest of it. */
   #keepsServer(type: number, length: number): boolean {
     checkHeader('backend', type, length);
     if (this.#kept.keeps(type)) {
