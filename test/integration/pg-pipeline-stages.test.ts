@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatementJudge } from '../../src/policy/decide.js';
 import { loadSqlParser } from '../../src/policy/sql/analyze.js';
-import { query } from '../../src/postgres/wire/messages.js';
+import { bindText, query } from '../../src/postgres/wire/messages.js';
 import { parseDataRow } from '../../src/postgres/wire/rows.js';
 import type { PgMessage } from '../../src/postgres/wire/reader.js';
 import { customersMaskingPolicy } from '../harness/masking-policy.js';
@@ -152,6 +152,19 @@ describe('the write guard, through the relay paths', () => {
     expect(letters(within)).toBe('12nCZ');
     expect(tagOf(within)).toBe('DELETE 2');
     expect(await items()).toBe('8:0');
+  });
+
+  it('refuses, never holds, an over-limit Execute whose Bind was streamed (not kept): an earlier Bind of its portal is not run again in its place', async () => {
+    await reset();
+    const p = await pipeline({ judge: judge(), reviews: true });
+    const sql = 'update wg_ledger set v = $1 where id > 0 and $2::text is not null';
+    // The second Bind of the unnamed portal is over 1 MiB: the relay streams it, and the guard cannot keep it for a run again.
+    await p.send(Buffer.concat([parse('s', sql), bindText('', 's', ['1', 'x']), bindText('', 's', ['2', 'x'.repeat(1_100_000)]), execute(''), sync()]));
+    const got = await p.answers();
+    expect(letters(got)).toBe('122EZ');
+    expect(sqlstateOf(got.find((m) => m.type === 0x45)!)).toBe('42501');
+    expect(p.reviews).toHaveLength(0);
+    expect((await db('select sum(v) from wg_ledger')).trim()).toBe('30');
   });
 
   it('refuses a Query under a limit that follows extended messages not yet synced', async () => {

@@ -21,7 +21,9 @@
  *   what the client sent after it until the count is in. Over the limit it fails it with the
  *   gate's Describe: the server then skips to the Sync, rolling an implicit transaction back. For
  *   review it is rolled back (to a SAVEPOINT in a block, else with its batch: the gateway's own
- *   failing Describe and Sync), and on approval bound and executed again.
+ *   failing Describe and Sync), and on approval bound and executed again, with the Bind the
+ *   client last sent for its portal (one streamed past the relay, over 1 MiB, is not kept: the
+ *   write is then refused).
  *
  * The results (RETURNING rows, notices, CommandComplete, the Query's ReadyForQuery) are held
  * until the count is known, at most {@link MAX_HELD_BYTES}; more cannot be held, and the write is
@@ -183,14 +185,14 @@ export class WriteGuardStage implements Stage {
   }
 
   /**
-   * A whole message the stages before passed: a Bind is kept while its write may go to review
-   * (one streamed on, its `msg` absent, is not); a Query or Execute under a row limit is run here,
-   * sent with the guard's own messages through `ctx`.
+   * A whole message the stages before passed: a Bind is kept while its write may go to review (one
+   * streamed on, its `msg` absent, forgets what its portal held); a Query or Execute under a row
+   * limit is run here, sent with the guard's own messages through `ctx`.
    */
   frontend(m: FrontendMessage, ctx: FrontendContext): Decision | Promise<Decision> | undefined {
     const guarded = ctx.passed?.guard;
     if (m.kind === 'bind') {
-      if (m.msg) this.#bound(m.portal, m.msg.raw, guarded?.guard);
+      this.#bound(m.portal, m.msg?.raw, guarded?.guard);
       return undefined;
     }
     if (!guarded || (m.kind !== 'query' && m.kind !== 'execute')) return undefined;
