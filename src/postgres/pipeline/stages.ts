@@ -57,6 +57,7 @@ export interface FrontendContext {
   readonly passed: Passed | undefined;
   /** Sends `m` upstream: through the stages' `upstream` hooks, then noted in the server state with `tag` and `done` (see ServerState.forwarded). */
   send(m: FrontendMessage, tag?: object, done?: (outcome: AskOutcome) => void): void;
+  /** Sends each of `messages` upstream, in order, with nothing to hear of them. */
   sendAll(messages: readonly FrontendMessage[]): void;
   /** Writes what was gathered upstream. */
   flush(): void;
