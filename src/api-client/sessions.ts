@@ -27,10 +27,15 @@ export async function getSession(endpoint: GatewayEndpoint, token: string, id: s
   return body as SessionSummary;
 }
 
-/** Downloads the files of session `id`'s recording into `dir` (`GET /v1/sessions/{id}/files[/name]`); resolves their names. */
+/**
+ * Downloads the files of session `id`'s recording into `dir` (`GET /v1/sessions/{id}/files[/name]`;
+ * a running session's are of the snapshot its list names, `?snapshot=N`); resolves their names.
+ */
 export async function downloadRecording(endpoint: GatewayEndpoint, token: string, id: string, dir: string): Promise<string[]> {
   const { body } = await requestJson(endpoint, 'GET', apiPath.sessionFiles(id), { token });
-  return downloadFiles(endpoint, token, (body as { files?: unknown }).files, (f) => apiPath.sessionFiles(id, f), dir);
+  const { files, snapshot } = body as { files?: unknown; snapshot?: unknown };
+  const query = typeof snapshot === 'number' && Number.isInteger(snapshot) ? `?snapshot=${snapshot}` : '';
+  return downloadFiles(endpoint, token, files, (f) => `${apiPath.sessionFiles(id, f)}${query}`, dir);
 }
 
 /** `GET /v1/keys`: the keys the gateway signs recordings with, current and retired (no token needed). */

@@ -76,10 +76,14 @@ signed by the key in allowed_signers. That key is only as good as where it came 
 fingerprint (ssh-keygen -lf allowed_signers) with the one the gateway publishes (GET /v1/keys) or
 with your own copy of it.
 
-Each chunk holds the session's events as gzip JSON lines (zcat recording/events-*.jsonl.gz); each chunk's
-first line names the SHA-256 of the one before, which hoop sessions verify --file also checks. A
-recording closed in full ends with {"t":"sealed","chunks":N} in its last chunk, N the chunks the
-manifest names: without it (a checkpoint renamed), what came after is missing.
+Each chunk is gzip: a first line of JSON that names the SHA-256 of the chunk before (which hoop
+sessions verify --file also checks), then either the session's events as JSON lines
+(events-*.jsonl.gz) or its records (records-*.gz): the protocol's messages as they crossed, and the
+gateway's own events as JSON, each [kind: 1 byte][length: 4 bytes, little-endian][time: 8 bytes,
+a little-endian double of milliseconds][bytes], kind 1 being an event (docs/recording-format.md
+in hoop's source describes the rest). A recording closed in full ends with the event
+{"t":"sealed","chunks":N} in its last chunk, N the chunks the manifest names: without it (a
+checkpoint renamed), what came after is missing.
 session.json is the gateway's index entry for the session (not signed).
 `;
 }

@@ -16,7 +16,7 @@ import type { ClientRecordInfo, SessionSummary } from '../api/answers.js';
 import type { GatewayEndpoint } from '../api-client/request.js';
 import { ErrorCode, HoopError, isHoopError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { createRecordEncoder as postgresRecordEncoder } from '../postgres/pipeline/recording/encoder.js';
+import { RECORD_DECODERS } from '../gateway/records/record-decoders.js';
 import { readEvents as readRecording } from '../recording/read.js';
 import type { RecordKind } from '../recording/spool.js';
 import { parseSshPublicKey } from '../recording/sshsig.js';
@@ -25,12 +25,9 @@ import { TranscriptRenderer, type TranscriptLine } from '../ui/transcript.js';
 import { uploadLeftovers } from './client-records.js';
 import { commandTokenProvider, type GatewayFlags } from './client-config.js';
 
-/** The encoders that read a CLI record's `wire` events (src/recording/wire.ts), by the protocol its start names. */
-const WIRE_DECODERS = { postgres: { createRecordEncoder: postgresRecordEncoder } };
-
 /** A verified recording's events (a gateway's or a CLI's), in one shape. */
 export function readEvents(dir: string, manifest: string): ReturnType<typeof readRecording> {
-  return readRecording(dir, manifest, WIRE_DECODERS);
+  return readRecording(dir, manifest, RECORD_DECODERS);
 }
 
 /** The flags every `hoop sessions` subcommand takes. */

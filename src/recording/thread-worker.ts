@@ -1,15 +1,23 @@
 /**
- * The recording thread (see ./thread.ts): for each open recording, its writer (./writer.ts) and
- * its protocol's encoder, fed the staged records in the order they were staged. A block is acked
- * once its events are written and the writer is not behind the disk; the first failure is reported
- * and the recording writes nothing more.
+ * The recording thread (see ./thread.ts). A recording with a journal (./journal.ts) appends each
+ * staged block to the journal of its directory as it comes, acked at once; every `checkpointMs`
+ * the journal is synced and its sessions' heads signed, once for all of them; when the recording
+ * closes, its blocks are cut into its signed per-session form (./record-chunks.ts), off the data
+ * path. A journal that cannot be written fails every recording in it; each is then cut as it
+ * stands (truncated), tried again each interval until the disk takes it. A recording without a
+ * journal has its writer (./writer.ts) and its protocol's encoder, fed the staged records in order;
+ * a block is acked once its events are written and the writer is not behind the disk. The first
+ * failure is reported and the recording writes nothing more.
  *
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
+import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { writeFileOnceOnThread } from '../durable-file.js';
 import { loadSiblingModule, lowerThreadPriority } from '../worker-thread.js';
+import { Journal } from './journal.js';
+import { cutRecording } from './record-chunks.js';
 import { EVENT, forEachRecord, type FromThread, type RecordEncoder, type RecordEncoderModule, type ToThread } from './thread.js';
 import { RecordingWriter } from './writer.js';
 
@@ -22,6 +30,8 @@ function encoderModule(url: string): Promise<RecordEncoderModule> {
 }
 
 interface Open {
+  /** With a journal: the journal, and how the recording is cut from it. */
+  journaled?: { journal: Journal; key: KeyObject; durable: boolean; announce: boolean };
   /** Its writer and its encoder, once open (undefined when it could not be opened). */
   opened: Promise<{ writer: RecordingWriter; encoder: RecordEncoder } | undefined>;
   writer?: RecordingWriter;
@@ -53,12 +63,14 @@ function fail(id: number, err: unknown): void {
  * writer keeps for its life, the callbacks below, holds only the id.)
  */
 function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
-  const { encoder, announce, beside, ...options } = o;
+  if (o.journal !== undefined) return openJournaled(id, o);
+  const { encoder, announce, beside, journal: _, protocol: __, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   r.opened = (async () => {
     const writer = await RecordingWriter.create({ ...options, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
     if (beside) await writeFileOnceOnThread(join(options.dir, beside.name), Buffer.from(beside.text), options.dir, options.durable !== false, options.durable !== false);
+    if (encoder === undefined) throw new Error('a recording without a journal needs its encoder');
     const module = await encoderModule(encoder);
     r.writer = writer;
     say({ op: 'opened', id });
@@ -72,6 +84,122 @@ function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void
   recordings.set(id, r);
 }
 
+/** The journals of this thread, by directory: one written at a time (a broken one is replaced, and kept until its recordings are cut). */
+const journals = new Map<string, Journal>();
+/** How often journals commit: the shortest `checkpointMs` asked for. */
+let commitMs = Number.POSITIVE_INFINITY;
+let commitTimer: NodeJS.Timeout | undefined;
+/** Recordings that failed, to cut as they stand once the disk takes them. */
+const salvage = new Map<number, Open>();
+
+/** Opens recording `id` in the journal of `o.journal`. */
+function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
+  const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
+  recordings.set(id, r);
+  try {
+    let journal = journals.get(o.journal!);
+    if (!journal || journal.broken) journals.set(o.journal!, (journal = new Journal(o.journal!, o.key, o.durable !== false)));
+    journal.open(id, { id: o.id, dir: o.dir, protocol: o.protocol ?? 'unknown', ...(o.beside ? { beside: o.beside } : {}) });
+    r.journaled = { journal, key: o.key, durable: o.durable !== false, announce: o.announce };
+  } catch (err) {
+    r.failed = true;
+    say({ op: 'opened', id, error: message(err) });
+    return;
+  }
+  say({ op: 'opened', id });
+  const every = o.checkpointMs ?? 1000;
+  if (every < commitMs || !commitTimer) {
+    commitMs = Math.min(commitMs, every);
+    clearInterval(commitTimer);
+    commitTimer = setInterval(() => void tick(), commitMs);
+  }
+}
+
+/** Each interval: every journal commits; what failed is cut, if the disk takes it now. */
+async function tick(): Promise<void> {
+  for (const journal of new Set(journals.values())) {
+    try {
+      await journal.commit();
+    } catch (err) {
+      failJournal(journal, err);
+    }
+  }
+  for (const [id, r] of salvage) {
+    try {
+      await cut(id, r, false);
+      salvage.delete(id);
+    } catch {
+      /* the disk does not take it yet */
+    }
+  }
+}
+
+/** A journal cannot be written: every recording in it fails, to be cut as it stands. */
+function failJournal(journal: Journal, err: unknown): void {
+  for (const id of journal.sessions()) {
+    const r = recordings.get(id);
+    if (r && !r.failed) fail(id, err);
+    if (r) salvage.set(id, r);
+  }
+}
+
+/** Cuts recording `id` from its journal into its directory (`sealed`: it closed in full), then tells the journal. */
+async function cut(id: number, r: Open, sealed: boolean): Promise<void> {
+  const { journal, key, durable, announce } = r.journaled!;
+  const meta = journal.session(id);
+  if (!meta) return;
+  const onFile = announce ? (name: string): void => say({ op: 'file', id, name, removed: false }) : undefined;
+  await cutRecording({ dir: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable, ...(onFile ? { onFile } : {}) }, journal.blocks(id));
+  if (meta.beside) await writeFileOnceOnThread(join(meta.dir, meta.beside.name), Buffer.from(meta.beside.text), meta.dir, durable, durable);
+  journal.closed(id);
+}
+
+/** A message for a recording with a journal. */
+function journaled(m: ToThread, r: Open): void {
+  if (m.op === 'data') {
+    if (r.failed) return;
+    try {
+      r.journaled!.journal.append(m.id, Buffer.from(m.buffer, 0, m.length));
+      say({ op: 'written', id: m.id, bytes: m.length });
+    } catch (err) {
+      failJournal(r.journaled!.journal, err);
+    }
+    return;
+  }
+  if (m.op === 'snapshot') {
+    const { dir } = m;
+    r.queue = r.queue.then(async () => {
+      const { journal, key } = r.journaled!;
+      const meta = journal.session(m.id);
+      try {
+        if (r.failed || !meta) throw new Error('the recording failed');
+        await cutRecording({ dir, id: meta.id, protocol: meta.protocol, key, sealed: false, durable: false }, journal.blocks(m.id));
+        say({ op: 'snapshotted', id: m.id });
+      } catch (err) {
+        say({ op: 'snapshotted', id: m.id, error: message(err) });
+      }
+    });
+    return;
+  }
+  if (m.op !== 'close') return;
+  r.queue = r.queue.then(async () => {
+    recordings.delete(m.id);
+    if (r.failed) return say({ op: 'closed', id: m.id, error: 'the recording failed' });
+    try {
+      await cut(m.id, r, true);
+      say({ op: 'closed', id: m.id });
+    } catch (err) {
+      salvage.set(m.id, r);
+      say({ op: 'closed', id: m.id, error: message(err) });
+    }
+    if (recordings.size === 0 && salvage.size === 0) {
+      clearInterval(commitTimer);
+      commitTimer = undefined;
+      commitMs = Number.POSITIVE_INFINITY;
+    }
+  });
+}
+
 port.on('message', (m: ToThread) => {
   if (m.op === 'open') {
     open(m.id, m.options);
@@ -79,6 +207,8 @@ port.on('message', (m: ToThread) => {
   }
   const r = recordings.get(m.id);
   if (!r) return;
+  if (r.journaled) return journaled(m, r);
+  if (m.op === 'snapshot') return say({ op: 'snapshotted', id: m.id, error: 'a recording without a journal has no snapshot: its files are on disk as they are written' });
   if (m.op === 'data') {
     r.queue = r.queue.then(async () => {
       const w = await r.opened;

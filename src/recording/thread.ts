@@ -47,9 +47,9 @@ function pow2(n: number): number {
   return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }
 
-/** Reads the records of a staging block in order. */
-export function forEachRecord(block: Buffer, length: number, fn: (kind: number, at: number, bytes: Buffer, start: number, end: number) => void): void {
-  let at = 0;
+/** Reads the records of a staging block (or a chunk of format 3, from `from`) in order, up to `length`. */
+export function forEachRecord(block: Buffer, length: number, fn: (kind: number, at: number, bytes: Buffer, start: number, end: number) => void, from = 0): void {
+  let at = from;
   while (at + HEADER <= length) {
     const kind = block[at]!;
     const n = block.readUInt32LE(at + 1);
@@ -89,6 +89,10 @@ export interface RecordingStream {
   onFailure: ((err: Error) => void) | undefined;
   /** Writes everything and the signed manifest. */
   close(): Promise<void>;
+  /** Closed (or closing): it takes nothing more. */
+  readonly closed: boolean;
+  /** With a journal: writes what it holds so far into `dir` as a truncated recording (signed), a running session's view. */
+  snapshot(dir: string): Promise<void>;
 }
 
 /** A recording to open on the thread. */
@@ -96,8 +100,16 @@ export interface ThreadRecordingOptions {
   dir: string;
   id: string;
   key: KeyObject;
-  /** The URL of the {@link RecordEncoderModule} that reads the records: the protocol's own (its engine exports it). */
-  encoder: string;
+  /** The URL of the {@link RecordEncoderModule} that reads the records: the protocol's own (its engine exports it). Unused with a `journal`, whose recordings keep the records themselves. */
+  encoder?: string;
+  /**
+   * The directory of the thread's journal (./journal.ts): the records go there as they come, and
+   * are cut into the recording's directory, in format 3 (./record-chunks.ts), when it closes.
+   * Without it, the thread writes events into the directory as they come (format 2).
+   */
+  journal?: string;
+  /** With `journal`: the protocol whose decoder reads the records, named in the recording. */
+  protocol?: string;
   checkpointMs?: number;
   chunkBytes?: number;
   chunkMs?: number;
@@ -115,7 +127,8 @@ export interface ThreadRecordingOptions {
 export type ToThread =
   | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile'> & { announce: boolean } }
   | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
-  | { op: 'close'; id: number };
+  | { op: 'close'; id: number }
+  | { op: 'snapshot'; id: number; dir: string };
 
 /** Messages from the thread. */
 export type FromThread =
@@ -123,7 +136,8 @@ export type FromThread =
   | { op: 'written'; id: number; bytes: number }
   | { op: 'failed'; id: number; error: string }
   | { op: 'file'; id: number; name: string; removed: boolean }
-  | { op: 'closed'; id: number; error?: string };
+  | { op: 'closed'; id: number; error?: string }
+  | { op: 'snapshotted'; id: number; error?: string };
 
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
@@ -226,6 +240,8 @@ class ThreadStream implements RecordingStream {
   #failure: Error | undefined;
   #closing: { resolve: () => void; reject: (err: Error) => void } | undefined;
   #opening!: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  /** Snapshots asked for, answered in order. */
+  readonly #snapshots: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   #closed = false;
   onFailure: ((err: Error) => void) | undefined;
 
@@ -302,6 +318,19 @@ class ThreadStream implements RecordingStream {
     this.#post({ op: 'data', id: this.id, buffer, length }, [buffer]);
   }
 
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  snapshot(dir: string): Promise<void> {
+    if (this.#closed || this.#failure) return Promise.reject(this.#failure ?? new Error('the recording is closed'));
+    this.send();
+    return new Promise((resolve, reject) => {
+      this.#snapshots.push({ resolve, reject });
+      this.#post({ op: 'snapshot', id: this.id, dir });
+    });
+  }
+
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.send();
@@ -344,7 +373,14 @@ class ThreadStream implements RecordingStream {
         if (this.#closing) this.answer({ op: 'closed', id: m.id, error: m.error });
         return;
       }
+      case 'snapshotted': {
+        const s = this.#snapshots.shift();
+        if (m.error) s?.reject(new Error(m.error));
+        else s?.resolve();
+        return;
+      }
       case 'closed': {
+        for (const s of this.#snapshots.splice(0)) s.reject(new Error('the recording closed'));
         const closing = this.#closing;
         this.#closing = undefined;
         this.#onClosed();

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
 import { sshVerify } from './sshsig.js';
+import { countRecords, RECORDS_FORMAT, recordChunkName, splitChunk } from './record-chunks.js';
+import { EVENT, forEachRecord } from './thread.js';
 import { MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, SEALED, chunkName, type ChunkHeader } from './writer.js';
 
 const gunzip = promisify(gunzipCallback);
@@ -23,11 +25,11 @@ const gunzip = promisify(gunzipCallback);
  */
 export const MAX_CHUNK_TEXT = 64 * 1024 * 1024;
 
-/** A chunk's text, at most {@link MAX_CHUNK_TEXT} bytes of it. @throws RangeError beyond that */
-export async function chunkText(data: Buffer): Promise<string> {
-  return (await gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT })).toString('utf8');
+/** A chunk decompressed, at most {@link MAX_CHUNK_TEXT} bytes of it. @throws RangeError beyond that */
+export async function chunkBytes(data: Buffer): Promise<Buffer> {
+  return gunzip(data, { maxOutputLength: MAX_CHUNK_TEXT });
 }
-const CHUNK_FILE = /^events-\d{6}\.jsonl\.gz$/;
+const CHUNK_FILE = /^(events-\d{6}\.jsonl|records-\d{6})\.gz$/;
 const CHECKPOINT_FILE = /^checkpoint-(\d{6})\.SHA256SUMS$/;
 const SUM_LINE = /^([0-9a-f]{64}) {2}(\S+)$/;
 
@@ -160,9 +162,11 @@ async function checkChunks(dir: string, lines: string[], result: RecordingCheck,
   const read: ChunksRead = { named: new Set(), version: 1, last: undefined };
   const known = linesVerifiedBefore(lines, before, result);
   let prev = NO_PREVIOUS;
+  // Every chunk of a recording is of one format, the first one's.
+  const nameOf = lines[0]?.includes('  records-') ? recordChunkName : chunkName;
   for (const [i, line] of lines.entries()) {
     const m = SUM_LINE.exec(line);
-    const expected = chunkName(i + 1);
+    const expected = nameOf(i + 1);
     if (!m) {
       result.problems.push(`${result.manifest} line ${i + 1} is not "<sha256>  <file>"`);
       break;
@@ -200,27 +204,82 @@ interface NamedChunk {
   last: boolean;
 }
 
-/** Checks one chunk (its hash, its text, its place in the chain) and counts it and its events, unless it is missing, changed or not gzip. */
+/** Checks one chunk (its hash, its content, its place in the chain) and counts it and its events, unless it is missing, changed or not gzip. */
 async function checkChunk(dir: string, chunk: NamedChunk, result: RecordingCheck, read: ChunksRead): Promise<void> {
-  const text = await hashedChunkText(dir, chunk, result);
-  if (text === undefined) return;
-  const events = text.split('\n').filter((l) => l !== '');
-  let header: ChunkHeader | undefined;
-  try {
-    header = JSON.parse(events[0] ?? '') as ChunkHeader;
-    for (const e of events.slice(1)) JSON.parse(e);
-    read.version = Math.max(read.version, header.v ?? 1);
-    if (chunk.last) read.last = events.length > 1 ? (JSON.parse(events.at(-1)!) as { t?: unknown; chunks?: unknown }) : undefined;
-  } catch {
-    result.problems.push(`${chunk.name} holds a line that is not JSON`);
+  const data = await hashedChunk(dir, chunk, result);
+  if (data === undefined) return;
+  const content = chunk.name.startsWith('records-') ? recordsChunk(data, chunk.name) : eventsChunk(data, chunk.name);
+  if (typeof content === 'string') result.problems.push(content);
+  else {
+    read.version = Math.max(read.version, content.header.v ?? 1);
+    if (chunk.last) read.last = content.last;
+    checkChunkHeader(content.header, chunk, result);
+    result.events += content.events;
   }
-  if (header) checkChunkHeader(header, chunk, result);
   result.chunks += 1;
-  result.events += Math.max(0, events.length - 1);
 }
 
-/** The chunk's text, when its file is there, matches its SHA-256 in the manifest and decompresses (within {@link MAX_CHUNK_TEXT}); else the problem is said. */
-async function hashedChunkText(dir: string, chunk: NamedChunk, result: RecordingCheck): Promise<string | undefined> {
+/** What a chunk holds: its header, how many events (or records) follow it, and the last one when it is an event. */
+interface ChunkContent {
+  header: ChunkHeader;
+  events: number;
+  last: { t?: unknown; chunks?: unknown } | undefined;
+}
+
+/** A chunk of JSON lines (formats 1 and 2), or the problem with it. */
+function eventsChunk(data: Buffer, name: string): ChunkContent | string {
+  const lines = data
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l !== '');
+  try {
+    const header = JSON.parse(lines[0] ?? '') as ChunkHeader;
+    for (const e of lines.slice(1)) JSON.parse(e);
+    const last = lines.length > 1 ? (JSON.parse(lines.at(-1)!) as ChunkContent['last']) : undefined;
+    return { header, events: Math.max(0, lines.length - 1), last };
+  } catch {
+    return `${name} holds a line that is not JSON`;
+  }
+}
+
+/** A chunk of records (format 3), or the problem with it. */
+function recordsChunk(data: Buffer, name: string): ChunkContent | string {
+  let split: ReturnType<typeof splitChunk>;
+  try {
+    split = splitChunk(data);
+  } catch {
+    return `${name} has no header line`;
+  }
+  if (split.header.v !== RECORDS_FORMAT) return `${name} holds records but says it is of format ${split.header.v}`;
+  let events: number;
+  try {
+    events = countRecords(data, split.records);
+  } catch {
+    return `${name} ends inside a record (it was cut short)`;
+  }
+  // The gateway's own events (its start, refusals, end) are JSON; the protocol's records are its decoder's to read.
+  let last: ChunkContent['last'];
+  let broken = false;
+  forEachRecord(
+    data,
+    data.length,
+    (kind, _at, bytes, start, end) => {
+      last = undefined;
+      if (kind !== EVENT) return;
+      try {
+        last = JSON.parse(bytes.toString('utf8', start, end)) as ChunkContent['last'];
+      } catch {
+        broken = true;
+      }
+    },
+    split.records,
+  );
+  if (broken) return `${name} holds an event that is not JSON`;
+  return { header: split.header, events, last };
+}
+
+/** The chunk decompressed, when its file is there, matches its SHA-256 in the manifest and decompresses (within {@link MAX_CHUNK_TEXT}); else the problem is said. */
+async function hashedChunk(dir: string, chunk: NamedChunk, result: RecordingCheck): Promise<Buffer | undefined> {
   const data = await readIfThere(join(dir, chunk.name));
   if (!data) {
     result.problems.push(`${chunk.name} is missing`);
@@ -231,7 +290,7 @@ async function hashedChunkText(dir: string, chunk: NamedChunk, result: Recording
     return undefined;
   }
   try {
-    return await chunkText(data);
+    return await chunkBytes(data);
   } catch (err) {
     result.problems.push(err instanceof RangeError ? `${chunk.name} decompresses to more than ${MAX_CHUNK_TEXT / 1024 / 1024} MiB: not a chunk hoop writes` : `${chunk.name} is not a gzip file`);
     return undefined;

@@ -29,7 +29,7 @@ export function createRecordEncoder(sink: EventSink): RecordEncoder {
 }
 
 /** An {@link EventSink} that keeps the events written into it, in order, to be taken as objects. */
-class EventCollector implements EventSink {
+export class EventCollector implements EventSink {
   readonly #lines = new LineBlocks();
 
   append(event: RecordingEvent): boolean {

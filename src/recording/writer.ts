@@ -80,15 +80,20 @@ export function checkpointName(chunks: number): string {
 export const NO_PREVIOUS = '0'.repeat(64);
 
 /** Every file a recording holds (chunks, manifests, checkpoints, signatures). */
-export const RECORDING_FILE = /^(events-\d{6}\.jsonl\.gz|SHA256SUMS(\.sig)?|checkpoint-\d{6}\.SHA256SUMS(\.sig)?)$/;
+export const RECORDING_FILE = /^(events-\d{6}\.jsonl\.gz|records-\d{6}\.gz|SHA256SUMS(\.sig)?|checkpoint-\d{6}\.SHA256SUMS(\.sig)?)$/;
 
 /**
  * The order a record's files are taken in: chunks, then checkpoints (manifest before signature),
  * then the final manifest and its signature, so that a signature comes after all it signs.
  */
 export function uploadOrder<T extends { name: string }>(files: readonly T[]): T[] {
-  const rank = (f: string): number => (f.startsWith('events-') ? 0 : f.startsWith('checkpoint-') ? 1 : 2);
+  const rank = (f: string): number => (isChunkFile(f) ? 0 : f.startsWith('checkpoint-') ? 1 : 2);
   return [...files].sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
+}
+
+/** Whether `name` is a chunk's (either format's). */
+export function isChunkFile(name: string): boolean {
+  return name.startsWith('events-') || name.startsWith('records-');
 }
 
 /** `events-000001.jsonl.gz`, ... */
@@ -103,8 +108,10 @@ export interface ChunkHeader {
   seq: number;
   /** SHA-256 (hex) of the previous chunk's file, or {@link NO_PREVIOUS}. */
   prev: string;
-  /** The format: 2 seals its end ({@link SEALED}); absent (1) in recordings made before. */
+  /** The format: 2 seals its end ({@link SEALED}), 3 holds records (./record-chunks.ts); absent (1) in recordings made before. */
   v?: number;
+  /** Format 3: the protocol whose decoder reads its records. */
+  protocol?: string;
 }
 
 /** The last event of a recording closed in full: how many chunks it has, inside what the final manifest signs. */

@@ -324,8 +324,8 @@ export interface SessionOutcome {
 
 /** A protocol engine. */
 export interface Engine<C extends ConnectionConfig = ConnectionConfig> {
-  /** The URL of the module that turns this protocol's records into a recording's events (see RecordEncoderModule in src/recording/thread.ts). */
-  readonly recordEncoder: string;
+  /** The protocol a recording of its sessions names, whose decoder turns the records into events (see RecordEncoderModule in src/recording/thread.ts). */
+  readonly recordProtocol: string;
   /** Serves one session until it ends; never throws. */
   serve(session: TunnelSession<C>): Promise<SessionOutcome>;
 }

@@ -36,6 +36,8 @@ export function loopbackStream(sink: EventSink, encoder: { record(kind: number, 
     behind: undefined,
     failure: undefined,
     onFailure: undefined,
+    closed: false,
+    snapshot: () => Promise.reject(new Error('a loopback stream keeps no journal')),
     async close() {
       encoder.flush();
     },

@@ -8,7 +8,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
 import { pgClient, psql } from '../harness/clients.js';
@@ -18,7 +17,8 @@ import { startStack, type HoopStack } from '../harness/stack.js';
 import type { CliResult } from '../harness/run-cli.js';
 import type { TunnelChannel } from '../../src/tunnel/channel.js';
 import { execute, frontendMessage, int32, parse, sync } from '../harness/pg-frontend.js';
-import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/pipeline/recording/records.js';
+import { CLIENT, PASSED, SERVER } from '../../src/postgres/pipeline/recording/records.js';
+import { recordsIn } from '../harness/records.js';
 import { eventually, pace } from '../harness/wait.js';
 
 let stack: HoopStack;
@@ -152,21 +152,13 @@ describe('recorded sessions', () => {
     const complete = doc.events.find((e) => e.t === 'complete' && e.tag === 'SELECT 1500')!;
     expect(typeof complete.ms).toBe('number');
     expect(doc.events.filter((e) => e.t === 'row').length).toBe(1 + 1000); // the pg session: id 7, then the capped result
-    // As written: the one-row result is one `result` event; the large one streams as columns, rows, complete.
-    const raw = readdirSync(join(stack.dir, 'hoop-data', 'recordings', id))
-      .filter((f) => f.endsWith('.jsonl.gz'))
-      .sort()
-      .flatMap((f) =>
-        gunzipSync(readFileSync(join(stack.dir, 'hoop-data', 'recordings', id, f)))
-          .toString('utf8')
-          .split('\n')
-          .slice(1)
-          .filter(Boolean),
-      )
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(raw).toContainEqual(expect.objectContaining({ t: 'result', names: ['name', 'email'], values: [['name 7', '[redacted]']], tag: 'SELECT 1', rows: 1 }));
-    expect(raw.filter((e) => e.t === 'row')).toHaveLength(1000);
-    expect(raw).toContainEqual(expect.objectContaining({ t: 'complete', tag: 'SELECT 1500', rows: 1500, unrecorded: 500 }));
+    // As written: the messages as they crossed, rows up to the cap (each DataRow whole), the 500 beyond it counted in one record.
+    const raw = recordsIn(join(stack.dir, 'hoop-data', 'recordings', id));
+    const rows = raw.filter((r) => r.kind === SERVER && r.bytes[0] === 0x44);
+    expect(rows).toHaveLength(1 + 1000);
+    expect(rows[0]!.bytes.includes(Buffer.from('[redacted]'))).toBe(true);
+    expect(raw.filter((r) => r.kind === PASSED).map((r) => r.bytes.readUInt32LE(0))).toEqual([500]);
+    expect(raw.some((r) => r.kind === CLIENT && r.bytes[0] === 0x50 && r.bytes.includes(Buffer.from('select name, email from customers where id = $1')))).toBe(true);
 
     const verify = await hoop(['sessions', 'verify', id], 'alice');
     expect(verify.code).toBe(0);
@@ -255,7 +247,7 @@ describe('recorded sessions', () => {
 
   it("a recording altered on the gateway's disk is refused, saying what failed", async () => {
     const dir = join(stack.dir, 'hoop-data', 'recordings', id);
-    const chunk = join(dir, readdirSync(dir).find((f) => f.startsWith('events-'))!);
+    const chunk = join(dir, readdirSync(dir).find((f) => f.startsWith('records-'))!);
     const original = readFileSync(chunk);
     const bytes = Buffer.from(original);
     bytes[bytes.length >> 1] ^= 0x20;
@@ -263,7 +255,7 @@ describe('recorded sessions', () => {
     try {
       const verify = await hoop(['sessions', 'verify', id], 'alice');
       expect(verify.code).toBe(1);
-      expect(verify.stdout).toContain('FAILED: events-000001.jsonl.gz does not match its SHA-256 in SHA256SUMS');
+      expect(verify.stdout).toContain('FAILED: records-000001.gz does not match its SHA-256 in SHA256SUMS');
       const show = await hoop(['sessions', 'show', id], 'alice');
       expect(show.code).toBe(1);
       expect(show.stderr).toContain(`the recording of session ${id} does not verify`);
@@ -343,7 +335,7 @@ describe('recorded sessions', () => {
     };
     const good = check();
     expect(good, good.out).toMatchObject({ code: 0 });
-    expect(good.out).toMatch(/events-000001\.jsonl\.gz: OK/);
+    expect(good.out).toMatch(/records-000001\.gz: OK/);
     // An altered manifest fails the check.
     const sums = join(root, 'recording', 'SHA256SUMS');
     writeFileSync(sums, readFileSync(sums, 'utf8').replace(/^[0-9a-f]{64}/, '0'.repeat(64)));
@@ -486,7 +478,7 @@ describe('retention', () => {
         ['old-session-1', 40],
         ['new-session-1', 3],
       ] as const) {
-        const w = await recordings.start(id, POSTGRES_RECORD_ENCODER);
+        const w = await recordings.start(id, 'postgres');
         w.event({ t: 'start', at: now - ago * day });
         await w.close();
         await recordings.index({ ...storedSummary(id), startedAt: new Date(now - ago * day).toISOString(), endedAt: new Date(now - ago * day).toISOString() });

@@ -153,9 +153,10 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       const summary = await listing.one(identity, id);
       if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
       if (!files) return { status: 200, body: summary };
-      if (name === undefined) return { status: 200, body: { files: await recordings!.archive.files(id) } };
+      if (name === undefined) return { status: 200, body: await recordings!.files(id) };
       if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a recording holds no file ${name}`);
-      const file = await recordings!.archive.file(id, name);
+      const snapshot = new URL(req.url ?? '/', 'http://gateway').searchParams.get('snapshot');
+      const file = await recordings!.file(id, name, snapshot !== null && /^\d{1,9}$/.test(snapshot) ? Number(snapshot) : undefined);
       if (file === undefined) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no such file in this recording: ${name}`);
       return { status: 200, body: undefined, file };
     },

@@ -20,11 +20,19 @@ import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../../recording/sshsig.js';
 import { tablesTouched, type TablesTouchedBy } from '../../policy/touched.js';
 import { analyzeSql, loadSqlParser } from '../../policy/sql/analyze.js';
+import { recoverJournals } from '../../recording/journal.js';
+import { readEvents } from '../../recording/read.js';
+import { cutRecording } from '../../recording/record-chunks.js';
 import { RecordingThread, type RecordingStream } from '../../recording/thread.js';
-import { RECORDING_FILE } from '../../recording/writer.js';
+import { MANIFEST, RECORDING_FILE } from '../../recording/writer.js';
+import { RECORD_DECODERS } from './record-decoders.js';
 import { SessionIndexFile } from './session-index-file.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
+/** The recording thread's journals, under the data directory. */
+const JOURNAL_DIR = 'journal';
+/** Snapshots of running sessions' recordings, under the data directory. */
+const SNAPSHOT_DIR = 'snapshots';
 const INDEX_FILE = 'sessions.jsonl';
 export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
@@ -159,6 +167,8 @@ export class GatewayRecordings {
   readonly #retired: KeyObject[];
   /** Where recordings are written, off the event loop that relays sessions. */
   readonly #thread = new RecordingThread();
+  /** The recordings of running sessions, for their snapshots. */
+  readonly #live = new Map<string, { stream: RecordingStream; snapshots: number }>();
 
   private constructor(dir: string, key: KeyObject, retired: KeyObject[], archive: SessionArchive) {
     this.dir = dir;
@@ -221,12 +231,62 @@ export class GatewayRecordings {
     return SESSION_ID.test(id) ? this.archive.claim(id) : Promise.resolve(false);
   }
 
-  /** Starts the recording of session `id` on the recording thread, its records read by the protocol's `encoder` module (a URL), with a signed checkpoint at least every `checkpointMs`. */
-  start(id: string, encoder: string, checkpointMs = 1000): Promise<RecordingStream> {
+  /**
+   * Starts the recording of session `id` on the recording thread: its records go to the journal
+   * (src/recording/journal.ts), committed at least every `checkpointMs`, and are cut into
+   * `recordings/<id>/` when it closes, for the decoder of `protocol` to read.
+   */
+  async start(id: string, protocol: string, checkpointMs = 1000): Promise<RecordingStream> {
     if (!SESSION_ID.test(id)) throw new Error(`not a session id: ${id}`);
     const dir = join(this.dir, 'recordings', id);
     const archive = this.archive;
-    return this.#thread.open({ dir, id, key: this.key, encoder, checkpointMs, ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}) });
+    const stream = await this.#thread.open({
+      dir,
+      id,
+      key: this.key,
+      journal: join(this.dir, JOURNAL_DIR),
+      protocol,
+      checkpointMs,
+      ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}),
+    });
+    this.#live.set(id, { stream, snapshots: 0 });
+    return stream;
+  }
+
+  /**
+   * The files of session `id`'s recording: once it ended, the archive's; while it runs here, a
+   * snapshot of what its journal holds, signed as a truncated recording, in
+   * `snapshots/<id>/<snapshot>/` (its number goes with the list, so that the files fetched next are
+   * that snapshot's, whatever another viewer asks for meanwhile).
+   */
+  async files(id: string): Promise<{ files: string[]; snapshot?: number }> {
+    const live = this.#liveRecording(id);
+    if (!live) return { files: await this.archive.files(id) };
+    const snapshot = ++live.snapshots;
+    const dir = join(this.dir, SNAPSHOT_DIR, id, String(snapshot));
+    await live.stream.snapshot(dir);
+    // The one before may still be read by a viewer that listed it: older ones go.
+    await rm(join(this.dir, SNAPSHOT_DIR, id, String(snapshot - 2)), { recursive: true, force: true });
+    return { files: (await readdir(dir)).filter((f) => RECORDING_FILE.test(f)).sort(), snapshot };
+  }
+
+  /** One file of session `id`'s recording (of its `snapshot` while it runs): a path, or its bytes; undefined when there is none. */
+  async file(id: string, name: string, snapshot?: number): Promise<string | Buffer | undefined> {
+    if (snapshot === undefined) return this.archive.file(id, name);
+    const path = join(this.dir, SNAPSHOT_DIR, id, String(snapshot), name);
+    return stat(path).then(
+      () => path,
+      () => undefined,
+    );
+  }
+
+  /** Session `id`'s recording while it runs here; its snapshots go once it is closed. */
+  #liveRecording(id: string): { stream: RecordingStream; snapshots: number } | undefined {
+    const live = this.#live.get(id);
+    if (!live?.stream.closed) return live;
+    this.#live.delete(id);
+    void rm(join(this.dir, SNAPSHOT_DIR, id), { recursive: true, force: true });
+    return undefined;
   }
 
   /** Stops the recording thread (the gateway is stopping; its sessions have ended), then the archive. */
@@ -235,8 +295,26 @@ export class GatewayRecordings {
     await this.archive.close();
   }
 
-  /** See {@link SessionArchive.recover}. Call at start, before any session runs. */
-  recoverUnindexed(): Promise<number> {
+  /**
+   * Cuts the sessions the journal of the gateway's last run holds and never cut (it was killed or
+   * crashed), each as a truncated recording up to its last commit; then indexes what that run
+   * left ({@link SessionArchive.recover}). Call at start, before any session runs.
+   */
+  async recoverUnindexed(): Promise<number> {
+    await rm(join(this.dir, SNAPSHOT_DIR), { recursive: true, force: true });
+    const journal = join(this.dir, JOURNAL_DIR);
+    const { sessions, done } = recoverJournals(journal, [this.key, ...this.#retired]);
+    for (const s of sessions) {
+      const dir = join(this.dir, 'recordings', s.meta.id);
+      // Only where this gateway puts recordings; and a recording cut in full before the crash stays as it is.
+      if (!SESSION_ID.test(s.meta.id) || s.meta.dir !== dir) continue;
+      const files = await readdir(dir).catch(() => [] as string[]);
+      if (files.includes(MANIFEST)) continue;
+      for (const f of files.filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
+      const archive = this.archive;
+      await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) }, s.blocks);
+    }
+    done();
     return this.archive.recover();
   }
 
@@ -262,23 +340,33 @@ export class GatewayRecordings {
  * where from its `start` event.
  */
 export async function summaryFromRecording(id: string, dir: string): Promise<SessionSummary> {
-  const chunks = (await readdir(dir).catch(() => [])).filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f)).sort();
+  const files = (await readdir(dir).catch(() => [] as string[])).sort();
   let start: Record<string, unknown> | undefined;
   let statements = 0;
   let refused = 0;
   let last = 0;
-  for (const f of chunks) {
+  const count = (e: Record<string, unknown>): void => {
+    if (e.t === 'start') start = e;
+    else if (e.t === 'query' || e.t === 'execute') statements++;
+    else if (e.t === 'decision') refused++;
+    if (typeof e.at === 'number') last = Math.max(last, e.at);
+  };
+  const manifest = files.includes(MANIFEST) ? MANIFEST : files.filter((f) => /^checkpoint-\d{6}\.SHA256SUMS$/.test(f)).at(-1);
+  if (files.some((f) => f.startsWith('records-')) && manifest) {
+    try {
+      for await (const e of readEvents(dir, manifest, RECORD_DECODERS)) count(e);
+    } catch {
+      /* what is unreadable the verifier says */
+    }
+  }
+  for (const f of files.filter((f) => f.startsWith('events-'))) {
     try {
       last = Math.max(last, (await stat(join(dir, f))).mtimeMs);
       for (const line of gunzipSync(await readFile(join(dir, f)))
         .toString('utf8')
         .split('\n')
         .slice(1)) {
-        if (!line) continue;
-        const e = JSON.parse(line) as Record<string, unknown>;
-        if (e.t === 'start') start = e;
-        else if (e.t === 'query' || e.t === 'execute') statements++;
-        else if (e.t === 'decision') refused++;
+        if (line) count(JSON.parse(line) as Record<string, unknown>);
       }
     } catch {
       /* a chunk cut by the crash: the verifier says so */

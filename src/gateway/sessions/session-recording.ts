@@ -64,7 +64,7 @@ export async function openRecording(parts: GatewayParts, engine: Engine, session
         hint: "try again in a moment, and tell the gateway's operators (`hoop gateway status` says whether the store answers)",
       });
     }
-    return await recordings.start(sessionId, engine.recordEncoder, config.recording.checkpointSeconds * 1000);
+    return await recordings.start(sessionId, engine.recordProtocol, config.recording.checkpointSeconds * 1000);
   } catch (err) {
     const e = err instanceof HoopError ? err : new HoopError(ErrorCode.RECORDING_UNAVAILABLE, `the gateway cannot record this session: ${describeError(err)}`);
     log.error('recording.unavailable', { session: sessionId, ...logFields, message: e.message, onFailure: policy.onFailure });

@@ -31,7 +31,6 @@ import { loadStatementGate } from '../pipeline/statement-gate.js';
 import { loadSqlParser } from '../../policy/sql/analyze.js';
 import { cancelUpstreamPostgres, connectUpstreamPostgres, type UpstreamPostgres } from './upstream.js';
 import { poolKey, UpstreamPool } from './upstream-pool.js';
-import { POSTGRES_RECORD_ENCODER } from '../pipeline/recording/records.js';
 import { closeForEnd, closeWithError, type OpenedSession, SessionRelay, upstreamTarget } from './session-relay.js';
 
 /** Default of {@link PostgresEngineOptions.maxStatementBytes}: 64 MiB. */
@@ -79,7 +78,7 @@ function greeting(protocolOptions: string[] | undefined, serverParams: Array<[st
 
 /** The gateway side of PostgreSQL sessions. */
 export class PostgresEngine implements Engine<PostgresConnection> {
-  readonly recordEncoder = POSTGRES_RECORD_ENCODER;
+  readonly recordProtocol = 'postgres';
   readonly #o: Required<PostgresEngineOptions>;
   readonly #startupSettings: ReadonlySet<string>;
   readonly #catalogs: CatalogsByConnection;

@@ -25,14 +25,13 @@
  */
 import type { SshConnection } from '../../config/connection.js';
 import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine.js';
-import { SSH_RECORD_ENCODER } from '../common/recorder.js';
 import { type SshEngineOptions, SshSessionRelay } from './session-relay.js';
 
 export type { SshEngineOptions } from './session-relay.js';
 
 /** The gateway side of SSH sessions; see the module documentation. */
 export class SshEngine implements Engine<SshConnection> {
-  readonly recordEncoder = SSH_RECORD_ENCODER;
+  readonly recordProtocol = 'ssh';
   readonly #o: SshEngineOptions;
 
   constructor(o: SshEngineOptions) {

@@ -1,0 +1,422 @@
+/**
+ * The recording journal (docs/recording-format.md, "The journal"): one append-only file per
+ * recording thread and directory, holding every open session's records as the data path staged
+ * them, so that a session costs no file of its own while it runs.
+ *
+ * The file begins with {@link MAGIC}, then entries `[type u8][session u32 LE][length u32 LE][payload]`:
+ * - `OPEN`: a session begins (JSON: its recording id, the directory it is cut into, its protocol);
+ * - `DATA`: a staging block of the session's records, whole records each (./thread.ts);
+ * - `COMMIT`: every `commitMs` when something was written, after one `fdatasync` of the file: the
+ *   chain head of each session written since the last commit, signed (Ed25519) with the key that
+ *   signs the recordings, over the journal's name as well;
+ * - `CLOSE`: the session was cut into its signed per-session form, durably (./record-chunks.ts).
+ *
+ * Each session's blocks form a hash chain (`head = SHA-256(head ‖ block)`, starting from
+ * SHA-256 of `hoop-journal`, NUL, the recording id), so a commit binds all a session wrote up to it.
+ * After a crash, {@link recoverJournals} cuts each session the journal holds no `CLOSE` for up to
+ * its last committed head, as a truncated recording: a crash loses at most the last interval.
+ *
+ * A journal grows to {@link ROTATE_BYTES}, then the next one starts; one is removed once every
+ * session with an entry in it is cut. @see https://man7.org/linux/man-pages/man2/fdatasync.2.html
+ */
+import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { closeSync, fdatasync, fstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writevSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { countRecords } from './record-chunks.js';
+
+/** The first bytes of every journal. */
+export const MAGIC = Buffer.from('HOOPJNL1');
+const OPEN = 1;
+const DATA = 2;
+const COMMIT = 3;
+const CLOSE = 4;
+/** Bytes of an entry's header. */
+const ENTRY = 9;
+/** A journal this large is followed by the next one. */
+const ROTATE_BYTES = 64 * 1024 * 1024;
+/** Largest entry a journal holds (a staging block is at most a few MiB). */
+const MAX_ENTRY = 64 * 1024 * 1024;
+/** `journal-<thread>-<seq>.hj`: the journals of one thread share `<thread>`. */
+const JOURNAL_FILE = /^journal-([0-9a-z-]+)-(\d{6})\.hj$/;
+
+const fdatasyncFd = promisify(fdatasync);
+
+/** What an `OPEN` entry says of a session. */
+export interface JournalSession {
+  /** The recording's id. */
+  id: string;
+  /** Where the recording is cut. */
+  dir: string;
+  /** Whose decoder reads its records. */
+  protocol: string;
+  /** A file written into `dir` when it is cut (a CLI spool's `spool.json`). */
+  beside?: { name: string; text: string };
+}
+
+/** Where one block of a session lies. */
+interface Extent {
+  file: JournalFile;
+  offset: number;
+  length: number;
+}
+
+/** A session the journal holds. */
+interface Held {
+  meta: JournalSession;
+  head: Buffer;
+  blocks: number;
+  extents: Extent[];
+  /** Files holding an entry of it. */
+  files: Set<JournalFile>;
+  /** Written since the last commit. */
+  dirty: boolean;
+}
+
+/** One journal file. */
+class JournalFile {
+  readonly name: string;
+  readonly fd: number;
+  size: number;
+  /** Closed and unlinked: every session in it was cut. */
+  removed = false;
+  /** Sessions with an entry in it that are not cut yet. */
+  readonly sessions = new Set<number>();
+
+  constructor(dir: string, name: string) {
+    this.name = name;
+    this.fd = openSync(join(dir, name), 'wx+', 0o600);
+    this.size = 0;
+  }
+}
+
+/** The chain's start for recording `id`. */
+function chainStart(id: string): Buffer {
+  return createHash('sha256').update(`hoop-journal\0${id}`).digest();
+}
+
+/** What a commit signs: the journal group's name, then the entry's payload before its signature. */
+function commitMessage(thread: string, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`hoop-journal-commit\0${thread}\0`), body]);
+}
+
+/** The journal of one recording thread in one directory: see the module documentation. */
+export class Journal {
+  readonly #dir: string;
+  readonly #key: KeyObject;
+  readonly #durable: boolean;
+  /** The name every journal of this thread shares. */
+  readonly #thread: string;
+  #seq = 0;
+  #file: JournalFile;
+  readonly #held = new Map<number, Held>();
+  #dirty = false;
+  /** Files written since the last commit: each is synced before it signs. */
+  readonly #unsynced = new Set<JournalFile>();
+  #broken: Error | undefined;
+
+  /** `durable`: false skips the `fdatasync` (a CLI's journal: it outlives the process, not the machine). */
+  constructor(dir: string, key: KeyObject, durable: boolean) {
+    this.#dir = dir;
+    this.#key = key;
+    this.#durable = durable;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.#thread = `${Date.now().toString(36)}-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    this.#file = this.#next();
+  }
+
+  /** The first error writing the journal: from then on it takes nothing more. */
+  get broken(): Error | undefined {
+    return this.#broken;
+  }
+
+  #next(): JournalFile {
+    const f = new JournalFile(this.#dir, `journal-${this.#thread}-${String(++this.#seq).padStart(6, '0')}.hj`);
+    this.#write(f, [MAGIC]);
+    return f;
+  }
+
+  /** Appends `parts` to `f` whole. @throws the write's error, after which the journal is broken */
+  #write(f: JournalFile, parts: Buffer[]): number {
+    if (this.#broken) throw this.#broken;
+    const offset = f.size;
+    try {
+      let left = parts.reduce((n, p) => n + p.length, 0);
+      while (left > 0) {
+        const n = writevSync(f.fd, parts, f.size);
+        f.size += n;
+        left -= n;
+        if (left > 0) parts = remaining(parts, n);
+      }
+    } catch (err) {
+      this.#broken = err instanceof Error ? err : new Error(String(err));
+      throw this.#broken;
+    }
+    return offset;
+  }
+
+  /** Appends an entry for `session` (its file counted) and returns where its payload lies. */
+  #entry(type: number, session: number, payload: Buffer, held?: Held): number {
+    if (!held && type !== COMMIT && type !== OPEN) throw new Error(`no session ${session} in the journal`);
+    if (this.#file.size > ROTATE_BYTES) this.#file = this.#next();
+    const head = Buffer.allocUnsafe(ENTRY);
+    head[0] = type;
+    head.writeUInt32LE(session, 1);
+    head.writeUInt32LE(payload.length, 5);
+    const offset = this.#write(this.#file, [head, payload]) + ENTRY;
+    if (held && !held.files.has(this.#file)) {
+      held.files.add(this.#file);
+      this.#file.sessions.add(session);
+    }
+    if (type !== COMMIT) {
+      this.#dirty = true;
+      this.#unsynced.add(this.#file);
+    }
+    return offset;
+  }
+
+  /** Session `session` (a number the thread gives it) begins. */
+  open(session: number, meta: JournalSession): void {
+    const held: Held = { meta, head: chainStart(meta.id), blocks: 0, extents: [], files: new Set(), dirty: true };
+    this.#entry(OPEN, session, Buffer.from(JSON.stringify(meta)), held);
+    this.#held.set(session, held);
+  }
+
+  /** Appends a block of `session`'s records (whole records). */
+  append(session: number, block: Buffer): void {
+    const held = this.#held.get(session);
+    const offset = this.#entry(DATA, session, block, held);
+    held!.extents.push({ file: this.#file, offset, length: block.length });
+    held!.head = createHash('sha256').update(held!.head).update(block).digest();
+    held!.blocks += 1;
+    held!.dirty = true;
+  }
+
+  /** Whether anything was written since the last commit. */
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  /** Makes what was written durable, then signs the heads of the sessions written since the last commit. */
+  async commit(): Promise<void> {
+    if (!this.#dirty || this.#broken) return;
+    this.#dirty = false;
+    // The heads as written before the sync: what it makes durable.
+    const changed = [...this.#held].filter(([, h]) => h.dirty);
+    const body = Buffer.alloc(12 + changed.length * 40);
+    body.writeUInt32LE(changed.length, 8);
+    changed.forEach(([session, h], i) => {
+      h.dirty = false;
+      body.writeUInt32LE(session, 12 + i * 40);
+      body.writeUInt32LE(h.blocks, 16 + i * 40);
+      h.head.copy(body, 20 + i * 40);
+    });
+    try {
+      const files = [...this.#unsynced];
+      this.#unsynced.clear();
+      for (const f of this.#durable ? files : []) {
+        try {
+          await fdatasyncFd(f.fd);
+        } catch (err) {
+          if (!f.removed) throw err; // a file removed meanwhile holds nothing a session needs
+        }
+      }
+    } catch (err) {
+      this.#broken ??= err instanceof Error ? err : new Error(String(err));
+      throw this.#broken;
+    }
+    body.writeDoubleLE(Date.now(), 0);
+    const signature = sign(null, commitMessage(this.#thread, body), this.#key);
+    // The commit itself need not be durable now: the next one makes it so, and recovery takes the last one it finds whole.
+    this.#entry(COMMIT, 0, Buffer.concat([body, signature]));
+  }
+
+  /** The blocks of `session`, in order, read back from the journal. */
+  *blocks(session: number): Generator<Buffer> {
+    const held = this.#held.get(session);
+    for (const e of held?.extents ?? []) {
+      const b = Buffer.allocUnsafe(e.length);
+      for (let at = 0; at < e.length; ) {
+        const n = readSync(e.file.fd, b, at, e.length - at, e.offset + at);
+        if (n === 0) throw new Error(`${e.file.name} ends before a block it holds`);
+        at += n;
+      }
+      yield b;
+    }
+  }
+
+  /** What the journal holds of `session`. */
+  session(session: number): JournalSession | undefined {
+    return this.#held.get(session)?.meta;
+  }
+
+  /** `session` was cut durably: says so (unless the journal is broken), and removes the journals no session needs any more. */
+  closed(session: number): void {
+    const held = this.#held.get(session);
+    if (!held) return;
+    if (!this.#broken) this.#entry(CLOSE, session, Buffer.alloc(0), held);
+    this.#held.delete(session);
+    for (const f of held.files) {
+      f.sessions.delete(session);
+      if (f.sessions.size === 0 && (f !== this.#file || this.#broken)) this.#remove(f);
+    }
+  }
+
+  #remove(f: JournalFile): void {
+    this.#unsynced.delete(f);
+    f.removed = true;
+    closeSync(f.fd);
+    try {
+      unlinkSync(join(this.#dir, f.name));
+    } catch {
+      /* gone already */
+    }
+  }
+
+  /** The sessions it holds, by number. */
+  sessions(): number[] {
+    return [...this.#held.keys()];
+  }
+
+  /** Closes the current file; when no session needs it, removes it (the thread stops). */
+  close(): void {
+    const f = this.#file;
+    if (f.sessions.size === 0) this.#remove(f);
+    else closeSync(f.fd);
+  }
+}
+
+/** `parts` without their first `n` bytes. */
+function remaining(parts: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (n >= p.length) n -= p.length;
+    else {
+      out.push(n > 0 ? p.subarray(n) : p);
+      n = 0;
+    }
+  }
+  return out;
+}
+
+/** A session found in journals left by a thread that stopped: what to cut of it. */
+export interface RecoveredSession {
+  meta: JournalSession;
+  /** Its blocks up to its last committed head, read from the journals. */
+  blocks: Buffer[];
+}
+
+/** One entry read from a journal file. */
+interface ReadEntry {
+  type: number;
+  session: number;
+  payload: Buffer;
+}
+
+/** The whole entries of journal `file`, up to the first that is cut short or not one (a crash's torn tail). */
+function readEntries(file: string): ReadEntry[] {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const data = Buffer.allocUnsafe(size);
+    for (let at = 0; at < size; ) {
+      const n = readSync(fd, data, at, size - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    if (!data.subarray(0, MAGIC.length).equals(MAGIC)) return [];
+    const out: ReadEntry[] = [];
+    let at = MAGIC.length;
+    while (at + ENTRY <= size) {
+      const type = data[at]!;
+      const length = data.readUInt32LE(at + 5);
+      if (type < OPEN || type > CLOSE || length > MAX_ENTRY || at + ENTRY + length > size) break;
+      out.push({ type, session: data.readUInt32LE(at + 1), payload: data.subarray(at + ENTRY, at + ENTRY + length) });
+      at += ENTRY + length;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The sessions that journals in `dir` hold and never cut, each up to its last head a commit signed
+ * by one of `keys` binds (a session no valid commit names has nothing that can be trusted, and
+ * is left out). `skip(meta)` true leaves a session out (its recording was cut already). The
+ * journals are removed by `done()`, once the caller has cut them.
+ */
+export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; done: () => void } {
+  let names: string[];
+  try {
+    names = readdirSync(dir)
+      .filter((f) => JOURNAL_FILE.test(f))
+      .sort();
+  } catch {
+    return { sessions: [], done: () => undefined };
+  }
+  const publics = keys.map((k) => (k.type === 'private' ? createPublicKey(k) : k));
+  const groups = new Map<string, string[]>();
+  for (const n of names) {
+    const thread = JOURNAL_FILE.exec(n)![1]!;
+    groups.set(thread, [...(groups.get(thread) ?? []), n]);
+  }
+  const sessions: RecoveredSession[] = [];
+  for (const [thread, files] of groups) sessions.push(...recoverThread(dir, thread, files, publics));
+  return {
+    sessions,
+    done: () => {
+      for (const n of names) unlinkSync(join(dir, n));
+    },
+  };
+}
+
+/** The sessions of one thread's journals (see {@link recoverJournals}). */
+function recoverThread(dir: string, thread: string, files: string[], keys: readonly KeyObject[]): RecoveredSession[] {
+  const found = new Map<number, { meta: JournalSession; head: Buffer; blocks: Buffer[]; committed: number; closed: boolean }>();
+  // committed: blocks a valid commit binds (-1: none yet)
+  for (const file of files) {
+    for (const e of readEntries(join(dir, file))) {
+      const s = found.get(e.session);
+      if (e.type === OPEN) {
+        const meta = parseMeta(e.payload);
+        if (meta) found.set(e.session, { meta, head: chainStart(meta.id), blocks: [], committed: -1, closed: false });
+      } else if (e.type === DATA && s && !s.closed) {
+        try {
+          countRecords(e.payload);
+        } catch {
+          continue; // not whole records: no block the thread wrote, and the chain breaks at it
+        }
+        s.blocks.push(e.payload);
+        s.head = createHash('sha256').update(s.head).update(e.payload).digest();
+      } else if (e.type === CLOSE && s) s.closed = true;
+      else if (e.type === COMMIT) applyCommit(thread, e.payload, found, keys);
+    }
+  }
+  return [...found.values()].filter((s) => !s.closed && s.committed >= 0).map((s) => ({ meta: s.meta, blocks: s.blocks.slice(0, s.committed) }));
+}
+
+/** A commit that verifies marks, for each session it names whose chain it matches, how many blocks are committed. */
+function applyCommit(thread: string, payload: Buffer, found: Map<number, { head: Buffer; blocks: Buffer[]; committed: number }>, keys: readonly KeyObject[]): void {
+  if (payload.length < 12 + 64) return;
+  const body = payload.subarray(0, payload.length - 64);
+  const signature = payload.subarray(payload.length - 64);
+  if (!keys.some((k) => verify(null, commitMessage(thread, body), k, signature))) return;
+  const count = body.readUInt32LE(8);
+  if (body.length !== 12 + count * 40) return;
+  for (let i = 0; i < count; i++) {
+    const s = found.get(body.readUInt32LE(12 + i * 40));
+    const blocks = body.readUInt32LE(16 + i * 40);
+    // The chain as read so far must reach this head at this block: a block changed, dropped or added breaks it.
+    if (s && blocks === s.blocks.length && s.head.equals(body.subarray(20 + i * 40, 52 + i * 40))) s.committed = blocks;
+  }
+}
+
+function parseMeta(payload: Buffer): JournalSession | undefined {
+  try {
+    const m = JSON.parse(payload.toString('utf8')) as JournalSession;
+    return typeof m.id === 'string' && typeof m.dir === 'string' && typeof m.protocol === 'string' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * A recording's signed per-session form in format 3 (docs/recording-format.md): the session's
+ * records as its data path staged them (./thread.ts: `[kind u8][length u32 LE][at f64 LE][bytes]`,
+ * whole events as kind {@link EVENT}, the rest the protocol's wire messages), cut into gzip chunks
+ * whose first line is the chunk header of every format, `SHA256SUMS` (or, for a session whose end
+ * was never written, a checkpoint manifest) and its OpenSSH signature. Writers copy, readers
+ * derive: {@link cutRecording} writes the bytes as they came, and readers hand them to the
+ * protocol's decoder (./read.ts), which turns them into events.
+ *
+ * @see ./writer.ts for the event chunks of formats 1 and 2, which readers still read
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { writeFileOnceOnThread } from '../durable-file.js';
+import { sshSign } from './sshsig.js';
+import { EVENT, HEADER } from './thread.js';
+import { type ChunkHeader, checkpointName, MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, SEALED } from './writer.js';
+
+/** The format whose chunks hold records, not JSON lines. */
+export const RECORDS_FORMAT = 3;
+/** Bytes of records per chunk, before compression (a record longer than this has a chunk of its own). */
+const CHUNK_BYTES = 1024 * 1024;
+
+/** `records-000001.gz`, ... */
+export function recordChunkName(seq: number): string {
+  return `records-${String(seq).padStart(6, '0')}.gz`;
+}
+
+/** What {@link cutRecording} writes. */
+export interface CutOptions {
+  /** The recording's directory (created; must hold no recording). */
+  dir: string;
+  id: string;
+  /** The protocol whose decoder reads the records (`postgres`, `ssh`), named in every chunk header. */
+  protocol: string;
+  key: KeyObject;
+  /** The session ended and its recording was closed: the last chunk ends with the seal and `SHA256SUMS` is written; else a checkpoint manifest (the recording is truncated). */
+  sealed: boolean;
+  /** False: no fsync (files outlive the process, not the machine). */
+  durable: boolean;
+  /** Told each file once it is on disk. */
+  onFile?: (name: string) => void;
+}
+
+/** Writes `blocks` (whole records each) as the recording in `o.dir`; returns the chunks and records written. */
+export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<{ chunks: number; records: number }> {
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  const sums: string[] = [];
+  let prev = NO_PREVIOUS;
+  let pending: Buffer[] = [];
+  let bytes = 0;
+  let records = 0;
+  const write = async (last: boolean): Promise<void> => {
+    const seq = sums.length + 1;
+    if (last && o.sealed) {
+      const seal = eventRecord({ t: SEALED, at: Date.now(), chunks: seq });
+      pending.push(seal);
+      records += 1;
+    }
+    const header: ChunkHeader = { t: 'chunk', recording: o.id, seq, prev, v: RECORDS_FORMAT, protocol: o.protocol };
+    const data = gzipSync(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...pending]), { level: 1 });
+    const name = recordChunkName(seq);
+    await writeFileOnceOnThread(join(o.dir, name), data, o.dir, false, o.durable);
+    o.onFile?.(name);
+    prev = createHash('sha256').update(data).digest('hex');
+    sums.push(`${prev}  ${name}\n`);
+    pending = [];
+    bytes = 0;
+  };
+  for await (const block of blocks) {
+    if (bytes > 0 && bytes + block.length > CHUNK_BYTES) await write(false);
+    pending.push(block);
+    bytes += block.length;
+    records += countRecords(block);
+  }
+  await write(true);
+  const manifest = Buffer.from(sums.join(''));
+  const name = o.sealed ? MANIFEST : checkpointName(sums.length);
+  await writeFileOnceOnThread(join(o.dir, `${name}.sig`), Buffer.from(sshSign(o.key, RECORDING_NAMESPACE, manifest)), o.dir, false, o.durable);
+  await writeFileOnceOnThread(join(o.dir, name), manifest, o.dir, o.durable, o.durable);
+  o.onFile?.(`${name}.sig`);
+  o.onFile?.(name);
+  return { chunks: sums.length, records };
+}
+
+/** A whole event as one record. */
+export function eventRecord(event: { t: string; at: number } & Record<string, unknown>): Buffer {
+  const json = Buffer.from(JSON.stringify(event));
+  const r = Buffer.allocUnsafe(HEADER + json.length);
+  r[0] = EVENT;
+  r.writeUInt32LE(json.length, 1);
+  r.writeDoubleLE(event.at, 5);
+  json.copy(r, HEADER);
+  return r;
+}
+
+/** How many whole records `block` holds. @throws Error when it does not end at a record's end */
+export function countRecords(block: Buffer, start = 0): number {
+  let n = 0;
+  let at = start;
+  while (at < block.length) {
+    if (at + HEADER > block.length) throw new Error('a record is cut short');
+    at += HEADER + block.readUInt32LE(at + 1);
+    if (at > block.length) throw new Error('a record is cut short');
+    n += 1;
+  }
+  return n;
+}
+
+/** A chunk of format 3, decompressed: its header and where its records start. @throws Error when it has no header line */
+export function splitChunk(data: Buffer): { header: ChunkHeader; records: number } {
+  const nl = data.indexOf(10);
+  if (nl < 0) throw new Error('no header line');
+  return { header: JSON.parse(data.toString('utf8', 0, nl)) as ChunkHeader, records: nl + 1 };
+}
