@@ -7,8 +7,9 @@
  * each Execute and FunctionCall) and the outcomes the client received (each command tag, error
  * SQLSTATE and ReadyForQuery status), in order, up to where a record cut short or the CLI's own
  * early check refused a statement ends (as the recording does, a ReadyForQuery that changes nothing
- * is no outcome). The CLI keeps PostgreSQL's messages as they crossed
- * (base64 `wire` events), which the script's jq decodes; SSH commands are compared as multisets.
+ * is no outcome). The records keep PostgreSQL's messages as they crossed (a gateway's of format 3 as
+ * records, a CLI's as base64 `wire` events), which the script's jq decodes; SSH commands are
+ * compared as multisets.
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
@@ -38,8 +39,8 @@ const SERVER = 20;
 const RAW_CLIENT = 25;
 const RAW_SERVER = 26;
 
-/** jq: what one record says happened, as `{ statements, outcomes, ssh, cut }` (decoding a CLI's wire events). */
-const SIDE_JQ = String.raw`
+/** jq: bytes from base64 (`b64`), and bytes read as UTF-8 (`utf8`). */
+const BYTES_JQ = String.raw`
 def b64: [explode[] | if . >= 65 and . <= 90 then . - 65 elif . >= 97 and . <= 122 then . - 71 elif . >= 48 and . <= 57 then . + 4 elif . == 43 then 62 elif . == 47 then 63 else empty end] as $v
   | [range(0; $v | length; 4) as $i | $v[$i:$i + 4] as $q | ($q[0] * 262144 + ($q[1] // 0) * 4096 + ($q[2] // 0) * 64 + ($q[3] // 0)) as $n
      | (($n / 65536) | floor), (if ($q | length) > 2 then (($n / 256) | floor) % 256 else empty end), (if ($q | length) > 3 then $n % 256 else empty end)];
@@ -49,7 +50,21 @@ def utf8: [foreach .[] as $b ({n: 0, cp: 0, out: null};
       elif $b >= 224 then {n: 2, cp: ($b % 16), out: null} elif $b >= 192 then {n: 1, cp: ($b % 32), out: null}
       else {n: 0, cp: 0, out: 65533} end
     else {n: (.n - 1), cp: (.cp * 64 + ($b % 64)), out: null} | if .n == 0 then .out = .cp else . end end;
-    .out // empty)] | implode;
+    .out // empty)] | implode;`;
+
+/**
+ * jq (-R, a chunk's records in base64 per input line): each record of a chunk of format 3
+ * (src/recording/record-chunks.ts: kind u8, length u32 LE, time f64 LE, bytes) as an event: a whole
+ * event (kind 1) as it is, any other as `{ t: "wire", k, bytes }`.
+ */
+const RECORDS_JQ = String.raw`${BYTES_JQ}
+b64 | . as $b | ($b | length) as $len
+| 0 | recurse(. + 13 + ($b[. + 1] + $b[. + 2] * 256 + $b[. + 3] * 65536 + $b[. + 4] * 16777216); . < $len)
+| . as $i | ($b[$i + 1] + $b[$i + 2] * 256 + $b[$i + 3] * 65536 + $b[$i + 4] * 16777216) as $n | $b[$i + 13:$i + 13 + $n] as $bytes
+| if $b[$i] == 1 then ($bytes | utf8 | fromjson) else {t: "wire", k: $b[$i], bytes: $bytes} end`;
+
+/** jq: what one record says happened, as `{ statements, outcomes, ssh, cut }` (decoding the PostgreSQL messages a record keeps as they crossed). */
+const SIDE_JQ = String.raw`${BYTES_JQ}
 def cstr($i): (.[$i:] | index([0])) as $z | [(.[$i:$i + $z] | utf8), ($i + $z + 1)];
 def int32($i): .[$i] * 16777216 + .[$i + 1] * 65536 + .[$i + 2] * 256 + .[$i + 3];
 def client_step: .[0] as $t | .[5:] as $b
@@ -65,14 +80,15 @@ def server_step($m): $m[0] as $t | $m[5:] as $b
     else . end;
 def messages: if length >= 5 and length >= 1 + int32(1) then .[0:1 + int32(1)], (.[1 + int32(1):] | messages) else empty end;
 def rest: if length >= 5 and length >= 1 + int32(1) then .[1 + int32(1):] | rest else . end;
+def bytes: .bytes // (.b | b64);
 reduce inputs as $e ({statements: [], outcomes: [], ssh: [], c: [], s: [], status: 73, stopped: false, after: 0};
   if .stopped then (if $e.t == "wire" and ($e.k == ${CLIENT} or $e.k == ${CLIENT_LONG}) then .after += 1 else . end)
-  elif $e.t == "wire" and $e.k == ${CLIENT} then .statements += [$e.b | b64 | client_step]
-  elif $e.t == "wire" and $e.k == ${CLIENT_LONG} then ($e.b | b64) as $m
+  elif $e.t == "wire" and $e.k == ${CLIENT} then .statements += [$e | bytes | client_step]
+  elif $e.t == "wire" and $e.k == ${CLIENT_LONG} then ($e | bytes) as $m
     | .statements += [{t: (if $m[0] == 81 then "query" else "parse" end), sql: "(\($m[1] + $m[2] * 256 + $m[3] * 65536 + $m[4] * 16777216) bytes, not recorded)"}]
-  elif $e.t == "wire" and $e.k == ${SERVER} then server_step($e.b | b64)
-  elif $e.t == "wire" and $e.k == ${RAW_CLIENT} then .c += ($e.b | b64) | .statements += [.c | messages | client_step] | .c |= rest
-  elif $e.t == "wire" and $e.k == ${RAW_SERVER} then .s += ($e.b | b64) | reduce (.s | messages) as $m (.; server_step($m)) | .s |= rest
+  elif $e.t == "wire" and $e.k == ${SERVER} then server_step($e | bytes)
+  elif $e.t == "wire" and $e.k == ${RAW_CLIENT} then .c += ($e | bytes) | .statements += [.c | messages | client_step] | .c |= rest
+  elif $e.t == "wire" and $e.k == ${RAW_SERVER} then .s += ($e | bytes) | reduce (.s | messages) as $m (.; server_step($m)) | .s |= rest
   elif $e.t == "decision" then .stopped = true | .statements |= .[:-1] | .outcomes |= .[:-1]
   elif ($e.t | IN("query", "parse")) then .statements += [{t: $e.t, sql: $e.sql}]
   elif ($e.t | IN("execute", "function-call")) then .statements += [{t: $e.t}]
@@ -111,11 +127,12 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     `# Checks the evidence of hoop run ${runId} with standard tools alone: sha256sum, ssh-keygen (OpenSSH 8.2+), jq, zcat.`,
     '# Exit 0: every record verifies, the run and the gateway agree on its sessions, and each CLI record agrees with the gateway.',
     'cd "$(dirname "$0")" || exit 2',
-    'for tool in sha256sum ssh-keygen jq zcat; do command -v "$tool" >/dev/null 2>&1 || { echo "verify.sh needs $tool"; exit 2; }; done',
+    'for tool in sha256sum ssh-keygen jq zcat base64; do command -v "$tool" >/dev/null 2>&1 || { echo "verify.sh needs $tool"; exit 2; }; done',
     'failed=0',
     'fail() { echo "FAIL $*"; failed=1; }',
-    '# events DIR MANIFEST: the events of a record, in order (each chunk after its first line, which names the chunk).',
-    'events() { while read -r sum name; do zcat "$1/$name" | tail -n +2; done < "$1/$2"; }',
+    '# events DIR MANIFEST: the events of a record, one per line, in order (each chunk after its first line, which names the chunk;',
+    '# a chunk of records read by jq from base64).',
+    `events() { while read -r sum name; do case "$name" in records-*) zcat "$1/$name" | tail -n +2 | base64 -w 0 | jq -R -c ${q(RECORDS_JQ)} ;; *) zcat "$1/$name" | tail -n +2 ;; esac; done < "$1/$2"; }`,
     '# record DIR ID MANIFEST SIGNER: every chunk as the signed manifest says, each following the one before, of recording ID.',
     'record() {',
     '  ( cd "$1" && sha256sum --quiet --strict -c "$3" ) || { fail "$1: a file does not match $3"; return; }',
@@ -127,11 +144,11 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     '      || { fail "$1/$name: not chunk $seq of recording $2 after the chunk before"; return; }',
     '    prev=$sum',
     '  done < "$1/$3"',
-    '  # Complete only as the signed content says: a recording of format 2 ends with its seal, naming how many chunks it has',
-    '  # (read from the last chunk the manifest names; `read` empties $name at the end of its input, and jq -n reads no input as null).',
+    '  # Complete only as the signed content says: a recording of format 2 or later ends with its seal, naming how many chunks it has',
+    '  # (its last event; `read` empties $name at the end of its input, and jq -n reads no input as null).',
     '  state="cut short at $3"',
     '  if [ "$3" = SHA256SUMS ] && [ -n "$last" ]; then',
-    '    if zcat "$1/$last" | head -n 1 | jq -n -e \'input | (.v // 1) < 2\' >/dev/null || zcat "$1/$last" | tail -n 1 | jq -n -e --argjson n "$seq" \'input | .t == "sealed" and .chunks == $n\' >/dev/null; then state=complete',
+    '    if zcat "$1/$last" | head -n 1 | jq -n -e \'input | (.v // 1) < 2\' >/dev/null || events "$1" "$3" | tail -n 1 | jq -n -e --argjson n "$seq" \'input | .t == "sealed" and .chunks == $n\' >/dev/null; then state=complete',
     '    else state="cut short: its final manifest signs no seal of its end"; fi',
     '  fi',
     '  echo "ok   $1: recording $2, signed by $4, $seq chunk(s), $state"',

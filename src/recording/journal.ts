@@ -54,6 +54,13 @@ export interface JournalSession {
   beside?: { name: string; text: string };
 }
 
+/** Bytes a journal file gained, from `offset`. */
+export interface JournalBytes {
+  name: string;
+  offset: number;
+  data: Buffer;
+}
+
 /** Where one block of a session lies. */
 interface Extent {
   file: JournalFile;
@@ -80,6 +87,8 @@ class JournalFile {
   size: number;
   /** Closed and unlinked: every session in it was cut. */
   removed = false;
+  /** Bytes already handed to {@link Journal.commit}'s caller. */
+  reported = 0;
   /** Sessions with an entry in it that are not cut yet. */
   readonly sessions = new Set<number>();
 
@@ -197,9 +206,13 @@ export class Journal {
     return this.#dirty;
   }
 
-  /** Makes what was written durable, then signs the heads of the sessions written since the last commit. */
-  async commit(): Promise<void> {
-    if (!this.#dirty || this.#broken) return;
+  /**
+   * Makes what was written durable, then signs the heads of the sessions written since the last
+   * commit. With `report`, resolves the bytes each file gained since the last report, up to and
+   * with this commit (for a store that keeps a copy: ../gateway/records/recordings-postgres.ts).
+   */
+  async commit(report = false): Promise<JournalBytes[]> {
+    if (!this.#dirty || this.#broken) return [];
     this.#dirty = false;
     // The heads as written before the sync: what it makes durable.
     const changed = [...this.#held].filter(([, h]) => h.dirty);
@@ -229,6 +242,20 @@ export class Journal {
     const signature = sign(null, commitMessage(this.#thread, body), this.#key);
     // The commit itself need not be durable now: the next one makes it so, and recovery takes the last one it finds whole.
     this.#entry(COMMIT, 0, Buffer.concat([body, signature]));
+    return report ? this.#report() : [];
+  }
+
+  /** What each file gained since it was last reported. */
+  #report(): JournalBytes[] {
+    const out: JournalBytes[] = [];
+    for (const f of new Set([...[...this.#held.values()].flatMap((h) => [...h.files]), this.#file])) {
+      if (f.removed || f.size === f.reported) continue;
+      const data = Buffer.allocUnsafe(f.size - f.reported);
+      for (let at = 0; at < data.length; ) at += readSync(f.fd, data, at, data.length - at, f.reported + at) || data.length;
+      out.push({ name: f.name, offset: f.reported, data });
+      f.reported = f.size;
+    }
+    return out;
   }
 
   /** The blocks of `session`, in order, read back from the journal. */
@@ -250,19 +277,21 @@ export class Journal {
     return this.#held.get(session)?.meta;
   }
 
-  /** `session` was cut durably: says so (unless the journal is broken), and removes the journals no session needs any more. */
-  closed(session: number): void {
+  /** `session` was cut durably: says so (unless the journal is broken), removes the journals no session needs any more and resolves their names. */
+  closed(session: number): string[] {
     const held = this.#held.get(session);
-    if (!held) return;
+    if (!held) return [];
     if (!this.#broken) this.#entry(CLOSE, session, Buffer.alloc(0), held);
     this.#held.delete(session);
+    const removed: string[] = [];
     for (const f of held.files) {
       f.sessions.delete(session);
-      if (f.sessions.size === 0 && (f !== this.#file || this.#broken)) this.#remove(f);
+      if (f.sessions.size === 0 && (f !== this.#file || this.#broken)) removed.push(this.#remove(f));
     }
+    return removed;
   }
 
-  #remove(f: JournalFile): void {
+  #remove(f: JournalFile): string {
     this.#unsynced.delete(f);
     f.removed = true;
     closeSync(f.fd);
@@ -271,6 +300,7 @@ export class Journal {
     } catch {
       /* gone already */
     }
+    return f.name;
   }
 
   /** The sessions it holds, by number. */
@@ -278,11 +308,12 @@ export class Journal {
     return [...this.#held.keys()];
   }
 
-  /** Closes the current file; when no session needs it, removes it (the thread stops). */
-  close(): void {
+  /** Closes the current file; when no session needs it, removes it and resolves its name. */
+  close(): string[] {
     const f = this.#file;
-    if (f.sessions.size === 0) this.#remove(f);
-    else closeSync(f.fd);
+    if (f.sessions.size === 0) return [this.#remove(f)];
+    closeSync(f.fd);
+    return [];
   }
 }
 
@@ -343,17 +374,16 @@ function readEntries(file: string): ReadEntry[] {
 /**
  * The sessions that journals in `dir` hold and never cut, each up to its last head a commit signed
  * by one of `keys` binds (a session no valid commit names has nothing that can be trusted, and
- * is left out). `skip(meta)` true leaves a session out (its recording was cut already). The
- * journals are removed by `done()`, once the caller has cut them.
+ * is left out). The journals (`found` of them) are removed by `done()`, once the caller has cut them.
  */
-export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; done: () => void } {
+export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; done: () => void; found: number } {
   let names: string[];
   try {
     names = readdirSync(dir)
       .filter((f) => JOURNAL_FILE.test(f))
       .sort();
   } catch {
-    return { sessions: [], done: () => undefined };
+    return { sessions: [], done: () => undefined, found: 0 };
   }
   const publics = keys.map((k) => (k.type === 'private' ? createPublicKey(k) : k));
   const groups = new Map<string, string[]>();
@@ -365,6 +395,7 @@ export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sess
   for (const [thread, files] of groups) sessions.push(...recoverThread(dir, thread, files, publics));
   return {
     sessions,
+    found: names.length,
     done: () => {
       for (const n of names) unlinkSync(join(dir, n));
     },

@@ -14,6 +14,7 @@
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
+import { gzipSync } from 'node:zlib';
 import { writeFileOnceOnThread } from '../durable-file.js';
 import { loadSiblingModule, lowerThreadPriority } from '../worker-thread.js';
 import { Journal } from './journal.js';
@@ -64,7 +65,7 @@ function fail(id: number, err: unknown): void {
  */
 function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
   if (o.journal !== undefined) return openJournaled(id, o);
-  const { encoder, announce, beside, journal: _, protocol: __, ...options } = o;
+  const { encoder, announce, beside, journal: _, protocol: __, announceJournal: ___, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   r.opened = (async () => {
@@ -86,6 +87,8 @@ function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void
 
 /** The journals of this thread, by directory: one written at a time (a broken one is replaced, and kept until its recordings are cut). */
 const journals = new Map<string, Journal>();
+/** Whether the thread's owner hears of what journals commit and remove. */
+let announceJournals = false;
 /** How often journals commit: the shortest `checkpointMs` asked for. */
 let commitMs = Number.POSITIVE_INFINITY;
 let commitTimer: NodeJS.Timeout | undefined;
@@ -96,6 +99,7 @@ const salvage = new Map<number, Open>();
 function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   recordings.set(id, r);
+  announceJournals ||= o.announceJournal;
   try {
     let journal = journals.get(o.journal!);
     if (!journal || journal.broken) journals.set(o.journal!, (journal = new Journal(o.journal!, o.key, o.durable !== false)));
@@ -119,7 +123,11 @@ function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options
 async function tick(): Promise<void> {
   for (const journal of new Set(journals.values())) {
     try {
-      await journal.commit();
+      for (const { name, offset, data } of await journal.commit(announceJournals)) {
+        const z = gzipSync(data, { level: 1 });
+        const buffer = z.buffer.slice(z.byteOffset, z.byteOffset + z.length) as ArrayBuffer;
+        port.postMessage({ op: 'journal', id: 0, name, offset, buffer } satisfies FromThread, [buffer]);
+      }
     } catch (err) {
       failJournal(journal, err);
     }
@@ -132,6 +140,7 @@ async function tick(): Promise<void> {
       /* the disk does not take it yet */
     }
   }
+  if (recordings.size === 0 && salvage.size === 0) idle();
 }
 
 /** A journal cannot be written: every recording in it fails, to be cut as it stands. */
@@ -151,7 +160,12 @@ async function cut(id: number, r: Open, sealed: boolean): Promise<void> {
   const onFile = announce ? (name: string): void => say({ op: 'file', id, name, removed: false }) : undefined;
   await cutRecording({ dir: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable, ...(onFile ? { onFile } : {}) }, journal.blocks(id));
   if (meta.beside) await writeFileOnceOnThread(join(meta.dir, meta.beside.name), Buffer.from(meta.beside.text), meta.dir, durable, durable);
-  journal.closed(id);
+  removedJournals(journal.closed(id));
+}
+
+/** Says which journals went, to an owner that hears of them. */
+function removedJournals(names: string[]): void {
+  if (announceJournals) for (const name of names) say({ op: 'journal-removed', id: 0, name });
 }
 
 /** A message for a recording with a journal. */
@@ -183,21 +197,28 @@ function journaled(m: ToThread, r: Open): void {
   }
   if (m.op !== 'close') return;
   r.queue = r.queue.then(async () => {
-    recordings.delete(m.id);
-    if (r.failed) return say({ op: 'closed', id: m.id, error: 'the recording failed' });
+    let error: string | undefined;
     try {
+      if (r.failed) throw new Error('the recording failed');
       await cut(m.id, r, true);
-      say({ op: 'closed', id: m.id });
     } catch (err) {
-      salvage.set(m.id, r);
-      say({ op: 'closed', id: m.id, error: message(err) });
+      if (!r.failed) salvage.set(m.id, r);
+      error = message(err);
     }
-    if (recordings.size === 0 && salvage.size === 0) {
-      clearInterval(commitTimer);
-      commitTimer = undefined;
-      commitMs = Number.POSITIVE_INFINITY;
-    }
+    // Gone only once cut: until then the journal it is cut from stays open.
+    recordings.delete(m.id);
+    if (recordings.size === 0 && salvage.size === 0) idle();
+    say({ op: 'closed', id: m.id, ...(error !== undefined ? { error } : {}) });
   });
+}
+
+/** No recording is open or left to cut: the journals (each holding none) go, and the timer stops. */
+function idle(): void {
+  clearInterval(commitTimer);
+  commitTimer = undefined;
+  commitMs = Number.POSITIVE_INFINITY;
+  for (const journal of journals.values()) removedJournals(journal.close());
+  journals.clear();
 }
 
 port.on('message', (m: ToThread) => {

@@ -95,6 +95,14 @@ export interface RecordingStream {
   snapshot(dir: string): Promise<void>;
 }
 
+/** What hears of a thread's journals (a store that keeps a copy of them, for a replica that takes this one over). */
+export interface JournalListener {
+  /** Journal `name` committed `data` from `offset` (gzip of the bytes). */
+  committed(name: string, offset: number, data: Buffer): void;
+  /** Journal `name` was removed: every session in it is cut. */
+  removed(name: string): void;
+}
+
 /** A recording to open on the thread. */
 export interface ThreadRecordingOptions {
   dir: string;
@@ -125,7 +133,7 @@ export interface ThreadRecordingOptions {
 
 /** Messages to the thread. */
 export type ToThread =
-  | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile'> & { announce: boolean } }
+  | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile'> & { announce: boolean; announceJournal: boolean } }
   | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
   | { op: 'close'; id: number }
   | { op: 'snapshot'; id: number; dir: string };
@@ -137,14 +145,16 @@ export type FromThread =
   | { op: 'failed'; id: number; error: string }
   | { op: 'file'; id: number; name: string; removed: boolean }
   | { op: 'closed'; id: number; error?: string }
-  | { op: 'snapshotted'; id: number; error?: string };
+  | { op: 'snapshotted'; id: number; error?: string }
+  | { op: 'journal'; id: 0; name: string; offset: number; buffer: ArrayBuffer }
+  | { op: 'journal-removed'; id: 0; name: string };
 
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
   readonly #flushMs: number;
   /** The thread: the recordings it held fail when it dies (their sessions follow `recording.onFailure`); the next one starts a new thread. */
   readonly #thread = new LazyWorker<FromThread>(() => startWorker(import.meta.url, 'thread-worker', { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB }), {
-    message: (m) => this.#open.get(m.id)?.answer(m),
+    message: (m) => (m.op === 'journal' || m.op === 'journal-removed' ? this.#journalNews(m) : this.#open.get(m.id)?.answer(m)),
     died: (why) => {
       const error = `the recording thread stopped: ${why}`;
       for (const s of [...this.#open.values()]) s.answer({ op: 'failed', id: 0, error });
@@ -154,9 +164,20 @@ export class RecordingThread {
   #seq = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  /** `flushMs`: staged records wait at most this long for the thread (default {@link FLUSH_MS}). */
-  constructor(o: { flushMs?: number } = {}) {
+  readonly #onJournal: JournalListener | undefined;
+
+  /**
+   * `flushMs`: staged records wait at most this long for the thread (default {@link FLUSH_MS});
+   * `onJournal`: told of the bytes each journal commits, and of each journal removed.
+   */
+  constructor(o: { flushMs?: number; onJournal?: JournalListener } = {}) {
     this.#flushMs = o.flushMs ?? FLUSH_MS;
+    this.#onJournal = o.onJournal;
+  }
+
+  #journalNews(m: Extract<FromThread, { op: 'journal' | 'journal-removed' }>): void {
+    if (m.op === 'journal') this.#onJournal?.committed(m.name, m.offset, Buffer.from(m.buffer));
+    else this.#onJournal?.removed(m.name);
   }
 
   /** Opens a recording (its directory is created) and waits until it is open; rejects when it cannot be. */
@@ -181,7 +202,7 @@ export class RecordingThread {
     const stream = this.#stream(id, o.maxPendingBytes ?? 4 * 1024 * 1024, o.onFile);
     this.#open.set(id, stream);
     const { maxPendingBytes: _, onFile, ...options } = o;
-    this.#post({ op: 'open', id, options: { ...options, announce: onFile !== undefined } });
+    this.#post({ op: 'open', id, options: { ...options, announce: onFile !== undefined, announceJournal: this.#onJournal !== undefined } });
     this.#thread.busy(true);
     this.#timer ??= setInterval(() => {
       for (const s of this.#open.values()) s.send();

@@ -266,7 +266,7 @@ describe('hoop run', () => {
     );
     expect(swapped.stdout).toMatch(/NOT verified/);
     // A chunk changed: its hash no longer matches the signed manifest.
-    const chunk = join(root, 'sessions', sessions[1]!.id, 'gateway', 'events-000001.jsonl.gz');
+    const chunk = join(root, 'sessions', sessions[1]!.id, 'gateway', 'records-000001.gz');
     writeFileSync(chunk, Buffer.concat([readFileSync(chunk), Buffer.from([0])]));
     expect((await check()).stdout).toContain(`FAIL sessions/${sessions[1]!.id}/gateway: a file does not match`);
 

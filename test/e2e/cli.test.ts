@@ -3,6 +3,7 @@
  * separate processes, psql through them, Ctrl-C to stop, and the errors a user sees.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,7 +14,8 @@ import { runProcess } from '../harness/clients.js';
 import { createTestPki, type TestPki } from '../harness/certs.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
-import { eventually, pace } from '../harness/wait.js';
+import { eventually } from '../harness/wait.js';
+import { recoverJournals } from '../../src/recording/journal.js';
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 
@@ -155,49 +157,28 @@ describe('hoop gateway + hoop connect as processes', () => {
     const answered = async (n: number): Promise<void> => {
       await eventually(() => expect(out.split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(n), { timeout: 5000 }).catch(() => undefined);
     };
-    /** The number of chunks the gateway's newest signed checkpoint covers (0 before the first); its manifest is written after its signature. */
-    const recordings = join(dir, 'crash-data', 'recordings');
-    const checkpointed = async (): Promise<number> => {
-      let chunks = 0;
-      for (const session of await readdir(recordings).catch(() => [] as string[]))
-        for (const f of await readdir(join(recordings, session)).catch(() => [] as string[])) chunks = Math.max(chunks, Number(/^checkpoint-(\d{6})\.SHA256SUMS$/.exec(f)?.[1] ?? 0));
-      return chunks;
-    };
-    /** The gateway's chunks on disk (of the one session). */
-    const chunksOnDisk = async (): Promise<number> => {
-      let chunks = 0;
-      for (const session of await readdir(recordings).catch(() => [] as string[]))
-        chunks = Math.max(chunks, (await readdir(join(recordings, session)).catch(() => [] as string[])).filter((f) => /^events-\d{6}\.jsonl\.gz$/.test(f)).length);
-      return chunks;
-    };
-    /** Until a signed checkpoint covers a chunk newer than the last one (checkpointSeconds: 1). */
-    const nextCheckpoint = async (after: number): Promise<number> =>
-      eventually(
-        async () => {
-          const now = await checkpointed();
-          expect(now, 'chunks under a signed checkpoint of the gateway').toBeGreaterThan(after);
-          return now;
+    /** Until the gateway's journal holds `sql` under a signed commit: what a crash from then on keeps (read as the restart reads it). */
+    const committed = async (sql: string): Promise<void> => {
+      const key = createPrivateKey(await readFile(join(dir, 'crash-data', 'keys', 'recording-ed25519.pem'), 'utf8'));
+      await eventually(
+        () => {
+          const { sessions } = recoverJournals(join(dir, 'crash-data', 'journal'), [key]);
+          expect(
+            sessions.some((s) => s.blocks.some((b) => b.includes(Buffer.from(sql)))),
+            `${sql} under a signed commit of the journal`,
+          ).toBe(true);
         },
         { timeout: 30_000, interval: 100 },
       );
+    };
     psql.stdin!.write('select count(*) from items;\n');
     await answered(1);
-    const first = await nextCheckpoint(0);
-    // A checkpoint is signed when a chunk is cut at least checkpointSeconds (1 s) after the last one: the next statement's chunk is then due one.
-    await pace(1000);
+    await committed('select count(*) from items');
     psql.stdin!.write('select name from items order by id limit 1;\n');
     await answered(2);
-    // The chunk cut after the answer holds the second statement; then a signed checkpoint that covers it.
-    const before = await chunksOnDisk();
-    const cut = await eventually(
-      async () => {
-        const now = await chunksOnDisk();
-        expect(now, 'a chunk cut after the second answer').toBeGreaterThan(before);
-        return now;
-      },
-      { timeout: 30_000, interval: 100 },
-    );
-    await nextCheckpoint(Math.max(first, cut - 1));
+    await committed('select name from items order by id limit 1');
+    // No file per session while it runs: its recording is in the journal alone.
+    expect(await readdir(join(dir, 'crash-data', 'recordings', (await readdir(join(dir, 'crash-data', 'recordings')))[0]!))).toEqual([]);
     gw.child.kill('SIGKILL');
     await exited(gw.child);
     psql.kill('SIGKILL');

@@ -251,16 +251,16 @@ describe('the PostgreSQL store', () => {
 
   it('keeps a recording file it holds: another write under its name is refused and logged, never replaces it', async () => {
     const sessionId = `planted-${randomBytes(6).toString('hex')}`;
-    await store.psql(`insert into hoop.recording_files (session, name, data) values ('${sessionId}', 'events-000001.jsonl.gz', 'planted evidence')`, { database: 'hoop_store' });
+    await store.psql(`insert into hoop.recording_files (session, name, data) values ('${sessionId}', 'records-000001.gz', 'planted evidence')`, { database: 'hoop_store' });
     const raw = await stack.tunnel('app', await stack.token('alice'), { sessionId, gateway: replica.url });
     await raw.simple('select 1');
     raw.write(Buffer.from([0x58, 0, 0, 0, 4]));
     await raw.closed();
     await eventually(() => expect(replicaErrors.some((l) => l.includes('recording.conflict') && l.includes(sessionId))).toBe(true), { timeout: 30_000, interval: 100 });
     expect(replicaErrors.find((l) => l.includes(sessionId))).toContain('recording.conflict');
-    expect(
-      (await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'events-000001.jsonl.gz'`, { database: 'hoop_store' })).trim(),
-    ).toBe('planted evidence');
+    expect((await store.psql(`select convert_from(data, 'UTF8') from hoop.recording_files where session = '${sessionId}' and name = 'records-000001.gz'`, { database: 'hoop_store' })).trim()).toBe(
+      'planted evidence',
+    );
   });
 
   it('says which store cannot be reached, without its password', async () => {
@@ -278,13 +278,13 @@ describe('the PostgreSQL store', () => {
     const first = await runCli(['gateway', 'migrate', '--config', config], env, dir);
     expect(first.stderr).toBe('');
     expect(first.stdout).toBe(
-      `store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record), 5 (agents' runs), 6 (session ids, claimed once), 7 (alerts, counted by every replica together), 8 (alerts that count rows), 9 (direct credentials), 10 (running sessions' upstream cancel keys), 11 (sessions counted by every replica together), 12 (webhook messages per target and minute, counted by every replica together); schema at version 12\n`,
+      `store 127.0.0.1:${store.port}/fresh: applied 1 (device keys), 2 (replicas, sessions, recordings, reviews), 3 (audit delivery, client records, recordings in a bucket), 4 (the digest of each file of a CLI's record), 5 (agents' runs), 6 (session ids, claimed once), 7 (alerts, counted by every replica together), 8 (alerts that count rows), 9 (direct credentials), 10 (running sessions' upstream cancel keys), 11 (sessions counted by every replica together), 12 (webhook messages per target and minute, counted by every replica together), 13 (each replica's recording journals); schema at version 13\n`,
     );
     const again = await runCli(['gateway', 'migrate', '--config', config], env, dir);
-    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 12\n`);
+    expect(again.stdout).toBe(`store 127.0.0.1:${store.port}/fresh: nothing to apply; schema at version 13\n`);
     // `hoop gateway status`: a store no replica used yet, and one that cannot be reached (exit 69, no password).
     const status = await runCli(['gateway', 'status', '--config', config], env, dir);
-    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 12\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
+    expect(status.stdout).toBe(`store      127.0.0.1:${store.port}/fresh: reachable, schema at version 13\nreplicas   0 live\nsessions   0 running\nreviews    0 pending\n`);
     const down = await runCli(['gateway', 'status', '--config', config], { STORE: 'postgres://hoop:s3cret@127.0.0.1:1/hoop' }, dir);
     expect(down.code).toBe(69);
     expect(down.stderr).toContain('cannot reach the store at 127.0.0.1:1/hoop');

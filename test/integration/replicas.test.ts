@@ -23,6 +23,7 @@ import { connect as netConnect } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callApi } from '../harness/api.js';
@@ -222,7 +223,7 @@ afterAll(async () => {
 describe('two replicas behind a load balancer', () => {
   it('hoop gateway status sees both replicas and the store', async () => {
     const text = await until(async () => ((await status()).includes('2 live') ? status() : undefined), 30_000, 'two live replicas');
-    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 12$/m);
+    expect(text).toMatch(/^store {6}127\.0\.0\.1:\d+\/hoop_store: reachable, schema at version 13$/m);
     expect(text).toContain(`live     ${bUrl}`);
     expect(text).toContain(`live     ${stack.gateway.url}`);
     expect(text).toMatch(/^reviews {4}0 pending$/m);
@@ -655,14 +656,12 @@ describe('two replicas behind a load balancer', () => {
       10_000,
       "the sleeper's upstream key in the store",
     );
-    // A checkpoint of the three sessions (the newest running on B) is in the store.
+    // B's journal, as far as a commit of the sleeper's statement, is in the store: what A cuts B's sessions from.
     await eventually(
-      async () =>
-        expect(
-          await storeRows(
-            `select count(*) from (select id from hoop.sessions where replica = '${bId}' and ended_at is null order by started_at desc limit 3) s where exists (select 1 from hoop.recording_files f where f.session = s.id and f.name like 'checkpoint-%')`,
-          ),
-        ).toEqual(['3']),
+      async () => {
+        const copies = await storeRows(`select translate(encode(data, 'base64'), E'\\n', '') from hoop.recording_journals where replica = '${bId}' order by name, "offset"`);
+        expect(copies.some((c) => gunzipSync(Buffer.from(c, 'base64')).includes(Buffer.from('select pg_sleep(40)')))).toBe(true);
+      },
       { timeout: 30_000, interval: 100 },
     );
     const openOnB = (await storeRows(`select id from hoop.sessions where replica = '${bId}' and ended_at is null`)).sort();
@@ -699,6 +698,13 @@ describe('two replicas behind a load balancer', () => {
     expect(stillOnA.every((m) => m.some((x) => x.type === 0x44))).toBe(true);
     const verify = await hoop(stack.gateway.url, ['sessions', 'verify', truncated[0]!.id]);
     expect(verify.stdout).toContain('truncated at its last checkpoint');
+    // A cut each of B's sessions from the journal it sent: every one of them has a signed recording in the store, and B's journals are gone.
+    expect(
+      await storeRows(
+        `select count(*) from hoop.sessions s where replica = '${bId}' and summary->>'reason' = 'gateway-stopped' and not exists (select 1 from hoop.recording_files f where f.session = s.id and f.name like 'checkpoint-%.sig')`,
+      ),
+    ).toEqual(['0']);
+    expect(await storeRows(`select count(*) from hoop.recording_journals where replica = '${bId}'`)).toEqual(['0']);
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
     await until(async () => ((await sleepers()).length === 0 ? true : undefined), 10_000, "B's running statement to be cancelled");

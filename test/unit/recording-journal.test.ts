@@ -1,19 +1,153 @@
+/**
+ * The recording journal (src/recording/journal.ts) and the per-session form it is cut into
+ * (src/recording/record-chunks.ts): sessions on one journal write no file of their own while they
+ * run, each is cut whole and sealed when it closes, and what a crash leaves is recovered up to the
+ * last commit, and no further than the chain and the commit's signature bind.
+ */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { it, expect } from 'vitest';
-import { RecordingThread } from '../../src/recording/thread.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RECORD_DECODERS } from '../../src/gateway/records/record-decoders.js';
+import { CLIENT } from '../../src/postgres/pipeline/recording/records.js';
+import { Journal, recoverJournals } from '../../src/recording/journal.js';
+import { readEvents } from '../../src/recording/read.js';
+import { cutRecording, eventRecord } from '../../src/recording/record-chunks.js';
+import { HEADER, RecordingThread } from '../../src/recording/thread.js';
 import { verifyRecording } from '../../src/recording/verify.js';
-it('journal', async () => {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const root = mkdtempSync(join(tmpdir(), 'j-'));
-  const t = new RecordingThread({ flushMs: 50 });
-  const a = await t.open({ dir: join(root, 'a'), id: 'aaaaaaaaaa', key: privateKey, journal: join(root, 'journal'), protocol: 'postgres' });
-  a.event({ t: 'start', at: Date.now() });
-  await a.close();
-  console.log(readdirSync(join(root, 'a')), readdirSync(join(root, 'journal')));
-  const c = await verifyRecording(join(root, 'a'), [privateKey]);
-  console.log(c);
-  await t.stop();
+
+const { privateKey: key } = generateKeyPairSync('ed25519');
+const { privateKey: otherKey } = generateKeyPairSync('ed25519');
+let root: string;
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'hoop-journal-'));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+/** A simple Query message as the client sends it. */
+function query(sql: string): Buffer {
+  const body = Buffer.from(`${sql}\0`);
+  const m = Buffer.alloc(5 + body.length);
+  m[0] = 0x51;
+  m.writeUInt32BE(4 + body.length, 1);
+  body.copy(m, 5);
+  return m;
+}
+
+/** One record of `kind` holding `bytes`. */
+function record(kind: number, at: number, bytes: Buffer): Buffer {
+  const r = Buffer.alloc(HEADER + bytes.length);
+  r[0] = kind;
+  r.writeUInt32LE(bytes.length, 1);
+  r.writeDoubleLE(at, 5);
+  bytes.copy(r, HEADER);
+  return r;
+}
+
+async function events(dir: string, manifest: string): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  for await (const e of readEvents(dir, manifest, RECORD_DECODERS)) out.push(e);
+  return out;
+}
+
+describe('the recording thread with a journal', () => {
+  it('writes no file per session while it runs, then cuts each session whole: it verifies, complete, and reads back as events', async () => {
+    const thread = new RecordingThread({ flushMs: 20 });
+    const journal = join(root, 'journal');
+    const a = await thread.open({ dir: join(root, 'a'), id: 'session-a', key, journal, protocol: 'postgres', checkpointMs: 50 });
+    const b = await thread.open({ dir: join(root, 'b'), id: 'session-b', key, journal, protocol: 'postgres', checkpointMs: 50 });
+    a.event({ t: 'start', at: 1 });
+    b.event({ t: 'start', at: 2 });
+    for (let i = 0; i < 200; i++) {
+      const q = query(`select ${i}`);
+      a.record(CLIENT, 10 + i, q, 0, q.length);
+    }
+    const q = query('select now()');
+    b.record(CLIENT, 5, q, 0, q.length);
+    // Both on one journal, none with a file of its own.
+    await expect.poll(() => statSync(join(journal, readdirSync(journal)[0]!)).size, { interval: 10 }).toBeGreaterThan(200 * 20);
+    expect(readdirSync(journal)).toHaveLength(1);
+    expect(() => readdirSync(join(root, 'a'))).toThrow();
+    const snap = join(root, 'snap');
+    await a.snapshot(snap);
+    expect(await verifyRecording(snap, [key])).toMatchObject({ ok: true, truncated: true, id: 'session-a' });
+
+    a.event({ t: 'end', at: 1000, reason: 'client-terminated' });
+    await a.close();
+    await b.close();
+    for (const [dir, id] of [
+      [join(root, 'a'), 'session-a'],
+      [join(root, 'b'), 'session-b'],
+    ] as const) {
+      expect(await verifyRecording(dir, [key])).toMatchObject({ ok: true, complete: true, id });
+    }
+    const got = await events(join(root, 'a'), 'SHA256SUMS');
+    expect(got[0]).toMatchObject({ t: 'start' });
+    expect(got.filter((e) => e.t === 'query').map((e) => e.sql)).toEqual(Array.from({ length: 200 }, (_, i) => `select ${i}`));
+    expect(got.at(-1)).toMatchObject({ t: 'end', reason: 'client-terminated' });
+    expect((await events(join(root, 'b'), 'SHA256SUMS')).map((e) => e.t)).toEqual(['start', 'query']);
+    // Every session on it cut: the journal is gone.
+    expect(readdirSync(journal)).toEqual([]);
+    await thread.stop();
+  });
+});
+
+describe('recovering a journal', () => {
+  const meta = (id: string): { id: string; dir: string; protocol: string } => ({ id, dir: join(root, id), protocol: 'postgres' });
+  const block = (sql: string, at = 1): Buffer => record(CLIENT, at, query(sql));
+  const file = (): string => join(root, 'journal', readdirSync(join(root, 'journal'))[0]!);
+
+  it('cuts each session it never cut up to its last commit, as a truncated recording that verifies; a session cut already is left', async () => {
+    const j = new Journal(join(root, 'journal'), key, true);
+    j.open(1, meta('one'));
+    j.open(2, meta('two'));
+    j.append(1, eventRecord({ t: 'start', at: 1 }));
+    j.append(1, block('select 1'));
+    j.append(2, block('select 2'));
+    await j.commit();
+    j.append(1, block('select after the commit'));
+    await cutRecording({ ...meta('two'), key, sealed: true, durable: false }, j.blocks(2));
+    j.closed(2);
+
+    const { sessions, done } = recoverJournals(join(root, 'journal'), [key]);
+    expect(sessions.map((s) => s.meta.id)).toEqual(['one']);
+    await cutRecording({ ...sessions[0]!.meta, key, sealed: false, durable: false }, sessions[0]!.blocks);
+    done();
+    expect(readdirSync(join(root, 'journal'))).toEqual([]);
+    expect(await verifyRecording(join(root, 'one'), [key])).toMatchObject({ ok: true, truncated: true, complete: false, events: 2 });
+    expect((await events(join(root, 'one'), readdirSync(join(root, 'one')).find((f) => f.endsWith('.SHA256SUMS'))!)).map((e) => e.sql ?? e.t)).toEqual(['start', 'select 1']);
+  });
+
+  it('recovers no further than the chain binds: a block changed after a commit, or a commit signed by another key, is not taken', async () => {
+    const j = new Journal(join(root, 'journal'), key, false);
+    j.open(1, meta('one'));
+    j.append(1, block('select 1'));
+    await j.commit();
+    j.append(1, block('select 2'));
+    await j.commit();
+    // The second block, changed on disk: the second commit no longer matches; the first still does.
+    const bytes = readFileSync(file());
+    const at = bytes.indexOf(Buffer.from('select 2'));
+    bytes[at + 7] = 0x33;
+    writeFileSync(file(), bytes);
+    let { sessions } = recoverJournals(join(root, 'journal'), [key]);
+    expect(sessions[0]!.blocks.map((b) => b.subarray(HEADER + 5, -1).toString())).toEqual(['select 1']);
+    // Trusting another key: no commit verifies, nothing is recovered.
+    ({ sessions } = recoverJournals(join(root, 'journal'), [otherKey]));
+    expect(sessions).toEqual([]);
+  });
+
+  it('reads up to the last whole entry of a journal a crash cut short', async () => {
+    const j = new Journal(join(root, 'journal'), key, false);
+    j.open(1, meta('one'));
+    j.append(1, block('select 1'));
+    await j.commit();
+    j.append(1, block('select 2 '.repeat(100)));
+    await j.commit();
+    truncateSync(file(), statSync(file()).size - 100); // the last commit torn
+    const { sessions } = recoverJournals(join(root, 'journal'), [key]);
+    expect(sessions[0]!.blocks).toHaveLength(1);
+  });
 });

@@ -22,7 +22,7 @@ import type { GatewayConfig } from '../config/config.js';
 import { GatewayPolicySource } from '../config/policy-source.js';
 import { RecordingDisk } from '../records/recording-disk.js';
 import { GatewayRecordings, upstreamKeySchema, type UpstreamKey } from '../records/recordings.js';
-import { PostgresSessionArchive, takeOverSessions } from '../records/recordings-postgres.js';
+import { PostgresSessionArchive, takeOverJournals, takeOverSessions } from '../records/recordings-postgres.js';
 import { StoreReplica } from '../replicas/replica.js';
 import { ReviewNotifier, WebhookSender } from '../reviews/review-notify.js';
 import { PostgresWebhookMinutes } from '../alerts/webhook-minutes-postgres.js';
@@ -180,6 +180,8 @@ async function openRecordings(
   const clientRecords = await ClientRecords.open(config.dataDir, log, replica ? await PostgresClientRecordStore.open(replica, config.dataDir) : undefined, {
     ...(o.clientRecordDiskReserveBytes !== undefined ? { reserveBytes: o.clientRecordDiskReserveBytes } : {}),
   });
+  // A dead replica's journals: the sessions it held are cut from the copy the store keeps (this one's own last run: from its disk, when they are there).
+  if (replica) replica.onTakeOver(async (client, dead) => void (await takeOverJournals(client, dead, recordings.key, dead === replica.id && recordings.journalsFound)));
   const recovered = await recordings.recoverUnindexed();
   if (recovered > 0)
     log.warn('recording.recovered', {

@@ -26,8 +26,14 @@
  * @see docs/recording-format.md
  * @see https://www.postgresql.org/docs/current/datatype-binary.html
  */
-import { readFile, readdir, rm } from 'node:fs/promises';
+import type { KeyObject } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { recoverJournals } from '../../recording/journal.js';
+import { cutRecording } from '../../recording/record-chunks.js';
+import { parseSshPublicKey } from '../../recording/sshsig.js';
 import type pg from 'pg';
 import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -58,6 +64,19 @@ export const SESSION_INDEX_MIGRATIONS: readonly Migration[] = [
     // Out of `summary` (which listings show): the key a replica taking this one over cancels the statement it left running with.
     sql: 'alter table hoop.sessions add column upstream jsonb;',
   },
+  {
+    version: 13,
+    name: "each replica's recording journals",
+    // What each journal committed (gzip), while it is on the replica's disk: a replica that takes it over cuts the sessions it held from them.
+    sql: `
+      create table hoop.recording_journals (
+        replica  text not null,
+        name     text not null,
+        "offset" bigint not null,
+        data     bytea not null,
+        primary key (replica, name, "offset")
+      );`,
+  },
 ];
 
 /** One write waiting for the store, in the order it happened. */
@@ -65,7 +84,9 @@ type Op =
   | { kind: 'session'; summary: SessionSummary; held?: () => void }
   | { kind: 'file'; session: string; name: string; removed: boolean }
   | { kind: 'upstream'; session: string; key: UpstreamKey }
-  | { kind: 'done'; session: string };
+  | { kind: 'done'; session: string }
+  | { kind: 'journal'; name: string; offset: number; data: Buffer }
+  | { kind: 'journal-removed'; name: string };
 
 /** A batch holds at most this many operations, or this many bytes of files. */
 const BATCH_OPS = 256;
@@ -112,6 +133,49 @@ export async function takeOverSessions(client: pg.PoolClient, dead: string, log:
     }
   }
   return out;
+}
+
+/**
+ * The take-over step for a dead replica's recording journals: the sessions they hold and never
+ * cut are cut here, up to their last commit the replica's key signed, as truncated recordings
+ * signed with `key` (this replica's), and their files kept in the store (a file the store holds
+ * already, the dead replica's own cut, is kept). Then its journals go (`dropOnly`: they go, and
+ * nothing is cut from them: this replica's own, cut from its disk). Resolves how many sessions were cut.
+ */
+export async function takeOverJournals(client: pg.PoolClient, dead: string, key: KeyObject, dropOnly = false): Promise<number> {
+  const rows = dropOnly
+    ? []
+    : (await client.query<{ name: string; offset: string; data: Buffer }>('select name, "offset", data from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
+  if (rows.length === 0) {
+    await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
+    return 0;
+  }
+  const work = await mkdtemp(join(tmpdir(), 'hoop-take-over-'));
+  try {
+    // Each journal as it was on the dead replica's disk, up to the first gap in what it sent.
+    const journals = join(work, 'journal');
+    await mkdir(journals);
+    const sizes = new Map<string, number>();
+    for (const r of rows) {
+      if (Number(r.offset) !== (sizes.get(r.name) ?? 0)) continue;
+      const data = gunzipSync(r.data);
+      await appendFile(join(journals, r.name), data);
+      sizes.set(r.name, Number(r.offset) + data.length);
+    }
+    const keys = (await client.query<{ public_key: string }>('select public_key from hoop.signing_keys where replica = $1', [dead])).rows.map((r) => parseSshPublicKey(r.public_key));
+    const { sessions } = recoverJournals(journals, keys);
+    for (const s of sessions) {
+      if (!SESSION_ID.test(s.meta.id)) continue;
+      const dir = join(work, 'cut', s.meta.id);
+      await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false }, s.blocks);
+      for (const name of await readdir(dir))
+        await client.query('insert into hoop.recording_files (session, name, data) values ($1, $2, $3) on conflict (session, name) do nothing', [s.meta.id, name, await readFile(join(dir, name))]);
+    }
+    await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
+    return sessions.length;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 /** See the module documentation. */
@@ -169,6 +233,12 @@ export class PostgresSessionArchive implements SessionArchive {
   fileWritten(id: string, name: string, removed: boolean): void {
     this.#push({ kind: 'file', session: id, name, removed });
   }
+
+  /** What the recording thread's journals commit goes to the store in the same order as the files cut from them (see ./recordings.ts). */
+  readonly journal = {
+    committed: (name: string, offset: number, data: Buffer): void => this.#push({ kind: 'journal', name, offset, data }),
+    removed: (name: string): void => this.#push({ kind: 'journal-removed', name }),
+  };
 
   upstream(id: string, key: UpstreamKey): void {
     this.#push({ kind: 'upstream', session: id, key });
@@ -324,6 +394,7 @@ export class PostgresSessionArchive implements SessionArchive {
       for (const op of this.#ops) {
         if (batch.length >= BATCH_OPS || bytes >= BATCH_BYTES) break;
         batch.push(op);
+        if (op.kind === 'journal') bytes += op.data.length;
         if (op.kind === 'file' && !op.removed) {
           // Removed meanwhile (an older checkpoint): its removal follows in the queue.
           const data = await readFile(join(this.#spool, op.session, op.name)).catch(() => undefined);
@@ -382,6 +453,10 @@ export class PostgresSessionArchive implements SessionArchive {
              where hoop.sessions.ended_at is null or excluded.ended_at is not null`,
             [s.id, this.#replica.id, s.startedAt, s.endedAt ?? null, s],
           );
+        } else if (op.kind === 'journal') {
+          await client.query('insert into hoop.recording_journals (replica, name, "offset", data) values ($1, $2, $3, $4) on conflict do nothing', [this.#replica.id, op.name, op.offset, op.data]);
+        } else if (op.kind === 'journal-removed') {
+          await client.query('delete from hoop.recording_journals where replica = $1 and name = $2', [this.#replica.id, op.name]);
         } else if (op.kind === 'upstream') {
           await client.query('update hoop.sessions set upstream = $2 where id = $1 and ended_at is null', [op.session, op.key]);
         } else if (op.kind === 'file') {

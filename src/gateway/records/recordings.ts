@@ -23,7 +23,7 @@ import { analyzeSql, loadSqlParser } from '../../policy/sql/analyze.js';
 import { recoverJournals } from '../../recording/journal.js';
 import { readEvents } from '../../recording/read.js';
 import { cutRecording } from '../../recording/record-chunks.js';
-import { RecordingThread, type RecordingStream } from '../../recording/thread.js';
+import { type JournalListener, RecordingThread, type RecordingStream } from '../../recording/thread.js';
 import { MANIFEST, RECORDING_FILE } from '../../recording/writer.js';
 import { RECORD_DECODERS } from './record-decoders.js';
 import { SessionIndexFile } from './session-index-file.js';
@@ -125,6 +125,12 @@ export interface SessionArchive {
   started(summary: SessionSummary): void;
   /** A file of session `id`'s recording is durable in the data directory, or was removed there. */
   fileWritten?(id: string, name: string, removed: boolean): void;
+  /**
+   * The recording thread's journal `name` committed `data` (gzip) from `offset`, or was removed
+   * (every session in it is cut, and its files told of): a shared store keeps a copy while it is
+   * there, for a replica that takes this one over to cut the sessions it held.
+   */
+  journal?: JournalListener;
   /** Running session `id`'s upstream PostgreSQL cancel key (a shared store keeps it, out of every listing, for a replica that takes this one over). */
   upstream?(id: string, key: UpstreamKey): void;
   /** Adds an ended session to the index (a shared store: queues it; see {@link SessionArchive.indexedLater}). */
@@ -166,7 +172,9 @@ export class GatewayRecordings {
   readonly archive: SessionArchive;
   readonly #retired: KeyObject[];
   /** Where recordings are written, off the event loop that relays sessions. */
-  readonly #thread = new RecordingThread();
+  readonly #thread: RecordingThread;
+  /** Whether {@link recoverUnindexed} found journals of the last run here (then a store's copy of them is not needed). */
+  journalsFound = false;
   /** The recordings of running sessions, for their snapshots. */
   readonly #live = new Map<string, { stream: RecordingStream; snapshots: number }>();
 
@@ -175,6 +183,7 @@ export class GatewayRecordings {
     this.key = key;
     this.#retired = retired;
     this.archive = archive;
+    this.#thread = new RecordingThread(archive.journal ? { onJournal: archive.journal } : {});
   }
 
   /**
@@ -303,7 +312,8 @@ export class GatewayRecordings {
   async recoverUnindexed(): Promise<number> {
     await rm(join(this.dir, SNAPSHOT_DIR), { recursive: true, force: true });
     const journal = join(this.dir, JOURNAL_DIR);
-    const { sessions, done } = recoverJournals(journal, [this.key, ...this.#retired]);
+    const { sessions, done, found } = recoverJournals(journal, [this.key, ...this.#retired]);
+    this.journalsFound = found > 0;
     for (const s of sessions) {
       const dir = join(this.dir, 'recordings', s.meta.id);
       // Only where this gateway puts recordings; and a recording cut in full before the crash stays as it is.
