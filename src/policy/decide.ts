@@ -62,6 +62,8 @@ export interface Decision {
   statements?: readonly StatementFacts[];
   /** The tables the SQL names, and of those the ones it writes to (see {@link tablesTouched}); kept with cached decisions. */
   touched?: TablesTouchedBy;
+  /** Whether some statement passes values to a side channel (`pg_notify`, `set_config`: `StatementFacts.sideChannel`); kept with cached decisions, as texts of one shape call the same functions. */
+  sideChannel?: boolean;
   /** For a `review` decision: how it is reviewed (absent when the policy names no reviewers for it: it is refused). */
   review?: ReviewSettings;
   /** For an `allow` decision on SQL that writes under a row limit: how the gateway counts and limits it. */
@@ -175,6 +177,11 @@ export const READ_ONLY_DENIED_FUNCTIONS: ReadonlySet<string> = new Set([
  * that reads tables named in a string ({@link UNSEEN_READ_FUNCTIONS}): what it reads cannot be told,
  * so every alert's and search's table matches it.
  */
+/** What a decision keeps of its analysis, cached with it: the tables touched, and whether a side channel is used. */
+function factsOf(analysis: Analysis): Pick<Decision, 'touched' | 'sideChannel'> {
+  return { touched: touchedBy(analysis), sideChannel: analysis.ok && analysis.statements.some((s) => s.sideChannel !== undefined) };
+}
+
 function touchedBy(analysis: Analysis): TablesTouchedBy {
   const touched = tablesTouched(analysis);
   const unseen = analysis.ok && analysis.statements.some((st) => findFunction(st.functions, UNSEEN_READ_FUNCTIONS) !== undefined);
@@ -383,11 +390,11 @@ export class StatementJudge {
    */
   judge(sql: string, analyzed?: Analysis): Decision {
     // A text the caller analysed itself is long: not cached (and `sql` may be left empty).
-    if (analyzed) return Object.freeze({ ...this.#decideAnalysis(analyzed), touched: touchedBy(analyzed) });
+    if (analyzed) return Object.freeze({ ...this.#decideAnalysis(analyzed), ...factsOf(analyzed) });
     const hit = this.#cache.get(sql);
     if (hit) return hit;
     const analysis = analyzeSql(sql);
-    const decision = Object.freeze({ ...this.#decideAnalysis(analysis), touched: touchedBy(analysis) });
+    const decision = Object.freeze({ ...this.#decideAnalysis(analysis), ...factsOf(analysis) });
     const { statements: _omitted, ...shared } = decision;
     this.#cache.set(sql, analysis, decision, Object.freeze(shared));
     return decision;

@@ -86,6 +86,8 @@ export interface StatementVerdict {
   reason: string;
   /** The tables the SQL names and, of those, the ones it writes to (for the sessions index). */
   touched?: TablesTouchedBy;
+  /** Whether the SQL passes values to a side channel (`pg_notify`, `set_config`); undefined when the judge does not say (the engine then reads the SQL itself). */
+  sideChannel?: boolean;
   /** For `review`: who reviews it and how; without, a review verdict is refused (nobody could approve it). */
   review?: ReviewSettings;
   /** For `allow`: the row limit on what it writes (see `WriteGuard`). */

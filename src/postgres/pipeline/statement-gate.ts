@@ -152,6 +152,8 @@ export class StatementGate implements Stage {
   #approvedTexts: ReadonlySet<string> | undefined;
   /** The review verdict met while judging the current message. */
   #asking: StatementVerdict | undefined;
+  /** Whether the text of the message being judged passes values to a side channel, as its verdict said (undefined: it did not say). */
+  #textSideChannel: boolean | undefined;
   /** The SQL texts judged for the current message (its own, those it EXECUTEs, those a Bind's statement may hold). */
   readonly #seen: string[] = [];
   /** The current message judged a text no reviewer could be shown: one too long to decode here, or more texts than {@link MAX_SEEN}. */
@@ -352,6 +354,7 @@ export class StatementGate implements Stage {
     this.#forget.length = 0;
     if (m.kind === 'sync' || m.kind === 'query') this.#names.nextBatch();
     this.#asking = undefined;
+    this.#textSideChannel = undefined;
     this.#seen.length = 0;
     this.#unshowable = undefined;
     this.#guarding = undefined;
@@ -375,6 +378,8 @@ export class StatementGate implements Stage {
    * its refusal (rule `masking-side-channel`); `m` at once when it has none.
    */
   #checkSideChannel(m: QueryMessage | ParseMessage, analysis: Analysis | undefined, query: boolean): Sent | Promise<Sent> {
+    // A text its verdict says calls no side channel is not parsed again for it (a verdict of its shape, cached, says so too).
+    if (this.#textSideChannel === false && analysis === undefined) return m;
     const check = this.#sideChannel?.(analysis ?? analyzeSql(m.sql));
     if (!check) return m;
     const type = this.#current;
@@ -661,6 +666,7 @@ export class StatementGate implements Stage {
     let ops: PreparedOp[] | undefined;
     try {
       verdict = this.#judge.judge(sql, analysis);
+      if (depth === 0) this.#textSideChannel = verdict.sideChannel;
       this.#noteTouched(verdict.touched);
       ops = preparedOps(sql, analysis);
     } catch {
