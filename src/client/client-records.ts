@@ -21,8 +21,6 @@ import { CLIENT_RECORD_ROW_CAP } from '../postgres/pipeline/recording/records.js
 import { PostgresRawTap, PostgresRecordingStage } from '../postgres/pipeline/recording/stage.js';
 import { VERSION } from '../version.js';
 import type { RecordingStream } from '../recording/thread.js';
-import { WIRE_ENCODER } from '../recording/wire.js';
-import { SSH_RECORD_ENCODER } from '../ssh/common/recorder.js';
 import type { SshClientRecord } from '../ssh/local/terminator.js';
 
 /** How long a command waits, when it ends, for its records to reach the gateway. */
@@ -137,8 +135,8 @@ export class CommandRecords {
    * session goes on; what it holds is uploaded by a later command, as truncated).
    */
   async session(id: string, rows: number, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SessionRecord> {
-    // Kept as the messages came, read by the PostgreSQL encoder when the record is read (src/recording/wire.ts).
-    const opened = await this.#session(id, WIRE_ENCODER, { ...start, wire: 'postgres' }, onFailure);
+    // Kept as the messages came, read by the PostgreSQL decoder when the record is read.
+    const opened = await this.#session(id, 'postgres', start, onFailure);
     const { stream } = opened;
     const cap = Math.min(rows, CLIENT_RECORD_ROW_CAP);
     const stage = new PostgresRecordingStage({ stream, results: cap > 0 ? 'masked' : 'none', rowCap: cap });
@@ -159,18 +157,18 @@ export class CommandRecords {
 
   /** Opens the record of SSH session `id` (the gateway's id), as {@link session} does for PostgreSQL; the port's terminator writes its events. */
   async sshSession(id: string, start: Record<string, unknown>, onFailure: (err: Error) => void): Promise<SshClientRecord> {
-    const opened = await this.#session(id, SSH_RECORD_ENCODER, start, onFailure);
+    const opened = await this.#session(id, 'ssh', start, onFailure);
     return { stream: opened.stream, close: (end) => opened.close(end) };
   }
 
   /** A session's record opened in the spool with its start event; `close` (once) ends it, signs it and uploads it. */
   async #session(
     id: string,
-    encoder: string,
+    protocol: string,
     start: Record<string, unknown>,
     onFailure: (err: Error) => void,
   ): Promise<{ stream: RecordingStream; close(end: { reason: string } & Record<string, unknown>, before?: () => void): void }> {
-    const stream = await this.recorder.session(id, encoder);
+    const stream = await this.recorder.session(id, protocol);
     this.opened('sessions', id);
     stream.event({ t: 'start', at: Date.now(), side: 'client', session: id, ...start, cliVersion: VERSION, host: hostname(), pid: process.pid });
     const failed = (err: Error): void => {

@@ -24,7 +24,7 @@ import type { GatewayEndpoint } from '../api-client/request.js';
 import { describeError, ErrorCode, isHoopError } from '../errors.js';
 import type { Spool, SpoolEntry } from '../recording/spool.js';
 import { tarOf, type TarEntry } from '../recording/tar.js';
-import { MANIFEST, RECORDING_FILE, uploadOrder as recordOrder } from '../recording/writer.js';
+import { isChunkFile, MANIFEST, RECORDING_FILE, uploadOrder as recordOrder } from '../recording/writer.js';
 
 /** Where records go. */
 export interface UploadTarget {
@@ -51,7 +51,7 @@ export interface UploadReport {
  */
 function uploadOrder(files: string[]): string[] {
   const present = new Set(files);
-  const paired = (f: string): boolean => f.startsWith('events-') || (f.endsWith('.sig') ? present.has(f.slice(0, -4)) : present.has(`${f}.sig`));
+  const paired = (f: string): boolean => isChunkFile(f) || (f.endsWith('.sig') ? present.has(f.slice(0, -4)) : present.has(`${f}.sig`));
   return recordOrder(files.filter((f) => RECORDING_FILE.test(f) && paired(f)).map((name) => ({ name }))).map((f) => f.name);
 }
 
@@ -113,7 +113,7 @@ async function batchFiles(entry: SpoolEntry): Promise<TarEntry[] | undefined> {
         .pop();
   const files: TarEntry[] = [];
   let bytes = 0;
-  for (const name of [...names.filter((f) => f.startsWith('events-')), ...(manifest ? [manifest, `${manifest}.sig`] : [])]) {
+  for (const name of [...names.filter(isChunkFile), ...(manifest ? [manifest, `${manifest}.sig`] : [])]) {
     const data = await readFile(join(entry.dir, name));
     bytes += data.length;
     if (bytes > BATCHED_RECORD_BYTES) return undefined;

@@ -142,7 +142,9 @@ outcomes the client received. Read verify.sh before you run it: it is short, and
 as good as where they came from (compare ssh-keygen -lf allowed_signers with the gateway's
 published keys, GET /v1/keys, and with the device key the person registered).
 
-Each chunk holds events as gzip JSON lines (zcat run/events-*.jsonl.gz); a CLI record keeps the
-PostgreSQL messages as they crossed ("wire" events, base64), which verify.sh decodes.
+The run's own record holds events as gzip JSON lines (zcat run/events-*.jsonl.gz). A session's
+records (records-*.gz) keep the messages as they crossed: after each chunk's first line, records
+of [kind: 1 byte][length: 4 bytes, little-endian][time: 8 bytes][bytes], kind 1 an event as JSON;
+verify.sh decodes them with jq.
 `;
 }

@@ -15,18 +15,11 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { writeFileOnceOnThread } from '../durable-file.js';
 import { sshSign } from './sshsig.js';
-import { EVENT, HEADER } from './thread.js';
-import { type ChunkHeader, checkpointName, MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, SEALED } from './writer.js';
+import { HEADER } from './thread.js';
+import { type ChunkHeader, checkpointName, eventRecord, MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, RECORDS_FORMAT, recordChunkName, SEALED } from './writer.js';
 
-/** The format whose chunks hold records, not JSON lines. */
-export const RECORDS_FORMAT = 3;
 /** Bytes of records per chunk, before compression (a record longer than this has a chunk of its own). */
 const CHUNK_BYTES = 1024 * 1024;
-
-/** `records-000001.gz`, ... */
-export function recordChunkName(seq: number): string {
-  return `records-${String(seq).padStart(6, '0')}.gz`;
-}
 
 /** What {@link cutRecording} writes. */
 export interface CutOptions {
@@ -83,17 +76,6 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
   o.onFile?.(`${name}.sig`);
   o.onFile?.(name);
   return { chunks: sums.length, records };
-}
-
-/** A whole event as one record. */
-export function eventRecord(event: { t: string; at: number } & Record<string, unknown>): Buffer {
-  const json = Buffer.from(JSON.stringify(event));
-  const r = Buffer.allocUnsafe(HEADER + json.length);
-  r[0] = EVENT;
-  r.writeUInt32LE(json.length, 1);
-  r.writeDoubleLE(event.at, 5);
-  json.copy(r, HEADER);
-  return r;
 }
 
 /** How many whole records `block` holds. @throws Error when it does not end at a record's end */

@@ -164,7 +164,7 @@ export interface ClientRecorderOptions {
 }
 
 /**
- * Writes one CLI's records: sessions on the recording thread (the same encoder as the gateway's),
+ * Writes one CLI's records: sessions on the recording thread (the same records as the gateway's),
  * a run's few events in this thread.
  */
 export class ClientRecorder {
@@ -185,14 +185,14 @@ export class ClientRecorder {
 
   /**
    * Opens the record of session `id` (the gateway's id), on the recording thread, its records read
-   * by the protocol's `encoder` module (a URL). The session need not wait for the thread to open
+   * by the decoder of `protocol`. The session need not wait for the thread to open
    * it: what it records meanwhile waits there, and a failure to open is the stream's `onFailure`.
    */
-  async session(id: string, encoder: string): Promise<RecordingStream> {
+  async session(id: string, protocol: string): Promise<RecordingStream> {
     const key = await this.key();
     // Its directory and spool.json are made on the thread too, unsynced as the record is: a session pays no file call to start.
     const { dir, name, text } = this.#o.spool.meta({ kind: 'sessions', id, gateway: this.#o.gateway, signer: sshPublicKeyLine(key) });
-    return this.#thread.openNow({ dir, id, key, encoder, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, beside: { name, text } });
+    return this.#thread.openNow({ dir, id, key, protocol, checkpointMs: CLIENT_CHECKPOINT_MS, chunkMs: CLIENT_CHUNK_MS, durable: false, beside: { name, text } });
   }
 
   /** Opens the record of run `id`. */

@@ -16,25 +16,17 @@ import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { writeFileOnceOnThread } from '../durable-file.js';
-import { loadSiblingModule, lowerThreadPriority } from '../worker-thread.js';
+import { lowerThreadPriority } from '../worker-thread.js';
 import { Journal } from './journal.js';
 import { cutRecording } from './record-chunks.js';
-import { EVENT, forEachRecord, type FromThread, type RecordEncoder, type RecordEncoderModule, type ToThread } from './thread.js';
+import type { FromThread, ToThread } from './thread.js';
 import { RecordingWriter } from './writer.js';
-
-/** The encoder modules loaded, by URL (a process has one per protocol). */
-const encoders = new Map<string, Promise<RecordEncoderModule>>();
-function encoderModule(url: string): Promise<RecordEncoderModule> {
-  let m = encoders.get(url);
-  if (!m) encoders.set(url, (m = loadSiblingModule<RecordEncoderModule>(url)));
-  return m;
-}
 
 interface Open {
   /** With a journal: the journal, and how the recording is cut from it. */
   journaled?: { journal: Journal; key: KeyObject; durable: boolean; announce: boolean };
-  /** Its writer and its encoder, once open (undefined when it could not be opened). */
-  opened: Promise<{ writer: RecordingWriter; encoder: RecordEncoder } | undefined>;
+  /** Without a journal: its writer, once open (undefined when it could not be opened). */
+  opened: Promise<RecordingWriter | undefined>;
   writer?: RecordingWriter;
   /** The work on this recording, in order (its opening first). */
   queue: Promise<void>;
@@ -65,17 +57,15 @@ function fail(id: number, err: unknown): void {
  */
 function open(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
   if (o.journal !== undefined) return openJournaled(id, o);
-  const { encoder, announce, beside, journal: _, protocol: __, announceJournal: ___, ...options } = o;
+  const { announce, beside, journal: _, announceJournal: __, ...options } = o;
   const onFile = announce ? (name: string, removed: boolean): void => say({ op: 'file', id, name, removed }) : undefined;
   const r: Open = { opened: Promise.resolve(undefined), queue: Promise.resolve(), failed: false };
   r.opened = (async () => {
     const writer = await RecordingWriter.create({ ...options, blocking: true, onFailure: (err) => fail(id, err), ...(onFile ? { onFile } : {}) });
     if (beside) await writeFileOnceOnThread(join(options.dir, beside.name), Buffer.from(beside.text), options.dir, options.durable !== false, options.durable !== false);
-    if (encoder === undefined) throw new Error('a recording without a journal needs its encoder');
-    const module = await encoderModule(encoder);
     r.writer = writer;
     say({ op: 'opened', id });
-    return { writer, encoder: module.createRecordEncoder(writer) };
+    return writer;
   })().catch((err: unknown) => {
     r.failed = true;
     say({ op: 'opened', id, error: message(err) });
@@ -235,12 +225,8 @@ port.on('message', (m: ToThread) => {
       const w = await r.opened;
       if (r.failed || !w) return;
       try {
-        forEachRecord(Buffer.from(m.buffer, 0, m.length), m.length, (kind, at, bytes, start, end) => {
-          if (kind !== EVENT) return w.encoder.record(kind, at, bytes, start, end);
-          w.encoder.flush();
-          w.writer.appendJson(bytes.toString('utf8', start, end));
-        });
-        await w.writer.drained();
+        w.appendRecords(Buffer.from(m.buffer, 0, m.length));
+        await w.drained();
         if (!r.failed) say({ op: 'written', id: m.id, bytes: m.length });
       } catch (err) {
         fail(m.id, err);
@@ -253,8 +239,7 @@ port.on('message', (m: ToThread) => {
     const w = await r.opened;
     if (r.failed || !w) return say({ op: 'closed', id: m.id, error: 'the recording failed' });
     try {
-      w.encoder.flush();
-      await w.writer.close();
+      await w.close();
       say({ op: 'closed', id: m.id });
     } catch (err) {
       say({ op: 'closed', id: m.id, error: message(err) });

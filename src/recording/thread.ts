@@ -1,10 +1,11 @@
 /**
  * Recordings written on their own thread. The data path only copies what a protocol's recorder
  * needs (whole messages, as bytes) into a staging block with the time; the recording thread
- * (./thread-worker.ts) turns them into events (the protocol's encoder, e.g.
- * src/postgres/pipeline/recording/encoder.ts), compresses, hashes, writes, fsyncs and signs
- * (./writer.ts). So a session pays a copy per recorded message, and the event loop that relays
- * every session never waits for a recording.
+ * (./thread-worker.ts) keeps the records as they are: in its journal (./journal.ts), cut into the
+ * recording when it closes, or straight into the recording's chunks (./writer.ts); readers turn
+ * them into events with the protocol's decoder (e.g. src/postgres/pipeline/recording/encoder.ts).
+ * So a session pays a copy per recorded message, and the event loop that relays every session
+ * never waits for a recording.
  *
  * Staged records: `[kind u8][length u32 LE][at f64 LE][payload]`. Kind {@link EVENT} is a whole
  * event as JSON; the others are the protocol's. Blocks go to the thread when full or every
@@ -59,18 +60,14 @@ export function forEachRecord(block: Buffer, length: number, fn: (kind: number, 
   }
 }
 
-/** What turns one protocol's records into events, on the recording thread. */
+/** What turns one protocol's records into events, for a reader. */
 export interface RecordEncoder {
   record(kind: number, at: number, bytes: Buffer, start: number, end: number): void;
   /** Writes what it holds, before an event of the session's own (its end). */
   flush(): void;
 }
 
-/**
- * A protocol's encoder module. The recording thread loads it by URL
- * ({@link ThreadRecordingOptions.encoder}, made with `siblingModule` of src/worker-thread.ts), so
- * that recording knows no protocol: each engine names its own.
- */
+/** A protocol's decoder module (`createRecordEncoder`), as readers are given it by the protocol a recording names: recording knows no protocol. */
 export interface RecordEncoderModule {
   createRecordEncoder(sink: EventSink): RecordEncoder;
 }
@@ -108,16 +105,16 @@ export interface ThreadRecordingOptions {
   dir: string;
   id: string;
   key: KeyObject;
-  /** The URL of the {@link RecordEncoderModule} that reads the records: the protocol's own (its engine exports it). Unused with a `journal`, whose recordings keep the records themselves. */
-  encoder?: string;
+  /** The protocol whose decoder reads the records (`postgres`, `ssh`), named in every chunk. */
+  protocol: string;
   /**
    * The directory of the thread's journal (./journal.ts): the records go there as they come, and
    * are cut into the recording's directory, in format 3 (./record-chunks.ts), when it closes.
-   * Without it, the thread writes events into the directory as they come (format 2).
+   * Without it, the thread writes them into the directory as they come, in chunks of a second
+   * with a signed checkpoint each (a CLI's record, whose key may be gone with its process: no
+   * other process could finish a journal it left).
    */
   journal?: string;
-  /** With `journal`: the protocol whose decoder reads the records, named in the recording. */
-  protocol?: string;
   checkpointMs?: number;
   chunkBytes?: number;
   chunkMs?: number;

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
 import { sshVerify } from './sshsig.js';
-import { countRecords, RECORDS_FORMAT, recordChunkName, splitChunk } from './record-chunks.js';
+import { countRecords, splitChunk } from './record-chunks.js';
 import { EVENT, forEachRecord } from './thread.js';
-import { MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, SEALED, chunkName, type ChunkHeader } from './writer.js';
+import { MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, RECORDS_FORMAT, recordChunkName, SEALED, chunkName, type ChunkHeader } from './writer.js';
 
 const gunzip = promisify(gunzipCallback);
 /**

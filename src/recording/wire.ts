@@ -1,32 +1,14 @@
 /**
- * A record kept as it was staged, read later (docs/recording-format.md, "wire" events): what a
- * CLI's own record of a session is made of. On the recording thread each staged record of the
- * protocol's (src/recording/thread.ts) is written as it came, `{"t":"wire","at":…,"k":<kind>,
- * "b":"<base64>"}`, instead of being decoded into events there; whole events (the start, the end,
- * the CLI's own refusals) are written as they are. Reading the record runs the protocol's encoder
- * over the wire events, in order, as the thread would have run it, so a reader sees the events it
- * always did. Decoding a message costs more than keeping it (half of a CLI recording thread's CPU
- * in `npm run bench`'s `-M prepared` run: 6.5 µs a transaction, now 3.2), and a record is read far
- * less often than it is written.
- *
- * Which encoder reads them is named by the record's `start` event (`wire: "postgres"`), from the
- * decoders the reader is given: this module knows no protocol.
+ * Reading the `wire` events of a CLI's records of format 2 (docs/recording-format.md): each staged
+ * record was written as it came, `{"t":"wire","at":…,"k":<kind>,"b":"<base64>"}`, and reading the
+ * record runs the protocol's decoder over them, in order, so a reader sees the events it always
+ * did. (Format 3 keeps the records themselves, ./record-chunks.ts.) Which decoder reads them is
+ * named by the record's `start` event (`wire: "postgres"`), from the decoders the reader is given:
+ * this module knows no protocol.
  */
 import type { EventLine, EventSink, RecordingEvent } from './event-line.js';
 import { LineBlocks } from './event-line.js';
 import type { RecordEncoder, RecordEncoderModule } from './thread.js';
-import { siblingModule } from '../worker-thread.js';
-
-/** The URL of this module as a {@link RecordEncoderModule} (the recording thread loads it by URL). */
-export const WIRE_ENCODER = siblingModule(import.meta.url, 'wire');
-
-/** Writes each staged record as a `wire` event. */
-export function createRecordEncoder(sink: EventSink): RecordEncoder {
-  return {
-    record: (kind, at, bytes, start, end) => void sink.begin('wire', at).key('k').number(kind).key('b').base64(bytes, start, end).end(),
-    flush: () => undefined,
-  };
-}
 
 /** An {@link EventSink} that keeps the events written into it, in order, to be taken as objects. */
 export class EventCollector implements EventSink {

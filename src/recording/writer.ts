@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { writeFileOnce, writeFileOnceOnThread } from '../durable-file.js';
 import { type EventLine, type EventSink, LineBlocks, type RecordingEvent } from './event-line.js';
+import { EVENT, HEADER } from './thread.js';
 import { sshSign } from './sshsig.js';
 
 /**
@@ -96,6 +97,24 @@ export function isChunkFile(name: string): boolean {
   return name.startsWith('events-') || name.startsWith('records-');
 }
 
+/** The format whose chunks hold records, not JSON lines. */
+export const RECORDS_FORMAT = 3;
+/** `records-000001.gz`, ... */
+export function recordChunkName(seq: number): string {
+  return `records-${String(seq).padStart(6, '0')}.gz`;
+}
+
+/** A whole event as one record. */
+export function eventRecord(event: { t: string; at: number } & Record<string, unknown>): Buffer {
+  const json = Buffer.from(JSON.stringify(event));
+  const r = Buffer.allocUnsafe(HEADER + json.length);
+  r[0] = EVENT;
+  r.writeUInt32LE(json.length, 1);
+  r.writeDoubleLE(event.at, 5);
+  json.copy(r, HEADER);
+  return r;
+}
+
 /** `events-000001.jsonl.gz`, ... */
 export function chunkName(seq: number): string {
   return `events-${String(seq).padStart(6, '0')}.jsonl.gz`;
@@ -142,6 +161,11 @@ export interface RecordingWriterOptions {
    */
   blocking?: boolean;
   /**
+   * Writes records (format 3, ./record-chunks.ts) read by this protocol's decoder, appended with
+   * {@link RecordingWriter.appendRecords}, instead of events.
+   */
+  protocol?: string;
+  /**
    * With `blocking`: false to skip every fsync, so that the recording survives its process being
    * killed but not the machine's crash (a CLI's own record: the gateway's is the durable one, and
    * a laptop's disk is spared a second set of syncs per session and second). Default true.
@@ -162,6 +186,10 @@ export class RecordingWriter implements EventSink {
   readonly #onFile: (name: string, removed: boolean) => void;
   readonly #files: FileOps;
   readonly #lines = new LineBlocks(() => this.#ended());
+  /** Format 3: the protocol its records are, and the blocks of records waiting for a chunk. */
+  readonly #protocol: string | undefined;
+  #records: Buffer[] = [];
+  #recordBytes = 0;
   #pending = 0;
   #seq = 0;
   #prev = NO_PREVIOUS;
@@ -186,6 +214,7 @@ export class RecordingWriter implements EventSink {
     this.#onFailure = o.onFailure;
     this.#onFile = o.onFile ?? (() => undefined);
     this.#files = !o.blocking ? ASYNC_FILES : o.durable === false ? CACHED_FILES : BLOCKING_FILES;
+    this.#protocol = o.protocol;
     const chunkMs = o.chunkMs ?? 1000;
     // Ticks come late by a few ms: a checkpoint due within half a tick is signed at this one, not a whole tick later.
     this.#checkpointDueMs = this.#checkpointMs - Math.min(chunkMs, this.#checkpointMs) / 2;
@@ -218,6 +247,19 @@ export class RecordingWriter implements EventSink {
     return this.#lines.add(json);
   }
 
+  /** Format 3: adds a block of whole records (as ./thread.ts stages them); as {@link append}. */
+  appendRecords(block: Buffer): boolean {
+    this.#open();
+    this.#records.push(block);
+    this.#recordBytes += block.length;
+    return this.#ended();
+  }
+
+  /** Bytes waiting for a chunk. */
+  get #waiting(): number {
+    return this.#lines.bytes + this.#recordBytes;
+  }
+
   /** Starts an event written field by field (see {@link EventLine}); throws as {@link append} does. */
   begin(t: string, at: number): EventLine {
     this.#open();
@@ -231,13 +273,13 @@ export class RecordingWriter implements EventSink {
 
   /** An event was added: cuts a chunk when enough waits; false when the disk is behind. */
   #ended(): boolean {
-    if (this.#lines.bytes >= this.#chunkBytes) this.#cut();
-    return this.#pending + this.#lines.bytes <= this.#maxPending;
+    if (this.#waiting >= this.#chunkBytes) this.#cut();
+    return this.#pending + this.#waiting <= this.#maxPending;
   }
 
   /** Resolves once no more than `maxPendingBytes` wait for the disk. */
   drained(): Promise<void> {
-    if (this.#pending + this.#lines.bytes <= this.#maxPending || this.#failure) return Promise.resolve();
+    if (this.#pending + this.#waiting <= this.#maxPending || this.#failure) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
@@ -275,19 +317,20 @@ export class RecordingWriter implements EventSink {
 
   /** Cuts a chunk of the waiting events and queues its write. */
   #cut(): void {
-    if (this.#lines.bytes === 0 || this.#failure) return;
-    const bytes = this.#lines.bytes;
-    const lines = this.#lines.take();
+    if (this.#waiting === 0 || this.#failure) return;
+    const bytes = this.#waiting;
+    const lines = this.#protocol === undefined ? this.#lines.take() : this.#records.splice(0);
+    this.#recordBytes = 0;
     this.#pending += bytes;
     const seq = ++this.#seq;
     this.#queue = this.#queue.then(async () => {
       if (this.#failure) return;
       try {
-        const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev, v: 2 };
+        const header: ChunkHeader = { t: 'chunk', recording: this.id, seq, prev: this.#prev, ...(this.#protocol === undefined ? { v: 2 } : { v: RECORDS_FORMAT, protocol: this.#protocol }) };
         // On the recording thread (./thread.ts), so compressing in place blocks no session.
         const text = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...lines]);
         const data = gzipSync(text, { level: 1, chunkSize: gzipChunkSize(text.length) });
-        const name = chunkName(seq);
+        const name = this.#protocol === undefined ? chunkName(seq) : recordChunkName(seq);
         // The directory is fsynced when a manifest is signed (#sign), before it names this chunk.
         await this.#files.once(join(this.dir, name), data, this.dir, false);
         this.#onFile(name, false);
@@ -299,7 +342,7 @@ export class RecordingWriter implements EventSink {
         this.#onFailure?.(this.#failure);
       } finally {
         this.#pending -= bytes;
-        if (this.#pending + this.#lines.bytes <= this.#maxPending || this.#failure) for (const wake of this.#drainWaiters.splice(0)) wake();
+        if (this.#pending + this.#waiting <= this.#maxPending || this.#failure) for (const wake of this.#drainWaiters.splice(0)) wake();
       }
     });
   }
@@ -346,7 +389,8 @@ export class RecordingWriter implements EventSink {
     if (this.#closed) return this.#queue;
     clearInterval(this.#timer);
     // It says its own end inside what the final manifest signs: a checkpoint saved under the final name lacks it.
-    if (!this.#failure) this.#lines.add(JSON.stringify({ t: SEALED, at: Date.now(), chunks: this.#seq + 1 }));
+    const seal = { t: SEALED, at: Date.now(), chunks: this.#seq + 1 };
+    if (!this.#failure) this.#protocol === undefined ? this.#lines.add(JSON.stringify(seal)) : this.appendRecords(eventRecord(seal));
     await this.flush();
     this.#closed = true;
     await this.#sign(MANIFEST);

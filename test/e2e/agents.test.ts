@@ -258,7 +258,7 @@ describe('hoop run', () => {
     cpSync(second!, first!, { recursive: true });
     const swapped = await check();
     expect(swapped.code).toBe(1);
-    expect(swapped.stdout).toContain(`FAIL sessions/${sessions[0]!.id}/client/events-000001.jsonl.gz: not chunk 1 of recording ${sessions[0]!.id}`);
+    expect(swapped.stdout).toContain(`FAIL sessions/${sessions[0]!.id}/client/records-000001.gz: not chunk 1 of recording ${sessions[0]!.id}`);
     expect(swapped.stdout).toMatch(
       new RegExp(
         `FAIL session ${sessions[0]!.id}: the records DIFFER:\n +statement 1: the gateway recorded \\{"t":"query","sql":"select count\\(\\*\\) from agent_items"\\}, the CLI \\{"t":"query","sql":"select count\\(\\*\\) from agent_people"\\}`,

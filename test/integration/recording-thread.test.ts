@@ -1,6 +1,6 @@
 /**
  * The recording thread (src/recording/thread.ts) as the data path uses it: a PostgreSQL stage
- * copies messages, the thread writes events, the recording verifies and reads back as the client
+ * copies messages, the thread writes them as records, the recording verifies and reads back as the client
  * saw it; a staging block moved to the thread makes `behind` wait until it is on disk; a failure
  * to write reaches the session at once and the close says so.
  */
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeFrontend } from '../../src/postgres/wire/frontend-messages.js';
-import { POSTGRES_RECORD_ENCODER } from '../../src/postgres/pipeline/recording/records.js';
+import { RECORD_DECODERS } from '../../src/gateway/records/record-decoders.js';
 import { PostgresRecordingStage } from '../../src/postgres/pipeline/recording/stage.js';
 import { readEvents } from '../../src/recording/read.js';
 import { generateSigningKey } from '../../src/recording/sshsig.js';
@@ -35,9 +35,9 @@ const rowDescription = (...names: string[]): Buffer => msg('T', names.length, ..
 const dataRow = (...values: Array<string | null>): Buffer => msg('D', values.length, ...values.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v)])));
 
 describe('the recording thread', () => {
-  it('writes what the stage copied as events, in order, in a recording that verifies', async () => {
+  it('writes what the stage copied, in order, in a recording that verifies and reads back as events', async () => {
     const dir = join(root, 'one');
-    const stream = await thread.open({ dir, id: 'one', key, encoder: POSTGRES_RECORD_ENCODER });
+    const stream = await thread.open({ dir, id: 'one', key, protocol: 'postgres' });
     const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 2, now: () => 5 });
     stream.event({ t: 'start', at: 1, who: 'alice' });
     for (let i = 0; i < 300; i++) {
@@ -57,7 +57,7 @@ describe('the recording thread', () => {
     const check = await verifyRecording(dir, [createPublicKey(key)]);
     expect(check).toMatchObject({ ok: true, complete: true, problems: [] });
     const events = [];
-    for await (const e of readEvents(dir, MANIFEST)) events.push(e);
+    for await (const e of readEvents(dir, MANIFEST, RECORD_DECODERS)) events.push(e);
     expect(events[0]).toEqual({ t: 'start', at: 1, who: 'alice' });
     expect(events.at(-1)).toEqual({ t: 'end', at: 9, reason: 'client-terminated' });
     expect(events.filter((e) => e.t === 'query')).toHaveLength(300);
@@ -71,7 +71,7 @@ describe('the recording thread', () => {
   });
 
   it('says it is behind until what it was handed is on disk', async () => {
-    const stream = await thread.open({ dir: join(root, 'behind'), id: 'behind', key, encoder: POSTGRES_RECORD_ENCODER, maxPendingBytes: 1 });
+    const stream = await thread.open({ dir: join(root, 'behind'), id: 'behind', key, protocol: 'postgres', maxPendingBytes: 1 });
     stream.event({ t: 'start', at: 1, pad: 'x'.repeat(300_000) });
     expect(stream.behind).toBeInstanceOf(Promise);
     await stream.behind;
@@ -81,7 +81,7 @@ describe('the recording thread', () => {
 
   it('tells the session when the recording cannot be written, and its close fails', async () => {
     const dir = join(root, 'gone');
-    const stream = await thread.open({ dir, id: 'gone', key, encoder: POSTGRES_RECORD_ENCODER, chunkMs: 10 });
+    const stream = await thread.open({ dir, id: 'gone', key, protocol: 'postgres', chunkMs: 10 });
     const failed = new Promise<Error>((resolve) => (stream.onFailure = resolve));
     rmSync(dir, { recursive: true, force: true });
     stream.event({ t: 'start', at: 1, pad: 'x'.repeat(300_000) });
@@ -92,7 +92,7 @@ describe('the recording thread', () => {
 
   it('opened without waiting (a CLI record): what comes before the thread opened it is kept, with the file beside it', async () => {
     const dir = join(root, 'now');
-    const stream = thread.openNow({ dir, id: 'now', key, encoder: POSTGRES_RECORD_ENCODER, beside: { name: 'spool.json', text: '{"kind":"sessions"}\n' } });
+    const stream = thread.openNow({ dir, id: 'now', key, protocol: 'postgres', beside: { name: 'spool.json', text: '{"kind":"sessions"}\n' } });
     stream.event({ t: 'start', at: 1 });
     const stage = new PostgresRecordingStage({ stream, results: 'masked', rowCap: 10, now: () => 2 });
     stage.frontend(query('select 1'));
@@ -103,14 +103,14 @@ describe('the recording thread', () => {
     const check = await verifyRecording(dir, [createPublicKey(key)]);
     expect(check).toMatchObject({ ok: true, complete: true });
     const events = [];
-    for await (const e of readEvents(dir, MANIFEST)) events.push(e.t);
+    for await (const e of readEvents(dir, MANIFEST, RECORD_DECODERS)) events.push(e.t);
     expect(events).toEqual(['start', 'query', 'end']);
   });
 
   it("opened without waiting, a recording that cannot be opened is the stream's failure, and its close fails", async () => {
     const file = join(root, 'a-file');
     writeFileSync(file, 'not a directory');
-    const stream = thread.openNow({ dir: join(file, 'rec'), id: 'nowhere', key, encoder: POSTGRES_RECORD_ENCODER });
+    const stream = thread.openNow({ dir: join(file, 'rec'), id: 'nowhere', key, protocol: 'postgres' });
     const failed = new Promise<Error>((resolve) => (stream.onFailure = resolve));
     stream.event({ t: 'start', at: 1 });
     expect((await failed).message).toMatch(/ENOTDIR|EEXIST/);

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createRecordEncoder, PostgresRecorder } from '../../src/postgres/pipeline/recording/encoder.js';
-import { createRecordEncoder as createWireEncoder, decodeWire } from '../../src/recording/wire.js';
+import { decodeWire } from '../../src/recording/wire.js';
+import type { EventSink } from '../../src/recording/event-line.js';
 import { PostgresRawTap, PostgresRecordingStage } from '../../src/postgres/pipeline/recording/stage.js';
 import { PgProtocolError } from '../../src/postgres/wire/protocol-error.js';
 import { MessageReader } from '../../src/postgres/wire/reader.js';
@@ -72,10 +73,16 @@ function tapped(rowCap: number, cut: number): RecordingEvent[] {
   return sink.events();
 }
 
-/** As {@link tapped}, kept as `wire` events (a CLI's record, src/recording/wire.ts) and read back through the PostgreSQL encoder. */
+/** Each record as a `wire` event, as a CLI's records of format 2 kept them. */
+const wireEvents = (sink: EventSink) => ({
+  record: (kind: number, at: number, bytes: Buffer, start: number, end: number): void => void sink.append({ t: 'wire', at, k: kind, b: bytes.subarray(start, end).toString('base64') }),
+  flush: () => undefined,
+});
+
+/** As {@link tapped}, kept as `wire` events (a CLI's record of format 2, src/recording/wire.ts) and read back through the PostgreSQL decoder. */
 async function tappedAsWire(rowCap: number, cut: number): Promise<{ kept: RecordingEvent[]; read: RecordingEvent[] }> {
   const sink = memorySink();
-  const stream = loopbackStream(sink, createWireEncoder(sink));
+  const stream = loopbackStream(sink, wireEvents(sink));
   stream.event({ t: 'start', at: 0, wire: 'postgres' });
   const tap = new PostgresRawTap({ stream, rowCap, now: () => 1 });
   for (const [side, messages] of SESSION) {
@@ -128,7 +135,7 @@ describe('the raw tap', () => {
     for (const cut of [1, 3, 7, 64, 1000, 1 << 30]) expect(tapped(4, cut), `cut every ${cut} bytes`).toEqual(expected);
   });
 
-  it('kept as wire events (a CLI record), reads back as the same record', async () => {
+  it('kept as wire events (a CLI record of format 2), reads back as the same record', async () => {
     const expected = await readEveryMessage(4, 'masked');
     for (const cut of [7, 1 << 30]) {
       const { kept, read } = await tappedAsWire(4, cut);

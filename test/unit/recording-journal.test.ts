@@ -13,7 +13,8 @@ import { RECORD_DECODERS } from '../../src/gateway/records/record-decoders.js';
 import { CLIENT } from '../../src/postgres/pipeline/recording/records.js';
 import { Journal, recoverJournals } from '../../src/recording/journal.js';
 import { readEvents } from '../../src/recording/read.js';
-import { cutRecording, eventRecord } from '../../src/recording/record-chunks.js';
+import { cutRecording } from '../../src/recording/record-chunks.js';
+import { eventRecord } from '../../src/recording/writer.js';
 import { HEADER, RecordingThread } from '../../src/recording/thread.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 

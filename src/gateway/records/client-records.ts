@@ -241,7 +241,7 @@ export class ClientRecords {
     if (!RECORD_ID.test(id) || bad || files.length === 0)
       return Promise.reject(
         new HoopError(ErrorCode.USAGE, `a record holds no file ${bad?.name ?? '(none given)'}`, {
-          hint: 'upload the files hoop wrote: events-NNNNNN.jsonl.gz, SHA256SUMS, checkpoints, and their .sig',
+          hint: 'upload the files hoop wrote: records-NNNNNN.gz (or events-NNNNNN.jsonl.gz), SHA256SUMS, checkpoints, and their .sig',
         }),
       );
     const ordered = uploadOrder(files);

@@ -13,7 +13,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { EventSink } from '../../recording/event-line.js';
 import type { RecordEncoder, RecordingStream } from '../../recording/thread.js';
-import { siblingModule } from '../../worker-thread.js';
 
 /** Record kind: the channel and stream of the {@link SSH_DATA} records that follow. */
 export const SSH_STREAM = 2;
@@ -58,7 +57,7 @@ export class SshDataRecorder {
   }
 }
 
-/** The recording thread's side: turns the staged records into `ssh-data` events. */
+/** The reader's side: turns the records into `ssh-data` events. */
 export class SshRecorder {
   readonly #sink: EventSink;
   #channel = 0;
@@ -116,10 +115,7 @@ function incompleteTail(b: Buffer): number {
   return 0;
 }
 
-/** The recording thread's entry for SSH sessions (see RecordEncoderModule in src/recording/thread.ts). */
+/** The decoder of SSH sessions' records (see RecordEncoderModule in src/recording/thread.ts). */
 export function createRecordEncoder(sink: EventSink): RecordEncoder {
   return new SshRecorder(sink);
 }
-
-/** This module's URL, for the recording thread to load its {@link createRecordEncoder}. */
-export const SSH_RECORD_ENCODER = siblingModule(import.meta.url, 'recorder');

@@ -7,8 +7,6 @@
  * RowDescription, as JSON (`MASKED`); rows that passed unread (`PASSED`: their count; the time of
  * the first).
  */
-import { siblingModule } from '../../../worker-thread.js';
-
 export const CLIENT = 16;
 export const CLIENT_LONG = 17;
 export const BIND_STREAMED = 18;
@@ -26,6 +24,3 @@ export const CLIENT_RECORD_ROW_CAP = 100;
 /** A result of at most this many rows and {@link SMALL_BYTES} of values is written as one `result` event. */
 export const SMALL_ROWS = 16;
 export const SMALL_BYTES = 8192;
-
-/** The URL of the encoder module (./encoder.ts), for the recording thread to load. */
-export const POSTGRES_RECORD_ENCODER = siblingModule(import.meta.url, 'encoder');
