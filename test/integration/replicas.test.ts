@@ -696,15 +696,20 @@ describe('two replicas behind a load balancer', () => {
     expect(loadOnB.every((f) => f.ended)).toBe(true);
     const stillOnA = await Promise.all(loadOnA.slice(0, 50).map((f) => f.simple('select 3')));
     expect(stillOnA.every((m) => m.some((x) => x.type === 0x44))).toBe(true);
+    // Once the take-over is committed, A cuts each of B's sessions from the journal it sent: every one of them has a signed recording in the store, and B's journals are gone.
+    await eventually(
+      async () => {
+        expect(await storeRows(`select count(*) from hoop.recording_journals where replica = '${bId}'`)).toEqual(['0']);
+        expect(
+          await storeRows(
+            `select count(*) from hoop.sessions s where replica = '${bId}' and summary->>'reason' = 'gateway-stopped' and not exists (select 1 from hoop.recording_files f where f.session = s.id and f.name like 'checkpoint-%.sig')`,
+          ),
+        ).toEqual(['0']);
+      },
+      { timeout: 30_000, interval: 100 },
+    );
     const verify = await hoop(stack.gateway.url, ['sessions', 'verify', truncated[0]!.id]);
     expect(verify.stdout).toContain('truncated at its last checkpoint');
-    // A cut each of B's sessions from the journal it sent: every one of them has a signed recording in the store, and B's journals are gone.
-    expect(
-      await storeRows(
-        `select count(*) from hoop.sessions s where replica = '${bId}' and summary->>'reason' = 'gateway-stopped' and not exists (select 1 from hoop.recording_files f where f.session = s.id and f.name like 'checkpoint-%.sig')`,
-      ),
-    ).toEqual(['0']);
-    expect(await storeRows(`select count(*) from hoop.recording_journals where replica = '${bId}'`)).toEqual(['0']);
     const review = JSON.parse((await hoop(stack.gateway.url, ['review', 'show', reviewId, '--json'], 'bob', ['dba'])).stdout) as { state: string; closedBecause: string };
     expect(review).toMatchObject({ state: 'expired', closedBecause: 'the gateway replica holding its statement stopped; the statement did not run' });
     await until(async () => ((await sleepers()).length === 0 ? true : undefined), 10_000, "B's running statement to be cancelled");

@@ -22,7 +22,7 @@ import type { GatewayConfig } from '../config/config.js';
 import { GatewayPolicySource } from '../config/policy-source.js';
 import { RecordingDisk } from '../records/recording-disk.js';
 import { GatewayRecordings, upstreamKeySchema, type UpstreamKey } from '../records/recordings.js';
-import { PostgresSessionArchive, takeOverJournals, takeOverSessions } from '../records/recordings-postgres.js';
+import { cutStoppedJournals, PostgresSessionArchive, stoppedWithJournals, takeOverSessions } from '../records/recordings-postgres.js';
 import { StoreReplica } from '../replicas/replica.js';
 import { ReviewNotifier, WebhookSender } from '../reviews/review-notify.js';
 import { PostgresWebhookMinutes } from '../alerts/webhook-minutes-postgres.js';
@@ -180,8 +180,7 @@ async function openRecordings(
   const clientRecords = await ClientRecords.open(config.dataDir, log, replica ? await PostgresClientRecordStore.open(replica, config.dataDir) : undefined, {
     ...(o.clientRecordDiskReserveBytes !== undefined ? { reserveBytes: o.clientRecordDiskReserveBytes } : {}),
   });
-  // A dead replica's journals: the sessions it held are cut from the copy the store keeps (this one's own last run: from its disk, when they are there).
-  if (replica) replica.onTakeOver(async (client, dead) => void (await takeOverJournals(client, dead, recordings.key, dead === replica.id && recordings.journalsFound)));
+  if (replica) cutJournalsOfStopped(replica, recordings, log);
   const recovered = await recordings.recoverUnindexed();
   if (recovered > 0)
     log.warn('recording.recovered', {
@@ -189,6 +188,25 @@ async function openRecordings(
       message: `${recovered} recording(s) the gateway's last run left in its data directory were indexed; any cut short verify up to their last checkpoint`,
     });
   return { recordings, clientRecords };
+}
+
+/**
+ * A stopped replica's sessions are cut from the copy of its journals the store keeps, once its
+ * take-over is committed (this replica's own last run: from its disk, when its journals are
+ * there), and at start for any replica whose cut did not finish.
+ */
+function cutJournalsOfStopped(replica: StoreReplica, recordings: GatewayRecordings, log: Logger): void {
+  const cut = (dead: string): void =>
+    void cutStoppedJournals(replica.pool, dead, recordings.key, dead === replica.id && recordings.journalsFound).then(
+      (sessions) =>
+        sessions > 0 && log.warn('recording.taken-over', { replica: dead, sessions, message: `${sessions} session(s) replica ${dead} was recording were cut from its journals, to their last commit` }),
+      (err: unknown) => log.error('recording.take-over-failed', { replica: dead, error: describeError(err), message: 'its journals stay in the store; the next start of a replica cuts them' }),
+    );
+  replica.onTakeOver(async (_client, dead) => () => cut(dead));
+  void stoppedWithJournals(replica.pool).then(
+    (dead) => dead.filter((d) => d !== replica.id).forEach(cut),
+    () => undefined,
+  );
 }
 
 /** Deletes recordings older than the policy's `recording.retentionDays`, and CLIs' records no signature verified within a day: now and hourly. */

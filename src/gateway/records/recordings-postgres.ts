@@ -136,20 +136,33 @@ export async function takeOverSessions(client: pg.PoolClient, dead: string, log:
 }
 
 /**
- * The take-over step for a dead replica's recording journals: the sessions they hold and never
- * cut are cut here, up to their last commit the replica's key signed, as truncated recordings
- * signed with `key` (this replica's), and their files kept in the store (a file the store holds
- * already, the dead replica's own cut, is kept). Then its journals go (`dropOnly`: they go, and
- * nothing is cut from them: this replica's own, cut from its disk). Resolves how many sessions were cut.
+ * Cuts the sessions a stopped replica's recording journals hold and never cut (once it is taken
+ * over, after that is committed: the take-over itself stays short), up to their last commit its
+ * key signed, as truncated recordings signed with `key` (this replica's), and keeps their files in
+ * the store (a file it holds already, the stopped replica's own cut, is kept); then its journals
+ * go. `dropOnly`: they go, and nothing is cut (this replica's own last run, cut from its disk). One
+ * replica at a time cuts a replica's journals; resolves how many sessions were cut.
  */
-export async function takeOverJournals(client: pg.PoolClient, dead: string, key: KeyObject, dropOnly = false): Promise<number> {
-  const rows = dropOnly
-    ? []
-    : (await client.query<{ name: string; offset: string; data: Buffer }>('select name, "offset", data from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
-  if (rows.length === 0) {
+export async function cutStoppedJournals(pool: pg.Pool, dead: string, key: KeyObject, dropOnly = false): Promise<number> {
+  return withTransaction(pool, `cut the recordings of replica ${dead}`, async (client) => {
+    if (!(await client.query<{ mine: boolean }>(`select pg_try_advisory_xact_lock(hashtext('hoop.recording_journals'), hashtext($1)) as mine`, [dead])).rows[0]?.mine) return 0;
+    const rows = dropOnly
+      ? []
+      : (await client.query<{ name: string; offset: string; data: Buffer }>('select name, "offset", data from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
+    const cut = rows.length === 0 ? 0 : await cutJournalCopies(client, dead, rows, key);
     await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
-    return 0;
-  }
+    return cut;
+  });
+}
+
+/** The replicas that stopped with journals in the store (a cut that did not finish: its replica stopped too). */
+export async function stoppedWithJournals(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ replica: string }>('select distinct j.replica from hoop.recording_journals j join hoop.replicas p on p.id = j.replica where p.stopped_at is not null');
+  return rows.map((r) => r.replica);
+}
+
+/** Rebuilds `dead`'s journals from the store's copies and cuts the sessions they hold into the store (see {@link cutStoppedJournals}). */
+async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array<{ name: string; offset: string; data: Buffer }>, key: KeyObject): Promise<number> {
   const work = await mkdtemp(join(tmpdir(), 'hoop-take-over-'));
   try {
     // Each journal as it was on the dead replica's disk, up to the first gap in what it sent.
@@ -171,7 +184,6 @@ export async function takeOverJournals(client: pg.PoolClient, dead: string, key:
       for (const name of await readdir(dir))
         await client.query('insert into hoop.recording_files (session, name, data) values ($1, $2, $3) on conflict (session, name) do nothing', [s.meta.id, name, await readFile(join(dir, name))]);
     }
-    await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
     return sessions.length;
   } finally {
     await rm(work, { recursive: true, force: true });

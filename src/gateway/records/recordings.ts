@@ -31,8 +31,17 @@ import { SessionIndexFile } from './session-index-file.js';
 const KEY_FILE = 'recording-ed25519.pem';
 /** The recording thread's journals, under the data directory. */
 const JOURNAL_DIR = 'journal';
-/** Snapshots of running sessions' recordings, under the data directory. */
+/** Snapshots of running sessions' recordings, under the data directory; one a second at most per session. */
 const SNAPSHOT_DIR = 'snapshots';
+const SNAPSHOT_EVERY_MS = 1000;
+
+/** A running session's recording, and its snapshots: how many, the last one's time, and its making. */
+interface LiveRecording {
+  stream: RecordingStream;
+  snapshots: number;
+  takenAt: number;
+  taken?: Promise<void>;
+}
 const INDEX_FILE = 'sessions.jsonl';
 export const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
@@ -176,7 +185,7 @@ export class GatewayRecordings {
   /** Whether {@link recoverUnindexed} found journals of the last run here (then a store's copy of them is not needed). */
   journalsFound = false;
   /** The recordings of running sessions, for their snapshots. */
-  readonly #live = new Map<string, { stream: RecordingStream; snapshots: number }>();
+  readonly #live = new Map<string, LiveRecording>();
 
   private constructor(dir: string, key: KeyObject, retired: KeyObject[], archive: SessionArchive) {
     this.dir = dir;
@@ -258,7 +267,7 @@ export class GatewayRecordings {
       checkpointMs,
       ...(archive.fileWritten ? { onFile: (name, removed) => archive.fileWritten!(id, name, removed) } : {}),
     });
-    this.#live.set(id, { stream, snapshots: 0 });
+    this.#live.set(id, { stream, snapshots: 0, takenAt: 0 });
     return stream;
   }
 
@@ -271,12 +280,20 @@ export class GatewayRecordings {
   async files(id: string): Promise<{ files: string[]; snapshot?: number }> {
     const live = this.#liveRecording(id);
     if (!live) return { files: await this.archive.files(id) };
-    const snapshot = ++live.snapshots;
-    const dir = join(this.dir, SNAPSHOT_DIR, id, String(snapshot));
-    await live.stream.snapshot(dir);
-    // The one before may still be read by a viewer that listed it: older ones go.
-    await rm(join(this.dir, SNAPSHOT_DIR, id, String(snapshot - 2)), { recursive: true, force: true });
-    return { files: (await readdir(dir)).filter((f) => RECORDING_FILE.test(f)).sort(), snapshot };
+    // One snapshot a second at most, however many ask: the ones in that second get the last one.
+    if (Date.now() - live.takenAt >= SNAPSHOT_EVERY_MS) {
+      live.taken = (async () => {
+        const snapshot = live.snapshots + 1;
+        await live.stream.snapshot(join(this.dir, SNAPSHOT_DIR, id, String(snapshot)));
+        live.snapshots = snapshot;
+        // The one before may still be read by a viewer that listed it: older ones go.
+        await rm(join(this.dir, SNAPSHOT_DIR, id, String(snapshot - 2)), { recursive: true, force: true });
+      })();
+      live.takenAt = Date.now();
+    }
+    await live.taken;
+    const dir = join(this.dir, SNAPSHOT_DIR, id, String(live.snapshots));
+    return { files: (await readdir(dir)).filter((f) => RECORDING_FILE.test(f)).sort(), snapshot: live.snapshots };
   }
 
   /** One file of session `id`'s recording (of its `snapshot` while it runs): a path, or its bytes; undefined when there is none. */
@@ -289,13 +306,10 @@ export class GatewayRecordings {
     );
   }
 
-  /** Session `id`'s recording while it runs here; its snapshots go once it is closed. */
-  #liveRecording(id: string): { stream: RecordingStream; snapshots: number } | undefined {
+  /** Session `id`'s recording while it runs here. */
+  #liveRecording(id: string): LiveRecording | undefined {
     const live = this.#live.get(id);
-    if (!live?.stream.closed) return live;
-    this.#live.delete(id);
-    void rm(join(this.dir, SNAPSHOT_DIR, id), { recursive: true, force: true });
-    return undefined;
+    return live?.stream.closed ? undefined : live;
   }
 
   /** Stops the recording thread (the gateway is stopping; its sessions have ended), then the archive. */
@@ -328,8 +342,10 @@ export class GatewayRecordings {
     return this.archive.recover();
   }
 
-  /** Adds an ended session to the index. */
-  index(summary: SessionSummary): Promise<void> {
+  /** Adds an ended session to the index; its snapshots go. */
+  async index(summary: SessionSummary): Promise<void> {
+    this.#live.delete(summary.id);
+    await rm(join(this.dir, SNAPSHOT_DIR, summary.id), { recursive: true, force: true });
     return this.archive.index(summary);
   }
 
