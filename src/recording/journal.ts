@@ -50,8 +50,6 @@ export interface JournalSession {
   dir: string;
   /** Whose decoder reads its records. */
   protocol: string;
-  /** A file written into `dir` when it is cut (a CLI spool's `spool.json`). */
-  beside?: { name: string; text: string };
 }
 
 /** Bytes a journal file gained, from `offset`. */

@@ -4,14 +4,15 @@
  * the journal is synced and its sessions' heads signed, once for all of them; when the recording
  * closes, its blocks are cut into its signed per-session form (./record-chunks.ts), off the data
  * path. A journal that cannot be written fails every recording in it; each is then cut as it
- * stands (truncated), tried again each interval until the disk takes it. A recording without a
- * journal has its writer (./writer.ts) and its protocol's encoder, fed the staged records in order;
- * a block is acked once its events are written and the writer is not behind the disk. The first
- * failure is reported and the recording writes nothing more.
+ * stands (truncated), tried again each interval until the disk takes it (as is a cut that failed).
+ * A recording without a journal has its writer (./writer.ts), which cuts the blocks into chunks as
+ * they come; a block is acked once the writer is not behind the disk. The first failure is
+ * reported and the recording writes nothing more.
  *
  * @see https://nodejs.org/api/worker_threads.html#workerparentport
  */
 import type { KeyObject } from 'node:crypto';
+import { readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
@@ -20,7 +21,7 @@ import { lowerThreadPriority } from '../worker-thread.js';
 import { Journal } from './journal.js';
 import { cutRecording } from './record-chunks.js';
 import type { FromThread, ToThread } from './thread.js';
-import { RecordingWriter } from './writer.js';
+import { RECORDING_FILE, RecordingWriter } from './writer.js';
 
 interface Open {
   /** With a journal: the journal, and how the recording is cut from it. */
@@ -82,8 +83,8 @@ let announceJournals = false;
 /** How often journals commit: the shortest `checkpointMs` asked for. */
 let commitMs = Number.POSITIVE_INFINITY;
 let commitTimer: NodeJS.Timeout | undefined;
-/** Recordings that failed, to cut as they stand once the disk takes them. */
-const salvage = new Map<number, Open>();
+/** Recordings to cut once the disk takes them: those that failed (as they stand, truncated), and those whose cut failed. */
+const salvage = new Map<number, { r: Open; sealed: boolean }>();
 
 /** Opens recording `id` in the journal of `o.journal`. */
 function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options']): void {
@@ -93,7 +94,7 @@ function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options
   try {
     let journal = journals.get(o.journal!);
     if (!journal || journal.broken) journals.set(o.journal!, (journal = new Journal(o.journal!, o.key, o.durable !== false)));
-    journal.open(id, { id: o.id, dir: o.dir, protocol: o.protocol ?? 'unknown', ...(o.beside ? { beside: o.beside } : {}) });
+    journal.open(id, { id: o.id, dir: o.dir, protocol: o.protocol });
     r.journaled = { journal, key: o.key, durable: o.durable !== false, announce: o.announce };
   } catch (err) {
     r.failed = true;
@@ -122,9 +123,9 @@ async function tick(): Promise<void> {
       failJournal(journal, err);
     }
   }
-  for (const [id, r] of salvage) {
+  for (const [id, { r, sealed }] of salvage) {
     try {
-      await cut(id, r, false);
+      await cut(id, r, sealed);
       salvage.delete(id);
     } catch {
       /* the disk does not take it yet */
@@ -138,19 +139,28 @@ function failJournal(journal: Journal, err: unknown): void {
   for (const id of journal.sessions()) {
     const r = recordings.get(id);
     if (r && !r.failed) fail(id, err);
-    if (r) salvage.set(id, r);
+    if (r) salvage.set(id, { r, sealed: false });
   }
 }
 
-/** Cuts recording `id` from its journal into its directory (`sealed`: it closed in full), then tells the journal. */
+/** Cuts recording `id` from its journal into its directory (`sealed`: it closed in full; what a cut that failed left there goes first), then tells the journal. */
 async function cut(id: number, r: Open, sealed: boolean): Promise<void> {
   const { journal, key, durable, announce } = r.journaled!;
   const meta = journal.session(id);
   if (!meta) return;
+  for (const f of filesIn(meta.dir).filter((f) => RECORDING_FILE.test(f))) unlinkSync(join(meta.dir, f));
   const onFile = announce ? (name: string): void => say({ op: 'file', id, name, removed: false }) : undefined;
   await cutRecording({ dir: meta.dir, id: meta.id, protocol: meta.protocol, key, sealed, durable, ...(onFile ? { onFile } : {}) }, journal.blocks(id));
-  if (meta.beside) await writeFileOnceOnThread(join(meta.dir, meta.beside.name), Buffer.from(meta.beside.text), meta.dir, durable, durable);
   removedJournals(journal.closed(id));
+}
+
+/** The names in `dir` (none when there is no such directory). */
+function filesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /** Says which journals went, to an owner that hears of them. */
@@ -192,7 +202,7 @@ function journaled(m: ToThread, r: Open): void {
       if (r.failed) throw new Error('the recording failed');
       await cut(m.id, r, true);
     } catch (err) {
-      if (!r.failed) salvage.set(m.id, r);
+      if (!r.failed) salvage.set(m.id, { r, sealed: true });
       error = message(err);
     }
     // Gone only once cut: until then the journal it is cut from stays open.

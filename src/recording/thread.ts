@@ -120,7 +120,7 @@ export interface ThreadRecordingOptions {
   chunkMs?: number;
   /** False: no fsync (see RecordingWriterOptions.durable). */
   durable?: boolean;
-  /** A file written whole into the directory before the recording opens (a CLI spool's `spool.json`); not opened without it. */
+  /** Without a journal: a file written whole into the directory before the recording opens (a CLI spool's `spool.json`); not opened without it. */
   beside?: { name: string; text: string };
   /** Staged bytes not yet on disk beyond which {@link RecordingStream.behind} says wait (default 4 MiB). */
   maxPendingBytes?: number;
