@@ -110,8 +110,23 @@ function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options
   }
 }
 
+/** Whether a tick is under way (a slow disk makes one outlast the interval: the next is skipped). */
+let ticking = false;
+
 /** Each interval: every journal commits; what failed is cut, if the disk takes it now. */
 async function tick(): Promise<void> {
+  if (ticking) return;
+  ticking = true;
+  try {
+    await commitAndSalvage();
+  } finally {
+    ticking = false;
+  }
+  if (recordings.size === 0 && salvage.size === 0) idle();
+}
+
+/** Commits every journal (telling the owner what each committed, when it listens), then cuts what waits to be cut. */
+async function commitAndSalvage(): Promise<void> {
   for (const journal of new Set(journals.values())) {
     try {
       for (const { name, offset, data } of await journal.commit(announceJournals)) {
@@ -131,7 +146,6 @@ async function tick(): Promise<void> {
       /* the disk does not take it yet */
     }
   }
-  if (recordings.size === 0 && salvage.size === 0) idle();
 }
 
 /** A journal cannot be written: every recording in it fails, to be cut as it stands. */

@@ -93,6 +93,19 @@ describe('the recording thread with a journal', () => {
     expect(readdirSync(journal)).toEqual([]);
     await thread.stop();
   });
+
+  it('a cut the disk does not take is tried again each interval, sealed, once it does', async () => {
+    const thread = new RecordingThread({ flushMs: 20 });
+    const blocked = join(root, 'blocked');
+    writeFileSync(blocked, 'a file where the recording goes');
+    const s = await thread.open({ dir: join(blocked, 'rec'), id: 'session-c', key, journal: join(root, 'journal'), protocol: 'postgres', checkpointMs: 50 });
+    s.event({ t: 'start', at: 1 });
+    await expect(s.close()).rejects.toThrow();
+    rmSync(blocked);
+    await expect.poll(() => verifyRecording(join(blocked, 'rec'), [key]), { timeout: 5000, interval: 50 }).toMatchObject({ ok: true, complete: true, id: 'session-c' });
+    await expect.poll(() => readdirSync(join(root, 'journal')), { timeout: 5000, interval: 50 }).toEqual([]);
+    await thread.stop();
+  });
 });
 
 describe('recovering a journal', () => {
