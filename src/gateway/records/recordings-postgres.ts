@@ -179,6 +179,8 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
     const { sessions } = recoverJournals(journals, keys);
     for (const s of sessions) {
       if (!SESSION_ID.test(s.meta.id)) continue;
+      // On this replica's event loop: the sessions it relays go on between two cuts.
+      await new Promise((resolve) => setImmediate(resolve));
       const dir = join(work, 'cut', s.meta.id);
       await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false }, s.blocks);
       for (const name of await readdir(dir))
