@@ -33,7 +33,7 @@ const COMMIT = 3;
 const CLOSE = 4;
 /** Bytes of an entry's header. */
 const ENTRY = 9;
-/** A journal this large is followed by the next one. */
+/** A journal this large is followed by the next one (by default). */
 const ROTATE_BYTES = 64 * 1024 * 1024;
 /** Largest entry a journal holds (a staging block is at most a few MiB). */
 const MAX_ENTRY = 64 * 1024 * 1024;
@@ -112,21 +112,25 @@ export class Journal {
   readonly #dir: string;
   readonly #key: KeyObject;
   readonly #durable: boolean;
+  readonly #rotateBytes: number;
   /** The name every journal of this thread shares. */
   readonly #thread: string;
   #seq = 0;
   #file: JournalFile;
   readonly #held = new Map<number, Held>();
   #dirty = false;
+  /** Every file not removed yet. */
+  readonly #files = new Set<JournalFile>();
   /** Files written since the last commit: each is synced before it signs. */
   readonly #unsynced = new Set<JournalFile>();
   #broken: Error | undefined;
 
-  /** `durable`: false skips the `fdatasync` (a CLI's journal: it outlives the process, not the machine). */
-  constructor(dir: string, key: KeyObject, durable: boolean) {
+  /** `durable`: false skips the `fdatasync` (files outlive the process, not the machine); `rotateBytes`: where a journal is followed by the next. */
+  constructor(dir: string, key: KeyObject, durable: boolean, rotateBytes = ROTATE_BYTES) {
     this.#dir = dir;
     this.#key = key;
     this.#durable = durable;
+    this.#rotateBytes = rotateBytes;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.#thread = `${Date.now().toString(36)}-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     this.#file = this.#next();
@@ -139,6 +143,7 @@ export class Journal {
 
   #next(): JournalFile {
     const f = new JournalFile(this.#dir, `journal-${this.#thread}-${String(++this.#seq).padStart(6, '0')}.hj`);
+    this.#files.add(f);
     this.#write(f, [MAGIC]);
     return f;
   }
@@ -165,7 +170,7 @@ export class Journal {
   /** Appends an entry for `session` (its file counted) and returns where its payload lies. */
   #entry(type: number, session: number, payload: Buffer, held?: Held): number {
     if (!held && type !== COMMIT && type !== OPEN) throw new Error(`no session ${session} in the journal`);
-    if (this.#file.size > ROTATE_BYTES) this.#file = this.#next();
+    if (this.#file.size > this.#rotateBytes) this.#file = this.#next();
     const head = Buffer.allocUnsafe(ENTRY);
     head[0] = type;
     head.writeUInt32LE(session, 1);
@@ -240,6 +245,15 @@ export class Journal {
     const signature = sign(null, commitMessage(this.#thread, body), this.#key);
     // The commit itself need not be durable now: the next one makes it so, and recovery takes the last one it finds whole.
     this.#entry(COMMIT, 0, Buffer.concat([body, signature]));
+    // The file holding it is needed as long as any session it names is (a session idle since is named by no later commit).
+    const file = this.#file;
+    for (const [session] of changed) {
+      const h = this.#held.get(session);
+      if (h && !h.files.has(file)) {
+        h.files.add(file);
+        file.sessions.add(session);
+      }
+    }
     return report ? this.#report() : [];
   }
 
@@ -281,15 +295,13 @@ export class Journal {
     if (!held) return [];
     if (!this.#broken) this.#entry(CLOSE, session, Buffer.alloc(0), held);
     this.#held.delete(session);
-    const removed: string[] = [];
-    for (const f of held.files) {
-      f.sessions.delete(session);
-      if (f.sessions.size === 0 && (f !== this.#file || this.#broken)) removed.push(this.#remove(f));
-    }
-    return removed;
+    for (const f of held.files) f.sessions.delete(session);
+    // Any file no session needs any more, but the one written now (a file rotated away after its last session was cut too).
+    return [...this.#files].filter((f) => f.sessions.size === 0 && (f !== this.#file || this.#broken)).map((f) => this.#remove(f));
   }
 
   #remove(f: JournalFile): string {
+    this.#files.delete(f);
     this.#unsynced.delete(f);
     f.removed = true;
     closeSync(f.fd);
@@ -306,12 +318,14 @@ export class Journal {
     return [...this.#held.keys()];
   }
 
-  /** Closes the current file; when no session needs it, removes it and resolves its name. */
+  /** Closes its files; removes those no session needs and resolves their names. */
   close(): string[] {
-    const f = this.#file;
-    if (f.sessions.size === 0) return [this.#remove(f)];
-    closeSync(f.fd);
-    return [];
+    const removed: string[] = [];
+    for (const f of [...this.#files]) {
+      if (f.sessions.size === 0) removed.push(this.#remove(f));
+      else closeSync(f.fd);
+    }
+    return removed;
   }
 }
 

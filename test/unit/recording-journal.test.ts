@@ -153,6 +153,25 @@ describe('recovering a journal', () => {
     expect(sessions).toEqual([]);
   });
 
+  it('keeps what a commit in a later journal binds: a session idle since its commit is recovered after the journals rotated and the file of that commit lost its other sessions', async () => {
+    const j = new Journal(join(root, 'journal'), key, false, 2000);
+    j.open(1, meta('idle'));
+    j.open(2, meta('busy'));
+    j.append(1, block('select 1'));
+    j.append(2, block('x'.repeat(3000)));
+    await j.commit(); // rotates: the commit naming both is the next file's first entry
+    j.append(2, block('y'.repeat(3000)));
+    j.append(2, block('z')); // rotates again: the file of the commit holds nothing of the idle session but that commit
+    await cutRecording({ ...meta('busy'), key, sealed: true, durable: false }, j.blocks(2));
+    j.closed(2);
+    const { sessions } = recoverJournals(join(root, 'journal'), [key]);
+    expect(sessions.map((s) => [s.meta.id, s.blocks.length])).toEqual([['idle', 1]]);
+    // Once the idle one is cut too, no journal is left but the one written now.
+    await cutRecording({ ...meta('idle'), key, sealed: true, durable: false }, j.blocks(1));
+    expect(j.closed(1).length).toBeGreaterThan(0);
+    expect(readdirSync(join(root, 'journal'))).toHaveLength(1);
+  });
+
   it('reads up to the last whole entry of a journal a crash cut short', async () => {
     const j = new Journal(join(root, 'journal'), key, false);
     j.open(1, meta('one'));
