@@ -45,10 +45,12 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
   let pending: Buffer[] = [];
   let bytes = 0;
   let records = 0;
+  let lastAt = 0;
   const write = async (last: boolean): Promise<void> => {
     const seq = sums.length + 1;
     if (last && o.sealed) {
-      const seal = eventRecord({ t: SEALED, at: Date.now(), chunks: seq });
+      // At the time of its last record: two cuts of the same records are the same bytes (a store that holds the first takes the second as a retry).
+      const seal = eventRecord({ t: SEALED, at: lastAt, chunks: seq });
       pending.push(seal);
       records += 1;
     }
@@ -67,6 +69,7 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
     pending.push(block);
     bytes += block.length;
     records += countRecords(block);
+    lastAt = Math.max(lastAt, lastRecordTime(block));
   }
   await write(true);
   const manifest = Buffer.from(sums.join(''));
@@ -76,6 +79,17 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
   o.onFile?.(`${name}.sig`);
   o.onFile?.(name);
   return { chunks: sums.length, records };
+}
+
+/** The time of the last record of `block` (0 for none). */
+function lastRecordTime(block: Buffer): number {
+  let at = 0;
+  let time = 0;
+  while (at + HEADER <= block.length) {
+    time = block.readDoubleLE(at + 5);
+    at += HEADER + block.readUInt32LE(at + 1);
+  }
+  return time;
 }
 
 /** How many whole records `block` holds. @throws Error when it does not end at a record's end */

@@ -139,12 +139,16 @@ async function commitAndSalvage(): Promise<void> {
     }
   }
   for (const [id, { r, sealed }] of salvage) {
-    try {
-      await cut(id, r, sealed);
-      salvage.delete(id);
-    } catch {
-      /* the disk does not take it yet */
-    }
+    // After whatever else it does (a close's cut, a snapshot): one cut of a recording at a time.
+    const done = r.queue.then(
+      () => cut(id, r, sealed).then(() => true),
+      () => false,
+    );
+    r.queue = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    if (await done.catch(() => false)) salvage.delete(id);
   }
 }
 

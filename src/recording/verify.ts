@@ -233,13 +233,19 @@ function eventsChunk(data: Buffer, name: string): ChunkContent | string {
     .split('\n')
     .filter((l) => l !== '');
   try {
-    const header = JSON.parse(lines[0] ?? '') as ChunkHeader;
-    for (const e of lines.slice(1)) JSON.parse(e);
-    const last = lines.length > 1 ? (JSON.parse(lines.at(-1)!) as ChunkContent['last']) : undefined;
-    return { header, events: Math.max(0, lines.length - 1), last };
+    const parsed = lines.map((l) => JSON.parse(l) as unknown);
+    if (parsed.length === 0) return `${name} has no header line`;
+    if (!parsed.every(isObject)) return `${name} holds a line that is not a JSON object`;
+    const last = parsed.length > 1 ? (parsed.at(-1) as ChunkContent['last']) : undefined;
+    return { header: parsed[0] as unknown as ChunkHeader, events: Math.max(0, lines.length - 1), last };
   } catch {
     return `${name} holds a line that is not JSON`;
   }
+}
+
+/** Whether `v` is a JSON object (not null, not an array). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A chunk of records (format 3), or the problem with it. */
@@ -250,6 +256,7 @@ function recordsChunk(data: Buffer, name: string): ChunkContent | string {
   } catch {
     return `${name} has no header line`;
   }
+  if (!isObject(split.header)) return `${name} has a header that is not a JSON object`;
   if (split.header.v !== RECORDS_FORMAT) return `${name} holds records but says it is of format ${split.header.v}`;
   let events: number;
   try {
@@ -267,14 +274,16 @@ function recordsChunk(data: Buffer, name: string): ChunkContent | string {
       last = undefined;
       if (kind !== EVENT) return;
       try {
-        last = JSON.parse(bytes.toString('utf8', start, end)) as ChunkContent['last'];
+        const event = JSON.parse(bytes.toString('utf8', start, end)) as unknown;
+        if (!isObject(event)) broken = true;
+        else last = event as ChunkContent['last'];
       } catch {
         broken = true;
       }
     },
     split.records,
   );
-  if (broken) return `${name} holds an event that is not JSON`;
+  if (broken) return `${name} holds an event that is not a JSON object`;
   return { header: split.header, events, last };
 }
 

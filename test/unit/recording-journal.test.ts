@@ -4,8 +4,9 @@
  * run, each is cut whole and sealed when it closes, and what a crash leaves is recovered up to the
  * last commit, and no further than the chain and the commit's signature bind.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,7 +15,8 @@ import { CLIENT } from '../../src/postgres/pipeline/recording/records.js';
 import { Journal, recoverJournals } from '../../src/recording/journal.js';
 import { readEvents } from '../../src/recording/read.js';
 import { cutRecording } from '../../src/recording/record-chunks.js';
-import { eventRecord } from '../../src/recording/writer.js';
+import { eventRecord, NO_PREVIOUS, RECORDING_NAMESPACE } from '../../src/recording/writer.js';
+import { sshSign } from '../../src/recording/sshsig.js';
 import { HEADER, RecordingThread } from '../../src/recording/thread.js';
 import { verifyRecording } from '../../src/recording/verify.js';
 
@@ -182,5 +184,33 @@ describe('recovering a journal', () => {
     truncateSync(file(), statSync(file()).size - 100); // the last commit torn
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
     expect(sessions[0]!.blocks).toHaveLength(1);
+  });
+});
+
+describe('a hostile chunk of records', () => {
+  /** A recording of one chunk whose decompressed content is `content`, signed as this gateway signs. */
+  function signed(dir: string, content: Buffer): void {
+    mkdirSync(dir, { recursive: true });
+    const data = gzipSync(content);
+    writeFileSync(join(dir, 'records-000001.gz'), data);
+    const manifest = Buffer.from(`${createHash('sha256').update(data).digest('hex')}  records-000001.gz\n`);
+    writeFileSync(join(dir, 'SHA256SUMS'), manifest);
+    writeFileSync(join(dir, 'SHA256SUMS.sig'), sshSign(key, RECORDING_NAMESPACE, manifest));
+  }
+  const header = (o: Record<string, unknown> = {}): string => `${JSON.stringify({ t: 'chunk', recording: 'x', seq: 1, prev: NO_PREVIOUS, v: 3, protocol: 'postgres', ...o })}\n`;
+
+  it('is refused, saying why, however it is signed: a header or an event that is no JSON object, a record cut short', async () => {
+    const cases: Array<[Buffer, string]> = [
+      [Buffer.from('null\n'), 'has a header that is not a JSON object'],
+      [Buffer.concat([Buffer.from(header()), eventRecord({ t: 'start', at: 1 }), record(1, 2, Buffer.from('null'))]), 'holds an event that is not a JSON object'],
+      [Buffer.concat([Buffer.from(header()), eventRecord({ t: 'start', at: 1 }).subarray(0, 20)]), 'ends inside a record'],
+    ];
+    for (const [i, [content, problem]] of cases.entries()) {
+      const dir = join(root, `hostile-${i}`);
+      signed(dir, content);
+      const check = await verifyRecording(dir, [key]);
+      expect(check.ok, problem).toBe(false);
+      expect(check.problems.join('\n')).toContain(problem);
+    }
   });
 });

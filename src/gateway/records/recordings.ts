@@ -26,6 +26,7 @@ import { cutRecording } from '../../recording/record-chunks.js';
 import { type JournalListener, RecordingThread, type RecordingStream } from '../../recording/thread.js';
 import { MANIFEST, RECORDING_FILE } from '../../recording/writer.js';
 import { RECORD_DECODERS } from './record-decoders.js';
+import { verifyRecording } from '../../recording/verify.js';
 import { SessionIndexFile } from './session-index-file.js';
 
 const KEY_FILE = 'recording-ed25519.pem';
@@ -40,6 +41,7 @@ interface LiveRecording {
   stream: RecordingStream;
   snapshots: number;
   takenAt: number;
+  taking?: boolean;
   taken?: Promise<void>;
 }
 const INDEX_FILE = 'sessions.jsonl';
@@ -187,7 +189,10 @@ export class GatewayRecordings {
   /** The recordings of running sessions, for their snapshots. */
   readonly #live = new Map<string, LiveRecording>();
 
-  private constructor(dir: string, key: KeyObject, retired: KeyObject[], archive: SessionArchive) {
+  readonly #log: Logger;
+
+  private constructor(dir: string, key: KeyObject, retired: KeyObject[], archive: SessionArchive, log: Logger) {
+    this.#log = log;
     this.dir = dir;
     this.key = key;
     this.#retired = retired;
@@ -218,7 +223,7 @@ export class GatewayRecordings {
       }
       const retired: KeyObject[] = [];
       for (const f of (await readdir(keys)).filter((f) => /^retired-.*\.pem$/.test(f)).sort()) retired.push(signingKeyFromPem(await readFile(join(keys, f), 'utf8')));
-      return new GatewayRecordings(dataDir, signingKeyFromPem(pem), retired, (archive ?? ((dir) => new FileSessionArchive(dir, log)))(dataDir));
+      return new GatewayRecordings(dataDir, signingKeyFromPem(pem), retired, (archive ?? ((dir) => new FileSessionArchive(dir, log)))(dataDir), log);
     } catch (err) {
       throw new HoopError(ErrorCode.CONFIG_INVALID, `cannot use the recording key in ${keys}: ${describeError(err)}`, {
         hint: 'check the permissions of dataDir; a key file must be an Ed25519 private key in PEM',
@@ -280,16 +285,19 @@ export class GatewayRecordings {
   async files(id: string): Promise<{ files: string[]; snapshot?: number }> {
     const live = this.#liveRecording(id);
     if (!live) return { files: await this.archive.files(id) };
-    // One snapshot a second at most, however many ask: the ones in that second get the last one.
-    if (Date.now() - live.takenAt >= SNAPSHOT_EVERY_MS) {
+    // One snapshot at a time, and one a second at most, however many ask: the others get the last one.
+    if (!live.taking && Date.now() - live.takenAt >= SNAPSHOT_EVERY_MS) {
+      live.taking = true;
       live.taken = (async () => {
         const snapshot = live.snapshots + 1;
         await live.stream.snapshot(join(this.dir, SNAPSHOT_DIR, id, String(snapshot)));
         live.snapshots = snapshot;
         // The one before may still be read by a viewer that listed it: older ones go.
         await rm(join(this.dir, SNAPSHOT_DIR, id, String(snapshot - 2)), { recursive: true, force: true });
-      })();
-      live.takenAt = Date.now();
+      })().finally(() => {
+        live.taking = false;
+        live.takenAt = Date.now();
+      });
     }
     await live.taken;
     const dir = join(this.dir, SNAPSHOT_DIR, id, String(live.snapshots));
@@ -328,17 +336,23 @@ export class GatewayRecordings {
     const journal = join(this.dir, JOURNAL_DIR);
     const { sessions, done, found } = recoverJournals(journal, [this.key, ...this.#retired]);
     this.journalsFound = found > 0;
+    let kept = true;
     for (const s of sessions) {
+      // Cut where this gateway keeps recordings (whatever directory the journal names), unless one that verifies in full is there.
+      if (!SESSION_ID.test(s.meta.id)) continue;
       const dir = join(this.dir, 'recordings', s.meta.id);
-      // Only where this gateway puts recordings; and a recording cut in full before the crash stays as it is.
-      if (!SESSION_ID.test(s.meta.id) || s.meta.dir !== dir) continue;
-      const files = await readdir(dir).catch(() => [] as string[]);
-      if (files.includes(MANIFEST)) continue;
-      for (const f of files.filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
-      const archive = this.archive;
-      await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) }, s.blocks);
+      if ((await verifyRecording(dir, [this.key, ...this.#retired], undefined, s.meta.id)).complete) continue;
+      try {
+        for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
+        const archive = this.archive;
+        await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) }, s.blocks);
+      } catch (err) {
+        kept = false;
+        this.#log.error('recording.recover-failed', { session: s.meta.id, error: describeError(err), message: 'its journal is kept for the next start' });
+      }
     }
-    done();
+    // The journals go once every session they hold is cut (or held nothing a commit of this gateway's keys binds).
+    if (kept) done();
     return this.archive.recover();
   }
 
