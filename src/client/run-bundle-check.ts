@@ -60,8 +60,12 @@ def utf8: [foreach .[] as $b ({n: 0, cp: 0, out: null};
 const RECORDS_JQ = String.raw`${BYTES_JQ}
 b64 | . as $b | ($b | length) as $len
 | 0 | recurse(. + 13 + ($b[. + 1] + $b[. + 2] * 256 + $b[. + 3] * 65536 + $b[. + 4] * 16777216); . < $len)
-| . as $i | ($b[$i + 1] + $b[$i + 2] * 256 + $b[$i + 3] * 65536 + $b[$i + 4] * 16777216) as $n | $b[$i + 13:$i + 13 + $n] as $bytes
-| if $b[$i] == 1 then ($bytes | utf8 | fromjson) else {t: "wire", k: $b[$i], bytes: $bytes} end`;
+| . as $i | if $i + 13 > $len then error("a record is cut short") else . end
+| ($b[$i + 1] + $b[$i + 2] * 256 + $b[$i + 3] * 65536 + $b[$i + 4] * 16777216) as $n
+| if $i + 13 + $n > $len then error("a record is cut short") else . end
+| $b[$i + 13:$i + 13 + $n] as $bytes
+| if $b[$i] == 1 then ($bytes | utf8 | fromjson | if type == "object" then . else error("an event that is not a JSON object") end)
+  else {t: "wire", k: $b[$i], bytes: $bytes} end`;
 
 /** jq: what one record says happened, as `{ statements, outcomes, ssh, cut }` (decoding the PostgreSQL messages a record keeps as they crossed). */
 const SIDE_JQ = String.raw`${BYTES_JQ}
@@ -127,12 +131,12 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     `# Checks the evidence of hoop run ${runId} with standard tools alone: sha256sum, ssh-keygen (OpenSSH 8.2+), jq, zcat.`,
     '# Exit 0: every record verifies, the run and the gateway agree on its sessions, and each CLI record agrees with the gateway.',
     'cd "$(dirname "$0")" || exit 2',
-    'for tool in sha256sum ssh-keygen jq zcat base64; do command -v "$tool" >/dev/null 2>&1 || { echo "verify.sh needs $tool"; exit 2; }; done',
+    'for tool in sha256sum ssh-keygen jq zcat base64 tr; do command -v "$tool" >/dev/null 2>&1 || { echo "verify.sh needs $tool"; exit 2; }; done',
     'failed=0',
     'fail() { echo "FAIL $*"; failed=1; }',
     '# events DIR MANIFEST: the events of a record, one per line, in order (each chunk after its first line, which names the chunk;',
     '# a chunk of records read by jq from base64).',
-    `events() { while read -r sum name; do case "$name" in records-*) zcat "$1/$name" | tail -n +2 | base64 -w 0 | jq -R -c ${q(RECORDS_JQ)} ;; *) zcat "$1/$name" | tail -n +2 ;; esac; done < "$1/$2"; }`,
+    `events() { while read -r sum name; do case "$name" in records-*) zcat "$1/$name" | tail -n +2 | base64 | tr -d "\\n" | jq -R -c ${q(RECORDS_JQ)} ;; *) zcat "$1/$name" | tail -n +2 ;; esac; done < "$1/$2"; }`,
     '# record DIR ID MANIFEST SIGNER: every chunk as the signed manifest says, each following the one before, of recording ID.',
     'record() {',
     '  ( cd "$1" && sha256sum --quiet --strict -c "$3" ) || { fail "$1: a file does not match $3"; return; }',
@@ -142,6 +146,8 @@ export function verifyScript(runId: string, records: readonly RecordEntry[]): st
     '    seq=$((seq + 1)); last=$name',
     '    zcat "$1/$name" | head -n 1 | jq -e --arg id "$2" --arg prev "$prev" --argjson seq "$seq" \'.t == "chunk" and .recording == $id and .prev == $prev and .seq == $seq\' >/dev/null \\',
     '      || { fail "$1/$name: not chunk $seq of recording $2 after the chunk before"; return; }',
+    `    case "$name" in records-*) zcat "$1/$name" | tail -n +2 | base64 | tr -d "\\n" | jq -R -c ${q(RECORDS_JQ)} >/dev/null 2>&1 \\`,
+    '      || { fail "$1/$name: holds a record cut short, or an event that is no JSON object"; return; } ;; esac',
     '    prev=$sum',
     '  done < "$1/$3"',
     '  # Complete only as the signed content says: a recording of format 2 or later ends with its seal, naming how many chunks it has',

@@ -241,9 +241,10 @@ export class RecordingWriter implements EventSink {
     return this.appendJson(JSON.stringify(event));
   }
 
-  /** Adds an event given as its JSON text (one line); as {@link append}. */
+  /** Adds an event given as its JSON text (one line); as {@link append}. (Format 3: as a record.) */
   appendJson(json: string): boolean {
     this.#open();
+    if (this.#protocol !== undefined) return this.appendRecords(eventRecord(JSON.parse(json) as RecordingEvent));
     return this.#lines.add(json);
   }
 
@@ -260,9 +261,10 @@ export class RecordingWriter implements EventSink {
     return this.#lines.bytes + this.#recordBytes;
   }
 
-  /** Starts an event written field by field (see {@link EventLine}); throws as {@link append} does. */
+  /** Starts an event written field by field (see {@link EventLine}); throws as {@link append} does (and in format 3, which keeps records). */
   begin(t: string, at: number): EventLine {
     this.#open();
+    if (this.#protocol !== undefined) throw new Error('a recording of records takes whole events');
     return this.#lines.begin(t, at);
   }
 

@@ -66,4 +66,27 @@ describe("the run bundle's verify.sh and the seal", () => {
     expect(cutOut).not.toMatch(/chunk\(s\), complete\n/);
     expect(normalise(cutOut)).not.toBe(normalise(bundle(whole, 'SHA256SUMS')));
   });
+
+  it('a record of format 3 holding an event that is no JSON object fails verify.sh, as it fails hoop', async () => {
+    const root = join(base, 'hostile');
+    const dir = join(root, 'run');
+    const w = await RecordingWriter.create({ dir, id: RUN, key, chunkMs: 60_000, protocol: 'postgres' });
+    w.append({ t: 'start', at: 1 } as never);
+    const bad = Buffer.alloc(13 + 4);
+    bad[0] = 1;
+    bad.writeUInt32LE(4, 1);
+    bad.writeDoubleLE(2, 5);
+    bad.write('null', 13);
+    w.appendRecords(bad);
+    await w.close();
+    expect((await verifyRecording(dir, [key])).ok).toBe(false);
+    let out = '';
+    try {
+      out = bundle(root, 'SHA256SUMS');
+    } catch (err) {
+      out = String((err as { stdout?: string }).stdout);
+    }
+    expect(out).toContain('holds a record cut short, or an event that is no JSON object');
+    expect(out).toContain('NOT verified');
+  });
 });
