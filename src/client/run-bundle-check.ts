@@ -40,7 +40,7 @@ const RAW_CLIENT = 25;
 const RAW_SERVER = 26;
 
 /** jq: bytes from base64 (`b64`), and bytes read as UTF-8 (`utf8`). */
-const BYTES_JQ = String.raw`
+const BYTES_JQ = `
 def b64: [explode[] | if . >= 65 and . <= 90 then . - 65 elif . >= 97 and . <= 122 then . - 71 elif . >= 48 and . <= 57 then . + 4 elif . == 43 then 62 elif . == 47 then 63 else empty end] as $v
   | [range(0; $v | length; 4) as $i | $v[$i:$i + 4] as $q | ($q[0] * 262144 + ($q[1] // 0) * 4096 + ($q[2] // 0) * 64 + ($q[3] // 0)) as $n
      | (($n / 65536) | floor), (if ($q | length) > 2 then (($n / 256) | floor) % 256 else empty end), (if ($q | length) > 3 then $n % 256 else empty end)];
@@ -57,7 +57,7 @@ def utf8: [foreach .[] as $b ({n: 0, cp: 0, out: null};
  * (src/recording/record-chunks.ts: kind u8, length u32 LE, time f64 LE, bytes) as an event: a whole
  * event (kind 1) as it is, any other as `{ t: "wire", k, bytes }`.
  */
-const RECORDS_JQ = String.raw`${BYTES_JQ}
+const RECORDS_JQ = `${BYTES_JQ}
 b64 | . as $b | ($b | length) as $len
 | 0 | recurse(. + 13 + ($b[. + 1] + $b[. + 2] * 256 + $b[. + 3] * 65536 + $b[. + 4] * 16777216); . < $len)
 | . as $i | if $i + 13 > $len then error("a record is cut short") else . end
