@@ -52,6 +52,9 @@ export interface JournalSession {
   protocol: string;
 }
 
+/** A journal whose bytes are not what was written (changed or cut on disk): what it holds of a session can no longer be signed as it stands. */
+export class JournalChanged extends Error {}
+
 /** Bytes a journal file gained, from `offset`. */
 export interface JournalBytes {
   name: string;
@@ -273,13 +276,18 @@ export class Journal {
   /** The blocks of `session`, in order, read back from the journal. */
   *blocks(session: number): Generator<Buffer> {
     const held = this.#held.get(session);
-    for (const e of held?.extents ?? []) {
+    if (!held) return;
+    // Read back as they were chained: a block changed on disk since breaks the chain, and nothing after it is signed as evidence.
+    let head = chainStart(held.meta.id);
+    for (const [i, e] of held.extents.entries()) {
       const b = Buffer.allocUnsafe(e.length);
       for (let at = 0; at < e.length; ) {
         const n = readSync(e.file.fd, b, at, e.length - at, e.offset + at);
-        if (n === 0) throw new Error(`${e.file.name} ends before a block it holds`);
+        if (n === 0) throw new JournalChanged(`${e.file.name} ends before a block it holds`);
         at += n;
       }
+      head = createHash('sha256').update(head).update(b).digest();
+      if (i === held.extents.length - 1 && !head.equals(held.head)) throw new JournalChanged(`the blocks of recording ${held.meta.id} in ${e.file.name} changed on disk since they were written`);
       yield b;
     }
   }

@@ -18,7 +18,7 @@ import { parentPort } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { writeFileOnceOnThread } from '../durable-file.js';
 import { lowerThreadPriority } from '../worker-thread.js';
-import { Journal } from './journal.js';
+import { Journal, JournalChanged } from './journal.js';
 import { cutRecording } from './record-chunks.js';
 import type { FromThread, ToThread } from './thread.js';
 import { RECORDING_FILE, RecordingWriter } from './writer.js';
@@ -141,7 +141,11 @@ async function commitAndSalvage(): Promise<void> {
   for (const [id, { r, sealed }] of salvage) {
     // After whatever else it does (a close's cut, a snapshot): one cut of a recording at a time.
     const done = r.queue.then(
-      () => cut(id, r, sealed).then(() => true),
+      () =>
+        cut(id, r, sealed).then(
+          () => true,
+          (err: unknown) => err instanceof JournalChanged,
+        ),
       () => false,
     );
     r.queue = done.then(
@@ -220,7 +224,8 @@ function journaled(m: ToThread, r: Open): void {
       if (r.failed) throw new Error('the recording failed');
       await cut(m.id, r, true);
     } catch (err) {
-      if (!r.failed) salvage.set(m.id, { r, sealed: true });
+      // A journal changed on disk is not cut again here: the next start recovers what its commits still bind.
+      if (!r.failed && !(err instanceof JournalChanged)) salvage.set(m.id, { r, sealed: true });
       error = message(err);
     }
     // Gone only once cut: until then the journal it is cut from stays open.

@@ -174,6 +174,21 @@ describe('recovering a journal', () => {
     expect(readdirSync(join(root, 'journal'))).toHaveLength(1);
   });
 
+  it('cuts nothing of a session whose blocks changed on disk since they were written: the chain breaks, and recovery takes what its commits still bind', async () => {
+    const j = new Journal(join(root, 'journal'), key, false);
+    j.open(1, meta('one'));
+    j.append(1, block('select 1'));
+    await j.commit();
+    j.append(1, block('select 2'));
+    const bytes = readFileSync(file());
+    bytes[bytes.indexOf(Buffer.from('select 2')) + 7] = 0x39;
+    writeFileSync(file(), bytes);
+    await expect(cutRecording({ ...meta('one'), key, sealed: true, durable: false }, j.blocks(1))).rejects.toThrow('changed on disk since they were written');
+    expect(readdirSync(join(root, 'one')).filter((f) => f.includes('SHA256SUMS'))).toEqual([]);
+    const { sessions } = recoverJournals(join(root, 'journal'), [key]);
+    expect(sessions[0]!.blocks.map((b) => b.subarray(HEADER + 5, -1).toString())).toEqual(['select 1']);
+  });
+
   it('reads up to the last whole entry of a journal a crash cut short', async () => {
     const j = new Journal(join(root, 'journal'), key, false);
     j.open(1, meta('one'));
