@@ -2,7 +2,7 @@
  * Reading the gateway's recordings from the CLI: session `id`'s recording downloaded to a
  * temporary directory and verified against the gateway's published keys, a CLI's own record
  * verified against the device key it was uploaded with, and their events read (a CLI's `wire`
- * events through the protocol's encoder), a recording's transcript, and the sessions listed as
+ * events through the protocol's decoder), a recording's transcript, and the sessions listed as
  * this machine knows them. `hoop sessions` and `hoop policy test` read them so.
  *
  * @see ../../docs/recording-format.md

@@ -2,7 +2,7 @@
  * The recording of a PostgreSQL session, its second half (the first is ./stage.ts, on the data path,
  * docs/recording-format.md):
  *
- * - {@link PostgresRecorder}, on the recording thread, turns those records into events:
+ * - {@link PostgresRecorder}, run by whoever reads the recording (src/recording/read.ts), turns those records into events:
  *
  * - from the client: `query` (simple protocol), `parse` (a prepared statement's SQL), `bind` (the
  *   portal, its statement and the parameters, text as text and binary as base64, each cut at
@@ -41,13 +41,13 @@ const { ROW_DESCRIPTION, DATA_ROW, COMMAND_COMPLETE, ERROR, NOTICE, READY_FOR_QU
 const { QUERY, PARSE, BIND, EXECUTE, FUNCTION_CALL } = Frontend;
 
 /**
- * On the recording thread: a {@link PostgresRawTap}'s bytes framed as the relay would frame them
+ * For a reader: a {@link PostgresRawTap}'s bytes framed as the relay would frame them
  * (a client's Bind over {@link BIND_HELD_MAX} read as it streams, for its names alone) and fed to a
  * {@link PostgresRecordingStage} whose records go straight to the encoder. Client bytes that do not
  * frame were refused by the gateway's reader, which ended the session there; the server's were
  * checked by the tap's walk (see {@link checkHeader}). Nothing after bytes that do not frame is read.
  */
-class ThreadFraming {
+class RawFraming {
   /** Records every row it is given: the tap copied only those within the cap. */
   readonly stage: PostgresRecordingStage;
   readonly #reader = new MessageReader({ side: 'frontend' });
@@ -211,7 +211,7 @@ function writeBindParams(line: EventLine, body: Buffer): void {
 }
 
 /**
- * The encoder on the recording thread: see the module documentation.
+ * The decoder of a recording's records: see the module documentation.
  */
 export class PostgresRecorder {
   readonly #sink: EventSink;
@@ -236,7 +236,7 @@ export class PostgresRecorder {
   #bind: { body: Buffer; at: number; portal: string; statement: string } | undefined;
 
   /** The stage run here for a {@link PostgresRawTap}'s records, made at the first. */
-  #framing: ThreadFraming | undefined;
+  #framing: RawFraming | undefined;
 
   constructor(sink: EventSink) {
     this.#sink = sink;
@@ -291,10 +291,10 @@ export class PostgresRecorder {
     }
   }
 
-  #threadFraming(): ThreadFraming {
+  #threadFraming(): RawFraming {
     if (!this.#framing) {
       const sink: RecordSink = { record: (k, t, b, s, e) => this.record(k, t, b, s, e), event: (event) => this.#emit(event), behind: undefined };
-      this.#framing = new ThreadFraming(sink);
+      this.#framing = new RawFraming(sink);
     }
     return this.#framing;
   }
@@ -503,7 +503,7 @@ export class PostgresRecorder {
   }
 }
 
-/** The recording thread's entry for PostgreSQL sessions (see RecordEncoderModule in src/recording/thread.ts). */
+/** The decoder of PostgreSQL sessions' records, for readers (see RecordEncoderModule in src/recording/thread.ts). */
 export function createRecordEncoder(sink: EventSink): RecordEncoder {
   return new PostgresRecorder(sink);
 }

@@ -1,5 +1,5 @@
 /**
- * The records the stage hands the recording thread (src/recording/thread.ts), shared by the stage (./stage.ts) and the encoder (./encoder.ts); each has the time
+ * The records the stage hands the recording thread (src/recording/thread.ts), which keeps them as they are (docs/recording-format.md, format 3), shared by the stage (./stage.ts) and the decoder readers run (./encoder.ts); each has the time
  * it was seen. A client message: the message as it came (`CLIENT`), or for a Query or Parse too
  * long to keep, its type, length and statement name (`CLIENT_LONG`), or for a Bind streamed
  * through, its portal and statement (`BIND_STREAMED`). (A refusal is a whole `decision` event.) Server

@@ -9,10 +9,10 @@
  *   session's index what it needs ({@link RecordingNotes}).
  * - {@link PostgresRawTap}, for a relay that reads no message (a `hoop connect` without checks of
  *   its own): the bytes of the messages a record keeps, either direction, copied as they pass. The
- *   recording thread frames and decodes them and runs the same stage there
+ *   reader of the record frames and decodes them and runs the same stage then
  *   (./encoder.ts), so the record is the same and the relay frames none of them.
  *
- * The recording thread turns the records into events (./encoder.ts).
+ * Readers turn the records into events (./encoder.ts).
  *
  * @see https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
@@ -40,7 +40,7 @@ const ENDS = 2;
 for (const t of [ROW_DESCRIPTION, NOTICE, READY, NOTIFICATION, COPY_OUT, COPY_IN, COPY_BOTH]) SERVER_KIND[t] = READS;
 for (const t of [COMMAND_COMPLETE, EMPTY_QUERY, PORTAL_SUSPENDED, ERROR]) SERVER_KIND[t] = READS | ENDS;
 
-/** What a stage writes its records to: a session's recording, or the encoder itself on the recording thread. */
+/** What a stage writes its records to: a session's recording, or the decoder itself as a reader runs it. */
 export type RecordSink = Pick<RecordingStream, 'record' | 'event' | 'behind'>;
 
 export interface PostgresRecordingStageOptions {
@@ -211,8 +211,8 @@ export function recorderTap(stage: PostgresRecordingStage): ClientTap {
 /**
  * The record of a relay that reads none of the messages (a `hoop connect` without checks of its
  * own): it walks the message headers of each chunk of either direction as it passes and copies
- * the bytes of the messages a record keeps, as they come, for {@link ThreadFraming} to read on the
- * recording thread, so that the relay frames nothing. From the client: Query, Parse, Bind,
+ * the bytes of the messages a record keeps, as they come, for {@link RawFraming} to read when
+ * the record is read, so that the relay frames nothing. From the client: Query, Parse, Bind,
  * Execute and FunctionCall (not CopyData, Sync, Describe, ...). From the server: what a
  * {@link PostgresRecordingStage} reads, with rows (and COPY data) up to `rowCap` per result; the
  * rows beyond it are counted, as the stage counts them. The record is the one that stage would
