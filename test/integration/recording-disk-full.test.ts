@@ -112,6 +112,11 @@ ${connectionYaml(pg, { name: 'app', password: '${env:APP_PASSWORD}' })}access:
     );
     expect(refusal).toMatch(/^53100: hoop: the gateway's data disk has \d MiB free, under a quarter of its floor of 16 MiB/);
     expect(await rows()).toEqual(ran);
+    // Nor is a snapshot of the running session written to the low disk to show it: that is refused, saying why.
+    const running = (JSON.parse((await hoop(['sessions', 'ls', '--json'])).stdout) as { sessions: Array<{ id: string; endedAt?: string }> }).sessions.find((x) => x.endedAt === undefined)!;
+    const show = await hoop(['sessions', 'show', running.id]);
+    expect(show.code).not.toBe(0);
+    expect(show.stderr).toContain('so it cannot write a snapshot of a running session');
 
     rmSync(join(data, 'filler'));
     const after = await eventually(

@@ -153,7 +153,11 @@ export function sessionsApi(parts: GatewayParts, callers: Callers) {
       const summary = await listing.one(identity, id);
       if (!summary) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `no session ${id} that you may see`, { hint: '`hoop sessions ls` lists the sessions you may see' });
       if (!files) return { status: 200, body: summary };
-      if (name === undefined) return { status: 200, body: await recordings!.files(id) };
+      if (name === undefined) {
+        // A running session is shown from a snapshot written to the data disk, which its recording needs first.
+        if (summary.endedAt === undefined) await parts.disk.check('write a snapshot of a running session');
+        return { status: 200, body: await recordings!.files(id) };
+      }
       if (!RECORDING_FILE.test(name)) throw new HoopError(ErrorCode.SESSION_UNKNOWN, `a recording holds no file ${name}`);
       const snapshot = new URL(req.url ?? '/', 'http://gateway').searchParams.get('snapshot');
       const file = await recordings!.file(id, name, snapshot !== null && /^\d{1,9}$/.test(snapshot) ? Number(snapshot) : undefined);
