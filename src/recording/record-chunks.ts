@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { writeFileOnceOnThread } from '../durable-file.js';
 import { sshSign } from './sshsig.js';
-import { HEADER } from './thread.js';
+import { forEachRecord, HEADER } from './thread.js';
 import { type ChunkHeader, checkpointName, eventRecord, MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, RECORDS_FORMAT, recordChunkName, SEALED } from './writer.js';
 
 /** Bytes of records per chunk, before compression (a record longer than this has a chunk of its own). */
@@ -83,12 +83,10 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
 
 /** The time of the last record of `block` (0 for none). */
 function lastRecordTime(block: Buffer): number {
-  let at = 0;
   let time = 0;
-  while (at + HEADER <= block.length) {
-    time = block.readDoubleLE(at + 5);
-    at += HEADER + block.readUInt32LE(at + 1);
-  }
+  forEachRecord(block, block.length, (_kind, at) => {
+    time = at;
+  });
   return time;
 }
 

@@ -114,6 +114,14 @@ describe('recovering a journal', () => {
   const meta = (id: string): { id: string; dir: string; protocol: string } => ({ id, dir: join(root, id), protocol: 'postgres' });
   const block = (sql: string, at = 1): Buffer => record(CLIENT, at, query(sql));
   const file = (): string => join(root, 'journal', readdirSync(join(root, 'journal'))[0]!);
+  /** The journal with the last character of `text` changed, as a disk or a hand could change it. */
+  const changeOnDisk = (text: string): void => {
+    const bytes = readFileSync(file());
+    bytes[bytes.indexOf(Buffer.from(text)) + text.length - 1] ^= 0x0f;
+    writeFileSync(file(), bytes);
+  };
+  /** The SQL of each block (one Query record each). */
+  const sqlOf = (blocks: Buffer[]): string[] => blocks.map((b) => b.subarray(HEADER + 5, -1).toString());
 
   it('cuts each session it never cut up to its last commit, as a truncated recording that verifies; a session cut already is left', async () => {
     const j = new Journal(join(root, 'journal'), key, true);
@@ -144,12 +152,9 @@ describe('recovering a journal', () => {
     j.append(1, block('select 2'));
     await j.commit();
     // The second block, changed on disk: the second commit no longer matches; the first still does.
-    const bytes = readFileSync(file());
-    const at = bytes.indexOf(Buffer.from('select 2'));
-    bytes[at + 7] = 0x33;
-    writeFileSync(file(), bytes);
+    changeOnDisk('select 2');
     let { sessions } = recoverJournals(join(root, 'journal'), [key]);
-    expect(sessions[0]!.blocks.map((b) => b.subarray(HEADER + 5, -1).toString())).toEqual(['select 1']);
+    expect(sqlOf(sessions[0]!.blocks)).toEqual(['select 1']);
     // Trusting another key: no commit verifies, nothing is recovered.
     ({ sessions } = recoverJournals(join(root, 'journal'), [otherKey]));
     expect(sessions).toEqual([]);
@@ -180,13 +185,11 @@ describe('recovering a journal', () => {
     j.append(1, block('select 1'));
     await j.commit();
     j.append(1, block('select 2'));
-    const bytes = readFileSync(file());
-    bytes[bytes.indexOf(Buffer.from('select 2')) + 7] = 0x39;
-    writeFileSync(file(), bytes);
+    changeOnDisk('select 2');
     await expect(cutRecording({ ...meta('one'), key, sealed: true, durable: false }, j.blocks(1))).rejects.toThrow('changed on disk since they were written');
     expect(readdirSync(join(root, 'one')).filter((f) => f.includes('SHA256SUMS'))).toEqual([]);
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
-    expect(sessions[0]!.blocks.map((b) => b.subarray(HEADER + 5, -1).toString())).toEqual(['select 1']);
+    expect(sqlOf(sessions[0]!.blocks)).toEqual(['select 1']);
   });
 
   it('reads up to the last whole entry of a journal a crash cut short', async () => {
