@@ -76,6 +76,24 @@ export async function writeFileOnceOnThread(file: string, data: Uint8Array, dir:
   if (syncDir) await syncDirectory(dir);
 }
 
+/**
+ * Writes `data` as the new file `file` in place, for the recording thread: no temporary name, so
+ * a crash can leave it cut short. Only for a file that counts once a later one names it (a
+ * recording's chunks and signature, named by its manifest, which {@link writeFileOnceOnThread}
+ * places whole). `fdatasync`ed unless `syncData` is false.
+ *
+ * @throws Error EEXIST when `file` exists (it is left as it was)
+ */
+export async function writeNewFileOnThread(file: string, data: Uint8Array, syncData: boolean): Promise<void> {
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
+    if (syncData) await fdatasyncFd(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const fdatasyncFd = promisify(fdatasync);
 
 /** `fsync` of a directory: the names made in it are durable (where the file system allows; errors ignored). */

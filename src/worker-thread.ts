@@ -96,6 +96,11 @@ export class LazyWorker<Reply> {
     return w;
   }
 
+  /** The worker, when one runs. */
+  get running(): Worker | undefined {
+    return this.#worker;
+  }
+
   /** Holds the process while there is work (`true`), lets it exit while there is none. */
   busy(working: boolean): void {
     if (working) this.#worker?.ref();

@@ -353,39 +353,57 @@ function remaining(parts: Buffer[], n: number): Buffer[] {
 /** A session found in journals left by a thread that stopped: what to cut of it. */
 export interface RecoveredSession {
   meta: JournalSession;
-  /** Its blocks up to its last committed head, read from the journals. */
-  blocks: Buffer[];
+  /** How many of its blocks a commit binds. */
+  count: number;
+  /** Those blocks, in order, read again from the journals one at a time. @throws JournalChanged when they changed since they were recovered */
+  blocks(): Generator<Buffer>;
 }
 
-/** One entry read from a journal file. */
-interface ReadEntry {
-  type: number;
-  session: number;
-  payload: Buffer;
+/** Where one block of a recovered session lies. */
+interface FoundBlock {
+  file: string;
+  offset: number;
+  length: number;
 }
 
-/** The whole entries of journal `file`, up to the first that is cut short or not one (a crash's torn tail). */
-function readEntries(file: string): ReadEntry[] {
+/** A session as the journals are read: its chain so far, and how far a commit binds it. */
+interface Found {
+  meta: JournalSession;
+  head: Buffer;
+  blocks: FoundBlock[];
+  /** Blocks a valid commit binds (-1: none yet), and the head it signed. */
+  committed: number;
+  committedHead: Buffer;
+  closed: boolean;
+}
+
+/** `length` bytes of `fd` from `position`; undefined when the file ends first. */
+function readAt(fd: number, length: number, position: number): Buffer | undefined {
+  const b = Buffer.allocUnsafe(length);
+  for (let at = 0; at < length; ) {
+    const n = readSync(fd, b, at, length - at, position + at);
+    if (n === 0) return undefined;
+    at += n;
+  }
+  return b;
+}
+
+/** The whole entries of journal `file`, one at a time, up to the first that is cut short or not one (a crash's torn tail). */
+function* readEntries(file: string): Generator<{ type: number; session: number; offset: number; payload: Buffer }> {
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;
-    const data = Buffer.allocUnsafe(size);
-    for (let at = 0; at < size; ) {
-      const n = readSync(fd, data, at, size - at, at);
-      if (n === 0) break;
-      at += n;
-    }
-    if (!data.subarray(0, MAGIC.length).equals(MAGIC)) return [];
-    const out: ReadEntry[] = [];
-    let at = MAGIC.length;
-    while (at + ENTRY <= size) {
-      const type = data[at]!;
-      const length = data.readUInt32LE(at + 5);
-      if (type < OPEN || type > CLOSE || length > MAX_ENTRY || at + ENTRY + length > size) break;
-      out.push({ type, session: data.readUInt32LE(at + 1), payload: data.subarray(at + ENTRY, at + ENTRY + length) });
+    if (!readAt(fd, MAGIC.length, 0)?.equals(MAGIC)) return;
+    for (let at = MAGIC.length; at + ENTRY <= size; ) {
+      const head = readAt(fd, ENTRY, at)!;
+      const type = head[0]!;
+      const length = head.readUInt32LE(5);
+      if (type < OPEN || type > CLOSE || length > MAX_ENTRY || at + ENTRY + length > size) return;
+      const payload = readAt(fd, length, at + ENTRY);
+      if (!payload) return;
+      yield { type, session: head.readUInt32LE(1), offset: at + ENTRY, payload };
       at += ENTRY + length;
     }
-    return out;
   } finally {
     closeSync(fd);
   }
@@ -394,7 +412,8 @@ function readEntries(file: string): ReadEntry[] {
 /**
  * The sessions that journals in `dir` hold and never cut, each up to its last head a commit signed
  * by one of `keys` binds (a session no valid commit names has nothing that can be trusted, and
- * is left out). The journals (`found` of them) are removed by `done()`, once the caller has cut them.
+ * is left out). Only where each block lies is kept: a session's blocks are read again as it is
+ * cut. The journals (`found` of them) are removed by `done()`, once the caller has cut them.
  */
 export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sessions: RecoveredSession[]; done: () => void; found: number } {
   let names: string[];
@@ -409,10 +428,10 @@ export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sess
   const groups = new Map<string, string[]>();
   for (const n of names) {
     const thread = JOURNAL_FILE.exec(n)![1]!;
-    groups.set(thread, [...(groups.get(thread) ?? []), n]);
+    groups.set(thread, [...(groups.get(thread) ?? []), join(dir, n)]);
   }
   const sessions: RecoveredSession[] = [];
-  for (const [thread, files] of groups) sessions.push(...recoverThread(dir, thread, files, publics));
+  for (const [thread, files] of groups) sessions.push(...recoverThread(thread, files, publics));
   return {
     sessions,
     found: names.length,
@@ -423,32 +442,54 @@ export function recoverJournals(dir: string, keys: readonly KeyObject[]): { sess
 }
 
 /** The sessions of one thread's journals (see {@link recoverJournals}). */
-function recoverThread(dir: string, thread: string, files: string[], keys: readonly KeyObject[]): RecoveredSession[] {
-  const found = new Map<number, { meta: JournalSession; head: Buffer; blocks: Buffer[]; committed: number; closed: boolean }>();
-  // committed: blocks a valid commit binds (-1: none yet)
+function recoverThread(thread: string, files: string[], keys: readonly KeyObject[]): RecoveredSession[] {
+  const found = new Map<number, Found>();
   for (const file of files) {
-    for (const e of readEntries(join(dir, file))) {
+    for (const e of readEntries(file)) {
       const s = found.get(e.session);
       if (e.type === OPEN) {
         const meta = parseMeta(e.payload);
-        if (meta) found.set(e.session, { meta, head: chainStart(meta.id), blocks: [], committed: -1, closed: false });
+        if (meta) found.set(e.session, { meta, head: chainStart(meta.id), blocks: [], committed: -1, committedHead: chainStart(meta.id), closed: false });
       } else if (e.type === DATA && s && !s.closed) {
         try {
           countRecords(e.payload);
         } catch {
           continue; // not whole records: no block the thread wrote, and the chain breaks at it
         }
-        s.blocks.push(e.payload);
+        s.blocks.push({ file, offset: e.offset, length: e.payload.length });
         s.head = createHash('sha256').update(s.head).update(e.payload).digest();
       } else if (e.type === CLOSE && s) s.closed = true;
       else if (e.type === COMMIT) applyCommit(thread, e.payload, found, keys);
     }
   }
-  return [...found.values()].filter((s) => !s.closed && s.committed >= 0).map((s) => ({ meta: s.meta, blocks: s.blocks.slice(0, s.committed) }));
+  return [...found.values()]
+    .filter((s) => !s.closed && s.committed >= 0)
+    .map((s) => {
+      const blocks = s.blocks.slice(0, s.committed);
+      return { meta: s.meta, count: blocks.length, blocks: () => rereadBlocks(s.meta.id, blocks, s.committedHead) };
+    });
+}
+
+/** Recovered blocks read again, as they were chained: they must still reach the committed `head`. */
+function* rereadBlocks(id: string, blocks: readonly FoundBlock[], head: Buffer): Generator<Buffer> {
+  let chained = chainStart(id);
+  for (const [i, at] of blocks.entries()) {
+    const fd = openSync(at.file, 'r');
+    let b: Buffer | undefined;
+    try {
+      b = readAt(fd, at.length, at.offset);
+    } finally {
+      closeSync(fd);
+    }
+    if (!b) throw new JournalChanged(`${at.file} ends before a block it held`);
+    chained = createHash('sha256').update(chained).update(b).digest();
+    if (i === blocks.length - 1 && !chained.equals(head)) throw new JournalChanged(`the blocks of recording ${id} changed on disk since they were recovered`);
+    yield b;
+  }
 }
 
 /** A commit that verifies marks, for each session it names whose chain it matches, how many blocks are committed. */
-function applyCommit(thread: string, payload: Buffer, found: Map<number, { head: Buffer; blocks: Buffer[]; committed: number }>, keys: readonly KeyObject[]): void {
+function applyCommit(thread: string, payload: Buffer, found: Map<number, Found>, keys: readonly KeyObject[]): void {
   if (payload.length < 12 + 64) return;
   const body = payload.subarray(0, payload.length - 64);
   const signature = payload.subarray(payload.length - 64);
@@ -459,7 +500,10 @@ function applyCommit(thread: string, payload: Buffer, found: Map<number, { head:
     const s = found.get(body.readUInt32LE(12 + i * 40));
     const blocks = body.readUInt32LE(16 + i * 40);
     // The chain as read so far must reach this head at this block: a block changed, dropped or added breaks it.
-    if (s && blocks === s.blocks.length && s.head.equals(body.subarray(20 + i * 40, 52 + i * 40))) s.committed = blocks;
+    if (s && blocks === s.blocks.length && s.head.equals(body.subarray(20 + i * 40, 52 + i * 40))) {
+      s.committed = blocks;
+      s.committedHead = s.head;
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { writeFileOnceOnThread } from '../durable-file.js';
+import { writeFileOnceOnThread, writeNewFileOnThread } from '../durable-file.js';
 import { sshSign } from './sshsig.js';
 import { forEachRecord, HEADER } from './thread.js';
 import { type ChunkHeader, checkpointName, eventRecord, MANIFEST, NO_PREVIOUS, RECORDING_NAMESPACE, RECORDS_FORMAT, recordChunkName, SEALED } from './writer.js';
@@ -57,7 +57,7 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
     const header: ChunkHeader = { t: 'chunk', recording: o.id, seq, prev, v: RECORDS_FORMAT, protocol: o.protocol };
     const data = gzipSync(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...pending]), { level: 1 });
     const name = recordChunkName(seq);
-    await writeFileOnceOnThread(join(o.dir, name), data, o.dir, false, o.durable);
+    await writeNewFileOnThread(join(o.dir, name), data, o.durable);
     o.onFile?.(name);
     prev = createHash('sha256').update(data).digest('hex');
     sums.push(`${prev}  ${name}\n`);
@@ -74,7 +74,7 @@ export async function cutRecording(o: CutOptions, blocks: AsyncIterable<Buffer> 
   await write(true);
   const manifest = Buffer.from(sums.join(''));
   const name = o.sealed ? MANIFEST : checkpointName(sums.length);
-  await writeFileOnceOnThread(join(o.dir, `${name}.sig`), Buffer.from(sshSign(o.key, RECORDING_NAMESPACE, manifest)), o.dir, false, o.durable);
+  await writeNewFileOnThread(join(o.dir, `${name}.sig`), Buffer.from(sshSign(o.key, RECORDING_NAMESPACE, manifest)), o.durable);
   await writeFileOnceOnThread(join(o.dir, name), manifest, o.dir, o.durable, o.durable);
   o.onFile?.(`${name}.sig`);
   o.onFile?.(name);

@@ -112,6 +112,10 @@ function openJournaled(id: number, o: Extract<ToThread, { op: 'open' }>['options
 
 /** Whether a tick is under way (a slow disk makes one outlast the interval: the next is skipped). */
 let ticking = false;
+/** Intervals in a row with no recording open or left to cut. */
+let idleTicks = 0;
+/** Intervals with nothing open after which the journals close (a new one is made by the next session). */
+const IDLE_COMMITS = 5;
 
 /** Each interval: every journal commits; what failed is cut, if the disk takes it now. */
 async function tick(): Promise<void> {
@@ -122,7 +126,9 @@ async function tick(): Promise<void> {
   } finally {
     ticking = false;
   }
-  if (recordings.size === 0 && salvage.size === 0) idle();
+  // A journal outlives a short pause (a client that opens one session after another reuses it); it goes after IDLE_COMMITS intervals with nothing open.
+  idleTicks = recordings.size === 0 && salvage.size === 0 ? idleTicks + 1 : 0;
+  if (idleTicks >= IDLE_COMMITS) idle();
 }
 
 /** Commits every journal (telling the owner what each committed, when it listens), then cuts what waits to be cut. */
@@ -230,13 +236,13 @@ function journaled(m: ToThread, r: Open): void {
     }
     // Gone only once cut: until then the journal it is cut from stays open.
     recordings.delete(m.id);
-    if (recordings.size === 0 && salvage.size === 0) idle();
     say({ op: 'closed', id: m.id, ...(error !== undefined ? { error } : {}) });
   });
 }
 
 /** No recording is open or left to cut: the journals (each holding none) go, and the timer stops. */
 function idle(): void {
+  idleTicks = 0;
   clearInterval(commitTimer);
   commitTimer = undefined;
   commitMs = Number.POSITIVE_INFINITY;
@@ -248,6 +254,11 @@ port.on('message', (m: ToThread) => {
   if (m.op === 'open') {
     open(m.id, m.options);
     return;
+  }
+  if (m.op === 'retire') {
+    // The owner stops: journals that hold no open recording go now (those that do stay, as a crash leaves them).
+    idle();
+    return say({ op: 'retired', id: 0 });
   }
   const r = recordings.get(m.id);
   if (!r) return;

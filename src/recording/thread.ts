@@ -34,6 +34,8 @@ const SEND_AT = 192 * 1024;
 const MIN_BLOCK = 1024;
 /** Staged records wait at most this long for the recording thread. */
 const FLUSH_MS = 1000;
+/** How long a stop waits for the thread to close its journals. */
+const RETIRE_MS = 2000;
 /**
  * The recording thread's young generation (V8's `maxYoungGenerationSizeMb`: two semi-spaces of
  * a third of it each, and as much for large objects). What the thread allocates is short-lived
@@ -133,7 +135,8 @@ export type ToThread =
   | { op: 'open'; id: number; options: Omit<ThreadRecordingOptions, 'maxPendingBytes' | 'onFile'> & { announce: boolean; announceJournal: boolean } }
   | { op: 'data'; id: number; buffer: ArrayBuffer; length: number }
   | { op: 'close'; id: number }
-  | { op: 'snapshot'; id: number; dir: string };
+  | { op: 'snapshot'; id: number; dir: string }
+  | { op: 'retire'; id: 0 };
 
 /** Messages from the thread. */
 export type FromThread =
@@ -144,14 +147,15 @@ export type FromThread =
   | { op: 'closed'; id: number; error?: string }
   | { op: 'snapshotted'; id: number; error?: string }
   | { op: 'journal'; id: 0; name: string; offset: number; buffer: ArrayBuffer }
-  | { op: 'journal-removed'; id: 0; name: string };
+  | { op: 'journal-removed'; id: 0; name: string }
+  | { op: 'retired'; id: 0 };
 
 /** One recording thread for every recording of the process; started on first use, referenced while a recording is open. */
 export class RecordingThread {
   readonly #flushMs: number;
   /** The thread: the recordings it held fail when it dies (their sessions follow `recording.onFailure`); the next one starts a new thread. */
   readonly #thread = new LazyWorker<FromThread>(() => startWorker(import.meta.url, 'thread-worker', { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB }), {
-    message: (m) => (m.op === 'journal' || m.op === 'journal-removed' ? this.#journalNews(m) : this.#open.get(m.id)?.answer(m)),
+    message: (m) => (m.op === 'retired' ? this.#retired?.() : m.op === 'journal' || m.op === 'journal-removed' ? this.#journalNews(m) : this.#open.get(m.id)?.answer(m)),
     died: (why) => {
       const error = `the recording thread stopped: ${why}`;
       for (const s of [...this.#open.values()]) s.answer({ op: 'failed', id: 0, error });
@@ -159,6 +163,8 @@ export class RecordingThread {
   });
   readonly #open = new Map<number, ThreadStream>();
   #seq = 0;
+  /** Told when the thread has closed its journals, as it stops. */
+  #retired: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   readonly #onJournal: JournalListener | undefined;
@@ -218,10 +224,25 @@ export class RecordingThread {
     );
   }
 
-  /** Stops the thread (recordings still open are left as a crash leaves them). */
+  /** Stops the thread: its journals that hold no open recording go first (recordings still open are left as a crash leaves them). */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    const worker = this.#thread.running;
+    if (worker) {
+      // Held referenced until it answers: a process that stops waits for it.
+      worker.ref();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, RETIRE_MS);
+        this.#retired = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        worker.once('exit', () => this.#retired?.());
+        worker.postMessage({ op: 'retire', id: 0 } satisfies ToThread);
+      });
+      this.#retired = undefined;
+    }
     await this.#thread.retire();
   }
 

@@ -164,7 +164,7 @@ describe('hoop gateway + hoop connect as processes', () => {
         () => {
           const { sessions } = recoverJournals(join(dir, 'crash-data', 'journal'), [key]);
           expect(
-            sessions.some((s) => s.blocks.some((b) => b.includes(Buffer.from(sql)))),
+            sessions.some((s) => [...s.blocks()].some((b) => b.includes(Buffer.from(sql)))),
             `${sql} under a signed commit of the journal`,
           ).toBe(true);
         },

@@ -35,7 +35,7 @@ afterAll(() => stack?.close());
 
 /** Whether the journal in `dir` holds `text` under a commit signed by `key`, as a restart would recover it. */
 function committed(dir: string, key: KeyObject, text: string): boolean {
-  return recoverJournals(dir, [key]).sessions.some((s) => s.blocks.some((b) => b.includes(Buffer.from(text))));
+  return recoverJournals(dir, [key]).sessions.some((s) => [...s.blocks()].some((b) => b.includes(Buffer.from(text))));
 }
 
 it('a statement the client received is under a signed commit of the journal within about two seconds', async () => {

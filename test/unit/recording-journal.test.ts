@@ -91,9 +91,31 @@ describe('the recording thread with a journal', () => {
     expect(got.filter((e) => e.t === 'query').map((e) => e.sql)).toEqual(Array.from({ length: 200 }, (_, i) => `select ${i}`));
     expect(got.at(-1)).toMatchObject({ t: 'end', reason: 'client-terminated' });
     expect((await events(join(root, 'b'), 'SHA256SUMS')).map((e) => e.t)).toEqual(['start', 'query']);
-    // Every session on it cut: the journal is gone.
-    expect(readdirSync(journal)).toEqual([]);
+    // Every session on it cut: the journal stays for the next session a moment later, then goes once nothing opens for a few intervals.
+    const kept = readdirSync(journal);
+    expect(kept).toHaveLength(1);
+    const c = await thread.open({ dir: join(root, 'c'), id: 'session-c', key, journal, protocol: 'postgres', checkpointMs: 50 });
+    c.event({ t: 'start', at: 3 });
+    await c.close();
+    expect(readdirSync(journal)).toEqual(kept);
+    expect(await verifyRecording(join(root, 'c'), [key])).toMatchObject({ ok: true, complete: true, id: 'session-c' });
+    await expect.poll(() => readdirSync(journal), { timeout: 5000, interval: 20 }).toEqual([]);
     await thread.stop();
+  });
+
+  it('a stop removes the journals that hold no open recording, and keeps one that does, as a crash leaves it', async () => {
+    const thread = new RecordingThread({ flushMs: 20 });
+    const done = join(root, 'done-journal');
+    const open = join(root, 'open-journal');
+    const a = await thread.open({ dir: join(root, 'a'), id: 'session-a', key, journal: done, protocol: 'postgres', checkpointMs: 60_000 });
+    const b = await thread.open({ dir: join(root, 'b'), id: 'session-b', key, journal: open, protocol: 'postgres', checkpointMs: 60_000 });
+    a.event({ t: 'start', at: 1 });
+    await a.close();
+    b.event({ t: 'start', at: 2 });
+    expect(readdirSync(done)).toHaveLength(1);
+    await thread.stop();
+    expect(readdirSync(done)).toEqual([]);
+    expect(readdirSync(open)).toHaveLength(1);
   });
 
   it('a cut the disk does not take is tried again each interval, sealed, once it does', async () => {
@@ -137,7 +159,7 @@ describe('recovering a journal', () => {
 
     const { sessions, done } = recoverJournals(join(root, 'journal'), [key]);
     expect(sessions.map((s) => s.meta.id)).toEqual(['one']);
-    await cutRecording({ ...sessions[0]!.meta, key, sealed: false, durable: false }, sessions[0]!.blocks);
+    await cutRecording({ ...sessions[0]!.meta, key, sealed: false, durable: false }, sessions[0]!.blocks());
     done();
     expect(readdirSync(join(root, 'journal'))).toEqual([]);
     expect(await verifyRecording(join(root, 'one'), [key])).toMatchObject({ ok: true, truncated: true, complete: false, events: 2 });
@@ -154,7 +176,7 @@ describe('recovering a journal', () => {
     // The second block, changed on disk: the second commit no longer matches; the first still does.
     changeOnDisk('select 2');
     let { sessions } = recoverJournals(join(root, 'journal'), [key]);
-    expect(sqlOf(sessions[0]!.blocks)).toEqual(['select 1']);
+    expect(sqlOf([...sessions[0]!.blocks()])).toEqual(['select 1']);
     // Trusting another key: no commit verifies, nothing is recovered.
     ({ sessions } = recoverJournals(join(root, 'journal'), [otherKey]));
     expect(sessions).toEqual([]);
@@ -172,7 +194,7 @@ describe('recovering a journal', () => {
     await cutRecording({ ...meta('busy'), key, sealed: true, durable: false }, j.blocks(2));
     j.closed(2);
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
-    expect(sessions.map((s) => [s.meta.id, s.blocks.length])).toEqual([['idle', 1]]);
+    expect(sessions.map((s) => [s.meta.id, s.count])).toEqual([['idle', 1]]);
     // Once the idle one is cut too, no journal is left but the one written now.
     await cutRecording({ ...meta('idle'), key, sealed: true, durable: false }, j.blocks(1));
     expect(j.closed(1).length).toBeGreaterThan(0);
@@ -189,7 +211,20 @@ describe('recovering a journal', () => {
     await expect(cutRecording({ ...meta('one'), key, sealed: true, durable: false }, j.blocks(1))).rejects.toThrow('changed on disk since they were written');
     expect(readdirSync(join(root, 'one')).filter((f) => f.includes('SHA256SUMS'))).toEqual([]);
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
-    expect(sqlOf(sessions[0]!.blocks)).toEqual(['select 1']);
+    expect(sqlOf([...sessions[0]!.blocks()])).toEqual(['select 1']);
+  });
+
+  it('reads a recovered session again as it is cut, and cuts nothing of it when its blocks changed on disk since they were recovered', async () => {
+    const j = new Journal(join(root, 'journal'), key, false);
+    j.open(1, meta('one'));
+    j.append(1, block('select 1'));
+    j.append(1, block('select 2'));
+    await j.commit();
+    const { sessions } = recoverJournals(join(root, 'journal'), [key]);
+    expect(sessions[0]!.count).toBe(2);
+    changeOnDisk('select 2');
+    await expect(cutRecording({ ...sessions[0]!.meta, key, sealed: false, durable: false }, sessions[0]!.blocks())).rejects.toThrow('changed on disk since they were recovered');
+    expect(readdirSync(join(root, 'one')).filter((f) => f.includes('SHA256SUMS'))).toEqual([]);
   });
 
   it('reads up to the last whole entry of a journal a crash cut short', async () => {
@@ -201,7 +236,7 @@ describe('recovering a journal', () => {
     await j.commit();
     truncateSync(file(), statSync(file()).size - 100); // the last commit torn
     const { sessions } = recoverJournals(join(root, 'journal'), [key]);
-    expect(sessions[0]!.blocks).toHaveLength(1);
+    expect([...sessions[0]!.blocks()]).toHaveLength(1);
   });
 });
 

@@ -146,9 +146,10 @@ export async function takeOverSessions(client: pg.PoolClient, dead: string, log:
 export async function cutStoppedJournals(pool: pg.Pool, dead: string, key: KeyObject, dropOnly = false): Promise<number> {
   return withTransaction(pool, `cut the recordings of replica ${dead}`, async (client) => {
     if (!(await client.query<{ mine: boolean }>(`select pg_try_advisory_xact_lock(hashtext('hoop.recording_journals'), hashtext($1)) as mine`, [dead])).rows[0]?.mine) return 0;
+    // Where each copy lies, not its bytes: they are read one at a time as the journals are rebuilt.
     const rows = dropOnly
       ? []
-      : (await client.query<{ name: string; offset: string; data: Buffer }>('select name, "offset", data from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
+      : (await client.query<{ name: string; offset: string }>('select name, "offset" from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
     const cut = rows.length === 0 ? 0 : await cutJournalCopies(client, dead, rows, key);
     await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
     return cut;
@@ -162,7 +163,7 @@ export async function stoppedWithJournals(pool: pg.Pool): Promise<string[]> {
 }
 
 /** Rebuilds `dead`'s journals from the store's copies and cuts the sessions they hold into the store (see {@link cutStoppedJournals}). */
-async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array<{ name: string; offset: string; data: Buffer }>, key: KeyObject): Promise<number> {
+async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array<{ name: string; offset: string }>, key: KeyObject): Promise<number> {
   const work = await mkdtemp(join(tmpdir(), 'hoop-take-over-'));
   try {
     // Each journal as it was on the dead replica's disk, up to the first gap in what it sent.
@@ -171,7 +172,8 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
     const sizes = new Map<string, number>();
     for (const r of rows) {
       if (Number(r.offset) !== (sizes.get(r.name) ?? 0)) continue;
-      const data = gunzipSync(r.data);
+      const copy = await client.query<{ data: Buffer }>('select data from hoop.recording_journals where replica = $1 and name = $2 and "offset" = $3', [dead, r.name, r.offset]);
+      const data = gunzipSync(copy.rows[0]!.data);
       await appendFile(join(journals, r.name), data);
       sizes.set(r.name, Number(r.offset) + data.length);
     }
@@ -182,7 +184,7 @@ async function cutJournalCopies(client: pg.PoolClient, dead: string, rows: Array
       // On this replica's event loop: the sessions it relays go on between two cuts.
       await new Promise((resolve) => setImmediate(resolve));
       const dir = join(work, 'cut', s.meta.id);
-      await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false }, s.blocks);
+      await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key, sealed: false, durable: false }, s.blocks());
       for (const name of await readdir(dir))
         await client.query('insert into hoop.recording_files (session, name, data) values ($1, $2, $3) on conflict (session, name) do nothing', [s.meta.id, name, await readFile(join(dir, name))]);
     }

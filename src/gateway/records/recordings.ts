@@ -345,7 +345,7 @@ export class GatewayRecordings {
       try {
         for (const f of (await readdir(dir).catch(() => [] as string[])).filter((f) => RECORDING_FILE.test(f))) await rm(join(dir, f), { force: true });
         const archive = this.archive;
-        await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) }, s.blocks);
+        await cutRecording({ dir, id: s.meta.id, protocol: s.meta.protocol, key: this.key, sealed: false, durable: true, onFile: (name) => archive.fileWritten?.(s.meta.id, name, false) }, s.blocks());
       } catch (err) {
         kept = false;
         this.#log.error('recording.recover-failed', { session: s.meta.id, error: describeError(err), message: 'its journal is kept for the next start' });
