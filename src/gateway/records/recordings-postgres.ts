@@ -147,9 +147,7 @@ export async function cutStoppedJournals(pool: pg.Pool, dead: string, key: KeyOb
   return withTransaction(pool, `cut the recordings of replica ${dead}`, async (client) => {
     if (!(await client.query<{ mine: boolean }>(`select pg_try_advisory_xact_lock(hashtext('hoop.recording_journals'), hashtext($1)) as mine`, [dead])).rows[0]?.mine) return 0;
     // Where each copy lies, not its bytes: they are read one at a time as the journals are rebuilt.
-    const rows = dropOnly
-      ? []
-      : (await client.query<{ name: string; offset: string }>('select name, "offset" from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
+    const rows = dropOnly ? [] : (await client.query<{ name: string; offset: string }>('select name, "offset" from hoop.recording_journals where replica = $1 order by name, "offset"', [dead])).rows;
     const cut = rows.length === 0 ? 0 : await cutJournalCopies(client, dead, rows, key);
     await client.query('delete from hoop.recording_journals where replica = $1', [dead]);
     return cut;
