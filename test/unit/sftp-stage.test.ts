@@ -53,6 +53,17 @@ function stage(readOnly: boolean) {
 }
 
 describe('the sftp stage', () => {
+  it('relays packets whole and unchanged however the channel cuts them: one byte at a time, across packets, several at once', () => {
+    const packets = [packet(OPEN, 1, str('/a.txt'), u32(1), u32(0)), packet(REMOVE, 2, str('x'.repeat(7_000))), packet(OPEN, 3, str('/b.txt'), u32(1), u32(0))];
+    const all = Buffer.concat(packets);
+    for (const cut of [1, 3, 5, 4096, 7_011, all.length]) {
+      const { send, server, events } = stage(false);
+      for (let at = 0; at < all.length; at += cut) send(all.subarray(at, at + cut));
+      expect(server.written.map((b) => b.toString('hex'))).toEqual(packets.map((b) => b.toString('hex')));
+      expect(events.map((e) => e.op)).toEqual(['remove']);
+    }
+  });
+
   it('ends the session when a request reuses the id of one not yet answered', () => {
     const { send, server } = stage(false);
     const twice = Buffer.concat([packet(OPEN, 7, str('/secret.txt'), u32(1), u32(0)), packet(OPEN, 7, str('/decoy.txt'), u32(1), u32(0))]);

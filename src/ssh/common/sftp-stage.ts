@@ -289,33 +289,70 @@ class Reader {
  * full. A packet over {@link MAX_SFTP_PACKET} ends both sides; `ended` runs when `from` ends.
  */
 function packets(from: Readable & Writable, to: Writable, seen: (packet: Buffer) => boolean, ended: () => void): void {
-  let buffered: Buffer[] = [];
-  let length = 0;
+  const parts = new ByteQueue();
   from.on('data', (chunk: Buffer) => {
-    buffered.push(chunk);
-    length += chunk.length;
-    let all = buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered, length);
-    let at = 0;
+    parts.push(chunk);
     let full = false;
-    while (all.length - at >= 4) {
-      const n = all.readUInt32BE(at);
+    while (parts.length >= 4) {
+      const n = parts.u32();
       if (n + 4 > MAX_SFTP_PACKET || n < 1) {
         from.destroy();
         to.end();
         return;
       }
-      if (all.length - at < 4 + n) break;
-      const p = all.subarray(at, at + 4 + n);
-      at += 4 + n;
+      if (parts.length < 4 + n) break;
+      const p = parts.take(4 + n);
       if (seen(p) && !to.write(p)) full = true;
     }
-    all = all.subarray(at);
-    buffered = all.length > 0 ? [all] : [];
-    length = all.length;
     if (full) {
       from.pause();
       to.once('drain', () => from.resume());
     }
   });
   from.on('end', ended);
+}
+
+/** Bytes as they arrived, taken from the front: a packet inside one chunk is a view of it, and only one that spans chunks is copied (once). */
+class ByteQueue {
+  readonly #parts: Buffer[] = [];
+  length = 0;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.#parts.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** The big-endian u32 at the front (call with at least 4 bytes queued). */
+  u32(): number {
+    const first = this.#parts[0]!;
+    if (first.length >= 4) return first.readUInt32BE(0);
+    const head = Buffer.allocUnsafe(4);
+    let at = 0;
+    for (const p of this.#parts) {
+      at += p.copy(head, at, 0, Math.min(p.length, 4 - at));
+      if (at === 4) break;
+    }
+    return head.readUInt32BE(0);
+  }
+
+  /** The first `n` bytes, removed from the queue (call with at least `n` queued). */
+  take(n: number): Buffer {
+    this.length -= n;
+    const first = this.#parts[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.#parts.shift();
+      else this.#parts[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    for (let at = 0; at < n; ) {
+      const p = this.#parts[0]!;
+      const used = p.copy(out, at, 0, Math.min(p.length, n - at));
+      at += used;
+      if (used === p.length) this.#parts.shift();
+      else this.#parts[0] = p.subarray(used);
+    }
+    return out;
+  }
 }
