@@ -61,13 +61,7 @@ async function placeDurably(file: string, data: string | Uint8Array, dir: string
  */
 export async function writeFileOnceOnThread(file: string, data: Uint8Array, dir: string, syncDir = true, syncData = true): Promise<void> {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
-    if (syncData) await fdatasyncFd(fd);
-  } finally {
-    closeSync(fd);
-  }
+  await writeNewFileOnThread(tmp, data, syncData);
   try {
     linkSync(tmp, file);
   } finally {
