@@ -79,6 +79,10 @@ interface Held {
   files: Set<JournalFile>;
   /** Written since the last commit. */
   dirty: boolean;
+  /** Readers of its blocks under way (a cut, a snapshot): it is not moved meanwhile. */
+  reading: number;
+  /** Moved to the end of the journal ({@link Journal.compact}): the files it was in, released once a commit binds it where it is now, and that commit's number. */
+  moved?: { from: Set<JournalFile>; open: JournalFile; before: number };
 }
 
 /** One journal file. */
@@ -127,6 +131,8 @@ export class Journal {
   /** Files written since the last commit: each is synced before it signs. */
   readonly #unsynced = new Set<JournalFile>();
   #broken: Error | undefined;
+  /** Commits written so far. */
+  #commits = 0;
 
   /** `durable`: false skips the `fdatasync` (files outlive the process, not the machine); `rotateBytes`: where a journal is followed by the next. */
   constructor(dir: string, key: KeyObject, durable: boolean, rotateBytes = ROTATE_BYTES) {
@@ -192,7 +198,7 @@ export class Journal {
 
   /** Session `session` (a number the thread gives it) begins. */
   open(session: number, meta: JournalSession): void {
-    const held: Held = { meta, head: chainStart(meta.id), blocks: 0, extents: [], files: new Set(), dirty: true };
+    const held: Held = { meta, head: chainStart(meta.id), blocks: 0, extents: [], files: new Set(), dirty: true, reading: 0 };
     this.#entry(OPEN, session, Buffer.from(JSON.stringify(meta)), held);
     this.#held.set(session, held);
   }
@@ -248,6 +254,7 @@ export class Journal {
     const signature = sign(null, commitMessage(this.#thread, body), this.#key);
     // The commit itself need not be durable now: the next one makes it so, and recovery takes the last one it finds whole.
     this.#entry(COMMIT, 0, Buffer.concat([body, signature]));
+    this.#commits += 1;
     // The file holding it is needed as long as any session it names is (a session idle since is named by no later commit).
     const file = this.#file;
     for (const [session] of changed) {
@@ -277,19 +284,72 @@ export class Journal {
   *blocks(session: number): Generator<Buffer> {
     const held = this.#held.get(session);
     if (!held) return;
-    // Read back as they were chained: a block changed on disk since breaks the chain, and nothing after it is signed as evidence.
-    let head = chainStart(held.meta.id);
-    for (const [i, e] of held.extents.entries()) {
-      const b = Buffer.allocUnsafe(e.length);
-      for (let at = 0; at < e.length; ) {
-        const n = readSync(e.file.fd, b, at, e.length - at, e.offset + at);
-        if (n === 0) throw new JournalChanged(`${e.file.name} ends before a block it holds`);
-        at += n;
+    held.reading += 1;
+    try {
+      // Read back as they were chained: a block changed on disk since breaks the chain, and nothing after it is signed as evidence.
+      let head = chainStart(held.meta.id);
+      for (const [i, e] of held.extents.entries()) {
+        const b = Buffer.allocUnsafe(e.length);
+        for (let at = 0; at < e.length; ) {
+          const n = readSync(e.file.fd, b, at, e.length - at, e.offset + at);
+          if (n === 0) throw new JournalChanged(`${e.file.name} ends before a block it holds`);
+          at += n;
+        }
+        head = createHash('sha256').update(head).update(b).digest();
+        if (i === held.extents.length - 1 && !head.equals(held.head)) throw new JournalChanged(`the blocks of recording ${held.meta.id} in ${e.file.name} changed on disk since they were written`);
+        yield b;
       }
-      head = createHash('sha256').update(head).update(b).digest();
-      if (i === held.extents.length - 1 && !head.equals(held.head)) throw new JournalChanged(`the blocks of recording ${held.meta.id} in ${e.file.name} changed on disk since they were written`);
-      yield b;
+    } finally {
+      held.reading -= 1;
     }
+  }
+
+  /**
+   * Keeps a long session from pinning every journal written since it began: once a commit has
+   * bound the sessions moved before, the files only they held go (their names are returned); then,
+   * when the oldest file is held only by sessions that are together less than half its size (none
+   * being read), each is written again at the end of the journal, `OPEN` and every block, its chain
+   * unchanged, to be bound by the next commit. Until then its old files stay: recovery takes a
+   * moved session's earlier commit while no later one binds it.
+   */
+  compact(): string[] {
+    if (this.#broken) return [];
+    for (const [session, h] of this.#held) {
+      if (!h.moved || h.moved.before >= this.#commits) continue;
+      const keep = new Set([h.moved.open, ...h.extents.map((e) => e.file)]);
+      for (const f of h.moved.from) {
+        if (keep.has(f)) continue;
+        h.files.delete(f);
+        f.sessions.delete(session);
+      }
+      h.moved = undefined;
+    }
+    const removed = [...this.#files].filter((f) => f.sessions.size === 0 && f !== this.#file).map((f) => this.#remove(f));
+    const oldest = [...this.#files].find((f) => f !== this.#file);
+    if (!oldest) return removed;
+    const holders = [...oldest.sessions].map((s) => [s, this.#held.get(s)!] as const);
+    const bytes = holders.reduce((n, [, h]) => n + h.extents.reduce((m, e) => m + e.length, 0), 0);
+    if (holders.some(([, h]) => h.reading > 0 || h.moved) || bytes > oldest.size / 2) return removed;
+    try {
+      for (const [session, h] of holders) this.#move(session, h);
+    } catch {
+      // A journal that cannot be written is broken (every recording on it fails); one read back changed is left where it is.
+    }
+    return removed;
+  }
+
+  /** Writes `session` again at the end of the journal (see {@link compact}). */
+  #move(session: number, h: Held): void {
+    const blocks = [...this.blocks(session)];
+    const from = new Set(h.files);
+    this.#entry(OPEN, session, Buffer.from(JSON.stringify(h.meta)), h);
+    const open = this.#file;
+    h.extents = blocks.map((b) => {
+      const offset = this.#entry(DATA, session, b, h);
+      return { file: this.#file, offset, length: b.length };
+    });
+    h.dirty = true;
+    h.moved = { from, open, before: this.#commits };
   }
 
   /** What the journal holds of `session`. */
@@ -375,6 +435,8 @@ interface Found {
   committed: number;
   committedHead: Buffer;
   closed: boolean;
+  /** What a commit bound before the session was written again (compacted): kept until a commit binds it where it is now. */
+  before?: { blocks: FoundBlock[]; committed: number; committedHead: Buffer };
 }
 
 /** `length` bytes of `fd` from `position`; undefined when the file ends first. */
@@ -449,7 +511,9 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
       const s = found.get(e.session);
       if (e.type === OPEN) {
         const meta = parseMeta(e.payload);
-        if (meta) found.set(e.session, { meta, head: chainStart(meta.id), blocks: [], committed: -1, committedHead: chainStart(meta.id), closed: false });
+        // The same session opened again: compaction wrote it again; what a commit bound of it before stands until a commit binds the new copy.
+        const before = s && meta && s.meta.id === meta.id ? (s.committed >= 0 ? { blocks: s.blocks, committed: s.committed, committedHead: s.committedHead } : s.before) : undefined;
+        if (meta) found.set(e.session, { meta, head: chainStart(meta.id), blocks: [], committed: -1, committedHead: chainStart(meta.id), closed: false, ...(before ? { before } : {}) });
       } else if (e.type === DATA && s && !s.closed) {
         try {
           countRecords(e.payload);
@@ -463,6 +527,7 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
     }
   }
   return [...found.values()]
+    .map((s) => (s.committed < 0 && s.before ? { ...s, ...s.before } : s))
     .filter((s) => !s.closed && s.committed >= 0)
     .map((s) => {
       const blocks = s.blocks.slice(0, s.committed);

@@ -131,7 +131,7 @@ async function tick(): Promise<void> {
   if (idleTicks >= IDLE_COMMITS) idle();
 }
 
-/** Commits every journal (telling the owner what each committed, when it listens), then cuts what waits to be cut. */
+/** Commits every journal (telling the owner what each committed, when it listens) and compacts it, then cuts what waits to be cut. */
 async function commitAndSalvage(): Promise<void> {
   for (const journal of new Set(journals.values())) {
     try {
@@ -140,6 +140,7 @@ async function commitAndSalvage(): Promise<void> {
         const buffer = z.buffer.slice(z.byteOffset, z.byteOffset + z.length) as ArrayBuffer;
         port.postMessage({ op: 'journal', id: 0, name, offset, buffer } satisfies FromThread, [buffer]);
       }
+      removedJournals(journal.compact());
     } catch (err) {
       failJournal(journal, err);
     }

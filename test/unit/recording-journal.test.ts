@@ -227,6 +227,46 @@ describe('recovering a journal', () => {
     expect(readdirSync(join(root, 'one')).filter((f) => f.includes('SHA256SUMS'))).toEqual([]);
   });
 
+  it('moves a long session to the end of the journal so the files only it held go; a crash before the next commit recovers its earlier commit', async () => {
+    const dir = join(root, 'journal');
+    const j = new Journal(dir, key, false, 2000);
+    j.open(1, meta('long'));
+    j.append(1, block('select 1'));
+    j.open(2, meta('busy'));
+    for (let i = 0; i < 4; i++) j.append(2, block(String(i).repeat(1500)));
+    await j.commit();
+    await cutRecording({ ...meta('busy'), key, sealed: true, durable: false }, j.blocks(2));
+    j.closed(2);
+    // The long session alone keeps the first file, though nearly all of it is the busy one's.
+    const first = readdirSync(dir).sort()[0]!;
+    expect(readdirSync(dir).length).toBeGreaterThan(1);
+    expect(j.compact()).toEqual([]);
+    expect(recoverJournals(dir, [key]).sessions.map((s) => [s.meta.id, s.count])).toEqual([['long', 1]]);
+    await j.commit();
+    expect(j.compact()).toContain(first);
+    expect(readdirSync(dir)).not.toContain(first);
+    const { sessions } = recoverJournals(dir, [key]);
+    expect(sessions.map((s) => s.meta.id)).toEqual(['long']);
+    expect(sqlOf([...sessions[0]!.blocks()])).toEqual(['select 1']);
+    expect(sqlOf([...j.blocks(1)])).toEqual(['select 1']);
+    j.append(1, block('select 2'));
+    await j.commit();
+    expect(sqlOf([...recoverJournals(dir, [key]).sessions[0]!.blocks()])).toEqual(['select 1', 'select 2']);
+  });
+
+  it('moves no session that is as large as what moving it would free, nor one being read', async () => {
+    const dir = join(root, 'journal');
+    const j = new Journal(dir, key, false, 2000);
+    j.open(1, meta('big'));
+    for (let i = 0; i < 3; i++) j.append(1, block(String(i).repeat(1500)));
+    await j.commit();
+    const files = readdirSync(dir).sort();
+    expect(j.compact()).toEqual([]);
+    await j.commit();
+    expect(j.compact()).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(files);
+  });
+
   it('reads up to the last whole entry of a journal a crash cut short', async () => {
     const j = new Journal(join(root, 'journal'), key, false);
     j.open(1, meta('one'));
