@@ -91,7 +91,7 @@ export async function writeNewFileOnThread(file: string, data: Uint8Array, syncD
 const fdatasyncFd = promisify(fdatasync);
 
 /** `fsync` of a directory: the names made in it are durable (where the file system allows; errors ignored). */
-async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   const d = await open(dir, 'r');
   try {
     await d.sync().catch(() => undefined);

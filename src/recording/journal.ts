@@ -24,6 +24,7 @@ import { closeSync, fdatasync, fstatSync, mkdirSync, openSync, readdirSync, read
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { countRecords } from './record-chunks.js';
+import { syncDirectory } from '../durable-file.js';
 
 /** The first bytes of every journal. */
 export const MAGIC = Buffer.from('HOOPJNL1');
@@ -83,6 +84,8 @@ interface Held {
   reading: number;
   /** Moved to the end of the journal ({@link Journal.compact}): the files it was in, released once a commit binds it where it is now, and that commit's number. */
   moved?: { from: Set<JournalFile>; open: JournalFile; before: number };
+  /** Its blocks changed on disk: it is never moved. */
+  unmovable?: boolean;
 }
 
 /** One journal file. */
@@ -131,8 +134,11 @@ export class Journal {
   /** Files written since the last commit: each is synced before it signs. */
   readonly #unsynced = new Set<JournalFile>();
   #broken: Error | undefined;
-  /** Commits written so far. */
+  /** Commits written so far, and the file of the last. */
   #commits = 0;
+  #commitFile: JournalFile | undefined;
+  /** Its files are closed ({@link close}): it writes nothing more. */
+  #closed = false;
 
   /** `durable`: false skips the `fdatasync` (files outlive the process, not the machine); `rotateBytes`: where a journal is followed by the next. */
   constructor(dir: string, key: KeyObject, durable: boolean, rotateBytes = ROTATE_BYTES) {
@@ -250,11 +256,14 @@ export class Journal {
       this.#broken ??= err instanceof Error ? err : new Error(String(err));
       throw this.#broken;
     }
+    // Closed while it synced (the thread stops): its descriptors are gone, and may name other files now.
+    if (this.#closed) return [];
     body.writeDoubleLE(Date.now(), 0);
     const signature = sign(null, commitMessage(this.#thread, body), this.#key);
     // The commit itself need not be durable now: the next one makes it so, and recovery takes the last one it finds whole.
     this.#entry(COMMIT, 0, Buffer.concat([body, signature]));
     this.#commits += 1;
+    this.#commitFile = this.#file;
     // The file holding it is needed as long as any session it names is (a session idle since is named by no later commit).
     const file = this.#file;
     for (const [session] of changed) {
@@ -305,19 +314,27 @@ export class Journal {
   }
 
   /**
-   * Keeps a long session from pinning every journal written since it began: once a commit has
-   * bound the sessions moved before, the files only they held go (their names are returned); then,
-   * when the oldest file is held only by sessions that are together less than half its size (none
-   * being read), each is written again at the end of the journal, `OPEN` and every block, its chain
-   * unchanged, to be bound by the next commit. Until then its old files stay: recovery takes a
-   * moved session's earlier commit while no later one binds it.
+   * Keeps a long session from pinning every journal written since it began. First, the sessions
+   * moved before the last commit are released from the files they were in, once that commit (which
+   * binds them where they are now) is synced, with the directory; the files no session holds then
+   * go (their names are resolved). Then the oldest file held only by sessions that are together
+   * less than half its size (none being read) has each of them written again at the end of the
+   * journal, `OPEN` and every block, the chain unchanged, for the next commit to bind; until it is
+   * released, its old files stay, and recovery takes its earlier commit.
+   *
+   * @throws the error of a write or sync, after which the journal is broken
    */
-  compact(): string[] {
-    if (this.#broken) return [];
-    for (const [session, h] of this.#held) {
-      if (!h.moved || h.moved.before >= this.#commits) continue;
-      const keep = new Set([h.moved.open, ...h.extents.map((e) => e.file)]);
-      for (const f of h.moved.from) {
+  async compact(): Promise<string[]> {
+    if (this.#broken || this.#closed) return [];
+    const bound = [...this.#held].filter(([, h]) => h.moved && h.moved.before < this.#commits);
+    if (bound.length > 0 && this.#durable && this.#commitFile && !this.#commitFile.removed) {
+      await fdatasyncFd(this.#commitFile.fd);
+      await syncDirectory(this.#dir);
+      if (this.#closed) return [];
+    }
+    for (const [session, h] of bound) {
+      const keep = new Set([h.moved!.open, ...h.extents.map((e) => e.file)]);
+      for (const f of h.moved!.from) {
         if (keep.has(f)) continue;
         h.files.delete(f);
         f.sessions.delete(session);
@@ -325,22 +342,27 @@ export class Journal {
       h.moved = undefined;
     }
     const removed = [...this.#files].filter((f) => f.sessions.size === 0 && f !== this.#file).map((f) => this.#remove(f));
-    const oldest = [...this.#files].find((f) => f !== this.#file);
-    if (!oldest) return removed;
-    const holders = [...oldest.sessions].map((s) => [s, this.#held.get(s)!] as const);
-    const bytes = holders.reduce((n, [, h]) => n + h.extents.reduce((m, e) => m + e.length, 0), 0);
-    if (holders.some(([, h]) => h.reading > 0 || h.moved) || bytes > oldest.size / 2) return removed;
-    try {
+    for (const f of this.#files) {
+      if (f === this.#file) break;
+      const holders = [...f.sessions].map((s) => [s, this.#held.get(s)!] as const);
+      const bytes = holders.reduce((n, [, h]) => n + h.extents.reduce((m, e) => m + e.length, 0), 0);
+      if (holders.some(([, h]) => h.reading > 0 || h.moved || h.unmovable) || bytes > f.size / 2) continue;
       for (const [session, h] of holders) this.#move(session, h);
-    } catch {
-      // A journal that cannot be written is broken (every recording on it fails); one read back changed is left where it is.
+      break;
     }
     return removed;
   }
 
-  /** Writes `session` again at the end of the journal (see {@link compact}). */
+  /** Writes `session` again at the end of the journal (see {@link compact}); one whose blocks changed on disk is left where it is, for good. */
   #move(session: number, h: Held): void {
-    const blocks = [...this.blocks(session)];
+    let blocks: Buffer[];
+    try {
+      blocks = [...this.blocks(session)];
+    } catch (err) {
+      if (!(err instanceof JournalChanged)) throw err;
+      h.unmovable = true;
+      return;
+    }
     const from = new Set(h.files);
     this.#entry(OPEN, session, Buffer.from(JSON.stringify(h.meta)), h);
     const open = this.#file;
@@ -388,6 +410,7 @@ export class Journal {
 
   /** Closes its files; removes those no session needs and resolves their names. */
   close(): string[] {
+    this.#closed = true;
     const removed: string[] = [];
     for (const f of [...this.#files]) {
       if (f.sessions.size === 0) removed.push(this.#remove(f));
@@ -429,7 +452,8 @@ interface FoundBlock {
 /** A session as the journals are read: its chain so far, and how far a commit binds it. */
 interface Found {
   meta: JournalSession;
-  head: Buffer;
+  /** The chain's head after each number of blocks read (the first: the chain's start). */
+  heads: Buffer[];
   blocks: FoundBlock[];
   /** Blocks a valid commit binds (-1: none yet), and the head it signed. */
   committed: number;
@@ -511,9 +535,10 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
       const s = found.get(e.session);
       if (e.type === OPEN) {
         const meta = parseMeta(e.payload);
+        if (!meta || (s && (s.meta.id !== meta.id || s.meta.protocol !== meta.protocol))) continue; // not an OPEN the thread wrote
         // The same session opened again: compaction wrote it again; what a commit bound of it before stands until a commit binds the new copy.
-        const before = s && meta && s.meta.id === meta.id ? (s.committed >= 0 ? { blocks: s.blocks, committed: s.committed, committedHead: s.committedHead } : s.before) : undefined;
-        if (meta) found.set(e.session, { meta, head: chainStart(meta.id), blocks: [], committed: -1, committedHead: chainStart(meta.id), closed: false, ...(before ? { before } : {}) });
+        const before = s && (s.committed >= 0 ? { blocks: s.blocks, committed: s.committed, committedHead: s.committedHead } : s.before);
+        found.set(e.session, { meta, heads: [chainStart(meta.id)], blocks: [], committed: -1, committedHead: chainStart(meta.id), closed: false, ...(before ? { before } : {}) });
       } else if (e.type === DATA && s && !s.closed) {
         try {
           countRecords(e.payload);
@@ -521,7 +546,7 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
           continue; // not whole records: no block the thread wrote, and the chain breaks at it
         }
         s.blocks.push({ file, offset: e.offset, length: e.payload.length });
-        s.head = createHash('sha256').update(s.head).update(e.payload).digest();
+        s.heads.push(createHash('sha256').update(s.heads.at(-1)!).update(e.payload).digest());
       } else if (e.type === CLOSE && s) s.closed = true;
       else if (e.type === COMMIT) applyCommit(thread, e.payload, found, keys);
     }
@@ -564,10 +589,11 @@ function applyCommit(thread: string, payload: Buffer, found: Map<number, Found>,
   for (let i = 0; i < count; i++) {
     const s = found.get(body.readUInt32LE(12 + i * 40));
     const blocks = body.readUInt32LE(16 + i * 40);
-    // The chain as read so far must reach this head at this block: a block changed, dropped or added breaks it.
-    if (s && blocks === s.blocks.length && s.head.equals(body.subarray(20 + i * 40, 52 + i * 40))) {
+    // The chain as read must reach this head at this block (blocks written while the commit was synced come before it in the file): a block changed or dropped breaks it.
+    const head = s?.heads[blocks];
+    if (s && head && blocks >= s.committed && head.equals(body.subarray(20 + i * 40, 52 + i * 40))) {
       s.committed = blocks;
-      s.committedHead = s.head;
+      s.committedHead = head;
     }
   }
 }

@@ -140,7 +140,7 @@ async function commitAndSalvage(): Promise<void> {
         const buffer = z.buffer.slice(z.byteOffset, z.byteOffset + z.length) as ArrayBuffer;
         port.postMessage({ op: 'journal', id: 0, name, offset, buffer } satisfies FromThread, [buffer]);
       }
-      removedJournals(journal.compact());
+      removedJournals(await journal.compact());
     } catch (err) {
       failJournal(journal, err);
     }

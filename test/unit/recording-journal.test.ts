@@ -5,7 +5,7 @@
  * last commit, and no further than the chain and the commit's signature bind.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,16 @@ describe('recovering a journal', () => {
     bytes[bytes.indexOf(Buffer.from(text)) + text.length - 1] ^= 0x0f;
     writeFileSync(file(), bytes);
   };
+  /** A journal of small files (2,000 bytes) where session 1 (`long`) wrote one block, then session 2 (`busy`) four that rotated it thrice; committed. */
+  const longBesideBusy = async (dir: string, durable: boolean): Promise<Journal> => {
+    const j = new Journal(dir, key, durable, 2000);
+    j.open(1, meta('long'));
+    j.append(1, block('select 1'));
+    j.open(2, meta('busy'));
+    for (let i = 0; i < 4; i++) j.append(2, block(String(i).repeat(1500)));
+    await j.commit();
+    return j;
+  };
   /** The SQL of each block (one Query record each). */
   const sqlOf = (blocks: Buffer[]): string[] => blocks.map((b) => b.subarray(HEADER + 5, -1).toString());
 
@@ -229,21 +239,16 @@ describe('recovering a journal', () => {
 
   it('moves a long session to the end of the journal so the files only it held go; a crash before the next commit recovers its earlier commit', async () => {
     const dir = join(root, 'journal');
-    const j = new Journal(dir, key, false, 2000);
-    j.open(1, meta('long'));
-    j.append(1, block('select 1'));
-    j.open(2, meta('busy'));
-    for (let i = 0; i < 4; i++) j.append(2, block(String(i).repeat(1500)));
-    await j.commit();
+    const j = await longBesideBusy(dir, false);
     await cutRecording({ ...meta('busy'), key, sealed: true, durable: false }, j.blocks(2));
     j.closed(2);
     // The long session alone keeps the first file, though nearly all of it is the busy one's.
     const first = readdirSync(dir).sort()[0]!;
     expect(readdirSync(dir).length).toBeGreaterThan(1);
-    expect(j.compact()).toEqual([]);
+    expect(await j.compact()).toEqual([]);
     expect(recoverJournals(dir, [key]).sessions.map((s) => [s.meta.id, s.count])).toEqual([['long', 1]]);
     await j.commit();
-    expect(j.compact()).toContain(first);
+    expect(await j.compact()).toContain(first);
     expect(readdirSync(dir)).not.toContain(first);
     const { sessions } = recoverJournals(dir, [key]);
     expect(sessions.map((s) => s.meta.id)).toEqual(['long']);
@@ -254,6 +259,38 @@ describe('recovering a journal', () => {
     expect(sqlOf([...recoverJournals(dir, [key]).sessions[0]!.blocks()])).toEqual(['select 1', 'select 2']);
   });
 
+  it('binds what a commit signed though blocks written while it synced come before it in the file, moved or not', async () => {
+    for (const compact of [false, true]) {
+      const dir = join(root, `journal-${compact}`);
+      const j = await longBesideBusy(dir, true);
+      j.closed(2);
+      if (compact) await j.compact();
+      const committing = j.commit();
+      j.append(1, block('select 2'));
+      await committing;
+      if (compact) await j.compact();
+      const { sessions } = recoverJournals(dir, [key]);
+      expect(sessions.map((s) => s.meta.id)).toEqual(['long']);
+      expect(sqlOf([...sessions[0]!.blocks()])).toEqual(['select 1']);
+    }
+  });
+
+  it('takes no OPEN that names the session with another protocol: what was committed is recovered as it was opened', async () => {
+    const dir = join(root, 'journal');
+    const j = new Journal(dir, key, false);
+    j.open(1, meta('one'));
+    j.append(1, block('select 1'));
+    await j.commit();
+    const forged = Buffer.from(JSON.stringify({ ...meta('one'), protocol: 'ssh' }));
+    const head = Buffer.alloc(9);
+    head[0] = 1;
+    head.writeUInt32LE(1, 1);
+    head.writeUInt32LE(forged.length, 5);
+    appendFileSync(file(), Buffer.concat([head, forged]));
+    const { sessions } = recoverJournals(dir, [key]);
+    expect(sessions.map((s) => [s.meta.protocol, s.count])).toEqual([['postgres', 1]]);
+  });
+
   it('moves no session that is as large as what moving it would free, nor one being read', async () => {
     const dir = join(root, 'journal');
     const j = new Journal(dir, key, false, 2000);
@@ -261,9 +298,9 @@ describe('recovering a journal', () => {
     for (let i = 0; i < 3; i++) j.append(1, block(String(i).repeat(1500)));
     await j.commit();
     const files = readdirSync(dir).sort();
-    expect(j.compact()).toEqual([]);
+    expect(await j.compact()).toEqual([]);
     await j.commit();
-    expect(j.compact()).toEqual([]);
+    expect(await j.compact()).toEqual([]);
     expect(readdirSync(dir).sort()).toEqual(files);
   });
 
