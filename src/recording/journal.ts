@@ -253,10 +253,12 @@ export class Journal {
         }
       }
     } catch (err) {
+      // Closed while it synced (the thread stops): what it holds stays as a crash leaves it.
+      if (this.#closed) return [];
       this.#broken ??= err instanceof Error ? err : new Error(String(err));
       throw this.#broken;
     }
-    // Closed while it synced (the thread stops): its descriptors are gone, and may name other files now.
+    // Closed while it synced: its descriptors are gone, and may name other files now.
     if (this.#closed) return [];
     body.writeDoubleLE(Date.now(), 0);
     const signature = sign(null, commitMessage(this.#thread, body), this.#key);
@@ -327,12 +329,20 @@ export class Journal {
   async compact(): Promise<string[]> {
     if (this.#broken || this.#closed) return [];
     const bound = [...this.#held].filter(([, h]) => h.moved && h.moved.before < this.#commits);
-    if (bound.length > 0 && this.#durable && this.#commitFile && !this.#commitFile.removed) {
-      await fdatasyncFd(this.#commitFile.fd);
+    const file = this.#commitFile;
+    if (bound.length > 0 && this.#durable && file && !file.removed) {
+      try {
+        await fdatasyncFd(file.fd);
+      } catch (err) {
+        // A file removed meanwhile holds nothing a session needs (every session it bound was cut), and a closed journal writes nothing more; anything else breaks it.
+        if (this.#closed) return [];
+        if (!file.removed) throw (this.#broken ??= err instanceof Error ? err : new Error(String(err)));
+      }
       await syncDirectory(this.#dir);
       if (this.#closed) return [];
     }
     for (const [session, h] of bound) {
+      if (!this.#held.has(session)) continue; // cut meanwhile
       const keep = new Set([h.moved!.open, ...h.extents.map((e) => e.file)]);
       for (const f of h.moved!.from) {
         if (keep.has(f)) continue;

@@ -4,7 +4,7 @@
  * run, each is cut whole and sealed when it closes, and what a crash leaves is recovered up to the
  * last commit, and no further than the chain and the commit's signature bind.
  */
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, pbkdf2 } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -289,6 +289,37 @@ describe('recovering a journal', () => {
     appendFileSync(file(), Buffer.concat([head, forged]));
     const { sessions } = recoverJournals(dir, [key]);
     expect(sessions.map((s) => [s.meta.protocol, s.count])).toEqual([['postgres', 1]]);
+  });
+
+  it('is not broken when a file is removed, or the journal closed, while a sync of it waits for a thread', async () => {
+    // Every thread of libuv's pool busy for a moment: the syncs below wait behind them.
+    const busy = (): Promise<unknown> => Promise.all(Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, () => new Promise((r) => pbkdf2('x', 'y', 200_000, 32, 'sha256', r))));
+    const dir = join(root, 'journal');
+    const j = new Journal(dir, key, true, 2000);
+    j.open(1, meta('a'));
+    j.append(1, block('select 1'));
+    j.open(2, meta('b'));
+    j.append(2, block('x'.repeat(3000)));
+    await j.commit();
+    j.closed(2);
+    await j.compact();
+    await j.commit();
+    // The moved session is cut while the sync of the commit that bound it waits: that file goes.
+    let waiting = busy();
+    const compacting = j.compact();
+    j.closed(1);
+    await expect(compacting).resolves.toBeDefined();
+    await waiting;
+    expect(j.broken).toBeUndefined();
+    // The thread stops while a commit's sync waits.
+    j.open(3, meta('c'));
+    j.append(3, block('select 3'));
+    waiting = busy();
+    const committing = j.commit();
+    j.close();
+    await expect(committing).resolves.toEqual([]);
+    await waiting;
+    expect(j.broken).toBeUndefined();
   });
 
   it('moves no session that is as large as what moving it would free, nor one being read', async () => {
