@@ -15,7 +15,7 @@ import { createTestPki, type TestPki } from '../harness/certs.js';
 import { startOidc, type TestOidc } from '../harness/oidc.js';
 import { startPgCluster, type PgCluster } from '../harness/postgres.js';
 import { eventually } from '../harness/wait.js';
-import { recoverJournals } from '../../src/recording/journal.js';
+import { recoverJournals } from '../../src/recording/journal-recovery.js';
 
 const bin = resolve(import.meta.dirname, '../../bin/hoop.js');
 

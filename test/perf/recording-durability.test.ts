@@ -17,7 +17,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectionYaml } from '../harness/postgres.js';
 import { startRepoStack, type HoopStack } from '../harness/stack.js';
 import { pace } from '../harness/wait.js';
-import { recoverJournals } from '../../src/recording/journal.js';
+import { recoverJournals } from '../../src/recording/journal-recovery.js';
 
 let stack: HoopStack;
 

@@ -31,7 +31,7 @@ import { appendFile, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { recoverJournals } from '../../recording/journal.js';
+import { recoverJournals } from '../../recording/journal-recovery.js';
 import { cutRecording } from '../../recording/record-chunks.js';
 import { parseSshPublicKey } from '../../recording/sshsig.js';
 import type pg from 'pg';

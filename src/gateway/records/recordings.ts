@@ -20,7 +20,7 @@ import { ErrorCode, HoopError, describeError } from '../../errors.js';
 import { generateSigningKey, signingKeyFromPem, sshFingerprint, sshPublicKeyLine } from '../../recording/sshsig.js';
 import { tablesTouched, type TablesTouchedBy } from '../../policy/touched.js';
 import { analyzeSql, loadSqlParser } from '../../policy/sql/analyze.js';
-import { recoverJournals } from '../../recording/journal.js';
+import { recoverJournals } from '../../recording/journal-recovery.js';
 import { readEvents } from '../../recording/read.js';
 import { cutRecording } from '../../recording/record-chunks.js';
 import { type JournalListener, RecordingThread, type RecordingStream } from '../../recording/thread.js';
