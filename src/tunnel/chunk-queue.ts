@@ -54,6 +54,18 @@ export class ChunkQueue {
     return out;
   }
 
+  /** The next `n` bytes (at most {@link available}) without taking them: a view when they lie in one chunk, else a copy. */
+  peek(n: number): Buffer {
+    const first = this.#chunks[0];
+    if (first && first.length - this.#offset >= n) return first.subarray(this.#offset, this.#offset + n);
+    const out = Buffer.allocUnsafe(n);
+    for (let i = 0, from = this.#offset, filled = 0; filled < n; i++, from = 0) {
+      const chunk = this.#chunks[i]!;
+      filled += chunk.copy(out, filled, from, Math.min(chunk.length, from + n - filled));
+    }
+    return out;
+  }
+
   /** Drops everything. */
   clear(): void {
     this.#chunks = [];

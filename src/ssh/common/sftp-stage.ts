@@ -12,6 +12,7 @@
  * @see https://github.com/openssh/openssh-portable/blob/master/PROTOCOL (OpenSSH's extensions)
  */
 import type { Readable, Writable } from 'node:stream';
+import { ChunkQueue } from '../../tunnel/chunk-queue.js';
 
 /** Packet types (draft-ietf-secsh-filexfer-02, section 3). */
 const T = {
@@ -289,18 +290,18 @@ class Reader {
  * full. A packet over {@link MAX_SFTP_PACKET} ends both sides; `ended` runs when `from` ends.
  */
 function packets(from: Readable & Writable, to: Writable, seen: (packet: Buffer) => boolean, ended: () => void): void {
-  const parts = new ByteQueue();
+  const parts = new ChunkQueue();
   from.on('data', (chunk: Buffer) => {
     parts.push(chunk);
     let full = false;
-    while (parts.length >= 4) {
-      const n = parts.u32();
+    while (parts.available >= 4) {
+      const n = parts.peek(4).readUInt32BE(0);
       if (n + 4 > MAX_SFTP_PACKET || n < 1) {
         from.destroy();
         to.end();
         return;
       }
-      if (parts.length < 4 + n) break;
+      if (parts.available < 4 + n) break;
       const p = parts.take(4 + n);
       if (seen(p) && !to.write(p)) full = true;
     }
@@ -310,49 +311,4 @@ function packets(from: Readable & Writable, to: Writable, seen: (packet: Buffer)
     }
   });
   from.on('end', ended);
-}
-
-/** Bytes as they arrived, taken from the front: a packet inside one chunk is a view of it, and only one that spans chunks is copied (once). */
-class ByteQueue {
-  readonly #parts: Buffer[] = [];
-  length = 0;
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.#parts.push(chunk);
-    this.length += chunk.length;
-  }
-
-  /** The big-endian u32 at the front (call with at least 4 bytes queued). */
-  u32(): number {
-    const first = this.#parts[0]!;
-    if (first.length >= 4) return first.readUInt32BE(0);
-    const head = Buffer.allocUnsafe(4);
-    let at = 0;
-    for (const p of this.#parts) {
-      at += p.copy(head, at, 0, Math.min(p.length, 4 - at));
-      if (at === 4) break;
-    }
-    return head.readUInt32BE(0);
-  }
-
-  /** The first `n` bytes, removed from the queue (call with at least `n` queued). */
-  take(n: number): Buffer {
-    this.length -= n;
-    const first = this.#parts[0]!;
-    if (first.length >= n) {
-      if (first.length === n) this.#parts.shift();
-      else this.#parts[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    for (let at = 0; at < n; ) {
-      const p = this.#parts[0]!;
-      const used = p.copy(out, at, 0, Math.min(p.length, n - at));
-      at += used;
-      if (used === p.length) this.#parts.shift();
-      else this.#parts[0] = p.subarray(used);
-    }
-    return out;
-  }
 }
