@@ -5,9 +5,9 @@
  * and a session's blocks are read again, and checked against that head, as it is cut.
  */
 import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readdirSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLOSE, COMMIT, chainStart, commitMessage, DATA, ENTRY, JOURNAL_FILE, JournalChanged, type JournalSession, MAGIC, MAX_ENTRY, OPEN } from './journal.js';
+import { CLOSE, COMMIT, chainedBlocks, chainStart, commitMessage, DATA, ENTRY, JOURNAL_FILE, type JournalSession, MAGIC, MAX_ENTRY, OPEN, readAt } from './journal.js';
 import { countRecords } from './record-chunks.js';
 
 /** A session found in journals left by a thread that stopped: what to cut of it. */
@@ -38,17 +38,6 @@ interface Found {
   closed: boolean;
   /** What a commit bound before the session was written again (compacted): kept until a commit binds it where it is now. */
   before?: { blocks: FoundBlock[]; committed: number; committedHead: Buffer };
-}
-
-/** `length` bytes of `fd` from `position`; undefined when the file ends first. */
-function readAt(fd: number, length: number, position: number): Buffer | undefined {
-  const b = Buffer.allocUnsafe(length);
-  for (let at = 0; at < length; ) {
-    const n = readSync(fd, b, at, length - at, position + at);
-    if (n === 0) return undefined;
-    at += n;
-  }
-  return b;
 }
 
 /** The whole entries of journal `file`, one at a time, up to the first that is cut short or not one (a crash's torn tail). */
@@ -133,25 +122,27 @@ function recoverThread(thread: string, files: string[], keys: readonly KeyObject
     .filter((s) => !s.closed && s.committed >= 0)
     .map((s) => {
       const blocks = s.blocks.slice(0, s.committed);
-      return { meta: s.meta, count: blocks.length, blocks: () => rereadBlocks(s.meta.id, blocks, s.committedHead) };
+      return {
+        meta: s.meta,
+        count: blocks.length,
+        blocks: () =>
+          chainedBlocks(
+            s.meta.id,
+            blocks.map((at) => ({ name: at.file, read: () => readFileAt(at) })),
+            s.committedHead,
+            'recovered',
+          ),
+      };
     });
 }
 
-/** Recovered blocks read again, as they were chained: they must still reach the committed `head`. */
-function* rereadBlocks(id: string, blocks: readonly FoundBlock[], head: Buffer): Generator<Buffer> {
-  let chained = chainStart(id);
-  for (const [i, at] of blocks.entries()) {
-    const fd = openSync(at.file, 'r');
-    let b: Buffer | undefined;
-    try {
-      b = readAt(fd, at.length, at.offset);
-    } finally {
-      closeSync(fd);
-    }
-    if (!b) throw new JournalChanged(`${at.file} ends before a block it held`);
-    chained = createHash('sha256').update(chained).update(b).digest();
-    if (i === blocks.length - 1 && !chained.equals(head)) throw new JournalChanged(`the blocks of recording ${id} changed on disk since they were recovered`);
-    yield b;
+/** The bytes of one recovered block (undefined when its file ends first). */
+function readFileAt(at: FoundBlock): Buffer | undefined {
+  const fd = openSync(at.file, 'r');
+  try {
+    return readAt(fd, at.length, at.offset);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -106,6 +106,34 @@ class JournalFile {
   }
 }
 
+/** `length` bytes of `fd` from `position`; undefined when the file ends first. */
+export function readAt(fd: number, length: number, position: number): Buffer | undefined {
+  const b = Buffer.allocUnsafe(length);
+  for (let at = 0; at < length; ) {
+    const n = readSync(fd, b, at, length - at, position + at);
+    if (n === 0) return undefined;
+    at += n;
+  }
+  return b;
+}
+
+/**
+ * A session's blocks read back in order, as they were chained from recording `id`'s start: a block
+ * changed on disk since (`since` it was written, or recovered) breaks the chain, which must reach
+ * `head` at the last, and nothing after it is signed as evidence.
+ * @throws JournalChanged
+ */
+export function* chainedBlocks(id: string, blocks: ReadonlyArray<{ name: string; read: () => Buffer | undefined }>, head: Buffer, since: string): Generator<Buffer> {
+  let chained = chainStart(id);
+  for (const [i, block] of blocks.entries()) {
+    const b = block.read();
+    if (!b) throw new JournalChanged(`${block.name} ends before a block it holds`);
+    chained = createHash('sha256').update(chained).update(b).digest();
+    if (i === blocks.length - 1 && !chained.equals(head)) throw new JournalChanged(`the blocks of recording ${id} in ${block.name} changed on disk since they were ${since}`);
+    yield b;
+  }
+}
+
 /** The chain's start for recording `id`. */
 export function chainStart(id: string): Buffer {
   return createHash('sha256').update(`hoop-journal\0${id}`).digest();
@@ -296,19 +324,12 @@ export class Journal {
     if (!held) return;
     held.reading += 1;
     try {
-      // Read back as they were chained: a block changed on disk since breaks the chain, and nothing after it is signed as evidence.
-      let head = chainStart(held.meta.id);
-      for (const [i, e] of held.extents.entries()) {
-        const b = Buffer.allocUnsafe(e.length);
-        for (let at = 0; at < e.length; ) {
-          const n = readSync(e.file.fd, b, at, e.length - at, e.offset + at);
-          if (n === 0) throw new JournalChanged(`${e.file.name} ends before a block it holds`);
-          at += n;
-        }
-        head = createHash('sha256').update(head).update(b).digest();
-        if (i === held.extents.length - 1 && !head.equals(held.head)) throw new JournalChanged(`the blocks of recording ${held.meta.id} in ${e.file.name} changed on disk since they were written`);
-        yield b;
-      }
+      yield* chainedBlocks(
+        held.meta.id,
+        held.extents.map((e) => ({ name: e.file.name, read: () => readAt(e.file.fd, e.length, e.offset) })),
+        held.head,
+        'written',
+      );
     } finally {
       held.reading -= 1;
     }
