@@ -39,7 +39,8 @@ const connect = (o: HoopOptions) => (ctx: PathContext) => setupHoopConnect(ctx.p
 export const ALL_PATHS: readonly BenchPath[] = [
   { id: 'direct', label: 'direct', setup: async (ctx) => ({ endpoint: ctx.direct, close: async () => {} }) },
   { id: 'ssh', label: 'ssh -L', setup: (ctx) => setupSshForward(ctx.pg, ctx.direct) },
-  { id: 'relay', label: 'node relay (2 processes)', setup: (ctx) => setupNodeRelay(ctx.pg, ctx.direct) },
+  { id: 'relay', label: 'node relay (2 processes)', setup: (ctx) => setupNodeRelay(ctx.pg, ctx.direct, 'two') },
+  { id: 'front', label: 'node TLS front (1 process)', setup: (ctx) => setupNodeRelay(ctx.pg, ctx.direct, 'front') },
   { id: 'hoop-direct', label: 'hoop direct, all on', setup: direct(ALL_ON) },
   { id: 'direct-norec', label: 'hoop direct, recording off', setup: direct(RECORDING_OFF) },
   { id: 'direct-plain', label: 'hoop direct, plain', setup: direct(PLAIN) },

@@ -1,7 +1,7 @@
 /**
  * The paths that are not hoop, to compare hoop with: an OpenSSH local forward (`ssh -L`), the floor
- * of a Node relay (./node-relay.mjs, two processes, one TLS connection per client, nothing but
- * `pipe()`), and pgbouncer in session mode. Each is started here and stopped by its `close`.
+ * of a Node relay (./node-relay.mjs, nothing but `pipe()`: two processes with one TLS connection per
+ * client, or one process terminating the client's TLS), and pgbouncer in session mode. Each is started here and stopped by its `close`.
  *
  * Layer: uses ./processes.ts and ./measure.ts's types; ./paths.ts lists these set-ups.
  *
@@ -65,29 +65,35 @@ export async function setupSshForward(pg: PgCluster, ep: Endpoint): Promise<Path
   };
 }
 
-/** The floor of a Node relay: ./node-relay.mjs as a TLS server in front of PostgreSQL and a client that listens locally. */
-export async function setupNodeRelay(pg: PgCluster, ep: Endpoint): Promise<PathSetup> {
+/**
+ * The floor of a Node relay, ./node-relay.mjs: `two` processes (a TLS server in front of
+ * PostgreSQL and a client that listens locally), or one `front` that terminates the client's own TLS.
+ */
+export async function setupNodeRelay(pg: PgCluster, ep: Endpoint, shape: 'two' | 'front'): Promise<PathSetup> {
   const { createTestPki } = await import('../test/harness/certs.js');
   const pki = await createTestPki();
   onCleanup('node relay PKI', () => pki.cleanup());
   const leaf = await pki.issue('relay', ['IP:127.0.0.1', 'DNS:localhost']);
   const script = join(repoRoot, 'bench', 'node-relay.mjs');
   const [serverPort, localPort] = [await freePort(), await freePort()];
-  const server = startProcess(process.execPath, [script, 'server', String(serverPort), String(pg.port), leaf.certFile, leaf.keyFile], { name: 'node relay server' });
-  const client = startProcess(process.execPath, [script, 'client', String(localPort), String(serverPort), pki.caFile], { name: 'node relay client' });
-  for (const [port, p] of [
-    [serverPort, server],
-    [localPort, client],
-  ] as const) {
+  const role = shape === 'two' ? 'server' : 'front';
+  const server = startProcess(process.execPath, [script, role, String(serverPort), String(pg.port), leaf.certFile, leaf.keyFile], { name: `node relay ${role}` });
+  const client = shape === 'two' ? startProcess(process.execPath, [script, 'client', String(localPort), String(serverPort), pki.caFile], { name: 'node relay client' }) : undefined;
+  for (const [port, p] of client
+    ? ([
+        [serverPort, server],
+        [localPort, client],
+      ] as const)
+    : ([[serverPort, server]] as const)) {
     await waitForPort(port, 15_000, () => p.child.exitCode === null).catch((e: Error) => {
       throw new Error(`the node relay did not come up: ${e.message}: ${lastLines(p.stderr(), 3)}`);
     });
   }
   return {
-    endpoint: { ...ep, port: localPort },
-    relay: { server: server.child.pid!, client: client.child.pid! },
+    endpoint: client ? { ...ep, port: localPort } : { ...ep, port: serverPort, sslRootCert: pki.caFile },
+    relay: { server: server.child.pid!, client: client?.child.pid },
     close: async () => {
-      await client.stop();
+      await client?.stop();
       await server.stop();
     },
   };
