@@ -8,11 +8,12 @@
 const LAYERS = [
   // 0 — the base: small modules every room may use (errors, logging, files, text).
   // 1 — the configuration's parts, the gateway API's contract (paths, bodies, answers, the status of each error code),
-  //     and the PostgreSQL wire codec (message codes, readers, writers, the one small client).
+  //     and the PostgreSQL and MySQL wire codecs (message codes, readers, writers, the one small client of each).
   { rank: 0, name: 'base', path: '^src/[^/]+\\.tsx?$', except: '^src/cli\\.ts$' },
   { rank: 1, name: 'config', path: '^src/config/' },
   { rank: 1, name: 'api', path: '^src/api/' },
   { rank: 1, name: 'pg-wire', path: '^src/postgres/wire/' },
+  { rank: 1, name: 'mysql-wire', path: '^src/mysql/wire/' },
   // 2 — libraries: the policy (rules, SQL analysis, masking rules), recordings, the tunnel's transport.
   { rank: 2, name: 'policy', path: '^src/policy/' },
   { rank: 2, name: 'recording', path: '^src/recording/' },

@@ -1,0 +1,272 @@
+/**
+ * hoop's one small MySQL client: signs in (TLS when asked, `mysql_native_password` or
+ * `caching_sha2_password`, switching plugin when the server asks), then runs text-protocol
+ * queries and collects their results. The gateway signs in to upstream servers with it; tests
+ * and the demo use it to reach a server.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query.html
+ */
+import type { Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scramble } from './auth.js';
+import { Cap, handshakeResponse, parseGreeting, sslRequest, type Greeting } from './handshake.js';
+import { packet, PacketReader, type MySqlPacket } from './packets.js';
+import { MySqlProtocolError } from './protocol-error.js';
+import {
+  Command,
+  eofStatus,
+  ERR_HEADER,
+  isEof,
+  LOCAL_INFILE_HEADER,
+  OK_HEADER,
+  parseColumnDefinition,
+  parseErr,
+  parseOk,
+  parseTextRow,
+  Status,
+  type ColumnDefinition,
+  type ErrPacket,
+  type OkPacket,
+} from './results.js';
+
+/** The server refused: an ERR packet's code, SQLSTATE and message. */
+export class MySqlServerError extends Error {
+  override readonly name = 'MySqlServerError';
+  readonly code: number;
+  readonly sqlState: string;
+
+  constructor(e: ErrPacket) {
+    super(e.message);
+    this.code = e.code;
+    this.sqlState = e.sqlState;
+  }
+}
+
+/** How to sign in. */
+export interface MySqlSignIn {
+  user: string;
+  password: string;
+  database?: string;
+  /** TLS to the server (verified as these options say); without, the connection stays plain. */
+  tls?: ConnectionOptions;
+  /** Connection attributes sent to the server (`program_name`, …). */
+  attributes?: Record<string, string>;
+}
+
+/** One statement's result: a result set, or what a statement without one did. */
+export type MySqlResult = { columns: ColumnDefinition[]; rows: Array<Array<string | null>> } | { ok: OkPacket };
+
+/** The capabilities this client asks for (and gets where the server offers them). */
+const WANTED =
+  Cap.LONG_PASSWORD | Cap.LONG_FLAG | Cap.PROTOCOL_41 | Cap.TRANSACTIONS | Cap.SECURE_CONNECTION | Cap.MULTI_RESULTS | Cap.PLUGIN_AUTH | Cap.PLUGIN_AUTH_LENENC_CLIENT_DATA | Cap.CONNECT_ATTRS;
+
+const UTF8MB4_GENERAL_CI = 45;
+
+/** A signed-in connection to a MySQL or MariaDB server. */
+export class MySqlClient {
+  readonly greeting: Greeting;
+  /** The capabilities both sides agreed on. */
+  readonly capabilities: number;
+  #socket: Socket | TLSSocket;
+  #packets: PacketSource;
+
+  private constructor(socket: Socket | TLSSocket, packets: PacketSource, greeting: Greeting, capabilities: number) {
+    this.#socket = socket;
+    this.#packets = packets;
+    this.greeting = greeting;
+    this.capabilities = capabilities;
+  }
+
+  /** Signs in on `socket` (connected, nothing read yet); rejects with a {@link MySqlServerError} when refused. */
+  static async signIn(socket: Socket, o: MySqlSignIn): Promise<MySqlClient> {
+    let packets = new PacketSource(socket);
+    let stream: Socket | TLSSocket = socket;
+    try {
+      const first = await packets.next();
+      if (first.payload[0] === ERR_HEADER) throw new MySqlServerError(parseErr(first.payload));
+      const g = parseGreeting(first.payload);
+      let caps = (WANTED | (o.database ? Cap.CONNECT_WITH_DB : 0)) & g.capabilities;
+      let seq = first.next;
+      if (o.tls) {
+        if (!(g.capabilities & Cap.SSL)) throw new MySqlProtocolError('the server does not offer TLS');
+        caps |= Cap.SSL;
+        socket.write(packet(seq++, sslRequest(caps, 1 << 24, UTF8MB4_GENERAL_CI)));
+        packets.detach();
+        const secure = tlsConnect({ ...o.tls, socket });
+        await new Promise<void>((resolve, reject) => {
+          secure.once('secureConnect', resolve);
+          secure.once('error', reject);
+        });
+        stream = secure;
+        packets = new PacketSource(secure);
+      }
+      const plugin = g.authPlugin === CACHING_SHA2_PASSWORD ? CACHING_SHA2_PASSWORD : NATIVE_PASSWORD;
+      const attributes = Object.entries({ _client_name: 'hoop', ...o.attributes });
+      const response = handshakeResponse({
+        capabilities: caps,
+        maxPacketSize: 1 << 24,
+        charset: UTF8MB4_GENERAL_CI,
+        mariadbCapabilities: 0,
+        user: o.user,
+        authResponse: scramble(plugin, o.password, g.nonce),
+        ...(o.database && { database: o.database }),
+        authPlugin: plugin,
+        attributes,
+      });
+      stream.write(packet(seq, response));
+      await authenticate(stream, packets, o.password, plugin, g.nonce, Boolean(o.tls));
+      return new MySqlClient(stream, packets, g, caps);
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
+  }
+
+  /** Runs `sql` (one statement, or several when the server allows) and collects every result; the first error rejects. */
+  async query(sql: string): Promise<MySqlResult[]> {
+    this.#socket.write(packet(0, Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')])));
+    const results: MySqlResult[] = [];
+    for (;;) {
+      const p = await this.#packets.next();
+      const head = p.payload[0];
+      if (head === ERR_HEADER) throw new MySqlServerError(parseErr(p.payload));
+      if (head === LOCAL_INFILE_HEADER) {
+        this.#socket.write(packet(p.next, Buffer.alloc(0)));
+        continue;
+      }
+      let status: number;
+      if (head === OK_HEADER) {
+        const ok = parseOk(p.payload, this.capabilities);
+        results.push({ ok });
+        status = ok.status;
+      } else {
+        const n = parseColumnCount(p.payload);
+        const columns: ColumnDefinition[] = [];
+        for (let i = 0; i < n; i++) columns.push(parseColumnDefinition((await this.#packets.next()).payload));
+        if (!(this.capabilities & Cap.DEPRECATE_EOF)) expectEof((await this.#packets.next()).payload);
+        const rows: Array<Array<string | null>> = [];
+        for (;;) {
+          const r = await this.#packets.next();
+          if (r.payload[0] === ERR_HEADER) throw new MySqlServerError(parseErr(r.payload));
+          if (isEof(r.payload)) {
+            status = this.capabilities & Cap.DEPRECATE_EOF ? parseOk(r.payload, this.capabilities).status : eofStatus(r.payload);
+            break;
+          }
+          rows.push(parseTextRow(r.payload, n).map((v) => (v === null ? null : v.toString('utf8'))));
+        }
+        results.push({ columns, rows });
+      }
+      if (!(status & Status.MORE_RESULTS_EXISTS)) return results;
+    }
+  }
+
+  /** Sends COM_QUIT and closes. */
+  close(): void {
+    if (!this.#socket.destroyed) this.#socket.end(packet(0, Buffer.from([Command.QUIT])));
+    this.#packets.detach();
+  }
+}
+
+/** A result set's first packet: its column count. */
+function parseColumnCount(payload: Buffer): number {
+  const first = payload[0]!;
+  if (first < 0xfb) return first;
+  if (first === 0xfc) return payload.readUInt16LE(1);
+  throw new MySqlProtocolError(`a result set of an impossible column count (0x${first.toString(16)})`);
+}
+
+function expectEof(payload: Buffer): void {
+  if (!isEof(payload)) throw new MySqlProtocolError('the column definitions did not end with an EOF');
+}
+
+/** Answers the server's auth exchange until it says OK; rejects on ERR or an exchange hoop will not make. */
+async function authenticate(stream: Socket | TLSSocket, packets: PacketSource, password: string, plugin: string, nonce: Buffer, overTls: boolean): Promise<void> {
+  for (;;) {
+    const p = await packets.next();
+    const head = p.payload[0];
+    if (head === OK_HEADER) return;
+    if (head === ERR_HEADER) throw new MySqlServerError(parseErr(p.payload));
+    if (head === 0xfe) {
+      const end = p.payload.indexOf(0, 1);
+      plugin = p.payload.toString('latin1', 1, end < 0 ? p.payload.length : end);
+      if (plugin !== NATIVE_PASSWORD && plugin !== CACHING_SHA2_PASSWORD) throw new MySqlProtocolError(`the server asks for the auth plugin ${plugin}, which hoop does not speak`);
+      let data = end < 0 ? Buffer.alloc(0) : p.payload.subarray(end + 1);
+      if (data[data.length - 1] === 0) data = data.subarray(0, data.length - 1);
+      nonce = data;
+      stream.write(packet(p.next, scramble(plugin, password, nonce)));
+      continue;
+    }
+    if (head === 0x01 && plugin === CACHING_SHA2_PASSWORD) {
+      if (p.payload[1] === CachingSha2.FAST_AUTH_OK) continue;
+      if (p.payload[1] === CachingSha2.FULL_AUTH_NEEDED) {
+        if (!overTls) throw new MySqlProtocolError('caching_sha2_password asks for the whole password, which hoop sends only over TLS (set tls on the connection)');
+        stream.write(packet(p.next, Buffer.concat([Buffer.from(password, 'utf8'), Buffer.from([0])])));
+        continue;
+      }
+    }
+    throw new MySqlProtocolError(`an unexpected packet in the sign-in (0x${(head ?? 0).toString(16)})`);
+  }
+}
+
+/** The packets arriving on a stream, handed out one at a time in order. */
+class PacketSource {
+  #reader = new PacketReader();
+  #ready: MySqlPacket[] = [];
+  #waiting: { resolve: (p: MySqlPacket) => void; reject: (e: Error) => void } | undefined;
+  #error: Error | undefined;
+  readonly #stream: Socket | TLSSocket;
+  readonly #onData = (chunk: Buffer): void => {
+    try {
+      this.#ready.push(...this.#reader.push(chunk));
+    } catch (err) {
+      this.#fail(err as Error);
+      return;
+    }
+    this.#wake();
+  };
+  readonly #onEnd = (): void => this.#fail(new MySqlProtocolError('the server closed the connection'));
+  readonly #onError = (err: Error): void => this.#fail(err);
+
+  constructor(stream: Socket | TLSSocket) {
+    this.#stream = stream;
+    stream.on('data', this.#onData);
+    stream.on('end', this.#onEnd);
+    stream.on('close', this.#onEnd);
+    stream.on('error', this.#onError);
+  }
+
+  /** The next packet; rejects when the stream fails or ends first. */
+  next(): Promise<MySqlPacket> {
+    const p = this.#ready.shift();
+    if (p) return Promise.resolve(p);
+    if (this.#error) return Promise.reject(this.#error);
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject };
+    });
+  }
+
+  /** Stops reading the stream (before TLS takes it over, or at close). */
+  detach(): void {
+    this.#stream.off('data', this.#onData);
+    this.#stream.off('end', this.#onEnd);
+    this.#stream.off('close', this.#onEnd);
+    this.#stream.off('error', this.#onError);
+  }
+
+  #wake(): void {
+    const w = this.#waiting;
+    const p = w && this.#ready.shift();
+    if (w && p) {
+      this.#waiting = undefined;
+      w.resolve(p);
+    }
+  }
+
+  #fail(err: Error): void {
+    this.#error ??= err;
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.reject(this.#error);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * What a server answers a command with: OK, ERR and EOF packets, a result set's column
+ * definitions and its text-protocol rows, and the commands' codes.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_basic_response_packets.html
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query_response_text_resultset.html
+ * @see https://mariadb.com/kb/en/result-set-packets/
+ */
+import { Cap } from './handshake.js';
+import { Cursor, lenenc, lenencBytes, MAX_PACKET_PAYLOAD } from './packets.js';
+
+/** The command byte that starts each client packet of the command phase. */
+export const Command = {
+  QUIT: 0x01,
+  INIT_DB: 0x02,
+  QUERY: 0x03,
+  FIELD_LIST: 0x04,
+  STATISTICS: 0x09,
+  PING: 0x0e,
+  CHANGE_USER: 0x11,
+  STMT_PREPARE: 0x16,
+  STMT_EXECUTE: 0x17,
+  STMT_SEND_LONG_DATA: 0x18,
+  STMT_CLOSE: 0x19,
+  STMT_RESET: 0x1a,
+  SET_OPTION: 0x1b,
+  STMT_FETCH: 0x1c,
+  RESET_CONNECTION: 0x1f,
+} as const;
+
+/** Server status flags. */
+export const Status = { IN_TRANS: 0x0001, AUTOCOMMIT: 0x0002, MORE_RESULTS_EXISTS: 0x0008, NO_BACKSLASH_ESCAPES: 0x0200 } as const;
+
+export const OK_HEADER = 0x00;
+export const EOF_HEADER = 0xfe;
+export const ERR_HEADER = 0xff;
+export const LOCAL_INFILE_HEADER = 0xfb;
+
+/** An OK packet's fields. */
+export interface OkPacket {
+  affectedRows: number;
+  lastInsertId: number;
+  status: number;
+  warnings: number;
+  info: string;
+}
+
+/** An ERR packet's fields. */
+export interface ErrPacket {
+  code: number;
+  sqlState: string;
+  message: string;
+}
+
+/**
+ * Whether `payload` is an EOF (or, under DEPRECATE_EOF, the OK with header 0xfe that ends a result
+ * set) rather than a row: a row can start with 0xfe only as the length of a value of 2^24 bytes or
+ * more, so its payload is longer than one packet.
+ */
+export function isEof(payload: Buffer): boolean {
+  return payload[0] === EOF_HEADER && payload.length < MAX_PACKET_PAYLOAD;
+}
+
+/** Reads an OK packet (header 0x00 or 0xfe). */
+export function parseOk(payload: Buffer, capabilities: number): OkPacket {
+  const c = new Cursor(payload, 1);
+  const affectedRows = c.lenenc();
+  const lastInsertId = c.lenenc();
+  const status = c.left >= 2 ? c.u16() : 0;
+  const warnings = c.left >= 2 ? c.u16() : 0;
+  const info = c.left === 0 ? '' : capabilities & Cap.SESSION_TRACK ? c.lenencString() : c.rest().toString('utf8');
+  return { affectedRows, lastInsertId, status, warnings, info };
+}
+
+/** Reads an EOF packet's status flags (MySQL 4.1 layout: header, warnings, status). */
+export function eofStatus(payload: Buffer): number {
+  return payload.length >= 5 ? payload.readUInt16LE(3) : 0;
+}
+
+/** Reads an ERR packet; one sent before protocol 4.1 was agreed has no SQLSTATE (then `HY000`). */
+export function parseErr(payload: Buffer): ErrPacket {
+  const c = new Cursor(payload, 1);
+  const code = c.u16();
+  let sqlState = 'HY000';
+  if (c.left >= 6 && c.buf[c.at] === 0x23) {
+    c.u8();
+    sqlState = c.bytes(5).toString('latin1');
+  }
+  return { code, sqlState, message: c.rest().toString('utf8') };
+}
+
+/** An ERR packet. */
+export function errPacket(e: ErrPacket): Buffer {
+  const head = Buffer.alloc(3);
+  head[0] = ERR_HEADER;
+  head.writeUInt16LE(e.code, 1);
+  return Buffer.concat([head, Buffer.from(`#${e.sqlState.padEnd(5, '0').slice(0, 5)}`, 'latin1'), Buffer.from(e.message, 'utf8')]);
+}
+
+/** An OK packet (header 0x00, or 0xfe when it ends a result set under DEPRECATE_EOF). */
+export function okPacket(o: Partial<OkPacket> & { header?: number } = {}): Buffer {
+  const tail = Buffer.alloc(4);
+  tail.writeUInt16LE(o.status ?? Status.AUTOCOMMIT, 0);
+  tail.writeUInt16LE(o.warnings ?? 0, 2);
+  return Buffer.concat([Buffer.from([o.header ?? OK_HEADER]), lenenc(o.affectedRows ?? 0), lenenc(o.lastInsertId ?? 0), tail, Buffer.from(o.info ?? '', 'utf8')]);
+}
+
+/** An EOF packet. */
+export function eofPacket(status: number, warnings = 0): Buffer {
+  const b = Buffer.alloc(5);
+  b[0] = EOF_HEADER;
+  b.writeUInt16LE(warnings, 1);
+  b.writeUInt16LE(status, 3);
+  return b;
+}
+
+/** A column's definition, as the server describes it (Protocol::ColumnDefinition41). */
+export interface ColumnDefinition {
+  schema: string;
+  /** The table as the query names it (an alias), and the table it comes from; empty for a computed column. */
+  table: string;
+  orgTable: string;
+  /** The column as the result names it (an alias), and the column it comes from. */
+  name: string;
+  orgName: string;
+  charset: number;
+  length: number;
+  type: number;
+  flags: number;
+  decimals: number;
+}
+
+/** Reads a ColumnDefinition41 (MariaDB's extended metadata, when present, follows and is skipped). */
+export function parseColumnDefinition(payload: Buffer): ColumnDefinition {
+  const c = new Cursor(payload);
+  c.lenencString();
+  const schema = c.lenencString();
+  const table = c.lenencString();
+  const orgTable = c.lenencString();
+  const name = c.lenencString();
+  const orgName = c.lenencString();
+  c.lenenc();
+  const charset = c.u16();
+  const length = c.u32();
+  const type = c.u8();
+  const flags = c.u16();
+  const decimals = c.u8();
+  return { schema, table, orgTable, name, orgName, charset, length, type, flags, decimals };
+}
+
+/** A ColumnDefinition41. */
+export function columnDefinition(d: ColumnDefinition): Buffer {
+  const tail = Buffer.alloc(1 + 2 + 4 + 1 + 2 + 1 + 2);
+  tail[0] = 0x0c;
+  tail.writeUInt16LE(d.charset, 1);
+  tail.writeUInt32LE(d.length, 3);
+  tail[7] = d.type;
+  tail.writeUInt16LE(d.flags, 8);
+  tail[10] = d.decimals;
+  return Buffer.concat([lenencBytes('def'), lenencBytes(d.schema), lenencBytes(d.table), lenencBytes(d.orgTable), lenencBytes(d.name), lenencBytes(d.orgName), tail]);
+}
+
+/** A text-protocol row's values (NULL as null), for `columns` columns. */
+export function parseTextRow(payload: Buffer, columns: number): Array<Buffer | null> {
+  const c = new Cursor(payload);
+  const out: Array<Buffer | null> = [];
+  for (let i = 0; i < columns; i++) out.push(c.lenencBytesOrNull());
+  return out;
+}
+
+/** A text-protocol row. */
+export function textRow(values: ReadonlyArray<Buffer | string | null>): Buffer {
+  return Buffer.concat(values.map(lenencBytes));
+}
