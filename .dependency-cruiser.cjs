@@ -29,11 +29,14 @@ const LAYERS = [
   //     paths, startup, the stages), SSH's keys and terminal replay.
   { rank: 5, name: 'pg-pipeline', path: '^src/postgres/pipeline/' },
   { rank: 5, name: 'ssh-common', path: '^src/ssh/common/' },
+  { rank: 5, name: 'mysql-pipeline', path: '^src/mysql/pipeline/' },
   // 6 — each protocol's two ends, which never import each other: the CLI's local side, the gateway's engine.
   { rank: 6, name: 'pg-local', path: '^src/postgres/local/' },
   { rank: 6, name: 'pg-gateway', path: '^src/postgres/gateway/' },
   { rank: 6, name: 'ssh-local', path: '^src/ssh/local/' },
   { rank: 6, name: 'ssh-gateway', path: '^src/ssh/gateway/' },
+  { rank: 6, name: 'mysql-local', path: '^src/mysql/local/' },
+  { rank: 6, name: 'mysql-gateway', path: '^src/mysql/gateway/' },
   // 7 — what people see (ink components, transcripts, tables).
   { rank: 7, name: 'ui', path: '^src/ui/' },
   // 8 to 19 — the gateway by domain, and the agent's containment (which never imports the gateway, nor it the agent):

@@ -1,6 +1,6 @@
 /**
  * What `hoop connect --json` prints: one line a script (or the demo) reads to reach the local port
- * (a PostgreSQL connection's, or an SSH connection's).
+ * (a PostgreSQL, MySQL or SSH connection's).
  */
 
 /** The one line `hoop connect --json` prints. */
@@ -31,4 +31,20 @@ export interface ConnectSshJson {
   knownHosts: string;
   identityFile: string;
   command: string;
+}
+
+/** The one line `hoop connect --json` prints for a MySQL connection. */
+export interface ConnectMysqlJson {
+  connection: string;
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  /** The local port's password for this run (also in `optionFile`). */
+  password: string;
+  /** An option file for `mysql --defaults-extra-file=`: user, password, host, port, the certificate. */
+  optionFile: string;
+  /** The certificate of the local port's TLS. */
+  sslCa: string;
+  uri: string;
 }

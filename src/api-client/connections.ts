@@ -14,7 +14,10 @@ import { type GatewayEndpoint, protocolError, requestJson } from './request.js';
 function connectionInfo(value: unknown): ConnectionInfo | undefined {
   const info = (typeof value === 'object' && value !== null ? value : {}) as Partial<Record<keyof ConnectionInfo, unknown>>;
   if (typeof info.name !== 'string' || typeof info.type !== 'string') return undefined;
-  if (info.type === 'postgres' ? typeof info.database !== 'string' : info.type === 'ssh' && !(Array.isArray(info.hostKeys) && info.hostKeys.every((k) => typeof k === 'string'))) return undefined;
+  if (
+    info.type === 'postgres' || info.type === 'mysql' ? typeof info.database !== 'string' : info.type === 'ssh' && !(Array.isArray(info.hostKeys) && info.hostKeys.every((k) => typeof k === 'string'))
+  )
+    return undefined;
   return {
     name: info.name,
     type: info.type,

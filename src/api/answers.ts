@@ -136,7 +136,7 @@ export interface DeviceView {
 export interface ConnectionInfo {
   name: string;
   type: string;
-  /** PostgreSQL: the database. */
+  /** PostgreSQL and MySQL: the database. */
   database?: string;
   /** SSH: the user the gateway signs in as. */
   user?: string;

@@ -2,7 +2,7 @@
  * `hoop connect <name>`'s runtime: it asks the gateway for the connection, then serves it as its
  * kind wants. A PostgreSQL connection gets a local port that forwards every client through its own
  * authenticated, audited tunnel to the gateway (with `--direct`, no local port: ./connect-direct.ts;
- * an SSH connection: ./connect-ssh.ts). It prints how to connect (a psql command, a URI, a
+ * an SSH connection: ./connect-ssh.ts; a MySQL one: ./connect-mysql.ts). It prints how to connect (a psql command, a URI, a
  * PGPASSFILE holding the per-session password, and the certificate of the port's TLS for
  * `sslmode=verify-full`) and runs until interrupted.
  *
@@ -28,6 +28,7 @@ import { CommandRecords } from './client-records.js';
 import { commandTokenProvider } from './client-config.js';
 import { serveDirect } from './connect-direct.js';
 import type { LocalPolicyOptions } from './connect-policy.js';
+import { serveMysql } from './connect-mysql.js';
 import { serveSsh } from './connect-ssh.js';
 import { localUri, openLocalPort } from './local-port.js';
 
@@ -52,11 +53,12 @@ export async function connect(io: CliIo, name: string, opts: ConnectOptions): Pr
   try {
     const info = await getConnection({ gateway: provider.gateway, ca: provider.ca }, (await provider.current()).token, name);
     if (opts.direct) {
-      if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is an ssh connection: --direct is for PostgreSQL connections`, { hint: `hoop connect ${name}` });
+      if (info.type !== 'postgres') throw new HoopError(ErrorCode.USAGE, `"${name}" is a ${info.type} connection: --direct is for PostgreSQL connections`, { hint: `hoop connect ${name}` });
       return await serveDirect(io, opts, provider, name, say);
     }
     if (opts.ttl !== undefined || opts.once) throw new HoopError(ErrorCode.USAGE, '--ttl and --once go with --direct');
     if (info.type === 'ssh') return await serveSsh(io, opts, provider, name, info, log, say);
+    if (info.type === 'mysql') return await serveMysql(io, opts, provider, name, info, log, say);
     await servePostgres(io, opts, provider, name, info, log, say);
   } finally {
     provider.close();

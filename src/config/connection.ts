@@ -84,8 +84,35 @@ export interface SshConnection {
   unavailable?: string[];
 }
 
+/**
+ * One upstream MySQL or MariaDB server: the gateway signs in as `user` with `password`
+ * (`mysql_native_password` or `caching_sha2_password`, whichever the server asks for), TLS as
+ * `tls.mode` says (as the mysql client's `--ssl-mode`: `prefer` by default; `caching_sha2_password`
+ * sends a whole password only over TLS).
+ *
+ * @see https://dev.mysql.com/doc/refman/8.0/en/connection-options.html#option_general_ssl-mode
+ */
+export interface MysqlConnection {
+  name: string;
+  type: 'mysql';
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: SecretRef;
+  tls: { mode: 'disable' | 'prefer' | 'require' | 'verify-full'; ca?: Buffer; caFile?: string; serverName?: string };
+  /** As for {@link PostgresConnection.maxSessions}. */
+  maxSessions?: number;
+  allow: ConnectionAllow;
+  /** As for {@link PostgresConnection.unavailable}. */
+  unavailable?: string[];
+}
+
 /** A connection of any type. */
-export type ConnectionConfig = PostgresConnection | SshConnection;
+export type ConnectionConfig = PostgresConnection | SshConnection | MysqlConnection;
+
+/** A connection that speaks SQL. */
+export type SqlConnection = PostgresConnection | MysqlConnection;
 
 export const CONNECTION_NAME = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 
@@ -115,6 +142,15 @@ const allowSchema = z
   })
   .default({ subjects: [], emails: [], groups: [] });
 
+/** The `tls` of a SQL connection entry: a mode as libpq's `sslmode` and the mysql client's `--ssl-mode` name it. */
+const sqlTlsSchema = z
+  .strictObject({
+    mode: z.enum(['disable', 'prefer', 'require', 'verify-full'], { error: 'must be one of disable, prefer, require, verify-full' }).default('prefer'),
+    ca: nonEmpty('a path to a PEM file').optional(),
+    serverName: nonEmpty('a host name').optional(),
+  })
+  .default({ mode: 'prefer' });
+
 /**
  * A PostgreSQL connection entry.
  *
@@ -130,13 +166,7 @@ export const postgresConnectionSchema = z.strictObject({
   password: secretSchema,
   roles: z.array(z.strictObject({ user: nonEmpty('a database role'), password: secretSchema }), { error: 'must be a list of { user, password }' }).optional(),
   databases: z.array(nonEmpty('a database name'), { error: 'must be a list of database names' }).optional(),
-  tls: z
-    .strictObject({
-      mode: z.enum(['disable', 'prefer', 'require', 'verify-full'], { error: 'must be one of disable, prefer, require, verify-full' }).default('prefer'),
-      ca: nonEmpty('a path to a PEM file').optional(),
-      serverName: nonEmpty('a host name').optional(),
-    })
-    .default({ mode: 'prefer' }),
+  tls: sqlTlsSchema,
   allowCleartextWithoutTls: z.boolean({ error: 'must be true or false' }).default(false),
   pool: z
     .strictObject({
@@ -150,6 +180,24 @@ export const postgresConnectionSchema = z.strictObject({
     })
     .optional(),
   /** Sessions this gateway holds on the connection at once, whoever's: the server's other slots stay for others. */
+  maxSessions: wholeNumber('sessions', 1, 100_000).optional(),
+  allow: allowSchema,
+});
+
+/**
+ * A MySQL or MariaDB connection entry.
+ *
+ * @see https://dev.mysql.com/doc/refman/8.0/en/connection-options.html
+ */
+export const mysqlConnectionSchema = z.strictObject({
+  name: connectionName,
+  type: z.literal('mysql'),
+  host: hostName,
+  port: port(1).default(3306),
+  database: nonEmpty('a database name'),
+  user: nonEmpty('a user name'),
+  password: secretSchema,
+  tls: sqlTlsSchema,
   maxSessions: wholeNumber('sessions', 1, 100_000).optional(),
   allow: allowSchema,
 });
@@ -203,13 +251,13 @@ const policySshConnectionSchema = z.strictObject(sshFields).check(sshCheck);
  *
  * @see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS
  */
-export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema, sshConnectionSchema], {
-  error: 'must have a type: postgres or ssh',
+export const connectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema, sshConnectionSchema, mysqlConnectionSchema], {
+  error: 'must have a type: postgres, mysql or ssh',
 });
 
 /** The schema of a policy bundle's connection entry: as {@link connectionSchema}, without `allow`. */
-export const policyConnectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema.omit({ allow: true }), policySshConnectionSchema], {
-  error: 'must have a type: postgres or ssh',
+export const policyConnectionSchema = z.discriminatedUnion('type', [postgresConnectionSchema.omit({ allow: true }), policySshConnectionSchema, mysqlConnectionSchema.omit({ allow: true })], {
+  error: 'must have a type: postgres, mysql or ssh',
 });
 
 /**
@@ -250,7 +298,8 @@ export function sshFingerprint(blob: Buffer): string {
  */
 export type ConnectionEntry =
   | (Omit<z.output<typeof postgresConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
-  | (Omit<z.output<typeof sshConnectionSchema>, 'allow'> & { allow?: ConnectionAllow });
+  | (Omit<z.output<typeof sshConnectionSchema>, 'allow'> & { allow?: ConnectionAllow })
+  | (Omit<z.output<typeof mysqlConnectionSchema>, 'allow'> & { allow?: ConnectionAllow });
 
 /**
  * The {@link ConnectionConfig} of a validated entry, for the gateway configuration and a policy
@@ -280,6 +329,27 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
       allow,
     };
   }
+  const tls = {
+    mode: entry.tls.mode,
+    ...(ca?.data ? { ca: ca.data } : {}),
+    ...(ca ? { caFile: ca.file } : {}),
+    ...(entry.tls.serverName !== undefined ? { serverName: entry.tls.serverName } : {}),
+  };
+  const maxSessions = entry.maxSessions !== undefined ? { maxSessions: entry.maxSessions } : {};
+  if (entry.type === 'mysql') {
+    return {
+      name: entry.name,
+      type: 'mysql',
+      host: entry.host,
+      port: entry.port,
+      database: entry.database,
+      user: entry.user,
+      password: parseSecretRef(entry.password, baseDir)!,
+      tls,
+      ...maxSessions,
+      allow,
+    };
+  }
   return {
     name: entry.name,
     type: entry.type,
@@ -290,15 +360,10 @@ export function normaliseConnection(entry: ConnectionEntry, baseDir: string, ca?
     password: parseSecretRef(entry.password, baseDir)!,
     ...(entry.roles ? { roles: entry.roles.map((r) => ({ user: r.user, password: parseSecretRef(r.password, baseDir)! })) } : {}),
     ...(entry.databases ? { databases: entry.databases } : {}),
-    tls: {
-      mode: entry.tls.mode,
-      ...(ca?.data ? { ca: ca.data } : {}),
-      ...(ca ? { caFile: ca.file } : {}),
-      ...(entry.tls.serverName !== undefined ? { serverName: entry.tls.serverName } : {}),
-    },
+    tls,
     allowCleartextWithoutTls: entry.allowCleartextWithoutTls,
     ...(entry.pool ? { pool: entry.pool } : {}),
-    ...(entry.maxSessions !== undefined ? { maxSessions: entry.maxSessions } : {}),
+    ...maxSessions,
     allow,
   };
 }

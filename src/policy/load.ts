@@ -606,7 +606,7 @@ function checkConnectionFiles(
     const lacks = new Problems();
     unavailable.set(i, lacks);
     for (const [path, text] of connectionSecrets(value)) checkSecret(text, { file: at.file, path: [...at.path, ...path] }, 'secret reference', lacks);
-    if (value.type !== 'postgres') return;
+    if (value.type === 'ssh') return;
     problems.addAll(at.file, disabledTlsProblems(value.tls, [...at.path, 'tls']));
     const ca = value.tls.ca;
     if (ca === undefined || value.tls.mode === 'disable') return;

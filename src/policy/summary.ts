@@ -152,7 +152,7 @@ export function describePolicy(policy: Policy, source: string): string {
               c.name,
               `${c.type} ${c.user}@${c.host}:${c.port}/${c.database}`,
               `password ${ref(c.password)}`,
-              `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}${c.allowCleartextWithoutTls ? '; cleartext password without TLS allowed' : ''}`,
+              `tls ${c.tls.mode}${c.tls.caFile ? ` ca ${c.tls.caFile}` : ''}${c.tls.serverName ? ` name ${c.tls.serverName}` : ''}${c.type === 'postgres' && c.allowCleartextWithoutTls ? '; cleartext password without TLS allowed' : ''}`,
             ]),
         c.unavailable ? `UNAVAILABLE here: ${c.unavailable.join('; ')}` : '',
       ]),

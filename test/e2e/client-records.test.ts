@@ -381,13 +381,13 @@ describe("the CLI's own records", () => {
     const c = await endedSession('select 3');
     const odd = await mkdtemp(join(stack.dir, 'odd-'));
     const w = await RecordingWriter.create({ dir: odd, id: c, key: createPrivateKey(mine.privateKey) });
-    w.append({ t: 'start', at: Date.now(), side: 'client', wire: 'mysql' });
+    w.append({ t: 'start', at: Date.now(), side: 'client', wire: 'oracle' });
     w.append({ t: 'wire', at: Date.now(), k: 25, b: Buffer.from('Q').toString('base64') });
     await w.close();
     expect(await upload(odd, c)).toBeUndefined();
     const unreadable = await hoop(['sessions', 'verify', c]);
     expect(unreadable.code, unreadable.stderr).toBe(1);
-    expect(unreadable.stderr).toContain(`the records of session ${c} cannot be compared: the record keeps mysql messages, which this hoop cannot read`);
+    expect(unreadable.stderr).toContain(`the records of session ${c} cannot be compared: the record keeps oracle messages, which this hoop cannot read`);
   }, 60_000);
 
   it('a record uploaded a checkpoint at a time is verified as it grows: truncated at its first checkpoint, complete at its manifest', async () => {

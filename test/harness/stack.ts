@@ -93,6 +93,10 @@ export interface StackOptions {
    * configuration lists no connections (they come from the policy bundle).
    */
   policy?: (ctx: { pg: PgCluster; dir: string }) => string | Promise<string>;
+  /** More entries (YAML list items) of the configuration's `connections:` when there is no `policy`. */
+  connections?: string;
+  /** More variables of the gateway's environment (the secrets of those connections). */
+  env?: Record<string, string>;
 }
 
 /** Starts PostgreSQL and the gateway with the connections tests use, on the worker's CA and OpenID provider. */
@@ -105,6 +109,7 @@ export async function startStack(options: StackOptions = {}): Promise<HoopStack>
     MD5_PASSWORD: pg.users.md5.password,
     PLAIN_PASSWORD: pg.users.cleartext.password,
     WRONG_PASSWORD: 'not-the-password',
+    ...options.env,
   };
   const conn = (name: string, user: string, password: string, extra: string[] = []): string =>
     connectionYaml(pg, { name, user, password: `\${env:${password}}`, extra: ['allow: { subjects: [alice, bob], groups: [dba] }', ...extra] });
@@ -129,7 +134,7 @@ ${conn('app', pg.users.scram.user, 'APP_PASSWORD')}${conn('app-md5', pg.users.md
     password: \${env:APP_PASSWORD}
     tls: { mode: disable }
     allow: { subjects: [carol] }
-`;
+${options.connections ?? ''}`;
   await writeFile(
     configFile,
     `listen: 127.0.0.1:0

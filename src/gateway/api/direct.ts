@@ -29,7 +29,7 @@ export function directApi(parts: GatewayParts, callers: Callers) {
         ? policySource.lookup(identity, name, reviews.grantsOf(identity), undefined, directPrincipal(identity))
         : { connection: callers.lookup(identity, name), grant: undefined };
       const { connection } = found;
-      if (connection.type !== 'postgres') throw new HttpError(400, `"${name}" is an ssh connection: direct connections are PostgreSQL's`, { hint: `hoop connect ${name}` });
+      if (connection.type !== 'postgres') throw new HttpError(400, `"${name}" is a ${connection.type} connection: direct connections are PostgreSQL's`, { hint: `hoop connect ${name}` });
       const minted = await directs.mint(identity, name, directSeconds(seconds));
       // The database its sessions get when the client names none: the first the access allows.
       return { ...minted, database: found.grant?.databaseAccess?.databases[0] ?? connection.database };

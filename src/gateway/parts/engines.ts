@@ -5,6 +5,7 @@
  */
 import type { ConnectionConfig } from '../../config/connection.js';
 import { resolveSecret } from '../../config/secrets.js';
+import { MysqlEngine } from '../../mysql/gateway/engine.js';
 import { PostgresEngine, type PostgresEngineOptions } from '../../postgres/gateway/engine.js';
 import type { Engine } from '../../session/engine.js';
 import { SshEngine, type SshEngineOptions } from '../../ssh/gateway/engine.js';
@@ -33,6 +34,7 @@ export async function startEngines(
     engines: {
       postgres: new PostgresEngine({ cancels, resolveSecret: secret, ...config.postgres, ...overrides.postgres }),
       ssh: new SshEngine({ hostKey: hostKey.private, resolveSecret: secret, ...overrides.ssh }),
+      mysql: new MysqlEngine({ resolveSecret: secret }),
     },
     sshHostKey: hostKey.public,
   };

@@ -218,7 +218,7 @@ export class SessionAdmission {
     if (suspended) return refuse(suspended);
     // Each identity's sessions are bounded: one person's (or agent's) idle sessions cannot take every upstream slot; and each PostgreSQL connection's, whoever's: the server keeps slots for others.
     const max = policy?.maxSessions ?? connection.allow?.maxSessions ?? DEFAULT_MAX_SESSIONS_PER_IDENTITY;
-    const ceiling = connection.type === 'postgres' && connection.maxSessions !== undefined ? { name: connection.name, max: connection.maxSessions } : undefined;
+    const ceiling = connection.type !== 'ssh' && connection.maxSessions !== undefined ? { name: connection.name, max: connection.maxSessions } : undefined;
     const slot = await this.#slots.take(identity, max, ceiling).catch((err: unknown) => asHoopError(err));
     if (slot instanceof HoopError) return refuse(slot);
     // A client proposes its session's id (so both ends name it alike); one in use or already recorded is replaced.

@@ -15,6 +15,7 @@ import { packet, PacketReader, type MySqlPacket } from './packets.js';
 import { MySqlProtocolError } from './protocol-error.js';
 import {
   Command,
+  columnCount,
   eofStatus,
   ERR_HEADER,
   isEof,
@@ -52,6 +53,10 @@ export interface MySqlSignIn {
   tls?: ConnectionOptions;
   /** Connection attributes sent to the server (`program_name`, …). */
   attributes?: Record<string, string>;
+  /** The capabilities to ask for (of those the server offers); without, this client's own. */
+  capabilities?: number;
+  /** The character set (collation id) of the connection; without, utf8mb4. */
+  charset?: number;
 }
 
 /** One statement's result: a result set, or what a statement without one did. */
@@ -63,31 +68,43 @@ const WANTED =
 
 const UTF8MB4_GENERAL_CI = 45;
 
-/** A signed-in connection to a MySQL or MariaDB server. */
-export class MySqlClient {
+/** A connection whose server has greeted it: what the server offers, before signing in. */
+export class MySqlGreeted {
   readonly greeting: Greeting;
-  /** The capabilities both sides agreed on. */
-  readonly capabilities: number;
-  #socket: Socket | TLSSocket;
-  #packets: PacketSource;
+  readonly #socket: Socket;
+  readonly #packets: PacketSource;
+  readonly #seq: number;
 
-  private constructor(socket: Socket | TLSSocket, packets: PacketSource, greeting: Greeting, capabilities: number) {
+  private constructor(socket: Socket, packets: PacketSource, greeting: Greeting, seq: number) {
     this.#socket = socket;
     this.#packets = packets;
     this.greeting = greeting;
-    this.capabilities = capabilities;
+    this.#seq = seq;
   }
 
-  /** Signs in on `socket` (connected, nothing read yet); rejects with a {@link MySqlServerError} when refused. */
-  static async signIn(socket: Socket, o: MySqlSignIn): Promise<MySqlClient> {
-    let packets = new PacketSource(socket);
-    let stream: Socket | TLSSocket = socket;
+  /** Reads the server's greeting on `socket` (connected, nothing read yet); an ERR in its place (too many connections) rejects. */
+  static async read(socket: Socket): Promise<MySqlGreeted> {
+    const packets = new PacketSource(socket);
     try {
       const first = await packets.next();
       if (first.payload[0] === ERR_HEADER) throw new MySqlServerError(parseErr(first.payload));
-      const g = parseGreeting(first.payload);
-      let caps = (WANTED | (o.database ? Cap.CONNECT_WITH_DB : 0)) & g.capabilities;
-      let seq = first.next;
+      return new MySqlGreeted(socket, packets, parseGreeting(first.payload), first.next);
+    } catch (err) {
+      packets.detach();
+      socket.destroy();
+      throw err;
+    }
+  }
+
+  /** Signs in; rejects with a {@link MySqlServerError} when refused, and the connection is closed. */
+  async signIn(o: MySqlSignIn): Promise<MySqlClient> {
+    const g = this.greeting;
+    const socket = this.#socket;
+    let packets = this.#packets;
+    let stream: Socket | TLSSocket = socket;
+    try {
+      let caps = ((o.capabilities ?? WANTED) | Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH | (o.database ? Cap.CONNECT_WITH_DB : 0)) & g.capabilities;
+      let seq = this.#seq;
       if (o.tls) {
         if (!(g.capabilities & Cap.SSL)) throw new MySqlProtocolError('the server does not offer TLS');
         caps |= Cap.SSL;
@@ -106,7 +123,7 @@ export class MySqlClient {
       const response = handshakeResponse({
         capabilities: caps,
         maxPacketSize: 1 << 24,
-        charset: UTF8MB4_GENERAL_CI,
+        charset: o.charset ?? UTF8MB4_GENERAL_CI,
         mariadbCapabilities: 0,
         user: o.user,
         authResponse: scramble(plugin, o.password, g.nonce),
@@ -116,11 +133,40 @@ export class MySqlClient {
       });
       stream.write(packet(seq, response));
       await authenticate(stream, packets, o.password, plugin, g.nonce, Boolean(o.tls));
-      return new MySqlClient(stream, packets, g, caps);
+      return new MySqlClient(stream, packets, g, caps & ~Cap.SSL);
     } catch (err) {
+      packets.detach();
       stream.destroy();
       throw err;
     }
+  }
+}
+
+/** A signed-in connection to a MySQL or MariaDB server. */
+export class MySqlClient {
+  readonly greeting: Greeting;
+  /** The capabilities both sides agreed on (TLS aside: they shape the command phase). */
+  readonly capabilities: number;
+  #socket: Socket | TLSSocket;
+  #packets: PacketSource;
+
+  /** Made by {@link MySqlGreeted.signIn}. */
+  constructor(socket: Socket | TLSSocket, packets: PacketSource, greeting: Greeting, capabilities: number) {
+    this.#socket = socket;
+    this.#packets = packets;
+    this.greeting = greeting;
+    this.capabilities = capabilities;
+  }
+
+  /** Signs in on `socket` (connected, nothing read yet); rejects with a {@link MySqlServerError} when refused. */
+  static async signIn(socket: Socket, o: MySqlSignIn): Promise<MySqlClient> {
+    return (await MySqlGreeted.read(socket)).signIn(o);
+  }
+
+  /** The connection, no longer read here, for a relay to take over (nothing may be in flight). */
+  release(): Socket | TLSSocket {
+    this.#packets.detach();
+    return this.#socket;
   }
 
   /** Runs `sql` (one statement, or several when the server allows) and collects every result; the first error rejects. */
@@ -141,7 +187,7 @@ export class MySqlClient {
         results.push({ ok });
         status = ok.status;
       } else {
-        const n = parseColumnCount(p.payload);
+        const n = columnCount(p.payload);
         const columns: ColumnDefinition[] = [];
         for (let i = 0; i < n; i++) columns.push(parseColumnDefinition((await this.#packets.next()).payload));
         if (!(this.capabilities & Cap.DEPRECATE_EOF)) expectEof((await this.#packets.next()).payload);
@@ -166,14 +212,6 @@ export class MySqlClient {
     if (!this.#socket.destroyed) this.#socket.end(packet(0, Buffer.from([Command.QUIT])));
     this.#packets.detach();
   }
-}
-
-/** A result set's first packet: its column count. */
-function parseColumnCount(payload: Buffer): number {
-  const first = payload[0]!;
-  if (first < 0xfb) return first;
-  if (first === 0xfc) return payload.readUInt16LE(1);
-  throw new MySqlProtocolError(`a result set of an impossible column count (0x${first.toString(16)})`);
 }
 
 function expectEof(payload: Buffer): void {

@@ -57,6 +57,18 @@ export class PacketReader {
     return this.#buffered + this.#partsBytes;
   }
 
+  /** Takes every byte held that is not yet a whole packet, as it came (the reader is then empty). */
+  rest(): Buffer {
+    const parts = this.#parts.map((part, i) => packet(this.#firstSeq + i, part).subarray(0, 4 + MAX_PACKET_PAYLOAD));
+    const out = Buffer.concat([...parts, ...this.#chunks]);
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#parts = [];
+    this.#partsBytes = 0;
+    this.#firstSeq = -1;
+    return out;
+  }
+
   /** Adds `chunk` and returns the packets it completes. */
   push(chunk: Buffer): MySqlPacket[] {
     if (chunk.length > 0) {

@@ -8,6 +8,7 @@
  */
 import { Cap } from './handshake.js';
 import { Cursor, lenenc, lenencBytes, MAX_PACKET_PAYLOAD } from './packets.js';
+import { MySqlProtocolError } from './protocol-error.js';
 
 /** The command byte that starts each client packet of the command phase. */
 export const Command = {
@@ -171,4 +172,12 @@ export function parseTextRow(payload: Buffer, columns: number): Array<Buffer | n
 /** A text-protocol row. */
 export function textRow(values: ReadonlyArray<Buffer | string | null>): Buffer {
   return Buffer.concat(values.map(lenencBytes));
+}
+
+/** A result set's first packet: its column count (a length-encoded integer, never 0). */
+export function columnCount(payload: Buffer): number {
+  const first = payload[0] ?? 0;
+  if (first > 0 && first < 0xfb) return first;
+  if (first === 0xfc && payload.length >= 3) return payload.readUInt16LE(1);
+  throw new MySqlProtocolError(`a result set of an impossible column count (0x${first.toString(16)})`);
 }

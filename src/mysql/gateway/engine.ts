@@ -1,0 +1,29 @@
+/**
+ * The gateway side of MySQL and MariaDB sessions: the tunnel carries the MySQL protocol from
+ * `hoop connect`'s local port (which signed its client in with the per-session password); the
+ * gateway greets it in the server's name, signs in with the credential only it holds, and relays
+ * each command (./session-relay.ts), recording every packet as it crossed
+ * (src/mysql/pipeline/records.ts).
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html
+ * @see https://github.com/gravitational/teleport/tree/master/lib/srv/db/mysql (a MySQL proxy that signs in for its clients)
+ */
+import type { MysqlConnection } from '../../config/connection.js';
+import type { Engine, SessionOutcome, TunnelSession } from '../../session/engine.js';
+import { type MysqlEngineOptions, MysqlSessionRelay } from './session-relay.js';
+
+export type { MysqlEngineOptions } from './session-relay.js';
+
+/** The gateway side of MySQL sessions; see the module documentation. */
+export class MysqlEngine implements Engine<MysqlConnection> {
+  readonly recordProtocol = 'mysql';
+  readonly #o: MysqlEngineOptions;
+
+  constructor(o: MysqlEngineOptions) {
+    this.#o = o;
+  }
+
+  serve(session: TunnelSession<MysqlConnection>): Promise<SessionOutcome> {
+    return new MysqlSessionRelay(session, this.#o).start();
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * One MySQL session at the gateway, in named steps: the server is reached and greets first
+ * ({@link MysqlSessionRelay.start}); the client is greeted in its name (its version and
+ * connection id, hoop's own nonce and the capabilities hoop relays) and answers
+ * ({@link #accept}); the gateway signs in with the credential only it holds, asking for what the
+ * client agreed to, so both hops read the command phase alike ({@link #signIn}); then packets are
+ * relayed both ways ({@link #relay}), the client's command by command, each recorded as it
+ * crossed. The session ends once ({@link #end}).
+ *
+ * Statement rules, masking and read-only access are not enforced on MySQL yet: while the session
+ * has any of them, every command that carries SQL is refused with the reason, never relayed
+ * uninspected.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
+ */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { MysqlConnection } from '../../config/connection.js';
+import type { SecretRef } from '../../config/secrets.js';
+import { describeError } from '../../errors.js';
+import { sessionEndOf, type CloseReason, type SessionOutcome, type TunnelSession } from '../../session/engine.js';
+import { CAPABILITIES, CLIENT_PACKET, SERVER_PACKET } from '../pipeline/records.js';
+import { NATIVE_PASSWORD } from '../wire/auth.js';
+import { Cap, greeting, isSslRequest, parseHandshakeResponse, type HandshakeResponse } from '../wire/handshake.js';
+import { packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
+import { Command, errPacket, okPacket, type ErrPacket } from '../wire/results.js';
+import type { MySqlGreeted } from '../wire/client.js';
+import { greetedUpstream, signInUpstream, UpstreamMysqlError } from './upstream.js';
+
+/** Options of the MySQL engine (./engine.ts). */
+export interface MysqlEngineOptions {
+  resolveSecret: (ref: SecretRef) => Promise<string>;
+  /** Deadline for the client to answer the greeting (default 30 s). */
+  handshakeTimeoutMs?: number;
+  /** Deadline for reaching the server and signing in (default 15 s). */
+  upstreamTimeoutMs?: number;
+}
+
+/**
+ * The capabilities hoop relays: what shapes the command phase the same on both hops. Left out:
+ * TLS (the tunnel's own), compression, LOAD DATA LOCAL INFILE (a server could ask for any file of
+ * the client's), query attributes and optional metadata (other packet layouts), MariaDB's own.
+ */
+export const RELAYED_CAPABILITIES =
+  Cap.LONG_PASSWORD |
+  Cap.FOUND_ROWS |
+  Cap.LONG_FLAG |
+  Cap.CONNECT_WITH_DB |
+  Cap.IGNORE_SPACE |
+  Cap.PROTOCOL_41 |
+  Cap.INTERACTIVE |
+  Cap.TRANSACTIONS |
+  Cap.SECURE_CONNECTION |
+  Cap.MULTI_STATEMENTS |
+  Cap.MULTI_RESULTS |
+  Cap.PS_MULTI_RESULTS |
+  Cap.PLUGIN_AUTH |
+  Cap.CONNECT_ATTRS |
+  Cap.PLUGIN_AUTH_LENENC_CLIENT_DATA |
+  Cap.SESSION_TRACK |
+  Cap.DEPRECATE_EOF;
+
+/** Commands refused whatever the policy: another sign-in on the session, replication, the server's own administration. */
+const REFUSED_COMMANDS: ReadonlyMap<number, string> = new Map([
+  [Command.CHANGE_USER, 'COM_CHANGE_USER (the gateway signed in; another user is another connection)'],
+  [0x08, 'COM_SHUTDOWN'],
+  [0x0d, 'COM_DEBUG'],
+  [0x12, 'COM_BINLOG_DUMP'],
+  [0x13, 'COM_TABLE_DUMP'],
+  [0x15, 'COM_REGISTER_SLAVE'],
+  [0x1e, 'COM_BINLOG_DUMP_GTID'],
+]);
+
+/** The commands that carry SQL or name what it reads. */
+const SQL_COMMANDS = new Set<number>([Command.QUERY, Command.STMT_PREPARE, Command.STMT_EXECUTE, Command.INIT_DB, Command.FIELD_LIST, Command.STMT_SEND_LONG_DATA]);
+
+/** Every command hoop knows to be one; anything else is refused. */
+const KNOWN_COMMANDS = new Set<number>([...Object.values(Command), Command.STATISTICS]);
+
+/** ER_SPECIFIC_ACCESS_DENIED_ERROR: what a refusal is to a client. */
+const REFUSED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1227, sqlState: '42000' };
+/** ER_CONNECTION_KILLED: the gateway ends the session. */
+const KILLED: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1927, sqlState: '70100' };
+/** ER_UNKNOWN_ERROR: the server could not be reached. */
+const UNAVAILABLE: Pick<ErrPacket, 'code' | 'sqlState'> = { code: 1105, sqlState: 'HY000' };
+
+/** How long a client has to close its side once the gateway ended the session; then the tunnel is cut. */
+const END_GRACE_MS = 5_000;
+
+/** A nonce of 20 printable bytes (clients treat the nonce as a C string). */
+function nonce(): Buffer {
+  const b = randomBytes(20);
+  for (let i = 0; i < b.length; i++) b[i] = 0x21 + (b[i]! % 94);
+  return b;
+}
+
+/** See the module documentation. */
+export class MysqlSessionRelay {
+  readonly #session: TunnelSession<MysqlConnection>;
+  readonly #o: MysqlEngineOptions;
+  readonly #who: { session: string; connection: string };
+  readonly #counts = { fromClient: 0, toClient: 0 };
+  readonly #clientPackets = new PacketReader();
+  readonly #serverPackets = new PacketReader();
+  #upstream: Socket | TLSSocket | undefined;
+  #reason: CloseReason | undefined;
+  #detail: string | undefined;
+  #resolve: (outcome: SessionOutcome) => void = () => undefined;
+  #finished = false;
+  readonly #onAbort = (): void => this.#aborted();
+
+  constructor(session: TunnelSession<MysqlConnection>, o: MysqlEngineOptions) {
+    this.#session = session;
+    this.#o = o;
+    this.#who = { session: session.id, connection: session.connection.name };
+  }
+
+  /** Serves the session until it ends; never rejects. */
+  start(): Promise<SessionOutcome> {
+    const done = new Promise<SessionOutcome>((resolve) => (this.#resolve = resolve));
+    const { channel, signal } = this.#session;
+    signal.addEventListener('abort', this.#onAbort, { once: true });
+    channel.on('error', (err: Error) => this.#end('client-disconnected', describeError(err)));
+    channel.on('close', () => this.#end('client-disconnected'));
+    channel.on('end', () => this.#end('client-disconnected'));
+    this.#open().catch((err: unknown) => {
+      this.#session.log.warn('mysql.session-failed', { ...this.#who, error: describeError(err) });
+      this.#end('protocol-violation', describeError(err));
+    });
+    return done;
+  }
+
+  /** Reaches the server, greets the client, signs in, then relays. */
+  async #open(): Promise<void> {
+    const { connection } = this.#session;
+    let greeted: MySqlGreeted;
+    try {
+      greeted = await greetedUpstream(connection, this.#o.upstreamTimeoutMs ?? 15_000);
+    } catch (err) {
+      return this.#refuseStart(0, err as Error);
+    }
+    const g = greeted.greeting;
+    const offered = (g.capabilities & RELAYED_CAPABILITIES) >>> 0;
+    this.#write(packet(0, greeting({ ...g, nonce: nonce(), capabilities: offered, mariadbCapabilities: 0, authPlugin: NATIVE_PASSWORD, serverVersion: g.serverVersion })));
+    const answer = await this.#accept();
+    if (!answer) return;
+    const [response, seq] = answer;
+    if (isSslRequest(response.raw)) return this.#refuse(seq, 'hoop: the tunnel to the gateway is TLS already; the local port asks for TLS, not the gateway', 'protocol-violation');
+    const hello = parseHandshakeResponse(response.raw);
+    if (hello.database && hello.database !== connection.database) {
+      return this.#refuse(seq, `hoop: ${connection.name} serves the database ${connection.database}, not ${hello.database}`, 'startup-refused', { code: 1044, sqlState: '42000' });
+    }
+    const agreed = (hello.capabilities & offered) >>> 0;
+    const signedIn = await this.#signIn(greeted, hello, agreed).catch((err: Error) => err);
+    if (signedIn instanceof Error) return this.#refuseStart(seq, signedIn);
+    this.#upstream = signedIn;
+    this.#write(packet(seq, okPacket({ status: g.status })));
+    this.#relay(agreed);
+  }
+
+  /** The client's answer to the greeting, under the handshake deadline; undefined when the session ended first. */
+  async #accept(): Promise<[{ raw: Buffer }, number] | undefined> {
+    const { channel } = this.#session;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#end('handshake-timeout', 'the client did not answer the greeting in time');
+        resolve(undefined);
+      }, this.#o.handshakeTimeoutMs ?? 30_000);
+      timer.unref();
+      const onData = (chunk: Buffer): void => {
+        this.#counts.fromClient += chunk.length;
+        let got: MySqlPacket | undefined;
+        try {
+          got = this.#clientPackets.push(chunk)[0];
+        } catch (err) {
+          stop();
+          this.#end('protocol-violation', describeError(err));
+          return resolve(undefined);
+        }
+        if (!got) return;
+        stop();
+        resolve([{ raw: got.payload }, got.next]);
+      };
+      const onEnd = (): void => {
+        stop();
+        resolve(undefined);
+      };
+      const stop = (): void => {
+        clearTimeout(timer);
+        channel.off('data', onData);
+        channel.off('close', onEnd);
+      };
+      channel.on('data', onData);
+      channel.once('close', onEnd);
+    });
+  }
+
+  /** Signs in upstream asking for exactly what the client agreed to (and what signing in needs). */
+  async #signIn(greeted: MySqlGreeted, hello: HandshakeResponse, agreed: number): Promise<Socket | TLSSocket> {
+    const { connection, id } = this.#session;
+    const password = await this.#o.resolveSecret(connection.password);
+    const passed = Object.fromEntries(hello.attributes.filter(([k]) => k === 'program_name' || k === '_client_name' || k === '_client_version'));
+    const client = await signInUpstream(greeted, connection, {
+      password,
+      capabilities: agreed,
+      charset: hello.charset,
+      attributes: { ...passed, hoop_session: id },
+    });
+    this.#session.recording?.stream.event({ t: 'sign-in', at: Date.now(), role: connection.user, database: connection.database });
+    this.#session.report?.signedIn({ role: connection.user, database: connection.database });
+    return client.release();
+  }
+
+  /** The command phase: the client's packets judged command by command, the server's relayed as they come; both recorded. */
+  #relay(capabilities: number): void {
+    const { channel } = this.#session;
+    const up = this.#upstream!;
+    const stream = this.#session.recording?.stream;
+    const caps = Buffer.alloc(4);
+    caps.writeUInt32LE(capabilities >>> 0);
+    stream?.record(CAPABILITIES, Date.now(), caps, 0, 4);
+    channel.on('data', (chunk: Buffer) => {
+      this.#counts.fromClient += chunk.length;
+      try {
+        for (const p of this.#clientPackets.push(chunk)) this.#command(p);
+      } catch (err) {
+        this.#end('protocol-violation', describeError(err));
+      }
+    });
+    up.on('data', (chunk: Buffer) => {
+      this.#write(chunk);
+      if (!stream) return;
+      try {
+        for (const p of this.#serverPackets.push(chunk)) stream.record(SERVER_PACKET, Date.now(), p.payload, 0, p.payload.length);
+      } catch (err) {
+        this.#end('protocol-violation', describeError(err));
+      }
+    });
+    up.on('error', (err: Error) => this.#end('upstream-closed', describeError(err)));
+    up.on('close', () => this.#end('upstream-closed'));
+    this.#flow(channel, up);
+    this.#flow(up, channel);
+  }
+
+  /** Pauses `from` while `to` is full, or the recording behind. */
+  #flow(to: NodeJS.WritableStream & { writableNeedDrain?: boolean }, from: NodeJS.ReadableStream): void {
+    to.on('drain', () => from.resume());
+    from.on('data', () => {
+      if (to.writableNeedDrain) from.pause();
+      const behind = this.#session.recording?.stream.behind;
+      if (behind) {
+        from.pause();
+        void behind.then(() => from.resume());
+      }
+    });
+  }
+
+  /** One packet of the client's: a command relayed or refused (recorded either way). */
+  #command(p: MySqlPacket): void {
+    const { recording } = this.#session;
+    const code = p.payload[0] ?? -1;
+    if (p.seq !== 0) throw new Error(`a client packet of sequence ${p.seq} where a command was due`);
+    if (code === Command.QUIT) return this.#end('client-terminated');
+    recording?.stream.record(CLIENT_PACKET, Date.now(), p.payload, 0, p.payload.length);
+    const refusal = this.#refusalOf(code);
+    if (refusal) {
+      recording?.stream.event({ t: 'decision', at: Date.now(), action: 'deny', rule: refusal.rule, reason: refusal.reason });
+      recording?.notes?.refused();
+      this.#session.report?.refused({ action: 'deny', rule: refusal.rule, reason: refusal.reason, message: '' });
+      const err = errPacket({ ...REFUSED, message: `hoop: ${refusal.reason}` });
+      recording?.stream.record(SERVER_PACKET, Date.now(), err, 0, err.length);
+      this.#write(packet(p.next, err));
+      return;
+    }
+    if (code === Command.QUERY) recording?.notes?.sql(p.payload.toString('utf8', 1));
+    this.#upstream!.write(packet(p.seq, p.payload));
+  }
+
+  /** Why command `code` may not run on this session; undefined when it may. */
+  #refusalOf(code: number): { rule: string; reason: string } | undefined {
+    const { judge, masking, readOnly } = this.#session;
+    const named = REFUSED_COMMANDS.get(code);
+    if (named) return { rule: 'hoop:mysql-command', reason: `${named} is not relayed` };
+    if (!KNOWN_COMMANDS.has(code)) return { rule: 'hoop:mysql-command', reason: `command 0x${code.toString(16)} is not one hoop relays` };
+    if (SQL_COMMANDS.has(code) && (judge || masking || readOnly)) {
+      return {
+        rule: 'hoop:mysql-policy',
+        reason:
+          'the policy governs this session, and hoop does not yet judge or mask MySQL statements: nothing is relayed uninspected (use a connection without statement rules, masking or read-only access)',
+      };
+    }
+    return undefined;
+  }
+
+  /** The server could not be reached or refused the gateway: the client hears why in an ERR packet, then the session ends. */
+  #refuseStart(seq: number, err: Error): void {
+    const reason = err instanceof UpstreamMysqlError ? err.reason : 'upstream-unavailable';
+    this.#session.log.warn('mysql.upstream-failed', { ...this.#who, reason, message: err.message });
+    this.#refuse(seq, `hoop: the gateway could not open ${this.#session.connection.name}: ${err.message}`, reason, UNAVAILABLE);
+  }
+
+  #refuse(seq: number, message: string, why: CloseReason, code = REFUSED): void {
+    this.#write(packet(seq, errPacket({ ...code, message })));
+    this.#end(why, message);
+  }
+
+  /** The gateway ends the session (its token, its run, a shutdown): the client hears why, then it ends. */
+  #aborted(): void {
+    const e = sessionEndOf(this.#session.signal);
+    this.#write(packet(0, errPacket({ ...KILLED, message: `${e.message}${e.hint ? ` (${e.hint})` : ''}` })));
+    this.#session.channel.sendControl({ type: 'close', reason: e.reason, message: e.message, ...(e.hint ? { hint: e.hint } : {}) });
+    this.#end(e.reason, e.message);
+  }
+
+  #write(bytes: Buffer): void {
+    const { channel } = this.#session;
+    if (channel.destroyed || channel.writableEnded) return;
+    this.#counts.toClient += bytes.length;
+    channel.write(bytes);
+  }
+
+  /** Ends both connections, keeping the first reason given, and tells the engine once. */
+  #end(why: CloseReason, what?: string): void {
+    this.#reason ??= why;
+    this.#detail ??= what;
+    const up = this.#upstream;
+    if (up && !up.destroyed) {
+      up.end(packet(0, Buffer.from([Command.QUIT])));
+      setTimeout(() => up.destroy(), END_GRACE_MS).unref();
+    }
+    const { channel } = this.#session;
+    if (!channel.destroyed) {
+      channel.end();
+      setTimeout(() => channel.destroy(), END_GRACE_MS).unref();
+    }
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#session.signal.removeEventListener('abort', this.#onAbort);
+    const { fromClient, toClient } = this.#counts;
+    this.#resolve({ reason: this.#reason, bytesFromClient: fromClient, bytesToClient: toClient, ...(this.#detail !== undefined ? { detail: this.#detail } : {}) });
+  }
+}

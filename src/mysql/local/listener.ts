@@ -1,0 +1,240 @@
+/**
+ * `hoop connect`'s local MySQL port. Each client gets its own tunnel to the gateway, whose
+ * greeting (the server's version and capabilities, relayed by the gateway) the port passes on with
+ * a nonce of its own and TLS offered; the client proves the per-run password
+ * (`mysql_native_password`, or `caching_sha2_password`'s scramble when the client answers with
+ * it) before a byte of its reaches the gateway; then the port answers the gateway's greeting for
+ * it (the client's capabilities, database and attributes, no password: the tunnel is
+ * authenticated) and relays the command phase byte for byte.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { describeError, type HoopError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { newSessionId, type OpenedTunnel } from '../../tunnel/transport.js';
+import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scrambleMatches } from '../wire/auth.js';
+import { Cap, greeting, handshakeResponse, isSslRequest, parseGreeting, parseHandshakeResponse, type Greeting } from '../wire/handshake.js';
+import { nulString, packet, PacketReader, type MySqlPacket } from '../wire/packets.js';
+import { MySqlProtocolError } from '../wire/protocol-error.js';
+import { ERR_HEADER, errPacket, OK_HEADER } from '../wire/results.js';
+
+/** What the listener tells its owner. */
+export type MysqlListenerEvent =
+  | { kind: 'client-connected'; session: string; user: string; database: string }
+  | { kind: 'tunnel-failed'; session: string; error: HoopError }
+  | { kind: 'auth-failed'; session: string }
+  | { kind: 'protocol-error'; session: string; message: string };
+
+export interface LocalMysqlListenerOptions {
+  /** The per-run password local clients prove. */
+  password: string;
+  /** The port's TLS, offered to clients (the per-run certificate). */
+  tls: SecureContext;
+  /** A TCP port on 127.0.0.1 (default: any free one). */
+  port?: number;
+  /** Deadline for a client to sign in (default 30 s). */
+  handshakeTimeoutMs?: number;
+  log: Logger;
+  onEvent?: (e: MysqlListenerEvent) => void;
+  /** Opens the session's tunnel to the gateway. */
+  openTunnel: (sessionId: string) => Promise<OpenedTunnel>;
+}
+
+/** ER_ACCESS_DENIED_ERROR. */
+const ACCESS_DENIED = { code: 1045, sqlState: '28000' };
+
+/** A nonce of 20 printable bytes. */
+function nonce(): Buffer {
+  const b = randomBytes(20);
+  for (let i = 0; i < b.length; i++) b[i] = 0x21 + (b[i]! % 94);
+  return b;
+}
+
+/** See the module documentation. */
+export class LocalMysqlListener {
+  readonly #o: LocalMysqlListenerOptions;
+  readonly #sockets = new Set<Socket>();
+  #server: Server | undefined;
+
+  constructor(o: LocalMysqlListenerOptions) {
+    this.#o = o;
+  }
+
+  /** Listens on 127.0.0.1; resolves the address. */
+  async listen(): Promise<{ host: string; port: number }> {
+    const server = createServer((socket) => this.accept(socket));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#o.port ?? 0, '127.0.0.1', () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    return { host: '127.0.0.1', port: address.port };
+  }
+
+  /** Serves a client that reached the port (or was handed to it). */
+  accept(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const session = newSessionId();
+    this.#serve(socket, session).catch((err: unknown) => {
+      this.#o.onEvent?.({ kind: 'protocol-error', session, message: describeError(err) });
+      socket.destroy();
+    });
+  }
+
+  /** Stops listening and ends every client. */
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    const server = this.#server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  async #serve(raw: Socket, session: string): Promise<void> {
+    const deadline = setTimeout(() => raw.destroy(), this.#o.handshakeTimeoutMs ?? 30_000);
+    deadline.unref();
+    let tunnel: OpenedTunnel;
+    try {
+      tunnel = await this.#o.openTunnel(session);
+    } catch (err) {
+      const e = err as HoopError;
+      this.#o.onEvent?.({ kind: 'tunnel-failed', session, error: e });
+      raw.end(packet(0, errPacket({ code: 1105, sqlState: 'HY000', message: `hoop: ${e.message}${e.hint ? ` (${e.hint})` : ''}` })));
+      return;
+    }
+    const { channel } = tunnel;
+    raw.once('close', () => channel.destroy());
+    channel.once('close', () => raw.destroy());
+    const fromGateway = new Reader(channel);
+    const first = await fromGateway.next();
+    if (first.payload[0] === ERR_HEADER) {
+      raw.end(packet(0, first.payload));
+      return;
+    }
+    const g = parseGreeting(first.payload);
+    const local: Greeting = { ...g, nonce: nonce(), capabilities: (g.capabilities | Cap.SSL) >>> 0 };
+    raw.write(packet(0, greeting(local)));
+    let fromClient = new Reader(raw);
+    let p = await fromClient.next();
+    let client: Socket | TLSSocket = raw;
+    if (isSslRequest(p.payload)) {
+      fromClient.detach();
+      const secure = new TLSSocket(raw, { isServer: true, secureContext: this.#o.tls });
+      secure.on('error', () => raw.destroy());
+      client = secure;
+      fromClient = new Reader(secure);
+      p = await fromClient.next();
+    }
+    const hello = parseHandshakeResponse(p.payload);
+    const seq = await this.#authenticate(client, fromClient, hello.authPlugin, hello.authResponse, local.nonce, p.next);
+    if (seq === undefined) {
+      this.#o.onEvent?.({ kind: 'auth-failed', session });
+      client.end(packet(p.next, errPacket({ ...ACCESS_DENIED, message: `Access denied for user '${hello.user}' (hoop connect: the per-run password)` })));
+      channel.destroy();
+      return;
+    }
+    channel.write(
+      packet(
+        first.next,
+        handshakeResponse({
+          ...hello,
+          capabilities: (hello.capabilities & ~Cap.SSL & g.capabilities) >>> 0,
+          authResponse: Buffer.alloc(0),
+          authPlugin: NATIVE_PASSWORD,
+        }),
+      ),
+    );
+    const answer = await fromGateway.next();
+    client.write(packet(seq, answer.payload));
+    clearTimeout(deadline);
+    if (answer.payload[0] !== OK_HEADER) {
+      client.end();
+      return;
+    }
+    this.#o.onEvent?.({ kind: 'client-connected', session: tunnel.sessionId, user: hello.user, database: hello.database ?? '' });
+    fromClient.detach();
+    fromGateway.detach();
+    client.pipe(channel);
+    channel.pipe(client);
+  }
+
+  /**
+   * Checks the client's proof of the per-run password, switching it to `mysql_native_password`
+   * when it answered with another plugin; resolves the sequence id of the answer due, or
+   * undefined when the proof is wrong.
+   */
+  async #authenticate(client: Duplex, reader: Reader, plugin: string | undefined, response: Buffer, n: Buffer, seq: number): Promise<number | undefined> {
+    const { password } = this.#o;
+    if (plugin === CACHING_SHA2_PASSWORD) {
+      if (!scrambleMatches(CACHING_SHA2_PASSWORD, password, n, response)) return undefined;
+      client.write(packet(seq, Buffer.from([0x01, CachingSha2.FAST_AUTH_OK])));
+      return seq + 1;
+    }
+    if (plugin === undefined || plugin === NATIVE_PASSWORD) return scrambleMatches(NATIVE_PASSWORD, password, n, response) ? seq : undefined;
+    client.write(packet(seq, Buffer.concat([Buffer.from([0xfe]), nulString(NATIVE_PASSWORD), n, Buffer.from([0])])));
+    const switched = await reader.next();
+    return scrambleMatches(NATIVE_PASSWORD, password, n, switched.payload) ? switched.next : undefined;
+  }
+}
+
+/** The packets arriving on a stream during the handshake, one at a time; detached before the relay pipes it. */
+class Reader {
+  readonly #packets = new PacketReader(1 << 20);
+  readonly #ready: MySqlPacket[] = [];
+  #waiting: ((p: MySqlPacket | Error) => void) | undefined;
+  #error: Error | undefined;
+  readonly #stream: Duplex;
+  readonly #onData = (chunk: Buffer): void => {
+    try {
+      this.#ready.push(...this.#packets.push(chunk));
+    } catch (err) {
+      this.#error = err as Error;
+    }
+    this.#wake();
+  };
+  readonly #onClose = (): void => {
+    this.#error ??= new MySqlProtocolError('the connection closed in the handshake');
+    this.#wake();
+  };
+
+  constructor(stream: Duplex) {
+    this.#stream = stream;
+    stream.on('data', this.#onData);
+    stream.on('close', this.#onClose);
+  }
+
+  next(): Promise<MySqlPacket> {
+    return new Promise((resolve, reject) => {
+      this.#waiting = (p) => (p instanceof Error ? reject(p) : resolve(p));
+      this.#wake();
+    });
+  }
+
+  /**
+   * Stops reading and puts back what was read past the packets taken (a client's TLS hello sent
+   * right behind its SSLRequest, a first command behind its sign-in): the stream, paused, holds
+   * it for what reads it next (TLS, the relay).
+   */
+  detach(): void {
+    this.#stream.off('data', this.#onData);
+    this.#stream.off('close', this.#onClose);
+    this.#stream.pause();
+    const unread = Buffer.concat([...this.#ready.splice(0).map((p) => packet(p.seq, p.payload)), this.#packets.rest()]);
+    if (unread.length > 0) this.#stream.unshift(unread);
+  }
+
+  #wake(): void {
+    const w = this.#waiting;
+    if (!w) return;
+    const p = this.#ready.shift() ?? this.#error;
+    if (!p) return;
+    this.#waiting = undefined;
+    w(p);
+  }
+}
