@@ -5,6 +5,8 @@
  * yet apply to MySQL, and the session's signed recording read back.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
 import { PolicyGitRepo } from '../harness/policy-git.js';
@@ -59,6 +61,31 @@ function mariadb(args: string[]): Promise<{ code: number; stdout: string; stderr
   });
 }
 
+/** The newest session of `connection` the gateway opened. */
+const lastSession = (connection: string): string =>
+  stack
+    .logs()
+    .filter((l) => l.event === 'tunnel.open' && l.connection === connection)
+    .at(-1)!.session as string;
+
+/** Session `session`'s recording once it ended, as `hoop sessions export --format jsonl` gives it. */
+async function recordingOf(session: string): Promise<Array<Record<string, unknown>>> {
+  const token = await stack.token('alice');
+  return eventually(
+    async () => {
+      const r = await stack.run(['sessions', 'export', session, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+      expect(r.code, r.stderr).toBe(0);
+      const lines = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.some((e) => e.t === 'end')).toBe(true);
+      return lines;
+    },
+    { timeout: 30_000, interval: 200 },
+  );
+}
+
 async function connectMysql(s: HoopStack, name: string) {
   const c = await s.connect(name, await s.token('alice'));
   return { ...c, info: c.info as unknown as { optionFile: string; host: string; port: number; password: string; user: string; database: string; sslCa: string } };
@@ -106,30 +133,50 @@ describe('hoop connect for a mysql connection', () => {
     try {
       const r = await mariadb([`--defaults-extra-file=${c.info.optionFile}`, '-e', "SELECT name FROM items WHERE id = 2; SELECT 'marker-7' AS m"]);
       expect(r).toMatchObject({ code: 0, stderr: '' });
-      const opened = stack.logs().filter((l) => l.event === 'tunnel.open' && l.connection === 'shop');
-      session = opened[opened.length - 1]!.session as string;
+      session = lastSession('shop');
     } finally {
       await c.stop();
     }
-    const token = await stack.token('alice');
-    const events = await eventually(
-      async () => {
-        const r = await stack.run(['sessions', 'export', session, '--format', 'jsonl', '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
-        expect(r.code, r.stderr).toBe(0);
-        const lines = r.stdout
-          .trim()
-          .split('\n')
-          .map((l) => JSON.parse(l) as Record<string, unknown>);
-        expect(lines.some((e) => e.t === 'end')).toBe(true);
-        return lines;
-      },
-      { timeout: 30_000, interval: 200 },
-    );
+    const events = await recordingOf(session);
     expect(events).toContainEqual(expect.objectContaining({ t: 'query', sql: 'SELECT name FROM items WHERE id = 2' }));
     expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['two'] }));
     expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['marker-7'] }));
-    const verify = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: token });
+    const verify = await stack.run(['sessions', 'verify', session, '--gateway', stack.gateway.url, '--ca-file', stack.pki.caFile], { HOOP_TOKEN: await stack.token('alice') });
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+  });
+
+  it('gives the mysql2 driver what the server gives it directly: text and prepared (binary) results, many statements, types', async () => {
+    const c = await connectMysql(stack, 'shop');
+    const viaHoop = { host: c.info.host, port: c.info.port, user: c.info.user, password: c.info.password, database: c.info.database, ssl: { ca: readFileSync(c.info.sslCa) } };
+    const direct = { host: db.host, port: db.port, ...db.users.native, database: 'app' };
+    const setup = await mysql.createConnection({ ...direct, multipleStatements: true });
+    await setup.query(
+      "CREATE TABLE IF NOT EXISTS typed (id int primary key, d decimal(10,2), f double, t datetime(6), b blob, u bigint unsigned, n varchar(10)); REPLACE INTO typed VALUES (1, 12.50, -1.25, '2026-11-27 03:04:05.123456', x'00ff10', 18446744073709551615, NULL)",
+    );
+    await setup.end();
+    const session = async (options: object) => {
+      const conn = await mysql.createConnection({ ...options, multipleStatements: true, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true });
+      try {
+        const [text] = await conn.query('SELECT * FROM typed; SELECT 1 + 1 AS two');
+        const [prepared] = await conn.execute('SELECT * FROM typed WHERE id = ? AND d > ?', [1, 10]);
+        const [changed] = await conn.execute('UPDATE items SET name = ? WHERE id = ?', ['one', 1]);
+        const refused = await conn.query('SELECT * FROM nowhere').catch((e: { code: string; errno: number }) => [e.code, e.errno]);
+        return { text, prepared, changed: (changed as { affectedRows: number }).affectedRows, refused };
+      } finally {
+        await conn.end();
+      }
+    };
+    try {
+      const [got, want] = [await session(viaHoop), await session(direct)];
+      expect(got).toEqual(want);
+      expect((want.prepared as Array<Record<string, unknown>>)[0]).toMatchObject({ d: '12.50', u: '18446744073709551615', t: '2026-11-27 03:04:05.123456' });
+      // The recording reads the binary rows of the prepared statement as the text protocol would say them.
+      const events = await recordingOf(lastSession('shop'));
+      expect(events).toContainEqual(expect.objectContaining({ t: 'parse', sql: 'SELECT * FROM typed WHERE id = ? AND d > ?' }));
+      expect(events).toContainEqual(expect.objectContaining({ t: 'row', values: ['1', '12.50', '-1.25', '2026-11-27 03:04:05.123456', '0x00ff10', '18446744073709551615', null] }));
+    } finally {
+      await c.stop();
+    }
   });
 
   it('refuses every statement, relaying none, while a policy governs the session (MySQL statements are not judged yet)', async () => {

@@ -6,10 +6,11 @@
  *
  * @see ../../../docs/recording-format.md
  */
+import { isUtf8 } from 'node:buffer';
 import type { EventSink, RecordingEvent } from '../../recording/event-line.js';
 import type { RecordEncoder } from '../../recording/thread.js';
 import { Cursor } from '../wire/packets.js';
-import { Command, parseColumnDefinition, parseErr, parseOk, parseTextRow } from '../wire/results.js';
+import { ColumnType, Command, parseBinaryRow, parseColumnDefinition, parseErr, parseOk, parseTextRow, type ColumnDefinition } from '../wire/results.js';
 import { Conversation } from './conversation.js';
 
 /** A packet the client sent (its payload). */
@@ -32,7 +33,7 @@ class MySqlRecordDecoder implements RecordEncoder {
   readonly #sink: EventSink;
   #conversation = new Conversation(0);
   #capabilities = 0;
-  #names: string[] = [];
+  #defs: ColumnDefinition[] = [];
   #rows = 0;
   #columns = 0;
   /** The SQL of a STMT_PREPARE whose answer (its statement id) is due. */
@@ -72,7 +73,7 @@ class MySqlRecordDecoder implements RecordEncoder {
     switch (p.kind) {
       case 'err': {
         const e = parseErr(payload);
-        this.#names = [];
+        this.#defs = [];
         this.#emit({ t: 'error', at, message: `ERROR ${e.code} (${e.sqlState}): ${e.message}` });
         return;
       }
@@ -82,17 +83,17 @@ class MySqlRecordDecoder implements RecordEncoder {
         return;
       }
       case 'column-count':
-        this.#names = [];
+        this.#defs = [];
         this.#rows = 0;
         this.#columns = p.columns;
         return;
       case 'column':
-        if (this.#columns > 0) this.#names.push(parseColumnDefinition(payload).name);
-        if (p.last && this.#columns > 0) this.#emit({ t: 'columns', at, names: this.#names });
+        if (this.#columns > 0) this.#defs.push(parseColumnDefinition(payload));
+        if (p.last && this.#columns > 0) this.#emit({ t: 'columns', at, names: this.#defs.map((d) => d.name) });
         return;
       case 'row':
         this.#rows++;
-        this.#emit({ t: 'row', at, values: p.binary ? ['(binary row)'] : rowValues(payload, this.#names.length) });
+        this.#emit({ t: 'row', at, values: rowValues(payload, this.#defs, p.binary) });
         return;
       case 'rows-end':
         this.#emit({ t: 'complete', at, tag: 'SELECT', rows: this.#rows });
@@ -109,11 +110,34 @@ class MySqlRecordDecoder implements RecordEncoder {
   }
 }
 
-/** A text row's values as text (NULL as null), each cut at {@link VALUE_MAX} bytes. */
-function rowValues(payload: Buffer, columns: number): Array<string | null> {
+/** The `binary` character set: a string column of it holds bytes, not text. */
+const BINARY_CHARSET = 63;
+/** The string and blob types (a number of the binary protocol has the binary character set too). */
+const STRING_TYPES = new Set<number>([
+  ColumnType.VARCHAR,
+  ColumnType.VAR_STRING,
+  ColumnType.STRING,
+  ColumnType.TINY_BLOB,
+  ColumnType.BLOB,
+  ColumnType.MEDIUM_BLOB,
+  ColumnType.LONG_BLOB,
+  ColumnType.GEOMETRY,
+]);
+
+/** One value as text: bytes (a binary string, or text that is not UTF-8) as `0x` and hex, as `mysql --binary-as-hex` shows them. */
+function valueText(v: Buffer, def: ColumnDefinition | undefined): string {
+  const cut = v.length > VALUE_MAX ? v.subarray(0, VALUE_MAX) : v;
+  const more = v.length > VALUE_MAX ? '…' : '';
+  const bytes = (def && def.charset === BINARY_CHARSET && STRING_TYPES.has(def.type)) || !isUtf8(cut);
+  return bytes ? `0x${cut.toString('hex')}${more}` : `${cut.toString('utf8')}${more}`;
+}
+
+/** A row's values as text (NULL as null), each cut at {@link VALUE_MAX} bytes; a row that does not read as its columns says so. */
+function rowValues(payload: Buffer, defs: ColumnDefinition[], binary: boolean): Array<string | null> {
   try {
-    return parseTextRow(payload, columns).map((v) => (v === null ? null : v.length > VALUE_MAX ? `${v.toString('utf8', 0, VALUE_MAX)}…` : v.toString('utf8')));
+    const values = binary ? parseBinaryRow(payload, defs) : parseTextRow(payload, defs.length);
+    return values.map((v, i) => (v === null ? null : valueText(v, defs[i])));
   } catch {
-    return [`(a row of ${new Cursor(payload).left} bytes that does not read as ${columns} values)`];
+    return [`(a row of ${new Cursor(payload).left} bytes that does not read as ${defs.length} values)`];
   }
 }

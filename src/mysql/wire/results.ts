@@ -181,3 +181,105 @@ export function columnCount(payload: Buffer): number {
   if (first === 0xfc && payload.length >= 3) return payload.readUInt16LE(1);
   throw new MySqlProtocolError(`a result set of an impossible column count (0x${first.toString(16)})`);
 }
+
+/** Column types. @see https://dev.mysql.com/doc/dev/mysql-server/latest/field__types_8h.html */
+export const ColumnType = {
+  DECIMAL: 0,
+  TINY: 1,
+  SHORT: 2,
+  LONG: 3,
+  FLOAT: 4,
+  DOUBLE: 5,
+  NULL: 6,
+  TIMESTAMP: 7,
+  LONGLONG: 8,
+  INT24: 9,
+  DATE: 10,
+  TIME: 11,
+  DATETIME: 12,
+  YEAR: 13,
+  NEWDATE: 14,
+  VARCHAR: 15,
+  BIT: 16,
+  JSON: 245,
+  NEWDECIMAL: 246,
+  ENUM: 247,
+  SET: 248,
+  TINY_BLOB: 249,
+  MEDIUM_BLOB: 250,
+  LONG_BLOB: 251,
+  BLOB: 252,
+  VAR_STRING: 253,
+  STRING: 254,
+  GEOMETRY: 255,
+} as const;
+
+/** A column definition's UNSIGNED flag. */
+const UNSIGNED_FLAG = 32;
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+
+/**
+ * A binary-protocol row's values as the text protocol would send them (NULL as null): integers and
+ * floats in decimal, dates and times as `YYYY-MM-DD hh:mm:ss[.ffffff]`, everything else its bytes.
+ *
+ * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_binary_resultset.html
+ */
+export function parseBinaryRow(payload: Buffer, columns: ReadonlyArray<Pick<ColumnDefinition, 'type' | 'flags'>>): Array<Buffer | null> {
+  const c = new Cursor(payload, 1);
+  const bitmap = c.bytes(Math.floor((columns.length + 7 + 2) / 8));
+  return columns.map((col, i) => {
+    const bit = i + 2;
+    if (bitmap[bit >> 3]! & (1 << (bit & 7))) return null;
+    const v = binaryValue(c, col.type, (col.flags & UNSIGNED_FLAG) !== 0);
+    return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+  });
+}
+
+/** One binary value, as text. */
+function binaryValue(c: Cursor, type: number, unsigned: boolean): string | Buffer {
+  switch (type) {
+    case ColumnType.TINY: {
+      const v = c.u8();
+      return String(unsigned || v < 0x80 ? v : v - 0x100);
+    }
+    case ColumnType.SHORT:
+    case ColumnType.YEAR: {
+      const v = c.u16();
+      return String(unsigned || v < 0x8000 ? v : v - 0x10000);
+    }
+    case ColumnType.LONG:
+    case ColumnType.INT24: {
+      const v = c.bytes(4);
+      return String(unsigned ? v.readUInt32LE(0) : v.readInt32LE(0));
+    }
+    case ColumnType.LONGLONG: {
+      const v = c.bytes(8);
+      return String(unsigned ? v.readBigUInt64LE(0) : v.readBigInt64LE(0));
+    }
+    case ColumnType.FLOAT:
+      return String(c.bytes(4).readFloatLE(0));
+    case ColumnType.DOUBLE:
+      return String(c.bytes(8).readDoubleLE(0));
+    case ColumnType.DATE:
+    case ColumnType.DATETIME:
+    case ColumnType.TIMESTAMP:
+    case ColumnType.NEWDATE: {
+      const n = c.u8();
+      const b = c.bytes(n);
+      const date = n >= 4 ? `${pad(b.readUInt16LE(0), 4)}-${pad(b[2]!)}-${pad(b[3]!)}` : '0000-00-00';
+      if (type === ColumnType.DATE || type === ColumnType.NEWDATE) return date;
+      const time = n >= 7 ? `${pad(b[4]!)}:${pad(b[5]!)}:${pad(b[6]!)}` : '00:00:00';
+      return `${date} ${time}${n >= 11 ? `.${pad(b.readUInt32LE(7), 6)}` : ''}`;
+    }
+    case ColumnType.TIME: {
+      const n = c.u8();
+      const b = c.bytes(n);
+      if (n === 0) return '00:00:00';
+      const hours = b.readUInt32LE(1) * 24 + b[5]!;
+      return `${b[0] ? '-' : ''}${pad(hours)}:${pad(b[6]!)}:${pad(b[7]!)}${n >= 12 ? `.${pad(b.readUInt32LE(8), 6)}` : ''}`;
+    }
+    default:
+      return c.lenencBytesOrNull() ?? Buffer.alloc(0);
+  }
+}
