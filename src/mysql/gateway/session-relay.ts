@@ -14,8 +14,7 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  */
 import { randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
 import type { MysqlConnection } from '../../config/connection.js';
 import type { SecretRef } from '../../config/secrets.js';
 import { describeError } from '../../errors.js';
@@ -103,7 +102,7 @@ export class MysqlSessionRelay {
   readonly #counts = { fromClient: 0, toClient: 0 };
   readonly #clientPackets = new PacketReader();
   readonly #serverPackets = new PacketReader();
-  #upstream: Socket | TLSSocket | undefined;
+  #upstream: Duplex | undefined;
   #reason: CloseReason | undefined;
   #detail: string | undefined;
   #resolve: (outcome: SessionOutcome) => void = () => undefined;
@@ -197,7 +196,7 @@ export class MysqlSessionRelay {
   }
 
   /** Signs in upstream asking for exactly what the client agreed to (and what signing in needs). */
-  async #signIn(greeted: MySqlGreeted, hello: HandshakeResponse, agreed: number): Promise<Socket | TLSSocket> {
+  async #signIn(greeted: MySqlGreeted, hello: HandshakeResponse, agreed: number): Promise<Duplex> {
     const { connection, id } = this.#session;
     const password = await this.#o.resolveSecret(connection.password);
     const passed = Object.fromEntries(hello.attributes.filter(([k]) => k === 'program_name' || k === '_client_name' || k === '_client_version'));

@@ -7,8 +7,8 @@
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_connection_phase.html
  * @see https://dev.mysql.com/doc/dev/mysql-server/latest/page_protocol_com_query.html
  */
-import type { Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { CACHING_SHA2_PASSWORD, CachingSha2, NATIVE_PASSWORD, scramble } from './auth.js';
 import { Cap, handshakeResponse, parseGreeting, sslRequest, type Greeting } from './handshake.js';
 import { packet, PacketReader, type MySqlPacket } from './packets.js';
@@ -71,11 +71,11 @@ const UTF8MB4_GENERAL_CI = 45;
 /** A connection whose server has greeted it: what the server offers, before signing in. */
 export class MySqlGreeted {
   readonly greeting: Greeting;
-  readonly #socket: Socket;
+  readonly #socket: Duplex;
   readonly #packets: PacketSource;
   readonly #seq: number;
 
-  private constructor(socket: Socket, packets: PacketSource, greeting: Greeting, seq: number) {
+  private constructor(socket: Duplex, packets: PacketSource, greeting: Greeting, seq: number) {
     this.#socket = socket;
     this.#packets = packets;
     this.greeting = greeting;
@@ -83,7 +83,7 @@ export class MySqlGreeted {
   }
 
   /** Reads the server's greeting on `socket` (connected, nothing read yet); an ERR in its place (too many connections) rejects. */
-  static async read(socket: Socket): Promise<MySqlGreeted> {
+  static async read(socket: Duplex): Promise<MySqlGreeted> {
     const packets = new PacketSource(socket);
     try {
       const first = await packets.next();
@@ -101,7 +101,7 @@ export class MySqlGreeted {
     const g = this.greeting;
     const socket = this.#socket;
     let packets = this.#packets;
-    let stream: Socket | TLSSocket = socket;
+    let stream: Duplex = socket;
     try {
       let caps = ((o.capabilities ?? WANTED) | Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH | (o.database ? Cap.CONNECT_WITH_DB : 0)) & g.capabilities;
       let seq = this.#seq;
@@ -147,11 +147,11 @@ export class MySqlClient {
   readonly greeting: Greeting;
   /** The capabilities both sides agreed on (TLS aside: they shape the command phase). */
   readonly capabilities: number;
-  #socket: Socket | TLSSocket;
+  #socket: Duplex;
   #packets: PacketSource;
 
   /** Made by {@link MySqlGreeted.signIn}. */
-  constructor(socket: Socket | TLSSocket, packets: PacketSource, greeting: Greeting, capabilities: number) {
+  constructor(socket: Duplex, packets: PacketSource, greeting: Greeting, capabilities: number) {
     this.#socket = socket;
     this.#packets = packets;
     this.greeting = greeting;
@@ -159,12 +159,12 @@ export class MySqlClient {
   }
 
   /** Signs in on `socket` (connected, nothing read yet); rejects with a {@link MySqlServerError} when refused. */
-  static async signIn(socket: Socket, o: MySqlSignIn): Promise<MySqlClient> {
+  static async signIn(socket: Duplex, o: MySqlSignIn): Promise<MySqlClient> {
     return (await MySqlGreeted.read(socket)).signIn(o);
   }
 
   /** The connection, no longer read here, for a relay to take over (nothing may be in flight). */
-  release(): Socket | TLSSocket {
+  release(): Duplex {
     this.#packets.detach();
     return this.#socket;
   }
@@ -219,7 +219,7 @@ function expectEof(payload: Buffer): void {
 }
 
 /** Answers the server's auth exchange until it says OK; rejects on ERR or an exchange hoop will not make. */
-async function authenticate(stream: Socket | TLSSocket, packets: PacketSource, password: string, plugin: string, nonce: Buffer, overTls: boolean): Promise<void> {
+async function authenticate(stream: Duplex, packets: PacketSource, password: string, plugin: string, nonce: Buffer, overTls: boolean): Promise<void> {
   for (;;) {
     const p = await packets.next();
     const head = p.payload[0];
@@ -253,7 +253,7 @@ class PacketSource {
   #ready: MySqlPacket[] = [];
   #waiting: { resolve: (p: MySqlPacket) => void; reject: (e: Error) => void } | undefined;
   #error: Error | undefined;
-  readonly #stream: Socket | TLSSocket;
+  readonly #stream: Duplex;
   readonly #onData = (chunk: Buffer): void => {
     try {
       this.#ready.push(...this.#reader.push(chunk));
@@ -266,7 +266,7 @@ class PacketSource {
   readonly #onEnd = (): void => this.#fail(new MySqlProtocolError('the server closed the connection'));
   readonly #onError = (err: Error): void => this.#fail(err);
 
-  constructor(stream: Socket | TLSSocket) {
+  constructor(stream: Duplex) {
     this.#stream = stream;
     stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);

@@ -1,0 +1,123 @@
+/**
+ * A client that bypasses `hoop connect` and speaks MySQL on a tunnel to the gateway itself: what it
+ * may not do (sign in as another user, ask for TLS or another database, send commands hoop does
+ * not relay, break the protocol) is refused by the gateway, the server is unchanged, and the
+ * gateway keeps serving others.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MySqlClient, MySqlGreeted } from '../../src/mysql/wire/client.js';
+import { Cap, sslRequest } from '../../src/mysql/wire/handshake.js';
+import { packet, PacketReader, type MySqlPacket } from '../../src/mysql/wire/packets.js';
+import { parseErr } from '../../src/mysql/wire/results.js';
+import { openTunnel } from '../../src/tunnel/transport.js';
+import { startMariaDb, type MariaServer } from '../harness/mariadb.js';
+import { startStack, type HoopStack } from '../harness/stack.js';
+
+let db: MariaServer;
+let stack: HoopStack;
+
+beforeAll(async () => {
+  db = await startMariaDb();
+  stack = await startStack({
+    env: { MARIA_PASSWORD: db.users.native.password },
+    connections: `  - { name: shop, type: mysql, host: 127.0.0.1, port: ${db.port}, database: app, user: app, password: "\${env:MARIA_PASSWORD}", tls: { mode: require }, allow: { subjects: [alice] } }\n`,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await db?.stop();
+});
+
+/** A raw tunnel to `shop`, as a client that skips the CLI opens it. */
+async function tunnel(): Promise<Duplex> {
+  const { channel } = await openTunnel({
+    gateway: stack.gateway.url,
+    connection: 'shop',
+    token: await stack.token('alice'),
+    sessionId: `raw-${randomBytes(6).toString('hex')}`,
+    clientVersion: 'test',
+    ca: stack.pki.ca,
+  });
+  return channel;
+}
+
+/** Reads packets off `stream` as they come. */
+function packets(stream: Duplex): { next(): Promise<MySqlPacket>; closed: Promise<void> } {
+  const reader = new PacketReader();
+  const ready: MySqlPacket[] = [];
+  let wake: (() => void) | undefined;
+  stream.on('data', (c: Buffer) => {
+    ready.push(...reader.push(c));
+    wake?.();
+  });
+  const closed = new Promise<void>((resolve) => {
+    stream.once('end', () => resolve());
+    stream.once('close', () => resolve());
+  });
+  return {
+    closed,
+    async next() {
+      while (ready.length === 0) await Promise.race([new Promise<void>((r) => (wake = r)), closed.then(() => Promise.reject(new Error('closed')))]);
+      return ready.shift()!;
+    },
+  };
+}
+
+/** A client signed in on a raw tunnel (no password: the tunnel is authenticated) as user `whoever`. */
+async function signedIn(): Promise<MySqlClient> {
+  return (await MySqlGreeted.read(await tunnel())).signIn({ user: 'whoever', password: '', database: 'app' });
+}
+
+describe('a client speaking MySQL to the gateway directly', () => {
+  it('is signed in as the connection user whatever user it names, and COM_CHANGE_USER is refused', async () => {
+    const client = await signedIn();
+    expect(await client.query('SELECT CURRENT_USER()')).toMatchObject([{ rows: [['app@%']] }]);
+    const stream = client.release();
+    const p = packets(stream);
+    stream.write(packet(0, Buffer.concat([Buffer.from([0x11]), Buffer.from('root\0\0app\0', 'latin1')])));
+    expect(parseErr((await p.next()).payload)).toMatchObject({ code: 1227, message: expect.stringContaining('COM_CHANGE_USER') });
+    stream.write(packet(0, Buffer.from([0x99])));
+    expect(parseErr((await p.next()).payload).message).toMatch(/command 0x99 is not one hoop relays/);
+    stream.end();
+  });
+
+  it('is refused TLS on the tunnel, and a database other than the connection one', async () => {
+    const tls = await tunnel();
+    const g = await MySqlGreeted.read(tls);
+    expect(g.greeting.capabilities & Cap.SSL).toBe(0);
+    const raw = g.signIn({ user: 'x', password: '', tls: { rejectUnauthorized: false } });
+    await expect(raw).rejects.toThrow(/does not offer TLS/);
+    const forced = await tunnel();
+    const fp = packets(forced);
+    await fp.next();
+    forced.write(packet(1, sslRequest(Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION, 1 << 24, 45)));
+    expect(parseErr((await fp.next()).payload).message).toMatch(/the tunnel to the gateway is TLS already/);
+    await fp.closed;
+    const other = await MySqlGreeted.read(await tunnel());
+    await expect(other.signIn({ user: 'x', password: '', database: 'mysql' })).rejects.toMatchObject({ code: 1044, message: expect.stringContaining('serves the database app, not mysql') });
+  });
+
+  it('is cut off when it breaks the protocol, and the gateway serves the next client', async () => {
+    const bad = await tunnel();
+    const bp = packets(bad);
+    await bp.next();
+    bad.write(packet(1, Buffer.alloc(40))); // a response without protocol 4.1
+    await bp.closed;
+    const stream = (await signedIn()).release();
+    const p = packets(stream);
+    stream.write(packet(3, Buffer.from('\x03SELECT 1', 'latin1'))); // a command whose sequence is not 0
+    await p.closed;
+    expect(await (await signedIn()).query('SELECT 42')).toMatchObject([{ rows: [['42']] }]);
+  });
+
+  it('cannot make the server read a file of the client with LOAD DATA LOCAL INFILE', async () => {
+    const greeted = await MySqlGreeted.read(await tunnel());
+    expect(greeted.greeting.capabilities & Cap.LOCAL_FILES).toBe(0);
+    const client = await greeted.signIn({ user: 'x', password: '', database: 'app', capabilities: Cap.PROTOCOL_41 | Cap.LOCAL_FILES | Cap.SECURE_CONNECTION });
+    await expect(client.query("LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE items")).rejects.toMatchObject({ code: expect.any(Number) });
+    expect((await db.sql('SELECT count(*) FROM app.items')).trim()).toBe('2');
+  });
+});
